@@ -23,8 +23,6 @@ yet and any release's claim adopts the pool's image, so `settle` holds it at 0 a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -32,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from dispatcher.channel.bots import BotChannels, BotLink
+from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
@@ -44,6 +42,7 @@ from dispatcher.machines.k8s.claims import (
     claim_name,
     claimed_session,
 )
+from dispatcher.machines.k8s.handover import PoolHandover
 from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import (
     LABEL_APP,
@@ -58,18 +57,11 @@ from dispatcher.machines.k8s.pool_bots import PoolIdentity
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
-from dispatcher.machines.recent import Recent
 from dispatcher.outbound.http_client import HttpResponse
 
 CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get, "
                "list and watch pods, get sandboxes")
 MERGE_PATCH = "application/merge-patch+json"
-# How long a start's claim is watched for its binding, to hand an idle pool bot held here its session:
-# the controller binds at once, or after its ~2 s wait for a warm candidate; a claim refused never binds.
-HANDOVER_WATCH_SECONDS = 60.0
-# How long an idle pool bot's pod is watched for its adoption: past any idle bot's life (BOT_MAX_IDLE_SECONDS);
-# the watch ends with the bot's channel anyway.
-IDLE_WATCH_SECONDS = 7 * 86_400.0
 
 log = logging.getLogger("dispatcher.machines.k8s")
 
@@ -86,18 +78,13 @@ class SandboxClaims(K8sMachines):
                                     session_of=claimed_session)
         self.pool_identity = PoolIdentity(self.identity, self.api, namespace=settings.namespace,
                                           pool=settings.warm_pool, read_pod=self.read_pod)
-        self._channels: BotChannels | None = None
-        self._handovers: set[asyncio.Task[None]] = set()
-        self._bound: Recent[str, str] = Recent(1000)  # pod → the session its claim, started here, holds it for
-        self._idle_watches: dict[str, asyncio.Task[None]] = {}  # pod → the watch of an idle pool bot's pod here
+        self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
+                                     pause=settings.poll_seconds, rbac=CLAIM_VERBS, read_pod=self.read_pod)
 
     def watch_channels(self, channels: BotChannels) -> None:
         """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
-        the idle one its claim adopted its session (`_hand_over_when_bound`)."""
-        self._channels = channels
-        channels.identity_only = self.pool_identity
-        channels.idle_listeners.append(self._on_idle_hello)
-        channels.close_listeners.append(self._on_close)
+        the idle one its claim adopted its session (k8s/handover.py)."""
+        self.handover.watch_channels(channels)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)
@@ -130,7 +117,7 @@ class SandboxClaims(K8sMachines):
         response = await self.api.call("POST", self.claims_path, json=body, params=STRICT)
         if response.status_code == 201:
             self._remember(spec.session_id, response.json())
-            self._follow(spec.session_id, response.json())
+            self.handover.follow(spec.session_id, response.json())
             return LaunchResult(claim_machine(response.json()), created=True)
         if response.status_code != 409:
             raise self._failed(response, f"create sandboxclaim {name}")
@@ -143,78 +130,9 @@ class SandboxClaims(K8sMachines):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "
                                 "try again once it is gone", retry_after=5.0)
         self._remember(spec.session_id, existing)
-        self._follow(spec.session_id, existing)
+        self.handover.follow(spec.session_id, existing)
         return LaunchResult(claim_machine(existing), created=made_by(existing, launch_id))
 
-    def _follow(self, session_id: str, claim: dict[str, Any]) -> None:
-        """Watch the start's claim until it is bound, in the background (the start answers meanwhile)."""
-        if self._channels is None or not self._channels.enabled:
-            return
-        version = str((claim.get("metadata") or {}).get("resourceVersion", ""))
-        task = asyncio.create_task(self._hand_over_when_bound(session_id, claim, version),
-                                   name=f"k8s-handover-{session_id}")
-        self._handovers.add(task)
-        task.add_done_callback(self._handovers.discard)
-
-    async def _hand_over_when_bound(self, session_id: str, claim: dict[str, Any], version: str) -> None:
-        """The claim's pod, once bound: its bot, idle on this replica's channel, is handed the session
-        (a warm adoption). Not here yet, its hello will be admitted as the session's (k8s/pool_bots.py)."""
-        name = claim_name(session_id)
-        try:
-            pod = bound_sandbox(claim)
-            if pod is None:
-                loop = asyncio.get_running_loop()
-                watch = ObjectWatch(self.api, self.claims_path, name, _binding(name), pause=self.settings.poll_seconds,
-                                    rbac=CLAIM_VERBS)
-                pod = await watch.until(version or None, loop.time() + HANDOVER_WATCH_SECONDS)
-        except (MachinesError, TimeoutError) as exc:
-            log.info("session %s: its claim was not seen bound (%s); a pool bot is not handed it here", session_id,
-                     getattr(exc, "message", type(exc).__name__))
-            return
-        if not pod:  # gone, or ended, before it was bound
-            return
-        self._bound[pod] = session_id
-        self._hand_over(pod, session_id)
-
-    def _hand_over(self, pod: str, session_id: str) -> None:
-        if self._channels is not None and self._channels.hand_over(pod, session_id) is not None:
-            log.info("session %s: warm pool bot %s handed its session", session_id, pod)
-
-    def _on_idle_hello(self, link: BotLink) -> None:
-        """An idle pool bot whose hello was checked just before its claim bound here: handed now. Any
-        other: its pod watched until a claim adopts it, wherever that claim's start was."""
-        if (session_id := self._bound.get(link.machine_id)) is not None:
-            self._hand_over(link.machine_id, session_id)
-        elif link.machine_id not in self._idle_watches:
-            task = asyncio.create_task(self._hand_over_when_adopted(link.machine_id),
-                                       name=f"k8s-adoption-{link.machine_id}")
-            self._idle_watches[link.machine_id] = task
-            task.add_done_callback(lambda _: self._idle_watches.pop(link.machine_id, None))
-
-    def _on_close(self, link: BotLink) -> None:
-        if link.session_id is None and (task := self._idle_watches.get(link.machine_id)) is not None:
-            task.cancel()  # an idle bot gone: nothing to hand over
-
-    async def _hand_over_when_adopted(self, pod: str) -> None:
-        """An idle pool bot held here, whose claim's start may be at another replica: its pod watched until
-        it carries a session's annotation (the claim's `additionalPodMetadata`), then the session checked
-        against the pod's Sandbox's owner (k8s/pool_bots.py) before the bot is handed it."""
-        loop = asyncio.get_running_loop()
-        watch = ObjectWatch(self.api, self.api.pods_path, pod, _adopted, pause=self.settings.poll_seconds,
-                            rbac=CLAIM_VERBS)
-        try:
-            session_id = await watch.until(None, loop.time() + IDLE_WATCH_SECONDS)
-            read = await self.read_pod(pod) if session_id else None
-            holder = await self.pool_identity.holder(pod, read) if read is not None else None
-        except (MachinesError, TimeoutError) as exc:
-            log.info("pool bot %s: its pod's adoption was not seen (%s)", pod, getattr(exc, "message",
-                                                                                    type(exc).__name__))
-            return
-        if holder == ("session", session_id):
-            self._hand_over(pod, session_id)
-        elif session_id:
-            log.warning("pool bot %s: its pod names session %s but its Sandbox is not that claim's (%s); "
-                        "not handed", pod, session_id, holder)
 
     def _remember(self, session_id: str, claim: dict[str, Any]) -> None:
         """A binding claim as this replica's create or replay answered it: a wait watches from its version."""
@@ -298,10 +216,7 @@ class SandboxClaims(K8sMachines):
             log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
 
     async def aclose(self) -> None:
-        for task in [*self._handovers, *self._idle_watches.values()]:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self._handovers, *self._idle_watches.values(), return_exceptions=True)
+        await self.handover.aclose()
         await super().aclose()
 
     async def scale_pool(self, replicas: int) -> int:
@@ -329,23 +244,3 @@ def _bound(name: str) -> Callable[[str, dict[str, Any] | None], tuple[dict[str, 
         return None
 
     return judge
-
-
-def _binding(name: str) -> Callable[[str, dict[str, Any] | None], str | None]:
-    """A watched claim's judge for the hand-over: its pod once bound; "" once it is gone or ended unbound."""
-
-    def judge(event: str, claim: dict[str, Any] | None) -> str | None:
-        if claim is None or event == "DELETED":
-            return ""
-        if (pod := bound_sandbox(claim)) is not None:
-            return pod
-        return "" if claim_machine(claim).state is not MachineState.STARTING else None
-
-    return judge
-
-
-def _adopted(event: str, pod: dict[str, Any] | None) -> str | None:
-    """A watched idle pool pod's judge: the session a claim's metadata gave it; "" once it is gone."""
-    if pod is None or event == "DELETED":
-        return ""
-    return claimed_session(pod) or None
