@@ -18,7 +18,7 @@ The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with t
 alone (k8s/pool_bots.py). A start watches its claim until bound and hands the bound pod's bot, idle
 here, its session (`BotChannels.hand_over`); a replica holding an idle pool bot watches its pod for a
 claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
-yet and any release's claim adopts the pool's image, so `settle` holds it at 0 at start.
+yet: it is whoever installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
 """
 
 from __future__ import annotations
@@ -194,8 +194,9 @@ class SandboxClaims(K8sMachines):
         return claims
 
     async def settle(self) -> None:
-        """At start: the pool held at 0 (`SettlesAtStart`). Nothing sizes it to the demand, so each warm
-        Sandbox's bot could run billed and idle, and any release's session would adopt the pool's image."""
+        """At start (`SettlesAtStart`): the pool's size, read and reported, left to whoever installed the
+        pool, since each of its Sandboxes' bots is claimed by the starts (the warm path). A pool that is
+        not there, or a refused read, is a warning: every claim would be refused `WarmPoolNotFound`."""
         try:
             response = await self.api.call("GET", f"{self.pool_path}/scale")
             if response.status_code == 404:
@@ -206,14 +207,11 @@ class SandboxClaims(K8sMachines):
             if response.status_code != 200:
                 raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
             replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
-            if replicas > 0:
-                await self.scale_pool(0)
-                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: the reserve's planner does not size "
-                            "it yet (docs/kubernetes.md, the warm path), so each warm Sandbox could run billed and "
-                            "idle; scale it after the start to keep some warm",
-                            self.settings.warm_pool, replicas)
+            log.info("sandboxwarmpool %s keeps %d Sandbox(es) warm; its size is yours (`kubectl scale "
+                     "sandboxwarmpool/%s --replicas=N`): the dispatcher claims them and does not size the pool",
+                     self.settings.warm_pool, replicas, self.settings.warm_pool)
         except MachinesError as exc:
-            log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
+            log.warning("sandboxwarmpool %s could not be read: %s", self.settings.warm_pool, exc.message)
 
     async def aclose(self) -> None:
         await self.handover.aclose()

@@ -79,20 +79,17 @@ def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(
     assert fake_k8s_sandbox.claims == {} and fake_k8s_sandbox.pods == {}
 
 
-def test_the_dispatcher_holds_a_pool_sized_above_zero_at_zero_from_its_start(
+def test_the_dispatcher_leaves_the_pools_size_to_whoever_installed_it(
         tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
-    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox, billed, never claimed
-    assert fake.warm_pools[POOL]["spec"]["replicas"] == 1
+    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox, for a start to claim
     started = dispatcher(tmp_path, fake, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
     running = next(started)
     try:
         api = SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
-        warning = f"sandboxwarmpool {POOL} scaled from 1 to 0"
-        api.wait_for("the pool held at 0", lambda: fake.warm_pools[POOL]["spec"]["replicas"] == 0)
-        api.wait_for("its warm Sandbox gone", lambda: not fake.warm(POOL))
-        api.wait_for("the warning", lambda: warning in running.log())
-        assert running.log().count(warning) == 1 and "billed" in running.log()
+        api.wait_for("the pool's size reported", lambda: f"sandboxwarmpool {POOL} keeps 1 Sandbox(es) warm"
+                     in running.log())
+        assert fake.warm_pools[POOL]["spec"]["replicas"] == 1 and not fake.calls_to("PATCH", "/scale")
     finally:
         started.close()
 
