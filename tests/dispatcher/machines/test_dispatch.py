@@ -22,6 +22,7 @@ from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.machines.harness import Harness
 from tests.fakes.daily import FakeDaily
+from tests.fakes.k8s_sandbox import FakeAgentSandbox
 from tests.fakes.server import Hold
 
 KEY = "dispatch-test-key-0123456789"
@@ -202,7 +203,11 @@ async def test_a_start_stopped_half_way_asks_for_a_new_key_and_a_retry_launches_
     assert len(live) <= 1  # never two machines for one key
     if harness.name == "gce" or (harness.name == "aci" and replayed.status_code == 201):
         assert replayed.status_code == 201  # the stopped VM or group was deleted, its name is free: it starts afresh
-    elif harness.name == "k8s":  # the pod, never bound to a node, was deleted at once: its name is free
+    elif isinstance(harness.fake, FakeAgentSandbox) and replayed.status_code == 200:
+        # The claim is deleted in the foreground: until its Sandbox and pod are gone it is still there,
+        # being deleted, and the retry replays the ended session, launching nothing.
+        assert replayed.json()["status"] in ("ended", "failed") and len(harness.launched() - before) == 1
+    elif harness.name == "k8s":  # the pod (or the claim) is gone: its name is free, the retry starts afresh
         assert replayed.status_code == 201
     elif harness.name == "aci":  # its group is still Deleting: the retry replays the ended session
         assert replayed.status_code == 200 and replayed.json()["status"] == "ended"
