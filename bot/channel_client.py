@@ -74,8 +74,7 @@ class BotChannel:
         try:
             self._ws = await connect(
                 self._url,
-                # No credential (a Kubernetes warm pool's pod): the hello's identity token alone.
-                additional_headers={"Authorization": f"Bearer {self._token}"} if self._token else {},
+                additional_headers={"Authorization": f"Bearer {self._token}"},
                 open_timeout=timeout,
                 proxy=None,  # the dispatcher is reached directly (loopback, VPC, private network)
                 compression=None,  # small JSON frames: deflate costs more than it saves

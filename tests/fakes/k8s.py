@@ -279,8 +279,7 @@ class FakeKubernetes(FakeApi):
 
     def _start(self, name: str) -> None:
         assert self.launcher is not None
-        # The container runtime's HOSTNAME: the pod's name (a pool's bot says it in its hello).
-        process = self.launcher(name, {**self.envs[name], **self.mounted_token(name), "HOSTNAME": name})
+        process = self.launcher(name, {**self.envs[name], **self.mounted_token(name)})
         with self._pods_lock:
             self.processes[name] = process
             self.set_phase(name, "Running")
