@@ -55,11 +55,9 @@ class ProtobufClient:
         return audio
 
     async def reply(self, timeout: float) -> bytes:
-        """The bot's audio from the user's turn on, to the end of the bot's next speech. Pipecat sends
-        the greeting's `bot-stopped-speaking` 3 s after that short tone (its output's fallback), inside
-        the user's turn, so only a stop after a `bot-started-speaking` ends the reply; audio that
-        arrives before its `bot-started-speaking` is kept (the event is sent beside the audio, not
-        before it). No `user-stopped-speaking` is needed: the echo is the claim, not the event."""
+        """The bot's audio from the user's turn on, to the stop after the reply's `bot-started-speaking`
+        (the greeting's own stop comes 3 s late, inside the turn). The echo is the claim, so no
+        `user-stopped-speaking` is awaited (docs/testing.md, A busy machine)."""
         await self._until("user-started-speaking", timeout)
         audio, speaking = b"", False
         while True:

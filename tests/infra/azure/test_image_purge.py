@@ -21,8 +21,6 @@ from tests.docs.markdown import blocks
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "pulumi.md"
 REGISTRY = "vfprodacr"
-OLD = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-NEW = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 FAKE_AZ = '''
 import json, os, sys
@@ -103,19 +101,25 @@ def purge(tmp_path: Path, scenario: dict[str, Any]) -> subprocess.CompletedProce
                           timeout=120, check=False)
 
 
+def ago(delta: timedelta) -> str:
+    """An ACR `lastUpdateTime`, from now: read as the purge runs, so a late-running test keeps its ages."""
+    return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def registry() -> dict[str, Any]:
     """A release kept by the stack, one a container group still runs, one superseded, and a new one."""
+    old, new = ago(timedelta(days=3)), ago(timedelta(minutes=5))  # beyond and within the script's horizon
     bot = {
-        digest("kept"): manifest(OLD, "kept-amd64", "kept-attestation"),
-        digest("kept-amd64"): manifest(OLD), digest("kept-attestation"): manifest(OLD),
-        digest("kept-rev"): manifest(OLD, "kept-amd64", "kept-attestation", tags=("rev-aaaa",)),
-        digest("running"): manifest(OLD, "running-amd64"), digest("running-amd64"): manifest(OLD),
-        digest("gone"): manifest(OLD, "gone-amd64", "gone-attestation"),
-        digest("gone-amd64"): manifest(OLD), digest("gone-attestation"): manifest(OLD),
-        digest("gone-rev"): manifest(OLD, "gone-amd64", "gone-attestation", tags=("rev-bbbb",)),
-        digest("new"): manifest(NEW, "new-amd64", tags=("latest",)), digest("new-amd64"): manifest(NEW),
-        digest("cache"): manifest(NEW, tags=("buildcache",)), digest("old-cache"): manifest(OLD),
-        digest("pushed-just-now"): manifest(NEW),
+        digest("kept"): manifest(old, "kept-amd64", "kept-attestation"),
+        digest("kept-amd64"): manifest(old), digest("kept-attestation"): manifest(old),
+        digest("kept-rev"): manifest(old, "kept-amd64", "kept-attestation", tags=("rev-aaaa",)),
+        digest("running"): manifest(old, "running-amd64"), digest("running-amd64"): manifest(old),
+        digest("gone"): manifest(old, "gone-amd64", "gone-attestation"),
+        digest("gone-amd64"): manifest(old), digest("gone-attestation"): manifest(old),
+        digest("gone-rev"): manifest(old, "gone-amd64", "gone-attestation", tags=("rev-bbbb",)),
+        digest("new"): manifest(new, "new-amd64", tags=("latest",)), digest("new-amd64"): manifest(new),
+        digest("cache"): manifest(new, tags=("buildcache",)), digest("old-cache"): manifest(old),
+        digest("pushed-just-now"): manifest(new),
     }
     image = f"{REGISTRY}.azurecr.io/bot@"
     return {

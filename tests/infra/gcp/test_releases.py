@@ -258,7 +258,9 @@ def test_a_release_name_naming_another_build_is_refused() -> None:
 def test_an_unreadable_memory_is_refused_not_forgotten() -> None:
     """Forgetting it would drop every kept release, and the sessions pinned to them, at once."""
     assert parse(None) == Builds()  # the first `up`, or the first after a destroy
-    for broken in ({"listed": [{"name": "x"}]}, "r-1", {"listed": [build({"bot": OLD_BOT}, created="yesterday")]}):
+    for broken in ({"listed": [{"name": "x"}]}, "r-1", {"listed": [build({"bot": OLD_BOT}, created="yesterday")]},
+                   {"listed": [{**build({"bot": OLD_BOT}), "livesSeconds": 1.5}]},
+                   {"listed": [build({"bot": OLD_BOT})], "longestBotSeconds": "an hour"}):
         with pytest.raises(SettingsError, match="releaseBuilds"):
             parse(broken)
 
