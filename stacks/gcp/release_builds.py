@@ -93,8 +93,11 @@ def parse(recorded: object) -> Builds:
             return Build(str(raw["name"]), str(raw["created"]), {str(k): str(v) for k, v in raw["images"].items()},
                          str(retired) if retired is not None else None, seconds(raw.get("livesSeconds")))
 
-        return Builds(tuple(build(raw) for raw in recorded.get("listed") or ()),
-                      tuple(build(raw) for raw in recorded.get("retiring") or ()), str(recorded.get("current") or ""),
+        retiring = tuple(build(raw) for raw in recorded.get("retiring") or ())
+        if any(b.retired is None for b in retiring):  # it would be dropped at once (`unexpired`)
+            raise ValueError("a retiring build without its `retired` time")
+        return Builds(tuple(build(raw) for raw in recorded.get("listed") or ()), retiring,
+                      str(recorded.get("current") or ""),
                       seconds(recorded.get("longestBotSeconds")))
     except (AssertionError, ValueError, TypeError, KeyError, AttributeError):
         raise SettingsError(f"The stack's own `{BUILDS_OUTPUT}` output is not a list of release builds "

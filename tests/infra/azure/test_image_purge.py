@@ -147,7 +147,22 @@ def test_the_purge_offers_a_superseded_build_with_its_parts_and_its_revision_ind
 
 
 def test_a_registry_that_cannot_be_read_stops_the_purge_instead_of_offering_everything(tmp_path: Path) -> None:
-    broken = {**registry(), "unreadable": [digest("kept")]}
-    done = purge(tmp_path, broken)  # the kept build's parts cannot be read, so they cannot be kept
-    assert done.returncode != 0 and "throttling" in done.stderr
-    assert not (tmp_path / "purge.txt").read_text().strip()
+    for unreadable in ("kept", "kept-rev", "gone-rev"):  # a kept build's parts, or a revision index's
+        done = purge(tmp_path, {**registry(), "unreadable": [digest(unreadable)]})
+        assert done.returncode != 0 and "throttling" in done.stderr, unreadable
+        assert not (tmp_path / "purge.txt").exists(), unreadable
+
+
+def test_a_revision_tag_on_a_build_itself_keeps_it(tmp_path: Path) -> None:
+    """A single-manifest build carries its revision tag itself: it has no parts to judge it by."""
+    scenario = registry()
+    bot = scenario["repositories"]["bot"]
+    bot[digest("single-gone")] = manifest(bot[digest("gone")]["updated"], tags=("rev-cccc",))
+    bot[digest("single-kept")] = manifest(bot[digest("gone")]["updated"], tags=("rev-dddd",))
+    scenario["releases"]["releases"].append({"name": "r-single", "images": {
+        "*": f"{REGISTRY}.azurecr.io/bot@{digest('single-kept')}"}})
+    done = purge(tmp_path, scenario)
+    assert done.returncode == 0, done.stderr
+    offered = (tmp_path / "purge.txt").read_text().split()
+    assert f"bot@{digest('single-gone')}" not in offered and f"bot@{digest('single-kept')}" not in offered
+    assert f"bot@{digest('gone-rev')}" in offered

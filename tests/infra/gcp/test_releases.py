@@ -260,7 +260,8 @@ def test_an_unreadable_memory_is_refused_not_forgotten() -> None:
     assert parse(None) == Builds()  # the first `up`, or the first after a destroy
     for broken in ({"listed": [{"name": "x"}]}, "r-1", {"listed": [build({"bot": OLD_BOT}, created="yesterday")]},
                    {"listed": [{**build({"bot": OLD_BOT}), "livesSeconds": 1.5}]},
-                   {"listed": [build({"bot": OLD_BOT})], "longestBotSeconds": "an hour"}):
+                   {"listed": [build({"bot": OLD_BOT})], "longestBotSeconds": "an hour"},
+                   {"listed": [build({"bot": OLD_BOT})], "retiring": [build({"bot": OLDER_BOT})]}):
         with pytest.raises(SettingsError, match="releaseBuilds"):
             parse(broken)
 
