@@ -74,7 +74,8 @@ class BotChannel:
         try:
             self._ws = await connect(
                 self._url,
-                additional_headers={"Authorization": f"Bearer {self._token}"},
+                # No credential (a Kubernetes warm pool's pod): the hello's identity token alone.
+                additional_headers={"Authorization": f"Bearer {self._token}"} if self._token else {},
                 open_timeout=timeout,
                 proxy=None,  # the dispatcher is reached directly (loopback, VPC, private network)
                 compression=None,  # small JSON frames: deflate costs more than it saves

@@ -46,6 +46,7 @@ from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
     CLOUD_RUN_EXECUTION_VARIABLE,
     FIRST_DIAL_DELAYS_SECONDS,
+    IDENTITY_VARIABLE,
     IMAGE_VARIABLE,
     MACHINE_ID_VARIABLE,
     METHOD_ASSIGN,
@@ -67,9 +68,12 @@ SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
-    """(machine id, image) for the hello: the provider's own id where it gives one."""
+    """(machine id, image) for the hello: the provider's own id where it gives one. A Kubernetes pod's
+    is its name, its containers' hostname (`HOSTNAME`, as the container runtime sets it): a warm pool's
+    bot has no other id (docs/kubernetes.md, "The warm path")."""
+    pod = env.get("HOSTNAME") if env.get(IDENTITY_VARIABLE) == "k8s" else None
     machine_id = (env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or env.get(CLOUD_RUN_EXECUTION_VARIABLE)
-                  or socket.gethostname())
+                  or pod or socket.gethostname())
     return machine_id, env.get(IMAGE_VARIABLE) or "dev"
 
 

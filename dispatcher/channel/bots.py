@@ -37,7 +37,7 @@ from botchannel.contract import (
 )
 from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
-from dispatcher.channel.identity import MachineIdentity
+from dispatcher.channel.identity import IdentityOnly, MachineIdentity
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_format import SESSION_ID
 from dispatcher.observability.log_text import shown
@@ -137,6 +137,8 @@ class BotChannels:
     ) -> None:
         self.credentials = credentials  # None: no channel (a cloud deployment without BOT_CHANNEL_TOKEN)
         self.identity = identity  # the machines provider's check that a hello comes from its machine
+        # Set by a provider whose bots dial with their identity alone (Kubernetes agent-sandbox's pool).
+        self.identity_only: IdentityOnly | None = None
         self.max_connections = max_connections
         self.connections = 0  # open channel sockets, counted by the route
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
@@ -149,6 +151,7 @@ class BotChannels:
         self.close_listeners: list[CloseListener] = []
         self.unbind_listeners: list[UnbindListener] = []  # a claim failed: the bot serves not that session
         self.welcome_listeners: list[CloseListener] = []  # a hello was welcomed: the bot takes requests now
+        self.handover_listeners: list[CloseListener] = []  # an idle bot was handed its session (`hand_over`)
 
     @property
     def enabled(self) -> bool:
@@ -161,10 +164,16 @@ class BotChannels:
             return None
         return self.credentials.verify(presented)
 
+    def admits_identity_only(self, authorization: str | None) -> bool:
+        """No credential at all, where the provider's bots dial with their identity alone: the hello's
+        identity decides (`serve` with no grant). A credential presented is never passed over."""
+        return self.credentials is not None and self.identity_only is not None and authorization is None
+
     # --- connected bots -------------------------------------------------------------------
 
-    async def serve(self, socket: Socket, grant: BotGrant) -> None:
-        """Runs one (authorized, accepted) bot connection until it closes."""
+    async def serve(self, socket: Socket, grant: BotGrant | None) -> None:
+        """Runs one (authorized, accepted) bot connection until it closes; with no grant (no
+        credential: `admits_identity_only`), the hello's identity is its grant."""
         try:
             hello = parse_frame(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_SECONDS))
         except (TimeoutError, ProtocolError, OSError, RuntimeError) as exc:
@@ -175,9 +184,20 @@ class BotChannels:
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
             return
-        # The machine's identity first: a hello from elsewhere must not spend an idle credential's
-        # one use, nor become a session's first (and so only) bot.
-        refused = await self.identity.refusal(grant, hello) or await self.rules.refusal(grant, hello)
+        if grant is None:
+            granted = await self._identity_grant(hello)
+            if isinstance(granted, str):
+                log.warning("bot %s refused: %s", shown(hello.machine_id), shown(granted))
+                return
+            grant = granted
+            if grant.kind == "session" and hello.session_id is None:
+                # A pool bot whose pod a session's claim holds: that session's bot (its values follow).
+                hello = replace(hello, session_id=grant.subject)
+            refused = await self.rules.refusal(grant, hello)
+        else:
+            # The machine's identity first: a hello from elsewhere must not spend an idle credential's
+            # one use, nor become a session's first (and so only) bot.
+            refused = await self.identity.refusal(grant, hello) or await self.rules.refusal(grant, hello)
         if refused is not None:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
@@ -194,6 +214,11 @@ class BotChannels:
             await self._read(link)
         finally:
             await self._unregister(link)
+
+    async def _identity_grant(self, hello: Hello) -> BotGrant | str:
+        if self.identity_only is None:  # `admits_identity_only` let no such socket in
+            return "no credential"
+        return await self.identity_only.grant(hello)
 
     async def _read(self, link: BotLink) -> None:
         while True:
@@ -277,6 +302,18 @@ class BotChannels:
         self.rules.own(session_id, link.machine_id, live=self._by_session)
         for listener in self.session_listeners:
             listener(link)
+
+    def hand_over(self, machine_id: str, session_id: str) -> BotLink | None:
+        """The idle bot `machine_id`, held here, now serves `session_id`, which its provider gave its
+        machine (a claim adopted its pod): off the pool (synchronously: never handed twice), bound, and
+        the session's values sent (`handover_listeners`). None: it is not idle here."""
+        link = self.take_idle(lambda candidate: candidate.machine_id == machine_id)
+        if link is None:
+            return None
+        self.bind(link, session_id)
+        for listener in self.handover_listeners:
+            listener(link)
+        return link
 
     def unbind(self, link: BotLink, session_id: str) -> None:
         """The bot refused or never answered the assignment: it routes nothing for the session."""

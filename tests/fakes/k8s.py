@@ -279,7 +279,8 @@ class FakeKubernetes(FakeApi):
 
     def _start(self, name: str) -> None:
         assert self.launcher is not None
-        process = self.launcher(name, {**self.envs[name], **self.mounted_token(name)})
+        # The container runtime's HOSTNAME: the pod's name (a pool's bot says it in its hello).
+        process = self.launcher(name, {**self.envs[name], **self.mounted_token(name), "HOSTNAME": name})
         with self._pods_lock:
             self.processes[name] = process
             self.set_phase(name, "Running")

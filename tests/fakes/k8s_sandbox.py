@@ -70,6 +70,8 @@ POOL = "voicefleet-bot"  # the pool the dispatcher is configured with (K8S_WARM_
 RESYNC_SECONDS = 0.05
 LAUNCH_TYPE, CLAIM_UID = "agents.x-k8s.io/launch-type", "agents.x-k8s.io/claim-uid"
 SANDBOX_NAME = "agents.x-k8s.io/sandbox-name"
+WARM_POOL_LABEL = "agents.x-k8s.io/warm-pool-sandbox"  # api/v1beta1/sandbox_types.go, SandboxWarmPoolLabel
+WARM_GRACE_SECONDS = 2.0  # sandboxclaim_controller.go, warmCandidateGracePeriod
 BOT_ENV_NOTE = "voicefleet.io/bot-env"
 DEFAULT_LABEL_DOMAINS = ("sandbox.users.io",)  # the controller's fallback with no allowlist file
 RESTRICTED_DOMAINS = ("kubernetes.io", "k8s.io", "agents.x-k8s.io")
@@ -135,6 +137,14 @@ def schema_problems(body: dict[str, Any], schema: dict[str, Any]) -> tuple[list[
     return unknown, invalid
 
 
+def name_hash(name: str) -> str:
+    """The controller's `NameHash` (controllers/sandbox_controller.go): FNV-1a 32, eight hex digits."""
+    h = 0x811C9DC5
+    for byte in name.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
 def _within(domain: str, domains: tuple[str, ...]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
@@ -176,7 +186,8 @@ class FakeAgentSandbox(FakeKubernetes):
         self.templates: dict[str, dict[str, Any]] = {}  # pool → its template's pod spec
         self.template_labels: dict[str, dict[str, str]] = {}  # pool → its template's pod labels
         self.allowed_label_domains: tuple[str, ...] = ()  # the controller's allowlist file; empty: its default
-        self.sandboxes: dict[str, dict[str, str]] = {}  # name → {"pool", "claim" ("" while warm)}
+        # name → {"pool", "claim" ("" while warm), "uid", "owner": its controller's ownerReference}
+        self.sandboxes: dict[str, dict[str, Any]] = {}
         self.claim_quota: int | None = None
         self.claims_created: list[str] = []  # every claim name ever created
         self.expiring = True  # False: the controller has not yet acted on an expired claim (a test's window)
@@ -199,6 +210,7 @@ class FakeAgentSandbox(FakeKubernetes):
                 Route(base + "/sandboxclaims/{name}", self.get_claim, methods=["GET"]),
                 Route(base + "/sandboxclaims/{name}", self.delete_claim, methods=["DELETE"]),
                 Route(base + "/sandboxwarmpools/{name}", self.get_pool, methods=["GET"]),
+                Route(base + "/sandboxes/{name}", self.get_sandbox, methods=["GET"]),
                 Route(base + "/sandboxwarmpools/{name}/scale", self.get_scale, methods=["GET"]),
                 Route(base + "/sandboxwarmpools/{name}/scale", self.patch_scale, methods=["PATCH"])]
 
@@ -298,6 +310,23 @@ class FakeAgentSandbox(FakeKubernetes):
             answer = copy.deepcopy(claim)
         self._wake.set()
         return JSONResponse(answer, status_code=201, headers=headers)
+
+    async def get_sandbox(self, request: Request) -> Response:
+        """A Sandbox (`agents.x-k8s.io`): its labels and its controller's ownerReference, the pool's
+        while warm, its claim's once adopted (sandboxclaim_controller.go, `completeAdoption`)."""
+        if (missing := self._served(request, CORE_GROUP)) is not None:
+            return missing
+        name = request.path_params["name"]
+        with self._pods_lock:
+            if name not in self.sandboxes:
+                return status(404, "NotFound", f'sandboxes.{CORE_GROUP} "{name}" not found')
+            record = self.sandboxes[name]
+            labels = {LAUNCH_TYPE: record["launch"]}
+            if not record["claim"]:
+                labels[WARM_POOL_LABEL] = name_hash(record["pool"])
+            return JSONResponse({"apiVersion": f"{CORE_GROUP}/{request.path_params['version']}", "kind": "Sandbox",
+                                 "metadata": {"name": name, "namespace": NAMESPACE, "uid": record["uid"],
+                                              "labels": labels, "ownerReferences": [dict(record["owner"])]}})
 
     async def get_claim(self, request: Request) -> Response:
         if (missing := self._served(request)) is not None:
@@ -409,8 +438,9 @@ class FakeAgentSandbox(FakeKubernetes):
         wanted = pool["spec"].get("replicas", 1)
         for _ in range(wanted - len(warm)):
             sandbox = f"{name}-{next(self._names):05d}"
-            self.sandboxes[sandbox] = {"pool": name, "claim": ""}
-            self._add_pod(sandbox, self.templates[name], {**self.template_labels[name], LAUNCH_TYPE: "warm"}, {})
+            self._new_sandbox(sandbox, name, "", _owner("SandboxWarmPool", pool))
+            self._add_pod(sandbox, self.templates[name], {**self.template_labels[name], LAUNCH_TYPE: "warm",
+                                                          WARM_POOL_LABEL: name_hash(name)}, {})
         for sandbox in sorted(warm)[wanted:]:
             self._delete_sandbox(sandbox)
         pool["status"] = {"replicas": min(len(warm), wanted) if wanted < len(warm) else len(self.warm(name)),
@@ -422,11 +452,19 @@ class FakeAgentSandbox(FakeKubernetes):
         return (self.pods.get(pod) or {}).get("status", {}).get("phase") == "Running" and \
             not self.pods[pod]["metadata"].get("deletionTimestamp")
 
+    def _new_sandbox(self, name: str, pool: str, claim: str, owner: dict[str, Any]) -> None:
+        self.sandboxes[name] = {"pool": pool, "claim": claim, "uid": str(uuid.uuid4()), "owner": owner,
+                                "launch": "cold" if claim else "warm"}
+
     def _add_pod(self, name: str, spec: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]) -> None:
-        """The Sandbox's pod, from its template, as the pods fake creates one (token, process)."""
+        """The Sandbox's pod, from its template, as the pods fake creates one (token, process), named after
+        its Sandbox and controlled by it (sandbox_controller.go: `SetControllerReference(sandbox, pod)`)."""
         metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
                                     "creationTimestamp": _now(), "annotations": annotations,
-                                    "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels}}
+                                    "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels},
+                                    "ownerReferences": [{"apiVersion": f"{CORE_GROUP}/v1beta1", "kind": "Sandbox",
+                                                         "name": name, "uid": self.sandboxes[name]["uid"],
+                                                         "controller": True, "blockOwnerDeletion": True}]}
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": without_empty_maps(metadata), "spec": copy.deepcopy(spec),
                "status": {"phase": "Pending"}}
         self._bump(pod, "ADDED")
@@ -495,9 +533,16 @@ class FakeAgentSandbox(FakeKubernetes):
         labels, notes = dict(extra.get("labels") or {}), dict(extra.get("annotations") or {})
         labels[CLAIM_UID] = claim["metadata"]["uid"]
         ready = [s for s in sorted(self.warm(pool)) if self._running(s)]
+        # Warm candidates without a pod IP (here: not running yet) are waited for until the claim is
+        # WARM_GRACE_SECONDS old (its creationTimestamp, whole seconds), then the claim goes cold.
+        pending = [s for s in self.warm(pool) if s not in ready]
+        age = datetime.datetime.now(datetime.UTC).timestamp() - _epoch(claim["metadata"]["creationTimestamp"])
+        if not ready and pending and age < WARM_GRACE_SECONDS:
+            return
         if ready:
             sandbox = ready[0]
-            self.sandboxes[sandbox]["claim"] = name
+            # The owner moves from the pool to the claim in one update of the Sandbox.
+            self.sandboxes[sandbox].update(claim=name, owner=_owner("SandboxClaim", claim))
             pod = self.pods[sandbox]["metadata"]
             pod["labels"] = {**pod["labels"], **labels}
             pod["annotations"] = {**(pod.get("annotations") or {}), **notes}
@@ -506,7 +551,7 @@ class FakeAgentSandbox(FakeKubernetes):
             self._refill(pool, self.warm_pools[pool])
         else:  # no warm Sandbox ready: a cold one, named after the claim
             sandbox = name
-            self.sandboxes[sandbox] = {"pool": pool, "claim": name}
+            self._new_sandbox(sandbox, pool, name, _owner("SandboxClaim", claim))
             self._add_pod(sandbox, self.templates[pool], {**self.template_labels[pool], LAUNCH_TYPE: "cold", **labels},
                           notes)
         claim["status"]["sandbox"] = {"name": sandbox, "podIPs": ["10.0.0.1"]}
@@ -545,3 +590,9 @@ class FakeAgentSandbox(FakeKubernetes):
         else:
             self._drop(claim["metadata"]["name"])
             self._release(claim)
+
+
+def _owner(kind: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """A controller's ownerReference (`ctrl.SetControllerReference`) to a pool or a claim."""
+    return {"apiVersion": f"{GROUP}/v1beta1", "kind": kind, "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}

@@ -4,9 +4,12 @@
     /bots/media/{session_id}     a phone call's media, with the one-time secret its bot was sent
 
 A wrong, expired or missing channel credential is refused before the handshake completes (HTTP 403),
-so nothing but a bot the dispatcher launched ever gets a frame; past the hello, a bot reaches
-only what its credential was issued for (dispatcher/channel/bots.py). The API keys do not open it,
-and a bot's credential opens nothing else. Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
+so nothing but a bot the dispatcher launched ever gets a frame. One exception: where the provider's
+bots dial with their identity alone (a Kubernetes agent-sandbox pool's), a socket with no credential
+at all is let through and its hello's identity decides (dispatcher/channel/identity.py,
+`IdentityOnly`). Past the hello, a bot reaches only what its credential was issued for
+(dispatcher/channel/bots.py). The API keys do not open it, and a bot's credential opens nothing else.
+Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
 Replicas reach each other's bots through their shared store (dispatcher/channel/remote.py), never
 over a route of their own: nothing but these sockets and the API listens.
 
@@ -37,8 +40,10 @@ router = APIRouter()
 @router.websocket(CHANNEL_PATH)
 async def bot_channel(websocket: WebSocket) -> None:
     channels: BotChannels = app_state(websocket).channels
-    grant = channels.authorized(websocket.headers.get("authorization"))
-    if grant is None or channels.connections >= channels.max_connections:
+    authorization = websocket.headers.get("authorization")
+    grant = channels.authorized(authorization)
+    if (grant is None and not channels.admits_identity_only(authorization)) or \
+            channels.connections >= channels.max_connections:
         await websocket.close(code=1008)  # before accept(): the handshake is answered 403
         return
     channels.connections += 1

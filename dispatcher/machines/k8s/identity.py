@@ -44,7 +44,7 @@ class PodIdentity:
     def pod_for(grant: BotGrant) -> str:
         return idle_pod_name(grant.subject) if grant.kind == "idle" else session_pod_name(grant.subject)
 
-    async def _reviewed(self, token: str) -> dict[str, Any] | str:
+    async def reviewed(self, token: str) -> dict[str, Any] | str:
         """The review's `status.user`, or why the token is refused."""
         try:
             response = await self._review(token)
@@ -66,7 +66,7 @@ class PodIdentity:
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if not hello.identity:
             return "the hello carries no identity token (the pod's projected token: BOT_IDENTITY=k8s)"
-        user = await self._reviewed(hello.identity)
+        user = await self.reviewed(hello.identity)
         if isinstance(user, str):
             return user
         try:

@@ -1,0 +1,119 @@
+"""The agent-sandbox pool's bots: admitted on their pod's identity alone, and whose they are.
+
+A SandboxWarmPool's pods come from its SandboxTemplate, one spec for all, so they hold no credential
+of their own: only the channel's URL and `BOT_IDENTITY=k8s` (docs/kubernetes.md, "The warm path").
+Such a bot's hello carries its pod's projected token and nothing else. It is admitted only when the
+TokenReview authenticates the bots' ServiceAccount for voicefleet's audience (k8s/identity.py, as any
+pod's hello), the token names this pod and this pod's uid, the pod is active, and the pod's Sandbox
+(its controller, named as the pod: new Sandboxes name their pod after themselves) is controlled by:
+
+- the SandboxWarmPool K8S_WARM_POOL: an idle bot, whose id is its pod's name;
+- a SandboxClaim `vf-<session id>`: session's bot (its claim adopted it, or created it cold).
+
+Anything else (another pool, a Sandbox of someone else's, a bare pod of the same ServiceAccount) is
+refused. The Sandbox's owner is the authority because adoption moves it from the pool to the claim in
+one write (`completeAdoption`: `OwnerReferences = nil` then `SetControllerReference(claim, …)`), while
+the pod's labels follow later, when the Sandbox controller syncs them (kubernetes-sigs/agent-sandbox
+extensions/controllers/sandboxclaim_controller.go; the pool's `buildSandboxCR` sets the pool as the
+controller of each Sandbox it makes, controllers/sandbox_controller.go the Sandbox of its pod).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant, Kind
+from dispatcher.machines.base import MachinesError
+from dispatcher.machines.k8s.api import KubeApi
+from dispatcher.machines.k8s.claims import GROUP_VERSION
+from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
+from dispatcher.machines.k8s.pods import NAME_PREFIX, to_machine
+
+SANDBOX_GROUP = "agents.x-k8s.io"
+POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
+# How long a pool bot's admission is remembered (its idle hello's one use, a claim's record): its
+# longest life, a day in the pool and a session, is well inside it.
+POOL_GRANT_SECONDS = 2 * 86_400
+SANDBOX_VERBS = "get sandboxes (agents.x-k8s.io) and pods, create tokenreviews"
+
+
+def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object's controlling ownerReference (`controller: true`), or {}."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref
+    return {}
+
+
+def _group(ref: Mapping[str, Any]) -> str:
+    return str(ref.get("apiVersion", "")).split("/", 1)[0]
+
+
+class PoolIdentity:
+    """The identity-only hello's grant: an idle pool bot's, or its claim's session's."""
+
+    def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str,
+                 clock: Callable[[], float] = time.time,
+                 read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
+        self._identity, self._api = identity, api
+        self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
+        self._pool, self._clock, self._read_pod = pool, clock, read_pod
+
+    async def grant(self, hello: Hello) -> BotGrant | str:
+        """What the hello's pod may be on the channel, or why it is refused."""
+        if not hello.identity:
+            return "a hello without a credential must carry its pod's identity token (BOT_IDENTITY=k8s)"
+        user = await self._identity.reviewed(hello.identity)
+        if isinstance(user, str):
+            return user
+        extra = user.get("extra") or {}
+        names, uids = extra.get(POD_NAME) or [], extra.get(POD_UID) or []
+        if len(names) != 1 or len(uids) != 1:
+            return "the identity token names no pod (a bound ServiceAccount token from a pod's projected volume)"
+        name = str(names[0])
+        if hello.machine_id != name:
+            return f"the identity token is pod {name}'s, not {hello.machine_id}'s"
+        try:
+            pod = await self._read_pod(name)
+            if pod is None:
+                return f"no pod {name}"
+            if (pod.get("metadata") or {}).get("uid") != uids[0]:
+                return f"the identity token is of an earlier pod named {name}"
+            if not to_machine(pod).state.is_active:
+                return f"pod {name} has ended"
+            holder = await self.holder(name, pod)
+        except MachinesError as exc:
+            return f"the API server did not answer for pod {name} ({exc.reason})"
+        if isinstance(holder, str):
+            return holder
+        kind, subject = holder
+        if kind == "session" and hello.session_id not in (None, subject):
+            return f"pod {name} is session {subject}'s"
+        return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS))
+
+    async def holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:
+        """("idle", the pod) while the pool holds its Sandbox, ("session", its id) once a session's claim
+        does; else why neither does."""
+        owner = controller_of(pod)
+        if owner.get("kind") != "Sandbox" or _group(owner) != SANDBOX_GROUP or owner.get("name") != name:
+            return f"pod {name} is not a Sandbox's pod"
+        response = await self._api.call("GET", f"{self._sandboxes}/{name}")
+        if response.status_code == 404:
+            return f"pod {name}'s Sandbox is gone"
+        if response.status_code != 200:
+            raise self._api.failed(response, f"read sandbox {name}", SANDBOX_VERBS)
+        sandbox = response.json()
+        if (sandbox.get("metadata") or {}).get("uid") != owner.get("uid"):
+            return f"pod {name} is not its Sandbox's pod"
+        held_by = controller_of(sandbox)
+        if _group(held_by) != POOL_GROUP:
+            return f"pod {name}'s Sandbox is not the pool's nor a claim's"
+        if held_by.get("kind") == "SandboxWarmPool" and held_by.get("name") == self._pool:
+            return "idle", name
+        claim = str(held_by.get("name", ""))
+        if held_by.get("kind") == "SandboxClaim" and claim.startswith(NAME_PREFIX) and len(claim) > len(NAME_PREFIX):
+            return "session", claim[len(NAME_PREFIX):]
+        return f"pod {name}'s Sandbox is not of pool {self._pool} (K8S_WARM_POOL) nor a session's claim"
