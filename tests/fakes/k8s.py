@@ -264,8 +264,11 @@ class FakeKubernetes(FakeApi):
             self._bump(pod)
 
     def token_of(self, name: str) -> str | None:
-        """The pod's projected token (what its containers read from the mounted file)."""
-        return next((t for t, (pod, *_) in self.pod_tokens.items() if pod == name), None)
+        """The pod's projected token (what its containers read from the mounted file): the pod of that name
+        now there, else any earlier one's."""
+        uid = (self.pods.get(name) or {}).get("metadata", {}).get("uid")
+        mine = [t for t, (pod, *_) in self.pod_tokens.items() if pod == name]
+        return next((t for t in mine if self.pod_tokens[t][1] == uid), mine[0] if mine else None)
 
     def mounted_token(self, name: str) -> dict[str, str]:
         """The pod's projected volume as the kubelet mounts it for its containers: its token in a file,

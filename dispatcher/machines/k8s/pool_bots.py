@@ -28,16 +28,27 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant, Kind
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.api import KubeApi
-from dispatcher.machines.k8s.claims import GROUP_VERSION
+from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_name
 from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
-from dispatcher.machines.k8s.pods import NAME_PREFIX, to_machine
+from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_SESSION, NAME_PREFIX, to_machine
 
 SANDBOX_GROUP = "agents.x-k8s.io"
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
 # How long a pool bot's admission is remembered (its idle hello's one use, a claim's record): its
 # longest life, a day in the pool and a session, is well inside it.
 POOL_GRANT_SECONDS = 2 * 86_400
-SANDBOX_VERBS = "get sandboxes (agents.x-k8s.io) and pods, create tokenreviews"
+SANDBOX_VERBS = ("get sandboxes (agents.x-k8s.io), sandboxclaims and sandboxwarmpools (extensions.agents.x-k8s.io) "
+                 "and pods, create tokenreviews")
+WARM_POOL_LABEL = "agents.x-k8s.io/warm-pool-sandbox"  # the pool's on each Sandbox it makes: NameHash(pool)
+ASSIGNED_SANDBOX = "agents.x-k8s.io/sandbox-name"  # the claim's annotation naming the Sandbox it adopts
+
+
+def name_hash(name: str) -> str:
+    """The controller's `NameHash` (controllers/sandbox_controller.go): FNV-1a 32 bits, eight hex digits."""
+    h = 0x811C9DC5
+    for byte in name.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
 
 
 def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -55,12 +66,14 @@ def _group(ref: Mapping[str, Any]) -> str:
 class PoolIdentity:
     """The identity-only hello's grant: an idle pool bot's, or its claim's session's."""
 
-    def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str,
+    def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str, image: str,
                  clock: Callable[[], float] = time.time,
                  read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
         self._identity, self._api = identity, api
         self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
-        self._pool, self._clock, self._read_pod = pool, clock, read_pod
+        self._pools = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxwarmpools"
+        self._claims = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxclaims"
+        self._pool, self._image, self._clock, self._read_pod = pool, image, clock, read_pod
 
     async def grant(self, hello: Hello) -> BotGrant | str:
         """What the hello's pod may be on the channel, or why it is refused."""
@@ -96,24 +109,74 @@ class PoolIdentity:
 
     async def holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:
         """("idle", the pod) while the pool holds its Sandbox, ("session", its id) once a session's claim
-        does; else why neither does."""
+        does; else why neither does. Every ownerReference read here is checked against its owner as read:
+        the API server accepts any ownerReference a writer sends."""
         owner = controller_of(pod)
         if owner.get("kind") != "Sandbox" or _group(owner) != SANDBOX_GROUP or owner.get("name") != name:
             return f"pod {name} is not a Sandbox's pod"
-        response = await self._api.call("GET", f"{self._sandboxes}/{name}")
-        if response.status_code == 404:
+        if problem := self._pod_problem(name, pod):
+            return problem
+        sandbox = await self._read("sandbox", f"{self._sandboxes}/{name}")
+        if sandbox is None:
             return f"pod {name}'s Sandbox is gone"
-        if response.status_code != 200:
-            raise self._api.failed(response, f"read sandbox {name}", SANDBOX_VERBS)
-        sandbox = response.json()
         if (sandbox.get("metadata") or {}).get("uid") != owner.get("uid"):
             return f"pod {name} is not its Sandbox's pod"
         held_by = controller_of(sandbox)
         if _group(held_by) != POOL_GROUP:
             return f"pod {name}'s Sandbox is not the pool's nor a claim's"
         if held_by.get("kind") == "SandboxWarmPool" and held_by.get("name") == self._pool:
-            return "idle", name
+            return await self._pool_problem(name, sandbox, held_by) or ("idle", name)
         claim = str(held_by.get("name", ""))
         if held_by.get("kind") == "SandboxClaim" and claim.startswith(NAME_PREFIX) and len(claim) > len(NAME_PREFIX):
-            return "session", claim[len(NAME_PREFIX):]
+            session_id = claim[len(NAME_PREFIX):]
+            return await self._claim_problem(name, session_id, held_by) or ("session", session_id)
         return f"pod {name}'s Sandbox is not of pool {self._pool} (K8S_WARM_POOL) nor a session's claim"
+
+    def _pod_problem(self, name: str, pod: Mapping[str, Any]) -> str | None:
+        """A pod the Sandbox controller did not make from the pool's template: any container not the bot's
+        image (the template's is BOT_IMAGE). Who created the pod is not on it; an admission policy says."""
+        spec = pod.get("spec") or {}
+        images = {str(c.get("image", "")) for key in ("initContainers", "containers")
+                  for c in spec.get(key) or [] if isinstance(c, dict)}
+        if images != {self._image}:
+            return f"pod {name} runs {', '.join(sorted(images))[:200] or 'nothing'}, not the bot's image (BOT_IMAGE)"
+        return None
+
+    async def _pool_problem(self, name: str, sandbox: Mapping[str, Any], ref: Mapping[str, Any]) -> str | None:
+        """The pool named is K8S_WARM_POOL itself (its uid) and the Sandbox is one it made (its label)."""
+        pool = await self._read("sandboxwarmpool", f"{self._pools}/{self._pool}")
+        if pool is None or (pool.get("metadata") or {}).get("uid") != ref.get("uid"):
+            return f"pod {name}'s Sandbox names pool {self._pool} but is not that pool's (its uid differs)"
+        labels = (sandbox.get("metadata") or {}).get("labels") or {}
+        if labels.get(WARM_POOL_LABEL) != name_hash(self._pool):
+            return f"pod {name}'s Sandbox lacks pool {self._pool}'s label {WARM_POOL_LABEL}"
+        return None
+
+    async def _claim_problem(self, name: str, session_id: str, ref: Mapping[str, Any]) -> str | None:
+        """The claim named is the session's own, live, on K8S_WARM_POOL, and holds this Sandbox."""
+        claim = await self._read("sandboxclaim", f"{self._claims}/{claim_name(session_id)}")
+        if claim is None or (claim.get("metadata") or {}).get("uid") != ref.get("uid"):
+            return f"pod {name}'s Sandbox names claim {claim_name(session_id)} but is not that claim's (uid differs)"
+        metadata = claim.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        if labels.get(LABEL_APP) != APP or labels.get(LABEL_SESSION) != session_id:
+            return f"claim {claim_name(session_id)} is not one this dispatcher made"
+        if metadata.get("deletionTimestamp"):
+            return f"claim {claim_name(session_id)} is being deleted"
+        pool = ((claim.get("spec") or {}).get("warmPoolRef") or {}).get("name")
+        if pool != self._pool:
+            return f"claim {claim_name(session_id)} is on pool {pool}, not {self._pool} (K8S_WARM_POOL)"
+        # The controller names its Sandbox in the claim's annotation before it moves the Sandbox's owner,
+        # and in its status after: either, and never another Sandbox.
+        bound = bound_sandbox(claim) or (metadata.get("annotations") or {}).get(ASSIGNED_SANDBOX)
+        if bound != name:
+            return f"claim {claim_name(session_id)} holds {bound or 'no Sandbox yet'}, not {name}"
+        return None
+
+    async def _read(self, kind: str, path: str) -> dict[str, Any] | None:
+        response = await self._api.call("GET", path)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._api.failed(response, f"read {kind} {path.rsplit('/', 1)[-1]}", SANDBOX_VERBS)
+        return dict(response.json())

@@ -59,8 +59,8 @@ from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.outbound.http_client import HttpResponse
 
-CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get, "
-               "list and watch pods, get sandboxes")
+CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get sandboxwarmpools, get and patch "
+               "sandboxwarmpools/scale, get, list and watch pods, get sandboxes")
 MERGE_PATCH = "application/merge-patch+json"
 
 log = logging.getLogger("dispatcher.machines.k8s")
@@ -77,7 +77,8 @@ class SandboxClaims(K8sMachines):
                                     audience=settings.token_audience, account=settings.bot_account, pod_of=self._pod_of,
                                     session_of=claimed_session)
         self.pool_identity = PoolIdentity(self.identity, self.api, namespace=settings.namespace,
-                                          pool=settings.warm_pool, read_pod=self.read_pod)
+                                          pool=settings.warm_pool, image=settings.image,
+                                          read_pod=self.read_pod)
         self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
                                      pause=settings.poll_seconds, rbac=CLAIM_VERBS, read_pod=self.read_pod)
 
