@@ -19,9 +19,12 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
 - The controller (a thread, reconciling after every write and on a short resync, as a controller's
   informers do): each pool keeps `spec.replicas` unclaimed Sandboxes, each with a pod named after it
   (created as the pods fake creates one: its projected token, a real bot process when `launcher` is set).
-  A claim adopts a warm Sandbox whose pod runs (labels `agents.x-k8s.io/launch-type=warm`,
-  `agents.x-k8s.io/claim-uid`, the claim's `additionalPodMetadata` on the pod, the pool refilled), else
-  creates one cold named after the claim; its status is `sandbox.name`, `podIPs` and `Ready` (reason
+  A claim adopts a warm Sandbox whose pod runs in the controller's three writes, each a pass of its own
+  so a read between them sees the state before it: the claim's annotation `agents.x-k8s.io/sandbox-name`,
+  the Sandbox's owner moved from the pool to the claim (its pool label dropped, its `claim-uid` set, the
+  pool refilled), the claim's status; then the pod's labels `agents.x-k8s.io/launch-type=warm`,
+  `agents.x-k8s.io/claim-uid` and the claim's `additionalPodMetadata`. Else it creates one cold named
+  after the claim; its status is `sandbox.name`, `podIPs` and `Ready` (reason
   `DependenciesReady` once the pod runs; `WarmPoolNotFound`; `InvalidMetadata` for an
   `additionalPodMetadata` the controller refuses, with its message: a label key without a domain or
   whose domain is not in `allowed_label_domains` (the controller's `/etc/sandbox-config/allowed-label-domains`,
@@ -32,6 +35,14 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   `shutdownTime`, and its `shutdownPolicy` applies: Delete (claim and pod gone), DeleteForeground (the
   claim stays with a `deletionTimestamp` until its pod is gone), Retain (the pod deleted, the claim kept
   `Ready=False ClaimExpired`). A claim deleted in the foreground likewise waits for its pod.
+- Third parties: `POST …/sandboxes` stores a Sandbox with whatever ownerReferences and labels it is sent
+  (the API server checks no owner) and the controller makes its pod from its `spec.podTemplate`; a pod
+  POSTed likewise keeps its ownerReferences. The garbage collector (each pass, unless `collecting` is
+  off: the real one runs in the background, later) deletes a Sandbox whose controller's uid is no pool's
+  or claim's, and a pod whose controlling Sandbox's uid is gone.
+- The pool's `spec.updateStrategy` (`add_pool`'s `update_strategy`; None leaves it unset, which the
+  controller reads as `OnReplenish`): after `set_template`, `Recreate` replaces the warm Sandboxes of the
+  old template and no claim adopts one; `OnReplenish` keeps them for claims.
 """
 
 from __future__ import annotations

@@ -4,16 +4,21 @@ A SandboxWarmPool's pods come from its SandboxTemplate, one spec for all, so the
 of their own: only the channel's URL and `BOT_IDENTITY=k8s` (docs/kubernetes.md, "The warm path").
 Such a bot's hello carries its pod's projected token and nothing else. It is admitted only when the
 TokenReview authenticates the bots' ServiceAccount for voicefleet's audience (k8s/identity.py, as any
-pod's hello), the token names this pod and this pod's uid, the pod is active, and the pod's Sandbox
-(its controller, named as the pod: new Sandboxes name their pod after themselves) is controlled by:
+pod's hello), the token names this pod and this pod's uid, the pod is active and runs BOT_IMAGE only,
+and the pod's Sandbox (its controller, named as the pod: new Sandboxes name their pod after themselves)
+is controlled by:
 
-- the SandboxWarmPool K8S_WARM_POOL: an idle bot, whose id is its pod's name;
-- a SandboxClaim `vf-<session id>`: session's bot (its claim adopted it, or created it cold).
+- the SandboxWarmPool K8S_WARM_POOL (its uid, and its name hash in the Sandbox's pool label): an idle
+  bot, whose id is its pod's name;
+- a SandboxClaim `vf-<session id>` (its uid, the dispatcher's labels, live, on K8S_WARM_POOL, naming
+  this Sandbox): session's bot (its claim adopted it, or created it cold).
 
 Anything else (another pool, a Sandbox of someone else's, a bare pod of the same ServiceAccount) is
-refused. The Sandbox's owner is the authority because adoption moves it from the pool to the claim in
-one write (`completeAdoption`: `OwnerReferences = nil` then `SetControllerReference(claim, …)`), while
-the pod's labels follow later, when the Sandbox controller syncs them (kubernetes-sigs/agent-sandbox
+refused. The API server stores any ownerReference a writer sends, so each owner is read back and
+matched by uid (docs/kubernetes.md, "Why every owner is read back"). The Sandbox's owner is the
+authority, not the pod's labels: adoption names the Sandbox in the claim, then moves the Sandbox's
+owner from the pool to the claim in one write (`completeAdoption`), then writes the claim's status,
+while the pod's labels follow later, when the Sandbox controller syncs them (kubernetes-sigs/agent-sandbox
 extensions/controllers/sandboxclaim_controller.go; the pool's `buildSandboxCR` sets the pool as the
 controller of each Sandbox it makes, controllers/sandbox_controller.go the Sandbox of its pod).
 """
