@@ -40,6 +40,7 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   POSTed likewise keeps its ownerReferences. The garbage collector (each pass, unless `collecting` is
   off: the real one runs in the background, later) deletes a Sandbox whose controller's uid is no pool's
   or claim's, and a pod whose controlling Sandbox's uid is gone.
+  `reconciling` off holds the controller's passes (a test's window: a claim read as a test set it).
 - The pool's `spec.updateStrategy` (`add_pool`'s `update_strategy`; None leaves it unset, which the
   controller reads as `OnReplenish`): after `set_template`, `Recreate` replaces the warm Sandboxes of the
   old template and no claim adopts one; `OnReplenish` keeps them for claims.
@@ -201,6 +202,7 @@ class FakeAgentSandbox(FakeKubernetes):
         # ownerReferences as stored, "labels" (a third party's own), "launch", "template": its pod spec's hash}
         self.sandboxes: dict[str, dict[str, Any]] = {}
         self.collecting = True  # False: the garbage collector has not yet acted on an orphan (a test's window)
+        self.reconciling = True  # False: the controller's next pass has not come yet (a test's window)
         self.claim_quota: int | None = None
         self.claims_created: list[str] = []  # every claim name ever created
         self.expiring = True  # False: the controller has not yet acted on an expired claim (a test's window)
@@ -498,7 +500,8 @@ class FakeAgentSandbox(FakeKubernetes):
             self._wake.wait(RESYNC_SECONDS)  # a controller's informer resync: it is not a test's wait
             self._wake.clear()
             with self._pods_lock:
-                self._reconcile()
+                if self.reconciling:
+                    self._reconcile()
 
     def _reconcile(self) -> None:
         if self.collecting:

@@ -6,6 +6,7 @@ adoption in its real order, the pool's update strategy."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -192,3 +193,38 @@ async def test_the_fake_controller_adopts_in_its_real_order_and_honours_the_upda
         await machines.aclose()
     assert (False, True) not in seen and seen[-1] == (True, True)
     assert "agents.x-k8s.io/warm-pool-sandbox" not in fake.sandbox_labels(kept)
+
+
+async def test_the_sessions_claim_is_read_back_before_its_bot_is_admitted(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    session_id, warm = await served_session(dispatcher, fake)
+    claim = fake.claims[f"vf-{session_id}"]
+    identity = pool_identity(dispatcher)
+    fake.reconciling = False  # the claim as each test reads it, not yet rewritten by the controller
+
+    async def grant_with(status: dict[str, Any] | None = None, **metadata: Any) -> object:
+        """The pod's grant while the claim reads with these fields replaced, then the claim as it was."""
+        with fake._pods_lock:
+            kept = copy.deepcopy(claim)
+            claim["metadata"].update(metadata)
+            claim["status"].update(status or {})
+        try:
+            return await identity.grant(hello(fake, warm))
+        finally:
+            with fake._pods_lock:
+                claim.update(kept)
+
+    # Between adoption's writes the claim names its Sandbox in its annotation only: its bot is admitted.
+    granted = await grant_with({"sandbox": {}})
+    assert not isinstance(granted, str) and (granted.kind, granted.subject) == ("session", session_id)
+    other = {**claim["metadata"]["annotations"], "agents.x-k8s.io/sandbox-name": "another"}
+    assert f"holds another, not {warm}" in str(await grant_with({"sandbox": {}}, annotations=other))
+    assert "being deleted" in str(await grant_with(deletionTimestamp="2026-01-01T00:00:00Z"))
+    assert "not one this dispatcher made" in str(await grant_with(labels={}))
+    with fake._pods_lock:
+        claim["spec"]["warmPoolRef"] = {"name": "another"}
+    assert "on pool another" in str(await identity.grant(hello(fake, warm)))
+    with fake._pods_lock:
+        claim["spec"]["warmPoolRef"] = {"name": POOL}
+    assert still_served(dispatcher, session_id, warm)
