@@ -50,7 +50,6 @@ class PoolHandover:
 
     def watch_channels(self, channels: BotChannels) -> None:
         self._channels = channels
-        channels.identity_only = self._pool
         channels.idle_listeners.append(self._on_idle_hello)
         channels.close_listeners.append(self._on_close)
 

@@ -43,6 +43,7 @@ from dispatcher.machines.k8s.claims import (
     claimed_session,
 )
 from dispatcher.machines.k8s.handover import PoolHandover
+from dispatcher.machines.k8s.hello_precheck import PrecheckedPool
 from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import (
     LABEL_APP,
@@ -85,6 +86,9 @@ class SandboxClaims(K8sMachines):
         """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
         the idle one its claim adopted its session (k8s/handover.py)."""
         self.handover.watch_channels(channels)
+        # A stranger's hello is read first, so it costs no TokenReview (k8s/hello_precheck.py).
+        channels.identity_only = PrecheckedPool(self.pool_identity, audience=self.settings.token_audience,
+                                                username=self.identity.username)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)
