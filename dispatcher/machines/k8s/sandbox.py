@@ -16,8 +16,8 @@ its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` p
 
 The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
 alone (k8s/pool_bots.py). A start watches its claim until bound and hands the bound pod's bot, idle
-here, its session (`BotChannels.hand_over`); a replica holding an idle pool bot watches its pod for a
-claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
+here, its session (`BotChannels.hand_over`); a replica holding idle pool bots watches voicefleet's claims
+(one watch) for a claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
 yet: it is whoever installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
 """
 
