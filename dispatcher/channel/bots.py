@@ -38,6 +38,7 @@ from botchannel.contract import (
 from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.channel.identity import IdentityOnly, MachineIdentity
+from dispatcher.channel.identity_only_gate import IdentityOnlyGate
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_format import SESSION_ID
 from dispatcher.observability.log_text import shown
@@ -51,6 +52,7 @@ MAX_REPORT_AHEAD_SECONDS = 5.0
 HELLO_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
 DEFAULT_MAX_CONNECTIONS = 1_000
+DEFAULT_MAX_IDENTITY_ONLY = 32
 
 
 class Socket(Protocol):
@@ -133,7 +135,7 @@ UnbindListener = Callable[[BotLink, str], None]
 class BotChannels:
     def __init__(
         self, credentials: BotCredentials | None, *, claims: Claims, identity: MachineIdentity,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS, max_identity_only: int = DEFAULT_MAX_IDENTITY_ONLY,
     ) -> None:
         self.credentials = credentials  # None: no channel (a cloud deployment without BOT_CHANNEL_TOKEN)
         self.identity = identity  # the machines provider's check that a hello comes from its machine
@@ -141,6 +143,8 @@ class BotChannels:
         self.identity_only: IdentityOnly | None = None
         self.max_connections = max_connections
         self.connections = 0  # open channel sockets, counted by the route
+        # Credential-less sockets whose hello is not admitted yet: their own places, and a rate per address.
+        self.identity_only_gate = IdentityOnlyGate(max_identity_only)
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
         self._by_session: dict[str, BotLink] = {}
         self.rules = HelloRules(claims)  # which hellos are admitted (and what the other replicas saw)
@@ -171,9 +175,11 @@ class BotChannels:
 
     # --- connected bots -------------------------------------------------------------------
 
-    async def serve(self, socket: Socket, grant: BotGrant | None) -> None:
+    async def serve(self, socket: Socket, grant: BotGrant | None,
+                    admitted: Callable[[], bool] = lambda: True) -> None:
         """Runs one (authorized, accepted) bot connection until it closes; with no grant (no
-        credential: `admits_identity_only`), the hello's identity is its grant."""
+        credential: `admits_identity_only`), the hello's identity is its grant, and `admitted` is
+        asked once it is admitted (False: no channel is free for it)."""
         try:
             hello = parse_frame(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_SECONDS))
         except (TimeoutError, ProtocolError, OSError, RuntimeError) as exc:
@@ -194,6 +200,8 @@ class BotChannels:
                 # A pool bot whose pod a session's claim holds: that session's bot (its values follow).
                 hello = replace(hello, session_id=grant.subject)
             refused = await self.rules.refusal(grant, hello)
+            if refused is None and not admitted():
+                refused = "no channel free (BOT_CHANNEL_MAX_CONNECTIONS)"
         else:
             # The machine's identity first: a hello from elsewhere must not spend an idle credential's
             # one use, nor become a session's first (and so only) bot.

@@ -78,6 +78,23 @@ _SELECTOR = re.compile(r"^\s*(?P<key>[^\s=!,()]+)\s*(?:(?P<op>==|=|!=)\s*(?P<val
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
+def bound_token(pod: str, uid: str, audiences: tuple[str, ...], account: str, seconds: int) -> str:
+    """A pod's projected token as the API server signs one (a JWT; the signature random here): its claims
+    laid out as kubernetes/kubernetes pkg/serviceaccount/claims.go lays them out."""
+    now = int(datetime.datetime.now(datetime.UTC).timestamp())
+    claims = {"aud": list(audiences), "exp": now + seconds, "iat": now, "nbf": now, "jti": str(uuid.uuid4()),
+              "iss": "https://kubernetes.default.svc.cluster.local",
+              "sub": f"system:serviceaccount:{NAMESPACE}:{account}",
+              "kubernetes.io": {"namespace": NAMESPACE, "pod": {"name": pod, "uid": uid},
+                                "serviceaccount": {"name": account, "uid": str(uuid.uuid4())}}}
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+    header = json.dumps({"alg": "RS256", "kid": "fake"}).encode()
+    return ".".join((part(header), part(json.dumps(claims).encode()), part(secrets.token_bytes(256))))
+
+
 def status(code: int, reason: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                          "message": message, "reason": reason, "code": code}, status_code=code, headers=headers)
@@ -385,7 +402,8 @@ class FakeKubernetes(FakeApi):
                 if projected := source.get("serviceAccountToken"):
                     audiences = (projected.get("audience") or "https://kubernetes.default.svc",)
                     account = spec.get("serviceAccountName") or "default"
-                    self.pod_tokens[secrets.token_urlsafe(32)] = (name, uid, audiences, account)
+                    token = bound_token(name, uid, audiences, account, projected.get("expirationSeconds") or 3600)
+                    self.pod_tokens[token] = (name, uid, audiences, account)
 
     async def token_review(self, request: Request) -> Response:
         """TokenReview: a pod's bound token is authenticated while its pod (that uid) exists, for the

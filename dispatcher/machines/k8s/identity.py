@@ -36,7 +36,7 @@ class PodIdentity:
                  session_of: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
         self._read_pod, self._review = read_pod, review
         self._namespace, self._audience = namespace, audience
-        self._username = f"system:serviceaccount:{namespace}:{account}"  # the bots' ServiceAccount, exactly
+        self.username = f"system:serviceaccount:{namespace}:{account}"  # the bots' ServiceAccount, exactly
         self._pod_of = pod_of  # where a grant's pod is named elsewhere (agent-sandbox: its claim's Sandbox)
         self._session_of = session_of or _session_label  # agent-sandbox: an annotation (k8s/claims.py)
 
@@ -59,8 +59,8 @@ class PodIdentity:
         if self._audience not in (status.get("audiences") or []):
             return f"the identity token is not for {self._audience}"
         user = status.get("user") or {}
-        if user.get("username") != self._username:
-            return f"the identity token is not the bots' ServiceAccount's ({self._username}, K8S_SERVICE_ACCOUNT)"
+        if user.get("username") != self.username:
+            return f"the identity token is not the bots' ServiceAccount's ({self.username}, K8S_SERVICE_ACCOUNT)"
         return dict(user)
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:

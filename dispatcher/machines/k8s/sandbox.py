@@ -16,8 +16,8 @@ its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` p
 
 The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
 alone (k8s/pool_bots.py). A start watches its claim until bound and hands the bound pod's bot, idle
-here, its session (`BotChannels.hand_over`); a replica holding an idle pool bot watches its pod for a
-claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
+here, its session (`BotChannels.hand_over`); a replica holding idle pool bots watches voicefleet's claims
+(one watch) for a claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
 yet: it is whoever installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
 """
 
@@ -43,6 +43,7 @@ from dispatcher.machines.k8s.claims import (
     claimed_session,
 )
 from dispatcher.machines.k8s.handover import PoolHandover
+from dispatcher.machines.k8s.hello_precheck import PrecheckedPool
 from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import (
     LABEL_APP,
@@ -86,6 +87,9 @@ class SandboxClaims(K8sMachines):
         """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
         the idle one its claim adopted its session (k8s/handover.py)."""
         self.handover.watch_channels(channels)
+        # A stranger's hello is read first, so it costs no TokenReview (k8s/hello_precheck.py).
+        channels.identity_only = PrecheckedPool(self.pool_identity, audience=self.settings.token_audience,
+                                                username=self.identity.username)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)

@@ -8,6 +8,7 @@ provider, is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -98,6 +99,19 @@ async def dispatcher(fake_k8s_sandbox: FakeAgentSandbox) -> AsyncIterator[Dispat
     await wired.aclose()
 
 
+@contextlib.asynccontextmanager
+async def two_replicas(fake: FakeAgentSandbox) -> AsyncIterator[tuple[Dispatcher, Dispatcher]]:
+    """The replica the pool bots dialled, and the one a start reached: one replicas' store between them."""
+    store = MemoryVault()
+    holder = Dispatcher(SandboxClaims.from_env(env(fake)), store)
+    starter = Dispatcher(SandboxClaims.from_env(env(fake)), store)
+    try:
+        yield holder, starter
+    finally:
+        await starter.aclose()
+        await holder.aclose()
+
+
 async def idle_pool_bot(dispatcher: Dispatcher, fake: FakeAgentSandbox) -> tuple[str, PoolBotSocket]:
     """A pool of one whose pod runs and whose bot has dialled in: idle on this replica's channel."""
     add_pool(fake, 1)
@@ -130,10 +144,8 @@ async def test_a_warm_start_hands_the_adopted_pool_pods_connected_bot_its_sessio
 
 async def test_a_start_at_another_replica_reaches_the_idle_bot_its_claim_adopted_here(
         fake_k8s_sandbox: FakeAgentSandbox) -> None:
-    fake, store = fake_k8s_sandbox, MemoryVault()
-    holder = Dispatcher(SandboxClaims.from_env(env(fake)), store)  # the replica the pool bot dialled
-    starter = Dispatcher(SandboxClaims.from_env(env(fake)), store)  # the replica the start reached
-    try:
+    fake = fake_k8s_sandbox
+    async with two_replicas(fake) as (holder, starter):
         warm, bot = await idle_pool_bot(holder, fake)
         s = spec()
         await starter.start(s)
@@ -142,9 +154,6 @@ async def test_a_start_at_another_replica_reaches_the_idle_bot_its_claim_adopted
         link = holder.channels.link_for(s.session_id)
         assert link is not None and link.machine_id == warm and holder.channels.idle() == []
         assert starter.channels.link_for(s.session_id) is None  # its signalling reaches it through the owner record
-    finally:
-        await starter.aclose()
-        await holder.aclose()
 
 
 async def test_an_adopted_pod_is_never_handed_a_second_session_and_a_claim_with_no_warm_pod_goes_cold(
