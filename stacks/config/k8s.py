@@ -9,6 +9,7 @@ keeps one through a node drain), so the store and `storeMessageSecret` are alway
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING
 
@@ -88,11 +89,41 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         bot_millicores=_millicores(cfg, "k8sBotCpu", bot_cpu),
         bot_mebibytes=_mebibytes(cfg, "k8sBotMemory", bot_memory),
         runtime_class=runtime_class,
+        bot_egress_except=_public_ranges(cfg, "k8sBotEgressExcept"),
+        node_local_dns=_node_local_dns(cfg),
         ingress_class=cfg.string("k8sIngressClass", pattern=DNS_LABEL),
         dispatcher_host=host,
         tls_secret=tls_secret,
         store_url=store_url,
     )
+
+
+def _public_ranges(cfg: Reader, key: str) -> tuple[str, ...]:
+    """IPv4 ranges the bots' "public internet" rule leaves out besides the private ones (the API server's
+    public endpoint, the nodes' public addresses, the dispatcher's own load balancer)."""
+    found = []
+    for value in cfg.string_list(key):
+        try:
+            network = ipaddress.IPv4Network(value, strict=False)
+        except ValueError:
+            raise cfg.fail(key, f"must list IPv4 addresses or CIDR ranges like 34.118.10.7/32 (got {value!r}; "
+                                "the bots' IPv6 egress is closed already)") from None
+        if network.prefixlen == 0:
+            # the API server refuses an `except` that is not a strict subset of the rule's 0.0.0.0/0
+            raise cfg.fail(key, "cannot hold 0.0.0.0/0: list the public ranges the bots may not reach")
+        found.append(str(network))
+    return tuple(found)
+
+
+def _node_local_dns(cfg: Reader) -> str | None:
+    value = cfg.optional("k8sNodeLocalDns")
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise cfg.fail("k8sNodeLocalDns", f"must be NodeLocal DNSCache's IPv4 address, like 169.254.20.10 "
+                                          f"(got {value!r})") from None
 
 
 def _millicores(cfg: Reader, key: str, value: str) -> int:

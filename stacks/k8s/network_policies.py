@@ -4,7 +4,9 @@ Bots take no ingress (they dial out: docs/architecture.md). Their egress is DNS 
 resolver in kube-system), the dispatcher's channel (its pods' port: a policy sees a Service's traffic
 after it is translated to a pod), and the public internet, which leaves out every private, shared,
 link-local (cloud metadata) and loopback range, so a bot reaches nothing else in the cluster or its
-network. The dispatcher takes traffic from the Ingress controller's namespace and from its bots, on
+network; nor the API server's public address (stacks/k8s/api_endpoint.py) or the ranges the stack
+lists in `k8sBotEgressExcept`. With `k8sNodeLocalDns`, the node's DNS cache answers them on port 53.
+The dispatcher takes traffic from the Ingress controller's namespace and from its bots, on
 its port only; its own egress (the API server, the store, Daily) is not limited here.
 
 A cluster whose network plugin does not enforce NetworkPolicy accepts these and enforces nothing
@@ -13,6 +15,7 @@ A cluster whose network plugin does not enforce NetworkPolicy accepts these and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,6 +44,8 @@ class NetworkPoliciesArgs:
     ingress_namespace: str
     dispatcher_selector: dict[str, str]
     labels: dict[str, str]
+    egress_except: pulumi.Input[Sequence[str]] = ()  # beyond PRIVATE_RANGES
+    node_local_dns: str | None = None  # NodeLocal DNSCache's address (link-local: left out otherwise)
 
 
 def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
@@ -54,6 +59,13 @@ class NetworkPolicies(pulumi.ComponentResource):
         port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
         dispatcher_pods = {"namespace_selector": namespace(args.dispatcher_namespace),
                            "pod_selector": {"match_labels": args.dispatcher_selector}}
+        dns_ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+        resolvers: list[dict[str, Any]] = [
+            {"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": DNS_LABELS}}]
+        if args.node_local_dns:
+            resolvers.append({"ip_block": {"cidr": f"{args.node_local_dns}/32"}})
+        left_out = pulumi.Output.from_input(args.egress_except).apply(
+            lambda extra: [*PRIVATE_RANGES, *(cidr for cidr in extra if cidr not in PRIVATE_RANGES)])
         bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
             # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
@@ -62,10 +74,9 @@ class NetworkPolicies(pulumi.ComponentResource):
             "policy_types": ["Ingress", "Egress"],
             "ingress": [],
             "egress": [
-                {"to": [{"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": DNS_LABELS}}],
-                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                {"to": resolvers, "ports": dns_ports},
                 {"to": [dispatcher_pods], "ports": [port]},
-                {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
+                {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": left_out}}]},
             ],
         }), opts=child)
         dispatcher = k8s.networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={

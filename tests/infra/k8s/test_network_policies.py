@@ -6,8 +6,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from stacks.tools.mocks import Run, unwrap
-from tests.infra.k8s.conftest import K8sRunner, spec
+import pytest
+
+from stacks.config.reader import SettingsError
+from stacks.k8s.api_endpoint import api_server_address
+from stacks.tools.mocks import Run, is_secret, unwrap
+from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, spec
 
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
@@ -55,3 +59,54 @@ def test_the_dispatcher_takes_traffic_from_the_ingress_controller_and_its_bots_o
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "voicefleet-bots"}},
          "podSelector": {"matchLabels": {"voicefleet.io/app": "bot"}}}]
+
+
+def left_out(run: Run) -> list[str]:
+    (registration,) = [r for r in run.of_type(POLICY) if unwrap(r.inputs)["metadata"]["name"] == "voicefleet-bots"]
+    internet = registration.inputs["spec"]["egress"][2]
+    assert not is_secret(internet) and not is_secret(internet["to"][0]["ipBlock"]["except"])  # reviewable in a diff
+    return list(unwrap(internet)["to"][0]["ipBlock"]["except"])
+
+
+def kubeconfig(server: str, *, current: str = "prod") -> str:
+    return (f"apiVersion: v1\nkind: Config\ncurrent-context: {current}\n"
+            "clusters:\n- name: staging\n  cluster: {server: 'https://34.0.0.9'}\n"
+            f"- name: prod\n  cluster: {{server: '{server}'}}\n"
+            "contexts:\n- name: prod\n  context: {cluster: prod, user: u}\n"
+            "- name: staging\n  context: {cluster: staging, user: u}\n"
+            "users:\n- name: u\n  user: {token: SENTINEL-kubeconfig-token-4d1c}\n")
+
+
+def test_the_api_servers_public_address_from_the_kubeconfig_is_left_out_of_the_bots_internet(
+        k8s_stack: K8sRunner) -> None:
+    run = k8s_stack(secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig("https://35.204.1.2:443")})
+    assert "35.204.1.2/32" in left_out(run) and "34.0.0.9/32" not in left_out(run)
+    staging = k8s_stack(k8sContext="staging",
+                        secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig("https://35.204.1.2")})
+    assert "34.0.0.9/32" in left_out(staging) and "35.204.1.2/32" not in left_out(staging)
+
+
+@pytest.mark.parametrize("config", [
+    kubeconfig("https://abc.gr7.eu-west-1.eks.amazonaws.com"),  # a name: its addresses change
+    kubeconfig("https://[2600:1f18::1]:443"), kubeconfig("not a url"), "- a list", ": not yaml :", ""])
+def test_a_server_named_by_name_or_unreadable_adds_nothing(config: str) -> None:
+    assert api_server_address(config, None) is None
+
+
+def test_listed_ranges_are_left_out_and_node_local_dns_is_asked_on_port_53(k8s_stack: K8sRunner) -> None:
+    run = k8s_stack(k8sBotEgressExcept='["203.0.113.7", "198.51.100.0/24", "10.0.0.0/8"]',
+                    k8sNodeLocalDns="169.254.20.10")
+    excluded = left_out(run)
+    assert {"203.0.113.7/32", "198.51.100.0/24"} <= set(excluded) and excluded.count("10.0.0.0/8") == 1
+    dns = policy(run, "voicefleet-bots")["spec"]["egress"][0]
+    assert dns["to"][1] == {"ipBlock": {"cidr": "169.254.20.10/32"}}
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("k8sBotEgressExcept", '["2001:db8::/32"]', "IPv4"), ("k8sBotEgressExcept", '["0.0.0.0/0"]', "0.0.0.0/0"),
+    ("k8sBotEgressExcept", '["not-an-ip"]', "IPv4"), ("k8sNodeLocalDns", "169.254.20.10/32", "IPv4 address")])
+def test_a_range_the_api_server_would_refuse_fails_the_preview(
+        k8s_stack: K8sRunner, key: str, value: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        k8s_stack(**{key: value})
