@@ -90,7 +90,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         bot_mebibytes=_mebibytes(cfg, "k8sBotMemory", bot_memory),
         runtime_class=runtime_class,
         bot_egress_except=_public_ranges(cfg, "k8sBotEgressExcept"),
-        node_local_dns=_node_local_dns(cfg),
+        dns_addresses=_dns_addresses(cfg),
         ingress_class=cfg.string("k8sIngressClass", pattern=DNS_LABEL),
         dispatcher_host=host,
         tls_secret=tls_secret,
@@ -104,26 +104,28 @@ def _public_ranges(cfg: Reader, key: str) -> tuple[str, ...]:
     found = []
     for value in cfg.string_list(key):
         try:
-            network = ipaddress.IPv4Network(value, strict=False)
+            network = ipaddress.IPv4Network(value)  # strict: a typo's host bits would widen the range silently
         except ValueError:
-            raise cfg.fail(key, f"must list IPv4 addresses or CIDR ranges like 34.118.10.7/32 (got {value!r}; "
-                                "the bots' IPv6 egress is closed already)") from None
-        if network.prefixlen == 0:
-            # the API server refuses an `except` that is not a strict subset of the rule's 0.0.0.0/0
-            raise cfg.fail(key, "cannot hold 0.0.0.0/0: list the public ranges the bots may not reach")
+            raise cfg.fail(key, f"must list IPv4 addresses or CIDR ranges like 34.118.10.7 or 34.118.10.0/24, no "
+                                f"bits past the prefix (got {value!r}; the bots' IPv6 egress is closed already)"
+                           ) from None
+        if network.prefixlen < 8:
+            # wider than any one provider's range, and 0.0.0.0/0 is refused by the API server (not a
+            # strict subset of the rule's own 0.0.0.0/0)
+            raise cfg.fail(key, f"must list ranges of /8 or narrower (got {value!r})")
         found.append(str(network))
+    return tuple(dict.fromkeys(found))
+
+
+def _dns_addresses(cfg: Reader) -> tuple[str, ...]:
+    found = []
+    for value in cfg.string_list("k8sDnsAddresses"):
+        try:
+            found.append(str(ipaddress.IPv4Address(value)))
+        except ValueError:
+            raise cfg.fail("k8sDnsAddresses", f"must list the bots' resolver's IPv4 addresses, like 169.254.20.10 or "
+                                              f"the kube-dns Service's 10.96.0.10 (got {value!r})") from None
     return tuple(found)
-
-
-def _node_local_dns(cfg: Reader) -> str | None:
-    value = cfg.optional("k8sNodeLocalDns")
-    if value is None:
-        return None
-    try:
-        return str(ipaddress.IPv4Address(value))
-    except ValueError:
-        raise cfg.fail("k8sNodeLocalDns", f"must be NodeLocal DNSCache's IPv4 address, like 169.254.20.10 "
-                                          f"(got {value!r})") from None
 
 
 def _millicores(cfg: Reader, key: str, value: str) -> int:

@@ -126,7 +126,7 @@ class KubernetesSettings:
     bot_mebibytes: int  # bot_memory, counted
     runtime_class: str | None  # the bots' runtimeClassName (gVisor, Kata)
     bot_egress_except: tuple[str, ...]  # public ranges the bots may not reach either (IPv4 CIDRs)
-    node_local_dns: str | None  # NodeLocal DNSCache's address, which the bots may ask on port 53
+    dns_addresses: tuple[str, ...]  # where else the bots' resolver answers (NodeLocal DNSCache, Cloud DNS): port 53
     ingress_class: str
     dispatcher_host: str  # the Ingress's host: dispatcherUrl https://<it>
     tls_secret: str | None  # the host's certificate, a Secret in the dispatcher's namespace

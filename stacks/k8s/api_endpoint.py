@@ -30,6 +30,8 @@ def api_server_address(kubeconfig: str, context: str | None) -> str | None:
     server = _named(document.get("clusters"), cluster_name).get("server")
     if not isinstance(server, str):
         return None
+    if "://" not in server:  # client-go takes `host:port` as https
+        server = f"https://{server}"
     try:
         host = urlsplit(server).hostname
         return str(ipaddress.IPv4Address(host)) if host else None

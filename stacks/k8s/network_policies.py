@@ -5,7 +5,8 @@ resolver in kube-system), the dispatcher's channel (its pods' port: a policy see
 after it is translated to a pod), and the public internet, which leaves out every private, shared,
 link-local (cloud metadata) and loopback range, so a bot reaches nothing else in the cluster or its
 network; nor the API server's public address (stacks/k8s/api_endpoint.py) or the ranges the stack
-lists in `k8sBotEgressExcept`. With `k8sNodeLocalDns`, the node's DNS cache answers them on port 53.
+lists in `k8sBotEgressExcept`. NodeLocal DNSCache's pods, and the addresses in `k8sDnsAddresses`,
+answer them on port 53 as well.
 The dispatcher takes traffic from the Ingress controller's namespace and from its bots, on
 its port only; its own egress (the API server, the store, Daily) is not limited here.
 
@@ -33,6 +34,9 @@ from stacks.k8s.namespaces import NAME_LABEL
 PRIVATE_RANGES = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
                   "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "240.0.0.0/4", "168.63.129.16/32")
 DNS_NAMESPACE, DNS_LABELS = "kube-system", {"k8s-app": "kube-dns"}  # CoreDNS keeps kube-dns's label
+# NodeLocal DNSCache's DaemonSet (the add-on's nodelocaldns.yaml); a policy plugin that redirects DNS to
+# its pods (Cilium's Local Redirect Policy) sees them as the destination.
+NODE_LOCAL_DNS_LABELS = {"k8s-app": "node-local-dns"}
 BOT_SELECTOR = {LABEL_APP: APP}
 Spec = k8s.networking.v1.NetworkPolicySpecArgsDict
 
@@ -45,7 +49,7 @@ class NetworkPoliciesArgs:
     dispatcher_selector: dict[str, str]
     labels: dict[str, str]
     egress_except: pulumi.Input[Sequence[str]] = ()  # beyond PRIVATE_RANGES
-    node_local_dns: str | None = None  # NodeLocal DNSCache's address (link-local: left out otherwise)
+    dns_addresses: Sequence[str] = ()  # where else the bots' resolver is: NodeLocal DNSCache's, Cloud DNS's
 
 
 def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
@@ -61,9 +65,9 @@ class NetworkPolicies(pulumi.ComponentResource):
                            "pod_selector": {"match_labels": args.dispatcher_selector}}
         dns_ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
         resolvers: list[dict[str, Any]] = [
-            {"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": DNS_LABELS}}]
-        if args.node_local_dns:
-            resolvers.append({"ip_block": {"cidr": f"{args.node_local_dns}/32"}})
+            {"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": labels}}
+            for labels in (DNS_LABELS, NODE_LOCAL_DNS_LABELS)]
+        resolvers += [{"ip_block": {"cidr": f"{address}/32"}} for address in args.dns_addresses]
         left_out = pulumi.Output.from_input(args.egress_except).apply(
             lambda extra: [*PRIVATE_RANGES, *(cidr for cidr in extra if cidr not in PRIVATE_RANGES)])
         bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={

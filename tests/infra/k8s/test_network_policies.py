@@ -34,7 +34,7 @@ def test_bots_reach_dns_their_dispatchers_port_and_the_public_internet_only(k8s:
     dns, channel, internet = bots["spec"]["egress"]
     assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
     assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
+                          "podSelector": {"matchLabels": {"k8s-app": app}}} for app in ("kube-dns", "node-local-dns")]
     dispatcher = spec(k8s.one("kubernetes:apps/v1:Deployment"))["selector"]
     assert channel == {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "voicefleet"}},
                                "podSelector": dispatcher}], "ports": [{"port": 8080, "protocol": "TCP"}]}
@@ -93,20 +93,40 @@ def test_a_server_named_by_name_or_unreadable_adds_nothing(config: str) -> None:
     assert api_server_address(config, None) is None
 
 
-def test_listed_ranges_are_left_out_and_node_local_dns_is_asked_on_port_53(k8s_stack: K8sRunner) -> None:
-    run = k8s_stack(k8sBotEgressExcept='["203.0.113.7", "198.51.100.0/24", "10.0.0.0/8"]',
-                    k8sNodeLocalDns="169.254.20.10")
+def test_listed_ranges_are_left_out_once_and_dns_is_asked_where_the_cluster_answers_it(
+        k8s_stack: K8sRunner) -> None:
+    run = k8s_stack(k8sBotEgressExcept='["203.0.113.7", "198.51.100.0/24", "10.0.0.0/8", "35.204.1.2/32"]',
+                    k8sDnsAddresses='["169.254.20.10", "10.96.0.10"]',
+                    secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig("35.204.1.2:443")})
     excluded = left_out(run)
-    assert {"203.0.113.7/32", "198.51.100.0/24"} <= set(excluded) and excluded.count("10.0.0.0/8") == 1
+    assert {"203.0.113.7/32", "198.51.100.0/24"} <= set(excluded)
+    assert excluded.count("10.0.0.0/8") == 1 and excluded.count("35.204.1.2/32") == 1  # `host:port` is https too
     dns = policy(run, "voicefleet-bots")["spec"]["egress"][0]
-    assert dns["to"][1] == {"ipBlock": {"cidr": "169.254.20.10/32"}}
+    kube_system = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    assert dns["to"] == [{**kube_system, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+                         {**kube_system, "podSelector": {"matchLabels": {"k8s-app": "node-local-dns"}}},
+                         {"ipBlock": {"cidr": "169.254.20.10/32"}}, {"ipBlock": {"cidr": "10.96.0.10/32"}}]
     assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
 
 
+@pytest.mark.parametrize(("server", "warned"), [
+    ("https://abc.gr7.eu-west-1.eks.amazonaws.com", "by name"), ("https://10.20.0.2", "by a private address"),
+    ("https://35.204.1.3", None)])
+def test_an_api_server_the_stack_cannot_leave_out_is_named_in_a_warning(
+        k8s_stack: K8sRunner, monkeypatch: pytest.MonkeyPatch, server: str, warned: str | None) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    k8s_stack(k8sBotEgressExcept=f'["198.51.100.{len(server)}"]',  # a configuration of its own: the program runs
+              secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig(server)})
+    about = [w for w in warnings if "k8sBotEgressExcept" in w]
+    assert (about and warned in about[0]) if warned else not about, warnings
+
+
 @pytest.mark.parametrize(("key", "value", "problem"), [
-    ("k8sBotEgressExcept", '["2001:db8::/32"]', "IPv4"), ("k8sBotEgressExcept", '["0.0.0.0/0"]', "0.0.0.0/0"),
-    ("k8sBotEgressExcept", '["not-an-ip"]', "IPv4"), ("k8sNodeLocalDns", "169.254.20.10/32", "IPv4 address")])
-def test_a_range_the_api_server_would_refuse_fails_the_preview(
+    ("k8sBotEgressExcept", '["2001:db8::/32"]', "IPv4"), ("k8sBotEgressExcept", '["0.0.0.0/0"]', "/8 or narrower"),
+    ("k8sBotEgressExcept", '["35.204.1.2/3"]', "no bits past the prefix"),  # a typo for /32
+    ("k8sBotEgressExcept", '["not-an-ip"]', "IPv4"), ("k8sDnsAddresses", '["169.254.20.10/32"]', "IPv4 addresses")])
+def test_a_range_the_api_server_would_refuse_or_a_typo_fails_the_preview(
         k8s_stack: K8sRunner, key: str, value: str, problem: str) -> None:
     with pytest.raises(SettingsError, match=problem):
         k8s_stack(**{key: value})
