@@ -9,6 +9,7 @@ keeps one through a node drain), so the store and `storeMessageSecret` are alway
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING
 
@@ -88,11 +89,43 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         bot_millicores=_millicores(cfg, "k8sBotCpu", bot_cpu),
         bot_mebibytes=_mebibytes(cfg, "k8sBotMemory", bot_memory),
         runtime_class=runtime_class,
+        bot_egress_except=_public_ranges(cfg, "k8sBotEgressExcept"),
+        dns_addresses=_dns_addresses(cfg),
         ingress_class=cfg.string("k8sIngressClass", pattern=DNS_LABEL),
         dispatcher_host=host,
         tls_secret=tls_secret,
         store_url=store_url,
     )
+
+
+def _public_ranges(cfg: Reader, key: str) -> tuple[str, ...]:
+    """IPv4 ranges the bots' "public internet" rule leaves out besides the private ones (the API server's
+    public endpoint, the nodes' public addresses, the dispatcher's own load balancer)."""
+    found = []
+    for value in cfg.string_list(key):
+        try:
+            network = ipaddress.IPv4Network(value)  # strict: a typo's host bits would widen the range silently
+        except ValueError:
+            raise cfg.fail(key, f"must list IPv4 addresses or CIDR ranges like 34.118.10.7 or 34.118.10.0/24, no "
+                                f"bits past the prefix (got {value!r}; the bots' IPv6 egress is closed already)"
+                           ) from None
+        if network.prefixlen < 8:
+            # wider than any one provider's range, and 0.0.0.0/0 is refused by the API server (not a
+            # strict subset of the rule's own 0.0.0.0/0)
+            raise cfg.fail(key, f"must list ranges of /8 or narrower (got {value!r})")
+        found.append(str(network))
+    return tuple(dict.fromkeys(found))
+
+
+def _dns_addresses(cfg: Reader) -> tuple[str, ...]:
+    found = []
+    for value in cfg.string_list("k8sDnsAddresses"):
+        try:
+            found.append(str(ipaddress.IPv4Address(value)))
+        except ValueError:
+            raise cfg.fail("k8sDnsAddresses", f"must list the bots' resolver's IPv4 addresses, like 169.254.20.10 or "
+                                              f"the kube-dns Service's 10.96.0.10 (got {value!r})") from None
+    return tuple(found)
 
 
 def _millicores(cfg: Reader, key: str, value: str) -> int:

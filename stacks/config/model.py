@@ -125,6 +125,8 @@ class KubernetesSettings:
     bot_millicores: int  # bot_cpu, counted (the quota multiplies it)
     bot_mebibytes: int  # bot_memory, counted
     runtime_class: str | None  # the bots' runtimeClassName (gVisor, Kata)
+    bot_egress_except: tuple[str, ...]  # public ranges the bots may not reach either (IPv4 CIDRs)
+    dns_addresses: tuple[str, ...]  # where else the bots' resolver answers (NodeLocal DNSCache, Cloud DNS): port 53
     ingress_class: str
     dispatcher_host: str  # the Ingress's host: dispatcherUrl https://<it>
     tls_secret: str | None  # the host's certificate, a Secret in the dispatcher's namespace

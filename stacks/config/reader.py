@@ -115,6 +115,8 @@ DEFAULTS: dict[str, Any] = {
     "k8sBotCpu": "1",
     "k8sBotMemory": "1Gi",
     "k8sRuntimeClass": "",  # the nodes' default runtime
+    "k8sBotEgressExcept": [],  # none beyond the private and reserved ranges (stacks/k8s/network_policies.py)
+    "k8sDnsAddresses": [],  # the cluster's DNS pods (and NodeLocal DNSCache's) only
 }
 
 

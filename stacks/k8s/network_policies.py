@@ -4,7 +4,10 @@ Bots take no ingress (they dial out: docs/architecture.md). Their egress is DNS 
 resolver in kube-system), the dispatcher's channel (its pods' port: a policy sees a Service's traffic
 after it is translated to a pod), and the public internet, which leaves out every private, shared,
 link-local (cloud metadata) and loopback range, so a bot reaches nothing else in the cluster or its
-network. The dispatcher takes traffic from the Ingress controller's namespace and from its bots, on
+network; nor the API server's public address (stacks/k8s/api_endpoint.py) or the ranges the stack
+lists in `k8sBotEgressExcept`. NodeLocal DNSCache's pods, and the addresses in `k8sDnsAddresses`,
+answer them on port 53 as well.
+The dispatcher takes traffic from the Ingress controller's namespace and from its bots, on
 its port only; its own egress (the API server, the store, Daily) is not limited here.
 
 A cluster whose network plugin does not enforce NetworkPolicy accepts these and enforces nothing
@@ -13,6 +16,7 @@ A cluster whose network plugin does not enforce NetworkPolicy accepts these and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,6 +34,9 @@ from stacks.k8s.namespaces import NAME_LABEL
 PRIVATE_RANGES = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
                   "192.0.0.0/24", "192.168.0.0/16", "198.18.0.0/15", "240.0.0.0/4", "168.63.129.16/32")
 DNS_NAMESPACE, DNS_LABELS = "kube-system", {"k8s-app": "kube-dns"}  # CoreDNS keeps kube-dns's label
+# NodeLocal DNSCache's DaemonSet (the add-on's nodelocaldns.yaml); a policy plugin that redirects DNS to
+# its pods (Cilium's Local Redirect Policy) sees them as the destination.
+NODE_LOCAL_DNS_LABELS = {"k8s-app": "node-local-dns"}
 BOT_SELECTOR = {LABEL_APP: APP}
 Spec = k8s.networking.v1.NetworkPolicySpecArgsDict
 
@@ -41,6 +48,8 @@ class NetworkPoliciesArgs:
     ingress_namespace: str
     dispatcher_selector: dict[str, str]
     labels: dict[str, str]
+    egress_except: pulumi.Input[Sequence[str]] = ()  # beyond PRIVATE_RANGES
+    dns_addresses: Sequence[str] = ()  # where else the bots' resolver is: NodeLocal DNSCache's, Cloud DNS's
 
 
 def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
@@ -54,6 +63,13 @@ class NetworkPolicies(pulumi.ComponentResource):
         port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
         dispatcher_pods = {"namespace_selector": namespace(args.dispatcher_namespace),
                            "pod_selector": {"match_labels": args.dispatcher_selector}}
+        dns_ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+        resolvers: list[dict[str, Any]] = [
+            {"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": labels}}
+            for labels in (DNS_LABELS, NODE_LOCAL_DNS_LABELS)]
+        resolvers += [{"ip_block": {"cidr": f"{address}/32"}} for address in args.dns_addresses]
+        left_out = pulumi.Output.from_input(args.egress_except).apply(
+            lambda extra: [*PRIVATE_RANGES, *(cidr for cidr in extra if cidr not in PRIVATE_RANGES)])
         bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
             # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
@@ -62,10 +78,9 @@ class NetworkPolicies(pulumi.ComponentResource):
             "policy_types": ["Ingress", "Egress"],
             "ingress": [],
             "egress": [
-                {"to": [{"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": DNS_LABELS}}],
-                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                {"to": resolvers, "ports": dns_ports},
                 {"to": [dispatcher_pods], "ports": [port]},
-                {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
+                {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": left_out}}]},
             ],
         }), opts=child)
         dispatcher = k8s.networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={

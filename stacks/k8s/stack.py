@@ -9,16 +9,19 @@ are built elsewhere and named by digest; the replicas' store is external (`k8sSt
 
 from __future__ import annotations
 
+import ipaddress
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from stacks import contract
 from stacks.config.channel import channel_secrets
-from stacks.config.model import Settings
+from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s.access import BOT_ACCOUNT, Access, AccessArgs
+from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.dispatcher import SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs
@@ -54,6 +57,22 @@ def bot_pods(settings: Settings) -> int:
     return settings.max_concurrent_sessions + settings.reserve.max_idle
 
 
+def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
+    """`k8sBotEgressExcept` and the API server's address when the kubeconfig names it by one: the
+    address is not a secret, though the kubeconfig it is read from is (so the policy's diff shows it)."""
+    server = cfg.kubeconfig.apply(lambda kubeconfig: api_server_address(kubeconfig, cfg.context))
+
+    def left_out(address: str | None) -> list[str]:
+        if address is None or not ipaddress.IPv4Address(address).is_global:
+            pulumi.log.warn(f"the kubeconfig names its API server {'by a private address' if address else 'by name'}: "
+                            "if it has a public endpoint too, list that endpoint's addresses in k8sBotEgressExcept, "
+                            "or bots can reach it (docs/kubernetes.md, \"The bots' egress\")")
+            return list(cfg.bot_egress_except)
+        return list(dict.fromkeys([*cfg.bot_egress_except, f"{address}/32"]))
+
+    return pulumi.Output.unsecret(server).apply(left_out)
+
+
 class K8sStack(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Input[object]]
 
@@ -78,7 +97,8 @@ class K8sStack(pulumi.ComponentResource):
             opts=child)
         policies = NetworkPolicies(name, NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
-            ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels), opts=child)
+            ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
+            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses), opts=child)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, SERVICE_PORT)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(

@@ -6,8 +6,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from stacks.tools.mocks import Run, unwrap
-from tests.infra.k8s.conftest import K8sRunner, spec
+import pytest
+
+from stacks.config.reader import SettingsError
+from stacks.k8s.api_endpoint import api_server_address
+from stacks.tools.mocks import Run, is_secret, unwrap
+from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, spec
 
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
@@ -30,7 +34,7 @@ def test_bots_reach_dns_their_dispatchers_port_and_the_public_internet_only(k8s:
     dns, channel, internet = bots["spec"]["egress"]
     assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
     assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                          "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
+                          "podSelector": {"matchLabels": {"k8s-app": app}}} for app in ("kube-dns", "node-local-dns")]
     dispatcher = spec(k8s.one("kubernetes:apps/v1:Deployment"))["selector"]
     assert channel == {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "voicefleet"}},
                                "podSelector": dispatcher}], "ports": [{"port": 8080, "protocol": "TCP"}]}
@@ -55,3 +59,74 @@ def test_the_dispatcher_takes_traffic_from_the_ingress_controller_and_its_bots_o
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "voicefleet-bots"}},
          "podSelector": {"matchLabels": {"voicefleet.io/app": "bot"}}}]
+
+
+def left_out(run: Run) -> list[str]:
+    (registration,) = [r for r in run.of_type(POLICY) if unwrap(r.inputs)["metadata"]["name"] == "voicefleet-bots"]
+    internet = registration.inputs["spec"]["egress"][2]
+    assert not is_secret(internet) and not is_secret(internet["to"][0]["ipBlock"]["except"])  # reviewable in a diff
+    return list(unwrap(internet)["to"][0]["ipBlock"]["except"])
+
+
+def kubeconfig(server: str, *, current: str = "prod") -> str:
+    return (f"apiVersion: v1\nkind: Config\ncurrent-context: {current}\n"
+            "clusters:\n- name: staging\n  cluster: {server: 'https://34.0.0.9'}\n"
+            f"- name: prod\n  cluster: {{server: '{server}'}}\n"
+            "contexts:\n- name: prod\n  context: {cluster: prod, user: u}\n"
+            "- name: staging\n  context: {cluster: staging, user: u}\n"
+            "users:\n- name: u\n  user: {token: SENTINEL-kubeconfig-token-4d1c}\n")
+
+
+def test_the_api_servers_public_address_from_the_kubeconfig_is_left_out_of_the_bots_internet(
+        k8s_stack: K8sRunner) -> None:
+    run = k8s_stack(secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig("https://35.204.1.2:443")})
+    assert "35.204.1.2/32" in left_out(run) and "34.0.0.9/32" not in left_out(run)
+    staging = k8s_stack(k8sContext="staging",
+                        secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig("https://35.204.1.2")})
+    assert "34.0.0.9/32" in left_out(staging) and "35.204.1.2/32" not in left_out(staging)
+
+
+@pytest.mark.parametrize("config", [
+    kubeconfig("https://abc.gr7.eu-west-1.eks.amazonaws.com"),  # a name: its addresses change
+    kubeconfig("https://[2600:1f18::1]:443"), kubeconfig("not a url"), "- a list", ": not yaml :", ""])
+def test_a_server_named_by_name_or_unreadable_adds_nothing(config: str) -> None:
+    assert api_server_address(config, None) is None
+
+
+def test_listed_ranges_are_left_out_once_and_dns_is_asked_where_the_cluster_answers_it(
+        k8s_stack: K8sRunner) -> None:
+    run = k8s_stack(k8sBotEgressExcept='["203.0.113.7", "198.51.100.0/24", "10.0.0.0/8", "35.204.1.2/32"]',
+                    k8sDnsAddresses='["169.254.20.10", "10.96.0.10"]',
+                    secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig("35.204.1.2:443")})
+    excluded = left_out(run)
+    assert {"203.0.113.7/32", "198.51.100.0/24"} <= set(excluded)
+    assert excluded.count("10.0.0.0/8") == 1 and excluded.count("35.204.1.2/32") == 1  # `host:port` is https too
+    dns = policy(run, "voicefleet-bots")["spec"]["egress"][0]
+    kube_system = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    assert dns["to"] == [{**kube_system, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+                         {**kube_system, "podSelector": {"matchLabels": {"k8s-app": "node-local-dns"}}},
+                         {"ipBlock": {"cidr": "169.254.20.10/32"}}, {"ipBlock": {"cidr": "10.96.0.10/32"}}]
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(("server", "warned"), [
+    ("https://abc.gr7.eu-west-1.eks.amazonaws.com", "by name"), ("https://10.20.0.2", "by a private address"),
+    ("https://35.204.1.3", None)])
+def test_an_api_server_the_stack_cannot_leave_out_is_named_in_a_warning(
+        k8s_stack: K8sRunner, monkeypatch: pytest.MonkeyPatch, server: str, warned: str | None) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    k8s_stack(k8sBotEgressExcept=f'["198.51.100.{len(server)}"]',  # a configuration of its own: the program runs
+              secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig(server)})
+    about = [w for w in warnings if "k8sBotEgressExcept" in w]
+    assert (about and warned in about[0]) if warned else not about, warnings
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("k8sBotEgressExcept", '["2001:db8::/32"]', "IPv4"), ("k8sBotEgressExcept", '["0.0.0.0/0"]', "/8 or narrower"),
+    ("k8sBotEgressExcept", '["35.204.1.2/3"]', "no bits past the prefix"),  # a typo for /32
+    ("k8sBotEgressExcept", '["not-an-ip"]', "IPv4"), ("k8sDnsAddresses", '["169.254.20.10/32"]', "IPv4 addresses")])
+def test_a_range_the_api_server_would_refuse_or_a_typo_fails_the_preview(
+        k8s_stack: K8sRunner, key: str, value: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        k8s_stack(**{key: value})

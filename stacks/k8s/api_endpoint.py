@@ -1,0 +1,49 @@
+"""The cluster's API server, as the bots' egress policy must leave it out.
+
+A managed cluster's API server often has a public endpoint (GKE's and EKS' default), which the
+bots' "public internet" rule would otherwise reach. GKE's kubeconfig names it by address
+(`server: https://34.…`), so that address is left out on its own; a name (EKS, AKS) resolves to
+addresses that change, which the stack cannot pin, so docs/kubernetes.md asks for the private
+endpoint or `k8sBotEgressExcept` there. Anything this reader does not understand gives nothing:
+the provider reads the kubeconfig itself and reports what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+
+def api_server_address(kubeconfig: str, context: str | None) -> str | None:
+    """The API server's IPv4 address when the kubeconfig's context names it by address, else None."""
+    try:
+        document = yaml.safe_load(kubeconfig)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    chosen = context or document.get("current-context")
+    cluster_name = _named(document.get("contexts"), chosen).get("cluster")
+    server = _named(document.get("clusters"), cluster_name).get("server")
+    if not isinstance(server, str):
+        return None
+    if "://" not in server:  # client-go takes `host:port` as https
+        server = f"https://{server}"
+    try:
+        host = urlsplit(server).hostname
+        return str(ipaddress.IPv4Address(host)) if host else None
+    except ValueError:  # a name, an IPv6 address, or no URL at all
+        return None
+
+
+def _named(entries: Any, name: Any) -> dict[str, Any]:
+    """The `context`/`cluster` body of the kubeconfig list entry called `name`, or {}."""
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            for body in (entry.get("context"), entry.get("cluster")):
+                if isinstance(body, dict):
+                    return body
+    return {}
