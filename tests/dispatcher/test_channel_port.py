@@ -40,6 +40,11 @@ def test_the_bots_routes_answer_on_the_channel_port_and_nowhere_else(tmp_path):
             "code": "not_found",
             "message": "the bot channel (/bots/…) is served on the dispatcher's BOT_CHANNEL_PORT, not this port"}
         assert httpx.get(f"{running.base_url}/bots/media/some-session", timeout=10).status_code == 404
+        # The port the connection arrived on decides, never the Host a client names.
+        assert httpx.get(f"{running.base_url}/bots/media/some-session", timeout=10,
+                         headers={"Host": f"127.0.0.1:{channel_port}"}).status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{channel_port}/healthz", timeout=10,
+                         headers={"Host": f"127.0.0.1:{port}"}).status_code == 404
 
         # On the channel port the channel itself answers: a bot without its credential is refused by it.
         assert refusal(f"ws://127.0.0.1:{channel_port}{CHANNEL_PATH}")[0] == 403
