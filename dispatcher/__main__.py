@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         try:  # one server, both sockets: dispatcher/api/channel_port.py tells them apart
             sockets.append(bind_socket(settings.host, port))
         except OSError as exc:
+            for bound in sockets:
+                bound.close()
             print(f"dispatcher: cannot listen on {settings.host}:{port}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     sock, channel_sock = sockets[0], sockets[-1]
