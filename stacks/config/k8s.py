@@ -125,7 +125,7 @@ def _dns_addresses(cfg: Reader) -> tuple[str, ...]:
         except ValueError:
             raise cfg.fail("k8sDnsAddresses", f"must list the bots' resolver's IPv4 addresses, like 169.254.20.10 or "
                                               f"the kube-dns Service's 10.96.0.10 (got {value!r})") from None
-    return tuple(found)
+    return tuple(dict.fromkeys(found))
 
 
 def _millicores(cfg: Reader, key: str, value: str) -> int:

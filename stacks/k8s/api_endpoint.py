@@ -30,7 +30,7 @@ def api_server_address(kubeconfig: str, context: str | None) -> str | None:
     server = _named(document.get("clusters"), cluster_name).get("server")
     if not isinstance(server, str):
         return None
-    if "://" not in server:  # client-go takes `host:port` as https
+    if "://" not in server:  # a bare `host:port` (client-go adds a scheme): only its host matters here
         server = f"https://{server}"
     try:
         host = urlsplit(server).hostname

@@ -65,9 +65,12 @@ def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
 
     def left_out(address: str | None) -> list[str]:
         if address is None or not ipaddress.IPv4Address(address).is_global:
-            pulumi.log.warn(f"the kubeconfig names its API server {'by a private address' if address else 'by name'}: "
-                            "if it has a public endpoint too, list that endpoint's addresses in k8sBotEgressExcept, "
-                            "or bots can reach it (docs/kubernetes.md, \"The bots' egress\")")
+            # Said once a stack lists nothing: a listed range is taken as the endpoint's, and a
+            # loopback address is a local cluster's (kind, minikube), with no public endpoint.
+            if not cfg.bot_egress_except and not (address and ipaddress.IPv4Address(address).is_loopback):
+                pulumi.log.warn("the kubeconfig names its API server not by a public IPv4 address: if it has a public "
+                                "endpoint, list that endpoint's addresses in k8sBotEgressExcept, or bots can reach it "
+                                "(docs/kubernetes.md, \"The bots' egress\")")
             return list(cfg.bot_egress_except)
         return list(dict.fromkeys([*cfg.bot_egress_except, f"{address}/32"]))
 

@@ -48,8 +48,17 @@ class Channel:
         self.assignment: dict | None = None
         self._assigned = assigned
         self._lock = threading.Lock()
-        self.ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None,
-                          open_timeout=10).__enter__()  # closed with the process
+        # Dials until the dispatcher answers, as the bot re-dials within its connect timeout: on a busy
+        # machine one handshake can take longer than a dial's 10 s.
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                self.ws = connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None,
+                                  open_timeout=10).__enter__()  # closed with the process
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
         machine_id = os.environ.get("BOT_MACHINE_ID", f"standin-{os.getpid()}")
         proof = LaunchSocket(os.environ).proof() if os.environ.get("BOT_IDENTITY_FD") else None  # as the bot's
         if os.environ.get("BOT_IDENTITY") == "modal":  # a Modal Sandbox's token, as the bot sends it
