@@ -15,10 +15,11 @@ claim in the foreground (the Sandbox and its pod go by owner reference); a bot t
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
 The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
-alone (k8s/pool_bots.py). A start watches its claim until bound and hands the bound pod's bot, idle
-here, its session (`BotChannels.hand_over`); a replica holding idle pool bots watches voicefleet's claims
-(one watch) for a claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
-yet: it is whoever installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
+alone (k8s/pool_bots.py). A replica holding idle pool bots, or starts not bound yet, watches voicefleet's
+claims (one watch, k8s/handover.py) and hands a bound pod's bot, idle here, its session once the pod's
+Sandbox is read back as its claim's (`BotChannels.hand_over`), whichever replica started it.
+The pool's size (`scale_pool`, the `scale` subresource) is not the planner's yet: it is whoever
+installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
 """
 
 from __future__ import annotations
