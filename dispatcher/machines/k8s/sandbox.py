@@ -80,7 +80,7 @@ class SandboxClaims(K8sMachines):
                                     session_of=claimed_session)
         self.pool_identity = PoolIdentity(self.identity, self.api, namespace=settings.namespace,
                                           pool=settings.warm_pool, image=settings.image,
-                                          read_pod=self.read_pod)
+                                          channel_url=channel_url, read_pod=self.read_pod)
         self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
                                      pause=settings.poll_seconds, rbac=CLAIM_VERBS, read_pod=self.read_pod)
 
@@ -88,7 +88,7 @@ class SandboxClaims(K8sMachines):
         """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
         the idle one its claim adopted its session (k8s/handover.py)."""
         self.handover.watch_channels(channels)
-        # A stranger's hello is read first, so it costs no TokenReview (k8s/hello_precheck.py).
+        # A hello's token is read first, so junk costs no TokenReview (k8s/hello_precheck.py).
         channels.identity_only = PrecheckedPool(self.pool_identity, audience=self.settings.token_audience,
                                                 username=self.identity.username)
 
