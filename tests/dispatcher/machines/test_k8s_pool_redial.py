@@ -1,5 +1,6 @@
-"""An idle pool bot whose channel drops (a rollout, a proxy's cut) dials again and is idle again: its hello is not one-use, its pod's token and its Sandbox's owner are the proof. One
-pod never holds two idle links: the newest hello replaces the older one."""
+"""An idle pool bot whose channel drops (a rollout, a proxy's cut) dials again and is idle again: its
+hello is not one-use, its pod's token and its Sandbox's owner are the proof. One pod never holds two
+idle links: the newest hello replaces the older one."""
 
 from __future__ import annotations
 
