@@ -199,7 +199,9 @@ class BotChannels:
             if grant.kind == "session" and hello.session_id is None:
                 # A pool bot whose pod a session's claim holds: that session's bot (its values follow).
                 hello = replace(hello, session_id=grant.subject)
-            refused = await self.rules.refusal(grant, hello)
+            # An idle pool bot's hello is not one-use: its pod's token and its Sandbox's owner, read
+            # back at every hello, are the proof, so it may dial again after a drop (a rollout).
+            refused = None if grant.kind == "idle" else await self.rules.refusal(grant, hello)
             if refused is None and not admitted():
                 refused = "no channel free (BOT_CHANNEL_MAX_CONNECTIONS)"
         else:
@@ -262,7 +264,8 @@ class BotChannels:
     async def _register(self, link: BotLink) -> None:
         replaced = None
         async with self._changed:
-            if link.session_id is None:
+            if link.session_id is None:  # one idle link per machine too: the newest
+                replaced = self._idle.get(link.machine_id)
                 self._idle[link.machine_id] = link
             else:
                 # A reconnect after a drop replaces the old link: the newest is the live one, and

@@ -1,19 +1,20 @@
 """The agent-sandbox warm path's hand-over: the bot of the pod a session's claim adopted, idle on this
 replica's channel, is handed that session (`BotChannels.hand_over`: off the idle bots at once, bound,
-sent the session's values over the channel). Two watches find it (docs/kubernetes.md, "The warm path"):
+sent the session's values over the channel). One watch finds it (docs/kubernetes.md, "The warm path"):
+the replica's watch of the namespace's SandboxClaims, voicefleet's (label-selected, resumed from its
+last version, listed again on 410 Gone: k8s/watch.py), open while this replica holds idle pool bots or
+has starts waiting for their claim's binding, whatever their number. A claim bound to the pod of an
+idle bot held here, and not being deleted, is checked against the pod's Sandbox's owner
+(k8s/pool_bots.py) before the bot is handed its session, whichever replica started it (the values are
+in the replicas' store); a claim's status alone is not the grant. A start here does not watch its own
+claim: a watch per start (or per idle bot) would hold one of the provider's API connections each, and a
+hundred claims the controller does not bind would stall every other call. It waits, in memory and keyed
+by its claim's name, on the replica's watch.
 
-- a start here watches its claim until the controller binds it (`status.sandbox.name`), then hands the
-  bound pod's bot over if it is idle here; an idle hello checked just before the binding is handed over
-  as it registers;
-- a replica holding idle pool bots watches the namespace's SandboxClaims, voicefleet's (one watch,
-  label-selected, resumed from its last version, listed again on 410 Gone: k8s/watch.py), whatever
-  number of bots it holds; a claim bound to the pod of an idle bot held here, and not being deleted,
-  is checked against the pod's Sandbox's owner (k8s/pool_bots.py) before the bot is handed its
-  session: so a claim started at another replica reaches it (the values are in the replicas' store).
-  A watch per idle bot would hold one of the API client's connections each, and a hundred idle bots
-  would stall every other call.
+The watch is not given up while it is wanted: a failed list or watch is tried again after a bounded,
+jittered pause; a refused credential (401, 403) is logged once and tried again slowly.
 
-A bot not dialled yet needs neither: its hello is admitted as its claim's session's (k8s/pool_bots.py).
+A bot not dialled yet needs none of this: its hello is admitted as its claim's session's (k8s/pool_bots.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,16 +32,20 @@ from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.claims import bound_sandbox, claim_machine, claim_name
 from dispatcher.machines.k8s.pods import APP, LABEL_APP
 from dispatcher.machines.k8s.pool_bots import PoolIdentity
-from dispatcher.machines.k8s.watch import ObjectWatch
+from dispatcher.machines.k8s.watch import LISTED, ObjectWatch
 from dispatcher.machines.recent import Recent
 
 log = logging.getLogger("dispatcher.machines.k8s")
 
-# How long a start's claim is watched for its binding: the controller binds at once, or after its ~2 s
-# wait for a warm candidate; a refused claim never binds.
-HANDOVER_WATCH_SECONDS = 60.0
+# How long a start here keeps the replica's watch open for its claim's binding: the controller binds at
+# once, or after its ~2 s wait for a warm candidate; a refused claim never binds.
+HANDOVER_WAIT_SECONDS = 60.0
 # One `until` of the replica's claims watch, past any idle bot's life; it is then opened again.
 CLAIMS_WATCH_SECONDS = 7 * 86_400.0
+# The longest pause before the claims are listed again after a failure (jittered: replicas spread out).
+RELIST_CAP_SECONDS = 60.0
+# The pause after a refused credential or RBAC (401, 403): the operator must act; no need to hammer.
+REFUSED_PAUSE_SECONDS = 300.0
 VOICEFLEETS_CLAIMS = f"{LABEL_APP}={APP}"  # the claims' own label (k8s/claims.py)
 
 
@@ -50,8 +56,8 @@ class PoolHandover:
         self._pause, self._rbac, self._read_pod = pause, rbac, read_pod
         self._channels: BotChannels | None = None
         self._handovers: set[asyncio.Task[None]] = set()
-        self._bound: Recent[str, str] = Recent(1000)  # pod → the session its claim, started here, holds it for
         self._adopted: Recent[str, str] = Recent(1000)  # pod → the session a bound claim, seen by the watch, names
+        self._waiting: dict[str, asyncio.TimerHandle] = {}  # claim → its wait's end: starts here not bound yet
         self._claims_watch: asyncio.Task[None] | None = None  # this replica's one watch of the claims
         self._checking: set[str] = set()  # pods whose claim's grant is being checked before a hand-over
 
@@ -61,82 +67,100 @@ class PoolHandover:
         channels.close_listeners.append(self._on_close)
 
     def follow(self, session_id: str, claim: dict[str, Any]) -> None:
-        """Watch the start's claim until it is bound, in the background (the start answers meanwhile)."""
+        """A start's claim, as its create or replay answered it: judged now, and, not bound yet, waited
+        for on the replica's watch (the start answers meanwhile)."""
         if self._channels is None or not self._channels.enabled:
             return
-        version = str((claim.get("metadata") or {}).get("resourceVersion", ""))
-        task = asyncio.create_task(self._hand_over_when_bound(session_id, claim, version),
-                                   name=f"k8s-handover-{session_id}")
-        self._handovers.add(task)
-        task.add_done_callback(self._handovers.discard)
-
-    async def _hand_over_when_bound(self, session_id: str, claim: dict[str, Any], version: str) -> None:
-        """The claim's pod, once bound: its bot, idle on this replica's channel, is handed the session
-        (a warm adoption). Not here yet, its hello will be admitted as the session's (k8s/pool_bots.py)."""
+        self._on_claim(LISTED, claim)
         name = claim_name(session_id)
-        try:
-            pod = bound_sandbox(claim)
-            if pod is None:
-                loop = asyncio.get_running_loop()
-                watch = ObjectWatch(self._api, self._claims_path, name, _binding(name), pause=self._pause,
-                                    rbac=self._rbac)
-                pod = await watch.until(version or None, loop.time() + HANDOVER_WATCH_SECONDS)
-        except (MachinesError, TimeoutError) as exc:
-            log.info("session %s: its claim was not seen bound (%s); a pool bot is not handed it here", session_id,
-                     getattr(exc, "message", type(exc).__name__))
-            return
-        if not pod:  # gone, or ended, before it was bound
-            return
-        self._bound[pod] = session_id
-        self._hand_over(pod, session_id)
+        if bound_sandbox(claim) is None and claim_machine(claim).state is MachineState.STARTING:
+            self._stop_waiting(name)
+            self._waiting[name] = asyncio.get_running_loop().call_later(HANDOVER_WAIT_SECONDS, self._gave_up, name)
+            self._keep_watching()
+
+    def _gave_up(self, name: str) -> None:
+        log.info("sandboxclaim %s was not seen bound within %gs; a pool bot is not handed it here", name,
+                 HANDOVER_WAIT_SECONDS)
+        self._stop_waiting(name)
+
+    def _stop_waiting(self, name: str) -> None:
+        if (timer := self._waiting.pop(name, None)) is not None:
+            timer.cancel()
+            self._stop_watching_if_unwanted()
 
     def _hand_over(self, pod: str, session_id: str) -> None:
         if self._channels is not None and self._channels.hand_over(pod, session_id) is not None:
             log.info("session %s: warm pool bot %s handed its session", session_id, pod)
 
     def _on_idle_hello(self, link: BotLink) -> None:
-        """An idle pool bot whose hello was checked just before its claim bound: handed now. Any other:
-        the replica's claims watch runs (started by the first), and finds the claim that adopts it."""
+        """An idle pool bot whose claim's binding the watch saw just before its hello registered: checked,
+        then handed over. Any other: the replica's watch runs, and finds the claim that adopts it."""
         pod = link.machine_id
-        if (session_id := self._bound.get(pod)) is not None:
-            self._hand_over(pod, session_id)
-            return
         if (session_id := self._adopted.get(pod)) is not None:
             self._check_then_hand_over(pod, session_id)
+        self._keep_watching()
+
+    def _on_close(self, link: BotLink) -> None:
+        self._stop_watching_if_unwanted()
+
+    def _keep_watching(self) -> None:
         if self._claims_watch is None or self._claims_watch.done():
             self._claims_watch = asyncio.create_task(self._watch_claims(), name="k8s-pool-claims")
 
-    def _on_close(self, link: BotLink) -> None:
-        if self._channels is not None and not self._channels.idle() and self._claims_watch is not None:
-            self._claims_watch.cancel()  # no idle bot here: nothing to hand over until one dials
+    def _stop_watching_if_unwanted(self) -> None:
+        """No idle bot here and no start waiting: nothing to hand over until one dials or starts."""
+        idle = self._channels is not None and bool(self._channels.idle())
+        if not idle and not self._waiting and self._claims_watch is not None:
+            self._claims_watch.cancel()
 
     async def _watch_claims(self) -> None:
-        """Voicefleet's claims, watched while this replica holds idle pool bots (`_on_claim`)."""
+        """Voicefleet's claims, watched while wanted (`_on_claim`); listed again after any failure."""
         loop = asyncio.get_running_loop()
+        failures, refused_told = 0, False
         while True:
             watch: ObjectWatch[None] = ObjectWatch(self._api, self._claims_path, "voicefleet's sandboxclaims",
                                                    self._on_claim, pause=self._pause, rbac=self._rbac,
                                                    labels=VOICEFLEETS_CLAIMS)
+            began = loop.time()
             try:
-                await watch.until(None, loop.time() + CLAIMS_WATCH_SECONDS)
+                await watch.until(None, began + CLAIMS_WATCH_SECONDS)
             except TimeoutError:
+                failures = 0
                 continue
-            except MachinesError as exc:  # a configuration error: tried again at the next idle hello
-                log.warning("the pool's claims are not watched (%s); a start at another replica does not reach "
-                            "the idle pool bots here", exc.message)
-                return
+            except MachinesError as exc:
+                failures = 1 if loop.time() - began > RELIST_CAP_SECONDS else failures + 1
+                if exc.reason.endswith("_unauthorized"):
+                    if not refused_told:
+                        log.error("the pool's claims cannot be watched (%s); idle pool bots here are not handed "
+                                  "sessions until that is fixed; trying again every %gs", exc.message,
+                                  REFUSED_PAUSE_SECONDS)
+                        refused_told = True
+                    await asyncio.sleep(REFUSED_PAUSE_SECONDS)
+                    continue
+                refused_told = False
+                pause = random.uniform(0.5, 1.0) * min(RELIST_CAP_SECONDS, self._pause * 2 ** failures)  # noqa: S311
+                log.warning("the pool's claims watch failed (%s); listing them again in %.1fs", exc.message, pause)
+                await asyncio.sleep(pause)
 
     def _on_claim(self, event: str, claim: dict[str, Any] | None) -> None:
         """A claim bound to the pod of an idle bot held here, not being deleted: its grant checked, then
-        the bot handed its session. Never an answer: the watch runs on."""
-        if claim is None or event == "DELETED" or (claim.get("metadata") or {}).get("deletionTimestamp"):
+        the bot handed its session. A start waiting here stops at its claim's binding or end. Never an
+        answer: the watch runs on."""
+        if claim is None:
             return None
-        pod, session_id = bound_sandbox(claim), claim_machine(claim).session_id
-        if not pod or not session_id:
+        name = str((claim.get("metadata") or {}).get("name", ""))
+        if event == "DELETED" or (claim.get("metadata") or {}).get("deletionTimestamp"):
+            self._stop_waiting(name)
             return None
-        self._adopted[pod] = session_id  # its bot's hello may register here a moment later
+        pod, machine = bound_sandbox(claim), claim_machine(claim)
+        if not pod or not machine.session_id:
+            if machine.state is not MachineState.STARTING:
+                self._stop_waiting(name)  # ended unbound
+            return None
+        self._adopted[pod] = machine.session_id  # its bot's hello may register here a moment later
         if self._channels is not None and any(link.machine_id == pod for link in self._channels.idle()):
-            self._check_then_hand_over(pod, session_id)
+            self._check_then_hand_over(pod, machine.session_id)
+        self._stop_waiting(name)
         return None
 
     def _check_then_hand_over(self, pod: str, session_id: str) -> None:
@@ -164,22 +188,11 @@ class PoolHandover:
                         "not handed", pod, session_id, holder)
 
     async def aclose(self) -> None:
+        for timer in self._waiting.values():
+            timer.cancel()
+        self._waiting.clear()
         tasks = [*self._handovers, *([self._claims_watch] if self._claims_watch is not None else [])]
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _binding(name: str) -> Callable[[str, dict[str, Any] | None], str | None]:
-    """A watched claim's judge for the hand-over: its pod once bound; "" once it is gone or ended unbound."""
-
-    def judge(event: str, claim: dict[str, Any] | None) -> str | None:
-        if claim is None or event == "DELETED":
-            return ""
-        if (pod := bound_sandbox(claim)) is not None:
-            return pod
-        return "" if claim_machine(claim).state is not MachineState.STARTING else None
-
-    return judge
-

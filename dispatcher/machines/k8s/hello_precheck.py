@@ -8,8 +8,10 @@ token, the pod in the private claim `kubernetes.io` (`{"kubernetes.io": {"pod": 
 kubernetes/kubernetes `pkg/serviceaccount/claims.go`, `privateClaims`, `kubernetes`, `ref`). A token
 that is not such a JWT, is over MAX_TOKEN_CHARS, is not of voicefleet's audience or the bots'
 ServiceAccount, names another pod than the hello's machine, or has expired is refused here, with no
-call. Nothing read here is trusted: the TokenReview (k8s/identity.py) still decides; this only keeps
-a stranger's hello from costing the API server a review.
+call. Nothing read here is trusted: the TokenReview (k8s/identity.py) still decides. It is a filter for
+junk, not a gate: the signature is not checked, so a token forged from public facts (the namespace, the
+ServiceAccount, the audience, a pod's name) passes and costs a review; the identity-only sockets' places
+and rate and the reviews' own connections (dispatcher/channel/identity_only_gate.py, k8s/api.py) bound that.
 """
 
 from __future__ import annotations

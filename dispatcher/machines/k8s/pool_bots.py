@@ -4,9 +4,9 @@ A SandboxWarmPool's pods come from its SandboxTemplate, one spec for all, so the
 of their own: only the channel's URL and `BOT_IDENTITY=k8s` (docs/kubernetes.md, "The warm path").
 Such a bot's hello carries its pod's projected token and nothing else. It is admitted only when the
 TokenReview authenticates the bots' ServiceAccount for voicefleet's audience (k8s/identity.py, as any
-pod's hello), the token names this pod and this pod's uid, the pod is active and runs BOT_IMAGE only,
-and the pod's Sandbox (its controller, named as the pod: new Sandboxes name their pod after themselves)
-is controlled by:
+pod's hello), the token names this pod and this pod's uid, the pod is active and is the pool's bot pod
+(k8s/pool_pod.py), and the pod's Sandbox (its controller, named as the pod: new Sandboxes name their
+pod after themselves) is controlled by:
 
 - the SandboxWarmPool K8S_WARM_POOL (its uid, and its name hash in the Sandbox's pool label): an idle
   bot, whose id is its pod's name;
@@ -36,11 +36,12 @@ from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_name
 from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
 from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_SESSION, NAME_PREFIX, to_machine
+from dispatcher.machines.k8s.pool_pod import pool_pod_problem
 
 SANDBOX_GROUP = "agents.x-k8s.io"
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
-# How long a pool bot's admission is remembered (its idle hello's one use, a claim's record): its
-# longest life, a day in the pool and a session, is well inside it.
+# How long a pool bot's admission holds (a claim's record of its bot): its longest life, a day in
+# the pool and a session, is well inside it.
 POOL_GRANT_SECONDS = 2 * 86_400
 SANDBOX_VERBS = ("get sandboxes (agents.x-k8s.io), sandboxclaims and sandboxwarmpools (extensions.agents.x-k8s.io) "
                  "and pods, create tokenreviews")
@@ -72,13 +73,14 @@ class PoolIdentity:
     """The identity-only hello's grant: an idle pool bot's, or its claim's session's."""
 
     def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str, image: str,
-                 clock: Callable[[], float] = time.time,
+                 channel_url: str | None, clock: Callable[[], float] = time.time,
                  read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
         self._identity, self._api = identity, api
         self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
         self._pools = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxwarmpools"
         self._claims = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxclaims"
         self._pool, self._image, self._clock, self._read_pod = pool, image, clock, read_pod
+        self._channel_url = channel_url
 
     async def grant(self, hello: Hello) -> BotGrant | str:
         """What the hello's pod may be on the channel, or why it is refused."""
@@ -138,14 +140,9 @@ class PoolIdentity:
         return f"pod {name}'s Sandbox is not of pool {self._pool} (K8S_WARM_POOL) nor a session's claim"
 
     def _pod_problem(self, name: str, pod: Mapping[str, Any]) -> str | None:
-        """A pod the Sandbox controller did not make from the pool's template: any container not the bot's
-        image (the template's is BOT_IMAGE). Who created the pod is not on it; an admission policy says."""
-        spec = pod.get("spec") or {}
-        images = {str(c.get("image", "")) for key in ("initContainers", "containers")
-                  for c in spec.get(key) or [] if isinstance(c, dict)}
-        if images != {self._image}:
-            return f"pod {name} runs {', '.join(sorted(images))[:200] or 'nothing'}, not the bot's image (BOT_IMAGE)"
-        return None
+        """A pod not as the pool's template makes it (k8s/pool_pod.py). Who created the pod is not on
+        it; an admission policy says."""
+        return pool_pod_problem(name, pod, image=self._image, channel_url=self._channel_url)
 
     async def _pool_problem(self, name: str, sandbox: Mapping[str, Any], ref: Mapping[str, Any]) -> str | None:
         """The pool named is K8S_WARM_POOL itself (its uid) and the Sandbox is one it made (its label)."""

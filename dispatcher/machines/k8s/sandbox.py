@@ -15,10 +15,11 @@ claim in the foreground (the Sandbox and its pod go by owner reference); a bot t
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
 The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
-alone (k8s/pool_bots.py). A start watches its claim until bound and hands the bound pod's bot, idle
-here, its session (`BotChannels.hand_over`); a replica holding idle pool bots watches voicefleet's claims
-(one watch) for a claim started elsewhere. The pool's size (`scale_pool`, the `scale` subresource) is not the planner's
-yet: it is whoever installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
+alone (k8s/pool_bots.py). A replica holding idle pool bots, or starts not bound yet, watches voicefleet's
+claims (one watch, k8s/handover.py) and hands a bound pod's bot, idle here, its session once the pod's
+Sandbox is read back as its claim's (`BotChannels.hand_over`), whichever replica started it.
+The pool's size (`scale_pool`, the `scale` subresource) is not the planner's yet: it is whoever
+installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class SandboxClaims(K8sMachines):
                                     session_of=claimed_session)
         self.pool_identity = PoolIdentity(self.identity, self.api, namespace=settings.namespace,
                                           pool=settings.warm_pool, image=settings.image,
-                                          read_pod=self.read_pod)
+                                          channel_url=channel_url, read_pod=self.read_pod)
         self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
                                      pause=settings.poll_seconds, rbac=CLAIM_VERBS, read_pod=self.read_pod)
 
@@ -87,7 +88,7 @@ class SandboxClaims(K8sMachines):
         """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
         the idle one its claim adopted its session (k8s/handover.py)."""
         self.handover.watch_channels(channels)
-        # A stranger's hello is read first, so it costs no TokenReview (k8s/hello_precheck.py).
+        # A hello's token is read first, so junk costs no TokenReview (k8s/hello_precheck.py).
         channels.identity_only = PrecheckedPool(self.pool_identity, audience=self.settings.token_audience,
                                                 username=self.identity.username)
 

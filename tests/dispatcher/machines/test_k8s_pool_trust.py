@@ -48,11 +48,11 @@ def owner(kind: str, name: str, uid: str) -> dict[str, Any]:
 
 
 async def third_party_sandbox(fake: FakeAgentSandbox, name: str, ref: dict[str, Any], *, image: str | None = None,
-                              labels: dict[str, str] | None = None) -> str:
+                              labels: dict[str, str] | None = None, pod_spec: dict[str, Any] | None = None) -> str:
     """A Sandbox as anyone with `create sandboxes` in the namespace writes one; the controller runs its pod."""
     body = {"apiVersion": f"{CORE_GROUP}/v1beta1", "kind": "Sandbox",
             "metadata": {"name": name, "labels": labels or {}, "ownerReferences": [ref]},
-            "spec": {"podTemplate": {"spec": template(fake, image)}}}
+            "spec": {"podTemplate": {"spec": pod_spec or template(fake, image)}}}
     async with httpx.AsyncClient(base_url=fake.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         created = await client.post(f"/apis/{CORE_GROUP}/v1beta1/namespaces/{NAMESPACE}/sandboxes", json=body)
     assert created.status_code == 201, created.text
@@ -125,10 +125,20 @@ async def test_a_sandbox_naming_the_pool_is_refused_unless_the_pool_made_it(
     unlabelled = await third_party_sandbox(fake, "forged-b", owner("SandboxWarmPool", POOL, pool["uid"]))
     other_image = await third_party_sandbox(fake, "forged-c", owner("SandboxWarmPool", POOL, pool["uid"]),
                                             image=EVIL_IMAGE, labels=fake.sandbox_labels(warm))
+    # The pool's Sandbox as it makes them (its uid, its label), BOT_IMAGE, but its pod template edited.
+    commanded, elsewhere = template(fake), template(fake)
+    commanded["containers"][0]["command"] = ["sh", "-c", "cat /var/run/secrets/voicefleet/token"]
+    elsewhere["containers"][0]["env"] = [{"name": "BOT_CHANNEL_URL", "value": "wss://evil.example/bots/channel"}]
+    other_command = await third_party_sandbox(fake, "forged-d", owner("SandboxWarmPool", POOL, pool["uid"]),
+                                              labels=fake.sandbox_labels(warm), pod_spec=commanded)
+    other_channel = await third_party_sandbox(fake, "forged-e", owner("SandboxWarmPool", POOL, pool["uid"]),
+                                              labels=fake.sandbox_labels(warm), pod_spec=elsewhere)
     identity = pool_identity(dispatcher)
     assert "not that pool's" in str(await identity.grant(hello(fake, wrong_uid)))
     assert "lacks pool" in str(await identity.grant(hello(fake, unlabelled)))
     assert "not the bot's image" in str(await identity.grant(hello(fake, other_image)))
+    assert "command or arguments" in str(await identity.grant(hello(fake, other_command)))
+    assert "not this dispatcher's channel" in str(await identity.grant(hello(fake, other_channel)))
     granted = await identity.grant(hello(fake, warm))
     assert not isinstance(granted, str) and (granted.kind, granted.subject) == ("idle", warm)
 
@@ -228,3 +238,17 @@ async def test_the_sessions_claim_is_read_back_before_its_bot_is_admitted(
     with fake._pods_lock:
         claim["spec"]["warmPoolRef"] = {"name": POOL}
     assert still_served(dispatcher, session_id, warm)
+
+
+async def test_a_pool_pod_given_an_ephemeral_container_is_refused(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """`pods/ephemeralcontainers` adds a container of any image to a running pool pod, beside its token."""
+    fake = fake_k8s_sandbox
+    add_pool(fake, 1)
+    [warm] = await warm_running(fake, 1)
+    with fake._pods_lock:
+        fake.pods[warm]["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": EVIL_IMAGE}]
+        fake._bump(fake.pods[warm])
+    refused = await pool_identity(dispatcher).grant(hello(fake, warm))
+    assert isinstance(refused, str) and "ephemeral containers" in refused, refused
+

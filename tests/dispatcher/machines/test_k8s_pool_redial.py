@@ -1,0 +1,82 @@
+"""An idle pool bot whose channel drops (a rollout, a proxy's cut) dials again and is idle again: its
+hello is not one-use, its pod's token and its Sandbox's owner are the proof. One pod never holds two
+idle links: the newest hello replaces the older one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from botchannel.contract import Hello
+from dispatcher.machines.bot_environment import session_assignment
+from dispatcher.machines.k8s.sandbox import SandboxClaims
+from tests.dispatcher.machines.test_k8s import spec
+from tests.dispatcher.machines.test_k8s_sandbox import env
+from tests.dispatcher.machines.test_k8s_sandbox_warm import Dispatcher, PoolBotSocket, idle_pool_bot
+from tests.fakes.k8s_sandbox import FakeAgentSandbox
+from tests.support.waiting import until
+
+DROP = "\x00drop"
+
+
+class DroppableSocket(PoolBotSocket):
+    """A pool bot's socket whose connection can be cut (`drop`)."""
+
+    def drop(self) -> None:
+        self.inbox.put_nowait(DROP)
+
+    async def receive_text(self) -> str:
+        got = await self.inbox.get()
+        if got == DROP:
+            raise RuntimeError("connection dropped")
+        return got
+
+
+@pytest.fixture
+async def dispatcher(fake_k8s_sandbox: FakeAgentSandbox) -> AsyncIterator[Dispatcher]:
+    wired = Dispatcher(SandboxClaims.from_env(env(fake_k8s_sandbox)))
+    yield wired
+    await wired.aclose()
+
+
+def redial(dispatcher: Dispatcher, fake: FakeAgentSandbox, pod: str) -> DroppableSocket:
+    socket = DroppableSocket(Hello(machine_id=pod, image="dev", capabilities=("webrtc",), session_id=None,
+                                   identity=fake.token_of(pod)))
+    dispatcher.serving.append(asyncio.create_task(dispatcher.channels.serve(socket, None)))
+    return socket
+
+
+def idle_here(dispatcher: Dispatcher) -> list[str]:
+    return [link.machine_id for link in dispatcher.channels.idle()]
+
+
+async def test_an_idle_pool_bot_dials_again_after_a_drop_and_is_handed_a_session(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    warm, _ = await idle_pool_bot(dispatcher, fake)
+    first = redial(dispatcher, fake, warm)  # its newest hello: replaces the fixture's link
+    await until(first.welcomed, "welcomed", timeout=20)
+    first.drop()
+    await until(lambda: idle_here(dispatcher) == [], "the drop seen", timeout=20)
+    again = redial(dispatcher, fake, warm)
+    await until(lambda: idle_here(dispatcher) == [warm], "idle again after its re-dial", timeout=20)
+    assert again.welcomed()
+    s = spec()
+    await dispatcher.start(s)
+    await until(lambda: len(again.assigns()) == 1, "the session handed to the re-dialled bot", timeout=30)
+    assert again.assigns()[0]["params"] == session_assignment(s).params()
+
+
+async def test_a_second_idle_hello_for_one_pod_replaces_the_first_link(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    warm, _ = await idle_pool_bot(dispatcher, fake)
+    [older] = dispatcher.channels.idle()
+    newer = redial(dispatcher, fake, warm)
+    await until(newer.welcomed, "the newer hello welcomed", timeout=20)
+    await until(older.closed.is_set, "the older link closed", timeout=20)
+    [link] = dispatcher.channels.idle()
+    assert link.socket is newer and link is not older
+
