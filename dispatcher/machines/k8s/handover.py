@@ -11,6 +11,11 @@ claim: a watch per start (or per idle bot) would hold one of the provider's API 
 hundred claims the controller does not bind would stall every other call. It waits, in memory and keyed
 by its claim's name, on the replica's watch.
 
+An owner check that fails (the API server's bad moment) is tried again after a bounded, jittered pause
+while the claim is still seen bound to the pod and its bot is still idle here; a claim event for a pod
+being checked makes it checked again once the check in flight ends. What the watch saw is kept by claim
+uid, so a second claim naming the same pod does not hide the first.
+
 The watch is not given up while it is wanted: a failed list or watch is tried again after a bounded,
 jittered pause; a refused credential (401, 403) is logged once and tried again slowly.
 
@@ -46,6 +51,9 @@ CLAIMS_WATCH_SECONDS = 7 * 86_400.0
 RELIST_CAP_SECONDS = 60.0
 # The pause after a refused credential or RBAC (401, 403): the operator must act; no need to hammer.
 REFUSED_PAUSE_SECONDS = 300.0
+# An owner check that failed is tried again this many times in all, its pauses jittered, capped at this.
+CHECK_ATTEMPTS = 6
+CHECK_RETRY_CAP_SECONDS = 10.0
 VOICEFLEETS_CLAIMS = f"{LABEL_APP}={APP}"  # the claims' own label (k8s/claims.py)
 
 
@@ -56,10 +64,11 @@ class PoolHandover:
         self._pause, self._rbac, self._read_pod = pause, rbac, read_pod
         self._channels: BotChannels | None = None
         self._handovers: set[asyncio.Task[None]] = set()
-        self._adopted: Recent[str, str] = Recent(1000)  # pod → the session a bound claim, seen by the watch, names
+        # claim uid → (pod, session) of a bound claim the watch saw: its bot's hello may register a moment later
+        self._adopted: Recent[str, tuple[str, str]] = Recent(1000)
         self._waiting: dict[str, asyncio.TimerHandle] = {}  # claim → its wait's end: starts here not bound yet
         self._claims_watch: asyncio.Task[None] | None = None  # this replica's one watch of the claims
-        self._checking: set[str] = set()  # pods whose claim's grant is being checked before a hand-over
+        self._checking: dict[str, bool] = {}  # claim uid being checked → whether to check it again after
 
     def watch_channels(self, channels: BotChannels) -> None:
         self._channels = channels
@@ -95,9 +104,9 @@ class PoolHandover:
     def _on_idle_hello(self, link: BotLink) -> None:
         """An idle pool bot whose claim's binding the watch saw just before its hello registered: checked,
         then handed over. Any other: the replica's watch runs, and finds the claim that adopts it."""
-        pod = link.machine_id
-        if (session_id := self._adopted.get(pod)) is not None:
-            self._check_then_hand_over(pod, session_id)
+        for uid, (pod, session_id) in list(self._adopted.items()):
+            if pod == link.machine_id:
+                self._check_then_hand_over(uid, pod, session_id)
         self._keep_watching()
 
     def _on_close(self, link: BotLink) -> None:
@@ -148,44 +157,73 @@ class PoolHandover:
         answer: the watch runs on."""
         if claim is None:
             return None
-        name = str((claim.get("metadata") or {}).get("name", ""))
-        if event == "DELETED" or (claim.get("metadata") or {}).get("deletionTimestamp"):
+        metadata = claim.get("metadata") or {}
+        name = str(metadata.get("name", ""))
+        uid = str(metadata.get("uid") or name)
+        if event == "DELETED" or metadata.get("deletionTimestamp"):
+            self._adopted.pop(uid, None)
             self._stop_waiting(name)
             return None
         pod, machine = bound_sandbox(claim), claim_machine(claim)
         if not pod or not machine.session_id:
+            self._adopted.pop(uid, None)
             if machine.state is not MachineState.STARTING:
                 self._stop_waiting(name)  # ended unbound
             return None
-        self._adopted[pod] = machine.session_id  # its bot's hello may register here a moment later
-        if self._channels is not None and any(link.machine_id == pod for link in self._channels.idle()):
-            self._check_then_hand_over(pod, machine.session_id)
+        self._adopted[uid] = (pod, machine.session_id)
+        if self._idle_here(pod):
+            self._check_then_hand_over(uid, pod, machine.session_id)
         self._stop_waiting(name)
         return None
 
-    def _check_then_hand_over(self, pod: str, session_id: str) -> None:
-        if pod in self._checking:
+    def _idle_here(self, pod: str) -> bool:
+        return self._channels is not None and any(link.machine_id == pod for link in self._channels.idle())
+
+    def _check_then_hand_over(self, uid: str, pod: str, session_id: str) -> None:
+        if uid in self._checking:
+            self._checking[uid] = True  # seen again while checked: checked again once this check ends
             return
-        self._checking.add(pod)
-        task = asyncio.create_task(self._hand_over_if_held(pod, session_id), name=f"k8s-adoption-{pod}")
+        self._checking[uid] = False
+        task = asyncio.create_task(self._check_until_settled(uid), name=f"k8s-adoption-{pod}")
         self._handovers.add(task)
         task.add_done_callback(self._handovers.discard)
-        task.add_done_callback(lambda _: self._checking.discard(pod))
 
-    async def _hand_over_if_held(self, pod: str, session_id: str) -> None:
-        """The pod's Sandbox's owner must be the session's claim (k8s/pool_bots.py) before its bot is
-        handed the session: a claim's status alone is not the grant."""
+    async def _check_until_settled(self, uid: str) -> None:
         try:
-            read = await self._read_pod(pod)
-            holder = await self._pool.holder(pod, read) if read is not None else None
-        except MachinesError as exc:
-            log.info("pool bot %s: its adoption could not be checked (%s)", pod, exc.message)
+            while (adopted := self._adopted.get(uid)) is not None:
+                self._checking[uid] = False
+                await self._hand_over_if_held(uid, *adopted)
+                if not self._checking.get(uid):
+                    return
+        finally:
+            self._checking.pop(uid, None)
+
+    async def _hand_over_if_held(self, uid: str, pod: str, session_id: str) -> None:
+        """The pod's Sandbox's owner must be the session's claim (k8s/pool_bots.py) before its bot is
+        handed the session: a claim's status alone is not the grant. A failed read is tried again while
+        the claim is still seen bound to the pod and the bot still idle here."""
+        for attempt in range(1, CHECK_ATTEMPTS + 1):
+            if self._adopted.get(uid) != (pod, session_id) or not self._idle_here(pod):
+                return
+            try:
+                read = await self._read_pod(pod)
+                holder = await self._pool.holder(pod, read) if read is not None else None
+            except MachinesError as exc:
+                if attempt == CHECK_ATTEMPTS:
+                    log.warning("pool bot %s: its adoption for session %s could not be checked after %d tries (%s); "
+                                "not handed", pod, session_id, attempt, exc.message)
+                    return
+                pause = random.uniform(0.5, 1.0) * min(CHECK_RETRY_CAP_SECONDS, self._pause * 2 ** attempt)  # noqa: S311
+                log.info("pool bot %s: its adoption could not be checked (%s); trying again in %.1fs", pod,
+                         exc.message, pause)
+                await asyncio.sleep(pause)
+                continue
+            if holder == ("session", session_id):
+                self._hand_over(pod, session_id)
+            else:
+                log.warning("pool bot %s: a claim names it for session %s but its Sandbox is not that claim's "
+                            "(%s); not handed", pod, session_id, holder)
             return
-        if holder == ("session", session_id):
-            self._hand_over(pod, session_id)
-        else:
-            log.warning("pool bot %s: a claim names it for session %s but its Sandbox is not that claim's (%s); "
-                        "not handed", pod, session_id, holder)
 
     async def aclose(self) -> None:
         for timer in self._waiting.values():

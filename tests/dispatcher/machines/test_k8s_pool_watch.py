@@ -155,3 +155,27 @@ async def test_a_claims_status_alone_never_hands_over_a_pool_bot_whose_sandbox_i
     assert dispatcher.channels.link_for(s.session_id) is None
     assert [link.machine_id for link in dispatcher.channels.idle()] == [warm] and bot.assigns() == []
     fake.reconciling = True
+
+
+async def test_an_owner_check_whose_read_fails_is_tried_again_and_the_idle_bot_still_handed_its_session(
+        fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    async with two_replicas(fake) as (holder, starter):
+        warm, bot = await idle_pool_bot(holder, fake)
+        api, failed = holder.machines.api, list[str]()
+        served = api.call
+
+        async def once_unavailable(method: str, path: str, **kwargs: Any) -> Any:
+            """The API client's answer once its own retries are spent, on the owner check's one read."""
+            if method == "GET" and "/sandboxes/" in path and not failed:
+                failed.append(path)
+                raise MachinesError("k8s_unavailable", f"GET {path}: HTTP 503 (retry deadline passed)")
+            return await served(method, path, **kwargs)
+
+        api.call = once_unavailable  # type: ignore[method-assign]
+        s = spec()
+        await starter.start(s)
+        await until(lambda: failed, "the owner check's read failed once", timeout=30)
+        await until(lambda: len(bot.assigns()) == 1, "the bot handed its session after all", timeout=60)
+        assert bot.assigns()[0]["params"] == session_assignment(s).params()
+        assert warm not in [link.machine_id for link in holder.channels.idle()]
