@@ -5,15 +5,20 @@ path's identity-token-only hello) would otherwise be reachable from the internet
 port, the dispatcher listens on both; a request is told apart by the local port its connection
 arrived on (the ASGI scope's `server`, set by the server from the socket, never by a header), so
 the public port answers the bots' routes 404 and the channel port answers everything else 404.
+A WebSocket handshake on the wrong port is closed before it is accepted, which the server answers
+HTTP 403: uvicorn logs an ERROR ("returned without completing handshake") after an HTTP denial
+response to a WebSocket, and anyone on the internet could fill the logs with those.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from dispatcher.errors import error_response
 
 BOT_ROUTES_PREFIX = "/bots/"  # the channel (botchannel/contract.py CHANNEL_PATH) and a call's media socket
+POLICY_VIOLATION = 1008  # RFC 6455 7.4.1: the close code of a refused WebSocket
 
 
 def arrived_on(scope: Scope) -> int | None:
@@ -34,6 +39,9 @@ class ChannelOnItsOwnPort:
                 message = ("this port serves the bot channel only (/bots/…); the API is on the dispatcher's PORT"
                            if on_channel_port else
                            "the bot channel (/bots/…) is served on the dispatcher's BOT_CHANNEL_PORT, not this port")
-                await error_response(404, "not_found", message)(scope, receive, send)
+                if scope["type"] == "websocket":
+                    await WebSocketClose(POLICY_VIOLATION, message)(scope, receive, send)
+                else:
+                    await error_response(404, "not_found", message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
