@@ -67,6 +67,9 @@ METHOD_FREEZE = "freeze"
 # End the session now (a platform that cannot stop the machine itself: Cerebrium). The bot ends as a
 # stopped one does (`ended`, reason `signal`) and exits.
 METHOD_STOP = "stop"
+# Is the bot at the far end still there? No bot has a handler: any reply (an `unknown_method` error
+# included) is the answer, so every bot, of any version, answers it.
+METHOD_PING = "ping"
 
 ReportEvent = Literal["ready", "joined", "first_audio", "error", "ended"]
 # `error`: the pipeline reported a fatal error (a service that can no longer do its job), with its

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from botchannel.contract import (
+    METHOD_PING,
     Hello,
     ProtocolError,
     Reply,
@@ -51,6 +52,8 @@ MAX_REPORT_AHEAD_SECONDS = 5.0
 
 HELLO_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
+# How long an idle link has to answer a ping before a second hello with its identity takes its place.
+LIVE_LINK_PING_SECONDS = 5.0
 DEFAULT_MAX_CONNECTIONS = 1_000
 DEFAULT_MAX_IDENTITY_ONLY = 32
 
@@ -108,6 +111,14 @@ class BotLink:
             status = answer.error.status if 400 <= answer.error.status < 500 else 502
             raise BotRequestFailed(status, answer.error.code, answer.error.message)
         return answer.result or {}
+
+    async def answers(self, timeout: float) -> bool:
+        """Whether the bot at the far end still answers on this link: any reply is one."""
+        try:
+            await self.request(METHOD_PING, {}, timeout=timeout)
+        except BotRequestFailed as exc:
+            return exc.code not in ("bot_timeout", "bot_unreachable")
+        return True
 
     def _resolve(self, reply: Reply) -> None:
         future = self._pending.get(reply.id)
@@ -190,6 +201,7 @@ class BotChannels:
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
             return
+        idle_identity_only = grant is None and hello.session_id is None  # a pool bot's idle hello
         if grant is None:
             granted = await self._identity_grant(hello)
             if isinstance(granted, str):
@@ -212,6 +224,10 @@ class BotChannels:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
             return
+        if idle_identity_only and (taken := await self._held_already(hello)) is not None:
+            log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
+                        shown(taken))
+            return
         link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
         SESSION_ID.set(hello.session_id)  # this connection's log lines are its session's
         if hello.session_id is not None:
@@ -224,6 +240,22 @@ class BotChannels:
             await self._read(link)
         finally:
             await self._unregister(link)
+
+    async def _held_already(self, hello: Hello) -> str | None:
+        """An idle identity-only hello (a pool bot's, its pod's token the proof; its claim's session's
+        when a claim holds the pod) never takes a live link's place: a copy of the token must not push
+        the real bot off. A session's link is never replaced by it; an idle link only once it does not
+        answer a ping (a drop this side has not seen yet)."""
+        if hello.session_id is not None:
+            live = self._by_session.get(hello.session_id)
+            if live is not None and not live.closed.is_set():
+                return "its session's bot is connected already; an idle hello does not replace it"
+            return None
+        held = self._idle.get(hello.machine_id)
+        if held is not None and not held.closed.is_set() and await held.answers(LIVE_LINK_PING_SECONDS):
+            return ("this machine's bot is connected already and answers; a second connection with its identity "
+                    "is refused")
+        return None
 
     async def _identity_grant(self, hello: Hello) -> BotGrant | str:
         if self.identity_only is None:  # `admits_identity_only` let no such socket in

@@ -1,6 +1,7 @@
 """An idle pool bot whose channel drops (a rollout, a proxy's cut) dials again and is idle again: its
 hello is not one-use, its pod's token and its Sandbox's owner are the proof. One pod never holds two
-idle links: the newest hello replaces the older one."""
+idle links, and a copy of its token never pushes a live bot off: a second idle hello takes the first
+link's place only once that link stops answering a ping, and never a session's link."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ def redial(dispatcher: Dispatcher, fake: FakeAgentSandbox, pod: str) -> Droppabl
     return socket
 
 
+def go_silent(socket: PoolBotSocket) -> None:
+    """Its connection half-open: what the dispatcher sends goes nowhere, nothing comes back."""
+    async def into_the_void(data: str) -> None:
+        pass
+    socket.send_text = into_the_void  # type: ignore[method-assign]
+
+
+def refused(dispatcher: Dispatcher, socket: PoolBotSocket) -> bool:
+    """Its connection ended with no welcome."""
+    return dispatcher.serving[-1].done() and not socket.welcomed()
+
+
 def idle_here(dispatcher: Dispatcher) -> list[str]:
     return [link.machine_id for link in dispatcher.channels.idle()]
 
@@ -55,8 +68,9 @@ def idle_here(dispatcher: Dispatcher) -> list[str]:
 async def test_an_idle_pool_bot_dials_again_after_a_drop_and_is_handed_a_session(
         dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
-    warm, _ = await idle_pool_bot(dispatcher, fake)
-    first = redial(dispatcher, fake, warm)  # its newest hello: replaces the fixture's link
+    warm, fixtures = await idle_pool_bot(dispatcher, fake)
+    go_silent(fixtures)
+    first = redial(dispatcher, fake, warm)  # replaces the fixture's link, which no longer answers
     await until(first.welcomed, "welcomed", timeout=20)
     first.drop()
     await until(lambda: idle_here(dispatcher) == [], "the drop seen", timeout=20)
@@ -69,14 +83,31 @@ async def test_an_idle_pool_bot_dials_again_after_a_drop_and_is_handed_a_session
     assert again.assigns()[0]["params"] == session_assignment(s).params()
 
 
-async def test_a_second_idle_hello_for_one_pod_replaces_the_first_link(
+async def test_a_second_idle_hello_for_one_pod_is_refused_while_the_first_link_answers_and_replaces_it_after(
         dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
-    warm, _ = await idle_pool_bot(dispatcher, fake)
+    warm, first = await idle_pool_bot(dispatcher, fake)
     [older] = dispatcher.channels.idle()
+    copy = redial(dispatcher, fake, warm)  # a copy of the pod's token, while the real bot answers
+    await until(lambda: refused(dispatcher, copy), "the second hello refused", timeout=20)
+    assert dispatcher.channels.idle() == [older] and not older.closed.is_set()
+
+    go_silent(first)  # the first connection half-open: the real bot dials again
     newer = redial(dispatcher, fake, warm)
-    await until(newer.welcomed, "the newer hello welcomed", timeout=20)
+    await until(newer.welcomed, "the newer hello welcomed", timeout=30)
     await until(older.closed.is_set, "the older link closed", timeout=20)
     [link] = dispatcher.channels.idle()
     assert link.socket is newer and link is not older
 
+
+async def test_an_idle_hello_with_a_served_pods_identity_never_replaces_its_session_link(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    warm, bot = await idle_pool_bot(dispatcher, fake)
+    s = spec()
+    await dispatcher.start(s)
+    await until(lambda: len(bot.assigns()) == 1, "the bot serves the session", timeout=30)
+    copy = redial(dispatcher, fake, warm)  # an idle hello with a copy of the pod's token
+    await until(lambda: refused(dispatcher, copy), "the idle hello refused", timeout=20)
+    link = dispatcher.channels.link_for(s.session_id)
+    assert link is not None and link.socket is bot and not link.closed.is_set()
