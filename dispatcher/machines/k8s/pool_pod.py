@@ -5,12 +5,16 @@
   its projected token;
 - every container, init containers too, runs BOT_IMAGE with the image's own entrypoint and arguments
   (no `command`, no `args`): `python -I -m bot`, which ignores PYTHON* variables and refuses the
-  loader's LD_* ones (bot/environment_check.py), so the pod runs the bot and nothing else;
+  loader's LD_* ones (bot/environment_check.py);
 - every container's `BOT_CHANNEL_URL` is this dispatcher's channel, set in the spec (a `value`, not
   a reference): a bot sent elsewhere would hand its pod's token to whoever listens there.
 
-What no check of the pod can pin (its other variables, volumes, resources, placement) is the admission
-policy's to hold: docs/kubernetes.md, "What no read can prove".
+That is all it checks. It does not make the pod run the bot and nothing else: a `lifecycle` hook or an
+`exec` probe runs any command in BOT_IMAGE beside the pod's token, a volume mounted over the bot's
+code replaces it, and the pod's other variables, volumes, resources and placement pass as they are.
+For all of that the SandboxTemplate (and the Sandboxes made from it) is trusted, and so whoever may
+write them: the admission policy lets only voicefleet's deployer and agent-sandbox's controller
+(docs/kubernetes.md, "What no read can prove").
 """
 
 from __future__ import annotations
