@@ -40,6 +40,7 @@ from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.channel.identity import IdentityOnly, MachineIdentity
 from dispatcher.channel.identity_only_gate import IdentityOnlyGate
+from dispatcher.channel.link_hold import LinkHold
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_format import SESSION_ID
 from dispatcher.observability.log_text import shown
@@ -159,6 +160,7 @@ class BotChannels:
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
         self._by_session: dict[str, BotLink] = {}
         self.rules = HelloRules(claims)  # which hellos are admitted (and what the other replicas saw)
+        self.link_hold = LinkHold(claims)  # an identity-only bot's one channel across the replicas
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
@@ -201,7 +203,8 @@ class BotChannels:
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
             return
-        idle_identity_only = grant is None and hello.session_id is None  # a pool bot's idle hello
+        pool_bot = grant is None  # its identity alone (a pool bot's pod token): a copy presents it too
+        idle_identity_only = pool_bot and hello.session_id is None
         if grant is None:
             granted = await self._identity_grant(hello)
             if isinstance(granted, str):
@@ -224,22 +227,31 @@ class BotChannels:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
             return
-        if idle_identity_only and (taken := await self._held_already(hello)) is not None:
-            log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
-                        shown(taken))
-            return
+        if pool_bot:
+            taken = (await self._held_already(hello) if idle_identity_only else None) \
+                or await self.link_hold.refusal(hello.machine_id)
+            if taken is not None:
+                log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
+                            shown(taken))
+                return
         link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
         SESSION_ID.set(hello.session_id)  # this connection's log lines are its session's
         if hello.session_id is not None:
             self.rules.own(hello.session_id, hello.machine_id, live=self._by_session)
-        await self._register(link)
+        keeper = asyncio.create_task(self.link_hold.keep(link), name="link-hold") if pool_bot else None
         try:
+            await self._register(link)
             await socket.send_text(encode(Welcome()))
             for listener in self.welcome_listeners:
                 listener(link)
             await self._read(link)
         finally:
             await self._unregister(link)
+            if keeper is not None:
+                keeper.cancel()
+                if not self._holds(link.machine_id):  # not a newer link of its own here
+                    with contextlib.suppress(Exception):
+                        await self.link_hold.let_go(link.machine_id)
 
     async def _held_already(self, hello: Hello) -> str | None:
         """An idle identity-only hello (a pool bot's, its pod's token the proof; its claim's session's
@@ -256,6 +268,10 @@ class BotChannels:
             return ("this machine's bot is connected already and answers; a second connection with its identity "
                     "is refused")
         return None
+
+    def _holds(self, machine_id: str) -> bool:
+        """Whether a link of `machine_id`'s, idle or serving, is registered here."""
+        return machine_id in self._idle or any(link.machine_id == machine_id for link in self._by_session.values())
 
     async def _identity_grant(self, hello: Hello) -> BotGrant | str:
         if self.identity_only is None:  # `admits_identity_only` let no such socket in

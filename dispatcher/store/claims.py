@@ -16,6 +16,8 @@ absent, for the credential's remaining life).
 waits for the bot (a claim's replica, or the reserve's hot tier), and the first idle hello at any
 replica spends it, as does the thaw's deadline: whichever comes first, the other finds it gone.
 
+`link:<machine id>` names the replica holding an identity-only bot's one channel (docs/replicas.md).
+
 `hello:<bot id>` records which replica an idle bot dialled: through a load balancer it may not be
 the one that launched it, and the launcher then stops waiting for it instead of retiring it as
 never connected.
@@ -37,12 +39,23 @@ if value then redis.call('DEL', KEYS[1]) end
 return value
 """
 
+# Taken if free, renewed if this replica's: one step, so two replicas never both hold it.
+_HOLD = """
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 
 class BotClaims:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._leases = Leases(store)  # compare-and-delete, read
         self._take = store.redis.register_script(_TAKE)  # GET and DEL in one step (no GETDEL in the ACL)
+        self._hold = store.redis.register_script(_HOLD)
 
     async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         """True if this call claimed the bot for `session_id` (or had already); the record lasts
@@ -81,6 +94,14 @@ class BotClaims:
         key = self._store.key("thaw", bot_id)
         value = await self._store.call(lambda: self._take(keys=[key]))
         return None if value is None else str(value)
+
+    async def hold_link(self, machine_id: str, seconds: float) -> bool:
+        key, holder = self._store.key("link", machine_id), self._store.replica_id
+        ms = max(1, int(seconds * 1000))
+        return bool(await self._store.call(lambda: self._hold(keys=[key], args=[holder, ms])))
+
+    async def let_go_link(self, machine_id: str) -> None:
+        await self._leases.release(self._store.key("link", machine_id), self._store.replica_id)
 
     async def hello(self, bot_id: str) -> None:
         key = self._store.key("hello", bot_id)

@@ -75,6 +75,16 @@ class Claims(Protocol):
         """The waiter of a thawed bot expected back (the expectation is spent), or None."""
         ...
 
+    async def hold_link(self, machine_id: str, seconds: float) -> bool:
+        """True if this replica holds, for `seconds` more, the one channel across the replicas of a bot
+        that dials with its identity alone (a pool bot: a copy of its pod's token is that bot too);
+        False while another replica holds it."""
+        ...
+
+    async def let_go_link(self, machine_id: str) -> None:
+        """This replica no longer holds `machine_id`'s channel: a re-dial may reach any replica."""
+        ...
+
 
 PoolState = Literal["warming", "idle", "frozen", "resuming"]
 

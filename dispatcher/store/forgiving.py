@@ -108,6 +108,15 @@ class ForgivingClaims:
         return await forgiving(lambda: self._claims.welcome_back(bot_id), lambda: self._alone.welcome_back(bot_id),
                                f"return of bot {shown(bot_id)}")
 
+    async def hold_link(self, machine_id: str, seconds: float) -> bool:
+        # Not forgiven (raises StoreUnavailable): one process's yes at each replica would let a copy of a
+        # pool pod's token be a second channel for its session; the channel says what that means.
+        return await self._claims.hold_link(machine_id, seconds)
+
+    async def let_go_link(self, machine_id: str) -> None:
+        await forgiving(lambda: self._claims.let_go_link(machine_id), lambda: self._alone.let_go_link(machine_id),
+                        f"channel of bot {shown(machine_id)}")
+
 
 class ForgivingOwners:
     """Owner records left to the heartbeat, which writes them again once the store is back."""

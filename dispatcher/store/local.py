@@ -88,6 +88,12 @@ class LocalClaims:
     async def welcome_back(self, bot_id: str) -> str | None:
         return self._thawing.pop(bot_id, None)
 
+    async def hold_link(self, machine_id: str, seconds: float) -> bool:
+        return True  # the only replica: the channel keeps one link per machine itself
+
+    async def let_go_link(self, machine_id: str) -> None:
+        pass
+
 
 class LocalStartLease:
     @contextlib.asynccontextmanager

@@ -24,6 +24,7 @@ from dispatcher.machines.base import LaunchSpec
 from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.sandbox import SandboxClaims
+from dispatcher.store.coordination import Claims
 from dispatcher.store.local import LocalClaims
 from dispatcher.store.secrets_vault import MemoryVault
 from tests.dispatcher.machines.test_k8s import spec
@@ -62,9 +63,11 @@ class PoolBotSocket:
 class Dispatcher:
     """The provider and the channel, wired as dispatcher/wiring.py wires them."""
 
-    def __init__(self, machines: SandboxClaims | K8sMachines, values: MemoryVault | None = None) -> None:
+    def __init__(self, machines: SandboxClaims | K8sMachines, values: MemoryVault | None = None,
+                 claims: Claims | None = None) -> None:
         self.machines = machines
-        self.channels = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=machines.identity)
+        self.channels = BotChannels(BotCredentials("d" * 40), claims=claims or LocalClaims(),
+                                    identity=machines.identity)
         # The replicas' store holds a session's values (sealed): here, one vault shared by the replicas.
         self.values = SessionSecrets(self.channels, values or MemoryVault())
         if (watch := getattr(machines, "watch_channels", None)) is not None:

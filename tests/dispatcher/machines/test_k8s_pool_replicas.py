@@ -1,0 +1,117 @@
+"""A pool bot's channel is one across the replicas (a real redis-server between them): a copy of its
+pod's token that dials another replica is refused there, idle or as the session's bot, so a start's
+claim is handed to the real bot alone, whichever replica started it; once the real bot's link
+closes, its re-dial is admitted at any replica."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatcher.channel.link_hold import HOLD_SECONDS, RENEW_EVERY_SECONDS
+from dispatcher.machines.bot_environment import session_assignment
+from dispatcher.machines.k8s.sandbox import SandboxClaims
+from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
+from dispatcher.store.redis_coordination import RedisCoordination
+from dispatcher.store.secrets_vault import MemoryVault
+from tests.dispatcher.machines.test_k8s import spec
+from tests.dispatcher.machines.test_k8s_pool_redial import go_silent, redial, refused
+from tests.dispatcher.machines.test_k8s_sandbox import add_pool, env, warm_running
+from tests.dispatcher.machines.test_k8s_sandbox_warm import Dispatcher, idle_pool_bot
+from tests.fakes.k8s_sandbox import FakeAgentSandbox
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import until
+
+
+@pytest.fixture
+async def replicas(server: RedisServer, fake_k8s_sandbox: FakeAgentSandbox,
+                   request: pytest.FixtureRequest) -> AsyncIterator[tuple[Dispatcher, Dispatcher]]:
+    """Two replicas of one deployment: one store, one vault for the sessions' values."""
+    prefix = f"{DEFAULT_PREFIX}{request.node.name[:24]}:"
+    coordinations = [RedisCoordination(StoreSettings(url=server.url, password=server.password, replica_id=name,
+                                                     prefix=prefix, message_secret=server.message_secret,
+                                                     timeout_seconds=5.0, lease_seconds=3.0))
+                     for name in ("r-a", "r-b")]
+    vault = MemoryVault()
+    a, b = (Dispatcher(SandboxClaims.from_env(env(fake_k8s_sandbox)), vault, c.claims) for c in coordinations)
+    yield a, b
+    for replica in (a, b):
+        await replica.aclose()
+    for coordination in coordinations:
+        await coordination.aclose()
+
+
+async def test_a_copy_of_the_pods_token_at_another_replica_is_refused_and_never_handed_the_session(
+        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    a, b = replicas
+    fake = fake_k8s_sandbox
+    warm, bot = await idle_pool_bot(a, fake)  # the real bot, idle at a
+    copy = redial(b, fake, warm)  # the copy, idle at b
+    await until(lambda: refused(b, copy), "the copy refused at the other replica", timeout=20)
+    assert b.channels.idle() == []
+
+    s = spec()
+    await b.start(s)  # the start reaches b, whose watch sees the claim too
+    await until(lambda: len(bot.assigns()) == 1, "the session handed to the real bot", timeout=30)
+    assert bot.assigns()[0]["params"] == session_assignment(s).params()
+
+    late = redial(b, fake, warm)  # the copy, now with the pod's session: no second channel for it
+    await until(lambda: refused(b, late), "the copy's hello for the session refused", timeout=20)
+    assert copy.assigns() == [] and late.assigns() == [] and b.channels.link_for(s.session_id) is None
+
+
+async def test_a_pool_bot_whose_link_closed_is_admitted_again_at_another_replica(
+        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    a, b = replicas
+    fake = fake_k8s_sandbox
+    warm, first = await idle_pool_bot(a, fake)
+    go_silent(first)
+    dropping = redial(a, fake, warm)  # the real bot's re-dial at a (its first link half-open), cut next
+    await until(dropping.welcomed, "welcomed at a", timeout=20)
+    dropping.drop()
+    await until(a.serving[-1].done, "the drop seen at a, and its hold let go", timeout=20)
+    again = redial(b, fake, warm)  # through the Service, to the other replica
+    # Well within the hold's life (HOLD_SECONDS): admitted because a let go, not because the hold ran out.
+    await until(lambda: again.welcomed() or b.serving[-1].done(), "b's answer", timeout=HOLD_SECONDS - 5)
+    assert again.welcomed()
+    s = spec()
+    await a.start(s)
+    await until(lambda: len(again.assigns()) == 1, "the session handed at b", timeout=30)
+
+
+async def test_a_pool_bots_hello_is_refused_while_the_replicas_store_does_not_answer(
+        fake_k8s_sandbox: FakeAgentSandbox, server: RedisServer, unused_tcp_port: int) -> None:
+    fake = fake_k8s_sandbox
+    silent = RedisCoordination(StoreSettings(url=f"redis://127.0.0.1:{unused_tcp_port}", password=server.password,
+                                             replica_id="r-silent", message_secret=server.message_secret,
+                                             timeout_seconds=1.0, lease_seconds=3.0))
+    replica = Dispatcher(SandboxClaims.from_env(env(fake)), MemoryVault(), silent.claims)
+    try:
+        add_pool(fake, 1)
+        [warm] = await warm_running(fake, 1)
+        bot = replica.dial(fake, warm)
+        await until(lambda: refused(replica, bot), "the hello refused", timeout=30)
+        assert replica.channels.idle() == []
+    finally:
+        await replica.aclose()
+        await silent.aclose()
+
+
+async def test_a_link_whose_hold_another_replica_took_is_closed_at_its_renewal(
+        fake_k8s_sandbox: FakeAgentSandbox, server: RedisServer) -> None:
+    """Only a store that lost the record (a failover) lets another replica take it: the older link goes."""
+    fake = fake_k8s_sandbox
+    store = RedisCoordination(StoreSettings(url=server.url, password=server.password, replica_id="r-a",
+                                            prefix=f"{DEFAULT_PREFIX}renewal:", message_secret=server.message_secret,
+                                            timeout_seconds=5.0, lease_seconds=3.0))
+    replica = Dispatcher(SandboxClaims.from_env(env(fake)), MemoryVault(), store.claims)
+    try:
+        warm, _ = await idle_pool_bot(replica, fake)
+        [link] = replica.channels.idle()
+        await store.store.redis.set(store.store.key("link", warm), "r-b")  # another replica's now
+        await until(link.closed.is_set, "the link closed at its next renewal", timeout=RENEW_EVERY_SECONDS + 20)
+        assert await store.store.redis.get(store.store.key("link", warm)) == "r-b"  # not let go: not its own
+    finally:
+        await replica.aclose()
+        await store.aclose()
