@@ -158,6 +158,7 @@ class BotChannels:
         # Credential-less sockets whose hello is not admitted yet: their own places, and a rate per address.
         self.identity_only_gate = IdentityOnlyGate(max_identity_only)
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
+        self._dialling: dict[str, int] = {}  # pool bot's machine id → its hellos past the grant, not yet ended
         self._by_session: dict[str, BotLink] = {}
         self.rules = HelloRules(claims)  # which hellos are admitted (and what the other replicas saw)
         self.link_hold = LinkHold(claims)  # an identity-only bot's one channel across the replicas
@@ -189,27 +190,27 @@ class BotChannels:
     # --- connected bots -------------------------------------------------------------------
 
     async def serve(self, socket: Socket, grant: BotGrant | None,
-                    admitted: Callable[[], bool] = lambda: True) -> None:
+                    admitted: Callable[[], bool] = lambda: True) -> str | None:
         """Runs one (authorized, accepted) bot connection until it closes; with no grant (no
         credential: `admits_identity_only`), the hello's identity is its grant, and `admitted` is
-        asked once it is admitted (False: no channel is free for it)."""
+        asked once it is admitted (False: no channel is free for it). Returns why the hello was
+        refused, or None once the connection ran."""
         try:
             hello = parse_frame(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_SECONDS))
         except (TimeoutError, ProtocolError, OSError, RuntimeError) as exc:
             log.warning("bot channel: no valid hello (%s); closing", type(exc).__name__)
-            return
+            return "no valid hello"
         except Exception:  # the socket went away before saying anything
-            return
+            return "no hello"
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
-            return
+            return "no hello"
         pool_bot = grant is None  # its identity alone (a pool bot's pod token): a copy presents it too
-        idle_identity_only = pool_bot and hello.session_id is None
         if grant is None:
             granted = await self._identity_grant(hello)
             if isinstance(granted, str):
                 log.warning("bot %s refused: %s", shown(hello.machine_id), shown(granted))
-                return
+                return granted
             grant = granted
             if grant.kind == "session" and hello.session_id is None:
                 # A pool bot whose pod a session's claim holds: that session's bot (its values follow).
@@ -226,47 +227,73 @@ class BotChannels:
         if refused is not None:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
-            return
-        if pool_bot:
-            taken = (await self._held_already(hello) if idle_identity_only else None) \
-                or await self.link_hold.refusal(hello.machine_id)
-            if taken is not None:
-                log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
-                            shown(taken))
-                return
+            return refused
         link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
-        SESSION_ID.set(hello.session_id)  # this connection's log lines are its session's
-        if hello.session_id is not None:
-            self.rules.own(hello.session_id, hello.machine_id, live=self._by_session)
-        keeper = asyncio.create_task(self.link_hold.keep(link), name="link-hold") if pool_bot else None
+        if pool_bot:
+            return await self._serve_pool_bot(link)
+        await self._run(link)
+        return None
+
+    async def _serve_pool_bot(self, link: BotLink) -> str | None:
+        """A hello with its pod's identity alone, which a copy of the token presents too: it never takes
+        the place of a link that still answers, here (`_held_already`) or at another replica (the
+        store's hold: dispatcher/channel/link_hold.py), and its link is kept only while it holds that."""
+        machine_id = link.machine_id
+        self._dialling[machine_id] = self._dialling.get(machine_id, 0) + 1
+        try:
+            refused = await self._held_already(link.hello) or await self.link_hold.refusal(machine_id)
+            if refused is not None:
+                log.warning("bot %s (session %s) refused: %s", shown(machine_id), shown(link.session_id),
+                            shown(refused))
+                return refused
+            keeper = asyncio.create_task(self.link_hold.keep(link), name="link-hold")
+            try:
+                await self._run(link)
+            finally:
+                keeper.cancel()
+            return None
+        finally:
+            # Let go only when no link of this pod is registered or on its way here: an older link's end
+            # must not free the hold a newer one just renewed.
+            if (left := self._dialling.pop(machine_id) - 1) > 0:
+                self._dialling[machine_id] = left
+            elif not self._holds(machine_id):
+                with contextlib.suppress(Exception):
+                    await self.link_hold.let_go(machine_id)
+
+    async def _run(self, link: BotLink) -> None:
+        SESSION_ID.set(link.session_id)  # this connection's log lines are its session's
+        if link.session_id is not None:
+            self.rules.own(link.session_id, link.machine_id, live=self._by_session)
         try:
             await self._register(link)
-            await socket.send_text(encode(Welcome()))
+            await link.socket.send_text(encode(Welcome()))
             for listener in self.welcome_listeners:
                 listener(link)
-            await self._read(link)
+            await self._read_until_closed(link)
         finally:
             await self._unregister(link)
-            if keeper is not None:
-                keeper.cancel()
-                if not self._holds(link.machine_id):  # not a newer link of its own here
-                    with contextlib.suppress(Exception):
-                        await self.link_hold.let_go(link.machine_id)
+
+    async def _read_until_closed(self, link: BotLink) -> None:
+        """Reads until the socket ends or this side closed the link (a replaced or dropped link's far end
+        may never finish the closing handshake; its place is given up at once all the same)."""
+        reading = asyncio.create_task(self._read(link), name=f"bot-read-{link.machine_id}")
+        closing = asyncio.create_task(link.closed.wait(), name=f"bot-closed-{link.machine_id}")
+        try:
+            await asyncio.wait({reading, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, closing):
+                task.cancel()
+            await asyncio.gather(reading, closing, return_exceptions=True)
 
     async def _held_already(self, hello: Hello) -> str | None:
-        """An idle identity-only hello (a pool bot's, its pod's token the proof; its claim's session's
-        when a claim holds the pod) never takes a live link's place: a copy of the token must not push
-        the real bot off. A session's link is never replaced by it; an idle link only once it does not
-        answer a ping (a drop this side has not seen yet)."""
-        if hello.session_id is not None:
-            live = self._by_session.get(hello.session_id)
-            if live is not None and not live.closed.is_set():
-                return "its session's bot is connected already; an idle hello does not replace it"
-            return None
-        held = self._idle.get(hello.machine_id)
+        """A pool bot's hello (idle, or its claim's session's) never takes the place of a link of the
+        same pod or session that still answers: a copy of the token must not push the real bot off. A
+        link that does not answer a ping is a drop this side has not seen yet: the newcomer replaces it."""
+        held = self._idle.get(hello.machine_id) if hello.session_id is None else self._by_session.get(hello.session_id)
         if held is not None and not held.closed.is_set() and await held.answers(LIVE_LINK_PING_SECONDS):
-            return ("this machine's bot is connected already and answers; a second connection with its identity "
-                    "is refused")
+            return "this machine's bot is connected already and answers; a second connection with its identity " \
+                   "is refused"
         return None
 
     def _holds(self, machine_id: str) -> bool:

@@ -97,8 +97,16 @@ class PoolHandover:
             timer.cancel()
             self._stop_watching_if_unwanted()
 
-    def _hand_over(self, pod: str, session_id: str) -> None:
-        if self._channels is not None and self._channels.hand_over(pod, session_id) is not None:
+    async def _hand_over_if_linked_here(self, pod: str, session_id: str) -> None:
+        """Handed only while this replica holds the pod's one channel across the replicas, renewed now
+        (dispatcher/channel/link_hold.py): a copy of its token idle elsewhere never is."""
+        if self._channels is None or not self._idle_here(pod):
+            return
+        if not await self._channels.link_hold.confirmed(pod):
+            log.warning("pool bot %s: this replica does not hold its channel now; not handed session %s here",
+                        pod, session_id)
+            return
+        if self._channels.hand_over(pod, session_id) is not None:
             log.info("session %s: warm pool bot %s handed its session", session_id, pod)
 
     def _on_idle_hello(self, link: BotLink) -> None:
@@ -219,7 +227,7 @@ class PoolHandover:
                 await asyncio.sleep(pause)
                 continue
             if holder == ("session", session_id):
-                self._hand_over(pod, session_id)
+                await self._hand_over_if_linked_here(pod, session_id)
             else:
                 log.warning("pool bot %s: a claim names it for session %s but its Sandbox is not that claim's "
                             "(%s); not handed", pod, session_id, holder)

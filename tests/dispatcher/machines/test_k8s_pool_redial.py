@@ -1,7 +1,7 @@
 """An idle pool bot whose channel drops (a rollout, a proxy's cut) dials again and is idle again: its
 hello is not one-use, its pod's token and its Sandbox's owner are the proof. One pod never holds two
-idle links, and a copy of its token never pushes a live bot off: a second idle hello takes the first
-link's place only once that link stops answering a ping, and never a session's link."""
+idle links, and a copy of its token never pushes a live bot off: a second hello, idle or naming the
+session, takes the pod's or the session's link's place only once that link stops answering a ping."""
 
 from __future__ import annotations
 
@@ -100,14 +100,19 @@ async def test_a_second_idle_hello_for_one_pod_is_refused_while_the_first_link_a
     assert link.socket is newer and link is not older
 
 
-async def test_an_idle_hello_with_a_served_pods_identity_never_replaces_its_session_link(
-        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+@pytest.mark.parametrize("naming_the_session", [False, True])
+async def test_a_hello_with_a_served_pods_identity_never_replaces_its_session_link_while_that_answers(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox, naming_the_session: bool) -> None:
     fake = fake_k8s_sandbox
     warm, bot = await idle_pool_bot(dispatcher, fake)
     s = spec()
     await dispatcher.start(s)
     await until(lambda: len(bot.assigns()) == 1, "the bot serves the session", timeout=30)
-    copy = redial(dispatcher, fake, warm)  # an idle hello with a copy of the pod's token
-    await until(lambda: refused(dispatcher, copy), "the idle hello refused", timeout=20)
-    link = dispatcher.channels.link_for(s.session_id)
-    assert link is not None and link.socket is bot and not link.closed.is_set()
+    live = dispatcher.channels.link_for(s.session_id)
+    # A copy of the pod's token, its hello idle or naming the session (the claim's name gives it away).
+    copy = DroppableSocket(Hello(machine_id=warm, image="dev", capabilities=("webrtc",),
+                                 session_id=s.session_id if naming_the_session else None, identity=fake.token_of(warm)))
+    dispatcher.serving.append(asyncio.create_task(dispatcher.channels.serve(copy, None)))
+    await until(lambda: refused(dispatcher, copy), "the copy's hello refused", timeout=20)
+    assert dispatcher.channels.link_for(s.session_id) is live and live is not None and not live.closed.is_set()
+    assert live.socket is bot and copy.assigns() == []

@@ -5,6 +5,7 @@ closes, its re-dial is admitted at any replica."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,8 +14,10 @@ from dispatcher.channel.link_hold import HOLD_SECONDS, RENEW_EVERY_SECONDS
 from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.machines.k8s.sandbox import SandboxClaims
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
+from dispatcher.store.coordination import Claims
 from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.secrets_vault import MemoryVault
+from dispatcher.store.unavailable import StoreUnavailable
 from tests.dispatcher.machines.test_k8s import spec
 from tests.dispatcher.machines.test_k8s_pool_redial import go_silent, redial, refused
 from tests.dispatcher.machines.test_k8s_sandbox import add_pool, env, warm_running
@@ -115,3 +118,60 @@ async def test_a_link_whose_hold_another_replica_took_is_closed_at_its_renewal(
     finally:
         await replica.aclose()
         await store.aclose()
+
+
+class CutOff:
+    """One replica's view of the store: it answers until `cut`, then times out (that replica alone cut off)."""
+
+    def __init__(self, claims: Claims) -> None:
+        self.claims, self.cut = claims, False
+
+    async def hold_link(self, machine_id: str, seconds: float) -> bool:
+        if self.cut:
+            raise StoreUnavailable("the store did not answer: TimeoutError")
+        return await self.claims.hold_link(machine_id, seconds)
+
+    async def let_go_link(self, machine_id: str) -> None:
+        await self.claims.let_go_link(machine_id)
+
+
+async def test_a_replica_cut_off_from_the_store_closes_its_link_before_its_hold_can_lapse(
+        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox, server: RedisServer) -> None:
+    a, _ = replicas
+    fake = fake_k8s_sandbox
+    warm, _ = await idle_pool_bot(a, fake)
+    [link] = a.channels.idle()
+    view = CutOff(a.channels.link_hold._claims)
+    a.channels.link_hold._claims = view  # type: ignore[assignment]
+    view.cut = True
+    cut_at = asyncio.get_running_loop().time()
+    await until(link.closed.is_set, "the unrenewed link closed", timeout=HOLD_SECONDS + 30)
+    # Before the record it renewed last could lapse: no other replica could have admitted the pod yet.
+    assert asyncio.get_running_loop().time() - cut_at < HOLD_SECONDS
+
+
+async def test_an_older_links_end_does_not_free_the_hold_a_newer_link_of_its_pod_just_took(
+        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    a, b = replicas
+    fake = fake_k8s_sandbox
+    warm, first = await idle_pool_bot(a, fake)
+    [older] = a.channels.idle()
+    go_silent(first)  # half-open: the real bot dials again, and the older link ends meanwhile
+    claims = a.channels.link_hold._claims
+
+    class OlderEndsDuringTheHold:
+        async def hold_link(self, machine_id: str, seconds: float) -> bool:
+            held = await claims.hold_link(machine_id, seconds)
+            if not older.closed.is_set():
+                await older.disconnect()
+                await asyncio.sleep(0.2)  # its serve's end runs now, between this hold and the register
+            return held
+
+        async def let_go_link(self, machine_id: str) -> None:
+            await claims.let_go_link(machine_id)
+
+    a.channels.link_hold._claims = OlderEndsDuringTheHold()  # type: ignore[assignment]
+    again = redial(a, fake, warm)
+    await until(again.welcomed, "the re-dial welcomed", timeout=30)
+    copy = redial(b, fake, warm)
+    await until(lambda: refused(b, copy), "a copy at the other replica still refused", timeout=20)
