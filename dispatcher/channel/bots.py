@@ -100,8 +100,9 @@ class BotLink:
         reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = reply
         try:
-            await self.socket.send_text(encode(Request(request_id, method, params)))
-            answer = await asyncio.wait_for(reply, timeout)
+            async with asyncio.timeout(timeout):  # the send too: a peer that stops reading fills the buffers
+                await self.socket.send_text(encode(Request(request_id, method, params)))
+                answer = await reply
         except TimeoutError:
             raise BotRequestFailed(502, "bot_timeout", f"the bot did not answer {method} within {timeout:g}s") from None
         except (OSError, RuntimeError, ConnectionError) as exc:
@@ -285,6 +286,8 @@ class BotChannels:
             for task in (reading, closing):
                 task.cancel()
             await asyncio.gather(reading, closing, return_exceptions=True)
+            if reading.done() and not reading.cancelled() and (failed := reading.exception()) is not None:
+                log.error("bot %s: its channel's reader failed", shown(link.machine_id), exc_info=failed)
 
     async def _held_already(self, hello: Hello) -> str | None:
         """A pool bot's hello (idle, or its claim's session's) never takes the place of a link of the

@@ -45,13 +45,6 @@ class IdentityOnlyGate:
         self.pending += 1
         return None
 
-    def refund(self, address: str | None) -> None:
-        """`address`'s newest dial is not counted: its hello proved a pool bot's identity and was refused only
-        because another replica holds that bot's channel (a dead one's hold, running out)."""
-        opened = self._opened.get(address or "unknown")
-        if opened:
-            opened.pop()
-
     def release(self) -> None:
         """A pending socket's hello was admitted, or it closed."""
         self.pending = max(0, self.pending - 1)

@@ -6,7 +6,7 @@ this keeps it one across the replicas, so a copy that dials another replica is n
 that a session's claim is handed to there, idle or serving. The replica holding the channel holds the
 store's `link:<machine id>` record (dispatcher/store/claims.py), renewed while the link is open, let go
 when it closes; a replica that died frees it within `HOLD_SECONDS`, inside the minute a pool bot
-keeps dialling again (a dial refused for that reason is not counted against its address).
+keeps dialling again.
 
 The hello's hold is not forgiven when the store does not answer: the hello is refused, and the bot
 dials again. A link is kept while its bot answers a ping and its hold is renewed; one whose hold has

@@ -101,14 +101,3 @@ def test_the_gate_forgets_an_addresses_dials_after_its_window_and_counts_each_ad
     assert gate.refusal("10.0.0.1") is None
     assert gate.pending == 2
 
-
-def test_a_dial_refused_because_another_replica_holds_the_bots_channel_is_not_counted() -> None:
-    gate = IdentityOnlyGate(100, clock=lambda: 0.0)
-    for _ in range(PER_ADDRESS):
-        assert gate.refusal("10.0.0.7") is None
-        gate.release()
-        gate.refund("10.0.0.7")  # each: the real bot, refused while a dead replica's hold runs out
-    assert gate.refusal("10.0.0.7") is None
-    for _ in range(PER_ADDRESS - 1):
-        assert gate.refusal("10.0.0.7") is None
-    assert gate.refusal("10.0.0.7") is not None  # dials not refunded still count

@@ -30,7 +30,6 @@ from fastapi import APIRouter, WebSocket
 from botchannel.contract import CHANNEL_PATH
 from dispatcher.api.dependencies import app_state
 from dispatcher.channel.bots import BotChannels
-from dispatcher.channel.link_hold import HELD_ELSEWHERE
 from dispatcher.phone.media_links import MEDIA_PATH, bearer_secret
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.store_hop import serve_relayed_media
@@ -65,8 +64,7 @@ async def bot_channel(websocket: WebSocket) -> None:
 async def _identity_only_channel(websocket: WebSocket, channels: BotChannels) -> None:
     """A credential-less socket: a pending place until its hello is admitted, then a channel."""
     gate = channels.identity_only_gate
-    address = websocket.client.host if websocket.client else None
-    refused = gate.refusal(address)
+    refused = gate.refusal(websocket.client.host if websocket.client else None)
     if refused is not None:
         await websocket.accept()  # accepted only to say why: a refused handshake carries no reason
         with contextlib.suppress(Exception):
@@ -86,8 +84,7 @@ async def _identity_only_channel(websocket: WebSocket, channels: BotChannels) ->
 
     try:
         await websocket.accept()
-        if await channels.serve(websocket, None, admitted) == HELD_ELSEWHERE:
-            gate.refund(address)  # its real bot, re-dialling while a dead replica's hold runs out
+        await channels.serve(websocket, None, admitted)
     finally:
         if pending:
             gate.release()
