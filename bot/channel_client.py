@@ -95,6 +95,8 @@ class BotChannel:
         if not isinstance(first, Welcome):
             await self.close()
             raise ChannelError("the dispatcher did not welcome this bot")
+        if first.resume is not None:  # presented again at every re-dial: it proves this is the bot welcomed
+            self.hello = replace(self.hello, resume=first.resume)
 
     async def serve(self) -> None:
         """Answers requests until the channel closes (returns then; never raises for a drop)."""

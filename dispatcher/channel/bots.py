@@ -84,6 +84,7 @@ class BotLink:
     connected_at: float = field(default_factory=time.monotonic)
     reports: dict[str, Report] = field(default_factory=dict)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    key_digest: str | None = None  # a bot that dials with its identity alone: its resume key's, as the store keeps it
     _pending: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -236,20 +237,23 @@ class BotChannels:
         return None
 
     async def _serve_pool_bot(self, link: BotLink) -> str | None:
-        """A hello with its pod's identity alone, which a copy of the token presents too: it never takes
-        the place of a link that still answers, here (`_held_already`) or at another replica (the
-        store's hold: dispatcher/channel/link_hold.py), and its link is kept only while it holds that."""
+        """A hello with its pod's identity alone, which a copy of the token presents too: once its pod's
+        bot was welcomed, only a hello with that bot's resume key is admitted, at any replica, and takes
+        its channel (dispatcher/channel/link_hold.py); its link is kept while this replica holds that."""
         machine_id = link.machine_id
         self._dialling[machine_id] = self._dialling.get(machine_id, 0) + 1
         try:
-            refused = await self._held_already(link.hello) or await self.link_hold.refusal(machine_id)
-            if refused is not None:
+            # Without its resume key, a hello never takes the place of a link that still answers here.
+            refused = await self._held_already(link.hello) if link.hello.resume is None else None
+            admitted = refused or await self.link_hold.admit(machine_id, link.hello.resume)
+            if isinstance(admitted, str):
                 log.warning("bot %s (session %s) refused: %s", shown(machine_id), shown(link.session_id),
-                            shown(refused))
-                return refused
-            keeper = asyncio.create_task(self.link_hold.keep(link), name="link-hold")
+                            shown(admitted))
+                return admitted
+            link.key_digest = admitted.digest
+            keeper = asyncio.create_task(self.link_hold.keep(link, admitted.digest), name="link-hold")
             try:
-                await self._run(link)
+                await self._run(link, Welcome(resume=admitted.key))
             finally:
                 keeper.cancel()
             return None
@@ -262,13 +266,13 @@ class BotChannels:
                 with contextlib.suppress(Exception):
                     await self.link_hold.let_go(machine_id)
 
-    async def _run(self, link: BotLink) -> None:
+    async def _run(self, link: BotLink, welcome: Welcome | None = None) -> None:
         SESSION_ID.set(link.session_id)  # this connection's log lines are its session's
         if link.session_id is not None:
             self.rules.own(link.session_id, link.machine_id, live=self._by_session)
         try:
             await self._register(link)
-            await link.socket.send_text(encode(Welcome()))
+            await link.socket.send_text(encode(welcome or Welcome()))
             for listener in self.welcome_listeners:
                 listener(link)
             await self._read_until_closed(link)

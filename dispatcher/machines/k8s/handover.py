@@ -100,9 +100,11 @@ class PoolHandover:
     async def _hand_over_if_linked_here(self, pod: str, session_id: str) -> None:
         """Handed only while this replica holds the pod's one channel across the replicas, renewed now
         (dispatcher/channel/link_hold.py): a copy of its token idle elsewhere never is."""
-        if self._channels is None or not self._idle_here(pod):
+        link = next((idle for idle in self._channels.idle() if idle.machine_id == pod), None) \
+            if self._channels is not None else None
+        if self._channels is None or link is None or link.key_digest is None:
             return
-        if not await self._channels.link_hold.confirmed(pod):
+        if not await self._channels.link_hold.confirmed(pod, link.key_digest):
             log.warning("pool bot %s: this replica does not hold its channel now; not handed session %s here",
                         pod, session_id)
             return

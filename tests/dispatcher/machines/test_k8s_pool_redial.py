@@ -1,7 +1,8 @@
 """An idle pool bot whose channel drops (a rollout, a proxy's cut) dials again and is idle again: its
-hello is not one-use, its pod's token and its Sandbox's owner are the proof. One pod never holds two
-idle links, and a copy of its token never pushes a live bot off: a second hello, idle or naming the
-session, takes the pod's or the session's link's place only once that link stops answering a ping."""
+hello is not one-use, its pod's token, its Sandbox's owner and the resume key its welcome gave it are
+the proof. One pod never holds two idle links, and a copy of its token never gets in once the bot was
+welcomed: a hello without the key is refused, idle or naming the session, even while the bot's link
+does not answer; with the key, the bot's re-dial takes its link's place at once."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ async def dispatcher(fake_k8s_sandbox: FakeAgentSandbox) -> AsyncIterator[Dispat
     await wired.aclose()
 
 
-def redial(dispatcher: Dispatcher, fake: FakeAgentSandbox, pod: str) -> DroppableSocket:
+def redial(dispatcher: Dispatcher, fake: FakeAgentSandbox, pod: str, resume: str | None = None) -> DroppableSocket:
+    """A hello with the pod's token: the real bot's re-dial with the key its welcome gave it, a copy without."""
     socket = DroppableSocket(Hello(machine_id=pod, image="dev", capabilities=("webrtc",), session_id=None,
-                                   identity=fake.token_of(pod)))
+                                   identity=fake.token_of(pod), resume=resume))
     dispatcher.serving.append(asyncio.create_task(dispatcher.channels.serve(socket, None)))
     return socket
 
@@ -70,11 +72,12 @@ async def test_an_idle_pool_bot_dials_again_after_a_drop_and_is_handed_a_session
     fake = fake_k8s_sandbox
     warm, fixtures = await idle_pool_bot(dispatcher, fake)
     go_silent(fixtures)
-    first = redial(dispatcher, fake, warm)  # replaces the fixture's link, which no longer answers
+    first = redial(dispatcher, fake, warm, fixtures.resume_key())  # replaces the fixture's link at once
     await until(first.welcomed, "welcomed", timeout=20)
+    assert first.resume_key() == fixtures.resume_key()  # the bot's key stays its own
     first.drop()
     await until(lambda: idle_here(dispatcher) == [], "the drop seen", timeout=20)
-    again = redial(dispatcher, fake, warm)
+    again = redial(dispatcher, fake, warm, first.resume_key())
     await until(lambda: idle_here(dispatcher) == [warm], "idle again after its re-dial", timeout=20)
     assert again.welcomed()
     s = spec()
@@ -83,21 +86,25 @@ async def test_an_idle_pool_bot_dials_again_after_a_drop_and_is_handed_a_session
     assert again.assigns()[0]["params"] == session_assignment(s).params()
 
 
-async def test_a_second_idle_hello_for_one_pod_is_refused_while_the_first_link_answers_and_replaces_it_after(
-        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+@pytest.mark.parametrize("answering", [True, False])
+async def test_a_hello_without_the_bots_key_is_refused_and_the_bots_own_redial_replaces_its_link(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox, answering: bool) -> None:
     fake = fake_k8s_sandbox
     warm, first = await idle_pool_bot(dispatcher, fake)
     [older] = dispatcher.channels.idle()
-    copy = redial(dispatcher, fake, warm)  # a copy of the pod's token, while the real bot answers
-    await until(lambda: refused(dispatcher, copy), "the second hello refused", timeout=20)
-    assert dispatcher.channels.idle() == [older] and not older.closed.is_set()
+    if not answering:
+        go_silent(first)  # a stalled or half-open bot: a copy must not take its place either
+    copy = redial(dispatcher, fake, warm)  # a copy of the pod's token, without the bot's key
+    await until(lambda: refused(dispatcher, copy), "the keyless hello refused", timeout=20)
+    assert copy.assigns() == []
 
-    go_silent(first)  # the first connection half-open: the real bot dials again
-    newer = redial(dispatcher, fake, warm)
+    go_silent(first)  # the first connection half-open: the real bot dials again, with its key
+    newer = redial(dispatcher, fake, warm, first.resume_key())
     await until(newer.welcomed, "the newer hello welcomed", timeout=30)
     await until(older.closed.is_set, "the older link closed", timeout=20)
     [link] = dispatcher.channels.idle()
     assert link.socket is newer and link is not older
+    assert copy.resume_key() is None
 
 
 @pytest.mark.parametrize("naming_the_session", [False, True])

@@ -6,6 +6,7 @@ closes, its re-dial is admitted at any replica."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,7 +15,7 @@ from dispatcher.channel.link_hold import HOLD_SECONDS, RENEW_EVERY_SECONDS
 from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.machines.k8s.sandbox import SandboxClaims
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings
-from dispatcher.store.coordination import Claims
+from dispatcher.store.coordination import Claims, LinkAdmission
 from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.unavailable import StoreUnavailable
@@ -27,11 +28,16 @@ from tests.support.redis_server import RedisServer
 from tests.support.waiting import until
 
 
+def store_prefix(request: pytest.FixtureRequest) -> str:
+    """The test's own keys in the module's store (its pods' names repeat from test to test)."""
+    return f"{DEFAULT_PREFIX}{hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]}:"
+
+
 @pytest.fixture
 async def replicas(server: RedisServer, fake_k8s_sandbox: FakeAgentSandbox,
                    request: pytest.FixtureRequest) -> AsyncIterator[tuple[Dispatcher, Dispatcher]]:
     """Two replicas of one deployment: one store, one vault for the sessions' values."""
-    prefix = f"{DEFAULT_PREFIX}{request.node.name[:24]}:"
+    prefix = store_prefix(request)
     coordinations = [RedisCoordination(StoreSettings(url=server.url, password=server.password, replica_id=name,
                                                      prefix=prefix, message_secret=server.message_secret,
                                                      timeout_seconds=5.0, lease_seconds=3.0))
@@ -64,23 +70,31 @@ async def test_a_copy_of_the_pods_token_at_another_replica_is_refused_and_never_
     assert copy.assigns() == [] and late.assigns() == [] and b.channels.link_for(s.session_id) is None
 
 
-async def test_a_pool_bot_whose_link_closed_is_admitted_again_at_another_replica(
-        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox) -> None:
+@pytest.mark.parametrize("old_link", ["dropped", "half-open"])
+async def test_the_bots_redial_with_its_key_at_another_replica_takes_its_channel_and_its_sessions_there(
+        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox, old_link: str) -> None:
     a, b = replicas
     fake = fake_k8s_sandbox
     warm, first = await idle_pool_bot(a, fake)
     go_silent(first)
-    dropping = redial(a, fake, warm)  # the real bot's re-dial at a (its first link half-open), cut next
+    dropping = redial(a, fake, warm, first.resume_key())  # the real bot's re-dial at a, with its key
     await until(dropping.welcomed, "welcomed at a", timeout=20)
-    dropping.drop()
-    await until(a.serving[-1].done, "the drop seen at a, and its hold let go", timeout=20)
-    again = redial(b, fake, warm)  # through the Service, to the other replica
-    # Well within the hold's life (HOLD_SECONDS): admitted because a let go, not because the hold ran out.
-    await until(lambda: again.welcomed() or b.serving[-1].done(), "b's answer", timeout=HOLD_SECONDS - 5)
+    [older] = a.channels.idle()
+    if old_link == "dropped":
+        dropping.drop()
+        await until(a.serving[-1].done, "the drop seen at a, and its hold let go", timeout=20)
+    else:
+        go_silent(dropping)  # a still holds the pod's channel: the key takes it over
+    again = redial(b, fake, warm, dropping.resume_key())  # through the Service, to the other replica
+    await until(lambda: again.welcomed() or b.serving[-1].done(), "b's answer", timeout=30)
     assert again.welcomed()
+    await until(older.closed.is_set, "a's older link closed", timeout=RENEW_EVERY_SECONDS + 30)
+    copy = redial(a, fake, warm)  # a copy, without the key, back at a
+    await until(lambda: refused(a, copy), "the copy refused at a", timeout=20)
     s = spec()
-    await a.start(s)
+    await a.start(s)  # started at a; handed where the bot's channel is
     await until(lambda: len(again.assigns()) == 1, "the session handed at b", timeout=30)
+    assert dropping.assigns() == [] and copy.assigns() == []
 
 
 async def test_a_pool_bots_hello_is_refused_while_the_replicas_store_does_not_answer(
@@ -126,10 +140,10 @@ class CutOff:
     def __init__(self, claims: Claims) -> None:
         self.claims, self.cut = claims, False
 
-    async def hold_link(self, machine_id: str, seconds: float) -> bool:
+    async def keep_link(self, machine_id: str, key: str, hold_seconds: float, key_seconds: float) -> bool:
         if self.cut:
             raise StoreUnavailable("the store did not answer: TimeoutError")
-        return await self.claims.hold_link(machine_id, seconds)
+        return await self.claims.keep_link(machine_id, key, hold_seconds, key_seconds)
 
     async def let_go_link(self, machine_id: str) -> None:
         await self.claims.let_go_link(machine_id)
@@ -151,27 +165,33 @@ async def test_a_replica_cut_off_from_the_store_closes_its_link_before_its_hold_
 
 
 async def test_an_older_links_end_does_not_free_the_hold_a_newer_link_of_its_pod_just_took(
-        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox) -> None:
-    a, b = replicas
+        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox, server: RedisServer,
+        request: pytest.FixtureRequest) -> None:
+    a, _ = replicas
     fake = fake_k8s_sandbox
     warm, first = await idle_pool_bot(a, fake)
     [older] = a.channels.idle()
     go_silent(first)  # half-open: the real bot dials again, and the older link ends meanwhile
     claims = a.channels.link_hold._claims
 
-    class OlderEndsDuringTheHold:
-        async def hold_link(self, machine_id: str, seconds: float) -> bool:
-            held = await claims.hold_link(machine_id, seconds)
+    class OlderEndsDuringTheAdmission:
+        async def admit_link(self, machine_id: str, presented: str | None, new: str, hold_seconds: float,
+                             key_seconds: float) -> LinkAdmission:
+            answer = await claims.admit_link(machine_id, presented, new, hold_seconds, key_seconds)
             if not older.closed.is_set():
                 await older.disconnect()
-                await asyncio.sleep(0.2)  # its serve's end runs now, between this hold and the register
-            return held
+                await asyncio.sleep(0.2)  # its serve's end runs now, between this admission and the register
+            return answer
+
+        async def keep_link(self, machine_id: str, key: str, hold_seconds: float, key_seconds: float) -> bool:
+            return await claims.keep_link(machine_id, key, hold_seconds, key_seconds)
 
         async def let_go_link(self, machine_id: str) -> None:
             await claims.let_go_link(machine_id)
 
-    a.channels.link_hold._claims = OlderEndsDuringTheHold()  # type: ignore[assignment]
-    again = redial(a, fake, warm)
+    a.channels.link_hold._claims = OlderEndsDuringTheAdmission()  # type: ignore[assignment]
+    again = redial(a, fake, warm, first.resume_key())
     await until(again.welcomed, "the re-dial welcomed", timeout=30)
-    copy = redial(b, fake, warm)
-    await until(lambda: refused(b, copy), "a copy at the other replica still refused", timeout=20)
+    await until(lambda: older.closed.is_set() and len(a.serving) >= 2 and a.serving[0].done(), "the older link's end",
+                timeout=20)
+    assert server.admin().get(f"{store_prefix(request)}link:{warm}") == "r-a"  # still held: its new link is here

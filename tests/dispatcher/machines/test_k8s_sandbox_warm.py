@@ -59,6 +59,10 @@ class PoolBotSocket:
     def welcomed(self) -> bool:
         return any(f.get("type") == "welcome" for f in self.sent)
 
+    def resume_key(self) -> str | None:
+        """The key its welcome gave it, which the real bot presents when it dials again."""
+        return next((str(f["resume"]) for f in self.sent if f.get("type") == "welcome" and "resume" in f), None)
+
 
 class Dispatcher:
     """The provider and the channel, wired as dispatcher/wiring.py wires them."""
