@@ -17,17 +17,22 @@ from urllib.parse import urlsplit
 import yaml
 
 
-def api_server_address(kubeconfig: str, context: str | None) -> str | None:
-    """The API server's IPv4 address when the kubeconfig's context names it by address, else None."""
+def active_cluster(kubeconfig: str, context: str | None) -> dict[str, Any]:
+    """The `cluster` entry (server, CA, TLS name) the kubeconfig's context uses, or {} if unreadable."""
     try:
         document = yaml.safe_load(kubeconfig)
     except yaml.YAMLError:
-        return None
+        return {}
     if not isinstance(document, dict):
-        return None
+        return {}
     chosen = context or document.get("current-context")
     cluster_name = _named(document.get("contexts"), chosen).get("cluster")
-    server = _named(document.get("clusters"), cluster_name).get("server")
+    return _named(document.get("clusters"), cluster_name)
+
+
+def api_server_address(kubeconfig: str, context: str | None) -> str | None:
+    """The API server's IPv4 address when the kubeconfig's context names it by address, else None."""
+    server = active_cluster(kubeconfig, context).get("server")
     if not isinstance(server, str):
         return None
     if "://" not in server:  # a bare `host:port` (client-go adds a scheme): only its host matters here

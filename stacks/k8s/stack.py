@@ -82,7 +82,10 @@ class K8sStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.kubernetes is not None
         cfg = settings.kubernetes
-        provider = k8s.Provider(name, kubeconfig=cfg.kubeconfig, context=cfg.context)
+        # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
+        # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
+        provider = k8s.Provider(name, kubeconfig=cfg.kubeconfig, context=cfg.context,
+                                cluster_identifier=cfg.cluster_identifier)
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
