@@ -29,8 +29,9 @@ _CPU = re.compile(r"^(?:(\d+)m|(\d+(?:\.\d{1,3})?))$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
 # An image by digest: the cluster pulls exactly what was reviewed, and a new digest rolls the pods.
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
-# Any stable name the operator gives the cluster; printable, no spaces, so a diff shows it plainly.
-_CLUSTER_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")
+# Any stable name the operator gives the cluster (an EKS ARN, a GKE `gke_…` or `projects/…` name, an AKS
+# resource id, an eksctl `user@cluster.region.eksctl.io`): printable, no spaces, so a diff shows it plainly.
+_CLUSTER_IDENTIFIER = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._:/@()-]{0,511}$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 

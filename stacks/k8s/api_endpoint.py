@@ -19,15 +19,26 @@ import yaml
 
 def active_cluster(kubeconfig: str, context: str | None) -> dict[str, Any]:
     """The `cluster` entry (server, CA, TLS name) the kubeconfig's context uses, or {} if unreadable."""
+    document, name = _context_cluster(kubeconfig, context)
+    return _named(document.get("clusters"), name)
+
+
+def active_cluster_name(kubeconfig: str, context: str | None) -> str | None:
+    """The name of the cluster entry the kubeconfig's context uses (an EKS ARN, GKE's `gke_…`), if it names one."""
+    _, name = _context_cluster(kubeconfig, context)
+    return name if isinstance(name, str) and name else None
+
+
+def _context_cluster(kubeconfig: str, context: str | None) -> tuple[dict[str, Any], Any]:
+    """The kubeconfig read ({} if unreadable), and the cluster its context (or its current one) names."""
     try:
         document = yaml.safe_load(kubeconfig)
     except yaml.YAMLError:
-        return {}
+        return {}, None
     if not isinstance(document, dict):
-        return {}
+        return {}, None
     chosen = context or document.get("current-context")
-    cluster_name = _named(document.get("contexts"), chosen).get("cluster")
-    return _named(document.get("clusters"), cluster_name)
+    return document, _named(document.get("contexts"), chosen).get("cluster")
 
 
 def api_server_address(kubeconfig: str, context: str | None) -> str | None:

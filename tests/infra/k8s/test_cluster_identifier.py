@@ -42,7 +42,27 @@ def test_naming_the_cluster_replaces_nothing_and_renaming_it_replaces_the_provid
     assert replaces_provider(named, moved)
 
 
-@pytest.mark.parametrize("value", ["has space", "-leading", "x" * 254, "quote\""])
+@pytest.mark.parametrize("value", [
+    "arn:aws:eks:eu-west-1:123456789012:cluster/prod", "gke_my-project_europe-west4_prod",
+    "projects/my-project/locations/europe-west4/clusters/prod", "me@prod.eu-west-1.eksctl.io",
+    "/subscriptions/0000/resourceGroups/rg(prod)/providers/Microsoft.ContainerService/managedClusters/aks1"])
+def test_the_clouds_own_cluster_names_are_taken(value: str) -> None:
+    assert provider_inputs(up(k8sClusterIdentifier=value))["clusterIdentifier"] == value
+
+
+@pytest.mark.parametrize("value", ["has space", "-leading", "x" * 513, "quote\""])
 def test_an_identifier_that_is_not_a_plain_name_is_refused(value: str) -> None:
     with pytest.raises(SettingsError, match="k8sClusterIdentifier must be a name for the cluster"):
         up(k8sClusterIdentifier=value)
+
+
+@pytest.mark.parametrize(("context", "identifier", "warned"), [
+    ("", "prod", False), ("staging", "staging", False), ("staging", "prod", True), ("", "prod-eu-1", True)])
+def test_an_identifier_that_is_not_the_contexts_cluster_is_named_at_every_preview(
+        monkeypatch: pytest.MonkeyPatch, context: str, identifier: str, warned: bool) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    up(secrets={**ALL_SECRETS, "voicefleet:k8sKubeconfig": kubeconfig(f"https://35.204.1.{len(warnings) + 9}")},
+       k8sContext=context, k8sClusterIdentifier=identifier)
+    about = [w for w in warnings if "k8sClusterIdentifier" in w]
+    assert (len(about) == 1 and "change k8sClusterIdentifier with it" in about[0]) if warned else not about, warnings
