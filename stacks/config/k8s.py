@@ -73,8 +73,9 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         raise cfg.fail("k8sTlsSecret", f"must be a Secret's name in k8sDispatcherNamespace (got {tls_secret!r})")
     cluster_identifier = cfg.optional("k8sClusterIdentifier")
     if cluster_identifier is not None and not _CLUSTER_IDENTIFIER.match(cluster_identifier):
-        raise cfg.fail("k8sClusterIdentifier", f"must be a name for the cluster, like prod-eu-1 or its cluster's ARN "
-                                               f"(letters, digits, . _ : / -; got {cluster_identifier!r})")
+        raise cfg.fail("k8sClusterIdentifier", f"must be the kubeconfig's name for the cluster, like its EKS ARN or "
+                                               f"gke_project_zone_name (letters, digits, . _ : / @ ( ) -, 512 at most; "
+                                               f"got {cluster_identifier!r})")
     host = cfg.string("k8sDispatcherHost", required=True)
     if not _HOST.match(host):
         raise cfg.fail("k8sDispatcherHost", f"must be a lowercase DNS name, the Ingress's host (got {host!r})")
