@@ -29,6 +29,9 @@ _CPU = re.compile(r"^(?:(\d+)m|(\d+(?:\.\d{1,3})?))$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
 # An image by digest: the cluster pulls exactly what was reviewed, and a new digest rolls the pods.
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
+# Any stable name the operator gives the cluster (an EKS ARN, a GKE `gke_…` or `projects/…` name, an AKS
+# resource id, an eksctl `user@cluster.region.eksctl.io`): printable, no spaces, so a diff shows it plainly.
+_CLUSTER_IDENTIFIER = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._:/@()-]{0,511}$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -68,6 +71,11 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     tls_secret = cfg.optional("k8sTlsSecret")
     if tls_secret is not None and not DNS_LABEL.match(tls_secret):
         raise cfg.fail("k8sTlsSecret", f"must be a Secret's name in k8sDispatcherNamespace (got {tls_secret!r})")
+    cluster_identifier = cfg.optional("k8sClusterIdentifier")
+    if cluster_identifier is not None and not _CLUSTER_IDENTIFIER.match(cluster_identifier):
+        raise cfg.fail("k8sClusterIdentifier", f"must be the kubeconfig's name for the cluster, like its EKS ARN or "
+                                               f"gke_project_zone_name (letters, digits, . _ : / @ ( ) -, 512 at most; "
+                                               f"got {cluster_identifier!r})")
     host = cfg.string("k8sDispatcherHost", required=True)
     if not _HOST.match(host):
         raise cfg.fail("k8sDispatcherHost", f"must be a lowercase DNS name, the Ingress's host (got {host!r})")
@@ -77,6 +85,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     return KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
+        cluster_identifier=cluster_identifier,
         dispatcher_namespace=names["k8sDispatcherNamespace"],
         bot_namespace=names["k8sBotNamespace"],
         ingress_namespace=names["k8sIngressNamespace"],

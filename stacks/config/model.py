@@ -113,6 +113,7 @@ class KubernetesSettings:
 
     kubeconfig: pulumi.Output[str]  # secret: the provider instance's, never plain config
     context: str | None  # the kubeconfig's context; None: its current one
+    cluster_identifier: str | None  # the context's cluster entry name: the provider is replaced only when it changes
     dispatcher_namespace: str
     bot_namespace: str  # Pod Security `restricted`, enforced; the ResourceQuota's
     ingress_namespace: str  # the Ingress controller's: the only namespace the dispatcher takes traffic from

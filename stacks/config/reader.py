@@ -102,6 +102,7 @@ DEFAULTS: dict[str, Any] = {
     "azureKeyVaultPurgeProtection": False,  # once on, never off again (stacks/azure/secrets.py)
     # Kubernetes (stacks/config/k8s.py): "" = unset
     "k8sContext": "",  # the kubeconfig's current context
+    "k8sClusterIdentifier": "",  # pulumi-kubernetes' own guess from the kubeconfig's active cluster
     "k8sDispatcherNamespace": "voicefleet",
     "k8sBotNamespace": "voicefleet-bots",
     "k8sIngressNamespace": "ingress-nginx",

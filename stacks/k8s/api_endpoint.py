@@ -17,17 +17,33 @@ from urllib.parse import urlsplit
 import yaml
 
 
-def api_server_address(kubeconfig: str, context: str | None) -> str | None:
-    """The API server's IPv4 address when the kubeconfig's context names it by address, else None."""
+def active_cluster(kubeconfig: str, context: str | None) -> dict[str, Any]:
+    """The `cluster` entry (server, CA, TLS name) the kubeconfig's context uses, or {} if unreadable."""
+    document, name = _context_cluster(kubeconfig, context)
+    return _named(document.get("clusters"), name)
+
+
+def active_cluster_name(kubeconfig: str, context: str | None) -> str | None:
+    """The name of the cluster entry the kubeconfig's context uses (an EKS ARN, GKE's `gke_…`), if it names one."""
+    _, name = _context_cluster(kubeconfig, context)
+    return name if isinstance(name, str) and name else None
+
+
+def _context_cluster(kubeconfig: str, context: str | None) -> tuple[dict[str, Any], Any]:
+    """The kubeconfig read ({} if unreadable), and the cluster its context (or its current one) names."""
     try:
         document = yaml.safe_load(kubeconfig)
     except yaml.YAMLError:
-        return None
+        return {}, None
     if not isinstance(document, dict):
-        return None
+        return {}, None
     chosen = context or document.get("current-context")
-    cluster_name = _named(document.get("contexts"), chosen).get("cluster")
-    server = _named(document.get("clusters"), cluster_name).get("server")
+    return document, _named(document.get("contexts"), chosen).get("cluster")
+
+
+def api_server_address(kubeconfig: str, context: str | None) -> str | None:
+    """The API server's IPv4 address when the kubeconfig's context names it by address, else None."""
+    server = active_cluster(kubeconfig, context).get("server")
     if not isinstance(server, str):
         return None
     if "://" not in server:  # a bare `host:port` (client-go adds a scheme): only its host matters here

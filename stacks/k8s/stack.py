@@ -22,6 +22,7 @@ from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s.access import BOT_ACCOUNT, Access, AccessArgs
 from stacks.k8s.api_endpoint import api_server_address
+from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs
@@ -83,7 +84,13 @@ class K8sStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.kubernetes is not None
         cfg = settings.kubernetes
-        provider = k8s.Provider(name, kubeconfig=cfg.kubeconfig, context=cfg.context)
+        # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
+        # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
+        # Never upsert: an object of the same name already in the cluster is an error, not adopted (and then
+        # deleted by the replacement's clean-up); PULUMI_K8S_UPSERT_EXISTING_OBJECTS must not turn it on.
+        provider = k8s.Provider(name, kubeconfig=cfg.kubeconfig, context=cfg.context,
+                                cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False)
+        refuse_another_cluster(cfg)
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)

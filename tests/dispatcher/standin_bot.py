@@ -106,9 +106,9 @@ class Channel:
             self.session_id = params["session_id"]
             self.assignment = params
             if (record := os.environ.get("STANDIN_RECORD_DIR")) and not self.cold:
-                with open(os.path.join(record, f"{self.session_id}.json"), "w") as f:
-                    json.dump({"assigned": True, "body": json.dumps(params.get("body", {}), separators=(",", ":")),
-                               "pid": os.getpid()}, f)
+                write_record(os.path.join(record, f"{self.session_id}.json"),
+                             {"assigned": True, "body": json.dumps(params.get("body", {}), separators=(",", ":")),
+                              "pid": os.getpid()})
             self._assigned.set()
             return {"session_id": self.session_id}
         if self.assignment is None and not (self.cold and self._assigned.wait(10)):  # an offer may overtake it
@@ -159,9 +159,18 @@ PIPELINE_ERROR = "DeepgramSTTService#0: the API key was rejected (401)"
 
 def record_session(session_id: str | None, body: str | None, ice: object = None, room_url: str | None = None) -> None:
     if (record := os.environ.get("STANDIN_RECORD_DIR")) and session_id:
-        with open(os.path.join(record, f"{session_id}.json"), "w") as f:
-            json.dump({"argv": sys.argv[1:], "session_id": session_id, "body": body, "ice": ice, "room_url": room_url,
-                       "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ}, f)
+        write_record(os.path.join(record, f"{session_id}.json"),
+                     {"argv": sys.argv[1:], "session_id": session_id, "body": body, "ice": ice, "room_url": room_url,
+                      "pid": os.getpid(), "has_dispatcher_keys": "DISPATCHER_API_KEYS" in os.environ})
+
+
+def write_record(path: str, record: dict[str, object]) -> None:
+    """Written whole or not at all: tests poll for the file and read it as soon as it exists, and a
+    busy machine can run them between an open() that created it and the write that fills it."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
+        json.dump(record, f)
+    os.replace(partial, path)
 
 
 def main() -> int:

@@ -2,7 +2,8 @@
 
 pulumi-kubernetes replaces, never updates, an object whose `.metadata.name` or `.metadata.namespace`
 changes, and a Deployment whose `.spec.selector` does (`forceNewProperties`, provider/pkg/provider/
-diff.go in pulumi/pulumi-kubernetes: `metadataForceNewProperties` and `deployment`). Two of those cut
+diff.go in pulumi/pulumi-kubernetes: `metadataForceNewProperties` and `deployment`); and the provider
+itself, with every object made through it, when its `clusterIdentifier` changes. Two of those cut
 sessions: a replaced Namespace is deleted with everything in it (the bots' running pods, or the
 dispatcher), and a replaced Deployment is deleted before or beside its successor with every replica
 at once, past the disruption budget (a budget limits evictions, not deletes). `python -m stacks.plan
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from stacks.tools.mocks import Registration
 from stacks.tools.preflight.immutable import changed
 
+PROVIDER = "pulumi:providers:kubernetes"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 # (type, property path) -> what its replacement takes down.
@@ -25,6 +27,10 @@ REPLACING: dict[tuple[str, str], str] = {
     (DEPLOYMENT, "metadata.name"): "deletes every dispatcher replica at once",
     (DEPLOYMENT, "metadata.namespace"): "deletes every dispatcher replica at once",
     (DEPLOYMENT, "spec.selector"): "deletes every dispatcher replica at once",
+    # Its DiffConfig replaces the provider when a set identifier changes (provider/pkg/provider/provider.go),
+    # and the engine then replaces every object made through it; adding or removing one replaces nothing.
+    (PROVIDER, "clusterIdentifier"): "replaces every object the stack made in the cluster (k8sClusterIdentifier "
+                                     "names the cluster: change it only to move the stack to another one)",
 }
 
 
@@ -34,4 +40,5 @@ def violations(deployed: Iterable[Registration], planned: Iterable[Registration]
     return [f"{reg.type} {reg.name}: {keys} changes {path} from {old} to {new}, which replaces it and "
             f"{REPLACING[reg.type, path]}: keep the value the stack was created with, or first `drain: true`, "
             "`pulumi up` and `pulumi destroy`, then `up` the new value"
-            for reg, path, old, new in changed(deployed, planned, REPLACING) if old != new]
+            for reg, path, old, new in changed(deployed, planned, REPLACING)
+            if old != new and (reg.type != PROVIDER or (old is not None and new is not None))]

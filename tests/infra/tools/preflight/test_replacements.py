@@ -35,3 +35,13 @@ def test_the_plan_refuses_the_change() -> None:
     assert any("k8sBotNamespace=bots" in line for line in found)
     _, found, _ = checked_plan("k8s-dev", {"k8sBotMemory": "2Gi"})
     assert found == []
+
+
+def test_a_renamed_cluster_identifier_is_refused_and_a_first_one_passes(k8s_stack: K8sRunner) -> None:
+    unnamed, named = k8s_stack(), k8s_stack(k8sClusterIdentifier="prod-eu-1")
+    assert replacements.violations(unnamed.registrations, named.registrations,
+                                   {"k8sClusterIdentifier": "prod-eu-1"}) == []  # adding one replaces nothing
+    (found,) = replacements.violations(named.registrations, k8s_stack(k8sClusterIdentifier="prod-eu-2").registrations,
+                                       {"k8sClusterIdentifier": "prod-eu-2"})
+    assert "pulumi:providers:kubernetes" in found and "from prod-eu-1 to prod-eu-2" in found
+    assert "replaces every object the stack made in the cluster" in found
