@@ -5,8 +5,8 @@ presents the same identity. So its first admitted hello gets a resume key in its
 that bot holds (in memory): while the key lives, a hello for its pod must present it, at any replica.
 With it, the bot's re-dial takes its channel at once, wherever it lands (the older link, here or at
 another replica, is closed); without it, a hello is refused. The store keeps the key's digest
-(`linkkey:<machine id>`, renewed while the link is open, `KEY_SECONDS` past its end: longer than a
-dropped bot dials again) and which replica holds the channel (`link:<machine id>`, `HOLD_SECONDS`, let
+(`linkkey:<machine id>`, as long as the hold until the link is first kept, then `KEY_SECONDS`: longer
+than a pool pod lives) and which replica holds the channel (`link:<machine id>`, `HOLD_SECONDS`, let
 go when it closes): dispatcher/store/claims.py. A session is handed to a pool bot only by the replica
 that holds its channel with its key, renewed just before (dispatcher/machines/k8s/handover.py).
 
@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from dispatcher.observability.log_text import shown
@@ -32,9 +32,9 @@ from dispatcher.store.unavailable import StoreUnavailable
 log = logging.getLogger("dispatcher.channel")
 
 HOLD_SECONDS = 20.0  # the hold's life without a renewal: how long a dead replica's hold outlives it
-# The key's life without a renewal: past the minute a dropped bot keeps dialling, so a copy of its pod's
-# token cannot slip in between the drop and the re-dial.
-KEY_SECONDS = 90.0
+# The key's life once the bot's link was kept: longer than any pool pod lives, so no copy of its token is
+# ever welcomed in its place once it has been (a bot lost for good costs its pod, never its channel).
+KEY_SECONDS = 24 * 3600.0  # the pod's life (a bot dials again for a minute; the key outlives it)
 RENEW_EVERY_SECONDS = 5.0
 PING_SECONDS = 5.0  # how long the bot has to answer before its link is taken for a drop
 # A link whose hold could not be renewed for this long is closed before the record can lapse (and be
@@ -45,7 +45,7 @@ HELD_ELSEWHERE = "this machine's bot is connected at another replica"
 
 @dataclass(frozen=True)
 class Admitted:
-    key: str  # the bot's resume key, sent in its welcome
+    key: str = field(repr=False)  # the bot's resume key, sent in its welcome
     digest: str  # what the store keeps of it
     resumed: bool  # it presented its key: it takes the place of any link of its pod, here or elsewhere
 
@@ -72,7 +72,7 @@ class LinkHold:
 
     async def admit(self, machine_id: str, presented: str | None) -> Admitted | str:
         """This replica now holds `machine_id`'s channel (and the key its bot is welcomed with), or why not."""
-        key = presented or secrets.token_urlsafe(24)
+        key = presented or secrets.token_urlsafe(24)  # `first` is never answered to a key presented
         try:
             answer = await self._claims.admit_link(machine_id, digest(presented) if presented else None,
                                                    digest(key), HOLD_SECONDS, KEY_SECONDS)
@@ -82,7 +82,6 @@ class LinkHold:
             return "this machine's bot was welcomed already; a hello without its resume key is refused"
         if answer == "elsewhere":
             return HELD_ELSEWHERE
-        # `first` with a key presented: its record had lapsed (a store that lost it); the key stays its own.
         return Admitted(key, digest(key), resumed=answer == "resumed")
 
     async def confirmed(self, machine_id: str, key_digest: str) -> bool:

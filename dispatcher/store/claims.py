@@ -43,13 +43,16 @@ return value
 
 # KEYS: link:<machine> (the replica holding its channel), linkkey:<machine> (its resume key's digest).
 # ARGV: this replica, the presented digest ('' for none), a new digest, the hold's and the key's ms.
+# A first key lives as long as the hold until the bot's link is kept once (its welcome reached it).
+# A key presented for a pod with none stored is never adopted: the live link's keeper restores it.
 _ADMIT = """
 local holder = redis.call('GET', KEYS[1])
 local key = redis.call('GET', KEYS[2])
 if key == false then
+  if ARGV[2] ~= '' then return 'refused' end
   if holder ~= false and holder ~= ARGV[1] then return 'elsewhere' end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[5])
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
   return 'first'
 end
 if ARGV[2] == '' or ARGV[2] ~= key then return 'refused' end
@@ -59,11 +62,13 @@ return 'resumed'
 """
 # ARGV: this replica, the link's key digest, the hold's and the key's ms. A lapsed hold is taken back
 # while the key is still the link's (nobody resumed elsewhere meanwhile).
+# A key the store lost (a failover) is written back from the link that holds it.
 _KEEP = """
 local holder = redis.call('GET', KEYS[1])
-if redis.call('GET', KEYS[2]) ~= ARGV[2] or (holder ~= false and holder ~= ARGV[1]) then return 0 end
+local key = redis.call('GET', KEYS[2])
+if (key ~= false and key ~= ARGV[2]) or (holder ~= false and holder ~= ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
 return 1
 """
 

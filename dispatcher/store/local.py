@@ -96,7 +96,9 @@ class LocalClaims:
         now = time.monotonic()
         key, until = self._link_keys.get(machine_id, ("", 0.0))
         if until <= now:
-            self._link_keys[machine_id] = (new, now + key_seconds)
+            if presented is not None:
+                return "refused"  # never adopted: a key this process does not hold
+            self._link_keys[machine_id] = (new, now + hold_seconds)  # until its link is kept once
             return "first"
         if presented != key:
             return "refused"
@@ -104,7 +106,8 @@ class LocalClaims:
         return "resumed"
 
     async def keep_link(self, machine_id: str, key: str, hold_seconds: float, key_seconds: float) -> bool:
-        if self._link_keys.get(machine_id, ("", 0.0))[0] != key:
+        stored, until = self._link_keys.get(machine_id, ("", 0.0))
+        if stored != key and until > time.monotonic():
             return False
         self._link_keys[machine_id] = (key, time.monotonic() + key_seconds)
         return True

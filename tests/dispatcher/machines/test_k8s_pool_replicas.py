@@ -195,3 +195,24 @@ async def test_an_older_links_end_does_not_free_the_hold_a_newer_link_of_its_pod
     await until(lambda: older.closed.is_set() and len(a.serving) >= 2 and a.serving[0].done(), "the older link's end",
                 timeout=20)
     assert server.admin().get(f"{store_prefix(request)}link:{warm}") == "r-a"  # still held: its new link is here
+
+
+async def test_a_key_the_store_lost_is_never_adopted_from_a_hello_and_is_written_back_by_the_bots_link(
+        replicas: tuple[Dispatcher, Dispatcher], fake_k8s_sandbox: FakeAgentSandbox, server: RedisServer,
+        request: pytest.FixtureRequest) -> None:
+    a, b = replicas
+    fake = fake_k8s_sandbox
+    warm, bot = await idle_pool_bot(a, fake)
+    [link] = a.channels.idle()
+    key = f"{store_prefix(request)}linkkey:{warm}"
+    admin = server.admin()
+    kept = admin.get(key)
+    admin.delete(key)  # a failover to a replica that had not caught up
+    guess = redial(a, fake, warm, "k" * 32)  # a copy presenting a key of its own making
+    await until(lambda: refused(a, guess), "a made-up key refused", timeout=20)
+    assert not link.closed.is_set() and admin.get(key) is None  # not adopted
+    await until(lambda: admin.get(key) == kept, "the key written back by the link's keeper",
+                timeout=RENEW_EVERY_SECONDS + 30)
+    copy = redial(b, fake, warm)
+    await until(lambda: refused(b, copy), "a keyless copy refused again", timeout=20)
+    assert not link.closed.is_set() and bot.assigns() == [] and guess.assigns() == [] and copy.assigns() == []
