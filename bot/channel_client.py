@@ -74,7 +74,8 @@ class BotChannel:
         try:
             self._ws = await connect(
                 self._url,
-                additional_headers={"Authorization": f"Bearer {self._token}"},
+                # No credential (a Kubernetes warm pool's pod): the hello's identity token alone.
+                additional_headers={"Authorization": f"Bearer {self._token}"} if self._token else {},
                 open_timeout=timeout,
                 proxy=None,  # the dispatcher is reached directly (loopback, VPC, private network)
                 compression=None,  # small JSON frames: deflate costs more than it saves
@@ -94,6 +95,8 @@ class BotChannel:
         if not isinstance(first, Welcome):
             await self.close()
             raise ChannelError("the dispatcher did not welcome this bot")
+        if first.resume is not None:  # presented again at every re-dial: it proves this is the bot welcomed
+            self.hello = replace(self.hello, resume=first.resume)
 
     async def serve(self) -> None:
         """Answers requests until the channel closes (returns then; never raises for a drop)."""

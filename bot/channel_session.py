@@ -4,7 +4,8 @@ A reserve bot says hello with no session, sits ready (imports done, VAD loaded) 
 one `assign`, ever: another session's is refused with 409 `already_assigned`, whatever the
 dispatcher thinks. Its first dial is tried again for ~2 min (a new task's network may be late);
 then, until it is assigned, a dropped channel or `BOT_MAX_IDLE_SECONDS` ends it: an idle bot
-nobody can reach is retired, never left running.
+nobody can reach is retired, never left running (a warm pool's bot, whose hello is its pod's identity
+alone, first dials again for ~1 min: docs/kubernetes.md, "The warm path").
 
 The one exception is a bot told `freeze`: its machine is about to be suspended with the process in
 it (bot/frozen_watch.py). Its idle clock stops (the dispatcher ages frozen bots), and when its
@@ -46,6 +47,7 @@ from bot.lifecycle import EndReason, SessionLifecycle
 from botchannel.contract import (
     CLOUD_RUN_EXECUTION_VARIABLE,
     FIRST_DIAL_DELAYS_SECONDS,
+    IDENTITY_VARIABLE,
     IMAGE_VARIABLE,
     MACHINE_ID_VARIABLE,
     METHOD_ASSIGN,
@@ -67,9 +69,12 @@ SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
-    """(machine id, image) for the hello: the provider's own id where it gives one."""
+    """(machine id, image) for the hello: the provider's own id where it gives one. A Kubernetes pod's
+    is its name, its containers' hostname (`HOSTNAME`, as the container runtime sets it): a warm pool's
+    bot has no other id (docs/kubernetes.md, "The warm path")."""
+    pod = env.get("HOSTNAME") if env.get(IDENTITY_VARIABLE) == "k8s" else None
     machine_id = (env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or env.get(CLOUD_RUN_EXECUTION_VARIABLE)
-                  or socket.gethostname())
+                  or pod or socket.gethostname())
     return machine_id, env.get(IMAGE_VARIABLE) or "dev"
 
 
@@ -182,7 +187,12 @@ class ChannelSession:
                 self.lifecycle.end(EndReason.CHANNEL_LOST, why)
                 return
             if self.assignment is None and not self.settings.cold:
-                # An idle bot without its channel can never be claimed: retire it.
+                # An idle pool bot (its pod's identity alone) is admitted again after a drop (a dispatcher
+                # rollout): it dials again for ~1 min, then exits. An idle reserve bot's credential is
+                # spent: without its channel it can never be claimed, so it retires at once.
+                if self._pool_bot() and await self._dial_again(RECONNECT_DELAYS_SECONDS, "idle pool bot re-dial",
+                                                               until_refused=True):
+                    continue
                 self.lifecycle.end(EndReason.CHANNEL_LOST, "the dispatcher closed the channel before an assignment")
                 return
             # The session's media does not need the channel; signalling and reports do, and a cold
@@ -196,6 +206,10 @@ class ChannelSession:
                 else:
                     logger.warning("could not reconnect the channel; the session goes on without it")
                 return
+
+    def _pool_bot(self) -> bool:
+        """A warm pool's bot: no credential of its own, its pod's identity in every hello."""
+        return not self.settings.token and self.settings.identity == "k8s"
 
     async def _reconnect(self) -> bool:
         session_id = self.assignment.session_id if self.assignment is not None else self.channel.hello.session_id

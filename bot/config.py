@@ -63,7 +63,7 @@ class ChannelSettings:
     """
 
     url: str
-    token: str = field(repr=False)  # this machine's own channel credential: environment only
+    token: str = field(repr=False)  # this machine's own channel credential: environment only ("": none)
     # Launched for one session (its id given): it still awaits `assign`, which brings that
     # session's values (they are not in its launch environment). False: a reserve bot.
     cold: bool
@@ -220,13 +220,16 @@ def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSetti
     if not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"BOT_CHANNEL_URL must be a ws:// or wss:// URL, got {url!r}")
     token = env.get("BOT_CHANNEL_TOKEN", "")
-    if not token:
-        raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential)")
-    max_idle = _seconds("max idle", None, env, "BOT_MAX_IDLE_SECONDS", DEFAULT_MAX_IDLE_SECONDS)
     try:
         identity = identity_source(env)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    # A Kubernetes warm pool's pod has no credential of its own (its template is every pod's): its
+    # pod's identity token alone says which bot it is (docs/kubernetes.md, "The warm path").
+    if not token and identity != "k8s":
+        raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential; only a "
+                          "Kubernetes warm pool's pod, BOT_IDENTITY=k8s, dials with its identity alone)")
+    max_idle = _seconds("max idle", None, env, "BOT_MAX_IDLE_SECONDS", DEFAULT_MAX_IDLE_SECONDS)
     return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle, identity=identity)
 
 

@@ -52,6 +52,7 @@ CLOUD_RUN_EXECUTION_VARIABLE = "CLOUD_RUN_EXECUTION"
 # A full-format instance identity token is ~1 KB; an ECS task's presigned sts:GetCallerIdentity
 # URL (its session token included), base64url-encoded, ~3 KB.
 MAX_IDENTITY_CHARS = 8192
+MAX_RESUME_CHARS = 64
 
 MAX_TRACEPARENT_CHARS = 55  # version-traceid-parentid-flags (W3C Trace Context, level 1)
 MAX_FRAME_BYTES = 256 * 1024  # an SDP offer is a few KB; the client's `body` at most 4 KB
@@ -67,6 +68,9 @@ METHOD_FREEZE = "freeze"
 # End the session now (a platform that cannot stop the machine itself: Cerebrium). The bot ends as a
 # stopped one does (`ended`, reason `signal`) and exits.
 METHOD_STOP = "stop"
+# Is the bot at the far end still there? No bot has a handler: any reply (an `unknown_method` error
+# included) is the answer, so every bot, of any version, answers it.
+METHOD_PING = "ping"
 
 ReportEvent = Literal["ready", "joined", "first_audio", "error", "ended"]
 # `error`: the pipeline reported a fatal error (a service that can no longer do its job), with its
@@ -95,11 +99,15 @@ class Hello:
     protocol: int = PROTOCOL_VERSION
     # The machine's identity token (a JWT; a credential of its own, like the bearer): never in a repr.
     identity: str | None = field(default=None, repr=False)
+    # The resume key its last welcome gave it (a bot that dials with its identity alone): never in a repr.
+    resume: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class Welcome:
-    pass
+    # A bot that dials with its identity alone (a Kubernetes pool bot, whose pod's token a copy presents
+    # too) is given a key of its own: its re-dials present it, and a hello for its pod without it is refused.
+    resume: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,8 @@ def encode(frame: Frame) -> str:
         fields["capabilities"] = list(frame.capabilities)
         if frame.identity is None:
             del fields["identity"]
+    if isinstance(frame, Hello | Welcome) and frame.resume is None:
+        del fields["resume"]
     if isinstance(frame, Request):
         fields["params"] = dict(frame.params)
     return json.dumps({"type": kind, **fields}, separators=(",", ":"))
@@ -226,9 +236,10 @@ def parse_frame(raw: str | bytes) -> Frame:
             capabilities=tuple(caps),
             session_id=None if data.get("session_id") is None else _identifier(data, "session_id"),
             identity=_identity(data),
+            resume=_resume(data),
         )
     if kind == "welcome":
-        return Welcome()
+        return Welcome(resume=_resume(data))
     if kind == "request":
         params = data.get("params", {})
         if not isinstance(params, dict):
@@ -293,6 +304,17 @@ def _identifier(data: Mapping[str, Any], key: str) -> str:
     value = _text(data, key)
     if not (value.isascii() and value.isprintable() and " " not in value):
         raise ProtocolError(f"`{key}` must be printable ASCII without spaces")
+    return value
+
+
+def _resume(data: Mapping[str, Any]) -> str | None:
+    """A resume key: base64url, as the dispatcher makes it (`secrets.token_urlsafe`)."""
+    value = data.get("resume")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_RESUME_CHARS or \
+            not all(c.isascii() and (c.isalnum() or c in "-_") for c in value):
+        raise ProtocolError(f"`resume` must be a base64url string of at most {MAX_RESUME_CHARS} characters")
     return value
 
 

@@ -57,6 +57,8 @@ environment (docs/configuration.md lists every variable, with the providers' and
   PHONE_DRAIN_SECONDS      on SIGTERM, how long calls in flight may go on before exit (default MAX_SESSION_SECONDS)
   HEADER_TIMEOUT_SECONDS   a connection's time to send a whole request (default 10)
   BOT_CHANNEL_MAX_CONNECTIONS  open bot channels at once (default 1000)
+  BOT_CHANNEL_PORT         a port of its own for the bots' routes (/bots/…), which PORT then answers 404
+                           (default unset: PORT serves them too)
   LOG_LEVEL                debug|info|warning|error|critical (default info)
   LOG_FORMAT               text|json: JSON lines with session_id, trace_id and replica (default text)
   OTEL_EXPORTER_OTLP_ENDPOINT  traces over OTLP/HTTP (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, ...;
@@ -115,13 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     if state.peers.regions.several and (conflicts := asyncio.run(conflicts_at_start(state.peers.regions))):
         print(f"dispatcher: configuration error: {'; '.join(conflicts)}", file=sys.stderr)
         return 2
-    try:
-        sock = bind_socket(settings.host, settings.port)
-    except OSError as exc:
-        print(f"dispatcher: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+    sockets: list[socket.socket] = []
+    for port in (settings.port, settings.bot_channel_port):
+        if port is None:
+            continue
+        try:  # one server, both sockets: dispatcher/api/channel_port.py tells them apart
+            sockets.append(bind_socket(settings.host, port))
+        except OSError as exc:
+            for bound in sockets:
+                bound.close()
+            print(f"dispatcher: cannot listen on {settings.host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    sock, channel_sock = sockets[0], sockets[-1]
     if state.channel_access is not None and settings.machines == "local":
-        state.channel_access.bind(settings.host, sock.getsockname()[1])  # local bots dial the port actually bound
+        # Local bots dial the port actually bound: the channel's own when there is one.
+        state.channel_access.bind(settings.host, channel_sock.getsockname()[1])
     config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,
                             header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
                             write_timeout_seconds=settings.write_timeout_seconds,
@@ -139,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",
               file=sys.stderr)
     tune_collector()
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
     return 0
 
 

@@ -104,6 +104,9 @@ def _share(env: Mapping[str, str], name: str, default: float) -> float:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
+    # BOT_CHANNEL_PORT: a second port serving only the bots' routes (/bots/…), which PORT then refuses;
+    # None serves them on PORT (dispatcher/api/channel_port.py).
+    bot_channel_port: int | None = None
     machines: str = "local"
     api_key_hashes: frozenset[bytes] = frozenset()
     # The named keys' digests and names (`name:key`): two keys of one name are one caller.
@@ -140,6 +143,7 @@ class Settings:
     # Empty: the mode's own (local: webrtc; cloud: daily).
     transports: tuple[str, ...] = ()
     bot_channel_max_connections: int = 1000  # open bot channels at once (each live bot holds one)
+    bot_channel_max_identity_only: int = 32  # credential-less channel sockets whose hello is being checked
     # Connections waiting on a session (its event stream, a long-poll): at most this many per
     # replica and per API key, each for at most `session_wait_seconds`.
     session_waits: int = 1000
@@ -201,9 +205,11 @@ class Settings:
             # A name's sessions are bound to it with a deployment secret every replica holds.
             raise SettingsError("DISPATCHER_API_KEYS has named keys (name:key): set BOT_CHANNEL_TOKEN (or "
                                 "REGION_SECRET with regions), which binds a name's sessions to it on every replica")
+        port = int_setting(env, "PORT", cls.port, minimum=0, maximum=65535)
         return cls(
             host=host,
-            port=int_setting(env, "PORT", cls.port, minimum=0, maximum=65535),
+            port=port,
+            bot_channel_port=_bot_channel_port(env, port),
             machines=machines,
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
             api_key_names=tuple(named),
@@ -229,6 +235,8 @@ class Settings:
             transports=_transports(env, machines),
             bot_channel_max_connections=int_setting(env, "BOT_CHANNEL_MAX_CONNECTIONS", cls.bot_channel_max_connections,
                                                     minimum=1),
+            bot_channel_max_identity_only=int_setting(env, "BOT_CHANNEL_MAX_IDENTITY_ONLY",
+                                                      cls.bot_channel_max_identity_only, minimum=1, maximum=1000),
             session_waits=int_setting(env, "SESSION_WAITS", cls.session_waits, minimum=1),
             session_waits_per_key=int_setting(env, "SESSION_WAITS_PER_KEY", cls.session_waits_per_key, minimum=1),
             session_wait_seconds=float_setting(env, "SESSION_WAIT_SECONDS", cls.session_wait_seconds, minimum=1.0),
@@ -267,6 +275,16 @@ def _api_keys(env: Mapping[str, str]) -> list[tuple[str | None, str]]:
                                 "own keys")
         entries.append((name or None, key.strip()))
     return entries
+
+
+def _bot_channel_port(env: Mapping[str, str], port: int) -> int | None:
+    if not env.get("BOT_CHANNEL_PORT", "").strip():
+        return None
+    channel_port = int_setting(env, "BOT_CHANNEL_PORT", 0, minimum=1, maximum=65535)
+    if channel_port == port:
+        raise SettingsError(f"BOT_CHANNEL_PORT={channel_port} is PORT too: give the bot channel a port of its own "
+                            "(e.g. 8081), or unset BOT_CHANNEL_PORT to serve the channel on PORT")
+    return channel_port
 
 
 def _transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:

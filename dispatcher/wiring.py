@@ -100,7 +100,8 @@ def build_state(
     channel_access = _channel_access(settings)
     channels = BotChannels(channel_access.credentials if channel_access else None, claims=coordination.claims,
                            identity=OneUse(machines.identity, coordination.identity_proofs),
-                           max_connections=settings.bot_channel_max_connections)
+                           max_connections=settings.bot_channel_max_connections,
+                           max_identity_only=settings.bot_channel_max_identity_only)
     replication = Replication(coordination, channels, machines)
     reserve = build_reserve(env, settings.machines, machines, channels, metrics, coordination=coordination,
                             max_session_seconds=settings.max_session_seconds)

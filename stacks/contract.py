@@ -135,6 +135,7 @@ K8S_ENV: tuple[str, ...] = (
     "BOT_IMAGE",  # by digest
     "K8S_BOT_CPU", "K8S_BOT_MEMORY",  # each bot's requests and limits (the bots' quota is counted from them)
     "K8S_SERVICE_ACCOUNT",  # the bots' ServiceAccount: the subject of each pod's projected identity token
+    "BOT_CHANNEL_PORT",  # the bots' routes off the port the Ingress routes (DISPATCHER_CHANNEL_PORT)
 )
 # With k8sRuntimeClass: the bots' runtimeClassName.
 K8S_RUNTIME_CLASS_ENV: tuple[str, ...] = ("K8S_RUNTIME_CLASS",)
@@ -172,6 +173,9 @@ BOT_CHANNEL_SECRETS: tuple[str, ...] = ()
 CLOUD_RUN_RESERVED_ENV: frozenset[str] = frozenset({"PORT"})
 
 DISPATCHER_PORT = 8080
+# Kubernetes: the bots' routes (/bots/…) on a port of their own, which the Ingress never routes
+# (the dispatcher's BOT_CHANNEL_PORT; dispatcher/api/channel_port.py).
+DISPATCHER_CHANNEL_PORT = 8081
 DISPATCHER_HOST = "0.0.0.0"  # inside a container; the ALB / Cloud Run front it
 BOT_CONTAINER_NAME = "bot"
 DISPATCHER_CONTAINER_NAME = "dispatcher"

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from dispatcher.api.channel_port import ChannelOnItsOwnPort
 from dispatcher.api.cors import allow_origins
 from dispatcher.api.error_handlers import install_error_handlers
 from dispatcher.api.hosts import LoopbackHostsOnly
@@ -64,3 +65,5 @@ def _add_middleware(app: FastAPI, state: AppState) -> None:
         # ... and the one public name the developer gave carriers (PHONE_PUBLIC_URL: a tunnel's).
         public = urlsplit(state.phone.settings.public_url or "").hostname
         app.add_middleware(LoopbackHostsOnly, also=frozenset({public} if public else set()))
+    if settings.bot_channel_port is not None:  # outermost: a route on the wrong port is not there at all
+        app.add_middleware(ChannelOnItsOwnPort, channel_port=settings.bot_channel_port)

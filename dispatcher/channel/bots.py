@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from botchannel.contract import (
+    METHOD_PING,
     Hello,
     ProtocolError,
     Reply,
@@ -37,7 +38,9 @@ from botchannel.contract import (
 )
 from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
-from dispatcher.channel.identity import MachineIdentity
+from dispatcher.channel.identity import IdentityOnly, MachineIdentity
+from dispatcher.channel.identity_only_gate import IdentityOnlyGate
+from dispatcher.channel.link_hold import LinkHold
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_format import SESSION_ID
 from dispatcher.observability.log_text import shown
@@ -50,7 +53,10 @@ MAX_REPORT_AHEAD_SECONDS = 5.0
 
 HELLO_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
+# How long an idle link has to answer a ping before a second hello with its identity takes its place.
+LIVE_LINK_PING_SECONDS = 5.0
 DEFAULT_MAX_CONNECTIONS = 1_000
+DEFAULT_MAX_IDENTITY_ONLY = 32
 
 
 class Socket(Protocol):
@@ -78,6 +84,7 @@ class BotLink:
     connected_at: float = field(default_factory=time.monotonic)
     reports: dict[str, Report] = field(default_factory=dict)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    key_digest: str | None = None  # a bot that dials with its identity alone: its resume key's, as the store keeps it
     _pending: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -94,8 +101,9 @@ class BotLink:
         reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = reply
         try:
-            await self.socket.send_text(encode(Request(request_id, method, params)))
-            answer = await asyncio.wait_for(reply, timeout)
+            async with asyncio.timeout(timeout):  # the send too: a peer that stops reading fills the buffers
+                await self.socket.send_text(encode(Request(request_id, method, params)))
+                answer = await reply
         except TimeoutError:
             raise BotRequestFailed(502, "bot_timeout", f"the bot did not answer {method} within {timeout:g}s") from None
         except (OSError, RuntimeError, ConnectionError) as exc:
@@ -106,6 +114,14 @@ class BotLink:
             status = answer.error.status if 400 <= answer.error.status < 500 else 502
             raise BotRequestFailed(status, answer.error.code, answer.error.message)
         return answer.result or {}
+
+    async def answers(self, timeout: float) -> bool:
+        """Whether the bot at the far end still answers on this link: any reply is one."""
+        try:
+            await self.request(METHOD_PING, {}, timeout=timeout)
+        except BotRequestFailed as exc:
+            return exc.code not in ("bot_timeout", "bot_unreachable")
+        return True
 
     def _resolve(self, reply: Reply) -> None:
         future = self._pending.get(reply.id)
@@ -133,15 +149,21 @@ UnbindListener = Callable[[BotLink, str], None]
 class BotChannels:
     def __init__(
         self, credentials: BotCredentials | None, *, claims: Claims, identity: MachineIdentity,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS, max_identity_only: int = DEFAULT_MAX_IDENTITY_ONLY,
     ) -> None:
         self.credentials = credentials  # None: no channel (a cloud deployment without BOT_CHANNEL_TOKEN)
         self.identity = identity  # the machines provider's check that a hello comes from its machine
+        # Set by a provider whose bots dial with their identity alone (Kubernetes agent-sandbox's pool).
+        self.identity_only: IdentityOnly | None = None
         self.max_connections = max_connections
         self.connections = 0  # open channel sockets, counted by the route
+        # Credential-less sockets whose hello is not admitted yet: their own places, and a rate per address.
+        self.identity_only_gate = IdentityOnlyGate(max_identity_only)
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
+        self._dialling: dict[str, int] = {}  # pool bot's machine id → its hellos past the grant, not yet ended
         self._by_session: dict[str, BotLink] = {}
         self.rules = HelloRules(claims)  # which hellos are admitted (and what the other replicas saw)
+        self.link_hold = LinkHold(claims)  # an identity-only bot's one channel across the replicas
         self._changed = asyncio.Condition()
         self.report_listeners: list[ReportListener] = []
         self.idle_listeners: list[CloseListener] = []  # an idle bot said hello
@@ -149,6 +171,7 @@ class BotChannels:
         self.close_listeners: list[CloseListener] = []
         self.unbind_listeners: list[UnbindListener] = []  # a claim failed: the bot serves not that session
         self.welcome_listeners: list[CloseListener] = []  # a hello was welcomed: the bot takes requests now
+        self.handover_listeners: list[CloseListener] = []  # an idle bot was handed its session (`hand_over`)
 
     @property
     def enabled(self) -> bool:
@@ -161,39 +184,133 @@ class BotChannels:
             return None
         return self.credentials.verify(presented)
 
+    def admits_identity_only(self, authorization: str | None) -> bool:
+        """No credential at all, where the provider's bots dial with their identity alone: the hello's
+        identity decides (`serve` with no grant). A credential presented is never passed over."""
+        return self.credentials is not None and self.identity_only is not None and authorization is None
+
     # --- connected bots -------------------------------------------------------------------
 
-    async def serve(self, socket: Socket, grant: BotGrant) -> None:
-        """Runs one (authorized, accepted) bot connection until it closes."""
+    async def serve(self, socket: Socket, grant: BotGrant | None,
+                    admitted: Callable[[], bool] = lambda: True) -> str | None:
+        """Runs one (authorized, accepted) bot connection until it closes; with no grant (no
+        credential: `admits_identity_only`), the hello's identity is its grant, and `admitted` is
+        asked once it is admitted (False: no channel is free for it). Returns why the hello was
+        refused, or None once the connection ran."""
         try:
             hello = parse_frame(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT_SECONDS))
         except (TimeoutError, ProtocolError, OSError, RuntimeError) as exc:
             log.warning("bot channel: no valid hello (%s); closing", type(exc).__name__)
-            return
+            return "no valid hello"
         except Exception:  # the socket went away before saying anything
-            return
+            return "no hello"
         if not isinstance(hello, Hello):
             log.warning("bot channel: the first frame was not a hello; closing")
-            return
-        # The machine's identity first: a hello from elsewhere must not spend an idle credential's
-        # one use, nor become a session's first (and so only) bot.
-        refused = await self.identity.refusal(grant, hello) or await self.rules.refusal(grant, hello)
+            return "no hello"
+        pool_bot = grant is None  # its identity alone (a pool bot's pod token): a copy presents it too
+        if grant is None:
+            granted = await self._identity_grant(hello)
+            if isinstance(granted, str):
+                log.warning("bot %s refused: %s", shown(hello.machine_id), shown(granted))
+                return granted
+            grant = granted
+            if grant.kind == "session" and hello.session_id is None:
+                # A pool bot whose pod a session's claim holds: that session's bot (its values follow).
+                hello = replace(hello, session_id=grant.subject)
+            # An idle pool bot's hello is not one-use: its pod's token and its Sandbox's owner, read
+            # back at every hello, are the proof, so it may dial again after a drop (a rollout).
+            refused = None if grant.kind == "idle" else await self.rules.refusal(grant, hello)
+            if refused is None and not admitted():
+                refused = "no channel free (BOT_CHANNEL_MAX_CONNECTIONS)"
+        else:
+            # The machine's identity first: a hello from elsewhere must not spend an idle credential's
+            # one use, nor become a session's first (and so only) bot.
+            refused = await self.identity.refusal(grant, hello) or await self.rules.refusal(grant, hello)
         if refused is not None:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
-            return
+            return refused
         link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
-        SESSION_ID.set(hello.session_id)  # this connection's log lines are its session's
-        if hello.session_id is not None:
-            self.rules.own(hello.session_id, hello.machine_id, live=self._by_session)
-        await self._register(link)
+        if pool_bot:
+            return await self._serve_pool_bot(link)
+        await self._run(link)
+        return None
+
+    async def _serve_pool_bot(self, link: BotLink) -> str | None:
+        """A hello with its pod's identity alone, which a copy of the token presents too: once its pod's
+        bot was welcomed, only a hello with that bot's resume key is admitted, at any replica, and takes
+        its channel (dispatcher/channel/link_hold.py); its link is kept while this replica holds that."""
+        machine_id = link.machine_id
+        self._dialling[machine_id] = self._dialling.get(machine_id, 0) + 1
         try:
-            await socket.send_text(encode(Welcome()))
+            # Without its resume key, a hello never takes the place of a link that still answers here.
+            refused = await self._held_already(link.hello) if link.hello.resume is None else None
+            admitted = refused or await self.link_hold.admit(machine_id, link.hello.resume)
+            if isinstance(admitted, str):
+                log.warning("bot %s (session %s) refused: %s", shown(machine_id), shown(link.session_id),
+                            shown(admitted))
+                return admitted
+            link.key_digest = admitted.digest
+            keeper = asyncio.create_task(self.link_hold.keep(link, admitted.digest), name="link-hold")
+            try:
+                await self._run(link, Welcome(resume=admitted.key))
+            finally:
+                keeper.cancel()
+            return None
+        finally:
+            # Let go only when no link of this pod is registered or on its way here: an older link's end
+            # must not free the hold a newer one just renewed.
+            if (left := self._dialling.pop(machine_id) - 1) > 0:
+                self._dialling[machine_id] = left
+            elif not self._holds(machine_id):
+                with contextlib.suppress(Exception):
+                    await self.link_hold.let_go(machine_id)
+
+    async def _run(self, link: BotLink, welcome: Welcome | None = None) -> None:
+        SESSION_ID.set(link.session_id)  # this connection's log lines are its session's
+        if link.session_id is not None:
+            self.rules.own(link.session_id, link.machine_id, live=self._by_session)
+        try:
+            await self._register(link)
+            await link.socket.send_text(encode(welcome or Welcome()))
             for listener in self.welcome_listeners:
                 listener(link)
-            await self._read(link)
+            await self._read_until_closed(link)
         finally:
             await self._unregister(link)
+
+    async def _read_until_closed(self, link: BotLink) -> None:
+        """Reads until the socket ends or this side closed the link (a replaced or dropped link's far end
+        may never finish the closing handshake; its place is given up at once all the same)."""
+        reading = asyncio.create_task(self._read(link), name=f"bot-read-{link.machine_id}")
+        closing = asyncio.create_task(link.closed.wait(), name=f"bot-closed-{link.machine_id}")
+        try:
+            await asyncio.wait({reading, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, closing):
+                task.cancel()
+            await asyncio.gather(reading, closing, return_exceptions=True)
+            if reading.done() and not reading.cancelled() and (failed := reading.exception()) is not None:
+                log.error("bot %s: its channel's reader failed", shown(link.machine_id), exc_info=failed)
+
+    async def _held_already(self, hello: Hello) -> str | None:
+        """A pool bot's hello (idle, or its claim's session's) never takes the place of a link of the
+        same pod or session that still answers: a copy of the token must not push the real bot off. A
+        link that does not answer a ping is a drop this side has not seen yet: the newcomer replaces it."""
+        held = self._idle.get(hello.machine_id) if hello.session_id is None else self._by_session.get(hello.session_id)
+        if held is not None and not held.closed.is_set() and await held.answers(LIVE_LINK_PING_SECONDS):
+            return "this machine's bot is connected already and answers; a second connection with its identity " \
+                   "is refused"
+        return None
+
+    def _holds(self, machine_id: str) -> bool:
+        """Whether a link of `machine_id`'s, idle or serving, is registered here."""
+        return machine_id in self._idle or any(link.machine_id == machine_id for link in self._by_session.values())
+
+    async def _identity_grant(self, hello: Hello) -> BotGrant | str:
+        if self.identity_only is None:  # `admits_identity_only` let no such socket in
+            return "no credential"
+        return await self.identity_only.grant(hello)
 
     async def _read(self, link: BotLink) -> None:
         while True:
@@ -229,7 +346,8 @@ class BotChannels:
     async def _register(self, link: BotLink) -> None:
         replaced = None
         async with self._changed:
-            if link.session_id is None:
+            if link.session_id is None:  # one idle link per machine too: the newest
+                replaced = self._idle.get(link.machine_id)
                 self._idle[link.machine_id] = link
             else:
                 # A reconnect after a drop replaces the old link: the newest is the live one, and
@@ -277,6 +395,18 @@ class BotChannels:
         self.rules.own(session_id, link.machine_id, live=self._by_session)
         for listener in self.session_listeners:
             listener(link)
+
+    def hand_over(self, machine_id: str, session_id: str) -> BotLink | None:
+        """The idle bot `machine_id`, held here, now serves `session_id`, which its provider gave its
+        machine (a claim adopted its pod): off the pool (synchronously: never handed twice), bound, and
+        the session's values sent (`handover_listeners`). None: it is not idle here."""
+        link = self.take_idle(lambda candidate: candidate.machine_id == machine_id)
+        if link is None:
+            return None
+        self.bind(link, session_id)
+        for listener in self.handover_listeners:
+            listener(link)
+        return link
 
     def unbind(self, link: BotLink, session_id: str) -> None:
         """The bot refused or never answered the assignment: it routes nothing for the session."""

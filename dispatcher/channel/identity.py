@@ -56,6 +56,17 @@ class MachineIdentity(Protocol):
         ...
 
 
+class IdentityOnly(Protocol):
+    """A provider whose machines dial with no credential of their own, only their identity (the pods
+    of a Kubernetes agent-sandbox warm pool, dispatcher/machines/k8s/pool_bots.py): the identity
+    alone says what the hello may be. No other provider has one, so everywhere else a hello without
+    a credential is refused before the handshake."""
+
+    async def grant(self, hello: Hello) -> BotGrant | str:
+        """What the hello's machine is (an idle bot, or a session's), or why it is refused."""
+        ...
+
+
 class Unverified:
     """A provider whose machines have no identity the dispatcher can check: the credential alone
     admits (`why` is the operator's answer to "why is that safe enough here")."""

@@ -41,6 +41,7 @@ class SessionSecrets:
         self._values = values
         self._deliveries: set[asyncio.Task[None]] = set()
         channels.welcome_listeners.append(self._on_welcome)
+        channels.handover_listeners.append(self._on_handover)
 
     async def deposit(self, session_id: str, assignment: Mapping[str, Any], ttl_seconds: float) -> None:
         """Holds the session's `assign` for its bot (raises VaultFull: the start fails)."""
@@ -57,7 +58,15 @@ class SessionSecrets:
     def _on_welcome(self, link: BotLink) -> None:
         if link.hello.session_id is None:  # an idle reserve bot: its claim brings its session
             return
-        task = asyncio.create_task(self._deliver(link, link.hello.session_id), name=f"deliver-{link.machine_id}")
+        self._spawn(link, link.hello.session_id)
+
+    def _on_handover(self, link: BotLink) -> None:
+        """An idle bot handed the session its machine was given (a warm pool pod its claim adopted)."""
+        if link.session_id is not None:
+            self._spawn(link, link.session_id)
+
+    def _spawn(self, link: BotLink, session_id: str) -> None:
+        task = asyncio.create_task(self._deliver(link, session_id), name=f"deliver-{link.machine_id}")
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 

@@ -251,8 +251,8 @@ class FrozenForm:
 
 @runtime_checkable
 class SettlesAtStart(Protocol):
-    """A provider with something to set right once as the dispatcher starts (the agent-sandbox mode:
-    its warm pool held at 0). Run in the background while the dispatcher serves; it logs, never raises."""
+    """A provider with something to check once as the dispatcher starts (the agent-sandbox mode:
+    its warm pool read and reported). Run in the background while the dispatcher serves; it logs, never raises."""
 
     async def settle(self) -> None:
         ...

@@ -16,6 +16,8 @@ absent, for the credential's remaining life).
 waits for the bot (a claim's replica, or the reserve's hot tier), and the first idle hello at any
 replica spends it, as does the thaw's deadline: whichever comes first, the other finds it gone.
 
+`link:`/`linkkey:<machine id>`: an identity-only bot's one channel and its resume key (docs/replicas.md).
+
 `hello:<bot id>` records which replica an idle bot dialled: through a load balancer it may not be
 the one that launched it, and the launcher then stops waiting for it instead of retiring it as
 never connected.
@@ -25,9 +27,11 @@ from __future__ import annotations
 
 import math
 import time
+from typing import cast
 
 from dispatcher.store.client import Store
-from dispatcher.store.leases import Leases
+from dispatcher.store.coordination import LinkAdmission
+from dispatcher.store.leases import Leases, milliseconds
 
 CLAIM_SECONDS = 24 * 3600  # longer than any session; a claimed bot never becomes idle again
 HELLO_SECONDS = 3600  # longer than a bot waits for its hello to be noticed
@@ -37,12 +41,45 @@ if value then redis.call('DEL', KEYS[1]) end
 return value
 """
 
+# KEYS: link:<machine> (the replica holding its channel), linkkey:<machine> (its resume key's digest).
+# ARGV: this replica, the presented digest ('' for none), a new digest, the hold's and the key's ms.
+# A first key lives as long as the hold until the bot's link is kept once (its welcome reached it).
+# A key presented for a pod with none stored is never adopted: the live link's keeper restores it.
+_ADMIT = """
+local holder = redis.call('GET', KEYS[1])
+local key = redis.call('GET', KEYS[2])
+if key == false then
+  if ARGV[2] ~= '' then return 'refused' end
+  if holder ~= false and holder ~= ARGV[1] then return 'elsewhere' end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  return 'first'
+end
+if ARGV[2] == '' or ARGV[2] ~= key then return 'refused' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 'resumed'
+"""
+# ARGV: this replica, the link's key digest, the hold's and the key's ms. A lapsed hold is taken back
+# while the key is still the link's (nobody resumed elsewhere meanwhile).
+# A key the store lost (a failover) is written back from the link that holds it.
+_KEEP = """
+local holder = redis.call('GET', KEYS[1])
+local key = redis.call('GET', KEYS[2])
+if (key ~= false and key ~= ARGV[2]) or (holder ~= false and holder ~= ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+return 1
+"""
+
 
 class BotClaims:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._leases = Leases(store)  # compare-and-delete, read
         self._take = store.redis.register_script(_TAKE)  # GET and DEL in one step (no GETDEL in the ACL)
+        self._admit = store.redis.register_script(_ADMIT)
+        self._keep = store.redis.register_script(_KEEP)
 
     async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         """True if this call claimed the bot for `session_id` (or had already); the record lasts
@@ -81,6 +118,22 @@ class BotClaims:
         key = self._store.key("thaw", bot_id)
         value = await self._store.call(lambda: self._take(keys=[key]))
         return None if value is None else str(value)
+
+    async def admit_link(self, machine_id: str, presented: str | None, new: str, hold_seconds: float,
+                         key_seconds: float) -> LinkAdmission:
+        keys = [self._store.key("link", machine_id), self._store.key("linkkey", machine_id)]
+        args: list[str | int] = [self._store.replica_id, presented or "", new, milliseconds(hold_seconds),
+                                 milliseconds(key_seconds)]
+        answer = await self._store.call(lambda: self._admit(keys=keys, args=args))
+        return cast(LinkAdmission, str(answer))
+
+    async def keep_link(self, machine_id: str, key: str, hold_seconds: float, key_seconds: float) -> bool:
+        keys = [self._store.key("link", machine_id), self._store.key("linkkey", machine_id)]
+        args: list[str | int] = [self._store.replica_id, key, milliseconds(hold_seconds), milliseconds(key_seconds)]
+        return bool(await self._store.call(lambda: self._keep(keys=keys, args=args)))
+
+    async def let_go_link(self, machine_id: str) -> None:
+        await self._leases.release(self._store.key("link", machine_id), self._store.replica_id)
 
     async def hello(self, bot_id: str) -> None:
         key = self._store.key("hello", bot_id)

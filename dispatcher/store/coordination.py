@@ -75,7 +75,26 @@ class Claims(Protocol):
         """The waiter of a thawed bot expected back (the expectation is spent), or None."""
         ...
 
+    async def admit_link(self, machine_id: str, presented: str | None, new: str, hold_seconds: float,
+                         key_seconds: float) -> LinkAdmission:
+        """A hello of a bot that dials with its identity alone (a pool bot: a copy of its pod's token is
+        that bot too), with the digest of the resume key it `presented`: `first` when its pod has no key
+        yet (`new` is now its key, and this replica holds its channel), `resumed` when it presented the
+        key (this replica now holds its channel, whoever held it), `refused` when it did not, `elsewhere`
+        when another replica holds a channel of the pod with no key (a store that lost the key)."""
+        ...
 
+    async def keep_link(self, machine_id: str, key: str, hold_seconds: float, key_seconds: float) -> bool:
+        """Renews this replica's hold of `machine_id`'s channel and its key; False once another replica
+        holds it or the key changed (the bot resumed elsewhere)."""
+        ...
+
+    async def let_go_link(self, machine_id: str) -> None:
+        """This replica no longer holds `machine_id`'s channel: a re-dial may reach any replica."""
+        ...
+
+
+LinkAdmission = Literal["first", "resumed", "refused", "elsewhere"]
 PoolState = Literal["warming", "idle", "frozen", "resuming"]
 
 

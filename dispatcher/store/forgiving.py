@@ -27,6 +27,7 @@ from dispatcher.store.coordination import (
     CreateLimit,
     CreateTurn,
     CredentialCounts,
+    LinkAdmission,
     OneTimeUse,
     OwnerRecords,
     Rate,
@@ -107,6 +108,19 @@ class ForgivingClaims:
     async def welcome_back(self, bot_id: str) -> str | None:
         return await forgiving(lambda: self._claims.welcome_back(bot_id), lambda: self._alone.welcome_back(bot_id),
                                f"return of bot {shown(bot_id)}")
+
+    async def admit_link(self, machine_id: str, presented: str | None, new: str, hold_seconds: float,
+                         key_seconds: float) -> LinkAdmission:
+        # Not forgiven (raises StoreUnavailable): one process's yes at each replica would let a copy of a
+        # pool pod's token be a second channel for its session; the channel says what that means.
+        return await self._claims.admit_link(machine_id, presented, new, hold_seconds, key_seconds)
+
+    async def keep_link(self, machine_id: str, key: str, hold_seconds: float, key_seconds: float) -> bool:
+        return await self._claims.keep_link(machine_id, key, hold_seconds, key_seconds)  # not forgiven either
+
+    async def let_go_link(self, machine_id: str) -> None:
+        await forgiving(lambda: self._claims.let_go_link(machine_id), lambda: self._alone.let_go_link(machine_id),
+                        f"channel of bot {shown(machine_id)}")
 
 
 class ForgivingOwners:

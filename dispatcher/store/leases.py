@@ -44,15 +44,15 @@ class Leases:
 
     async def take(self, key: str, holder: str, seconds: float) -> str:
         """Takes the lease if it is free; returns its holder (`holder` when taken or already held)."""
-        value = await self._store.call(lambda: self._take(keys=[key], args=[holder, _ms(seconds)]))
+        value = await self._store.call(lambda: self._take(keys=[key], args=[holder, milliseconds(seconds)]))
         return str(value)
 
     async def put(self, key: str, holder: str, seconds: float) -> None:
         """Takes the lease whoever holds it (the newest holder is right: a bot that re-dialled)."""
-        await self._store.call(lambda: self._store.redis.set(key, holder, px=_ms(seconds)))
+        await self._store.call(lambda: self._store.redis.set(key, holder, px=milliseconds(seconds)))
 
     async def renew(self, key: str, holder: str, seconds: float) -> bool:
-        return bool(await self._store.call(lambda: self._renew(keys=[key], args=[holder, _ms(seconds)])))
+        return bool(await self._store.call(lambda: self._renew(keys=[key], args=[holder, milliseconds(seconds)])))
 
     async def release(self, key: str, holder: str) -> bool:
         return bool(await self._store.call(lambda: self._release(keys=[key], args=[holder])))
@@ -62,5 +62,5 @@ class Leases:
         return None if value is None else str(value)
 
 
-def _ms(seconds: float) -> int:
+def milliseconds(seconds: float) -> int:
     return max(1, int(seconds * 1000))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from dispatcher.store.coordination import (
     HeldPlaces,
     KeySessions,
     Launches,
+    LinkAdmission,
     OneTimeUse,
     OwnerRecords,
     Rate,
@@ -60,6 +62,7 @@ LOCAL_REPLICA = "local"
 class LocalClaims:
     def __init__(self) -> None:
         self._thawing: dict[str, str] = {}  # bot id → who waits for it (spent by its hello or its deadline)
+        self._link_keys: dict[str, tuple[str, float]] = {}  # identity-only bot → its resume key's digest, until
 
     async def claim(self, bot_id: str, session_id: str, until: int | None = None) -> bool:
         return True
@@ -87,6 +90,30 @@ class LocalClaims:
 
     async def welcome_back(self, bot_id: str) -> str | None:
         return self._thawing.pop(bot_id, None)
+
+    async def admit_link(self, machine_id: str, presented: str | None, new: str, hold_seconds: float,
+                         key_seconds: float) -> LinkAdmission:
+        now = time.monotonic()
+        key, until = self._link_keys.get(machine_id, ("", 0.0))
+        if until <= now:
+            if presented is not None:
+                return "refused"  # never adopted: a key this process does not hold
+            self._link_keys[machine_id] = (new, now + hold_seconds)  # until its link is kept once
+            return "first"
+        if presented != key:
+            return "refused"
+        self._link_keys[machine_id] = (key, now + key_seconds)
+        return "resumed"
+
+    async def keep_link(self, machine_id: str, key: str, hold_seconds: float, key_seconds: float) -> bool:
+        stored, until = self._link_keys.get(machine_id, ("", 0.0))
+        if stored != key and until > time.monotonic():
+            return False
+        self._link_keys[machine_id] = (key, time.monotonic() + key_seconds)
+        return True
+
+    async def let_go_link(self, machine_id: str) -> None:
+        pass
 
 
 class LocalStartLease:

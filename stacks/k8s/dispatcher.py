@@ -4,6 +4,9 @@ The pods run as the dispatcher's ServiceAccount (its token is what the pods prov
 server with), non-root, every capability dropped. Settings are plain env; every secret is a
 `secretKeyRef` into the stack's Secret (stacks/k8s/secrets.py), never a value in the pod spec.
 
+Two ports: the API's, which the Ingress routes, and the bots' channel (BOT_CHANNEL_PORT), which
+only the Service exposes, so `/bots/…` is never reachable from outside the cluster.
+
 Probes on /healthz: startup (up to a minute), liveness, readiness. A draining replica answers 503
 there (dispatcher/serving/draining.py), so readiness takes it out of the Service at once while its
 calls go on.
@@ -31,6 +34,9 @@ from stacks.config.phone import CALL_START_MARGIN_SECONDS
 PROBE_PATH = "/healthz"
 PORT_NAME = "http"
 SERVICE_PORT = 80
+# The bots' routes only (BOT_CHANNEL_PORT): a second Service port that no Ingress rule names.
+CHANNEL_PORT_NAME = "channel"
+CHANNEL_SERVICE_PORT = contract.DISPATCHER_CHANNEL_PORT
 # Seconds: a stack's `up` waits for the rollout; a replaced replica's drain is the longest session.
 ROLLOUT_MARGIN_SECONDS = 600
 
@@ -106,7 +112,8 @@ class Dispatcher(pulumi.ComponentResource):
                     "containers": [{
                         "name": contract.DISPATCHER_CONTAINER_NAME,
                         "image": args.image,
-                        "ports": [{"name": PORT_NAME, "container_port": contract.DISPATCHER_PORT}],
+                        "ports": [{"name": PORT_NAME, "container_port": contract.DISPATCHER_PORT},
+                                  {"name": CHANNEL_PORT_NAME, "container_port": contract.DISPATCHER_CHANNEL_PORT}],
                         "env": plain + args.secret_env,
                         "resources": {"requests": {"cpu": args.cpu, "memory": memory},
                                       "limits": {"cpu": args.cpu, "memory": memory}},
@@ -124,7 +131,10 @@ class Dispatcher(pulumi.ComponentResource):
         service = k8s.core.v1.Service(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels}, spec={
             "type": "ClusterIP", "selector": args.selector,
-            "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "target_port": PORT_NAME}]}, opts=child)
+            "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "target_port": PORT_NAME},
+                      {"name": CHANNEL_PORT_NAME, "port": CHANNEL_SERVICE_PORT, "target_port": CHANNEL_PORT_NAME}]},
+            opts=child)
+        # The public port only, by name: the channel's port is reachable inside the cluster alone.
         rule = {"host": args.host, "http": {"paths": [{"path": "/", "path_type": "Prefix", "backend": {
             "service": {"name": service.metadata.name, "port": {"name": PORT_NAME}}}}]}}
         k8s.networking.v1.Ingress(name, metadata={

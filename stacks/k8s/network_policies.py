@@ -1,14 +1,15 @@
 """What may reach the bots and the dispatcher, and where the bots may go.
 
 Bots take no ingress (they dial out: docs/architecture.md). Their egress is DNS (the cluster's
-resolver in kube-system), the dispatcher's channel (its pods' port: a policy sees a Service's traffic
-after it is translated to a pod), and the public internet, which leaves out every private, shared,
+resolver in kube-system), the dispatcher's channel (its pods' channel port: a policy sees a Service's
+traffic after it is translated to a pod), and the public internet, which leaves out every private, shared,
 link-local (cloud metadata) and loopback range, so a bot reaches nothing else in the cluster or its
 network; nor the API server's public address (stacks/k8s/api_endpoint.py) or the ranges the stack
 lists in `k8sBotEgressExcept`. NodeLocal DNSCache's pods, and the addresses in `k8sDnsAddresses`,
 answer them on port 53 as well.
-The dispatcher takes traffic from the Ingress controller's namespace and from its bots, on
-its port only; its own egress (the API server, the store, Daily) is not limited here.
+The dispatcher takes traffic from the Ingress controller's namespace on its public port only, and
+from its bots on its channel port only (BOT_CHANNEL_PORT); its own egress (the API server, the store,
+Daily) is not limited here.
 
 A cluster whose network plugin does not enforce NetworkPolicy accepts these and enforces nothing
 (docs/kubernetes.md, "A stack for your cluster").
@@ -60,7 +61,8 @@ class NetworkPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:NetworkPolicies", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
+        public_port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
+        channel_port = {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}
         dispatcher_pods = {"namespace_selector": namespace(args.dispatcher_namespace),
                            "pod_selector": {"match_labels": args.dispatcher_selector}}
         dns_ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
@@ -79,7 +81,7 @@ class NetworkPolicies(pulumi.ComponentResource):
             "ingress": [],
             "egress": [
                 {"to": resolvers, "ports": dns_ports},
-                {"to": [dispatcher_pods], "ports": [port]},
+                {"to": [dispatcher_pods], "ports": [channel_port]},
                 {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": left_out}}]},
             ],
         }), opts=child)
@@ -88,10 +90,9 @@ class NetworkPolicies(pulumi.ComponentResource):
             spec=cast(Spec, {
             "pod_selector": {"match_labels": args.dispatcher_selector},
             "policy_types": ["Ingress"],
-            "ingress": [{"from": [{"namespace_selector": namespace(args.ingress_namespace)},
-                                  {"namespace_selector": namespace(args.bot_namespace),
-                                   "pod_selector": {"match_labels": BOT_SELECTOR}}],
-                         "ports": [port]}],
+            "ingress": [{"from": [{"namespace_selector": namespace(args.ingress_namespace)}], "ports": [public_port]},
+                        {"from": [{"namespace_selector": namespace(args.bot_namespace),
+                                   "pod_selector": {"match_labels": BOT_SELECTOR}}], "ports": [channel_port]}],
         }), opts=child)
         # What the dispatcher's Deployment depends on: created before it, deleted after its pods are gone.
         self.policies: tuple[pulumi.Resource, ...] = (bots, dispatcher)

@@ -23,7 +23,7 @@ from stacks.config.store import URL_VARIABLE
 from stacks.k8s.access import BOT_ACCOUNT, Access, AccessArgs
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.cluster_identifier import refuse_another_cluster
-from stacks.k8s.dispatcher import SERVICE_PORT, Dispatcher, DispatcherArgs
+from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from stacks.k8s.secrets import DispatcherSecret
@@ -31,7 +31,7 @@ from stacks.k8s.secrets import DispatcherSecret
 
 def k8s_environment(settings: Settings, service_host: pulumi.Input[str], port: int) -> dict[str, pulumi.Input[str]]:
     """The dispatcher's plain settings: the pods provider's (contract.K8S_ENV), the reserve's, and
-    with the channel the URL bots dial: the dispatcher's Service, inside the cluster."""
+    with the channel the URL bots dial: the dispatcher's Service's channel port, inside the cluster."""
     cfg = settings.kubernetes
     assert cfg is not None
     return {
@@ -39,6 +39,7 @@ def k8s_environment(settings: Settings, service_host: pulumi.Input[str], port: i
         "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
         "MAX_SESSION_SECONDS": str(settings.max_session_seconds),
         "PORT": str(contract.DISPATCHER_PORT),
+        "BOT_CHANNEL_PORT": str(contract.DISPATCHER_CHANNEL_PORT),
         "HOST": contract.DISPATCHER_HOST,
         **settings.reserve.to_env(),
         "K8S_NAMESPACE": cfg.bot_namespace,
@@ -110,7 +111,7 @@ class K8sStack(pulumi.ComponentResource):
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
             egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses), opts=child)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
-        environment = k8s_environment(settings, service_host, SERVICE_PORT)
+        environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
             environment=environment, secret_env=secret.env(), replicas=cfg.dispatcher_replicas,

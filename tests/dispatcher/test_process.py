@@ -134,3 +134,15 @@ def test_a_port_in_use_is_one_line_and_no_invitation_to_open_it(monkeypatch, cap
         code, lines = run_main(monkeypatch, capsys, {}, ["--port", str(port)])
     assert code == 2
     assert lines == [f"dispatcher: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_a_channel_port_in_use_is_one_line_naming_it(monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        channel_port = taken.getsockname()[1]
+        code, lines = run_main(monkeypatch, capsys, {"BOT_CHANNEL_PORT": str(channel_port)}, ["--port", "0"])
+    assert code == 2
+    assert lines == [f"dispatcher: cannot listen on 127.0.0.1:{channel_port}: Address already in use"]

@@ -78,6 +78,23 @@ _SELECTOR = re.compile(r"^\s*(?P<key>[^\s=!,()]+)\s*(?:(?P<op>==|=|!=)\s*(?P<val
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
+def bound_token(pod: str, uid: str, audiences: tuple[str, ...], account: str, seconds: int) -> str:
+    """A pod's projected token as the API server signs one (a JWT; the signature random here): its claims
+    laid out as kubernetes/kubernetes pkg/serviceaccount/claims.go lays them out."""
+    now = int(datetime.datetime.now(datetime.UTC).timestamp())
+    claims = {"aud": list(audiences), "exp": now + seconds, "iat": now, "nbf": now, "jti": str(uuid.uuid4()),
+              "iss": "https://kubernetes.default.svc.cluster.local",
+              "sub": f"system:serviceaccount:{NAMESPACE}:{account}",
+              "kubernetes.io": {"namespace": NAMESPACE, "pod": {"name": pod, "uid": uid},
+                                "serviceaccount": {"name": account, "uid": str(uuid.uuid4())}}}
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+    header = json.dumps({"alg": "RS256", "kid": "fake"}).encode()
+    return ".".join((part(header), part(json.dumps(claims).encode()), part(secrets.token_bytes(256))))
+
+
 def status(code: int, reason: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                          "message": message, "reason": reason, "code": code}, status_code=code, headers=headers)
@@ -264,8 +281,11 @@ class FakeKubernetes(FakeApi):
             self._bump(pod)
 
     def token_of(self, name: str) -> str | None:
-        """The pod's projected token (what its containers read from the mounted file)."""
-        return next((t for t, (pod, *_) in self.pod_tokens.items() if pod == name), None)
+        """The pod's projected token (what its containers read from the mounted file): the pod of that name
+        now there, else any earlier one's."""
+        uid = (self.pods.get(name) or {}).get("metadata", {}).get("uid")
+        mine = [t for t, (pod, *_) in self.pod_tokens.items() if pod == name]
+        return next((t for t in mine if self.pod_tokens[t][1] == uid), mine[0] if mine else None)
 
     def mounted_token(self, name: str) -> dict[str, str]:
         """The pod's projected volume as the kubelet mounts it for its containers: its token in a file,
@@ -279,7 +299,8 @@ class FakeKubernetes(FakeApi):
 
     def _start(self, name: str) -> None:
         assert self.launcher is not None
-        process = self.launcher(name, {**self.envs[name], **self.mounted_token(name)})
+        # The container runtime's HOSTNAME: the pod's name (a pool's bot says it in its hello).
+        process = self.launcher(name, {**self.envs[name], **self.mounted_token(name), "HOSTNAME": name})
         with self._pods_lock:
             self.processes[name] = process
             self.set_phase(name, "Running")
@@ -381,7 +402,8 @@ class FakeKubernetes(FakeApi):
                 if projected := source.get("serviceAccountToken"):
                     audiences = (projected.get("audience") or "https://kubernetes.default.svc",)
                     account = spec.get("serviceAccountName") or "default"
-                    self.pod_tokens[secrets.token_urlsafe(32)] = (name, uid, audiences, account)
+                    token = bound_token(name, uid, audiences, account, projected.get("expirationSeconds") or 3600)
+                    self.pod_tokens[token] = (name, uid, audiences, account)
 
     async def token_review(self, request: Request) -> Response:
         """TokenReview: a pod's bound token is authenticated while its pod (that uid) exists, for the

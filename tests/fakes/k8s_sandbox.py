@@ -19,9 +19,12 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
 - The controller (a thread, reconciling after every write and on a short resync, as a controller's
   informers do): each pool keeps `spec.replicas` unclaimed Sandboxes, each with a pod named after it
   (created as the pods fake creates one: its projected token, a real bot process when `launcher` is set).
-  A claim adopts a warm Sandbox whose pod runs (labels `agents.x-k8s.io/launch-type=warm`,
-  `agents.x-k8s.io/claim-uid`, the claim's `additionalPodMetadata` on the pod, the pool refilled), else
-  creates one cold named after the claim; its status is `sandbox.name`, `podIPs` and `Ready` (reason
+  A claim adopts a warm Sandbox whose pod runs in the controller's three writes, each a pass of its own
+  so a read between them sees the state before it: the claim's annotation `agents.x-k8s.io/sandbox-name`,
+  the Sandbox's owner moved from the pool to the claim (its pool label dropped, its `claim-uid` set, the
+  pool refilled), the claim's status; then the pod's labels `agents.x-k8s.io/launch-type=warm`,
+  `agents.x-k8s.io/claim-uid` and the claim's `additionalPodMetadata`. Else it creates one cold named
+  after the claim; its status is `sandbox.name`, `podIPs` and `Ready` (reason
   `DependenciesReady` once the pod runs; `WarmPoolNotFound`; `InvalidMetadata` for an
   `additionalPodMetadata` the controller refuses, with its message: a label key without a domain or
   whose domain is not in `allowed_label_domains` (the controller's `/etc/sandbox-config/allowed-label-domains`,
@@ -32,6 +35,15 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   `shutdownTime`, and its `shutdownPolicy` applies: Delete (claim and pod gone), DeleteForeground (the
   claim stays with a `deletionTimestamp` until its pod is gone), Retain (the pod deleted, the claim kept
   `Ready=False ClaimExpired`). A claim deleted in the foreground likewise waits for its pod.
+- Third parties: `POST …/sandboxes` stores a Sandbox with whatever ownerReferences and labels it is sent
+  (the API server checks no owner) and the controller makes its pod from its `spec.podTemplate`; a pod
+  POSTed likewise keeps its ownerReferences. The garbage collector (each pass, unless `collecting` is
+  off: the real one runs in the background, later) deletes a Sandbox whose controller's uid is no pool's
+  or claim's, and a pod whose controlling Sandbox's uid is gone.
+  `reconciling` off holds the controller's passes (a test's window: a claim read as a test set it).
+- The pool's `spec.updateStrategy` (`add_pool`'s `update_strategy`; None leaves it unset, which the
+  controller reads as `OnReplenish`): after `set_template`, `Recreate` replaces the warm Sandboxes of the
+  old template and no claim adopts one; `OnReplenish` keeps them for claims.
 """
 
 from __future__ import annotations
@@ -70,6 +82,8 @@ POOL = "voicefleet-bot"  # the pool the dispatcher is configured with (K8S_WARM_
 RESYNC_SECONDS = 0.05
 LAUNCH_TYPE, CLAIM_UID = "agents.x-k8s.io/launch-type", "agents.x-k8s.io/claim-uid"
 SANDBOX_NAME = "agents.x-k8s.io/sandbox-name"
+WARM_POOL_LABEL = "agents.x-k8s.io/warm-pool-sandbox"  # api/v1beta1/sandbox_types.go, SandboxWarmPoolLabel
+WARM_GRACE_SECONDS = 2.0  # sandboxclaim_controller.go, warmCandidateGracePeriod
 BOT_ENV_NOTE = "voicefleet.io/bot-env"
 DEFAULT_LABEL_DOMAINS = ("sandbox.users.io",)  # the controller's fallback with no allowlist file
 RESTRICTED_DOMAINS = ("kubernetes.io", "k8s.io", "agents.x-k8s.io")
@@ -135,6 +149,14 @@ def schema_problems(body: dict[str, Any], schema: dict[str, Any]) -> tuple[list[
     return unknown, invalid
 
 
+def name_hash(name: str) -> str:
+    """The controller's `NameHash` (controllers/sandbox_controller.go): FNV-1a 32, eight hex digits."""
+    h = 0x811C9DC5
+    for byte in name.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
 def _within(domain: str, domains: tuple[str, ...]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
@@ -176,7 +198,11 @@ class FakeAgentSandbox(FakeKubernetes):
         self.templates: dict[str, dict[str, Any]] = {}  # pool → its template's pod spec
         self.template_labels: dict[str, dict[str, str]] = {}  # pool → its template's pod labels
         self.allowed_label_domains: tuple[str, ...] = ()  # the controller's allowlist file; empty: its default
-        self.sandboxes: dict[str, dict[str, str]] = {}  # name → {"pool", "claim" ("" while warm)}
+        # name → {"pool", "claim" ("" while warm; set once a claim is assigned it), "uid", "owners": its
+        # ownerReferences as stored, "labels" (a third party's own), "launch", "template": its pod spec's hash}
+        self.sandboxes: dict[str, dict[str, Any]] = {}
+        self.collecting = True  # False: the garbage collector has not yet acted on an orphan (a test's window)
+        self.reconciling = True  # False: the controller's next pass has not come yet (a test's window)
         self.claim_quota: int | None = None
         self.claims_created: list[str] = []  # every claim name ever created
         self.expiring = True  # False: the controller has not yet acted on an expired claim (a test's window)
@@ -199,6 +225,8 @@ class FakeAgentSandbox(FakeKubernetes):
                 Route(base + "/sandboxclaims/{name}", self.get_claim, methods=["GET"]),
                 Route(base + "/sandboxclaims/{name}", self.delete_claim, methods=["DELETE"]),
                 Route(base + "/sandboxwarmpools/{name}", self.get_pool, methods=["GET"]),
+                Route(base + "/sandboxes/{name}", self.get_sandbox, methods=["GET"]),
+                Route(base + "/sandboxes", self.create_sandbox, methods=["POST"]),
                 Route(base + "/sandboxwarmpools/{name}/scale", self.get_scale, methods=["GET"]),
                 Route(base + "/sandboxwarmpools/{name}/scale", self.patch_scale, methods=["PATCH"])]
 
@@ -211,7 +239,7 @@ class FakeAgentSandbox(FakeKubernetes):
     # --- set-up, as a cluster's operator (or a stack) does it ---
 
     def add_pool(self, name: str, replicas: int, pod_spec: dict[str, Any],
-                 pod_labels: dict[str, str] | None = None) -> None:
+                 pod_labels: dict[str, str] | None = None, update_strategy: str | None = "Recreate") -> None:
         """A SandboxWarmPool and its SandboxTemplate (whose pod is `pod_labels` and `pod_spec`), both valid."""
         assert not label_problem(pod_labels or {}), pod_labels
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "template"},
@@ -220,7 +248,7 @@ class FakeAgentSandbox(FakeKubernetes):
                 "metadata": {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
                              "creationTimestamp": _now(), "generation": 1},
                 "spec": {"replicas": replicas, "sandboxTemplateRef": {"name": name},
-                         "updateStrategy": {"type": "Recreate"}}}
+                         **({"updateStrategy": {"type": update_strategy}} if update_strategy else {})}}
         unknown, invalid = schema_problems(pool, self.schemas["sandboxwarmpools"]["v1beta1"])
         assert not unknown and not invalid, (unknown, invalid)
         with self._pods_lock:
@@ -234,6 +262,21 @@ class FakeAgentSandbox(FakeKubernetes):
         """The pool's unclaimed Sandboxes."""
         with self._pods_lock:
             return [n for n, s in self.sandboxes.items() if s["pool"] == pool and not s["claim"]]
+
+    def set_template(self, pool: str, pod_spec: dict[str, Any]) -> None:
+        """The pool's SandboxTemplate's pod changed (a new image): `Recreate` replaces its warm Sandboxes at
+        once; `OnReplenish` (the controller's default) leaves them until claimed."""
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "template"},
+                                      "spec": pod_spec}, KUBE_VERSION, strict=True)
+        with self._pods_lock:
+            self.templates[pool] = copy.deepcopy(pod_spec)
+        self._wake.set()
+
+    def _stale(self, sandbox: str) -> bool:
+        record = self.sandboxes[sandbox]
+        pool = self.warm_pools.get(record["pool"])
+        return pool is not None and record["template"] != _spec_hash(self.templates[record["pool"]]) and \
+            (pool["spec"].get("updateStrategy") or {}).get("type") == "Recreate"
 
     # --- the API ---
 
@@ -298,6 +341,73 @@ class FakeAgentSandbox(FakeKubernetes):
             answer = copy.deepcopy(claim)
         self._wake.set()
         return JSONResponse(answer, status_code=201, headers=headers)
+
+    async def get_sandbox(self, request: Request) -> Response:
+        """A Sandbox (`agents.x-k8s.io`): its labels and its controller's ownerReference, the pool's
+        while warm, its claim's once adopted (sandboxclaim_controller.go, `completeAdoption`)."""
+        if (missing := self._served(request, CORE_GROUP)) is not None:
+            return missing
+        name = request.path_params["name"]
+        with self._pods_lock:
+            if name not in self.sandboxes:
+                return status(404, "NotFound", f'sandboxes.{CORE_GROUP} "{name}" not found')
+            record = self.sandboxes[name]
+            return JSONResponse({"apiVersion": f"{CORE_GROUP}/{request.path_params['version']}", "kind": "Sandbox",
+                                 "metadata": {"name": name, "namespace": NAMESPACE, "uid": record["uid"],
+                                              "labels": self.sandbox_labels(name),
+                                              "ownerReferences": copy.deepcopy(record["owners"])}})
+
+    def sandbox_labels(self, name: str) -> dict[str, str]:
+        """The controllers' labels: the pool's hash while the pool holds it (`buildSandboxCR`), the claim's
+        uid once adopted (`completeAdoption` drops the pool's); a third party's Sandbox carries its own."""
+        record = self.sandboxes[name]
+        if record["labels"] is not None:
+            return dict(record["labels"])
+        labels = {LAUNCH_TYPE: record["launch"]}
+        owner = _controller(record["owners"])
+        if owner.get("kind") == "SandboxWarmPool":
+            labels[WARM_POOL_LABEL] = name_hash(record["pool"])
+        elif owner.get("kind") == "SandboxClaim":
+            labels[CLAIM_UID] = str(owner.get("uid"))
+        return labels
+
+    async def create_sandbox(self, request: Request) -> Response:
+        """A Sandbox written by anyone the namespace's RBAC lets create one: the API server stores its
+        ownerReferences as sent (it checks no owner), and the Sandbox controller makes its pod from its
+        `spec.podTemplate`, named after it and controlled by it (sandbox_controller.go, `reconcilePod`)."""
+        if (missing := self._served(request, CORE_GROUP)) is not None:
+            return missing
+        body = await self._json(request)
+        version = request.path_params["version"]
+        if not isinstance(body, dict) or body.get("kind") != "Sandbox" or body.get("apiVersion") != \
+                f"{CORE_GROUP}/{version}":
+            return status(400, "BadRequest", f"the body is not a {CORE_GROUP}/{version} Sandbox")
+        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        name = str(metadata.get("name", ""))
+        if not name or len(name) > 63 or not SUBDOMAIN.match(name):
+            return status(422, "Invalid", f'Sandbox.{CORE_GROUP} "{name}" is invalid: metadata.name: Invalid value')
+        template = ((body.get("spec") or {}).get("podTemplate") or {})
+        try:
+            kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                          "spec": template.get("spec")}, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            return status(422, "Invalid", f'Sandbox.{CORE_GROUP} "{name}" is invalid: spec.podTemplate: {exc.message}')
+        labels = dict(metadata.get("labels") or {})
+        if problem := label_problem(labels):
+            return status(422, "Invalid", f'Sandbox.{CORE_GROUP} "{name}" is invalid: {problem}')
+        with self._pods_lock:
+            if name in self.sandboxes:
+                return status(409, "AlreadyExists", f'sandboxes.{CORE_GROUP} "{name}" already exists')
+            self.sandboxes[name] = {"pool": "", "claim": "", "uid": str(uuid.uuid4()), "labels": labels,
+                                    "owners": copy.deepcopy(list(metadata.get("ownerReferences") or [])),
+                                    "launch": "", "template": _spec_hash(template["spec"])}
+            if name not in self.pods:  # a pod of that name already there is the controller's to fail on
+                self._add_pod(name, template["spec"], dict((template.get("metadata") or {}).get("labels") or {}),
+                              {})
+            answer = {"apiVersion": body["apiVersion"], "kind": "Sandbox",
+                      "metadata": {"name": name, "namespace": NAMESPACE, "uid": self.sandboxes[name]["uid"],
+                                   "labels": labels, "ownerReferences": self.sandboxes[name]["owners"]}}
+        return JSONResponse(answer, status_code=201)
 
     async def get_claim(self, request: Request) -> Response:
         if (missing := self._served(request)) is not None:
@@ -390,9 +500,12 @@ class FakeAgentSandbox(FakeKubernetes):
             self._wake.wait(RESYNC_SECONDS)  # a controller's informer resync: it is not a test's wait
             self._wake.clear()
             with self._pods_lock:
-                self._reconcile()
+                if self.reconciling:
+                    self._reconcile()
 
     def _reconcile(self) -> None:
+        if self.collecting:
+            self._collect_garbage()
         for name, pool in self.warm_pools.items():
             self._refill(name, pool)
         now = datetime.datetime.now(datetime.UTC).timestamp()
@@ -404,13 +517,30 @@ class FakeAgentSandbox(FakeKubernetes):
             self._bind(claim)
             self._observe(claim, now)
 
+    def _collect_garbage(self) -> None:
+        """The garbage collector: a Sandbox whose controller owner's uid no longer exists is deleted, and a
+        pod whose controlling Sandbox's uid no longer exists (the real one does it in the background)."""
+        owners = {o["metadata"]["uid"] for o in [*self.warm_pools.values(), *self.claims.values()]}
+        for name, record in list(self.sandboxes.items()):
+            if (uid := _controller(record["owners"]).get("uid")) is not None and uid not in owners:
+                self._delete_sandbox(name)
+        sandboxes = {r["uid"] for r in self.sandboxes.values()}
+        for name, pod in list(self.pods.items()):
+            owner = _controller(pod["metadata"].get("ownerReferences") or [])
+            if owner.get("kind") == "Sandbox" and owner.get("uid") not in sandboxes and \
+                    not pod["metadata"].get("deletionTimestamp"):
+                self.remove_pod(name, 30)
+
     def _refill(self, name: str, pool: dict[str, Any]) -> None:
+        for stale in [s for s in self.warm(name) if self._stale(s)]:
+            self._delete_sandbox(stale)
         warm = self.warm(name)
         wanted = pool["spec"].get("replicas", 1)
         for _ in range(wanted - len(warm)):
             sandbox = f"{name}-{next(self._names):05d}"
-            self.sandboxes[sandbox] = {"pool": name, "claim": ""}
-            self._add_pod(sandbox, self.templates[name], {**self.template_labels[name], LAUNCH_TYPE: "warm"}, {})
+            self._new_sandbox(sandbox, name, "", _owner("SandboxWarmPool", pool))
+            self._add_pod(sandbox, self.templates[name], {**self.template_labels[name], LAUNCH_TYPE: "warm",
+                                                          WARM_POOL_LABEL: name_hash(name)}, {})
         for sandbox in sorted(warm)[wanted:]:
             self._delete_sandbox(sandbox)
         pool["status"] = {"replicas": min(len(warm), wanted) if wanted < len(warm) else len(self.warm(name)),
@@ -422,11 +552,20 @@ class FakeAgentSandbox(FakeKubernetes):
         return (self.pods.get(pod) or {}).get("status", {}).get("phase") == "Running" and \
             not self.pods[pod]["metadata"].get("deletionTimestamp")
 
+    def _new_sandbox(self, name: str, pool: str, claim: str, owner: dict[str, Any]) -> None:
+        self.sandboxes[name] = {"pool": pool, "claim": claim, "uid": str(uuid.uuid4()), "owners": [owner],
+                                "labels": None, "launch": "cold" if claim else "warm",
+                                "template": _spec_hash(self.templates[pool])}
+
     def _add_pod(self, name: str, spec: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]) -> None:
-        """The Sandbox's pod, from its template, as the pods fake creates one (token, process)."""
+        """The Sandbox's pod, from its template, as the pods fake creates one (token, process), named after
+        its Sandbox and controlled by it (sandbox_controller.go: `SetControllerReference(sandbox, pod)`)."""
         metadata: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
                                     "creationTimestamp": _now(), "annotations": annotations,
-                                    "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels}}
+                                    "labels": {"agents.x-k8s.io/sandbox-name-hash": name[-8:], **labels},
+                                    "ownerReferences": [{"apiVersion": f"{CORE_GROUP}/v1beta1", "kind": "Sandbox",
+                                                         "name": name, "uid": self.sandboxes[name]["uid"],
+                                                         "controller": True, "blockOwnerDeletion": True}]}
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": without_empty_maps(metadata), "spec": copy.deepcopy(spec),
                "status": {"phase": "Pending"}}
         self._bump(pod, "ADDED")
@@ -461,13 +600,12 @@ class FakeAgentSandbox(FakeKubernetes):
         self._bump(self.claims.pop(name), "DELETED")
 
     def _claim_pod(self, claim: dict[str, Any]) -> str | None:
-        sandbox = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
+        sandbox = _assigned(claim)
         return sandbox if sandbox in self.pods else None
 
     def _release(self, claim: dict[str, Any]) -> None:
         """The claim is going: its Sandbox and pod are deleted after it (owner reference)."""
-        sandbox = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
-        if sandbox:
+        if sandbox := _assigned(claim):
             self._delete_sandbox(sandbox)
 
     def _condition(self, claim: dict[str, Any], kind: str, state: str, reason: str, message: str = "") -> None:
@@ -481,7 +619,8 @@ class FakeAgentSandbox(FakeKubernetes):
         self._bump(claim)
 
     def _bind(self, claim: dict[str, Any]) -> None:
-        if (claim.get("status") or {}).get("sandbox"):
+        if assigned := _assigned(claim):
+            self._adopt(claim, assigned)
             return
         spec, name = claim["spec"], claim["metadata"]["name"]
         pool = spec["warmPoolRef"]["name"]
@@ -494,24 +633,50 @@ class FakeAgentSandbox(FakeKubernetes):
             return
         labels, notes = dict(extra.get("labels") or {}), dict(extra.get("annotations") or {})
         labels[CLAIM_UID] = claim["metadata"]["uid"]
-        ready = [s for s in sorted(self.warm(pool)) if self._running(s)]
-        if ready:
-            sandbox = ready[0]
-            self.sandboxes[sandbox]["claim"] = name
-            pod = self.pods[sandbox]["metadata"]
-            pod["labels"] = {**pod["labels"], **labels}
-            pod["annotations"] = {**(pod.get("annotations") or {}), **notes}
-            without_empty_maps(pod)
-            self._bump(self.pods[sandbox])
-            self._refill(pool, self.warm_pools[pool])
-        else:  # no warm Sandbox ready: a cold one, named after the claim
-            sandbox = name
-            self.sandboxes[sandbox] = {"pool": pool, "claim": name}
-            self._add_pod(sandbox, self.templates[pool], {**self.template_labels[pool], LAUNCH_TYPE: "cold", **labels},
-                          notes)
+        ready = [s for s in sorted(self.warm(pool)) if self._running(s) and not self._stale(s)]
+        # Warm candidates without a pod IP (here: not running yet) are waited for until the claim is
+        # WARM_GRACE_SECONDS old (its creationTimestamp, whole seconds), then the claim goes cold.
+        pending = [s for s in self.warm(pool) if s not in ready]
+        age = datetime.datetime.now(datetime.UTC).timestamp() - _epoch(claim["metadata"]["creationTimestamp"])
+        if not ready and pending and age < WARM_GRACE_SECONDS:
+            return
+        if ready:  # adoption's first write: the claim names its candidate (`adoptSandboxFromCandidates`)
+            self.sandboxes[ready[0]]["claim"] = name  # out of the candidates' queue
+            claim["metadata"].setdefault("annotations", {})[SANDBOX_NAME] = ready[0]
+            self._bump(claim)
+            self._wake.set()
+            return
+        sandbox = name  # no warm Sandbox ready: a cold one, named after the claim
+        self._new_sandbox(sandbox, pool, name, _owner("SandboxClaim", claim))
+        self._add_pod(sandbox, self.templates[pool], {**self.template_labels[pool], LAUNCH_TYPE: "cold", **labels},
+                      notes)
         claim["status"]["sandbox"] = {"name": sandbox, "podIPs": ["10.0.0.1"]}
         claim["metadata"].setdefault("annotations", {})[SANDBOX_NAME] = sandbox
         self._bump(claim)
+
+    def _adopt(self, claim: dict[str, Any], sandbox: str) -> None:
+        """Adoption's later writes, each its own pass so a read between them sees the state before it:
+        the Sandbox's owner moved to the claim (`completeAdoption`), then the claim's status, then the
+        pod's metadata (the Sandbox controller's sync)."""
+        record = self.sandboxes.get(sandbox)
+        if record is None:
+            return
+        if _controller(record["owners"]).get("kind") != "SandboxClaim":
+            record["owners"] = [_owner("SandboxClaim", claim)]  # `OwnerReferences = nil`, then the claim's
+            self._refill(record["pool"], self.warm_pools[record["pool"]])
+        elif not (claim.get("status") or {}).get("sandbox"):
+            claim["status"]["sandbox"] = {"name": sandbox, "podIPs": ["10.0.0.1"]}
+            self._bump(claim)
+        elif sandbox in self.pods and CLAIM_UID not in self.pods[sandbox]["metadata"].get("labels", {}):
+            extra = claim["spec"].get("additionalPodMetadata") or {}
+            pod = self.pods[sandbox]["metadata"]
+            pod["labels"] = {**pod["labels"], **(extra.get("labels") or {}), CLAIM_UID: claim["metadata"]["uid"]}
+            pod["annotations"] = {**(pod.get("annotations") or {}), **(extra.get("annotations") or {})}
+            without_empty_maps(pod)
+            self._bump(self.pods[sandbox])
+        else:
+            return
+        self._wake.set()
 
     def _observe(self, claim: dict[str, Any], now: float) -> None:
         sandbox = ((claim.get("status") or {}).get("sandbox") or {}).get("name")
@@ -545,3 +710,23 @@ class FakeAgentSandbox(FakeKubernetes):
         else:
             self._drop(claim["metadata"]["name"])
             self._release(claim)
+
+
+def _controller(refs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((r for r in refs if isinstance(r, dict) and r.get("controller") is True), {})
+
+
+def _assigned(claim: dict[str, Any]) -> str | None:
+    """The Sandbox the claim holds: its status's, else the annotation adoption writes first."""
+    return ((claim.get("status") or {}).get("sandbox") or {}).get("name") or \
+        (claim["metadata"].get("annotations") or {}).get(SANDBOX_NAME)
+
+
+def _spec_hash(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, sort_keys=True)
+
+
+def _owner(kind: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """A controller's ownerReference (`ctrl.SetControllerReference`) to a pool or a claim."""
+    return {"apiVersion": f"{GROUP}/v1beta1", "kind": kind, "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}

@@ -130,6 +130,12 @@ class WatchHistory:
         with self._lock:
             return [e.version for e in self._events if e.thing["metadata"].get("name") == name]
 
+    @property
+    def open_watches(self) -> int:
+        """Watches streaming now (each holds one of its client's connections)."""
+        with self._lock:
+            return len(self._watchers)
+
     def cut_next(self, after: int) -> None:
         """The next watch's connection breaks after `after` events."""
         with self._lock:

@@ -4,9 +4,14 @@
     /bots/media/{session_id}     a phone call's media, with the one-time secret its bot was sent
 
 A wrong, expired or missing channel credential is refused before the handshake completes (HTTP 403),
-so nothing but a bot the dispatcher launched ever gets a frame; past the hello, a bot reaches
-only what its credential was issued for (dispatcher/channel/bots.py). The API keys do not open it,
-and a bot's credential opens nothing else. Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
+so nothing but a bot the dispatcher launched ever gets a frame. One exception: where the provider's
+bots dial with their identity alone (a Kubernetes agent-sandbox pool's), a socket with no credential
+at all is let through and its hello's identity decides (dispatcher/channel/identity.py,
+`IdentityOnly`): until its hello is admitted it holds a place of its own, at most
+`BOT_CHANNEL_MAX_IDENTITY_ONLY` and a few per address a minute (dispatcher/channel/identity_only_gate.py),
+never a credentialed bot's channel. Past the hello, a bot reaches only what its credential was issued for
+(dispatcher/channel/bots.py). The API keys do not open it, and a bot's credential opens nothing else.
+Open channels are capped (`BOT_CHANNEL_MAX_CONNECTIONS`).
 Replicas reach each other's bots through their shared store (dispatcher/channel/remote.py), never
 over a route of their own: nothing but these sockets and the API listens.
 
@@ -32,12 +37,17 @@ from dispatcher.phone.store_hop import serve_relayed_media
 log = logging.getLogger("dispatcher.phone")  # a call's lines, wherever its sockets are served
 
 router = APIRouter()
+TRY_AGAIN_LATER = 1013  # the WebSocket close code for a server that is overloaded (RFC 6455 §7.4, IANA registry)
 
 
 @router.websocket(CHANNEL_PATH)
 async def bot_channel(websocket: WebSocket) -> None:
     channels: BotChannels = app_state(websocket).channels
-    grant = channels.authorized(websocket.headers.get("authorization"))
+    authorization = websocket.headers.get("authorization")
+    grant = channels.authorized(authorization)
+    if grant is None and channels.admits_identity_only(authorization):
+        await _identity_only_channel(websocket, channels)
+        return
     if grant is None or channels.connections >= channels.max_connections:
         await websocket.close(code=1008)  # before accept(): the handshake is answered 403
         return
@@ -47,6 +57,39 @@ async def bot_channel(websocket: WebSocket) -> None:
         await channels.serve(websocket, grant)
     finally:
         channels.connections -= 1
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _identity_only_channel(websocket: WebSocket, channels: BotChannels) -> None:
+    """A credential-less socket: a pending place until its hello is admitted, then a channel."""
+    gate = channels.identity_only_gate
+    refused = gate.refusal(websocket.client.host if websocket.client else None)
+    if refused is not None:
+        await websocket.accept()  # accepted only to say why: a refused handshake carries no reason
+        with contextlib.suppress(Exception):
+            await websocket.close(code=TRY_AGAIN_LATER, reason=refused)
+        return
+    pending, counted = True, False
+
+    def admitted() -> bool:
+        nonlocal pending, counted
+        gate.release()
+        pending = False
+        if channels.connections >= channels.max_connections:
+            return False
+        channels.connections += 1
+        counted = True
+        return True
+
+    try:
+        await websocket.accept()
+        await channels.serve(websocket, None, admitted)
+    finally:
+        if pending:
+            gate.release()
+        if counted:
+            channels.connections -= 1
         with contextlib.suppress(Exception):
             await websocket.close()
 

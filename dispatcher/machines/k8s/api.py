@@ -7,6 +7,10 @@ backoff within the retry deadline. The API server's refusals are its `Status` ob
 (`reason`, `message`, `code`), mapped here once: a ResourceQuota's 403 `exceeded quota` is a
 cluster at capacity (retry later, or raise the quota); any other 401 or 403 is the dispatcher's
 credential or RBAC, a configuration error. Log lines and errors name the method and path only.
+
+A bot's TokenReview is the exception: asked once (never retried, whatever the answer: a hello is one
+review), through a client of its own with REVIEW_CONNECTIONS connections, so hellos, however many,
+never hold a connection the provider's calls and watches need.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ PROVIDER = "k8s"
 CAPACITY_RETRY_AFTER = 30.0
 JSON_PATCH = "application/json-patch+json"
 POD_VERBS = "create, get, list, watch, patch and delete pods"
+REVIEW_CONNECTIONS = 8  # TokenReviews in flight at once; more hellos wait for one (each within the timeout)
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"  # noqa: S105 - a path
 
 
@@ -51,6 +56,9 @@ class KubeApi:
         self.settings = settings
         self._client = HttpClient(settings.api_url, timeout=settings.timeout, ca_file=settings.ca_file)
         self._backoff = Backoff(attempts=5, base=0.3, cap=4.0, deadline=settings.retry_deadline)
+        self._reviews = HttpClient(settings.api_url, timeout=settings.timeout, ca_file=settings.ca_file,
+                                   connections=REVIEW_CONNECTIONS)
+        self._once = Backoff(attempts=1, deadline=settings.timeout)
         self._token: tuple[float, str] | None = None  # (the file's mtime, its token)
         self.pods_path = f"/api/v1/namespaces/{settings.namespace}/pods"
 
@@ -70,10 +78,11 @@ class KubeApi:
         """A call on the namespace's pods (`path` after `.../pods`)."""
         return await self.call(method, self.pods_path + path, **kw)
 
-    async def call(self, method: str, path: str, **kw: Any) -> HttpResponse:
+    async def call(self, method: str, path: str, *, client: HttpClient | None = None, backoff: Backoff | None = None,
+                   **kw: Any) -> HttpResponse:
         """A call on any of the API server's paths, retried as the module says."""
         headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
-        return await provider_request(PROVIDER, self._client, method, path, backoff=self._backoff,
+        return await provider_request(PROVIDER, client or self._client, method, path, backoff=backoff or self._backoff,
                                       error=MachinesError, headers=headers, **kw)
 
     @asynccontextmanager
@@ -86,10 +95,11 @@ class KubeApi:
             yield answer
 
     async def review(self, token: str) -> HttpResponse:
-        """A TokenReview of a bot's projected token for voicefleet's audience (authentication.k8s.io/v1)."""
+        """A TokenReview of a bot's projected token for voicefleet's audience (authentication.k8s.io/v1):
+        once, on the reviews' own client (the module says why)."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                 "spec": {"token": token, "audiences": [self.settings.token_audience]}}
-        return await self.call("POST", TOKEN_REVIEWS, json=body)
+        return await self.call("POST", TOKEN_REVIEWS, json=body, client=self._reviews, backoff=self._once)
 
     async def own_audiences(self) -> list[str]:
         """The API server's own audiences, as a TokenReview of the dispatcher's token asking none reports
@@ -123,3 +133,4 @@ class KubeApi:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self._reviews.aclose()

@@ -36,7 +36,7 @@ class PodIdentity:
                  session_of: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
         self._read_pod, self._review = read_pod, review
         self._namespace, self._audience = namespace, audience
-        self._username = f"system:serviceaccount:{namespace}:{account}"  # the bots' ServiceAccount, exactly
+        self.username = f"system:serviceaccount:{namespace}:{account}"  # the bots' ServiceAccount, exactly
         self._pod_of = pod_of  # where a grant's pod is named elsewhere (agent-sandbox: its claim's Sandbox)
         self._session_of = session_of or _session_label  # agent-sandbox: an annotation (k8s/claims.py)
 
@@ -44,7 +44,7 @@ class PodIdentity:
     def pod_for(grant: BotGrant) -> str:
         return idle_pod_name(grant.subject) if grant.kind == "idle" else session_pod_name(grant.subject)
 
-    async def _reviewed(self, token: str) -> dict[str, Any] | str:
+    async def reviewed(self, token: str) -> dict[str, Any] | str:
         """The review's `status.user`, or why the token is refused."""
         try:
             response = await self._review(token)
@@ -59,14 +59,14 @@ class PodIdentity:
         if self._audience not in (status.get("audiences") or []):
             return f"the identity token is not for {self._audience}"
         user = status.get("user") or {}
-        if user.get("username") != self._username:
-            return f"the identity token is not the bots' ServiceAccount's ({self._username}, K8S_SERVICE_ACCOUNT)"
+        if user.get("username") != self.username:
+            return f"the identity token is not the bots' ServiceAccount's ({self.username}, K8S_SERVICE_ACCOUNT)"
         return dict(user)
 
     async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
         if not hello.identity:
             return "the hello carries no identity token (the pod's projected token: BOT_IDENTITY=k8s)"
-        user = await self._reviewed(hello.identity)
+        user = await self.reviewed(hello.identity)
         if isinstance(user, str):
             return user
         try:

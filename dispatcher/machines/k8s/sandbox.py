@@ -14,10 +14,12 @@ on the pod's own projected token (k8s/identity.py) for the pod the claim names. 
 claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
-The pool's size is the dispatcher's: `scale_pool` writes `sandboxwarmpools/<pool>/scale`, the same
-subresource `kubectl scale` and an HPA use, so a deployment's manifests must leave `spec.replicas` alone.
-Until the warm path is built (docs/kubernetes.md), `settle` holds it at 0 at start: a warm Sandbox's
-bot would run billed and no session this dispatcher admits would ever claim it.
+The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
+alone (k8s/pool_bots.py). A replica holding idle pool bots, or starts not bound yet, watches voicefleet's
+claims (one watch, k8s/handover.py) and hands a bound pod's bot, idle here, its session once the pod's
+Sandbox is read back as its claim's (`BotChannels.hand_over`), whichever replica started it.
+The pool's size (`scale_pool`, the `scale` subresource) is not the planner's yet: it is whoever
+installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
 from dispatcher.machines.bot_environment import bot_environment
@@ -40,6 +43,8 @@ from dispatcher.machines.k8s.claims import (
     claim_name,
     claimed_session,
 )
+from dispatcher.machines.k8s.handover import PoolHandover
+from dispatcher.machines.k8s.hello_precheck import PrecheckedPool
 from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import (
     LABEL_APP,
@@ -50,12 +55,14 @@ from dispatcher.machines.k8s.pods import (
     made_by,
     to_machine,
 )
+from dispatcher.machines.k8s.pool_bots import PoolIdentity
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.outbound.http_client import HttpResponse
 
-CLAIM_VERBS = "create, get, list, watch and delete sandboxclaims, get and patch sandboxwarmpools/scale, get pods"
+CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get sandboxwarmpools, get and patch "
+               "sandboxwarmpools/scale, get, list and watch pods, get sandboxes")
 MERGE_PATCH = "application/merge-patch+json"
 
 log = logging.getLogger("dispatcher.machines.k8s")
@@ -71,6 +78,19 @@ class SandboxClaims(K8sMachines):
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience, account=settings.bot_account, pod_of=self._pod_of,
                                     session_of=claimed_session)
+        self.pool_identity = PoolIdentity(self.identity, self.api, namespace=settings.namespace,
+                                          pool=settings.warm_pool, image=settings.image,
+                                          channel_url=channel_url, read_pod=self.read_pod)
+        self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
+                                     pause=settings.poll_seconds, rbac=CLAIM_VERBS, read_pod=self.read_pod)
+
+    def watch_channels(self, channels: BotChannels) -> None:
+        """The pool's bots dial with their pod's identity alone (k8s/pool_bots.py); a start here hands
+        the idle one its claim adopted its session (k8s/handover.py)."""
+        self.handover.watch_channels(channels)
+        # A hello's token is read first, so junk costs no TokenReview (k8s/hello_precheck.py).
+        channels.identity_only = PrecheckedPool(self.pool_identity, audience=self.settings.token_audience,
+                                                username=self.identity.username)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)
@@ -103,6 +123,7 @@ class SandboxClaims(K8sMachines):
         response = await self.api.call("POST", self.claims_path, json=body, params=STRICT)
         if response.status_code == 201:
             self._remember(spec.session_id, response.json())
+            self.handover.follow(spec.session_id, response.json())
             return LaunchResult(claim_machine(response.json()), created=True)
         if response.status_code != 409:
             raise self._failed(response, f"create sandboxclaim {name}")
@@ -115,7 +136,9 @@ class SandboxClaims(K8sMachines):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "
                                 "try again once it is gone", retry_after=5.0)
         self._remember(spec.session_id, existing)
+        self.handover.follow(spec.session_id, existing)
         return LaunchResult(claim_machine(existing), created=made_by(existing, launch_id))
+
 
     def _remember(self, session_id: str, claim: dict[str, Any]) -> None:
         """A binding claim as this replica's create or replay answered it: a wait watches from its version."""
@@ -177,8 +200,9 @@ class SandboxClaims(K8sMachines):
         return claims
 
     async def settle(self) -> None:
-        """At start: the pool held at 0 (`SettlesAtStart`). The warm path is not built, so a warm Sandbox's
-        bot would run billed and never be claimed by a session this dispatcher can admit."""
+        """At start (`SettlesAtStart`): the pool's size, read and reported, left to whoever installed the
+        pool, since each of its Sandboxes' bots is claimed by the starts (the warm path). A pool that is
+        not there, or a refused read, is a warning: every claim would be refused `WarmPoolNotFound`."""
         try:
             response = await self.api.call("GET", f"{self.pool_path}/scale")
             if response.status_code == 404:
@@ -189,13 +213,15 @@ class SandboxClaims(K8sMachines):
             if response.status_code != 200:
                 raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
             replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
-            if replicas > 0:
-                await self.scale_pool(0)
-                log.warning("sandboxwarmpool %s scaled from %d to 0 replicas: warm Sandboxes are not claimed by "
-                            "this dispatcher's sessions yet (docs/kubernetes.md), so each would run billed and idle",
-                            self.settings.warm_pool, replicas)
+            log.info("sandboxwarmpool %s keeps %d Sandbox(es) warm; its size is yours (`kubectl scale "
+                     "sandboxwarmpool/%s --replicas=N`): the dispatcher claims them and does not size the pool",
+                     self.settings.warm_pool, replicas, self.settings.warm_pool)
         except MachinesError as exc:
-            log.warning("sandboxwarmpool %s was not held at 0 replicas: %s", self.settings.warm_pool, exc.message)
+            log.warning("sandboxwarmpool %s could not be read: %s", self.settings.warm_pool, exc.message)
+
+    async def aclose(self) -> None:
+        await self.handover.aclose()
+        await super().aclose()
 
     async def scale_pool(self, replicas: int) -> int:
         """Set the pool's desired warm Sandboxes; answers how many it has now (`status.replicas`)."""

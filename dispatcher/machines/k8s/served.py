@@ -13,6 +13,11 @@ the mode sends `v1beta1` bodies only; GKE's managed add-on served only `v1alpha1
 (kubernetes-sigs/agent-sandbox#1307). So at start the dispatcher reads API discovery for both groups
 (`GET /apis/<group>`, an `APIGroup` listing its served versions) and refuses a missing group or an
 older version in one line naming the fix, instead of failing every start with 404s.
+
+The pool must be `spec.updateStrategy.type: Recreate`: the controller's default (`OnReplenish`, also what
+it makes of an unknown type: sandboxwarmpool_controller.go `resolveUpdateStrategy`) keeps warm Sandboxes of
+an old template until each is claimed, so a new image would serve sessions from stale pods and be refused
+(k8s/pool_bots.py checks a pool bot's image). A pool that is not there is `settle`'s warning, not a stop.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ log = logging.getLogger("dispatcher.machines.k8s.served")
 
 EXTENSIONS_GROUP, CORE_GROUP = "extensions.agents.x-k8s.io", "agents.x-k8s.io"
 VERSION = "v1beta1"
+RECREATE = "Recreate"
 INSTALL = ("install kubernetes-sigs/agent-sandbox v0.5 or later with its extensions (the release's "
            "sandbox-with-extensions.yaml), or set K8S_MODE=pods")
 
@@ -56,6 +62,26 @@ async def served_problem(api: KubeApi) -> str | None:
     return None
 
 
+async def pool_problem(api: KubeApi, namespace: str, pool: str) -> str | None:
+    """Why K8S_WARM_POOL cannot serve (its update strategy is not Recreate), or None."""
+    path = f"/apis/{EXTENSIONS_GROUP}/{VERSION}/namespaces/{namespace}/sandboxwarmpools/{pool}"
+    try:
+        response = await api.call("GET", path)
+    except MachinesError as exc:
+        return f"K8S_WARM_POOL={pool}: the API server did not answer for the pool ({exc.reason})"
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        refused = api.failed(response, f"read sandboxwarmpool {pool}", "get sandboxwarmpools")
+        return f"K8S_WARM_POOL={pool}: {refused.message}"
+    strategy = (((response.json() or {}).get("spec") or {}).get("updateStrategy") or {}).get("type")
+    if strategy == RECREATE:
+        return None
+    return (f"K8S_WARM_POOL={pool}: the SandboxWarmPool's spec.updateStrategy.type is "
+            f"{strategy or 'unset (OnReplenish)'}, not {RECREATE}: its warm pods would outlive a new image; "
+            f"set `updateStrategy: {{type: {RECREATE}}}` on the pool")
+
+
 async def audience_problem(api: KubeApi, audience: str) -> str | None:
     """Why BOT_IDENTITY_AUDIENCE cannot be the bots' (it is the API server's own), or None."""
     try:
@@ -80,7 +106,8 @@ async def cluster_problems(env: Mapping[str, str]) -> list[str]:
     try:
         problems = [await audience_problem(api, settings.token_audience)]
         if settings.mode == AGENT_SANDBOX:
-            problems.append(await served_problem(api))
+            problems.append(await served_problem(api) or await pool_problem(api, settings.namespace,
+                                                                             settings.warm_pool))
     finally:
         await api.aclose()
     return [p for p in problems if p]

@@ -11,6 +11,9 @@ history (etcd compacts it): a version too old for it is `410 Gone`, as an HTTP s
 as an `ERROR` event whose `Status` has `code: 410` (kubernetes/kubernetes#35068). Then the object is
 listed again (its state now, and the list's version) and watched from there. Everything is bounded
 by the caller's deadline; a refused credential or a malformed request is raised at once.
+
+Given a `labels` selector instead, it watches every object of the collection the selector matches
+(`labelSelector=…`, on lists and watches alike): a re-list judges each object listed, in turn.
 """
 
 from __future__ import annotations
@@ -58,9 +61,10 @@ class ObjectWatch(Generic[T]):
     the verbs a 401 or 403 says the dispatcher's ServiceAccount needs."""
 
     def __init__(self, api: KubeApi, collection: str, name: str, judge: Judge[T], *, pause: float,
-                 rbac: str = POD_VERBS) -> None:
+                 rbac: str = POD_VERBS, labels: str | None = None) -> None:
         self._api, self._collection, self._name, self._judge = api, collection, name, judge
         self._pause, self._rbac = pause, rbac
+        self._selects = {"labelSelector": labels} if labels else {"fieldSelector": f"metadata.name={name}"}
         self.version: str | None = None  # the last version seen: the next watch starts after it
 
     async def until(self, since: str | None, deadline: float) -> T:
@@ -92,8 +96,7 @@ class ObjectWatch(Generic[T]):
             await asyncio.sleep(max(min(MAX_PAUSE, self._pause * 2 ** (failures - 2)), retry_after or 0.0))
 
     async def _relist(self) -> T | None:
-        params = {"fieldSelector": f"metadata.name={self._name}"}
-        response = await self._api.call("GET", self._collection, params=params)
+        response = await self._api.call("GET", self._collection, params=dict(self._selects))
         if response.status_code != 200:
             raise self._api.failed(response, f"list {self._name}", self._rbac)
         page = response.json()
@@ -101,12 +104,14 @@ class ObjectWatch(Generic[T]):
         if self.version is None:
             raise MachinesError("k8s_rejected", f"the API server's list of {self._name} has no resourceVersion")
         items = [item for item in page.get("items") or [] if isinstance(item, dict)]
+        if "labelSelector" in self._selects:
+            return next((answer for item in items if (answer := self._judge(LISTED, item)) is not None), None)
         return self._judge(LISTED, items[0] if items else None)
 
     async def _watch(self, seconds: int) -> T | None:
         """One watch request: the judge's answer, or None when the API server ended it."""
         assert self.version is not None
-        params = {"watch": "1", "fieldSelector": f"metadata.name={self._name}", "resourceVersion": self.version,
+        params = {"watch": "1", **self._selects, "resourceVersion": self.version,
                   "timeoutSeconds": str(seconds), "allowWatchBookmarks": "true"}
         try:
             async with self._api.stream(self._collection, params, seconds=seconds) as answer:

@@ -3,6 +3,9 @@ one provider at a time against its fake."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.dispatcher.machines.harness import (
@@ -17,6 +20,7 @@ from tests.dispatcher.machines.harness import (
     k8s_sandbox_harness,
     modal_harness,
 )
+from tests.support.redis_server import RedisServer, redis_server
 
 PROVIDERS = ["ecs", "gce", "fly", "cloudrun", "modal", "aci", "k8s", "k8s-sandbox"]
 
@@ -45,3 +49,10 @@ def harness_for(request: pytest.FixtureRequest) -> Harness:
     if name == "cerebrium":
         return cerebrium_harness(request.getfixturevalue("fake_cerebrium"))
     return ecs_harness(request.getfixturevalue("fake_ecs"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server that a module's replicas share (each test its own key prefix)."""
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as running:
+        yield running

@@ -5,8 +5,7 @@ through the store's relay."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -23,7 +22,7 @@ from tests.dispatcher.channel.test_ownership import BotSocket
 from tests.dispatcher.machines.harness import CEREBRIUM_CHANNEL
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.cerebrium import FakeCerebrium
-from tests.support.redis_server import RedisServer, redis_server
+from tests.support.redis_server import RedisServer
 
 
 class Replica:
@@ -58,12 +57,6 @@ class StoppableBot(BotSocket):
 
     async def close(self, code: int = 1000) -> None:
         self.closed.set()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as running:
-        yield running
 
 
 @pytest.fixture

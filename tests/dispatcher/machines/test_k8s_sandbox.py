@@ -164,34 +164,33 @@ async def test_the_pools_size_is_set_through_its_scale_subresource(claims: Sandb
     assert negative.status_code == 422
 
 
-async def test_at_start_the_pool_is_held_at_zero_with_one_warning_naming_why(
+async def test_at_start_the_pools_size_is_read_and_left_to_whoever_installed_it(
         claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    """Its warm Sandboxes' bots are the starts' to claim (the warm path): nothing scales them away."""
     fake = fake_k8s_sandbox
     add_pool(fake, 2)
-    await warm_running(fake, 2)  # two idle bots, billed, that no session of this dispatcher would claim
-    with caplog.at_level(logging.WARNING, logger="dispatcher.machines.k8s"):
+    await warm_running(fake, 2)
+    with caplog.at_level(logging.INFO, logger="dispatcher.machines.k8s"):
         await claims.settle()
-        await claims.settle()  # at 0 already: nothing written, nothing said
-    [patch] = fake.calls_to("PATCH", "/scale")
-    assert patch.json() == {"spec": {"replicas": 0}} and fake.warm_pools[POOL]["spec"]["replicas"] == 0
-    assert await fake.eventually(lambda: fake.warm(POOL) == [], timeout=20)
+    assert not fake.calls_to("PATCH", "/scale") and fake.warm_pools[POOL]["spec"]["replicas"] == 2
+    assert len(fake.warm(POOL)) == 2
     [line] = [r.getMessage() for r in caplog.records]
-    assert f"sandboxwarmpool {POOL} scaled from 2 to 0" in line and "billed" in line
+    assert f"sandboxwarmpool {POOL} keeps 2 Sandbox(es) warm" in line and "kubectl scale" in line
 
 
-async def test_holding_the_pool_at_zero_warns_of_a_missing_pool_or_a_refusal_and_never_raises(
+async def test_reading_the_pool_at_start_warns_of_a_missing_pool_or_a_refusal_and_never_raises(
         claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
     fake = fake_k8s_sandbox
     with caplog.at_level(logging.WARNING, logger="dispatcher.machines.k8s"):
         await claims.settle()  # no pool at all
         add_pool(fake, 1)
-        fake.fail(403, method="PATCH", path_suffix="/scale", body={
+        fake.fail(403, method="GET", path_suffix="/scale", body={
             "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
-            "message": "cannot patch resource sandboxwarmpools/scale"})
+            "message": "cannot get resource sandboxwarmpools/scale"})
         await claims.settle()
     missing, refused = (r.getMessage() for r in caplog.records)
     assert "no such SandboxWarmPool" in missing and "WarmPoolNotFound" in missing
-    assert "not held at 0" in refused and "get and patch sandboxwarmpools/scale" in refused
+    assert "could not be read" in refused and "get and patch sandboxwarmpools/scale" in refused
     assert fake.warm_pools[POOL]["spec"]["replicas"] == 1
 
 

@@ -7,6 +7,10 @@ values as its annotation, which the template mounts as a downward API file (BOT_
 the channel with the session's credential and its pod's projected token, admitted because the claim
 holds that pod; it answers the caller's offer. Stopping the session deletes the claim in the
 foreground, and the pod's bot gets SIGTERM. A pool sized above 0 is scaled to 0 as the dispatcher starts.
+
+The warm path: a pool pod's bot, whose template gives it the channel's URL and `BOT_IDENTITY=k8s` but no
+credential, dials with its pod's identity alone and waits idle; a start's claim adopts its pod, and the
+bot is handed the session over the channel and answers its caller's offer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from botchannel.contract import CHANNEL_PATH
 from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.settings import K8sSettings
 from tests.dispatcher.machines.test_k8s_session import DEADLINE, KEY, dispatcher
@@ -74,19 +79,44 @@ def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(
     assert fake_k8s_sandbox.claims == {} and fake_k8s_sandbox.pods == {}
 
 
-def test_the_dispatcher_holds_a_pool_sized_above_zero_at_zero_from_its_start(
+def test_the_dispatcher_leaves_the_pools_size_to_whoever_installed_it(
         tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
-    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox, billed, never claimed
-    assert fake.warm_pools[POOL]["spec"]["replicas"] == 1
+    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox, for a start to claim
     started = dispatcher(tmp_path, fake, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
     running = next(started)
     try:
         api = SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
-        warning = f"sandboxwarmpool {POOL} scaled from 1 to 0"
-        api.wait_for("the pool held at 0", lambda: fake.warm_pools[POOL]["spec"]["replicas"] == 0)
-        api.wait_for("its warm Sandbox gone", lambda: not fake.warm(POOL))
-        api.wait_for("the warning", lambda: warning in running.log())
-        assert running.log().count(warning) == 1 and "billed" in running.log()
+        api.wait_for("the pool's size reported", lambda: f"sandboxwarmpool {POOL} keeps 1 Sandbox(es) warm"
+                     in running.log())
+        assert fake.warm_pools[POOL]["spec"]["replicas"] == 1 and not fake.calls_to("PATCH", "/scale")
+    finally:
+        started.close()
+
+
+def test_a_warm_pool_bot_dials_with_its_identity_alone_and_serves_the_session_its_claim_adopted(
+        tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    fake = fake_k8s_sandbox
+    fake.add_pool(POOL, 0, template(fake))
+    started = dispatcher(tmp_path, fake, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
+    running = next(started)
+    try:
+        api = SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
+        channel_url = "ws" + running.base_url.removeprefix("http") + CHANNEL_PATH
+        with fake._pods_lock:  # the template a stack would render: the channel's URL, the identity, no credential
+            fake.templates[POOL]["containers"][0]["env"] += [{"name": "BOT_CHANNEL_URL", "value": channel_url},
+                                                             {"name": "BOT_IDENTITY", "value": "k8s"}]
+        api.wait_for("the pool's size read at start", lambda: fake.calls_to("GET", f"/sandboxwarmpools/{POOL}/scale"))
+        with fake._pods_lock:  # scaled after the start, as docs/kubernetes.md says one replica may be
+            fake.warm_pools[POOL]["spec"]["replicas"] = 1
+        api.wait_for("a warm pod", lambda: fake.warm(POOL))
+        [warm] = fake.warm(POOL)
+        assert "BOT_CHANNEL_TOKEN" not in fake.envs[warm]
+        api.wait_for("its bot idle on the channel", lambda: f"bot {warm} connected (idle)" in running.log())
+
+        session_id = api.started()
+        assert fake.claims[f"vf-{session_id}"]["status"]["sandbox"]["name"] == warm  # adopted, no pod of its own
+        assert f"vf-{session_id}" not in fake.pods
+        assert api.answered_by(session_id) == f"{session_id}/{fake.processes[warm].pid}"
     finally:
         started.close()

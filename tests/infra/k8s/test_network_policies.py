@@ -28,7 +28,7 @@ def test_bots_take_no_ingress(k8s: Run) -> None:
     assert "Ingress" in bots["spec"]["policyTypes"] and not bots["spec"].get("ingress")
 
 
-def test_bots_reach_dns_their_dispatchers_port_and_the_public_internet_only(k8s: Run) -> None:
+def test_bots_reach_dns_their_dispatchers_channel_port_and_the_public_internet_only(k8s: Run) -> None:
     bots = policy(k8s, "voicefleet-bots")
     assert "Egress" in bots["spec"]["policyTypes"]
     dns, channel, internet = bots["spec"]["egress"]
@@ -37,7 +37,7 @@ def test_bots_reach_dns_their_dispatchers_port_and_the_public_internet_only(k8s:
                           "podSelector": {"matchLabels": {"k8s-app": app}}} for app in ("kube-dns", "node-local-dns")]
     dispatcher = spec(k8s.one("kubernetes:apps/v1:Deployment"))["selector"]
     assert channel == {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "voicefleet"}},
-                               "podSelector": dispatcher}], "ports": [{"port": 8080, "protocol": "TCP"}]}
+                               "podSelector": dispatcher}], "ports": [{"port": 8081, "protocol": "TCP"}]}
     (block,) = internet["to"]
     assert block["ipBlock"]["cidr"] == "0.0.0.0/0" and "ports" not in internet
     excluded = [ipaddress.ip_network(cidr) for cidr in block["ipBlock"]["except"]]
@@ -47,18 +47,18 @@ def test_bots_reach_dns_their_dispatchers_port_and_the_public_internet_only(k8s:
     assert not any(ipaddress.ip_address("1.1.1.1") in network for network in excluded)
 
 
-def test_the_dispatcher_takes_traffic_from_the_ingress_controller_and_its_bots_on_its_port(
+def test_the_dispatcher_takes_the_ingress_controller_on_its_public_port_and_its_bots_on_the_channel_port(
         k8s_stack: K8sRunner) -> None:
     run = k8s_stack(k8sIngressNamespace="traefik")
     dispatcher = policy(run, "voicefleet-dispatcher")
     assert dispatcher["metadata"]["namespace"] == "voicefleet"
     assert dispatcher["spec"]["policyTypes"] == ["Ingress"]
-    (rule,) = dispatcher["spec"]["ingress"]
-    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    assert rule["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}},
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "voicefleet-bots"}},
-         "podSelector": {"matchLabels": {"voicefleet.io/app": "bot"}}}]
+    assert dispatcher["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}],
+         "ports": [{"port": 8080, "protocol": "TCP"}]},
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "voicefleet-bots"}},
+                   "podSelector": {"matchLabels": {"voicefleet.io/app": "bot"}}}],
+         "ports": [{"port": 8081, "protocol": "TCP"}]}]
 
 
 def left_out(run: Run) -> list[str]:

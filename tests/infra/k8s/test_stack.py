@@ -84,7 +84,8 @@ def test_the_dispatcher_runs_two_replicas_with_a_budget_and_a_grace_for_its_call
                                                                                       "memory": "512Mi"}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["ports"] == [{"name": "http", "containerPort": contract.DISPATCHER_PORT}]
+    assert container["ports"] == [{"name": "http", "containerPort": contract.DISPATCHER_PORT},  # probes stay here
+                                  {"name": "channel", "containerPort": contract.DISPATCHER_CHANNEL_PORT}]
 
 
 def test_the_rollout_and_the_destroy_wait_outlast_a_replicas_drain(k8s: Run) -> None:
@@ -110,8 +111,10 @@ def test_the_environment_is_what_the_pods_provider_reads_and_secrets_come_by_ref
     assert set(by_reference) == {*expected, URL_VARIABLE}
     assert all(ref == {"name": secret_name, "key": name} for name, ref in by_reference.items())
     assert env["MACHINES"]["value"] == "k8s" and env["K8S_NAMESPACE"]["value"] == "voicefleet-bots"
-    # Bots dial the dispatcher's Service inside the cluster (the policies let them reach its pods' port).
-    assert env["BOT_CHANNEL_URL"]["value"] == "ws://dispatcher.voicefleet.svc:80/bots/channel"
+    # Bots dial the dispatcher's Service inside the cluster, on the channel's own port (the policies let
+    # them reach its pods' channel port), which the dispatcher serves the bots' routes on alone.
+    assert env["BOT_CHANNEL_URL"]["value"] == "ws://dispatcher.voicefleet.svc:8081/bots/channel"
+    assert env["BOT_CHANNEL_PORT"]["value"] == "8081" and env["PORT"]["value"] == "8080"
 
 
 def test_without_the_channel_bots_get_no_channel_url(k8s_stack: K8sRunner) -> None:
@@ -120,18 +123,20 @@ def test_without_the_channel_bots_get_no_channel_url(k8s_stack: K8sRunner) -> No
     assert "BOT_CHANNEL_URL" not in env and "BOT_CHANNEL_TOKEN" not in env
 
 
-def test_the_service_and_the_ingress_front_the_dispatchers_port(k8s_stack: K8sRunner) -> None:
+def test_the_service_exposes_both_ports_and_the_ingress_routes_the_public_one_only(k8s_stack: K8sRunner) -> None:
     run = k8s_stack(k8sIngressClass="traefik", k8sTlsSecret="voice-tls")
     selector = spec(run.one("kubernetes:apps/v1:Deployment"))["selector"]["matchLabels"]
     service = spec(run.one("kubernetes:core/v1:Service"))
     assert service["type"] == "ClusterIP" and service["selector"] == selector
-    assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http"},
+                                {"name": "channel", "port": 8081, "targetPort": "channel"}]
     ingress = spec(run.one("kubernetes:networking.k8s.io/v1:Ingress"))
     assert ingress["ingressClassName"] == "traefik"
     assert ingress["tls"] == [{"hosts": ["voice.example.com"], "secretName": "voice-tls"}]
     (rule,) = ingress["rules"]
     assert rule["host"] == "voice.example.com"
-    assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "dispatcher", "port": {"name": "http"}}}
+    (path,) = rule["http"]["paths"]  # one path, to the public port: /bots/… is not routed from outside
+    assert path["backend"] == {"service": {"name": "dispatcher", "port": {"name": "http"}}}
     assert "tls" not in spec(k8s_stack().one("kubernetes:networking.k8s.io/v1:Ingress"))
 
 

@@ -1,0 +1,184 @@
+"""The agent-sandbox pool's bots: admitted on their pod's identity alone, and whose they are.
+
+A SandboxWarmPool's pods come from its SandboxTemplate, one spec for all, so they hold no credential
+of their own: only the channel's URL and `BOT_IDENTITY=k8s` (docs/kubernetes.md, "The warm path").
+Such a bot's hello carries its pod's projected token and nothing else. It is admitted only when the
+TokenReview authenticates the bots' ServiceAccount for voicefleet's audience (k8s/identity.py, as any
+pod's hello), the token names this pod and this pod's uid, the pod is active and is the pool's bot pod
+(k8s/pool_pod.py), and the pod's Sandbox (its controller, named as the pod: new Sandboxes name their
+pod after themselves) is controlled by:
+
+- the SandboxWarmPool K8S_WARM_POOL (its uid, and its name hash in the Sandbox's pool label): an idle
+  bot, whose id is its pod's name;
+- a SandboxClaim `vf-<session id>` (its uid, the dispatcher's labels, live, on K8S_WARM_POOL, naming
+  this Sandbox): session's bot (its claim adopted it, or created it cold).
+
+Anything else (another pool, a Sandbox of someone else's, a bare pod of the same ServiceAccount) is
+refused. The API server stores any ownerReference a writer sends, so each owner is read back and
+matched by uid (docs/kubernetes.md, "Why every owner is read back"). The Sandbox's owner is the
+authority, not the pod's labels: adoption names the Sandbox in the claim, then moves the Sandbox's
+owner from the pool to the claim in one write (`completeAdoption`), then writes the claim's status,
+while the pod's labels follow later, when the Sandbox controller syncs them (kubernetes-sigs/agent-sandbox
+extensions/controllers/sandboxclaim_controller.go; the pool's `buildSandboxCR` sets the pool as the
+controller of each Sandbox it makes, controllers/sandbox_controller.go the Sandbox of its pod).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from botchannel.contract import Hello
+from dispatcher.channel.credentials import BotGrant, Kind
+from dispatcher.machines.base import MachinesError
+from dispatcher.machines.k8s.api import KubeApi
+from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_name
+from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
+from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_SESSION, NAME_PREFIX, to_machine
+from dispatcher.machines.k8s.pool_pod import pool_pod_problem
+
+SANDBOX_GROUP = "agents.x-k8s.io"
+POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
+# How long a pool bot's admission holds (a claim's record of its bot): its longest life, a day in
+# the pool and a session, is well inside it.
+POOL_GRANT_SECONDS = 2 * 86_400
+SANDBOX_VERBS = ("get sandboxes (agents.x-k8s.io), sandboxclaims and sandboxwarmpools (extensions.agents.x-k8s.io) "
+                 "and pods, create tokenreviews")
+WARM_POOL_LABEL = "agents.x-k8s.io/warm-pool-sandbox"  # the pool's on each Sandbox it makes: NameHash(pool)
+ASSIGNED_SANDBOX = "agents.x-k8s.io/sandbox-name"  # the claim's annotation naming the Sandbox it adopts
+
+
+def name_hash(name: str) -> str:
+    """The controller's `NameHash` (controllers/sandbox_controller.go): FNV-1a 32 bits, eight hex digits."""
+    h = 0x811C9DC5
+    for byte in name.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object's controlling ownerReference (`controller: true`), or {}."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref
+    return {}
+
+
+def _group(ref: Mapping[str, Any]) -> str:
+    return str(ref.get("apiVersion", "")).split("/", 1)[0]
+
+
+class PoolIdentity:
+    """The identity-only hello's grant: an idle pool bot's, or its claim's session's."""
+
+    def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str, image: str,
+                 channel_url: str | None, clock: Callable[[], float] = time.time,
+                 read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
+        self._identity, self._api = identity, api
+        self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
+        self._pools = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxwarmpools"
+        self._claims = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxclaims"
+        self._pool, self._image, self._clock, self._read_pod = pool, image, clock, read_pod
+        self._channel_url = channel_url
+
+    async def grant(self, hello: Hello) -> BotGrant | str:
+        """What the hello's pod may be on the channel, or why it is refused."""
+        if not hello.identity:
+            return "a hello without a credential must carry its pod's identity token (BOT_IDENTITY=k8s)"
+        user = await self._identity.reviewed(hello.identity)
+        if isinstance(user, str):
+            return user
+        extra = user.get("extra") or {}
+        names, uids = extra.get(POD_NAME) or [], extra.get(POD_UID) or []
+        if len(names) != 1 or len(uids) != 1:
+            return "the identity token names no pod (a bound ServiceAccount token from a pod's projected volume)"
+        name = str(names[0])
+        if hello.machine_id != name:
+            return f"the identity token is pod {name}'s, not {hello.machine_id}'s"
+        try:
+            pod = await self._read_pod(name)
+            if pod is None:
+                return f"no pod {name}"
+            if (pod.get("metadata") or {}).get("uid") != uids[0]:
+                return f"the identity token is of an earlier pod named {name}"
+            if not to_machine(pod).state.is_active:
+                return f"pod {name} has ended"
+            holder = await self.holder(name, pod)
+        except MachinesError as exc:
+            return f"the API server did not answer for pod {name} ({exc.reason})"
+        if isinstance(holder, str):
+            return holder
+        kind, subject = holder
+        if kind == "session" and hello.session_id not in (None, subject):
+            return f"pod {name} is session {subject}'s"
+        return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS))
+
+    async def holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:
+        """("idle", the pod) while the pool holds its Sandbox, ("session", its id) once a session's claim
+        does; else why neither does. Every ownerReference read here is checked against its owner as read:
+        the API server accepts any ownerReference a writer sends."""
+        owner = controller_of(pod)
+        if owner.get("kind") != "Sandbox" or _group(owner) != SANDBOX_GROUP or owner.get("name") != name:
+            return f"pod {name} is not a Sandbox's pod"
+        if problem := self._pod_problem(name, pod):
+            return problem
+        sandbox = await self._read("sandbox", f"{self._sandboxes}/{name}")
+        if sandbox is None:
+            return f"pod {name}'s Sandbox is gone"
+        if (sandbox.get("metadata") or {}).get("uid") != owner.get("uid"):
+            return f"pod {name} is not its Sandbox's pod"
+        held_by = controller_of(sandbox)
+        if _group(held_by) != POOL_GROUP:
+            return f"pod {name}'s Sandbox is not the pool's nor a claim's"
+        if held_by.get("kind") == "SandboxWarmPool" and held_by.get("name") == self._pool:
+            return await self._pool_problem(name, sandbox, held_by) or ("idle", name)
+        claim = str(held_by.get("name", ""))
+        if held_by.get("kind") == "SandboxClaim" and claim.startswith(NAME_PREFIX) and len(claim) > len(NAME_PREFIX):
+            session_id = claim[len(NAME_PREFIX):]
+            return await self._claim_problem(name, session_id, held_by) or ("session", session_id)
+        return f"pod {name}'s Sandbox is not of pool {self._pool} (K8S_WARM_POOL) nor a session's claim"
+
+    def _pod_problem(self, name: str, pod: Mapping[str, Any]) -> str | None:
+        """A pod not as the pool's template makes it (k8s/pool_pod.py). Who created the pod is not on
+        it; an admission policy says."""
+        return pool_pod_problem(name, pod, image=self._image, channel_url=self._channel_url)
+
+    async def _pool_problem(self, name: str, sandbox: Mapping[str, Any], ref: Mapping[str, Any]) -> str | None:
+        """The pool named is K8S_WARM_POOL itself (its uid) and the Sandbox is one it made (its label)."""
+        pool = await self._read("sandboxwarmpool", f"{self._pools}/{self._pool}")
+        if pool is None or (pool.get("metadata") or {}).get("uid") != ref.get("uid"):
+            return f"pod {name}'s Sandbox names pool {self._pool} but is not that pool's (its uid differs)"
+        labels = (sandbox.get("metadata") or {}).get("labels") or {}
+        if labels.get(WARM_POOL_LABEL) != name_hash(self._pool):
+            return f"pod {name}'s Sandbox lacks pool {self._pool}'s label {WARM_POOL_LABEL}"
+        return None
+
+    async def _claim_problem(self, name: str, session_id: str, ref: Mapping[str, Any]) -> str | None:
+        """The claim named is the session's own, live, on K8S_WARM_POOL, and holds this Sandbox."""
+        claim = await self._read("sandboxclaim", f"{self._claims}/{claim_name(session_id)}")
+        if claim is None or (claim.get("metadata") or {}).get("uid") != ref.get("uid"):
+            return f"pod {name}'s Sandbox names claim {claim_name(session_id)} but is not that claim's (uid differs)"
+        metadata = claim.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        if labels.get(LABEL_APP) != APP or labels.get(LABEL_SESSION) != session_id:
+            return f"claim {claim_name(session_id)} is not one this dispatcher made"
+        if metadata.get("deletionTimestamp"):
+            return f"claim {claim_name(session_id)} is being deleted"
+        pool = ((claim.get("spec") or {}).get("warmPoolRef") or {}).get("name")
+        if pool != self._pool:
+            return f"claim {claim_name(session_id)} is on pool {pool}, not {self._pool} (K8S_WARM_POOL)"
+        # The controller names its Sandbox in the claim's annotation before it moves the Sandbox's owner,
+        # and in its status after: either, and never another Sandbox.
+        bound = bound_sandbox(claim) or (metadata.get("annotations") or {}).get(ASSIGNED_SANDBOX)
+        if bound != name:
+            return f"claim {claim_name(session_id)} holds {bound or 'no Sandbox yet'}, not {name}"
+        return None
+
+    async def _read(self, kind: str, path: str) -> dict[str, Any] | None:
+        response = await self._api.call("GET", path)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._api.failed(response, f"read {kind} {path.rsplit('/', 1)[-1]}", SANDBOX_VERBS)
+        return dict(response.json())

@@ -1,0 +1,55 @@
+"""A pool bot's pod, pinned as far as the dispatcher knows the SandboxTemplate's pod without reading it
+(reading templates would be one more grant, and the template is as writable as the pods it makes):
+
+- no ephemeral containers: one (`pods/ephemeralcontainers`) runs any image in the bot's pod, beside
+  its projected token;
+- every container, init containers too, runs BOT_IMAGE with the image's own entrypoint and arguments
+  (no `command`, no `args`): `python -I -m bot`, which ignores PYTHON* variables and refuses the
+  loader's LD_* ones (bot/environment_check.py);
+- every container's `BOT_CHANNEL_URL` is this dispatcher's channel, set in the spec (a `value`, not
+  a reference): a bot sent elsewhere would hand its pod's token to whoever listens there.
+
+That is all it checks. It does not make the pod run the bot and nothing else: a `lifecycle` hook or an
+`exec` probe runs any command in BOT_IMAGE beside the pod's token, a volume mounted over the bot's
+code replaces it, and the pod's other variables, volumes, resources and placement pass as they are.
+For all of that the SandboxTemplate (and the Sandboxes made from it) is trusted, and so whoever may
+write them: the admission policy lets only voicefleet's deployer and agent-sandbox's controller
+(docs/kubernetes.md, "What no read can prove").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botchannel.contract import CHANNEL_URL_VARIABLE
+
+
+def pool_pod_problem(name: str, pod: Mapping[str, Any], *, image: str, channel_url: str | None) -> str | None:
+    """Why the pod is not a pool bot's pod as the module pins it, or None."""
+    spec = pod.get("spec") or {}
+    if spec.get("ephemeralContainers"):
+        return f"pod {name} has ephemeral containers: a pool bot's pod runs its bot alone"
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    every = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)] + containers
+    images = {str(c.get("image", "")) for c in every}
+    if images != {image}:
+        return f"pod {name} runs {', '.join(sorted(images))[:200] or 'nothing'}, not the bot's image (BOT_IMAGE)"
+    if any(c.get("command") or c.get("args") for c in every):
+        return f"pod {name} overrides its image's command or arguments: a pool bot runs BOT_IMAGE's own entrypoint"
+    if channel_url is not None:
+        for container in containers:
+            if (dials := _literal_env(container, CHANNEL_URL_VARIABLE)) != channel_url:
+                return (f"pod {name}'s container {container.get('name')} dials {str(dials)[:200]}, not this "
+                        f"dispatcher's channel ({CHANNEL_URL_VARIABLE})")
+    return None
+
+
+def _literal_env(container: Mapping[str, Any], variable: str) -> str | None:
+    """The variable's value as the container's spec sets it (the last entry wins, as the kubelet reads
+    them); None when it is unset or taken from elsewhere (`valueFrom`, `envFrom`)."""
+    value = None
+    for entry in container.get("env") or []:
+        if isinstance(entry, dict) and entry.get("name") == variable:
+            value = entry.get("value") if "valueFrom" not in entry else None
+    return value
