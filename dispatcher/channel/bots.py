@@ -255,7 +255,8 @@ class BotChannels:
             try:
                 await self._run(link, Welcome(resume=admitted.key))
             finally:
-                keeper.cancel()
+                keeper.cancel()  # and ended, so no renewal it sent lands after the let-go below
+                await asyncio.gather(keeper, return_exceptions=True)
             return None
         finally:
             # Let go only when no link of this pod is registered or on its way here: an older link's end

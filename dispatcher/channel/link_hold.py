@@ -5,8 +5,8 @@ presents the same identity. So its first admitted hello gets a resume key in its
 that bot holds (in memory): while the key lives, a hello for its pod must present it, at any replica.
 With it, the bot's re-dial takes its channel at once, wherever it lands (the older link, here or at
 another replica, is closed); without it, a hello is refused. The store keeps the key's digest
-(`linkkey:<machine id>`, as long as the hold until the link is first kept, then `KEY_SECONDS`: longer
-than a pool pod lives) and which replica holds the channel (`link:<machine id>`, `HOLD_SECONDS`, let
+(`linkkey:<machine id>`, 90 s until the link is first kept, then `KEY_SECONDS`: longer than a pool
+pod lives) and which replica holds the channel (`link:<machine id>`, `HOLD_SECONDS`, let
 go when it closes): dispatcher/store/claims.py. A session is handed to a pool bot only by the replica
 that holds its channel with its key, renewed just before (dispatcher/machines/k8s/handover.py).
 

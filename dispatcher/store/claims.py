@@ -35,6 +35,7 @@ from dispatcher.store.leases import Leases, milliseconds
 
 CLAIM_SECONDS = 24 * 3600  # longer than any session; a claimed bot never becomes idle again
 HELLO_SECONDS = 3600  # longer than a bot waits for its hello to be noticed
+FIRST_KEY_SECONDS = 90  # a resume key not yet kept: past the minute a dropped bot dials again
 _TAKE = """
 local value = redis.call('GET', KEYS[1])
 if value then redis.call('DEL', KEYS[1]) end
@@ -42,8 +43,10 @@ return value
 """
 
 # KEYS: link:<machine> (the replica holding its channel), linkkey:<machine> (its resume key's digest).
-# ARGV: this replica, the presented digest ('' for none), a new digest, the hold's and the key's ms.
-# A first key lives as long as the hold until the bot's link is kept once (its welcome reached it).
+# ARGV: this replica, the presented digest ('' for none), a new digest, the hold's, the key's and a
+# first key's ms.
+# A first key lives ARGV[6] ms (past a dropped bot's minute of dialling again) until the bot's link is
+# kept once (its welcome reached it); then ARGV[5].
 # A key presented for a pod with none stored is never adopted: the live link's keeper restores it.
 _ADMIT = """
 local holder = redis.call('GET', KEYS[1])
@@ -52,7 +55,7 @@ if key == false then
   if ARGV[2] ~= '' then return 'refused' end
   if holder ~= false and holder ~= ARGV[1] then return 'elsewhere' end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[6])
   return 'first'
 end
 if ARGV[2] == '' or ARGV[2] ~= key then return 'refused' end
@@ -123,7 +126,7 @@ class BotClaims:
                          key_seconds: float) -> LinkAdmission:
         keys = [self._store.key("link", machine_id), self._store.key("linkkey", machine_id)]
         args: list[str | int] = [self._store.replica_id, presented or "", new, milliseconds(hold_seconds),
-                                 milliseconds(key_seconds)]
+                                 milliseconds(key_seconds), milliseconds(FIRST_KEY_SECONDS)]
         answer = await self._store.call(lambda: self._admit(keys=keys, args=args))
         return cast(LinkAdmission, str(answer))
 

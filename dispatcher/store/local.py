@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client.registry import Collector
 
+from dispatcher.store.claims import FIRST_KEY_SECONDS
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import (
     CallHandle,
@@ -98,7 +99,7 @@ class LocalClaims:
         if until <= now:
             if presented is not None:
                 return "refused"  # never adopted: a key this process does not hold
-            self._link_keys[machine_id] = (new, now + hold_seconds)  # until its link is kept once
+            self._link_keys[machine_id] = (new, now + FIRST_KEY_SECONDS)  # until its link is kept once
             return "first"
         if presented != key:
             return "refused"
