@@ -48,7 +48,7 @@ from dispatcher.releases.health import ReleaseHealth
 from dispatcher.releases.health_settings import health_rule, rollback_on
 from dispatcher.releases.key_defaults import key_defaults
 from dispatcher.releases.live import LiveReleases
-from dispatcher.reserve.factory import build_reserve
+from dispatcher.reserve.factory import build_pool_sizing, build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.reserve.prices import bot_price
 from dispatcher.reserve.releases import follow as follow_releases
@@ -106,6 +106,7 @@ def build_state(
     reserve = build_reserve(env, settings.machines, machines, channels, metrics, coordination=coordination,
                             max_session_seconds=settings.max_session_seconds)
     replication.attach_reserve(reserve)
+    pool_sizing = build_pool_sizing(env, settings.machines, machines, channels, metrics, coordination)
     if channel_access is not None:
         machines.attach_channel(channel_access)  # local bots are told where to dial, and with which credential
     if (watch := getattr(machines, "watch_channels", None)) is not None:
@@ -138,10 +139,12 @@ def build_state(
         follow_releases(reserve.releases, releases, reserve.wake)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
-        launch=reserve.launch if reserve is not None else None, turn=turn, coordination=coordination,
+        launch=reserve.launch if reserve is not None else pool_sizing.launch if pool_sizing is not None else None,
+        turn=turn, coordination=coordination,
         channels=channels, timeline=timeline,
         claim=functools.partial(reserve.launch, warm_only=True) if reserve is not None else None,
-        claimable=reserve.can_claim if reserve is not None else none_claimable,
+        claimable=(reserve.can_claim if reserve is not None else
+                   pool_sizing.can_claim if pool_sizing is not None else none_claimable),
         ready=ReadyEstimate.of(reserve, reserve_settings.cold_start_seconds, cold_start_sigma(settings.machines)),
         reserve_max_idle=reserve_settings.max_idle if reserve is not None else 0,
         releases=releases,
@@ -175,6 +178,7 @@ def build_state(
         auth=auth,
         channels=channels,
         reserve=reserve,
+        pool_sizing=pool_sizing,
         remote=replication.remote,
         replication=replication,
         waits=StreamSlots(settings.session_waits, settings.session_waits_per_key),
@@ -224,6 +228,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
     settling = asyncio.create_task(state.machines.settle(), name="settle") \
         if isinstance(state.machines, SettlesAtStart) else None  # once, while the app serves
     refilling = asyncio.create_task(state.reserve.run(), name="reserve") if state.reserve is not None else None
+    pool_sizing = state.pool_sizing
+    sizing = asyncio.create_task(pool_sizing.run(), name="pool-sizing") if pool_sizing is not None else None
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
     polling = asyncio.create_task(state.peers.run(), name="regions")  # returns at once with one region
     reading = asyncio.create_task(state.releases.run(), name="releases")  # the traffic, read once a second
@@ -233,6 +239,9 @@ async def running(state: AppState) -> AsyncIterator[None]:
         yield
     finally:
         await state.replication.drain()
+        if pool_sizing is not None and sizing is not None:
+            sizing.cancel()
+            await pool_sizing.drain()  # the planning lease goes to another replica at once
         if reaping is not None:
             reaping.cancel()
         if settling is not None:

@@ -31,6 +31,7 @@ from dispatcher.regions.releases import RegionalReleases
 from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
+from dispatcher.reserve.pool_sizing import PoolSizing
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
@@ -58,6 +59,7 @@ class AppState:
     metric_lines: MetricLines  # the registry as log lines for the cloud's metrics (METRIC_LINES; off: idle)
     channel_access: ChannelAccess | None = None  # how local bots reach the channel
     reserve: Reserve | None = None  # the warm reserve, when the provider and the settings allow one
+    pool_sizing: PoolSizing | None = None  # or the size of the pool a platform keeps warm (agent-sandbox)
     turn_quota: TurnQuota | None = None  # TURN credentials each key holds (with TURN_URLS)
     peers: Peers = field(default_factory=lambda: Peers(Regions()))  # the other regions (one region: none)
     region_relay: RegionRelay = field(default_factory=lambda: RegionRelay(Regions()))  # requests for their sessions
@@ -79,6 +81,8 @@ class AppState:
         await self.sessions.aclose()
         if self.reserve is not None:
             await self.reserve.aclose()
+        if self.pool_sizing is not None:
+            await self.pool_sizing.aclose()
         await self.machines.aclose()
         if self.rooms is not None:
             await self.rooms.aclose()

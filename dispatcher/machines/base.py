@@ -258,6 +258,17 @@ class SettlesAtStart(Protocol):
         ...
 
 
+@runtime_checkable
+class PooledMachines(Machines, Protocol):
+    """A provider whose warm machines the platform keeps in a pool of its own (agent-sandbox's
+    SandboxWarmPool): a start's machine is taken from it by the platform, which refills it, so the
+    dispatcher only sizes it (dispatcher/reserve/pool_sizing.py)."""
+
+    async def scale_pool(self, replicas: int) -> int:
+        """Sets how many warm machines the pool keeps; answers how many it has now."""
+        ...
+
+
 class FreezeFailed(MachinesError):
     """A reserve machine could not be frozen or thawed; the provider has retired it already."""
 

@@ -18,8 +18,8 @@ The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with t
 alone (k8s/pool_bots.py). A replica holding idle pool bots, or starts not bound yet, watches voicefleet's
 claims (one watch, k8s/handover.py) and hands a bound pod's bot, idle here, its session once the pod's
 Sandbox is read back as its claim's (`BotChannels.hand_over`), whichever replica started it.
-The pool's size (`scale_pool`, the `scale` subresource) is not the planner's yet: it is whoever
-installs the pool's (`kubectl scale`, a stack), and `settle` only reads and reports it.
+The pool's size is the reserve's planner's (`scale_pool`, the `scale` subresource, written by
+dispatcher/reserve/pool_sizing.py); `settle` reads and reports the size the dispatcher found.
 """
 
 from __future__ import annotations
@@ -200,9 +200,9 @@ class SandboxClaims(K8sMachines):
         return claims
 
     async def settle(self) -> None:
-        """At start (`SettlesAtStart`): the pool's size, read and reported, left to whoever installed the
-        pool, since each of its Sandboxes' bots is claimed by the starts (the warm path). A pool that is
-        not there, or a refused read, is a warning: every claim would be refused `WarmPoolNotFound`."""
+        """At start (`SettlesAtStart`): the pool's size as found, reported before the planner sizes it.
+        A pool that is not there, or a refused read, is a warning: every claim would be refused
+        `WarmPoolNotFound`."""
         try:
             response = await self.api.call("GET", f"{self.pool_path}/scale")
             if response.status_code == 404:
@@ -213,9 +213,8 @@ class SandboxClaims(K8sMachines):
             if response.status_code != 200:
                 raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
             replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
-            log.info("sandboxwarmpool %s keeps %d Sandbox(es) warm; its size is yours (`kubectl scale "
-                     "sandboxwarmpool/%s --replicas=N`): the dispatcher claims them and does not size the pool",
-                     self.settings.warm_pool, replicas, self.settings.warm_pool)
+            log.info("sandboxwarmpool %s keeps %d Sandbox(es) warm; the reserve's planner sizes it from now on "
+                     "(RESERVE_* settings)", self.settings.warm_pool, replicas)
         except MachinesError as exc:
             log.warning("sandboxwarmpool %s could not be read: %s", self.settings.warm_pool, exc.message)
 

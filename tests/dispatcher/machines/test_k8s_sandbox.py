@@ -164,9 +164,9 @@ async def test_the_pools_size_is_set_through_its_scale_subresource(claims: Sandb
     assert negative.status_code == 422
 
 
-async def test_at_start_the_pools_size_is_read_and_left_to_whoever_installed_it(
+async def test_at_start_the_pools_size_is_read_and_reported_and_nothing_is_written(
         claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
-    """Its warm Sandboxes' bots are the starts' to claim (the warm path): nothing scales them away."""
+    """The size is the planner's to write (dispatcher/reserve/pool_sizing.py), never the start-up check's."""
     fake = fake_k8s_sandbox
     add_pool(fake, 2)
     await warm_running(fake, 2)
@@ -175,7 +175,7 @@ async def test_at_start_the_pools_size_is_read_and_left_to_whoever_installed_it(
     assert not fake.calls_to("PATCH", "/scale") and fake.warm_pools[POOL]["spec"]["replicas"] == 2
     assert len(fake.warm(POOL)) == 2
     [line] = [r.getMessage() for r in caplog.records]
-    assert f"sandboxwarmpool {POOL} keeps 2 Sandbox(es) warm" in line and "kubectl scale" in line
+    assert f"sandboxwarmpool {POOL} keeps 2 Sandbox(es) warm" in line and "the reserve's planner sizes it" in line
 
 
 async def test_reading_the_pool_at_start_warns_of_a_missing_pool_or_a_refusal_and_never_raises(

@@ -26,6 +26,7 @@ from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.settings import K8sSettings
 from tests.dispatcher.machines.test_k8s_session import DEADLINE, KEY, dispatcher
 from tests.fakes.k8s_sandbox import BOT_ENV_NOTE, POOL, FakeAgentSandbox
+from tests.support.ports import free_port
 from tests.support.session_api import SessionApi
 
 pytestmark = pytest.mark.slow  # a dispatcher and a bot process per case
@@ -79,17 +80,18 @@ def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(
     assert fake_k8s_sandbox.claims == {} and fake_k8s_sandbox.pods == {}
 
 
-def test_the_dispatcher_leaves_the_pools_size_to_whoever_installed_it(
+def test_the_dispatcher_sizes_the_pool_from_its_reserve_settings(
         tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
-    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox, for a start to claim
+    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox
     started = dispatcher(tmp_path, fake, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
     running = next(started)
     try:
         api = SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
         api.wait_for("the pool's size reported", lambda: f"sandboxwarmpool {POOL} keeps 1 Sandbox(es) warm"
                      in running.log())
-        assert fake.warm_pools[POOL]["spec"]["replicas"] == 1 and not fake.calls_to("PATCH", "/scale")
+        api.wait_for("the pool sized to RESERVE_MAX_IDLE=0", lambda: fake.warm_pools[POOL]["spec"]["replicas"] == 0)
+        api.wait_for("its warm Sandbox gone", lambda: not fake.warm(POOL))
     finally:
         started.close()
 
@@ -97,19 +99,18 @@ def test_the_dispatcher_leaves_the_pools_size_to_whoever_installed_it(
 def test_a_warm_pool_bot_dials_with_its_identity_alone_and_serves_the_session_its_claim_adopted(
         tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
-    fake.add_pool(POOL, 0, template(fake))
-    started = dispatcher(tmp_path, fake, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
+    port = free_port()
+    pod = template(fake)  # as a stack renders it: the channel's URL, the identity, no credential
+    pod["containers"][0]["env"] += [{"name": "BOT_CHANNEL_URL", "value": f"ws://127.0.0.1:{port}{CHANNEL_PATH}"},
+                                    {"name": "BOT_IDENTITY", "value": "k8s"}]
+    fake.add_pool(POOL, 0, pod)
+    started = dispatcher(tmp_path, fake, port, RESERVE_MIN_IDLE="1", RESERVE_MAX_IDLE="1", RESERVE_BUFFER="0",
+                         RESERVE_BURST="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
     running = next(started)
     try:
         api = SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
-        channel_url = "ws" + running.base_url.removeprefix("http") + CHANNEL_PATH
-        with fake._pods_lock:  # the template a stack would render: the channel's URL, the identity, no credential
-            fake.templates[POOL]["containers"][0]["env"] += [{"name": "BOT_CHANNEL_URL", "value": channel_url},
-                                                             {"name": "BOT_IDENTITY", "value": "k8s"}]
-        api.wait_for("the pool's size read at start", lambda: fake.calls_to("GET", f"/sandboxwarmpools/{POOL}/scale"))
-        with fake._pods_lock:  # scaled after the start, as docs/kubernetes.md says one replica may be
-            fake.warm_pools[POOL]["spec"]["replicas"] = 1
-        api.wait_for("a warm pod", lambda: fake.warm(POOL))
+        api.wait_for("a warm pod, the planner's", lambda: fake.warm(POOL))  # RESERVE_MIN_IDLE=1
+        assert fake.warm_pools[POOL]["spec"]["replicas"] == 1
         [warm] = fake.warm(POOL)
         assert "BOT_CHANNEL_TOKEN" not in fake.envs[warm]
         api.wait_for("its bot idle on the channel", lambda: f"bot {warm} connected (idle)" in running.log())
@@ -118,5 +119,6 @@ def test_a_warm_pool_bot_dials_with_its_identity_alone_and_serves_the_session_it
         assert fake.claims[f"vf-{session_id}"]["status"]["sandbox"]["name"] == warm  # adopted, no pod of its own
         assert f"vf-{session_id}" not in fake.pods
         assert api.answered_by(session_id) == f"{session_id}/{fake.processes[warm].pid}"
+        api.wait_for("the pool refilled", lambda: [w for w in fake.warm(POOL) if w != warm])
     finally:
         started.close()

@@ -31,8 +31,9 @@ KEY = "k8s-session-key-0123456789"
 DEADLINE = 60.0
 
 
-def dispatcher(tmp_path: Path, fake: FakeKubernetes, **env: str) -> Iterator[DispatcherProcess]:
-    port = free_port()
+def dispatcher(tmp_path: Path, fake: FakeKubernetes, port: int | None = None,
+               **env: str) -> Iterator[DispatcherProcess]:
+    port = port or free_port()
     channel_url = f"ws://127.0.0.1:{port}{CHANNEL_PATH}"
 
     def launch(pod: str, pod_env: dict[str, str]) -> subprocess.Popen[bytes]:
