@@ -100,8 +100,7 @@ class PoolHandover:
     async def _hand_over_if_linked_here(self, pod: str, session_id: str) -> None:
         """Handed only while this replica holds the pod's one channel across the replicas, renewed now
         (dispatcher/channel/link_hold.py): a copy of its token idle elsewhere never is."""
-        link = next((idle for idle in self._channels.idle() if idle.machine_id == pod), None) \
-            if self._channels is not None else None
+        link = self._idle_link(pod)
         if self._channels is None or link is None or link.key_digest is None:
             return
         if not await self._channels.link_hold.confirmed(pod, link.key_digest):
@@ -186,8 +185,14 @@ class PoolHandover:
         self._stop_waiting(name)
         return None
 
+    def _idle_link(self, pod: str) -> BotLink | None:
+        """The pod's bot's link, idle on this replica's channel, or None."""
+        if self._channels is None:
+            return None
+        return next((link for link in self._channels.idle() if link.machine_id == pod), None)
+
     def _idle_here(self, pod: str) -> bool:
-        return self._channels is not None and any(link.machine_id == pod for link in self._channels.idle())
+        return self._idle_link(pod) is not None
 
     def _check_then_hand_over(self, uid: str, pod: str, session_id: str) -> None:
         if uid in self._checking:
