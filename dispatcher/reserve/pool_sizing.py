@@ -6,11 +6,10 @@ has one, else a cold one) and counts as the deployment's demand. The replica hol
 lease runs the reserve's own sizer once a tick (dispatcher/reserve/fleet.py: the forecast, the recent
 rate, the Poisson stock over the lead time, RESERVE_MIN_IDLE and its windows, capped by
 RESERVE_MAX_IDLE; its state saved for the next holder) and writes the ready target as the pool's size:
-at once when it rises, and down only to the highest target of the last RESERVE_SCALEDOWN_SECONDS (a
-scale-down stabilisation window, as a HorizontalPodAutoscaler keeps one): a warm machine deleted in a
-dip is a cold start spent again when the demand comes back. The size is written again every
-REWRITE_SECONDS (a `kubectl scale` by hand is undone then); a refused write is logged once and retried
-with backoff. docs/kubernetes.md ("The pool's size").
+at once when it rises, and down only to the highest target of the last RESERVE_SCALEDOWN_SECONDS
+(scale_window.py). The size is written again every REWRITE_SECONDS (a `kubectl scale` by hand is
+undone then); a refused write is logged once and retried with backoff. docs/kubernetes.md ("The
+pool's size").
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 
 from dispatcher.channel.bots import BotChannels
@@ -30,6 +28,7 @@ from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.releases import DEFAULT_ONLY
+from dispatcher.reserve.scale_window import ScaleDownWindow
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
 
@@ -58,7 +57,7 @@ class PoolSizing:
         self._wall = wall
         creates = coordination.create_limit(machines.name, UNPACED.per_second, UNPACED.burst)
         self.planning = FleetPlanning(coordination.pool, coordination.claims, settings, planner, POOL_TIERS, creates)
-        self._targets: deque[tuple[float, int]] = deque()  # (epoch, ready target): the scale-down window
+        self._window = ScaleDownWindow(settings.scaledown_seconds)
         self.target: int | None = None  # the planner's ready target at this replica's last plan
         self.written: int | None = None  # the size this replica last wrote (None: none since it took the lease)
         self._written_at = -math.inf
@@ -105,12 +104,13 @@ class PoolSizing:
         await self._coordination.pool.publish(self._view(epoch))
         planned = await self.planning.tick(epoch, [(DEFAULT_ONLY[0], "")])
         if planned is None:  # another replica sizes the pool; it writes from scratch when this one takes over
-            self.written, self._targets = None, deque()
+            self.written = None
+            self._window.forget()
             return
         plan = planned[0].plan
         self.target = plan.ready_target
         self._metrics.planned(ready_target=plan.ready_target, covered=plan.covered)
-        await self._write(epoch, self._size(epoch, plan.ready_target))
+        await self._write(epoch, self._window.size(epoch, plan.ready_target))
 
     async def drain(self) -> None:
         """This replica stops: the lease goes to another at once, with the sizer's state."""
@@ -123,13 +123,6 @@ class PoolSizing:
         for task in list(self._arrivals):
             task.cancel()
         await asyncio.gather(*self._arrivals, return_exceptions=True)
-
-    def _size(self, epoch: float, target: int) -> int:
-        """The highest target of the window: up at once, down once the window has forgotten the peak."""
-        self._targets.append((epoch, target))
-        while self._targets and self._targets[0][0] < epoch - self.settings.scaledown_seconds:
-            self._targets.popleft()
-        return max(t for _, t in self._targets)
 
     async def _write(self, epoch: float, size: int) -> None:
         if size == self.written and epoch - self._written_at < REWRITE_SECONDS:
