@@ -69,10 +69,12 @@ class PoolSizing:
         self._arrivals: set[asyncio.Task[None]] = set()
 
     async def launch(self, spec: LaunchSpec, *, warm_only: bool = False) -> LaunchResult:
-        """A start: the provider's launch (warm or cold is the platform's), counted as demand first."""
-        task = asyncio.create_task(self._arrived(), name="pool-arrival")  # never in the start's way
-        self._arrivals.add(task)
-        task.add_done_callback(self._arrivals.discard)
+        """A start: the provider's launch (warm or cold is the platform's), counted as demand first
+        (unless another region counted it: a start's demand is its caller's region's)."""
+        if not spec.counted_elsewhere:
+            task = asyncio.create_task(self._arrived(), name="pool-arrival")  # never in the start's way
+            self._arrivals.add(task)
+            task.add_done_callback(self._arrivals.discard)
         return await self._machines.launch(spec)
 
     async def can_claim(self, transport: str, within: float = math.inf) -> bool:

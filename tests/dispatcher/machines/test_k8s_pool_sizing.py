@@ -150,7 +150,9 @@ async def test_a_start_goes_to_the_provider_and_counts_as_demand(
     pool = sizing(machines, Clock(), coordination, RESERVE_MAX_IDLE="5")
     result = await pool.launch(spec(session_id="s1"))
     assert result.created and result.machine.machine_id == "vf-s1" and "vf-s1" in fake_k8s_sandbox.claims
-    await pool.aclose()  # the arrival's record is written, or given up, before this returns
+    await pool.launch(spec(session_id="s2", counted_elsewhere=True))  # a start another region counted
+    assert "vf-s2" in fake_k8s_sandbox.claims
+    await pool.aclose()  # the arrivals' records are written, or given up, before this returns
     assert [cold for _, cold in await coordination.pool.arrivals()] == [False]
 
 
