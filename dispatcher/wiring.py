@@ -143,8 +143,7 @@ def build_state(
         turn=turn, coordination=coordination,
         channels=channels, timeline=timeline,
         claim=functools.partial(reserve.launch, warm_only=True) if reserve is not None else None,
-        claimable=(reserve.can_claim if reserve is not None else
-                   pool_sizing.can_claim if pool_sizing is not None else none_claimable),
+        claimable=reserve.can_claim if reserve is not None else none_claimable,  # a pool's claim may go cold
         ready=ReadyEstimate.of(reserve, reserve_settings.cold_start_seconds, cold_start_sigma(settings.machines)),
         reserve_max_idle=reserve_settings.max_idle if reserve is not None else 0,
         releases=releases,

@@ -264,8 +264,17 @@ class PooledMachines(Machines, Protocol):
     SandboxWarmPool): a start's machine is taken from it by the platform, which refills it, so the
     dispatcher only sizes it (dispatcher/reserve/pool_sizing.py)."""
 
-    async def scale_pool(self, replicas: int) -> int:
-        """Sets how many warm machines the pool keeps; answers how many it has now."""
+    async def pool_size(self) -> int:
+        """How many warm machines the pool is set to keep."""
+        ...
+
+    async def scale_pool(self, replicas: int) -> None:
+        """Sets how many warm machines the pool keeps: one try, bounded by the provider's timeout."""
+        ...
+
+    async def pool_taking(self) -> int:
+        """Starts taking a machine from the pool right now, at any replica: a pool shrunk meanwhile
+        may delete the very machine one is taking."""
         ...
 
 

@@ -5,11 +5,17 @@ A start goes to the provider as any start does (the platform gives it a warm mac
 has one, else a cold one) and counts as the deployment's demand. The replica holding the planning
 lease runs the reserve's own sizer once a tick (dispatcher/reserve/fleet.py: the forecast, the recent
 rate, the Poisson stock over the lead time, RESERVE_MIN_IDLE and its windows, capped by
-RESERVE_MAX_IDLE; its state saved for the next holder) and writes the ready target as the pool's size:
-at once when it rises, and down only to the highest target of the last RESERVE_SCALEDOWN_SECONDS
-(scale_window.py). The size is written again every REWRITE_SECONDS (a `kubectl scale` by hand is
-undone then); a refused write is logged once and retried with backoff. docs/kubernetes.md ("The
-pool's size").
+RESERVE_MAX_IDLE; its state saved for the next holder) and keeps the pool's size at the ready target:
+up at once, down after RESERVE_POOL_SCALEDOWN_SECONDS (scale_window.py).
+
+The size is one value the replicas share outside the store, so only a lease the store itself grants
+writes it (never a replica's stand-in lease while the store is away: the size then stays as it is),
+checked again just before each write, which is one bounded try. A replica that takes the lease reads
+the size first and keeps it for a window before lowering it (a deploy's lease hop lowers nothing);
+the size is read again every REREAD_SECONDS (a `kubectl scale` by hand is undone then). A fall waits
+while any claim is being bound: the pool's controller deletes surplus Sandboxes from its cache, and
+could delete the one being adopted. A refused call is logged once and retried with backoff.
+docs/kubernetes.md ("The pool's size").
 """
 
 from __future__ import annotations
@@ -35,12 +41,13 @@ from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
 log = logging.getLogger("dispatcher.reserve.pool")
 
 TICK_SECONDS = 1.0
-REWRITE_SECONDS = 60.0
-# A replica that did not tick for this long may have lost the planning lease (REDIS_LEASE_SECONDS, 15 s
-# by default) and had it back, another holder's size written in between: it writes its own again.
-# Below it, REWRITE_SECONDS bounds how long such a size can stand.
-STALL_SECONDS = 1.5 * TICK_SECONDS
+REREAD_SECONDS = 60.0
+# A replica whose lease was last confirmed this long ago may have lost it and had it back, another
+# holder's size written meanwhile: it reads the size again, as a new holder does.
+STALL_SECONDS = 5.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 60.0
+POOL_SCALEDOWN_SECONDS = 300.0  # RESERVE_POOL_SCALEDOWN_SECONDS: a HorizontalPodAutoscaler's default window
+STORE_AWAY = "the store does not answer: the pool's size stays as it is until it does"
 # The platform refills its pool with no create limit of ours to keep.
 POOL_TIERS = Tiers(frozen=False, resume_seconds=0.0, create_per_second=UNPACED.per_second)
 
@@ -48,7 +55,7 @@ POOL_TIERS = Tiers(frozen=False, resume_seconds=0.0, create_per_second=UNPACED.p
 class PoolSizing:
     def __init__(self, settings: ReserveSettings, planner: PlannerSettings, machines: PooledMachines,
                  channels: BotChannels, metrics: ReserveMetrics, *, coordination: Coordination,
-                 wall: Callable[[], float] = time.time) -> None:
+                 scaledown_seconds: float = POOL_SCALEDOWN_SECONDS, wall: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self._machines = machines
         self._channels = channels
@@ -57,14 +64,15 @@ class PoolSizing:
         self._wall = wall
         creates = coordination.create_limit(machines.name, UNPACED.per_second, UNPACED.burst)
         self.planning = FleetPlanning(coordination.pool, coordination.claims, settings, planner, POOL_TIERS, creates)
-        self._window = ScaleDownWindow(settings.scaledown_seconds)
+        self._window = ScaleDownWindow(scaledown_seconds)
         self.target: int | None = None  # the planner's ready target at this replica's last plan
-        self.written: int | None = None  # the size this replica last wrote (None: none since it took the lease)
-        self._written_at = -math.inf
-        self._ticked_at = -math.inf
+        self.known: int | None = None  # the pool's size as this replica last read or wrote it, holding the lease
+        self._known_at = -math.inf
+        self._held = False  # the store granted this replica the lease at its last confirmation
+        self._confirmed_at = -math.inf
         self._retry_at = -math.inf
         self._retry_seconds = RETRY_FIRST_SECONDS
-        self._refusal: str | None = None  # the last refusal logged, so a standing one is logged once
+        self._logged: str | None = None  # the last refusal logged, so a standing one is logged once
         self._draining = False
         self._arrivals: set[asyncio.Task[None]] = set()
 
@@ -76,17 +84,6 @@ class PoolSizing:
             self._arrivals.add(task)
             task.add_done_callback(self._arrivals.discard)
         return await self._machines.launch(spec)
-
-    async def can_claim(self, transport: str, within: float = math.inf) -> bool:
-        """Whether a warm machine of the pool, idle on the channel here or at another replica, could
-        take a `transport` session now (the platform picks which; any of them would do)."""
-        if any(transport in link.hello.capabilities for link in self._channels.idle()):
-            return True
-        try:
-            views = await self._coordination.pool.views()
-        except StoreUnavailable:
-            return False
-        return any(b.state == "idle" and transport in b.transports for v in views for b in v.bots)
 
     async def run(self) -> None:
         while True:
@@ -100,19 +97,15 @@ class PoolSizing:
         if self._draining:
             return
         epoch = self._wall()
-        if epoch - self._ticked_at > STALL_SECONDS:
-            self.written = None
-        self._ticked_at = epoch
         await self._coordination.pool.publish(self._view(epoch))
         planned = await self.planning.tick(epoch, [(DEFAULT_ONLY[0], "")])
-        if planned is None:  # another replica sizes the pool; it writes from scratch when this one takes over
-            self.written = None
-            self._window.forget()
+        if planned is None:  # another replica sizes the pool
+            self._let_go()
             return
         plan = planned[0].plan
         self.target = plan.ready_target
         self._metrics.planned(ready_target=plan.ready_target, covered=plan.covered)
-        await self._write(epoch, self._window.size(epoch, plan.ready_target))
+        await self._keep_size(epoch, plan.ready_target)
 
     async def drain(self) -> None:
         """This replica stops: the lease goes to another at once, with the sizer's state."""
@@ -126,24 +119,63 @@ class PoolSizing:
             task.cancel()
         await asyncio.gather(*self._arrivals, return_exceptions=True)
 
-    async def _write(self, epoch: float, size: int) -> None:
-        if size == self.written and epoch - self._written_at < REWRITE_SECONDS:
+    async def _keep_size(self, epoch: float, target: int) -> None:
+        if not await self._lease_in_store():
             return
+        if epoch - self._confirmed_at > STALL_SECONDS:
+            self._held = False  # it may have lost the lease meanwhile: read the size as a new holder
+        self._confirmed_at = epoch
         if epoch < self._retry_at:
+            if self._held:
+                self._window.size(epoch, target)  # the window still sees every target
             return
         try:
-            has = await self._machines.scale_pool(size)
+            if not self._held or self.known is None or epoch - self._known_at >= REREAD_SECONDS:
+                found = await self._machines.pool_size()
+                if not self._held:
+                    self._window.seed(epoch, found)  # kept a window before it is lowered
+                self._held, self.known, self._known_at = True, found, epoch
+            # RESERVE_MAX_IDLE=0 empties it at once: no window holds what the settings forbid.
+            size = self._window.size(epoch, target) if self.settings.enabled else 0
+            if size == self.known:
+                self._succeeded()
+                return
+            if size < self.known and (taking := await self._machines.pool_taking()):
+                log.debug("warm pool: %d claim(s) being bound; not lowered to %d yet", taking, size)
+                return
+            if not await self._lease_in_store():  # again just before the write: a stale holder never writes
+                return
+            await self._machines.scale_pool(size)
         except MachinesError as exc:
-            self._retry_at = epoch + self._retry_seconds
-            self._retry_seconds = min(self._retry_seconds * 2, RETRY_MAX_SECONDS)
-            if exc.message != self._refusal:
-                log.warning("the warm pool could not be sized to %d: %s", size, exc.message)
-                self._refusal = exc.message
+            self._failed(epoch, exc)
             return
-        if size != self.written:
-            log.info("warm pool sized to %d (it has %d now)", size, has)
-        self.written, self._written_at = size, epoch
-        self._retry_at, self._retry_seconds, self._refusal = -math.inf, RETRY_FIRST_SECONDS, None
+        log.info("warm pool sized to %d (was %d)", size, self.known)
+        self.known, self._known_at = size, epoch
+        self._succeeded()
+
+    async def _lease_in_store(self) -> bool:
+        """Whether the store itself grants this replica the lease now; else its size is left alone."""
+        if await self._coordination.pool.plan_lease_in_store():
+            return True
+        if self._held and self._logged != STORE_AWAY:
+            log.warning("warm pool: %s", STORE_AWAY)
+            self._logged = STORE_AWAY
+        self._let_go()
+        return False
+
+    def _let_go(self) -> None:
+        self._held, self.known = False, None
+
+    def _failed(self, epoch: float, exc: MachinesError) -> None:
+        pause = max(self._retry_seconds, exc.retry_after or 0.0)
+        self._retry_at = epoch + pause
+        self._retry_seconds = min(self._retry_seconds * 2, RETRY_MAX_SECONDS)
+        if exc.message != self._logged:
+            log.warning("the warm pool could not be sized: %s (trying again in %.0fs)", exc.message, pause)
+            self._logged = exc.message
+
+    def _succeeded(self) -> None:
+        self._retry_at, self._retry_seconds, self._logged = -math.inf, RETRY_FIRST_SECONDS, None
 
     def _view(self, epoch: float) -> ReplicaPool:
         """The pool's bots idle on this replica's channel, and the sessions it serves: the
@@ -155,3 +187,4 @@ class PoolSizing:
     async def _arrived(self) -> None:
         with contextlib.suppress(StoreUnavailable):
             await self._coordination.pool.arrived(self._wall(), cold=False)
+

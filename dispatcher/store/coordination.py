@@ -149,6 +149,12 @@ class ReservePool(Protocol):
         """True while this replica plans for the deployment (takes the lease if free, renews it if held)."""
         ...
 
+    async def plan_lease_in_store(self) -> bool:
+        """The planning lease as the store itself grants it now: False while the store does not answer
+        (never a replica's own stand-in lease). For a write to something the replicas share outside
+        the store, which two replicas must never make at once (a platform's pool size)."""
+        ...
+
     async def let_go(self) -> None:
         """Gives the planning lease up (a draining replica): another takes it at its next tick."""
         ...

@@ -270,6 +270,12 @@ class ForgivingPool:
     async def plan_lease(self) -> bool:
         return await forgiving(self._shared.plan_lease, self._alone.plan_lease, "the planning lease")
 
+    async def plan_lease_in_store(self) -> bool:
+        async def not_held() -> bool:
+            return False
+
+        return await forgiving(self._shared.plan_lease, not_held, "the planning lease")
+
     async def let_go(self) -> None:
         await forgiving(self._shared.let_go, nothing, "the planning lease")
 

@@ -246,6 +246,9 @@ class LocalPool:
     async def plan_lease(self) -> bool:
         return True
 
+    async def plan_lease_in_store(self) -> bool:
+        return True  # one process: its own store
+
     async def let_go(self) -> None:
         pass
 

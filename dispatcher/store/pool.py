@@ -124,6 +124,9 @@ class StorePool:
             return False
         return await self._leases.renew(self._lease, me, self._seconds)
 
+    async def plan_lease_in_store(self) -> bool:
+        return await self.plan_lease()
+
     async def let_go(self) -> None:
         await self._leases.release(self._lease, self._store.replica_id)
 

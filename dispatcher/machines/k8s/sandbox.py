@@ -60,6 +60,7 @@ from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, 
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.outbound.http_client import HttpResponse
+from dispatcher.outbound.retry import Backoff
 
 CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get sandboxwarmpools, get and patch "
                "sandboxwarmpools/scale, get, list and watch pods, get sandboxes")
@@ -73,6 +74,7 @@ class SandboxClaims(K8sMachines):
 
     def __init__(self, settings: K8sSettings, *, channel_url: str | None = None) -> None:
         super().__init__(settings, channel_url=channel_url)
+        self._once = Backoff(attempts=1, deadline=settings.timeout)  # the pool's size: one try, bounded
         base = f"/apis/{GROUP_VERSION}/namespaces/{settings.namespace}"
         self.claims_path, self.pool_path = f"{base}/sandboxclaims", f"{base}/sandboxwarmpools/{settings.warm_pool}"
         self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
@@ -222,14 +224,27 @@ class SandboxClaims(K8sMachines):
         await self.handover.aclose()
         await super().aclose()
 
-    async def scale_pool(self, replicas: int) -> int:
-        """Set the pool's desired warm Sandboxes; answers how many it has now (`status.replicas`)."""
-        response = await self.api.call("PATCH", f"{self.pool_path}/scale",
-                                             content=json.dumps({"spec": {"replicas": replicas}}).encode(),
-                                             headers={"Content-Type": MERGE_PATCH})
+    async def pool_size(self) -> int:
+        """The pool's desired warm Sandboxes (`spec.replicas` of its `scale`), once."""
+        response = await self.api.call("GET", f"{self.pool_path}/scale", backoff=self._once)
+        if response.status_code != 200:
+            raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
+        return int((response.json().get("spec") or {}).get("replicas") or 0)
+
+    async def scale_pool(self, replicas: int) -> None:
+        """Sets the pool's desired warm Sandboxes, once: the caller holds a lease for the write and
+        must not see it land after the lease could have moved."""
+        response = await self.api.call("PATCH", f"{self.pool_path}/scale", backoff=self._once,
+                                       content=json.dumps({"spec": {"replicas": replicas}}).encode(),
+                                       headers={"Content-Type": MERGE_PATCH})
         if response.status_code != 200:
             raise self._failed(response, f"scale sandboxwarmpool {self.settings.warm_pool}")
-        return int((response.json().get("status") or {}).get("replicas") or 0)
+
+    async def pool_taking(self) -> int:
+        """Claims not yet bound to a Sandbox, cluster-wide: the pool's controller may delete the Sandbox one is
+        adopting when the pool shrinks meanwhile (it deletes from its cache, unconditionally:
+        `sandboxwarmpool_controller.go`), so a shrink waits for none."""
+        return sum(1 for claim in await self.list() if claim.state is MachineState.STARTING)
 
 
 def _bound(name: str) -> Callable[[str, dict[str, Any] | None], tuple[dict[str, Any], Machine] | None]:
