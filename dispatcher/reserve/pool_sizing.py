@@ -46,6 +46,7 @@ REREAD_SECONDS = 60.0
 # holder's size written meanwhile: it reads the size again, as a new holder does.
 STALL_SECONDS = 5.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 60.0
+FALL_RETRY_SECONDS = 5.0
 POOL_SCALEDOWN_SECONDS = 300.0  # RESERVE_POOL_SCALEDOWN_SECONDS: a HorizontalPodAutoscaler's default window
 STORE_AWAY = "the store does not answer: the pool's size stays as it is until it does"
 # The platform refills its pool with no create limit of ours to keep.
@@ -70,6 +71,7 @@ class PoolSizing:
         self._known_at = -math.inf
         self._held = False  # the store granted this replica the lease at its last confirmation
         self._confirmed_at = -math.inf
+        self._fall_at = -math.inf  # a fall put off while claims were being bound: asked again from then
         self._retry_at = -math.inf
         self._retry_seconds = RETRY_FIRST_SECONDS
         self._logged: str | None = None  # the last refusal logged, so a standing one is logged once
@@ -140,9 +142,13 @@ class PoolSizing:
             if size == self.known:
                 self._succeeded()
                 return
-            if size < self.known and (taking := await self._machines.pool_taking()):
-                log.debug("warm pool: %d claim(s) being bound; not lowered to %d yet", taking, size)
-                return
+            if size < self.known:
+                if epoch < self._fall_at:
+                    return
+                if taking := await self._machines.pool_taking():  # a list of the claims: not every tick
+                    self._fall_at = epoch + FALL_RETRY_SECONDS
+                    log.debug("warm pool: %d claim(s) being bound; not lowered to %d yet", taking, size)
+                    return
             if not await self._lease_in_store():  # again just before the write: a stale holder never writes
                 return
             await self._machines.scale_pool(size)

@@ -21,7 +21,7 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
-from dispatcher.reserve.pool_sizing import REREAD_SECONDS, PoolSizing
+from dispatcher.reserve.pool_sizing import FALL_RETRY_SECONDS, REREAD_SECONDS, PoolSizing
 from dispatcher.store.client import StoreSettings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.local import LocalCoordination
@@ -147,7 +147,7 @@ async def test_a_fall_waits_while_a_claim_is_being_bound(machines: SandboxClaims
     await ticks(pool, clock, 40)
     assert size(fake) == 3 and scale_calls(fake, "PATCH") == 0
     await machines.stop(session.session_id)
-    await ticks(pool, clock, 2)
+    await ticks(pool, clock, int(FALL_RETRY_SECONDS) + 1)
     assert size(fake) == 1 and pool.known == 1  # RESERVE_MIN_IDLE's default, once no claim is being bound
 
 
