@@ -272,9 +272,9 @@ class PooledMachines(Machines, Protocol):
         """Sets how many warm machines the pool keeps: one try, bounded by the provider's timeout."""
         ...
 
-    async def pool_taking(self) -> int:
-        """Starts taking a machine from the pool right now, at any replica: a pool shrunk meanwhile
-        may delete the very machine one is taking."""
+    async def pool_taking(self, within_seconds: float) -> int:
+        """Starts of the last `within_seconds` taking a machine from the pool right now, at any replica:
+        a pool shrunk meanwhile may delete the very machine one is taking."""
         ...
 
 

@@ -10,12 +10,13 @@ up at once, down after RESERVE_POOL_SCALEDOWN_SECONDS (scale_window.py).
 
 The size is one value the replicas share outside the store, so only a lease the store itself grants
 writes it (never a replica's stand-in lease while the store is away: the size then stays as it is),
-checked again just before each write, which is one bounded try. A replica that takes the lease reads
-the size first and keeps it for a window before lowering it (a deploy's lease hop lowers nothing);
-the size is read again every REREAD_SECONDS (a `kubectl scale` by hand is undone then). A fall waits
-while any claim is being bound: the pool's controller deletes surplus Sandboxes from its cache, and
-could delete the one being adopted. A refused call is logged once and retried with backoff.
-docs/kubernetes.md ("The pool's size").
+checked again just before each write, which is one bounded try (REDIS_LEASE_SECONDS, 15 s by default,
+outlasts it). A replica that takes the lease reads the size first and keeps it for a window before
+lowering it (a deploy's lease hop lowers nothing); the size is read again every REREAD_SECONDS (a
+`kubectl scale` by hand is undone then). A fall waits
+while a claim younger than TAKING_SECONDS is not bound: the pool's controller deletes surplus
+Sandboxes from its cache, and could delete the one being adopted. A refused call is logged once and
+retried with backoff. docs/kubernetes.md ("The pool's size").
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ log = logging.getLogger("dispatcher.reserve.pool")
 
 TICK_SECONDS = 1.0
 REREAD_SECONDS = 60.0
-# A replica whose lease was last confirmed this long ago may have lost it and had it back, another
-# holder's size written meanwhile: it reads the size again, as a new holder does.
-STALL_SECONDS = 5.0
+# A claim younger than this and not bound may be adopting a warm Sandbox (the controller adopts at its
+# first reconcile, or waits 2 s for a warm candidate before it goes cold); an older one is cold or stuck.
+TAKING_SECONDS = 30.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 60.0
 FALL_RETRY_SECONDS = 5.0
 POOL_SCALEDOWN_SECONDS = 300.0  # RESERVE_POOL_SCALEDOWN_SECONDS: a HorizontalPodAutoscaler's default window
@@ -65,12 +66,11 @@ class PoolSizing:
         self._wall = wall
         creates = coordination.create_limit(machines.name, UNPACED.per_second, UNPACED.burst)
         self.planning = FleetPlanning(coordination.pool, coordination.claims, settings, planner, POOL_TIERS, creates)
-        self._window = ScaleDownWindow(scaledown_seconds)
+        self._window = ScaleDownWindow(scaledown_seconds, settings.max_idle)
         self.target: int | None = None  # the planner's ready target at this replica's last plan
         self.known: int | None = None  # the pool's size as this replica last read or wrote it, holding the lease
         self._known_at = -math.inf
-        self._held = False  # the store granted this replica the lease at its last confirmation
-        self._confirmed_at = -math.inf
+        self._held = False  # the store granted this replica the lease at its last check
         self._fall_at = -math.inf  # a fall put off while claims were being bound: asked again from then
         self._retry_at = -math.inf
         self._retry_seconds = RETRY_FIRST_SECONDS
@@ -124,9 +124,6 @@ class PoolSizing:
     async def _keep_size(self, epoch: float, target: int) -> None:
         if not await self._lease_in_store():
             return
-        if epoch - self._confirmed_at > STALL_SECONDS:
-            self._held = False  # it may have lost the lease meanwhile: read the size as a new holder
-        self._confirmed_at = epoch
         if epoch < self._retry_at:
             if self._held:
                 self._window.size(epoch, target)  # the window still sees every target
@@ -145,7 +142,7 @@ class PoolSizing:
             if size < self.known:
                 if epoch < self._fall_at:
                     return
-                if taking := await self._machines.pool_taking():  # a list of the claims: not every tick
+                if taking := await self._machines.pool_taking(TAKING_SECONDS):  # a list of claims: not every tick
                     self._fall_at = epoch + FALL_RETRY_SECONDS
                     log.debug("warm pool: %d claim(s) being bound; not lowered to %d yet", taking, size)
                     return
@@ -173,7 +170,7 @@ class PoolSizing:
         self._held, self.known = False, None
 
     def _failed(self, epoch: float, exc: MachinesError) -> None:
-        pause = max(self._retry_seconds, exc.retry_after or 0.0)
+        pause = min(max(self._retry_seconds, exc.retry_after or 0.0), RETRY_MAX_SECONDS)
         self._retry_at = epoch + pause
         self._retry_seconds = min(self._retry_seconds * 2, RETRY_MAX_SECONDS)
         if exc.message != self._logged:

@@ -271,10 +271,10 @@ class ForgivingPool:
         return await forgiving(self._shared.plan_lease, self._alone.plan_lease, "the planning lease")
 
     async def plan_lease_in_store(self) -> bool:
-        async def not_held() -> bool:
-            return False
-
-        return await forgiving(self._shared.plan_lease, not_held, "the planning lease")
+        try:
+            return await self._shared.plan_lease()
+        except StoreUnavailable:
+            return False  # not held: the stand-in lease above is this replica's alone
 
     async def let_go(self) -> None:
         await forgiving(self._shared.let_go, nothing, "the planning lease")

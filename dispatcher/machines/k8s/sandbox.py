@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -240,11 +241,14 @@ class SandboxClaims(K8sMachines):
         if response.status_code != 200:
             raise self._failed(response, f"scale sandboxwarmpool {self.settings.warm_pool}")
 
-    async def pool_taking(self) -> int:
-        """Claims not yet bound to a Sandbox, cluster-wide: the pool's controller may delete the Sandbox one is
-        adopting when the pool shrinks meanwhile (it deletes from its cache, unconditionally:
-        `sandboxwarmpool_controller.go`), so a shrink waits for none."""
-        return sum(1 for claim in await self.list() if claim.state is MachineState.STARTING)
+    async def pool_taking(self, within_seconds: float) -> int:
+        """Claims made in the last `within_seconds` and not yet bound, cluster-wide: the pool's controller may
+        delete the Sandbox one is adopting when the pool shrinks meanwhile (it deletes from its cache,
+        unconditionally: `sandboxwarmpool_controller.go`). An older one went cold or is stuck, and is no
+        pool Sandbox's."""
+        since = time.time() - within_seconds
+        return sum(1 for claim in await self.list()
+                   if claim.state is MachineState.STARTING and claim.created_at > since)
 
 
 def _bound(name: str) -> Callable[[str, dict[str, Any] | None], tuple[dict[str, Any], Machine] | None]:

@@ -229,8 +229,8 @@ async def test_only_the_lease_holder_sizes_the_pool_and_a_new_holder_keeps_what_
         fake.warm_pools[POOL]["spec"]["replicas"] = 4  # as if b had raised it
     await b.drain()
 
-    await a.tick()  # back after its stall: it reads the size before it writes anything
-    assert a.known == 4 and size(fake) == 4 and scale_calls(fake, "PATCH") == 1
+    await a.tick()  # back after its stall: its own size stands, and nothing is written until it reads the pool
+    assert a.planning.holding and size(fake) == 4 and scale_calls(fake, "PATCH") == 1
 
 
 async def test_nothing_is_written_while_the_store_does_not_answer(

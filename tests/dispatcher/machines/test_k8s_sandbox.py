@@ -171,6 +171,17 @@ async def test_the_pools_size_is_set_through_its_scale_subresource(claims: Sandb
     assert negative.status_code == 422
 
 
+async def test_the_claims_taking_from_the_pool_are_the_recent_unbound_ones(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    add_pool(fake_k8s_sandbox, 0)  # the claim goes cold, and no kubelet here runs its pod: not bound
+    session = spec()
+    await claims.launch(session)
+    assert await claims.pool_taking(30) == 1
+    assert await claims.pool_taking(0) == 0  # older than that: cold or stuck, no pool Sandbox's
+    await claims.stop(session.session_id)
+    assert await claims.pool_taking(30) == 0
+
+
 async def test_at_start_the_pools_size_is_read_and_reported_and_nothing_is_written(
         claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
     """The size is the planner's to write (dispatcher/reserve/pool_sizing.py), never the start-up check's."""
