@@ -8,12 +8,10 @@ being deleted, as the official SDK does (`validate_claim_for_adoption`); a retri
 the claim its own lost answer made (its launch id, as a pod's) reports it created. A launch whose every
 create went unanswered is reconciled as the pods mode's (machines/lost_creates.py). `wait_started` watches
 the claim (k8s/watch.py) from the version its create or replay answered (else a read) until it is bound
-and ready, or ended: the binding is seen as the controller writes it, with no polling. The claim carries
-no launch value and no credential: every pod of the mode is the pool's template's, so its bot dials with
-its pod's identity alone, is admitted as the session's bot once the claim holds its Sandbox
-(k8s/pool_bots.py), whether the controller adopted a warm one or made one cold, and takes the session's
-values over the channel (dispatcher/channel/session_secrets.py). No bot of the mode holds a credential,
-so a hello presenting one is refused (`NoCredentialIssued`). `stop` deletes the
+and ready, or ended: the binding is seen as the controller writes it, with no polling. No launch value
+and no credential goes on the claim: every pod is the template's, its bot admitted on its pod's identity
+alone once the claim holds its Sandbox, warm or cold (k8s/pool_bots.py), its values sent over the channel;
+a hello presenting a credential is refused (`NoCredentialIssued`). `stop` deletes the
 claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
