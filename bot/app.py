@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot import dataclass_code, tracing
 from bot.config import ENV_SESSION_ID, EXIT_USAGE, BotConfig, ConfigError, load_config
 from bot.events import EventWriter, claim_stdout
-from bot.launch_file import LaunchFileError, merge_launch_file
 from bot.lazy_imports import defer_unused_imports
 from bot.shutdown import run_bounded
 from bot.user_bot import BotFileError, UserBot, load_user_bot, prewarm
@@ -80,9 +79,8 @@ def loguru_without_its_default_handler() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        merge_launch_file(os.environ)  # an agent-sandbox pod's session values (bot/launch_file.py)
         config = load_config(argv, os.environ)
-    except (ConfigError, LaunchFileError) as exc:
+    except ConfigError as exc:
         print(f"python -m bot: error: {exc}", file=sys.stderr)
         # Also on stdout, for the dispatcher: the reason becomes the session's `detail`.
         events = EventWriter(os.environ.get(ENV_SESSION_ID, ""))

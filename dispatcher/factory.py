@@ -173,7 +173,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     elif machines == "k8s":
         from dispatcher.machines.k8s.settings import K8sSettings
 
-        checks.append(lambda: K8sSettings.from_env(env))
+        checks += [lambda: K8sSettings.from_env(env), lambda: _pool_channel(env)]
     elif machines == "local":
         from dispatcher.machines.local.provider import LocalSettings
 
@@ -199,6 +199,16 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         except (SettingsError, ValueError) as exc:
             problems.append(str(exc))
     return problems
+
+
+def _pool_channel(env: Mapping[str, str]) -> None:
+    """An agent-sandbox pool's bot holds no launch value (its claim and pod are readable by whoever may
+    `get` them): it takes its session over the channel, so the mode needs one (docs/kubernetes.md)."""
+    from dispatcher.machines.k8s.settings import AGENT_SANDBOX
+
+    if env.get("K8S_MODE", "").strip().lower() == AGENT_SANDBOX and not env.get("BOT_CHANNEL_TOKEN", "").strip():
+        raise SettingsError("K8S_MODE=agent-sandbox needs the bot channel (BOT_CHANNEL_TOKEN, and BOT_CHANNEL_URL "
+                            "in the SandboxTemplate's pod): its bots take their sessions over it")
 
 
 def _regions(env: Mapping[str, str]) -> None:

@@ -81,6 +81,21 @@ class Unverified:
         return None
 
 
+class NoCredentialIssued:
+    """A provider that issues its machines no credential (an agent-sandbox pool's pods: one template is
+    every pod's, so each bot dials with its pod's identity alone, `IdentityOnly`): a credential presented
+    to it was never issued for one of its machines, so its hello is refused (`how` names how they dial)."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    async def refusal(self, grant: BotGrant, hello: Hello) -> str | None:
+        return f"this deployment's bots hold no channel credential: {self.how}"
+
+    def proof_seen(self, hello: Hello) -> ProofSeen | None:
+        return None
+
+
 class OneUse:
     """`identity`'s check, preceded by the one-use record: a proof already presented at any replica
     is refused before the provider is asked (a replayed presign never reaches STS)."""

@@ -40,8 +40,9 @@ class LaunchSpec:
     """Everything a provider needs to start the bot for one session.
 
     `bot_token`, `ice_config` and `body` reach a bot with a `channel_token` over its channel
-    (dispatcher/machines/bot_environment.py); without one, providers pass them in the machine's
-    environment (or metadata read by the bot), never on a command line, never in logs.
+    (dispatcher/machines/bot_environment.py), as they reach a pool's (`PooledMachines`), which holds
+    none; without one, providers pass them in the machine's environment (or metadata read by the
+    bot), never on a command line, never in logs.
     """
 
     session_id: str
@@ -262,7 +263,9 @@ class SettlesAtStart(Protocol):
 class PooledMachines(Machines, Protocol):
     """A provider whose warm machines the platform keeps in a pool of its own (agent-sandbox's
     SandboxWarmPool): a start's machine is taken from it by the platform, which refills it, so the
-    dispatcher only sizes it (dispatcher/reserve/pool_sizing.py)."""
+    dispatcher only sizes it (dispatcher/reserve/pool_sizing.py). Every machine, warm or made cold for
+    a start, is the pool's template's, so none holds a channel credential of its own: a start issues
+    none (dispatcher/sessions/cold_secrets.py) and its bot dials with its machine's identity alone."""
 
     async def pool_size(self) -> int:
         """How many warm machines the pool is set to keep."""

@@ -1,6 +1,11 @@
 """A cold start's side of session secrets: the bot's channel credential, its values held for its
 hello (dispatcher/channel/session_secrets.py), and the bot that never comes for them.
 
+A provider whose machines the platform makes from its own pool's template (`PooledMachines`: a
+Kubernetes agent-sandbox pool) gets no credential for them: no launch value reaches such a machine
+but through objects whoever may read them sees (a claim, its pod), and its bot dials with its pod's
+identity alone, which admits it as the session's once the session's claim holds its pod.
+
 Before the machine is launched its `assign` is deposited (a start whose replica already holds
 as many as it keeps fails before it launches anything); a reserve bot that took the session
 instead got the same values with its claim, so the deposit is dropped at once. A cold bot that
@@ -20,7 +25,7 @@ import logging
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.session_secrets import SessionSecrets
 from dispatcher.errors import ApiError
-from dispatcher.machines.base import LaunchResult, LaunchSpec, Machines
+from dispatcher.machines.base import LaunchResult, LaunchSpec, Machines, PooledMachines
 from dispatcher.machines.bot_environment import session_assignment
 from dispatcher.observability.metrics import Metrics
 from dispatcher.releases.names import DEFAULT_RELEASE
@@ -53,13 +58,17 @@ class ColdSecrets:
         self._credentials = channels.credentials
         self._settings = settings
         self._machines = machines
+        self._issues_credentials = not isinstance(machines, PooledMachines)
         self._metrics = metrics
         self.delivery = SessionSecrets(channels, coordination.session_values(self._credentials.sealing_key))
         self.deadline_seconds = deadline_seconds or settings.start_wait_seconds + BOT_DIAL_SECONDS
         self._watches: set[asyncio.Task[None]] = set()
 
-    def channel_token(self, session_id: str) -> str:
-        """The cold bot's channel credential: it opens this session's channel and nothing else."""
+    def channel_token(self, session_id: str) -> str | None:
+        """The cold bot's channel credential: it opens this session's channel and nothing else. None
+        for a pool's machine, whose bot dials with its identity alone."""
+        if not self._issues_credentials:
+            return None
         s = self._settings
         return self._credentials.issue("session", session_id,
                                        s.max_session_seconds + s.start_wait_seconds + CREDENTIAL_SLACK_SECONDS)

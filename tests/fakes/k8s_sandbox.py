@@ -52,7 +52,6 @@ import copy
 import datetime
 import itertools
 import json
-import os
 import threading
 import uuid
 from pathlib import Path
@@ -84,7 +83,6 @@ LAUNCH_TYPE, CLAIM_UID = "agents.x-k8s.io/launch-type", "agents.x-k8s.io/claim-u
 SANDBOX_NAME = "agents.x-k8s.io/sandbox-name"
 WARM_POOL_LABEL = "agents.x-k8s.io/warm-pool-sandbox"  # api/v1beta1/sandbox_types.go, SandboxWarmPoolLabel
 WARM_GRACE_SECONDS = 2.0  # sandboxclaim_controller.go, warmCandidateGracePeriod
-BOT_ENV_NOTE = "voicefleet.io/bot-env"
 DEFAULT_LABEL_DOMAINS = ("sandbox.users.io",)  # the controller's fallback with no allowlist file
 RESTRICTED_DOMAINS = ("kubernetes.io", "k8s.io", "agents.x-k8s.io")
 EXEMPTED_KEYS = ("cluster-autoscaler.kubernetes.io/safe-to-evict",)
@@ -575,19 +573,6 @@ class FakeAgentSandbox(FakeKubernetes):
         self._project_token(name, spec, metadata["uid"])
         if self.launcher is not None:
             self._start(name)
-
-    def _start(self, name: str) -> None:
-        """The kubelet's downward API volume of `voicefleet.io/bot-env` (a template that mounts one): its
-        file written from the pod's annotation, its path the process's BOT_ENV_FILE, as the pod reads it."""
-        pod = self.pods[name]
-        for volume in pod["spec"].get("volumes") or []:
-            for item in (volume.get("downwardAPI") or {}).get("items") or []:
-                if item.get("fieldRef", {}).get("fieldPath") == f"metadata.annotations['{BOT_ENV_NOTE}']":
-                    path = os.path.join(self._token_dir, f"{name}.bot-env")
-                    with open(path, "w", encoding="utf-8") as file:
-                        file.write(pod["metadata"].get("annotations", {}).get(BOT_ENV_NOTE, ""))
-                    self.envs[name]["BOT_ENV_FILE"] = path
-        super()._start(name)
 
     def _delete_sandbox(self, sandbox: str) -> None:
         """The Sandbox and, by owner reference, its pod (with its grace period)."""

@@ -18,13 +18,11 @@ from typing import Any
 from bot.channel_session import ChannelSession
 from bot.config import load_config
 from bot.events import EventWriter
-from bot.launch_file import merge_launch_file
 from bot.lifecycle import SessionLifecycle
 from botchannel.contract import METHOD_ICE, METHOD_OFFER
 
 
 async def serve() -> int:
-    merge_launch_file(os.environ)  # as `python -m bot` does: an agent-sandbox pod's values
     config = load_config([], os.environ)
     if config.channel is None:
         raise SystemExit("BOT_CHANNEL_URL is not set")

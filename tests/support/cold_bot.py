@@ -1,7 +1,8 @@
 """A cold bot's first moments on the channel, for tests of what a launched machine is handed.
 
-It dials with the credential its launch values hold, says hello for its session and takes the
-`assign` the dispatcher sends (the session's values, which the launch values no longer carry).
+It dials with the credential its launch values hold (none: an agent-sandbox pool's pod, whose identity
+alone admits it), says hello for its session and takes the `assign` the dispatcher sends (the session's
+values, which the launch values no longer carry).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def channel_url(port: int) -> str:
 async def dial(
     url: str, token: str, session_id: str, machine_id: str = "cold-1", identity: str | None = None
 ) -> ClientConnection:
-    """`identity`: the machine's identity token, where its provider issues one (the harness's)."""
-    ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"}, proxy=None, open_timeout=WAIT)
+    """`identity`: the machine's identity token, where its provider issues one (the harness's); `token` ""
+    sends no credential at all."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ws = await connect(url, additional_headers=headers, proxy=None, open_timeout=WAIT)
     await ws.send(encode(Hello(machine_id=machine_id, image="dev", capabilities=("webrtc", "daily"),
                                session_id=session_id, identity=identity)))
     assert isinstance(parse_frame(await asyncio.wait_for(ws.recv(), WAIT)), Welcome)

@@ -6,8 +6,10 @@ deployment's SandboxWarmPool (`spec.warmPoolRef`, required since v1beta1). Its l
 with the session: `ttlSecondsAfterFinished: 0` expires the claim as soon as the pod is terminal (the
 bot exited), `shutdownTime` is the hard cap, and `DeleteForeground` deletes the claim and, by owner
 reference, its Sandbox and pod (the default, `Retain`, would keep the claim, marked `ClaimExpired`:
-a leak per session). `additionalPodMetadata` is propagated to the adopted pod: annotations only, the
-session's id (the identity check reads it) and its launch values. The controller refuses a claim
+a leak per session). `additionalPodMetadata` is propagated to the claim's pod: one annotation, the
+session's id, for whoever reads the pod (an operator, a log collector). Nothing else: whoever may `get`
+claims or pods reads it, so no launch value and no credential goes there (the bot takes its session over
+the channel, k8s/sandbox.py). The controller refuses a claim
 carrying any pod label whose domain is not in its allowlist (default `sandbox.users.io`;
 `validateAdditionalPodMetadata`, Ready=False `InvalidMetadata`); annotations pass unless of a
 Kubernetes system domain. The pod's `voicefleet.io/app` label is the pool's SandboxTemplate's.
@@ -15,7 +17,6 @@ Kubernetes system domain. The pod's `voicefleet.io/app` label is the pool's Sand
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,8 +34,7 @@ from dispatcher.machines.k8s.pods import (
 )
 
 GROUP_VERSION = "extensions.agents.x-k8s.io/v1beta1"
-NOTE_BOT_ENV = "voicefleet.io/bot-env"  # the session's launch values, JSON, on the adopted pod
-NOTE_SESSION = "voicefleet.io/session"  # the session's id, on the adopted pod (an annotation: labels are refused)
+NOTE_SESSION = "voicefleet.io/session"  # the session's id, on its pod (an annotation: labels are refused)
 # Ready=False reasons that no later pass of the controller changes (sandboxclaim_controller.go,
 # computeReadyCondition): the claim itself is refused.
 REFUSED = frozenset({"TemplateNotFound", "WarmPoolNotFound", "InvalidMetadata", "EnvVarsInjectionRejected",
@@ -46,7 +46,7 @@ def claim_name(session_id: str) -> str:
 
 
 def claim_body(name: str, *, pool: str, session_id: str, release: str, notes: Mapping[str, str],
-               bot_env: Mapping[str, str], shutdown_after_seconds: int) -> dict[str, Any]:
+               shutdown_after_seconds: int) -> dict[str, Any]:
     shutdown = datetime.now(UTC) + timedelta(seconds=shutdown_after_seconds)
     labels = {LABEL_APP: APP, LABEL_SESSION: session_id, LABEL_RELEASE: release}  # the claim's own: the reaper's list
     return {
@@ -54,17 +54,11 @@ def claim_body(name: str, *, pool: str, session_id: str, release: str, notes: Ma
         "metadata": {"name": name, "labels": labels, "annotations": dict(notes)},
         "spec": {
             "warmPoolRef": {"name": pool},
-            "additionalPodMetadata": {"annotations": {NOTE_SESSION: session_id,
-                                                      NOTE_BOT_ENV: json.dumps(dict(bot_env), sort_keys=True)}},
+            "additionalPodMetadata": {"annotations": {NOTE_SESSION: session_id}},
             "lifecycle": {"shutdownTime": shutdown.strftime("%Y-%m-%dT%H:%M:%SZ"), "ttlSecondsAfterFinished": 0,
                           "shutdownPolicy": "DeleteForeground"},
         },
     }
-
-
-def claimed_session(pod: Mapping[str, Any]) -> str | None:
-    """The session a claim's pod was adopted for (its NOTE_SESSION annotation), if any."""
-    return ((pod.get("metadata") or {}).get("annotations") or {}).get(NOTE_SESSION)
 
 
 def condition(claim: Mapping[str, Any], kind: str) -> Mapping[str, Any]:

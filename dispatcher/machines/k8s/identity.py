@@ -9,14 +9,14 @@ pod (`authentication.kubernetes.io/pod-name`) launched for the credential (`vf-<
 `vf-idle-<bot id>`); that pod must exist with the same uid, not have ended, and carry the credential's
 session or bot id in its labels. A bound token stops being valid once its pod is deleted, so a pod's
 token admits nothing after it. The kubelet hands the same token to every read until it refreshes it, so
-a bot's re-dials send it again: no one-use record (as for a Modal Sandbox's token). In the
-`agent-sandbox` mode the credential's pod is the one whose Sandbox the session's claim holds
-(k8s/sandbox.py), annotated with the session through the claim's `additionalPodMetadata`.
+a bot's re-dials send it again: no one-use record (as for a Modal Sandbox's token). The
+`agent-sandbox` mode issues no credential: its pods' hellos carry the token alone (k8s/pool_bots.py),
+reviewed here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botchannel.contract import Hello
@@ -31,14 +31,11 @@ POD_NAME, POD_UID = "authentication.kubernetes.io/pod-name", "authentication.kub
 
 class PodIdentity:
     def __init__(self, read_pod: Callable[[str], Awaitable[dict[str, Any] | None]],
-                 review: Callable[[str], Awaitable[HttpResponse]], *, namespace: str, audience: str, account: str,
-                 pod_of: Callable[[BotGrant], Awaitable[str | None]] | None = None,
-                 session_of: Callable[[Mapping[str, Any]], str | None] | None = None) -> None:
+                 review: Callable[[str], Awaitable[HttpResponse]], *, namespace: str, audience: str,
+                 account: str) -> None:
         self._read_pod, self._review = read_pod, review
         self._namespace, self._audience = namespace, audience
         self.username = f"system:serviceaccount:{namespace}:{account}"  # the bots' ServiceAccount, exactly
-        self._pod_of = pod_of  # where a grant's pod is named elsewhere (agent-sandbox: its claim's Sandbox)
-        self._session_of = session_of or _session_label  # agent-sandbox: an annotation (k8s/claims.py)
 
     @staticmethod
     def pod_for(grant: BotGrant) -> str:
@@ -70,12 +67,10 @@ class PodIdentity:
         if isinstance(user, str):
             return user
         try:
-            name = self.pod_for(grant) if self._pod_of is None else await self._pod_of(grant)
-            pod = None if name is None else await self._read_pod(name)
+            name = self.pod_for(grant)
+            pod = await self._read_pod(name)
         except MachinesError as exc:
             return f"the API server did not answer for the credential's pod ({exc.reason})"
-        if name is None:
-            return f"no pod holds {grant.kind} {grant.subject}: its claim is gone or not bound yet"
         extra = user.get("extra") or {}
         if extra.get(POD_NAME) != [name]:
             return f"the identity token names pod {extra.get(POD_NAME)}, not the credential's {name}"
@@ -84,7 +79,7 @@ class PodIdentity:
         metadata = pod.get("metadata") or {}
         if extra.get(POD_UID) != [metadata.get("uid")]:
             return f"the identity token is of an earlier pod named {name}"
-        held = (metadata.get("labels") or {}).get(LABEL_BOT) if grant.kind == "idle" else self._session_of(pod)
+        held = (metadata.get("labels") or {}).get(LABEL_BOT if grant.kind == "idle" else LABEL_SESSION)
         if held != grant.subject:
             return f"pod {name} is not {grant.kind} {grant.subject}'s"
         if not to_machine(pod).state.is_active:
@@ -96,7 +91,3 @@ class PodIdentity:
 
     async def aclose(self) -> None:
         """Nothing of its own to close: its calls go through the provider's client."""
-
-
-def _session_label(pod: Mapping[str, Any]) -> str | None:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_SESSION)

@@ -112,6 +112,8 @@ class PoolIdentity:
         kind, subject = holder
         if kind == "session" and hello.session_id not in (None, subject):
             return f"pod {name} is session {subject}'s"
+        if kind == "idle" and hello.session_id is not None:  # its hello would be that session's: its values
+            return f"pod {name} is the pool's: no claim holds it for session {hello.session_id}"
         return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS))
 
     async def holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:

@@ -26,6 +26,7 @@ from typing import Any, Self
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.identity import MachineIdentity
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
 from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.k8s.api import KubeApi
@@ -67,7 +68,7 @@ class K8sMachines:
         self._versions: Recent[str, tuple[str, str]] = Recent(10_000)
         # Ended sessions whose pods `stop` deleted: GET /sessions/{id} still tells how each ended.
         self._ended: Recent[str, Machine] = Recent(10_000)
-        self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
+        self.identity: MachineIdentity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience, account=settings.bot_account)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
 

@@ -8,9 +8,10 @@ being deleted, as the official SDK does (`validate_claim_for_adoption`); a retri
 the claim its own lost answer made (its launch id, as a pod's) reports it created. A launch whose every
 create went unanswered is reconciled as the pods mode's (machines/lost_creates.py). `wait_started` watches
 the claim (k8s/watch.py) from the version its create or replay answered (else a read) until it is bound
-and ready, or ended: the binding is seen as the controller writes it, with no polling. The session's
-launch values reach the adopted pod through the claim's `additionalPodMetadata`; its hello is admitted
-on the pod's own projected token (k8s/identity.py) for the pod the claim names. `stop` deletes the
+and ready, or ended: the binding is seen as the controller writes it, with no polling. No launch value
+and no credential goes on the claim: every pod is the template's, its bot admitted on its pod's identity
+alone once the claim holds its Sandbox, warm or cold (k8s/pool_bots.py), its values sent over the channel;
+a hello presenting a credential is refused (`NoCredentialIssued`). `stop` deletes the
 claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
 its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
@@ -33,16 +34,14 @@ from dataclasses import replace
 from typing import Any
 
 from dispatcher.channel.bots import BotChannels
-from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.identity import NoCredentialIssued
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState
-from dispatcher.machines.bot_environment import bot_environment
 from dispatcher.machines.k8s.claims import (
     GROUP_VERSION,
     bound_sandbox,
     claim_body,
     claim_machine,
     claim_name,
-    claimed_session,
 )
 from dispatcher.machines.k8s.handover import PoolHandover
 from dispatcher.machines.k8s.hello_precheck import PrecheckedPool
@@ -78,10 +77,11 @@ class SandboxClaims(K8sMachines):
         self._once = Backoff(attempts=1, deadline=settings.timeout)  # the pool's size: one try, bounded
         base = f"/apis/{GROUP_VERSION}/namespaces/{settings.namespace}"
         self.claims_path, self.pool_path = f"{base}/sandboxclaims", f"{base}/sandboxwarmpools/{settings.warm_pool}"
-        self.identity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
-                                    audience=settings.token_audience, account=settings.bot_account, pod_of=self._pod_of,
-                                    session_of=claimed_session)
-        self.pool_identity = PoolIdentity(self.identity, self.api, namespace=settings.namespace,
+        self.pod_tokens = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
+                                      audience=settings.token_audience, account=settings.bot_account)
+        self.identity = NoCredentialIssued("each dials with its pod's identity alone (BOT_IDENTITY=k8s, no "
+                                           "BOT_CHANNEL_TOKEN in its SandboxTemplate)")
+        self.pool_identity = PoolIdentity(self.pod_tokens, self.api, namespace=settings.namespace,
                                           pool=settings.warm_pool, image=settings.image,
                                           channel_url=channel_url, read_pod=self.read_pod)
         self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
@@ -93,7 +93,7 @@ class SandboxClaims(K8sMachines):
         self.handover.watch_channels(channels)
         # A hello's token is read first, so junk costs no TokenReview (k8s/hello_precheck.py).
         channels.identity_only = PrecheckedPool(self.pool_identity, audience=self.settings.token_audience,
-                                                username=self.identity.username)
+                                                username=self.pod_tokens.username)
 
     def _failed(self, response: HttpResponse, what: str) -> MachinesError:
         return self.api.failed(response, what, CLAIM_VERBS)
@@ -107,21 +107,13 @@ class SandboxClaims(K8sMachines):
             raise self._failed(response, f"read sandboxclaim {name}")
         return dict(response.json())
 
-    async def _pod_of(self, grant: BotGrant) -> str | None:
-        """A session's bot is the pod of the Sandbox its claim holds (none while unbound)."""
-        if grant.kind != "session":
-            return None  # the pool's bots are the controller's: none is launched with a credential of its own
-        claim = await self.read_claim(grant.subject)
-        return None if claim is None else bound_sandbox(claim)
-
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         """The session's claim; `launch` (the pods mode's) reconciles one whose answer was lost."""
         name, launch_id = claim_name(spec.session_id), secrets.token_hex(8)
         notes = {NOTE_DIGEST: spec.body_digest, NOTE_LAUNCH: launch_id,
                  **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
-        bot_env = self.launch_env(bot_environment(spec), spec.image or self.settings.image)
         body = claim_body(name, pool=self.settings.warm_pool, session_id=spec.session_id, release=spec.release,
-                          notes=notes, bot_env=bot_env,
+                          notes=notes,
                           shutdown_after_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
         response = await self.api.call("POST", self.claims_path, json=body, params=STRICT)
         if response.status_code == 201:

@@ -74,6 +74,9 @@ class Harness:
     # The machine id that bot names in its hello (a Cloud Run bot: its execution's name).
     machine_id: Callable[[str], str] = lambda sid: "cold-1"
 
+    # True where the provider issues its machines no channel credential (an agent-sandbox pool's pods): a bot
+    # dials with its machine's identity alone, and a deployment without a channel cannot reach it.
+    identity_only: bool = False
     # False where a machine is known only to the dispatcher process that launched it (local).
     replicas_share_machines: bool = True
     can_throttle: bool = True
@@ -437,8 +440,9 @@ def k8s_sandbox_harness(fake: FakeAgentSandbox) -> Harness:
                 if sid in ("", c.json()["metadata"]["labels"].get("voicefleet.io/session"))]
 
     def handed(claim: dict[str, Any]) -> dict[str, str]:
-        return _session_values(json.loads(claim["spec"]["additionalPodMetadata"]["annotations"][
-            "voicefleet.io/bot-env"]))
+        """What the claim puts on its pod (its session's id, read as the launch values' id), nothing else."""
+        notes = dict(claim["spec"]["additionalPodMetadata"]["annotations"])
+        return _session_values({"VOICEFLEET_SESSION_ID": notes.pop("voicefleet.io/session"), **notes})
 
     return Harness(
         name="k8s",
@@ -451,6 +455,8 @@ def k8s_sandbox_harness(fake: FakeAgentSandbox) -> Harness:
         created=lambda sid: fake.claims_created.count(f"vf-{sid}"),
         live=lambda sid: int(f"vf-{sid}" in fake.standing()),
         identity=lambda sid: k8s_identity(fake, f"vf-{sid}")(),
+        machine_id=lambda sid: f"vf-{sid}",  # its cold Sandbox's pod, named after the claim
+        identity_only=True,
     )
 
 

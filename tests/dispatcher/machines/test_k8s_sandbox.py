@@ -79,12 +79,13 @@ async def test_a_start_claims_a_warm_sandbox_whose_lifecycle_deletes_it_and_the_
     machine = await claims.wait_started(s.session_id, timeout=20)
     assert machine.state is MachineState.STARTED and machine.machine_id == warm and machine.release == "canary"
     pod = fake.pods[warm]["metadata"]
-    assert pod["annotations"]["voicefleet.io/session"] == s.session_id
+    # The session's id alone, for whoever reads the pod: no launch value, and never a credential, even one
+    # the start was given (its bot takes the session over the channel on its pod's identity alone).
+    assert pod["annotations"] == body["spec"]["additionalPodMetadata"]["annotations"] == {
+        "voicefleet.io/session": s.session_id}
+    assert "session-credential" not in json.dumps([body, fake.pods[warm], fake.claims[f"vf-{s.session_id}"]])
     assert pod["labels"]["agents.x-k8s.io/launch-type"] == "warm"
     assert pod["labels"]["voicefleet.io/app"] == "bot"  # the template's label, which the NetworkPolicies select
-    handed = json.loads(pod["annotations"]["voicefleet.io/bot-env"])
-    assert handed["VOICEFLEET_SESSION_ID"] == s.session_id and handed["BOT_CHANNEL_TOKEN"] == "session-credential"
-    assert handed["BOT_IDENTITY"] == "k8s" and handed["BOT_CHANNEL_URL"] == CHANNEL_URL
     assert await fake.eventually(lambda: len(fake.warm(POOL)) == 1 and warm not in fake.warm(POOL), timeout=20)
     assert [m.session_id for m in await claims.list()] == [s.session_id]
 
@@ -314,26 +315,22 @@ async def test_a_credential_without_rights_is_unauthorized_naming_the_rbac_verbs
     assert "sandboxwarmpools/scale" in refused.value.message
 
 
-async def test_a_sessions_hello_is_admitted_only_from_the_pod_its_claim_holds(
+async def test_a_hello_with_a_credential_is_refused_for_no_bot_of_the_mode_holds_one(
         claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """Even a credential the deployment's secret signed for the session (an older dispatcher's, read from an
+    older claim), from the pod its claim holds with that pod's own token: only the identity admits here."""
     fake = fake_k8s_sandbox
-    add_pool(fake, 2)
-    first, second = await warm_running(fake, 2)
+    add_pool(fake, 1)
+    await warm_running(fake, 1)
     s = spec()
-    grant = BotGrant(kind="session", subject=s.session_id, expires=int(time.time()) + 600)
-
-    def hello(pod: str) -> Hello:
-        return Hello(machine_id=pod, capabilities=("webrtc",), session_id=s.session_id, identity=fake.token_of(pod))
-
-    unbound = await claims.identity.refusal(grant, hello(first))
-    assert unbound is not None and "not bound" in unbound  # no claim yet
     await claims.launch(s)
-    machine = await claims.wait_started(s.session_id, timeout=20)
-    held, other = machine.machine_id, (second if machine.machine_id == first else first)
-    assert await claims.identity.refusal(grant, hello(held)) is None
-    assert "names pod" in str(await claims.identity.refusal(grant, hello(other)))  # a sibling of the pool
-    idle = BotGrant(kind="idle", subject=other, expires=int(time.time()) + 600)
-    assert await claims.identity.refusal(idle, hello(other)) is not None  # the controller's bots hold no credential
+    held = (await claims.wait_started(s.session_id, timeout=20)).machine_id
+    hello = Hello(machine_id=held, capabilities=("webrtc",), session_id=s.session_id, identity=fake.token_of(held))
+    for kind, subject in (("session", s.session_id), ("idle", held)):
+        refused = await claims.identity.refusal(BotGrant(kind, subject, int(time.time()) + 600), hello)
+        assert refused is not None and "BOT_IDENTITY=k8s" in refused
+    granted = await claims.pool_identity.grant(hello)  # control: its identity alone admits it, as the session's
+    assert not isinstance(granted, str) and (granted.kind, granted.subject) == ("session", s.session_id)
 
 
 async def test_the_cluster_must_serve_agent_sandboxs_v1beta1(fake_k8s_sandbox: FakeAgentSandbox) -> None:
@@ -377,3 +374,14 @@ def test_the_mode_and_pool_are_checked_at_start(fake_k8s_sandbox: FakeAgentSandb
     built = build_machines(Settings(machines="k8s", transports=("webrtc",)), env(fake_k8s_sandbox),
                            LocalCoordination())
     assert isinstance(built, SandboxClaims)  # the pool's controller keeps the warm bots: no reserve of pods
+
+
+def test_the_mode_needs_the_bot_channel(fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """Its bots get nothing at launch: without a channel no session could reach one."""
+    from dispatcher.factory import configuration_problems
+
+    base = {**env(fake_k8s_sandbox), "MACHINES": "k8s", "TRANSPORTS": "webrtc"}
+    needs = [p for p in configuration_problems(base) if "K8S_MODE=agent-sandbox needs the bot channel" in p]
+    assert needs and "BOT_CHANNEL_TOKEN" in needs[0]
+    for fine in ({**base, "BOT_CHANNEL_TOKEN": "c" * 40}, {**base, "K8S_MODE": "pods"}):
+        assert not [p for p in configuration_problems(fine) if "needs the bot channel" in p]

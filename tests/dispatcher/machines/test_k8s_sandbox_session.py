@@ -2,19 +2,20 @@
 the fake API server with agent-sandbox's controller, which runs a real bot process per Sandbox pod
 (tests/replicas/redialling_bot.py, voicefleet's own channel code) as the kubelet runs the bot image.
 
-The start's SandboxClaim gets a cold Sandbox (the pool keeps none warm); its pod carries the session's
-values as its annotation, which the template mounts as a downward API file (BOT_ENV_FILE). Its bot dials
-the channel with the session's credential and its pod's projected token, admitted because the claim
-holds that pod; it answers the caller's offer. Stopping the session deletes the claim in the
+Every pod is the pool's template's, as a stack renders it: the channel's URL and `BOT_IDENTITY=k8s`, no
+credential. The start's SandboxClaim gets a cold Sandbox (the pool keeps none warm); neither the claim nor
+its pod holds a credential or a launch value. Its bot dials the channel with its pod's projected token
+alone, is admitted as the session's bot because the claim holds its Sandbox, takes the session's values
+over the channel and answers the caller's offer. Stopping the session deletes the claim in the
 foreground, and the pod's bot gets SIGTERM. A pool sized above 0 is scaled to 0 as the dispatcher starts.
 
-The warm path: a pool pod's bot, whose template gives it the channel's URL and `BOT_IDENTITY=k8s` but no
-credential, dials with its pod's identity alone and waits idle; a start's claim adopts its pod, and the
-bot is handed the session over the channel and answers its caller's offer.
+The warm path: a pool pod's bot dials with its pod's identity alone and waits idle; a start's claim
+adopts its pod, and the bot is handed the session over the channel and answers its caller's offer.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,38 +23,42 @@ from typing import Any
 import pytest
 
 from botchannel.contract import CHANNEL_PATH
+from dispatcher.channel.credentials import PREFIX
 from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.settings import K8sSettings
 from tests.dispatcher.machines.test_k8s_session import DEADLINE, KEY, dispatcher
-from tests.fakes.k8s_sandbox import BOT_ENV_NOTE, POOL, FakeAgentSandbox
+from tests.fakes.k8s_sandbox import POOL, FakeAgentSandbox
 from tests.support.ports import free_port
 from tests.support.session_api import SessionApi
 
 pytestmark = pytest.mark.slow  # a dispatcher and a bot process per case
 
-BOT_ENV_DIR = "/etc/voicefleet"
 AUDIENCE = "voicefleet-bots.example"  # the template's token audience is the dispatcher's BOT_IDENTITY_AUDIENCE
 
 
-def template(fake: FakeAgentSandbox) -> dict[str, Any]:
-    """voicefleet's bot pod, plus the downward API file of the session's values."""
+def template(fake: FakeAgentSandbox, port: int) -> dict[str, Any]:
+    """voicefleet's bot pod as a stack renders the template's: the channel's URL, the identity, no credential."""
     settings = K8sSettings.from_env({**fake.env, "BOT_IDENTITY_AUDIENCE": AUDIENCE})
-    spec = pod_body(settings, "template", image=settings.image, env={"BOT_ENV_FILE": f"{BOT_ENV_DIR}/bot-env"},
-                    labels={}, annotations={}, deadline_seconds=3600)["spec"]
-    spec["volumes"].append({"name": "bot-env", "downwardAPI": {"items": [
-        {"path": "bot-env", "fieldRef": {"fieldPath": f"metadata.annotations['{BOT_ENV_NOTE}']"}}]}})
-    spec["containers"][0]["volumeMounts"].append({"name": "bot-env", "mountPath": BOT_ENV_DIR, "readOnly": True})
-    return spec
+    return pod_body(settings, "template", image=settings.image, labels={}, annotations={}, deadline_seconds=3600,
+                    env={"BOT_CHANNEL_URL": f"ws://127.0.0.1:{port}{CHANNEL_PATH}", "BOT_IDENTITY": "k8s"})["spec"]
 
 
 @pytest.fixture
 def cold(tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> Iterator[SessionApi]:
-    fake_k8s_sandbox.add_pool(POOL, 0, template(fake_k8s_sandbox))
-    for running in dispatcher(tmp_path, fake_k8s_sandbox, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE):
+    port = free_port()
+    fake_k8s_sandbox.add_pool(POOL, 0, template(fake_k8s_sandbox, port))
+    for running in dispatcher(tmp_path, fake_k8s_sandbox, port, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE):
         yield SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
 
 
-def test_a_cold_claims_bot_takes_its_session_from_its_pod_and_ends_with_the_claim(
+def readable(fake: FakeAgentSandbox, name: str) -> str:
+    """What whoever may `get` the session's claim and pod reads (their annotations, the pod's env), and
+    every object the dispatcher wrote to the API server."""
+    written = [c.json() for c in fake.calls_to("POST") if "/tokenreviews" not in c.path]
+    return json.dumps([fake.claims.get(name), fake.pods.get(name), fake.envs.get(name), written])
+
+
+def test_a_cold_claims_bot_dials_with_its_pods_identity_alone_and_takes_its_session_over_the_channel(
         cold: SessionApi, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
     session_id = cold.started()
@@ -61,9 +66,13 @@ def test_a_cold_claims_bot_takes_its_session_from_its_pod_and_ends_with_the_clai
     assert name in fake.claims and fake.pods[name]["metadata"]["labels"]["agents.x-k8s.io/launch-type"] == "cold"
     process = fake.processes[name]
     assert cold.answered_by(session_id) == f"{session_id}/{process.pid}"  # the claimed pod's own process
-    assert "VOICEFLEET_SESSION_ID" not in fake.envs[name]  # the values came from the annotation's file
     reviewed = [c.json()["spec"]["token"] for c in fake.calls_to("POST", "/tokenreviews")]
     assert fake.token_of(name) in reviewed  # its hello was admitted on its pod's own token
+    seen = readable(fake, name)
+    assert session_id in seen  # control: the claim and its pod are what is read here
+    assert "BOT_CHANNEL_TOKEN" not in seen and f'"{PREFIX}.' not in seen, "a channel credential is readable"
+    assert "VOICEFLEET_SESSION_ID" not in fake.envs[name] and "voicefleet.io/bot-env" not in seen
+    assert f"bot {name} connected ({session_id})" in cold.running.log()  # the session's bot, no idle wait
 
     cold.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
     cold.wait_for("the bot process gone", lambda: process.poll() is not None)
@@ -83,7 +92,7 @@ def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(
 def test_the_dispatcher_sizes_the_pool_from_its_reserve_settings(
         tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
-    fake.add_pool(POOL, 1, template(fake))  # the CRD's default size: one warm Sandbox
+    fake.add_pool(POOL, 1, template(fake, free_port()))  # the CRD's default size: one warm Sandbox
     started = dispatcher(tmp_path, fake, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
     running = next(started)
     try:
@@ -100,10 +109,7 @@ def test_a_warm_pool_bot_dials_with_its_identity_alone_and_serves_the_session_it
         tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
     port = free_port()
-    pod = template(fake)  # as a stack renders it: the channel's URL, the identity, no credential
-    pod["containers"][0]["env"] += [{"name": "BOT_CHANNEL_URL", "value": f"ws://127.0.0.1:{port}{CHANNEL_PATH}"},
-                                    {"name": "BOT_IDENTITY", "value": "k8s"}]
-    fake.add_pool(POOL, 0, pod)
+    fake.add_pool(POOL, 0, template(fake, port))
     started = dispatcher(tmp_path, fake, port, RESERVE_MIN_IDLE="1", RESERVE_MAX_IDLE="1", RESERVE_BUFFER="0",
                          RESERVE_BURST="0", BOT_IDENTITY_AUDIENCE=AUDIENCE)
     running = next(started)

@@ -2,8 +2,8 @@
 idle on the channel; a start's claim adopts one (the fake controller, as strict as kubernetes-sigs/agent-sandbox's:
 the Sandbox's owner moves from the pool to the claim, the ~2 s wait for a warm candidate, then cold) and its
 idle bot is handed the session's values over the channel, once; a bot that dials after its pod was adopted is
-admitted as its session's; an identity-only hello from anything but the pool's pods, or in any other mode or
-provider, is refused."""
+admitted as its session's, and no other pod's hello gets that session's values; an identity-only hello from
+anything but the pool's pods, or in any other mode or provider, is refused."""
 
 from __future__ import annotations
 
@@ -195,6 +195,32 @@ async def test_a_pool_bot_that_dials_after_its_pod_was_adopted_is_admitted_as_it
     assert bot.assigns()[0]["params"] == session_assignment(s).params()
     link = dispatcher.channels.link_for(s.session_id)
     assert link is not None and link.machine_id == warm and dispatcher.channels.idle() == []
+
+
+async def test_a_hello_naming_a_session_gets_its_values_only_from_the_pod_its_claim_holds(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """A session's values wait for its bot from the start until its bot's hello: in that window a pool pod
+    still idle, or the pod of another session's claim, names the session in its hello; both are refused."""
+    fake = fake_k8s_sandbox
+    add_pool(fake, 2)
+    first, second = await warm_running(fake, 2)
+    mine, theirs = spec(), spec()
+    await dispatcher.start(theirs)
+    held = (await dispatcher.machines.wait_started(theirs.session_id, timeout=20)).machine_id
+    idle = second if held == first else first
+    await dispatcher.values.deposit(mine.session_id, session_assignment(mine).params(), ttl_seconds=600)
+
+    bots = [dispatcher.dial(fake, pod, session_id=mine.session_id) for pod in (held, idle)]
+    await until(lambda: all(task.done() for task in dispatcher.serving), "both hellos answered", timeout=20)
+    refusals = [task.result() for task in dispatcher.serving]
+    assert f"pod {held} is session {theirs.session_id}'s" == refusals[0]
+    assert f"pod {idle} is the pool's: no claim holds it for session {mine.session_id}" == refusals[1]
+    assert not any(bot.welcomed() or bot.assigns() for bot in bots)
+    assert await dispatcher.values.waiting(mine.session_id) and dispatcher.channels.link_for(mine.session_id) is None
+
+    own = dispatcher.dial(fake, held)  # control: the claim's own pod, naming no session, gets its claim's
+    await until(lambda: len(own.assigns()) == 1, "its own session's assign", timeout=20)
+    assert own.assigns()[0]["params"] == session_assignment(theirs).params()
 
 
 async def test_only_the_pools_own_pods_are_admitted_on_their_identity_alone(

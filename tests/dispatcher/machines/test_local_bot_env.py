@@ -42,8 +42,6 @@ CLOUD_ONLY = {"FLY_MACHINE_ID", "GCE_METADATA_HOST", "BOT_FLY_API_SOCKET",
               "BOT_K8S_TOKEN_FILE",
               # a Kubernetes pod's name, its containers' hostname: a warm pool bot's machine id (BOT_IDENTITY=k8s)
               "HOSTNAME",
-              # an agent-sandbox pod's downward API file of its session's values (its template names it)
-              "BOT_ENV_FILE",
               # a Cloud Run execution's name and nonce, and its media over TURN/TCP (the stack sets it)
               "CLOUD_RUN_EXECUTION", "VOICEFLEET_EXECUTION_NONCE", "BOT_TURN_TRANSPORT",
               # read only to refuse them: an isolated bot host will not start with these set
