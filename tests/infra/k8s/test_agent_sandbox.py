@@ -5,6 +5,7 @@ and the admission policy (valid against the v1 schema, in strict mode) with this
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import kubernetes_validate
@@ -17,7 +18,8 @@ from stacks import contract
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.fakes.k8s import KUBE_VERSION
 from tests.fakes.k8s_sandbox import crd_schemas, schema_problems
-from tests.infra.k8s.conftest import K8sRunner, container_env, spec
+from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env, spec
+from tests.infra.k8s.test_stack import masked
 
 TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
 POOL = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxWarmPool"
@@ -202,3 +204,11 @@ def test_the_policy_leaves_the_pools_scale_and_every_status_to_their_writers(san
     templates = [v["expression"] for v in body(sandbox.one(POLICY))["spec"]["validations"]
                  if "sandboxtemplates" in v["expression"]]
     assert templates and all("request.subResource != ''" in e for e in templates)
+
+
+def test_no_secret_value_is_in_the_template_the_pool_or_the_policy(sandbox: Run) -> None:
+    values = [part for value in ALL_SECRETS.values() for part in value.split(",")]
+    shown = [(r.type, r.name) for r in sandbox.registrations for value in values
+             if value in json.dumps(masked(r.inputs), default=str)]
+    assert shown == []
+    assert "SENTINEL-bot-channel-token" in json.dumps(unwrap(sandbox.one("kubernetes:core/v1:Secret").inputs))
