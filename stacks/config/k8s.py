@@ -13,6 +13,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import store as store_settings
 from stacks.config.reader import Reader
 
@@ -35,7 +36,6 @@ _CLUSTER_IDENTIFIER = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._:/@()-]{0,511}$")
 # The deployer's user name goes into the admission policy's CEL as a quoted string: printable ASCII, no
 # space, quote or backslash (an EKS ARN, a GKE e-mail, `system:serviceaccount:ns:name`, a kubeadm `kubernetes-admin`).
 _USER_NAME = re.compile(r"^[!#-&(-\[\]-~]{1,512}$")
-MODES = ("pods", "agent-sandbox")  # K8S_MODE (dispatcher/machines/k8s/settings.py MODES)
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -88,7 +88,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     _millicores(cfg, "k8sDispatcherCpu", dispatcher_cpu)
     mode = cfg.string("k8sMode", choices=MODES)
     controller = _service_account(cfg, "k8sSandboxController")
-    deployer = _deployer(cfg, settings) if mode == "agent-sandbox" else None
+    deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
     return KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
