@@ -15,7 +15,9 @@ path"); who created or changed an object is not on it. So a ValidatingAdmissionP
 - only the dispatcher creates SandboxClaims, and only it, the controller or the collector changes
   their `spec` (their `status` is a subresource);
 - only the kubelets (`system:nodes`) mint tokens for the bots' ServiceAccount;
-- nobody adds an ephemeral container to, execs into or attaches to a pod.
+- nobody adds an ephemeral container to, execs into, attaches to, port-forwards to or proxies to a pod;
+- a pod's update by anyone but the controller leaves its `voicefleet.io/` labels and annotations as they
+  are (the session's annotation says whose pod it is; a rewrite would at least deny it its bot).
 
 In CEL, `object` is null on a DELETE and `oldObject` on a CREATE; `request.subResource` names the
 subresource. Every name written into an expression is checked first (DNS labels; the deployer's user
@@ -39,6 +41,8 @@ POOL_GROUP = GROUP_VERSION.split("/", 1)[0]
 COLLECTORS = ("system:serviceaccount:kube-system:generic-garbage-collector",
               "system:serviceaccount:kube-system:namespace-controller", "system:kube-controller-manager")
 NODES = "system:nodes"
+ENTRIES = ("ephemeralcontainers", "exec", "attach", "portforward", "proxy")  # a way into a pod, each refused
+MARK = "voicefleet.io/"  # the prefix of voicefleet's labels and annotations
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,14 @@ def rule(groups: list[str], operations: list[str], resources: list[str], version
     return {"api_groups": groups, "api_versions": [versions], "operations": operations, "resources": resources}
 
 
+def same_marks(kind: str) -> str:
+    """CEL: an update leaves the object's `voicefleet.io/` `kind` (labels or annotations) as they were."""
+    new = f"(has(object.metadata.{kind}) ? object.metadata.{kind} : {{}})"
+    old = f"(has(oldObject.metadata.{kind}) ? oldObject.metadata.{kind} : {{}})"
+    return (f"{new}.filter(k, k.startsWith('{MARK}')).all(k, k in {old} && {old}[k] == {new}[k]) && "
+            f"{old}.filter(k, k.startsWith('{MARK}')).all(k, k in {new})")
+
+
 def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
     writes = ["CREATE", "UPDATE", "DELETE"]
     return {
@@ -72,7 +84,7 @@ def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
             "namespace_selector": {"match_labels": {NAME_LABEL: args.bot_namespace}},
             "resource_rules": [
                 rule([""], ["CREATE", "UPDATE"], ["pods"], "v1"),
-                rule([""], ["*"], ["pods/ephemeralcontainers", "pods/exec", "pods/attach"], "v1"),
+                rule([""], ["*"], [f"pods/{entry}" for entry in ENTRIES], "v1"),
                 rule([SANDBOX_GROUP], writes, ["sandboxes"]),
                 rule([POOL_GROUP], writes, ["sandboxtemplates", "sandboxwarmpools"]),
                 rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxclaims"]),
@@ -83,20 +95,23 @@ def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
             {"name": "user", "expression": "request.userInfo.username"},
             {"name": "controller", "expression": f"variables.user == '{account(*args.controller)}'"},
             {"name": "collector", "expression": f"variables.user in {quoted(COLLECTORS)}"},
+            {"name": "marks", "expression": " && ".join(same_marks(kind) for kind in ("labels", "annotations"))},
             {"name": "owners", "expression": (
                 "request.operation != 'UPDATE' || "
                 "(has(object.metadata.ownerReferences) ? object.metadata.ownerReferences : []) == "
                 "(has(oldObject.metadata.ownerReferences) ? oldObject.metadata.ownerReferences : [])")},
         ],
         "validations": [
-            {"expression": "!(request.subResource in ['ephemeralcontainers', 'exec', 'attach'])",
-             "message": "nobody adds ephemeral containers to, execs into or attaches to the bots' pods"},
+            {"expression": f"!(request.subResource in {quoted(ENTRIES)})",
+             "message": "nobody adds ephemeral containers to, execs into, attaches to, port-forwards or proxies to "
+                        "the bots' pods"},
             {"expression": (
                 "request.resource.resource != 'pods' || request.subResource != '' || "
                 "(request.operation == 'CREATE' ? variables.controller : "
-                "object.spec == oldObject.spec && (variables.owners || variables.controller || variables.collector))"),
-             "message": "only agent-sandbox's controller creates the bots' pods, and nobody changes their spec or "
-                        "owners"},
+                "object.spec == oldObject.spec && (variables.owners || variables.controller || variables.collector) && "
+                "(variables.marks || variables.controller))"),
+             "message": "only agent-sandbox's controller creates the bots' pods, and nobody changes their spec, "
+                        "owners or voicefleet.io/ labels and annotations"},
             {"expression": ("request.resource.resource != 'sandboxes' || variables.controller || "
                             "(request.operation != 'CREATE' && variables.collector)"),
              "message": "only agent-sandbox's controller creates, changes or deletes Sandboxes"},
@@ -104,7 +119,11 @@ def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
                 "!(request.resource.resource in ['sandboxtemplates', 'sandboxwarmpools']) || "
                 f"request.subResource != '' || variables.user == '{args.deployer}' || "
                 "(request.operation != 'CREATE' && (variables.controller || variables.collector))"),
-             "message": "only voicefleet's deployer writes the bots' SandboxTemplates and SandboxWarmPools"},
+             "message": "only voicefleet's deployer writes the bots' SandboxTemplates and SandboxWarmPools",
+             # Names the user the API server saw: a k8sDeployer that is not the kubeconfig's user shows at once.
+             "message_expression": (
+                 f"\"only voicefleet's deployer ({args.deployer}, the stack's k8sDeployer) writes the bots' "
+                 "SandboxTemplates and SandboxWarmPools; this request came from \" + request.userInfo.username")},
             {"expression": (
                 f"request.resource.resource != 'sandboxclaims' || variables.user == '{account(*args.dispatcher)}' || "
                 "(request.operation == 'UPDATE' && "

@@ -13,7 +13,6 @@ went cold. The label `voicefleet.io/app: bot` is the template's: the claim may s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,9 +21,7 @@ from bot.launch_file import ENV_FILE_VARIABLE
 from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.machines.k8s.claims import NOTE_BOT_ENV
 from dispatcher.machines.k8s.pods import CONTAINER, pod_body
-from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.machines.k8s.settings import K8sSettings
-from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.settings import allowed_transports
 
 ENV_VOLUME, ENV_DIR, ENV_FILE = "voicefleet-bot-env", "/etc/voicefleet", "bot-env"
@@ -42,14 +39,14 @@ def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
     """The SandboxTemplate's `podTemplate` (metadata and spec) for the dispatcher whose env is `environment`."""
     settings = dispatcher_settings(environment)
     transport = allowed_transports(environment, "k8s")[0]  # the default: the one idle bots serve
-    reserve = ReserveSettings.from_env(environment, "k8s")
     channel = environment[CHANNEL_URL_VARIABLE]
     env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
            ENV_TRANSPORT: transport, ENV_FILE_VARIABLE: f"{ENV_DIR}/{ENV_FILE}"}
-    # As the pods mode's idle pods: the longest idle wait, then a session, then the kubelet ends it.
-    deadline = math.ceil(reserve.max_idle_seconds) + int(environment["MAX_SESSION_SECONDS"]) + DEADLINE_SLACK_SECONDS
+    # No deadline: it counts from the pod's start, and a warm pod waits in the pool as long as it takes
+    # (nothing retires it at RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
+    # claimed late. The claim's shutdownTime (the session cap plus a minute) is the session's hard end.
     body = pod_body(settings, "template", image=settings.image, env=env, labels={}, annotations={},
-                    deadline_seconds=deadline)
+                    deadline_seconds=None)
     spec = body["spec"]
     spec["volumes"].append({"name": ENV_VOLUME, "downwardAPI": {"items": [
         {"path": ENV_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{NOTE_BOT_ENV}']"}}]}})

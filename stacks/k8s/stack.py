@@ -133,7 +133,10 @@ class K8sStack(pulumi.ComponentResource):
             BotAdmission(name, AdmissionArgs(
                 prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
                 dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT,
-                controller=cfg.sandbox_controller, deployer=cfg.deployer, labels=labels), opts=child)
+                controller=cfg.sandbox_controller, deployer=cfg.deployer, labels=labels),
+                # After the template and pool, and deleted before them: it never stands between the deployer
+                # and its own objects in one `up` or `destroy`.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(pool.objects))))
             sandbox = pool.objects
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,

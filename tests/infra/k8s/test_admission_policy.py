@@ -151,10 +151,27 @@ def test_a_pods_spec_never_changes_and_its_owners_only_by_the_controller_or_the_
     assert refusal(policy, Call(COLLECTOR, "UPDATE", "", "pods", obj=reowned, old=POD)) is None
 
 
-@pytest.mark.parametrize("subresource", ["exec", "attach", "ephemeralcontainers"])
-def test_nobody_enters_a_bots_pod(policy: dict[str, Any], subresource: str) -> None:
+def test_a_pods_voicefleet_labels_and_annotations_change_only_by_the_controller(policy: dict[str, Any]) -> None:
+    marked = {**POD, "metadata": {**POD["metadata"], "annotations": {"voicefleet.io/session": "s1", "other": "x"},
+                                  "labels": {"voicefleet.io/app": "bot"}}}
+    rewritten = {**marked, "metadata": {**marked["metadata"], "annotations": {"voicefleet.io/session": "s2"}}}
+    dropped = {**marked, "metadata": {**marked["metadata"], "labels": {}}}
+    added = {**marked, "metadata": {**marked["metadata"], "annotations": {
+        **marked["metadata"]["annotations"], "voicefleet.io/bot-env": "{}"}}}
+    others = {**marked, "metadata": {**marked["metadata"], "annotations": {"voicefleet.io/session": "s1"}}}
+    for changed in (rewritten, dropped, added):
+        assert "voicefleet.io/ labels and annotations" in str(
+            refusal(policy, Call(SOMEONE, "UPDATE", "", "pods", obj=changed, old=marked)))
+        assert refusal(policy, Call(CONTROLLER, "UPDATE", "", "pods", obj=changed, old=marked)) is None
+    assert refusal(policy, Call(SOMEONE, "UPDATE", "", "pods", obj=others, old=marked)) is None  # not ours
+
+
+@pytest.mark.parametrize(("subresource", "operation"), [
+    ("exec", "CONNECT"), ("attach", "CONNECT"), ("portforward", "CONNECT"), ("proxy", "CONNECT"),
+    ("ephemeralcontainers", "UPDATE")])
+def test_nobody_enters_a_bots_pod(policy: dict[str, Any], subresource: str, operation: str) -> None:
     for user in (SOMEONE, CONTROLLER, DEPLOYER):
-        assert refusal(policy, Call(user, "CREATE", "", "pods", subresource, obj={})) is not None
+        assert refusal(policy, Call(user, operation, "", "pods", subresource, obj=None)) is not None
 
 
 def test_only_the_kubelets_mint_the_bots_tokens(policy: dict[str, Any]) -> None:

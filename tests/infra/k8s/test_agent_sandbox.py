@@ -108,6 +108,9 @@ def test_the_pool_pod_is_the_bots_pod_with_the_dispatchers_identity_and_no_crede
     pod = template["spec"]
     assert pod["serviceAccountName"] == settings.service_account == "voicefleet-bot"
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
+    # No deadline from the pod's start: a warm pod claimed late keeps its whole session (its claim's
+    # shutdownTime is the hard end).
+    assert "activeDeadlineSeconds" not in pod
     assert pod["runtimeClassName"] == "gvisor"
     (container,) = pod["containers"]
     assert "command" not in container and "args" not in container
