@@ -232,7 +232,7 @@ class Settings:
             write_timeout_seconds=float_setting(env, "WRITE_TIMEOUT_SECONDS", cls.write_timeout_seconds, minimum=0.1),
             max_connections=int_setting(env, "MAX_CONNECTIONS", cls.max_connections, minimum=1),
             bot_channel_token=_bot_channel_token(env),
-            transports=_transports(env, machines),
+            transports=allowed_transports(env, machines),
             bot_channel_max_connections=int_setting(env, "BOT_CHANNEL_MAX_CONNECTIONS", cls.bot_channel_max_connections,
                                                     minimum=1),
             bot_channel_max_identity_only=int_setting(env, "BOT_CHANNEL_MAX_IDENTITY_ONLY",
@@ -287,7 +287,7 @@ def _bot_channel_port(env: Mapping[str, str], port: int) -> int | None:
     return channel_port
 
 
-def _transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
+def allowed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
     """`TRANSPORTS` (allowed) and `DEFAULT_TRANSPORT` → the allowed ones, the default first."""
     raw = [t.strip().lower() for t in env.get("TRANSPORTS", "").split(",") if t.strip()]
     allowed = tuple(dict.fromkeys(raw)) or (("webrtc",) if machines == "local" else ("daily",))

@@ -13,6 +13,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import store as store_settings
 from stacks.config.reader import Reader
 
@@ -32,6 +33,9 @@ _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 # Any stable name the operator gives the cluster (an EKS ARN, a GKE `gke_…` or `projects/…` name, an AKS
 # resource id, an eksctl `user@cluster.region.eksctl.io`): printable, no spaces, so a diff shows it plainly.
 _CLUSTER_IDENTIFIER = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._:/@()-]{0,511}$")
+# The deployer's user name goes into the admission policy's CEL as a quoted string: printable ASCII, no
+# space, quote or backslash (an EKS ARN, a GKE e-mail, `system:serviceaccount:ns:name`, a kubeadm `kubernetes-admin`).
+_USER_NAME = re.compile(r"^[!#-&(-\[\]-~]{1,512}$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -82,6 +86,9 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     bot_cpu, bot_memory = cfg.string("k8sBotCpu"), cfg.string("k8sBotMemory")
     dispatcher_cpu = cfg.string("k8sDispatcherCpu")
     _millicores(cfg, "k8sDispatcherCpu", dispatcher_cpu)
+    mode = cfg.string("k8sMode", choices=MODES)
+    controller = _service_account(cfg, "k8sSandboxController")
+    deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
     return KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
@@ -104,7 +111,36 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         dispatcher_host=host,
         tls_secret=tls_secret,
         store_url=store_url,
+        mode=mode,
+        sandbox_controller=controller,
+        deployer=deployer,
     )
+
+
+def _service_account(cfg: Reader, key: str) -> tuple[str, str]:
+    value = cfg.string(key)
+    namespace, _, name = value.partition("/")
+    if not (DNS_LABEL.match(namespace) and DNS_LABEL.match(name)):
+        raise cfg.fail(key, f"must be a ServiceAccount as namespace/name, like agent-sandbox-system/"
+                            f"agent-sandbox-controller (got {value!r})")
+    return namespace, name
+
+
+def _deployer(cfg: Reader, settings: Settings) -> str:
+    """agent-sandbox mode: who the stack is to the API server, and the channel its pool's bots dial."""
+    if settings.secrets.bot_channel_token is None:
+        raise cfg.fail("botChannelToken", "is required with k8sMode agent-sandbox: the pool's bots dial the "
+                                          "dispatcher's channel; pulumi config set --secret botChannelToken "
+                                          "<32+ random characters>")
+    deployer = cfg.string("k8sDeployer")
+    if not deployer:
+        raise cfg.fail("k8sDeployer", "is required with k8sMode agent-sandbox: the user name the API server sees "
+                                      "for k8sKubeconfig (`kubectl auth whoami`), the only one the bots' admission "
+                                      "policy lets write their SandboxTemplate and SandboxWarmPool")
+    if not _USER_NAME.match(deployer):
+        raise cfg.fail("k8sDeployer", f"must be a user name of printable characters with no space, quote or "
+                                      f"backslash, as `kubectl auth whoami` prints it (got {deployer!r})")
+    return deployer
 
 
 def _public_ranges(cfg: Reader, key: str) -> tuple[str, ...]:

@@ -6,6 +6,11 @@ JSON Patch), delete. A bot's hello is checked with a TokenReview (dispatcher/mac
 the one cluster-wide verb: a ClusterRole of `tokenreviews` `create` alone, narrower than
 `system:auth-delegator` (which adds subjectaccessreviews). Nothing else, nowhere else.
 
+In the `agent-sandbox` mode the controller creates the pods, so the Role loses `pods` create, patch and
+delete and gains the claims' verbs (dispatcher/machines/k8s/sandbox.py CLAIM_VERBS): SandboxClaims
+create, get, list, watch, delete; its SandboxWarmPool get, and its `scale` get and patch; pods get,
+list, watch (a hello's pod, read back); Sandboxes get (`agents.x-k8s.io`: a pool bot's owner).
+
 The bots' ServiceAccount has no role at all and its API token is never mounted
 (`automountServiceAccountToken: false`, here and in each pod): it is only the subject of the
 projected identity token each bot pod carries for voicefleet's audience.
@@ -18,9 +23,25 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from dispatcher.machines.k8s.claims import GROUP_VERSION
+from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX, PODS
+
 # (resource, verbs) the pods provider calls, in the bots' namespace.
 POD_VERBS = ("create", "delete", "get", "list", "patch", "watch")
 TOKEN_REVIEW_VERBS = ("create",)
+POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
+# (API group, resource, verbs) per mode, in the bots' namespace.
+RULES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    PODS: (("", "pods", POD_VERBS),),
+    AGENT_SANDBOX: (
+        (POOL_GROUP, "sandboxclaims", ("create", "delete", "get", "list", "watch")),
+        (POOL_GROUP, "sandboxwarmpools", ("get",)),
+        (POOL_GROUP, "sandboxwarmpools/scale", ("get", "patch")),
+        ("", "pods", ("get", "list", "watch")),
+        (SANDBOX_GROUP, "sandboxes", ("get",)),
+    ),
+}
 DISPATCHER_ACCOUNT = "voicefleet-dispatcher"
 BOT_ACCOUNT = "voicefleet-bot"
 
@@ -31,6 +52,7 @@ class AccessArgs:
     dispatcher_namespace: pulumi.Input[str]
     bot_namespace: pulumi.Input[str]
     labels: dict[str, str]
+    mode: str = PODS  # K8S_MODE: which calls the dispatcher makes (RULES)
 
 
 def role_ref(kind: str, name: pulumi.Input[str]) -> k8s.rbac.v1.RoleRefArgsDict:
@@ -54,7 +76,8 @@ class Access(pulumi.ComponentResource):
                                                 "namespace": args.dispatcher_namespace}
         role = k8s.rbac.v1.Role(f"{name}-pods", metadata={
             "name": DISPATCHER_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
-            rules=[{"api_groups": [""], "resources": ["pods"], "verbs": list(POD_VERBS)}], opts=child)
+            rules=[{"api_groups": [group], "resources": [resource], "verbs": list(verbs)}
+                   for group, resource, verbs in RULES[args.mode]], opts=child)
         pods = k8s.rbac.v1.RoleBinding(f"{name}-pods", metadata={
             "name": DISPATCHER_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
             role_ref=role_ref("Role", role.metadata.name),

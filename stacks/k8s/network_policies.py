@@ -57,21 +57,31 @@ def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
     return {"match_labels": {NAME_LABEL: name}}
 
 
+def bot_egress(args: NetworkPoliciesArgs) -> list[dict[str, Any]]:
+    """The bots' egress rules, in the API's own (camelCase) field names: an agent-sandbox template's
+    `networkPolicy` (an untyped custom resource field) carries them as the bots' NetworkPolicy does."""
+    dns_ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    resolvers: list[dict[str, Any]] = [
+        {"namespaceSelector": {"matchLabels": {NAME_LABEL: DNS_NAMESPACE}}, "podSelector": {"matchLabels": labels}}
+        for labels in (DNS_LABELS, NODE_LOCAL_DNS_LABELS)]
+    resolvers += [{"ipBlock": {"cidr": f"{address}/32"}} for address in args.dns_addresses]
+    dispatcher_pods = {"namespaceSelector": {"matchLabels": {NAME_LABEL: args.dispatcher_namespace}},
+                       "podSelector": {"matchLabels": args.dispatcher_selector}}
+    left_out = pulumi.Output.from_input(args.egress_except).apply(
+        lambda extra: [*PRIVATE_RANGES, *(cidr for cidr in extra if cidr not in PRIVATE_RANGES)])
+    return [
+        {"to": resolvers, "ports": dns_ports},
+        {"to": [dispatcher_pods], "ports": [{"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}]},
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": left_out}}]},
+    ]
+
+
 class NetworkPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:NetworkPolicies", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         public_port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
         channel_port = {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}
-        dispatcher_pods = {"namespace_selector": namespace(args.dispatcher_namespace),
-                           "pod_selector": {"match_labels": args.dispatcher_selector}}
-        dns_ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
-        resolvers: list[dict[str, Any]] = [
-            {"namespace_selector": namespace(DNS_NAMESPACE), "pod_selector": {"match_labels": labels}}
-            for labels in (DNS_LABELS, NODE_LOCAL_DNS_LABELS)]
-        resolvers += [{"ip_block": {"cidr": f"{address}/32"}} for address in args.dns_addresses]
-        left_out = pulumi.Output.from_input(args.egress_except).apply(
-            lambda extra: [*PRIVATE_RANGES, *(cidr for cidr in extra if cidr not in PRIVATE_RANGES)])
         bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
             # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
@@ -79,11 +89,7 @@ class NetworkPolicies(pulumi.ComponentResource):
             "pod_selector": {},
             "policy_types": ["Ingress", "Egress"],
             "ingress": [],
-            "egress": [
-                {"to": resolvers, "ports": dns_ports},
-                {"to": [dispatcher_pods], "ports": [channel_port]},
-                {"to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": left_out}}]},
-            ],
+            "egress": bot_egress(args),
         }), opts=child)
         dispatcher = k8s.networking.v1.NetworkPolicy(f"{name}-dispatcher", metadata={
             "name": "voicefleet-dispatcher", "namespace": args.dispatcher_namespace, "labels": args.labels},

@@ -15,23 +15,28 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
 from stacks import contract
 from stacks.config.channel import channel_secrets
 from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
-from stacks.k8s.access import BOT_ACCOUNT, Access, AccessArgs
+from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
+from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
-from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress
+from stacks.k8s.pool_template import pool_pod
 from stacks.k8s.secrets import DispatcherSecret
+from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
 
 
-def k8s_environment(settings: Settings, service_host: pulumi.Input[str], port: int) -> dict[str, pulumi.Input[str]]:
+def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[str, str]:
     """The dispatcher's plain settings: the pods provider's (contract.K8S_ENV), the reserve's, and
-    with the channel the URL bots dial: the dispatcher's Service's channel port, inside the cluster."""
+    with the channel the URL bots dial: the dispatcher's Service's channel port, inside the cluster;
+    in the agent-sandbox mode, the mode and the stack's pool (contract.K8S_SANDBOX_ENV)."""
     cfg = settings.kubernetes
     assert cfg is not None
     return {
@@ -48,8 +53,8 @@ def k8s_environment(settings: Settings, service_host: pulumi.Input[str], port: i
         "K8S_BOT_MEMORY": cfg.bot_memory,
         "K8S_SERVICE_ACCOUNT": BOT_ACCOUNT,
         **({"K8S_RUNTIME_CLASS": cfg.runtime_class} if cfg.runtime_class else {}),
-        **({CHANNEL_URL_VARIABLE: pulumi.Output.concat("ws://", service_host, f":{port}{CHANNEL_PATH}")}
-           if channel_secrets(settings) else {}),
+        **({"K8S_MODE": AGENT_SANDBOX, "K8S_WARM_POOL": DEFAULT_WARM_POOL} if cfg.mode == AGENT_SANDBOX else {}),
+        **({CHANNEL_URL_VARIABLE: f"ws://{service_host}:{port}{CHANNEL_PATH}"} if channel_secrets(settings) else {}),
         **settings.observability.dispatcher_environment(),
     }
 
@@ -57,6 +62,12 @@ def k8s_environment(settings: Settings, service_host: pulumi.Input[str], port: i
 def bot_pods(settings: Settings) -> int:
     """The bots' quota: every session the dispatcher admits, and the reserve's idle bots beside them."""
     return settings.max_concurrent_sessions + settings.reserve.max_idle
+
+
+def pool_replicas(settings: Settings) -> int:
+    """The pool's size at creation: the reserve's floor, at least one, never past its cap (the bots' quota
+    counts `reserveMaxIdle` idle bots); the dispatcher's own afterwards."""
+    return min(max(settings.reserve.min_idle, 1), settings.reserve.max_idle)
 
 
 def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
@@ -102,23 +113,38 @@ class K8sStack(pulumi.ComponentResource):
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect), opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
-                                         bot_namespace=namespaces.bots, labels=labels), opts=child)
+                                         bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode), opts=child)
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher, {
             **stored_secrets(settings, store=True, store_password=False), URL_VARIABLE: cfg.store_url}, labels,
             opts=child)
-        policies = NetworkPolicies(name, NetworkPoliciesArgs(
+        network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses), opts=child)
+            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses)
+        policies = NetworkPolicies(name, network, opts=child)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
+        sandbox: tuple[pulumi.Resource, ...] = ()
+        if cfg.mode == AGENT_SANDBOX:
+            assert cfg.deployer is not None  # stacks/config/k8s.py requires it in this mode
+            pool = WarmPool(name, WarmPoolArgs(
+                name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=pool_pod(environment),
+                egress=bot_egress(network), replicas=pool_replicas(settings), labels=labels), opts=child)
+            BotAdmission(name, AdmissionArgs(
+                prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
+                dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT,
+                controller=cfg.sandbox_controller, deployer=cfg.deployer, labels=labels),
+                # After the template and pool, and deleted before them: it never stands between the deployer
+                # and its own objects in one `up` or `destroy`.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(pool.objects))))
+            sandbox = pool.objects
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
             environment=environment, secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
-            drain=settings.drain, depends_on=(*access.grants, *policies.policies)), opts=child)
+            drain=settings.drain, depends_on=(*access.grants, *policies.policies, *sandbox)), opts=child)
         self.outputs = {
             "cloud": "k8s",
             "dispatcherUrl": dispatcher.url,

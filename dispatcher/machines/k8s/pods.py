@@ -40,12 +40,14 @@ def idle_pod_name(bot_id: str) -> str:
 
 
 def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, str], labels: Mapping[str, str],
-             annotations: Mapping[str, str], deadline_seconds: int) -> dict[str, Any]:
+             annotations: Mapping[str, str], deadline_seconds: int | None) -> dict[str, Any]:
+    """A bot's pod; `deadline_seconds` None: no `activeDeadlineSeconds` (an agent-sandbox template's pod,
+    whose session's hard end is its claim's `shutdownTime`)."""
     restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
                   "seccompProfile": {"type": "RuntimeDefault"}}
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "activeDeadlineSeconds": deadline_seconds,
+        **({"activeDeadlineSeconds": deadline_seconds} if deadline_seconds is not None else {}),
         "terminationGracePeriodSeconds": settings.stop_grace_seconds,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,  # no other Service's address in the bot's environment

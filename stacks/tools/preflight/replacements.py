@@ -1,14 +1,16 @@
 """Kubernetes objects a planned config change would replace, where a replacement takes down what runs.
 
-pulumi-kubernetes replaces, never updates, an object whose `.metadata.name` or `.metadata.namespace`
-changes, and a Deployment whose `.spec.selector` does (`forceNewProperties`, provider/pkg/provider/
-diff.go in pulumi/pulumi-kubernetes: `metadataForceNewProperties` and `deployment`); and the provider
-itself, with every object made through it, when its `clusterIdentifier` changes. Two of those cut
-sessions: a replaced Namespace is deleted with everything in it (the bots' running pods, or the
-dispatcher), and a replaced Deployment is deleted before or beside its successor with every replica
-at once, past the disruption budget (a budget limits evictions, not deletes). `python -m stacks.plan
-<stack> --config KEY=VALUE` compares the change with the stack file's own configuration, as
-preflight/immutable.py does, and refuses those two before `pulumi up` does them.
+pulumi-kubernetes replaces, never updates, an object of any kind (a custom resource's too) whose
+`.metadata.name` or `.metadata.namespace` changes, and a Deployment whose `.spec.selector` does
+(`forceNewProperties`, provider/pkg/provider/diff.go in pulumi/pulumi-kubernetes: `metadataForceNewProperties`
+for every kind, then `deployment`); and the provider itself, with every object made through it, when its
+`clusterIdentifier` changes. Three of those cut sessions or warm bots: a replaced Namespace is deleted
+with everything in it (the bots' running pods, or the dispatcher); a replaced Deployment is deleted
+before or beside its successor with every replica at once, past the disruption budget (a budget limits
+evictions, not deletes); a replaced agent-sandbox SandboxTemplate or SandboxWarmPool takes the pool's
+warm Sandboxes with it. `python -m stacks.plan <stack> --config KEY=VALUE` compares the change with the
+stack file's own configuration, as preflight/immutable.py does, and refuses those before `pulumi up`
+does them.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from stacks.tools.preflight.immutable import changed
 PROVIDER = "pulumi:providers:kubernetes"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
+POOL = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxWarmPool"
 # (type, property path) -> what its replacement takes down.
 REPLACING: dict[tuple[str, str], str] = {
     (NAMESPACE, "metadata.name"): "deletes the namespace with everything in it (its running pods' sessions end)",
     (DEPLOYMENT, "metadata.name"): "deletes every dispatcher replica at once",
     (DEPLOYMENT, "metadata.namespace"): "deletes every dispatcher replica at once",
     (DEPLOYMENT, "spec.selector"): "deletes every dispatcher replica at once",
+    **{(kind, path): "deletes the warm pool's idle bots (claims on it fail until the new one has refilled)"
+       for kind in (TEMPLATE, POOL) for path in ("metadata.name", "metadata.namespace")},
     # Its DiffConfig replaces the provider when a set identifier changes (provider/pkg/provider/provider.go),
     # and the engine then replaces every object made through it; adding or removing one replaces nothing.
     (PROVIDER, "clusterIdentifier"): "replaces every object the stack made in the cluster (k8sClusterIdentifier "

@@ -1,12 +1,18 @@
-"""The dispatcher's RBAC is exactly what the pods provider calls, and nothing cluster-wide but TokenReviews."""
+"""The dispatcher's RBAC is exactly what the pods provider calls (the claims provider's in the agent-sandbox
+mode), and nothing cluster-wide but TokenReviews."""
 
 from __future__ import annotations
 
 import re
 
+import kubernetes_validate
+
 from dispatcher.machines.k8s import api
+from dispatcher.machines.k8s.sandbox import CLAIM_VERBS
 from stacks.tools.mocks import Run, unwrap
+from tests.fakes.k8s import KUBE_VERSION
 from tests.infra.helpers import ROOT
+from tests.infra.k8s.conftest import K8sRunner
 
 PROVIDER = ROOT / "dispatcher" / "machines" / "k8s"
 # A call on the pods path (K8sApi.request): its method, and whether it names one pod (a path follows).
@@ -67,3 +73,31 @@ def test_the_dispatcher_waits_for_its_grants(k8s: Run) -> None:
     deployment = k8s.one("kubernetes:apps/v1:Deployment")
     bindings = {r.urn for r in k8s.registrations if r.type.endswith(("/v1:RoleBinding", "/v1:ClusterRoleBinding"))}
     assert bindings and bindings <= set(deployment.dependencies)
+
+
+def claim_verbs() -> set[tuple[str, str]]:
+    """(resource, verb) pairs the claims provider says its calls need (sandbox.py CLAIM_VERBS, the words a
+    refusal names): "create, get, list, watch and delete sandboxclaims, get sandboxwarmpools, …"."""
+    groups = re.findall(r"((?:[a-z]+(?:, | and ))*[a-z]+) ([a-z/]+)(?:, |$)", CLAIM_VERBS)
+    assert ", ".join(f"{verbs} {resource}" for verbs, resource in groups) == CLAIM_VERBS  # every word read
+    return {(resource, verb) for verbs, resource in groups for verb in re.split(r", | and ", verbs)}
+
+
+def test_the_agent_sandbox_role_grants_exactly_the_claims_verbs_and_no_pod_writes(k8s_stack: K8sRunner) -> None:
+    run = k8s_stack(k8sMode="agent-sandbox", k8sDeployer="ci@example.com")
+    kubernetes_validate.validate(unwrap(run.one("kubernetes:rbac.authorization.k8s.io/v1:Role").inputs),
+                                 KUBE_VERSION, strict=True)
+    granted = rules(run, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert {(resource, verb) for rule in granted for resource in rule["resources"] for verb in rule["verbs"]} == \
+        claim_verbs()
+    groups = {resource: rule["apiGroups"] for rule in granted for resource in rule["resources"]}
+    extensions = ["extensions.agents.x-k8s.io"]
+    assert groups == {"sandboxclaims": extensions, "sandboxwarmpools": extensions, "sandboxwarmpools/scale": extensions,
+                      "pods": [""], "sandboxes": ["agents.x-k8s.io"]}
+    assert not {"create", "patch", "delete"} & {verb for rule in granted if rule["resources"] == ["pods"]
+                                                for verb in rule["verbs"]}
+    # The same Role object as the pods mode's (an update in place when the mode changes), the same one grant.
+    assert run.one("kubernetes:rbac.authorization.k8s.io/v1:Role").urn == \
+        k8s_stack().one("kubernetes:rbac.authorization.k8s.io/v1:Role").urn
+    assert rules(run, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]

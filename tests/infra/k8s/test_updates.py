@@ -49,3 +49,14 @@ def test_a_changed_secret_is_a_new_secret_the_dispatcher_rolls_onto() -> None:
     assert short(changed_names(before, after)) == ["Deployment", "Secret"]
     names = [unwrap(run.one("kubernetes:core/v1:Secret").outputs)["metadata"]["name"] for run in (before, after)]
     assert names[0] != names[1]  # an auto-named Secret is replaced under a new name (stacks/k8s/secrets.py)
+
+
+SANDBOX = {"k8sMode": "agent-sandbox", "k8sDeployer": "ci@example.com"}
+
+
+def test_an_agent_sandbox_stacks_second_up_changes_nothing_and_a_new_bot_image_changes_its_template() -> None:
+    first = up(**SANDBOX)
+    assert changed_names(first, up(**SANDBOX)) == []
+    # A new image: the dispatcher's BOT_IMAGE and the template (the pool, `Recreate`, retires its warm pods).
+    image = "registry.example.com/bot@sha256:" + "c" * 64
+    assert short(changed_names(first, up(**SANDBOX, k8sBotImage=image))) == ["Deployment", "SandboxTemplate"]

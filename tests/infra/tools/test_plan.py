@@ -19,7 +19,7 @@ STACKS = stack_names()
 
 def test_every_example_stack_has_a_snapshot() -> None:
     assert STACKS == ["aws-dev", "aws-prod", "azure-dev", "azure-prod", "gcp-dev", "gcp-prod", "global-aws",
-                      "global-gcp", "k8s-dev"]
+                      "global-gcp", "k8s-dev", "k8s-sandbox-dev"]
     assert sorted(p.stem for p in SNAPSHOTS.glob("*.txt")) == STACKS
 
 
@@ -78,7 +78,8 @@ def test_an_unknown_stack_is_one_line_naming_the_known_ones(capsys: pytest.Captu
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         "python -m stacks.plan: unknown stack(s) aws-staging; known: "
-        "aws-dev, aws-prod, azure-dev, azure-prod, gcp-dev, gcp-prod, global-aws, global-gcp, k8s-dev"]
+        "aws-dev, aws-prod, azure-dev, azure-prod, gcp-dev, gcp-prod, global-aws, global-gcp, k8s-dev, "
+        "k8s-sandbox-dev"]
 
 
 def test_a_bad_stack_value_is_one_line_without_a_traceback(

@@ -45,3 +45,14 @@ def test_a_renamed_cluster_identifier_is_refused_and_a_first_one_passes(k8s_stac
                                        {"k8sClusterIdentifier": "prod-eu-2"})
     assert "pulumi:providers:kubernetes" in found and "from prod-eu-1 to prod-eu-2" in found
     assert "replaces every object the stack made in the cluster" in found
+
+
+def test_in_the_agent_sandbox_mode_a_moved_bots_namespace_names_the_warm_pool_too(k8s_stack: K8sRunner) -> None:
+    mode = {"k8sMode": "agent-sandbox", "k8sDeployer": "ci@example.com"}
+    deployed, changed = k8s_stack(**mode), k8s_stack(**mode, k8sBotNamespace="bots")
+    found = replacements.violations(deployed.registrations, changed.registrations, {"k8sBotNamespace": "bots"})
+    pool = [line for line in found if "SandboxWarmPool" in line]
+    assert pool and "metadata.namespace from voicefleet-bots to bots" in pool[0] and "idle bots" in pool[0]
+    assert any("SandboxTemplate" in line for line in found)
+    assert replacements.violations(deployed.registrations, k8s_stack(**mode, k8sBotMemory="2Gi").registrations,
+                                   {"k8sBotMemory": "2Gi"}) == []  # a new pod template: updated in place

@@ -1,0 +1,153 @@
+"""What no read can prove, refused at admission: who may make, change or enter the bots' pods (agent-sandbox mode).
+
+A pool bot is admitted on its pod's identity and its owners, read back (docs/kubernetes.md, "The warm
+path"); who created or changed an object is not on it. So a ValidatingAdmissionPolicy
+(admissionregistration.k8s.io/v1, GA since Kubernetes 1.30) and its Binding hold the bots' namespace to:
+
+- only agent-sandbox's controller creates, changes or deletes Sandboxes (the garbage collector and the
+  namespace's deletion may change and delete them);
+- only the controller creates pods; a pod's update (by anyone) leaves its `spec`, and its owners unless
+  the controller or the collector changes them;
+- only the deployer (`k8sDeployer`, the user the stack's kubeconfig is) writes SandboxTemplates and
+  SandboxWarmPools, so the stack's own later `up` and `destroy` pass. The pool's size is its `scale`
+  subresource, which no rule matches (a resource rule names subresources one by one) and the
+  expression passes as well: the dispatcher's `PATCH …/scale`, `kubectl scale` and an HPA keep working;
+- only the dispatcher creates SandboxClaims, and only it, the controller or the collector changes
+  their `spec` (their `status` is a subresource);
+- only the kubelets (`system:nodes`) mint tokens for the bots' ServiceAccount;
+- nobody adds an ephemeral container to, execs into, attaches to, port-forwards to or proxies to a pod;
+- a pod's update by anyone but the controller leaves its `voicefleet.io/` labels and annotations as they
+  are (the session's annotation says whose pod it is; a rewrite would at least deny it its bot).
+
+In CEL, `object` is null on a DELETE and `oldObject` on a CREATE; `request.subResource` names the
+subresource. Every name written into an expression is checked first (DNS labels; the deployer's user
+name has no quote or backslash: stacks/config/k8s.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from dispatcher.machines.k8s.claims import GROUP_VERSION
+from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
+from stacks.k8s.namespaces import NAME_LABEL
+
+POOL_GROUP = GROUP_VERSION.split("/", 1)[0]
+# Who deletes or un-owns what a deleted owner leaves, and empties a deleted namespace.
+COLLECTORS = ("system:serviceaccount:kube-system:generic-garbage-collector",
+              "system:serviceaccount:kube-system:namespace-controller", "system:kube-controller-manager")
+NODES = "system:nodes"
+ENTRIES = ("ephemeralcontainers", "exec", "attach", "portforward", "proxy")  # a way into a pod, each refused
+MARK = "voicefleet.io/"  # the prefix of voicefleet's labels and annotations
+
+
+@dataclass(frozen=True)
+class AdmissionArgs:
+    prefix: str  # the policy is cluster-scoped: the stack's prefix lets two stacks share a cluster
+    bot_namespace: str
+    dispatcher: tuple[str, str]  # its ServiceAccount: namespace, name
+    bot_account: str  # the bots' ServiceAccount, in bot_namespace
+    controller: tuple[str, str]  # agent-sandbox's controller's ServiceAccount: namespace, name
+    deployer: str  # the user name the API server sees for the stack's kubeconfig
+    labels: dict[str, str]
+
+
+def account(namespace: str, name: str) -> str:
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
+def quoted(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
+def rule(groups: list[str], operations: list[str], resources: list[str], versions: str = "*") -> dict[str, Any]:
+    return {"api_groups": groups, "api_versions": [versions], "operations": operations, "resources": resources}
+
+
+def same_marks(kind: str) -> str:
+    """CEL: an update leaves the object's `voicefleet.io/` `kind` (labels or annotations) as they were."""
+    new = f"(has(object.metadata.{kind}) ? object.metadata.{kind} : {{}})"
+    old = f"(has(oldObject.metadata.{kind}) ? oldObject.metadata.{kind} : {{}})"
+    return (f"{new}.filter(k, k.startsWith('{MARK}')).all(k, k in {old} && {old}[k] == {new}[k]) && "
+            f"{old}.filter(k, k.startsWith('{MARK}')).all(k, k in {new})")
+
+
+def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
+    writes = ["CREATE", "UPDATE", "DELETE"]
+    return {
+        "failure_policy": "Fail",
+        "match_constraints": {
+            "namespace_selector": {"match_labels": {NAME_LABEL: args.bot_namespace}},
+            "resource_rules": [
+                rule([""], ["CREATE", "UPDATE"], ["pods"], "v1"),
+                rule([""], ["*"], [f"pods/{entry}" for entry in ENTRIES], "v1"),
+                rule([SANDBOX_GROUP], writes, ["sandboxes"]),
+                rule([POOL_GROUP], writes, ["sandboxtemplates", "sandboxwarmpools"]),
+                rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxclaims"]),
+                rule([""], ["CREATE"], ["serviceaccounts/token"], "v1"),
+            ],
+        },
+        "variables": [
+            {"name": "user", "expression": "request.userInfo.username"},
+            {"name": "controller", "expression": f"variables.user == '{account(*args.controller)}'"},
+            {"name": "collector", "expression": f"variables.user in {quoted(COLLECTORS)}"},
+            {"name": "marks", "expression": " && ".join(same_marks(kind) for kind in ("labels", "annotations"))},
+            {"name": "owners", "expression": (
+                "request.operation != 'UPDATE' || "
+                "(has(object.metadata.ownerReferences) ? object.metadata.ownerReferences : []) == "
+                "(has(oldObject.metadata.ownerReferences) ? oldObject.metadata.ownerReferences : [])")},
+        ],
+        "validations": [
+            {"expression": f"!(request.subResource in {quoted(ENTRIES)})",
+             "message": "nobody adds ephemeral containers to, execs into, attaches to, port-forwards or proxies to "
+                        "the bots' pods"},
+            {"expression": (
+                "request.resource.resource != 'pods' || request.subResource != '' || "
+                "(request.operation == 'CREATE' ? variables.controller : "
+                "object.spec == oldObject.spec && (variables.owners || variables.controller || variables.collector) && "
+                "(variables.marks || variables.controller))"),
+             "message": "only agent-sandbox's controller creates the bots' pods, and nobody changes their spec, "
+                        "owners or voicefleet.io/ labels and annotations"},
+            {"expression": ("request.resource.resource != 'sandboxes' || variables.controller || "
+                            "(request.operation != 'CREATE' && variables.collector)"),
+             "message": "only agent-sandbox's controller creates, changes or deletes Sandboxes"},
+            {"expression": (
+                "!(request.resource.resource in ['sandboxtemplates', 'sandboxwarmpools']) || "
+                f"request.subResource != '' || variables.user == '{args.deployer}' || "
+                "(request.operation != 'CREATE' && (variables.controller || variables.collector))"),
+             "message": "only voicefleet's deployer writes the bots' SandboxTemplates and SandboxWarmPools",
+             # Names the user the API server saw: a k8sDeployer that is not the kubeconfig's user shows at once.
+             "message_expression": (
+                 f"\"only voicefleet's deployer ({args.deployer}, the stack's k8sDeployer) writes the bots' "
+                 "SandboxTemplates and SandboxWarmPools; this request came from \" + request.userInfo.username")},
+            {"expression": (
+                f"request.resource.resource != 'sandboxclaims' || variables.user == '{account(*args.dispatcher)}' || "
+                "(request.operation == 'UPDATE' && "
+                "(object.spec == oldObject.spec || variables.controller || variables.collector))"),
+             "message": "only the dispatcher creates SandboxClaims, and only it, the controller or the collector "
+                        "changes their spec"},
+            {"expression": (
+                "!(request.resource.resource == 'serviceaccounts' && request.subResource == 'token' && "
+                f"request.name == '{args.bot_account}') || '{NODES}' in request.userInfo.groups"),
+             "message": "only the kubelets mint tokens for the bots' ServiceAccount"},
+        ],
+    }
+
+
+class BotAdmission(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AdmissionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:BotAdmission", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        policy_name = f"{args.prefix}-bots-made-by-the-controller"
+        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+            f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},
+            spec=cast(k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict, policy_spec(args)),
+            opts=child)
+        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+            f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},
+            spec={"policy_name": policy.metadata.name, "validation_actions": ["Deny"]}, opts=child)
+        self.register_outputs({})

@@ -1,0 +1,56 @@
+"""The agent-sandbox pool's bot pod: the pod the `pods` mode creates, as a SandboxTemplate's `podTemplate`.
+
+Built by the dispatcher's own `pod_body` (dispatcher/machines/k8s/pods.py) from the dispatcher's own
+settings, read from the environment the stack gives it (`K8sSettings.from_env`), so the two cannot drift:
+Pod Security `restricted`, no API token mounted, the projected token of the dispatcher's audience
+(BOT_IDENTITY_AUDIENCE, else BOT_CHANNEL_URL), K8S_BOT_CPU and K8S_BOT_MEMORY, the runtime class, the
+bots' ServiceAccount, `restartPolicy: Never`. What a pool bot needs beyond it (docs/kubernetes.md, "The
+warm path"): the channel's URL as a literal value (dispatcher/machines/k8s/pool_pod.py refuses any other),
+`BOT_IDENTITY=k8s` and no credential, the first transport, and the downward API file of the session's
+values (the claim's `voicefleet.io/bot-env` annotation) named by `BOT_ENV_FILE`, read by a bot whose claim
+went cold. The label `voicefleet.io/app: bot` is the template's: the claim may set no pod label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.config import ENV_TRANSPORT
+from bot.launch_file import ENV_FILE_VARIABLE
+from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
+from dispatcher.machines.k8s.claims import NOTE_BOT_ENV
+from dispatcher.machines.k8s.pods import CONTAINER, pod_body
+from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.settings import allowed_transports
+
+ENV_VOLUME, ENV_DIR, ENV_FILE = "voicefleet-bot-env", "/etc/voicefleet", "bot-env"
+# Where the kubelet points a dispatcher pod at the API server (it sets KUBERNETES_SERVICE_HOST in every
+# container): the settings need an address, the pod's body never reads it.
+IN_CLUSTER = {"KUBERNETES_SERVICE_HOST": "kubernetes.default.svc", "KUBERNETES_SERVICE_PORT": "443"}
+
+
+def dispatcher_settings(environment: Mapping[str, str]) -> K8sSettings:
+    """The dispatcher's `MACHINES=k8s` settings, as its pods read them from the stack's environment."""
+    return K8sSettings.from_env({**IN_CLUSTER, **environment})
+
+
+def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
+    """The SandboxTemplate's `podTemplate` (metadata and spec) for the dispatcher whose env is `environment`."""
+    settings = dispatcher_settings(environment)
+    transport = allowed_transports(environment, "k8s")[0]  # the default: the one idle bots serve
+    channel = environment[CHANNEL_URL_VARIABLE]
+    env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
+           ENV_TRANSPORT: transport, ENV_FILE_VARIABLE: f"{ENV_DIR}/{ENV_FILE}"}
+    # No deadline: it counts from the pod's start, and a warm pod waits in the pool as long as it takes
+    # (nothing retires it at RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
+    # claimed late. The claim's shutdownTime (the session cap plus a minute) is the session's hard end.
+    body = pod_body(settings, "template", image=settings.image, env=env, labels={}, annotations={},
+                    deadline_seconds=None)
+    spec = body["spec"]
+    spec["volumes"].append({"name": ENV_VOLUME, "downwardAPI": {"items": [
+        {"path": ENV_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{NOTE_BOT_ENV}']"}}]}})
+    (container,) = spec["containers"]
+    assert container["name"] == CONTAINER
+    container["volumeMounts"].append({"name": ENV_VOLUME, "mountPath": ENV_DIR, "readOnly": True})
+    return {"metadata": {"labels": body["metadata"]["labels"]}, "spec": spec}

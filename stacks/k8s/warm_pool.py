@@ -1,0 +1,62 @@
+"""The agent-sandbox mode's SandboxTemplate and the SandboxWarmPool on it, in the bots' namespace.
+
+Both `extensions.agents.x-k8s.io/v1beta1` (agent-sandbox v0.5's storage version; the CRDs' schemas:
+tests/fakes/agent_sandbox_crds/), both named as the dispatcher's K8S_WARM_POOL. The template's pod is
+the `pods` mode's bot pod (stacks/k8s/pool_template.py) and its `networkPolicy` the bots' own egress
+(stacks/k8s/network_policies.py `bot_egress`): given rules replace the controller's default, which
+blocks the cluster's DNS and every private range, the dispatcher's pods among them; an empty `ingress`
+takes none. The pool's `updateStrategy` is `Recreate`, so a new image retires the warm Sandboxes of the
+old template at once (the default, `OnReplenish`, keeps them until claimed; the dispatcher refuses to
+start on a pool that is not `Recreate`). Its `spec.replicas` is the dispatcher's, through the `scale`
+subresource: the stack sets it once, at creation, and ignores it afterwards.
+
+agent-sandbox itself (its CRDs and controller, cluster-wide) is the platform's and not the stack's:
+docs/kubernetes.md, "The agent-sandbox mode".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from dispatcher.machines.k8s.claims import GROUP_VERSION
+
+REPLICAS_PATH = "spec.replicas"  # the dispatcher's (PATCH …/scale), never the stack's after creation
+
+
+@dataclass(frozen=True)
+class WarmPoolArgs:
+    name: str  # K8S_WARM_POOL, the template's name too
+    namespace: pulumi.Input[str]
+    pod_template: dict[str, Any]  # stacks/k8s/pool_template.py pool_pod
+    egress: list[dict[str, Any]]  # stacks/k8s/network_policies.py bot_egress
+    replicas: int  # at creation only
+    labels: Mapping[str, str]
+
+
+def template_spec(pod_template: dict[str, Any], egress: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"podTemplate": pod_template, "networkPolicy": {"ingress": [], "egress": egress}}
+
+
+def pool_spec(name: str, replicas: int) -> dict[str, Any]:
+    return {"replicas": replicas, "sandboxTemplateRef": {"name": name}, "updateStrategy": {"type": "Recreate"}}
+
+
+class WarmPool(pulumi.ComponentResource):
+    def __init__(self, name: str, args: WarmPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:WarmPool", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        metadata = {"name": args.name, "namespace": args.namespace, "labels": dict(args.labels)}
+        template = k8s.apiextensions.CustomResource(
+            f"{name}-template", api_version=GROUP_VERSION, kind="SandboxTemplate", metadata=metadata,
+            spec=template_spec(args.pod_template, args.egress), opts=child)
+        pool = k8s.apiextensions.CustomResource(
+            f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool", metadata=metadata,
+            spec=pool_spec(args.name, args.replicas),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[template], ignore_changes=[REPLICAS_PATH]))
+        self.objects: tuple[pulumi.Resource, ...] = (template, pool)
+        self.register_outputs({})

@@ -1,0 +1,193 @@
+"""The agent-sandbox mode's ValidatingAdmissionPolicy, as the stack sends it, evaluated on the requests a
+cluster will put to it: its CEL by cel-python (a CEL implementation of the spec the API server's cel-go
+follows), its match by the rules' own semantics (a resource rule names a subresource only as
+`resource/subresource`; operations and groups listed, `*` for any). The stack's own later `up` and
+`destroy`, the dispatcher's claims and `PATCH …/scale`, the controller's and the collector's writes pass;
+everyone else's writes to what the pool bots' trust rests on are refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import celpy
+import pytest
+
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.k8s.conftest import K8sRunner
+
+DEPLOYER = "ci-deployer@example-project.iam.gserviceaccount.com"
+CONTROLLER = "system:serviceaccount:agent-sandbox-system:agent-sandbox-controller"
+DISPATCHER = "system:serviceaccount:voicefleet:voicefleet-dispatcher"
+COLLECTOR = "system:serviceaccount:kube-system:generic-garbage-collector"
+NAMESPACES = "system:serviceaccount:kube-system:namespace-controller"
+KUBELET = "system:node:node-1"
+SOMEONE = "alice@example.com"  # a person with `edit` in the bots' namespace
+POOL_GROUP, SANDBOX_GROUP = "extensions.agents.x-k8s.io", "agents.x-k8s.io"
+POD = {"metadata": {"name": "p", "ownerReferences": [{"kind": "Sandbox", "name": "p", "uid": "u1"}]},
+       "spec": {"containers": [{"name": "bot", "image": "bot@sha256:" + "b" * 64}]}}
+
+
+@dataclass(frozen=True)
+class Call:
+    user: str
+    operation: str
+    group: str
+    resource: str
+    subresource: str = ""
+    name: str = "x"
+    obj: dict[str, Any] | None = field(default_factory=dict)
+    old: dict[str, Any] | None = None
+    groups: tuple[str, ...] = ("system:authenticated",)
+    namespace: str = "voicefleet-bots"
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tests.infra import program_cache
+    from tests.infra.conftest import K8S_STACK_SECRETS, config_for
+
+    config = config_for("k8s", {"k8sMode": "agent-sandbox", "k8sDeployer": DEPLOYER}, K8S_STACK_SECRETS)
+    run: Run = program_cache.run(config, list(K8S_STACK_SECRETS), stack="k8s-test", generation=1, previous=None)
+    return unwrap(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs)["spec"]
+
+
+def matches(spec: dict[str, Any], call: Call) -> bool:
+    labels = spec["matchConstraints"]["namespaceSelector"]["matchLabels"]
+    if labels != {"kubernetes.io/metadata.name": call.namespace}:
+        return False
+    resource = f"{call.resource}/{call.subresource}" if call.subresource else call.resource
+    return any(call.group in rule["apiGroups"] and resource in rule["resources"]
+               and (call.operation in rule["operations"] or "*" in rule["operations"])
+               for rule in spec["matchConstraints"]["resourceRules"])
+
+
+def evaluate(expression: str, activation: dict[str, Any]) -> Any:
+    env = celpy.Environment()
+    try:
+        return env.program(env.compile(expression)).evaluate(activation)
+    except celpy.CELEvalError as error:  # as the API server: an error is no `true` (failurePolicy Fail)
+        return error
+
+
+def refusal(spec: dict[str, Any], call: Call) -> str | None:
+    """The policy's message for the call, or None when it is let through (unmatched, or every rule true)."""
+    if not matches(spec, call):
+        return None
+    request = {"operation": call.operation, "subResource": call.subresource, "name": call.name,
+               "namespace": call.namespace, "resource": {"group": call.group, "resource": call.resource},
+               "userInfo": {"username": call.user, "groups": list(call.groups)}}
+    base = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(call.obj),
+            "oldObject": celpy.json_to_cel(call.old)}
+    variables = celpy.celtypes.MapType()
+    for variable in spec["variables"]:  # in order: each may read the ones before it
+        variables[celpy.celtypes.StringType(variable["name"])] = evaluate(variable["expression"],
+                                                                           {**base, "variables": variables})
+    for validation in spec["validations"]:
+        result = evaluate(validation["expression"], {**base, "variables": variables})
+        if not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+            return str(validation["message"])
+    return None
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE", "DELETE"])
+@pytest.mark.parametrize("resource", ["sandboxtemplates", "sandboxwarmpools"])
+def test_the_stacks_own_up_and_destroy_write_the_template_and_the_pool(
+        policy: dict[str, Any], operation: str, resource: str) -> None:
+    old = None if operation == "CREATE" else {"spec": {}}
+    assert refusal(policy, Call(DEPLOYER, operation, POOL_GROUP, resource, old=old,
+                                obj=None if operation == "DELETE" else {"spec": {}})) is None
+    refused = refusal(policy, Call(SOMEONE, operation, POOL_GROUP, resource, old=old, obj={"spec": {}}))
+    assert refused == "only voicefleet's deployer writes the bots' SandboxTemplates and SandboxWarmPools"
+
+
+@pytest.mark.parametrize("user", [DISPATCHER, SOMEONE])
+def test_the_pools_scale_is_anyones_with_the_verb(policy: dict[str, Any], user: str) -> None:
+    """The dispatcher's PATCH …/scale (an update of the subresource), `kubectl scale`, an HPA."""
+    call = Call(user, "UPDATE", POOL_GROUP, "sandboxwarmpools", "scale", obj={"spec": {"replicas": 3}},
+                old={"spec": {"replicas": 1}})
+    assert refusal(policy, call) is None
+    # …and were a rule ever to match it, the expression lets a subresource through too.
+    assert refusal({**policy, "matchConstraints": {**policy["matchConstraints"], "resourceRules": [
+        {"apiGroups": [POOL_GROUP], "apiVersions": ["*"], "operations": ["*"],
+         "resources": ["sandboxwarmpools/scale"]}]}}, call) is None
+
+
+def test_the_dispatcher_creates_and_deletes_claims_and_nobody_else_creates_one(policy: dict[str, Any]) -> None:
+    assert refusal(policy, Call(DISPATCHER, "CREATE", POOL_GROUP, "sandboxclaims", obj={"spec": {}})) is None
+    assert refusal(policy, Call(DISPATCHER, "DELETE", POOL_GROUP, "sandboxclaims", obj=None)) is None
+    assert "only the dispatcher creates SandboxClaims" in str(
+        refusal(policy, Call(SOMEONE, "CREATE", POOL_GROUP, "sandboxclaims", obj={"spec": {}})))
+    edited = Call(SOMEONE, "UPDATE", POOL_GROUP, "sandboxclaims", obj={"spec": {"env": [{"name": "A"}]}},
+                  old={"spec": {}})
+    assert "only the dispatcher creates SandboxClaims" in str(refusal(policy, edited))
+    labelled = Call(SOMEONE, "UPDATE", POOL_GROUP, "sandboxclaims", obj={"spec": {}, "metadata": {"labels": {}}},
+                    old={"spec": {}})
+    assert refusal(policy, labelled) is None  # its spec as it was
+    assert refusal(policy, Call(CONTROLLER, "UPDATE", POOL_GROUP, "sandboxclaims", obj={"spec": {"a": 1}},
+                                old={"spec": {}})) is None
+
+
+def test_only_the_controller_makes_sandboxes_and_pods(policy: dict[str, Any]) -> None:
+    for resource, group in (("sandboxes", SANDBOX_GROUP), ("pods", "")):
+        assert refusal(policy, Call(CONTROLLER, "CREATE", group, resource, obj=POD)) is None
+        for user in (SOMEONE, DISPATCHER, DEPLOYER):
+            assert refusal(policy, Call(user, "CREATE", group, resource, obj=POD)) is not None, (user, resource)
+    assert refusal(policy, Call(NAMESPACES, "DELETE", SANDBOX_GROUP, "sandboxes", obj=None, old={})) is None
+    assert refusal(policy, Call(COLLECTOR, "DELETE", SANDBOX_GROUP, "sandboxes", obj=None, old={})) is None
+    assert refusal(policy, Call(SOMEONE, "DELETE", SANDBOX_GROUP, "sandboxes", obj=None, old={})) is not None
+
+
+def test_a_pods_spec_never_changes_and_its_owners_only_by_the_controller_or_the_collector(
+        policy: dict[str, Any]) -> None:
+    relabelled = {**POD, "metadata": {**POD["metadata"], "labels": {"agents.x-k8s.io/claim-uid": "c"}}}
+    assert refusal(policy, Call(SOMEONE, "UPDATE", "", "pods", obj=relabelled, old=POD)) is None
+    respecced = {**POD, "spec": {"containers": [{"name": "bot", "image": "evil"}]}}
+    for user in (SOMEONE, CONTROLLER):
+        assert "nobody changes their spec" in str(refusal(policy, Call(user, "UPDATE", "", "pods", obj=respecced,
+                                                                       old=POD)))
+    reowned = {**POD, "metadata": {**POD["metadata"], "ownerReferences": [{"kind": "Sandbox", "uid": "u2"}]}}
+    assert refusal(policy, Call(SOMEONE, "UPDATE", "", "pods", obj=reowned, old=POD)) is not None
+    assert refusal(policy, Call(COLLECTOR, "UPDATE", "", "pods", obj=reowned, old=POD)) is None
+
+
+def test_a_pods_voicefleet_labels_and_annotations_change_only_by_the_controller(policy: dict[str, Any]) -> None:
+    marked = {**POD, "metadata": {**POD["metadata"], "annotations": {"voicefleet.io/session": "s1", "other": "x"},
+                                  "labels": {"voicefleet.io/app": "bot"}}}
+    rewritten = {**marked, "metadata": {**marked["metadata"], "annotations": {"voicefleet.io/session": "s2"}}}
+    dropped = {**marked, "metadata": {**marked["metadata"], "labels": {}}}
+    added = {**marked, "metadata": {**marked["metadata"], "annotations": {
+        **marked["metadata"]["annotations"], "voicefleet.io/bot-env": "{}"}}}
+    others = {**marked, "metadata": {**marked["metadata"], "annotations": {"voicefleet.io/session": "s1"}}}
+    for changed in (rewritten, dropped, added):
+        assert "voicefleet.io/ labels and annotations" in str(
+            refusal(policy, Call(SOMEONE, "UPDATE", "", "pods", obj=changed, old=marked)))
+        assert refusal(policy, Call(CONTROLLER, "UPDATE", "", "pods", obj=changed, old=marked)) is None
+    assert refusal(policy, Call(SOMEONE, "UPDATE", "", "pods", obj=others, old=marked)) is None  # not ours
+
+
+@pytest.mark.parametrize(("subresource", "operation"), [
+    ("exec", "CONNECT"), ("attach", "CONNECT"), ("portforward", "CONNECT"), ("proxy", "CONNECT"),
+    ("ephemeralcontainers", "UPDATE")])
+def test_nobody_enters_a_bots_pod(policy: dict[str, Any], subresource: str, operation: str) -> None:
+    for user in (SOMEONE, CONTROLLER, DEPLOYER):
+        assert refusal(policy, Call(user, operation, "", "pods", subresource, obj=None)) is not None
+
+
+def test_only_the_kubelets_mint_the_bots_tokens(policy: dict[str, Any]) -> None:
+    minted = Call(KUBELET, "CREATE", "", "serviceaccounts", "token", name="voicefleet-bot", groups=("system:nodes",))
+    assert refusal(policy, minted) is None
+    assert refusal(policy, Call(SOMEONE, "CREATE", "", "serviceaccounts", "token", name="voicefleet-bot")) == \
+        "only the kubelets mint tokens for the bots' ServiceAccount"
+    assert refusal(policy, Call(SOMEONE, "CREATE", "", "serviceaccounts", "token", name="other")) is None
+
+
+def test_other_namespaces_are_not_the_policys(policy: dict[str, Any]) -> None:
+    assert refusal(policy, Call(SOMEONE, "CREATE", "", "pods", obj=POD, namespace="default")) is None
+
+
+def test_a_deployer_who_is_not_the_kubeconfigs_user_is_refused_the_next_up(k8s_stack: K8sRunner) -> None:
+    run = k8s_stack(k8sMode="agent-sandbox", k8sDeployer="someone-else")
+    spec = unwrap(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs)["spec"]
+    assert refusal(spec, Call(DEPLOYER, "UPDATE", POOL_GROUP, "sandboxtemplates", obj={"spec": {}},
+                              old={"spec": {}})) is not None
