@@ -19,9 +19,8 @@ path"); who created or changed an object is not on it. So a ValidatingAdmissionP
 - a pod's update by anyone but the controller leaves its `voicefleet.io/` labels and annotations as they
   are (the session's annotation says whose pod it is; a rewrite would at least deny it its bot).
 
-In CEL, `object` is null on a DELETE and `oldObject` on a CREATE; `request.subResource` names the
-subresource. Every name written into an expression is checked first (DNS labels; the deployer's user
-name has no quote or backslash: stacks/config/k8s.py).
+In CEL, `object` is null on a DELETE and `oldObject` on a CREATE. Every name written into an expression
+is checked first (DNS labels; the deployer's user name has no quote or backslash: stacks/config/k8s.py).
 """
 
 from __future__ import annotations

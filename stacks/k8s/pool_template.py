@@ -6,9 +6,9 @@ Pod Security `restricted`, no API token mounted, the projected token of the disp
 (BOT_IDENTITY_AUDIENCE, else BOT_CHANNEL_URL), K8S_BOT_CPU and K8S_BOT_MEMORY, the runtime class, the
 bots' ServiceAccount, `restartPolicy: Never`. What a pool bot needs beyond it (docs/kubernetes.md, "The
 warm path"): the channel's URL as a literal value (dispatcher/machines/k8s/pool_pod.py refuses any other),
-`BOT_IDENTITY=k8s` and no credential, the first transport, and the downward API file of the session's
-values (the claim's `voicefleet.io/bot-env` annotation) named by `BOT_ENV_FILE`, read by a bot whose claim
-went cold. The label `voicefleet.io/app: bot` is the template's: the claim may set no pod label.
+`BOT_IDENTITY=k8s` and no credential, and the first transport; nothing of a session's (a bot, warm or
+cold, takes its session over the channel once its pod's identity is checked). The label
+`voicefleet.io/app: bot` is the template's: the claim may set no pod label.
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.config import ENV_TRANSPORT
-from bot.launch_file import ENV_FILE_VARIABLE
 from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
-from dispatcher.machines.k8s.claims import NOTE_BOT_ENV
-from dispatcher.machines.k8s.pods import CONTAINER, pod_body
+from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.settings import allowed_transports
 
-ENV_VOLUME, ENV_DIR, ENV_FILE = "voicefleet-bot-env", "/etc/voicefleet", "bot-env"
 # Where the kubelet points a dispatcher pod at the API server (it sets KUBERNETES_SERVICE_HOST in every
 # container): the settings need an address, the pod's body never reads it.
 IN_CLUSTER = {"KUBERNETES_SERVICE_HOST": "kubernetes.default.svc", "KUBERNETES_SERVICE_PORT": "443"}
@@ -41,16 +38,10 @@ def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
     transport = allowed_transports(environment, "k8s")[0]  # the default: the one idle bots serve
     channel = environment[CHANNEL_URL_VARIABLE]
     env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
-           ENV_TRANSPORT: transport, ENV_FILE_VARIABLE: f"{ENV_DIR}/{ENV_FILE}"}
+           ENV_TRANSPORT: transport}
     # No deadline: it counts from the pod's start, and a warm pod waits in the pool as long as it takes
     # (nothing retires it at RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
     # claimed late. The claim's shutdownTime (the session cap plus a minute) is the session's hard end.
     body = pod_body(settings, "template", image=settings.image, env=env, labels={}, annotations={},
                     deadline_seconds=None)
-    spec = body["spec"]
-    spec["volumes"].append({"name": ENV_VOLUME, "downwardAPI": {"items": [
-        {"path": ENV_FILE, "fieldRef": {"fieldPath": f"metadata.annotations['{NOTE_BOT_ENV}']"}}]}})
-    (container,) = spec["containers"]
-    assert container["name"] == CONTAINER
-    container["volumeMounts"].append({"name": ENV_VOLUME, "mountPath": ENV_DIR, "readOnly": True})
-    return {"metadata": {"labels": body["metadata"]["labels"]}, "spec": spec}
+    return {"metadata": {"labels": body["metadata"]["labels"]}, "spec": body["spec"]}

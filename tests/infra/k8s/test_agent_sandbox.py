@@ -11,7 +11,6 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from dispatcher.machines.k8s.claims import NOTE_BOT_ENV
 from dispatcher.machines.k8s.pool_pod import pool_pod_problem
 from dispatcher.machines.k8s.settings import DEFAULT_WARM_POOL, K8sSettings
 from stacks import contract
@@ -122,11 +121,8 @@ def test_the_pool_pod_is_the_bots_pod_with_the_dispatchers_identity_and_no_crede
     assert token["serviceAccountToken"]["audience"] == settings.token_audience == dispatcher_env(run)["BOT_CHANNEL_URL"]
     env = {entry["name"]: entry["value"] for entry in container["env"]}
     assert env["BOT_IDENTITY"] == "k8s" and env["BOT_TRANSPORT"] == "daily" and "BOT_CHANNEL_TOKEN" not in env
-    # A claim that goes cold: the session's values are the claim's annotation, as a file BOT_ENV_FILE names.
-    (item,) = volumes["voicefleet-bot-env"]["downwardAPI"]["items"]
-    assert item["fieldRef"]["fieldPath"] == f"metadata.annotations['{NOTE_BOT_ENV}']"
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    assert env["BOT_ENV_FILE"] == f"{mounts['voicefleet-bot-env']}/{item['path']}"
+    # Nothing of a session's: a bot, warm or cold, takes its session over the channel.
+    assert "BOT_ENV_FILE" not in env and not [v for v in pod["volumes"] if "downwardAPI" in v]
 
 
 def test_the_templates_network_policy_is_the_bots_egress_and_no_ingress(sandbox: Run) -> None:

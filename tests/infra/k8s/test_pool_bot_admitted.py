@@ -44,7 +44,7 @@ async def warm_pod(fake: FakeAgentSandbox, env: dict[str, str]) -> str:
 def gate(claims: SandboxClaims) -> PrecheckedPool:
     """What an identity-only hello meets at the channel (SandboxClaims.watch_channels)."""
     return PrecheckedPool(claims.pool_identity, audience=claims.settings.token_audience,
-                          username=claims.identity.username)
+                          username=claims.pod_tokens.username)
 
 
 async def test_the_stacks_pool_pod_is_admitted_idle(claims: SandboxClaims,
