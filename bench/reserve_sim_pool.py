@@ -113,6 +113,7 @@ class PoolLog:
     passes: list[tuple[float, int, int, int, int]] = field(default_factory=list)
     # each claim's last pass: (start, now, warm|booting|cold, the Sandbox adopted or -1)
     claims: list[tuple[int, float, str, int]] = field(default_factory=list)
+    deletes: list[tuple[float, bool]] = field(default_factory=list)  # (now, whether the Sandbox was Ready)
 
 
 class PoolSimulation(Simulation):
@@ -210,6 +211,7 @@ class PoolSimulation(Simulation):
         return min(start, max(ADDRESS_SECONDS, start - ON_A_NODE_SECONDS))
 
     def delete(self, now: float, machine: PoolSandbox) -> None:
+        self.log.deletes.append((now, machine.machine_id in self.ready_ids))
         del self.pool[machine.machine_id]
         if machine.machine_id in self.warming_ids:
             del self.warming_ids[machine.machine_id]

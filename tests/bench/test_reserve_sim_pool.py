@@ -153,6 +153,7 @@ def test_the_deploy_replaces_every_unclaimed_sandbox() -> None:
     simulation = simulate(Recorded, per_minute=1e-6, settings=ReserveSettings(min_idle=3, max_idle=3))
     assert simulation.result.arrivals == 0
     assert simulation.result.retired == 3 and simulation.result.launches == 6
+    assert [ready for _, ready in simulation.log.deletes] == [True] * 3  # the three Ready ones, at the deploy
     assert {m.image for m in simulation.pool.values()} == {simulation.image}
 
 
