@@ -13,11 +13,12 @@ forecast's history, the lease hand-over at 10:00, the deploy at noon, the sessio
   learns the pool's pod start (the dispatcher does not see the platform's creates): its lead time
   stays the prior, `RESERVE_COLD_START_SECONDS`. The next lease holder's window starts empty
   (`PoolSizing` forgets its targets while another replica sizes the pool).
-- **the pool controller** (kubernetes-sigs/agent-sandbox at 2fd412d5,
+- **the pool controller** (kubernetes-sigs/agent-sandbox at v0.5.6-12-g2fd412d5,
   extensions/controllers/sandboxwarmpool_controller.go `reconcilePool`), reconciling on every
   change: it creates Sandboxes while its members plus the deleted ones its cache still sees are
-  below `spec.replicas` (no `ReplenishDelay`, no `MaxRefillRate`: their defaults, so an adoption
-  is replaced at once), at most `MaxBatchSize` (300) a pass; past `spec.replicas` it deletes the
+  below `spec.replicas` (no `ReplenishDelay`, no `MaxRefillRate`: their defaults in
+  cmd/agent-sandbox-controller/main.go, so an adoption is replaced at once), at most
+  `MaxBatchSize` (300) a pass; past `spec.replicas` it deletes the
   excess, not-ready ones first, then the newest, and not while a delete of its own is unseen (its
   expectations gate). A new image is its `updateStrategy: Recreate` (the one the dispatcher
   requires): every unclaimed Sandbox of the old template is deleted and replaced.
@@ -33,6 +34,9 @@ is its row's pods-mode start (bench/reserve_sim_providers.py, `k8s` or `k8s-node
 reused, not copied); a claim's adoption is the field's measured p50 92 ms, p99 376 ms at 45 claims/s.
 A pool Sandbox counts as Ready when its bot is up (the template's readiness probe: an assumption;
 without one the controller could hand out a pod whose bot still imports, 1.3-2.9 s more).
+Not modelled: a pool's refill ceiling (~70-85 Sandboxes/s, the kube-scheduler's; these days' bursts
+ask 5/s at most), a Sandbox not Ready after 5 min replaced, and the nodes a cold claim's pod and the
+pool's pods could share while the autoscaler adds them.
 """
 
 from __future__ import annotations
