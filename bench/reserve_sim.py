@@ -6,11 +6,13 @@
     uv run --all-groups python -m bench.reserve_sim --providers fly --levels 60 --fly-apps 8
     uv run --all-groups python -m bench.reserve_sim --regions 3 --stack aws-prod --levels 60 200 --jobs 2
     uv run --all-groups python -m bench.reserve_sim --stack aws-prod --providers k8s-pool k8s-pool-node-scale-up
+    uv run --all-groups python -m bench.reserve_sim --providers k8s-pool --env RESERVE_POOL_SCALEDOWN_SECONDS=60
 
 Prints a Markdown table, per provider and level (starts/min outside bursts; bursts run at 5×):
 the warm share (hot or frozen claims), refused starts, p50/p95 time from POST /start to a ready
 bot, the idle share of running machine time, the mean idle running ("hot") and frozen bots, their
-peaks, what each tier costs a month, and the goals it meets. The model is bench/reserve_sim_model.py
+peaks, what each tier costs a month, the machines deleted before their bot was up (a warm pool's
+scale-down; none elsewhere), and the goals it meets. The model is bench/reserve_sim_model.py
 (and _traffic, _providers); the sizing is the dispatcher's (dispatcher/reserve/sizer.py), with
 the stack's settings (`--stack`, read from its Pulumi files) or the dispatcher's defaults, and
 `--env` passing dispatcher variables on top (RESERVE_*, a provider's FLY_CREATE_RATE, ...).
@@ -31,6 +33,7 @@ from functools import partial
 
 from bench.reserve_sim_model import Simulation
 from bench.reserve_sim_pool import POOL_ROWS, PoolRow, PoolSimulation
+from bench.reserve_sim_pool_sizing import pool_window
 from bench.reserve_sim_providers import BY_NAME, CLOUD_PROVIDER, PROVIDERS, Provider, prices
 from bench.reserve_sim_regions import MODES, RegionsRun, regions_header, regions_line
 from bench.reserve_sim_report import Row, header, line, summarise
@@ -39,6 +42,7 @@ from bench.reserve_sim_traffic import SHAPES
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS
 from dispatcher.settings import SettingsError
 
 
@@ -56,9 +60,11 @@ class Run:
     stack: Mapping[str, object]
     replica: bool = False
     pool: PoolRow | None = None  # agent-sandbox's warm pool instead of the dispatcher's own reserve
+    pool_window: float = POOL_SCALEDOWN_SECONDS  # its RESERVE_POOL_SCALEDOWN_SECONDS
 
     def __call__(self) -> Row:
-        model = partial(PoolSimulation, self.pool) if self.pool else partial(Simulation, replica=self.replica)
+        model = partial(PoolSimulation, self.pool, window_seconds=self.pool_window) if self.pool \
+            else partial(Simulation, replica=self.replica)
         result = model(self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
                        shape=SHAPES[self.day], seconds=self.hours * 3600, history_days=self.history_days,
                        max_sessions=self.max_sessions).run()
@@ -79,6 +85,7 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
         if max_sessions is None:
             max_sessions = stack.max_sessions
     planner = PlannerSettings.from_env(env)
+    window = pool_window(env)
     runs = []
     for name in names:
         pool = POOL_ROWS.get(name)
@@ -90,7 +97,8 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
         settings = ReserveSettings.from_env(told if base.reserve else {**told, "RESERVE_MIN_IDLE": "0",
                                                                          "RESERVE_MAX_IDLE": "0"}, provider.machines)
         runs += [Run(provider, settings, planner, level, args.seed, args.day, args.hours, args.history_days,
-                     max_sessions or None, stack_values, args.planner == "replica", pool) for level in args.levels]
+                     max_sessions or None, stack_values, args.planner == "replica", pool, window)
+                 for level in args.levels]
     return runs
 
 

@@ -104,6 +104,8 @@ class Result:
     retired_boot_seconds: float = 0.0  # booting time of reserve machines retired unused
     launches: int = 0
     retired: int = 0
+    deleted_booting: int = 0  # machines deleted before their bot was up (a warm pool's fall or deploy)
+    deleted_boot_seconds: float = 0.0  # their billed time, from their create until their pod exits
     peak_hot: int = 0
     peak_frozen: int = 0
     peak_sessions: int = 0

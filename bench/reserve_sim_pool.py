@@ -8,11 +8,15 @@ serve the claims. This replays the simulator's day (bench/reserve_sim_model.py: 
 forecast's history, the lease hand-over at 10:00, the deploy at noon, the session cap) with:
 
 - **the dispatcher's sizing**, the same code: `FleetSizer` with `POOL_TIERS` once a tick, told the
-  pool's ready Sandboxes and the sessions, as `PoolSizing.tick` tells it; its ready target through
-  `ScaleDownWindow`; the size written when it changes or every `REWRITE_SECONDS`. The sizer never
-  learns the pool's pod start (the dispatcher does not see the platform's creates): its lead time
-  stays the prior, `RESERVE_COLD_START_SECONDS`. The next lease holder's window starts empty
-  (`PoolSizing` forgets its targets while another replica sizes the pool).
+  pool's ready Sandboxes and the sessions, as `PoolSizing.tick` tells it; its ready target kept by
+  the dispatcher's own `PoolSizing` (bench/reserve_sim_pool_sizing.py: the window
+  `RESERVE_POOL_SCALEDOWN_SECONDS`, the fall held while a claim younger than `TAKING_SECONDS` is not
+  bound, re-asked every `FALL_RETRY_SECONDS`), whose calls the model answers: the pool's
+  `spec.replicas`, and the claims made and not yet bound (Ready with a Sandbox: a warm one once its
+  adoption is written, one that adopted a booting Sandbox once that is Ready too, a cold one once its
+  own is Ready). The sizer never learns the pool's pod start (the dispatcher does not see the
+  platform's creates): its lead time stays the prior, `RESERVE_COLD_START_SECONDS`. At the hand-over
+  the next lease holder is a new `PoolSizing`, which reads the pool's size and seeds its window with it.
 - **the pool controller** (kubernetes-sigs/agent-sandbox at v0.5.6-12-g2fd412d5,
   extensions/controllers/sandboxwarmpool_controller.go `reconcilePool`), reconciling on every
   change: it creates Sandboxes while its members plus the deleted ones its cache still sees are
@@ -46,14 +50,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.reserve_sim_model import WARM_CLAIM_SECONDS, Machine, Simulation
+from bench.reserve_sim_pool_sizing import SimulatedSizing
 from bench.reserve_sim_providers import BY_NAME, Provider
 from bench.reserve_sim_traffic import DAY_START_EPOCH
 from dispatcher.machines import k8s
 from dispatcher.reserve.fleet import UNPACED
 from dispatcher.reserve.planner import Fleet, Tiers
-from dispatcher.reserve.pool_sizing import POOL_TIERS, REWRITE_SECONDS
+from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS, POOL_TIERS
 from dispatcher.reserve.releases import DEFAULT_ONLY
-from dispatcher.reserve.scale_window import ScaleDownWindow
 from dispatcher.reserve.sizer import FleetSizer
 
 # A warm adoption, claim made → claim Ready: p50 92 ms, p90 182 ms, p99 376 ms at 45 claims/s over 4
@@ -107,32 +111,45 @@ class PoolSandbox(Machine):
 
 
 @dataclass
+class SizingTick:
+    """One tick of the dispatcher's sizing: its target, and what it asked and wrote (None: nothing)."""
+
+    epoch: float
+    target: int
+    found: int | None = None  # the pool's size it read
+    taking: int | None = None  # the claims being bound it was told of, asked before a fall
+    wrote: int | None = None  # the spec.replicas it wrote
+
+
+@dataclass
 class PoolLog:
     """What the invariants are checked against (tests/bench/test_reserve_sim_pool.py)."""
 
-    # each tick's (epoch, target, size); None: the lease changed hands
-    sizes: list[tuple[float, int, int] | None] = field(default_factory=list)
-    writes: list[tuple[float, int]] = field(default_factory=list)  # (now, spec.replicas written)
+    ticks: list[SizingTick | None] = field(default_factory=list)  # None: the lease changed hands
     # each controller pass's (now, spec.replicas, members, deletes not yet seen, Sandboxes created)
     passes: list[tuple[float, int, int, int, int]] = field(default_factory=list)
     # each claim's last pass: (start, now, warm|booting|cold, the Sandbox adopted or -1)
     claims: list[tuple[int, float, str, int]] = field(default_factory=list)
+    bound: dict[int, float] = field(default_factory=dict)  # start → when its claim was bound (Ready, its Sandbox set)
     deletes: list[tuple[float, bool]] = field(default_factory=list)  # (now, whether the Sandbox was Ready)
 
 
 class PoolSimulation(Simulation):
-    def __init__(self, row: PoolRow, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, row: PoolRow, *args: Any, window_seconds: float = POOL_SCALEDOWN_SECONDS,
+                 **kwargs: Any) -> None:
+        """`window_seconds`: the dispatcher's RESERVE_POOL_SCALEDOWN_SECONDS."""
         self.row = row
+        self.window_seconds = window_seconds
         self.replicas = 0  # the pool's spec.replicas (a new pool, as the base model's reserve starts empty)
         self.pool: dict[int, PoolSandbox] = {}  # the controller's members, oldest first (adoptions in flight too)
         self.ready_ids: dict[int, None] = {}  # members Ready and not taken, in the order they became Ready
         self.warming_ids: dict[int, None] = {}  # members not Ready and not taken, oldest first
         self.unseen_deletes = 0
-        self.written: int | None = None
-        self.written_at = -math.inf
+        self.binding: dict[int, float] = {}  # start → when its claim was made, while it is not bound
         self.log = PoolLog()
         super().__init__(*args, **kwargs)
-        self.window = ScaleDownWindow(self.settings.scaledown_seconds)
+        self.sizing = self.new_holder()
+        self.planning_now = 0.0  # the tick the sizing runs at, for the writes it makes
 
     def planned_tiers(self) -> Tiers:
         return POOL_TIERS
@@ -156,27 +173,52 @@ class PoolSimulation(Simulation):
 
     def plan(self, now: float) -> None:
         """`PoolSizing.tick`: the pool bots idle on the channel and the sessions, planned as the one
-        release with all the traffic, the target through the window, written if it changed."""
+        release with all the traffic, its ready target kept by the dispatcher's `PoolSizing`."""
         assert isinstance(self.sizer, FleetSizer)  # the pool is sized by the fleet planner alone
         epoch = DAY_START_EPOCH + now
         fleet = Fleet([epoch] * len(self.ready_ids), [], active=self.count["busy"])
         plan = self.sizer.plan_releases(epoch, [(DEFAULT_ONLY[0].share, fleet)], UNPACED.burst)[0]
-        size = self.window.size(epoch, plan.ready_target)
-        self.log.sizes.append((epoch, plan.ready_target, size))
-        if size == self.written and epoch - self.written_at < REWRITE_SECONDS:
-            return
-        self.written, self.written_at = size, epoch
-        self.replicas = size
-        self.log.writes.append((now, size))
-        self.reconcile(now)
+        self.planning_now = now
+        self.log.ticks.append(SizingTick(epoch, plan.ready_target))
+        self.sizing.keep_size(epoch, plan.ready_target)
+
+    def new_holder(self) -> SimulatedSizing:
+        return SimulatedSizing(self.provider.name, self, self.settings, self.planner, self.window_seconds)
 
     def hand_over(self, now: float) -> None:
-        """The next lease holder sizes with a window of its own, empty: `PoolSizing` forgets its
-        targets while another replica plans, and writes its first size at its first tick."""
+        """The next lease holder is another replica's `PoolSizing`: it reads the pool's size at its
+        first tick and keeps it for a window."""
         super().hand_over(now)
-        self.window = ScaleDownWindow(self.settings.scaledown_seconds)
-        self.written = None
-        self.log.sizes.append(None)
+        self.sizing = self.new_holder()
+        self.log.ticks.append(None)
+
+    # --- what the sizing asks the cluster (`PooledMachines`' pool calls) ------------------------
+
+    def pool_read(self) -> int:
+        self.this_tick().found = self.replicas
+        return self.replicas
+
+    def scaled(self, replicas: int) -> None:
+        self.this_tick().wrote = replicas
+        self.replicas = replicas
+        self.reconcile(self.planning_now)
+
+    def taking(self, within_seconds: float) -> int:
+        """Claims made in the last `within_seconds` and not bound yet."""
+        since = DAY_START_EPOCH + self.planning_now - within_seconds
+        taking = sum(1 for made in self.binding.values() if DAY_START_EPOCH + made > since)
+        self.this_tick().taking = taking
+        return taking
+
+    def this_tick(self) -> SizingTick:
+        tick = self.log.ticks[-1]
+        assert tick is not None
+        return tick
+
+    def bind(self, now: float, n: int) -> None:
+        """Start `n`'s claim is bound: Ready, its Sandbox named."""
+        del self.binding[n]
+        self.log.bound[n] = now
 
     # --- the pool controller -------------------------------------------------------------------
 
@@ -220,6 +262,8 @@ class PoolSimulation(Simulation):
         if machine.machine_id in self.warming_ids:
             del self.warming_ids[machine.machine_id]
             self.reserve_warming -= 1
+            self.result.deleted_booting += 1
+            self.result.deleted_boot_seconds += now - machine.launched + POD_EXIT_SECONDS
         self.ready_ids.pop(machine.machine_id, None)
         self.move(machine, "deleting")
         self.result.retired += 1
@@ -241,6 +285,8 @@ class PoolSimulation(Simulation):
         machine.hello = now
         if machine.serves is not None:  # a cold Sandbox, or one adopted before it was Ready
             after = WARM_CLAIM_SECONDS + max(0.0, machine.adopted_at - now) if isinstance(machine, PoolSandbox) else 0.0
+            if not isinstance(machine, PoolSandbox) or machine.adopted_at <= now:
+                self.bind(now, machine.serves)  # else once its adoption is written
             self.move(machine, "busy")
             self.serve(now, machine.serves, machine, after)
             return
@@ -260,6 +306,7 @@ class PoolSimulation(Simulation):
             r.refused_cap += 1
             return
         r.peak_sessions = max(r.peak_sessions, sessions + 1)
+        self.binding[n] = now
         self.claim(now, n)
 
     def claim(self, now: float, n: int) -> None:
@@ -294,7 +341,9 @@ class PoolSimulation(Simulation):
 
     def adopted(self, now: float, machine_id: int) -> None:
         """The adoption is written: the Sandbox leaves the pool, which the controller refills."""
-        del self.pool[machine_id]
+        machine = self.pool.pop(machine_id)
+        if machine.hello is not None and machine.serves is not None:  # Ready: the claim is bound
+            self.bind(now, machine.serves)
         self.reconcile(now)
 
     def cold(self, now: float, n: int) -> None:

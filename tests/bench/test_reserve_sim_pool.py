@@ -10,14 +10,24 @@ import pytest
 
 from bench.reserve_sim import arguments
 from bench.reserve_sim_model import WARM_CLAIM_SECONDS, Machine
-from bench.reserve_sim_pool import ADOPTION_MEDIAN_SECONDS, POOL_ROWS, PoolLog, PoolRow, PoolSandbox, PoolSimulation
+from bench.reserve_sim_pool import (
+    ADOPTION_MEDIAN_SECONDS,
+    POOL_ROWS,
+    PoolLog,
+    PoolRow,
+    PoolSandbox,
+    PoolSimulation,
+)
+from bench.reserve_sim_pool_sizing import SimulatedSizing
 from bench.reserve_sim_traffic import DAY_START_EPOCH, SHAPES
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.pool_sizing import FALL_RETRY_SECONDS, TAKING_SECONDS
 from dispatcher.reserve.scale_window import ScaleDownWindow
 
 HOUR = 3600.0
-SETTINGS = ReserveSettings(min_idle=2, buffer=0.1, max_idle=40, scaledown_seconds=60.0)
+SETTINGS = ReserveSettings(min_idle=2, buffer=0.1, max_idle=40)
+WINDOW = 60.0  # RESERVE_POOL_SCALEDOWN_SECONDS: short, so that an hour holds many falls
 ROOM, NODE = POOL_ROWS["k8s-pool"], POOL_ROWS["k8s-pool-node-scale-up"]
 
 
@@ -54,7 +64,7 @@ class Recorded(PoolSimulation):
 def simulate(model: type[Recorded] = Recorded, row: PoolRow = ROOM, per_minute: float = 20.0,
              seconds: float = HOUR, settings: ReserveSettings = SETTINGS, **kwargs: object) -> Recorded:
     """An hour of a flat day (the deploy at 30 min); the lease changes hands at 10:00, past a longer run."""
-    simulation = model(row, row.provider, settings, PlannerSettings(), per_minute,
+    simulation = model(row, row.provider, settings, PlannerSettings(), per_minute, window_seconds=WINDOW,
                        seed=5, shape=SHAPES["flat"], seconds=seconds, history_days=2, **kwargs)
     simulation.run()
     return simulation
@@ -63,7 +73,8 @@ def simulate(model: type[Recorded] = Recorded, row: PoolRow = ROOM, per_minute: 
 def broken(simulation: Recorded) -> list[str]:
     """Every invariant the run broke, named (empty: it kept them all)."""
     return [*served_once(simulation), *warm_only_from_ready(simulation.log, simulation),
-            *pool_within_its_size(simulation.log), *sizes_from_the_window(simulation.log, simulation.settings)]
+            *pool_within_its_size(simulation.log), *sizes_as_the_dispatcher_keeps_them(simulation),
+            *bound_once_ready(simulation)]
 
 
 def served_once(simulation: Recorded) -> list[str]:
@@ -107,22 +118,59 @@ def pool_within_its_size(log: PoolLog) -> list[str]:
     return problems
 
 
-def sizes_from_the_window(log: PoolLog, settings: ReserveSettings) -> list[str]:
-    """Each size is what a fresh ScaleDownWindow gives for the targets since the holder took the
-    lease, and each write is the size of its tick."""
-    problems = []
-    window = ScaleDownWindow(settings.scaledown_seconds)
-    sizes = {}
-    for entry in log.sizes:
-        if entry is None:
-            window = ScaleDownWindow(settings.scaledown_seconds)
+def sizes_as_the_dispatcher_keeps_them(simulation: Recorded) -> list[str]:
+    """Each tick's writes are today's rule, replayed on the targets logged: a new lease holder reads
+    the pool's size and seeds a fresh ScaleDownWindow with it; a rise is written at once; a fall to
+    the window's size only when no claim made in the last TAKING_SECONDS is unbound (counted here from
+    the claims' own times), asked again FALL_RETRY_SECONDS after it was held; each read finds the
+    size last written (nobody else writes it)."""
+    log, settings = simulation.log, simulation.settings
+    made = {n: DAY_START_EPOCH + simulation.day.arrival_times[n] for n, *_ in log.claims}
+    bound = {n: DAY_START_EPOCH + at for n, at in log.bound.items()}
+
+    def taking(epoch: float) -> int:
+        return sum(1 for n, at in made.items() if epoch - TAKING_SECONDS < at <= epoch
+                   and bound.get(n, math.inf) > epoch)
+
+    problems: list[str] = []
+    window: ScaleDownWindow | None = None
+    pool, known, fall_at = 0, 0, -math.inf
+    for tick in log.ticks:
+        if tick is None:
+            window = None
             continue
-        epoch, target, size = entry
-        sizes[epoch] = size
-        if size != (expected := window.size(epoch, target)):
-            problems.append(f"size {size} at {epoch:.0f}, the window's is {expected}")
-    problems += [f"wrote {size} at {now:.1f} s, the tick's size was {sizes.get(DAY_START_EPOCH + now)}"
-                 for now, size in log.writes if sizes.get(DAY_START_EPOCH + now) != size]
+        if tick.found is not None and tick.found != pool:
+            problems.append(f"read {tick.found} at {tick.epoch:.0f}, the pool was at {pool}")
+        if window is None:
+            if tick.found is None:
+                problems.append(f"took the lease at {tick.epoch:.0f} without reading the pool's size")
+            window, known, fall_at = ScaleDownWindow(simulation.window_seconds, settings.max_idle), pool, -math.inf
+            window.seed(tick.epoch, known)
+        size = window.size(tick.epoch, tick.target) if settings.enabled else 0
+        expected: int | None = size if size > known else None
+        if size < known and tick.epoch >= fall_at:
+            if held := taking(tick.epoch):
+                fall_at = tick.epoch + FALL_RETRY_SECONDS
+                if tick.taking != held:
+                    problems.append(f"told {tick.taking} claims being bound at {tick.epoch:.0f}, there were {held}")
+            else:
+                expected = size
+        if tick.wrote != expected:
+            problems.append(f"wrote {tick.wrote} at {tick.epoch:.0f}, today's sizing writes {expected}")
+        if tick.wrote is not None:
+            pool = known = tick.wrote
+    return problems
+
+
+def bound_once_ready(simulation: Recorded) -> list[str]:
+    """A claim that took a pool Sandbox is bound once that Sandbox is Ready and adopted, not before."""
+    problems = []
+    for n, _, how, machine_id in simulation.log.claims:
+        at, machine = simulation.log.bound.get(n), simulation.machines_seen.get(machine_id)
+        if at is None or how == "cold" or not isinstance(machine, PoolSandbox):
+            continue
+        if at < max(machine.adopted_at, machine.ready_at):
+            problems.append(f"start {n}'s claim bound at {at:.1f} s, before its Sandbox was Ready and adopted")
     return problems
 
 
@@ -132,12 +180,34 @@ def test_the_pool_model_keeps_its_invariants(row: PoolRow) -> None:
     assert broken(simulation) == []
     r = simulation.result
     assert r.arrivals > 500 and r.hot_claims > 0 and r.cold > 0  # the deploy's refill goes cold for a while
-    assert simulation.log.writes and simulation.log.passes
+    assert any(tick is not None and tick.wrote is not None for tick in simulation.log.ticks) and simulation.log.passes
 
 
 def test_the_invariants_hold_across_the_lease_hand_over() -> None:
     simulation = simulate(Recorded, per_minute=5.0, seconds=10.5 * HOUR, deploy=False)
-    assert None in simulation.log.sizes  # the next holder's window started empty
+    ticks = simulation.log.ticks
+    handed = ticks.index(None)
+    written = [tick.wrote for tick in ticks[:handed] if tick is not None and tick.wrote is not None]
+    first = ticks[handed + 1]
+    assert first is not None and first.found == written[-1] > 0  # the next holder read the size it keeps
+    assert broken(simulation) == []
+    lost = simulate(SizesAnEmptyPool, per_minute=5.0, seconds=10.5 * HOUR, deploy=False)
+    assert any("the pool was at" in problem for problem in broken(lost))
+
+
+def test_falls_are_held_while_claims_are_being_bound() -> None:
+    simulation = simulate(Recorded, NODE)  # its claims that adopt a booting Sandbox stay unbound for long
+    asked = [tick for tick in simulation.log.ticks if tick is not None and tick.taking is not None]
+    held = [tick for tick in asked if tick.taking]
+    assert held and len(held) < len(asked)  # some falls waited, some were made
+    assert all(b.epoch - a.epoch >= FALL_RETRY_SECONDS for a, b in zip(held, held[1:], strict=False))
+    assert broken(simulation) == []
+
+
+def test_reserve_max_idle_zero_keeps_the_pool_empty() -> None:
+    simulation = simulate(Recorded, settings=ReserveSettings(min_idle=2, max_idle=0))
+    assert simulation.replicas == 0 and not simulation.log.passes[-1][2]
+    assert simulation.result.hot_claims == 0 and simulation.result.cold == simulation.result.arrivals > 0
     assert broken(simulation) == []
 
 
@@ -202,17 +272,52 @@ class ColdBesideReady(Recorded):
             super().claim(now, n)
 
 
-class NoWindow(ScaleDownWindow):
-    def size(self, now: float, target: int) -> int:
-        return target
+class WritesItsTarget(SimulatedSizing):
+    def __init__(self, simulation: Recorded) -> None:
+        self.simulation = simulation
+
+    def keep_size(self, epoch: float, target: int) -> None:
+        if target != self.simulation.replicas:
+            self.simulation.scaled(target)
 
 
 class RawTarget(Recorded):
     """A planner that writes its target as the pool's size, down at once."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.window = NoWindow(0.0)
+    def new_holder(self) -> SimulatedSizing:
+        return WritesItsTarget(self)
+
+
+class IgnoresClaims(Recorded):
+    """A cluster that never reports a claim being bound, so falls are never held."""
+
+    def taking(self, within_seconds: float) -> int:
+        super().taking(within_seconds)
+        self.this_tick().taking = 0
+        return 0
+
+
+class BindsAtTheClaim(Recorded):
+    """A claim counted bound the moment it adopts, before its adoption is written."""
+
+    def adopt(self, now: float, n: int, machine: PoolSandbox, how: str) -> None:
+        super().adopt(now, n, machine, how)
+        self.binding.pop(n, None)
+        self.log.bound[n] = now
+
+    def bind(self, now: float, n: int) -> None:
+        if n in self.binding:
+            super().bind(now, n)
+
+
+class SizesAnEmptyPool(Recorded):
+    """A new lease holder that finds no pool: it does not keep the size it was handed."""
+
+    def pool_read(self) -> int:
+        if None not in self.log.ticks:
+            return super().pool_read()
+        self.this_tick().found = 0
+        return 0
 
 
 class CountsTwice(Recorded):
@@ -236,7 +341,9 @@ class ForgetsWaiting(Recorded):
     (CreatesPastDeletes, ROOM, "deleting over"),
     (WarmWhileBooting, ROOM, "without a Ready pool Sandbox"),
     (ColdBesideReady, ROOM, "went cold"),
-    (RawTarget, ROOM, "the window's is"),
+    (RawTarget, ROOM, "today's sizing writes"),
+    (IgnoresClaims, NODE, "claims being bound"),
+    (BindsAtTheClaim, ROOM, "before its Sandbox was Ready"),
     (CountsTwice, ROOM, "warm +"),
     (ForgetsWaiting, NODE, "never served"),  # its pods wait for a node: claims wait for their IPs
 ], ids=lambda v: v.__name__ if isinstance(v, type) else getattr(v, "name", ""))
