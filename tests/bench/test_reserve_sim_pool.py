@@ -22,7 +22,7 @@ from bench.reserve_sim_pool_sizing import SimulatedSizing
 from bench.reserve_sim_traffic import DAY_START_EPOCH, SHAPES
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
-from dispatcher.reserve.pool_sizing import FALL_RETRY_SECONDS, TAKING_SECONDS
+from dispatcher.reserve.pool_sizing import FALL_RETRY_SECONDS, POOL_SCALEDOWN_SECONDS, TAKING_SECONDS
 from dispatcher.reserve.scale_window import ScaleDownWindow
 
 HOUR = 3600.0
@@ -64,7 +64,8 @@ class Recorded(PoolSimulation):
 def simulate(model: type[Recorded] = Recorded, row: PoolRow = ROOM, per_minute: float = 20.0,
              seconds: float = HOUR, settings: ReserveSettings = SETTINGS, **kwargs: object) -> Recorded:
     """An hour of a flat day (the deploy at 30 min); the lease changes hands at 10:00, past a longer run."""
-    simulation = model(row, row.provider, settings, PlannerSettings(), per_minute, window_seconds=WINDOW,
+    kwargs.setdefault("window_seconds", WINDOW)
+    simulation = model(row, row.provider, settings, PlannerSettings(), per_minute,
                        seed=5, shape=SHAPES["flat"], seconds=seconds, history_days=2, **kwargs)
     simulation.run()
     return simulation
@@ -365,3 +366,20 @@ def test_a_pool_row_with_a_mode_it_has_not_is_refused_naming_the_way(
     with pytest.raises(SystemExit):
         arguments(["--providers", "k8s-pool", *extra])
     assert "drop --regions and --planner replica" in capsys.readouterr().err
+
+
+def test_the_pool_window_is_the_dispatchers_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--providers", "k8s-pool", "--levels", "2"]
+    assert arguments(base)[1][0].pool_window == POOL_SCALEDOWN_SECONDS
+    assert arguments([*base, "--env", "RESERVE_POOL_SCALEDOWN_SECONDS=60"])[1][0].pool_window == 60.0
+    with pytest.raises(SystemExit):
+        arguments([*base, "--env", "RESERVE_POOL_SCALEDOWN_SECONDS=10"])  # the dispatcher's floor is 30 s
+    assert "RESERVE_POOL_SCALEDOWN_SECONDS=10 must be at least 30" in capsys.readouterr().err
+
+
+def test_a_shorter_window_deletes_more_pool_sandboxes_booting() -> None:
+    short, long = (simulate(Recorded, NODE, window_seconds=window) for window in (30.0, 300.0))
+    booting = [sum(not ready for _, ready in s.log.deletes) for s in (short, long)]
+    assert [short.result.deleted_booting, long.result.deleted_booting] == booting
+    assert booting[0] > booting[1] and short.result.deleted_boot_seconds > long.result.deleted_boot_seconds
+    assert broken(short) == [] and broken(long) == []
