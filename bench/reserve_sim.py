@@ -5,15 +5,20 @@
     uv run --all-groups python -m bench.reserve_sim --day flat --env RESERVE_MAX_IDLE=500
     uv run --all-groups python -m bench.reserve_sim --providers fly --levels 60 --fly-apps 8
     uv run --all-groups python -m bench.reserve_sim --regions 3 --stack aws-prod --levels 60 200 --jobs 2
+    uv run --all-groups python -m bench.reserve_sim --stack aws-prod --providers k8s-pool k8s-pool-node-scale-up
+    uv run --all-groups python -m bench.reserve_sim --providers k8s-pool --env RESERVE_POOL_SCALEDOWN_SECONDS=60
 
 Prints a Markdown table, per provider and level (starts/min outside bursts; bursts run at 5×):
 the warm share (hot or frozen claims), refused starts, p50/p95 time from POST /start to a ready
 bot, the idle share of running machine time, the mean idle running ("hot") and frozen bots, their
-peaks, what each tier costs a month, and the goals it meets. The model is bench/reserve_sim_model.py
+peaks, what each tier costs a month, the machines deleted before their bot was up (a warm pool's
+scale-down; none elsewhere), and the goals it meets. The model is bench/reserve_sim_model.py
 (and _traffic, _providers); the sizing is the dispatcher's (dispatcher/reserve/sizer.py), with
 the stack's settings (`--stack`, read from its Pulumi files) or the dispatcher's defaults, and
 `--env` passing dispatcher variables on top (RESERVE_*, a provider's FLY_CREATE_RATE, ...).
 `--regions 2|3` runs that many regions instead, in each mode (bench/reserve_sim_regions.py).
+The `k8s-pool` rows are agent-sandbox's warm pool, which the planner sizes and the platform keeps
+(bench/reserve_sim_pool.py).
 bench/reserve_sim_releases.py runs the same days with a canary rolled out over them.
 """
 
@@ -24,8 +29,11 @@ import sys
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 
 from bench.reserve_sim_model import Simulation
+from bench.reserve_sim_pool import POOL_ROWS, PoolRow, PoolSimulation
+from bench.reserve_sim_pool_sizing import pool_window
 from bench.reserve_sim_providers import BY_NAME, CLOUD_PROVIDER, PROVIDERS, Provider, prices
 from bench.reserve_sim_regions import MODES, RegionsRun, regions_header, regions_line
 from bench.reserve_sim_report import Row, header, line, summarise
@@ -34,6 +42,7 @@ from bench.reserve_sim_traffic import SHAPES
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
+from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS
 from dispatcher.settings import SettingsError
 
 
@@ -50,11 +59,15 @@ class Run:
     max_sessions: int | None
     stack: Mapping[str, object]
     replica: bool = False
+    pool: PoolRow | None = None  # agent-sandbox's warm pool instead of the dispatcher's own reserve
+    pool_window: float = POOL_SCALEDOWN_SECONDS  # its RESERVE_POOL_SCALEDOWN_SECONDS
 
     def __call__(self) -> Row:
-        result = Simulation(self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
-                            shape=SHAPES[self.day], seconds=self.hours * 3600, history_days=self.history_days,
-                            max_sessions=self.max_sessions, replica=self.replica).run()
+        model = partial(PoolSimulation, self.pool, window_seconds=self.pool_window) if self.pool \
+            else partial(Simulation, replica=self.replica)
+        result = model(self.provider, self.settings, self.planner, self.per_minute, seed=self.seed,
+                       shape=SHAPES[self.day], seconds=self.hours * 3600, history_days=self.history_days,
+                       max_sessions=self.max_sessions).run()
         return summarise(result, prices(self.provider, self.stack))
 
 
@@ -72,9 +85,11 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
         if max_sessions is None:
             max_sessions = stack.max_sessions
     planner = PlannerSettings.from_env(env)
+    window = pool_window(env)
     runs = []
     for name in names:
-        base = BY_NAME[name]
+        pool = POOL_ROWS.get(name)
+        base = pool.provider if pool else BY_NAME[name]
         provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
                            apps=args.fly_apps if base.machines == "fly" else 1)
         # a provider without a reserve in the dispatcher: every start cold, as it runs today
@@ -82,14 +97,16 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
         settings = ReserveSettings.from_env(told if base.reserve else {**told, "RESERVE_MIN_IDLE": "0",
                                                                          "RESERVE_MAX_IDLE": "0"}, provider.machines)
         runs += [Run(provider, settings, planner, level, args.seed, args.day, args.hours, args.history_days,
-                     max_sessions or None, stack_values, args.planner == "replica") for level in args.levels]
+                     max_sessions or None, stack_values, args.planner == "replica", pool, window)
+                 for level in args.levels]
     return runs
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--stack", help="read the reserve settings, bot size and session cap of stacks/Pulumi.<stack>.yaml")
-    p.add_argument("--providers", nargs="+", choices=list(BY_NAME), help="default: the stack's cloud, else all")
+    p.add_argument("--providers", nargs="+", choices=[*BY_NAME, *POOL_ROWS],
+                   help="default: the stack's cloud, else all")
     p.add_argument("--levels", type=float, nargs="+", default=[0.5, 10.0, 60.0], help="starts/min outside bursts")
     p.add_argument("--day", choices=list(SHAPES), default="seasonal")
     p.add_argument("--planner", choices=("fleet", "replica"), default="fleet",
@@ -122,6 +139,8 @@ def arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[Run]]:
         p.error(f"--env takes NAME=VALUE, not {bad[0]!r}")
     if args.seed < 0 or args.hours <= 0 or args.history_days < 0 or args.jobs < 1 or args.fly_apps < 1:
         p.error("--seed, --history-days must be ≥ 0, --hours > 0, --jobs and --fly-apps ≥ 1")
+    if (pooled := [n for n in args.providers or () if n in POOL_ROWS]) and (args.regions or args.planner == "replica"):
+        p.error(f"{pooled[0]} is sized by the fleet planner in one region: drop --regions and --planner replica")
     try:
         return args, build_runs(args, dict(item.split("=", 1) for item in args.env))
     except (SettingsError, StackError) as exc:

@@ -57,8 +57,9 @@ WARM_CLAIM_SECONDS = 0.3
 THAW_REDIAL_SECONDS = 0.3
 LEASE_GAP_SECONDS = 15.0
 HANDOVER_AT = 10 * 3600.0
-STATES = ("warming", "hot", "freezing", "frozen", "resuming", "busy")
-RUNNING = ("warming", "hot", "freezing", "resuming", "busy")
+# `deleting`: a warm pool's Sandbox deleted while its pod still exits (bench/reserve_sim_pool.py), billed.
+STATES = ("warming", "hot", "freezing", "frozen", "resuming", "busy", "deleting")
+RUNNING = ("warming", "hot", "freezing", "resuming", "busy", "deleting")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class Result:
     retired_boot_seconds: float = 0.0  # booting time of reserve machines retired unused
     launches: int = 0
     retired: int = 0
+    deleted_booting: int = 0  # machines deleted before their bot was up (a warm pool's fall or deploy)
+    deleted_boot_seconds: float = 0.0  # their billed time, from their create until their pod exits
     peak_hot: int = 0
     peak_frozen: int = 0
     peak_sessions: int = 0
@@ -158,9 +161,7 @@ class Simulation:
         self.day = day or measured_day(seed, per_minute, seconds, shape)
         given = cold_starts or GivenColdStarts((), ())
         self.given_cold_starts = {False: iter(given.reserve), True: iter(given.sessions)}
-        # The planner is told every app's creates together, as the dispatcher's Fly provider tells it.
-        self.tiers = Tiers(provider.frozen, provider.resume_median_seconds,
-                           provider.create_rate.per_second * provider.apps, provider.suspend_seconds)
+        self.tiers = self.planned_tiers()
         self.sizer: FleetSizer | ReplicaPolicy
         if replica:  # today's per-replica policy: no forecast to train, no state to hand over
             self.sizer, handover = ReplicaPolicy(settings), False
@@ -192,6 +193,12 @@ class Simulation:
         self.handover = handover and seconds > HANDOVER_AT
         self.deploy_at_noon = deploy  # the fleet emulator's runs have no deploy to replay
         self.deploy_at = seconds / 2 if deploy_at is None else deploy_at
+
+    def planned_tiers(self) -> Tiers:
+        """What the planner is told the provider offers: every app's creates together, as the
+        dispatcher's Fly provider tells it."""
+        p = self.provider
+        return Tiers(p.frozen, p.resume_median_seconds, p.create_rate.per_second * p.apps, p.suspend_seconds)
 
     # --- the event loop ---------------------------------------------------------------------
 

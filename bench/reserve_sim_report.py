@@ -31,6 +31,8 @@ class Row:
     frozen_month: float  # $ a month for the frozen ones
     sessions_month: float  # $ a month for the sessions' machines, for scale
     quotes_kept: float  # share of cold starts ready within the wait they were told (nan: none was cold)
+    deleted_booting: int = 0  # machines deleted before their bot was up: cold starts paid for and lost
+    deleted_booting_month: float = 0.0  # $ a month for their time
 
     def verdict(self) -> str:
         misses = []
@@ -67,11 +69,14 @@ def summarise(result: Result, prices: Prices) -> Row:
         frozen_month=result.machine_seconds["frozen"] * per_month * prices.frozen_per_hour,
         sessions_month=result.machine_seconds["busy"] * per_month * prices.running_per_hour,
         quotes_kept=result.quotes_kept / result.quotes_told if result.quotes_told else math.nan,
+        deleted_booting=result.deleted_booting,
+        deleted_booting_month=result.deleted_boot_seconds * per_month * prices.running_per_hour,
     )
 
 
 HEADER = ("provider", "/min", "starts", "warm", "frozen", "refused", "p50 s", "p95 s", "idle",
-          "hot idle", "frozen", "peak hot", "peak frz", "hot $/mo", "frozen $/mo", "cold told", "goals")
+          "hot idle", "frozen", "peak hot", "peak frz", "hot $/mo", "frozen $/mo", "cold told",
+          "deleted booting", "goals")
 
 
 def seconds(value: float) -> str:
@@ -82,9 +87,13 @@ def header() -> str:
     return "| " + " | ".join(HEADER) + " |\n|" + "---|" * len(HEADER)
 
 
+def deleted(r: Row) -> str:
+    return f"{r.deleted_booting:,} (${r.deleted_booting_month:,.0f}/mo)" if r.deleted_booting else "0"
+
+
 def line(r: Row) -> str:
     cells = (r.provider, f"{r.per_minute:g}", str(r.starts), f"{r.warm:.1%}", f"{r.frozen:.1%}", str(r.refused),
              seconds(r.p50), seconds(r.p95), f"{r.idle_share:.1%}", f"{r.mean_hot:.1f}", f"{r.mean_frozen:.1f}",
              str(r.peak_hot), str(r.peak_frozen), f"${r.hot_month:,.0f}", f"${r.frozen_month:,.0f}",
-             "–" if math.isnan(r.quotes_kept) else f"{r.quotes_kept:.0%}", r.verdict())
+             "–" if math.isnan(r.quotes_kept) else f"{r.quotes_kept:.0%}", deleted(r), r.verdict())
     return "| " + " | ".join(cells) + " |"
