@@ -48,7 +48,7 @@ REREAD_SECONDS = 60.0
 TAKING_SECONDS = 30.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 60.0
 FALL_RETRY_SECONDS = 5.0
-POOL_SCALEDOWN_SECONDS = 300.0  # RESERVE_POOL_SCALEDOWN_SECONDS: a HorizontalPodAutoscaler's default window
+POOL_SCALEDOWN_SECONDS = 120.0  # RESERVE_POOL_SCALEDOWN_SECONDS: chosen by the simulator (docs/kubernetes.md)
 STORE_AWAY = "the store does not answer: the pool's size stays as it is until it does"
 # The platform refills its pool with no create limit of ours to keep.
 POOL_TIERS = Tiers(frozen=False, resume_seconds=0.0, create_per_second=UNPACED.per_second)
