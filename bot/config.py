@@ -26,6 +26,7 @@ DEFAULT_MAX_DURATION_SECONDS = 1800.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 120.0
 DEFAULT_MAX_IDLE_SECONDS = 3600.0  # a reserve bot's own cap; the dispatcher retires it sooner
+ENV_MAX_IDLE = "BOT_MAX_IDLE_SECONDS"
 UNASSIGNED_SESSION_ID = "unassigned"  # a reserve bot's events before its assignment
 
 # What a dispatcher's provider sets for one session (dispatcher/machines/bot_environment.py writes them; a
@@ -229,7 +230,7 @@ def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSetti
     if not token and identity != "k8s":
         raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential; only a "
                           "Kubernetes warm pool's pod, BOT_IDENTITY=k8s, dials with its identity alone)")
-    max_idle = _seconds("max idle", None, env, "BOT_MAX_IDLE_SECONDS", DEFAULT_MAX_IDLE_SECONDS)
+    max_idle = _seconds("max idle", None, env, ENV_MAX_IDLE, DEFAULT_MAX_IDLE_SECONDS)
     return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle, identity=identity)
 
 

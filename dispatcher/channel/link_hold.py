@@ -34,7 +34,7 @@ log = logging.getLogger("dispatcher.channel")
 HOLD_SECONDS = 20.0  # the hold's life without a renewal: how long a dead replica's hold outlives it
 # The key's life once the bot's link was kept: longer than any pool pod lives, so no copy of its token is
 # ever welcomed in its place once it has been (a bot lost for good costs its pod, never its channel).
-KEY_SECONDS = 24 * 3600.0  # the pod's life (a bot dials again for a minute; the key outlives it)
+KEY_SECONDS = 24 * 3600.0  # after its link's last renewal (renewed every RENEW_EVERY_SECONDS while held)
 RENEW_EVERY_SECONDS = 5.0
 PING_SECONDS = 5.0  # how long the bot has to answer before its link is taken for a drop
 # A link whose hold could not be renewed for this long is closed before the record can lapse (and be

@@ -67,6 +67,13 @@ def rule(groups: list[str], operations: list[str], resources: list[str], version
     return {"api_groups": groups, "api_versions": [versions], "operations": operations, "resources": resources}
 
 
+def came_from(message: str, args: AdmissionArgs) -> str:
+    """CEL: the message, naming the controller the policy was given and the user the API server saw (a
+    wrong `k8sSandboxController` refuses every pod the real controller makes: this says why)."""
+    return (f"\"{message} (the controller: {account(*args.controller)}, the stack's k8sSandboxController); "
+            "this request came from \" + request.userInfo.username")
+
+
 def same_marks(kind: str) -> str:
     """CEL: an update leaves the object's `voicefleet.io/` `kind` (labels or annotations) as they were."""
     new = f"(has(object.metadata.{kind}) ? object.metadata.{kind} : {{}})"
@@ -110,10 +117,15 @@ def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
                 "object.spec == oldObject.spec && (variables.owners || variables.controller || variables.collector) && "
                 "(variables.marks || variables.controller))"),
              "message": "only agent-sandbox's controller creates the bots' pods, and nobody changes their spec, "
-                        "owners or voicefleet.io/ labels and annotations"},
+                        "owners or voicefleet.io/ labels and annotations",
+             "message_expression": came_from("only agent-sandbox's controller creates the bots' pods, and nobody "
+                                             "changes their spec, owners or voicefleet.io/ labels and annotations",
+                                             args)},
             {"expression": ("request.resource.resource != 'sandboxes' || variables.controller || "
                             "(request.operation != 'CREATE' && variables.collector)"),
-             "message": "only agent-sandbox's controller creates, changes or deletes Sandboxes"},
+             "message": "only agent-sandbox's controller creates, changes or deletes Sandboxes",
+             "message_expression": came_from("only agent-sandbox's controller creates, changes or deletes Sandboxes",
+                                             args)},
             {"expression": (
                 "!(request.resource.resource in ['sandboxtemplates', 'sandboxwarmpools']) || "
                 f"request.subResource != '' || variables.user == '{args.deployer}' || "
@@ -146,7 +158,8 @@ class BotAdmission(pulumi.ComponentResource):
             f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},
             spec=cast(k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict, policy_spec(args)),
             opts=child)
-        k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        binding = k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
             f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},
             spec={"policy_name": policy.metadata.name, "validation_actions": ["Deny"]}, opts=child)
+        self.objects: tuple[pulumi.Resource, ...] = (policy, binding)
         self.register_outputs({})

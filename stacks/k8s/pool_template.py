@@ -16,12 +16,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.config import ENV_TRANSPORT
+from bot.config import ENV_MAX_IDLE, ENV_TRANSPORT
 from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.settings import allowed_transports
 
+# A pool bot waits until a claim adopts it; its own idle cap (an hour for a reserve bot, which the
+# dispatcher retires sooner) would empty every warm slot hourly, and a dead Sandbox may be adopted as the
+# claim controller's fallback (`getCandidate`). A week: the pool's `Recreate` replaces it on every change.
+POOL_BOT_MAX_IDLE_SECONDS = 7 * 86_400
 # Where the kubelet points a dispatcher pod at the API server (it sets KUBERNETES_SERVICE_HOST in every
 # container): the settings need an address, the pod's body never reads it.
 IN_CLUSTER = {"KUBERNETES_SERVICE_HOST": "kubernetes.default.svc", "KUBERNETES_SERVICE_PORT": "443"}
@@ -38,9 +42,9 @@ def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
     transport = allowed_transports(environment, "k8s")[0]  # the default: the one idle bots serve
     channel = environment[CHANNEL_URL_VARIABLE]
     env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
-           ENV_TRANSPORT: transport}
-    # No deadline: it counts from the pod's start, and a warm pod waits in the pool as long as it takes
-    # (nothing retires it at RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
+           ENV_TRANSPORT: transport, ENV_MAX_IDLE: str(POOL_BOT_MAX_IDLE_SECONDS)}
+    # No deadline: it counts from the pod's start, and a warm pod waits in the pool until it is claimed
+    # (its bot's own cap above, not RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
     # claimed late. The claim's shutdownTime (the session cap plus a minute) is the session's hard end.
     body = pod_body(settings, "template", image=settings.image, env=env, labels={}, annotations={},
                     deadline_seconds=None)

@@ -127,17 +127,17 @@ class K8sStack(pulumi.ComponentResource):
         sandbox: tuple[pulumi.Resource, ...] = ()
         if cfg.mode == AGENT_SANDBOX:
             assert cfg.deployer is not None  # stacks/config/k8s.py requires it in this mode
-            pool = WarmPool(name, WarmPoolArgs(
-                name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=pool_pod(environment),
-                egress=bot_egress(network), replicas=pool_replicas(settings), labels=labels), opts=child)
-            BotAdmission(name, AdmissionArgs(
+            # The policy first, and deleted last: no pool pod exists, and no dispatcher serves, while it is not
+            # enforced (a policy never looks again at what it did not see made); it lets the deployer through.
+            admission = BotAdmission(name, AdmissionArgs(
                 prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
                 dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT,
-                controller=cfg.sandbox_controller, deployer=cfg.deployer, labels=labels),
-                # After the template and pool, and deleted before them: it never stands between the deployer
-                # and its own objects in one `up` or `destroy`.
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(pool.objects))))
-            sandbox = pool.objects
+                controller=cfg.sandbox_controller, deployer=cfg.deployer, labels=labels), opts=child)
+            pool = WarmPool(name, WarmPoolArgs(
+                name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=pool_pod(environment),
+                egress=bot_egress(network), replicas=pool_replicas(settings), labels=labels,
+                after=admission.objects), opts=child)
+            sandbox = (*admission.objects, *pool.objects)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
             environment=environment, secret_env=secret.env(), replicas=cfg.dispatcher_replicas,

@@ -36,6 +36,7 @@ class WarmPoolArgs:
     egress: list[dict[str, Any]]  # stacks/k8s/network_policies.py bot_egress
     replicas: int  # at creation only
     labels: Mapping[str, str]
+    after: tuple[pulumi.Resource, ...] = ()  # the bots' admission policy: enforced before any pool pod exists
 
 
 def template_spec(pod_template: dict[str, Any], egress: list[dict[str, Any]]) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def pool_spec(name: str, replicas: int) -> dict[str, Any]:
 class WarmPool(pulumi.ComponentResource):
     def __init__(self, name: str, args: WarmPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:WarmPool", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         metadata = {"name": args.name, "namespace": args.namespace, "labels": dict(args.labels)}
         template = k8s.apiextensions.CustomResource(
             f"{name}-template", api_version=GROUP_VERSION, kind="SandboxTemplate", metadata=metadata,
@@ -57,6 +58,7 @@ class WarmPool(pulumi.ComponentResource):
         pool = k8s.apiextensions.CustomResource(
             f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool", metadata=metadata,
             spec=pool_spec(args.name, args.replicas),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[template], ignore_changes=[REPLICAS_PATH]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, template],
+                                        ignore_changes=[REPLICAS_PATH]))
         self.objects: tuple[pulumi.Resource, ...] = (template, pool)
         self.register_outputs({})

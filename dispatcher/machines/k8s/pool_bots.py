@@ -40,8 +40,8 @@ from dispatcher.machines.k8s.pool_pod import pool_pod_problem
 
 SANDBOX_GROUP = "agents.x-k8s.io"
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
-# How long a pool bot's admission holds (a claim's record of its bot): its longest life, a day in
-# the pool and a session, is well inside it.
+# How long a pool bot's admission holds (the records made at its hello): a pool bot dials again, and is
+# granted again, whenever its link drops, so this bounds a record, not the pod's life.
 POOL_GRANT_SECONDS = 2 * 86_400
 SANDBOX_VERBS = ("get sandboxes (agents.x-k8s.io), sandboxclaims and sandboxwarmpools (extensions.agents.x-k8s.io) "
                  "and pods, create tokenreviews")

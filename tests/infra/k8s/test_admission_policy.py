@@ -191,3 +191,13 @@ def test_a_deployer_who_is_not_the_kubeconfigs_user_is_refused_the_next_up(k8s_s
     spec = unwrap(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs)["spec"]
     assert refusal(spec, Call(DEPLOYER, "UPDATE", POOL_GROUP, "sandboxtemplates", obj={"spec": {}},
                               old={"spec": {}})) is not None
+
+
+def test_every_refusal_that_names_someone_names_the_user_the_api_server_saw(policy: dict[str, Any]) -> None:
+    """A wrong k8sDeployer or k8sSandboxController shows at once: the message says who was refused."""
+    request = celpy.json_to_cel({"userInfo": {"username": SOMEONE}})
+    written = [v["messageExpression"] for v in policy["validations"] if "messageExpression" in v]
+    assert len(written) == 3
+    for expression in written:
+        message = evaluate(expression, {"request": request})
+        assert isinstance(message, str) and message.endswith(SOMEONE), message

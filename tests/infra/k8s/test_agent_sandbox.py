@@ -123,6 +123,7 @@ def test_the_pool_pod_is_the_bots_pod_with_the_dispatchers_identity_and_no_crede
     assert env["BOT_IDENTITY"] == "k8s" and env["BOT_TRANSPORT"] == "daily" and "BOT_CHANNEL_TOKEN" not in env
     # Nothing of a session's: a bot, warm or cold, takes its session over the channel.
     assert "BOT_ENV_FILE" not in env and not [v for v in pod["volumes"] if "downwardAPI" in v]
+    assert float(env["BOT_MAX_IDLE_SECONDS"]) >= 7 * 86_400  # a warm slot is not emptied by its bot's idle cap
 
 
 def test_the_templates_network_policy_is_the_bots_egress_and_no_ingress(sandbox: Run) -> None:
@@ -160,6 +161,14 @@ def test_the_dispatcher_is_told_the_mode_and_the_pool_and_waits_for_them(sandbox
     deployment = sandbox.one("kubernetes:apps/v1:Deployment")
     assert {sandbox.one(TEMPLATE).urn, sandbox.one(POOL).urn} <= set(deployment.dependencies)
     assert spec(deployment)["template"]["spec"]["serviceAccountName"] == "voicefleet-dispatcher"
+
+
+def test_the_admission_policy_is_enforced_before_any_pool_pod_or_dispatcher_exists(sandbox: Run) -> None:
+    """A policy never looks again at what was made before it: it comes first, and goes last."""
+    policy = sandbox.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").urn
+    binding = sandbox.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding").urn
+    for after in (sandbox.one(TEMPLATE), sandbox.one(POOL), sandbox.one("kubernetes:apps/v1:Deployment")):
+        assert {policy, binding} <= set(after.dependencies), after.urn
 
 
 def test_the_admission_policy_and_its_binding_are_valid_v1_objects(sandbox: Run) -> None:
