@@ -5,8 +5,8 @@ presents the same identity. So its first admitted hello gets a resume key in its
 that bot holds (in memory): while the key lives, a hello for its pod must present it, at any replica.
 With it, the bot's re-dial takes its channel at once, wherever it lands (the older link, here or at
 another replica, is closed); without it, a hello is refused. The store keeps the key's digest
-(`linkkey:<machine id>`, 90 s until the link is first kept, then `KEY_SECONDS`: longer than a pool
-pod lives) and which replica holds the channel (`link:<machine id>`, `HOLD_SECONDS`, let
+(`linkkey:<machine id>`, 90 s until the link is first kept, then `KEY_SECONDS` from each renewal)
+and which replica holds the channel (`link:<machine id>`, `HOLD_SECONDS`, let
 go when it closes): dispatcher/store/claims.py. A session is handed to a pool bot only by the replica
 that holds its channel with its key, renewed just before (dispatcher/machines/k8s/handover.py).
 
@@ -32,8 +32,9 @@ from dispatcher.store.unavailable import StoreUnavailable
 log = logging.getLogger("dispatcher.channel")
 
 HOLD_SECONDS = 20.0  # the hold's life without a renewal: how long a dead replica's hold outlives it
-# The key's life once the bot's link was kept: longer than any pool pod lives, so no copy of its token is
-# ever welcomed in its place once it has been (a bot lost for good costs its pod, never its channel).
+# The key's life after each renewal of the bot's link: far longer than a bot takes to dial again, so no
+# copy of its token is welcomed in its place once it has been (a bot lost for good costs its pod, never its
+# channel; a pod that ended is refused by its identity check anyway).
 KEY_SECONDS = 24 * 3600.0  # after its link's last renewal (renewed every RENEW_EVERY_SECONDS while held)
 RENEW_EVERY_SECONDS = 5.0
 PING_SECONDS = 5.0  # how long the bot has to answer before its link is taken for a drop

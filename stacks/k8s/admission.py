@@ -8,10 +8,9 @@ path"); who created or changed an object is not on it. So a ValidatingAdmissionP
   namespace's deletion may change and delete them);
 - only the controller creates pods; a pod's update (by anyone) leaves its `spec`, and its owners unless
   the controller or the collector changes them;
-- only the deployer (`k8sDeployer`, the user the stack's kubeconfig is) writes SandboxTemplates and
-  SandboxWarmPools, so the stack's own later `up` and `destroy` pass. The pool's size is its `scale`
-  subresource, which no rule matches (a resource rule names subresources one by one) and the
-  expression passes as well: the dispatcher's `PATCH …/scale`, `kubectl scale` and an HPA keep working;
+- only the deployer (`k8sDeployer`, the kubeconfig's user) creates and changes SandboxTemplates and
+  SandboxWarmPools (deletes are RBAC's); their `scale` subresource matches no rule, so the dispatcher's
+  `PATCH …/scale`, `kubectl scale` and an HPA keep working;
 - only the dispatcher creates SandboxClaims, and only it, the controller or the collector changes
   their `spec` (their `status` is a subresource);
 - only the kubelets (`system:nodes`) mint tokens for the bots' ServiceAccount;
@@ -83,6 +82,16 @@ def same_marks(kind: str) -> str:
 
 
 def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
+    spec = _policy_spec(args)
+    for validation in spec["validations"]:
+        # 403, as an RBAC refusal: pulumi-kubernetes' preview passes over a Forbidden server-side dry run
+        # (provider.go, Create and Update in preview), so an `up` that fixes k8sDeployer or
+        # k8sSandboxController is not stopped at its preview by the policy it is about to change.
+        validation["reason"] = "Forbidden"
+    return spec
+
+
+def _policy_spec(args: AdmissionArgs) -> dict[str, Any]:
     writes = ["CREATE", "UPDATE", "DELETE"]
     return {
         "failure_policy": "Fail",
@@ -92,7 +101,9 @@ def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
                 rule([""], ["CREATE", "UPDATE"], ["pods"], "v1"),
                 rule([""], ["*"], [f"pods/{entry}" for entry in ENTRIES], "v1"),
                 rule([SANDBOX_GROUP], writes, ["sandboxes"]),
-                rule([POOL_GROUP], writes, ["sandboxtemplates", "sandboxwarmpools"]),
+                # Not DELETE: a delete plants nothing, RBAC guards it, and a destroy by another user than
+                # k8sDeployer must not stop halfway with the pool left running and no dispatcher.
+                rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxtemplates", "sandboxwarmpools"]),
                 rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxclaims"]),
                 rule([""], ["CREATE"], ["serviceaccounts/token"], "v1"),
             ],
@@ -130,11 +141,12 @@ def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
                 "!(request.resource.resource in ['sandboxtemplates', 'sandboxwarmpools']) || "
                 f"request.subResource != '' || variables.user == '{args.deployer}' || "
                 "(request.operation != 'CREATE' && (variables.controller || variables.collector))"),
-             "message": "only voicefleet's deployer writes the bots' SandboxTemplates and SandboxWarmPools",
+             "message": "only voicefleet's deployer creates or changes the bots' SandboxTemplates and "
+                        "SandboxWarmPools",
              # Names the user the API server saw: a k8sDeployer that is not the kubeconfig's user shows at once.
              "message_expression": (
-                 f"\"only voicefleet's deployer ({args.deployer}, the stack's k8sDeployer) writes the bots' "
-                 "SandboxTemplates and SandboxWarmPools; this request came from \" + request.userInfo.username")},
+                 f"\"only voicefleet's deployer ({args.deployer}, the stack's k8sDeployer) creates or changes the "
+                 "bots' SandboxTemplates and SandboxWarmPools; this request came from \" + request.userInfo.username")},
             {"expression": (
                 f"request.resource.resource != 'sandboxclaims' || variables.user == '{account(*args.dispatcher)}' || "
                 "(request.operation == 'UPDATE' && "

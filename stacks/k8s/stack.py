@@ -127,8 +127,8 @@ class K8sStack(pulumi.ComponentResource):
         sandbox: tuple[pulumi.Resource, ...] = ()
         if cfg.mode == AGENT_SANDBOX:
             assert cfg.deployer is not None  # stacks/config/k8s.py requires it in this mode
-            # The policy first, and deleted last: no pool pod exists, and no dispatcher serves, while it is not
-            # enforced (a policy never looks again at what it did not see made); it lets the deployer through.
+            # The policy first, and deleted last: a policy never looks again at what was made before it, so
+            # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
             admission = BotAdmission(name, AdmissionArgs(
                 prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
                 dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT,

@@ -194,7 +194,7 @@ def test_the_policy_names_this_stacks_namespace_accounts_controller_and_deployer
     variables = {v["name"]: v["expression"] for v in policy["variables"]}
     assert variables["controller"] == "variables.user == 'system:serviceaccount:sandbox-system:sandbox-controller'"
     rules = {v["message"]: v["expression"] for v in policy["validations"]}
-    templates = rules["only voicefleet's deployer writes the bots' SandboxTemplates and SandboxWarmPools"]
+    templates = rules["only voicefleet's deployer creates or changes the bots' SandboxTemplates and SandboxWarmPools"]
     assert "variables.user == 'kubernetes-admin'" in templates
     claims = rules["only the dispatcher creates SandboxClaims, and only it, the controller or the collector changes "
                    "their spec"]
