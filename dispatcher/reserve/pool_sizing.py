@@ -49,7 +49,9 @@ TAKING_SECONDS = 30.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 60.0
 FALL_RETRY_SECONDS = 5.0
 POOL_SCALEDOWN_SECONDS = 120.0  # RESERVE_POOL_SCALEDOWN_SECONDS: chosen by the simulator (docs/kubernetes.md)
-STORE_AWAY = "the store does not answer: the pool's size stays as it is until it does"
+# The store did not grant the lease it gave the planner this tick: it does not answer, or another replica
+# took the lease meanwhile. Either way the size is the store's lease holder's to write.
+STORE_AWAY = "the store does not grant this replica the planning lease now: the pool's size is left as it is"
 # The platform refills its pool with no create limit of ours to keep.
 POOL_TIERS = Tiers(frozen=False, resume_seconds=0.0, create_per_second=UNPACED.per_second)
 
@@ -157,7 +159,8 @@ class PoolSizing:
         self._succeeded()
 
     async def _lease_in_store(self) -> bool:
-        """Whether the store itself grants this replica the lease now; else its size is left alone."""
+        """Whether the store itself grants this replica the lease now; else the size is left alone (logged
+        once when this replica held it: a store that stops answering, or a lease taken meanwhile)."""
         if await self._coordination.pool.plan_lease_in_store():
             return True
         if self._held and self._logged != STORE_AWAY:
