@@ -33,7 +33,6 @@ from functools import partial
 
 from bench.reserve_sim_model import Simulation
 from bench.reserve_sim_pool import POOL_ROWS, PoolRow, PoolSimulation
-from bench.reserve_sim_pool_sizing import pool_window
 from bench.reserve_sim_providers import BY_NAME, CLOUD_PROVIDER, PROVIDERS, Provider, prices
 from bench.reserve_sim_regions import MODES, RegionsRun, regions_header, regions_line
 from bench.reserve_sim_report import Row, header, line, summarise
@@ -42,7 +41,7 @@ from bench.reserve_sim_traffic import SHAPES
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
-from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS
+from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS, pool_window
 from dispatcher.settings import SettingsError
 
 

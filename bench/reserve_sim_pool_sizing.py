@@ -8,7 +8,7 @@ later, `RESERVE_MAX_IDLE=0` empty at once) runs unchanged; only the cluster it a
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar, cast
 
 from dispatcher.channel.bots import BotChannels
@@ -17,18 +17,10 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
-from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS, PoolSizing
-from dispatcher.settings import float_setting
+from dispatcher.reserve.pool_sizing import PoolSizing
 from dispatcher.store.local import LocalCoordination
 
 T = TypeVar("T")
-# dispatcher/reserve/factory.py `build_pool_sizing` reads it so, with this floor.
-WINDOW_VARIABLE, WINDOW_MINIMUM_SECONDS = "RESERVE_POOL_SCALEDOWN_SECONDS", 30.0
-
-
-def pool_window(env: Mapping[str, str]) -> float:
-    """The pool's scale-down window the dispatcher would run with `env` (a bad value raises SettingsError)."""
-    return float_setting(env, WINDOW_VARIABLE, POOL_SCALEDOWN_SECONDS, minimum=WINDOW_MINIMUM_SECONDS)
 
 
 class ModelledCluster(Protocol):

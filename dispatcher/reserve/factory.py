@@ -14,10 +14,9 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
-from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS, PoolSizing
+from dispatcher.reserve.pool_sizing import PoolSizing, pool_window
 from dispatcher.reserve.prices import hot_dollars_per_month
 from dispatcher.reserve.reserve import Reserve
-from dispatcher.settings import float_setting
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.reserve.reserve")
@@ -50,7 +49,6 @@ def build_pool_sizing(env: Mapping[str, str], kind: str, machines: Machines, cha
     """The pool's sizing where the platform keeps the warm machines, else None."""
     if not isinstance(machines, PooledMachines):
         return None
-    window = float_setting(env, "RESERVE_POOL_SCALEDOWN_SECONDS", POOL_SCALEDOWN_SECONDS, minimum=30.0)
     return PoolSizing(ReserveSettings.from_env(env, kind), PlannerSettings.from_env(env), machines, channels,
                       ReserveMetrics(metrics.registry, metrics.provider, metrics.activity), coordination=coordination,
-                      scaledown_seconds=window)
+                      scaledown_seconds=pool_window(env))
