@@ -89,7 +89,7 @@ class PoolSizing:
         self._draining = False
         self._arrivals: set[asyncio.Task[None]] = set()
 
-    async def launch(self, spec: LaunchSpec, *, warm_only: bool = False) -> LaunchResult:
+    async def launch(self, spec: LaunchSpec) -> LaunchResult:
         """A start: the provider's launch (warm or cold is the platform's), counted as demand first
         (unless another region counted it: a start's demand is its caller's region's)."""
         if not spec.counted_elsewhere:
