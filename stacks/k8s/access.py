@@ -8,7 +8,8 @@ the one cluster-wide verb: a ClusterRole of `tokenreviews` `create` alone, narro
 
 In the `agent-sandbox` mode the controller creates the pods, so the Role loses `pods` create, patch and
 delete and gains the claims' verbs (dispatcher/machines/k8s/sandbox.py CLAIM_VERBS): SandboxClaims
-create, get, list, watch, delete; its SandboxWarmPool get, and its `scale` get and patch; pods get,
+create, get, list, watch, delete; its SandboxWarmPool get, and its `scale` get and patch;
+SandboxTemplates get (the image a new bot image's pods run while the dispatcher rolls); pods get,
 list, watch (a hello's pod, read back); Sandboxes get (`agents.x-k8s.io`: a pool bot's owner).
 
 The bots' ServiceAccount has no role at all and its API token is never mounted
@@ -37,6 +38,7 @@ RULES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
     AGENT_SANDBOX: (
         (POOL_GROUP, "sandboxclaims", ("create", "delete", "get", "list", "watch")),
         (POOL_GROUP, "sandboxwarmpools", ("get",)),
+        (POOL_GROUP, "sandboxtemplates", ("get",)),
         (POOL_GROUP, "sandboxwarmpools/scale", ("get", "patch")),
         ("", "pods", ("get", "list", "watch")),
         (SANDBOX_GROUP, "sandboxes", ("get",)),

@@ -13,6 +13,7 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   `?fieldValidation=Strict`, else dropped with a `Warning` header. Any other schema error is 422 Invalid;
   the schema's defaults are applied (`shutdownPolicy: Retain`). `claim_quota` set: a ResourceQuota's
   `count/sandboxclaims.extensions.agents.x-k8s.io`, 403 Forbidden `exceeded quota` past it.
+- SandboxTemplates: GET, the one a pool names (`add_pool` and `set_template` write its pod).
 - SandboxWarmPools: GET, and the `scale` subresource (GET, PATCH with a merge patch: an `autoscaling/v1`
   Scale, `spec.replicas` ≥ 0 or 422). `add_pool` registers a pool and its template's pod spec, each
   validated (the pool against its CRD, the pod against the v1 Pod schema).
@@ -223,6 +224,7 @@ class FakeAgentSandbox(FakeKubernetes):
                 Route(base + "/sandboxclaims/{name}", self.get_claim, methods=["GET"]),
                 Route(base + "/sandboxclaims/{name}", self.delete_claim, methods=["DELETE"]),
                 Route(base + "/sandboxwarmpools/{name}", self.get_pool, methods=["GET"]),
+                Route(base + "/sandboxtemplates/{name}", self.get_template, methods=["GET"]),
                 Route(base + "/sandboxes/{name}", self.get_sandbox, methods=["GET"]),
                 Route(base + "/sandboxes", self.create_sandbox, methods=["POST"]),
                 Route(base + "/sandboxwarmpools/{name}/scale", self.get_scale, methods=["GET"]),
@@ -454,6 +456,22 @@ class FakeAgentSandbox(FakeKubernetes):
         with self._pods_lock:
             pool = self._pool_or_missing(request)
             return pool if isinstance(pool, Response) else JSONResponse(copy.deepcopy(pool))
+
+    async def get_template(self, request: Request) -> Response:
+        """The SandboxTemplate a pool names (`add_pool` names it after the pool), as its CRD shapes it."""
+        if (missing := self._served(request)) is not None:
+            return missing
+        name = request.path_params["name"]
+        with self._pods_lock:
+            pool = next((p for p, body in self.warm_pools.items()
+                         if body["spec"]["sandboxTemplateRef"]["name"] == name), None)
+            if pool is None:
+                return status(404, "NotFound", f'sandboxtemplates.{GROUP} "{name}" not found')
+            return JSONResponse({
+                "apiVersion": f"{GROUP}/{request.path_params['version']}", "kind": "SandboxTemplate",
+                "metadata": {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, name))},
+                "spec": {"podTemplate": {"metadata": {"labels": dict(self.template_labels[pool])},
+                                         "spec": copy.deepcopy(self.templates[pool])}}})
 
     def _scale(self, pool: dict[str, Any]) -> dict[str, Any]:
         metadata = pool["metadata"]

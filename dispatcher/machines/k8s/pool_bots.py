@@ -14,17 +14,18 @@ pod after themselves) is controlled by:
   this Sandbox): session's bot (its claim adopted it, or created it cold).
 
 Anything else (another pool, a Sandbox of someone else's, a bare pod of the same ServiceAccount) is
-refused. The API server stores any ownerReference a writer sends, so each owner is read back and
-matched by uid (docs/kubernetes.md, "Why every owner is read back"). The Sandbox's owner is the
-authority, not the pod's labels: adoption names the Sandbox in the claim, then moves the Sandbox's
-owner from the pool to the claim in one write (`completeAdoption`), then writes the claim's status,
-while the pod's labels follow later, when the Sandbox controller syncs them (kubernetes-sigs/agent-sandbox
-extensions/controllers/sandboxclaim_controller.go; the pool's `buildSandboxCR` sets the pool as the
-controller of each Sandbox it makes, controllers/sandbox_controller.go the Sandbox of its pod).
+refused. The pod runs BOT_IMAGE or, while a new image rolls out, the one the pool's template names
+(docs/kubernetes.md, "A new bot image"). The API server stores any ownerReference a writer sends, so
+each owner is read back and matched by uid (docs/kubernetes.md, "Why every owner is read back"): the
+Sandbox's owner is the authority, not the pod's labels. Adoption names the Sandbox in the claim, moves
+the Sandbox's owner from the pool to the claim in one write (`completeAdoption`), then writes the
+claim's status; the pod's labels follow when the Sandbox controller syncs them (agent-sandbox's
+sandboxclaim_controller.go; the pool's `buildSandboxCR` makes the pool each Sandbox's controller).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -36,17 +37,19 @@ from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_name
 from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
 from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_SESSION, NAME_PREFIX, to_machine
-from dispatcher.machines.k8s.pool_pod import pool_pod_problem
+from dispatcher.machines.k8s.pool_pod import pod_images, pool_pod_problem
 
 SANDBOX_GROUP = "agents.x-k8s.io"
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
 # How long a pool bot's admission holds (the records made at its hello): a pool bot dials again, and is
 # granted again, whenever its link drops, so this bounds a record, not the pod's life.
 POOL_GRANT_SECONDS = 2 * 86_400
-SANDBOX_VERBS = ("get sandboxes (agents.x-k8s.io), sandboxclaims and sandboxwarmpools (extensions.agents.x-k8s.io) "
-                 "and pods, create tokenreviews")
+SANDBOX_VERBS = ("get sandboxes (agents.x-k8s.io), sandboxclaims, sandboxwarmpools and sandboxtemplates "
+                 "(extensions.agents.x-k8s.io) and pods, create tokenreviews")
 WARM_POOL_LABEL = "agents.x-k8s.io/warm-pool-sandbox"  # the pool's on each Sandbox it makes: NameHash(pool)
 ASSIGNED_SANDBOX = "agents.x-k8s.io/sandbox-name"  # the claim's annotation naming the Sandbox it adopts
+
+log = logging.getLogger("dispatcher.machines.k8s")
 
 
 def name_hash(name: str) -> str:
@@ -79,6 +82,7 @@ class PoolIdentity:
         self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
         self._pools = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxwarmpools"
         self._claims = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxclaims"
+        self._templates = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxtemplates"
         self._pool, self._image, self._clock, self._read_pod = pool, image, clock, read_pod
         self._channel_url = channel_url
 
@@ -123,7 +127,7 @@ class PoolIdentity:
         owner = controller_of(pod)
         if owner.get("kind") != "Sandbox" or _group(owner) != SANDBOX_GROUP or owner.get("name") != name:
             return f"pod {name} is not a Sandbox's pod"
-        if problem := self._pod_problem(name, pod):
+        if problem := await self._pod_problem(name, pod):
             return problem
         sandbox = await self._read("sandbox", f"{self._sandboxes}/{name}")
         if sandbox is None:
@@ -141,10 +145,28 @@ class PoolIdentity:
             return await self._claim_problem(name, session_id, held_by) or ("session", session_id)
         return f"pod {name}'s Sandbox is not of pool {self._pool} (K8S_WARM_POOL) nor a session's claim"
 
-    def _pod_problem(self, name: str, pod: Mapping[str, Any]) -> str | None:
+    async def _pod_problem(self, name: str, pod: Mapping[str, Any]) -> str | None:
         """A pod not as the pool's template makes it (k8s/pool_pod.py). Who created the pod is not on
         it; an admission policy says."""
-        return pool_pod_problem(name, pod, image=self._image, channel_url=self._channel_url)
+        images = {self._image}
+        if pod_images(pod.get("spec") or {}) != images and (rolling := await self._template_image()):
+            images.add(rolling)
+        return pool_pod_problem(name, pod, images=images, channel_url=self._channel_url)
+
+    async def _template_image(self) -> str | None:
+        """The one image K8S_WARM_POOL's SandboxTemplate runs now, or None (a failed read is logged with
+        the grant it needs: the pod is then refused for its image)."""
+        pool = await self._read("sandboxwarmpool", f"{self._pools}/{self._pool}")
+        template = ((pool or {}).get("spec") or {}).get("sandboxTemplateRef") or {}
+        if not isinstance(name := template.get("name"), str) or not name:
+            return None
+        try:
+            found = await self._read("sandboxtemplate", f"{self._templates}/{name}")
+        except MachinesError as exc:
+            log.warning("the pool's template could not be read: %s", exc.message)
+            return None
+        images = pod_images((((found or {}).get("spec") or {}).get("podTemplate") or {}).get("spec") or {})
+        return next(iter(images)) if len(images) == 1 else None
 
     async def _pool_problem(self, name: str, sandbox: Mapping[str, Any], ref: Mapping[str, Any]) -> str | None:
         """The pool named is K8S_WARM_POOL itself (its uid) and the Sandbox is one it made (its label)."""

@@ -1,11 +1,12 @@
-"""A pool bot's pod, pinned as far as the dispatcher knows the SandboxTemplate's pod without reading it
-(reading templates would be one more grant, and the template is as writable as the pods it makes):
+"""A pool bot's pod, pinned as far as the dispatcher knows the SandboxTemplate's pod without trusting
+more of it than its image (the template is as writable as the pods it makes):
 
 - no ephemeral containers: one (`pods/ephemeralcontainers`) runs any image in the bot's pod, beside
   its projected token;
-- every container, init containers too, runs BOT_IMAGE with the image's own entrypoint and arguments
-  (no `command`, no `args`): `python -I -m bot`, which ignores PYTHON* variables and refuses the
-  loader's LD_* ones (bot/environment_check.py);
+- every container, init containers too, runs one image the dispatcher accepts (BOT_IMAGE, or while a
+  new image rolls out the one the pool's template names: k8s/pool_bots.py) with the image's own
+  entrypoint and arguments (no `command`, no `args`): `python -I -m bot`, which ignores PYTHON*
+  variables and refuses the loader's LD_* ones (bot/environment_check.py);
 - every container's `BOT_CHANNEL_URL` is this dispatcher's channel, set in the spec (a `value`, not
   a reference): a bot sent elsewhere would hand its pod's token to whoever listens there.
 
@@ -19,22 +20,34 @@ write them: the admission policy lets only voicefleet's deployer and agent-sandb
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
 
 
-def pool_pod_problem(name: str, pod: Mapping[str, Any], *, image: str, channel_url: str | None) -> str | None:
-    """Why the pod is not a pool bot's pod as the module pins it, or None."""
+def _containers(spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(every container, init containers first; the main containers) of a pod's spec."""
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    return [c for c in spec.get("initContainers") or [] if isinstance(c, dict)] + containers, containers
+
+
+def pod_images(spec: Mapping[str, Any]) -> set[str]:
+    """The images a pod's spec (or a template's pod spec) runs, init containers too."""
+    return {str(c.get("image", "")) for c in _containers(spec)[0]}
+
+
+def pool_pod_problem(name: str, pod: Mapping[str, Any], *, images: Collection[str],
+                     channel_url: str | None) -> str | None:
+    """Why the pod is not a pool bot's pod as the module pins it, or None; `images`: those accepted."""
     spec = pod.get("spec") or {}
     if spec.get("ephemeralContainers"):
         return f"pod {name} has ephemeral containers: a pool bot's pod runs its bot alone"
-    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
-    every = [c for c in spec.get("initContainers") or [] if isinstance(c, dict)] + containers
-    images = {str(c.get("image", "")) for c in every}
-    if images != {image}:
-        return f"pod {name} runs {', '.join(sorted(images))[:200] or 'nothing'}, not the bot's image (BOT_IMAGE)"
+    every, containers = _containers(spec)
+    runs = pod_images(spec)
+    if len(runs) != 1 or not runs <= set(images):
+        return (f"pod {name} runs {', '.join(sorted(runs))[:200] or 'nothing'}, not the bot's image (BOT_IMAGE) "
+                "nor the one its pool's template names")
     if any(c.get("command") or c.get("args") for c in every):
         return f"pod {name} overrides its image's command or arguments: a pool bot runs BOT_IMAGE's own entrypoint"
     if channel_url is not None:

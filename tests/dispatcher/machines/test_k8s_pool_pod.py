@@ -25,7 +25,7 @@ def pool_pod(fake: FakeAgentSandbox) -> dict[str, Any]:
 
 
 def problem(pod: dict[str, Any]) -> str | None:
-    return pool_pod_problem("voicefleet-bot-abcde", pod, image=IMAGE, channel_url=CHANNEL_URL)
+    return pool_pod_problem("voicefleet-bot-abcde", pod, images={IMAGE}, channel_url=CHANNEL_URL)
 
 
 def test_the_pools_own_pod_passes(fake_k8s_sandbox: FakeAgentSandbox) -> None:
@@ -58,4 +58,15 @@ def test_a_pod_not_as_the_pool_makes_it_is_refused(fake_k8s_sandbox: FakeAgentSa
 def test_with_no_channel_url_known_the_channel_is_not_pinned(fake_k8s_sandbox: FakeAgentSandbox) -> None:
     pod = pool_pod(fake_k8s_sandbox)
     pod["spec"]["containers"][0]["env"] = []
-    assert pool_pod_problem("voicefleet-bot-abcde", pod, image=IMAGE, channel_url=None) is None
+    assert pool_pod_problem("voicefleet-bot-abcde", pod, images={IMAGE}, channel_url=None) is None
+
+
+def test_while_a_new_image_rolls_out_either_image_passes_but_never_a_mix(fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    new = "ghcr.io/voicefleet/bot:2"
+    pod = copy.deepcopy(pool_pod(fake_k8s_sandbox))
+    pod["spec"]["containers"][0]["image"] = new
+    assert pool_pod_problem("voicefleet-bot-abcde", pod, images={IMAGE, new}, channel_url=CHANNEL_URL) is None
+    assert "not the bot's image" in str(problem(pod))
+    pod["spec"]["initContainers"] = [{"name": "init", "image": IMAGE}]
+    assert "not the bot's image" in str(pool_pod_problem("voicefleet-bot-abcde", pod, images={IMAGE, new},
+                                                         channel_url=CHANNEL_URL))

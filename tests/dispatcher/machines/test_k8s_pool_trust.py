@@ -26,6 +26,7 @@ from tests.fakes.k8s_sandbox import CORE_GROUP, GROUP, POOL, FakeAgentSandbox
 from tests.support.waiting import until
 
 EVIL_IMAGE = "registry.example/not-the-bot:latest"
+NEW_IMAGE = "registry.example/voicefleet-bot@sha256:" + "b" * 64  # the next release's, by digest
 
 
 @pytest.fixture
@@ -141,6 +142,28 @@ async def test_a_sandbox_naming_the_pool_is_refused_unless_the_pool_made_it(
     assert "not this dispatcher's channel" in str(await identity.grant(hello(fake, other_channel)))
     granted = await identity.grant(hello(fake, warm))
     assert not isinstance(granted, str) and (granted.kind, granted.subject) == ("idle", warm)
+
+
+async def test_a_new_images_pool_bot_is_admitted_by_a_replica_still_on_the_old_image(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """The stack changes the template before the dispatcher rolls: the image the template names now is
+    accepted beside BOT_IMAGE, and an image neither names still is not."""
+    fake = fake_k8s_sandbox
+    add_pool(fake, 1)
+    [old] = await warm_running(fake, 1)
+    fake.set_template(POOL, template(fake, NEW_IMAGE))
+    await until(lambda: old not in fake.sandboxes and len(fake.warm(POOL)) == 1, "the pool recreated", timeout=20)
+    [new] = await warm_running(fake, 1)
+    assert fake.pods[new]["spec"]["containers"][0]["image"] == NEW_IMAGE
+    granted = await pool_identity(dispatcher).grant(hello(fake, new))
+    assert not isinstance(granted, str) and (granted.kind, granted.subject) == ("idle", new), granted
+
+    pool = fake.warm_pools[POOL]["metadata"]
+    fake.collecting = False
+    other = await third_party_sandbox(fake, "forged", owner("SandboxWarmPool", POOL, pool["uid"]),
+                                      image=EVIL_IMAGE, labels=fake.sandbox_labels(new))
+    refused = await pool_identity(dispatcher).grant(hello(fake, other))
+    assert isinstance(refused, str) and "not the bot's image (BOT_IMAGE) nor the one its pool's template" in refused
 
 
 async def test_a_pod_a_third_party_made_with_a_sandboxs_name_and_owner_is_refused(

@@ -93,7 +93,7 @@ def test_the_agent_sandbox_role_grants_exactly_the_claims_verbs_and_no_pod_write
     groups = {resource: rule["apiGroups"] for rule in granted for resource in rule["resources"]}
     extensions = ["extensions.agents.x-k8s.io"]
     assert groups == {"sandboxclaims": extensions, "sandboxwarmpools": extensions, "sandboxwarmpools/scale": extensions,
-                      "pods": [""], "sandboxes": ["agents.x-k8s.io"]}
+                      "sandboxtemplates": extensions, "pods": [""], "sandboxes": ["agents.x-k8s.io"]}
     assert not {"create", "patch", "delete"} & {verb for rule in granted if rule["resources"] == ["pods"]
                                                 for verb in rule["verbs"]}
     # The same Role object as the pods mode's (an update in place when the mode changes), the same one grant.

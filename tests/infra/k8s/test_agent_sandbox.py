@@ -89,12 +89,12 @@ def test_the_pool_pod_is_a_strict_v1_pod_the_dispatcher_takes_for_its_pool_bots(
                                   **template["metadata"]}, "spec": template["spec"]}, KUBE_VERSION, strict=True)
     env = dispatcher_env(sandbox)
     pod = {"spec": template["spec"]}
-    assert pool_pod_problem("p", pod, image=env["BOT_IMAGE"], channel_url=env["BOT_CHANNEL_URL"]) is None
+    assert pool_pod_problem("p", pod, images={env["BOT_IMAGE"]}, channel_url=env["BOT_CHANNEL_URL"]) is None
     other = copy.deepcopy(pod)
     other["spec"]["containers"][0]["image"] = "registry.example.com/other@sha256:" + "e" * 64
-    assert "not the bot's image" in str(pool_pod_problem("p", other, image=env["BOT_IMAGE"],
+    assert "not the bot's image" in str(pool_pod_problem("p", other, images={env["BOT_IMAGE"]},
                                                         channel_url=env["BOT_CHANNEL_URL"]))
-    assert "dials" in str(pool_pod_problem("p", pod, image=env["BOT_IMAGE"], channel_url="ws://elsewhere/bots/channel"))
+    assert "dials" in str(pool_pod_problem("p", pod, images={env["BOT_IMAGE"]}, channel_url="ws://elsewhere/bots/channel"))
 
 
 def test_the_pool_pod_is_the_bots_pod_with_the_dispatchers_identity_and_no_credential(k8s_stack: K8sRunner) -> None:

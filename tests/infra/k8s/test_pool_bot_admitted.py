@@ -1,7 +1,7 @@
 """The pool pod the stack renders (stacks/k8s/pool_template.py), run by the fake agent-sandbox controller, is
 admitted by the dispatcher it was rendered for as an idle pool bot: its identity-only hello passes the
 unverified precheck (k8s/hello_precheck.py: audience, ServiceAccount, pod) and the pool's grant
-(k8s/pool_bots.py: TokenReview, owners read back, k8s/pool_pod.py); rendered for another image, refused."""
+(k8s/pool_bots.py: TokenReview, owners read back, k8s/pool_pod.py); rendered for another image, only while the pool's template names it."""
 
 from __future__ import annotations
 
@@ -56,9 +56,14 @@ async def test_the_stacks_pool_pod_is_admitted_idle(claims: SandboxClaims,
     assert (granted.kind, granted.subject) == ("idle", name)
 
 
-async def test_a_pool_pod_rendered_for_another_image_is_refused(claims: SandboxClaims,
-                                                                fake_k8s_sandbox: FakeAgentSandbox) -> None:  # noqa: F811
+async def test_a_pool_pod_rendered_for_another_image_is_admitted_only_while_its_template_names_it(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:  # noqa: F811
     fake = fake_k8s_sandbox
     name = await warm_pod(fake, {**environment(fake), "BOT_IMAGE": "registry.example.com/other@sha256:" + "e" * 64})
-    refused = await gate(claims).grant(Hello(machine_id=name, capabilities=("daily",), identity=fake.token_of(name)))
+    hello = Hello(machine_id=name, capabilities=("daily",), identity=fake.token_of(name))
+    granted = await gate(claims).grant(hello)  # the template changed first: a new image rolling out
+    assert not isinstance(granted, str) and granted.kind == "idle", granted
+    fake.reconciling = False  # the controller has not yet replaced the pod of the template's old image
+    fake.set_template(POOL, pool_pod(environment(fake))["spec"])
+    refused = await gate(claims).grant(hello)
     assert isinstance(refused, str) and "not the bot's image (BOT_IMAGE)" in refused, refused
