@@ -1,0 +1,78 @@
+"""Opt-in (`-m k8s`, K8S_E2E=1, K8S_MODE=agent-sandbox): the `agent-sandbox` mode against a real cluster
+with agent-sandbox installed, to hold the fake (tests/fakes/k8s_sandbox.py) to the real controller: the
+start-up checks pass (served versions, the pool's `Recreate`), a session's claim is adopted or made cold,
+watched to its start, holds a Sandbox whose pod carries the session's annotation, is listed, and is
+deleted with its pod by a stop; the pool's `scale` is read and written back. Set up as docs/testing.md
+("A real cluster") says; skipped with the reason otherwise."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatcher.machines.base import LaunchSpec, MachineState
+from dispatcher.machines.k8s.claims import NOTE_SESSION, bound_sandbox
+from dispatcher.machines.k8s.sandbox import SandboxClaims
+from dispatcher.machines.k8s.served import cluster_problems
+from tests.support.waiting import until
+
+NEEDED = ("K8S_API_URL", "K8S_TOKEN_FILE", "K8S_NAMESPACE", "BOT_IMAGE", "K8S_WARM_POOL")
+pytestmark = [
+    pytest.mark.k8s,
+    pytest.mark.timeout(900),  # past START_SECONDS and the claim's foreground delete
+    pytest.mark.skipif(os.environ.get("K8S_E2E") != "1" or os.environ.get("K8S_MODE") != "agent-sandbox"
+                       or not all(os.environ.get(n) for n in NEEDED),
+                       reason="a real cluster with agent-sandbox: K8S_E2E=1 K8S_MODE=agent-sandbox with "
+                              + ", ".join(NEEDED) + " (docs/testing.md)"),
+]
+START_SECONDS = 300.0  # an image pull on a fresh kind node, when no warm Sandbox is there
+STARTED: list[str] = []
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[SandboxClaims]:
+    machines = SandboxClaims.from_env(dict(os.environ))
+    yield machines
+    for session_id in STARTED:  # this test's claims only, whatever failed
+        await machines.stop(session_id)
+    STARTED.clear()
+    await machines.aclose()
+
+
+def session_spec() -> LaunchSpec:
+    """A session whose claim is recognisably a test's (`vf-test-…`), in a namespace others may share."""
+    s = LaunchSpec(session_id="test-" + secrets.token_hex(10), body_digest="d" * 32, max_session_seconds=120)
+    STARTED.append(s.session_id)
+    return s
+
+
+async def test_the_cluster_passes_the_modes_start_up_checks() -> None:
+    assert await cluster_problems(dict(os.environ)) == []
+
+
+async def test_a_claim_is_bound_watched_listed_and_stopped_with_its_pod(cluster: SandboxClaims) -> None:
+    s = session_spec()
+    launched = await cluster.launch(s)
+    assert launched.created
+    machine = await cluster.wait_started(s.session_id, START_SECONDS)
+    assert machine.state is not MachineState.STARTING, machine
+    claim = await cluster.read_claim(s.session_id)
+    assert claim is not None and (sandbox := bound_sandbox(claim)), claim
+    pod = await cluster.read_pod(sandbox)
+    assert pod is not None and (pod["metadata"].get("annotations") or {}).get(NOTE_SESSION) == s.session_id, pod
+    assert s.session_id in {m.session_id for m in await cluster.list()}
+    assert await cluster.stop(s.session_id)
+
+    async def gone() -> bool:
+        return await cluster.read_claim(s.session_id) is None and await cluster.read_pod(sandbox) is None
+
+    await until(gone, "the claim and its pod gone", timeout=180)
+
+
+async def test_the_pools_scale_is_read_and_written(cluster: SandboxClaims) -> None:
+    size = await cluster.pool_size()
+    await cluster.scale_pool(size)  # the same size back: the write is allowed and changes nothing
+    assert await cluster.pool_size() == size
