@@ -18,6 +18,8 @@ what it costs") and docs/security.md.
 
 from __future__ import annotations
 
+# The dispatcher's user: REDIS_URL names it, REDIS_PASSWORD holds its password.
+USER = "voicefleet"
 # dispatcher/store/client.py DEFAULT_PREFIX: every key and channel the dispatcher names starts with
 # it (the braces are a cluster hash tag). The Pulumi program's environment has no redis-py, so the
 # value is repeated here; tests/infra/aws/test_store_access.py checks that the two agree.

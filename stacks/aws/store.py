@@ -28,12 +28,11 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.aws.store_access import checked as checked_access
-from stacks.store_access import ACCESS
+from stacks.store_access import ACCESS, USER
 
 ENGINE = "valkey"
 MAJOR_VERSION = "8"
 PORTS = (6379, 6380)  # the endpoint and the reader endpoint (ElastiCache Serverless)
-USER = "voicefleet"
 DATA_LIMIT_GB = 1
 # ElastiCache names (cache, user id, user group id): 1-40 characters, letters, digits and hyphens,
 # starting with a letter, no two hyphens in a row, not ending with one.
