@@ -147,8 +147,7 @@ class K8sStack(pulumi.ComponentResource):
             egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses)
         policies = NetworkPolicies(name, network, opts=child)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
-        environment = {**k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT),
-                       **({URL_VARIABLE: store.url} if store is not None else {})}
+        environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
         sandbox: tuple[pulumi.Resource, ...] = ()
         if cfg.mode == AGENT_SANDBOX:
             assert cfg.deployer is not None  # stacks/config/k8s.py requires it in this mode
@@ -165,7 +164,8 @@ class K8sStack(pulumi.ComponentResource):
             sandbox = (*admission.objects, *pool.objects)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
-            environment=environment, secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
+            environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {})},
+            secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,

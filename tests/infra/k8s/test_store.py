@@ -140,3 +140,11 @@ def test_a_rotation_lets_the_previous_password_in_beside_the_new(k8s_stack: K8sR
     rotating = in_cluster(k8s_stack, secrets={**SECRETS, "voicefleet:storePreviousPassword": PREVIOUS})
     (user,) = [line for line in valkey_conf(rotating).splitlines() if line.startswith("user voicefleet ")]
     assert {f"#{password_hash(PASSWORD)}", f"#{password_hash(PREVIOUS)}"} <= set(user.split())
+
+
+def test_the_pools_bots_are_given_nothing_of_the_store(k8s_stack: K8sRunner) -> None:
+    run = in_cluster(k8s_stack, k8sMode="agent-sandbox", k8sDeployer="ci@example.com")
+    assert URL_VARIABLE in container_env(run)
+    (template,) = run.of_type("kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate")
+    shown = json.dumps(unwrap(template.inputs))
+    assert "REDIS" not in shown and NAME not in shown
