@@ -1,14 +1,4 @@
-"""What the dispatcher may do in its coordination store on AWS: the RBAC user's access string.
-
-The dispatcher's user may run exactly the commands the dispatcher sends (granted one by one, never
-by category), on the keys and channels under its prefix, and nothing else: no `EVAL`, no functions.
-`EVALSHA` is granted as a command: a script runs command by command with the user's own grants,
-so whatever script runs touches only these commands, keys and channels. Naming the scripts
-themselves (`+evalsha|<sha1>`) would take first-argument rules, which Valkey deprecates and
-ElastiCache does not document; what that leaves open is in docs/replicas.md.
-tests/infra/aws/test_store_access.py reads every command out of the dispatcher's code
-and fails when the lists here miss one or grant one the code does not send; the replicas' and the
-store's tests run as a user with this very string (tests/support/redis_server.py).
+"""The AWS store user's access string (stacks/store_access.py's rules) within ElastiCache's rules.
 
 The string follows ElastiCache's rules for access strings (no password, no `reset`, `on`, no
 disabled command; `resetchannels` before its own channels on a serverless cache) and is written as
@@ -22,40 +12,11 @@ from __future__ import annotations
 
 import re
 
-# dispatcher/store/client.py DEFAULT_PREFIX: every key and channel the dispatcher names starts with
-# it (the braces are a cluster hash tag). The Pulumi program's environment has no redis-py, so the
-# value is repeated here; tests/infra/aws/test_store_access.py checks that the two agree.
-PREFIX = "{voicefleet}:"
-KEY_PATTERN = PREFIX + "*"
-CHANNEL_PATTERN = PREFIX + "*"
-
-# Sent by the dispatcher's redis-py calls (and the client's connection health check, PING). HELLO,
-# with which a connection signs in, needs no grant.
-CLIENT_COMMANDS: tuple[str, ...] = (
-    "del", "evalsha", "get", "hdel", "lrange", "mget", "ping", "publish", "scan", "script|load", "set", "subscribe",
-    "time",
-    "zrem",
-)
-# Run by the Lua scripts (a script runs with its caller's permissions, command by command).
-SCRIPT_COMMANDS: tuple[str, ...] = (
-    "del", "get", "hdel", "hget", "hgetall", "hset", "lrange", "ltrim", "pexpire", "rpush", "set", "time", "zadd",
-    "zcard", "zcount", "zrange", "zrem", "zremrangebyscore",
-)
-COMMANDS: tuple[str, ...] = tuple(sorted(set(CLIENT_COMMANDS) | set(SCRIPT_COMMANDS)))
 # ElastiCache disables these for every cache (ClientConfig.RestrictedCommands.html); an access
 # string that names one is refused.
 ELASTICACHE_DISABLED = frozenset({"bgrewriteaof", "bgsave", "config", "debug", "migrate", "replicaof", "save",
                                   "slaveof", "shutdown", "sync"})
 _PASSWORD_RULES = (">", "<", "#", "!")
-
-
-def access_string(commands: tuple[str, ...] = COMMANDS) -> str:
-    """The rules: each command granted by name, on the dispatcher's keys and channels only."""
-    granted = " ".join(f"+{command}" for command in commands)
-    return f"on ~{KEY_PATTERN} resetchannels &{CHANNEL_PATTERN} -@all {granted}"
-
-
-ACCESS = access_string()
 
 
 # The commands that have subcommands (a container: `script`, whose `script|load` is a command of its

@@ -3,8 +3,10 @@
 The stack deploys into a cluster its owner already runs (docs/kubernetes.md, "A stack for your
 cluster"): the kubeconfig is a secret (`k8sKubeconfig`), the images are built and pushed elsewhere
 and named by digest, and the replicas' store is an external Valkey/Redis whose URL (credentials
-inside) is a secret too. The dispatcher always runs two replicas at least (a PodDisruptionBudget
-keeps one through a node drain), so the store and `storeMessageSecret` are always required.
+inside) is a secret too, or (`k8sStore: in-cluster`) a Valkey the stack runs itself, whose user's
+password is `storePassword` as on the other clouds. The dispatcher always runs two replicas at least
+(a PodDisruptionBudget keeps one through a node drain), so a store and `storeMessageSecret` are
+always required.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import TYPE_CHECKING
+
+import pulumi
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import store as store_settings
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 
 KUBECONFIG_KEY = "k8sKubeconfig"
 STORE_URL_KEY = "k8sStoreUrl"
+STORE_KEY = "k8sStore"
+EXTERNAL, IN_CLUSTER = "external", "in-cluster"
 # Kubernetes' DNS-1123 label (namespace and object names, k8s.io/apimachinery validation IsDNS1123Label).
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # The forms the stack takes (a subset of resource.Quantity it can multiply for the quota):
@@ -52,16 +58,12 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         raise cfg.fail("botSecrets", "is not supported on k8s yet: the dispatcher's pods carry no secret of the "
                                      "bot's own; remove botSecrets (and deepgramApiKey, cartesiaApiKey, "
                                      "openaiApiKey) or run the bot on another cloud")
-    if settings.secrets.store_password is not None or settings.secrets.store_previous_password is not None:
-        raise cfg.fail(store_settings.PASSWORD_KEY, f"is not used on k8s: the store's credentials are in "
-                                                    f"{STORE_URL_KEY}; pulumi config rm {store_settings.PASSWORD_KEY}")
     kubeconfig = cfg.secret(KUBECONFIG_KEY, required=True)
     assert kubeconfig is not None  # `required=True` raised already
-    store_url = cfg.secret(STORE_URL_KEY, required=False)
-    if store_url is None:
-        raise cfg.fail(STORE_URL_KEY, "is required on k8s: the dispatcher's replicas share a Valkey/Redis store "
-                                      f"(docs/replicas.md); pulumi config set --secret {STORE_URL_KEY} "
-                                      "rediss://user:password@host:6380/0")
+    store = cfg.string(STORE_KEY, choices=(EXTERNAL, IN_CLUSTER))
+    if store == IN_CLUSTER:
+        _check_in_cluster_store(cfg, settings)
+    store_url = _store_url(cfg, settings) if store == EXTERNAL else None
     replicas = cfg.integer("k8sDispatcherReplicas", minimum=2, maximum=100)
     store_settings.require_message_secret(cfg, settings, f"k8sDispatcherReplicas={replicas}")
     names = {key: cfg.string(key, pattern=DNS_LABEL) for key in
@@ -114,7 +116,38 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         mode=mode,
         sandbox_controller=controller,
         deployer=deployer,
+        store=store,
+        store_mebibytes=_mebibytes(cfg, "k8sStoreStorage", cfg.string("k8sStoreStorage"), "a volume's size"),
     )
+
+
+def _store_url(cfg: Reader, settings: Settings) -> pulumi.Output[str]:
+    """The external store: its URL carries the credentials, so the stack's own password has no use."""
+    if settings.secrets.store_password is not None or settings.secrets.store_previous_password is not None:
+        raise cfg.fail(store_settings.PASSWORD_KEY, f"is not used with {STORE_KEY} {EXTERNAL}: the store's "
+                                                    f"credentials are in {STORE_URL_KEY}; pulumi config rm "
+                                                    f"{store_settings.PASSWORD_KEY} (or set {STORE_KEY} "
+                                                    f"{IN_CLUSTER} to have the stack run the store)")
+    store_url = cfg.secret(STORE_URL_KEY, required=False)
+    if store_url is None:
+        raise cfg.fail(STORE_URL_KEY, "is required on k8s: the dispatcher's replicas share a Valkey/Redis store "
+                                      f"(docs/replicas.md); pulumi config set --secret {STORE_URL_KEY} "
+                                      f"rediss://user:password@host:6380/0 (or pulumi config set {STORE_KEY} "
+                                      f"{IN_CLUSTER} to have the stack run one)")
+    return store_url
+
+
+def _check_in_cluster_store(cfg: Reader, settings: Settings) -> None:
+    """The stack's own Valkey: its URL is the stack's Service, its user's password `storePassword`."""
+    if cfg.secret(STORE_URL_KEY, required=False) is not None:
+        raise cfg.fail(STORE_URL_KEY, f"is not used with {STORE_KEY} {IN_CLUSTER}: the stack runs the store and "
+                                      f"names it itself; pulumi config rm {STORE_URL_KEY} (or set {STORE_KEY} "
+                                      f"{EXTERNAL} to keep that store)")
+    if settings.secrets.store_password is None:
+        raise cfg.fail(store_settings.PASSWORD_KEY, f"is required with {STORE_KEY} {IN_CLUSTER}: the store's user "
+                                                    "signs in with it (docs/kubernetes.md, \"The in-cluster "
+                                                    "store\"); pulumi config set --secret "
+                                                    f"{store_settings.PASSWORD_KEY} <32 random characters>")
 
 
 def _service_account(cfg: Reader, key: str) -> tuple[str, str]:
@@ -180,10 +213,10 @@ def _millicores(cfg: Reader, key: str, value: str) -> int:
     return cores
 
 
-def _mebibytes(cfg: Reader, key: str, value: str) -> int:
+def _mebibytes(cfg: Reader, key: str, value: str, what: str = "memory") -> int:
     found = _MEMORY.match(value)
     if found is None or int(found[1]) <= 0:
-        raise cfg.fail(key, f"must be memory in Mi or Gi, like 512Mi or 2Gi (got {value!r})")
+        raise cfg.fail(key, f"must be {what} in Mi or Gi, like 512Mi or 2Gi (got {value!r})")
     return int(found[1]) * (1024 if found[2] == "Gi" else 1)
 
 

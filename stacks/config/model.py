@@ -131,12 +131,15 @@ class KubernetesSettings:
     ingress_class: str
     dispatcher_host: str  # the Ingress's host: dispatcherUrl https://<it>
     tls_secret: str | None  # the host's certificate, a Secret in the dispatcher's namespace
-    store_url: pulumi.Output[str]  # secret: REDIS_URL, credentials inside
+    # secret: REDIS_URL, credentials inside; None with the in-cluster store (its URL is the stack's own)
+    store_url: pulumi.Output[str] | None
     mode: str = "pods"  # K8S_MODE: bare pods, or claims on the stack's SandboxWarmPool (`agent-sandbox`)
     # agent-sandbox only: the controller's ServiceAccount (namespace, name) and the user name the API server
     # sees for the stack's kubeconfig, the two the admission policy lets write Sandboxes and templates.
     sandbox_controller: tuple[str, str] = ("agent-sandbox-system", "agent-sandbox-controller")
     deployer: str | None = None
+    store: str = "external"  # `in-cluster`: the stack runs Valkey (stacks/k8s/store.py), storePassword its user's
+    store_mebibytes: int = 1024  # the in-cluster store's volume
 
 
 @dataclass(frozen=True)

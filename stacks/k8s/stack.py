@@ -3,8 +3,9 @@
 One explicit provider from the secret kubeconfig (every child gets it through its parent; the
 program's default providers are off) -> the dispatcher's and the bots' namespaces and the bots'
 quota -> the ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the
-NetworkPolicies -> the dispatcher's Deployment, disruption budget, Service and Ingress. The images
-are built elsewhere and named by digest; the replicas' store is external (`k8sStoreUrl`).
+NetworkPolicies -> with `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment,
+disruption budget, Service and Ingress. The images are built elsewhere and named by digest; the
+replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
 from stacks import contract
 from stacks.config.channel import channel_secrets
+from stacks.config.k8s import IN_CLUSTER
 from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
@@ -30,6 +32,7 @@ from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress
 from stacks.k8s.pool_template import pool_pod
 from stacks.k8s.secrets import DispatcherSecret
+from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
 
 
@@ -89,6 +92,23 @@ def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
     return pulumi.Output.unsecret(server).apply(left_out)
 
 
+def in_cluster_store(name: str, settings: Settings, namespace: pulumi.Output[str], labels: dict[str, str],
+                     dispatcher_selector: dict[str, str], opts: pulumi.ResourceOptions) -> InClusterStore | None:
+    """With `k8sStore: in-cluster`, the replicas' Valkey beside the dispatcher, its user's password the
+    stack's storePassword (and the one a rotation replaces)."""
+    cfg = settings.kubernetes
+    assert cfg is not None
+    if cfg.store != IN_CLUSTER:
+        return None
+    password, previous = settings.secrets.store_password, settings.secrets.store_previous_password
+    assert password is not None  # stacks/config/k8s.py requires it with the in-cluster store
+    selector = {"app.kubernetes.io/name": f"{settings.project}-store", "app.kubernetes.io/instance": settings.stack}
+    return InClusterStore(f"{name}-store", InClusterStoreArgs(
+        namespace=namespace, namespace_name=cfg.dispatcher_namespace,
+        passwords=[password, *([previous] if previous is not None else [])], storage_mib=cfg.store_mebibytes,
+        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector), opts=opts)
+
+
 class K8sStack(pulumi.ComponentResource):
     outputs: dict[str, pulumi.Input[object]]
 
@@ -114,8 +134,12 @@ class K8sStack(pulumi.ComponentResource):
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect), opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode), opts=child)
+        store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, child)
+        # An external store's URL carries its credentials (a secret); the in-cluster one's is plain, its
+        # password the stack's storePassword.
+        external_url = {URL_VARIABLE: cfg.store_url} if cfg.store_url is not None else {}
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher, {
-            **stored_secrets(settings, store=True, store_password=False), URL_VARIABLE: cfg.store_url}, labels,
+            **stored_secrets(settings, store=True, store_password=store is not None), **external_url}, labels,
             opts=child)
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
@@ -140,11 +164,13 @@ class K8sStack(pulumi.ComponentResource):
             sandbox = (*admission.objects, *pool.objects)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
-            environment=environment, secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
+            environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {})},
+            secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
-            drain=settings.drain, depends_on=(*access.grants, *policies.policies, *sandbox)), opts=child)
+            drain=settings.drain, depends_on=(*access.grants, *policies.policies, *sandbox,
+                                              *(store.objects if store is not None else ()))), opts=child)
         self.outputs = {
             "cloud": "k8s",
             "dispatcherUrl": dispatcher.url,

@@ -2,7 +2,7 @@
 users as the AWS stack makes them.
 
 The dispatcher signs in as the stack's RBAC user, `voicefleet`, with the access string the stack
-renders (stacks/aws/store_access.py, the string stacks/aws/store.py gives ElastiCache) and a password,
+renders (stacks/store_access.py, the string stacks/aws/store.py gives ElastiCache) and a password,
 and connects the way aws-prod's task does: `REDIS_URL` names the user, `REDIS_PASSWORD` holds the
 password (`env`). The `default` user is off with a password nobody is given, as the stack holds
 it, and the server starts channel rules at `allchannels`, as ElastiCache Serverless does. A command, key or channel the
@@ -12,7 +12,9 @@ The tests themselves look and poke with an `admin` user that may do anything (`a
 A test may ask for valkey-server instead (`binary`), the engine ElastiCache runs; the server's
 warnings go to a log in the work directory (`warnings()`).
 
-Nothing is persisted (no RDB, no AOF) and it listens on 127.0.0.1 only. `stop()`/`start()` take
+Nothing is persisted (no RDB, no AOF) and it listens on 127.0.0.1 only. `configured_server` runs
+one from a stack's own configuration file instead (the k8s stack's in-cluster store: its users,
+its persistence), on a free loopback port with its data in the work directory. `stop()`/`start()` take
 it down and bring it back on the same port, users included, for the store-outage tests. Tests skip
 with a reason where the binary is missing (CI installs it: .ci/run).
 """
@@ -36,8 +38,9 @@ import redis
 from redis.maint_notifications import MaintNotificationsConfig
 
 from stacks.aws.store import USER
-from stacks.aws.store_access import ACCESS
+from stacks.store_access import ACCESS
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 BINARY = "redis-server"
 # The engines a test may ask for: Debian's redis-server, and valkey-server, the engine ElastiCache
@@ -203,6 +206,51 @@ def redis_server(workdir: Path, *, access: str = ACCESS, binary: str = BINARY) -
         assert not refused, f"the store refused the stack's user: {[_what(e) for e in refused]}"
     finally:
         server.stop()
+
+
+class ConfiguredServer:
+    """A server started from a configuration file as a stack writes it; `start` again after `kill`
+    brings it back on the same port from the same data (its append-only file, if the file says so)."""
+
+    def __init__(self, workdir: Path, config: str, binary: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.workdir = workdir
+        self.config_file = workdir / "server.conf"
+        self.config_file.write_text(config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        # Arguments after the file override it: the address and the directory are the machine's.
+        args = [self.binary, str(self.config_file), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.workdir), "--logfile", str(self.workdir / f"{self.binary}.log")]
+        errors = self.workdir / f"{self.binary}.stderr"  # where a refused configuration is said
+        with errors.open("ab") as stderr:
+            process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+        self.process = process
+        wait_until(lambda: _answers(self.port) or process.poll() is not None, f"{self.binary} on port {self.port}",
+                   timeout=30, detail=lambda: errors.read_text(errors="replace")[-2000:])
+        if process.poll() is not None:
+            raise RuntimeError(f"{self.binary} refused its configuration: {errors.read_text(errors='replace')}")
+
+    def kill(self) -> None:
+        """As a crash would: no shutdown, nothing flushed beyond what the server wrote already."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+
+@contextmanager
+def configured_server(workdir: Path, config: str, *, binary: str = BINARY) -> Iterator[ConfiguredServer]:
+    if shutil.which(binary) is None:
+        pytest.skip(f"{binary} is not installed (apt-get install {binary}; .ci/run does)")
+    server = ConfiguredServer(workdir, config, binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 def _what(entry: dict[str, object]) -> str:

@@ -3,12 +3,15 @@
 pulumi-kubernetes replaces, never updates, an object of any kind (a custom resource's too) whose
 `.metadata.name` or `.metadata.namespace` changes, and a Deployment whose `.spec.selector` does
 (`forceNewProperties`, provider/pkg/provider/diff.go in pulumi/pulumi-kubernetes: `metadataForceNewProperties`
-for every kind, then `deployment`); and the provider itself, with every object made through it, when its
+for every kind, then `deployment`), and a StatefulSet whose `.spec.volumeClaimTemplates` does (`statefulSet`,
+the same file); and the provider itself, with every object made through it, when its
 `clusterIdentifier` changes. Three of those cut sessions or warm bots: a replaced Namespace is deleted
 with everything in it (the bots' running pods, or the dispatcher); a replaced Deployment is deleted
 before or beside its successor with every replica at once, past the disruption budget (a budget limits
 evictions, not deletes); a replaced agent-sandbox SandboxTemplate or SandboxWarmPool takes the pool's
-warm Sandboxes with it. `python -m stacks.plan <stack> --config KEY=VALUE` compares the change with the
+warm Sandboxes with it. A replaced in-cluster store (`k8sStoreStorage` changed) is refused by the API
+server while the old one holds its name, and the volume would keep its size anyway.
+`python -m stacks.plan <stack> --config KEY=VALUE` compares the change with the
 stack file's own configuration, as preflight/immutable.py does, and refuses those before `pulumi up`
 does them.
 """
@@ -25,6 +28,7 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
 POOL = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxWarmPool"
+STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
 # (type, property path) -> what its replacement takes down.
 REPLACING: dict[tuple[str, str], str] = {
     (NAMESPACE, "metadata.name"): "deletes the namespace with everything in it (its running pods' sessions end)",
@@ -33,6 +37,9 @@ REPLACING: dict[tuple[str, str], str] = {
     (DEPLOYMENT, "spec.selector"): "deletes every dispatcher replica at once",
     **{(kind, path): "deletes the warm pool's idle bots (claims on it fail until the new one has refilled)"
        for kind in (TEMPLATE, POOL) for path in ("metadata.name", "metadata.namespace")},
+    (STATEFUL_SET, "spec.volumeClaimTemplates"): "fails: the new StatefulSet's name is the old one's, and a "
+                                                 "claim keeps its size (grow the store's claim itself: "
+                                                 "docs/kubernetes.md, \"The in-cluster store\")",
     # Its DiffConfig replaces the provider when a set identifier changes (provider/pkg/provider/provider.go),
     # and the engine then replaces every object made through it; adding or removing one replaces nothing.
     (PROVIDER, "clusterIdentifier"): "replaces every object the stack made in the cluster (k8sClusterIdentifier "

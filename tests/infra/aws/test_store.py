@@ -9,8 +9,8 @@ import json
 import pulumi
 import pytest
 
+from stacks import store_access
 from stacks.aws import store as aws_store
-from stacks.aws import store_access
 from stacks.config.limits import valid_store_password
 from stacks.config.reader import SettingsError
 from stacks.tools.mocks import Registration, Run, is_secret, unwrap

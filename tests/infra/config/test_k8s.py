@@ -71,7 +71,27 @@ def test_bot_secrets_are_refused_until_the_pods_carry_them(stack: StackRunner) -
 def test_a_store_password_is_refused_with_the_url_named(stack: StackRunner) -> None:
     secrets = {**ALL_SECRETS, "voicefleet:storePassword": "SENTINEL-store-password-0123456789abcd"}
     message = error(stack, secrets=secrets)
-    assert "voicefleet:storePassword is not used on k8s" in message and "k8sStoreUrl" in message
+    assert "voicefleet:storePassword is not used with k8sStore external" in message and "k8sStoreUrl" in message
+    assert "k8sStore in-cluster" in message
+
+
+IN_CLUSTER_SECRETS = {**without("k8sStoreUrl"), "voicefleet:storePassword": "SENTINEL-store-password-0123456789abcd"}
+
+
+def test_the_in_cluster_store_needs_the_stacks_password_and_refuses_a_url(stack: StackRunner) -> None:
+    message = error(stack, secrets=without("k8sStoreUrl"), k8sStore="in-cluster")
+    assert "voicefleet:storePassword is required with k8sStore in-cluster" in message
+    assert "pulumi config set --secret storePassword" in message
+    message = error(stack, secrets={**ALL_SECRETS, **IN_CLUSTER_SECRETS}, k8sStore="in-cluster")
+    assert "voicefleet:k8sStoreUrl is not used with k8sStore in-cluster" in message
+    assert "pulumi config rm k8sStoreUrl" in message
+    stack("k8s", secrets=IN_CLUSTER_SECRETS, k8sStore="in-cluster")  # and with both right, it runs
+
+
+def test_the_store_kind_and_its_volume_are_checked(stack: StackRunner) -> None:
+    assert "voicefleet:k8sStore must be one of" in error(stack, k8sStore="managed")
+    message = error(stack, secrets=IN_CLUSTER_SECRETS, k8sStore="in-cluster", k8sStoreStorage="1T")
+    assert "voicefleet:k8sStoreStorage must be a volume's size in Mi or Gi" in message
 
 
 def test_a_turn_relay_is_refused(stack: StackRunner) -> None:

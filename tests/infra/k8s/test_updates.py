@@ -17,8 +17,7 @@ SECRET_KEYS = list(ALL_SECRETS)
 
 def up(secrets: dict[str, str] | None = None, **overrides: str) -> Run:
     given = ALL_SECRETS if secrets is None else secrets
-    return run_program(config_for("k8s", overrides, given), [key for key in SECRET_KEYS if key in given],
-                       stack="k8s-test")
+    return run_program(config_for("k8s", overrides, given), list(given), stack="k8s-test")
 
 
 def short(changed: list[tuple[str, str]]) -> list[str]:
@@ -60,3 +59,20 @@ def test_an_agent_sandbox_stacks_second_up_changes_nothing_and_a_new_bot_image_c
     # A new image: the dispatcher's BOT_IMAGE and the template (the pool, `Recreate`, retires its warm pods).
     image = "registry.example.com/bot@sha256:" + "c" * 64
     assert short(changed_names(first, up(**SANDBOX, k8sBotImage=image))) == ["Deployment", "SandboxTemplate"]
+
+
+IN_CLUSTER = {**{k: v for k, v in ALL_SECRETS.items() if k != "voicefleet:k8sStoreUrl"},
+              "voicefleet:storePassword": "SENTINEL-store-password-0123456789abcd"}
+
+
+def test_an_in_cluster_stores_second_up_changes_nothing_and_a_new_password_rolls_the_store_and_the_dispatcher() -> None:
+    first = up(secrets=IN_CLUSTER, k8sStore="in-cluster")
+    assert changed_names(first, up(secrets=IN_CLUSTER, k8sStore="in-cluster")) == []
+    rotated = up(secrets={**IN_CLUSTER, "voicefleet:storePassword": "SENTINEL-store-password-rotated-01234"},
+                 k8sStore="in-cluster")
+    # Both Secrets are new (the dispatcher's REDIS_PASSWORD, the store's valkey.conf), so both pods roll.
+    assert short(changed_names(first, rotated)) == ["Deployment", "Secret", "Secret", "StatefulSet"]
+    # A bigger volume changes the claim template alone (a replacement the plan refuses:
+    # tests/infra/tools/preflight/test_replacements.py).
+    assert short(changed_names(first, up(secrets=IN_CLUSTER, k8sStore="in-cluster", k8sStoreStorage="2Gi"))) == [
+        "StatefulSet"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from stacks.tools.plan import checked_plan
 from stacks.tools.preflight import replacements
-from tests.infra.k8s.conftest import K8sRunner
+from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner
 
 
 def test_a_renamed_bots_namespace_is_refused_naming_the_key(k8s_stack: K8sRunner) -> None:
@@ -20,6 +20,15 @@ def test_a_moved_dispatcher_is_refused_for_its_namespace_and_its_deployment(k8s_
     found = replacements.violations(deployed.registrations, changed.registrations, {"k8sDispatcherNamespace": "voice"})
     assert any("Namespace" in line for line in found)
     assert any("apps/v1:Deployment" in line and "every dispatcher replica at once" in line for line in found)
+
+
+def test_a_bigger_in_cluster_store_volume_is_refused_naming_the_claim(k8s_stack: K8sRunner) -> None:
+    secrets = {**{k: v for k, v in ALL_SECRETS.items() if k != "voicefleet:k8sStoreUrl"},
+               "voicefleet:storePassword": "SENTINEL-store-password-0123456789abcd"}
+    deployed = k8s_stack(secrets=secrets, k8sStore="in-cluster")
+    (found,) = replacements.violations(deployed.registrations, k8s_stack(
+        secrets=secrets, k8sStore="in-cluster", k8sStoreStorage="2Gi").registrations, {"k8sStoreStorage": "2Gi"})
+    assert "apps/v1:StatefulSet" in found and "k8sStoreStorage=2Gi" in found and "grow the store's claim" in found
 
 
 def test_changes_that_update_in_place_pass(k8s_stack: K8sRunner) -> None:
