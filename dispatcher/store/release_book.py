@@ -5,7 +5,7 @@ In the store the record is one JSON value, beside its version as the writer spel
 only when that version is still the one the writer read (a compare in a Lua script, atomic in the
 store), so two admins' changes at two replicas never silently overwrite each other; the trail is a
 capped list, oldest first (RPUSH, which the AWS stack's store user already holds: its access string
-grants exactly the commands the dispatcher sends, stacks/aws/store_access.py), read newest first.
+grants exactly the commands the dispatcher sends, stacks/store_access.py), read newest first.
 """
 
 from __future__ import annotations
