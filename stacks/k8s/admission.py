@@ -8,9 +8,10 @@ path"); who created or changed an object is not on it. So a ValidatingAdmissionP
   namespace's deletion may change and delete them);
 - only the controller creates pods; a pod's update (by anyone) leaves its `spec`, and its owners unless
   the controller or the collector changes them;
-- only the deployer (`k8sDeployer`, the kubeconfig's user) creates and changes SandboxTemplates and
-  SandboxWarmPools (deletes are RBAC's); their `scale` subresource matches no rule, so the dispatcher's
-  `PATCH …/scale`, `kubectl scale` and an HPA keep working;
+- only the deployer (`k8sDeployer`, the kubeconfig's user) creates SandboxTemplates and SandboxWarmPools
+  or changes their `spec` (the controller and the collector their metadata; deletes are RBAC's); their
+  `scale` subresource matches no rule, so the dispatcher's `PATCH …/scale`, `kubectl scale` and an HPA
+  keep working;
 - only the dispatcher creates SandboxClaims, and only it, the controller or the collector changes
   their `spec` (their `status` is a subresource);
 - only the kubelets (`system:nodes`) mint tokens for the bots' ServiceAccount;
@@ -140,7 +141,10 @@ def _policy_spec(args: AdmissionArgs) -> dict[str, Any]:
             {"expression": (
                 "!(request.resource.resource in ['sandboxtemplates', 'sandboxwarmpools']) || "
                 f"request.subResource != '' || variables.user == '{args.deployer}' || "
-                "(request.operation != 'CREATE' && (variables.controller || variables.collector))"),
+                # The controller labels its templates and the collector un-owns: metadata, never the spec, which
+                # names the image a replica admits while a new one rolls out (dispatcher/machines/k8s/pool_bots.py).
+                "(request.operation == 'UPDATE' && (variables.controller || variables.collector) && "
+                "object.spec == oldObject.spec)"),
              "message": "only voicefleet's deployer creates or changes the bots' SandboxTemplates and "
                         "SandboxWarmPools",
              # Names the user the API server saw: a k8sDeployer that is not the kubeconfig's user shows at once.

@@ -85,6 +85,7 @@ class PoolIdentity:
         self._templates = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxtemplates"
         self._pool, self._image, self._clock, self._read_pod = pool, image, clock, read_pod
         self._channel_url = channel_url
+        self._told_unread = False
 
     async def grant(self, hello: Hello) -> BotGrant | str:
         """What the hello's pod may be on the channel, or why it is refused."""
@@ -154,8 +155,8 @@ class PoolIdentity:
         return pool_pod_problem(name, pod, images=images, channel_url=self._channel_url)
 
     async def _template_image(self) -> str | None:
-        """The one image K8S_WARM_POOL's SandboxTemplate runs now, or None (a failed read is logged with
-        the grant it needs: the pod is then refused for its image)."""
+        """The one image K8S_WARM_POOL's SandboxTemplate runs now, or None (a read refused for want of
+        the grant is logged once, naming it: the pod is then refused for its image)."""
         pool = await self._read("sandboxwarmpool", f"{self._pools}/{self._pool}")
         template = ((pool or {}).get("spec") or {}).get("sandboxTemplateRef") or {}
         if not isinstance(name := template.get("name"), str) or not name:
@@ -163,7 +164,11 @@ class PoolIdentity:
         try:
             found = await self._read("sandboxtemplate", f"{self._templates}/{name}")
         except MachinesError as exc:
-            log.warning("the pool's template could not be read: %s", exc.message)
+            if not exc.reason.endswith("_unauthorized"):
+                raise  # the API server's bad moment: the caller tries again, as after any read
+            if not self._told_unread:  # a Role from before this read: said once, the pod refused for its image
+                log.warning("the pool's template could not be read: %s", exc.message)
+                self._told_unread = True
             return None
         images = pod_images((((found or {}).get("spec") or {}).get("podTemplate") or {}).get("spec") or {})
         return next(iter(images)) if len(images) == 1 else None

@@ -166,6 +166,34 @@ async def test_a_new_images_pool_bot_is_admitted_by_a_replica_still_on_the_old_i
     assert isinstance(refused, str) and "not the bot's image (BOT_IMAGE) nor the one its pool's template" in refused
 
 
+async def test_the_template_is_read_only_for_a_pod_not_on_bot_image_and_a_failed_read_is_no_admission(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 1)
+    [old] = await warm_running(fake, 1)
+    identity = pool_identity(dispatcher)
+    assert not isinstance(await identity.grant(hello(fake, old)), str)
+    assert not [c for c in fake.calls if "/sandboxtemplates/" in c.path]  # BOT_IMAGE: nothing more read
+
+    fake.set_template(POOL, template(fake, NEW_IMAGE))
+    await until(lambda: old not in fake.sandboxes and len(fake.warm(POOL)) == 1, "the pool recreated", timeout=20)
+    [new] = await warm_running(fake, 1)
+    # The API server's bad moment: no answer is no admission, and no verdict either (the caller tries again).
+    fake.fail(503, times=1000, path_contains="/sandboxtemplates/")  # past the client's bounded retries
+    assert "did not answer" in str(await identity.grant(hello(fake, new)))
+    fake.knobs.failures.clear()
+    # A Role without the verb: refused for its image, the missing grant said once in the log.
+    fake.fail(403, times=2, path_contains="/sandboxtemplates/", body={
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+        "message": "sandboxtemplates.extensions.agents.x-k8s.io is forbidden"})
+    with caplog.at_level("WARNING", logger="dispatcher.machines.k8s"):
+        for _ in range(2):
+            assert "not the bot's image" in str(await identity.grant(hello(fake, new)))
+    told = [r for r in caplog.records if "template could not be read" in r.getMessage()]
+    assert len(told) == 1 and "sandboxtemplates (extensions.agents.x-k8s.io)" in told[0].getMessage()
+    assert not isinstance(await identity.grant(hello(fake, new)), str)  # the read answered: admitted
+
+
 async def test_a_pod_a_third_party_made_with_a_sandboxs_name_and_owner_is_refused(
         dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox

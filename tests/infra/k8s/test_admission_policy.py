@@ -100,6 +100,24 @@ def test_only_the_deployer_creates_or_changes_the_template_and_the_pool(
     assert refused == "only voicefleet's deployer creates or changes the bots' SandboxTemplates and SandboxWarmPools"
 
 
+@pytest.mark.parametrize("user", [CONTROLLER, COLLECTOR])
+@pytest.mark.parametrize("resource", ["sandboxtemplates", "sandboxwarmpools"])
+def test_the_controller_and_the_collector_change_the_template_and_the_pools_metadata_never_their_spec(
+        policy: dict[str, Any], resource: str, user: str) -> None:
+    """The template's spec names the image a replica admits while a new one rolls out; the pool's names the
+    template: only the deployer chooses either."""
+    spec = {"podTemplate": {"spec": {"containers": [{"name": "bot", "image": "bot@sha256:" + "b" * 64}]}},
+            "sandboxTemplateRef": {"name": "voicefleet-bot"}}
+    old = {"metadata": {"labels": {}}, "spec": spec}
+    labelled = {"metadata": {"labels": {"agents.x-k8s.io/sandbox-template-ref-hash": "0f0f0f0f"}}, "spec": spec}
+    assert refusal(policy, Call(user, "UPDATE", POOL_GROUP, resource, old=old, obj=labelled)) is None
+    swapped = {**labelled, "spec": {**spec, "sandboxTemplateRef": {"name": "elsewhere"},
+                                    "podTemplate": {"spec": {"containers": [{"name": "bot", "image": "evil"}]}}}}
+    refused = refusal(policy, Call(user, "UPDATE", POOL_GROUP, resource, old=old, obj=swapped))
+    assert refused == "only voicefleet's deployer creates or changes the bots' SandboxTemplates and SandboxWarmPools"
+    assert refusal(policy, Call(user, "CREATE", POOL_GROUP, resource, obj=labelled)) is not None
+
+
 @pytest.mark.parametrize("resource", ["sandboxtemplates", "sandboxwarmpools"])
 def test_a_destroy_by_another_user_than_the_deployer_is_rbacs_to_refuse_not_the_policys(
         policy: dict[str, Any], resource: str) -> None:

@@ -1,7 +1,8 @@
 """The pool pod the stack renders (stacks/k8s/pool_template.py), run by the fake agent-sandbox controller, is
 admitted by the dispatcher it was rendered for as an idle pool bot: its identity-only hello passes the
 unverified precheck (k8s/hello_precheck.py: audience, ServiceAccount, pod) and the pool's grant
-(k8s/pool_bots.py: TokenReview, owners read back, k8s/pool_pod.py); rendered for another image, only while the pool's template names it."""
+(k8s/pool_bots.py: TokenReview, owners read back, k8s/pool_pod.py); rendered for another image, only
+while the pool's template names it."""
 
 from __future__ import annotations
 
