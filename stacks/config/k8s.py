@@ -45,8 +45,13 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     if settings.regions is not None:
         raise cfg.fail("regions", "is not supported on k8s yet: the front door and the regions' URLs are built for "
                                   "AWS and GCP (docs/regions.md)")
-    if settings.turn is not None:
-        raise cfg.fail("turn", "is not supported on k8s yet (no relay component): pulumi config set turn none")
+    if settings.turn is not None and settings.turn.mode == "managed":
+        # A relay needs a public UDP port range of its own, which a cluster's Service rarely gets.
+        raise cfg.fail("turn", "managed is not supported on k8s: a relay needs a public UDP port range, which a "
+                               "Service rarely gets. Name a TURN service you run elsewhere (coturn on a VM, "
+                               "Cloudflare, Twilio): pulumi config set turn external and turnUrls turn:<host>:3478; "
+                               "or take the relay VM of a cloud stack's `turn: managed` (its turnUrls) "
+                               "(docs/kubernetes.md, \"A TURN relay\")")
     if settings.secrets.bot:
         # The k8s provider hands a pod its launch values only (dispatcher/machines/k8s/pods.py).
         raise cfg.fail("botSecrets", "is not supported on k8s yet: the dispatcher's pods carry no secret of the "

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.config import ENV_MAX_IDLE, ENV_TRANSPORT
-from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
+from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.settings import allowed_transports
@@ -39,7 +39,9 @@ def dispatcher_settings(environment: Mapping[str, str]) -> K8sSettings:
 def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
     """The SandboxTemplate's `podTemplate` (metadata and spec) for the dispatcher whose env is `environment`."""
     settings = dispatcher_settings(environment)
-    transport = allowed_transports(environment, "k8s")[0]  # the default: the one idle bots serve
+    # The default: the one idle bots serve. The channel's token is in the dispatcher's Secret, not this
+    # plain environment; the mode requires it (stacks/config/k8s.py), and the settings ask for it with webrtc.
+    transport = allowed_transports({**environment, CHANNEL_TOKEN_VARIABLE: "(by reference)"}, "k8s")[0]
     channel = environment[CHANNEL_URL_VARIABLE]
     env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
            ENV_TRANSPORT: transport, ENV_MAX_IDLE: str(POOL_BOT_MAX_IDLE_SECONDS)}
