@@ -46,7 +46,6 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         raise cfg.fail("regions", "is not supported on k8s yet: the front door and the regions' URLs are built for "
                                   "AWS and GCP (docs/regions.md)")
     if settings.turn is not None and settings.turn.mode == "managed":
-        # A relay needs a public UDP port range of its own, which a cluster's Service rarely gets.
         raise cfg.fail("turn", "managed is not supported on k8s: a relay needs a public UDP port range, which a "
                                "Service rarely gets. Name a TURN service you run elsewhere (coturn on a VM, "
                                "Cloudflare, Twilio): pulumi config set turn external and turnUrls turn:<host>:3478; "
