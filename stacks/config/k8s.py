@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import pulumi
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import store as store_settings
+from stacks.config.bot import offered_sessions, web_transports
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
@@ -93,7 +97,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     mode = cfg.string("k8sMode", choices=MODES)
     controller = _service_account(cfg, "k8sSandboxController")
     deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
-    return KubernetesSettings(
+    found = KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
         cluster_identifier=cluster_identifier,
@@ -119,6 +123,14 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         sandbox_controller=controller,
         deployer=deployer,
     )
+    if settings.turn is not None:
+        offered = web_transports(replace(settings, kubernetes=found))
+        pulumi.log.info(f"voicefleet:turn external: this stack's dispatcher offers {offered_sessions(offered)} "
+                        f"(TRANSPORTS={','.join(offered)})" + (
+                            "; with k8sMode agent-sandbox every bot is a pod of the pool's one template, which boots "
+                            "SmallWebRTC, so a Daily start is refused (docs/kubernetes.md, \"A TURN relay\")"
+                            if "daily" not in offered else ""))
+    return found
 
 
 def _service_account(cfg: Reader, key: str) -> tuple[str, str]:
