@@ -80,3 +80,27 @@ def test_a_managed_turn_relay_is_refused_with_the_way_out(stack: StackRunner) ->
     assert "voicefleet:turn managed is not supported on k8s" in message
     assert "public UDP port range" in message and "pulumi config set turn external" in message
     assert "a cloud stack's `turn: managed`" in message
+
+
+def test_the_mode_is_pods_or_agent_sandbox_and_says_both(stack: StackRunner) -> None:
+    message = error(stack, k8sMode="sandbox")
+    assert "voicefleet:k8sMode must be one of pods, agent-sandbox" in message and "'sandbox'" in message
+
+
+def test_agent_sandbox_needs_the_deployers_user_name(stack: StackRunner) -> None:
+    message = error(stack, k8sMode="agent-sandbox")
+    assert "voicefleet:k8sDeployer is required with k8sMode agent-sandbox" in message
+    assert "kubectl auth whoami" in message
+    # It is written into the admission policy's CEL as a quoted string.
+    assert "voicefleet:k8sDeployer must be a user name" in error(stack, k8sMode="agent-sandbox",
+                                                                  k8sDeployer="x' || true || '")
+
+
+def test_agent_sandbox_needs_the_channel_its_pool_bots_dial(stack: StackRunner) -> None:
+    message = error(stack, secrets=without("botChannelToken"), k8sMode="agent-sandbox", k8sDeployer="ci@example.com")
+    assert "voicefleet:botChannelToken is required with k8sMode agent-sandbox" in message
+
+
+def test_the_sandbox_controller_is_a_service_account(stack: StackRunner) -> None:
+    message = error(stack, k8sSandboxController="agent-sandbox-controller")
+    assert "voicefleet:k8sSandboxController must be a ServiceAccount as namespace/name" in message
