@@ -288,23 +288,31 @@ def _bot_channel_port(env: Mapping[str, str], port: int) -> int | None:
 
 
 def allowed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
-    """`TRANSPORTS` (allowed) and `DEFAULT_TRANSPORT` → the allowed ones, the default first."""
-    raw = [t.strip().lower() for t in env.get("TRANSPORTS", "").split(",") if t.strip()]
-    allowed = tuple(dict.fromkeys(raw)) or (("webrtc",) if machines == "local" else ("daily",))
-    for transport in allowed:
-        if transport not in TRANSPORT_KINDS:
-            raise SettingsError(f"TRANSPORTS: {transport!r} is not one of {', '.join(TRANSPORT_KINDS)}")
+    """`TRANSPORTS` (allowed) and `DEFAULT_TRANSPORT` → the allowed ones, the default first, with what
+    each needs of the rest of the settings."""
+    allowed = listed_transports(env, machines)
     if machines == "local" and "daily" in allowed and not env.get("DAILY_API_KEY", "").strip():
         # Local Daily sessions (and Daily dial-in) need rooms, which the dispatcher makes with its key.
         raise SettingsError("TRANSPORTS includes daily: a local dispatcher makes each session's Daily room with "
                             "DAILY_API_KEY; set it, or keep TRANSPORTS=webrtc")
-    default = env.get("DEFAULT_TRANSPORT", "").strip().lower() or allowed[0]
-    if default not in allowed:
-        raise SettingsError(f"DEFAULT_TRANSPORT={default!r} is not in TRANSPORTS ({', '.join(allowed)})")
     if machines != "local" and "webrtc" in allowed and not env.get("BOT_CHANNEL_TOKEN", "").strip():
         # A cloud bot listens on nothing: its SmallWebRTC signalling can only come over the channel.
         raise SettingsError("TRANSPORTS includes webrtc: set BOT_CHANNEL_TOKEN (cloud bots take signalling over it)")
-    return (default, *(t for t in allowed if t != default))
+    return allowed
+
+
+def listed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
+    """`TRANSPORTS` and `DEFAULT_TRANSPORT` as written → the transports, the default first: their names
+    checked, not what they need (a stack reads this from the plain settings, the token kept apart)."""
+    raw = [t.strip().lower() for t in env.get("TRANSPORTS", "").split(",") if t.strip()]
+    listed = tuple(dict.fromkeys(raw)) or (("webrtc",) if machines == "local" else ("daily",))
+    for transport in listed:
+        if transport not in TRANSPORT_KINDS:
+            raise SettingsError(f"TRANSPORTS: {transport!r} is not one of {', '.join(TRANSPORT_KINDS)}")
+    default = env.get("DEFAULT_TRANSPORT", "").strip().lower() or listed[0]
+    if default not in listed:
+        raise SettingsError(f"DEFAULT_TRANSPORT={default!r} is not in TRANSPORTS ({', '.join(listed)})")
+    return (default, *(t for t in listed if t != default))
 
 
 def _bot_channel_token(env: Mapping[str, str]) -> str | None:

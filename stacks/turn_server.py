@@ -13,6 +13,7 @@ and appends them to a root:turnserver 0640 file.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import pulumi
 
@@ -33,6 +34,7 @@ LISTEN_PORT = 3478
 MAX_BPS_PER_ALLOCATION = 64 * 1024  # bytes/s: 512 kbit/s, far above one voice call's audio
 MAX_ALLOCATE_LIFETIME_SECONDS = 600
 TLS_PORT = 443
+_Urls = TypeVar("_Urls", str, pulumi.Output[str])  # TURN_URLS: plain for an external service, else an Output
 
 
 def realm(turn: TurnSettings) -> str:
@@ -62,10 +64,23 @@ def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]], credentials_p
                            transports: Sequence[str] = ("daily", "webrtc")) -> dict[str, pulumi.Input[str]]:
     """The dispatcher's TURN variables (stacks/contract.py TURN_ENV; the secret comes by reference);
     `transports`: the web sessions it offers, the default first (stacks/config/bot.py web_transports)."""
+    urls = pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found))
+    found: dict[str, pulumi.Input[str]] = {**_variables(urls, credentials_per_key, transports)}
+    return found
+
+
+def external_environment(turn_urls: Sequence[str], credentials_per_key: int,
+                         transports: Sequence[str]) -> dict[str, str]:
+    """The same variables for an external service, whose URLs are known at preview: plain values, as
+    the k8s stack's agent-sandbox pool template is built from the dispatcher's plain settings."""
+    return _variables(",".join(turn_urls), credentials_per_key, transports)
+
+
+def _variables(urls: _Urls, credentials_per_key: int, transports: Sequence[str]) -> dict[str, _Urls | str]:
     return {
         "TRANSPORTS": ",".join(transports),
         "DEFAULT_TRANSPORT": transports[0],
-        "TURN_URLS": pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found)),
+        "TURN_URLS": urls,
         "ICE_TRANSPORT_POLICY": "relay",  # both peers through the relay: neither needs an open port
         # One key's share of the relay (stacks/config/turn.py derives it from the quotas).
         "TURN_CREDENTIALS_PER_KEY": str(credentials_per_key),

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import pulumi
 
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from images.bot_project import BotProject, BotProjectError, read
 from images.bot_transports import IMAGE_LEAVES_OUT
 from images.budgets import allowance_mb, budget_to_set, closure_budget_mb
@@ -48,9 +49,17 @@ def reserved_env_name(name: str) -> bool:
     return name in RESERVED_ENV_NAMES or name.startswith(_RESERVED_PREFIXES)
 
 
+class HasMode(Protocol):
+    @property
+    def mode(self) -> str: ...
+
+
 class HasBotProject(Protocol):
     @property
     def bot_project(self) -> BotProjectSettings | None: ...
+
+    @property
+    def kubernetes(self) -> HasMode | None: ...
 
     @property
     def turn(self) -> object | None: ...
@@ -120,11 +129,11 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
         builds = f"its bot.py builds Pipecat's {', '.join(built)} transport, not {', '.join(unserved)}"
         if not served:
             raise cfg.fail("botProject", f"= {found.location!r}: {builds}, and this stack offers only "
-                                         f"{_offered(offered)}: give it what it answers: "
+                                         f"{offered_sessions(offered)}: give it what it answers: "
                                          f"{serving_advice(found.project, settings.cloud)}; or use a project whose "
                                          "bot builds daily")
-        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: {builds}: this stack's {_offered(unserved)} "
-                        f"will fail; its {_offered(served)} are served")
+        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: {builds}: this stack's "
+                        f"{offered_sessions(unserved)} will fail; its {offered_sessions(served)} are served")
     images = found.project.images(webrtc=settings.turn is not None)
     _hold_to_budget(cfg, found, images=images, cloud=settings.cloud, drain=drain)
     if takes_calls and not built and "websocket" not in found.project.transports:
@@ -146,7 +155,8 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
 
 
-def _offered(transports: list[str] | tuple[str, ...]) -> str:
+def offered_sessions(transports: list[str] | tuple[str, ...]) -> str:
+    """What a stack offering `transports` serves, in words: "Daily web sessions (POST /start) and …"."""
     return " and ".join(OFFERED[transport] for transport in transports)
 
 
@@ -237,9 +247,12 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, images: tuple[str
 def web_transports(settings: HasBotProject) -> tuple[str, ...]:
     """The web sessions a stack with a TURN relay offers, the default first (its dispatcher's
     TRANSPORTS): Daily's and SmallWebRTC's, or SmallWebRTC's alone for a bot.py that builds it and not
-    Daily, so a Daily start is refused at once instead of launching a bot that cannot join a room."""
+    Daily, so a Daily start is refused at once instead of launching a bot that cannot join a room.
+    SmallWebRTC's alone on k8s in agent-sandbox mode too: every bot there is a pod of one template
+    booting one transport, and the relay is for SmallWebRTC (docs/kubernetes.md, "A TURN relay")."""
     built = () if settings.bot_project is None else settings.bot_project.project.built
-    return ("webrtc",) if "webrtc" in built and "daily" not in built else ("daily", "webrtc")
+    one_template = settings.kubernetes is not None and settings.kubernetes.mode == AGENT_SANDBOX
+    return ("webrtc",) if one_template or ("webrtc" in built and "daily" not in built) else ("daily", "webrtc")
 
 
 def image_args(settings: BuildsImages) -> dict[str, Any]:

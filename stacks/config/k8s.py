@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pulumi
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import store as store_settings
+from stacks.config.bot import offered_sessions, web_transports
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
@@ -51,8 +53,12 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     if settings.regions is not None:
         raise cfg.fail("regions", "is not supported on k8s yet: the front door and the regions' URLs are built for "
                                   "AWS and GCP (docs/regions.md)")
-    if settings.turn is not None:
-        raise cfg.fail("turn", "is not supported on k8s yet (no relay component): pulumi config set turn none")
+    if settings.turn is not None and settings.turn.mode == "managed":
+        raise cfg.fail("turn", "managed is not supported on k8s: a relay needs a public UDP port range, which a "
+                               "Service rarely gets. Name a TURN service you run elsewhere (coturn on a VM, "
+                               "Cloudflare, Twilio): pulumi config set turn external and turnUrls turn:<host>:3478; "
+                               "or take the relay VM of a cloud stack's `turn: managed` (its turnUrls) "
+                               "(docs/kubernetes.md, \"A TURN relay\")")
     if settings.secrets.bot:
         # The k8s provider hands a pod its launch values only (dispatcher/machines/k8s/pods.py).
         raise cfg.fail("botSecrets", "is not supported on k8s yet: the dispatcher's pods carry no secret of the "
@@ -91,7 +97,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     mode = cfg.string("k8sMode", choices=MODES)
     controller = _service_account(cfg, "k8sSandboxController")
     deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
-    return KubernetesSettings(
+    found = KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
         cluster_identifier=cluster_identifier,
@@ -119,6 +125,14 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         store=store,
         store_mebibytes=_mebibytes(cfg, "k8sStoreStorage", cfg.string("k8sStoreStorage"), "a volume's size"),
     )
+    if settings.turn is not None:
+        offered = web_transports(replace(settings, kubernetes=found))
+        pulumi.log.info(f"voicefleet:turn external: this stack's dispatcher offers {offered_sessions(offered)} "
+                        f"(TRANSPORTS={','.join(offered)})" + (
+                            "; with k8sMode agent-sandbox every bot is a pod of the pool's one template, which boots "
+                            "SmallWebRTC, so a Daily start is refused (docs/kubernetes.md, \"A TURN relay\")"
+                            if "daily" not in offered else ""))
+    return found
 
 
 def _store_url(cfg: Reader, settings: Settings) -> pulumi.Output[str]:

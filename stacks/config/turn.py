@@ -4,7 +4,8 @@
 static address (stacks/aws/relay.py, stacks/gcp/relay.py); `external` points the dispatcher at a TURN
 service you run elsewhere (`turnUrls`). Either way the shared secret (coturn `static-auth-secret`,
 the TURN REST scheme's HMAC key) is a `--secret` config value that reaches coturn and the
-dispatcher only through Secrets Manager / Secret Manager; clients and bots get short-lived
+dispatcher only through Secrets Manager / Secret Manager (on k8s, the dispatcher's Secret; k8s
+takes `external` only, stacks/config/k8s.py); clients and bots get short-lived
 credentials derived from it (dispatcher/media/turn.py), never the secret.
 """
 

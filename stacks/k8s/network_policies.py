@@ -17,6 +17,7 @@ A cluster whose network plugin does not enforce NetworkPolicy accepts these and 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -74,6 +75,28 @@ def bot_egress(args: NetworkPoliciesArgs) -> list[dict[str, Any]]:
         {"to": [dispatcher_pods], "ports": [{"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}]},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": left_out}}]},
     ]
+
+
+def url_host(url: str) -> str:
+    """The host of a `turn:`/`turns:` URL (stacks/config/turn.py checks its form): `host[:port][?…]`."""
+    rest = url.split(":", 1)[1].split("?", 1)[0]
+    return rest[1:rest.index("]")] if rest.startswith("[") else rest.split(":", 1)[0]
+
+
+def unreachable_urls(urls: Sequence[str], egress_except: Sequence[str]) -> list[str]:
+    """The URLs among `urls` whose host is an address the bots' egress leaves out: a private range, one
+    of `egress_except`, or any IPv6 address (the bots' IPv6 egress is closed). A DNS name cannot be
+    checked before the bots resolve it."""
+    closed = [ipaddress.ip_network(cidr) for cidr in (*PRIVATE_RANGES, *egress_except)]
+    found = []
+    for url in urls:
+        try:
+            address = ipaddress.ip_address(url_host(url))
+        except ValueError:
+            continue  # a name
+        if address.version == 6 or any(address in network for network in closed):
+            found.append(url)
+    return found
 
 
 class NetworkPolicies(pulumi.ComponentResource):

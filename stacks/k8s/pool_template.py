@@ -6,8 +6,9 @@ Pod Security `restricted`, no API token mounted, the projected token of the disp
 (BOT_IDENTITY_AUDIENCE, else BOT_CHANNEL_URL), K8S_BOT_CPU and K8S_BOT_MEMORY, the runtime class, the
 bots' ServiceAccount, `restartPolicy: Never`. What a pool bot needs beyond it (docs/kubernetes.md, "The
 warm path"): the channel's URL as a literal value (dispatcher/machines/k8s/pool_pod.py refuses any other),
-`BOT_IDENTITY=k8s` and no credential, and the first transport; nothing of a session's (a bot, warm or
-cold, takes its session over the channel once its pod's identity is checked). The label
+`BOT_IDENTITY=k8s` and no credential, and the one web transport the dispatcher offers in this mode
+(`K8sSettings.pool_transport`); nothing of a session's (a bot, warm or cold, takes its session over
+the channel once its pod's identity is checked). The label
 `voicefleet.io/app: bot` is the template's: the claim may set no pod label.
 """
 
@@ -20,7 +21,6 @@ from bot.config import ENV_MAX_IDLE, ENV_TRANSPORT
 from botchannel.contract import CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.settings import K8sSettings
-from dispatcher.settings import allowed_transports
 
 # A pool bot waits until a claim adopts it; its own idle cap (an hour for a reserve bot, which the
 # dispatcher retires sooner) would empty every warm slot hourly, and a dead Sandbox may be adopted as the
@@ -39,10 +39,9 @@ def dispatcher_settings(environment: Mapping[str, str]) -> K8sSettings:
 def pool_pod(environment: Mapping[str, str]) -> dict[str, Any]:
     """The SandboxTemplate's `podTemplate` (metadata and spec) for the dispatcher whose env is `environment`."""
     settings = dispatcher_settings(environment)
-    transport = allowed_transports(environment, "k8s")[0]  # the default: the one idle bots serve
     channel = environment[CHANNEL_URL_VARIABLE]
     env = {CHANNEL_URL_VARIABLE: channel, IMAGE_VARIABLE: settings.image, IDENTITY_VARIABLE: "k8s",
-           ENV_TRANSPORT: transport, ENV_MAX_IDLE: str(POOL_BOT_MAX_IDLE_SECONDS)}
+           ENV_TRANSPORT: settings.pool_transport, ENV_MAX_IDLE: str(POOL_BOT_MAX_IDLE_SECONDS)}
     # No deadline: it counts from the pod's start, and a warm pod waits in the pool until it is claimed
     # (its bot's own cap above, not RESERVE_MAX_IDLE_SECONDS), so it would cut short the session of a pod
     # claimed late. The claim's shutdownTime (the session cap plus a minute) is the session's hard end.

@@ -18,9 +18,11 @@ import pulumi_kubernetes as k8s
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
 from stacks import contract
+from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
 from stacks.config.k8s import IN_CLUSTER
 from stacks.config.model import KubernetesSettings, Settings
+from stacks.config.reader import SettingsError
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
@@ -29,19 +31,22 @@ from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
-from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress
+from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
+from stacks.turn_server import external_environment
 
 
 def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[str, str]:
     """The dispatcher's plain settings: the pods provider's (contract.K8S_ENV), the reserve's, and
     with the channel the URL bots dial: the dispatcher's Service's channel port, inside the cluster;
-    in the agent-sandbox mode, the mode and the stack's pool (contract.K8S_SANDBOX_ENV)."""
+    in the agent-sandbox mode, the mode and the stack's pool (contract.K8S_SANDBOX_ENV); with an
+    external TURN service, its URLs and the web sessions offered (contract.TURN_ENV)."""
     cfg = settings.kubernetes
     assert cfg is not None
+    turn = settings.turn
     return {
         "MACHINES": "k8s",
         "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
@@ -58,8 +63,23 @@ def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[st
         **({"K8S_RUNTIME_CLASS": cfg.runtime_class} if cfg.runtime_class else {}),
         **({"K8S_MODE": AGENT_SANDBOX, "K8S_WARM_POOL": DEFAULT_WARM_POOL} if cfg.mode == AGENT_SANDBOX else {}),
         **({CHANNEL_URL_VARIABLE: f"ws://{service_host}:{port}{CHANNEL_PATH}"} if channel_secrets(settings) else {}),
+        **({} if turn is None else external_environment(turn.external_urls, turn.credentials_per_key,
+                                                        web_transports(settings))),
         **settings.observability.dispatcher_environment(),
     }
+
+
+def refuse_unreachable_relay(settings: Settings) -> None:
+    """A turnUrls address the bots' egress leaves out would fail every relayed session: refused at preview."""
+    cfg = settings.kubernetes
+    assert cfg is not None
+    if settings.turn is None or not (closed := unreachable_urls(settings.turn.external_urls, cfg.bot_egress_except)):
+        return
+    raise SettingsError(
+        f"Invalid stack configuration: turnUrls names {', '.join(closed)}, which the bots cannot reach: their egress "
+        "is the public IPv4 internet only, without private, shared or link-local ranges, IPv6, or k8sBotEgressExcept. "
+        "Name the TURN service by a public IPv4 address or a DNS name that resolves to one, or take that address out "
+        "of k8sBotEgressExcept (docs/kubernetes.md, \"A TURN relay\")")
 
 
 def bot_pods(settings: Settings) -> int:
@@ -122,6 +142,7 @@ class K8sStack(pulumi.ComponentResource):
         provider = k8s.Provider(name, kubeconfig=cfg.kubeconfig, context=cfg.context,
                                 cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False)
         refuse_another_cluster(cfg)
+        refuse_unreachable_relay(settings)
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
-from dispatcher.settings import SettingsError, int_setting, require
+from dispatcher.settings import SettingsError, int_setting, listed_transports, require
 
 # Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
 # the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.
@@ -54,6 +54,8 @@ class K8sSettings:
     poll_seconds: float = 1.0
     mode: str = PODS
     warm_pool: str = DEFAULT_WARM_POOL  # agent-sandbox: the SandboxWarmPool every claim checks out from
+    # The default web transport (TRANSPORTS); in agent-sandbox mode the only one: the pool's template's BOT_TRANSPORT.
+    pool_transport: str = "daily"
 
     @property
     def bot_account(self) -> str:
@@ -86,6 +88,12 @@ class K8sSettings:
         pool = env.get("K8S_WARM_POOL", "").strip() or DEFAULT_WARM_POOL
         if not _DNS_LABEL.match(pool):
             raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")
+        transports = listed_transports(env, "k8s")
+        if mode == AGENT_SANDBOX and len(transports) > 1:
+            raise SettingsError(f"TRANSPORTS={','.join(transports)} with K8S_MODE=agent-sandbox: every bot is a pod "
+                                "of the pool's one SandboxTemplate, which boots one web transport (its BOT_TRANSPORT), "
+                                "so a session of another would adopt a bot that cannot serve it; set TRANSPORTS=webrtc "
+                                "with a TURN relay (TURN_URLS), else TRANSPORTS=daily (docs/kubernetes.md)")
         audience = identity_audience(env) or DEFAULT_AUDIENCE
         if audience.rstrip("/") in API_SERVER_AUDIENCES:
             raise SettingsError(f"BOT_IDENTITY_AUDIENCE={audience[:80]!r} is the API server's own audience: each "
@@ -95,6 +103,7 @@ class K8sSettings:
             namespace=namespace,
             mode=mode,
             warm_pool=pool,
+            pool_transport=transports[0],
             image=required["BOT_IMAGE"],
             api_url=api_url,
             token_file=env.get("K8S_TOKEN_FILE", "").strip() or f"{SERVICE_ACCOUNT_DIR}/token",

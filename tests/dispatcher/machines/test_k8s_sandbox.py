@@ -376,6 +376,21 @@ def test_the_mode_and_pool_are_checked_at_start(fake_k8s_sandbox: FakeAgentSandb
     assert isinstance(built, SandboxClaims)  # the pool's controller keeps the warm bots: no reserve of pods
 
 
+def test_the_mode_offers_one_web_transport_the_pools_template_boots(fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """Every bot is a pod of one template booting one transport: a second one's sessions would adopt
+    bots that cannot serve them, so the dispatcher stops at start saying why, in one line."""
+    from dispatcher.factory import configuration_problems
+
+    base = {**env(fake_k8s_sandbox), "MACHINES": "k8s", "BOT_CHANNEL_TOKEN": "c" * 40}
+    both = [p for p in configuration_problems({**base, "TRANSPORTS": "daily,webrtc"}) if "TRANSPORTS=" in p]
+    assert len(both) == 1 and "\n" not in both[0]
+    assert both[0].startswith("TRANSPORTS=daily,webrtc with K8S_MODE=agent-sandbox") and "BOT_TRANSPORT" in both[0]
+    assert "set TRANSPORTS=webrtc with a TURN relay (TURN_URLS), else TRANSPORTS=daily" in both[0]
+    for one in ("webrtc", "daily", ""):
+        assert K8sSettings.from_env({**base, "TRANSPORTS": one}).pool_transport == (one or "daily")
+    assert K8sSettings.from_env({**base, "TRANSPORTS": "daily,webrtc", "K8S_MODE": "pods"}).mode == "pods"
+
+
 def test_the_mode_needs_the_bot_channel(fake_k8s_sandbox: FakeAgentSandbox) -> None:
     """Its bots get nothing at launch: without a channel no session could reach one."""
     from dispatcher.factory import configuration_problems

@@ -24,8 +24,7 @@ import pytest
 
 from botchannel.contract import CHANNEL_PATH
 from dispatcher.channel.credentials import PREFIX
-from dispatcher.machines.k8s.pods import pod_body
-from dispatcher.machines.k8s.settings import K8sSettings
+from stacks.k8s.pool_template import pool_pod
 from tests.dispatcher.machines.test_k8s_session import DEADLINE, KEY, dispatcher
 from tests.fakes.k8s_sandbox import POOL, FakeAgentSandbox
 from tests.support.ports import free_port
@@ -37,10 +36,10 @@ AUDIENCE = "voicefleet-bots.example"  # the template's token audience is the dis
 
 
 def template(fake: FakeAgentSandbox, port: int) -> dict[str, Any]:
-    """voicefleet's bot pod as a stack renders the template's: the channel's URL, the identity, no credential."""
-    settings = K8sSettings.from_env({**fake.env, "BOT_IDENTITY_AUDIENCE": AUDIENCE})
-    return pod_body(settings, "template", image=settings.image, labels={}, annotations={}, deadline_seconds=3600,
-                    env={"BOT_CHANNEL_URL": f"ws://127.0.0.1:{port}{CHANNEL_PATH}", "BOT_IDENTITY": "k8s"})["spec"]
+    """voicefleet's bot pod as the stack renders the template's (stacks/k8s/pool_template.py), from the
+    settings `dispatcher` starts with: the channel's URL, the identity, no credential, BOT_TRANSPORT=webrtc."""
+    return pool_pod({**fake.env, "BOT_IDENTITY_AUDIENCE": AUDIENCE, "TRANSPORTS": "webrtc",
+                     "BOT_CHANNEL_URL": f"ws://127.0.0.1:{port}{CHANNEL_PATH}"})["spec"]
 
 
 @pytest.fixture
@@ -65,6 +64,7 @@ def test_a_cold_claims_bot_dials_with_its_pods_identity_alone_and_takes_its_sess
     name = f"vf-{session_id}"
     assert name in fake.claims and fake.pods[name]["metadata"]["labels"]["agents.x-k8s.io/launch-type"] == "cold"
     process = fake.processes[name]
+    assert fake.envs[name]["BOT_TRANSPORT"] == "webrtc"  # a cold pod is the template's too
     assert cold.answered_by(session_id) == f"{session_id}/{process.pid}"  # the claimed pod's own process
     reviewed = [c.json()["spec"]["token"] for c in fake.calls_to("POST", "/tokenreviews")]
     assert fake.token_of(name) in reviewed  # its hello was admitted on its pod's own token
@@ -119,6 +119,7 @@ def test_a_warm_pool_bot_dials_with_its_identity_alone_and_serves_the_session_it
         assert fake.warm_pools[POOL]["spec"]["replicas"] == 1
         [warm] = fake.warm(POOL)
         assert "BOT_CHANNEL_TOKEN" not in fake.envs[warm]
+        assert fake.envs[warm]["BOT_TRANSPORT"] == "webrtc"  # the one web transport the dispatcher offers
         api.wait_for("its bot idle on the channel", lambda: f"bot {warm} connected (idle)" in running.log())
 
         session_id = api.started()

@@ -94,9 +94,12 @@ def test_the_store_kind_and_its_volume_are_checked(stack: StackRunner) -> None:
     assert "voicefleet:k8sStoreStorage must be a volume's size in Mi or Gi" in message
 
 
-def test_a_turn_relay_is_refused(stack: StackRunner) -> None:
+def test_a_managed_turn_relay_is_refused_with_the_way_out(stack: StackRunner) -> None:
     secrets = {**ALL_SECRETS, "voicefleet:turnSharedSecret": "SENTINEL-turn-shared-secret-0123456789abcdef"}
-    assert "voicefleet:turn is not supported on k8s" in error(stack, secrets=secrets, turn="managed")
+    message = error(stack, secrets=secrets, turn="managed")
+    assert "voicefleet:turn managed is not supported on k8s" in message
+    assert "public UDP port range" in message and "pulumi config set turn external" in message
+    assert "a cloud stack's `turn: managed`" in message
 
 
 def test_the_mode_is_pods_or_agent_sandbox_and_says_both(stack: StackRunner) -> None:
