@@ -115,7 +115,10 @@ class InClusterStore(pulumi.ComponentResource):
                 "volume_claim_templates": [{"metadata": {"name": "data", "labels": labels}, "spec": {
                     "access_modes": ["ReadWriteOnce"],
                     "resources": {"requests": {"storage": f"{args.storage_mib}Mi"}}}}],
-            }), opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+            }),
+            # A changed claim template would replace the StatefulSet, deleted first (its name is fixed), the
+            # store down meanwhile, and the kept claim keeps its size anyway: grow the claim instead (docs).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], ignore_changes=["spec.volumeClaimTemplates"]))
         self.url = f"redis://{USER}@{NAME}.{args.namespace_name}.svc:{PORT}/0"
         self.objects = (service, stateful_set)
         self.register_outputs({"url": self.url})

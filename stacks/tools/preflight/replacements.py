@@ -9,8 +9,9 @@ the same file); and the provider itself, with every object made through it, when
 with everything in it (the bots' running pods, or the dispatcher); a replaced Deployment is deleted
 before or beside its successor with every replica at once, past the disruption budget (a budget limits
 evictions, not deletes); a replaced agent-sandbox SandboxTemplate or SandboxWarmPool takes the pool's
-warm Sandboxes with it. A replaced in-cluster store (`k8sStoreStorage` changed) is refused by the API
-server while the old one holds its name, and the volume would keep its size anyway.
+warm Sandboxes with it. A changed in-cluster store's claim template (`k8sStoreStorage`) would replace
+its StatefulSet, deleted first (a fixed name): the stack ignores that change, and the kept claim would
+keep its size anyway, so it is refused here as doing nothing.
 `python -m stacks.plan <stack> --config KEY=VALUE` compares the change with the
 stack file's own configuration, as preflight/immutable.py does, and refuses those before `pulumi up`
 does them.
@@ -37,9 +38,10 @@ REPLACING: dict[tuple[str, str], str] = {
     (DEPLOYMENT, "spec.selector"): "deletes every dispatcher replica at once",
     **{(kind, path): "deletes the warm pool's idle bots (claims on it fail until the new one has refilled)"
        for kind in (TEMPLATE, POOL) for path in ("metadata.name", "metadata.namespace")},
-    (STATEFUL_SET, "spec.volumeClaimTemplates"): "fails: the new StatefulSet's name is the old one's, and a "
-                                                 "claim keeps its size (grow the store's claim itself: "
-                                                 "docs/kubernetes.md, \"The in-cluster store\")",
+    (STATEFUL_SET, "spec.volumeClaimTemplates"): "would delete the store before its successor (a fixed name), so "
+                                                 "the stack ignores the change; a claim keeps its size anyway "
+                                                 "(grow the store's claim itself: docs/kubernetes.md, "
+                                                 "\"The in-cluster store\")",
     # Its DiffConfig replaces the provider when a set identifier changes (provider/pkg/provider/provider.go),
     # and the engine then replaces every object made through it; adding or removing one replaces nothing.
     (PROVIDER, "clusterIdentifier"): "replaces every object the stack made in the cluster (k8sClusterIdentifier "

@@ -84,6 +84,8 @@ def test_one_pod_of_the_pinned_image_restricted_with_its_data_on_a_volume(run: R
     assert claim["metadata"]["name"] == "data" and claim["spec"]["resources"]["requests"]["storage"] == "1024Mi"
     bigger = spec(in_cluster(k8s_stack, k8sStoreStorage="5Gi").one("kubernetes:apps/v1:StatefulSet"))
     assert bigger["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "5120Mi"
+    # Applied at creation only: a change would replace the StatefulSet, deleted first (a fixed name).
+    assert run.one("kubernetes:apps/v1:StatefulSet").ignore_changes == ("spec.volumeClaimTemplates",)
 
 
 def test_the_configuration_persists_bounds_memory_and_holds_only_password_hashes(run: Run) -> None:
