@@ -76,7 +76,7 @@ class PoolIdentity:
     """The identity-only hello's grant: an idle pool bot's, or its claim's session's."""
 
     def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str, image: str,
-                 channel_url: str | None, clock: Callable[[], float] = time.time,
+                 channel_url: str | None, transport: str = "daily", clock: Callable[[], float] = time.time,
                  read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
         self._identity, self._api = identity, api
         self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
@@ -84,13 +84,18 @@ class PoolIdentity:
         self._claims = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxclaims"
         self._templates = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxtemplates"
         self._pool, self._image, self._clock, self._read_pod = pool, image, clock, read_pod
-        self._channel_url = channel_url
+        self._channel_url, self._transport = channel_url, transport
         self._told_unread = False
 
     async def grant(self, hello: Hello) -> BotGrant | str:
         """What the hello's pod may be on the channel, or why it is refused."""
         if not hello.identity:
             return "a hello without a credential must carry its pod's identity token (BOT_IDENTITY=k8s)"
+        if self._transport not in hello.capabilities:
+            # The pool's one web transport (a template of another, mid-rollout): its session could not be served.
+            return (f"pod {hello.machine_id} serves {', '.join(hello.capabilities) or 'nothing'}, not "
+                    f"{self._transport}, the web sessions this dispatcher offers (TRANSPORTS): the pool's template "
+                    "boots another BOT_TRANSPORT")
         user = await self._identity.reviewed(hello.identity)
         if isinstance(user, str):
             return user

@@ -83,7 +83,8 @@ class SandboxClaims(K8sMachines):
                                            "BOT_CHANNEL_TOKEN in its SandboxTemplate)")
         self.pool_identity = PoolIdentity(self.pod_tokens, self.api, namespace=settings.namespace,
                                           pool=settings.warm_pool, image=settings.image,
-                                          channel_url=channel_url, read_pod=self.read_pod)
+                                          transport=settings.pool_transport, channel_url=channel_url,
+                                          read_pod=self.read_pod)
         self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
                                      pause=settings.poll_seconds, rbac=CLAIM_VERBS, read_pod=self.read_pod)
 

@@ -46,7 +46,7 @@ def _with(token: str, **claims: object) -> str:
 
 
 def _hello(pod: str, token: str) -> Hello:
-    return Hello(machine_id=pod, image="dev", capabilities=("webrtc",), identity=token)
+    return Hello(machine_id=pod, image="dev", capabilities=("daily",), identity=token)
 
 
 async def _pool_pod(fake: FakeAgentSandbox) -> tuple[str, str]:

@@ -45,7 +45,7 @@ async def dispatcher(fake_k8s_sandbox: FakeAgentSandbox) -> AsyncIterator[Dispat
 
 def redial(dispatcher: Dispatcher, fake: FakeAgentSandbox, pod: str, resume: str | None = None) -> DroppableSocket:
     """A hello with the pod's token: the real bot's re-dial with the key its welcome gave it, a copy without."""
-    socket = DroppableSocket(Hello(machine_id=pod, image="dev", capabilities=("webrtc",), session_id=None,
+    socket = DroppableSocket(Hello(machine_id=pod, image="dev", capabilities=("daily",), session_id=None,
                                    identity=fake.token_of(pod), resume=resume))
     dispatcher.serving.append(asyncio.create_task(dispatcher.channels.serve(socket, None)))
     return socket
@@ -117,7 +117,7 @@ async def test_a_hello_with_a_served_pods_identity_never_replaces_its_session_li
     await until(lambda: len(bot.assigns()) == 1, "the bot serves the session", timeout=30)
     live = dispatcher.channels.link_for(s.session_id)
     # A copy of the pod's token, its hello idle or naming the session (the claim's name gives it away).
-    copy = DroppableSocket(Hello(machine_id=warm, image="dev", capabilities=("webrtc",),
+    copy = DroppableSocket(Hello(machine_id=warm, image="dev", capabilities=("daily",),
                                  session_id=s.session_id if naming_the_session else None, identity=fake.token_of(warm)))
     dispatcher.serving.append(asyncio.create_task(dispatcher.channels.serve(copy, None)))
     await until(lambda: refused(dispatcher, copy), "the copy's hello refused", timeout=20)

@@ -62,7 +62,7 @@ async def third_party_sandbox(fake: FakeAgentSandbox, name: str, ref: dict[str, 
 
 
 def hello(fake: FakeAgentSandbox, pod: str, session_id: str | None = None) -> Hello:
-    return Hello(machine_id=pod, capabilities=("webrtc",), identity=fake.token_of(pod), session_id=session_id)
+    return Hello(machine_id=pod, capabilities=("daily",), identity=fake.token_of(pod), session_id=session_id)
 
 
 async def served_session(dispatcher: Dispatcher, fake: FakeAgentSandbox) -> tuple[str, str]:
@@ -164,6 +164,19 @@ async def test_a_new_images_pool_bot_is_admitted_by_a_replica_still_on_the_old_i
                                       image=EVIL_IMAGE, labels=fake.sandbox_labels(new))
     refused = await pool_identity(dispatcher).grant(hello(fake, other))
     assert isinstance(refused, str) and "not the bot's image (BOT_IMAGE) nor the one its pool's template" in refused
+
+
+async def test_a_pool_bot_of_another_web_transport_is_refused_at_its_hello(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """While a relay is added or removed, the template boots the other transport before the replicas roll:
+    such a bot could not serve this replica's sessions, so it is never admitted, warm or bound."""
+    fake = fake_k8s_sandbox
+    add_pool(fake, 1)
+    [warm] = await warm_running(fake, 1)
+    other = Hello(machine_id=warm, capabilities=("webrtc", "websocket"), identity=fake.token_of(warm))
+    refused = await pool_identity(dispatcher).grant(other)
+    assert isinstance(refused, str) and "serves webrtc, websocket, not daily, the web sessions" in refused, refused
+    assert not isinstance(await pool_identity(dispatcher).grant(hello(fake, warm)), str)
 
 
 async def test_the_template_is_read_only_for_a_pod_not_on_bot_image_and_a_failed_read_is_no_admission(

@@ -325,7 +325,7 @@ async def test_a_hello_with_a_credential_is_refused_for_no_bot_of_the_mode_holds
     s = spec()
     await claims.launch(s)
     held = (await claims.wait_started(s.session_id, timeout=20)).machine_id
-    hello = Hello(machine_id=held, capabilities=("webrtc",), session_id=s.session_id, identity=fake.token_of(held))
+    hello = Hello(machine_id=held, capabilities=("daily",), session_id=s.session_id, identity=fake.token_of(held))
     for kind, subject in (("session", s.session_id), ("idle", held)):
         refused = await claims.identity.refusal(BotGrant(kind, subject, int(time.time()) + 600), hello)
         assert refused is not None and "BOT_IDENTITY=k8s" in refused

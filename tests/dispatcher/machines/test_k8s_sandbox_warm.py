@@ -80,7 +80,7 @@ class Dispatcher:
 
     def dial(self, fake: FakeAgentSandbox, pod: str, session_id: str | None = None) -> PoolBotSocket:
         """The pod's bot dials with no credential, its pod's token in its hello."""
-        socket = PoolBotSocket(Hello(machine_id=pod, image="dev", capabilities=("webrtc",), session_id=session_id,
+        socket = PoolBotSocket(Hello(machine_id=pod, image="dev", capabilities=("daily",), session_id=session_id,
                                      identity=fake.token_of(pod)))
         assert self.channels.admits_identity_only(None)
         self.serving.append(asyncio.create_task(self.channels.serve(socket, None)))
@@ -233,7 +233,7 @@ async def test_only_the_pools_own_pods_are_admitted_on_their_identity_alone(
     assert isinstance(pool, SandboxClaims)
 
     def hello(pod: str, **kw: object) -> Hello:
-        return Hello(**{"machine_id": pod, "capabilities": ("webrtc",), "identity": fake.token_of(pod), **kw})  # type: ignore[arg-type]
+        return Hello(**{"machine_id": pod, "capabilities": ("daily",), "identity": fake.token_of(pod), **kw})  # type: ignore[arg-type]
 
     granted = await pool.pool_identity.grant(hello(warm))
     assert not isinstance(granted, str) and (granted.kind, granted.subject) == ("idle", warm)
