@@ -12,7 +12,12 @@ project_store() {
   local work=$1 project real key store
   project=$2
   real=$(realpath "$project")
-  key="$(basename "$real")-$(printf '%s' "$real" | sha256sum | cut -c1-12)"
+  # Named by its path in the repository (build.sh runs at the root), so each clone of it builds a
+  # project in the same store instead of leaving one of some gigabytes per clone; a project outside
+  # the repository by its own path. Its content is checked by build_inputs_hash, as ever.
+  where=$(realpath --relative-to="$PWD" "$real")
+  [[ $where == ..* ]] && where=$real
+  key="$(basename "$real")-$(printf '%s' "$where" | sha256sum | cut -c1-12)"
   store=$work/stores/$key
   mkdir -p "$store"
   printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/graph"\nrunroot = "%s/run"\n' "$store" "$store" \

@@ -17,8 +17,8 @@ SCRIPT = REPO / "images" / "ci" / "project_store.sh"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("tar") is None, reason="needs bash, tar")
 
 
-def sourced(call: str) -> str:
-    return subprocess.run(["bash", "-c", f'set -euo pipefail; source "{SCRIPT}"; {call}'], cwd=REPO,
+def sourced(call: str, cwd: Path = REPO) -> str:
+    return subprocess.run(["bash", "-c", f'set -euo pipefail; source "{SCRIPT}"; {call}'], cwd=cwd,
                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
 
 
@@ -49,3 +49,15 @@ def test_the_cache_hash_follows_every_bind_mounted_file_and_nothing_else(tmp_pat
     assert sourced(f'build_inputs_hash "{folder}"') == before
     (folder / "bot.py").write_text("async def bot(runner_args): print('changed')\n")
     assert sourced(f'build_inputs_hash "{folder}"') != before
+
+
+def test_the_same_project_in_two_clones_shares_its_store(tmp_path: Path) -> None:
+    """One store per clone would leave gigabytes behind each fresh clone a CI run makes."""
+    work = tmp_path / "work"
+    first, second = (tmp_path / clone for clone in ("clone-1", "clone-2"))
+    for clone in (first, second):
+        project(clone / "examples" / "parrot")
+    stores = [sourced(f'project_store "{work}" examples/parrot', cwd=clone) for clone in (first, second)]
+    assert stores[0] == stores[1]
+    project(first / "examples" / "other")
+    assert sourced(f'project_store "{work}" examples/other', cwd=first) != stores[0]
