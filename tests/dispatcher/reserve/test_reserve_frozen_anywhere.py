@@ -7,6 +7,7 @@ the relay's orders reach the holder (tests/replicas/test_frozen_anywhere.py has 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from botchannel.contract import Hello, encode
 from dispatcher.channel.admission import HelloRules
@@ -103,7 +104,7 @@ async def test_a_frozen_bot_held_here_counts_for_a_patient_start(fake_fly: FakeF
                    ReserveMetrics(Metrics("fly").registry, "fly"), coordination=coordination)
     try:
         assert not await held.can_claim("webrtc", 5.0)
-        held.idle_records.froze(FrozenBot("rsv-1", 0.0, machines.bot_image, ("webrtc",), FAR))
+        held.idle_records.froze(FrozenBot("rsv-1", time.monotonic(), machines.bot_image, ("webrtc",), FAR))
         assert await held.can_claim("webrtc", 5.0)
         assert not await held.can_claim("webrtc", 0.01)
     finally:
@@ -126,7 +127,7 @@ async def test_the_planners_resume_thaws_a_frozen_bot_where_it_is_held(fake_fly:
         await machines.freeze("rsv-1")
         [machine] = [m for m in fake_fly.machines.values() if m["name"] == "vf-idle-rsv-1"]
         assert machine["state"] == "suspended"
-        held.idle_records.froze(FrozenBot("rsv-1", 0.0, machines.bot_image, ("webrtc",), FAR))
+        held.idle_records.froze(FrozenBot("rsv-1", time.monotonic(), machines.bot_image, ("webrtc",), FAR))
         grant = BotGrant("idle", "rsv-1", FAR)
         await channels.rules.refusal(grant, hello("rsv-1", machines.bot_image))  # its first hello, long ago
         await held.refill()
