@@ -76,7 +76,7 @@ class PoolIdentity:
     """The identity-only hello's grant: an idle pool bot's, or its claim's session's."""
 
     def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str, image: str,
-                 channel_url: str | None, transport: str = "daily", clock: Callable[[], float] = time.time,
+                 channel_url: str | None, transport: str, clock: Callable[[], float] = time.time,
                  read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
         self._identity, self._api = identity, api
         self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
