@@ -84,6 +84,7 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _SELECTOR = re.compile(r"^\s*(?P<key>[^\s=!,()]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[^\s,()]*)"
                        r"|\s+(?P<set>in|notin)\s*\((?P<values>[^()]*)\))?\s*$")
+EVICTED = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 82Mi."
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
@@ -224,6 +225,7 @@ class FakeKubernetes(FakeApi):
         self.quota: int | None = None  # a ResourceQuota's `pods`: pods not yet Succeeded or Failed
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._failing: dict[str, tuple[str, str]] = {}  # pod → the kubelet's (reason, message) as it kills its bot
         self._versions = itertools.count(1000)
         self._latest = 0  # the newest version given to any object (etcd's revision)
         self._pods_lock = threading.RLock()  # the objects, between the server's thread and the processes' watchers
@@ -272,10 +274,13 @@ class FakeKubernetes(FakeApi):
 
     # --- the kubelet's side: a pod's process and its status ---
 
-    def set_phase(self, name: str, phase: str, exit_code: int | None = None, reason: str | None = None) -> None:
-        """Pending, Running, Succeeded or Failed (with the container's exit code, or the pod's `reason`:
-        `Evicted`, `DeadlineExceeded`), as the kubelet writes it."""
+    def set_phase(self, name: str, phase: str, exit_code: int | None = None, reason: str | None = None,
+                  message: str | None = None) -> None:
+        """Pending, Running, Succeeded or Failed (with the container's exit code, and the pod's `reason`
+        and `message` when the kubelet failed it: `evict`), as the kubelet writes it."""
         with self._pods_lock:
+            if phase == "Failed" and reason is None:
+                reason, message = self._failing.pop(name, (None, None))
             pod = self.pods[name]
             state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
             if phase == "Running":
@@ -286,8 +291,20 @@ class FakeKubernetes(FakeApi):
             pod["status"] = {"phase": phase, "containerStatuses": [{"name": "bot", "state": state, "ready": phase ==
                                                                     "Running", "restartCount": 0}]}
             if reason:
-                pod["status"].update(reason=reason, message=f"the kubelet: {reason}")
+                pod["status"].update(reason=reason, message=message or f"the kubelet: {reason}")
             self._bump(pod)
+
+    def evict(self, name: str, reason: str = "Evicted", message: str = EVICTED) -> None:
+        """The kubelet fails the pod (node pressure: `Evicted`; past `activeDeadlineSeconds`:
+        `DeadlineExceeded`, "Pod was active on the node longer than the specified deadline"): its bot is
+        killed, so its container's exit code is 137, and the pod is Failed with the kubelet's reason."""
+        with self._pods_lock:
+            self._failing[name] = (reason, message)
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                self.set_phase(name, "Failed", 137)
+                return
+        process.kill()  # its watcher writes the Failed phase, with the reason
 
     def token_of(self, name: str) -> str | None:
         """The pod's projected token (what its containers read from the mounted file): the pod of that name

@@ -551,7 +551,7 @@ class FakeAgentSandbox(FakeKubernetes):
             self._collect_garbage()
         for name, pool in self.warm_pools.items():
             self._refill(name, pool)
-        now = datetime.datetime.now(datetime.UTC).timestamp()
+        now = self.clock()  # the cluster's clock: a test moves it past a claim's expiry
         for name, claim in list(self.claims.items()):
             if claim["metadata"].get("deletionTimestamp"):  # the controller skips it; the GC waits for the pod
                 if not self._claim_pod(claim):

@@ -29,7 +29,7 @@ from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import SettingsError
-from tests.fakes.k8s import NAMESPACE, TOKEN, FakeKubernetes
+from tests.fakes.k8s import EVICTED, NAMESPACE, TOKEN, FakeKubernetes
 
 RELEASE_IMAGE = "registry.example/voicefleet-bot@sha256:" + "1" * 64
 
@@ -456,3 +456,20 @@ async def test_k8s_mode_builds_a_reserve_only_with_a_channel_and_mirrors_no_crea
     finally:
         await cold.aclose()
         await warm_.aclose()
+
+
+@pytest.mark.parametrize(("reason", "message"), [
+    ("Evicted", EVICTED), ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")])
+async def test_a_pod_the_kubelet_failed_reads_the_kubelets_reason_not_its_bots_kill(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes, reason: str, message: str) -> None:
+    """An evicted (or overdue) pod's bot is killed, exit code 137: the kubelet's reason says why, and
+    outlives the pod the reaper deletes, on this replica."""
+    s = spec()
+    name = (await k8s.launch(s)).machine.machine_id
+    fake_k8s.set_phase(name, "Running")
+    fake_k8s.evict(name, reason, message)
+    assert fake_k8s.pods[name]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+    machine = await k8s.status(s.session_id)
+    assert machine is not None and machine.state is MachineState.FAILED and machine.detail == f"{reason}: {message}"
+    assert await k8s.stop(s.session_id) and name not in fake_k8s.pods
+    assert await k8s.status(s.session_id) == machine
