@@ -11,10 +11,9 @@ the claim (k8s/watch.py) from the version its create or replay answered (else a 
 and ready, or ended: the binding is seen as the controller writes it, with no polling. No launch value
 and no credential goes on the claim: every pod is the template's, its bot admitted on its pod's identity
 alone once the claim holds its Sandbox, warm or cold (k8s/pool_bots.py), its values sent over the channel;
-a hello presenting a credential is refused (`NoCredentialIssued`). `stop` deletes the
-claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
-its claim expires `ttlSecondsAfterFinished` (FINISHED_KEEP_SECONDS) later and its `DeleteForeground` policy
-deletes it; until then the pod tells how it ended, which `stop` (the reaper's) keeps on its replica.
+a hello presenting a credential is refused (`NoCredentialIssued`). `stop` deletes the claim in the
+foreground (its Sandbox and pod go by owner reference), keeping how a finished one ended; a bot that
+exits needs no call: its claim expires FINISHED_KEEP_SECONDS later (k8s/claims.py says why).
 
 The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
 alone (k8s/pool_bots.py). A replica holding idle pool bots, or starts not bound yet, watches voicefleet's

@@ -330,6 +330,8 @@ async def test_a_claim_past_the_namespaces_quota_is_at_capacity(claims: SandboxC
         await claims.launch(spec())
     assert refused.value.reason == "k8s_capacity" and refused.value.retry_after is not None
     assert "exceeded quota" in refused.value.message and fake_k8s_sandbox.claims == {}
+    assert refused.value.public_message == (  # the quota hit, not the pods'
+        "the cluster's bot namespace is at its quota of sandboxclaims; try again later")
 
 
 async def test_a_credential_without_rights_is_unauthorized_naming_the_rbac_verbs(
