@@ -37,10 +37,9 @@ from images.bot_project import read as read_project
 from images.bot_transports import carriers_answered, transports_built
 from images.budgets import closure_budget_mb
 from images.size_prediction import predict_image
-from stacks.config.bot import reserved_env_name
+from stacks.config.bot_env import OTLP_ENDPOINT, OTLP_HEADERS, reserved_env_name
+from stacks.config.carriers import credential_advice
 from stacks.config.limits import FARGATE_MEMORY
-from stacks.config.observability import OTLP_ENDPOINT, OTLP_HEADERS
-from stacks.config.phone import credential_advice
 from stacks.tools.pcc_dockerfile import dockerfile_notes
 
 # Pipecat Cloud's agent profiles: (vCPU, GiB). Hosted PCC runs one session per instance.
