@@ -10,6 +10,7 @@
 - `input()` at EOF: a bot has no terminal (its stdin is closed, locally and in the cloud), so a
   question a script asks at its start (pipecat-examples' studypal asks for an article's URL) reads
   nothing; the value belongs in the client's `POST /start` body or the bot's environment.
+- A Daily-only bot given a SmallWebRTC session: bot/transport_advice.py.
 A transport's own missing package is named by bot/missing_extra.py (a Pipecat extra), not here.
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 import linecache
 import os
 import re
+
+from bot.transport_advice import daily_only_way_out
 
 _VARIABLE = re.compile(r"[A-Z][A-Z0-9_]*")
 
@@ -39,7 +42,7 @@ def way_out(exc: BaseException) -> str | None:
     if isinstance(exc, EOFError) and _raised_by_input(exc):
         return ("input() asks the terminal, and a bot has none (its stdin is closed): take the value from "
                 "the client's POST /start body (runner_args.body) or an environment variable")
-    return None
+    return daily_only_way_out(exc)
 
 
 def _krisp_missing(exc: BaseException) -> bool:

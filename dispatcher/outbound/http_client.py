@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 
 import dispatcher.observability.tracing as tracing
+from dispatcher.outbound import http_failure
 
 # Connections per client (per provider): bounded, so a burst cannot open sockets without limit;
 # 100 in flight at 50 ms is 2000 calls/s, above any provider's documented rate.
@@ -33,7 +34,17 @@ DEFAULT_CONNECTIONS = 100
 
 
 class HttpError(Exception):
-    """No HTTP answer: connection refused or reset, or the timeout passed."""
+    """No HTTP answer: connection refused or reset, or the timeout passed. Its message is the cause
+    (`connection refused (ClientConnectorError)`), `target` the URL it was sent to, shown safely
+    (dispatcher/outbound/http_failure.py)."""
+
+    def __init__(self, message: str, target: str = "") -> None:
+        super().__init__(message)
+        self.target = target
+
+
+def _failed(exc: BaseException, target: str) -> HttpError:
+    return HttpError(http_failure.cause(exc), http_failure.shown_target(target))
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,7 @@ class HttpClient:
                     return HttpResponse(response.status, response.headers, content)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 tracing.failed(span, type(exc).__name__)
-                raise HttpError(f"{type(exc).__name__}") from exc
+                raise _failed(exc, target) from exc
 
     @asynccontextmanager
     async def lines(
@@ -161,7 +172,7 @@ class HttpClient:
                     yield StreamedAnswer(response, max_line_bytes)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 tracing.failed(span, type(exc).__name__)
-                raise HttpError(f"{type(exc).__name__}") from exc
+                raise _failed(exc, target) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:

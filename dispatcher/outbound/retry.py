@@ -114,7 +114,8 @@ async def send(
     """One HTTP call with retries on transport errors and `RETRYABLE_STATUSES`.
 
     Anything else (2xx, 4xx, 408) is returned for the caller to interpret. Messages name the
-    method and path only: never a header, a body or a query string (they may carry tokens).
+    method and the target (scheme, host, path) only: never a header, a body or a query string (they
+    may carry tokens).
     """
     path = urlsplit(url).path
 
@@ -122,7 +123,7 @@ async def send(
         try:
             response = await client.request(method, url, timeout=timeout, **kwargs)
         except HttpError as exc:  # connect/read timeouts, resets: the server may be fine
-            raise Transient(f"{method} {path}: {type(exc).__name__}") from exc
+            raise Transient(f"{method} {exc.target or path}: {exc}") from exc
         if response.status_code in RETRYABLE_STATUSES:
             raise Transient(
                 f"{method} {path}: HTTP {response.status_code}",
@@ -179,7 +180,7 @@ async def create_request(
         try:
             response = await client.request(method, url, **kwargs)
         except HttpError as exc:
-            raise error(f"{provider}_unavailable", f"{provider}: {method} {path}: {type(exc).__name__}",
+            raise error(f"{provider}_unavailable", f"{provider}: {method} {exc.target or path}: {exc}",
                         retry_after=1.0) from exc
         if response.status_code == 429 and retry_throttled(response):
             raise Transient(f"{method} {path}: HTTP 429", retry_after=retry_after_of(response.headers), status=429)

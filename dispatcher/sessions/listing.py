@@ -2,10 +2,12 @@
 (dispatcher/store/session_index.py), closed by the timeline's end events, read a page at a time.
 
 A listed session's `status` is what the index knows: `active` (started, no end seen yet),
-`ended` or `failed` (with the error's `code`: a start's refusal code, `bot_error` for a bot's
-fatal error, `bot_exited` for a bot that exited with an error). An active entry older than the
-longest a session may run is `ended`: its bot is stopped by then. `GET /sessions/{id}` asks the
-provider for the live state.
+`ended` or `failed` (a start's refusal code, or `bot_exited` for a bot that exited with an error).
+Only the session's own end or failure changes it: a pipeline error the bot reports leaves the
+session running (Pipecat lets the bot go on), so it is shown as the entry's `error`, `bot_error`,
+whatever the status; it is the cause, so it shows over the `bot_exited` that may follow it. An
+active entry older than the longest a session may run is `ended`: its bot is stopped by then.
+`GET /sessions/{id}` asks the provider for the live state.
 
 Writes never delay a start nor fail one: they run in the background, at most `MAX_PENDING` at
 once (past it an entry is left out of the listing and logged). A page examines at most
@@ -37,8 +39,8 @@ ENDED_GRACE_SECONDS = 120.0  # past MAX_SESSION_SECONDS, an entry with no end se
 _ENDS: dict[str, tuple[str, str | None, bool]] = {
     "stop_requested": ("ended", None, False),
     "ended": ("ended", None, False),
-    "error": ("failed", "bot_error", True),
 }
+PIPELINE_ERROR = "bot_error"  # the entry's `error` once its bot reported one; the status stays
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class SessionListing:
     def timeline_event(self, session_id: str, record: dict[str, Any]) -> None:
         """A timeline listener: an end event closes the session's entry."""
         event = record.get("event")
+        if event == "error":
+            self._spawn(session_id, self._index.noted(session_id, {"pipeline_error": PIPELINE_ERROR}))
+            return
         if event == "failed":
             end: tuple[str, str | None, bool] = ("failed", str(record.get("code") or "failed"), True)
         elif event == "ended" and record.get("exit_code") not in (None, 0):
@@ -111,7 +116,8 @@ class SessionListing:
             status = "ended" if now - float(entry.get("created", 0)) > self._lasts else "active"
         return {"session_id": entry["session_id"], "status": status, "created": entry.get("created"),
                 "ended": entry.get("ended"), "release": entry.get("release"), "region": entry.get("region"),
-                "transport": entry.get("transport"), "error": entry.get("error"), "key": entry.get("key"),
+                "transport": entry.get("transport"), "error": entry.get("pipeline_error") or entry.get("error"),
+                "key": entry.get("key"),
                 "caller": entry.get("caller")}
 
     def _spawn(self, session_id: str, write: Coroutine[Any, Any, None]) -> None:

@@ -401,6 +401,11 @@ class SessionIndex(Protocol):
         shows over an end."""
         ...
 
+    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
+        """A fact of a session that goes on (its bot's first pipeline error), kept beside its entry: the
+        first one told; it ends nothing."""
+        ...
+
     async def page(self, caller: str, below: tuple[int, str] | None, examine: int) -> Any:
         """At most `examine` entries of `caller`'s sessions ("": every caller's), newest first,
         older than `below`: an `IndexPage`."""

@@ -3,7 +3,8 @@ admitted and closed when it ends or fails, indexed by time per caller and for th
 
 One process keeps them in memory (`MemorySessionIndex`); several replicas in the store
 (`StoreSessionIndex`): each session's entry `sessions:entry:<id>`, its end `sessions:end:<id>` and
-its failure `sessions:failed:<id>`, each the first one told (a failure shows over an end), all
+its failure `sessions:failed:<id>` and its bot's first pipeline error `sessions:noted:<id>` (which
+ends nothing: the session goes on), each the first one told (a failure shows over an end), all
 sealed (dispatcher/store/message_seal.py: what a key is shown of its sessions is a replica's
 word); and two sorted sets scored by the start's time in milliseconds, `sessions:all` and
 `sessions:by:<caller id>`. Both are bounded: an entry is kept `KEEP_SECONDS` (a day, as a
@@ -88,6 +89,12 @@ class MemorySessionIndex:
         if entry is not None and not entry.get("failure") and (failure or "status" not in entry):
             entry.update(end, failure=failure)
 
+    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
+        entry = self._entries.get(session_id)
+        if entry is not None:
+            for field, value in note.items():
+                entry.setdefault(field, value)
+
     async def page(self, caller: str, below: Position | None, examine: int) -> IndexPage:
         kept = self._sets.get(caller, [])
         self._trim(caller, kept)
@@ -125,6 +132,9 @@ class StoreSessionIndex:
     def _end(self, session_id: str, failure: bool = False) -> str:
         return self._store.key("sessions", "failed" if failure else "end", session_id)
 
+    def _note(self, session_id: str) -> str:
+        return self._store.key("sessions", "noted", session_id)
+
     async def opened(self, entry: Mapping[str, Any]) -> None:
         session_id = str(entry["session_id"])
         key = self._entry(session_id)
@@ -138,6 +148,11 @@ class StoreSessionIndex:
         sealed = self._seal.seal_record(key, json.dumps(dict(end), separators=(",", ":")).encode())
         await self._store.call(lambda: self._store.redis.set(key, sealed, px=self._keep_ms, nx=True))
 
+    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
+        key = self._note(session_id)
+        sealed = self._seal.seal_record(key, json.dumps(dict(note), separators=(",", ":")).encode())
+        await self._store.call(lambda: self._store.redis.set(key, sealed, px=self._keep_ms, nx=True))
+
     async def page(self, caller: str, below: Position | None, examine: int) -> IndexPage:
         # Read from the position's own millisecond, whose ids up to it were examined already (at most
         # `examine` of them), and one more than a page: whether anything older is left.
@@ -149,13 +164,14 @@ class StoreSessionIndex:
         examined = after[:examine]
         if not examined:
             return IndexPage([], None)
-        keys = [k for _, s in examined for k in (self._entry(s), self._end(s), self._end(s, failure=True))]
+        keys = [k for _, s in examined
+                for k in (self._entry(s), self._note(s), self._end(s), self._end(s, failure=True))]
         values = await self._store.call(lambda: self._store.redis.mget(keys))
         entries = []
         for n in range(len(examined)):
-            entry = self._opened(keys[3 * n], values[3 * n])
+            entry = self._opened(keys[4 * n], values[4 * n])
             if entry is not None:
-                for at in (3 * n + 1, 3 * n + 2):  # its end, then its failure, which shows over the end
+                for at in (4 * n + 1, 4 * n + 2, 4 * n + 3):  # its note, its end, its failure (over the end)
                     entry.update(self._opened(keys[at], values[at]) or {})
                 entries.append(entry)
         return IndexPage(entries, examined[-1] if len(after) > examine else None)
@@ -182,6 +198,10 @@ class ForgivingSessionIndex:
     async def closed(self, session_id: str, end: Mapping[str, Any], *, failure: bool) -> None:
         await forgiving(lambda: self._shared.closed(session_id, end, failure=failure),
                         lambda: self._alone.closed(session_id, end, failure=failure),
+                        f"listing entry of session {session_id}")
+
+    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
+        await forgiving(lambda: self._shared.noted(session_id, note), lambda: self._alone.noted(session_id, note),
                         f"listing entry of session {session_id}")
 
     async def page(self, caller: str, below: Position | None, examine: int) -> IndexPage:

@@ -28,27 +28,13 @@ from images.bot_transports import IMAGE_LEAVES_OUT
 from images.budgets import allowance_mb, budget_to_set, closure_budget_mb
 from images.component import CONTEXT
 from images.size_prediction import predict_image
-from stacks.config.phone import credential_advice
+from stacks.config.bot_env import reserved_env_name
+from stacks.config.carriers import credential_advice
 from stacks.config.reader import Reader
 
 # The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
 PULUMI_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
-# Names the platform sets on the bot itself: a user secret with one of them would silently lose.
-RESERVED_ENV_NAMES = frozenset({
-    "BOT_CHANNEL_TOKEN", "BOT_CHANNEL_URL", "BOT_FILE", "BOT_TRANSPORT", "BOT_MODELS_DIR",
-    "MAX_SESSION_SECONDS", "DAILY_API_KEY", "DISPATCHER_API_KEYS", "DISPATCHER_ADMIN_KEYS", "PATH", "PYTHONPATH",
-    "HOME",
-    "BOT_TURN_TRANSPORT",  # the Cloud Run job's (stacks/gcp/bot_job.py)
-})
-_RESERVED_PREFIXES = ("VOICEFLEET_", "ECS_", "AWS_", "GCE_", "TURN_", "REDIS_")
-
-
-def reserved_env_name(name: str) -> bool:
-    """A variable voicefleet sets on the bot itself, which botSecrets may not set."""
-    return name in RESERVED_ENV_NAMES or name.startswith(_RESERVED_PREFIXES)
-
-
 class HasMode(Protocol):
     @property
     def mode(self) -> str: ...

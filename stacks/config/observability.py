@@ -26,11 +26,10 @@ from urllib.parse import urlsplit
 
 import pulumi
 
+from stacks.config.bot_env import OTLP_ENDPOINT, OTLP_HEADERS
 from stacks.config.reader import Reader
 
 LOG_ENV = {"LOG_FORMAT": "json"}
-OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
-OTLP_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
 WEBHOOK_URL = "WEBHOOK_URL"
 WEBHOOK_SECRET = "WEBHOOK_SECRET"  # noqa: S105 (a variable's name)
 DASHBOARD_ENABLED = "DASHBOARD_ENABLED"

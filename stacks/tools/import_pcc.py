@@ -37,10 +37,9 @@ from images.bot_project import read as read_project
 from images.bot_transports import carriers_answered, transports_built
 from images.budgets import closure_budget_mb
 from images.size_prediction import predict_image
-from stacks.config.bot import reserved_env_name
+from stacks.config.bot_env import OTLP_ENDPOINT, OTLP_HEADERS, reserved_env_name
+from stacks.config.carriers import credential_advice
 from stacks.config.limits import FARGATE_MEMORY
-from stacks.config.observability import OTLP_ENDPOINT, OTLP_HEADERS
-from stacks.config.phone import credential_advice
 from stacks.tools.pcc_dockerfile import dockerfile_notes
 
 # Pipecat Cloud's agent profiles: (vCPU, GiB). Hosted PCC runs one session per instance.
@@ -293,16 +292,23 @@ def _calls(folder: Path, plan: Plan) -> None:
 
 
 def env_values(env_file: Path) -> dict[str, str]:
-    """A .env file's variables (`NAME=value`, `export NAME=value`, quoted values), in file order."""
+    """A .env file's variables (`NAME=value`, `export NAME=value`, quoted values), in file order, read
+    as python-dotenv reads them: in an unquoted value a `#` after whitespace starts a comment, so an
+    env.example's `OPENAI_API_KEY= # Create here: …` is blank, not a secret of that text."""
     values: dict[str, str] = {}
     for line in env_file.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", line)
+        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$", line)
         if match:
-            value = match.group(2)
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            values[match.group(1)] = value
+            values[match.group(1)] = _env_value(match.group(2))
     return values
+
+
+def _env_value(raw: str) -> str:
+    text = raw.strip()
+    quoted = re.match(r"""^(['"])(.*?)\1""", text)
+    if quoted:
+        return quoted.group(2)
+    return re.sub(r"\s+#.*", "", raw).strip()
 
 
 def convert(path: Path, cloud: str, env_file: Path | None = None) -> Plan:

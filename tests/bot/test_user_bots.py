@@ -122,6 +122,14 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
                          "under its licence, not on PyPI: drop the Krisp filter from the bot, or set the switch your "
                          "bot skips it with (pipecat-examples' bots: ENV=local, passed with LOCAL_BOT_ENV=ENV "
                          "locally, botSecrets.ENV on a stack))"),
+        ("daily_room_url", ":13: bot() raised AttributeError: 'SmallWebRTCRunnerArguments' object has no attribute "
+                           "'room_url' (this session is not Daily's (SmallWebRTCRunnerArguments); a Daily-only bot "
+                           "needs Daily sessions: TRANSPORTS=webrtc,daily (with DAILY_API_KEY) on the dispatcher and "
+                           'POST /start {"transport": "daily"})'),
+        ("daily_only", ":13: bot() raised ValueError: Missing transport params for 'webrtc'. Please add 'webrtc' key "
+                       "to your transport_params dict. (this session is SmallWebRTC's; a Daily-only bot needs Daily "
+                       "sessions: TRANSPORTS=webrtc,daily (with DAILY_API_KEY) on the dispatcher and POST /start "
+                       '{"transport": "daily"}, or add a \'webrtc\' entry)'),
     ],
 )
 async def test_a_bot_that_fails_in_its_session_ends_it_with_exit_4_naming_the_file_and_the_exception(

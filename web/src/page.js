@@ -12,7 +12,7 @@ const state = (window.voicefleet = {
   maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [], readyIn: null, readyInShown: [], problem: null,
 });
 let client = null;
-let watching = null; // the AbortController of the wait for a cold bot
+let watching = null; // the AbortController of the session's watch (watchSession)
 let countdown = null;
 let audioContext = null;
 let metering = false;
@@ -128,9 +128,18 @@ function showWait(seconds) {
   countdown = setInterval(tick, 1000);
 }
 
-async function watchStart(sessionId) {
+// The session, watched from its start to its end: while it is `starting` a long-poll (the wait
+// above); then a plain read every WATCH_EVERY_MS. A bot that dies before its peer connection is up
+// leaves the client "connecting" until ICE gives up (15-30 s): the session's own record says it
+// failed, and why, at once, so the page shows that and hangs up.
+const WATCH_EVERY_MS = 1000;
+const FINAL = ["ended", "failed"];
+
+async function watchSession(sessionId) {
   watching?.abort();
   const controller = (watching = new AbortController());
+  const pause = () => new Promise((resolve) => setTimeout(resolve, WATCH_EVERY_MS));
+  let session = null;
   try {
     // The first look answers at once: a cold start of a few seconds would otherwise be over before
     // the first long-poll answered, and the caller would never see how long it takes.
@@ -138,17 +147,37 @@ async function watchStart(sessionId) {
     while (!controller.signal.aborted) {
       const response = await fetch(`/sessions/${sessionId}${query}`,
         { headers: apiHeaders(), signal: controller.signal });
-      query = "?wait=started&timeout=3";
       if (!response.ok) break;
-      const session = await response.json();
-      if (session.status === "failed") showProblem(session.detail ?? session.error ?? "the session failed");
-      if (session.status !== "starting" || session.ready_in_seconds == null) break;
-      showWait(session.ready_in_seconds);
+      session = await response.json();
+      if (FINAL.includes(session.status)) break;
+      if (session.status === "starting" && session.ready_in_seconds != null) {
+        showWait(session.ready_in_seconds);
+        query = "?wait=started&timeout=3";
+        continue;
+      }
+      showWait(null);
+      query = "";
+      await pause();
     }
   } catch (error) {
-    if (error?.name !== "AbortError") log(`waiting for the bot: ${error.message}`);
+    if (error?.name !== "AbortError") log(`watching the session: ${error.message}`);
   }
-  if (watching === controller) showWait(null);
+  if (watching !== controller) return;
+  showWait(null);
+  if (!FINAL.includes(session?.status) || FINAL.includes(state.status) || state.sessionId !== sessionId) return;
+  if (session.status === "failed") showProblem(session.detail ?? session.error ?? "the session failed");
+  log(`session ${session.status}`);
+  await hangUp(session.status);
+}
+
+// An RTVI error's text: the bot's `error` message carries it in `data.error` (Pipecat's RTVI
+// `ErrorData`); the client's own errors in `data.message` as well. Never "[object Object]".
+function errorText(message) {
+  const data = message?.data;
+  const text = data?.error ?? data?.message;
+  if (typeof text === "string") return data?.fatal ? `${text} (fatal)` : text;
+  if (typeof message === "string") return message;
+  return JSON.stringify(data ?? message) ?? String(message);
 }
 
 async function connect() {
@@ -168,7 +197,7 @@ async function connect() {
         state.sessionId = answer?.sessionId ?? null;
         $("session").textContent = state.sessionId ?? "–";
         log(`session ${state.sessionId}`);
-        if (state.sessionId) watchStart(state.sessionId); // runs beside the connection, not before it
+        if (state.sessionId) watchSession(state.sessionId); // runs beside the connection, not before it
       },
       onTransportStateChanged: (transportState) => {
         state.transportState = transportState;
@@ -187,7 +216,7 @@ async function connect() {
         if (!["ended", "failed"].includes(state.status)) hangUp();
       },
       onError: (message) => {
-        const text = message?.data?.message ?? String(message);
+        const text = errorText(message);
         state.errors.push(text);
         log(`error: ${text}`);
       },

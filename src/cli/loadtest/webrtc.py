@@ -28,6 +28,7 @@ import json
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +45,16 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from av import AudioFrame
+from aiortc.codecs.opus import SAMPLES_PER_FRAME as OPUS_FRAME_SAMPLES
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.rtcrtpsender import RTCRtpSender
+from av import AudioFrame, Packet
 
 from cli.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
 
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
+OPUS_TIME_BASE = fractions.Fraction(1, 48000)  # Opus's RTP clock, whatever the mic's rate
 CLOSE_SECONDS = 10.0  # a hang-up takes milliseconds; past this the connection is left to the collector
 
 
@@ -60,12 +65,21 @@ class OfferRejected(Exception):
 
 
 class PacedMic(MediaStreamTrack):
-    """A 16 kHz mono mic that emits 20 ms frames in real time: silence unless `play()` feeds it."""
+    """A 16 kHz mono mic that emits 20 ms frames in real time: silence unless `play()` feeds it.
+
+    It hands aiortc each frame already encoded (Opus, the one codec the caller offers): given raw
+    frames, aiortc's sender encodes each in the default thread pool, one 20 ms frame per hop, each
+    hop waiting for a core and the GIL. On a loaded machine (a load average of 10 on 2 cores) that
+    hop made the sender's cycle longer than 20 ms, the mic fell behind real time for good (4 s
+    behind over a 4 s turn), and the caller's speech was not all sent when it should have been.
+    Encoding here, on the loop, costs a fraction of a millisecond a frame and no hop."""
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
+        self._encoder = OpusEncoder()
+        self._packets: deque[Packet[Any]] = deque()  # encoded, not yet taken by the sender
         self._queue = np.zeros(0, dtype=np.int16)
         self._start: float | None = None
         self._sent = 0
@@ -76,7 +90,16 @@ class PacedMic(MediaStreamTrack):
         self._queue = np.concatenate([self._queue, samples.astype(np.int16)])
         self.drained.clear()
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> Packet[Any]:  # aiortc's sender takes a Frame to encode or a Packet encoded
+        while not self._packets:
+            payloads, timestamp = self._encoder.encode(await self._next_frame())
+            for n, payload in enumerate(payloads):  # none while the encoder's resampler fills
+                packet = Packet(payload)
+                packet.pts, packet.time_base = timestamp + n * OPUS_FRAME_SAMPLES, OPUS_TIME_BASE
+                self._packets.append(packet)
+        return self._packets.popleft()
+
+    async def _next_frame(self) -> AudioFrame:
         if self._start is None:
             self._start = time.monotonic()
         due = self._start + self._sent / MIC_RATE
@@ -183,7 +206,10 @@ class WebRTCClient:
             import aioice.ice
 
             aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
-        self.pc.addTransceiver(self.mic, direction="sendrecv")
+        mic = self.pc.addTransceiver(self.mic, direction="sendrecv")
+        # The mic's packets are Opus (PacedMic): the only codec offered, so the only one answered.
+        mic.setCodecPreferences([codec for codec in RTCRtpSender.getCapabilities("audio").codecs
+                                 if codec.mimeType.lower() == "audio/opus"])
         channel = self._channel = self.pc.createDataChannel("chat")
 
         channel.on("open", self._channel_open.set)

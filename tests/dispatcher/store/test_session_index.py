@@ -65,6 +65,18 @@ async def test_the_first_end_is_kept_and_the_first_failure_shows_over_it(coordin
     assert (listed["status"], listed["error"], listed["ended"]) == ("failed", "bot_error", 3.0)
 
 
+
+async def test_a_note_is_kept_beside_the_entry_and_ends_nothing(coordination) -> None:
+    index = coordination.session_index
+    await index.opened(entry(1, "a", time.time()))
+    await index.noted(f"{1:024x}", {"pipeline_error": "bot_error"})
+    await index.noted(f"{1:024x}", {"pipeline_error": "later"})
+    listed = (await index.page("a", None, 5)).entries[0]
+    assert (listed["pipeline_error"], "status" in listed) == ("bot_error", False)
+    await index.closed(f"{1:024x}", {"status": "ended", "ended": 1.0, "error": None}, failure=False)
+    listed = (await index.page("a", None, 5)).entries[0]
+    assert (listed["pipeline_error"], listed["status"]) == ("bot_error", "ended")
+
 @pytest.mark.parametrize("kind", [ONE_PROCESS, REDIS])
 async def test_each_set_keeps_its_newest_entries_up_to_its_bound(kind: str, request: pytest.FixtureRequest) -> None:
     coordination = build(kind, request)

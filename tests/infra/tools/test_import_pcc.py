@@ -239,3 +239,20 @@ def test_a_project_folder_is_read_through_its_pcc_deploy_toml_and_one_without_is
     assert capsys.readouterr().out == convert(STARTER, "aws", None).render()
     assert import_pcc.main([str(tmp_path), "--cloud", "aws"]) == 1
     assert "is a folder with no pcc-deploy.toml" in capsys.readouterr().err
+
+
+def test_an_env_file_is_read_as_python_dotenv_reads_it_comments_included(tmp_path: Path) -> None:
+    """pipecat-examples' env.example files write `KEY= # Create here: https://…`: that key is blank (a
+    comment), not a secret whose value is the comment."""
+    from dotenv import dotenv_values
+
+    env_file = tmp_path / "env.example"
+    env_file.write_text("CARTESIA_API_KEY= # Create here: https://play.cartesia.ai/keys\n"
+                        "OPENAI_API_KEY=sk-x # the key\nHASH=#kept\nINNER=a#b\nQUOTED=\"q # kept\" # dropped\n"
+                        "export SINGLE='s'\n")
+    assert env_values(env_file) == dict(dotenv_values(env_file)) == {
+        "CARTESIA_API_KEY": "", "OPENAI_API_KEY": "sk-x", "HASH": "#kept", "INNER": "a#b", "QUOTED": "q # kept",
+        "SINGLE": "s"}
+    rendered = convert(STARTER, "aws", env_file).render()
+    assert "botSecrets.CARTESIA_API_KEY" not in rendered and "botSecrets.OPENAI_API_KEY" in rendered
+    assert f"CARTESIA_API_KEY: empty in {env_file}" in rendered

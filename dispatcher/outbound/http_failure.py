@@ -1,0 +1,56 @@
+"""What a call that got no answer says: the host it was sent to and why it got none.
+
+`GET /: HttpError` told an operator neither which service was down nor whether it refused, timed
+out or could not be found. A failure names the target (scheme, host, port and path: never the
+query string or credentials in the URL, which may carry secrets) and its cause in words, with
+aiohttp's exception type for a search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from urllib.parse import urlsplit
+
+import aiohttp
+
+
+def shown_target(url: str) -> str:
+    """`https://api.daily.co/v1/rooms`: the URL without its query, fragment or user information."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port that is no number: the host alone says enough
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else parts.path
+
+
+def cause(exc: BaseException) -> str:
+    """`connection refused (ClientConnectorError)`, `timed out (TimeoutError)`, …"""
+    return f"{_words(exc)} ({type(exc).__name__})"
+
+
+def _words(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer within the timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "its TLS certificate or handshake was refused"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, ConnectionRefusedError):
+            return "connection refused: nothing listens there"
+        if isinstance(os_error, ssl.SSLError):
+            return "its TLS handshake failed"
+        return f"cannot connect: {os_error.strerror or type(os_error).__name__}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer broke off"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return f"connection failed: {exc.strerror or 'reset'}"
+    return "no answer"
