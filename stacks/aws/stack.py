@@ -24,6 +24,7 @@ from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
+from stacks.aws.task_definitions import deregister_command
 from stacks.config import channel_capacity
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
@@ -88,6 +89,9 @@ class AwsStack(pulumi.ComponentResource):
             "dispatcherImage": images.dispatcher,
             "clusterName": cluster.name,
             "botTaskFamily": bot.family,
+            # A destroy leaves the bot families' revisions ACTIVE (skip_destroy): what removes them.
+            "deregisterTaskDefinitions": [deregister_command(runtime.family, cfg.region)
+                                          for runtime in (bot, webrtc_bot) if runtime is not None],
             # The kept releases, read back by the next `up` (stacks/releases.py): RELEASES as the dispatcher has it.
             "releases": releases,
             "botSecurityGroupId": network.bot_security_group_id,

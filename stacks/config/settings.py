@@ -141,7 +141,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
     if cloud == "aws":
-        # ECR keeps the newest imageRetentionCount bot builds (stacks/aws/registry.py), each a release.
+        # ECR keeps the newest imageRetentionCount releases' bot images by their tag (stacks/aws/registry.py).
         release_settings.check_images_kept(cfg, settings.releases, settings.image_retention_count)
         return _with(settings, aws=_aws(cfg, settings))
     if cloud == "azure":
