@@ -84,8 +84,9 @@ def test_every_listed_release_s_image_and_its_manifests_survive(run: Run, platfo
 
 
 def test_counting_two_images_a_build_loses_an_older_release_s_platform_manifests() -> None:
-    """What the rules were: a two-platform build leaves its index and two manifests untagged, so
-    counting two a build keeps the untagged parts of too few builds."""
+    """What the rules were: a two-platform build leaves two platform manifests and its cache untagged
+    (its index too, before releases were tagged), so counting two a build keeps the untagged parts of
+    too few builds: a release just dropped, which a dispatcher being replaced may still start, lost its own."""
     images, gone = replay(TWO_PER_BUILD, UPS, platforms=2)
     last = max(int(i.digest.split("-")[1]) for i in images if i.digest.startswith("build-"))
     startable = range(last + 1 - KEPT - IMAGE_MARGIN, last + 1)
