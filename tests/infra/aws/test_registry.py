@@ -101,3 +101,8 @@ def test_the_preflight_refuses_rules_that_count_two_images_a_build(run: Run) -> 
     assert ecr_lifecycle.violations(policies, keep=RETENTION) == []
     old = [dataclasses.replace(reg, inputs={**reg.inputs, "policy": json.dumps(TWO_PER_BUILD)}) for reg in policies]
     assert any("2 platform(s)" in v for v in ecr_lifecycle.violations(old, keep=RETENTION))
+    # The releases' own rule: the listed releases and the margin, with every manifest they name.
+    assert preflight.violations(run.registrations, kept=KEPT) == []
+    others = [reg for reg in run.registrations if reg.type != preflight.LIFECYCLE]
+    (refused,) = preflight.violations([*others, *old], kept=KEPT)
+    assert "(2 platform(s))" in refused and f"newest {KEPT + IMAGE_MARGIN} bot builds" in refused
