@@ -1,8 +1,9 @@
 """ECR lifecycle policies, evaluated the way ECR documents it, against a stack's own push history.
 
 ECR ("Lifecycle policy properties" and "How lifecycle policies work"): rules apply from the lowest
-`rulePriority` up; an image whose tags match a rule's `tagStatus` (and prefixes) is decided by that
-rule alone and cannot be expired by a later one; `imageCountMoreThan` keeps the newest N of the
+`rulePriority` up; an image whose tags match a rule's `tagStatus` (and prefixes or patterns, every
+one of them matching one of its tags) is decided by that rule alone and cannot be expired by a later
+one, which still counts it; `imageCountMoreThan` keeps the newest N of the
 images the rule's tag selection matches, `sinceImagePushed` expires those older than N days.
 
 Each build pushes an image tagged `latest` (the previous build becomes untagged) and re-tags the
@@ -22,10 +23,11 @@ replays `keep + 5` days, with one platform and with two.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from images.component import RELEASE_TAG_PREFIX, REVISION_TAG_PREFIX
+from images.component import DOCKERFILES, RELEASE_TAG_PREFIX, REVISION_TAG_PREFIX
 from stacks.tools.mocks import Registration, unwrap
 
 
@@ -71,13 +73,22 @@ def pulled(images: list[Image], digest: str) -> set[str]:
     return {digest, *image.parts}
 
 
+def _tag_filters(selection: dict[str, object]) -> list[re.Pattern[str]]:
+    """A rule's tag filters as patterns: a prefix `p` is the pattern `p*`; in a `tagPatternList`
+    `*` is ECR's only wildcard (any run of characters), every other character stands for itself."""
+    prefixes = [f"{p}*" for p in selection.get("tagPrefixList") or []]  # type: ignore[attr-defined]
+    patterns = [str(p) for p in selection.get("tagPatternList") or []]  # type: ignore[attr-defined]
+    return [re.compile(".*".join(map(re.escape, p.split("*")))) for p in [*prefixes, *patterns]]
+
+
 def _matches(selection: dict[str, object], image: Image) -> bool:
     status = selection.get("tagStatus")
     if status == "untagged":
         return not image.tags
     if status == "tagged":
-        prefixes = [str(p) for p in selection.get("tagPrefixList") or []]  # type: ignore[attr-defined]
-        return bool(image.tags) and any(t.startswith(p) for t in image.tags for p in prefixes or [""])
+        # "If you specify multiple tags, only the images with all specified tags are selected":
+        # every prefix or pattern must match one of the image's tags (one tag may match several).
+        return bool(image.tags) and all(any(p.fullmatch(t) for t in image.tags) for p in _tag_filters(selection))
     return status == "any"
 
 
@@ -114,6 +125,17 @@ def lost_builds(policy: dict[str, object], days: int, newest: int, *, releases: 
     return PLATFORMS[-1], lost
 
 
+# The roles whose images an `up` tags with its release (images/component.py tag_release).
+RELEASE_ROLES = tuple(role for role in DOCKERFILES if role.startswith("bot"))
+
+
+def tags_releases(reg: Registration) -> bool:
+    """Whether the policy's repository holds the bot images an `up` tags with its release: its
+    name ends in the role (`<prefix>-<role>`, stacks/aws/registry.py). Not `-bot` anywhere in the
+    policy's name, which a stack named `bot-dev` puts in its dispatcher's too."""
+    return str(unwrap(reg.inputs)["repository"]).endswith(tuple(f"-{role}" for role in RELEASE_ROLES))
+
+
 def violations(registrations: Iterable[Registration], keep: int) -> list[str]:
     """`keep`: the stack's imageRetentionCount, the builds (and revision tags) it promises to keep."""
     found = []
@@ -122,7 +144,7 @@ def violations(registrations: Iterable[Registration], keep: int) -> list[str]:
         if reg.type != "aws:ecr/lifecyclePolicy:LifecyclePolicy":
             continue
         policy = json.loads(unwrap(reg.inputs)["policy"])
-        platforms, lost = lost_builds(policy, days, keep, releases="-bot" in reg.name)
+        platforms, lost = lost_builds(policy, days, keep, releases=tags_releases(reg))
         if lost:
             found.append(f"{reg.type} {reg.name}: after {days} days of deploys (one build for {platforms} "
                          f"platform(s) and {REVISIONS_PER_BUILD} revision tags a day) the policy expires part of "

@@ -60,7 +60,7 @@ def violations(registrations: Iterable[Registration], kept: int) -> list[str]:
     needed = kept + IMAGE_MARGIN
     days = needed + 5
     for reg in registered:
-        if reg.type != LIFECYCLE or "-bot" not in reg.name:
+        if reg.type != LIFECYCLE or not ecr_lifecycle.tags_releases(reg):
             continue
         policy = json.loads(unwrap(reg.inputs)["policy"])
         platforms, lost = ecr_lifecycle.lost_builds(policy, days, needed, releases=True)
