@@ -12,8 +12,11 @@ from __future__ import annotations
 
 
 def deregister_command(family: str, region: str) -> str:
-    """Deregisters every ACTIVE revision of `family` alone: `--family-prefix` also matches longer
-    family names (`<prefix>-bot` names `<prefix>-bot-webrtc` too), so the query keeps exact ones.
+    """Deregisters every ACTIVE revision of `family` alone. ECS's API reference calls
+    ListTaskDefinitions' `familyPrefix` "the full family name", though the flag's name (and
+    ListTaskDefinitionFamilies' own `familyPrefix`, a true prefix) says prefix: the query keeps the
+    exact family either way, so `<prefix>-bot` never takes `<prefix>-bot-webrtc`, or another
+    stack's `<prefix>-bot-…`, with it.
     The CLI pages through `list-task-definitions` by itself; an INACTIVE revision can then be
     deleted for good with `aws ecs delete-task-definitions`."""
     listed = (f"aws ecs list-task-definitions --region {region} --family-prefix {family} --status ACTIVE "

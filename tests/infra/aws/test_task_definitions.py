@@ -1,7 +1,10 @@
 """After a destroy: the stack's `deregisterTaskDefinitions` commands, run by bash against a fake
 `aws` CLI that answers `ecs list-task-definitions` and `ecs deregister-task-definition` as the real
 one does (filters, `--query` by JMESPath, `--output text`, an unknown ARN refused), deregister every
-ACTIVE revision of the stack's bot families and nothing of any other family."""
+ACTIVE revision of the stack's bot families and nothing of any other family. One liberty, the
+stricter way: the fake reads `--family-prefix` as a prefix, where ECS's API reference calls
+ListTaskDefinitions' `familyPrefix` "the full family name", so the command's own exact-family
+query is what these tests prove."""
 
 from __future__ import annotations
 
@@ -91,7 +94,8 @@ def test_the_commands_deregister_every_active_revision_of_the_stack_s_bot_famili
 
 def test_the_bot_family_s_command_leaves_the_smallwebrtc_family_to_its_own(
         stack: StackRunner, tmp_path: Path) -> None:
-    """`--family-prefix <prefix>-bot` lists `<prefix>-bot-webrtc` too; the query keeps the exact family."""
+    """Were `--family-prefix <prefix>-bot` a prefix, it would list `<prefix>-bot-webrtc` too; the query
+    keeps the exact family."""
     (command, _) = component_outputs(run_with_turn(stack, "aws"), "aws")["deregisterTaskDefinitions"]
     region = command.split("--region ", 1)[1].split(" ", 1)[0]
     bot, webrtc = (ARN.format(region=region, family=f, revision=1)
