@@ -10,6 +10,12 @@ that touches only docs or stacks deploys no new task definition, template or rev
 commit is recorded as an extra tag on a separate `Index` that points at the built image: a new
 revision re-tags, it never rebuilds.
 
+What a build pushes: the image (one manifest for one platform; for several, an index with one
+manifest per platform) and its registry cache. No attestation: docker-build passes buildx
+`Attests: {"provenance": nil}` (pulumi-docker-build provider/internal/client.go, "Disable default
+provenance for now", at v0.0.22), and buildx's `toSolveOpt` drops a nil attestation, so the
+`mode=min` provenance the docker CLI adds by default is never asked for.
+
 The bot images also carry a label with the digest of the bot project's files (images/project_files.py):
 docker-build's own context hash reads the project folder through the repository's allow-list
 `.dockerignore` and would see an edit of bot.py as no change.
@@ -44,6 +50,10 @@ BUILD_TAG = "latest"  # constant on purpose: the revision is an extra tag (see t
 # The revision's tag is rev-<revision>: a registry's lifecycle rule can select revision indexes by
 # this prefix and keep them apart from the builds they point at (stacks/aws/registry.py).
 REVISION_TAG_PREFIX = "rev-"
+# A release's tag is release-<name> (stacks/config/releases.py names releases), on the bot images
+# of the release an `up` deploys: ECR keeps the images of the newest releases by this prefix
+# (stacks/aws/registry.py), one tag per release, however many manifests a build pushes.
+RELEASE_TAG_PREFIX = "release-"
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ class Images(pulumi.ComponentResource):
     def __init__(self, name: str, args: ImagesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:images:Images", name, None, opts)
         refs: dict[str, pulumi.Output[str]] = {}
+        self._name = name
+        self._registries: dict[str, docker_build.RegistryArgsDict] = {}
+        self._repositories: dict[str, pulumi.Output[str]] = {}
         bot_labels = {project_files.DIGEST_LABEL: _project_digest(args.bot_project)}
         for role, (dockerfile, target) in DOCKERFILES.items():
             if (role == "bot-webrtc" and not args.webrtc) or (role == "bot" and not args.daily):
@@ -145,6 +158,7 @@ class Images(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
             refs[role] = pulumi.Output.concat(repository, "@", image.digest)
+            self._registries[role], self._repositories[role] = registries[0], repository
             if args.source_revision:
                 docker_build.Index(f"{name}-{role}-revision",
                                    tag=pulumi.Output.concat(repository, ":", REVISION_TAG_PREFIX, args.source_revision),
@@ -154,7 +168,20 @@ class Images(pulumi.ComponentResource):
         self.bot = refs["bot"] if self.daily else refs["bot-webrtc"]
         self.dispatcher = refs["dispatcher"]
         self.bot_webrtc = refs.get("bot-webrtc")
+        self._refs = refs
         self.register_outputs({"bot": self.bot, "dispatcher": self.dispatcher, "bot_webrtc": self.bot_webrtc})
+
+    def tag_release(self, release: pulumi.Input[str]) -> list[docker_build.Index]:
+        """Tags this `up`'s bot images `release-<release>`, as a revision is tagged: an index naming
+        the image by digest (for a multi-platform build, imagetools gives back the build's own index).
+        One resource per image role, so a new release re-tags and the old tag stays in the registry
+        (`retain_on_delete`) until the registry's rule lets it go: a release dropped from the list
+        must still start while the dispatcher that lists it is being replaced."""
+        return [docker_build.Index(f"{self._name}-{role}-release",
+                                   tag=pulumi.Output.concat(self._repositories[role], ":", RELEASE_TAG_PREFIX, release),
+                                   sources=[self._refs[role]], push=True, registry=self._registries[role],
+                                   opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+                for role in self._refs if role.startswith("bot")]
 
 
 def _project_digest(location: str) -> str:

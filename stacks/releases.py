@@ -53,6 +53,7 @@ class Rolled:
 
     before: tuple[StackRelease, ...]
     after: tuple[StackRelease, ...]
+    current: str  # the name of the release this `up` deploys (listed in `after`)
 
     def references(self) -> list[str]:
         """Every reference either list names: what a dispatcher may launch until this `up` has rolled out."""
@@ -68,19 +69,20 @@ def rolled(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Inp
                                      opts=pulumi.ResourceOptions(parent=parent)).get_output(OUTPUT)
 
     def roll_forward(args: list[object]) -> Rolled:
-        before, current = args
-        assert isinstance(current, Mapping)
-        refs = {str(transport): str(reference) for transport, reference in current.items()}
+        before, built = args
+        assert isinstance(built, Mapping)
+        refs = {str(transport): str(reference) for transport, reference in built.items()}
         recorded_releases = previous(before)
-        releases = roll(recorded_releases, name=settings.name or derived_name(refs), images=refs, kept=settings.kept,
-                        now=clock())
+        release = settings.name or derived_name(refs)
+        releases = roll(recorded_releases, name=release, images=refs, kept=settings.kept, now=clock())
         check_shared_name(recorded_releases, releases, settings, regions=regions)
-        return Rolled(recorded_releases, releases)
+        return Rolled(recorded_releases, releases, release)
 
     return pulumi.Output.all(recorded, pulumi.Output.from_input(images)).apply(roll_forward)
 
 
 def listed(name: str, settings: ReleaseSettings, images: Mapping[str, pulumi.Input[str]],
-           parent: pulumi.Resource, *, regions: bool = False) -> pulumi.Output[str]:
-    """`RELEASES` after this `up` (also the stack output `releases`)."""
-    return rolled(name, settings, images, parent, regions=regions).apply(lambda found: catalogue(found.after, settings))
+           parent: pulumi.Resource, *, regions: bool = False) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """`RELEASES` after this `up` (also the stack output `releases`), and the name of the release it deploys."""
+    found = rolled(name, settings, images, parent, regions=regions)
+    return found.apply(lambda found: catalogue(found.after, settings)), found.apply(lambda found: found.current)

@@ -12,28 +12,46 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from images.component import REVISION_TAG_PREFIX, RegistryAuth
+from images.component import RELEASE_TAG_PREFIX, REVISION_TAG_PREFIX, RegistryAuth
+
+# Untagged objects a superseded build leaves, at most: with two platforms (`platforms` allows
+# linux/amd64 and linux/arm64) its index and one manifest per platform, and its registry cache;
+# docker-build pushes no attestation (images/component.py). ECR counts each as an image
+# (aws/containers-roadmap#2613). One platform leaves two: the image manifest and the cache.
+UNTAGGED_PER_BUILD = 4
 
 
 def lifecycle_policy(keep: int) -> str:
-    """The newest `keep` builds stay, and the newest `keep` revision tags.
+    """The newest `keep` releases' images stay, the newest `keep` revision tags, and the newest
+    `keep` builds' untagged manifests.
 
-    Each build leaves two images (the build and its registry-cache manifest), tagged `latest` and
-    `buildcache` until the next build, untagged from then on; a superseded build is what a
-    circuit-breaker rollback or an older task definition revision pulls. Every deploy with a
-    source revision also pushes an index tagged `rev-<revision>`, also when nothing was rebuilt.
-    A count over every image would let docs-only deploys push real builds out, so the revision
-    indexes are counted by a rule of their own (ECR decides an image by the first rule whose tag
-    selection it matches), and the superseded builds and caches by the untagged rule. The current
-    `latest` and `buildcache` match no rule and stay. ECR refuses to delete an image that a kept
-    index still references, so an old build a kept revision names stays too."""
+    ECR decides an image by the first rule whose tag selection it matches (a rule cannot expire an
+    image a rule of higher priority selects), and has no "keep" action: a rule keeps what its count
+    spares. So:
+    1. `release-<name>` (images/component.py tag_release): one tag per release, on the bot images
+       the release's task definitions pin (for one platform an index naming that manifest, for
+       several the build's own index), so the count counts releases, not manifests. First, so an
+       image that carries a revision tag too is decided here.
+    2. `rev-<revision>`: every deploy with a source revision pushes one, also when nothing was
+       rebuilt; counted apart, so docs-only deploys push no build out.
+    3. untagged: superseded builds (`latest` and `buildcache` move on), their platform manifests
+       and caches, `UNTAGGED_PER_BUILD` per build. A release's platform manifests are untagged
+       even when its index is tagged: whether ECR spares the children of a kept index is not
+       documented, so this count keeps them on its own. A superseded build is also what a
+       circuit-breaker rollback of the dispatcher pulls.
+    The current `latest` and `buildcache` match no rule and stay."""
     return json.dumps({"rules": [
-        {"rulePriority": 1, "description": f"keep the newest {keep} revision tags",
+        {"rulePriority": 1, "description": f"keep the newest {keep} releases' images",
+         "selection": {"tagStatus": "tagged", "tagPrefixList": [RELEASE_TAG_PREFIX],
+                       "countType": "imageCountMoreThan", "countNumber": keep},
+         "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": f"keep the newest {keep} revision tags",
          "selection": {"tagStatus": "tagged", "tagPrefixList": [REVISION_TAG_PREFIX],
                        "countType": "imageCountMoreThan", "countNumber": keep},
          "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": f"keep the newest {keep} superseded builds and their caches",
-         "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 2 * keep},
+        {"rulePriority": 3, "description": f"keep the newest {keep} superseded builds' manifests and caches",
+         "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan",
+                       "countNumber": UNTAGGED_PER_BUILD * keep},
          "action": {"type": "expire"}},
     ]})
 

@@ -24,6 +24,7 @@ from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
+from stacks.aws.task_definitions import deregister_command
 from stacks.config import channel_capacity
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
@@ -64,7 +65,9 @@ class AwsStack(pulumi.ComponentResource):
         bot_args = self._bot_args(images.bot, registry.arn("bot" if images.daily else "bot-webrtc"), secrets)
         bot = BotRuntime(f"{name}-bot", bot_args, opts=child)
         webrtc_bot = self._webrtc_bot(bot_args, images, registry)
-        releases = self._releases(bot, webrtc_bot)
+        releases, current = self._releases(bot, webrtc_bot)
+        # ECR keeps the newest releases' images by this tag (stacks/aws/registry.py).
+        images.tag_release(current)
         turn_urls = self._turn_urls(network, secrets)
         store = self._store(network)
         dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
@@ -86,6 +89,9 @@ class AwsStack(pulumi.ComponentResource):
             "dispatcherImage": images.dispatcher,
             "clusterName": cluster.name,
             "botTaskFamily": bot.family,
+            # A destroy leaves the bot families' revisions ACTIVE (skip_destroy): what removes them.
+            "deregisterTaskDefinitions": [deregister_command(runtime.family, cfg.region)
+                                          for runtime in (bot, webrtc_bot) if runtime is not None],
             # The kept releases, read back by the next `up` (stacks/releases.py): RELEASES as the dispatcher has it.
             "releases": releases,
             "botSecurityGroupId": network.bot_security_group_id,
@@ -145,7 +151,8 @@ class AwsStack(pulumi.ComponentResource):
                        role="bot-webrtc", repository_arn=registry.arn("bot-webrtc"))
         return BotRuntime(f"{self._name}-bot-webrtc", args, opts=pulumi.ResourceOptions(parent=self))
 
-    def _releases(self, bot: BotRuntime, webrtc_bot: BotRuntime | None) -> pulumi.Output[str]:
+    def _releases(self, bot: BotRuntime, webrtc_bot: BotRuntime | None
+                  ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """The release this `up` deploys is the bot task definitions' current revisions, as the ECS
         provider picks them (`task_definition_for`: the SmallWebRTC one for webrtc sessions, the other
         for every other transport). A replaced revision stays ACTIVE (`skip_destroy`), so the

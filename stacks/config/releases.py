@@ -27,9 +27,11 @@ KEPT_RANGE = (1, 10)
 # The stack output the previous list is read back from, and the dispatcher variable it becomes.
 OUTPUT = "releases"
 VARIABLE = "RELEASES"
-# Builds of margin a registry keeps beyond the listed releases: the image of a release just dropped
+# Releases of margin a registry keeps beyond the listed ones: the image of a release just dropped
 # stays for the next two releases, so a dispatcher still starting it while the new list deploys
-# (and ECR, which expires images up to a day late, by count) never pulls a deleted image.
+# (and ECR, which expires images up to a day late, by count) never pulls a deleted image. ECR
+# counts releases by their `release-` tag, one per release whatever a build pushes
+# (stacks/aws/registry.py), and untagged manifests by a count of their own.
 IMAGE_MARGIN = 2
 
 
@@ -70,10 +72,10 @@ def load(cfg: Reader) -> ReleaseSettings:
 
 def check_images_kept(cfg: Reader, settings: ReleaseSettings, builds_kept: int) -> None:
     """The registry must keep every listed release's image and the margin: `builds_kept` is how many
-    bot builds the cloud's cleanup rules keep for `imageRetentionCount`."""
+    releases' bot images the cloud's cleanup rules keep for `imageRetentionCount`."""
     needed = settings.kept + IMAGE_MARGIN
     if builds_kept < needed:
-        raise cfg.fail("imageRetentionCount", f"keeps {builds_kept} bot builds, fewer than the {needed} that "
+        raise cfg.fail("imageRetentionCount", f"keeps {builds_kept} releases' bot images, fewer than the {needed} that "
                                               f"releasesKept {settings.kept} needs (each listed release's image, "
                                               f"and {IMAGE_MARGIN} more so a release just dropped can still start): "
                                               "raise imageRetentionCount, or lower releasesKept")

@@ -141,7 +141,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
     if cloud == "aws":
-        # ECR keeps the newest imageRetentionCount bot builds (stacks/aws/registry.py), each a release.
+        # ECR keeps the newest imageRetentionCount releases' bot images by their tag (stacks/aws/registry.py).
         release_settings.check_images_kept(cfg, settings.releases, settings.image_retention_count)
         return _with(settings, aws=_aws(cfg, settings))
     if cloud == "azure":
@@ -255,6 +255,9 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     )
 
 
+GCP_PLATFORMS = ("linux/amd64",)
+
+
 def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
     gcp = Reader("gcp")
     project = gcp.string("project", required=True)
@@ -266,6 +269,15 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         limit = limits.GCE_MAX_RUN_SECONDS[1] - limits.GCE_BOOT_GRACE_SECONDS
         raise cfg.fail("maxSessionSeconds", f"must be at most {limit} on gcp: Compute Engine caps a VM's "
                                             f"run duration at 120 days (got {settings.max_session_seconds})")
+    if settings.platforms != GCP_PLATFORMS:
+        # Two platforms make each build an index whose platform manifests are untagged versions of
+        # their own: the keep-releases rule names the index's digest, and whether Artifact Registry
+        # spares the manifests a kept index names from `drop-untagged` is not documented.
+        raise cfg.fail("platforms", f"must be {list(GCP_PLATFORMS)} on gcp (got {list(settings.platforms)}): Cloud "
+                                    "Run runs linux/amd64 images only (its container runtime contract), and one "
+                                    "platform makes each build one manifest, which the registry keeps by its digest "
+                                    "while a release names it (stacks/gcp/registry.py); "
+                                    "`pulumi config rm platforms`")
     held = limits.AR_VERSIONS_PER_BUILD * limits.AR_BUILDS_HELD_BY_COUNT
     if settings.image_retention_count < held:
         raise cfg.fail("imageRetentionCount", f"must be at least {held} on gcp (got {settings.image_retention_count}): "

@@ -14,6 +14,12 @@ old revision tags must not pile up. And the kept releases' images stay, by diges
 `versionNamePrefixes` (a Docker version's name is its digest) lists them (stacks/gcp/releases.py
 registry_keeps), so a rollback to a kept release never needs a build however many builds come
 after it; a release's digest leaves the rule only once no session can still run the release.
+That digest is the whole image: a GCP stack builds for linux/amd64 alone (stacks/config/settings.py),
+so a build is one manifest, never an index whose untagged platform manifests `drop-untagged`
+could match under a kept digest (Google documents no exception for them). Kept by digest, not by
+a `release-` tag as on ECR (stacks/aws/registry.py): a KEEP rule on a tag prefix keeps every
+tagged version for good, since nothing removes a release's tag, while the digest leaves the
+rule with its release.
 """
 
 from __future__ import annotations

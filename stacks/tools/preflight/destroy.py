@@ -25,12 +25,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from stacks.aws.task_definitions import deregister_command
 from stacks.tools.mocks import Registration, unwrap
 
 # Cloud Run holds a deleted service's Direct VPC egress addresses this long (seconds, the page above).
 DIRECT_VPC_ADDRESS_HOLD = (3600, 7200)
 SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
 NETWORK = "gcp:compute/network:Network"
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 LAUNCH_TARGETS = {"aws:ecs/cluster:Cluster": "ecs", "gcp:compute/instanceTemplate:InstanceTemplate": "gce",
                   "gcp:cloudrunv2/job:Job": "cloudrun"}
 
@@ -119,12 +121,29 @@ def retained_name_violations(registrations: Iterable[Registration]) -> list[str]
             if reg.type in (NETWORK, SUBNETWORK) and reg.retain_on_delete and not unwrap(reg.inputs).get("name")]
 
 
+def task_definition_notes(registrations: Iterable[Registration]) -> list[str]:
+    """The ECS task definitions a destroy leaves ACTIVE (`skip_destroy`), and the commands that
+    deregister them (also the stack output `deregisterTaskDefinitions`)."""
+    registered = list(registrations)
+    regions = [str(unwrap(reg.inputs).get("region")) for reg in registered if reg.type == "pulumi:providers:aws"]
+    families = sorted({str(unwrap(reg.inputs)["family"]) for reg in registered
+                       if reg.type == TASK_DEFINITION and unwrap(reg.inputs).get("skipDestroy")})
+    if not families or len(set(regions)) != 1:
+        return []
+    return [f"`pulumi destroy` leaves every revision of {', '.join(families)} ACTIVE (skip_destroy); "
+            "the drain before it (`python -m stacks.drain`) deregisters them; a destroy without it leaves them, "
+            "so after it: "
+            + "; ".join(deregister_command(family, regions[0]) for family in families)]
+
+
 def leftover_notes(registrations: Iterable[Registration], project: str, region: str) -> list[str]:
-    """How to find and delete what a destroy of this stack leaves behind, once Cloud Run let go."""
-    kept = [(reg.type, str(unwrap(reg.inputs).get("name"))) for reg in registrations
+    """How to find and delete what a destroy of this stack leaves behind: on GCP the networks, once
+    Cloud Run let go; on AWS the bot task definitions' revisions."""
+    registered = list(registrations)
+    kept = [(reg.type, str(unwrap(reg.inputs).get("name"))) for reg in registered
             if reg.type in (NETWORK, SUBNETWORK) and reg.retain_on_delete]
     if not kept:
-        return []
+        return task_definition_notes(registered)
     subnetworks = [name for typ, name in kept if typ == SUBNETWORK]
     networks = [name for typ, name in kept if typ == NETWORK]
     return [f"`pulumi destroy` leaves network(s) {', '.join(networks)} and subnetwork(s) {', '.join(subnetworks)} "

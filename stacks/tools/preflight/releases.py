@@ -10,7 +10,8 @@ still ACTIVE, and its image still in ECR.
   leave the first, still listed in `RELEASES`, unable to start.
 - ECR expires by count (stacks/tools/preflight/ecr_lifecycle.py replays ECR's documented rules):
   the newest `releasesKept` bot builds, plus the margin stacks/config/releases.py IMAGE_MARGIN keeps
-  for a release just dropped, must survive a replayed history of deploys.
+  for a release just dropped, must survive a replayed history of deploys, each with every manifest
+  a pull of it reads (a multi-platform build's platform manifests are untagged images of their own).
 """
 
 from __future__ import annotations
@@ -58,14 +59,14 @@ def violations(registrations: Iterable[Registration], kept: int) -> list[str]:
         return found
     needed = kept + IMAGE_MARGIN
     days = needed + 5
-    images = ecr_lifecycle.history(days)
     for reg in registered:
-        if reg.type != LIFECYCLE or "-bot" not in reg.name:
+        if reg.type != LIFECYCLE or not ecr_lifecycle.tags_releases(reg):
             continue
-        gone = ecr_lifecycle.expired(json.loads(unwrap(reg.inputs)["policy"]), images, today=days + 1)
-        lost = [day for day in range(days - needed, days) if f"build-{day}" in gone]
+        policy = json.loads(unwrap(reg.inputs)["policy"])
+        platforms, lost = ecr_lifecycle.lost_builds(policy, days, needed, releases=True)
         if lost:
-            found.append(f"{reg.name}: after {days} days of deploys the lifecycle policy expires {len(lost)} of the "
-                         f"newest {needed} bot builds: releasesKept {kept} and a margin of {IMAGE_MARGIN}, whose "
-                         "sessions would pull a deleted image; raise imageRetentionCount")
+            found.append(f"{reg.name}: after {days} days of deploys ({platforms} platform(s)) the lifecycle policy "
+                         f"expires part of {len(lost)} of the newest {needed} bot builds: releasesKept {kept} and a "
+                         f"margin of {IMAGE_MARGIN}, whose sessions would pull a deleted image; "
+                         "raise imageRetentionCount")
     return found

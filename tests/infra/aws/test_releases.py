@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from images.component import RELEASE_TAG_PREFIX
 from stacks.aws.registry import lifecycle_policy
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Deployed, Run, run_program, unwrap
@@ -167,3 +168,17 @@ def test_bad_release_settings_name_the_key(stack: StackRunner, key: str, value: 
     with pytest.raises(SettingsError) as refused:
         stack("aws", **{key: value})
     assert f"voicefleet:{key}" in str(refused.value) and says in str(refused.value), refused.value
+
+
+def test_the_release_s_bot_images_carry_its_tag_and_a_new_release_re_tags(history: list[Run]) -> None:
+    """ECR keeps the newest releases' images by `release-<name>` (stacks/aws/registry.py): each `up`
+    tags the bot image its release's task definition pins; a new release moves the one resource to
+    its own tag, and the old tag stays in the registry (retain_on_delete)."""
+    tags = []
+    for run in (history[0], history[2]):
+        (index,) = [reg for reg in run.of_type("docker-build:index:Index") if reg.name.endswith("-bot-release")]
+        image = container(run, "-bot")["image"]
+        assert unwrap(index.inputs)["sources"] == [image] and index.retain_on_delete
+        tags.append(unwrap(index.inputs)["tag"])
+        assert tags[-1] == f"{image.split('@')[0]}:{RELEASE_TAG_PREFIX}{releases(run)['releases'][-1]['name']}"
+    assert tags[0] != tags[1]

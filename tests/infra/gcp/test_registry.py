@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from images.component import REVISION_TAG_PREFIX
+from stacks.config.settings import SettingsError
 from stacks.gcp.registry import REVISION_TAG_DAYS
 from stacks.tools.mocks import unwrap
 from stacks.tools.preflight.ecr_lifecycle import Image, history
@@ -63,3 +66,13 @@ def test_old_revision_tags_go_and_the_newest_builds_stay(stack: StackRunner) -> 
     newest = sorted(images, key=lambda i: i.pushed_day, reverse=True)[:KEEP]
     assert not {i.digest for i in newest} & gone  # KEEP wins over every DELETE
     assert {f"build-{last}", f"cache-{last}"}.isdisjoint(gone)
+
+
+def test_a_build_for_more_than_linux_amd64_is_refused(stack: StackRunner) -> None:
+    """Two platforms make each build an index of untagged platform manifests; the keep-releases rule
+    names the index by digest, and `drop-untagged` would match its manifests a day later."""
+    with pytest.raises(SettingsError, match=r"voicefleet:platforms.*must be \['linux/amd64'\] on gcp"):
+        stack("gcp", platforms='["linux/amd64", "linux/arm64"]')
+    with pytest.raises(SettingsError, match=r"voicefleet:platforms"):
+        stack("gcp", platforms='["linux/arm64"]')
+    assert stack("gcp", platforms='["linux/amd64"]').of_type("gcp:artifactregistry/repository:Repository")

@@ -356,3 +356,20 @@ def test_the_drain_is_told_every_job_a_session_may_still_run_in(stack: StackRunn
     left_out = {**exported, BOT_JOBS_OUTPUT: [p for p in exported[BOT_JOBS_OUTPUT] if not p.endswith(older)]}
     (problem,) = destroy.violations(run.registrations, left_out)
     assert older in problem and "executions running" in problem
+
+
+def test_a_stack_wide_bot_change_replaces_every_kept_template_new_before_old(stack: StackRunner) -> None:
+    """The bots' settings are every release's: a new machine type changes each kept release's template,
+    which GCE cannot update, so each is replaced, the new one created before the old one is deleted
+    (no delete_before_replace), and RELEASES keeps its names. The old templates go at the end of that
+    `up`, once Cloud Run serves the revision naming the new ones: an old revision's instance still
+    holding bots' channels may then fail a reserve refill (docs/pulumi.md, Releases, GCP)."""
+    before = stack("gcp", previous=remembered(build({"bot": OLD_BOT})))
+    after = stack("gcp", botMachineType="n2-standard-2", previous=outputs(before))
+    old, new = templates(before), templates(after)
+    assert set(new) == set(old) and len(new) == 2
+    for release in new:
+        assert new[release]["machineType"] == "n2-standard-2" != old[release]["machineType"]
+    for template in after.of_type(TEMPLATE):
+        assert not template.delete_before_replace and not template.retain_on_delete
+    assert [r["name"] for r in releases(after)["releases"]] == [r["name"] for r in releases(before)["releases"]]

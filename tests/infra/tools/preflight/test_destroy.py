@@ -8,6 +8,7 @@ import dataclasses
 from stacks.tools.mocks import Run, unwrap
 from stacks.tools.preflight import destroy
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.test_turn_server import run_with_turn
 from tests.infra.tools.test_drain import component_outputs
 
 
@@ -60,7 +61,19 @@ def test_the_networks_a_destroy_leaves_have_fixed_names_and_the_plan_says_how_to
     (note,) = destroy.leftover_notes(run.registrations, "vf-test", "europe-west4")
     assert "gcloud compute networks list --project vf-test --filter='name=(voicefleet-gcp-test-egress)'" in note
     assert "gcloud compute networks subnets delete voicefleet-gcp-test-egress --region europe-west4" in note
-    assert destroy.leftover_notes(stack("aws").registrations, "", "") == []
+    (aws,) = destroy.leftover_notes(stack("aws").registrations, "", "")
+    assert "gcloud" not in aws
+
+
+def test_an_aws_destroy_note_names_the_command_for_each_bot_family(stack: StackRunner) -> None:
+    """A destroy leaves the bot task definitions' revisions ACTIVE (skip_destroy); the plan says how
+    to deregister them, with the commands the stack exports (tests/infra/aws/test_task_definitions.py runs them)."""
+    run = run_with_turn(stack, "aws")
+    (note,) = destroy.leftover_notes(run.registrations, "", "")
+    for command in component_outputs(run, "aws")["deregisterTaskDefinitions"]:
+        assert command in note
+    assert "voicefleet-aws-test-bot, voicefleet-aws-test-bot-webrtc ACTIVE" in note
+    assert destroy.leftover_notes(stack("gcp").registrations, "vf-test", "europe-west4") == []
 
 
 def test_a_cloud_run_bot_jobs_network_outlives_the_destroy_under_a_fixed_name(stack: StackRunner) -> None:
