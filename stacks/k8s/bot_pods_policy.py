@@ -1,0 +1,97 @@
+"""The `pods` mode's part of the bots' admission policy: a bot pod is what the dispatcher's `pod_body` builds.
+
+The dispatcher may create and patch pods in the bots' namespace (stacks/k8s/access.py), so its token,
+leaked, could start any pod there. Pod Security `restricted` already forbids host access; the policy
+(stacks/k8s/admission.py) holds each create to what dispatcher/machines/k8s/pods.py `pod_body` builds:
+
+- only the dispatcher creates pods, and a pod's update leaves its `spec` (the dispatcher's claim changes
+  labels and annotations alone), and its `voicefleet.io/` marks unless the dispatcher changes them;
+- it runs as the bots' ServiceAccount with no API token mounted;
+- every container runs one of the stack's bot images (`k8sBotImage`, this `up`'s and the last one's,
+  which replicas not yet rolled still launch) with the image's own entrypoint; no init or ephemeral
+  container;
+- its only volumes are projected identity tokens for the channel's audience;
+- it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
+  Without a runtime class, no node selector and no toleration but the two the API server's
+  DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
+  tolerations to a pod, which the policy cannot read, so with one those two are not held.
+
+Every check reads only what the API server has set by validation time (defaults and mutating admission
+come first): the pod the dispatcher sent, as stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.k8s.cel import empty, literal, off, quoted
+from stacks.k8s.pool_template import dispatcher_settings
+
+# The tolerations the API server's DefaultTolerationSeconds admission adds to every pod (NoExecute, 300 s).
+DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+CREATE = "variables.bot_create"
+
+
+@dataclass(frozen=True)
+class BotPod:
+    """What the dispatcher's pods are: from its own settings (stacks/k8s/pool_template.py dispatcher_settings)."""
+
+    images: tuple[str, ...]  # by digest
+    audience: str  # the projected identity token's
+    account: str  # the bots' ServiceAccount
+    runtime_class: str | None
+
+
+def variables() -> list[dict[str, str]]:
+    return [{"name": "bot_create", "expression": (
+        "request.resource.resource == 'pods' && request.subResource == '' && request.operation == 'CREATE'")}]
+
+
+def placement(pod: BotPod) -> str:
+    spec = "object.spec"
+    held = [empty(f"{spec}.nodeName"), f"!has({spec}.affinity)",
+            *(off(f"{spec}.{flag}") for flag in ("hostNetwork", "hostPID", "hostIPC"))]
+    if pod.runtime_class is None:
+        held += [f"!has({spec}.runtimeClassName)", empty(f"{spec}.nodeSelector"),
+                 f"(!has({spec}.tolerations) || {spec}.tolerations.all(t, has(t.key) && "
+                 f"t.key in {quoted(DEFAULT_TOLERATIONS)} && has(t.effect) && t.effect == 'NoExecute'))"]
+    else:
+        held.append(f"has({spec}.runtimeClassName) && {spec}.runtimeClassName == {literal(pod.runtime_class)}")
+    return " && ".join(held)
+
+
+def validations(pod: BotPod) -> list[dict[str, Any]]:
+    """The checks of a bot pod's create, each with its own message (every other call passes them)."""
+    spec = "object.spec"
+    checks = [
+        (f"{spec}.serviceAccountName == {literal(pod.account)} && has({spec}.automountServiceAccountToken) && "
+         f"{spec}.automountServiceAccountToken == false",
+         f"a bot pod runs as the ServiceAccount {pod.account} with automountServiceAccountToken: false"),
+        (f"{spec}.containers.all(c, c.image in {quoted(pod.images)} && {empty('c.command')} && {empty('c.args')}) "
+         f"&& {empty(f'{spec}.initContainers')} && {empty(f'{spec}.ephemeralContainers')}",
+         f"a bot pod runs the stack's bot image with its own entrypoint and no init container (k8sBotImage: "
+         f"{', '.join(pod.images)})"),
+        (f"!has({spec}.volumes) || {spec}.volumes.all(v, has(v.projected) && v.projected.sources.all(s, "
+         f"has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
+         f"s.serviceAccountToken.audience == {literal(pod.audience)}))",
+         f"a bot pod's only volumes are projected identity tokens for the channel's audience {pod.audience}"),
+        (placement(pod),
+         "a bot pod names no node, affinity or host namespace, and no runtime class, node selector or toleration "
+         "but k8sRuntimeClass's and the cluster's defaults"),
+    ]
+    return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
+
+
+def images(current: str, last: str | None) -> tuple[str, ...]:
+    """This `up`'s bot image and the last one's (a replica not yet rolled still launches it)."""
+    return tuple(dict.fromkeys(image for image in (current, last) if image))
+
+
+def bot_pod(environment: Mapping[str, str], allowed: Sequence[str]) -> BotPod:
+    """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it)."""
+    settings = dispatcher_settings(environment)
+    assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
+    return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
+                  runtime_class=settings.runtime_class)
