@@ -127,7 +127,10 @@ class Dispatcher(pulumi.ComponentResource):
             args.max_session_seconds)))
         k8s.policy.v1.PodDisruptionBudget(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
-            spec={"max_unavailable": 1, "selector": {"match_labels": args.selector}}, opts=child)
+            # A crash-looping replica (not Ready) may be evicted whatever the budget says: else it would hold
+            # every drain of the other replica's node (GA in Kubernetes 1.31).
+            spec={"max_unavailable": 1, "selector": {"match_labels": args.selector},
+                  "unhealthy_pod_eviction_policy": "AlwaysAllow"}, opts=child)
         service = k8s.core.v1.Service(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels}, spec={
             "type": "ClusterIP", "selector": args.selector,

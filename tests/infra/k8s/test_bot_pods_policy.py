@@ -11,15 +11,18 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from dispatcher.machines.k8s.pods import IDLE, LABEL_BOT, LABEL_STATE, NOTE_LAUNCH, pod_body
 from stacks.k8s.pool_template import dispatcher_settings
 from stacks.tools.mocks import Run, unwrap
+from tests.fakes.k8s import KUBE_VERSION
 from tests.infra import program_cache
 from tests.infra.conftest import K8S_STACK_SECRETS, config_for
 from tests.infra.k8s.admission_cel import Call, refusal
 from tests.infra.k8s.conftest import container_env
+from tests.infra.k8s.test_agent_sandbox import body
 
 DISPATCHER = "system:serviceaccount:voicefleet:voicefleet-dispatcher"
 SOMEONE = "alice@example.com"
@@ -183,3 +186,12 @@ def test_the_policy_is_enforced_before_the_dispatcher_makes_a_pod() -> None:
     assert binding.urn in deployment.dependencies
     assert unwrap(binding.inputs)["spec"]["validationActions"] == ["Deny"]
     assert {v.get("reason") for v in policy_of(run)["validations"]} == {"Forbidden"}
+
+
+def test_every_object_the_pods_mode_sends_is_a_valid_kubernetes_object() -> None:
+    """The policy, its binding, the namespaces, the budget, the NetworkPolicies: as the API server's schema has them."""
+    run = up()
+    sent = [reg for reg in run.registrations if reg.custom and reg.type.startswith("kubernetes:")]
+    assert {reg.type for reg in sent} >= {POLICY, "kubernetes:policy/v1:PodDisruptionBudget"}
+    for reg in sent:
+        kubernetes_validate.validate(body(reg), KUBE_VERSION, strict=True)
