@@ -175,7 +175,7 @@ class K8sStack(pulumi.ComponentResource):
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses)
+            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources)
         policies = NetworkPolicies(name, network, opts=child)
         # The policy first, and deleted last: a policy never looks again at what was made before it, so
         # the pool and the dispatcher come after it (the API server takes about a second to enforce it).

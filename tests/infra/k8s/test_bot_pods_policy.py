@@ -189,8 +189,9 @@ def test_the_policy_is_enforced_before_the_dispatcher_makes_a_pod() -> None:
 
 
 def test_every_object_the_pods_mode_sends_is_a_valid_kubernetes_object() -> None:
-    """The policy, its binding, the namespaces, the budget, the NetworkPolicies: as the API server's schema has them."""
-    run = up()
+    """The policy, its binding, the namespaces, the budget, the NetworkPolicies (with ingress sources): as the
+    API server's schema has them."""
+    run = up(k8sIngressSources='["35.191.0.0/16", "2600:1900::/28"]')
     sent = [reg for reg in run.registrations if reg.custom and reg.type.startswith("kubernetes:")]
     assert {reg.type for reg in sent} >= {POLICY, "kubernetes:policy/v1:PodDisruptionBudget"}
     for reg in sent:

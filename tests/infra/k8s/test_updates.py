@@ -35,6 +35,7 @@ def test_a_second_up_with_the_same_inputs_registers_the_same_resources_unchanged
     ({"maxConcurrentSessions": "20"}, ["Deployment", "ResourceQuota"]),
     ({"k8sIngressClass": "traefik"}, ["Ingress"]),
     ({"k8sIngressNamespace": "traefik"}, ["NetworkPolicy"]),
+    ({"k8sIngressSources": '["10.20.0.0/16"]'}, ["NetworkPolicy"]),
     ({"maxSessionSeconds": "900"}, ["Deployment"]),  # its grace and MAX_SESSION_SECONDS
     ({"k8sDispatcherReplicas": "3"}, ["Deployment"]),
 ])
