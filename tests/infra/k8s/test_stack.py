@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from stacks import contract
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s.dispatcher import grace_seconds
@@ -90,6 +92,17 @@ def test_the_dispatcher_runs_two_replicas_with_a_budget_and_a_grace_for_its_call
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": contract.DISPATCHER_PORT},  # probes stay here
                                   {"name": "channel", "containerPort": contract.DISPATCHER_CHANNEL_PORT}]
+
+
+@pytest.mark.parametrize(("max_session", "kept"), [("1800", True), ("541", True), ("540", False), ("300", False)])
+def test_a_grace_past_the_autoscalers_keeps_it_off_the_dispatchers_nodes(
+        k8s_stack: K8sRunner, max_session: str, kept: bool) -> None:
+    """The cluster autoscaler kills a pod 600 s after its SIGTERM on a scale-down (max-graceful-termination-sec),
+    which would cut the calls a replica relays before their end."""
+    template = spec(k8s_stack(maxSessionSeconds=max_session).one("kubernetes:apps/v1:Deployment"))["template"]
+    annotations = template["metadata"].get("annotations", {})
+    assert annotations == ({"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"} if kept else {})
+    assert (grace_seconds(int(max_session)) > 600) is kept
 
 
 def test_the_rollout_and_the_destroy_wait_outlast_a_replicas_drain(k8s: Run) -> None:
