@@ -64,8 +64,10 @@ def read(name: str) -> pulumi.Output[LastUp]:
         lambda values: LastUp.of(dict(zip(READ, values, strict=True))))
 
 
-def template_digest(template: Mapping[str, Any]) -> str:
-    """The bots' pod template, as one value an output can carry and the next `up` compare."""
+def template_digest(pod: Mapping[str, Any], cfg: KubernetesSettings) -> str:
+    """The bots' SandboxTemplate (its pod, and the keys its egress is made of), as one value an output can
+    carry and the next `up` compare."""
+    template = {"pod": pod, "egressExcept": list(cfg.bot_egress_except), "dnsAddresses": list(cfg.dns_addresses)}
     return "sha256:" + hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
 
 
@@ -92,7 +94,7 @@ def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, templat
     if last.template is not None and template is not None and last.template != template:
         raise SettingsError(
             f"Invalid stack configuration: k8sDeployer changes from {last.deployer!r} to {cfg.deployer!r} in the "
-            "same `up` as the bots' SandboxTemplate (k8sBotImage, the bots' sizes or settings): the admission "
+            "same `up` as the bots' SandboxTemplate (k8sBotImage, the bots' sizes, settings or egress): the admission "
             "policy naming the new deployer takes about a second to be enforced, and the template's update can be "
             "refused (403) meanwhile. Change k8sDeployer in an `up` of its own, then the rest "
             "(docs/kubernetes.md, \"The agent-sandbox mode\")")

@@ -146,7 +146,7 @@ class K8sStack(pulumi.ComponentResource):
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
         template = pool_pod(environment) if cfg.mode == AGENT_SANDBOX else None
-        digest = template_digest(template) if template is not None else None
+        digest = template_digest(template, cfg) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))

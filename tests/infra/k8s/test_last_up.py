@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from stacks.config.reader import SettingsError
+from stacks.tools import mocks
 from stacks.tools.mocks import Deployed, Run, run_program
 from tests.infra.conftest import config_for
 from tests.infra.helpers import changed_names
@@ -39,6 +40,24 @@ def test_a_new_namespace_name_is_refused_after_an_up_with_the_way_out(key: str, 
     assert "drain true" in message and "protect: true" in message and "Moving to other namespaces" in message
 
 
+def test_a_refused_up_registers_nothing_in_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider waits for the check: with `up --skip-preview` too, the new namespace is never created."""
+    monitors: list[mocks.RecordingMonitor] = []
+
+    class Watched(mocks.RecordingMonitor):
+        def __init__(self, recording: mocks.RecordingMocks) -> None:
+            super().__init__(recording)
+            monitors.append(self)
+
+    deployed = Deployed()
+    up(deployed)
+    monkeypatch.setattr(mocks, "RecordingMonitor", Watched)
+    with pytest.raises(SettingsError):
+        up(deployed, k8sBotNamespace="voicefleet-moved")
+    (monitor,) = monitors
+    assert [r.type for r in monitor.registrations if r.type.startswith("kubernetes:")] == []
+
+
 def test_a_first_up_and_an_unchanged_one_are_not_refused() -> None:
     deployed = Deployed()
     first = up(deployed, k8sBotNamespace="team-bots")
@@ -66,5 +85,7 @@ def test_a_new_deployer_with_a_new_bot_template_is_refused_and_each_alone_goes_t
     message = str(refused.value)
     assert "k8sDeployer changes from 'ci@example.com' to 'new-ci@example.com'" in message
     assert "Change k8sDeployer in an `up` of its own" in message
+    with pytest.raises(SettingsError, match="Change k8sDeployer in an `up` of its own"):  # the template's egress
+        up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sDnsAddresses='["169.254.20.10"]')
     up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"})  # the deployer alone
     up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sBotImage=NEW_IMAGE)  # then the template
