@@ -84,7 +84,7 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
 
 
-def images(current: str, last: str | None) -> tuple[str, ...]:
+def launchable_images(current: str, last: str | None) -> tuple[str, ...]:
     """This `up`'s bot image and the last one's (a replica not yet rolled still launches it)."""
     return tuple(dict.fromkeys(image for image in (current, last) if image))
 

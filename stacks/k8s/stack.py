@@ -5,7 +5,9 @@ program's default providers are off) -> the dispatcher's and the bots' namespace
 quota -> the ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the
 NetworkPolicies -> with `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment,
 disruption budget, Service and Ingress. The images are built elsewhere and named by digest; the
-replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py).
+replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py). The bots'
+admission policy, in either mode, comes before anything that makes a bot; and the provider waits until
+the stack's last outputs rule out a change that would delete running bots (stacks/k8s/last_outputs.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from stacks.k8s import last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
 from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.api_endpoint import api_server_address
-from stacks.k8s.bot_pods_policy import bot_pod, images
+from stacks.k8s.bot_pods_policy import bot_pod, launchable_images
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.last_outputs import template_digest
@@ -138,10 +140,6 @@ class K8sStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.kubernetes is not None
         cfg = settings.kubernetes
-        # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
-        # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
-        # Never upsert: an object of the same name already in the cluster is an error, not adopted (and then
-        # deleted by the replacement's clean-up); PULUMI_K8S_UPSERT_EXISTING_OBJECTS must not turn it on.
         refuse_unreachable_relay(settings)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
@@ -150,6 +148,10 @@ class K8sStack(pulumi.ComponentResource):
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
+        # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
+        # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
+        # Never upsert: an object of the same name already in the cluster is an error, not adopted (and then
+        # deleted by the replacement's clean-up); PULUMI_K8S_UPSERT_EXISTING_OBJECTS must not turn it on.
         provider = k8s.Provider(name, kubeconfig=kubeconfig, context=cfg.context,
                                 cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False)
         refuse_another_cluster(cfg)
@@ -184,7 +186,7 @@ class K8sStack(pulumi.ComponentResource):
             dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
             mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
             bot_pod=None if template is not None else last.apply(
-                lambda found: bot_pod(environment, images(cfg.bot_image, found.bot_image)))), opts=child)
+                lambda found: bot_pod(environment, launchable_images(cfg.bot_image, found.bot_image)))), opts=child)
         bots: tuple[pulumi.Resource, ...] = admission.objects
         if template is not None:
             pool = WarmPool(name, WarmPoolArgs(
