@@ -10,7 +10,8 @@ region or a size not in the tables).
   a region not in the table is priced as us-east-1, and the log says so.
 - Compute Engine: GCE_MACHINE_TYPE as E2 vCPUs and GB × us-central1's E2 prices
   (https://cloud.google.com/compute/vm-instance-pricing); another family is not priced unless overridden.
-- Fly: FLY_RUNNING_DOLLARS_PER_MONTH ($5.78 for shared-cpu-1x with 1 GB: https://fly.io/docs/about/pricing/).
+- Fly: FLY_RUNNING_DOLLARS_PER_MONTH ($8.41 for shared-cpu-4x with 1 GB, the default guest: 4 × a shared
+  vCPU's $0.0000008/s, https://fly.io/docs/about/pricing/; bench/fly_cpu_quota.py prints each size's).
 - Modal: a Sandbox's cores, GiB and GPUs per second (https://modal.com/pricing, as third parties quote it:
   CPU × 3 for Sandboxes).
 - Azure Container Instances: a group's ACI_CPU and ACI_MEMORY_GB × the Linux prices (East US, not yet
@@ -181,7 +182,7 @@ def _fly_size(machines: Machines) -> str:
 
     fly = getattr(machines, "settings", None)
     if not isinstance(fly, FlySettings):
-        return "shared-cpu-1x, 1024 MB"
+        return "shared-cpu-4x, 1024 MB"
     return f"{fly.cpu_kind}-cpu-{fly.cpus}x, {fly.memory_mb} MB"
 
 

@@ -9,7 +9,9 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
 - POST validates the Pod against the real v1 Pod schema with `kubernetes-validate` in strict mode:
   an unknown field is 400 BadRequest `strict decoding error` under `?fieldValidation=Strict`, and
   a `Warning` header otherwise (the API server's default, Warn); any other schema error is 422
-  Invalid. An empty `labels` or `annotations` map is not stored (ObjectMeta's `omitempty`), on a
+  Invalid; then the API server's semantic checks the schema cannot express (tests/fakes/k8s_pod_spec.py:
+  a projected token's expiry, mounts naming volumes, requests within limits), 422 Invalid. An empty
+  `labels` or `annotations` map is not stored (ObjectMeta's `omitempty`), on a
   create or a patch. Names are DNS-1123 subdomains, label keys and values are checked as the API server
   checks them, a taken name is 409 AlreadyExists, and the namespace enforces Pod Security
   `restricted` (403 Forbidden `violates PodSecurity`). `quota` set: a ResourceQuota on pods,
@@ -20,13 +22,17 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
 - PATCH takes `application/json-patch+json` (RFC 6902 through the `jsonpatch` library: a failed
   `test` is 422, as kubernetes/kubernetes#68346 made it), `application/merge-patch+json` and
   `application/strategic-merge-patch+json` (applied as a merge patch); anything else is 415. A patch
-  may change labels and annotations only (the rest of a Pod is immutable for what is sent here): 422.
+  may change labels and annotations only (the rest of a Pod is immutable for what is sent here): 422. A
+  `metadata.resourceVersion` the patched object carries is the update's precondition: 409 Conflict when stale.
 - `POST /apis/authentication.k8s.io/v1/tokenreviews`: a pod's projected token (issued at its create,
   for its `audience`, written to a file whose path its process gets as `BOT_K8S_TOKEN_FILE`, as the
   kubelet mounts it) is authenticated while that pod (that uid) exists, for the audiences asked that
   it was issued for, naming the pod in `extra` as the API server does; the dispatcher's own token
-  (TOKEN), for the API server's audiences (`api_audiences`), which a review asking none is of.
-- DELETE takes `DeleteOptions` (`gracePeriodSeconds`) in the body or the query: the pod gets a
+  (TOKEN), for the API server's audiences (`api_audiences`), which a review asking none is of. A pod's
+  token past its `exp` (`expirationSeconds` after its create, by `clock`) is not authenticated.
+- DELETE takes `DeleteOptions` in the body or the query, validated before anything is deleted
+  (tests/fakes/k8s_delete.py: an unknown field 400, an unknown `propagationPolicy` 422, a precondition
+  that differs 409) and its `gracePeriodSeconds`: the pod gets a
   `deletionTimestamp` and its bot SIGTERM, then SIGKILL past the grace period; it is gone once its
   process has exited. A pod with no process is gone at once: here that is a pod no node runs (the
   fake binds a pod to a node only with a `launcher`) or one whose bot has exited, which the API
@@ -53,6 +59,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -64,25 +71,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.k8s_delete import precondition_refusal, read_options
+from tests.fakes.k8s_pod_spec import pod_spec_problems
+from tests.fakes.k8s_schema import KUBE_VERSION
 from tests.fakes.k8s_watch import METADATA_FIELDS, POD_FIELDS, WatchHistory, fields_match, parse_fields
 from tests.fakes.server import FakeApi, Handler
 
 NAMESPACE, TOKEN = "voicefleet-bots", "k8s-fake-token-0123456789abcdef"  # noqa: S105 - a fake's
-KUBE_VERSION = "1.33.0"  # the schema the fake validates against (kubernetes-validate ships 1.25…1.37)
 IMAGE = "registry.example/voicefleet-bot@sha256:" + "0" * 64
 SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _SELECTOR = re.compile(r"^\s*(?P<key>[^\s=!,()]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[^\s,()]*)"
                        r"|\s+(?P<set>in|notin)\s*\((?P<values>[^()]*)\))?\s*$")
+EVICTED = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 82Mi."
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
-def bound_token(pod: str, uid: str, audiences: tuple[str, ...], account: str, seconds: int) -> str:
+def bound_token(pod: str, uid: str, audiences: tuple[str, ...], account: str, now: int, expires: int) -> str:
     """A pod's projected token as the API server signs one (a JWT; the signature random here): its claims
     laid out as kubernetes/kubernetes pkg/serviceaccount/claims.go lays them out."""
-    now = int(datetime.datetime.now(datetime.UTC).timestamp())
-    claims = {"aud": list(audiences), "exp": now + seconds, "iat": now, "nbf": now, "jti": str(uuid.uuid4()),
+    claims = {"aud": list(audiences), "exp": expires, "iat": now, "nbf": now, "jti": str(uuid.uuid4()),
               "iss": "https://kubernetes.default.svc.cluster.local",
               "sub": f"system:serviceaccount:{NAMESPACE}:{account}",
               "kubernetes.io": {"namespace": NAMESPACE, "pod": {"name": pod, "uid": uid},
@@ -205,8 +214,9 @@ class FakeKubernetes(FakeApi):
         super().__init__()
         self.pods: dict[str, dict[str, Any]] = {}
         self.token_file = ""  # where the test wrote the dispatcher's token (K8S_TOKEN_FILE)
-        # A pod's projected ServiceAccount token → (pod name, its uid, its audiences, its ServiceAccount)
-        self.pod_tokens: dict[str, tuple[str, str, tuple[str, ...], str]] = {}
+        # A pod's projected ServiceAccount token → (pod name, its uid, its audiences, its ServiceAccount, its `exp`)
+        self.pod_tokens: dict[str, tuple[str, str, tuple[str, ...], str, int]] = {}
+        self.clock: Callable[[], float] = time.time  # the API server's: a token's `iat` and `exp` (a test moves it)
         # The API server's own audiences (`--api-audiences`): the dispatcher's token (TOKEN) is of these.
         self.api_audiences: tuple[str, ...] = ("https://kubernetes.default.svc.cluster.local",)
         self._token_dir = tempfile.mkdtemp(prefix="k8s-tokens-")  # each pod's token file, as mounted
@@ -215,6 +225,7 @@ class FakeKubernetes(FakeApi):
         self.quota: int | None = None  # a ResourceQuota's `pods`: pods not yet Succeeded or Failed
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._failing: dict[str, tuple[str, str]] = {}  # pod → the kubelet's (reason, message) as it kills its bot
         self._versions = itertools.count(1000)
         self._latest = 0  # the newest version given to any object (etcd's revision)
         self._pods_lock = threading.RLock()  # the objects, between the server's thread and the processes' watchers
@@ -263,10 +274,13 @@ class FakeKubernetes(FakeApi):
 
     # --- the kubelet's side: a pod's process and its status ---
 
-    def set_phase(self, name: str, phase: str, exit_code: int | None = None, reason: str | None = None) -> None:
-        """Pending, Running, Succeeded or Failed (with the container's exit code, or the pod's `reason`:
-        `Evicted`, `DeadlineExceeded`), as the kubelet writes it."""
+    def set_phase(self, name: str, phase: str, exit_code: int | None = None, reason: str | None = None,
+                  message: str | None = None) -> None:
+        """Pending, Running, Succeeded or Failed (with the container's exit code, and the pod's `reason`
+        and `message` when the kubelet failed it: `evict`), as the kubelet writes it."""
         with self._pods_lock:
+            if phase == "Failed" and reason is None:
+                reason, message = self._failing.pop(name, (None, None))
             pod = self.pods[name]
             state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
             if phase == "Running":
@@ -277,8 +291,20 @@ class FakeKubernetes(FakeApi):
             pod["status"] = {"phase": phase, "containerStatuses": [{"name": "bot", "state": state, "ready": phase ==
                                                                     "Running", "restartCount": 0}]}
             if reason:
-                pod["status"].update(reason=reason, message=f"the kubelet: {reason}")
+                pod["status"].update(reason=reason, message=message or f"the kubelet: {reason}")
             self._bump(pod)
+
+    def evict(self, name: str, reason: str = "Evicted", message: str = EVICTED) -> None:
+        """The kubelet fails the pod (node pressure: `Evicted`; past `activeDeadlineSeconds`:
+        `DeadlineExceeded`, "Pod was active on the node longer than the specified deadline"): its bot is
+        killed, so its container's exit code is 137, and the pod is Failed with the kubelet's reason."""
+        with self._pods_lock:
+            self._failing[name] = (reason, message)
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                self.set_phase(name, "Failed", 137)
+                return
+        process.kill()  # its watcher writes the Failed phase, with the reason
 
     def token_of(self, name: str) -> str | None:
         """The pod's projected token (what its containers read from the mounted file): the pod of that name
@@ -365,6 +391,9 @@ class FakeKubernetes(FakeApi):
             headers["Warning"] = f'299 - "{exc.message}"'
         metadata = body.setdefault("metadata", {})
         name = str(metadata.get("name", ""))
+        if problems := pod_spec_problems(body.get("spec") or {}):
+            return status(422, "Invalid", f'Pod "{name}" is invalid: ' + (
+                problems[0] if len(problems) == 1 else f"[{', '.join(problems)}]"))
         if not name or len(name) > 253 or not SUBDOMAIN.match(name):
             return status(422, "Invalid", f'Pod "{name}" is invalid: metadata.name: Invalid value: a lowercase '
                           "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")
@@ -402,8 +431,10 @@ class FakeKubernetes(FakeApi):
                 if projected := source.get("serviceAccountToken"):
                     audiences = (projected.get("audience") or "https://kubernetes.default.svc",)
                     account = spec.get("serviceAccountName") or "default"
-                    token = bound_token(name, uid, audiences, account, projected.get("expirationSeconds") or 3600)
-                    self.pod_tokens[token] = (name, uid, audiences, account)
+                    now = int(self.clock())
+                    expires = now + projected.get("expirationSeconds", 3600)
+                    token = bound_token(name, uid, audiences, account, now, expires)
+                    self.pod_tokens[token] = (name, uid, audiences, account, expires)
 
     async def token_review(self, request: Request) -> Response:
         """TokenReview: a pod's bound token is authenticated while its pod (that uid) exists, for the
@@ -423,10 +454,12 @@ class FakeKubernetes(FakeApi):
                     "username": "system:serviceaccount:voicefleet:voicefleet-dispatcher", "uid": "dispatcher",
                     "groups": ["system:serviceaccounts", "system:authenticated"]}}
             elif known is not None:
-                name, uid, audiences, account = known
+                name, uid, audiences, account, expires = known
                 pod = self.pods.get(name)
                 common = [a for a in asked if a in audiences]
-                if pod is None or pod["metadata"]["uid"] != uid:
+                if self.clock() >= expires:  # claims.go `Validate`: jwt.ErrExpired
+                    answer["error"] = "service account token has expired"
+                elif pod is None or pod["metadata"]["uid"] != uid:
                     answer["error"] = "pod does not exist or its uid differs: the token is no longer valid"
                 elif not common:
                     answer["error"] = "token audiences is invalid for the target audiences"
@@ -500,8 +533,13 @@ class FakeKubernetes(FakeApi):
                     after = _merge(before, body)
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
                 return status(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}")
+            # A resourceVersion the patch sets is the update's precondition (409 when stale); one it removes is none.
+            current = before["metadata"]["resourceVersion"]
+            if after.setdefault("metadata", {}).setdefault("resourceVersion", current) != current:
+                return status(409, "Conflict", f'Operation cannot be fulfilled on pods "{name}": the object has been '
+                              "modified; please apply your changes to the latest version and try again")
             unchanged = ("spec", "status", "kind", "apiVersion")
-            fixed = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "deletionTimestamp")
+            fixed = ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp")
             if any(after.get(k) != before.get(k) for k in unchanged) or any(
                     after["metadata"].get(k) != before["metadata"].get(k) for k in fixed):
                 return status(422, "Invalid", f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not change '
@@ -513,14 +551,26 @@ class FakeKubernetes(FakeApi):
             self.pods[name] = after
             return JSONResponse(after)
 
+    async def delete_options(self, request: Request) -> dict[str, Any] | Response:
+        """The DELETE's DeleteOptions (tests/fakes/k8s_delete.py), or its refusal."""
+        body = await request.body()
+        try:
+            options = read_options(request.query_params, json.loads(body) if body else None)
+        except ValueError:
+            return status(400, "BadRequest", "the body of a DELETE is not JSON")
+        return status(*options) if isinstance(options, tuple) else options
+
     async def delete(self, request: Request) -> Response:
         name = request.path_params["name"]
-        options = await self._json(request) or {}
-        grace = options.get("gracePeriodSeconds", request.query_params.get("gracePeriodSeconds", 30))
+        options = await self.delete_options(request)
+        if isinstance(options, Response):
+            return options
         with self._pods_lock:
             if name not in self.pods:
                 return status(404, "NotFound", f'pods "{name}" not found')
-            return JSONResponse(self.remove_pod(name, int(grace)))
+            if refused := precondition_refusal(options, self.pods[name], f'pods "{name}"'):
+                return status(*refused)
+            return JSONResponse(self.remove_pod(name, int(options.get("gracePeriodSeconds", 30))))
 
     def remove_pod(self, name: str, grace: int) -> dict[str, Any]:
         """The kubelet's deletion: SIGTERM, SIGKILL past `grace`; gone once its process has exited."""

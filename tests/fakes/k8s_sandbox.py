@@ -6,17 +6,20 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   a version the group does not serve is 404 NotFound.
 - SandboxClaims (`/apis/extensions.agents.x-k8s.io/<version>/namespaces/<ns>/sandboxclaims[/<name>]`:
   POST, GET, LIST with `labelSelector`/`fieldSelector` (`metadata.name`, `metadata.namespace`: the CRD
-  declares no `selectableFields`)/`limit`/`continue`, DELETE with `propagationPolicy`), and their WATCH
+  declares no `selectableFields`)/`limit`/`continue`, DELETE with DeleteOptions validated as the pods'
+  (tests/fakes/k8s_delete.py: Foreground, Background (the default) or Orphan; 200)), and their WATCH
   as the pods' (tests/fakes/k8s_watch.py: `claim_watches`, every change an event, 410, timeouts). A body is
   validated with `jsonschema` against the CRD's own `openAPIV3Schema` (agent_sandbox_crds/); as for a
   structural schema, a field the schema does not list is unknown: 400 `strict decoding error` under
-  `?fieldValidation=Strict`, else dropped with a `Warning` header. Any other schema error is 422 Invalid;
+  `?fieldValidation=Strict`, else dropped with a `Warning` header; `metadata`, which the CRD leaves open, is
+  decoded as ObjectMeta alike (tests/fakes/k8s_schema.py). Any other schema error is 422 Invalid;
   the schema's defaults are applied (`shutdownPolicy: Retain`). `claim_quota` set: a ResourceQuota's
   `count/sandboxclaims.extensions.agents.x-k8s.io`, 403 Forbidden `exceeded quota` past it.
 - SandboxTemplates: GET, the one a pool names (`add_pool` and `set_template` write its pod).
 - SandboxWarmPools: GET, and the `scale` subresource (GET, PATCH with a merge patch: an `autoscaling/v1`
-  Scale, `spec.replicas` ≥ 0 or 422). `add_pool` registers a pool and its template's pod spec, each
-  validated (the pool against its CRD, the pod against the v1 Pod schema).
+  Scale, `spec.replicas` ≥ 0 or 422; a strategic merge patch is 415, as on any custom resource).
+  `add_pool` registers a pool and its template's pod spec, each validated (the pool against its CRD,
+  the pod against the v1 Pod schema and `ValidatePodSpec`'s checks).
 - The controller (a thread, reconciling after every write and on a short resync, as a controller's
   informers do): each pool keeps `spec.replicas` unclaimed Sandboxes, each with a pod named after it
   (created as the pods fake creates one: its projected token, a real bot process when `launcher` is set).
@@ -32,10 +35,11 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   default `sandbox.users.io` and its subdomains), an annotation of a Kubernetes system domain other than
   `cluster-autoscaler.kubernetes.io/safe-to-evict`; sandboxclaim_controller.go `validateAdditionalPodMetadata`).
   A pool's template's pod labels (`add_pool`'s `pod_labels`) are on each of its pods. A terminal pod sets
-  `Finished` (`PodSucceeded`/`PodFailed`); the claim expires at `Finished + ttlSecondsAfterFinished` or
-  `shutdownTime`, and its `shutdownPolicy` applies: Delete (claim and pod gone), DeleteForeground (the
-  claim stays with a `deletionTimestamp` until its pod is gone), Retain (the pod deleted, the claim kept
-  `Ready=False ClaimExpired`). A claim deleted in the foreground likewise waits for its pod.
+  `Finished` (`PodSucceeded` "Pod completed successfully" / `PodFailed` "Pod failed": never the pod's
+  own reason, sandbox_controller.go `computeFinishedCondition`); the claim expires at `Finished +
+  ttlSecondsAfterFinished` or `shutdownTime`, and its `shutdownPolicy` applies: Delete (claim and pod
+  gone), DeleteForeground (the claim stays with a `deletionTimestamp` until its pod is gone), Retain (the
+  pod deleted, the claim kept `Ready=False ClaimExpired`). A claim deleted in the foreground likewise waits for its pod.
 - Third parties: `POST …/sandboxes` stores a Sandbox with whatever ownerReferences and labels it is sent
   (the API server checks no owner) and the controller makes its pod from its `spec.podTemplate`; a pod
   POSTed likewise keeps its ownerReferences. The garbage collector (each pass, unless `collecting` is
@@ -74,6 +78,10 @@ from tests.fakes.k8s import (
     status,
     without_empty_maps,
 )
+from tests.fakes.k8s_delete import precondition_refusal
+from tests.fakes.k8s_pod_spec import pod_spec_problems
+from tests.fakes.k8s_schema import schema_problems as type_problems
+from tests.fakes.k8s_schema import type_fields
 from tests.fakes.k8s_watch import METADATA_FIELDS, WatchHistory
 
 GROUP, CORE_GROUP = "extensions.agents.x-k8s.io", "agents.x-k8s.io"
@@ -242,8 +250,7 @@ class FakeAgentSandbox(FakeKubernetes):
                  pod_labels: dict[str, str] | None = None, update_strategy: str | None = "Recreate") -> None:
         """A SandboxWarmPool and its SandboxTemplate (whose pod is `pod_labels` and `pod_spec`), both valid."""
         assert not label_problem(pod_labels or {}), pod_labels
-        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "template"},
-                                      "spec": pod_spec}, KUBE_VERSION, strict=True)
+        valid_template(pod_spec)
         pool = {"apiVersion": f"{GROUP}/v1beta1", "kind": "SandboxWarmPool",
                 "metadata": {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
                              "creationTimestamp": _now(), "generation": 1},
@@ -266,8 +273,7 @@ class FakeAgentSandbox(FakeKubernetes):
     def set_template(self, pool: str, pod_spec: dict[str, Any]) -> None:
         """The pool's SandboxTemplate's pod changed (a new image): `Recreate` replaces its warm Sandboxes at
         once; `OnReplenish` (the controller's default) leaves them until claimed."""
-        kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "template"},
-                                      "spec": pod_spec}, KUBE_VERSION, strict=True)
+        valid_template(pod_spec)
         with self._pods_lock:
             self.templates[pool] = copy.deepcopy(pod_spec)
         self._wake.set()
@@ -308,12 +314,18 @@ class FakeAgentSandbox(FakeKubernetes):
             return status(400, "BadRequest", f"the body is not a {GROUP}/{version} SandboxClaim")
         schema = self.schemas["sandboxclaims"][version]
         unknown, invalid = schema_problems(body, schema)
+        # The CRD's schema leaves `metadata` open: the API server decodes it as ObjectMeta, strictly.
+        raw_metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        meta_unknown, meta_invalid = type_problems("objectmeta-meta-v1", raw_metadata)
+        unknown += [u.replace('unknown field "', 'unknown field "metadata.') for u in meta_unknown]
+        invalid += [f"metadata.{i}" for i in meta_invalid]
         headers = {}
         if unknown and validation == "Strict":
             return status(400, "BadRequest", f"strict decoding error: {', '.join(unknown)}")
         if unknown and validation == "Warn":
             headers["Warning"] = f'299 - "{unknown[0]}"'
-        metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+        known = type_fields("objectmeta-meta-v1")
+        metadata: dict[str, Any] = {k: v for k, v in raw_metadata.items() if k in known}  # unknown ones pruned
         name = str(metadata.get("name", ""))
         if invalid:
             return status(422, "Invalid", f'SandboxClaim.{GROUP} "{name}" is invalid: {"; ".join(invalid)}')
@@ -392,6 +404,9 @@ class FakeAgentSandbox(FakeKubernetes):
                                           "spec": template.get("spec")}, KUBE_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             return status(422, "Invalid", f'Sandbox.{CORE_GROUP} "{name}" is invalid: spec.podTemplate: {exc.message}')
+        if problems := pod_spec_problems(template.get("spec") or {}):
+            return status(422, "Invalid", f'Sandbox.{CORE_GROUP} "{name}" is invalid: spec.podTemplate.'
+                          f'{"; spec.podTemplate.".join(problems)}')
         labels = dict(metadata.get("labels") or {})
         if problem := label_problem(labels):
             return status(422, "Invalid", f'Sandbox.{CORE_GROUP} "{name}" is invalid: {problem}')
@@ -427,22 +442,32 @@ class FakeAgentSandbox(FakeKubernetes):
         if (missing := self._served(request)) is not None:
             return missing
         name = request.path_params["name"]
-        options = await self._json(request) or {}
-        policy = options.get("propagationPolicy", request.query_params.get("propagationPolicy", "Background"))
+        options = await self.delete_options(request)
+        if isinstance(options, Response):
+            return options
+        # A custom resource's default is Background; `orphanDependents: true` is Orphan.
+        policy = options.get("propagationPolicy") or ("Orphan" if options.get("orphanDependents") else "Background")
         with self._pods_lock:
             if name not in self.claims:
                 return status(404, "NotFound", f'sandboxclaims.{GROUP} "{name}" not found')
             claim = self.claims[name]
+            if refused := precondition_refusal(options, claim, f'sandboxclaims.{GROUP} "{name}"'):
+                return status(*refused)
             if policy == "Foreground":
                 claim["metadata"].setdefault("deletionTimestamp", _now())
                 claim["metadata"]["finalizers"] = ["foregroundDeletion"]
                 self._bump(claim)
+                self._release(claim)
+            elif policy == "Orphan":  # its Sandbox stays, its ownerReference to the claim dropped
+                self._drop(name)
+                if (sandbox := self.sandboxes.get(_assigned(claim) or "")) is not None:
+                    sandbox["owners"] = [o for o in sandbox["owners"] if o.get("uid") != claim["metadata"]["uid"]]
             else:
                 self._drop(name)
-            self._release(claim)
+                self._release(claim)
             answer = copy.deepcopy(claim)
         self._wake.set()
-        return JSONResponse(answer, status_code=202 if policy == "Foreground" else 200)
+        return JSONResponse(answer)
 
     def _pool_or_missing(self, request: Request) -> dict[str, Any] | Response:
         if (missing := self._served(request)) is not None:
@@ -489,8 +514,10 @@ class FakeAgentSandbox(FakeKubernetes):
 
     async def patch_scale(self, request: Request) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip()
-        if kind not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-            return status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}")
+        if kind != "application/merge-patch+json":  # no strategic merge patch on a custom resource's subresource
+            return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                          "media types include: application/json-patch+json, application/merge-patch+json, "
+                          "application/apply-patch+yaml (this fake serves the merge patch)")
         patch = await self._json(request)
         with self._pods_lock:
             pool = self._pool_or_missing(request)
@@ -524,7 +551,7 @@ class FakeAgentSandbox(FakeKubernetes):
             self._collect_garbage()
         for name, pool in self.warm_pools.items():
             self._refill(name, pool)
-        now = datetime.datetime.now(datetime.UTC).timestamp()
+        now = self.clock()  # the cluster's clock: a test moves it past a claim's expiry
         for name, claim in list(self.claims.items()):
             if claim["metadata"].get("deletionTimestamp"):  # the controller skips it; the GC waits for the pod
                 if not self._claim_pod(claim):
@@ -688,9 +715,10 @@ class FakeAgentSandbox(FakeKubernetes):
             phase = pod["status"].get("phase")
             if phase == "Running":
                 self._condition(claim, "Ready", "True", "DependenciesReady")
-            elif phase in ("Succeeded", "Failed"):
+            elif phase in ("Succeeded", "Failed"):  # sandbox_controller.go `computeFinishedCondition`: no pod reason
                 self._condition(claim, "Ready", "False", "SandboxNotReady", "the pod is terminal")
-                self._condition(claim, "Finished", "True", f"Pod{phase}")
+                self._condition(claim, "Finished", "True", f"Pod{phase}",
+                                "Pod completed successfully" if phase == "Succeeded" else "Pod failed")
             else:
                 self._condition(claim, "Ready", "False", "DependenciesNotReady", "the pod is not running")
         lifecycle = claim["spec"].get("lifecycle") or {}
@@ -713,6 +741,13 @@ class FakeAgentSandbox(FakeKubernetes):
         else:
             self._drop(claim["metadata"]["name"])
             self._release(claim)
+
+
+def valid_template(pod_spec: dict[str, Any]) -> None:
+    """A SandboxTemplate's pod spec as the API server admits its pods: the v1 schema and `ValidatePodSpec`."""
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "template"},
+                                  "spec": pod_spec}, KUBE_VERSION, strict=True)
+    assert not (problems := pod_spec_problems(pod_spec)), problems
 
 
 def _controller(refs: list[dict[str, Any]]) -> dict[str, Any]:

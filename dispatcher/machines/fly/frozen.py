@@ -32,9 +32,10 @@ SUSPEND_MAX_MEMORY_MB = 2048  # Fly's requirement for suspend
 FREEZE_WAIT_SECONDS = 30  # a snapshot of ≤ 2 GB; `/wait` blocks at most 60 s
 THAW_WAIT_SECONDS = 10  # a resume is "a few hundred ms"; a stopped machine boots "well under a second"
 FORMS = ("suspend", "stop", "off")
-# fly.io/docs/about/pricing (docs/reserve.md): shared-cpu-1x with 1 GB while started; a frozen bot
+# Fly's per-second list (docs/reserve.md, bench/fly_cpu_quota.py): shared-cpu-4x with 1 GB while started
+# (4 × $0.0000008/s, the default guest); a frozen bot
 # counted as 2 GB of storage (root filesystem and memory snapshot) at $0.15 per GB-month.
-DEFAULT_RUNNING_DOLLARS = 5.78
+DEFAULT_RUNNING_DOLLARS = 8.41
 DEFAULT_FROZEN_DOLLARS = 0.30
 RESUME_SECONDS = {"suspend": 0.4, "stop": 3.0}  # Fly's "few hundred ms"; a boot and the bot's imports
 

@@ -76,8 +76,10 @@ class FlySettings:
     # Every app creates may go to, FLY_APP first (FLY_APPS; empty: FLY_APP's alone): ~1 create/s each.
     apps: tuple[str, ...] = ()
     api_host: str = DEFAULT_API_HOST
+    # shared-cpu-4x: four shared vCPUs may run 25 % of a core, past a talking bot's 18-20 %; shared-cpu-1x's
+    # 6.25 % is spent within a minute of a call and the bot falls silent (docs/providers.md, "CPU").
     cpu_kind: str = "shared"
-    cpus: int = 1
+    cpus: int = 4
     memory_mb: int = 1024
     region: str | None = None
     timeout: float = 10.0  # per HTTP call (a `/wait` call gets its own wait time on top)
@@ -99,6 +101,13 @@ class FlySettings:
         memory = int_setting(env, "FLY_GUEST_MEMORY_MB", cls.memory_mb, minimum=256)
         if memory % 256:
             raise SettingsError(f"FLY_GUEST_MEMORY_MB={memory} must be a multiple of 256")
+        cpus = int_setting(env, "FLY_GUEST_CPUS", cls.cpus)
+        # Fly's sizes (fly.io/docs/machines/guides-examples/machine-sizing): at least 256 MB per shared
+        # vCPU and 2048 MB per performance vCPU, or the create is refused.
+        least = cpus * (256 if cpu_kind == "shared" else 2048)
+        if memory < least:
+            raise SettingsError(f"FLY_GUEST_MEMORY_MB={memory} is below Fly's least for {cpus} {cpu_kind} vCPU(s), "
+                                f"{least}: set FLY_GUEST_MEMORY_MB={least} or more")
         return cls(
             api_token=required["FLY_API_TOKEN"],
             app=required["FLY_APP"],
@@ -106,7 +115,7 @@ class FlySettings:
             apps=_apps(env, required["FLY_APP"]),
             api_host=(env.get("FLY_API_HOST", "").strip() or DEFAULT_API_HOST).rstrip("/"),
             cpu_kind=cpu_kind,
-            cpus=int_setting(env, "FLY_GUEST_CPUS", cls.cpus),
+            cpus=cpus,
             memory_mb=memory,
             region=env.get("FLY_REGION", "").strip() or None,
             timeout=float_setting(env, "FLY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),

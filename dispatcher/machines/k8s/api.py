@@ -43,6 +43,15 @@ def status_of(response: HttpResponse) -> tuple[str, str]:
         return "", f"HTTP {response.status_code}"
 
 
+def quota_resources(message: str) -> list[str]:
+    """The resources a quota refusal names as requested past it (the quota admission plugin's
+    `exceeded quota: <name>, requested: pods=1,requests.cpu=1, used: …`), object counts by their plural:
+    `count/sandboxclaims.extensions.agents.x-k8s.io` is `sandboxclaims`. [] when the message says none."""
+    requested = message.partition("requested: ")[2].partition(", used:")[0]
+    names = [item.partition("=")[0].strip() for item in requested.split(",") if "=" in item]
+    return [n.removeprefix("count/").split(".")[0] if n.startswith("count/") else n for n in names]
+
+
 def quota_exceeded(response: HttpResponse) -> bool:
     """A ResourceQuota's refusal: 403 Forbidden whose message says `exceeded quota` (the quota
     admission plugin's words, kubernetes.io "Resource Quotas")."""
@@ -121,8 +130,10 @@ class KubeApi:
                            f"the namespace's ResourceQuota refused to {what}: {message[:300]} (raise the quota, "
                            "or lower MAX_CONCURRENT_SESSIONS and the reserve to fit it)",
                            capacity_retry_after=CAPACITY_RETRY_AFTER)
-            # The dispatcher's own words (the quota's name and figures stay in the log).
-            full.public_message = "the cluster's bot namespace is at its pod quota; try again later"
+            # The dispatcher's own words, naming what ran out (the quota's name and figures stay in the log).
+            resources = " and ".join(quota_resources(message))
+            full.public_message = "the cluster's bot namespace is at " + (
+                f"its quota of {resources}" if resources else "a quota") + "; try again later"
             return full
         if status in (401, 403):
             message = (f"the API server refused to {what}: {reason} {message[:300]} (check K8S_TOKEN_FILE and that "

@@ -94,16 +94,21 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def pod_state(pod: Mapping[str, Any]) -> tuple[MachineState, str | None]:
     """The pod's phase as the contract's state: Pending → starting, Running → started, Succeeded →
-    ended, Failed → failed (with the bot's exit code, or why the kubelet failed it: its deadline, an
-    eviction); a pod being deleted has ended unless its bot exited with an error."""
+    ended, Failed → failed (why the kubelet failed it, its deadline or an eviction, else the bot's exit
+    code); a pod being deleted has ended unless its bot exited with an error."""
     status = pod.get("status") or {}
     phase = str(status.get("phase", "Pending"))
     terminated = _terminated(pod)
     code = terminated.get("exitCode") if terminated else None
+    # The kubelet's own reason first: an evicted or overdue pod's bot was killed (exit code 137), which
+    # says nothing of why.
+    if phase == "Failed" and (reason := status.get("reason")):
+        message = str(status.get("message") or "").strip()
+        return MachineState.FAILED, f"{reason}: {message[:200]}" if message else str(reason)
     if code:
         return MachineState.FAILED, f"exit code {code}"
     if phase == "Failed":
-        return MachineState.FAILED, str(status.get("reason") or "pod failed")
+        return MachineState.FAILED, "pod failed"
     if phase == "Succeeded" or (pod.get("metadata") or {}).get("deletionTimestamp"):
         return MachineState.ENDED, None
     if phase == "Running":

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bench.fly_cpu_quota import BOT_CPU_OURS, BOT_CPU_TELEPHONY, Size, smallest_within, verdict
 from dispatcher.machines.base import MachineState, WaitTimeout
 from dispatcher.machines.fly.provider import FlyMachines, FlySettings, to_machine
 from dispatcher.settings import SettingsError
@@ -19,7 +20,8 @@ from tests.support.unclosed import unclosed_reports
 
 @pytest.fixture
 async def fly(fake_fly: FakeFly):  # type: ignore[no-untyped-def]
-    provider = fly_harness(fake_fly).make(FLY_GUEST_CPU_KIND="performance", FLY_GUEST_CPUS="2", FLY_REGION="iad")
+    provider = fly_harness(fake_fly).make(FLY_GUEST_CPU_KIND="performance", FLY_GUEST_CPUS="2",
+                                          FLY_GUEST_MEMORY_MB="4096", FLY_REGION="iad")
     yield provider
     await provider.aclose()
 
@@ -28,7 +30,7 @@ async def test_create_asks_for_the_image_size_and_region(fly: FlyMachines, fake_
     await fly.launch(spec())
     body = fake_fly.calls_to("POST", "/machines")[0].json()
     assert body["config"]["image"].startswith("registry.fly.io/voicefleet-bots@sha256:")
-    assert body["config"]["guest"] == {"cpu_kind": "performance", "cpus": 2, "memory_mb": 1024}
+    assert body["config"]["guest"] == {"cpu_kind": "performance", "cpus": 2, "memory_mb": 4096}
     assert body["region"] == "iad"
 
 
@@ -292,3 +294,27 @@ async def test_a_remembered_machine_id_that_aged_out_is_asked_for_once(fly: FlyM
     assert await fly.status(s.session_id) is None
     assert await fly.status(s.session_id) is None  # by metadata now, not by the dead id again
     assert len(fake_fly.calls_to("GET", f"/machines/{machine.machine_id}")) == 1
+
+
+def test_the_default_guest_keeps_a_long_call_within_flys_cpu_quota() -> None:
+    """The default size is the one bench/fly_cpu_quota.py finds (docs/providers.md, "CPU"): its quota covers a
+    talking bot's CPU with room to spare, where shared-cpu-1x's is spent within a minute."""
+    settings = FlySettings.from_env({"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"})
+    default = Size("default", settings.cpu_kind, settings.cpus, settings.memory_mb)
+    chosen = smallest_within((BOT_CPU_OURS, BOT_CPU_TELEPHONY), 20 * 60, 1.2)
+    assert (chosen.name, chosen.kind, chosen.cpus, chosen.memory_mb) == ("shared-cpu-4x", "shared", 4, 1024)
+    assert (default.kind, default.cpus, default.memory_mb) == (chosen.kind, chosen.cpus, chosen.memory_mb)
+    for cpu in (BOT_CPU_OURS, BOT_CPU_TELEPHONY):
+        assert verdict(default, cpu, 20 * 60).within_quota and verdict(default, cpu * 1.2, 3 * 3600).within_quota
+        old = verdict(Size("shared-cpu-1x", "shared", 1, 1024), cpu, 20 * 60)
+        assert old.throttled_after is not None and old.throttled_after < 60
+
+
+@pytest.mark.parametrize(("kind", "cpus", "memory"), [("shared", "8", "1024"), ("performance", "1", "1024")])
+def test_a_guest_below_flys_least_memory_is_refused_naming_the_least(kind: str, cpus: str, memory: str) -> None:
+    env = {"FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i", "FLY_GUEST_CPU_KIND": kind,
+           "FLY_GUEST_CPUS": cpus, "FLY_GUEST_MEMORY_MB": memory}
+    least = str(int(cpus) * (256 if kind == "shared" else 2048))
+    with pytest.raises(SettingsError, match=f"FLY_GUEST_MEMORY_MB={least} or more"):
+        FlySettings.from_env(env)
+    assert FlySettings.from_env({**env, "FLY_GUEST_MEMORY_MB": least}).memory_mb == int(least)

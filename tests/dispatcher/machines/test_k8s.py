@@ -21,6 +21,7 @@ from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
+from dispatcher.machines.k8s.api import quota_resources
 from dispatcher.machines.k8s.pods import pod_body
 from dispatcher.machines.k8s.provider import K8sMachines
 from dispatcher.machines.k8s.reserve import K8sWarmMachines
@@ -29,7 +30,7 @@ from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import SettingsError
-from tests.fakes.k8s import NAMESPACE, TOKEN, FakeKubernetes
+from tests.fakes.k8s import EVICTED, NAMESPACE, TOKEN, FakeKubernetes
 
 RELEASE_IMAGE = "registry.example/voicefleet-bot@sha256:" + "1" * 64
 
@@ -128,7 +129,17 @@ async def test_a_create_past_the_namespaces_quota_is_at_capacity_with_the_way_ou
         await k8s.launch(spec())
     assert refused.value.reason == "k8s_capacity" and refused.value.retry_after is not None
     assert "raise the quota" in refused.value.message and "exceeded quota" in refused.value.message
+    assert refused.value.public_message == "the cluster's bot namespace is at its quota of pods; try again later"
     assert len(fake_k8s.calls_to("POST", "/pods")) == 2  # a quota is not retried at once
+
+
+def test_a_quota_refusal_names_every_resource_it_ran_out_of() -> None:
+    compute = ('pods "vf-a" is forbidden: exceeded quota: compute, requested: limits.cpu=2,requests.memory=1Gi, '
+               "used: limits.cpu=4,requests.memory=3Gi, limited: limits.cpu=5,requests.memory=4Gi")
+    assert quota_resources(compute) == ["limits.cpu", "requests.memory"]
+    assert quota_resources("exceeded quota: q, requested: count/sandboxclaims.extensions.agents.x-k8s.io=1, "
+                           "used: count/sandboxclaims.extensions.agents.x-k8s.io=3, limited: x=3") == ["sandboxclaims"]
+    assert quota_resources("exceeded quota") == []
 
 
 async def test_a_credential_the_api_server_refuses_is_a_configuration_error(fake_k8s: FakeKubernetes,
@@ -456,3 +467,20 @@ async def test_k8s_mode_builds_a_reserve_only_with_a_channel_and_mirrors_no_crea
     finally:
         await cold.aclose()
         await warm_.aclose()
+
+
+@pytest.mark.parametrize(("reason", "message"), [
+    ("Evicted", EVICTED), ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")])
+async def test_a_pod_the_kubelet_failed_reads_the_kubelets_reason_not_its_bots_kill(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes, reason: str, message: str) -> None:
+    """An evicted (or overdue) pod's bot is killed, exit code 137: the kubelet's reason says why, and
+    outlives the pod the reaper deletes, on this replica."""
+    s = spec()
+    name = (await k8s.launch(s)).machine.machine_id
+    fake_k8s.set_phase(name, "Running")
+    fake_k8s.evict(name, reason, message)
+    assert fake_k8s.pods[name]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+    machine = await k8s.status(s.session_id)
+    assert machine is not None and machine.state is MachineState.FAILED and machine.detail == f"{reason}: {message}"
+    assert await k8s.stop(s.session_id) and name not in fake_k8s.pods
+    assert await k8s.status(s.session_id) == machine

@@ -27,7 +27,7 @@ from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.test_k8s import spec
-from tests.fakes.k8s import NAMESPACE, TOKEN
+from tests.fakes.k8s import EVICTED, NAMESPACE, TOKEN
 from tests.fakes.k8s_sandbox import CORE_GROUP, GROUP, POOL, FakeAgentSandbox, pod_metadata_problem
 
 REPO = Path(__file__).resolve().parents[3]
@@ -44,6 +44,11 @@ def add_pool(fake: FakeAgentSandbox, replicas: int, name: str = POOL) -> None:
     template = pod_body(settings, "template", image=settings.image, env={"BOT_CHANNEL_URL": CHANNEL_URL},
                         labels={}, annotations={}, deadline_seconds=3600)
     fake.add_pool(name, replicas, template["spec"], template["metadata"]["labels"])
+
+
+def claims_finished(fake: FakeAgentSandbox, name: str) -> bool:
+    conditions = ((fake.claims.get(name) or {}).get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Finished" and c["status"] == "True" for c in conditions)
 
 
 async def warm_running(fake: FakeAgentSandbox, count: int) -> list[str]:
@@ -73,7 +78,7 @@ async def test_a_start_claims_a_warm_sandbox_whose_lifecycle_deletes_it_and_the_
     body = create.json()
     assert body["metadata"]["name"] == f"vf-{s.session_id}" and body["spec"]["warmPoolRef"] == {"name": POOL}
     lifecycle = body["spec"]["lifecycle"]
-    assert lifecycle["shutdownPolicy"] == "DeleteForeground" and lifecycle["ttlSecondsAfterFinished"] == 0
+    assert lifecycle["shutdownPolicy"] == "DeleteForeground" and lifecycle["ttlSecondsAfterFinished"] == 90
     assert abs(time.mktime(time.strptime(lifecycle["shutdownTime"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
                - (time.time() + 660)) < 120  # the session's cap and the slack, the hard end
     machine = await claims.wait_started(s.session_id, timeout=20)
@@ -90,6 +95,10 @@ async def test_a_start_claims_a_warm_sandbox_whose_lifecycle_deletes_it_and_the_
     assert [m.session_id for m in await claims.list()] == [s.session_id]
 
     fake.set_phase(warm, "Succeeded", 0)  # the bot exits with its session: no dispatcher call
+    assert await fake.eventually(lambda: claims_finished(fake, f"vf-{s.session_id}"), timeout=20)
+    assert warm in fake.pods  # kept, terminal, while the claim tells how the session ended
+    finished = fake.clock()
+    fake.clock = lambda: finished + 91  # past `ttlSecondsAfterFinished`: the controller deletes it all
     assert await fake.eventually(lambda: f"vf-{s.session_id}" not in fake.claims and warm not in fake.pods,
                                  timeout=20)
     assert await claims.status(s.session_id) is None
@@ -111,7 +120,30 @@ async def test_with_no_warm_sandbox_the_claim_starts_one_cold(claims: SandboxCla
     machine = await claims.wait_started(s.session_id, timeout=20)
     assert machine.state is MachineState.STARTED and machine.machine_id == name
     fake.set_phase(name, "Failed", 3)
+    assert await fake.eventually(lambda: claims_finished(fake, name), timeout=20)
+    finished = fake.clock()
+    fake.clock = lambda: finished + 91
     assert await fake.eventually(lambda: name not in fake.claims, timeout=20)  # a failed bot's claim goes too
+
+
+async def test_an_evicted_claims_pod_reads_the_kubelets_reason_which_its_stop_keeps(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """The claim's `Finished` says only `PodFailed`: the pod, kept while the claim is, says why (the
+    kubelet's reason, not its killed bot's 137); the reaper's stop keeps it once the claim is gone."""
+    fake, s = fake_k8s_sandbox, spec()
+    add_pool(fake, 0)
+    await claims.launch(s)
+    name = f"vf-{s.session_id}"
+    assert await fake.eventually(lambda: name in fake.pods, timeout=20)
+    fake.set_phase(name, "Running")
+    fake.evict(name)
+    assert await fake.eventually(lambda: claims_finished(fake, name), timeout=20)
+    machine = await claims.status(s.session_id)
+    assert machine is not None and machine.state is MachineState.FAILED and machine.detail == f"Evicted: {EVICTED}"
+    assert [m.state for m in await claims.list()] == [MachineState.FAILED]  # what the reaper lists, then stops
+    assert await claims.stop(s.session_id)
+    assert await fake.eventually(lambda: name not in fake.claims and name not in fake.pods, timeout=20)
+    assert await claims.status(s.session_id) == machine
 
 
 async def test_a_replayed_start_finds_its_claim_and_a_claim_on_another_pool_is_a_conflict(
@@ -298,6 +330,8 @@ async def test_a_claim_past_the_namespaces_quota_is_at_capacity(claims: SandboxC
         await claims.launch(spec())
     assert refused.value.reason == "k8s_capacity" and refused.value.retry_after is not None
     assert "exceeded quota" in refused.value.message and fake_k8s_sandbox.claims == {}
+    assert refused.value.public_message == (  # the quota hit, not the pods'
+        "the cluster's bot namespace is at its quota of sandboxclaims; try again later")
 
 
 async def test_a_credential_without_rights_is_unauthorized_naming_the_rbac_verbs(

@@ -85,7 +85,9 @@ def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(
         cold: SessionApi, fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake_k8s_sandbox.claim_quota = 0
     refused = cold.start(expected=(503,))
-    assert refused.json()["error"]["code"] == "k8s_capacity" and "retry-after" in refused.headers
+    error = refused.json()["error"]
+    assert error["code"] == "k8s_capacity" and "retry-after" in refused.headers
+    assert "at its quota of sandboxclaims;" in error["message"]  # the quota hit, not the pods'
     assert fake_k8s_sandbox.claims == {} and fake_k8s_sandbox.pods == {}
 
 

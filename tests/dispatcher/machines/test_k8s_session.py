@@ -92,7 +92,8 @@ def test_a_start_past_the_namespaces_quota_is_refused_with_a_retry_hint_and_no_p
     fake_k8s.quota = 0
     refused = cold.start(expected=(503,))
     error = refused.json()["error"]
-    assert error["code"] == "k8s_capacity" and "pod quota" in error["message"] and "retry-after" in refused.headers
+    assert error["code"] == "k8s_capacity" and "at its quota of pods;" in error["message"]
+    assert "retry-after" in refused.headers
     assert fake_k8s.pods == {}
 
 

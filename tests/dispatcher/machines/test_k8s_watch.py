@@ -120,7 +120,8 @@ async def test_an_http_410_is_listed_again_and_a_pod_started_meanwhile_is_answer
 
 
 @pytest.mark.parametrize(("phase", "code", "reason", "detail"), [
-    ("Failed", None, "Evicted", "Evicted"), ("Failed", 3, None, "exit code 3"), ("Succeeded", 0, None, None)])
+    ("Failed", 137, "Evicted", "Evicted: the kubelet: Evicted"), ("Failed", 3, None, "exit code 3"),
+    ("Succeeded", 0, None, None)])
 async def test_a_pod_that_fails_or_ends_while_starting_is_answered_at_once(
         k8s: K8sMachines, fake_k8s: FakeKubernetes, phase: str, code: int | None, reason: str | None,
         detail: str | None) -> None:

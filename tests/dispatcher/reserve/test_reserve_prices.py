@@ -46,7 +46,7 @@ def named(name: str) -> Named:
     ("gce", {"GCE_MACHINE_TYPE": "e2-medium"}, 24.46),
     ("gce", {"GCE_MACHINE_TYPE": "e2-small"}, 12.23),
     ("gce", {"GCE_MACHINE_TYPE": "n2-standard-2"}, None),  # no price for the family: nothing shown
-    ("fly", {}, 5.78),  # the default shared-cpu-1x, 1 GB
+    ("fly", {}, 8.41),  # the default shared-cpu-4x, 1 GB
     ("cloudrun", {}, 57.82),  # the bot job's task: 1 vCPU, 2 GiB, billed while it runs (idle too)
     ("local", {}, 0.0),
     ("gce", {"GCE_MACHINE_TYPE": "n2-standard-2", "RESERVE_HOT_DOLLARS_PER_MONTH": "61.5"}, 61.5),

@@ -1,5 +1,5 @@
 """A warm-claimed session on Fly costs its machine-seconds at Fly's price in the table
-(dispatcher/reserve/prices.py: shared-cpu-1x with 1 GB, $5.78 a month), its bot's idle time before
+(dispatcher/reserve/prices.py: shared-cpu-4x with 1 GB, the default guest, $8.41 a month), its bot's idle time before
 the claim included; the same cost is in `GET /sessions/{id}`, its ended webhook and `/metrics`.
 
 `python -m dispatcher` against the fake Fly API, which runs a real bot process per machine
@@ -90,7 +90,7 @@ def test_a_warm_claimed_fly_session_costs_its_seconds_and_its_idle_share_at_flys
 
         live = cost_of(dispatcher, session_id)
         per_hour = DEFAULT_RUNNING_DOLLARS / HOURS_PER_MONTH  # the table's Fly price
-        assert (live["provider"], live["size"], live["estimated"]) == ("fly", "shared-cpu-1x, 1024 MB", True)
+        assert (live["provider"], live["size"], live["estimated"]) == ("fly", "shared-cpu-4x, 1024 MB", True)
         assert live["price_per_hour"] == pytest.approx(per_hour, abs=1e-6)
         # Idle from its hello, which came after the dispatcher began, until its claim.
         assert 0 < live["idle_seconds"] <= claimed_by - began
