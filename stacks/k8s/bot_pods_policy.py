@@ -8,8 +8,12 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
   labels and annotations alone), and its `voicefleet.io/` marks unless the dispatcher changes them;
 - it runs as the bots' ServiceAccount with no API token mounted;
 - every container runs one of the stack's bot images (`k8sBotImage`, this `up`'s and the last one's,
-  which replicas not yet rolled still launch) with the image's own entrypoint; no init or ephemeral
-  container;
+  which replicas not yet rolled still launch) with the image's own entrypoint: no command, arguments,
+  working directory, lifecycle hook or probe (a hook's or an exec probe's command runs in the image as
+  any entrypoint would), no Secret or ConfigMap read into its environment; no init or ephemeral container;
+- it runs once and ends by its deadline: `restartPolicy: Never`, and `activeDeadlineSeconds` no longer
+  than the longest the dispatcher gives (an idle bot's wait and its session, or a session and its slack;
+  this `up`'s or the last one's), so no pod outlives the dispatcher's reaper unseen;
 - its only volumes are projected identity tokens for the channel's audience;
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
@@ -22,10 +26,13 @@ come first): the pod the dispatcher sent, as stored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
+from dispatcher.reserve.policy import ReserveSettings
 from stacks.k8s.cel import empty, literal, off, quoted
 from stacks.k8s.pool_template import dispatcher_settings
 
@@ -42,6 +49,7 @@ class BotPod:
     audience: str  # the projected identity token's
     account: str  # the bots' ServiceAccount
     runtime_class: str | None
+    lifetime: int  # the longest `activeDeadlineSeconds` its pods carry
 
 
 def variables() -> list[dict[str, str]]:
@@ -73,6 +81,15 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f"&& {empty(f'{spec}.initContainers')} && {empty(f'{spec}.ephemeralContainers')}",
          f"a bot pod runs the stack's bot image with its own entrypoint and no init container (k8sBotImage: "
          f"{', '.join(pod.images)})"),
+        (f"{spec}.containers.all(c, !has(c.workingDir) && !has(c.lifecycle) && !has(c.livenessProbe) && "
+         "!has(c.readinessProbe) && !has(c.startupProbe) && !has(c.envFrom) && (!has(c.env) || c.env.all(e, "
+         "!has(e.valueFrom) || !(has(e.valueFrom.secretKeyRef) || has(e.valueFrom.configMapKeyRef)))))",
+         "a bot pod's container runs no command but the image's entrypoint (no working directory, lifecycle hook "
+         "or probe) and reads no Secret or ConfigMap into its environment"),
+        (f"has({spec}.restartPolicy) && {spec}.restartPolicy == 'Never' && has({spec}.activeDeadlineSeconds) && "
+         f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",
+         f"a bot pod runs once (restartPolicy: Never) and ends by its deadline (activeDeadlineSeconds at most "
+         f"{pod.lifetime}, the longest the dispatcher gives)"),
         (f"!has({spec}.volumes) || {spec}.volumes.all(v, has(v.projected) && v.projected.sources.all(s, "
          f"has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
          f"s.serviceAccountToken.audience == {literal(pod.audience)}))",
@@ -89,9 +106,20 @@ def launchable_images(current: str, last: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(image for image in (current, last) if image))
 
 
-def bot_pod(environment: Mapping[str, str], allowed: Sequence[str]) -> BotPod:
-    """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it)."""
+def pod_lifetime(environment: Mapping[str, str]) -> int:
+    """The longest `activeDeadlineSeconds` the dispatcher gives a pod, from the environment the stack gives it:
+    a session's cap and DEADLINE_SLACK_SECONDS (dispatcher/machines/k8s/provider.py), or an idle bot's
+    wait and its session (dispatcher/machines/k8s/reserve.py)."""
+    session = int(environment["MAX_SESSION_SECONDS"])
+    idle = math.ceil(ReserveSettings.from_env(environment, "k8s").max_idle_seconds)
+    return session + max(DEADLINE_SLACK_SECONDS, idle)
+
+
+def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None) -> BotPod:
+    """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
+    replica the last `up` made, not yet rolled, still gives its own pods' lifetime."""
     settings = dispatcher_settings(environment)
     assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
     return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
-                  runtime_class=settings.runtime_class)
+                  runtime_class=settings.runtime_class,
+                  lifetime=max(pod_lifetime(environment), last_lifetime or 0))

@@ -32,7 +32,8 @@ from stacks.releases import own_stack
 # The outputs read back (K8sStack.outputs writes them).
 BOT_NAMESPACE, DISPATCHER_NAMESPACE = "botNamespace", "dispatcherNamespace"
 BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED = "botImage", "deployer", "botTemplate", "drained"
-READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED)
+BOT_LIFETIME = "botPodLifetime"  # pods: the longest activeDeadlineSeconds its dispatcher gives
+READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -46,6 +47,7 @@ class LastUp:
     deployer: str | None = None
     template: str | None = None  # template_digest of the agent-sandbox bots' template
     drained: bool = False
+    bot_lifetime: int | None = None
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -55,7 +57,14 @@ class LastUp:
 
         return cls(bot_namespace=text(BOT_NAMESPACE), dispatcher_namespace=text(DISPATCHER_NAMESPACE),
                    bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
-                   drained=values.get(DRAINED) is True)
+                   drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)))
+
+
+def seconds(value: object) -> int | None:
+    """A whole number of seconds read back (a StackReference's numbers are doubles, as protobuf's Struct has them)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return None
+    return int(value)
 
 
 def read(name: str) -> pulumi.Output[LastUp]:

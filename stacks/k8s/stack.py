@@ -31,7 +31,7 @@ from stacks.k8s import last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
 from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.api_endpoint import api_server_address
-from stacks.k8s.bot_pods_policy import bot_pod, launchable_images
+from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.last_outputs import template_digest
@@ -186,7 +186,8 @@ class K8sStack(pulumi.ComponentResource):
             dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
             mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
             bot_pod=None if template is not None else last.apply(
-                lambda found: bot_pod(environment, launchable_images(cfg.bot_image, found.bot_image)))), opts=child)
+                lambda found: bot_pod(environment, launchable_images(cfg.bot_image, found.bot_image),
+                                      found.bot_lifetime))), opts=child)
         bots: tuple[pulumi.Resource, ...] = admission.objects
         if template is not None:
             pool = WarmPool(name, WarmPoolArgs(
@@ -214,6 +215,7 @@ class K8sStack(pulumi.ComponentResource):
             "machinesEnvironment": contract.machines_environment(dict(environment)),
             "drained": settings.drain,
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
-            **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else {}),
+            **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else
+               {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),
         }
         self.register_outputs(self.outputs)

@@ -8,6 +8,7 @@ admission (on in every cluster) applied. A leaked dispatcher token, or anyone el
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -15,11 +16,13 @@ import kubernetes_validate
 import pytest
 
 from dispatcher.machines.k8s.pods import IDLE, LABEL_BOT, LABEL_STATE, NOTE_LAUNCH, pod_body
+from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from stacks.k8s.pool_template import dispatcher_settings
 from stacks.tools.mocks import Run, unwrap
 from tests.fakes.k8s import KUBE_VERSION
 from tests.infra import program_cache
 from tests.infra.conftest import K8S_STACK_SECRETS, config_for
+from tests.infra.helpers import component_outputs
 from tests.infra.k8s.admission_cel import Call, refusal
 from tests.infra.k8s.conftest import container_env
 from tests.infra.k8s.test_agent_sandbox import body
@@ -60,11 +63,14 @@ def dispatchers_pods(run: Run, image: str = IMAGE) -> list[dict[str, Any]]:
     """A session's pod and an idle bot's, as the dispatcher of this stack builds them."""
     env = {name: entry["value"] for name, entry in container_env(run).items() if "value" in entry}
     settings = dispatcher_settings(env)
+    # The deadlines the dispatcher gives: dispatcher/machines/k8s/provider.py launch, reserve.py's idle bots.
+    max_session = int(env["MAX_SESSION_SECONDS"])
     session = pod_body(settings, "vf-s1", image=image, env={"BOT_SESSION_ID": "s1"},
-                       labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"}, deadline_seconds=960)
+                       labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"},
+                       deadline_seconds=max_session + DEADLINE_SLACK_SECONDS)
     idle = pod_body(settings, "vf-idle-b1", image=image, env={"BOT_ID": "b1"},
                     labels={LABEL_STATE: IDLE, LABEL_BOT: "b1"}, annotations={NOTE_LAUNCH: "l2"},
-                    deadline_seconds=4560)
+                    deadline_seconds=math.ceil(float(env["RESERVE_MAX_IDLE_SECONDS"])) + max_session)
     return [stored(session), stored(idle)]
 
 
@@ -113,6 +119,21 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "the host's network": lambda pod: spec_of(pod).update(hostNetwork=True),
     "the host's processes": lambda pod: spec_of(pod).update(hostPID=True),
     "a runtime class": lambda pod: spec_of(pod).update(runtimeClassName="runc-privileged"),
+    # A hook's or an exec probe's command runs in the bot image as an entrypoint would.
+    "a postStart hook": lambda pod: container(pod).update(lifecycle={"postStart": {"exec": {"command": ["sh"]}}}),
+    "an exec liveness probe": lambda pod: container(pod).update(livenessProbe={"exec": {"command": ["sh"]}}),
+    "a readiness probe": lambda pod: container(pod).update(readinessProbe={"exec": {"command": ["sh"]}}),
+    "a startup probe": lambda pod: container(pod).update(startupProbe={"exec": {"command": ["sh"]}}),
+    "a working directory of its own": lambda pod: container(pod).update(workingDir="/tmp"),
+    "a Secret in its environment": lambda pod: container(pod)["env"].append(
+        {"name": "K", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}),
+    "a ConfigMap in its environment": lambda pod: container(pod)["env"].append(
+        {"name": "K", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}),
+    "every key of a Secret": lambda pod: container(pod).update(envFrom=[{"secretRef": {"name": "db"}}]),
+    # No deadline, or one past the dispatcher's, and no label its reaper lists: a pod that runs for ever.
+    "restarted for ever": lambda pod: spec_of(pod).update(restartPolicy="Always"),
+    "no deadline": lambda pod: spec_of(pod).pop("activeDeadlineSeconds"),
+    "a deadline past the dispatcher's": lambda pod: spec_of(pod).update(activeDeadlineSeconds=10**9),
 }
 
 
@@ -123,6 +144,30 @@ def test_a_pod_the_dispatcher_would_not_build_is_refused_even_from_the_dispatche
     for pod in dispatchers_pods(run):
         MUTATIONS[mutation](pod)
         assert refusal(policy, created(DISPATCHER, pod)) is not None, mutation
+
+
+def test_a_webhooks_own_facts_in_the_environment_are_admitted() -> None:
+    """A mutating webhook that adds the pod's own facts (the node's address, as a monitoring agent's does)
+    reads no Secret: admitted."""
+    run = up()
+    for pod in dispatchers_pods(run):
+        container(pod)["env"].append({"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
+        assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+
+
+def test_the_longest_deadline_is_the_dispatchers_and_the_last_ups_while_replicas_roll() -> None:
+    """An idle bot's: RESERVE_MAX_IDLE_SECONDS and its session; a lowered cap still admits the pods the last
+    `up`'s replicas launch until they have rolled."""
+    env = {name: entry["value"] for name, entry in container_env(up()).items() if "value" in entry}
+    longest = int(env["MAX_SESSION_SECONDS"]) + math.ceil(float(env["RESERVE_MAX_IDLE_SECONDS"]))
+    pod = dispatchers_pods(up())[0]
+    for deadline, previous, admitted in ((longest, None, True), (longest + 1, None, False),
+                                         (longest + 600, longest + 600, True), (longest + 601, longest + 600, False)):
+        spec_of(pod)["activeDeadlineSeconds"] = deadline
+        last = None if previous is None else {"botNamespace": "voicefleet-bots", "dispatcherNamespace": "voicefleet",
+                                              "botPodLifetime": previous}
+        assert (refusal(policy_of(up(last)), created(DISPATCHER, pod)) is None) is admitted, deadline
+    assert component_outputs(up(), "k8s")["botPodLifetime"] == longest  # what the next `up` reads back
 
 
 def test_the_last_ups_image_is_admitted_beside_this_ones_while_replicas_roll() -> None:
