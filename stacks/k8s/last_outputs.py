@@ -17,6 +17,7 @@ The provider's kubeconfig waits for these checks, so a refused `up` registers no
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
@@ -112,8 +113,31 @@ def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, templat
 def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings, template: str | None) -> pulumi.Output[LastUp]:
     """`last`, once the changes it refuses are ruled out (a failed check fails the program)."""
     def check(found: LastUp) -> LastUp:
-        refuse_moved_namespaces(found, cfg)
-        refuse_deployer_with_template(found, cfg, template)
+        try:
+            refuse_moved_namespaces(found, cfg)
+            refuse_deployer_with_template(found, cfg, template)
+        except SettingsError as refused:
+            reported_once(refused)
+            raise
         return found
 
     return last.apply(check)
+
+
+def reported_once(refused: BaseException) -> None:
+    """Every registration waits on the check (through the provider) and fails with its refusal: asyncio
+    would print each of those futures it collects as "Future exception was never retrieved", with a
+    traceback, after Pulumi has printed the refusal (a RunError: its message alone). Those copies, and
+    only those, are dropped."""
+    loop = asyncio.get_running_loop()
+    earlier = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("exception") is refused:
+            return
+        if earlier is not None:
+            earlier(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)

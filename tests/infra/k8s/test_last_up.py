@@ -7,6 +7,8 @@ and `up` meets the same refusal as the plan.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from stacks.config.reader import SettingsError
@@ -89,3 +91,15 @@ def test_a_new_deployer_with_a_new_bot_template_is_refused_and_each_alone_goes_t
         up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sDnsAddresses='["169.254.20.10"]')
     up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"})  # the deployer alone
     up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sBotImage=NEW_IMAGE)  # then the template
+
+
+def test_a_refusal_is_reported_once_not_once_per_resource_waiting_on_it(caplog: pytest.LogCaptureFixture) -> None:
+    """Every registration waits on the check and fails with it: asyncio would print each such future it
+    collects as "Future exception was never retrieved", a traceback per resource after the refusal."""
+    deployed = Deployed()
+    up(deployed)
+    with pytest.raises(SettingsError):
+        up(deployed, k8sBotNamespace="voicefleet-moved")
+    up(deployed)  # set back: the runtime's state of the refused `up` is let go (in `pulumi up`, its process ends)
+    gc.collect()  # where asyncio reports each failed future nobody awaited
+    assert [record.getMessage() for record in caplog.records if "never retrieved" in record.getMessage()] == []
