@@ -14,6 +14,9 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - it runs once and ends by its deadline: `restartPolicy: Never`, and `activeDeadlineSeconds` no longer
   than the longest the dispatcher gives (an idle bot's wait and its session, or a session and its slack;
   this `up`'s or the last one's), so no pod outlives the dispatcher's reaper unseen;
+- it carries the labels the dispatcher lists its pods by (`voicefleet.io/app: bot`, and a session, or
+  the idle state), so its reaper or its reserve ends any of them that never starts, and no scheduling
+  gate (a gated pod never starts, and its deadline never runs: it would hold the quota for ever);
 - its only volumes are projected identity tokens for the channel's audience;
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
@@ -31,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.machines.k8s.pods import APP, IDLE, LABEL_APP, LABEL_SESSION, LABEL_STATE
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.k8s.cel import empty, literal, off, quoted
@@ -90,6 +94,9 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",
          f"a bot pod runs once (restartPolicy: Never) and ends by its deadline (activeDeadlineSeconds at most "
          f"{pod.lifetime}, the longest the dispatcher gives)"),
+        (f"has(object.metadata.labels) && {listed('object.metadata.labels')} && !has({spec}.schedulingGates)",
+         f"a bot pod carries the labels the dispatcher lists it by ({LABEL_APP}: {APP}, and {LABEL_SESSION} or "
+         f"{LABEL_STATE}: {IDLE}) and no scheduling gate"),
         (f"!has({spec}.volumes) || {spec}.volumes.all(v, has(v.projected) && v.projected.sources.all(s, "
          f"has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
          f"s.serviceAccountToken.audience == {literal(pod.audience)}))",
@@ -99,6 +106,14 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          "but k8sRuntimeClass's and the cluster's defaults"),
     ]
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
+
+
+def listed(labels: str) -> str:
+    """CEL: the labels a session's pod or an idle bot's carries, which the dispatcher lists them by
+    (dispatcher/machines/k8s/provider.py, reserve.py)."""
+    return (f"{literal(LABEL_APP)} in {labels} && {labels}[{literal(LABEL_APP)}] == {literal(APP)} && "
+            f"({literal(LABEL_SESSION)} in {labels} || ({literal(LABEL_STATE)} in {labels} && "
+            f"{labels}[{literal(LABEL_STATE)}] == {literal(IDLE)}))")
 
 
 def launchable_images(current: str, last: str | None) -> tuple[str, ...]:

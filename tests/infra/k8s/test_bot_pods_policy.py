@@ -134,6 +134,10 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "restarted for ever": lambda pod: spec_of(pod).update(restartPolicy="Always"),
     "no deadline": lambda pod: spec_of(pod).pop("activeDeadlineSeconds"),
     "a deadline past the dispatcher's": lambda pod: spec_of(pod).update(activeDeadlineSeconds=10**9),
+    # Unlisted, or never started (its deadline counts from its start): nothing would end it.
+    "no label the dispatcher lists it by": lambda pod: pod["metadata"].update(labels={"app": "x"}),
+    "a bot label but neither session nor idle": lambda pod: pod["metadata"].update(labels={"voicefleet.io/app": "bot"}),
+    "a scheduling gate": lambda pod: spec_of(pod).update(schedulingGates=[{"name": "example.com/hold"}]),
 }
 
 
