@@ -7,24 +7,18 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - only the dispatcher creates pods, and a pod's update leaves its `spec` (the dispatcher's claim changes
   labels and annotations alone), and its `voicefleet.io/` marks unless the dispatcher changes them;
 - it runs as the bots' ServiceAccount with no API token mounted;
-- every container runs one of the stack's bot images (`k8sBotImage`, this `up`'s and the last one's,
-  which replicas not yet rolled still launch) with the image's own entrypoint: no command, arguments,
-  working directory, lifecycle hook or probe (a hook's or an exec probe's command runs in the image as
-  any entrypoint would), no Secret or ConfigMap read into its environment; no init or ephemeral container;
-- it runs once and ends by its deadline: `restartPolicy: Never`, and `activeDeadlineSeconds` no longer
-  than the longest the dispatcher gives (an idle bot's wait and its session, or a session and its slack;
-  this `up`'s or the last one's), so no pod outlives the dispatcher's reaper unseen;
-- it carries the labels the dispatcher lists its pods by (`voicefleet.io/app: bot`, and a session, or
-  the idle state), so its reaper or its reserve ends any of them that never starts, and no scheduling
-  gate (a gated pod never starts, and its deadline never runs: it would hold the quota for ever);
+- every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's
+  own entrypoint: no command, arguments, working directory, hook or probe, no Secret or ConfigMap in its
+  environment; no init or ephemeral container;
+- `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
+  last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience;
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
   tolerations to a pod, which the policy cannot read, so with one those two are not held.
 
-Every check reads only what the API server has set by validation time (defaults and mutating admission
-come first): the pod the dispatcher sent, as stored.
+Each check reads the pod as stored at validation time (docs/kubernetes.md, "What the dispatcher's pods may be").
 """
 
 from __future__ import annotations
