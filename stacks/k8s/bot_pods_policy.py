@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.machines.k8s.pods import APP, IDLE, LABEL_APP, LABEL_SESSION, LABEL_STATE
+from dispatcher.machines.k8s.pods import APP, IDLE, LABEL_APP, LABEL_SESSION, LABEL_STATE, NOTE_CLAIMED
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.k8s.cel import empty, literal, off, quoted
@@ -88,9 +88,11 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",
          f"a bot pod runs once (restartPolicy: Never) and ends by its deadline (activeDeadlineSeconds at most "
          f"{pod.lifetime}, the longest the dispatcher gives)"),
-        (f"has(object.metadata.labels) && {listed('object.metadata.labels')} && !has({spec}.schedulingGates)",
+        # The reaper counts a pod's age from its claim's mark when it has one: only a claim (an update) adds it.
+        (f"has(object.metadata.labels) && {listed('object.metadata.labels')} && !has({spec}.schedulingGates) && "
+         f"!(has(object.metadata.annotations) && {literal(NOTE_CLAIMED)} in object.metadata.annotations)",
          f"a bot pod carries the labels the dispatcher lists it by ({LABEL_APP}: {APP}, and {LABEL_SESSION} or "
-         f"{LABEL_STATE}: {IDLE}) and no scheduling gate"),
+         f"{LABEL_STATE}: {IDLE}), no scheduling gate, and no {NOTE_CLAIMED} before its claim"),
         (f"!has({spec}.volumes) || {spec}.volumes.all(v, has(v.projected) && v.projected.sources.all(s, "
          f"has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
          f"s.serviceAccountToken.audience == {literal(pod.audience)}))",

@@ -138,6 +138,9 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "no label the dispatcher lists it by": lambda pod: pod["metadata"].update(labels={"app": "x"}),
     "a bot label but neither session nor idle": lambda pod: pod["metadata"].update(labels={"voicefleet.io/app": "bot"}),
     "a scheduling gate": lambda pod: spec_of(pod).update(schedulingGates=[{"name": "example.com/hold"}]),
+    # The reaper would count its age from this mark: set far ahead, it would never be old enough to end.
+    "a claim's mark at its create": lambda pod: pod["metadata"]["annotations"].update(
+        {"voicefleet.io/claimed-at": "99999999999"}),
 }
 
 
