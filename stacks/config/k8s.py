@@ -21,6 +21,7 @@ import pulumi
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
+from stacks.config.k8s_ingress import ingress_sources
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     mode = cfg.string("k8sMode", choices=MODES)
     controller = _service_account(cfg, "k8sSandboxController")
     deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
+    ingress_class = cfg.string("k8sIngressClass", pattern=DNS_LABEL)
     found = KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
@@ -115,7 +117,8 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         runtime_class=runtime_class,
         bot_egress_except=_public_ranges(cfg, "k8sBotEgressExcept"),
         dns_addresses=_dns_addresses(cfg),
-        ingress_class=cfg.string("k8sIngressClass", pattern=DNS_LABEL),
+        ingress_class=ingress_class,
+        ingress_sources=ingress_sources(cfg, ingress_class),
         dispatcher_host=host,
         tls_secret=tls_secret,
         store_url=store_url,

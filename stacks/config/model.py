@@ -140,6 +140,7 @@ class KubernetesSettings:
     deployer: str | None = None
     store: str = "external"  # `in-cluster`: the stack runs Valkey (stacks/k8s/store.py), storePassword its user's
     store_mebibytes: int = 1024  # the in-cluster store's volume
+    ingress_sources: tuple[str, ...] = ()  # CIDRs the dispatcher takes clients from beside the controller's pods
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,7 @@ DEFAULTS: dict[str, Any] = {
     "k8sBotMemory": "1Gi",
     "k8sRuntimeClass": "",  # the nodes' default runtime
     "k8sBotEgressExcept": [],  # none beyond the private and reserved ranges (stacks/k8s/network_policies.py)
+    "k8sIngressSources": [],  # only k8sIngressNamespace's pods (stacks/k8s/network_policies.py)
     "k8sDnsAddresses": [],  # the cluster's DNS pods (and NodeLocal DNSCache's) only
     "k8sMode": "pods",  # bare pods per session; `agent-sandbox`: claims on the stack's SandboxWarmPool
     "k8sSandboxController": "agent-sandbox-system/agent-sandbox-controller",  # the release's own

@@ -1,23 +1,22 @@
-"""What no read can prove, refused at admission: who may make, change or enter the bots' pods (agent-sandbox mode).
+"""What no read can prove, refused at admission: who may make, change or enter the bots' pods.
 
-A pool bot is admitted on its pod's identity and its owners, read back (docs/kubernetes.md, "The warm
-path"); who created or changed an object is not on it. So a ValidatingAdmissionPolicy
-(admissionregistration.k8s.io/v1, GA since Kubernetes 1.30) and its Binding hold the bots' namespace to:
+Who created or changed an object is not on it (docs/kubernetes.md, "The warm path", "Identity"). So a
+ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, GA since Kubernetes 1.30) and its Binding
+hold the bots' namespace to, in either mode:
 
-- only agent-sandbox's controller creates, changes or deletes Sandboxes (the garbage collector and the
-  namespace's deletion may change and delete them);
-- only the controller creates pods; a pod's update (by anyone) leaves its `spec`, and its owners unless
-  the controller or the collector changes them;
-- only the deployer (`k8sDeployer`, the kubeconfig's user) creates SandboxTemplates and SandboxWarmPools
-  or changes their `spec` (the controller and the collector their metadata; deletes are RBAC's); their
-  `scale` subresource matches no rule, so the dispatcher's `PATCH …/scale`, `kubectl scale` and an HPA
-  keep working;
-- only the dispatcher creates SandboxClaims, and only it, the controller or the collector changes
-  their `spec` (their `status` is a subresource);
 - only the kubelets (`system:nodes`) mint tokens for the bots' ServiceAccount;
 - nobody adds an ephemeral container to, execs into, attaches to, port-forwards to or proxies to a pod;
-- a pod's update by anyone but the controller leaves its `voicefleet.io/` labels and annotations as they
-  are (the session's annotation says whose pod it is; a rewrite would at least deny it its bot).
+- a pod's update (by anyone) leaves its `spec`, its owners unless the garbage collector changes them,
+  and its `voicefleet.io/` labels and annotations unless their maker changes them.
+
+agent-sandbox: only the controller creates pods, or creates, changes or deletes Sandboxes (the collector
+and the namespace's deletion change and delete them too); only the deployer (`k8sDeployer`) creates
+SandboxTemplates and SandboxWarmPools or changes their `spec` (their `scale` matches no rule: the
+dispatcher's `PATCH …/scale`, `kubectl scale` and an HPA keep working; deletes are RBAC's); only the
+dispatcher creates SandboxClaims, and only it, the controller or the collector changes their `spec`.
+
+pods: only the dispatcher creates pods, each what its `pod_body` builds (stacks/k8s/bot_pods_policy.py),
+and only it changes their `voicefleet.io/` marks (a claim).
 
 In CEL, `object` is null on a DELETE and `oldObject` on a CREATE. Every name written into an expression
 is checked first (DNS labels; the deployer's user name has no quote or backslash: stacks/config/k8s.py).
@@ -33,6 +32,10 @@ import pulumi_kubernetes as k8s
 
 from dispatcher.machines.k8s.claims import GROUP_VERSION
 from dispatcher.machines.k8s.pool_bots import SANDBOX_GROUP
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX, PODS
+from stacks.k8s import bot_pods_policy
+from stacks.k8s.bot_pods_policy import BotPod
+from stacks.k8s.cel import account, quoted, same_marks
 from stacks.k8s.namespaces import NAME_LABEL
 
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]
@@ -41,7 +44,8 @@ COLLECTORS = ("system:serviceaccount:kube-system:generic-garbage-collector",
               "system:serviceaccount:kube-system:namespace-controller", "system:kube-controller-manager")
 NODES = "system:nodes"
 ENTRIES = ("ephemeralcontainers", "exec", "attach", "portforward", "proxy")  # a way into a pod, each refused
-MARK = "voicefleet.io/"  # the prefix of voicefleet's labels and annotations
+# The policy's name, per mode: who makes the bots' pods.
+POLICY_NAMES = {AGENT_SANDBOX: "bots-made-by-the-controller", PODS: "bots-made-by-the-dispatcher"}
 
 
 @dataclass(frozen=True)
@@ -50,40 +54,28 @@ class AdmissionArgs:
     bot_namespace: str
     dispatcher: tuple[str, str]  # its ServiceAccount: namespace, name
     bot_account: str  # the bots' ServiceAccount, in bot_namespace
-    controller: tuple[str, str]  # agent-sandbox's controller's ServiceAccount: namespace, name
-    deployer: str  # the user name the API server sees for the stack's kubeconfig
     labels: dict[str, str]
-
-
-def account(namespace: str, name: str) -> str:
-    return f"system:serviceaccount:{namespace}:{name}"
-
-
-def quoted(values: tuple[str, ...] | list[str]) -> str:
-    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+    mode: str = AGENT_SANDBOX
+    # agent-sandbox: the controller's ServiceAccount (namespace, name), and the user name the API server
+    # sees for the stack's kubeconfig
+    controller: tuple[str, str] = ("", "")
+    deployer: str = ""
+    # pods: what the dispatcher's pods are, once known (their images include the last `up`'s)
+    bot_pod: pulumi.Input[BotPod] | None = None
 
 
 def rule(groups: list[str], operations: list[str], resources: list[str], versions: str = "*") -> dict[str, Any]:
     return {"api_groups": groups, "api_versions": [versions], "operations": operations, "resources": resources}
 
 
-def came_from(message: str, args: AdmissionArgs) -> str:
-    """CEL: the message, naming the controller the policy was given and the user the API server saw (a
+def came_from(message: str, maker: str) -> str:
+    """CEL: the message, naming the maker the policy was given and the user the API server saw (a
     wrong `k8sSandboxController` refuses every pod the real controller makes: this says why)."""
-    return (f"\"{message} (the controller: {account(*args.controller)}, the stack's k8sSandboxController); "
-            "this request came from \" + request.userInfo.username")
+    return f"\"{message} ({maker}); this request came from \" + request.userInfo.username"
 
 
-def same_marks(kind: str) -> str:
-    """CEL: an update leaves the object's `voicefleet.io/` `kind` (labels or annotations) as they were."""
-    new = f"(has(object.metadata.{kind}) ? object.metadata.{kind} : {{}})"
-    old = f"(has(oldObject.metadata.{kind}) ? oldObject.metadata.{kind} : {{}})"
-    return (f"{new}.filter(k, k.startsWith('{MARK}')).all(k, k in {old} && {old}[k] == {new}[k]) && "
-            f"{old}.filter(k, k.startsWith('{MARK}')).all(k, k in {new})")
-
-
-def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
-    spec = _policy_spec(args)
+def policy_spec(args: AdmissionArgs, pod: BotPod | None = None) -> dict[str, Any]:
+    spec = _policy_spec(args, pod)
     for validation in spec["validations"]:
         # 403, as an RBAC refusal: pulumi-kubernetes' preview passes over a Forbidden server-side dry run
         # (provider.go, Create and Update in preview), so an `up` that fixes k8sDeployer or
@@ -92,71 +84,57 @@ def policy_spec(args: AdmissionArgs) -> dict[str, Any]:
     return spec
 
 
-def _policy_spec(args: AdmissionArgs) -> dict[str, Any]:
-    writes = ["CREATE", "UPDATE", "DELETE"]
+def pods_validation(maker: str, who: str, made_by: str) -> dict[str, Any]:
+    """Who creates the bots' pods (`maker`, a variable), and what an update leaves as it was."""
+    message = (f"only {who} creates the bots' pods, and nobody changes their spec, owners or voicefleet.io/ "
+               "labels and annotations")
+    return {"expression": (
+        "request.resource.resource != 'pods' || request.subResource != '' || "
+        f"(request.operation == 'CREATE' ? {maker} : "
+        f"object.spec == oldObject.spec && (variables.owners || {maker} || variables.collector) && "
+        f"(variables.marks || {maker}))"),
+        "message": message, "message_expression": came_from(message, made_by)}
+
+
+def _policy_spec(args: AdmissionArgs, pod: BotPod | None) -> dict[str, Any]:
+    if args.mode == PODS:
+        assert pod is not None
+        maker = {"name": "dispatcher", "expression": f"variables.user == '{account(*args.dispatcher)}'"}
+        rules = [rule([""], ["CREATE", "UPDATE"], ["pods"], "v1")]
+        own_variables = [*bot_pods_policy.variables()]
+        own = [pods_validation("variables.dispatcher", "the dispatcher",
+                               f"the dispatcher: {account(*args.dispatcher)}"),
+               *bot_pods_policy.validations(pod)]
+    else:
+        maker = {"name": "controller", "expression": f"variables.user == '{account(*args.controller)}'"}
+        rules, own_variables, own = sandbox_rules(), [], sandbox_validations(args)
     return {
         "failure_policy": "Fail",
         "match_constraints": {
             "namespace_selector": {"match_labels": {NAME_LABEL: args.bot_namespace}},
             "resource_rules": [
-                rule([""], ["CREATE", "UPDATE"], ["pods"], "v1"),
+                rules[0],
                 rule([""], ["*"], [f"pods/{entry}" for entry in ENTRIES], "v1"),
-                rule([SANDBOX_GROUP], writes, ["sandboxes"]),
-                # Not DELETE: a delete plants nothing, RBAC guards it, and a destroy by another user than
-                # k8sDeployer must not stop halfway with the pool left running and no dispatcher.
-                rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxtemplates", "sandboxwarmpools"]),
-                rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxclaims"]),
+                *rules[1:],
                 rule([""], ["CREATE"], ["serviceaccounts/token"], "v1"),
             ],
         },
         "variables": [
             {"name": "user", "expression": "request.userInfo.username"},
-            {"name": "controller", "expression": f"variables.user == '{account(*args.controller)}'"},
+            maker,
             {"name": "collector", "expression": f"variables.user in {quoted(COLLECTORS)}"},
             {"name": "marks", "expression": " && ".join(same_marks(kind) for kind in ("labels", "annotations"))},
             {"name": "owners", "expression": (
                 "request.operation != 'UPDATE' || "
                 "(has(object.metadata.ownerReferences) ? object.metadata.ownerReferences : []) == "
                 "(has(oldObject.metadata.ownerReferences) ? oldObject.metadata.ownerReferences : [])")},
+            *own_variables,
         ],
         "validations": [
             {"expression": f"!(request.subResource in {quoted(ENTRIES)})",
              "message": "nobody adds ephemeral containers to, execs into, attaches to, port-forwards or proxies to "
                         "the bots' pods"},
-            {"expression": (
-                "request.resource.resource != 'pods' || request.subResource != '' || "
-                "(request.operation == 'CREATE' ? variables.controller : "
-                "object.spec == oldObject.spec && (variables.owners || variables.controller || variables.collector) && "
-                "(variables.marks || variables.controller))"),
-             "message": "only agent-sandbox's controller creates the bots' pods, and nobody changes their spec, "
-                        "owners or voicefleet.io/ labels and annotations",
-             "message_expression": came_from("only agent-sandbox's controller creates the bots' pods, and nobody "
-                                             "changes their spec, owners or voicefleet.io/ labels and annotations",
-                                             args)},
-            {"expression": ("request.resource.resource != 'sandboxes' || variables.controller || "
-                            "(request.operation != 'CREATE' && variables.collector)"),
-             "message": "only agent-sandbox's controller creates, changes or deletes Sandboxes",
-             "message_expression": came_from("only agent-sandbox's controller creates, changes or deletes Sandboxes",
-                                             args)},
-            {"expression": (
-                "!(request.resource.resource in ['sandboxtemplates', 'sandboxwarmpools']) || "
-                f"request.subResource != '' || variables.user == '{args.deployer}' || "
-                # The controller labels its templates and the collector un-owns: metadata, never the spec, which
-                # names the image a replica admits while a new one rolls out (dispatcher/machines/k8s/pool_bots.py).
-                "(request.operation == 'UPDATE' && (variables.controller || variables.collector) && "
-                "object.spec == oldObject.spec)"),
-             "message": "only voicefleet's deployer creates or changes the bots' SandboxTemplates and "
-                        "SandboxWarmPools",
-             # Names the user the API server saw: a k8sDeployer that is not the kubeconfig's user shows at once.
-             "message_expression": (
-                 f"\"only voicefleet's deployer ({args.deployer}, the stack's k8sDeployer) creates or changes the "
-                 "bots' SandboxTemplates and SandboxWarmPools; this request came from \" + request.userInfo.username")},
-            {"expression": (
-                f"request.resource.resource != 'sandboxclaims' || variables.user == '{account(*args.dispatcher)}' || "
-                "(request.operation == 'UPDATE' && "
-                "(object.spec == oldObject.spec || variables.controller || variables.collector))"),
-             "message": "only the dispatcher creates SandboxClaims, and only it, the controller or the collector "
-                        "changes their spec"},
+            *own,
             {"expression": (
                 "!(request.resource.resource == 'serviceaccounts' && request.subResource == 'token' && "
                 f"request.name == '{args.bot_account}') || '{NODES}' in request.userInfo.groups"),
@@ -165,14 +143,59 @@ def _policy_spec(args: AdmissionArgs) -> dict[str, Any]:
     }
 
 
+def sandbox_rules() -> list[dict[str, Any]]:
+    return [
+        rule([""], ["CREATE", "UPDATE"], ["pods"], "v1"),
+        rule([SANDBOX_GROUP], ["CREATE", "UPDATE", "DELETE"], ["sandboxes"]),
+        # Not DELETE: a delete plants nothing, RBAC guards it, and a destroy by another user than
+        # k8sDeployer must not stop halfway with the pool left running and no dispatcher.
+        rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxtemplates", "sandboxwarmpools"]),
+        rule([POOL_GROUP], ["CREATE", "UPDATE"], ["sandboxclaims"]),
+    ]
+
+
+def sandbox_validations(args: AdmissionArgs) -> list[dict[str, Any]]:
+    controller = f"the controller: {account(*args.controller)}, the stack's k8sSandboxController"
+    return [
+        pods_validation("variables.controller", "agent-sandbox's controller", controller),
+        {"expression": ("request.resource.resource != 'sandboxes' || variables.controller || "
+                        "(request.operation != 'CREATE' && variables.collector)"),
+         "message": "only agent-sandbox's controller creates, changes or deletes Sandboxes",
+         "message_expression": came_from("only agent-sandbox's controller creates, changes or deletes Sandboxes",
+                                         controller)},
+        {"expression": (
+            "!(request.resource.resource in ['sandboxtemplates', 'sandboxwarmpools']) || "
+            f"request.subResource != '' || variables.user == '{args.deployer}' || "
+            # The controller labels its templates and the collector un-owns: metadata, never the spec, which
+            # names the image a replica admits while a new one rolls out (dispatcher/machines/k8s/pool_bots.py).
+            "(request.operation == 'UPDATE' && (variables.controller || variables.collector) && "
+            "object.spec == oldObject.spec)"),
+         "message": "only voicefleet's deployer creates or changes the bots' SandboxTemplates and "
+                    "SandboxWarmPools",
+         # Names the user the API server saw: a k8sDeployer that is not the kubeconfig's user shows at once.
+         "message_expression": (
+             f"\"only voicefleet's deployer ({args.deployer}, the stack's k8sDeployer) creates or changes the "
+             "bots' SandboxTemplates and SandboxWarmPools; this request came from \" + request.userInfo.username")},
+        {"expression": (
+            f"request.resource.resource != 'sandboxclaims' || variables.user == '{account(*args.dispatcher)}' || "
+            "(request.operation == 'UPDATE' && "
+            "(object.spec == oldObject.spec || variables.controller || variables.collector))"),
+         "message": "only the dispatcher creates SandboxClaims, and only it, the controller or the collector "
+                    "changes their spec"},
+    ]
+
+
 class BotAdmission(pulumi.ComponentResource):
     def __init__(self, name: str, args: AdmissionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:BotAdmission", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        policy_name = f"{args.prefix}-bots-made-by-the-controller"
+        policy_name = f"{args.prefix}-{POLICY_NAMES[args.mode]}"
+        spec: pulumi.Input[dict[str, Any]] = (
+            policy_spec(args) if args.bot_pod is None else
+            pulumi.Output.from_input(args.bot_pod).apply(lambda pod: policy_spec(args, pod)))
         policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
             f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},
-            spec=cast(k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict, policy_spec(args)),
+            spec=cast(pulumi.Input[k8s.admissionregistration.v1.ValidatingAdmissionPolicySpecArgsDict], spec),
             opts=child)
         binding = k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
             f"{name}-bots", metadata={"name": policy_name, "labels": args.labels},

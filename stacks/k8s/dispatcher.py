@@ -39,6 +39,10 @@ CHANNEL_PORT_NAME = "channel"
 CHANNEL_SERVICE_PORT = contract.DISPATCHER_CHANNEL_PORT
 # Seconds: a stack's `up` waits for the rollout; a replaced replica's drain is the longest session.
 ROLLOUT_MARGIN_SECONDS = 600
+# The cluster autoscaler's default `--max-graceful-termination-sec`: a scale-down kills a pod this long
+# after its SIGTERM, whatever its own grace. Past it, the pods ask the autoscaler to leave their nodes.
+AUTOSCALER_GRACE_SECONDS = 600
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,12 @@ class DispatcherArgs:
 def grace_seconds(max_session_seconds: int) -> int:
     """How long a replica being stopped keeps relaying its calls: the longest session and its start."""
     return max_session_seconds + CALL_START_MARGIN_SECONDS
+
+
+def pod_annotations(max_session_seconds: int) -> dict[str, str]:
+    """A grace longer than the autoscaler waits: its scale-down would cut the calls a replica relays, so
+    the autoscaler is told not to remove a node a replica runs on (docs/kubernetes.md, "Node drains")."""
+    return {SAFE_TO_EVICT: "false"} if grace_seconds(max_session_seconds) > AUTOSCALER_GRACE_SECONDS else {}
 
 
 def probes() -> dict[str, dict[str, Any]]:
@@ -96,6 +106,7 @@ class Dispatcher(pulumi.ComponentResource):
         labels = {**args.labels, **args.selector}
         memory = f"{args.memory_mib}Mi"
         plain = [{"name": key, "value": value} for key, value in sorted(args.environment.items())]
+        notes = pod_annotations(args.max_session_seconds)
         deployment = k8s.apps.v1.Deployment(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
             spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
@@ -103,7 +114,7 @@ class Dispatcher(pulumi.ComponentResource):
             "selector": {"match_labels": args.selector},
             "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, **({"annotations": notes} if notes else {})},
                 "spec": {
                     "service_account_name": args.service_account,
                     "termination_grace_period_seconds": grace_seconds(args.max_session_seconds),
@@ -127,7 +138,10 @@ class Dispatcher(pulumi.ComponentResource):
             args.max_session_seconds)))
         k8s.policy.v1.PodDisruptionBudget(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
-            spec={"max_unavailable": 1, "selector": {"match_labels": args.selector}}, opts=child)
+            # A crash-looping replica (not Ready) may be evicted whatever the budget says: else it would hold
+            # every drain of the other replica's node (GA in Kubernetes 1.31).
+            spec={"max_unavailable": 1, "selector": {"match_labels": args.selector},
+                  "unhealthy_pod_eviction_policy": "AlwaysAllow"}, opts=child)
         service = k8s.core.v1.Service(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels}, spec={
             "type": "ClusterIP", "selector": args.selector,

@@ -1,10 +1,10 @@
 """The stack's two namespaces and the bots' quota.
 
-The bots' namespace enforces Pod Security `restricted` (the pods provider builds every pod for it,
-dispatcher/machines/k8s/pods.py), and audits and warns at the same level so a refused pod is said
-too. Its ResourceQuota is the hard cap on bots: `pods`, and CPU and memory as that many bots' requests
-and limits (equal: each bot pod is Guaranteed); a create past it is the dispatcher's `503 k8s_capacity`
-(docs/kubernetes.md, "Errors").
+Both namespaces enforce Pod Security `restricted` (the pods provider builds every bot pod for it,
+dispatcher/machines/k8s/pods.py; the dispatcher's and the store's pods meet it), and audit and warn at
+the same level so a refused pod is said too. The bots' ResourceQuota is the hard cap on bots: `pods`,
+and CPU and memory as that many bots' requests and limits (equal: each bot pod is Guaranteed); a create
+past it is the dispatcher's `503 k8s_capacity` (docs/kubernetes.md, "Errors").
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ class Namespaces(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:Namespaces", name, None, opts)
         # Deleting a namespace deletes everything in it: protected with the stack's stateful resources.
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        # The dispatcher's pods (and the in-cluster store's) meet `restricted` already: enforced, so a later
+        # template cannot regress.
         dispatcher = k8s.core.v1.Namespace(f"{name}-dispatcher", metadata={
-            "name": args.dispatcher, "labels": args.labels}, opts=kept)
+            "name": args.dispatcher, "labels": {**args.labels, **pod_security_labels(POD_SECURITY)}}, opts=kept)
         bots = k8s.core.v1.Namespace(f"{name}-bots", metadata={
             "name": args.bots, "labels": {**args.labels, **pod_security_labels(POD_SECURITY)}}, opts=kept)
         cpu, memory = f"{args.bot_pods * args.bot_millicores}m", f"{args.bot_pods * args.bot_mebibytes}Mi"

@@ -7,7 +7,8 @@ link-local (cloud metadata) and loopback range, so a bot reaches nothing else in
 network; nor the API server's public address (stacks/k8s/api_endpoint.py) or the ranges the stack
 lists in `k8sBotEgressExcept`. NodeLocal DNSCache's pods, and the addresses in `k8sDnsAddresses`,
 answer them on port 53 as well.
-The dispatcher takes traffic from the Ingress controller's namespace on its public port only, and
+The dispatcher takes traffic from the Ingress controller's namespace (and `k8sIngressSources`, a cloud
+load balancer's or the nodes' ranges: stacks/config/k8s_ingress.py) on its public port only, and
 from its bots on its channel port only (BOT_CHANNEL_PORT); its own egress (the API server, the store,
 Daily) is not limited here.
 
@@ -52,6 +53,7 @@ class NetworkPoliciesArgs:
     labels: dict[str, str]
     egress_except: pulumi.Input[Sequence[str]] = ()  # beyond PRIVATE_RANGES
     dns_addresses: Sequence[str] = ()  # where else the bots' resolver is: NodeLocal DNSCache's, Cloud DNS's
+    ingress_sources: Sequence[str] = ()  # CIDRs clients also come from: a cloud load balancer's, the nodes'
 
 
 def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
@@ -119,7 +121,9 @@ class NetworkPolicies(pulumi.ComponentResource):
             spec=cast(Spec, {
             "pod_selector": {"match_labels": args.dispatcher_selector},
             "policy_types": ["Ingress"],
-            "ingress": [{"from": [{"namespace_selector": namespace(args.ingress_namespace)}], "ports": [public_port]},
+            "ingress": [{"from": [{"namespace_selector": namespace(args.ingress_namespace)},
+                                  *({"ip_block": {"cidr": cidr}} for cidr in args.ingress_sources)],
+                         "ports": [public_port]},
                         {"from": [{"namespace_selector": namespace(args.bot_namespace),
                                    "pod_selector": {"match_labels": BOT_SELECTOR}}], "ports": [channel_port]}],
         }), opts=child)

@@ -5,7 +5,9 @@ program's default providers are off) -> the dispatcher's and the bots' namespace
 quota -> the ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the
 NetworkPolicies -> with `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment,
 disruption budget, Service and Ingress. The images are built elsewhere and named by digest; the
-replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py).
+replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py). The bots'
+admission policy, in either mode, comes before anything that makes a bot; and the provider waits until
+the stack's last outputs rule out a change that would delete running bots (stacks/k8s/last_outputs.py).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.reader import SettingsError
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
+from stacks.k8s import last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
 from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.api_endpoint import api_server_address
+from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
+from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
@@ -135,14 +140,21 @@ class K8sStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.kubernetes is not None
         cfg = settings.kubernetes
+        refuse_unreachable_relay(settings)
+        service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
+        environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
+        template = pool_pod(environment) if cfg.mode == AGENT_SANDBOX else None
+        digest = template_digest(template, cfg) if template is not None else None
+        # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
+        last = last_outputs.checked(last_outputs.read(name), cfg, digest)
+        kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
         # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
         # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
         # Never upsert: an object of the same name already in the cluster is an error, not adopted (and then
         # deleted by the replacement's clean-up); PULUMI_K8S_UPSERT_EXISTING_OBJECTS must not turn it on.
-        provider = k8s.Provider(name, kubeconfig=cfg.kubeconfig, context=cfg.context,
+        provider = k8s.Provider(name, kubeconfig=kubeconfig, context=cfg.context,
                                 cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False)
         refuse_another_cluster(cfg)
-        refuse_unreachable_relay(settings)
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
@@ -165,24 +177,24 @@ class K8sStack(pulumi.ComponentResource):
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses)
+            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources)
         policies = NetworkPolicies(name, network, opts=child)
-        service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
-        environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
-        sandbox: tuple[pulumi.Resource, ...] = ()
-        if cfg.mode == AGENT_SANDBOX:
-            assert cfg.deployer is not None  # stacks/config/k8s.py requires it in this mode
-            # The policy first, and deleted last: a policy never looks again at what was made before it, so
-            # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
-            admission = BotAdmission(name, AdmissionArgs(
-                prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
-                dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT,
-                controller=cfg.sandbox_controller, deployer=cfg.deployer, labels=labels), opts=child)
+        # The policy first, and deleted last: a policy never looks again at what was made before it, so
+        # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
+        admission = BotAdmission(name, AdmissionArgs(
+            prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
+            dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
+            mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
+            bot_pod=None if template is not None else last.apply(
+                lambda found: bot_pod(environment, launchable_images(cfg.bot_image, found.bot_image),
+                                      found.bot_lifetime))), opts=child)
+        bots: tuple[pulumi.Resource, ...] = admission.objects
+        if template is not None:
             pool = WarmPool(name, WarmPoolArgs(
-                name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=pool_pod(environment),
+                name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=template,
                 egress=bot_egress(network), replicas=pool_replicas(settings), labels=labels,
                 after=admission.objects), opts=child)
-            sandbox = (*admission.objects, *pool.objects)
+            bots = (*bots, *pool.objects)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
             environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {})},
@@ -190,7 +202,7 @@ class K8sStack(pulumi.ComponentResource):
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
-            drain=settings.drain, depends_on=(*access.grants, *policies.policies, *sandbox,
+            drain=settings.drain, depends_on=(*access.grants, *policies.policies, *bots,
                                               *(store.objects if store is not None else ()))), opts=child)
         self.outputs = {
             "cloud": "k8s",
@@ -202,5 +214,8 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": cfg.bot_image,
             "machinesEnvironment": contract.machines_environment(dict(environment)),
             "drained": settings.drain,
+            # Read back by the next `up` (stacks/k8s/last_outputs.py).
+            **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else
+               {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),
         }
         self.register_outputs(self.outputs)

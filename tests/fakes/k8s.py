@@ -15,7 +15,8 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
   create or a patch. Names are DNS-1123 subdomains, label keys and values are checked as the API server
   checks them, a taken name is 409 AlreadyExists, and the namespace enforces Pod Security
   `restricted` (403 Forbidden `violates PodSecurity`). `quota` set: a ResourceQuota on pods,
-  403 Forbidden `exceeded quota` past it.
+  403 Forbidden `exceeded quota` past it. `admitted_images` set: the stack's admission policy refuses a
+  pod running another image (403 Forbidden, in the ValidatingAdmissionPolicy plugin's words).
 - LIST takes `labelSelector` (=, ==, !=, in, notin, exists, !exists; a malformed one is 400),
   `fieldSelector`, `limit` and `continue`; its `resourceVersion` is the newest change's. With
   `watch=1` it is a watch: tests/fakes/k8s_watch.py (410 Gone past the bounded history, `timeoutSeconds`).
@@ -77,6 +78,7 @@ from tests.fakes.k8s_schema import KUBE_VERSION
 from tests.fakes.k8s_watch import METADATA_FIELDS, POD_FIELDS, WatchHistory, fields_match, parse_fields
 from tests.fakes.server import FakeApi, Handler
 
+POLICY = "voicefleet-bots-made-by-the-dispatcher"  # the stack's admission policy (stacks/k8s/admission.py)
 NAMESPACE, TOKEN = "voicefleet-bots", "k8s-fake-token-0123456789abcdef"  # noqa: S105 - a fake's
 IMAGE = "registry.example/voicefleet-bot@sha256:" + "0" * 64
 SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -223,6 +225,8 @@ class FakeKubernetes(FakeApi):
         self.envs: dict[str, dict[str, str]] = {}  # pod → its container's env as sent (tests read it)
         self.created: list[str] = []  # every pod name ever created
         self.quota: int | None = None  # a ResourceQuota's `pods`: pods not yet Succeeded or Failed
+        # The stack's ValidatingAdmissionPolicy, as far as images go: set, a pod running another is refused.
+        self.admitted_images: set[str] | None = None
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._failing: dict[str, tuple[str, str]] = {}  # pod → the kubelet's (reason, message) as it kills its bot
@@ -405,6 +409,11 @@ class FakeKubernetes(FakeApi):
         if problem := restricted_problem(body.get("spec") or {}):
             return status(403, "Forbidden", f'pods "{name}" is forbidden: violates PodSecurity "restricted:latest":'
                           f" {problem}")
+        admitted = self.admitted_images
+        if admitted is not None and {c.get("image") for c in body["spec"]["containers"]} - admitted:
+            return status(403, "Forbidden", f'pods "{name}" is forbidden: ValidatingAdmissionPolicy '
+                          f"'{POLICY}' with binding '{POLICY}' denied request: a bot pod runs the stack's bot image "
+                          f"with its own entrypoint and no init container (k8sBotImage: {', '.join(sorted(admitted))})")
         with self._pods_lock:
             if name in self.pods:
                 return status(409, "AlreadyExists", f'pods "{name}" already exists')

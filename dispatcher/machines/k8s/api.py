@@ -5,8 +5,9 @@ kubelet rotates: read again when the file changes), trusting the cluster's CA. E
 timeout; 429 (the API server's priority and fairness, with Retry-After) and 5xx are retried with
 backoff within the retry deadline. The API server's refusals are its `Status` object
 (`reason`, `message`, `code`), mapped here once: a ResourceQuota's 403 `exceeded quota` is a
-cluster at capacity (retry later, or raise the quota); any other 401 or 403 is the dispatcher's
-credential or RBAC, a configuration error. Log lines and errors name the method and path only.
+cluster at capacity (retry later, or raise the quota); a 403 an admission check gave (a
+ValidatingAdmissionPolicy, a webhook, Pod Security) is the object refused, named so; any other 401 or
+403 is the dispatcher's credential or RBAC, a configuration error. Log lines and errors name the method and path only.
 
 A bot's TokenReview is the exception: asked once (never retried, whatever the answer: a hello is one
 review), through a client of its own with REVIEW_CONNECTIONS connections, so hellos, however many,
@@ -50,6 +51,18 @@ def quota_resources(message: str) -> list[str]:
     requested = message.partition("requested: ")[2].partition(", used:")[0]
     names = [item.partition("=")[0].strip() for item in requested.split(",") if "=" in item]
     return [n.removeprefix("count/").split(".")[0] if n.startswith("count/") else n for n in names]
+
+
+# How the API server words an admission check's 403 (each its own plugin's): a ValidatingAdmissionPolicy's
+# `… is forbidden: ValidatingAdmissionPolicy '<name>' with binding '<name>' denied request: …`, a webhook's
+# `admission webhook "<name>" denied the request: …`, Pod Security's `… violates PodSecurity "<level>" …`.
+ADMISSION_WORDS = ("ValidatingAdmissionPolicy '", 'admission webhook "', "violates PodSecurity")
+BOT_POLICY = "docs/kubernetes.md, \"What the dispatcher's pods may be\""
+
+
+def admission_refused(message: str) -> bool:
+    """An admission check refused the object itself: no credential or RBAC the operator could fix."""
+    return any(words in message for words in ADMISSION_WORDS)
 
 
 def quota_exceeded(response: HttpResponse) -> bool:
@@ -135,6 +148,13 @@ class KubeApi:
             full.public_message = "the cluster's bot namespace is at " + (
                 f"its quota of {resources}" if resources else "a quota") + "; try again later"
             return full
+        if status == 403 and admission_refused(message):
+            # Not the RBAC's: the same call fails again until the object, or the policy, changes.
+            return refusal(MachinesError, PROVIDER, None, (
+                f"the cluster's admission refused to {what}: {message[:400]} (not the token or RBAC: the object "
+                "breaks the namespace's admission policy or Pod Security; a voicefleet stack's policy admits only "
+                "what its own dispatcher builds, so run the dispatcher, settings and bot image the stack's last "
+                f"`pulumi up` deployed, or `up` after changing them: {BOT_POLICY})"))
         if status in (401, 403):
             message = (f"the API server refused to {what}: {reason} {message[:300]} (check K8S_TOKEN_FILE and that "
                        f"the dispatcher's ServiceAccount may {rbac} in K8S_NAMESPACE)")

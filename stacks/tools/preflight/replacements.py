@@ -14,7 +14,7 @@ its StatefulSet, deleted first (a fixed name): the stack ignores that change, an
 keep its size anyway, so it is refused here as doing nothing.
 `python -m stacks.plan <stack> --config KEY=VALUE` compares the change with the
 stack file's own configuration, as preflight/immutable.py does, and refuses those before `pulumi up`
-does them.
+does them (a moved namespace the program refuses itself too: stacks/k8s/last_outputs.py).
 """
 
 from __future__ import annotations

@@ -484,3 +484,18 @@ async def test_a_pod_the_kubelet_failed_reads_the_kubelets_reason_not_its_bots_k
     assert machine is not None and machine.state is MachineState.FAILED and machine.detail == f"{reason}: {message}"
     assert await k8s.stop(s.session_id) and name not in fake_k8s.pods
     assert await k8s.status(s.session_id) == machine
+
+
+async def test_a_pod_the_admission_policy_refuses_is_named_so_not_a_token_or_rbac_problem(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes) -> None:
+    """The stack's policy admits only its own bot image: a dispatcher launching another is told the policy
+    refused it, and the way out, never to check a token that works."""
+    fake_k8s.admitted_images = {"registry.example/voicefleet-bot@sha256:" + "9" * 64}
+    with pytest.raises(MachinesError) as refused:
+        await k8s.launch(spec())
+    message = refused.value.message
+    assert refused.value.reason == "k8s_rejected" and refused.value.retry_after is None
+    assert "the cluster's admission refused to create pod" in message
+    assert "ValidatingAdmissionPolicy 'voicefleet-bots-made-by-the-dispatcher'" in message
+    assert "K8S_TOKEN_FILE" not in message and "What the dispatcher's pods may be" in message
+    assert len(fake_k8s.calls_to("POST", "/pods")) == 1  # refused for what the pod is: not retried

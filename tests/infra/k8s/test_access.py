@@ -64,7 +64,7 @@ def test_the_bots_account_has_no_api_token_and_no_role(k8s: Run) -> None:
                 for r in k8s.of_type("kubernetes:core/v1:ServiceAccount")}
     assert accounts["voicefleet-bot"]["automountServiceAccountToken"] is False
     assert accounts["voicefleet-bot"]["metadata"]["namespace"] == "voicefleet-bots"
-    bound = {subject["name"] for reg in k8s.registrations if "Binding" in reg.type
+    bound = {subject["name"] for reg in k8s.registrations if reg.type.endswith("RoleBinding")
              for subject in unwrap(reg.inputs)["subjects"]}
     assert "voicefleet-bot" not in bound
 

@@ -7,13 +7,13 @@ everyone else's writes to what the pool bots' trust rests on are refused."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import celpy
 import pytest
 
 from stacks.tools.mocks import Run, unwrap
+from tests.infra.k8s.admission_cel import Call, evaluate, refusal
 from tests.infra.k8s.conftest import K8sRunner
 
 DEPLOYER = "ci-deployer@example-project.iam.gserviceaccount.com"
@@ -28,20 +28,6 @@ POD = {"metadata": {"name": "p", "ownerReferences": [{"kind": "Sandbox", "name":
        "spec": {"containers": [{"name": "bot", "image": "bot@sha256:" + "b" * 64}]}}
 
 
-@dataclass(frozen=True)
-class Call:
-    user: str
-    operation: str
-    group: str
-    resource: str
-    subresource: str = ""
-    name: str = "x"
-    obj: dict[str, Any] | None = field(default_factory=dict)
-    old: dict[str, Any] | None = None
-    groups: tuple[str, ...] = ("system:authenticated",)
-    namespace: str = "voicefleet-bots"
-
-
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tests.infra import program_cache
@@ -50,44 +36,6 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     config = config_for("k8s", {"k8sMode": "agent-sandbox", "k8sDeployer": DEPLOYER}, K8S_STACK_SECRETS)
     run: Run = program_cache.run(config, list(K8S_STACK_SECRETS), stack="k8s-test", generation=1, previous=None)
     return unwrap(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs)["spec"]
-
-
-def matches(spec: dict[str, Any], call: Call) -> bool:
-    labels = spec["matchConstraints"]["namespaceSelector"]["matchLabels"]
-    if labels != {"kubernetes.io/metadata.name": call.namespace}:
-        return False
-    resource = f"{call.resource}/{call.subresource}" if call.subresource else call.resource
-    return any(call.group in rule["apiGroups"] and resource in rule["resources"]
-               and (call.operation in rule["operations"] or "*" in rule["operations"])
-               for rule in spec["matchConstraints"]["resourceRules"])
-
-
-def evaluate(expression: str, activation: dict[str, Any]) -> Any:
-    env = celpy.Environment()
-    try:
-        return env.program(env.compile(expression)).evaluate(activation)
-    except celpy.CELEvalError as error:  # as the API server: an error is no `true` (failurePolicy Fail)
-        return error
-
-
-def refusal(spec: dict[str, Any], call: Call) -> str | None:
-    """The policy's message for the call, or None when it is let through (unmatched, or every rule true)."""
-    if not matches(spec, call):
-        return None
-    request = {"operation": call.operation, "subResource": call.subresource, "name": call.name,
-               "namespace": call.namespace, "resource": {"group": call.group, "resource": call.resource},
-               "userInfo": {"username": call.user, "groups": list(call.groups)}}
-    base = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(call.obj),
-            "oldObject": celpy.json_to_cel(call.old)}
-    variables = celpy.celtypes.MapType()
-    for variable in spec["variables"]:  # in order: each may read the ones before it
-        variables[celpy.celtypes.StringType(variable["name"])] = evaluate(variable["expression"],
-                                                                           {**base, "variables": variables})
-    for validation in spec["validations"]:
-        result = evaluate(validation["expression"], {**base, "variables": variables})
-        if not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
-            return str(validation["message"])
-    return None
 
 
 @pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])

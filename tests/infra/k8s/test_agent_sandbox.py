@@ -68,8 +68,9 @@ def test_the_template_the_pool_and_the_policy_go_through_the_stacks_provider_und
         assert components[parent.parent].type == "voicefleet:k8s:K8sStack"
 
 
-def test_the_pods_mode_creates_none_of_them(k8s: Run) -> None:
-    assert [r.type for r in k8s.registrations if r.type in (TEMPLATE, POOL, POLICY, BINDING)] == []
+def test_the_pods_mode_creates_no_template_or_pool_and_its_own_policy(k8s: Run) -> None:
+    assert [r.type for r in k8s.registrations if r.type in (TEMPLATE, POOL)] == []
+    assert unwrap(k8s.one(POLICY).inputs)["metadata"]["name"].endswith("-bots-made-by-the-dispatcher")
 
 
 @pytest.mark.parametrize(("typ", "plural"), [(TEMPLATE, "sandboxtemplates"), (POOL, "sandboxwarmpools")])

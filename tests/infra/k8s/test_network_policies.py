@@ -61,6 +61,34 @@ def test_the_dispatcher_takes_the_ingress_controller_on_its_public_port_and_its_
          "ports": [{"port": 8081, "protocol": "TCP"}]}]
 
 
+def test_ingress_sources_are_clients_the_dispatcher_takes_on_its_public_port_only(k8s_stack: K8sRunner) -> None:
+    """A cloud load balancer sends to the pods from its own addresses, not from the controller's namespace."""
+    run = k8s_stack(k8sIngressClass="gce", k8sIngressSources='["130.211.0.0/22", "35.191.0.0/16"]')
+    public, channel = policy(run, "voicefleet-dispatcher")["spec"]["ingress"]
+    assert public == {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+                               {"ipBlock": {"cidr": "130.211.0.0/22"}}, {"ipBlock": {"cidr": "35.191.0.0/16"}}],
+                      "ports": [{"port": 8080, "protocol": "TCP"}]}
+    assert channel["ports"] == [{"port": 8081, "protocol": "TCP"}] and "ipBlock" not in str(channel)
+
+
+@pytest.mark.parametrize(("ingress_class", "names"), [
+    ("gce", "130.211.0.0/22 and 35.191.0.0/16"), ("gce-internal", "proxy-only subnet"), ("alb", "VPC's CIDR"),
+    ("azure-application-gateway", "subnet's CIDR")])
+def test_a_cloud_load_balancers_class_without_its_sources_is_refused_naming_its_ranges(
+        k8s_stack: K8sRunner, ingress_class: str, names: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        k8s_stack(k8sIngressClass=ingress_class)
+    message = str(refused.value)
+    assert "voicefleet:k8sIngressSources is required with k8sIngressClass " + ingress_class in message
+    assert names in message and "would drop every request" in message
+
+
+@pytest.mark.parametrize("value", ['["35.191.0.1/16"]', '["not-a-range"]'])
+def test_an_ingress_source_that_is_not_a_range_is_refused(k8s_stack: K8sRunner, value: str) -> None:
+    with pytest.raises(SettingsError, match="k8sIngressSources must list CIDR ranges"):
+        k8s_stack(k8sIngressSources=value)
+
+
 def left_out(run: Run) -> list[str]:
     (registration,) = [r for r in run.of_type(POLICY) if unwrap(r.inputs)["metadata"]["name"] == "voicefleet-bots"]
     internet = registration.inputs["spec"]["egress"][2]

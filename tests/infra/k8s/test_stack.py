@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from stacks import contract
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s.dispatcher import grace_seconds
 from stacks.tools.mocks import Run, is_secret, unwrap
+from tests.fakes.k8s import restricted_problem
 from tests.infra.helpers import component_outputs
 from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env, pod_spec, spec
 
@@ -51,13 +54,14 @@ def test_the_dispatchers_secret_values_stay_marked_secret(k8s: Run) -> None:
     assert is_secret(data) or all(is_secret(value) for value in data.values())
 
 
-def test_the_bots_namespace_enforces_restricted_and_caps_the_bots(k8s: Run) -> None:
+def test_both_namespaces_enforce_restricted_and_the_bots_is_capped(k8s: Run) -> None:
     namespaces = {unwrap(r.inputs)["metadata"]["name"]: unwrap(r.inputs)["metadata"]["labels"]
                   for r in k8s.of_type("kubernetes:core/v1:Namespace")}
     assert set(namespaces) == {"voicefleet", "voicefleet-bots"}
-    for mode in ("enforce", "audit", "warn"):
-        assert namespaces["voicefleet-bots"][f"pod-security.kubernetes.io/{mode}"] == "restricted"
-    assert not any(key.startswith("pod-security") for key in namespaces["voicefleet"])
+    for namespace in namespaces:
+        for mode in ("enforce", "audit", "warn"):
+            assert namespaces[namespace][f"pod-security.kubernetes.io/{mode}"] == "restricted", namespace
+    assert restricted_problem(pod_spec(k8s)) is None  # the dispatcher's pods meet it
     quota = unwrap(k8s.one("kubernetes:core/v1:ResourceQuota").inputs)
     assert quota["metadata"]["namespace"] == "voicefleet-bots"
     # 10 sessions (maxConcurrentSessions) and 10 idle bots (reserveMaxIdle), 1 core and 1 GiB each.
@@ -72,7 +76,9 @@ def test_the_dispatcher_runs_two_replicas_with_a_budget_and_a_grace_for_its_call
     selector = deployment["selector"]["matchLabels"]
     assert selector.items() <= deployment["template"]["metadata"]["labels"].items()
     budget = spec(k8s.one("kubernetes:policy/v1:PodDisruptionBudget"))
-    assert budget == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    # A crash-looping replica never holds a drain of the other one's node.
+    assert budget == {"maxUnavailable": 1, "selector": {"matchLabels": selector},
+                      "unhealthyPodEvictionPolicy": "AlwaysAllow"}
     pod = pod_spec(k8s)
     # The longest session (maxSessionSeconds 1800) is relayed to its end, and its start before it.
     assert pod["terminationGracePeriodSeconds"] == grace_seconds(1800) == 1860
@@ -86,6 +92,17 @@ def test_the_dispatcher_runs_two_replicas_with_a_budget_and_a_grace_for_its_call
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": contract.DISPATCHER_PORT},  # probes stay here
                                   {"name": "channel", "containerPort": contract.DISPATCHER_CHANNEL_PORT}]
+
+
+@pytest.mark.parametrize(("max_session", "kept"), [("1800", True), ("541", True), ("540", False), ("300", False)])
+def test_a_grace_past_the_autoscalers_keeps_it_off_the_dispatchers_nodes(
+        k8s_stack: K8sRunner, max_session: str, kept: bool) -> None:
+    """The cluster autoscaler kills a pod 600 s after its SIGTERM on a scale-down (max-graceful-termination-sec),
+    which would cut the calls a replica relays before their end."""
+    template = spec(k8s_stack(maxSessionSeconds=max_session).one("kubernetes:apps/v1:Deployment"))["template"]
+    annotations = template["metadata"].get("annotations", {})
+    assert annotations == ({"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"} if kept else {})
+    assert (grace_seconds(int(max_session)) > 600) is kept
 
 
 def test_the_rollout_and_the_destroy_wait_outlast_a_replicas_drain(k8s: Run) -> None:

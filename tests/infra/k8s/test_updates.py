@@ -35,7 +35,9 @@ def test_a_second_up_with_the_same_inputs_registers_the_same_resources_unchanged
     ({"maxConcurrentSessions": "20"}, ["Deployment", "ResourceQuota"]),
     ({"k8sIngressClass": "traefik"}, ["Ingress"]),
     ({"k8sIngressNamespace": "traefik"}, ["NetworkPolicy"]),
-    ({"maxSessionSeconds": "900"}, ["Deployment"]),  # its grace and MAX_SESSION_SECONDS
+    ({"k8sIngressSources": '["10.20.0.0/16"]'}, ["NetworkPolicy"]),
+    # Its grace and MAX_SESSION_SECONDS, and the longest deadline the bots' policy admits.
+    ({"maxSessionSeconds": "900"}, ["Deployment", "ValidatingAdmissionPolicy"]),
     ({"k8sDispatcherReplicas": "3"}, ["Deployment"]),
 ])
 def test_a_config_change_touches_only_what_it_should(change: dict[str, str], touched: list[str]) -> None:

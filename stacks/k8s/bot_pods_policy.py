@@ -1,0 +1,136 @@
+"""The `pods` mode's part of the bots' admission policy: a bot pod is what the dispatcher's `pod_body` builds.
+
+The dispatcher may create and patch pods in the bots' namespace (stacks/k8s/access.py), so its token,
+leaked, could start any pod there. Pod Security `restricted` already forbids host access; the policy
+(stacks/k8s/admission.py) holds each create to what dispatcher/machines/k8s/pods.py `pod_body` builds:
+
+- only the dispatcher creates pods, and a pod's update leaves its `spec` (the dispatcher's claim changes
+  labels and annotations alone), and its `voicefleet.io/` marks unless the dispatcher changes them;
+- it runs as the bots' ServiceAccount with no API token mounted;
+- every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's
+  own entrypoint: no command, arguments, working directory, hook or probe, no Secret or ConfigMap in its
+  environment; no init or ephemeral container;
+- `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
+  last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
+- its only volumes are projected identity tokens for the channel's audience;
+- it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
+  Without a runtime class, no node selector and no toleration but the two the API server's
+  DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
+  tolerations to a pod, which the policy cannot read, so with one those two are not held.
+
+Each check reads the pod as stored at validation time (docs/kubernetes.md, "What the dispatcher's pods may be").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.machines.k8s.pods import APP, IDLE, LABEL_APP, LABEL_SESSION, LABEL_STATE, NOTE_CLAIMED
+from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
+from dispatcher.reserve.policy import ReserveSettings
+from stacks.k8s.cel import empty, literal, off, quoted
+from stacks.k8s.pool_template import dispatcher_settings
+
+# The tolerations the API server's DefaultTolerationSeconds admission adds to every pod (NoExecute, 300 s).
+DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+CREATE = "variables.bot_create"
+
+
+@dataclass(frozen=True)
+class BotPod:
+    """What the dispatcher's pods are: from its own settings (stacks/k8s/pool_template.py dispatcher_settings)."""
+
+    images: tuple[str, ...]  # by digest
+    audience: str  # the projected identity token's
+    account: str  # the bots' ServiceAccount
+    runtime_class: str | None
+    lifetime: int  # the longest `activeDeadlineSeconds` its pods carry
+
+
+def variables() -> list[dict[str, str]]:
+    return [{"name": "bot_create", "expression": (
+        "request.resource.resource == 'pods' && request.subResource == '' && request.operation == 'CREATE'")}]
+
+
+def placement(pod: BotPod) -> str:
+    spec = "object.spec"
+    held = [empty(f"{spec}.nodeName"), f"!has({spec}.affinity)",
+            *(off(f"{spec}.{flag}") for flag in ("hostNetwork", "hostPID", "hostIPC"))]
+    if pod.runtime_class is None:
+        held += [f"!has({spec}.runtimeClassName)", empty(f"{spec}.nodeSelector"),
+                 f"(!has({spec}.tolerations) || {spec}.tolerations.all(t, has(t.key) && "
+                 f"t.key in {quoted(DEFAULT_TOLERATIONS)} && has(t.effect) && t.effect == 'NoExecute'))"]
+    else:
+        held.append(f"has({spec}.runtimeClassName) && {spec}.runtimeClassName == {literal(pod.runtime_class)}")
+    return " && ".join(held)
+
+
+def validations(pod: BotPod) -> list[dict[str, Any]]:
+    """The checks of a bot pod's create, each with its own message (every other call passes them)."""
+    spec = "object.spec"
+    checks = [
+        (f"{spec}.serviceAccountName == {literal(pod.account)} && has({spec}.automountServiceAccountToken) && "
+         f"{spec}.automountServiceAccountToken == false",
+         f"a bot pod runs as the ServiceAccount {pod.account} with automountServiceAccountToken: false"),
+        (f"{spec}.containers.all(c, c.image in {quoted(pod.images)} && {empty('c.command')} && {empty('c.args')}) "
+         f"&& {empty(f'{spec}.initContainers')} && {empty(f'{spec}.ephemeralContainers')}",
+         f"a bot pod runs the stack's bot image with its own entrypoint and no init container (k8sBotImage: "
+         f"{', '.join(pod.images)})"),
+        (f"{spec}.containers.all(c, !has(c.workingDir) && !has(c.lifecycle) && !has(c.livenessProbe) && "
+         "!has(c.readinessProbe) && !has(c.startupProbe) && !has(c.envFrom) && (!has(c.env) || c.env.all(e, "
+         "!has(e.valueFrom) || !(has(e.valueFrom.secretKeyRef) || has(e.valueFrom.configMapKeyRef)))))",
+         "a bot pod's container runs no command but the image's entrypoint (no working directory, lifecycle hook "
+         "or probe) and reads no Secret or ConfigMap into its environment"),
+        (f"has({spec}.restartPolicy) && {spec}.restartPolicy == 'Never' && has({spec}.activeDeadlineSeconds) && "
+         f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",
+         f"a bot pod runs once (restartPolicy: Never) and ends by its deadline (activeDeadlineSeconds at most "
+         f"{pod.lifetime}, the longest the dispatcher gives)"),
+        # The reaper counts a pod's age from its claim's mark when it has one: only a claim (an update) adds it.
+        (f"has(object.metadata.labels) && {listed('object.metadata.labels')} && !has({spec}.schedulingGates) && "
+         f"!(has(object.metadata.annotations) && {literal(NOTE_CLAIMED)} in object.metadata.annotations)",
+         f"a bot pod carries the labels the dispatcher lists it by ({LABEL_APP}: {APP}, and {LABEL_SESSION} or "
+         f"{LABEL_STATE}: {IDLE}), no scheduling gate, and no {NOTE_CLAIMED} before its claim"),
+        (f"!has({spec}.volumes) || {spec}.volumes.all(v, has(v.projected) && v.projected.sources.all(s, "
+         f"has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
+         f"s.serviceAccountToken.audience == {literal(pod.audience)}))",
+         f"a bot pod's only volumes are projected identity tokens for the channel's audience {pod.audience}"),
+        (placement(pod),
+         "a bot pod names no node, affinity or host namespace, and no runtime class, node selector or toleration "
+         "but k8sRuntimeClass's and the cluster's defaults"),
+    ]
+    return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
+
+
+def listed(labels: str) -> str:
+    """CEL: the labels a session's pod or an idle bot's carries, which the dispatcher lists them by
+    (dispatcher/machines/k8s/provider.py, reserve.py)."""
+    return (f"{literal(LABEL_APP)} in {labels} && {labels}[{literal(LABEL_APP)}] == {literal(APP)} && "
+            f"({literal(LABEL_SESSION)} in {labels} || ({literal(LABEL_STATE)} in {labels} && "
+            f"{labels}[{literal(LABEL_STATE)}] == {literal(IDLE)}))")
+
+
+def launchable_images(current: str, last: str | None) -> tuple[str, ...]:
+    """This `up`'s bot image and the last one's (a replica not yet rolled still launches it)."""
+    return tuple(dict.fromkeys(image for image in (current, last) if image))
+
+
+def pod_lifetime(environment: Mapping[str, str]) -> int:
+    """The longest `activeDeadlineSeconds` the dispatcher gives a pod, from the environment the stack gives it:
+    a session's cap and DEADLINE_SLACK_SECONDS (dispatcher/machines/k8s/provider.py), or an idle bot's
+    wait and its session (dispatcher/machines/k8s/reserve.py)."""
+    session = int(environment["MAX_SESSION_SECONDS"])
+    idle = math.ceil(ReserveSettings.from_env(environment, "k8s").max_idle_seconds)
+    return session + max(DEADLINE_SLACK_SECONDS, idle)
+
+
+def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None) -> BotPod:
+    """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
+    replica the last `up` made, not yet rolled, still gives its own pods' lifetime."""
+    settings = dispatcher_settings(environment)
+    assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
+    return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
+                  runtime_class=settings.runtime_class,
+                  lifetime=max(pod_lifetime(environment), last_lifetime or 0))

@@ -1,0 +1,143 @@
+"""What the stack's last `up` left, read back, and the changes the program refuses against it.
+
+The program sees only the configuration of this `up`; what runs is what the last one made. Its
+outputs say that (read back through a StackReference to the stack itself, as stacks/releases.py
+reads its releases). Two changes are refused here, whatever tool runs the `up`:
+
+- a new `k8sBotNamespace` or `k8sDispatcherNamespace`: pulumi-kubernetes replaces a Namespace whose
+  name changes, and the old one is deleted at the end of the `up` with every pod in it (the bots'
+  running sessions, or the dispatcher and its relayed calls). A stack whose last `up` was drained
+  (`drain: true`, no dispatcher launching bots) may move;
+- agent-sandbox: a new `k8sDeployer` with a new bot template in the same `up`. The admission policy
+  naming the new deployer is updated first, and the API server takes about a second to enforce it:
+  the template's update, by the new deployer, can be judged by the old policy meanwhile and refused.
+
+The provider's kubeconfig waits for these checks, so a refused `up` registers nothing in the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from stacks.config.model import KubernetesSettings
+from stacks.config.reader import SettingsError
+from stacks.releases import own_stack
+
+# The outputs read back (K8sStack.outputs writes them).
+BOT_NAMESPACE, DISPATCHER_NAMESPACE = "botNamespace", "dispatcherNamespace"
+BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED = "botImage", "deployer", "botTemplate", "drained"
+BOT_LIFETIME = "botPodLifetime"  # pods: the longest activeDeadlineSeconds its dispatcher gives
+READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME)
+MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
+
+
+@dataclass(frozen=True)
+class LastUp:
+    """The last `up`'s outputs this program reads (all None before the first `up`)."""
+
+    bot_namespace: str | None = None
+    dispatcher_namespace: str | None = None
+    bot_image: str | None = None
+    deployer: str | None = None
+    template: str | None = None  # template_digest of the agent-sandbox bots' template
+    drained: bool = False
+    bot_lifetime: int | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> LastUp:
+        def text(key: str) -> str | None:
+            value = values.get(key)
+            return value if isinstance(value, str) and value else None
+
+        return cls(bot_namespace=text(BOT_NAMESPACE), dispatcher_namespace=text(DISPATCHER_NAMESPACE),
+                   bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
+                   drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)))
+
+
+def seconds(value: object) -> int | None:
+    """A whole number of seconds read back (a StackReference's numbers are doubles, as protobuf's Struct has them)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return None
+    return int(value)
+
+
+def read(name: str) -> pulumi.Output[LastUp]:
+    reference = pulumi.StackReference(f"{name}-last-up", stack_name=own_stack())
+    return pulumi.Output.all(*(reference.get_output(key) for key in READ)).apply(
+        lambda values: LastUp.of(dict(zip(READ, values, strict=True))))
+
+
+def template_digest(pod: Mapping[str, Any], cfg: KubernetesSettings) -> str:
+    """The bots' SandboxTemplate (its pod, and the keys its egress is made of), as one value an output can
+    carry and the next `up` compare."""
+    template = {"pod": pod, "egressExcept": list(cfg.bot_egress_except), "dnsAddresses": list(cfg.dns_addresses)}
+    return "sha256:" + hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+
+
+def refuse_moved_namespaces(last: LastUp, cfg: KubernetesSettings) -> None:
+    if last.drained:
+        return
+    for key, was, now, what in (
+            ("k8sBotNamespace", last.bot_namespace, cfg.bot_namespace, "every bot pod in it, ending their sessions"),
+            ("k8sDispatcherNamespace", last.dispatcher_namespace, cfg.dispatcher_namespace,
+             "the dispatcher's replicas in it, ending the calls they relay")):
+        if was is not None and was != now:
+            raise SettingsError(
+                f"Invalid stack configuration: {key} is {now!r}, but this stack's last `up` made {was!r}: a new "
+                f"name replaces the namespace, and the old one is deleted at the end of the `up` with {what}. "
+                f"Set it back (`pulumi config set {key} {was}`). To move: `pulumi config set drain true`, "
+                f"`pulumi up`, wait until `kubectl get pods -n {last.bot_namespace} -l voicefleet.io/app=bot` lists "
+                f"no pod, then change the name and `up` ({MOVES}); `protect: true` makes Pulumi refuse any "
+                "replacement of the namespaces")
+
+
+def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, template: str | None) -> None:
+    if last.deployer is None or cfg.deployer is None or last.deployer == cfg.deployer:
+        return
+    if last.template is not None and template is not None and last.template != template:
+        raise SettingsError(
+            f"Invalid stack configuration: k8sDeployer changes from {last.deployer!r} to {cfg.deployer!r} in the "
+            "same `up` as the bots' SandboxTemplate (k8sBotImage, the bots' sizes, settings or egress): the admission "
+            "policy naming the new deployer takes about a second to be enforced, and the template's update can be "
+            "refused (403) meanwhile. Change k8sDeployer in an `up` of its own, then the rest "
+            "(docs/kubernetes.md, \"The agent-sandbox mode\")")
+
+
+def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings, template: str | None) -> pulumi.Output[LastUp]:
+    """`last`, once the changes it refuses are ruled out (a failed check fails the program)."""
+    def check(found: LastUp) -> LastUp:
+        try:
+            refuse_moved_namespaces(found, cfg)
+            refuse_deployer_with_template(found, cfg, template)
+        except SettingsError as refused:
+            reported_once(refused)
+            raise
+        return found
+
+    return last.apply(check)
+
+
+def reported_once(refused: BaseException) -> None:
+    """Every registration waits on the check (through the provider) and fails with its refusal: asyncio
+    would print each of those futures it collects as "Future exception was never retrieved", with a
+    traceback, after Pulumi has printed the refusal (a RunError: its message alone). Those copies, and
+    only those, are dropped."""
+    loop = asyncio.get_running_loop()
+    earlier = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("exception") is refused:
+            return
+        if earlier is not None:
+            earlier(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)

@@ -1,0 +1,250 @@
+"""The `pods` mode's admission policy admits exactly the pods the dispatcher builds.
+
+The pods are the dispatcher's own `pod_body`, from the settings it reads from the environment the stack
+gives it, as the API server holds them at validation time: its defaults and the DefaultTolerationSeconds
+admission (on in every cluster) applied. A leaked dispatcher token, or anyone else, gets nothing more.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from dispatcher.machines.k8s.pods import IDLE, LABEL_BOT, LABEL_STATE, NOTE_LAUNCH, pod_body
+from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
+from stacks.k8s.pool_template import dispatcher_settings
+from stacks.tools.mocks import Run, unwrap
+from tests.fakes.k8s import KUBE_VERSION
+from tests.infra import program_cache
+from tests.infra.conftest import K8S_STACK_SECRETS, config_for
+from tests.infra.helpers import component_outputs
+from tests.infra.k8s.admission_cel import Call, refusal
+from tests.infra.k8s.conftest import container_env
+from tests.infra.k8s.test_agent_sandbox import body
+
+DISPATCHER = "system:serviceaccount:voicefleet:voicefleet-dispatcher"
+SOMEONE = "alice@example.com"
+IMAGE = "registry.example.com/bot@sha256:" + "b" * 64  # the stack's (tests/infra/conftest.py)
+LAST_IMAGE = "registry.example.com/bot@sha256:" + "a" * 64
+POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+# What the API server adds before validating admission: defaults, and DefaultTolerationSeconds' tolerations.
+DEFAULT_TOLERATIONS = [{"key": f"node.kubernetes.io/{key}", "operator": "Exists", "effect": "NoExecute",
+                        "tolerationSeconds": 300} for key in ("not-ready", "unreachable")]
+
+
+def up(previous: dict[str, Any] | None = None, **overrides: str) -> Run:
+    config = config_for("k8s", overrides, K8S_STACK_SECRETS)
+    return program_cache.run(config, list(K8S_STACK_SECRETS), stack="k8s-test", generation=1, previous=previous)
+
+
+def policy_of(run: Run) -> dict[str, Any]:
+    return unwrap(run.one(POLICY).inputs)["spec"]
+
+
+def stored(body: dict[str, Any]) -> dict[str, Any]:
+    pod = copy.deepcopy(body)
+    spec = pod["spec"]
+    spec.setdefault("serviceAccountName", "default")
+    spec |= {"serviceAccount": spec["serviceAccountName"], "dnsPolicy": "ClusterFirst",
+             "schedulerName": "default-scheduler", "priority": 0, "preemptionPolicy": "PreemptLowerPriority",
+             "tolerations": [*spec.get("tolerations", []), *DEFAULT_TOLERATIONS]}
+    for container in spec["containers"]:
+        container |= {"imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log",
+                      "terminationMessagePolicy": "File"}
+    return pod
+
+
+def dispatchers_pods(run: Run, image: str = IMAGE) -> list[dict[str, Any]]:
+    """A session's pod and an idle bot's, as the dispatcher of this stack builds them."""
+    env = {name: entry["value"] for name, entry in container_env(run).items() if "value" in entry}
+    settings = dispatcher_settings(env)
+    # The deadlines the dispatcher gives: dispatcher/machines/k8s/provider.py launch, reserve.py's idle bots.
+    max_session = int(env["MAX_SESSION_SECONDS"])
+    session = pod_body(settings, "vf-s1", image=image, env={"BOT_SESSION_ID": "s1"},
+                       labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"},
+                       deadline_seconds=max_session + DEADLINE_SLACK_SECONDS)
+    idle = pod_body(settings, "vf-idle-b1", image=image, env={"BOT_ID": "b1"},
+                    labels={LABEL_STATE: IDLE, LABEL_BOT: "b1"}, annotations={NOTE_LAUNCH: "l2"},
+                    deadline_seconds=math.ceil(float(env["RESERVE_MAX_IDLE_SECONDS"])) + max_session)
+    return [stored(session), stored(idle)]
+
+
+def created(user: str, pod: dict[str, Any]) -> Call:
+    return Call(user, "CREATE", "", "pods", obj=pod)
+
+
+def test_the_dispatchers_own_pods_are_admitted_and_nobody_elses() -> None:
+    run = up()
+    policy = policy_of(run)
+    for pod in dispatchers_pods(run):
+        assert refusal(policy, created(DISPATCHER, pod)) is None
+        assert "only the dispatcher creates the bots' pods" in str(refusal(policy, created(SOMEONE, pod)))
+
+
+def spec_of(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod["spec"]
+
+
+def container(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod["spec"]["containers"][0]
+
+
+MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "another image": lambda pod: container(pod).update(image="evil.example.com/miner@sha256:" + "e" * 64),
+    "a tag, not the digest": lambda pod: container(pod).update(image="registry.example.com/bot:latest"),
+    "a command of its own": lambda pod: container(pod).update(command=["/bin/sh", "-c", "curl …"]),
+    "args of its own": lambda pod: container(pod).update(args=["--debug"]),
+    "a second container": lambda pod: spec_of(pod)["containers"].append({**container(pod), "name": "x",
+                                                                          "image": "busybox"}),
+    "an init container": lambda pod: spec_of(pod).update(initContainers=[{"name": "i", "image": "busybox"}]),
+    "the namespace's default account": lambda pod: spec_of(pod).update(serviceAccountName="default",
+                                                                       serviceAccount="default"),
+    "an API token mounted": lambda pod: spec_of(pod).update(automountServiceAccountToken=True),
+    "automount left to the account": lambda pod: spec_of(pod).pop("automountServiceAccountToken"),
+    "a token for another audience": lambda pod: spec_of(pod)["volumes"][0]["projected"]["sources"][0][
+        "serviceAccountToken"].update(audience="sts.amazonaws.com"),
+    "a token of the API server's audience": lambda pod: spec_of(pod)["volumes"][0]["projected"]["sources"][0][
+        "serviceAccountToken"].pop("audience"),
+    "a secret volume": lambda pod: spec_of(pod)["volumes"].append({"name": "s", "secret": {"secretName": "x"}}),
+    "a host path": lambda pod: spec_of(pod)["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+    "a node of its choosing": lambda pod: spec_of(pod).update(nodeName="control-plane-1"),
+    "a node selector": lambda pod: spec_of(pod).update(nodeSelector={"pool": "system"}),
+    "a toleration": lambda pod: spec_of(pod)["tolerations"].append({"operator": "Exists"}),
+    "an affinity": lambda pod: spec_of(pod).update(affinity={"nodeAffinity": {}}),
+    "the host's network": lambda pod: spec_of(pod).update(hostNetwork=True),
+    "the host's processes": lambda pod: spec_of(pod).update(hostPID=True),
+    "a runtime class": lambda pod: spec_of(pod).update(runtimeClassName="runc-privileged"),
+    # A hook's or an exec probe's command runs in the bot image as an entrypoint would.
+    "a postStart hook": lambda pod: container(pod).update(lifecycle={"postStart": {"exec": {"command": ["sh"]}}}),
+    "an exec liveness probe": lambda pod: container(pod).update(livenessProbe={"exec": {"command": ["sh"]}}),
+    "a readiness probe": lambda pod: container(pod).update(readinessProbe={"exec": {"command": ["sh"]}}),
+    "a startup probe": lambda pod: container(pod).update(startupProbe={"exec": {"command": ["sh"]}}),
+    "a working directory of its own": lambda pod: container(pod).update(workingDir="/tmp"),
+    "a Secret in its environment": lambda pod: container(pod)["env"].append(
+        {"name": "K", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}),
+    "a ConfigMap in its environment": lambda pod: container(pod)["env"].append(
+        {"name": "K", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}),
+    "every key of a Secret": lambda pod: container(pod).update(envFrom=[{"secretRef": {"name": "db"}}]),
+    # No deadline, or one past the dispatcher's, and no label its reaper lists: a pod that runs for ever.
+    "restarted for ever": lambda pod: spec_of(pod).update(restartPolicy="Always"),
+    "no deadline": lambda pod: spec_of(pod).pop("activeDeadlineSeconds"),
+    "a deadline past the dispatcher's": lambda pod: spec_of(pod).update(activeDeadlineSeconds=10**9),
+    # Unlisted, or never started (its deadline counts from its start): nothing would end it.
+    "no label the dispatcher lists it by": lambda pod: pod["metadata"].update(labels={"app": "x"}),
+    "a bot label but neither session nor idle": lambda pod: pod["metadata"].update(labels={"voicefleet.io/app": "bot"}),
+    "a scheduling gate": lambda pod: spec_of(pod).update(schedulingGates=[{"name": "example.com/hold"}]),
+    # The reaper would count its age from this mark: set far ahead, it would never be old enough to end.
+    "a claim's mark at its create": lambda pod: pod["metadata"]["annotations"].update(
+        {"voicefleet.io/claimed-at": "99999999999"}),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_a_pod_the_dispatcher_would_not_build_is_refused_even_from_the_dispatcher(mutation: str) -> None:
+    run = up()
+    policy = policy_of(run)
+    for pod in dispatchers_pods(run):
+        MUTATIONS[mutation](pod)
+        assert refusal(policy, created(DISPATCHER, pod)) is not None, mutation
+
+
+def test_a_webhooks_own_facts_in_the_environment_are_admitted() -> None:
+    """A mutating webhook that adds the pod's own facts (the node's address, as a monitoring agent's does)
+    reads no Secret: admitted."""
+    run = up()
+    for pod in dispatchers_pods(run):
+        container(pod)["env"].append({"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
+        assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+
+
+def test_the_longest_deadline_is_the_dispatchers_and_the_last_ups_while_replicas_roll() -> None:
+    """An idle bot's: RESERVE_MAX_IDLE_SECONDS and its session; a lowered cap still admits the pods the last
+    `up`'s replicas launch until they have rolled."""
+    env = {name: entry["value"] for name, entry in container_env(up()).items() if "value" in entry}
+    longest = int(env["MAX_SESSION_SECONDS"]) + math.ceil(float(env["RESERVE_MAX_IDLE_SECONDS"]))
+    pod = dispatchers_pods(up())[0]
+    for deadline, previous, admitted in ((longest, None, True), (longest + 1, None, False),
+                                         (longest + 600, longest + 600, True), (longest + 601, longest + 600, False)):
+        spec_of(pod)["activeDeadlineSeconds"] = deadline
+        last = None if previous is None else {"botNamespace": "voicefleet-bots", "dispatcherNamespace": "voicefleet",
+                                              "botPodLifetime": previous}
+        assert (refusal(policy_of(up(last)), created(DISPATCHER, pod)) is None) is admitted, deadline
+    assert component_outputs(up(), "k8s")["botPodLifetime"] == longest  # what the next `up` reads back
+
+
+def test_the_last_ups_image_is_admitted_beside_this_ones_while_replicas_roll() -> None:
+    run = up(previous={"botImage": LAST_IMAGE, "botNamespace": "voicefleet-bots",
+                       "dispatcherNamespace": "voicefleet"})
+    policy = policy_of(run)
+    for image in (IMAGE, LAST_IMAGE):
+        assert all(refusal(policy, created(DISPATCHER, pod)) is None for pod in dispatchers_pods(run, image))
+    first = up()  # no `up` before it: its own image alone
+    assert refusal(policy_of(first), created(DISPATCHER, dispatchers_pods(first, LAST_IMAGE)[0])) is not None
+
+
+def test_with_a_runtime_class_the_pods_carry_it_and_the_classs_scheduling() -> None:
+    run = up(k8sRuntimeClass="gvisor")
+    policy = policy_of(run)
+    (session, _) = dispatchers_pods(run)
+    assert refusal(policy, created(DISPATCHER, session)) is None
+    # The RuntimeClass admission merges the class's scheduling into the pod before validation.
+    session["spec"] |= {"nodeSelector": {"sandbox.gke.io/runtime": "gvisor"},
+                        "tolerations": [*session["spec"]["tolerations"], {"key": "sandbox.gke.io/runtime",
+                                                                          "value": "gvisor", "effect": "NoSchedule"}]}
+    assert refusal(policy, created(DISPATCHER, session)) is None
+    for other in ({"runtimeClassName": "runc"}, {"hostNetwork": True}):
+        assert refusal(policy, created(DISPATCHER, {**session, "spec": {**session["spec"], **other}})) is not None
+    bare = {**session, "spec": {k: v for k, v in session["spec"].items() if k != "runtimeClassName"}}
+    assert refusal(policy, created(DISPATCHER, bare)) is not None
+
+
+def test_the_dispatchers_claim_changes_its_marks_and_nobody_changes_a_pods_spec() -> None:
+    run = up()
+    policy = policy_of(run)
+    _, idle = dispatchers_pods(run)
+    claimed = copy.deepcopy(idle)
+    claimed["metadata"]["labels"] |= {LABEL_STATE: "session", "voicefleet.io/session": "s2"}
+    claimed["metadata"]["annotations"] |= {"voicefleet.io/body-digest": "d", "voicefleet.io/claimed-at": "1"}
+    assert refusal(policy, Call(DISPATCHER, "UPDATE", "", "pods", obj=claimed, old=idle)) is None
+    assert "voicefleet.io/ labels" in str(refusal(policy, Call(SOMEONE, "UPDATE", "", "pods", obj=claimed, old=idle)))
+    swapped = copy.deepcopy(idle)
+    container(swapped)["image"] = "evil.example.com/miner@sha256:" + "e" * 64
+    for user in (DISPATCHER, SOMEONE):
+        assert "nobody changes their spec" in str(refusal(policy, Call(user, "UPDATE", "", "pods", obj=swapped,
+                                                                       old=idle)))
+
+
+@pytest.mark.parametrize("subresource", ["exec", "attach", "portforward", "ephemeralcontainers"])
+def test_nobody_enters_a_bots_pod_in_the_pods_mode_either(subresource: str) -> None:
+    operation = "UPDATE" if subresource == "ephemeralcontainers" else "CONNECT"
+    assert refusal(policy_of(up()), Call(DISPATCHER, operation, "", "pods", subresource, obj=None)) is not None
+
+
+def test_only_the_kubelets_mint_the_bots_tokens_in_the_pods_mode_either() -> None:
+    minted = Call(DISPATCHER, "CREATE", "", "serviceaccounts", "token", name="voicefleet-bot")
+    assert refusal(policy_of(up()), minted) == "only the kubelets mint tokens for the bots' ServiceAccount"
+
+
+def test_the_policy_is_enforced_before_the_dispatcher_makes_a_pod() -> None:
+    run = up()
+    deployment = run.one("kubernetes:apps/v1:Deployment")
+    assert run.one(POLICY).urn in deployment.dependencies
+    binding = run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding")
+    assert binding.urn in deployment.dependencies
+    assert unwrap(binding.inputs)["spec"]["validationActions"] == ["Deny"]
+    assert {v.get("reason") for v in policy_of(run)["validations"]} == {"Forbidden"}
+
+
+def test_every_object_the_pods_mode_sends_is_a_valid_kubernetes_object() -> None:
+    """The policy, its binding, the namespaces, the budget, the NetworkPolicies (with ingress sources): as the
+    API server's schema has them."""
+    run = up(k8sIngressSources='["35.191.0.0/16", "2600:1900::/28"]')
+    sent = [reg for reg in run.registrations if reg.custom and reg.type.startswith("kubernetes:")]
+    assert {reg.type for reg in sent} >= {POLICY, "kubernetes:policy/v1:PodDisruptionBudget"}
+    for reg in sent:
+        kubernetes_validate.validate(body(reg), KUBE_VERSION, strict=True)
