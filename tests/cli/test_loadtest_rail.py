@@ -5,6 +5,8 @@ elsewhere); the "other host" is a listener on 127.0.0.2 that takes connections a
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import socket
 import threading
@@ -17,8 +19,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.loadtest import twilio
+from cli.loadtest import run, twilio
+from cli.loadtest.audio import SPEECH_WAV, read_wav
+from cli.loadtest.plan import Plan
+from cli.loadtest.progress import Progress
 from cli.loadtest.rail import elsewhere, not_local
+from cli.loadtest.run import LoadTest
+from cli.loadtest.session import Call
 from cli.main import voicefleet
 from tests.support.threaded_http import serving
 
@@ -78,9 +85,11 @@ class OtherHost:
 
 
 @contextmanager
-def stand_in(machines: str, ws_url: str) -> Iterator[tuple[str, list[str]]]:
-    """A dispatcher that answers a phone start with `ws_url`; the requests it got, as `METHOD /path`."""
+def stand_in(machines: str, ws_url: str, stop_answers: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """A dispatcher that answers a phone start with `ws_url`; the requests it got, as `METHOD /path`.
+    `stop_answers=False`: a `DELETE` is never answered (until the stand-in is shut)."""
     seen: list[str] = []
+    shut = threading.Event()
 
     class Dispatcher(BaseHTTPRequestHandler):
         def _answer(self, status: int, body: dict[str, object] | None = None) -> None:
@@ -103,13 +112,21 @@ def stand_in(machines: str, ws_url: str) -> Iterator[tuple[str, list[str]]]:
             self._answer(201, {"session_id": "s1", "status": "starting", "wsUrl": ws_url, "token": "tok"})
 
         def do_DELETE(self) -> None:  # noqa: N802
+            if not stop_answers:
+                seen.append(f"{self.command} {self.path} (held)")
+                shut.wait()  # the caller has gone by then: nothing to answer
+                return
             self._answer(204)
 
         def log_message(self, *args: object) -> None:
             pass
 
-    with serving(Dispatcher) as url:
-        yield url, seen
+    try:
+        with serving(Dispatcher) as url:
+            yield url, seen
+            shut.set()
+    finally:
+        shut.set()
 
 
 @pytest.fixture
@@ -160,3 +177,22 @@ def test_with_allow_remote_a_stream_that_never_opens_ends_the_run_within_its_bou
     # The failed call waits for nothing more (its session never exists): not the 180 s of a cold start.
     assert took < 60, took
     assert "DELETE /sessions/s1" in seen
+
+
+async def test_a_session_whose_stop_hangs_is_cut_at_the_runs_bound(other_host: OtherHost,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each step short, so a session's own deadline (2 s) passes while its stream's upgrade hangs; then
+    # its DELETE hangs too, on a stand-in that never answers it: only the run's bound ends the run.
+    monkeypatch.setattr(run, "SLACK", 0.0)
+    monkeypatch.setattr(run, "STOP_SECONDS", 1.0)
+    with stand_in("local", f"ws://127.0.0.2:{other_host.port}/ws/twilio", stop_answers=False) as (url, seen):
+        call = Call(base_url=url, api_key=None, transport="twilio", speech=read_wav(SPEECH_WAV), turns=0,
+                    release=None, run_id="bound", allow_remote=True, ready_timeout=1.0, audio_timeout=1.0)
+        test = LoadTest(Plan(1.0, 1, 1.0, 1), call, Progress(1, 1.0, io.StringIO()), http_timeout=120.0)
+        began = time.monotonic()
+        await asyncio.wait_for(test.run(), 60)
+        took = time.monotonic() - began
+    assert test.ends_within == 3.0
+    assert any(line.endswith("(held)") for line in seen), seen  # the stop was sent, and held
+    assert took < 30, took  # not the DELETE's 120 s
+    assert [r.outcome for r in test.records] == ["failed"] and test.done == test.records
