@@ -15,19 +15,17 @@ only `OPTIONS … 405`.
 from __future__ import annotations
 
 import logging
-import re
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatcher.api.cross_site import CrossSiteWrites
-from dispatcher.api.origins import MAX_ORIGIN_CHARS, AllowedOrigins, refusal
+from dispatcher.api.origins import LOOPBACK_ORIGIN, MAX_ORIGIN_CHARS, AllowedOrigins, allowed_origins, refusal
 from dispatcher.errors import error_response
 from dispatcher.observability.log_text import shown
 
 log = logging.getLogger(__name__)
-LOOPBACK_ORIGIN = r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 
 
 def allow_origins(app: FastAPI, origins: tuple[str, ...], local: bool) -> None:
@@ -44,7 +42,7 @@ def allow_origins(app: FastAPI, origins: tuple[str, ...], local: bool) -> None:
             expose_headers=["Location", "Retry-After"],
             max_age=600,
         )
-    allowed = AllowedOrigins(frozenset(origins), re.compile(loopback) if loopback else None)
+    allowed = allowed_origins(origins, local)
     app.add_middleware(CrossSiteWrites, allowed=allowed)  # refuses only origins that get no CORS answer
     app.add_middleware(RefusedOrigins, allowed=allowed)
 

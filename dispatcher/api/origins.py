@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 MAX_ORIGIN_CHARS = 200  # as logged and echoed: an origin is a scheme, a host and a port
+LOOPBACK_ORIGIN = r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,11 @@ class AllowedOrigins:
 
     def listed(self, origin: str) -> bool:
         return origin in self.origins or (self.loopback is not None and self.loopback.fullmatch(origin) is not None)
+
+
+def allowed_origins(listed: tuple[str, ...], local: bool) -> AllowedOrigins:
+    """`CORS_ALLOW_ORIGINS`, and on a local dispatcher any loopback page (a dev server's)."""
+    return AllowedOrigins(frozenset(listed), re.compile(LOOPBACK_ORIGIN) if local else None)
 
 
 def is_own_origin(origin: str, host_header: str) -> bool:

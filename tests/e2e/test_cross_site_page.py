@@ -1,6 +1,6 @@
 """A web page of another origin, in headless Chromium, posts to a keyless local dispatcher the way
 any page can without asking CORS (`mode: "no-cors"`, no body): no bot starts and the releases'
-weights stay as they were. Real dispatcher process, the page served on `attacker.localhost`
+weights stay as they were; a WebSocket it opens to a keyless call's stream opens nothing. Real dispatcher process, the page served on `attacker.localhost`
 (Chromium sends that name to loopback itself)."""
 
 from __future__ import annotations
@@ -25,10 +25,16 @@ pytestmark = [
 PAGE = """<!doctype html><title>another site</title><script>
 window.outcome = null;
 const dispatcher = "{dispatcher}";
+const call = new Promise(done => {{  // a WebSocket asks no CORS either: a keyless call's stream
+  const socket = new WebSocket(dispatcher.replace("http", "ws") + "/ws/generic/agent.org");
+  socket.onopen = () => done("opened");
+  socket.onclose = () => done("refused");
+}});
 Promise.allSettled([
   fetch(dispatcher + "/start", {{method: "POST", mode: "no-cors"}}),
   fetch(dispatcher + "/releases/rollback", {{method: "POST", mode: "no-cors"}}),
-]).then(results => {{ window.outcome = results.map(r => r.status); }});
+  call,
+]).then(results => {{ window.outcome = results.map(r => typeof r.value === "string" ? r.value : r.status); }});
 </script>"""
 REFUSED = "a browser page's POST"  # dispatcher/api/cross_site.py's warning, one per request it refused
 
@@ -67,7 +73,8 @@ async def test_a_page_of_another_origin_starts_no_bot_and_rolls_nothing_back(tmp
         evil = site.replace("127.0.0.1", "attacker.localhost") + "/evil.html"
         async with Browser(evil, mic, tmp_path / "profile") as page:
             outcome = await page.wait_for("window.outcome", 60)
-        assert outcome == ["fulfilled", "fulfilled"], outcome  # both were sent (their answers are opaque)
+        # The posts were sent (their answers are opaque); the socket was refused before it opened.
+        assert outcome == ["fulfilled", "fulfilled", "refused"], outcome
         refused = refusals_logged(dispatcher, 2)  # the requests reached the dispatcher (a deadline, not a wait)
         weights = {r["name"]: r["weight"] for r in httpx.get(f"{dispatcher.base_url}/releases").json()["releases"]}
         sessions = httpx.get(f"{dispatcher.base_url}/sessions").json()["sessions"]
@@ -75,3 +82,4 @@ async def test_a_page_of_another_origin_starts_no_bot_and_rolls_nothing_back(tmp
     assert weights == {"stable": 90, "next": 10}
     assert sessions == []
     assert refused == 2, log[-3000:]
+    assert "upgrade refused (another origin's page)" in log

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.api.cors import LOOPBACK_ORIGIN
 from dispatcher.api.cross_site import cross_site_refusal
-from dispatcher.api.origins import AllowedOrigins
+from dispatcher.api.origins import LOOPBACK_ORIGIN, AllowedOrigins
 from tests.dispatcher.api.test_releases_api import dispatcher
 
 LOCAL = AllowedOrigins(frozenset({"https://app.example.com"}), re.compile(LOOPBACK_ORIGIN))
