@@ -3,9 +3,13 @@
 A record another region sends is signed with the shared REGION_SECRET, which is not an admin key:
 it may carry the weights an admin set there, never more than an admin here may do. So:
 
-- a record that gives traffic to a release whose smoke session has not passed *here* is refused
-  (what `PUT /releases/NAME` answers an admin here), except as the verdict of the smoke session this
-  region holds as running: its `passed`, with that session's id;
+- a record that gives traffic to a release whose smoke session has not passed *here*, or says it
+  passed, is refused (what `PUT /releases/NAME` answers an admin here), except as the verdict of the
+  smoke session this region holds as running: its `passed`, with that session's id. A verdict kept
+  without a weight would open the gate to the next record's raise;
+- so is one giving traffic or the stable place to a release this region does not list: it has no
+  smoke state here (which reads as passed), and a rollback or the next fitting, not finding it,
+  would send every start to another release, untested perhaps;
 - the releases listed and their generation stay this region's own: its own stack decides which
   releases exist here, and its next reading fits the weights to them (`Traffic.reconciled`). Taken
   from a peer, a generation ahead of this region's list would stop that fitting for good;
@@ -18,24 +22,29 @@ from dataclasses import replace
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.releases.traffic import Traffic, as_changed
+from dispatcher.releases.traffic import Traffic, as_changed, unknown_release
 
 
-def untested_raise(here: Traffic, offered: Traffic) -> ApiError | None:
-    """The refusal of `offered` when it raises a release whose smoke has not passed in `here`."""
+def refusal_of(here: Traffic, offered: Traffic) -> ApiError | None:
+    """Why `offered` is not taken over `here`, or None: it gives traffic (or the stable place) to a
+    release this region does not list, or raises a release whose smoke has not passed here, or says
+    such a release passed (a smoke entry dropped counts as passed), bar that smoke session's verdict."""
     for name, weight in offered.weights.items():
-        smoke = here.smoke_of(name)
-        if weight <= here.weights.get(name, 0) or smoke.passed:
+        if name not in here.weights and (weight > 0 or name == offered.stable):
+            return unknown_release(name, here.weights)
+    for name, current in here.weights.items():
+        if name not in offered.weights:  # not listed there: this region's next fitting adds it again, waiting
             continue
-        verdict = offered.smoke.get(name)
-        if smoke.status == "running" and verdict is not None and verdict.passed and (
-                verdict.session_id == smoke.session_id):
+        smoke, told = here.smoke_of(name), offered.smoke_of(name)
+        if smoke.passed or (offered.weights[name] <= current and not told.passed):
+            continue
+        if smoke.status == "running" and told.passed and told.session_id == smoke.session_id:
             continue  # the smoke session's own verdict, given in the region that runs it
         shown = f"its smoke session {smoke.session_id} is running" if smoke.status == "running" else (
             f"its smoke here is {smoke.status}")
         return ApiError(409, "release_not_smoke_tested", f"{name} has not passed its smoke session in this region "
-                        f"({shown}), so no region's record gives it traffic here: run `voicefleet releases smoke "
-                        f"{name}` against this region, then set its weight", extra={"release": name})
+                        f"({shown}), so no region's record gives it traffic or a verdict here: run `voicefleet "
+                        f"releases smoke {name}` against this region, then set its weight", extra={"release": name})
     return None
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.releases.adoption import adoption_line, as_adopted, untested_raise
+from dispatcher.releases.adoption import adoption_line, as_adopted, refusal_of
 from dispatcher.releases.catalogue import Catalogue, Release
 from dispatcher.releases.choice import release_for
 from dispatcher.releases.traffic import Traffic, Version, as_changed
@@ -79,8 +79,10 @@ class LiveReleases:
             if recorded is not None and not offered.newer_than(recorded):
                 self._seen(recorded)
                 return False
-            here = recorded or self.traffic
-            if (refusal := untested_raise(here, offered)) is not None:
+            # Judged against the traffic as this region reads it now: over its own list, a release
+            # a peer's record dropped listed again, waiting for its smoke session as before.
+            here = (recorded or self.traffic).reconciled(self.catalogue, self.version())
+            if (refusal := refusal_of(here, offered)) is not None:
                 raise refusal
             adopted = as_adopted(here, offered)
             if await self._book.write(adopted.to_json(), list(recorded.version) if recorded else None):

@@ -34,12 +34,22 @@ def test_a_signed_push_cannot_pass_the_smoke_gate_forge_its_region_or_freeze_the
         assert admin("PUT", urls["us"], "/releases/next", json={"weight": 100}).status_code == 409  # as an admin's
         assert weights(urls["us"]) == weights(urls["eu"]) == untouched
 
-        frozen = record(now + 2, "eu", {"stable": 90, "v9": 10}, listed=["stable", "v9"],
-                        generation="9999-12-31T23:59:59Z", reason="v9 set to 10%")
+        frozen = record(now + 2, "eu", {"stable": 100, "v9": 0}, listed=["stable", "v9"],
+                        generation="9999-12-31T23:59:59Z", reason="v9 listed")
         taken = push(urls, "eu", "us", frozen)
         assert taken.status_code == 200 and taken.json()["adopted"] is True, taken.text
         # Each region fits the weights to its own list again: v9 is none of theirs, next still waits.
         until(lambda: weights(urls["us"]) == untouched and weights(urls["eu"]) == untouched)
         trail = admin("GET", urls["us"], "/releases/history").json()["changes"]
-        line = next(change for change in trail if change["reason"] == "v9 set to 10%")
+        line = next(change for change in trail if change["reason"] == "v9 listed")
         assert line["by"] == f"region eu: {FORGER}" and line["region"] == "eu"
+
+        # Nothing moved but a verdict (no entry reads as passed): kept, it would open the gate to the next raise.
+        marked = push(urls, "eu", "us", record(now + 3, "eu", untouched, reason="nothing moved"))
+        assert marked.status_code == 409 and "next" in marked.text, marked.text
+        # A release `us` does not list: the next fitting would make the untested `next` the stable one.
+        pending = {"next": {"status": "pending"}}
+        ghost = push(urls, "eu", "us", record(now + 4, "eu", {"ghost": 100, "next": 0}, stable="ghost", smoke=pending))
+        assert ghost.status_code == 422 and ghost.json()["error"]["code"] == "unknown_release", ghost.text
+        assert admin("PUT", urls["us"], "/releases/next", json={"weight": 100}).status_code == 409
+        assert weights(urls["us"]) == untouched

@@ -81,7 +81,7 @@ async def test_a_passed_verdict_of_another_session_than_the_one_running_here_is_
 async def test_the_list_and_generation_stay_this_regions_so_its_own_list_is_fitted_again() -> None:
     us = region("us")
     before = await us.refresh()
-    forged = made_at_eu(before, weights={"stable": 90, "v9": 10}, listed=("stable", "v9"),
+    forged = made_at_eu(before, weights={"stable": 100, "v9": 0}, listed=("stable", "v9"),
                         generation="9999-12-31T23:59:59Z", smoke={})
     assert await us.adopt(forged.to_json(), sender="eu")
     assert (us.traffic.listed, us.traffic.generation) == (before.listed, before.generation)
@@ -97,3 +97,57 @@ async def test_this_regions_audit_line_names_the_region_it_came_from_and_who_the
     line = (await us.history(1))[0]
     assert line["by"] == f"region eu: {ADMIN}" and line["region"] == "eu" and line["reason"] == "stable promoted"
     assert us.traffic.changed_by == ADMIN  # the record keeps its maker (it travels on as made)
+
+
+async def test_a_record_marking_passed_a_smoke_that_never_ran_here_is_refused_so_no_later_one_raises_it() -> None:
+    """Two pushes: the first moves no weight but says `next` passed (or drops its entry, which counts
+    as passed); were it kept, the second's raise would find the gate open."""
+    us = region("us")
+    before = await us.refresh()
+    for smoke in ({}, {"next": {"status": "passed", "session_id": "s-forged", "reason": "", "at": 1.0}}):
+        forged = made_at_eu(before, reason="nothing moved").to_json()
+        forged["smoke"] = smoke
+        with pytest.raises(ApiError) as refused:
+            await us.adopt(forged, sender="eu")
+        assert refused.value.code == "release_not_smoke_tested" and "next" in refused.value.message
+    assert us.traffic.smoke_of("next").status == "pending"
+    raised = made_at_eu(us.traffic, weights={"stable": 0, "next": 100}, reason="next promoted")
+    with pytest.raises(ApiError):
+        await us.adopt(raised.to_json(), sender="eu")
+    assert (await us.refresh()).weights == {"stable": 100, "next": 0}
+
+
+async def test_a_record_giving_traffic_to_a_release_this_region_does_not_list_is_refused() -> None:
+    """Unlisted here, `ghost` has no smoke state here (which would read as passed), and the next
+    fitting, dropping it, would make the untested `next` the stable release with all the traffic."""
+    us = region("us")
+    before = await us.refresh()
+    forged = made_at_eu(before, weights={"ghost": 100, "next": 0}, stable="ghost", smoke={"next": before.smoke["next"]})
+    with pytest.raises(ApiError) as refused:
+        await us.adopt(forged.to_json(), sender="eu")
+    assert refused.value.code == "unknown_release" and "ghost" in refused.value.message
+    fitted = await us.refresh()
+    assert fitted.weights == {"stable": 100, "next": 0} and fitted.stable == "stable"
+
+
+async def test_a_record_making_a_release_unlisted_here_the_one_a_rollback_returns_to_is_refused() -> None:
+    """A stable release this region lacks: a rollback here would send every start to its newest release."""
+    us = region("us")
+    before = await us.refresh()
+    forged = made_at_eu(before, weights={"ghost": 0, "stable": 100, "next": 0}, stable="ghost", reason="moved")
+    with pytest.raises(ApiError) as refused:
+        await us.adopt(forged.to_json(), sender="eu")
+    assert refused.value.code == "unknown_release" and "ghost" in refused.value.message
+    assert us.traffic.stable == "stable"
+
+
+async def test_a_release_a_peers_record_dropped_still_waits_for_its_smoke_before_this_region_reads_again() -> None:
+    us = region("us")
+    before = await us.refresh()
+    dropped = made_at_eu(before, weights={"stable": 100}, smoke={}, reason="next no longer listed")
+    assert await us.adopt(dropped.to_json(), sender="eu")
+    marked = replace(made_at_eu(before, reason="nothing moved", smoke={}),  # `next` again, no entry: passed
+                     version=(dropped.version[0] + 1, "eu"))
+    with pytest.raises(ApiError, match="next has not passed"):
+        await us.adopt(marked.to_json(), sender="eu")
+    assert (await us.refresh()).smoke_of("next").status == "pending"
