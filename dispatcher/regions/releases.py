@@ -136,7 +136,9 @@ class RegionalReleases:
                 or offered.version[1] not in self._regions.urls or self._ahead(offered) > AHEAD_SECONDS):
             return
         try:
-            if await self._releases.adopt(offered.to_json(), sender=peer.name):
+            # A smoke verdict in it is taken only from its maker's own answer: a push may be anyone's.
+            if await self._releases.adopt(offered.to_json(), sender=peer.name,
+                                          from_its_maker=offered.version[1] == peer.name):
                 log.info("regions: releases' change %s read from %s", list(offered.version), peer.name)
         except StoreUnavailable:
             pass  # the next poll tries again; the store's health says why

@@ -5,8 +5,10 @@ it may carry the weights an admin set there, never more than an admin here may d
 
 - a record that gives traffic to a release whose smoke session has not passed *here*, or says it
   passed, is refused (what `PUT /releases/NAME` answers an admin here), except as the verdict of the
-  smoke session this region holds as running: its `passed`, with that session's id. A verdict kept
-  without a weight would open the gate to the next record's raise;
+  smoke session this region holds as running: its `passed`, with that session's id, read from the
+  state answer of the region that gave it (at its `REGIONS` address), never pushed: whoever holds
+  REGION_SECRET may push as any region, first a running smoke session and then its verdict. A
+  verdict kept without a weight would open the gate to the next record's raise;
 - so is one giving traffic or the stable place to a release this region does not list: it has no
   smoke state here (which reads as passed), and a rollback or the next fitting, not finding it,
   would send every start to another release, untested perhaps;
@@ -25,10 +27,11 @@ from dispatcher.errors import ApiError
 from dispatcher.releases.traffic import Traffic, as_changed, unknown_release
 
 
-def refusal_of(here: Traffic, offered: Traffic) -> ApiError | None:
+def refusal_of(here: Traffic, offered: Traffic, *, from_its_maker: bool) -> ApiError | None:
     """Why `offered` is not taken over `here`, or None: it gives traffic (or the stable place) to a
     release this region does not list, or raises a release whose smoke has not passed here, or says
-    such a release passed (a smoke entry dropped counts as passed), bar that smoke session's verdict."""
+    such a release passed (a smoke entry dropped counts as passed), bar that smoke session's verdict
+    as read from the region that gave it (`from_its_maker`)."""
     for name, weight in offered.weights.items():
         if name not in here.weights and (weight > 0 or name == offered.stable):
             return unknown_release(name, here.weights)
@@ -38,10 +41,15 @@ def refusal_of(here: Traffic, offered: Traffic) -> ApiError | None:
         smoke, told = here.smoke_of(name), offered.smoke_of(name)
         if smoke.passed or (offered.weights[name] <= current and not told.passed):
             continue
-        if smoke.status == "running" and told.passed and told.session_id == smoke.session_id:
-            continue  # the smoke session's own verdict, given in the region that runs it
+        its_verdict = smoke.status == "running" and told.passed and told.session_id == smoke.session_id
+        if its_verdict and from_its_maker:
+            continue  # the smoke session's own verdict, read from the region that runs it
         shown = f"its smoke session {smoke.session_id} is running" if smoke.status == "running" else (
             f"its smoke here is {smoke.status}")
+        if its_verdict:
+            return ApiError(409, "smoke_verdict_not_pushed", f"{name}'s smoke verdict is taken from the state of "
+                            f"region {offered.version[1]} itself, which this region reads twice a second, never "
+                            "from a push", extra={"release": name})
         return ApiError(409, "release_not_smoke_tested", f"{name} has not passed its smoke session in this region "
                         f"({shown}), so no region's record gives it traffic or a verdict here: run `voicefleet "
                         f"releases smoke {name}` against this region, then set its weight", extra={"release": name})

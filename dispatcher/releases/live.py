@@ -68,9 +68,10 @@ class LiveReleases:
             raise ApiError(503, "store_unavailable", "the deployment's store does not answer, so the change would "
                            "reach this replica alone; nothing changed, try again", retry_after=2.0) from exc
 
-    async def adopt(self, record: Mapping[str, Any], *, sender: str) -> bool:
+    async def adopt(self, record: Mapping[str, Any], *, sender: str, from_its_maker: bool = False) -> bool:
         """A newer traffic made in another region, read from `sender`: recorded here when it is newer
-        than what is recorded, on the terms of adoption.py (else its refusal is raised)."""
+        than what is recorded, on the terms of adoption.py (else its refusal is raised).
+        `from_its_maker`: read from the state answer of the region that made it, not pushed."""
         offered = Traffic.from_json(record)
         if offered is None:
             return False
@@ -82,7 +83,7 @@ class LiveReleases:
             # Judged against the traffic as this region reads it now: over its own list, a release
             # a peer's record dropped listed again, waiting for its smoke session as before.
             here = (recorded or self.traffic).reconciled(self.catalogue, self.version())
-            if (refusal := refusal_of(here, offered)) is not None:
+            if (refusal := refusal_of(here, offered, from_its_maker=from_its_maker)) is not None:
                 raise refusal
             adopted = as_adopted(here, offered)
             if await self._book.write(adopted.to_json(), list(recorded.version) if recorded else None):

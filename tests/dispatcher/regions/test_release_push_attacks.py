@@ -163,3 +163,20 @@ async def test_a_peers_state_refused_here_is_said_once_and_polling_goes_on(tmp_p
     assert dict(us.traffic.weights) == {"stable": 100, "next": 0}
     refusals = [r.getMessage() for r in caplog.records if "is not taken" in r.getMessage()]
     assert len(refusals) == 1 and "voicefleet releases smoke next" in refusals[0], refusals
+
+
+async def test_a_smoke_verdict_is_taken_from_its_makers_own_state_never_relayed_by_another(tmp_path: Path) -> None:
+    us, peers, polling = polling_region(tmp_path, weights="stable=100")  # next waits for its smoke
+    smoke = {"status": "running", "session_id": "s-eu-1", "reason": "", "at": time.time(), "canary": 10}
+    try:
+        await us.refresh()
+        running = change(now_ms() + 1, weights={"stable": 100, "next": 0}, smoke={"next": smoke})
+        await polling.polled(peers.by_name["eu"], {"releases": running})
+        assert us.traffic.smoke_of("next").status == "running"
+        passed = change(now_ms() + 2, weights={"stable": 90, "next": 10}, smoke={"next": {**smoke, "status": "passed"}})
+        await polling.polled(peers.by_name["ap"], {"releases": passed})  # ap's word on eu's verdict
+        assert dict(us.traffic.weights) == {"stable": 100, "next": 0}
+        await polling.polled(peers.by_name["eu"], {"releases": passed})  # eu's own state, at its address
+    finally:
+        await polling.aclose()
+    assert dict(us.traffic.weights) == {"stable": 90, "next": 10} and us.traffic.smoke_of("next").passed

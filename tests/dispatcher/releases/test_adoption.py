@@ -12,6 +12,7 @@ import pytest
 from dispatcher.errors import ApiError
 from dispatcher.releases.catalogue import Catalogue, Release
 from dispatcher.releases.live import LiveReleases
+from dispatcher.releases.smoke import Smoke
 from dispatcher.releases.traffic import Traffic
 from dispatcher.store.release_book import MemoryReleaseBook
 
@@ -56,7 +57,7 @@ async def test_the_verdict_of_the_smoke_session_running_here_gives_the_release_i
     assert await us.adopt(running.to_json(), sender="eu")
     passed = await eu.change(lambda t, v: t.smoke_ended("next", "s-eu-1", None, time.time(), v))
     assert passed.weights["next"] > 0
-    assert await us.adopt(passed.to_json(), sender="eu")
+    assert await us.adopt(passed.to_json(), sender="eu", from_its_maker=True)  # read from eu's state answer
     assert us.traffic.weights == passed.weights and us.traffic.smoke_of("next").passed
 
 
@@ -74,7 +75,7 @@ async def test_a_passed_verdict_of_another_session_than_the_one_running_here_is_
     else:
         passed["smoke"]["next"]["session_id"] = session
     with pytest.raises(ApiError, match="smoke session s-eu-1 is running"):
-        await us.adopt(passed, sender="eu")
+        await us.adopt(passed, sender="eu", from_its_maker=True)
     assert us.traffic.weights == running.weights
 
 
@@ -151,3 +152,21 @@ async def test_a_release_a_peers_record_dropped_still_waits_for_its_smoke_before
     with pytest.raises(ApiError, match="next has not passed"):
         await us.adopt(marked.to_json(), sender="eu")
     assert (await us.refresh()).smoke_of("next").status == "pending"
+
+
+async def test_a_smoke_verdict_pushed_is_refused_so_a_forged_running_session_and_its_verdict_open_nothing() -> None:
+    """Whoever holds REGION_SECRET may push as eu: first a smoke session `running` (no weight
+    moves), then that session's `passed`. Only eu's own state answer, read at its address, gives it."""
+    us = region("us")
+    before = await us.refresh()
+    at = int(time.time() * 1000)
+    forged = Smoke("running", "s-forged", "", time.time(), 10)
+    running = replace(made_at_eu(before, smoke={"next": forged}), version=(at, "eu"))
+    assert await us.adopt(running.to_json(), sender="eu")
+    verdict = replace(running, version=(at + 1, "eu"), weights={"stable": 90, "next": 10},
+                      smoke={"next": replace(forged, status="passed")})
+    with pytest.raises(ApiError) as refused:
+        await us.adopt(verdict.to_json(), sender="eu")
+    assert refused.value.status == 409 and refused.value.code == "smoke_verdict_not_pushed"
+    assert "region eu" in refused.value.message
+    assert us.traffic.weights == {"stable": 100, "next": 0} and not us.traffic.smoke_of("next").passed
