@@ -40,6 +40,23 @@ def test_session_urls_on_the_host_of_url_pass(answer: dict[str, object]) -> None
     assert elsewhere(BASE, answer) is None
 
 
+def test_ice_servers_on_the_host_of_url_pass() -> None:
+    ice = {"iceServers": [{"urls": "stun:127.0.0.1:3478"}, {"urls": ["turn:127.0.0.1:3478?transport=udp"]}]}
+    assert elsewhere(BASE, {"offer_url": "/x", "iceConfig": ice}) is None
+
+
+@pytest.mark.parametrize("urls", [
+    "stun:stun.l.google.com:19302", ["turn:127.0.0.1:3478", "turns:turn.example.com:443?transport=tcp"],
+    "turn:127.0.0.1@turn.example.com", "turn:[2001:db8::1]:3478",
+])  # fmt: skip
+def test_an_ice_server_on_another_host_is_refused_naming_the_flag(urls: object) -> None:
+    """A local dispatcher's ICE_SERVERS (a paid TURN service, set for a browser elsewhere): each
+    session's media would be relayed through it."""
+    ice = {"iceServers": [{"urls": urls, "username": "u", "credential": "c"}], "iceTransportPolicy": "relay"}
+    why = elsewhere(BASE, {"offer_url": "/x", "iceConfig": ice})
+    assert why is not None and "--allow-remote" in why and "ICE" in why
+
+
 @pytest.mark.parametrize("answer", [
     {"wsUrl": "ws://127.0.0.2:7860/ws/twilio"},  # loopback, and still another host than --url's
     {"wsUrl": "wss://abc.ngrok.app/ws/twilio"}, {"offer_url": "@127.0.0.2/api/offer"},

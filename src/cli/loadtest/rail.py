@@ -3,8 +3,9 @@ that runs its bots on this machine.
 
 `--url` on loopback is not enough. A start's answer names where its media goes (a phone call's
 `wsUrl`, which is the dispatcher's PHONE_PUBLIC_URL, a tunnel's or another region's; a WebRTC
-offer path; a room), and a loopback `--url` may be a `kubectl port-forward` to a cloud dispatcher,
-each of whose sessions starts a bot the deployment pays for. So each session's URLs must name
+offer path, and ICE servers: a TURN service relays all the media; a room), and a loopback `--url`
+may be a `kubectl port-forward` to a cloud dispatcher, each of whose sessions starts a bot the
+deployment pays for. So each session's URLs must name
 `--url`'s host, and the dispatcher's `/healthz` must say `machines: local`.
 """
 
@@ -27,10 +28,23 @@ def session_urls(base_url: str, answer: Mapping[str, Any]) -> list[str]:
     """Every URL a start's answer sends the caller's signalling or media to."""
     urls = [offer_url(base_url, answer)] if "offer_url" in answer else []
     urls += [str(answer[name]) for name in ("wsUrl", *ROOM_FIELDS) if answer.get(name)]
+    return urls + ice_urls(answer.get("iceConfig"))
+
+
+def ice_urls(ice_config: object) -> list[str]:
+    """The STUN and TURN servers of a WebRTC answer's `iceConfig`: a TURN server relays the media."""
+    servers = ice_config.get("iceServers") if isinstance(ice_config, Mapping) else None
+    urls: list[str] = []
+    for server in servers if isinstance(servers, list) else []:
+        named = server.get("urls") if isinstance(server, Mapping) else None
+        urls += [str(url) for url in (named if isinstance(named, list) else [named])]
     return urls
 
 
 def _host(url: str) -> str:
+    scheme, colon, rest = url.partition(":")
+    if colon and not rest.startswith("//"):  # `turn:host:port?transport=udp` (RFC 7065) has no `//`
+        url = f"{scheme}://{rest}"
     try:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
@@ -46,7 +60,8 @@ def elsewhere(base_url: str, answer: Mapping[str, Any]) -> str | None:
     for url in session_urls(base_url, answer):
         if _host(url) != here or not here:
             return (f"the dispatcher sent this session to {url[:200]}, not on {here or base_url} (--url): "
-                    f"a phone call's stream goes to PHONE_PUBLIC_URL, a tunnel or another region; {ALLOW}")
+                    "a phone call's stream goes to PHONE_PUBLIC_URL, a tunnel or another region, a WebRTC call's "
+                    f"media through its ICE servers (ICE_SERVERS, a TURN service); {ALLOW}")
     return None
 
 
