@@ -15,7 +15,8 @@ it may carry the weights an admin set there, never more than an admin here may d
 - the releases listed and their generation stay this region's own: its own stack decides which
   releases exist here, and its next reading fits the weights to them (`Traffic.reconciled`). Taken
   from a peer, a generation ahead of this region's list would stop that fitting for good;
-- this region's audit line names the region the record came from beside the admin it names.
+- this region's audit line names the region the record came from beside the admin it names, whose
+  words (who, why) are kept with any control character escaped.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dataclasses import replace
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.releases.traffic import Traffic, as_changed, unknown_release
+from dispatcher.observability.log_text import shown
+from dispatcher.releases.traffic import MAX_TEXT_CHARS, Traffic, as_changed, unknown_release
 
 
 def refusal_of(here: Traffic, offered: Traffic, *, from_its_maker: bool) -> ApiError | None:
@@ -57,9 +59,16 @@ def refusal_of(here: Traffic, offered: Traffic, *, from_its_maker: bool) -> ApiE
 
 
 def as_adopted(here: Traffic, offered: Traffic) -> Traffic:
-    """`offered` as this region keeps it: its weights, stable release, smoke states and who; this
-    region's own list of releases and their generation."""
-    return replace(offered, listed=here.listed, generation=here.generation)
+    """`offered` as this region keeps it: its weights, stable release, smoke states and who, that
+    text escaped; this region's own list of releases and their generation."""
+    return replace(offered, listed=here.listed, generation=here.generation, changed_by=_said(offered.changed_by),
+                   reason=_said(offered.reason))
+
+
+def _said(text: str) -> str:
+    """Another region's words as one printable line: a carriage return, a newline or a terminal's
+    escape in them would rewrite or add lines where an operator reads the trail."""
+    return shown(text, MAX_TEXT_CHARS - 1)  # with its `…`, within a record's bound
 
 
 def adoption_line(here: Traffic, adopted: Traffic, sender: str) -> dict[str, Any]:

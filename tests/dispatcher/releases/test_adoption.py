@@ -170,3 +170,17 @@ async def test_a_smoke_verdict_pushed_is_refused_so_a_forged_running_session_and
     assert refused.value.status == 409 and refused.value.code == "smoke_verdict_not_pushed"
     assert "region eu" in refused.value.message
     assert us.traffic.weights == {"stable": 100, "next": 0} and not us.traffic.smoke_of("next").passed
+
+
+async def test_the_audit_line_of_a_record_with_control_characters_shows_them_escaped() -> None:
+    """A carriage return or a terminal's escape in `changed_by` would rewrite, on the operator's
+    screen, the `region eu:` before it; a newline would print a line of its own."""
+    us = region("us")
+    before = await us.refresh()
+    made = replace(made_at_eu(before, reason="stable promoted\nby admin-x"),
+                   changed_by="admin-0a1b\r\x1b[2Kadmin-ffffffffffff")
+    assert await us.adopt(made.to_json(), sender="eu")
+    line = (await us.history(1))[0]
+    assert line["by"] == "region eu: admin-0a1b\\r\\x1b[2Kadmin-ffffffffffff"
+    assert line["reason"] == "stable promoted\\nby admin-x"
+    assert us.traffic.changed_by.isprintable() and us.traffic.reason.isprintable()
