@@ -60,6 +60,20 @@ class Api:
     def call(self, method: str, route: str, body: dict[str, Any] | None = None,
              params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The answer's JSON object; Refused for any other answer, Unreachable when none came."""
+        answer = self._answer(method, route, body, params)
+        body = _json_of(answer)
+        if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object
+            raise Refused(answer.status_code, "not_a_dispatcher", f"{self.target.url + route} answered with no "
+                          f"JSON object", f"is {self.target.url} a voicefleet dispatcher? Point the command at "
+                          f"one with --url or {URL_VARIABLE}")
+        return body
+
+    def send(self, method: str, route: str) -> int:
+        """The status of a success that has no body to read (a DELETE's 202 or 204); failures as `call`."""
+        return self._answer(method, route, None, None).status_code
+
+    def _answer(self, method: str, route: str, body: dict[str, Any] | None,
+                params: dict[str, Any] | None) -> httpx.Response:
         where = self.target.url + route
         try:
             answer = self._client.request(method, route, json=body, params=params)
@@ -74,12 +88,7 @@ class Api:
             changed = "" if method == "GET" else "; the change may or may not have been made (`voicefleet releases`)"
             raise Unreachable(f"no answer from {where}{waited}{changed}") from None
         if answer.is_success:
-            body = _json_of(answer)
-            if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object
-                raise Refused(answer.status_code, "not_a_dispatcher", f"{where} answered with no JSON object",
-                              f"is {self.target.url} a voicefleet dispatcher? Point the command at one with --url "
-                              f"or {URL_VARIABLE}")
-            return body
+            return answer
         raise self._refusal(answer, where)
 
     def _refusal(self, answer: httpx.Response, where: str) -> Refused:

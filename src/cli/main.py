@@ -9,7 +9,8 @@ import click
 from cli.loadtest.command import loadtest
 from cli.options import common_options
 from cli.releases import releases
-from cli.sessions import session, sessions
+from cli.session_group import session
+from cli.sessions import sessions
 from cli.status import status
 
 

@@ -146,3 +146,57 @@ def test_no_dispatcher_at_the_url_is_exit_3() -> None:
 def test_a_bad_option_is_a_usage_error_and_sends_nothing() -> None:
     result = run(f"http://127.0.0.1:{free_port()}", "sessions", "--status", "running", api_key=ACME_KEY)
     assert result.exit_code == 2 and "running" in result.stderr
+
+
+def audit_lines(dispatcher: DispatcherProcess) -> list[dict[str, object]]:
+    answer = httpx.get(f"{dispatcher.base_url}/audit/sessions", timeout=30,
+                       headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert answer.status_code == 200, answer.text
+    lines: list[dict[str, object]] = answer.json()["lines"]
+    return lines
+
+
+def test_the_admin_reads_a_clients_session_on_the_record(dispatcher: DispatcherProcess,
+                                                         started: dict[str, list[str]]) -> None:
+    session_id = started["acme"][0]
+    shown = run(dispatcher.base_url, "session", session_id, "--json", admin_key=ADMIN_KEY)
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.stdout)
+    assert body["session"]["session_id"] == session_id and "total" in body["session"]["cost"]
+    assert body["timeline"]["events"][0]["event"] == "requested"
+    mine = [line for line in audit_lines(dispatcher) if line["session_id"] == session_id]
+    assert {line["action"] for line in mine} >= {"session.read", "session.timeline"}
+    assert all(str(line["by"]).startswith("admin-") and isinstance(line["at"], float) for line in mine)
+    assert all(ADMIN_KEY not in json.dumps(line) for line in mine)
+
+
+def test_the_admin_stops_a_clients_session_and_another_client_still_cannot(dispatcher: DispatcherProcess) -> None:
+    answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=60,
+                        headers={"Authorization": f"Bearer {ACME_KEY}"})
+    assert answer.status_code == 201, answer.text
+    session_id = answer.json()["session_id"]
+    for args in (("session", session_id), ("session", "stop", session_id)):  # beta: as if it did not exist
+        refused = run(dispatcher.base_url, *args, api_key=BETA_KEY)
+        assert refused.exit_code == 1
+        assert refused.stderr.splitlines() == [f"voicefleet: not_found (HTTP 404): no session {session_id}"]
+    timeline = httpx.get(f"{dispatcher.base_url}/sessions/{session_id}/timeline", timeout=30,
+                         headers={"Authorization": f"Bearer {BETA_KEY}"})
+    assert timeline.status_code == 404
+    assert not [line for line in audit_lines(dispatcher) if line["session_id"] == session_id]
+
+    stopped = run(dispatcher.base_url, "session", "stop", session_id, admin_key=ADMIN_KEY)
+    assert stopped.exit_code == 0, stopped.output
+    assert stopped.stdout.startswith(f"{session_id}: stop")
+    assert [line["action"] for line in audit_lines(dispatcher) if line["session_id"] == session_id] == ["session.stop"]
+
+    def ended() -> bool:
+        shown = run(dispatcher.base_url, "session", session_id, "--json", api_key=ACME_KEY)
+        return shown.exit_code == 0 and json.loads(shown.stdout)["session"]["status"] == "ended"
+
+    wait_until(ended, "the stopped session to end", timeout=60)
+
+
+def test_a_client_key_cannot_read_the_audit_trail(dispatcher: DispatcherProcess) -> None:
+    answer = httpx.get(f"{dispatcher.base_url}/audit/sessions", timeout=30,
+                       headers={"Authorization": f"Bearer {ACME_KEY}"})
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "admin_key_required"
