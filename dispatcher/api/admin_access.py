@@ -15,7 +15,9 @@ from fastapi import Request
 
 from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.dependencies import app_state, not_found
+from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller, is_session_id, owned_by
+from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,13 @@ async def reachable_id(request: Request, session_id: str, who: Caller, action: s
     admin = admin_key(state.settings, request.headers.get("authorization"))
     if admin is None or not is_session_id(session_id):
         raise not_found(session_id)
-    await state.session_audit.note({"at": time.time(), "by": admin, "action": action, "session_id": session_id,
-                                    "region": state.settings.region or None})
+    try:
+        await state.session_audit.note({"at": time.time(), "by": admin, "action": action,
+                                        "session_id": session_id, "region": state.settings.region or None})
+    except StoreUnavailable:
+        raise ApiError(503, "audit_unavailable", "the audit trail could not be written (the store did not "
+                       "answer), so nothing was read or stopped: try again once the store answers",
+                       retry_after=5.0) from None
     log.info("audit: admin %s: %s of session %s", admin, action, session_id)
     return session_id
 

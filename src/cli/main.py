@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from cli.audit import audit
 from cli.loadtest.command import loadtest
 from cli.options import common_options
 from cli.releases import releases
@@ -29,6 +30,7 @@ voicefleet.add_command(status)
 voicefleet.add_command(sessions)
 voicefleet.add_command(session)
 voicefleet.add_command(loadtest)
+voicefleet.add_command(audit)
 
 
 def main() -> None:

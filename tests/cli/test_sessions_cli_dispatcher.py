@@ -168,6 +168,10 @@ def test_the_admin_reads_a_clients_session_on_the_record(dispatcher: DispatcherP
     assert {line["action"] for line in mine} >= {"session.read", "session.timeline"}
     assert all(str(line["by"]).startswith("admin-") and isinstance(line["at"], float) for line in mine)
     assert all(ADMIN_KEY not in json.dumps(line) for line in mine)
+    trail = run(dispatcher.base_url, "audit", admin_key=ADMIN_KEY).stdout.splitlines()
+    assert trail[0].split() == ["WHEN", "BY", "ACTION", "SESSION", "REGION"]
+    assert {line.split()[3] for line in trail[1:] if line.split()[4] == session_id} >= {
+        "session.read", "session.timeline"}
 
 
 def test_the_admin_stops_a_clients_session_and_another_client_still_cannot(dispatcher: DispatcherProcess) -> None:
