@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from cli.audit import audit
-from cli.loadtest.command import loadtest
+from cli.lazy_group import LazyGroup
 from cli.options import common_options
 from cli.releases import releases
 from cli.session_group import session
@@ -15,7 +15,10 @@ from cli.sessions import sessions
 from cli.status import status
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             lazy={"loadtest": ("cli.loadtest.command:loadtest",
+                                "Place real voice sessions against a dispatcher and measure each.")})
+@click.version_option(package_name="voicefleet", prog_name="voicefleet", message="%(prog)s %(version)s")
 @common_options
 def voicefleet() -> None:
     """Operate a voicefleet deployment through its HTTP API.
@@ -29,7 +32,6 @@ voicefleet.add_command(releases)
 voicefleet.add_command(status)
 voicefleet.add_command(sessions)
 voicefleet.add_command(session)
-voicefleet.add_command(loadtest)
 voicefleet.add_command(audit)
 
 

@@ -10,6 +10,7 @@ import click
 
 from cli.api import Api, path
 from cli.errors import Refused
+from cli.moments import moment_option
 from cli.options import common_options, print_json, target_of, wants_json
 from cli.tables import moment, table
 
@@ -29,8 +30,9 @@ def session_api() -> Api:
 @click.option("--failed", is_flag=True, help="Only failed sessions (as --status failed), with their error code.")
 @click.option("--release", metavar="NAME", help="Only sessions of this release.")
 @click.option("--region", metavar="NAME", help="Only sessions held by this region.")
-@click.option("--since", metavar="WHEN",
-              help="Only sessions started since: epoch seconds or ISO 8601 (2026-01-01T09:00Z).")
+@click.option("--since", metavar="WHEN", callback=moment_option,
+              help="Only sessions started since: a time ago (10m, 2h, 1d), epoch seconds or ISO 8601 "
+                   "(2026-01-01T09:00Z).")
 @click.option("--key", "key_name", metavar="NAME", help="Only this key name's sessions (an admin key only).")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=20, show_default=True,
               help="Sessions per page.")
@@ -43,6 +45,7 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     every key's, each with its key name.
 
     \b
+    voicefleet sessions --failed --since 2h
     voicefleet sessions --failed --since 2026-01-01T09:00Z
     voicefleet sessions --all --json | jq -r '.sessions[].session_id'"""
     target = target_of(click.get_current_context())

@@ -5,6 +5,7 @@ session in one line (exit 1), a wrong key told which variable to set, no dispatc
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -204,3 +205,13 @@ def test_a_client_key_cannot_read_the_audit_trail(dispatcher: DispatcherProcess)
     answer = httpx.get(f"{dispatcher.base_url}/audit/sessions", timeout=30,
                        headers={"Authorization": f"Bearer {ACME_KEY}"})
     assert answer.status_code == 403 and answer.json()["error"]["code"] == "admin_key_required"
+
+
+def test_since_takes_a_time_ago(dispatcher: DispatcherProcess, started: dict[str, list[str]]) -> None:
+    recent = json.loads(listed(dispatcher, "--since", "1h", count=2, api_key=ACME_KEY).stdout)
+    assert {s["session_id"] for s in recent["sessions"]} == set(started["acme"])
+    newest = max(s["created"] for s in recent["sessions"])
+    wait_until(lambda: time.time() > newest + 0.01, "the clock past the newest session's start", timeout=10)
+    later = run(dispatcher.base_url, "sessions", "--since", "0s", "--json", api_key=ACME_KEY)
+    assert later.exit_code == 0 and [s for s in json.loads(later.stdout)["sessions"]
+                                     if s["session_id"] in started["acme"]] == []
