@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from cli.audit import audit
+from cli.context_commands import context
 from cli.lazy_group import LazyGroup
 from cli.options import common_options
 from cli.releases import releases
@@ -33,6 +34,7 @@ voicefleet.add_command(status)
 voicefleet.add_command(sessions)
 voicefleet.add_command(session)
 voicefleet.add_command(audit)
+voicefleet.add_command(context)
 
 
 def main() -> None:

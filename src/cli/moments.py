@@ -9,11 +9,10 @@ import math
 import re
 import time
 from datetime import datetime
-from typing import IO, Any
 
 import click
 
-from cli.errors import USAGE
+from cli.errors import UsageLine
 
 _AGO = re.compile(r"(?:\d+[smhd])+")
 _PART = re.compile(r"(\d+)([smhd])")
@@ -21,13 +20,8 @@ SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FORMS = "a time ago (10m, 2h, 1d, 1h30m), epoch seconds (1767225600) or ISO 8601 (2026-01-01T09:00Z)"
 
 
-class NotAMoment(click.ClickException):
-    """A usage error in one line (click's own adds a usage block): what was typed, what is taken."""
-
-    exit_code = USAGE
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)
+class NotAMoment(UsageLine):
+    """What was typed, and the forms taken."""
 
 
 def moment(option: str, text: str, now: float | None = None) -> str:

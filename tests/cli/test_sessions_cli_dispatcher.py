@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -208,10 +210,31 @@ def test_a_client_key_cannot_read_the_audit_trail(dispatcher: DispatcherProcess)
 
 
 def test_since_takes_a_time_ago(dispatcher: DispatcherProcess, started: dict[str, list[str]]) -> None:
-    recent = json.loads(listed(dispatcher, "--since", "1h", count=2, api_key=ACME_KEY).stdout)
-    assert {s["session_id"] for s in recent["sessions"]} == set(started["acme"])
-    newest = max(s["created"] for s in recent["sessions"])
+    def recent() -> list[dict[str, Any]] | None:
+        result = run(dispatcher.base_url, "sessions", "--since", "1h", "--json", api_key=ACME_KEY)
+        assert result.exit_code == 0, result.output
+        found: list[dict[str, Any]] = json.loads(result.stdout)["sessions"]
+        return found if set(started["acme"]) <= {s["session_id"] for s in found} else None
+
+    found = wait_until(recent, "acme's sessions since an hour ago", timeout=60)
+    assert found is not None
+    newest = max(s["created"] for s in found)
     wait_until(lambda: time.time() > newest + 0.01, "the clock past the newest session's start", timeout=10)
     later = run(dispatcher.base_url, "sessions", "--since", "0s", "--json", api_key=ACME_KEY)
     assert later.exit_code == 0 and [s for s in json.loads(later.stdout)["sessions"]
                                      if s["session_id"] in started["acme"]] == []
+
+
+def test_a_context_sends_its_key_to_its_dispatcher(dispatcher: DispatcherProcess, started: dict[str, list[str]],
+                                                    tmp_path: Path) -> None:
+    def run_in(*args: str, **env: str) -> Result:
+        return CliRunner().invoke(voicefleet, list(args), prog_name="voicefleet",
+                                  env={"VOICEFLEET_CONFIG_DIR": str(tmp_path), "VOICEFLEET_URL": "",
+                                       "VOICEFLEET_ADMIN_KEY": "", "VOICEFLEET_API_KEY": "", **env})
+
+    assert run_in("context", "add", "here", "--url", dispatcher.base_url, "--key-env", "VF_HERE_ADMIN").exit_code == 0
+    assert run_in("context", "use", "here").exit_code == 0
+    shown = run_in("session", started["beta"][0], "--json", VF_HERE_ADMIN=ADMIN_KEY)  # as the admin: beta's too
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["session"]["session_id"] == started["beta"][0]
+    assert ADMIN_KEY not in (tmp_path / "contexts.json").read_text()
