@@ -208,6 +208,7 @@ def build_state(
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
         release_health=watch.view,
         smoke=smoke,
+        session_audit=coordination.session_audit,
         region_releases=RegionalReleases(peers, sessions.releases),
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price),

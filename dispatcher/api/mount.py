@@ -16,6 +16,7 @@ from dispatcher.api.json_bodies import JsonBodies
 from dispatcher.api.limits import RequestLimits, SecurityHeaders
 from dispatcher.api.region_relay import RegionRelayMiddleware
 from dispatcher.api.routers import (
+    audit,
     bots,
     carriers,
     daily_dialin,
@@ -36,7 +37,7 @@ from dispatcher.api.state import AppState
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
-           session_list.router)
+           session_list.router, audit.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -37,6 +37,8 @@ from dispatcher.sessions.reaper import Reaper
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.smoke_watch import SmokeWatch
 from dispatcher.settings import Settings
+from dispatcher.store.audit_trail import MemoryTrail
+from dispatcher.store.coordination import AuditTrail
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class AppState:
     status: StatusView | None = None  # GET /status (None: a graph built without one)
     dashboard: bool = False  # GET /dashboard served (DASHBOARD_ENABLED; locally by default)
     smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)
+    # An admin's reads and stops of sessions another key started (dispatcher/api/admin_access.py).
+    session_audit: AuditTrail = field(default_factory=MemoryTrail)
 
     @property
     def releases(self) -> LiveReleases:

@@ -437,6 +437,16 @@ class ReleaseBook(Protocol):
 HISTORY_KEPT = 1000
 
 
+class AuditTrail(Protocol):
+    """Who did what, when: the newest `HISTORY_KEPT` lines (dispatcher/store/audit_trail.py)."""
+
+    async def note(self, line: Mapping[str, Any]) -> None: ...
+
+    async def history(self, limit: int) -> list[dict[str, Any]]:
+        """The trail, newest first."""
+        ...
+
+
 class Coordination(Protocol):
     replica_id: str
     timelines: Timelines
@@ -453,6 +463,8 @@ class Coordination(Protocol):
     key_sessions: KeySessions  # each API key's share of the session cap
     held_places: HeldPlaces  # places handed calls' tokens hold under the session cap (not forgiven)
     releases: ReleaseBook  # traffic over the releases and its audit trail (not forgiven: its reader keeps the last)
+    # An admin's reads and stops of sessions another key started (not forgiven: unrecorded, it is refused).
+    session_audit: AuditTrail
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

@@ -16,9 +16,11 @@ from typing import Any
 
 from prometheus_client.registry import Collector
 
+from dispatcher.store.audit_trail import MemoryTrail
 from dispatcher.store.claims import FIRST_KEY_SECONDS
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import (
+    AuditTrail,
     CallHandle,
     CallMedia,
     Claims,
@@ -186,6 +188,7 @@ class LocalCoordination:
         self.key_sessions: KeySessions = LocalKeySessions()
         self.held_places: HeldPlaces = HeldPlaceRecords(LocalKeySessions())
         self.releases: ReleaseBook = MemoryReleaseBook()
+        self.session_audit: AuditTrail = MemoryTrail()
         self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

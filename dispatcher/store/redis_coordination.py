@@ -21,11 +21,13 @@ from typing import Any
 
 from prometheus_client.registry import Collector
 
+from dispatcher.store.audit_trail import StoreTrail
 from dispatcher.store.call_lines import RedisCallMedia
 from dispatcher.store.call_media import CallMediaRecords
 from dispatcher.store.claims import BotClaims
 from dispatcher.store.client import Store, StoreSettings, StoreUnavailable
 from dispatcher.store.coordination import (
+    AuditTrail,
     CallMedia,
     Claims,
     CreateLimit,
@@ -120,6 +122,7 @@ class RedisCoordination:
         self.key_sessions: KeySessions = ForgivingKeySessions(SharedKeySessions(self.store), LocalKeySessions())
         self.held_places: HeldPlaces = HeldPlaceRecords(SharedKeySessions(self.store))  # not forgiven
         self.releases: ReleaseBook = StoreReleaseBook(self.store)
+        self.session_audit: AuditTrail = StoreTrail(self.store, "audit", "sessions")
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

@@ -4,19 +4,17 @@ dispatcher) or in the store (several replicas, which each read it once a second)
 In the store the record is one JSON value, beside its version as the writer spelled it, replaced
 only when that version is still the one the writer read (a compare in a Lua script, atomic in the
 store), so two admins' changes at two replicas never silently overwrite each other; the trail is a
-capped list, oldest first (RPUSH, which the AWS stack's store user already holds: its access string
-grants exactly the commands the dispatcher sends, stacks/store_access.py), read newest first.
+capped list (dispatcher/store/audit_trail.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from dispatcher.store.audit_trail import MemoryTrail, StoreTrail
 from dispatcher.store.client import Store
-from dispatcher.store.coordination import HISTORY_KEPT
 
 _WRITE = """
 local version = redis.call('HGET', KEYS[1], 'version')
@@ -29,17 +27,12 @@ return 0
 _READ = """
 return {redis.call('HGET', KEYS[1], 'record'), redis.call('HGET', KEYS[1], 'version')}
 """
-_NOTE = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-return 1
-"""
 
 
 class MemoryReleaseBook:
     def __init__(self) -> None:
         self._record: dict[str, Any] | None = None
-        self._trail: deque[dict[str, Any]] = deque(maxlen=HISTORY_KEPT)
+        self._trail = MemoryTrail()
 
     async def read(self) -> dict[str, Any] | None:
         return None if self._record is None else json.loads(json.dumps(self._record))
@@ -52,20 +45,19 @@ class MemoryReleaseBook:
         return True
 
     async def note(self, change: Mapping[str, Any]) -> None:
-        self._trail.appendleft(dict(change))
+        await self._trail.note(change)
 
     async def history(self, limit: int) -> list[dict[str, Any]]:
-        return list(self._trail)[:limit]
+        return await self._trail.history(limit)
 
 
 class StoreReleaseBook:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._record_key = store.key("releases", "traffic")
-        self._trail_key = store.key("releases", "history")
+        self._trail = StoreTrail(store, "releases", "history")
         self._read = store.redis.register_script(_READ)
         self._write = store.redis.register_script(_WRITE)
-        self._note = store.redis.register_script(_NOTE)
 
     async def read(self) -> dict[str, Any] | None:
         """The record; for one that is no JSON object, or whose version is not the one stored beside it
@@ -87,18 +79,10 @@ class StoreReleaseBook:
                                                                 args=[value, version, expected])))
 
     async def note(self, change: Mapping[str, Any]) -> None:
-        value = json.dumps(change, separators=(",", ":"))
-        await self._store.call(lambda: self._note(keys=[self._trail_key], args=[value, HISTORY_KEPT]))
+        await self._trail.note(change)
 
     async def history(self, limit: int) -> list[dict[str, Any]]:
-        raw = await self._store.call(lambda: self._store.redis.lrange(self._trail_key, -max(1, limit), -1))
-        changes = []
-        for item in reversed(raw):
-            try:
-                changes.append(json.loads(item))
-            except ValueError:
-                continue
-        return changes
+        return await self._trail.history(limit)
 
 
 def _version(version: Any) -> str:

@@ -7,15 +7,19 @@ in time is not retried, since the change may have been made."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
-import httpx
 
 from cli.errors import Refused, Unreachable
 from cli.options import target_of
 from cli.settings import ADMIN_KEY_VARIABLE, API_KEY_VARIABLE, URL_VARIABLE, Target
+
+if TYPE_CHECKING:
+    import httpx
 
 CONNECT_RETRIES = 2
 ADMIN_KEYS = "the dispatcher's DISPATCHER_ADMIN_KEYS"
@@ -25,6 +29,17 @@ NEXT_STEP = {
     "admin_key_required": f"{ADMIN_KEY_VARIABLE} holds a client API key: set it to one of {ADMIN_KEYS}",
     "unknown_release": "`voicefleet releases` lists the releases this dispatcher has",
 }
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported when a command first calls the dispatcher (`--help` never does). Without its
+    own command line: `import httpx` imports httpx._main (rich, pygments: most of a second) when they
+    are installed, and this command never runs it; a None in sys.modules makes that import fail,
+    which httpx's __init__ expects (its stand-in `main` says how to install httpx's CLI)."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    import httpx
+
+    return httpx
 
 
 def path(*segments: str) -> str:
@@ -48,8 +63,9 @@ class Api:
         headers = {"Accept": "application/json", "User-Agent": "voicefleet-cli"}
         if self._key is not None:
             headers["Authorization"] = f"Bearer {self._key}"
-        self._client = httpx.Client(base_url=target.url, headers=headers, timeout=target.timeout,
-                                    transport=httpx.HTTPTransport(retries=CONNECT_RETRIES))
+        http = _httpx()
+        self._client: httpx.Client = http.Client(base_url=target.url, headers=headers, timeout=target.timeout,
+                                                 transport=http.HTTPTransport(retries=CONNECT_RETRIES))
 
     def __enter__(self) -> Api:
         return self
@@ -60,26 +76,36 @@ class Api:
     def call(self, method: str, route: str, body: dict[str, Any] | None = None,
              params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The answer's JSON object; Refused for any other answer, Unreachable when none came."""
+        answer = self._answer(method, route, body, params)
+        body = _json_of(answer)
+        if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object
+            raise Refused(answer.status_code, "not_a_dispatcher", f"{self.target.url + route} answered with no "
+                          f"JSON object", f"is {self.target.url} a voicefleet dispatcher? Point the command at "
+                          f"one with --url or {URL_VARIABLE}")
+        return body
+
+    def send(self, method: str, route: str) -> int:
+        """The status of a success that has no body to read (a DELETE's 202 or 204); failures as `call`."""
+        return self._answer(method, route, None, None).status_code
+
+    def _answer(self, method: str, route: str, body: dict[str, Any] | None,
+                params: dict[str, Any] | None) -> httpx.Response:
         where = self.target.url + route
+        http = _httpx()
         try:
             answer = self._client.request(method, route, json=body, params=params)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing was sent
+        except (http.ConnectError, http.ConnectTimeout) as error:  # nothing was sent
             raise Unreachable(f"cannot reach the dispatcher at {self.target.url} ({error or type(error).__name__}): "
                               f"start it (`uv run python -m dispatcher`) or point the command at it with "
                               f"--url or {URL_VARIABLE}") from None
-        except httpx.TransportError as error:  # sent, and no answer came back (in time, or at all)
+        except http.TransportError as error:  # sent, and no answer came back (in time, or at all)
             what = type(error).__name__
             waited = (f" within {self.target.timeout:g} s ({what}; a slower dispatcher: --timeout SECONDS)"
-                      if isinstance(error, httpx.TimeoutException) else f" ({error or what})")
+                      if isinstance(error, http.TimeoutException) else f" ({error or what})")
             changed = "" if method == "GET" else "; the change may or may not have been made (`voicefleet releases`)"
             raise Unreachable(f"no answer from {where}{waited}{changed}") from None
         if answer.is_success:
-            body = _json_of(answer)
-            if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object
-                raise Refused(answer.status_code, "not_a_dispatcher", f"{where} answered with no JSON object",
-                              f"is {self.target.url} a voicefleet dispatcher? Point the command at one with --url "
-                              f"or {URL_VARIABLE}")
-            return body
+            return answer
         raise self._refusal(answer, where)
 
     def _refusal(self, answer: httpx.Response, where: str) -> Refused:

@@ -39,3 +39,13 @@ class Unreachable(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)
+
+
+class UsageLine(click.ClickException):
+    """A usage error in one line, exit 2 (click's own UsageError adds the usage block): what was given,
+    and what to do instead. Raised before anything is sent."""
+
+    exit_code = USAGE
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)

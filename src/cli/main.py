@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import click
 
-from cli.loadtest.command import loadtest
+from cli.audit import audit
+from cli.context_commands import context
+from cli.lazy_group import LazyGroup
 from cli.options import common_options
 from cli.releases import releases
-from cli.sessions import session, sessions
+from cli.session_group import session
+from cli.sessions import sessions
 from cli.status import status
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             lazy={"loadtest": ("cli.loadtest.command:loadtest",
+                                "Place real voice sessions against a dispatcher and measure each.")})
+@click.version_option(package_name="voicefleet", prog_name="voicefleet", message="%(prog)s %(version)s")
 @common_options
 def voicefleet() -> None:
     """Operate a voicefleet deployment through its HTTP API.
@@ -27,7 +33,8 @@ voicefleet.add_command(releases)
 voicefleet.add_command(status)
 voicefleet.add_command(sessions)
 voicefleet.add_command(session)
-voicefleet.add_command(loadtest)
+voicefleet.add_command(audit)
+voicefleet.add_command(context)
 
 
 def main() -> None:

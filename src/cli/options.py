@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cli.contexts import context_environment
 from cli.settings import DEFAULT_TIMEOUT, DEFAULT_URL, URL_VARIABLE, Target, cleartext_warning, target
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +41,11 @@ def common_options(command: F) -> F:
 
 def target_of(ctx: click.Context) -> Target:
     given = ctx.meta.get(_GIVEN, {})
-    chosen = target(os.environ, given.get("url"), given.get("timeout", DEFAULT_TIMEOUT))
+    env = dict(os.environ)
+    for variable, value in context_environment(env).items():  # beneath the environment (cli/contexts.py)
+        if not env.get(variable, "").strip():
+            env[variable] = value
+    chosen = target(env, given.get("url"), given.get("timeout", DEFAULT_TIMEOUT))
     warning = cleartext_warning(chosen)
     if warning is not None:
         click.echo(warning, err=True)

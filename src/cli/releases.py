@@ -36,9 +36,10 @@ def show_traffic(body: dict[str, Any]) -> None:
             "yes" if release.get("stable") else "",
             str(release.get("live_sessions", 0)),
             str(release.get("idle_bots", 0)),
+            str((release.get("smoke") or {}).get("status") or "-"),
             f"{state}: {health['reason']}" if health.get("reason") else state,
         ])
-    click.echo(table(["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "HEALTH"], rows))
+    click.echo(table(["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "SMOKE", "HEALTH"], rows))
 
 
 @click.group(invoke_without_command=True)
@@ -60,16 +61,41 @@ def list_releases() -> None:
 
 
 @releases.command(name="set")
-@click.argument("name")
-@click.argument("weight", callback=percent)
+@click.argument("changes", nargs=-1, required=True, metavar="NAME WEIGHT | NAME=WEIGHT...")
 @common_options
-def set_weight(name: str, weight: int) -> None:
-    """Send WEIGHT percent of new sessions to release NAME, the rest to the stable release.
+@click.pass_context
+def set_weight(ctx: click.Context, changes: tuple[str, ...]) -> None:
+    """Send WEIGHT percent of new sessions to release NAME, the rest to the stable release; or set every
+    release's weight in one change (releases not named get 0; they add up to 100).
 
     \b
-    voicefleet releases set r-9f2c1a7b3d 10    a 10 % canary
-    voicefleet releases set r-9f2c1a7b3d 0     no new sessions to it"""
-    show_traffic(call("PUT", path("releases", name), {"weight": weight}))
+    voicefleet releases set r-9f2c1a7b3d 10       a 10 % canary
+    voicefleet releases set r-9f2c1a7b3d 0        no new sessions to it
+    voicefleet releases set stable=90 next=10     every weight at once"""
+    if all("=" in change for change in changes):
+        show_traffic(call("PUT", path("releases"), {"weights": weights_of(ctx, changes)}))
+    elif len(changes) == 2 and not any("=" in change for change in changes):
+        name, weight = changes
+        show_traffic(call("PUT", path("releases", name), {"weight": percent(ctx, _WEIGHT, weight)}))
+    else:
+        raise click.UsageError("releases set takes NAME WEIGHT (one release) or NAME=WEIGHT for each release "
+                        "(every weight at once), such as `voicefleet releases set stable=90 next=10`")
+
+
+_WEIGHT = click.Argument(["weight"])
+
+
+def weights_of(ctx: click.Context, changes: tuple[str, ...]) -> dict[str, int]:
+    """`a=90 b=10` as {"a": 90, "b": 10}; a release named twice is refused, not the last one kept."""
+    weights: dict[str, int] = {}
+    for change in changes:
+        name, _, weight = change.partition("=")
+        if not name.strip():
+            raise click.UsageError(f"{change!r}: name the release, as NAME=WEIGHT")
+        if name in weights:
+            raise click.UsageError(f"{name} is named twice: give each release one weight")
+        weights[name] = percent(ctx, _WEIGHT, weight)
+    return weights
 
 
 @releases.command()

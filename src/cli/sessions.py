@@ -1,6 +1,6 @@
 """`voicefleet sessions` (a key's sessions, newest first; an admin key's: every key's) and
-`voicefleet session ID` (one session: its state, trace, error, cost when the dispatcher tells it,
-and its timeline). docs/cli.md; the routes: docs/http-api.md."""
+`voicefleet session [show] ID` (one session: its state, trace, error, cost when the dispatcher tells
+it, and its timeline). docs/cli.md; the routes: docs/http-api.md."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 
 from cli.api import Api, path
 from cli.errors import Refused
+from cli.moments import moment_option
 from cli.options import common_options, print_json, target_of, wants_json
 from cli.tables import moment, table
 
@@ -17,8 +18,11 @@ MAX_PAGE = 100
 MAX_ALL = 1000  # sessions `--all` gathers at most: a day of a busy deployment is for --json and jq
 
 
-def _api(client: bool) -> Api:
-    return Api(target_of(click.get_current_context()), client=client)
+def session_api() -> Api:
+    """The admin's key when VOICEFLEET_ADMIN_KEY is set (any session, each read on the dispatcher's
+    audit trail), else the client's (its own name's sessions)."""
+    target = target_of(click.get_current_context())
+    return Api(target, client=target.admin_key is None)
 
 
 @click.command()
@@ -26,8 +30,9 @@ def _api(client: bool) -> Api:
 @click.option("--failed", is_flag=True, help="Only failed sessions (as --status failed), with their error code.")
 @click.option("--release", metavar="NAME", help="Only sessions of this release.")
 @click.option("--region", metavar="NAME", help="Only sessions held by this region.")
-@click.option("--since", metavar="WHEN",
-              help="Only sessions started since: epoch seconds or ISO 8601 (2026-01-01T09:00Z).")
+@click.option("--since", metavar="WHEN", callback=moment_option,
+              help="Only sessions started since: a time ago (10m, 2h, 1d), epoch seconds or ISO 8601 "
+                   "(2026-01-01T09:00Z).")
 @click.option("--key", "key_name", metavar="NAME", help="Only this key name's sessions (an admin key only).")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=20, show_default=True,
               help="Sessions per page.")
@@ -40,6 +45,7 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     every key's, each with its key name.
 
     \b
+    voicefleet sessions --failed --since 2h
     voicefleet sessions --failed --since 2026-01-01T09:00Z
     voicefleet sessions --all --json | jq -r '.sessions[].session_id'"""
     target = target_of(click.get_current_context())
@@ -72,13 +78,14 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
         click.echo(f"more: --cursor {params['cursor']}", err=True)
 
 
-@click.command()
+@click.command("show")
 @click.argument("session_id", metavar="ID")
 @common_options
-def session(session_id: str) -> None:
-    """One session (VOICEFLEET_API_KEY: any key of the name that started it): its state, trace id, the
-    bot's error, its cost when the dispatcher reports one, and its timeline."""
-    with _api(client=True) as api:
+def show(session_id: str) -> None:
+    """One session: its state, trace id, the bot's error, its cost when the dispatcher reports one, and
+    its timeline. With VOICEFLEET_ADMIN_KEY any session (the read is on the audit trail), else with
+    VOICEFLEET_API_KEY one of its name's."""
+    with session_api() as api:
         try:
             answer: dict[str, Any] | None = api.call("GET", path("sessions", session_id))
         except Refused as refused:  # a session its provider forgot may still have its timeline (a day)

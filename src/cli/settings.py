@@ -32,7 +32,7 @@ class Target:
 def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
     """The dispatcher to call: `--url` over `VOICEFLEET_URL` over the local default."""
     chosen = (url or env.get(URL_VARIABLE) or DEFAULT_URL).strip().rstrip("/")
-    if not _is_address(chosen):
+    if not is_address(chosen):
         source = "--url" if url else URL_VARIABLE
         raise click.UsageError(f"{source} must be the dispatcher's address, such as {DEFAULT_URL} or "
                                f"https://voice.example.com, not {chosen!r}")
@@ -40,7 +40,7 @@ def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
     return Target(chosen, key, timeout, api_key(env))
 
 
-def _is_address(url: str) -> bool:
+def is_address(url: str) -> bool:
     """http(s), a host without spaces, and a port (if any) from 1 to 65535."""
     try:
         parts = urlsplit(url)

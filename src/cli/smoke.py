@@ -8,7 +8,6 @@ the dispatcher's verdict, judged from the bot's own reports, in
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -61,11 +60,15 @@ def _call(base_url: str, key: str | None, answer: dict[str, Any], wav: Path | No
                        "bot", err=True)
             return {"caller": "a person in the Daily room"}
         return {"skipped": "the smoke session has no offer_url (not a WebRTC session)"}
+    import asyncio  # here, as the caller's libraries: `voicefleet --help` imports this module and needs none
+
     return asyncio.run(_talk(base_url + answer["offer_url"], key, answer.get("iceConfig"), wav))
 
 
 async def _talk(offer_url: str, key: str | None, ice_config: dict[str, Any] | None, wav: Path | None
                 ) -> dict[str, Any]:
+    import asyncio
+
     from cli.loadtest.audio import SPEECH_WAV, read_wav
     from cli.loadtest.webrtc_caller import WebRTCCaller
 

@@ -31,6 +31,9 @@ class Releases:
     health: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         "r-old": {"state": "healthy", "reason": None},
         "r-new": {"state": "watching", "reason": "12 sessions of the 50 it needs"}})
+    smoke: dict[str, dict[str, Any]] = field(default_factory=lambda: {  # as dispatcher/releases/smoke.py views it
+        "r-old": {"status": "pending", "session_id": None, "reason": "", "at": None},
+        "r-new": {"status": "passed", "session_id": "5e1b0c9a7d3f42e8a1b6c0d4", "reason": "", "at": 1_795_000_000.0}})
     changes: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str | None] = field(default_factory=list)  # each request's Authorization header
     changed_by: str = "first configuration"
@@ -41,7 +44,8 @@ class Releases:
                 "changed_at": self.changed_at, "changed_by": self.changed_by,
                 "releases": [{"name": name, "weight": self.weights[name], "stable": name == self.stable,
                               "created": "2026-11-25T10:00:00Z", "live_sessions": 3 if name == self.stable else 1,
-                              "idle_bots": 2, "health": self.health[name]} for name in self.names]}
+                              "idle_bots": 2, "health": self.health[name], "smoke": self.smoke[name]}
+                             for name in self.names]}
 
     def change(self, weights: dict[str, int], reason: str, stable: str | None = None) -> dict[str, Any]:
         self.changes.insert(0, {"at": time.time(), "by": "admin-3f2a", "from": dict(self.weights),

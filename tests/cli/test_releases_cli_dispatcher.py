@@ -44,7 +44,8 @@ def weights(result: Result) -> dict[str, int]:
 
 def test_list_set_rollback_and_history_against_the_dispatcher(dispatcher: DispatcherProcess) -> None:
     listed = run(dispatcher, "releases")
-    assert listed.stdout.splitlines()[0].split() == ["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "HEALTH"]
+    assert listed.stdout.splitlines()[0].split() == ["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "SMOKE",
+                                                     "HEALTH"]
     assert weights(listed) == {"stable": 100, "next": 0}
     assert weights(run(dispatcher, "releases", "set", "next", "10")) == {"stable": 90, "next": 10}
     assert json.loads(run(dispatcher, "releases", "--json").stdout)["stable"] == "stable"
@@ -66,3 +67,24 @@ def test_a_client_key_is_refused_and_told_which_key_to_use(dispatcher: Dispatche
         "VOICEFLEET_ADMIN_KEY holds a client API key: set it to one of the dispatcher's DISPATCHER_ADMIN_KEYS",
     ]
     assert weights(run(dispatcher, "releases")) == {"stable": 100, "next": 0}
+
+
+def test_every_weight_is_set_in_one_change(dispatcher: DispatcherProcess) -> None:
+    before = json.loads(run(dispatcher, "releases", "history", "--json").stdout)["changes"]
+    listed = run(dispatcher, "releases", "set", "stable=70", "next=30%")
+    assert weights(listed) == {"stable": 70, "next": 30}
+    shown = json.loads(run(dispatcher, "releases", "--json").stdout)["releases"]
+    smoked = {release["name"]: release["smoke"]["status"] for release in shown}
+    header, *rows = listed.stdout.splitlines()
+    column = header.index("SMOKE")  # STABLE is blank but for one row: read the column where it stands
+    assert {row.split()[0]: row[column:].split()[0] for row in rows} == smoked
+    after = json.loads(run(dispatcher, "releases", "history", "--json").stdout)["changes"]
+    assert len(after) == len(before) + 1 and after[0]["to"] == {"stable": 70, "next": 30}  # one change, not two
+    assert weights(run(dispatcher, "releases", "set", "stable=100")) == {"stable": 100, "next": 0}
+    refused = run(dispatcher, "releases", "set", "stable=60", "next=30")
+    assert refused.exit_code == 1 and "100" in refused.stderr
+    for args in (("next=10", "next=20"), ("next", "10", "stable=90"), ("=10",)):
+        wrong = run(dispatcher, "releases", "set", *args)
+        assert wrong.exit_code == 2 and "NAME=WEIGHT" in wrong.stderr, wrong.stderr
+    assert weights(run(dispatcher, "releases")) == {"stable": 100, "next": 0}
+

@@ -5,7 +5,10 @@ session in one line (exit 1), a wrong key told which variable to set, no dispatc
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -146,3 +149,92 @@ def test_no_dispatcher_at_the_url_is_exit_3() -> None:
 def test_a_bad_option_is_a_usage_error_and_sends_nothing() -> None:
     result = run(f"http://127.0.0.1:{free_port()}", "sessions", "--status", "running", api_key=ACME_KEY)
     assert result.exit_code == 2 and "running" in result.stderr
+
+
+def audit_lines(dispatcher: DispatcherProcess) -> list[dict[str, object]]:
+    answer = httpx.get(f"{dispatcher.base_url}/audit/sessions", timeout=30,
+                       headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert answer.status_code == 200, answer.text
+    lines: list[dict[str, object]] = answer.json()["lines"]
+    return lines
+
+
+def test_the_admin_reads_a_clients_session_on_the_record(dispatcher: DispatcherProcess,
+                                                         started: dict[str, list[str]]) -> None:
+    session_id = started["acme"][0]
+    shown = run(dispatcher.base_url, "session", session_id, "--json", admin_key=ADMIN_KEY)
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.stdout)
+    assert body["session"]["session_id"] == session_id and "total" in body["session"]["cost"]
+    assert body["timeline"]["events"][0]["event"] == "requested"
+    mine = [line for line in audit_lines(dispatcher) if line["session_id"] == session_id]
+    assert {line["action"] for line in mine} >= {"session.read", "session.timeline"}
+    assert all(str(line["by"]).startswith("admin-") and isinstance(line["at"], float) for line in mine)
+    assert all(ADMIN_KEY not in json.dumps(line) for line in mine)
+    trail = run(dispatcher.base_url, "audit", admin_key=ADMIN_KEY).stdout.splitlines()
+    assert trail[0].split() == ["WHEN", "BY", "ACTION", "SESSION", "REGION"]
+    assert {line.split()[3] for line in trail[1:] if line.split()[4] == session_id} >= {
+        "session.read", "session.timeline"}
+
+
+def test_the_admin_stops_a_clients_session_and_another_client_still_cannot(dispatcher: DispatcherProcess) -> None:
+    answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=60,
+                        headers={"Authorization": f"Bearer {ACME_KEY}"})
+    assert answer.status_code == 201, answer.text
+    session_id = answer.json()["session_id"]
+    for args in (("session", session_id), ("session", "stop", session_id)):  # beta: as if it did not exist
+        refused = run(dispatcher.base_url, *args, api_key=BETA_KEY)
+        assert refused.exit_code == 1
+        assert refused.stderr.splitlines() == [f"voicefleet: not_found (HTTP 404): no session {session_id}"]
+    timeline = httpx.get(f"{dispatcher.base_url}/sessions/{session_id}/timeline", timeout=30,
+                         headers={"Authorization": f"Bearer {BETA_KEY}"})
+    assert timeline.status_code == 404
+    assert not [line for line in audit_lines(dispatcher) if line["session_id"] == session_id]
+
+    stopped = run(dispatcher.base_url, "session", "stop", session_id, admin_key=ADMIN_KEY)
+    assert stopped.exit_code == 0, stopped.output
+    assert stopped.stdout.startswith(f"{session_id}: stop")
+    assert [line["action"] for line in audit_lines(dispatcher) if line["session_id"] == session_id] == ["session.stop"]
+
+    def ended() -> bool:
+        shown = run(dispatcher.base_url, "session", session_id, "--json", api_key=ACME_KEY)
+        return shown.exit_code == 0 and json.loads(shown.stdout)["session"]["status"] == "ended"
+
+    wait_until(ended, "the stopped session to end", timeout=60)
+
+
+def test_a_client_key_cannot_read_the_audit_trail(dispatcher: DispatcherProcess) -> None:
+    answer = httpx.get(f"{dispatcher.base_url}/audit/sessions", timeout=30,
+                       headers={"Authorization": f"Bearer {ACME_KEY}"})
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "admin_key_required"
+
+
+def test_since_takes_a_time_ago(dispatcher: DispatcherProcess, started: dict[str, list[str]]) -> None:
+    def recent() -> list[dict[str, Any]] | None:
+        result = run(dispatcher.base_url, "sessions", "--since", "1h", "--json", api_key=ACME_KEY)
+        assert result.exit_code == 0, result.output
+        found: list[dict[str, Any]] = json.loads(result.stdout)["sessions"]
+        return found if set(started["acme"]) <= {s["session_id"] for s in found} else None
+
+    found = wait_until(recent, "acme's sessions since an hour ago", timeout=60)
+    assert found is not None
+    newest = max(s["created"] for s in found)
+    wait_until(lambda: time.time() > newest + 0.01, "the clock past the newest session's start", timeout=10)
+    later = run(dispatcher.base_url, "sessions", "--since", "0s", "--json", api_key=ACME_KEY)
+    assert later.exit_code == 0 and [s for s in json.loads(later.stdout)["sessions"]
+                                     if s["session_id"] in started["acme"]] == []
+
+
+def test_a_context_sends_its_key_to_its_dispatcher(dispatcher: DispatcherProcess, started: dict[str, list[str]],
+                                                    tmp_path: Path) -> None:
+    def run_in(*args: str, **env: str) -> Result:
+        return CliRunner().invoke(voicefleet, list(args), prog_name="voicefleet",
+                                  env={"VOICEFLEET_CONFIG_DIR": str(tmp_path), "VOICEFLEET_URL": "",
+                                       "VOICEFLEET_ADMIN_KEY": "", "VOICEFLEET_API_KEY": "", **env})
+
+    assert run_in("context", "add", "here", "--url", dispatcher.base_url, "--key-env", "VF_HERE_ADMIN").exit_code == 0
+    assert run_in("context", "use", "here").exit_code == 0
+    shown = run_in("session", started["beta"][0], "--json", VF_HERE_ADMIN=ADMIN_KEY)  # as the admin: beta's too
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["session"]["session_id"] == started["beta"][0]
+    assert ADMIN_KEY not in (tmp_path / "contexts.json").read_text()

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 import dispatcher.observability.tracing as tracing
+from dispatcher.api.admin_access import READ, STOP, reachable_id
 from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
@@ -26,7 +27,7 @@ from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import handed_out_base
 from dispatcher.phone.calls import PHONE_TRANSPORT
-from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller, owned_by
 from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
 from dispatcher.sessions.watch import Watch, changes
@@ -181,7 +182,7 @@ async def get_session(
     timeout: Annotated[float, Query(gt=0, le=MAX_LONG_POLL_SECONDS, description="seconds a long-poll waits")] = 25.0,
 ) -> dict[str, Any]:
     state = app_state(request)
-    owned = await owned_id(state, session_id, who)
+    owned = await reachable_id(request, session_id, who, READ)
     session = await state.sessions.get(owned)
     if session is None:
         raise not_found(session_id)
@@ -238,7 +239,10 @@ async def session_events(request: Request, session_id: str, who: Annotated[Calle
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
 async def delete_session(request: Request, session_id: str, who: Annotated[Caller, Depends(authenticated)]) -> Response:
     state = app_state(request)
-    machine = await state.sessions.stop(await owned_id(state, session_id, who), caller=who.id)
+    reached = await reachable_id(request, session_id, who, STOP)
+    # An admin's stop of another key's session: that key's share drops it at its next lookup of its
+    # sessions (dispatcher/sessions/key_share.py), as for a session that ended by itself.
+    machine = await state.sessions.stop(reached, caller=who.id if owned_by(reached, who.owner_key) else None)
     # Idempotent: 202 while the provider is still stopping the machine; 204 once it has stopped,
     # and for a session with nothing left to stop (ended, or forgotten by the provider, which
     # Compute Engine does at once and Fly soon after), so a second DELETE is harmless everywhere.

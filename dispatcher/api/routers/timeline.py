@@ -1,4 +1,5 @@
-"""`GET /sessions/{id}/timeline`: what happened to a session, for the key that started it."""
+"""`GET /sessions/{id}/timeline`: what happened to a session, for the key that started it (or an admin,
+on the record: dispatcher/api/admin_access.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from dispatcher.api.dependencies import app_state, caller, identified, not_found, owned_id
+from dispatcher.api.admin_access import READ_TIMELINE, reachable_id
+from dispatcher.api.dependencies import app_state, caller, identified, not_found
 from dispatcher.api.schemas import ERRORS
 from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.timeline import trace_id_of
@@ -20,9 +22,9 @@ async def get_timeline(
 ) -> dict[str, Any]:
     """`requested`, `claimed`/`launched`, `machine_started`, `ready`, `joined`, `first_audio`, `error`,
     `failed`, `stop_requested`, `ended`: each with `at` (epoch seconds) and the replica that saw it.
-    Kept a day at most (another key, or an unknown or forgotten session: 404)."""
+    Kept a day at most (another client key, or an unknown or forgotten session: 404)."""
     state = app_state(request)
-    events = await state.sessions.timeline.read(await owned_id(state, session_id, who))
+    events = await state.sessions.timeline.read(await reachable_id(request, session_id, who, READ_TIMELINE))
     if not events:
         raise not_found(session_id)
     return {"session_id": session_id, "trace_id": trace_id_of(events), "events": events}

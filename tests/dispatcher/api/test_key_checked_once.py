@@ -14,6 +14,7 @@ from dispatcher.api.auth import Authenticator
 from dispatcher.api.dependencies import identified
 from dispatcher.api.mount import ROUTERS
 from dispatcher.api.routers import (
+    audit,
     bots,
     carriers,
     daily_dialin,
@@ -59,10 +60,10 @@ KEY_CHECKS = (identified, sessions.authenticated)  # the second calls the first,
 KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router)
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
-# the admin keys (releases and status: checked in each route, dispatcher/api/admin_auth.py), an admin
-# key or a client's (the sessions' listing, checked in the route).
+# the admin keys (releases, status and the session audit trail: checked in each route,
+# dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, checked in the route).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
-             releases.router, status.router, session_list.router)
+             releases.router, status.router, session_list.router, audit.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
@@ -73,11 +74,12 @@ def test_every_router_is_a_key_router_or_says_how_it_checks_callers() -> None:
     assert set(map(id, ROUTERS)) == set(map(id, KEY_ROUTERS + OTHERWISE))
 
 
-def test_every_status_route_checks_the_admin_key_first() -> None:
-    assert status.router.routes
-    for route in status.router.routes:
+@pytest.mark.parametrize(("router", "admitted"), [(status.router, status.admitted), (audit.router, audit.admitted)])
+def test_every_status_and_audit_route_checks_the_admin_key_first(router, admitted) -> None:  # type: ignore[no-untyped-def]
+    assert router.routes
+    for route in router.routes:
         assert isinstance(route, APIRoute)
-        assert [d.call for d in route.dependant.dependencies[:1]] == [status.admitted], route.path
+        assert [d.call for d in route.dependant.dependencies[:1]] == [admitted], route.path
 
 
 @pytest.mark.parametrize("router", KEY_ROUTERS)

@@ -1,0 +1,69 @@
+"""An admin key reaches a session another key started, on the record (dispatcher/api/admin_access.py):
+the read is on the session audit trail before it is answered, and refused when it cannot be written;
+a client key's own sessions are not audited, another client key still gets 404."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from dispatcher.settings import hash_api_key
+from dispatcher.store.client import StoreUnavailable
+from tests.dispatcher.conftest import API_KEY, ClientFactory, _ClientContext
+
+ADMIN_KEY = "vf-admin-access-41c9e07b2d"
+OTHER_KEY = "another-key-5d8a1f3c90"
+MINE, ADMIN = {"Authorization": f"Bearer {API_KEY}"}, {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+class StoreDown:
+    """The store's trail while the store does not answer: StoreTrail raises this (store/client.py)."""
+
+    async def note(self, line: Mapping[str, Any]) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    async def history(self, limit: int) -> list[dict[str, Any]]:
+        raise StoreUnavailable("the store did not answer")
+
+
+def keys(make_api: ClientFactory) -> _ClientContext:
+    return make_api(api_key_hashes=frozenset({hash_api_key(API_KEY), hash_api_key(OTHER_KEY)}),
+                    admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}))
+
+
+async def started(api: httpx.AsyncClient) -> str:
+    answer = await api.post("/start", json={}, headers=MINE)
+    assert answer.status_code == 201, answer.text
+    session_id: str = answer.json()["session_id"]
+    return session_id
+
+
+async def test_the_admins_reads_are_audited_and_the_owners_are_not(make_api: ClientFactory) -> None:
+    async with keys(make_api) as api:
+        session_id = await started(api)
+        assert (await api.get(f"/sessions/{session_id}", headers=MINE)).status_code == 200
+        assert (await api.get("/audit/sessions", headers=ADMIN)).json() == {"lines": []}
+        assert (await api.get(f"/sessions/{session_id}/timeline", headers=ADMIN)).status_code == 200
+        lines = (await api.get("/audit/sessions", headers=ADMIN)).json()["lines"]
+        assert [(line["action"], line["session_id"]) for line in lines] == [("session.timeline", session_id)]
+        other = await api.get(f"/sessions/{session_id}", headers={"Authorization": f"Bearer {OTHER_KEY}"})
+        assert other.status_code == 404
+        assert (await api.delete(f"/sessions/{session_id}", headers=MINE)).status_code in (202, 204)
+
+
+async def test_a_read_that_cannot_be_recorded_is_refused(make_api: ClientFactory) -> None:
+    context = keys(make_api)
+    async with context as api:
+        session_id = await started(api)
+        state = context.app.state.voicefleet
+        context.app.state.voicefleet = dataclasses.replace(state, session_audit=StoreDown())
+        try:
+            refused = await api.get(f"/sessions/{session_id}", headers=ADMIN)
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "audit_unavailable"
+            assert (await api.get(f"/sessions/{session_id}", headers=MINE)).status_code == 200  # the owner's own
+        finally:
+            context.app.state.voicefleet = state
+        assert (await api.delete(f"/sessions/{session_id}", headers=MINE)).status_code in (202, 204)
