@@ -3,7 +3,8 @@
 
 A listed session's `status` is what the index knows: `active` (started, no end seen yet),
 `ended` or `failed` (with the error's `code`: a start's refusal code, `bot_error` for a bot's
-fatal error, `bot_exited` for a bot that exited with an error). An active entry older than the
+fatal error, `bot_exited` for a bot that exited with an error, `machine_failed` for a machine that
+failed before its bot said why). An active entry older than the
 longest a session may run is `ended`: its bot is stopped by then. `GET /sessions/{id}` asks the
 provider for the live state.
 
@@ -78,6 +79,8 @@ class SessionListing:
             end: tuple[str, str | None, bool] = ("failed", str(record.get("code") or "failed"), True)
         elif event == "ended" and record.get("exit_code") not in (None, 0):
             end = ("failed", "bot_exited", True)
+        elif event == "machine_ended":  # its machine's end, as the provider showed it (machine_ends.py)
+            end = ("failed", "machine_failed", True) if record.get("state") == "failed" else ("ended", None, False)
         elif event in _ENDS:
             end = _ENDS[str(event)]
         else:

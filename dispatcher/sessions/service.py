@@ -43,6 +43,7 @@ from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session_id
 from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.listing import SessionListing
+from dispatcher.sessions.machine_ends import MachineEnds
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.timeline import SessionTimeline, session_error, trace_id_of
 from dispatcher.settings import Settings
@@ -104,6 +105,8 @@ class SessionService:
         # What `GET /sessions` lists: an entry at each admitted start, closed by its timeline's end.
         self.listing = SessionListing(coordination.session_index, settings.region, settings.max_session_seconds)
         timeline.listeners.append(self.listing.timeline_event)
+        # Every sighting of an ended machine (a provider's own word, the reaper's list, a read) told once.
+        self.ends = MachineEnds(timeline, coordination.spent)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
         self._machines = machines
@@ -263,6 +266,7 @@ class SessionService:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
             return None
+        self.ends.observed(machine)
         conflict = machine.body_digest is not None and machine.body_digest != digest
         if machine.has_room != (transport not in ROOMLESS) or machine.is_webrtc != (transport == "webrtc"):
             conflict = True  # the same key asked for the other transport
@@ -396,6 +400,7 @@ class SessionService:
     async def _wait(self, machine: Machine) -> Machine:
         try:
             started = await self._machines.wait_started(machine.session_id, self._settings.start_wait_seconds)
+            self.ends.observed(started)
             return self._with_transport(started, machine.transport)
         except WaitTimeout as exc:
             raise ApiError(

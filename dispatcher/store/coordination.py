@@ -432,6 +432,35 @@ class ReleaseBook(Protocol):
 HISTORY_KEPT = 1000
 
 
+@dataclass(frozen=True)
+class SampleRead:
+    """What a release's sample holds past a reader's last look."""
+
+    entries: list[tuple[int, list[Any]]]  # (number, entry) recorded after the number asked for, oldest first
+    last: int  # the newest number recorded (0: none; lower than a reader's last look: the sample was lost)
+    since: float  # epoch seconds from which the release is judged afresh (0: from its first session)
+
+
+class ReleaseSamples(Protocol):
+    """Each release's judged sessions, the automatic rollback's sample, shared by every replica
+    (dispatcher/store/release_samples.py): a session counts once, wherever its end was seen, and a
+    replica that starts reads the sample the others built. Not forgiven: raises `StoreUnavailable`."""
+
+    async def add(self, release: str, session_id: str, entry: list[Any], *, keep: int, keep_seconds: float) -> bool:
+        """Records `entry` for `release` unless `session_id` was recorded already (for any release):
+        True when it is recorded now. The newest `keep` are kept, for `keep_seconds` after the last."""
+        ...
+
+    async def read(self, release: str, after: int) -> SampleRead:
+        """The entries recorded after number `after`."""
+        ...
+
+    async def restart(self, release: str, since: float, keep_seconds: float) -> None:
+        """`release` is judged afresh from `since` (epoch seconds): its older entries no longer count.
+        An earlier `since` than the recorded one changes nothing (every replica may say it)."""
+        ...
+
+
 class Coordination(Protocol):
     replica_id: str
     timelines: Timelines
@@ -448,6 +477,7 @@ class Coordination(Protocol):
     key_sessions: KeySessions  # each API key's share of the session cap
     held_places: HeldPlaces  # places handed calls' tokens hold under the session cap (not forgiven)
     releases: ReleaseBook  # traffic over the releases and its audit trail (not forgiven: its reader keeps the last)
+    release_samples: ReleaseSamples  # the automatic rollback's sample of each release (not forgiven)
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

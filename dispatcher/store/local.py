@@ -33,6 +33,7 @@ from dispatcher.store.coordination import (
     OwnerRecords,
     Rate,
     ReleaseBook,
+    ReleaseSamples,
     ReservePool,
     SessionIndex,
     SessionValues,
@@ -53,6 +54,7 @@ from dispatcher.store.memory import (
 )
 from dispatcher.store.relay import Handler
 from dispatcher.store.release_book import MemoryReleaseBook
+from dispatcher.store.release_samples import MemoryReleaseSamples
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.session_index import MemorySessionIndex
 from dispatcher.store.timelines import MemoryTimelines
@@ -186,6 +188,7 @@ class LocalCoordination:
         self.key_sessions: KeySessions = LocalKeySessions()
         self.held_places: HeldPlaces = HeldPlaceRecords(LocalKeySessions())
         self.releases: ReleaseBook = MemoryReleaseBook()
+        self.release_samples: ReleaseSamples = MemoryReleaseSamples()
         self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

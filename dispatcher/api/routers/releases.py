@@ -145,7 +145,7 @@ async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
                 "created": release.created,
                 "live_sessions": live.get(release.name, 0),
                 "idle_bots": idle.get(release.name, 0),
-                "health": health(release.name, traffic) if health is not None
+                "health": await health(release.name, traffic) if health is not None
                 else {"state": "breached" if release.name in traffic.held else "watching",
                       "reason": traffic.held.get(release.name)},
                 "smoke": traffic.smoke_of(release.name).view(),

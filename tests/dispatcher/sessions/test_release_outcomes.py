@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher.sessions.release_watch import outcome_of
+from dispatcher.sessions.release_outcome import outcome_of
 
 
 def timeline(*events: tuple[str, float, dict[str, Any]]) -> list[dict[str, Any]]:

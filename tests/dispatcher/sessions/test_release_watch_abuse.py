@@ -15,8 +15,10 @@ from typing import Any
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.releases.health import ReleaseHealth
 from dispatcher.releases.live import LiveReleases
+from dispatcher.sessions.release_sample import SharedSample
 from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.store.release_book import MemoryReleaseBook
+from dispatcher.store.release_samples import MemoryReleaseSamples
 from tests.support.releases import release_env
 
 Timeline = list[dict[str, Any]]
@@ -39,7 +41,7 @@ async def judged(tmp_path: Path, sessions: list[Timeline]) -> dict[str, int]:
     async def read(session_id: str) -> Timeline:
         return timelines[session_id]
 
-    watch = ReleaseWatch(releases, ReleaseHealth(), read)
+    watch = ReleaseWatch(releases, SharedSample(ReleaseHealth(), MemoryReleaseSamples()), read)
     for session_id, events in timelines.items():
         watch.timeline_event(session_id, events[-1])
         await watch.settled()
