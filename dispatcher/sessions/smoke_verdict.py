@@ -1,6 +1,7 @@
 """A smoke session's verdict, from its timeline as the machine itself reported it: passed when the
 bot's `first_audio` follows the caller's `joined`; failed when the session errs, ends or fails to
-start before that (or its machine ends, the provider's word, before its bot could say why), or when the deadline passes first. None: not decided yet."""
+start before that (or its machine ends, the provider's word, before its bot could say why), or when
+the deadline passes first. None: not decided yet."""
 
 from __future__ import annotations
 
