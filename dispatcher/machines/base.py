@@ -199,6 +199,16 @@ class ReportsEnds(Protocol):
 
 
 @runtime_checkable
+class ChecksImages(Protocol):
+    """A provider that can tell at once whether what a release launches is still there (local: its
+    bot file), so a release whose file has gone is refused traffic instead of failing every session."""
+
+    def image_missing(self, image: str | None) -> str | None:
+        """Why `image` (a release's reference; None: the provider's own) cannot be launched now, or None."""
+        ...
+
+
+@runtime_checkable
 class WarmMachines(Machines, Protocol):
     """A provider that can also hold a warm reserve (dispatcher/reserve/reserve.py, docs/reserve.md).
 

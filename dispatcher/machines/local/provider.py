@@ -261,6 +261,13 @@ class LocalMachines:
         """None: starting a process has no provider limit to mirror."""
         return None
 
+    def image_missing(self, image: str | None) -> str | None:
+        """A release's bot file (None: BOT_FILE's) that is no longer a file: every session would fail."""
+        bot_file = Path(image) if image is not None else self.bot_file
+        if bot_file is None or bot_file.is_file():
+            return None
+        return f"its bot file {bot_file} is gone"
+
     def exit_detail(self, bot_id: str) -> str | None:
         """Why a reserve bot exited before its hello (its exit and its own `ended` detail), if it did."""
         bot = self._idle.get(bot_id)
