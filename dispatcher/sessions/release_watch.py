@@ -139,19 +139,25 @@ class ReleaseWatch:
         again at once. Any other change keeps every sample: a release is immutable, so its sessions
         speak for it whatever its weight, and the stable release's sample is what a canary needs."""
         before, self._traffic = self._traffic, traffic
-        if traffic.changed_by == AUTOMATIC:
-            return
-        since = traffic.version[0] / 1000
-        for name, weight in traffic.weights.items():
-            lifted = name in before.held and name not in traffic.held
-            if lifted or (self.health.breached(name) and before.weights.get(name) != weight):
-                self._spawn(self._restart(name, since))
+        for name in judged_afresh(before, traffic, self.health.breached):
+            self._spawn(self._restart(name, traffic.version[0] / 1000))
 
     async def _restart(self, release: str, since: float) -> None:
         try:
             await self.sample.restart(release, since)
         except Exception as exc:  # restarted here; every other replica restarts it on the same change
             log.warning("release %s: judged afresh here, the store not told (%s)", release, type(exc).__name__)
+
+
+def judged_afresh(before: Traffic, after: Traffic, breached: Callable[[str], bool]) -> list[str]:
+    """The releases whose sample a traffic change restarts: a rolled-back release an operator gives
+    traffic again, and a breached one (with RELEASE_AUTO_ROLLBACK=off) whose weight an operator moves.
+    Never the stable release, never a healthy canary whose weight moves, never by the rollback itself."""
+    if after.changed_by == AUTOMATIC:
+        return []
+    return [name for name, weight in after.weights.items()
+            if (name in before.held and name not in after.held)
+            or (breached(name) and before.weights.get(name) != weight)]
 
 
 def _bot_up_unheard(events: list[dict[str, Any]]) -> bool:
