@@ -16,8 +16,9 @@ With at least `min_canary` and `min_stable` sessions, a canary is **breached** w
   the quantile exceeds the stable's upper bound (each at 1 − (1 − `confidence`)/2) by at least
   max(`latency_margin_seconds`, `latency_margin_share` × the stable's quantile).
 
-A breach holds, whatever later sessions show, until an operator changes the release's traffic
-(`reset`): a rollback never undoes itself. The stable release is never judged.
+A breach holds, whatever later sessions show, until an operator gives the release traffic again
+(`reset`: dispatcher/sessions/release_watch.py, `judged_afresh`): a rollback never undoes itself.
+The stable release is never judged.
 """
 
 from __future__ import annotations
