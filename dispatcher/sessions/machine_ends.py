@@ -9,13 +9,19 @@ its machines end as they do tells at once (local processes, `ReportsEnds`); the 
 every machine of the deployment; and any read of the session (`GET /sessions/{id}`, a start's
 wait). Each is told here, and the first one, at any replica, is the one written (the coordination's
 one-time record; this replica's own memory spares the store a call per sweep).
+
+A machine that ends under a caller's stop is the caller's doing, not its release's: an end seen while
+this replica's stop of it is under way (a local process's exit is told before its stop returns) is
+written after the stop's own `stop_requested`, so whoever reads the timeline sees the stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from dispatcher.machines.base import Machine
 from dispatcher.sessions.timeline import SessionTimeline
@@ -34,6 +40,19 @@ class MachineEnds:
         self._once = once
         self._told: OrderedDict[str, None] = OrderedDict()
         self._pending: set[asyncio.Task[None]] = set()
+        self._stopping: dict[str, asyncio.Event] = {}  # sessions this replica is stopping: set when recorded
+
+    @contextlib.contextmanager
+    def stopping(self, session_id: str) -> Iterator[None]:
+        """A stop of the session under way here, until its `stop_requested` is noted: an end seen
+        meanwhile waits for it."""
+        recorded = self._stopping.setdefault(session_id, asyncio.Event())
+        try:
+            yield
+        finally:
+            if self._stopping.get(session_id) is recorded:
+                del self._stopping[session_id]
+            recorded.set()
 
     def observed(self, machine: Machine | None) -> None:
         """A machine as a provider showed it: an ended or failed one is written down, once per session."""
@@ -50,6 +69,9 @@ class MachineEnds:
         task.add_done_callback(self._pending.discard)
 
     async def _note(self, machine: Machine) -> None:
+        stop = self._stopping.get(machine.session_id)
+        if stop is not None:
+            await stop.wait()
         try:
             first = await self._once.first_use(f"{EVENT}:{machine.session_id}", ONCE_SECONDS)
         except Exception as exc:  # the store: another sighting (the next sweep, a read) tells it again

@@ -507,7 +507,12 @@ class SessionService:
         # machine goes (a deleted VM has no labels left to read).
         before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
         asked_at = time.time()
-        stopped = await self._call(self._machines.stop(session_id))
+        with self.ends.stopping(session_id):  # its machine's end, if seen meanwhile, is written after this stop
+            stopped = await self._call(self._machines.stop(session_id))
+            if stopped:
+                # Recorded only for a session there was: a stop of an id that never started (any id a
+                # key can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
+                self.timeline.note(session_id, "stop_requested", at=asked_at)
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
         if not stopped:
@@ -517,9 +522,6 @@ class SessionService:
             return None
         if caller is not None:  # its machine is stopped: the key's share has room again
             await self.share.forget(caller, session_id)
-        # Recorded only for a session there was: a stop of an id that never started (any id a key
-        # can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
-        self.timeline.note(session_id, "stop_requested", at=asked_at)
         self._admission.invalidate()
         if self._rooms is not None and not (before is not None and not before.has_room):
             await self._call(self._rooms.delete(session_id))
