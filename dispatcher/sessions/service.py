@@ -482,6 +482,7 @@ class SessionService:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
             return None
+        self.ends.observed(machine)  # a machine that died unreported: a read may be the first to see it
         rooms = self._rooms if machine.has_room else None
         if machine.state is MachineState.STARTED and rooms is not None:
             # "Machine started" is not "bot in room": presence tells the second.
