@@ -12,6 +12,7 @@ hears of it late drops nothing recorded after it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,9 @@ class SharedSample:
         self._clock = clock
         self._read: dict[str, int] = {}  # each release: the last number copied here
         self._since: dict[str, float] = {}  # each release: judged from then on (epoch seconds)
+        # One look at a time: two at once (sessions ending together, a `GET /releases`) would both read
+        # past the same last number and copy each new session into the judge twice.
+        self._looking = asyncio.Lock()
 
     async def add(self, session_id: str, outcome: SessionOutcome) -> bool:
         """Records the session's outcome for the deployment; False when it was recorded already
@@ -40,28 +44,33 @@ class SharedSample:
 
     async def catch_up(self, *releases: str) -> None:
         """Copies what was recorded for `releases` since the last look. Raises `StoreUnavailable`."""
-        for release in dict.fromkeys(releases):
-            read = await self._samples.read(release, self._read.get(release, 0))
-            since = max(read.since, self._since.get(release, 0.0))
-            if read.last < self._read.get(release, 0) or since > self._since.get(release, 0.0):
-                # Judged afresh (or the store lost the sample): copied again from its first kept entry.
-                self.health.reset(release)
-                self._since[release] = since
-                self._read[release] = 0
-                read = await self._samples.read(release, 0)
-            for _, entry in read.entries:
-                taken = _entry(entry)
-                if taken is not None and taken[0] >= since:
-                    self.health.take(release, taken)
-            self._read[release] = max(self._read.get(release, 0), read.last)
+        async with self._looking:
+            for release in dict.fromkeys(releases):
+                await self._copy(release)
+
+    async def _copy(self, release: str) -> None:
+        read = await self._samples.read(release, self._read.get(release, 0))
+        since = max(read.since, self._since.get(release, 0.0))
+        if read.last < self._read.get(release, 0) or since > self._since.get(release, 0.0):
+            # Judged afresh (or the store lost the sample): copied again from its first kept entry.
+            self.health.reset(release)
+            self._since[release] = since
+            self._read[release] = 0
+            read = await self._samples.read(release, 0)
+        for _, entry in read.entries:
+            taken = _entry(entry)
+            if taken is not None and taken[0] >= since:
+                self.health.take(release, taken)
+        self._read[release] = max(self._read.get(release, 0), read.last)
 
     async def restart(self, release: str, since: float) -> None:
         """`release` is judged afresh from `since`: here at once, for every replica through the store
         (raises `StoreUnavailable`: this replica has restarted it anyway, the others hear of the change
         themselves)."""
-        self.health.reset(release)
-        self._since[release] = max(since, self._since.get(release, 0.0))
-        self._read[release] = 0
+        async with self._looking:  # not under a look that would copy the older sessions back
+            self.health.reset(release)
+            self._since[release] = max(since, self._since.get(release, 0.0))
+            self._read[release] = 0
         await self._samples.restart(release, since, self.health.rule.max_age_seconds)
 
 
