@@ -12,7 +12,9 @@ one-time record; this replica's own memory spares the store a call per sweep).
 
 A machine that ends under a caller's stop is the caller's doing, not its release's: an end seen while
 this replica's stop of it is under way (a local process's exit is told before its stop returns) is
-written after the stop's own `stop_requested`, so whoever reads the timeline sees the stop.
+written after the stop's own `stop_requested`, so whoever reads the timeline sees the stop. So is a
+closing dispatcher's stop of its own bots (local processes, stopped after the sessions' service has
+closed): ends seen from then on are not written.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class MachineEnds:
         self._told: OrderedDict[str, None] = OrderedDict()
         self._pending: set[asyncio.Task[None]] = set()
         self._stopping: dict[str, asyncio.Event] = {}  # sessions this replica is stopping: set when recorded
+        self._closed = False  # the dispatcher is closing: what ends now, it stopped itself
 
     @contextlib.contextmanager
     def stopping(self, session_id: str) -> Iterator[None]:
@@ -56,7 +59,7 @@ class MachineEnds:
 
     def observed(self, machine: Machine | None) -> None:
         """A machine as a provider showed it: an ended or failed one is written down, once per session."""
-        if machine is None or machine.state.is_active or machine.session_id in self._told:
+        if self._closed or machine is None or machine.state.is_active or machine.session_id in self._told:
             return
         self._told[machine.session_id] = None
         while len(self._told) > REMEMBERED:
@@ -86,3 +89,7 @@ class MachineEnds:
         """Waits for the records under way (a test, or shutdown)."""
         if self._pending:
             await asyncio.wait(set(self._pending))
+
+    def close(self) -> None:
+        """The dispatcher is closing: the bots it stops from now on end by its doing, no release's."""
+        self._closed = True

@@ -440,6 +440,7 @@ class SessionService:
         await self._admission.aclose()
         for wait in list(self._waits.values()):
             wait.cancel()
+        self.ends.close()  # the provider's close stops the bots next
         with contextlib.suppress(TimeoutError):  # an end under way is written with the timeline's last events
             await asyncio.wait_for(self.ends.settled(), grace_seconds)
         await self.timeline.aclose()

@@ -1,6 +1,7 @@
-"""A caller's stop is no failure of the release, even when the stop ends the machine before its bot
-was ready: the real session service, the real judge and timelines, on an in-memory provider whose
-stop ends the machine and tells its end before the stop returns (as local processes do).
+"""A caller's stop (or a closing dispatcher's stop of its own bots) is no failure of the release,
+even when the stop ends the machine before its bot was ready: the real session service, the real
+judge and timelines, on an in-memory provider whose stop ends the machine and tells its end before
+the stop returns (as local processes do).
 
 Without care, the machine's end reached the judge before the stop was written down, and a session
 stopped at boot counted as a start that failed: a client key that DELETE-d each session the draw
@@ -81,3 +82,21 @@ async def test_a_session_its_caller_stops_before_its_bot_is_ready_is_no_failure_
     failures = [entry[1] for _, entry in (await samples.read("next", 0)).entries]
     assert "failed to start" not in failures, failures
     await service.aclose()
+
+
+async def test_the_bots_a_closing_dispatcher_stops_are_no_failures_of_their_releases(tmp_path: Path) -> None:
+    """A closing dispatcher stops its own bots after its sessions' service has closed (local processes:
+    api/state.py): their ends are the dispatcher's doing, not their releases'."""
+    booting = Machine(session_id=SESSION, machine_id="m-1", state=MachineState.STARTING, created_at=0.0)
+    machines = EndsAsItStops([booting])
+    coordination = LocalCoordination()
+    timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
+    service = SessionService(Settings(), machines, None, Metrics("memory"), coordination=coordination,
+                             timeline=timeline)
+    machines.end_listeners.append(service.ends.observed)
+    timeline.note(SESSION, "requested", release="next", release_chosen_by="weight")
+    await service.aclose()
+    await machines.stop(SESSION)  # the provider's own close, after the service's
+    await service.ends.settled()
+    await timeline.settled()
+    assert [e["event"] for e in await timeline.read(SESSION)] == ["requested"]
