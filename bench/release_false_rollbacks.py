@@ -9,8 +9,13 @@ on the stable release. Sessions as callers feel them: 2 % fail (0.5 % start, 0.5
 hang up within 5 s), ready ~ lognormal around 1.5 s, first audio ~ lognormal around 0.8 s. Each
 canary-day starts a fresh canary (the riskiest part of its life: its first sessions are judged on
 the smallest sample) beside a stable release whose window runs on; a day ends at a rollback.
-Detection: the same traffic with a canary whose every session's bot raises, one whose answers come
-3 s late, and one whose sessions fail 10 % of the time, counting its sessions until the breach.
+Detection: the same traffic with a canary whose every session's bot raises, one whose every machine
+dies at boot before its bot reports (judged from the provider's word on the machine, through the
+dispatcher's own reading of such a timeline), one whose answers come 3 s late, and one whose sessions
+fail 10 % of the time, counting its sessions until the breach. Then the same bad canaries after an
+operator's weight change, from the canary percent to 20 % and 50 % at its first session (as
+`voicefleet releases set` does after a passed smoke): the samples that change restarts are the
+dispatcher's own decision (release_watch.judged_afresh), and the stable release's sample runs on.
 Outcomes are drawn from pools made once from the seed (a bootstrap of 20,000 sessions each),
 so that the judge, not the random draws, takes the time. Prints a Markdown table.
 """
@@ -26,6 +31,9 @@ from dataclasses import dataclass, replace
 
 from dispatcher.releases.health import HealthRule, ReleaseHealth, SessionOutcome
 from dispatcher.releases.health_stats import regularized_beta
+from dispatcher.releases.traffic import Traffic as Weights
+from dispatcher.sessions.release_outcome import outcome_of
+from dispatcher.sessions.release_watch import judged_afresh
 
 POOL = 20_000
 DAY_SECONDS = 86_400.0
@@ -43,8 +51,11 @@ class Callers:
     first_audio_median: float = 0.8
     first_audio_sigma: float = 0.3
     late: float = 0.0  # seconds added to every first audio
+    dies_at_boot: float = 0.0  # machines that exit before their bot reports anything
 
     def draw(self, rng: random.Random, release: str) -> SessionOutcome:
+        if self.dies_at_boot and rng.random() < self.dies_at_boot:  # no draw for other callers: same pools
+            return died_at_boot(release)
         roll = rng.random()
         failed_start = roll < self.failed_start
         bot_error = not failed_start and roll < self.failed_start + self.bot_error
@@ -57,10 +68,20 @@ class Callers:
             self.late + rng.lognormvariate(math.log(self.first_audio_median), self.first_audio_sigma))
 
 
+def died_at_boot(release: str) -> SessionOutcome:
+    """What the dispatcher makes of a session whose machine exited before its bot said anything."""
+    outcome = outcome_of([{"event": "requested", "at": 0.0, "release": release, "release_chosen_by": "weight"},
+                          {"event": "launched", "at": 0.1},
+                          {"event": "machine_ended", "at": 0.9, "state": "failed", "detail": "exit code 1"}])
+    assert outcome is not None
+    return outcome
+
+
 STABLE = Callers()
 CANARIES: dict[str, Callers] = {
     "identical": STABLE,
     "bot() raises": replace(STABLE, failed_start=0.0, bot_error=1.0, ended_early=0.0),
+    "machine dies at boot": replace(STABLE, dies_at_boot=1.0),
     "answers 3 s late": replace(STABLE, late=3.0),
     "10 % fail": replace(STABLE, bot_error=0.085),
 }
@@ -81,14 +102,21 @@ class Traffic:
             self.health.observe(self.stable[rng.randrange(POOL)])
 
     def canary_until_breach(self, canary: list[SessionOutcome], *, limit: int | None = None, until: float = math.inf,
-                            incident_at: float = math.inf) -> int | None:
-        """Runs a fresh canary; its sessions until a breach, or None (the limit or time reached)."""
+                            incident_at: float = math.inf, raised_to: float | None = None) -> int | None:
+        """Runs a fresh canary; its sessions until a breach, or None (the limit or time reached).
+        `raised_to`: an operator sets the canary to this share at its first session."""
         self.health.reset("canary")
-        sessions, rng, incident_ends = 0, self.rng, incident_at + INCIDENT_SECONDS
+        sessions, rng, incident_ends, share = 0, self.rng, incident_at + INCIDENT_SECONDS, self.share
+        weights = Weights({"stable": 100 - round(share * 100), "canary": round(share * 100)}, "stable", (1, ""))
         while self.now < until and (limit is None or sessions < limit):
+            if raised_to is not None and sessions == 1 and share != raised_to:
+                share, before = raised_to, weights
+                weights = before.with_weight("canary", round(raised_to * 100), "operator", (2, ""))
+                for name in judged_afresh(before, weights, self.health.breached):  # the dispatcher's own choice
+                    self.health.reset(name)
             self.now += rng.expovariate(self.rate)
             in_incident = incident_at <= self.now < incident_ends
-            if rng.random() >= self.share:
+            if rng.random() >= share:
                 self.health.observe((self.incident["stable"] if in_incident else self.stable)[rng.randrange(POOL)])
                 continue
             sessions += 1
@@ -129,10 +157,11 @@ def false_rollbacks(traffic: Traffic, days: int, incidents: bool) -> int:
     return rolled_back
 
 
-def detection(traffic: Traffic, canary: str, trials: int, day_sessions: int) -> Detection:
+def detection(traffic: Traffic, canary: str, trials: int, day_sessions: int, raised_to: float | None = None,
+              label: str | None = None) -> Detection:
     outcomes = pool(traffic.rng, CANARIES[canary], "canary")
-    found = [traffic.canary_until_breach(outcomes, limit=day_sessions) for _ in range(trials)]
-    return Detection(canary, [n for n in found if n is not None], sum(n is None for n in found))
+    found = [traffic.canary_until_breach(outcomes, limit=day_sessions, raised_to=raised_to) for _ in range(trials)]
+    return Detection(label or canary, [n for n in found if n is not None], sum(n is None for n in found))
 
 
 def upper_bound(events: int, trials: int, confidence: float = 0.95) -> float:
@@ -179,8 +208,18 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     out("")
     out("| bad canary | median sessions to rollback | p95 | max | median time | not rolled back in a day |")
     out("|---|---|---|---|---|---|")
-    for canary in ("bot() raises", "answers 3 s late", "10 % fail"):
+    for canary in ("bot() raises", "answers 3 s late", "10 % fail", "machine dies at boot"):
         out(detection(traffic, canary, args.trials, day_sessions).line(canary_per_minute))
+    out("")
+    out("After a weight change at the canary's first session (the stable release's sample runs on):")
+    out("")
+    out("| bad canary | median sessions to rollback | p95 | max | median time | not rolled back in a day |")
+    out("|---|---|---|---|---|---|")
+    for percent in (20, 50):
+        for canary in ("bot() raises", "machine dies at boot", "answers 3 s late"):
+            found = detection(traffic, canary, args.trials, day_sessions, raised_to=percent / 100,
+                              label=f"{canary}, set to {percent} %")
+            out(found.line(args.per_minute * percent / 100))
     out("")
     out(f"({time.perf_counter() - began:.0f} s)")
 

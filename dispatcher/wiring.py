@@ -27,7 +27,7 @@ from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
 from dispatcher.channel.identity import OneUse
 from dispatcher.factory import build_coordination, build_machines, build_rooms, build_turn
-from dispatcher.machines.base import Machines, SettlesAtStart
+from dispatcher.machines.base import Machines, ReportsEnds, SettlesAtStart
 from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnIceServers
@@ -56,6 +56,7 @@ from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.cost_count import CostCount
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
+from dispatcher.sessions.release_sample import SharedSample
 from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.smoke_watch import SmokeWatch, smoke_deadline
@@ -149,9 +150,12 @@ def build_state(
         releases=releases,
         costs=costs,
     )
+    if isinstance(machines, ReportsEnds):  # a machine that dies before its bot reports: told at once
+        machines.end_listeners.append(sessions.ends.observed)
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
-    watch = ReleaseWatch(sessions.releases, ReleaseHealth(health_rule(env)), timeline.read,
-                         webhooks.push if webhooks is not None else None, act=rollback_on(env))
+    sample = SharedSample(ReleaseHealth(health_rule(env)), coordination.release_samples)  # the deployment's
+    watch = ReleaseWatch(sessions.releases, sample, timeline.read, webhooks.push if webhooks is not None else None,
+                         act=rollback_on(env))
     timeline.listeners.append(watch.timeline_event)
     smoke = SmokeWatch(sessions.releases, timeline.read, webhooks.push if webhooks is not None else None,
                        deadline_seconds=smoke_deadline(env))
@@ -194,6 +198,7 @@ def build_state(
             settings=ReaperSettings(
                 interval_seconds=settings.reaper_interval_seconds, grace_seconds=settings.reaper_grace_seconds
             ),
+            ended=sessions.ends.observed,
         ),
         ice_servers=ice_servers,
         turn_quota=_turn_quota(turn, coordination),

@@ -3,7 +3,7 @@ dispatcher/wiring.py and reached through `app_state` (dispatcher/api/dependencie
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,7 @@ class AppState:
     webhook_sightings: WebhookSightings | None = None  # a webhook answered once in every region (several)
     region_releases: RegionalReleases | None = None  # the releases' traffic read before serving, sent to peers
     # How each release does for its callers, as `GET /releases` shows it (None: not judged).
-    release_health: Callable[[str, Traffic], dict[str, Any]] | None = None
+    release_health: Callable[[str, Traffic], Awaitable[dict[str, Any]]] | None = None
     status: StatusView | None = None  # GET /status (None: a graph built without one)
     dashboard: bool = False  # GET /dashboard served (DASHBOARD_ENABLED; locally by default)
     smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)

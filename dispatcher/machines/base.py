@@ -10,7 +10,7 @@ known through their bots' channels and the coordination store (machines/cerebriu
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -187,6 +187,24 @@ class Machines(Protocol):
         dispatcher's socket is bound. Local bots are told at launch; cloud bots read the address
         from their own configuration (`BOT_CHANNEL_URL`, the instance template), so for them it
         changes nothing."""
+        ...
+
+
+@runtime_checkable
+class ReportsEnds(Protocol):
+    """A provider that sees its session machines end as they do (local processes): each ended or
+    failed session machine is handed to `end_listeners` at once. Others' ends are seen by listing."""
+
+    end_listeners: list[Callable[[Machine], None]]
+
+
+@runtime_checkable
+class ChecksImages(Protocol):
+    """A provider that can tell at once whether what a release launches is still there (local: its
+    bot file), so a release whose file has gone is refused traffic instead of failing every session."""
+
+    def image_missing(self, image: str | None) -> str | None:
+        """Why `image` (a release's reference; None: the provider's own) cannot be launched now, or None."""
         ...
 
 

@@ -16,8 +16,9 @@ With at least `min_canary` and `min_stable` sessions, a canary is **breached** w
   the quantile exceeds the stable's upper bound (each at 1 − (1 − `confidence`)/2) by at least
   max(`latency_margin_seconds`, `latency_margin_share` × the stable's quantile).
 
-A breach holds, whatever later sessions show, until an operator changes the release's traffic
-(`reset`): a rollback never undoes itself. The stable release is never judged.
+A breach holds, whatever later sessions show, until an operator gives the release traffic again
+(`reset`: dispatcher/sessions/release_watch.py, `judged_afresh`): a rollback never undoes itself.
+The stable release is never judged.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dispatcher.releases.health_stats import probability_worse, quantile_ranks
-from dispatcher.releases.health_window import Sample, Window
+from dispatcher.releases.health_window import Entry, Sample, Window
 
 SHORT_SESSION_SECONDS = 5.0  # a session that ends sooner than this counts as one that failed the caller
 
@@ -101,20 +102,29 @@ class HealthRule:
 
 
 class ReleaseHealth:
-    """Judges canaries against the stable release from the outcomes it is told (one process's view)."""
+    """Judges canaries against the stable release from the sessions it is told (with several replicas,
+    their shared sample: dispatcher/sessions/release_watch.py keeps it in step with the store)."""
 
-    def __init__(self, rule: HealthRule | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rule: HealthRule | None = None, clock: Callable[[], float] = time.time) -> None:
         self.rule = rule or HealthRule()
         self._clock = clock
         self._windows: dict[str, Window] = {}
         self._breaches: dict[str, Breach] = {}
 
     def observe(self, outcome: SessionOutcome) -> None:
-        window = self._windows.get(outcome.release)
+        self.take(outcome.release, entry_of(outcome, self._clock()))
+
+    def take(self, release: str, entry: Entry) -> None:
+        """One session of `release`, observed at the entry's time (epoch seconds: any replica's)."""
+        window = self._windows.get(release)
         if window is None:
             rule = self.rule
-            window = self._windows[outcome.release] = Window(rule.window, rule.max_age_seconds, rule.history_cap)
-        window.add((self._clock(), outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds))
+            window = self._windows[release] = Window(rule.window, rule.max_age_seconds, rule.history_cap)
+        window.add(entry)
+
+    def breached(self, release: str) -> bool:
+        """Whether `release` was found breached (and not judged afresh since)."""
+        return release in self._breaches
 
     def verdict(self, canary: str, stable: str) -> Breach | None:
         """The canary's breach, judged now if it has none yet; None while it is not (yet) breached."""
@@ -184,6 +194,11 @@ class ReleaseHealth:
                     return signal, (f"{name} {_sample_quantile(values, q):.1f} s over {len(values)} sessions "
                                     f"(stable: {stable_q:.1f} s over {len(stable_values)})")
         return None
+
+
+def entry_of(outcome: SessionOutcome, at: float) -> Entry:
+    """What the judge keeps of one session observed at `at`."""
+    return at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds
 
 
 def _sample_quantile(ordered: list[float], q: float) -> float:

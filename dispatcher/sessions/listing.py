@@ -2,7 +2,8 @@
 (dispatcher/store/session_index.py), closed by the timeline's end events, read a page at a time.
 
 A listed session's `status` is what the index knows: `active` (started, no end seen yet),
-`ended` or `failed` (a start's refusal code, or `bot_exited` for a bot that exited with an error).
+`ended` or `failed` (with the error's `code`: a start's refusal code, `bot_exited` for a bot that
+exited with an error, `machine_failed` for a machine that failed before its bot said why).
 Only the session's own end or failure changes it: a pipeline error the bot reports leaves the
 session running (Pipecat lets the bot go on), so it is shown as the entry's `error`, `bot_error`,
 whatever the status; it is the cause, so it shows over the `bot_exited` that may follow it. An
@@ -83,6 +84,8 @@ class SessionListing:
             end: tuple[str, str | None, bool] = ("failed", str(record.get("code") or "failed"), True)
         elif event == "ended" and record.get("exit_code") not in (None, 0):
             end = ("failed", "bot_exited", True)
+        elif event == "machine_ended":  # its machine's end, as the provider showed it (machine_ends.py)
+            end = ("failed", "machine_failed", True) if record.get("state") == "failed" else ("ended", None, False)
         elif event in _ENDS:
             end = _ENDS[str(event)]
         else:

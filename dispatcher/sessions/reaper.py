@@ -19,7 +19,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from dispatcher.machines.base import Machines
+from dispatcher.machines.base import Machine, Machines
 from dispatcher.media.rooms import Rooms
 from dispatcher.observability.metrics import Metrics
 
@@ -48,6 +48,7 @@ class Reaper:
         settings: ReaperSettings,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        ended: Callable[[Machine], None] | None = None,
     ) -> None:
         self._machines = machines
         self._rooms = rooms
@@ -57,6 +58,7 @@ class Reaper:
         self._clock = clock
         self._sleep = sleep  # a seam: tests see the waits between sweeps without waiting them
         self._cleaned: OrderedDict[str, None] = OrderedDict()
+        self._ended = ended  # each ended machine listed, told (dispatcher/sessions/machine_ends.py)
 
     async def sweep(self) -> Counter[str]:
         """One pass. Returns what it did, by reason; a failing call is logged and counted, never raised."""
@@ -70,6 +72,8 @@ class Reaper:
             return done
         now = self._clock()
         for machine in machines:
+            if self._ended is not None and not machine.state.is_active:
+                self._ended(machine)
             if machine.state.is_active and now - machine.created_at > self._deadline:
                 reason = "overdue"
                 ok = await self._attempt(self._machines.stop(machine.session_id), machine.session_id, reason)

@@ -43,6 +43,7 @@ from dispatcher.sessions.exclusive import exclusive_start
 from dispatcher.sessions.ids import Caller, body_digest, digest_key, new_session_id
 from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.listing import SessionListing
+from dispatcher.sessions.machine_ends import MachineEnds
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
 from dispatcher.sessions.timeline import SessionTimeline, session_error, trace_id_of
 from dispatcher.settings import Settings
@@ -104,6 +105,8 @@ class SessionService:
         # What `GET /sessions` lists: an entry at each admitted start, closed by its timeline's end.
         self.listing = SessionListing(coordination.session_index, settings.region, settings.max_session_seconds)
         timeline.listeners.append(self.listing.timeline_event)
+        # Every sighting of an ended machine (a provider's own word, the reaper's list, a read) told once.
+        self.ends = MachineEnds(timeline, coordination.spent)
         self.releases = releases or LiveReleases(Catalogue.single(), coordination.releases)
         self._coordination = coordination
         self._machines = machines
@@ -263,6 +266,7 @@ class SessionService:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
             return None
+        self.ends.observed(machine)
         conflict = machine.body_digest is not None and machine.body_digest != digest
         if machine.has_room != (transport not in ROOMLESS) or machine.is_webrtc != (transport == "webrtc"):
             conflict = True  # the same key asked for the other transport
@@ -396,6 +400,7 @@ class SessionService:
     async def _wait(self, machine: Machine) -> Machine:
         try:
             started = await self._machines.wait_started(machine.session_id, self._settings.start_wait_seconds)
+            self.ends.observed(started)
             return self._with_transport(started, machine.transport)
         except WaitTimeout as exc:
             raise ApiError(
@@ -435,6 +440,9 @@ class SessionService:
         await self._admission.aclose()
         for wait in list(self._waits.values()):
             wait.cancel()
+        self.ends.close()  # the provider's close stops the bots next
+        with contextlib.suppress(TimeoutError):  # an end under way is written with the timeline's last events
+            await asyncio.wait_for(self.ends.settled(), grace_seconds)
         await self.timeline.aclose()
         if self._cold is not None:
             await self._cold.aclose()
@@ -475,6 +483,7 @@ class SessionService:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
             return None
+        self.ends.observed(machine)  # a machine that died unreported: a read may be the first to see it
         rooms = self._rooms if machine.has_room else None
         if machine.state is MachineState.STARTED and rooms is not None:
             # "Machine started" is not "bot in room": presence tells the second.
@@ -500,7 +509,12 @@ class SessionService:
         # machine goes (a deleted VM has no labels left to read).
         before = self._with_transport(await self._call(self._machines.status(session_id))) if self._rooms else None
         asked_at = time.time()
-        stopped = await self._call(self._machines.stop(session_id))
+        with self.ends.stopping(session_id):  # its machine's end, if seen meanwhile, is written after this stop
+            stopped = await self._call(self._machines.stop(session_id))
+            if stopped:
+                # Recorded only for a session there was: a stop of an id that never started (any id a
+                # key can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
+                self.timeline.note(session_id, "stop_requested", at=asked_at)
         if self._cold is not None:  # after the stop, which it must not delay: a bot not yet dialled never will
             await self._cold.forget(session_id)
         if not stopped:
@@ -510,9 +524,6 @@ class SessionService:
             return None
         if caller is not None:  # its machine is stopped: the key's share has room again
             await self.share.forget(caller, session_id)
-        # Recorded only for a session there was: a stop of an id that never started (any id a key
-        # can tag) would otherwise write a timeline per call (docs/security.md, "Bounded").
-        self.timeline.note(session_id, "stop_requested", at=asked_at)
         self._admission.invalidate()
         if self._rooms is not None and not (before is not None and not before.has_room):
             await self._call(self._rooms.delete(session_id))

@@ -1,6 +1,7 @@
 """A smoke session's verdict, from its timeline as the machine itself reported it: passed when the
 bot's `first_audio` follows the caller's `joined`; failed when the session errs, ends or fails to
-start before that, or when the deadline passes first. None: not decided yet."""
+start before that (or its machine ends, the provider's word, before its bot could say why), or when
+the deadline passes first. None: not decided yet."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def verdict_of(events: Iterable[Mapping[str, Any]], *, overdue_after: float | No
         if kind == "failed":
             return Verdict(False, f"the session did not start: {event.get('code', 'failed')}: "
                            f"{event.get('message') or 'no message'}")
+        if kind == "machine_ended":  # it died before its bot could say why: the provider's word
+            return Verdict(False, f"the machine {event.get('state') or 'ended'} before a caller heard the bot "
+                           f"({event.get('detail') or 'no detail'})")
         if kind == "ended":
             ended = ": ".join(str(part) for part in (event.get("reason"), event.get("detail")) if part)
             return Verdict(False, f"the session ended before a caller heard the bot ({ended or 'no reason given'})")

@@ -16,13 +16,14 @@ from typing import Any
 
 from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
+from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 from dispatcher.sessions.smoke_verdict import Verdict, verdict_of
 from dispatcher.settings import float_setting
 
 log = logging.getLogger("dispatcher.releases.smoke")
 
 DEFAULT_DEADLINE_SECONDS = 120.0
-DECISIVE = ("joined", "first_audio", "error", "ended", "failed")  # the events a verdict can follow
+DECISIVE = ("joined", "first_audio", "error", "ended", "failed", MACHINE_ENDED)  # the events a verdict can follow
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 Push = Callable[[str, str, dict[str, Any]], None]
 Stop = Callable[[str], Awaitable[object]]

@@ -444,6 +444,34 @@ class AuditTrail(Protocol):
 
     async def history(self, limit: int) -> list[dict[str, Any]]:
         """The trail, newest first."""
+
+
+@dataclass(frozen=True)
+class SampleRead:
+    """What a release's sample holds past a reader's last look."""
+
+    entries: list[tuple[int, list[Any]]]  # (number, entry) recorded after the number asked for, oldest first
+    last: int  # the newest number recorded (0: none; lower than a reader's last look: the sample was lost)
+    since: float  # epoch seconds from which the release is judged afresh (0: from its first session)
+
+
+class ReleaseSamples(Protocol):
+    """Each release's judged sessions, the automatic rollback's sample, shared by every replica
+    (dispatcher/store/release_samples.py): a session counts once, wherever its end was seen, and a
+    replica that starts reads the sample the others built. Not forgiven: raises `StoreUnavailable`."""
+
+    async def add(self, release: str, session_id: str, entry: list[Any], *, keep: int, keep_seconds: float) -> bool:
+        """Records `entry` for `release` unless `session_id` was recorded already (for any release):
+        True when it is recorded now. The newest `keep` are kept, for `keep_seconds` after the last."""
+        ...
+
+    async def read(self, release: str, after: int) -> SampleRead:
+        """The entries recorded after number `after`."""
+        ...
+
+    async def restart(self, release: str, since: float, keep_seconds: float) -> None:
+        """`release` is judged afresh from `since` (epoch seconds): its older entries no longer count.
+        An earlier `since` than the recorded one changes nothing (every replica may say it)."""
         ...
 
 
@@ -465,6 +493,7 @@ class Coordination(Protocol):
     releases: ReleaseBook  # traffic over the releases and its audit trail (not forgiven: its reader keeps the last)
     # An admin's reads and stops of sessions another key started (not forgiven: unrecorded, it is refused).
     session_audit: AuditTrail
+    release_samples: ReleaseSamples  # the automatic rollback's sample of each release (not forgiven)
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

@@ -35,6 +35,7 @@ from dispatcher.store.coordination import (
     OwnerRecords,
     Rate,
     ReleaseBook,
+    ReleaseSamples,
     ReservePool,
     SessionIndex,
     SessionValues,
@@ -55,6 +56,7 @@ from dispatcher.store.memory import (
 )
 from dispatcher.store.relay import Handler
 from dispatcher.store.release_book import MemoryReleaseBook
+from dispatcher.store.release_samples import MemoryReleaseSamples
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.session_index import MemorySessionIndex
 from dispatcher.store.timelines import MemoryTimelines
@@ -189,6 +191,7 @@ class LocalCoordination:
         self.held_places: HeldPlaces = HeldPlaceRecords(LocalKeySessions())
         self.releases: ReleaseBook = MemoryReleaseBook()
         self.session_audit: AuditTrail = MemoryTrail()
+        self.release_samples: ReleaseSamples = MemoryReleaseSamples()
         self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

@@ -40,6 +40,7 @@ from dispatcher.store.coordination import (
     OwnerRecords,
     Rate,
     ReleaseBook,
+    ReleaseSamples,
     ReservePool,
     SessionIndex,
     SessionValues,
@@ -78,6 +79,7 @@ from dispatcher.store.pool import StorePool
 from dispatcher.store.rates import SharedCreateLimit, SharedRate
 from dispatcher.store.relay import Handler, NotHere, Relay
 from dispatcher.store.release_book import StoreReleaseBook
+from dispatcher.store.release_samples import StoreReleaseSamples
 from dispatcher.store.replicas import Replicas, State
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
 from dispatcher.store.session_index import ForgivingSessionIndex, MemorySessionIndex, StoreSessionIndex
@@ -123,6 +125,7 @@ class RedisCoordination:
         self.held_places: HeldPlaces = HeldPlaceRecords(SharedKeySessions(self.store))  # not forgiven
         self.releases: ReleaseBook = StoreReleaseBook(self.store)
         self.session_audit: AuditTrail = StoreTrail(self.store, "audit", "sessions")
+        self.release_samples: ReleaseSamples = StoreReleaseSamples(self.store)
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

@@ -8,14 +8,16 @@ the dispatcher's verdict, judged from the bot's own reports, in
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.api import Api, path
-from cli.errors import REFUSED
+from cli.errors import REFUSED, Refused, Unreachable
 from cli.options import common_options, print_json, target_of, wants_json
 
 VERDICTS = ("passed", "failed")
@@ -39,8 +41,9 @@ def smoke(name: str, wav: Path | None, wait_seconds: float) -> None:
     target = target_of(ctx)
     with Api(target) as api:
         answer = api.call("POST", path("releases", name, "smoke"))
-        heard = _call(target.url, target.admin_key, answer, wav)
-        verdict = _verdict(api, name, answer.get("session_id") or answer.get("sessionId"), wait_seconds)
+        session_id = answer.get("session_id") or answer.get("sessionId")
+        heard = _call(target.url, target.admin_key, answer, wav, failed=lambda: _failed(api, name, session_id))
+        verdict = _verdict(api, name, session_id, wait_seconds)
     if wants_json(ctx):
         print_json({"release": name, "smoke": verdict, "caller": heard})
     else:
@@ -52,8 +55,10 @@ def smoke(name: str, wav: Path | None, wait_seconds: float) -> None:
         ctx.exit(REFUSED)
 
 
-def _call(base_url: str, key: str | None, answer: dict[str, Any], wav: Path | None) -> dict[str, Any]:
-    """The caller's side: what it heard, or why it heard nothing. The verdict is the dispatcher's."""
+def _call(base_url: str, key: str | None, answer: dict[str, Any], wav: Path | None,
+          failed: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """The caller's side: what it heard, or why it heard nothing. The verdict is the dispatcher's: once
+    it says failed (`failed()`, asked every POLL_SECONDS), the caller hangs up rather than wait on."""
     if "offer_url" not in answer:
         if answer.get("room_url"):  # a Daily session: a person is the caller; the verdict is the bot's
             click.echo(f"join {answer['room_url']} and say something: the smoke passes when you hear the "
@@ -62,7 +67,27 @@ def _call(base_url: str, key: str | None, answer: dict[str, Any], wav: Path | No
         return {"skipped": "the smoke session has no offer_url (not a WebRTC session)"}
     import asyncio  # here, as the caller's libraries: `voicefleet --help` imports this module and needs none
 
-    return asyncio.run(_talk(base_url + answer["offer_url"], key, answer.get("iceConfig"), wav))
+    return asyncio.run(_unless_failed(_talk(base_url + answer["offer_url"], key, answer.get("iceConfig"), wav),
+                                      failed))
+
+
+async def _unless_failed(talk: Coroutine[Any, Any, dict[str, Any]], failed: Callable[[], bool]) -> dict[str, Any]:
+    """`talk`'s account, or, when the dispatcher has failed the smoke first (a machine that died, a bot
+    that raised), that: its verdict is what the command prints, and waiting on for audio adds nothing."""
+    import asyncio
+
+    calling = asyncio.ensure_future(talk)
+    try:
+        while not calling.done():
+            await asyncio.wait({calling}, timeout=POLL_SECONDS)
+            if not calling.done() and await asyncio.to_thread(failed):
+                return {"failed": "the dispatcher failed the smoke session before the caller heard the bot"}
+        return calling.result()
+    finally:
+        if not calling.done():
+            calling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await calling  # its `finally` hangs up
 
 
 async def _talk(offer_url: str, key: str | None, ice_config: dict[str, Any] | None, wav: Path | None
@@ -89,13 +114,27 @@ async def _talk(offer_url: str, key: str | None, ice_config: dict[str, Any] | No
         await caller.close()  # the hang-up: the bot reports its end, and the dispatcher judges
 
 
+def _failed(api: Api, name: str, session_id: str | None) -> bool:
+    """Whether the dispatcher has failed this smoke session already (an unreadable answer: not yet)."""
+    try:
+        record = _smoke_record(api, name)
+    except (Refused, Unreachable):  # the verdict's own read, after the call, says what went wrong
+        return False
+    return (isinstance(record, dict) and record.get("status") == "failed"
+            and (session_id is None or record.get("session_id") == session_id))
+
+
+def _smoke_record(api: Api, name: str) -> object:
+    releases = api.call("GET", path("releases")).get("releases", [])
+    return next((r.get("smoke") for r in releases if r.get("name") == name), None)
+
+
 def _verdict(api: Api, name: str, session_id: str | None, wait_seconds: float) -> dict[str, Any]:
     """The release's `smoke` record once it is passed or failed (for this session), or the last one seen."""
     deadline = time.monotonic() + wait_seconds
     seen: dict[str, Any] = {"status": "unknown", "session_id": session_id}
     while True:
-        releases = api.call("GET", path("releases")).get("releases", [])
-        record = next((r.get("smoke") for r in releases if r.get("name") == name), None)
+        record = _smoke_record(api, name)
         if isinstance(record, dict):
             seen = record
             mine = session_id is None or record.get("session_id") == session_id

@@ -1,5 +1,6 @@
 """The false-rollback bench's harness on a tiny run: it prints its tables, and a canary whose every
-session fails is rolled back at the rule's minimum sample."""
+session fails (its bot raising, or its machine dying at boot) is rolled back at the rule's minimum
+sample, before and after an operator's weight change."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ def test_a_tiny_run_prints_both_tables() -> None:
     minimum = HealthRule().min_canary
     assert rows["bot() raises"] == f"| bot() raises | {minimum} | {minimum} | {minimum} | {minimum * 2} min | 0 of 2 |"
     assert set(rows) >= {"a 15-min incident a day, every release", "answers 3 s late", "10 % fail"}
+    # A canary whose machines die before their bots report is judged, from the provider's word, as fast.
+    assert rows["machine dies at boot"].startswith(f"| machine dies at boot | {minimum} | {minimum} | {minimum} |")
+    # An operator's weight change keeps the stable release's sample: still the minimum, at 50 % too.
+    assert rows["bot() raises, set to 50 %"].startswith(f"| bot() raises, set to 50 % | {minimum} | {minimum} |")
+    assert rows["machine dies at boot, set to 20 %"].startswith(f"| machine dies at boot, set to 20 % | {minimum} |")
 
 
 def test_the_simulated_callers_fail_at_the_stated_rates() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a real dispatcher, 
 ADMIN_KEY, CLIENT_KEY = "vf-admin-smoke-8e1d4c7b2a90", "vf-client-smoke-3b6f0e9d1c57"
 WAIT = "300"  # a bot's first import of Pipecat on a busy machine: a safety net, never what is checked
 CANARY = 50
+BOTS = Path(__file__).resolve().parents[1] / "bots"
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +82,21 @@ def test_a_daily_smoke_session_is_handed_to_a_person_in_its_room(capsys: pytest.
     heard = _call("http://127.0.0.1:9", None, {"session_id": "s", "room_url": "https://acme.daily.co/vf-s"}, None)
     assert heard == {"caller": "a person in the Daily room"}
     assert "join https://acme.daily.co/vf-s" in capsys.readouterr().err
+
+
+def test_a_release_whose_machine_dies_at_boot_fails_at_once_with_the_providers_word(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The verdict is the dispatcher's decision that the machine is over, as soon as it sees the exit:
+    not the smoke's deadline (set far beyond the command's own wait here, so only that decision can
+    answer in time)."""
+    crashes = {"name": "crashes", "images": {"*": str(BOTS / "crash_at_boot.py")}}
+    env = {**smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY), "RELEASE_SMOKE_DEADLINE_SECONDS": "3600"}
+    stack = json.loads(env["RELEASES"])
+    env["RELEASES"] = json.dumps({**stack, "releases": [crashes, *stack["releases"]]})
+    with run_dispatcher(tmp_path_factory.mktemp("crashing"), env) as crashing:
+        result = run(crashing, "crashes", key=ADMIN_KEY)
+        smoke = releases(crashing)["crashes"]
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("smoke crashes: failed: the machine failed before a caller heard the bot "
+                                    "(exit code 1)"), result.stdout
+    assert smoke["smoke"]["status"] == "failed" and smoke["weight"] == 0

@@ -26,6 +26,7 @@ from dispatcher.api.routers.sessions import launched
 from dispatcher.api.schemas import StartOut
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
+from dispatcher.machines.base import ChecksImages
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.releases.traffic import Traffic, unknown_release
 
@@ -54,6 +55,9 @@ async def set_weights(request: Request, by: Admin, payload: Annotated[dict[str, 
         raise ApiError(422, "invalid_weight", 'send {"weights": {"RELEASE": PERCENT, ...}} adding up to 100, and '
                        "nothing else")
     weights = payload["weights"]
+    if isinstance(weights, dict):
+        current = state.releases.traffic.weights
+        _launchable(state, [n for n, w in weights.items() if isinstance(w, int) and w > current.get(n, 0)])
     traffic = await state.releases.change(lambda t, v: t.with_weights(weights, by, v))
     return await _view(state, traffic)
 
@@ -64,7 +68,10 @@ async def set_weight(request: Request, by: Admin, name: str,
     state = app_state(request)
     if set(payload) != {"weight"}:
         raise ApiError(422, "invalid_weight", 'send {"weight": PERCENT} (0-100); every weight at once: PUT /releases')
-    traffic = await state.releases.change(lambda t, v: t.with_weight(name, payload["weight"], by, v))
+    weight = payload["weight"]
+    if isinstance(weight, int) and weight > state.releases.traffic.weights.get(name, 0):
+        _launchable(state, [name])
+    traffic = await state.releases.change(lambda t, v: t.with_weight(name, weight, by, v))
     return await _view(state, traffic)
 
 
@@ -78,8 +85,27 @@ async def rollback(request: Request, by: Admin) -> dict[str, Any]:
 @router.post("/releases/{name}/promote", summary="Send every start to this release; it becomes the stable one")
 async def promote(request: Request, by: Admin, name: str) -> dict[str, Any]:
     state = app_state(request)
+    _launchable(state, [name])
     traffic = await state.releases.change(lambda t, v: t.promoted(name, by, v))
     return await _view(state, traffic)
+
+
+def _launchable(state: AppState, raised: list[str]) -> None:
+    """More traffic for a release whose machines cannot start (its bot file gone) is refused, as an
+    unknown release is: every session given to it would fail. Where the provider cannot tell (a cloud
+    image), its smoke session and the automatic rollback are the guard."""
+    if not isinstance(state.machines, ChecksImages):
+        return
+    for name in raised:
+        release = state.releases.catalogue.get(name)
+        if release is None:
+            continue  # answered by the change itself: 422 unknown_release
+        for transport in state.settings.transports:
+            why = state.machines.image_missing(release.image_for(transport))
+            if why is not None:
+                raise ApiError(409, "release_unavailable", f"{name} cannot take traffic: {why}. Put it back, or "
+                               "list the release again with a bot file that exists (BOT_RELEASES or RELEASES) "
+                               "and restart the dispatcher; nothing changed", extra={"release": name})
 
 
 class SmokeOut(StartOut):
@@ -145,7 +171,7 @@ async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
                 "created": release.created,
                 "live_sessions": live.get(release.name, 0),
                 "idle_bots": idle.get(release.name, 0),
-                "health": health(release.name, traffic) if health is not None
+                "health": await health(release.name, traffic) if health is not None
                 else {"state": "breached" if release.name in traffic.held else "watching",
                       "reason": traffic.held.get(release.name)},
                 "smoke": traffic.smoke_of(release.name).view(),

@@ -21,7 +21,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +144,7 @@ class LocalMachines:
         # Each release's own settings (BOT_RELEASES' `@python` as BOT_PYTHON), by release name: a
         # reserve bot of a release runs its interpreter as its cold sessions do (dispatcher/wiring.py).
         self.release_envs: Mapping[str, Mapping[str, str]] = {}
+        self.end_listeners: list[Callable[[Machine], None]] = []  # told each session bot's exit (ReportsEnds)
 
     def attach_channel(self, access: ChannelAccess) -> None:
         """Where bots dial in; without it (a bare library use) they get no channel to talk on."""
@@ -260,6 +261,13 @@ class LocalMachines:
         """None: starting a process has no provider limit to mirror."""
         return None
 
+    def image_missing(self, image: str | None) -> str | None:
+        """A release's bot file (None: BOT_FILE's) that is no longer a file: every session would fail."""
+        bot_file = Path(image) if image is not None else self.bot_file
+        if bot_file is None or bot_file.is_file():
+            return None
+        return f"its bot file {bot_file} is gone"
+
     def exit_detail(self, bot_id: str) -> str | None:
         """Why a reserve bot exited before its hello (its exit and its own `ended` detail), if it did."""
         bot = self._idle.get(bot_id)
@@ -308,6 +316,9 @@ class LocalMachines:
             bot.set_state(MachineState.FAILED, f"{_describe_exit(code)}{reason}")
         log.info("session %s: bot pid %d exited (%s)", bot.spec.session_id, process.pid, bot.detail,
                  extra={"session_id": bot.spec.session_id})  # a reserve bot's watcher predates its session
+        if self._bots.get(bot.spec.session_id) is bot:  # a session's (a reserve bot's exit ends no session)
+            for listener in self.end_listeners:
+                listener(bot.machine())
 
     async def wait_started(self, session_id: str, timeout: float) -> Machine:
         bot = self._bots.get(session_id)

@@ -204,3 +204,15 @@ async def test_an_orphan_room_is_ended_only_once_older_than_the_grace() -> None:
                     settings=ReaperSettings(grace_seconds=10), clock=lambda: 1010.0)
     assert await reaper.sweep() == {"orphan_room": 1}
     assert rooms.deleted == ["past-grace"]  # exactly 10 s old may still be a start in progress
+
+
+async def test_every_ended_machine_a_sweep_lists_is_told_as_an_end_and_a_live_one_is_not() -> None:
+    live = Machine(session_id="b", machine_id="m-b", state=MachineState.STARTED, created_at=1005.0)
+    failed = Machine(session_id="c", machine_id="m-c", state=MachineState.FAILED, created_at=1000.0,
+                     detail="CannotPullContainerError")
+    machines, told = ListedMachines([ended("a"), live, failed]), []
+    reaper = Reaper(machines, RecordingRooms(), Metrics("memory"), max_session_seconds=60,
+                    settings=ReaperSettings(grace_seconds=0), clock=lambda: 1010.0, ended=told.append)
+    await reaper.sweep()
+    assert [(m.session_id, m.state, m.detail) for m in told] == [
+        ("a", MachineState.ENDED, None), ("c", MachineState.FAILED, "CannotPullContainerError")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatcher.sessions.release_watch import outcome_of
+from dispatcher.sessions.release_outcome import outcome_of
 
 
 def timeline(*events: tuple[str, float, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -48,3 +48,28 @@ def test_a_pinned_session_is_not_judged_so_a_client_cannot_sink_or_hide_a_canary
     assert outcome_of(timeline(pinned, ("launched", 100.1, {}), ("ended", 101.0, {"reason": "bot_failed"}))) is None
     keyed = ("requested", 100.0, {"release": "next", "release_chosen_by": "key"})
     assert outcome_of(timeline(keyed, ("launched", 100.1, {}), ("ended", 101.0, {"reason": "bot_failed"}))) is not None
+
+
+def test_a_machine_that_died_before_its_bot_was_ready_is_a_failed_start() -> None:
+    crashed = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}),
+                                  ("machine_ended", 100.9, {"state": "failed", "detail": "exit code 1"})))
+    assert crashed is not None and crashed.failure == "failed to start"
+    never_served = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}),
+                                       ("machine_ended", 120.0, {"state": "ended", "detail": "exit code 0"})))
+    assert never_served is not None and never_served.failure == "failed to start"
+
+
+def test_a_machine_that_failed_after_its_bot_was_ready_without_a_word_is_a_bot_error() -> None:
+    outcome = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("ready", 101.0, {}), ("joined", 102.0, {}),
+                                  ("machine_ended", 160.0, {"state": "failed", "detail": "killed by SIGKILL"})))
+    assert outcome is not None and outcome.failure == "bot error" and outcome.ended_within_seconds == 58.0
+
+
+def test_the_bots_own_account_or_the_callers_stop_outweighs_the_machines_end() -> None:
+    reported = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("ready", 101.0, {}),
+                                   ("ended", 108.0, {"reason": "connect_timeout", "exit_code": 3}),
+                                   ("machine_ended", 108.2, {"state": "failed", "detail": "exit code 3"})))
+    assert reported is not None and reported.failure is None
+    stopped = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("stop_requested", 100.5, {}),
+                                  ("machine_ended", 100.7, {"state": "ended", "detail": "stopped"})))
+    assert stopped is not None and stopped.failure is None

@@ -15,8 +15,10 @@ from typing import Any
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.releases.health import ReleaseHealth
 from dispatcher.releases.live import LiveReleases
+from dispatcher.sessions.release_sample import SharedSample
 from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.store.release_book import MemoryReleaseBook
+from dispatcher.store.release_samples import MemoryReleaseSamples
 from tests.support.releases import release_env
 
 Timeline = list[dict[str, Any]]
@@ -39,7 +41,7 @@ async def judged(tmp_path: Path, sessions: list[Timeline]) -> dict[str, int]:
     async def read(session_id: str) -> Timeline:
         return timelines[session_id]
 
-    watch = ReleaseWatch(releases, ReleaseHealth(), read)
+    watch = ReleaseWatch(releases, SharedSample(ReleaseHealth(), MemoryReleaseSamples()), read)
     for session_id, events in timelines.items():
         watch.timeline_event(session_id, events[-1])
         await watch.settled()
@@ -58,3 +60,28 @@ async def test_one_key_hanging_up_on_the_stable_release_does_not_hide_a_broken_c
     attacker = [session("stable", "pinned", lasted=2) for _ in range(2000)]
     broken = [session("next", "weight", lasted=0.5, reason="bot_failed") for _ in range(30)]
     assert await judged(tmp_path, customers + attacker + broken) == {"stable": 100, "next": 0}
+
+
+async def test_a_machine_end_seen_before_its_bots_own_report_waits_for_that_report(tmp_path: Path) -> None:
+    """Locally the process's exit can be seen a moment before its bot's `ended` report arrives on its
+    channel: the bot's own reason (a caller who never connected) is what the session is judged on."""
+    releases = LiveReleases(Catalogue.from_env(release_env(tmp_path), local=True), MemoryReleaseBook())
+    await releases.refresh()
+    events: Timeline = [{"event": "requested", "at": 1000.0, "release": "next", "release_chosen_by": "weight"},
+                        {"event": "launched", "at": 1000.1}, {"event": "ready", "at": 1001.0}]
+
+    reads: list[int] = []
+
+    async def read(session_id: str) -> Timeline:
+        reads.append(1)
+        if len(reads) == 2:  # the bot's report lands while the judge waits for it
+            events.insert(3, {"event": "ended", "at": 1011.0, "reason": "connect_timeout", "exit_code": 3})
+        return list(events)
+
+    samples = MemoryReleaseSamples()
+    watch = ReleaseWatch(releases, SharedSample(ReleaseHealth(), samples), read)
+    exited = {"event": "machine_ended", "at": 1011.2, "state": "failed", "detail": "exit code 3"}
+    events.append(exited)
+    watch.timeline_event("s-1", exited)
+    await watch.settled()
+    assert [entry[1] for _, entry in (await samples.read("next", 0)).entries] == [None]  # no failure of the bot's

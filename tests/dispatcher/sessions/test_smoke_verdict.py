@@ -32,3 +32,11 @@ def test_the_bots_own_error_is_the_reason() -> None:
 
 def test_an_end_after_the_first_audio_does_not_undo_the_pass() -> None:
     assert verdict_of(events("joined", "first_audio", "ended", reason="bot_failed")) == HEARD
+
+
+def test_a_machine_that_died_before_its_bot_said_anything_fails_at_once_with_the_providers_word() -> None:
+    died = verdict_of([{"event": "requested", "at": 1.0}, {"event": "launched", "at": 1.1},
+                       {"event": "machine_ended", "at": 1.5, "state": "failed",
+                        "detail": "exit code 4: bot.py: no such file"}])
+    assert died is not None and not died.passed
+    assert died.reason == "the machine failed before a caller heard the bot (exit code 4: bot.py: no such file)"

@@ -1,0 +1,54 @@
+"""One session's outcome for its release's health, from its whole timeline: what its caller got (a
+start that failed, a bot that failed, a machine that died before its bot could say, a session over
+at once) and how long they waited (docs/releases.md, "What is compared")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatcher.releases.health import SessionOutcome
+from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
+
+
+def outcome_of(events: list[dict[str, Any]]) -> SessionOutcome | None:
+    """One session's outcome from its timeline; None when it names no release (a start refused
+    before it was a session, or one older than releases) or its caller pinned it: only sessions the
+    dispatcher gave a release (by weight, or by the key's configured release) speak for it."""
+    requested = next((e for e in events if e.get("event") == "requested"), None)
+    if requested is None or not isinstance(requested.get("release"), str):
+        return None
+    if requested.get("release_chosen_by") == "pinned":  # a client could pin sessions to sink a canary (or hide one)
+        return None
+    began = float(requested["at"])
+    at = {e["event"]: float(e["at"]) for e in reversed(events) if isinstance(e.get("at"), int | float)}
+    launched = "launched" in at or "claimed" in at
+    # The machine's end speaks only where the bot did not report its own, and the caller did not stop it.
+    machine = _machine_end(events) if "ended" not in at and "stop_requested" not in at else None
+    never_served = machine is not None and "ready" not in at  # died at boot, or exited without serving
+    failed_start = ("failed" in at and not launched) or never_served
+    errored = ("error" in at or ("failed" in at and launched) or _ended_badly(events)
+               or (machine == "failed" and not never_served))
+    joined = at.get("joined")
+    ended = at.get("ended", at.get("machine_ended") if machine is not None else None)
+    return SessionOutcome(
+        release=requested["release"],
+        failed_start=failed_start,
+        bot_error=errored,
+        ready_seconds=at["ready"] - began if "ready" in at else None,
+        ended_within_seconds=(ended - (joined if joined is not None else began)) if ended is not None else None,
+        first_audio_seconds=at["first_audio"] - joined if "first_audio" in at and joined is not None else None,
+    )
+
+
+def _machine_end(events: list[dict[str, Any]]) -> str | None:
+    """How the session's machine ended as the provider showed it (`ended` or `failed`), if it did."""
+    return next((str(e.get("state")) for e in events if e.get("event") == MACHINE_ENDED), None)
+
+
+# The bot host's own end reasons for a failure of the bot (bot/lifecycle.py): a caller who hung up or
+# never connected is no fault of the release, and happens to every release alike.
+BOT_FAULTS = ("error", "bot_failed", "config_error")
+
+
+def _ended_badly(events: list[dict[str, Any]]) -> bool:
+    return any(e.get("event") == "ended" and e.get("reason") in BOT_FAULTS for e in events)
