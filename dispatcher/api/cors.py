@@ -15,22 +15,21 @@ only `OPTIONS … 405`.
 from __future__ import annotations
 
 import logging
-import re
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dispatcher.api.cross_site import CrossSiteWrites
+from dispatcher.api.origins import LOOPBACK_ORIGIN, MAX_ORIGIN_CHARS, AllowedOrigins, allowed_origins, refusal
 from dispatcher.errors import error_response
 from dispatcher.observability.log_text import shown
 
 log = logging.getLogger(__name__)
-LOOPBACK_ORIGIN = r"http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
-MAX_ORIGIN_CHARS = 200  # as logged and echoed: an origin is a scheme, a host and a port
 
 
 def allow_origins(app: FastAPI, origins: tuple[str, ...], local: bool) -> None:
-    """The CORS answers, then (outside them) the refusal of any other origin's preflight."""
+    """The CORS answers, then (outside them) the refusal of any other origin's writes and preflights."""
     loopback = LOOPBACK_ORIGIN if local else None
     if origins or loopback:
         app.add_middleware(
@@ -43,32 +42,24 @@ def allow_origins(app: FastAPI, origins: tuple[str, ...], local: bool) -> None:
             expose_headers=["Location", "Retry-After"],
             max_age=600,
         )
-    app.add_middleware(RefusedOrigins, origins=frozenset(origins), loopback=loopback)
+    allowed = allowed_origins(origins, local)
+    app.add_middleware(CrossSiteWrites, allowed=allowed)  # refuses only origins that get no CORS answer
+    app.add_middleware(RefusedOrigins, allowed=allowed)
 
 
 class RefusedOrigins:
-    def __init__(self, app: ASGIApp, origins: frozenset[str], loopback: str | None) -> None:
+    def __init__(self, app: ASGIApp, allowed: AllowedOrigins) -> None:
         self.app = app
-        self.origins = origins
-        self.loopback = re.compile(loopback) if loopback else None
-
-    def allowed(self, origin: str) -> bool:
-        return origin in self.origins or (self.loopback is not None and self.loopback.fullmatch(origin) is not None)
+        self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "OPTIONS":
             headers = dict(scope.get("headers", []))
             origin = headers.get(b"origin", b"").decode("latin-1")
-            if origin and b"access-control-request-method" in headers and not self.allowed(origin):
+            if origin and b"access-control-request-method" in headers and not self.allowed.listed(origin):
                 message = refusal(shown(origin, MAX_ORIGIN_CHARS))
                 log.warning("a browser page was refused (CORS): %s", message)
                 await error_response(403, "cors_origin_not_allowed", message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-
-def refusal(origin: str) -> str:
-    if not origin.startswith(("http://", "https://")):  # `null`: a file, a sandboxed frame
-        return (f"this dispatcher does not allow browser calls from {origin}: serve the page over http(s) "
-                "and list its origin in CORS_ALLOW_ORIGINS")
-    return f"this dispatcher does not allow browser calls from {origin}: list it in CORS_ALLOW_ORIGINS={origin}"

@@ -3,10 +3,10 @@
 `curl -d '{"body": {}}'` labels its JSON `application/x-www-form-urlencoded`; the API has no form
 endpoint, so such a body is read as JSON (and a body that is not JSON gets 400 `invalid_json`).
 
-Browsers are held to `application/json`: a cross-site page may send a "simple" request (form or
-`text/plain`) without a CORS preflight, and reading that as JSON would let any web page start a
-bot on a developer's keyless local dispatcher. A browser request always carries `Origin` (or
-`Sec-Fetch-Site`), so such a request with another content type gets 415 instead.
+Browsers are held to `application/json`: a browser request always carries `Origin` (or
+`Sec-Fetch-Site`), so such a request with another content type gets 415 rather than being read as
+JSON. That is not what stops another site's page: it may send no body and no `Content-Type` at
+all; dispatcher/api/cross_site.py refuses its writes whatever they carry.
 """
 
 from __future__ import annotations

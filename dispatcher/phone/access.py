@@ -4,7 +4,8 @@ A WebSocket upgrade is let in by, in this order: a one-time token from `POST /st
 presented as Pipecat Cloud takes it: `Authorization: Bearer <token>`, `?token=<token>` (what
 Pipecat's WebSocket client sends) or a path segment (`/ws/{carrier}/{token}`); Twilio's
 `X-Twilio-Signature` over the `wss://` URL; Exotel's Basic credential (`wss://KEY:TOKEN@host/...`);
-or nothing at all on a keyless local loopback dispatcher. Anything else is refused
+or nothing at all on a keyless local loopback dispatcher (unless a web page of another origin
+opens it: dispatcher/api/routers/carriers.py). Anything else is refused
 with HTTP 403 before the handshake completes.
 
 Past the proof: a token's call is the session of the key that asked for it (a key removed since

@@ -5,8 +5,9 @@ Two ways, so that neither alone has to be perfect:
 
 - **pushed**: each replica that sees a new traffic made in its own region posts it, signed, to
   every peer (`POST /regions/releases`), at once, retried a few times while the peer does not
-  answer. A peer stores it when it is newer than what it holds (`LiveReleases.adopt`), answers
-  409 `stale_release_version` when it holds a newer one, and 401 to whatever no region signed.
+  answer. A peer stores it when it is newer than what it holds (`LiveReleases.adopt`, on the terms
+  of dispatcher/releases/adoption.py), answers 409 `stale_release_version` when it holds a newer
+  one, 401 to whatever no region signed, and 422 to a change its signer says another region made.
 - **pulled**: every region's signed state (`GET /regions/state`, read by each peer twice a second)
   carries its traffic, adopted on the same rule. So a region that was unreachable during a change
   gets it with its first answered poll, and one that starts reads its peers before it serves.
@@ -26,11 +27,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispatcher.errors import ApiError
+from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.regions.peers import ANSWER_SECONDS, Peer, Peers, region_client, signed_post
 from dispatcher.regions.signing import SKEW_SECONDS, RegionSigner
 from dispatcher.releases.live import LiveReleases
-from dispatcher.releases.traffic import DEPLOYMENT, Traffic
+from dispatcher.releases.traffic import DEPLOYMENT, Traffic, Version
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.regions")
@@ -40,10 +42,10 @@ STATE_FIELD = "releases"  # the traffic's field in a region's state answer
 PUSH_ATTEMPTS = 3  # then the peer's next poll of this region brings it the change
 PUSH_BACKOFF_SECONDS = 0.25  # doubled after each attempt
 CATCH_UP_SECONDS = 2 * ANSWER_SECONDS  # at start-up: the peers' answers and this region's store, at most this
-# A change is versioned by its region's clock, which signed requests already keep within SKEW_SECONDS
-# of this one's: a version further ahead is no honest change, and taken it would outrank every change
-# made anywhere until the clocks caught up with it.
-AHEAD_SECONDS = 2 * SKEW_SECONDS
+# A change is versioned by its region's clock when it was made, which signed requests already keep
+# within SKEW_SECONDS of this one's: a version further ahead is no honest change, and taken it would
+# outrank every change made anywhere until the clocks caught up with it.
+AHEAD_SECONDS = SKEW_SECONDS
 
 
 def travels(traffic: Traffic) -> bool:
@@ -61,6 +63,7 @@ class RegionalReleases:
         self._signer = RegionSigner(self._regions)
         self._client = client or region_client()
         self._pushes: set[asyncio.Task[None]] = set()
+        self._refused: Version | None = None  # the last polled change refused here (warned about once)
         if self._regions.several:
             releases.listeners.append(self.changed)
             peers.answer_listeners.append(self.polled)
@@ -88,18 +91,22 @@ class RegionalReleases:
                     peer.name, list(traffic.version), why)
 
     async def offered(self, sender: str, payload: object) -> dict[str, Any]:
-        """A peer's push: stored when newer; else a clear refusal naming what this region holds."""
+        """A peer's push, `sender` as its signature names it: stored when newer and acceptable here
+        (dispatcher/releases/adoption.py); else a clear refusal naming what this region holds."""
         record = payload.get("traffic") if isinstance(payload, Mapping) else None
         traffic = Traffic.from_json(record)
         if traffic is None or not travels(traffic):
             raise ApiError(422, "invalid_release_record", 'send {"traffic": <a change a person or the automatic '
                            "rollback made: weights adding up to 100, stable, version>}")
+        if traffic.version[1] != sender:
+            raise ApiError(422, "invalid_release_record", f"a region pushes the changes made in it: this one was "
+                           f"signed by {sender} but its version names {shown(traffic.version[1])!r}")
         if (ahead := self._ahead(traffic)) > AHEAD_SECONDS:
             raise ApiError(422, "invalid_release_record", f"its version is {ahead:.0f} s ahead of this region's "
                            f"clock (at most {AHEAD_SECONDS:.0f} s is taken): set the sending region's clock right "
                            "(NTP) and make the change again")
         try:
-            adopted = await self._releases.adopt(traffic.to_json())
+            adopted = await self._releases.adopt(traffic.to_json(), sender=sender)
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "this region's store does not answer: the change cannot be "
                            "kept; it is pulled again from its region's state", retry_after=1) from None
@@ -121,16 +128,23 @@ class RegionalReleases:
         return traffic.to_json() if travels(traffic) else None
 
     async def polled(self, peer: Peer, answer: Mapping[str, Any]) -> None:
-        """A peer's state answer: its traffic adopted when newer than the one this replica holds."""
+        """A peer's state answer: its traffic adopted when newer than the one this replica holds and
+        acceptable here. It may be a third region's change the peer took (this region missed its
+        push), so its version names any configured region; the audit line names the peer."""
         offered = Traffic.from_json(answer.get(STATE_FIELD))
         if (offered is None or not travels(offered) or not offered.newer_than(self._releases.traffic)
-                or self._ahead(offered) > AHEAD_SECONDS):
+                or offered.version[1] not in self._regions.urls or self._ahead(offered) > AHEAD_SECONDS):
             return
         try:
-            if await self._releases.adopt(offered.to_json()):
+            if await self._releases.adopt(offered.to_json(), sender=peer.name):
                 log.info("regions: releases' change %s read from %s", list(offered.version), peer.name)
         except StoreUnavailable:
             pass  # the next poll tries again; the store's health says why
+        except ApiError as refused:  # read twice a second: said once per change
+            if offered.version != self._refused:
+                self._refused = offered.version
+                log.warning("regions: releases' change %s read from %s is not taken: %s", list(offered.version),
+                            peer.name, refused.message)
 
     async def catch_up(self) -> None:
         """Before this replica serves: the newest traffic among its peers, then its own store's (bounded:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispatcher.errors import ApiError
+from dispatcher.releases.adoption import adoption_line, as_adopted, untested_raise
 from dispatcher.releases.catalogue import Catalogue, Release
 from dispatcher.releases.choice import release_for
 from dispatcher.releases.traffic import Traffic, Version, as_changed
@@ -67,8 +68,9 @@ class LiveReleases:
             raise ApiError(503, "store_unavailable", "the deployment's store does not answer, so the change would "
                            "reach this replica alone; nothing changed, try again", retry_after=2.0) from exc
 
-    async def adopt(self, record: Mapping[str, Any]) -> bool:
-        """A newer traffic made in another region: recorded here when it is newer than what is recorded."""
+    async def adopt(self, record: Mapping[str, Any], *, sender: str) -> bool:
+        """A newer traffic made in another region, read from `sender`: recorded here when it is newer
+        than what is recorded, on the terms of adoption.py (else its refusal is raised)."""
         offered = Traffic.from_json(record)
         if offered is None:
             return False
@@ -77,10 +79,14 @@ class LiveReleases:
             if recorded is not None and not offered.newer_than(recorded):
                 self._seen(recorded)
                 return False
-            if await self._book.write(offered.to_json(), list(recorded.version) if recorded else None):
+            here = recorded or self.traffic
+            if (refusal := untested_raise(here, offered)) is not None:
+                raise refusal
+            adopted = as_adopted(here, offered)
+            if await self._book.write(adopted.to_json(), list(recorded.version) if recorded else None):
                 # In this region's trail too: who changed the traffic here, even from another region.
-                await self._book.note(as_changed(recorded or offered, offered))
-                self._seen(offered)
+                await self._book.note(adoption_line(here, adopted, sender))
+                self._seen(adopted)
                 return True
         return False
 

@@ -26,7 +26,9 @@ from opentelemetry.trace import Span
 
 import dispatcher.observability.tracing as tracing
 from dispatcher.api import carrier_refusals
+from dispatcher.api.cross_site import cross_site_refusal
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.origins import allowed_origins
 from dispatcher.phone.access import (
     Refused,
     admit_upgrade,
@@ -78,6 +80,16 @@ async def _call(websocket: WebSocket, carrier: str, token: str | None) -> None:
         await _admitted_call(websocket, carrier, token, call_span)
 
 
+def _other_page(websocket: WebSocket) -> str | None:
+    """Why a keyless call is refused to the page that opens it, or None. A browser opens a WebSocket
+    to any address without asking CORS, so on a keyless dispatcher, where the upgrade proves nothing,
+    any web page would start bots: its Origin is held to the rule of writes (cross_site.py). A token,
+    a signature or a credential is proof enough from any page."""
+    settings = app_state(websocket).settings
+    allowed = allowed_origins(settings.cors_allow_origins, local=settings.machines == "local")
+    return cross_site_refusal(dict(websocket.scope.get("headers", [])), allowed)
+
+
 async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, call_span: Span) -> None:
     state = app_state(websocket).phone
     url = websocket_url(
@@ -98,6 +110,12 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             tracing.failed(span, exc.reason)
             tracing.failed(call_span, exc.reason)
             await carrier_refusals.deny(websocket, 403, "call_refused", message)
+            return
+        if admitted.how == "keyless" and (page := _other_page(websocket)) is not None:
+            log.warning("phone: %s upgrade refused (another origin's page): %s", carrier, page)
+            tracing.failed(span, "cross_site")
+            tracing.failed(call_span, "cross_site")
+            await carrier_refusals.deny(websocket, 403, "origin_not_allowed", page)
             return
         span.set_attribute("voicefleet.phone.admitted", admitted.how)
     await websocket.accept()

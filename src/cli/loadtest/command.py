@@ -18,6 +18,7 @@ import click
 from cli.api import Api, path
 from cli.errors import REFUSED
 from cli.loadtest.plan import MAX_CONCURRENCY, MAX_SESSIONS_CEILING, Plan, checked, duration, rate
+from cli.loadtest.rail import not_local
 from cli.options import common_options, print_json, target_of, wants_json
 from cli.settings import API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
 
@@ -76,11 +77,13 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
     if key is not None and (warning := key_in_clear(target.url, API_KEY_VARIABLE)):
         click.echo(warning, err=True)
     with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not) No key: least sent
-        api.call("GET", path("healthz"))
+        health = api.call("GET", path("healthz"))
+    if not allow_remote and (why := not_local(target.url, health)) is not None:
+        raise click.UsageError(why)
     settings = _settings(target.url, transport, plan, turns, wav, release)
     directory = out or Path(f"loadtest-{settings['started_at'].replace(':', '').replace('-', '')}")
     directory.mkdir(parents=True, exist_ok=True)
-    result = _run(target, key, transport, plan, wav, turns, release, settings, directory)
+    result = _run(target, key, transport, plan, wav, turns, release, allow_remote, settings, directory)
     summary = result["summary"]
     if wants_json(ctx):
         print_json(result)
@@ -107,7 +110,7 @@ def _settings(url: str, transport: str, plan: Plan, turns: int, wav: Path | None
 
 
 def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path | None, turns: int, release: str | None,
-         settings: dict[str, Any], directory: Path) -> dict[str, Any]:
+         allow_remote: bool, settings: dict[str, Any], directory: Path) -> dict[str, Any]:
     from cli.loadtest.audio import SPEECH_WAV, read_wav
     from cli.loadtest.chart import write_chart
     from cli.loadtest.progress import Progress
@@ -123,8 +126,12 @@ def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path 
     # The caller's libraries loaded before the generator's own cost is counted: that is per session.
     importlib.import_module("cli.loadtest.webrtc_caller" if transport == "webrtc" else "cli.loadtest.twilio")
     call = Call(base_url=target.url, api_key=key, transport=transport, speech=speech, turns=turns, release=release,
-                run_id=settings["run_id"])
+                run_id=settings["run_id"], allow_remote=allow_remote)
     test = LoadTest(plan, call, Progress(plan.sessions, plan.duration), http_timeout=target.timeout)
+    settings["ends_within_seconds"] = round(plan.duration + test.ends_within, 1)
+    click.echo(f"voicefleet: placing sessions for {plan.duration:g} s; the sessions under way then get at most "
+               f"{test.ends_within:g} s more (each one's deadline and its stop), so the run ends within "
+               f"{settings['ends_within_seconds']:g} s", err=True)
     try:
         asyncio.run(test.run())
     except KeyboardInterrupt:

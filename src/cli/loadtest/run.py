@@ -20,6 +20,7 @@ from cli.loadtest.session import Call, run_session
 STEP = 0.25  # how often the scheduler looks at the clock and the progress line is refreshed
 KEEPALIVE_SECONDS = 2.0
 SLACK = 60.0  # a session's deadline beyond what its steps may take: the stop and the timeline read
+STOP_SECONDS = 30.0  # a session cut at its deadline: its hang-up and its DELETE
 
 
 @dataclass
@@ -39,6 +40,12 @@ class LoadTest:
         turn = call.speech.seconds + call.listen_seconds + 6.0
         return call.ready_timeout + call.audio_timeout + call.turns * turn + SLACK
 
+    @property
+    def ends_within(self) -> float:
+        """Seconds after the last session is placed by which the run has ended, whatever its sessions do:
+        those still under way then are stopped."""
+        return self.session_deadline + STOP_SECONDS
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         # Idle connections closed well before the server's keep-alive (5 s by default) closes them: a
@@ -54,7 +61,8 @@ class LoadTest:
                         await asyncio.sleep(min(left, STEP))
                         self._show()
                     self._place(http, SessionRecord(index=index, due=round(due, 3), transport=self.call.transport))
-                while self._active:
+                end = loop.time() + self.ends_within
+                while self._active and loop.time() < end:
                     await asyncio.wait(set(self._active), timeout=STEP)
                     self._show()
         finally:

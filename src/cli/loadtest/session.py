@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from cli.loadtest.audio import Pcm
+from cli.loadtest.rail import elsewhere, offer_url
 from cli.loadtest.record import REFUSED, SessionRecord
 from cli.loadtest.timeline import durations, end_reason
 
@@ -43,6 +44,7 @@ class Call:
     turns: int
     release: str | None
     run_id: str
+    allow_remote: bool = False  # else a session sent to another host than base_url's is refused (rail.py)
     ready_timeout: float = 180.0  # a cold start on a cloud provider, with a margin
     audio_timeout: float = 60.0  # connected → the bot's first audio
     listen_seconds: float = 15.0  # the end of the caller's speech → a whole reply heard
@@ -66,17 +68,23 @@ async def run_session(call: Call, http: httpx.AsyncClient, record: SessionRecord
     answer = await _start(call, http, record, began)
     if answer is None:
         return
+    if not call.allow_remote and (why := elsewhere(call.base_url, answer)) is not None:
+        record.fail("remote_session_url", why)
+        await _stop(call, http, record)
+        return
     caller: Caller | None = None
     try:
         caller = _caller(call, answer)
         ready = asyncio.create_task(_wait_ready(call, http, record, began))
         try:
             await _connect(caller, record)
+            connected = record.outcome == "ok"
             if record.outcome == "ok":
                 await _first_audio(call, caller, record, began)
             if record.outcome == "ok":
                 await _turns(call, caller, record)
-            await ready
+            if connected:  # else there is nothing to wait for: a call's session exists once its stream does
+                await ready
         finally:
             ready.cancel()
             await asyncio.gather(ready, return_exceptions=True)
@@ -131,7 +139,7 @@ def _caller(call: Call, answer: dict[str, Any]) -> Caller:
     if call.transport == "webrtc":
         from cli.loadtest.webrtc_caller import WebRTCCaller  # aiortc: imported by the runs that need it
 
-        return WebRTCCaller(call.base_url + answer["offer_url"], call.headers(), answer.get("iceConfig"))
+        return WebRTCCaller(offer_url(call.base_url, answer), call.headers(), answer.get("iceConfig"))
     from cli.loadtest.twilio import TwilioCall
 
     return TwilioCall(f"{answer['wsUrl']}/{answer['token']}")

@@ -120,10 +120,10 @@ async def test_a_form_labelled_body_that_is_not_json_is_a_400(api):
     assert response.json()["error"]["code"] == "invalid_json"
 
 
-async def test_a_browser_must_label_its_json_so_no_page_can_start_bots_without_preflight(api, local_spy):
+async def test_a_browser_must_label_its_json_even_from_an_allowed_page(api, local_spy):
     before = len(local_spy.bodies)
     response = await api.post(
-        "/start", content=b'{"body": {}}', headers={"Content-Type": "text/plain", "Origin": "https://evil.example"}
+        "/start", content=b'{"body": {}}', headers={"Content-Type": "text/plain", "Origin": "http://localhost:5173"}
     )
     assert response.status_code == 415
     assert "application/json" in response.json()["detail"]

@@ -158,3 +158,28 @@ async def test_a_keyless_dispatcher_refuses_a_wrong_query_token_instead_of_openi
     assert await refused(f"{url}?token={token[:-4]}AAAA") == 403
     assert await refused(url, {"Authorization": "Bearer not-a-token"}) == 403
     assert keyless.launches == []
+
+
+EVIL_PAGE = {"Origin": "http://attacker.localhost:5000", "Sec-Fetch-Site": "same-site"}
+
+
+@pytest.mark.parametrize("path", ["/ws/twilio", "/ws/generic/agent.org", "/ws/generic/agent.org?body=e30"])
+async def test_a_keyless_dispatcher_opens_no_call_for_a_page_of_another_origin(keyless: Phone, path: str) -> None:
+    """Any page may open a WebSocket to loopback (no CORS for upgrades): on a keyless dispatcher,
+    where nothing else proves the caller, the page's Origin decides, as for a write."""
+    for origin in ("http://attacker.localhost:5000", "https://evil.example", "null"):
+        assert await refused(keyless.ws(path), {**EVIL_PAGE, "Origin": origin}) == 403
+    assert keyless.launches == []
+
+
+async def test_a_keyless_dispatcher_still_takes_calls_from_its_own_and_loopback_pages(keyless: Phone) -> None:
+    await accepted(keyless, keyless.ws("/ws/generic/agent.org"), {"Origin": f"http://127.0.0.1:{keyless.port}"})
+    dev_server = {"Origin": "http://localhost:5173", "Sec-Fetch-Site": "same-site"}
+    await accepted(keyless, keyless.ws("/ws/twilio"), dev_server)
+
+
+async def test_a_token_opens_its_call_from_any_page_where_keys_are_configured(keyed: Phone) -> None:
+    """A customer's server starts the session with its key and hands the token to its page, whose
+    origin this dispatcher need not list: the token is the proof."""
+    token = await start_token(keyed, "twilio")
+    await accepted(keyed, keyed.ws(f"/ws/twilio/{token}"), {"Origin": "https://customer.example"})

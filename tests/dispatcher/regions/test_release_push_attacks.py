@@ -5,6 +5,7 @@ compromised region (or a bug in one) would, and sends records no honest region m
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,11 +14,12 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
+import pytest
 
 from dispatcher.regions.config import Regions
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.releases import RELEASES_PATH, RegionalReleases
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import SKEW_SECONDS, RegionSigner
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.releases.live import LiveReleases
 from dispatcher.store.release_book import MemoryReleaseBook
@@ -107,3 +109,57 @@ async def test_a_peers_state_answer_with_a_version_far_ahead_is_not_adopted(tmp_
         await polling.aclose()
     assert dict(us.traffic.weights) == {"stable": 50, "next": 50}
     assert us.traffic.version[0] < now_ms() + 60_000  # the honest change, not the one a day ahead
+
+
+async def test_a_push_naming_another_region_than_its_signer_is_refused(tmp_path: Path) -> None:
+    async with peer(tmp_path) as (base, push):
+        elsewhere = await push(change(now_ms(), region="ap"))  # signed by eu; ap is no region at all
+        as_us = await push(change(now_ms(), region="us"))
+        async with api_client(base_url=base, headers=ADMIN, timeout=30) as admin:
+            listed = (await admin.get("/releases")).json()
+    for answer in (elsewhere, as_us):
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_release_record", answer.text
+        assert "signed by eu" in answer.json()["error"]["message"]
+    assert [r["weight"] for r in listed["releases"]] == [90, 10]
+
+
+async def test_a_version_further_ahead_than_the_signatures_skew_is_refused(tmp_path: Path) -> None:
+    async with peer(tmp_path) as (_, push):
+        ahead = await push(change(now_ms() + int(SKEW_SECONDS * 1000) + 15_000))
+    assert ahead.status_code == 422 and "ahead of this region's clock" in ahead.json()["error"]["message"], ahead.text
+
+
+def polling_region(tmp_path: Path, weights: str = "stable=90,next=10") -> tuple[LiveReleases, Peers, RegionalReleases]:
+    urls = {"eu": "http://127.0.0.1:1", "us": "http://127.0.0.1:2", "ap": "http://127.0.0.1:3"}
+    us = LiveReleases(Catalogue.from_env(release_env(tmp_path, weights), local=True), MemoryReleaseBook(), region="us")
+    peers = Peers(Regions("us", MappingProxyType(urls), SECRET.encode()))
+    return us, peers, RegionalReleases(peers, us)
+
+
+async def test_a_peers_state_may_carry_a_configured_regions_change_never_an_unknown_regions(tmp_path: Path) -> None:
+    us, peers, polling = polling_region(tmp_path)
+    try:
+        await us.refresh()
+        await polling.polled(peers.by_name["eu"], {"releases": change(now_ms() + 1, region="nowhere")})
+        assert dict(us.traffic.weights) == {"stable": 90, "next": 10}
+        await polling.polled(peers.by_name["eu"], {"releases": change(now_ms() + 2, region="ap")})
+    finally:
+        await polling.aclose()
+    assert dict(us.traffic.weights) == {"stable": 50, "next": 50}  # ap's change, which eu took and us missed
+    assert (await us.history(1))[0]["by"] == "region eu: admin-0123456789ab"
+
+
+async def test_a_peers_state_refused_here_is_said_once_and_polling_goes_on(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    us, peers, polling = polling_region(tmp_path, weights="stable=100")  # next waits for its smoke
+    try:
+        await us.refresh()
+        untested = change(now_ms() + 1)
+        with caplog.at_level(logging.WARNING, logger="dispatcher.regions"):
+            for _ in range(3):
+                await polling.polled(peers.by_name["eu"], {"releases": untested})
+    finally:
+        await polling.aclose()
+    assert dict(us.traffic.weights) == {"stable": 100, "next": 0}
+    refusals = [r.getMessage() for r in caplog.records if "is not taken" in r.getMessage()]
+    assert len(refusals) == 1 and "voicefleet releases smoke next" in refusals[0], refusals
