@@ -93,10 +93,22 @@ def test_the_progress_line_says_where_the_run_is() -> None:
     progress = Progress(planned=10, duration=120, stream=stream)
     done = [SessionRecord(0, 0.0, "webrtc", first_audio=2.0, turns=[0.5]),
             SessionRecord(1, 12.0, "webrtc", outcome="refused", code="unauthorized")]
-    progress.show(done, placed=3, active=1)
+    progress.show(done, [(SessionRecord(2, 24.0, "webrtc", first_audio=1.0), 3.0)])
     line = stream.getvalue()
-    assert line.startswith("loadtest 0:00/2:00  placed 3/10  active 1  ok 1  refused 1  failed 0")
-    assert line.rstrip().endswith("first audio p50 2.00 s  turn p50 0.50 s")
+    assert line.startswith("loadtest 0:00/2:00  placed 3/10  in flight 1  ok 1  refused 1  failed 0")
+    assert line.rstrip().endswith("first audio p50 1.50 s (0 waiting)  turn p50 0.50 s")
+
+
+def test_the_live_p50_counts_the_sessions_still_waiting_for_their_first_audio() -> None:
+    # As seen: one fast session done (1.6 s) and slow ones in flight showed p50 1.6 s; the run's was 10.3 s.
+    progress = Progress(planned=5, duration=60, stream=io.StringIO())
+    done = [SessionRecord(0, 0.0, "webrtc", first_audio=1.6)]
+    in_flight = [(SessionRecord(1, 12.0, "webrtc"), 9.0), (SessionRecord(2, 24.0, "webrtc"), 11.0),
+                 (SessionRecord(3, 36.0, "webrtc", outcome="failed", code="connect_failed"), 2.0),
+                 (SessionRecord(4, 48.0, "webrtc", outcome="refused", code="at_capacity"), 0.1)]
+    line = progress.line(done, in_flight)
+    assert "placed 5/5  in flight 4  ok 1  refused 1  failed 1" in line
+    assert "first audio p50 ≥ 9.00 s (2 waiting)" in line
 
 
 def test_mu_law_is_the_reference_coders() -> None:
