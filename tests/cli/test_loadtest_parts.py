@@ -84,7 +84,8 @@ def test_outcomes_are_counted_by_code_and_set_beside_the_timeline() -> None:
     assert summary["failed_by_code"] == {"no_first_audio": 1}
     assert summary["seconds"]["turn"]["n"] == 1
     assert summary["seconds"]["ready"]["n"] == 2
-    assert agreement([ok, failed], "first_audio") == {"interval": "start asked → bot's first audio", "n": 1, "caller_p50": 3.3, "timeline_p50": 3.0,
+    assert agreement([ok, failed], "first_audio") == {"interval": "start asked → bot's first audio",
+                                                      "n": 1, "caller_p50": 3.3, "timeline_p50": 3.0,
                                                       "difference_p50": 0.3, "relative_difference_max": 0.1}
 
 
