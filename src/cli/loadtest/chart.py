@@ -1,7 +1,8 @@
 """The run's chart, a PNG: time to first audio and turn latency over the run (each session at the
 moment it was due; a refused or failed session, which has no such time, marked on the time axis
-at its moment so a run that lost sessions cannot look clean), and the two distributions. matplotlib's object API with its Agg canvas: no
-display, no pyplot state, imported only when a chart is written (~0.8 s)."""
+at its moment so a run that lost sessions cannot look clean), and the two distributions.
+matplotlib's object API with its Agg canvas: no display, no pyplot state, imported only when a
+chart is written (~0.8 s)."""
 
 from __future__ import annotations
 
