@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import click
 
 from cli.api import Api, path
-from cli.errors import REFUSED
+from cli.errors import REFUSED, USAGE
+from cli.loadtest.carrier import carrier_check
 from cli.loadtest.plan import MAX_CONCURRENCY, MAX_SESSIONS_CEILING, Plan, checked, duration, rate
 from cli.loadtest.rail import not_local
 from cli.options import common_options, print_json, target_of, wants_json
@@ -80,6 +81,11 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
         health = api.call("GET", path("healthz"))
     if not allow_remote and (why := not_local(target.url, health)) is not None:
         raise click.UsageError(why)
+    said, may_run = carrier_check(transport, health)
+    if said is not None:
+        click.echo(said, err=True)
+    if not may_run:
+        ctx.exit(USAGE)
     settings = _settings(target.url, transport, plan, turns, wav, release)
     directory = out or Path(f"loadtest-{settings['started_at'].replace(':', '').replace('-', '')}")
     directory.mkdir(parents=True, exist_ok=True)
