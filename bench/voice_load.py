@@ -43,7 +43,7 @@ def row(rate: str, result: dict[str, Any]) -> str:
     seconds, agree = summary["seconds"], summary["timeline_agreement"]
 
     def pair(name: str) -> str:
-        figures, versus = seconds[name], agree.get(name)
+        figures, versus = seconds[name], agree.get(name)  # compared only where both clocks time one interval
         if figures is None:
             return "-"
         text = f"p50 {figures['p50']:.2f} p95 {figures['p95']:.2f}"

@@ -78,7 +78,7 @@ def test_three_sessions_are_measured_and_agree_with_their_timelines(dispatcher: 
     assert written["summary"]["timeline_agreement"]["first_audio"]["n"] == 3
     assert written["load_generator"]["cpu_seconds_per_session"] > 0
     assert (out / "chart.png").read_bytes().startswith(PNG)
-    assert "first_audio" in result.stdout and "VS TIMELINE" in result.stdout
+    assert "POST /start sent → first bot audio heard" in result.stdout and "SAME INTERVAL" in result.stdout
     assert "placed 3/3" in result.stderr  # the progress line
 
 

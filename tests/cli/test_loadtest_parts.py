@@ -84,7 +84,8 @@ def test_outcomes_are_counted_by_code_and_set_beside_the_timeline() -> None:
     assert summary["failed_by_code"] == {"no_first_audio": 1}
     assert summary["seconds"]["turn"]["n"] == 1
     assert summary["seconds"]["ready"]["n"] == 2
-    assert agreement([ok, failed], "first_audio") == {"n": 1, "caller_p50": 3.3, "timeline_p50": 3.0,
+    assert agreement([ok, failed], "first_audio") == {"interval": "start asked → bot's first audio",
+                                                      "n": 1, "caller_p50": 3.3, "timeline_p50": 3.0,
                                                       "difference_p50": 0.3, "relative_difference_max": 0.1}
 
 
@@ -93,10 +94,22 @@ def test_the_progress_line_says_where_the_run_is() -> None:
     progress = Progress(planned=10, duration=120, stream=stream)
     done = [SessionRecord(0, 0.0, "webrtc", first_audio=2.0, turns=[0.5]),
             SessionRecord(1, 12.0, "webrtc", outcome="refused", code="unauthorized")]
-    progress.show(done, placed=3, active=1)
+    progress.show(done, [(SessionRecord(2, 24.0, "webrtc", first_audio=1.0), 3.0)])
     line = stream.getvalue()
-    assert line.startswith("loadtest 0:00/2:00  placed 3/10  active 1  ok 1  refused 1  failed 0")
-    assert line.rstrip().endswith("first audio p50 2.00 s  turn p50 0.50 s")
+    assert line.startswith("loadtest 0:00/2:00  placed 3/10  in flight 1  ok 1  refused 1  failed 0")
+    assert line.rstrip().endswith("first audio p50 1.50 s (0 waiting)  turn p50 0.50 s")
+
+
+def test_the_live_p50_counts_the_sessions_still_waiting_for_their_first_audio() -> None:
+    # As seen: one fast session done (1.6 s) and slow ones in flight showed p50 1.6 s; the run's was 10.3 s.
+    progress = Progress(planned=5, duration=60, stream=io.StringIO())
+    done = [SessionRecord(0, 0.0, "webrtc", first_audio=1.6)]
+    in_flight = [(SessionRecord(1, 12.0, "webrtc"), 9.0), (SessionRecord(2, 24.0, "webrtc"), 11.0),
+                 (SessionRecord(3, 36.0, "webrtc", outcome="failed", code="connect_failed"), 2.0),
+                 (SessionRecord(4, 48.0, "webrtc", outcome="refused", code="at_capacity"), 0.1)]
+    line = progress.line(done, in_flight)
+    assert "placed 5/5  in flight 4  ok 1  refused 1  failed 1" in line
+    assert "first audio p50 ≥ 9.00 s (2 waiting)" in line
 
 
 def test_mu_law_is_the_reference_coders() -> None:

@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from cli.loadtest import run, twilio
 from cli.loadtest.audio import SPEECH_WAV, read_wav
+from cli.loadtest.carrier import carrier_check
 from cli.loadtest.plan import Plan
 from cli.loadtest.progress import Progress
 from cli.loadtest.rail import elsewhere, not_local
@@ -102,7 +103,8 @@ class OtherHost:
 
 
 @contextmanager
-def stand_in(machines: str, ws_url: str, stop_answers: bool = True) -> Iterator[tuple[str, list[str]]]:
+def stand_in(machines: str, ws_url: str, stop_answers: bool = True,
+             health: dict[str, object] | None = None) -> Iterator[tuple[str, list[str]]]:
     """A dispatcher that answers a phone start with `ws_url`; the requests it got, as `METHOD /path`.
     `stop_answers=False`: a `DELETE` is never answered (until the stand-in is shut)."""
     seen: list[str] = []
@@ -120,7 +122,7 @@ def stand_in(machines: str, ws_url: str, stop_answers: bool = True) -> Iterator[
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's names)
             if self.path == "/healthz":
-                self._answer(200, {"status": "ok", "machines": machines})
+                self._answer(200, {"status": "ok", "machines": machines, **(health or {})})
             else:  # a call's session exists once its stream connected: this one's never does
                 self._answer(404, {"error": {"code": "session_not_found", "message": "no such session"}})
 
@@ -213,3 +215,26 @@ async def test_a_session_whose_stop_hangs_is_cut_at_the_runs_bound(other_host: O
     assert any(line.endswith("(held)") for line in seen), seen  # the stop was sent, and held
     assert took < 30, took  # not the DELETE's 120 s
     assert [r.outcome for r in test.records] == ["failed"] and test.done == test.records
+
+
+def test_a_phone_run_on_a_dispatcher_whose_bots_lack_the_carriers_credentials_places_nothing(
+        tmp_path: Path) -> None:
+    lacking = {"bots_lack": {"twilio": ["TWILIO_AUTH_TOKEN"], "telnyx": ["TELNYX_API_KEY"]}}
+    with stand_in("local", "ws://127.0.0.1:1/ws/twilio", health=lacking) as (url, seen):
+        result = loadtest(url, tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    said = result.stderr.strip().splitlines()
+    assert len(said) == 1 and "TWILIO_AUTH_TOKEN" in said[0] and "LOCAL_BOT_ENV" in said[0]
+    assert "TWILIO_ACCOUNT_SID" not in said[0]
+    assert seen == ["GET /healthz"] and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("health", "said"), [
+    ({"bots_lack": {"twilio": []}}, "the dispatcher gives its bots TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
+    ({}, "the bot needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in its environment"),
+])  # fmt: skip
+def test_a_phone_run_says_which_carrier_settings_it_needs_before_it_starts(health: dict[str, object],
+                                                                          said: str) -> None:
+    line, may_run = carrier_check("twilio", {"status": "ok", "machines": "local", **health})
+    assert may_run and line is not None and said in line
+    assert carrier_check("webrtc", {"bots_lack": {"twilio": ["TWILIO_AUTH_TOKEN"]}}) == (None, True)

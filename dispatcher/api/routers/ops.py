@@ -1,6 +1,7 @@
 """What operators and their tools read: liveness for load balancers, metrics for Prometheus.
 
     GET /healthz    200 `ok` (or `degraded`, saying what is wrong); 503 `draining` during a deploy;
+                    on local machines, `bots_lack`: each carrier's credentials its bots are not given;
                     with several regions each peer's reachability (and, to an API key, what it
                     last advertised: its room, idle bots and demand)
     GET /metrics    Prometheus text, behind the API key like every route but `/healthz`
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from dispatcher.api.dependencies import app_state, identified
 from dispatcher.errors import ApiError
 from dispatcher.observability.metrics import CONTENT_TYPE
+from dispatcher.phone.bot_credentials import ShowsBotVariables, lacking
 
 router = APIRouter()
 
@@ -27,6 +29,8 @@ async def healthz(request: Request) -> JSONResponse:
     # that took every replica out while the store is down would turn a degraded deployment
     # into a dead one: docs/replicas.md); what is wrong is said.
     body: dict[str, object] = {"status": "ok", "machines": state.machines.name}
+    if isinstance(state.machines, ShowsBotVariables):  # a phone call's bot needs its carrier's credentials
+        body["bots_lack"] = lacking(state.machines.bot_variables())
     if state.reserve is not None and (detail := state.reserve.health()) is not None:
         body["detail"] = detail
     if state.peers.by_name:  # several regions: which answer (a region down degrades none of the others)

@@ -146,6 +146,10 @@ class LocalMachines:
         self.release_envs: Mapping[str, Mapping[str, str]] = {}
         self.end_listeners: list[Callable[[Machine], None]] = []  # told each session bot's exit (ReportsEnds)
 
+    def bot_variables(self) -> frozenset[str]:
+        """The names of the non-empty variables each bot gets from this host's environment (`/healthz`
+        says from them which carriers' credentials bots lack: dispatcher/phone/bot_credentials.py)."""
+        return frozenset(name for name, value in inherited(os.environ, self._settings.bot_env).items() if value)
     def attach_channel(self, access: ChannelAccess) -> None:
         """Where bots dial in; without it (a bare library use) they get no channel to talk on."""
         self._channel = access

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import click
 
 from cli.api import Api, path
-from cli.errors import REFUSED
+from cli.errors import REFUSED, USAGE
+from cli.loadtest.carrier import carrier_check
 from cli.loadtest.plan import MAX_CONCURRENCY, MAX_SESSIONS_CEILING, Plan, checked, duration, rate
 from cli.loadtest.rail import not_local
 from cli.options import common_options, print_json, target_of, wants_json
@@ -52,9 +53,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--max-sessions", default=100, show_default=True, type=click.IntRange(1, MAX_SESSIONS_CEILING),
               help="Refuse a run that would place more sessions than this.")
 @click.option("--allow-remote", is_flag=True, help="Let the run target a dispatcher that is not on this machine.")
+@click.option("--report", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="RESULT.json", help="No run: a saved result's tables again, and its chart (beside it, or --out).")
 @common_options
 def loadtest(per_second: float, concurrency: int, seconds: float, transport: str, wav: Path | None, turns: int,
-             release: str | None, out: Path | None, max_sessions: int, allow_remote: bool) -> None:
+             release: str | None, out: Path | None, max_sessions: int, allow_remote: bool,
+             report: Path | None) -> None:
     """Place real voice sessions against a dispatcher and measure each.
 
     \b
@@ -65,8 +69,12 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
 
     \b
     voicefleet loadtest --rate 5/min --duration 2m
-    voicefleet loadtest --rate 20/min --concurrency 10 --transport twilio --turns 2"""
+    voicefleet loadtest --rate 20/min --concurrency 10 --transport twilio --turns 2
+    voicefleet loadtest --report loadtest-20261126T120000Z/result.json"""
     ctx = click.get_current_context()
+    if report is not None:
+        _report(ctx, report, out)
+        return
     target = target_of(ctx)
     host = urlsplit(target.url).hostname or ""
     if not allow_remote and not is_loopback(host):
@@ -80,18 +88,17 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
         health = api.call("GET", path("healthz"))
     if not allow_remote and (why := not_local(target.url, health)) is not None:
         raise click.UsageError(why)
+    said, may_run = carrier_check(transport, health)
+    if said is not None:
+        click.echo(said, err=True)
+    if not may_run:
+        ctx.exit(USAGE)
     settings = _settings(target.url, transport, plan, turns, wav, release)
     directory = out or Path(f"loadtest-{settings['started_at'].replace(':', '').replace('-', '')}")
     directory.mkdir(parents=True, exist_ok=True)
     result = _run(target, key, transport, plan, wav, turns, release, allow_remote, settings, directory)
     summary = result["summary"]
-    if wants_json(ctx):
-        print_json(result)
-    else:
-        from cli.loadtest.result import tables
-
-        click.echo(tables(summary, result["load_generator"]))
-        click.echo(f"\nresult: {directory / 'result.json'}\nchart:  {directory / 'chart.png'}")
+    _show(ctx, result)
     bad = summary["sessions"]["refused"] + summary["sessions"]["failed"]
     if bad:
         codes = {**summary["refused_by_code"], **summary["failed_by_code"]}
@@ -99,6 +106,33 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
                    f"({', '.join(f'{c}: {n}' for c, n in codes.items())}); each one's code and message: "
                    f"{directory / 'result.json'}", err=True)
         ctx.exit(REFUSED)
+
+
+def _report(ctx: click.Context, path: Path, out: Path | None) -> None:
+    from cli.loadtest.chart import write_chart
+    from cli.loadtest.report import read_result, title
+    from cli.loadtest.summary import summarise
+
+    try:
+        settings, records, own = read_result(path)
+    except ValueError as error:
+        raise click.BadParameter(f"{path}: {error}", param_hint="--report") from None
+    directory = out or path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = summarise(records)
+    write_chart(records, directory / "chart.png", title(settings, summary["sessions"]["placed"]))
+    _show(ctx, {"settings": settings, "summary": summary, "load_generator": own, "result": str(path),
+                "chart": str(directory / "chart.png")})
+
+
+def _show(ctx: click.Context, result: dict[str, Any]) -> None:
+    if wants_json(ctx):
+        print_json(result)
+        return
+    from cli.loadtest.result import tables
+
+    click.echo(tables(result["summary"], result["load_generator"]))
+    click.echo(f"\nresult: {result['result']}\nchart:  {result['chart']}")
 
 
 def _settings(url: str, transport: str, plan: Plan, turns: int, wav: Path | None, release: str | None
@@ -114,6 +148,7 @@ def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path 
     from cli.loadtest.audio import SPEECH_WAV, read_wav
     from cli.loadtest.chart import write_chart
     from cli.loadtest.progress import Progress
+    from cli.loadtest.report import title
     from cli.loadtest.result import write_result
     from cli.loadtest.run import LoadTest
     from cli.loadtest.session import Call
@@ -140,8 +175,6 @@ def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path 
     summary = summarise(test.records)
     own = test.own_cost()
     write_result(directory / "result.json", settings, test.records, summary, own)
-    title = (f"voicefleet loadtest: {transport}, {settings['rate_per_minute']:g}/min for {plan.duration:g} s, "
-             f"{summary['sessions']['placed']} sessions, {settings['started_at']}")
-    write_chart(test.records, directory / "chart.png", title)
+    write_chart(test.records, directory / "chart.png", title(settings, summary["sessions"]["placed"]))
     return {"settings": settings, "summary": summary, "load_generator": own, "result": str(directory / "result.json"),
             "chart": str(directory / "chart.png")}

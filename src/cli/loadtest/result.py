@@ -12,18 +12,30 @@ from cli.loadtest.record import SessionRecord
 from cli.tables import table
 
 FORMAT = 1  # the result's shape; raised when a field changes meaning
+CALLER = "caller's"  # from the moment its POST /start was sent, on this machine's clock
+DISPATCHER = "dispatcher's"  # from the timeline's `requested`, on the replica's clock
+INTERVALS = {"start_answer": "POST /start sent → its answer", "ready": "POST /start sent → bot known running",
+             "first_audio": "POST /start sent → first bot audio heard",
+             "turn": "end of caller's speech → reply heard"}
+TIMELINE_INTERVALS = {"ready": "requested → bot's ready report", "first_audio": "requested → bot's first audio"}
+# What result.json says of its clocks, for a reader who has only the file.
+CLOCKS = {"caller": "start_answer, ready, first_audio: seconds from the session's POST /start being sent, on the "
+                    "load generator's monotonic clock; turns: end of the caller's speech → the reply heard",
+          "dispatcher": "timeline: seconds from the timeline's `requested` event to the bot's `ready` and "
+                        "`first_audio` reports, on the replica's clock"}
 
 
 def write_result(path: Path, settings: dict[str, Any], records: Sequence[SessionRecord], summary: dict[str, Any],
                  own_cost: dict[str, Any]) -> Path:
-    body = {"format": FORMAT, "settings": settings, "summary": summary, "load_generator": own_cost,
+    body = {"format": FORMAT, "clocks": CLOCKS, "settings": settings, "summary": summary, "load_generator": own_cost,
             "sessions": [r.as_json() for r in records]}
     path.write_text(json.dumps(body, indent=2) + "\n")
     return path
 
 
 def tables(summary: dict[str, Any], own_cost: dict[str, Any]) -> str:
-    """The summary as people read it: outcomes, percentiles, the timeline's figures beside ours."""
+    """The summary as people read it: outcomes, percentiles on each clock, the two clocks side by side
+    where they time the same interval."""
     sessions = summary["sessions"]
     parts = [table(["DUE", "PLACED", "OK", "REFUSED", "FAILED", "DROPPED"],
                    [[str(sessions[k]) for k in ("due", "placed", "ok", "refused", "failed", "dropped")]])]
@@ -31,20 +43,24 @@ def tables(summary: dict[str, Any], own_cost: dict[str, Any]) -> str:
              for code, n in summary[f"{outcome}_by_code"].items()]
     if codes:
         parts.append(table(["OUTCOME", "CODE", "SESSIONS"], codes))
-    rows = []
-    for name, figures in summary["seconds"].items():
-        if figures is None:
-            rows.append([name, "0", "-", "-", "-", "-", "-"])
-        else:
-            rows.append([name, str(figures["n"]), *(f"{figures[k]:.3f}" for k in ("p50", "p90", "p95", "p99", "max"))])
-    parts.append(table(["SECONDS", "N", "P50", "P90", "P95", "P99", "MAX"], rows))
-    agreement = [[name, str(a["n"]), f"{a['caller_p50']:.3f}", f"{a['timeline_p50']:.3f}",
-                  f"{a['difference_p50']:+.3f}", "-" if a["relative_difference_max"] is None
-                  else f"{a['relative_difference_max']:.1%}"]
-                 for name, a in summary["timeline_agreement"].items() if a is not None]
-    if agreement:
-        parts.append(table(["VS TIMELINE", "N", "CALLER P50", "TIMELINE P50", "DIFF P50", "MAX REL DIFF"], agreement))
+    rows = [[CALLER, INTERVALS[name], *_figures(figures)] for name, figures in summary["seconds"].items()]
+    rows += [[DISPATCHER, TIMELINE_INTERVALS[name], *_figures(figures)]
+             for name, figures in summary.get("timeline_seconds", {}).items()]
+    parts.append(table(["CLOCK", "SECONDS", "N", "P50", "P90", "P95", "P99", "MAX"], rows))
+    compared = [[a["interval"], str(a["n"]), f"{a['caller_p50']:.3f}", f"{a['timeline_p50']:.3f}",
+                 f"{a['difference_p50']:+.3f}", "-" if a["relative_difference_max"] is None
+                 else f"{a['relative_difference_max']:.1%}"]
+                for a in summary["timeline_agreement"].values() if a is not None and "interval" in a]
+    if compared:
+        parts.append(table(["SAME INTERVAL", "N", "CALLER'S CLOCK P50", "DISPATCHER'S CLOCK P50", "DIFF P50",
+                            "MAX REL DIFF"], compared))
     parts.append(table(["LOAD GENERATOR", "CPU S", "CPU S/SESSION", "SHARE OF A CORE", "LOOP LAG P99 S"],
                        [["this process", str(own_cost["cpu_seconds"]), str(own_cost["cpu_seconds_per_session"]),
                          str(own_cost["cpu_share_of_one_core"]), str(own_cost["loop_lag_p99_seconds"])]]))
     return "\n\n".join(parts)
+
+
+def _figures(figures: dict[str, float | int] | None) -> list[str]:
+    if figures is None:
+        return ["0", "-", "-", "-", "-", "-"]
+    return [str(figures["n"]), *(f"{figures[k]:.3f}" for k in ("p50", "p90", "p95", "p99", "max"))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class LoadTest:
     done: list[SessionRecord] = field(default_factory=list)  # those whose outcome is final
     cost: OwnCost = field(default_factory=OwnCost)
     _active: set[asyncio.Task[None]] = field(default_factory=set)
+    _in_flight: dict[int, tuple[SessionRecord, float]] = field(default_factory=dict)  # index → record, placed at
 
     @property
     def session_deadline(self) -> float:
@@ -83,6 +85,7 @@ class LoadTest:
             record.message = f"due while {self.plan.concurrency} sessions were under way (--concurrency)"
             self.done.append(record)
             return
+        self._in_flight[record.index] = (record, time.monotonic())
         task = asyncio.create_task(self._session(http, record), name=f"session-{record.index}")
         self._active.add(task)
         task.add_done_callback(self._active.discard)
@@ -99,9 +102,11 @@ class LoadTest:
         except Exception as error:  # a caller's own fault must cost its session, never the run
             record.fail("caller_error", f"{type(error).__name__}: {error}"[:300])
         finally:
+            self._in_flight.pop(record.index, None)
             self.done.append(record)
 
     def _show(self, final: bool = False) -> None:
-        placed = sum(r.outcome != DROPPED for r in self.records)
+        now = time.monotonic()
+        in_flight = [(record, now - placed_at) for record, placed_at in self._in_flight.values()]
         with contextlib.suppress(OSError):  # a closed stderr does not stop the run
-            self.progress.show(self.done, placed, len(self._active), final=final)
+            self.progress.show(self.done, in_flight, final=final)

@@ -1,5 +1,6 @@
-"""The run's figures: percentiles of each measurement over the sessions that have it, outcomes
-counted by code, and the caller's figures set beside the dispatcher's own (its timeline)."""
+"""The run's figures: percentiles of each measurement over the sessions that have it, on each of the
+two clocks (the caller's, from its `POST /start`; the dispatcher's, from its timeline's `requested`),
+outcomes counted by code, and the two clocks compared only where they time the same interval."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from typing import Any
 from cli.loadtest.record import DROPPED, FAILED, OK, REFUSED, SessionRecord
 
 PERCENTILES = (50, 90, 95, 99)
-MEASUREMENTS = ("start_answer", "ready", "first_audio", "turn")
+MEASUREMENTS = ("start_answer", "ready", "first_audio", "turn")  # the caller's clock
+TIMELINE_MEASUREMENTS = ("ready", "first_audio")  # the dispatcher's clock (timeline.py)
+# The one interval both clocks time: the start asked for → the bot's first audio. Only for WebRTC,
+# where the dispatcher's `requested` is the caller's POST /start; a phone call's session is requested
+# when its stream connects, after the start's answer. `ready` is never compared: a warm bot was ready
+# before the request came, so the caller's "ready" is the answer's round trip, not the bot's start.
+SAME_INTERVAL = {"first_audio": "start asked → bot's first audio"}
+COMPARED_TRANSPORTS = ("webrtc",)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -48,15 +56,25 @@ def values_of(records: Iterable[SessionRecord], measurement: str) -> list[float]
     return found
 
 
+def timeline_values(records: Iterable[SessionRecord], measurement: str) -> list[float]:
+    """The dispatcher's own `measurement` (from `requested`) for the records whose timeline has it."""
+    return [r.timeline[measurement] for r in records if measurement in r.timeline]
+
+
 def agreement(records: Iterable[SessionRecord], measurement: str) -> dict[str, Any] | None:
-    """The caller's `measurement` against the timeline's, for sessions that have both: the medians of
-    each and of their difference, and the largest relative difference."""
+    """The caller's `measurement` against the timeline's where both time the same interval (see
+    SAME_INTERVAL), for sessions that have both: the medians of each and of their difference, and the
+    largest relative difference. None for an interval the clocks do not share."""
+    if measurement not in SAME_INTERVAL:
+        return None
     pairs = [(getattr(r, measurement), r.timeline[measurement]) for r in records
-             if getattr(r, measurement) is not None and measurement in r.timeline]
+             if r.transport in COMPARED_TRANSPORTS and getattr(r, measurement) is not None
+             and measurement in r.timeline]
     if not pairs:
         return None
     relative = [abs(caller - own) / own for caller, own in pairs if own > 0]
     return {
+        "interval": SAME_INTERVAL[measurement],
         "n": len(pairs),
         "caller_p50": round(percentile([c for c, _ in pairs], 50), 4),
         "timeline_p50": round(percentile([o for _, o in pairs], 50), 4),
@@ -72,6 +90,7 @@ def summarise(records: Sequence[SessionRecord]) -> dict[str, Any]:
                      "refused": counted[REFUSED], "failed": counted[FAILED], "dropped": counted[DROPPED]},
         "refused_by_code": dict(Counter(str(r.code) for r in records if r.outcome == REFUSED)),
         "failed_by_code": dict(Counter(str(r.code) for r in records if r.outcome == FAILED)),
-        "seconds": {m: spread(values_of(records, m)) for m in MEASUREMENTS},
-        "timeline_agreement": {m: agreement(records, m) for m in ("ready", "first_audio")},
+        "seconds": {m: spread(values_of(records, m)) for m in MEASUREMENTS},  # the caller's clock
+        "timeline_seconds": {m: spread(timeline_values(records, m)) for m in TIMELINE_MEASUREMENTS},
+        "timeline_agreement": {m: agreement(records, m) for m in SAME_INTERVAL},
     }
