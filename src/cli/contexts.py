@@ -122,4 +122,7 @@ def _printed_key(context: Context) -> str:
         said = f"exit {answer.returncode}" if answer.returncode != 0 else "it printed nothing"
         raise UsageLine(f"context {context.name}: its key command `{command}` gave no key ({said}): run it "
                         "yourself to see why")
+    if len(key.splitlines()) > 1:  # a password manager's `show`: the key, then its notes
+        raise UsageLine(f"context {context.name}: its key command printed more than one line: make it print "
+                        "the key alone")
     return key

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import sys
 from pathlib import Path
 
@@ -89,3 +90,27 @@ def test_the_environment_is_over_the_context(tmp_path: Path) -> None:
     here = f"http://127.0.0.1:{free_port()}"
     result = run(tmp_path, "sessions", VOICEFLEET_URL=here, VOICEFLEET_ADMIN_KEY=SECRET)
     assert result.exit_code == 3 and here in result.stderr  # its key was not asked for: VF_FAR is unset
+
+
+def test_a_key_command_printing_more_than_the_key_never_shows_it(tmp_path: Path) -> None:
+    # A secret store's `show` prints the key, then more lines (a password manager's notes): a key
+    # with a line break in it is no header value, and the HTTP client's refusal quotes the header.
+    shown = tmp_path / "shown"
+    shown.write_text(f"{SECRET}\nurl: https://voice.example.com\n")
+    printing = f"{shlex.quote(sys.executable)} -c 'print(open({json.dumps(str(shown))}).read())'"
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        run(tmp_path, "context", "add", "notes", "--url", url, "--key-command", printing)
+        run(tmp_path, "context", "use", "notes")
+        result = run(tmp_path, "sessions")
+    assert SECRET not in result.output + result.stderr
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        "voicefleet: context notes: its key command printed more than one line: make it print the key alone"]
+
+
+def test_a_key_variable_holding_a_line_break_is_refused_without_showing_it(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        result = run(tmp_path, "sessions", VOICEFLEET_URL=url, VOICEFLEET_ADMIN_KEY=f"{SECRET}\nsecond line")
+    assert SECRET not in result.output + result.stderr
+    assert result.exit_code == 2 and "VOICEFLEET_ADMIN_KEY holds more than a key" in result.stderr
