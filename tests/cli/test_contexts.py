@@ -13,7 +13,9 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from cli.main import voicefleet
+from tests.cli.releases_api import ADMIN_KEY, Releases, handler
 from tests.support.ports import free_port
+from tests.support.threaded_http import serving
 
 SECRET = "vf-admin-context-9b3e51c2d7"
 
@@ -114,3 +116,24 @@ def test_a_key_variable_holding_a_line_break_is_refused_without_showing_it(tmp_p
         result = run(tmp_path, "sessions", VOICEFLEET_URL=url, VOICEFLEET_ADMIN_KEY=f"{SECRET}\nsecond line")
     assert SECRET not in result.output + result.stderr
     assert result.exit_code == 2 and "VOICEFLEET_ADMIN_KEY holds more than a key" in result.stderr
+
+
+def test_a_contexts_address_gets_only_the_contexts_key(tmp_path: Path) -> None:
+    # An admin key exported for one deployment never goes to another that the context in use names.
+    releases = Releases()
+    with serving(handler(releases)) as staging:
+        run(tmp_path, "context", "add", "staging", "--url", staging, "--key-env", "VF_STAGING")
+        run(tmp_path, "context", "use", "staging")
+        result = run(tmp_path, "releases", VF_STAGING=ADMIN_KEY, VOICEFLEET_ADMIN_KEY=SECRET)
+    assert result.exit_code == 0, result.output
+    assert releases.authorizations == [f"Bearer {ADMIN_KEY}"]
+
+
+def test_an_address_given_beside_the_context_gets_none_of_the_contexts_keys(tmp_path: Path) -> None:
+    releases = Releases()
+    run(tmp_path, "context", "add", "prod", "--url", "https://voice.example.com", "--key-env", "VF_PROD")
+    run(tmp_path, "context", "use", "prod")
+    with serving(handler(releases)) as elsewhere:
+        for given in (["--url", elsewhere], []):
+            run(tmp_path, "releases", *given, VF_PROD=SECRET, **({} if given else {"VOICEFLEET_URL": elsewhere}))
+    assert releases.authorizations == [None, None]
