@@ -17,6 +17,7 @@ from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.dependencies import app_state, not_found
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller, is_session_id, owned_by
+from dispatcher.settings import Settings
 from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,14 @@ log = logging.getLogger(__name__)
 READ = "session.read"
 READ_TIMELINE = "session.timeline"
 STOP = "session.stop"
+# The routes that call `reachable_id`, as (method, what follows /sessions/{id}): a region relays an
+# admin's request for one of them to the region holding the session, which records it there.
+ADMIN_ROUTES = frozenset({("GET", ""), ("GET", "/timeline"), ("DELETE", "")})
+
+
+def admin_reaches(settings: Settings, method: str, rest: str, authorization: str | None) -> bool:
+    """True for an admin key's request to one of ADMIN_ROUTES (`rest`: the path after the session id)."""
+    return (method, rest) in ADMIN_ROUTES and admin_key(settings, authorization) is not None
 
 
 async def reachable_id(request: Request, session_id: str, who: Caller, action: str) -> str:

@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dispatcher.api.admin_access import admin_reaches
 from dispatcher.api.limits import replaying
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
@@ -80,8 +81,13 @@ class RegionRelayMiddleware:
         headers = request_headers(scope)
         who = state.auth.identify(headers.get("authorization"))
         await state.read_limit.check(who.id)
-        session_id = SESSION_PATH.match(scope["path"]).group(1)  # type: ignore[union-attr]
-        if not owned_by(session_id, who.owner_key):
+        match = SESSION_PATH.match(scope["path"])
+        session_id = match.group(1)  # type: ignore[union-attr]
+        rest = scope["path"][match.end(1):]  # type: ignore[union-attr]
+        # An admin's read or stop of another key's session crosses too: the holding region checks the
+        # admin key again and writes its audit line before it answers (dispatcher/api/admin_access.py).
+        if not owned_by(session_id, who.owner_key) and not admin_reaches(
+                state.settings, scope["method"], rest, headers.get("authorization")):
             raise ApiError(404, "not_found", f"no session {session_id}")
         # A relayed wait (an event stream, a long-poll) holds one of this replica's wait slots, as
         # it would here: the key's and the replica's bounds hold whichever region answers it.

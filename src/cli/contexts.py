@@ -3,9 +3,10 @@
 contexts. The key itself is never written: the file holds the variable's name or the command.
 
 The file is `contexts.json` in VOICEFLEET_CONFIG_DIR, else $XDG_CONFIG_HOME/voicefleet, else
-~/.config/voicefleet. What a context gives is beneath what the command line and the environment say:
---url over VOICEFLEET_URL over the context's address, VOICEFLEET_ADMIN_KEY (or VOICEFLEET_API_KEY)
-over the context's key."""
+~/.config/voicefleet. A context is taken whole or not at all, so that a key only goes to the address
+it came with: --url or VOICEFLEET_URL set, the environment's keys go to that address and the context
+is not read; else the context's address gets the context's key, never VOICEFLEET_ADMIN_KEY or
+VOICEFLEET_API_KEY."""
 
 from __future__ import annotations
 
@@ -80,19 +81,19 @@ def save(env: Mapping[str, str], current: str | None, contexts: Mapping[str, Con
     return path
 
 
-def context_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """What the context in use adds beneath `env`: its address, and its key unless `env` has one."""
+def with_context(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` as the context in use makes it: its address, with its own key and no other. A key the
+    environment holds is another deployment's as far as the context can tell, and is not sent there."""
     current, contexts = load(env)
     if current is None:
-        return {}
+        return dict(env)
     context = contexts[current]
-    added = {URL_VARIABLE: context.url}
-    variable = ROLES.get(context.role, ADMIN_KEY_VARIABLE)
-    if not (env.get(variable) or "").strip():
-        key = key_of(context, env)
-        if key is not None:
-            added[variable] = key
-    return added
+    chosen = {name: value for name, value in env.items() if name not in ROLES.values()}
+    chosen[URL_VARIABLE] = context.url
+    key = key_of(context, env)
+    if key is not None:
+        chosen[ROLES.get(context.role, ADMIN_KEY_VARIABLE)] = key
+    return chosen
 
 
 def key_of(context: Context, env: Mapping[str, str]) -> str | None:
@@ -122,4 +123,7 @@ def _printed_key(context: Context) -> str:
         said = f"exit {answer.returncode}" if answer.returncode != 0 else "it printed nothing"
         raise UsageLine(f"context {context.name}: its key command `{command}` gave no key ({said}): run it "
                         "yourself to see why")
+    if len(key.splitlines()) > 1:  # a password manager's `show`: the key, then its notes
+        raise UsageLine(f"context {context.name}: its key command printed more than one line: make it print "
+                        "the key alone")
     return key

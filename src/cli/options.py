@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cli.contexts import context_environment
+from cli.contexts import with_context
 from cli.settings import DEFAULT_TIMEOUT, DEFAULT_URL, URL_VARIABLE, Target, cleartext_warning, target
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,9 +42,8 @@ def common_options(command: F) -> F:
 def target_of(ctx: click.Context) -> Target:
     given = ctx.meta.get(_GIVEN, {})
     env = dict(os.environ)
-    for variable, value in context_environment(env).items():  # beneath the environment (cli/contexts.py)
-        if not env.get(variable, "").strip():
-            env[variable] = value
+    if not given.get("url") and not env.get(URL_VARIABLE, "").strip():
+        env = with_context(env)  # the context's address and its key, or no context (cli/contexts.py)
     chosen = target(env, given.get("url"), given.get("timeout", DEFAULT_TIMEOUT))
     warning = cleartext_warning(chosen)
     if warning is not None:

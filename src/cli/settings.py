@@ -5,6 +5,7 @@ process listing)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -17,6 +18,7 @@ ADMIN_KEY_VARIABLE = "VOICEFLEET_ADMIN_KEY"
 API_KEY_VARIABLE = "VOICEFLEET_API_KEY"  # a client key (DISPATCHER_API_KEYS): what callers start sessions with
 DEFAULT_URL = "http://127.0.0.1:8080"  # a local `uv run python -m dispatcher`
 DEFAULT_TIMEOUT = 10.0
+KEY_TEXT = re.compile(r"[\x20-\x7e]*")  # what a header value carries as it is: printable ASCII
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,7 @@ def target(env: Mapping[str, str], url: str | None, timeout: float) -> Target:
         source = "--url" if url else URL_VARIABLE
         raise click.UsageError(f"{source} must be the dispatcher's address, such as {DEFAULT_URL} or "
                                f"https://voice.example.com, not {chosen!r}")
-    key = (env.get(ADMIN_KEY_VARIABLE) or "").strip() or None
-    return Target(chosen, key, timeout, api_key(env))
+    return Target(chosen, key_in(env, ADMIN_KEY_VARIABLE), timeout, api_key(env))
 
 
 def is_address(url: str) -> bool:
@@ -54,7 +55,17 @@ def is_address(url: str) -> bool:
 def api_key(env: Mapping[str, str]) -> str | None:
     """The client key callers start sessions with (`voicefleet loadtest`): the environment only, as the
     admin key. None: a local keyless dispatcher."""
-    return (env.get(API_KEY_VARIABLE) or "").strip() or None
+    return key_in(env, API_KEY_VARIABLE)
+
+
+def key_in(env: Mapping[str, str], variable: str) -> str | None:
+    """The key `variable` holds (None: unset). One with a line break or a control character inside is
+    refused, never quoted: it is no header value, and the HTTP client's refusal of one repeats the whole header."""
+    key = (env.get(variable) or "").strip()
+    if not KEY_TEXT.fullmatch(key):
+        raise click.UsageError(f"{variable} holds more than a key (a line break, or a character beyond "
+                               "printable ASCII, inside it): set it to the key alone")
+    return key or None
 
 
 def cleartext_warning(target: Target) -> str | None:

@@ -44,6 +44,20 @@ def test_a_time_that_does_not_parse_is_refused_with_the_forms_taken(typed: str) 
     assert refused.value.format_message().startswith(f"--since {typed!r} is not a time: give a time ago (10m")
 
 
+@pytest.mark.parametrize("typed", ["100000d", "9" * 400 + "d", "1" + "0" * 5000 + "s", "9999d" * 3000])
+def test_a_time_ago_before_1970_is_refused_and_never_overflows(typed: str) -> None:
+    # Huge counts once raised OverflowError, or ValueError past Python's 4300-digit int limit: a traceback.
+    with pytest.raises(NotAMoment) as refused:
+        moment("--since", typed, now=1_800_000_000.0)
+    assert "is before 1970: give a time ago (10m" in refused.value.format_message()
+    assert len(refused.value.format_message()) < 300  # what was typed, cut short
+
+
+def test_a_time_ago_takes_ascii_digits_only() -> None:
+    with pytest.raises(NotAMoment):
+        moment("--since", "\u0663m", now=1_800_000_000.0)  # ARABIC-INDIC DIGIT THREE, which \\d matched
+
+
 def test_the_command_refuses_it_in_one_line_before_sending_anything() -> None:
     # Nothing listens at the address: a request sent would be exit 3, not the usage error's 2.
     result = CliRunner().invoke(voicefleet, ["sessions", "--since", "10x"], prog_name="voicefleet",

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import sys
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from cli.main import voicefleet
+from tests.cli.releases_api import ADMIN_KEY, Releases, handler
 from tests.support.ports import free_port
+from tests.support.threaded_http import serving
 
 SECRET = "vf-admin-context-9b3e51c2d7"
 
@@ -89,3 +92,48 @@ def test_the_environment_is_over_the_context(tmp_path: Path) -> None:
     here = f"http://127.0.0.1:{free_port()}"
     result = run(tmp_path, "sessions", VOICEFLEET_URL=here, VOICEFLEET_ADMIN_KEY=SECRET)
     assert result.exit_code == 3 and here in result.stderr  # its key was not asked for: VF_FAR is unset
+
+
+def test_a_key_command_printing_more_than_the_key_never_shows_it(tmp_path: Path) -> None:
+    # A secret store's `show` prints the key, then more lines (a password manager's notes): a key
+    # with a line break in it is no header value, and the HTTP client's refusal quotes the header.
+    shown = tmp_path / "shown"
+    shown.write_text(f"{SECRET}\nurl: https://voice.example.com\n")
+    printing = f"{shlex.quote(sys.executable)} -c 'print(open({json.dumps(str(shown))}).read())'"
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        run(tmp_path, "context", "add", "notes", "--url", url, "--key-command", printing)
+        run(tmp_path, "context", "use", "notes")
+        result = run(tmp_path, "sessions")
+    assert SECRET not in result.output + result.stderr
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        "voicefleet: context notes: its key command printed more than one line: make it print the key alone"]
+
+
+def test_a_key_variable_holding_a_line_break_is_refused_without_showing_it(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        result = run(tmp_path, "sessions", VOICEFLEET_URL=url, VOICEFLEET_ADMIN_KEY=f"{SECRET}\nsecond line")
+    assert SECRET not in result.output + result.stderr
+    assert result.exit_code == 2 and "VOICEFLEET_ADMIN_KEY holds more than a key" in result.stderr
+
+
+def test_a_contexts_address_gets_only_the_contexts_key(tmp_path: Path) -> None:
+    # An admin key exported for one deployment never goes to another that the context in use names.
+    releases = Releases()
+    with serving(handler(releases)) as staging:
+        run(tmp_path, "context", "add", "staging", "--url", staging, "--key-env", "VF_STAGING")
+        run(tmp_path, "context", "use", "staging")
+        result = run(tmp_path, "releases", VF_STAGING=ADMIN_KEY, VOICEFLEET_ADMIN_KEY=SECRET)
+    assert result.exit_code == 0, result.output
+    assert releases.authorizations == [f"Bearer {ADMIN_KEY}"]
+
+
+def test_an_address_given_beside_the_context_gets_none_of_the_contexts_keys(tmp_path: Path) -> None:
+    releases = Releases()
+    run(tmp_path, "context", "add", "prod", "--url", "https://voice.example.com", "--key-env", "VF_PROD")
+    run(tmp_path, "context", "use", "prod")
+    with serving(handler(releases)) as elsewhere:
+        for given in (["--url", elsewhere], []):
+            run(tmp_path, "releases", *given, VF_PROD=SECRET, **({} if given else {"VOICEFLEET_URL": elsewhere}))
+    assert releases.authorizations == [None, None]

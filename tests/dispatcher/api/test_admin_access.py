@@ -10,9 +10,13 @@ from typing import Any
 
 import httpx
 
-from dispatcher.settings import hash_api_key
+from dispatcher.app import create_app
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.sessions.ids import new_session_id
+from dispatcher.settings import Settings, hash_api_key
 from dispatcher.store.client import StoreUnavailable
 from tests.dispatcher.conftest import API_KEY, ClientFactory, _ClientContext
+from tests.support.ports import free_port
 
 ADMIN_KEY = "vf-admin-access-41c9e07b2d"
 OTHER_KEY = "another-key-5d8a1f3c90"
@@ -67,3 +71,24 @@ async def test_a_read_that_cannot_be_recorded_is_refused(make_api: ClientFactory
         finally:
             context.app.state.voicefleet = state
         assert (await api.delete(f"/sessions/{session_id}", headers=MINE)).status_code in (202, 204)
+
+
+async def test_an_admins_read_of_a_session_another_region_holds_is_relayed_and_a_strangers_is_not() -> None:
+    # eu holds the session: us relays an admin's read, stop and timeline there (eu audits them, as
+    # for a read asked of it directly); nothing listens at eu, so a relayed request is 503, not 404.
+    urls = {"eu": "http://127.0.0.1:1", "us": "http://127.0.0.1:2"}
+    env = {"REGION": "us", "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()), "REGION_SECRET": "s" * 32,
+           "DISPATCHER_API_KEYS": f"{API_KEY},{OTHER_KEY}", "DISPATCHER_ADMIN_KEYS": ADMIN_KEY,
+           "REDIS_URL": f"redis://:pw-{'p' * 32}@127.0.0.1:{free_port()}/0", "REDIS_MESSAGE_SECRET": "m" * 32}
+    app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings(bot_command=("true",))),
+                     rooms=None)
+    owner = app.state.voicefleet.auth.identify(f"Bearer {API_KEY}")
+    held_at_eu = new_session_id(owner.owner_key, None, region="eu")
+    stranger = {"Authorization": f"Bearer {OTHER_KEY}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=urls["us"]) as api:
+        for method, route in [("GET", ""), ("GET", "/timeline"), ("DELETE", "")]:
+            relayed = await api.request(method, f"/sessions/{held_at_eu}{route}", headers=ADMIN)
+            assert relayed.status_code == 503 and relayed.json()["error"]["code"] == "region_unreachable"
+            assert (await api.request(method, f"/sessions/{held_at_eu}{route}", headers=stranger)).status_code == 404
+        for route in ["/events", "/offer", "/ice", "/artifacts", "/timeline/"]:  # an admin reads no stream or media
+            assert (await api.get(f"/sessions/{held_at_eu}{route}", headers=ADMIN)).status_code == 404, route
