@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import pulumi
 
+from dispatcher.machines.bot_variables import refusal
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from images.bot_project import BotProject, BotProjectError, read
 from images.bot_transports import IMAGE_LEAVES_OUT
@@ -34,19 +35,7 @@ from stacks.config.reader import Reader
 # The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
 PULUMI_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
-# Names the platform sets on the bot itself: a user secret with one of them would silently lose.
-RESERVED_ENV_NAMES = frozenset({
-    "BOT_CHANNEL_TOKEN", "BOT_CHANNEL_URL", "BOT_FILE", "BOT_TRANSPORT", "BOT_MODELS_DIR",
-    "MAX_SESSION_SECONDS", "DAILY_API_KEY", "DISPATCHER_API_KEYS", "DISPATCHER_ADMIN_KEYS", "PATH", "PYTHONPATH",
-    "HOME",
-    "BOT_TURN_TRANSPORT",  # the Cloud Run job's (stacks/gcp/bot_job.py)
-})
-_RESERVED_PREFIXES = ("VOICEFLEET_", "ECS_", "AWS_", "GCE_", "TURN_", "REDIS_")
 
-
-def reserved_env_name(name: str) -> bool:
-    """A variable voicefleet sets on the bot itself, which botSecrets may not set."""
-    return name in RESERVED_ENV_NAMES or name.startswith(_RESERVED_PREFIXES)
 
 
 class HasMode(Protocol):
@@ -304,8 +293,8 @@ def _named(cfg: Reader) -> dict[str, pulumi.Output[str]]:
     for name, value in sorted(values.items()):
         if not _ENV_NAME.match(name):
             raise cfg.fail("botSecrets", f"key {name!r} is not an environment variable name (A-Z, 0-9, _)")
-        if reserved_env_name(name):
-            raise cfg.fail("botSecrets", f"key {name} is set by voicefleet itself; choose another name")
+        if (reason := refusal(name)) is not None:
+            raise cfg.fail("botSecrets", f"key {reason}")
         if not isinstance(value, str) or not value:
             raise cfg.fail("botSecrets", f"{name} must be a non-empty string")
         found[name] = pulumi.Output.secret(value)

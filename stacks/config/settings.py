@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.config import admin_keys, alarms, channel_capacity, cloud_run, limits
+from stacks.config import admin_keys, alarms, bot_permissions, channel_capacity, cloud_run, limits
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
@@ -132,6 +132,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         reserve=_reserve(cfg, cloud),
         # A k8s stack runs images built elsewhere (stacks/config/k8s.py): no bot project to build.
         bot_project=None if cloud == "k8s" else bot_settings.project(cfg),
+        bot_permissions=bot_permissions.load(cfg, cloud),
         observability=observability,
         regions=regions,
         releases=release_settings.load(cfg),

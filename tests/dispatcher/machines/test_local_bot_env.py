@@ -96,3 +96,17 @@ def test_yama_s_ptrace_scope_is_read_as_the_kernel_holds_it_and_0_where_there_is
         scope.write_text(held)
         assert isolation.ptrace_scope() == read
     assert isolation.ptrace_scope_needed() == (3 if os.geteuid() == 0 else 1)
+
+
+@pytest.mark.parametrize("name", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GOOGLE_APPLICATION_CREDENTIALS",
+                                  "AZURE_CLIENT_SECRET"])
+def test_a_cloud_sdks_credential_is_refused_at_start_as_a_stack_refuses_it(name: str) -> None:
+    """The laptop says what `pulumi preview` would: the deployed bot's access is botPermissions."""
+    with pytest.raises(SettingsError, match=f"LOCAL_BOT_ENV: {name} is the .* SDK's own credential variable.*"
+                                            "voicefleet:botPermissions.*home folder"):
+        LocalSettings.from_env({"LOCAL_BOT_ENV": f"DEEPGRAM_API_KEY,{name}"})
+
+
+def test_a_setting_that_only_shares_a_clouds_prefix_is_the_teams() -> None:
+    assert LocalSettings.from_env({"LOCAL_BOT_ENV": "AWS_BUCKET_NAME,AWS_REGION"}).bot_env == (
+        "AWS_BUCKET_NAME", "AWS_REGION")

@@ -1,0 +1,162 @@
+"""`botPermissions`: the bot's own cloud identity is granted exactly what the team names, in each
+cloud's shape, under Pulumi mocks; a grant that is every permission at once is refused with the way
+to write it; and the cloud SDKs' credential variables are refused in botSecrets, pointing here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from policy import rules
+from stacks.config.settings import SettingsError
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+
+BUCKET_WRITE = [{"actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::team-recordings/*"]},
+                {"actions": ["bedrock:InvokeModel"], "resources": ["*"],
+                 "condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}]
+BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+ACCOUNT_SCOPE = ("/subscriptions/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b/resourceGroups/team/providers/"
+                 "Microsoft.Storage/storageAccounts/teamrecordings")
+
+
+def task_role_policies(run: Run) -> dict[str, dict[str, object]]:
+    """Each bot task role's inline policy documents, by the role's logical name."""
+    roles = {r.name for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-task") and "-bot" in r.name}
+    found: dict[str, dict[str, object]] = {}
+    for policy in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+        role = str(unwrap(policy.inputs["role"])).removesuffix("-id")
+        if role in roles:
+            found[role] = json.loads(unwrap(policy.inputs["policy"]))
+    return found
+
+
+def test_aws_statements_are_the_bot_task_roles_only_policy(stack: StackRunner) -> None:
+    assert task_role_policies(stack("aws")) == {}  # none named: the task role holds nothing
+    granted = task_role_policies(stack("aws", botPermissions=json.dumps(BUCKET_WRITE)))
+    assert list(granted) == ["voicefleet-aws-test-bot-task"]
+    assert granted["voicefleet-aws-test-bot-task"]["Statement"] == [
+        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::team-recordings/*"]},
+        {"Effect": "Allow", "Action": ["bedrock:InvokeModel"], "Resource": ["*"],
+         "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}]
+
+
+def test_the_policy_pack_passes_the_bots_named_statements_and_refuses_a_wildcard_on_everything(
+        stack: StackRunner) -> None:
+    run = stack("aws", botPermissions=json.dumps(BUCKET_WRITE))
+    (policy,) = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-task-permissions")]
+    document = unwrap(policy.inputs["policy"])
+    assert not list(rules.iam_wildcard_actions(policy.type, {"policy": document}))
+    widened = json.loads(document)
+    widened["Statement"][0] |= {"Action": ["s3:*"], "Resource": "*"}
+    assert list(rules.iam_wildcard_actions(policy.type, {"policy": json.dumps(widened)})) == [
+        "IAM action 's3:*' is a wildcard; name the actions the role needs"]
+
+
+@pytest.mark.parametrize(("permissions", "problem"), [
+    ([{"actions": ["s3:*"], "resources": ["*"]}], "action 's3:\\*' is a wildcard: name each action"),
+    ([{"actions": ["*"], "resources": ["arn:aws:s3:::b/*"]}], "is a wildcard"),
+    ([{"actions": ["PutObject"], "resources": ["*"]}], "is not an IAM action"),
+    ([{"actions": ["s3:PutObject"], "resources": ["team-recordings"]}], "is not an ARN"),
+    ([{"Action": ["s3:PutObject"], "Resource": ["*"]}], "must hold actions, resources"),
+    ({"s3:PutObject": "*"}, "must be a list of statements"),
+])
+def test_aws_statements_the_policy_pack_would_refuse_are_refused_naming_the_shape(
+        stack: StackRunner, permissions: object, problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem) as refused:
+        stack("aws", botPermissions=json.dumps(permissions))
+    assert "voicefleet:botPermissions" in str(refused.value)
+    assert "pulumi config set --path 'botPermissions[0].actions[0]' s3:PutObject" in str(refused.value)
+
+
+def gcp_stack(stack: StackRunner, runtime: str, **overrides: str) -> Run:
+    """A GCP stack of either bot runtime (a Cloud Run bot needs the channel)."""
+    if runtime == "gce":
+        return stack("gcp", **overrides)
+    return stack("gcp", secrets={**SECRETS, **CHANNEL_SECRETS}, botRuntime="cloudrun", **CHANNEL["gcp"], **overrides)
+
+
+@pytest.mark.parametrize("runtime", ["gce", "cloudrun"])
+def test_gcp_roles_are_granted_on_the_project_to_the_bots_own_account(stack: StackRunner, runtime: str) -> None:
+    run = gcp_stack(stack, runtime, botPermissions=json.dumps(["roles/aiplatform.user"]))
+    (grant,) = [r for r in run.of_type("gcp:projects/iAMMember:IAMMember") if "-permission-" in r.name]
+    account = next(r for r in run.of_type("gcp:serviceaccount/account:Account")
+                   if unwrap(r.inputs["accountId"]).endswith("botjob" if runtime == "cloudrun" else "bot"))
+    assert unwrap(grant.inputs)["role"] == "roles/aiplatform.user"
+    assert unwrap(grant.inputs)["project"] == "vf-test"
+    assert unwrap(account.inputs["accountId"]) in unwrap(grant.inputs["member"])
+    assert not [r for r in gcp_stack(stack, runtime).of_type("gcp:projects/iAMMember:IAMMember")
+                if "-permission-" in r.name]
+
+
+@pytest.mark.parametrize(("roles", "problem"), [
+    (["roles/editor"], "basic role"), (["storage.admin"], "is not a role name"), ("roles/aiplatform.user", "list"),
+])
+def test_gcp_roles_that_are_every_permission_or_no_role_are_refused(
+        stack: StackRunner, roles: object, problem: str) -> None:
+    with pytest.raises(SettingsError, match=f"voicefleet:botPermissions .*{problem}"):
+        stack("gcp", botPermissions=json.dumps(roles))
+
+
+def test_azure_role_assignments_go_to_the_bots_identity_on_their_scope(stack: StackRunner) -> None:
+    run = stack("azure", botPermissions=json.dumps([{"role": BLOB_CONTRIBUTOR, "scope": ACCOUNT_SCOPE}]))
+    (grant,) = [r for r in run.of_type("azure-native:authorization:RoleAssignment") if "bot-permission" in r.name]
+    inputs = unwrap(grant.inputs)
+    assert inputs["scope"] == ACCOUNT_SCOPE
+    assert inputs["roleDefinitionId"].endswith(f"/providers/Microsoft.Authorization/roleDefinitions/{BLOB_CONTRIBUTOR}")
+    bot_identity = run.one("azure-native:managedidentity:UserAssignedIdentity", "voicefleet-azure-test-bot")
+    assert inputs["principalId"] == bot_identity.outputs["principalId"]
+
+
+@pytest.mark.parametrize(("assignment", "problem"), [
+    ({"role": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "scope": ACCOUNT_SCOPE}, "Owner holds every action"),
+    ({"role": BLOB_CONTRIBUTOR, "scope": "/subscriptions/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"},
+     "never a whole subscription"),
+    ({"role": "Storage Blob Data Contributor", "scope": ACCOUNT_SCOPE}, "is not a role definition"),
+])
+def test_azure_assignments_too_broad_or_unreadable_are_refused(
+        stack: StackRunner, assignment: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError, match=f"voicefleet:botPermissions .*{problem}"):
+        stack("azure", botPermissions=json.dumps([assignment]))
+
+
+@pytest.mark.parametrize(("annotation", "value"), [
+    ("eks.amazonaws.com/role-arn", "arn:aws:iam::123456789012:role/voice-bot"),
+    ("iam.gke.io/gcp-service-account", "voice-bot@team-project.iam.gserviceaccount.com"),
+    ("azure.workload.identity/client-id", "6f3b2a1c-0d4e-4f5a-9b8c-7d6e5f4a3b2c"),
+])
+def test_k8s_workload_identity_is_an_annotation_on_the_bots_service_account(
+        k8s_stack: StackRunner, annotation: str, value: str) -> None:
+    accounts = {unwrap(r.inputs["metadata"])["name"]: unwrap(r.inputs["metadata"])
+                for r in k8s_stack(botPermissions=json.dumps({annotation: value})).of_type(
+                    "kubernetes:core/v1:ServiceAccount")}
+    assert accounts["voicefleet-bot"]["annotations"] == {annotation: value}
+    assert "annotations" not in accounts["voicefleet-dispatcher"]
+
+
+@pytest.mark.parametrize(("permissions", "problem"), [
+    ({"eks.amazonaws.com/role-arn": "voice-bot"}, "must be an IAM role ARN"),
+    ({"example.com/identity": "x"}, "is not a workload identity annotation"),
+])
+def test_k8s_annotations_other_than_workload_identity_are_refused(
+        k8s_stack: StackRunner, permissions: object, problem: str) -> None:
+    with pytest.raises(SettingsError, match=f"voicefleet:botPermissions .*{problem}"):
+        k8s_stack(botPermissions=json.dumps(permissions))
+
+
+@pytest.mark.parametrize("name", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GOOGLE_APPLICATION_CREDENTIALS",
+                                  "AZURE_CLIENT_SECRET"])
+def test_a_cloud_sdks_credential_in_bot_secrets_is_refused_naming_bot_permissions(
+        stack: StackRunner, name: str) -> None:
+    with pytest.raises(SettingsError, match=f"voicefleet:botSecrets key {name} is the .* SDK's own credential"
+                                            ".*voicefleet:botPermissions"):
+        stack("aws", secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({name: "SENTINEL-x"})})
+
+
+def test_a_setting_with_a_clouds_prefix_that_no_sdk_reads_reaches_the_bot(stack: StackRunner) -> None:
+    run = stack("aws", secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({"AWS_BUCKET_NAME": "SENTINEL-b"})})
+    task = next(r for r in run.of_type("aws:ecs/taskDefinition:TaskDefinition")
+                if unwrap(r.inputs["family"]).endswith("-bot"))
+    (definition,) = json.loads(unwrap(task.inputs["containerDefinitions"]))
+    assert "AWS_BUCKET_NAME" in {s["name"] for s in definition["secrets"]}
