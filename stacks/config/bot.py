@@ -26,7 +26,7 @@ from dispatcher.machines.bot_variables import refusal
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from images.bot_project import BotProject, BotProjectError, read
 from images.bot_transports import IMAGE_LEAVES_OUT
-from images.budgets import allowance_mb, budget_to_set, closure_budget_mb
+from images.budgets import allowance_mb, budget_to_set, judge
 from images.component import CONTEXT
 from images.size_prediction import predict_image
 from stacks.config.phone import credential_advice
@@ -216,21 +216,18 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, images: tuple[str
         held = f"voicefleet:botImageBudgetMb {budget}{allowance}" if budget else "no voicefleet:botImageBudgetMb set"
         stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed{keeps} "
                   f"({held}); {size.pull_cost()}; {PULL_COMPRESSION[cloud]}")
-        limit = closure_budget_mb(image, budget or None)
-        if size.installed_mb <= limit:
+        enough = budget_to_set({name: predicted.installed_mb for name, predicted in sizes.items()})
+        judgement = judge(image, size.installed_mb, budget or None, enough_mb=enough)
+        if judgement.note is None:
             pulumi.log.info(f"{where}: {stated}")
-        elif not budget:
-            pulumi.log.warn(f"{where}: {stated}; over the {limit:.0f} MB voicefleet holds its own {image} image "
-                            f"to, so every cold start pulls more; {size.advice()}. {SLIMMING}. Not refused: to hold "
-                            "this stack to a size, `pulumi config set voicefleet:botImageBudgetMb N`")
+        elif not judgement.refused:
+            pulumi.log.warn(f"{where}: {stated}; {size.advice()}. {SLIMMING}. {judgement.note}")
         elif drain:
             pulumi.log.warn(f"{where}: {stated}, over the budget; not refused while draining (drain: true)")
         else:
-            enough = budget_to_set({name: predicted.installed_mb for name, predicted in sizes.items()})
             raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. "
-                                         f"{SLIMMING}, or accept the size knowingly: `pulumi config set "
-                                         f"voicefleet:botImageBudgetMb {enough}` (the image build's "
-                                         f"BOT_IMAGE_BUDGET_MB={enough} holds every image the same way)")
+                                         f"{SLIMMING}, or: {judgement.note}; `STACK={pulumi.get_stack()} "
+                                         "images/ci/build.sh` holds each image it builds to the same budget")
 
 
 def web_transports(settings: HasBotProject) -> tuple[str, ...]:
