@@ -160,3 +160,14 @@ def test_a_setting_with_a_clouds_prefix_that_no_sdk_reads_reaches_the_bot(stack:
                 if unwrap(r.inputs["family"]).endswith("-bot"))
     (definition,) = json.loads(unwrap(task.inputs["containerDefinitions"]))
     assert "AWS_BUCKET_NAME" in {s["name"] for s in definition["secrets"]}
+
+
+def test_the_policy_pack_refuses_all_permission_roles_and_passes_the_bots_named_ones(stack: StackRunner) -> None:
+    granted = stack("gcp", botPermissions=json.dumps(["roles/aiplatform.user"]))
+    for registration in granted.registrations:
+        assert not list(rules.all_permission_roles(registration.type, unwrap(registration.inputs))), registration
+    assert list(rules.all_permission_roles("gcp:projects/iAMMember:IAMMember", {"role": "roles/editor"}))
+    owner = "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+    assert list(rules.all_permission_roles("azure-native:authorization:RoleAssignment", {"roleDefinitionId": owner}))
+    assert not list(rules.all_permission_roles("azure-native:authorization:RoleAssignment",
+                                               {"roleDefinitionId": owner.replace("8e3af657", "ba92f5b4")}))
