@@ -74,3 +74,15 @@ def test_a_prod_stack_stops_until_each_is_given_or_accepted(stack: StackRunner, 
 def test_accepted_names_must_be_a_list_or_a_map_of_reasons(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="voicefleet:botUnsetVariables must be a list of variable names"):
         stack("aws", botUnsetVariables=json.dumps({"ENV": ""}))
+
+
+def test_a_read_of_a_cloud_sdks_credential_points_to_bot_permissions(
+        stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    folder = project(tmp_path)
+    (folder / "storage.py").write_text('import os\n\nKEY = os.environ["AWS_SECRET_ACCESS_KEY"]\n')
+    stack("aws", botProject=str(folder))
+    (said,) = [message for message in warned if "sets nothing for" in message]
+    assert ("AWS_SECRET_ACCESS_KEY (storage.py:3) — the SDK's credential: grant voicefleet:botPermissions "
+            "instead") in said
