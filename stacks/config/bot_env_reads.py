@@ -5,8 +5,9 @@ A pipecat-examples bot reads `os.getenv("ENV")` or `os.environ["DEEPGRAM_API_KEY
 `botSecrets` entry the cloud bot fails its first session with a KeyError (or quietly takes another
 branch). What the bot reads comes from its own files, parsed (images/env_reads.py); what the stack
 provides is `botSecrets` (and the single bot keys), the observability settings it sets on every bot,
-what voicefleet and the platform set themselves, and the region on AWS. A name read with a default the
-bot is happy with goes in `botUnsetVariables`: a list of names, or a map of name -> the reason.
+what voicefleet and the platform set themselves, and the region on AWS. A read with a default in the
+call (`os.getenv("ENV", "local")`) is never asked for; one the bot checks itself (`os.getenv("ENV") or
+"local"`) goes in `botUnsetVariables`: a list of names, or a map of name -> the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.machines.bot_variables import credential_cloud, refusal
-from images.env_reads import env_reads
+from images.env_reads import MAX_SOURCE_BYTES, env_reads
 from stacks.config.model import Settings
 from stacks.config.reader import Reader
 
@@ -39,7 +40,12 @@ def unset(settings: Settings) -> dict[str, tuple[str, ...]]:
     if found is None:
         return {}
     given = provided(settings)
-    return {name: where for name, where in env_reads(found.project.path).items()
+    scanned = env_reads(found.project.path)
+    if scanned.unread:
+        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: its variables were read from its first "
+                        f"{MAX_SOURCE_BYTES // 1_000_000} MB of Python only; not read: {', '.join(scanned.unread[:5])}"
+                        + (f" and {len(scanned.unread) - 5} more" if len(scanned.unread) > 5 else ""))
+    return {name: where for name, where in scanned.reads.items()
             if name not in given and (refusal(name) is None or credential_cloud(name) is not None)}
 
 

@@ -18,7 +18,8 @@ READS = '''\
 import os
 from os import environ, getenv as env
 
-ENVIRONMENT = os.getenv("ENV", "local")
+ENVIRONMENT = os.getenv("ENV")
+REGION = os.getenv("REGION", "eu") + os.environ.get("ZONE", "a") + os.getenv("TIER", default="free")
 KEY = os.environ["DEEPGRAM_API_KEY"]
 VOICE = os.environ.get("CARTESIA_VOICE_ID")
 MODEL = env("OPENAI_MODEL")
@@ -33,14 +34,32 @@ def bot_with_reads(tmp_path: Path) -> Path:
     (folder / "settings.py").write_text(READS)
     (folder / ".venv" / "lib").mkdir(parents=True)
     (folder / ".venv" / "lib" / "site.py").write_text('import os\nos.environ["NOT_THE_BOTS"]\n')
+    # Code a session never runs: its reads would stop a prod plan for nothing.
+    for never_run in ("tests/test_bot.py", "test_local.py", "conftest.py", "examples/demo.py", "load_test.py"):
+        (folder / never_run).parent.mkdir(exist_ok=True)
+        (folder / never_run).write_text('import os\nos.environ["CI_ONLY"]\n')
     return folder
 
 
 def test_every_literal_read_is_found_with_its_line_and_nothing_else(tmp_path: Path) -> None:
-    assert env_reads(bot_with_reads(tmp_path)) == {
-        "CARTESIA_VOICE_ID": ("settings.py:6",),
-        "DEEPGRAM_API_KEY": ("settings.py:5",), "ENV": ("settings.py:4",), "MAX_SESSION_SECONDS": ("settings.py:8",),
-        "OPENAI_MODEL": ("settings.py:7",)}
+    assert env_reads(bot_with_reads(tmp_path)).reads == {
+        "CARTESIA_VOICE_ID": ("settings.py:7",),
+        "DEEPGRAM_API_KEY": ("settings.py:6",), "ENV": ("settings.py:4",), "MAX_SESSION_SECONDS": ("settings.py:9",),
+        "OPENAI_MODEL": ("settings.py:8",)}
+
+
+def test_a_huge_project_is_read_to_a_bound_and_what_is_left_is_named(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "generated.py").write_text("# " + "x" * 4000 + '\nimport os\nos.environ["FAR"]\n')
+    scanned = env_reads(folder, max_bytes=4000)
+    assert scanned.unread == ("generated.py",) and "FAR" not in scanned.reads
+    assert "FAR" in env_reads(folder).reads
+
+
+def test_a_file_too_deep_for_the_parser_is_left_to_the_build(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "deep.py").write_text("x = " + "-" * 200_000 + "1\n")  # RecursionError in ast.parse
+    assert env_reads(folder).reads == {}
 
 
 def test_a_dev_stack_names_what_the_bot_reads_and_nothing_sets(
@@ -50,7 +69,8 @@ def test_a_dev_stack_names_what_the_bot_reads_and_nothing_sets(
     stack("aws", botProject=str(bot_with_reads(tmp_path)),
           secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({"DEEPGRAM_API_KEY": "SENTINEL-dg"})})
     (said,) = [message for message in warned if "sets nothing for" in message]
-    assert "CARTESIA_VOICE_ID (settings.py:6); ENV (settings.py:4); OPENAI_MODEL (settings.py:7)" in said
+    assert "CARTESIA_VOICE_ID (settings.py:7); ENV (settings.py:4); OPENAI_MODEL (settings.py:8)" in said
+    assert not {"REGION", "ZONE", "TIER", "CI_ONLY"} & set(said.replace(",", " ").replace(";", " ").split())
     # a botSecrets entry and a variable voicefleet sets itself are provided
     assert "DEEPGRAM_API_KEY" not in said and "MAX_SESSION_SECONDS" not in said
     assert "a prod stack stops here" in said
