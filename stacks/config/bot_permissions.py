@@ -15,7 +15,14 @@ its shape the stack's cloud's own:
 
 Wildcard actions are refused here as the policy pack refuses them (policy/rules.py
 no-iam-wildcard-actions), and so are the grants that are every permission at once (GCP's basic roles,
-Azure's Owner, Contributor and access administrators).
+Azure's Owner, Contributor and access administrators), and the ones that let the bot give itself
+more or take another identity: it runs the team's code on untrusted audio and prompts, beside
+voicefleet's own secrets. So no IAM action and no role assumed on `*` on AWS, and `*` for no action
+of the services holding voicefleet's secrets (each of theirs has a resource form); no role of IAM,
+resource manager, Secret Manager or Cloud Build on GCP's project (the dispatcher's account and secrets
+are in it); and on Azure no scope outside the stack's subscription or inside its own resource group
+(the dispatcher's identity and key vault). A custom role's permissions are the team's to check:
+only its name is seen here.
 """
 
 from __future__ import annotations
@@ -35,6 +42,20 @@ _AWS_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*?]+$")
 _GCP_ROLE = re.compile(r"^(roles/[A-Za-z0-9_.]+|(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]|organizations/\d+)"
                        r"/roles/[A-Za-z0-9_.]+)$")
 GCP_BASIC_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
+# Held on the project, these reach every account and secret in it: act as or mint tokens for the
+# dispatcher's account, edit the project's IAM policy, read voicefleet's secrets, run a build as
+# Cloud Build's account.
+GCP_PROJECT_ESCALATION = ("roles/iam.", "roles/resourcemanager.", "roles/secretmanager.", "roles/cloudbuild.")
+# What voicefleet grants every bot's account itself (stacks/gcp/bot_template.py pull_and_log): a
+# second IAMMember of one binding would take the grant away with it when the team removes its own.
+GCP_ALREADY_GRANTED = ("roles/logging.logWriter",)
+# AWS: a service whose every action changes identities (iam), and the services that hold voicefleet's
+# own secrets, whose actions all take a resource ARN, so `*` there only widens them to every secret.
+AWS_IDENTITY_SERVICES = ("iam",)
+AWS_NO_STAR_SERVICES = ("secretsmanager", "ssm", "kms")
+AWS_ASSUME = re.compile(r"^sts:assumerole", re.IGNORECASE)
+# `*`, or an ARN whose resource is every one of a type (`secret:*`, `parameter/*`, `key/*`).
+_EVERY_RESOURCE = re.compile(r"^(\*|arn:[^:]*:[^:]*:[^:]*:[^:]*:([A-Za-z-]+[:/])?\*)$")
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _AZURE_ROLE = re.compile(rf"^((/subscriptions/[^/]+)?/providers/Microsoft\.Authorization/roleDefinitions/)?({_GUID})$")
 # Azure's built-in roles that hold every action, or that may grant any: never a bot's.
@@ -52,6 +73,13 @@ WORKLOAD_IDENTITY = {
                                                   r"\.iam\.gserviceaccount\.com$"),
                                        "a service account's email (NAME@PROJECT.iam.gserviceaccount.com)"),
     "azure.workload.identity/client-id": (re.compile(rf"^{_GUID}$"), "a managed identity's client id (a GUID)"),
+}
+# Why two of the three do not reach a bot pod as voicefleet runs them (EKS's IRSA does: STS over HTTPS).
+UNREACHABLE_ON_K8S = {
+    "iam.gke.io/gcp-service-account": "GKE's metadata server answers on 169.254.169.254, which the bots' network "
+                                      "policy closes with the rest of 169.254.0.0/16",
+    "azure.workload.identity/client-id": "Azure's webhook mutates only pods labelled azure.workload.identity/use: "
+                                         "\"true\", which the dispatcher does not put on bot pods",
 }
 SHAPES = {
     "aws": "a list of IAM statements, e.g. `pulumi config set --path 'botPermissions[0].actions[0]' s3:PutObject` "
@@ -150,6 +178,8 @@ def _aws(cfg: Reader, value: Any) -> BotPermissions:
             if resource != "*" and not resource.startswith("arn:"):
                 raise _fail(cfg, "aws", f"{where}: resource {resource!r} is not an ARN (or \"*\" for an action that "
                                         "has no resource-level form)")
+        if (problem := _aws_escalation(actions, resources)) is not None:
+            raise _fail(cfg, "aws", f"{where}: {problem}")
         condition = entry.get("condition")
         if condition is not None and (not isinstance(condition, dict) or not condition):
             raise _fail(cfg, "aws", f"{where}: condition must be an IAM Condition object "
@@ -157,6 +187,23 @@ def _aws(cfg: Reader, value: Any) -> BotPermissions:
         statements.append({"Effect": "Allow", "Action": actions, "Resource": resources,
                            **({"Condition": condition} if condition else {})})
     return BotPermissions(aws_statements=tuple(statements))
+
+
+def _aws_escalation(actions: list[str], resources: list[str]) -> str | None:
+    """Why a statement would let the bot widen its own access or reach voicefleet's secrets; None: it
+    does not. IAM matches action names case-insensitively, so this does too."""
+    for action in actions:
+        service = action.split(":", 1)[0].lower()
+        if service in AWS_IDENTITY_SERVICES:
+            return (f"{action} changes IAM, with which the bot could grant itself anything: the stack's own "
+                    "roles are the stack's; name what the bot calls on your resources")
+        everywhere = [r for r in resources if _EVERY_RESOURCE.match(r)]
+        if AWS_ASSUME.match(action) and any("*" in r for r in resources):
+            return f"{action} on {resources} assumes any role: name the role's ARN"
+        if service in AWS_NO_STAR_SERVICES and everywhere:
+            return (f"{action} on {everywhere[0]!r} reaches voicefleet's own secrets and keys too: name the "
+                    "ARN of yours")
+    return None
 
 
 def _gcp(cfg: Reader, value: Any) -> BotPermissions:
@@ -170,6 +217,12 @@ def _gcp(cfg: Reader, value: Any) -> BotPermissions:
         if not _GCP_ROLE.match(role):
             raise _fail(cfg, "gcp", f"{role!r} is not a role name (roles/NAME, projects/P/roles/NAME or "
                                     "organizations/O/roles/NAME)")
+        if role.startswith(GCP_PROJECT_ESCALATION):
+            raise _fail(cfg, "gcp", f"{role} on the project reaches every account and secret in it, the dispatcher's "
+                                    "too: grant it on your own resource (your secret, your service account) "
+                                    "outside this stack")
+        if role in GCP_ALREADY_GRANTED:
+            raise _fail(cfg, "gcp", f"the bot's account holds {role} already (voicefleet grants it): leave it out")
     return BotPermissions(gcp_roles=tuple(dict.fromkeys(roles)))
 
 
@@ -191,12 +244,28 @@ def _azure(cfg: Reader, value: Any) -> BotPermissions:
             raise _fail(cfg, "azure", f"{where}: {AZURE_BROAD_ROLES[guid]} holds every action or grants any: name "
                                       "a role that holds what the bot calls (e.g. Storage Blob Data Contributor)")
         scope = entry["scope"].strip().rstrip("/")
-        if not re.match(r"^/subscriptions/[^/]+/resourceGroups/[^/]+(/providers/.+)?$", scope):
+        if not re.match(r"^/subscriptions/[^/]+/resourceGroups/[^/]+(/providers/.+)?$", scope, re.IGNORECASE):
             raise _fail(cfg, "azure", f"{where}: scope {entry['scope']!r} must be a resource group or a resource "
                                       "in one (/subscriptions/…/resourceGroups/…[/providers/…]), never a whole "
                                       "subscription")
         found.append(AzureAssignment(role=guid, scope=scope))
     return BotPermissions(azure_assignments=tuple(dict.fromkeys(found)))
+
+
+def check_azure_scopes(cfg: Reader, permissions: BotPermissions, subscription_id: str, resource_group: str) -> None:
+    """Each assignment's scope is in the stack's subscription and outside the stack's own resource
+    group, which holds the dispatcher's identity and the key vault of voicefleet's secrets (ARM ids
+    are case-insensitive)."""
+    own = f"/subscriptions/{subscription_id}/resourcegroups/{resource_group}".lower()
+    for index, assignment in enumerate(permissions.azure_assignments):
+        scope = assignment.scope.lower()
+        if not scope.startswith(f"/subscriptions/{subscription_id.lower()}/"):
+            raise _fail(cfg, "azure", f"assignment {index}: scope {assignment.scope!r} is outside this stack's "
+                                      f"subscription {subscription_id}: assign it from a stack of that one")
+        if scope == own or scope.startswith(f"{own}/"):
+            raise _fail(cfg, "azure", f"assignment {index}: scope {assignment.scope!r} is this stack's own resource "
+                                      "group, where the dispatcher's identity and voicefleet's key vault are: put "
+                                      "your resources in a group of your own")
 
 
 def _k8s(cfg: Reader, value: Any) -> BotPermissions:
@@ -208,4 +277,8 @@ def _k8s(cfg: Reader, value: Any) -> BotPermissions:
     pattern, shape = WORKLOAD_IDENTITY[name]
     if not isinstance(annotation, str) or not pattern.match(annotation.strip()):
         raise _fail(cfg, "k8s", f"{name} must be {shape} (got {annotation!r})")
+    if name in UNREACHABLE_ON_K8S:
+        pulumi.log.warn(f"{cfg.key(PERMISSIONS_KEY)}: {name} is set on the bots' ServiceAccount, but the bots cannot "
+                        f"use it yet: {UNREACHABLE_ON_K8S[name]} (docs/bring-your-bot.md, \"The bot's own cloud "
+                        "access\")")
     return BotPermissions(k8s_annotations={name: annotation.strip()})

@@ -103,8 +103,9 @@ def team_roles(name: str, project: str, roles: Sequence[str], member: pulumi.Inp
                opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
     """The roles the team grants its bot's account (voicefleet:botPermissions), each on the project: its
     SDK reaches them through the metadata server, as the account's own credentials."""
-    return [gcp.projects.IAMMember(f"{name}-permission-{role.rsplit('/', 1)[-1]}", project=project, role=role,
-                                   member=member, opts=opts) for role in roles]
+    # `roles/x.y` and a custom `projects/p/roles/x.y` are two grants: each name keeps the whole role.
+    return [gcp.projects.IAMMember(f"{name}-permission-{role.removeprefix('roles/').replace('/', '-')}",
+                                   project=project, role=role, member=member, opts=opts) for role in roles]
 
 
 class BotTemplate(pulumi.ComponentResource):

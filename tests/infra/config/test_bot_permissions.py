@@ -61,6 +61,15 @@ def test_the_policy_pack_passes_the_bots_named_statements_and_refuses_a_wildcard
     ([{"actions": ["s3:PutObject"], "resources": ["team-recordings"]}], "is not an ARN"),
     ([{"Action": ["s3:PutObject"], "Resource": ["*"]}], "must hold actions, resources"),
     ({"s3:PutObject": "*"}, "must be a list of statements"),
+    # what would let the bot give itself more, or reach voicefleet's own secrets
+    ([{"actions": ["iam:PassRole"], "resources": ["arn:aws:iam::123456789012:role/team"]}], "changes IAM"),
+    ([{"actions": ["iam:putrolepolicy"], "resources": ["*"]}], "changes IAM"),
+    ([{"actions": ["sts:AssumeRole"], "resources": ["*"]}], "assumes any role: name the role's ARN"),
+    ([{"actions": ["secretsmanager:GetSecretValue"], "resources": ["*"]}], "reaches voicefleet's own secrets"),
+    ([{"actions": ["ssm:GetParameter"], "resources": ["arn:aws:ssm:eu-west-1:123456789012:parameter/*"]}],
+     "reaches voicefleet's own secrets"),
+    ([{"actions": ["kms:Decrypt"], "resources": ["arn:aws:kms:eu-west-1:123456789012:key/*"]}],
+     "reaches voicefleet's own secrets"),
 ])
 def test_aws_statements_the_policy_pack_would_refuse_are_refused_naming_the_shape(
         stack: StackRunner, permissions: object, problem: str) -> None:
@@ -68,6 +77,15 @@ def test_aws_statements_the_policy_pack_would_refuse_are_refused_naming_the_shap
         stack("aws", botPermissions=json.dumps(permissions))
     assert "voicefleet:botPermissions" in str(refused.value)
     assert "pulumi config set --path 'botPermissions[0].actions[0]' s3:PutObject" in str(refused.value)
+
+
+def test_aws_statements_naming_the_teams_own_secret_and_role_are_granted(stack: StackRunner) -> None:
+    named = [{"actions": ["secretsmanager:GetSecretValue"],
+              "resources": ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:team-crm-*"]},
+             {"actions": ["sts:AssumeRole"], "resources": ["arn:aws:iam::210987654321:role/team-recordings"]}]
+    granted = task_role_policies(stack("aws", botPermissions=json.dumps(named)))
+    assert [s["Action"] for s in granted["voicefleet-aws-test-bot-task"]["Statement"]] == [  # type: ignore[attr-defined]
+        ["secretsmanager:GetSecretValue"], ["sts:AssumeRole"]]
 
 
 def gcp_stack(stack: StackRunner, runtime: str, **overrides: str) -> Run:
@@ -92,11 +110,24 @@ def test_gcp_roles_are_granted_on_the_project_to_the_bots_own_account(stack: Sta
 
 @pytest.mark.parametrize(("roles", "problem"), [
     (["roles/editor"], "basic role"), (["storage.admin"], "is not a role name"), ("roles/aiplatform.user", "list"),
+    (["roles/iam.serviceAccountTokenCreator"], "reaches every account and secret in it"),
+    (["roles/iam.serviceAccountUser"], "reaches every account"), (["roles/resourcemanager.projectIamAdmin"],
+                                                                   "reaches every account"),
+    (["roles/secretmanager.secretAccessor"], "reaches every account and secret"),
+    (["roles/cloudbuild.builds.editor"], "reaches every account"),
+    (["roles/logging.logWriter"], "holds roles/logging.logWriter already"),
 ])
 def test_gcp_roles_that_are_every_permission_or_no_role_are_refused(
         stack: StackRunner, roles: object, problem: str) -> None:
     with pytest.raises(SettingsError, match=f"voicefleet:botPermissions .*{problem}"):
         stack("gcp", botPermissions=json.dumps(roles))
+
+
+def test_a_predefined_and_a_custom_role_of_one_name_are_two_grants(stack: StackRunner) -> None:
+    roles = ["roles/storage.objectCreator", "projects/vf-test/roles/storage.objectCreator"]
+    run = stack("gcp", botPermissions=json.dumps(roles))
+    assert sorted(unwrap(r.inputs["role"]) for r in run.of_type("gcp:projects/iAMMember:IAMMember")
+                  if "-permission-" in r.name) == sorted(roles)
 
 
 def test_azure_role_assignments_go_to_the_bots_identity_on_their_scope(stack: StackRunner) -> None:
@@ -114,6 +145,12 @@ def test_azure_role_assignments_go_to_the_bots_identity_on_their_scope(stack: St
     ({"role": BLOB_CONTRIBUTOR, "scope": "/subscriptions/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"},
      "never a whole subscription"),
     ({"role": "Storage Blob Data Contributor", "scope": ACCOUNT_SCOPE}, "is not a role definition"),
+    ({"role": BLOB_CONTRIBUTOR, "scope": ACCOUNT_SCOPE.replace("0b1f6a2e", "99999999")},
+     "outside this stack's subscription"),
+    ({"role": "4633458b-17de-408a-b874-0445c86b69e6",  # Key Vault Secrets User, on voicefleet's own group
+      "scope": "/subscriptions/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b/resourcegroups/VOICEFLEET-AZURE-TEST/providers/"
+               "Microsoft.KeyVault/vaults/v"},
+     "this stack's own resource group"),
 ])
 def test_azure_assignments_too_broad_or_unreadable_are_refused(
         stack: StackRunner, assignment: dict[str, str], problem: str) -> None:
@@ -121,18 +158,24 @@ def test_azure_assignments_too_broad_or_unreadable_are_refused(
         stack("azure", botPermissions=json.dumps([assignment]))
 
 
-@pytest.mark.parametrize(("annotation", "value"), [
-    ("eks.amazonaws.com/role-arn", "arn:aws:iam::123456789012:role/voice-bot"),
-    ("iam.gke.io/gcp-service-account", "voice-bot@team-project.iam.gserviceaccount.com"),
-    ("azure.workload.identity/client-id", "6f3b2a1c-0d4e-4f5a-9b8c-7d6e5f4a3b2c"),
+@pytest.mark.parametrize(("annotation", "value", "unreachable"), [
+    ("eks.amazonaws.com/role-arn", "arn:aws:iam::123456789012:role/voice-bot", None),
+    ("iam.gke.io/gcp-service-account", "voice-bot@team-project.iam.gserviceaccount.com", "169.254.169.254"),
+    ("azure.workload.identity/client-id", "6f3b2a1c-0d4e-4f5a-9b8c-7d6e5f4a3b2c", "azure.workload.identity/use"),
 ])
 def test_k8s_workload_identity_is_an_annotation_on_the_bots_service_account(
-        k8s_stack: StackRunner, annotation: str, value: str) -> None:
+        k8s_stack: StackRunner, annotation: str, value: str, unreachable: str | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
     accounts = {unwrap(r.inputs["metadata"])["name"]: unwrap(r.inputs["metadata"])
                 for r in k8s_stack(botPermissions=json.dumps({annotation: value})).of_type(
                     "kubernetes:core/v1:ServiceAccount")}
     assert accounts["voicefleet-bot"]["annotations"] == {annotation: value}
     assert "annotations" not in accounts["voicefleet-dispatcher"]
+    # The plan says when the bots cannot use it as they run today (the network policy, the pod label).
+    said = [message for message in warned if "the bots cannot use it yet" in message]
+    assert (said == []) if unreachable is None else (len(said) == 1 and unreachable in said[0])
 
 
 @pytest.mark.parametrize(("permissions", "problem"), [
