@@ -288,11 +288,16 @@ def _named(cfg: Reader) -> dict[str, pulumi.Output[str]]:
                                      "pulumi config set --secret --path 'botSecrets.NAME' …")
     found: dict[str, pulumi.Output[str]] = {}
     for name, value in sorted(values.items()):
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):  # match's `$` would pass a trailing newline: `NAME\n` is no name
             raise cfg.fail("botSecrets", f"key {name!r} is not an environment variable name (A-Z, 0-9, _)")
         if (reason := refusal(name)) is not None:
             raise cfg.fail("botSecrets", f"key {reason}")
         if not isinstance(value, str) or not value:
             raise cfg.fail("botSecrets", f"{name} must be a non-empty string")
+        if any(char in value for char in "\n\r\0"):
+            # A GCE bot's env file (stacks/gcp/startup.py) is one line per variable: a second line would be
+            # a variable of its own, whatever its name. The value itself is never said.
+            raise cfg.fail("botSecrets", f"{name}'s value has more than one line: encode it on one (base64, or "
+                                         "JSON without newlines) and decode it in the bot")
         found[name] = pulumi.Output.secret(value)
     return found

@@ -197,6 +197,18 @@ def test_a_cloud_sdks_credential_in_bot_secrets_is_refused_naming_bot_permission
         stack("aws", secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({name: "SENTINEL-x"})})
 
 
+@pytest.mark.parametrize(("secrets", "problem"), [
+    ({"AWS_ACCESS_KEY_ID\n": "SENTINEL-x"}, "is not an environment variable name"),  # re's `$` passes a newline
+    ({"LD_PRELOAD": "/app/hook.so"}, "decides which code the bot's interpreter loads"),
+    ({"DEEPGRAM_API_KEY": "SENTINEL-dg\nBOT_CHANNEL_TOKEN=forged"}, "DEEPGRAM_API_KEY's value has more than one line"),
+])
+def test_no_bot_secret_sets_a_variable_the_rule_refuses(
+        stack: StackRunner, secrets: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError, match=f"voicefleet:botSecrets .*{problem}") as refused:
+        stack("gcp", secrets={**SECRETS, "voicefleet:botSecrets": json.dumps(secrets)})
+    assert "SENTINEL" not in str(refused.value) and "forged" not in str(refused.value)
+
+
 def test_a_setting_with_a_clouds_prefix_that_no_sdk_reads_reaches_the_bot(stack: StackRunner) -> None:
     run = stack("aws", secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({"AWS_BUCKET_NAME": "SENTINEL-b"})})
     task = next(r for r in run.of_type("aws:ecs/taskDefinition:TaskDefinition")
