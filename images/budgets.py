@@ -106,9 +106,13 @@ def over_budget(image: str, site_packages: Path, budget_mb: float | None = None)
 def main(argv: list[str]) -> int:
     """`python -m images.budgets IMAGE [OWN_MB]`: the MB the image's closure is held to, `none` for a bot
     image with no project budget (images/ci/build.sh);
-    `python -m images.budgets judge IMAGE SIZE_MB [OWN_MB]`: the decision on that size (exit 1: refused)."""
+    `python -m images.budgets judge IMAGE SIZE_MB [OWN_MB]`: the decision on that size (exit 1: refused);
+    `python -m images.budgets reference IMAGE`: voicefleet's own budget for the image."""
     if argv[:1] == ["judge"]:
         return _judge_command(argv[1:])
+    if len(argv) == 2 and argv[0] == "reference" and argv[1] in CLOSURE_BUDGET_MB:
+        print(f"{CLOSURE_BUDGET_MB[argv[1]]:g}")  # voicefleet's own, for its own project's build
+        return 0
     if len(argv) not in (1, 2) or argv[0] not in CLOSURE_BUDGET_MB:
         print(f"usage: python -m images.budgets {{{','.join(CLOSURE_BUDGET_MB)}}} [OWN_MB]", file=sys.stderr)
         return 2

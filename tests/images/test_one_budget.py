@@ -42,10 +42,18 @@ def test_over_a_set_budget_the_refusal_names_the_key_the_variable_and_the_number
     assert judge("dispatcher", 81.0).refused  # voicefleet's own image keeps its budget
 
 
-def test_the_builds_size_check_passes_an_unbudgeted_909_mb_bot_with_the_plans_note() -> None:
-    result = build_sh("--check-size", "bot", "909")
+def test_the_builds_size_check_passes_a_teams_unbudgeted_909_mb_bot_with_the_plans_note() -> None:
+    result = build_sh("--check-size", "bot", "909", BOT_PROJECT="tests/fixtures/projects/twilio_inbound")
     assert result.returncode == 0, result.stderr
     assert f"note: {judge('bot', 909.0).note}" in result.stdout.splitlines()
+
+
+def test_ci_s_build_of_voicefleets_own_parrot_still_holds_it_to_voicefleets_budget() -> None:
+    """.ci/run builds the parrot with no variable set: a parrot grown past 400 MB must fail there."""
+    listed = build_sh("--images")
+    assert listed.returncode == 0, listed.stderr
+    assert {"bot 400", "dispatcher 80"} <= set(listed.stdout.splitlines())
+    assert build_sh("--check-size", "bot", "409").returncode == 1
 
 
 def test_the_builds_size_check_refuses_over_its_budget_naming_the_way_out() -> None:
