@@ -151,6 +151,19 @@ def masked(value: Any, mask: str) -> Any:
     return value
 
 
+def plain_leaves(value: Any, path: str = "") -> list[str]:
+    """The `--path` of each leaf of an object that is not a secure value: inside an object with any
+    secure leaf the CLI hands the program the whole object as one secret, so a leaf set without
+    `--secret` is plain text in the stack file that the program sees as secret."""
+    if secure_leaf(value):
+        return []
+    if isinstance(value, dict):
+        return [leaf for key, inner in value.items() for leaf in plain_leaves(inner, f"{path}.{key}" if path else key)]
+    if isinstance(value, list):
+        return [leaf for index, inner in enumerate(value) for leaf in plain_leaves(inner, f"{path}[{index}]")]
+    return [path]
+
+
 def stack_values(stack_file: Mapping[str, Any]) -> dict[str, StackValue]:
     """A Pulumi.<stack>.yaml's `config:` as the CLI reads it (scalars are strings)."""
     values: dict[str, StackValue] = {}

@@ -52,3 +52,19 @@ def test_the_preflight_holds_a_map_of_secure_leaves_as_one_secure_value() -> Non
     values = stack_values(yaml.safe_load("config:\n" + WRITTEN_BY_PULUMI))
     assert values["voicefleet:botSecrets"] == StackValue({"DEEPGRAM_API_KEY": "<ciphertext>",
                                                           "OPENAI_API_KEY": "<ciphertext>"}, secure=True)
+
+
+def test_a_bot_secret_set_without_secret_beside_secure_ones_is_refused_without_its_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pulumi config set --path 'botSecrets.X' v` (no --secret) beside secure leaves: the CLI hands the
+    program the whole object as one secret, so only the stack file shows the plain text."""
+    original = paths.stack_file("aws-dev").read_text()
+    forgot = WRITTEN_BY_PULUMI + "    CARTESIA_API_KEY: SENTINEL-plain-key\n"
+    (tmp_path / "Pulumi.aws-dev.yaml").write_text(original.replace("config:\n", "config:\n" + forgot, 1))
+    monkeypatch.setattr(paths, "STACK_FILES", tmp_path)
+    monkeypatch.setattr(plan_module, "REPOSITORY", tmp_path)
+    assert main(["aws-dev"]) == 2
+    said = capsys.readouterr().err
+    assert "botSecrets.CARTESIA_API_KEY is in plain text" in said
+    assert "pulumi config set --secret --path 'botSecrets.CARTESIA_API_KEY'" in said
+    assert "SENTINEL" not in said
