@@ -13,16 +13,9 @@ its shape the stack's cloud's own:
     k8s    one workload identity annotation on the bots' ServiceAccount, e.g.
            {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/voice-bot"}
 
-Wildcard actions are refused here as the policy pack refuses them (policy/rules.py
-no-iam-wildcard-actions), and so are the grants that are every permission at once (GCP's basic roles,
-Azure's Owner, Contributor and access administrators), and the ones that let the bot give itself
-more or take another identity: it runs the team's code on untrusted audio and prompts, beside
-voicefleet's own secrets. So no IAM action and no role assumed on `*` on AWS, and `*` for no action
-of the services holding voicefleet's secrets (each of theirs has a resource form); no role of IAM,
-resource manager, Secret Manager or Cloud Build on GCP's project (the dispatcher's account and secrets
-are in it); and on Azure no scope outside the stack's subscription or inside its own resource group
-(the dispatcher's identity and key vault). A custom role's permissions are the team's to check:
-only its name is seen here.
+Refused: wildcard actions (as policy/rules.py no-iam-wildcard-actions), grants that are every
+permission at once, and grants a bot could widen itself with or reach voicefleet's own secrets by
+(the constants below say which; docs/bring-your-bot.md, "The bot's own cloud access", says why).
 """
 
 from __future__ import annotations
