@@ -47,6 +47,13 @@ GCP_ALREADY_GRANTED = ("roles/logging.logWriter",)
 AWS_IDENTITY_SERVICES = ("iam",)
 AWS_NO_STAR_SERVICES = ("secretsmanager", "ssm", "kms")
 AWS_ASSUME = re.compile(r"^sts:assumerole", re.IGNORECASE)
+# IAM's condition operators (the policy grammar's condition_type_string), and a role's inline policy
+# limit in characters, whitespace not counted (IAM and STS quotas).
+_AWS_CONDITION_OPERATOR = re.compile(
+    r"^(ForAnyValue:|ForAllValues:)?(String(Not)?Equals(IgnoreCase)?|String(Not)?Like|Numeric(Not)?Equals|"
+    r"Numeric(Less|Greater)Than(Equals)?|Date(Not)?Equals|Date(Less|Greater)Than(Equals)?|Bool|BinaryEquals|"
+    r"(Not)?IpAddress|Arn(Not)?(Equals|Like))(IfExists)?$|^Null$")
+AWS_ROLE_POLICY_CHARACTERS = 10_240
 # `*`, or an ARN whose resource is every one of a type (`secret:*`, `parameter/*`, `key/*`).
 _EVERY_RESOURCE = re.compile(r"^(\*|arn:[^:]*:[^:]*:[^:]*:[^:]*:([A-Za-z-]+[:/])?\*)$")
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -174,12 +181,36 @@ def _aws(cfg: Reader, value: Any) -> BotPermissions:
         if (problem := _aws_escalation(actions, resources)) is not None:
             raise _fail(cfg, "aws", f"{where}: {problem}")
         condition = entry.get("condition")
-        if condition is not None and (not isinstance(condition, dict) or not condition):
-            raise _fail(cfg, "aws", f"{where}: condition must be an IAM Condition object "
-                                    "({\"StringEquals\": {…}})")
+        if condition is not None and (problem := _aws_condition(condition)) is not None:
+            raise _fail(cfg, "aws", f"{where}: condition {problem}")
         statements.append({"Effect": "Allow", "Action": actions, "Resource": resources,
                            **({"Condition": condition} if condition else {})})
+    size = len(json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":")))
+    if size > AWS_ROLE_POLICY_CHARACTERS:
+        raise _fail(cfg, "aws", f"the statements are {size} characters as a policy, over the "
+                                f"{AWS_ROLE_POLICY_CHARACTERS} IAM allows a role's inline policies: name fewer "
+                                "resources (a pattern within your own, arn:aws:s3:::team-*/*)")
     return BotPermissions(aws_statements=tuple(statements))
+
+
+def _aws_condition(condition: Any) -> str | None:
+    """What is wrong with an IAM Condition block (operator -> {key: value or values}); None: nothing.
+    IAM refuses the rest at `up` as MalformedPolicyDocument, after the preview said nothing."""
+    if not isinstance(condition, dict) or not condition:
+        return "must be an IAM Condition object ({\"StringEquals\": {\"aws:RequestedRegion\": \"eu-west-1\"}})"
+    for operator, tests in condition.items():
+        if not _AWS_CONDITION_OPERATOR.match(operator):
+            return (f"operator {operator!r} is not an IAM condition operator (StringEquals, StringLike, ArnLike, "
+                    "Bool, IpAddress, …, with ForAnyValue:/ForAllValues: or …IfExists)")
+        if not isinstance(tests, dict) or not tests or not all(
+                isinstance(key, str) and key and _condition_values(value) for key, value in tests.items()):
+            return f"{operator} must map each condition key to a value or a list of values"
+    return None
+
+
+def _condition_values(value: Any) -> bool:
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(item, (str, bool, int, float)) for item in items)
 
 
 def _aws_escalation(actions: list[str], resources: list[str]) -> str | None:

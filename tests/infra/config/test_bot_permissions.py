@@ -15,7 +15,8 @@ from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 
 BUCKET_WRITE = [{"actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::team-recordings/*"]},
                 {"actions": ["bedrock:InvokeModel"], "resources": ["*"],
-                 "condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}]
+                 "condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"},
+                               "ForAnyValue:StringLikeIfExists": {"aws:TagKeys": ["team-*"]}, "Null": {"x": "true"}}}]
 BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 ACCOUNT_SCOPE = ("/subscriptions/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b/resourceGroups/team/providers/"
                  "Microsoft.Storage/storageAccounts/teamrecordings")
@@ -39,7 +40,8 @@ def test_aws_statements_are_the_bot_task_roles_only_policy(stack: StackRunner) -
     assert granted["voicefleet-aws-test-bot-task"]["Statement"] == [
         {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::team-recordings/*"]},
         {"Effect": "Allow", "Action": ["bedrock:InvokeModel"], "Resource": ["*"],
-         "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}]
+         "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"},
+                       "ForAnyValue:StringLikeIfExists": {"aws:TagKeys": ["team-*"]}, "Null": {"x": "true"}}}]
 
 
 def test_the_policy_pack_passes_the_bots_named_statements_and_refuses_a_wildcard_on_everything(
@@ -61,6 +63,13 @@ def test_the_policy_pack_passes_the_bots_named_statements_and_refuses_a_wildcard
     ([{"actions": ["s3:PutObject"], "resources": ["team-recordings"]}], "is not an ARN"),
     ([{"Action": ["s3:PutObject"], "Resource": ["*"]}], "must hold actions, resources"),
     ({"s3:PutObject": "*"}, "must be a list of statements"),
+    # IAM's policy grammar, said at the preview instead of as MalformedPolicyDocument at `up`
+    ([{"actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::b/*"], "condition": {"StringEqual": {"a": "b"}}}],
+     "condition operator 'StringEqual' is not an IAM condition operator"),
+    ([{"actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::b/*"], "condition": {"StringEquals": "b"}}],
+     "StringEquals must map each condition key to a value"),
+    ([{"actions": ["s3:PutObject"], "resources": [f"arn:aws:s3:::team-recordings-{n:04}/*" for n in range(400)]}],
+     "characters as a policy, over the 10240 IAM allows"),
     # what would let the bot give itself more, or reach voicefleet's own secrets
     ([{"actions": ["iam:PassRole"], "resources": ["arn:aws:iam::123456789012:role/team"]}], "changes IAM"),
     ([{"actions": ["iam:putrolepolicy"], "resources": ["*"]}], "changes IAM"),
