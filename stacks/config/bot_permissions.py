@@ -227,7 +227,28 @@ def _aws_escalation(actions: list[str], resources: list[str]) -> str | None:
         if service in AWS_NO_STAR_SERVICES and everywhere:
             return (f"{action} on {everywhere[0]!r} reaches voicefleet's own secrets and keys too: name the "
                     "ARN of yours")
+        own = [r for r in resources if service == "secretsmanager" and _may_name_stack_secret(r)]
+        if own:
+            return (f"{action} on {own[0]!r} may reach this stack's own secrets (named "
+                    f"{_stack_secret_path()}…, the dispatcher's among them): name secrets of yours outside that path")
     return None
+
+
+def _stack_secret_path() -> str:
+    """Where the AWS stack keeps its secrets (stacks/aws/stack.py SecretStore path), with the slash after."""
+    return f"/{pulumi.get_project()}/{pulumi.get_stack()}/"
+
+
+def _may_name_stack_secret(arn: str) -> bool:
+    """Whether a secret ARN (its name a pattern, `*` and `?` IAM's wildcards) may match a secret under
+    the stack's path: every name it matches starts with its text before the first wildcard, so that
+    text and the path must not be one a prefix of the other."""
+    name = arn.split(":secret:", 1)[1] if ":secret:" in arn else ""
+    literal = re.split(r"[*?]", name, maxsplit=1)[0]
+    path = _stack_secret_path()
+    if not name or literal == name:  # no pattern: one secret, named
+        return name.startswith(path)
+    return path.startswith(literal) or literal.startswith(path)
 
 
 def _gcp(cfg: Reader, value: Any) -> BotPermissions:

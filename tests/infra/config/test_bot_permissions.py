@@ -79,6 +79,12 @@ def test_the_policy_pack_passes_the_bots_named_statements_and_refuses_a_wildcard
      "reaches voicefleet's own secrets"),
     ([{"actions": ["kms:Decrypt"], "resources": ["arn:aws:kms:eu-west-1:123456789012:key/*"]}],
      "reaches voicefleet's own secrets"),
+    # a pattern that can match the stack's own secrets (/voicefleet/<stack>/…), whatever its other wildcards
+    ([{"actions": ["secretsmanager:GetSecretValue"],
+       "resources": ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:/voice*"]}], "may reach this stack's own"),
+    ([{"actions": ["secretsmanager:GetSecretValue"],
+       "resources": ["arn:aws:secretsmanager:*:*:secret:/voicefleet/aws-test/dispatcher-api-keys-??????"]}],
+     "may reach this stack's own secrets"),
 ])
 def test_aws_statements_the_policy_pack_would_refuse_are_refused_naming_the_shape(
         stack: StackRunner, permissions: object, problem: str) -> None:
