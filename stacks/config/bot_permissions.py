@@ -294,7 +294,10 @@ def _azure(cfg: Reader, value: Any) -> BotPermissions:
                                       "in one (/subscriptions/…/resourceGroups/…[/providers/…]), never a whole "
                                       "subscription")
         found.append(AzureAssignment(role=guid, scope=scope))
-    return BotPermissions(azure_assignments=tuple(dict.fromkeys(found)))
+    # ARM ids are case-insensitive: one role on one scope twice, however written, is one assignment (a
+    # second would be refused at `up` as RoleAssignmentExists).
+    unique = {(a.role, a.scope.lower()): a for a in reversed(found)}
+    return BotPermissions(azure_assignments=tuple(reversed(unique.values())))
 
 
 def check_azure_scopes(cfg: Reader, permissions: BotPermissions, subscription_id: str, resource_group: str) -> None:

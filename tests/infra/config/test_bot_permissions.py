@@ -155,6 +155,14 @@ def test_azure_role_assignments_go_to_the_bots_identity_on_their_scope(stack: St
     assert inputs["principalId"] == bot_identity.outputs["principalId"]
 
 
+def test_one_azure_role_on_one_scope_written_twice_is_one_assignment(stack: StackRunner) -> None:
+    twice = [{"role": BLOB_CONTRIBUTOR, "scope": ACCOUNT_SCOPE},
+             {"role": BLOB_CONTRIBUTOR.upper(), "scope": ACCOUNT_SCOPE.replace("resourceGroups", "resourcegroups")}]
+    run = stack("azure", botPermissions=json.dumps(twice))
+    (grant,) = [r for r in run.of_type("azure-native:authorization:RoleAssignment") if "bot-permission" in r.name]
+    assert unwrap(grant.inputs)["scope"] == ACCOUNT_SCOPE
+
+
 @pytest.mark.parametrize(("assignment", "problem"), [
     ({"role": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "scope": ACCOUNT_SCOPE}, "Owner holds every action"),
     ({"role": BLOB_CONTRIBUTOR, "scope": "/subscriptions/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"},
