@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude-packages", action="store_true")
     parser.add_argument("--images", action="store_true",
                         help="print the bot images built for it (the SmallWebRTC one when its lock has aiortc)")
+    parser.add_argument("--webrtc", choices=("yes", "no"),
+                        help="with --images: whether the stack has a TURN relay (its SmallWebRTC image), as a "
+                             "stack decides it; unset, the lock decides")
     parser.add_argument("--leaves-out", choices=sorted(IMAGE_LEAVES_OUT),
                         help="print the transport packages that bot image leaves out (its build argument)")
     args = parser.parse_args(argv)
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.exclude_packages:
         print(" ".join(project.exclude_packages))
     elif args.images:
-        print(" ".join(project.images(webrtc="webrtc" in project.transports)))
+        webrtc = "webrtc" in project.transports if args.webrtc is None else args.webrtc == "yes"
+        print(" ".join(project.images(webrtc=webrtc)))
     elif args.leaves_out:
         print(" ".join(project.leaves_out(args.leaves_out)))
     else:

@@ -74,6 +74,22 @@ def iam_wildcard_actions(resource_type: str, props: Props) -> Iterator[str]:
                     yield f"IAM action {action!r} is a wildcard; name the actions the role needs"
 
 
+# Grants that are every permission at once (stacks/config/bot_permissions.py refuses them in botPermissions;
+# repeated: the pack is published alone): GCP's basic roles, Azure's Owner, Contributor and access administrators.
+GCP_BASIC_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
+AZURE_BROAD_ROLES = ("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "b24988ac-6180-42a0-ab88-20f7382dd24c",
+                     "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", "f58310d9-a9f6-439a-9e8d-f62e7b41a168")
+
+
+def all_permission_roles(resource_type: str, props: Props) -> Iterator[str]:
+    if resource_type.startswith("gcp:") and "/iAM" in resource_type and props.get("role") in GCP_BASIC_ROLES:
+        yield f"{props['role']} is a basic role (every service's permissions): grant a role that holds what is called"
+    if resource_type == "azure-native:authorization:RoleAssignment":
+        role = str(props.get("roleDefinitionId") or "").rsplit("/", 1)[-1].lower()
+        if role in AZURE_BROAD_ROLES:
+            yield f"role definition {role} holds every action or grants any: assign a role that holds what is called"
+
+
 def ecr_scan_on_push(resource_type: str, props: Props) -> Iterator[str]:
     if resource_type == "aws:ecr/repository:Repository":
         if not (props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
@@ -263,6 +279,8 @@ def azure_locked_down(resource_type: str, props: Props) -> Iterator[str]:
 
 RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "no-iam-wildcard-actions": ("IAM policies name their actions", iam_wildcard_actions),
+    "no-all-permission-roles": ("No GCP basic role and no Azure Owner, Contributor or access administrator role is "
+                                "granted", all_permission_roles),
     "ecr-scan-on-push": ("ECR repositories scan images on push", ecr_scan_on_push),
     "log-group-retention": ("CloudWatch log groups have a retention period", log_group_retention),
     "required-tags": ("Resources carry the project/stack/environment/managed-by tags or labels", required_tags),

@@ -8,8 +8,14 @@
 #   BOT_PROJECT=path/to/project  # the bot project both bot images are built from (default: the parrot
 #                                  example, as a stack's voicefleet:botProject default)
 #   BOT_IMAGES_ONLY=1 ...        # only the bot images (another project's, beside the default build)
-#   BOT_IMAGE_BUDGET_MB=700 ...  # that project's closure budget, raised knowingly (a stack's botImageBudgetMb)
+#   BOT_IMAGE_BUDGET_MB=700 ...  # that project's closure budget, raised knowingly (a stack's botImageBudgetMb);
+#                                  unset, another project's bot image of any size passes, with a note over
+#                                  voicefleet's own size; the parrot's is held to voicefleet's own budget
+#   STACK=aws-prod ...           # build what that stack builds: its botProject, its botImageBudgetMb, and the
+#                                  SmallWebRTC image only with its TURN relay (stacks/tools/stack_images.py)
 #   images/ci/build.sh --images  # only print the images it would build, each with its closure budget in MB
+#   images/ci/build.sh --check-size IMAGE MB   # only the size check the build ends with, on a size given
+#                                              # (no build): what a built closure of MB would be told
 #
 # Needs root (buildah with chroot isolation, debootstrap, unshare). Everything it installs comes
 # from Debian (buildah, debootstrap, iproute2) or PyPI (the uv wheel); nothing from elsewhere.
@@ -20,6 +26,23 @@ REAL_PYTHON=python:3.11.14-slim-trixie
 REAL_UV=ghcr.io/astral-sh/uv:0.13.8
 UV_VERSION=0.13.8  # the uv that wrote uv.lock (images/*.Dockerfile UV_IMAGE)
 WORK=${VOICEFLEET_IMAGE_WORK:-/var/tmp/voicefleet-images}
+if [[ -n "${STACK:-}" ]]; then
+  # The stack's own values, as the plan reads them, so the plan and the build hold the same images to
+  # the same budget; a second source of either would let them disagree.
+  [[ -n "${BOT_PROJECT:-}${BOT_IMAGE_BUDGET_MB:-}" ]] && {
+    echo "STACK=$STACK takes BOT_PROJECT and BOT_IMAGE_BUDGET_MB from stacks/Pulumi.$STACK.yaml: unset them" >&2
+    exit 2; }
+  stack_values=$(uv run --quiet python -m stacks.tools.stack_images "$STACK") || exit 2
+  eval "$stack_values"
+  BOT_PROJECT=$bot_project BOT_IMAGE_BUDGET_MB=$budget webrtc_flag=(--webrtc "$webrtc")
+else
+  webrtc_flag=()
+fi
+if [[ -z "${STACK:-}${BOT_PROJECT:-}" ]]; then
+  # voicefleet's own bot project (CI's build): held to voicefleet's own budget for it, so the parrot
+  # that grows fails here; a team's project or stack has only the budget it sets.
+  BOT_IMAGE_BUDGET_MB=${BOT_IMAGE_BUDGET_MB:-$(uv run --quiet python -m images.budgets reference bot)}
+fi
 BOT_PROJECT=${BOT_PROJECT:-examples/parrot}
 STORAGE=(--storage-driver overlay)
 started=$(date +%s)
@@ -35,7 +58,7 @@ daily_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot 
 webrtc_leaves_out=$(uv run --quiet python -m images.bot_project --leaves-out bot-webrtc "$BOT_PROJECT")
 # The bot images a stack builds for the project (BotProject.images): the Daily one unless its bot.py
 # builds SmallWebRTC only, the SmallWebRTC one when it locks Pipecat's webrtc extra.
-read -ra bot_images <<<"$(uv run --quiet python -m images.bot_project --images "$BOT_PROJECT")"
+read -ra bot_images <<<"$(uv run --quiet python -m images.bot_project --images "${webrtc_flag[@]}" "$BOT_PROJECT")"
 images=(dispatcher "${bot_images[@]}")
 [[ "${BOT_IMAGES_ONLY:-}" == 1 ]] && images=("${bot_images[@]}")
 # Each image's closure budget, by the rule the plan applies (images/budgets.py closure_budget_mb);
@@ -48,6 +71,12 @@ done
 if [[ "${1:-}" == --images ]]; then
   for image in "${images[@]}"; do echo "$image ${budgets[$image]}"; done
   exit 0
+fi
+if [[ "${1:-}" == --check-size ]]; then
+  # The decision the build ends with (images/ci/run_image.py: images/budgets.py judge), on a size given.
+  [[ -n "${budgets[${2:-}]:-}" && -n "${3:-}" ]] || {
+    echo "usage: images/ci/build.sh --check-size IMAGE MB (this build's images: ${images[*]})" >&2; exit 2; }
+  exec uv run --quiet python -m images.budgets judge "$2" "$3" "$(budget_of "$2")"
 fi
 
 mkdir -p "$WORK"

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from images.budgets import closure_budget_mb, installed_mb, over_budget
+from images.budgets import closure_budget_mb, installed_mb, judge
 
 TIMEOUT = 120.0  # seconds for any one step (2 shared cores, cold page cache)
 HOST_DIR = "opt/voicefleet"  # the host's code in the bot image (its venv's voicefleet.pth names it)
@@ -272,10 +272,16 @@ def check_closure_budget(kind: str, root: Path, budget_mb: float | None) -> list
     """The runtime closure as built, against the same budget the rebuilt closures are held to (or
     the project's own, raised knowingly, by the rule the plan applies: images/budgets.py)."""
     site_packages = next((root / "opt" / "venv" / "lib").glob("python3.*/site-packages"))
-    budget = closure_budget_mb(kind, budget_mb)
-    print(f"{kind} closure: {installed_mb(site_packages):.1f} MB (budget {budget:.0f} MB)")
-    problem = over_budget(kind, site_packages, budget_mb)
-    return [problem] if problem else []
+    size = installed_mb(site_packages)
+    held = f"budget {closure_budget_mb(kind, budget_mb):.0f} MB" if budget_mb or not kind.startswith("bot") \
+        else "no budget set"
+    print(f"{kind} closure: {size:.1f} MB ({held})")
+    judgement = judge(kind, size, budget_mb)
+    if judgement.refused and judgement.note is not None:
+        return [judgement.note]
+    if judgement.note is not None:
+        print(f"note: {judgement.note}")
+    return []
 
 
 def main(argv: list[str]) -> int:

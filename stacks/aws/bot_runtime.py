@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -42,6 +43,8 @@ class BotRuntimeArgs:
     role: str = "bot"  # names its secret grant: one per bot runtime (the WebRTC bot is a second one)
     # Its settings (stacks/config/observability.py: LOG_FORMAT, the trace collector's endpoint).
     environment: Mapping[str, str] = field(default_factory=dict)
+    # The IAM statements the team grants the bot (voicefleet:botPermissions): its task role's only policy.
+    permissions: Sequence[Mapping[str, Any]] = ()
 
 
 def execution_policy(repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -75,11 +78,16 @@ class BotRuntime(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-execution", role=self.execution_role.id,
                            policy=execution_policy(args.repository_arn, logs.arn), opts=child)
         args.secrets.grant_read(args.role, self.execution_role, args.secret_names)
-        # The bot calls no AWS API but sts:GetCallerIdentity, which no policy can allow or deny: its
-        # task role has no policy at all. Its sessions (one per task, named by the task id) are
-        # what a bot proves its task with (dispatcher/machines/ecs/identity.py).
+        # voicefleet's bot calls no AWS API but sts:GetCallerIdentity, which no policy can allow or deny:
+        # its sessions (one per task, named by the task id) are what a bot proves its task with
+        # (dispatcher/machines/ecs/identity.py). So the task role holds exactly what the team's bot was
+        # granted (botPermissions), which its SDK reaches through the task's credentials endpoint.
         self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=ecs_task_trust_policy(args.region, logs.arn),
-                                      description="voicefleet bot task (no AWS permissions)", opts=child)
+                                      description="voicefleet bot task (voicefleet:botPermissions)" if args.permissions
+                                      else "voicefleet bot task (no AWS permissions)", opts=child)
+        if args.permissions:
+            aws.iam.RolePolicy(f"{name}-task-permissions", role=self.task_role.id,
+                               policy=policy_document(*args.permissions), opts=child)
 
         container = fargate_container(
             name=BOT_CONTAINER_NAME,

@@ -140,6 +140,7 @@ class AwsStack(pulumi.ComponentResource):
             protect=settings.protect,
             channel_url=self._bot_channel_url,
             environment=settings.observability.bot_environment(),
+            permissions=settings.bot_permissions.aws_statements,
         )
 
     def _webrtc_bot(self, bot: BotRuntimeArgs, images: Images, registry: Registry) -> BotRuntime | None:

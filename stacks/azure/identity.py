@@ -10,7 +10,8 @@
   references (Key Vault Secrets User on each secret, stacks/azure/secrets.py). A custom role cannot
   name a single resource as assignable, so both narrow roles are defined on the resource group and
   assigned on their one resource.
-- The bots' identity may pull from the registry (AcrPull on the registry) and nothing else.
+- The bots' identity may pull from the registry (AcrPull on the registry) and do what the team's
+  `botPermissions` assigns it, nothing else.
 
 Role and assignment names are GUIDs derived from the subscription and purpose (stacks/azure/naming.py).
 Built-in role ids: https://learn.microsoft.com/azure/role-based-access-control/built-in-roles.
@@ -18,6 +19,7 @@ Built-in role ids: https://learn.microsoft.com/azure/role-based-access-control/b
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,8 @@ class IdentitiesArgs:
     registry_id: pulumi.Input[str]
     bots_subnet_id: pulumi.Input[str]  # the one subnet the dispatcher may put container groups in
     tags: dict[str, str]
+    # What the team grants its bot (voicefleet:botPermissions): (role definition GUID, scope) pairs.
+    bot_permissions: Sequence[tuple[str, str]] = ()
 
 
 class Identities(pulumi.ComponentResource):
@@ -86,6 +90,9 @@ class Identities(pulumi.ComponentResource):
             self.assign("dispatcher-pull", self.dispatcher, built_in_role(args.subscription_id, ACR_PULL),
                         args.registry_id),
             self.assign("bot-pull", self.bot, built_in_role(args.subscription_id, ACR_PULL), args.registry_id),
+            # Named after what they grant, so adding or removing one leaves the others in place.
+            *(self.assign(f"bot-permission-{hashlib.sha256(f'{role} {scope}'.encode()).hexdigest()[:8]}", self.bot,
+                          built_in_role(args.subscription_id, role), scope) for role, scope in args.bot_permissions),
         ]
         self.register_outputs({"dispatcher": self.dispatcher.id, "bot": self.bot.id})
 

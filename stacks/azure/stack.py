@@ -74,7 +74,8 @@ class AzureStack(pulumi.ComponentResource):
         identities = Identities(name, IdentitiesArgs(
             subscription_id=cfg.subscription_id, prefix=settings.prefix, resource_group=group.name,
             resource_group_id=group.id, location=cfg.location, registry_id=registry.id,
-            bots_subnet_id=network.subnet_ids["bots"], tags=tags), opts=child)
+            bots_subnet_id=network.subnet_ids["bots"], tags=tags,
+            bot_permissions=[(a.role, a.scope) for a in settings.bot_permissions.azure_assignments]), opts=child)
         store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
             cluster_name=naming.redis_name(cfg.subscription_id, settings.prefix), resource_group=group.name,
             location=cfg.location, vnet_id=network.vnet_id, subnet_id=network.subnet_ids["store"],

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
-from stacks.config import limits
+from stacks.config import bot_permissions, limits
 from stacks.config import store as store_settings
 from stacks.config.reader import Reader
 
@@ -75,6 +75,7 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
         raise cfg.fail("alarmActionGroupId", "must be an action group's resource id (/subscriptions/<id>/"
                                              "resourceGroups/<group>/providers/microsoft.insights/actionGroups/"
                                              f"<name>; got {action_group!r})")
+    bot_permissions.check_azure_scopes(cfg, settings.bot_permissions, subscription.lower(), settings.prefix)
     return AzureSettings(
         subscription_id=subscription.lower(),
         location=location,

@@ -22,19 +22,21 @@ from typing import Any, Protocol
 
 import pulumi
 
+from dispatcher.machines.bot_variables import refusal
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from images.bot_project import BotProject, BotProjectError, read
 from images.bot_transports import IMAGE_LEAVES_OUT
-from images.budgets import allowance_mb, budget_to_set, closure_budget_mb
+from images.budgets import allowance_mb, budget_to_set, judge
 from images.component import CONTEXT
 from images.size_prediction import predict_image
-from stacks.config.bot_env import reserved_env_name
 from stacks.config.carriers import credential_advice
 from stacks.config.reader import Reader
 
 # The folder of Pulumi.yaml, where relative botProject paths start (the program runs in infra/).
 PULUMI_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
+
+
 class HasMode(Protocol):
     @property
     def mode(self) -> str: ...
@@ -213,21 +215,18 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, images: tuple[str
         held = f"voicefleet:botImageBudgetMb {budget}{allowance}" if budget else "no voicefleet:botImageBudgetMb set"
         stated = (f"the {image} image's packages are predicted at {size.installed_mb:.0f} MB installed{keeps} "
                   f"({held}); {size.pull_cost()}; {PULL_COMPRESSION[cloud]}")
-        limit = closure_budget_mb(image, budget or None)
-        if size.installed_mb <= limit:
+        enough = budget_to_set({name: predicted.installed_mb for name, predicted in sizes.items()})
+        judgement = judge(image, size.installed_mb, budget or None, enough_mb=enough)
+        if judgement.note is None:
             pulumi.log.info(f"{where}: {stated}")
-        elif not budget:
-            pulumi.log.warn(f"{where}: {stated}; over the {limit:.0f} MB voicefleet holds its own {image} image "
-                            f"to, so every cold start pulls more; {size.advice()}. {SLIMMING}. Not refused: to hold "
-                            "this stack to a size, `pulumi config set voicefleet:botImageBudgetMb N`")
+        elif not judgement.refused:
+            pulumi.log.warn(f"{where}: {stated}; {size.advice()}. {SLIMMING}. {judgement.note}")
         elif drain:
             pulumi.log.warn(f"{where}: {stated}, over the budget; not refused while draining (drain: true)")
         else:
-            enough = budget_to_set({name: predicted.installed_mb for name, predicted in sizes.items()})
             raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. "
-                                         f"{SLIMMING}, or accept the size knowingly: `pulumi config set "
-                                         f"voicefleet:botImageBudgetMb {enough}` (the image build's "
-                                         f"BOT_IMAGE_BUDGET_MB={enough} holds every image the same way)")
+                                         f"{SLIMMING}, or: {judgement.note}; `STACK={pulumi.get_stack()} "
+                                         "images/ci/build.sh` holds each image it builds to the same budget")
 
 
 def web_transports(settings: HasBotProject) -> tuple[str, ...]:
@@ -288,11 +287,16 @@ def _named(cfg: Reader) -> dict[str, pulumi.Output[str]]:
                                      "pulumi config set --secret --path 'botSecrets.NAME' …")
     found: dict[str, pulumi.Output[str]] = {}
     for name, value in sorted(values.items()):
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):  # match's `$` would pass a trailing newline: `NAME\n` is no name
             raise cfg.fail("botSecrets", f"key {name!r} is not an environment variable name (A-Z, 0-9, _)")
-        if reserved_env_name(name):
-            raise cfg.fail("botSecrets", f"key {name} is set by voicefleet itself; choose another name")
+        if (reason := refusal(name)) is not None:
+            raise cfg.fail("botSecrets", f"key {reason}")
         if not isinstance(value, str) or not value:
             raise cfg.fail("botSecrets", f"{name} must be a non-empty string")
+        if any(char in value for char in "\n\r\0"):
+            # A GCE bot's env file (stacks/gcp/startup.py) is one line per variable: a second line would be
+            # a variable of its own, whatever its name. The value itself is never said.
+            raise cfg.fail("botSecrets", f"{name}'s value has more than one line: encode it on one (base64, or "
+                                         "JSON without newlines) and decode it in the bot")
         found[name] = pulumi.Output.secret(value)
     return found

@@ -13,6 +13,7 @@ import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
+from stacks.config.bot_permissions import BotPermissions
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.regions import RegionSettings
 from stacks.config.releases import ReleaseSettings
@@ -169,6 +170,8 @@ class Settings:
     # `python -m stacks.drain` removes the ones it launched.
     drain: bool = False
     bot_project: BotProjectSettings | None = None  # the bot image's project (voicefleet:botProject)
+    # What the bot's own cloud identity may do (voicefleet:botPermissions, stacks/config/bot_permissions.py).
+    bot_permissions: BotPermissions = BotPermissions()
     # JSON logs, and where traces and lifecycle webhooks go (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
     # This region's name and every region's URL (stacks/config/regions.py); None: one region.

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.config import admin_keys, alarms, channel_capacity, cloud_run, limits
+from stacks.config import admin_keys, alarms, bot_env_reads, bot_permissions, channel_capacity, cloud_run, limits
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
@@ -132,6 +132,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         reserve=_reserve(cfg, cloud),
         # A k8s stack runs images built elsewhere (stacks/config/k8s.py): no bot project to build.
         bot_project=None if cloud == "k8s" else bot_settings.project(cfg),
+        bot_permissions=bot_permissions.load(cfg, cloud),
         observability=observability,
         regions=regions,
         releases=release_settings.load(cfg),
@@ -140,6 +141,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
+    bot_env_reads.check(cfg, settings)
     if cloud == "aws":
         # ECR keeps the newest imageRetentionCount releases' bot images by their tag (stacks/aws/registry.py).
         release_settings.check_images_kept(cfg, settings.releases, settings.image_retention_count)

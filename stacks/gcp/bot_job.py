@@ -36,6 +36,7 @@ import pulumi_gcp as gcp
 from bot.environment_check import ALLOWED_OPTION
 from dispatcher.machines.cloudrun import GRACE_SECONDS
 from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
+from stacks.gcp.bot_template import team_roles
 from stacks.gcp.network import BOT_TAG
 from stacks.gcp.release_builds import Build
 from stacks.gcp.secrets import SecretStore
@@ -77,6 +78,7 @@ class BotJobArgs:
     max_session_seconds: int
     secrets: SecretStore | None = None
     secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys (never the channel's secret)
+    roles: tuple[str, ...] = ()  # what the team grants its bot (voicefleet:botPermissions), on the project
     channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL
     environment: Mapping[str, str] = field(default_factory=dict)  # LOG_FORMAT, the trace collector, …
     cpu: str = "1"
@@ -110,7 +112,7 @@ class BotJob(pulumi.ComponentResource):
         # must grant Artifact Registry Reader permissions to the Cloud Run Service Agent",
         # cloud.google.com/artifact-registry/docs/integrate-cloud-run), and Cloud Run sends the
         # container's stdout and stderr to Cloud Logging itself (run/docs/logging), as the dispatcher's.
-        self.grants: list[pulumi.Resource] = []
+        self.grants: list[pulumi.Resource] = team_roles(name, args.project, args.roles, member, child)
         secret_env: list[dict[str, object]] = []
         if args.secrets is not None and args.secret_names:
             self.grants += args.secrets.grant_access("bot-job", member, args.secret_names)

@@ -18,7 +18,7 @@ this stack): the startup script ends the session that way instead of powering of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -78,6 +78,7 @@ class BotTemplateArgs:
     max_session_seconds: int
     secrets: SecretStore | None = None
     secret_names: tuple[str, ...] = ()  # env names of the bot's provider keys and BOT_CHANNEL_TOKEN
+    roles: tuple[str, ...] = ()  # what the team grants its bot (voicefleet:botPermissions), on the project
     channel_url: pulumi.Input[str] | None = None  # BOT_CHANNEL_URL: the dispatcher's wss:// channel
     # Its settings (stacks/config/observability.py: LOG_FORMAT, the trace collector's endpoint), as
     # `KEY=value,…` in the template's metadata; the startup script writes them into its env file.
@@ -96,6 +97,15 @@ def pull_and_log(name: str, project: str, region: str, repository_id: pulumi.Inp
                                                      role="roles/artifactregistry.reader", member=member, opts=opts),
             gcp.projects.IAMMember(f"{name}-logs", project=project, role="roles/logging.logWriter", member=member,
                                    opts=opts)]
+
+
+def team_roles(name: str, project: str, roles: Sequence[str], member: pulumi.Input[str],
+               opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """The roles the team grants its bot's account (voicefleet:botPermissions), each on the project: its
+    SDK reaches them through the metadata server, as the account's own credentials."""
+    # `roles/x.y` and a custom `projects/p/roles/x.y` are two grants: each name keeps the whole role.
+    return [gcp.projects.IAMMember(f"{name}-permission-{role.removeprefix('roles/').replace('/', '-')}",
+                                   project=project, role=role, member=member, opts=opts) for role in roles]
 
 
 class BotTemplate(pulumi.ComponentResource):
@@ -117,6 +127,7 @@ class BotTemplate(pulumi.ComponentResource):
         # which starts VMs at once, waits for all of it (`grants`).
         self.grants: list[pulumi.Resource] = pull_and_log(name, args.project, args.region, args.repository_id,
                                                           member, child)
+        self.grants += team_roles(name, args.project, args.roles, member, child)
         # The bot's provider keys and channel credential: the VM's account reads exactly these secrets, at boot; the
         # template names their pinned versions and exists only once the account may read them.
         grants: list[pulumi.Resource] = []

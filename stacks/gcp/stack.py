@@ -199,6 +199,7 @@ class GcpStack(pulumi.ComponentResource):
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
             channel_url=self._bot_channel_url,
             environment=settings.observability.bot_environment(),
+            roles=settings.bot_permissions.gcp_roles,
         )
 
     def _job_args(self, network: Network, secrets: SecretStore) -> BotJobArgs:
@@ -210,7 +211,8 @@ class GcpStack(pulumi.ComponentResource):
             subnetwork_id=network.subnetwork_id,
             region=cfg.region, max_session_seconds=settings.max_session_seconds, secrets=secrets,
             secret_names=tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()})),
-            channel_url=self._bot_channel_url, environment=settings.observability.bot_environment())
+            channel_url=self._bot_channel_url, environment=settings.observability.bot_environment(),
+            roles=settings.bot_permissions.gcp_roles)
 
     def _turn_urls(self, network: Network, secrets: SecretStore,
                    opts: pulumi.ResourceOptions) -> pulumi.Input[list[str]] | None:

@@ -14,12 +14,15 @@ list, watch (a hello's pod, read back); Sandboxes get (`agents.x-k8s.io`: a pool
 
 The bots' ServiceAccount has no role at all and its API token is never mounted
 (`automountServiceAccountToken: false`, here and in each pod): it is only the subject of the
-projected identity token each bot pod carries for voicefleet's audience.
+projected identity token each bot pod carries for voicefleet's audience, and, with the stack's
+`botPermissions`, of its cloud's workload identity (one annotation: EKS's role ARN, GKE's service
+account, Azure's client id), which the cloud's own webhook or metadata server turns into credentials.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -55,6 +58,8 @@ class AccessArgs:
     bot_namespace: pulumi.Input[str]
     labels: dict[str, str]
     mode: str = PODS  # K8S_MODE: which calls the dispatcher makes (RULES)
+    # The bots' workload identity (voicefleet:botPermissions): one cloud's annotation, on their ServiceAccount.
+    bot_annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 def role_ref(kind: str, name: pulumi.Input[str]) -> k8s.rbac.v1.RoleRefArgsDict:
@@ -72,7 +77,8 @@ class Access(pulumi.ComponentResource):
         dispatcher = k8s.core.v1.ServiceAccount(f"{name}-dispatcher", metadata={
             "name": DISPATCHER_ACCOUNT, "namespace": args.dispatcher_namespace, "labels": args.labels}, opts=child)
         bot = k8s.core.v1.ServiceAccount(f"{name}-bot", metadata={
-            "name": BOT_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels},
+            "name": BOT_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels,
+            **({"annotations": dict(args.bot_annotations)} if args.bot_annotations else {})},
             automount_service_account_token=False, opts=child)
         subject: k8s.rbac.v1.SubjectArgsDict = {"kind": "ServiceAccount", "name": dispatcher.metadata.name,
                                                 "namespace": args.dispatcher_namespace}

@@ -166,7 +166,8 @@ class K8sStack(pulumi.ComponentResource):
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect), opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
-                                         bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode), opts=child)
+                                         bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
+                                         bot_annotations=settings.bot_permissions.k8s_annotations), opts=child)
         store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, child)
         # An external store's URL carries its credentials (a secret); the in-cluster one's is plain, its
         # password the stack's storePassword.

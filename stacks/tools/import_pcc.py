@@ -32,12 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dispatcher.machines.bot_variables import refusal
 from images.bot_project import BOT_FILE, BotProject, BotProjectError
 from images.bot_project import read as read_project
 from images.bot_transports import carriers_answered, transports_built
 from images.budgets import closure_budget_mb
 from images.size_prediction import predict_image
-from stacks.config.bot_env import OTLP_ENDPOINT, OTLP_HEADERS, reserved_env_name
+from stacks.config.bot_env import OTLP_ENDPOINT, OTLP_HEADERS
 from stacks.config.carriers import credential_advice
 from stacks.config.limits import FARGATE_MEMORY
 from stacks.tools.pcc_dockerfile import dockerfile_notes
@@ -190,9 +191,8 @@ def _secrets(config: dict[str, object], env_file: Path | None, plan: Plan) -> No
         if name in STACK_SETTINGS:
             plan.notes.append(f"{name} (in {env_file}): not a bot secret here: {STACK_SETTINGS[name]}")
             continue
-        if reserved_env_name(name):
-            plan.notes.append(f"{name} (in {env_file}): voicefleet sets it on the bot itself, so botSecrets may not "
-                              "(the plan refuses it); rename it in the bot if the bot reads it")
+        if (reason := refusal(name)) is not None:
+            plan.notes.append(f"{name} (in {env_file}): not a bot secret (the plan refuses it): {reason}")
             continue
         plan.commands.append((f"{THIS_COMMAND} --env-file {file} --value {name} | "
                               f"pulumi config set --secret --path 'botSecrets.{name}'",

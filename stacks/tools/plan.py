@@ -45,6 +45,7 @@ from stacks.tools.preflight import (
     replacements,
     store_rotation,
 )
+from stacks.tools.preflight.cli_config import has_secure_value, masked, plain_leaves, secure_leaf
 from stacks.tools.preflight.stack import documented_commands, violations
 
 SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
@@ -61,8 +62,16 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
-        if isinstance(value, dict) and "secure" in value:
+        if secure_leaf(value):
             config[key] = SECRET
+            secret_keys.append(key)
+        elif has_secure_value(value):  # `pulumi config set --secret --path`: one secret object, as JSON
+            if key == f"{NAMESPACE}:botSecrets" and (plain := plain_leaves(value, "botSecrets")):
+                # The program cannot tell (it gets the whole object as a secret); the stack file can.
+                raise SettingsError(f"{key}: {', '.join(plain)} is in plain text in {stack_file(stack).name} (set "
+                                    "without --secret): pulumi config set --secret --path "
+                                    f"'{plain[0]}' VALUE, and remove the plain value from the file's history")
+            config[key] = json.dumps(masked(value, SECRET))
             secret_keys.append(key)
         elif isinstance(value, bool):
             config[key] = "true" if value else "false"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from dispatcher.machines.bot_variables import dispatcher_own, refusal
 from dispatcher.settings import SettingsError
 
 # What any process on this host may need: where programs, libraries, certificates and the user's
@@ -40,34 +41,24 @@ HOST = frozenset({
     "BOT_ICE_SERVERS", "BOT_LOG_LEVEL", "VOICEFLEET_ICE_LOOPBACK", "VOICEFLEET_AUDIO_JITTER_PREFETCH",
     "VOICEFLEET_TRACE", "LOG_FORMAT",
 })  # fmt: skip
-# Never a bot's, whatever LOCAL_BOT_ENV says: the dispatcher's own secrets and what the launcher
-# sets per bot (a bot's credential and session values come from its launch, nowhere else).
-DISPATCHER_ONLY = frozenset({
-    "DISPATCHER_API_KEYS", "BOT_CHANNEL_TOKEN", "BOT_CHANNEL_URL", "TURN_SHARED_SECRET", "PHONE_TOKEN_SECRET",
-    "DAILY_API_KEY", "DAILY_DIALIN_SECRET", "FLY_API_TOKEN", "BOT_MACHINE_ID", "BOT_IMAGE_DIGEST",
-    "MAX_SESSION_SECONDS", "DAILY_ROOM_URL", "DAILY_TOKEN", "LOCAL_BOT_ENV", "WEBHOOK_SECRET",
-})  # fmt: skip
-DISPATCHER_ONLY_PREFIXES = ("REDIS_", "VOICEFLEET_SESSION", "VOICEFLEET_BODY", "VOICEFLEET_ICE_CONFIG")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse_named(raw: str) -> tuple[str, ...]:
-    """`LOCAL_BOT_ENV`: comma-separated variable names; a dispatcher-only one is a configuration error."""
+    """`LOCAL_BOT_ENV`: comma-separated variable names; one that is not the team's to give its bot
+    (dispatcher/machines/bot_variables.py) is a configuration error, as in a stack's botSecrets."""
     names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
     for name in names:
         if not _NAME.match(name):
             raise SettingsError(f"LOCAL_BOT_ENV: {name!r} is not an environment variable name")
-        if dispatcher_only(name):
-            raise SettingsError(f"LOCAL_BOT_ENV names {name}, which is the dispatcher's alone: a bot never gets it")
+        # The rule a stack's botSecrets follows, so a name the cloud refuses is refused here first.
+        if (reason := refusal(name)) is not None:
+            raise SettingsError(f"LOCAL_BOT_ENV: {reason}")
     return names
 
 
-def dispatcher_only(name: str) -> bool:
-    return name in DISPATCHER_ONLY or name.startswith(DISPATCHER_ONLY_PREFIXES)
-
-
 def allowed(name: str, named: Iterable[str]) -> bool:
-    if dispatcher_only(name):
+    if dispatcher_own(name):
         return False
     if name in named:
         return True

@@ -122,12 +122,56 @@ def project_errors(project: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def secure_leaf(value: Any) -> bool:
+    """`isSecureValue` (sdk/go/common/resource/config/object.go): a map of one string under `secure`."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("secure"), str)
+
+
+def has_secure_value(value: Any) -> bool:
+    """`hasSecureValue`: an object with a secure leaf anywhere. `pulumi config set --secret --path
+    'botSecrets.NAME'` writes `botSecrets: {NAME: {secure: v1:…}}`, and the CLI then holds the whole
+    object as one secure value (`NewSecureObjectValue`): the program gets it decrypted, as JSON, and
+    its key among the secret ones."""
+    if secure_leaf(value):
+        return True
+    if isinstance(value, dict):
+        return any(has_secure_value(inner) for inner in value.values())
+    return isinstance(value, list) and any(has_secure_value(inner) for inner in value)
+
+
+def masked(value: Any, mask: str) -> Any:
+    """The object with each secure leaf replaced by `mask`: what the program would get, minus the
+    plaintext that only the stack's secrets provider can give."""
+    if secure_leaf(value):
+        return mask
+    if isinstance(value, dict):
+        return {key: masked(inner, mask) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [masked(inner, mask) for inner in value]
+    return value
+
+
+def plain_leaves(value: Any, path: str = "") -> list[str]:
+    """The `--path` of each leaf of an object that is not a secure value: inside an object with any
+    secure leaf the CLI hands the program the whole object as one secret, so a leaf set without
+    `--secret` is plain text in the stack file that the program sees as secret."""
+    if secure_leaf(value):
+        return []
+    if isinstance(value, dict):
+        return [leaf for key, inner in value.items() for leaf in plain_leaves(inner, f"{path}.{key}" if path else key)]
+    if isinstance(value, list):
+        return [leaf for index, inner in enumerate(value) for leaf in plain_leaves(inner, f"{path}[{index}]")]
+    return [path]
+
+
 def stack_values(stack_file: Mapping[str, Any]) -> dict[str, StackValue]:
     """A Pulumi.<stack>.yaml's `config:` as the CLI reads it (scalars are strings)."""
     values: dict[str, StackValue] = {}
     for key, raw in (stack_file.get("config") or {}).items():
-        if isinstance(raw, dict) and set(raw) == {"secure"}:
+        if secure_leaf(raw):
             values[key] = StackValue("<ciphertext>", secure=True)
+        elif has_secure_value(raw):
+            values[key] = StackValue(masked(raw, "<ciphertext>"), secure=True)
         elif isinstance(raw, bool):
             values[key] = StackValue("true" if raw else "false")
         elif isinstance(raw, (dict, list)):

@@ -96,3 +96,31 @@ def test_yama_s_ptrace_scope_is_read_as_the_kernel_holds_it_and_0_where_there_is
         scope.write_text(held)
         assert isolation.ptrace_scope() == read
     assert isolation.ptrace_scope_needed() == (3 if os.geteuid() == 0 else 1)
+
+
+@pytest.mark.parametrize("name", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GOOGLE_APPLICATION_CREDENTIALS",
+                                  "AZURE_CLIENT_SECRET", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AZURE_FEDERATED_TOKEN_FILE",
+                                  # google-auth's gcloud folder; MSAL's managed identity endpoints
+                                  "CLOUDSDK_CONFIG", "IMDS_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT",
+                                  "AZURE_POD_IDENTITY_AUTHORITY_HOST"])
+def test_a_cloud_sdks_credential_is_refused_at_start_as_a_stack_refuses_it(name: str) -> None:
+    """The laptop says what `pulumi preview` would: the deployed bot's access is botPermissions."""
+    with pytest.raises(SettingsError, match=f"LOCAL_BOT_ENV: {name} is the .* SDK's own credential variable.*"
+                                            "voicefleet:botPermissions.*home folder"):
+        LocalSettings.from_env({"LOCAL_BOT_ENV": f"DEEPGRAM_API_KEY,{name}"})
+
+
+def test_a_setting_that_only_shares_a_clouds_prefix_is_the_teams() -> None:
+    assert LocalSettings.from_env({"LOCAL_BOT_ENV": "AWS_BUCKET_NAME,AWS_REGION"}).bot_env == (
+        "AWS_BUCKET_NAME", "AWS_REGION")
+
+
+@pytest.mark.parametrize("name", ["LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONHOME", "PYTHONPATH", "PATH", "BASH_ENV",
+                                  # what the bot host proves its machine with (bot/identity.py)
+                                  "AWS_ENDPOINT_URL_STS", "BOT_K8S_TOKEN_FILE", "BOT_FLY_API_SOCKET",
+                                  "MODAL_IDENTITY_TOKEN_FILE", "FLY_MACHINE_ID", "BOT_CHANNEL_CA"])
+def test_what_chooses_the_code_the_bot_process_runs_or_proves_is_not_the_teams(name: str) -> None:
+    with pytest.raises(SettingsError, match=f"LOCAL_BOT_ENV: {name} "):
+        LocalSettings.from_env({"LOCAL_BOT_ENV": f" {name} "})
+    assert LocalSettings.from_env({"LOCAL_BOT_ENV": "PYTHONUNBUFFERED"}).bot_env == ("PYTHONUNBUFFERED",)

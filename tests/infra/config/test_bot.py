@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from images.budgets import judge
 from images.size_prediction import predict
 from stacks import contract
 from stacks.config.settings import SettingsError
@@ -224,6 +225,9 @@ def test_a_bot_image_over_the_reference_size_is_stated_with_its_slimming_and_pas
     assert "over the 400 MB voicefleet holds its own bot image to" in line, line
     assert "exclude-packages numba llvmlite resampy" in line and "llvmlite" in line, line
     assert "Not refused" in line and "`pulumi config set voicefleet:botImageBudgetMb N`" in line, line
+    # …word for word what the image build says of a closure that size (images/ci/build.sh, run_image.py)
+    predicted = float(re.search(r"predicted at (\d+) MB", line)[1])  # type: ignore[index]
+    assert judge("bot", predicted).note in line, line  # type: ignore[operator]
 
 
 def test_a_stack_that_sets_a_bot_image_budget_is_held_to_it(stack: StackRunner,

@@ -1,0 +1,90 @@
+"""The variables the bot reads that the stack gives it nothing for: named by the plan, and, on a `prod`
+stack, a stop until the team accepts each (`botUnsetVariables`).
+
+A pipecat-examples bot reads `os.getenv("ENV")` or `os.environ["DEEPGRAM_API_KEY"]`; without a
+`botSecrets` entry the cloud bot fails its first session with a KeyError (or quietly takes another
+branch). What the bot reads comes from its own files, parsed (images/env_reads.py); what the stack
+provides is `botSecrets` (and the single bot keys), the observability settings it sets on every bot,
+what voicefleet and the platform set themselves, and the region on AWS. A read with a default in the
+call (`os.getenv("ENV", "local")`) is never asked for; one the bot checks itself (`os.getenv("ENV") or
+"local"`) goes in `botUnsetVariables`: a list of names, or a map of name -> the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from dispatcher.machines.bot_variables import credential_cloud, refusal
+from images.env_reads import MAX_SOURCE_BYTES, env_reads
+from stacks.config.model import Settings
+from stacks.config.reader import Reader
+
+ACCEPTED_KEY = "botUnsetVariables"
+# Set in every container or VM the bot runs in, whatever the cloud; and the region ECS (Fargate) sets.
+EVERYWHERE = frozenset({"HOSTNAME", "LANG", "PWD"})
+PLATFORM = {"aws": frozenset({"AWS_REGION", "AWS_DEFAULT_REGION"})}
+
+
+def provided(settings: Settings) -> frozenset[str]:
+    """Every name the stack's bots find set: the team's secrets, the stack's bot settings, the platform's."""
+    observability = settings.observability
+    return frozenset({*settings.secrets.bot, *observability.bot_environment(), *observability.bot_secret_names(),
+                      *EVERYWHERE, *PLATFORM.get(settings.cloud, ())})
+
+
+def unset(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Name -> where the bot reads it, for each name the bot reads and nothing sets."""
+    found = settings.bot_project
+    if found is None:
+        return {}
+    given = provided(settings)
+    scanned = env_reads(found.project.path)
+    if scanned.unread:
+        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: its variables were read from its first "
+                        f"{MAX_SOURCE_BYTES // 1_000_000} MB of Python only; not read: {', '.join(scanned.unread[:5])}"
+                        + (f" and {len(scanned.unread) - 5} more" if len(scanned.unread) > 5 else ""))
+    return {name: where for name, where in scanned.reads.items()
+            if name not in given and (refusal(name) is None or credential_cloud(name) is not None)}
+
+
+def accepted(cfg: Reader) -> frozenset[str]:
+    """`botUnsetVariables`: a list of names, or a map of name -> the reason it stays unset."""
+    if cfg.raw(ACCEPTED_KEY) is None:
+        return frozenset()
+    try:
+        value: Any = cfg.config.get_object(ACCEPTED_KEY)
+    except Exception:  # noqa: BLE001 - pulumi raises its own JSON error type
+        value = None
+    names = list(value) if isinstance(value, (list, dict)) else None
+    if names is None or not all(isinstance(name, str) for name in names) or (
+            isinstance(value, dict) and not all(isinstance(v, str) and v.strip() for v in value.values())):
+        raise cfg.fail(ACCEPTED_KEY, "must be a list of variable names (`pulumi config set --path "
+                                     "'botUnsetVariables[0]' ENV`) or a map of name to the reason "
+                                     "(`pulumi config set --path 'botUnsetVariables.ENV' 'bot.py defaults to …'`)")
+    return frozenset(names)
+
+
+def check(cfg: Reader, settings: Settings) -> None:
+    """Name each variable the bot reads and nothing sets; on a `prod` stack, stop unless it is accepted."""
+    taken = accepted(cfg)
+    missing = unset(settings)
+    if not missing:
+        return
+    listed = "; ".join(f"{name} ({', '.join(where)})" + (" — the SDK's credential: grant voicefleet:botPermissions "
+                                                         "instead" if credential_cloud(name) else "")
+                       for name, where in missing.items())
+    left = sorted(set(missing) - taken)
+    assert settings.bot_project is not None  # `missing` came from it
+    said = (f"voicefleet:botProject = {settings.bot_project.location!r}: its bot reads variables this stack "
+            f"sets nothing for: {listed}")
+    ways = (f"give each a value (`pulumi config set --secret --path 'botSecrets.{left[0] if left else 'NAME'}'`), "
+            f"or accept that it stays unset (`pulumi config set --path '{ACCEPTED_KEY}.NAME' '<why>'`)")
+    if left and settings.environment == "prod" and not settings.drain:  # a drain's `up` launches no bot
+        raise cfg.fail("botProject", f"= {settings.bot_project.location!r}: its bot reads {', '.join(left)}, which "
+                                     f"this prod stack sets nothing for ({listed}): {ways}")
+    if left:
+        pulumi.log.warn(f"{said}; {ways}; a prod stack stops here")
+    else:
+        pulumi.log.info(f"{said}; accepted unset (voicefleet:{ACCEPTED_KEY})")

@@ -1,0 +1,47 @@
+"""`python -m stacks.tools.stack_images STACK`: what images/ci/build.sh needs to build a stack's bot images
+as `pulumi up` would, read from its stack file as the plan reads it: the bot project, the budget and
+whether it has a TURN relay (so a SmallWebRTC image), one `name=value` line each for the shell.
+
+Read from the files, not the program: the build runs without Pulumi's packages (Pulumi.yaml's
+defaults stand for a key the stack file leaves out, as the CLI merges them).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+import yaml
+
+from stacks.tools.paths import PROJECT_FILE, stack_file, stack_names
+
+KEYS = {"botProject": "bot_project", "botImageBudgetMb": "budget", "turn": "turn"}
+
+
+def stack_values(stack: str) -> dict[str, str]:
+    """botProject, botImageBudgetMb and turn of the stack: its file's, else Pulumi.yaml's default."""
+    project: dict[str, Any] = yaml.safe_load(PROJECT_FILE.read_text())
+    name = str(project["name"])
+    config: dict[str, Any] = (yaml.safe_load(stack_file(stack).read_text()) or {}).get("config") or {}
+    found: dict[str, str] = {}
+    for key, variable in KEYS.items():
+        spec = project["config"][key]
+        value = config.get(f"{name}:{key}", spec["default"] if isinstance(spec, dict) else spec)
+        found[variable] = str(value)
+    budget = found["budget"]
+    return {"bot_project": found["bot_project"], "budget": "" if budget in ("", "0") else budget,
+            "webrtc": "no" if found["turn"] == "none" else "yes"}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in stack_names():
+        print(f"usage: python -m stacks.tools.stack_images STACK ({', '.join(stack_names())})", file=sys.stderr)
+        return 2
+    for variable, value in stack_values(argv[0]).items():
+        print(f"{variable}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

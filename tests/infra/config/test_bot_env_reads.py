@@ -1,0 +1,108 @@
+"""The plan reads what the bot reads from its environment (its own files, parsed, never run) and names
+each variable the stack sets nothing for; a `prod` stack stops until each is given or accepted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from images.env_reads import env_reads
+from stacks.config.settings import SettingsError
+from tests.images.test_bot_project import project
+from tests.infra.conftest import SECRETS, StackRunner
+
+# What pipecat-examples bots write, in every form the plan reads, and two it cannot (a computed name).
+READS = '''\
+import os
+from os import environ, getenv as env
+
+ENVIRONMENT = os.getenv("ENV")
+REGION = os.getenv("REGION", "eu") + os.environ.get("ZONE", "a") + os.getenv("TIER", default="free")
+KEY = os.environ["DEEPGRAM_API_KEY"]
+VOICE = os.environ.get("CARTESIA_VOICE_ID")
+MODEL = env("OPENAI_MODEL")
+LIMIT = environ["MAX_SESSION_SECONDS"]
+PREFIX = "TWILIO"
+SID = os.getenv(PREFIX + "_ACCOUNT_SID")
+'''
+
+
+def bot_with_reads(tmp_path: Path) -> Path:
+    folder = project(tmp_path)
+    (folder / "settings.py").write_text(READS)
+    (folder / ".venv" / "lib").mkdir(parents=True)
+    (folder / ".venv" / "lib" / "site.py").write_text('import os\nos.environ["NOT_THE_BOTS"]\n')
+    # Code a session never runs: its reads would stop a prod plan for nothing.
+    for never_run in ("tests/test_bot.py", "test_local.py", "conftest.py", "examples/demo.py", "load_test.py"):
+        (folder / never_run).parent.mkdir(exist_ok=True)
+        (folder / never_run).write_text('import os\nos.environ["CI_ONLY"]\n')
+    return folder
+
+
+def test_every_literal_read_is_found_with_its_line_and_nothing_else(tmp_path: Path) -> None:
+    assert env_reads(bot_with_reads(tmp_path)).reads == {
+        "CARTESIA_VOICE_ID": ("settings.py:7",),
+        "DEEPGRAM_API_KEY": ("settings.py:6",), "ENV": ("settings.py:4",), "MAX_SESSION_SECONDS": ("settings.py:9",),
+        "OPENAI_MODEL": ("settings.py:8",)}
+
+
+def test_a_huge_project_is_read_to_a_bound_and_what_is_left_is_named(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "generated.py").write_text("# " + "x" * 4000 + '\nimport os\nos.environ["FAR"]\n')
+    scanned = env_reads(folder, max_bytes=4000)
+    assert scanned.unread == ("generated.py",) and "FAR" not in scanned.reads
+    assert "FAR" in env_reads(folder).reads
+
+
+def test_a_file_too_deep_for_the_parser_is_left_to_the_build(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "deep.py").write_text("x = " + "-" * 200_000 + "1\n")  # RecursionError in ast.parse
+    assert env_reads(folder).reads == {}
+
+
+def test_a_dev_stack_names_what_the_bot_reads_and_nothing_sets(
+        stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    stack("aws", botProject=str(bot_with_reads(tmp_path)),
+          secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({"DEEPGRAM_API_KEY": "SENTINEL-dg"})})
+    (said,) = [message for message in warned if "sets nothing for" in message]
+    assert "CARTESIA_VOICE_ID (settings.py:7); ENV (settings.py:4); OPENAI_MODEL (settings.py:8)" in said
+    assert not {"REGION", "ZONE", "TIER", "CI_ONLY"} & set(said.replace(",", " ").replace(";", " ").split())
+    # a botSecrets entry and a variable voicefleet sets itself are provided
+    assert "DEEPGRAM_API_KEY" not in said and "MAX_SESSION_SECONDS" not in said
+    assert "a prod stack stops here" in said
+
+
+def test_a_prod_stack_stops_until_each_is_given_or_accepted(stack: StackRunner, tmp_path: Path) -> None:
+    folder = str(bot_with_reads(tmp_path))
+    secrets = {**SECRETS, "voicefleet:botSecrets": json.dumps({"DEEPGRAM_API_KEY": "SENTINEL-dg"})}
+    with pytest.raises(SettingsError, match=r"voicefleet:botProject .* its bot reads CARTESIA_VOICE_ID, ENV, "
+                                            r"OPENAI_MODEL, which this prod stack sets nothing for .*"
+                                            r"pulumi config set --path 'botUnsetVariables.NAME'"):
+        stack("aws", environment="prod", botProject=folder, secrets=secrets)
+    with pytest.raises(SettingsError, match=r"its bot reads OPENAI_MODEL, which"):
+        stack("aws", environment="prod", botProject=folder, secrets=secrets,
+              botUnsetVariables=json.dumps(["ENV", "CARTESIA_VOICE_ID"]))
+    stack("aws", environment="prod", botProject=folder, secrets=secrets,
+          botUnsetVariables=json.dumps({"ENV": "bot.py defaults to local", "CARTESIA_VOICE_ID": "the default voice",
+                                        "OPENAI_MODEL": "the default model"}))
+
+
+def test_accepted_names_must_be_a_list_or_a_map_of_reasons(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="voicefleet:botUnsetVariables must be a list of variable names"):
+        stack("aws", botUnsetVariables=json.dumps({"ENV": ""}))
+
+
+def test_a_read_of_a_cloud_sdks_credential_points_to_bot_permissions(
+        stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    folder = project(tmp_path)
+    (folder / "storage.py").write_text('import os\n\nKEY = os.environ["AWS_SECRET_ACCESS_KEY"]\n')
+    stack("aws", botProject=str(folder))
+    (said,) = [message for message in warned if "sets nothing for" in message]
+    assert ("AWS_SECRET_ACCESS_KEY (storage.py:3) — the SDK's credential: grant voicefleet:botPermissions "
+            "instead") in said
