@@ -63,6 +63,11 @@ class StartRequest(BaseModel):
         description="With several regions: start the session in this region and nowhere else (never spilled "
         "over). Unknown: 400.",
     )
+    recording: Literal["off", "on"] | None = Field(
+        default=None,
+        description="`off`: keep no recording of this session, whatever the deployment's `RECORDING` policy. "
+        "`on` only where the policy records anyway (never raised: 422 `recording_not_allowed`). docs/recording.md.",
+    )
     maxWaitSeconds: float | None = Field(
         default=None,
         ge=0,
@@ -250,6 +255,12 @@ class StatusReplica(BaseModel):
     reserve: int
 
 
+class StatusRecordings(BaseModel):
+    policy: Literal["off", "on"] = Field(description="`RECORDING`.")
+    destination: str = Field(description="Where recordings go: a folder, or s3://bucket/prefix.")
+    error: str | None = Field(default=None, description="Why recordings cannot be kept now (calls run unrecorded).")
+
+
 class StatusOut(BaseModel):
     at: float = Field(description="When it was counted (epoch seconds); answers are reused for 2 s.")
     region: str = Field(description="`default` without REGION.")
@@ -263,6 +274,7 @@ class StatusOut(BaseModel):
     cost: StatusCost
     replicas: list[StatusReplica] = Field(description="Replicas seen in the store's reserve pool (with a reserve).")
     regions: list[StatusRegion]
+    recordings: StatusRecordings | None = Field(default=None, description="Every call kept (docs/recording.md).")
 
 
 class StatusSample(BaseModel):

@@ -12,6 +12,7 @@ from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.status_view import StatusView
 from dispatcher.api.stream_slots import StreamSlots
+from dispatcher.artifacts.building import Artifacts
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.remote import StoreRemote
@@ -72,12 +73,15 @@ class AppState:
     status: StatusView | None = None  # GET /status (None: a graph built without one)
     dashboard: bool = False  # GET /dashboard served (DASHBOARD_ENABLED; locally by default)
     smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)
+    artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
 
     @property
     def releases(self) -> LiveReleases:
         return self.sessions.releases
 
     async def aclose(self) -> None:
+        if self.artifacts is not None:  # the uploads under way completed while the timeline still records
+            await self.artifacts.aclose()
         await self.sessions.aclose()
         if self.reserve is not None:
             await self.reserve.aclose()

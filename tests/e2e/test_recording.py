@@ -1,0 +1,65 @@
+"""Every call kept, end to end with real processes: the dispatcher records a session its real bot
+served to an aiortc caller speaking a WAV, into its local folder store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import SPEECH
+from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event
+from tests.support.http_client import api_client
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.webrtc_client import WebRTCClient
+
+pytestmark = pytest.mark.slow  # a real bot, real WebRTC, real speech
+
+
+@pytest.fixture(scope="module")
+def recording_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Path]]:
+    folder = tmp_path_factory.mktemp("recordings")
+    env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_DESTINATION": str(folder)}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+        yield running, folder
+
+
+async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_session(recording_dispatcher):
+    dispatcher, _ = recording_dispatcher
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
+        started = await api.post("/start", json={"body": {}})
+        assert started.status_code == 201, started.text
+        session_id = started.json()["session_id"]
+        async with WebRTCClient(dispatcher.base_url + started.json()["offer_url"]) as client:
+            result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
+            assert result.replied, result.summary()
+            await asyncio.sleep(1.0)  # a quiet second at the end: the recording runs to the session's end
+            assert (await api.delete(f"/sessions/{session_id}")).status_code == 204
+
+        listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json"})
+        joined = await timeline_event(api, session_id, "joined")
+        ended = await timeline_event(api, session_id, "ended")
+        kept = await timeline_event(api, session_id, "recording_ready")
+        urls = {a["name"]: a["url"] for a in listing["artifacts"]}
+        async with httpx.AsyncClient(timeout=30) as download:
+            wav = (await download.get(urls["recording.wav"])).content
+            report = (await download.get(urls["report.json"])).json()
+
+    stereo = read_stereo(wav)
+    session_seconds = ended["at"] - joined["at"]
+    assert session_seconds >= 5.0
+    assert stereo.sample_rate == 16000
+    assert abs(stereo.seconds - session_seconds) <= 1.0, (stereo.seconds, session_seconds)
+    assert kept["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
+    # The caller's words on the left, the parrot's echo of them on the right, after them.
+    caller, bot = loud_seconds(stereo.left, 16000), loud_seconds(stereo.right, 16000)
+    caller_speech = sum(end - start for start, end in caller)
+    assert caller_speech >= 2.0, caller
+    echo = [(start, end) for start, end in bot if start >= caller[0][1] - 0.5]
+    assert sum(end - start for start, end in echo) >= 2.0, (caller, bot)
+    assert echo[0][0] >= caller[-1][1] - 0.5, (caller, bot)  # the reply follows the words it echoes
+    assert report["recording"]["status"] == "complete"
+    assert report["recording"]["channels"] == {"left": "caller", "right": "bot"}
