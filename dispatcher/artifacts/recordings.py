@@ -39,6 +39,7 @@ log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
 Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
+RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 
 
 @dataclass
@@ -76,11 +77,13 @@ class SessionRecordings:
         self._provider = provider
         self._clock = clock
         self.error: str | None = None  # the store's last failure (GET /status shows it)
+        self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
         self._finishing: dict[str, asyncio.Task[Any]] = {}
 
     async def check(self) -> None:
         """Whether the store can be written: at start-up; a failure is logged and shown in status."""
+        self._checked_at = self._clock()
         try:
             await self.store.check()
         except StoreError as exc:
@@ -89,13 +92,18 @@ class SessionRecordings:
         else:
             self.error = None
 
+    async def checked(self) -> None:
+        """Checks the store if it never was, or failed its last check over RECHECK_SECONDS ago."""
+        if self._checked_at is None or (self.error is not None and self._clock() - self._checked_at > RECHECK_SECONDS):
+            await self.check()
+
     def status(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"policy": self.settings.policy, "destination": self.store.where}
         if self.error is not None:
             shown["error"] = self.error
         return shown
 
-    def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
+    async def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
                  wanted: str | None = None) -> RecordingPlan | None:
         """The session's plan, or None (not recorded: the timeline says why when it was meant to be)."""
         if not self.settings.on:
@@ -105,6 +113,7 @@ class SessionRecordings:
         if wanted == "off":
             self._note(session_id, "recording_off", reason="the start asked for no recording")
             return None
+        await self.checked()
         if self.error is not None or len(self._open) >= MAX_OPEN:
             why = self.error or f"{MAX_OPEN} recordings under way in this replica"
             self._note(session_id, "recording_skipped", reason=why)

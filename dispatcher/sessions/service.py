@@ -220,7 +220,7 @@ class SessionService:
                                                release=chosen.name, release_chosen_by=chosen_by)
                             self.listing.opened(session_id, owner, chosen.name, transport)
                             requested = True
-                            plan = self.recordings.plan_for(
+                            plan = await self.recordings.plan_for(
                                 session_id, transport=transport, release=chosen.name, key_name=owner.name,
                                 wanted=recording) if self.recordings is not None else None
                             try:

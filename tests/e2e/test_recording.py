@@ -16,8 +16,8 @@ import pytest
 
 from tests.e2e.conftest import SPEECH
 from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event
-from tests.support.http_client import api_client
 from tests.fakes.s3_presigned import ACCESS_KEY, REGION, SECRET_KEY, s3_server
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, children_of, run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
 

@@ -65,7 +65,7 @@ class PresignedCheck:
 def s3_server() -> Iterator[str]:
     """moto's S3 on a loopback port behind the pre-signed check; yields its URL."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from moto.server import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -52,6 +52,8 @@ async def status(request: Request, _: Admin) -> dict[str, Any]:
     artifacts = app_state(request).artifacts
     if artifacts is None:
         return snapshot
+    if artifacts.settings.on:
+        await artifacts.recordings.checked()
     return {**snapshot, "recordings": artifacts.recordings.status()}
 
 

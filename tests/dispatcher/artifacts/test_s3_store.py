@@ -15,10 +15,12 @@ from botchannel.recording import MIN_PART_BYTES, wav_header, wav_sizes
 from dispatcher.artifacts.s3_store import S3Store
 from dispatcher.artifacts.store import StoreError
 
+
 @pytest.fixture
 async def store(s3_url: str) -> S3Store:
     """A bucket of its own (moto's buckets are the process's, whichever server asks)."""
-    store = S3Store(f"calls-{uuid.uuid4().hex[:12]}", "team", {"AWS_ENDPOINT_URL_S3": s3_url, "AWS_REGION": "us-east-1"})
+    env = {"AWS_ENDPOINT_URL_S3": s3_url, "AWS_REGION": "us-east-1"}
+    store = S3Store(f"calls-{uuid.uuid4().hex[:12]}", "team", env)
     await asyncio.to_thread(store._client.create_bucket, Bucket=store.bucket)
     return store
 
