@@ -323,7 +323,11 @@ class ChannelSession:
         session_watch = watch.current()
         if assignment.recording is None or session_watch is None:
             return
-        self.recorder = Recorder(assignment.recording, self.channel.request, http_base(self.settings.url))
+        try:
+            self.recorder = Recorder(assignment.recording, self.channel.request, http_base(self.settings.url))
+        except Exception:  # the call matters more than its recording: it runs unrecorded (the dispatcher says so)
+            logger.exception("the recorder could not start; this session is not recorded")
+            return
         session_watch.observers.append(self.recorder.tap)
 
     def _guarded(self, handler: SignallingHandler) -> Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]:

@@ -88,18 +88,22 @@ class Recorder:
                 item = await asyncio.wait_for(self._queue.get(), TAKE_EVERY_SECONDS)
             except TimeoutError:
                 item = None
-            if item is not None:
-                await self._place(*item)
-            elapsed = self._elapsed()
-            if elapsed is None:
-                continue
-            if elapsed >= next_take:
-                self._emit(self._clock.take_until(elapsed - HOLD_SECONDS))
-                next_take = elapsed + TAKE_EVERY_SECONDS
-            if elapsed >= next_checkpoint:
-                if next_checkpoint and (part := self._cutter.checkpoint()) is not None:
-                    self._uploader.submit(part)
-                next_checkpoint = elapsed + self.plan.checkpoint_seconds
+            try:
+                if item is not None:
+                    await self._place(*item)
+                elapsed = self._elapsed()
+                if elapsed is None:
+                    continue
+                if elapsed >= next_take:
+                    self._emit(self._clock.take_until(elapsed - HOLD_SECONDS))
+                    next_take = elapsed + TAKE_EVERY_SECONDS
+                if elapsed >= next_checkpoint:
+                    if next_checkpoint and (part := self._cutter.checkpoint()) is not None:
+                        self._uploader.submit(part)
+                    next_checkpoint = elapsed + self.plan.checkpoint_seconds
+            except Exception as exc:  # a frame it cannot take: that frame lost, the recording goes on
+                logger.opt(exception=exc).warning("recording: a frame could not be written")
+                self._mark(f"a frame could not be written ({type(exc).__name__})")
 
     async def _place(self, side: int, audio: bytes, rate: int, channels: int, end: float) -> None:
         samples = np.frombuffer(audio[: len(audio) - len(audio) % (2 * channels)], dtype="<i2")

@@ -71,6 +71,9 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     """Deletes every object of the session and its index, then writes the erasure's audit record
     (`erasures/…`: who, when, which objects, no content) and notes `artifacts_erased` on the timeline."""
     state, artifacts, who = await _permitted(request, session_id)
+    if artifacts.recordings.recorded(session_id):  # its upload would write the recording back after the erasure
+        raise ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
+                       f"(DELETE /sessions/{session_id}), then erase its artifacts")
     try:
         record = await artifacts.reader.erase(session_id, who)
     except StoreError as exc:

@@ -118,3 +118,15 @@ async def test_a_folder_it_cannot_write_is_shown_in_status_and_calls_still_start
         timeline = (await api.get(f"/sessions/{started.json()['session_id']}/timeline", headers=MINE)).json()
         skipped = next(e for e in timeline["events"] if e["event"] == "recording_skipped")
         assert "cannot write to the folder" in skipped["reason"]
+
+
+async def test_a_session_still_being_recorded_is_not_erased_until_it_ends(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        await recordings.part_url(session_id, {"part": 1})  # its upload is open
+        refused = await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)
+        assert refused.status_code == 409
+        assert f"DELETE /sessions/{session_id}" in refused.json()["error"]["message"]
+        await recordings.finish(session_id, "the bot ended the session (test)")
+        assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
