@@ -3,12 +3,10 @@
 Fields as the CRD's `v1beta1` schema has them (kubernetes-sigs/agent-sandbox
 `k8s/crds/extensions.agents.x-k8s.io_sandboxclaims.yaml`). The claim checks out a Sandbox from the
 deployment's SandboxWarmPool (`spec.warmPoolRef`, required since v1beta1). Its lifecycle ends the Sandbox
-with the session: `ttlSecondsAfterFinished` expires the claim FINISHED_KEEP_SECONDS after the pod is
-terminal (the bot exited), `shutdownTime` is the hard cap, and `DeleteForeground` deletes the claim and,
-by owner reference, its Sandbox and pod (the default, `Retain`, would keep the claim, marked
-`ClaimExpired`: a leak per session). The wait keeps how the session ended readable: the claim's
-`Finished` says only `PodFailed` ("Pod failed"), the pod's own status says why (its bot's exit code, or
-the kubelet's `Evicted`, `DeadlineExceeded`), and a terminal pod holds no CPU, memory or pod quota. `additionalPodMetadata` is propagated to the claim's pod: one annotation, the
+with the session: `ttlSecondsAfterFinished: 0` expires the claim as soon as the pod is terminal (the
+bot exited), `shutdownTime` is the hard cap, and `DeleteForeground` deletes the claim and, by owner
+reference, its Sandbox and pod (the default, `Retain`, would keep the claim, marked `ClaimExpired`:
+a leak per session). `additionalPodMetadata` is propagated to the claim's pod: one annotation, the
 session's id, for whoever reads the pod (an operator, a log collector). Nothing else: whoever may `get`
 claims or pods reads it, so no launch value and no credential goes there (the bot takes its session over
 the channel, k8s/sandbox.py). The controller refuses a claim
@@ -39,9 +37,6 @@ GROUP_VERSION = "extensions.agents.x-k8s.io/v1beta1"
 NOTE_SESSION = "voicefleet.io/session"  # the session's id, on its pod (an annotation: labels are refused)
 # Ready=False reasons that no later pass of the controller changes (sandboxclaim_controller.go,
 # computeReadyCondition): the claim itself is refused.
-# A finished claim (and its terminal pod) is kept this long, past the reaper's longest interval (60 s plus
-# 20 % jitter), so a sweep sees it and keeps how it ended before deleting it; the controller deletes it then.
-FINISHED_KEEP_SECONDS = 90
 REFUSED = frozenset({"TemplateNotFound", "WarmPoolNotFound", "InvalidMetadata", "EnvVarsInjectionRejected",
                      "VolumeClaimTemplatesError"})
 
@@ -60,7 +55,7 @@ def claim_body(name: str, *, pool: str, session_id: str, release: str, notes: Ma
         "spec": {
             "warmPoolRef": {"name": pool},
             "additionalPodMetadata": {"annotations": {NOTE_SESSION: session_id}},
-            "lifecycle": {"shutdownTime": shutdown.strftime("%Y-%m-%dT%H:%M:%SZ"), "ttlSecondsAfterFinished": FINISHED_KEEP_SECONDS,
+            "lifecycle": {"shutdownTime": shutdown.strftime("%Y-%m-%dT%H:%M:%SZ"), "ttlSecondsAfterFinished": 0,
                           "shutdownPolicy": "DeleteForeground"},
         },
     }

@@ -13,8 +13,7 @@ and no credential goes on the claim: every pod is the template's, its bot admitt
 alone once the claim holds its Sandbox, warm or cold (k8s/pool_bots.py), its values sent over the channel;
 a hello presenting a credential is refused (`NoCredentialIssued`). `stop` deletes the
 claim in the foreground (the Sandbox and its pod go by owner reference); a bot that exits needs no call:
-its claim expires `ttlSecondsAfterFinished` (FINISHED_KEEP_SECONDS) later and its `DeleteForeground` policy
-deletes it; until then the pod tells how it ended, which `stop` (the reaper's) keeps on its replica.
+its claim expires with `ttlSecondsAfterFinished: 0` and its `DeleteForeground` policy deletes it.
 
 The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with their pod's identity
 alone (k8s/pool_bots.py). A replica holding idle pool bots, or starts not bound yet, watches voicefleet's
@@ -153,9 +152,7 @@ class SandboxClaims(K8sMachines):
 
     async def status(self, session_id: str) -> Machine | None:
         claim = await self.read_claim(session_id)
-        if claim is None:
-            return self._ended.get(session_id)
-        return await self._with_exit_detail(claim, claim_machine(claim))
+        return None if claim is None else await self._with_exit_detail(claim, claim_machine(claim))
 
     async def _starting(self, session_id: str) -> Machine | tuple[str, str]:
         """The session's claim read: its machine once past `starting`, else (its name, its version)."""
@@ -175,15 +172,7 @@ class SandboxClaims(K8sMachines):
         return await self._with_exit_detail(claim, machine)
 
     async def stop(self, session_id: str) -> bool:
-        """The claim deleted in the foreground; a finished one's end (its pod's reason, read while the
-        claim keeps it) is kept first, on this replica, for GET /sessions/{id}."""
         name = claim_name(session_id)
-        claim = await self.read_claim(session_id)
-        if claim is None:
-            return False
-        machine = claim_machine(claim)
-        if not machine.state.is_active and not (claim.get("metadata") or {}).get("deletionTimestamp"):
-            self._ended[session_id] = await self._with_exit_detail(claim, machine)
         response = await self.api.call("DELETE", f"{self.claims_path}/{name}", json={
             "kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"})
         if response.status_code == 404:
