@@ -1,7 +1,7 @@
 """Two sides of a call laid on one wall clock: caller left, bot right, silence where a side is silent.
 
-Each side's audio is placed where it was seen (`end`, seconds since the recording began, minus its
-own length), never before the end of what that side already has: a transport that sends faster
+Each side's audio is placed where it began (`start`, seconds since the recording began: the
+recorder says when, per side), never before the end of what that side already has: a transport that sends faster
 than real time (a TTS burst, a video avatar's) queues its audio one piece after another instead of
 piling it up, and is heard in the recording as the caller heard it. A gap longer than
 `jitter_seconds` is a silence and is kept as one; shorter ones are the network's jitter and are
@@ -58,13 +58,13 @@ class TwoTrackClock:
         self.emitted = 0  # samples handed out, per side
         self._sides = [_Side() for _ in range(SIDES)]
 
-    def add(self, side: int, samples: np.ndarray, end: float) -> bool:
-        """Places mono int16 `samples` of `side` that ended at `end` seconds; False when refused
+    def add(self, side: int, samples: np.ndarray, start: float) -> bool:
+        """Places mono int16 `samples` of `side` that began at `start` seconds; False when refused
         (that side is too far ahead of the clock)."""
         held = self._sides[side]
         cursor = self.emitted + held.held  # where this side's audio ends so far
-        start = round(end * self.sample_rate) - len(samples)
-        gap = start - cursor if start - cursor > self._jitter else 0
+        begins = round(start * self.sample_rate)
+        gap = begins - cursor if begins - cursor > self._jitter else 0
         if held.held + gap + len(samples) > self._max_ahead:
             return False
         if gap:

@@ -24,7 +24,7 @@ from loguru import logger
 
 from bot.recording.clock import TwoTrackClock
 from bot.recording.parts import PartCutter, PartUpload
-from bot.recording.tap import BOT, RecordingTap
+from bot.recording.tap import BOT, CALLER, RecordingTap
 from bot.recording.uploader import Ask, PartUploader
 from botchannel.contract import RequestFailed
 from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan, recording_seconds, wav_header
@@ -58,10 +58,12 @@ class Recorder:
         """A frame from the tap (never waits, never raises)."""
         if self._closed or not audio or sample_rate <= 0 or channels <= 0:
             return
+        # The caller's frame was heard before it arrived; the bot's is played from when it was written.
+        start = seen_at - len(audio) / (2 * channels * sample_rate) if side == CALLER else seen_at
         if self._origin is None:
-            self._origin = seen_at - len(audio) / (2 * channels * sample_rate)
+            self._origin = start
         try:
-            self._queue.put_nowait((side, audio, sample_rate, channels, seen_at - self._origin))
+            self._queue.put_nowait((side, audio, sample_rate, channels, start - self._origin))
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped == 1:
@@ -105,13 +107,13 @@ class Recorder:
                 logger.opt(exception=exc).warning("recording: a frame could not be written")
                 self._mark(f"a frame could not be written ({type(exc).__name__})")
 
-    async def _place(self, side: int, audio: bytes, rate: int, channels: int, end: float) -> None:
+    async def _place(self, side: int, audio: bytes, rate: int, channels: int, start: float) -> None:
         samples = np.frombuffer(audio[: len(audio) - len(audio) % (2 * channels)], dtype="<i2")
         if channels > 1:
             samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
         if rate != self.plan.sample_rate:
             samples = np.frombuffer(await self._resampled(side, rate, samples.tobytes()), dtype="<i2")
-        if not self._clock.add(side, samples, end):
+        if not self._clock.add(side, samples, start):
             self._mark(f"{'bot' if side == BOT else 'caller'} audio too far ahead of real time: some dropped")
 
     async def _resampled(self, side: int, rate: int, audio: bytes) -> bytes:
