@@ -139,7 +139,8 @@ def build_state(
         reserve.releases.transport = settings.transports[0]  # what its idle bots serve
         follow_releases(reserve.releases, releases, reserve.wake)
     artifacts = build_artifacts(env, channels=channels, note=timeline.note, events=timeline.read, region=regions.here,
-                                provider=machines.name, running=functools.partial(_running, machines))
+                                provider=machines.name, running=functools.partial(_running, machines),
+                                max_session_seconds=settings.max_session_seconds)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else pool_sizing.launch if pool_sizing is not None else None,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from dispatcher.artifacts.signed_paths import FILE_PATH, PART_PATH, SignedPaths
-from dispatcher.artifacts.store import Part, StoredObject, StoreError
+from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
 
 UPLOADS = ".uploads"
 T = TypeVar("T")
@@ -107,11 +107,13 @@ class LocalFolderStore:
     async def abort(self, key: str, upload_id: str) -> None:
         await self._io(lambda: shutil.rmtree(self._upload(upload_id), ignore_errors=True))
 
-    async def open_uploads(self, prefix: str) -> list[str]:
-        def listed() -> list[str]:
-            folders = (self.root / UPLOADS).glob("*")
-            found = [(folder / "key").read_text() for folder in folders if (folder / "key").exists()]
-            return [key for key in found if key.startswith(prefix)]
+    async def open_uploads(self, prefix: str) -> list[OpenUpload]:
+        def listed() -> list[OpenUpload]:
+            found = []
+            for folder in (self.root / UPLOADS).glob("*"):
+                if (folder / "key").exists() and (key := (folder / "key").read_text()).startswith(prefix):
+                    found.append(OpenUpload(key, folder.name, (folder / "key").stat().st_mtime))  # its start
+            return found
 
         return await self._io(listed)
 

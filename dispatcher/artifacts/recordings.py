@@ -53,6 +53,7 @@ class Recording:
     bot_stats: Mapping[str, Any] | None = None  # the bot's own account at its end (none: it died first)
     errors: list[str] = field(default_factory=list)
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    adopted: bool = False  # taken up from the store (its dispatcher stopped), not started here
 
 
 def kept_parts(parts: list[Part]) -> list[Part]:
@@ -135,6 +136,16 @@ class SessionRecordings:
         elif recording is not None:
             self.finish_soon(session_id, "the start failed")
 
+    def adopt(self, session_id: str, folder: str, upload_id: str, index: Mapping[str, Any], started_at: float) -> None:
+        """An upload no replica holds in memory (its dispatcher stopped mid-call), taken up so `finish`
+        completes it; its index (when there is one) gives its rate and the report's facts."""
+        rate = index.get("sample_rate")
+        plan = RecordingPlan(sample_rate=rate if isinstance(rate, int) and rate > 0 else 16000,
+                             part_bytes=self.settings.part_bytes)
+        facts = {name: index.get(name) for name in ("release", "region", "key_name", "provider", "transport")}
+        self._open[session_id] = Recording(session_id, folder, started_at, plan, facts, upload_id=upload_id,
+                                           adopted=True)
+
     def recorded(self, session_id: str) -> bool:
         return session_id in self._open
 
@@ -160,7 +171,8 @@ class SessionRecordings:
         async with recording.opening:
             if recording.upload_id is None:
                 index = {"session_id": recording.session_id, "folder": recording.folder,
-                         "started_at": recording.started_at, **recording.facts}
+                         "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate,
+                         **recording.facts}
                 await self.store.put(index_key(self.store.prefix, recording.session_id),
                                      json.dumps(index).encode(), "application/json")
                 recording.upload_id = await self.store.open_upload(recording.folder + RECORDING, "audio/wav")
@@ -191,6 +203,9 @@ class SessionRecordings:
         if recording is None:
             return None
         outcome = await self._complete(recording)
+        if recording.adopted and outcome["status"] == "none":
+            log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
+            return None  # another replica's sweep completed it first: its report stands
         events = await self._safe_events(session_id)
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
                                 errors=recording.errors)

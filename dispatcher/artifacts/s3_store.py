@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from dispatcher.artifacts.store import Part, StoredObject, StoreError
+from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
 
 T = TypeVar("T")
 MAX_COPY_BYTES = 5 * 1024**3  # UploadPartCopy's largest part
@@ -71,10 +71,10 @@ class S3Store:
         await self._call(lambda: self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id),
                          "abort the upload")
 
-    async def open_uploads(self, prefix: str) -> list[str]:
+    async def open_uploads(self, prefix: str) -> list[OpenUpload]:
         answer = await self._call(lambda: self._client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix),
                                   "list open uploads")
-        return [upload["Key"] for upload in answer.get("Uploads", [])]
+        return [OpenUpload(u["Key"], u["UploadId"], u["Initiated"].timestamp()) for u in answer.get("Uploads", [])]
 
     async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
         """S3 cannot change bytes in place: the first part is read, patched and uploaded again as part 1

@@ -25,6 +25,13 @@ class Part:
 
 
 @dataclass(frozen=True)
+class OpenUpload:
+    key: str
+    upload_id: str
+    started_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class StoredObject:
     key: str
     size: int
@@ -52,8 +59,8 @@ class ArtifactStore(Protocol):
     async def abort(self, key: str, upload_id: str) -> None:
         """Drops the upload and every part of it."""
 
-    async def open_uploads(self, prefix: str) -> list[str]:
-        """Keys with an upload still open under `prefix` (nothing should stay open after a session)."""
+    async def open_uploads(self, prefix: str) -> list[OpenUpload]:
+        """The uploads still open under `prefix` (nothing should stay open after a session)."""
 
     async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
         """Overwrites bytes at offsets of an existing object, all of them inside its first `first_part` bytes."""
