@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from loguru import logger
+from pipecat.processors.frame_processor import FrameDirection
 
 from bot.recording.clock import TwoTrackClock
 from bot.recording.parts import PartCutter, PartUpload
 from bot.recording.tap import BOT, CALLER, RecordingTap
+from bot.recording.turns import TurnLog
 from bot.recording.uploader import Ask, PartUploader
 from botchannel.contract import RequestFailed
 from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan, recording_seconds, wav_header
@@ -33,6 +36,18 @@ QUEUE_FRAMES = 512
 TAKE_EVERY_SECONDS = 0.5
 HOLD_SECONDS = 0.3
 FINISH_SECONDS = 10.0  # the last part's upload, at the session's end
+TRANSCRIPT_BYTES = 200_000  # the transcript rides in `recording.finished`: within the channel's frame (256 KB)
+
+
+def fitted(lines: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The first lines whose JSON fits in `budget` bytes."""
+    kept, used = [], 0
+    for line in lines:
+        used += len(json.dumps(line)) + 2
+        if used > budget:
+            break
+        kept.append(line)
+    return kept
 
 
 class Recorder:
@@ -50,6 +65,7 @@ class Recorder:
         self._closed = False
         self.degraded: list[str] = []
         self.dropped = 0
+        self.turns = TurnLog()
         self.tap = RecordingTap(self)
         self._writer = asyncio.create_task(self._write(), name="recording-writer")
         self._preparing = asyncio.create_task(self._prepare(), name="recording-prepare")
@@ -68,6 +84,16 @@ class Recorder:
             self.dropped += 1
             if self.dropped == 1:
                 self._mark("the writer fell behind: frames dropped")
+
+    def turn(self, frame: object, source: object, direction: FrameDirection, seen_at: float) -> None:
+        """A frame of the call's turns (never waits): timed on the recording's clock."""
+        if self._closed:
+            return
+        origin = self._origin if self._origin is not None else seen_at  # before any audio: the recording's start
+        try:
+            self.turns.heard(frame, source, direction, seen_at - origin)
+        except Exception:  # a transcript line lost, never the call
+            logger.exception("recording: a turn frame could not be read")
 
     def _mark(self, why: str) -> None:
         if why not in self.degraded and len(self.degraded) < 10:
@@ -139,6 +165,7 @@ class Recorder:
         while not self._queue.empty():
             await self._place(*self._queue.get_nowait())
         last: PartUpload | None = None
+        self.turns.close(end or 0.0)
         if end is not None:
             self._emit(self._clock.take_until(end))
             last = self._cutter.last()
@@ -154,6 +181,9 @@ class Recorder:
             "dropped_frames": self.dropped,
             "upload_errors": self._uploader.errors[-5:],
         }
+        transcript = fitted(self.turns.lines, TRANSCRIPT_BYTES)
+        stats["transcript"] = transcript
+        stats["transcript_dropped"] = self.turns.dropped + len(self.turns.lines) - len(transcript)
         with contextlib.suppress(RequestFailed):
             await self._ask(METHOD_RECORDING_FINISHED, stats, 5.0)
         await self._uploader.close()

@@ -3,7 +3,8 @@
 An observer the host adds to every `PipelineWorker` (bot/watch.py): the input transport's
 `InputAudioRawFrame`s are the caller (as the transport received them, before any processor of the
 user's), the output transport's `OutputAudioRawFrame`s pushed on after it wrote them are the bot
-(as they were played out: what an interruption cut is not in them). Pipecat calls an observer
+(as they were played out: what an interruption cut is not in them); the frames that make the
+call's turns go to turns.py. Pipecat calls an observer
 from a task of its own, off the pipeline; this one only stamps the frame with when it was pushed
 (the pipeline clock's time, not when the observer got round to it) and hands it to the recorder,
 which never waits.
@@ -20,11 +21,15 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 
+from bot.recording.turns import TURN_FRAMES
+
 CALLER, BOT = 0, 1
 
 
 class Sink(Protocol):
     def offer(self, side: int, audio: bytes, sample_rate: int, channels: int, seen_at: float) -> None: ...
+
+    def turn(self, frame: object, source: object, direction: FrameDirection, seen_at: float) -> None: ...
 
 
 class RecordingTap(BaseObserver):
@@ -40,6 +45,8 @@ class RecordingTap(BaseObserver):
               and data.direction is FrameDirection.DOWNSTREAM):
             side = BOT
         else:
+            if data.first_push and isinstance(frame, TURN_FRAMES):
+                self._sink.turn(frame, source, data.direction, pushed_at(data))
             return
         self._sink.offer(side, frame.audio, frame.sample_rate, frame.num_channels, pushed_at(data))
 

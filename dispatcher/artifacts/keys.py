@@ -9,6 +9,7 @@ import time
 
 RECORDING = "recording.wav"
 REPORT = "report.json"
+TRANSCRIPT = "transcript.jsonl"
 
 
 def _joined(*parts: str) -> str:

@@ -30,10 +30,11 @@ from botchannel.recording import (
     recording_seconds,
     wav_sizes,
 )
-from dispatcher.artifacts.keys import RECORDING, REPORT, index_key, session_folder
+from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key, session_folder
 from dispatcher.artifacts.report import session_report
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.store import ArtifactStore, Part, StoreError
+from dispatcher.artifacts.transcript import transcript_lines
 
 log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
@@ -54,6 +55,7 @@ class Recording:
     errors: list[str] = field(default_factory=list)
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     adopted: bool = False  # taken up from the store (its dispatcher stopped), not started here
+    transcript: list[dict[str, Any]] | None = None  # the bot's turns, handed over at its end
 
 
 def kept_parts(parts: list[Part]) -> list[Part]:
@@ -184,9 +186,10 @@ class SessionRecordings:
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.bot_stats = {key: params[key] for key in ("parts", "bytes", "seconds", "degraded", "dropped_frames",
-                                                            "upload_errors") if key in params}
+                                                            "upload_errors", "transcript_dropped") if key in params}
         if len(json.dumps(recording.bot_stats)) > 4096:
             recording.bot_stats = {"note": "the bot's account was too large to keep"}
+        recording.transcript = transcript_lines(params.get("transcript"))
         return {}
 
     def finish_soon(self, session_id: str, why: str) -> None:
@@ -207,8 +210,9 @@ class SessionRecordings:
             log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
             return None  # another replica's sweep completed it first: its report stands
         events = await self._safe_events(session_id)
+        transcript = await self._transcript(recording)
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
-                                errors=recording.errors)
+                                errors=recording.errors, transcript=transcript)
         try:
             await self.store.put(recording.folder + REPORT, json.dumps(report, indent=2).encode(), "application/json")
         except StoreError as exc:
@@ -218,6 +222,20 @@ class SessionRecordings:
         self._note(session_id, event, seconds=outcome.get("seconds"), reason=outcome.get("why"),
                    folder=recording.folder)
         return report
+
+    async def _transcript(self, recording: Recording) -> dict[str, Any]:
+        """Writes `transcript.jsonl` (one turn a line) when the bot handed its turns over; what the report says."""
+        if recording.transcript is None:
+            return {"kept": False, "why": "the bot ended without handing over its turns (killed or lost)"}
+        body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in recording.transcript)
+        try:
+            await self.store.put(recording.folder + TRANSCRIPT, body.encode(), "application/x-ndjson")
+        except StoreError as exc:
+            recording.errors.append(str(exc))
+            return {"kept": False, "why": f"the store failed: {exc}"}
+        return {"kept": True, "object": TRANSCRIPT, "turns": len(recording.transcript),
+                "caller_lines": sum(1 for line in recording.transcript if line["who"] == "caller"),
+                "bot_turns": sum(1 for line in recording.transcript if line["who"] == "bot")}
 
     async def _complete(self, recording: Recording) -> dict[str, Any]:
         outcome: dict[str, Any] = {"sample_rate": recording.plan.sample_rate, "channels": {"left": "caller",

@@ -11,7 +11,8 @@ NOT_BUILT = "not kept yet: voicefleet does not write it in this version"
 
 
 def session_report(session_id: str, facts: Mapping[str, Any], events: list[dict[str, Any]],
-                   recording: Mapping[str, Any], *, why: str, errors: list[str]) -> dict[str, Any]:
+                   recording: Mapping[str, Any], *, why: str, errors: list[str],
+                   transcript: Mapping[str, Any] | None = None) -> dict[str, Any]:
     first: dict[str, dict[str, Any]] = {}
     for event in events:
         first.setdefault(str(event.get("event")), event)
@@ -29,7 +30,7 @@ def session_report(session_id: str, facts: Mapping[str, Any], events: list[dict[
         "errors": [str(e.get("detail") or e.get("reason")) for e in events if e.get("event") == "error"][:20]
         + errors[:10],
         "recording": dict(recording),
-        "transcript": {"kept": False, "why": NOT_BUILT},
+        "transcript": dict(transcript) if transcript is not None else {"kept": False, "why": NOT_BUILT},
         "bot_logs": {"kept": False, "why": NOT_BUILT},
     }
     return report

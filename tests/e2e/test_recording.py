@@ -4,6 +4,7 @@ served to an aiortc caller speaking a WAV, into its local folder store."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -44,7 +45,7 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
             await asyncio.sleep(1.0)  # a quiet second at the end: the recording runs to the session's end
             assert (await api.delete(f"/sessions/{session_id}")).status_code == 204
 
-        listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json"})
+        listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json", "transcript.jsonl"})
         joined = await timeline_event(api, session_id, "joined")
         ended = await timeline_event(api, session_id, "ended")
         kept = await timeline_event(api, session_id, "recording_ready")
@@ -52,6 +53,7 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
         async with httpx.AsyncClient(timeout=30) as download:
             wav = (await download.get(urls["recording.wav"])).content
             report = (await download.get(urls["report.json"])).json()
+            turns = [json.loads(line) for line in (await download.get(urls["transcript.jsonl"])).text.splitlines()]
 
     stereo = read_stereo(wav)
     session_seconds = ended["at"] - joined["at"]
@@ -68,6 +70,11 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
     assert echo[0][0] >= caller[-1][1] - 0.5, (caller, bot)  # the reply follows the words it echoes
     assert report["recording"]["status"] == "complete"
     assert report["recording"]["channels"] == {"left": "caller", "right": "bot"}
+    # The parrot has no STT or TTS text: its turns are timings, the reply's measured from the caller's end.
+    replies = [turn for turn in turns if turn["who"] == "bot" and "latency" in turn]
+    assert replies and 0 < replies[0]["latency"] < 5.0, turns
+    assert abs(replies[0]["start"] - echo[0][0]) < 0.5, (turns, echo)  # where the WAV has the reply
+    assert report["transcript"]["kept"] is True
 
 
 @pytest.fixture(scope="module")

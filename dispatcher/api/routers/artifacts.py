@@ -28,6 +28,7 @@ from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import is_session_id
 
 router = APIRouter(tags=["artifacts"], responses=ERRORS)
+MEDIA_TYPES = {".wav": "audio/wav", ".json": "application/json", ".jsonl": "application/x-ndjson"}
 
 
 async def _permitted(request: Request, session_id: str) -> tuple[AppState, Artifacts, str]:
@@ -112,4 +113,4 @@ async def get_file(request: Request, token: str) -> FileResponse:
     path = artifacts.local.readable(token) if artifacts is not None and artifacts.local is not None else None
     if path is None:
         raise ApiError(403, "invalid_download_url", "this download URL is not valid (expired, altered, or erased)")
-    return FileResponse(path, media_type="audio/wav" if path.suffix == ".wav" else "application/json")
+    return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"))

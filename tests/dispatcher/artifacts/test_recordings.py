@@ -124,3 +124,30 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 def test_a_bad_setting_names_the_way_forward(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ArtifactSettings.from_env(env)
+
+
+async def test_the_bots_turns_are_kept_one_a_line_checked_and_bounded(tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+    turns = [{"who": "caller", "text": "hello", "start": 0.5, "end": 1.2},
+             {"who": "bot", "text": "hi there", "start": 1.9, "end": 2.6, "latency": 0.7, "interrupted": False},
+             {"who": "operator", "text": "not a side of the call"}, {"who": "bot", "text": 7},
+             {"who": "caller", "text": "x" * 5000, "start": float("nan")}]
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": 684, "degraded": [], "transcript": turns})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None
+    assert report["transcript"] == {"kept": True, "object": "transcript.jsonl", "turns": 3, "caller_lines": 2,
+                                    "bot_turns": 1}
+    lines = [json.loads(line) for line in next(tmp_path.glob(f"*/*/*/{SESSION}/transcript.jsonl")).read_text()
+             .splitlines()]
+    assert lines[:2] == turns[:2]
+    assert lines[2] == {"who": "caller", "text": "x" * 2000}  # bounded; a time that is no time left out
+
+
+async def test_a_bot_that_died_hands_over_no_turns_and_the_report_says_so(tmp_path: Path, timeline: Timeline) -> None:
+    kept, _ = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
+    assert report is not None and report["transcript"]["kept"] is False
+    assert "killed or lost" in report["transcript"]["why"]
