@@ -255,12 +255,6 @@ class StatusReplica(BaseModel):
     reserve: int
 
 
-class StatusRecordings(BaseModel):
-    policy: Literal["off", "on"] = Field(description="`RECORDING`.")
-    destination: str = Field(description="Where recordings go: a folder, or s3://bucket/prefix.")
-    error: str | None = Field(default=None, description="Why recordings cannot be kept now (calls run unrecorded).")
-
-
 class StatusOut(BaseModel):
     at: float = Field(description="When it was counted (epoch seconds); answers are reused for 2 s.")
     region: str = Field(description="`default` without REGION.")
@@ -274,7 +268,9 @@ class StatusOut(BaseModel):
     cost: StatusCost
     replicas: list[StatusReplica] = Field(description="Replicas seen in the store's reserve pool (with a reserve).")
     regions: list[StatusRegion]
-    recordings: StatusRecordings | None = Field(default=None, description="Every call kept (docs/recording.md).")
+    recordings: dict[str, str] | None = Field(
+        default=None, description="Every call kept (docs/recording.md): `policy` (`RECORDING`), `destination` (a "
+        "folder, or s3://bucket/prefix) and, only when recordings cannot be kept now, `error` (calls run unrecorded).")
 
 
 class StatusSample(BaseModel):
