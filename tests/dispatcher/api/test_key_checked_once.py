@@ -14,6 +14,7 @@ from dispatcher.api.auth import Authenticator
 from dispatcher.api.dependencies import identified
 from dispatcher.api.mount import ROUTERS
 from dispatcher.api.routers import (
+    artifacts,
     bots,
     carriers,
     daily_dialin,
@@ -60,9 +61,10 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
 # the admin keys (releases and status: checked in each route, dispatcher/api/admin_auth.py), an admin
-# key or a client's (the sessions' listing, checked in the route).
+# key or a client's (the sessions' listing, and a session's artifacts, checked in the route; their files and a
+# bot's recording parts: a signed path, dispatcher/artifacts/signed_paths.py).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
-             releases.router, status.router, session_list.router)
+             releases.router, status.router, session_list.router, artifacts.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
