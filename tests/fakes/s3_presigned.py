@@ -64,8 +64,7 @@ class PresignedCheck:
 @contextmanager
 def s3_server() -> Iterator[str]:
     """moto's S3 on a loopback port behind the pre-signed check; yields its URL."""
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
