@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -64,6 +65,8 @@ class BotChannel:
         self._handlers = dict(handlers)
         self._ws: ClientConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count()
+        self._pending: dict[int, asyncio.Future[Reply]] = {}  # this bot's own requests (the recording's)
 
     async def connect(self, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
         """Opens the channel and waits for `welcome`; raises ChannelError on any failure."""
@@ -112,6 +115,9 @@ class BotChannel:
                     task = asyncio.create_task(self._answer(frame), name=f"channel-{frame.method}")
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                elif isinstance(frame, Reply) and (waiting := self._pending.get(frame.id)) is not None:
+                    if not waiting.done():
+                        waiting.set_result(frame)
         except ConnectionClosed:
             pass
         logger.info("channel to the dispatcher closed")
@@ -130,6 +136,26 @@ class BotChannel:
             logger.exception(f"channel request {request.method} failed")
             reply = Reply(request.id, error=ReplyError(500, "bot_error", type(exc).__name__))
         await self._send(encode(reply))
+
+    async def request(self, method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        """Asks the dispatcher (the recording's upload URLs): its result, or RequestFailed with its
+        refusal; 503 `channel_unavailable` when the channel is down or the answer does not come in time."""
+        if self._ws is None:
+            raise RequestFailed(503, "channel_unavailable", "the channel to the dispatcher is not open")
+        request_id = next(self._ids)
+        answer: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = answer
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ws.send(encode(Request(request_id, method, params)))
+                reply = await answer
+        except (TimeoutError, ConnectionClosed, OSError):
+            raise RequestFailed(503, "channel_unavailable", f"the dispatcher did not answer {method}") from None
+        finally:
+            self._pending.pop(request_id, None)
+        if reply.error is not None:
+            raise RequestFailed(reply.error.status, reply.error.code, reply.error.message)
+        return reply.result or {}
 
     async def report(self, event: str, session_id: str, **fields: Any) -> None:
         """Best effort: a lost report must never end or stall the session."""

@@ -59,6 +59,7 @@ from botchannel.contract import (
 )
 
 if TYPE_CHECKING:
+    from bot.recording.recorder import Recorder
     from bot.watch import SessionWatch
 
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
@@ -109,6 +110,7 @@ class ChannelSession:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_failure: str | None = None  # why the last dial failed (the failure report says it)
         self._frozen: FrozenWatch | None = None  # told `freeze`, not yet back on the channel
+        self.recorder: Recorder | None = None  # the session's, when its assignment asks for a recording
 
     async def open(self) -> None:
         """Dials the dispatcher. A reserve bot waits there for its session; a cold bot for its
@@ -162,6 +164,9 @@ class ChannelSession:
 
     async def report(self, event: str, **fields: Any) -> None:
         if self.assignment is not None:
+            if event == "ended" and self.recorder is not None:  # its last part is kept before the end is told
+                recorder, self.recorder = self.recorder, None
+                await recorder.finish()
             tracing.SESSION.reported(event, fields)
             await self.channel.report(event, self.assignment.session_id, **fields)
             if event == "ended":  # the session's span is complete: send it while the channel holds
@@ -302,9 +307,28 @@ class ChannelSession:
         self.events.session_id = assignment.session_id
         tag_logs(assignment.session_id)
         tracing.SESSION.assigned(assignment)
+        if assignment.recording is not None:
+            self._record(assignment)
         if self.on_assigned is not None:
             self.on_assigned(assignment)
         self._assigned.set()
+
+    def _record(self, assignment: Assignment) -> None:
+        """Starts the session's recorder and taps every pipeline the user's bot builds from now on
+        (imported here: a bot that records nothing never loads it)."""
+        from bot import watch
+        from bot.recording.recorder import Recorder
+        from bot.recording.uploader import http_base
+
+        session_watch = watch.current()
+        if assignment.recording is None or session_watch is None:
+            return
+        try:
+            self.recorder = Recorder(assignment.recording, self.channel.request, http_base(self.settings.url))
+        except Exception:  # the call matters more than its recording: it runs unrecorded (the dispatcher says so)
+            logger.exception("the recorder could not start; this session is not recorded")
+            return
+        session_watch.observers.append(self.recorder.tap)
 
     def _guarded(self, handler: SignallingHandler) -> Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]:
         async def guarded(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class SessionWatch:
         self.on_idle_timeout: Callback | None = None
         self.on_error: ErrorCallback | None = None  # a pipeline error (bot/pipeline_errors.py describes it)
         self.errors = 0
+        self.observers: list[BaseObserver] = []  # the host's own, added to each worker (the recording's tap)
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
 
     def install(self) -> None:
@@ -54,7 +55,7 @@ class SessionWatch:
             if watch is None:
                 original(worker, *args, **kwargs)
                 return
-            kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch)]
+            kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), *watch.observers]
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
             worker.add_event_handler("on_idle_timeout", watch._idle)
@@ -108,6 +109,11 @@ class SessionWatch:
 
 
 _current: SessionWatch | None = None  # the session's watch: one session per process
+
+
+def current() -> SessionWatch | None:
+    """The watch installed for this process's session (None before one is)."""
+    return _current
 _crash_sink: int | None = None
 
 

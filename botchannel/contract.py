@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from botchannel.recording import RecordingPlan
+
 PROTOCOL_VERSION = 1
 CHANNEL_PATH = "/bots/channel"
 # A bot's dial: one try's deadline, and a new bot's tries again after each delay (~2 min, as long as
@@ -161,9 +163,14 @@ class Assignment:
     # The W3C trace context of the session's start: the bot's spans join its trace. Optional; a
     # host that does not know it ignores it, a malformed one is ignored too (tracing never refuses).
     traceparent: str | None = None
+    # Record this session (botchannel/recording.py): how. None: the session is not recorded.
+    recording: RecordingPlan | None = None
 
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in _fields(self).items() if v is not None}
+        fields = {k: v for k, v in _fields(self).items() if v is not None}
+        if self.recording is not None:
+            fields["recording"] = self.recording.params()
+        return fields
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Assignment:
@@ -186,7 +193,15 @@ class Assignment:
         traceparent = params.get("traceparent")
         if not (isinstance(traceparent, str) and len(traceparent) <= MAX_TRACEPARENT_CHARS):
             traceparent = None
-        return cls(session_id, seconds, transport, body, room_url, token, ice_config, traceparent)
+        recording = params.get("recording")
+        if recording is not None:
+            if not isinstance(recording, dict):
+                raise ProtocolError("assign: recording must be an object")
+            try:
+                recording = RecordingPlan.from_params(recording)
+            except ValueError as exc:
+                raise ProtocolError(f"assign: {exc}") from None
+        return cls(session_id, seconds, transport, body, room_url, token, ice_config, traceparent, recording)
 
 
 Frame = Hello | Welcome | Request | Reply | Report

@@ -10,6 +10,7 @@ holds them to one direction of imports. Lowest first, each may import only what 
     channel/                    the bots' channel (bots dial in; nothing dials a bot)
     machines/                   one machine per session, one subpackage per provider
     media/                      Daily rooms, TURN, ICE
+    artifacts/                  every call kept: the recording policy, the stores, uploads, reports
     reserve/                    warm bots, claimed once
     sessions/                   the session lifecycle, admission, the reaper
     phone/                      phone calls: who may open one, its bot and its media relay

@@ -22,6 +22,7 @@ from dispatcher.api.replication import Replication
 from dispatcher.api.state import AppState
 from dispatcher.api.status_view import StatusView, dashboard_enabled
 from dispatcher.api.stream_slots import StreamSlots
+from dispatcher.artifacts.building import build_artifacts
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
@@ -138,6 +139,9 @@ def build_state(
     if reserve is not None:
         reserve.releases.transport = settings.transports[0]  # what its idle bots serve
         follow_releases(reserve.releases, releases, reserve.wake)
+    artifacts = build_artifacts(env, channels=channels, note=timeline.note, events=timeline.read, region=regions.here,
+                                provider=machines.name, running=functools.partial(_running, machines),
+                                max_session_seconds=settings.max_session_seconds)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else pool_sizing.launch if pool_sizing is not None else None,
@@ -152,6 +156,7 @@ def build_state(
     )
     if isinstance(machines, ReportsEnds):  # a machine that dies before its bot reports: told at once
         machines.end_listeners.append(sessions.ends.observed)
+    sessions.recordings = artifacts.recordings
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     sample = SharedSample(ReleaseHealth(health_rule(env)), coordination.release_samples)  # the deployment's
     watch = ReleaseWatch(sessions.releases, sample, timeline.read, webhooks.push if webhooks is not None else None,
@@ -218,6 +223,7 @@ def build_state(
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
+        artifacts=artifacts,
     )
 
 
@@ -227,6 +233,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
     and the reserve run; on the way
     out the replica drains, they stop, and everything is closed (local mode: every bot stopped)."""
     await state.replication.start()  # an unreachable store is only noted: it may come back
+    if state.artifacts is not None:
+        await state.artifacts.start()  # a recordings store it cannot write: said now, in the log and in status
     if state.region_releases is not None:  # a restarted replica serves the stored traffic, not the configured one
         await state.region_releases.catch_up()
     reaping = asyncio.create_task(state.reaper.run()) if state.settings.reaper_interval_seconds > 0 else None
@@ -259,6 +267,12 @@ async def running(state: AppState) -> AsyncIterator[None]:
         if sampling is not None:
             sampling.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
+
+
+async def _running(machines: Machines, session_id: str) -> bool:
+    """Whether the session's machine is still running, as its provider says."""
+    machine = await machines.status(session_id)
+    return machine is not None and machine.state.is_active
 
 
 def _channel_access(settings: Settings) -> ChannelAccess | None:

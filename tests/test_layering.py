@@ -25,6 +25,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.channel",),
     ("dispatcher.machines",),
     ("dispatcher.media",),
+    ("dispatcher.artifacts",),
     ("dispatcher.reserve",),
     ("dispatcher.regions",),
     ("dispatcher.sessions",),

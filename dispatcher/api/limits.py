@@ -14,10 +14,12 @@ class RequestLimits:
     in the API's error format.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body: int, max_headers: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, max_headers: int,
+                 larger: tuple[tuple[str, int], ...] = ()) -> None:
         self.app = app
         self.max_body = max_body
         self.max_headers = max_headers
+        self.larger = larger  # (path prefix, its own bound): a recording's part PUT to the local folder store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -28,6 +30,17 @@ class RequestLimits:
             await error_response(431, "headers_too_large", f"request headers exceed {self.max_headers} bytes")(
                 scope, receive, send
             )
+            return
+        path = scope.get("path", "")
+        bound = next((limit for prefix, limit in self.larger if path.startswith(prefix)), None)
+        if bound is not None and scope.get("method") == "PUT":
+            # Streamed to its route, which bounds it itself: a 5 MiB part is never buffered twice.
+            declared = next((v for k, v in headers if k == b"content-length"), None)
+            if declared is None or not declared.isdigit() or int(declared) > bound:
+                await error_response(413, "payload_too_large", f"a part needs a Content-Length of at most {bound} "
+                                     "bytes")(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
         declared = next((v for k, v in headers if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from botchannel.recording import MAX_PART_BYTES
 from dispatcher.api.channel_port import ChannelOnItsOwnPort
 from dispatcher.api.cors import allow_origins
 from dispatcher.api.error_handlers import install_error_handlers
@@ -16,6 +17,7 @@ from dispatcher.api.json_bodies import JsonBodies
 from dispatcher.api.limits import RequestLimits, SecurityHeaders
 from dispatcher.api.region_relay import RegionRelayMiddleware
 from dispatcher.api.routers import (
+    artifacts,
     audit,
     bots,
     carriers,
@@ -34,10 +36,11 @@ from dispatcher.api.routers import (
     webhooks,
 )
 from dispatcher.api.state import AppState
+from dispatcher.artifacts.signed_paths import PART_PATH
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
-           session_list.router, audit.router)
+           session_list.router, audit.router, artifacts.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:
@@ -59,7 +62,8 @@ def _add_middleware(app: FastAPI, state: AppState) -> None:
     if state.peers.by_name:  # several regions: innermost, after the request's bounds
         app.add_middleware(RegionRelayMiddleware, state=state)
     app.add_middleware(JsonBodies)
-    app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes)
+    app.add_middleware(RequestLimits, max_body=settings.max_request_bytes, max_headers=settings.max_header_bytes,
+                       larger=((PART_PATH, MAX_PART_BYTES),))
     allow_origins(app, settings.cors_allow_origins, local=settings.machines == "local")
     app.add_middleware(SecurityHeaders)
     if not state.auth.enabled:  # keyless: loopback only, and only for loopback names (DNS rebinding)

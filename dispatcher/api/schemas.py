@@ -63,6 +63,11 @@ class StartRequest(BaseModel):
         description="With several regions: start the session in this region and nowhere else (never spilled "
         "over). Unknown: 400.",
     )
+    recording: Literal["off", "on"] | None = Field(
+        default=None,
+        description="`off`: keep no recording of this session, whatever the deployment's `RECORDING` policy. "
+        "`on` only where the policy records anyway (never raised: 422 `recording_not_allowed`). docs/recording.md.",
+    )
     maxWaitSeconds: float | None = Field(
         default=None,
         ge=0,
@@ -263,6 +268,9 @@ class StatusOut(BaseModel):
     cost: StatusCost
     replicas: list[StatusReplica] = Field(description="Replicas seen in the store's reserve pool (with a reserve).")
     regions: list[StatusRegion]
+    recordings: dict[str, str] | None = Field(
+        default=None, description="Every call kept (docs/recording.md): `policy` (`RECORDING`), `destination` (a "
+        "folder, or s3://bucket/prefix) and, only when recordings cannot be kept now, `error` (calls run unrecorded).")
 
 
 class StatusSample(BaseModel):

@@ -12,6 +12,7 @@ from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.status_view import StatusView
 from dispatcher.api.stream_slots import StreamSlots
+from dispatcher.artifacts.building import Artifacts
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.remote import StoreRemote
@@ -76,12 +77,15 @@ class AppState:
     smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)
     # An admin's reads and stops of sessions another key started (dispatcher/api/admin_access.py).
     session_audit: AuditTrail = field(default_factory=MemoryTrail)
+    artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
 
     @property
     def releases(self) -> LiveReleases:
         return self.sessions.releases
 
     async def aclose(self) -> None:
+        if self.artifacts is not None:  # the uploads under way completed while the timeline still records
+            await self.artifacts.aclose()
         await self.sessions.aclose()
         if self.reserve is not None:
             await self.reserve.aclose()

@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from botchannel.contract import (
     ReplyError,
     Report,
     Request,
+    RequestFailed,
     Welcome,
     encode,
     parse_frame,
@@ -86,6 +87,7 @@ class BotLink:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     key_digest: str | None = None  # a bot that dials with its identity alone: its resume key's, as the store keeps it
     _pending: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
+    asking: set[asyncio.Task[None]] = field(default_factory=set)  # the bot's own requests, being answered
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -142,6 +144,10 @@ class BotLink:
 
 
 ReportListener = Callable[[BotLink, Report], None]
+# A method bots may ask of the dispatcher (the recording's part URLs): the link it came on (its session
+# is the link's, never one the bot names) and the request's params → the result, or RequestFailed.
+BotMethod = Callable[[BotLink, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+MAX_BOT_REQUESTS = 4  # a bot's requests answered at once; past it, 429
 CloseListener = Callable[[BotLink], None]
 UnbindListener = Callable[[BotLink, str], None]
 
@@ -172,6 +178,7 @@ class BotChannels:
         self.unbind_listeners: list[UnbindListener] = []  # a claim failed: the bot serves not that session
         self.welcome_listeners: list[CloseListener] = []  # a hello was welcomed: the bot takes requests now
         self.handover_listeners: list[CloseListener] = []  # an idle bot was handed its session (`hand_over`)
+        self.methods: dict[str, BotMethod] = {}  # what bots may ask (botchannel/recording.py's methods)
 
     @property
     def enabled(self) -> bool:
@@ -338,11 +345,33 @@ class BotChannels:
                     listener(link, frame)
                 async with self._changed:  # `wait_until` may be waiting on a report
                     self._changed.notify_all()
-            elif isinstance(frame, Request):  # bots ask nothing of the dispatcher (yet)
-                with contextlib.suppress(Exception):
-                    await link.socket.send_text(
-                        encode(Reply(frame.id, error=_no_such_method(frame.method)))
-                    )
+            elif isinstance(frame, Request):
+                self._ask(link, frame)
+
+    def _ask(self, link: BotLink, request: Request) -> None:
+        """Answers a bot's request in a task of its own (a store call must not hold its reports back),
+        at most MAX_BOT_REQUESTS of a bot's at once."""
+        async def answer() -> None:
+            method = self.methods.get(request.method)
+            try:
+                if method is None:
+                    raise RequestFailed(404, "unknown_method", f"the dispatcher has no method {request.method!r}")
+                if link.session_id is None:
+                    raise RequestFailed(409, "not_assigned", "this bot has no session")
+                if len(link.asking) > MAX_BOT_REQUESTS:
+                    raise RequestFailed(429, "too_many_requests", f"at most {MAX_BOT_REQUESTS} requests at once")
+                reply = Reply(request.id, result=dict(await method(link, request.params)))
+            except RequestFailed as exc:
+                reply = Reply(request.id, error=ReplyError(exc.status, exc.code, exc.message))
+            except Exception:
+                log.exception("bot %s: %s failed", shown(link.machine_id), shown(request.method))
+                reply = Reply(request.id, error=ReplyError(500, "dispatcher_error", "the dispatcher failed"))
+            with contextlib.suppress(Exception):
+                await link.socket.send_text(encode(reply))
+
+        task = asyncio.get_running_loop().create_task(answer(), name=f"bot-asks-{request.method}")
+        link.asking.add(task)
+        task.add_done_callback(link.asking.discard)
 
     async def _register(self, link: BotLink) -> None:
         replaced = None
@@ -449,10 +478,6 @@ class BotChannels:
                     self._changed.wait_for(lambda: session_id in self._by_session), timeout
                 )
             return self._by_session.get(session_id)
-
-
-def _no_such_method(method: str) -> ReplyError:
-    return ReplyError(404, "unknown_method", f"the dispatcher has no method {method!r}")
 
 
 def _timed_on_receipt(link: BotLink, report: Report, now: float) -> Report:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from botchannel.recording import RecordingPlan
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import MachineIdentity
 from dispatcher.outbound.provider_errors import ProviderError
@@ -69,6 +70,8 @@ class LaunchSpec:
     release: str = DEFAULT_RELEASE
     image: str | None = None
     release_env: Mapping[str, str] = field(default_factory=dict)
+    # Record the session (dispatcher/artifacts/): the plan its bot is assigned. None: not recorded.
+    recording: RecordingPlan | None = None
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ def session_assignment(spec: LaunchSpec) -> Assignment:
         token=spec.bot_token,
         ice_config=dict(spec.ice_config) if spec.ice_config else None,
         traceparent=spec.traceparent,
+        recording=spec.recording,
     )
 
 

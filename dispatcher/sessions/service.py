@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
 import dispatcher.observability.tracing as tracing
+from botchannel.recording import RecordingPlan
+from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import (
@@ -101,6 +103,7 @@ class SessionService:
     ) -> None:
         self._settings = settings
         self.timeline = timeline
+        self.recordings: SessionRecordings | None = None  # set by the wiring (dispatcher/artifacts/)
         self.costs = costs or SessionCosts(machines.name, None)
         # What `GET /sessions` lists: an entry at each admitted start, closed by its timeline's end.
         self.listing = SessionListing(coordination.session_index, settings.region, settings.max_session_seconds)
@@ -164,8 +167,10 @@ class SessionService:
         max_wait_seconds: float | None = None,
         counted_elsewhere: bool = False,
         release: str | None = None,
+        recording: str | None = None,
     ) -> Session:
         """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first).
+        `recording`: the start's own wish ("off" lowers the deployment's policy; it never raises it).
         `release`: the caller's pin (else the key's default release, else one drawn by weight).
         `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched.
         `counted_elsewhere`: spilled over from the region whose demand it is."""
@@ -218,11 +223,15 @@ class SessionService:
                                                release=chosen.name, release_chosen_by=chosen_by)
                             self.listing.opened(session_id, owner, chosen.name, transport)
                             requested = True
+                            plan = await self.recordings.plan_for(
+                                session_id, transport=transport, release=chosen.name, key_name=owner.name,
+                                wanted=recording) if self.recordings is not None else None
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,
                                                              traceparent=trace.traceparent,
-                                                             counted_elsewhere=counted_elsewhere, release=chosen)
+                                                             counted_elsewhere=counted_elsewhere, release=chosen,
+                                                             recording=plan)
                             except NoWarmBot:
                                 raise too_slow(quote, max_wait_seconds) from None
                         session = replace(session, trace_id=trace.trace_id)
@@ -242,6 +251,8 @@ class SessionService:
                 self._metrics.failed(exc.code, chosen.name)
                 if requested:  # its timeline names the cause (a refusal at admission is no session)
                     self.timeline.note(session_id, "failed", code=exc.code, message=exc.message, status=exc.status)
+                    if self.recordings is not None:
+                        self.recordings.discard(session_id)
                     exc.extra.setdefault("session_id", session_id)
                 raise
         release_name = session.machine.release or chosen.name  # a replay's: the release it started with
@@ -299,11 +310,12 @@ class SessionService:
         traceparent: str | None = None,
         counted_elsewhere: bool = False,
         release: Release | None = None,
+        recording: RecordingPlan | None = None,
     ) -> Session:
         roomless = transport in ROOMLESS
         grant = None if roomless else await self._grant(session_id, options)
         spec = self._spec(session_id, digest, body, transport, grant, traceparent=traceparent,
-                          counted_elsewhere=counted_elsewhere, release=release)
+                          counted_elsewhere=counted_elsewhere, release=release, recording=recording)
         if self._cold is not None:
             await self._cold.hold(spec)  # before the machine exists: its bot may dial at once
         room = self._no_room() if roomless else self._create_room(session_id, options)
@@ -342,7 +354,7 @@ class SessionService:
 
     def _spec(self, session_id: str, digest: str, body: Mapping[str, Any], transport: str, grant: RoomGrant | None,
               *, traceparent: str | None, counted_elsewhere: bool = False,
-              release: Release | None = None) -> LaunchSpec:
+              release: Release | None = None, recording: RecordingPlan | None = None) -> LaunchSpec:
         """What a cold machine is launched with (its bot's values, held for its hello with a channel)."""
         release = release or self.releases.catalogue.releases[0]
         return LaunchSpec(
@@ -361,6 +373,7 @@ class SessionService:
             release=release.name,
             image=release.image_for(transport),
             release_env=dict(release.env),
+            recording=recording,
         )
 
     @staticmethod

@@ -25,7 +25,8 @@ from dispatcher.store.message_seal import MessageSeal
 log = logging.getLogger("dispatcher.sessions.webhooks")
 
 Entry = dict[str, Any]  # {"kind", "data", "attempts", "expires"}
-KINDS = frozenset({"session.started", "session.ready", "session.ended", "session.failed"})  # what is pushed
+KINDS = frozenset({"session.started", "session.ready", "session.ended", "session.failed",  # what is pushed
+                   "session.recording.ready", "session.recording.partial"})
 REFUSED_AS = "webhooks.outbox"  # its refusals' label in the store messages' refusal count
 
 

@@ -56,7 +56,8 @@ KEEP_MARGIN_SECONDS = 60.0  # past an event's delivery budget, before it is drop
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's marker, not a secret)
 # The timeline's events that are pushed, and the type each is pushed as.
 PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": "session.ready",
-          "ended": "session.ended", "failed": "session.failed"}
+          "ended": "session.ended", "failed": "session.failed",
+          "recording_ready": "session.recording.ready", "recording_partial": "session.recording.partial"}
 
 
 @dataclass(frozen=True)

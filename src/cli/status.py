@@ -64,8 +64,19 @@ def report(body: Mapping[str, Any]) -> str:
     parts += ["", f"STARTS  at replica {body.get('replica')}", _starts(body.get("starts", {})), "",
               f"COST  {_per_hour(cost.get('dollars_per_hour'))}: {cost.get('running_machines', 0)} running, "
               f"{cost.get('frozen_machines', 0)} frozen machines" + (f"; {cost['note']}" if cost.get("note") else ""),
-              "", _places(body)]
+              *_recordings(body.get("recordings")), "", _places(body)]
     return "\n".join(parts)
+
+
+def _recordings(recordings: Mapping[str, Any] | None) -> list[str]:
+    """RECORDINGS: the policy and where they go; a store that cannot be written, said (calls run unrecorded)."""
+    if not recordings:
+        return []
+    lines = ["", f"RECORDINGS  {recordings.get('policy')}" + (f" → {recordings['destination']}"
+                                                              if recordings.get("policy") == "on" else "")]
+    if recordings.get("error"):
+        lines.append(f"  not kept, calls run unrecorded: {recordings['error']}")
+    return lines
 
 
 def _breakdown(part: Mapping[str, Any], groups: tuple[str, ...], counted: str) -> str:

@@ -40,3 +40,12 @@ def test_no_reserve_and_no_price_are_said() -> None:
     assert text.splitlines()[0].startswith("one region · replica 7f3c2a")
     assert "RESERVE  2 bots (no reserve: every start is cold)" in text
     assert "COST  not priced: 3 running, 0 frozen machines; not priced for this provider" in text
+
+
+def test_a_recordings_store_it_cannot_write_is_said() -> None:
+    body = {**BODY, "recordings": {"policy": "on", "destination": "s3://calls/voice",
+                                   "error": "s3://calls: cannot write: AccessDenied"}}
+    text = report(body)
+    assert "RECORDINGS  on → s3://calls/voice" in text
+    assert "  not kept, calls run unrecorded: s3://calls: cannot write: AccessDenied" in text
+    assert "RECORDINGS  off" in report({**BODY, "recordings": {"policy": "off", "destination": "recordings"}})

@@ -95,14 +95,16 @@ def check_presigned(
     region: str,
     service: str,
     now: float | None = None,
+    s3: bool = False,
 ) -> Refusal | None:
     """The same for a request presigned in its query string (SigV4 query authentication, as STS
     answers it: HTTP 403 and its own codes). The signature is recomputed by botocore's
     `SigV4QueryAuth` over every query parameter but the signature itself, with the payload hash
-    it presigns with; `headers` with lower-case names."""
+    it presigns with (`s3`: S3's own signer, whose payload is unsigned and whose path is taken as
+    it is); `headers` with lower-case names."""
     from urllib.parse import parse_qsl, urlencode
 
-    from botocore.auth import SigV4QueryAuth
+    from botocore.auth import S3SigV4QueryAuth, SigV4QueryAuth
 
     pairs = parse_qsl(raw_query, keep_blank_values=True)
     params = dict(pairs)
@@ -135,7 +137,8 @@ def check_presigned(
     request = AWSRequest(method=method, url=f"http://{headers['host']}{path}?{unsigned}",
                          headers={name: headers[name] for name in signed})
     request.context["timestamp"] = stamp
-    auth = SigV4QueryAuth(Credentials(scope[0], known.secret, known.token), service, region, expires=expires)
+    signer = S3SigV4QueryAuth if s3 else SigV4QueryAuth
+    auth = signer(Credentials(scope[0], known.secret, known.token), service, region, expires=expires)
     string_to_sign = auth.string_to_sign(request, auth.canonical_request(request))
     if not hmac.compare_digest(auth.signature(string_to_sign, request), params["X-Amz-Signature"]):
         message = "The request signature we calculated does not match the signature you provided."

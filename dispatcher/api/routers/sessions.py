@@ -74,6 +74,11 @@ async def start(
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
         return await _phone_token(request, state, payload, who)
     plan = plan_start(payload, state.settings.transports)
+    recording = payload.recording if payload is not None else None
+    if recording == "on" and (state.artifacts is None or not state.artifacts.settings.on):
+        raise ApiError(422, "recording_not_allowed", "this deployment keeps no recordings (RECORDING=off): a start "
+                       "may turn its recording off, never on; leave `recording` out, or ask the operator to set "
+                       "RECORDING=on")
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
@@ -84,7 +89,8 @@ async def start(
         return placed
     answer = await launched(state, who, plan, response, idempotency_key=idempotency_key, wait=wait is not None,
                             max_wait_seconds=payload.maxWaitSeconds if payload is not None else None,
-                            spilled=placed, release=payload.release if payload is not None else None)
+                            spilled=placed, release=payload.release if payload is not None else None,
+                            recording=recording)
     if relayed_by(request.scope) is None:  # else the region it arrived at keeps its key's record
         kept(state, who.id, idempotency_key, state.settings.region)
     return answer
@@ -92,7 +98,8 @@ async def start(
 
 async def launched(state: AppState, who: Caller, plan: StartPlan, response: Response, *,
                    idempotency_key: str | None, wait: bool, max_wait_seconds: float | None = None,
-                   spilled: tuple[str, str] | None = None, release: str | None = None) -> dict[str, Any]:
+                   spilled: tuple[str, str] | None = None, release: str | None = None,
+                   recording: str | None = None) -> dict[str, Any]:
     """Starts the session (`POST /start`'s, or a release's smoke session) and answers as `POST /start`
     does: its fields, its `Location`, and for WebRTC the client's ICE servers."""
     options = NO_OPTIONS
@@ -115,6 +122,7 @@ async def launched(state: AppState, who: Caller, plan: StartPlan, response: Resp
             max_wait_seconds=max_wait_seconds,
             counted_elsewhere=spilled is not None,
             release=release,
+            recording=recording,
         )
     except BaseException:
         if turn_quota is not None and credential is not None:

@@ -48,7 +48,13 @@ def _view(request: Request) -> StatusView:
 
 @router.get("/status", summary="The deployment at a glance", response_model=StatusOut)
 async def status(request: Request, _: Admin) -> dict[str, Any]:
-    return await _view(request).snapshot()
+    snapshot = await _view(request).snapshot()
+    artifacts = app_state(request).artifacts
+    if artifacts is None:
+        return snapshot
+    if artifacts.settings.on:
+        await artifacts.recordings.checked()
+    return {**snapshot, "recordings": artifacts.recordings.status()}
 
 
 @router.get("/status/history", summary="This replica's last hour, a sample a minute",

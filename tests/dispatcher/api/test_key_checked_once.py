@@ -14,6 +14,7 @@ from dispatcher.api.auth import Authenticator
 from dispatcher.api.dependencies import identified
 from dispatcher.api.mount import ROUTERS
 from dispatcher.api.routers import (
+    artifacts,
     audit,
     bots,
     carriers,
@@ -61,9 +62,11 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
 # the admin keys (releases, status and the session audit trail: checked in each route,
-# dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, checked in the route).
+# dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, and a session's artifacts,
+# checked in the route; their files and a bot's recording parts: a signed path,
+# dispatcher/artifacts/signed_paths.py).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
-             releases.router, status.router, session_list.router, audit.router)
+             releases.router, status.router, session_list.router, audit.router, artifacts.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:

@@ -297,3 +297,24 @@ async def test_a_receiver_that_redirects_gets_no_event_sent_on_to_where_it_point
             webhooks = running.state.sessions.timeline.listeners[0].__self__
             assert webhooks.delivered == 0
     assert elsewhere == []
+
+
+async def test_a_sessions_recording_outcome_is_pushed_signed():
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url:
+        hooks = lone_webhooks(url)
+        hooks.timeline_event("s1", {"event": "recording_partial", "at": time.time(), "reason": "killed",
+                                    "seconds": 12.5})
+        hooks.timeline_event("s2", {"event": "recording_ready", "at": time.time(), "seconds": 30.0})
+        hooks.timeline_event("s3", {"event": "recording_off", "at": time.time()})  # on the timeline only
+        assert await within(lambda: hooks.delivered == 2, timeout=10)
+        await hooks.aclose()
+    by_type = {event["type"]: event["data"] for event in received}
+    partial = by_type["session.recording.partial"]
+    assert partial == {"session_id": "s1", "at": partial["at"], "reason": "killed", "seconds": 12.5}
+    assert by_type["session.recording.ready"]["session_id"] == "s2"

@@ -1,0 +1,190 @@
+"""The session's recorder: the tap's frames → the wall clock → WAV parts → the dispatcher's store.
+
+The tap hands each frame to `offer`, which never waits: a bounded queue (`QUEUE_FRAMES`, ~5 s of
+both sides in 20 ms frames) takes it, or, when the writer has fallen that far behind, the frame is
+dropped, counted and the recording marked degraded; the audio itself is never delayed. The writer
+task converts each frame to the recording's rate (mono per side; Pipecat's own stream resampler
+when the transport's rate differs: 8 kHz carrier audio recorded at 16 kHz, or a 24 kHz TTS), lays
+it on the clock, hands the stereo stream out `HOLD_SECONDS` behind real time (so a frame that
+arrives a little late still lands where it belongs), and uploads the part still filling every
+`checkpoint_seconds`. The clock starts at the first frame of either side; `finish` (the session's
+end, before the bot reports `ended`) hands out everything up to then and uploads the last part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from loguru import logger
+from pipecat.processors.frame_processor import FrameDirection
+
+from bot.recording.clock import TwoTrackClock
+from bot.recording.parts import PartCutter, PartUpload
+from bot.recording.tap import BOT, CALLER, RecordingTap
+from bot.recording.turns import TurnLog
+from bot.recording.uploader import Ask, PartUploader
+from botchannel.contract import RequestFailed
+from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan, recording_seconds, wav_header
+
+QUEUE_FRAMES = 512
+TAKE_EVERY_SECONDS = 0.5
+HOLD_SECONDS = 0.3
+FINISH_SECONDS = 10.0  # the last part's upload, at the session's end
+TRANSCRIPT_BYTES = 200_000  # the transcript rides in `recording.finished`: within the channel's frame (256 KB)
+
+
+def fitted(lines: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The first lines whose JSON fits in `budget` bytes."""
+    kept, used = [], 0
+    for line in lines:
+        used += len(json.dumps(line)) + 2
+        if used > budget:
+            break
+        kept.append(line)
+    return kept
+
+
+class Recorder:
+    def __init__(self, plan: RecordingPlan, ask: Ask, base_url: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.plan = plan
+        self._ask = ask
+        self._now = clock
+        self._queue: asyncio.Queue[tuple[int, bytes, int, int, float]] = asyncio.Queue(maxsize=QUEUE_FRAMES)
+        self._clock = TwoTrackClock(plan.sample_rate)
+        self._cutter = PartCutter(plan.part_bytes, wav_header(plan.sample_rate))
+        self._uploader = PartUploader(ask, base_url, self._mark)
+        self._resamplers: dict[tuple[int, int], Any] = {}
+        self._origin: float | None = None  # monotonic time of the first frame's start
+        self._closed = False
+        self.degraded: list[str] = []
+        self.dropped = 0
+        self.turns = TurnLog()
+        self.tap = RecordingTap(self)
+        self._writer = asyncio.create_task(self._write(), name="recording-writer")
+        self._preparing = asyncio.create_task(self._prepare(), name="recording-prepare")
+
+    def offer(self, side: int, audio: bytes, sample_rate: int, channels: int, seen_at: float) -> None:
+        """A frame from the tap (never waits, never raises)."""
+        if self._closed or not audio or sample_rate <= 0 or channels <= 0:
+            return
+        # The caller's frame was heard before it arrived; the bot's is played from when it was written.
+        start = seen_at - len(audio) / (2 * channels * sample_rate) if side == CALLER else seen_at
+        if self._origin is None:
+            self._origin = start
+        try:
+            self._queue.put_nowait((side, audio, sample_rate, channels, start - self._origin))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped == 1:
+                self._mark("the writer fell behind: frames dropped")
+
+    def turn(self, frame: object, source: object, direction: FrameDirection, seen_at: float) -> None:
+        """A frame of the call's turns (never waits): timed on the recording's clock."""
+        if self._closed:
+            return
+        origin = self._origin if self._origin is not None else seen_at  # before any audio: the recording's start
+        try:
+            self.turns.heard(frame, source, direction, seen_at - origin)
+        except Exception:  # a transcript line lost, never the call
+            logger.exception("recording: a turn frame could not be read")
+
+    def _mark(self, why: str) -> None:
+        if why not in self.degraded and len(self.degraded) < 10:
+            logger.warning(f"recording degraded: {why}")
+            self.degraded.append(why)
+
+    async def _prepare(self) -> None:
+        try:
+            await self._uploader.prepare()
+        except RequestFailed as exc:
+            logger.warning(f"recording: the dispatcher cannot take it ({exc.code}: {exc.message})")
+
+    def _elapsed(self) -> float | None:
+        return None if self._origin is None else self._now() - self._origin
+
+    async def _write(self) -> None:
+        next_take = next_checkpoint = 0.0
+        while True:
+            try:
+                item = await asyncio.wait_for(self._queue.get(), TAKE_EVERY_SECONDS)
+            except TimeoutError:
+                item = None
+            try:
+                if item is not None:
+                    await self._place(*item)
+                elapsed = self._elapsed()
+                if elapsed is None:
+                    continue
+                if elapsed >= next_take:
+                    self._emit(self._clock.take_until(elapsed - HOLD_SECONDS))
+                    next_take = elapsed + TAKE_EVERY_SECONDS
+                if elapsed >= next_checkpoint:
+                    if next_checkpoint and (part := self._cutter.checkpoint()) is not None:
+                        self._uploader.submit(part)
+                    next_checkpoint = elapsed + self.plan.checkpoint_seconds
+            except Exception as exc:  # a frame it cannot take: that frame lost, the recording goes on
+                logger.opt(exception=exc).warning("recording: a frame could not be written")
+                self._mark(f"a frame could not be written ({type(exc).__name__})")
+
+    async def _place(self, side: int, audio: bytes, rate: int, channels: int, start: float) -> None:
+        samples = np.frombuffer(audio[: len(audio) - len(audio) % (2 * channels)], dtype="<i2")
+        if channels > 1:
+            samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
+        if rate != self.plan.sample_rate:
+            samples = np.frombuffer(await self._resampled(side, rate, samples.tobytes()), dtype="<i2")
+        if not self._clock.add(side, samples, start):
+            self._mark(f"{'bot' if side == BOT else 'caller'} audio too far ahead of real time: some dropped")
+
+    async def _resampled(self, side: int, rate: int, audio: bytes) -> bytes:
+        from pipecat.audio.utils import create_stream_resampler
+
+        resampler = self._resamplers.get((side, rate))
+        if resampler is None:
+            resampler = self._resamplers[(side, rate)] = create_stream_resampler()
+        out: bytes = await resampler.resample(audio, rate, self.plan.sample_rate)
+        return out
+
+    def _emit(self, pcm: bytes) -> None:
+        for part in self._cutter.write(pcm):
+            self._uploader.submit(part)
+
+    async def finish(self, timeout: float = FINISH_SECONDS) -> dict[str, Any]:
+        """Ends the recording at this moment: the rest written and uploaded, the dispatcher told."""
+        self._closed = True
+        end = self._elapsed()
+        self._writer.cancel()
+        self._preparing.cancel()
+        await asyncio.gather(self._writer, self._preparing, return_exceptions=True)
+        while not self._queue.empty():
+            await self._place(*self._queue.get_nowait())
+        last: PartUpload | None = None
+        self.turns.close(end or 0.0)
+        if end is not None:
+            self._emit(self._clock.take_until(end))
+            last = self._cutter.last()
+        if last is not None:
+            self._uploader.submit(last)
+            if not await self._uploader.drain(timeout):
+                self._mark("the last parts were still uploading at the end")
+        stats = {
+            "parts": self._cutter.parts if end is not None else 0,
+            "bytes": self._cutter.total if end is not None else 0,
+            "seconds": round(recording_seconds(self._cutter.total, self.plan.sample_rate), 3) if end else 0.0,
+            "degraded": list(self.degraded),
+            "dropped_frames": self.dropped,
+            "upload_errors": self._uploader.errors[-5:],
+        }
+        transcript = fitted(self.turns.lines, TRANSCRIPT_BYTES)
+        stats["transcript"] = transcript
+        stats["transcript_dropped"] = self.turns.dropped + len(self.turns.lines) - len(transcript)
+        with contextlib.suppress(RequestFailed):
+            await self._ask(METHOD_RECORDING_FINISHED, stats, 5.0)
+        await self._uploader.close()
+        return stats

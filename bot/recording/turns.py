@@ -1,0 +1,86 @@
+"""The call's turns, as the pipeline saw them: who spoke, what was said, when, and how fast the bot answered.
+
+From the frames the tap sees (first pushes only: a frame passed on by each processor is one event):
+the caller's final transcriptions (`TranscriptionFrame`, from the user's STT service), the bot's
+speech as the output transport played it (`BotStartedSpeakingFrame` … `BotStoppedSpeakingFrame`
+going downstream, with the `TTSTextFrame` words spoken meanwhile), the end of the caller's speech
+(`UserStoppedSpeakingFrame`: the turn's latency runs from it to the bot's first audio) and
+barge-ins (`InterruptionFrame` while the bot speaks). Times are seconds on the recording's clock,
+so a line points into the WAV. A bot without STT or TTS text still gets its turns' timings. Bounded:
+`MAX_LINES` lines of `MAX_TEXT` characters; past that, counted, not kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InterruptionFrame,
+    TranscriptionFrame,
+    TTSTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_output import BaseOutputTransport
+
+MAX_LINES = 1000
+MAX_TEXT = 2000
+TURN_FRAMES = (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, InterruptionFrame, TranscriptionFrame, TTSTextFrame,
+               UserStartedSpeakingFrame, UserStoppedSpeakingFrame)
+
+
+class TurnLog:
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self.dropped = 0
+        self._bot: dict[str, Any] | None = None  # the bot's turn under way
+        self._words: list[str] = []
+        self._user_started: float | None = None
+        self._user_stopped: float | None = None
+
+    def heard(self, frame: object, source: object, direction: FrameDirection, at: float) -> None:
+        """One first push of a turn frame, `at` seconds on the recording's clock."""
+        if isinstance(frame, UserStartedSpeakingFrame):
+            self._user_started = at
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._user_stopped = at
+        elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
+            start = self._user_started if self._user_started is not None and self._user_started <= at else at
+            self._add({"who": "caller", "text": frame.text.strip()[:MAX_TEXT], "start": _r(start), "end": _r(at)})
+        elif isinstance(frame, TTSTextFrame) and self._bot is not None:
+            self._words.append(frame.text)
+        elif isinstance(frame, InterruptionFrame) and self._bot is not None:
+            self._bot["interrupted"] = True
+        elif self._played(frame, source, direction, BotStartedSpeakingFrame) and self._bot is None:
+            self._bot = {"who": "bot", "start": _r(at), "interrupted": False}
+            if self._user_stopped is not None and self._user_stopped <= at:
+                self._bot["latency"] = _r(at - self._user_stopped)  # end of the caller's speech → first bot audio
+            self._words = []
+        elif self._played(frame, source, direction, BotStoppedSpeakingFrame):
+            self.close(at)
+
+    @staticmethod
+    def _played(frame: object, source: object, direction: FrameDirection, kind: type) -> bool:
+        return isinstance(frame, kind) and isinstance(source, BaseOutputTransport) \
+            and direction is FrameDirection.DOWNSTREAM
+
+    def close(self, at: float) -> None:
+        """Ends the bot's turn under way (its speech stopped, or the call ended)."""
+        if self._bot is None:
+            return
+        text = " ".join(word.strip() for word in self._words if word.strip())
+        self._add({**self._bot, "text": text[:MAX_TEXT], "end": _r(at)})
+        self._bot, self._words = None, []
+
+    def _add(self, line: dict[str, Any]) -> None:
+        if len(self.lines) >= MAX_LINES:
+            self.dropped += 1
+            return
+        self.lines.append(line)
+
+
+def _r(seconds: float) -> float:
+    return round(max(0.0, seconds), 3)

@@ -1,0 +1,116 @@
+"""A session's artifacts (docs/recording.md):
+
+    GET    /sessions/{id}/artifacts       each object of the session with a short-lived download URL
+    DELETE /sessions/{id}/artifacts       erases them all (audited: who, when, which objects)
+    PUT    /bots/recordings/parts/{token} the local folder store: a bot's part, through a signed path
+    GET    /recordings/files/{token}      the local folder store: an object, through a signed path
+
+The first two are for the key that started the session or an admin key (DISPATCHER_ADMIN_KEYS); the
+last two need no key: the signed path is the permission, for one part or one object, for minutes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from botchannel.recording import MAX_PART_BYTES
+from dispatcher.api.admin_auth import admin_key
+from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
+from dispatcher.api.schemas import ERRORS
+from dispatcher.api.state import AppState
+from dispatcher.artifacts.building import Artifacts
+from dispatcher.artifacts.signed_paths import PART_PATH
+from dispatcher.artifacts.store import StoreError
+from dispatcher.errors import ApiError
+from dispatcher.sessions.ids import is_session_id
+
+router = APIRouter(tags=["artifacts"], responses=ERRORS)
+MEDIA_TYPES = {".wav": "audio/wav", ".json": "application/json", ".jsonl": "application/x-ndjson"}
+
+
+async def _permitted(request: Request, session_id: str) -> tuple[AppState, Artifacts, str]:
+    """(state, artifacts, who): an admin key, or the key that started the session (404 for another)."""
+    state = app_state(request)
+    if state.artifacts is None:
+        raise ApiError(404, "not_found", "this dispatcher keeps no artifacts")
+    admin = admin_key(state.settings, request.headers.get("authorization"))
+    if admin is not None:
+        if not is_session_id(session_id):
+            raise not_found(session_id)
+        return state, state.artifacts, admin
+    who = await identified(request)
+    await owned_id(state, session_id, who)
+    return state, state.artifacts, who.name or who.id
+
+
+def _unavailable(exc: StoreError) -> ApiError:
+    return ApiError(503, "store_unavailable", f"the artifacts store did not answer: {exc}")
+
+
+@router.get("/sessions/{session_id}/artifacts", summary="A session's recording and report, with download URLs")
+async def list_artifacts(request: Request, session_id: str) -> dict[str, Any]:
+    """Each object under the session's folder, with a download URL valid `expires_in` seconds. 404
+    when the session kept nothing (not recorded, erased, or another key's)."""
+    _, artifacts, _ = await _permitted(request, session_id)
+    try:
+        listing = await artifacts.reader.listing(session_id)
+    except StoreError as exc:
+        raise _unavailable(exc) from None
+    if listing is None:
+        raise ApiError(404, "no_artifacts", f"session {session_id} kept no artifacts (not recorded, or erased)")
+    for artifact in listing["artifacts"]:
+        if artifact["url"].startswith("/"):  # the folder store's: this dispatcher's own address
+            artifact["url"] = str(request.base_url).rstrip("/") + artifact["url"]
+    return listing
+
+
+@router.delete("/sessions/{session_id}/artifacts", summary="Erase a session's artifacts")
+async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
+    """Deletes every object of the session and its index, then writes the erasure's audit record
+    (`erasures/…`: who, when, which objects, no content) and notes `artifacts_erased` on the timeline."""
+    state, artifacts, who = await _permitted(request, session_id)
+    if artifacts.recordings.recorded(session_id):  # its upload would write the recording back after the erasure
+        raise ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
+                       f"(DELETE /sessions/{session_id}), then erase its artifacts")
+    try:
+        record = await artifacts.reader.erase(session_id, who)
+    except StoreError as exc:
+        raise _unavailable(exc) from None
+    if record is None:
+        raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to erase")
+    state.sessions.timeline.note(session_id, "artifacts_erased", by=who, objects=len(record["objects"]))
+    return {"session_id": session_id, "erased": record["objects"], "by": who}
+
+
+@router.put(PART_PATH + "{token}", include_in_schema=False)
+async def put_part(request: Request, token: str) -> Response:
+    artifacts = app_state(request).artifacts
+    if artifacts is None or artifacts.local is None:
+        raise ApiError(404, "not_found", "this dispatcher's recordings are not kept in a local folder")
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > MAX_PART_BYTES:
+        raise ApiError(413, "part_too_large", f"a part is at most {MAX_PART_BYTES} bytes, with its Content-Length")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_PART_BYTES:
+            raise ApiError(413, "part_too_large", f"a part is at most {MAX_PART_BYTES} bytes")
+    try:
+        taken = await artifacts.local.accept_part(token, bytes(data))
+    except StoreError as exc:
+        raise _unavailable(exc) from None
+    if not taken:
+        raise ApiError(403, "invalid_part_url", "this part URL is not valid (expired, altered, or its upload is over)")
+    return Response(status_code=200)
+
+
+@router.get("/recordings/files/{token}", include_in_schema=False)
+async def get_file(request: Request, token: str) -> FileResponse:
+    artifacts = app_state(request).artifacts
+    path = artifacts.local.readable(token) if artifacts is not None and artifacts.local is not None else None
+    if path is None:
+        raise ApiError(403, "invalid_download_url", "this download URL is not valid (expired, altered, or erased)")
+    return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"))

@@ -1,0 +1,67 @@
+"""The artifacts' object graph, built once from the environment (dispatcher/wiring.py calls it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dispatcher.artifacts.ending import MachineRunning, RecordingEnds
+from dispatcher.artifacts.local_store import LocalFolderStore
+from dispatcher.artifacts.orphans import OrphanSweep
+from dispatcher.artifacts.reading import ArtifactReader
+from dispatcher.artifacts.recordings import Events, Note, SessionRecordings
+from dispatcher.artifacts.s3_store import S3Store, split_destination
+from dispatcher.artifacts.settings import ArtifactSettings
+from dispatcher.artifacts.signed_paths import SignedPaths
+from dispatcher.artifacts.store import ArtifactStore
+from dispatcher.channel.bots import BotChannels
+
+
+@dataclass
+class Artifacts:
+    settings: ArtifactSettings
+    recordings: SessionRecordings
+    reader: ArtifactReader
+    ends: RecordingEnds
+    local: LocalFolderStore | None  # the folder store, whose signed paths this dispatcher serves
+    orphans: OrphanSweep
+    _sweeping: asyncio.Task[None] | None = field(default=None, init=False)
+
+    async def start(self) -> None:
+        if self.settings.on:
+            await self.recordings.check()
+            self._sweeping = asyncio.create_task(self.orphans.run(), name="recording-orphans")
+
+    async def aclose(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+        await self.ends.aclose()
+        await self.recordings.aclose()
+
+
+def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactStore:
+    if settings.s3:
+        bucket, prefix = split_destination(settings.destination)
+        return S3Store(bucket, prefix, env)
+    # The folder's signed paths are this process's: a key of its own, never given to a bot.
+    return LocalFolderStore(Path(settings.destination), SignedPaths(secrets.token_bytes(32)))
+
+
+def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note, events: Events, region: str,
+                    provider: str, running: MachineRunning, max_session_seconds: float) -> Artifacts:
+    settings = ArtifactSettings.from_env(env)
+    store = build_store(settings, env)
+    recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider)
+    ends = RecordingEnds(recordings, channels, running, settings.end_grace_seconds)
+    ends.follow()
+    # An upload begun longer ago than the longest session (and the grace its end may take) is no
+    # replica's any more.
+    orphans = OrphanSweep(recordings, max_session_seconds + settings.end_grace_seconds + 120)
+    return Artifacts(settings, recordings, ArtifactReader(store, settings.download_url_seconds), ends,
+                     store if isinstance(store, LocalFolderStore) else None, orphans)

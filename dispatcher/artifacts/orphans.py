@@ -1,0 +1,69 @@
+"""Uploads whose dispatcher stopped before their session's end: completed, not left open.
+
+A replica holds the sessions it records in memory; one that stops or crashes mid-call leaves their
+uploads open. At start-up and every `SWEEP_SECONDS`, each upload under the deployment's prefix
+that no replica could still be writing (begun longer ago than the longest session and its grace)
+is completed like any other (its parts kept, its header written, a report, `recording_partial`),
+with the facts its index recorded. Several replicas may sweep the same upload: the first completes
+it; a later one finds it gone and leaves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dispatcher.artifacts.keys import RECORDING, index_key
+from dispatcher.artifacts.recordings import SessionRecordings
+from dispatcher.artifacts.store import StoreError
+
+log = logging.getLogger("dispatcher.artifacts")
+SWEEP_SECONDS = 600.0
+WHY = "the dispatcher that held the session stopped before its end: the parts uploaded are kept"
+
+
+class OrphanSweep:
+    def __init__(self, recordings: SessionRecordings, older_than_seconds: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._recordings = recordings
+        self._older_than = older_than_seconds
+        self._clock = clock
+
+    async def sweep(self) -> int:
+        """Completes the orphaned uploads; how many."""
+        store = self._recordings.store
+        completed = 0
+        for upload in await store.open_uploads(store.prefix):
+            folder, _, name = upload.key.rpartition("/")
+            session_id = folder.rpartition("/")[2]
+            if name != RECORDING or self._recordings.recorded(session_id) or \
+                    self._clock() - upload.started_at < self._older_than:
+                continue
+            self._recordings.adopt(session_id, folder + "/", upload.upload_id, await self._index(session_id),
+                                   upload.started_at)
+            await self._recordings.finish(session_id, WHY)
+            completed += 1
+        return completed
+
+    async def _index(self, session_id: str) -> dict[str, Any]:
+        store = self._recordings.store
+        raw = await store.get(index_key(store.prefix, session_id))
+        try:
+            index = json.loads(raw) if raw else {}
+        except ValueError:
+            index = {}
+        return index if isinstance(index, dict) else {}
+
+    async def run(self) -> None:
+        """Sweeps now and every SWEEP_SECONDS (a store that fails is tried at the next sweep)."""
+        while True:
+            try:
+                if completed := await self.sweep():
+                    log.warning("completed %d recording upload(s) a stopped dispatcher had left open", completed)
+            except StoreError as exc:
+                log.warning("open recording uploads not swept: %s", exc)
+            await asyncio.sleep(SWEEP_SECONDS)

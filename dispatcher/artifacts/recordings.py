@@ -1,0 +1,290 @@
+"""Each recorded session's upload, from the plan its bot is assigned to the report beside the audio.
+
+`plan_for` decides at the start (the policy, lowered by the start, never raised; a store that
+cannot be written records nothing and says why, and the call runs all the same). The upload is
+opened when the bot first asks for a part's URL, with an index object that says which day's folder
+holds the session. `finish` (ending.py calls it once the session is over, whatever ended it)
+completes the upload with the parts that arrived (the longest run from part 1 that S3 would join),
+gives the WAV its true sizes, writes the report and notes `recording_ready` or `recording_partial`
+on the timeline (and so the lifecycle webhooks). An upload with no part is aborted: nothing stays
+half-uploaded. The sessions under way are this replica's memory (the replica that holds the bot's
+channel; docs/recording.md says what several replicas do not share yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botchannel.contract import RequestFailed
+from botchannel.recording import (
+    MAX_PARTS,
+    MIN_PART_BYTES,
+    WAV_HEADER_BYTES,
+    RecordingPlan,
+    recording_seconds,
+    wav_sizes,
+)
+from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key, session_folder
+from dispatcher.artifacts.report import session_report
+from dispatcher.artifacts.settings import ArtifactSettings
+from dispatcher.artifacts.store import ArtifactStore, Part, StoreError
+from dispatcher.artifacts.transcript import transcript_lines
+
+log = logging.getLogger("dispatcher.artifacts")
+Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
+Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
+MAX_OPEN = 10_000  # sessions recorded at once in one replica
+RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
+
+
+@dataclass
+class Recording:
+    session_id: str
+    folder: str
+    started_at: float
+    plan: RecordingPlan
+    facts: dict[str, Any]  # release, region, key name, provider, transport: the report's
+    upload_id: str | None = None
+    bot_stats: Mapping[str, Any] | None = None  # the bot's own account at its end (none: it died first)
+    errors: list[str] = field(default_factory=list)
+    opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    adopted: bool = False  # taken up from the store (its dispatcher stopped), not started here
+    transcript: list[dict[str, Any]] | None = None  # the bot's turns, handed over at its end
+
+
+def kept_parts(parts: list[Part]) -> list[Part]:
+    """The parts S3 would join into a playable stream: from part 1 on, without a gap, every one but the
+    last at least the minimum size."""
+    kept: list[Part] = []
+    for part in sorted(parts, key=lambda p: p.number):
+        if part.number != len(kept) + 1 or (kept and kept[-1].size < MIN_PART_BYTES):
+            break
+        kept.append(part)
+    return kept
+
+
+class SessionRecordings:
+    def __init__(self, settings: ArtifactSettings, store: ArtifactStore, *, note: Note, events: Events,
+                 region: str, provider: str, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self._note = note
+        self._events = events
+        self._region = region
+        self._provider = provider
+        self._clock = clock
+        self.error: str | None = None  # the store's last failure (GET /status shows it)
+        self._checked_at: float | None = None
+        self._open: dict[str, Recording] = {}
+        self._finishing: dict[str, asyncio.Task[Any]] = {}
+
+    async def check(self) -> None:
+        """Whether the store can be written: at start-up; a failure is logged and shown in status."""
+        self._checked_at = self._clock()
+        try:
+            await self.store.check()
+        except StoreError as exc:
+            self.error = str(exc)
+            log.error("recordings cannot be kept: %s; calls run unrecorded until it is fixed", exc)
+        else:
+            self.error = None
+
+    async def checked(self) -> None:
+        """Checks the store if it never was, or failed its last check over RECHECK_SECONDS ago."""
+        if self._checked_at is None or (self.error is not None and self._clock() - self._checked_at > RECHECK_SECONDS):
+            await self.check()
+
+    def status(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"policy": self.settings.policy, "destination": self.store.where}
+        if self.error is not None:
+            shown["error"] = self.error
+        return shown
+
+    async def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
+                 wanted: str | None = None) -> RecordingPlan | None:
+        """The session's plan, or None (not recorded: the timeline says why when it was meant to be)."""
+        if not self.settings.on:
+            return None
+        if session_id in self._open:  # a start replayed: the plan it was given
+            return self._open[session_id].plan
+        if wanted == "off":
+            self._note(session_id, "recording_off", reason="the start asked for no recording")
+            return None
+        await self.checked()
+        if self.error is not None or len(self._open) >= MAX_OPEN:
+            why = self.error or f"{MAX_OPEN} recordings under way in this replica"
+            self._note(session_id, "recording_skipped", reason=why)
+            return None
+        now = self._clock()
+        plan = RecordingPlan(sample_rate=8000 if transport == "websocket" else 16000,
+                             part_bytes=self.settings.part_bytes, checkpoint_seconds=self.settings.checkpoint_seconds)
+        self._open[session_id] = Recording(
+            session_id, session_folder(self.store.prefix, session_id, now), now, plan,
+            {"release": release, "region": self._region, "key_name": key_name, "provider": self._provider,
+             "transport": transport})
+        return plan
+
+    def discard(self, session_id: str) -> None:
+        """A start that failed: its recording is dropped (finished, if its bot had begun uploading)."""
+        recording = self._open.get(session_id)
+        if recording is not None and recording.upload_id is None:
+            del self._open[session_id]
+        elif recording is not None:
+            self.finish_soon(session_id, "the start failed")
+
+    def adopt(self, session_id: str, folder: str, upload_id: str, index: Mapping[str, Any], started_at: float) -> None:
+        """An upload no replica holds in memory (its dispatcher stopped mid-call), taken up so `finish`
+        completes it; its index (when there is one) gives its rate and the report's facts."""
+        rate = index.get("sample_rate")
+        plan = RecordingPlan(sample_rate=rate if isinstance(rate, int) and rate > 0 else 16000,
+                             part_bytes=self.settings.part_bytes)
+        facts = {name: index.get(name) for name in ("release", "region", "key_name", "provider", "transport")}
+        self._open[session_id] = Recording(session_id, folder, started_at, plan, facts, upload_id=upload_id,
+                                           adopted=True)
+
+    def recorded(self, session_id: str) -> bool:
+        return session_id in self._open
+
+    async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
+        recording = self._open.get(session_id)
+        if recording is None:
+            raise RequestFailed(404, "not_recorded", "this session is not being recorded")
+        part = params.get("part")
+        if not isinstance(part, int) or isinstance(part, bool) or not 1 <= part <= MAX_PARTS:
+            raise RequestFailed(400, "invalid_part", f"part must be an integer from 1 to {MAX_PARTS}")
+        try:
+            upload_id = await self._opened(recording)
+        except StoreError as exc:
+            recording.errors.append(str(exc))
+            self.error = str(exc)
+            raise RequestFailed(503, "store_unavailable", str(exc)) from None
+        seconds = self.settings.part_url_seconds
+        return {"url": self.store.part_url(recording.folder + RECORDING, upload_id, part, seconds),
+                "expires_in": seconds}
+
+    async def _opened(self, recording: Recording) -> str:
+        async with recording.opening:
+            if recording.upload_id is None:
+                index = {"session_id": recording.session_id, "folder": recording.folder,
+                         "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate,
+                         **recording.facts}
+                await self.store.put(index_key(self.store.prefix, recording.session_id),
+                                     json.dumps(index).encode(), "application/json")
+                recording.upload_id = await self.store.open_upload(recording.folder + RECORDING, "audio/wav")
+            return recording.upload_id
+
+    async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
+        recording = self._open.get(session_id)
+        if recording is None:
+            raise RequestFailed(404, "not_recorded", "this session is not being recorded")
+        recording.bot_stats = {key: params[key] for key in ("parts", "bytes", "seconds", "degraded", "dropped_frames",
+                                                            "upload_errors", "transcript_dropped") if key in params}
+        if len(json.dumps(recording.bot_stats)) > 4096:
+            recording.bot_stats = {"note": "the bot's account was too large to keep"}
+        recording.transcript = transcript_lines(params.get("transcript"))
+        return {}
+
+    def finish_soon(self, session_id: str, why: str) -> None:
+        """Finishes the session's recording in the background (once)."""
+        if session_id not in self._open or session_id in self._finishing:
+            return
+        task = asyncio.get_running_loop().create_task(self.finish(session_id, why), name="recording-finish")
+        self._finishing[session_id] = task
+        task.add_done_callback(lambda _: self._finishing.pop(session_id, None))
+
+    async def finish(self, session_id: str, why: str) -> dict[str, Any] | None:
+        """Completes (or aborts) the upload and writes the report; the report, or None if not recorded."""
+        recording = self._open.pop(session_id, None)
+        if recording is None:
+            return None
+        outcome = await self._complete(recording)
+        if recording.adopted and outcome["status"] == "none":
+            log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
+            return None  # another replica's sweep completed it first: its report stands
+        events = await self._safe_events(session_id)
+        transcript = await self._transcript(recording)
+        report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
+                                errors=recording.errors, transcript=transcript)
+        try:
+            await self.store.put(recording.folder + REPORT, json.dumps(report, indent=2).encode(), "application/json")
+        except StoreError as exc:
+            log.error("session %s: its report was not written: %s", session_id, exc)
+        event = "recording_ready" if outcome["status"] == "complete" else "recording_partial" \
+            if outcome["status"] == "partial" else "recording_missing"
+        self._note(session_id, event, seconds=outcome.get("seconds"), reason=outcome.get("why"),
+                   folder=recording.folder)
+        return report
+
+    async def _transcript(self, recording: Recording) -> dict[str, Any]:
+        """Writes `transcript.jsonl` (one turn a line) when the bot handed its turns over; what the report says."""
+        if recording.transcript is None:
+            return {"kept": False, "why": "the bot ended without handing over its turns (killed or lost)"}
+        body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in recording.transcript)
+        try:
+            await self.store.put(recording.folder + TRANSCRIPT, body.encode(), "application/x-ndjson")
+        except StoreError as exc:
+            recording.errors.append(str(exc))
+            return {"kept": False, "why": f"the store failed: {exc}"}
+        return {"kept": True, "object": TRANSCRIPT, "turns": len(recording.transcript),
+                "caller_lines": sum(1 for line in recording.transcript if line["who"] == "caller"),
+                "bot_turns": sum(1 for line in recording.transcript if line["who"] == "bot")}
+
+    async def _complete(self, recording: Recording) -> dict[str, Any]:
+        outcome: dict[str, Any] = {"sample_rate": recording.plan.sample_rate, "channels": {"left": "caller",
+                                                                                           "right": "bot"}}
+        if recording.upload_id is None:
+            return {**outcome, "status": "none", "why": "the bot uploaded no audio"}
+        key = recording.folder + RECORDING
+        try:
+            arrived = await self.store.parts(key, recording.upload_id)
+            kept = kept_parts(arrived)
+            if not kept:
+                await self.store.abort(key, recording.upload_id)
+                return {**outcome, "status": "none", "why": "no part of the recording arrived"}
+            await self.store.complete(key, recording.upload_id, kept)
+            total = sum(part.size for part in kept)
+            await self.store.patch(key, wav_sizes(total), first_part=kept[0].size)
+        except StoreError as exc:
+            recording.errors.append(str(exc))
+            await self._abort_quietly(key, recording.upload_id)
+            return {**outcome, "status": "none", "why": f"the store failed: {exc}"}
+        seconds = round(recording_seconds(total, recording.plan.sample_rate), 3)
+        stats = recording.bot_stats
+        status, why = "complete", None
+        if stats is None:
+            status, why = "partial", "the bot ended without closing its recording (it was killed or lost): " \
+                                     "the parts it had uploaded are kept"
+        elif len(kept) < len(arrived) or int(stats.get("bytes") or 0) > total:
+            status, why = "partial", "some parts did not arrive"
+        elif stats.get("degraded"):
+            status, why = "partial", "; ".join(str(d) for d in stats["degraded"])[:500]
+        return {**outcome, "status": status, "why": why, "object": RECORDING, "bytes": total,
+                "seconds": seconds, "parts": len(kept), "bot": dict(stats) if stats else None,
+                "header_bytes": WAV_HEADER_BYTES}
+
+    async def _abort_quietly(self, key: str, upload_id: str) -> None:
+        try:
+            await self.store.abort(key, upload_id)
+        except StoreError as exc:
+            log.warning("an upload could not be aborted (the bucket's incomplete-upload rule removes it): %s", exc)
+
+    async def _safe_events(self, session_id: str) -> list[dict[str, Any]]:
+        try:
+            return await self._events(session_id)
+        except Exception:  # the report is written without its timeline rather than not at all
+            return []
+
+    async def aclose(self) -> None:
+        """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
+        for session_id in list(self._open):
+            self.finish_soon(session_id, "the dispatcher stopped")
+        if self._finishing:
+            await asyncio.wait(set(self._finishing.values()), timeout=10)

@@ -1,0 +1,78 @@
+"""The one contract every artifact store follows (a local folder, S3 and S3-compatible stores;
+GCS and Azure Blob slot in beside them).
+
+A recording is written as a multipart upload the dispatcher opens and completes, whose parts the
+bot puts through URLs the store signs for exactly one part of one upload, for a short time: the
+bot never holds a credential of the store. Everything else (the report, erasure, download URLs) is
+the dispatcher's own call. Keys are `/`-separated paths under the store's prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """The store refused or could not be reached; the message says what to fix where it can."""
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    size: int
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class OpenUpload:
+    key: str
+    upload_id: str
+    started_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+
+
+class ArtifactStore(Protocol):
+    where: str  # for people: the folder or s3://bucket/prefix
+    prefix: str  # every key of this deployment starts with it ("" for the whole store)
+
+    async def check(self) -> None:
+        """Raises StoreError when the store cannot be written (checked at start-up and shown in status)."""
+
+    async def open_upload(self, key: str, content_type: str) -> str:
+        """Starts a multipart upload to `key`; its upload id."""
+
+    def part_url(self, key: str, upload_id: str, part: int, seconds: float) -> str:
+        """A URL that takes one PUT of `part` of that upload for `seconds` (absolute, or a path on this dispatcher)."""
+
+    async def parts(self, key: str, upload_id: str) -> list[Part]:
+        """The parts that arrived, in order."""
+
+    async def complete(self, key: str, upload_id: str, parts: list[Part]) -> None:
+        """Joins `parts` into the object `key`."""
+
+    async def abort(self, key: str, upload_id: str) -> None:
+        """Drops the upload and every part of it."""
+
+    async def open_uploads(self, prefix: str) -> list[OpenUpload]:
+        """The uploads still open under `prefix` (nothing should stay open after a session)."""
+
+    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
+        """Overwrites bytes at offsets of an existing object, all of them inside its first `first_part` bytes."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    async def get(self, key: str) -> bytes | None:
+        """A small object (a report, an index), or None when there is none."""
+
+    async def objects_under(self, prefix: str) -> list[StoredObject]: ...
+
+    async def delete(self, keys: list[str]) -> None: ...
+
+    def download_url(self, key: str, seconds: float) -> str:
+        """A URL that reads `key` for `seconds` (absolute, or a path on this dispatcher)."""

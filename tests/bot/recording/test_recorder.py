@@ -1,0 +1,121 @@
+"""The recorder never delays the audio (bot/recording/recorder.py): past its bounded queue a frame is
+dropped and the recording marked degraded; a recording is ended with its last part uploaded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from bot.recording.recorder import QUEUE_FRAMES, Recorder
+from bot.recording.tap import BOT, CALLER
+from botchannel.contract import RequestFailed
+from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan
+
+
+@pytest.fixture
+async def aiohttp_parts() -> AsyncIterator[tuple[str, dict[int, bytes]]]:
+    """An HTTP server that keeps each part PUT to /part/{n} (the newest upload of a number wins)."""
+    received: dict[int, bytes] = {}
+
+    async def put(request: web.Request) -> web.Response:
+        received[int(request.match_info["n"])] = await request.read()
+        return web.Response()
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_put("/part/{n}", put)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/", received
+    finally:
+        await runner.cleanup()
+
+
+class Dispatcher:
+    """The dispatcher's side of the recording's two methods, as the channel would answer them."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, dict[str, Any]]] = []
+
+    async def ask(self, method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        self.asked.append((method, dict(params)))
+        if method == METHOD_RECORDING_FINISHED:
+            return {}
+        raise RequestFailed(503, "store_unavailable", "the test's store takes nothing")
+
+
+async def test_a_writer_that_falls_behind_drops_frames_and_marks_the_recording_degraded() -> None:
+    dispatcher = Dispatcher()
+    recorder = Recorder(RecordingPlan(), dispatcher.ask, "http://127.0.0.1:1/")
+    frame = b"\0\1" * 320  # 20 ms at 16 kHz
+    for i in range(QUEUE_FRAMES + 10):  # offered with no await between: the writer cannot run
+        recorder.offer(0, frame, 16000, 1, seen_at=i * 0.02)
+    assert recorder.dropped == 10
+    assert recorder.degraded == ["the writer fell behind: frames dropped"]
+    stats = await recorder.finish(timeout=2.0)
+    assert stats["dropped_frames"] == 10 and stats["degraded"][0].startswith("the writer fell behind")
+    assert dispatcher.asked[-1] == (METHOD_RECORDING_FINISHED, stats)
+
+
+async def test_a_session_without_audio_uploads_nothing() -> None:
+    dispatcher = Dispatcher()
+    recorder = Recorder(RecordingPlan(), dispatcher.ask, "http://127.0.0.1:1/")
+    stats = await recorder.finish(timeout=2.0)
+    assert (stats["parts"], stats["bytes"]) == (0, 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tone(seconds: float, rate: int, hz: float = 440.0) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * hz * t) * 8000).astype("<i2").tobytes()
+
+
+def level(samples: np.ndarray, start: float, end: float, rate: int = 16000) -> float:
+    part = samples[int(start * rate):int(end * rate)].astype(np.float64)
+    return float(np.sqrt(np.mean(part**2))) if len(part) else 0.0
+
+
+async def test_both_sides_at_their_own_rates_are_recorded_at_the_plans_and_uploaded(aiohttp_parts) -> None:
+    """8 kHz carrier audio on the left, a 24 kHz burst sent faster than real time on the right: one
+    16 kHz two-channel WAV, each side where and as long as it was heard, uploaded through the URL."""
+    server, received = aiohttp_parts
+
+    async def ask(method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        return {"url": f"/part/{params['part']}", "expires_in": 300} if method != METHOD_RECORDING_FINISHED else {}
+
+    clock = Clock()
+    recorder = Recorder(RecordingPlan(), ask, server, clock=clock)
+    caller, bot = tone(0.02, 8000), tone(0.5, 24000, hz=300)
+    for step in range(100):  # two seconds of 20 ms steps
+        clock.now += 0.02
+        if step < 50:  # the caller speaks for the first second
+            recorder.offer(CALLER, caller, 8000, 1, seen_at=clock.now)
+        if step == 60:  # the bot's half-second reply arrives at once, at 1.2 s
+            recorder.offer(BOT, bot, 24000, 1, seen_at=clock.now)
+        for _ in range(20):
+            await asyncio.sleep(0)  # the writer takes what is queued
+    stats = await recorder.finish(timeout=10.0)
+    assert stats["degraded"] == [] and stats["parts"] == 1
+    wav = received[1]
+    assert wav[:4] == b"RIFF" and int.from_bytes(wav[24:28], "little") == 16000
+    stereo = np.frombuffer(wav[44:], dtype="<i2").reshape(-1, 2)
+    assert abs(len(stereo) / 16000 - 2.0) < 0.05  # from the first frame to the end
+    left, right = stereo[:, 0], stereo[:, 1]
+    assert level(left, 0.05, 0.95) > 3000 and level(left, 1.1, 1.9) == 0.0
+    assert level(right, 0.0, 1.2) == 0.0
+    assert level(right, 1.25, 1.7) > 3000 and level(right, 1.75, 2.0) == 0.0  # laid from when it was played

@@ -1,0 +1,46 @@
+"""The call's turns from the frames the tap sees (bot/recording/turns.py)."""
+
+from __future__ import annotations
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InterruptionFrame,
+    TranscriptionFrame,
+    TTSTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import TransportParams
+
+from bot.recording.turns import TurnLog
+
+DOWN, UP = FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM
+
+
+def test_a_question_and_an_interrupted_answer_are_two_lines_with_their_timings() -> None:
+    output, other = BaseOutputTransport(TransportParams()), FrameProcessor()
+    log = TurnLog()
+    log.heard(UserStartedSpeakingFrame(), other, DOWN, 1.0)
+    log.heard(UserStoppedSpeakingFrame(), other, DOWN, 2.5)
+    log.heard(TranscriptionFrame("what time is it", "caller", "2026-11-26T00:00:00Z"), other, DOWN, 2.7)
+    log.heard(BotStartedSpeakingFrame(), output, UP, 3.3)  # the copy sent upstream is not the start
+    log.heard(BotStartedSpeakingFrame(), output, DOWN, 3.3)
+    for word in ("It", "is", "noon"):
+        log.heard(TTSTextFrame(word, text_type="word"), other, DOWN, 3.4)
+    log.heard(InterruptionFrame(), other, DOWN, 3.9)
+    log.heard(BotStoppedSpeakingFrame(), output, DOWN, 4.0)
+    assert log.lines == [
+        {"who": "caller", "text": "what time is it", "start": 1.0, "end": 2.7},
+        {"who": "bot", "start": 3.3, "interrupted": True, "latency": 0.8, "text": "It is noon", "end": 4.0},
+    ]
+
+
+def test_a_bot_speaking_when_the_call_ends_has_its_turn_closed_there() -> None:
+    output = BaseOutputTransport(TransportParams())
+    log = TurnLog()
+    log.heard(BotStartedSpeakingFrame(), output, DOWN, 0.5)  # a greeting: no caller speech before it
+    log.close(2.0)
+    assert log.lines == [{"who": "bot", "start": 0.5, "interrupted": False, "text": "", "end": 2.0}]

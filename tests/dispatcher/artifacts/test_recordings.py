@@ -1,0 +1,153 @@
+"""Each recorded session's upload (dispatcher/artifacts/recordings.py), on the local folder store: the
+policy at the start, the parts that arrived completed whatever ended the session, and what the
+report says of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botchannel.contract import RequestFailed
+from botchannel.recording import MIN_PART_BYTES, wav_header
+from dispatcher.artifacts.local_store import LocalFolderStore
+from dispatcher.artifacts.recordings import SessionRecordings, kept_parts
+from dispatcher.artifacts.settings import ArtifactSettings
+from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
+from dispatcher.artifacts.store import Part
+from dispatcher.settings import SettingsError
+
+SESSION = "0123456789abcdef01234567"
+
+
+class Timeline:
+    def __init__(self) -> None:
+        self.notes: list[tuple[str, str, dict[str, Any]]] = []
+
+    def note(self, session_id: str, event: str, **fields: Any) -> None:
+        self.notes.append((session_id, event, fields))
+
+    async def read(self, session_id: str) -> list[dict[str, Any]]:
+        return [{"event": "joined", "at": 100.0}, {"event": "ended", "at": 130.0, "reason": "peer_disconnected"}]
+
+
+@pytest.fixture
+def timeline() -> Timeline:
+    return Timeline()
+
+
+def recordings(tmp_path: Path, timeline: Timeline, policy: str = "on") -> tuple[SessionRecordings, LocalFolderStore]:
+    store = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32))
+    return SessionRecordings(ArtifactSettings(policy=policy), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local", clock=lambda: 1_795_000_000.0), store
+
+
+async def upload(store: LocalFolderStore, url: str, data: bytes) -> None:
+    assert url.startswith(PART_PATH)
+    assert await store.accept_part(url.removeprefix(PART_PATH), data)
+
+
+async def test_a_session_that_ended_with_its_recording_closed_is_complete(tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    plan = await kept.plan_for(SESSION, transport="webrtc", release="v2", key_name="support")
+    assert plan is not None and plan.sample_rate == 16000
+    data = wav_header(16000) + b"\1\0" * 32000
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], data)
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": len(data), "degraded": []})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None
+    assert report["recording"]["status"] == "complete" and report["recording"]["seconds"] == 1.0
+    assert (report["release"], report["key_name"], report["region"]) == ("v2", "support", "eu")
+    assert report["timings"] == {"joined": 100.0, "ended": 130.0}
+    folder = tmp_path / "2026/11/18" / SESSION
+    assert json.loads((folder / "report.json").read_text()) == report
+    assert (folder / "recording.wav").read_bytes()[40:44] == (64000).to_bytes(4, "little")
+    assert timeline.notes[-1][1] == "recording_ready"
+    assert await store.open_uploads("") == []
+
+
+async def test_a_bot_that_died_leaves_a_partial_recording_of_what_it_uploaded(tmp_path: Path,
+                                                                              timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="websocket", release="v1", key_name=None)
+    url = (await kept.part_url(SESSION, {"part": 1}))["url"]
+    await upload(store, url, wav_header(8000) + b"\1\0" * 8000)  # a checkpoint, never closed
+    report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
+    assert report is not None and report["recording"]["status"] == "partial"
+    assert report["recording"]["sample_rate"] == 8000 and report["recording"]["seconds"] == 0.5
+    assert timeline.notes[-1][1] == "recording_partial"
+
+
+async def test_an_upload_with_no_part_is_aborted(tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await kept.part_url(SESSION, {"part": 1})
+    assert await store.open_uploads("") != []
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["recording"]["status"] == "none"
+    assert await store.open_uploads("") == []
+    assert timeline.notes[-1][1] == "recording_missing"
+
+
+async def test_recording_off_plans_nothing_and_a_bot_asking_anyway_is_refused(tmp_path: Path,
+                                                                               timeline: Timeline) -> None:
+    kept, _ = recordings(tmp_path, timeline, policy="off")
+    assert await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None) is None
+    with pytest.raises(RequestFailed) as refused:
+        await kept.part_url(SESSION, {"part": 1})
+    assert refused.value.code == "not_recorded"
+
+
+async def test_a_part_number_outside_s3s_range_is_refused(tmp_path: Path, timeline: Timeline) -> None:
+    kept, _ = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    for part in (0, 10_001, "1", True):
+        with pytest.raises(RequestFailed, match="part must be an integer"):
+            await kept.part_url(SESSION, {"part": part})
+
+
+def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
+    full, small = MIN_PART_BYTES, 1000
+    assert kept_parts([Part(2, full), Part(1, full), Part(3, small)]) == [Part(1, full), Part(2, full), Part(3, small)]
+    assert kept_parts([Part(1, full), Part(3, small)]) == [Part(1, full)]  # a gap: what follows it is not the call
+    assert kept_parts([Part(1, small), Part(2, small)]) == [Part(1, small)]  # only the last may be small
+    assert kept_parts([Part(2, full)]) == []
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, on"),
+    ({"RECORDING_DESTINATION": "gs://bucket"}, "GCS and Azure Blob are not supported yet"),
+    ({"RECORDING_DESTINATION": "s3:///prefix"}, "needs a bucket"),
+])
+def test_a_bad_setting_names_the_way_forward(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ArtifactSettings.from_env(env)
+
+
+async def test_the_bots_turns_are_kept_one_a_line_checked_and_bounded(tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+    turns = [{"who": "caller", "text": "hello", "start": 0.5, "end": 1.2},
+             {"who": "bot", "text": "hi there", "start": 1.9, "end": 2.6, "latency": 0.7, "interrupted": False},
+             {"who": "operator", "text": "not a side of the call"}, {"who": "bot", "text": 7},
+             {"who": "caller", "text": "x" * 5000, "start": float("nan")}]
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": 684, "degraded": [], "transcript": turns})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None
+    assert report["transcript"] == {"kept": True, "object": "transcript.jsonl", "turns": 3, "caller_lines": 2,
+                                    "bot_turns": 1}
+    lines = [json.loads(line) for line in next(tmp_path.glob(f"*/*/*/{SESSION}/transcript.jsonl")).read_text()
+             .splitlines()]
+    assert lines[:2] == turns[:2]
+    assert lines[2] == {"who": "caller", "text": "x" * 2000}  # bounded; a time that is no time left out
+
+
+async def test_a_bot_that_died_hands_over_no_turns_and_the_report_says_so(tmp_path: Path, timeline: Timeline) -> None:
+    kept, _ = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
+    assert report is not None and report["transcript"]["kept"] is False
+    assert "killed or lost" in report["transcript"]["why"]

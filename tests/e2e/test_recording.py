@@ -1,0 +1,142 @@
+"""Every call kept, end to end with real processes: the dispatcher records a session its real bot
+served to an aiortc caller speaking a WAV, into its local folder store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import SPEECH
+from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event
+from tests.fakes.s3_presigned import ACCESS_KEY, REGION, SECRET_KEY, s3_server
+from tests.support.http_client import api_client
+from tests.support.processes import DispatcherProcess, children_of, run_dispatcher
+from tests.support.webrtc_client import WebRTCClient
+
+pytestmark = pytest.mark.slow  # a real bot, real WebRTC, real speech
+
+
+@pytest.fixture(scope="module")
+def recording_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Path]]:
+    folder = tmp_path_factory.mktemp("recordings")
+    env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_DESTINATION": str(folder)}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+        yield running, folder
+
+
+async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_session(recording_dispatcher):
+    dispatcher, _ = recording_dispatcher
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
+        started = await api.post("/start", json={"body": {}})
+        assert started.status_code == 201, started.text
+        session_id = started.json()["session_id"]
+        async with WebRTCClient(dispatcher.base_url + started.json()["offer_url"]) as client:
+            result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
+            assert result.replied, result.summary()
+            await asyncio.sleep(1.0)  # a quiet second at the end: the recording runs to the session's end
+            assert (await api.delete(f"/sessions/{session_id}")).status_code == 204
+
+        listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json", "transcript.jsonl"})
+        joined = await timeline_event(api, session_id, "joined")
+        ended = await timeline_event(api, session_id, "ended")
+        kept = await timeline_event(api, session_id, "recording_ready")
+        urls = {a["name"]: a["url"] for a in listing["artifacts"]}
+        async with httpx.AsyncClient(timeout=30) as download:
+            wav = (await download.get(urls["recording.wav"])).content
+            report = (await download.get(urls["report.json"])).json()
+            turns = [json.loads(line) for line in (await download.get(urls["transcript.jsonl"])).text.splitlines()]
+
+    stereo = read_stereo(wav)
+    session_seconds = ended["at"] - joined["at"]
+    assert session_seconds >= 5.0
+    assert stereo.sample_rate == 16000
+    assert abs(stereo.seconds - session_seconds) <= 1.0, (stereo.seconds, session_seconds)
+    assert kept["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
+    # The caller's words on the left, the parrot's echo of them on the right, after them.
+    caller, bot = loud_seconds(stereo.left, 16000), loud_seconds(stereo.right, 16000)
+    caller_speech = sum(end - start for start, end in caller)
+    assert caller_speech >= 2.0, caller
+    echo = [(start, end) for start, end in bot if start >= caller[0][1] - 0.5]
+    assert sum(end - start for start, end in echo) >= 2.0, (caller, bot)
+    assert echo[0][0] >= caller[-1][1] - 0.5, (caller, bot)  # the reply follows the words it echoes
+    assert report["recording"]["status"] == "complete"
+    assert report["recording"]["channels"] == {"left": "caller", "right": "bot"}
+    # The parrot has no STT or TTS text: its turns are timings, the reply's measured from the caller's end.
+    replies = [turn for turn in turns if turn["who"] == "bot" and "latency" in turn]
+    assert replies and 0 < replies[0]["latency"] < 5.0, turns
+    assert abs(replies[0]["start"] - echo[0][0]) < 0.5, (turns, echo)  # where the WAV has the reply
+    assert report["transcript"]["kept"] is True
+
+
+@pytest.fixture(scope="module")
+def s3_recording_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Any]]:
+    """A dispatcher that records into moto's S3 (behind the pre-signed URL check), each part checkpointed
+    every 2 s."""
+    keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
+    saved = {name: os.environ.get(name) for name in keys}
+    os.environ.update(keys)  # the test's own client, and the server's check, see the dispatcher's credentials
+    try:
+        with s3_server() as url:
+            client = s3_client(url)
+            client.create_bucket(Bucket="team-calls")
+            env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_DESTINATION": "s3://team-calls/voice",
+                   "AWS_ENDPOINT_URL_S3": url, "RECORDING_CHECKPOINT_SECONDS": "2", **keys}
+            with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+                yield running, client
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def s3_client(url: str) -> Any:
+    import botocore.session
+    from botocore.config import Config
+
+    return botocore.session.get_session().create_client("s3", region_name=REGION, endpoint_url=url,
+                                                        config=Config(s3={"addressing_style": "path"}))
+
+
+async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_open_upload(s3_recording_dispatcher):
+    dispatcher, s3 = s3_recording_dispatcher
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
+        started = await api.post("/start", json={"body": {}})
+        assert started.status_code == 201, started.text
+        session_id = started.json()["session_id"]
+        async with WebRTCClient(dispatcher.base_url + started.json()["offer_url"]) as client:
+            (bot,) = children_of(dispatcher.process.pid)
+            environment = Path(f"/proc/{bot}/environ").read_bytes().split(b"\0")
+            assert not [v for v in environment if v.startswith(b"AWS_") or SECRET_KEY.encode() in v.split(b"=")[-1:]]
+            result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
+            assert result.replied, result.summary()
+            joined = await timeline_event(api, session_id, "joined")
+            await asyncio.sleep(3.0)  # at least one checkpoint after the reply
+            os.kill(bot, signal.SIGKILL)
+            killed_at = time.time()
+            partial = await timeline_event(api, session_id, "recording_partial")
+            listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json"})
+
+    urls = {a["name"]: a["url"] for a in listing["artifacts"]}
+    async with httpx.AsyncClient(timeout=30) as download:
+        stereo = read_stereo((await download.get(urls["recording.wav"])).content)
+        report = (await download.get(urls["report.json"])).json()
+    ran = killed_at - joined["at"]
+    # All but the last checkpoint's worth (2 s, and the writer's 0.3 s hold) is kept.
+    assert ran - 4.0 <= stereo.seconds <= ran + 0.5, (stereo.seconds, ran)
+    assert partial["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
+    assert loud_seconds(stereo.left, 16000) and loud_seconds(stereo.right, 16000)
+    assert report["recording"]["status"] == "partial"
+    assert "killed" in report["recording"]["why"]
+    assert listing["folder"].startswith("voice/") and listing["folder"].endswith(f"/{session_id}/")
+    assert s3.list_multipart_uploads(Bucket="team-calls").get("Uploads", []) == []
