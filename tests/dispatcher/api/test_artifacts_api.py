@@ -130,3 +130,15 @@ async def test_a_session_still_being_recorded_is_not_erased_until_it_ends(tmp_pa
         assert f"DELETE /sessions/{session_id}" in refused.json()["error"]["message"]
         await recordings.finish(session_id, "the bot ended the session (test)")
         assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
+
+
+async def test_an_admins_read_and_erasure_of_anothers_artifacts_are_on_the_audit_trail(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = await recorded_session(api)
+        assert (await api.get(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
+        assert (await api.get("/audit/sessions", headers=ADMIN)).json() == {"lines": []}  # the owner's own
+        assert (await api.get(f"/sessions/{session_id}/artifacts", headers=ADMIN)).status_code == 200
+        assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=ADMIN)).status_code == 200
+        lines = (await api.get("/audit/sessions", headers=ADMIN)).json()["lines"]
+        assert [(line["action"], line["session_id"]) for line in reversed(lines)] == [
+            ("session.artifacts.read", session_id), ("session.artifacts.erase", session_id)]
