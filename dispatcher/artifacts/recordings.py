@@ -83,6 +83,7 @@ class SessionRecordings:
         self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
         self._finishing: dict[str, asyncio.Task[Any]] = {}
+        self._completing: set[str] = set()  # taken out of `_open`, its objects not all written yet
 
     async def check(self) -> None:
         """Whether the store can be written: at start-up; a failure is logged and shown in status."""
@@ -149,7 +150,8 @@ class SessionRecordings:
                                            adopted=True)
 
     def recorded(self, session_id: str) -> bool:
-        return session_id in self._open
+        """True until its recording and report are written: an erasure before then would be undone."""
+        return session_id in self._open or session_id in self._completing
 
     async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
@@ -205,6 +207,14 @@ class SessionRecordings:
         recording = self._open.pop(session_id, None)
         if recording is None:
             return None
+        self._completing.add(session_id)
+        try:
+            return await self._finished(recording, why)
+        finally:
+            self._completing.discard(session_id)
+
+    async def _finished(self, recording: Recording, why: str) -> dict[str, Any] | None:
+        session_id = recording.session_id
         outcome = await self._complete(recording)
         if recording.adopted and outcome["status"] == "none":
             log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])

@@ -4,6 +4,7 @@ report says of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,34 @@ async def test_an_upload_with_no_part_is_aborted(tmp_path: Path, timeline: Timel
     assert report is not None and report["recording"]["status"] == "none"
     assert await store.open_uploads("") == []
     assert timeline.notes[-1][1] == "recording_missing"
+
+
+class CompletionHeld(LocalFolderStore):
+    """The folder store whose `complete` waits until the test lets it go (an S3 call under way)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, SignedPaths(b"k" * 32))
+        self.completing, self.go_on = asyncio.Event(), asyncio.Event()
+
+    async def complete(self, key: str, upload_id: str, parts: list[Part]) -> None:
+        self.completing.set()
+        await self.go_on.wait()
+        await super().complete(key, upload_id, parts)
+
+
+async def test_a_recording_still_being_written_counts_as_recorded_so_it_is_not_erased_then(
+        tmp_path: Path, timeline: Timeline) -> None:
+    store = CompletionHeld(tmp_path)
+    kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local")
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 800)
+    finishing = asyncio.create_task(kept.finish(SESSION, "the bot ended the session"))
+    await asyncio.wait_for(store.completing.wait(), timeout=30)
+    assert kept.recorded(SESSION)  # an erasure now would be undone by the recording and report written next
+    store.go_on.set()
+    assert (await asyncio.wait_for(finishing, timeout=30)) is not None
+    assert not kept.recorded(SESSION)
 
 
 async def test_recording_off_plans_nothing_and_a_bot_asking_anyway_is_refused(tmp_path: Path,
