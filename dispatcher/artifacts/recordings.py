@@ -30,6 +30,7 @@ from botchannel.recording import (
     recording_seconds,
     wav_sizes,
 )
+from dispatcher.artifacts.bot_account import bot_account
 from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key, session_folder
 from dispatcher.artifacts.report import session_report
 from dispatcher.artifacts.settings import ArtifactSettings
@@ -187,10 +188,7 @@ class SessionRecordings:
         recording = self._open.get(session_id)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
-        recording.bot_stats = {key: params[key] for key in ("parts", "bytes", "seconds", "degraded", "dropped_frames",
-                                                            "upload_errors", "transcript_dropped") if key in params}
-        if len(json.dumps(recording.bot_stats)) > 4096:
-            recording.bot_stats = {"note": "the bot's account was too large to keep"}
+        recording.bot_stats = bot_account(params)
         recording.transcript = transcript_lines(params.get("transcript"))
         return {}
 

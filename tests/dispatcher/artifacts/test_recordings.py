@@ -92,6 +92,23 @@ async def test_an_upload_with_no_part_is_aborted(tmp_path: Path, timeline: Timel
     assert timeline.notes[-1][1] == "recording_missing"
 
 
+@pytest.mark.parametrize(("sent", "kept_of_it"), [
+    ({"parts": "all", "bytes": "lots", "seconds": float("nan"), "dropped_frames": -1}, None),
+    ({"degraded": 5, "bytes": 10}, {"bytes": 10}),
+    ({"upload_errors": [{"nested": "x" * 9000}, "timeout"], "degraded": ["y" * 9000]},
+     {"upload_errors": ["timeout"], "degraded": ["y" * 300]}),
+])
+async def test_a_bots_account_of_the_wrong_shape_still_leaves_a_report(
+        tmp_path: Path, timeline: Timeline, sent: dict[str, Any], kept_of_it: dict[str, Any] | None) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    data = wav_header(16000) + b"\1\0" * 800
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], data)
+    await kept.bot_finished(SESSION, sent)
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["recording"]["bot"] == kept_of_it
+
+
 class CompletionHeld(LocalFolderStore):
     """The folder store whose `complete` waits until the test lets it go (an S3 call under way)."""
 
