@@ -97,6 +97,8 @@ async def put_part(request: Request, token: str) -> Response:
     declared = request.headers.get("content-length", "")
     if not declared.isdigit() or int(declared) > MAX_PART_BYTES:
         raise ApiError(413, "part_too_large", f"a part is at most {MAX_PART_BYTES} bytes, with its Content-Length")
+    if not artifacts.local.signs_a_part(token):
+        raise _invalid_part_url()
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
@@ -107,8 +109,13 @@ async def put_part(request: Request, token: str) -> Response:
     except StoreError as exc:
         raise _unavailable(exc) from None
     if not taken:
-        raise ApiError(403, "invalid_part_url", "this part URL is not valid (expired, altered, or its upload is over)")
+        raise _invalid_part_url()
     return Response(status_code=200)
+
+
+def _invalid_part_url() -> ApiError:
+    return ApiError(403, "invalid_part_url", "this part URL is not valid (expired, altered, or its upload is over): "
+                    "ask the dispatcher for a new one (recording.part)")
 
 
 @router.get("/recordings/files/{token}", include_in_schema=False)

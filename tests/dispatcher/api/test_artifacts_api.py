@@ -142,3 +142,23 @@ async def test_an_admins_read_and_erasure_of_anothers_artifacts_are_on_the_audit
         lines = (await api.get("/audit/sessions", headers=ADMIN)).json()["lines"]
         assert [(line["action"], line["session_id"]) for line in reversed(lines)] == [
             ("session.artifacts.read", session_id), ("session.artifacts.erase", session_id)]
+
+
+async def test_a_part_put_with_a_path_that_is_not_signed_is_refused_before_its_body_is_read(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        url = (await recordings.part_url(session_id, {"part": 1}))["url"]
+        forged = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+        sent = 0
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal sent
+            for _ in range(64):
+                sent += 1
+                yield b"\0" * (1024 * 1024)
+
+        refused = await api.put(forged, content=body(), headers={"Content-Length": str(64 * 1024 * 1024)})
+        assert sent <= 1  # the stranger's 64 MiB were never taken in
+        assert refused.status_code == 403 and "recording.part" in refused.json()["error"]["message"]
+        await recordings.finish(session_id, "the bot ended the session (test)")
