@@ -1,8 +1,8 @@
 """Reading and erasing a session's artifacts (`GET`/`DELETE /sessions/{id}/artifacts`).
 
 The session's index object names its folder; every object under it is listed with a short-lived
-download URL. Erasure deletes them all and the index, then writes an audit record (who, when, which
-objects) under `erasures/`, which holds no content of the call."""
+download URL. Erasure writes an audit record (who, when, which objects) under `erasures/`, which
+holds no content of the call, then deletes them all and the index."""
 
 from __future__ import annotations
 
@@ -55,10 +55,12 @@ class ArtifactReader:
             return None
         folder, objects = found
         keys = [o.key for o in objects]
-        await self.store.delete(keys)
-        await self.store.delete([index_key(self.store.prefix, session_id)])
         now = self._clock()
         record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}
+        # The record first: an erasure that fails after it is asked again (the index goes last, so the
+        # session is still found); one whose record could not be written erases nothing.
         await self.store.put(erasure_key(self.store.prefix, session_id, now), json.dumps(record).encode(),
                              "application/json")
+        await self.store.delete(keys)
+        await self.store.delete([index_key(self.store.prefix, session_id)])
         return record
