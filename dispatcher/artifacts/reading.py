@@ -15,6 +15,11 @@ from dispatcher.artifacts.keys import erasure_key, index_key
 from dispatcher.artifacts.store import ArtifactStore, StoredObject
 
 
+class StillUploading(Exception):
+    """The session's recording is still being uploaded (by whichever replica holds its bot): an erasure
+    now would be undone when the upload is completed, and the objects it wrote would have no index."""
+
+
 class ArtifactReader:
     def __init__(self, store: ArtifactStore, download_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -54,6 +59,8 @@ class ArtifactReader:
         if found is None:
             return None
         folder, objects = found
+        if await self.store.open_uploads(folder):
+            raise StillUploading(session_id)
         keys = [o.key for o in objects]
         now = self._clock()
         record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}

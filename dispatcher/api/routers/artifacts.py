@@ -25,6 +25,7 @@ from dispatcher.api.dependencies import app_state, identified
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.artifacts.building import Artifacts
+from dispatcher.artifacts.reading import StillUploading
 from dispatcher.artifacts.signed_paths import PART_PATH
 from dispatcher.artifacts.store import StoreError
 from dispatcher.errors import ApiError
@@ -48,6 +49,11 @@ async def _permitted(request: Request, session_id: str, action: str) -> tuple[Ap
     if admin is not None and not owned_by(session_id, who.owner_key):
         return state, state.artifacts, admin
     return state, state.artifacts, who.name or who.id
+
+
+def _still_recorded(session_id: str) -> ApiError:
+    return ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
+                    f"(DELETE /sessions/{session_id}), then erase its artifacts")
 
 
 def _unavailable(exc: StoreError) -> ApiError:
@@ -77,10 +83,11 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     (`erasures/…`: who, when, which objects, no content) and notes `artifacts_erased` on the timeline."""
     state, artifacts, who = await _permitted(request, session_id, ERASE_ARTIFACTS)
     if artifacts.recordings.recorded(session_id):  # its upload would write the recording back after the erasure
-        raise ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
-                       f"(DELETE /sessions/{session_id}), then erase its artifacts")
+        raise _still_recorded(session_id)
     try:
         record = await artifacts.reader.erase(session_id, who)
+    except StillUploading:  # another replica holds its bot and its upload
+        raise _still_recorded(session_id) from None
     except StoreError as exc:
         raise _unavailable(exc) from None
     if record is None:

@@ -162,3 +162,17 @@ async def test_a_part_put_with_a_path_that_is_not_signed_is_refused_before_its_b
         assert sent <= 1  # the stranger's 64 MiB were never taken in
         assert refused.status_code == 403 and "recording.part" in refused.json()["error"]["message"]
         await recordings.finish(session_id, "the bot ended the session (test)")
+
+
+async def test_a_session_whose_upload_another_replica_holds_open_is_not_erased(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = await recorded_session(api)
+        artifacts = api._transport.app.state.voicefleet.artifacts  # type: ignore[attr-defined]
+        folder = await artifacts.reader.folder(session_id)
+        # The upload another replica holds open for this session:
+        upload_id = await artifacts.reader.store.open_upload(folder + "recording.wav", "audio/wav")
+        refused = await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "recording_in_progress"
+        assert (await api.get(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200  # all kept
+        await artifacts.reader.store.abort(folder + "recording.wav", upload_id)
+        assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
