@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
 Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
+OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
+
+
+def last_part(plan: RecordingPlan, max_seconds: float | None) -> int:
+    """The highest part number a call of at most `max_seconds` fills: a bot asking past it is refused,
+    so a hostile one cannot have the bucket take 10,000 parts of a 5-minute call."""
+    if max_seconds is None:
+        return MAX_PARTS
+    audio = WAV_HEADER_BYTES + (max_seconds + OVERRUN_SECONDS) * plan.bytes_per_second
+    return min(MAX_PARTS, math.ceil(audio / plan.part_bytes))
 
 
 @dataclass
@@ -57,6 +68,7 @@ class Recording:
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     adopted: bool = False  # taken up from the store (its dispatcher stopped), not started here
     transcript: list[dict[str, Any]] | None = None  # the bot's turns, handed over at its end
+    last_part: int = MAX_PARTS  # the highest part number its longest call can reach
 
 
 def kept_parts(parts: list[Part]) -> list[Part]:
@@ -109,8 +121,9 @@ class SessionRecordings:
         return shown
 
     async def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
-                 wanted: str | None = None) -> RecordingPlan | None:
-        """The session's plan, or None (not recorded: the timeline says why when it was meant to be)."""
+                       wanted: str | None = None, max_seconds: float | None = None) -> RecordingPlan | None:
+        """The session's plan, or None (not recorded: the timeline says why when it was meant to be);
+        `max_seconds`, the longest the session may run, bounds the part numbers its bot may ask for."""
         if not self.settings.on:
             return None
         if session_id in self._open:  # a start replayed: the plan it was given
@@ -129,7 +142,7 @@ class SessionRecordings:
         self._open[session_id] = Recording(
             session_id, session_folder(self.store.prefix, session_id, now), now, plan,
             {"release": release, "region": self._region, "key_name": key_name, "provider": self._provider,
-             "transport": transport})
+             "transport": transport}, last_part=last_part(plan, max_seconds))
         return plan
 
     def discard(self, session_id: str) -> None:
@@ -160,8 +173,9 @@ class SessionRecordings:
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         part = params.get("part")
-        if not isinstance(part, int) or isinstance(part, bool) or not 1 <= part <= MAX_PARTS:
-            raise RequestFailed(400, "invalid_part", f"part must be an integer from 1 to {MAX_PARTS}")
+        if not isinstance(part, int) or isinstance(part, bool) or not 1 <= part <= recording.last_part:
+            raise RequestFailed(400, "invalid_part", f"part must be an integer from 1 to {recording.last_part} "
+                                "(the most the session's longest call fills)")
         try:
             upload_id = await self._opened(recording)
         except StoreError as exc:

@@ -11,7 +11,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
+from botchannel.contract import RequestFailed
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, hash_api_key
@@ -176,3 +178,12 @@ async def test_a_session_whose_upload_another_replica_holds_open_is_not_erased(t
         assert (await api.get(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200  # all kept
         await artifacts.reader.store.abort(folder + "recording.wav", upload_id)
         assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
+
+
+async def test_a_started_sessions_bot_may_not_ask_for_parts_past_its_longest_call(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        with pytest.raises(RequestFailed, match="the most the session's longest call fills"):
+            await recordings.part_url(session_id, {"part": 10_000})  # S3's last: hours past MAX_SESSION_SECONDS
+        await recordings.finish(session_id, "the bot ended the session (test)")

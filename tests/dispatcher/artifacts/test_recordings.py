@@ -154,6 +154,16 @@ async def test_a_part_number_outside_s3s_range_is_refused(tmp_path: Path, timeli
             await kept.part_url(SESSION, {"part": part})
 
 
+async def test_a_bot_may_ask_only_for_the_parts_its_sessions_longest_call_fills(tmp_path: Path,
+                                                                                 timeline: Timeline) -> None:
+    kept, _ = recordings(tmp_path, timeline)
+    # 60 s (and 120 s of overrun) of 16 kHz stereo: 11.5 MB, three 5 MiB parts.
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None, max_seconds=60)
+    assert "url" in await kept.part_url(SESSION, {"part": 3})
+    with pytest.raises(RequestFailed, match="from 1 to 3 "):
+        await kept.part_url(SESSION, {"part": 4})
+
+
 def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
     full, small = MIN_PART_BYTES, 1000
     assert kept_parts([Part(2, full), Part(1, full), Part(3, small)]) == [Part(1, full), Part(2, full), Part(3, small)]
