@@ -187,3 +187,12 @@ async def test_a_started_sessions_bot_may_not_ask_for_parts_past_its_longest_cal
         with pytest.raises(RequestFailed, match="the most the session's longest call fills"):
             await recordings.part_url(session_id, {"part": 10_000})  # S3's last: hours past MAX_SESSION_SECONDS
         await recordings.finish(session_id, "the bot ended the session (test)")
+
+
+async def test_a_signed_path_of_any_text_is_refused_not_a_server_error(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        for forged in ("e30.%C3%A9", "%C3%A9.abc", "e30."):
+            read = await api.get(f"/recordings/files/{forged}")
+            assert read.status_code == 403 and read.json()["error"]["code"] == "invalid_download_url", forged
+            put = await api.put(f"/bots/recordings/parts/{forged}", content=b"\0" * 16)
+            assert put.status_code == 403 and put.json()["error"]["code"] == "invalid_part_url", forged
