@@ -84,7 +84,8 @@ def kept_parts(parts: list[Part]) -> list[Part]:
 
 class SessionRecordings:
     def __init__(self, settings: ArtifactSettings, store: ArtifactStore, *, note: Note, events: Events,
-                 region: str, provider: str, clock: Callable[[], float] = time.time) -> None:
+                 region: str, provider: str, clock: Callable[[], float] = time.time,
+                 max_session_seconds: float | None = None) -> None:
         self.settings = settings
         self.store = store
         self._note = note
@@ -92,6 +93,7 @@ class SessionRecordings:
         self._region = region
         self._provider = provider
         self._clock = clock
+        self._max_seconds = max_session_seconds  # the longest a session runs: it bounds its part numbers
         self.error: str | None = None  # the store's last failure (GET /status shows it)
         self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
@@ -121,9 +123,8 @@ class SessionRecordings:
         return shown
 
     async def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
-                       wanted: str | None = None, max_seconds: float | None = None) -> RecordingPlan | None:
-        """The session's plan, or None (not recorded: the timeline says why when it was meant to be);
-        `max_seconds`, the longest the session may run, bounds the part numbers its bot may ask for."""
+                       wanted: str | None = None) -> RecordingPlan | None:
+        """The session's plan, or None (not recorded: the timeline says why when it was meant to be)."""
         if not self.settings.on:
             return None
         if session_id in self._open:  # a start replayed: the plan it was given
@@ -142,7 +143,7 @@ class SessionRecordings:
         self._open[session_id] = Recording(
             session_id, session_folder(self.store.prefix, session_id, now), now, plan,
             {"release": release, "region": self._region, "key_name": key_name, "provider": self._provider,
-             "transport": transport}, last_part=last_part(plan, max_seconds))
+             "transport": transport}, last_part=last_part(plan, self._max_seconds))
         return plan
 
     def discard(self, session_id: str) -> None:

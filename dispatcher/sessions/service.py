@@ -225,8 +225,7 @@ class SessionService:
                             requested = True
                             plan = await self.recordings.plan_for(
                                 session_id, transport=transport, release=chosen.name, key_name=owner.name,
-                                wanted=recording, max_seconds=self._settings.max_session_seconds,
-                            ) if self.recordings is not None else None
+                                wanted=recording) if self.recordings is not None else None
                             try:
                                 session = await self._launch(session_id, digest, body, room_options, transport,
                                                              keyed=keyed, cold_only=cold_only, warm_only=warm_only,

@@ -156,9 +156,11 @@ async def test_a_part_number_outside_s3s_range_is_refused(tmp_path: Path, timeli
 
 async def test_a_bot_may_ask_only_for_the_parts_its_sessions_longest_call_fills(tmp_path: Path,
                                                                                  timeline: Timeline) -> None:
-    kept, _ = recordings(tmp_path, timeline)
+    kept = SessionRecordings(ArtifactSettings(policy="on"), LocalFolderStore(tmp_path, SignedPaths(b"k" * 32)),
+                             note=timeline.note, events=timeline.read, region="eu", provider="local",
+                             max_session_seconds=60)
     # 60 s (and 120 s of overrun) of 16 kHz stereo: 11.5 MB, three 5 MiB parts.
-    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None, max_seconds=60)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
     assert "url" in await kept.part_url(SESSION, {"part": 3})
     with pytest.raises(RequestFailed, match="from 1 to 3 "):
         await kept.part_url(SESSION, {"part": 4})
