@@ -164,6 +164,13 @@ class SessionRecordings:
         self._open[session_id] = Recording(session_id, folder, started_at, plan, facts, upload_id=upload_id,
                                            adopted=True)
 
+    def overdue(self, older_than_seconds: float) -> list[str]:
+        """The sessions recorded here that began longer ago than any session runs: nothing told of
+        their end (a bot that never dialled, its machine's end unseen)."""
+        now = self._clock()
+        return [session_id for session_id, recording in self._open.items()
+                if now - recording.started_at > older_than_seconds and session_id not in self._finishing]
+
     def recorded(self, session_id: str) -> bool:
         """True until its recording and report are written: an erasure before then would be undone."""
         return session_id in self._open or session_id in self._completing
