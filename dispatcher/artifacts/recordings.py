@@ -197,13 +197,16 @@ class SessionRecordings:
     async def _opened(self, recording: Recording) -> str:
         async with recording.opening:
             if recording.upload_id is None:
-                index = {"session_id": recording.session_id, "folder": recording.folder,
-                         "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate,
-                         **recording.facts}
-                await self.store.put(index_key(self.store.prefix, recording.session_id),
-                                     json.dumps(index).encode(), "application/json")
+                await self._indexed(recording)
                 recording.upload_id = await self.store.open_upload(recording.folder + RECORDING, "audio/wav")
             return recording.upload_id
+
+    async def _indexed(self, recording: Recording) -> None:
+        """Writes the index that names the session's folder: what reads and erases its objects find it by."""
+        index = {"session_id": recording.session_id, "folder": recording.folder,
+                 "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate, **recording.facts}
+        await self.store.put(index_key(self.store.prefix, recording.session_id), json.dumps(index).encode(),
+                             "application/json")
 
     async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
@@ -244,6 +247,8 @@ class SessionRecordings:
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
                                 errors=recording.errors, transcript=transcript)
         try:
+            if recording.upload_id is None:  # no index yet: a report it did not name could never be erased
+                await self._indexed(recording)
             await self.store.put(recording.folder + REPORT, json.dumps(report, indent=2).encode(), "application/json")
         except StoreError as exc:
             log.error("session %s: its report was not written: %s", session_id, exc)

@@ -14,6 +14,7 @@ import pytest
 from botchannel.contract import RequestFailed
 from botchannel.recording import MIN_PART_BYTES, wav_header
 from dispatcher.artifacts.local_store import LocalFolderStore
+from dispatcher.artifacts.reading import ArtifactReader
 from dispatcher.artifacts.recordings import SessionRecordings, kept_parts
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
@@ -135,6 +136,17 @@ async def test_a_recording_still_being_written_counts_as_recorded_so_it_is_not_e
     store.go_on.set()
     assert (await asyncio.wait_for(finishing, timeout=30)) is not None
     assert not kept.recorded(SESSION)
+
+
+async def test_the_report_of_a_session_that_uploaded_nothing_can_be_found_and_erased(tmp_path: Path,
+                                                                                      timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)  # its bot never asks for a URL
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["recording"]["status"] == "none"
+    reader = ArtifactReader(store, 300)
+    assert await reader.erase(SESSION, "support") is not None
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(tmp_path / "erasures")] == []
 
 
 async def test_recording_off_plans_nothing_and_a_bot_asking_anyway_is_refused(tmp_path: Path,
