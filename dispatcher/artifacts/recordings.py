@@ -99,6 +99,7 @@ class SessionRecordings:
         self._open: dict[str, Recording] = {}
         self._finishing: dict[str, asyncio.Task[Any]] = {}
         self._completing: set[str] = set()  # taken out of `_open`, its objects not all written yet
+        self._rechecking: asyncio.Task[None] | None = None
 
     async def check(self) -> None:
         """Whether the store can be written: at start-up; a failure is logged and shown in status."""
@@ -112,9 +113,14 @@ class SessionRecordings:
             self.error = None
 
     async def checked(self) -> None:
-        """Checks the store if it never was, or failed its last check over RECHECK_SECONDS ago."""
-        if self._checked_at is None or (self.error is not None and self._clock() - self._checked_at > RECHECK_SECONDS):
+        """Checks the store if it never was; one that failed its last check over RECHECK_SECONDS ago is
+        checked again in the background: a start never waits on a store that does not answer (S3's
+        timeouts and retries take minutes), it goes unrecorded until the check passes."""
+        if self._checked_at is None:
             await self.check()
+        elif self.error is not None and self._clock() - self._checked_at > RECHECK_SECONDS:
+            self._checked_at = self._clock()
+            self._rechecking = asyncio.get_running_loop().create_task(self.check(), name="recording-store-check")
 
     def status(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"policy": self.settings.policy, "destination": self.store.where}
@@ -319,6 +325,8 @@ class SessionRecordings:
 
     async def aclose(self) -> None:
         """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
+        if self._rechecking is not None:
+            self._rechecking.cancel()
         for session_id in list(self._open):
             self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:

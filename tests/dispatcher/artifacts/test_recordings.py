@@ -18,7 +18,7 @@ from dispatcher.artifacts.reading import ArtifactReader
 from dispatcher.artifacts.recordings import SessionRecordings, kept_parts
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
-from dispatcher.artifacts.store import Part
+from dispatcher.artifacts.store import Part, StoreError
 from dispatcher.settings import SettingsError
 
 SESSION = "0123456789abcdef01234567"
@@ -147,6 +147,37 @@ async def test_the_report_of_a_session_that_uploaded_nothing_can_be_found_and_er
     reader = ArtifactReader(store, 300)
     assert await reader.erase(SESSION, "support") is not None
     assert [p.name for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(tmp_path / "erasures")] == []
+
+
+class Unanswered(LocalFolderStore):
+    """A store whose check failed once, and now does not answer at all (a black-holed endpoint)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, SignedPaths(b"k" * 32))
+        self.checks = 0
+
+    async def check(self) -> None:
+        self.checks += 1
+        if self.checks == 1:
+            raise StoreError("s3://calls: cannot write: AccessDenied")
+        await asyncio.Event().wait()
+
+
+async def checked_again(store: Unanswered) -> None:
+    while store.checks < 2:
+        await asyncio.sleep(0.01)
+
+
+async def test_a_start_never_waits_on_a_store_that_does_not_answer(tmp_path: Path, timeline: Timeline) -> None:
+    store, now = Unanswered(tmp_path), [1_795_000_000.0]
+    kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local", clock=lambda: now[0])
+    await kept.check()  # at start-up: it fails
+    now[0] += 61  # its check is due again
+    planned = await asyncio.wait_for(kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None), 30)
+    assert planned is None and timeline.notes[-1][1] == "recording_skipped"  # unrecorded, not held up
+    await asyncio.wait_for(checked_again(store), 30)  # the check again is under way, in the background
+    await kept.aclose()
 
 
 async def test_recording_off_plans_nothing_and_a_bot_asking_anyway_is_refused(tmp_path: Path,
