@@ -71,12 +71,14 @@ class Recording:
     last_part: int = MAX_PARTS  # the highest part number its longest call can reach
 
 
-def kept_parts(parts: list[Part]) -> list[Part]:
-    """The parts S3 would join into a playable stream: from part 1 on, without a gap, every one but the
-    last at least the minimum size."""
+def kept_parts(parts: list[Part], part_bytes: int = MIN_PART_BYTES) -> list[Part]:
+    """The parts that join into the bot's stream: from part 1 on, without a gap, every one but the
+    last exactly the plan's `part_bytes` (a shorter one is a checkpoint whose full part never came:
+    what follows would be shifted) and none longer (not what the bot was told to write: a part put
+    to fill the bucket is left out, and S3 drops the parts a completion does not name)."""
     kept: list[Part] = []
     for part in sorted(parts, key=lambda p: p.number):
-        if part.number != len(kept) + 1 or (kept and kept[-1].size < MIN_PART_BYTES):
+        if part.number != len(kept) + 1 or part.size > part_bytes or (kept and kept[-1].size != part_bytes):
             break
         kept.append(part)
     return kept
@@ -286,7 +288,7 @@ class SessionRecordings:
         key = recording.folder + RECORDING
         try:
             arrived = await self.store.parts(key, recording.upload_id)
-            kept = kept_parts(arrived)
+            kept = kept_parts(arrived, recording.plan.part_bytes)
             if not kept:
                 await self.store.abort(key, recording.upload_id)
                 return {**outcome, "status": "none", "why": "no part of the recording arrived"}

@@ -215,6 +215,10 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
     assert kept_parts([Part(1, full), Part(3, small)]) == [Part(1, full)]  # a gap: what follows it is not the call
     assert kept_parts([Part(1, small), Part(2, small)]) == [Part(1, small)]  # only the last may be small
     assert kept_parts([Part(2, full)]) == []
+    plan = MIN_PART_BYTES + 4000  # a plan's parts may be larger than S3's floor
+    assert kept_parts([Part(1, plan), Part(2, plan + 4), Part(3, small)], plan) == [Part(1, plan)]  # over its plan
+    assert kept_parts([Part(1, plan - 4), Part(2, small)], plan) == [Part(1, plan - 4)]  # its full upload never came
+    assert kept_parts([Part(1, 5 * 1024**3)], plan) == []  # one part put to fill the bucket
 
 
 @pytest.mark.parametrize(("env", "message"), [
