@@ -4,7 +4,7 @@
 cannot be written records nothing and says why, and the call runs all the same). The upload is
 opened when the bot first asks for a part's URL, with an index object that says which day's folder
 holds the session. `finish` (ending.py calls it once the session is over, whatever ended it)
-completes the upload with the parts that arrived (the longest run from part 1 that S3 would join),
+completes the upload with the parts that arrived (the longest run from part 1, each of the plan's part size),
 gives the WAV its true sizes, writes the report and notes `recording_ready` or `recording_partial`
 on the timeline (and so the lifecycle webhooks). An upload with no part is aborted: nothing stays
 half-uploaded. The sessions under way are this replica's memory (the replica that holds the bot's
