@@ -57,7 +57,8 @@ def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note
                     provider: str, running: MachineRunning, max_session_seconds: float) -> Artifacts:
     settings = ArtifactSettings.from_env(env)
     store = build_store(settings, env)
-    recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider)
+    recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider,
+                                   max_session_seconds=max_session_seconds)
     ends = RecordingEnds(recordings, channels, running, settings.end_grace_seconds)
     ends.follow()
     # An upload begun longer ago than the longest session (and the grace its end may take) is no

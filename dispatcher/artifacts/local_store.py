@@ -65,6 +65,11 @@ class LocalFolderStore:
     def part_url(self, key: str, upload_id: str, part: int, seconds: float) -> str:
         return self.signer.sign(PART_PATH, {"op": "part", "key": key, "upload": upload_id, "part": part}, seconds)
 
+    def signs_a_part(self, token: str) -> bool:
+        """Whether `token` is a valid part path now: checked before its body is read, so a stranger's
+        PUT never has the dispatcher hold a part's worth of memory."""
+        return self.signer.verify(token, op="part") is not None
+
     async def accept_part(self, token: str, data: bytes) -> bool:
         """A part PUT through a signed path: False when the path is not valid (now) for any part."""
         claims = self.signer.verify(token, op="part")

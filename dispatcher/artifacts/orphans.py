@@ -24,6 +24,8 @@ from dispatcher.artifacts.store import StoreError
 log = logging.getLogger("dispatcher.artifacts")
 SWEEP_SECONDS = 600.0
 WHY = "the dispatcher that held the session stopped before its end: the parts uploaded are kept"
+OVERDUE = "its end was never told (its bot never dialled, or its machine's end went unseen): closed after the " \
+          "longest a session runs"
 
 
 class OrphanSweep:
@@ -34,9 +36,13 @@ class OrphanSweep:
         self._clock = clock
 
     async def sweep(self) -> int:
-        """Completes the orphaned uploads; how many."""
+        """Completes the orphaned uploads, and this replica's recordings whose end it was never told of
+        (else each would hold a place of MAX_OPEN and refuse its erasure for ever); how many."""
         store = self._recordings.store
         completed = 0
+        for session_id in self._recordings.overdue(self._older_than):
+            await self._recordings.finish(session_id, OVERDUE)
+            completed += 1
         for upload in await store.open_uploads(store.prefix):
             folder, _, name = upload.key.rpartition("/")
             session_id = folder.rpartition("/")[2]

@@ -1,8 +1,8 @@
 """Reading and erasing a session's artifacts (`GET`/`DELETE /sessions/{id}/artifacts`).
 
 The session's index object names its folder; every object under it is listed with a short-lived
-download URL. Erasure deletes them all and the index, then writes an audit record (who, when, which
-objects) under `erasures/`, which holds no content of the call."""
+download URL. Erasure writes an audit record (who, when, which objects) under `erasures/`, which
+holds no content of the call, then deletes them all and the index."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from typing import Any
 
 from dispatcher.artifacts.keys import erasure_key, index_key
 from dispatcher.artifacts.store import ArtifactStore, StoredObject
+
+
+class StillUploading(Exception):
+    """The session's recording is still being uploaded (by whichever replica holds its bot): an erasure
+    now would be undone when the upload is completed, and the objects it wrote would have no index."""
 
 
 class ArtifactReader:
@@ -54,11 +59,15 @@ class ArtifactReader:
         if found is None:
             return None
         folder, objects = found
+        if await self.store.open_uploads(folder):
+            raise StillUploading(session_id)
         keys = [o.key for o in objects]
-        await self.store.delete(keys)
-        await self.store.delete([index_key(self.store.prefix, session_id)])
         now = self._clock()
         record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}
+        # The record first: an erasure that fails after it is asked again (the index goes last, so the
+        # session is still found); one whose record could not be written erases nothing.
         await self.store.put(erasure_key(self.store.prefix, session_id, now), json.dumps(record).encode(),
                              "application/json")
+        await self.store.delete(keys)
+        await self.store.delete([index_key(self.store.prefix, session_id)])
         return record

@@ -4,7 +4,7 @@
 cannot be written records nothing and says why, and the call runs all the same). The upload is
 opened when the bot first asks for a part's URL, with an index object that says which day's folder
 holds the session. `finish` (ending.py calls it once the session is over, whatever ended it)
-completes the upload with the parts that arrived (the longest run from part 1 that S3 would join),
+completes the upload with the parts that arrived (the longest run from part 1, each of the plan's part size),
 gives the WAV its true sizes, writes the report and notes `recording_ready` or `recording_partial`
 on the timeline (and so the lifecycle webhooks). An upload with no part is aborted: nothing stays
 half-uploaded. The sessions under way are this replica's memory (the replica that holds the bot's
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from botchannel.recording import (
     recording_seconds,
     wav_sizes,
 )
+from dispatcher.artifacts.bot_account import bot_account
 from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key, session_folder
 from dispatcher.artifacts.report import session_report
 from dispatcher.artifacts.settings import ArtifactSettings
@@ -41,6 +43,16 @@ Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
 Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
+OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
+
+
+def last_part(plan: RecordingPlan, max_seconds: float | None) -> int:
+    """The highest part number a call of at most `max_seconds` fills: a bot asking past it is refused,
+    so a hostile one cannot have the bucket take 10,000 parts of a 5-minute call."""
+    if max_seconds is None:
+        return MAX_PARTS
+    audio = WAV_HEADER_BYTES + (max_seconds + OVERRUN_SECONDS) * plan.bytes_per_second
+    return min(MAX_PARTS, math.ceil(audio / plan.part_bytes))
 
 
 @dataclass
@@ -56,14 +68,17 @@ class Recording:
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     adopted: bool = False  # taken up from the store (its dispatcher stopped), not started here
     transcript: list[dict[str, Any]] | None = None  # the bot's turns, handed over at its end
+    last_part: int = MAX_PARTS  # the highest part number its longest call can reach
 
 
-def kept_parts(parts: list[Part]) -> list[Part]:
-    """The parts S3 would join into a playable stream: from part 1 on, without a gap, every one but the
-    last at least the minimum size."""
+def kept_parts(parts: list[Part], part_bytes: int = MIN_PART_BYTES) -> list[Part]:
+    """The parts that join into the bot's stream: from part 1 on, without a gap, every one but the
+    last exactly the plan's `part_bytes` (a shorter one is a checkpoint whose full part never came:
+    what follows would be shifted) and none longer (not what the bot was told to write: a part put
+    to fill the bucket is left out, and S3 drops the parts a completion does not name)."""
     kept: list[Part] = []
     for part in sorted(parts, key=lambda p: p.number):
-        if part.number != len(kept) + 1 or (kept and kept[-1].size < MIN_PART_BYTES):
+        if part.number != len(kept) + 1 or part.size > part_bytes or (kept and kept[-1].size != part_bytes):
             break
         kept.append(part)
     return kept
@@ -71,7 +86,8 @@ def kept_parts(parts: list[Part]) -> list[Part]:
 
 class SessionRecordings:
     def __init__(self, settings: ArtifactSettings, store: ArtifactStore, *, note: Note, events: Events,
-                 region: str, provider: str, clock: Callable[[], float] = time.time) -> None:
+                 region: str, provider: str, clock: Callable[[], float] = time.time,
+                 max_session_seconds: float | None = None) -> None:
         self.settings = settings
         self.store = store
         self._note = note
@@ -79,10 +95,13 @@ class SessionRecordings:
         self._region = region
         self._provider = provider
         self._clock = clock
+        self._max_seconds = max_session_seconds  # the longest a session runs: it bounds its part numbers
         self.error: str | None = None  # the store's last failure (GET /status shows it)
         self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
         self._finishing: dict[str, asyncio.Task[Any]] = {}
+        self._completing: set[str] = set()  # taken out of `_open`, its objects not all written yet
+        self._rechecking: asyncio.Task[None] | None = None
 
     async def check(self) -> None:
         """Whether the store can be written: at start-up; a failure is logged and shown in status."""
@@ -96,9 +115,14 @@ class SessionRecordings:
             self.error = None
 
     async def checked(self) -> None:
-        """Checks the store if it never was, or failed its last check over RECHECK_SECONDS ago."""
-        if self._checked_at is None or (self.error is not None and self._clock() - self._checked_at > RECHECK_SECONDS):
+        """Checks the store if it never was; one that failed its last check over RECHECK_SECONDS ago is
+        checked again in the background: a start never waits on a store that does not answer (S3's
+        timeouts and retries take minutes), it goes unrecorded until the check passes."""
+        if self._checked_at is None:
             await self.check()
+        elif self.error is not None and self._clock() - self._checked_at > RECHECK_SECONDS:
+            self._checked_at = self._clock()
+            self._rechecking = asyncio.get_running_loop().create_task(self.check(), name="recording-store-check")
 
     def status(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"policy": self.settings.policy, "destination": self.store.where}
@@ -107,7 +131,7 @@ class SessionRecordings:
         return shown
 
     async def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
-                 wanted: str | None = None) -> RecordingPlan | None:
+                       wanted: str | None = None) -> RecordingPlan | None:
         """The session's plan, or None (not recorded: the timeline says why when it was meant to be)."""
         if not self.settings.on:
             return None
@@ -127,7 +151,7 @@ class SessionRecordings:
         self._open[session_id] = Recording(
             session_id, session_folder(self.store.prefix, session_id, now), now, plan,
             {"release": release, "region": self._region, "key_name": key_name, "provider": self._provider,
-             "transport": transport})
+             "transport": transport}, last_part=last_part(plan, self._max_seconds))
         return plan
 
     def discard(self, session_id: str) -> None:
@@ -148,8 +172,16 @@ class SessionRecordings:
         self._open[session_id] = Recording(session_id, folder, started_at, plan, facts, upload_id=upload_id,
                                            adopted=True)
 
+    def overdue(self, older_than_seconds: float) -> list[str]:
+        """The sessions recorded here that began longer ago than any session runs: nothing told of
+        their end (a bot that never dialled, its machine's end unseen)."""
+        now = self._clock()
+        return [session_id for session_id, recording in self._open.items()
+                if now - recording.started_at > older_than_seconds and session_id not in self._finishing]
+
     def recorded(self, session_id: str) -> bool:
-        return session_id in self._open
+        """True until its recording and report are written: an erasure before then would be undone."""
+        return session_id in self._open or session_id in self._completing
 
     async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
@@ -157,8 +189,9 @@ class SessionRecordings:
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         part = params.get("part")
-        if not isinstance(part, int) or isinstance(part, bool) or not 1 <= part <= MAX_PARTS:
-            raise RequestFailed(400, "invalid_part", f"part must be an integer from 1 to {MAX_PARTS}")
+        if not isinstance(part, int) or isinstance(part, bool) or not 1 <= part <= recording.last_part:
+            raise RequestFailed(400, "invalid_part", f"part must be an integer from 1 to {recording.last_part} "
+                                "(the most the session's longest call fills)")
         try:
             upload_id = await self._opened(recording)
         except StoreError as exc:
@@ -172,23 +205,23 @@ class SessionRecordings:
     async def _opened(self, recording: Recording) -> str:
         async with recording.opening:
             if recording.upload_id is None:
-                index = {"session_id": recording.session_id, "folder": recording.folder,
-                         "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate,
-                         **recording.facts}
-                await self.store.put(index_key(self.store.prefix, recording.session_id),
-                                     json.dumps(index).encode(), "application/json")
+                await self._indexed(recording)
                 recording.upload_id = await self.store.open_upload(recording.folder + RECORDING, "audio/wav")
             return recording.upload_id
+
+    async def _indexed(self, recording: Recording) -> None:
+        """Writes the index that names the session's folder: what reads and erases its objects find it by."""
+        index = {"session_id": recording.session_id, "folder": recording.folder,
+                 "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate, **recording.facts}
+        await self.store.put(index_key(self.store.prefix, recording.session_id), json.dumps(index).encode(),
+                             "application/json")
 
     async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
         recording = self._open.get(session_id)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
-        recording.bot_stats = {key: params[key] for key in ("parts", "bytes", "seconds", "degraded", "dropped_frames",
-                                                            "upload_errors", "transcript_dropped") if key in params}
-        if len(json.dumps(recording.bot_stats)) > 4096:
-            recording.bot_stats = {"note": "the bot's account was too large to keep"}
+        recording.bot_stats = bot_account(params)
         recording.transcript = transcript_lines(params.get("transcript"))
         return {}
 
@@ -205,6 +238,14 @@ class SessionRecordings:
         recording = self._open.pop(session_id, None)
         if recording is None:
             return None
+        self._completing.add(session_id)
+        try:
+            return await self._finished(recording, why)
+        finally:
+            self._completing.discard(session_id)
+
+    async def _finished(self, recording: Recording, why: str) -> dict[str, Any] | None:
+        session_id = recording.session_id
         outcome = await self._complete(recording)
         if recording.adopted and outcome["status"] == "none":
             log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
@@ -214,6 +255,8 @@ class SessionRecordings:
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
                                 errors=recording.errors, transcript=transcript)
         try:
+            if recording.upload_id is None:  # no index yet: a report it did not name could never be erased
+                await self._indexed(recording)
             await self.store.put(recording.folder + REPORT, json.dumps(report, indent=2).encode(), "application/json")
         except StoreError as exc:
             log.error("session %s: its report was not written: %s", session_id, exc)
@@ -245,7 +288,7 @@ class SessionRecordings:
         key = recording.folder + RECORDING
         try:
             arrived = await self.store.parts(key, recording.upload_id)
-            kept = kept_parts(arrived)
+            kept = kept_parts(arrived, recording.plan.part_bytes)
             if not kept:
                 await self.store.abort(key, recording.upload_id)
                 return {**outcome, "status": "none", "why": "no part of the recording arrived"}
@@ -284,6 +327,8 @@ class SessionRecordings:
 
     async def aclose(self) -> None:
         """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
+        if self._rechecking is not None:
+            self._rechecking.cancel()
         for session_id in list(self._open):
             self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:

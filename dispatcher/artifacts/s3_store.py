@@ -161,8 +161,9 @@ class S3Store:
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = error.get("Code", "error")
-            hint = " (the dispatcher's role needs s3:PutObject, s3:GetObject, s3:ListBucket, s3:AbortMultipartUpload " \
-                   "and s3:ListMultipartUploadParts on it)" if code in ("AccessDenied", "403") else ""
+            needs = "s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket, s3:AbortMultipartUpload and " \
+                    "s3:ListMultipartUploadParts"
+            hint = f" (the dispatcher's role needs {needs} on it)" if code in ("AccessDenied", "403") else ""
             raise StoreError(f"s3://{self.bucket}: cannot {what}: {code} {error.get('Message', '')}{hint}") from None
         except BotoCoreError as exc:
             raise StoreError(f"s3://{self.bucket}: cannot {what}: {exc}") from None

@@ -16,6 +16,8 @@ from botchannel.recording import MIN_PART_BYTES
 from dispatcher.settings import SettingsError, float_setting
 
 POLICIES = ("off", "on")
+MAX_PART_URL_SECONDS = 3600.0  # a part is put within seconds of its URL: one that leaks is not good for long
+MAX_URL_SECONDS = 7 * 24 * 3600.0  # S3's longest pre-signed URL
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,19 @@ class ArtifactSettings:
         return cls(
             policy=policy,
             destination=destination,
-            part_url_seconds=float_setting(env, "RECORDING_PART_URL_SECONDS", cls.part_url_seconds, minimum=30.0),
-            download_url_seconds=float_setting(env, "RECORDING_DOWNLOAD_URL_SECONDS", cls.download_url_seconds,
-                                               minimum=10.0),
+            part_url_seconds=_at_most(env, "RECORDING_PART_URL_SECONDS", cls.part_url_seconds, 30.0,
+                                      MAX_PART_URL_SECONDS),
+            download_url_seconds=_at_most(env, "RECORDING_DOWNLOAD_URL_SECONDS", cls.download_url_seconds, 10.0,
+                                          MAX_URL_SECONDS),
             checkpoint_seconds=min(600.0, float_setting(env, "RECORDING_CHECKPOINT_SECONDS", cls.checkpoint_seconds,
                                                         minimum=1.0)),
             end_grace_seconds=float_setting(env, "RECORDING_END_GRACE_SECONDS", cls.end_grace_seconds, minimum=0.0),
         )
+
+
+def _at_most(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    value = float_setting(env, name, default, minimum=minimum)
+    if value > maximum:
+        raise SettingsError(f"{name}={value:g} must be at most {maximum:g}: a URL that leaks opens its object "
+                            "until it expires (and S3 refuses pre-signed URLs of over a week)")
+    return value

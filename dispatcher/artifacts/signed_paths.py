@@ -29,7 +29,8 @@ class SignedPaths:
     def verify(self, token: str, **expected: Any) -> dict[str, Any] | None:
         """The token's claims if it is this dispatcher's, unexpired, and says `expected`; else None."""
         body, _, mac = token.partition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(body)):
+        # As bytes: a path may decode to any text, and compare_digest refuses non-ASCII strings.
+        if not body or not hmac.compare_digest(mac.encode(), self._mac(body).encode()):
             return None
         try:
             claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))

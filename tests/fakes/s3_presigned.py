@@ -2,7 +2,8 @@
 
 moto answers a pre-signed request without checking its signature or its expiry, which would make a
 test of "this URL opens one part of one object, for minutes" pass against anything. This WSGI layer
-refuses what S3 refuses, with S3's codes: a request past `X-Amz-Date` + `X-Amz-Expires` (403
+refuses what S3 refuses, with S3's codes: a URL meant to live over a week (403
+AuthorizationQueryParametersError), a request past `X-Amz-Date` + `X-Amz-Expires` (403
 AccessDenied, "Request has expired"), and one whose query signature, recomputed with botocore's own
 query signer over the method, the path and the other query parameters, differs (403
 SignatureDoesNotMatch): another key, another upload, another part number or another method. Requests
@@ -25,6 +26,7 @@ from tests.fakes.sigv4_check import KnownKey, check_presigned
 
 ACCESS_KEY, SECRET_KEY = "testing", "testing"  # noqa: S105 (moto's, reaches nothing)
 REGION = "us-east-1"
+MAX_EXPIRES = 604_800  # S3 refuses a pre-signed URL meant to live longer than a week
 
 
 def refusal(method: str, host: str, path: str, query: str, now: float) -> tuple[str, str] | None:
@@ -37,6 +39,8 @@ def refusal(method: str, host: str, path: str, query: str, now: float) -> tuple[
         expired = now > signed_at + int(params["X-Amz-Expires"])
     except (KeyError, ValueError):
         return "AuthorizationQueryParametersError", "X-Amz-Date or X-Amz-Expires is missing or malformed"
+    if int(params["X-Amz-Expires"]) > MAX_EXPIRES:
+        return "AuthorizationQueryParametersError", "X-Amz-Expires must be less than a week (in seconds) that is 604800"
     if expired:
         return "AccessDenied", "Request has expired"
     # The session token the signer had (the tests' AWS environment may carry moto's "testing" one).

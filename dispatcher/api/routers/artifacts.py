@@ -5,8 +5,10 @@
     PUT    /bots/recordings/parts/{token} the local folder store: a bot's part, through a signed path
     GET    /recordings/files/{token}      the local folder store: an object, through a signed path
 
-The first two are for the key that started the session or an admin key (DISPATCHER_ADMIN_KEYS); the
-last two need no key: the signed path is the permission, for one part or one object, for minutes.
+The first two are for the key that started the session or an admin key (DISPATCHER_ADMIN_KEYS; an
+admin's read or erasure of another key's session is on the session audit trail first, as its other
+reads are: admin_access.py); the last two need no key: the signed path is the permission, for one
+part or one object, for minutes.
 """
 
 from __future__ import annotations
@@ -17,33 +19,41 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from botchannel.recording import MAX_PART_BYTES
+from dispatcher.api.admin_access import reachable_id
 from dispatcher.api.admin_auth import admin_key
-from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
+from dispatcher.api.dependencies import app_state, identified
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.artifacts.building import Artifacts
+from dispatcher.artifacts.reading import StillUploading
 from dispatcher.artifacts.signed_paths import PART_PATH
 from dispatcher.artifacts.store import StoreError
 from dispatcher.errors import ApiError
-from dispatcher.sessions.ids import is_session_id
+from dispatcher.sessions.ids import owned_by
 
 router = APIRouter(tags=["artifacts"], responses=ERRORS)
 MEDIA_TYPES = {".wav": "audio/wav", ".json": "application/json", ".jsonl": "application/x-ndjson"}
+READ_ARTIFACTS = "session.artifacts.read"
+ERASE_ARTIFACTS = "session.artifacts.erase"
 
 
-async def _permitted(request: Request, session_id: str) -> tuple[AppState, Artifacts, str]:
-    """(state, artifacts, who): an admin key, or the key that started the session (404 for another)."""
+async def _permitted(request: Request, session_id: str, action: str) -> tuple[AppState, Artifacts, str]:
+    """(state, artifacts, who): the key that started the session, or an admin key (audited as
+    `action`); 404 for another key."""
     state = app_state(request)
     if state.artifacts is None:
         raise ApiError(404, "not_found", "this dispatcher keeps no artifacts")
-    admin = admin_key(state.settings, request.headers.get("authorization"))
-    if admin is not None:
-        if not is_session_id(session_id):
-            raise not_found(session_id)
-        return state, state.artifacts, admin
     who = await identified(request)
-    await owned_id(state, session_id, who)
+    await reachable_id(request, session_id, who, action)
+    admin = admin_key(state.settings, request.headers.get("authorization"))
+    if admin is not None and not owned_by(session_id, who.owner_key):
+        return state, state.artifacts, admin
     return state, state.artifacts, who.name or who.id
+
+
+def _still_recorded(session_id: str) -> ApiError:
+    return ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
+                    f"(DELETE /sessions/{session_id}), then erase its artifacts")
 
 
 def _unavailable(exc: StoreError) -> ApiError:
@@ -54,7 +64,7 @@ def _unavailable(exc: StoreError) -> ApiError:
 async def list_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     """Each object under the session's folder, with a download URL valid `expires_in` seconds. 404
     when the session kept nothing (not recorded, erased, or another key's)."""
-    _, artifacts, _ = await _permitted(request, session_id)
+    _, artifacts, _ = await _permitted(request, session_id, READ_ARTIFACTS)
     try:
         listing = await artifacts.reader.listing(session_id)
     except StoreError as exc:
@@ -71,12 +81,13 @@ async def list_artifacts(request: Request, session_id: str) -> dict[str, Any]:
 async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     """Deletes every object of the session and its index, then writes the erasure's audit record
     (`erasures/…`: who, when, which objects, no content) and notes `artifacts_erased` on the timeline."""
-    state, artifacts, who = await _permitted(request, session_id)
+    state, artifacts, who = await _permitted(request, session_id, ERASE_ARTIFACTS)
     if artifacts.recordings.recorded(session_id):  # its upload would write the recording back after the erasure
-        raise ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
-                       f"(DELETE /sessions/{session_id}), then erase its artifacts")
+        raise _still_recorded(session_id)
     try:
         record = await artifacts.reader.erase(session_id, who)
+    except StillUploading:  # another replica holds its bot and its upload
+        raise _still_recorded(session_id) from None
     except StoreError as exc:
         raise _unavailable(exc) from None
     if record is None:
@@ -93,6 +104,8 @@ async def put_part(request: Request, token: str) -> Response:
     declared = request.headers.get("content-length", "")
     if not declared.isdigit() or int(declared) > MAX_PART_BYTES:
         raise ApiError(413, "part_too_large", f"a part is at most {MAX_PART_BYTES} bytes, with its Content-Length")
+    if not artifacts.local.signs_a_part(token):
+        raise _invalid_part_url()
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
@@ -103,8 +116,13 @@ async def put_part(request: Request, token: str) -> Response:
     except StoreError as exc:
         raise _unavailable(exc) from None
     if not taken:
-        raise ApiError(403, "invalid_part_url", "this part URL is not valid (expired, altered, or its upload is over)")
+        raise _invalid_part_url()
     return Response(status_code=200)
+
+
+def _invalid_part_url() -> ApiError:
+    return ApiError(403, "invalid_part_url", "this part URL is not valid (expired, altered, or its upload is over): "
+                    "ask the dispatcher for a new one (recording.part)")
 
 
 @router.get("/recordings/files/{token}", include_in_schema=False)

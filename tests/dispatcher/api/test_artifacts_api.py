@@ -11,7 +11,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
+from botchannel.contract import RequestFailed
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, hash_api_key
@@ -130,3 +132,67 @@ async def test_a_session_still_being_recorded_is_not_erased_until_it_ends(tmp_pa
         assert f"DELETE /sessions/{session_id}" in refused.json()["error"]["message"]
         await recordings.finish(session_id, "the bot ended the session (test)")
         assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
+
+
+async def test_an_admins_read_and_erasure_of_anothers_artifacts_are_on_the_audit_trail(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = await recorded_session(api)
+        assert (await api.get(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
+        assert (await api.get("/audit/sessions", headers=ADMIN)).json() == {"lines": []}  # the owner's own
+        assert (await api.get(f"/sessions/{session_id}/artifacts", headers=ADMIN)).status_code == 200
+        assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=ADMIN)).status_code == 200
+        lines = (await api.get("/audit/sessions", headers=ADMIN)).json()["lines"]
+        assert [(line["action"], line["session_id"]) for line in reversed(lines)] == [
+            ("session.artifacts.read", session_id), ("session.artifacts.erase", session_id)]
+
+
+async def test_a_part_put_with_a_path_that_is_not_signed_is_refused_before_its_body_is_read(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        url = (await recordings.part_url(session_id, {"part": 1}))["url"]
+        forged = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+        sent = 0
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal sent
+            for _ in range(64):
+                sent += 1
+                yield b"\0" * (1024 * 1024)
+
+        refused = await api.put(forged, content=body(), headers={"Content-Length": str(64 * 1024 * 1024)})
+        assert sent <= 1  # the stranger's 64 MiB were never taken in
+        assert refused.status_code == 403 and "recording.part" in refused.json()["error"]["message"]
+        await recordings.finish(session_id, "the bot ended the session (test)")
+
+
+async def test_a_session_whose_upload_another_replica_holds_open_is_not_erased(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = await recorded_session(api)
+        artifacts = api._transport.app.state.voicefleet.artifacts  # type: ignore[attr-defined]
+        folder = await artifacts.reader.folder(session_id)
+        # The upload another replica holds open for this session:
+        upload_id = await artifacts.reader.store.open_upload(folder + "recording.wav", "audio/wav")
+        refused = await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "recording_in_progress"
+        assert (await api.get(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200  # all kept
+        await artifacts.reader.store.abort(folder + "recording.wav", upload_id)
+        assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
+
+
+async def test_a_started_sessions_bot_may_not_ask_for_parts_past_its_longest_call(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        with pytest.raises(RequestFailed, match="the most the session's longest call fills"):
+            await recordings.part_url(session_id, {"part": 10_000})  # S3's last: hours past MAX_SESSION_SECONDS
+        await recordings.finish(session_id, "the bot ended the session (test)")
+
+
+async def test_a_signed_path_of_any_text_is_refused_not_a_server_error(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        for forged in ("e30.%C3%A9", "%C3%A9.abc", "e30."):
+            read = await api.get(f"/recordings/files/{forged}")
+            assert read.status_code == 403 and read.json()["error"]["code"] == "invalid_download_url", forged
+            put = await api.put(f"/bots/recordings/parts/{forged}", content=b"\0" * 16)
+            assert put.status_code == 403 and put.json()["error"]["code"] == "invalid_part_url", forged

@@ -44,3 +44,22 @@ async def test_an_upload_its_dispatcher_left_open_is_completed_by_the_next_one(t
     assert (folder / "recording.wav").read_bytes()[40:44] == (32000).to_bytes(4, "little")
     assert notes[-1] == (SESSION, "recording_partial")
     assert await OrphanSweep(next_one, older_than_seconds=0).sweep() == 0  # nothing left to take
+
+
+async def test_a_recording_whose_end_was_never_told_is_closed_once_no_session_could_still_run(tmp_path: Path) -> None:
+    store = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32))
+    notes: list[tuple[str, str]] = []
+    now = [1_795_000_000.0]
+
+    async def events(session_id: str) -> list[dict]:
+        return []
+
+    here = SessionRecordings(ArtifactSettings(policy="on"), store, note=lambda s, e, **_: notes.append((s, e)),
+                             events=events, region="eu", provider="local", clock=lambda: now[0])
+    await here.plan_for(SESSION, transport="webrtc", release="v3", key_name=None)  # its bot never dials
+    assert await OrphanSweep(here, older_than_seconds=3600, clock=lambda: now[0]).sweep() == 0
+    assert here.recorded(SESSION)
+    now[0] += 3601
+    assert await OrphanSweep(here, older_than_seconds=3600, clock=lambda: now[0]).sweep() == 1
+    assert not here.recorded(SESSION)  # its place is free, its erasure no longer refused
+    assert notes[-1] == (SESSION, "recording_missing")

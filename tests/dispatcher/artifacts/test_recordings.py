@@ -4,6 +4,7 @@ report says of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 from botchannel.contract import RequestFailed
 from botchannel.recording import MIN_PART_BYTES, wav_header
 from dispatcher.artifacts.local_store import LocalFolderStore
+from dispatcher.artifacts.reading import ArtifactReader
 from dispatcher.artifacts.recordings import SessionRecordings, kept_parts
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
-from dispatcher.artifacts.store import Part
+from dispatcher.artifacts.store import Part, StoreError
 from dispatcher.settings import SettingsError
 
 SESSION = "0123456789abcdef01234567"
@@ -91,6 +93,93 @@ async def test_an_upload_with_no_part_is_aborted(tmp_path: Path, timeline: Timel
     assert timeline.notes[-1][1] == "recording_missing"
 
 
+@pytest.mark.parametrize(("sent", "kept_of_it"), [
+    ({"parts": "all", "bytes": "lots", "seconds": float("nan"), "dropped_frames": -1}, None),
+    ({"degraded": 5, "bytes": 10}, {"bytes": 10}),
+    ({"upload_errors": [{"nested": "x" * 9000}, "timeout"], "degraded": ["y" * 9000]},
+     {"upload_errors": ["timeout"], "degraded": ["y" * 300]}),
+])
+async def test_a_bots_account_of_the_wrong_shape_still_leaves_a_report(
+        tmp_path: Path, timeline: Timeline, sent: dict[str, Any], kept_of_it: dict[str, Any] | None) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    data = wav_header(16000) + b"\1\0" * 800
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], data)
+    await kept.bot_finished(SESSION, sent)
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["recording"]["bot"] == kept_of_it
+
+
+class CompletionHeld(LocalFolderStore):
+    """The folder store whose `complete` waits until the test lets it go (an S3 call under way)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, SignedPaths(b"k" * 32))
+        self.completing, self.go_on = asyncio.Event(), asyncio.Event()
+
+    async def complete(self, key: str, upload_id: str, parts: list[Part]) -> None:
+        self.completing.set()
+        await self.go_on.wait()
+        await super().complete(key, upload_id, parts)
+
+
+async def test_a_recording_still_being_written_counts_as_recorded_so_it_is_not_erased_then(
+        tmp_path: Path, timeline: Timeline) -> None:
+    store = CompletionHeld(tmp_path)
+    kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local")
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 800)
+    finishing = asyncio.create_task(kept.finish(SESSION, "the bot ended the session"))
+    await asyncio.wait_for(store.completing.wait(), timeout=30)
+    assert kept.recorded(SESSION)  # an erasure now would be undone by the recording and report written next
+    store.go_on.set()
+    assert (await asyncio.wait_for(finishing, timeout=30)) is not None
+    assert not kept.recorded(SESSION)
+
+
+async def test_the_report_of_a_session_that_uploaded_nothing_can_be_found_and_erased(tmp_path: Path,
+                                                                                      timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)  # its bot never asks for a URL
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["recording"]["status"] == "none"
+    reader = ArtifactReader(store, 300)
+    assert await reader.erase(SESSION, "support") is not None
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(tmp_path / "erasures")] == []
+
+
+class Unanswered(LocalFolderStore):
+    """A store whose check failed once, and now does not answer at all (a black-holed endpoint)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, SignedPaths(b"k" * 32))
+        self.checks = 0
+
+    async def check(self) -> None:
+        self.checks += 1
+        if self.checks == 1:
+            raise StoreError("s3://calls: cannot write: AccessDenied")
+        await asyncio.Event().wait()
+
+
+async def checked_again(store: Unanswered) -> None:
+    while store.checks < 2:
+        await asyncio.sleep(0.01)
+
+
+async def test_a_start_never_waits_on_a_store_that_does_not_answer(tmp_path: Path, timeline: Timeline) -> None:
+    store, now = Unanswered(tmp_path), [1_795_000_000.0]
+    kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local", clock=lambda: now[0])
+    await kept.check()  # at start-up: it fails
+    now[0] += 61  # its check is due again
+    planned = await asyncio.wait_for(kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None), 30)
+    assert planned is None and timeline.notes[-1][1] == "recording_skipped"  # unrecorded, not held up
+    await asyncio.wait_for(checked_again(store), 30)  # the check again is under way, in the background
+    await kept.aclose()
+
+
 async def test_recording_off_plans_nothing_and_a_bot_asking_anyway_is_refused(tmp_path: Path,
                                                                                timeline: Timeline) -> None:
     kept, _ = recordings(tmp_path, timeline, policy="off")
@@ -108,18 +197,36 @@ async def test_a_part_number_outside_s3s_range_is_refused(tmp_path: Path, timeli
             await kept.part_url(SESSION, {"part": part})
 
 
+async def test_a_bot_may_ask_only_for_the_parts_its_sessions_longest_call_fills(tmp_path: Path,
+                                                                                 timeline: Timeline) -> None:
+    kept = SessionRecordings(ArtifactSettings(policy="on"), LocalFolderStore(tmp_path, SignedPaths(b"k" * 32)),
+                             note=timeline.note, events=timeline.read, region="eu", provider="local",
+                             max_session_seconds=60)
+    # 60 s (and 120 s of overrun) of 16 kHz stereo: 11.5 MB, three 5 MiB parts.
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    assert "url" in await kept.part_url(SESSION, {"part": 3})
+    with pytest.raises(RequestFailed, match="from 1 to 3 "):
+        await kept.part_url(SESSION, {"part": 4})
+
+
 def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
     full, small = MIN_PART_BYTES, 1000
     assert kept_parts([Part(2, full), Part(1, full), Part(3, small)]) == [Part(1, full), Part(2, full), Part(3, small)]
     assert kept_parts([Part(1, full), Part(3, small)]) == [Part(1, full)]  # a gap: what follows it is not the call
     assert kept_parts([Part(1, small), Part(2, small)]) == [Part(1, small)]  # only the last may be small
     assert kept_parts([Part(2, full)]) == []
+    plan = MIN_PART_BYTES + 4000  # a plan's parts may be larger than S3's floor
+    assert kept_parts([Part(1, plan), Part(2, plan + 4), Part(3, small)], plan) == [Part(1, plan)]  # over its plan
+    assert kept_parts([Part(1, plan - 4), Part(2, small)], plan) == [Part(1, plan - 4)]  # its full upload never came
+    assert kept_parts([Part(1, 5 * 1024**3)], plan) == []  # one part put to fill the bucket
 
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, on"),
     ({"RECORDING_DESTINATION": "gs://bucket"}, "GCS and Azure Blob are not supported yet"),
     ({"RECORDING_DESTINATION": "s3:///prefix"}, "needs a bucket"),
+    ({"RECORDING_DOWNLOAD_URL_SECONDS": "1e9"}, "RECORDING_DOWNLOAD_URL_SECONDS=1e.09 must be at most 604800"),
+    ({"RECORDING_PART_URL_SECONDS": "86400"}, "RECORDING_PART_URL_SECONDS=86400 must be at most 3600"),
 ])
 def test_a_bad_setting_names_the_way_forward(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):

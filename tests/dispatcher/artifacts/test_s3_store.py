@@ -80,6 +80,15 @@ async def test_a_part_url_is_refused_once_it_expired(store: S3Store) -> None:
     assert await store.parts(key, upload) == []
 
 
+async def test_a_url_meant_to_live_over_a_week_is_refused_as_s3_refuses_it(store: S3Store) -> None:
+    key = "team/c/recording.wav"
+    upload = await store.open_upload(key, "audio/wav")
+    refused = await put(store.part_url(key, upload, 1, 8 * 24 * 3600), b"x" * 100)
+    assert refused.status_code == 403 and b"less than a week" in refused.content
+    assert (await put(store.part_url(key, upload, 1, 7 * 24 * 3600), b"x" * 100)).status_code == 200
+    await store.abort(key, upload)
+
+
 async def test_an_aborted_upload_leaves_nothing_open(store: S3Store) -> None:
     key = "team/d/recording.wav"
     upload = await store.open_upload(key, "audio/wav")

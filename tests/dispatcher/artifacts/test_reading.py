@@ -1,0 +1,37 @@
+"""Erasing a session's artifacts (dispatcher/artifacts/reading.py): never without its audit record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dispatcher.artifacts.keys import index_key
+from dispatcher.artifacts.local_store import LocalFolderStore
+from dispatcher.artifacts.reading import ArtifactReader
+from dispatcher.artifacts.signed_paths import SignedPaths
+from dispatcher.artifacts.store import StoreError
+
+SESSION = "0123456789abcdef01234567"
+FOLDER = f"2026/11/18/{SESSION}/"
+
+
+class AuditRefused(LocalFolderStore):
+    """The folder store where `erasures/` cannot be written (a bucket policy, a full disk there)."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        if key.startswith("erasures/"):
+            raise StoreError("the recordings folder: Permission denied")
+        await super().put(key, data, content_type)
+
+
+async def test_an_erasure_whose_audit_record_cannot_be_written_erases_nothing(tmp_path: Path) -> None:
+    store = AuditRefused(tmp_path, SignedPaths(b"k" * 32))
+    await store.put(index_key("", SESSION), json.dumps({"folder": FOLDER}).encode(), "application/json")
+    await store.put(FOLDER + "recording.wav", b"RIFF", "audio/wav")
+    reader = ArtifactReader(store, 300)
+    with pytest.raises(StoreError):
+        await reader.erase(SESSION, "support")
+    assert await reader.folder(SESSION) == FOLDER  # still found: the erasure may be asked again
+    assert [o.key for o in await store.objects_under(FOLDER)] == [FOLDER + "recording.wav"]
