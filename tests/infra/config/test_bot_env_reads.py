@@ -139,7 +139,7 @@ def test_a_read_of_a_cloud_sdks_credential_points_to_bot_permissions(
     monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
     folder = project(tmp_path)
     (folder / "storage.py").write_text('import os\n\nKEY = os.environ["AWS_SECRET_ACCESS_KEY"]\n')
-    (folder / "bot.py").write_text("import storage\n")
+    (folder / "bot.py").write_text("import storage\n\n" + (folder / "bot.py").read_text())
     stack("aws", botProject=str(folder))
     (said,) = [message for message in warned if "sets nothing for" in message]
     assert ("AWS_SECRET_ACCESS_KEY (storage.py:3) — the SDK's credential: grant voicefleet:botPermissions "
