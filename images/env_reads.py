@@ -7,26 +7,23 @@ environ, getenv` or `import os as …`. A read with a default (`os.getenv("X", "
 d)`) is the bot saying it runs without the variable, so it is not one the stack must give. A name built
 at run time (`os.getenv(prefix + "_KEY")`) is not seen, nor are reads inside installed packages
 (Pipecat's services take their keys as arguments).
-Only the files the image takes are read (images/project_files.py), so `.venv` and ignored files never
-count; nor do the ones a session never runs: tests (`tests/`, `test_*.py`, `*_test.py`, `conftest.py`)
-and `examples/`. The plan parses at most MAX_SOURCE_BYTES of them, so a huge project cannot stall it;
-the files past that are named as unread.
+Only bot.py and the project's own modules it imports, transitively, are read
+(images/project_imports.py): a `server.py` or a test the bot never imports runs in no session, so
+what it reads is not the bot's. The plan parses at most MAX_SOURCE_BYTES of them, so a huge project
+cannot stall it; the files past that are named as unread.
 """
 
 from __future__ import annotations
 
 import ast
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from images.project_files import files
-from images.python_source import parse_python
+from images.project_imports import own_modules
 
 # A bot's own code is a few hundred kB: far more is generated or vendored code, which parses slowly.
 MAX_SOURCE_BYTES = 20_000_000
-NOT_RUN_FOLDERS = frozenset({"tests", "test", "examples"})
 
 
 @dataclass(frozen=True)
@@ -35,28 +32,26 @@ class EnvReads:
     unread: tuple[str, ...] = ()  # .py files past MAX_SOURCE_BYTES, not parsed
 
 
-def run_in_sessions(relative: str) -> bool:
-    """A file a bot session may run: not a test, not an example."""
-    path = PurePosixPath(relative)
-    return not (NOT_RUN_FOLDERS & set(path.parts[:-1]) or path.name == "conftest.py"
-                or path.name.startswith("test_") or path.name.endswith("_test.py"))
-
-
-def env_reads(project: Path, max_bytes: int = MAX_SOURCE_BYTES) -> EnvReads:
-    """Every variable the project's image's session code reads without a default, and where."""
+def env_reads(project: Path, max_bytes: int = MAX_SOURCE_BYTES, entry: str = "bot.py") -> EnvReads:
+    """Every variable the bot and the project's modules it imports read without a default, and where."""
     found: dict[str, list[str]] = {}
     unread: list[str] = []
-    for relative, lstat in files(project):
-        if not relative.endswith(".py") or not stat.S_ISREG(lstat.st_mode) or not run_in_sessions(relative):
-            continue
-        if lstat.st_size > max_bytes:
-            unread.append(relative)
-            continue
-        max_bytes -= lstat.st_size
+    budget = max_bytes
+
+    def past_budget(path: Path) -> bool:
+        nonlocal budget
         try:
-            tree = parse_python((project / relative).read_text(encoding="utf-8"), relative)
-        except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError, OSError):
-            continue  # the image build and the bot's own import report a file Python cannot read
+            size = path.stat().st_size
+        except OSError:
+            return True  # gone or unreadable: the image build reports it
+        if size > budget:
+            unread.append(path.relative_to(project).as_posix())
+            return True
+        budget -= size
+        return False
+
+    for path, tree in own_modules(project, entry, skip=past_budget):
+        relative = path.relative_to(project).as_posix()
         for name, line in _reads(tree):
             found.setdefault(name, []).append(f"{relative}:{line}")
     return EnvReads({name: tuple(where) for name, where in sorted(found.items())}, tuple(unread))

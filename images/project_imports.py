@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,8 @@ IMPORT_NAMES: dict[str, tuple[str, ...]] = {
     "scikit-learn": ("sklearn",), "scikit-image": ("skimage",), "beautifulsoup4": ("bs4",),
     "python-dotenv": ("dotenv",), "daily-python": ("daily",),
 }  # fmt: skip
+# A bot's own modules are a few dozen: the walk stops well past that, so a vendored tree cannot stall the plan.
+MAX_OWN_FILES = 2000
 OPTIONAL_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 
 
@@ -93,24 +95,34 @@ def imported_modules(project: Path, entry: str = "bot.py") -> dict[str, ModuleIm
     not the project's own, imported by `entry` and the project's own modules it reaches. Files that
     cannot be parsed count nothing (the image build's `--check` reports them with Python's own message)."""
     found: dict[str, ModuleImport] = {}
-    pending, seen = [project / entry], set()
-    while pending:
+    for path, tree in own_modules(project, entry):
+        for dotted, line in _imports(tree, _package_of(project, path)):
+            if _own_files(project, dotted) is None and not dotted.startswith("."):
+                for module in (dotted.split(".")[0], dotted):
+                    found.setdefault(module, ModuleImport(module, path.relative_to(project).as_posix(), line))
+    return found
+
+
+def own_modules(project: Path, entry: str = "bot.py", *, max_files: int = MAX_OWN_FILES,
+                skip: Callable[[Path], bool] = lambda path: False) -> Iterator[tuple[Path, ast.Module]]:
+    """`entry` and the project's own modules it imports, transitively (`import x`, `from x import y`,
+    `from . import y`, resolved against the project's folder), each parsed once, at most `max_files`
+    of them. A file `skip` refuses or Python cannot parse is passed over, and what it imports unread."""
+    pending, seen = [project / entry], set[Path]()
+    while pending and len(seen) < max_files:
         path = pending.pop(0)
         if path in seen:
             continue
         seen.add(path)
+        if skip(path):
+            continue
         try:
             tree = parse_python(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
             continue
-        for dotted, line in _imports(tree, _package_of(project, path)):
-            own = _own_files(project, dotted)
-            if own is not None:
-                pending += own
-            elif not dotted.startswith("."):
-                for module in (dotted.split(".")[0], dotted):
-                    found.setdefault(module, ModuleImport(module, path.relative_to(project).as_posix(), line))
-    return found
+        yield path, tree
+        for dotted, _ in _imports(tree, _package_of(project, path)):
+            pending += _own_files(project, dotted) or []
 
 
 def _package_of(project: Path, path: Path) -> str:

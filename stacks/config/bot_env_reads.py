@@ -3,7 +3,7 @@ stack, a stop until the team accepts each (`botUnsetVariables`).
 
 A pipecat-examples bot reads `os.getenv("ENV")` or `os.environ["DEEPGRAM_API_KEY"]`; without a
 `botSecrets` entry the cloud bot fails its first session with a KeyError (or quietly takes another
-branch). What the bot reads comes from its own files, parsed (images/env_reads.py); what the stack
+branch). What the bot reads comes from bot.py and the modules it imports, parsed (images/env_reads.py); what the stack
 provides is `botSecrets` (and the single bot keys), the observability settings it sets on every bot,
 what voicefleet and the platform set themselves, and the region on AWS. A read with a default in the
 call (`os.getenv("ENV", "local")`) is never asked for; one the bot checks itself (`os.getenv("ENV") or

@@ -140,6 +140,47 @@ def test_no_bot_py_no_lock_or_no_dependencies_are_each_refused_with_the_fix(tmp_
     assert "is not a folder" in refusal(tmp_path / "missing")
 
 
+# A pipecat-examples script run with argparse: the bot host would import it and find no `bot` to call.
+SCRIPT_WITHOUT_BOT = """\
+import argparse
+import asyncio
+
+
+async def main(room_url: str, token: str):
+    bot = object()  # a local name is not the module's `bot`
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    asyncio.run(main(parser.parse_args().url, ""))
+"""
+
+
+def test_a_bot_py_that_defines_no_bot_is_refused_naming_the_contract_and_the_file(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text(SCRIPT_WITHOUT_BOT)
+    message = refusal(folder)
+    assert f"{folder / 'bot.py'} defines no `bot`" in message and "async def bot(runner_args)" in message, message
+
+
+@pytest.mark.parametrize("source", [
+    BOT,
+    "def bot(runner_args):\n    return None\n",
+    "from pipeline import run as bot\n",
+    "from pipeline import bot\n",
+    "try:\n    from fast import bot\nexcept ImportError:\n    async def bot(runner_args):\n        pass\n",
+    "if True:\n    bot = None\n",
+    "from pipeline import *\n",  # may bind it: the bot's import tells
+    "def broken(:\n",  # the build reports Python's own message
+])
+def test_every_way_a_bot_py_binds_bot_passes(tmp_path: Path, source: str) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text(source)
+    (folder / "pipeline.py").write_text("async def bot(runner_args):\n    pass\n\n\nrun = bot\n")
+    (folder / "fast.py").write_text("async def bot(runner_args):\n    pass\n")
+    assert read(folder).path == folder
+
+
 def test_a_pinned_requirements_file_is_read_with_extras_hashes_and_continuations(tmp_path: Path) -> None:
     found = read(project(tmp_path, requirements=(
         "# generated\n--index-url https://pypi.org/simple\n"

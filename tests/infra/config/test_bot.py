@@ -86,6 +86,15 @@ def test_a_bot_project_that_is_not_one_fails_the_preview(stack: StackRunner, tmp
         stack("gcp", botProject=str(project(tmp_path, bot=False)))
 
 
+def test_a_bot_py_that_defines_no_bot_fails_the_preview_naming_the_contract(
+        stack: StackRunner, tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text("async def main():\n    pass\n")
+    with pytest.raises(SettingsError, match=r"voicefleet:botProject .*bot\.py defines no `bot`: the bot host calls "
+                                            r"`async def bot\(runner_args\)`"):
+        stack("aws", botProject=str(folder))
+
+
 def test_named_bot_secrets_reach_the_ecs_bot_as_arns_of_this_stacks_versions(stack: StackRunner) -> None:
     run = stack("aws", secrets=WITH_USER_SECRETS)
     references = {s["name"]: s["valueFrom"] for s in container(run, "-bot")["secrets"]}

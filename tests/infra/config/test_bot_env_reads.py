@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from images.env_reads import env_reads
+from images.project_imports import own_modules
 from stacks.config.settings import SettingsError
 from tests.images.test_bot_project import project
 from tests.infra.conftest import SECRETS, StackRunner
@@ -32,10 +33,12 @@ SID = os.getenv(PREFIX + "_ACCOUNT_SID")
 def bot_with_reads(tmp_path: Path) -> Path:
     folder = project(tmp_path)
     (folder / "settings.py").write_text(READS)
+    (folder / "bot.py").write_text("import settings\n\n" + (folder / "bot.py").read_text())
     (folder / ".venv" / "lib").mkdir(parents=True)
     (folder / ".venv" / "lib" / "site.py").write_text('import os\nos.environ["NOT_THE_BOTS"]\n')
-    # Code a session never runs: its reads would stop a prod plan for nothing.
-    for never_run in ("tests/test_bot.py", "test_local.py", "conftest.py", "examples/demo.py", "load_test.py"):
+    # Code a session never runs (the bot imports none of it): its reads would stop a prod plan for nothing.
+    for never_run in ("tests/test_bot.py", "test_local.py", "conftest.py", "examples/demo.py", "load_test.py",
+                      "server.py"):
         (folder / never_run).parent.mkdir(exist_ok=True)
         (folder / never_run).write_text('import os\nos.environ["CI_ONLY"]\n')
     return folder
@@ -48,8 +51,41 @@ def test_every_literal_read_is_found_with_its_line_and_nothing_else(tmp_path: Pa
         "OPENAI_MODEL": ("settings.py:8",)}
 
 
+def test_only_the_bot_and_the_project_modules_it_imports_are_read(tmp_path: Path) -> None:
+    """pipecat-examples ship a server.py (the Pipecat Cloud agent API) beside bot.py; the bot never
+    imports it, so its keys are not the bot's. What bot.py imports, transitively, is."""
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text("import helpers\nfrom tools import weather\n\nasync def bot(runner_args):\n"
+                                   "    pass\n")
+    (folder / "helpers.py").write_text('import os\nfrom tools.keys import token\n'
+                                       'KEY = os.environ["DEEPGRAM_API_KEY"]\n')
+    (folder / "tools").mkdir()
+    (folder / "tools" / "__init__.py").write_text('import os\nos.getenv("TOOLS_INIT")\n')
+    (folder / "tools" / "keys.py").write_text('import os\nfrom . import region\ntoken = os.getenv("WEATHER_TOKEN")\n')
+    (folder / "tools" / "region.py").write_text('import os\nos.environ["WEATHER_REGION"]\n')
+    (folder / "tools" / "weather.py").write_text('from os import getenv\ngetenv("WEATHER_URL")\n')
+    (folder / "tools" / "unused.py").write_text('import os\nos.environ["NEVER_IMPORTED"]\n')
+    (folder / "server.py").write_text('import os\nimport bot\nAPI = os.environ["PIPECAT_API_KEY"]\n'
+                                      'AGENT = os.getenv("PIPECAT_AGENT_NAME")\n')
+    assert env_reads(folder).reads == {
+        "DEEPGRAM_API_KEY": ("helpers.py:3",), "TOOLS_INIT": ("tools/__init__.py:2",),
+        "WEATHER_REGION": ("tools/region.py:2",), "WEATHER_TOKEN": ("tools/keys.py:3",),
+        "WEATHER_URL": ("tools/weather.py:2",)}
+
+
+def test_the_walk_of_the_bots_imports_is_bounded(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text("import chain0\n")
+    for link in range(5):
+        (folder / f"chain{link}.py").write_text(f'import os\nimport chain{link + 1}\nos.environ["LINK_{link}"]\n')
+    assert sorted(env_reads(folder).reads) == [f"LINK_{link}" for link in range(5)]
+    walked = [path.name for path, _ in own_modules(folder, max_files=3)]
+    assert walked == ["bot.py", "chain0.py", "chain1.py"]
+
+
 def test_a_huge_project_is_read_to_a_bound_and_what_is_left_is_named(tmp_path: Path) -> None:
     folder = project(tmp_path)
+    (folder / "bot.py").write_text("import generated\n")
     (folder / "generated.py").write_text("# " + "x" * 4000 + '\nimport os\nos.environ["FAR"]\n')
     scanned = env_reads(folder, max_bytes=4000)
     assert scanned.unread == ("generated.py",) and "FAR" not in scanned.reads
@@ -58,6 +94,7 @@ def test_a_huge_project_is_read_to_a_bound_and_what_is_left_is_named(tmp_path: P
 
 def test_a_file_too_deep_for_the_parser_is_left_to_the_build(tmp_path: Path) -> None:
     folder = project(tmp_path)
+    (folder / "bot.py").write_text("import deep\n")
     (folder / "deep.py").write_text("x = " + "-" * 200_000 + "1\n")  # RecursionError in ast.parse
     assert env_reads(folder).reads == {}
 
@@ -102,6 +139,7 @@ def test_a_read_of_a_cloud_sdks_credential_points_to_bot_permissions(
     monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
     folder = project(tmp_path)
     (folder / "storage.py").write_text('import os\n\nKEY = os.environ["AWS_SECRET_ACCESS_KEY"]\n')
+    (folder / "bot.py").write_text("import storage\n\n" + (folder / "bot.py").read_text())
     stack("aws", botProject=str(folder))
     (said,) = [message for message in warned if "sets nothing for" in message]
     assert ("AWS_SECRET_ACCESS_KEY (storage.py:3) — the SDK's credential: grant voicefleet:botPermissions "

@@ -1,0 +1,48 @@
+"""Whether bot.py defines Pipecat's entry point, `bot`, read from its source (never run) at plan time.
+
+The bot host imports bot.py and calls its `bot(runner_args)` (Pipecat's runner contract); a file
+without one (a pipecat-examples script with `main()` and argparse) would pass the plan and the image
+build and fail at its first session. `bot` counts when a top-level statement binds the name: a
+`def`/`async def`, an import (`from pipeline import bot`, `… import run as bot`), an assignment; also
+inside a top-level `if`/`try`/`with`, which run at import. A `from x import *` may bind it, and a file
+Python cannot parse is reported by the build with Python's own message: neither is refused here.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from images.python_source import parse_python
+
+ENTRY_POINT = "bot"
+CONTRACT = "async def bot(runner_args)"
+
+
+def lacks_bot(path: Path) -> bool:
+    """True only when bot.py parses and surely binds no top-level `bot`."""
+    try:
+        tree = parse_python(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        return False
+    return not any(name in (ENTRY_POINT, "*") for name in _bound(tree.body))
+
+
+def _bound(statements: list[ast.stmt]) -> Iterator[str]:
+    """The names top-level statements bind ("*" for a star import), entering the blocks that run at import."""
+    for statement in statements:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield statement.name
+        elif isinstance(statement, ast.Import):
+            yield from ((alias.asname or alias.name).split(".")[0] for alias in statement.names)
+        elif isinstance(statement, ast.ImportFrom):
+            yield from (alias.asname or alias.name for alias in statement.names)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            yield from (node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name))
+        elif isinstance(statement, (ast.If, ast.While, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
+            yield from _bound([*statement.body, *getattr(statement, "orelse", [])])
+        elif isinstance(statement, ast.Try):
+            yield from _bound([*statement.body, *statement.orelse, *statement.finalbody,
+                               *(line for handler in statement.handlers for line in handler.body)])
