@@ -73,10 +73,16 @@ class LocalSettings:
         # python): the host comes from this repository (PYTHONPATH), the bot's imports from there.
         python = env.get("BOT_PYTHON", "").strip()
         default = (python, "-m", "bot") if python else cls.bot_command
+        bot_env = parse_named(env.get("LOCAL_BOT_ENV", ""))
+        if unset := [name for name in bot_env if name not in env]:
+            # Otherwise the bot meets it first, as its service's "no API key" error naming no way out.
+            log.warning("LOCAL_BOT_ENV names %s, which this dispatcher's environment does not set: its bots get "
+                        "nothing for it (export it, or put it in the dispatcher's environment, then restart)",
+                        ", ".join(unset))
         return cls(
             bot_command=tuple(shlex.split(raw_command)) if raw_command else default,
             stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
-            bot_env=parse_named(env.get("LOCAL_BOT_ENV", "")),
+            bot_env=bot_env,
             isolation=check_policy(env.get("LOCAL_BOT_ISOLATION", "").strip() or cls.isolation),
             bot_file=_bot_file(env),
         )

@@ -124,3 +124,13 @@ def test_what_chooses_the_code_the_bot_process_runs_or_proves_is_not_the_teams(n
     with pytest.raises(SettingsError, match=f"LOCAL_BOT_ENV: {name} "):
         LocalSettings.from_env({"LOCAL_BOT_ENV": f" {name} "})
     assert LocalSettings.from_env({"LOCAL_BOT_ENV": "PYTHONUNBUFFERED"}).bot_env == ("PYTHONUNBUFFERED",)
+
+
+def test_a_named_variable_the_dispatcher_lacks_is_said_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="dispatcher.machines.local.provider"):
+        settings = LocalSettings.from_env({"LOCAL_BOT_ENV": "DEEPGRAM_API_KEY,OPENAI_API_KEY",
+                                           "OPENAI_API_KEY": "sk-test"})
+    assert settings.bot_env == ("DEEPGRAM_API_KEY", "OPENAI_API_KEY")
+    (record,) = caplog.records
+    assert "LOCAL_BOT_ENV names DEEPGRAM_API_KEY," in record.getMessage()
+    assert "OPENAI_API_KEY" not in record.getMessage() and "sk-test" not in record.getMessage()
