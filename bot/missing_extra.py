@@ -49,9 +49,8 @@ def explain(transport: str, module: str, extra: str) -> str:
            "or run the bot with a Python that has it (BOT_PYTHON)")
     served = [other for other in TRANSPORT_MODULES if other != transport and installed(other)]
     if served:  # a project built for the other web transport: the caller can start with it instead
-        why += f"; or start sessions with transport {served[0]!r}, which this bot serves"
-        if transport == "webrtc":  # offered unless TRANSPORTS leaves it out: the dispatcher's own default
-            why += f" (and leave {transport} out of the dispatcher's TRANSPORTS)"
+        why += (f"; or start sessions with transport {served[0]!r}, which this bot serves "
+                f"(and leave {transport} out of the dispatcher's TRANSPORTS)")
     return why
 
 
@@ -64,16 +63,13 @@ def installed(transport: str) -> bool:
 
 
 def and_the_files_problem(why: str, transport: str, load: Callable[[], object]) -> str:
-    """`why`, and the bot file's own problem beside it (an import error of its own): a user who adds
-    the extra should not meet the second problem only on the next try. The file's import failing on
-    the same missing package is the same problem, said once. A file with no `bot` is raised alone:
-    no extra makes it a bot, so advice on transports would only lead the user away from the fix."""
-    from bot.user_bot import BotFileError, NoBotFunction
+    """`why`, and the bot file's own problem beside it (no `bot`, an import error of its own): a
+    user who adds the extra should not meet the second problem only on the next try. The file's
+    import failing on the same missing package is the same problem, said once."""
+    from bot.user_bot import BotFileError
 
     try:
         loaded = load()
-    except NoBotFunction:
-        raise
     except BotFileError as exc:
         cause = exc.__cause__
         if isinstance(cause, ImportError) and missing_extra(transport, cause) is not None:

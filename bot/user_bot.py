@@ -44,10 +44,6 @@ class BotFileError(Exception):
     """The bot file cannot serve a session; the message names the file and the exception."""
 
 
-class NoBotFunction(BotFileError):
-    """The bot file has no `bot` to call: whatever else is missing, that is the first thing to fix."""
-
-
 @dataclass(frozen=True)
 class UserBot:
     path: Path
@@ -100,7 +96,7 @@ def load_user_bot(path: Path) -> UserBot:
         raise BotFileError(f"{path}: importing it failed: {describe(exc)}") from exc
     bot = getattr(module, "bot", None)
     if bot is None:
-        raise NoBotFunction(f"{path}: defines no `bot` (Pipecat's entry point: async def bot(runner_args))")
+        raise BotFileError(f"{path}: defines no `bot` (Pipecat's entry point: async def bot(runner_args))")
     if not inspect.iscoroutinefunction(bot):
         raise BotFileError(f"{path}: `bot` must be an `async def bot(runner_args)`, found {type(bot).__name__}")
     return UserBot(path=path, module=module, bot=bot)
