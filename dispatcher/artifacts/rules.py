@@ -1,0 +1,152 @@
+"""What a session keeps and for how long, per key name and per release: the one reading of the
+recording rules, shared by the dispatcher (which applies them) and the stacks (which turn the
+retention into the bucket's own lifecycle rules).
+
+`RECORDING_RULES` is a `;`-separated list of rules, each a selector and its fields:
+
+    key:acme audio=consent transcript=on days=30; release:v7 audio=off
+
+A field a rule leaves out is not changed by it. Where rules and the deployment's defaults
+(`RECORDING`, `RECORDING_TRANSCRIPT`, `RECORDING_RETENTION_DAYS`) disagree, the most careful wins,
+field by field: `off` over `consent` over `on`, the fewer days over the more (0 days: kept until
+erased, the most of all). A person reading any one rule knows the session keeps no more than it says.
+
+Retention is carried in the objects' keys, `<prefix>/retain-<days>d/...` (or `retain-forever`), so
+one lifecycle rule per distinct day count keeps it on every cloud: GCS's lifecycle matches only
+prefixes, and S3's and Azure's match prefixes too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+POLICIES = ("off", "consent", "on")  # most careful first
+FIELDS = ("audio", "transcript", "days")
+SELECTORS = ("key", "release")
+MAX_DAYS = 36_500
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class RulesError(ValueError):
+    """A rule that does not parse; the message names the rule and the way to write it."""
+
+
+@dataclass(frozen=True)
+class Keeping:
+    """What one session keeps: its audio and transcript policies and its retention in days (0: until erased)."""
+
+    audio: str = "off"
+    transcript: str = "off"
+    days: int = 0
+
+    def careful(self, other: Keeping) -> Keeping:
+        return Keeping(audio=_careful(self.audio, other.audio), transcript=_careful(self.transcript, other.transcript),
+                       days=_fewer_days(self.days, other.days))
+
+
+@dataclass(frozen=True)
+class Rule:
+    selector: str  # "key" or "release"
+    name: str
+    audio: str | None = None
+    transcript: str | None = None
+    days: int | None = None
+
+    def applied_to(self, keeping: Keeping) -> Keeping:
+        return keeping.careful(Keeping(audio=self.audio or "on", transcript=self.transcript or "on",
+                                       days=self.days if self.days is not None else 0))
+
+
+@dataclass(frozen=True)
+class RecordingRules:
+    default: Keeping = Keeping()
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    def for_session(self, key_name: str | None, release: str | None) -> Keeping:
+        keeping = self.default
+        for rule in self.rules:
+            if (rule.selector == "key" and rule.name == key_name) or (
+                    rule.selector == "release" and rule.name == release):
+                keeping = rule.applied_to(keeping)
+        return keeping
+
+    def named(self, selector: str) -> set[str]:
+        """The key names (or releases) the rules name: checked against those that exist."""
+        return {rule.name for rule in self.rules if rule.selector == selector}
+
+    def retention_days(self) -> list[int]:
+        """Every day count a session can be kept for (0: until erased), one lifecycle rule each."""
+        found = {self.default.days}
+        for rule in self.rules:
+            found.add(_fewer_days(self.default.days, rule.days if rule.days is not None else 0))
+        return sorted(found)
+
+
+def retention_folder(days: int) -> str:
+    """The key segment that carries a retention: `retain-30d`, or `retain-forever` for 0."""
+    return f"retain-{days}d" if days else "retain-forever"
+
+
+def parse_rules(text: str, default: Keeping) -> RecordingRules:
+    rules: list[Rule] = []
+    seen: set[tuple[str, str]] = set()
+    for raw in text.split(";"):
+        words = raw.split()
+        if not words:
+            continue
+        rule = _rule(words, raw.strip())
+        if (rule.selector, rule.name) in seen:
+            raise RulesError(f"RECORDING_RULES names {rule.selector}:{rule.name} twice: put its fields in one rule")
+        seen.add((rule.selector, rule.name))
+        rules.append(rule)
+    return RecordingRules(default=default, rules=tuple(rules))
+
+
+def parse_policy(name: str, value: str) -> str:
+    value = value.strip().lower()
+    if value not in POLICIES:
+        raise RulesError(f"{name}={value!r}: use one of {', '.join(POLICIES)}")
+    return value
+
+
+def parse_days(name: str, value: str) -> int:
+    try:
+        days = int(value.strip())
+    except ValueError:
+        raise RulesError(f"{name}={value!r}: a whole number of days (0: kept until erased)") from None
+    if not 0 <= days <= MAX_DAYS:
+        raise RulesError(f"{name}={days}: from 0 (kept until erased) to {MAX_DAYS} days")
+    return days
+
+
+def _rule(words: list[str], raw: str) -> Rule:
+    selector, _, name = words[0].partition(":")
+    if selector not in SELECTORS or not _NAME.match(name):
+        raise RulesError(f"RECORDING_RULES rule {raw!r} starts with {words[0]!r}: start a rule with key:NAME or "
+                         "release:NAME, e.g. 'key:acme audio=consent days=30'")
+    values: dict[str, str] = {}
+    for word in words[1:]:
+        field_name, equals, value = word.partition("=")
+        if not equals or field_name not in FIELDS:
+            raise RulesError(f"RECORDING_RULES rule {raw!r}: {word!r} is not one of "
+                             f"{', '.join(f + '=' for f in FIELDS)}")
+        values[field_name] = value
+    if not values:
+        raise RulesError(f"RECORDING_RULES rule {raw!r} sets nothing: add audio=, transcript= or days=")
+    where = f"RECORDING_RULES {selector}:{name}"
+    return Rule(selector=selector, name=name,
+                audio=parse_policy(f"{where} audio", values["audio"]) if "audio" in values else None,
+                transcript=parse_policy(f"{where} transcript", values["transcript"]) if "transcript" in values
+                else None,
+                days=parse_days(f"{where} days", values["days"]) if "days" in values else None)
+
+
+def _careful(a: str, b: str) -> str:
+    return a if POLICIES.index(a) <= POLICIES.index(b) else b
+
+
+def _fewer_days(a: int, b: int) -> int:
+    if not a or not b:
+        return a or b
+    return min(a, b)
