@@ -3,7 +3,8 @@
 The bot runs in a background task, as Pipecat's runner runs it. Its ending is a reason like any
 other (the first reason wins): returning after the session connected is the pipeline finishing
 (or its idle timeout); raising, or returning before the session ever connected, is a broken bot,
-reported with the file, its last line the exception went through, and the exception. Whatever ends
+reported with the file, its last line the exception went through, and the exception (or, for a bot
+that returned, the last warning or error it logged: why it gave up is usually there). Whatever ends
 the session for the host's own reasons (peer gone, max duration, a signal), `stop()` cancels the
 user's workers and waits a bounded time, then cancels the task, so the process exits within
 seconds even mid-utterance.
@@ -12,6 +13,7 @@ seconds even mid-utterance.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -20,7 +22,28 @@ from bot.lifecycle import EndReason, SessionLifecycle
 from bot.user_bot import UserBot, describe, raised_where
 from bot.watch import SessionWatch
 
+if TYPE_CHECKING:
+    from loguru import Message, Record
+
 STOP_GRACE_SECONDS = 2.0
+MAX_LINE = 300  # a detail travels in the session's answer and timeline: one line, bounded
+
+
+class LastWarning:
+    """The last warning or error the user's code (or Pipecat under it) logged while `bot()` ran, the
+    host's own lines left out: a bot that returns early usually said why just before."""
+
+    def __init__(self) -> None:
+        self.line = ""
+
+    @staticmethod
+    def theirs(record: Record) -> bool:
+        name = record["name"] or ""
+        return name != "bot" and not name.startswith("bot.")
+
+    def keep(self, message: Message) -> None:
+        text = " ".join(str(message).split())
+        self.line = text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
 
 
 class UserBotSession:
@@ -44,6 +67,8 @@ class UserBotSession:
 
     async def _run(self, runner_args: object) -> None:
         where = str(self.user_bot.path)
+        last_warning = LastWarning()
+        sink = logger.add(last_warning.keep, level="WARNING", filter=last_warning.theirs, format="{message}")
         try:
             with tracing.SESSION.current():  # the user's Pipecat spans join the session's trace
                 await self.user_bot.bot(runner_args)
@@ -52,8 +77,11 @@ class UserBotSession:
             self.lifecycle.end(EndReason.BOT_FAILED,
                                f"{raised_where(self.user_bot.path, exc)}: bot() raised {describe(exc)}")
             return
+        finally:
+            logger.remove(sink)
         if not self.connected:
-            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() returned before the session connected")
+            said = f", after logging: {last_warning.line}" if last_warning.line else " (it logged no warning or error)"
+            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() returned before the session connected{said}")
         else:
             self.lifecycle.end(EndReason.PIPELINE_FINISHED)
 

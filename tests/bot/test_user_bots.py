@@ -108,7 +108,9 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
     ("name", "expected"),
     [
         ("broken_raises", ":11: bot() raised BotConfigurationError: the test bot fails on purpose"),
-        ("broken_returns", ": bot() returned before the session connected"),
+        ("broken_returns", ": bot() returned before the session connected (it logged no warning or error)"),
+        ("broken_returns_after_logging", ": bot() returned before the session connected, after logging: Phone "
+                                         "number is required in dialout_settings."),
         ("broken_missing_key", ":9: bot() raised KeyError: 'VOICEFLEET_TEST_SERVICE_API_KEY' "
                                "(VOICEFLEET_TEST_SERVICE_API_KEY is not in the bot's environment: pass it with "
                                "LOCAL_BOT_ENV=VOICEFLEET_TEST_SERVICE_API_KEY to a local dispatcher, or set "
