@@ -1,6 +1,7 @@
 """Traffic over the releases: each release's weight (whole percent, summing to 100), the stable
-release (the last one at 100 %, where a rollback goes) and the change's version, so that the latest
-change wins at every replica and region. Immutable: every change makes a new `Traffic`.
+release (the last one at 100 %, where a rollback goes), the one that was stable before it (where a
+rollback right after a promote goes) and the change's version, so that the latest change wins at
+every replica and region. Immutable: every change makes a new `Traffic`.
 
 Every operator action is a method here, each refusing bad input with the error that names the way
 forward and changing nothing; `reconciled` is the deployment's own change when its stack lists a
@@ -47,6 +48,9 @@ class Traffic:
     generation: str = ""
     # Each release's smoke state; a release without one counts as passed (smoke.py).
     smoke: Mapping[str, Smoke] = field(default_factory=dict)
+    # The stable release before the last operator change that made another one stable (a promote, or a
+    # release set to 100 %): a rollback with nothing else to undo returns there, once.
+    previous_stable: str = ""
 
     @classmethod
     def first(cls, catalogue: Catalogue, version: Version) -> Traffic:
@@ -107,8 +111,9 @@ class Traffic:
             return replace(self, listed=listed, generation=catalogue.generation)  # the same traffic, stamped
         notes += [f"{name} no longer listed" for name in gone]
         held = {n: why for n, why in self.held.items() if n in listed}
+        previous = self.previous_stable if self.previous_stable in listed and self.previous_stable != stable else ""
         return Traffic(weights, stable, version, DEPLOYMENT, "; ".join(notes), held, listed, catalogue.generation,
-                       smoke)
+                       smoke, previous)
 
     # --- an operator's changes --------------------------------------------------------------------
 
@@ -156,13 +161,22 @@ class Traffic:
         return self._changed({n: 100 if n == name else 0 for n in self.weights}, by, f"{name} promoted", version,
                              touched=(name,))
 
-    def rolled_back(self, by: str, version: Version, reason: str = "rolled back") -> Traffic:
-        """Every start back to the stable release."""
-        if self.weights[self.stable] == 100:
-            raise ApiError(409, "nothing_to_roll_back", f"the stable release {self.stable} already takes all "
-                           "traffic; to go back further, promote an older release (POST /releases/NAME/promote)")
-        return self._changed({n: 100 if n == self.stable else 0 for n in self.weights}, by, reason, version,
-                             touched=())
+    def rolled_back(self, by: str, version: Version) -> Traffic:
+        """Every start back to the stable release; when it already takes every start (just promoted),
+        back to the release that was stable before it, which becomes the stable one again."""
+        if self.weights[self.stable] != 100:
+            others = ", ".join(f"{n} from {w}%" for n, w in self.weights.items() if w and n != self.stable)
+            return self._changed({n: 100 if n == self.stable else 0 for n in self.weights}, by,
+                                 f"rolled back to {self.stable} ({others} to 0%)", version, touched=())
+        back = self.previous_stable
+        if back not in self.weights:
+            raise ApiError(409, "nothing_to_roll_back", f"the stable release {self.stable} takes all traffic and no "
+                           "release was stable before it here; to go back further, promote an older release "
+                           "(voicefleet releases promote NAME)")
+        weights = {n: 100 if n == back else 0 for n in self.weights}
+        rolled = self._changed(weights, by, f"rolled back from {self.stable} to {back}, the stable release before "
+                               f"{self.stable} was promoted", version, touched=(back,))
+        return replace(rolled, previous_stable="")  # once: a second rollback does not bounce forward again
 
     def breached(self, name: str, reason: str, version: Version) -> Traffic:
         """The automatic rollback: `name` to 0 (its traffic to the stable release), held with why."""
@@ -170,7 +184,7 @@ class Traffic:
             return self
         weights = {**self.weights, name: 0, self.stable: self.weights[self.stable] + self.weights[name]}
         return Traffic(weights, self.stable, version, "automatic rollback", f"{name}: {reason}",
-                       {**self.held, name: reason}, self.listed, self.generation, self.smoke)
+                       {**self.held, name: reason}, self.listed, self.generation, self.smoke, self.previous_stable)
 
     # --- smoke sessions (smoke.py) ----------------------------------------------------------------
 
@@ -219,8 +233,9 @@ class Traffic:
                 raise not_smoke_tested(name, self.smoke_of(name))
         full = [n for n, w in weights.items() if w == 100]
         stable = full[0] if full else self.stable  # a release at 100 % is the one a rollback returns to
+        previous = self.stable if stable != self.stable else self.previous_stable
         held = {n: why for n, why in self.held.items() if n not in touched and weights.get(n, 0) == 0}
-        return Traffic(weights, stable, version, by, reason, held, self.listed, self.generation, self.smoke)
+        return Traffic(weights, stable, version, by, reason, held, self.listed, self.generation, self.smoke, previous)
 
     def _known(self, name: str) -> None:
         if name not in self.weights:
@@ -232,7 +247,7 @@ class Traffic:
         return {"weights": dict(self.weights), "stable": self.stable, "version": list(self.version),
                 "changed_by": self.changed_by, "reason": self.reason, "held": dict(self.held),
                 "listed": list(self.listed), "generation": self.generation,
-                "smoke": {n: s.to_json() for n, s in self.smoke.items()}}
+                "smoke": {n: s.to_json() for n, s in self.smoke.items()}, "previous_stable": self.previous_stable}
 
     @classmethod
     def from_json(cls, data: object) -> Traffic | None:
@@ -245,7 +260,7 @@ class Traffic:
             traffic = cls(weights, str(data["stable"]), (int(ms), str(region)), str(data.get("changed_by", "")),
                           str(data.get("reason", "")), {str(n): str(w) for n, w in data.get("held", {}).items()},
                           tuple(str(n) for n in data.get("listed", ())), str(data.get("generation", "")),
-                          {n: s for n, s in smoke.items() if s is not None})
+                          {n: s for n, s in smoke.items() if s is not None}, str(data.get("previous_stable", "")))
             assert len(traffic.smoke) == len(smoke)  # one state that is none: the record is not trusted
         except (AssertionError, KeyError, TypeError, ValueError, AttributeError, OverflowError):
             return None
@@ -259,7 +274,8 @@ class Traffic:
                 and len(self.weights) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.weights))
                 and set(self.held) <= set(self.weights) and all(len(t) <= MAX_TEXT_CHARS for t in texts)
                 and len(self.listed) <= MAX_RECORD_RELEASES and all(map(is_release_name, self.listed))
-                and set(self.smoke) <= set(self.weights) and self.smoke_of(self.stable).passed)
+                and set(self.smoke) <= set(self.weights) and self.smoke_of(self.stable).passed
+                and self.previous_stable in ("", *self.weights))
 
     def newer_than(self, other: Traffic | None) -> bool:
         return other is None or self.version > other.version

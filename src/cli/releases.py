@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from cli.api import call, path
-from cli.options import common_options, print_json, wants_json
+from cli.api import Api, call, path
+from cli.options import common_options, print_json, target_of, wants_json
 from cli.smoke import smoke
 from cli.tables import moment, table
 
@@ -34,12 +34,27 @@ def show_traffic(body: dict[str, Any]) -> None:
             str(release.get("name")),
             f"{release.get('weight', 0)}%",
             "yes" if release.get("stable") else "",
-            str(release.get("live_sessions", 0)),
-            str(release.get("idle_bots", 0)),
+            str(release.get("live_sessions", "-")),  # "-": a client key's listing leaves the load out
+            str(release.get("idle_bots", "-")),
             str((release.get("smoke") or {}).get("status") or "-"),
             f"{state}: {health['reason']}" if health.get("reason") else state,
         ])
     click.echo(table(["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "SMOKE", "HEALTH"], rows))
+
+
+def show_change(body: dict[str, Any]) -> None:
+    """A change's answer: what it did (on stderr, so the table stays a table), then the traffic."""
+    if not wants_json(click.get_current_context()) and body.get("reason"):
+        click.echo(f"{body['reason']} (by {body.get('changed_by') or '-'})", err=True)
+    show_traffic(body)
+
+
+def listing() -> dict[str, Any]:
+    """The list with the admin key, or with the client's own when only VOICEFLEET_API_KEY is set: a
+    client key reads the releases and their traffic, not the deployment's load."""
+    target = target_of(click.get_current_context())
+    with Api(target, client=target.admin_key is None and target.api_key is not None) as api:
+        return api.call("GET", path("releases"))
 
 
 @click.group(invoke_without_command=True)
@@ -50,14 +65,14 @@ def releases(ctx: click.Context) -> None:
 
     Without a subcommand: the list (as `voicefleet releases list`)."""
     if ctx.invoked_subcommand is None:
-        show_traffic(call("GET", path("releases")))
+        show_traffic(listing())
 
 
 @releases.command(name="list")
 @common_options
 def list_releases() -> None:
     """Each release: weight, whether it is the stable one, live sessions, idle bots, health."""
-    show_traffic(call("GET", path("releases")))
+    show_traffic(listing())
 
 
 @releases.command(name="set")
@@ -73,10 +88,10 @@ def set_weight(ctx: click.Context, changes: tuple[str, ...]) -> None:
     voicefleet releases set r-9f2c1a7b3d 0        no new sessions to it
     voicefleet releases set stable=90 next=10     every weight at once"""
     if all("=" in change for change in changes):
-        show_traffic(call("PUT", path("releases"), {"weights": weights_of(ctx, changes)}))
+        show_change(call("PUT", path("releases"), {"weights": weights_of(ctx, changes)}))
     elif len(changes) == 2 and not any("=" in change for change in changes):
         name, weight = changes
-        show_traffic(call("PUT", path("releases", name), {"weight": percent(ctx, _WEIGHT, weight)}))
+        show_change(call("PUT", path("releases", name), {"weight": percent(ctx, _WEIGHT, weight)}))
     else:
         raise click.UsageError("releases set takes NAME WEIGHT (one release) or NAME=WEIGHT for each release "
                         "(every weight at once), such as `voicefleet releases set stable=90 next=10`")
@@ -103,14 +118,15 @@ def weights_of(ctx: click.Context, changes: tuple[str, ...]) -> dict[str, int]:
 @common_options
 def promote(name: str) -> None:
     """Send every new session to release NAME; it becomes the stable release."""
-    show_traffic(call("POST", path("releases", name, "promote")))
+    show_change(call("POST", path("releases", name, "promote")))
 
 
 @releases.command()
 @common_options
 def rollback() -> None:
-    """Send every new session back to the stable release (live sessions run on)."""
-    show_traffic(call("POST", path("releases", "rollback")))
+    """Send every new session back to the stable release (live sessions run on); right after a promote,
+    back to the release that was stable before it."""
+    show_change(call("POST", path("releases", "rollback")))
 
 
 @releases.command()
@@ -122,10 +138,10 @@ def history(limit: int | None) -> None:
     if wants_json(click.get_current_context()):
         print_json(body)
         return
-    rows = [[moment(change.get("at")), str(change.get("by") or "-"), _weights(change.get("from")),
-             _weights(change.get("to")), str(change.get("reason") or "")]
+    rows = [[moment(change.get("at")), str(change.get("region") or "-"), str(change.get("by") or "-"),
+             _weights(change.get("from")), _weights(change.get("to")), str(change.get("reason") or "")]
             for change in body.get("changes", [])]
-    click.echo(table(["WHEN", "BY", "FROM", "TO", "REASON"], rows))
+    click.echo(table(["WHEN", "REGION", "BY", "FROM", "TO", "REASON"], rows))
 
 
 releases.add_command(smoke)

@@ -112,9 +112,9 @@ def test_history_lists_the_changes_newest_first(url: str) -> None:
     result = run("releases", "history", url=url)
     assert result.exit_code == 0, result.output
     header, newest, oldest = result.stdout.splitlines()
-    assert header.split() == ["WHEN", "BY", "FROM", "TO", "REASON"]
-    assert newest.split()[2:] == ["admin-3f2a", "r-old=80,r-new=20", "r-old=100,r-new=0", "rolled", "back"]
-    assert oldest.split()[2:] == ["admin-3f2a", "r-old=90,r-new=10", "r-old=80,r-new=20", "r-new", "set", "to", "20%"]
+    assert header.split() == ["WHEN", "REGION", "BY", "FROM", "TO", "REASON"]
+    assert newest.split()[3:] == ["admin-3f2a", "r-old=80,r-new=20", "r-old=100,r-new=0", "rolled", "back"]
+    assert oldest.split()[3:] == ["admin-3f2a", "r-old=90,r-new=10", "r-old=80,r-new=20", "r-new", "set", "to", "20%"]
     limited = run("releases", "history", "--limit", "1", "--json", url=url)
     assert [c["reason"] for c in json.loads(limited.stdout)["changes"]] == ["rolled back"]
 

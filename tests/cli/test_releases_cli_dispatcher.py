@@ -30,9 +30,10 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
         yield running
 
 
-def run(dispatcher: DispatcherProcess, *args: str, key: str = ADMIN_KEY) -> Result:
+def run(dispatcher: DispatcherProcess, *args: str, key: str = ADMIN_KEY, variable: str = "VOICEFLEET_ADMIN_KEY"
+        ) -> Result:
     result = CliRunner().invoke(voicefleet, list(args), prog_name="voicefleet",
-                                env={"VOICEFLEET_URL": dispatcher.base_url, "VOICEFLEET_ADMIN_KEY": key})
+                                env={"VOICEFLEET_URL": dispatcher.base_url, variable: key})
     assert key not in result.output
     return result
 
@@ -67,6 +68,30 @@ def test_a_client_key_is_refused_and_told_which_key_to_use(dispatcher: Dispatche
         "VOICEFLEET_ADMIN_KEY holds a client API key: set it to one of the dispatcher's DISPATCHER_ADMIN_KEYS",
     ]
     assert weights(run(dispatcher, "releases")) == {"stable": 100, "next": 0}
+
+
+def test_a_rollback_right_after_a_promote_returns_to_the_release_stable_before_and_says_so(
+        dispatcher: DispatcherProcess) -> None:
+    assert weights(run(dispatcher, "releases", "promote", "next")) == {"stable": 0, "next": 100}
+    back = run(dispatcher, "releases", "rollback")
+    assert weights(back) == {"stable": 100, "next": 0}
+    assert back.stderr.startswith("rolled back from next to stable, the stable release before next was promoted (by ")
+    assert json.loads(run(dispatcher, "releases", "--json").stdout)["stable"] == "stable"
+    assert run(dispatcher, "releases", "rollback").exit_code == 1  # once: never forward again
+    header, latest, *_ = run(dispatcher, "releases", "history").stdout.splitlines()
+    assert header.split() == ["WHEN", "REGION", "BY", "FROM", "TO", "REASON"]
+    assert "stable=0,next=100" in latest and "stable=100,next=0" in latest
+
+
+def test_a_client_key_lists_the_releases_and_their_traffic_not_the_load(dispatcher: DispatcherProcess) -> None:
+    listed = run(dispatcher, "releases", key=CLIENT_KEY, variable="VOICEFLEET_API_KEY")
+    assert weights(listed) == {"stable": 100, "next": 0}
+    body = json.loads(run(dispatcher, "releases", "--json", key=CLIENT_KEY, variable="VOICEFLEET_API_KEY").stdout)
+    assert set(body) == {"stable", "changed_at", "releases"}
+    assert {field for release in body["releases"] for field in release} == {
+        "name", "weight", "stable", "created", "health", "smoke"}
+    stranger = run(dispatcher, "releases", key="vf-not-a-key-0000000000", variable="VOICEFLEET_API_KEY")
+    assert stranger.exit_code == 1 and "401" in stranger.stderr
 
 
 def test_every_weight_is_set_in_one_change(dispatcher: DispatcherProcess) -> None:

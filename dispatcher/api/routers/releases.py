@@ -2,10 +2,11 @@
 seconds without a `pulumi up`, behind its own credential (dispatcher/api/admin_auth.py).
 
     GET  /releases                    each release: weight, stable, live sessions, idle bots, health
+                                      (a client key: the releases and their traffic, not the load)
     PUT  /releases/{name}             {"weight": N}: N for it, the rest to the stable release
     PUT  /releases                    {"weights": {...}}: every weight at once, adding up to 100
     POST /releases/{name}/promote     100 % to it; it becomes the stable release
-    POST /releases/rollback           100 % back to the stable release
+    POST /releases/rollback           100 % back to the stable release (just promoted: to the one before)
     POST /releases/{name}/smoke       one session pinned to it, its verdict the gate to its traffic
     GET  /releases/history            the audit trail, newest first
 """
@@ -43,9 +44,32 @@ Admin = Annotated[str, Depends(admitted)]
 
 
 @router.get("/releases", summary="The releases and their traffic")
-async def releases(request: Request, _: Admin) -> dict[str, Any]:
+async def releases(request: Request) -> dict[str, Any]:
+    """The admin's view; a client key reads which releases take how much of the traffic and their
+    health, never the deployment's load (live sessions, idle bots) nor who changed what."""
     state = app_state(request)
+    try:
+        admin_of(request, purpose="read the releases' load")
+    except ApiError:
+        if not state.auth.enabled:  # keyless and reached through a public name: nobody's listing
+            raise
+        state.auth.identify(request.headers.get("authorization"))  # 401 unless a client key
+        return _client_view(await _view(state, state.releases.traffic))
     return await _view(state, state.releases.traffic)
+
+
+CLIENT_FIELDS = ("name", "weight", "stable", "created")
+
+
+def _client_view(view: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "stable": view["stable"],
+        "changed_at": view["changed_at"],
+        "releases": [{**{name: release[name] for name in CLIENT_FIELDS},
+                      "health": {"state": release["health"].get("state")},
+                      "smoke": {"status": release["smoke"].get("status")}}
+                     for release in view["releases"]],
+    }
 
 
 @router.put("/releases", summary="Set every release's weight at once")
@@ -75,7 +99,8 @@ async def set_weight(request: Request, by: Admin, name: str,
     return await _view(state, traffic)
 
 
-@router.post("/releases/rollback", summary="Send every start back to the stable release")
+@router.post("/releases/rollback", summary="Send every start back to the stable release; just after a promote, "
+             "to the release stable before it")
 async def rollback(request: Request, by: Admin) -> dict[str, Any]:
     state = app_state(request)
     traffic = await state.releases.change(lambda t, v: t.rolled_back(by, v))

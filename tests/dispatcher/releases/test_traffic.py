@@ -158,3 +158,29 @@ def test_an_operators_change_keeps_the_list_the_traffic_was_fitted_to() -> None:
     fitted = Traffic.first(new, V).smoke_started("c", "s1", 1.0, 120.0, "admin", (2, ""))
     fitted = fitted.smoke_ended("c", "s1", None, 2.0, (3, ""))
     assert fitted.with_weight("c", 50, "admin", (4, "")).generation == new.generation
+
+
+def test_rollback_right_after_a_promote_returns_to_the_release_stable_before_it_once() -> None:
+    promoted = traffic(a=90, b=10).promoted("b", "admin", (2, ""))
+    assert (promoted.stable, promoted.previous_stable) == ("b", "a")
+    back = promoted.rolled_back("admin", (3, ""))
+    assert back.weights == {"a": 100, "b": 0} and back.stable == "a" and back.previous_stable == ""
+    assert back.reason == "rolled back from b to a, the stable release before b was promoted"
+    with pytest.raises(ApiError) as refused:  # once: not forward again to b
+        back.rolled_back("admin", (4, ""))
+    assert refused.value.code == "nothing_to_roll_back"
+
+
+def test_a_canary_rolled_back_after_a_promote_keeps_the_way_back_and_the_record_carries_it() -> None:
+    promoted = traffic(a=100, b=0, c=0).with_weights({"b": 100}, "admin", (2, ""))
+    canary = promoted.with_weight("c", 10, "admin", (3, ""))
+    assert canary.previous_stable == "a"
+    first = canary.rolled_back("admin", (4, ""))
+    assert first.weights == {"a": 0, "b": 100, "c": 0} and first.reason == "rolled back to b (c from 10% to 0%)"
+    assert Traffic.from_json(first.to_json()) == first
+    assert first.rolled_back("admin", (5, "")).stable == "a"
+
+
+def test_a_record_naming_a_previous_release_it_does_not_list_is_not_trusted() -> None:
+    record = traffic(a=90, b=10).promoted("b", "admin", (2, "")).to_json()
+    assert Traffic.from_json({**record, "previous_stable": "z"}) is None
