@@ -31,8 +31,11 @@ def way_out(exc: BaseException) -> str | None:
         return ("Krisp's SDK ships only in Pipecat Cloud's base image, under its licence, not on PyPI: drop the "
                 "Krisp filter from the bot, or set the switch your bot skips it with (pipecat-examples' bots: "
                 "ENV=local, passed with LOCAL_BOT_ENV=ENV locally, botSecrets.ENV on a stack)")
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        return ("add its package to your project (uv add …) and run bots with the project's Python: "
+    missing = _module_missing(exc)
+    if missing is not None:
+        extra = _pipecat_service(exc)
+        package = f"pipecat-ai[{extra}]" if extra else "its package"
+        return (f"add {package} to your project (uv add …) and run bots with the project's Python: "
                 "BOT_PYTHON=path/to/.venv/bin/python for a local dispatcher")
     if isinstance(exc, KeyError) and len(exc.args) == 1:
         name = exc.args[0]
@@ -43,6 +46,34 @@ def way_out(exc: BaseException) -> str | None:
         return ("input() asks the terminal, and a bot has none (its stdin is closed): take the value from "
                 "the client's POST /start body (runner_args.body) or an environment variable")
     return daily_only_way_out(exc)
+
+
+def _module_missing(exc: BaseException) -> ModuleNotFoundError | None:
+    """The missing module behind `exc`: itself, or the cause of an ImportError Pipecat's services
+    raise in its place (`ImportError: Missing module: No module named 'google.genai'`)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            return seen
+        if not isinstance(seen, ImportError):
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_SERVICE = re.compile(r"[/\\]pipecat[/\\]services[/\\]([a-z0-9_]+)[/\\]")
+
+
+def _pipecat_service(exc: BaseException) -> str | None:
+    """The Pipecat extra named by the service module that raised (pipecat/services/google/… → google),
+    as its own log line asks for `pipecat-ai[google]`; None when the import was not a Pipecat service's."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        match = _SERVICE.search(tb.tb_frame.f_code.co_filename)
+        found = match.group(1).replace("_", "-") if match else found
+        tb = tb.tb_next
+    return found
 
 
 def _krisp_missing(exc: BaseException) -> bool:
