@@ -37,6 +37,9 @@ class GcsCredentials:
             except google.auth.exceptions.DefaultCredentialsError as exc:
                 raise StoreError(f"{self._where}: the dispatcher has no Google credentials ({type(exc).__name__}): "
                                  "give it a service account, or set GOOGLE_APPLICATION_CREDENTIALS") from None
+            except google.auth.exceptions.TransportError as exc:
+                raise StoreError(f"{self._where}: Google's sign-in did not answer ({type(exc).__name__}): the "
+                                 "store is tried again later") from None
             except google.auth.exceptions.GoogleAuthError as exc:
                 raise StoreError(f"{self._where}: Google's sign-in failed ({type(exc).__name__}): check the "
                                  "dispatcher's service account") from None

@@ -63,7 +63,11 @@ class GcsStore:
 
     # --- the multipart upload (XML API) ---
     async def check(self) -> None:
+        """A write, and a signature: credentials that cannot sign (no signBlob grant, a user's login)
+        are said at start-up, not at the first call's first part."""
         await self._xml("PUT", _joined(self.prefix, ".voicefleet-write-check"), "write", content=b"")
+        await asyncio.to_thread(self._credentials.sign, b"voicefleet: can this dispatcher sign URLs?")
+        await asyncio.to_thread(self._credentials.email)
 
     async def open_upload(self, key: str, content_type: str) -> str:
         answer = await self._xml("POST", key, "open an upload", {"uploads": ""}, content=b"",
@@ -75,15 +79,14 @@ class GcsStore:
 
     async def parts(self, key: str, upload_id: str) -> list[Part]:
         found: list[Part] = []
-        marker = "0"
+        after: dict[str, str] = {}
         while True:
-            page = _xml_of(await self._xml("GET", key, "list the parts",
-                                           {"uploadId": upload_id, "part-number-marker": marker}))
+            page = _xml_of(await self._xml("GET", key, "list the parts", {"uploadId": upload_id, **after}))
             found += [Part(int(_text(p, "PartNumber")), int(_text(p, "Size")), _text(p, "ETag"))
                       for p in _all(page, "Part")]
             if _text(page, "IsTruncated", "false") != "true":
                 return found
-            marker = _text(page, "NextPartNumberMarker")
+            after = {"part-number-marker": _text(page, "NextPartNumberMarker")}
 
     async def complete(self, key: str, upload_id: str, parts: list[Part]) -> None:
         body = "".join(f"<Part><PartNumber>{p.number}</PartNumber><ETag>{escape(p.etag)}</ETag></Part>"

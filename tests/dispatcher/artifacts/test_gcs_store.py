@@ -189,3 +189,15 @@ def test_a_gs_destination_builds_the_gcs_store_on_its_bucket_and_prefix() -> Non
     assert isinstance(store, GcsStore)
     assert (store.bucket, store.prefix, store.where) == ("team-calls", "voice", "gs://team-calls/voice")
     assert store.endpoint == "https://storage.googleapis.com"
+
+
+async def test_a_passing_failure_is_tried_again_and_a_lasting_one_is_a_clear_error(store: GcsStore,
+                                                                                     gcs: FakeGcs) -> None:
+    gcs.fail(503, times=2, method="PUT")
+    await store.put("team/g/report.json", b"{}", "application/json")  # the third try lands
+    assert await store.get("team/g/report.json") == b"{}"
+    gcs.fail(503, times=3, method="PUT")
+    with pytest.raises(StoreError, match="cannot write an object: 503"):
+        await store.put("team/g/report.json", b"{}", "application/json")
+    assert len(gcs.calls_to("PUT", "/team-calls/team/g/")) == 6  # 3 tries each, never more
+
