@@ -45,6 +45,8 @@ class Artifacts:
                 await self._sweeping
         await self.ends.aclose()
         await self.recordings.aclose()
+        if isinstance(self.reader.store, GcsStore):  # the one store with a connection pool of its own
+            await self.reader.store.aclose()
 
 
 def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactStore:

@@ -61,6 +61,10 @@ class GcsStore:
         self._credentials = credentials or GcsCredentials(self.where)
         self._http = HttpClient(self.endpoint, timeout=30.0, connect_timeout=5.0, path_traced=False)
 
+    async def aclose(self) -> None:
+        """Its connections closed (the dispatcher stops)."""
+        await self._http.aclose()
+
     # --- the multipart upload (XML API) ---
     async def check(self) -> None:
         """A write, and a signature: credentials that cannot sign (no signBlob grant, a user's login)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -29,8 +29,10 @@ def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGcs]:
 
 
 @pytest.fixture
-def store(gcs: FakeGcs) -> GcsStore:
-    return GcsStore("team-calls", "team", gcs.env)
+async def store(gcs: FakeGcs) -> AsyncIterator[GcsStore]:
+    store = GcsStore("team-calls", "team", gcs.env)
+    yield store
+    await store.aclose()
 
 
 async def put(url: str, data: bytes) -> httpx.Response:
@@ -169,8 +171,10 @@ async def test_a_held_object_cannot_be_deleted_until_its_hold_is_released(store:
 
 
 async def test_a_bucket_that_does_not_exist_is_a_clear_error(gcs: FakeGcs) -> None:
+    store = GcsStore("no-such-bucket", "", gcs.env)
     with pytest.raises(StoreError, match="gs://no-such-bucket.*NoSuchBucket"):
-        await GcsStore("no-such-bucket", "", gcs.env).check()
+        await store.check()
+    await store.aclose()
 
 
 async def test_credentials_google_refuses_are_a_clear_error(gcs: FakeGcs, monkeypatch: pytest.MonkeyPatch,
@@ -178,8 +182,10 @@ async def test_credentials_google_refuses_are_a_clear_error(gcs: FakeGcs, monkey
     other = FakeGcs()  # another service account's key: the fake's token endpoint refuses its assertion
     other.url = gcs.url
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", other.credentials_file)
+    store = GcsStore("team-calls", "", gcs.env)
     with pytest.raises(StoreError, match="sign-in failed"):
-        await GcsStore("team-calls", "", gcs.env).check()
+        await store.check()
+    await store.aclose()
     other.close()
 
 
