@@ -167,8 +167,12 @@ class GcsStore:
         return [StoredObject(item["name"], int(item["size"])) for item in await self._listed(prefix)]
 
     async def delete(self, keys: list[str]) -> None:
-        """One call per object (the JSON API's batch would save round trips, not work); a held object
-        stops the erasure with an error naming its hold."""
+        """One call per object (the JSON API's batch would save round trips, not work). A held object
+        stops the erasure before anything is deleted, with an error naming its hold (GCS itself refuses
+        the held object's deletion too, should a hold be set meanwhile)."""
+        if held := await self.held(keys):
+            raise StoreError(f"{self.where}: cannot delete {', '.join(held)}: under a hold (a legal hold: its "
+                             "temporaryHold); release it first. Nothing was deleted")
         gate = asyncio.Semaphore(8)
 
         async def remove(key: str) -> None:
@@ -191,12 +195,12 @@ class GcsStore:
             await self._json("PATCH", key, "set a hold" if on else "release a hold", body={"temporaryHold": on})
 
     async def held(self, keys: list[str]) -> list[str]:
-        found = []
-        for key in keys:
+        async def is_held(key: str) -> bool:
             answer = await self._json("GET", key, "read a hold", params={"fields": "temporaryHold"}, missing_ok=True)
-            if answer.status_code != 404 and answer.json().get("temporaryHold") is True:
-                found.append(key)
-        return found
+            return answer.status_code != 404 and answer.json().get("temporaryHold") is True
+
+        found = await asyncio.gather(*(is_held(key) for key in keys))
+        return [key for key, on in zip(keys, found, strict=True) if on]
 
     # --- calls ---
     async def _listed(self, prefix: str) -> list[dict[str, Any]]:

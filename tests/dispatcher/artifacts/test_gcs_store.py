@@ -155,15 +155,19 @@ async def test_objects_are_listed_read_through_a_download_url_and_erased(store: 
     assert await store.objects_under("team/e/") == []
 
 
-async def test_a_held_object_cannot_be_deleted_until_its_hold_is_released(store: GcsStore) -> None:
+async def test_a_held_object_cannot_be_deleted_until_its_hold_is_released(store: GcsStore, gcs: FakeGcs) -> None:
     keys = ["team/f/recording.wav", "team/f/report.json"]
     for key in keys:
         await store.put(key, b"{}", "application/json")
     await store.hold(keys[:1], on=True)
     assert await store.held(keys + ["team/f/none"]) == keys[:1]
-    with pytest.raises(StoreError, match="temporaryHold"):
+    with pytest.raises(StoreError, match="team/f/recording.wav: under a hold.*temporaryHold.*Nothing was deleted"):
         await store.delete(keys)
-    assert await store.get(keys[0]) == b"{}"
+    assert {o.key for o in await store.objects_under("team/f/")} == set(keys)  # neither was deleted
+    gcs.objects["team-calls"][keys[1]].temporary_hold = True  # a hold set behind the store's back: GCS refuses
+    with pytest.raises(StoreError, match="under a hold"):
+        await store._json("DELETE", keys[1], "delete objects")
+    gcs.objects["team-calls"][keys[1]].temporary_hold = False
     await store.hold(keys[:1], on=False)
     assert await store.held(keys) == []
     await store.delete(keys)
