@@ -15,7 +15,8 @@ GCS's documented contract and is never more lenient:
   `X-Goog-Expires` 400 `ExpiredToken`; an expiry over 604800 s 400 `InvalidArgument`;
 - multipart (https://cloud.google.com/storage/docs/multipart-uploads): part numbers 1 to 10,000;
   completing needs ascending part numbers whose ETags match (`InvalidPartOrder`, `InvalidPart`), and
-  every part but the last of at least 5 MiB (`EntityTooSmall`); an unknown upload is 404 `NoSuchUpload`;
+  every part but the last of at least 5 MiB (`EntityTooSmall`), none over 5 GiB; an unknown upload
+  is 404 `NoSuchUpload`;
 - an object under a temporary hold cannot be deleted or overwritten (403 naming the hold).
 """
 
@@ -49,6 +50,7 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MIN_PART = 5 * 1024 * 1024
+MAX_PART = 5 * 1024**3
 MAX_PART_NUMBER = 10_000
 MAX_EXPIRES = 604800
 
@@ -290,6 +292,8 @@ class FakeGcs(FakeApi):
             return xml_error(400, "InvalidArgument", "Invalid argument.",
                              f"partNumber must be an integer from 1 to {MAX_PART_NUMBER}")
         data = await request.body()
+        if len(data) > MAX_PART:
+            return xml_error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
         upload.parts[number] = (data, _etag(data))  # a part put again replaces the earlier one
         return Response(status_code=200, headers={"ETag": _etag(data)})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import wave
 from collections.abc import AsyncIterator, Iterator
 
@@ -58,7 +59,9 @@ async def test_parts_put_through_their_urls_are_joined_and_given_their_true_wav_
     gcs.page_size = 2  # the parts' and the uploads' listings are walked page by page
     parts = await store.parts(key, upload)
     assert [(p.number, p.size) for p in parts] == [(1, len(first)), (2, len(middle)), (3, len(last))]
-    assert [u.key for u in await store.open_uploads("team/")] == [key]
+    (open_upload,) = await store.open_uploads("team/")
+    assert (open_upload.key, open_upload.upload_id) == (key, upload)
+    assert abs(open_upload.started_at - time.time()) < 600  # its start, for the sweep of abandoned uploads
     await store.complete(key, upload, parts)
     total = len(first) + len(middle) + len(last)
     await store.patch(key, wav_sizes(total), first_part=parts[0].size)
