@@ -120,7 +120,11 @@ class GcsStore:
         no UploadPartCopy, compose joins whole objects): the first part is read and patched, and the
         object is written again as a new multipart upload of the same key, the patched first part and
         then the rest streamed through the dispatcher `REWRITE_CHUNK` at a time (memory: one chunk)."""
-        size = int((await self._xml("HEAD", key, "read the recording's size")).headers["Content-Length"])
+        headers = (await self._xml("HEAD", key, "read the recording's size")).headers
+        stored = headers.get("x-goog-stored-content-length") or headers.get("Content-Length")
+        if stored is None or not stored.isdigit():
+            raise StoreError(f"{self.where}: cannot write the WAV header: the store told no size of {key}")
+        size = int(stored)
         head_end = min(size, first_part)
         head = bytearray((await self._xml("GET", key, "read the recording's first part",
                                           headers={"Range": f"bytes=0-{head_end - 1}"})).content)
