@@ -121,10 +121,10 @@ class GcsStore:
         object is written again as a new multipart upload of the same key, the patched first part and
         then the rest streamed through the dispatcher `REWRITE_CHUNK` at a time (memory: one chunk)."""
         headers = (await self._xml("HEAD", key, "read the recording's size")).headers
-        stored = headers.get("x-goog-stored-content-length") or headers.get("Content-Length")
-        if stored is None or not stored.isdigit():
+        length = headers.get("x-goog-stored-content-length") or headers.get("Content-Length") or ""
+        if not length.isdigit():
             raise StoreError(f"{self.where}: cannot write the WAV header: the store told no size of {key}")
-        size = int(stored)
+        size = int(length)
         head_end = min(size, first_part)
         head = bytearray((await self._xml("GET", key, "read the recording's first part",
                                           headers={"Range": f"bytes=0-{head_end - 1}"})).content)
