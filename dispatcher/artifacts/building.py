@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dispatcher.artifacts.ending import MachineRunning, RecordingEnds
+from dispatcher.artifacts.gcs_store import GcsStore
+from dispatcher.artifacts.gcs_store import split_destination as split_gcs
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.orphans import OrphanSweep
 from dispatcher.artifacts.reading import ArtifactReader
@@ -43,12 +45,16 @@ class Artifacts:
                 await self._sweeping
         await self.ends.aclose()
         await self.recordings.aclose()
+        if isinstance(self.reader.store, GcsStore):  # the one store with a connection pool of its own
+            await self.reader.store.aclose()
 
 
 def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactStore:
     if settings.s3:
         bucket, prefix = split_destination(settings.destination)
         return S3Store(bucket, prefix, env)
+    if settings.gcs:
+        return GcsStore(*split_gcs(settings.destination), env)
     # The folder's signed paths are this process's: a key of its own, never given to a bot.
     return LocalFolderStore(Path(settings.destination), SignedPaths(secrets.token_bytes(32)))
 

@@ -6,6 +6,7 @@ holds no content of the call, then deletes them all and the index."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -49,10 +50,12 @@ class ArtifactReader:
         if found is None:
             return None
         folder, objects = found
+        # In a thread: a store may sign through a call of its own (GCS without a key: IAM signBlob).
+        urls = await asyncio.to_thread(lambda: [self.store.download_url(o.key, self._seconds) for o in objects])
         return {"session_id": session_id, "folder": folder, "where": self.store.where,
                 "expires_in": self._seconds,
-                "artifacts": [{"name": o.key.removeprefix(folder), "key": o.key, "size": o.size,
-                               "url": self.store.download_url(o.key, self._seconds)} for o in objects]}
+                "artifacts": [{"name": o.key.removeprefix(folder), "key": o.key, "size": o.size, "url": url}
+                              for o, url in zip(objects, urls, strict=True)]}
 
     async def erase(self, session_id: str, by: str) -> dict[str, Any] | None:
         found = await self.objects(session_id)

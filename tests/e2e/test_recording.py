@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,9 @@ import pytest
 
 from tests.e2e.conftest import SPEECH
 from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event
+from tests.fakes.gcs import FakeGcs
 from tests.fakes.s3_presigned import ACCESS_KEY, REGION, SECRET_KEY, s3_server
+from tests.fakes.server import serve
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, children_of, run_dispatcher
 from tests.support.webrtc_client import WebRTCClient
@@ -77,10 +79,19 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
     assert report["transcript"]["kept"] is True
 
 
-@pytest.fixture(scope="module")
-def s3_recording_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Any]]:
-    """A dispatcher that records into moto's S3 (behind the pre-signed URL check), each part checkpointed
-    every 2 s."""
+@pytest.fixture(scope="module", params=["s3", "gs"])
+def bucket_recording_dispatcher(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                                ) -> Iterator[tuple[DispatcherProcess, Callable[[], list[Any]]]]:
+    """A dispatcher that records into a bucket, each part checkpointed every 2 s: moto's S3 (behind
+    the pre-signed URL check), or the GCS fake that verifies V4 signatures (tests/fakes/gcs.py). With it,
+    what lists the bucket's open uploads."""
+    env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_CHECKPOINT_SECONDS": "2"}
+    if request.param == "gs":
+        with serve(FakeGcs()) as gcs:
+            env |= {"RECORDING_DESTINATION": "gs://team-calls/voice", **gcs.env}
+            with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+                yield running, lambda: list(gcs.uploads.values())
+        return
     keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
     saved = {name: os.environ.get(name) for name in keys}
     os.environ.update(keys)  # the test's own client, and the server's check, see the dispatcher's credentials
@@ -88,10 +99,9 @@ def s3_recording_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         with s3_server() as url:
             client = s3_client(url)
             client.create_bucket(Bucket="team-calls")
-            env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_DESTINATION": "s3://team-calls/voice",
-                   "AWS_ENDPOINT_URL_S3": url, "RECORDING_CHECKPOINT_SECONDS": "2", **keys}
+            env |= {"RECORDING_DESTINATION": "s3://team-calls/voice", "AWS_ENDPOINT_URL_S3": url, **keys}
             with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
-                yield running, client
+                yield running, lambda: client.list_multipart_uploads(Bucket="team-calls").get("Uploads", [])
     finally:
         for name, value in saved.items():
             if value is None:
@@ -108,8 +118,9 @@ def s3_client(url: str) -> Any:
                                                         config=Config(s3={"addressing_style": "path"}))
 
 
-async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_open_upload(s3_recording_dispatcher):
-    dispatcher, s3 = s3_recording_dispatcher
+async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_open_upload(
+        bucket_recording_dispatcher):
+    dispatcher, open_uploads = bucket_recording_dispatcher
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         started = await api.post("/start", json={"body": {}})
         assert started.status_code == 201, started.text
@@ -117,7 +128,8 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
         async with WebRTCClient(dispatcher.base_url + started.json()["offer_url"]) as client:
             (bot,) = children_of(dispatcher.process.pid)
             environment = Path(f"/proc/{bot}/environ").read_bytes().split(b"\0")
-            assert not [v for v in environment if v.startswith(b"AWS_") or SECRET_KEY.encode() in v.split(b"=")[-1:]]
+            assert not [v for v in environment
+                        if v.startswith((b"AWS_", b"GOOGLE_")) or SECRET_KEY.encode() in v.split(b"=")[-1:]]
             result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
             assert result.replied, result.summary()
             joined = await timeline_event(api, session_id, "joined")
@@ -139,4 +151,4 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
     assert report["recording"]["status"] == "partial"
     assert "killed" in report["recording"]["why"]
     assert listing["folder"].startswith("voice/") and listing["folder"].endswith(f"/{session_id}/")
-    assert s3.list_multipart_uploads(Bucket="team-calls").get("Uploads", []) == []
+    assert open_uploads() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,8 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, on"),
-    ({"RECORDING_DESTINATION": "gs://bucket"}, "GCS and Azure Blob are not supported yet"),
+    ({"RECORDING_DESTINATION": "ftp://bucket"}, "a folder, s3://bucket/prefix or gs://bucket/prefix"),
+    ({"RECORDING_DESTINATION": "gs:///prefix"}, "gs:// needs a bucket"),
     ({"RECORDING_DESTINATION": "s3:///prefix"}, "needs a bucket"),
     ({"RECORDING_DOWNLOAD_URL_SECONDS": "1e9"}, "RECORDING_DOWNLOAD_URL_SECONDS=1e.09 must be at most 604800"),
     ({"RECORDING_PART_URL_SECONDS": "86400"}, "RECORDING_PART_URL_SECONDS=86400 must be at most 3600"),
@@ -258,3 +260,28 @@ async def test_a_bot_that_died_hands_over_no_turns_and_the_report_says_so(tmp_pa
     report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
     assert report is not None and report["transcript"]["kept"] is False
     assert "killed or lost" in report["transcript"]["why"]
+
+
+class CannotSign(LocalFolderStore):
+    """A store whose signer is refused (GCS's signBlob without its grant), on the thread that signs."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, SignedPaths(b"k" * 32))
+        self.signed_on: list[bool] = []
+
+    def part_url(self, key: str, upload_id: str, part: int, seconds: float) -> str:
+        self.signed_on.append(threading.current_thread() is threading.main_thread())
+        raise StoreError("gs://calls: cannot sign a URL (RefreshError)")
+
+
+async def test_a_part_url_the_store_cannot_sign_is_the_store_unavailable_never_signed_on_the_event_loop(
+        tmp_path: Path, timeline: Timeline) -> None:
+    store = CannotSign(tmp_path)
+    kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local")
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    with pytest.raises(RequestFailed) as refused:
+        await kept.part_url(SESSION, {"part": 1})
+    assert (refused.value.status, refused.value.code) == (503, "store_unavailable")
+    assert store.signed_on == [False]  # a signing call of its own never holds the event loop
+    assert "cannot sign" in (kept.error or "")
