@@ -91,8 +91,8 @@ def save(artifact: dict[str, Any], into: Path, timeout: float, expires_in: objec
 
 def inside(folder: Path, name: str) -> Path:
     """`folder/name`, refused when the name would lead out of it (an absolute name, `..`)."""
-    target = (folder / name).resolve()
-    if not name or name.startswith(("/", "\\")) or not target.is_relative_to(folder.resolve()):
+    target = folder / name
+    if not name or name.startswith(("/", "\\")) or not target.resolve().is_relative_to(folder.resolve()):
         raise Failed(f"the dispatcher listed an artifact named {name!r}, which would be "
                       f"written outside {folder}: nothing was written; read it with your store's tools")
     return target

@@ -34,7 +34,7 @@ def list_artifacts(session_id: str) -> None:
         print_json(found)
         return
     click.echo(table(["NAME", "BYTES"], [[str(a.get("name")), str(a.get("size"))] for a in found["artifacts"]]))
-    click.echo(f"in {found.get('where')}/{found.get('folder')}", err=True)
+    click.echo(f"in {found.get('where')}: {found.get('folder')}", err=True)
 
 
 @artifacts.command("get")

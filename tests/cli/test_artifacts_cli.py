@@ -18,6 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from botchannel.recording import wav_header
+from cli.artifact_files import inside
+from cli.errors import Failed
 from cli.main import voicefleet
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
@@ -184,3 +186,10 @@ async def test_delete_asks_first_then_erases_every_object(dispatcher: Dispatcher
     assert stored(dispatcher, session_id) == {}
     gone = await run(dispatcher, "artifacts", "list", session_id)
     assert gone.exit_code == 1 and "kept no artifacts" in gone.stderr
+
+
+def test_a_name_that_would_lead_out_of_the_folder_is_never_written(tmp_path: Path) -> None:
+    assert inside(tmp_path, "report.json") == tmp_path / "report.json"
+    for name in ("../report.json", "/etc/passwd", "a/../../b", ""):
+        with pytest.raises(Failed, match="nothing was written"):
+            inside(tmp_path, name)
