@@ -14,11 +14,15 @@ from __future__ import annotations
 import json
 from collections import deque
 from datetime import UTC
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE
 
-LINE_OVERHEAD = 2  # a line's separator in the JSON it is sent as
+FIELDS = ("time", "level", "logger", "message")
+# A line's size as the channel sends it (ASCII JSON: a non-ASCII character is 6 bytes, `\uXXXX`): its
+# keys, punctuation and a separator, plus each value as JSON; an upper bound of the compact encoding.
+LINE_OVERHEAD = len(json.dumps(dict.fromkeys(FIELDS, ""))) - 2 * len(FIELDS) + 2
 
 
 class LogTail:
@@ -43,7 +47,7 @@ class LogTail:
             pass
 
     def add(self, line: dict[str, str]) -> None:
-        size = len(json.dumps(line, ensure_ascii=False).encode()) + LINE_OVERHEAD
+        size = LINE_OVERHEAD + sum(len(encode_basestring_ascii(line[name])) for name in FIELDS)
         self._lines.append((line, size))
         self._bytes += size
         while len(self._lines) > self._max_lines or self._bytes > self._max_bytes:

@@ -49,9 +49,9 @@ def test_only_the_last_lines_within_both_bounds_are_kept_and_the_rest_counted() 
 
 async def test_the_recorder_hands_the_lines_over_in_requests_within_the_channels_frame() -> None:
     tail = LogTail()
-    for i in range(3000):
+    for i in range(3000):  # half of them not ASCII: 6 bytes a character on the channel
         tail.add({"time": "2026-11-27T02:00:00.000+00:00", "level": "info", "logger": "bot.app",
-                  "message": f"{i:05d} " + "w" * 400})
+                  "message": f"{i:05d} " + ("w" if i % 2 else "ü") * 400})
     asked: list[tuple[str, dict[str, Any]]] = []
 
     async def ask(method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
@@ -65,5 +65,5 @@ async def test_the_recorder_hands_the_lines_over_in_requests_within_the_channels
     sent = [line for method, params in asked[:-1] for line in params["lines"]]
     assert sent == tail.lines() and len(methods) > 2  # more than one request, in order
     for _, params in asked[:-1]:
-        assert len(json.dumps(params["lines"])) <= LOG_CHUNK_BYTES
+        assert len(json.dumps(params["lines"])) <= LOG_CHUNK_BYTES  # json's default: ASCII, as the channel
         assert len(encode(Request(1, METHOD_RECORDING_LOGS, params))) < MAX_FRAME_BYTES
