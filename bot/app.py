@@ -42,11 +42,12 @@ def configure_logging(session_id: str) -> None:
 
     voicefleet's handler is loguru's handler 0, as the default one is under Pipecat's runner: a bot
     file that replaces it at import (`logger.remove(0)` then its own `logger.add`, as Pipecat's
-    examples do) does so here too, and its lines still go to stderr, the session's log."""
+    examples do) does so here too, and its lines still go to stderr, the session's log. A second
+    handler keeps the last of the same lines for a recorded session (bot/log_tail.py)."""
     loguru_without_its_default_handler()
     from loguru import logger
 
-    from bot import log_format
+    from bot import log_format, log_tail
     from bot.events import LOG_FORMAT, tag_logs
     from botchannel.wire_logs import keep_wire_out_of
 
@@ -58,6 +59,8 @@ def configure_logging(session_id: str) -> None:
         logger.add(log_format.json_sink, level=level, filter=quiet)
     else:  # text: every line names its session
         logger.add(sys.stderr, level=level, format=LOG_FORMAT, filter=quiet)
+    # The same lines, the last few thousand, for the session's recording (logs.jsonl): after handler 0.
+    logger.add(log_tail.TAIL.sink, level=level, filter=quiet, format="{message}")
     keep_wire_out_of()
 
 

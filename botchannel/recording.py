@@ -8,7 +8,9 @@ last is at least that). For each part it asks the dispatcher for an upload URL
 (the local folder store) or an absolute pre-signed one (S3). A part still filling is uploaded again
 every `checkpoint_seconds` under the same number (a part uploaded again replaces the earlier
 upload), so a bot that dies loses at most about that much. At the end it sends
-`recording.finished` {parts, bytes, seconds, degraded, dropped}. The first part starts with a WAV
+`recording.finished` {parts, bytes, seconds, degraded, dropped}, after its own log lines in as many
+`recording.logs` {lines, dropped} as they take (each line {time, level, logger, message}; the last
+`MAX_LOG_LINES` lines, `MAX_LOG_BYTES` at most, each request within `LOG_CHUNK_BYTES`). The first part starts with a WAV
 header whose sizes say "unknown" (0xFFFFFFFF, as streamed WAV has them: players read to the end);
 the dispatcher writes the true sizes when it completes the upload (`wav_sizes`).
 
@@ -25,6 +27,11 @@ from typing import Any
 
 METHOD_RECORDING_PART = "recording.part"
 METHOD_RECORDING_FINISHED = "recording.finished"
+METHOD_RECORDING_LOGS = "recording.logs"
+MAX_LOG_LINES = 5000  # the bot's last log lines kept with its recording (logs.jsonl)
+MAX_LOG_BYTES = 2 * 1024 * 1024  # and their JSON at most: a noisy bot keeps its last lines, not its first
+MAX_LOG_MESSAGE = 4000  # characters of one line's message (a traceback included)
+LOG_CHUNK_BYTES = 192 * 1024  # one `recording.logs` request's lines, within the channel's frame (256 KB)
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's UploadPart minimum for every part but the last
 MAX_PART_BYTES = 64 * 1024 * 1024

@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
@@ -141,7 +142,8 @@ def build_state(
         follow_releases(reserve.releases, releases, reserve.wake)
     artifacts = build_artifacts(env, channels=channels, note=timeline.note, events=timeline.read, region=regions.here,
                                 provider=machines.name, running=functools.partial(_running, machines),
-                                max_session_seconds=settings.max_session_seconds)
+                                max_session_seconds=settings.max_session_seconds,
+                                cost=functools.partial(_reckoned, costs))
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else pool_sizing.launch if pool_sizing is not None else None,
@@ -273,6 +275,12 @@ async def _running(machines: Machines, session_id: str) -> bool:
     """Whether the session's machine is still running, as its provider says."""
     machine = await machines.status(session_id)
     return machine is not None and machine.state.is_active
+
+
+def _reckoned(costs: SessionCosts, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """An ended session's cost for its recording's report, as `GET /sessions/{id}` gives it."""
+    cost = costs.of(events, running=False)
+    return cost.as_json() if cost is not None else None
 
 
 def _channel_access(settings: Settings) -> ChannelAccess | None:

@@ -8,7 +8,8 @@ when the transport's rate differs: 8 kHz carrier audio recorded at 16 kHz, or a 
 it on the clock, hands the stereo stream out `HOLD_SECONDS` behind real time (so a frame that
 arrives a little late still lands where it belongs), and uploads the part still filling every
 `checkpoint_seconds`. The clock starts at the first frame of either side; `finish` (the session's
-end, before the bot reports `ended`) hands out everything up to then and uploads the last part.
+end, before the bot reports `ended`) hands out everything up to then, uploads the last part, and
+hands the dispatcher the bot's last log lines (bot/log_tail.py) and its transcript.
 """
 
 from __future__ import annotations
@@ -24,18 +25,27 @@ import numpy as np
 from loguru import logger
 from pipecat.processors.frame_processor import FrameDirection
 
+from bot.log_tail import TAIL, LogTail
 from bot.recording.clock import TwoTrackClock
 from bot.recording.parts import PartCutter, PartUpload
 from bot.recording.tap import BOT, CALLER, RecordingTap
 from bot.recording.turns import TurnLog
 from bot.recording.uploader import Ask, PartUploader
 from botchannel.contract import RequestFailed
-from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan, recording_seconds, wav_header
+from botchannel.recording import (
+    LOG_CHUNK_BYTES,
+    METHOD_RECORDING_FINISHED,
+    METHOD_RECORDING_LOGS,
+    RecordingPlan,
+    recording_seconds,
+    wav_header,
+)
 
 QUEUE_FRAMES = 512
 TAKE_EVERY_SECONDS = 0.5
 HOLD_SECONDS = 0.3
 FINISH_SECONDS = 10.0  # the last part's upload, at the session's end
+LOGS_SECONDS = 5.0  # the bot's log lines, handed over at the end (a few requests of LOG_CHUNK_BYTES)
 TRANSCRIPT_BYTES = 200_000  # the transcript rides in `recording.finished`: within the channel's frame (256 KB)
 
 
@@ -52,8 +62,9 @@ def fitted(lines: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
 
 class Recorder:
     def __init__(self, plan: RecordingPlan, ask: Ask, base_url: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, logs: LogTail = TAIL) -> None:
         self.plan = plan
+        self._logs = logs
         self._ask = ask
         self._now = clock
         self._queue: asyncio.Queue[tuple[int, bytes, int, int, float]] = asyncio.Queue(maxsize=QUEUE_FRAMES)
@@ -155,6 +166,19 @@ class Recorder:
         for part in self._cutter.write(pcm):
             self._uploader.submit(part)
 
+    async def _hand_over_logs(self) -> None:
+        """The bot's last log lines (bot/log_tail.py), in as many requests as they take, within
+        `LOGS_SECONDS` in all: the session's end waits on them no longer than that."""
+        deadline = self._now() + LOGS_SECONDS
+        for lines in self._logs.chunks(LOG_CHUNK_BYTES):
+            left = deadline - self._now()
+            if left <= 0:
+                break
+            try:
+                await self._ask(METHOD_RECORDING_LOGS, {"lines": lines, "dropped": self._logs.dropped}, left)
+            except (RequestFailed, TimeoutError):  # a dispatcher without them, or one that is slow: the logs go
+                break
+
     async def finish(self, timeout: float = FINISH_SECONDS) -> dict[str, Any]:
         """Ends the recording at this moment: the rest written and uploaded, the dispatcher told."""
         self._closed = True
@@ -184,6 +208,7 @@ class Recorder:
         transcript = fitted(self.turns.lines, TRANSCRIPT_BYTES)
         stats["transcript"] = transcript
         stats["transcript_dropped"] = self.turns.dropped + len(self.turns.lines) - len(transcript)
+        await self._hand_over_logs()
         with contextlib.suppress(RequestFailed):
             await self._ask(METHOD_RECORDING_FINISHED, stats, 5.0)
         await self._uploader.close()

@@ -4,7 +4,9 @@ From the frames the tap sees (first pushes only: a frame passed on by each proce
 the caller's final transcriptions (`TranscriptionFrame`, from the user's STT service), the bot's
 speech as the output transport played it (`BotStartedSpeakingFrame` … `BotStoppedSpeakingFrame`
 going downstream, with the `TTSTextFrame` words spoken meanwhile), the end of the caller's speech
-(`UserStoppedSpeakingFrame`: the turn's latency runs from it to the bot's first audio) and
+(the VAD's `VADUserStoppedSpeakingFrame` less its `stop_secs`, the silence it waited for, so the
+turn's latency, from there to the bot's first audio, counts the VAD's and the turn analyser's wait
+as the caller does; `UserStoppedSpeakingFrame`'s own time without a VAD frame before it) and
 barge-ins (`InterruptionFrame` while the bot speaks). Times are seconds on the recording's clock,
 so a line points into the WAV. A bot without STT or TTS text still gets its turns' timings. Bounded:
 `MAX_LINES` lines of `MAX_TEXT` characters; past that, counted, not kept.
@@ -22,6 +24,8 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_output import BaseOutputTransport
@@ -29,7 +33,8 @@ from pipecat.transports.base_output import BaseOutputTransport
 MAX_LINES = 1000
 MAX_TEXT = 2000
 TURN_FRAMES = (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, InterruptionFrame, TranscriptionFrame, TTSTextFrame,
-               UserStartedSpeakingFrame, UserStoppedSpeakingFrame)
+               UserStartedSpeakingFrame, UserStoppedSpeakingFrame, VADUserStartedSpeakingFrame,
+               VADUserStoppedSpeakingFrame)
 
 
 class TurnLog:
@@ -40,13 +45,21 @@ class TurnLog:
         self._words: list[str] = []
         self._user_started: float | None = None
         self._user_stopped: float | None = None
+        self._fell_silent: float | None = None  # when the VAD says the caller's last speech ended
 
     def heard(self, frame: object, source: object, direction: FrameDirection, at: float) -> None:
         """One first push of a turn frame, `at` seconds on the recording's clock."""
         if isinstance(frame, UserStartedSpeakingFrame):
             self._user_started = at
-        elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._user_stopped = at
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._fell_silent = None  # speaking again: the silence that counts is a later one
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            # The VAD is sure `stop_secs` of silence after the caller stopped: the speech ended then.
+            self._fell_silent = max(0.0, at - max(0.0, float(frame.stop_secs or 0.0)))
+        elif isinstance(frame, UserStoppedSpeakingFrame):  # the turn's end: the VAD's, and the turn analyser's
+            self._user_stopped = self._fell_silent if self._fell_silent is not None and self._fell_silent <= at \
+                else at
+            self._fell_silent = None
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             start = self._user_started if self._user_started is not None and self._user_started <= at else at
             self._add({"who": "caller", "text": frame.text.strip()[:MAX_TEXT], "start": _r(start), "end": _r(at)})

@@ -15,7 +15,7 @@ from dispatcher.artifacts.gcs_store import split_destination as split_gcs
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.orphans import OrphanSweep
 from dispatcher.artifacts.reading import ArtifactReader
-from dispatcher.artifacts.recordings import Events, Note, SessionRecordings
+from dispatcher.artifacts.recordings import Cost, Events, Note, SessionRecordings
 from dispatcher.artifacts.s3_store import S3Store, split_destination
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import SignedPaths
@@ -60,11 +60,12 @@ def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactS
 
 
 def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note, events: Events, region: str,
-                    provider: str, running: MachineRunning, max_session_seconds: float) -> Artifacts:
+                    provider: str, running: MachineRunning, max_session_seconds: float,
+                    cost: Cost | None = None) -> Artifacts:
     settings = ArtifactSettings.from_env(env)
     store = build_store(settings, env)
     recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider,
-                                   max_session_seconds=max_session_seconds)
+                                   max_session_seconds=max_session_seconds, cost=cost)
     ends = RecordingEnds(recordings, channels, running, settings.end_grace_seconds)
     ends.follow()
     # An upload begun longer ago than the longest session (and the grace its end may take) is no

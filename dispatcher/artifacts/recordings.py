@@ -32,6 +32,7 @@ from botchannel.recording import (
     wav_sizes,
 )
 from dispatcher.artifacts.bot_account import bot_account
+from dispatcher.artifacts.bot_logs import BotLogs, write_logs
 from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key, session_folder
 from dispatcher.artifacts.report import session_report
 from dispatcher.artifacts.settings import ArtifactSettings
@@ -41,6 +42,7 @@ from dispatcher.artifacts.transcript import transcript_lines
 log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
 Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
+Cost = Callable[[list[dict[str, Any]]], dict[str, Any] | None]  # a timeline's cost (dispatcher/sessions/cost.py)
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
@@ -69,6 +71,7 @@ class Recording:
     adopted: bool = False  # taken up from the store (its dispatcher stopped), not started here
     transcript: list[dict[str, Any]] | None = None  # the bot's turns, handed over at its end
     last_part: int = MAX_PARTS  # the highest part number its longest call can reach
+    logs: BotLogs | None = None  # the bot's own log lines, handed over at its end
 
 
 def kept_parts(parts: list[Part], part_bytes: int = MIN_PART_BYTES) -> list[Part]:
@@ -87,7 +90,7 @@ def kept_parts(parts: list[Part], part_bytes: int = MIN_PART_BYTES) -> list[Part
 class SessionRecordings:
     def __init__(self, settings: ArtifactSettings, store: ArtifactStore, *, note: Note, events: Events,
                  region: str, provider: str, clock: Callable[[], float] = time.time,
-                 max_session_seconds: float | None = None) -> None:
+                 max_session_seconds: float | None = None, cost: Cost | None = None) -> None:
         self.settings = settings
         self.store = store
         self._note = note
@@ -96,6 +99,7 @@ class SessionRecordings:
         self._provider = provider
         self._clock = clock
         self._max_seconds = max_session_seconds  # the longest a session runs: it bounds its part numbers
+        self._cost = cost  # what the session cost, from its timeline (None: this dispatcher prices none)
         self.error: str | None = None  # the store's last failure (GET /status shows it)
         self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
@@ -226,6 +230,15 @@ class SessionRecordings:
         recording.transcript = transcript_lines(params.get("transcript"))
         return {}
 
+    async def bot_logs(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`recording.logs` from the session's bot: some of its last log lines (checked, bounded, kept)."""
+        recording = self._open.get(session_id)
+        if recording is None:
+            raise RequestFailed(404, "not_recorded", "this session is not being recorded")
+        recording.logs = recording.logs or BotLogs()
+        recording.logs.take(params)
+        return {}
+
     def finish_soon(self, session_id: str, why: str) -> None:
         """Finishes the session's recording in the background (once)."""
         if session_id not in self._open or session_id in self._finishing:
@@ -253,8 +266,10 @@ class SessionRecordings:
             return None  # another replica's sweep completed it first: its report stands
         events = await self._safe_events(session_id)
         transcript = await self._transcript(recording)
+        logs = await write_logs(self.store, recording.folder, recording.logs)
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
-                                errors=recording.errors, transcript=transcript)
+                                errors=recording.errors, transcript=transcript, turns=recording.transcript,
+                                logs=logs, cost=self._priced(events))
         try:
             if recording.upload_id is None:  # no index yet: a report it did not name could never be erased
                 await self._indexed(recording)
@@ -319,6 +334,19 @@ class SessionRecordings:
             await self.store.abort(key, upload_id)
         except StoreError as exc:
             log.warning("an upload could not be aborted (the bucket's incomplete-upload rule removes it): %s", exc)
+
+    def _priced(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """The report's `cost`: the session's, as `GET /sessions/{id}` gives it, or why there is none."""
+        if self._cost is None:
+            return {"known": False, "why": "this dispatcher reckons no session's cost"}
+        try:
+            cost = self._cost(events)
+        except Exception as exc:  # the report is written without its cost rather than not at all
+            log.exception("a session's cost could not be reckoned for its report")
+            return {"known": False, "why": f"it could not be reckoned ({type(exc).__name__})"}
+        if cost is None:
+            return {"known": False, "why": "no machine was launched or claimed for it (its timeline says none)"}
+        return cost
 
     async def _safe_events(self, session_id: str) -> list[dict[str, Any]]:
         try:

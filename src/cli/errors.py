@@ -49,3 +49,13 @@ class UsageLine(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)
+
+
+class Failed(click.ClickException):
+    """Something the command itself found wrong after the dispatcher answered (a download cut short,
+    a size that is not the listing's), exit 1 as a refusal: one line, what to do next."""
+
+    exit_code = REFUSED
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)

@@ -80,11 +80,18 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
 
 @click.command("show")
 @click.argument("session_id", metavar="ID")
+@click.option("--transcript", is_flag=True,
+              help="Print its recorded turns instead: time, who, latency, interrupted, text.")
 @common_options
-def show(session_id: str) -> None:
+def show(session_id: str, transcript: bool) -> None:
     """One session: its state, trace id, the bot's error, its cost when the dispatcher reports one, and
     its timeline. With VOICEFLEET_ADMIN_KEY any session (the read is on the audit trail), else with
-    VOICEFLEET_API_KEY one of its name's."""
+    VOICEFLEET_API_KEY one of its name's. `--transcript`: the call's turns, when it was recorded."""
+    if transcript:
+        from cli.transcript import print_transcript  # the artifacts' reading, only for this
+
+        print_transcript(session_id)
+        return
     with session_api() as api:
         try:
             answer: dict[str, Any] | None = api.call("GET", path("sessions", session_id))

@@ -16,7 +16,8 @@ from cli.main import voicefleet
 from cli.moments import NotAMoment, moment
 from tests.support.ports import free_port
 
-HEAVY = ("httpx", "httpx._main", "rich", "matplotlib", "numpy", "aiortc", "asyncio", "av")
+HEAVY = ("httpx", "httpx._main", "rich", "matplotlib", "numpy", "aiortc", "asyncio", "av",
+         "cli.artifacts", "cli.artifact_files", "cli.transcript")  # the last: only the commands that read artifacts
 
 
 def test_version_names_the_installed_package() -> None:

@@ -47,7 +47,8 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
             await asyncio.sleep(1.0)  # a quiet second at the end: the recording runs to the session's end
             assert (await api.delete(f"/sessions/{session_id}")).status_code == 204
 
-        listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json", "transcript.jsonl"})
+        listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json", "transcript.jsonl",
+                                                               "logs.jsonl"})
         joined = await timeline_event(api, session_id, "joined")
         ended = await timeline_event(api, session_id, "ended")
         kept = await timeline_event(api, session_id, "recording_ready")
@@ -56,6 +57,7 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
             wav = (await download.get(urls["recording.wav"])).content
             report = (await download.get(urls["report.json"])).json()
             turns = [json.loads(line) for line in (await download.get(urls["transcript.jsonl"])).text.splitlines()]
+            logs = [json.loads(line) for line in (await download.get(urls["logs.jsonl"])).text.splitlines()]
 
     stereo = read_stereo(wav)
     session_seconds = ended["at"] - joined["at"]
@@ -77,6 +79,13 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
     assert replies and 0 < replies[0]["latency"] < 5.0, turns
     assert abs(replies[0]["start"] - echo[0][0]) < 0.5, (turns, echo)  # where the WAV has the reply
     assert report["transcript"]["kept"] is True
+    # The bot's own log lines, as its stderr had them: the session's serving is in them.
+    assert logs and all(set(line) == {"time", "level", "logger", "message"} for line in logs)
+    assert report["bot_logs"]["kept"] is True and report["bot_logs"]["lines"] == len(logs)
+    assert report["turns"]["answered"] == len(replies) and report["turns"]["p50"] == pytest.approx(
+        sorted(r["latency"] for r in replies)[(len(replies) + 1) // 2 - 1])
+    assert report["cost"]["provider"] == "local" and report["cost"]["machine_seconds"] > 0
+    assert report["kept"] == {"recording.wav": True, "transcript.jsonl": True, "logs.jsonl": True}
 
 
 @pytest.fixture(scope="module", params=["s3", "gs"])
@@ -150,5 +159,6 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
     assert loud_seconds(stereo.left, 16000) and loud_seconds(stereo.right, 16000)
     assert report["recording"]["status"] == "partial"
     assert "killed" in report["recording"]["why"]
+    assert "logs.jsonl" not in urls and "killed or lost" in report["kept"]["logs.jsonl"]
     assert listing["folder"].startswith("voice/") and listing["folder"].endswith(f"/{session_id}/")
     assert open_uploads() == []

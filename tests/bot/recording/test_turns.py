@@ -10,6 +10,8 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_output import BaseOutputTransport
@@ -44,3 +46,16 @@ def test_a_bot_speaking_when_the_call_ends_has_its_turn_closed_there() -> None:
     log.heard(BotStartedSpeakingFrame(), output, DOWN, 0.5)  # a greeting: no caller speech before it
     log.close(2.0)
     assert log.lines == [{"who": "bot", "start": 0.5, "interrupted": False, "text": "", "end": 2.0}]
+
+
+def test_the_latency_runs_from_when_the_caller_fell_silent_not_from_when_the_turn_was_judged_over() -> None:
+    output, other = BaseOutputTransport(TransportParams()), FrameProcessor()
+    log = TurnLog()
+    log.heard(UserStartedSpeakingFrame(), other, DOWN, 1.0)
+    log.heard(VADUserStoppedSpeakingFrame(stop_secs=0.2), other, DOWN, 1.6)  # a pause, then more words
+    log.heard(VADUserStartedSpeakingFrame(), other, DOWN, 1.8)
+    log.heard(VADUserStoppedSpeakingFrame(stop_secs=0.2), other, DOWN, 2.7)  # silent since 2.5
+    log.heard(UserStoppedSpeakingFrame(), other, DOWN, 3.1)  # the turn analyser's verdict
+    log.heard(BotStartedSpeakingFrame(), output, DOWN, 3.2)
+    log.heard(BotStoppedSpeakingFrame(), output, DOWN, 4.0)
+    assert log.lines[-1]["latency"] == 0.7  # 2.5 → 3.2, the caller's wait, not the 0.1 s after the verdict

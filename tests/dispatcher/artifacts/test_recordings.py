@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from botchannel.contract import RequestFailed
-from botchannel.recording import MIN_PART_BYTES, wav_header
+from botchannel.recording import MAX_LOG_LINES, MAX_LOG_MESSAGE, MIN_PART_BYTES, wav_header
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.reading import ArtifactReader
 from dispatcher.artifacts.recordings import SessionRecordings, kept_parts
@@ -285,3 +285,66 @@ async def test_a_part_url_the_store_cannot_sign_is_the_store_unavailable_never_s
     assert (refused.value.status, refused.value.code) == (503, "store_unavailable")
     assert store.signed_on == [False]  # a signing call of its own never holds the event loop
     assert "cannot sign" in (kept.error or "")
+
+
+async def test_the_bots_log_lines_are_kept_masked_checked_and_bounded(tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+    line = {"time": "2026-11-27T02:00:00.000+00:00", "level": "info", "logger": "bot.app", "message": "ready"}
+    leaky = {**line, "level": "warning", "message": "relayed GET /phone/daily/dialin/s3cr3t-dial-in?token=abc&x=1"}
+    await kept.bot_logs(SESSION, {"lines": [line, leaky, {**line, "level": "loud"}, "not a line",
+                                            {**line, "message": "y" * (MAX_LOG_MESSAGE + 10)}], "dropped": 3})
+    await kept.bot_logs(SESSION, {"lines": [line] * (MAX_LOG_LINES + 5)})  # a bot past the bounds
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": 684, "degraded": []})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None
+    written = [json.loads(text) for text in next(tmp_path.glob(f"*/*/*/{SESSION}/logs.jsonl")).read_text()
+               .splitlines()]
+    assert len(written) == MAX_LOG_LINES and written[0] == line
+    assert written[1]["message"] == "relayed GET /phone/daily/dialin/[redacted]?token=[redacted]&x=1"
+    assert len(written[2]["message"]) == MAX_LOG_MESSAGE
+    logs = report["bot_logs"]
+    assert (logs["kept"], logs["lines"], logs["dropped_by_bot"], logs["dropped_here"]) == (True, MAX_LOG_LINES, 3, 10)
+    assert report["kept"]["logs.jsonl"] is True
+
+
+async def test_a_bot_that_handed_over_no_log_lines_leaves_none_and_the_report_says_why(
+        tmp_path: Path, timeline: Timeline) -> None:
+    kept, _ = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
+    assert report is not None and report["bot_logs"]["kept"] is False
+    assert not list(tmp_path.glob("**/logs.jsonl"))
+    assert report["kept"] == {"recording.wav": "the bot uploaded no audio",
+                              "transcript.jsonl": report["transcript"]["why"], "logs.jsonl": report["bot_logs"]["why"]}
+    assert report["cost"] == {"known": False, "why": "this dispatcher reckons no session's cost"}
+
+
+async def test_the_report_has_the_sessions_cost_and_each_turns_latency_with_p50_and_p95(
+        tmp_path: Path, timeline: Timeline) -> None:
+    priced: list[list[dict[str, Any]]] = []
+
+    def cost(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+        priced.append(events)
+        return {"currency": "USD", "total": 0.000066, "machine_seconds": 30.0, "provider": "local"}
+
+    store = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32))
+    kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local", clock=lambda: 1_795_000_000.0, cost=cost)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name="acme")
+    latencies = [0.9, 0.4, 1.6, 0.7, 0.5]
+    turns = [{"who": "bot", "text": "hi", "start": 2.0 * i + 1, "end": 2.0 * i + 1.5, "latency": latency,
+              "interrupted": i == 2} for i, latency in enumerate(latencies)]
+    turns.append({"who": "bot", "text": "welcome", "start": 0.1, "end": 0.6, "interrupted": False})  # unprompted
+    await kept.bot_finished(SESSION, {"parts": 0, "bytes": 0, "degraded": [], "transcript": turns})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None
+    assert priced == [await timeline.read(SESSION)]  # the session's own timeline
+    assert report["cost"]["total"] == 0.000066
+    assert (report["turns"]["bot_turns"], report["turns"]["answered"]) == (6, 5)
+    assert (report["turns"]["p50"], report["turns"]["p95"]) == (0.7, 1.6)
+    assert report["turns"]["latencies"][2] == {"start": 5.0, "latency": 1.6, "interrupted": True}
+    assert (report["release"], report["region"], report["key_name"], report["provider"]) == ("v1", "eu", "acme",
+                                                                                            "local")
+    assert report["timings"] == {"joined": 100.0, "ended": 130.0}

@@ -1,0 +1,79 @@
+"""A bot's own log lines as the dispatcher keeps them (`logs.jsonl`, one line a line): the bot hands
+them over at its end (`recording.logs`, in as many requests as they take), and, as with its
+transcript, each line is checked and bounded before it is written, whatever the bot sent.
+
+A line: `time` (ISO 8601, UTC), `level`, `logger`, `message`. The bounds are the contract's
+(botchannel/recording.py: `MAX_LOG_LINES` lines, `MAX_LOG_BYTES` in all, `MAX_LOG_MESSAGE` characters
+a message); a line past them, or of the wrong shape, is counted, not kept. Secrets are masked as the
+dispatcher masks the local bots' lines it forwards into its own log (the secret paths and query
+parameters of dispatcher/observability/log_redaction.py), over what the bot host already kept out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE
+from dispatcher.artifacts.store import ArtifactStore, StoreError
+from dispatcher.observability.log_redaction import mask_secret_paths
+
+LOGS = "logs.jsonl"
+LEVELS = frozenset({"trace", "debug", "info", "success", "warning", "error", "critical"})
+MAX_FIELD = 200  # characters of a line's time and logger
+NONE_HANDED_OVER = ("the bot ended without handing over its log lines (killed or lost, or a bot host from "
+                    "before logs.jsonl)")
+
+
+@dataclass
+class BotLogs:
+    lines: list[dict[str, str]] = field(default_factory=list)
+    size: int = 0  # bytes of `lines` as written
+    dropped: int = 0  # lines sent that were not kept here (past the bounds, or of the wrong shape)
+    bot_dropped: int = 0  # older lines the bot itself let go before its end (its own count)
+
+    def take(self, sent: Mapping[str, Any]) -> None:
+        """One `recording.logs` request's lines, each checked, masked and bounded."""
+        count = sent.get("dropped")
+        if isinstance(count, int) and not isinstance(count, bool) and 0 <= count < 2**63:
+            self.bot_dropped = max(self.bot_dropped, count)
+        lines = sent.get("lines")
+        if not isinstance(lines, list):
+            return
+        for line in lines:
+            kept = _line(line)
+            size = len(json.dumps(kept, ensure_ascii=False).encode()) + 1 if kept is not None else 0
+            if kept is None or len(self.lines) >= MAX_LOG_LINES or self.size + size > MAX_LOG_BYTES:
+                self.dropped += 1
+                continue
+            self.lines.append(kept)
+            self.size += size
+
+    def body(self) -> bytes:
+        return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in self.lines).encode()
+
+
+def _line(sent: object) -> dict[str, str] | None:
+    if not isinstance(sent, dict):
+        return None
+    time, level, logger, message = (sent.get(name) for name in ("time", "level", "logger", "message"))
+    if not (isinstance(time, str) and isinstance(level, str) and isinstance(logger, str)
+            and isinstance(message, str)) or level not in LEVELS:
+        return None
+    return {"time": time[:MAX_FIELD], "level": level, "logger": logger[:MAX_FIELD],
+            "message": mask_secret_paths(message[:MAX_LOG_MESSAGE])}
+
+
+async def write_logs(store: ArtifactStore, folder: str, logs: BotLogs | None) -> dict[str, Any]:
+    """Writes `logs.jsonl` when the bot handed its lines over; what the report says of them."""
+    if logs is None:
+        return {"kept": False, "why": NONE_HANDED_OVER}
+    try:
+        await store.put(folder + LOGS, logs.body(), "application/x-ndjson")
+    except StoreError as exc:
+        return {"kept": False, "why": f"the store failed: {exc}"}
+    return {"kept": True, "object": LOGS, "lines": len(logs.lines), "bytes": logs.size,
+            "dropped_by_bot": logs.bot_dropped, "dropped_here": logs.dropped,
+            "bounds": {"lines": MAX_LOG_LINES, "bytes": MAX_LOG_BYTES, "message_characters": MAX_LOG_MESSAGE}}
