@@ -18,6 +18,8 @@ from dispatcher.serving.collector import tune_collector
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
+from dispatcher.settings.sources import SourceError, resolve
+from dispatcher.settings.typos import misspelt
 
 if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good
     from dispatcher.api.state import AppState
@@ -80,7 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="overrides PORT (0 picks a free port)")
     args = parser.parse_args(argv)
 
-    env = dict(os.environ)
+    try:  # the file VOICEFLEET_CONFIG names, and VOICEFLEET_SIZE's and VOICEFLEET_PROFILE's defaults
+        resolved = resolve(os.environ)
+    except SourceError as exc:
+        print(f"dispatcher: configuration error: {exc}", file=sys.stderr)
+        return 2
+    env = resolved.env
+    if typos := misspelt(env):  # a misspelt setting would be ignored in silence
+        if resolved.profile == "prod":
+            print(f"dispatcher: configuration error: {'; '.join(typos)}", file=sys.stderr)
+            return 2
+        print(f"dispatcher: warning: {'; '.join(typos)}", file=sys.stderr)
     if args.host:
         env["HOST"] = args.host
     if args.port is not None:

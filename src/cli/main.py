@@ -18,7 +18,9 @@ from cli.status import status
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              lazy={"loadtest": ("cli.loadtest.command:loadtest",
-                                "Place real voice sessions against a dispatcher and measure each.")})
+                                "Place real voice sessions against a dispatcher and measure each."),
+                   "config": ("cli.config_command:config",
+                              "Check, explain and compare the dispatcher's settings.")})
 @click.version_option(package_name="voicefleet", prog_name="voicefleet", message="%(prog)s %(version)s")
 @common_options
 def voicefleet() -> None:

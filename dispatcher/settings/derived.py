@@ -1,0 +1,43 @@
+"""What `VOICEFLEET_SIZE` and `VOICEFLEET_PROFILE` set the defaults of. A value set explicitly wins.
+
+Sizes are a deployment's scale: sessions at once, the warm reserve's bounds, the connection caps
+that must stay above them (`MAX_CONNECTIONS` above `BOT_CHANNEL_MAX_CONNECTIONS` + `SESSION_WAITS`;
+the server also holds it under half the descriptor limit), and each provider's bot size, in pairs
+every provider accepts (Fargate's vCPU/GiB, ACI's, Modal's cores/MiB, Fly's shared CPUs/MiB).
+`small` is the defaults themselves. A profile is how strict a deployment is: `prod` logs JSON and
+refuses to start on a misspelt setting (dispatcher/settings/typos.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+SIZES: dict[str, dict[str, str]] = {
+    "small": {
+        "MAX_CONCURRENT_SESSIONS": "10", "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "10",
+        "BOT_CHANNEL_MAX_CONNECTIONS": "1000", "SESSION_WAITS": "1000", "MAX_CONNECTIONS": "4000",
+        "ECS_TASK_VCPU": "1", "ECS_TASK_MEMORY_GB": "2", "ACI_CPU": "1", "ACI_MEMORY_GB": "2",
+        "MODAL_CPU": "1", "MODAL_MEMORY_MB": "2048", "FLY_GUEST_MEMORY_MB": "1024",
+    },
+    "medium": {
+        "MAX_CONCURRENT_SESSIONS": "100", "RESERVE_MIN_IDLE": "2", "RESERVE_MAX_IDLE": "20",
+        "BOT_CHANNEL_MAX_CONNECTIONS": "1000", "SESSION_WAITS": "1000", "MAX_CONNECTIONS": "4000",
+        "ECS_TASK_VCPU": "2", "ECS_TASK_MEMORY_GB": "4", "ACI_CPU": "2", "ACI_MEMORY_GB": "4",
+        "MODAL_CPU": "2", "MODAL_MEMORY_MB": "4096", "FLY_GUEST_MEMORY_MB": "2048",
+    },
+    "large": {
+        "MAX_CONCURRENT_SESSIONS": "500", "RESERVE_MIN_IDLE": "5", "RESERVE_MAX_IDLE": "50",
+        "BOT_CHANNEL_MAX_CONNECTIONS": "2000", "SESSION_WAITS": "2000", "MAX_CONNECTIONS": "8000",
+        "ECS_TASK_VCPU": "4", "ECS_TASK_MEMORY_GB": "8", "ACI_CPU": "4", "ACI_MEMORY_GB": "8",
+        "MODAL_CPU": "4", "MODAL_MEMORY_MB": "8192", "FLY_GUEST_MEMORY_MB": "4096",
+    },
+}
+PROFILES: dict[str, dict[str, str]] = {
+    "dev": {},
+    "prod": {"LOG_FORMAT": "json", "DASHBOARD_ENABLED": "0"},
+}
+DEFAULT_PROFILE = "dev"
+
+
+def derived(size: str | None, profile: str) -> Mapping[str, str]:
+    """The defaults a size and a profile imply (names already checked by dispatcher/settings/sources.py)."""
+    return {**(SIZES[size] if size else {}), **PROFILES[profile]}
