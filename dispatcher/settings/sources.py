@@ -39,14 +39,14 @@ class Resolved:
         return self.sources.get(name, DEFAULT)
 
 
-def _text(name: str, value: Any) -> str:
+def _text(path: Path, name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (int, float, str)):
         return str(value)
     if isinstance(value, list) and all(isinstance(v, (int, float, str)) for v in value):
         return ",".join(str(v) for v in value)
-    raise SourceError(f"{CONFIG_VARIABLE}: {name} must be text, a number, true/false or a list of them")
+    raise SourceError(f"{CONFIG_VARIABLE}={path}: {name} must be text, a number, true/false or a list of them")
 
 
 def read_file(path: Path) -> dict[str, str]:
@@ -83,7 +83,7 @@ def read_file(path: Path) -> dict[str, str]:
             faults.append(f"{name} is no setting" + (f" (did you mean {meant}?)" if meant else ""))
     if faults:
         raise SourceError(f"{CONFIG_VARIABLE}={path}: {'; '.join(faults)}")
-    return {str(name): _text(str(name), value) for name, value in data.items()}
+    return {str(name): _text(path, str(name), value) for name, value in data.items()}
 
 
 def resolve(environ: Mapping[str, str]) -> Resolved:

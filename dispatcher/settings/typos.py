@@ -15,6 +15,8 @@ from dispatcher.settings.names import by_name
 
 # First words shared with the platforms' own variables: a name two edits from ours there is theirs.
 FOREIGN_PREFIXES = frozenset({"AWS", "OTEL", "AZURE", "GOOGLE", "KUBERNETES", "ECS", "FLY", "MODAL", "PYTHON"})
+# A platform's own variable one edit from ours: Cloud Run sets CLOUD_RUN_JOB in a job's containers.
+FOREIGN_NAMES = frozenset({"CLOUD_RUN_JOB"})
 
 
 def edits(a: str, b: str) -> int:
@@ -54,7 +56,7 @@ def misspelt(env: Mapping[str, str]) -> list[str]:
     theirs = {n.strip() for n in env.get("LOCAL_BOT_ENV", "").split(",")}
     lines = []
     for name in sorted(env):
-        if name in known or name in theirs or not name.isupper():
+        if name in known or name in theirs or name in FOREIGN_NAMES or not name.isupper():
             continue
         if (meant := nearest(name)) is not None:
             lines.append(f"{name} is no setting: did you mean {meant}?")
