@@ -18,6 +18,7 @@ from dispatcher.serving.collector import tune_collector
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
 from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
+from dispatcher.settings.derived import profile_problems
 from dispatcher.settings.sources import SourceError, resolve
 from dispatcher.settings.typos import misspelt
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen_format = log_format.log_format(env.get("LOG_FORMAT", ""))
     except SettingsError as exc:
         problems.append(str(exc))
-    problems += configuration_problems(env)
+    problems += profile_problems(env, resolved.profile) + configuration_problems(env)
     if not problems and env.get("MACHINES", "").strip().lower() == "k8s":  # what the cluster serves, read once
         problems += asyncio.run(cluster_problems(env))
     if problems:

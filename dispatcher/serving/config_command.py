@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 
 from dispatcher.settings import SettingsError
+from dispatcher.settings.derived import profile_problems
 from dispatcher.settings.model import Setting
 from dispatcher.settings.names import by_name, meaning
 from dispatcher.settings.sources import Resolved, SourceError, resolve
@@ -35,7 +36,7 @@ def faults(resolved: Resolved) -> list[str]:
         log_format.log_format(env.get("LOG_FORMAT", ""))
     except SettingsError as exc:
         found.append(str(exc))
-    return found + configuration_problems(env)
+    return found + profile_problems(env, resolved.profile) + configuration_problems(env)
 
 
 def shown(setting: Setting, value: str) -> str:

@@ -372,8 +372,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "VOICEFLEET_PROFILE", "sources", STRING, default="dev",
         meaning=(
-            "`dev` or `prod`: `prod` logs JSON, serves no dashboard by default, and stops the start on a misspelt "
-            "setting ([above](#size-and-profile))"
+            "`dev` or `prod`: `prod` logs JSON, serves no dashboard by default, needs `DISPATCHER_API_KEYS`, and "
+            "stops the start on a misspelt setting ([above](#size-and-profile))"
         ),
     ),
     Setting(

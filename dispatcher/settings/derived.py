@@ -4,8 +4,8 @@ Sizes are a deployment's scale: sessions at once, the warm reserve's bounds, the
 that must stay above them (`MAX_CONNECTIONS` above `BOT_CHANNEL_MAX_CONNECTIONS` + `SESSION_WAITS`;
 the server also holds it under half the descriptor limit), and each provider's bot size, in pairs
 every provider accepts (Fargate's vCPU/GiB, ACI's, Modal's cores/MiB, Fly's shared CPUs/MiB).
-`small` is the defaults themselves. A profile is how strict a deployment is: `prod` logs JSON and
-refuses to start on a misspelt setting (dispatcher/settings/typos.py)."""
+`small` is the defaults themselves. A profile is how strict a deployment is: `prod` logs JSON, needs
+client keys and refuses to start on a misspelt setting (dispatcher/settings/typos.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ PROFILES: dict[str, dict[str, str]] = {
     "prod": {"LOG_FORMAT": "json", "DASHBOARD_ENABLED": "0"},
 }
 DEFAULT_PROFILE = "dev"
+
+
+def profile_problems(env: Mapping[str, str], profile: str) -> list[str]:
+    """What a profile requires beyond the parsers' own rules: `prod` serves callers with keys only, even
+    on a loopback address (where the parsers let a keyless laptop in)."""
+    if profile == "prod" and not env.get("DISPATCHER_API_KEYS", "").strip():
+        return ["VOICEFLEET_PROFILE=prod needs DISPATCHER_API_KEYS: set the callers' keys (from a secret store)"]
+    return []
 
 
 def derived(size: str | None, profile: str) -> Mapping[str, str]:

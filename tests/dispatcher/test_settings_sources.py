@@ -83,10 +83,18 @@ def test_an_unknown_size_or_profile_is_refused(tmp_path: Path) -> None:
 def test_prod_stops_the_start_on_a_misspelt_setting(monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("VOICEFLEET_PROFILE", "prod")
+    monkeypatch.setenv("DISPATCHER_API_KEYS", "k" * 24)
     monkeypatch.setenv("RESERVE_MAX_IDEL", "3")
     assert dispatcher_main.main([]) == 2
     err = capsys.readouterr().err
     assert err == "dispatcher: configuration error: RESERVE_MAX_IDEL is no setting: did you mean RESERVE_MAX_IDLE?\n"
+
+
+def test_prod_needs_client_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert config_command.main(["check"], {"VOICEFLEET_PROFILE": "prod"}) == 1
+    assert capsys.readouterr().out == (
+        "VOICEFLEET_PROFILE=prod needs DISPATCHER_API_KEYS: set the callers' keys (from a secret store)\n")
+    assert config_command.main(["check"], {"VOICEFLEET_PROFILE": "prod", "DISPATCHER_API_KEYS": "k" * 24}) == 0
 
 
 def test_dev_warns_and_goes_on(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
