@@ -8,6 +8,33 @@ from __future__ import annotations
 
 from dispatcher.settings.model import INTEGER, NUMBER, STRING, Section, Setting
 
+# What a team actually sets, in the order it meets them: name → why, in a line (the page opens with them,
+# `python -m dispatcher --help` lists them).
+FIRST_SETTINGS = {
+    "MACHINES": "where bots run: `local` or a cloud provider",
+    "BOT_FILE": "the Pipecat bot every session runs (locally; a cloud runs `BOT_IMAGE`)",
+    "DISPATCHER_API_KEYS": "who may start sessions (required off a laptop)",
+    "DISPATCHER_ADMIN_KEYS": "who may change releases and read the deployment's status",
+    "MAX_CONCURRENT_SESSIONS": "sessions at once before a start is answered `429`",
+    "RESERVE_MIN_IDLE": "warm bots kept ready, so a caller never waits for a cold start",
+    "LOCAL_BOT_ENV": "which of your variables (your bot's service keys) reach local bots",
+    "DAILY_API_KEY": "Daily's key, for a cloud deployment's rooms",
+    "REDIS_URL": "the store several replicas share",
+    "LOG_FORMAT": "`json` for a log pipeline",
+}
+# Also in `python -m dispatcher --help`, after those.
+HELP_SETTINGS = {
+    "HOST": "address to listen on",
+    "PORT": "port to listen on (0 picks a free one)",
+    "BOT_PYTHON": "local: the interpreter bots run with, e.g. your bot's virtualenv",
+    "TRANSPORTS": "what sessions may use: daily, webrtc",
+    "BOT_CHANNEL_TOKEN": "the deployment secret each bot's channel credential is derived from",
+    "LOG_LEVEL": "debug, info, warning, error, critical",
+    "VOICEFLEET_CONFIG": "a TOML file of settings by name, below the environment",
+    "VOICEFLEET_SIZE": "small, medium, large: the defaults of sessions, reserve, caps and bot size",
+    "VOICEFLEET_PROFILE": "dev or prod: prod needs keys, logs JSON, stops on a misspelt setting",
+}
+
 # What the page says before the first section (after its own opening, which dispatcher/settings/docs.py writes).
 INTRODUCTION = """\
 # Configuration

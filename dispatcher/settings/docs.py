@@ -13,25 +13,11 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from dispatcher.settings.catalogue import CLOSING, INTRODUCTION, SECTIONS, SETTINGS
+from dispatcher.settings.catalogue import CLOSING, FIRST_SETTINGS, INTRODUCTION, SECTIONS, SETTINGS
 from dispatcher.settings.derived import PROFILES, SIZES
 from dispatcher.settings.model import Section, Setting
 from dispatcher.settings.names import meaning
 from dispatcher.settings.sources import CONFIG_VARIABLE, PROFILE_VARIABLE, SIZE_VARIABLE
-
-# What a team actually sets, in the order it meets them: name → why, in a line.
-FIRST_SETTINGS = {
-    "MACHINES": "where bots run: `local` or a cloud provider",
-    "BOT_FILE": "the Pipecat bot every session runs (locally; a cloud runs `BOT_IMAGE`)",
-    "DISPATCHER_API_KEYS": "who may start sessions (required off a laptop)",
-    "DISPATCHER_ADMIN_KEYS": "who may change releases and read the deployment's status",
-    "MAX_CONCURRENT_SESSIONS": "sessions at once before a start is answered `429`",
-    "RESERVE_MIN_IDLE": "warm bots kept ready, so a caller never waits for a cold start",
-    "LOCAL_BOT_ENV": "which of your variables (your bot's service keys) reach local bots",
-    "DAILY_API_KEY": "Daily's key, for a cloud deployment's rooms",
-    "REDIS_URL": "the store several replicas share",
-    "LOG_FORMAT": "`json` for a log pipeline",
-}
 
 
 def _anchor(title: str) -> str:
