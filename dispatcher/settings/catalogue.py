@@ -40,10 +40,11 @@ INTRODUCTION = """\
 # Configuration
 
 Everything is configured with environment variables: the dispatcher's, its providers', and the
-bot's. This page lists every variable the code reads, once (a test, `tests/docs/test_docs.py`,
-checks the list against the code, and the provider tables' defaults against the settings classes).
-A bad value stops the dispatcher at start-up
-with one line naming the variable; every problem of a configuration is reported at once.
+bot's. This page lists every variable the code reads, once: it is generated from the catalogue of
+settings (`dispatcher/settings/catalogue.py`), which tests hold equal to what the code reads and to
+the parsers' defaults. A bad value stops the dispatcher at start-up with one line naming the
+variable; every problem of a configuration is reported at once, and `voicefleet config check`
+reports them before a start.
 
 Secrets (`DISPATCHER_API_KEYS`, `BOT_CHANNEL_TOKEN`, `TURN_SHARED_SECRET`, `REDIS_MESSAGE_SECRET`, `DAILY_API_KEY`,
 `FLY_API_TOKEN`, the bot's service keys) belong in the environment from a secret store, never on

@@ -3,7 +3,9 @@
 Sizes are a deployment's scale: sessions at once, the warm reserve's bounds, the connection caps
 that must stay above them (`MAX_CONNECTIONS` above `BOT_CHANNEL_MAX_CONNECTIONS` + `SESSION_WAITS`;
 the server also holds it under half the descriptor limit), and each provider's bot size, in pairs
-every provider accepts (Fargate's vCPU/GiB, ACI's, Modal's cores/MiB, Fly's shared CPUs/MiB).
+every provider accepts (ACI's CPU/GiB, Modal's cores/MiB, Fly's memory beside its four shared CPUs).
+Not ECS: its bot's size is the stack's task definition, and ECS_TASK_VCPU only prices it for the
+reserve's cost, so deriving it would misreport the cost, never resize a task.
 `small` is the defaults themselves. A profile is how strict a deployment is: `prod` logs JSON, needs
 client keys and refuses to start on a misspelt setting (dispatcher/settings/typos.py)."""
 
@@ -15,19 +17,19 @@ SIZES: dict[str, dict[str, str]] = {
     "small": {
         "MAX_CONCURRENT_SESSIONS": "10", "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "10",
         "BOT_CHANNEL_MAX_CONNECTIONS": "1000", "SESSION_WAITS": "1000", "MAX_CONNECTIONS": "4000",
-        "ECS_TASK_VCPU": "1", "ECS_TASK_MEMORY_GB": "2", "ACI_CPU": "1", "ACI_MEMORY_GB": "2",
+        "ACI_CPU": "1", "ACI_MEMORY_GB": "2",
         "MODAL_CPU": "1", "MODAL_MEMORY_MB": "2048", "FLY_GUEST_MEMORY_MB": "1024",
     },
     "medium": {
         "MAX_CONCURRENT_SESSIONS": "100", "RESERVE_MIN_IDLE": "2", "RESERVE_MAX_IDLE": "20",
         "BOT_CHANNEL_MAX_CONNECTIONS": "1000", "SESSION_WAITS": "1000", "MAX_CONNECTIONS": "4000",
-        "ECS_TASK_VCPU": "2", "ECS_TASK_MEMORY_GB": "4", "ACI_CPU": "2", "ACI_MEMORY_GB": "4",
+        "ACI_CPU": "2", "ACI_MEMORY_GB": "4",
         "MODAL_CPU": "2", "MODAL_MEMORY_MB": "4096", "FLY_GUEST_MEMORY_MB": "2048",
     },
     "large": {
         "MAX_CONCURRENT_SESSIONS": "500", "RESERVE_MIN_IDLE": "5", "RESERVE_MAX_IDLE": "50",
         "BOT_CHANNEL_MAX_CONNECTIONS": "2000", "SESSION_WAITS": "2000", "MAX_CONNECTIONS": "8000",
-        "ECS_TASK_VCPU": "4", "ECS_TASK_MEMORY_GB": "8", "ACI_CPU": "4", "ACI_MEMORY_GB": "8",
+        "ACI_CPU": "4", "ACI_MEMORY_GB": "8",
         "MODAL_CPU": "4", "MODAL_MEMORY_MB": "8192", "FLY_GUEST_MEMORY_MB": "4096",
     },
 }

@@ -78,9 +78,11 @@ def read_file(path: Path) -> dict[str, str]:
     known = by_name()
     faults = []
     for name in data:
-        if name not in known and name not in (SIZE_VARIABLE, PROFILE_VARIABLE):
+        if name not in known:
             meant = nearest(str(name))
             faults.append(f"{name} is no setting" + (f" (did you mean {meant}?)" if meant else ""))
+        elif known[name].secret:  # a file is plain configuration: it is read, copied and committed
+            faults.append(f"{name} is a secret: set it in the environment, from a secret store")
     if faults:
         raise SourceError(f"{CONFIG_VARIABLE}={path}: {'; '.join(faults)}")
     return {str(name): _text(path, str(name), value) for name, value in data.items()}

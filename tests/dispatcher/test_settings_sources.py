@@ -8,11 +8,18 @@ from pathlib import Path
 import pytest
 
 from dispatcher import __main__ as dispatcher_main
+from dispatcher.machines.aci.settings import AciSettings
+from dispatcher.machines.fly.provider import FlySettings
+from dispatcher.machines.modal.settings import ModalSettings
 from dispatcher.serving import config_command
 from dispatcher.settings import Settings
 from dispatcher.settings.derived import PROFILES, SIZES
 from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import SourceError, resolve
+
+# The least ACI's parser needs; its image by digest, as it requires.
+ACI_REQUIRED = {"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "g", "AZURE_LOCATION": "westeurope",
+                "ACI_BOT_IMAGE": "r.azurecr.io/bot@sha256:" + "0" * 64}
 
 
 def test_unset_changes_nothing() -> None:
@@ -43,6 +50,19 @@ def test_what_sizes_and_profiles_derive_are_settings_the_parsers_accept() -> Non
         Settings.from_env(resolve({"VOICEFLEET_SIZE": size}).env)
 
 
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_each_size_is_a_bot_size_the_providers_accept(size: str) -> None:
+    """Each provider's own parser (its pairs of CPU and memory) takes what a size derives."""
+    env = resolve({"VOICEFLEET_SIZE": size}).env
+    fly = FlySettings.from_env({**env, "FLY_API_TOKEN": "t", "FLY_APP": "a", "BOT_IMAGE": "i"})
+    modal = ModalSettings.from_env({**env, "MODAL_TOKEN_ID": "ak-1", "MODAL_TOKEN_SECRET": "as-1", "MODAL_APP": "a",
+                                    "MODAL_BOT_IMAGE": "im-1"})
+    aci = AciSettings.from_env({**env, **ACI_REQUIRED})
+    assert fly.memory_mb == int(SIZES[size]["FLY_GUEST_MEMORY_MB"])
+    assert modal.memory_mb == int(SIZES[size]["MODAL_MEMORY_MB"])
+    assert aci.memory_gb == float(SIZES[size]["ACI_MEMORY_GB"])
+
+
 def test_the_small_size_is_the_defaults() -> None:
     known = by_name()
     assert {name: value for name, value in SIZES["small"].items() if known[name].default != value} == {}
@@ -60,6 +80,7 @@ def test_a_yaml_file_reads_alike(tmp_path: Path) -> None:
     ("RESERVE_MAX_IDEL = 3\n", "RESERVE_MAX_IDEL is no setting (did you mean RESERVE_MAX_IDLE?)"),
     ("NOT_EVEN_CLOSE = 3\n", "NOT_EVEN_CLOSE is no setting"),
     ("PORT = [\n", "not valid"),
+    ('REDIS_URL = "redis://u:p@h"\n', "REDIS_URL is a secret: set it in the environment, from a secret store"),
     ("PORT = {a = 1}\n", "PORT must be text, a number, true/false or a list of them"),
 ])
 def test_a_bad_file_is_one_line_naming_it(tmp_path: Path, text: str, fault: str) -> None:
