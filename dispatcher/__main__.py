@@ -21,7 +21,7 @@ from dispatcher.settings import Settings, SettingsError, int_setting
 from dispatcher.settings.derived import profile_problems
 from dispatcher.settings.help import environment_help
 from dispatcher.settings.sources import SourceError, resolve
-from dispatcher.settings.typos import misspelt
+from dispatcher.settings.typos import deprecated, misspelt
 
 if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good
     from dispatcher.api.state import AppState
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dispatcher: configuration error: {'; '.join(typos)}", file=sys.stderr)
             return 2
         print(f"dispatcher: warning: {'; '.join(typos)}", file=sys.stderr)
+    if old_names := deprecated(env):  # still read, as their new names
+        print(f"dispatcher: warning: {'; '.join(old_names)}", file=sys.stderr)
     if args.host:
         env["HOST"] = args.host
     if args.port is not None:

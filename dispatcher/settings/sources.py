@@ -109,4 +109,9 @@ def resolve(environ: Mapping[str, str]) -> Resolved:
         effective[name], sources[name] = value, FILE
     for name, value in environ.items():
         effective[name], sources[name] = value, ENVIRONMENT
+    known = by_name()
+    for name in [n for n in effective if n in known and known[n].name != n]:  # an old name: the parsers read the new
+        new = known[name].name
+        if new not in effective:
+            effective[new], sources[new] = effective[name], f"{sources[name]}, as {name}"
     return Resolved(env=effective, sources=sources, profile=profile, size=size)

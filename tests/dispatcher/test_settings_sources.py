@@ -3,6 +3,7 @@ start refuses a misspelt setting under `prod`; `voicefleet config` reads it all 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from dispatcher.machines.aci.settings import AciSettings
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.modal.settings import ModalSettings
 from dispatcher.serving import config_command
-from dispatcher.settings import Settings
+from dispatcher.settings import Settings, sources, typos
 from dispatcher.settings.derived import PROFILES, SIZES
 from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import SourceError, resolve
@@ -154,3 +155,16 @@ def test_explain_names_the_nearest_of_an_unknown_name(capsys: pytest.CaptureFixt
     assert config_command.main(["explain", "RESERVE_MAX_IDEL"], {}) == 2
     assert capsys.readouterr().err == "RESERVE_MAX_IDEL is no setting: did you mean RESERVE_MAX_IDLE?\n"
     assert config_command.main(["nonsense"], {}) == 2
+
+
+def test_an_old_name_is_read_as_the_new_one_which_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting has an old name today; one given here is read as its setting, and reported."""
+    renamed = replace(by_name()["RESERVE_MAX_IDLE"], aliases=("RESERVE_IDLE_MAX",))
+    monkeypatch.setattr(sources, "by_name", lambda: {**by_name(), "RESERVE_IDLE_MAX": renamed})
+    resolved = resolve({"RESERVE_IDLE_MAX": "4"})
+    assert resolved.env["RESERVE_MAX_IDLE"] == "4"
+    assert resolved.source("RESERVE_MAX_IDLE") == "environment, as RESERVE_IDLE_MAX"
+    assert resolve({"RESERVE_IDLE_MAX": "4", "RESERVE_MAX_IDLE": "6"}).env["RESERVE_MAX_IDLE"] == "6"
+    monkeypatch.setattr(typos, "by_name", lambda: {**by_name(), "RESERVE_IDLE_MAX": renamed})
+    assert typos.deprecated({"RESERVE_IDLE_MAX": "4"}) == [
+        "RESERVE_IDLE_MAX is an old name of RESERVE_MAX_IDLE: rename it"]
