@@ -88,3 +88,13 @@ def test_unset_behaves_as_the_catalogue_default(parser: str) -> None:
     assert len(checked) >= 5  # the sections hold what this parser reads
     differ = [s.name for s in checked if parse({**required, s.name: s.default}) != unset]
     assert differ == [], "the catalogue's default is not the parser's"
+
+
+def test_the_schema_takes_a_good_file_and_refuses_an_unknown_name() -> None:
+    """What an editor or CI checks a `VOICEFLEET_CONFIG` file with (a JSON Schema validator)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schema())
+    assert list(validator.iter_errors({"MAX_CONCURRENT_SESSIONS": 50, "PORT": "8080", "LOG_FORMAT": "json"})) == []
+    assert [e.message for e in validator.iter_errors({"RESERVE_MAX_IDEL": 3})] == [
+        "Additional properties are not allowed ('RESERVE_MAX_IDEL' was unexpected)"]
+    assert list(validator.iter_errors({"MAX_CONCURRENT_SESSIONS": "many"})) != []
