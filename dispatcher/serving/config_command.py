@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from collections.abc import Mapping
 
 from dispatcher.settings import SettingsError
-from dispatcher.settings.derived import profile_problems
+from dispatcher.settings.derived import PROFILES, SIZES, profile_problems
 from dispatcher.settings.model import Setting
 from dispatcher.settings.names import by_name, meaning
 from dispatcher.settings.sources import Resolved, SourceError, resolve
@@ -19,6 +20,7 @@ from dispatcher.settings.typos import deprecated, misspelt, nearest
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 USAGE = "usage: voicefleet config check | explain NAME | diff"
+WIDTH = 100  # a meaning is a paragraph: wrapped for a terminal
 
 
 def faults(resolved: Resolved) -> list[str]:
@@ -47,8 +49,14 @@ def shown(setting: Setting, value: str) -> str:
 def explain(name: str, resolved: Resolved) -> list[str]:
     """What a setting is and where its value comes from."""
     setting = by_name()[name]
-    lines = [f"{name}: {meaning(setting).replace(chr(92) + '|', '|') or '(see docs/configuration.md)'}",
+    said = meaning(setting).replace(chr(92) + "|", "|") or "(see docs/configuration.md)"
+    lines = [textwrap.fill(f"{name}: {said}", width=WIDTH, subsequent_indent="  ", break_on_hyphens=False),
              f"  section: {setting.section}; type: {setting.kind}; default: {setting.shown_default}"]
+    derived_by = [f"{size} {values[setting.name]}" for size, values in SIZES.items() if setting.name in values]
+    derived_by += [f"{profile} {values[setting.name]}" for profile, values in PROFILES.items()
+                   if setting.name in values]
+    if derived_by:
+        lines.append(f"  derived by VOICEFLEET_SIZE / VOICEFLEET_PROFILE: {', '.join(derived_by)}")
     if setting.name != name:
         lines.append(f"  an old name of {setting.name}: rename it")
     if name in resolved.env:

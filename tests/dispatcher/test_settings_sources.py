@@ -143,7 +143,9 @@ def test_explain_and_diff_mask_secrets(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "k-very-secret-1" not in out and "value: (a secret, set) (from the environment)" in out
     assert config_command.main(["explain", "MAX_CONCURRENT_SESSIONS"], env) == 0
-    assert "value: 100 (from the size medium)" in capsys.readouterr().out
+    explained = capsys.readouterr().out
+    assert "value: 100 (from the size medium)" in explained
+    assert "derived by VOICEFLEET_SIZE / VOICEFLEET_PROFILE: small 10, medium 100, large 500" in explained
     assert config_command.main(["diff"], env) == 0
     diff = capsys.readouterr().out.splitlines()
     assert "DISPATCHER_API_KEYS=(a secret, set)  (environment)" in diff
