@@ -17,53 +17,17 @@ from dispatcher.regions.peers import conflicts_at_start
 from dispatcher.serving.collector import tune_collector
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
-from dispatcher.settings import MACHINE_KINDS, Settings, SettingsError, int_setting
+from dispatcher.settings import Settings, SettingsError, int_setting
+from dispatcher.settings.derived import profile_problems
+from dispatcher.settings.help import environment_help
+from dispatcher.settings.sources import SourceError, resolve
+from dispatcher.settings.typos import deprecated, misspelt
 
 if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good
     from dispatcher.api.state import AppState
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
-ENVIRONMENT_HELP = f"""\
-environment (docs/configuration.md lists every variable, with the providers' and the bot's):
-  HOST                     address to listen on (default 127.0.0.1)
-  PORT                     port to listen on (default 8080)
-  MACHINES                 where bots run: {"|".join(MACHINE_KINDS)} (default local)
-  DISPATCHER_API_KEYS      comma-separated API keys; unset = loopback-only local mode
-  MAX_CONCURRENT_SESSIONS  sessions at once before POST /start answers 429 (default 10)
-  MAX_SESSION_SECONDS      hard cap on a session's length (default 1800)
-  START_WAIT_SECONDS       deadline of POST /start?wait=started (default 30)
-  START_RATE_PER_KEY       POST /start per second per API key (default 5), START_BURST_PER_KEY (20)
-  REAPER_INTERVAL_SECONDS  how often the reaper sweeps (default 60; 0 = off), REAPER_GRACE_SECONDS (120)
-  CORS_ALLOW_ORIGINS       comma-separated browser origins allowed to call the API (default none)
-  ICE_SERVERS              WebRTC: STUN/TURN URLs (comma-separated) or a JSON list, answered as iceConfig
-  TRANSPORTS               daily,webrtc: what sessions may use (local webrtc, cloud daily); DEFAULT_TRANSPORT
-  TURN_URLS                WebRTC through a TURN relay (docs/webrtc.md): URLs, with TURN_SHARED_SECRET (a secret),
-                           TURN_CREDENTIAL_TTL_SECONDS (600), ICE_TRANSPORT_POLICY (cloud relay, local all)
-  RESERVE_MIN_IDLE         warm reserve: idle bots kept ready (default 1); RESERVE_MAX_IDLE (10; 0 = off),
-                           RESERVE_MAX_IDLE_SECONDS, RESERVE_BUFFER, RESERVE_BURST, ... (docs/reserve.md)
-  BOT_FILE                 local: the Pipecat bot file bots run (a bot.py with async def bot(runner_args);
-                           default examples/parrot/bot.py, no keys needed), imported warm (docs/bring-your-bot.md)
-  BOT_PYTHON               local: the interpreter bots run with, e.g. your bot's virtualenv (default: this one)
-  LOCAL_BOT_ENV            local: the variables your bot reads (its service keys), by name: bots get nothing
-                           else of this environment; LOCAL_BOT_ISOLATION auto|required (Landlock, docs/security.md)
-  BOT_CHANNEL_TOKEN        the deployment secret each bot's own channel credential is derived from (the
-                           dispatcher's alone; local: generated per run); cloud bots dial BOT_CHANNEL_URL
-  REDIS_URL                several replicas: their shared store (docs/replicas.md); REPLICA_ID, REDIS_*
-  SHUTDOWN_GRACE_SECONDS   on SIGTERM, how long requests in flight may finish (default 90; ECS stops at 120)
-  KEEP_ALIVE_SECONDS       HTTP keep-alive; keep it above a load balancer's idle timeout (default 5)
-  REGION, REGIONS,         one global deployment: this region's name, every region's name=url, and
-  REGION_SECRET            the secret regions sign their requests with (docs/regions.md)
-  PHONE_DRAIN_SECONDS      on SIGTERM, how long calls in flight may go on before exit (default MAX_SESSION_SECONDS)
-  HEADER_TIMEOUT_SECONDS   a connection's time to send a whole request (default 10)
-  BOT_CHANNEL_MAX_CONNECTIONS  open bot channels at once (default 1000)
-  BOT_CHANNEL_PORT         a port of its own for the bots' routes (/bots/…), which PORT then answers 404
-                           (default unset: PORT serves them too)
-  LOG_LEVEL                debug|info|warning|error|critical (default info)
-  LOG_FORMAT               text|json: JSON lines with session_id, trace_id and replica (default text)
-  OTEL_EXPORTER_OTLP_ENDPOINT  traces over OTLP/HTTP (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, ...;
-                           unset: none, docs/operations.md)
-"""
 
 # On SIGTERM: requests in flight finish within this, under ECS's 120 s stop timeout (then SIGKILL).
 SHUTDOWN_GRACE_SECONDS = 90
@@ -73,14 +37,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dispatcher",
         description="voicefleet dispatcher: POST /start runs one fresh bot per voice session.",
-        epilog=ENVIRONMENT_HELP,
+        epilog=environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", help="overrides HOST")
     parser.add_argument("--port", type=int, help="overrides PORT (0 picks a free port)")
     args = parser.parse_args(argv)
 
-    env = dict(os.environ)
+    try:  # the file VOICEFLEET_CONFIG names, and VOICEFLEET_SIZE's and VOICEFLEET_PROFILE's defaults
+        resolved = resolve(os.environ)
+    except SourceError as exc:
+        print(f"dispatcher: configuration error: {exc}", file=sys.stderr)
+        return 2
+    env = resolved.env
+    if typos := misspelt(env):  # a misspelt setting would be ignored in silence
+        if resolved.profile == "prod":
+            print(f"dispatcher: configuration error: {'; '.join(typos)}", file=sys.stderr)
+            return 2
+        print(f"dispatcher: warning: {'; '.join(typos)}", file=sys.stderr)
+    if old_names := deprecated(env):  # still read, as their new names
+        print(f"dispatcher: warning: {'; '.join(old_names)}", file=sys.stderr)
     if args.host:
         env["HOST"] = args.host
     if args.port is not None:
@@ -91,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen_format = log_format.log_format(env.get("LOG_FORMAT", ""))
     except SettingsError as exc:
         problems.append(str(exc))
-    problems += configuration_problems(env)
+    problems += profile_problems(env, resolved.profile) + configuration_problems(env)
     if not problems and env.get("MACHINES", "").strip().lower() == "k8s":  # what the cluster serves, read once
         problems += asyncio.run(cluster_problems(env))
     if problems:

@@ -1,0 +1,111 @@
+"""`python -m dispatcher.serving.config_command check | explain NAME | diff`, which `voicefleet config`
+runs: the configuration as the dispatcher would read it, from the environment and `VOICEFLEET_CONFIG`,
+through the dispatcher's own parsers. It opens no listener and sends nothing; secrets are masked.
+
+Exit codes: 0 good, 1 faults (one line each), 2 a usage error (an unknown NAME)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Mapping
+
+from dispatcher.settings import SettingsError
+from dispatcher.settings.derived import PROFILES, SIZES, profile_problems
+from dispatcher.settings.model import Setting
+from dispatcher.settings.names import by_name, meaning
+from dispatcher.settings.sources import Resolved, SourceError, resolve
+from dispatcher.settings.typos import deprecated, misspelt, nearest
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+USAGE = "usage: voicefleet config check | explain NAME | diff"
+WIDTH = 100  # a meaning is a paragraph: wrapped for a terminal
+
+
+def faults(resolved: Resolved) -> list[str]:
+    """Everything the dispatcher would refuse at start-up (but the cluster's and the regions' answers,
+    which only a call could give), and every misspelt or old name."""
+    from dispatcher.factory import configuration_problems  # the dispatcher's own parsers, every provider's
+    from dispatcher.observability import log_format
+
+    env = resolved.env
+    found = misspelt(env) + deprecated(env)
+    level = env.get("LOG_LEVEL", "").strip().lower() or "info"
+    if level not in LOG_LEVELS:
+        found.append(f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}")
+    try:
+        log_format.log_format(env.get("LOG_FORMAT", ""))
+    except SettingsError as exc:
+        found.append(str(exc))
+    return found + profile_problems(env, resolved.profile) + configuration_problems(env)
+
+
+def shown(setting: Setting, value: str) -> str:
+    """A value as it may be printed: a secret's is never."""
+    return "(a secret, set)" if setting.secret else value
+
+
+def explain(name: str, resolved: Resolved) -> list[str]:
+    """What a setting is and where its value comes from."""
+    setting = by_name()[name]
+    said = meaning(setting).replace(chr(92) + "|", "|") or "(see docs/configuration.md)"
+    lines = [textwrap.fill(f"{name}: {said}", width=WIDTH, subsequent_indent="  ", break_on_hyphens=False),
+             f"  section: {setting.section}; type: {setting.kind}; default: {setting.shown_default}"]
+    derived_by = [f"{size} {values[setting.name]}" for size, values in SIZES.items() if setting.name in values]
+    derived_by += [f"{profile} {values[setting.name]}" for profile, values in PROFILES.items()
+                   if setting.name in values]
+    if derived_by:
+        lines.append(f"  derived by VOICEFLEET_SIZE / VOICEFLEET_PROFILE: {', '.join(derived_by)}")
+    if setting.name != name:
+        lines.append(f"  an old name of {setting.name}: rename it")
+    if name in resolved.env:
+        lines.append(f"  value: {shown(setting, resolved.env[name])} (from the {resolved.source(name)})")
+    else:
+        lines.append("  value: unset (its default applies)")
+    return lines
+
+
+def diff(resolved: Resolved) -> list[str]:
+    """The settings whose value is not their default, secrets masked."""
+    known = by_name()
+    lines = []
+    for name in sorted(resolved.env):
+        setting = known.get(name)
+        if setting is None or resolved.env[name] == setting.default:
+            continue
+        lines.append(f"{name}={shown(setting, resolved.env[name])}  ({resolved.source(name)})")
+    return lines
+
+
+def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        resolved = resolve(environ)
+    except SourceError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if argv == ["check"]:
+        found = faults(resolved)
+        for line in found:
+            print(line)
+        if not found:
+            print(f"configuration good (profile {resolved.profile}, size {resolved.size or 'unset'})")
+        return 1 if found else 0
+    if len(argv) == 2 and argv[0] == "explain":
+        name = argv[1].strip().upper()
+        if name not in by_name():
+            meant = nearest(name)
+            print(f"{name} is no setting" + (f": did you mean {meant}?" if meant else ""), file=sys.stderr)
+            return 2
+        print("\n".join(explain(name, resolved)))
+        return 0
+    if argv == ["diff"]:
+        for line in diff(resolved):
+            print(line)
+        return 0
+    print(USAGE, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

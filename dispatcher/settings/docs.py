@@ -1,0 +1,176 @@
+"""docs/configuration.md and docs/reference/configuration.schema.json, generated from the catalogue.
+
+    uv run python -m dispatcher.settings.docs > docs/configuration.md
+    uv run python -m dispatcher.settings.docs --schema > docs/reference/configuration.schema.json
+
+A test holds both checked-in files equal to what this writes, so the page can only change here."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from dispatcher.settings.catalogue import CLOSING, FIRST_SETTINGS, INTRODUCTION, SECTIONS, SETTINGS
+from dispatcher.settings.derived import PROFILES, SIZES
+from dispatcher.settings.model import Section, Setting
+from dispatcher.settings.names import meaning
+from dispatcher.settings.sources import CONFIG_VARIABLE, PROFILE_VARIABLE, SIZE_VARIABLE
+
+
+def _anchor(title: str) -> str:
+    """GitHub's anchor of a heading."""
+    text = re.sub(r"[^\w\- ]", "", title.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _heading_of(section: Section) -> str:
+    """The last heading at or before a section: where a link to one of its settings lands."""
+    index = SECTIONS.index(section)
+    for earlier in reversed(SECTIONS[: index + 1]):
+        headings = [line for line in earlier.prose.splitlines() if line.startswith("#")]
+        if headings:
+            return headings[-1].lstrip("#").strip()
+    return ""
+
+
+def _rows(section: Section) -> Iterator[list[Setting]]:
+    row: list[Setting] = []
+    for setting in SETTINGS:
+        if setting.section != section.key:
+            continue
+        if setting.row is None and row:
+            yield row
+            row = []
+        row.append(setting)
+    if row:
+        yield row
+
+
+def _joined(values: list[str]) -> str:
+    return values[0] if len(set(values)) == 1 else " / ".join(values)
+
+
+def _table(section: Section) -> list[str]:
+    head = ["variable", "default", "example", "meaning"] if section.examples else ["variable", "default", "meaning"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in _rows(section):
+        cells = [" / ".join(f"`{s.name}`" for s in row), _joined([s.shown_default for s in row])]
+        if section.examples:
+            cells.append(_joined([s.example or "" for s in row]))
+        cells.append(row[0].meaning)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _first_settings() -> list[str]:
+    by_name = {s.name: s for s in SETTINGS}
+    sections = {s.key: s for s in SECTIONS}
+    lines = ["## The ten a team sets", ""]
+    for name, why in FIRST_SETTINGS.items():
+        where = _anchor(_heading_of(sections[by_name[name].section]))
+        lines.append(f"- `{name}`: {why} ([more](#{where}))")
+    return lines
+
+
+def _derived() -> list[str]:
+    lines = [
+        "## Size and profile",
+        "",
+        f"`{SIZE_VARIABLE}` (`{'`, `'.join(SIZES)}`) and `{PROFILE_VARIABLE}`"
+        f" (`{'`, `'.join(PROFILES)}`, default `dev`)",
+        "set the defaults of the settings below; a setting set explicitly (in the environment or the",
+        "file) wins, and `voicefleet config explain NAME` shows which one applies and why. Unset, neither",
+        "changes anything. With `prod`, an unknown variable that looks like a voicefleet setting (a",
+        "misspelt one) stops the dispatcher at start-up, and so does a missing `DISPATCHER_API_KEYS`",
+        "(even on a loopback address); with `dev` a misspelt one is a warning naming the nearest.",
+        "",
+        "| setting | " + " | ".join(f"`{s}`" for s in SIZES) + " |",
+        "|---|" + "---|" * len(SIZES),
+    ]
+    names = list(dict.fromkeys(n for values in SIZES.values() for n in values))
+    for name in names:
+        lines.append(f"| `{name}` | " + " | ".join(f"`{SIZES[s].get(name, '')}`" for s in SIZES) + " |")
+    lines += ["", "| setting | " + " | ".join(f"`{p}`" for p in PROFILES) + " |", "|---|" + "---|" * len(PROFILES)]
+    names = list(dict.fromkeys(n for values in PROFILES.values() for n in values))
+    for name in names:
+        cells = [f"`{PROFILES[p][name]}`" if name in PROFILES[p] else "its default" for p in PROFILES]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _sources() -> list[str]:
+    return [
+        "## Where a setting comes from",
+        "",
+        f"Environment variables, or a file: `{CONFIG_VARIABLE}=/etc/voicefleet.toml` (TOML, or YAML by its",
+        "`.yaml`/`.yml` name) holding settings by their names (`MAX_CONCURRENT_SESSIONS = 50`). A name",
+        "the file holds that no setting has is an error. From the weakest to the strongest:",
+        "",
+        "1. the setting's default (below);",
+        f"2. what `{SIZE_VARIABLE}` and `{PROFILE_VARIABLE}` derive (above);",
+        f"3. the file `{CONFIG_VARIABLE}` names;",
+        "4. the environment.",
+        "",
+        "Secrets belong in the environment, from a secret store, never in the file.",
+        "",
+        "<!-- runnable -->",
+        "```sh",
+        "uv run voicefleet config check        # every fault of this configuration, one a line (exit 1)",
+        "uv run voicefleet config explain PORT # meaning, type, default, value and where it came from",
+        "uv run voicefleet config diff         # what differs from the defaults, secrets masked",
+        "```",
+    ]
+
+
+def page() -> str:
+    """The whole of docs/configuration.md."""
+    intro, _, rest = INTRODUCTION.partition("\n\n")
+    parts = [intro, "", "<!-- Generated by `uv run python -m dispatcher.settings.docs`: edit"
+             " dispatcher/settings/catalogue.py, not this page. -->", "", rest.strip(), ""]
+    parts += _first_settings() + [""] + _derived() + [""] + _sources() + [""]
+    for section in SECTIONS:
+        parts += ([section.prose.strip(), ""] if section.prose else []) + _table(section) + [""]
+    parts += [CLOSING.strip()]
+    return "\n".join(parts) + "\n"
+
+
+def _property(setting: Setting) -> dict[str, Any]:
+    kinds: dict[str, Any] = {
+        "integer": {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*-?[0-9]+\s*$"}]},
+        "number": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*-?[0-9.]+\s*$"}]},
+        "string": {"type": "string"},
+    }
+    entry: dict[str, Any] = {**kinds[setting.kind], "description": meaning(setting).replace("\\|", "|")}
+    if setting.default is not None:
+        entry["default"] = int(setting.default) if setting.kind == "integer" else (
+            float(setting.default) if setting.kind == "number" else setting.default)
+    if setting.secret:
+        entry["writeOnly"] = True  # a secret: from a secret store into the environment, never in the file
+    if setting.aliases:
+        entry["x-deprecated-aliases"] = list(setting.aliases)
+    return entry
+
+
+def schema() -> dict[str, Any]:
+    """A JSON Schema of a `VOICEFLEET_CONFIG` file (and of an environment's voicefleet part)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/voicefleet/voicefleet/docs/reference/configuration.schema.json",
+        "title": "voicefleet configuration",
+        "description": "Settings by their environment variable names; docs/configuration.md says what each does.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {s.name: _property(s) for s in sorted(SETTINGS, key=lambda s: s.name)},
+    }
+
+
+def main(argv: list[str]) -> int:
+    sys.stdout.write(json.dumps(schema(), indent=2, ensure_ascii=False) + "\n" if "--schema" in argv else page())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
