@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dispatcher.artifacts.azure_sas import is_azure_destination
+from dispatcher.artifacts.azure_store import AzureBlobStore
 from dispatcher.artifacts.ending import MachineRunning, RecordingEnds
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.orphans import OrphanSweep
@@ -49,6 +51,8 @@ def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactS
     if settings.s3:
         bucket, prefix = split_destination(settings.destination)
         return S3Store(bucket, prefix, env)
+    if is_azure_destination(settings.destination):
+        return AzureBlobStore(settings.destination, env)
     # The folder's signed paths are this process's: a key of its own, never given to a bot.
     return LocalFolderStore(Path(settings.destination), SignedPaths(secrets.token_bytes(32)))
 

@@ -3,7 +3,8 @@
 `RECORDING` is `off` (the default, locally and in the cloud: recording a person is the operator's
 decision, never a surprise) or `on`. `RECORDING_DESTINATION` is a folder (locally; default
 `recordings` beside the dispatcher) or `s3://bucket/prefix` (S3, or an S3-compatible store through
-the standard `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`). A `POST /start` may turn its own session's
+the standard `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`) or an Azure Blob container's URL
+(dispatcher/artifacts/azure_store.py). A `POST /start` may turn its own session's
 recording off, never on.
 """
 
@@ -44,9 +45,9 @@ class ArtifactSettings:
         if policy not in POLICIES:
             raise SettingsError(f"RECORDING={policy!r}: use one of {', '.join(POLICIES)}")
         destination = env.get("RECORDING_DESTINATION", "").strip() or cls.destination
-        if "://" in destination and not destination.startswith("s3://"):
-            raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, or s3://bucket/prefix "
-                                "(GCS and Azure Blob are not supported yet)")
+        if "://" in destination and not destination.startswith(("s3://", "https://", "http://")):
+            raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, s3://bucket/prefix, or https://"
+                                "<account>.blob.core.windows.net/<container>/<prefix> (GCS is not supported yet)")
         if destination.startswith("s3://") and not destination.removeprefix("s3://").split("/", 1)[0]:
             raise SettingsError("RECORDING_DESTINATION=s3:// needs a bucket: s3://bucket/prefix")
         return cls(

@@ -223,7 +223,7 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, on"),
-    ({"RECORDING_DESTINATION": "gs://bucket"}, "GCS and Azure Blob are not supported yet"),
+    ({"RECORDING_DESTINATION": "ftp://host/calls"}, "a folder, s3://bucket/prefix, or https://<account>.blob."),
     ({"RECORDING_DESTINATION": "s3:///prefix"}, "needs a bucket"),
     ({"RECORDING_DOWNLOAD_URL_SECONDS": "1e9"}, "RECORDING_DOWNLOAD_URL_SECONDS=1e.09 must be at most 604800"),
     ({"RECORDING_PART_URL_SECONDS": "86400"}, "RECORDING_PART_URL_SECONDS=86400 must be at most 3600"),
