@@ -78,11 +78,9 @@ class AzureBlobStore:
     # --- the contract -------------------------------------------------------------------------
 
     async def check(self) -> None:
-        await self._fresh_key()
         await self._put_blob(_joined(self.prefix, ".voicefleet-write-check"), b"", "application/octet-stream", "write")
 
     async def open_upload(self, key: str, content_type: str) -> str:
-        await self._fresh_key()
         upload_id = secrets.token_hex(8)
         await self._put_blob(self._marker(upload_id), b"", "application/octet-stream", "open an upload",
                              {"x-ms-meta-key": quote(key, safe=""), "x-ms-meta-contenttype": quote(content_type)})
@@ -189,18 +187,25 @@ class AzureBlobStore:
     # --- the user delegation key -----------------------------------------------------------------
 
     async def _fresh_key(self) -> None:
-        """A key for the SAS this store signs, replaced once it is an hour old: every async call of the
-        contract comes here, and the orphan sweep calls one every 10 minutes."""
+        """A key for the SAS this store signs, replaced once it is an hour old: every call to Azure comes
+        here first (the orphan sweep makes one every 10 minutes). A failed renewal keeps the key it has
+        while more than half its life is left, and tries again a minute later."""
         async with self._key_lock:
-            if self._key is not None and time.time() - self._key_at < KEY_REFRESH_SECONDS:
-                return
             now = time.time()
+            if self._key is not None and now - self._key_at < KEY_REFRESH_SECONDS:
+                return
             body = key_request(now - 300, now + KEY_SECONDS)
-            answer = await self._request("POST", self.place.base + "/", "get a user delegation key",
-                                         {"restype": "service", "comp": "userdelegationkey"}, content=body)
             try:
+                answer = await self._request("POST", self.place.base + "/", "get a user delegation key",
+                                             {"restype": "service", "comp": "userdelegationkey"}, content=body,
+                                             key_first=False)
                 self._key = DelegationKey.from_xml(answer.content)
-            except (ElementTree.ParseError, ValueError) as exc:
+            except (ElementTree.ParseError, ValueError, StoreError) as exc:
+                if self._key is not None and self._key.expires_at - now > KEY_SECONDS / 2:
+                    self._key_at = now - KEY_REFRESH_SECONDS + 60
+                    return
+                if isinstance(exc, StoreError):
+                    raise
                 raise StoreError(f"{self.where}: cannot get a user delegation key: {exc}") from None
             self._key_at = now
 
@@ -256,7 +261,9 @@ class AzureBlobStore:
 
     async def _request(self, method: str, url: str, what: str, params: Mapping[str, str] | None = None, *,
                        headers: Mapping[str, str] | None = None, content: bytes | None = None,
-                       missing_ok: bool = False) -> HttpResponse:
+                       missing_ok: bool = False, key_first: bool = True) -> HttpResponse:
+        if key_first:  # the SAS this store signs next must find a key; a store that cannot give one is said now
+            await self._fresh_key()
         try:
             signed = {**await self._tokens.headers(), "x-ms-version": SAS_VERSION,
                       "x-ms-date": email.utils.formatdate(usegmt=True), **(headers or {})}

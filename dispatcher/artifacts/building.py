@@ -45,6 +45,8 @@ class Artifacts:
                 await self._sweeping
         await self.ends.aclose()
         await self.recordings.aclose()
+        if isinstance(self.recordings.store, AzureBlobStore):  # its connection pool, once the last call is done
+            await self.recordings.store.aclose()
 
 
 def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactStore:
