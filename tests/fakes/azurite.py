@@ -85,6 +85,7 @@ class _Identity(BaseHTTPRequestHandler):
 class Azurite:
     url: str  # https://127.0.0.1:<port>/devstoreaccount1
     cert_path: str
+    key_path: str
     identity_env: dict[str, str]  # IDENTITY_ENDPOINT, IDENTITY_HEADER and RECORDING_CA_BUNDLE
 
     def destination(self, container: str, prefix: str) -> str:
@@ -121,7 +122,7 @@ def azurite() -> Iterator[Azurite]:
         serving.start()
         try:
             _wait_listening(port, process)
-            yield Azurite(f"https://127.0.0.1:{port}/{ACCOUNT}", cert, {
+            yield Azurite(f"https://127.0.0.1:{port}/{ACCOUNT}", cert, key, {
                 "IDENTITY_ENDPOINT": f"http://127.0.0.1:{identity.server_address[1]}/msi/token",
                 "IDENTITY_HEADER": _Identity.header, "RECORDING_CA_BUNDLE": cert})
         finally:

@@ -17,6 +17,7 @@ import pytest
 from botchannel.recording import MIN_PART_BYTES, wav_header, wav_sizes
 from dispatcher.artifacts.azure_store import AzureBlobStore
 from dispatcher.artifacts.store import StoreError
+from tests.fakes.azure_legal_hold import legal_holds
 from tests.fakes.azurite import Azurite, azurite, missing
 
 
@@ -159,3 +160,28 @@ async def test_without_a_token_source_the_store_names_the_identity_it_needs(emul
     with pytest.raises(StoreError, match="no Entra token"):
         await store.check()
     await store.aclose()
+
+
+async def test_a_held_blob_is_held_and_never_deleted_until_its_hold_is_released(emulator: Azurite) -> None:
+    """Behind tests/fakes/azure_legal_hold.py: a container with version-level immutability."""
+    container = f"held-{uuid.uuid4().hex[:12]}"
+    await asyncio.to_thread(emulator.create_container, container)
+    with legal_holds(emulator) as holds:
+        store = AzureBlobStore(f"{holds.url}/{container}/team", emulator.identity_env)
+        try:
+            keys = ["team/g/recording.wav", "team/g/report.json"]
+            for key in keys:
+                await store.put(key, b"{}", "application/json")
+            await store.hold(keys[:1], True)
+            assert await store.held(keys) == keys[:1]
+            with pytest.raises(StoreError, match="cannot delete team/g/recording.wav: it is under a legal hold"):
+                await store.delete(keys)
+            assert {o.key for o in await store.objects_under("team/g/")} == set(keys)  # nothing was erased
+            with pytest.raises(StoreError, match="BlobNotFound"):
+                await store.hold(["team/g/never-written"], True)
+            await store.hold(keys[:1], False)
+            assert await store.held(keys) == []
+            await store.delete(keys)
+            assert await store.objects_under("team/g/") == []
+        finally:
+            await store.aclose()
