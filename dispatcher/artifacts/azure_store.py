@@ -3,7 +3,7 @@ through the dispatcher's aiohttp pool and hand-signed SAS (azure_sas.py): no Azu
 
 A part is one `Put Block` of the recording's blob, its block id naming the upload and the part,
 put by the bot through a user delegation SAS for that one blob, write only (`sp=w`, what Put Block
-needs), for the part URL's lifetime. Completion commits the blocks that arrived (`Put Block List`,
+needs; it also allows Put Blob on that blob: a SAS of this version cannot name the operation). Completion commits the blocks that arrived (`Put Block List`,
 found with `Get Block List`). Azure has no upload to list or abort (it discards uncommitted blocks a
 week after their last `Put Block`), so each upload is a marker blob under `<prefix>/.uploads/`,
 deleted at completion or abort: `open_uploads` lists those. The dispatcher signs in with its Entra
