@@ -3,13 +3,14 @@ through the dispatcher's aiohttp pool and hand-signed SAS (azure_sas.py): no Azu
 
 A part is one `Put Block` of the recording's blob, its block id naming the upload and the part,
 put by the bot through a user delegation SAS for that one blob, write only (`sp=w`, what Put Block
-needs; it also allows Put Blob on that blob: a SAS of this version cannot name the operation). Completion commits the blocks that arrived (`Put Block List`,
-found with `Get Block List`). Azure has no upload to list or abort (it discards uncommitted blocks a
-week after their last `Put Block`), so each upload is a marker blob under `<prefix>/.uploads/`,
-deleted at completion or abort: `open_uploads` lists those. The dispatcher signs in with its Entra
-identity (`ArmToken`); no account key is read anywhere. Legal holds are the blob's own, refused by
-a container without version-level immutability (and by azurite). docs/recording.md, "Azure Blob
-Storage", says which roles and why.
+needs; it also takes Put Blob on that blob: a SAS of this version cannot name the operation).
+Completion commits the blocks that arrived (`Put Block List`, found with `Get Block List`). Azure
+has no upload to list or abort (it discards uncommitted blocks a week after their last `Put
+Block`), so each upload is a marker blob under `<prefix>/.uploads/`, deleted at completion or
+abort: `open_uploads` lists those. The dispatcher signs in with its Entra identity (`ArmToken`);
+no account key is read anywhere. Legal holds are the blob's own, refused by a container without
+version-level immutability (and by azurite). docs/recording.md, "Azure Blob Storage", says which
+roles and why.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import email.utils
 import secrets
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, unquote
 
 from dispatcher.artifacts.azure_sas import (
@@ -61,7 +62,7 @@ def _named_part(name: str, upload_id: str) -> int | None:
 
 class AzureBlobStore:
     def __init__(self, destination: str, env: Mapping[str, str], *, client: HttpClient | None = None,
-                 tokens: ArmTokens | None = None) -> None:
+                 tokens: ArmTokens | None = None, clock: Callable[[], float] = time.time) -> None:
         self.place: Destination = split_destination(destination)
         self.prefix = self.place.prefix
         self.where = destination.rstrip("/")
@@ -74,6 +75,7 @@ class AzureBlobStore:
         self._key: DelegationKey | None = None
         self._key_at = 0.0
         self._key_lock = asyncio.Lock()
+        self._clock = clock
 
     # --- the contract -------------------------------------------------------------------------
 
@@ -191,7 +193,7 @@ class AzureBlobStore:
         here first (the orphan sweep makes one every 10 minutes). A failed renewal keeps the key it has
         while more than half its life is left, and tries again a minute later."""
         async with self._key_lock:
-            now = time.time()
+            now = self._clock()
             if self._key is not None and now - self._key_at < KEY_REFRESH_SECONDS:
                 return
             body = key_request(now - 300, now + KEY_SECONDS)
@@ -213,7 +215,7 @@ class AzureBlobStore:
         if self._key is None:
             raise StoreError(f"{self.where}: no user delegation key yet (the store was not reached): {NEEDS}")
         # A SAS cannot outlive the key that signed it; the key is at most an hour old, so ~7 days remain.
-        expires = min(time.time() + seconds, self._key.expires_at)
+        expires = min(self._clock() + seconds, self._key.expires_at)
         return blob_sas(self._key, self.place, key, permissions, expires, self._https)
 
     # --- calls --------------------------------------------------------------------------------

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import uuid
 import wave
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from botchannel.recording import MIN_PART_BYTES, wav_header, wav_sizes
-from dispatcher.artifacts.azure_store import AzureBlobStore
+from dispatcher.artifacts.azure_store import KEY_REFRESH_SECONDS, AzureBlobStore
 from dispatcher.artifacts.store import StoreError
+from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from tests.fakes.azure_legal_hold import legal_holds
 from tests.fakes.azurite import Azurite, azurite, missing
 
@@ -185,3 +188,36 @@ async def test_a_held_blob_is_held_and_never_deleted_until_its_hold_is_released(
             assert await store.objects_under("team/g/") == []
         finally:
             await store.aclose()
+
+
+class KeyRefusing(HttpClient):
+    """The dispatcher's own HTTP client, where Get User Delegation Key can be made to fail (503, as a
+    throttled or failing storage front end answers) while every other call goes through."""
+
+    refusing = False
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
+        if self.refusing and (kwargs.get("params") or {}).get("comp") == "userdelegationkey":
+            return HttpResponse(503, {}, b"")
+        return await super().request(method, url, **kwargs)
+
+
+async def test_a_key_that_cannot_be_renewed_is_kept_while_it_has_days_left(emulator: Azurite) -> None:
+    container = f"keys-{uuid.uuid4().hex[:12]}"
+    await asyncio.to_thread(emulator.create_container, container)
+    now = [time.time()]
+    client = KeyRefusing(timeout=30.0, ca_file=emulator.cert_path)
+    store = AzureBlobStore(emulator.destination(container, "team"), emulator.identity_env, client=client,
+                           clock=lambda: now[0])
+    try:
+        await store.check()
+        client.refusing = True
+        now[0] += KEY_REFRESH_SECONDS + 1  # due for renewal, which fails: the key it has still signs
+        await store.put("team/h/report.json", b"{}", "application/json")
+        async with httpx.AsyncClient(timeout=30, verify=emulator.tls()) as download:
+            assert (await download.get(store.download_url("team/h/report.json", 60))).content == b"{}"
+        now[0] += 4 * 24 * 3600.0  # past half its life: nothing is signed with a key about to end
+        with pytest.raises(StoreError, match="get a user delegation key"):
+            await store.put("team/h/report.json", b"{}", "application/json")
+    finally:
+        await store.aclose()
