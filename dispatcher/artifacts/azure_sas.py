@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import time
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -22,8 +23,6 @@ from urllib.parse import quote, urlencode, urlsplit
 from dispatcher.settings import SettingsError
 
 SAS_VERSION = "2023-11-03"  # also every request's x-ms-version; azurite 3.35 knows it
-# The hosts of Azure's clouds; anything else is addressed path-style (azurite: host/account/container).
-BLOB_HOST_SUFFIXES = (".blob.core.windows.net", ".blob.core.chinacloudapi.cn", ".blob.core.usgovcloudapi.net")
 
 
 @dataclass(frozen=True)
@@ -44,17 +43,28 @@ def split_destination(destination: str) -> Destination:
     url = urlsplit(destination)
     host = url.hostname or ""
     segments = [s for s in url.path.split("/") if s]
-    virtual_host = host.endswith(BLOB_HOST_SUFFIXES)
-    if not virtual_host:
+    # Azure's clouds and Azure Stack Hub name the account in the host (`<account>.blob.<endpoint>`);
+    # an emulator is reached by address or by a bare name (`azurite` in a compose file).
+    virtual_host = ".blob." in host
+    path_style = not virtual_host and (_is_address(host) or host == "localhost" or "." not in host)
+    if path_style:
         account, segments = (segments[0], segments[1:]) if segments else ("", [])
     else:
-        account = host.split(".", 1)[0]
+        account = host.split(".", 1)[0] if virtual_host else ""
     if not account or not segments or url.query or url.fragment:
         raise SettingsError(f"RECORDING_DESTINATION={destination!r}: an Azure Blob destination is "
                             "https://<account>.blob.core.windows.net/<container>/<prefix> (or, for an emulator, "
                             "http://<host>:<port>/<account>/<container>/<prefix>)")
     base = f"{url.scheme}://{url.netloc}" + ("" if virtual_host else f"/{account}")
     return Destination(base, account, segments[0], "/".join(segments[1:]))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from dispatcher.settings import SettingsError
      Destination("https://calls.blob.core.chinacloudapi.cn", "calls", "voice", "x")),
     ("http://127.0.0.1:10000/devstoreaccount1/voice/team",
      Destination("http://127.0.0.1:10000/devstoreaccount1", "devstoreaccount1", "voice", "team")),
+    ("https://azurite:10000/devstoreaccount1/voice", Destination("https://azurite:10000/devstoreaccount1",
+                                                                 "devstoreaccount1", "voice", "")),
 ])
 def test_both_forms_of_a_destination_name_the_account_the_container_and_the_prefix(
         destination: str, expected: Destination) -> None:
@@ -30,6 +32,7 @@ def test_both_forms_of_a_destination_name_the_account_the_container_and_the_pref
 @pytest.mark.parametrize("destination", [
     "https://calls.blob.core.windows.net", "https://calls.blob.core.windows.net/", "http://127.0.0.1:10000/acct",
     "https://calls.blob.core.windows.net/voice?sv=2023-11-03&sig=x",
+    "https://storage.googleapis.com/calls/voice",  # not Azure, nor an emulator's address
 ])
 def test_a_destination_without_a_container_names_the_form(destination: str) -> None:
     with pytest.raises(SettingsError, match=r"https://<account>\.blob\.core\.windows\.net/<container>/<prefix>"):
