@@ -11,6 +11,11 @@ abort: `open_uploads` lists those. The dispatcher signs in with its Entra identi
 no account key is read anywhere. Legal holds are the blob's own, refused by a container without
 version-level immutability (and by azurite). docs/recording.md, "Azure Blob Storage", says which
 roles and why.
+
+Sources: `w` is "create or write content, properties, metadata, or block list" (learn.microsoft.com
+/python/api/azure-storage-blob/azure.storage.blob.blobsaspermissions; azurite maps Put Block to `w`
+alone); "uncommitted blocks will expire and be permanently deleted after 7 days"
+(learn.microsoft.com/dotnet/api/azure.storage.blobs.specialized.blockblobclient.commitblocklist).
 """
 
 from __future__ import annotations
