@@ -4,6 +4,13 @@ azurite gives user delegation keys only to a bearer token over HTTPS, as Azure d
 managed identity endpoint (Container Apps' protocol, `IDENTITY_ENDPOINT`/`IDENTITY_HEADER`, api-version
 2019-08-01) that hands out tokens azurite accepts: it checks their audience, issuer and lifetime,
 not their signature, so the tokens are unsigned JWTs of a made-up identity.
+
+From azurite's own source and README (Azure/Azurite): Get User Delegation Key answers only a bearer
+token (`ServiceHandler.getUserDelegationKey`; shared key and SAS callers are refused), OAuth needs
+HTTPS ("OAuth Configuration"), and a user delegation SAS is checked by its HMAC with the key it
+derives for that identity (`BlobSASAuthenticator`), so no account key is needed anywhere. It has no
+immutability ("Blob Immutability Policy and Legal Hold" is among what it does not support;
+`BlobHandler.setLegalHold` answers 501): tests/fakes/azure_legal_hold.py stands in for that part.
 """
 
 from __future__ import annotations
