@@ -19,7 +19,6 @@ import base64
 import json
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -36,6 +35,7 @@ import httpx
 
 from tests.fakes.arm_aci import self_signed
 from tests.support.ports import free_port
+from tests.support.processes import listens, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BLOB = ROOT / "tests" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -135,22 +135,16 @@ def azurite() -> Iterator[Azurite]:
         finally:
             identity.shutdown()
             identity.server_close()
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            terminate(process)
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    """Until azurite itself listens on `port` (another test's server may have taken a port chosen free)."""
     deadline = time.monotonic() + 60  # node starts azurite in about a second; much more on a busy machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"azurite exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
+        if listens(process, port):
+            return
+        time.sleep(0.1)
     raise RuntimeError("azurite did not listen within 60 s")
