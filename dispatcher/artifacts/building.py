@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dispatcher.artifacts.azure_sas import is_azure_destination
+from dispatcher.artifacts.azure_store import AzureBlobStore
 from dispatcher.artifacts.ending import MachineRunning, RecordingEnds
 from dispatcher.artifacts.gcs_store import GcsStore
 from dispatcher.artifacts.gcs_store import split_destination as split_gcs
@@ -45,8 +47,8 @@ class Artifacts:
                 await self._sweeping
         await self.ends.aclose()
         await self.recordings.aclose()
-        if isinstance(self.reader.store, GcsStore):  # the one store with a connection pool of its own
-            await self.reader.store.aclose()
+        if isinstance(self.recordings.store, GcsStore | AzureBlobStore):  # their own connection pools, once
+            await self.recordings.store.aclose()  # the last call is done
 
 
 def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactStore:
@@ -55,6 +57,8 @@ def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactS
         return S3Store(bucket, prefix, env)
     if settings.gcs:
         return GcsStore(*split_gcs(settings.destination), env)
+    if is_azure_destination(settings.destination):
+        return AzureBlobStore(settings.destination, env)
     # The folder's signed paths are this process's: a key of its own, never given to a bot.
     return LocalFolderStore(Path(settings.destination), SignedPaths(secrets.token_bytes(32)))
 

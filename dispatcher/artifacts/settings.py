@@ -3,8 +3,9 @@
 `RECORDING` is `off` (the default, locally and in the cloud: recording a person is the operator's
 decision, never a surprise) or `on`. `RECORDING_DESTINATION` is a folder (locally; default
 `recordings` beside the dispatcher), `s3://bucket/prefix` (S3, or an S3-compatible store through
-the standard `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`) or `gs://bucket/prefix` (Google Cloud Storage).
-A `POST /start` may turn its own session's recording off, never on.
+the standard `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`), `gs://bucket/prefix` (Google Cloud Storage)
+or an Azure Blob container's URL (dispatcher/artifacts/azure_store.py). A `POST /start` may turn
+its own session's recording off, never on.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ class ArtifactSettings:
         if policy not in POLICIES:
             raise SettingsError(f"RECORDING={policy!r}: use one of {', '.join(POLICIES)}")
         destination = env.get("RECORDING_DESTINATION", "").strip() or cls.destination
-        if "://" in destination and not destination.startswith(("s3://", "gs://")):
-            raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, s3://bucket/prefix or "
-                                "gs://bucket/prefix (Azure Blob is not supported yet)")
+        if "://" in destination and not destination.startswith(("s3://", "gs://", "https://", "http://")):
+            raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, s3://bucket/prefix, "
+                                "gs://bucket/prefix, or https://<account>.blob.core.windows.net/<container>/<prefix>")
         if destination.startswith("gs://") and not destination.removeprefix("gs://").split("/", 1)[0]:
             raise SettingsError("RECORDING_DESTINATION=gs:// needs a bucket: gs://bucket/prefix")
         if destination.startswith("s3://") and not destination.removeprefix("s3://").split("/", 1)[0]:

@@ -956,7 +956,10 @@ SETTINGS: tuple[Setting, ...] = (
             "a folder; `s3://bucket/prefix` (S3, or an S3-compatible store with `AWS_ENDPOINT_URL_S3`: the "
             "dispatcher's own AWS credentials sign and complete the uploads); or `gs://bucket/prefix` (Google Cloud "
             "Storage: the dispatcher's own Application Default Credentials, a service account, do; "
-            "[recording.md](recording.md#what-the-dispatcher-needs-on-google-cloud-storage)). One it cannot write is "
+            "[recording.md](recording.md#what-the-dispatcher-needs-on-google-cloud-storage)); or "
+            "`https://<account>.blob.core.windows.net/<container>/<prefix>` (Azure Blob Storage: the dispatcher's "
+            "Entra identity, the one `AZURE_CLIENT_ID` or the host's managed identity gives it, signs user delegation "
+            "SAS; an emulator's `http(s)://<host>:<port>/<account>/<container>/<prefix>` too). One it cannot write is "
             "said at start-up and in `GET /status`, and calls run unrecorded"
         ),
     ),
@@ -974,6 +977,14 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "endpoint override for a `gs://` recordings store (an emulator, tests), the variable Google's own "
             "clients read"
+        ),
+    ),
+    Setting(
+        "RECORDING_CA_BUNDLE", "recording", STRING,
+        shown="the system's",
+        meaning=(
+            "a private CA (PEM) the dispatcher trusts for an Azure Blob destination and its token endpoint: an "
+            "emulator's self-signed certificate, Azure Stack Hub"
         ),
     ),
     Setting(

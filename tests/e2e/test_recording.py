@@ -1,5 +1,7 @@
 """Every call kept, end to end with real processes: the dispatcher records a session its real bot
-served to an aiortc caller speaking a WAV, into its local folder store."""
+served to an aiortc caller speaking a WAV, into its local folder store, and (a bot killed mid-call)
+into S3 (moto), Google Cloud Storage (a fake that verifies V4 signatures) and Azure Blob Storage
+(azurite)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,25 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from dispatcher.artifacts.azure_store import AzureBlobStore
+from dispatcher.artifacts.building import build_store
+from dispatcher.artifacts.gcs_store import GcsStore
+from dispatcher.artifacts.settings import ArtifactSettings
 from tests.e2e.conftest import SPEECH
 from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event
+from tests.fakes.azurite import azurite
+from tests.fakes.azurite import missing as azurite_missing
 from tests.fakes.gcs import FakeGcs
 from tests.fakes.s3_presigned import ACCESS_KEY, REGION, SECRET_KEY, s3_server
 from tests.fakes.server import serve
@@ -88,35 +99,73 @@ async def test_a_spoken_session_leaves_a_two_channel_recording_as_long_as_the_se
     assert report["kept"] == {"recording.wav": True, "transcript.jsonl": True, "logs.jsonl": True}
 
 
-@pytest.fixture(scope="module", params=["s3", "gs"])
-def bucket_recording_dispatcher(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                                ) -> Iterator[tuple[DispatcherProcess, Callable[[], list[Any]]]]:
-    """A dispatcher that records into a bucket, each part checkpointed every 2 s: moto's S3 (behind
-    the pre-signed URL check), or the GCS fake that verifies V4 signatures (tests/fakes/gcs.py). With it,
-    what lists the bucket's open uploads."""
-    env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_CHECKPOINT_SECONDS": "2"}
-    if request.param == "gs":
-        with serve(FakeGcs()) as gcs:
-            env |= {"RECORDING_DESTINATION": "gs://team-calls/voice", **gcs.env}
-            with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
-                yield running, lambda: list(gcs.uploads.values())
-        return
+@dataclass(frozen=True)
+class CloudStore:
+    """A cloud store's emulator as the dispatcher records into it: its environment, and what a bot
+    must never be handed (the names of the dispatcher's credential variables, a secret's value)."""
+
+    env: dict[str, str]
+    credential_names: tuple[str, ...]
+    secret: str
+    ca_file: str | None = None  # what a client trusts to download from it
+
+    def tls(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+
+
+@contextmanager
+def s3_store() -> Iterator[CloudStore]:
+    """moto's S3 behind the pre-signed URL check."""
     keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
     saved = {name: os.environ.get(name) for name in keys}
     os.environ.update(keys)  # the test's own client, and the server's check, see the dispatcher's credentials
     try:
         with s3_server() as url:
-            client = s3_client(url)
-            client.create_bucket(Bucket="team-calls")
-            env |= {"RECORDING_DESTINATION": "s3://team-calls/voice", "AWS_ENDPOINT_URL_S3": url, **keys}
-            with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
-                yield running, lambda: client.list_multipart_uploads(Bucket="team-calls").get("Uploads", [])
+            s3_client(url).create_bucket(Bucket="team-calls")
+            yield CloudStore({"RECORDING_DESTINATION": "s3://team-calls/voice", "AWS_ENDPOINT_URL_S3": url, **keys},
+                             ("AWS_",), SECRET_KEY)
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def gs_store() -> Iterator[CloudStore]:
+    """The GCS fake that verifies V4 signatures (tests/fakes/gcs.py), the dispatcher signed in with a
+    service account's key file the bot must never see."""
+    with serve(FakeGcs()) as gcs:
+        yield CloudStore({"RECORDING_DESTINATION": "gs://team-calls/voice", **gcs.env},
+                         ("GOOGLE_", "STORAGE_EMULATOR_HOST"), gcs.credentials_file)
+
+
+@contextmanager
+def azure_store() -> Iterator[CloudStore]:
+    """azurite over TLS with OAuth, the dispatcher signed in through a managed identity endpoint; the
+    bot trusts azurite's certificate as any host trusts a private CA (SSL_CERT_FILE)."""
+    if (why := azurite_missing()) is not None:
+        pytest.skip(why)
+    with azurite() as emulator:
+        emulator.create_container("team-calls")
+        yield CloudStore({"RECORDING_DESTINATION": emulator.destination("team-calls", "voice"),
+                          "SSL_CERT_FILE": emulator.cert_path, **emulator.identity_env},
+                         ("IDENTITY_", "AZURE_", "RECORDING_CA_BUNDLE"), emulator.identity_env["IDENTITY_HEADER"],
+                         emulator.cert_path)
+
+
+STORES = {"s3": s3_store, "gs": gs_store, "azure": azure_store}
+
+
+@pytest.fixture(scope="module", params=list(STORES))
+def cloud_recording_dispatcher(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                               ) -> Iterator[tuple[DispatcherProcess, CloudStore]]:
+    """A dispatcher that records into a cloud store's emulator, each part checkpointed every 2 s."""
+    with STORES[request.param]() as store:
+        env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", "RECORDING_CHECKPOINT_SECONDS": "2", **store.env}
+        with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+            yield running, store
 
 
 def s3_client(url: str) -> Any:
@@ -127,9 +176,8 @@ def s3_client(url: str) -> Any:
                                                         config=Config(s3={"addressing_style": "path"}))
 
 
-async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_open_upload(
-        bucket_recording_dispatcher):
-    dispatcher, open_uploads = bucket_recording_dispatcher
+async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_open_upload(cloud_recording_dispatcher):
+    dispatcher, store = cloud_recording_dispatcher
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         started = await api.post("/start", json={"body": {}})
         assert started.status_code == 201, started.text
@@ -137,8 +185,8 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
         async with WebRTCClient(dispatcher.base_url + started.json()["offer_url"]) as client:
             (bot,) = children_of(dispatcher.process.pid)
             environment = Path(f"/proc/{bot}/environ").read_bytes().split(b"\0")
-            assert not [v for v in environment
-                        if v.startswith((b"AWS_", b"GOOGLE_")) or SECRET_KEY.encode() in v.split(b"=")[-1:]]
+            assert not [v for v in environment if v.startswith(tuple(n.encode() for n in store.credential_names))
+                        or store.secret.encode() in v.split(b"=")[-1:]]
             result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
             assert result.replied, result.summary()
             joined = await timeline_event(api, session_id, "joined")
@@ -149,7 +197,7 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
             listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json"})
 
     urls = {a["name"]: a["url"] for a in listing["artifacts"]}
-    async with httpx.AsyncClient(timeout=30) as download:
+    async with httpx.AsyncClient(timeout=30, verify=store.tls()) as download:
         stereo = read_stereo((await download.get(urls["recording.wav"])).content)
         report = (await download.get(urls["report.json"])).json()
     ran = killed_at - joined["at"]
@@ -161,4 +209,8 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
     assert "killed" in report["recording"]["why"]
     assert "logs.jsonl" not in urls and "killed or lost" in report["kept"]["logs.jsonl"]
     assert listing["folder"].startswith("voice/") and listing["folder"].endswith(f"/{session_id}/")
-    assert open_uploads() == []
+    # The store as the dispatcher builds it, from the same environment: nothing is left open.
+    view = build_store(ArtifactSettings.from_env(store.env), store.env)
+    assert await view.open_uploads("") == []
+    if isinstance(view, AzureBlobStore | GcsStore):
+        await view.aclose()

@@ -224,7 +224,8 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, on"),
-    ({"RECORDING_DESTINATION": "ftp://bucket"}, "a folder, s3://bucket/prefix or gs://bucket/prefix"),
+    ({"RECORDING_DESTINATION": "ftp://host/calls"}, "a folder, s3://bucket/prefix, gs://bucket/prefix, or "
+                                                     "https://<account>.blob."),
     ({"RECORDING_DESTINATION": "gs:///prefix"}, "gs:// needs a bucket"),
     ({"RECORDING_DESTINATION": "s3:///prefix"}, "needs a bucket"),
     ({"RECORDING_DOWNLOAD_URL_SECONDS": "1e9"}, "RECORDING_DOWNLOAD_URL_SECONDS=1e.09 must be at most 604800"),
