@@ -15,7 +15,7 @@ import pytest
 
 from botchannel.recording import MIN_PART_BYTES, wav_header, wav_sizes
 from dispatcher.artifacts.building import build_store
-from dispatcher.artifacts.gcs_store import GcsStore
+from dispatcher.artifacts.gcs_store import REWRITES_AT_ONCE, GcsStore
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.store import Part, StoreError
 from tests.fakes.gcs import FakeGcs
@@ -85,6 +85,20 @@ async def test_a_single_part_recording_is_patched_in_one_write(store: GcsStore) 
     await store.patch(key, wav_sizes(len(data)), first_part=parts[0].size)
     with wave.open(io.BytesIO(await store.get(key) or b"")) as wav:
         assert wav.getnframes() == 1000
+
+
+async def test_recordings_ending_together_are_rewritten_a_few_at_a_time(store: GcsStore, gcs: FakeGcs) -> None:
+    """Each header's rewrite holds its first part and a chunk in memory: sessions that end together
+    (a campaign's calls) must not hold them all at once."""
+    keys = [f"team/together/{n}/recording.wav" for n in range(REWRITES_AT_ONCE + 2)]
+    data = wav_header(16000) + audio(MIN_PART_BYTES - 44) + audio(4000)
+    for key in keys:
+        await store.put(key, data, "audio/wav")
+    await asyncio.gather(*(store.patch(key, wav_sizes(len(data)), first_part=MIN_PART_BYTES) for key in keys))
+    assert gcs.most_uploads_open <= REWRITES_AT_ONCE
+    for key in keys:
+        with wave.open(io.BytesIO(await store.get(key) or b"")) as wav:
+            assert wav.getnframes() == (len(data) - 44) // 4
 
 
 async def test_a_part_url_opens_nothing_but_its_own_part(store: GcsStore, gcs: FakeGcs) -> None:
