@@ -97,11 +97,22 @@ class GcsStore:
             after = {"part-number-marker": _text(page, "NextPartNumberMarker")}
 
     async def complete(self, key: str, upload_id: str, parts: list[Part]) -> None:
+        """Joins the parts. A try whose answer was lost (a timeout) may have completed the upload: the
+        next try meets no upload any more, and the object there with the parts' size is that success."""
         body = "".join(f"<Part><PartNumber>{p.number}</PartNumber><ETag>{escape(p.etag)}</ETag></Part>"
                        for p in parts)
-        await self._xml("POST", key, "complete the upload", {"uploadId": upload_id},
-                        content=f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode(),
-                        headers={"Content-Type": "application/xml"})
+        try:
+            await self._xml("POST", key, "complete the upload", {"uploadId": upload_id},
+                            content=f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode(),
+                            headers={"Content-Type": "application/xml"})
+        except StoreError:
+            if await self._stored_size(key) != sum(p.size for p in parts):
+                raise
+
+    async def _stored_size(self, key: str) -> int | None:
+        answer = await self._xml("HEAD", key, "read the recording's size", missing_ok=True)
+        length = answer.headers.get("x-goog-stored-content-length") or answer.headers.get("Content-Length") or ""
+        return int(length) if answer.status_code != 404 and length.isdigit() else None
 
     async def abort(self, key: str, upload_id: str) -> None:
         await self._xml("DELETE", key, "abort the upload", {"uploadId": upload_id}, missing_ok=True)

@@ -150,6 +150,21 @@ async def test_completing_follows_the_part_size_rules(store: GcsStore) -> None:
     assert (await put(store.part_url(key, upload, 10_001, 60), b"x")).status_code == 400
 
 
+async def test_a_completion_tried_again_after_its_answer_was_lost_is_a_success(store: GcsStore) -> None:
+    """A try that timed out may have completed the upload: the retry meets NoSuchUpload, and the
+    recording is there, whole: read as a failure, the report said it was missing and its header went unwritten."""
+    key = "team/lost/recording.wav"
+    upload = await store.open_upload(key, "audio/wav")
+    data = wav_header(16000) + audio(4000)
+    assert (await put(store.part_url(key, upload, 1, 60), data)).status_code == 200
+    parts = await store.parts(key, upload)
+    await store.complete(key, upload, parts)  # the try whose answer never came back
+    await store.complete(key, upload, parts)  # the retry
+    assert await store.get(key) == data
+    with pytest.raises(StoreError, match="NoSuchUpload"):  # not a success for parts it did not join
+        await store.complete(key, upload, [Part(1, len(data) + 1, parts[0].etag)])
+
+
 async def test_an_aborted_upload_leaves_nothing_open(store: GcsStore) -> None:
     key = "team/d/recording.wav"
     upload = await store.open_upload(key, "audio/wav")
