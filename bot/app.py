@@ -60,6 +60,7 @@ def configure_logging(session_id: str) -> None:
     else:  # text: every line names its session
         logger.add(sys.stderr, level=level, format=LOG_FORMAT, filter=quiet)
     # The same lines, the last few thousand, for the session's recording (logs.jsonl): after handler 0.
+    log_tail.TAIL.mask_secrets_of(os.environ)  # the bot's own keys never reach the session's logs.jsonl
     logger.add(log_tail.TAIL.sink, level=level, filter=quiet, format="{message}")
     keep_wire_out_of()
 

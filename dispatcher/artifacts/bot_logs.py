@@ -6,23 +6,38 @@ A line: `time` (ISO 8601, UTC), `level`, `logger`, `message`. The bounds are the
 (botchannel/recording.py: `MAX_LOG_LINES` lines, `MAX_LOG_BYTES` in all, `MAX_LOG_MESSAGE` characters
 a message); a line past them, or of the wrong shape, is counted, not kept. Secrets are masked as the
 dispatcher masks the local bots' lines it forwards into its own log (the secret paths and query
-parameters of dispatcher/observability/log_redaction.py), over what the bot host already kept out.
+parameters of dispatcher/observability/log_redaction.py), over what the bot host already kept out;
+and, since logs.jsonl is read by whoever reads the session, the credentials a bot's own lines carry:
+the query parameters some providers take their key in (Pipecat's Gemini file API `?key=`, Async's
+`?api_key=`, an HTTP client's error names the URL), a store's signature on a part's URL, and an
+`Authorization` value.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE
 from dispatcher.artifacts.store import ArtifactStore, StoreError
-from dispatcher.observability.log_redaction import mask_secret_paths
+from dispatcher.observability.log_redaction import MASK, mask_secret_paths
 
 LOGS = "logs.jsonl"
 LEVELS = frozenset({"trace", "debug", "info", "success", "warning", "error", "critical"})
 MAX_FIELD = 200  # characters of a line's time and logger
+# Query parameters whose value is a credential (compared lower-case): providers' API keys and tokens,
+# the stores' URL signatures (GCS V4, S3 SigV4 and its session token, Azure SAS `sig`).
+CREDENTIAL_PARAMETERS = frozenset({
+    "key", "api_key", "apikey", "api-key", "xi_api_key", "access_token", "auth_token", "token", "secret",
+    "password", "x-goog-signature", "x-amz-signature", "x-amz-security-token", "sig", "signature",
+})
+_PARAMETER = re.compile(r"([?&;])([^=&#\s\"']*)=([^&#\s\"']*)")
+_AUTHORIZATION = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|token|key|basic)?\s*)"
+                            r"[^\s\"',}]+")
 NONE_HANDED_OVER = ("the bot ended without handing over its log lines (killed or lost, or a bot host from "
                     "before logs.jsonl)")
 
@@ -63,7 +78,21 @@ def _line(sent: object) -> dict[str, str] | None:
             and isinstance(message, str)) or level not in LEVELS:
         return None
     return {"time": time[:MAX_FIELD], "level": level, "logger": logger[:MAX_FIELD],
-            "message": mask_secret_paths(message[:MAX_LOG_MESSAGE])}
+            "message": masked(message[:MAX_LOG_MESSAGE])}
+
+
+def masked(message: str) -> str:
+    """A bot's line with its credentials masked: the dispatcher's own secret paths, then every
+    credential query parameter and `Authorization` value."""
+    message = _PARAMETER.sub(_masked_parameter, mask_secret_paths(message))
+    return _AUTHORIZATION.sub(rf"\g<1>{MASK}", message)
+
+
+def _masked_parameter(found: re.Match[str]) -> str:
+    separator, name, value = found.groups()
+    if value and unquote_plus(name).lower() in CREDENTIAL_PARAMETERS:
+        value = MASK
+    return f"{separator}{name}={value}"
 
 
 async def write_logs(store: ArtifactStore, folder: str, logs: BotLogs | None) -> dict[str, Any]:

@@ -36,6 +36,9 @@ from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 REWRITE_CHUNK = 32 * 1024 * 1024  # the header's rewrite streams the rest of the recording in parts this big
+# Rewrites at once: each holds its first part (up to the plan's 64 MiB) and a chunk in memory, and
+# sessions end together (a campaign's calls, a dispatcher that stops): the rest wait their turn.
+REWRITES_AT_ONCE = 4
 TRIES = 3
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 GRANTS = ("roles/storage.objectUser on the bucket (objects: create, get, list, update, delete; multipart "
@@ -60,6 +63,7 @@ class GcsStore:
         self.endpoint = emulator or DEFAULT_ENDPOINT
         self._credentials = credentials or GcsCredentials(self.where)
         self._http = HttpClient(self.endpoint, timeout=30.0, connect_timeout=5.0, path_traced=False)
+        self._rewriting = asyncio.Semaphore(REWRITES_AT_ONCE)
 
     async def aclose(self) -> None:
         """Its connections closed (the dispatcher stops)."""
@@ -93,11 +97,22 @@ class GcsStore:
             after = {"part-number-marker": _text(page, "NextPartNumberMarker")}
 
     async def complete(self, key: str, upload_id: str, parts: list[Part]) -> None:
+        """Joins the parts. A try whose answer was lost (a timeout) may have completed the upload: the
+        next try meets no upload any more, and the object there with the parts' size is that success."""
         body = "".join(f"<Part><PartNumber>{p.number}</PartNumber><ETag>{escape(p.etag)}</ETag></Part>"
                        for p in parts)
-        await self._xml("POST", key, "complete the upload", {"uploadId": upload_id},
-                        content=f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode(),
-                        headers={"Content-Type": "application/xml"})
+        try:
+            await self._xml("POST", key, "complete the upload", {"uploadId": upload_id},
+                            content=f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode(),
+                            headers={"Content-Type": "application/xml"})
+        except StoreError:
+            if await self._stored_size(key) != sum(p.size for p in parts):
+                raise
+
+    async def _stored_size(self, key: str) -> int | None:
+        answer = await self._xml("HEAD", key, "read the recording's size", missing_ok=True)
+        length = answer.headers.get("x-goog-stored-content-length") or answer.headers.get("Content-Length") or ""
+        return int(length) if answer.status_code != 404 and length.isdigit() else None
 
     async def abort(self, key: str, upload_id: str) -> None:
         await self._xml("DELETE", key, "abort the upload", {"uploadId": upload_id}, missing_ok=True)
@@ -119,7 +134,12 @@ class GcsStore:
         """GCS changes no byte in place and copies no range inside the store (its multipart upload has
         no UploadPartCopy, compose joins whole objects): the first part is read and patched, and the
         object is written again as a new multipart upload of the same key, the patched first part and
-        then the rest streamed through the dispatcher `REWRITE_CHUNK` at a time (memory: one chunk)."""
+        then the rest streamed through the dispatcher `REWRITE_CHUNK` at a time (memory: the first part
+        and one chunk, for `REWRITES_AT_ONCE` recordings at most)."""
+        async with self._rewriting:
+            await self._rewrite(key, writes, first_part)
+
+    async def _rewrite(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
         headers = (await self._xml("HEAD", key, "read the recording's size")).headers
         length = headers.get("x-goog-stored-content-length") or headers.get("Content-Length") or ""
         if not length.isdigit():

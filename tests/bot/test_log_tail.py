@@ -67,3 +67,24 @@ async def test_the_recorder_hands_the_lines_over_in_requests_within_the_channels
     for _, params in asked[:-1]:
         assert len(json.dumps(params["lines"])) <= LOG_CHUNK_BYTES  # json's default: ASCII, as the channel
         assert len(encode(Request(1, METHOD_RECORDING_LOGS, params))) < MAX_FRAME_BYTES
+
+
+def test_the_values_of_the_bots_secret_variables_are_masked_in_its_kept_lines() -> None:
+    """A provider's key in a URL an HTTP client's error names never reaches logs.jsonl, whoever reads it."""
+    tail = LogTail()
+    tail.mask_secrets_of({"GOOGLE_API_KEY": "AIzaSyLEAKED-key-1", "VOICEFLEET_BOT_TOKEN": "vfb_LEAKED_token",
+                          "CARTESIA_API_KEY": "x", "SAMPLE_RATE": "16000000"})
+    handler = logger.add(tail.sink, level="INFO", format="{message}")
+    try:
+        logger.error("400 Bad Request, url='https://generativelanguage.googleapis.com/v1beta/files?"
+                     "key=AIzaSyLEAKED-key-1'")
+        try:
+            raise RuntimeError("channel refused vfb_LEAKED_token")
+        except RuntimeError:
+            logger.exception("the channel failed")
+        logger.info("rate 16000000, short key x kept")
+    finally:
+        logger.remove(handler)
+    kept = json.dumps(tail.lines())
+    assert "LEAKED" not in kept and "files?key=[redacted]" in kept
+    assert "rate 16000000, short key x kept" in kept

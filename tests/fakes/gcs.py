@@ -102,6 +102,7 @@ class FakeGcs(FakeApi):
         self.uploads: dict[str, Upload] = {}
         self.tokens: set[str] = set()
         self.page_size = 1000  # GCS's most per list page; a test lowers it to walk the pages
+        self.most_uploads_open = 0  # the most multipart uploads open at once (what a client had under way)
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._key_dir = tempfile.TemporaryDirectory(prefix="fake-gcs-")
 
@@ -260,6 +261,7 @@ class FakeGcs(FakeApi):
             upload_id = "ABPnzm" + uuid.uuid4().hex
             self.uploads[upload_id] = Upload(bucket, key, request.headers.get("content-type",
                                                                               "application/octet-stream"), time.time())
+            self.most_uploads_open = max(self.most_uploads_open, len(self.uploads))
             return _xml(f'<InitiateMultipartUploadResult xmlns="{S3_NS}"><Bucket>{bucket}</Bucket><Key>{key}</Key>'
                         f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>")
         if request.method == "PUT":

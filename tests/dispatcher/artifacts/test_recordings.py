@@ -349,3 +349,26 @@ async def test_the_report_has_the_sessions_cost_and_each_turns_latency_with_p50_
     assert (report["release"], report["region"], report["key_name"], report["provider"]) == ("v1", "eu", "acme",
                                                                                             "local")
     assert report["timings"] == {"joined": 100.0, "ended": 130.0}
+
+
+async def test_the_credentials_in_a_bots_own_log_lines_are_masked_before_they_are_kept(
+        tmp_path: Path, timeline: Timeline) -> None:
+    """logs.jsonl is read by whoever reads the session: a provider's key in a URL an HTTP client's
+    error names, a store's signature on a part's URL, an Authorization value never reach it."""
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+    said = [
+        "400, message='Bad Request', url='https://generativelanguage.googleapis.com/upload/v1beta/files?key=AIzaSyLEAK1'",
+        "connect wss://api.async.ai/text_to_speech/websocket/ws?api_key=LEAK2&version=v1 failed",
+        "part 3: PUT https://storage.googleapis.com/b/r.wav?partNumber=3&X-Goog-Signature=LEAK3 answered 500",
+        "PUT https://b.s3.amazonaws.com/r.wav?X-Amz-Security-Token=LEAK4&X-Amz-Signature=LEAK5 answered 500",
+        "headers={'Authorization': 'Bearer LEAK6', 'Accept': 'application/json'}",
+        "< authorization: Token LEAK7",
+    ]
+    line = {"time": "2026-11-27T02:00:00.000+00:00", "level": "error", "logger": "pipecat.services"}
+    await kept.bot_logs(SESSION, {"lines": [{**line, "message": message} for message in said]})
+    await kept.finish(SESSION, "the bot ended the session")
+    written = next(tmp_path.glob(f"*/*/*/{SESSION}/logs.jsonl")).read_text()
+    assert "LEAK" not in written
+    assert "partNumber=3&X-Goog-Signature=[redacted]" in written and "version=v1" in written
