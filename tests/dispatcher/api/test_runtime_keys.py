@@ -1,0 +1,37 @@
+"""A runtime key's secret (dispatcher/api/runtime_keys.py): only its scrypt hash is kept, a verified
+secret is cached, and the cache forgets a secret the moment the record no longer holds it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from dispatcher.api.runtime_keys import RuntimeKeys, new_secret, secret_id_of, slow_hash
+
+
+def test_the_record_holds_a_salted_scrypt_and_never_the_secret() -> None:
+    secret, record = new_secret("acme", "admin-1")
+    stored = json.dumps(record.to_json())
+    assert secret not in stored and secret.split("_", 2)[2] not in stored
+    assert record.digest == slow_hash(secret, bytes.fromhex(record.salt))
+    assert record.digest != hashlib.sha256(secret.encode()).hexdigest()
+    assert secret_id_of(secret) == record.secret_id
+
+
+def test_a_revoked_secret_is_refused_even_when_cached() -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    assert keys.verify(secret) == "acme"
+    assert keys.verify(secret) == "acme"  # from the cache
+    keys.seen({})
+    assert keys.verify(secret) is None
+    keys.seen({record.secret_id: record.to_json()})  # an old record read again: checked again, not cached
+    assert keys.verify(secret) == "acme"
+
+
+def test_shapes_that_are_not_a_runtime_secret_are_not_looked_up() -> None:
+    for token in ("plain-key", "vf_", "vf_zz_x", "vf_0123456789ab", "vf_0123456789ab_"):
+        assert secret_id_of(token) is None
+    keys = RuntimeKeys()
+    assert keys.verify("vf_0123456789ab_unknown") is None
