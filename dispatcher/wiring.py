@@ -179,7 +179,8 @@ def build_state(
     auth.runtime = runtime.keys
     auth.used = runtime.touched
     floors = Floors(sessions=settings.max_concurrent_sessions, key_share=settings.key_session_share,
-                    reserve=reserve.settings if reserve is not None else None, provider=settings.machines)
+                    reserve=reserve.settings if reserve is not None and reserve.settings.enabled else None,
+                    provider=settings.machines)
 
     def apply_capacity(record: Mapping[str, Any]) -> None:
         callers = settings.api_callers + len(runtime.keys.names() - auth.settings_names)
