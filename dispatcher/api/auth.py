@@ -82,6 +82,18 @@ class Authenticator:
             return self._admins[presented]
         raise _unauthorized("invalid API key")
 
+    async def identify_off_loop(self, authorization: str | None) -> Caller:
+        """`identify`, a runtime key's first scrypt at this replica in a worker thread (the route's path)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if self.enabled and self.runtime is not None and scheme.lower() == "bearer" and secret_id_of(token):
+            name = await self.runtime.verify_off_loop(token)
+            if name is None:
+                raise _unauthorized("invalid API key (revoked, or never made)")
+            self.used(name)
+            return self.named(name)
+        return self.identify(authorization)
+
     def by_id(self, caller_id: str) -> Caller | None:
         """The caller with this (non-secret) id among this deployment's keys, with its owner key;
         None when no configured key has it (a key removed since). What a phone call's token names

@@ -17,6 +17,7 @@ sessions stay its own throughout. A name of DISPATCHER_API_KEYS is never a runti
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -122,20 +123,39 @@ class RuntimeKeys:
         return {record.name for record in self._records.values()}
 
     def verify(self, token: str) -> str | None:
-        """The key name `token` is a live secret of, or None."""
+        """The key name `token` is a live secret of, or None (scrypt on this thread when not cached)."""
+        record, name = self._looked_up(token)
+        if record is None or name is not None:
+            return name
+        return self._checked(token, record, slow_hash(token, bytes.fromhex(record.salt)))
+
+    async def verify_off_loop(self, token: str) -> str | None:
+        """`verify`, its scrypt (when not cached) in a worker thread: the event loop serves other
+        requests meanwhile. The record is read again after it: a revocation meanwhile wins."""
+        record, name = self._looked_up(token)
+        if record is None or name is not None:
+            return name
+        digest = await asyncio.to_thread(slow_hash, token, bytes.fromhex(record.salt))
+        return self._checked(token, record, digest) if self._records.get(record.secret_id) == record else None
+
+    def _looked_up(self, token: str) -> tuple[KeyRecord | None, str | None]:
+        """The token's record (None: no such id, refused with no scrypt paid for a guess) and its name
+        when the secret was verified here within CACHE_SECONDS."""
         secret_id = secret_id_of(token)
         record = self._records.get(secret_id) if secret_id is not None else None
         if record is None:
-            return None  # no record to check against: no scrypt paid for a guess
-        digest = hashlib.sha256(token.encode()).digest()
-        now = self._clock()
-        cached = self._verified.get(digest)
-        if cached is not None and cached[0] == record.secret_id and cached[1] > now:
-            return record.name
-        if not hmac.compare_digest(slow_hash(token, bytes.fromhex(record.salt)), record.digest):
+            return None, None
+        cached = self._verified.get(hashlib.sha256(token.encode()).digest())
+        if cached is not None and cached[0] == record.secret_id and cached[1] > self._clock():
+            return record, record.name
+        return record, None
+
+    def _checked(self, token: str, record: KeyRecord, digest: str) -> str | None:
+        if not hmac.compare_digest(digest, record.digest):
             return None
-        self._verified[digest] = (record.secret_id, now + CACHE_SECONDS)
-        self._verified.move_to_end(digest)
+        key = hashlib.sha256(token.encode()).digest()
+        self._verified[key] = (record.secret_id, self._clock() + CACHE_SECONDS)
+        self._verified.move_to_end(key)
         while len(self._verified) > CACHE_ENTRIES:
             self._verified.popitem(last=False)
         return record.name

@@ -3,6 +3,7 @@ secret is cached, and the cache forgets a secret the moment the record no longer
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
@@ -35,3 +36,18 @@ def test_shapes_that_are_not_a_runtime_secret_are_not_looked_up() -> None:
         assert secret_id_of(token) is None
     keys = RuntimeKeys()
     assert keys.verify("vf_0123456789ab_unknown") is None
+
+
+async def test_the_off_loop_check_agrees_and_a_revocation_during_it_wins() -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    assert await keys.verify_off_loop(secret) == "acme"
+    assert await keys.verify_off_loop(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    other, other_record = new_secret("beta", "admin-1")
+    keys.seen({record.secret_id: record.to_json(), other_record.secret_id: other_record.to_json()})
+    checking = asyncio.ensure_future(keys.verify_off_loop(other))
+    await asyncio.sleep(0)  # its scrypt runs in a thread…
+    keys.seen({record.secret_id: record.to_json()})  # …while the key is revoked
+    assert await checking is None
+    assert keys.verify(other) is None
