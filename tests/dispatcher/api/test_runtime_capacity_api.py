@@ -5,6 +5,7 @@ below what runs stops nothing, and `null` returns a value to its setting."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY, ClientFactory, _ClientContext
@@ -89,3 +90,18 @@ async def test_a_keys_own_share_applies_to_its_next_start(make_api: ClientFactor
         refused = await start(api, one)
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "key_at_capacity"
+
+
+async def test_the_reserves_bounds_reach_its_planner(make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        transport = api._transport
+        assert isinstance(transport, httpx.ASGITransport)
+        reserve = transport.app.state.voicefleet.reserve  # type: ignore[attr-defined]
+        if reserve is None or not reserve.settings.enabled:
+            pytest.skip("this environment runs no local reserve")
+        changed = await api.patch("/capacity", json={"reserve.max": 3, "reserve.target": 2}, headers=ADMIN)
+        assert changed.status_code == 200, changed.text
+        assert (reserve.settings.min_idle, reserve.settings.max_idle) == (2, 2)
+        assert reserve.planning.sizer.settings is reserve.settings
+        await api.patch("/capacity", json={"reserve.target": None}, headers=ADMIN)
+        assert reserve.settings.max_idle == 3
