@@ -27,19 +27,9 @@ from redis.asyncio.client import PubSub
 
 from dispatcher.store.audit_trail import MemoryTrail, StoreTrail
 from dispatcher.store.client import Store
+from dispatcher.store.release_book import READ_WITH_VERSION, WRITE_AT_VERSION
 from dispatcher.store.subscription import listen_forever, subscriber
 
-_WRITE = """
-local version = redis.call('HGET', KEYS[1], 'version')
-if (version == false and ARGV[3] == '') or version == ARGV[3] then
-  redis.call('HSET', KEYS[1], 'record', ARGV[1], 'version', ARGV[2])
-  return 1
-end
-return 0
-"""
-_READ = """
-return {redis.call('HGET', KEYS[1], 'record'), redis.call('HGET', KEYS[1], 'version')}
-"""
 _USED = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local sessions = 0
@@ -107,8 +97,8 @@ class StoreRuntimeBook:
         self._uses_key = store.key("runtime", "uses")
         self.channel = store.key("runtime", "changed")
         self._trail = StoreTrail(store, "audit", "runtime")
-        self._read = store.redis.register_script(_READ)
-        self._write = store.redis.register_script(_WRITE)
+        self._read = store.redis.register_script(READ_WITH_VERSION)
+        self._write = store.redis.register_script(WRITE_AT_VERSION)
         self._used = store.redis.register_script(_USED)
         self._uses = store.redis.register_script(_USES)
         self._subscriber: Redis | None = None
