@@ -23,7 +23,7 @@ import hmac
 import re
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,10 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_BYTES = 2**14, 8, 1, 32
 CACHE_SECONDS = 300.0
 CACHE_ENTRIES = 10_000
+# A secret id is not secret (lists and the audit trail show it): wrong secrets for one id cost a
+# scrypt each, so past this many in a window this replica stops checking new ones for that id (a
+# secret it verified before still answers from the cache). Bounds the CPU a guesser can make it burn.
+FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS = 20, 60.0
 MAX_KEYS = 1000  # records in the one runtime record: the replicas read it every second
 
 
@@ -102,6 +106,7 @@ class RuntimeKeys:
         self._records: dict[str, KeyRecord] = {}
         self._clock = clock
         self._verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # digest → (secret id, until)
+        self._failures: dict[str, deque[float]] = {}  # secret id → when wrong secrets were presented for it
 
     def seen(self, raw: Mapping[str, Any]) -> None:
         """The record's keys as read now: a secret no longer there is forgotten here (its cache too)."""
@@ -114,6 +119,7 @@ class RuntimeKeys:
         for digest, (secret_id, _) in list(self._verified.items()):
             if secret_id not in records:
                 del self._verified[digest]
+        self._failures = {i: times for i, times in self._failures.items() if i in records}
 
     @property
     def records(self) -> dict[str, KeyRecord]:
@@ -148,10 +154,16 @@ class RuntimeKeys:
         cached = self._verified.get(hashlib.sha256(token.encode()).digest())
         if cached is not None and cached[0] == record.secret_id and cached[1] > self._clock():
             return record, record.name
+        failures = self._failures.get(record.secret_id)
+        while failures and failures[0] < self._clock() - FAILURE_WINDOW_SECONDS:
+            failures.popleft()
+        if failures is not None and len(failures) >= FAILURES_PER_WINDOW:
+            return None, None  # refused unchecked until the window moves on
         return record, None
 
     def _checked(self, token: str, record: KeyRecord, digest: str) -> str | None:
         if not hmac.compare_digest(digest, record.digest):
+            self._failures.setdefault(record.secret_id, deque()).append(self._clock())
             return None
         key = hashlib.sha256(token.encode()).digest()
         self._verified[key] = (record.secret_id, self._clock() + CACHE_SECONDS)

@@ -7,7 +7,14 @@ import asyncio
 import hashlib
 import json
 
-from dispatcher.api.runtime_keys import RuntimeKeys, new_secret, secret_id_of, slow_hash
+from dispatcher.api.runtime_keys import (
+    FAILURE_WINDOW_SECONDS,
+    FAILURES_PER_WINDOW,
+    RuntimeKeys,
+    new_secret,
+    secret_id_of,
+    slow_hash,
+)
 
 
 def test_the_record_holds_a_salted_scrypt_and_never_the_secret() -> None:
@@ -51,3 +58,20 @@ async def test_the_off_loop_check_agrees_and_a_revocation_during_it_wins() -> No
     keys.seen({record.secret_id: record.to_json()})  # …while the key is revoked
     assert await checking is None
     assert keys.verify(other) is None
+
+
+def test_wrong_secrets_for_one_id_stop_costing_a_scrypt_and_the_verified_secret_still_answers() -> None:
+    now = [0.0]
+    keys = RuntimeKeys(clock=lambda: now[0])
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    assert keys.verify(secret) == "acme"  # verified before the guessing starts: cached
+    wrong = f"vf_{record.secret_id}_{'A' * 43}"
+    for _ in range(FAILURES_PER_WINDOW):
+        assert keys.verify(wrong) is None
+    checked: list[str] = []
+    keys._checked = lambda *args: checked.append("scrypt") or None  # type: ignore[method-assign,func-returns-value]
+    assert keys.verify(wrong) is None and checked == []  # refused unchecked
+    assert keys.verify(secret) == "acme"  # from the cache
+    now[0] += FAILURE_WINDOW_SECONDS + 1
+    assert keys.verify(wrong) is None and checked == ["scrypt"]  # the window moved on: checked again
