@@ -20,6 +20,10 @@ from typing import Any
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
+from dispatcher.api.runtime_capacity import Floors
+from dispatcher.api.runtime_capacity import apply as apply_runtime
+from dispatcher.api.runtime_keys import RuntimeKeys
+from dispatcher.api.runtime_settings import RuntimeSettings
 from dispatcher.api.state import AppState
 from dispatcher.api.status_view import StatusView, dashboard_enabled
 from dispatcher.api.stream_slots import StreamSlots
@@ -172,6 +176,19 @@ def build_state(
         reserve.planning.region = regions.here
         reserve.planning.neighbours = functools.partial(neighbours_of, peers)
 
+    runtime = RuntimeSettings(coordination.runtime, RuntimeKeys(), region=regions.here)
+    auth.runtime = runtime.keys
+    auth.used = runtime.touched
+    floors = Floors(sessions=settings.max_concurrent_sessions, key_share=settings.key_session_share,
+                    reserve=reserve.settings if reserve is not None and reserve.settings.enabled else None,
+                    provider=settings.machines)
+
+    def apply_capacity(record: Mapping[str, Any]) -> None:
+        callers = settings.api_callers + len(runtime.keys.names() - auth.settings_names)
+        apply_runtime(record["capacity"], floors, sessions, reserve, lambda name: auth.named(name).id, callers)
+
+    runtime.listeners.append(apply_capacity)
+
     async def refresh_gauges() -> None:
         metrics.set_active(await sessions.active_by_release())
 
@@ -226,6 +243,8 @@ def build_state(
                           activity=metrics.activity, region=regions.here, price=costs.price),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
         artifacts=artifacts,
+        runtime=runtime,
+        capacity_floors=floors,
     )
 
 
@@ -248,6 +267,10 @@ async def running(state: AppState) -> AsyncIterator[None]:
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
     polling = asyncio.create_task(state.peers.run(), name="regions")  # returns at once with one region
     reading = asyncio.create_task(state.releases.run(), name="releases")  # the traffic, read once a second
+    if state.runtime is not None:  # capacity and keys as an admin last changed them, before serving
+        await state.runtime.catch_up()
+    # …and at every other replica's nudge, once a second anyway.
+    following = asyncio.create_task(state.runtime.run(), name="runtime") if state.runtime is not None else None
     # The charts' sessions and idle bots, sampled (GET /status/history).
     sampling = asyncio.create_task(state.status.run(), name="status") if state.status is not None else None
     try:
@@ -266,6 +289,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
         writing.cancel()
         polling.cancel()
         reading.cancel()
+        if following is not None:
+            following.cancel()
         if sampling is not None:
             sampling.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from dispatcher.api.runtime_keys import RuntimeKeys, secret_id_of
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import hash_api_key
@@ -42,6 +43,10 @@ class Authenticator:
                          else caller_of(key_hash) for key_hash in self._key_hashes}
         self._by_id = {c.id: c for c in self._by_hash.values()} if self._key_hashes else {LOCAL_CALLER: self._local}
         self._names = {_named_caller(name, name_seed).id: name for name in names.values()}
+        self._name_seed = name_seed
+        # Keys an admin made at runtime (dispatcher/api/runtime_keys.py), and who is told each use.
+        self.runtime: RuntimeKeys | None = None
+        self.used: Callable[[str], None] = lambda name: None
 
     @property
     def enabled(self) -> bool:
@@ -59,6 +64,12 @@ class Authenticator:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("missing bearer token: send 'Authorization: Bearer <key>'")
+        if self.runtime is not None and secret_id_of(token.strip()) is not None:
+            name = self.runtime.verify(token.strip())
+            if name is None:
+                raise _unauthorized("invalid API key (revoked, or never made)")
+            self.used(name)
+            return self.named(name)
         presented = hash_api_key(token.strip())
         matched = admin = False
         for known in self._key_hashes:  # no early exit: time does not depend on which key matched
@@ -71,11 +82,37 @@ class Authenticator:
             return self._admins[presented]
         raise _unauthorized("invalid API key")
 
+    async def identify_off_loop(self, authorization: str | None) -> Caller:
+        """`identify`, a runtime key's first scrypt at this replica in a worker thread (the route's path)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if self.enabled and self.runtime is not None and scheme.lower() == "bearer" and secret_id_of(token):
+            name = await self.runtime.verify_off_loop(token)
+            if name is None:
+                raise _unauthorized("invalid API key (revoked, or never made)")
+            self.used(name)
+            return self.named(name)
+        return self.identify(authorization)
+
     def by_id(self, caller_id: str) -> Caller | None:
         """The caller with this (non-secret) id among this deployment's keys, with its owner key;
         None when no configured key has it (a key removed since). What a phone call's token names
         its owner by: the token carries the id, never the owner key."""
-        return self._by_id.get(caller_id)
+        found = self._by_id.get(caller_id)
+        if found is None and self.runtime is not None:
+            for name in self.runtime.names():
+                if named_caller_id(name) == caller_id:
+                    return self.named(name)
+        return found
+
+    def named(self, name: str) -> Caller:
+        """The caller every key of `name` is (settings' or runtime's)."""
+        return _named_caller(name, self._name_seed)
+
+    @property
+    def settings_names(self) -> set[str]:
+        """The names of DISPATCHER_API_KEYS, which no runtime key may take."""
+        return set(self._names.values())
 
     def caller_of_hash(self, key_hash: bytes) -> str:
         """The caller id of a configured key, by its digest."""
@@ -83,12 +120,18 @@ class Authenticator:
 
     @property
     def names(self) -> dict[str, str]:
-        """Each key name's caller id."""
-        return {name: caller_id for caller_id, name in self._names.items()}
+        """Each key name's caller id (runtime keys' too)."""
+        found = {name: caller_id for caller_id, name in self._names.items()}
+        for name in self.runtime.names() if self.runtime is not None else ():
+            found.setdefault(name, named_caller_id(name))
+        return found
 
     def name_of(self, caller_id: str) -> str | None:
         """The key name of a caller id (None: an unnamed key's, or no key's)."""
-        return self._names.get(caller_id)
+        found = self._names.get(caller_id)
+        if found is None and self.runtime is not None:
+            found = next((n for n in self.runtime.names() if named_caller_id(n) == caller_id), None)
+        return found
 
 
 

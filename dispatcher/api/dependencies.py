@@ -19,9 +19,10 @@ def app_state(connection: HTTPConnection) -> AppState:
 
 
 async def identified(request: Request) -> Caller:
-    """FastAPI dependency: the authenticated caller with its owner key (401 otherwise). `async`
-    although it never awaits: FastAPI runs a plain `def` dependency in a worker thread, a hop per request."""
-    return app_state(request).auth.identify(request.headers.get("authorization"))
+    """FastAPI dependency: the authenticated caller with its owner key (401 otherwise). `async`: FastAPI
+    runs a plain `def` dependency in a worker thread, a hop per request; only a runtime key's first
+    check at this replica (its scrypt) takes that hop."""
+    return await app_state(request).auth.identify_off_loop(request.headers.get("authorization"))
 
 
 async def caller(who: Annotated[Caller, Depends(identified)]) -> str:

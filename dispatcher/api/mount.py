@@ -20,9 +20,11 @@ from dispatcher.api.routers import (
     artifacts,
     audit,
     bots,
+    capacity,
     carriers,
     daily_dialin,
     docs,
+    keys,
     offers,
     ops,
     page,
@@ -40,7 +42,7 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
-           session_list.router, audit.router, artifacts.router)
+           session_list.router, audit.router, artifacts.router, capacity.router, keys.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
+from dispatcher.api.runtime_capacity import Floors
+from dispatcher.api.runtime_settings import RuntimeSettings
 from dispatcher.api.status_view import StatusView
 from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.artifacts.building import Artifacts
@@ -77,6 +79,9 @@ class AppState:
     smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)
     # An admin's reads and stops of sessions another key started (dispatcher/api/admin_access.py).
     session_audit: AuditTrail = field(default_factory=MemoryTrail)
+    # Capacity and API keys changed at runtime (dispatcher/api/runtime_settings.py), over these settings.
+    runtime: RuntimeSettings | None = None
+    capacity_floors: Floors | None = None
     artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
 
     @property

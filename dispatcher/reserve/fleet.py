@@ -110,6 +110,11 @@ class FleetPlanning:
         self.region = ""  # with several regions: this one's name, and how it sees the others
         self.neighbours: Callable[[], Sequence[Neighbour]] = tuple
 
+    def resize(self, settings: ReserveSettings) -> None:
+        """Plans with `settings` from the next tick on (its forecast and measured starts kept)."""
+        self._settings = settings
+        self.sizer.settings = settings
+
     async def tick(self, epoch: float, releases: Sequence[tuple[WarmRelease, str]]) -> list[Planned] | None:
         """This tick's plan for the deployment, one per release with traffic (given with the image
         its idle bots report), or None when another replica plans."""

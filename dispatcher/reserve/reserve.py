@@ -157,6 +157,13 @@ class Reserve:
         return any(holders(views, me, image, transport)
                    or (frozen_fits and holders(views, me, image, transport, "frozen")) for image in images)
 
+    def resize(self, settings: ReserveSettings) -> None:
+        """New bounds from an admin's runtime change (dispatcher/api/runtime_capacity.py): the next
+        tick plans with them; bots already running are retired by the plan as usual, never killed."""
+        self.settings = settings
+        self.planning.resize(settings)
+        self.wake()
+
     def wake(self) -> None:
         """Size the reserve now, not at the next tick (the releases' traffic changed)."""
         self._wake.set()

@@ -62,6 +62,21 @@ class Admission:
         self._counted_at = 0.0  # when that recount was asked for
         self._recount_task: asyncio.Task[None] | None = None
 
+    @property
+    def limit(self) -> int:
+        """The session cap new starts are admitted under."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        # A runtime change (dispatcher/api/runtime_capacity.py): the next start is checked against it;
+        # sessions already running above a lowered cap go on (nothing is stopped).
+        self._limit = value
+
+    def in_use(self) -> int:
+        """Sessions counted against the cap by this replica's last count (no provider call)."""
+        return self._launches.current()
+
     def room(self) -> int:
         """Sessions that may still start, by the count this replica has (cheap, maybe a second old)."""
         return max(0, self._limit - self._launches.current())

@@ -49,15 +49,31 @@ class KeyShare:
         self._sessions = sessions
         self._status = status
         self._api_keys = api_keys
-        self.session_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
         self._cap = settings.max_concurrent_sessions
         self._fraction = settings.key_session_share
+        self._fractions: dict[str, float] = {}  # caller id → its own share, set at runtime
         # A record outlives no session: the reaper stops every bot by MAX_SESSION_SECONDS.
         self._record_seconds = settings.max_session_seconds + LAUNCHING_SECONDS
         self._checked: dict[str, float] = {}  # caller → when its sessions were last looked up here
         self.warm_share = max(1, math.floor(settings.key_warm_share * reserve_max_idle)) if reserve_max_idle else 0
         self._warm = (warm_rate(self.warm_share / WARM_WINDOW_SECONDS, self.warm_share)
                       if warm_rate is not None and self.warm_share else None)
+
+    @property
+    def session_share(self) -> int:
+        """The sessions a caller without a share of its own may hold."""
+        return max(1, math.floor(self._fraction * self._cap))
+
+    def share_of(self, caller: str) -> tuple[float, int]:
+        """`caller`'s fraction of the cap and the sessions it may hold."""
+        fraction = self._fractions.get(caller, self._fraction)
+        return fraction, max(1, math.floor(fraction * self._cap))
+
+    def resize(self, cap: int, fractions: dict[str, float], callers: int) -> None:
+        """A runtime change (dispatcher/api/runtime_capacity.py): the session cap, each caller's own
+        fraction of it (others keep KEY_SESSION_SHARE), and how many callers the keys are now.
+        Applies to the next start; sessions a key already holds above its new share go on."""
+        self._cap, self._fractions, self._api_keys = cap, dict(fractions), callers
 
     def applies(self, caller: str, *, internal: bool) -> bool:
         """Whether `caller` is held to its share: another caller could need the room it would take."""
@@ -86,7 +102,8 @@ class KeyShare:
 
     async def _take(self, caller: str, session_id: str, *, internal: bool, seconds: float | None = None) -> None:
         lasts = self._record_seconds if seconds is None else seconds
-        held = await self._sessions.hold(caller, session_id, self.session_share, lasts)
+        fraction, share = self.share_of(caller)
+        held = await self._sessions.hold(caller, session_id, share, lasts)
         if held is None:
             return
         now = time.monotonic()
@@ -95,14 +112,14 @@ class KeyShare:
             ended = await self._ended(held)
             if ended:
                 await self._sessions.release(caller, ended)
-                held = await self._sessions.hold(caller, session_id, self.session_share, lasts)
+                held = await self._sessions.hold(caller, session_id, share, lasts)
                 if held is None:
                     return
         raise ApiError(
             429,
             "key_at_capacity",
             f"{'the calls carriers open' if internal else 'this API key'} already run{'' if internal else 's'} "
-            f"{len(held)} sessions, {'their' if internal else 'its'} share ({self._fraction:g} of "
+            f"{len(held)} sessions, {'their' if internal else 'its'} share ({fraction:g} of "
             f"MAX_CONCURRENT_SESSIONS {self._cap}) while other keys use this deployment: stop one of them "
             "or try again later",
             retry_after=CAPACITY_RETRY_AFTER_SECONDS,

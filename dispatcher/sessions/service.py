@@ -129,6 +129,7 @@ class SessionService:
         self._metrics = metrics
         self._admission = Admission(settings.max_concurrent_sessions, self.active_count,
                                     launches=coordination.launches(keep_seconds=10.0))
+        self.admission = self._admission  # the session cap, changed at runtime (dispatcher/api/runtime_capacity.py)
         self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=settings.api_callers,
                               warm_rate=coordination.start_rate, reserve_max_idle=reserve_max_idle)
         self._background: set[asyncio.Task[None]] = set()

@@ -527,7 +527,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MAX_CONCURRENT_SESSIONS", "sessions", INTEGER, default="10",
-        meaning="active sessions before `POST /start` answers `429` + `Retry-After`",
+        meaning=(
+            "active sessions before `POST /start` answers `429` + `Retry-After`; an admin changes it at runtime, "
+            "with each key's share and the reserve's bounds (`voicefleet capacity set`, "
+            "[operations.md](operations.md#changing-capacity-at-runtime))"
+        ),
     ),
     Setting(
         "KEY_SESSION_SHARE", "keys", NUMBER, default="0.5",

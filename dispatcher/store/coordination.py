@@ -446,6 +446,47 @@ class AuditTrail(Protocol):
         """The trail, newest first."""
 
 
+class RuntimeBook(Protocol):
+    """The runtime settings an admin changes without a restart (capacity values, API keys), as one
+    record with a version, their audit trail, a nudge to every replica, and each key's use
+    (dispatcher/store/runtime_book.py). Not forgiven: its reader keeps the values it last read."""
+
+    async def read(self) -> dict[str, Any] | None:
+        """The stored record, or None before the first one."""
+        ...
+
+    async def write(self, record: Mapping[str, Any], replaces: int | None) -> bool:
+        """Stores `record` if the stored one's `version` is still `replaces` (None: nothing stored);
+        False when another change came first (read again, decide again)."""
+        ...
+
+    async def nudge(self) -> None:
+        """Tells every replica to read the record now."""
+        ...
+
+    async def listen(self, changed: Callable[[], None]) -> None:
+        """`changed` is called at every nudge (from any replica) from now on."""
+        ...
+
+    async def used(self, name: str, at: float, sessions: int) -> None:
+        """Key `name` was used at `at` (epoch seconds) and started `sessions` more sessions."""
+        ...
+
+    async def uses(self) -> dict[str, tuple[float, int]]:
+        """Each key's last use and the sessions it started."""
+        ...
+
+    async def note(self, line: Mapping[str, Any]) -> None:
+        """Appends one change to the audit trail (the newest `HISTORY_KEPT` are kept)."""
+        ...
+
+    async def history(self, limit: int) -> list[dict[str, Any]]:
+        """The trail, newest first."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class SampleRead:
     """What a release's sample holds past a reader's last look."""
@@ -494,6 +535,7 @@ class Coordination(Protocol):
     # An admin's reads and stops of sessions another key started (not forgiven: unrecorded, it is refused).
     session_audit: AuditTrail
     release_samples: ReleaseSamples  # the automatic rollback's sample of each release (not forgiven)
+    runtime: RuntimeBook  # capacity and API keys an admin changes at runtime (not forgiven: the last read is kept)
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

@@ -37,6 +37,7 @@ from dispatcher.store.coordination import (
     ReleaseBook,
     ReleaseSamples,
     ReservePool,
+    RuntimeBook,
     SessionIndex,
     SessionValues,
     StartLease,
@@ -57,6 +58,7 @@ from dispatcher.store.memory import (
 from dispatcher.store.relay import Handler
 from dispatcher.store.release_book import MemoryReleaseBook
 from dispatcher.store.release_samples import MemoryReleaseSamples
+from dispatcher.store.runtime_book import MemoryRuntimeBook
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.session_index import MemorySessionIndex
 from dispatcher.store.timelines import MemoryTimelines
@@ -192,6 +194,7 @@ class LocalCoordination:
         self.releases: ReleaseBook = MemoryReleaseBook()
         self.session_audit: AuditTrail = MemoryTrail()
         self.release_samples: ReleaseSamples = MemoryReleaseSamples()
+        self.runtime: RuntimeBook = MemoryRuntimeBook()
         self._create_limits: dict[str, CreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

@@ -42,6 +42,7 @@ from dispatcher.store.coordination import (
     ReleaseBook,
     ReleaseSamples,
     ReservePool,
+    RuntimeBook,
     SessionIndex,
     SessionValues,
     StartLease,
@@ -81,6 +82,7 @@ from dispatcher.store.relay import Handler, NotHere, Relay
 from dispatcher.store.release_book import StoreReleaseBook
 from dispatcher.store.release_samples import StoreReleaseSamples
 from dispatcher.store.replicas import Replicas, State
+from dispatcher.store.runtime_book import StoreRuntimeBook
 from dispatcher.store.secrets_vault import MemoryVault, StoreVault
 from dispatcher.store.session_index import ForgivingSessionIndex, MemorySessionIndex, StoreSessionIndex
 from dispatcher.store.spent import Remembered, SpentOnce
@@ -126,6 +128,8 @@ class RedisCoordination:
         self.releases: ReleaseBook = StoreReleaseBook(self.store)
         self.session_audit: AuditTrail = StoreTrail(self.store, "audit", "sessions")
         self.release_samples: ReleaseSamples = StoreReleaseSamples(self.store)
+        self.runtime_book = StoreRuntimeBook(self.store)
+        self.runtime: RuntimeBook = self.runtime_book
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple
@@ -215,6 +219,7 @@ class RedisCoordination:
         if self.relay is not None:
             await self.relay.aclose()
         await self.media.aclose()
+        await self.runtime_book.aclose()
         with contextlib.suppress(StoreUnavailable):
             await self.replicas.leave()
         await self.store.aclose()

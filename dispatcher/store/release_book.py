@@ -16,7 +16,8 @@ from typing import Any
 from dispatcher.store.audit_trail import MemoryTrail, StoreTrail
 from dispatcher.store.client import Store
 
-_WRITE = """
+# Shared with the runtime settings' record (runtime_book.py): a record replaced only at the version read.
+WRITE_AT_VERSION = """
 local version = redis.call('HGET', KEYS[1], 'version')
 if (version == false and ARGV[3] == '') or version == ARGV[3] then
   redis.call('HSET', KEYS[1], 'record', ARGV[1], 'version', ARGV[2])
@@ -24,7 +25,7 @@ if (version == false and ARGV[3] == '') or version == ARGV[3] then
 end
 return 0
 """
-_READ = """
+READ_WITH_VERSION = """
 return {redis.call('HGET', KEYS[1], 'record'), redis.call('HGET', KEYS[1], 'version')}
 """
 
@@ -56,8 +57,8 @@ class StoreReleaseBook:
         self._store = store
         self._record_key = store.key("releases", "traffic")
         self._trail = StoreTrail(store, "releases", "history")
-        self._read = store.redis.register_script(_READ)
-        self._write = store.redis.register_script(_WRITE)
+        self._read = store.redis.register_script(READ_WITH_VERSION)
+        self._write = store.redis.register_script(WRITE_AT_VERSION)
 
     async def read(self) -> dict[str, Any] | None:
         """The record; for one that is no JSON object, or whose version is not the one stored beside it

@@ -7,7 +7,9 @@ from __future__ import annotations
 import click
 
 from cli.audit import audit
+from cli.capacity import capacity
 from cli.context_commands import context
+from cli.keys import keys
 from cli.lazy_group import LazyGroup
 from cli.options import common_options
 from cli.releases import releases
@@ -38,6 +40,8 @@ voicefleet.add_command(status)
 voicefleet.add_command(sessions)
 voicefleet.add_command(session)
 voicefleet.add_command(audit)
+voicefleet.add_command(capacity)
+voicefleet.add_command(keys)
 voicefleet.add_command(context)
 
 

@@ -3,6 +3,7 @@ docs/http-api.md): sessions running, the reserve, recent starts and refusals, co
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from time import sleep
@@ -11,6 +12,8 @@ from typing import Any
 import click
 
 from cli.api import call, path
+from cli.capacity import capacity_table
+from cli.errors import Refused
 from cli.options import common_options, print_json, wants_json
 from cli.tables import moment, table
 
@@ -31,6 +34,8 @@ def status(watch: float | None) -> None:
 def _show(watch: float | None, *, as_json: bool) -> None:
     while True:
         body = call("GET", path("status"))
+        with contextlib.suppress(Refused):  # a dispatcher without runtime settings: no capacity part
+            body = {**body, "capacity": call("GET", path("capacity"))}
         if as_json and watch:
             click.echo(json.dumps(body))
         elif as_json:
@@ -65,6 +70,9 @@ def report(body: Mapping[str, Any]) -> str:
               f"COST  {_per_hour(cost.get('dollars_per_hour'))}: {cost.get('running_machines', 0)} running, "
               f"{cost.get('frozen_machines', 0)} frozen machines" + (f"; {cost['note']}" if cost.get("note") else ""),
               *_recordings(body.get("recordings")), "", _places(body)]
+    if body.get("capacity"):
+        parts += ["", "CAPACITY  each value beside what is in use (`voicefleet capacity`)",
+                  _indented(capacity_table(body["capacity"]))]
     return "\n".join(parts)
 
 

@@ -49,3 +49,14 @@ def test_a_recordings_store_it_cannot_write_is_said() -> None:
     assert "RECORDINGS  on → s3://calls/voice" in text
     assert "  not kept, calls run unrecorded: s3://calls: cannot write: AccessDenied" in text
     assert "RECORDINGS  off" in report({**BODY, "recordings": {"policy": "off", "destination": "recordings"}})
+
+
+def test_each_capacity_value_is_shown_beside_what_is_in_use() -> None:
+    capacity = {"version": 1, "values": {
+        "sessions": {"value": 200, "setting": 50, "runtime": 200, "in_use": 37},
+        "key.acme": {"value": 0.5, "setting": 0.5, "runtime": None, "in_use": None}}}
+    lines = [line.split() for line in report({**BODY, "capacity": capacity}).splitlines()]
+    assert ["NAME", "VALUE", "SETTING", "RUNTIME", "IN", "USE"] in lines
+    assert ["sessions", "200", "50", "200", "37"] in lines
+    assert ["key.acme", "0.5", "0.5", "-", "-"] in lines
+    assert not any(line and line[0] == "CAPACITY" for line in (x.split() for x in report(BODY).splitlines()))

@@ -93,6 +93,8 @@ async def start(
                             recording=recording)
     if relayed_by(request.scope) is None:  # else the region it arrived at keeps its key's record
         kept(state, who.id, idempotency_key, state.settings.region)
+    if state.runtime is not None and who.name is not None and who.name in state.runtime.keys.names():
+        state.runtime.touched(who.name, started=1)  # `voicefleet keys list`'s sessions
     return answer
 
 

@@ -17,8 +17,10 @@ from dispatcher.api.routers import (
     artifacts,
     audit,
     bots,
+    capacity,
     carriers,
     daily_dialin,
+    keys,
     offers,
     ops,
     regions,
@@ -61,12 +63,13 @@ KEY_CHECKS = (identified, sessions.authenticated)  # the second calls the first,
 KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router)
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
-# the admin keys (releases, status and the session audit trail: checked in each route,
+# the admin keys (releases, status, the audit trails, capacity and runtime keys: checked in each route,
 # dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, and a session's artifacts,
 # checked in the route; their files and a bot's recording parts: a signed path,
 # dispatcher/artifacts/signed_paths.py).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
-             releases.router, status.router, session_list.router, audit.router, artifacts.router)
+             releases.router, status.router, session_list.router, audit.router, artifacts.router, capacity.router,
+             keys.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
@@ -77,7 +80,9 @@ def test_every_router_is_a_key_router_or_says_how_it_checks_callers() -> None:
     assert set(map(id, ROUTERS)) == set(map(id, KEY_ROUTERS + OTHERWISE))
 
 
-@pytest.mark.parametrize(("router", "admitted"), [(status.router, status.admitted), (audit.router, audit.admitted)])
+@pytest.mark.parametrize(("router", "admitted"), [(status.router, status.admitted), (audit.router, audit.admitted),
+                                                  (capacity.router, capacity.admitted),
+                                                  (keys.router, capacity.admitted)])
 def test_every_status_and_audit_route_checks_the_admin_key_first(router, admitted) -> None:  # type: ignore[no-untyped-def]
     assert router.routes
     for route in router.routes:

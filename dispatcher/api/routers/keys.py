@@ -1,0 +1,107 @@
+"""API keys made and revoked at runtime (dispatcher/api/runtime_keys.py), admin only, audited.
+
+    POST   /keys                  {"name": "acme"}: a new key; its secret is in this answer only
+                                  ({"name": "acme", "another": true}: a second secret, for a rotation)
+    GET    /keys                  every key: name, where it comes from, created, last used, sessions
+    DELETE /keys/{name}           every secret of a runtime key: refused at every replica within a second
+    DELETE /keys?secret_id=ID     one secret (the old one, after a rotation)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.api.routers.capacity import Admin, _runtime
+from dispatcher.api.runtime_keys import MAX_KEYS, KeyRecord, new_secret, valid_name
+from dispatcher.api.schemas import ERRORS
+from dispatcher.api.state import AppState
+from dispatcher.errors import ApiError
+
+router = APIRouter(responses=ERRORS, tags=["capacity"])
+
+
+@router.post("/keys", summary="Create an API key (its secret is shown once)", status_code=201)
+async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    state = app_state(request)
+    runtime, _floors = _runtime(state)
+    if not state.auth.enabled:
+        raise ApiError(400, "keyless_dispatcher", "this dispatcher runs without keys (loopback only): set "
+                       "DISPATCHER_API_KEYS and DISPATCHER_ADMIN_KEYS, then create keys here", extra={})
+    name, another = payload.get("name"), payload.get("another", False)
+    if not isinstance(name, str) or not isinstance(another, bool) or set(payload) - {"name", "another"}:
+        raise ApiError(400, "invalid_key_request", 'send {"name": "NAME"} (and "another": true for a second '
+                       "secret of an existing key)", extra={})
+    valid_name(name)
+    if name in state.auth.settings_names:
+        raise ApiError(409, "key_name_taken", f"{name!r} is a key of DISPATCHER_API_KEYS: a runtime key takes "
+                       "another name", extra={})
+    secret, record = new_secret(name, by)
+
+    def change(current: dict[str, Any]) -> list[dict[str, Any]]:
+        keys = current["keys"]
+        taken = any(isinstance(v, dict) and v.get("name") == name for v in keys.values())
+        if taken and not another:
+            raise ApiError(409, "key_name_taken", f"a key named {name!r} exists: pick another name, or add a "
+                           f"second secret to it for a rotation (`voicefleet keys create {name} --another`)",
+                           extra={})
+        if another and not taken:
+            raise ApiError(404, "unknown_key", f"no runtime key is named {name!r}: create it without --another",
+                           extra={})
+        if len(keys) >= MAX_KEYS:
+            raise ApiError(409, "too_many_keys", f"{MAX_KEYS} secrets exist: revoke some first", extra={})
+        keys[record.secret_id] = record.to_json()
+        return [{"by": by, "action": "key.create", "name": name, "secret_id": record.secret_id}]
+
+    await runtime.change(change)
+    return {"name": name, "secret_id": record.secret_id, "secret": secret, "created": record.created}
+
+
+@router.get("/keys", summary="Every API key: name, source, created, last used, sessions")
+async def list_keys(request: Request, _: Admin) -> dict[str, Any]:
+    state = app_state(request)
+    runtime, _floors = _runtime(state)
+    uses = await runtime.uses()
+    rows = [{"name": name, "source": "settings", "secret_id": None, "created": None, "last_used": None,
+             "sessions": None} for name in sorted(state.auth.settings_names)]
+    for record in sorted(runtime.keys.records.values(), key=lambda r: (r.name, r.created)):
+        last_used, sessions = uses.get(record.name, (None, 0))
+        rows.append({"name": record.name, "source": "runtime", "secret_id": record.secret_id,
+                     "created": record.created, "created_by": record.by, "last_used": last_used,
+                     "sessions": sessions})
+    return {"keys": rows}
+
+
+@router.delete("/keys/{name}", summary="Revoke every secret of a runtime key", status_code=204)
+async def revoke_key(request: Request, by: Admin, name: str) -> Response:
+    state = app_state(request)
+    if name in state.auth.settings_names:
+        raise ApiError(409, "settings_key", f"{name!r} is a key of DISPATCHER_API_KEYS: remove it from the settings "
+                       "(and roll the replicas), not here", extra={})
+    await _revoke(state, by, lambda r: r.name == name, f"no runtime key is named {name[:80]!r}")
+    return Response(status_code=204)
+
+
+@router.delete("/keys", summary="Revoke one secret of a runtime key, by its id", status_code=204)
+async def revoke_secret(request: Request, by: Admin, secret_id: Annotated[str, Query(max_length=64)]) -> Response:
+    await _revoke(app_state(request), by, lambda r: r.secret_id == secret_id,
+                  f"no runtime key has the secret id {secret_id!r}")
+    return Response(status_code=204)
+
+
+async def _revoke(state: AppState, by: str, chosen: Callable[[KeyRecord], bool], missing: str) -> None:
+    runtime, _floors = _runtime(state)
+
+    def change(current: dict[str, Any]) -> list[dict[str, Any]]:
+        keys = current["keys"]
+        gone = [r for r in (KeyRecord.from_json(i, v) for i, v in keys.items()) if r is not None and chosen(r)]
+        if not gone:
+            raise ApiError(404, "unknown_key", f"{missing} (`voicefleet keys list` shows them)", extra={})
+        for record in gone:
+            del keys[record.secret_id]
+        return [{"by": by, "action": "key.revoke", "name": r.name, "secret_id": r.secret_id} for r in gone]
+
+    await runtime.change(change)

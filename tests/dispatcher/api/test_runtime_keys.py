@@ -1,0 +1,77 @@
+"""A runtime key's secret (dispatcher/api/runtime_keys.py): only its scrypt hash is kept, a verified
+secret is cached, and the cache forgets a secret the moment the record no longer holds it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+from dispatcher.api.runtime_keys import (
+    FAILURE_WINDOW_SECONDS,
+    FAILURES_PER_WINDOW,
+    RuntimeKeys,
+    new_secret,
+    secret_id_of,
+    slow_hash,
+)
+
+
+def test_the_record_holds_a_salted_scrypt_and_never_the_secret() -> None:
+    secret, record = new_secret("acme", "admin-1")
+    stored = json.dumps(record.to_json())
+    assert secret not in stored and secret.split("_", 2)[2] not in stored
+    assert record.digest == slow_hash(secret, bytes.fromhex(record.salt))
+    assert record.digest != hashlib.sha256(secret.encode()).hexdigest()
+    assert secret_id_of(secret) == record.secret_id
+
+
+def test_a_revoked_secret_is_refused_even_when_cached() -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    assert keys.verify(secret) == "acme"
+    assert keys.verify(secret) == "acme"  # from the cache
+    keys.seen({})
+    assert keys.verify(secret) is None
+    keys.seen({record.secret_id: record.to_json()})  # an old record read again: checked again, not cached
+    assert keys.verify(secret) == "acme"
+
+
+def test_shapes_that_are_not_a_runtime_secret_are_not_looked_up() -> None:
+    for token in ("plain-key", "vf_", "vf_zz_x", "vf_0123456789ab", "vf_0123456789ab_"):
+        assert secret_id_of(token) is None
+    keys = RuntimeKeys()
+    assert keys.verify("vf_0123456789ab_unknown") is None
+
+
+async def test_the_off_loop_check_agrees_and_a_revocation_during_it_wins() -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    assert await keys.verify_off_loop(secret) == "acme"
+    assert await keys.verify_off_loop(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    other, other_record = new_secret("beta", "admin-1")
+    keys.seen({record.secret_id: record.to_json(), other_record.secret_id: other_record.to_json()})
+    checking = asyncio.ensure_future(keys.verify_off_loop(other))
+    await asyncio.sleep(0)  # its scrypt runs in a thread…
+    keys.seen({record.secret_id: record.to_json()})  # …while the key is revoked
+    assert await checking is None
+    assert keys.verify(other) is None
+
+
+def test_wrong_secrets_for_one_id_stop_costing_a_scrypt_and_the_verified_secret_still_answers() -> None:
+    now = [0.0]
+    keys = RuntimeKeys(clock=lambda: now[0])
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    assert keys.verify(secret) == "acme"  # verified before the guessing starts: cached
+    wrong = f"vf_{record.secret_id}_{'A' * 43}"
+    for _ in range(FAILURES_PER_WINDOW):
+        assert keys.verify(wrong) is None
+    checked: list[str] = []
+    keys._checked = lambda *args: checked.append("scrypt") or None  # type: ignore[method-assign,func-returns-value]
+    assert keys.verify(wrong) is None and checked == []  # refused unchecked
+    assert keys.verify(secret) == "acme"  # from the cache
+    now[0] += FAILURE_WINDOW_SECONDS + 1
+    assert keys.verify(wrong) is None and checked == ["scrypt"]  # the window moved on: checked again

@@ -1,0 +1,86 @@
+"""API keys made and revoked at runtime (dispatcher/api/routers/keys.py) in one real dispatcher app:
+the secret shown once, stored as scrypt only, a session started with it, refused once revoked, a
+settings key's name never taken, rotation keeping the name's sessions, every change audited."""
+
+from __future__ import annotations
+
+import json
+
+from dispatcher.settings import hash_api_key
+from tests.dispatcher.conftest import API_KEY, ClientFactory, _ClientContext
+
+ADMIN_KEY = "vf-runtime-admin-7c1e90ad42"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+TOKEN = "runtime-keys-deployment-secret-0123456789"
+
+
+def keyed(make_api: ClientFactory) -> _ClientContext:
+    settings_key = hash_api_key(API_KEY)
+    return make_api(api_key_hashes=frozenset({settings_key}), api_key_names=((settings_key, "team"),),
+                    admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}), bot_channel_token=TOKEN)
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def test_a_created_key_starts_a_session_and_a_revoked_one_is_refused(make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        made = await api.post("/keys", json={"name": "acme"}, headers=ADMIN)
+        assert made.status_code == 201, made.text
+        secret = made.json()["secret"]
+        assert secret.startswith(f"vf_{made.json()['secret_id']}_")
+        started = await api.post("/start", json={}, headers=bearer(secret))
+        assert started.status_code == 201, started.text
+        session_id = started.json()["session_id"]
+        listed = (await api.get("/keys", headers=ADMIN)).json()["keys"]
+        assert [(k["name"], k["source"]) for k in listed] == [("team", "settings"), ("acme", "runtime")]
+        assert json.dumps(listed).find(secret) == -1  # the secret is never shown again
+        assert (await api.delete("/keys/acme", headers=ADMIN)).status_code == 204
+        refused = await api.get(f"/sessions/{session_id}", headers=bearer(secret))
+        assert refused.status_code == 401
+        # the revoked key's session stays the admin's to read and stop
+        assert (await api.get(f"/sessions/{session_id}", headers=ADMIN)).status_code == 200
+        assert (await api.delete(f"/sessions/{session_id}", headers=ADMIN)).status_code in (202, 204)
+        actions = [(line["action"], line["name"]) for line in (await api.get("/audit/runtime", headers=ADMIN)).json()[
+            "lines"]]
+        assert actions == [("key.revoke", "acme"), ("key.create", "acme")]
+
+
+async def test_a_rotation_keeps_the_names_sessions(make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        old = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
+        session_id = (await api.post("/start", json={}, headers=bearer(old["secret"]))).json()["session_id"]
+        new = await api.post("/keys", json={"name": "acme", "another": True}, headers=ADMIN)
+        assert new.status_code == 201, new.text
+        assert (await api.delete(f"/keys?secret_id={old['secret_id']}", headers=ADMIN)).status_code == 204
+        assert (await api.get("/sessions", headers=bearer(old["secret"]))).status_code == 401
+        read = await api.get(f"/sessions/{session_id}", headers=bearer(new.json()["secret"]))
+        assert read.status_code == 200, read.text
+
+
+async def test_bad_key_requests_are_one_line_each(make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        await api.post("/keys", json={"name": "acme"}, headers=ADMIN)
+        cases = [
+            ({"name": "team"}, 409, "key_name_taken"),  # a settings key's name
+            ({"name": "acme"}, 409, "key_name_taken"),
+            ({"name": "Not A Name"}, 400, "invalid_key_name"),
+            ({"name": "ghost", "another": True}, 404, "unknown_key"),
+            ({"nam": "x"}, 400, "invalid_key_request"),
+        ]
+        for body, status, code in cases:
+            answer = await api.post("/keys", json=body, headers=ADMIN)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text
+            assert "\n" not in answer.json()["error"]["message"]
+        assert (await api.delete("/keys/ghost", headers=ADMIN)).json()["error"]["code"] == "unknown_key"
+        assert (await api.delete("/keys/team", headers=ADMIN)).json()["error"]["code"] == "settings_key"
+        assert (await api.delete("/keys?secret_id=0123456789ab", headers=ADMIN)).status_code == 404
+        assert (await api.post("/keys", json={"name": "x"}, headers=bearer(API_KEY))).status_code == 403
+
+
+async def test_a_guessed_secret_with_a_real_id_is_refused(make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        made = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
+        guess = f"vf_{made['secret_id']}_{'A' * 43}"
+        assert (await api.post("/start", json={}, headers=bearer(guess))).status_code == 401

@@ -1,0 +1,137 @@
+"""Capacity and API keys changed at runtime, with two real `python -m dispatcher` replicas on one real
+redis-server (the AWS stack's store user), through the `voicefleet` CLI: a change at one replica is
+applied at the other and kept for a replica started after it; a key created at one starts a session at
+the other; a revoked one is refused there; a rotation keeps every session reachable, with no restart.
+Nothing is timed: each wait polls with a generous deadline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from cli.main import voicefleet
+from tests.replicas.conftest import TIMEOUT, replica_env
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
+
+ADMIN_KEY = "vf-runtime-replicas-admin-3e8b1d0c7a"
+TEAM_KEY = "team-runtime-replicas-key-9c4f2a61d0"
+TOKEN = "runtime-settings-replicas-deployment-secret-01"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+DEADLINE = 60.0  # generous: the replicas read each other's change at its nudge, or within a second
+
+
+def env_of(store: RedisServer, tmp_path: Path, name: str) -> dict[str, str]:
+    return replica_env(store, str(tmp_path), name, DISPATCHER_API_KEYS=f"team:{TEAM_KEY}",
+                       DISPATCHER_ADMIN_KEYS=ADMIN_KEY, BOT_CHANNEL_TOKEN=TOKEN, RESERVE_MAX_IDLE="0")
+
+
+@pytest.fixture
+def pair(tmp_path: Path, store: RedisServer) -> Iterator[list[DispatcherProcess]]:
+    with ExitStack() as stack:
+        replicas = []
+        for n in range(2):
+            (tmp_path / f"r{n}").mkdir()
+            replicas.append(stack.enter_context(run_dispatcher(tmp_path / f"r{n}", env_of(store, tmp_path, f"r-{n}"))))
+        yield replicas
+
+
+def cli(replica: DispatcherProcess, *args: str) -> str:
+    result = CliRunner().invoke(voicefleet, list(args), prog_name="voicefleet",
+                                env={"VOICEFLEET_URL": replica.base_url, "VOICEFLEET_ADMIN_KEY": ADMIN_KEY})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def call(method: str, replica: DispatcherProcess, path: str, key: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, replica.base_url + path, timeout=TIMEOUT,
+                         headers={"Authorization": f"Bearer {key}"}, **kwargs)
+
+
+def capacity(replica: DispatcherProcess) -> dict[str, Any]:
+    answer = httpx.get(replica.base_url + "/capacity", headers=ADMIN, timeout=TIMEOUT)
+    assert answer.status_code == 200, answer.text
+    values: dict[str, Any] = answer.json()["values"]
+    return values
+
+
+def start(replica: DispatcherProcess, key: str) -> httpx.Response:
+    return call("POST", replica, "/start?wait=started", key, json={"body": {}})
+
+
+def test_a_capacity_change_at_one_replica_is_applied_at_the_other_and_outlives_them(
+        pair: list[DispatcherProcess], tmp_path: Path, store: RedisServer) -> None:
+    here, there = pair
+    cli(here, "capacity", "set", "sessions=1", "key.team=1")
+    wait_until(lambda: capacity(there)["sessions"]["value"] == 1, "the cap applied at the other replica",
+               timeout=DEADLINE, interval=0.1, detail=there.log)
+    assert capacity(there)["key.team"]["value"] == 1
+    first = start(there, TEAM_KEY)
+    assert first.status_code == 201, first.text
+    refused = start(here, TEAM_KEY)  # the deployment's one session, counted in the store
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "at_capacity"
+    assert call("GET", here, f"/sessions/{first.json()['session_id']}", TEAM_KEY).json()["status"] == "started"
+    lines = json.loads(cli(there, "audit", "--runtime", "--json"))["lines"]
+    assert {(line["name"], line["old"], line["new"]) for line in lines} == {("sessions", None, 1),
+                                                                            ("key.team", None, 1.0)}
+    (tmp_path / "late").mkdir()
+    with run_dispatcher(tmp_path / "late", env_of(store, tmp_path, "r-late")) as late:
+        kept = capacity(late)["sessions"]  # read from the store before it served
+        assert (kept["value"], kept["setting"], kept["runtime"]) == (1, 500, 1)
+    cli(here, "capacity", "set", "sessions=default")
+    wait_until(lambda: capacity(there)["sessions"]["value"] == 500, "the setting back at the other replica",
+               timeout=DEADLINE, interval=0.1, detail=there.log)
+    assert start(there, TEAM_KEY).status_code == 201
+
+
+def secret_of(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+def test_a_key_made_at_one_replica_starts_a_session_at_the_other_and_is_refused_there_once_revoked(
+        pair: list[DispatcherProcess]) -> None:
+    here, there = pair
+    secret = secret_of(cli(here, "keys", "create", "acme"))
+    answer = wait_until(lambda: (a := start(there, secret)).status_code == 201 and a,
+                        "the new key taken at the other replica", timeout=DEADLINE, interval=0.1, detail=there.log)
+    assert isinstance(answer, httpx.Response)
+    session_id = answer.json()["session_id"]
+    assert "acme" in cli(here, "keys", "list")
+    cli(here, "keys", "revoke", "acme")
+    wait_until(lambda: call("GET", there, f"/sessions/{session_id}", secret).status_code == 401,
+               "the revoked key refused at the other replica (its verified-secret cache too)", timeout=DEADLINE,
+               interval=0.1, detail=there.log)
+    assert start(there, secret).status_code == 401
+    # Its session stays reachable, to an admin key, on the record.
+    assert call("GET", there, f"/sessions/{session_id}", ADMIN_KEY).json()["status"] == "started"
+    assert call("DELETE", there, f"/sessions/{session_id}", ADMIN_KEY).status_code in (202, 204)
+
+
+def test_a_rotation_keeps_every_session_reachable_without_a_restart(pair: list[DispatcherProcess]) -> None:
+    here, there = pair
+    old = secret_of(cli(here, "keys", "create", "acme"))
+    old_id = old.split("_")[1]
+    wait_until(lambda: call("GET", there, "/sessions", old).status_code == 200, "the key at the other replica",
+               timeout=DEADLINE, interval=0.1, detail=there.log)
+    started = start(there, old)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    new = secret_of(cli(there, "keys", "create", "acme", "--another"))
+    wait_until(lambda: call("GET", here, "/sessions", new).status_code == 200, "the new secret at the first replica",
+               timeout=DEADLINE, interval=0.1, detail=here.log)
+    cli(here, "keys", "revoke", "--secret-id", old_id)
+    wait_until(lambda: call("GET", there, "/sessions", old).status_code == 401, "the old secret refused",
+               timeout=DEADLINE, interval=0.1, detail=there.log)
+    for replica in pair:  # the name's session, read with its new secret at either replica
+        read = call("GET", replica, f"/sessions/{session_id}", new)
+        assert read.status_code == 200, read.text
+    assert call("DELETE", there, f"/sessions/{session_id}", new).status_code in (202, 204)
