@@ -8,7 +8,10 @@ last is at least that). For each part it asks the dispatcher for an upload URL
 (the local folder store) or an absolute pre-signed one (S3). A part still filling is uploaded again
 every `checkpoint_seconds` under the same number (a part uploaded again replaces the earlier
 upload), so a bot that dies loses at most about that much. At the end it sends
-`recording.finished` {parts, bytes, seconds, degraded, dropped}. The first part starts with a WAV
+`recording.finished` {parts, bytes, seconds, degraded, dropped}. `audio` false: no audio is
+uploaded (the transcript alone is kept); `transcript` false: no turns are handed over; `consent`:
+the bot host plays its announcement to the caller before the user's pipeline starts, and records
+from its end. The first part starts with a WAV
 header whose sizes say "unknown" (0xFFFFFFFF, as streamed WAV has them: players read to the end);
 the dispatcher writes the true sizes when it completes the upload (`wav_sizes`).
 
@@ -41,10 +44,14 @@ class RecordingPlan:
     sample_rate: int = 16000
     part_bytes: int = MIN_PART_BYTES
     checkpoint_seconds: float = 20.0
+    audio: bool = True  # upload the call's audio
+    transcript: bool = True  # hand the call's turns over at its end
+    consent: bool = False  # announce the recording to the caller first
 
     def params(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "part_bytes": self.part_bytes,
-                "checkpoint_seconds": self.checkpoint_seconds}
+                "checkpoint_seconds": self.checkpoint_seconds, "audio": self.audio, "transcript": self.transcript,
+                "consent": self.consent}
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RecordingPlan:
@@ -59,7 +66,12 @@ class RecordingPlan:
         if not isinstance(every, int | float) or isinstance(every, bool) or not math.isfinite(every) \
                 or not 1 <= every <= 600:
             raise ValueError("recording: checkpoint_seconds must be a number from 1 to 600")
-        return cls(int(rate), size, float(every))
+        flags = {name: params.get(name, default) for name, default in (("audio", True), ("transcript", True),
+                                                                        ("consent", False))}
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"recording: {name} must be true or false")
+        return cls(int(rate), size, float(every), **flags)
 
     @property
     def bytes_per_second(self) -> int:

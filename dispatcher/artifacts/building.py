@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import SignedPaths
 from dispatcher.artifacts.store import ArtifactStore
 from dispatcher.channel.bots import BotChannels
+
+log = logging.getLogger("dispatcher.artifacts")
 
 
 @dataclass
@@ -54,15 +57,25 @@ def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactS
 
 
 def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note, events: Events, region: str,
-                    provider: str, running: MachineRunning, max_session_seconds: float) -> Artifacts:
+                    provider: str, running: MachineRunning, max_session_seconds: float,
+                    key_names: set[str] | None = None, releases: set[str] | None = None) -> Artifacts:
+    """`key_names`: the API keys' names (a rule naming another is refused); `releases`: the catalogue's
+    (a rule naming another is a warning, shown in status: releases come and go)."""
     settings = ArtifactSettings.from_env(env)
+    if key_names is not None:
+        settings.check_key_names(key_names)
     store = build_store(settings, env)
     recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider,
                                    max_session_seconds=max_session_seconds)
+    if releases is not None and (unknown := settings.unknown_releases(releases)):
+        recordings.unknown_releases = unknown
+        log.warning("RECORDING_RULES names the release(s) %s, which the catalogue does not have (yet): their rule "
+                    "applies once they exist", ", ".join(unknown))
     ends = RecordingEnds(recordings, channels, running, settings.end_grace_seconds)
     ends.follow()
     # An upload begun longer ago than the longest session (and the grace its end may take) is no
     # replica's any more.
     orphans = OrphanSweep(recordings, max_session_seconds + settings.end_grace_seconds + 120)
-    return Artifacts(settings, recordings, ArtifactReader(store, settings.download_url_seconds), ends,
+    reader = ArtifactReader(store, settings.download_url_seconds, retention_days=settings.rules.retention_days())
+    return Artifacts(settings, recordings, reader, ends,
                      store if isinstance(store, LocalFolderStore) else None, orphans)

@@ -63,7 +63,7 @@ async def test_a_session_that_ended_with_its_recording_closed_is_complete(tmp_pa
     assert report["recording"]["status"] == "complete" and report["recording"]["seconds"] == 1.0
     assert (report["release"], report["key_name"], report["region"]) == ("v2", "support", "eu")
     assert report["timings"] == {"joined": 100.0, "ended": 130.0}
-    folder = tmp_path / "2026/11/18" / SESSION
+    folder = tmp_path / "retain-forever/2026/11/18" / SESSION
     assert json.loads((folder / "report.json").read_text()) == report
     assert (folder / "recording.wav").read_bytes()[40:44] == (64000).to_bytes(4, "little")
     assert timeline.notes[-1][1] == "recording_ready"
@@ -222,7 +222,7 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, on"),
+    ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, consent, on"),
     ({"RECORDING_DESTINATION": "gs://bucket"}, "GCS and Azure Blob are not supported yet"),
     ({"RECORDING_DESTINATION": "s3:///prefix"}, "needs a bucket"),
     ({"RECORDING_DOWNLOAD_URL_SECONDS": "1e9"}, "RECORDING_DOWNLOAD_URL_SECONDS=1e.09 must be at most 604800"),
@@ -246,7 +246,7 @@ async def test_the_bots_turns_are_kept_one_a_line_checked_and_bounded(tmp_path: 
     assert report is not None
     assert report["transcript"] == {"kept": True, "object": "transcript.jsonl", "turns": 3, "caller_lines": 2,
                                     "bot_turns": 1}
-    lines = [json.loads(line) for line in next(tmp_path.glob(f"*/*/*/{SESSION}/transcript.jsonl")).read_text()
+    lines = [json.loads(line) for line in next(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}/transcript.jsonl")).read_text()
              .splitlines()]
     assert lines[:2] == turns[:2]
     assert lines[2] == {"who": "caller", "text": "x" * 2000}  # bounded; a time that is no time left out
