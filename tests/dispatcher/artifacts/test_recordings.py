@@ -223,6 +223,11 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, consent, on"),
+    ({"RECORDING": "maybe"}, "RECORDING='maybe': use one of off, consent, on"),
+    ({"RECORDING_TRANSCRIPT": "yes"}, "RECORDING_TRANSCRIPT='yes': use one of off, consent, on"),
+    ({"RECORDING_RETENTION_DAYS": "a month"}, "a whole number of days"),
+    ({"RECORDING_RULES": "acme audio=off"}, "start a rule with key:NAME or release:NAME"),
+    ({"RECORDING_REQUIRED": "sure"}, "RECORDING_REQUIRED='sure': use true or false"),
     ({"RECORDING_DESTINATION": "gs://bucket"}, "GCS and Azure Blob are not supported yet"),
     ({"RECORDING_DESTINATION": "s3:///prefix"}, "needs a bucket"),
     ({"RECORDING_DOWNLOAD_URL_SECONDS": "1e9"}, "RECORDING_DOWNLOAD_URL_SECONDS=1e.09 must be at most 604800"),
@@ -246,8 +251,8 @@ async def test_the_bots_turns_are_kept_one_a_line_checked_and_bounded(tmp_path: 
     assert report is not None
     assert report["transcript"] == {"kept": True, "object": "transcript.jsonl", "turns": 3, "caller_lines": 2,
                                     "bot_turns": 1}
-    lines = [json.loads(line) for line in next(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}/transcript.jsonl")).read_text()
-             .splitlines()]
+    written = next(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}/transcript.jsonl"))
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
     assert lines[:2] == turns[:2]
     assert lines[2] == {"who": "caller", "text": "x" * 2000}  # bounded; a time that is no time left out
 
