@@ -152,9 +152,10 @@ class LocalFolderStore:
         def listed() -> list[StoredObject]:
             base = self._path(prefix) if prefix else self.root
             folder = base if base.is_dir() else base.parent
+            hidden = {UPLOADS, HOLDS}
             return [StoredObject(path.relative_to(self.root).as_posix(), path.stat().st_size)
                     for path in sorted(folder.rglob("*")) if path.is_file()
-                    and path.relative_to(self.root).as_posix().startswith(prefix) and not {UPLOADS, HOLDS} & set(path.parts)]
+                    and path.relative_to(self.root).as_posix().startswith(prefix) and not hidden & set(path.parts)]
 
         return await self._io(listed)
 

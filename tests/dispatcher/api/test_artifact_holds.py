@@ -41,7 +41,8 @@ async def test_a_held_session_is_not_erased_until_an_admin_lifts_the_hold(tmp_pa
 async def timeline_with(api: httpx.AsyncClient, session_id: str, event: str) -> list[str]:
     """The session's timeline events once `event` is among them (the timeline is written in the background)."""
     for _ in range(100):
-        events = [e["event"] for e in (await api.get(f"/sessions/{session_id}/timeline", headers=MINE)).json()["events"]]
+        answer = await api.get(f"/sessions/{session_id}/timeline", headers=MINE)
+        events = [e["event"] for e in answer.json()["events"]]
         if event in events:
             return events
         await asyncio.sleep(0.05)
