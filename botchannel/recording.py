@@ -10,8 +10,8 @@ every `checkpoint_seconds` under the same number (a part uploaded again replaces
 upload), so a bot that dies loses at most about that much. At the end it sends
 `recording.finished` {parts, bytes, seconds, degraded, dropped}. `audio` false: no audio is
 uploaded (the transcript alone is kept); `transcript` false: no turns are handed over; `consent`:
-the bot host plays its announcement to the caller before the user's pipeline starts, and records
-from its end. The first part starts with a WAV
+the bot host plays its announcement to the caller first, records from its end and says so
+(`recording.consent` {announced_at, seconds}). The first part starts with a WAV
 header whose sizes say "unknown" (0xFFFFFFFF, as streamed WAV has them: players read to the end);
 the dispatcher writes the true sizes when it completes the upload (`wav_sizes`).
 
@@ -28,6 +28,7 @@ from typing import Any
 
 METHOD_RECORDING_PART = "recording.part"
 METHOD_RECORDING_FINISHED = "recording.finished"
+METHOD_RECORDING_CONSENT = "recording.consent"  # {announced_at (epoch seconds), seconds}: the announcement played
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's UploadPart minimum for every part but the last
 MAX_PART_BYTES = 64 * 1024 * 1024

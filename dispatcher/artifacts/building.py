@@ -20,6 +20,7 @@ from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import SignedPaths
 from dispatcher.artifacts.store import ArtifactStore
 from dispatcher.channel.bots import BotChannels
+from dispatcher.settings import SettingsError
 
 log = logging.getLogger("dispatcher.artifacts")
 
@@ -48,6 +49,18 @@ class Artifacts:
         await self.recordings.aclose()
 
 
+def check_announcement(env: Mapping[str, str]) -> None:
+    """The local bots' consent announcement (RECORDING_ANNOUNCEMENT, from the bot file's folder) is
+    audio: a file that is not is refused at start, not found at the first call (in the cloud the
+    bot's `--check` in the image build does it)."""
+    from bot.recording.announcement import announcement_problem
+    from bot.user_bot import bot_file_path
+
+    problem = announcement_problem(env, bot_file_path(env).parent)
+    if problem is not None:
+        raise SettingsError(problem)
+
+
 def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactStore:
     if settings.s3:
         bucket, prefix = split_destination(settings.destination)
@@ -64,6 +77,8 @@ def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note
     settings = ArtifactSettings.from_env(env)
     if key_names is not None:
         settings.check_key_names(key_names)
+    if provider == "local" and settings.asks_consent:
+        check_announcement(env)
     store = build_store(settings, env)
     recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider,
                                    max_session_seconds=max_session_seconds)

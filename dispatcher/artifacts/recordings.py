@@ -258,6 +258,19 @@ class SessionRecordings:
             recording.transcript_why = why[:500] if isinstance(why, str) and why else None
         return {}
 
+    def consent(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`recording.consent` from the session's bot: its announcement played; noted on the timeline."""
+        recording = self._open.get(session_id)
+        if recording is None or not recording.plan.consent:
+            raise RequestFailed(404, "not_recorded", "this session's recording asks no consent")
+        at, seconds = params.get("announced_at"), params.get("seconds")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                   for v in (at, seconds)):
+            raise RequestFailed(400, "invalid_consent", "announced_at and seconds must be numbers of seconds")
+        recording.facts["consent"] = {"announced_at": at, "seconds": seconds}
+        self._note(session_id, "recording_consent", announced_at=at, seconds=seconds)
+        return {}
+
     def finish_soon(self, session_id: str, why: str) -> None:
         """Finishes the session's recording in the background (once)."""
         if session_id not in self._open or session_id in self._finishing:

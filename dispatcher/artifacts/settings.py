@@ -54,6 +54,13 @@ class ArtifactSettings:
         return self.rules.default.audio != "off" or self.rules.default.transcript != "off"
 
     @property
+    def asks_consent(self) -> bool:
+        """Whether any session may be announced (the default or a rule says `consent`)."""
+        default = self.rules.default
+        return "consent" in (default.audio, default.transcript) or any(
+            "consent" in (rule.audio, rule.transcript) for rule in self.rules.rules)
+
+    @property
     def s3(self) -> bool:
         return self.destination.startswith("s3://")
 

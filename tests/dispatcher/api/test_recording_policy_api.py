@@ -64,3 +64,12 @@ async def test_a_start_lowers_its_recording_field_by_field_and_is_refused_more_t
         assert "transcript=on (policy: off)" in refused.json()["error"]["message"]
         unknown = await api.post("/start", json={"recording": {"video": "on"}}, headers=THEIRS)
         assert unknown.status_code == 422
+
+
+def test_a_local_dispatcher_recording_with_consent_refuses_an_announcement_that_is_not_audio(tmp_path: Path) -> None:
+    (tmp_path / "notice.wav").write_text("not audio")
+    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, bot_env=STANDIN_ENV))
+    env = {"RECORDING": "consent", "RECORDING_DESTINATION": str(tmp_path),
+           "RECORDING_ANNOUNCEMENT": str(tmp_path / "notice.wav")}
+    with pytest.raises(SettingsError, match="RECORDING_ANNOUNCEMENT: .* is not a WAV file"):
+        create_app(NAMED, env=env, machines=machines, rooms=None)

@@ -100,3 +100,16 @@ async def test_a_store_that_cannot_be_written_refuses_the_session_only_when_reco
         await required.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
     assert refused.value.status == 503 and refused.value.code == "recording_unavailable"
     assert "cannot write to the folder" in refused.value.message and "RECORDING_REQUIRED" in refused.value.message
+
+
+async def test_a_played_announcement_is_noted_on_the_timeline_and_in_the_report(tmp_path: Path) -> None:
+    timeline = Timeline()
+    recordings = kept(tmp_path, timeline, policy="consent")
+    plan = await recordings.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    assert plan is not None and plan.consent
+    with pytest.raises(RequestFailed, match="numbers of seconds"):
+        recordings.consent(SESSION, {"announced_at": "now", "seconds": 2.5})
+    recordings.consent(SESSION, {"announced_at": 1_795_000_001.5, "seconds": 2.5})
+    assert timeline.notes[-1] == (SESSION, "recording_consent", {"announced_at": 1_795_000_001.5, "seconds": 2.5})
+    report = await recordings.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["consent"] == {"announced_at": 1_795_000_001.5, "seconds": 2.5}
