@@ -155,8 +155,9 @@ class SessionRecordings:
         policy = self.settings.rules.for_session(key_name, release)
         keeping = lowered(policy, wanted)
         if keeping.audio == "off" and keeping.transcript == "off":
-            if policy.audio != "off" or policy.transcript != "off":
-                self._note(session_id, "recording_off", reason="the start asked for no recording")
+            asked = policy.audio != "off" or policy.transcript != "off"
+            self._note(session_id, "recording_off", reason="the start asked for no recording" if asked
+                       else "RECORDING_RULES keep nothing of its key's or release's sessions")
             return None
         await self.checked()
         if self.error is not None or len(self._open) >= MAX_OPEN:

@@ -113,3 +113,10 @@ async def test_a_played_announcement_is_noted_on_the_timeline_and_in_the_report(
     assert timeline.notes[-1] == (SESSION, "recording_consent", {"announced_at": 1_795_000_001.5, "seconds": 2.5})
     report = await recordings.finish(SESSION, "the bot ended the session")
     assert report is not None and report["consent"] == {"announced_at": 1_795_000_001.5, "seconds": 2.5}
+
+
+async def test_a_session_the_rules_keep_nothing_of_says_so_on_its_timeline(tmp_path: Path) -> None:
+    timeline = Timeline()
+    recordings = kept(tmp_path, timeline, policy="on", rules_text="release:v7 audio=off transcript=off")
+    assert await recordings.plan_for(SESSION, transport="webrtc", release="v7", key_name=None) is None
+    assert timeline.notes[-1][1] == "recording_off" and "RECORDING_RULES" in timeline.notes[-1][2]["reason"]
