@@ -106,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataclass_code.finish()  # the imports defined the dataclasses that ready needs
         end_startup_gc_pause()
         if config.check:
+            from bot.recording.checks import recording_problem
+
+            if (problem := recording_problem(os.environ, config.bot_file.parent)) is not None:
+                raise ConfigError(problem)
             code: int = run_bounded(_prewarmed(user_bot, mode.check(config, user_bot, events)))
             return code
         outcome: SessionLifecycle = run_bounded(_prewarmed(user_bot, mode.serve(config, user_bot, events)))

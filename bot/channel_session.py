@@ -32,6 +32,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -67,6 +68,17 @@ RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min,
 THAW_REDIAL_DELAYS_SECONDS = (0.0, 0.2, 0.5, 1.0, 2.0)
 SIGNALLING_WAIT_SECONDS = 10.0  # an offer that overtook a cold bot's assign waits this long for it
 SignallingHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _redaction() -> tuple[Any, str | None]:
+    """The team's redaction hook (RECORDING_REDACT), or why the transcript is withheld without it."""
+    from bot.recording.redaction import RedactionError, resolve
+
+    try:
+        return resolve(os.environ), None
+    except RedactionError as exc:
+        logger.error(f"recording: {exc}; the transcript is not kept")
+        return None, f"{exc}; the transcript was not kept"
 
 
 def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
@@ -315,20 +327,47 @@ class ChannelSession:
 
     def _record(self, assignment: Assignment) -> None:
         """Starts the session's recorder and taps every pipeline the user's bot builds from now on
-        (imported here: a bot that records nothing never loads it)."""
+        (imported here: a bot that records nothing never loads it). A `consent` session's
+        announcement is played first (bot/recording/consent.py); one that cannot be loaded leaves the
+        session unrecorded, and the report says why."""
         from bot import watch
         from bot.recording.recorder import Recorder
         from bot.recording.uploader import http_base
 
         session_watch = watch.current()
-        if assignment.recording is None or session_watch is None:
+        plan = assignment.recording
+        if plan is None or session_watch is None:
             return
+        redact, withheld = _redaction()
         try:
-            self.recorder = Recorder(assignment.recording, self.channel.request, http_base(self.settings.url))
+            self.recorder = Recorder(plan, self.channel.request, http_base(self.settings.url), redact=redact,
+                                     transcript_why=withheld)
         except Exception:  # the call matters more than its recording: it runs unrecorded (the dispatcher says so)
             logger.exception("the recorder could not start; this session is not recorded")
             return
         session_watch.observers.append(self.recorder.tap)
+        if plan.consent:
+            self._announce(session_watch, self.recorder)
+
+    def _announce(self, session_watch: SessionWatch, recorder: Recorder) -> None:
+        from bot.recording.announcement import AnnouncementError, announcement_path, load_announcement
+        from bot.recording.consent import ConsentAnnouncer
+        from botchannel.recording import METHOD_RECORDING_CONSENT
+
+        try:
+            announcement = load_announcement(announcement_path(os.environ, Path(self.config.bot_file).parent))
+        except AnnouncementError as exc:  # never announced, so never recorded: the report says why
+            logger.error(f"recording: {exc}; this session is not recorded")
+            recorder.withhold(f"not recorded: the consent announcement cannot be played: {exc}")
+            return
+
+        def announced(at: float, seconds: float) -> None:
+            recorder.consented()
+            task = asyncio.get_running_loop().create_task(self.channel.request(
+                METHOD_RECORDING_CONSENT, {"announced_at": round(at, 3), "seconds": round(seconds, 3)}, 5.0))
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+        session_watch.observers.append(ConsentAnnouncer(announcement, announced))
 
     def _guarded(self, handler: SignallingHandler) -> Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]:
         async def guarded(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,10 @@ every `checkpoint_seconds` under the same number (a part uploaded again replaces
 upload), so a bot that dies loses at most about that much. At the end it sends
 `recording.finished` {parts, bytes, seconds, degraded, dropped}, after its own log lines in as many
 `recording.logs` {lines, dropped} as they take (each line {time, level, logger, message}; the last
-`MAX_LOG_LINES` lines, `MAX_LOG_BYTES` at most, each request within `LOG_CHUNK_BYTES`). The first part starts with a WAV
+`MAX_LOG_LINES` lines, `MAX_LOG_BYTES` at most, each request within `LOG_CHUNK_BYTES`). `audio` false: no audio is
+uploaded (the transcript alone is kept); `transcript` false: no turns are handed over; `consent`:
+the bot host plays its announcement to the caller first, records from its end and says so
+(`recording.consent` {announced_at, seconds}). The first part starts with a WAV
 header whose sizes say "unknown" (0xFFFFFFFF, as streamed WAV has them: players read to the end);
 the dispatcher writes the true sizes when it completes the upload (`wav_sizes`).
 
@@ -32,6 +35,7 @@ MAX_LOG_LINES = 5000  # the bot's last log lines kept with its recording (logs.j
 MAX_LOG_BYTES = 2 * 1024 * 1024  # and their JSON at most: a noisy bot keeps its last lines, not its first
 MAX_LOG_MESSAGE = 4000  # characters of one line's message (a traceback included)
 LOG_CHUNK_BYTES = 192 * 1024  # one `recording.logs` request's lines, within the channel's frame (256 KB)
+METHOD_RECORDING_CONSENT = "recording.consent"  # {announced_at (epoch seconds), seconds}: the announcement played
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's UploadPart minimum for every part but the last
 MAX_PART_BYTES = 64 * 1024 * 1024
@@ -48,10 +52,14 @@ class RecordingPlan:
     sample_rate: int = 16000
     part_bytes: int = MIN_PART_BYTES
     checkpoint_seconds: float = 20.0
+    audio: bool = True  # upload the call's audio
+    transcript: bool = True  # hand the call's turns over at its end
+    consent: bool = False  # announce the recording to the caller first
 
     def params(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "part_bytes": self.part_bytes,
-                "checkpoint_seconds": self.checkpoint_seconds}
+                "checkpoint_seconds": self.checkpoint_seconds, "audio": self.audio, "transcript": self.transcript,
+                "consent": self.consent}
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RecordingPlan:
@@ -66,7 +74,12 @@ class RecordingPlan:
         if not isinstance(every, int | float) or isinstance(every, bool) or not math.isfinite(every) \
                 or not 1 <= every <= 600:
             raise ValueError("recording: checkpoint_seconds must be a number from 1 to 600")
-        return cls(int(rate), size, float(every))
+        flags = {name: params.get(name, default) for name, default in (("audio", True), ("transcript", True),
+                                                                        ("consent", False))}
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"recording: {name} must be true or false")
+        return cls(int(rate), size, float(every), **flags)
 
     @property
     def bytes_per_second(self) -> int:

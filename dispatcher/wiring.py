@@ -147,7 +147,9 @@ def build_state(
     artifacts = build_artifacts(env, channels=channels, note=timeline.note, events=timeline.read, region=regions.here,
                                 provider=machines.name, running=functools.partial(_running, machines),
                                 max_session_seconds=settings.max_session_seconds,
-                                cost=functools.partial(_reckoned, costs))
+                                cost=functools.partial(_reckoned, costs),
+                                key_names={name for _, name in settings.api_key_names},
+                                releases=set(releases.catalogue.names))
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else pool_sizing.launch if pool_sizing is not None else None,

@@ -10,6 +10,9 @@ arrives a little late still lands where it belongs), and uploads the part still 
 `checkpoint_seconds`. The clock starts at the first frame of either side; `finish` (the session's
 end, before the bot reports `ended`) hands out everything up to then, uploads the last part, and
 hands the dispatcher the bot's last log lines (bot/log_tail.py) and its transcript.
+The plan says what is kept: no audio (nothing is uploaded, the turns are still heard), no turns,
+and, for a `consent` session, nothing at all until `consented` (the announcement has played). The
+turns are redacted (redaction.py) before they leave the bot.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from bot.log_tail import TAIL, LogTail
 from bot.recording.clock import TwoTrackClock
 from bot.recording.parts import PartCutter, PartUpload
+from bot.recording.redaction import Redact, RedactionError, redacted
 from bot.recording.tap import BOT, CALLER, RecordingTap
 from bot.recording.turns import TurnLog
 from bot.recording.uploader import Ask, PartUploader
@@ -62,9 +66,13 @@ def fitted(lines: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
 
 class Recorder:
     def __init__(self, plan: RecordingPlan, ask: Ask, base_url: str,
-                 clock: Callable[[], float] = time.monotonic, logs: LogTail = TAIL) -> None:
+                 clock: Callable[[], float] = time.monotonic, logs: LogTail = TAIL,
+                 redact: Redact | None = None, transcript_why: str | None = None) -> None:
         self.plan = plan
         self._logs = logs
+        self._redact = redact
+        self._transcript_why = transcript_why  # the turns will not be kept, and why (a hook that cannot be found)
+        self._consented = not plan.consent  # a consent session records nothing before its announcement ends
         self._ask = ask
         self._now = clock
         self._queue: asyncio.Queue[tuple[int, bytes, int, int, float]] = asyncio.Queue(maxsize=QUEUE_FRAMES)
@@ -79,16 +87,29 @@ class Recorder:
         self.turns = TurnLog()
         self.tap = RecordingTap(self)
         self._writer = asyncio.create_task(self._write(), name="recording-writer")
-        self._preparing = asyncio.create_task(self._prepare(), name="recording-prepare")
+        self._preparing = asyncio.create_task(self._prepare() if plan.audio else asyncio.sleep(0),
+                                              name="recording-prepare")
+
+    def withhold(self, why: str) -> None:
+        """Nothing of the session is kept (its announcement cannot be played): the report says why."""
+        self._consented = False
+        self._transcript_why = why
+        self._mark(why)
+
+    def consented(self) -> None:
+        """The announcement has played: the call is recorded from now on."""
+        self._consented = True
 
     def offer(self, side: int, audio: bytes, sample_rate: int, channels: int, seen_at: float) -> None:
         """A frame from the tap (never waits, never raises)."""
-        if self._closed or not audio or sample_rate <= 0 or channels <= 0:
+        if self._closed or not self._consented or not audio or sample_rate <= 0 or channels <= 0:
             return
         # The caller's frame was heard before it arrived; the bot's is played from when it was written.
         start = seen_at - len(audio) / (2 * channels * sample_rate) if side == CALLER else seen_at
         if self._origin is None:
-            self._origin = start
+            self._origin = start  # the turns' clock, audio kept or not
+        if not self.plan.audio:
+            return
         try:
             self._queue.put_nowait((side, audio, sample_rate, channels, start - self._origin))
         except asyncio.QueueFull:
@@ -98,7 +119,7 @@ class Recorder:
 
     def turn(self, frame: object, source: object, direction: FrameDirection, seen_at: float) -> None:
         """A frame of the call's turns (never waits): timed on the recording's clock."""
-        if self._closed:
+        if self._closed or not self._consented or not self.plan.transcript:
             return
         origin = self._origin if self._origin is not None else seen_at  # before any audio: the recording's start
         try:
@@ -179,6 +200,20 @@ class Recorder:
             except (RequestFailed, TimeoutError):  # a dispatcher without them, or one that is slow: the logs go
                 break
 
+    def _kept_turns(self, lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+        """The turns as they may leave the bot (redacted), or none and why."""
+        if not self.plan.transcript:
+            return [], None
+        if self._transcript_why is not None:
+            return [], self._transcript_why
+        if self._redact is None:
+            return lines, None
+        try:
+            return redacted(lines, self._redact), None
+        except RedactionError as exc:
+            logger.warning(f"recording: {exc}")
+            return [], str(exc)
+
     async def finish(self, timeout: float = FINISH_SECONDS) -> dict[str, Any]:
         """Ends the recording at this moment: the rest written and uploaded, the dispatcher told."""
         self._closed = True
@@ -190,7 +225,7 @@ class Recorder:
             await self._place(*self._queue.get_nowait())
         last: PartUpload | None = None
         self.turns.close(end or 0.0)
-        if end is not None:
+        if end is not None and self.plan.audio:
             self._emit(self._clock.take_until(end))
             last = self._cutter.last()
         if last is not None:
@@ -198,17 +233,20 @@ class Recorder:
             if not await self._uploader.drain(timeout):
                 self._mark("the last parts were still uploading at the end")
         stats = {
-            "parts": self._cutter.parts if end is not None else 0,
-            "bytes": self._cutter.total if end is not None else 0,
-            "seconds": round(recording_seconds(self._cutter.total, self.plan.sample_rate), 3) if end else 0.0,
+            "parts": self._cutter.parts if end is not None and self.plan.audio else 0,
+            "bytes": self._cutter.total if end is not None and self.plan.audio else 0,
+            "seconds": round(recording_seconds(self._cutter.total, self.plan.sample_rate), 3)
+            if end and self.plan.audio else 0.0,
             "degraded": list(self.degraded),
             "dropped_frames": self.dropped,
             "upload_errors": self._uploader.errors[-5:],
         }
         transcript = fitted(self.turns.lines, TRANSCRIPT_BYTES)
-        stats["transcript"] = transcript
         stats["transcript_dropped"] = self.turns.dropped + len(self.turns.lines) - len(transcript)
         await self._hand_over_logs()
+        stats["transcript"], why = self._kept_turns(transcript)
+        if why is not None:
+            stats["transcript_why"] = why
         with contextlib.suppress(RequestFailed):
             await self._ask(METHOD_RECORDING_FINISHED, stats, 5.0)
         await self._uploader.close()

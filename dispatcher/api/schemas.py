@@ -19,6 +19,14 @@ START_PARAMETERS: list[dict[str, Any]] = [
 ]
 
 
+class RecordingAsked(BaseModel):
+    """A start's recording, field by field (each left out: as the policy says)."""
+
+    model_config = ConfigDict(extra="forbid")
+    audio: Literal["off", "consent", "on"] | None = None
+    transcript: Literal["off", "consent", "on"] | None = None
+
+
 class StartRequest(BaseModel):
     """Pipecat's start request (the dev runner's and Pipecat Cloud's keys) plus the bot's data.
 
@@ -63,10 +71,11 @@ class StartRequest(BaseModel):
         description="With several regions: start the session in this region and nowhere else (never spilled "
         "over). Unknown: 400.",
     )
-    recording: Literal["off", "on"] | None = Field(
+    recording: Literal["off", "consent", "on"] | RecordingAsked | None = Field(
         default=None,
-        description="`off`: keep no recording of this session, whatever the deployment's `RECORDING` policy. "
-        "`on` only where the policy records anyway (never raised: 422 `recording_not_allowed`). docs/recording.md.",
+        description="Lowers this session's recording policy, never raises it (422 `recording_not_allowed`): "
+        "`off` keeps nothing of it; `{\"audio\": \"off\", \"transcript\": \"on\"}` sets each on its own. "
+        "docs/recording.md.",
     )
     maxWaitSeconds: float | None = Field(
         default=None,
@@ -268,9 +277,11 @@ class StatusOut(BaseModel):
     cost: StatusCost
     replicas: list[StatusReplica] = Field(description="Replicas seen in the store's reserve pool (with a reserve).")
     regions: list[StatusRegion]
-    recordings: dict[str, str] | None = Field(
-        default=None, description="Every call kept (docs/recording.md): `policy` (`RECORDING`), `destination` (a "
-        "folder, or s3://bucket/prefix) and, only when recordings cannot be kept now, `error` (calls run unrecorded).")
+    recordings: dict[str, Any] | None = Field(
+        default=None, description="Every call kept (docs/recording.md): `policy` (`RECORDING`), `audio`, "
+        "`transcript`, `retention_days`, `required`, `rules` (`RECORDING_RULES`), `unknown_releases` (those the "
+        "rules name that the catalogue does not have), `destination` (a folder, or s3://bucket/prefix) and, only "
+        "when recordings cannot be kept now, `error` (calls run unrecorded).")
 
 
 class StatusSample(BaseModel):

@@ -27,7 +27,7 @@ import secrets
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from dispatcher.artifacts.azure_sas import (
     SAS_VERSION,
@@ -65,6 +65,14 @@ def _named_part(name: str, upload_id: str) -> int | None:
     return int(number) if upload == upload_id and number.isdigit() else None
 
 
+METADATA = "x-ms-meta-"  # the key name and release as the blob's metadata (index tags need a role of their own)
+
+
+def metadata(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """`tags` as metadata headers, each value quoted (a header holds ASCII only)."""
+    return {METADATA + name: quote(value, safe="") for name, value in (tags or {}).items()}
+
+
 class AzureBlobStore:
     def __init__(self, destination: str, env: Mapping[str, str], *, client: HttpClient | None = None,
                  tokens: ArmTokens | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -87,10 +95,11 @@ class AzureBlobStore:
     async def check(self) -> None:
         await self._put_blob(_joined(self.prefix, ".voicefleet-write-check"), b"", "application/octet-stream", "write")
 
-    async def open_upload(self, key: str, content_type: str) -> str:
+    async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         upload_id = secrets.token_hex(8)
         await self._put_blob(self._marker(upload_id), b"", "application/octet-stream", "open an upload",
-                             {"x-ms-meta-key": quote(key, safe=""), "x-ms-meta-contenttype": quote(content_type)})
+                             {"x-ms-meta-key": quote(key, safe=""), "x-ms-meta-contenttype": quote(content_type),
+                              "x-ms-meta-tags": quote(urlencode(dict(tags or {})), safe="")})
         return upload_id
 
     def part_url(self, key: str, upload_id: str, part: int, seconds: float) -> str:
@@ -113,8 +122,9 @@ class AzureBlobStore:
     async def complete(self, key: str, upload_id: str, parts: list[Part]) -> None:
         marker = await self._call("HEAD", self._marker(upload_id), "complete the upload", missing_ok=True)
         content_type = unquote(marker.headers.get("x-ms-meta-contenttype", "")) or "application/octet-stream"
+        tags = dict(parse_qsl(unquote(marker.headers.get("x-ms-meta-tags", ""))))
         blocks = "".join(f"<Uncommitted>{block_id(upload_id, p.number)}</Uncommitted>" for p in parts)
-        await self._commit(key, blocks, content_type, "complete the upload")
+        await self._commit(key, blocks, content_type, "complete the upload", metadata(tags))
         await self._delete_one(self._marker(upload_id), "complete the upload")
 
     async def abort(self, key: str, upload_id: str) -> None:
@@ -150,10 +160,11 @@ class AzureBlobStore:
         new_id = block_id(secrets.token_hex(8), 1)
         await self._call("PUT", key, what, {"comp": "block", "blockid": new_id}, content=bytes(head))
         blocks = f"<Latest>{new_id}</Latest>" + "".join(f"<Committed>{name}</Committed>" for name, _ in committed[1:])
-        await self._commit(key, blocks, read.headers.get("Content-Type", "application/octet-stream"), what)
+        kept = {name: value for name, value in read.headers.items() if name.lower().startswith(METADATA)}
+        await self._commit(key, blocks, read.headers.get("Content-Type", "application/octet-stream"), what, kept)
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await self._put_blob(key, data, content_type, "write an object")
+    async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
+        await self._put_blob(key, data, content_type, "write an object", metadata(tags))
 
     async def get(self, key: str) -> bytes | None:
         answer = await self._call("GET", key, "read an object", missing_ok=True)
@@ -236,10 +247,13 @@ class AzureBlobStore:
         await self._call("PUT", key, what, content=data,
                          headers={"x-ms-blob-type": "BlockBlob", "Content-Type": content_type, **(headers or {})})
 
-    async def _commit(self, key: str, blocks: str, content_type: str, what: str) -> None:
+    async def _commit(self, key: str, blocks: str, content_type: str, what: str,
+                      kept: Mapping[str, str] | None = None) -> None:
+        """Commits the block list; `kept`: the blob's metadata headers (a commit replaces them all)."""
         body = f"<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{blocks}</BlockList>".encode()
         await self._call("PUT", key, what, {"comp": "blocklist"}, content=body,
-                         headers={"x-ms-blob-content-type": content_type, "Content-Type": "application/xml"})
+                         headers={"x-ms-blob-content-type": content_type, "Content-Type": "application/xml",
+                                  **(kept or {})})
 
     async def _delete_one(self, key: str, what: str) -> None:
         await self._call("DELETE", key, what, missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import SignedPaths
 from dispatcher.artifacts.store import ArtifactStore
 from dispatcher.channel.bots import BotChannels
+from dispatcher.settings import SettingsError
+
+log = logging.getLogger("dispatcher.artifacts")
 
 
 @dataclass
@@ -51,6 +55,18 @@ class Artifacts:
             await self.recordings.store.aclose()  # the last call is done
 
 
+def check_announcement(env: Mapping[str, str]) -> None:
+    """The local bots' consent announcement (RECORDING_ANNOUNCEMENT, from the bot file's folder) is
+    audio: a file that is not is refused at start, not found at the first call (in the cloud the
+    bot's `--check` in the image build does it)."""
+    from bot.recording.announcement import announcement_problem
+    from bot.user_bot import bot_file_path
+
+    problem = announcement_problem(env, bot_file_path(env).parent)
+    if problem is not None:
+        raise SettingsError(problem)
+
+
 def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactStore:
     if settings.s3:
         bucket, prefix = split_destination(settings.destination)
@@ -65,15 +81,27 @@ def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactS
 
 def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note, events: Events, region: str,
                     provider: str, running: MachineRunning, max_session_seconds: float,
-                    cost: Cost | None = None) -> Artifacts:
+                    cost: Cost | None = None, key_names: set[str] | None = None,
+                    releases: set[str] | None = None) -> Artifacts:
+    """`key_names`: the API keys' names (a rule naming another is refused); `releases`: the catalogue's
+    (a rule naming another is a warning, shown in status: releases come and go)."""
     settings = ArtifactSettings.from_env(env)
+    if key_names is not None:
+        settings.check_key_names(key_names)
+    if provider == "local" and settings.asks_consent:
+        check_announcement(env)
     store = build_store(settings, env)
     recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider,
                                    max_session_seconds=max_session_seconds, cost=cost)
+    if releases is not None and (unknown := settings.unknown_releases(releases)):
+        recordings.unknown_releases = unknown
+        log.warning("RECORDING_RULES names the release(s) %s, which the catalogue does not have (yet): their rule "
+                    "applies once they exist", ", ".join(unknown))
     ends = RecordingEnds(recordings, channels, running, settings.end_grace_seconds)
     ends.follow()
     # An upload begun longer ago than the longest session (and the grace its end may take) is no
     # replica's any more.
     orphans = OrphanSweep(recordings, max_session_seconds + settings.end_grace_seconds + 120)
-    return Artifacts(settings, recordings, ArtifactReader(store, settings.download_url_seconds), ends,
+    reader = ArtifactReader(store, settings.download_url_seconds, retention_days=settings.rules.retention_days())
+    return Artifacts(settings, recordings, reader, ends,
                      store if isinstance(store, LocalFolderStore) else None, orphans)

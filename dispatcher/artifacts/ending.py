@@ -18,7 +18,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from botchannel.contract import Report
-from botchannel.recording import METHOD_RECORDING_FINISHED, METHOD_RECORDING_LOGS, METHOD_RECORDING_PART
+from botchannel.recording import (
+    METHOD_RECORDING_CONSENT,
+    METHOD_RECORDING_FINISHED,
+    METHOD_RECORDING_LOGS,
+    METHOD_RECORDING_PART,
+)
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.channel.bots import BotChannels, BotLink
 
@@ -41,6 +46,7 @@ class RecordingEnds:
         self._channels.methods[METHOD_RECORDING_PART] = self._part
         self._channels.methods[METHOD_RECORDING_FINISHED] = self._finished
         self._channels.methods[METHOD_RECORDING_LOGS] = self._logs
+        self._channels.methods[METHOD_RECORDING_CONSENT] = self._consent
 
     async def _part(self, link: BotLink, params: Mapping[str, Any]) -> Mapping[str, Any]:
         assert link.session_id is not None  # the channel refuses a bot without a session
@@ -53,6 +59,10 @@ class RecordingEnds:
     async def _logs(self, link: BotLink, params: Mapping[str, Any]) -> Mapping[str, Any]:
         assert link.session_id is not None
         return await self._recordings.bot_logs(link.session_id, params)
+
+    async def _consent(self, link: BotLink, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        assert link.session_id is not None
+        return self._recordings.consent(link.session_id, params)
 
     def _reported(self, link: BotLink, report: Report) -> None:
         if report.event == "ended":

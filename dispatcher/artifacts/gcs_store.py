@@ -51,6 +51,14 @@ def split_destination(destination: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
+METADATA = "x-goog-meta-"  # GCS has no object tags: the key name and release go in the custom metadata
+
+
+def metadata(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """`tags` as custom metadata headers, each value quoted (a header holds ASCII only)."""
+    return {METADATA + name: quote(value, safe="") for name, value in (tags or {}).items()}
+
+
 class GcsStore:
     def __init__(self, bucket: str, prefix: str, env: Mapping[str, str],
                  credentials: GcsCredentials | None = None) -> None:
@@ -77,9 +85,9 @@ class GcsStore:
         await asyncio.to_thread(self._credentials.sign, b"voicefleet: can this dispatcher sign URLs?")
         await asyncio.to_thread(self._credentials.email)
 
-    async def open_upload(self, key: str, content_type: str) -> str:
+    async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         answer = await self._xml("POST", key, "open an upload", {"uploads": ""}, content=b"",
-                                 headers={"Content-Type": content_type}, retried=False)
+                                 headers={"Content-Type": content_type, **metadata(tags)}, retried=False)
         return _text(_xml_of(answer), "UploadId")
 
     def part_url(self, key: str, upload_id: str, part: int, seconds: float) -> str:
@@ -150,11 +158,14 @@ class GcsStore:
                                           headers={"Range": f"bytes=0-{head_end - 1}"})).content)
         for offset, data in writes:
             head[offset:offset + len(data)] = data
+        kept = {name: value for name, value in headers.items() if name.lower().startswith(METADATA)}
         if size <= first_part:
             await self._xml("PUT", key, "write the WAV header", content=bytes(head),
-                            headers={"Content-Type": "audio/wav"})
+                            headers={"Content-Type": "audio/wav", **kept})
             return
-        upload = await self.open_upload(key, "audio/wav")
+        answer = await self._xml("POST", key, "write the WAV header", {"uploads": ""}, content=b"",
+                                 headers={"Content-Type": "audio/wav", **kept}, retried=False)
+        upload = _text(_xml_of(answer), "UploadId")
         try:
             parts = [await self._put_part(key, upload, 1, bytes(head))]
             start = head_end
@@ -180,8 +191,9 @@ class GcsStore:
             pass  # the bucket's lifecycle rule for incomplete uploads removes it
 
     # --- objects ---
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await self._xml("PUT", key, "write an object", content=data, headers={"Content-Type": content_type})
+    async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
+        await self._xml("PUT", key, "write an object", content=data,
+                        headers={"Content-Type": content_type, **metadata(tags)})
 
     async def get(self, key: str) -> bytes | None:
         answer = await self._xml("GET", key, "read an object", missing_ok=True)

@@ -1,5 +1,6 @@
 """The local folder store (`uv run python -m dispatcher`): objects are files under the folder, an
-upload is a folder of parts under `.uploads/`, and the bot puts its parts through signed paths on
+upload is a folder of parts under `.uploads/`, a legal hold a marker file under `.holds/` (at the
+held object's key) that `delete` honours, and the bot puts its parts through signed paths on
 the dispatcher's own address (signed_paths.py; the route is dispatcher/api/routers/artifacts.py).
 File work runs in a thread: a 5 MiB part never holds the event loop."""
 
@@ -9,7 +10,7 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from dispatcher.artifacts.signed_paths import FILE_PATH, PART_PATH, SignedPaths
 from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
 
 UPLOADS = ".uploads"
+HOLDS = ".holds"
 T = TypeVar("T")
 
 
@@ -51,7 +53,7 @@ class LocalFolderStore:
             raise StoreError(f"cannot write to the folder {self.root}: {exc.strerror or exc}; create it, or set "
                              "RECORDING_DESTINATION to a folder the dispatcher may write") from None
 
-    async def open_upload(self, key: str, content_type: str) -> str:
+    async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         upload_id = secrets.token_hex(12)
         folder = self._upload(upload_id)
 
@@ -131,7 +133,7 @@ class LocalFolderStore:
 
         await self._io(write)
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
         path = self._path(key)
 
         def write() -> None:
@@ -150,18 +152,44 @@ class LocalFolderStore:
         def listed() -> list[StoredObject]:
             base = self._path(prefix) if prefix else self.root
             folder = base if base.is_dir() else base.parent
+            hidden = {UPLOADS, HOLDS}
             return [StoredObject(path.relative_to(self.root).as_posix(), path.stat().st_size)
                     for path in sorted(folder.rglob("*")) if path.is_file()
-                    and path.relative_to(self.root).as_posix().startswith(prefix) and UPLOADS not in path.parts]
+                    and path.relative_to(self.root).as_posix().startswith(prefix) and not hidden & set(path.parts)]
 
         return await self._io(listed)
 
     async def delete(self, keys: list[str]) -> None:
         def remove() -> None:
+            held = [key for key in keys if self._hold_marker(key).exists()]
+            if held:
+                raise StoreError(f"{held[0]} is under a legal hold: lift it first (DELETE .../artifacts/hold)")
             for key in keys:
                 self._path(key).unlink(missing_ok=True)
 
         await self._io(remove)
+
+    def _hold_marker(self, key: str) -> Path:
+        self._path(key)  # the key itself must be inside the store
+        marker = (self.root / HOLDS / key).resolve()
+        if self.root / HOLDS not in marker.parents:
+            raise StoreError(f"key {key!r} is outside the store")
+        return marker
+
+    async def hold(self, keys: list[str], on: bool) -> None:
+        def mark() -> None:
+            for key in keys:
+                marker = self._hold_marker(key)
+                if on:
+                    marker.parent.mkdir(parents=True, exist_ok=True)
+                    marker.touch()
+                else:
+                    marker.unlink(missing_ok=True)
+
+        await self._io(mark)
+
+    async def held(self, keys: list[str]) -> list[str]:
+        return await self._io(lambda: [key for key in keys if self._hold_marker(key).exists()])
 
     def download_url(self, key: str, seconds: float) -> str:
         return self.signer.sign(FILE_PATH, {"op": "read", "key": key}, seconds)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dispatcher.artifacts.keys import RECORDING, index_key
+from dispatcher.artifacts.keys import RECORDING, index_of_folder
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.store import StoreError
 
@@ -49,15 +49,15 @@ class OrphanSweep:
             if name != RECORDING or self._recordings.recorded(session_id) or \
                     self._clock() - upload.started_at < self._older_than:
                 continue
-            self._recordings.adopt(session_id, folder + "/", upload.upload_id, await self._index(session_id),
+            self._recordings.adopt(session_id, folder + "/", upload.upload_id, await self._index(folder + "/"),
                                    upload.started_at)
             await self._recordings.finish(session_id, WHY)
             completed += 1
         return completed
 
-    async def _index(self, session_id: str) -> dict[str, Any]:
+    async def _index(self, folder: str) -> dict[str, Any]:
         store = self._recordings.store
-        raw = await store.get(index_key(store.prefix, session_id))
+        raw = await store.get(index_of_folder(folder))
         try:
             index = json.loads(raw) if raw else {}
         except ValueError:

@@ -1,18 +1,20 @@
-"""Reading and erasing a session's artifacts (`GET`/`DELETE /sessions/{id}/artifacts`).
+"""Reading, holding and erasing a session's artifacts (`/sessions/{id}/artifacts`).
 
-The session's index object names its folder; every object under it is listed with a short-lived
-download URL. Erasure writes an audit record (who, when, which objects) under `erasures/`, which
-holds no content of the call, then deletes them all and the index."""
+The session's index object names its folder (keys.py: it is found under one of the retention
+folders the rules give, without listing the bucket); every object under it is listed with a
+short-lived download URL. A legal hold is set on every object of the session and its index; an
+erasure of a held session is refused. Erasure writes an audit record (who, when, which objects)
+under `erasures/`, which holds no content of the call, then deletes them all and the index."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from dispatcher.artifacts.keys import erasure_key, index_key
+from dispatcher.artifacts.keys import erasure_key, index_keys
 from dispatcher.artifacts.store import ArtifactStore, StoredObject
 
 
@@ -21,29 +23,62 @@ class StillUploading(Exception):
     now would be undone when the upload is completed, and the objects it wrote would have no index."""
 
 
+class Held(Exception):
+    """The session's artifacts are under a legal hold: lift it before they can be erased."""
+
+
 class ArtifactReader:
-    def __init__(self, store: ArtifactStore, download_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: ArtifactStore, download_seconds: float, clock: Callable[[], float] = time.time,
+                 retention_days: Iterable[int] = (0,)) -> None:
         self.store = store
         self._seconds = download_seconds
         self._clock = clock
+        self._days = tuple(retention_days)  # every retention the rules can give: where an index may be
+
+    async def indexed(self, session_id: str) -> tuple[str, str] | None:
+        """(the index's key, the folder it names), or None when the session has no index."""
+        for key in index_keys(self.store.prefix, session_id, self._days):
+            raw = await self.store.get(key)
+            if raw is None:
+                continue
+            try:
+                folder = json.loads(raw).get("folder")
+            except (ValueError, AttributeError):
+                return None
+            if not isinstance(folder, str) or not folder.rstrip("/").endswith(session_id):
+                return None  # an index that names another folder is not followed
+            return key, folder
+        return None
 
     async def folder(self, session_id: str) -> str | None:
-        raw = await self.store.get(index_key(self.store.prefix, session_id))
-        if raw is None:
-            return None
-        try:
-            folder = json.loads(raw).get("folder")
-        except (ValueError, AttributeError):
-            return None
-        if not isinstance(folder, str) or not folder.rstrip("/").endswith(session_id):
-            return None  # an index that names another folder is not followed
-        return folder
+        found = await self.indexed(session_id)
+        return found[1] if found is not None else None
 
     async def objects(self, session_id: str) -> tuple[str, list[StoredObject]] | None:
         folder = await self.folder(session_id)
         if folder is None:
             return None
         return folder, await self.store.objects_under(folder)
+
+    async def _every_key(self, session_id: str) -> tuple[str, list[str]] | None:
+        """(the index's key, every key of the session: its objects and its index)."""
+        found = await self.indexed(session_id)
+        if found is None:
+            return None
+        index, folder = found
+        return index, [o.key for o in await self.store.objects_under(folder)] + [index]
+
+    async def hold(self, session_id: str, on: bool) -> list[str] | None:
+        """Sets (or lifts) a legal hold on every object of the session and its index; the keys, or None."""
+        found = await self._every_key(session_id)
+        if found is None:
+            return None
+        await self.store.hold(found[1], on)
+        return found[1]
+
+    async def held(self, session_id: str) -> list[str]:
+        found = await self._every_key(session_id)
+        return await self.store.held(found[1]) if found is not None else []
 
     async def listing(self, session_id: str) -> dict[str, Any] | None:
         found = await self.objects(session_id)
@@ -64,7 +99,10 @@ class ArtifactReader:
         folder, objects = found
         if await self.store.open_uploads(folder):
             raise StillUploading(session_id)
+        index = await self.indexed(session_id)
         keys = [o.key for o in objects]
+        if index is not None and await self.store.held([*keys, index[0]]):
+            raise Held(session_id)
         now = self._clock()
         record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}
         # The record first: an erasure that fails after it is asked again (the index goes last, so the
@@ -72,5 +110,6 @@ class ArtifactReader:
         await self.store.put(erasure_key(self.store.prefix, session_id, now), json.dumps(record).encode(),
                              "application/json")
         await self.store.delete(keys)
-        await self.store.delete([index_key(self.store.prefix, session_id)])
+        if index is not None:
+            await self.store.delete([index[0]])
         return record

@@ -1,7 +1,9 @@
 """Each recorded session's upload, from the plan its bot is assigned to the report beside the audio.
 
-`plan_for` decides at the start (the policy, lowered by the start, never raised; a store that
-cannot be written records nothing and says why, and the call runs all the same). The upload is
+`plan_for` decides at the start: the policy for the session's key name and release (rules.py),
+lowered by the start, never raised (a start that asks more is refused before it gets here); a store
+that cannot be written records nothing and says why, and the call runs all the same, unless
+`RECORDING_REQUIRED` refuses it. The objects' keys carry the session's retention (keys.py). The upload is
 opened when the bot first asks for a part's URL, with an index object that says which day's folder
 holds the session. `finish` (ending.py calls it once the session is over, whatever ended it)
 completes the upload with the parts that arrived (the longest run from part 1, each of the plan's part size),
@@ -35,9 +37,12 @@ from dispatcher.artifacts.bot_account import bot_account
 from dispatcher.artifacts.bot_logs import BotLogs, write_logs
 from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key, session_folder
 from dispatcher.artifacts.report import session_report
+from dispatcher.artifacts.rules import Keeping
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.store import ArtifactStore, Part, StoreError
 from dispatcher.artifacts.transcript import transcript_lines
+from dispatcher.artifacts.wanted import Wanted, lowered
+from dispatcher.errors import ApiError
 
 log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
@@ -72,6 +77,8 @@ class Recording:
     transcript: list[dict[str, Any]] | None = None  # the bot's turns, handed over at its end
     last_part: int = MAX_PARTS  # the highest part number its longest call can reach
     logs: BotLogs | None = None  # the bot's own log lines, handed over at its end
+    keeping: Keeping = Keeping(audio="on", transcript="on")  # what it keeps and for how long
+    transcript_why: str | None = None  # the bot's reason for handing over no transcript (a redaction that failed)
 
 
 def kept_parts(parts: list[Part], part_bytes: int = MIN_PART_BYTES) -> list[Part]:
@@ -106,6 +113,7 @@ class SessionRecordings:
         self._finishing: dict[str, asyncio.Task[Any]] = {}
         self._completing: set[str] = set()  # taken out of `_open`, its objects not all written yet
         self._rechecking: asyncio.Task[None] | None = None
+        self.unknown_releases: list[str] = []  # the rules' releases the catalogue did not have at start-up
 
     async def check(self) -> None:
         """Whether the store can be written: at start-up; a failure is logged and shown in status."""
@@ -129,33 +137,50 @@ class SessionRecordings:
             self._rechecking = asyncio.get_running_loop().create_task(self.check(), name="recording-store-check")
 
     def status(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {"policy": self.settings.policy, "destination": self.store.where}
+        default = self.settings.rules.default
+        shown: dict[str, Any] = {"policy": self.settings.policy, "audio": default.audio,
+                                 "transcript": default.transcript, "retention_days": default.days,
+                                 "required": self.settings.required, "destination": self.store.where}
+        if self.settings.rules.rules:
+            shown["rules"] = self.settings.rules_text.strip()
+        if self.unknown_releases:
+            shown["unknown_releases"] = self.unknown_releases
         if self.error is not None:
             shown["error"] = self.error
         return shown
 
     async def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
-                       wanted: str | None = None) -> RecordingPlan | None:
+                       wanted: Wanted | None = None) -> RecordingPlan | None:
         """The session's plan, or None (not recorded: the timeline says why when it was meant to be)."""
         if not self.settings.on:
             return None
         if session_id in self._open:  # a start replayed: the plan it was given
             return self._open[session_id].plan
-        if wanted == "off":
-            self._note(session_id, "recording_off", reason="the start asked for no recording")
+        policy = self.settings.rules.for_session(key_name, release)
+        keeping = lowered(policy, wanted)
+        if keeping.audio == "off" and keeping.transcript == "off":
+            asked = policy.audio != "off" or policy.transcript != "off"
+            self._note(session_id, "recording_off", reason="the start asked for no recording" if asked
+                       else "RECORDING_RULES keep nothing of its key's or release's sessions")
             return None
         await self.checked()
         if self.error is not None or len(self._open) >= MAX_OPEN:
             why = self.error or f"{MAX_OPEN} recordings under way in this replica"
+            if self.settings.required:
+                raise ApiError(503, "recording_unavailable", f"this deployment requires every session to be "
+                               f"recorded (RECORDING_REQUIRED) and it cannot be now: {why}", retry_after=60)
             self._note(session_id, "recording_skipped", reason=why)
             return None
         now = self._clock()
         plan = RecordingPlan(sample_rate=8000 if transport == "websocket" else 16000,
-                             part_bytes=self.settings.part_bytes, checkpoint_seconds=self.settings.checkpoint_seconds)
+                             part_bytes=self.settings.part_bytes, checkpoint_seconds=self.settings.checkpoint_seconds,
+                             audio=keeping.audio != "off", transcript=keeping.transcript != "off",
+                             consent="consent" in (keeping.audio, keeping.transcript))
         self._open[session_id] = Recording(
-            session_id, session_folder(self.store.prefix, session_id, now), now, plan,
+            session_id, session_folder(self.store.prefix, session_id, now, keeping.days), now, plan,
             {"release": release, "region": self._region, "key_name": key_name, "provider": self._provider,
-             "transport": transport}, last_part=last_part(plan, self._max_seconds))
+             "transport": transport, "retention_days": keeping.days},
+            last_part=last_part(plan, self._max_seconds), keeping=keeping)
         return plan
 
     def discard(self, session_id: str) -> None:
@@ -190,8 +215,8 @@ class SessionRecordings:
     async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
         recording = self._open.get(session_id)
-        if recording is None:
-            raise RequestFailed(404, "not_recorded", "this session is not being recorded")
+        if recording is None or not recording.plan.audio:
+            raise RequestFailed(404, "not_recorded", "this session's audio is not being recorded")
         part = params.get("part")
         if not isinstance(part, int) or isinstance(part, bool) or not 1 <= part <= recording.last_part:
             raise RequestFailed(400, "invalid_part", f"part must be an integer from 1 to {recording.last_part} "
@@ -211,15 +236,21 @@ class SessionRecordings:
         async with recording.opening:
             if recording.upload_id is None:
                 await self._indexed(recording)
-                recording.upload_id = await self.store.open_upload(recording.folder + RECORDING, "audio/wav")
+                recording.upload_id = await self.store.open_upload(recording.folder + RECORDING, "audio/wav",
+                                                                   self._tags(recording))
             return recording.upload_id
 
     async def _indexed(self, recording: Recording) -> None:
         """Writes the index that names the session's folder: what reads and erases its objects find it by."""
         index = {"session_id": recording.session_id, "folder": recording.folder,
                  "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate, **recording.facts}
-        await self.store.put(index_key(self.store.prefix, recording.session_id), json.dumps(index).encode(),
-                             "application/json")
+        await self.store.put(index_key(self.store.prefix, recording.session_id, recording.keeping.days),
+                             json.dumps(index).encode(), "application/json", self._tags(recording))
+
+    @staticmethod
+    def _tags(recording: Recording) -> dict[str, str]:
+        """What a team searches its store by (S3 object tags): the key name and the release."""
+        return {name: str(recording.facts[name]) for name in ("key_name", "release") if recording.facts.get(name)}
 
     async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
@@ -227,7 +258,23 @@ class SessionRecordings:
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.bot_stats = bot_account(params)
-        recording.transcript = transcript_lines(params.get("transcript"))
+        if recording.plan.transcript:
+            recording.transcript = transcript_lines(params.get("transcript"))
+            why = params.get("transcript_why")
+            recording.transcript_why = why[:500] if isinstance(why, str) and why else None
+        return {}
+
+    def consent(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`recording.consent` from the session's bot: its announcement played; noted on the timeline."""
+        recording = self._open.get(session_id)
+        if recording is None or not recording.plan.consent:
+            raise RequestFailed(404, "not_recorded", "this session's recording asks no consent")
+        at, seconds = params.get("announced_at"), params.get("seconds")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                   for v in (at, seconds)):
+            raise RequestFailed(400, "invalid_consent", "announced_at and seconds must be numbers of seconds")
+        recording.facts["consent"] = {"announced_at": at, "seconds": seconds}
+        self._note(session_id, "recording_consent", announced_at=at, seconds=seconds)
         return {}
 
     async def bot_logs(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -260,7 +307,8 @@ class SessionRecordings:
 
     async def _finished(self, recording: Recording, why: str) -> dict[str, Any] | None:
         session_id = recording.session_id
-        outcome = await self._complete(recording)
+        outcome = await self._complete(recording) if recording.plan.audio else {
+            "status": "off", "why": "the session's policy keeps no audio"}
         if recording.adopted and outcome["status"] == "none":
             log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
             return None  # another replica's sweep completed it first: its report stands
@@ -273,10 +321,11 @@ class SessionRecordings:
         try:
             if recording.upload_id is None:  # no index yet: a report it did not name could never be erased
                 await self._indexed(recording)
-            await self.store.put(recording.folder + REPORT, json.dumps(report, indent=2).encode(), "application/json")
+            await self.store.put(recording.folder + REPORT, json.dumps(report, indent=2).encode(), "application/json",
+                                 self._tags(recording))
         except StoreError as exc:
             log.error("session %s: its report was not written: %s", session_id, exc)
-        event = "recording_ready" if outcome["status"] == "complete" else "recording_partial" \
+        event = "recording_ready" if outcome["status"] in ("complete", "off") else "recording_partial" \
             if outcome["status"] == "partial" else "recording_missing"
         self._note(session_id, event, seconds=outcome.get("seconds"), reason=outcome.get("why"),
                    folder=recording.folder)
@@ -284,11 +333,16 @@ class SessionRecordings:
 
     async def _transcript(self, recording: Recording) -> dict[str, Any]:
         """Writes `transcript.jsonl` (one turn a line) when the bot handed its turns over; what the report says."""
+        if not recording.plan.transcript:
+            return {"kept": False, "why": "the session's policy keeps no transcript"}
+        if recording.transcript_why is not None:
+            return {"kept": False, "why": recording.transcript_why}
         if recording.transcript is None:
             return {"kept": False, "why": "the bot ended without handing over its turns (killed or lost)"}
         body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in recording.transcript)
         try:
-            await self.store.put(recording.folder + TRANSCRIPT, body.encode(), "application/x-ndjson")
+            await self.store.put(recording.folder + TRANSCRIPT, body.encode(), "application/x-ndjson",
+                                 self._tags(recording))
         except StoreError as exc:
             recording.errors.append(str(exc))
             return {"kept": False, "why": f"the store failed: {exc}"}

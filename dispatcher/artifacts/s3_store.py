@@ -5,7 +5,9 @@ The dispatcher opens, completes and aborts each multipart upload and signs the b
 and the part number, and expires): the bot never holds a credential. botocore's client is
 synchronous: each call runs in a thread, bounded by its timeouts and retries (standard mode, 3
 attempts). `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) points it at another store; then paths
-are addressed path-style, which every S3-compatible server takes.
+are addressed path-style, which every S3-compatible server takes. Objects are tagged with the
+session's key name and release (a team searches its bucket by them); a legal hold is S3 Object
+Lock's, which the bucket must have enabled (the stacks' `recordingHold`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
 
 T = TypeVar("T")
 MAX_COPY_BYTES = 5 * 1024**3  # UploadPartCopy's largest part
+NO_OBJECT_LOCK = ("InvalidRequest", "ObjectLockConfigurationNotFoundError")
+HOLD_NEEDS = "the bucket has no S3 Object Lock: legal holds need it (set the stack's `recordingHold: true`, " \
+             "which creates the bucket with Object Lock on)"
+
+
+def tagging(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """`Tagging` for PutObject/CreateMultipartUpload: a URL-encoded query string (S3's own form)."""
+    return {"Tagging": urlencode(dict(tags))} if tags else {}
 
 
 def split_destination(destination: str) -> tuple[str, str]:
@@ -37,9 +48,9 @@ class S3Store:
         probe = _joined(self.prefix, ".voicefleet-write-check")
         await self._call(lambda: self._client.put_object(Bucket=self.bucket, Key=probe, Body=b""), "write")
 
-    async def open_upload(self, key: str, content_type: str) -> str:
+    async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         answer = await self._call(lambda: self._client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type), "open an upload")
+            Bucket=self.bucket, Key=key, ContentType=content_type, **tagging(tags)), "open an upload")
         return str(answer["UploadId"])
 
     def part_url(self, key: str, upload_id: str, part: int, seconds: float) -> str:
@@ -110,9 +121,42 @@ class S3Store:
 
         await self._call(rewrite, "write the WAV header")
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
         await self._call(lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data,
-                                                         ContentType=content_type), "write an object")
+                                                         ContentType=content_type, **tagging(tags)), "write an object")
+
+    async def hold(self, keys: list[str], on: bool) -> None:
+        def mark() -> None:
+            for key in keys:
+                self._client.put_object_legal_hold(Bucket=self.bucket, Key=key,
+                                                   LegalHold={"Status": "ON" if on else "OFF"})
+
+        await self._locked(mark, "set a legal hold")
+
+    async def held(self, keys: list[str]) -> list[str]:
+        def read() -> list[str]:
+            found = []
+            for key in keys:
+                try:
+                    answer = self._client.get_object_legal_hold(Bucket=self.bucket, Key=key)
+                except self._client.exceptions.ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code")
+                    if code in NO_OBJECT_LOCK or code in ("NoSuchObjectLockConfiguration", "NoSuchKey"):
+                        continue  # no lock on the bucket, or none ever set on the object: not held
+                    raise
+                if answer.get("LegalHold", {}).get("Status") == "ON":
+                    found.append(key)
+            return found
+
+        return await self._call(read, "read the legal holds")
+
+    async def _locked(self, work: Callable[[], T], what: str) -> T:
+        try:
+            return await self._call(work, what)
+        except StoreError as exc:
+            if any(code in str(exc) for code in NO_OBJECT_LOCK) or "Object Lock" in str(exc):
+                raise StoreError(f"s3://{self.bucket}: cannot {what}: {HOLD_NEEDS}") from None
+            raise
 
     async def get(self, key: str) -> bytes | None:
         def read() -> bytes | None:

@@ -1,39 +1,65 @@
 """The recording policy and where recordings go, from the environment.
 
-`RECORDING` is `off` (the default, locally and in the cloud: recording a person is the operator's
-decision, never a surprise) or `on`. `RECORDING_DESTINATION` is a folder (locally; default
-`recordings` beside the dispatcher), `s3://bucket/prefix` (S3, or an S3-compatible store through
-the standard `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`), `gs://bucket/prefix` (Google Cloud Storage)
-or an Azure Blob container's URL (dispatcher/artifacts/azure_store.py). A `POST /start` may turn
-its own session's recording off, never on.
+`RECORDING` (the audio) and `RECORDING_TRANSCRIPT` (default: as `RECORDING`) are `off` (the default,
+locally and in the cloud: recording a person is the operator's decision, never a surprise), `on` or
+`consent` (the bot host plays `RECORDING_ANNOUNCEMENT` to the caller first). `RECORDING_RULES`
+lowers them per API key name and per release, and `RECORDING_RETENTION_DAYS` bounds how long a
+session is kept (rules.py is the one reading of both). `RECORDING_REQUIRED` refuses a session whose
+recording cannot be kept instead of running it unrecorded. `RECORDING_DESTINATION` is a folder
+(locally; default `recordings` beside the dispatcher), `s3://bucket/prefix` (S3, or an
+S3-compatible store through the standard `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`), `gs://bucket/prefix`
+(Google Cloud Storage) or an Azure Blob container's URL (dispatcher/artifacts/azure_store.py). A `POST /start`
+may lower its own session's policy, never raise it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from botchannel.recording import MIN_PART_BYTES
+from dispatcher.artifacts.rules import Keeping, RecordingRules, RulesError, parse_days, parse_policy, parse_rules
 from dispatcher.settings import SettingsError, float_setting
 
-POLICIES = ("off", "on")
 MAX_PART_URL_SECONDS = 3600.0  # a part is put within seconds of its URL: one that leaks is not good for long
 MAX_URL_SECONDS = 7 * 24 * 3600.0  # S3's longest pre-signed URL
+TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
 class ArtifactSettings:
-    policy: str = "off"
+    policy: str = "off"  # the audio's, before the rules
+    transcript: str | None = None  # None: as `policy`
     destination: str = "recordings"
     part_url_seconds: float = 300.0  # a part's upload URL lives this long
     download_url_seconds: float = 300.0  # an artifact's download URL lives this long
     checkpoint_seconds: float = 20.0  # the bot uploads the part still filling this often: a crash loses at most this
     end_grace_seconds: float = 60.0  # a bot's channel gone without its `ended`: how long it has to dial again
     part_bytes: int = MIN_PART_BYTES
+    retention_days: int = 0  # 0: kept until erased
+    rules_text: str = ""
+    required: bool = False  # a session whose recording cannot be kept is refused (503), not run unrecorded
+    rules: RecordingRules = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        default = Keeping(audio=self.policy, transcript=self.transcript or self.policy, days=self.retention_days)
+        try:
+            rules = parse_rules(self.rules_text, default)
+        except RulesError as exc:
+            raise SettingsError(str(exc)) from None
+        object.__setattr__(self, "rules", rules)
 
     @property
     def on(self) -> bool:
-        return self.policy == "on"
+        """Whether any session may keep anything (the rules only ever lower the defaults)."""
+        return self.rules.default.audio != "off" or self.rules.default.transcript != "off"
+
+    @property
+    def asks_consent(self) -> bool:
+        """Whether any session may be announced (the default or a rule says `consent`)."""
+        default = self.rules.default
+        return "consent" in (default.audio, default.transcript) or any(
+            "consent" in (rule.audio, rule.transcript) for rule in self.rules.rules)
 
     @property
     def s3(self) -> bool:
@@ -43,11 +69,27 @@ class ArtifactSettings:
     def gcs(self) -> bool:
         return self.destination.startswith("gs://")
 
+    def check_key_names(self, names: set[str]) -> None:
+        """A rule for a key name no API key has is a mistake that would silently keep more: refused."""
+        unknown = sorted(self.rules.named("key") - names)
+        if unknown:
+            have = ", ".join(sorted(names)) or "none (DISPATCHER_API_KEYS has no name:key entries)"
+            raise SettingsError(f"RECORDING_RULES names the API key {', '.join(unknown)}, which DISPATCHER_API_KEYS "
+                                f"does not have: fix the rule or name the key (name:key); the named keys are {have}")
+
+    def unknown_releases(self, names: set[str]) -> list[str]:
+        """The releases the rules name that the catalogue does not have (now): a warning, releases come and go."""
+        return sorted(self.rules.named("release") - names)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArtifactSettings:
-        policy = env.get("RECORDING", "").strip().lower() or cls.policy
-        if policy not in POLICIES:
-            raise SettingsError(f"RECORDING={policy!r}: use one of {', '.join(POLICIES)}")
+        try:
+            policy = parse_policy("RECORDING", env.get("RECORDING", "") or cls.policy)
+            transcript_text = env.get("RECORDING_TRANSCRIPT", "").strip()
+            transcript = parse_policy("RECORDING_TRANSCRIPT", transcript_text) if transcript_text else None
+            days = parse_days("RECORDING_RETENTION_DAYS", env.get("RECORDING_RETENTION_DAYS", "") or "0")
+        except RulesError as exc:
+            raise SettingsError(str(exc)) from None
         destination = env.get("RECORDING_DESTINATION", "").strip() or cls.destination
         if "://" in destination and not destination.startswith(("s3://", "gs://", "https://", "http://")):
             raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, s3://bucket/prefix, "
@@ -58,7 +100,11 @@ class ArtifactSettings:
             raise SettingsError("RECORDING_DESTINATION=s3:// needs a bucket: s3://bucket/prefix")
         return cls(
             policy=policy,
+            transcript=transcript,
             destination=destination,
+            retention_days=days,
+            rules_text=env.get("RECORDING_RULES", ""),
+            required=_flag(env, "RECORDING_REQUIRED"),
             part_url_seconds=_at_most(env, "RECORDING_PART_URL_SECONDS", cls.part_url_seconds, 30.0,
                                       MAX_PART_URL_SECONDS),
             download_url_seconds=_at_most(env, "RECORDING_DOWNLOAD_URL_SECONDS", cls.download_url_seconds, 10.0,
@@ -67,6 +113,13 @@ class ArtifactSettings:
                                                         minimum=1.0)),
             end_grace_seconds=float_setting(env, "RECORDING_END_GRACE_SECONDS", cls.end_grace_seconds, minimum=0.0),
         )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value not in TRUE + FALSE:
+        raise SettingsError(f"{name}={value!r}: use true or false")
+    return value in TRUE
 
 
 def _at_most(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:

@@ -3,12 +3,13 @@ GCS and Azure Blob slot in beside them).
 
 A recording is written as a multipart upload the dispatcher opens and completes, whose parts the
 bot puts through URLs the store signs for exactly one part of one upload, for a short time: the
-bot never holds a credential of the store. Everything else (the report, erasure, download URLs) is
-the dispatcher's own call. Keys are `/`-separated paths under the store's prefix.
+bot never holds a credential of the store. Everything else (the report, erasure, legal holds,
+download URLs) is the dispatcher's own call. Keys are `/`-separated paths under the store's prefix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,8 +45,8 @@ class ArtifactStore(Protocol):
     async def check(self) -> None:
         """Raises StoreError when the store cannot be written (checked at start-up and shown in status)."""
 
-    async def open_upload(self, key: str, content_type: str) -> str:
-        """Starts a multipart upload to `key`; its upload id."""
+    async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
+        """Starts a multipart upload to `key` (tagged with `tags` where the store has tags); its upload id."""
 
     def part_url(self, key: str, upload_id: str, part: int, seconds: float) -> str:
         """A URL that takes one PUT of `part` of that upload for `seconds` (absolute, or a path on this dispatcher)."""
@@ -65,14 +66,22 @@ class ArtifactStore(Protocol):
     async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
         """Overwrites bytes at offsets of an existing object, all of them inside its first `first_part` bytes."""
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
+        """Writes a small object, tagged with `tags` where the store has tags (the key name, the release)."""
 
     async def get(self, key: str) -> bytes | None:
         """A small object (a report, an index), or None when there is none."""
 
     async def objects_under(self, prefix: str) -> list[StoredObject]: ...
 
-    async def delete(self, keys: list[str]) -> None: ...
+    async def delete(self, keys: list[str]) -> None:
+        """Deletes `keys`; a held one is refused by the store itself (StoreError)."""
+
+    async def hold(self, keys: list[str], on: bool) -> None:
+        """Puts a legal hold on `keys` (on) or lifts it: a held object is never deleted, by erasure or lifecycle."""
+
+    async def held(self, keys: list[str]) -> list[str]:
+        """Those of `keys` under a legal hold."""
 
     def download_url(self, key: str, seconds: float) -> str:
         """A URL that reads `key` for `seconds` (absolute, or a path on this dispatcher)."""

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, overload
 import dispatcher.observability.tracing as tracing
 from botchannel.recording import RecordingPlan
 from dispatcher.artifacts.recordings import SessionRecordings
+from dispatcher.artifacts.wanted import Wanted
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import (
@@ -168,10 +169,10 @@ class SessionService:
         max_wait_seconds: float | None = None,
         counted_elsewhere: bool = False,
         release: str | None = None,
-        recording: str | None = None,
+        recording: Wanted | None = None,
     ) -> Session:
         """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first).
-        `recording`: the start's own wish ("off" lowers the deployment's policy; it never raises it).
+        `recording`: the start's own wish (it lowers the session's policy; it never raises it).
         `release`: the caller's pin (else the key's default release, else one drawn by weight).
         `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched.
         `counted_elsewhere`: spilled over from the region whose demand it is."""

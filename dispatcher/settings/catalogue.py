@@ -948,9 +948,63 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RECORDING", "recording", STRING, default="off",
         meaning=(
-            "`off` or `on`: record every session as a two-channel WAV (caller left, bot right) with a report "
-            "beside it. Off by default, locally too: recording people is the operator's decision. A `POST /start` "
-            "may send `\"recording\": \"off\"`, never `\"on\"` where this is off"
+            'the audio: `off`, `on`, or `consent` (the caller hears `RECORDING_ANNOUNCEMENT` first, and the call '
+            'is kept from its end): every session as a two-channel WAV (caller left, bot right) with a report '
+            "beside it. Off by default, locally too: recording people is the operator's decision. Anything else "
+            '(`RECORDING=maybe`) stops the start, naming the three'
+        ),
+    ),
+    Setting(
+        "RECORDING_TRANSCRIPT", "recording", STRING,
+        shown='as `RECORDING`',
+        meaning=(
+            'the transcript: `off`, `on` or `consent`, on its own (audio off and transcript on: no audio is '
+            'uploaded, the transcript and report are kept)'
+        ),
+    ),
+    Setting(
+        "RECORDING_RULES", "recording", STRING,
+        shown='unset',
+        meaning=(
+            'per API key name and per release, `;`-separated: `key:acme audio=consent days=30; release:v7 '
+            'transcript=off`. A rule only lowers (the most careful of it and the defaults wins, field by field). '
+            'A key name no API key has stops the start, naming the named keys; a release the catalogue lacks is a'
+            ' warning, shown in `GET /status` under `recordings.unknown_releases`'
+        ),
+    ),
+    Setting(
+        "RECORDING_RETENTION_DAYS", "recording", INTEGER, default="0",
+        shown='`0` (kept until erased)',
+        meaning=(
+            "how long a session's objects are kept; carried in their keys (`retain-30d/…`) for the stacks' "
+            'lifecycle rules'
+        ),
+    ),
+    Setting(
+        "RECORDING_REQUIRED", "recording", STRING, default="false",
+        meaning=(
+            '`true`: a session whose recording cannot be kept (the store cannot be written) is refused, `503 '
+            "recording_unavailable` naming the store's fault; `false`: it runs unrecorded, `recording_skipped` on"
+            ' its timeline'
+        ),
+    ),
+    Setting(
+        "RECORDING_ANNOUNCEMENT", "recording", STRING,
+        shown='the one voicefleet ships (`bot/recording/announcement.wav`: "This call is recorded and transcribed.")',
+        meaning=(
+            "the bot's environment: the consent announcement, a WAV file of 16-bit PCM (any rate; stereo is mixed"
+            " to mono), relative to the bot file's folder. One that is not audio fails `python -m bot --check` "
+            "and a local dispatcher's start (locally, pass it to the bots with "
+            '`LOCAL_BOT_ENV=RECORDING_ANNOUNCEMENT`)'
+        ),
+    ),
+    Setting(
+        "RECORDING_REDACT", "recording", STRING,
+        shown='unset',
+        meaning=(
+            "the bot's environment: `module:function` in your project, called on each turn's text before the "
+            'transcript leaves the bot; one that raises or returns anything but a `str` has the transcript '
+            'withheld (the report says why)'
         ),
     ),
     Setting(

@@ -91,7 +91,7 @@ async def run(dispatcher: Dispatcher, *args: str, key: str | None = API_KEY, adm
 
 
 def stored(dispatcher: Dispatcher, session_id: str) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in dispatcher.folder.glob(f"*/*/*/{session_id}/*")}
+    return {p.name: p.read_bytes() for p in dispatcher.folder.glob(f"**/{session_id}/*")}
 
 
 async def test_the_transcript_prints_each_turn_with_its_time_latency_and_barge_in(dispatcher: Dispatcher) -> None:

@@ -1,18 +1,22 @@
 """A session's artifacts (docs/recording.md):
 
     GET    /sessions/{id}/artifacts       each object of the session with a short-lived download URL
-    DELETE /sessions/{id}/artifacts       erases them all (audited: who, when, which objects)
+    DELETE /sessions/{id}/artifacts       erases them all (audited: who, when, which objects); 409 while held
+    PUT    /sessions/{id}/artifacts/hold  a legal hold on them all (admin keys only, audited)
+    DELETE /sessions/{id}/artifacts/hold  lifts it (admin keys only, audited)
     PUT    /bots/recordings/parts/{token} the local folder store: a bot's part, through a signed path
     GET    /recordings/files/{token}      the local folder store: an object, through a signed path
 
 The first two are for the key that started the session or an admin key (DISPATCHER_ADMIN_KEYS; an
 admin's read or erasure of another key's session is on the session audit trail first, as its other
-reads are: admin_access.py); the last two need no key: the signed path is the permission, for one
+reads are: admin_access.py); a hold is an admin key's alone, every one on the audit trail; the last
+two need no key: the signed path is the permission, for one
 part or one object, for minutes.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,21 +24,24 @@ from fastapi.responses import FileResponse, Response
 
 from botchannel.recording import MAX_PART_BYTES
 from dispatcher.api.admin_access import reachable_id
-from dispatcher.api.admin_auth import admin_key
+from dispatcher.api.admin_auth import admin_key, admin_of
 from dispatcher.api.dependencies import app_state, identified
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.artifacts.building import Artifacts
-from dispatcher.artifacts.reading import StillUploading
+from dispatcher.artifacts.reading import Held, StillUploading
 from dispatcher.artifacts.signed_paths import PART_PATH
 from dispatcher.artifacts.store import StoreError
 from dispatcher.errors import ApiError
-from dispatcher.sessions.ids import owned_by
+from dispatcher.sessions.ids import is_session_id, owned_by
+from dispatcher.store.client import StoreUnavailable
 
 router = APIRouter(tags=["artifacts"], responses=ERRORS)
 MEDIA_TYPES = {".wav": "audio/wav", ".json": "application/json", ".jsonl": "application/x-ndjson"}
 READ_ARTIFACTS = "session.artifacts.read"
 ERASE_ARTIFACTS = "session.artifacts.erase"
+HOLD_ARTIFACTS = "session.artifacts.hold"
+RELEASE_ARTIFACTS = "session.artifacts.release"
 
 
 async def _permitted(request: Request, session_id: str, action: str) -> tuple[AppState, Artifacts, str]:
@@ -88,12 +95,52 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
         record = await artifacts.reader.erase(session_id, who)
     except StillUploading:  # another replica holds its bot and its upload
         raise _still_recorded(session_id) from None
+    except Held:
+        raise ApiError(409, "artifacts_held", f"session {session_id}'s artifacts are under a legal hold: an admin "
+                       f"lifts it first (DELETE /sessions/{session_id}/artifacts/hold)") from None
     except StoreError as exc:
         raise _unavailable(exc) from None
     if record is None:
         raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to erase")
     state.sessions.timeline.note(session_id, "artifacts_erased", by=who, objects=len(record["objects"]))
     return {"session_id": session_id, "erased": record["objects"], "by": who}
+
+
+@router.put("/sessions/{session_id}/artifacts/hold", summary="Put a legal hold on a session's artifacts")
+async def hold_artifacts(request: Request, session_id: str) -> dict[str, Any]:
+    """Every object of the session and its index are held: no erasure, no retention rule deletes them
+    until the hold is lifted. An admin key's alone, on the audit trail first."""
+    return await _held(request, session_id, True)
+
+
+@router.delete("/sessions/{session_id}/artifacts/hold", summary="Lift a legal hold on a session's artifacts")
+async def release_artifacts(request: Request, session_id: str) -> dict[str, Any]:
+    """The hold lifted: the session's artifacts may be erased, and expire with their retention again."""
+    return await _held(request, session_id, False)
+
+
+async def _held(request: Request, session_id: str, on: bool) -> dict[str, Any]:
+    state = app_state(request)
+    await identified(request)
+    admin = admin_of(request, "hold a session's artifacts")
+    if state.artifacts is None or not is_session_id(session_id):
+        raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to hold")
+    try:  # on the record before the store is touched, like every admin action on a session
+        await state.session_audit.note({"at": time.time(), "by": admin, "action": HOLD_ARTIFACTS if on
+                                        else RELEASE_ARTIFACTS, "session_id": session_id,
+                                        "region": state.settings.region or None})
+    except StoreUnavailable:
+        raise ApiError(503, "audit_unavailable", "the audit trail could not be written (the store did not answer), "
+                       "so no hold was changed: try again once the store answers", retry_after=5.0) from None
+    try:
+        keys = await state.artifacts.reader.hold(session_id, on)
+    except StoreError as exc:
+        raise _unavailable(exc) from None
+    if keys is None:
+        raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to hold")
+    state.sessions.timeline.note(session_id, "artifacts_held" if on else "artifacts_released", by=admin,
+                                 objects=len(keys))
+    return {"session_id": session_id, "held": on, "objects": keys, "by": admin}
 
 
 @router.put(PART_PATH + "{token}", include_in_schema=False)

@@ -18,9 +18,11 @@ from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import StartPlan, pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import kept, spilled_from, started_elsewhere, unknown_region
 from dispatcher.api.region_relay import relayed_by
-from dispatcher.api.schemas import ERRORS, START_PARAMETERS, SessionOut, StartOut, StartRequest
+from dispatcher.api.schemas import ERRORS, START_PARAMETERS, RecordingAsked, SessionOut, StartOut, StartRequest
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
+from dispatcher.artifacts.rules import Keeping
+from dispatcher.artifacts.wanted import Wanted, raised
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
 from dispatcher.media.ice import ice_config
@@ -74,11 +76,7 @@ async def start(
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
         return await _phone_token(request, state, payload, who)
     plan = plan_start(payload, state.settings.transports)
-    recording = payload.recording if payload is not None else None
-    if recording == "on" and (state.artifacts is None or not state.artifacts.settings.on):
-        raise ApiError(422, "recording_not_allowed", "this deployment keeps no recordings (RECORDING=off): a start "
-                       "may turn its recording off, never on; leave `recording` out, or ask the operator to set "
-                       "RECORDING=on")
+    recording = asked_recording(state, who, payload)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
         raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
@@ -98,10 +96,28 @@ async def start(
     return answer
 
 
+def asked_recording(state: AppState, who: Caller, payload: StartRequest | None) -> Wanted | None:
+    """The start's `recording`, checked against its key's (and its named release's) policy: asking
+    more than it gives is refused, so a caller never believes a call is kept when it is not."""
+    asked = payload.recording if payload is not None else None
+    wanted = Wanted.of(asked.model_dump(exclude_none=True) if isinstance(asked, RecordingAsked) else asked)
+    if wanted is None:
+        return None
+    rules = state.artifacts.settings.rules if state.artifacts is not None else None
+    policy = rules.for_session(who.name, payload.release if payload is not None else None) if rules else Keeping()
+    beyond = raised(policy, wanted)
+    if beyond:
+        raise ApiError(422, "recording_not_allowed", f"this session's recording policy does not allow "
+                       f"{', '.join(beyond)}: a start may lower its recording, never raise it; ask for less or "
+                       "leave `recording` out, or ask the operator (RECORDING="
+                       f"{rules.default.audio if rules else 'off'}, RECORDING_TRANSCRIPT, RECORDING_RULES)")
+    return wanted
+
+
 async def launched(state: AppState, who: Caller, plan: StartPlan, response: Response, *,
                    idempotency_key: str | None, wait: bool, max_wait_seconds: float | None = None,
                    spilled: tuple[str, str] | None = None, release: str | None = None,
-                   recording: str | None = None) -> dict[str, Any]:
+                   recording: Wanted | None = None) -> dict[str, Any]:
     """Starts the session (`POST /start`'s, or a release's smoke session) and answers as `POST /start`
     does: its fields, its `Location`, and for WebRTC the client's ICE servers."""
     options = NO_OPTIONS

@@ -99,6 +99,7 @@ async def test_a_start_may_turn_recording_off_but_never_on(tmp_path: Path) -> No
         assert refused.status_code == 422
         assert refused.json()["error"]["code"] == "recording_not_allowed"
         assert "RECORDING=off" in refused.json()["error"]["message"]
+        assert "audio=on (policy: off)" in refused.json()["error"]["message"]
     async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
         started = await api.post("/start", json={"recording": "off", "body": {}}, headers=MINE)
         session_id = started.json()["session_id"]

@@ -36,7 +36,7 @@ async def test_an_upload_its_dispatcher_left_open_is_completed_by_the_next_one(t
     assert await OrphanSweep(next_one, older_than_seconds=0).sweep() == 1
 
     assert await store.open_uploads("") == []
-    folder = next(tmp_path.glob(f"*/*/*/{SESSION}"))
+    folder = next(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}"))
     report = json.loads((folder / "report.json").read_text())
     assert report["recording"]["status"] == "partial" and report["recording"]["seconds"] == 1.0
     assert report["recording"]["sample_rate"] == 8000  # the index kept it

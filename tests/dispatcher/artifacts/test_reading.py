@@ -14,7 +14,7 @@ from dispatcher.artifacts.signed_paths import SignedPaths
 from dispatcher.artifacts.store import StoreError
 
 SESSION = "0123456789abcdef01234567"
-FOLDER = f"2026/11/18/{SESSION}/"
+FOLDER = f"retain-forever/2026/11/18/{SESSION}/"
 
 
 class AuditRefused(LocalFolderStore):
@@ -28,7 +28,7 @@ class AuditRefused(LocalFolderStore):
 
 async def test_an_erasure_whose_audit_record_cannot_be_written_erases_nothing(tmp_path: Path) -> None:
     store = AuditRefused(tmp_path, SignedPaths(b"k" * 32))
-    await store.put(index_key("", SESSION), json.dumps({"folder": FOLDER}).encode(), "application/json")
+    await store.put(index_key("", SESSION, 0), json.dumps({"folder": FOLDER}).encode(), "application/json")
     await store.put(FOLDER + "recording.wav", b"RIFF", "audio/wav")
     reader = ArtifactReader(store, 300)
     with pytest.raises(StoreError):

@@ -64,7 +64,7 @@ async def test_a_session_that_ended_with_its_recording_closed_is_complete(tmp_pa
     assert report["recording"]["status"] == "complete" and report["recording"]["seconds"] == 1.0
     assert (report["release"], report["key_name"], report["region"]) == ("v2", "support", "eu")
     assert report["timings"] == {"joined": 100.0, "ended": 130.0}
-    folder = tmp_path / "2026/11/18" / SESSION
+    folder = tmp_path / "retain-forever/2026/11/18" / SESSION
     assert json.loads((folder / "report.json").read_text()) == report
     assert (folder / "recording.wav").read_bytes()[40:44] == (64000).to_bytes(4, "little")
     assert timeline.notes[-1][1] == "recording_ready"
@@ -223,7 +223,12 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, on"),
+    ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, consent, on"),
+    ({"RECORDING": "maybe"}, "RECORDING='maybe': use one of off, consent, on"),
+    ({"RECORDING_TRANSCRIPT": "yes"}, "RECORDING_TRANSCRIPT='yes': use one of off, consent, on"),
+    ({"RECORDING_RETENTION_DAYS": "a month"}, "a whole number of days"),
+    ({"RECORDING_RULES": "acme audio=off"}, "start a rule with key:NAME or release:NAME"),
+    ({"RECORDING_REQUIRED": "sure"}, "RECORDING_REQUIRED='sure': use true or false"),
     ({"RECORDING_DESTINATION": "ftp://host/calls"}, "a folder, s3://bucket/prefix, gs://bucket/prefix, or "
                                                      "https://<account>.blob."),
     ({"RECORDING_DESTINATION": "gs:///prefix"}, "gs:// needs a bucket"),
@@ -249,8 +254,8 @@ async def test_the_bots_turns_are_kept_one_a_line_checked_and_bounded(tmp_path: 
     assert report is not None
     assert report["transcript"] == {"kept": True, "object": "transcript.jsonl", "turns": 3, "caller_lines": 2,
                                     "bot_turns": 1}
-    lines = [json.loads(line) for line in next(tmp_path.glob(f"*/*/*/{SESSION}/transcript.jsonl")).read_text()
-             .splitlines()]
+    written = next(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}/transcript.jsonl"))
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
     assert lines[:2] == turns[:2]
     assert lines[2] == {"who": "caller", "text": "x" * 2000}  # bounded; a time that is no time left out
 
@@ -300,7 +305,7 @@ async def test_the_bots_log_lines_are_kept_masked_checked_and_bounded(tmp_path: 
     await kept.bot_finished(SESSION, {"parts": 1, "bytes": 684, "degraded": []})
     report = await kept.finish(SESSION, "the bot ended the session")
     assert report is not None
-    written = [json.loads(text) for text in next(tmp_path.glob(f"*/*/*/{SESSION}/logs.jsonl")).read_text()
+    written = [json.loads(text) for text in next(tmp_path.glob(f"**/{SESSION}/logs.jsonl")).read_text()
                .splitlines()]
     assert len(written) == MAX_LOG_LINES and written[0] == line
     assert written[1]["message"] == "relayed GET /phone/daily/dialin/[redacted]?token=[redacted]&x=1"
@@ -369,6 +374,6 @@ async def test_the_credentials_in_a_bots_own_log_lines_are_masked_before_they_ar
     line = {"time": "2026-11-27T02:00:00.000+00:00", "level": "error", "logger": "pipecat.services"}
     await kept.bot_logs(SESSION, {"lines": [{**line, "message": message} for message in said]})
     await kept.finish(SESSION, "the bot ended the session")
-    written = next(tmp_path.glob(f"*/*/*/{SESSION}/logs.jsonl")).read_text()
+    written = next(tmp_path.glob(f"**/{SESSION}/logs.jsonl")).read_text()
     assert "LEAK" not in written
     assert "partNumber=3&X-Goog-Signature=[redacted]" in written and "version=v1" in written

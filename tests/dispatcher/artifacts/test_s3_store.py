@@ -109,3 +109,36 @@ async def test_erasure_deletes_every_listed_object(store: S3Store) -> None:
     assert {o.key for o in await store.objects_under("team/e/")} == {"team/e/recording.wav", "team/e/report.json"}
     await store.delete([o.key for o in await store.objects_under("team/e/")])
     assert await store.objects_under("team/e/") == []
+
+
+async def test_objects_are_tagged_with_the_sessions_key_name_and_release(store: S3Store) -> None:
+    tags = {"key_name": "acme support", "release": "v7"}
+    await store.put("team/r/report.json", b"{}", "application/json", tags)
+    key = "team/r/recording.wav"
+    upload = await store.open_upload(key, "audio/wav", tags)
+    assert (await put(store.part_url(key, upload, 1, 60), b"\0" * 100)).status_code == 200
+    await store.complete(key, upload, await store.parts(key, upload))
+    for tagged in ("team/r/report.json", key):
+        answer = await asyncio.to_thread(store._client.get_object_tagging, Bucket=store.bucket, Key=tagged)
+        assert {t["Key"]: t["Value"] for t in answer["TagSet"]} == tags
+
+
+async def test_a_legal_hold_is_object_locks_and_a_bucket_without_it_names_the_stack_key(s3_url: str) -> None:
+    env = {"AWS_ENDPOINT_URL_S3": s3_url, "AWS_REGION": "us-east-1"}
+    locked = S3Store(f"held-{uuid.uuid4().hex[:12]}", "team", env)
+    await asyncio.to_thread(locked._client.create_bucket, Bucket=locked.bucket, ObjectLockEnabledForBucket=True)
+    keys = ["team/a/report.json", "team/a/transcript.jsonl"]
+    for key in keys:
+        await locked.put(key, b"{}", "application/json")
+    assert await locked.held(keys) == []
+    await locked.hold(keys[:1], True)
+    assert await locked.held(keys) == keys[:1]
+    await locked.hold(keys[:1], False)
+    assert await locked.held(keys) == []
+
+    plain = S3Store(f"plain-{uuid.uuid4().hex[:12]}", "team", env)
+    await asyncio.to_thread(plain._client.create_bucket, Bucket=plain.bucket)
+    await plain.put(keys[0], b"{}", "application/json")
+    assert await plain.held(keys) == []  # nothing can be held there: an erasure goes ahead
+    with pytest.raises(StoreError, match="recordingHold"):
+        await plain.hold(keys[:1], True)

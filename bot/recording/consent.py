@@ -1,0 +1,58 @@
+"""Plays the consent announcement to the caller before the session is recorded.
+
+An observer the host adds to the user's pipeline worker beside the recording's tap (the user's bot
+is unchanged). When the caller's first audio arrives (they are on the line and hear what is
+played), the announcement is queued into the output transport the pipeline plays through, as
+uninterruptible audio: a barge-in does not cut it, and speech the bot queues meanwhile follows it.
+Once it has played, the recorder starts keeping the call (audio and turns) and the dispatcher is
+told (`recording.consent`: when, how long), which notes `recording_consent` on the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from loguru import logger
+from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame, StartFrame
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_input import BaseInputTransport
+from pipecat.transports.base_output import BaseOutputTransport
+
+from bot.recording.announcement import Announcement
+
+PLAYOUT_MARGIN_SECONDS = 0.3  # the transport's own buffer: consent counts from when the caller has heard it all
+
+
+class ConsentAnnouncer(BaseObserver):
+    def __init__(self, announcement: Announcement, announced: Callable[[float, float], None]) -> None:
+        super().__init__()
+        self._announcement = announcement
+        self._announced = announced  # (epoch seconds it began, its seconds): the recorder starts, the dispatcher told
+        self._output: BaseOutputTransport | None = None
+        self._started = False
+        self._playing: asyncio.Task[None] | None = None
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame, source = data.frame, data.source
+        if isinstance(frame, StartFrame) and isinstance(source, BaseOutputTransport):
+            self._output = source  # the transport the caller hears
+        elif (not self._started and self._output is not None and isinstance(frame, InputAudioRawFrame)
+              and isinstance(source, BaseInputTransport)):
+            self._started = True
+            self._playing = asyncio.get_running_loop().create_task(self._play(self._output), name="consent")
+
+    async def _play(self, output: BaseOutputTransport) -> None:
+        began = time.time()
+        try:
+            for piece in self._announcement.frames():
+                frame = OutputAudioRawFrame(piece, sample_rate=self._announcement.sample_rate, num_channels=1)
+                frame.interruptible = False
+                await output.queue_frame(frame, FrameDirection.DOWNSTREAM)
+            await asyncio.sleep(self._announcement.seconds + PLAYOUT_MARGIN_SECONDS)
+        except Exception:  # never the call: the session stays unrecorded, and its report says so
+            logger.exception("recording: the consent announcement could not be played; the call is not recorded")
+            return
+        self._announced(began, self._announcement.seconds)

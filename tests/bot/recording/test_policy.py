@@ -1,0 +1,83 @@
+"""What the bot keeps under its session's policy (bot/recording/recorder.py): no audio uploaded
+when the plan keeps none, nothing before a consent announcement has played, and the turns through
+the team's redaction hook (a real function in a project folder) or withheld when it fails."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipecat.frames.frames import TranscriptionFrame
+from pipecat.processors.frame_processor import FrameDirection
+
+from bot.recording.recorder import Recorder
+from bot.recording.redaction import RedactionError, resolve
+from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan
+
+PROJECT = Path(__file__).with_name("redact_project")
+
+
+@pytest.fixture
+def project() -> Iterator[None]:
+    sys.path.insert(0, str(PROJECT))  # the bot file's folder, as the host imports it
+    try:
+        yield
+    finally:
+        sys.path.remove(str(PROJECT))
+        sys.modules.pop("team_redact", None)
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, dict[str, Any]]] = []
+
+    async def ask(self, method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        self.asked.append((method, dict(params)))
+        return {} if method == METHOD_RECORDING_FINISHED else {"url": "/part", "expires_in": 300}
+
+
+def said(recorder: Recorder, text: str, at: float) -> None:
+    recorder.offer(0, b"\1\0" * 320, 16000, 1, seen_at=at)
+    recorder.turn(TranscriptionFrame(text, "caller", "t"), object(), FrameDirection.DOWNSTREAM, at)
+
+
+async def test_the_turns_leave_the_bot_redacted_by_the_teams_function(project: None) -> None:
+    dispatcher = Dispatcher()
+    recorder = Recorder(RecordingPlan(audio=False), dispatcher.ask, "http://127.0.0.1:1/",
+                        redact=resolve({"RECORDING_REDACT": "team_redact:scrub"}))
+    said(recorder, "my card is 4111 1111 1111 1111", 1.0)
+    stats = await recorder.finish(timeout=2.0)
+    assert [line["text"] for line in stats["transcript"]] == ["my card is [number]"]
+    assert [method for method, _ in dispatcher.asked] == [METHOD_RECORDING_FINISHED]  # no audio asked for
+    assert (stats["parts"], stats["bytes"]) == (0, 0)
+
+
+@pytest.mark.parametrize(("name", "why"), [("broken", "raised ValueError on turn 1"),
+                                           ("not_text", "returned list, not str, on turn 1")])
+async def test_a_hook_that_fails_withholds_the_transcript_and_says_why(project: None, name: str, why: str) -> None:
+    recorder = Recorder(RecordingPlan(), Dispatcher().ask, "http://127.0.0.1:1/",
+                        redact=resolve({"RECORDING_REDACT": f"team_redact:{name}"}))
+    said(recorder, "call me on 555 123 4567", 1.0)
+    stats = await recorder.finish(timeout=2.0)
+    assert stats["transcript"] == [] and why in stats["transcript_why"]
+    assert "555" not in repr(stats)
+
+
+@pytest.mark.parametrize(("spec", "message"), [("team_redact", "write it module:function"),
+                                               ("nowhere:scrub", "module nowhere cannot be imported"),
+                                               ("team_redact:absent", "has no function absent")])
+def test_a_hook_that_cannot_be_found_is_named_with_the_way_forward(project: None, spec: str, message: str) -> None:
+    with pytest.raises(RedactionError, match=message):
+        resolve({"RECORDING_REDACT": spec})
+
+
+async def test_a_consent_session_keeps_nothing_before_its_announcement_has_played() -> None:
+    recorder = Recorder(RecordingPlan(audio=False, consent=True), Dispatcher().ask, "http://127.0.0.1:1/")
+    said(recorder, "before the announcement", 0.5)
+    recorder.consented()
+    said(recorder, "after it", 3.0)
+    stats = await recorder.finish(timeout=2.0)
+    assert [line["text"] for line in stats["transcript"]] == ["after it"]
