@@ -60,6 +60,7 @@ class Stored:
     data: bytes
     content_type: str
     temporary_hold: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)  # the x-goog-meta-* headers it was written with
 
 
 @dataclass
@@ -69,6 +70,12 @@ class Upload:
     content_type: str
     initiated: float
     parts: dict[int, tuple[bytes, str]] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _metadata(request: Request) -> dict[str, str]:
+    """The custom metadata a write carries, kept with the object and given back on GET and HEAD."""
+    return {name: value for name, value in request.headers.items() if name.lower().startswith("x-goog-meta-")}
 
 
 def xml_error(status: int, code: str, message: str, details: str = "") -> Response:
@@ -260,21 +267,23 @@ class FakeGcs(FakeApi):
         if request.method == "POST" and "uploads" in query:
             upload_id = "ABPnzm" + uuid.uuid4().hex
             self.uploads[upload_id] = Upload(bucket, key, request.headers.get("content-type",
-                                                                              "application/octet-stream"), time.time())
+                                                                              "application/octet-stream"), time.time(),
+                                             metadata=_metadata(request))
             self.most_uploads_open = max(self.most_uploads_open, len(self.uploads))
             return _xml(f'<InitiateMultipartUploadResult xmlns="{S3_NS}"><Bucket>{bucket}</Bucket><Key>{key}</Key>'
                         f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>")
         if request.method == "PUT":
             if (held := objects.get(key)) is not None and held.temporary_hold:
                 return xml_error(403, "AccessDenied", "Access denied.", self._hold_message(bucket, key))
-            objects[key] = Stored(await request.body(), request.headers.get("content-type", "application/octet-stream"))
+            objects[key] = Stored(await request.body(), request.headers.get("content-type", "application/octet-stream"),
+                                  metadata=_metadata(request))
             return Response(status_code=200, headers={"ETag": _etag(objects[key].data)})
         if request.method in ("GET", "HEAD"):
             stored = objects.get(key)
             if stored is None:
                 return xml_error(404, "NoSuchKey", "The specified key does not exist.")
             headers = {"Content-Type": stored.content_type, "ETag": _etag(stored.data),
-                       "x-goog-stored-content-length": str(len(stored.data))}
+                       "x-goog-stored-content-length": str(len(stored.data)), **stored.metadata}
             if request.method == "HEAD":
                 return Response(status_code=200, headers={**headers, "Content-Length": str(len(stored.data))})
             ranged = request.headers.get("range", "")
@@ -330,7 +339,7 @@ class FakeGcs(FakeApi):
         if (held := objects.get(upload.key)) is not None and held.temporary_hold:
             return xml_error(403, "AccessDenied", "Access denied.", self._hold_message(upload.bucket, upload.key))
         data = b"".join(upload.parts[n][0] for n, _ in named)
-        objects[upload.key] = Stored(data, upload.content_type)
+        objects[upload.key] = Stored(data, upload.content_type, metadata=upload.metadata)
         del self.uploads[upload_id]
         return _xml(f'<CompleteMultipartUploadResult xmlns="{S3_NS}"><Bucket>{upload.bucket}</Bucket>'
                     f"<Key>{upload.key}</Key><ETag>{_etag(data)}</ETag></CompleteMultipartUploadResult>")

@@ -52,7 +52,7 @@ async def put(url: str, data: bytes, emulator: Azurite) -> httpx.Response:
 async def test_parts_put_through_their_urls_are_joined_and_given_their_true_wav_sizes(
         store: AzureBlobStore, emulator: Azurite) -> None:
     key = "team/2026/11/26/abc/recording.wav"
-    upload = await store.open_upload(key, "audio/wav")
+    upload = await store.open_upload(key, "audio/wav", {"key_name": "acme", "release": "v7"})
     first = wav_header(16000) + b"\x01\x00\x02\x00" * ((MIN_PART_BYTES - 44) // 4)
     last = b"\x03\x00\x04\x00" * 1000
     assert (await put(store.part_url(key, upload, 2, 60), last, emulator)).status_code == 201
@@ -77,6 +77,8 @@ async def test_parts_put_through_their_urls_are_joined_and_given_their_true_wav_
         downloaded = await client.get(store.download_url(key, 60))
     assert downloaded.status_code == 200 and downloaded.content == body
     assert downloaded.headers["content-type"] == "audio/wav"
+    # The key name and release, the blob's metadata, survive the header's second commit.
+    assert (downloaded.headers.get("x-ms-meta-key_name"), downloaded.headers.get("x-ms-meta-release")) == ("acme", "v7")
 
 
 async def test_only_the_parts_that_arrived_are_completed(store: AzureBlobStore, emulator: Azurite) -> None:

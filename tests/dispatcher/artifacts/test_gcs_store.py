@@ -49,7 +49,7 @@ async def test_parts_put_through_their_urls_are_joined_and_given_their_true_wav_
                                                                                        gcs: FakeGcs) -> None:
     key = "team/2026/11/26/abc/recording.wav"
     await store.check()
-    upload = await store.open_upload(key, "audio/wav")
+    upload = await store.open_upload(key, "audio/wav", {"key_name": "acme", "release": "v7"})
     first = wav_header(16000) + audio(MIN_PART_BYTES - 44)
     middle = audio(MIN_PART_BYTES, b"\x05\x00\x06\x00")
     last = audio(4000, b"\x03\x00\x04\x00")
@@ -73,11 +73,13 @@ async def test_parts_put_through_their_urls_are_joined_and_given_their_true_wav_
         assert wav.getnchannels() == 2
     assert body[len(first):len(first) + len(middle)] == middle and body[-4000:] == last
     assert await store.open_uploads("team/") == []  # the header's own rewrite left nothing open
+    # The key name and release, the objects' custom metadata, survive the header's rewrite.
+    assert gcs.objects["team-calls"][key].metadata == {"x-goog-meta-key_name": "acme", "x-goog-meta-release": "v7"}
 
 
 async def test_a_single_part_recording_is_patched_in_one_write(store: GcsStore) -> None:
     key = "team/one/recording.wav"
-    upload = await store.open_upload(key, "audio/wav")
+    upload = await store.open_upload(key, "audio/wav", {"key_name": "acme"})
     data = wav_header(8000) + audio(4000)
     assert (await put(store.part_url(key, upload, 1, 60), data)).status_code == 200
     parts = await store.parts(key, upload)
@@ -85,6 +87,7 @@ async def test_a_single_part_recording_is_patched_in_one_write(store: GcsStore) 
     await store.patch(key, wav_sizes(len(data)), first_part=parts[0].size)
     with wave.open(io.BytesIO(await store.get(key) or b"")) as wav:
         assert wav.getnframes() == 1000
+    assert (await store._xml("HEAD", key, "read it")).headers.get("x-goog-meta-key_name") == "acme"
 
 
 async def test_recordings_ending_together_are_rewritten_a_few_at_a_time(store: GcsStore, gcs: FakeGcs) -> None:
