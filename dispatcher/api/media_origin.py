@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from dispatcher.artifacts.building import Artifacts
 from dispatcher.artifacts.gcs_store import GcsStore
 from dispatcher.artifacts.s3_store import S3Store
+from dispatcher.artifacts.store import ArtifactStore
 
 PROBE_KEY = ".voicefleet-origin-probe"  # never read: only the signed URL's scheme, host and port are kept
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
@@ -39,9 +40,11 @@ def origin_of(url: str) -> str | None:
 
 def recording_origin(artifacts: Artifacts | None) -> str | None:
     """The store's origin when its download URLs are absolute; None when the dispatcher serves them ('self')."""
-    if artifacts is None:
-        return None
-    store = artifacts.reader.store
+    return store_origin(artifacts.reader.store) if artifacts is not None else None
+
+
+def store_origin(store: ArtifactStore) -> str | None:
+    """`store`'s download URLs' origin, or None for the folder store (a path on the dispatcher)."""
     if isinstance(store, GcsStore):
         return origin_of(store.endpoint)
     if isinstance(store, S3Store):
