@@ -2,7 +2,8 @@
 keys, the parrot answering a WebRTC caller speaking a WAV, a second session whose bot is killed. The
 dashboard lists both, opens the spoken one (its transcript, and an <audio> whose source the
 dispatcher serves as audio/wav), shows the killed one's reason, and renders a transcript holding
-markup as text; the local page shows the same session's record. No key is ever in an address."""
+markup as text; the local page shows its own call's record once it hangs up, and any listed
+session's, or why it kept none. No key is ever in an address."""
 
 from __future__ import annotations
 
@@ -159,11 +160,24 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
         assert not await page.evaluate("window.__injected === 1")
         assert ADMIN_KEY not in await page.evaluate("document.documentElement.outerHTML")
 
-    # The local page, with the client key: the same session's transcript and recording.
+    # The local page, with the client key: a call of its own, then its transcript and recording.
     async with Browser(base + "/", mic, tmp_path / "profile-local") as local:
         assert await local.wait_for("document.readyState === 'complete' && !!window.voicefleet", 30)
         await local.evaluate(f"document.getElementById('api-key').value = {json.dumps(CLIENT_KEY)};"
-                             "document.getElementById('recent').click()")
+                             "document.getElementById('connect').click()")
+        heard = await local.wait_for("window.voicefleet.botAudioStartedAt !== null", 120)
+        assert heard, (json.loads(await local.evaluate("JSON.stringify(window.voicefleet)")), dispatcher.log()[-2000:])
+        await local.wait_for("new Promise((done) => setTimeout(() => done(true), 4000))", 10)  # it hears the echo
+        await local.evaluate("document.getElementById('hangup').click()")
+        called = await local.wait_for("window.voicefleet.status === 'ended' && window.voicefleet.sessionId", 60)
+        assert await local.wait_for(f"window.voicefleet.recordFor === {json.dumps(called)}"
+                                    " && window.voicefleet.record !== null", 120)
+        after_call = json.loads(await local.evaluate("JSON.stringify(window.voicefleet.record)"))
+        assert after_call["kept"] and after_call["audioUrl"] and after_call["turns"], after_call
+        assert await local.evaluate("!!document.querySelector('#record-box audio')")
+
+        # Any session of the key's, listed: the dashboard's, with the markup line, as text.
+        await local.evaluate("document.getElementById('recent').click()")
         assert await local.wait_for(f"!!document.querySelector('#recent-list button') && [...document"
                                     f".querySelectorAll('#recent-list button')].some((b) => b.textContent === "
                                     f"{json.dumps(spoken)})", 30)
