@@ -108,8 +108,10 @@ export function sessionList(api, view, recordingPolicy) {
       $("detail-error").hidden = false;
     }
     showTimeline(detail.events, timeline.problem);
-    const record = await loadRecord(api, id, { waitSeconds: listed.status === "active" ? 0 : 15,
-      recordingPolicy: recordingPolicy() });
+    // A session that ended a moment ago may still be uploading its recording: wait a little for it
+    // (each read of another key's session is audited: no waiting on an old one, nor a live one).
+    const recent = typeof listed.ended === "number" && Date.now() / 1000 - listed.ended < 120;
+    const record = await loadRecord(api, id, { waitSeconds: recent ? 15 : 0, recordingPolicy: recordingPolicy() });
     if (view.detail !== detail) return;
     detail.record = record;
     showRecord($("detail-record"), record);

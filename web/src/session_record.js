@@ -47,7 +47,8 @@ export async function loadRecord(api, sessionId, { waitSeconds = 0, recordingPol
     const names = new Set((listing?.artifacts || []).map((a) => a.name));
     if (names.has("recording.wav") && names.has("report.json")) return readRecord(listing);
     const events = await timelineOf(api, sessionId);
-    const ended = events.some((e) => NOT_KEPT[e.event] || e.event === "artifacts_erased");
+    // Said why there is none (or nothing is recorded here at all): no use waiting.
+    const ended = recordingPolicy === "off" || events.some((e) => NOT_KEPT[e.event] || e.event === "artifacts_erased");
     if (ended || performance.now() >= until) {
       if (listing && names.size) return readRecord(listing);
       const why = whyNot(events, problem, recordingPolicy)
