@@ -31,6 +31,7 @@ pytestmark = [
 
 ADMIN_KEY = "vf-admin-pages-5c1e9a07d3b2"
 CLIENT_KEY = "vf-client-pages-0f4b8d2e6a13"
+SCREENSHOT = Path(__file__).parents[2] / "bench" / "out" / "dashboard-session.png"  # to look at, not compared
 MARKUP = '<img src=x onerror="window.__injected = 1"><b>bold</b>'
 
 
@@ -131,6 +132,7 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
         assert await page.wait_for(f"window.voicefleetStatus.detail?.id === {json.dumps(spoken)}"
                                    " && window.voicefleetStatus.detail.record !== null", 60)
         record = json.loads(await page.evaluate("JSON.stringify(window.voicefleetStatus.detail.record)"))
+        assert await page.evaluate("document.getElementById('detail-error').hidden")  # it ended well: no reason
         assert record["kept"] and record["audioUrl"], record
         replies = [t for t in record["turns"] if t["who"] == "bot" and "latency" in t]
         assert replies, record
@@ -159,6 +161,10 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
         assert await page.evaluate("document.querySelectorAll('#detail-record img, #detail-record b').length") == 0
         assert not await page.evaluate("window.__injected === 1")
         assert ADMIN_KEY not in await page.evaluate("document.documentElement.outerHTML")
+        await page.send("Emulation.setDeviceMetricsOverride", width=1280, height=2400, deviceScaleFactor=1,
+                        mobile=False)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(SCREENSHOT)
 
     # The local page, with the client key: a call of its own, then its transcript and recording.
     async with Browser(base + "/", mic, tmp_path / "profile-local") as local:

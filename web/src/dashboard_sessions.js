@@ -131,19 +131,21 @@ export function sessionList(api, view, recordingPolicy) {
 // Why it failed, or the error it reported: the session's own `error` and `detail`, else the
 // timeline's `failed` (a refused start's message), the bot's `error`, or an `ended` with a detail.
 function reasonOf(listed, session, events) {
+  const failed = listed.status === "failed" || session?.status === "failed";
   const parts = [];
   if (session?.error) parts.push(String(session.error));
-  if (session?.detail && session.detail !== session.error) parts.push(String(session.detail));
-  if (!parts.length) {
-    const failed = events.find((e) => e.event === "failed");
+  // An ended session's `detail` is how it ended (`stopped`): news only when it failed.
+  if (failed && session?.detail && session.detail !== session.error) parts.push(String(session.detail));
+  if (failed && !parts.length) {
+    const refused = events.find((e) => e.event === "failed");
     const error = events.find((e) => e.event === "error");
     const ended = events.find((e) => e.event === "ended" && (e.detail || e.exit_code));
-    if (failed) parts.push(`${failed.code ?? "failed"}: ${failed.message ?? ""}`);
+    if (refused) parts.push(`${refused.code ?? "failed"}: ${refused.message ?? ""}`);
     else if (error) parts.push(String(error.message ?? error.error ?? JSON.stringify(error)));
     else if (ended) parts.push(`ended: ${ended.detail ?? `exit code ${ended.exit_code}`}`);
   }
   if (!parts.length && listed.error) parts.push(String(listed.error));
-  return parts.length ? `${listed.status === "failed" ? "Failed" : "Error"}: ${parts.join(" · ")}` : null;
+  return parts.length ? `${failed ? "Failed" : "Error"}: ${parts.join(" · ")}` : null;
 }
 
 const SHOWN_APART = new Set(["event", "at", "replica"]);
