@@ -196,6 +196,9 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
         assert await local.evaluate("!!document.querySelector('#record-box audio')")
         assert MARKUP in await local.evaluate("document.querySelector('#record-box table.transcript').innerText")
         assert await local.evaluate("document.querySelectorAll('#record-box img').length") == 0
+        await local.send("Emulation.setDeviceMetricsOverride", width=900, height=1400, deviceScaleFactor=1,
+                         mobile=False)
+        await local.screenshot(SCREENSHOT.with_name("talk-session.png"))
 
         # A session kept nothing: the page says so, and why (no recording event: the route's answer).
         await local.evaluate(f"[...document.querySelectorAll('#recent-list button')].find((b) => b.textContent"
