@@ -1,14 +1,18 @@
-// The deployment at a glance (GET /dashboard): GET /status and GET /status/history, polled while the
-// tab is visible, one request at a time, slower after each failure. The admin key is asked for only
-// when the dispatcher wants one; it stays in sessionStorage and goes out as a bearer token.
+// The deployment at a glance (GET /dashboard): GET /status, GET /status/history and GET /releases,
+// polled while the tab is visible, one request at a time, slower after each failure; the sessions
+// (GET /sessions) and one session's reason, timeline, transcript and recording (dashboard_sessions.js).
+// The admin key is asked for only when the dispatcher wants one; it stays in sessionStorage and goes
+// out as a bearer token. Text from sessions is inserted as text, never HTML.
 import uPlot from "uplot";
+import { sessionList } from "./dashboard_sessions.js";
 
 const POLL_MS = 5000;
 const MAX_BACKOFF_MS = 60000;
 const KEY = "voicefleet.adminKey";
 
 const $ = (id) => document.getElementById(id);
-const view = { state: "loading", polls: 0, status: null, history: null, problem: null };
+const view = { state: "loading", polls: 0, status: null, history: null, releases: null, problem: null,
+  sessions: null, detail: null };
 window.voicefleetStatus = view;  // what a test (or a curious operator) reads
 
 let timer = null;
@@ -104,7 +108,43 @@ function showStatus(status) {
     ...status.regions.map((r) => ["region", r.name, r.reserve ?? "–",
       r.here ? "here" : r.reachable ? "reachable" : "unreachable"]),
   ]);
+  showCapacity(status);
   $("updated").textContent = new Date(status.at * 1000).toLocaleTimeString();
+}
+
+// Capacity beside use: whatever `capacity` /status carries (a dispatcher that counts none leaves it
+// out), next to the sessions running and the reserve; and whether calls are recorded.
+function flat(value) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value !== "object") return String(value);
+  return Object.entries(value).map(([name, v]) => `${name} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+}
+
+function showCapacity(status) {
+  const lines = [["in use", "sessions running", status.sessions.running],
+    ["in use", "reserve bots", status.reserve.total]];
+  const capacity = status.capacity;
+  if (capacity && typeof capacity === "object") {
+    for (const [name, value] of Object.entries(capacity)) lines.push(["capacity", name, flat(value)]);
+  }
+  rows($("capacity-table"), ["", "", ""], lines);
+  $("capacity-note").textContent = capacity ? "" : "this dispatcher does not report its capacity in /status";
+  const recordings = status.recordings;
+  $("recordings-note").textContent = !recordings ? "recordings: not reported"
+    : `recordings: ${recordings.policy}${recordings.policy === "on" ? ` to ${recordings.destination}` : ""}`
+      + (recordings.error ? ` · not kept now: ${recordings.error}` : "");
+}
+
+function showReleases(answer) {
+  const releases = answer.releases || [];
+  rows($("releases-table"), ["release", "weight", "stable", "smoke", "health", "live", "idle"], releases.map((r) => [
+    r.name, `${r.weight} %`, r.stable ? "stable" : "",
+    [r.smoke?.status, r.smoke?.reason].filter(Boolean).join(": ") || "–",
+    [r.health?.state, r.health?.reason].filter(Boolean).join(": ") || "–",
+    r.live_sessions ?? "–", r.idle_bots ?? "–",
+  ]));
+  const changed = answer.changed_at ? ` · traffic last changed ${new Date(answer.changed_at * 1000).toLocaleString()}` : "";
+  $("releases-note").textContent = `stable: ${answer.stable ?? "–"}${changed}`;
 }
 
 const SERIES = {
@@ -162,6 +202,11 @@ async function poll() {
     $("board").hidden = false;
     showStatus(status);
     showHistory(history, status.at);
+    await Promise.all([
+      get("/releases").then((answer) => { view.releases = answer; showReleases(answer); })
+        .catch((error) => { $("releases-note").textContent = `${error.message}${error.code ? ` (${error.code})` : ""}`; }),
+      sessions.refresh(),
+    ]);
   } catch (error) {
     failures += 1;
     if (error.status === 401 || error.status === 403) {
@@ -182,6 +227,8 @@ function schedule() {
   const wait = Math.min(MAX_BACKOFF_MS, POLL_MS * 2 ** Math.min(failures, 4));
   timer = setTimeout(poll, wait);
 }
+
+const sessions = sessionList(get, view, () => view.status?.recordings?.policy ?? null);
 
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -5,11 +5,13 @@
 // Daily's CDN). `window.voicefleet` exposes the state for tests.
 import { PipecatClient } from "@pipecat-ai/client-js";
 import { SmallWebRTCTransport, WavMediaManager } from "@pipecat-ai/small-webrtc-transport";
+import { loadRecord, showRecord } from "./session_record.js";
 
 const $ = (id) => document.getElementById(id);
 const state = (window.voicefleet = {
   status: "idle", sessionId: null, transportState: null, botAudioStartedAt: null,
   maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [], readyIn: null, readyInShown: [], problem: null,
+  record: null, recordFor: null,
 });
 let client = null;
 let watching = null; // the AbortController of the session's watch (watchSession)
@@ -256,8 +258,62 @@ async function hangUp(finalStatus = "ended") {
   setStatus(finalStatus);
   hangingUp = false;
   await explainEnd(ended);
+  await showSessionRecord(ended, 60);  // the recording is completed once the session has ended
 }
 
+// The session's transcript and recording once the dispatcher has kept them (RECORDING=on), or why
+// there are none: the artifacts route's answer and the session's timeline say (session_record.js).
+async function api(path) {
+  const answer = await fetch(path, { headers: apiHeaders(), cache: "no-store", credentials: "omit" });
+  const body = await answer.json().catch(() => null);
+  if (!answer.ok) {
+    const error = body?.error ?? { code: "http_error", message: `HTTP ${answer.status}` };
+    throw Object.assign(new Error(error.message), { status: answer.status, code: error.code });
+  }
+  return body;
+}
+
+async function recordingPolicy() {
+  // A keyless local dispatcher answers its loopback caller's /status; with keys, a client key is
+  // refused it, and the artifacts route's answer alone says why nothing was kept.
+  return api("/status").then((status) => status.recordings?.policy ?? null).catch(() => null);
+}
+
+async function showSessionRecord(sessionId, waitSeconds) {
+  if (!sessionId) return;
+  state.recordFor = sessionId;
+  state.record = null;
+  $("record").hidden = false;
+  $("record-session").textContent = sessionId;
+  $("record-box").replaceChildren();
+  $("record-status").textContent = waitSeconds ? "waiting for its recording…" : "reading…";
+  const record = await loadRecord(api, sessionId, { waitSeconds, recordingPolicy: await recordingPolicy() });
+  if (state.recordFor !== sessionId) return;  // another session was asked for meanwhile
+  state.record = record;
+  $("record-status").textContent = "";
+  showRecord($("record-box"), record);
+}
+
+async function showRecent() {
+  try {
+    const page = await api("/sessions?limit=10");
+    $("recent-list").replaceChildren(...page.sessions.map((session) => {
+      const item = document.createElement("li");
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "link";
+      open.textContent = session.session_id;
+      open.addEventListener("click", () => showSessionRecord(session.session_id, 0));
+      item.append(open, ` ${session.status}${session.error ? ` (${session.error})` : ""}`);
+      return item;
+    }));
+  } catch (error) {
+    if (error.status === 401) $("key-row").hidden = false;
+    log(`listing the sessions: ${error.message}`);
+  }
+}
+
+$("recent").addEventListener("click", showRecent);
 $("connect").addEventListener("click", connect);
 $("hangup").addEventListener("click", () => hangUp());
 setStatus("idle");

@@ -2,7 +2,8 @@
 client (web/src/page.js, bundled into dispatcher/api/static/talk.js by `npm run build` in web/).
 
 Everything it needs is served from here (no CDN, no fonts, no analytics); the Content Security
-Policy makes any request to another host fail rather than leak.
+Policy makes any request to another host fail rather than leak, but for the session's recording and
+transcript where the store serves them itself (a pre-signed URL: its origin alone, api/media_origin.py).
 """
 
 from __future__ import annotations
@@ -11,26 +12,34 @@ import html
 import re
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from dispatcher.api.dependencies import app_state
+from dispatcher.api.media_origin import MediaOrigin, sources
+
 STATIC_DIR = Path(__file__).parents[1] / "static"
-# `blob:` scripts: the client's audio worklets are built in the page (URL.createObjectURL).
-PAGE_CSP = (
-    "default-src 'none'; script-src 'self' blob:; style-src 'self'; connect-src 'self'; "
-    "media-src 'self' blob: mediastream:; img-src 'self' data:; base-uri 'none'; form-action 'none'"
-)
+
+
+def page_csp(recordings: str | None) -> str:
+    """`blob:` scripts: the client's audio worklets are built in the page (URL.createObjectURL).
+    `recordings`: the store's origin, where a session's recording and transcript are read from."""
+    return (f"default-src 'none'; script-src 'self' blob:; style-src 'self'; connect-src {sources(recordings)}; "
+            f"media-src {sources(recordings, 'blob:', 'mediastream:')}; img-src 'self' data:; base-uri 'none'; "
+            "form-action 'none'")
 
 
 def mount(app: FastAPI, bot_file: Path | None = None) -> None:
     # The page and its assets are public and hold nothing secret: with DISPATCHER_API_KEYS set,
     # the page asks for a key and sends it as a bearer token on every API call.
     text = page_text(bot_file)
+    media = MediaOrigin()
 
     @app.get("/", include_in_schema=False)
-    async def page() -> HTMLResponse:
-        return HTMLResponse(text, headers={"Content-Security-Policy": PAGE_CSP})
+    async def page(request: Request) -> HTMLResponse:
+        origin = await media.of(app_state(request).artifacts)
+        return HTMLResponse(text, headers={"Content-Security-Policy": page_csp(origin)})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -2,8 +2,9 @@
 
     GET /status            sessions, reserve, recent starts and refusals, cost per hour (api/status_view.py)
     GET /status/history    this replica's last hour, a sample a minute, for the charts
-    GET /dashboard         the page showing both, live (web/src/dashboard.js); served locally, and in the
-                           cloud only with DASHBOARD_ENABLED=1
+    GET /dashboard         the page showing both, live (web/src/dashboard.js), with the sessions, the
+                           releases and a session's transcript and recording; served locally, and in
+                           the cloud only with DASHBOARD_ENABLED=1
 
 The page and its two assets hold nothing secret: it asks for the admin key and sends it as a bearer
 token on each call; the data never comes without it.
@@ -19,14 +20,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from dispatcher.api.admin_auth import admin_of
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.media_origin import MediaOrigin, sources
 from dispatcher.api.schemas import StatusHistoryOut, StatusOut
 from dispatcher.api.status_view import StatusView
 from dispatcher.errors import ApiError
 
 STATUS = "read the deployment's status"
 STATIC_DIR = Path(__file__).parents[1] / "static"
-DASHBOARD_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                 "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 
 router = APIRouter(tags=["status"])
@@ -68,13 +68,23 @@ async def history(request: Request, _: Admin) -> dict[str, Any]:
 def mount_dashboard(app: FastAPI) -> None:
     """The page and its assets (DASHBOARD_ENABLED; docs/operations.md shows it)."""
     page = (STATIC_DIR / "dashboard.html").read_text()
+    media = MediaOrigin()
 
     @app.get("/dashboard", include_in_schema=False)
-    async def dashboard() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Content-Security-Policy": DASHBOARD_CSP, "Cache-Control": "no-store"})
+    async def dashboard(request: Request) -> HTMLResponse:
+        csp = dashboard_csp(await media.of(app_state(request).artifacts))
+        return HTMLResponse(page, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
 
     for name, media_type in ASSETS.items():
         app.add_api_route(f"/dashboard/{name}", _asset(STATIC_DIR / name, media_type), include_in_schema=False)
+
+
+def dashboard_csp(recordings: str | None) -> str:
+    """Nothing from another host but a session's recording and transcript from the store's origin
+    (`recordings`: a pre-signed URL's; None where the dispatcher serves them, api/media_origin.py)."""
+    return (f"default-src 'none'; script-src 'self'; style-src 'self'; connect-src {sources(recordings)}; "
+            f"media-src {sources(recordings)}; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
 
 
 def _asset(path: Path, media_type: str) -> Any:
