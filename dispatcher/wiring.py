@@ -51,6 +51,7 @@ from dispatcher.releases.key_defaults import key_defaults
 from dispatcher.releases.live import LiveReleases
 from dispatcher.reserve.factory import build_pool_sizing, build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
+from dispatcher.reserve.pool_sizing import follow_releases as follow_pool_releases
 from dispatcher.reserve.prices import bot_price
 from dispatcher.reserve.releases import follow as follow_releases
 from dispatcher.sessions.cost import SessionCosts
@@ -139,6 +140,8 @@ def build_state(
     if reserve is not None:
         reserve.releases.transport = settings.transports[0]  # what its idle bots serve
         follow_releases(reserve.releases, releases, reserve.wake)
+    if pool_sizing is not None:
+        follow_pool_releases(pool_sizing, releases)  # a pool per release, sized from its share
     artifacts = build_artifacts(env, channels=channels, note=timeline.note, events=timeline.read, region=regions.here,
                                 provider=machines.name, running=functools.partial(_running, machines),
                                 max_session_seconds=settings.max_session_seconds)

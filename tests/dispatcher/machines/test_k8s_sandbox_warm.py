@@ -243,7 +243,7 @@ async def test_only_the_pools_own_pods_are_admitted_on_their_identity_alone(
 
     await until(lambda: any(fake.pods.get(n) for n in fake.warm("someone-elses")), "the other pool's pod", timeout=20)
     [other] = fake.warm("someone-elses")
-    assert "not of pool" in str(await pool.pool_identity.grant(hello(other)))
+    assert "not of a voicefleet pool" in str(await pool.pool_identity.grant(hello(other)))
 
     # A bare pod of the same ServiceAccount and audience (a `pods` mode session's): no Sandbox of the pool.
     pods = K8sMachines.from_env(env(fake, K8S_MODE="pods"))
