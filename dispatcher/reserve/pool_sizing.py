@@ -12,16 +12,11 @@ The size is one value the replicas share outside the store, so only a lease the 
 writes it (never a replica's stand-in lease while the store is away: the size then stays as it is),
 checked again just before each write, which is one bounded try (REDIS_LEASE_SECONDS, 15 s by default,
 outlasts it). A replica that takes the lease reads the size first and keeps it for a window before
-lowering it (a deploy's lease hop lowers nothing); the size is read again every REREAD_SECONDS (a
-`kubectl scale` by hand is undone then). A fall waits
-while a claim younger than TAKING_SECONDS is not bound: the pool's controller deletes surplus
-Sandboxes from its cache, and could delete the one being adopted. A refused call is logged once and
-retried with backoff. docs/kubernetes.md ("The pool's size").
-
-Each release with traffic has a pool of its own (dispatcher/machines/k8s/release_pools.py), sized from
-its share of the forecast as the reserve sizes each release's idle bots (dispatcher/reserve/split.py):
-one plan per release, each pool kept at its own target with its own window. A release whose weight
-falls to 0 has its pool emptied at once (no window: its warm pods are of a version no start takes).
+lowering it; the size is read again every REREAD_SECONDS (a `kubectl scale` by hand is undone then).
+A fall waits while a claim younger than TAKING_SECONDS is not bound (the controller could delete the
+Sandbox being adopted). A refused call is logged once and retried with backoff. Each release with
+traffic has a pool of its own, planned from its share (split.py) with its own window; one at weight 0
+is emptied at once. docs/kubernetes.md ("The pool's size", "Pools per release").
 """
 
 from __future__ import annotations

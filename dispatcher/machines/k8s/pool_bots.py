@@ -8,9 +8,8 @@ pod's hello), the token names this pod and this pod's uid, the pod is active and
 (k8s/pool_pod.py), and the pod's Sandbox (its controller, named as the pod: new Sandboxes name their
 pod after themselves) is controlled by:
 
-- one of voicefleet's SandboxWarmPools (a release's, found by its label, or K8S_WARM_POOL:
-  k8s/release_pools.py; its uid, and its name hash in the Sandbox's pool label): an idle bot, whose id
-  is its pod's name;
+- a voicefleet SandboxWarmPool (k8s/release_pools.py; its uid, and its name hash in the Sandbox's
+  pool label): an idle bot, whose id is its pod's name;
 - a SandboxClaim `vf-<session id>` (its uid, the dispatcher's labels, live, on its release's pool, naming
   this Sandbox): session's bot (its claim adopted it, or created it cold).
 

@@ -1,6 +1,5 @@
 """`MACHINES=k8s` in the `agent-sandbox` mode: one SandboxClaim per session against its release's
-SandboxWarmPool (kubernetes-sigs/agent-sandbox's extensions, `v1beta1`; docs/kubernetes.md; the pools
-per release: k8s/release_pools.py).
+SandboxWarmPool (k8s/release_pools.py; agent-sandbox's extensions, `v1beta1`; docs/kubernetes.md).
 
 A start creates the claim `vf-<session id>` (k8s/claims.py); the controller adopts a warm Sandbox of
 the pool for it, or creates one cold, and writes `status.sandbox.name` with the forwarded `Ready`.
@@ -219,8 +218,9 @@ class SandboxClaims(K8sMachines):
             for release, pool in sorted(pools.items()):
                 response = await self.api.call("GET", f"{self.pools_path}/{pool}/scale")
                 if response.status_code == 404:
-                    log.warning("release %s: no such SandboxWarmPool %s in K8S_NAMESPACE %s: its claims will be refused "
-                                "(WarmPoolNotFound) until it is created", release, pool, self.settings.namespace)
+                    log.warning("release %s: no such SandboxWarmPool %s in K8S_NAMESPACE %s: its claims will be "
+                                "refused (WarmPoolNotFound) until it is created",
+                                release, pool, self.settings.namespace)
                     continue
                 if response.status_code != 200:
                     raise self._failed(response, f"read sandboxwarmpool {pool}'s scale")
