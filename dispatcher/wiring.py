@@ -104,7 +104,8 @@ def build_state(
     channels = BotChannels(channel_access.credentials if channel_access else None, claims=coordination.claims,
                            identity=OneUse(machines.identity, coordination.identity_proofs),
                            max_connections=settings.bot_channel_max_connections,
-                           max_identity_only=settings.bot_channel_max_identity_only)
+                           max_identity_only=settings.bot_channel_max_identity_only,
+                           identity_only_per_address=settings.bot_channel_identity_only_per_address)
     replication = Replication(coordination, channels, machines)
     reserve = build_reserve(env, settings.machines, machines, channels, metrics, coordination=coordination,
                             max_session_seconds=settings.max_session_seconds)

@@ -7,7 +7,8 @@ Run as `python -m tests.replicas.redialling_bot` by tests/replicas/fly_bots.py, 
 environment the dispatcher gave the machine (cold: its session; reserve: its bot id), as Fly runs
 the bot image. With `STANDIN_HEARD=1` in its environment, an answered offer is followed by the
 reports a real bot sends once its caller joins and hears it (`joined`, `first_audio`): what a release's
-smoke session waits for.
+smoke session waits for. With `STANDIN_FAILS=1`, its session fails as one whose `bot()` raises: it
+reports the error and ends with `bot_failed` (exit code 1).
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ async def serve() -> int:
         if await channel.wait_assigned() is None:
             await channel.close()
             return lifecycle.reason.exit_code
+        if os.environ.get("STANDIN_FAILS") == "1":  # the release's bot() raises as its session begins
+            await channel.report("error", detail="RuntimeError: bot() raised")
+            await channel.report("ended", reason="bot_failed", exit_code=1)
+            await channel.close()
+            return 1
         events.emit("ready", pid=os.getpid())
         await channel.report("ready")
         await lifecycle.wait()
