@@ -425,12 +425,14 @@ def test_the_mode_offers_one_web_transport_the_pools_template_boots(fake_k8s_san
     assert K8sSettings.from_env({**base, "TRANSPORTS": "daily,webrtc", "K8S_MODE": "pods"}).mode == "pods"
 
 
-def test_the_mode_needs_the_bot_channel(fake_k8s_sandbox: FakeAgentSandbox) -> None:
-    """Its bots get nothing at launch: without a channel no session could reach one."""
+def test_either_mode_needs_the_bot_channel(fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """Their bots get no session value at launch: without a channel no session could reach one."""
     from dispatcher.factory import configuration_problems
 
     base = {**env(fake_k8s_sandbox), "MACHINES": "k8s", "TRANSPORTS": "webrtc"}
     needs = [p for p in configuration_problems(base) if "K8S_MODE=agent-sandbox needs the bot channel" in p]
     assert needs and "BOT_CHANNEL_TOKEN" in needs[0]
-    for fine in ({**base, "BOT_CHANNEL_TOKEN": "c" * 40}, {**base, "K8S_MODE": "pods"}):
+    pods = [p for p in configuration_problems({**base, "K8S_MODE": "pods"}) if "needs the bot channel" in p]
+    assert pods and pods[0].startswith("MACHINES=k8s needs the bot channel")  # a session pod holds no secret either
+    for fine in ({**base, "BOT_CHANNEL_TOKEN": "c" * 40}, {**base, "K8S_MODE": "pods", "BOT_CHANNEL_TOKEN": "c" * 40}):
         assert not [p for p in configuration_problems(fine) if "needs the bot channel" in p]
