@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from botchannel.contract import Hello
-from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
 from dispatcher.machines.k8s.api import quota_resources
@@ -31,6 +32,7 @@ from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import SettingsError
+from dispatcher.store.local import LocalClaims
 from tests.fakes.k8s import EVICTED, NAMESPACE, TOKEN, FakeKubernetes
 
 RELEASE_IMAGE = "registry.example/voicefleet-bot@sha256:" + "1" * 64
@@ -521,3 +523,26 @@ async def test_a_session_pod_holds_its_session_id_and_no_secret_of_it(k8s: K8sMa
         assert value not in held, f"the session's {what} value is in its pod"
     assert set(fake_k8s.envs[name]) == {"BOT_CHANNEL_URL", "BOT_IMAGE_DIGEST", "BOT_IDENTITY", "VOICEFLEET_SESSION_ID",
                                         "MAX_SESSION_SECONDS", "BOT_TRANSPORT"}
+
+
+async def test_a_session_pods_hello_is_admitted_on_its_identity_alone_for_its_own_session_only(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes) -> None:
+    channels = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=k8s.identity)
+    k8s.watch_channels(channels)
+    assert channels.identity_only is not None
+    a, b = spec(), spec()
+    await k8s.launch(a)
+    await k8s.launch(b)
+    pod_a, pod_b = f"vf-{a.session_id}", f"vf-{b.session_id}"
+
+    def hello(pod: str, token_of: str, **kw: object) -> Hello:
+        return Hello(**{"machine_id": pod, "identity": fake_k8s.token_of(token_of), **kw})  # type: ignore[arg-type]
+
+    granted = await channels.identity_only.grant(hello(pod_a, pod_a, session_id=a.session_id))
+    assert isinstance(granted, BotGrant) and (granted.kind, granted.subject) == ("session", a.session_id)
+    assert "is session" in str(await channels.identity_only.grant(hello(pod_a, pod_a, session_id=b.session_id)))
+    assert "not vf-" in str(await channels.identity_only.grant(hello(pod_b, pod_a, session_id=b.session_id)))
+    assert "not a JWT" in str(await channels.identity_only.grant(
+        Hello(machine_id=pod_a, identity="forged", session_id=a.session_id)))
+    fake_k8s.set_phase(pod_b, "Succeeded", 0)
+    assert "has ended" in str(await channels.identity_only.grant(hello(pod_b, pod_b)))
