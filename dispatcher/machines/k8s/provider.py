@@ -84,6 +84,7 @@ class K8sMachines:
         self._ended: Recent[str, Machine] = Recent(10_000)
         self.identity: MachineIdentity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience, account=settings.bot_account)
+        self._channel_on = False  # the dispatcher has a bot channel: a session's pod holds no secret of it
         self.session_tokens = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                           audience=settings.token_audience, account=settings.bot_account)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
@@ -96,7 +97,7 @@ class K8sMachines:
         """A pod's env: the channel's URL, the image, `values`; with a channel, the bot proves its pod with
         the pod's projected token (k8s/identity.py, k8s/session_pods.py)."""
         channel = {CHANNEL_URL_VARIABLE: self._channel_url} if self._channel_url else {}
-        identity = {IDENTITY_VARIABLE: "k8s"} if self._channel_url or CHANNEL_TOKEN_VARIABLE in values else {}
+        identity = {IDENTITY_VARIABLE: "k8s"} if self._channel_on or CHANNEL_TOKEN_VARIABLE in values else {}
         return {**channel, IMAGE_VARIABLE: image, **identity, **values}
 
     def remember(self, session_id: str, pod: Mapping[str, Any]) -> None:
@@ -141,14 +142,17 @@ class K8sMachines:
     def session_values(self, spec: LaunchSpec) -> dict[str, str]:
         """What a session's pod holds of it: with a channel its id, cap and transport (no secret: the rest
         comes over the channel); without one, every value (a deployment with no other way to its bots)."""
-        if not self._channel_url:
+        if not self._channel_on:
             return bot_environment(spec)
         return {SESSION_ID: spec.session_id, MAX_SESSION_SECONDS: str(spec.max_session_seconds),
                 TRANSPORT: session_transport(spec)}
 
     def watch_channels(self, channels: BotChannels) -> None:
         """A session pod's bot dials with its pod's identity alone (k8s/session_pods.py); its token is read
-        first, so junk costs no TokenReview (k8s/hello_precheck.py)."""
+        first, so junk costs no TokenReview (k8s/hello_precheck.py). No channel: nothing to watch."""
+        if channels.credentials is None:
+            return
+        self._channel_on = True
         channels.identity_only = PrecheckedPool(SessionPodIdentity(self.session_tokens, self.read_pod, time.time),
                                                 audience=self.settings.token_audience,
                                                 username=self.session_tokens.username)

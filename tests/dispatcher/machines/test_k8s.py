@@ -52,6 +52,8 @@ def env(fake: FakeKubernetes, **extra: str) -> dict[str, str]:
 @pytest.fixture
 async def k8s(fake_k8s: FakeKubernetes) -> AsyncIterator[K8sMachines]:
     machines = K8sMachines.from_env(env(fake_k8s))
+    # As the dispatcher wires it with its bot channel (BOT_CHANNEL_TOKEN): session pods' bots dial on their identity.
+    machines.watch_channels(BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=machines.identity))
     yield machines
     await machines.aclose()
 
