@@ -10,11 +10,14 @@ The list is kept for REFRESH_SECONDS and read again at once (at most once per MI
 release has no pool in it: a pool the deployer just made is found at its first start. The default
 release, where no pool carries its label, is K8S_WARM_POOL's (a deployment with no releases keeps the
 one pool it had). A release with no pool is refused with its name and the fix: a claim needs a pool
-(`warmPoolRef` is required since v1beta1), so there is no cold start without one.
+(`warmPoolRef` is required since v1beta1), so there is no cold start without one. A Role without
+`list` on sandboxwarmpools (one made before the pools per release) is logged once, naming the grant:
+every release but the default one then has no pool.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +31,8 @@ REFRESH_SECONDS = 30.0  # a list of the pools is trusted this long
 MISS_SECONDS = 2.0  # a release with no pool: the list read again, at most this often
 POOL_VERBS = "list sandboxwarmpools"
 
+log = logging.getLogger("dispatcher.machines.k8s")
+
 
 class ReleasePools:
     def __init__(self, api: KubeApi, pools_path: str, *, default_pool: str, namespace: str, rbac: str = POOL_VERBS,
@@ -37,10 +42,18 @@ class ReleasePools:
         self._clock = clock
         self._pools: dict[str, str] = {}  # release → its pool's name, as last listed
         self._listed_at = -float("inf")
+        self._told_forbidden = False
 
     async def refresh(self) -> Mapping[str, str]:
         """Every labelled pool, listed now: release → pool name (one pool per release; a second is refused)."""
         response = await self._api.call("GET", self._path, params={"labelSelector": LABEL_RELEASE})
+        if response.status_code == 403:  # a Role from before the pools per release: the default release's only
+            if not self._told_forbidden:
+                log.warning("the releases' SandboxWarmPools cannot be listed (grant the dispatcher's Role `list` on "
+                            "sandboxwarmpools): only the default release has a pool, K8S_WARM_POOL %s", self._default)
+                self._told_forbidden = True
+            self._pools, self._listed_at = {}, self._clock()
+            return {}
         if response.status_code != 200:
             raise self._api.failed(response, "list sandboxwarmpools", self._rbac)
         found: dict[str, str] = {}

@@ -63,7 +63,7 @@ from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.retry import Backoff
 
-CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get and list sandboxwarmpools, "
+CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get sandboxwarmpools, "
                "get sandboxtemplates, get and patch sandboxwarmpools/scale, get, list and watch pods, get sandboxes")
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -20,8 +20,8 @@ from dispatcher.releases.catalogue import Catalogue, Release
 from dispatcher.releases.traffic import Traffic
 from tests.dispatcher.machines.test_k8s import spec
 from tests.dispatcher.machines.test_k8s_pool_sizing import Clock, sizing, starts, ticks
-from tests.dispatcher.machines.test_k8s_sandbox import CHANNEL_URL, env
-from tests.fakes.k8s_sandbox import FakeAgentSandbox
+from tests.dispatcher.machines.test_k8s_sandbox import CHANNEL_URL, add_pool, env
+from tests.fakes.k8s_sandbox import POOL, FakeAgentSandbox
 
 STABLE, CANARY = "stable", "canary"
 IMAGES = {STABLE: "registry.example/bot@sha256:" + "a" * 64, CANARY: "registry.example/bot@sha256:" + "b" * 64}
@@ -150,3 +150,20 @@ async def test_each_releases_pool_is_sized_from_its_share_and_emptied_at_weight_
     await ticks(pools, clock, 1)
     assert size(CANARY) == 0  # at once: no window keeps a version no start takes
     assert size(STABLE) >= 1
+
+
+async def test_a_role_that_may_not_list_pools_keeps_the_default_release_on_its_pool_and_names_the_grant(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    fake = fake_k8s_sandbox
+    add_pool(fake, 0)  # K8S_WARM_POOL, as a stack from before the pools per release makes it
+    add_release_pool(fake, CANARY, 0)
+    fake.fail(403, times=100, method="GET", path_suffix="/sandboxwarmpools", body={
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+        "message": "sandboxwarmpools.extensions.agents.x-k8s.io is forbidden: cannot list resource"})
+    await claims.launch(spec())
+    [create] = fake.calls_to("POST", "/sandboxclaims")
+    assert create.json()["spec"]["warmPoolRef"] == {"name": POOL}
+    with pytest.raises(MachinesError) as refused:
+        await claims.launch(spec(release=CANARY, image=IMAGES[CANARY]))
+    assert refused.value.reason == "k8s_no_release_pool"
+    assert "grant the dispatcher's Role `list` on sandboxwarmpools" in caplog.text
