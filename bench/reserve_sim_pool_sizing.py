@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar, cast
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.identity import Unverified
 from dispatcher.observability.metrics import Metrics
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
@@ -40,13 +41,13 @@ class ClusterCalls:
         self.name = name
         self._cluster = cluster
 
-    async def pool_size(self) -> int:
+    async def pool_size(self, release: str) -> int:
         return self._cluster.pool_read()
 
-    async def scale_pool(self, replicas: int) -> None:
+    async def scale_pool(self, release: str, replicas: int) -> None:
         self._cluster.scaled(replicas)
 
-    async def pool_taking(self, within_seconds: float) -> int:
+    async def pool_taking(self, release: str, within_seconds: float) -> int:
         return self._cluster.taking(within_seconds)
 
 
@@ -65,7 +66,7 @@ class SimulatedSizing:
 
     def keep_size(self, epoch: float, target: int) -> None:
         """This tick's ready target kept as the dispatcher keeps it (its `tick` after the plan)."""
-        at_once(self.sizing._keep_size(epoch, target))
+        at_once(self.sizing.keep_sizes(epoch, {DEFAULT_RELEASE: target}))
 
 
 def at_once(step: Coroutine[Any, Any, T]) -> T:

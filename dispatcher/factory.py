@@ -202,13 +202,17 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
 
 
 def _pool_channel(env: Mapping[str, str]) -> None:
-    """An agent-sandbox pool's bot holds no launch value (its claim and pod are readable by whoever may
-    `get` them): it takes its session over the channel, so the mode needs one (docs/kubernetes.md)."""
+    """A Kubernetes bot's pod holds no session value and no credential (whoever may `get` pods or claims
+    reads them): its bot takes its session over the channel, so `MACHINES=k8s` needs one (docs/kubernetes.md)."""
     from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 
-    if env.get("K8S_MODE", "").strip().lower() == AGENT_SANDBOX and not env.get("BOT_CHANNEL_TOKEN", "").strip():
+    if env.get("BOT_CHANNEL_TOKEN", "").strip():
+        return
+    if env.get("K8S_MODE", "").strip().lower() == AGENT_SANDBOX:
         raise SettingsError("K8S_MODE=agent-sandbox needs the bot channel (BOT_CHANNEL_TOKEN, and BOT_CHANNEL_URL "
                             "in the SandboxTemplate's pod): its bots take their sessions over it")
+    raise SettingsError("MACHINES=k8s needs the bot channel (BOT_CHANNEL_TOKEN and BOT_CHANNEL_URL): a session's "
+                        "pod holds no secret of it, so its bot takes its values over the channel")
 
 
 def _regions(env: Mapping[str, str]) -> None:

@@ -56,6 +56,7 @@ from dispatcher.releases.key_defaults import key_defaults
 from dispatcher.releases.live import LiveReleases
 from dispatcher.reserve.factory import build_pool_sizing, build_reserve
 from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
+from dispatcher.reserve.pool_sizing import follow_releases as follow_pool_releases
 from dispatcher.reserve.prices import bot_price
 from dispatcher.reserve.releases import follow as follow_releases
 from dispatcher.sessions.cost import SessionCosts
@@ -108,7 +109,8 @@ def build_state(
     channels = BotChannels(channel_access.credentials if channel_access else None, claims=coordination.claims,
                            identity=OneUse(machines.identity, coordination.identity_proofs),
                            max_connections=settings.bot_channel_max_connections,
-                           max_identity_only=settings.bot_channel_max_identity_only)
+                           max_identity_only=settings.bot_channel_max_identity_only,
+                           identity_only_per_address=settings.bot_channel_identity_only_per_address)
     replication = Replication(coordination, channels, machines)
     reserve = build_reserve(env, settings.machines, machines, channels, metrics, coordination=coordination,
                             max_session_seconds=settings.max_session_seconds)
@@ -144,6 +146,8 @@ def build_state(
     if reserve is not None:
         reserve.releases.transport = settings.transports[0]  # what its idle bots serve
         follow_releases(reserve.releases, releases, reserve.wake)
+    if pool_sizing is not None:
+        follow_pool_releases(pool_sizing, releases)  # a pool per release, sized from its share
     artifacts = build_artifacts(env, channels=channels, note=timeline.note, events=timeline.read, region=regions.here,
                                 provider=machines.name, running=functools.partial(_running, machines),
                                 max_session_seconds=settings.max_session_seconds,

@@ -40,7 +40,7 @@ from botchannel.contract import (
 from dispatcher.channel.admission import HelloRules
 from dispatcher.channel.credentials import BotCredentials, BotGrant, bearer
 from dispatcher.channel.identity import IdentityOnly, MachineIdentity
-from dispatcher.channel.identity_only_gate import IdentityOnlyGate
+from dispatcher.channel.identity_only_gate import PER_ADDRESS, IdentityOnlyGate
 from dispatcher.channel.link_hold import LinkHold
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_format import SESSION_ID
@@ -156,6 +156,7 @@ class BotChannels:
     def __init__(
         self, credentials: BotCredentials | None, *, claims: Claims, identity: MachineIdentity,
         max_connections: int = DEFAULT_MAX_CONNECTIONS, max_identity_only: int = DEFAULT_MAX_IDENTITY_ONLY,
+        identity_only_per_address: int = PER_ADDRESS,
     ) -> None:
         self.credentials = credentials  # None: no channel (a cloud deployment without BOT_CHANNEL_TOKEN)
         self.identity = identity  # the machines provider's check that a hello comes from its machine
@@ -164,7 +165,7 @@ class BotChannels:
         self.max_connections = max_connections
         self.connections = 0  # open channel sockets, counted by the route
         # Credential-less sockets whose hello is not admitted yet: their own places, and a rate per address.
-        self.identity_only_gate = IdentityOnlyGate(max_identity_only)
+        self.identity_only_gate = IdentityOnlyGate(max_identity_only, per_address=identity_only_per_address)
         self._idle: dict[str, BotLink] = {}  # machine id → idle link, oldest first
         self._dialling: dict[str, int] = {}  # pool bot's machine id → its hellos past the grant, not yet ended
         self._by_session: dict[str, BotLink] = {}

@@ -5,9 +5,10 @@ A socket with no credential (a Kubernetes agent-sandbox pool bot's: dispatcher/c
 the channel could open many and make each cost a check. Until its hello is admitted it holds one of
 `most` pending places of its own (BOT_CHANNEL_MAX_IDENTITY_ONLY), never one of the credentialed bots'
 channels (BOT_CHANNEL_MAX_CONNECTIONS); once admitted it is a bot like any other and takes a channel
-(dispatcher/api/routers/bots.py). One remote address may open PER_ADDRESS such sockets per
-WINDOW_SECONDS: a pool bot dials once and holds its channel (its pod has an address of its own), so
-more is a flood, refused with a close reason that says so.
+(dispatcher/api/routers/bots.py). One remote address may open `per_address` such sockets per
+WINDOW_SECONDS (BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS, PER_ADDRESS by default): a pool bot dials once and
+holds its channel (its pod has an address of its own), so more is a flood, refused with a close reason
+that says so; pods that reach the channel through one address (an ingress, SNAT) need it raised.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ MAX_ADDRESSES = 10_000  # addresses remembered at once (the oldest forgotten fir
 
 
 class IdentityOnlyGate:
-    def __init__(self, most: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.most, self.pending = most, 0
+    def __init__(self, most: int, *, per_address: int = PER_ADDRESS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.most, self.pending, self.per_address = most, 0, per_address
         self._clock = clock
         self._opened: OrderedDict[str, deque[float]] = OrderedDict()  # address → its recent sockets' times
 
@@ -37,8 +39,9 @@ class IdentityOnlyGate:
         self._opened[key] = opened  # the newest address last: the oldest is forgotten first
         while len(self._opened) > MAX_ADDRESSES:
             self._opened.popitem(last=False)
-        if len(opened) >= PER_ADDRESS:
-            return f"over {PER_ADDRESS} credential-less dials from this address in {WINDOW_SECONDS:g} s; dial later"
+        if len(opened) >= self.per_address:
+            return (f"over {self.per_address} credential-less dials from this address in {WINDOW_SECONDS:g} s "
+                    "(BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS); dial later")
         opened.append(now)
         if self.pending >= self.most:
             return "too many credential-less hellos being checked (BOT_CHANNEL_MAX_IDENTITY_ONLY); dial later"

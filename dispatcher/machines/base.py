@@ -282,23 +282,23 @@ class SettlesAtStart(Protocol):
 
 @runtime_checkable
 class PooledMachines(Machines, Protocol):
-    """A provider whose warm machines the platform keeps in a pool of its own (agent-sandbox's
-    SandboxWarmPool): a start's machine is taken from it by the platform, which refills it, so the
+    """A provider whose warm machines the platform keeps in pools of its own, one per release
+    (agent-sandbox's SandboxWarmPool): a start's machine is taken from it by the platform, which refills it, so the
     dispatcher only sizes it (dispatcher/reserve/pool_sizing.py). Every machine, warm or made cold for
     a start, is the pool's template's, so none holds a channel credential of its own: a start issues
     none (dispatcher/sessions/cold_secrets.py) and its bot dials with its machine's identity alone."""
 
-    async def pool_size(self) -> int:
-        """How many warm machines the pool is set to keep."""
+    async def pool_size(self, release: str) -> int:
+        """How many warm machines the release's pool is set to keep."""
         ...
 
-    async def scale_pool(self, replicas: int) -> None:
-        """Sets how many warm machines the pool keeps: one try, bounded by the provider's timeout."""
+    async def scale_pool(self, release: str, replicas: int) -> None:
+        """Sets how many warm machines the release's pool keeps: one try, bounded by the provider's timeout."""
         ...
 
-    async def pool_taking(self, within_seconds: float) -> int:
-        """Starts of the last `within_seconds` taking a machine from the pool right now, at any replica:
-        a pool shrunk meanwhile may delete the very machine one is taking."""
+    async def pool_taking(self, release: str, within_seconds: float) -> int:
+        """Starts of the release of the last `within_seconds` taking a machine from its pool right now, at
+        any replica: a pool shrunk meanwhile may delete the very machine one is taking."""
         ...
 
 

@@ -12,11 +12,11 @@ The size is one value the replicas share outside the store, so only a lease the 
 writes it (never a replica's stand-in lease while the store is away: the size then stays as it is),
 checked again just before each write, which is one bounded try (REDIS_LEASE_SECONDS, 15 s by default,
 outlasts it). A replica that takes the lease reads the size first and keeps it for a window before
-lowering it (a deploy's lease hop lowers nothing); the size is read again every REREAD_SECONDS (a
-`kubectl scale` by hand is undone then). A fall waits
-while a claim younger than TAKING_SECONDS is not bound: the pool's controller deletes surplus
-Sandboxes from its cache, and could delete the one being adopted. A refused call is logged once and
-retried with backoff. docs/kubernetes.md ("The pool's size").
+lowering it; the size is read again every REREAD_SECONDS (a `kubectl scale` by hand is undone then).
+A fall waits while a claim younger than TAKING_SECONDS is not bound (the controller could delete the
+Sandbox being adopted). A refused call is logged once and retried with backoff. Each release with
+traffic has a pool of its own, planned from its share (split.py) with its own window; one at weight 0
+is emptied at once. docs/kubernetes.md ("The pool's size", "Pools per release").
 """
 
 from __future__ import annotations
@@ -26,15 +26,19 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from dispatcher.channel.bots import BotChannels
 from dispatcher.machines.base import LaunchResult, LaunchSpec, MachinesError, PooledMachines
+from dispatcher.releases.catalogue import Catalogue
+from dispatcher.releases.live import LiveReleases
+from dispatcher.releases.traffic import Traffic
 from dispatcher.reserve.fleet import UNPACED, FleetPlanning
 from dispatcher.reserve.metrics import ReserveMetrics
 from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
-from dispatcher.reserve.releases import DEFAULT_ONLY
+from dispatcher.reserve.releases import DEFAULT_ONLY, WarmRelease
 from dispatcher.reserve.scale_window import ScaleDownWindow
 from dispatcher.settings import float_setting
 from dispatcher.store.client import StoreUnavailable
@@ -63,6 +67,19 @@ def pool_window(env: Mapping[str, str]) -> float:
 STORE_AWAY = "the store does not grant this replica the planning lease now: the pool's size is left as it is"
 # The platform refills its pool with no create limit of ours to keep.
 POOL_TIERS = Tiers(frozen=False, resume_seconds=0.0, create_per_second=UNPACED.per_second)
+NO_POOL = "k8s_no_release_pool"  # a release at weight 0 with no pool of its own: nothing to empty
+
+
+@dataclass
+class KeptPool:
+    """One release's pool as the lease holder keeps it: its window of targets and its size as last read or written."""
+
+    window: ScaleDownWindow
+    known: int | None = None
+    known_at: float = -math.inf
+    fall_at: float = -math.inf  # a fall put off while claims were being bound: asked again from then
+    target: int | None = None
+    seeded: bool = field(default=False)
 
 
 class PoolSizing:
@@ -77,17 +94,35 @@ class PoolSizing:
         self._wall = wall
         creates = coordination.create_limit(machines.name, UNPACED.per_second, UNPACED.burst)
         self.planning = FleetPlanning(coordination.pool, coordination.claims, settings, planner, POOL_TIERS, creates)
-        self._window = ScaleDownWindow(scaledown_seconds, settings.max_idle)
-        self.target: int | None = None  # the planner's ready target at this replica's last plan
-        self.known: int | None = None  # the pool's size as this replica last read or wrote it, holding the lease
-        self._known_at = -math.inf
+        self._scaledown_seconds = scaledown_seconds
+        self.pools: dict[str, KeptPool] = {}  # release → its pool as kept, holding the lease
+        self.with_traffic: tuple[WarmRelease, ...] = DEFAULT_ONLY  # until the traffic is first read
+        self.without_traffic: tuple[str, ...] = ()  # releases at weight 0: their pools emptied
         self._held = False  # the store granted this replica the lease at its last check
-        self._fall_at = -math.inf  # a fall put off while claims were being bound: asked again from then
         self._retry_at = -math.inf
         self._retry_seconds = RETRY_FIRST_SECONDS
         self._logged: str | None = None  # the last refusal logged, so a standing one is logged once
         self._draining = False
         self._arrivals: set[asyncio.Task[None]] = set()
+
+    @property
+    def target(self) -> int | None:
+        """The planner's ready target at this replica's last plan, every release's together."""
+        targets = [kept.target for kept in self.pools.values() if kept.target is not None]
+        return sum(targets) if targets else None
+
+    @property
+    def known(self) -> int | None:
+        """The pools' sizes as this replica last read or wrote them, holding the lease, together."""
+        sizes = [kept.known for kept in self.pools.values() if kept.known is not None]
+        return sum(sizes) if sizes else None
+
+    def follow(self, traffic: Traffic, catalogue: Catalogue) -> None:
+        """The traffic changed: each release with traffic gets its share of the forecast; one at weight 0
+        has its pool emptied."""
+        shares = {release.name: traffic.weights.get(release.name, 0) / 100 for release in catalogue.releases}
+        self.with_traffic = tuple(WarmRelease(name, None, share) for name, share in shares.items() if share > 0)
+        self.without_traffic = tuple(name for name, share in shares.items() if share <= 0)
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         """A start: the provider's launch (warm or cold is the platform's), counted as demand first
@@ -111,14 +146,42 @@ class PoolSizing:
             return
         epoch = self._wall()
         await self._coordination.pool.publish(self._view(epoch))
-        planned = await self.planning.tick(epoch, [(DEFAULT_ONLY[0], "")])
-        if planned is None:  # another replica sizes the pool
+        releases: Sequence[WarmRelease] = self.with_traffic or DEFAULT_ONLY
+        planned = await self.planning.tick(epoch, [(release, "") for release in releases])
+        if planned is None:  # another replica sizes the pools
             self._let_go()
             return
-        plan = planned[0].plan
-        self.target = plan.ready_target
-        self._metrics.planned(ready_target=plan.ready_target, covered=plan.covered)
-        await self._keep_size(epoch, plan.ready_target)
+        for each in planned:
+            self._kept(each.release.name).target = each.plan.ready_target
+        self._metrics.planned(ready_target=sum(p.plan.ready_target for p in planned),
+                              covered=sum(p.plan.covered for p in planned))
+        await self.keep_sizes(epoch, {each.release.name: each.plan.ready_target for each in planned})
+
+    async def keep_sizes(self, epoch: float, targets: Mapping[str, int]) -> None:
+        """Each release's pool at its planned target, the releases at weight 0 emptied, holding the lease."""
+        if not await self._lease_in_store():
+            return
+        if epoch < self._retry_at:
+            if self._held:
+                for release, target in targets.items():  # the windows still see every target
+                    self._kept(release).window.size(epoch, target)
+            return
+        try:
+            every = [*((name, target, False) for name, target in targets.items()),
+                     *((name, 0, True) for name in self.without_traffic if name not in targets)]
+            for release, target, emptied in every:
+                if not await self._keep_size(epoch, release, target, emptied=emptied):
+                    return  # the lease is no longer this replica's
+        except MachinesError as exc:
+            self._failed(epoch, exc)
+            return
+        self._held = True
+        self._succeeded()
+
+    def _kept(self, release: str) -> KeptPool:
+        if (kept := self.pools.get(release)) is None:
+            kept = self.pools[release] = KeptPool(ScaleDownWindow(self._scaledown_seconds, self.settings.max_idle))
+        return kept
 
     async def drain(self) -> None:
         """This replica stops: the lease goes to another at once, with the sizer's state."""
@@ -132,40 +195,39 @@ class PoolSizing:
             task.cancel()
         await asyncio.gather(*self._arrivals, return_exceptions=True)
 
-    async def _keep_size(self, epoch: float, target: int) -> None:
-        if not await self._lease_in_store():
-            return
-        if epoch < self._retry_at:
-            if self._held:
-                self._window.size(epoch, target)  # the window still sees every target
-            return
-        try:
-            if not self._held or self.known is None or epoch - self._known_at >= REREAD_SECONDS:
-                found = await self._machines.pool_size()
-                if not self._held:
-                    self._window.seed(epoch, found)  # kept a window before it is lowered
-                self._held, self.known, self._known_at = True, found, epoch
-            # RESERVE_MAX_IDLE=0 empties it at once: no window holds what the settings forbid.
-            size = self._window.size(epoch, target) if self.settings.enabled else 0
-            if size == self.known:
-                self._succeeded()
-                return
-            if size < self.known:
-                if epoch < self._fall_at:
-                    return
-                if taking := await self._machines.pool_taking(TAKING_SECONDS):  # a list of claims: not every tick
-                    self._fall_at = epoch + FALL_RETRY_SECONDS
-                    log.debug("warm pool: %d claim(s) being bound; not lowered to %d yet", taking, size)
-                    return
-            if not await self._lease_in_store():  # again just before the write: a stale holder never writes
-                return
-            await self._machines.scale_pool(size)
-        except MachinesError as exc:
-            self._failed(epoch, exc)
-            return
-        log.info("warm pool sized to %d (was %d)", size, self.known)
-        self.known, self._known_at = size, epoch
-        self._succeeded()
+    async def _keep_size(self, epoch: float, release: str, target: int, *, emptied: bool) -> bool:
+        """The release's pool at its target: up at once, down after its window (at once when `emptied`:
+        the release has no traffic), never while one of its claims is being bound. False: the lease went."""
+        kept = self._kept(release)
+        if not self._held or kept.known is None or epoch - kept.known_at >= REREAD_SECONDS:
+            try:
+                found = await self._machines.pool_size(release)
+            except MachinesError as exc:
+                if emptied and exc.reason == NO_POOL:  # no pool of its own: nothing to empty (asked again later)
+                    kept.known, kept.known_at = 0, epoch
+                    return True
+                raise
+            if not kept.seeded:
+                kept.window.seed(epoch, found)  # kept a window before it is lowered
+                kept.seeded = True
+            kept.known, kept.known_at = found, epoch
+        # RESERVE_MAX_IDLE=0 empties it at once: no window holds what the settings forbid.
+        size = 0 if emptied or not self.settings.enabled else kept.window.size(epoch, target)
+        if size == kept.known:
+            return True
+        if size < kept.known:
+            if epoch < kept.fall_at:
+                return True
+            if taking := await self._machines.pool_taking(release, TAKING_SECONDS):  # a list of claims: not every tick
+                kept.fall_at = epoch + FALL_RETRY_SECONDS
+                log.debug("warm pool of %s: %d claim(s) being bound; not lowered to %d yet", release, taking, size)
+                return True
+        if not await self._lease_in_store():  # again just before the write: a stale holder never writes
+            return False
+        await self._machines.scale_pool(release, size)
+        log.info("warm pool of release %s sized to %d (was %d)", release, size, kept.known)
+        kept.known, kept.known_at = size, epoch
+        return True
 
     async def _lease_in_store(self) -> bool:
         """Whether the store itself grants this replica the lease now; else the size is left alone (logged
@@ -179,7 +241,9 @@ class PoolSizing:
         return False
 
     def _let_go(self) -> None:
-        self._held, self.known = False, None
+        self._held = False
+        for kept in self.pools.values():
+            kept.known, kept.seeded = None, False
 
     def _failed(self, epoch: float, exc: MachinesError) -> None:
         pause = min(max(self._retry_seconds, exc.retry_after or 0.0), RETRY_MAX_SECONDS)
@@ -203,3 +267,9 @@ class PoolSizing:
         with contextlib.suppress(StoreUnavailable):
             await self._coordination.pool.arrived(self._wall(), cold=False)
 
+
+
+def follow_releases(sizing: PoolSizing, live: LiveReleases) -> None:
+    """The pools are sized for the releases with traffic now, and after every change."""
+    live.listeners.append(lambda traffic: sizing.follow(traffic, live.catalogue))
+    sizing.follow(live.traffic, live.catalogue)

@@ -58,7 +58,9 @@ class ColdSecrets:
         self._credentials = channels.credentials
         self._settings = settings
         self._machines = machines
-        self._issues_credentials = not isinstance(machines, PooledMachines)
+        # A provider may say its machines dial with their identity alone (a Kubernetes session pod).
+        self._issues_credentials = not isinstance(machines, PooledMachines) and getattr(
+            machines, "issues_credentials", True)
         self._metrics = metrics
         self.delivery = SessionSecrets(channels, coordination.session_values(self._credentials.sealing_key))
         self.deadline_seconds = deadline_seconds or settings.start_wait_seconds + BOT_DIAL_SECONDS

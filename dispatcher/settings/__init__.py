@@ -144,6 +144,7 @@ class Settings:
     transports: tuple[str, ...] = ()
     bot_channel_max_connections: int = 1000  # open bot channels at once (each live bot holds one)
     bot_channel_max_identity_only: int = 32  # credential-less channel sockets whose hello is being checked
+    bot_channel_identity_only_per_address: int = 5  # …and how many one address may open a minute
     # Connections waiting on a session (its event stream, a long-poll): at most this many per
     # replica and per API key, each for at most `session_wait_seconds`.
     session_waits: int = 1000
@@ -237,6 +238,9 @@ class Settings:
                                                     minimum=1),
             bot_channel_max_identity_only=int_setting(env, "BOT_CHANNEL_MAX_IDENTITY_ONLY",
                                                       cls.bot_channel_max_identity_only, minimum=1, maximum=1000),
+            bot_channel_identity_only_per_address=int_setting(env, "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS",
+                                                              cls.bot_channel_identity_only_per_address,
+                                                              minimum=1, maximum=10_000),
             session_waits=int_setting(env, "SESSION_WAITS", cls.session_waits, minimum=1),
             session_waits_per_key=int_setting(env, "SESSION_WAITS_PER_KEY", cls.session_waits_per_key, minimum=1),
             session_wait_seconds=float_setting(env, "SESSION_WAIT_SECONDS", cls.session_wait_seconds, minimum=1.0),

@@ -758,8 +758,17 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "(1–1000) channel sockets with no credential (a Kubernetes warm pool's bots, which dial with their "
             "pod's identity alone: [kubernetes.md](kubernetes.md#the-warm-path)) whose hello is being checked at "
-            "once; past it, or past 5 such dials a minute from one address, the socket is closed `1013` with the "
-            "reason. They never take one of `BOT_CHANNEL_MAX_CONNECTIONS`' channels until admitted"
+            "once; past it, or past `BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS` such dials a minute from one address, "
+            "the socket is closed `1013` with the reason. They never take one of `BOT_CHANNEL_MAX_CONNECTIONS`' "
+            "channels until admitted"
+        ),
+    ),
+    Setting(
+        "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS", "channel", INTEGER, default="5",
+        meaning=(
+            "(1–10000) channel sockets with no credential one remote address may open a minute. Each pool pod "
+            "dials from an address of its own; raise it where the bots reach the channel through one address (an "
+            "ingress controller, a NAT)"
         ),
     ),
     Setting(

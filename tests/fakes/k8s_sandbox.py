@@ -16,7 +16,8 @@ paths `K8S_MODE=agent-sandbox` calls, as strict as the real ones, and the contro
   the schema's defaults are applied (`shutdownPolicy: Retain`). `claim_quota` set: a ResourceQuota's
   `count/sandboxclaims.extensions.agents.x-k8s.io`, 403 Forbidden `exceeded quota` past it.
 - SandboxTemplates: GET, the one a pool names (`add_pool` and `set_template` write its pod).
-- SandboxWarmPools: GET, and the `scale` subresource (GET, PATCH with a merge patch: an `autoscaling/v1`
+- SandboxWarmPools: GET, LIST (`labelSelector`, as claims'), and the `scale` subresource (GET, PATCH
+  with a merge patch: an `autoscaling/v1`
   Scale, `spec.replicas` ≥ 0 or 422; a strategic merge patch is 415, as on any custom resource).
   `add_pool` registers a pool and its template's pod spec, each validated (the pool against its CRD,
   the pod against the v1 Pod schema and `ValidatePodSpec`'s checks).
@@ -231,6 +232,7 @@ class FakeAgentSandbox(FakeKubernetes):
                 Route(base + "/sandboxclaims", self.list_claims, methods=["GET"]),
                 Route(base + "/sandboxclaims/{name}", self.get_claim, methods=["GET"]),
                 Route(base + "/sandboxclaims/{name}", self.delete_claim, methods=["DELETE"]),
+                Route(base + "/sandboxwarmpools", self.list_pools, methods=["GET"]),
                 Route(base + "/sandboxwarmpools/{name}", self.get_pool, methods=["GET"]),
                 Route(base + "/sandboxtemplates/{name}", self.get_template, methods=["GET"]),
                 Route(base + "/sandboxes/{name}", self.get_sandbox, methods=["GET"]),
@@ -247,13 +249,16 @@ class FakeAgentSandbox(FakeKubernetes):
     # --- set-up, as a cluster's operator (or a stack) does it ---
 
     def add_pool(self, name: str, replicas: int, pod_spec: dict[str, Any],
-                 pod_labels: dict[str, str] | None = None, update_strategy: str | None = "Recreate") -> None:
-        """A SandboxWarmPool and its SandboxTemplate (whose pod is `pod_labels` and `pod_spec`), both valid."""
+                 pod_labels: dict[str, str] | None = None, update_strategy: str | None = "Recreate",
+                 labels: dict[str, str] | None = None) -> None:
+        """A SandboxWarmPool and its SandboxTemplate (whose pod is `pod_labels` and `pod_spec`), both valid;
+        `labels`: the pool's own (a release's pool carries `voicefleet.io/release`)."""
+        assert not label_problem(labels or {}), labels
         assert not label_problem(pod_labels or {}), pod_labels
         valid_template(pod_spec)
         pool = {"apiVersion": f"{GROUP}/v1beta1", "kind": "SandboxWarmPool",
                 "metadata": {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4()),
-                             "creationTimestamp": _now(), "generation": 1},
+                             "creationTimestamp": _now(), "generation": 1, **({"labels": labels} if labels else {})},
                 "spec": {"replicas": replicas, "sandboxTemplateRef": {"name": name},
                          **({"updateStrategy": {"type": update_strategy}} if update_strategy else {})}}
         unknown, invalid = schema_problems(pool, self.schemas["sandboxwarmpools"]["v1beta1"])
@@ -476,6 +481,11 @@ class FakeAgentSandbox(FakeKubernetes):
         if name not in self.warm_pools:
             return status(404, "NotFound", f'sandboxwarmpools.{GROUP} "{name}" not found')
         return self.warm_pools[name]
+
+    async def list_pools(self, request: Request) -> Response:
+        if (missing := self._served(request)) is not None:
+            return missing
+        return self.listed(request, self.warm_pools, "SandboxWarmPoolList", f"{GROUP}/{request.path_params['version']}")
 
     async def get_pool(self, request: Request) -> Response:
         with self._pods_lock:

@@ -5,7 +5,10 @@ and the process id, so a test sees which bot answered; SIGTERM ends the session 
 
 Run as `python -m tests.replicas.redialling_bot` by tests/replicas/fly_bots.py, in the
 environment the dispatcher gave the machine (cold: its session; reserve: its bot id), as Fly runs
-the bot image.
+the bot image. With `STANDIN_HEARD=1` in its environment, an answered offer is followed by the
+reports a real bot sends once its caller joins and hears it (`joined`, `first_audio`): what a release's
+smoke session waits for. With `STANDIN_FAILS=1`, its session fails as one whose `bot()` raises: it
+reports the error and ends with `bot_failed` (exit code 1).
 """
 
 from __future__ import annotations
@@ -29,9 +32,22 @@ async def serve() -> int:
     events = EventWriter(config.session_id)
     lifecycle = SessionLifecycle()
     channel: ChannelSession
+    heard = os.environ.get("STANDIN_HEARD") == "1"
+    reports: set[asyncio.Task[None]] = set()
+
+    async def caller_heard() -> None:
+        await channel.report("joined")
+        await channel.report("first_audio")
+
+    def after_the_answer() -> None:
+        task = asyncio.ensure_future(caller_heard())
+        reports.add(task)
+        task.add_done_callback(reports.discard)
 
     async def offer(params: dict[str, Any]) -> dict[str, Any]:
         assert channel.assignment is not None  # the channel refuses signalling before it
+        if heard:  # after the answer: the caller joins, then hears the bot
+            asyncio.get_running_loop().call_later(0.1, after_the_answer)
         return {"sdp": "answer-to:" + str(params.get("sdp")), "type": "answer", "pc_id": "redial-pc",
                 "bot": f"{channel.assignment.session_id}/{os.getpid()}"}
 
@@ -47,6 +63,11 @@ async def serve() -> int:
         if await channel.wait_assigned() is None:
             await channel.close()
             return lifecycle.reason.exit_code
+        if os.environ.get("STANDIN_FAILS") == "1":  # the release's bot() raises as its session begins
+            await channel.report("error", detail="RuntimeError: bot() raised")
+            await channel.report("ended", reason="bot_failed", exit_code=1)
+            await channel.close()
+            return 1
         events.emit("ready", pid=os.getpid())
         await channel.report("ready")
         await lifecycle.wait()

@@ -8,15 +8,15 @@ pod's hello), the token names this pod and this pod's uid, the pod is active and
 (k8s/pool_pod.py), and the pod's Sandbox (its controller, named as the pod: new Sandboxes name their
 pod after themselves) is controlled by:
 
-- the SandboxWarmPool K8S_WARM_POOL (its uid, and its name hash in the Sandbox's pool label): an idle
-  bot, whose id is its pod's name;
-- a SandboxClaim `vf-<session id>` (its uid, the dispatcher's labels, live, on K8S_WARM_POOL, naming
+- a voicefleet SandboxWarmPool (k8s/release_pools.py; its uid, and its name hash in the Sandbox's
+  pool label): an idle bot, whose id is its pod's name;
+- a SandboxClaim `vf-<session id>` (its uid, the dispatcher's labels, live, on its release's pool, naming
   this Sandbox): session's bot (its claim adopted it, or created it cold).
 
 Anything else (another pool, a Sandbox of someone else's, a bare pod of the same ServiceAccount) is
-refused. The pod runs BOT_IMAGE or, while a new image rolls out, the one the pool's template names
-(docs/kubernetes.md, "A new bot image"). The API server stores any ownerReference a writer sends, so
-each owner is read back and matched by uid (docs/kubernetes.md, "Why every owner is read back"): the
+refused. The pod runs BOT_IMAGE or the one a voicefleet pool's template names (a release's image, or a
+new image rolling out: docs/kubernetes.md, "A new bot image"). The API server stores any ownerReference
+a writer sends, so each owner is read back and matched by uid (docs/kubernetes.md, "Why every owner is read back"): the
 Sandbox's owner is the authority, not the pod's labels. Adoption names the Sandbox in the claim, moves
 the Sandbox's owner from the pool to the claim in one write (`completeAdoption`), then writes the
 claim's status; the pod's labels follow when the Sandbox controller syncs them (agent-sandbox's
@@ -36,8 +36,10 @@ from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_name
 from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
-from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_SESSION, NAME_PREFIX, to_machine
+from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_RELEASE, LABEL_SESSION, NAME_PREFIX, to_machine
 from dispatcher.machines.k8s.pool_pod import pod_images, pool_pod_problem
+from dispatcher.machines.k8s.release_pools import ReleasePools
+from dispatcher.releases.names import DEFAULT_RELEASE
 
 SANDBOX_GROUP = "agents.x-k8s.io"
 POOL_GROUP = GROUP_VERSION.split("/", 1)[0]  # extensions.agents.x-k8s.io
@@ -75,15 +77,15 @@ def _group(ref: Mapping[str, Any]) -> str:
 class PoolIdentity:
     """The identity-only hello's grant: an idle pool bot's, or its claim's session's."""
 
-    def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pool: str, image: str,
+    def __init__(self, identity: PodIdentity, api: KubeApi, *, namespace: str, pools: ReleasePools, image: str,
                  channel_url: str | None, transport: str, clock: Callable[[], float] = time.time,
                  read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
         self._identity, self._api = identity, api
         self._sandboxes = f"/apis/{SANDBOX_GROUP}/v1beta1/namespaces/{namespace}/sandboxes"
-        self._pools = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxwarmpools"
+        self._pools_path = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxwarmpools"
         self._claims = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxclaims"
         self._templates = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/sandboxtemplates"
-        self._pool, self._image, self._clock, self._read_pod = pool, image, clock, read_pod
+        self._pools, self._image, self._clock, self._read_pod = pools, image, clock, read_pod
         self._channel_url, self._transport = channel_url, transport
         self._told_unread = False
 
@@ -143,26 +145,29 @@ class PoolIdentity:
         held_by = controller_of(sandbox)
         if _group(held_by) != POOL_GROUP:
             return f"pod {name}'s Sandbox is not the pool's nor a claim's"
-        if held_by.get("kind") == "SandboxWarmPool" and held_by.get("name") == self._pool:
-            return await self._pool_problem(name, sandbox, held_by) or ("idle", name)
+        pool = str(held_by.get("name", ""))
+        if held_by.get("kind") == "SandboxWarmPool" and await self._pools.is_pool(pool):
+            return await self._pool_problem(name, pool, sandbox, held_by) or ("idle", name)
         claim = str(held_by.get("name", ""))
         if held_by.get("kind") == "SandboxClaim" and claim.startswith(NAME_PREFIX) and len(claim) > len(NAME_PREFIX):
             session_id = claim[len(NAME_PREFIX):]
             return await self._claim_problem(name, session_id, held_by) or ("session", session_id)
-        return f"pod {name}'s Sandbox is not of pool {self._pool} (K8S_WARM_POOL) nor a session's claim"
+        return f"pod {name}'s Sandbox is not of a voicefleet pool (labelled {LABEL_RELEASE}) nor a session's claim"
 
     async def _pod_problem(self, name: str, pod: Mapping[str, Any]) -> str | None:
         """A pod not as the pool's template makes it (k8s/pool_pod.py). Who created the pod is not on
         it; an admission policy says."""
         images = {self._image}
-        if pod_images(pod.get("spec") or {}) != images and (rolling := await self._template_image()):
-            images.add(rolling)
+        if pod_images(pod.get("spec") or {}) != images:
+            for pool in sorted(set((await self._pools.known()).values())):
+                if template_image := await self._template_image(pool):
+                    images.add(template_image)
         return pool_pod_problem(name, pod, images=images, channel_url=self._channel_url)
 
-    async def _template_image(self) -> str | None:
-        """The one image K8S_WARM_POOL's SandboxTemplate runs now, or None (a read refused for want of
+    async def _template_image(self, pool_name: str) -> str | None:
+        """The one image a voicefleet pool's SandboxTemplate runs now, or None (a read refused for want of
         the grant is logged once, naming it: the pod is then refused for its image)."""
-        pool = await self._read("sandboxwarmpool", f"{self._pools}/{self._pool}")
+        pool = await self._read("sandboxwarmpool", f"{self._pools_path}/{pool_name}")
         template = ((pool or {}).get("spec") or {}).get("sandboxTemplateRef") or {}
         if not isinstance(name := template.get("name"), str) or not name:
             return None
@@ -178,18 +183,19 @@ class PoolIdentity:
         images = pod_images((((found or {}).get("spec") or {}).get("podTemplate") or {}).get("spec") or {})
         return next(iter(images)) if len(images) == 1 else None
 
-    async def _pool_problem(self, name: str, sandbox: Mapping[str, Any], ref: Mapping[str, Any]) -> str | None:
-        """The pool named is K8S_WARM_POOL itself (its uid) and the Sandbox is one it made (its label)."""
-        pool = await self._read("sandboxwarmpool", f"{self._pools}/{self._pool}")
+    async def _pool_problem(self, name: str, pool_name: str, sandbox: Mapping[str, Any],
+                            ref: Mapping[str, Any]) -> str | None:
+        """The pool named is that voicefleet pool itself (its uid) and the Sandbox is one it made (its label)."""
+        pool = await self._read("sandboxwarmpool", f"{self._pools_path}/{pool_name}")
         if pool is None or (pool.get("metadata") or {}).get("uid") != ref.get("uid"):
-            return f"pod {name}'s Sandbox names pool {self._pool} but is not that pool's (its uid differs)"
+            return f"pod {name}'s Sandbox names pool {pool_name} but is not that pool's (its uid differs)"
         labels = (sandbox.get("metadata") or {}).get("labels") or {}
-        if labels.get(WARM_POOL_LABEL) != name_hash(self._pool):
-            return f"pod {name}'s Sandbox lacks pool {self._pool}'s label {WARM_POOL_LABEL}"
+        if labels.get(WARM_POOL_LABEL) != name_hash(pool_name):
+            return f"pod {name}'s Sandbox lacks pool {pool_name}'s label {WARM_POOL_LABEL}"
         return None
 
     async def _claim_problem(self, name: str, session_id: str, ref: Mapping[str, Any]) -> str | None:
-        """The claim named is the session's own, live, on K8S_WARM_POOL, and holds this Sandbox."""
+        """The claim named is the session's own, live, on its release's pool, and holds this Sandbox."""
         claim = await self._read("sandboxclaim", f"{self._claims}/{claim_name(session_id)}")
         if claim is None or (claim.get("metadata") or {}).get("uid") != ref.get("uid"):
             return f"pod {name}'s Sandbox names claim {claim_name(session_id)} but is not that claim's (uid differs)"
@@ -200,8 +206,13 @@ class PoolIdentity:
         if metadata.get("deletionTimestamp"):
             return f"claim {claim_name(session_id)} is being deleted"
         pool = ((claim.get("spec") or {}).get("warmPoolRef") or {}).get("name")
-        if pool != self._pool:
-            return f"claim {claim_name(session_id)} is on pool {pool}, not {self._pool} (K8S_WARM_POOL)"
+        release = str(labels.get(LABEL_RELEASE) or DEFAULT_RELEASE)
+        try:
+            own = await self._pools.pool_of(release)
+        except MachinesError as exc:
+            return f"claim {claim_name(session_id)}: {exc.message}"
+        if pool != own:
+            return f"claim {claim_name(session_id)} is on pool {pool}, not release {release}'s ({own})"
         # The controller names its Sandbox in the claim's annotation before it moves the Sandbox's owner,
         # and in its status after: either, and never another Sandbox.
         bound = bound_sandbox(claim) or (metadata.get("annotations") or {}).get(ASSIGNED_SANDBOX)

@@ -7,8 +7,9 @@ carries its launch call's own id (NOTE_LAUNCH): a retried create that meets the 
 answer made reports it created, a replay's does not. A launch whose every create was lost is
 reconciled as every provider's is (machines/lost_creates.py): the API server may have stored the
 pod, whose bot would run for a refused start, so the launch looks for it and removes it. The
-session's values travel in the container's `env`; with a channel, that is its id, transport and
-own credential only (dispatcher/machines/bot_environment.py). `stop` deletes the pod with a grace
+session's values travel in the container's `env` only without a channel; with one, the pod holds its
+session's id, cap and transport and no credential: its bot dials with its pod's identity alone and takes
+its values over the channel (k8s/session_pods.py). `stop` deletes the pod with a grace
 period: the kubelet sends SIGTERM and the bot says goodbye; an ended session's pod it deletes at
 once, so the reaper's stop of each ended session leaves none behind. A session's pod is found by its name,
 a claimed idle pod (k8s/reserve.py) by its session label; the reaper's list is one label-selected list.
@@ -21,15 +22,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IDENTITY_VARIABLE, IMAGE_VARIABLE
 from dispatcher.channel.access import ChannelAccess
+from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.identity import MachineIdentity
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError, MachineState, WaitTimeout
-from dispatcher.machines.bot_environment import bot_environment
+from dispatcher.machines.bot_environment import (
+    MAX_SESSION_SECONDS,
+    SESSION_ID,
+    TRANSPORT,
+    bot_environment,
+    session_transport,
+)
 from dispatcher.machines.k8s.api import KubeApi
+from dispatcher.machines.k8s.hello_precheck import PrecheckedPool
 from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import (
     LABEL_APP,
@@ -45,6 +55,7 @@ from dispatcher.machines.k8s.pods import (
     session_pod_name,
     to_machine,
 )
+from dispatcher.machines.k8s.session_pods import SessionPodIdentity
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.machines.lost_creates import LostCreates
@@ -57,6 +68,9 @@ DEADLINE_SLACK_SECONDS = 60  # past the session cap: the bot ends itself first, 
 
 class K8sMachines:
     name = "k8s"
+    # A start issues no channel credential (dispatcher/sessions/cold_secrets.py): a session's pod holds
+    # none, its bot dials with its pod's identity alone (k8s/session_pods.py).
+    issues_credentials = False
 
     def __init__(self, settings: K8sSettings, *, channel_url: str | None = None) -> None:
         self.settings = settings
@@ -70,6 +84,9 @@ class K8sMachines:
         self._ended: Recent[str, Machine] = Recent(10_000)
         self.identity: MachineIdentity = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                     audience=settings.token_audience, account=settings.bot_account)
+        self._channel_on = False  # the dispatcher has a bot channel: a session's pod holds no secret of it
+        self.session_tokens = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
+                                          audience=settings.token_audience, account=settings.bot_account)
         self.lost = LostCreates(self.status, self.stop)  # a create whose answer was lost, reconciled
 
     @classmethod
@@ -77,10 +94,10 @@ class K8sMachines:
         return cls(K8sSettings.from_env(env), channel_url=env.get(CHANNEL_URL_VARIABLE, "").strip() or None, **kw)
 
     def launch_env(self, values: Mapping[str, str], image: str) -> dict[str, str]:
-        """A pod's env: the channel's URL, the image, `values`; with a channel credential, the bot proves
-        its pod with the pod's projected token (k8s/identity.py)."""
+        """A pod's env: the channel's URL, the image, `values`; with a channel, the bot proves its pod with
+        the pod's projected token (k8s/identity.py, k8s/session_pods.py)."""
         channel = {CHANNEL_URL_VARIABLE: self._channel_url} if self._channel_url else {}
-        identity = {IDENTITY_VARIABLE: "k8s"} if CHANNEL_TOKEN_VARIABLE in values else {}
+        identity = {IDENTITY_VARIABLE: "k8s"} if self._channel_on or CHANNEL_TOKEN_VARIABLE in values else {}
         return {**channel, IMAGE_VARIABLE: image, **identity, **values}
 
     def remember(self, session_id: str, pod: Mapping[str, Any]) -> None:
@@ -107,7 +124,7 @@ class K8sMachines:
         labels = {LABEL_STATE: SESSION, LABEL_SESSION: spec.session_id, LABEL_RELEASE: spec.release}
         notes = {NOTE_DIGEST: spec.body_digest, NOTE_LAUNCH: launch_id,
                  **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
-        body = pod_body(self.settings, name, image=image, env=self.launch_env(bot_environment(spec), image),
+        body = pod_body(self.settings, name, image=image, env=self.launch_env(self.session_values(spec), image),
                         labels=labels, annotations=notes,
                         deadline_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
         response = await self.api.request("POST", json=body, params=STRICT)
@@ -121,6 +138,24 @@ class K8sMachines:
                 return LaunchResult(to_machine(existing), created=made_by(existing, launch_id))
             raise MachinesError("k8s_conflict", f"pod {name} exists but could not be read; try again", retry_after=1.0)
         raise self.api.failed(response, f"create pod {name}")
+
+    def session_values(self, spec: LaunchSpec) -> dict[str, str]:
+        """What a session's pod holds of it: with a channel its id, cap and transport (no secret: the rest
+        comes over the channel); without one, every value (a deployment with no other way to its bots)."""
+        if not self._channel_on:
+            return bot_environment(spec)
+        return {SESSION_ID: spec.session_id, MAX_SESSION_SECONDS: str(spec.max_session_seconds),
+                TRANSPORT: session_transport(spec)}
+
+    def watch_channels(self, channels: BotChannels) -> None:
+        """A session pod's bot dials with its pod's identity alone (k8s/session_pods.py); its token is read
+        first, so junk costs no TokenReview (k8s/hello_precheck.py). No channel: nothing to watch."""
+        if channels.credentials is None:
+            return
+        self._channel_on = True
+        channels.identity_only = PrecheckedPool(SessionPodIdentity(self.session_tokens, self.read_pod, time.time),
+                                                audience=self.settings.token_audience,
+                                                username=self.session_tokens.username)
 
     async def _session_pod(self, session_id: str) -> dict[str, Any] | None:
         pod = await self.read_pod(self._pods.get(session_id) or session_pod_name(session_id))

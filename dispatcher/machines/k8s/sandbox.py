@@ -1,9 +1,9 @@
-"""`MACHINES=k8s` in the `agent-sandbox` mode: one SandboxClaim per session against the deployment's
-SandboxWarmPool (kubernetes-sigs/agent-sandbox's extensions, `v1beta1`; docs/kubernetes.md).
+"""`MACHINES=k8s` in the `agent-sandbox` mode: one SandboxClaim per session against its release's
+SandboxWarmPool (k8s/release_pools.py; agent-sandbox's extensions, `v1beta1`; docs/kubernetes.md).
 
 A start creates the claim `vf-<session id>` (k8s/claims.py); the controller adopts a warm Sandbox of
 the pool for it, or creates one cold, and writes `status.sandbox.name` with the forwarded `Ready`.
-A replay finds the claim (409 AlreadyExists → read it) and accepts it only on the same pool and not
+A replay finds the claim (409 AlreadyExists → read it) and accepts it only on its release's pool and not
 being deleted, as the official SDK does (`validate_claim_for_adoption`); a retried create that meets
 the claim its own lost answer made (its launch id, as a pod's) reports it created. A launch whose every
 create went unanswered is reconciled as the pods mode's (machines/lost_creates.py). `wait_started` watches
@@ -19,8 +19,8 @@ The warm path (docs/kubernetes.md, "The warm path"): the pool's bots dial with t
 alone (k8s/pool_bots.py). A replica holding idle pool bots, or starts not bound yet, watches voicefleet's
 claims (one watch, k8s/handover.py) and hands a bound pod's bot, idle here, its session once the pod's
 Sandbox is read back as its claim's (`BotChannels.hand_over`), whichever replica started it.
-The pool's size is the reserve's planner's (`scale_pool`, the `scale` subresource, written by
-dispatcher/reserve/pool_sizing.py); `settle` reads and reports the size the dispatcher found.
+Each release's pool's size is the reserve's planner's (`scale_pool`, the `scale` subresource, written by
+dispatcher/reserve/pool_sizing.py); `settle` reads and reports the pools and sizes the dispatcher found.
 """
 
 from __future__ import annotations
@@ -57,13 +57,14 @@ from dispatcher.machines.k8s.pods import (
 )
 from dispatcher.machines.k8s.pool_bots import PoolIdentity
 from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS, LIST_PAGE, STRICT, K8sMachines
+from dispatcher.machines.k8s.release_pools import ReleasePools
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.retry import Backoff
 
-CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get sandboxwarmpools, get sandboxtemplates, "
-               "get and patch sandboxwarmpools/scale, get, list and watch pods, get sandboxes")
+CLAIM_VERBS = ("create, get, list, watch and delete sandboxclaims, get sandboxwarmpools, "
+               "get sandboxtemplates, get and patch sandboxwarmpools/scale, get, list and watch pods, get sandboxes")
 MERGE_PATCH = "application/merge-patch+json"
 
 log = logging.getLogger("dispatcher.machines.k8s")
@@ -76,13 +77,15 @@ class SandboxClaims(K8sMachines):
         super().__init__(settings, channel_url=channel_url)
         self._once = Backoff(attempts=1, deadline=settings.timeout)  # the pool's size: one try, bounded
         base = f"/apis/{GROUP_VERSION}/namespaces/{settings.namespace}"
-        self.claims_path, self.pool_path = f"{base}/sandboxclaims", f"{base}/sandboxwarmpools/{settings.warm_pool}"
+        self.claims_path, self.pools_path = f"{base}/sandboxclaims", f"{base}/sandboxwarmpools"
+        self.pools = ReleasePools(self.api, self.pools_path, default_pool=settings.warm_pool,
+                                  namespace=settings.namespace, rbac=CLAIM_VERBS)
         self.pod_tokens = PodIdentity(self.read_pod, self.api.review, namespace=settings.namespace,
                                       audience=settings.token_audience, account=settings.bot_account)
         self.identity = NoCredentialIssued("each dials with its pod's identity alone (BOT_IDENTITY=k8s, no "
                                            "BOT_CHANNEL_TOKEN in its SandboxTemplate)")
         self.pool_identity = PoolIdentity(self.pod_tokens, self.api, namespace=settings.namespace,
-                                          pool=settings.warm_pool, image=settings.image,
+                                          pools=self.pools, image=settings.image,
                                           transport=settings.pool_transport, channel_url=channel_url,
                                           read_pod=self.read_pod)
         self.handover = PoolHandover(self.api, self.pool_identity, claims_path=self.claims_path,
@@ -111,9 +114,10 @@ class SandboxClaims(K8sMachines):
     async def _launch(self, spec: LaunchSpec) -> LaunchResult:
         """The session's claim; `launch` (the pods mode's) reconciles one whose answer was lost."""
         name, launch_id = claim_name(spec.session_id), secrets.token_hex(8)
+        own_pool = await self.pools.pool_of(spec.release)  # its release's: it adopts only that version's pods
         notes = {NOTE_DIGEST: spec.body_digest, NOTE_LAUNCH: launch_id,
                  **({NOTE_TRANSPORT: spec.transport} if spec.transport else {})}
-        body = claim_body(name, pool=self.settings.warm_pool, session_id=spec.session_id, release=spec.release,
+        body = claim_body(name, pool=own_pool, session_id=spec.session_id, release=spec.release,
                           notes=notes,
                           shutdown_after_seconds=spec.max_session_seconds + DEADLINE_SLACK_SECONDS)
         response = await self.api.call("POST", self.claims_path, json=body, params=STRICT)
@@ -128,7 +132,7 @@ class SandboxClaims(K8sMachines):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} exists but could not be read; try again",
                                 retry_after=1.0)
         pool = ((existing.get("spec") or {}).get("warmPoolRef") or {}).get("name")
-        if pool != self.settings.warm_pool or (existing.get("metadata") or {}).get("deletionTimestamp"):
+        if pool != own_pool or (existing.get("metadata") or {}).get("deletionTimestamp"):
             raise MachinesError("k8s_conflict", f"sandboxclaim {name} is on pool {pool} or being deleted; "
                                 "try again once it is gone", retry_after=5.0)
         self._remember(spec.session_id, existing)
@@ -206,52 +210,56 @@ class SandboxClaims(K8sMachines):
         return claims
 
     async def settle(self) -> None:
-        """At start (`SettlesAtStart`): the pool's size as found, reported before the planner sizes it.
-        A pool that is not there, or a refused read, is a warning: every claim would be refused
-        `WarmPoolNotFound`."""
+        """At start (`SettlesAtStart`): each release's pool and its size as found, reported before the
+        planner sizes them. A pool that is not there, or a refused read, is a warning: every claim on it
+        would be refused (WarmPoolNotFound)."""
         try:
-            response = await self.api.call("GET", f"{self.pool_path}/scale")
-            if response.status_code == 404:
-                log.warning("K8S_WARM_POOL %s: no such SandboxWarmPool in K8S_NAMESPACE %s: every claim will be "
-                            "refused (WarmPoolNotFound) until it is created", self.settings.warm_pool,
-                            self.settings.namespace)
-                return
-            if response.status_code != 200:
-                raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
-            replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
-            log.info("sandboxwarmpool %s keeps %d Sandbox(es) warm; the reserve's planner sizes it from now on "
-                     "(RESERVE_* settings)", self.settings.warm_pool, replicas)
+            pools = self.pools.with_default(await self.pools.refresh())
+            for release, pool in sorted(pools.items()):
+                response = await self.api.call("GET", f"{self.pools_path}/{pool}/scale")
+                if response.status_code == 404:
+                    log.warning("release %s: no such SandboxWarmPool %s in K8S_NAMESPACE %s: its claims will be "
+                                "refused (WarmPoolNotFound) until it is created",
+                                release, pool, self.settings.namespace)
+                    continue
+                if response.status_code != 200:
+                    raise self._failed(response, f"read sandboxwarmpool {pool}'s scale")
+                replicas = int((response.json().get("spec") or {}).get("replicas") or 0)
+                log.info("release %s: sandboxwarmpool %s keeps %d Sandbox(es) warm; the reserve's planner sizes it "
+                         "from now on (RESERVE_* settings)", release, pool, replicas)
         except MachinesError as exc:
-            log.warning("sandboxwarmpool %s could not be read: %s", self.settings.warm_pool, exc.message)
+            log.warning("the warm pools could not be read: %s", exc.message)
 
     async def aclose(self) -> None:
         await self.handover.aclose()
         await super().aclose()
 
-    async def pool_size(self) -> int:
-        """The pool's desired warm Sandboxes (`spec.replicas` of its `scale`), once."""
-        response = await self.api.call("GET", f"{self.pool_path}/scale", backoff=self._once)
+    async def pool_size(self, release: str) -> int:
+        """The release's pool's desired warm Sandboxes (`spec.replicas` of its `scale`), once."""
+        pool = await self.pools.pool_of(release)
+        response = await self.api.call("GET", f"{self.pools_path}/{pool}/scale", backoff=self._once)
         if response.status_code != 200:
-            raise self._failed(response, f"read sandboxwarmpool {self.settings.warm_pool}'s scale")
+            raise self._failed(response, f"read sandboxwarmpool {pool}'s scale")
         return int((response.json().get("spec") or {}).get("replicas") or 0)
 
-    async def scale_pool(self, replicas: int) -> None:
-        """Sets the pool's desired warm Sandboxes, once: the caller holds a lease for the write and
-        must not see it land after the lease could have moved."""
-        response = await self.api.call("PATCH", f"{self.pool_path}/scale", backoff=self._once,
+    async def scale_pool(self, release: str, replicas: int) -> None:
+        """Sets the release's pool's desired warm Sandboxes, once: the caller holds a lease for the write
+        and must not see it land after the lease could have moved. Only `spec.replicas` is written."""
+        pool = await self.pools.pool_of(release)
+        response = await self.api.call("PATCH", f"{self.pools_path}/{pool}/scale", backoff=self._once,
                                        content=json.dumps({"spec": {"replicas": replicas}}).encode(),
                                        headers={"Content-Type": MERGE_PATCH})
         if response.status_code != 200:
-            raise self._failed(response, f"scale sandboxwarmpool {self.settings.warm_pool}")
+            raise self._failed(response, f"scale sandboxwarmpool {pool}")
 
-    async def pool_taking(self, within_seconds: float) -> int:
-        """Claims made in the last `within_seconds` and not yet bound, cluster-wide: the pool's controller may
+    async def pool_taking(self, release: str, within_seconds: float) -> int:
+        """The release's claims made in the last `within_seconds` and not yet bound: the pool's controller may
         delete the Sandbox one is adopting when the pool shrinks meanwhile (it deletes from its cache,
         unconditionally: `sandboxwarmpool_controller.go`). An older one went cold or is stuck, and is no
         pool Sandbox's."""
         since = time.time() - within_seconds
         return sum(1 for claim in await self.list()
-                   if claim.state is MachineState.STARTING and claim.created_at > since)
+                   if claim.state is MachineState.STARTING and claim.created_at > since and claim.release == release)
 
 
 def _bound(name: str) -> Callable[[str, dict[str, Any] | None], tuple[dict[str, Any], Machine] | None]:

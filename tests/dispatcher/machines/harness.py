@@ -385,6 +385,8 @@ def k8s_harness(fake: FakeKubernetes) -> Harness:
         created=lambda sid: fake.created.count(f"vf-{sid}"),
         live=lambda sid: int(f"vf-{sid}" in fake.standing()),
         identity=lambda sid: k8s_identity(fake, f"vf-{sid}")(),
+        machine_id=lambda sid: f"vf-{sid}",  # the session's pod: its bot's hello names it
+        identity_only=True,  # no credential is issued: its pod's identity alone admits its bot
     )
 
 

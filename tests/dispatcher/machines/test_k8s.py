@@ -7,6 +7,7 @@ binding of a bot's credential, and the settings a deployment gets wrong."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -18,7 +19,8 @@ import httpx
 import pytest
 
 from botchannel.contract import Hello
-from dispatcher.channel.credentials import BotGrant
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials, BotGrant
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.base import LaunchSpec, MachinesError, MachineState
 from dispatcher.machines.k8s.api import quota_resources
@@ -30,6 +32,7 @@ from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import SettingsError
+from dispatcher.store.local import LocalClaims
 from tests.fakes.k8s import EVICTED, NAMESPACE, TOKEN, FakeKubernetes
 
 RELEASE_IMAGE = "registry.example/voicefleet-bot@sha256:" + "1" * 64
@@ -49,6 +52,8 @@ def env(fake: FakeKubernetes, **extra: str) -> dict[str, str]:
 @pytest.fixture
 async def k8s(fake_k8s: FakeKubernetes) -> AsyncIterator[K8sMachines]:
     machines = K8sMachines.from_env(env(fake_k8s))
+    # As the dispatcher wires it with its bot channel (BOT_CHANNEL_TOKEN): session pods' bots dial on their identity.
+    machines.watch_channels(BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=machines.identity))
     yield machines
     await machines.aclose()
 
@@ -78,7 +83,9 @@ async def test_a_session_is_one_bare_pod_under_pod_security_restricted(k8s: K8sM
     token = volume["projected"]["sources"][0]["serviceAccountToken"]
     assert token["audience"] == "wss://d.example/bots/channel"  # voicefleet's audience, not the API server's
     env_ = fake_k8s.envs[f"vf-{s.session_id}"]
-    assert env_["VOICEFLEET_SESSION_ID"] == s.session_id and env_["BOT_CHANNEL_TOKEN"] == "session-credential"
+    assert env_["VOICEFLEET_SESSION_ID"] == s.session_id and env_["BOT_IDENTITY"] == "k8s"
+    # Nothing secret: not even the session's channel credential (its bot dials with its pod's token alone).
+    assert "BOT_CHANNEL_TOKEN" not in env_ and "session-credential" not in json.dumps(fake_k8s.pods)
     assert "DAILY_TOKEN" not in env_ and "VOICEFLEET_BODY" not in env_  # the session's secrets go over the channel
     machine = await k8s.status(s.session_id)
     assert machine is not None and machine.release == "canary" and machine.transport == "webrtc"
@@ -499,3 +506,45 @@ async def test_a_pod_the_admission_policy_refuses_is_named_so_not_a_token_or_rba
     assert "ValidatingAdmissionPolicy 'voicefleet-bots-made-by-the-dispatcher'" in message
     assert "K8S_TOKEN_FILE" not in message and "What the dispatcher's pods may be" in message
     assert len(fake_k8s.calls_to("POST", "/pods")) == 1  # refused for what the pod is: not retried
+
+
+async def test_a_session_pod_holds_its_session_id_and_no_secret_of_it(k8s: K8sMachines,
+                                                                      fake_k8s: FakeKubernetes) -> None:
+    secrets_ = {"channel": "chan-" + "c" * 40, "daily": "daily-" + "d" * 40, "turn": "turn-" + "t" * 40,
+                "room": "https://team.daily.co/room-" + "r" * 12, "caller": "caller-data-" + "k" * 20}
+    s = spec(channel_token=secrets_["channel"], bot_token=secrets_["daily"], room_url=secrets_["room"],
+             body={"apiKey": secrets_["caller"]},
+             ice_config={"iceServers": [{"urls": ["turn:turn.example:3478"], "username": "u",
+                                         "credential": secrets_["turn"]}]})
+    await k8s.launch(s)
+    name = f"vf-{s.session_id}"
+    created = [c.json() for c in fake_k8s.calls_to("POST", "/pods")]
+    held = json.dumps([fake_k8s.pods[name], fake_k8s.envs[name], created])
+    assert s.session_id in held  # control: this is the session's pod
+    for what, value in secrets_.items():
+        assert value not in held, f"the session's {what} value is in its pod"
+    assert set(fake_k8s.envs[name]) == {"BOT_CHANNEL_URL", "BOT_IMAGE_DIGEST", "BOT_IDENTITY", "VOICEFLEET_SESSION_ID",
+                                        "MAX_SESSION_SECONDS", "BOT_TRANSPORT"}
+
+
+async def test_a_session_pods_hello_is_admitted_on_its_identity_alone_for_its_own_session_only(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes) -> None:
+    channels = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=k8s.identity)
+    k8s.watch_channels(channels)
+    assert channels.identity_only is not None
+    a, b = spec(), spec()
+    await k8s.launch(a)
+    await k8s.launch(b)
+    pod_a, pod_b = f"vf-{a.session_id}", f"vf-{b.session_id}"
+
+    def hello(pod: str, token_of: str, **kw: object) -> Hello:
+        return Hello(**{"machine_id": pod, "identity": fake_k8s.token_of(token_of), **kw})  # type: ignore[arg-type]
+
+    granted = await channels.identity_only.grant(hello(pod_a, pod_a, session_id=a.session_id))
+    assert isinstance(granted, BotGrant) and (granted.kind, granted.subject) == ("session", a.session_id)
+    assert "is session" in str(await channels.identity_only.grant(hello(pod_a, pod_a, session_id=b.session_id)))
+    assert "not vf-" in str(await channels.identity_only.grant(hello(pod_b, pod_a, session_id=b.session_id)))
+    assert "not a JWT" in str(await channels.identity_only.grant(
+        Hello(machine_id=pod_a, identity="forged", session_id=a.session_id)))
+    fake_k8s.set_phase(pod_b, "Succeeded", 0)
+    assert "has ended" in str(await channels.identity_only.grant(hello(pod_b, pod_b)))

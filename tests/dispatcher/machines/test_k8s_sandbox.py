@@ -71,7 +71,7 @@ async def test_a_start_claims_a_warm_sandbox_whose_lifecycle_deletes_it_and_the_
     fake = fake_k8s_sandbox
     add_pool(fake, 1)
     [warm] = await warm_running(fake, 1)
-    s = spec(release="canary")
+    s = spec()  # the default release: K8S_WARM_POOL, which carries no release label
     await claims.launch(s)
     [create] = fake.calls_to("POST", "/sandboxclaims")
     assert create.query == {"fieldValidation": "Strict"}  # an unknown field is refused, never dropped
@@ -82,7 +82,7 @@ async def test_a_start_claims_a_warm_sandbox_whose_lifecycle_deletes_it_and_the_
     assert abs(time.mktime(time.strptime(lifecycle["shutdownTime"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
                - (time.time() + 660)) < 120  # the session's cap and the slack, the hard end
     machine = await claims.wait_started(s.session_id, timeout=20)
-    assert machine.state is MachineState.STARTED and machine.machine_id == warm and machine.release == "canary"
+    assert machine.state is MachineState.STARTED and machine.machine_id == warm and machine.release == "default"
     pod = fake.pods[warm]["metadata"]
     # The session's id alone, for whoever reads the pod: no launch value, and never a credential, even one
     # the start was given (its bot takes the session over the channel on its pod's identity alone).
@@ -185,17 +185,17 @@ async def test_the_pools_size_is_set_through_its_scale_subresource(claims: Sandb
                                                                    fake_k8s_sandbox: FakeAgentSandbox) -> None:
     fake = fake_k8s_sandbox
     add_pool(fake, 0)
-    await claims.scale_pool(3)
+    await claims.scale_pool("default", 3)
     [patch] = fake.calls_to("PATCH", "/scale")
     assert patch.path.endswith(f"/sandboxwarmpools/{POOL}/scale")
     assert patch.headers["content-type"] == "application/merge-patch+json" and patch.json() == {"spec": {"replicas": 3}}
-    assert await claims.pool_size() == 3
-    await claims.scale_pool(1)
-    assert await claims.pool_size() == 1 and len(fake.warm(POOL)) == 1
+    assert await claims.pool_size("default") == 3
+    await claims.scale_pool("default", 1)
+    assert await claims.pool_size("default") == 1 and len(fake.warm(POOL)) == 1
     fake.fail(503, method="PATCH", path_suffix="/scale", times=2)
     with pytest.raises(MachinesError):
-        await claims.scale_pool(2)  # one try: its caller's lease bounds when a write may land
-    assert len(fake.calls_to("PATCH", "/scale")) == 3 and await claims.pool_size() == 1
+        await claims.scale_pool("default", 2)  # one try: its caller's lease bounds when a write may land
+    assert len(fake.calls_to("PATCH", "/scale")) == 3 and await claims.pool_size("default") == 1
     fake.reset_knobs()
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
         negative = await client.patch(f"{fake.url}/apis/{GROUP}/v1beta1/namespaces/{NAMESPACE}/sandboxwarmpools/"
@@ -209,10 +209,10 @@ async def test_the_claims_taking_from_the_pool_are_the_recent_unbound_ones(
     add_pool(fake_k8s_sandbox, 0)  # the claim goes cold, and no kubelet here runs its pod: not bound
     session = spec()
     await claims.launch(session)
-    assert await claims.pool_taking(30) == 1
-    assert await claims.pool_taking(0) == 0  # older than that: cold or stuck, no pool Sandbox's
+    assert await claims.pool_taking("default", 30) == 1
+    assert await claims.pool_taking("default", 0) == 0  # older than that: cold or stuck, no pool Sandbox's
     await claims.stop(session.session_id)
-    assert await claims.pool_taking(30) == 0
+    assert await claims.pool_taking("default", 30) == 0
 
 
 async def test_at_start_the_pools_size_is_read_and_reported_and_nothing_is_written(
@@ -425,12 +425,14 @@ def test_the_mode_offers_one_web_transport_the_pools_template_boots(fake_k8s_san
     assert K8sSettings.from_env({**base, "TRANSPORTS": "daily,webrtc", "K8S_MODE": "pods"}).mode == "pods"
 
 
-def test_the_mode_needs_the_bot_channel(fake_k8s_sandbox: FakeAgentSandbox) -> None:
-    """Its bots get nothing at launch: without a channel no session could reach one."""
+def test_either_mode_needs_the_bot_channel(fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """Their bots get no session value at launch: without a channel no session could reach one."""
     from dispatcher.factory import configuration_problems
 
     base = {**env(fake_k8s_sandbox), "MACHINES": "k8s", "TRANSPORTS": "webrtc"}
     needs = [p for p in configuration_problems(base) if "K8S_MODE=agent-sandbox needs the bot channel" in p]
     assert needs and "BOT_CHANNEL_TOKEN" in needs[0]
-    for fine in ({**base, "BOT_CHANNEL_TOKEN": "c" * 40}, {**base, "K8S_MODE": "pods"}):
+    pods = [p for p in configuration_problems({**base, "K8S_MODE": "pods"}) if "needs the bot channel" in p]
+    assert pods and pods[0].startswith("MACHINES=k8s needs the bot channel")  # a session pod holds no secret either
+    for fine in ({**base, "BOT_CHANNEL_TOKEN": "c" * 40}, {**base, "K8S_MODE": "pods", "BOT_CHANNEL_TOKEN": "c" * 40}):
         assert not [p for p in configuration_problems(fine) if "needs the bot channel" in p]

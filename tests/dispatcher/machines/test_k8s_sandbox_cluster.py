@@ -73,6 +73,6 @@ async def test_a_claim_is_bound_watched_listed_and_stopped_with_its_pod(cluster:
 
 
 async def test_the_pools_scale_is_read_and_written(cluster: SandboxClaims) -> None:
-    size = await cluster.pool_size()
-    await cluster.scale_pool(size)  # the same size back: the write is allowed and changes nothing
-    assert await cluster.pool_size() == size
+    size = await cluster.pool_size("default")
+    await cluster.scale_pool("default", size)  # the same size back: the write is allowed and changes nothing
+    assert await cluster.pool_size("default") == size

@@ -243,7 +243,7 @@ async def test_only_the_pools_own_pods_are_admitted_on_their_identity_alone(
 
     await until(lambda: any(fake.pods.get(n) for n in fake.warm("someone-elses")), "the other pool's pod", timeout=20)
     [other] = fake.warm("someone-elses")
-    assert "not of pool" in str(await pool.pool_identity.grant(hello(other)))
+    assert "not of a voicefleet pool" in str(await pool.pool_identity.grant(hello(other)))
 
     # A bare pod of the same ServiceAccount and audience (a `pods` mode session's): no Sandbox of the pool.
     pods = K8sMachines.from_env(env(fake, K8S_MODE="pods"))
@@ -260,11 +260,11 @@ async def test_only_the_pools_own_pods_are_admitted_on_their_identity_alone(
     assert not socket.welcomed() and dispatcher.channels.idle() == []
 
 
-async def test_a_hello_without_a_credential_is_refused_in_the_pods_mode_and_by_every_other_provider(
+async def test_a_hello_without_a_credential_is_let_in_only_by_kubernetes_and_refused_by_every_other_provider(
         fake_k8s_sandbox: FakeAgentSandbox) -> None:
     pods = Dispatcher(K8sMachines.from_env(env(fake_k8s_sandbox, K8S_MODE="pods")))
     try:
-        assert not pods.channels.admits_identity_only(None)
+        assert pods.channels.admits_identity_only(None)  # a session pod's bot (k8s/session_pods.py)
     finally:
         await pods.aclose()
     other = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=Unverified("any other provider"))

@@ -10,6 +10,7 @@ and from the warm reserve (an idle pod claimed by one JSON Patch).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from botchannel.contract import CHANNEL_PATH
+from dispatcher.channel.credentials import PREFIX
 from tests.fakes.k8s import FakeKubernetes
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -72,6 +74,13 @@ def test_a_cold_session_runs_on_its_own_pod_whose_bot_answers_and_ends_with_it(
     assert fake_k8s.envs[name]["VOICEFLEET_SESSION_ID"] == session_id
     reviewed = [c.json()["spec"]["token"] for c in fake_k8s.calls_to("POST", "/tokenreviews")]
     assert fake_k8s.token_of(name) in reviewed  # its hello was admitted on its pod's own token
+    # What whoever may `get` pods reads: the session's id, no credential (the deployment's channel secret, the
+    # API key, the TURN secret, a channel credential of the session's own: its prefix) and no session value.
+    created = [c.json() for c in fake_k8s.calls_to("POST", "/pods")]
+    held = json.dumps([fake_k8s.pods[name], fake_k8s.envs[name], created])
+    assert session_id in held
+    for secret in ("d" * 40, KEY, "t" * 32, f'"{PREFIX}.', "BOT_CHANNEL_TOKEN", "VOICEFLEET_ICE_CONFIG"):
+        assert secret not in held, secret
 
     cold.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
     cold.wait_for("the bot process gone", lambda: process.poll() is not None)
