@@ -9,6 +9,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
+from dispatcher.artifacts.building import Artifacts
 from dispatcher.factory import configuration_problems
 from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.local.isolation import protect_dispatcher
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                             header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
                             write_timeout_seconds=settings.write_timeout_seconds,
                             max_connections=settings.max_connections, max_body_bytes=settings.max_request_bytes,
+                            max_part_bytes=_parts_taken(state.artifacts),
                             graceful_shutdown_seconds=grace, own_log_format=chosen_format == "text")
     phone = state.phone
     server = DrainingServer(
@@ -141,6 +143,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
+
+
+def _parts_taken(artifacts: Artifacts | None) -> int:
+    """The largest recording part this dispatcher takes itself: a local folder store's, when it records."""
+    if artifacts is None or artifacts.local is None or not artifacts.settings.on:
+        return 0
+    return artifacts.settings.part_bytes
 
 
 def _display(host: str) -> str:

@@ -415,16 +415,19 @@ def uvicorn_config(
     graceful_shutdown_seconds: int | None = None, own_log_format: bool = True,
     write_timeout_seconds: float = BoundedHttpProtocol.write_timeout,
     max_connections: int = BoundedHttpProtocol.max_connections,
-    max_body_bytes: int = 65536,
+    max_body_bytes: int = 65536, max_part_bytes: int = 0,
 ) -> uvicorn.Config:
-    """`own_log_format=False`: uvicorn's lines go through the root handler (LOG_FORMAT=json)."""
+    """`own_log_format=False`: uvicorn's lines go through the root handler (LOG_FORMAT=json).
+    `max_part_bytes`: the largest recording part the dispatcher takes itself (a local folder store's
+    parts, each with its Content-Length, so without a chunked body's framing); 0 when it takes none."""
     quiet_accept_failures()
     cap = connection_cap(max_connections)
     protocol = type("ConfiguredHttpProtocol", (BoundedHttpProtocol,), {
         "header_timeout": header_timeout_seconds, "write_timeout": write_timeout_seconds,
         "max_connections": cap, "headroom": headroom(cap), "_tiers": ({}, {}, {}), "_working": set(),
-        # The app refuses a body past MAX_REQUEST_BYTES; on the wire a chunked one may take more.
-        "max_message_bytes": 8 * (max_body_bytes + SERVER_MAX_HEAD_BYTES),
+        # The app refuses a body past MAX_REQUEST_BYTES; on the wire a chunked one may take more. A
+        # recording's part is larger and has its Content-Length (RequestLimits refuses it without).
+        "max_message_bytes": max(8 * (max_body_bytes + SERVER_MAX_HEAD_BYTES), max_part_bytes + SERVER_MAX_HEAD_BYTES),
     })
     return uvicorn.Config(
         app,
