@@ -1,0 +1,107 @@
+"""RecordingBucket (AWS): the environment's private S3 bucket for session recordings.
+
+All public access blocked, ACLs off (BucketOwnerEnforced), encrypted (SSE-KMS with the customer's
+key, else SSE-S3), versioned with Object Lock enabled at creation when legal holds are wanted (S3
+turns Object Lock on only for a new bucket, or through a support-free but one-way API call on an
+existing versioned one: `recordingHold` is best chosen before the first `up`). Retention is one
+expiration rule per day count on `<prefix>/retain-<N>d/` (dispatcher/artifacts/rules.py), its
+noncurrent versions too, and every incomplete multipart upload is aborted after a day.
+
+`destroy` leaves the bucket (retain on delete) unless `recordingDeleteOnDestroy`; the dispatcher's
+task role gets only what recording needs (`statements`); the bots' roles nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import pulumi
+import pulumi_aws as aws
+
+from dispatcher.artifacts.rules import retention_folder
+from stacks.aws.iam import statement
+from stacks.config.recording import RecordingSettings
+
+ABORT_INCOMPLETE_DAYS = 1
+MAX_BUCKET_PREFIX = 37  # 63, S3's longest name, less the provider's 26-character generated tail
+
+# The Service Authorization Reference's "Actions, resources, and condition keys for Amazon S3" maps
+# CreateMultipartUpload, UploadPart and CompleteMultipartUpload to s3:PutObject: no action of their own.
+OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:GetObject",
+                  "s3:DeleteObject")
+VERSIONED_ACTIONS = ("s3:DeleteObjectVersion",)  # erasing a session removes every version of its objects
+HOLD_ACTIONS = ("s3:PutObjectLegalHold", "s3:GetObjectLegalHold")
+BUCKET_ACTIONS = ("s3:ListBucket",)  # limited to the prefix by its s3:prefix condition
+UPLOADS_ACTIONS = ("s3:ListBucketMultipartUploads",)  # the orphan sweep; takes no s3:prefix key
+KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
+def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
+    """One expiration per retention (kept-until-erased has none), then the bucket-wide abort."""
+    rules: list[dict[str, Any]] = []
+    for days in settings.day_counts():
+        if not days:
+            continue
+        rules.append({"id": f"expire-{retention_folder(days)}", "status": "Enabled",
+                      "filter": {"prefix": f"{settings.prefix}/{retention_folder(days)}/"},
+                      "expiration": {"days": days},
+                      # A versioned bucket keeps what expiry replaces as a noncurrent version: gone the next day.
+                      "noncurrent_version_expiration": {"noncurrent_days": 1}})
+    rules.append({"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {"prefix": ""},
+                  "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_DAYS}})
+    return rules
+
+
+class RecordingBucket(pulumi.ComponentResource):
+    bucket: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    destination: pulumi.Output[str]  # RECORDING_DESTINATION: s3://<bucket>/<prefix>
+
+    def __init__(self, name: str, settings: RecordingSettings, bucket_prefix: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:aws:RecordingBucket", name, None, opts)
+        self._settings = settings
+        keep = not settings.delete_on_destroy
+        bucket = aws.s3.Bucket(
+            name, bucket_prefix=f"{bucket_prefix[:MAX_BUCKET_PREFIX - 1].rstrip('-')}-",
+            # Object Lock can only be switched on as the bucket is made (and turns versioning on).
+            object_lock_enabled=settings.hold or None,
+            # Asked to, a destroy empties it first; otherwise it stays, recordings and all.
+            force_destroy=settings.delete_on_destroy,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep))
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=keep)
+        aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+                                       ignore_public_acls=True, restrict_public_buckets=True, opts=kept)
+        aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"},
+                                       opts=kept)
+        by_default: dict[str, Any] = ({"sse_algorithm": "aws:kms", "kms_master_key_id": settings.kms_key}
+                                      if settings.kms_key else {"sse_algorithm": "AES256"})
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            name, bucket=bucket.id,
+            # A bucket key cuts the KMS requests (and their cost) per object: one data key per bucket for a while.
+            rules=[cast(aws.s3.BucketServerSideEncryptionConfigurationRuleArgsDict, {
+                "apply_server_side_encryption_by_default": by_default,
+                **({"bucket_key_enabled": True} if settings.kms_key else {})})], opts=kept)
+        if settings.hold:
+            aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=kept)
+        # Kept with the bucket: what stays after a destroy still expires as the rules said.
+        rules = cast(list[aws.s3.BucketLifecycleConfigurationRuleArgsDict], lifecycle_rules(settings))
+        aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=kept)
+        self.bucket = bucket.bucket
+        self.arn = bucket.arn
+        self.destination = pulumi.Output.concat("s3://", bucket.bucket, "/", settings.prefix)
+        self.register_outputs({"bucket": self.bucket, "destination": self.destination})
+
+    def statements(self) -> Sequence[dict[str, Any]]:
+        """The dispatcher's grant: its prefix's objects and uploads, the listing of that prefix, the key."""
+        settings = self._settings
+        objects = pulumi.Output.concat(self.arn, "/", settings.prefix, "/*")
+        found = [statement((*OBJECT_ACTIONS, *(VERSIONED_ACTIONS if settings.hold else ()),
+                            *(HOLD_ACTIONS if settings.hold else ())), [objects], sid="RecordingObjects"),
+                 statement(BUCKET_ACTIONS, [self.arn], sid="RecordingList",
+                           condition={"StringLike": {"s3:prefix": [f"{settings.prefix}/*"]}}),
+                 statement(UPLOADS_ACTIONS, [self.arn], sid="RecordingUploads")]
+        if settings.kms_key:
+            found.append(statement(KMS_ACTIONS, [settings.kms_key], sid="RecordingKey"))
+        return found
