@@ -284,7 +284,8 @@ _AZURE_NAMES = ("secretName", "databaseName", "virtualNetworkLinkName", "private
                 "virtualNetworkName", "networkSecurityGroupName", "publicIpAddressName", "natGatewayName",
                 "clusterName",
                 "privateEndpointName", "privateZoneName", "ruleName", "roleDefinitionId", "roleAssignmentName",
-                "containerGroupName", "name")
+                "containerGroupName", "name", "containerName", "managementPolicyName", "blobServicesName",
+                "accountName")
 
 
 def _azure_state(typ: str, logical: str, inputs: dict[str, Any], generation: int) -> tuple[str, dict[str, Any]]:
