@@ -38,6 +38,7 @@ from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
+from stacks.k8s.recordings import recording_environment, recording_secret
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
@@ -175,6 +176,7 @@ class K8sStack(pulumi.ComponentResource):
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher, {
             **stored_secrets(settings, store=True, store_password=store is not None), **external_url}, labels,
             opts=child)
+        recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
@@ -198,8 +200,10 @@ class K8sStack(pulumi.ComponentResource):
             bots = (*bots, *pool.objects)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
-            environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {})},
-            secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
+            environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {}),
+                         **recording_environment(settings)},
+            secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
+            replicas=cfg.dispatcher_replicas,
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,

@@ -1,0 +1,41 @@
+"""Recording on Kubernetes: the dispatcher writes to an S3-compatible store the operator runs.
+
+The stack makes no bucket: `recordingDestination` (s3://bucket/prefix) names one in a store such as
+MinIO or Ceph RGW at `recordingEndpoint`, and its access key (secret config) becomes a Secret of
+its own in the dispatcher's namespace, read by reference (`secretKeyRef`) as the variables boto3
+reads: AWS_ENDPOINT_URL_S3 (the service-specific endpoint of the AWS SDKs' shared settings),
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Bot pods are built from their own template and never
+get them; retention there is the store's own lifecycle configuration, one rule per day count (the
+same prefixes, docs/recording.md).
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from stacks.config.model import Settings
+from stacks.k8s.secrets import DispatcherSecret
+
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_S3"
+KEY_ID_VARIABLE = "AWS_ACCESS_KEY_ID"
+SECRET_KEY_VARIABLE = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 - a variable's name, not a secret
+
+
+def recording_environment(settings: Settings) -> dict[str, pulumi.Input[str]]:
+    """RECORDING_* for the dispatcher's pods (plain: no credential in them); nothing with recording off."""
+    recording = settings.recording
+    if recording is None or recording.store is None:
+        return {}
+    return recording.environment(recording.store.destination)
+
+
+def recording_secret(name: str, settings: Settings, namespace: pulumi.Input[str], labels: dict[str, str],
+                     opts: pulumi.ResourceOptions) -> DispatcherSecret | None:
+    """The store's endpoint and key, a Secret the dispatcher's container reads by reference alone."""
+    recording = settings.recording
+    if recording is None or recording.store is None:
+        return None
+    store = recording.store
+    return DispatcherSecret(f"{name}-recordings", namespace, {
+        ENDPOINT_VARIABLE: store.endpoint, KEY_ID_VARIABLE: store.access_key_id,
+        SECRET_KEY_VARIABLE: store.secret_access_key}, labels, opts=opts)

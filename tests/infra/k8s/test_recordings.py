@@ -1,0 +1,64 @@
+"""Recording on Kubernetes: the S3-compatible store's key reaches the dispatcher's container by
+reference from a Secret of its own, and nothing a bot is made from."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config.settings import SettingsError
+from stacks.tools.mocks import Run, unwrap
+from tests.infra.conftest import StackRunner
+from tests.infra.helpers import holding
+from tests.infra.k8s.conftest import ALL_SECRETS, container_env
+
+KEY_ID = "SENTINEL-recording-key-id-3a9f"
+SECRET_KEY = "SENTINEL-recording-secret-key-8c2d"  # noqa: S105 - a test sentinel
+STORE = {"recordingDestination": "s3://calls/eu", "recordingEndpoint": "https://minio.example.com"}
+SECRETS = {**ALL_SECRETS, "voicefleet:recordingAccessKeyId": KEY_ID, "voicefleet:recordingSecretAccessKey": SECRET_KEY}
+VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def recording(k8s_stack: StackRunner, **overrides: str) -> Run:
+    return k8s_stack(secrets=SECRETS, recording="on", **{**STORE, **overrides})
+
+
+def test_recording_off_adds_nothing(k8s: Run) -> None:
+    assert not set(container_env(k8s)) & {*VARIABLES, "RECORDING", "RECORDING_DESTINATION"}
+
+
+def test_the_store_key_is_a_secret_the_dispatcher_reads_by_reference(k8s_stack: StackRunner) -> None:
+    run = recording(k8s_stack)
+    (secret,) = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.name.endswith("-recordings")]
+    assert unwrap(secret.inputs["stringData"]) == {"AWS_ENDPOINT_URL_S3": "https://minio.example.com",
+                                                   "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    env = container_env(run)
+    for variable in VARIABLES:
+        assert env[variable] == {"name": variable, "valueFrom": {"secretKeyRef": {
+            "name": secret.outputs["metadata"]["name"], "key": variable}}}
+    assert {k: env[k]["value"] for k in ("RECORDING", "RECORDING_DESTINATION")} == {
+        "RECORDING": "on", "RECORDING_DESTINATION": "s3://calls/eu"}
+
+
+def test_no_bot_template_admission_or_pool_sees_the_store(k8s_stack: StackRunner) -> None:
+    run = recording(k8s_stack)
+    for value in (KEY_ID, SECRET_KEY):
+        assert [(r.type, r.name) for r in holding(run, value)] == [
+            ("kubernetes:core/v1:Secret", "voicefleet-k8s-test-recordings")]
+    for text in ("AWS_ACCESS_KEY_ID", "minio.example.com", "s3://calls"):
+        assert {r.type for r in holding(run, text)} <= {"kubernetes:core/v1:Secret", "kubernetes:apps/v1:Deployment"}
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"recordingDestination": "gs://calls"}, "voicefleet:recordingDestination"),
+    ({"recordingEndpoint": "minio.example.com"}, "voicefleet:recordingEndpoint"),
+])
+def test_a_bad_store_is_one_line_naming_its_key(k8s_stack: StackRunner, overrides: dict[str, str], key: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        recording(k8s_stack, **overrides)
+    assert key in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_store_key_must_be_secret_config(k8s_stack: StackRunner) -> None:
+    with pytest.raises(SettingsError) as caught:
+        k8s_stack(secrets=ALL_SECRETS, recording="on", **STORE)
+    assert "voicefleet:recordingAccessKeyId" in str(caught.value)
