@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pulumi
 
+from dispatcher.artifacts.rules import retention_folder
 from stacks.config.model import Settings
 from stacks.k8s.secrets import DispatcherSecret
 
@@ -39,3 +40,13 @@ def recording_secret(name: str, settings: Settings, namespace: pulumi.Input[str]
     return DispatcherSecret(f"{name}-recordings", namespace, {
         ENDPOINT_VARIABLE: store.endpoint, KEY_ID_VARIABLE: store.access_key_id,
         SECRET_KEY_VARIABLE: store.secret_access_key}, labels, opts=opts)
+
+
+def retention_rules(settings: Settings) -> list[dict[str, object]]:
+    """The expirations the operator's store needs, one per day count: a stack output to apply there."""
+    recording = settings.recording
+    if recording is None or recording.store is None:
+        return []
+    _, _, prefix = recording.store.destination.removeprefix("s3://").partition("/")
+    base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    return [{"prefix": f"{base}{retention_folder(days)}/", "days": days} for days in recording.day_counts() if days]

@@ -38,7 +38,7 @@ from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
-from stacks.k8s.recordings import recording_environment, recording_secret
+from stacks.k8s.recordings import recording_environment, recording_secret, retention_rules
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
@@ -219,6 +219,8 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": cfg.bot_image,
             "machinesEnvironment": contract.machines_environment(dict(environment)),
             "drained": settings.drain,
+            # Recording: the lifecycle rules the operator's S3-compatible store needs.
+            **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),

@@ -8,7 +8,7 @@ import pytest
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
-from tests.infra.helpers import holding
+from tests.infra.helpers import component_outputs, holding
 from tests.infra.k8s.conftest import ALL_SECRETS, container_env
 
 KEY_ID = "SENTINEL-recording-key-id-3a9f"
@@ -62,3 +62,9 @@ def test_the_store_key_must_be_secret_config(k8s_stack: StackRunner) -> None:
     with pytest.raises(SettingsError) as caught:
         k8s_stack(secrets=ALL_SECRETS, recording="on", **STORE)
     assert "voicefleet:recordingAccessKeyId" in str(caught.value)
+
+
+def test_the_stack_outputs_the_expirations_the_store_needs(k8s_stack: StackRunner) -> None:
+    run = recording(k8s_stack, recordingRules="key:acme days=30; release:v7 days=7")
+    assert component_outputs(run, "k8s")["recordingRetention"] == [
+        {"prefix": "eu/retain-7d/", "days": 7}, {"prefix": "eu/retain-30d/", "days": 30}]
