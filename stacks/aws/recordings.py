@@ -4,8 +4,9 @@ All public access blocked, ACLs off (BucketOwnerEnforced), encrypted (SSE-KMS wi
 key, else SSE-S3), versioned with Object Lock enabled at creation when legal holds are wanted (S3
 turns Object Lock on only for a new bucket, or through a support-free but one-way API call on an
 existing versioned one: `recordingHold` is best chosen before the first `up`). Retention is one
-expiration rule per day count on `<prefix>/retain-<N>d/` (dispatcher/artifacts/rules.py), its
-noncurrent versions too, and every incomplete multipart upload is aborted after a day.
+expiration rule per day count on `<prefix>/retain-<N>d/` (dispatcher/artifacts/rules.py); with holds,
+every noncurrent version under the prefix goes a day after it stopped being current (what an erasure
+or an expiry left behind); every incomplete multipart upload is aborted after a day.
 
 `destroy` leaves the bucket (retain on delete) unless `recordingDeleteOnDestroy`; the dispatcher's
 task role gets only what recording needs (`statements`); the bots' roles nothing.
@@ -24,13 +25,17 @@ from stacks.aws.iam import statement
 from stacks.config.recording import RecordingSettings
 
 ABORT_INCOMPLETE_DAYS = 1
+NONCURRENT_DAYS = 1
 MAX_BUCKET_PREFIX = 37  # 63, S3's longest name, less the provider's 26-character generated tail
 
 # The Service Authorization Reference's "Actions, resources, and condition keys for Amazon S3" maps
 # CreateMultipartUpload, UploadPart and CompleteMultipartUpload to s3:PutObject: no action of their own.
-OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:GetObject",
-                  "s3:DeleteObject")
-VERSIONED_ACTIONS = ("s3:DeleteObjectVersion",)  # erasing a session removes every version of its objects
+# The dispatcher tags every object with its key name and release (the `Tagging` of PutObject and
+# CreateMultipartUpload, dispatcher/artifacts/s3_store.py), which S3 authorizes as s3:PutObjectTagging too:
+# without it every recording is refused. No s3:DeleteObjectVersion: the dispatcher deletes by key alone
+# (DeleteObjects without a VersionId); on a versioned bucket the lifecycle removes what that leaves.
+OBJECT_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+                  "s3:GetObject", "s3:DeleteObject")
 HOLD_ACTIONS = ("s3:PutObjectLegalHold", "s3:GetObjectLegalHold")
 BUCKET_ACTIONS = ("s3:ListBucket",)  # limited to the prefix by its s3:prefix condition
 UPLOADS_ACTIONS = ("s3:ListBucketMultipartUploads",)  # the orphan sweep; takes no s3:prefix key
@@ -38,16 +43,24 @@ KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
 
 def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
-    """One expiration per retention (kept-until-erased has none), then the bucket-wide abort."""
+    """One expiration per retention (kept-until-erased has none), with holds the noncurrent versions'
+    expiry, then the bucket-wide abort."""
     rules: list[dict[str, Any]] = []
     for days in settings.day_counts():
         if not days:
             continue
         rules.append({"id": f"expire-{retention_folder(days)}", "status": "Enabled",
                       "filter": {"prefix": f"{settings.prefix}/{retention_folder(days)}/"},
-                      "expiration": {"days": days},
-                      # A versioned bucket keeps what expiry replaces as a noncurrent version: gone the next day.
-                      "noncurrent_version_expiration": {"noncurrent_days": 1}})
+                      "expiration": {"days": days}})
+    if settings.hold:
+        # Object Lock versions the bucket: an erasure (a delete by key) or an expiry only hides an object
+        # behind a delete marker, and a header rewrite leaves the old object as a noncurrent version. Under
+        # the whole prefix, retain-forever and the erasure records included, those versions go a day later
+        # (a held version stays: Object Lock refuses the lifecycle too) and the markers left alone after them.
+        rules.append({"id": "expire-noncurrent-versions", "status": "Enabled",
+                      "filter": {"prefix": f"{settings.prefix}/"},
+                      "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
+                      "expiration": {"expired_object_delete_marker": True}})
     rules.append({"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {"prefix": ""},
                   "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_DAYS}})
     return rules
@@ -97,8 +110,8 @@ class RecordingBucket(pulumi.ComponentResource):
         """The dispatcher's grant: its prefix's objects and uploads, the listing of that prefix, the key."""
         settings = self._settings
         objects = pulumi.Output.concat(self.arn, "/", settings.prefix, "/*")
-        found = [statement((*OBJECT_ACTIONS, *(VERSIONED_ACTIONS if settings.hold else ()),
-                            *(HOLD_ACTIONS if settings.hold else ())), [objects], sid="RecordingObjects"),
+        found = [statement((*OBJECT_ACTIONS, *(HOLD_ACTIONS if settings.hold else ())), [objects],
+                           sid="RecordingObjects"),
                  statement(BUCKET_ACTIONS, [self.arn], sid="RecordingList",
                            condition={"StringLike": {"s3:prefix": [f"{settings.prefix}/*"]}}),
                  statement(UPLOADS_ACTIONS, [self.arn], sid="RecordingUploads")]

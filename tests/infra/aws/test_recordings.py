@@ -63,7 +63,21 @@ def test_one_expiration_per_retention_and_incomplete_uploads_aborted_after_a_day
     assert [(r["filter"]["prefix"], r.get("expiration", {}).get("days")) for r in rules] == [
         ("recordings/retain-7d/", 7), ("recordings/retain-30d/", 30), ("", None)]
     assert rules[-1]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
-    assert all(r["noncurrentVersionExpiration"] == {"noncurrentDays": 1} for r in rules[:-1])
+    # Unversioned without holds: no rule about versions.
+    assert not any("noncurrentVersionExpiration" in r for r in rules)
+
+
+def test_with_holds_what_an_erasure_leaves_goes_under_the_whole_prefix(stack: StackRunner) -> None:
+    """Object Lock versions the bucket, and the dispatcher erases by key (a delete marker): the versions
+    that hides must go everywhere under the prefix, retain-forever (the default) and the erasure records
+    included, else an erased recording stays in the bucket for ever."""
+    (lifecycle,) = stack("aws", recording="on", recordingHold="true").of_type(LIFECYCLE)
+    rules = unwrap(lifecycle.inputs["rules"])
+    (versions,) = [r for r in rules if "noncurrentVersionExpiration" in r]
+    assert versions["filter"] == {"prefix": "recordings/"}
+    assert versions["noncurrentVersionExpiration"] == {"noncurrentDays": 1}
+    assert versions["expiration"] == {"expiredObjectDeleteMarker": True}
+    assert versions["status"] == "Enabled"
 
 
 def test_the_dispatcher_gets_exactly_the_recording_actions_on_its_prefix(stack: StackRunner) -> None:
@@ -71,8 +85,11 @@ def test_the_dispatcher_gets_exactly_the_recording_actions_on_its_prefix(stack: 
     arn = f"arn:aws:s3:::{bucket(run).outputs['bucket']}"
     found = by_sid(run)
     assert set(found) == {"RecordingObjects", "RecordingList", "RecordingUploads"}
+    # s3:PutObjectTagging: the dispatcher tags each object as it writes it (PutObject and
+    # CreateMultipartUpload with `Tagging`), which S3 refuses without it.
     assert sorted(actions(found["RecordingObjects"])) == sorted([
-        "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:GetObject", "s3:DeleteObject"])
+        "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+        "s3:GetObject", "s3:DeleteObject"])
     assert found["RecordingObjects"]["Resource"] == [f"{arn}/recordings/*"]
     assert actions(found["RecordingList"]) == ["s3:ListBucket"]
     assert found["RecordingList"]["Condition"] == {"StringLike": {"s3:prefix": ["recordings/*"]}}
@@ -91,8 +108,9 @@ def test_holds_and_a_customer_key_add_object_lock_versions_and_their_actions(sta
     assert encryption.inputs["rules"] == [{"applyServerSideEncryptionByDefault": {
         "sseAlgorithm": "aws:kms", "kmsMasterKeyId": key}, "bucketKeyEnabled": True}]
     found = by_sid(run)
-    assert {"s3:DeleteObjectVersion", "s3:PutObjectLegalHold", "s3:GetObjectLegalHold"} <= set(
-        actions(found["RecordingObjects"]))
+    assert {"s3:PutObjectLegalHold", "s3:GetObjectLegalHold"} <= set(actions(found["RecordingObjects"]))
+    # The dispatcher never deletes a version by its id: the lifecycle does, the role may not.
+    assert "s3:DeleteObjectVersion" not in actions(found["RecordingObjects"])
     assert found["RecordingKey"]["Resource"] == [key]
     assert actions(found["RecordingKey"]) == ["kms:GenerateDataKey", "kms:Decrypt"]
 
