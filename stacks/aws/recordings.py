@@ -97,7 +97,11 @@ class RecordingBucket(pulumi.ComponentResource):
                 "apply_server_side_encryption_by_default": by_default,
                 **({"bucket_key_enabled": True} if settings.kms_key else {})})], opts=kept)
         if settings.hold:
-            aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=kept)
+            # Always left by a destroy: deleting it suspends versioning (the provider's delete), which S3
+            # refuses on an Object Lock bucket (its versioning cannot change), so a destroy asked to delete
+            # the bucket would stop here; the bucket's own deletion takes its versioning with it.
+            aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
+                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         # Kept with the bucket: what stays after a destroy still expires as the rules said.
         rules = cast(list[aws.s3.BucketLifecycleConfigurationRuleArgsDict], lifecycle_rules(settings))
         aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=kept)

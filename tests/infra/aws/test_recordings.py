@@ -176,3 +176,12 @@ def test_a_bad_recording_setting_is_one_line_naming_its_key(stack: StackRunner, 
     with pytest.raises(SettingsError) as caught:
         stack("aws", **{"recording": "on", **overrides})
     assert key in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_destroy_that_deletes_a_held_bucket_never_suspends_its_versioning(stack: StackRunner) -> None:
+    """Deleting BucketVersioning suspends versioning, which S3 refuses on an Object Lock bucket: the
+    destroy would fail before it reached the bucket. The versioning is left, the bucket deleted."""
+    run = stack("aws", **ON, recordingHold="true", recordingDeleteOnDestroy="true")
+    (versioning,) = run.of_type("aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.retain_on_delete
+    assert not bucket(run).retain_on_delete and bucket(run).inputs["forceDestroy"] is True
