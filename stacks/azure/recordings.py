@@ -6,7 +6,8 @@ its managed identity signs (Get User Delegation Key needs
 `Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action`, which Storage
 Blob Delegator grants on the account). TLS 1.2 at least. Legal holds need version-level
 immutability, which versioning underlies. Retention is one lifecycle management rule per day count
-on `<container>/<prefix>/retain-<N>d/` (lifecycle prefixes start with the container's name), and a
+on `<container>/<prefix>/retain-<N>d/` (lifecycle prefixes start with the container's name), with
+holds one more removing the previous versions under the prefix a day on, and a
 block left uncommitted is discarded by Azure itself after seven days (Put Block: "uncommitted blocks
 are garbage collected after seven days"), so no rule is needed for abandoned uploads.
 
@@ -30,6 +31,7 @@ from stacks.config.recording import RecordingSettings
 CONTAINER = "recordings"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 STORAGE_BLOB_DELEGATOR = "db58b8e5-c6ad-4a2a-8342-4190687cbf4a"
+PREVIOUS_VERSION_DAYS = 1
 
 
 def account_name(subscription_id: str, prefix: str) -> str:
@@ -43,15 +45,22 @@ def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
     for days in settings.day_counts():
         if not days:
             continue
-        actions: dict[str, Any] = {"base_blob": {"delete": {"days_after_modification_greater_than": days}}}
-        if settings.hold:
-            # Versions an overwrite or delete leaves go with their retention (unless held).
-            actions["version"] = {"delete": {"days_after_creation_greater_than": days}}
         rules.append({"name": f"expire-{retention_folder(days)}", "type": "Lifecycle", "enabled": True,
                       "definition": {"filters": {"blob_types": ["blockBlob"],
                                                  "prefix_match": [f"{CONTAINER}/{settings.prefix}/"
                                                                   f"{retention_folder(days)}/"]},
-                                     "actions": actions}})
+                                     "actions": {"base_blob": {"delete": {
+                                         "days_after_modification_greater_than": days}}}}})
+    if settings.hold:
+        # Versioning keeps what an erasure, an expiry or a header rewrite replaces as a previous version.
+        # Under the whole prefix (retain-forever, the default, and the erasure records included) those go
+        # a day on, held ones excepted (immutability refuses the lifecycle too): else an erased recording
+        # would stay in the account for ever.
+        rules.append({"name": "expire-previous-versions", "type": "Lifecycle", "enabled": True,
+                      "definition": {"filters": {"blob_types": ["blockBlob"],
+                                                 "prefix_match": [f"{CONTAINER}/{settings.prefix}/"]},
+                                     "actions": {"version": {"delete": {
+                                         "days_after_creation_greater_than": PREVIOUS_VERSION_DAYS}}}}})
     return rules
 
 

@@ -64,6 +64,16 @@ def test_holds_turn_on_version_level_immutability_and_versioning(stack: StackRun
     assert blob_service.inputs["isVersioningEnabled"] is True
 
 
+def test_with_holds_the_versions_an_erasure_leaves_go_under_the_whole_prefix(stack: StackRunner) -> None:
+    """Versioning keeps an erased blob as a previous version: with the default retention (kept until
+    erased, no per-day rule) it would stay for ever unless a rule over the whole prefix removes it."""
+    (policy,) = stack("azure", recording="on", recordingHold="true").of_type(POLICY)
+    (rule,) = unwrap(policy.inputs["policy"])["rules"]
+    assert rule["definition"]["filters"] == {"blobTypes": ["blockBlob"], "prefixMatch": ["recordings/recordings/"]}
+    assert rule["definition"]["actions"] == {"version": {"delete": {"daysAfterCreationGreaterThan": 1}}}
+    assert rule["enabled"] is True and rule["type"] == "Lifecycle"
+
+
 def test_the_dispatcher_alone_gets_blob_data_on_the_container_and_delegation_on_the_account(
         stack: StackRunner) -> None:
     run = stack("azure", **ON)
