@@ -41,9 +41,12 @@ def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
          "condition": {"age": days, "matches_prefixes": [f"{settings.prefix}/{retention_folder(days)}/"]}}
         for days in settings.day_counts() if days]
     if settings.hold:
-        # What an overwrite or delete leaves as a noncurrent version goes a day later (unless held).
+        # What an overwrite or delete leaves as a noncurrent version goes a day later (unless held). A
+        # condition without `age` gets `age: 0` from the provider unless `send_age_if_zero` is false
+        # (pulumi_gcp storage Bucket's own example): here an always-true term, kept out all the same.
         rules.append({"action": {"type": "Delete"}, "condition": {"days_since_noncurrent_time": 1,
-                                                                  "with_state": "ARCHIVED"}})
+                                                                  "with_state": "ARCHIVED",
+                                                                  "send_age_if_zero": False}})
     rules.append({"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": ABORT_INCOMPLETE_DAYS}})
     return rules
 
