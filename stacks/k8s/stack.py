@@ -38,7 +38,12 @@ from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
-from stacks.k8s.recordings import recording_environment, recording_secret, retention_rules
+from stacks.k8s.recordings import (
+    recording_environment,
+    recording_secret,
+    refuse_unreachable_store,
+    retention_rules,
+)
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
@@ -142,6 +147,7 @@ class K8sStack(pulumi.ComponentResource):
         assert settings.kubernetes is not None
         cfg = settings.kubernetes
         refuse_unreachable_relay(settings)
+        refuse_unreachable_store(settings)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
         template = pool_pod(environment) if cfg.mode == AGENT_SANDBOX else None

@@ -68,3 +68,21 @@ def test_the_stack_outputs_the_expirations_the_store_needs(k8s_stack: StackRunne
     run = recording(k8s_stack, recordingRules="key:acme days=30; release:v7 days=7")
     assert component_outputs(run, "k8s")["recordingRetention"] == [
         {"prefix": "eu/retain-7d/", "days": 7}, {"prefix": "eu/retain-30d/", "days": 30}]
+
+
+@pytest.mark.parametrize("endpoint", ["http://10.0.4.2:9000", "http://minio:9000", "http://minio.storage.svc:9000",
+                                      "https://minio.storage.svc.cluster.local", "https://172.20.0.9",
+                                      "https://34.118.10.7"])
+def test_a_store_the_bots_cannot_reach_is_refused_at_preview(k8s_stack: StackRunner, endpoint: str) -> None:
+    """Each bot uploads its parts to the store itself (the URLs the dispatcher signs name that endpoint),
+    and its egress is the public IPv4 internet alone: a private address or a cluster-internal name would
+    lose every recording, so the preview refuses it, naming the key."""
+    with pytest.raises(SettingsError) as caught:
+        recording(k8s_stack, recordingEndpoint=endpoint, k8sBotEgressExcept='["34.118.10.0/24"]')
+    message = str(caught.value)
+    assert "voicefleet:recordingEndpoint" in message and "bots cannot reach" in message and "\n" not in message
+
+
+def test_a_public_store_name_passes(k8s_stack: StackRunner) -> None:
+    run = recording(k8s_stack, recordingEndpoint="https://s3.eu.example.com:9000")
+    assert container_env(run)["AWS_ENDPOINT_URL_S3"]["valueFrom"]["secretKeyRef"]["key"] == "AWS_ENDPOINT_URL_S3"
