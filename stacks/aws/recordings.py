@@ -66,6 +66,13 @@ def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
     return rules
 
 
+def tls_only(arn: pulumi.Input[str]) -> dict[str, Any]:
+    """The bucket policy's one statement: every request without TLS refused, whoever sends it."""
+    return {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [arn, pulumi.Output.concat(arn, "/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
 class RecordingBucket(pulumi.ComponentResource):
     bucket: pulumi.Output[str]
     arn: pulumi.Output[str]
@@ -84,8 +91,15 @@ class RecordingBucket(pulumi.ComponentResource):
             force_destroy=settings.delete_on_destroy,
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep))
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=keep)
-        aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-                                       ignore_public_acls=True, restrict_public_buckets=True, opts=kept)
+        block = aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True,
+                                               block_public_policy=True, ignore_public_acls=True,
+                                               restrict_public_buckets=True, opts=kept)
+        # Recordings never travel in clear: S3 refuses any request not over TLS, a signed URL's included.
+        # After the access block: S3 answers a bucket's policy and access block changes at once with
+        # OperationAborted.
+        aws.s3.BucketPolicy(name, bucket=bucket.id, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17", "Statement": [tls_only(bucket.arn)]}),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep, depends_on=[block]))
         aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"},
                                        opts=kept)
         by_default: dict[str, Any] = ({"sse_algorithm": "aws:kms", "kms_master_key_id": settings.kms_key}

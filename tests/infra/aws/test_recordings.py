@@ -185,3 +185,15 @@ def test_a_destroy_that_deletes_a_held_bucket_never_suspends_its_versioning(stac
     (versioning,) = run.of_type("aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.retain_on_delete
     assert not bucket(run).retain_on_delete and bucket(run).inputs["forceDestroy"] is True
+
+
+def test_the_bucket_refuses_any_request_without_tls(stack: StackRunner) -> None:
+    run = stack("aws", **ON)
+    arn = f"arn:aws:s3:::{bucket(run).outputs['bucket']}"
+    (policy,) = run.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    assert policy.inputs["bucket"] == bucket(run).outputs["bucket"]
+    assert json.loads(unwrap(policy.inputs["policy"]))["Statement"] == [{
+        "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]
+    (block,) = run.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert block.urn in policy.dependencies
