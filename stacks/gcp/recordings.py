@@ -25,6 +25,7 @@ from dispatcher.artifacts.rules import retention_folder
 from stacks.config.recording import RecordingSettings
 
 ABORT_INCOMPLETE_DAYS = 1
+NONCURRENT_DAYS = 1
 OBJECT_PERMISSIONS = (
     "storage.objects.create", "storage.objects.get", "storage.objects.delete", "storage.objects.list",
     # The XML API's multipart uploads (the S3-style parts the bot puts through signed URLs).
@@ -40,13 +41,13 @@ def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
         {"action": {"type": "Delete"},
          "condition": {"age": days, "matches_prefixes": [f"{settings.prefix}/{retention_folder(days)}/"]}}
         for days in settings.day_counts() if days]
-    if settings.hold:
-        # What an overwrite or delete leaves as a noncurrent version goes a day later (unless held). A
-        # condition without `age` gets `age: 0` from the provider unless `send_age_if_zero` is false
-        # (pulumi_gcp storage Bucket's own example): here an always-true term, kept out all the same.
-        rules.append({"action": {"type": "Delete"}, "condition": {"days_since_noncurrent_time": 1,
-                                                                  "with_state": "ARCHIVED",
-                                                                  "send_age_if_zero": False}})
+    # What an overwrite or delete leaves as a noncurrent version goes a day later (unless held), whatever
+    # `recordingHold` says now: a bucket an earlier `up` versioned keeps the versions it made (erased
+    # recordings among them) once versioning is off, and an unversioned bucket has none to match. A
+    # condition without `age` gets `age: 0` from the provider unless `send_age_if_zero` is false
+    # (pulumi_gcp storage Bucket's own example): an always-true term, kept out all the same.
+    rules.append({"action": {"type": "Delete"}, "condition": {"days_since_noncurrent_time": NONCURRENT_DAYS,
+                                                              "with_state": "ARCHIVED", "send_age_if_zero": False}})
     rules.append({"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": ABORT_INCOMPLETE_DAYS}})
     return rules
 
@@ -64,7 +65,8 @@ class RecordingBucket(pulumi.ComponentResource):
             name, name=bucket_name, project=project, location=location,
             uniform_bucket_level_access=True, public_access_prevention="enforced",
             encryption={"default_kms_key_name": settings.kms_key} if settings.kms_key else None,
-            versioning={"enabled": True} if settings.hold else None,
+            # Said either way: left out, the provider would keep an earlier `up`'s versioning on.
+            versioning={"enabled": settings.hold},
             lifecycle_rules=cast(list[gcp.storage.BucketLifecycleRuleArgsDict], lifecycle_rules(settings)),
             force_destroy=settings.delete_on_destroy,
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep))

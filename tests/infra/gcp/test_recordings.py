@@ -39,11 +39,24 @@ def test_the_bucket_is_uniform_private_and_expires_by_retention_folder(stack: St
     found = bucket(stack("gcp", **ON))
     assert found.inputs["uniformBucketLevelAccess"] is True
     assert found.inputs["publicAccessPrevention"] == "enforced"
-    assert "versioning" not in found.inputs and "encryption" not in found.inputs
+    assert found.inputs["versioning"] == {"enabled": False} and "encryption" not in found.inputs
     assert unwrap(found.inputs["lifecycleRules"]) == [
         {"action": {"type": "Delete"}, "condition": {"age": 7, "matchesPrefixes": ["recordings/retain-7d/"]}},
         {"action": {"type": "Delete"}, "condition": {"age": 30, "matchesPrefixes": ["recordings/retain-30d/"]}},
+        {"action": {"type": "Delete"}, "condition": {
+            "daysSinceNoncurrentTime": 1, "withState": "ARCHIVED", "sendAgeIfZero": False}},
         {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 1}}]
+
+
+def test_holds_turned_off_turn_versioning_off_and_still_remove_the_versions_it_kept(stack: StackRunner) -> None:
+    """A bucket an earlier `up` versioned: left out, versioning stays as it was, and the versions it
+    kept (erased recordings) would stay for ever without the noncurrent rule."""
+    held = stack("gcp", **ON, recordingHold="true")
+    released = stack("gcp", **ON, previous=component_outputs(held, "gcp"))
+    assert bucket(released).inputs["versioning"] == {"enabled": False}
+    assert [r["condition"] for r in unwrap(bucket(released).inputs["lifecycleRules"])
+            if "daysSinceNoncurrentTime" in r["condition"]] == [
+        {"daysSinceNoncurrentTime": 1, "withState": "ARCHIVED", "sendAgeIfZero": False}]
 
 
 def test_holds_version_the_bucket_and_a_customer_key_encrypts_it(stack: StackRunner) -> None:
