@@ -1035,7 +1035,8 @@ SETTINGS: tuple[Setting, ...] = (
         shown="`AWS_ENDPOINT_URL`, else AWS",
         meaning=(
             "endpoint override for the recordings' S3 store (MinIO, R2, tests: moto); addressed path-style when "
-            "set"
+            "set. The k8s stack sets it, with the store's `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, from a "
+            "Secret by reference"
         ),
     ),
     Setting(

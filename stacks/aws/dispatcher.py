@@ -20,7 +20,7 @@ from stacks import contract, turn_server
 from stacks.aws.balancer import Balancer, BalancerArgs
 from stacks.aws.bot_runtime import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws.container import fargate_container, fargate_task_definition
-from stacks.aws.iam import assume_role_policy
+from stacks.aws.iam import assume_role_policy, policy_document
 from stacks.aws.secrets import SecretStore
 from stacks.config import store as store_settings
 from stacks.config.observability import ObservabilitySettings
@@ -71,6 +71,10 @@ class DispatcherArgs:
     regions: Mapping[str, str] = field(default_factory=dict)
     region_accepted_secret: bool = False  # regionAcceptedSecret is set (stacks/config/regions.py)
     releases: pulumi.Input[str] = ""  # RELEASES: the kept releases' task definition revisions (stacks/releases.py)
+    # Recording on: RECORDING_* (stacks/config/recording.py) and the task role's grant on the bucket
+    # (stacks/aws/recordings.py); empty, nothing recorded and no grant.
+    recording: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    recording_statements: Sequence[Mapping[str, object]] = ()
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -104,6 +108,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
         **args.regions,
+        **args.recording,
     }
 
 
@@ -196,6 +201,9 @@ class Dispatcher(pulumi.ComponentResource):
         args.bot.grant_run("dispatcher", task_role, args.cluster_arn, claim=claim)
         if args.webrtc_bot is not None:
             args.webrtc_bot.grant_run("dispatcher", task_role, args.cluster_arn, claim=claim)
+        if args.recording_statements:
+            aws.iam.RolePolicy(f"{name}-recordings", role=task_role.id,
+                               policy=policy_document(*args.recording_statements), opts=child)
         return execution_role, task_role
 
     def _task_definition(self, name: str, args: DispatcherArgs, logs: aws.cloudwatch.LogGroup,

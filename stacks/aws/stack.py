@@ -13,6 +13,7 @@ from dataclasses import replace
 import pulumi
 import pulumi_aws as aws
 
+from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from images.component import Images, ImagesArgs
 from stacks.aws.balancer import BalancerArgs
 from stacks.aws.bot_runtime import BotRuntime, BotRuntimeArgs
@@ -20,6 +21,7 @@ from stacks.aws.cluster import ecs_cluster
 from stacks.aws.dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws.network import Network, NetworkArgs
 from stacks.aws.observability import Observability, ObservabilityArgs, metric_environment
+from stacks.aws.recordings import RecordingBucket
 from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
@@ -70,9 +72,15 @@ class AwsStack(pulumi.ComponentResource):
         images.tag_release(current)
         turn_urls = self._turn_urls(network, secrets)
         store = self._store(network)
-        dispatcher = Dispatcher(f"{name}-dispatcher", self._dispatcher_args(
+        recordings = RecordingBucket(f"{name}-recordings", settings.recording, bucket_prefix=f"{settings.prefix}-rec",
+                                     opts=child) if settings.recording is not None else None
+        dispatcher_args = self._dispatcher_args(
             images.dispatcher, registry.arn("dispatcher"), network, cluster, secrets, bot, webrtc_bot, turn_urls,
-            store, releases), opts=child)
+            store, releases)
+        if recordings is not None and settings.recording is not None:
+            dispatcher_args = replace(dispatcher_args, recording=settings.recording.environment(recordings.destination),
+                                      recording_statements=recordings.statements())
+        dispatcher = Dispatcher(f"{name}-dispatcher", dispatcher_args, opts=child)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
         observability = Observability(f"{name}-observability", ObservabilityArgs(
@@ -107,6 +115,7 @@ class AwsStack(pulumi.ComponentResource):
             "alarmNames": observability.alarm_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
+            **({"recordingBucket": recordings.bucket} if recordings is not None else {}),
             # Several regions: the URL the other regions and the front door reach this one at.
             **({"regionUrl": settings.regions.url} if settings.regions is not None else {}),
         }
@@ -223,7 +232,8 @@ class AwsStack(pulumi.ComponentResource):
             reserve=settings.reserve,
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
-            **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
+            turn_credentials_per_key=settings.turn.credentials_per_key if settings.turn is not None
+            else DEFAULT_CREDENTIALS_PER_KEY,
             turn_transports=web_transports(settings),
             channel_url=self._bot_channel_url,
             channel_limits=channel_capacity.dispatcher_environment(settings, cfg.dispatcher_count),

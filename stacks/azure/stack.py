@@ -27,6 +27,7 @@ from stacks.azure.locks import delete_lock
 from stacks.azure.machines import AciTarget, aci_environment
 from stacks.azure.network import Network, NetworkArgs, subnet_ranges
 from stacks.azure.observability import Observability, ObservabilityArgs, metric_environment
+from stacks.azure.recordings import RecordingStore
 from stacks.azure.registry import Registry
 from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
@@ -76,6 +77,11 @@ class AzureStack(pulumi.ComponentResource):
             resource_group_id=group.id, location=cfg.location, registry_id=registry.id,
             bots_subnet_id=network.subnet_ids["bots"], tags=tags,
             bot_permissions=[(a.role, a.scope) for a in settings.bot_permissions.azure_assignments]), opts=child)
+        recordings = RecordingStore(
+            f"{name}-recordings", settings.recording, subscription_id=cfg.subscription_id, prefix=settings.prefix,
+            resource_group=group.name, location=cfg.location,
+            dispatcher_principal_id=identities.dispatcher.principal_id, tags=tags, opts=child) \
+            if settings.recording is not None else None
         store = CoordinationStore(f"{name}-store", CoordinationStoreArgs(
             cluster_name=naming.redis_name(cfg.subscription_id, settings.prefix), resource_group=group.name,
             location=cfg.location, vnet_id=network.vnet_id, subnet_id=network.subnet_ids["store"],
@@ -127,14 +133,16 @@ class AzureStack(pulumi.ComponentResource):
             app_name=app_name, resource_group=group.name, location=cfg.location,
             subnet_id=network.subnet_ids["dispatcher"], workspace_id=observability.workspace_id,
             image=images.dispatcher, registry=registry.login_server, identity_id=identities.dispatcher.id,
-            environment=lambda host: self._environment(settings, target, store, host, turn), secrets=secrets,
+            environment=lambda host: {**self._environment(settings, target, store, host, turn),
+                                       **self._recording_environment(settings, recordings)}, secrets=secrets,
             secret_names=dispatcher_secrets, cpu=cfg.dispatcher_cpu,
             memory_mib=settings.dispatcher_memory, min_replicas=cfg.dispatcher_min_replicas,
             max_replicas=cfg.dispatcher_max_replicas, max_session_seconds=settings.max_session_seconds, tags=tags,
             # Container Apps fails a revision whose identity cannot yet pull its image or read a secret
             # (or whose network cannot yet reach the vault); no bot launches before the policy holds.
             depends_on=(*identities.grants, *grants, *secrets.ready, launch.assignment,
-                        *(store.ready if store is not None else ())),
+                        *(store.ready if store is not None else ()),
+                        *(recordings.grants if recordings is not None else ())),
             drain=settings.drain), opts=child)
         self.outputs = {
             "cloud": "azure",
@@ -157,6 +165,7 @@ class AzureStack(pulumi.ComponentResource):
             "workspaceId": observability.workspace_id,
             "alarmNames": observability.alert_names,
             **({"turnUrls": turn} if turn is not None else {}),
+            **({"recordingAccount": recordings.account_name} if recordings is not None else {}),
         }
         self.register_outputs(self.outputs)
 
@@ -186,6 +195,13 @@ class AzureStack(pulumi.ComponentResource):
             turn=settings.turn is not None, channel=bool(channel_secrets(settings)), store=store, store_password=store,
             phone=tuple(sorted(settings.secrets.phone)), observability=settings.observability.dispatcher_secret_names(),
             accepted_message_secret=settings.secrets.store_accepted_message_secret is not None)
+
+    @staticmethod
+    def _recording_environment(settings: Settings, recordings: RecordingStore | None) -> dict[str, pulumi.Input[str]]:
+        """RECORDING_* with the container's URL (stacks/config/recording.py); nothing with recording off."""
+        if recordings is None or settings.recording is None:
+            return {}
+        return settings.recording.environment(recordings.destination)
 
     @staticmethod
     def _environment(settings: Settings, target: AciTarget, store: CoordinationStore | None,

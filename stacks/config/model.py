@@ -15,6 +15,7 @@ from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
 from stacks.config.bot_permissions import BotPermissions
 from stacks.config.observability import ObservabilitySettings
+from stacks.config.recording import RecordingSettings
 from stacks.config.regions import RegionSettings
 from stacks.config.releases import ReleaseSettings
 from stacks.config.turn import TurnSettings
@@ -178,6 +179,8 @@ class Settings:
     regions: RegionSettings | None = None
     # Which release an `up` adds, how many stay listed, a new one's first share (stacks/config/releases.py).
     releases: ReleaseSettings = ReleaseSettings()
+    # The recording bucket and its retention (stacks/config/recording.py); None: recording off, no bucket.
+    recording: RecordingSettings | None = None
 
     @property
     def prefix(self) -> str:

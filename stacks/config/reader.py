@@ -39,6 +39,16 @@ DEFAULTS: dict[str, Any] = {
     "role": "region",
     "frontDoorDomain": "",
     "frontDoorZone": "",
+    # Recording (stacks/config/recording.py): off = no bucket
+    "recording": "off",
+    "recordingTranscript": "off",
+    "recordingRules": "",
+    "recordingRetentionDays": 0,  # 0 = kept until erased
+    "recordingHold": False,
+    "recordingKmsKey": "",  # "" = the cloud's own keys
+    "recordingDeleteOnDestroy": False,
+    "recordingDestination": "",  # k8s: s3://bucket/prefix of an S3-compatible store
+    "recordingEndpoint": "",  # k8s: that store's URL
     # AWS
     "vpcCidr": "10.40.0.0/16",
     "azCount": 2,

@@ -23,6 +23,7 @@ from stacks.config import channel as channel_settings
 from stacks.config import k8s as k8s_settings
 from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
+from stacks.config import recording as recording_settings
 from stacks.config import regions as region_settings
 from stacks.config import releases as release_settings
 from stacks.config import reserve as reserve_settings
@@ -136,6 +137,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         observability=observability,
         regions=regions,
         releases=release_settings.load(cfg),
+        recording=recording_settings.load(cfg, cloud),
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)

@@ -69,6 +69,8 @@ class DispatcherArgs:
     # botRuntime cloudrun: the `cloudrun` provider's variables (stacks/gcp/bot_job.py) instead of the GCE_* ones
     cloudrun: Mapping[str, pulumi.Input[str]] | None = None
     releases: pulumi.Input[str] | None = None  # RELEASES: the kept releases and what each launches
+    # Recording on: RECORDING_* (stacks/config/recording.py), the bucket's grants among depends_on.
+    recording: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
@@ -95,6 +97,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         **(store_environment(args) if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
         **args.regions,
+        **args.recording,
     }
 
 

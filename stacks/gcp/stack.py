@@ -14,6 +14,7 @@ from dataclasses import replace
 import pulumi
 import pulumi_gcp as gcp
 
+from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from images.component import Images, ImagesArgs
 from stacks import contract
 from stacks.config.bot import image_args, web_transports
@@ -32,6 +33,7 @@ from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
 from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
 from stacks.gcp.network import Network, NetworkArgs
 from stacks.gcp.observability import Observability, ObservabilityArgs, metric_environment
+from stacks.gcp.recordings import RecordingBucket
 from stacks.gcp.registry import Registry
 from stacks.gcp.relay import TurnRelay, TurnRelayArgs
 from stacks.gcp.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
@@ -96,6 +98,13 @@ class GcpStack(pulumi.ComponentResource):
         releases = Releases(builds, bot, settings.releases, self._job_image_role(images))
         args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls, egress,
                                      store)
+        recordings = RecordingBucket(
+            f"{name}-recordings", settings.recording, bucket_name=f"{cfg.project}-{settings.stack}-rec",
+            project=cfg.project, location=cfg.region, account=account, opts=after_apis) \
+            if settings.recording is not None else None
+        if recordings is not None and settings.recording is not None:
+            args = replace(args, recording=settings.recording.environment(recordings.destination),
+                           depends_on=(*args.depends_on, *recordings.grants))
         # The grants read the very names the service's environment references (secret_names): Cloud
         # Run fails a deployment whose account cannot read one of its secrets.
         grants = self._dispatcher_grants(bot, launch, secrets, member, secret_names(args))
@@ -132,6 +141,7 @@ class GcpStack(pulumi.ComponentResource):
             "alarmNames": observability.alert_policy_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
+            **({"recordingBucket": recordings.name} if recordings is not None else {}),
             # Several regions: the URL the other regions and the front door reach this one at.
             **({"regionUrl": region_url} if region_url is not None else {}),
             # A destroy leaves these (Cloud Run holds their addresses for 1-2 h): delete them later.
@@ -272,12 +282,13 @@ class GcpStack(pulumi.ComponentResource):
             reserve=settings.reserve,
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
-            **({"turn_credentials_per_key": settings.turn.credentials_per_key} if settings.turn is not None else {}),
+            turn_credentials_per_key=settings.turn.credentials_per_key if settings.turn is not None
+            else DEFAULT_CREDENTIALS_PER_KEY,
             turn_transports=web_transports(settings),
             channel_url=self._bot_channel_url,
             # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
-            **({"request_timeout_seconds": channel_lifetime_seconds(settings)}
-               if self._bot_channel_url is not None else {}),
+            request_timeout_seconds=channel_lifetime_seconds(settings) if self._bot_channel_url is not None
+            else DispatcherArgs.request_timeout_seconds,
             request_concurrency=cloud_run_concurrency(settings, cfg.dispatcher_min_instances),
             memory_mib=settings.dispatcher_memory,
             min_instances=cfg.dispatcher_min_instances,

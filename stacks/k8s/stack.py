@@ -38,6 +38,12 @@ from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
+from stacks.k8s.recordings import (
+    recording_environment,
+    recording_secret,
+    refuse_unreachable_store,
+    retention_rules,
+)
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
@@ -141,6 +147,7 @@ class K8sStack(pulumi.ComponentResource):
         assert settings.kubernetes is not None
         cfg = settings.kubernetes
         refuse_unreachable_relay(settings)
+        refuse_unreachable_store(settings)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
         template = pool_pod(environment) if cfg.mode == AGENT_SANDBOX else None
@@ -175,6 +182,7 @@ class K8sStack(pulumi.ComponentResource):
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher, {
             **stored_secrets(settings, store=True, store_password=store is not None), **external_url}, labels,
             opts=child)
+        recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
@@ -198,8 +206,10 @@ class K8sStack(pulumi.ComponentResource):
             bots = (*bots, *pool.objects)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
-            environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {})},
-            secret_env=secret.env(), replicas=cfg.dispatcher_replicas,
+            environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {}),
+                         **recording_environment(settings)},
+            secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
+            replicas=cfg.dispatcher_replicas,
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
@@ -215,6 +225,8 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": cfg.bot_image,
             "machinesEnvironment": contract.machines_environment(dict(environment)),
             "drained": settings.drain,
+            # Recording: the lifecycle rules the operator's S3-compatible store needs.
+            **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),

@@ -179,6 +179,12 @@ class RecordingMocks(pulumi_mocks.Mocks):
             base = f"arn:aws:ecs:{self.region}:{ACCOUNT}:task-definition/{family}"
             revision = self._revision(family, {k: v for k, v in inputs.items() if k not in ("tags", "tagsAll")})
             state |= {"arn": f"{base}:{revision}", "arnWithoutRevision": base, "revision": revision}
+        elif typ == "aws:s3/bucket:Bucket":
+            # A bucketPrefix gets the provider's 26-character generated tail (PrefixedUniqueId), new per creation.
+            tail = _digest(f"{self.generation}:{args.name}")[:26]
+            bucket = inputs.get("bucket") or inputs.get("bucketPrefix", "") + tail
+            state |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+            rid = bucket  # S3's id is the bucket's name
         elif typ == "aws:ecs/cluster:Cluster":
             state["arn"] = f"arn:aws:ecs:{self.region}:{ACCOUNT}:cluster/{name}"
         elif typ == "aws:ecs/service:Service":
@@ -278,7 +284,8 @@ _AZURE_NAMES = ("secretName", "databaseName", "virtualNetworkLinkName", "private
                 "virtualNetworkName", "networkSecurityGroupName", "publicIpAddressName", "natGatewayName",
                 "clusterName",
                 "privateEndpointName", "privateZoneName", "ruleName", "roleDefinitionId", "roleAssignmentName",
-                "containerGroupName", "name")
+                "containerGroupName", "name", "containerName", "managementPolicyName", "blobServicesName",
+                "accountName")
 
 
 def _azure_state(typ: str, logical: str, inputs: dict[str, Any], generation: int) -> tuple[str, dict[str, Any]]:

@@ -13,6 +13,9 @@ halfway through (other resources already updated):
 - Key Vault `enablePurgeProtection`: "Enabling this functionality is irreversible - that is, the
   property does not accept false as its value" (pulumi_azure_native/keyvault/_inputs.py
   VaultPropertiesArgs); turning it on later is allowed.
+- S3 `objectLockEnabled` (the recording bucket's `recordingHold`): terraform-provider-aws marks
+  `object_lock_enabled` ForceNew (internal/service/s3/bucket.go), so a change makes a new bucket and
+  leaves the recordings in the old one (kept on delete); a bucket's Object Lock is chosen as it is made.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from typing import Any
 from stacks.tools.mocks import Registration, unwrap
 
 VAULT = "azure-native:keyvault:Vault"
+BUCKET = "aws:s3/bucket:Bucket"
 # (type, property path) -> why it can never change.
 IMMUTABLE: dict[tuple[str, str], str] = {
+    (BUCKET, "objectLockEnabled"): "a bucket's Object Lock is set as it is made (a change would make a new, empty "
+                                   "recording bucket and leave the recordings in the old one)",
     (VAULT, "properties.softDeleteRetentionInDays"): "Azure refuses to change a vault's soft-delete retention "
                                                      "once it is set",
 }

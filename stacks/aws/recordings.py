@@ -1,0 +1,138 @@
+"""RecordingBucket (AWS): the environment's private S3 bucket for session recordings.
+
+All public access blocked, ACLs off (BucketOwnerEnforced), encrypted (SSE-KMS with the customer's
+key, else SSE-S3), versioned with Object Lock enabled at creation when legal holds are wanted (S3
+turns Object Lock on only for a new bucket, or through a support-free but one-way API call on an
+existing versioned one: `recordingHold` is best chosen before the first `up`). Retention is one
+expiration rule per day count on `<prefix>/retain-<N>d/` (dispatcher/artifacts/rules.py); with holds,
+every noncurrent version under the prefix goes a day after it stopped being current (what an erasure
+or an expiry left behind); every incomplete multipart upload is aborted after a day.
+
+`destroy` leaves the bucket (retain on delete) unless `recordingDeleteOnDestroy`; the dispatcher's
+task role gets only what recording needs (`statements`); the bots' roles nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import pulumi
+import pulumi_aws as aws
+
+from dispatcher.artifacts.rules import retention_folder
+from stacks.aws.iam import statement
+from stacks.config.recording import RecordingSettings
+
+ABORT_INCOMPLETE_DAYS = 1
+NONCURRENT_DAYS = 1
+MAX_BUCKET_PREFIX = 37  # 63, S3's longest name, less the provider's 26-character generated tail
+
+# The Service Authorization Reference's "Actions, resources, and condition keys for Amazon S3" maps
+# CreateMultipartUpload, UploadPart and CompleteMultipartUpload to s3:PutObject: no action of their own.
+# The dispatcher tags every object with its key name and release (the `Tagging` of PutObject and
+# CreateMultipartUpload, dispatcher/artifacts/s3_store.py), which S3 authorizes as s3:PutObjectTagging too:
+# without it every recording is refused. No s3:DeleteObjectVersion: the dispatcher deletes by key alone
+# (DeleteObjects without a VersionId); on a versioned bucket the lifecycle removes what that leaves.
+OBJECT_ACTIONS = ("s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+                  "s3:GetObject", "s3:DeleteObject")
+HOLD_ACTIONS = ("s3:PutObjectLegalHold", "s3:GetObjectLegalHold")
+BUCKET_ACTIONS = ("s3:ListBucket",)  # limited to the prefix by its s3:prefix condition
+UPLOADS_ACTIONS = ("s3:ListBucketMultipartUploads",)  # the orphan sweep; takes no s3:prefix key
+KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
+def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
+    """One expiration per retention (kept-until-erased has none), with holds the noncurrent versions'
+    expiry, then the bucket-wide abort."""
+    rules: list[dict[str, Any]] = []
+    for days in settings.day_counts():
+        if not days:
+            continue
+        rules.append({"id": f"expire-{retention_folder(days)}", "status": "Enabled",
+                      "filter": {"prefix": f"{settings.prefix}/{retention_folder(days)}/"},
+                      "expiration": {"days": days}})
+    if settings.hold:
+        # Object Lock versions the bucket: an erasure (a delete by key) or an expiry only hides an object
+        # behind a delete marker, and a header rewrite leaves the old object as a noncurrent version. Under
+        # the whole prefix, retain-forever and the erasure records included, those versions go a day later
+        # (a held version stays: Object Lock refuses the lifecycle too) and the markers left alone after them.
+        rules.append({"id": "expire-noncurrent-versions", "status": "Enabled",
+                      "filter": {"prefix": f"{settings.prefix}/"},
+                      "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
+                      "expiration": {"expired_object_delete_marker": True}})
+    rules.append({"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {"prefix": ""},
+                  "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_DAYS}})
+    return rules
+
+
+def tls_only(arn: pulumi.Input[str]) -> dict[str, Any]:
+    """The bucket policy's one statement: every request without TLS refused, whoever sends it."""
+    return {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [arn, pulumi.Output.concat(arn, "/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+class RecordingBucket(pulumi.ComponentResource):
+    bucket: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    destination: pulumi.Output[str]  # RECORDING_DESTINATION: s3://<bucket>/<prefix>
+
+    def __init__(self, name: str, settings: RecordingSettings, bucket_prefix: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:aws:RecordingBucket", name, None, opts)
+        self._settings = settings
+        keep = not settings.delete_on_destroy
+        bucket = aws.s3.Bucket(
+            name, bucket_prefix=f"{bucket_prefix[:MAX_BUCKET_PREFIX - 1].rstrip('-')}-",
+            # Object Lock can only be switched on as the bucket is made (and turns versioning on).
+            object_lock_enabled=settings.hold or None,
+            # Asked to, a destroy empties it first; otherwise it stays, recordings and all.
+            force_destroy=settings.delete_on_destroy,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep))
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=keep)
+        block = aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True,
+                                               block_public_policy=True, ignore_public_acls=True,
+                                               restrict_public_buckets=True, opts=kept)
+        # Recordings never travel in clear: S3 refuses any request not over TLS, a signed URL's included.
+        # After the access block: S3 answers a bucket's policy and access block changes at once with
+        # OperationAborted.
+        aws.s3.BucketPolicy(name, bucket=bucket.id, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17", "Statement": [tls_only(bucket.arn)]}),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep, depends_on=[block]))
+        aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"},
+                                       opts=kept)
+        by_default: dict[str, Any] = ({"sse_algorithm": "aws:kms", "kms_master_key_id": settings.kms_key}
+                                      if settings.kms_key else {"sse_algorithm": "AES256"})
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            name, bucket=bucket.id,
+            # A bucket key cuts the KMS requests (and their cost) per object: one data key per bucket for a while.
+            rules=[cast(aws.s3.BucketServerSideEncryptionConfigurationRuleArgsDict, {
+                "apply_server_side_encryption_by_default": by_default,
+                **({"bucket_key_enabled": True} if settings.kms_key else {})})], opts=kept)
+        if settings.hold:
+            # Always left by a destroy: deleting it suspends versioning (the provider's delete), which S3
+            # refuses on an Object Lock bucket (its versioning cannot change), so a destroy asked to delete
+            # the bucket would stop here; the bucket's own deletion takes its versioning with it.
+            aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
+                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+        # Kept with the bucket: what stays after a destroy still expires as the rules said.
+        rules = cast(list[aws.s3.BucketLifecycleConfigurationRuleArgsDict], lifecycle_rules(settings))
+        aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=kept)
+        self.bucket = bucket.bucket
+        self.arn = bucket.arn
+        self.destination = pulumi.Output.concat("s3://", bucket.bucket, "/", settings.prefix)
+        self.register_outputs({"bucket": self.bucket, "destination": self.destination})
+
+    def statements(self) -> Sequence[dict[str, Any]]:
+        """The dispatcher's grant: its prefix's objects and uploads, the listing of that prefix, the key."""
+        settings = self._settings
+        objects = pulumi.Output.concat(self.arn, "/", settings.prefix, "/*")
+        found = [statement((*OBJECT_ACTIONS, *(HOLD_ACTIONS if settings.hold else ())), [objects],
+                           sid="RecordingObjects"),
+                 statement(BUCKET_ACTIONS, [self.arn], sid="RecordingList",
+                           condition={"StringLike": {"s3:prefix": [f"{settings.prefix}/*"]}}),
+                 statement(UPLOADS_ACTIONS, [self.arn], sid="RecordingUploads")]
+        if settings.kms_key:
+            found.append(statement(KMS_ACTIONS, [settings.kms_key], sid="RecordingKey"))
+        return found
