@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 
+from dispatcher.api import runtime_keys
 from dispatcher.api.runtime_keys import (
     FAILURE_WINDOW_SECONDS,
     FAILURES_PER_WINDOW,
@@ -75,3 +76,44 @@ def test_wrong_secrets_for_one_id_stop_costing_a_scrypt_and_the_verified_secret_
     assert keys.verify(secret) == "acme"  # from the cache
     now[0] += FAILURE_WINDOW_SECONDS + 1
     assert keys.verify(wrong) is None and checked == ["scrypt"]  # the window moved on: checked again
+
+
+async def test_wrong_secrets_sent_at_once_cost_no_more_scrypts_than_sent_in_turn(monkeypatch) -> None:
+    keys = RuntimeKeys()
+    _secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    hashed: list[str] = []
+
+    def counted(secret: str, salt: bytes) -> str:
+        hashed.append(secret)
+        return slow_hash(secret, salt)
+
+    monkeypatch.setattr(runtime_keys, "slow_hash", counted)
+    burst = [f"vf_{record.secret_id}_{i:043d}" for i in range(3 * FAILURES_PER_WINDOW)]
+    assert await asyncio.gather(*(keys.verify_off_loop(t) for t in burst)) == [None] * len(burst)
+    assert len(hashed) <= FAILURES_PER_WINDOW, len(hashed)
+
+
+async def test_one_secret_presented_many_times_at_once_costs_one_scrypt(monkeypatch) -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    hashed: list[str] = []
+
+    def counted(token: str, salt: bytes) -> str:
+        hashed.append(token)
+        return slow_hash(token, salt)
+
+    monkeypatch.setattr(runtime_keys, "slow_hash", counted)
+    burst = 2 * FAILURES_PER_WINDOW  # more than the id's limit: none is refused, they wait for the one check
+    assert await asyncio.gather(*(keys.verify_off_loop(secret) for _ in range(burst))) == ["acme"] * burst
+    assert len(hashed) == 1
+
+
+def test_an_entry_of_the_wrong_shape_in_the_record_opens_nothing_and_fails_no_request() -> None:
+    secret, record = new_secret("acme", "admin-1")
+    for broken in ({"salt": "zz" * 16}, {"digest": "00"}, {"name": "Team Ops"}, {"name": ""}):
+        keys = RuntimeKeys()
+        keys.seen({record.secret_id: {**record.to_json(), **broken}})
+        assert keys.records == {}, broken
+        assert keys.verify(secret) is None
