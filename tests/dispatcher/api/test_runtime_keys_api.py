@@ -5,7 +5,12 @@ settings key's name never taken, rotation keeping the name's sessions, every cha
 from __future__ import annotations
 
 import json
+import threading
 
+from dispatcher.api import runtime_keys
+from dispatcher.api.auth import Authenticator
+from dispatcher.api.runtime_keys import RuntimeKeys, slow_hash
+from dispatcher.regions.peers import Peer
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY, ClientFactory, _ClientContext
 
@@ -84,3 +89,30 @@ async def test_a_guessed_secret_with_a_real_id_is_refused(make_api: ClientFactor
         made = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
         guess = f"vf_{made['secret_id']}_{'A' * 43}"
         assert (await api.post("/start", json={}, headers=bearer(guess))).status_code == 401
+
+
+async def test_healthz_checks_a_runtime_key_off_the_event_loop(make_api: ClientFactory, monkeypatch) -> None:
+    """/healthz answers anyone (a balancer): a runtime secret sent there pays its scrypt in a worker
+    thread, never on the loop every other request waits for."""
+    threads: list[threading.Thread] = []
+
+    def recorded(secret: str, salt: bytes) -> str:
+        threads.append(threading.current_thread())
+        return slow_hash(secret, salt)
+
+    context = keyed(make_api)
+    async with context as api:
+        secret = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()["secret"]
+        state = context.app.state.voicefleet
+        state.peers.by_name["eu"] = Peer("eu", "https://eu.example.com")
+        monkeypatch.setattr(runtime_keys, "slow_hash", recorded)
+        assert (await api.get("/healthz", headers=bearer(secret))).status_code == 200
+        assert threads and threading.current_thread() not in threads
+
+
+def test_a_settings_key_shaped_like_a_runtime_secret_is_still_that_key() -> None:
+    shaped = "vf_0123456789ab_a-settings-key-that-reads-like-a-runtime-one"
+    auth = Authenticator(frozenset({hash_api_key(shaped)}), names={hash_api_key(shaped): "team"},
+                         owner_secret=b"x" * 32)
+    auth.runtime = RuntimeKeys()
+    assert auth.identify(f"Bearer {shaped}").name == "team"
