@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.capacity import Admin, _runtime
-from dispatcher.api.runtime_keys import MAX_KEYS, KeyRecord, new_secret, valid_name
+from dispatcher.api.runtime_keys import ID_HEX, MAX_KEYS, KeyRecord, new_secret, valid_name
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -87,6 +88,10 @@ async def revoke_key(request: Request, by: Admin, name: str) -> Response:
 
 @router.delete("/keys", summary="Revoke one secret of a runtime key, by its id", status_code=204)
 async def revoke_secret(request: Request, by: Admin, secret_id: Annotated[str, Query(max_length=64)]) -> Response:
+    if not re.fullmatch(f"[0-9a-f]{{{ID_HEX}}}", secret_id):
+        # Never echoed: what was sent may be the secret itself, pasted where its id goes.
+        raise ApiError(400, "invalid_secret_id", f"a secret id is {ID_HEX} hex digits (the ones after vf_ in a "
+                       "secret; `voicefleet keys list` shows them): send the id, never the secret", extra={})
     await _revoke(app_state(request), by, lambda r: r.secret_id == secret_id,
                   f"no runtime key has the secret id {secret_id!r}")
     return Response(status_code=204)

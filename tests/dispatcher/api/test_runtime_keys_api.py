@@ -116,3 +116,12 @@ def test_a_settings_key_shaped_like_a_runtime_secret_is_still_that_key() -> None
                          owner_secret=b"x" * 32)
     auth.runtime = RuntimeKeys()
     assert auth.identify(f"Bearer {shaped}").name == "team"
+
+
+async def test_a_secret_sent_as_a_secret_id_is_refused_and_never_echoed(make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        made = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
+        refused = await api.delete("/keys", params={"secret_id": made["secret"]}, headers=ADMIN)
+        assert refused.status_code == 400, refused.text
+        assert made["secret"] not in refused.text and made["secret_id"] not in refused.text
+        assert (await api.post("/start", json={}, headers=bearer(made["secret"]))).status_code == 201
