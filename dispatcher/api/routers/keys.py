@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -40,7 +41,10 @@ async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, A
     if name in state.auth.settings_names:
         raise ApiError(409, "key_name_taken", f"{name!r} is a key of DISPATCHER_API_KEYS: a runtime key takes "
                        "another name", extra={})
-    secret, record = new_secret(name, by)
+    # A name is its sessions' and recordings' owner, whichever secret: a name used before and revoked
+    # since still owns them, so a new key under it is that same party's, asked for as such (--another).
+    used_before = name in await runtime.uses()
+    secret, record = await asyncio.to_thread(new_secret, name, by)  # its scrypt off the event loop
 
     def change(current: dict[str, Any]) -> list[dict[str, Any]]:
         keys = current["keys"]
@@ -49,7 +53,11 @@ async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, A
             raise ApiError(409, "key_name_taken", f"a key named {name!r} exists: pick another name, or add a "
                            f"second secret to it for a rotation (`voicefleet keys create {name} --another`)",
                            extra={})
-        if another and not taken:
+        if used_before and not taken and not another:
+            raise ApiError(409, "key_name_used", f"a key named {name!r} was used and revoked: its sessions and "
+                           "recordings stay that name's, so a new key under it would read them. Pick another "
+                           f"name, or, for the same party, `voicefleet keys create {name} --another`", extra={})
+        if another and not taken and not used_before:
             raise ApiError(404, "unknown_key", f"no runtime key is named {name!r}: create it without --another",
                            extra={})
         if len(keys) >= MAX_KEYS:

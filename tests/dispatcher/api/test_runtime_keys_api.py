@@ -125,3 +125,21 @@ async def test_a_secret_sent_as_a_secret_id_is_refused_and_never_echoed(make_api
         assert refused.status_code == 400, refused.text
         assert made["secret"] not in refused.text and made["secret_id"] not in refused.text
         assert (await api.post("/start", json={}, headers=bearer(made["secret"]))).status_code == 201
+
+
+async def test_a_used_and_revoked_name_is_not_given_to_a_new_key_unasked(make_api: ClientFactory) -> None:
+    """A name owns its sessions and recordings after its keys are gone: a fresh key under it would
+    read another party's calls, so only `another` (the same party, said so) continues the name."""
+    context = keyed(make_api)
+    async with context as api:
+        old = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
+        session_id = (await api.post("/start", json={}, headers=bearer(old["secret"]))).json()["session_id"]
+        await context.app.state.voicefleet.runtime._flush_uses()  # what the once-a-second read does
+        assert (await api.delete("/keys/acme", headers=ADMIN)).status_code == 204
+        fresh = await api.post("/keys", json={"name": "acme"}, headers=ADMIN)
+        assert fresh.status_code == 409 and fresh.json()["error"]["code"] == "key_name_used", fresh.text
+        same_party = await api.post("/keys", json={"name": "acme", "another": True}, headers=ADMIN)
+        assert same_party.status_code == 201, same_party.text
+        read = await api.get(f"/sessions/{session_id}", headers=bearer(same_party.json()["secret"]))
+        assert read.status_code == 200, read.text
+        assert (await api.post("/keys", json={"name": "beta"}, headers=ADMIN)).status_code == 201  # a new name
