@@ -44,6 +44,10 @@ CACHE_ENTRIES = 10_000
 # secret it verified before still answers from the cache). Bounds the CPU a guesser can make it burn.
 FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS = 20, 60.0
 MAX_KEYS = 1000  # records in the one runtime record: the replicas read it every second
+# A revocation reaches a replica when it reads the record; one that has not read it for this long
+# (the store does not answer it) may have missed one, so it refuses every runtime key until it reads
+# again (503; DISPATCHER_API_KEYS still work): a revoked key's life is bounded even there.
+STALE_SECONDS = 120.0
 # The threads scrypt runs in, apart from the event loop's default pool (which the store's and the
 # providers' calls share): a flood of checks queues here, taking at most this many cores and this
 # many times scrypt's 16 MiB, never the threads every other call needs.
@@ -123,6 +127,7 @@ class RuntimeKeys:
         # so a burst of wrong secrets sent at once costs no more scrypts than one sent in turn.
         self._checking: dict[bytes, asyncio.Future[str]] = {}
         self._checking_per_id: dict[str, int] = {}
+        self._read_at: float | None = None  # when the record was last read (None: never)
 
     def seen(self, raw: Mapping[str, Any]) -> None:
         """The record's keys as read now: a secret no longer there is forgotten here (its cache too)."""
@@ -136,6 +141,11 @@ class RuntimeKeys:
             if secret_id not in records:
                 del self._verified[digest]
         self._failures = {i: times for i, times in self._failures.items() if i in records}
+        self.fresh()
+
+    def fresh(self) -> None:
+        """The record was read just now (the same as before, maybe): the keys are current."""
+        self._read_at = self._clock()
 
     @property
     def records(self) -> dict[str, KeyRecord]:
@@ -195,6 +205,10 @@ class RuntimeKeys:
         record = self._records.get(secret_id) if secret_id is not None else None
         if record is None:
             return None, None
+        if self._read_at is None or self._clock() - self._read_at > STALE_SECONDS:
+            raise ApiError(503, "store_unavailable", "runtime API keys cannot be checked: this replica has not "
+                           "read them from the store for a while, so a revocation may not have reached it; try "
+                           "again shortly (a key of DISPATCHER_API_KEYS still works)", retry_after=5.0)
         cached = self._verified.get(hashlib.sha256(token.encode()).digest())
         if cached is not None and cached[0] == record.secret_id and cached[1] > self._clock():
             return record, record.name

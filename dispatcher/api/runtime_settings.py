@@ -58,6 +58,7 @@ class RuntimeSettings:
         raw = await self._book.read()
         if raw is not None:
             self._seen(_shaped(raw))
+        self.keys.fresh()  # read: a revocation would have been in it
 
     async def run(self) -> None:
         """Reads the record at every nudge and at least once a second, until cancelled."""

@@ -7,15 +7,21 @@ import asyncio
 import hashlib
 import json
 
+import pytest
+
 from dispatcher.api import runtime_keys
 from dispatcher.api.runtime_keys import (
     FAILURE_WINDOW_SECONDS,
     FAILURES_PER_WINDOW,
+    STALE_SECONDS,
     RuntimeKeys,
     new_secret,
     secret_id_of,
     slow_hash,
 )
+from dispatcher.api.runtime_settings import RuntimeSettings
+from dispatcher.errors import ApiError
+from dispatcher.store.runtime_book import MemoryRuntimeBook
 
 
 def test_the_record_holds_a_salted_scrypt_and_never_the_secret() -> None:
@@ -117,3 +123,23 @@ def test_an_entry_of_the_wrong_shape_in_the_record_opens_nothing_and_fails_no_re
         keys.seen({record.secret_id: {**record.to_json(), **broken}})
         assert keys.records == {}, broken
         assert keys.verify(secret) is None
+
+
+async def test_a_replica_that_cannot_read_the_record_stops_taking_runtime_keys_until_it_reads_again() -> None:
+    """A revocation reaches a replica by its read of the record: one that has not read it for
+    STALE_SECONDS (the store does not answer it) may have missed one, so it takes no runtime key, the
+    cached ones included, until a read, even of the same record, succeeds again."""
+    now = [0.0]
+    keys = RuntimeKeys(clock=lambda: now[0])
+    book = MemoryRuntimeBook()
+    secret, record = new_secret("acme", "admin-1")
+    assert await book.write({"version": 1, "capacity": {}, "keys": {record.secret_id: record.to_json()}}, None)
+    runtime = RuntimeSettings(book, keys)
+    await runtime.refresh()
+    assert keys.verify(secret) == "acme"
+    now[0] += STALE_SECONDS + 1  # the store stopped answering this replica
+    with pytest.raises(ApiError) as refused:
+        keys.verify(secret)
+    assert refused.value.status == 503
+    await runtime.refresh()  # the same record, read again
+    assert keys.verify(secret) == "acme"
