@@ -143,3 +143,20 @@ async def test_a_used_and_revoked_name_is_not_given_to_a_new_key_unasked(make_ap
         read = await api.get(f"/sessions/{session_id}", headers=bearer(same_party.json()["secret"]))
         assert read.status_code == 200, read.text
         assert (await api.post("/keys", json={"name": "beta"}, headers=ADMIN)).status_code == 201  # a new name
+
+
+async def test_a_runtime_key_reaches_no_admin_route_and_no_page_of_another_site_changes_anything(
+        make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        secret = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()["secret"]
+        for method, route, body in (("GET", "/keys", None), ("POST", "/keys", {"name": "mine"}),
+                                    ("DELETE", "/keys/acme", None), ("GET", "/capacity", None),
+                                    ("PATCH", "/capacity", {"sessions": 1}), ("GET", "/audit/runtime", None)):
+            answered = await api.request(method, route, json=body, headers=bearer(secret))
+            assert answered.status_code in (401, 403), (route, answered.text)
+        foreign = {**ADMIN, "Origin": "https://evil.example"}
+        for method, route, body in (("POST", "/keys", {"name": "mine"}), ("DELETE", "/keys/acme", None),
+                                    ("PATCH", "/capacity", {"sessions": 1})):
+            answered = await api.request(method, route, json=body, headers=foreign)
+            assert answered.status_code == 403 and "origin_not_allowed" in answered.text, (route, answered.text)
+        assert [k["name"] for k in (await api.get("/keys", headers=ADMIN)).json()["keys"]] == ["team", "acme"]
