@@ -21,7 +21,8 @@ def keys() -> None:
 @keys.command(name="create")
 @click.argument("name")
 @click.option("--another", is_flag=True, help="A second secret for an existing key (a rotation: move the "
-              "clients to it, then revoke the old one with --secret-id).")
+              "clients to it, then revoke the old one with --secret-id), or a new secret for a name used and "
+              "revoked before, for the same party: the name's sessions and recordings are still its own.")
 @common_options
 def create(name: str, another: bool) -> None:
     """Create key NAME and print its secret, once: store it in your secret manager now. Every replica
