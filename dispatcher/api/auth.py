@@ -58,19 +58,34 @@ class Authenticator:
 
     def identify(self, authorization: str | None) -> Caller:
         """The caller (401 otherwise): its id (a digest of the key's digest) and its owner key,
-        which only a holder of the key can derive: sessions belong to it."""
+        which only a holder of the key can derive: sessions belong to it. A runtime key's first check
+        here costs a scrypt on this thread: a route's path takes `identify_off_loop` instead."""
         if not self.enabled:
             return self._local
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("missing bearer token: send 'Authorization: Bearer <key>'")
-        if self.runtime is not None and secret_id_of(token.strip()) is not None:
-            name = self.runtime.verify(token.strip())
-            if name is None:
-                raise _unauthorized("invalid API key (revoked, or never made)")
-            self.used(name)
-            return self.named(name)
-        presented = hash_api_key(token.strip())
+        token = _bearer(authorization)
+        configured = self._configured(token)
+        if configured is not None:
+            return configured
+        if self.runtime is not None and secret_id_of(token) is not None:
+            return self._runtime_caller(self.runtime.verify(token))
+        raise _unauthorized("invalid API key")
+
+    async def identify_off_loop(self, authorization: str | None) -> Caller:
+        """`identify`, a runtime key's first scrypt at this replica in a worker thread (the route's path)."""
+        if not self.enabled:
+            return self._local
+        token = _bearer(authorization)
+        configured = self._configured(token)
+        if configured is not None:
+            return configured
+        if self.runtime is not None and secret_id_of(token) is not None:
+            return self._runtime_caller(await self.runtime.verify_off_loop(token))
+        raise _unauthorized("invalid API key")
+
+    def _configured(self, token: str) -> Caller | None:
+        """The caller of a key of DISPATCHER_API_KEYS or DISPATCHER_ADMIN_KEYS, first whatever its
+        shape: a configured key that happens to read `vf_<hex>_…` is still that key."""
+        presented = hash_api_key(token)
         matched = admin = False
         for known in self._key_hashes:  # no early exit: time does not depend on which key matched
             matched |= hmac.compare_digest(presented, known)
@@ -78,21 +93,13 @@ class Authenticator:
             admin |= hmac.compare_digest(presented, known)
         if matched:
             return self._by_hash[presented]
-        if admin:
-            return self._admins[presented]
-        raise _unauthorized("invalid API key")
+        return self._admins[presented] if admin else None
 
-    async def identify_off_loop(self, authorization: str | None) -> Caller:
-        """`identify`, a runtime key's first scrypt at this replica in a worker thread (the route's path)."""
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if self.enabled and self.runtime is not None and scheme.lower() == "bearer" and secret_id_of(token):
-            name = await self.runtime.verify_off_loop(token)
-            if name is None:
-                raise _unauthorized("invalid API key (revoked, or never made)")
-            self.used(name)
-            return self.named(name)
-        return self.identify(authorization)
+    def _runtime_caller(self, name: str | None) -> Caller:
+        if name is None:
+            raise _unauthorized("invalid API key (revoked, or never made)")
+        self.used(name)
+        return self.named(name)
 
     def by_id(self, caller_id: str) -> Caller | None:
         """The caller with this (non-secret) id among this deployment's keys, with its owner key;
@@ -148,6 +155,13 @@ def named_caller_id(name: str) -> str:
 def _named_caller(name: str, secret: bytes) -> Caller:
     owner_key = hmac.new(secret, b"voicefleet named key owner v1\x00" + name.encode(), hashlib.sha256).digest()
     return Caller(named_caller_id(name), owner_key, name=name)
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("missing bearer token: send 'Authorization: Bearer <key>'")
+    return token.strip()
 
 
 def _unauthorized(message: str) -> ApiError:

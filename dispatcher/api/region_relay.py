@@ -79,7 +79,7 @@ class RegionRelayMiddleware:
     async def _relay(self, region: str, scope: Scope, receive: Receive) -> StreamingResponse:
         state = self.state
         headers = request_headers(scope)
-        who = state.auth.identify(headers.get("authorization"))
+        who = await state.auth.identify_off_loop(headers.get("authorization"))
         await state.read_limit.check(who.id)
         match = SESSION_PATH.match(scope["path"])
         session_id = match.group(1)  # type: ignore[union-attr]

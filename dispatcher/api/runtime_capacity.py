@@ -66,7 +66,7 @@ def checked(change: Mapping[str, Any], current: Mapping[str, Any], floors: Floor
         raise ApiError(400, "invalid_capacity_change", "send a JSON object of names and values, e.g. "
                        '{"sessions": 200, "reserve.max": 20, "key.acme": 0.5}; null returns a name to its setting',
                        extra={})
-    values = dict(current)
+    values = readable(current, floors)
     for name, value in change.items():
         _check_name(str(name), floors, key_names)
         if value is None:
@@ -78,6 +78,25 @@ def checked(change: Mapping[str, Any], current: Mapping[str, Any], floors: Floor
         raise ApiError(400, "invalid_capacity_change", f"reserve.min {low} is above reserve.max {high}: raise "
                        "reserve.max too, in the same change", extra={})
     return values
+
+
+def readable(values: Mapping[str, Any], floors: Floors) -> dict[str, Any]:
+    """The values of a record read from the store that `checked` would have let in: one it would have
+    refused (a record written by something else, or damaged) is dropped, so its setting applies,
+    rather than reaching admission as a string, a negative cap or a share above 1."""
+    kept: dict[str, Any] = {}
+    for name, value in values.items() if isinstance(values, Mapping) else ():
+        if not isinstance(name, str) or (name not in FIXED and _NAMED.match(name) is None):
+            continue
+        try:
+            kept[name] = _check_value(name, value)
+        except ApiError:
+            continue
+    low, high = _effective(kept, "reserve.min", floors), _effective(kept, "reserve.max", floors)
+    if low is not None and high is not None and low > high:
+        kept.pop("reserve.min", None)
+        kept.pop("reserve.max", None)
+    return kept
 
 
 def _check_name(name: str, floors: Floors, key_names: set[str]) -> None:
@@ -128,6 +147,7 @@ def listing(values: Mapping[str, Any], floors: Floors, key_names: set[str],
 def apply(values: Mapping[str, Any], floors: Floors, sessions: SessionService, reserve: Reserve | None,
           caller_of_name: Callable[[str], str], callers: int) -> None:
     """Makes this replica admit, share and plan by `values` from its next start (or reserve tick) on."""
+    values = readable(values, floors)
     cap = _effective(values, "sessions", floors)
     provider = values.get(f"provider.{floors.provider}")
     limit = cap if provider is None else min(cap, provider)

@@ -25,6 +25,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,15 @@ CACHE_ENTRIES = 10_000
 # secret it verified before still answers from the cache). Bounds the CPU a guesser can make it burn.
 FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS = 20, 60.0
 MAX_KEYS = 1000  # records in the one runtime record: the replicas read it every second
+# A revocation reaches a replica when it reads the record; one that has not read it for this long
+# (the store does not answer it) may have missed one, so it refuses every runtime key until it reads
+# again (503; DISPATCHER_API_KEYS still work): a revoked key's life is bounded even there.
+STALE_SECONDS = 120.0
+# The threads scrypt runs in, apart from the event loop's default pool (which the store's and the
+# providers' calls share): a flood of checks queues here, taking at most this many cores and this
+# many times scrypt's 16 MiB, never the threads every other call needs.
+SCRYPT_THREADS = 2
+_SCRYPT_POOL = ThreadPoolExecutor(max_workers=SCRYPT_THREADS, thread_name_prefix="scrypt")
 
 
 @dataclass(frozen=True)
@@ -64,10 +74,15 @@ class KeyRecord:
         if not isinstance(raw, dict) or not re.fullmatch(f"[0-9a-f]{{{ID_HEX}}}", secret_id):
             return None
         try:
-            return cls(secret_id, str(raw["name"]), str(raw["salt"]), str(raw["digest"]), float(raw["created"]),
-                       str(raw.get("by", "")))
+            record = cls(secret_id, str(raw["name"]), str(raw["salt"]), str(raw["digest"]), float(raw["created"]),
+                         str(raw.get("by", "")))
         except (KeyError, TypeError, ValueError):
             return None
+        # An entry this code would not have written (a name no route accepts, a salt or digest that is
+        # not hex of their size) opens nothing, and never turns a request into a 500.
+        shaped = (NAME.fullmatch(record.name) and re.fullmatch("[0-9a-f]{32}", record.salt)
+                  and re.fullmatch(f"[0-9a-f]{{{SCRYPT_BYTES * 2}}}", record.digest))
+        return record if shaped else None
 
 
 def slow_hash(secret: str, salt: bytes) -> str:
@@ -107,6 +122,12 @@ class RuntimeKeys:
         self._clock = clock
         self._verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # digest → (secret id, until)
         self._failures: dict[str, deque[float]] = {}  # secret id → when wrong secrets were presented for it
+        # Checks under way (by the token's SHA-256): the same token presented again meanwhile waits
+        # for that one scrypt, and each id's checks under way count against its limit as failures do,
+        # so a burst of wrong secrets sent at once costs no more scrypts than one sent in turn.
+        self._checking: dict[bytes, asyncio.Future[str]] = {}
+        self._checking_per_id: dict[str, int] = {}
+        self._read_at: float | None = None  # when the record was last read (None: never)
 
     def seen(self, raw: Mapping[str, Any]) -> None:
         """The record's keys as read now: a secret no longer there is forgotten here (its cache too)."""
@@ -120,6 +141,11 @@ class RuntimeKeys:
             if secret_id not in records:
                 del self._verified[digest]
         self._failures = {i: times for i, times in self._failures.items() if i in records}
+        self.fresh()
+
+    def fresh(self) -> None:
+        """The record was read just now (the same as before, maybe): the keys are current."""
+        self._read_at = self._clock()
 
     @property
     def records(self) -> dict[str, KeyRecord]:
@@ -136,34 +162,68 @@ class RuntimeKeys:
         return self._checked(token, record, slow_hash(token, bytes.fromhex(record.salt)))
 
     async def verify_off_loop(self, token: str) -> str | None:
-        """`verify`, its scrypt (when not cached) in a worker thread: the event loop serves other
-        requests meanwhile. The record is read again after it: a revocation meanwhile wins."""
-        record, name = self._looked_up(token)
+        """`verify`, its scrypt (when not cached) in a worker thread of its own pool: the event loop
+        serves other requests meanwhile. The record is read again after it: a revocation meanwhile wins."""
+        key = hashlib.sha256(token.encode()).digest()
+        record, name = self._looked_up(token, joining=key in self._checking)
         if record is None or name is not None:
             return name
-        digest = await asyncio.to_thread(slow_hash, token, bytes.fromhex(record.salt))
-        return self._checked(token, record, digest) if self._records.get(record.secret_id) == record else None
+        checking = self._checking.get(key)
+        if checking is None:
+            checking = asyncio.get_running_loop().run_in_executor(_SCRYPT_POOL, slow_hash, token,
+                                                                  bytes.fromhex(record.salt))
+            self._started(key, record, checking)
+        digest = await asyncio.shield(checking)  # a caller gone does not cancel the others' check
+        if self._records.get(record.secret_id) != record:
+            return None
+        return self._checked(token, record, digest, failure_counted=True)
 
-    def _looked_up(self, token: str) -> tuple[KeyRecord | None, str | None]:
+    def _started(self, key: bytes, record: KeyRecord, checking: asyncio.Future[str]) -> None:
+        secret_id = record.secret_id
+        self._checking[key] = checking
+        self._checking_per_id[secret_id] = self._checking_per_id.get(secret_id, 0) + 1
+
+        def done(finished: asyncio.Future[str]) -> None:
+            # The check under way becomes a failure in the same step: no moment where it counts as neither.
+            if finished.cancelled() or finished.exception() is not None or \
+                    not hmac.compare_digest(finished.result(), record.digest):
+                self._failures.setdefault(secret_id, deque()).append(self._clock())
+            self._checking.pop(key, None)
+            left = self._checking_per_id.get(secret_id, 1) - 1
+            if left > 0:
+                self._checking_per_id[secret_id] = left
+            else:
+                self._checking_per_id.pop(secret_id, None)
+
+        checking.add_done_callback(done)
+
+    def _looked_up(self, token: str, *, joining: bool = False) -> tuple[KeyRecord | None, str | None]:
         """The token's record (None: no such id, refused with no scrypt paid for a guess) and its name
-        when the secret was verified here within CACHE_SECONDS."""
+        when the secret was verified here within CACHE_SECONDS. `joining`: the same token is being
+        checked already (no new scrypt, so no new count against the id's limit)."""
         secret_id = secret_id_of(token)
         record = self._records.get(secret_id) if secret_id is not None else None
         if record is None:
             return None, None
+        if self._read_at is None or self._clock() - self._read_at > STALE_SECONDS:
+            raise ApiError(503, "store_unavailable", "runtime API keys cannot be checked: this replica has not "
+                           "read them from the store for a while, so a revocation may not have reached it; try "
+                           "again shortly (a key of DISPATCHER_API_KEYS still works)", retry_after=5.0)
         cached = self._verified.get(hashlib.sha256(token.encode()).digest())
         if cached is not None and cached[0] == record.secret_id and cached[1] > self._clock():
             return record, record.name
         failures = self._failures.get(record.secret_id)
         while failures and failures[0] < self._clock() - FAILURE_WINDOW_SECONDS:
             failures.popleft()
-        if failures is not None and len(failures) >= FAILURES_PER_WINDOW:
+        tried = len(failures or ()) + self._checking_per_id.get(record.secret_id, 0)
+        if not joining and tried >= FAILURES_PER_WINDOW:
             return None, None  # refused unchecked until the window moves on
         return record, None
 
-    def _checked(self, token: str, record: KeyRecord, digest: str) -> str | None:
+    def _checked(self, token: str, record: KeyRecord, digest: str, *, failure_counted: bool = False) -> str | None:
         if not hmac.compare_digest(digest, record.digest):
-            self._failures.setdefault(record.secret_id, deque()).append(self._clock())
+            if not failure_counted:
+                self._failures.setdefault(record.secret_id, deque()).append(self._clock())
             return None
         key = hashlib.sha256(token.encode()).digest()
         self._verified[key] = (record.secret_id, self._clock() + CACHE_SECONDS)

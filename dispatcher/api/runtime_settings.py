@@ -58,6 +58,7 @@ class RuntimeSettings:
         raw = await self._book.read()
         if raw is not None:
             self._seen(_shaped(raw))
+        self.keys.fresh()  # read: a revocation would have been in it
 
     async def run(self) -> None:
         """Reads the record at every nudge and at least once a second, until cancelled."""
@@ -85,9 +86,16 @@ class RuntimeSettings:
                 lines = change(changed)
                 changed["version"] = max(int(self._clock() * 1000), int(current["version"]) + 1)
                 if await self._book.write(changed, replaces if isinstance(replaces, int) else None):
-                    for line in lines:
-                        await self._book.note({"at": self._clock(), "region": self._region or None, **line})
+                    # Written: from here the change stands, whatever the store says next. A trail line
+                    # it did not take goes to the log instead (it holds no secret), never a 503 saying
+                    # "nothing changed" that an admin would answer by creating the key a second time.
                     self._seen(changed)
+                    for line in lines:
+                        entry = {"at": self._clock(), "region": self._region or None, **line}
+                        try:
+                            await self._book.note(entry)
+                        except StoreUnavailable:
+                            log.error("the store did not take this runtime change's audit line: %s", entry)
                     with contextlib.suppress(StoreUnavailable):
                         await self._book.nudge()  # else the others read it within a second anyway
                     return changed

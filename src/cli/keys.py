@@ -3,6 +3,7 @@ docs/cli.md, the routes: `/keys`, docs/http-api.md). A new key's secret is print
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import click
@@ -20,7 +21,8 @@ def keys() -> None:
 @keys.command(name="create")
 @click.argument("name")
 @click.option("--another", is_flag=True, help="A second secret for an existing key (a rotation: move the "
-              "clients to it, then revoke the old one with --secret-id).")
+              "clients to it, then revoke the old one with --secret-id), or a new secret for a name used and "
+              "revoked before, for the same party: the name's sessions and recordings are still its own.")
 @common_options
 def create(name: str, another: bool) -> None:
     """Create key NAME and print its secret, once: store it in your secret manager now. Every replica
@@ -57,6 +59,10 @@ def revoke(name: str | None, secret_id: str | None) -> None:
     about a second. Its sessions stay an admin key's to read and stop."""
     if (name is None) == (secret_id is None):
         raise click.UsageError("name a key (voicefleet keys revoke NAME) or one secret (--secret-id ID), not both")
+    if secret_id is not None and not re.fullmatch(r"[0-9a-f]{12}", secret_id):
+        # Refused before it is sent: a secret pasted here would land in the URL, so in access logs.
+        raise click.UsageError("--secret-id takes the 12 hex digits after vf_ in a secret (`voicefleet keys list` "
+                               "shows them), never the secret itself")
     route = path("keys", name) if name is not None else path("keys") + f"?secret_id={quote(str(secret_id), safe='')}"
     with Api(target_of(click.get_current_context())) as api:
         api.send("DELETE", route)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from dispatcher.api.admin_auth import admin_of
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.runtime_capacity import checked, listing
+from dispatcher.api.runtime_capacity import checked, listing, readable
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -72,7 +72,7 @@ def view(state: AppState) -> dict[str, Any]:
     if state.reserve is not None:
         idle = len(state.reserve.idle_records)
         in_use.update({"reserve.min": idle, "reserve.max": idle, "reserve.target": idle})
-    values = listing(runtime.capacity, floors, set(state.auth.names), in_use)
+    values = listing(readable(runtime.capacity, floors), floors, set(state.auth.names), in_use)
     return {"version": runtime.record["version"], "values": values}
 
 

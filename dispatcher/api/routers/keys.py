@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -16,7 +18,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.capacity import Admin, _runtime
-from dispatcher.api.runtime_keys import MAX_KEYS, KeyRecord, new_secret, valid_name
+from dispatcher.api.runtime_keys import ID_HEX, MAX_KEYS, KeyRecord, new_secret, valid_name
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -39,7 +41,10 @@ async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, A
     if name in state.auth.settings_names:
         raise ApiError(409, "key_name_taken", f"{name!r} is a key of DISPATCHER_API_KEYS: a runtime key takes "
                        "another name", extra={})
-    secret, record = new_secret(name, by)
+    # A name is its sessions' and recordings' owner, whichever secret: a name used before and revoked
+    # since still owns them, so a new key under it is that same party's, asked for as such (--another).
+    used_before = name in await runtime.uses()
+    secret, record = await asyncio.to_thread(new_secret, name, by)  # its scrypt off the event loop
 
     def change(current: dict[str, Any]) -> list[dict[str, Any]]:
         keys = current["keys"]
@@ -48,7 +53,11 @@ async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, A
             raise ApiError(409, "key_name_taken", f"a key named {name!r} exists: pick another name, or add a "
                            f"second secret to it for a rotation (`voicefleet keys create {name} --another`)",
                            extra={})
-        if another and not taken:
+        if used_before and not taken and not another:
+            raise ApiError(409, "key_name_used", f"a key named {name!r} was used and revoked: its sessions and "
+                           "recordings stay that name's, so a new key under it would read them. Pick another "
+                           f"name, or, for the same party, `voicefleet keys create {name} --another`", extra={})
+        if another and not taken and not used_before:
             raise ApiError(404, "unknown_key", f"no runtime key is named {name!r}: create it without --another",
                            extra={})
         if len(keys) >= MAX_KEYS:
@@ -87,6 +96,10 @@ async def revoke_key(request: Request, by: Admin, name: str) -> Response:
 
 @router.delete("/keys", summary="Revoke one secret of a runtime key, by its id", status_code=204)
 async def revoke_secret(request: Request, by: Admin, secret_id: Annotated[str, Query(max_length=64)]) -> Response:
+    if not re.fullmatch(f"[0-9a-f]{{{ID_HEX}}}", secret_id):
+        # Never echoed: what was sent may be the secret itself, pasted where its id goes.
+        raise ApiError(400, "invalid_secret_id", f"a secret id is {ID_HEX} hex digits (the ones after vf_ in a "
+                       "secret; `voicefleet keys list` shows them): send the id, never the secret", extra={})
     await _revoke(app_state(request), by, lambda r: r.secret_id == secret_id,
                   f"no runtime key has the secret id {secret_id!r}")
     return Response(status_code=204)

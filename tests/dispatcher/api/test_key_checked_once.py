@@ -38,13 +38,13 @@ from tests.dispatcher.conftest import API_KEY
 
 async def test_a_start_a_read_and_a_stop_each_check_the_key_once(make_api, monkeypatch) -> None:
     checked: list[str | None] = []
-    identify = Authenticator.identify
+    configured = Authenticator._configured  # the digest of a key and its compare with every configured one
 
-    def counting(self: Authenticator, authorization: str | None):  # type: ignore[no-untyped-def]
-        checked.append(authorization)
-        return identify(self, authorization)
+    def counting(self: Authenticator, token: str):  # type: ignore[no-untyped-def]
+        checked.append(token)
+        return configured(self, token)
 
-    monkeypatch.setattr(Authenticator, "identify", counting)
+    monkeypatch.setattr(Authenticator, "_configured", counting)
     async with make_api(api_key_hashes=frozenset({hash_api_key(API_KEY)})) as api:
         assert isinstance(api, httpx.AsyncClient)
         api.headers["Authorization"] = f"Bearer {API_KEY}"

@@ -56,3 +56,4 @@ def test_a_target_pins_the_reserve_within_its_bounds() -> None:
     assert (capped.min_idle, capped.max_idle) == (8, 8)
     raised = reserve_settings({"reserve.target": 1, "reserve.min": 2}, RESERVE)
     assert (raised.min_idle, raised.max_idle) == (2, 2)
+

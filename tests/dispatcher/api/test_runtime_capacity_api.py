@@ -105,3 +105,21 @@ async def test_the_reserves_bounds_reach_its_planner(make_api: ClientFactory) ->
         assert reserve.planning.sizer.settings is reserve.settings
         await api.patch("/capacity", json={"reserve.target": None}, headers=ADMIN)
         assert reserve.settings.max_idle == 3
+
+
+async def test_a_damaged_record_in_the_store_falls_back_to_the_settings(make_api: ClientFactory) -> None:
+    """The store's record is read, not trusted: a value `PATCH /capacity` would refuse (written by
+    something else, or damaged) is dropped and its setting applies; starts go on, no 500."""
+    context = keyed(make_api, max_concurrent_sessions=5)
+    async with context as api:
+        runtime = context.app.state.voicefleet.runtime
+        damaged = {"version": 7, "keys": {}, "capacity": {"sessions": "lots",
+                                                           "key.team": 5, "reserve.max": "x"}}
+        assert await runtime._book.write(damaged, None)
+        await runtime.refresh()
+        assert (await start(api)).status_code == 201
+        shown = (await api.get("/capacity", headers=ADMIN)).json()["values"]
+        assert shown["sessions"]["value"] == 5, shown
+        changed = await api.patch("/capacity", json={"sessions": 3}, headers=ADMIN)  # a change drops the rest
+        assert changed.status_code == 200, changed.text
+        assert (await runtime._book.read())["capacity"] == {"sessions": 3}

@@ -7,14 +7,21 @@ import asyncio
 import hashlib
 import json
 
+import pytest
+
+from dispatcher.api import runtime_keys
 from dispatcher.api.runtime_keys import (
     FAILURE_WINDOW_SECONDS,
     FAILURES_PER_WINDOW,
+    STALE_SECONDS,
     RuntimeKeys,
     new_secret,
     secret_id_of,
     slow_hash,
 )
+from dispatcher.api.runtime_settings import RuntimeSettings
+from dispatcher.errors import ApiError
+from dispatcher.store.runtime_book import MemoryRuntimeBook
 
 
 def test_the_record_holds_a_salted_scrypt_and_never_the_secret() -> None:
@@ -75,3 +82,64 @@ def test_wrong_secrets_for_one_id_stop_costing_a_scrypt_and_the_verified_secret_
     assert keys.verify(secret) == "acme"  # from the cache
     now[0] += FAILURE_WINDOW_SECONDS + 1
     assert keys.verify(wrong) is None and checked == ["scrypt"]  # the window moved on: checked again
+
+
+async def test_wrong_secrets_sent_at_once_cost_no_more_scrypts_than_sent_in_turn(monkeypatch) -> None:
+    keys = RuntimeKeys()
+    _secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    hashed: list[str] = []
+
+    def counted(secret: str, salt: bytes) -> str:
+        hashed.append(secret)
+        return slow_hash(secret, salt)
+
+    monkeypatch.setattr(runtime_keys, "slow_hash", counted)
+    burst = [f"vf_{record.secret_id}_{i:043d}" for i in range(3 * FAILURES_PER_WINDOW)]
+    assert await asyncio.gather(*(keys.verify_off_loop(t) for t in burst)) == [None] * len(burst)
+    assert len(hashed) <= FAILURES_PER_WINDOW, len(hashed)
+
+
+async def test_one_secret_presented_many_times_at_once_costs_one_scrypt(monkeypatch) -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    hashed: list[str] = []
+
+    def counted(token: str, salt: bytes) -> str:
+        hashed.append(token)
+        return slow_hash(token, salt)
+
+    monkeypatch.setattr(runtime_keys, "slow_hash", counted)
+    burst = 2 * FAILURES_PER_WINDOW  # more than the id's limit: none is refused, they wait for the one check
+    assert await asyncio.gather(*(keys.verify_off_loop(secret) for _ in range(burst))) == ["acme"] * burst
+    assert len(hashed) == 1
+
+
+def test_an_entry_of_the_wrong_shape_in_the_record_opens_nothing_and_fails_no_request() -> None:
+    secret, record = new_secret("acme", "admin-1")
+    for broken in ({"salt": "zz" * 16}, {"digest": "00"}, {"name": "Team Ops"}, {"name": ""}):
+        keys = RuntimeKeys()
+        keys.seen({record.secret_id: {**record.to_json(), **broken}})
+        assert keys.records == {}, broken
+        assert keys.verify(secret) is None
+
+
+async def test_a_replica_that_cannot_read_the_record_stops_taking_runtime_keys_until_it_reads_again() -> None:
+    """A revocation reaches a replica by its read of the record: one that has not read it for
+    STALE_SECONDS (the store does not answer it) may have missed one, so it takes no runtime key, the
+    cached ones included, until a read, even of the same record, succeeds again."""
+    now = [0.0]
+    keys = RuntimeKeys(clock=lambda: now[0])
+    book = MemoryRuntimeBook()
+    secret, record = new_secret("acme", "admin-1")
+    assert await book.write({"version": 1, "capacity": {}, "keys": {record.secret_id: record.to_json()}}, None)
+    runtime = RuntimeSettings(book, keys)
+    await runtime.refresh()
+    assert keys.verify(secret) == "acme"
+    now[0] += STALE_SECONDS + 1  # the store stopped answering this replica
+    with pytest.raises(ApiError) as refused:
+        keys.verify(secret)
+    assert refused.value.status == 503
+    await runtime.refresh()  # the same record, read again
+    assert keys.verify(secret) == "acme"

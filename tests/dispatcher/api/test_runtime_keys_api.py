@@ -5,7 +5,12 @@ settings key's name never taken, rotation keeping the name's sessions, every cha
 from __future__ import annotations
 
 import json
+import threading
 
+from dispatcher.api import runtime_keys
+from dispatcher.api.auth import Authenticator
+from dispatcher.api.runtime_keys import RuntimeKeys, slow_hash
+from dispatcher.regions.peers import Peer
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY, ClientFactory, _ClientContext
 
@@ -84,3 +89,74 @@ async def test_a_guessed_secret_with_a_real_id_is_refused(make_api: ClientFactor
         made = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
         guess = f"vf_{made['secret_id']}_{'A' * 43}"
         assert (await api.post("/start", json={}, headers=bearer(guess))).status_code == 401
+
+
+async def test_healthz_checks_a_runtime_key_off_the_event_loop(make_api: ClientFactory, monkeypatch) -> None:
+    """/healthz answers anyone (a balancer): a runtime secret sent there pays its scrypt in a worker
+    thread, never on the loop every other request waits for."""
+    threads: list[threading.Thread] = []
+
+    def recorded(secret: str, salt: bytes) -> str:
+        threads.append(threading.current_thread())
+        return slow_hash(secret, salt)
+
+    context = keyed(make_api)
+    async with context as api:
+        secret = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()["secret"]
+        state = context.app.state.voicefleet
+        state.peers.by_name["eu"] = Peer("eu", "https://eu.example.com")
+        monkeypatch.setattr(runtime_keys, "slow_hash", recorded)
+        assert (await api.get("/healthz", headers=bearer(secret))).status_code == 200
+        assert threads and threading.current_thread() not in threads
+
+
+def test_a_settings_key_shaped_like_a_runtime_secret_is_still_that_key() -> None:
+    shaped = "vf_0123456789ab_a-settings-key-that-reads-like-a-runtime-one"
+    auth = Authenticator(frozenset({hash_api_key(shaped)}), names={hash_api_key(shaped): "team"},
+                         owner_secret=b"x" * 32)
+    auth.runtime = RuntimeKeys()
+    assert auth.identify(f"Bearer {shaped}").name == "team"
+
+
+async def test_a_secret_sent_as_a_secret_id_is_refused_and_never_echoed(make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        made = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
+        refused = await api.delete("/keys", params={"secret_id": made["secret"]}, headers=ADMIN)
+        assert refused.status_code == 400, refused.text
+        assert made["secret"] not in refused.text and made["secret_id"] not in refused.text
+        assert (await api.post("/start", json={}, headers=bearer(made["secret"]))).status_code == 201
+
+
+async def test_a_used_and_revoked_name_is_not_given_to_a_new_key_unasked(make_api: ClientFactory) -> None:
+    """A name owns its sessions and recordings after its keys are gone: a fresh key under it would
+    read another party's calls, so only `another` (the same party, said so) continues the name."""
+    context = keyed(make_api)
+    async with context as api:
+        old = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
+        session_id = (await api.post("/start", json={}, headers=bearer(old["secret"]))).json()["session_id"]
+        await context.app.state.voicefleet.runtime._flush_uses()  # what the once-a-second read does
+        assert (await api.delete("/keys/acme", headers=ADMIN)).status_code == 204
+        fresh = await api.post("/keys", json={"name": "acme"}, headers=ADMIN)
+        assert fresh.status_code == 409 and fresh.json()["error"]["code"] == "key_name_used", fresh.text
+        same_party = await api.post("/keys", json={"name": "acme", "another": True}, headers=ADMIN)
+        assert same_party.status_code == 201, same_party.text
+        read = await api.get(f"/sessions/{session_id}", headers=bearer(same_party.json()["secret"]))
+        assert read.status_code == 200, read.text
+        assert (await api.post("/keys", json={"name": "beta"}, headers=ADMIN)).status_code == 201  # a new name
+
+
+async def test_a_runtime_key_reaches_no_admin_route_and_no_page_of_another_site_changes_anything(
+        make_api: ClientFactory) -> None:
+    async with keyed(make_api) as api:
+        secret = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()["secret"]
+        for method, route, body in (("GET", "/keys", None), ("POST", "/keys", {"name": "mine"}),
+                                    ("DELETE", "/keys/acme", None), ("GET", "/capacity", None),
+                                    ("PATCH", "/capacity", {"sessions": 1}), ("GET", "/audit/runtime", None)):
+            answered = await api.request(method, route, json=body, headers=bearer(secret))
+            assert answered.status_code in (401, 403), (route, answered.text)
+        foreign = {**ADMIN, "Origin": "https://evil.example"}
+        for method, route, body in (("POST", "/keys", {"name": "mine"}), ("DELETE", "/keys/acme", None),
+                                    ("PATCH", "/capacity", {"sessions": 1})):
+            answered = await api.request(method, route, json=body, headers=foreign)
+            assert answered.status_code == 403 and "origin_not_allowed" in answered.text, (route, answered.text)
+        assert [k["name"] for k in (await api.get("/keys", headers=ADMIN)).json()["keys"]] == ["team", "acme"]
