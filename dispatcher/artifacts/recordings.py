@@ -51,6 +51,10 @@ Cost = Callable[[list[dict[str, Any]]], dict[str, Any] | None]  # a timeline's c
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
+# A consent session whose bot never said its announcement played keeps nothing, whatever the bot uploaded:
+# the dispatcher, not the bot's own code, is what holds a session to its policy.
+NOT_ANNOUNCED = "a consent session whose announcement was never played (no recording.consent from its bot): " \
+                "nothing of the call is kept"
 
 
 def last_part(plan: RecordingPlan, max_seconds: float | None) -> int:
@@ -307,13 +311,19 @@ class SessionRecordings:
 
     async def _finished(self, recording: Recording, why: str) -> dict[str, Any] | None:
         session_id = recording.session_id
-        outcome = await self._complete(recording) if recording.plan.audio else {
-            "status": "off", "why": "the session's policy keeps no audio"}
+        unannounced = recording.plan.consent and "consent" not in recording.facts
+        if unannounced:
+            if recording.upload_id is not None:
+                await self._abort_quietly(recording.folder + RECORDING, recording.upload_id)
+            outcome: dict[str, Any] = {"status": "none", "why": NOT_ANNOUNCED}
+        else:
+            outcome = await self._complete(recording) if recording.plan.audio else {
+                "status": "off", "why": "the session's policy keeps no audio"}
         if recording.adopted and outcome["status"] == "none":
             log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
             return None  # another replica's sweep completed it first: its report stands
         events = await self._safe_events(session_id)
-        transcript = await self._transcript(recording)
+        transcript = {"kept": False, "why": NOT_ANNOUNCED} if unannounced else await self._transcript(recording)
         logs = await write_logs(self.store, recording.folder, recording.logs)
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
                                 errors=recording.errors, transcript=transcript, turns=recording.transcript,
