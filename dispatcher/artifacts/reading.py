@@ -33,7 +33,10 @@ class ArtifactReader:
         self.store = store
         self._seconds = download_seconds
         self._clock = clock
-        self._days = tuple(retention_days)  # every retention the rules can give: where an index may be
+        # Every retention the rules can give, where an index may be, and always `retain-forever`: no
+        # lifecycle rule ever deletes those, so a session kept until erased stays erasable once the
+        # deployment's retention has changed to a day count.
+        self._days = tuple(sorted({0, *retention_days}))
 
     async def indexed(self, session_id: str) -> tuple[str, str] | None:
         """(the index's key, the folder it names), or None when the session has no index."""
