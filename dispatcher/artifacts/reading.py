@@ -72,12 +72,18 @@ class ArtifactReader:
         return index, [o.key for o in await self.store.objects_under(folder)] + [index]
 
     async def hold(self, session_id: str, on: bool) -> list[str] | None:
-        """Sets (or lifts) a legal hold on every object of the session and its index; the keys, or None."""
-        found = await self._every_key(session_id)
+        """Sets (or lifts) a legal hold on every object of the session and its index; the keys, or None.
+        StillUploading when a hold is asked while its recording is under way (what its end writes would
+        not be held)."""
+        found = await self.indexed(session_id)
         if found is None:
             return None
-        await self.store.hold(found[1], on)
-        return found[1]
+        index, folder = found
+        if on and await self.store.open_uploads(folder):
+            raise StillUploading(session_id)
+        keys = [o.key for o in await self.store.objects_under(folder)] + [index]
+        await self.store.hold(keys, on)
+        return keys
 
     async def held(self, session_id: str) -> list[str]:
         found = await self._every_key(session_id)
