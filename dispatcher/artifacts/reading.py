@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dispatcher.artifacts.keys import erasure_key, index_keys
-from dispatcher.artifacts.store import ArtifactStore, StoredObject
+from dispatcher.artifacts.store import ArtifactStore, StoredObject, StoreError
 
 
 class StillUploading(Exception):
@@ -116,9 +116,18 @@ class ArtifactReader:
         record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}
         # The record first: an erasure that fails after it is asked again (the index goes last, so the
         # session is still found); one whose record could not be written erases nothing.
-        await self.store.put(erasure_key(self.store.prefix, session_id, now), json.dumps(record).encode(),
-                             "application/json")
-        await self.store.delete(keys)
+        audit = erasure_key(self.store.prefix, session_id, now)
+        await self.store.put(audit, json.dumps(record).encode(), "application/json")
+        try:
+            await self.store.delete(keys)
+        except StoreError:
+            # A hold placed since it was checked (an admin on another replica): the store refused, and
+            # the record says the erasure stopped rather than that the objects are gone.
+            if index is None or not await self.store.held([*keys, index[0]]):
+                raise
+            stopped = {**record, "stopped": "a legal hold was placed during the erasure: nothing more erased"}
+            await self.store.put(audit, json.dumps(stopped).encode(), "application/json")
+            raise Held(session_id) from None
         if index is not None:
             await self.store.delete([index[0]])
         return record

@@ -10,7 +10,7 @@ import pytest
 
 from dispatcher.artifacts.keys import index_key
 from dispatcher.artifacts.local_store import LocalFolderStore
-from dispatcher.artifacts.reading import ArtifactReader, StillUploading
+from dispatcher.artifacts.reading import ArtifactReader, Held, StillUploading
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import SignedPaths
@@ -52,3 +52,23 @@ async def test_a_hold_asked_while_another_replica_still_uploads_the_recording_is
 
 async def _no_events(session_id: str) -> list[dict[str, object]]:
     return []
+
+
+class HeldMeanwhile(LocalFolderStore):
+    """The folder store where an admin's hold lands between the erasure's check and its deletes."""
+
+    async def delete(self, keys: list[str]) -> None:
+        await self.hold([*keys, index_key("", SESSION, 0)], True)
+        await super().delete(keys)
+
+
+async def test_a_hold_placed_during_an_erasure_stops_it_as_held_and_its_record_says_so(tmp_path: Path) -> None:
+    store = HeldMeanwhile(tmp_path, SignedPaths(b"k" * 32))
+    await store.put(index_key("", SESSION, 0), json.dumps({"folder": FOLDER}).encode(), "application/json")
+    await store.put(FOLDER + "recording.wav", b"RIFF", "audio/wav")
+    reader = ArtifactReader(store, 300)
+    with pytest.raises(Held):
+        await reader.erase(SESSION, "support")
+    assert await reader.folder(SESSION) == FOLDER and await store.objects_under(FOLDER)  # all kept
+    record = json.loads(next(tmp_path.glob(f"erasures/*/*/*/{SESSION}.json")).read_text())
+    assert "legal hold was placed during the erasure" in record["stopped"]
