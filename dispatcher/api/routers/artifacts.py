@@ -16,6 +16,7 @@ part or one object, for minutes.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -91,6 +92,10 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     state, artifacts, who = await _permitted(request, session_id, ERASE_ARTIFACTS)
     if artifacts.recordings.recorded(session_id):  # its upload would write the recording back after the erasure
         raise _still_recorded(session_id)
+    if left := artifacts.recordings.writable_for(session_id):  # its bot's part URL could write it back
+        raise ApiError(409, "recording_in_progress", f"session {session_id}'s bot can still write its recording for "
+                       f"{math.ceil(left)} s (the last part URL it was given): erase its artifacts then",
+                       retry_after=math.ceil(left))
     try:
         record = await artifacts.reader.erase(session_id, who)
     except StillUploading:  # another replica holds its bot and its upload

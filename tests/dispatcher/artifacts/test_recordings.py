@@ -410,3 +410,25 @@ async def test_a_consent_session_announced_keeps_its_call(tmp_path: Path, timeli
     assert report is not None and report["recording"]["status"] == "complete"
     assert report["transcript"]["kept"] is True
     assert ("recording_consent" in [event for _, event, _ in timeline.notes])
+
+
+class OutlivingUrls(LocalFolderStore):
+    """The folder store as Azure's is: a part URL can still write the object once its upload is completed."""
+
+    part_urls_outlive_uploads = True
+
+
+async def test_an_ended_session_stays_unerasable_until_its_last_part_url_expired_where_urls_outlive_uploads(
+        tmp_path: Path, timeline: Timeline) -> None:
+    now = [1_795_000_000.0]
+    for store, expected in ((OutlivingUrls(tmp_path / "a", SignedPaths(b"k" * 32)), 300.0),
+                            (LocalFolderStore(tmp_path / "b", SignedPaths(b"k" * 32)), 0.0)):
+        kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                                 region="eu", provider="local", clock=lambda: now[0])
+        await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+        await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+        await kept.finish(SESSION, "the bot ended the session")
+        assert not kept.recorded(SESSION) and kept.writable_for(SESSION) == expected
+        now[0] += 301
+        assert kept.writable_for(SESSION) == 0.0
+        now[0] -= 301
