@@ -31,7 +31,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from bot.log_tail import TAIL, LogTail
 from bot.recording.clock import TwoTrackClock
 from bot.recording.parts import PartCutter, PartUpload
-from bot.recording.redaction import Redact, RedactionError, redacted
+from bot.recording.redaction import Redact, RedactionError, redacted_within
 from bot.recording.tap import BOT, CALLER, RecordingTap
 from bot.recording.turns import TurnLog
 from bot.recording.uploader import Ask, PartUploader
@@ -200,7 +200,7 @@ class Recorder:
             except (RequestFailed, TimeoutError):  # a dispatcher without them, or one that is slow: the logs go
                 break
 
-    def _kept_turns(self, lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    async def _kept_turns(self, lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
         """The turns as they may leave the bot (redacted), or none and why."""
         if not self.plan.transcript:
             return [], None
@@ -209,7 +209,8 @@ class Recorder:
         if self._redact is None:
             return lines, None
         try:
-            return redacted(lines, self._redact), None
+            # Fitted again: what the hook returned may be longer than what it was given.
+            return fitted(await redacted_within(lines, self._redact), TRANSCRIPT_BYTES), None
         except RedactionError as exc:
             logger.warning(f"recording: {exc}")
             return [], str(exc)
@@ -244,7 +245,7 @@ class Recorder:
         transcript = fitted(self.turns.lines, TRANSCRIPT_BYTES)
         stats["transcript_dropped"] = self.turns.dropped + len(self.turns.lines) - len(transcript)
         await self._hand_over_logs()
-        stats["transcript"], why = self._kept_turns(transcript)
+        stats["transcript"], why = await self._kept_turns(transcript)
         if why is not None:
             stats["transcript_why"] = why
         with contextlib.suppress(RequestFailed):

@@ -3,15 +3,23 @@ the team's own function, imported from its project as the bot file's own imports
 each turn's text before the transcript leaves the bot. It takes a `str` and returns the `str` to
 keep. One that raises, or returns anything else, has the whole transcript withheld (a turn left
 unredacted is the leak the hook is there to stop): the report says why, and the call goes on.
+The hook runs in a thread of its own, within `REDACT_SECONDS` for the whole transcript: one that
+hangs (a lock, a network call) withholds the transcript instead of holding the session's end, and
+the text it returns is cut to a turn's longest (`MAX_TEXT`), as the turn it was given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot.recording.turns import MAX_TEXT
+
 VARIABLE = "RECORDING_REDACT"
+REDACT_SECONDS = 5.0  # the whole transcript's redaction: the session's end waits on it no longer
 Redact = Callable[[str], Any]
 
 
@@ -55,5 +63,38 @@ def redacted(lines: list[dict[str, Any]], redact: Redact) -> list[dict[str, Any]
         if not isinstance(out, str):
             raise RedactionError(f"{VARIABLE} returned {type(out).__name__}, not str, on turn {number}: the "
                                  "transcript was not kept") from None
-        kept.append({**line, "text": out})
+        kept.append({**line, "text": out[:MAX_TEXT]})  # a turn's longest, whatever the hook made of it
     return kept
+
+
+async def redacted_within(lines: list[dict[str, Any]], redact: Redact,
+                          seconds: float | None = None) -> list[dict[str, Any]]:
+    """`redacted`, in a daemon thread (a hook that never returns cannot hold the bot's exit either),
+    waited on at most `seconds` (default `REDACT_SECONDS`); RedactionError when it took longer."""
+    seconds = REDACT_SECONDS if seconds is None else seconds
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+
+    def settle(future: asyncio.Future[list[dict[str, Any]]], result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return  # given up on already
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = redacted(lines, redact), None
+        except BaseException as exc:  # handed to the waiting task, whatever it is
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, done, result, error)
+        except RuntimeError:  # the loop closed meanwhile: nobody waits
+            pass
+
+    threading.Thread(target=work, name="recording-redact", daemon=True).start()
+    try:
+        return await asyncio.wait_for(done, seconds)
+    except TimeoutError:
+        raise RedactionError(f"{VARIABLE} did not return within {seconds:g} s: the transcript was not kept") from None

@@ -55,6 +55,10 @@ def split_destination(destination: str) -> Destination:
         raise SettingsError(f"RECORDING_DESTINATION={destination!r}: an Azure Blob destination is "
                             "https://<account>.blob.core.windows.net/<container>/<prefix> (or, for an emulator, "
                             "http://<host>:<port>/<account>/<container>/<prefix>)")
+    if virtual_host and url.scheme != "https":
+        # The dispatcher's bearer token and every SAS it signs would cross the network in the clear.
+        raise SettingsError(f"RECORDING_DESTINATION={destination!r}: an Azure storage account is reached over "
+                            "HTTPS only: write https://<account>.blob.core.windows.net/<container>/<prefix>")
     base = f"{url.scheme}://{url.netloc}" + ("" if virtual_host else f"/{account}")
     return Destination(base, account, segments[0], "/".join(segments[1:]))
 

@@ -74,6 +74,8 @@ def metadata(tags: Mapping[str, str] | None) -> dict[str, str]:
 
 
 class AzureBlobStore:
+    part_urls_outlive_uploads = True  # the part SAS (`sp=w`) also takes Put Blob on the blob
+
     def __init__(self, destination: str, env: Mapping[str, str], *, client: HttpClient | None = None,
                  tokens: ArmTokens | None = None, clock: Callable[[], float] = time.time) -> None:
         self.place: Destination = split_destination(destination)

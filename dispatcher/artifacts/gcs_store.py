@@ -60,6 +60,8 @@ def metadata(tags: Mapping[str, str] | None) -> dict[str, str]:
 
 
 class GcsStore:
+    part_urls_outlive_uploads = False  # a part URL is its upload's alone
+
     def __init__(self, bucket: str, prefix: str, env: Mapping[str, str],
                  credentials: GcsCredentials | None = None) -> None:
         self.bucket = bucket

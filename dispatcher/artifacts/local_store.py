@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 
 class LocalFolderStore:
+    part_urls_outlive_uploads = False  # a part URL is its upload's alone
+
     def __init__(self, root: Path, signer: SignedPaths) -> None:
         self.root = root.resolve()
         self.where = str(self.root)

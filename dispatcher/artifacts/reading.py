@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dispatcher.artifacts.keys import erasure_key, index_keys
-from dispatcher.artifacts.store import ArtifactStore, StoredObject
+from dispatcher.artifacts.store import ArtifactStore, StoredObject, StoreError
 
 
 class StillUploading(Exception):
@@ -33,7 +33,10 @@ class ArtifactReader:
         self.store = store
         self._seconds = download_seconds
         self._clock = clock
-        self._days = tuple(retention_days)  # every retention the rules can give: where an index may be
+        # Every retention the rules can give, where an index may be, and always `retain-forever`: no
+        # lifecycle rule ever deletes those, so a session kept until erased stays erasable once the
+        # deployment's retention has changed to a day count.
+        self._days = tuple(sorted({0, *retention_days}))
 
     async def indexed(self, session_id: str) -> tuple[str, str] | None:
         """(the index's key, the folder it names), or None when the session has no index."""
@@ -69,12 +72,18 @@ class ArtifactReader:
         return index, [o.key for o in await self.store.objects_under(folder)] + [index]
 
     async def hold(self, session_id: str, on: bool) -> list[str] | None:
-        """Sets (or lifts) a legal hold on every object of the session and its index; the keys, or None."""
-        found = await self._every_key(session_id)
+        """Sets (or lifts) a legal hold on every object of the session and its index; the keys, or None.
+        StillUploading when a hold is asked while its recording is under way (what its end writes would
+        not be held)."""
+        found = await self.indexed(session_id)
         if found is None:
             return None
-        await self.store.hold(found[1], on)
-        return found[1]
+        index, folder = found
+        if on and await self.store.open_uploads(folder):
+            raise StillUploading(session_id)
+        keys = [o.key for o in await self.store.objects_under(folder)] + [index]
+        await self.store.hold(keys, on)
+        return keys
 
     async def held(self, session_id: str) -> list[str]:
         found = await self._every_key(session_id)
@@ -107,9 +116,18 @@ class ArtifactReader:
         record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}
         # The record first: an erasure that fails after it is asked again (the index goes last, so the
         # session is still found); one whose record could not be written erases nothing.
-        await self.store.put(erasure_key(self.store.prefix, session_id, now), json.dumps(record).encode(),
-                             "application/json")
-        await self.store.delete(keys)
+        audit = erasure_key(self.store.prefix, session_id, now)
+        await self.store.put(audit, json.dumps(record).encode(), "application/json")
+        try:
+            await self.store.delete(keys)
+        except StoreError:
+            # A hold placed since it was checked (an admin on another replica): the store refused, and
+            # the record says the erasure stopped rather than that the objects are gone.
+            if index is None or not await self.store.held([*keys, index[0]]):
+                raise
+            stopped = {**record, "stopped": "a legal hold was placed during the erasure: nothing more erased"}
+            await self.store.put(audit, json.dumps(stopped).encode(), "application/json")
+            raise Held(session_id) from None
         if index is not None:
             await self.store.delete([index[0]])
         return record

@@ -51,6 +51,10 @@ Cost = Callable[[list[dict[str, Any]]], dict[str, Any] | None]  # a timeline's c
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
+# A consent session whose bot never said its announcement played keeps nothing, whatever the bot uploaded:
+# the dispatcher, not the bot's own code, is what holds a session to its policy.
+NOT_ANNOUNCED = "a consent session whose announcement was never played (no recording.consent from its bot): " \
+                "nothing of the call is kept"
 
 
 def last_part(plan: RecordingPlan, max_seconds: float | None) -> int:
@@ -79,6 +83,7 @@ class Recording:
     logs: BotLogs | None = None  # the bot's own log lines, handed over at its end
     keeping: Keeping = Keeping(audio="on", transcript="on")  # what it keeps and for how long
     transcript_why: str | None = None  # the bot's reason for handing over no transcript (a redaction that failed)
+    urls_until: float = 0.0  # when the last part URL handed to its bot expires
 
 
 def kept_parts(parts: list[Part], part_bytes: int = MIN_PART_BYTES) -> list[Part]:
@@ -112,6 +117,7 @@ class SessionRecordings:
         self._open: dict[str, Recording] = {}
         self._finishing: dict[str, asyncio.Task[Any]] = {}
         self._completing: set[str] = set()  # taken out of `_open`, its objects not all written yet
+        self._writable: dict[str, float] = {}  # ended, but a part URL can still write its recording until then
         self._rechecking: asyncio.Task[None] | None = None
         self.unknown_releases: list[str] = []  # the rules' releases the catalogue did not have at start-up
 
@@ -212,6 +218,14 @@ class SessionRecordings:
         """True until its recording and report are written: an erasure before then would be undone."""
         return session_id in self._open or session_id in self._completing
 
+    def writable_for(self, session_id: str) -> float:
+        """Seconds its bot's last part URL can still write its recording, where the store's part URLs
+        outlive their upload (0 elsewhere): an erasure before then could be written back."""
+        left = self._writable.get(session_id, 0.0) - self._clock()
+        if left <= 0:
+            self._writable.pop(session_id, None)
+        return max(0.0, left)
+
     async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
         recording = self._open.get(session_id)
@@ -225,6 +239,7 @@ class SessionRecordings:
         try:
             upload_id = await self._opened(recording)
             # In a thread: a store may sign through a call of its own (GCS without a key: IAM signBlob).
+            recording.urls_until = max(recording.urls_until, self._clock() + seconds)  # before: it may be used at once
             url = await asyncio.to_thread(self.store.part_url, recording.folder + RECORDING, upload_id, part, seconds)
         except StoreError as exc:
             recording.errors.append(str(exc))
@@ -299,6 +314,10 @@ class SessionRecordings:
         recording = self._open.pop(session_id, None)
         if recording is None:
             return None
+        now = self._clock()
+        if self.store.part_urls_outlive_uploads and recording.urls_until > now:
+            self._writable = {sid: until for sid, until in self._writable.items() if until > now}  # the expired go
+            self._writable[session_id] = recording.urls_until
         self._completing.add(session_id)
         try:
             return await self._finished(recording, why)
@@ -307,13 +326,19 @@ class SessionRecordings:
 
     async def _finished(self, recording: Recording, why: str) -> dict[str, Any] | None:
         session_id = recording.session_id
-        outcome = await self._complete(recording) if recording.plan.audio else {
-            "status": "off", "why": "the session's policy keeps no audio"}
+        unannounced = recording.plan.consent and "consent" not in recording.facts
+        if unannounced:
+            if recording.upload_id is not None:
+                await self._abort_quietly(recording.folder + RECORDING, recording.upload_id)
+            outcome: dict[str, Any] = {"status": "none", "why": NOT_ANNOUNCED}
+        else:
+            outcome = await self._complete(recording) if recording.plan.audio else {
+                "status": "off", "why": "the session's policy keeps no audio"}
         if recording.adopted and outcome["status"] == "none":
             log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
             return None  # another replica's sweep completed it first: its report stands
         events = await self._safe_events(session_id)
-        transcript = await self._transcript(recording)
+        transcript = {"kept": False, "why": NOT_ANNOUNCED} if unannounced else await self._transcript(recording)
         logs = await write_logs(self.store, recording.folder, recording.logs)
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
                                 errors=recording.errors, transcript=transcript, turns=recording.transcript,

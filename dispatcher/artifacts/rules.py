@@ -25,7 +25,9 @@ POLICIES = ("off", "consent", "on")  # most careful first
 FIELDS = ("audio", "transcript", "days")
 SELECTORS = ("key", "release")
 MAX_DAYS = 36_500
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The form of a key name (DISPATCHER_API_KEYS) and of a release name alike: a rule naming what could
+# never be one (`release:V7`) would silently match nothing, and so keep more than it says.
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
 class RulesError(ValueError):
@@ -124,7 +126,8 @@ def _rule(words: list[str], raw: str) -> Rule:
     selector, _, name = words[0].partition(":")
     if selector not in SELECTORS or not _NAME.match(name):
         raise RulesError(f"RECORDING_RULES rule {raw!r} starts with {words[0]!r}: start a rule with key:NAME or "
-                         "release:NAME, e.g. 'key:acme audio=consent days=30'")
+                         "release:NAME, a name of 1-32 lowercase letters, digits or '-' as key and release names "
+                         "are, e.g. 'key:acme audio=consent days=30'")
     values: dict[str, str] = {}
     for word in words[1:]:
         field_name, equals, value = word.partition("=")

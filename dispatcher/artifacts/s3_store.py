@@ -38,6 +38,8 @@ def split_destination(destination: str) -> tuple[str, str]:
 
 
 class S3Store:
+    part_urls_outlive_uploads = False  # a part URL is its upload's alone
+
     def __init__(self, bucket: str, prefix: str, env: Mapping[str, str], client: Any = None) -> None:
         self.bucket = bucket
         self.prefix = prefix

@@ -41,6 +41,9 @@ class StoredObject:
 class ArtifactStore(Protocol):
     where: str  # for people: the folder or s3://bucket/prefix
     prefix: str  # every key of this deployment starts with it ("" for the whole store)
+    # A part's URL can still write its object once the upload is completed (an Azure SAS takes Put Blob):
+    # the session's objects are not erased before its last part URL has expired.
+    part_urls_outlive_uploads: bool
 
     async def check(self) -> None:
         """Raises StoreError when the store cannot be written (checked at start-up and shown in status)."""

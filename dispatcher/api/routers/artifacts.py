@@ -16,6 +16,7 @@ part or one object, for minutes.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -58,9 +59,9 @@ async def _permitted(request: Request, session_id: str, action: str) -> tuple[Ap
     return state, state.artifacts, who.name or who.id
 
 
-def _still_recorded(session_id: str) -> ApiError:
+def _still_recorded(session_id: str, then: str = "erase its artifacts") -> ApiError:
     return ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
-                    f"(DELETE /sessions/{session_id}), then erase its artifacts")
+                    f"(DELETE /sessions/{session_id}), then {then}")
 
 
 def _unavailable(exc: StoreError) -> ApiError:
@@ -91,6 +92,10 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     state, artifacts, who = await _permitted(request, session_id, ERASE_ARTIFACTS)
     if artifacts.recordings.recorded(session_id):  # its upload would write the recording back after the erasure
         raise _still_recorded(session_id)
+    if left := artifacts.recordings.writable_for(session_id):  # its bot's part URL could write it back
+        raise ApiError(409, "recording_in_progress", f"session {session_id}'s bot can still write its recording for "
+                       f"{math.ceil(left)} s (the last part URL it was given): erase its artifacts then",
+                       retry_after=math.ceil(left))
     try:
         record = await artifacts.reader.erase(session_id, who)
     except StillUploading:  # another replica holds its bot and its upload
@@ -125,6 +130,10 @@ async def _held(request: Request, session_id: str, on: bool) -> dict[str, Any]:
     admin = admin_of(request, "hold a session's artifacts")
     if state.artifacts is None or not is_session_id(session_id):
         raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to hold")
+    # A hold set mid-call would cover only what is written so far: the recording, transcript and report
+    # written at its end would be left to the retention rule that deletes them.
+    if on and state.artifacts.recordings.recorded(session_id):
+        raise _still_recorded(session_id, "hold its artifacts")
     try:  # on the record before the store is touched, like every admin action on a session
         await state.session_audit.note({"at": time.time(), "by": admin, "action": HOLD_ARTIFACTS if on
                                         else RELEASE_ARTIFACTS, "session_id": session_id,
@@ -134,6 +143,8 @@ async def _held(request: Request, session_id: str, on: bool) -> dict[str, Any]:
                        "so no hold was changed: try again once the store answers", retry_after=5.0) from None
     try:
         keys = await state.artifacts.reader.hold(session_id, on)
+    except StillUploading:  # another replica holds its bot and its upload
+        raise _still_recorded(session_id, "hold its artifacts") from None
     except StoreError as exc:
         raise _unavailable(exc) from None
     if keys is None:

@@ -4,6 +4,8 @@ the team's redaction hook (a real function in a project folder) or withheld when
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -13,8 +15,10 @@ import pytest
 from pipecat.frames.frames import TranscriptionFrame
 from pipecat.processors.frame_processor import FrameDirection
 
-from bot.recording.recorder import Recorder
+from bot.recording import redaction
+from bot.recording.recorder import TRANSCRIPT_BYTES, Recorder
 from bot.recording.redaction import RedactionError, resolve
+from bot.recording.turns import MAX_TEXT
 from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan
 
 PROJECT = Path(__file__).with_name("redact_project")
@@ -64,6 +68,28 @@ async def test_a_hook_that_fails_withholds_the_transcript_and_says_why(project: 
     stats = await recorder.finish(timeout=2.0)
     assert stats["transcript"] == [] and why in stats["transcript_why"]
     assert "555" not in repr(stats)
+
+
+async def test_a_hook_that_hangs_withholds_the_transcript_and_the_session_ends(
+        project: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redaction, "REDACT_SECONDS", 0.5)
+    dispatcher = Dispatcher()
+    recorder = Recorder(RecordingPlan(audio=False), dispatcher.ask, "http://127.0.0.1:1/",
+                        redact=resolve({"RECORDING_REDACT": "team_redact:hangs"}))
+    said(recorder, "call me on 555 123 4567", 1.0)
+    stats = await asyncio.wait_for(recorder.finish(timeout=2.0), 30)  # not held by the hook
+    assert stats["transcript"] == [] and "did not return within 0.5 s" in stats["transcript_why"]
+    assert [method for method, _ in dispatcher.asked] == [METHOD_RECORDING_FINISHED]
+
+
+async def test_a_hook_that_returns_huge_text_is_cut_to_a_turn_and_the_transcript_still_fits(project: None) -> None:
+    recorder = Recorder(RecordingPlan(audio=False), Dispatcher().ask, "http://127.0.0.1:1/",
+                        redact=resolve({"RECORDING_REDACT": "team_redact:huge"}))
+    for at in range(1, 150):
+        said(recorder, f"turn {at}", float(at))
+    stats = await recorder.finish(timeout=2.0)
+    assert stats["transcript"] and all(len(line["text"]) <= MAX_TEXT for line in stats["transcript"])
+    assert len(json.dumps(stats["transcript"])) <= TRANSCRIPT_BYTES  # within the channel's frame
 
 
 @pytest.mark.parametrize(("spec", "message"), [("team_redact", "write it module:function"),

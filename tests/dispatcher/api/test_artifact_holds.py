@@ -64,3 +64,34 @@ async def test_erasure_is_the_owners_or_an_admins_and_a_third_keys_is_a_404(tmp_
         assert (await api.delete(f"/sessions/{first}/artifacts", headers=MINE)).json()["by"]
         by_admin = await api.delete(f"/sessions/{second}/artifacts", headers=ADMIN)
         assert by_admin.status_code == 200 and by_admin.json()["by"].startswith("admin-")
+
+
+async def test_a_hold_on_a_session_still_being_recorded_is_refused_until_it_ends(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        url = (await recordings.part_url(session_id, {"part": 1}))["url"]  # its index written, its upload open
+        assert (await api.put(url, content=b"RIFF" + b"\0" * 40 + b"\1\0\2\0" * 100)).status_code == 200
+        hold = f"/sessions/{session_id}/artifacts/hold"
+        refused = await api.put(hold, headers=ADMIN)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "recording_in_progress"
+        assert "then hold its artifacts" in refused.json()["error"]["message"]
+        assert not list(tmp_path.glob(".holds/**/*.json"))  # nothing half held
+
+        await recordings.bot_finished(session_id, {"parts": 1, "bytes": 444, "degraded": []})
+        await recordings.finish(session_id, "the bot ended the session (test)")
+        held = await api.put(hold, headers=ADMIN)
+        assert held.status_code == 200 and len(held.json()["objects"]) == 3  # recording, report, index
+
+
+async def test_a_session_is_not_erased_while_its_bots_part_url_could_write_its_recording_back(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        recordings.store.part_urls_outlive_uploads = True  # as Azure's: the part SAS also takes Put Blob
+        session_id = await recorded_session(api)
+        refused = await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "recording_in_progress"
+        assert "can still write its recording" in refused.json()["error"]["message"]
+        assert 0 < int(refused.headers["retry-after"]) <= 300  # RECORDING_PART_URL_SECONDS
+        recordings._writable[session_id] = 0.0  # its last part URL has expired
+        assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200

@@ -39,6 +39,13 @@ def test_a_destination_without_a_container_names_the_form(destination: str) -> N
         build_store(ArtifactSettings.from_env({"RECORDING_DESTINATION": destination}), {})
 
 
+@pytest.mark.parametrize("destination", ["http://calls.blob.core.windows.net/voice/team",
+                                         "http://calls.blob.core.usgovcloudapi.net/voice"])
+def test_an_azure_account_over_plain_http_is_refused_before_a_token_or_sas_crosses_it(destination: str) -> None:
+    with pytest.raises(SettingsError, match="over HTTPS only"):
+        split_destination(destination)
+
+
 def test_the_dispatcher_builds_the_azure_store_for_a_container_url() -> None:
     env = {"RECORDING": "on", "RECORDING_DESTINATION": "https://calls.blob.core.windows.net/voice/team"}
     store = build_store(ArtifactSettings.from_env(env), env)

@@ -69,6 +69,20 @@ async def test_audio_off_and_transcript_on_keeps_the_transcript_and_report_and_u
     assert await ArtifactReader(recordings.store, 60, retention_days=[30]).folder(SESSION) is None
 
 
+async def test_a_session_kept_until_erased_is_still_erasable_once_the_retention_became_a_day_count(
+        tmp_path: Path) -> None:
+    recordings = kept(tmp_path, Timeline(), policy="on")  # RECORDING_RETENTION_DAYS=0: kept until erased
+    await recordings.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await recordings.finish(SESSION, "the bot ended the session")
+    assert list(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}/report.json"))
+    # The deployment now keeps sessions 90 days: no lifecycle rule will ever delete the old ones.
+    reader = ArtifactReader(recordings.store, 60, retention_days=ArtifactSettings(
+        policy="on", retention_days=90).rules.retention_days())
+    record = await reader.erase(SESSION, "support")
+    assert record is not None and record["objects"]
+    assert not list(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}/*")) and await reader.folder(SESSION) is None
+
+
 async def test_a_transcript_the_bot_could_not_redact_is_not_kept_and_the_report_says_why(tmp_path: Path) -> None:
     recordings = kept(tmp_path, Timeline(), policy="on")
     await recordings.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)

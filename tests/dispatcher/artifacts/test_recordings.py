@@ -377,3 +377,58 @@ async def test_the_credentials_in_a_bots_own_log_lines_are_masked_before_they_ar
     written = next(tmp_path.glob(f"**/{SESSION}/logs.jsonl")).read_text()
     assert "LEAK" not in written
     assert "partNumber=3&X-Goog-Signature=[redacted]" in written and "version=v1" in written
+
+
+async def test_a_consent_session_whose_bot_never_said_it_announced_keeps_nothing_it_uploaded(
+        tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline, policy="consent")
+    plan = await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    assert plan is not None and plan.consent
+    data = wav_header(16000) + b"\1\0" * 3200
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], data)  # a bot that did not wait
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": len(data), "degraded": [],
+                                      "transcript": [{"who": "caller", "text": "my card is 4111"}]})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["recording"]["status"] == "none"
+    assert "announcement was never played" in report["recording"]["why"]
+    assert report["transcript"]["kept"] is False
+    folder = next(tmp_path.glob(f"retain-forever/*/*/*/{SESSION}"))
+    assert not (folder / "recording.wav").exists() and not (folder / "transcript.jsonl").exists()
+    assert "4111" not in json.dumps(report)
+    assert await store.open_uploads("") == []
+
+
+async def test_a_consent_session_announced_keeps_its_call(tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline, policy="consent")
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.2})
+    data = wav_header(16000) + b"\1\0" * 3200
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], data)
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": len(data), "degraded": [],
+                                      "transcript": [{"who": "caller", "text": "hello"}]})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["recording"]["status"] == "complete"
+    assert report["transcript"]["kept"] is True
+    assert ("recording_consent" in [event for _, event, _ in timeline.notes])
+
+
+class OutlivingUrls(LocalFolderStore):
+    """The folder store as Azure's is: a part URL can still write the object once its upload is completed."""
+
+    part_urls_outlive_uploads = True
+
+
+async def test_an_ended_session_stays_unerasable_until_its_last_part_url_expired_where_urls_outlive_uploads(
+        tmp_path: Path, timeline: Timeline) -> None:
+    now = [1_795_000_000.0]
+    for store, expected in ((OutlivingUrls(tmp_path / "a", SignedPaths(b"k" * 32)), 300.0),
+                            (LocalFolderStore(tmp_path / "b", SignedPaths(b"k" * 32)), 0.0)):
+        kept = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                                 region="eu", provider="local", clock=lambda: now[0])
+        await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+        await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+        await kept.finish(SESSION, "the bot ended the session")
+        assert not kept.recorded(SESSION) and kept.writable_for(SESSION) == expected
+        now[0] += 301
+        assert kept.writable_for(SESSION) == 0.0
+        now[0] -= 301

@@ -39,6 +39,10 @@ def test_kept_until_erased_is_the_most_and_gives_way_to_any_count() -> None:
     ("key:acme days=week", "whole number"),
     ("key:acme", "sets nothing"),
     ("key:acme days=1; key:acme audio=off", "twice"),
+    # Names no key or release can have: the rule would match nothing and keep more than it says.
+    ("release:V7 audio=off", "lowercase letters"),
+    ("release:v7.1 audio=off", "lowercase letters"),
+    ("key:Acme_EU audio=off", "lowercase letters"),
 ])
 def test_a_rule_that_does_not_parse_is_named_with_the_way_to_write_it(text: str, names: str) -> None:
     with pytest.raises(RulesError, match=names):

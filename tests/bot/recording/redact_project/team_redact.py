@@ -1,6 +1,7 @@
 """A team's redaction hook, as it would sit in its project beside its bot file."""
 
 import re
+import threading
 
 
 def scrub(text: str) -> str:
@@ -14,3 +15,13 @@ def broken(text: str) -> str:
 
 def not_text(text: str) -> list[str]:
     return text.split()
+
+
+def hangs(text: str) -> str:
+    """A hook waiting on something that never comes (a lock, a service that does not answer)."""
+    threading.Event().wait()
+    return text
+
+
+def huge(text: str) -> str:
+    return text * 2_000
