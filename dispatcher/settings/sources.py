@@ -53,8 +53,9 @@ def read_file(path: Path) -> dict[str, str]:
     """A settings file's names and values; any name no setting has is an error, naming the nearest."""
     from dispatcher.settings.typos import nearest
 
-    try:
-        raw = path.read_bytes()[:MAX_FILE_BYTES + 1]
+    try:  # no more than the limit is read: a huge file, or /dev/zero, would hold the start's memory
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SourceError(f"{CONFIG_VARIABLE}={path}: cannot read it ({exc.strerror or exc})") from None
     if len(raw) > MAX_FILE_BYTES:

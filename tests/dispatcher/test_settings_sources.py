@@ -170,3 +170,30 @@ def test_an_old_name_is_read_as_the_new_one_which_wins(monkeypatch: pytest.Monke
     monkeypatch.setattr(typos, "by_name", lambda: {**by_name(), "RESERVE_IDLE_MAX": renamed})
     assert typos.deprecated({"RESERVE_IDLE_MAX": "4"}) == [
         "RESERVE_IDLE_MAX is an old name of RESERVE_MAX_IDLE: rename it"]
+
+
+def test_a_file_larger_than_the_limit_is_not_read_whole() -> None:
+    """VOICEFLEET_CONFIG=/dev/zero (or a huge file): refused after the limit is read, in a process whose
+    memory is capped well below what reading it all would take."""
+    import subprocess
+    import sys
+
+    program = ("import resource, sys\n"
+               "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+               "from dispatcher.settings.sources import SourceError, resolve\n"
+               "try:\n"
+               "    resolve({'VOICEFLEET_CONFIG': '/dev/zero'})\n"
+               "except SourceError as exc:\n"
+               "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout == f"VOICEFLEET_CONFIG=/dev/zero: larger than {sources.MAX_FILE_BYTES} bytes\n", done.stderr
+
+
+def test_the_platforms_identity_header_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Container Apps' and App Service's IDENTITY_HEADER is what their identity endpoint asks for a token
+    with: never printed, and never in a file."""
+    env = {"IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": "hdr-very-secret-2"}
+    assert config_command.main(["diff"], env) == 0
+    assert config_command.main(["explain", "IDENTITY_HEADER"], env) == 0
+    out = capsys.readouterr().out
+    assert "hdr-very-secret-2" not in out and "IDENTITY_HEADER=(a secret, set)  (environment)" in out
