@@ -38,7 +38,18 @@ def faults(resolved: Resolved) -> list[str]:
         log_format.log_format(env.get("LOG_FORMAT", ""))
     except SettingsError as exc:
         found.append(str(exc))
-    return found + profile_problems(env, resolved.profile) + configuration_problems(env)
+    return found + profile_problems(env, resolved.profile) + configuration_problems(env) + recording_problems(env)
+
+
+def recording_problems(env: Mapping[str, str]) -> list[str]:
+    """The recording settings, which a start reads when it builds the app (RECORDING=maybe stops it)."""
+    from dispatcher.artifacts.settings import ArtifactSettings
+
+    try:
+        ArtifactSettings.from_env(env)
+    except SettingsError as exc:
+        return [str(exc)]
+    return []
 
 
 def shown(setting: Setting, value: str) -> str:

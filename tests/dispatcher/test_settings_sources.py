@@ -197,3 +197,19 @@ def test_the_platforms_identity_header_is_masked(capsys: pytest.CaptureFixture[s
     assert config_command.main(["explain", "IDENTITY_HEADER"], env) == 0
     out = capsys.readouterr().out
     assert "hdr-very-secret-2" not in out and "IDENTITY_HEADER=(a secret, set)  (environment)" in out
+
+
+def test_yaml_words_stay_the_words_written(tmp_path: Path) -> None:
+    """PyYAML reads YAML 1.1, where `on` and `off` are booleans: `RECORDING: on` must reach the parser as
+    `on`, not `1` (which RECORDING refuses, and `METRIC_LINES: off` would be `0`)."""
+    pytest.importorskip("yaml")
+    config = tmp_path / "voicefleet.yaml"
+    config.write_text("RECORDING: on\nMETRIC_LINES: off\nDASHBOARD_ENABLED: true\nCORS_ALLOW_ORIGINS: [yes, no]\n")
+    env = resolve({"VOICEFLEET_CONFIG": str(config)}).env
+    assert (env["RECORDING"], env["METRIC_LINES"], env["DASHBOARD_ENABLED"]) == ("on", "off", "1")
+    assert env["CORS_ALLOW_ORIGINS"] == "yes,no"
+
+
+def test_check_reads_the_recording_settings_a_start_refuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert config_command.main(["check"], {"RECORDING": "maybe"}) == 1
+    assert "RECORDING='maybe': use one of" in capsys.readouterr().out
