@@ -213,3 +213,18 @@ def test_yaml_words_stay_the_words_written(tmp_path: Path) -> None:
 def test_check_reads_the_recording_settings_a_start_refuses(capsys: pytest.CaptureFixture[str]) -> None:
     assert config_command.main(["check"], {"RECORDING": "maybe"}) == 1
     assert "RECORDING='maybe': use one of" in capsys.readouterr().out
+
+
+def test_a_urls_password_and_query_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not secrets by name, but an endpoint with basic auth or a hook URL with its token in the query
+    carries one: config diff and explain print neither."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel:pw-very-secret-3@collector.example:4318",
+           "WEBHOOK_URL": "https://hooks.example/in?token=tok-very-secret-4",
+           "TURN_URLS": "turn:turn.example:3478,turns:turn.example:5349"}
+    assert config_command.main(["diff"], env) == 0
+    assert config_command.main(["explain", "WEBHOOK_URL"], env) == 0
+    out = capsys.readouterr().out
+    assert "very-secret" not in out
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://otel:***@collector.example:4318  (environment)" in out
+    assert "WEBHOOK_URL=https://hooks.example/in?***  (environment)" in out
+    assert "TURN_URLS=turn:turn.example:3478,turns:turn.example:5349  (environment)" in out
