@@ -52,18 +52,20 @@ def store_origin(store: ArtifactStore) -> str | None:
     if isinstance(store, AzureBlobStore):
         return origin_of(store.where)
     if isinstance(store, S3Store):
-        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return origin_of(store.download_url(PROBE_KEY, 60))
-        except BotoCoreError:  # no credentials to sign with: no download URL to play either
-            return None
+        except (BotoCoreError, ClientError):  # no credentials to sign with (STS refused or throttled a web
+            return None  # identity's refresh: a ClientError): no download URL to play either
     return None
 
 
 class MediaOrigin:
     """The origin, found on the first page served and then kept (the store does not change while the
-    dispatcher runs). Found in a thread: botocore may ask the machine's metadata for credentials."""
+    dispatcher runs). Found in a thread: botocore may ask the machine's metadata for credentials.
+    An S3 store that could not sign yet (its credentials not there yet) is asked again on a later page:
+    a None kept would keep its recordings out of the pages' policy until a restart."""
 
     def __init__(self) -> None:
         self._found: asyncio.Future[str | None] | None = None
@@ -71,7 +73,12 @@ class MediaOrigin:
     async def of(self, artifacts: Artifacts | None) -> str | None:
         if self._found is None:
             self._found = asyncio.ensure_future(asyncio.to_thread(recording_origin, artifacts))
-        return await asyncio.shield(self._found)
+        found = self._found
+        origin = await asyncio.shield(found)
+        if origin is None and artifacts is not None and isinstance(artifacts.reader.store, S3Store):
+            if self._found is found:
+                self._found = None
+        return origin
 
 
 def sources(origin: str | None, *fixed: str) -> str:

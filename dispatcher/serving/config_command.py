@@ -10,6 +10,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 from dispatcher.settings import SettingsError
 from dispatcher.settings.derived import PROFILES, SIZES, profile_problems
@@ -38,12 +39,35 @@ def faults(resolved: Resolved) -> list[str]:
         log_format.log_format(env.get("LOG_FORMAT", ""))
     except SettingsError as exc:
         found.append(str(exc))
-    return found + profile_problems(env, resolved.profile) + configuration_problems(env)
+    return found + profile_problems(env, resolved.profile) + configuration_problems(env) + recording_problems(env)
+
+
+def recording_problems(env: Mapping[str, str]) -> list[str]:
+    """The recording settings, which a start reads when it builds the app (RECORDING=maybe stops it)."""
+    from dispatcher.artifacts.settings import ArtifactSettings
+
+    try:
+        ArtifactSettings.from_env(env)
+    except SettingsError as exc:
+        return [str(exc)]
+    return []
 
 
 def shown(setting: Setting, value: str) -> str:
-    """A value as it may be printed: a secret's is never."""
-    return "(a secret, set)" if setting.secret else value
+    """A value as it may be printed: a secret's is never, nor a URL's password or query (an endpoint's
+    basic auth, a hook's token): `https://user:***@host/path?***`."""
+    if setting.secret:
+        return "(a secret, set)"
+    return ",".join(_masked_url(part) for part in value.split(","))
+
+
+def _masked_url(value: str) -> str:
+    parts = urlsplit(value.strip()) if "://" in value else None
+    if parts is None or not (parts.password or parts.query):
+        return value
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = f"{parts.username}:***@" if parts.password else (f"{parts.username}@" if parts.username else "")
+    return urlunsplit((parts.scheme, user + host, parts.path, "***" if parts.query else "", ""))
 
 
 def explain(name: str, resolved: Resolved) -> list[str]:

@@ -2192,7 +2192,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="their managed identity's token endpoint and its secret header",
     ),
     Setting(
-        "IDENTITY_HEADER", "aci", STRING, row="IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER", "aci", STRING, row="IDENTITY_ENDPOINT", secret=True,
         shown="set by Container Apps and App Service",
         example="",
     ),

@@ -49,12 +49,31 @@ def _text(path: Path, name: str, value: Any) -> str:
     raise SourceError(f"{CONFIG_VARIABLE}={path}: {name} must be text, a number, true/false or a list of them")
 
 
+def _yaml(text: str) -> Any:
+    """The file as YAML 1.2 reads its words: `on`, `off`, `yes` and `no` stay text (YAML 1.1, PyYAML's,
+    makes them true/false, which would turn `RECORDING: on` into `1`); only true/false are booleans."""
+    import re
+
+    import yaml  # only where a YAML library is installed: TOML needs none
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types here
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader, with fewer booleans
+
+
 def read_file(path: Path) -> dict[str, str]:
     """A settings file's names and values; any name no setting has is an error, naming the nearest."""
     from dispatcher.settings.typos import nearest
 
-    try:
-        raw = path.read_bytes()[:MAX_FILE_BYTES + 1]
+    try:  # no more than the limit is read: a huge file, or /dev/zero, would hold the start's memory
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise SourceError(f"{CONFIG_VARIABLE}={path}: cannot read it ({exc.strerror or exc})") from None
     if len(raw) > MAX_FILE_BYTES:
@@ -62,9 +81,7 @@ def read_file(path: Path) -> dict[str, str]:
     data: Any
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml  # only where a YAML library is installed: TOML needs none
-
-            data = yaml.safe_load(raw.decode())
+            data = _yaml(raw.decode())
         else:
             data = tomllib.loads(raw.decode())
     except ImportError:

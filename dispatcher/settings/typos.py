@@ -15,8 +15,12 @@ from dispatcher.settings.names import by_name
 
 # First words shared with the platforms' own variables: a name two edits from ours there is theirs.
 FOREIGN_PREFIXES = frozenset({"AWS", "OTEL", "AZURE", "GOOGLE", "KUBERNETES", "ECS", "FLY", "MODAL", "PYTHON"})
-# A platform's own variable one edit from ours: Cloud Run sets CLOUD_RUN_JOB in a job's containers.
-FOREIGN_NAMES = frozenset({"CLOUD_RUN_JOB"})
+# A platform's own variable one edit from ours: Cloud Run sets CLOUD_RUN_JOB in a job's containers;
+# google-auth reads GCE_METADATA_ROOT (beside GCE_METADATA_HOST).
+FOREIGN_NAMES = frozenset({"CLOUD_RUN_JOB", "GCE_METADATA_ROOT"})
+# A family an SDK reads whole: AWS_ENDPOINT_URL_<SERVICE> for every AWS service (AWS_ENDPOINT_URL_SQS is
+# one letter from our AWS_ENDPOINT_URL_STS), never a misspelling of ours.
+FOREIGN_FAMILIES = ("AWS_ENDPOINT_URL_",)
 
 
 def edits(a: str, b: str) -> int:
@@ -56,7 +60,8 @@ def misspelt(env: Mapping[str, str]) -> list[str]:
     theirs = {n.strip() for n in env.get("LOCAL_BOT_ENV", "").split(",")}
     lines = []
     for name in sorted(env):
-        if name in known or name in theirs or name in FOREIGN_NAMES or not name.isupper():
+        if (name in known or name in theirs or name in FOREIGN_NAMES or name.startswith(FOREIGN_FAMILIES)
+                or not name.isupper()):
             continue
         if (meant := nearest(name)) is not None:
             lines.append(f"{name} is no setting: did you mean {meant}?")

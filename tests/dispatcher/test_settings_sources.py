@@ -170,3 +170,61 @@ def test_an_old_name_is_read_as_the_new_one_which_wins(monkeypatch: pytest.Monke
     monkeypatch.setattr(typos, "by_name", lambda: {**by_name(), "RESERVE_IDLE_MAX": renamed})
     assert typos.deprecated({"RESERVE_IDLE_MAX": "4"}) == [
         "RESERVE_IDLE_MAX is an old name of RESERVE_MAX_IDLE: rename it"]
+
+
+def test_a_file_larger_than_the_limit_is_not_read_whole() -> None:
+    """VOICEFLEET_CONFIG=/dev/zero (or a huge file): refused after the limit is read, in a process whose
+    memory is capped well below what reading it all would take."""
+    import subprocess
+    import sys
+
+    program = ("import resource, sys\n"
+               "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+               "from dispatcher.settings.sources import SourceError, resolve\n"
+               "try:\n"
+               "    resolve({'VOICEFLEET_CONFIG': '/dev/zero'})\n"
+               "except SourceError as exc:\n"
+               "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout == f"VOICEFLEET_CONFIG=/dev/zero: larger than {sources.MAX_FILE_BYTES} bytes\n", done.stderr
+
+
+def test_the_platforms_identity_header_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Container Apps' and App Service's IDENTITY_HEADER is what their identity endpoint asks for a token
+    with: never printed, and never in a file."""
+    env = {"IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": "hdr-very-secret-2"}
+    assert config_command.main(["diff"], env) == 0
+    assert config_command.main(["explain", "IDENTITY_HEADER"], env) == 0
+    out = capsys.readouterr().out
+    assert "hdr-very-secret-2" not in out and "IDENTITY_HEADER=(a secret, set)  (environment)" in out
+
+
+def test_yaml_words_stay_the_words_written(tmp_path: Path) -> None:
+    """PyYAML reads YAML 1.1, where `on` and `off` are booleans: `RECORDING: on` must reach the parser as
+    `on`, not `1` (which RECORDING refuses, and `METRIC_LINES: off` would be `0`)."""
+    pytest.importorskip("yaml")
+    config = tmp_path / "voicefleet.yaml"
+    config.write_text("RECORDING: on\nMETRIC_LINES: off\nDASHBOARD_ENABLED: true\nCORS_ALLOW_ORIGINS: [yes, no]\n")
+    env = resolve({"VOICEFLEET_CONFIG": str(config)}).env
+    assert (env["RECORDING"], env["METRIC_LINES"], env["DASHBOARD_ENABLED"]) == ("on", "off", "1")
+    assert env["CORS_ALLOW_ORIGINS"] == "yes,no"
+
+
+def test_check_reads_the_recording_settings_a_start_refuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert config_command.main(["check"], {"RECORDING": "maybe"}) == 1
+    assert "RECORDING='maybe': use one of" in capsys.readouterr().out
+
+
+def test_a_urls_password_and_query_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not secrets by name, but an endpoint with basic auth or a hook URL with its token in the query
+    carries one: config diff and explain print neither."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel:pw-very-secret-3@collector.example:4318",
+           "WEBHOOK_URL": "https://hooks.example/in?token=tok-very-secret-4",
+           "TURN_URLS": "turn:turn.example:3478,turns:turn.example:5349"}
+    assert config_command.main(["diff"], env) == 0
+    assert config_command.main(["explain", "WEBHOOK_URL"], env) == 0
+    out = capsys.readouterr().out
+    assert "very-secret" not in out
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://otel:***@collector.example:4318  (environment)" in out
+    assert "WEBHOOK_URL=https://hooks.example/in?***  (environment)" in out
+    assert "TURN_URLS=turn:turn.example:3478,turns:turn.example:5349  (environment)" in out

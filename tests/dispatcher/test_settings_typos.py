@@ -72,3 +72,27 @@ def test_a_bot_variable_handed_on_is_the_bots() -> None:
     """`LOCAL_BOT_ENV` names the bot's own variables: one close to a setting's name is still the bot's."""
     assert misspelt({"LOCAL_BOT_ENV": "BOT_FILES", "BOT_FILES": "x"}) == []
     assert misspelt({"BOT_FILES": "x"}) == ["BOT_FILES is no setting: did you mean BOT_FILE?"]
+
+
+def _aws_service_endpoint_variables() -> list[str]:
+    """`AWS_ENDPOINT_URL_<SERVICE>` for every service the installed botocore knows (a LocalStack setup, or
+    a VPC endpoint's, sets several): the SDK's own service-specific endpoint variables."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    variables = []
+    for name in session.get_available_services():
+        service_id = session.get_service_model(name).service_id
+        variables.append("AWS_ENDPOINT_URL_" + service_id.replace(" ", "_").replace("-", "_").upper())
+    return variables
+
+
+def test_the_sdks_own_variables_are_theirs() -> None:
+    """Each AWS service's endpoint variable (AWS_ENDPOINT_URL_SQS is one letter from our
+    AWS_ENDPOINT_URL_STS) and google-auth's GCE_METADATA_ROOT (beside our GCE_METADATA_HOST) would stop
+    a `prod` start if taken for misspellings."""
+    env = dict.fromkeys([*_aws_service_endpoint_variables(), "GCE_METADATA_ROOT", "GCE_METADATA_IP"], "x")
+    assert "AWS_ENDPOINT_URL_SQS" in env and "AWS_ENDPOINT_URL_EC2" in env
+    assert misspelt(env) == []
+    assert misspelt({"AWS_ENDPOINT_URL_S4": "x"}) == []  # the family is the SDK's: not ours to judge
+    assert misspelt({"AWS_REGOIN": "x"}) == ["AWS_REGOIN is no setting: did you mean AWS_REGION?"]

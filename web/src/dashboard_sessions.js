@@ -111,7 +111,9 @@ export function sessionList(api, view, recordingPolicy) {
     // A session that ended a moment ago may still be uploading its recording: wait a little for it
     // (each read of another key's session is audited: no waiting on an old one, nor a live one).
     const recent = typeof listed.ended === "number" && Date.now() / 1000 - listed.ended < 120;
-    const record = await loadRecord(api, id, { waitSeconds: recent ? 15 : 0, recordingPolicy: recordingPolicy() });
+    const record = await loadRecord(api, id, {
+      waitSeconds: recent ? 15 : 0, recordingPolicy: recordingPolicy(), events: timeline.problem ? null : detail.events,
+    });
     if (view.detail !== detail) return;
     detail.record = record;
     showRecord($("detail-record"), record);

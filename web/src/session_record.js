@@ -14,6 +14,10 @@ const NOT_KEPT = {
 };
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// An admin's read of another key's session is on the audit trail, each one: while waiting for the
+// recording, its listing is asked for every few seconds and its timeline far less often.
+const RETRY_MS = 3000;
+const TIMELINE_EVERY_MS = 9000;
 
 async function timelineOf(api, sessionId) {
   try {
@@ -32,9 +36,12 @@ function whyNot(events, problem, recordingPolicy) {
 }
 
 // The record once it is kept, waiting up to `waitSeconds` while the recording is still being
-// uploaded (it is completed after the session ends). `recordingPolicy`: /status's, when known.
-export async function loadRecord(api, sessionId, { waitSeconds = 0, recordingPolicy = null } = {}) {
+// uploaded (it is completed after the session ends). `recordingPolicy`: /status's, when known;
+// `events`: the session's timeline when the page has just read it.
+export async function loadRecord(api, sessionId, { waitSeconds = 0, recordingPolicy = null, events: known = null } = {}) {
   const until = performance.now() + waitSeconds * 1000;
+  let events = known;
+  let timelineAt = known ? performance.now() : -Infinity;
   for (;;) {
     let listing = null;
     let problem = null;
@@ -46,16 +53,21 @@ export async function loadRecord(api, sessionId, { waitSeconds = 0, recordingPol
     }
     const names = new Set((listing?.artifacts || []).map((a) => a.name));
     if (names.has("recording.wav") && names.has("report.json")) return readRecord(listing);
-    const events = await timelineOf(api, sessionId);
+    const last = performance.now() >= until;
+    // The last look reads it once more, unless it was read a moment ago.
+    if (performance.now() - timelineAt >= (last ? RETRY_MS : TIMELINE_EVERY_MS)) {
+      events = await timelineOf(api, sessionId);
+      timelineAt = performance.now();
+    }
     // Said why there is none (or nothing is recorded here at all): no use waiting.
     const ended = recordingPolicy === "off" || events.some((e) => NOT_KEPT[e.event] || e.event === "artifacts_erased");
-    if (ended || performance.now() >= until) {
+    if (ended || last) {
       if (listing && names.size) return readRecord(listing);
       const why = whyNot(events, problem, recordingPolicy)
         || "nothing kept yet: the recording is written when the session ends";
       return { kept: false, why };
     }
-    await pause(1000);
+    await pause(RETRY_MS);
   }
 }
 

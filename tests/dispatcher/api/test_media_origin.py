@@ -92,3 +92,36 @@ async def test_both_pages_allow_the_configured_bucket_alone(aws: None, tmp_path:
     assert "*" not in policy and "default-src 'none'" in policy
     assert sources("https://b.example.com", "blob:") == "'self' blob: https://b.example.com"
     assert "media-src 'self' blob: mediastream: https://b.example.com;" in page_csp("https://b.example.com")
+
+
+class _RefreshingS3Store(S3Store):
+    """S3 whose web identity credentials' first refresh STS refused (botocore raises its ClientError from
+    the signing), and whose next one worked."""
+
+    refused = 1
+
+    def download_url(self, key: str, seconds: float) -> str:
+        from botocore.exceptions import ClientError
+
+        if self.refused:
+            self.refused -= 1
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
+                              "AssumeRoleWithWebIdentity")
+        return super().download_url(key, seconds)
+
+
+async def test_a_store_that_could_not_sign_yet_is_asked_again_on_the_next_page(aws: None) -> None:
+    """Neither a 500 for every later page, nor a policy without the bucket until a restart."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from dispatcher.api.media_origin import MediaOrigin
+    from dispatcher.artifacts.building import Artifacts
+
+    endpoint = {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000", "AWS_REGION": "x"}
+    store = _RefreshingS3Store("team-calls", "voice", endpoint)
+    artifacts = cast(Artifacts, SimpleNamespace(reader=SimpleNamespace(store=store)))
+    media = MediaOrigin()
+    assert await media.of(artifacts) is None  # this page: 'self' alone
+    assert await media.of(artifacts) == "http://127.0.0.1:9000"
+    assert await media.of(artifacts) == "http://127.0.0.1:9000"
