@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from dispatcher.media.room_options import RoomOptions, room_options
+from dispatcher.media.daily_bucket import parse_recordings_bucket
+from dispatcher.media.room_options import CloudRecording, RoomOptions, room_options
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, RoomInfo
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import ProviderError, refusal
@@ -54,6 +55,8 @@ class DailySettings:
     rate: Rate = DEFAULT_RATE
     delete_rate: Rate = DEFAULT_DELETE_RATE
     allow_dialout: bool = False  # DAILY_ALLOW_DIALOUT=1: a caller may ask for `enable_dialout` (it costs money)
+    # DAILY_RECORDINGS_BUCKET: Daily's `recordings_bucket` object; None: no cloud recording here.
+    recordings_bucket: Mapping[str, Any] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DailySettings:
@@ -74,6 +77,7 @@ class DailySettings:
             rate=Rate.from_env(env, "DAILY", DEFAULT_RATE),
             delete_rate=Rate.from_env(env, "DAILY_DELETE", DEFAULT_DELETE_RATE),
             allow_dialout=env.get("DAILY_ALLOW_DIALOUT", "").strip().lower() in ("1", "true", "yes"),
+            recordings_bucket=parse_recordings_bucket(env.get("DAILY_RECORDINGS_BUCKET", "")),
         )
 
 
@@ -157,8 +161,10 @@ class DailyRooms:
         return f"https://{domain.name}.daily.co/{self.room_name(session_id)}"
 
     def options(
-        self, room: Mapping[str, Any] | None, token: Mapping[str, Any] | None, max_session_seconds: int
+        self, room: Mapping[str, Any] | None, token: Mapping[str, Any] | None, max_session_seconds: int,
+        *, keeps_audio: bool = False, keeps_transcript: bool = False,
     ) -> RoomOptions:
+        """`keeps_audio` / `keeps_transcript`: the session's recording policy is `on` for them."""
         now = int(time.time())
         return room_options(
             room,
@@ -168,6 +174,7 @@ class DailyRooms:
             token_exp_cap=now + self.settings.user_join_seconds,
             max_session_seconds=max_session_seconds,
             allow_dialout=self.settings.allow_dialout,
+            cloud=CloudRecording(self.settings.recordings_bucket, keeps_audio, keeps_transcript),
         )
 
     async def grant(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> RoomGrant:

@@ -3,7 +3,9 @@
 
 Only presentation and self-limiting properties pass. Never ownership, identity or anything that
 costs money or reaches another system (`is_owner`, `user_id` — the bot's presence is checked by
-user id —, `permissions`, recording, transcription, SIP, dial-out, hooks), and never a longer
+user id —, `permissions`, SIP, dial-out unless DAILY_ALLOW_DIALOUT, hooks, a bucket of the
+caller's naming; cloud recording and transcription storage only into the deployment's own bucket,
+DAILY_RECORDINGS_BUCKET, for a session whose recording policy is `on`), and never a longer
 life than the deployment grants: `exp` and `eject_after_elapsed` may only shorten it. Anything
 else is a 422 naming the property, so a caller never believes a setting took effect when it did
 not.
@@ -55,6 +57,24 @@ class RoomOptions:
 DIALIN_WAY = ("a Daily dial-in is started by voicefleet's own webhook: point Daily's room_creation_api at "
               "POST /phone/daily/dialin/{DAILY_DIALIN_SECRET}, which makes the SIP room and starts the bot "
               "(a server that only forwarded dial-ins to /start is no longer needed)")
+RECORDING_WAY = ("Daily records into the team's own bucket only: set DAILY_RECORDINGS_BUCKET (bucket, region and the "
+                 "role Daily assumes) and a recording policy of `on` for this key (RECORDING, RECORDING_RULES); "
+                 "docs/recording.md")
+# Daily's `enable_recording` values that write to `recordings_bucket` (the others record in a
+# browser, or per track, which this deployment does not offer).
+CLOUD_RECORDING = ("cloud",)
+
+
+@dataclass(frozen=True)
+class CloudRecording:
+    """Daily cloud recording as this deployment and this session's policy allow it."""
+
+    bucket: Mapping[str, Any] | None = None  # Daily's `recordings_bucket` object (DAILY_RECORDINGS_BUCKET)
+    audio: bool = False  # the session's audio policy is `on`
+    transcript: bool = False  # its transcript policy is `on`
+
+
+NO_CLOUD_RECORDING = CloudRecording()
 DIALOUT_WAY = ("a bot that dials out is started here with `enable_dialout: true` where the deployment sets "
                "DAILY_ALLOW_DIALOUT=1")
 
@@ -83,6 +103,18 @@ def _expiry(where: str, value: Any, now: int, cap: int, what: str) -> int:
     return exp
 
 
+def _cloud_recording(where: str, key: str, value: str, cloud: CloudRecording, policy_on: bool) -> str:
+    """`value` when the deployment gave Daily a bucket and the session's policy keeps it, else a 422."""
+    if value not in CLOUD_RECORDING:
+        raise _refuse(where, key, f"must be \"cloud\" (Daily's recording into the team's bucket); {RECORDING_WAY}")
+    if cloud.bucket is None:
+        raise _refuse(where, key, f"this deployment configured no bucket for Daily: {RECORDING_WAY}")
+    if not policy_on:
+        raise _refuse(where, key, "this session's recording policy does not keep it (off, or consent, which "
+                      f"Daily's recorder cannot wait for); {RECORDING_WAY}")
+    return value
+
+
 def room_options(
     room: Mapping[str, Any] | None,
     token: Mapping[str, Any] | None,
@@ -92,6 +124,7 @@ def room_options(
     token_exp_cap: int,
     max_session_seconds: int,
     allow_dialout: bool = False,
+    cloud: CloudRecording = NO_CLOUD_RECORDING,
 ) -> RoomOptions:
     """Checks the caller's properties against what this deployment allows.
 
@@ -118,6 +151,14 @@ def room_options(
             if _typed(where, key, value, bool):  # `false` asks for nothing: Daily's default
                 raise _refuse(where, key, f"this deployment does not let a bot dial out: {DIALOUT_WAY}; "
                               f"{DIALIN_WAY} (docs/phone.md)")
+        elif key == "enable_recording":
+            room_out[key] = _cloud_recording(where, key, _typed(where, key, value, str), cloud, cloud.audio)
+            room_out["recordings_bucket"] = dict(cloud.bucket or {})
+        elif key == "enable_transcription_storage":
+            if _typed(where, key, value, bool):  # `false` asks for nothing: Daily's default
+                _cloud_recording(where, key, "cloud", cloud, cloud.transcript)
+                room_out[key] = True
+                room_out["transcription_bucket"] = dict(cloud.bucket or {})
         elif key == "max_participants":
             count = _typed(where, key, value, int)
             if not 2 <= count <= 3:

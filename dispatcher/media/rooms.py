@@ -32,10 +32,12 @@ class RoomInfo:
 @runtime_checkable
 class Rooms(Protocol):
     def options(
-        self, room: Mapping[str, Any] | None, token: Mapping[str, Any] | None, max_session_seconds: int
+        self, room: Mapping[str, Any] | None, token: Mapping[str, Any] | None, max_session_seconds: int,
+        *, keeps_audio: bool = False, keeps_transcript: bool = False,
     ) -> RoomOptions:
         """The caller's room and user-token properties, checked against this deployment's limits
-        (`ApiError` 422 naming the first one it may not set)."""
+        (`ApiError` 422 naming the first one it may not set); `keeps_*`: the session's recording
+        policy is `on` for its audio / transcript (a cloud recording needs it)."""
         ...
 
     async def grant(self, session_id: str, max_session_seconds: int, options: RoomOptions = NO_OPTIONS) -> RoomGrant:

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
@@ -42,6 +43,8 @@ class PhoneSettings:
     # With several regions: a webhook's call whose bot would start cold here past this is handed to
     # a region that can start it warm (a caller hears silence until the bot speaks: docs/regions.md).
     max_wait_seconds: float = 3.0
+    # PHONE_CARRIER_RECORDING: the carriers whose answer also starts their own dual-channel recording.
+    carrier_recording: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(
@@ -67,8 +70,14 @@ class PhoneSettings:
         dialin = env.get("DAILY_DIALIN_SECRET", "").strip() or None
         if dialin is not None and (len(dialin) < 32 or not all(c.isalnum() or c in "-_" for c in dialin)):
             raise SettingsError("DAILY_DIALIN_SECRET must be at least 32 letters, digits, - or _ (it is a URL segment)")
+        carrier_recording = parse_carrier_recording(env.get("PHONE_CARRIER_RECORDING", ""))
+        for carrier, credential in (("twilio", "TWILIO_AUTH_TOKEN"), ("telnyx", "TELNYX_PUBLIC_KEY")):
+            if carrier in carrier_recording and not env.get(credential, "").strip():
+                raise SettingsError(f"PHONE_CARRIER_RECORDING names {carrier}: set {credential} too, so its "
+                                    "recording callbacks can be verified (an unsigned one is never trusted)")
         return cls(
             token_key=key,
+            carrier_recording=carrier_recording,
             daily_dialin_secret=dialin,
             public_url=public_url,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or None,

@@ -1343,6 +1343,28 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "PHONE_CARRIER_RECORDING", "phone", STRING,
+        shown="off",
+        example="`twilio,telnyx`",
+        meaning=(
+            "`on` or a list of `twilio`, `telnyx`: their answer also starts the carrier's own dual-channel "
+            "recording, linked in `GET /sessions/{id}/artifacts` when its signed status callback says it is "
+            "complete; needs the carrier's signing credential, and only sessions whose recording policy is `on` "
+            "([recording.md](recording.md#the-carriers-own-copy))"
+        ),
+    ),
+    Setting(
+        "DAILY_RECORDINGS_BUCKET", "phone", STRING,
+        shown="unset",
+        example="`bucket=acme-rec,region=us-west-2,role=arn:aws:iam::123456789012:role/daily-recordings`",
+        meaning=(
+            "Daily's custom S3 bucket (versioned) and the role Daily assumes to write it: a start may then ask for "
+            "`dailyRoomProperties.enable_recording: \"cloud\"` and `enable_transcription_storage`, set on the room "
+            "with `recordings_bucket`/`transcription_bucket`; otherwise a 422 "
+            "([recording.md](recording.md#dailys-cloud-recording))"
+        ),
+    ),
+    Setting(
         "DAILY_ALLOW_DIALOUT", "phone", STRING,
         shown="unset",
         meaning=(

@@ -6,7 +6,10 @@ documented error body `{"error", "info"}`. Telephony: a room's `sip` properties 
 `video`, `sip_mode` "dial-in", `num_endpoints` 1-5; anything else is a 400) give it a SIP endpoint,
 `enable_dialout` must be a boolean, and `POST /dialin/pinlessCallUpdate` `{callId, callDomain,
 sipUri}` connects a held pinless call (`hold_call`) to a SIP URI of a room (404 for a call that is
-not on hold, 400 for a URI no room has). `verify_token` checks a self-signed token the way
+not on hold, 400 for a URI no room has). A room property Daily's reference does not list is a 400, as
+Daily answers it; `enable_recording` takes Daily's values, and `recordings_bucket` /
+`transcription_bucket` must hold `bucket_name`, `bucket_region`, `assume_role_arn` (strings) and
+only Daily's other fields. `verify_token` checks a self-signed token the way
 Daily would: HS256 with the API key.
 """
 
@@ -112,7 +115,7 @@ class FakeDaily(FakeApi):
         if name in self.rooms:
             return _error(400, "invalid-request-error", f"a room named {name} already exists")
         properties = body.get("properties", {})
-        if problem := _telephony_problem(properties):
+        if problem := _telephony_problem(properties) or _property_problem(properties):
             return _error(400, "invalid-request-error", problem)
         room = {
             "id": f"id-{name}",
@@ -181,6 +184,45 @@ class FakeDaily(FakeApi):
 
 
 SIP_KEYS = {"display_name": str, "video": bool, "sip_mode": str, "num_endpoints": int}
+
+
+# Daily's room properties (docs.daily.co, REST API, rooms: "Config").
+ROOM_PROPERTIES = frozenset({
+    "nbf", "exp", "max_participants", "enable_people_ui", "enable_pip_ui", "enable_emoji_reactions",
+    "enable_hand_raising", "enable_prejoin_ui", "enable_live_captions_ui", "enable_network_ui",
+    "enable_noise_cancellation_ui", "enable_breakout_rooms", "enable_knocking", "enable_screenshare",
+    "enable_video_processing_ui", "enable_chat", "enable_shared_chat_history", "start_video_off",
+    "start_audio_off", "owner_only_broadcast", "enable_recording", "eject_at_room_exp", "eject_after_elapsed",
+    "enable_advanced_chat", "enable_hidden_participants", "enable_mesh_sfu", "sfu_switchover",
+    "enable_adaptive_simulcast", "enable_multiparty_adaptive_simulcast", "enforce_unique_user_ids",
+    "experimental_optimize_large_calls", "lang", "meeting_join_hook", "signaling_imp", "geo", "rtmp_geo",
+    "disable_rtmp_geo_fallback", "recordings_bucket", "enable_terse_logging", "auto_transcription_settings",
+    "enable_transcription_storage", "transcription_bucket", "recordings_template", "enable_dialout",
+    "dialout_config", "streaming_endpoints", "permissions", "sip", "sip_uri",
+})  # fmt: skip
+RECORDING_VALUES = ("cloud", "cloud-audio-only", "local", "raw-tracks", "<not set>")
+BUCKET_REQUIRED = ("bucket_name", "bucket_region", "assume_role_arn")
+BUCKET_FIELDS = frozenset({*BUCKET_REQUIRED, "allow_api_access", "allow_streaming_from_bucket"})
+
+
+def _property_problem(properties: dict[str, Any]) -> str | None:
+    """Why Daily would refuse a room property that is not a telephony one, or None."""
+    unknown = sorted(set(properties) - ROOM_PROPERTIES)
+    if unknown:
+        return f"unknown room property: {unknown[0]}"
+    if "enable_recording" in properties and properties["enable_recording"] not in RECORDING_VALUES:
+        return f"enable_recording must be one of {', '.join(RECORDING_VALUES)}"
+    storage = properties.get("enable_transcription_storage", False)
+    if not isinstance(storage, bool):
+        return "enable_transcription_storage must be a boolean"
+    for name in ("recordings_bucket", "transcription_bucket"):
+        if name not in properties:
+            continue
+        bucket = properties[name]
+        if not isinstance(bucket, dict) or set(bucket) - BUCKET_FIELDS \
+                or not all(isinstance(bucket.get(f), str) and bucket.get(f) for f in BUCKET_REQUIRED):
+            return f"{name} must hold {', '.join(BUCKET_REQUIRED)} (and only Daily's other bucket fields)"
+    return None
 
 
 def _telephony_problem(properties: dict[str, Any]) -> str | None:

@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, Response
 from botchannel.recording import MAX_PART_BYTES
 from dispatcher.api.admin_access import reachable_id
 from dispatcher.api.admin_auth import admin_key, admin_of
+from dispatcher.api.carrier_copy import carrier_recordings
 from dispatcher.api.dependencies import app_state, identified
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
@@ -72,13 +73,19 @@ def _unavailable(exc: StoreError) -> ApiError:
 async def list_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     """Each object under the session's folder, with a download URL valid `expires_in` seconds. 404
     when the session kept nothing (not recorded, erased, or another key's)."""
-    _, artifacts, _ = await _permitted(request, session_id, READ_ARTIFACTS)
+    state, artifacts, _ = await _permitted(request, session_id, READ_ARTIFACTS)
     try:
         listing = await artifacts.reader.listing(session_id)
     except StoreError as exc:
         raise _unavailable(exc) from None
-    if listing is None:
+    # The carrier's own copy (PHONE_CARRIER_RECORDING) is a link the timeline holds: the carrier keeps the audio.
+    linked = carrier_recordings(await state.sessions.timeline.read(session_id))
+    if listing is None and not linked:
         raise ApiError(404, "no_artifacts", f"session {session_id} kept no artifacts (not recorded, or erased)")
+    if listing is None:
+        listing = {"session_id": session_id, "artifacts": []}
+    if linked:
+        listing["carrier_recordings"] = linked
     for artifact in listing["artifacts"]:
         if artifact["url"].startswith("/"):  # the folder store's: this dispatcher's own address
             artifact["url"] = str(request.base_url).rstrip("/") + artifact["url"]

@@ -22,7 +22,7 @@ from dispatcher.api.schemas import ERRORS, START_PARAMETERS, RecordingAsked, Ses
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
 from dispatcher.artifacts.rules import Keeping
-from dispatcher.artifacts.wanted import Wanted, raised
+from dispatcher.artifacts.wanted import Wanted, lowered, raised
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import MachineState
 from dispatcher.media.ice import ice_config
@@ -114,6 +114,13 @@ def asked_recording(state: AppState, who: Caller, payload: StartRequest | None) 
     return wanted
 
 
+def kept_by_policy(state: AppState, who: Caller, release: str | None, wanted: Wanted | None) -> Keeping:
+    """What this session's recording policy keeps, lowered by what its start asked."""
+    if state.artifacts is None or not state.artifacts.settings.on:
+        return Keeping()
+    return lowered(state.artifacts.settings.rules.for_session(who.name, release), wanted)
+
+
 async def launched(state: AppState, who: Caller, plan: StartPlan, response: Response, *,
                    idempotency_key: str | None, wait: bool, max_wait_seconds: float | None = None,
                    spilled: tuple[str, str] | None = None, release: str | None = None,
@@ -122,8 +129,10 @@ async def launched(state: AppState, who: Caller, plan: StartPlan, response: Resp
     does: its fields, its `Location`, and for WebRTC the client's ICE servers."""
     options = NO_OPTIONS
     if state.rooms is not None and plan.transport == "daily":
+        keeping = kept_by_policy(state, who, release, recording)
         options = state.rooms.options(
-            plan.room_properties, plan.token_properties, state.settings.max_session_seconds
+            plan.room_properties, plan.token_properties, state.settings.max_session_seconds,
+            keeps_audio=keeping.audio == "on", keeps_transcript=keeping.transcript == "on",
         )
     # The client's TURN credential is counted before anything starts: a key past its bound gets
     # a 429 here, not a machine whose client the relay would then refuse.

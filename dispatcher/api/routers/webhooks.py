@@ -28,11 +28,26 @@ from fastapi import APIRouter, Request, Response
 
 import dispatcher.observability.tracing as tracing
 from dispatcher.api.call_handoff import handed_elsewhere
+from dispatcher.api.carrier_copy import (
+    CARRIER_RECORDING_NOT_KEPT,
+    CARRIER_RECORDING_READY,
+    carrier_copy_kept,
+    requested_release,
+)
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, handed_out_base, public_base, websocket_url
+from dispatcher.phone.calls import PHONE_CALLER
+from dispatcher.phone.carrier_recording import (
+    CallbackRefused,
+    callback_path,
+    mac_valid,
+    recording_from_form,
+    start_recording,
+)
 from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
+from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.phone")
@@ -62,14 +77,15 @@ async def twilio_webhook(request: Request) -> Response:
             await _first_time(request, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
-    stream = await _stream_url(request, "twilio")
+    stream, recording = await _answer(request, "twilio")
     fields = dict(params)
     parameters = "".join(
         f"<Parameter name={quoteattr(name)} value={quoteattr(fields[key])}/>"
         for key, name in (("From", "from_number"), ("To", "to_number"))
         if fields.get(key)
     )
-    return _xml(f"<Response><Connect><Stream url={quoteattr(stream)}>{parameters}</Stream></Connect></Response>")
+    return _xml(f"<Response>{recording}<Connect><Stream url={quoteattr(stream)}>{parameters}</Stream></Connect>"
+                "</Response>")
 
 
 @router.post("/telnyx", summary="Telnyx TeXML webhook: TeXML that streams the call here")
@@ -87,9 +103,10 @@ async def telnyx_webhook(request: Request) -> Response:
             await _first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
-    stream = await _stream_url(request, "telnyx")
+    stream, recording = await _answer(request, "telnyx")
     return _xml(
-        f'<Response><Connect><Stream url={quoteattr(stream)} bidirectionalMode="rtp"></Stream></Connect></Response>'
+        f'<Response>{recording}<Connect><Stream url={quoteattr(stream)} bidirectionalMode="rtp"></Stream></Connect>'
+        "</Response>"
     )
 
 
@@ -164,14 +181,73 @@ def _keyless_only(state: PhoneState, variable: str) -> None:
 
 
 async def _stream_url(request: Request, carrier: str) -> str:
-    """Where the carrier streams the call: here, or the region it was handed to (docs/regions.md)."""
-    handed = await handed_elsewhere(app_state(request), carrier)
-    if handed is not None:
-        return handed.stream_url
+    stream, _ = await _answer(request, carrier)
+    return stream
+
+
+async def _answer(request: Request, carrier: str) -> tuple[str, str]:
+    """Where the carrier streams the call (here, or the region it was handed to: docs/regions.md),
+    and the `<Start><Recording>` that goes before it when the carrier's own copy is kept (else "")."""
     state = app_state(request)
-    token, _ = state.phone.tokens.mint(carrier)
-    base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
-    return websocket_url(base, f"/ws/{carrier}/{token}")
+    handed = await handed_elsewhere(state, carrier)
+    if handed is not None:
+        stream, session_id, base = handed.stream_url, handed.session_id, state.peers.regions.urls[handed.region]
+    else:
+        token, grant = state.phone.tokens.mint(carrier)
+        base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
+        stream = websocket_url(base, f"/ws/{carrier}/{token}")
+        session_id = state.sessions.session_id_for(Caller.named(PHONE_CALLER).owner_key, grant.session_key)
+    if not carrier_copy_kept(state, carrier):
+        return stream, ""
+    return stream, start_recording(carrier, base + callback_path(state.phone.settings.token_key, carrier, session_id))
+
+
+@router.post("/{carrier}/recordings/{session_id}/{mac}", include_in_schema=False)
+async def carrier_recording_status(request: Request, carrier: str, session_id: str, mac: str) -> Response:
+    """The carrier's recording status callback: signed as its call webhooks are, once, for the
+    session its URL names (and MACs). A completed recording is linked on the session's timeline."""
+    state, raw, params, base = await _read(request)
+    with _verifying(carrier):
+        if carrier not in state.settings.carrier_recording:
+            raise ApiError(404, "not_found", f"this dispatcher keeps no {carrier} recording (PHONE_CARRIER_RECORDING)")
+        if carrier == "twilio":
+            url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            signature = request.headers.get("x-twilio-signature")
+            if not state.settings.twilio_auth_token or not twilio_valid(
+                    state.settings.twilio_auth_token, url, params, signature):
+                raise ApiError(403, "signature_invalid", "X-Twilio-Signature does not match this request")
+            seconds = UNTIMED_SIGNATURE_SECONDS
+        else:
+            key = state.settings.telnyx_key
+            signature = request.headers.get("telnyx-signature-ed25519")
+            why = "missing" if key is None else key.valid(raw, signature, request.headers.get("telnyx-timestamp"))
+            if why is not None:
+                raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
+            seconds = TELNYX_SECONDS
+        if not mac_valid(state.settings.token_key, carrier, session_id, mac):
+            raise ApiError(403, "callback_forged", "this recording callback URL was not handed out for that session")
+        try:
+            recording = recording_from_form(carrier, params)
+        except CallbackRefused as exc:
+            raise ApiError(400, "invalid_form", str(exc)) from None
+        await _first_time(request, f"{carrier}-recording:{signature}", seconds)
+    app = app_state(request)
+    timeline = app.sessions.timeline
+    if recording.status == "completed":
+        events = await timeline.read(session_id)
+        if not events:  # the call's stream never opened here: no session to link it to
+            log.warning("session %s: the %s recording %s has no session here to be linked to", session_id,
+                        carrier, recording.recording_sid)
+        elif carrier_copy_kept(app, carrier, requested_release(events)):
+            timeline.note(session_id, CARRIER_RECORDING_READY, **recording.timeline_fields())
+        else:  # a release rule keeps nothing of this session: not linked, named for deletion at the carrier
+            log.warning("session %s: the %s recording %s is not linked: its recording policy is not on",
+                        session_id, carrier, recording.recording_sid)
+            timeline.note(session_id, CARRIER_RECORDING_NOT_KEPT, carrier=carrier,
+                          recording_sid=recording.recording_sid, reason="the session's recording policy is not on")
+    elif recording.status in ("absent", "failed"):
+        timeline.note(session_id, "carrier_recording_absent", carrier=carrier, recording_sid=recording.recording_sid)
+    return Response(status_code=204)
 
 
 def _text(value: str) -> str:

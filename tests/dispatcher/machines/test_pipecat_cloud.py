@@ -81,7 +81,7 @@ async def test_allowed_room_and_token_properties_reach_the_room_and_the_users_to
         ({"dailyMeetingTokenProperties": {"eject_after_elapsed": MAX_SESSION + 1}}, "must be 1-600"),
         ({"dailyMeetingTokenProperties": {"exp": int(time.time()) + 10**6}}, "may not be later than"),
         ({"dailyRoomProperties": {"exp": int(time.time()) + 10**6}}, "may not be later than this deployment's room"),
-        ({"dailyRoomProperties": {"enable_recording": "cloud"}}, "dailyRoomProperties.enable_recording: may not"),
+        ({"dailyRoomProperties": {"enable_recording": "cloud"}}, "enable_recording: this deployment configured no"),
         ({"dailyRoomProperties": {"eject_at_room_exp": False}}, "may not be turned off"),
         ({"dailyRoomProperties": {"max_participants": 50}}, "must be 2 or 3"),
     ],
