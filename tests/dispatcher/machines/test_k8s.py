@@ -576,3 +576,28 @@ async def test_a_session_pods_grant_is_its_name_and_uid_never_a_label_anyone_may
     k8s.session_tokens._review = recreated_after  # type: ignore[assignment]
     refused = await channels.identity_only.grant(Hello(machine_id=pod_a, identity=fake_k8s.token_of(pod_a)))
     assert isinstance(refused, str) and "earlier pod" in refused
+
+
+@pytest.mark.parametrize("audiences", [[], ["https://kubernetes.default.svc"]])
+async def test_a_review_authenticated_for_another_audience_admits_nothing(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes, audiences: list[str]) -> None:
+    """A TokenReview whose `status.audiences` lacks voicefleet's (none: the API server's own, as an
+    audience-agnostic authenticator answers) is refused by the dispatcher itself, whatever else it says."""
+    channels = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=k8s.identity)
+    k8s.watch_channels(channels)
+    assert channels.identity_only is not None
+    a = spec()
+    await k8s.launch(a)
+    pod = f"vf-{a.session_id}"
+    review = k8s.session_tokens._review
+
+    async def for_another_audience(token: str) -> HttpResponse:
+        answer = await review(token)
+        body = answer.json()
+        assert body["status"]["authenticated"] is True  # control: the fake authenticated it for ours
+        body["status"]["audiences"] = audiences
+        return HttpResponse(answer.status_code, answer.headers, json.dumps(body).encode())
+
+    k8s.session_tokens._review = for_another_audience  # type: ignore[assignment]
+    refused = await channels.identity_only.grant(Hello(machine_id=pod, identity=fake_k8s.token_of(pod)))
+    assert isinstance(refused, str) and "is not for" in refused
