@@ -86,6 +86,7 @@ class BotLink:
     reports: dict[str, Report] = field(default_factory=dict)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     key_digest: str | None = None  # a bot that dials with its identity alone: its resume key's, as the store keeps it
+    machine_uid: str | None = None  # its grant's (an identity-only bot's pod uid, as reviewed at its hello)
     _pending: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
     asking: set[asyncio.Task[None]] = field(default_factory=set)  # the bot's own requests, being answered
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -238,7 +239,8 @@ class BotChannels:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
             return refused
-        link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
+        link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires,
+                       machine_uid=grant.machine_uid)
         if pool_bot:
             return await self._serve_pool_bot(link)
         await self._run(link)

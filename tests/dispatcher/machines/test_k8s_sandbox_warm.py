@@ -279,3 +279,18 @@ async def test_a_hello_without_a_credential_is_let_in_only_by_kubernetes_and_ref
         assert not no_channel.admits_identity_only(None)  # no BOT_CHANNEL_TOKEN: no channel at all
     finally:
         await sandbox.aclose()
+
+
+async def test_a_link_admitted_for_an_earlier_pod_of_the_name_is_never_handed_the_adopted_pods_session(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    """The Sandbox controller makes a Sandbox's pod again under its name once it is deleted (an eviction, a
+    drain): a link admitted on the earlier pod's token (a copy of it, held past that pod's life) is not the
+    new pod's bot, so a claim adopting the Sandbox hands it nothing."""
+    fake = fake_k8s_sandbox
+    warm, bot = await idle_pool_bot(dispatcher, fake)
+    fake.pods[warm]["metadata"]["uid"] = "the-pod-made-again-under-its-name"
+    s = spec()
+    await dispatcher.start(s)
+    await until(lambda: "admitted for an earlier pod" in caplog.text, "the hand-over refused", timeout=20)
+    assert fake.claims[f"vf-{s.session_id}"]["status"]["sandbox"]["name"] == warm  # control: it adopted the pod
+    assert bot.assigns() == [] and dispatcher.channels.link_for(s.session_id) is None
