@@ -95,6 +95,13 @@ class BotLink:
     def machine_id(self) -> str:
         return self.hello.machine_id
 
+    @property
+    def hold_id(self) -> str:
+        """What its one channel across the replicas is held as (dispatcher/channel/link_hold.py): its machine,
+        and the uid its identity named, so a later machine of the same name (a pod made again under its
+        Sandbox's name) is not refused for the key an earlier one's bot was welcomed with."""
+        return f"{self.machine_id}/{self.machine_uid}" if self.machine_uid else self.machine_id
+
     async def request(
         self, method: str, params: Mapping[str, Any], timeout: float = REQUEST_TIMEOUT_SECONDS
     ) -> Mapping[str, Any]:
@@ -255,13 +262,13 @@ class BotChannels:
         try:
             # Without its resume key, a hello never takes the place of a link that still answers here.
             refused = await self._held_already(link.hello) if link.hello.resume is None else None
-            admitted = refused or await self.link_hold.admit(machine_id, link.hello.resume)
+            admitted = refused or await self.link_hold.admit(link.hold_id, link.hello.resume)
             if isinstance(admitted, str):
                 log.warning("bot %s (session %s) refused: %s", shown(machine_id), shown(link.session_id),
                             shown(admitted))
                 return admitted
             link.key_digest = admitted.digest
-            keeper = asyncio.create_task(self.link_hold.keep(link, admitted.digest), name="link-hold")
+            keeper = asyncio.create_task(self.link_hold.keep(link, admitted.digest, link.hold_id), name="link-hold")
             try:
                 await self._run(link, Welcome(resume=admitted.key))
             finally:
@@ -275,7 +282,7 @@ class BotChannels:
                 self._dialling[machine_id] = left
             elif not self._holds(machine_id):
                 with contextlib.suppress(Exception):
-                    await self.link_hold.let_go(machine_id)
+                    await self.link_hold.let_go(link.hold_id)
 
     async def _run(self, link: BotLink, welcome: Welcome | None = None) -> None:
         SESSION_ID.set(link.session_id)  # this connection's log lines are its session's

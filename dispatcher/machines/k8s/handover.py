@@ -105,7 +105,7 @@ class PoolHandover:
         link = self._idle_link(pod)
         if self._channels is None or link is None or link.key_digest is None:
             return
-        if not await self._channels.link_hold.confirmed(pod, link.key_digest):
+        if not await self._channels.link_hold.confirmed(link.hold_id, link.key_digest):
             log.warning("pool bot %s: this replica does not hold its channel now; not handed session %s here",
                         pod, session_id)
             return
