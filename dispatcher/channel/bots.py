@@ -86,6 +86,7 @@ class BotLink:
     reports: dict[str, Report] = field(default_factory=dict)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     key_digest: str | None = None  # a bot that dials with its identity alone: its resume key's, as the store keeps it
+    machine_uid: str | None = None  # its grant's (an identity-only bot's pod uid, as reviewed at its hello)
     _pending: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
     asking: set[asyncio.Task[None]] = field(default_factory=set)  # the bot's own requests, being answered
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -93,6 +94,13 @@ class BotLink:
     @property
     def machine_id(self) -> str:
         return self.hello.machine_id
+
+    @property
+    def hold_id(self) -> str:
+        """What its one channel across the replicas is held as (dispatcher/channel/link_hold.py): its machine,
+        and the uid its identity named, so a later machine of the same name (a pod made again under its
+        Sandbox's name) is not refused for the key an earlier one's bot was welcomed with."""
+        return f"{self.machine_id}/{self.machine_uid}" if self.machine_uid else self.machine_id
 
     async def request(
         self, method: str, params: Mapping[str, Any], timeout: float = REQUEST_TIMEOUT_SECONDS
@@ -238,7 +246,8 @@ class BotChannels:
             log.warning("bot %s (session %s) refused: %s", shown(hello.machine_id), shown(hello.session_id),
                         shown(refused))
             return refused
-        link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires)
+        link = BotLink(hello=hello, socket=socket, session_id=hello.session_id, expires=grant.expires,
+                       machine_uid=grant.machine_uid)
         if pool_bot:
             return await self._serve_pool_bot(link)
         await self._run(link)
@@ -253,13 +262,13 @@ class BotChannels:
         try:
             # Without its resume key, a hello never takes the place of a link that still answers here.
             refused = await self._held_already(link.hello) if link.hello.resume is None else None
-            admitted = refused or await self.link_hold.admit(machine_id, link.hello.resume)
+            admitted = refused or await self.link_hold.admit(link.hold_id, link.hello.resume)
             if isinstance(admitted, str):
                 log.warning("bot %s (session %s) refused: %s", shown(machine_id), shown(link.session_id),
                             shown(admitted))
                 return admitted
             link.key_digest = admitted.digest
-            keeper = asyncio.create_task(self.link_hold.keep(link, admitted.digest), name="link-hold")
+            keeper = asyncio.create_task(self.link_hold.keep(link, admitted.digest, link.hold_id), name="link-hold")
             try:
                 await self._run(link, Welcome(resume=admitted.key))
             finally:
@@ -273,7 +282,7 @@ class BotChannels:
                 self._dialling[machine_id] = left
             elif not self._holds(machine_id):
                 with contextlib.suppress(Exception):
-                    await self.link_hold.let_go(machine_id)
+                    await self.link_hold.let_go(link.hold_id)
 
     async def _run(self, link: BotLink, welcome: Welcome | None = None) -> None:
         SESSION_ID.set(link.session_id)  # this connection's log lines are its session's

@@ -40,6 +40,9 @@ class BotGrant:
     kind: Kind
     subject: str
     expires: int
+    # An identity-only grant's machine as its identity named it when reviewed (a pod's uid): a later
+    # machine of the same name is another, whatever the link's name says.
+    machine_uid: str | None = None
 
 
 class BotCredentials:

@@ -42,9 +42,11 @@ class IdentityOnlyGate:
         if len(opened) >= self.per_address:
             return (f"over {self.per_address} credential-less dials from this address in {WINDOW_SECONDS:g} s "
                     "(BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS); dial later")
-        opened.append(now)
         if self.pending >= self.most:
+            # Not counted against the address: it cost no check, and counting it would let a flood from
+            # elsewhere spend a real bot's few dials a minute while it waits for a place.
             return "too many credential-less hellos being checked (BOT_CHANNEL_MAX_IDENTITY_ONLY); dial later"
+        opened.append(now)
         self.pending += 1
         return None
 

@@ -5,8 +5,8 @@ presents the same identity. So its first admitted hello gets a resume key in its
 that bot holds (in memory): while the key lives, a hello for its pod must present it, at any replica.
 With it, the bot's re-dial takes its channel at once, wherever it lands (the older link, here or at
 another replica, is closed); without it, a hello is refused. The store keeps the key's digest
-(`linkkey:<machine id>`, 90 s until the link is first kept, then `KEY_SECONDS` from each renewal)
-and which replica holds the channel (`link:<machine id>`, `HOLD_SECONDS`, let
+(`linkkey:<machine id>/<its uid>`, `BotLink.hold_id`: 90 s until the link is first kept, then
+`KEY_SECONDS` from each renewal) and which replica holds the channel (`link:<machine id>/<its uid>`, `HOLD_SECONDS`, let
 go when it closes): dispatcher/store/claims.py. A session is handed to a pool bot only by the replica
 that holds its channel with its key, renewed just before (dispatcher/machines/k8s/handover.py).
 
@@ -93,9 +93,11 @@ class LinkHold:
         except StoreUnavailable:
             return False
 
-    async def keep(self, link: HeldLink, key_digest: str) -> None:
-        """Renews the hold and the key while `link` is open and its bot answers; closes the link when the
-        bot does not answer, when it resumed at another replica, or before an unrenewed hold can lapse."""
+    async def keep(self, link: HeldLink, key_digest: str, hold_id: str | None = None) -> None:
+        """Renews the hold and the key (held as `hold_id`, else the link's machine id) while `link` is open
+        and its bot answers; closes the link when the bot does not answer, when it resumed at another
+        replica, or before an unrenewed hold can lapse."""
+        hold_id = hold_id or link.machine_id
         loop = asyncio.get_running_loop()
         renewed = loop.time()
         while True:
@@ -110,7 +112,7 @@ class LinkHold:
                 why = "its bot does not answer"
             else:
                 try:
-                    held = await self._claims.keep_link(link.machine_id, key_digest, HOLD_SECONDS, KEY_SECONDS)
+                    held = await self._claims.keep_link(hold_id, key_digest, HOLD_SECONDS, KEY_SECONDS)
                 except StoreUnavailable:
                     continue
                 if held:

@@ -101,3 +101,15 @@ def test_the_gate_forgets_an_addresses_dials_after_its_window_and_counts_each_ad
     assert gate.refusal("10.0.0.1") is None
     assert gate.pending == 2
 
+
+
+def test_a_dial_refused_for_want_of_a_place_does_not_spend_its_addresses_dials() -> None:
+    """A flood from other addresses fills the places: a real bot's dials meanwhile cost no check, so
+    they must not use up its few a minute, or it is locked out once the flood ends."""
+    now = [1_000.0]
+    gate = IdentityOnlyGate(1, clock=lambda: now[0])
+    assert gate.refusal("10.0.0.9") is None  # the flood's socket holds the one place
+    for _ in range(PER_ADDRESS + 2):
+        assert "BOT_CHANNEL_MAX_IDENTITY_ONLY" in (gate.refusal("10.0.0.1") or "")
+    gate.release()  # the flood's hello refused: its place is free
+    assert gate.refusal("10.0.0.1") is None

@@ -97,15 +97,22 @@ class PoolHandover:
             timer.cancel()
             self._stop_watching_if_unwanted()
 
-    async def _hand_over_if_linked_here(self, pod: str, session_id: str) -> None:
+    async def _hand_over_if_linked_here(self, pod: str, session_id: str, pod_uid: str) -> None:
         """Handed only while this replica holds the pod's one channel across the replicas, renewed now
-        (dispatcher/channel/link_hold.py): a copy of its token idle elsewhere never is."""
+        (dispatcher/channel/link_hold.py): a copy of its token idle elsewhere never is; and only to a link
+        admitted for the pod as read (`pod_uid`): a link admitted for an earlier pod of the name (deleted,
+        its Sandbox's pod made again) is not the adopted pod's bot, whose token it never presented."""
         link = self._idle_link(pod)
         if self._channels is None or link is None or link.key_digest is None:
             return
-        if not await self._channels.link_hold.confirmed(pod, link.key_digest):
+        if not await self._channels.link_hold.confirmed(link.hold_id, link.key_digest):
             log.warning("pool bot %s: this replica does not hold its channel now; not handed session %s here",
                         pod, session_id)
+            return
+        # The link confirmed, still idle here (no await from here to the take), and of the pod as read.
+        if self._idle_link(pod) is not link or link.machine_uid != pod_uid:
+            log.warning("pool bot %s: its link here was admitted for an earlier pod of that name; not handed session "
+                        "%s", pod, session_id)
             return
         if self._channels.hand_over(pod, session_id) is not None:
             log.info("session %s: warm pool bot %s handed its session", session_id, pod)
@@ -233,8 +240,8 @@ class PoolHandover:
                          exc.message, pause)
                 await asyncio.sleep(pause)
                 continue
-            if holder == ("session", session_id):
-                await self._hand_over_if_linked_here(pod, session_id)
+            if holder == ("session", session_id) and read is not None:
+                await self._hand_over_if_linked_here(pod, session_id, str((read.get("metadata") or {}).get("uid")))
             else:
                 log.warning("pool bot %s: a claim names it for session %s but its Sandbox is not that claim's "
                             "(%s); not handed", pod, session_id, holder)

@@ -126,7 +126,7 @@ class PoolIdentity:
             return f"pod {name} is session {subject}'s"
         if kind == "idle" and hello.session_id is not None:  # its hello would be that session's: its values
             return f"pod {name} is the pool's: no claim holds it for session {hello.session_id}"
-        return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS))
+        return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS), machine_uid=str(uids[0]))
 
     async def holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:
         """("idle", the pod) while the pool holds its Sandbox, ("session", its id) once a session's claim

@@ -71,4 +71,4 @@ class SessionPodIdentity:
             return f"pod {name} is no session's pod (an idle bot dials with its own credential)"
         if hello.session_id not in (None, session_id):
             return f"pod {name} is session {session_id}'s"
-        return BotGrant("session", session_id, int(self._clock() + GRANT_SECONDS))
+        return BotGrant("session", session_id, int(self._clock() + GRANT_SECONDS), machine_uid=str(uids[0]))

@@ -30,6 +30,7 @@ from dispatcher.machines.k8s.reserve import K8sWarmMachines
 from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.observability.metrics import Metrics
+from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.settings import SettingsError
 from dispatcher.store.local import LocalClaims
@@ -548,3 +549,55 @@ async def test_a_session_pods_hello_is_admitted_on_its_identity_alone_for_its_ow
         Hello(machine_id=pod_a, identity="forged", session_id=a.session_id)))
     fake_k8s.set_phase(pod_b, "Succeeded", 0)
     assert "has ended" in str(await channels.identity_only.grant(hello(pod_b, pod_b)))
+
+
+async def test_a_session_pods_grant_is_its_name_and_uid_never_a_label_anyone_may_write(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes) -> None:
+    """A pod relabelled as another session's is not that session's bot (its name is not `vf-<id>`), and a
+    pod deleted and made again under the name between the review and the read is not the reviewed one."""
+    channels = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=k8s.identity)
+    k8s.watch_channels(channels)
+    assert channels.identity_only is not None
+    a, b = spec(), spec()
+    await k8s.launch(a)
+    await k8s.launch(b)
+    pod_a, pod_b = f"vf-{a.session_id}", f"vf-{b.session_id}"
+    fake_k8s.pods[pod_b]["metadata"]["labels"]["voicefleet.io/session"] = a.session_id  # a rewritten label
+    refused = await channels.identity_only.grant(Hello(machine_id=pod_b, identity=fake_k8s.token_of(pod_b)))
+    assert isinstance(refused, str) and "no session's pod" in refused
+
+    review = k8s.session_tokens._review
+
+    async def recreated_after(token: str) -> HttpResponse:
+        answer = await review(token)
+        fake_k8s.pods[pod_a]["metadata"]["uid"] = "a-later-pod-of-the-same-name"
+        return answer
+
+    k8s.session_tokens._review = recreated_after  # type: ignore[assignment]
+    refused = await channels.identity_only.grant(Hello(machine_id=pod_a, identity=fake_k8s.token_of(pod_a)))
+    assert isinstance(refused, str) and "earlier pod" in refused
+
+
+@pytest.mark.parametrize("audiences", [[], ["https://kubernetes.default.svc"]])
+async def test_a_review_authenticated_for_another_audience_admits_nothing(
+        k8s: K8sMachines, fake_k8s: FakeKubernetes, audiences: list[str]) -> None:
+    """A TokenReview whose `status.audiences` lacks voicefleet's (none: the API server's own, as an
+    audience-agnostic authenticator answers) is refused by the dispatcher itself, whatever else it says."""
+    channels = BotChannels(BotCredentials("d" * 40), claims=LocalClaims(), identity=k8s.identity)
+    k8s.watch_channels(channels)
+    assert channels.identity_only is not None
+    a = spec()
+    await k8s.launch(a)
+    pod = f"vf-{a.session_id}"
+    review = k8s.session_tokens._review
+
+    async def for_another_audience(token: str) -> HttpResponse:
+        answer = await review(token)
+        body = answer.json()
+        assert body["status"]["authenticated"] is True  # control: the fake authenticated it for ours
+        body["status"]["audiences"] = audiences
+        return HttpResponse(answer.status_code, answer.headers, json.dumps(body).encode())
+
+    k8s.session_tokens._review = for_another_audience  # type: ignore[assignment]
+    refused = await channels.identity_only.grant(Hello(machine_id=pod, identity=fake_k8s.token_of(pod)))
+    assert isinstance(refused, str) and "is not for" in refused

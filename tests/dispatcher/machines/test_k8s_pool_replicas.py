@@ -28,6 +28,11 @@ from tests.support.redis_server import RedisServer
 from tests.support.waiting import until
 
 
+def held(fake: FakeAgentSandbox, pod: str) -> str:
+    """What the pod's one channel is held as in the store: its name and the uid its token names."""
+    return f"{pod}/{fake.pods[pod]['metadata']['uid']}"
+
+
 def store_prefix(request: pytest.FixtureRequest) -> str:
     """The test's own keys in the module's store (its pods' names repeat from test to test)."""
     return f"{DEFAULT_PREFIX}{hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]}:"
@@ -126,9 +131,10 @@ async def test_a_link_whose_hold_another_replica_took_is_closed_at_its_renewal(
     try:
         warm, _ = await idle_pool_bot(replica, fake)
         [link] = replica.channels.idle()
-        await store.store.redis.set(store.store.key("link", warm), "r-b")  # another replica's now
+        await store.store.redis.set(store.store.key("link", held(fake, warm)), "r-b")  # another replica's now
         await until(link.closed.is_set, "the link closed at its next renewal", timeout=RENEW_EVERY_SECONDS + 20)
-        assert await store.store.redis.get(store.store.key("link", warm)) == "r-b"  # not let go: not its own
+        # not let go: not its own
+        assert await store.store.redis.get(store.store.key("link", held(fake, warm))) == "r-b"
     finally:
         await replica.aclose()
         await store.aclose()
@@ -181,7 +187,7 @@ async def test_a_replica_cut_off_from_the_store_closes_its_link_before_its_hold_
     await until(link.closed.is_set, "the unrenewed link closed", timeout=HOLD_SECONDS + 30)
     # Closed while the store still gave the pod to this replica (it could not let go, being cut off): no
     # other replica could have admitted the pod while this link was open.
-    assert server.admin().get(f"{store_prefix(request)}link:{warm}") == "r-a"
+    assert server.admin().get(f"{store_prefix(request)}link:{held(fake, warm)}") == "r-a"
 
 
 async def test_an_older_links_end_does_not_free_the_hold_a_newer_link_of_its_pod_just_took(
@@ -208,7 +214,8 @@ async def test_an_older_links_end_does_not_free_the_hold_a_newer_link_of_its_pod
     await until(again.welcomed, "the re-dial welcomed", timeout=30)
     await until(lambda: older.closed.is_set() and len(a.serving) >= 2 and a.serving[0].done(), "the older link's end",
                 timeout=20)
-    assert server.admin().get(f"{store_prefix(request)}link:{warm}") == "r-a"  # still held: its new link is here
+    # still held: its new link is here
+    assert server.admin().get(f"{store_prefix(request)}link:{held(fake, warm)}") == "r-a"
 
 
 async def test_a_key_the_store_lost_is_never_adopted_from_a_hello_and_is_written_back_by_the_bots_link(
@@ -218,7 +225,7 @@ async def test_a_key_the_store_lost_is_never_adopted_from_a_hello_and_is_written
     fake = fake_k8s_sandbox
     warm, bot = await idle_pool_bot(a, fake)
     [link] = a.channels.idle()
-    key = f"{store_prefix(request)}linkkey:{warm}"
+    key = f"{store_prefix(request)}linkkey:{held(fake, warm)}"
     admin = server.admin()
     kept = admin.get(key)
     admin.delete(key)  # a failover to a replica that had not caught up

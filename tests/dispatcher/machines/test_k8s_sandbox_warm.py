@@ -279,3 +279,37 @@ async def test_a_hello_without_a_credential_is_let_in_only_by_kubernetes_and_ref
         assert not no_channel.admits_identity_only(None)  # no BOT_CHANNEL_TOKEN: no channel at all
     finally:
         await sandbox.aclose()
+
+
+async def test_a_link_admitted_for_an_earlier_pod_of_the_name_is_never_handed_the_adopted_pods_session(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    """The Sandbox controller makes a Sandbox's pod again under its name once it is deleted (an eviction, a
+    drain): a link admitted on the earlier pod's token (a copy of it, held past that pod's life) is not the
+    new pod's bot, so a claim adopting the Sandbox hands it nothing."""
+    fake = fake_k8s_sandbox
+    warm, bot = await idle_pool_bot(dispatcher, fake)
+    fake.pods[warm]["metadata"]["uid"] = "the-pod-made-again-under-its-name"
+    s = spec()
+    await dispatcher.start(s)
+    await until(lambda: "admitted for an earlier pod" in caplog.text, "the hand-over refused", timeout=20)
+    assert fake.claims[f"vf-{s.session_id}"]["status"]["sandbox"]["name"] == warm  # control: it adopted the pod
+    assert bot.assigns() == [] and dispatcher.channels.link_for(s.session_id) is None
+
+
+async def test_a_pod_made_again_under_its_name_is_welcomed_without_the_earlier_pods_resume_key(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """The earlier pod's bot was welcomed with a resume key that lives a day; the pod made again under the
+    same name (the Sandbox controller's, after an eviction) is another pod, whose bot never had that key:
+    its first hello is welcomed, not refused for a key that was never its own."""
+    fake = fake_k8s_sandbox
+    warm, bot = await idle_pool_bot(dispatcher, fake)
+    assert bot.resume_key() is not None
+    [link] = dispatcher.channels.idle()
+    await link.disconnect()  # the earlier pod's bot is gone
+    await until(lambda: dispatcher.channels.idle() == [], "the earlier link gone", timeout=20)
+    new_uid = "the-pod-made-again-under-its-name"
+    fake.pods[warm]["metadata"]["uid"] = new_uid
+    fake._project_token(warm, fake.pods[warm]["spec"], new_uid)
+    again = dispatcher.dial(fake, warm)
+    await until(again.welcomed, "the new pod's bot welcomed", timeout=20)
+    assert again.resume_key() not in (None, bot.resume_key())
