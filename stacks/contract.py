@@ -138,7 +138,7 @@ K8S_ENV: tuple[str, ...] = (
     "BOT_CHANNEL_PORT",  # the bots' routes off the port the Ingress routes (DISPATCHER_CHANNEL_PORT)
 )
 # With k8sMode agent-sandbox: the mode, and the SandboxWarmPool the stack creates, which every claim names.
-K8S_SANDBOX_ENV: tuple[str, ...] = ("K8S_MODE", "K8S_WARM_POOL")
+K8S_SANDBOX_ENV: tuple[str, ...] = ("K8S_MODE", "K8S_WARM_POOL", *RELEASES_ENV)  # a pool per release
 # With k8sRuntimeClass: the bots' runtimeClassName.
 K8S_RUNTIME_CLASS_ENV: tuple[str, ...] = ("K8S_RUNTIME_CLASS",)
 

@@ -8,7 +8,8 @@ the one cluster-wide verb: a ClusterRole of `tokenreviews` `create` alone, narro
 
 In the `agent-sandbox` mode the controller creates the pods, so the Role loses `pods` create, patch and
 delete and gains the claims' verbs (dispatcher/machines/k8s/sandbox.py CLAIM_VERBS): SandboxClaims
-create, get, list, watch, delete; its SandboxWarmPool get, and its `scale` get and patch;
+create, get, list, watch, delete; SandboxWarmPools get and list (the releases' pools, found by
+label: dispatcher/machines/k8s/release_pools.py), and their `scale` get and patch;
 SandboxTemplates get (the image a new bot image's pods run while the dispatcher rolls); pods get,
 list, watch (a hello's pod, read back); Sandboxes get (`agents.x-k8s.io`: a pool bot's owner).
 
@@ -40,7 +41,7 @@ RULES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
     PODS: (("", "pods", POD_VERBS),),
     AGENT_SANDBOX: (
         (POOL_GROUP, "sandboxclaims", ("create", "delete", "get", "list", "watch")),
-        (POOL_GROUP, "sandboxwarmpools", ("get",)),
+        (POOL_GROUP, "sandboxwarmpools", ("get", "list")),  # list: the releases' pools, by label
         (POOL_GROUP, "sandboxtemplates", ("get",)),
         (POOL_GROUP, "sandboxwarmpools/scale", ("get", "patch")),
         ("", "pods", ("get", "list", "watch")),

@@ -25,6 +25,9 @@ from stacks.config.channel import channel_secrets
 from stacks.config.k8s import IN_CLUSTER
 from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.reader import SettingsError
+from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
+from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
+from stacks.config.releases import catalogue
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s import last_outputs
@@ -44,9 +47,11 @@ from stacks.k8s.recordings import (
     refuse_unreachable_store,
     retention_rules,
 )
+from stacks.k8s.release_pools import release_pools
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
+from stacks.releases import rolled
 from stacks.turn_server import external_environment
 
 
@@ -198,15 +203,25 @@ class K8sStack(pulumi.ComponentResource):
                 lambda found: bot_pod(environment, launchable_images(cfg.bot_image, found.bot_image),
                                       found.bot_lifetime))), opts=child)
         bots: tuple[pulumi.Resource, ...] = admission.objects
+        releases: dict[str, pulumi.Input[str]] = {}
         if template is not None:
             pool = WarmPool(name, WarmPoolArgs(
                 name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=template,
                 egress=bot_egress(network), replicas=pool_replicas(settings), labels=labels,
                 after=admission.objects), opts=child)
             bots = (*bots, *pool.objects)
+            # A template and a pool per kept release (docs/kubernetes.md, "Pools per release"); RELEASES
+            # names them only once they exist.
+            kept = rolled(name, settings.releases, {"*": cfg.bot_image}, self)
+            made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=namespaces.bots,
+                                 pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
+                                 egress=bot_egress(network), labels=labels, after=admission.objects, parent=self)
+            releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(
+                lambda found: catalogue(found[0].after, settings.releases))
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
-            environment={**environment, **({URL_VARIABLE: store.url} if store is not None else {}),
+            environment={**environment, **releases,
+                         **({URL_VARIABLE: store.url} if store is not None else {}),
                          **recording_environment(settings)},
             secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
             replicas=cfg.dispatcher_replicas,
@@ -227,6 +242,8 @@ class K8sStack(pulumi.ComponentResource):
             "drained": settings.drain,
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
             **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
+            # Read back by the next `up` (stacks/releases.py): the releases it keeps a pool for.
+            **({RELEASES_OUTPUT: releases[RELEASES_VARIABLE]} if releases else {}),
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),

@@ -61,4 +61,5 @@ class WarmPool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, template],
                                         ignore_changes=[REPLICAS_PATH]))
         self.objects: tuple[pulumi.Resource, ...] = (template, pool)
+        self.pool_name: pulumi.Output[str] = pool.id.apply(lambda _: args.name)  # known once the pool exists
         self.register_outputs({})

@@ -8,6 +8,7 @@ import re
 import kubernetes_validate
 
 from dispatcher.machines.k8s import api
+from dispatcher.machines.k8s.release_pools import POOL_VERBS
 from dispatcher.machines.k8s.sandbox import CLAIM_VERBS
 from stacks.tools.mocks import Run, unwrap
 from tests.fakes.k8s import KUBE_VERSION
@@ -88,8 +89,9 @@ def test_the_agent_sandbox_role_grants_exactly_the_claims_verbs_and_no_pod_write
     kubernetes_validate.validate(unwrap(run.one("kubernetes:rbac.authorization.k8s.io/v1:Role").inputs),
                                  KUBE_VERSION, strict=True)
     granted = rules(run, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    # The claims' verbs, and `list` on the pools: the releases' pools are found by label (release_pools.py).
     assert {(resource, verb) for rule in granted for resource in rule["resources"] for verb in rule["verbs"]} == \
-        claim_verbs()
+        claim_verbs() | {(POOL_VERBS.split()[1], POOL_VERBS.split()[0])}
     groups = {resource: rule["apiGroups"] for rule in granted for resource in rule["resources"]}
     extensions = ["extensions.agents.x-k8s.io"]
     assert groups == {"sandboxclaims": extensions, "sandboxwarmpools": extensions, "sandboxwarmpools/scale": extensions,

@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from dispatcher.machines.k8s.pods import LABEL_RELEASE
 from dispatcher.machines.k8s.pool_pod import pool_pod_problem
 from dispatcher.machines.k8s.settings import DEFAULT_WARM_POOL, K8sSettings
 from stacks import contract
@@ -48,7 +49,15 @@ def integral(value: Any) -> Any:
 
 
 def pod_template(run: Run) -> dict[str, Any]:
-    return body(run.one(TEMPLATE))["spec"]["podTemplate"]
+    return body(default(run, TEMPLATE))["spec"]["podTemplate"]
+
+
+def default(run: Run, typ: str) -> Registration:
+    """The one object of `typ` that is not a release's (the default release's pool and template, K8S_WARM_POOL)."""
+    found = [r for r in run.of_type(typ)
+             if LABEL_RELEASE not in (unwrap(r.inputs).get("metadata") or {}).get("labels", {})]
+    assert len(found) == 1, [r.name for r in found]
+    return found[0]
 
 
 def dispatcher_env(run: Run) -> dict[str, str]:
@@ -61,7 +70,7 @@ def test_the_template_the_pool_and_the_policy_go_through_the_stacks_provider_und
     components = {r.urn: r for r in sandbox.registrations if not r.custom}
     for typ, component in ((TEMPLATE, "WarmPool"), (POOL, "WarmPool"), (POLICY, "BotAdmission"),
                            (BINDING, "BotAdmission")):
-        reg = sandbox.one(typ)
+        reg = default(sandbox, typ)
         assert reg.provider.rsplit("::", 1)[0] == provider.urn, typ
         parent = components[reg.parent]
         assert parent.type == f"voicefleet:k8s:{component}"
@@ -76,7 +85,7 @@ def test_the_pods_mode_creates_no_template_or_pool_and_its_own_policy(k8s: Run) 
 @pytest.mark.parametrize(("typ", "plural"), [(TEMPLATE, "sandboxtemplates"), (POOL, "sandboxwarmpools")])
 def test_the_template_and_the_pool_validate_against_agent_sandboxs_crds(sandbox: Run, typ: str, plural: str) -> None:
     schema = crd_schemas(plural)["v1beta1"]
-    sent = body(sandbox.one(typ))
+    sent = body(default(sandbox, typ))
     assert sent["apiVersion"] == "extensions.agents.x-k8s.io/v1beta1"
     assert schema_problems(sent, schema) == ([], [])
     wrong = copy.deepcopy(sent)  # the check can fail: a field the CRD does not know
@@ -128,7 +137,7 @@ def test_the_pool_pod_is_the_bots_pod_with_the_dispatchers_identity_and_no_crede
 
 
 def test_the_templates_network_policy_is_the_bots_egress_and_no_ingress(sandbox: Run) -> None:
-    policy = body(sandbox.one(TEMPLATE))["spec"]["networkPolicy"]
+    policy = body(default(sandbox, TEMPLATE))["spec"]["networkPolicy"]
     (bots,) = [body(r) for r in sandbox.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
                if unwrap(r.inputs)["metadata"]["name"] == "voicefleet-bots"]
     assert policy == {"ingress": [], "egress": bots["spec"]["egress"]}
@@ -138,7 +147,7 @@ def test_the_templates_network_policy_is_the_bots_egress_and_no_ingress(sandbox:
 
 
 def test_the_pool_is_the_dispatchers_recreated_on_a_new_template_and_sized_by_the_dispatcher(sandbox: Run) -> None:
-    pool, template = sandbox.one(POOL), sandbox.one(TEMPLATE)
+    pool, template = default(sandbox, POOL), default(sandbox, TEMPLATE)
     env = dispatcher_env(sandbox)
     assert body(pool)["metadata"]["name"] == env["K8S_WARM_POOL"] == body(template)["metadata"]["name"]
     assert body(pool)["metadata"]["namespace"] == env["K8S_NAMESPACE"] == body(template)["metadata"]["namespace"]
@@ -152,7 +161,7 @@ def test_the_pool_is_the_dispatchers_recreated_on_a_new_template_and_sized_by_th
 def test_the_pool_starts_at_the_reserves_floor_or_one_never_past_its_cap(
         k8s_stack: K8sRunner, least: str, most: str, replicas: int) -> None:
     run = k8s_stack(k8sMode="agent-sandbox", k8sDeployer=DEPLOYER, reserveMinIdle=least, reserveMaxIdle=most)
-    assert body(run.one(POOL))["spec"]["replicas"] == replicas
+    assert body(default(run, POOL))["spec"]["replicas"] == replicas
 
 
 def test_the_dispatcher_is_told_the_mode_and_the_pool_and_waits_for_them(sandbox: Run) -> None:
@@ -160,7 +169,7 @@ def test_the_dispatcher_is_told_the_mode_and_the_pool_and_waits_for_them(sandbox
     assert set(env) == {*contract.K8S_ENV, *contract.CHANNEL_ENV, *contract.K8S_SANDBOX_ENV}
     assert (env["K8S_MODE"], env["K8S_WARM_POOL"]) == ("agent-sandbox", DEFAULT_WARM_POOL)
     deployment = sandbox.one("kubernetes:apps/v1:Deployment")
-    assert {sandbox.one(TEMPLATE).urn, sandbox.one(POOL).urn} <= set(deployment.dependencies)
+    assert {default(sandbox, TEMPLATE).urn, default(sandbox, POOL).urn} <= set(deployment.dependencies)
     assert spec(deployment)["template"]["spec"]["serviceAccountName"] == "voicefleet-dispatcher"
 
 
@@ -168,13 +177,13 @@ def test_the_admission_policy_is_enforced_before_any_pool_pod_or_dispatcher_exis
     """A policy never looks again at what was made before it: it comes first, and goes last."""
     policy = sandbox.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").urn
     binding = sandbox.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding").urn
-    for after in (sandbox.one(TEMPLATE), sandbox.one(POOL), sandbox.one("kubernetes:apps/v1:Deployment")):
+    for after in (default(sandbox, TEMPLATE), default(sandbox, POOL), sandbox.one("kubernetes:apps/v1:Deployment")):
         assert {policy, binding} <= set(after.dependencies), after.urn
 
 
 def test_the_admission_policy_and_its_binding_are_valid_v1_objects(sandbox: Run) -> None:
     for typ in (POLICY, BINDING):
-        sent = body(sandbox.one(typ))
+        sent = body(default(sandbox, typ))
         kubernetes_validate.validate(sent, KUBE_VERSION, strict=True)
     wrong = body(sandbox.one(BINDING))
     wrong["spec"]["policyRef"] = wrong["spec"].pop("policyName")  # the check can fail

@@ -1,0 +1,56 @@
+"""The agent-sandbox mode's pools per release: a SandboxTemplate and a SandboxWarmPool for each kept release.
+
+The contract is docs/kubernetes.md, "Pools per release" (the dispatcher's side:
+dispatcher/machines/k8s/release_pools.py): each release's template and pool are named
+`<K8S_WARM_POOL>-<release>` and labelled `voicefleet.io/release=<release>`, the pool `Recreate`; the
+dispatcher finds them by the label and writes only the pool's `spec.replicas` (through `scale`), so the
+stack creates each pool at 0 and ignores its size afterwards (stacks/k8s/warm_pool.py).
+
+The releases are the stack's own memory (stacks/releases.py `rolled`: its last `releases` output,
+rolled forward with this `up`'s bot image, `releasesKept` of them), as the cloud stacks keep a task
+definition or template per release. A release that leaves the list leaves the program, so its
+template and pool are deleted at the end of that `up`; a session already on one of its Sandboxes
+keeps it (the claim owns an adopted Sandbox, not the pool). Every kept release's pod is this `up`'s
+bot pod with that release's image: the stack's other settings are every release's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pulumi
+
+from dispatcher.machines.k8s.pods import LABEL_RELEASE
+from dispatcher.releases.catalogue import ANY_TRANSPORT
+from stacks.config.releases import StackRelease
+from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
+from stacks.releases import Rolled
+
+RELEASE_POOL_REPLICAS = 0  # at creation: the dispatcher's planner sizes each release's pool
+
+
+def release_pool_name(warm_pool: str, release: str) -> str:
+    """`<K8S_WARM_POOL>-<release>`: the template's and its pool's name (a release name is DNS-safe, 32 at most)."""
+    return f"{warm_pool}-{release}"
+
+
+def release_image(release: StackRelease) -> str:
+    """The bot image a release's pods run: its one reference, the image by digest."""
+    return release.images[ANY_TRANSPORT]
+
+
+def release_pools(name: str, rolled: pulumi.Output[Rolled], *, warm_pool: str, namespace: pulumi.Input[str],
+                  pod_for: Callable[[str], dict[str, Any]], egress: list[dict[str, Any]], labels: Mapping[str, str],
+                  after: tuple[pulumi.Resource, ...], parent: pulumi.Resource) -> pulumi.Output[list[str]]:
+    """Each kept release's template and pool, made once the list is known; the pools' names, once they exist
+    (what the dispatcher's RELEASES waits for, so no release is offered before its pool)."""
+    def declare(found: Rolled) -> pulumi.Output[list[str]]:
+        made = [WarmPool(f"{name}-release-{release.name}", WarmPoolArgs(
+            name=release_pool_name(warm_pool, release.name), namespace=namespace,
+            pod_template=pod_for(release_image(release)), egress=egress, replicas=RELEASE_POOL_REPLICAS,
+            labels={**labels, LABEL_RELEASE: release.name}, after=after),
+            opts=pulumi.ResourceOptions(parent=parent)) for release in found.after]
+        return pulumi.Output.all(*(pool.pool_name for pool in made)).apply(lambda names: sorted(map(str, names)))
+
+    return rolled.apply(declare)
