@@ -19,7 +19,6 @@ import pulumi_kubernetes as k8s
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
-from stacks import contract
 from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
 from stacks.config.k8s import IN_CLUSTER
@@ -41,7 +40,8 @@ from stacks.k8s.pool_template import pool_pod
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
-from stacks.turn_server import external_environment
+from stacks.shared import contract
+from stacks.shared.turn_server import external_environment
 
 
 def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[str, str]:
