@@ -106,3 +106,19 @@ def explain(config: Mapping[str, str], namespace: str = "voicefleet") -> list[st
     if overridden := sorted(key for key in values if key in is_set):
         lines.append("set over a derived value: " + ", ".join(overridden))
     return lines
+
+
+def markdown_table() -> str:
+    """docs/pulumi.md's "Size and profile" table, from this table (a test holds the page equal to it)."""
+    columns = [*(f"size `{size}`" for size in SIZE_NAMES), *(f"profile `{p}`" for p in PROFILE_NAMES)]
+    lines = ["| key | clouds | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for key in sorted(derived_keys()):
+        cells = [f"`{sized(size)[key]}`" if key in sized(size) else "" for size in SIZE_NAMES]
+        cells += [f"`{STACK_PROFILES[p][key]}`" if key in STACK_PROFILES[p] else "" for p in PROFILE_NAMES]
+        clouds = ", ".join(CLOUDS_READING.get(key, ("all",)))
+        lines.append(f"| `{key}` | {clouds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

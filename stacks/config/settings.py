@@ -40,8 +40,8 @@ from stacks.config import turn as turn_settings
 from stacks.config.model import AwsSettings, AzureSettings, GcpSettings, Secrets, Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader, SettingsError
 
-__all__ = ["DEFAULTS", "NAMESPACE", "AwsSettings", "AzureSettings", "GcpSettings", "Secrets", "Settings", "SettingsError",
-           "load"]
+__all__ = ["DEFAULTS", "NAMESPACE", "AwsSettings", "AzureSettings", "GcpSettings", "Secrets", "Settings",
+           "SettingsError", "load"]
 
 
 CLOUDS = ("aws", "gcp", "azure", "k8s")

@@ -7,9 +7,12 @@ import pytest
 import yaml
 
 from dispatcher.settings.derived import PROFILES, SIZES
-from stacks.config.derived import STACK_PROFILES, STACK_SIZES, derived_keys, sized
+from stacks.azure.dispatcher import SECRETS_DIGEST_VARIABLE
+from stacks.config.derived import STACK_PROFILES, STACK_SIZES, derived_keys, markdown_table, sized
 from stacks.config.reader import DEFAULTS
 from stacks.config.settings import SettingsError
+from stacks.shared import contract
+from tests.infra.config.test_dashboard import CONTRACT, plain_environment
 from tests.infra.config.test_settings import pulumi_yaml_defaults
 from tests.infra.conftest import StackRunner, config_for
 from tests.infra.helpers import ROOT
@@ -81,3 +84,17 @@ def test_the_example_production_stacks_set_at_most_fifteen_keys() -> None:
               for name in EXAMPLE_STACKS}
     print("keys set per example stack:", counts)
     assert all(count <= MAX_EXAMPLE_KEYS for count in counts.values()), counts
+
+
+def test_the_pages_table_is_the_derivation_table() -> None:
+    page = (ROOT / "docs" / "pulumi.md").read_text()
+    block = page.split("<!-- derived-table:", 1)[1].split("-->", 1)[1].split("<!-- /derived-table -->", 1)[0]
+    assert block.strip() == markdown_table().strip(), "paste `python -m stacks.config.derived` into docs/pulumi.md"
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_prod_stack_hands_the_dispatcher_its_profile(stack: StackRunner, cloud: str) -> None:
+    env = plain_environment(cloud, stack(cloud, profile="prod"))
+    assert env["VOICEFLEET_PROFILE"] == "prod"
+    assert set(env) - set(CONTRACT[cloud]) - {SECRETS_DIGEST_VARIABLE} == set(contract.PROFILE_ENV)
+    assert "VOICEFLEET_PROFILE" not in plain_environment(cloud, stack(cloud, profile="dev"))
