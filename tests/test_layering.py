@@ -41,7 +41,8 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
 # that keep their commands short.
 STACKS_LAYERS: list[tuple[str, ...]] = [
     ("stacks", "stacks.config"),
-    ("stacks.contract", "stacks.turn_server", "stacks.releases", "stacks.store_access"),
+    ("stacks.shared", "stacks.shared.contract", "stacks.shared.turn_server", "stacks.shared.releases",
+     "stacks.shared.store_access"),
     ("stacks.aws", "stacks.gcp", "stacks.azure", "stacks.k8s"),
     ("stacks.aws.stack", "stacks.gcp.stack", "stacks.azure.stack", "stacks.k8s.stack"),
     ("stacks.tools", "stacks.plan", "stacks.drain", "stacks.import_pcc"),
@@ -49,9 +50,9 @@ STACKS_LAYERS: list[tuple[str, ...]] = [
 # The dispatcher's root holds the app, its wiring and the foundation's settings and error shape; the
 # rest lives in packages by concern (observability/, serving/, api/, …).
 MAX_DISPATCHER_ROOT_MODULES = 12
-# The root of stacks/ holds its package face, the shared contracts (the releases' memory and the store's
-# ACL among them) and the command shims, no more.
-MAX_STACKS_ROOT_MODULES = 8
+# The root of stacks/ holds its package face and the command shims; the shared contracts (the releases'
+# memory and the store's ACL among them) live in stacks/shared/.
+MAX_STACKS_ROOT_MODULES = 6
 # A cloud is a package (stacks/aws/, stacks/gcp/), never a file-name prefix.
 # Between the repository's top-level packages, lowest first: the channel contract both sides share,
 # the bot host, the dispatcher, then the infrastructure that packages and deploys them.

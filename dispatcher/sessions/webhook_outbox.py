@@ -76,7 +76,7 @@ class MemoryOutbox:
         self._entries.pop(message_id, None)
 
 
-# Only commands the stack's store user is granted (stacks/store_access.py: scripts may run HDEL,
+# Only commands the stack's store user is granted (stacks/shared/store_access.py: scripts may run HDEL,
 # HGET, HSET, PEXPIRE, ZADD, ZCARD, ZRANGE, and ZREM, which the client is granted).
 # KEYS: the entries' hash, the due times' sorted set. ARGV: id, entry (sealed), due, limit, keep (ms).
 _PUT = """

@@ -284,7 +284,7 @@ A run's records are kept `MAX_SESSION_SECONDS` plus an hour; one process (no `RE
         """\
 **`MACHINES=aci`** (an Azure Container Instances container group per session, over ARM's REST API; no Azure SDK)
 
-The Azure stack writes these in one place, `stacks/azure/machines.py` (`stacks/contract.py` `ACI_ENV`):
+The Azure stack writes these in one place, `stacks/azure/machines.py` (`stacks/shared/contract.py` `ACI_ENV`):
 the required four, `AZURE_CLIENT_ID` (the dispatcher's user-assigned identity), `ACI_REGISTRY_IDENTITY`
 (the bots' identity), `ACI_REGISTRY_SERVER`, `ACI_SUBNET_ID`, `ACI_GROUP_PREFIX` (`vf-<stack>`: the
 reaper's and the drain's scope), `ACI_CPU`, `ACI_MEMORY_GB`, `ACI_BOT_SETTINGS`, with bot secrets

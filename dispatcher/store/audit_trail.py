@@ -3,7 +3,7 @@ where every replica appends to one list. The releases' changes keep one (dispatc
 an admin's reads and stops of sessions another key started another (dispatcher/api/admin_access.py).
 
 In the store a trail is a list, oldest first, appended with RPUSH and trimmed in the same script (the
-AWS stack's store user holds exactly the commands the dispatcher sends, stacks/store_access.py)."""
+AWS stack's store user holds exactly the commands the dispatcher sends, stacks/shared/store_access.py)."""
 
 from __future__ import annotations
 

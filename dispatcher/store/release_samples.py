@@ -6,7 +6,7 @@ In the store a release's sample is a sorted set scored by a number the release's
 (entries read past a number are exactly the ones added since), trimmed to the newest `keep` and
 expiring `keep_seconds` after its last entry; a session is counted once by a `SET NX` of its id in
 the same script, so two replicas that both see its end add it once. Every command is one the
-stack's store user already holds (stacks/store_access.py).
+stack's store user already holds (stacks/shared/store_access.py).
 """
 
 from __future__ import annotations

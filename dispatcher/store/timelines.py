@@ -52,7 +52,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 # KEYS[1]: the session's list. ARGV: the most events kept, the most bytes of one. Only LRANGE: what
-# the store user may run (stacks/store_access.py), and never the whole of a list grown long.
+# the store user may run (stacks/shared/store_access.py), and never the whole of a list grown long.
 _READ = """
 local most, within = tonumber(ARGV[1]), tonumber(ARGV[2])
 local items = redis.call('LRANGE', KEYS[1], 0, 2 * most - 1)

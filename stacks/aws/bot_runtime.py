@@ -1,7 +1,7 @@
 """BotRuntime: what one voice session runs on ECS — a task definition the dispatcher RunTasks.
 
 There is no ECS service for bots. The family name is stable (`<prefix>-bot`); the dispatcher
-starts each session's release, a revision of it by ARN (`RELEASES`, stacks/releases.py), and
+starts each session's release, a revision of it by ARN (`RELEASES`, stacks/shared/releases.py), and
 `skip_destroy` keeps replaced revisions ACTIVE, so the releases kept beside the newest still
 start (a deregistered, INACTIVE revision starts no new task).
 `grant_run` is the only way to let another role start bots.
@@ -20,7 +20,7 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.aws.container import fargate_container, fargate_task_definition
 from stacks.aws.iam import assume_role_policy, ecs_task_trust_policy, policy_document, statement
 from stacks.aws.secrets import SecretStore
-from stacks.contract import BOT_CONTAINER_NAME
+from stacks.shared.contract import BOT_CONTAINER_NAME
 
 ECS_TASKS = "ecs-tasks.amazonaws.com"
 

@@ -16,7 +16,6 @@ import pulumi_aws as aws
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
-from stacks import contract, turn_server
 from stacks.aws.balancer import Balancer, BalancerArgs
 from stacks.aws.bot_runtime import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws.container import fargate_container, fargate_task_definition
@@ -25,6 +24,7 @@ from stacks.aws.secrets import SecretStore
 from stacks.config import store as store_settings
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay, service_wait_seconds
+from stacks.shared import contract, turn_server
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class DispatcherArgs:
     # Several regions: REGION and REGIONS (stacks/config/regions.py); REGION_SECRET by reference.
     regions: Mapping[str, str] = field(default_factory=dict)
     region_accepted_secret: bool = False  # regionAcceptedSecret is set (stacks/config/regions.py)
-    releases: pulumi.Input[str] = ""  # RELEASES: the kept releases' task definition revisions (stacks/releases.py)
+    releases: pulumi.Input[str] = ""  # RELEASES: the kept releases' task definitions (stacks/shared/releases.py)
     # Recording on: RECORDING_* (stacks/config/recording.py) and the task role's grant on the bucket
     # (stacks/aws/recordings.py); empty, nothing recorded and no grant.
     recording: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -78,7 +78,7 @@ class DispatcherArgs:
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
-    """The `ecs` machines provider's environment (stacks/contract.py names every key)."""
+    """The `ecs` machines provider's environment (stacks/shared/contract.py names every key)."""
     return {
         "MACHINES": "ecs",
         "MAX_CONCURRENT_SESSIONS": str(args.max_concurrent_sessions),

@@ -48,7 +48,7 @@ def metric(name: str) -> str:
 
 
 def metric_environment(namespace: str) -> dict[str, str]:
-    """The dispatcher's part: EMF lines in this stack's namespace (stacks/contract.py METRIC_LINES_ENV)."""
+    """The dispatcher's part: EMF lines in this stack's namespace (stacks/shared/contract.py METRIC_LINES_ENV)."""
     return {"METRIC_LINES": "emf", "METRIC_NAMESPACE": namespace}
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from stacks import turn_server
 from stacks.aws.iam import assume_role_policy
 from stacks.aws.secrets import SecretStore
 from stacks.config.turn import TurnSettings
+from stacks.shared import turn_server
 
 DEBIAN_OWNER = "136693071363"  # Debian's official AMIs (https://wiki.debian.org/Cloud/AmazonEC2Image)
 TURN_TAG = "turn"  # tag `role`; the policy pack checks resources carrying it

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.aws.iam import policy_document, statement
-from stacks.contract import REMOVABLE_SECRETS
+from stacks.shared.contract import REMOVABLE_SECRETS
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.model import Settings
 from stacks.config.secrets import stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
-from stacks.contract import DISPATCHER_PORT
-from stacks.releases import listed
-from stacks.turn_server import turn_urls
+from stacks.shared.contract import DISPATCHER_PORT
+from stacks.shared.releases import listed
+from stacks.shared.turn_server import turn_urls
 
 
 class AwsStack(pulumi.ComponentResource):
@@ -100,7 +100,7 @@ class AwsStack(pulumi.ComponentResource):
             # A destroy leaves the bot families' revisions ACTIVE (skip_destroy): what removes them.
             "deregisterTaskDefinitions": [deregister_command(runtime.family, cfg.region)
                                           for runtime in (bot, webrtc_bot) if runtime is not None],
-            # The kept releases, read back by the next `up` (stacks/releases.py): RELEASES as the dispatcher has it.
+            # The kept releases, read back by the next `up` (stacks/shared/releases.py): the dispatcher's RELEASES.
             "releases": releases,
             "botSecurityGroupId": network.bot_security_group_id,
             "subnetIds": network.public_subnet_ids,

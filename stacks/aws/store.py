@@ -5,7 +5,7 @@ in the dispatcher's tasks on Valkey's ports and nothing else (bots cannot reach 
 their egress is UDP and TCP 443). Encrypted in transit (Serverless speaks TLS only) and at rest.
 Authenticated: an RBAC user group with one user, `voicefleet`, whose password is the stack's
 secret `storePassword` (it reaches the dispatcher from Secrets Manager, by ARN), allowed only the
-commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stacks/store_access.py);
+commands the dispatcher sends, on its keys and channels (`{voicefleet}:*`; stacks/shared/store_access.py);
 the `default` user every user group must hold is switched off, with a password no client is given
 (a VALKEY user group takes only users that sign in by password or IAM). The user may hold two passwords: the
 stack's and, while a rotation deploys, the one it replaces (docs/pulumi.md). Usage limits bound the
@@ -28,7 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.aws.store_access import checked as checked_access
-from stacks.store_access import ACCESS, USER
+from stacks.shared.store_access import ACCESS, USER
 
 ENGINE = "valkey"
 MAJOR_VERSION = "8"

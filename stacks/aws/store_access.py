@@ -1,4 +1,4 @@
-"""The AWS store user's access string (stacks/store_access.py's rules) within ElastiCache's rules.
+"""The AWS store user's access string (stacks/shared/store_access.py's rules) within ElastiCache's rules.
 
 The string follows ElastiCache's rules for access strings (no password, no `reset`, `on`, no
 disabled command; `resetchannels` before its own channels on a serverless cache) and is written as

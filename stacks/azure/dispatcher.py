@@ -26,10 +26,10 @@ from typing import cast
 import pulumi
 import pulumi_azure_native as azure
 
-from stacks import contract
 from stacks.azure import naming
 from stacks.azure.secrets import SecretStore
 from stacks.config.limits import CONTAINER_APPS_MAX_GRACE_SECONDS
+from stacks.shared import contract
 
 PROBE_PATH = "/healthz"
 # Container Apps secrets belong to the app, not the revision: a new Key Vault version alone starts no
@@ -48,7 +48,7 @@ class DispatcherArgs:
     image: pulumi.Input[str]  # digest-pinned
     registry: pulumi.Input[str]  # login server
     identity_id: pulumi.Input[str]
-    # Plain settings (stacks/contract.py names them), given the app's public host name.
+    # Plain settings (stacks/shared/contract.py names them), given the app's public host name.
     environment: Callable[[pulumi.Output[str]], Mapping[str, pulumi.Input[str]]]
     secrets: SecretStore
     secret_names: tuple[str, ...]  # what the app reads from Key Vault, as environment variables

@@ -126,7 +126,7 @@ class LaunchPolicyArgs:
     prefix: str
     resource_group_id: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
-    images: pulumi.Input[Sequence[str]]  # the releases' bot images by digest (stacks/releases.py Rolled)
+    images: pulumi.Input[Sequence[str]]  # the releases' bot images by digest (stacks/shared/releases.py Rolled)
     variables: tuple[str, ...]  # the deployment's own bot variables (ACI_BOT_SETTINGS, ACI_BOT_SECRETS names)
 
 

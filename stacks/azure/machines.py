@@ -1,5 +1,5 @@
 """The `aci` machines provider's environment, written once: the stack's values onto the names
-dispatcher/machines/aci/ reads (stacks/contract.py ACI_ENV lists them; tests/infra/azure/test_machines.py
+dispatcher/machines/aci/ reads (stacks/shared/contract.py ACI_ENV lists them; tests/infra/azure/test_machines.py
 checks that `AciSettings.from_env` reads every one and accepts the stack's values).
 
 If the provider reads other names, change them here and in ACI_ENV, and nowhere else.

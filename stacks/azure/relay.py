@@ -25,9 +25,9 @@ from typing import Any, cast
 import pulumi
 import pulumi_azure_native as azure
 
-from stacks import turn_server
 from stacks.azure.secrets import SecretStore
 from stacks.config.turn import TurnSettings
+from stacks.shared import turn_server
 
 TURN_ROLE = "turn"  # tag `role`; the policy pack reads the boot script of the VM carrying it
 ADMIN = "voicefleet"

@@ -35,7 +35,7 @@ import pulumi_azure_native as azure
 from stacks.azure import naming
 from stacks.azure.identity import KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, built_in_role
 from stacks.azure.private_link import PrivateLinkArgs, private_link
-from stacks.contract import REMOVABLE_SECRETS
+from stacks.shared.contract import REMOVABLE_SECRETS
 
 PRIVATE_ZONE = "privatelink.vaultcore.azure.net"
 UNSET_VALUE = "unset: this stack's configuration holds no value for it"

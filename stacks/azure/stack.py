@@ -18,7 +18,6 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from dispatcher.releases.catalogue import ANY_TRANSPORT
 from images.component import Images, ImagesArgs
-from stacks import contract, turn_server
 from stacks.azure import naming
 from stacks.azure.dispatcher import Dispatcher, DispatcherArgs
 from stacks.azure.identity import Identities, IdentitiesArgs
@@ -40,8 +39,9 @@ from stacks.config.releases import catalogue
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
-from stacks.releases import Rolled, rolled
-from stacks.turn_server import turn_urls
+from stacks.shared import contract, turn_server
+from stacks.shared.releases import Rolled, rolled
+from stacks.shared.turn_server import turn_urls
 
 # Secrets set for a while and unset again stay in Key Vault while unset (stacks/azure/secrets.py):
 # the removable ones, but the regions' (regions are refused on Azure).
@@ -170,7 +170,7 @@ class AzureStack(pulumi.ComponentResource):
         self.register_outputs(self.outputs)
 
     def _releases(self, images: Images) -> pulumi.Output[Rolled]:
-        """The releases before and after this `up` (stacks/releases.py): an ACI release is its images by
+        """The releases before and after this `up` (stacks/shared/releases.py): an ACI release is its images by
         digest, which the launch policy admits (those of both lists, so the dispatcher this `up`
         replaces may still launch what it lists), and which the registry never deletes by itself
         (stacks/azure/registry.py)."""

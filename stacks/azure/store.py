@@ -13,7 +13,7 @@ new Basic/Standard/Premium caches from 1 October 2026, so a new stack could not 
 
 What it cannot do that the AWS store does: Azure Managed Redis assigns Entra ID identities only its
 built-in `default` access policy (full access); custom access policies with a command allow-list
-(stacks/store_access.py) exist on Azure Cache for Redis only. And the dispatcher signs in with a
+(stacks/shared/store_access.py) exist on Azure Cache for Redis only. And the dispatcher signs in with a
 password or Google's IAM token (dispatcher/store/client.py), not an Entra token. So the dispatcher
 signs in with the database's primary access key as `REDIS_PASSWORD`, which the stack reads from
 Azure (`listKeys`, kept secret in the state) and writes to Key Vault: no command allow-list, and

@@ -26,13 +26,16 @@ from urllib.parse import urlsplit
 
 import pulumi
 
+from dispatcher.settings.derived import DEFAULT_PROFILE
 from stacks.config.bot_env import OTLP_ENDPOINT, OTLP_HEADERS
+from stacks.config.derived import PROFILE_NAMES
 from stacks.config.reader import Reader
 
 LOG_ENV = {"LOG_FORMAT": "json"}
 WEBHOOK_URL = "WEBHOOK_URL"
 WEBHOOK_SECRET = "WEBHOOK_SECRET"  # noqa: S105 (a variable's name)
 DASHBOARD_ENABLED = "DASHBOARD_ENABLED"
+PROFILE = "VOICEFLEET_PROFILE"
 # A URL the bots' environment carries through a GCE metadata list (`KEY=value,…`): no separator in it.
 _URL = re.compile(r"^https?://[^\s,]+$")
 
@@ -43,13 +46,20 @@ class ObservabilitySettings:
     otlp_headers: bool = False  # the secret is set (its value is in Secrets.observability)
     webhook_url: str | None = None
     dashboard: bool = False
+    profile: str = "dev"  # the stack's profile (stacks/config/derived.py), the dispatcher's VOICEFLEET_PROFILE
 
     def dispatcher_environment(self) -> dict[str, str]:
         # The dashboard's variable only when on: off is the cloud dispatcher's own default, and an
         # environment without it is the one stacks had before the key existed (no new revision).
+        # Likewise the profile only when `prod` (`dev` is the dispatcher's default): its derived settings
+        # agree with the stack's (JSON logs, client keys required, a misspelt setting refused at start).
+        # Not the size: the stack hands the values it sizes itself (sessions, reserve, the channel's
+        # connection caps where it computes them), and VOICEFLEET_SIZE would also raise caps the stack
+        # holds per instance (Cloud Run's concurrency) and machine sizes it does not set.
         return {**LOG_ENV, **({OTLP_ENDPOINT: self.otlp_endpoint} if self.otlp_endpoint else {}),
                 **({WEBHOOK_URL: self.webhook_url} if self.webhook_url else {}),
-                **({DASHBOARD_ENABLED: "1"} if self.dashboard else {})}
+                **({DASHBOARD_ENABLED: "1"} if self.dashboard else {}),
+                **({PROFILE: self.profile} if self.profile != DEFAULT_PROFILE else {})}
 
     def dispatcher_secret_names(self) -> tuple[str, ...]:
         return ((OTLP_HEADERS,) if self.otlp_headers else ()) + ((WEBHOOK_SECRET,) if self.webhook_url else ())
@@ -86,7 +96,8 @@ def load(cfg: Reader) -> tuple[ObservabilitySettings, dict[str, pulumi.Output[st
         raise cfg.fail(given, f"is set together with {missing}, or neither is")
     secrets = {name: value for name, value in ((OTLP_HEADERS, headers), (WEBHOOK_SECRET, webhook_secret))
                if value is not None}
-    settings = ObservabilitySettings(endpoint, headers is not None, webhook_url, cfg.boolean("dashboardEnabled"))
+    settings = ObservabilitySettings(endpoint, headers is not None, webhook_url, cfg.boolean("dashboardEnabled"),
+                                     cfg.string("profile", choices=PROFILE_NAMES))
     return settings, secrets
 
 

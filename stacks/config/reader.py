@@ -12,8 +12,14 @@ from typing import Any
 
 import pulumi
 
+from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived, derived_keys
+
+NAMESPACE = "voicefleet"
+
 # The defaults, in one place (mirrored by Pulumi.yaml `config:`).
 DEFAULTS: dict[str, Any] = {
+    "size": "",  # "" = none: the defaults (stacks/config/derived.py)
+    "profile": "dev",  # the dispatcher's VOICEFLEET_PROFILE names (stacks/config/derived.py)
     "environment": "dev",
     "protect": False,
     "maxConcurrentSessions": 10,
@@ -147,6 +153,7 @@ class Reader:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.config = pulumi.Config(namespace)
+        self.read: set[str] = set()  # every key asked for: a set key outside it is read by nothing
 
     def key(self, name: str) -> str:
         return f"{self.namespace}:{name}"
@@ -154,7 +161,17 @@ class Reader:
     def fail(self, name: str, problem: str) -> SettingsError:
         return SettingsError(f"Invalid stack configuration: {self.key(name)} {problem}")
 
+    def default(self, name: str) -> Any:
+        """An unset key's value: what the stack's size or profile derives, else DEFAULTS."""
+        if self.namespace == NAMESPACE and name in derived_keys():
+            size = self.string("size", choices=SIZE_NAMES) if self.raw("size") else None
+            profile = self.string("profile", choices=PROFILE_NAMES)
+            if (found := derived(size, profile).get(name)) is not None:
+                return found[0]
+        return DEFAULTS[name]
+
     def raw(self, name: str) -> str | None:
+        self.read.add(name)
         value = self.config.get(name)
         return value.strip() if value is not None and value.strip() else None
 
@@ -164,7 +181,7 @@ class Reader:
         if value is None:
             if required or name not in DEFAULTS:
                 raise self.fail(name, "is required (pulumi config set " + name + " …)")
-            value = str(DEFAULTS[name])
+            value = str(self.default(name))
         if choices and value not in choices:
             raise self.fail(name, f"must be one of {', '.join(choices)} (got {value!r})")
         if pattern is not None and not pattern.match(value):
@@ -177,7 +194,7 @@ class Reader:
     def integer(self, name: str, *, minimum: int, maximum: int | None = None) -> int:
         raw = self.raw(name)
         if raw is None:
-            return int(DEFAULTS[name])
+            return int(self.default(name))
         try:
             value = int(raw)
         except ValueError:
@@ -191,7 +208,8 @@ class Reader:
     def boolean(self, name: str) -> bool:
         raw = self.raw(name)
         if raw is None:
-            return bool(DEFAULTS[name])
+            default = self.default(name)
+            return default == "true" if isinstance(default, str) else bool(default)
         if raw.lower() not in ("true", "false"):
             raise self.fail(name, f"must be true or false (got {raw!r})")
         return raw.lower() == "true"

@@ -16,7 +16,16 @@ from typing import Any
 import pulumi
 
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.config import admin_keys, alarms, bot_env_reads, bot_permissions, channel_capacity, cloud_run, limits
+from stacks.config import (
+    admin_keys,
+    alarms,
+    bot_env_reads,
+    bot_permissions,
+    channel_capacity,
+    cloud_run,
+    limits,
+    stack_keys,
+)
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
@@ -30,11 +39,12 @@ from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
 from stacks.config.model import AwsSettings, AzureSettings, GcpSettings, Secrets, Settings
-from stacks.config.reader import DEFAULTS, Reader, SettingsError
+from stacks.config.reader import DEFAULTS, NAMESPACE, Reader, SettingsError
 
-__all__ = ["DEFAULTS", "AwsSettings", "AzureSettings", "GcpSettings", "Secrets", "Settings", "SettingsError", "load"]
+__all__ = ["DEFAULTS", "NAMESPACE", "AwsSettings", "AzureSettings", "GcpSettings", "Secrets", "Settings",
+           "SettingsError", "load"]
 
-NAMESPACE = "voicefleet"
+
 CLOUDS = ("aws", "gcp", "azure", "k8s")
 # Each cloud's machines provider in the dispatcher (MACHINES): the reserve's cold-start default follows it.
 MACHINES = {"aws": "ecs", "gcp": "gce", "azure": "aci", "k8s": "k8s"}
@@ -75,6 +85,19 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the current stack's configuration (raises SettingsError)."""
     environ = os.environ if environ is None else environ
     cfg = Reader(NAMESPACE)
+    given = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    try:
+        settings = _load(cfg, environ)
+    except SettingsError as error:  # a misspelt key may be why: say so beside the error it led to
+        if misspelt := stack_keys.unknown(given, cfg.read, misspelt_only=True):
+            raise SettingsError(f"{error}; " + "; ".join(misspelt)) from None
+        raise
+    if misspelt := stack_keys.unknown(given, cfg.read):
+        raise SettingsError("Invalid stack configuration: " + "; ".join(misspelt))
+    return settings
+
+
+def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     cloud = cfg.string("cloud", choices=CLOUDS, required=True)
     stack = pulumi.get_stack()
     if not valid_stack_name(stack):

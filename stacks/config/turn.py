@@ -100,7 +100,7 @@ def _ssh_key(cfg: Reader) -> str | None:
 
 def browser_urls(turn: TurnSettings) -> int:
     """How many TURN URLs a client gets (TURN_URLS): the external service's, or the managed relay's
-    UDP and TCP on 3478 and, with TLS, turns: on 443 (stacks/turn_server.py urls)."""
+    UDP and TCP on 3478 and, with TLS, turns: on 443 (stacks/shared/turn_server.py urls)."""
     if turn.mode != "managed":
         return len(turn.external_urls)
     return 3 if turn.tls and turn.domain else 2

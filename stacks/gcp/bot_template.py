@@ -25,17 +25,17 @@ import pulumi
 import pulumi_gcp as gcp
 
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
-from stacks.contract import (
+from stacks.gcp.network import BOT_TAG
+from stacks.gcp.release_builds import Build
+from stacks.gcp.secrets import SecretStore
+from stacks.gcp.startup import STARTUP_SCRIPT
+from stacks.shared.contract import (
     GCE_CHANNEL_URL_METADATA_KEY,
     GCE_IMAGE_METADATA_KEY,
     GCE_SECRETS_METADATA_KEY,
     GCE_SETTINGS_METADATA_KEY,
     GCE_WEBRTC_IMAGE_METADATA_KEY,
 )
-from stacks.gcp.network import BOT_TAG
-from stacks.gcp.release_builds import Build
-from stacks.gcp.secrets import SecretStore
-from stacks.gcp.startup import STARTUP_SCRIPT
 
 COS_IMAGE = "projects/cos-cloud/global/images/family/cos-stable"
 # What `instances.insert` from this template needs, plus watching and removing the result.

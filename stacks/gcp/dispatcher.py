@@ -16,11 +16,11 @@ import pulumi_gcp as gcp
 from botchannel.contract import CHANNEL_URL_VARIABLE
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from dispatcher.reserve.policy import ReserveSettings
-from stacks import contract, turn_server
 from stacks.config.channel import CLOUD_RUN_VCPUS
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
 from stacks.gcp.secrets import SecretStore
+from stacks.shared import contract, turn_server
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class DispatcherArgs:
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     """The `gce` (or, botRuntime cloudrun, `cloudrun`) machines provider's environment
-    (stacks/contract.py names every key)."""
+    (stacks/shared/contract.py names every key)."""
     machines: dict[str, pulumi.Input[str]] = {"MACHINES": "cloudrun", **args.cloudrun} if args.cloudrun is not None \
         else {"MACHINES": "gce", "GCE_PROJECT": args.project, "GCE_ZONE": args.zone,
               "GCE_INSTANCE_TEMPLATE": args.instance_template, "GCE_INSTANCE_PREFIX": args.instance_prefix,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.turn_server import LISTEN_PORT
+from stacks.shared.turn_server import LISTEN_PORT
 
 BOT_TAG = "voicefleet-bot"
 TURN_PORT = LISTEN_PORT  # the relay's TURN port, over TCP for Cloud Run bots

@@ -58,7 +58,7 @@ NO_POLICIES = ("no alert policies: set `pulumi config set voicefleet:alertPolici
 
 
 def metric_environment(namespace: str) -> dict[str, str]:
-    """The dispatcher's part: JSON lines in this stack's namespace (stacks/contract.py METRIC_LINES_ENV)."""
+    """The dispatcher's part: JSON lines in this stack's namespace (stacks/shared/contract.py METRIC_LINES_ENV)."""
     return {"METRIC_LINES": "json", "METRIC_NAMESPACE": namespace}
 
 

@@ -3,7 +3,7 @@
 Firewall: ingress to the `voicefleet-turn` tag is exactly TURN (UDP and TCP 3478, TLS 443 with a
 certificate, the UDP relay range) from anywhere; nothing else, no SSH. The VM's own service
 account may read the relay's secrets (pinned versions) and write logs, nothing more; it reads the
-secrets at boot with its metadata-server token (stacks/turn_server.py writes the config).
+secrets at boot with its metadata-server token (stacks/shared/turn_server.py writes the config).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks import turn_server
 from stacks.config.turn import TurnSettings
 from stacks.gcp.secrets import SecretStore
 from stacks.gcp.startup import READ_AT_BOOT_FUNCTIONS
+from stacks.shared import turn_server
 
 TURN_TAG = "voicefleet-turn"
 DEBIAN_IMAGE = "debian-cloud/debian-12"

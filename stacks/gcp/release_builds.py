@@ -1,7 +1,7 @@
 """What a stack remembers of its releases from one `pulumi up` to the next, read from its own outputs.
 
 The list, its rules (names, `releasesKept`, refusing a changed release) and how a stack reads its
-own last outputs are stacks/config/releases.py's and stacks/releases.py's; this module adds what
+own last outputs are stacks/config/releases.py's and stacks/shared/releases.py's; this module adds what
 the clouds whose release definitions the stack re-declares each `up` (GCE
 templates, Cloud Run jobs) need besides: each kept release's *build* (its images by digest, from
 which its definition is made), and the releases that dropped out of the list but whose definition and
@@ -27,9 +27,9 @@ from typing import Any
 
 import pulumi
 
-from stacks import releases
 from stacks.config.reader import SettingsError
 from stacks.config.releases import ReleaseSettings, StackRelease, check_shared_name, derived_name, roll
+from stacks.shared import releases
 
 BUILDS_OUTPUT = "releaseBuilds"  # the stack output the next `up` reads back
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -158,7 +158,7 @@ def unexpired(builds: Builds, longest_bot_seconds: int, now: datetime) -> Builds
 
 
 def remembered(name: str, parent: pulumi.Resource) -> pulumi.Output[Builds]:
-    """What this very stack's last completed `up` kept (nothing before its first), as stacks/releases.py
+    """What this very stack's last completed `up` kept (nothing before its first), as stacks/shared/releases.py
     reads its list: through a StackReference to the stack itself."""
     reference = pulumi.StackReference(f"{name}-release-builds", stack_name=releases.own_stack(),
                                       opts=pulumi.ResourceOptions(parent=parent))

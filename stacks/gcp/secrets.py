@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.contract import REMOVABLE_SECRETS
+from stacks.shared.contract import REMOVABLE_SECRETS
 
 
 @dataclass(frozen=True)

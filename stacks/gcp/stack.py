@@ -16,7 +16,6 @@ import pulumi_gcp as gcp
 
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from images.component import Images, ImagesArgs
-from stacks import contract
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
@@ -40,7 +39,8 @@ from stacks.gcp.release_builds import BUILDS_OUTPUT, advance, remembered, up_tim
 from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
-from stacks.turn_server import turn_urls
+from stacks.shared import contract
+from stacks.shared.turn_server import turn_urls
 
 # The drop is stamped when the `up` starts (release_builds.up_time), but the old dispatcher keeps
 # launching the dropped release until the new revision serves: the build and the rollout, covered here.

@@ -15,7 +15,7 @@ Session values never appear on a command line (`ps` on the host would show them)
 from __future__ import annotations
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
-from stacks.contract import (
+from stacks.shared.contract import (
     BOT_CONTAINER_NAME,
     GCE_CHANNEL_URL_METADATA_KEY,
     GCE_IMAGE_METADATA_KEY,

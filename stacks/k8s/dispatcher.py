@@ -28,8 +28,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks import contract
 from stacks.config.phone import CALL_START_MARGIN_SECONDS
+from stacks.shared import contract
 
 PROBE_PATH = "/healthz"
 PORT_NAME = "http"
@@ -50,7 +50,7 @@ class DispatcherArgs:
     namespace: pulumi.Input[str]
     image: str  # by digest
     service_account: pulumi.Input[str]
-    environment: Mapping[str, pulumi.Input[str]]  # plain settings (stacks/contract.py K8S_ENV)
+    environment: Mapping[str, pulumi.Input[str]]  # plain settings (stacks/shared/contract.py K8S_ENV)
     secret_env: list[dict[str, Any]]  # each secret by reference (DispatcherSecret.env)
     replicas: int
     cpu: str

@@ -1,7 +1,7 @@
 """What the stack's last `up` left, read back, and the changes the program refuses against it.
 
 The program sees only the configuration of this `up`; what runs is what the last one made. Its
-outputs say that (read back through a StackReference to the stack itself, as stacks/releases.py
+outputs say that (read back through a StackReference to the stack itself, as stacks/shared/releases.py
 reads its releases). Two changes are refused here, whatever tool runs the `up`:
 
 - a new `k8sBotNamespace` or `k8sDispatcherNamespace`: pulumi-kubernetes replaces a Namespace whose
@@ -28,7 +28,7 @@ import pulumi
 
 from stacks.config.model import KubernetesSettings
 from stacks.config.reader import SettingsError
-from stacks.releases import own_stack
+from stacks.shared.releases import own_stack
 
 # The outputs read back (K8sStack.outputs writes them).
 BOT_NAMESPACE, DISPATCHER_NAMESPACE = "botNamespace", "dispatcherNamespace"

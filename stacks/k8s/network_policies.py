@@ -27,8 +27,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from dispatcher.machines.k8s.pods import APP, LABEL_APP
-from stacks import contract
 from stacks.k8s.namespaces import NAME_LABEL
+from stacks.shared import contract
 
 # Not the public internet: RFC 1918, shared address space (RFC 6598, often pod ranges), link-local
 # (169.254.169.254: cloud metadata), loopback, the IETF's own (RFC 6890: "this network", benchmarking,

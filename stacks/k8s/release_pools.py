@@ -6,7 +6,7 @@ dispatcher/machines/k8s/release_pools.py): each release's template and pool are 
 dispatcher finds them by the label and writes only the pool's `spec.replicas` (through `scale`), so the
 stack creates each pool at 0 and ignores its size afterwards (stacks/k8s/warm_pool.py).
 
-The releases are the stack's own memory (stacks/releases.py `rolled`: its last `releases` output,
+The releases are the stack's own memory (stacks/shared/releases.py `rolled`: its last `releases` output,
 rolled forward with this `up`'s bot image, `releasesKept` of them), as the cloud stacks keep a task
 definition or template per release. A release that leaves the list leaves the program, so its
 template and pool are deleted at the end of that `up`; a session already on one of its Sandboxes
@@ -25,7 +25,7 @@ from dispatcher.machines.k8s.pods import LABEL_RELEASE
 from dispatcher.releases.catalogue import ANY_TRANSPORT
 from stacks.config.releases import StackRelease
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
-from stacks.releases import Rolled
+from stacks.shared.releases import Rolled
 
 RELEASE_POOL_REPLICAS = 0  # at creation: the dispatcher's planner sizes each release's pool
 

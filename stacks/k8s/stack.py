@@ -19,7 +19,6 @@ import pulumi_kubernetes as k8s
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
-from stacks import contract
 from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
 from stacks.config.k8s import IN_CLUSTER
@@ -51,8 +50,9 @@ from stacks.k8s.release_pools import release_pools
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
-from stacks.releases import rolled
-from stacks.turn_server import external_environment
+from stacks.shared import contract
+from stacks.shared.releases import rolled
+from stacks.shared.turn_server import external_environment
 
 
 def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[str, str]:
@@ -242,7 +242,7 @@ class K8sStack(pulumi.ComponentResource):
             "drained": settings.drain,
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
             **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
-            # Read back by the next `up` (stacks/releases.py): the releases it keeps a pool for.
+            # Read back by the next `up` (stacks/shared/releases.py): the releases it keeps a pool for.
             **({RELEASES_OUTPUT: releases[RELEASES_VARIABLE]} if releases else {}),
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else

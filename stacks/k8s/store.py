@@ -9,7 +9,7 @@ user, only checks that its working directory, /data, the volume, is writable.
 
 Its configuration is a file in a Secret, mounted read-only, never in the args or the environment:
 the `default` user off with no password, and the dispatcher's user with exactly the rules the AWS
-stack gives ElastiCache (stacks/store_access.py) and `storePassword` (with `storePreviousPassword`
+stack gives ElastiCache (stacks/shared/store_access.py) and `storePassword` (with `storePreviousPassword`
 during a rotation) as SHA-256 hashes, so the file holds no password. The Secret is named by Pulumi,
 so a new password is a new Secret and the StatefulSet rolls its pod onto it (stacks/k8s/secrets.py
 says why). `maxmemory` with `noeviction`: a full store refuses writes rather than drop a lease.
@@ -28,7 +28,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.store_access import ACCESS, USER
+from stacks.shared.store_access import ACCESS, USER
 
 # docker.io's official image (valkey-io/valkey-container 8.1/debian/Dockerfile): Valkey 8.1.8 on Debian
 # trixie, its `valkey` user and group 999, its working directory /data, which its entrypoint requires

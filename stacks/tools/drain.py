@@ -49,7 +49,7 @@ from dispatcher.outbound.provider_errors import ProviderError
 from dispatcher.outbound.retry import Transient
 from dispatcher.settings import SettingsError
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT
-from stacks.contract import BOT_JOBS_OUTPUT
+from stacks.shared.contract import BOT_JOBS_OUTPUT
 from stacks.tools.drain_azure import SERVICE_PRINCIPAL, ContainerAppReplicas, aci_machines
 from stacks.tools.drain_cloud_run import CloudRunInstances, CloudRunTarget, DrainNotApplied
 from stacks.tools.drain_creates import DrainCreates

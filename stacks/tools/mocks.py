@@ -25,8 +25,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
-from stacks import releases
 from stacks.aws.store_access import rendered
+from stacks.shared import releases
 from stacks.tools.paths import PROGRAM
 
 ACCOUNT = "123456789012"
@@ -99,7 +99,7 @@ class Deployed:
     """What earlier `up`s of one stack left, for a run that stands for its next `up`.
 
     `outputs`: the stack's outputs, which a StackReference to the stack itself reads (its
-    `releases`, stacks/releases.py). `definitions`: each task definition family's registered
+    `releases`, stacks/shared/releases.py). `definitions`: each task definition family's registered
     definitions, oldest first: ECS numbers a family's revisions 1, 2, … and every argument of a
     task definition but its tags forces a replacement (terraform-provider-aws
     `resourceTaskDefinitionUpdate` updates tags only), so an unchanged definition keeps its

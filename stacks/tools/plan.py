@@ -26,12 +26,13 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from stacks.config.derived import explain
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
@@ -179,8 +180,17 @@ def _scalar(value: Any) -> str:
     return json.dumps(value)
 
 
-def render(stack: str, registrations: list[Registration]) -> str:
+def derivation(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+    """What the stack file (and --config) sets and what its size and profile derive, placeholders left out."""
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    config = {key: str(value) for key, value in (document.get("config") or {}).items()}
+    config.update({key if ":" in key else f"{NAMESPACE}:{key}": value for key, value in (overrides or {}).items()})
+    return explain(config, NAMESPACE)
+
+
+def render(stack: str, registrations: list[Registration], derived: Sequence[str] = ()) -> str:
     lines = [f"# {stack}: {len(registrations)} resources (offline plan under mocks; ids and digests are fake)"]
+    lines.extend(f"# {line}" for line in derived)
     for reg in sorted(registrations, key=lambda r: r.urn):
         flags = (" [protect]" if reg.protect else "") + (" [retain on delete]" if reg.retain_on_delete else "")
         lines.append("")
@@ -199,7 +209,7 @@ def render(stack: str, registrations: list[Registration]) -> str:
 
 def plan(stack: str) -> str:
     config, secret_keys = stack_config(stack)
-    return render(stack, run_program(config, secret_keys, stack=stack).registrations)
+    return render(stack, run_program(config, secret_keys, stack=stack).registrations, derivation(stack))
 
 
 class _Diagnostics(logging.Handler):
@@ -256,7 +266,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
         deployed = run_program(deployed_config, deployed_secrets, stack=stack).registrations
         found += immutable.violations(deployed, run.registrations, overrides)
         found += replacements.violations(deployed, run.registrations, overrides)
-    return render(stack, run.registrations), found, notes
+    return render(stack, run.registrations, derivation(stack, overrides)), found, notes
 
 
 def committed_snapshot(stack: str, ref: str) -> str:
@@ -319,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-__all__ = ["checked_plan", "diff", "first_up_notes", "main", "placeholders", "plan", "render", "stack_config"]
+__all__ = ["checked_plan", "derivation", "diff", "first_up_notes", "main", "placeholders", "plan", "render",
+           "stack_config"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from policy import rules
-from stacks import contract
 from stacks.config.turn import TurnSettings
+from stacks.shared import contract
+from stacks.shared.turn_server import coturn_config
 from stacks.tools.mocks import Run, unwrap
-from stacks.turn_server import coturn_config
 from tests.infra.conftest import ADMIN_SECRETS, CHANNEL, CHANNEL_SECRETS, StackRunner
 from tests.infra.helpers import container
 
@@ -309,7 +309,7 @@ def _turn(mode: str, **fields: object) -> TurnSettings:
 def test_a_session_allocates_once_per_turn_url_a_browser_gets_and_once_for_the_bot(
         turn: TurnSettings, allocations: int) -> None:
     from stacks.config.turn import allocations_per_session, browser_urls
-    from stacks.turn_server import urls
+    from stacks.shared.turn_server import urls
 
     assert allocations_per_session(turn) == allocations
     if turn.mode == "managed":

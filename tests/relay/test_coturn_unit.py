@@ -2,7 +2,7 @@
 
 Debian's `coturn.service` runs `User=turnserver`, `Group=turnserver` with no capabilities; coturn then
 cannot bind 443 and retries the bind forever. The test reads the installed unit file, applies the
-drop-ins the relay's boot script writes (stacks/turn_server.py), and starts Debian's coturn as
+drop-ins the relay's boot script writes (stacks/shared/turn_server.py), and starts Debian's coturn as
 that user with exactly the capabilities the merged unit grants (`setpriv`, in a network namespace
 of its own), with the configuration the boot script renders, TLS on 443 included.
 """
@@ -24,7 +24,7 @@ from typing import IO
 import pytest
 
 from stacks.config.turn import TurnSettings
-from stacks.turn_server import TLS_DIR, boot_script
+from stacks.shared.turn_server import TLS_DIR, boot_script
 
 UNIT = Path("/lib/systemd/system/coturn.service")
 STARTED = "Total General servers"  # coturn logs it once every listener is bound

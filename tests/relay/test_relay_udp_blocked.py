@@ -1,7 +1,7 @@
 """A WebRTC session whose bot can send no UDP at all, as on Cloud Run (which documents none): its
 media goes to the stack's TURN relay over TCP.
 
-Debian's coturn runs with the configuration the stack writes (stacks/turn_server.py
+Debian's coturn runs with the configuration the stack writes (stacks/shared/turn_server.py
 `coturn_config`; the boot script's own additions, the listening address and the secret, added
 here). In the bot's namespace the firewall drops every UDP datagram in or out (but on loopback): a
 STUN Binding over UDP to the relay goes unanswered there, over TCP it is answered (the controls).
@@ -23,9 +23,9 @@ import pytest
 
 from dispatcher.media.turn import TurnCredentials, TurnSettings
 from stacks.config.turn import TurnSettings as StackTurnSettings
-from stacks.turn_server import LISTEN_PORT
-from stacks.turn_server import coturn_config as stack_coturn_config
-from stacks.turn_server import urls as stack_urls
+from stacks.shared.turn_server import LISTEN_PORT
+from stacks.shared.turn_server import coturn_config as stack_coturn_config
+from stacks.shared.turn_server import urls as stack_urls
 from tests.support.coturn import Coturn, run_coturn
 from tests.support.netns import TURN_ADDRESS, RelayTopology
 from tests.support.netns_session import run_session
@@ -106,7 +106,7 @@ def test_a_bot_with_no_udp_talks_through_the_stacks_relay_over_tcp(
     block_udp(topology.bot)
     assert (stun(topology.bot, "udp"), stun(topology.bot, "tcp")) == ("silent", "answered")
     tcp_before = packets(topology.bot, "OUTPUT", "ACCEPT", "tcp")
-    # TURN_URLS as the stack hands them out (stacks/turn_server.py `urls`: UDP first), and the
+    # TURN_URLS as the stack hands them out (stacks/shared/turn_server.py `urls`: UDP first), and the
     # job's own BOT_TURN_TRANSPORT=tcp (stacks/gcp/bot_job.py): aiortc uses the first TURN URL only.
     settings = TurnSettings.from_env({"TURN_URLS": ",".join(stack_urls(STACK_TURN, TURN_ADDRESS)),
                                       "TURN_SHARED_SECRET": turn_secret}, cloud=True)

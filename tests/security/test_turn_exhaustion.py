@@ -22,7 +22,7 @@ from aioice import stun
 
 from dispatcher.settings import Settings, hash_api_key
 from stacks.config.turn import USER_QUOTA, TurnSettings
-from stacks.turn_server import coturn_config
+from stacks.shared.turn_server import coturn_config
 from tests.security.conftest import KEY_A, KEY_B, MakeDispatcher
 from tests.support.ports import free_port_pair
 from tests.support.turn_client import TurnClient

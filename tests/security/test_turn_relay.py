@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stacks.config.turn import TurnSettings
-from stacks.turn_server import coturn_config
+from stacks.shared.turn_server import coturn_config
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn (`turnserver`) is not installed"),

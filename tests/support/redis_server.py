@@ -2,7 +2,7 @@
 users as the AWS stack makes them.
 
 The dispatcher signs in as the stack's RBAC user, `voicefleet`, with the access string the stack
-renders (stacks/store_access.py, the string stacks/aws/store.py gives ElastiCache) and a password,
+renders (stacks/shared/store_access.py, the string stacks/aws/store.py gives ElastiCache) and a password,
 and connects the way aws-prod's task does: `REDIS_URL` names the user, `REDIS_PASSWORD` holds the
 password (`env`). The `default` user is off with a password nobody is given, as the stack holds
 it, and the server starts channel rules at `allchannels`, as ElastiCache Serverless does. A command, key or channel the
@@ -38,7 +38,7 @@ import redis
 from redis.maint_notifications import MaintNotificationsConfig
 
 from stacks.aws.store import USER
-from stacks.store_access import ACCESS
+from stacks.shared.store_access import ACCESS
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 

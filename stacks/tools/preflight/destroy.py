@@ -74,7 +74,7 @@ def violations(registrations: Iterable[Registration], outputs: Mapping[str, Any]
 def _unswept_jobs(registrations: Iterable[Registration], outputs: Mapping[str, Any]) -> list[str]:
     """Cloud Run: the drain lists executions job by job, so every job the stack keeps (a session may
     still run in a retiring release's) must be named in the output it sweeps (BOT_JOBS_OUTPUT)."""
-    from stacks.contract import BOT_JOBS_OUTPUT
+    from stacks.shared.contract import BOT_JOBS_OUTPUT
 
     named = {str(path).rsplit("/", 1)[-1] for path in unwrap(outputs.get(BOT_JOBS_OUTPUT)) or []}
     jobs = sorted(str(unwrap(r.inputs).get("name")) for r in registrations if r.type == "gcp:cloudrunv2/job:Job")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from stacks import contract
+from stacks.shared import contract
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
 from tests.infra.helpers import actions, component_outputs, container, mock_id, policy_statements

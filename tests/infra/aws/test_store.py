@@ -9,10 +9,10 @@ import json
 import pulumi
 import pytest
 
-from stacks import store_access
 from stacks.aws import store as aws_store
 from stacks.config.limits import valid_store_password
 from stacks.config.reader import SettingsError
+from stacks.shared import store_access
 from stacks.tools.mocks import Registration, Run, is_secret, unwrap
 from stacks.tools.preflight import readback
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner

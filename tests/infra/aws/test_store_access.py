@@ -1,4 +1,4 @@
-"""The store user's access string (stacks/store_access.py, stacks/aws/store_access.py): exactly the commands the
+"""The store user's access string (stacks/shared/store_access.py, stacks/aws/store_access.py): exactly the commands the
 dispatcher's code sends, on its keys and channels, within ElastiCache's rules.
 
 The commands come from the code (tests/support/store_commands.py), never from a list typed here:
@@ -21,7 +21,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from dispatcher.store.client import DEFAULT_PREFIX, StoreSettings, connect
 from stacks.aws.store import USER
 from stacks.aws.store_access import CONTAINERS, checked, elasticache_problems, rendered
-from stacks.store_access import ACCESS, CHANNEL_PATTERN, COMMANDS, KEY_PATTERN, PREFIX
+from stacks.shared.store_access import ACCESS, CHANNEL_PATTERN, COMMANDS, KEY_PATTERN, PREFIX
 from tests.support.redis_server import ENGINES, RedisServer, redis_server
 from tests.support.store_commands import UnreadableCommand, commands_in, dispatcher_commands, dispatcher_scripts
 

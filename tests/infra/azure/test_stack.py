@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from stacks import contract
 from stacks.azure import identity, naming
 from stacks.azure.dispatcher import PROBE_PATH, SECRETS_DIGEST_VARIABLE
 from stacks.azure.secrets import UNSET_TAG, UNSET_VALUE
 from stacks.config.store import ACCEPTED_MESSAGE_SECRET_KEY
+from stacks.shared import contract
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.infra.conftest import CHANNEL_SECRETS, SECRETS, StackRunner
 

@@ -12,8 +12,8 @@ import pytest
 
 from images.budgets import judge
 from images.size_prediction import predict
-from stacks import contract
 from stacks.config.settings import SettingsError
+from stacks.shared import contract
 from stacks.tools.mocks import Run, is_secret, unwrap
 from tests.images.examples_shaped import DAILY_IMPORT_LINE, examples_shaped_project
 from tests.images.test_bot_project import ROOT, project

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from stacks import contract
 from stacks.config.channel import PING_INTERVAL_SECONDS
 from stacks.config.settings import SettingsError
 from stacks.gcp.startup import STARTUP_SCRIPT
+from stacks.shared import contract
 from stacks.tools.mocks import GCP_PROJECT_NUMBER, Run, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_DOMAIN, CHANNEL_SECRETS, CHANNEL_TOKEN, SECRETS, StackRunner
 from tests.infra.helpers import container

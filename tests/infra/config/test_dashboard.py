@@ -9,8 +9,8 @@ import re
 import pytest
 
 from dispatcher.api.status_view import dashboard_enabled
-from stacks import contract
 from stacks.azure.dispatcher import SECRETS_DIGEST_VARIABLE
+from stacks.shared import contract
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import StackRunner
 from tests.infra.helpers import container

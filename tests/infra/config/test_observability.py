@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stacks import contract
 from stacks.config.observability import ObservabilitySettings
 from stacks.gcp.startup import STARTUP_SCRIPT
+from stacks.shared import contract
 from tests.infra.conftest import SECRETS, StackRunner
 from tests.infra.helpers import container, unwrap
 

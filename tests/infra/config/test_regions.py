@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from dispatcher.regions.config import VARIABLES
-from stacks import contract
 from stacks.config.reader import SettingsError
+from stacks.shared import contract
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_DOMAIN, SECRETS, StackRunner
 from tests.infra.helpers import component_outputs, container

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.reserve.policy import ReserveSettings
-from stacks import contract
 from stacks.config.settings import SettingsError
+from stacks.shared import contract
 from tests.infra.conftest import StackRunner
 from tests.infra.gcp.test_stack import dispatcher_container
 from tests.infra.helpers import container

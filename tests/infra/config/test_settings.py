@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 
+from stacks.config.derived import derived_keys
 from stacks.config.settings import DEFAULTS, SettingsError
 from tests.infra.conftest import SECRETS, StackRunner, config_for
 from tests.infra.helpers import ROOT
@@ -85,7 +86,16 @@ def test_project_file_defaults_equal_the_settings_defaults() -> None:
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     defaults = {key: spec["default"] for key, spec in declared.items()
                 if isinstance(spec, dict) and "default" in spec and "type" in spec}
-    assert defaults == DEFAULTS
+    assert defaults == {key: value for key, value in DEFAULTS.items() if key not in derived_keys()}
+
+
+def test_derived_keys_are_untyped_with_an_empty_default() -> None:
+    """The CLI hands the program every declared default as if the stack had set it: a derived key's
+    default is "" (unset), or a size or profile could never derive it."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key in derived_keys():
+        assert declared[key] == {"description": declared[key]["description"], "default": ""}, key
+        assert "derived from size or profile" in declared[key]["description"], key
 
 
 def test_secrets_are_untyped_with_an_empty_default() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from stacks import contract
 from stacks.gcp.bot_template import LAUNCH_PERMISSIONS
 from stacks.gcp.network import BOT_TAG
+from stacks.shared import contract
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import component_outputs

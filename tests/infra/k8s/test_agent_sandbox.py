@@ -14,7 +14,7 @@ import pytest
 from dispatcher.machines.k8s.pods import LABEL_RELEASE
 from dispatcher.machines.k8s.pool_pod import pool_pod_problem
 from dispatcher.machines.k8s.settings import DEFAULT_WARM_POOL, K8sSettings
-from stacks import contract
+from stacks.shared import contract
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.fakes.k8s import KUBE_VERSION
 from tests.fakes.k8s_sandbox import crd_schemas, schema_problems

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from stacks import contract
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s.dispatcher import grace_seconds
+from stacks.shared import contract
 from stacks.tools.mocks import Run, is_secret, unwrap
 from tests.fakes.k8s import restricted_problem
 from tests.infra.helpers import component_outputs

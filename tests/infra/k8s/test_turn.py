@@ -10,9 +10,9 @@ import pytest
 
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.settings import SettingsError as DispatcherSettingsError
-from stacks import contract
 from stacks.config.settings import SettingsError
 from stacks.k8s.network_policies import unreachable_urls, url_host
+from stacks.shared import contract
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env
 from tests.infra.k8s.test_agent_sandbox import DEPLOYER, dispatcher_env, pod_template

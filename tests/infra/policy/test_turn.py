@@ -9,7 +9,7 @@ import pytest
 
 from policy import rules
 from stacks.config.turn import TurnSettings
-from stacks.turn_server import coturn_config
+from stacks.shared.turn_server import coturn_config
 from tests.infra.policy.test_pack import violations
 
 AWS_INSTANCE, GCE_INSTANCE = "aws:ec2/instance:Instance", "gcp:compute/instance:Instance"

@@ -26,7 +26,7 @@ from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.outbound.retry import Transient
 from dispatcher.store.local import LocalCoordination
-from stacks import contract
+from stacks.shared import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
 from stacks.tools.mocks import Run
 from tests.fakes.cloud_run import FakeCloudRun

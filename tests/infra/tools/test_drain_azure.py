@@ -15,7 +15,7 @@ import pytest
 from dispatcher.machines.aci.reserve import AciWarmMachines
 from dispatcher.machines.base import LaunchSpec
 from dispatcher.store.local import LocalCoordination
-from stacks import contract
+from stacks.shared import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
 from tests.fakes.arm_aci import ARM_SCOPE, FakeArmAci
 from tests.fakes.fixtures import fake_aci  # noqa: F401 - a fixture

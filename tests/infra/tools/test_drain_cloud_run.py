@@ -13,7 +13,7 @@ import pytest
 from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.gce.reserve import GceWarmMachines
 from dispatcher.store.local import LocalCoordination
-from stacks import contract
+from stacks.shared import contract
 from stacks.tools.drain import Drain, DrainError, main, provider_environment
 from tests.fakes.cloud_run import FakeCloudRun
 from tests.fakes.fixtures import fake_cloud_run, fake_gce  # noqa: F401 - fixtures

@@ -40,7 +40,7 @@ def test_plan_shows_secrets_only_as_placeholders() -> None:
 def test_secret_keys_missing_from_a_stack_file_get_secret_placeholders() -> None:
     config, secret_keys = stack_config("gcp-prod")
     assert {"voicefleet:dailyApiKey", "voicefleet:dispatcherApiKeys"} <= set(secret_keys)
-    assert config["voicefleet:cloud"] == "gcp" and config["voicefleet:protect"] == "true"
+    assert config["voicefleet:cloud"] == "gcp" and config["voicefleet:profile"] == "prod"
 
 
 def test_diff_mode_shows_a_changed_input_as_a_one_line_change() -> None:

@@ -62,7 +62,7 @@ def turn_urls(turn: TurnSettings | None,
 
 def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]], credentials_per_key: int,
                            transports: Sequence[str] = ("daily", "webrtc")) -> dict[str, pulumi.Input[str]]:
-    """The dispatcher's TURN variables (stacks/contract.py TURN_ENV; the secret comes by reference);
+    """The dispatcher's TURN variables (stacks/shared/contract.py TURN_ENV; the secret comes by reference);
     `transports`: the web sessions it offers, the default first (stacks/config/bot.py web_transports)."""
     urls = pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found))
     found: dict[str, pulumi.Input[str]] = {**_variables(urls, credentials_per_key, transports)}
@@ -89,6 +89,8 @@ def _variables(urls: _Urls, credentials_per_key: int, transports: Sequence[str])
 
 def coturn_config(turn: TurnSettings) -> str:
     low, high = turn.relay_ports
+    # The first line names the module's old path on purpose: this text is in every relay's boot script,
+    # and editing it would restart the running relays (now stacks/shared/turn_server.py).
     lines = [
         "# voicefleet TURN relay (stacks/turn_server.py). The boot script appends external-ip,",
         "# static-auth-secret and the TLS files; nothing secret is in this text.",

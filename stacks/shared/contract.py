@@ -49,6 +49,9 @@ WEBHOOK_SECRETS: tuple[str, ...] = ("WEBHOOK_SECRET",)
 # GET /dashboard (dispatcher/api/status_view.py), set only with `dashboardEnabled`: unset, a cloud dispatcher serves
 # no page, so a stack without the key keeps the environment (and the revision) it had.
 DASHBOARD_ENV: tuple[str, ...] = ("DASHBOARD_ENABLED",)
+# The stack's profile (stacks/config/derived.py), set only with `profile: prod`: `dev` is the
+# dispatcher's default, so a dev stack keeps the environment (and the revision) it had.
+PROFILE_ENV: tuple[str, ...] = ("VOICEFLEET_PROFILE",)
 # Secrets a stack is meant to drop again: the accepted message secret (step 3 of the rotation in
 # docs/pulumi.md removes it), the regions' accepted secret (likewise, docs/regions.md) and the
 # optional observability ones. Never `protect`ed: Pulumi refuses

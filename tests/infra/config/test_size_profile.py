@@ -1,0 +1,100 @@
+"""A stack's `size` and `profile` derive the keys it leaves unset; a key it sets wins; a key nobody
+reads is refused with the nearest real one; the example production stacks stay short."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from dispatcher.settings.derived import PROFILES, SIZES
+from stacks.azure.dispatcher import SECRETS_DIGEST_VARIABLE
+from stacks.config.derived import STACK_PROFILES, STACK_SIZES, derived_keys, markdown_table, sized
+from stacks.config.reader import DEFAULTS
+from stacks.config.settings import SettingsError
+from stacks.shared import contract
+from tests.infra.config.test_dashboard import CONTRACT, plain_environment
+from tests.infra.config.test_settings import pulumi_yaml_defaults
+from tests.infra.conftest import StackRunner, config_for
+from tests.infra.helpers import ROOT
+
+BOT_TASK = "aws:ecs/taskDefinition:TaskDefinition"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+# The example stacks a reader copies for production (and the Kubernetes one), held short.
+EXAMPLE_STACKS = ("aws-prod", "gcp-prod", "azure-prod", "k8s-dev")
+MAX_EXAMPLE_KEYS = 15
+
+
+def test_a_size_derives_the_machines_and_a_profile_the_retention(stack: StackRunner) -> None:
+    run = stack("aws", size="medium", profile="prod")
+    task = run.one(BOT_TASK, "voicefleet-aws-test-bot")
+    assert (task.inputs["cpu"], task.inputs["memory"]) == ("1024", "2048")
+    assert {group.inputs["retentionInDays"] for group in run.of_type(LOG_GROUP)} == {90}
+    assert any(reg.protect for reg in run.registrations)
+
+
+def test_without_size_or_profile_the_defaults_hold(stack: StackRunner) -> None:
+    run = stack("aws")
+    assert run.one(BOT_TASK, "voicefleet-aws-test-bot").inputs["cpu"] == "512"
+    assert {group.inputs["retentionInDays"] for group in run.of_type(LOG_GROUP)} == {14}
+    assert not any(reg.protect for reg in run.registrations)
+
+
+def test_a_key_set_wins_over_its_derived_value(stack: StackRunner) -> None:
+    run = stack("aws", size="medium", profile="prod", botCpu="512", botMemory="1024", logRetentionDays="30")
+    assert run.one(BOT_TASK, "voicefleet-aws-test-bot").inputs["cpu"] == "512"
+    assert {group.inputs["retentionInDays"] for group in run.of_type(LOG_GROUP)} == {30}
+
+
+def test_the_clis_project_defaults_leave_the_derivation_alone(stack: StackRunner) -> None:
+    """`pulumi up` hands every declared default as if set: a derived key's is "" (unset)."""
+    given = config_for("aws", {}, None)
+    defaults = {key: value for key, value in pulumi_yaml_defaults().items() if f"voicefleet:{key}" not in given}
+    run = stack("aws", **{**defaults, "size": "medium", "profile": "prod"})
+    assert run.one(BOT_TASK, "voicefleet-aws-test-bot").inputs["cpu"] == "1024"
+
+
+def test_a_misspelt_key_is_refused_with_the_nearest_name(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError) as caught:
+        stack("aws", reserveMaxIdel="3")
+    assert "voicefleet:reserveMaxIdel is no stack key: did you mean reserveMaxIdle?" in str(caught.value)
+
+
+def test_an_unknown_size_names_the_key_and_the_choices(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError) as caught:
+        stack("aws", size="huge")
+    assert "voicefleet:size must be one of small, medium, large" in str(caught.value)
+
+
+def test_sizes_and_profiles_are_the_dispatchers_own() -> None:
+    assert set(STACK_SIZES) == set(SIZES) and set(STACK_PROFILES) == set(PROFILES)
+    for size, values in SIZES.items():
+        assert sized(size)["maxConcurrentSessions"] == values["MAX_CONCURRENT_SESSIONS"]
+        assert sized(size)["reserveMaxIdle"] == values["RESERVE_MAX_IDLE"]
+    # `small` is the defaults themselves, as for the dispatcher.
+    assert {key: str(DEFAULTS[key]) for key in sized("small")} == sized("small")
+
+
+def test_every_derived_key_is_one_the_program_reads() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert derived_keys() <= set(declared)
+
+
+def test_the_example_production_stacks_set_at_most_fifteen_keys() -> None:
+    counts = {name: len(yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())["config"])
+              for name in EXAMPLE_STACKS}
+    print("keys set per example stack:", counts)
+    assert all(count <= MAX_EXAMPLE_KEYS for count in counts.values()), counts
+
+
+def test_the_pages_table_is_the_derivation_table() -> None:
+    page = (ROOT / "docs" / "pulumi.md").read_text()
+    block = page.split("<!-- derived-table:", 1)[1].split("-->", 1)[1].split("<!-- /derived-table -->", 1)[0]
+    assert block.strip() == markdown_table().strip(), "paste `python -m stacks.config.derived` into docs/pulumi.md"
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_prod_stack_hands_the_dispatcher_its_profile(stack: StackRunner, cloud: str) -> None:
+    env = plain_environment(cloud, stack(cloud, profile="prod"))
+    assert env["VOICEFLEET_PROFILE"] == "prod"
+    assert set(env) - set(CONTRACT[cloud]) - {SECRETS_DIGEST_VARIABLE} == set(contract.PROFILE_ENV)
+    assert "VOICEFLEET_PROFILE" not in plain_environment(cloud, stack(cloud, profile="dev"))
