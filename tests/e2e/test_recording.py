@@ -214,3 +214,41 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
     assert await view.open_uploads("") == []
     if isinstance(view, AzureBlobStore | GcsStore):
         await view.aclose()
+
+
+@pytest.fixture(scope="module")
+def s3_dispatcher_as_deployed(tmp_path_factory: pytest.TempPathFactory
+                              ) -> Iterator[tuple[DispatcherProcess, CloudStore]]:
+    """A dispatcher recording into S3 with the checkpoint a stack gives it (the setting's default, 20 s)."""
+    with s3_store() as store:
+        env = {"RESERVE_MAX_IDLE": "0", "RECORDING": "on", **store.env}
+        with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+            yield running, store
+
+
+async def test_a_bot_killed_40_s_into_a_call_leaves_all_its_complete_checkpoints(s3_dispatcher_as_deployed):
+    dispatcher, store = s3_dispatcher_as_deployed
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
+        started = await api.post("/start", json={"body": {}})
+        assert started.status_code == 201, started.text
+        session_id = started.json()["session_id"]
+        async with WebRTCClient(dispatcher.base_url + started.json()["offer_url"]) as client:
+            (bot,) = children_of(dispatcher.process.pid)
+            result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
+            assert result.replied, result.summary()
+            joined = await timeline_event(api, session_id, "joined")
+            await asyncio.sleep(max(0.0, joined["at"] + 40.0 - time.time()))  # the call runs on, 40 s in all
+            os.kill(bot, signal.SIGKILL)
+            killed_at = time.time()
+            partial = await timeline_event(api, session_id, "recording_partial")
+            listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json"})
+
+    urls = {a["name"]: a["url"] for a in listing["artifacts"]}
+    async with httpx.AsyncClient(timeout=30, verify=store.tls()) as download:
+        stereo = read_stereo((await download.get(urls["recording.wav"])).content)
+    ran = killed_at - joined["at"]
+    # Checkpoints every 20 s: a call killed at 40 s keeps at least its first ~20 s, never more than it ran.
+    assert 10.0 <= stereo.seconds <= ran + 0.5, (stereo.seconds, ran)
+    assert partial["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
+    view = build_store(ArtifactSettings.from_env(store.env), store.env)
+    assert await view.open_uploads("") == []
