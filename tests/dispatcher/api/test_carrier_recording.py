@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from dispatcher.phone.carrier_recording import callback_path
+from dispatcher.phone.carrier_recording import MAX_LINKED, callback_path
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import twilio_signature
 from dispatcher.settings import SettingsError, hash_api_key
@@ -211,3 +211,33 @@ def test_a_carrier_recording_without_its_signing_credential_is_a_settings_error(
                                                                                  message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         PhoneSettings.from_env(env, keyless=False, bot_channel_token=None)
+
+
+async def test_a_recording_is_linked_once_and_a_session_links_a_few(dispatcher: Dispatcher) -> None:
+    """Signed again (a field more: another signature, past the replay record) the same recording is
+    not listed twice, and however many recordings the carrier reports, the session lists a few."""
+    async with dispatcher("twilio") as phone:
+        path = _callback_path((await _twilio_answer(phone)).find("./Start/Recording"))  # type: ignore[arg-type]
+        session_id = await _session_of(phone, path)
+        assert await _twilio_callback(phone, path, TWILIO_DONE) == 204
+        assert await _twilio_callback(phone, path, {**TWILIO_DONE, "ErrorCode": "0"}) == 204
+        once = await _listed(phone, session_id)
+        for n in range(MAX_LINKED + 3):
+            assert await _twilio_callback(phone, path, {**TWILIO_DONE, "RecordingSid": f"RE{n:032x}"}) == 204
+        many = await _listed(phone, session_id)
+    assert once is not None and len(once["carrier_recordings"]) == 1
+    assert many is not None and len(many["carrier_recordings"]) == MAX_LINKED
+
+
+async def test_a_pre_signed_recording_url_is_not_kept(dispatcher: Dispatcher) -> None:
+    """Telnyx's RecordingUrl is signed for minutes: its query is a credential, not a lasting link."""
+    async with dispatcher("twilio") as phone:
+        path = _callback_path((await _twilio_answer(phone)).find("./Start/Recording"))  # type: ignore[arg-type]
+        session_id = await _session_of(phone, path)
+        signed = "https://s3.amazonaws.com/telnyx-recordings/r.mp3?X-Amz-Signature=abc&X-Amz-Credential=AKIA"
+        assert await _twilio_callback(phone, path, {**TWILIO_DONE, "RecordingUrl": signed}) == 204
+        listing = await _listed(phone, session_id)
+    assert listing is not None
+    [linked] = listing["carrier_recordings"]
+    assert "url" not in linked and linked["recording_sid"] == TWILIO_DONE["RecordingSid"]
+    assert "X-Amz" not in str(listing)
