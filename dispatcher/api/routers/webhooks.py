@@ -40,6 +40,7 @@ from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, handed_out_bas
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.carrier_recording import (
     MAX_LINKED,
+    RECORDING_CARRIERS,
     CallbackRefused,
     callback_path,
     mac_valid,
@@ -208,6 +209,8 @@ async def carrier_recording_status(request: Request, carrier: str, session_id: s
     """The carrier's recording status callback: signed as its call webhooks are, once, for the
     session its URL names (and MACs). A completed recording is linked on the session's timeline."""
     state, raw, params, base = await _read(request)
+    if carrier not in RECORDING_CARRIERS:  # before the span: an unverified path segment is no attribute
+        raise ApiError(404, "not_found", f"no carrier records here by that name: {', '.join(RECORDING_CARRIERS)}")
     with _verifying(carrier):
         if carrier not in state.settings.carrier_recording:
             raise ApiError(404, "not_found", f"this dispatcher keeps no {carrier} recording (PHONE_CARRIER_RECORDING)")

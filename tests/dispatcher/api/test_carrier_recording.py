@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+import dispatcher.observability.tracing as tracing
 from dispatcher.phone.carrier_recording import MAX_LINKED, callback_path
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import twilio_signature
@@ -241,3 +242,20 @@ async def test_a_pre_signed_recording_url_is_not_kept(dispatcher: Dispatcher) ->
     [linked] = listing["carrier_recordings"]
     assert "url" not in linked and linked["recording_sid"] == TWILIO_DONE["RecordingSid"]
     assert "X-Amz" not in str(listing)
+
+
+async def test_a_made_up_carrier_is_not_found_before_it_names_a_span(dispatcher: Dispatcher,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path's carrier is unverified text: it becomes a span attribute only when it is a known carrier."""
+    named: list[object] = []
+    step = tracing.step
+
+    def spied(name: str, **attributes: object) -> Any:
+        named.extend(attributes.values())
+        return step(name, **attributes)
+
+    monkeypatch.setattr(tracing, "step", spied)
+    async with dispatcher("twilio") as phone:
+        response = await phone.api.post("/phone/" + "x" * 300 + "/recordings/s/m", content="", headers=FORM)
+    assert response.status_code == 404
+    assert not any("x" * 300 in str(value) for value in named)
