@@ -3,9 +3,10 @@
 The recording policy rules it as it rules the bot-side recording: only a session whose audio
 policy is `on` gets one. `consent` does not: the carrier records from the first second, before
 any consent prompt. A webhook's call is the phone caller's, and its release is chosen when its
-stream opens, so the webhook checks the policy of the phone caller's key; the status callback
-checks it again with the release the session's timeline names, and links nothing a release rule
-turns off (the timeline then names the recording, for the team to delete at the carrier).
+stream opens, after the carrier started recording: the webhook asks for a copy only when the phone
+caller's policy is `on` whichever release the call gets; the status callback checks it again with
+the release the session's timeline names, and links nothing a release rule turns off (the
+timeline then names the recording, for the team to delete at the carrier).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ def _policy(state: AppState, release: str | None) -> Keeping:
     artifacts = state.artifacts
     if artifacts is None or not artifacts.settings.on:
         return Keeping()
-    return artifacts.settings.rules.for_session(PHONE_CALLER, release)
+    rules = artifacts.settings.rules
+    # No release yet (the webhook's answer), or none the timeline still names: the carrier records
+    # from the first second, so every release the call could get must keep its audio.
+    return rules.for_session(PHONE_CALLER, release) if release is not None else rules.for_any_release(PHONE_CALLER)
 
 
 def carrier_copy_kept(state: AppState, carrier: str, release: str | None = None) -> bool:

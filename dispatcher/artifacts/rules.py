@@ -73,6 +73,15 @@ class RecordingRules:
                 keeping = rule.applied_to(keeping)
         return keeping
 
+    def for_any_release(self, key_name: str | None) -> Keeping:
+        """The most careful keeping over every release this key's session could be given: for what
+        starts before its release is chosen (a carrier's recording of a phone call, a Daily room's
+        cloud recording), where a release rule that keeps less must hold whichever release it gets."""
+        keeping = self.for_session(key_name, None)
+        for name in self.named("release"):
+            keeping = keeping.careful(self.for_session(key_name, name))
+        return keeping
+
     def named(self, selector: str) -> set[str]:
         """The key names (or releases) the rules name: checked against those that exist."""
         return {rule.name for rule in self.rules if rule.selector == selector}

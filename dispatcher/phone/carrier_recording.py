@@ -25,6 +25,7 @@ from dispatcher.settings import SettingsError
 
 RECORDING_CARRIERS = ("twilio", "telnyx")
 CALLBACK_PATH = "/phone/{carrier}/recordings/{session_id}/{mac}"
+MAX_LINKED = 4  # a call's answer starts one recording; a call answered again (a redirect) a few more
 MAX_URL_CHARS = 2048
 _SID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
@@ -96,6 +97,10 @@ def recording_from_form(carrier: str, params: Iterable[tuple[str, str]]) -> Carr
     url = fields.get("RecordingUrl") or None
     if url is not None and (not url.startswith("https://") or len(url) > MAX_URL_CHARS):
         raise CallbackRefused("RecordingUrl is not an https:// URL")
+    if url is not None and "?" in url:
+        # A pre-signed URL (Telnyx's, valid minutes): its query is a credential, which the timeline
+        # would keep a day past its use (and cut short); the recording SID is the lasting name.
+        url = None
     call_sid = fields.get("CallSid") or None
     return CarrierRecording(carrier=carrier, status=status, recording_sid=sid, url=url,
                             duration_seconds=_count(fields.get("RecordingDuration")),

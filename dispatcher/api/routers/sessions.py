@@ -118,7 +118,11 @@ def kept_by_policy(state: AppState, who: Caller, release: str | None, wanted: Wa
     """What this session's recording policy keeps, lowered by what its start asked."""
     if state.artifacts is None or not state.artifacts.settings.on:
         return Keeping()
-    return lowered(state.artifacts.settings.rules.for_session(who.name, release), wanted)
+    rules = state.artifacts.settings.rules
+    # A start naming no release gets one chosen later (the default, or a canary's share): what the
+    # room records from its start must be kept by whichever release that is.
+    return lowered(rules.for_session(who.name, release) if release is not None else rules.for_any_release(who.name),
+                   wanted)
 
 
 async def launched(state: AppState, who: Caller, plan: StartPlan, response: Response, *,

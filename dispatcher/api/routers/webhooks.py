@@ -39,6 +39,8 @@ from dispatcher.errors import ApiError
 from dispatcher.phone.access import SIGNED_STREAM_MEMORY_SECONDS, handed_out_base, public_base, websocket_url
 from dispatcher.phone.calls import PHONE_CALLER
 from dispatcher.phone.carrier_recording import (
+    MAX_LINKED,
+    RECORDING_CARRIERS,
     CallbackRefused,
     callback_path,
     mac_valid,
@@ -207,6 +209,8 @@ async def carrier_recording_status(request: Request, carrier: str, session_id: s
     """The carrier's recording status callback: signed as its call webhooks are, once, for the
     session its URL names (and MACs). A completed recording is linked on the session's timeline."""
     state, raw, params, base = await _read(request)
+    if carrier not in RECORDING_CARRIERS:  # before the span: an unverified path segment is no attribute
+        raise ApiError(404, "not_found", f"no carrier records here by that name: {', '.join(RECORDING_CARRIERS)}")
     with _verifying(carrier):
         if carrier not in state.settings.carrier_recording:
             raise ApiError(404, "not_found", f"this dispatcher keeps no {carrier} recording (PHONE_CARRIER_RECORDING)")
@@ -235,9 +239,15 @@ async def carrier_recording_status(request: Request, carrier: str, session_id: s
     timeline = app.sessions.timeline
     if recording.status == "completed":
         events = await timeline.read(session_id)
+        linked = [e.get("recording_sid") for e in events if e.get("event") == CARRIER_RECORDING_READY]
         if not events:  # the call's stream never opened here: no session to link it to
             log.warning("session %s: the %s recording %s has no session here to be linked to", session_id,
                         carrier, recording.recording_sid)
+        elif recording.recording_sid in linked or len(linked) >= MAX_LINKED:
+            # Linked already (a callback signed again, or replayed once its record expired), or past
+            # the few a call can have: the session's artifacts list each recording once, and a few.
+            log.warning("session %s: the %s recording %s is not linked again (%d linked)", session_id, carrier,
+                        recording.recording_sid, len(linked))
         elif carrier_copy_kept(app, carrier, requested_release(events)):
             timeline.note(session_id, CARRIER_RECORDING_READY, **recording.timeline_fields())
         else:  # a release rule keeps nothing of this session: not linked, named for deletion at the carrier

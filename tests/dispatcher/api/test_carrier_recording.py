@@ -15,6 +15,8 @@ from xml.etree import ElementTree
 
 import pytest
 
+import dispatcher.observability.tracing as tracing
+from dispatcher.phone.carrier_recording import MAX_LINKED, callback_path
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import twilio_signature
 from dispatcher.settings import SettingsError, hash_api_key
@@ -66,6 +68,11 @@ async def _session_of(phone: Phone, path: str, release: str = "v1") -> str:
     return session_id
 
 
+async def _session_path(phone: Phone, path: str, release: str = "v1") -> str:
+    await _session_of(phone, path, release)
+    return path
+
+
 async def _twilio_callback(phone: Phone, path: str, form: dict[str, str], token: str = TWILIO_TOKEN,
                            signed: bool = True) -> int:
     headers = dict(FORM)
@@ -90,7 +97,10 @@ async def test_without_the_setting_the_answer_records_nothing(dispatcher: Dispat
         assert (await _twilio_answer(phone)).find("./Start") is None
 
 
-@pytest.mark.parametrize(("recording", "rules"), [("off", ""), ("consent", "")])
+# A release rule counts although the call's release is chosen only when its stream opens: the
+# carrier records from the first second, whichever release the call then gets.
+@pytest.mark.parametrize(("recording", "rules"), [("off", ""), ("consent", ""), ("on", "release:quiet audio=consent"),
+                                                  ("on", "release:quiet audio=off")])
 async def test_a_policy_that_keeps_no_audio_gets_no_carrier_recording(dispatcher: Dispatcher, recording: str,
                                                                       rules: str) -> None:
     async with dispatcher("on", recording, rules) as phone:
@@ -128,8 +138,10 @@ async def test_a_signed_twilio_callback_is_linked_in_the_artifacts(dispatcher: D
 
 async def test_a_release_whose_rule_keeps_no_audio_links_nothing(dispatcher: Dispatcher) -> None:
     async with dispatcher("twilio", "on", "release:quiet audio=off") as phone:
-        path = _callback_path((await _twilio_answer(phone)).find("./Start/Recording"))  # type: ignore[arg-type]
-        session_id = await _session_of(phone, path, release="quiet")
+        # A recording the carrier made anyway (asked for before this rule was set): its callback URL as handed out.
+        key = phone.app.state.voicefleet.phone.settings.token_key
+        path = await _session_path(phone, callback_path(key, "twilio", "1" * 24), release="quiet")
+        session_id = path.split("/")[4]
         assert await _twilio_callback(phone, path, TWILIO_DONE) == 204
         assert await _listed(phone, session_id) is None
         events = await phone.app.state.voicefleet.sessions.timeline.read(session_id)
@@ -200,3 +212,50 @@ def test_a_carrier_recording_without_its_signing_credential_is_a_settings_error(
                                                                                  message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         PhoneSettings.from_env(env, keyless=False, bot_channel_token=None)
+
+
+async def test_a_recording_is_linked_once_and_a_session_links_a_few(dispatcher: Dispatcher) -> None:
+    """Signed again (a field more: another signature, past the replay record) the same recording is
+    not listed twice, and however many recordings the carrier reports, the session lists a few."""
+    async with dispatcher("twilio") as phone:
+        path = _callback_path((await _twilio_answer(phone)).find("./Start/Recording"))  # type: ignore[arg-type]
+        session_id = await _session_of(phone, path)
+        assert await _twilio_callback(phone, path, TWILIO_DONE) == 204
+        assert await _twilio_callback(phone, path, {**TWILIO_DONE, "ErrorCode": "0"}) == 204
+        once = await _listed(phone, session_id)
+        for n in range(MAX_LINKED + 3):
+            assert await _twilio_callback(phone, path, {**TWILIO_DONE, "RecordingSid": f"RE{n:032x}"}) == 204
+        many = await _listed(phone, session_id)
+    assert once is not None and len(once["carrier_recordings"]) == 1
+    assert many is not None and len(many["carrier_recordings"]) == MAX_LINKED
+
+
+async def test_a_pre_signed_recording_url_is_not_kept(dispatcher: Dispatcher) -> None:
+    """Telnyx's RecordingUrl is signed for minutes: its query is a credential, not a lasting link."""
+    async with dispatcher("twilio") as phone:
+        path = _callback_path((await _twilio_answer(phone)).find("./Start/Recording"))  # type: ignore[arg-type]
+        session_id = await _session_of(phone, path)
+        signed = "https://s3.amazonaws.com/telnyx-recordings/r.mp3?X-Amz-Signature=abc&X-Amz-Credential=AKIA"
+        assert await _twilio_callback(phone, path, {**TWILIO_DONE, "RecordingUrl": signed}) == 204
+        listing = await _listed(phone, session_id)
+    assert listing is not None
+    [linked] = listing["carrier_recordings"]
+    assert "url" not in linked and linked["recording_sid"] == TWILIO_DONE["RecordingSid"]
+    assert "X-Amz" not in str(listing)
+
+
+async def test_a_made_up_carrier_is_not_found_before_it_names_a_span(dispatcher: Dispatcher,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path's carrier is unverified text: it becomes a span attribute only when it is a known carrier."""
+    named: list[object] = []
+    step = tracing.step
+
+    def spied(name: str, **attributes: object) -> Any:
+        named.extend(attributes.values())
+        return step(name, **attributes)
+
+    monkeypatch.setattr(tracing, "step", spied)
+    async with dispatcher("twilio") as phone:
+        response = await phone.api.post("/phone/" + "x" * 300 + "/recordings/s/m", content="", headers=FORM)
+    assert response.status_code == 404
+    assert not any("x" * 300 in str(value) for value in named)

@@ -33,11 +33,11 @@ Deployment = Callable[..., Any]
 @pytest.fixture
 def deployment(fake_fly: FakeFly, fake_daily: FakeDaily, tmp_path: Path) -> Deployment:
     @asynccontextmanager
-    async def started(bucket: str | None, recording: str) -> AsyncIterator[httpx.AsyncClient]:
+    async def started(bucket: str | None, recording: str, rules: str = "") -> AsyncIterator[httpx.AsyncClient]:
         daily_env = {**fake_daily.env, **({"DAILY_RECORDINGS_BUCKET": bucket} if bucket else {})}
         rooms = DailyRooms(DailySettings.from_env(daily_env))
         settings = Settings(machines="fly", api_key_hashes=frozenset({hash_api_key(KEY)}), max_session_seconds=600)
-        env = {"RECORDING": recording, "RECORDING_DESTINATION": str(tmp_path)}
+        env = {"RECORDING": recording, "RECORDING_DESTINATION": str(tmp_path), "RECORDING_RULES": rules}
         app = create_app(settings, env=env, machines=fly_harness(fake_fly).make(), rooms=rooms)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
             yield http
@@ -80,6 +80,17 @@ async def test_cloud_recording_is_refused_without_the_bucket_or_the_policy(
         response = await api.post("/start", json=start, headers=AUTH)
     assert response.status_code == 422, response.text
     assert message in response.json()["detail"]
+    assert fake_daily.rooms == {}
+
+
+async def test_a_release_rule_holds_for_a_start_whose_release_is_chosen_later(deployment: Deployment,
+                                                                                fake_daily: FakeDaily) -> None:
+    """A start naming no release may get the canary's: the room records from its start, so a rule
+    keeping no audio for any release refuses the cloud recording."""
+    async with deployment(BUCKET, "on", "release:canary audio=off") as api:
+        response = await api.post("/start", json=_start({"enable_recording": "cloud"}), headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert "recording policy does not keep it" in response.json()["detail"]
     assert fake_daily.rooms == {}
 
 
