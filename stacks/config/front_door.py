@@ -87,7 +87,7 @@ def load() -> FrontDoorSettings:
         raise cfg.fail("frontDoorZone", f"must be {shape} (got {zone!r})")
     entries = _entries(cfg)
     regions = _aws_regions(cfg, entries, domain) if cloud == "aws" else _gcp_regions(cfg, entries)
-    extra = cfg.config.get_object("tags") or {}
+    extra = cfg.structured("tags") or {}
     if not isinstance(extra, dict):
         raise cfg.fail("tags", "must be a map of strings")
     tags = {"project": NAMESPACE, "stack": stack, "environment": cfg.string("environment"), "managed-by": "pulumi",

@@ -129,7 +129,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         region_secret=region_secret,
         region_accepted_secret=region_settings.accepted_secret(cfg, regions),
     )
-    extra_tags = cfg.config.get_object("tags") or {}
+    extra_tags = cfg.structured("tags") or {}
     if not isinstance(extra_tags, dict):
         raise cfg.fail("tags", "must be a map of strings")
     tags = {"project": NAMESPACE, "stack": stack, "environment": environment, "managed-by": "pulumi",

@@ -8,10 +8,15 @@ stack creates each pool at 0 and ignores its size afterwards (stacks/k8s/warm_po
 
 The releases are the stack's own memory (stacks/shared/releases.py `rolled`: its last `releases` output,
 rolled forward with this `up`'s bot image, `releasesKept` of them), as the cloud stacks keep a task
-definition or template per release. A release that leaves the list leaves the program, so its
-template and pool are deleted at the end of that `up`; a session already on one of its Sandboxes
-keeps it (the claim owns an adopted Sandbox, not the pool). Every kept release's pod is this `up`'s
-bot pod with that release's image: the stack's other settings are every release's.
+definition or template per release. A release that leaves the list keeps its template and pool for
+one more `up` (the `before` list): its sessions' claims still name that pool, and the claim controller
+turns a bound claim whose pool or template is gone to Ready=False `WarmPoolNotFound`/`TemplateNotFound`
+at its next pass (agent-sandbox `reconcileActive`: a claim with `additionalPodMetadata`, as every
+claim here, needs its template even on the adopted-Sandbox path), which the dispatcher reads as a
+failed machine; and a bot of that release that dials again is admitted only while a pool's template
+names its image. The RELEASES the dispatcher gets are the kept ones alone, so no start takes a
+retired release, whose pool the dispatcher had emptied at weight 0. Every release's pod is this
+`up`'s bot pod with that release's image: the stack's other settings are every release's.
 """
 
 from __future__ import annotations
@@ -40,17 +45,23 @@ def release_image(release: StackRelease) -> str:
     return release.images[ANY_TRANSPORT]
 
 
+def retained(found: Rolled) -> list[StackRelease]:
+    """The kept releases, then those this `up` retires (listed before, not now): pools for both."""
+    kept = {release.name for release in found.after}
+    return [*found.after, *(release for release in found.before if release.name not in kept)]
+
+
 def release_pools(name: str, rolled: pulumi.Output[Rolled], *, warm_pool: str, namespace: pulumi.Input[str],
                   pod_for: Callable[[str], dict[str, Any]], egress: list[dict[str, Any]], labels: Mapping[str, str],
                   after: tuple[pulumi.Resource, ...], parent: pulumi.Resource) -> pulumi.Output[list[str]]:
-    """Each kept release's template and pool, made once the list is known; the pools' names, once they exist
-    (what the dispatcher's RELEASES waits for, so no release is offered before its pool)."""
+    """Each kept and just retired release's template and pool, made once the list is known; the pools' names,
+    once they exist (what the dispatcher's RELEASES waits for, so no release is offered before its pool)."""
     def declare(found: Rolled) -> pulumi.Output[list[str]]:
         made = [WarmPool(f"{name}-release-{release.name}", WarmPoolArgs(
             name=release_pool_name(warm_pool, release.name), namespace=namespace,
             pod_template=pod_for(release_image(release)), egress=egress, replicas=RELEASE_POOL_REPLICAS,
             labels={**labels, LABEL_RELEASE: release.name}, after=after),
-            opts=pulumi.ResourceOptions(parent=parent)) for release in found.after]
+            opts=pulumi.ResourceOptions(parent=parent)) for release in retained(found)]
         return pulumi.Output.all(*(pool.pool_name for pool in made)).apply(lambda names: sorted(map(str, names)))
 
     return rolled.apply(declare)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.reader import DEFAULTS
 from stacks.tools.mocks import Invoke, Registration
 from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
@@ -52,6 +53,16 @@ def documented_values(stack: str) -> dict[str, StackValue]:
     return values
 
 
+def effective(values: dict[str, StackValue], key: str) -> str:
+    """A key's value as the program reads it: set, else what the stack's size or profile derives, else
+    its default (an unknown size or profile is the program's error to name, not this check's)."""
+    if (given := values.get(f"voicefleet:{key}")) is not None:
+        return str(given.value)
+    size, profile = (str(v.value) if (v := values.get(f"voicefleet:{name}")) else None for name in ("size", "profile"))
+    found = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None).get(key)
+    return found[0] if found is not None else str(DEFAULTS[key])
+
+
 def violations(stack: str, registrations: list[Registration], invokes: list[Invoke] | None = None,
                recreated: list[Registration] | None = None, outputs: dict[str, Any] | None = None) -> list[str]:
     """Every check on one run of the program; `recreated` is a second run standing for the same stack
@@ -73,9 +84,7 @@ def violations(stack: str, registrations: list[Registration], invokes: list[Invo
     found += destroy.retained_name_violations(registrations) + secret_access.violations(registrations)
     found += front_door.violations(registrations) + held_subnets.violations(registrations)
     found += bot_runtime.violations(registrations) + policy_limits.violations(registrations)
-    keep = values.get("voicefleet:imageRetentionCount")
-    found += ecr_lifecycle.violations(registrations, int(keep.value if keep else DEFAULTS["imageRetentionCount"]))
-    kept = values.get("voicefleet:releasesKept")
-    found += releases.violations(registrations, int(kept.value if kept else DEFAULTS["releasesKept"]))
+    found += ecr_lifecycle.violations(registrations, int(effective(values, "imageRetentionCount")))
+    found += releases.violations(registrations, int(effective(values, "releasesKept")))
     found += release_definitions.violations(registrations)
     return found

@@ -3,6 +3,8 @@ reads is refused with the nearest real one; the example production stacks stay s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -57,6 +59,14 @@ def test_a_misspelt_key_is_refused_with_the_nearest_name(stack: StackRunner) -> 
     with pytest.raises(SettingsError) as caught:
         stack("aws", reserveMaxIdel="3")
     assert "voicefleet:reserveMaxIdel is no stack key: did you mean reserveMaxIdle?" in str(caught.value)
+
+
+def test_a_documented_key_read_as_an_object_is_no_misspelling(stack: StackRunner) -> None:
+    """`tags` (docs/pulumi.md: `pulumi config set --path tags.team voice`) is read as an object, not
+    through a typed read: it must still count as read, or every stack that sets it is refused."""
+    run = stack("aws", tags='{"team": "voice"}')
+    provider = run.one("pulumi:providers:aws", "voicefleet-aws-test")
+    assert json.loads(provider.inputs["defaultTags"])["tags"]["team"] == "voice"
 
 
 def test_an_unknown_size_names_the_key_and_the_choices(stack: StackRunner) -> None:

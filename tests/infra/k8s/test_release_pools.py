@@ -91,5 +91,11 @@ def test_a_new_bot_adds_its_template_and_pool_beside_the_old_and_the_oldest_goes
     assert released(second, TEMPLATE)[names[0]] == released(first, TEMPLATE)[names[0]]  # the old one untouched
     assert [r["name"] for r in listed(second)] == names[:2]
     third = up(deployed, IMAGES[2], releasesKept="2")
-    assert sorted(released(third, POOL)) == sorted(released(third, TEMPLATE)) == sorted(names[1:])
     assert [r["name"] for r in listed(third)] == names[1:]
+    # The retired release keeps its template and pool (unchanged) for one more `up`: its sessions' claims
+    # name that pool, and agent-sandbox turns a bound claim whose pool is gone to WarmPoolNotFound.
+    assert sorted(released(third, POOL)) == sorted(released(third, TEMPLATE)) == sorted(names)
+    assert released(third, TEMPLATE)[names[0]] == released(first, TEMPLATE)[names[0]]
+    fourth = up(deployed, IMAGES[2], releasesKept="2")
+    assert sorted(released(fourth, POOL)) == sorted(released(fourth, TEMPLATE)) == sorted(names[1:])
+    assert [r["name"] for r in listed(fourth)] == names[1:]

@@ -16,7 +16,7 @@ import yaml
 
 from stacks.tools.paths import stack_names
 from stacks.tools.preflight.cli_config import StackValue, project_errors, stack_errors, stack_values
-from stacks.tools.preflight.stack import documented_values
+from stacks.tools.preflight.stack import documented_values, effective
 from tests.infra.helpers import ROOT
 
 STACKS = stack_names()
@@ -123,3 +123,13 @@ def test_project_file_rules() -> None:
     assert any("'n' is not of the expected type" in e for e in errors)
     assert any("'aws:region' is not namespaced by the project and should not define a type" in e for e in errors)
     assert any("'gcp:project' is not namespaced by the project and should not define a default" in e for e in errors)
+
+
+def test_the_preflight_reads_a_key_the_stacks_profile_derives() -> None:
+    """aws-prod leaves imageRetentionCount to `profile: prod` (50): the ECR lifecycle check must hold the
+    policy to the 50 builds the program keeps, not to the default 20."""
+    values = documented_values("aws-prod")
+    assert "voicefleet:imageRetentionCount" not in values
+    assert effective(values, "imageRetentionCount") == "50"
+    assert effective(values, "releasesKept") == "3"
+    assert effective({**values, "voicefleet:imageRetentionCount": StackValue("30")}, "imageRetentionCount") == "30"
