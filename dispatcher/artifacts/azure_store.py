@@ -143,7 +143,8 @@ class AzureBlobStore:
                                         email.utils.parsedate_to_datetime(started).timestamp()))
         return found
 
-    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
+    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int,
+                    tags: Mapping[str, str] | None = None) -> None:
         """The first block is read, patched and put again under a new id; the block list is committed
         again with it in the first place and the other blocks as they were (no byte of them moves)."""
         what = "write the WAV header"

@@ -140,7 +140,8 @@ class GcsStore:
             markers = {"key-marker": _text(page, "NextKeyMarker"),
                        "upload-id-marker": _text(page, "NextUploadIdMarker")}
 
-    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
+    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int,
+                    tags: Mapping[str, str] | None = None) -> None:
         """GCS changes no byte in place and copies no range inside the store (its multipart upload has
         no UploadPartCopy, compose joins whole objects): the first part is read and patched, and the
         object is written again as a new multipart upload of the same key, the patched first part and

@@ -126,7 +126,8 @@ class LocalFolderStore:
 
         return await self._io(listed)
 
-    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
+    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int,
+                    tags: Mapping[str, str] | None = None) -> None:
         def write() -> None:
             with self._path(key).open("r+b") as out:
                 for offset, data in writes:

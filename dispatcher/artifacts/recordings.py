@@ -389,7 +389,7 @@ class SessionRecordings:
                 return {**outcome, "status": "none", "why": "no part of the recording arrived"}
             await self.store.complete(key, recording.upload_id, kept)
             total = sum(part.size for part in kept)
-            await self.store.patch(key, wav_sizes(total), first_part=kept[0].size)
+            await self.store.patch(key, wav_sizes(total), first_part=kept[0].size, tags=self._tags(recording))
         except StoreError as exc:
             recording.errors.append(str(exc))
             await self._abort_quietly(key, recording.upload_id)

@@ -89,7 +89,8 @@ class S3Store:
                                   "list open uploads")
         return [OpenUpload(u["Key"], u["UploadId"], u["Initiated"].timestamp()) for u in answer.get("Uploads", [])]
 
-    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
+    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int,
+                    tags: Mapping[str, str] | None = None) -> None:
         """S3 cannot change bytes in place: the first part is read, patched and uploaded again as part 1
         of a new upload of the same key, the rest copied server-side behind it (UploadPartCopy)."""
         def rewrite() -> None:
@@ -100,10 +101,11 @@ class S3Store:
             for offset, data in writes:
                 head[offset:offset + len(data)] = data
             if size <= first_part:
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=bytes(head), ContentType="audio/wav")
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=bytes(head), ContentType="audio/wav",
+                                        **tagging(tags))
                 return
-            upload = self._client.create_multipart_upload(Bucket=self.bucket, Key=key,
-                                                          ContentType="audio/wav")["UploadId"]
+            upload = self._client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType="audio/wav",
+                                                          **tagging(tags))["UploadId"]
             try:
                 parts = [{"PartNumber": 1, "ETag": self._client.upload_part(
                     Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=1, Body=bytes(head))["ETag"]}]

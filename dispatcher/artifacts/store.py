@@ -66,8 +66,10 @@ class ArtifactStore(Protocol):
     async def open_uploads(self, prefix: str) -> list[OpenUpload]:
         """The uploads still open under `prefix` (nothing should stay open after a session)."""
 
-    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int) -> None:
-        """Overwrites bytes at offsets of an existing object, all of them inside its first `first_part` bytes."""
+    async def patch(self, key: str, writes: list[tuple[int, bytes]], first_part: int,
+                    tags: Mapping[str, str] | None = None) -> None:
+        """Overwrites bytes at offsets of an existing object, all of them inside its first `first_part` bytes;
+        `tags`: the object's, for a store whose rewrite would drop them (S3's tags are not copied)."""
 
     async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
         """Writes a small object, tagged with `tags` where the store has tags (the key name, the release)."""

@@ -32,7 +32,8 @@ async def put(url: str, data: bytes) -> httpx.Response:
 
 async def test_a_part_put_through_its_url_is_joined_and_given_its_true_wav_sizes(store: S3Store) -> None:
     key = "team/2026/11/26/abc/recording.wav"
-    upload = await store.open_upload(key, "audio/wav")
+    tags = {"key_name": "acme", "release": "v7"}
+    upload = await store.open_upload(key, "audio/wav", tags)
     first = wav_header(16000) + b"\x01\x00\x02\x00" * ((MIN_PART_BYTES - 44) // 4)
     last = b"\x03\x00\x04\x00" * 1000
     assert (await put(store.part_url(key, upload, 1, 60), first)).status_code == 200
@@ -41,9 +42,12 @@ async def test_a_part_put_through_its_url_is_joined_and_given_its_true_wav_sizes
     parts = await store.parts(key, upload)
     assert [(p.number, p.size) for p in parts] == [(1, len(first)), (2, len(last))]
     await store.complete(key, upload, parts)
-    await store.patch(key, wav_sizes(len(first) + len(last)), first_part=parts[0].size)
+    await store.patch(key, wav_sizes(len(first) + len(last)), first_part=parts[0].size, tags=tags)
 
     body = (await asyncio.to_thread(store._client.get_object, Bucket=store.bucket, Key=key))["Body"].read()
+    # The rewrite is a new upload of the key: S3 copies no tags into it, so it is given them again.
+    tagging = await asyncio.to_thread(store._client.get_object_tagging, Bucket=store.bucket, Key=key)
+    assert {t["Key"]: t["Value"] for t in tagging["TagSet"]} == tags
     assert len(body) == len(first) + len(last)
     with wave.open(io.BytesIO(body)) as wav:  # the header now tells the true length
         assert wav.getnframes() == (len(body) - 44) // 4
