@@ -5,8 +5,9 @@ The project file (Pulumi.yaml) declares every key with its default; the stack's 
 (`reserve*`) map to the dispatcher's variables by their own names (`reserveMinIdle` →
 `RESERVE_MIN_IDLE`), exactly as the stacks pass them on, and are parsed by the dispatcher's own
 parser; the bot's size prices it and `maxConcurrentSessions` caps the sessions. Reading the YAML
-rather than importing the stacks' Python keeps this a reader of what is shipped, whatever the
-program's modules are called.
+rather than running the stacks' program keeps this a reader of what is shipped. A key the stack
+leaves to its `size` or `profile` is what the program derives (stacks/config/derived.py, the one
+table), else the program's own default (the project file declares those keys with an empty default).
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from typing import Any
 
 import yaml
 
+from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived, derived_keys
+from stacks.config.reader import DEFAULTS
+
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "voicefleet"
+DERIVED_KEYS = derived_keys()
 
 
 class StackError(ValueError):
@@ -66,6 +71,13 @@ def load_stack(name: str, root: Path = ROOT) -> StackSettings:
     config = _read(path).get("config") or {}
     prefix = f"{NAMESPACE}:"
     values.update({key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)})
+    size, profile = str(values.get("size") or ""), str(values.get("profile") or "")
+    found = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None)
+    for key, value in list(values.items()):
+        if str(value) == "" and key in found:
+            values[key] = found[key][0]
+        elif str(value) == "" and key in DEFAULTS and key in DERIVED_KEYS:
+            values[key] = DEFAULTS[key]
     cloud = str(values.get("cloud", ""))
     if cloud not in ("aws", "gcp"):
         raise StackError(f"stack {name!r}: voicefleet:cloud is {cloud!r}, not aws or gcp")

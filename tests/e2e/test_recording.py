@@ -137,8 +137,17 @@ def gs_store() -> Iterator[CloudStore]:
     """The GCS fake that verifies V4 signatures (tests/fakes/gcs.py), the dispatcher signed in with a
     service account's key file the bot must never see."""
     with serve(FakeGcs()) as gcs:
-        yield CloudStore({"RECORDING_DESTINATION": "gs://team-calls/voice", **gcs.env},
-                         ("GOOGLE_", "STORAGE_EMULATOR_HOST"), gcs.credentials_file)
+        saved = {name: os.environ.get(name) for name in gcs.env}
+        os.environ.update(gcs.env)  # the test's own view of the store signs in as the dispatcher does (ADC)
+        try:
+            yield CloudStore({"RECORDING_DESTINATION": "gs://team-calls/voice", **gcs.env},
+                             ("GOOGLE_", "STORAGE_EMULATOR_HOST"), gcs.credentials_file)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 @contextmanager
