@@ -61,8 +61,14 @@ async def test_a_claim_is_bound_watched_listed_and_stopped_with_its_pod(cluster:
     assert machine.state is not MachineState.STARTING, machine
     claim = await cluster.read_claim(s.session_id)
     assert claim is not None and (sandbox := bound_sandbox(claim)), claim
-    pod = await cluster.read_pod(sandbox)
-    assert pod is not None and (pod["metadata"].get("annotations") or {}).get(NOTE_SESSION) == s.session_id, pod
+
+    async def annotated() -> bool:
+        """The controller names the session on an adopted pod after it binds the claim, in a write of its
+        own: a reader between the two sees the pod without it (a busy fake, or a real cluster)."""
+        pod = await cluster.read_pod(sandbox)
+        return pod is not None and (pod["metadata"].get("annotations") or {}).get(NOTE_SESSION) == s.session_id
+
+    await until(annotated, "the session's pod annotated with its session", timeout=START_SECONDS)
     assert s.session_id in {m.session_id for m in await cluster.list()}
     assert await cluster.stop(s.session_id)
 
