@@ -41,6 +41,32 @@ class PodIdentity:
     def pod_for(grant: BotGrant) -> str:
         return idle_pod_name(grant.subject) if grant.kind == "idle" else session_pod_name(grant.subject)
 
+    async def live_pod(self, hello: Hello, read_pod: Callable[[str], Awaitable[dict[str, Any] | None]]
+                       ) -> tuple[dict[str, Any], str] | str:
+        """The pod a hello's identity token proves, with its uid: the one the hello names, read now, the
+        token's own (not an earlier pod of its name) and running; else why not."""
+        user = await self.reviewed(hello.identity or "")
+        if isinstance(user, str):
+            return user
+        extra = user.get("extra") or {}
+        names, uids = extra.get(POD_NAME) or [], extra.get(POD_UID) or []
+        if len(names) != 1 or len(uids) != 1:
+            return "the identity token names no pod (a bound ServiceAccount token from a pod's projected volume)"
+        name = str(names[0])
+        if hello.machine_id != name:
+            return f"the identity token is pod {name}'s, not {hello.machine_id}'s"
+        try:
+            pod = await read_pod(name)
+        except MachinesError as exc:
+            return f"the API server did not answer for pod {name} ({exc.reason})"
+        if pod is None:
+            return f"no pod {name}"
+        if (pod.get("metadata") or {}).get("uid") != uids[0]:
+            return f"the identity token is of an earlier pod named {name}"
+        if not to_machine(pod).state.is_active:
+            return f"pod {name} has ended"
+        return pod, str(uids[0])
+
     async def reviewed(self, token: str) -> dict[str, Any] | str:
         """The review's `status.user`, or why the token is refused."""
         try:

@@ -35,8 +35,8 @@ from dispatcher.channel.credentials import BotGrant, Kind
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.api import KubeApi
 from dispatcher.machines.k8s.claims import GROUP_VERSION, bound_sandbox, claim_name
-from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
-from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_RELEASE, LABEL_SESSION, NAME_PREFIX, to_machine
+from dispatcher.machines.k8s.identity import PodIdentity
+from dispatcher.machines.k8s.pods import APP, LABEL_APP, LABEL_RELEASE, LABEL_SESSION, NAME_PREFIX
 from dispatcher.machines.k8s.pool_pod import pod_images, pool_pod_problem
 from dispatcher.machines.k8s.release_pools import ReleasePools
 from dispatcher.releases.names import DEFAULT_RELEASE
@@ -98,24 +98,12 @@ class PoolIdentity:
             return (f"pod {hello.machine_id} serves {', '.join(hello.capabilities) or 'nothing'}, not "
                     f"{self._transport}, the web sessions this dispatcher offers (TRANSPORTS): the pool's template "
                     "boots another BOT_TRANSPORT")
-        user = await self._identity.reviewed(hello.identity)
-        if isinstance(user, str):
-            return user
-        extra = user.get("extra") or {}
-        names, uids = extra.get(POD_NAME) or [], extra.get(POD_UID) or []
-        if len(names) != 1 or len(uids) != 1:
-            return "the identity token names no pod (a bound ServiceAccount token from a pod's projected volume)"
-        name = str(names[0])
-        if hello.machine_id != name:
-            return f"the identity token is pod {name}'s, not {hello.machine_id}'s"
+        found = await self._identity.live_pod(hello, self._read_pod)
+        if isinstance(found, str):
+            return found
+        pod, uid = found
+        name = str(hello.machine_id)
         try:
-            pod = await self._read_pod(name)
-            if pod is None:
-                return f"no pod {name}"
-            if (pod.get("metadata") or {}).get("uid") != uids[0]:
-                return f"the identity token is of an earlier pod named {name}"
-            if not to_machine(pod).state.is_active:
-                return f"pod {name} has ended"
             holder = await self.holder(name, pod)
         except MachinesError as exc:
             return f"the API server did not answer for pod {name} ({exc.reason})"
@@ -126,7 +114,7 @@ class PoolIdentity:
             return f"pod {name} is session {subject}'s"
         if kind == "idle" and hello.session_id is not None:  # its hello would be that session's: its values
             return f"pod {name} is the pool's: no claim holds it for session {hello.session_id}"
-        return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS), machine_uid=str(uids[0]))
+        return BotGrant(kind, subject, int(self._clock() + POOL_GRANT_SECONDS), machine_uid=uid)
 
     async def holder(self, name: str, pod: Mapping[str, Any]) -> tuple[Kind, str] | str:
         """("idle", the pod) while the pool holds its Sandbox, ("session", its id) once a session's claim

@@ -18,8 +18,7 @@ from typing import Any
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
-from dispatcher.machines.base import MachinesError
-from dispatcher.machines.k8s.identity import POD_NAME, POD_UID, PodIdentity
+from dispatcher.machines.k8s.identity import PodIdentity
 from dispatcher.machines.k8s.pods import (
     APP,
     LABEL_APP,
@@ -27,7 +26,6 @@ from dispatcher.machines.k8s.pods import (
     LABEL_STATE,
     SESSION,
     session_pod_name,
-    to_machine,
 )
 
 GRANT_SECONDS = 2 * 86_400  # how long the admission's records hold; a re-dial is checked again
@@ -43,27 +41,12 @@ class SessionPodIdentity:
     async def grant(self, hello: Hello) -> BotGrant | str:
         if not hello.identity:
             return "a hello without a credential must carry its pod's identity token (BOT_IDENTITY=k8s)"
-        user = await self._identity.reviewed(hello.identity)
-        if isinstance(user, str):
-            return user
-        extra = user.get("extra") or {}
-        names, uids = extra.get(POD_NAME) or [], extra.get(POD_UID) or []
-        if len(names) != 1 or len(uids) != 1:
-            return "the identity token names no pod (a bound ServiceAccount token from a pod's projected volume)"
-        name = str(names[0])
-        if hello.machine_id != name:
-            return f"the identity token is pod {name}'s, not {hello.machine_id}'s"
-        try:
-            pod = await self._read_pod(name)
-        except MachinesError as exc:
-            return f"the API server did not answer for pod {name} ({exc.reason})"
-        if pod is None:
-            return f"no pod {name}"
+        found = await self._identity.live_pod(hello, self._read_pod)
+        if isinstance(found, str):
+            return found
+        pod, uid = found
+        name = str(hello.machine_id)
         metadata = pod.get("metadata") or {}
-        if metadata.get("uid") != uids[0]:
-            return f"the identity token is of an earlier pod named {name}"
-        if not to_machine(pod).state.is_active:
-            return f"pod {name} has ended"
         labels = metadata.get("labels") or {}
         session_id = str(labels.get(LABEL_SESSION) or "")
         if labels.get(LABEL_APP) != APP or labels.get(LABEL_STATE) != SESSION or not session_id \
@@ -71,4 +54,4 @@ class SessionPodIdentity:
             return f"pod {name} is no session's pod (an idle bot dials with its own credential)"
         if hello.session_id not in (None, session_id):
             return f"pod {name} is session {session_id}'s"
-        return BotGrant("session", session_id, int(self._clock() + GRANT_SECONDS), machine_uid=str(uids[0]))
+        return BotGrant("session", session_id, int(self._clock() + GRANT_SECONDS), machine_uid=uid)
