@@ -11,7 +11,7 @@ import os
 import signal
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from dispatcher.artifacts.building import build_store
 from dispatcher.artifacts.gcs_store import GcsStore
 from dispatcher.artifacts.settings import ArtifactSettings
 from tests.e2e.conftest import SPEECH
-from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event
+from tests.e2e.recording_checks import Stereo, artifacts_when_kept, loud_seconds, read_stereo, timeline_event
 from tests.fakes.azurite import azurite
 from tests.fakes.azurite import missing as azurite_missing
 from tests.fakes.gcs import FakeGcs
@@ -185,8 +185,22 @@ def s3_client(url: str) -> Any:
                                                         config=Config(s3={"addressing_style": "path"}))
 
 
-async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_open_upload(cloud_recording_dispatcher):
-    dispatcher, store = cloud_recording_dispatcher
+@dataclass(frozen=True)
+class KilledCall:
+    """What a call whose bot was SIGKILLed left: how long it ran, its recording and the store's account."""
+
+    session_id: str
+    ran: float  # joined → killed
+    stereo: Stereo
+    report: dict[str, Any]
+    partial: dict[str, Any]
+    listing: dict[str, Any]
+
+
+async def killed_call(dispatcher: DispatcherProcess, store: CloudStore, kill_after: Callable[[float], float]
+                      ) -> KilledCall:
+    """A spoken call whose bot is SIGKILLed `kill_after(joined_at)` seconds from now (its environment
+    checked first: no credential of the store), then its kept recording, downloaded."""
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         started = await api.post("/start", json={"body": {}})
         assert started.status_code == 201, started.text
@@ -199,30 +213,40 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
             result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
             assert result.replied, result.summary()
             joined = await timeline_event(api, session_id, "joined")
-            await asyncio.sleep(3.0)  # at least one checkpoint after the reply
+            await asyncio.sleep(max(0.0, kill_after(joined["at"])))
             os.kill(bot, signal.SIGKILL)
             killed_at = time.time()
             partial = await timeline_event(api, session_id, "recording_partial")
             listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json"})
-
     urls = {a["name"]: a["url"] for a in listing["artifacts"]}
     async with httpx.AsyncClient(timeout=30, verify=store.tls()) as download:
         stereo = read_stereo((await download.get(urls["recording.wav"])).content)
         report = (await download.get(urls["report.json"])).json()
-    ran = killed_at - joined["at"]
-    # All but the last checkpoint's worth (2 s, and the writer's 0.3 s hold) is kept.
-    assert ran - 4.0 <= stereo.seconds <= ran + 0.5, (stereo.seconds, ran)
-    assert partial["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
-    assert loud_seconds(stereo.left, 16000) and loud_seconds(stereo.right, 16000)
-    assert report["recording"]["status"] == "partial"
-    assert "killed" in report["recording"]["why"]
-    assert "logs.jsonl" not in urls and "killed or lost" in report["kept"]["logs.jsonl"]
-    assert listing["folder"].startswith("voice/") and listing["folder"].endswith(f"/{session_id}/")
-    # The store as the dispatcher builds it, from the same environment: nothing is left open.
+    return KilledCall(session_id, killed_at - joined["at"], stereo, report, partial, listing)
+
+
+async def nothing_left_open(store: CloudStore) -> None:
+    """The store as the dispatcher builds it, from the same environment: no upload left open."""
     view = build_store(ArtifactSettings.from_env(store.env), store.env)
     assert await view.open_uploads("") == []
     if isinstance(view, AzureBlobStore | GcsStore):
         await view.aclose()
+
+
+async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_open_upload(cloud_recording_dispatcher):
+    dispatcher, store = cloud_recording_dispatcher
+    call = await killed_call(dispatcher, store, lambda joined_at: 3.0)  # at least one checkpoint after the reply
+    stereo, report = call.stereo, call.report
+    # All but the last checkpoint's worth (2 s, and the writer's 0.3 s hold) is kept.
+    assert call.ran - 4.0 <= stereo.seconds <= call.ran + 0.5, (stereo.seconds, call.ran)
+    assert call.partial["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
+    assert loud_seconds(stereo.left, 16000) and loud_seconds(stereo.right, 16000)
+    assert report["recording"]["status"] == "partial"
+    assert "killed" in report["recording"]["why"]
+    assert "logs.jsonl" not in {a["name"] for a in call.listing["artifacts"]}
+    assert "killed or lost" in report["kept"]["logs.jsonl"]
+    assert call.listing["folder"].startswith("voice/") and call.listing["folder"].endswith(f"/{call.session_id}/")
+    await nothing_left_open(store)
 
 
 @pytest.fixture(scope="module")
@@ -237,27 +261,8 @@ def s3_dispatcher_as_deployed(tmp_path_factory: pytest.TempPathFactory
 
 async def test_a_bot_killed_40_s_into_a_call_leaves_all_its_complete_checkpoints(s3_dispatcher_as_deployed):
     dispatcher, store = s3_dispatcher_as_deployed
-    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
-        started = await api.post("/start", json={"body": {}})
-        assert started.status_code == 201, started.text
-        session_id = started.json()["session_id"]
-        async with WebRTCClient(dispatcher.base_url + started.json()["offer_url"]) as client:
-            (bot,) = children_of(dispatcher.process.pid)
-            result = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
-            assert result.replied, result.summary()
-            joined = await timeline_event(api, session_id, "joined")
-            await asyncio.sleep(max(0.0, joined["at"] + 40.0 - time.time()))  # the call runs on, 40 s in all
-            os.kill(bot, signal.SIGKILL)
-            killed_at = time.time()
-            partial = await timeline_event(api, session_id, "recording_partial")
-            listing = await artifacts_when_kept(api, session_id, {"recording.wav", "report.json"})
-
-    urls = {a["name"]: a["url"] for a in listing["artifacts"]}
-    async with httpx.AsyncClient(timeout=30, verify=store.tls()) as download:
-        stereo = read_stereo((await download.get(urls["recording.wav"])).content)
-    ran = killed_at - joined["at"]
+    call = await killed_call(dispatcher, store, lambda joined_at: joined_at + 40.0 - time.time())
     # Checkpoints every 20 s: a call killed at 40 s keeps at least its first ~20 s, never more than it ran.
-    assert 10.0 <= stereo.seconds <= ran + 0.5, (stereo.seconds, ran)
-    assert partial["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
-    view = build_store(ArtifactSettings.from_env(store.env), store.env)
-    assert await view.open_uploads("") == []
+    assert 10.0 <= call.stereo.seconds <= call.ran + 0.5, (call.stereo.seconds, call.ran)
+    assert call.partial["seconds"] == pytest.approx(call.stereo.seconds, abs=0.01)
+    await nothing_left_open(store)
