@@ -29,7 +29,7 @@ SCREENSHOT = Path(__file__).parents[2] / "bench" / "out" / "dashboard.png"  # do
 @pytest.fixture(scope="module")
 def keyed_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
     env = {"DISPATCHER_API_KEYS": CLIENT_KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY,
-           "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "2"}
+           "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "2", "MAX_CONCURRENT_SESSIONS": "3"}
     with run_dispatcher(tmp_path_factory.mktemp("dashboard"), env) as running:
         yield running
 
@@ -72,6 +72,10 @@ async def test_the_page_asks_for_the_admin_key_then_shows_the_session_and_the_re
             assert "release\tdefault\t1" in sessions, sessions
             assert "state\tidle\t" in reserve, reserve
             assert await page.evaluate("document.querySelectorAll('.uplot').length") == 4
+            # Capacity beside its use, from GET /capacity: the session cap's row holds the one running session.
+            assert await page.wait_for("window.voicefleetStatus.capacity !== null", 30), view
+            capacity = await page.evaluate("document.getElementById('capacity-table').innerText")
+            assert "\nsessions\t3\t1\t" in capacity, capacity  # the cap, 1 in use, its setting
             polls = view["polls"]
             assert await page.wait_for(f"window.voicefleetStatus.polls > {polls}", 30)  # live: polled again
             assert await page.evaluate("sessionStorage.getItem('voicefleet.adminKey')") == ADMIN_KEY

@@ -1,5 +1,5 @@
-// The deployment at a glance (GET /dashboard): GET /status, GET /status/history and GET /releases,
-// polled while the tab is visible, one request at a time, slower after each failure; the sessions
+// The deployment at a glance (GET /dashboard): GET /status, GET /status/history, GET /releases and GET
+// /capacity, polled while the tab is visible, one request at a time, slower after each failure; the sessions
 // (GET /sessions) and one session's reason, timeline, transcript and recording (dashboard_sessions.js).
 // The admin key is asked for only when the dispatcher wants one; it stays in sessionStorage and goes
 // out as a bearer token. Text from sessions is inserted as text, never HTML.
@@ -11,7 +11,8 @@ const MAX_BACKOFF_MS = 60000;
 const KEY = "voicefleet.adminKey";
 
 const $ = (id) => document.getElementById(id);
-const view = { state: "loading", polls: 0, status: null, history: null, releases: null, problem: null,
+const view = { state: "loading", polls: 0, status: null, history: null, releases: null, capacity: null,
+  problem: null,
   sessions: null, detail: null };
 window.voicefleetStatus = view;  // what a test (or a curious operator) reads
 
@@ -108,27 +109,26 @@ function showStatus(status) {
     ...status.regions.map((r) => ["region", r.name, r.reserve ?? "–",
       r.here ? "here" : r.reachable ? "reachable" : "unreachable"]),
   ]);
-  showCapacity(status);
   $("updated").textContent = new Date(status.at * 1000).toLocaleTimeString();
 }
 
-// Capacity beside use: whatever `capacity` /status carries (a dispatcher that counts none leaves it
-// out), next to the sessions running and the reserve; and whether calls are recorded.
-function flat(value) {
-  if (value === null || value === undefined) return "–";
-  if (typeof value !== "object") return String(value);
-  return Object.entries(value).map(([name, v]) => `${name} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+// Capacity beside use: GET /capacity's values (each with its setting, its runtime change and what is in
+// use, as `voicefleet capacity` shows them); without them (a dispatcher keeping no runtime settings answers
+// 404) the running sessions and the reserve alone. And whether calls are recorded.
+function number(value) {
+  return value === null || value === undefined ? "–" : String(value);
 }
 
-function showCapacity(status) {
-  const lines = [["in use", "sessions running", status.sessions.running],
-    ["in use", "reserve bots", status.reserve.total]];
-  const capacity = status.capacity;
-  if (capacity && typeof capacity === "object") {
-    for (const [name, value] of Object.entries(capacity)) lines.push(["capacity", name, flat(value)]);
+function showCapacity(status, capacity, problem) {
+  const values = Object.entries(capacity?.values || {});
+  if (values.length) {
+    rows($("capacity-table"), ["", "value", "in use", "setting", "runtime change"], values.map(([name, row]) =>
+      [name, number(row.value), number(row.in_use), number(row.setting), number(row.runtime)]));
+  } else {
+    rows($("capacity-table"), ["in use", ""], [["sessions running", status.sessions.running],
+      ["reserve bots", status.reserve.total]]);
   }
-  rows($("capacity-table"), ["", "", ""], lines);
-  $("capacity-note").textContent = capacity ? "" : "this dispatcher does not report its capacity in /status";
+  $("capacity-note").textContent = capacity ? "" : problem || "";
   const recordings = status.recordings;
   $("recordings-note").textContent = !recordings ? "recordings: not reported"
     : `recordings: ${recordings.policy}${recordings.policy === "on" ? ` to ${recordings.destination}` : ""}`
@@ -205,6 +205,9 @@ async function poll() {
     await Promise.all([
       get("/releases").then((answer) => { view.releases = answer; showReleases(answer); })
         .catch((error) => { $("releases-note").textContent = `${error.message}${error.code ? ` (${error.code})` : ""}`; }),
+      get("/capacity").then((answer) => { view.capacity = answer; showCapacity(status, answer, null); })
+        .catch((error) => { view.capacity = null; showCapacity(status, null, error.status === 404
+          ? "this dispatcher keeps no runtime capacity" : `${error.message}${error.code ? ` (${error.code})` : ""}`); }),
       sessions.refresh(),
     ]);
   } catch (error) {
