@@ -220,9 +220,9 @@ class K8sStack(pulumi.ComponentResource):
             bots = (*bots, *pool.objects)
             # A template and a pool per listed or retiring release (docs/kubernetes.md, "Pools per release");
             # RELEASES names the listed ones only once their pools exist.
+            now, life = up_time(), longest_bot_seconds(settings.max_session_seconds)
             kept = pulumi.Output.all(remembered(name, self, listed=RELEASES_OUTPUT), cfg.bot_image).apply(
-                lambda found: advance(found[0], {"*": found[1]}, settings.releases, now=up_time(),
-                                      longest_bot_seconds=longest_bot_seconds(settings.max_session_seconds)))
+                lambda found: advance(found[0], {"*": found[1]}, settings.releases, now=now, longest_bot_seconds=life))
             made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=bot_namespace,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
                                  egress=bot_egress(network), labels=labels, after=after, parent=self)
@@ -253,7 +253,8 @@ class K8sStack(pulumi.ComponentResource):
             "drained": settings.drain,
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
             **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
-            # Read back by the next `up` (stacks/shared/releases.py): the releases it keeps a pool for.
+            # The releases offered (RELEASES), and the listed and retiring ones with their times, which the
+            # next `up` reads back (stacks/shared/release_builds.py): the releases it keeps a pool for.
             **({RELEASES_OUTPUT: releases[RELEASES_VARIABLE]} if releases else {}),
             **({BUILDS_OUTPUT: builds} if builds is not None else {}),
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
