@@ -42,7 +42,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
 STACKS_LAYERS: list[tuple[str, ...]] = [
     ("stacks", "stacks.config"),
     ("stacks.shared", "stacks.shared.contract", "stacks.shared.turn_server", "stacks.shared.releases",
-     "stacks.shared.store_access"),
+     "stacks.shared.release_builds", "stacks.shared.store_access"),
     ("stacks.aws", "stacks.gcp", "stacks.azure", "stacks.k8s"),
     ("stacks.aws.stack", "stacks.gcp.stack", "stacks.azure.stack", "stacks.k8s.stack"),
     ("stacks.tools", "stacks.plan", "stacks.drain", "stacks.import_pcc"),

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from stacks.config.model import KubernetesSettings, Settings
 
 KUBECONFIG_KEY = "k8sKubeconfig"
+# agent-sandbox itself (stacks/k8s/agent_sandbox.py): the cluster's own, adopted, or the stack's pinned release,
+# whose controller runs as its own account.
+AGENT_SANDBOX_KEY, ADOPT, INSTALL = "k8sAgentSandbox", "adopt", "install"
+AGENT_SANDBOX_CHOICES = (ADOPT, INSTALL)
+INSTALLED_CONTROLLER = ("agent-sandbox-system", "agent-sandbox-controller")
 STORE_URL_KEY = "k8sStoreUrl"
 STORE_KEY = "k8sStore"
 EXTERNAL, IN_CLUSTER = "external", "in-cluster"
@@ -97,6 +102,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     _millicores(cfg, "k8sDispatcherCpu", dispatcher_cpu)
     mode = cfg.string("k8sMode", choices=MODES)
     controller = _service_account(cfg, "k8sSandboxController")
+    agent_sandbox = _agent_sandbox(cfg, mode, controller)
     deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
     ingress_class = cfg.string("k8sIngressClass", pattern=DNS_LABEL)
     found = KubernetesSettings(
@@ -125,6 +131,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         mode=mode,
         sandbox_controller=controller,
         deployer=deployer,
+        agent_sandbox=agent_sandbox,
         store=store,
         store_mebibytes=_mebibytes(cfg, "k8sStoreStorage", cfg.string("k8sStoreStorage"), "a volume's size"),
     )
@@ -165,6 +172,23 @@ def _check_in_cluster_store(cfg: Reader, settings: Settings) -> None:
                                                     "signs in with it (docs/kubernetes.md, \"The in-cluster "
                                                     "store\"); pulumi config set --secret "
                                                     f"{store_settings.PASSWORD_KEY} <32 random characters>")
+
+
+def _agent_sandbox(cfg: Reader, mode: str, controller: tuple[str, str]) -> str:
+    """`adopt` the cluster's agent-sandbox, or `install` the pinned release (stacks/k8s/agent_sandbox.py),
+    whose controller runs as the release's own account."""
+    choice = cfg.string(AGENT_SANDBOX_KEY, choices=AGENT_SANDBOX_CHOICES)
+    if choice != INSTALL:
+        return choice
+    if mode != AGENT_SANDBOX:
+        raise cfg.fail(AGENT_SANDBOX_KEY, f"is {INSTALL}, but k8sMode is {mode}: only the agent-sandbox mode uses "
+                                          f"agent-sandbox; pulumi config rm {AGENT_SANDBOX_KEY} (or set k8sMode "
+                                          f"{AGENT_SANDBOX})")
+    if controller != INSTALLED_CONTROLLER:
+        raise cfg.fail("k8sSandboxController", f"is {'/'.join(controller)}, but with {AGENT_SANDBOX_KEY} {INSTALL} the "
+                                               f"controller is the release's own {'/'.join(INSTALLED_CONTROLLER)}: "
+                                               "pulumi config rm k8sSandboxController")
+    return choice
 
 
 def _service_account(cfg: Reader, key: str) -> tuple[str, str]:

@@ -140,6 +140,7 @@ class KubernetesSettings:
     # sees for the stack's kubeconfig, the two the admission policy lets write Sandboxes and templates.
     sandbox_controller: tuple[str, str] = ("agent-sandbox-system", "agent-sandbox-controller")
     deployer: str | None = None
+    agent_sandbox: str = "adopt"  # agent-sandbox only: the cluster's own (`adopt`) or the stack's pinned release
     store: str = "external"  # `in-cluster`: the stack runs Valkey (stacks/k8s/store.py), storePassword its user's
     store_mebibytes: int = 1024  # the in-cluster store's volume
     ingress_sources: tuple[str, ...] = ()  # CIDRs the dispatcher takes clients from beside the controller's pods

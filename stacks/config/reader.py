@@ -136,6 +136,7 @@ DEFAULTS: dict[str, Any] = {
     "k8sIngressSources": [],  # only k8sIngressNamespace's pods (stacks/k8s/network_policies.py)
     "k8sDnsAddresses": [],  # the cluster's DNS pods (and NodeLocal DNSCache's) only
     "k8sMode": "pods",  # bare pods per session; `agent-sandbox`: claims on the stack's SandboxWarmPool
+    "k8sAgentSandbox": "adopt",  # the cluster's own agent-sandbox; `install`: the stack's pinned release
     "k8sSandboxController": "agent-sandbox-system/agent-sandbox-controller",  # the release's own
     "k8sDeployer": "",  # required in agent-sandbox mode
     "k8sStore": "external",  # k8sStoreUrl's store; `in-cluster`: the stack runs Valkey (stacks/k8s/store.py)

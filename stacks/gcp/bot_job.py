@@ -38,8 +38,8 @@ from dispatcher.machines.cloudrun import GRACE_SECONDS
 from dispatcher.machines.cloudrun.executions import OVERRIDE_NAMES
 from stacks.gcp.bot_template import team_roles
 from stacks.gcp.network import BOT_TAG
-from stacks.gcp.release_builds import Build
 from stacks.gcp.secrets import SecretStore
+from stacks.shared.release_builds import Build
 
 # What the provider calls, and nothing more (dispatcher/machines/cloudrun/provider.py).
 RUN_PERMISSIONS = (

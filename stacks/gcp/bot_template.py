@@ -1,6 +1,6 @@
 """BotTemplate: the instance templates per-session bot VMs are created from, one per kept release.
 
-Each kept release (stacks/gcp/release_builds.py) has its own template, which names that release's
+Each kept release (stacks/shared/release_builds.py) has its own template, which names that release's
 images by digest and carries a `release` label; the dispatcher launches a session's VM from its
 release's template (RELEASES). Templates are immutable, and a VM does not need its template once
 created (only a managed instance group holds one: "It is not possible to delete templates that are
@@ -26,7 +26,6 @@ import pulumi_gcp as gcp
 
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
 from stacks.gcp.network import BOT_TAG
-from stacks.gcp.release_builds import Build
 from stacks.gcp.secrets import SecretStore
 from stacks.gcp.startup import STARTUP_SCRIPT
 from stacks.shared.contract import (
@@ -36,6 +35,7 @@ from stacks.shared.contract import (
     GCE_SETTINGS_METADATA_KEY,
     GCE_WEBRTC_IMAGE_METADATA_KEY,
 )
+from stacks.shared.release_builds import Build
 
 COS_IMAGE = "projects/cos-cloud/global/images/family/cos-stable"
 # What `instances.insert` from this template needs, plus watching and removing the result.

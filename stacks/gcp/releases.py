@@ -1,6 +1,6 @@
 """The GCP stack's releases: a definition per kept release, the RELEASES list, what the registry keeps.
 
-Each kept release (stacks/gcp/release_builds.py: listed, or retiring while a session may still run it)
+Each kept release (stacks/shared/release_builds.py: listed, or retiring while a session may still run it)
 gets its own definition from its own images: an instance template (botRuntime gce) or a Cloud Run
 job (cloudrun), created when the remembered list and this `up`'s build are known. The dispatcher is
 offered the listed ones (RELEASES), each with that definition for every transport (`*`): a
@@ -21,7 +21,7 @@ from images.component import Images
 from stacks.config.releases import ReleaseSettings, StackRelease, catalogue
 from stacks.gcp.bot_job import BotJob
 from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate
-from stacks.gcp.release_builds import Builds, unexpired
+from stacks.shared.release_builds import Builds, unexpired
 
 
 def bot_images(images: Images) -> pulumi.Output[dict[str, str]]:

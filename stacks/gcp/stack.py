@@ -35,11 +35,11 @@ from stacks.gcp.observability import Observability, ObservabilityArgs, metric_en
 from stacks.gcp.recordings import RecordingBucket
 from stacks.gcp.registry import Registry
 from stacks.gcp.relay import TurnRelay, TurnRelayArgs
-from stacks.gcp.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
 from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
 from stacks.shared import contract
+from stacks.shared.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
 from stacks.shared.turn_server import turn_urls
 
 # The drop is stamped when the `up` starts (release_builds.up_time), but the old dispatcher keeps

@@ -6,17 +6,18 @@ dispatcher/machines/k8s/release_pools.py): each release's template and pool are 
 dispatcher finds them by the label and writes only the pool's `spec.replicas` (through `scale`), so the
 stack creates each pool at 0 and ignores its size afterwards (stacks/k8s/warm_pool.py).
 
-The releases are the stack's own memory (stacks/shared/releases.py `rolled`: its last `releases` output,
-rolled forward with this `up`'s bot image, `releasesKept` of them), as the cloud stacks keep a task
-definition or template per release. A release that leaves the list keeps its template and pool for
-one more `up` (the `before` list): its sessions' claims still name that pool, and the claim controller
+The releases are the stack's own memory, as the GCP stack keeps a template or job per release
+(stacks/shared/release_builds.py: its last `releaseBuilds` output rolled forward with this `up`'s bot
+image, `releasesKept` listed). A release that leaves the list is *retiring*: it keeps its template and
+pool until its last session can have ended (`longest_bot_seconds` after the `up` that dropped it), then
+the first `up` after that deletes them. Its sessions' claims name that pool, and the claim controller
 turns a bound claim whose pool or template is gone to Ready=False `WarmPoolNotFound`/`TemplateNotFound`
 at its next pass (agent-sandbox `reconcileActive`: a claim with `additionalPodMetadata`, as every
 claim here, needs its template even on the adopted-Sandbox path), which the dispatcher reads as a
 failed machine; and a bot of that release that dials again is admitted only while a pool's template
-names its image. The RELEASES the dispatcher gets are the kept ones alone, so no start takes a
-retired release, whose pool the dispatcher had emptied at weight 0. Every release's pod is this
-`up`'s bot pod with that release's image: the stack's other settings are every release's.
+names its image. The RELEASES the dispatcher gets are the listed ones alone, so no start takes a
+retiring release. Every release's pod is this `up`'s bot pod with that release's image: the stack's
+other settings are every release's.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from typing import Any
 import pulumi
 
 from dispatcher.machines.k8s.pods import LABEL_RELEASE
+from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.releases.catalogue import ANY_TRANSPORT
-from stacks.config.releases import StackRelease
+from stacks.k8s.dispatcher import ROLLOUT_MARGIN_SECONDS, grace_seconds
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
-from stacks.shared.releases import Rolled
+from stacks.shared.release_builds import Build, Builds
 
 RELEASE_POOL_REPLICAS = 0  # at creation: the dispatcher's planner sizes each release's pool
 
@@ -40,28 +42,30 @@ def release_pool_name(warm_pool: str, release: str) -> str:
     return f"{warm_pool}-{release}"
 
 
-def release_image(release: StackRelease) -> str:
+def longest_bot_seconds(max_session_seconds: int) -> int:
+    """How long after the `up` that drops a release a session of it may still run: the old dispatcher's
+    replicas start sessions of it until the rollout replaces them (the Deployment's update wait: each old
+    replica's grace, the session cap and its start, and the rollout's margin, stacks/k8s/dispatcher.py
+    `rollout_wait`), and a session started last runs to its claim's hard end (the cap plus a minute)."""
+    return grace_seconds(max_session_seconds) + ROLLOUT_MARGIN_SECONDS + max_session_seconds + DEADLINE_SLACK_SECONDS
+
+
+def release_image(release: Build) -> str:
     """The bot image a release's pods run: its one reference, the image by digest."""
     return release.images[ANY_TRANSPORT]
 
 
-def retained(found: Rolled) -> list[StackRelease]:
-    """The kept releases, then those this `up` retires (listed before, not now): pools for both."""
-    kept = {release.name for release in found.after}
-    return [*found.after, *(release for release in found.before if release.name not in kept)]
-
-
-def release_pools(name: str, rolled: pulumi.Output[Rolled], *, warm_pool: str, namespace: pulumi.Input[str],
+def release_pools(name: str, builds: pulumi.Output[Builds], *, warm_pool: str, namespace: pulumi.Input[str],
                   pod_for: Callable[[str], dict[str, Any]], egress: list[dict[str, Any]], labels: Mapping[str, str],
                   after: tuple[pulumi.Resource, ...], parent: pulumi.Resource) -> pulumi.Output[list[str]]:
-    """Each kept and just retired release's template and pool, made once the list is known; the pools' names,
+    """Each listed and retiring release's template and pool, made once the builds are known; the pools' names,
     once they exist (what the dispatcher's RELEASES waits for, so no release is offered before its pool)."""
-    def declare(found: Rolled) -> pulumi.Output[list[str]]:
+    def declare(found: Builds) -> pulumi.Output[list[str]]:
         made = [WarmPool(f"{name}-release-{release.name}", WarmPoolArgs(
             name=release_pool_name(warm_pool, release.name), namespace=namespace,
             pod_template=pod_for(release_image(release)), egress=egress, replicas=RELEASE_POOL_REPLICAS,
             labels={**labels, LABEL_RELEASE: release.name}, after=after),
-            opts=pulumi.ResourceOptions(parent=parent)) for release in retained(found)]
+            opts=pulumi.ResourceOptions(parent=parent)) for release in found.kept]
         return pulumi.Output.all(*(pool.pool_name for pool in made)).apply(lambda names: sorted(map(str, names)))
 
-    return rolled.apply(declare)
+    return builds.apply(declare)

@@ -8,6 +8,9 @@ disruption budget, Service and Ingress. The images are built elsewhere and named
 replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py). The bots'
 admission policy, in either mode, comes before anything that makes a bot; and the provider waits until
 the stack's last outputs rule out a change that would delete running bots (stacks/k8s/last_outputs.py).
+In the agent-sandbox mode, agent-sandbox itself (installed or adopted: stacks/k8s/agent_sandbox.py) and the
+admission policy both come before every template and pool, which come before the dispatcher: a destroy
+deletes them in the reverse order, the install last.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.reader import SettingsError
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
-from stacks.config.releases import catalogue
+from stacks.config.releases import StackRelease, catalogue
 from stacks.config.secrets import stored_secrets
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s import last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
 from stacks.k8s.admission import AdmissionArgs, BotAdmission
+from stacks.k8s.agent_sandbox import AgentSandbox
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
 from stacks.k8s.cluster_identifier import refuse_another_cluster
@@ -46,12 +50,12 @@ from stacks.k8s.recordings import (
     refuse_unreachable_store,
     retention_rules,
 )
-from stacks.k8s.release_pools import release_pools
+from stacks.k8s.release_pools import longest_bot_seconds, release_pools
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
 from stacks.shared import contract
-from stacks.shared.releases import rolled
+from stacks.shared.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
 from stacks.shared.turn_server import external_environment
 
 
@@ -103,10 +107,11 @@ def bot_pods(settings: Settings) -> int:
     return settings.max_concurrent_sessions + settings.reserve.max_idle
 
 
-def pool_replicas(settings: Settings) -> int:
-    """The pool's size at creation: the reserve's floor, at least one, never past its cap (the bots' quota
-    counts `reserveMaxIdle` idle bots); the dispatcher's own afterwards."""
-    return min(max(settings.reserve.min_idle, 1), settings.reserve.max_idle)
+# The default pool (K8S_WARM_POOL) while the stack lists releases, as it always does in the agent-sandbox
+# mode: every start takes a listed release's pool, and the planner sizes those alone (it follows RELEASES
+# from its start), so warm pods here would serve no one. It stays, empty: the dispatcher reads it at start
+# and a claim without a release label (made before the pools per release) names it.
+DEFAULT_POOL_REPLICAS = 0
 
 
 def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
@@ -204,20 +209,26 @@ class K8sStack(pulumi.ComponentResource):
                                       found.bot_lifetime))), opts=child)
         bots: tuple[pulumi.Resource, ...] = admission.objects
         releases: dict[str, pulumi.Input[str]] = {}
+        builds: pulumi.Output[object] | None = None
         if template is not None:
+            sandbox = AgentSandbox(f"{name}-agent-sandbox", cfg.agent_sandbox, protect=settings.protect, opts=child)
+            after, bot_namespace = (*admission.objects, *sandbox.objects), sandbox.gate(namespaces.bots)
             pool = WarmPool(name, WarmPoolArgs(
-                name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=template,
-                egress=bot_egress(network), replicas=pool_replicas(settings), labels=labels,
-                after=admission.objects), opts=child)
+                name=environment["K8S_WARM_POOL"], namespace=bot_namespace, pod_template=template,
+                egress=bot_egress(network), replicas=DEFAULT_POOL_REPLICAS, labels=labels, after=after,
+                sized_by_dispatcher=False), opts=child)
             bots = (*bots, *pool.objects)
-            # A template and a pool per kept release (docs/kubernetes.md, "Pools per release"); RELEASES
-            # names them only once they exist.
-            kept = rolled(name, settings.releases, {"*": cfg.bot_image}, self)
-            made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=namespaces.bots,
+            # A template and a pool per listed or retiring release (docs/kubernetes.md, "Pools per release");
+            # RELEASES names the listed ones only once their pools exist.
+            now, life = up_time(), longest_bot_seconds(settings.max_session_seconds)
+            kept = pulumi.Output.all(remembered(name, self, listed=RELEASES_OUTPUT), cfg.bot_image).apply(
+                lambda found: advance(found[0], {"*": found[1]}, settings.releases, now=now, longest_bot_seconds=life))
+            made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=bot_namespace,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
-                                 egress=bot_egress(network), labels=labels, after=admission.objects, parent=self)
-            releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(
-                lambda found: catalogue(found[0].after, settings.releases))
+                                 egress=bot_egress(network), labels=labels, after=after, parent=self)
+            releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(lambda found: catalogue(
+                [StackRelease(b.name, dict(b.images), b.created) for b in found[0].listed], settings.releases))
+            builds = kept.apply(lambda found: found.as_output())
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
             environment={**environment, **releases,
@@ -242,8 +253,10 @@ class K8sStack(pulumi.ComponentResource):
             "drained": settings.drain,
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
             **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
-            # Read back by the next `up` (stacks/shared/releases.py): the releases it keeps a pool for.
+            # The releases offered (RELEASES), and the listed and retiring ones with their times, which the
+            # next `up` reads back (stacks/shared/release_builds.py): the releases it keeps a pool for.
             **({RELEASES_OUTPUT: releases[RELEASES_VARIABLE]} if releases else {}),
+            **({BUILDS_OUTPUT: builds} if builds is not None else {}),
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),

@@ -7,11 +7,13 @@ the `pods` mode's bot pod (stacks/k8s/pool_template.py) and its `networkPolicy` 
 blocks the cluster's DNS and every private range, the dispatcher's pods among them; an empty `ingress`
 takes none. The pool's `updateStrategy` is `Recreate`, so a new image retires the warm Sandboxes of the
 old template at once (the default, `OnReplenish`, keeps them until claimed; the dispatcher refuses to
-start on a pool that is not `Recreate`). Its `spec.replicas` is the dispatcher's, through the `scale`
-subresource: the stack sets it once, at creation, and ignores it afterwards.
+start on a pool that is not `Recreate`). A release's pool's `spec.replicas` is the dispatcher's, through
+the `scale` subresource: the stack sets it once, at creation, and ignores it afterwards. A pool the
+dispatcher never sizes (`sized_by_dispatcher` false: the default pool while the stack lists releases)
+is the stack's at its size every `up`.
 
-agent-sandbox itself (its CRDs and controller, cluster-wide) is the platform's and not the stack's:
-docs/kubernetes.md, "The agent-sandbox mode".
+agent-sandbox itself (its CRDs and controller, cluster-wide) is adopted or installed by
+stacks/k8s/agent_sandbox.py; every template and pool waits for it (`after`, and the namespace gated).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ class WarmPoolArgs:
     namespace: pulumi.Input[str]
     pod_template: dict[str, Any]  # stacks/k8s/pool_template.py pool_pod
     egress: list[dict[str, Any]]  # stacks/k8s/network_policies.py bot_egress
-    replicas: int  # at creation only
+    replicas: int  # at creation only, unless the dispatcher never sizes the pool
     labels: Mapping[str, str]
-    after: tuple[pulumi.Resource, ...] = ()  # the bots' admission policy: enforced before any pool pod exists
+    after: tuple[pulumi.Resource, ...] = ()  # the bots' admission policy and agent-sandbox itself
+    sized_by_dispatcher: bool = True  # its `scale` is the dispatcher's: the stack's replicas at creation only
 
 
 def template_spec(pod_template: dict[str, Any], egress: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,7 +62,7 @@ class WarmPool(pulumi.ComponentResource):
             f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool", metadata=metadata,
             spec=pool_spec(args.name, args.replicas),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, template],
-                                        ignore_changes=[REPLICAS_PATH]))
+                                        ignore_changes=[REPLICAS_PATH] if args.sized_by_dispatcher else None))
         self.objects: tuple[pulumi.Resource, ...] = (template, pool)
         self.pool_name: pulumi.Output[str] = pool.id.apply(lambda _: args.name)  # known once the pool exists
         self.register_outputs({})

@@ -219,7 +219,7 @@ MACHINES_ENV: tuple[str, ...] = (
     *RELEASES_ENV,
 )
 # botRuntime cloudrun: the stack output naming every job a session may still run in, the listed
-# releases' and the retiring ones' (stacks/gcp/release_builds.py), which the drain sweeps besides.
+# releases' and the retiring ones' (stacks/shared/release_builds.py), which the drain sweeps besides.
 BOT_JOBS_OUTPUT = "botJobs"
 
 

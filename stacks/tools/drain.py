@@ -112,7 +112,7 @@ def default_deadline(outputs: Mapping[str, Any]) -> float:
 
 def every_job(settings: CloudRunSettings, outputs: Mapping[str, Any]) -> CloudRunSettings:
     """The provider lists its own job's and the listed releases' (RELEASES) executions; a release
-    dropped from the list keeps its job while a session of it may still run (stacks/gcp/release_builds.py),
+    dropped from the list keeps its job while a session of it may still run (stacks/shared/release_builds.py),
     and the stack names those jobs too (BOT_JOBS_OUTPUT): the drain stops their executions as well."""
     jobs = outputs.get(BOT_JOBS_OUTPUT)  # missing: a stack last deployed by a program before it
     if not isinstance(jobs, list) or not all(isinstance(job, str) and job for job in jobs):

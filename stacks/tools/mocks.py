@@ -29,6 +29,7 @@ from stacks.aws.store_access import rendered
 from stacks.shared import releases
 from stacks.tools.paths import PROGRAM
 
+CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 ACCOUNT = "123456789012"
 GCP_PROJECT_NUMBER = "210987654321"
 AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -109,6 +110,9 @@ class Deployed:
     outputs: dict[str, Any] = field(default_factory=dict)
     definitions: dict[str, list[str]] = field(default_factory=dict)
     bot_build: int = 0
+    # The cluster's CustomResourceDefinitions a `.get` reads: name -> the versions it serves. None: every
+    # CRD read is there and serves v1beta1 (its storage version) and v1alpha1, as agent-sandbox v0.5's do.
+    crds: dict[str, tuple[str, ...]] | None = None
     now: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # the clock of this `up` (a release's `created`)
 
     def record(self, run: Run) -> None:
@@ -244,6 +248,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 counter = int(_digest(args.name)[:8], 16) % 10**10
                 state["name"] = f"{inputs.get('namePrefix', args.name)}2026010100000000{counter:010d}"
             rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
+        elif typ == CRD and args.resource_id:  # a read of the cluster's own CRD (`.get`)
+            return args.resource_id, self._crd(args.resource_id)
         elif typ.startswith("kubernetes:"):
             state["metadata"] = _kubernetes_metadata(args.name, inputs, self.generation)
             rid = "/".join(filter(None, (state["metadata"].get("namespace"), state["metadata"]["name"])))
@@ -258,6 +264,17 @@ class RecordingMocks(pulumi_mocks.Mocks):
             # as a new id wherever the version is pinned, as it does at AWS.
             state["versionId"] = "v-" + _digest(f"{args.name}:{json.dumps(unwrap(inputs.get('secretString')))}")[:8]
         return rid, state
+
+    def _crd(self, name: str) -> dict[str, Any]:
+        """The CRD as the API server answers a read of it, or its 404 as pulumi-kubernetes reports it."""
+        crds = self.deployed.crds
+        served = ("v1beta1", "v1alpha1") if crds is None else crds.get(name)
+        if served is None:
+            raise RuntimeError(f"resource {name!r} does not exist")
+        plural, _, group = name.partition(".")
+        versions = [{"name": version, "served": True, "storage": index == 0} for index, version in enumerate(served)]
+        return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": name}, "spec": {"group": group, "names": {"plural": plural}, "versions": versions}}
 
     def _revision(self, family: str, definition: dict[str, Any]) -> int:
         registered = self.deployed.definitions.setdefault(family, [])

@@ -9,7 +9,7 @@ import pytest
 
 from dispatcher.machines.cloudrun.provider import CloudRunSettings
 from stacks.gcp import bot_job
-from stacks.gcp.release_builds import Build
+from stacks.shared.release_builds import Build
 from stacks.tools.mocks import Registration, unwrap
 from tests.infra.helpers import of_type, run_component
 

@@ -19,9 +19,9 @@ from stacks.config.reader import SettingsError
 from stacks.config.releases import ReleaseSettings, derived_name
 from stacks.gcp.bot_job import MAX_JOB_NAME, job_name
 from stacks.gcp.registry import cleanup_policies
-from stacks.gcp.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse, unexpired
 from stacks.gcp.stack import ROLLOUT_MARGIN_SECONDS
 from stacks.shared.contract import BOT_JOBS_OUTPUT
+from stacks.shared.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse, unexpired
 from stacks.tools.mocks import Deployed, Run, unwrap
 from stacks.tools.preflight import destroy, release_definitions
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner

@@ -14,6 +14,9 @@ import pytest
 from dispatcher.machines.k8s.pods import LABEL_RELEASE
 from dispatcher.machines.k8s.pool_pod import pool_pod_problem
 from dispatcher.machines.k8s.settings import DEFAULT_WARM_POOL, K8sSettings
+from dispatcher.releases.catalogue import Catalogue
+from dispatcher.releases.names import DEFAULT_RELEASE
+from dispatcher.releases.traffic import Traffic
 from stacks.shared import contract
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.fakes.k8s import KUBE_VERSION
@@ -153,15 +156,22 @@ def test_the_pool_is_the_dispatchers_recreated_on_a_new_template_and_sized_by_th
     assert body(pool)["metadata"]["namespace"] == env["K8S_NAMESPACE"] == body(template)["metadata"]["namespace"]
     assert body(pool)["spec"]["sandboxTemplateRef"] == {"name": body(template)["metadata"]["name"]}
     assert body(pool)["spec"]["updateStrategy"] == {"type": "Recreate"}
-    assert pool.ignore_changes == ("spec.replicas",)  # the scale subresource's, after creation
     assert template.urn in pool.dependencies
 
 
-@pytest.mark.parametrize(("least", "most", "replicas"), [("3", "5", 3), ("0", "2", 1), ("0", "0", 0)])
-def test_the_pool_starts_at_the_reserves_floor_or_one_never_past_its_cap(
-        k8s_stack: K8sRunner, least: str, most: str, replicas: int) -> None:
+@pytest.mark.parametrize(("least", "most"), [("3", "5"), ("0", "2"), ("0", "0")])
+def test_the_default_pool_is_held_empty_while_releases_are_listed_and_each_releases_pool_is_the_dispatchers(
+        k8s_stack: K8sRunner, least: str, most: str) -> None:
+    """Every start takes a listed release's pool and the planner sizes those alone (it follows RELEASES, which
+    never names the default release), so the default pool is the stack's, at 0, whatever the reserve's floor:
+    an older stack's warm pods there go at the next `up`."""
     run = k8s_stack(k8sMode="agent-sandbox", k8sDeployer=DEPLOYER, reserveMinIdle=least, reserveMaxIdle=most)
-    assert body(default(run, POOL))["spec"]["replicas"] == replicas
+    pool = default(run, POOL)
+    assert body(pool)["spec"]["replicas"] == 0 and pool.ignore_changes == ()
+    catalogue = Catalogue.from_env({"RELEASES": dispatcher_env(run)["RELEASES"]}, local=False)
+    assert DEFAULT_RELEASE not in Traffic.first(catalogue, (0, "")).weights
+    released = [r for r in run.of_type(POOL) if r is not pool]
+    assert released and all(r.ignore_changes == ("spec.replicas",) for r in released)  # `scale`'s, once made
 
 
 def test_the_dispatcher_is_told_the_mode_and_the_pool_and_waits_for_them(sandbox: Run) -> None:

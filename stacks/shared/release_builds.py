@@ -2,8 +2,8 @@
 
 The list, its rules (names, `releasesKept`, refusing a changed release) and how a stack reads its
 own last outputs are stacks/config/releases.py's and stacks/shared/releases.py's; this module adds what
-the clouds whose release definitions the stack re-declares each `up` (GCE
-templates, Cloud Run jobs) need besides: each kept release's *build* (its images by digest, from
+the stacks that re-declare each release's definition every `up` (GCE templates, Cloud Run jobs,
+Kubernetes SandboxTemplates and their pools) need besides: each kept release's *build* (its images by digest, from
 which its definition is made), and the releases that dropped out of the list but whose definition and
 image a bot may still run (*retiring*). A retiring release goes once no bot can run it any more:
 a bot VM or job execution never outlives its longest life, which the dispatcher sets when it
@@ -14,6 +14,8 @@ dispatcher/machines/gce/reserve.py `max_run_seconds`, dispatcher/machines/cloudr
 records its own (`longestBotSeconds`), and each release keeps the running maximum over the `up`s
 that listed it (`lives`), so lowering `maxSessionSeconds` before or when a release is dropped
 cannot delete a job whose execution still runs.
+Each stack says how long its bots live (GCP: stacks/gcp/stack.py `_longest_bot`; Kubernetes:
+stacks/k8s/release_pools.py `longest_bot_seconds`).
 An `up` that changes nothing keeps every name, time and list as it was: the clock, read once per
 `up` (`up_time`), stamps only a new or dropped release.
 """
@@ -28,7 +30,7 @@ from typing import Any
 import pulumi
 
 from stacks.config.reader import SettingsError
-from stacks.config.releases import ReleaseSettings, StackRelease, check_shared_name, derived_name, roll
+from stacks.config.releases import ReleaseSettings, StackRelease, check_shared_name, derived_name, previous, roll
 from stacks.shared import releases
 
 BUILDS_OUTPUT = "releaseBuilds"  # the stack output the next `up` reads back
@@ -157,9 +159,21 @@ def unexpired(builds: Builds, longest_bot_seconds: int, now: datetime) -> Builds
         if b.retired is not None and datetime.strptime(b.retired, STAMP).replace(tzinfo=UTC) + horizon(b) > now))
 
 
-def remembered(name: str, parent: pulumi.Resource) -> pulumi.Output[Builds]:
+def remembered(name: str, parent: pulumi.Resource, *, listed: str | None = None) -> pulumi.Output[Builds]:
     """What this very stack's last completed `up` kept (nothing before its first), as stacks/shared/releases.py
-    reads its list: through a StackReference to the stack itself."""
+    reads its list: through a StackReference to the stack itself. `listed`: the output a stack from before
+    its builds were recorded kept its list in (`releases`), read when there are no builds yet (`seeded`)."""
     reference = pulumi.StackReference(f"{name}-release-builds", stack_name=releases.own_stack(),
                                       opts=pulumi.ResourceOptions(parent=parent))
-    return reference.get_output(BUILDS_OUTPUT).apply(parse)
+    builds = reference.get_output(BUILDS_OUTPUT).apply(parse)
+    if listed is None:
+        return builds
+    return pulumi.Output.all(builds, reference.get_output(listed)).apply(lambda found: seeded(found[0], found[1]))
+
+
+def seeded(builds: Builds, recorded: object) -> Builds:
+    """A stack whose last `up` recorded its releases (`recorded`, its `releases` output) but not their
+    builds yet: that list, as builds, so the first `up` that records builds forgets no listed release."""
+    if builds.listed or builds.retiring:
+        return builds
+    return Builds(tuple(Build(r.name, r.created, dict(r.images)) for r in previous(recorded)))
