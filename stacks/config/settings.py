@@ -30,6 +30,7 @@ from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
 from stacks.config import k8s as k8s_settings
+from stacks.config import k8s_registry
 from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
 from stacks.config import recording as recording_settings
@@ -154,8 +155,9 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         secrets=secrets,
         turn=turn_settings.load(cfg),
         reserve=_reserve(cfg, cloud),
-        # A k8s stack runs images built elsewhere (stacks/config/k8s.py): no bot project to build.
-        bot_project=None if cloud == "k8s" else bot_settings.project(cfg),
+        # A k8s stack without k8sRegistry runs images built elsewhere (stacks/config/k8s_registry.py): no bot
+        # project to build.
+        bot_project=None if cloud == "k8s" and not k8s_registry.builds_images(cfg) else bot_settings.project(cfg),
         bot_permissions=bot_permissions.load(cfg, cloud),
         observability=observability,
         regions=regions,

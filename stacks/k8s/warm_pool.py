@@ -32,14 +32,14 @@ REPLICAS_PATH = "spec.replicas"  # the dispatcher's (PATCH …/scale), never the
 class WarmPoolArgs:
     name: str  # K8S_WARM_POOL, the template's name too
     namespace: pulumi.Input[str]
-    pod_template: dict[str, Any]  # stacks/k8s/pool_template.py pool_pod
+    pod_template: pulumi.Input[dict[str, Any]]  # stacks/k8s/pool_template.py pool_pod
     egress: list[dict[str, Any]]  # stacks/k8s/network_policies.py bot_egress
     replicas: int  # at creation only
     labels: Mapping[str, str]
     after: tuple[pulumi.Resource, ...] = ()  # the bots' admission policy: enforced before any pool pod exists
 
 
-def template_spec(pod_template: dict[str, Any], egress: list[dict[str, Any]]) -> dict[str, Any]:
+def template_spec(pod_template: pulumi.Input[dict[str, Any]], egress: list[dict[str, Any]]) -> dict[str, Any]:
     return {"podTemplate": pod_template, "networkPolicy": {"ingress": [], "egress": egress}}
 
 
