@@ -1,12 +1,12 @@
 """The Kubernetes stack's own keys (`cloud: k8s`): the cluster, its namespaces, the images, the sizes.
 
 The stack deploys into a cluster its owner already runs (docs/kubernetes.md, "A stack for your
-cluster"): the kubeconfig is a secret (`k8sKubeconfig`), the images are built by the stack and pushed
-to `k8sRegistry`, or built elsewhere and named by digest (stacks/config/k8s_registry.py), and the replicas' store is an external Valkey/Redis whose URL (credentials
-inside) is a secret too, or (`k8sStore: in-cluster`) a Valkey the stack runs itself, whose user's
-password is `storePassword` as on the other clouds. The dispatcher always runs two replicas at least
-(a PodDisruptionBudget keeps one through a node drain), so a store and `storeMessageSecret` are
-always required.
+cluster"): the kubeconfig is a secret (`k8sKubeconfig`), the images are built by the stack and pushed to
+`k8sRegistry`, or built elsewhere and named by digest (stacks/config/k8s_registry.py), and the replicas'
+store is an external Valkey/Redis whose URL (credentials inside) is a secret too, or (`k8sStore:
+in-cluster`) a Valkey the stack runs itself, whose user's password is `storePassword` as on the other
+clouds. The dispatcher always runs two replicas at least (a PodDisruptionBudget keeps one through a node
+drain), so a store and `storeMessageSecret` are always required.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from stacks.config import (
     bot_permissions,
     channel_capacity,
     cloud_run,
+    k8s_registry,
     limits,
     stack_keys,
 )
@@ -30,7 +31,6 @@ from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
 from stacks.config import channel as channel_settings
 from stacks.config import k8s as k8s_settings
-from stacks.config import k8s_registry
 from stacks.config import observability as observability_settings
 from stacks.config import phone as phone_settings
 from stacks.config import recording as recording_settings

@@ -17,8 +17,8 @@ from typing import Any
 
 import pulumi
 
-from images.component import Images, ImagesArgs, RegistryAuth
 from images.bot_transports import IMAGE_LEAVES_OUT
+from images.component import Images, ImagesArgs, RegistryAuth
 from stacks.config.bot import image_args, web_transports
 from stacks.config.model import Settings
 

@@ -1,14 +1,15 @@
 """K8sStack: voicefleet in a Kubernetes cluster its owner already runs, composed of the components beside it.
 
-One explicit provider from the secret kubeconfig (every child gets it through its parent; the
-program's default providers are off) -> the dispatcher's and the bots' namespaces and the bots'
-quota -> the ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the
-NetworkPolicies -> with `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment,
-disruption budget, Service and Ingress. The images are built by the stack and pushed to `k8sRegistry`
-(stacks/k8s/images.py), with the registry's pull Secrets when the stack signs in to it
-(stacks/k8s/pull_secret.py), or built elsewhere and named by digest; the replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py). The bots'
-admission policy, in either mode, comes before anything that makes a bot; and the provider waits until
-the stack's last outputs rule out a change that would delete running bots (stacks/k8s/last_outputs.py).
+One explicit provider from the secret kubeconfig (every child gets it through its parent; the program's
+default providers are off) -> the dispatcher's and the bots' namespaces and the bots' quota -> the
+ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the NetworkPolicies -> with
+`k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment, disruption budget, Service
+and Ingress. The images are built by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
+the registry's pull Secrets when the stack signs in to it (stacks/k8s/pull_secret.py), or built
+elsewhere and named by digest; the replicas' store is external (`k8sStoreUrl`) unless the stack runs it
+(stacks/k8s/store.py). The bots' admission policy, in either mode, comes before anything that makes a
+bot; and the provider waits until the stack's last outputs rule out a change that would delete running
+bots (stacks/k8s/last_outputs.py).
 """
 
 from __future__ import annotations
