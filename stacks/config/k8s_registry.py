@@ -105,6 +105,7 @@ def _image(cfg: Reader, key: str) -> str:
                             f"push the images (docs/kubernetes.md, \"A stack for your cluster\"), or name both "
                             f"images built elsewhere by digest")
     if not _IMAGE.match(image):
-        raise cfg.fail(key, f"must be an image by digest, registry/name@sha256:<64 hex> (got {image!r}); or set "
-                            f"{REGISTRY_KEY} to have the stack build and push the images")
+        raise cfg.fail(key, f"must be an image by digest, registry/name@sha256:<64 hex> (got {image!r}): push one "
+                            f"with images/ci/build.sh and name its digest, or set {REGISTRY_KEY} to have the stack "
+                            f"build and push the images")
     return image

@@ -160,8 +160,8 @@ class K8sStack(pulumi.ComponentResource):
         refuse_unreachable_store(settings)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
-        # Built beside this component, not in it: the provider waits on the check below, which compares
-        # the bots' template, which names the built image.
+        # Built beside this component, not in it: the provider waits on the check below, which compares the
+        # bots' template, which names the built image (a child would wait on the provider: a cycle).
         images = built_images(name, settings, pulumi.ResourceOptions())
         bot_image = images.bot if images is not None else pulumi.Output.from_input(cfg.bot_image or "")
         dispatcher_image = images.dispatcher if images is not None else cfg.dispatcher_image or ""
