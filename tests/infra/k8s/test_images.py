@@ -188,3 +188,19 @@ def test_the_password_is_never_plain_config() -> None:
     message = refusal({**ALL_SECRETS, **CREDENTIALS}, ("voicefleet:k8sRegistryPassword",),
                       **BUILT, k8sRegistryUsername=USER)
     assert "voicefleet:k8sRegistryPassword is stored in plain text" in message and PASSWORD not in message
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("k8sRegistyr", "k8sRegistry"),
+                                             ("k8sRegistryUsernmae", "k8sRegistryUsername")])
+def test_a_misspelt_registry_key_is_caught_with_the_nearest_name(typo: str, meant: str) -> None:
+    message = refusal(**BUILT, **{typo: REGISTRY})
+    assert f"voicefleet:{typo} is no stack key: did you mean {meant}?" in message
+
+
+def test_the_new_keys_are_known_to_the_plans_check() -> None:
+    from stacks.config.stack_keys import unknown
+
+    keys = ["voicefleet:k8sRegistry", "voicefleet:k8sRegistryUsername", "voicefleet:k8sRegistryPassword"]
+    assert unknown(keys, read=["k8sRegistryPassword"]) == []
+    assert unknown(["voicefleet:k8sRegistryPasword"], read=["k8sRegistryPassword"]) == [
+        "voicefleet:k8sRegistryPasword is no stack key: did you mean k8sRegistryPassword?"]
