@@ -204,3 +204,37 @@ def test_the_new_keys_are_known_to_the_plans_check() -> None:
     assert unknown(keys, read=["k8sRegistryPassword"]) == []
     assert unknown(["voicefleet:k8sRegistryPasword"], read=["k8sRegistryPassword"]) == [
         "voicefleet:k8sRegistryPasword is no stack key: did you mean k8sRegistryPassword?"]
+
+
+TURN = {"turn": "external", "turnUrls": "turn:turn.example.com:3478?transport=udp"}
+TURN_SECRET = {"voicefleet:turnSharedSecret": "SENTINEL-turn-shared-secret-0123456789abcdef"}
+
+
+def built_targets(run: Run) -> dict[str, dict[str, Any]]:
+    """Each built bot image's target → its build arguments."""
+    return {inputs(reg)["target"]: inputs(reg).get("buildArgs") or {} for reg in run.of_type(IMAGE)
+            if inputs(reg)["labels"]["org.opencontainers.image.title"].startswith("voicefleet-bot")}
+
+
+def test_one_bot_image_carries_every_transport_the_dispatcher_offers() -> None:
+    """docs/kubernetes.md, "One bot image runs every session": the Daily image alone without a relay; with one,
+    in `pods` mode the Daily image keeping SmallWebRTC's packages; in `agent-sandbox` mode SmallWebRTC's image."""
+    assert set(built_targets(up(Deployed(), mode={}))) == {"runtime"}
+    assert built_targets(up(Deployed(), mode={}))["runtime"]["BOT_DAILY_LEAVES_OUT"] != ""
+    secrets = {**ALL_SECRETS, **CREDENTIALS, **TURN_SECRET}
+    for mode, target in (({}, "runtime"), (SANDBOX, "runtime-webrtc")):
+        config = config_for("k8s", {**mode, **BUILT, **TURN, "k8sRegistryUsername": USER}, secrets)
+        run = run_program(config, list(secrets), stack="k8s-test", deployed=Deployed())
+        targets = built_targets(run)
+        assert set(targets) == {target}
+        if target == "runtime":
+            assert targets[target]["BOT_DAILY_LEAVES_OUT"] == ""  # aiortc's stack stays for SmallWebRTC sessions
+        assert container_env(run)["BOT_IMAGE"]["value"] == built(run)["voicefleet-bot" if target == "runtime"
+                                                                      else "voicefleet-bot-webrtc"]
+
+
+def test_in_pods_mode_the_admission_policy_admits_the_built_bot_image() -> None:
+    run = up(Deployed(), mode={})
+    policy = json.dumps([inputs(reg) for reg in run.of_type(
+        "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")])
+    assert built(run)["voicefleet-bot"] in policy
