@@ -152,7 +152,8 @@ def test_images_by_digest_build_nothing_and_need_no_pull_secret() -> None:
     assert run.of_type(IMAGE) == [] and pull_secret_names(run) == {}
 
 
-def refusal(secrets: dict[str, str] = ALL_SECRETS, plaintext: tuple[str, ...] = (), **overrides: str) -> str:
+def refusal(overrides: dict[str, str], *, secrets: dict[str, str] = ALL_SECRETS,
+            plaintext: tuple[str, ...] = ()) -> str:
     config = config_for("k8s", overrides, secrets)
     with pytest.raises(SettingsError) as caught:
         run_program(config, [key for key in secrets if key not in plaintext], stack="k8s-test", deployed=Deployed())
@@ -162,7 +163,7 @@ def refusal(secrets: dict[str, str] = ALL_SECRETS, plaintext: tuple[str, ...] = 
 
 
 def test_a_registry_and_images_by_digest_together_are_one_clear_error() -> None:
-    message = refusal(k8sRegistry=REGISTRY)
+    message = refusal({"k8sRegistry": REGISTRY})
     assert "voicefleet:k8sRegistry and k8sDispatcherImage, k8sBotImage are both set" in message
     assert "pulumi config rm" in message
 
@@ -181,19 +182,19 @@ def test_a_registry_and_images_by_digest_together_are_one_clear_error() -> None:
 ], ids=["no-password", "no-username", "credentials-without-registry", "scheme", "no-path", "tag", "no-images"])
 def test_bad_combinations_are_refused_with_one_line(overrides: dict[str, str], secrets: dict[str, str],
                                                     expected: str) -> None:
-    assert expected in refusal(secrets, **overrides)
+    assert expected in refusal(overrides, secrets=secrets)
 
 
 def test_the_password_is_never_plain_config() -> None:
-    message = refusal({**ALL_SECRETS, **CREDENTIALS}, ("voicefleet:k8sRegistryPassword",),
-                      **BUILT, k8sRegistryUsername=USER)
+    message = refusal({**BUILT, "k8sRegistryUsername": USER}, secrets={**ALL_SECRETS, **CREDENTIALS},
+                      plaintext=("voicefleet:k8sRegistryPassword",))
     assert "voicefleet:k8sRegistryPassword is stored in plain text" in message and PASSWORD not in message
 
 
 @pytest.mark.parametrize(("typo", "meant"), [("k8sRegistyr", "k8sRegistry"),
                                              ("k8sRegistryUsernmae", "k8sRegistryUsername")])
 def test_a_misspelt_registry_key_is_caught_with_the_nearest_name(typo: str, meant: str) -> None:
-    message = refusal(**BUILT, **{typo: REGISTRY})
+    message = refusal({**BUILT, typo: REGISTRY})
     assert f"voicefleet:{typo} is no stack key: did you mean {meant}?" in message
 
 
