@@ -104,7 +104,7 @@ def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, templat
     if last.template is not None and template is not None and last.template != template:
         raise SettingsError(
             f"Invalid stack configuration: k8sDeployer changes from {last.deployer!r} to {cfg.deployer!r} in the "
-            "same `up` as the bots' SandboxTemplate (k8sBotImage, the bots' sizes, settings or egress): the admission "
+            "same `up` as the bots' SandboxTemplate (bot image, the bots' sizes, settings or egress): the admission "
             "policy naming the new deployer takes about a second to be enforced, and the template's update can be "
             "refused (403) meanwhile. Change k8sDeployer in an `up` of its own, then the rest "
             "(docs/kubernetes.md, \"The agent-sandbox mode\")")
