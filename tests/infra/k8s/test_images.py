@@ -239,3 +239,15 @@ def test_in_pods_mode_the_admission_policy_admits_the_built_bot_image() -> None:
     policy = json.dumps([inputs(reg) for reg in run.of_type(
         "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")])
     assert built(run)["voicefleet-bot"] in policy
+
+
+def test_a_new_deployer_with_a_newly_built_bot_is_refused() -> None:
+    """The last `up`'s check compares the bots' template, which names the built image: it is known before the
+    provider lets anything into the cluster (stacks/k8s/last_outputs.py)."""
+    deployed = Deployed()
+    up(deployed)
+    deployed.bot_build += 1
+    with pytest.raises(SettingsError, match="Change k8sDeployer in an `up` of its own"):
+        up(deployed, k8sDeployer="new-ci@example.com")
+    unchanged = Deployed(outputs=dict(deployed.outputs))  # the same `up` with the bot project as it was
+    up(unchanged, k8sDeployer="new-ci@example.com")  # the deployer alone goes through
