@@ -65,7 +65,9 @@ class RegistryAuth:
 
 @dataclass(frozen=True)
 class ImagesArgs:
-    registry: RegistryAuth
+    # None: docker-build signs in as the deployer's own Docker does (`docker login`, a credential helper);
+    # a k8s stack whose registry the stack is given no credentials for (stacks/config/k8s_registry.py).
+    registry: RegistryAuth | None
     repositories: dict[str, pulumi.Input[str]]  # "bot"/"dispatcher" -> repository URL (no tag)
     source_revision: str  # "" = no revision tag
     platforms: Sequence[str] = ("linux/amd64",)
@@ -106,7 +108,7 @@ class Images(pulumi.ComponentResource):
         super().__init__("voicefleet:images:Images", name, None, opts)
         refs: dict[str, pulumi.Output[str]] = {}
         self._name = name
-        self._registries: dict[str, docker_build.RegistryArgsDict] = {}
+        self._registries: dict[str, docker_build.RegistryArgsDict | None] = {}
         self._repositories: dict[str, pulumi.Output[str]] = {}
         bot_labels = {project_files.DIGEST_LABEL: _project_digest(args.bot_project)}
         for role, (dockerfile, target) in DOCKERFILES.items():
@@ -114,7 +116,7 @@ class Images(pulumi.ComponentResource):
                 continue
             repository = pulumi.Output.from_input(args.repositories[role])
             cache = pulumi.Output.concat(repository, ":", CACHE_TAG)
-            registries: list[docker_build.RegistryArgsDict] = [{
+            registries: list[docker_build.RegistryArgsDict] = [] if args.registry is None else [{
                 "address": args.registry.address, "username": args.registry.username,
                 "password": pulumi.Output.secret(args.registry.password)}]
             context: docker_build.BuildContextArgsDict = {"location": CONTEXT}
@@ -147,7 +149,7 @@ class Images(pulumi.ComponentResource):
                                        "oci_media_types": True}}] if zstd else None,
                 build_on_preview=args.build_on_preview,
                 labels=labels,
-                registries=registries,
+                registries=registries or None,
                 cache_from=[{"registry": {"ref": cache}}],
                 # ECR only accepts registry caches as OCI image manifests; Artifact Registry takes
                 # them too, so one shape serves both clouds.
@@ -158,11 +160,11 @@ class Images(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
             refs[role] = pulumi.Output.concat(repository, "@", image.digest)
-            self._registries[role], self._repositories[role] = registries[0], repository
+            self._registries[role], self._repositories[role] = next(iter(registries), None), repository
             if args.source_revision:
                 docker_build.Index(f"{name}-{role}-revision",
                                    tag=pulumi.Output.concat(repository, ":", REVISION_TAG_PREFIX, args.source_revision),
-                                   sources=[refs[role]], push=True, registry=registries[0],
+                                   sources=[refs[role]], push=True, registry=next(iter(registries), None),
                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         self.daily = "bot" in refs
         self.bot = refs["bot"] if self.daily else refs["bot-webrtc"]

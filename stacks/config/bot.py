@@ -174,6 +174,7 @@ PULL_COMPRESSION = {
     "aws": "priced as gzip layers (this stack pushes the bot image zstd to ECR, not priced separately)",
     "gcp": "priced as gzip layers, as this stack pushes them to Artifact Registry",
     "azure": "priced as gzip layers, as this stack pushes them to Azure Container Registry",
+    "k8s": "priced as gzip layers, as this stack pushes them to k8sRegistry",
 }
 SLIMMING = ("Slim it (packages the bot never imports go in [tool.voicefleet] exclude-packages; a torch project "
             "pins the CPU-only build)")

@@ -1,12 +1,12 @@
 """The Kubernetes stack's own keys (`cloud: k8s`): the cluster, its namespaces, the images, the sizes.
 
 The stack deploys into a cluster its owner already runs (docs/kubernetes.md, "A stack for your
-cluster"): the kubeconfig is a secret (`k8sKubeconfig`), the images are built and pushed elsewhere
-and named by digest, and the replicas' store is an external Valkey/Redis whose URL (credentials
-inside) is a secret too, or (`k8sStore: in-cluster`) a Valkey the stack runs itself, whose user's
-password is `storePassword` as on the other clouds. The dispatcher always runs two replicas at least
-(a PodDisruptionBudget keeps one through a node drain), so a store and `storeMessageSecret` are
-always required.
+cluster"): the kubeconfig is a secret (`k8sKubeconfig`), the images are built by the stack and pushed to
+`k8sRegistry`, or built elsewhere and named by digest (stacks/config/k8s_registry.py), and the replicas'
+store is an external Valkey/Redis whose URL (credentials inside) is a secret too, or (`k8sStore:
+in-cluster`) a Valkey the stack runs itself, whose user's password is `storePassword` as on the other
+clouds. The dispatcher always runs two replicas at least (a PodDisruptionBudget keeps one through a node
+drain), so a store and `storeMessageSecret` are always required.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
+from stacks.config import k8s_registry
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
 from stacks.config.k8s_ingress import ingress_sources
@@ -42,8 +43,6 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # CPU as whole or decimal cores or millicores, memory in Mi or Gi.
 _CPU = re.compile(r"^(?:(\d+)m|(\d+(?:\.\d{1,3})?))$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
-# An image by digest: the cluster pulls exactly what was reviewed, and a new digest rolls the pods.
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 # Any stable name the operator gives the cluster (an EKS ARN, a GKE `gke_…` or `projects/…` name, an AKS
 # resource id, an eksctl `user@cluster.region.eksctl.io`): printable, no spaces, so a diff shows it plainly.
 _CLUSTER_IDENTIFIER = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9._:/@()-]{0,511}$")
@@ -105,6 +104,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
     agent_sandbox = _agent_sandbox(cfg, mode, controller)
     deployer = _deployer(cfg, settings) if mode == AGENT_SANDBOX else None
     ingress_class = cfg.string("k8sIngressClass", pattern=DNS_LABEL)
+    registry, dispatcher_image, bot_image = k8s_registry.load(cfg)
     found = KubernetesSettings(
         kubeconfig=kubeconfig,
         context=cfg.optional("k8sContext"),
@@ -112,8 +112,9 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         dispatcher_namespace=names["k8sDispatcherNamespace"],
         bot_namespace=names["k8sBotNamespace"],
         ingress_namespace=names["k8sIngressNamespace"],
-        dispatcher_image=_image(cfg, "k8sDispatcherImage"),
-        bot_image=_image(cfg, "k8sBotImage"),
+        dispatcher_image=dispatcher_image,
+        bot_image=bot_image,
+        registry=registry,
         dispatcher_replicas=replicas,
         dispatcher_cpu=dispatcher_cpu,
         bot_cpu=bot_cpu,
@@ -260,10 +261,3 @@ def _mebibytes(cfg: Reader, key: str, value: str, what: str = "memory") -> int:
         raise cfg.fail(key, f"must be {what} in Mi or Gi, like 512Mi or 2Gi (got {value!r})")
     return int(found[1]) * (1024 if found[2] == "Gi" else 1)
 
-
-def _image(cfg: Reader, key: str) -> str:
-    image = cfg.string(key, required=True)
-    if not _IMAGE.match(image):
-        raise cfg.fail(key, f"must be an image by digest, registry/name@sha256:<64 hex> (got {image!r}): the stack "
-                            "builds no image; push one with images/ci/build.sh and name its digest")
-    return image

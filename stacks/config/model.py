@@ -14,6 +14,7 @@ import pulumi
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
 from stacks.config.bot_permissions import BotPermissions
+from stacks.config.k8s_registry import K8sRegistry
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.recording import RecordingSettings
 from stacks.config.regions import RegionSettings
@@ -119,8 +120,9 @@ class KubernetesSettings:
     dispatcher_namespace: str
     bot_namespace: str  # Pod Security `restricted`, enforced; the ResourceQuota's
     ingress_namespace: str  # the Ingress controller's: the only namespace the dispatcher takes traffic from
-    dispatcher_image: str  # by digest
-    bot_image: str  # by digest
+    # by digest, built elsewhere; None when the stack builds them and pushes them to `registry`
+    dispatcher_image: str | None
+    bot_image: str | None
     dispatcher_replicas: int  # 2 at least
     dispatcher_cpu: str  # a quantity: requests and limits
     bot_cpu: str
@@ -144,6 +146,7 @@ class KubernetesSettings:
     store: str = "external"  # `in-cluster`: the stack runs Valkey (stacks/k8s/store.py), storePassword its user's
     store_mebibytes: int = 1024  # the in-cluster store's volume
     ingress_sources: tuple[str, ...] = ()  # CIDRs the dispatcher takes clients from beside the controller's pods
+    registry: K8sRegistry | None = None  # `k8sRegistry`: the stack builds both images and pushes them there
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from stacks.config import (
     bot_permissions,
     channel_capacity,
     cloud_run,
+    k8s_registry,
     limits,
     stack_keys,
 )
@@ -154,8 +155,9 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         secrets=secrets,
         turn=turn_settings.load(cfg),
         reserve=_reserve(cfg, cloud),
-        # A k8s stack runs images built elsewhere (stacks/config/k8s.py): no bot project to build.
-        bot_project=None if cloud == "k8s" else bot_settings.project(cfg),
+        # A k8s stack without k8sRegistry runs images built elsewhere (stacks/config/k8s_registry.py): no bot
+        # project to build.
+        bot_project=None if cloud == "k8s" and not k8s_registry.builds_images(cfg) else bot_settings.project(cfg),
         bot_permissions=bot_permissions.load(cfg, cloud),
         observability=observability,
         regions=regions,

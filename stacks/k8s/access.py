@@ -61,6 +61,9 @@ class AccessArgs:
     mode: str = PODS  # K8S_MODE: which calls the dispatcher makes (RULES)
     # The bots' workload identity (voicefleet:botPermissions): one cloud's annotation, on their ServiceAccount.
     bot_annotations: Mapping[str, str] = field(default_factory=dict)
+    # The registry's pull Secrets (stacks/k8s/pull_secret.py), dispatcher's and bots': every pod made as
+    # either account pulls with its namespace's. None: the nodes pull with their own rights.
+    pull_secrets: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
 
 
 def role_ref(kind: str, name: pulumi.Input[str]) -> k8s.rbac.v1.RoleRefArgsDict:
@@ -75,12 +78,15 @@ class Access(pulumi.ComponentResource):
     def __init__(self, name: str, args: AccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:Access", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        pulls: list[list[k8s.core.v1.LocalObjectReferenceArgsDict] | None] = [None, None] \
+            if args.pull_secrets is None else [[{"name": pull}] for pull in args.pull_secrets]
         dispatcher = k8s.core.v1.ServiceAccount(f"{name}-dispatcher", metadata={
-            "name": DISPATCHER_ACCOUNT, "namespace": args.dispatcher_namespace, "labels": args.labels}, opts=child)
+            "name": DISPATCHER_ACCOUNT, "namespace": args.dispatcher_namespace, "labels": args.labels},
+            image_pull_secrets=pulls[0], opts=child)
         bot = k8s.core.v1.ServiceAccount(f"{name}-bot", metadata={
             "name": BOT_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels,
             **({"annotations": dict(args.bot_annotations)} if args.bot_annotations else {})},
-            automount_service_account_token=False, opts=child)
+            automount_service_account_token=False, image_pull_secrets=pulls[1], opts=child)
         subject: k8s.rbac.v1.SubjectArgsDict = {"kind": "ServiceAccount", "name": dispatcher.metadata.name,
                                                 "namespace": args.dispatcher_namespace}
         role = k8s.rbac.v1.Role(f"{name}-pods", metadata={

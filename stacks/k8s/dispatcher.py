@@ -48,7 +48,7 @@ SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 @dataclass(frozen=True)
 class DispatcherArgs:
     namespace: pulumi.Input[str]
-    image: str  # by digest
+    image: pulumi.Input[str]  # by digest
     service_account: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]  # plain settings (stacks/shared/contract.py K8S_ENV)
     secret_env: list[dict[str, Any]]  # each secret by reference (DispatcherSecret.env)

@@ -104,15 +104,17 @@ def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, templat
     if last.template is not None and template is not None and last.template != template:
         raise SettingsError(
             f"Invalid stack configuration: k8sDeployer changes from {last.deployer!r} to {cfg.deployer!r} in the "
-            "same `up` as the bots' SandboxTemplate (k8sBotImage, the bots' sizes, settings or egress): the admission "
+            "same `up` as the bots' SandboxTemplate (bot image, the bots' sizes, settings or egress): the admission "
             "policy naming the new deployer takes about a second to be enforced, and the template's update can be "
             "refused (403) meanwhile. Change k8sDeployer in an `up` of its own, then the rest "
             "(docs/kubernetes.md, \"The agent-sandbox mode\")")
 
 
-def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings, template: str | None) -> pulumi.Output[LastUp]:
-    """`last`, once the changes it refuses are ruled out (a failed check fails the program)."""
-    def check(found: LastUp) -> LastUp:
+def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings,
+            template: pulumi.Input[str] | None) -> pulumi.Output[LastUp]:
+    """`last`, once the changes it refuses are ruled out (a failed check fails the program). `template`
+    is known once the bot image it names is (a built one: once it is pushed)."""
+    def check(found: LastUp, template: str | None) -> LastUp:
         try:
             refuse_moved_namespaces(found, cfg)
             refuse_deployer_with_template(found, cfg, template)
@@ -121,7 +123,7 @@ def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings, template: str 
             raise
         return found
 
-    return last.apply(check)
+    return pulumi.Output.all(last, template).apply(lambda found: check(found[0], found[1]))
 
 
 def reported_once(refused: BaseException) -> None:

@@ -1,16 +1,17 @@
 """K8sStack: voicefleet in a Kubernetes cluster its owner already runs, composed of the components beside it.
 
-One explicit provider from the secret kubeconfig (every child gets it through its parent; the
-program's default providers are off) -> the dispatcher's and the bots' namespaces and the bots'
-quota -> the ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the
-NetworkPolicies -> with `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment,
-disruption budget, Service and Ingress. The images are built elsewhere and named by digest; the
-replicas' store is external (`k8sStoreUrl`) unless the stack runs it (stacks/k8s/store.py). The bots'
-admission policy, in either mode, comes before anything that makes a bot; and the provider waits until
-the stack's last outputs rule out a change that would delete running bots (stacks/k8s/last_outputs.py).
-In the agent-sandbox mode, agent-sandbox itself (installed or adopted: stacks/k8s/agent_sandbox.py) and the
-admission policy both come before every template and pool, which come before the dispatcher: a destroy
-deletes them in the reverse order, the install last.
+One explicit provider from the secret kubeconfig (every child gets it through its parent; the program's
+default providers are off) -> the dispatcher's and the bots' namespaces and the bots' quota -> the
+ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the NetworkPolicies -> with
+`k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment, disruption budget, Service
+and Ingress. The images are built by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
+the registry's pull Secrets when the stack signs in to it (stacks/k8s/pull_secret.py), or built
+elsewhere and named by digest; the replicas' store is external (`k8sStoreUrl`) unless the stack runs it
+(stacks/k8s/store.py). The bots' admission policy, in either mode, comes before anything that makes a
+bot; and the provider waits until the stack's last outputs rule out a change that would delete running
+bots (stacks/k8s/last_outputs.py). In the agent-sandbox mode, agent-sandbox itself (installed or adopted:
+stacks/k8s/agent_sandbox.py) and the admission policy both come before every template and pool, which
+come before the dispatcher: a destroy deletes them in the reverse order, the install last.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
+from stacks.k8s.images import built_images
 from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
+from stacks.k8s.pull_secret import pull_secrets
 from stacks.k8s.recordings import (
     recording_environment,
     recording_secret,
@@ -76,7 +79,8 @@ def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[st
         "HOST": contract.DISPATCHER_HOST,
         **settings.reserve.to_env(),
         "K8S_NAMESPACE": cfg.bot_namespace,
-        "BOT_IMAGE": cfg.bot_image,
+        # A built image is known once it is pushed: K8sStack adds it then.
+        **({"BOT_IMAGE": cfg.bot_image} if cfg.bot_image is not None else {}),
         "K8S_BOT_CPU": cfg.bot_cpu,
         "K8S_BOT_MEMORY": cfg.bot_memory,
         "K8S_SERVICE_ACCOUNT": BOT_ACCOUNT,
@@ -160,8 +164,14 @@ class K8sStack(pulumi.ComponentResource):
         refuse_unreachable_store(settings)
         service_host = f"{contract.DISPATCHER_CONTAINER_NAME}.{cfg.dispatcher_namespace}.svc"
         environment = k8s_environment(settings, service_host, CHANNEL_SERVICE_PORT)
-        template = pool_pod(environment) if cfg.mode == AGENT_SANDBOX else None
-        digest = template_digest(template, cfg) if template is not None else None
+        # Built beside this component, not in it: the provider waits on the check below, which compares the
+        # bots' template, which names the built image (a child would wait on the provider: a cycle).
+        images = built_images(name, settings, pulumi.ResourceOptions())
+        bot_image = images.bot if images is not None else pulumi.Output.from_input(cfg.bot_image or "")
+        dispatcher_image = images.dispatcher if images is not None else cfg.dispatcher_image or ""
+        launching = bot_image.apply(lambda image: {**environment, "BOT_IMAGE": image})
+        template = launching.apply(pool_pod) if cfg.mode == AGENT_SANDBOX else None
+        digest = template.apply(lambda pod: template_digest(pod, cfg)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
@@ -182,9 +192,12 @@ class K8sStack(pulumi.ComponentResource):
         namespaces = Namespaces(name, NamespacesArgs(
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect), opts=child)
+        pulls = pull_secrets(name, cfg.registry, (namespaces.dispatcher, namespaces.bots), labels, child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
-                                         bot_annotations=settings.bot_permissions.k8s_annotations), opts=child)
+                                         bot_annotations=settings.bot_permissions.k8s_annotations,
+                                         pull_secrets=None if pulls is None else (pulls.dispatcher, pulls.bots)),
+                        opts=child)
         store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, child)
         # An external store's URL carries its credentials (a secret); the in-cluster one's is plain, its
         # password the stack's storePassword.
@@ -204,9 +217,9 @@ class K8sStack(pulumi.ComponentResource):
             prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
             dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
             mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
-            bot_pod=None if template is not None else last.apply(
-                lambda found: bot_pod(environment, launchable_images(cfg.bot_image, found.bot_image),
-                                      found.bot_lifetime))), opts=child)
+            bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
+                lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
+                                      found[0].bot_lifetime))), opts=child)
         bots: tuple[pulumi.Resource, ...] = admission.objects
         releases: dict[str, pulumi.Input[str]] = {}
         builds: pulumi.Output[object] | None = None
@@ -221,8 +234,10 @@ class K8sStack(pulumi.ComponentResource):
             # A template and a pool per listed or retiring release (docs/kubernetes.md, "Pools per release");
             # RELEASES names the listed ones only once their pools exist.
             now, life = up_time(), longest_bot_seconds(settings.max_session_seconds)
-            kept = pulumi.Output.all(remembered(name, self, listed=RELEASES_OUTPUT), cfg.bot_image).apply(
+            kept = pulumi.Output.all(remembered(name, self, listed=RELEASES_OUTPUT), bot_image).apply(
                 lambda found: advance(found[0], {"*": found[1]}, settings.releases, now=now, longest_bot_seconds=life))
+            if images is not None:  # the registry keeps each release's image by its tag, as ECR does
+                images.tag_release(kept.apply(lambda found: found.current_name))
             made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=bot_namespace,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
                                  egress=bot_egress(network), labels=labels, after=after, parent=self)
@@ -230,8 +245,8 @@ class K8sStack(pulumi.ComponentResource):
                 [StackRelease(b.name, dict(b.images), b.created) for b in found[0].listed], settings.releases))
             builds = kept.apply(lambda found: found.as_output())
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
-            namespace=namespaces.dispatcher, image=cfg.dispatcher_image, service_account=access.dispatcher_account,
-            environment={**environment, **releases,
+            namespace=namespaces.dispatcher, image=dispatcher_image, service_account=access.dispatcher_account,
+            environment={**environment, "BOT_IMAGE": bot_image, **releases,
                          **({URL_VARIABLE: store.url} if store is not None else {}),
                          **recording_environment(settings)},
             secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
@@ -247,9 +262,9 @@ class K8sStack(pulumi.ComponentResource):
             "dispatcherNamespace": namespaces.dispatcher,
             "botNamespace": namespaces.bots,
             "dispatcherService": dispatcher.service,
-            "dispatcherImage": cfg.dispatcher_image,
-            "botImage": cfg.bot_image,
-            "machinesEnvironment": contract.machines_environment(dict(environment)),
+            "dispatcherImage": dispatcher_image,
+            "botImage": bot_image,
+            "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
             **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),

@@ -34,7 +34,7 @@ REPLICAS_PATH = "spec.replicas"  # the dispatcher's (PATCH …/scale), never the
 class WarmPoolArgs:
     name: str  # K8S_WARM_POOL, the template's name too
     namespace: pulumi.Input[str]
-    pod_template: dict[str, Any]  # stacks/k8s/pool_template.py pool_pod
+    pod_template: pulumi.Input[dict[str, Any]]  # stacks/k8s/pool_template.py pool_pod
     egress: list[dict[str, Any]]  # stacks/k8s/network_policies.py bot_egress
     replicas: int  # at creation only, unless the dispatcher never sizes the pool
     labels: Mapping[str, str]
@@ -42,7 +42,7 @@ class WarmPoolArgs:
     sized_by_dispatcher: bool = True  # its `scale` is the dispatcher's: the stack's replicas at creation only
 
 
-def template_spec(pod_template: dict[str, Any], egress: list[dict[str, Any]]) -> dict[str, Any]:
+def template_spec(pod_template: pulumi.Input[dict[str, Any]], egress: list[dict[str, Any]]) -> dict[str, Any]:
     return {"podTemplate": pod_template, "networkPolicy": {"ingress": [], "egress": egress}}
 
 

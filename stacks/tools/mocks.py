@@ -117,11 +117,13 @@ class Deployed:
 
     def record(self, run: Run) -> None:
         """After a successful `up`: the stack's outputs are what the next one reads back, and
-        infra/__main__.py exports exactly the outputs of the one component under the root stack."""
+        infra/__main__.py exports exactly the outputs of the cloud's component under the root stack (the
+        one whose outputs name the cloud: a k8s stack's images are built beside it, stacks/k8s/stack.py)."""
         self.now += timedelta(hours=1)
         types = {urn: urn.split("::")[-2] for urn in run.completed}
         (self.outputs,) = (dict(outputs) for urn, outputs in run.completed.items()
-                           if types[urn].startswith("pulumi:pulumi:Stack$") and types[urn].count("$") == 1)
+                           if types[urn].startswith("pulumi:pulumi:Stack$") and types[urn].count("$") == 1
+                           and "cloud" in outputs)
 
 
 class RecordingMocks(pulumi_mocks.Mocks):
