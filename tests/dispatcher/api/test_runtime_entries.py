@@ -1,0 +1,68 @@
+"""The runtime settings' entries merge alike in every region, whatever order changes arrive in: a
+capacity value's newest version wins, a revoked secret stays revoked, and a name revoked in one region
+refuses a secret of it another region made without knowing of the revocation, but not one made after
+its region took it."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from dispatcher.api import runtime_entries
+from dispatcher.api.runtime_entries import Entries, checked, merged, stamped, views
+from dispatcher.api.runtime_keys import new_secret
+
+
+def key(name: str) -> dict[str, Any]:
+    _secret, record = new_secret(name, "admin-1")
+    return {record.secret_id: record.to_json()}
+
+
+def change(entries: Entries, at: tuple[int, str], *, capacity: dict[str, Any] | None = None,
+           made: dict[str, Any] | None = None, revoked: tuple[str, ...] = ()) -> tuple[Entries, Entries]:
+    """An admin's change in region at[1], at time at[0]: values set, keys made, names revoked whole."""
+    before = views(entries)
+    keys = {k: v for k, v in before[1].items() if v["name"] not in revoked} | (made or {})
+    return stamped(entries, before, ({**before[0], **(capacity or {})}, keys), revoked, "admin-1", at)
+
+
+def test_a_revocation_wins_over_a_secret_of_the_name_made_elsewhere_without_knowing_of_it() -> None:
+    start, _ = change(runtime_entries.empty(), (1000, "eu"), made=key("acme"))
+    eu, revoke = change(start, (2000, "eu"), revoked=("acme",))
+    us, another = change(start, (2001, "us"), made=key("acme"))  # later by the clock, yet concurrent
+    assert views(merged(eu, another))[1] == {} == views(merged(us, revoke))[1]
+
+    # us took the revocation, then made acme again (`--another`): that one stands everywhere.
+    us = merged(us, revoke)
+    us, again = change(us, (3000, "us"), made=(fresh := key("acme")))
+    assert views(us)[1] == fresh == views(merged(eu, again))[1]
+
+
+def test_a_revoked_secret_stays_revoked_and_the_newest_value_wins_in_any_order() -> None:
+    made = key("beta")
+    start, _ = change(runtime_entries.empty(), (1000, "eu"), made=made, capacity={"sessions": 5})
+    deltas = [change(start, (2000, "us"), capacity={"sessions": 7})[1],
+              change(start, (1500, "ap"), capacity={"sessions": 9, "reserve.max": 3})[1],
+              stamped(start, views(start), (views(start)[0], {}), (), "admin-2", (1200, "ap"))[1]]
+    outcomes = set()
+    for order in itertools.permutations(deltas):
+        entries = start
+        for delta in (*order, order[0]):  # a change taken twice is taken once
+            entries = merged(entries, delta)
+        outcomes.add(runtime_entries.digest(entries))
+        assert views(entries) == ({"sessions": 7, "reserve.max": 3}, {})
+    assert len(outcomes) == 1
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ({"capacity": {"sessions": {"value": True, "version": [1, "eu"]}}}, "a number or null"),
+    ({"capacity": {"Sessions!": {"value": 1, "version": [1, "eu"]}}}, "no capacity value"),
+    ({"capacity": {"sessions": {"value": 1, "version": [1, "eu"], "by": "a\x1b[2Jb"}}}, "printable"),
+    ({"names": {"acme": {"revoked": [1]}}}, "no revoked"),
+    ({"secrets": {"0123456789ab": {"name": "acme", "revoked": [1, "xx"]}}}, "did not make it"),
+])
+def test_entries_out_of_shape_are_refused_in_one_line(raw: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        checked(raw, makers={"eu"})
