@@ -155,6 +155,7 @@ def build_state(
                                 max_session_seconds=settings.max_session_seconds,
                                 cost=functools.partial(_reckoned, costs),
                                 key_names={name for _, name in settings.api_key_names},
+                                runtime_keys=bool(settings.api_key_hashes and settings.admin_key_hashes),
                                 releases=set(releases.catalogue.names))
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
