@@ -34,6 +34,7 @@ Change = Callable[[Record], list[dict[str, Any]]]  # changes the record in place
 # What a change puts in the record beside its views: the key names it revokes whole (each a revocation
 # of the name, which wins over a secret of it another region makes meanwhile). Taken out before writing.
 REVOKED_NAMES = "revoked_names"
+ONE_REGION = "local"  # what a version names where REGION is not set (a deployment of one region)
 
 
 class RuntimeSettings:
@@ -94,7 +95,8 @@ class RuntimeSettings:
             before = (dict(current["capacity"]), dict(current["keys"]))
             lines = change(current)
             revoked = current.pop(REVOKED_NAMES, ())
-            version = (max(int(self._clock() * 1000), runtime_entries.newest_ms(current["entries"]) + 1), self._region)
+            version = (max(int(self._clock() * 1000), runtime_entries.newest_ms(current["entries"]) + 1),
+                       self._region or ONE_REGION)
             by = str(lines[0].get("by", "")) if lines else ""
             current["entries"], delta = runtime_entries.stamped(
                 current["entries"], before, (current["capacity"], current["keys"]), revoked, by, version)
@@ -211,7 +213,7 @@ def _shaped(raw: dict[str, Any], region: str) -> Record:
     except (KeyError, ValueError):
         capacity, keys = raw.get("capacity"), raw.get("keys")
         entries = runtime_entries.of_views(capacity if isinstance(capacity, dict) else {},
-                                           keys if isinstance(keys, dict) else {}, (version, region or "here"))
+                                           keys if isinstance(keys, dict) else {}, (version, region or ONE_REGION))
     capacity, keys = runtime_entries.views(entries)
     return {"version": version, "capacity": capacity, "keys": keys, "entries": entries}
 

@@ -118,8 +118,9 @@ class RegionalRuntime:
             log.debug("regions: %s's runtime settings not read (%s); read at its next answer", peer.name, why)
             return
         try:
+            # Any region's name: a record may hold changes made before this deployment had regions.
             entries = self._check(data.get("entries") if isinstance(data, Mapping) else None,
-                                  makers=set(self._regions.urls), latest_ms=self._latest_ms())
+                                  latest_ms=self._latest_ms())
             if await self._runtime.adopt(entries):
                 log.info("regions: runtime settings read from %s merged", peer.name)
         except (StoreUnavailable, ApiError):

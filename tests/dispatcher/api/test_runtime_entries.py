@@ -12,7 +12,9 @@ import pytest
 
 from dispatcher.api import runtime_entries
 from dispatcher.api.runtime_entries import Entries, checked, merged, stamped, views
-from dispatcher.api.runtime_keys import new_secret
+from dispatcher.api.runtime_keys import RuntimeKeys, new_secret
+from dispatcher.api.runtime_settings import REVOKED_NAMES, RuntimeSettings
+from dispatcher.store.runtime_book import MemoryRuntimeBook
 
 
 def key(name: str) -> dict[str, Any]:
@@ -66,3 +68,27 @@ def test_a_revoked_secret_stays_revoked_and_the_newest_value_wins_in_any_order()
 def test_entries_out_of_shape_are_refused_in_one_line(raw: dict[str, Any], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         checked(raw, makers={"eu"})
+
+
+async def test_one_region_keeps_its_entries_and_a_revoked_name_across_reads() -> None:
+    book = MemoryRuntimeBook()
+    settings = RuntimeSettings(book, RuntimeKeys())  # REGION not set
+
+    def made(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["capacity"]["sessions"] = 5
+        record["keys"].update(key("acme"))
+        return [{"by": "admin-1", "action": "capacity.set"}]
+
+    def revoked(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["keys"].clear()
+        record[REVOKED_NAMES] = ["acme"]
+        return [{"by": "admin-1", "action": "key.revoke"}]
+
+    await settings.change(made)
+    await settings.change(revoked)
+    again = RuntimeSettings(book, RuntimeKeys())
+    await again.refresh()  # a replica started later reads the same entries
+    entries = again.entries()
+    assert entries["capacity"]["sessions"]["version"][1] == "local" and "acme" in entries["names"]
+    assert again.capacity == {"sessions": 5} and again.keys.records == {}
+    assert again.digest() == settings.digest()
