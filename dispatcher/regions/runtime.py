@@ -73,7 +73,9 @@ class RegionalRuntime:
             peers.answer_listeners.append(self.polled)
 
     def changed(self, delta: Mapping[str, Any]) -> None:
-        """What an admin's change here added: pushed to every peer."""
+        """What an admin's change here added: pushed to every peer (a change of nothing is not)."""
+        if not any(delta.values()):
+            return
         self._pushes.to_every_peer(RUNTIME_PATH, {"entries": dict(delta)}, "a runtime settings change")
 
     def _latest_ms(self) -> int:

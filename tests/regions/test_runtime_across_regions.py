@@ -87,7 +87,7 @@ def test_keys_and_capacity_made_in_one_region_apply_in_every_other_and_a_region_
         start_replica(stack, regions["ap"], 0, port=int(ap.rsplit(":", 1)[1]), again="-again")
         wait_until(lambda: cap(ap) == 9 and sessions_status(ap, beta.json()["secret"]) == 200,
                    "ap back with us's cap and key", timeout=DEADLINE, interval=0.1, detail=lambda: logs(regions))
-        assert sessions_status(ap, secret) == 401  # kept across its restart: its own store had the revocation
+        assert sessions_status(ap, secret) == 401  # the revocation it had before, still refused
 
 
 def push(urls: dict[str, str], sender: str, receiver: str, payload: object, secret: str = SECRET) -> httpx.Response:
