@@ -92,3 +92,30 @@ async def test_one_region_keeps_its_entries_and_a_revoked_name_across_reads() ->
     assert entries["capacity"]["sessions"]["version"][1] == "local" and "acme" in entries["names"]
     assert again.capacity == {"sessions": 5} and again.keys.records == {}
     assert again.digest() == settings.digest()
+
+
+async def test_two_regions_exchanging_their_changes_refuse_a_name_one_revoked_while_the_other_added_to_it(
+        ) -> None:
+    eu = RuntimeSettings(MemoryRuntimeBook(), RuntimeKeys(), region="eu")
+    us = RuntimeSettings(MemoryRuntimeBook(), RuntimeKeys(), region="us")
+    sent: dict[str, list[Entries]] = {"eu": [], "us": []}
+    eu.made.append(sent["eu"].append)
+    us.made.append(sent["us"].append)
+
+    def create(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["keys"].update(key("acme"))
+        return [{"by": "admin-1", "action": "key.create"}]
+
+    def revoke(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["keys"].clear()
+        record[REVOKED_NAMES] = ["acme"]
+        return [{"by": "admin-1", "action": "key.revoke"}]
+
+    await eu.change(create)
+    assert await us.adopt(sent["eu"][-1]) and us.keys.names() == {"acme"}
+    await eu.change(revoke)  # at the same moment as us's second secret, neither seeing the other
+    await us.change(create)
+    assert await eu.adopt(sent["us"][-1]) is True and await us.adopt(sent["eu"][-1]) is True
+    assert eu.keys.records == {} == us.keys.records and eu.digest() == us.digest()
+    trail = await us.history(10)
+    assert trail[0]["action"] == "key.revoke" and trail[0]["by"] == "region eu: admin-1", trail
