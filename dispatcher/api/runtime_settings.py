@@ -66,7 +66,8 @@ class RuntimeSettings:
 
     async def refresh(self) -> None:
         raw = await self._book.read()
-        if raw is not None:
+        # Read once a second by every replica: the entries are checked again only when they changed.
+        if raw is not None and (raw.get("version") != self.record["version"] or not raw.get("version")):
             self._seen(_shaped(raw, self._region))
         self.keys.fresh()  # read: a revocation would have been in it
 
