@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+from dispatcher.api import runtime_entries
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
@@ -48,6 +49,7 @@ from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.releases import RegionalReleases
+from dispatcher.regions.runtime import RegionalRuntime
 from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.releases.health import ReleaseHealth
@@ -153,6 +155,7 @@ def build_state(
                                 max_session_seconds=settings.max_session_seconds,
                                 cost=functools.partial(_reckoned, costs),
                                 key_names={name for _, name in settings.api_key_names},
+                                runtime_keys=bool(settings.api_key_hashes and settings.admin_key_hashes),
                                 releases=set(releases.catalogue.names))
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
@@ -245,6 +248,8 @@ def build_state(
         smoke=smoke,
         session_audit=coordination.session_audit,
         region_releases=RegionalReleases(peers, sessions.releases),
+        # Built before the first poll (the start-up's read of every peer): its listener reads theirs.
+        region_runtime=RegionalRuntime(peers, runtime, runtime_entries.checked) if regions.several else None,
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price),
         dashboard=dashboard_enabled(env, local=not settings.cloud),

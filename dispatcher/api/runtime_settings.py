@@ -1,6 +1,8 @@
 """The runtime settings as this replica serves them: the record it last read from the store (at each
-other replica's nudge, and once a second anyway), applied at once (capacity, keys); and the one way
-to change it (read, change, compare-and-write, audit, nudge).
+other replica's nudge, and once a second anyway), applied at once (capacity, keys); and the two ways
+to change it, each a read, a change, a compare-and-write, its audit lines and a nudge: an admin's
+change here (`change`), and another region's changes merged in (`adopt`, dispatcher/regions/runtime.py).
+The record keeps its entries (dispatcher/api/runtime_entries.py), which every region merges alike.
 
 When the store does not answer, this replica goes on with the values it last read, and a change is
 refused with 503: a change that only this replica applied would split the deployment. A restarted
@@ -16,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dispatcher.api import runtime_entries
+from dispatcher.api.runtime_entries import Entries
 from dispatcher.api.runtime_keys import RuntimeKeys
 from dispatcher.errors import ApiError
 from dispatcher.store.coordination import RuntimeBook
@@ -27,6 +31,10 @@ READ_SECONDS = 1.0  # the re-read behind the nudges: a lost nudge costs at most 
 WRITE_ATTEMPTS = 5
 Record = dict[str, Any]
 Change = Callable[[Record], list[dict[str, Any]]]  # changes the record in place; returns its audit lines
+# What a change puts in the record beside its views: the key names it revokes whole (each a revocation
+# of the name, which wins over a secret of it another region makes meanwhile). Taken out before writing.
+REVOKED_NAMES = "revoked_names"
+ONE_REGION = "local"  # what a version names where REGION is not set (a deployment of one region)
 
 
 class RuntimeSettings:
@@ -36,8 +44,10 @@ class RuntimeSettings:
         self.keys = keys
         self._region = region
         self._clock = clock
-        self.record: Record = {"version": 0, "capacity": {}, "keys": {}}
+        self.record: Record = _empty()
         self.listeners: list[Callable[[Record], None]] = []  # told of every new record (capacity's apply)
+        self.made: list[Callable[[Entries], None]] = []  # told what each change made here added (the push)
+        self._digest: tuple[int, str] = (-1, "")
         self._nudged = asyncio.Event()
         self._uses: dict[str, int] = {}  # key name → sessions started here since the last flush
 
@@ -56,8 +66,9 @@ class RuntimeSettings:
 
     async def refresh(self) -> None:
         raw = await self._book.read()
-        if raw is not None:
-            self._seen(_shaped(raw))
+        # Read once a second by every replica: the entries are checked again only when they changed.
+        if raw is not None and (raw.get("version") != self.record["version"] or not raw.get("version")):
+            self._seen(_shaped(raw, self._region))
         self.keys.fresh()  # read: a revocation would have been in it
 
     async def run(self) -> None:
@@ -76,11 +87,69 @@ class RuntimeSettings:
                 log.exception("reading the runtime settings failed")
 
     async def change(self, change: Change) -> Record:
-        """An admin's change: compared and written, audited, then every replica nudged."""
+        """An admin's change: compared and written, audited, then every replica nudged and every
+        region sent what it added."""
+        delta: Entries = runtime_entries.empty()
+
+        def stamped(current: Record) -> list[dict[str, Any]]:
+            nonlocal delta
+            before = (dict(current["capacity"]), dict(current["keys"]))
+            lines = change(current)
+            revoked = current.pop(REVOKED_NAMES, ())
+            version = (max(int(self._clock() * 1000), runtime_entries.newest_ms(current["entries"]) + 1),
+                       self._region or ONE_REGION)
+            by = str(lines[0].get("by", "")) if lines else ""
+            current["entries"], delta = runtime_entries.stamped(
+                current["entries"], before, (current["capacity"], current["keys"]), revoked, by, version)
+            current["capacity"], current["keys"] = runtime_entries.views(current["entries"])
+            return lines
+
+        written = await self._written(stamped, conflict="other changes kept arriving at the same time; read "
+                                      "GET /capacity (or GET /keys) and try again")
+        for listener in self.made:
+            listener(delta)
+        return written
+
+    async def adopt(self, offered: Entries) -> bool:
+        """Another region's changes (checked entries) merged into this region's: False when they add
+        nothing here. Each value or key they change is audited, naming the region that made it."""
+        if runtime_entries.merged(self.record["entries"], offered) == self.record["entries"]:
+            return False  # nothing new to the record last read: no store round trip
+        changed = False
+
+        def merge(current: Record) -> list[dict[str, Any]]:
+            nonlocal changed
+            entries = runtime_entries.merged(current["entries"], offered)
+            changed = entries != current["entries"]
+            if not changed:
+                raise _Unchanged
+            before = (dict(current["capacity"]), dict(current["keys"]))
+            current["entries"] = entries
+            current["capacity"], current["keys"] = runtime_entries.views(entries)
+            return _adopted_lines(entries, before, (current["capacity"], current["keys"]))
+
+        try:
+            await self._written(merge, conflict="this region's own changes kept arriving; the next poll "
+                                "of the region that made them brings them again")
+        except _Unchanged:
+            return False
+        return changed
+
+    def entries(self) -> Entries:
+        entries: Entries = self.record["entries"]
+        return entries
+
+    def digest(self) -> str:
+        """What this replica's record holds, the same in every region holding the same entries."""
+        if self._digest[0] != self.record["version"]:
+            self._digest = (self.record["version"], runtime_entries.digest(self.record["entries"]))
+        return self._digest[1]
+
+    async def _written(self, change: Change, *, conflict: str) -> Record:
         try:
             for _ in range(WRITE_ATTEMPTS):
                 raw = await self._book.read()
-                current: Record = _shaped(raw) if raw is not None else {"version": 0, "capacity": {}, "keys": {}}
+                current = _shaped(raw, self._region) if raw is not None else _empty()
                 replaces = raw.get("version") if raw is not None else None
                 changed = {**current, "capacity": dict(current["capacity"]), "keys": dict(current["keys"])}
                 lines = change(changed)
@@ -102,8 +171,7 @@ class RuntimeSettings:
         except StoreUnavailable as exc:
             raise ApiError(503, "store_unavailable", "the deployment's store does not answer, so the change would "
                            "reach this replica alone; nothing changed, try again", retry_after=2.0) from exc
-        raise ApiError(409, "runtime_change_conflict", "other changes kept arriving at the same time; read "
-                       "GET /capacity (or GET /keys) and try again")
+        raise ApiError(409, "runtime_change_conflict", conflict)
 
     async def history(self, limit: int) -> list[dict[str, Any]]:
         return await self._book.history(limit)
@@ -128,10 +196,50 @@ class RuntimeSettings:
                 log.exception("applying the runtime settings failed")
 
 
-def _shaped(raw: dict[str, Any]) -> Record:
-    """The record as this code reads it: a part of the wrong shape reads as empty."""
+class _Unchanged(Exception):
+    """Another region's changes were in this region's record already: nothing to write."""
+
+
+def _empty() -> Record:
+    return {"version": 0, "capacity": {}, "keys": {}, "entries": runtime_entries.empty()}
+
+
+def _shaped(raw: dict[str, Any], region: str) -> Record:
+    """The record as this code reads it: a part of the wrong shape reads as empty. One kept before
+    the record had entries reads as entries made at its version in this region."""
     version = raw.get("version")
-    capacity, keys = raw.get("capacity"), raw.get("keys")
-    return {"version": version if isinstance(version, int) else 0,
-            "capacity": dict(capacity) if isinstance(capacity, dict) else {},
-            "keys": dict(keys) if isinstance(keys, dict) else {}}
+    version = version if isinstance(version, int) else 0
+    try:
+        entries = runtime_entries.checked(raw["entries"])
+    except (KeyError, ValueError):
+        capacity, keys = raw.get("capacity"), raw.get("keys")
+        entries = runtime_entries.of_views(capacity if isinstance(capacity, dict) else {},
+                                           keys if isinstance(keys, dict) else {}, (version, region or ONE_REGION))
+    capacity, keys = runtime_entries.views(entries)
+    return {"version": version, "capacity": capacity, "keys": keys, "entries": entries}
+
+
+def _adopted_lines(entries: Entries, before: tuple[dict[str, Any], dict[str, Any]],
+                   after: tuple[dict[str, Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The audit lines of another region's changes: what each did here, by whom, in which region."""
+    lines: list[dict[str, Any]] = []
+    (capacity_before, keys_before), (capacity_after, keys_after) = before, after
+    for name in sorted(set(capacity_before) | set(capacity_after)):
+        if capacity_before.get(name) != capacity_after.get(name):
+            entry = entries["capacity"][name]
+            lines.append({**_made(entry, entry["version"]), "action": "capacity.set", "name": name,
+                          "old": capacity_before.get(name), "new": capacity_after.get(name)})
+    for secret_id in sorted(set(keys_after) - set(keys_before)):
+        entry = entries["secrets"][secret_id]
+        lines.append({**_made(entry, entry["version"]), "action": "key.create", "name": entry["name"],
+                      "secret_id": secret_id})
+    for secret_id in sorted(set(keys_before) - set(keys_after)):
+        entry = entries["secrets"][secret_id]
+        revoked = entry if "revoked" in entry else entries["names"][entry["name"]]
+        lines.append({**_made(revoked, revoked["revoked"]), "action": "key.revoke", "name": entry["name"],
+                      "secret_id": secret_id})
+    return lines
+
+
+def _made(entry: dict[str, Any], version: list[Any]) -> dict[str, Any]:
+    return {"by": f"region {version[1]}: {entry.get('by', '')}", "region": version[1]}

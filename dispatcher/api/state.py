@@ -31,6 +31,7 @@ from dispatcher.regions.home import KeyHomes
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.releases import RegionalReleases
+from dispatcher.regions.runtime import RegionalRuntime
 from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
@@ -72,6 +73,7 @@ class AppState:
     call_handoffs: CallHandoffs | None = None  # a carrier's call handed to another region (several regions)
     webhook_sightings: WebhookSightings | None = None  # a webhook answered once in every region (several)
     region_releases: RegionalReleases | None = None  # the releases' traffic read before serving, sent to peers
+    region_runtime: RegionalRuntime | None = None  # the runtime settings sent to peers, read from them
     # How each release does for its callers, as `GET /releases` shows it (None: not judged).
     release_health: Callable[[str, Traffic], Awaitable[dict[str, Any]]] | None = None
     status: StatusView | None = None  # GET /status (None: a graph built without one)
@@ -110,5 +112,7 @@ class AppState:
             await self.webhook_sightings.aclose()
         if self.region_releases is not None:
             await self.region_releases.aclose()
+        if self.region_runtime is not None:
+            await self.region_runtime.aclose()
         if self.smoke is not None:
             self.smoke.aclose()

@@ -82,11 +82,15 @@ def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactS
 def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note, events: Events, region: str,
                     provider: str, running: MachineRunning, max_session_seconds: float,
                     cost: Cost | None = None, key_names: set[str] | None = None,
-                    releases: set[str] | None = None) -> Artifacts:
-    """`key_names`: the API keys' names (a rule naming another is refused); `releases`: the catalogue's
-    (a rule naming another is a warning, shown in status: releases come and go)."""
+                    releases: set[str] | None = None, runtime_keys: bool = False) -> Artifacts:
+    """`key_names`: the API keys' names (a rule naming another is refused, unless `runtime_keys`: an
+    admin may make a key of that name at runtime, before or after this start, so it is a warning);
+    `releases`: the catalogue's (a rule naming another is a warning, shown in status: releases come and go)."""
     settings = ArtifactSettings.from_env(env)
-    if key_names is not None:
+    if key_names is not None and runtime_keys and (unnamed := sorted(settings.rules.named("key") - key_names)):
+        log.warning("RECORDING_RULES names the API key(s) %s, which DISPATCHER_API_KEYS does not have: their rule "
+                    "applies to the runtime keys of that name (`voicefleet keys list`)", ", ".join(unnamed))
+    elif key_names is not None:
         settings.check_key_names(key_names)
     if provider == "local" and settings.asks_consent:
         check_announcement(env)

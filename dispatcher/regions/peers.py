@@ -34,21 +34,34 @@ RTT_WEIGHT = 0.3  # the newest poll's share of the round trip's running mean
 MAX_ANSWER_BYTES = 64 * 1024  # a region's answer is a few hundred bytes
 
 
-def region_client(timeout: float = ANSWER_SECONDS) -> HttpClient:
+def region_client(timeout: float = ANSWER_SECONDS, max_answer_bytes: int = MAX_ANSWER_BYTES) -> HttpClient:
     """For what regions ask each other: no redirect followed (a 3xx is an answer, never a request
     sent on), the answer read as sent and bounded."""
     return HttpClient(timeout=timeout, connect_timeout=timeout, follow_redirects=False,
-                      max_answer_bytes=MAX_ANSWER_BYTES)
+                      max_answer_bytes=max_answer_bytes)
 
 
 async def signed_post(client: HttpClient, signer: RegionSigner, regions: Regions, peer: str, url: str, path: str,
                       payload: object, timeout: float = ANSWER_SECONDS) -> tuple[Any, str]:
     """What `peer` (at `url`) answered a signed POST of `payload`, as JSON, if it answered 200 signed;
     else None, and a few words on why."""
-    body = json.dumps(payload).encode()
-    headers = {**signer.headers(peer, "POST", path, body), "content-type": "application/json"}
+    return await signed_request(client, signer, regions, peer, url, "POST", path, json.dumps(payload).encode(),
+                                timeout)
+
+
+async def signed_get(client: HttpClient, signer: RegionSigner, regions: Regions, peer: str, url: str, path: str,
+                     timeout: float = ANSWER_SECONDS) -> tuple[Any, str]:
+    """What `peer` (at `url`) answered a signed GET of `path`, as `signed_post` reads it."""
+    return await signed_request(client, signer, regions, peer, url, "GET", path, b"", timeout)
+
+
+async def signed_request(client: HttpClient, signer: RegionSigner, regions: Regions, peer: str, url: str,
+                         method: str, path: str, body: bytes, timeout: float) -> tuple[Any, str]:
+    headers = signer.headers(peer, method, path, body)
+    if body:
+        headers["content-type"] = "application/json"
     try:
-        answer = await client.request("POST", url + path, content=body, headers=headers, timeout=timeout)
+        answer = await client.request(method, url + path, content=body or None, headers=headers, timeout=timeout)
         if answer.status_code != 200 or not answer_is_signed(regions.secrets, headers, answer.headers,
                                                              answer.content):
             return None, f"answered {answer.status_code}"

@@ -5,9 +5,10 @@ Two ways, so that neither alone has to be perfect:
 
 - **pushed**: each replica that sees a new traffic made in its own region posts it, signed, to
   every peer (`POST /regions/releases`), at once, retried a few times while the peer does not
-  answer. A peer stores it when it is newer than what it holds (`LiveReleases.adopt`, on the terms
-  of dispatcher/releases/adoption.py), answers 409 `stale_release_version` when it holds a newer
-  one, 401 to whatever no region signed, and 422 to a change its signer says another region made.
+  answer (dispatcher/regions/pushing.py). A peer stores it when it is newer than what it holds
+  (`LiveReleases.adopt`, on the terms of dispatcher/releases/adoption.py), answers 409
+  `stale_release_version` when it holds a newer one, 401 to whatever no region signed, and 422 to
+  a change its signer says another region made.
 - **pulled**: every region's signed state (`GET /regions/state`, read by each peer twice a second)
   carries its traffic, adopted on the same rule. So a region that was unreachable during a change
   gets it with its first answered poll, and one that starts reads its peers before it serves.
@@ -29,8 +30,9 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpClient
-from dispatcher.regions.peers import ANSWER_SECONDS, Peer, Peers, region_client, signed_post
-from dispatcher.regions.signing import SKEW_SECONDS, RegionSigner
+from dispatcher.regions.peers import ANSWER_SECONDS, Peer, Peers
+from dispatcher.regions.pushing import Pushes
+from dispatcher.regions.signing import SKEW_SECONDS
 from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import DEPLOYMENT, Traffic, Version
 from dispatcher.store.unavailable import StoreUnavailable
@@ -39,8 +41,6 @@ log = logging.getLogger("dispatcher.regions")
 
 RELEASES_PATH = "/regions/releases"
 STATE_FIELD = "releases"  # the traffic's field in a region's state answer
-PUSH_ATTEMPTS = 3  # then the peer's next poll of this region brings it the change
-PUSH_BACKOFF_SECONDS = 0.25  # doubled after each attempt
 CATCH_UP_SECONDS = 2 * ANSWER_SECONDS  # at start-up: the peers' answers and this region's store, at most this
 # A change is versioned by its region's clock when it was made, which signed requests already keep
 # within SKEW_SECONDS of this one's: a version further ahead is no honest change, and taken it would
@@ -60,9 +60,7 @@ class RegionalReleases:
         self._clock = clock
         self._regions = peers.regions
         self._releases = releases
-        self._signer = RegionSigner(self._regions)
-        self._client = client or region_client()
-        self._pushes: set[asyncio.Task[None]] = set()
+        self._pushes = Pushes(peers, client)
         self._refused: Version | None = None  # the last polled change refused here (warned about once)
         if self._regions.several:
             releases.listeners.append(self.changed)
@@ -72,23 +70,8 @@ class RegionalReleases:
         """A new traffic at this replica: pushed to every peer when it was made in this region."""
         if not travels(traffic) or traffic.version[1] != self._regions.here:
             return
-        for peer in self._peers.by_name.values():
-            task = asyncio.get_running_loop().create_task(self._push(peer, traffic), name=f"releases-to-{peer.name}")
-            self._pushes.add(task)
-            task.add_done_callback(self._pushes.discard)
-
-    async def _push(self, peer: Peer, traffic: Traffic) -> None:
-        delay = PUSH_BACKOFF_SECONDS
-        for attempt in range(1, PUSH_ATTEMPTS + 1):
-            data, why = await signed_post(self._client, self._signer, self._regions, peer.name, peer.url,
-                                          RELEASES_PATH, {"traffic": traffic.to_json()})
-            if data is not None or why.startswith("answered 4"):  # taken, or refused for good (a newer one there)
-                return
-            if attempt < PUSH_ATTEMPTS:
-                await asyncio.sleep(delay)
-                delay *= 2
-        log.warning("regions: %s did not take the releases' change %s (%s); it gets it when it next answers",
-                    peer.name, list(traffic.version), why)
+        self._pushes.to_every_peer(RELEASES_PATH, {"traffic": traffic.to_json()},
+                                   f"the releases' change {list(traffic.version)}")
 
     async def offered(self, sender: str, payload: object) -> dict[str, Any]:
         """A peer's push, `sender` as its signature names it: stored when newer and acceptable here
@@ -161,6 +144,4 @@ class RegionalReleases:
                         "weights until the store answers", type(exc).__name__)
 
     async def aclose(self) -> None:
-        for task in list(self._pushes):
-            task.cancel()
-        await self._client.aclose()
+        await self._pushes.aclose()

@@ -3,7 +3,8 @@
     POST   /keys                  {"name": "acme"}: a new key; its secret is in this answer only
                                   ({"name": "acme", "another": true}: a second secret, for a rotation)
     GET    /keys                  every key: name, where it comes from, created, last used, sessions
-    DELETE /keys/{name}           every secret of a runtime key: refused at every replica within a second
+    DELETE /keys/{name}           every secret of a runtime key: refused at every replica within a second,
+                                  at every region within two (dispatcher/regions/runtime.py)
     DELETE /keys?secret_id=ID     one secret (the old one, after a rotation)
 """
 
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.capacity import Admin, _runtime
 from dispatcher.api.runtime_keys import ID_HEX, MAX_KEYS, KeyRecord, new_secret, valid_name
+from dispatcher.api.runtime_settings import REVOKED_NAMES
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -90,7 +92,7 @@ async def revoke_key(request: Request, by: Admin, name: str) -> Response:
     if name in state.auth.settings_names:
         raise ApiError(409, "settings_key", f"{name!r} is a key of DISPATCHER_API_KEYS: remove it from the settings "
                        "(and roll the replicas), not here", extra={})
-    await _revoke(state, by, lambda r: r.name == name, f"no runtime key is named {name[:80]!r}")
+    await _revoke(state, by, lambda r: r.name == name, f"no runtime key is named {name[:80]!r}", whole=name)
     return Response(status_code=204)
 
 
@@ -105,7 +107,9 @@ async def revoke_secret(request: Request, by: Admin, secret_id: Annotated[str, Q
     return Response(status_code=204)
 
 
-async def _revoke(state: AppState, by: str, chosen: Callable[[KeyRecord], bool], missing: str) -> None:
+async def _revoke(state: AppState, by: str, chosen: Callable[[KeyRecord], bool], missing: str,
+                  whole: str | None = None) -> None:
+    """`whole`: the name revoked, every secret of it, including one another region makes meanwhile."""
     runtime, _floors = _runtime(state)
 
     def change(current: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,6 +119,8 @@ async def _revoke(state: AppState, by: str, chosen: Callable[[KeyRecord], bool],
             raise ApiError(404, "unknown_key", f"{missing} (`voicefleet keys list` shows them)", extra={})
         for record in gone:
             del keys[record.secret_id]
+        if whole is not None:
+            current[REVOKED_NAMES] = [whole]
         return [{"by": by, "action": "key.revoke", "name": r.name, "secret_id": r.secret_id} for r in gone]
 
     await runtime.change(change)

@@ -9,6 +9,8 @@
                           (dispatcher/regions/sightings.py)
     POST /regions/releases  a change of the releases' traffic made in the asking region: kept when
                           newer, else 409 (dispatcher/regions/releases.py)
+    POST /regions/runtime   runtime settings changed in the asking region: merged (dispatcher/regions/runtime.py)
+    GET  /regions/runtime   every runtime settings entry this region holds, read when its digest differs
 
 Refused 401 `region_unauthenticated` without a valid signature, and 404 where the dispatcher runs
 as one region. A stream token is minted only for a request taken once across the region's replicas:
@@ -33,6 +35,8 @@ from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
 from dispatcher.regions.releases import RELEASES_PATH, STATE_FIELD
+from dispatcher.regions.runtime import RUNTIME_PATH
+from dispatcher.regions.runtime import STATE_FIELD as RUNTIME_FIELD
 from dispatcher.regions.sightings import SIGHTINGS_PATH, parse_sighting
 from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionVerifier, answer_signature
 from dispatcher.reserve.reserve import RegionFigures
@@ -90,6 +94,8 @@ async def region_state(request: Request) -> Response:
     answer = {"region": regions.here, "regions": regions.listing(), "capacity": (await capacity(state)).to_json()}
     if state.region_releases is not None and (traffic := state.region_releases.state()) is not None:
         answer[STATE_FIELD] = traffic  # how a region that missed a pushed change gets it
+    if state.region_runtime is not None:
+        answer[RUNTIME_FIELD] = state.region_runtime.state()  # the same for the runtime settings
     return signed_answer(request, state, answer)
 
 
@@ -100,6 +106,24 @@ async def releases_change(request: Request) -> Response:
     if state.region_releases is None:
         raise ApiError(404, "not_found", "this dispatcher runs as one region")
     return signed_answer(request, state, await state.region_releases.offered(sender, await json_body(request)))
+
+
+@router.post(RUNTIME_PATH, include_in_schema=False)
+async def runtime_change(request: Request) -> Response:
+    state = app_state(request)
+    sender = await signed_by_region(request, state)
+    if state.region_runtime is None:
+        raise ApiError(404, "not_found", "this dispatcher keeps no runtime settings")
+    return signed_answer(request, state, await state.region_runtime.offered(sender, await json_body(request)))
+
+
+@router.get(RUNTIME_PATH, include_in_schema=False)
+async def runtime_record(request: Request) -> Response:
+    state = app_state(request)
+    await signed_by_region(request, state)
+    if state.region_runtime is None:
+        raise ApiError(404, "not_found", "this dispatcher keeps no runtime settings")
+    return signed_answer(request, state, state.region_runtime.record())
 
 
 @router.post(KEYS_PATH, include_in_schema=False)

@@ -1,11 +1,13 @@
-"""The recording policy at the API: a rule per API key name checked against the keys at start-up,
-a release the catalogue lacks shown in `GET /status`, and a start's `recording` field lowering its
-session's policy field by field, never raising it. The dispatcher in-process, its bots the stand-in."""
+"""The recording policy at the API: a rule per API key name checked against the keys at start-up (or,
+where an admin may make keys at runtime, applied to the runtime key of that name), a release the
+catalogue lacks shown in `GET /status`, and a start's `recording` field lowering its session's policy
+field by field, never raising it. The dispatcher in-process, its bots the stand-in."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -38,8 +40,28 @@ async def dispatcher(env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
 def test_a_rule_for_a_key_name_no_api_key_has_stops_the_start_naming_the_keys_there_are(tmp_path: Path) -> None:
     machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, bot_env=STANDIN_ENV))
     env = {"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path), "RECORDING_RULES": "key:acme-eu audio=off"}
+    no_admin = replace(NAMED, admin_key_hashes=frozenset())  # so no key can be made at runtime
     with pytest.raises(SettingsError, match=r"names the API key acme-eu.*the named keys are acme, support"):
-        create_app(NAMED, env=env, machines=machines, rooms=None)
+        create_app(no_admin, env=env, machines=machines, rooms=None)
+
+
+async def test_a_rule_for_a_runtime_key_applies_to_the_sessions_its_secret_starts(tmp_path: Path) -> None:
+    env = {"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path),
+           "RECORDING_RULES": "key:beta transcript=off"}
+    async with dispatcher(env) as api:  # beta is no key of the settings: a runtime key's name
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        made = await api.post("/keys", json={"name": "beta"}, headers=ADMIN)
+        assert made.status_code == 201, made.text
+        beta = {"Authorization": f"Bearer {made.json()['secret']}"}
+        plans = {}
+        for who, headers in (("beta", beta), ("support", MINE)):
+            started = await api.post("/start", json={}, headers=headers)
+            assert started.status_code == 201, started.text
+            plan = recordings._open[started.json()["session_id"]].plan
+            plans[who] = (plan.audio, plan.transcript)
+        assert plans == {"beta": (True, False), "support": (True, True)}
+        refused = await api.post("/start", json={"recording": {"transcript": "on"}}, headers=beta)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "recording_not_allowed"
 
 
 async def test_a_rule_for_an_unknown_release_is_shown_in_status(tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""The runtime settings' entries merge alike in every region, whatever order changes arrive in: a
+capacity value's newest version wins, a revoked secret stays revoked, and a name revoked in one region
+refuses a secret of it another region made without knowing of the revocation, but not one made after
+its region took it."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from dispatcher.api import runtime_entries
+from dispatcher.api.runtime_entries import Entries, checked, merged, stamped, views
+from dispatcher.api.runtime_keys import RuntimeKeys, new_secret
+from dispatcher.api.runtime_settings import REVOKED_NAMES, RuntimeSettings
+from dispatcher.store.runtime_book import MemoryRuntimeBook
+
+
+def key(name: str) -> dict[str, Any]:
+    _secret, record = new_secret(name, "admin-1")
+    return {record.secret_id: record.to_json()}
+
+
+def change(entries: Entries, at: tuple[int, str], *, capacity: dict[str, Any] | None = None,
+           made: dict[str, Any] | None = None, revoked: tuple[str, ...] = ()) -> tuple[Entries, Entries]:
+    """An admin's change in region at[1], at time at[0]: values set, keys made, names revoked whole."""
+    before = views(entries)
+    keys = {k: v for k, v in before[1].items() if v["name"] not in revoked} | (made or {})
+    return stamped(entries, before, ({**before[0], **(capacity or {})}, keys), revoked, "admin-1", at)
+
+
+def test_a_revocation_wins_over_a_secret_of_the_name_made_elsewhere_without_knowing_of_it() -> None:
+    start, _ = change(runtime_entries.empty(), (1000, "eu"), made=key("acme"))
+    eu, revoke = change(start, (2000, "eu"), revoked=("acme",))
+    us, another = change(start, (2001, "us"), made=key("acme"))  # later by the clock, yet concurrent
+    assert views(merged(eu, another))[1] == {} == views(merged(us, revoke))[1]
+
+    # us took the revocation, then made acme again (`--another`): that one stands everywhere.
+    us = merged(us, revoke)
+    us, again = change(us, (3000, "us"), made=(fresh := key("acme")))
+    assert views(us)[1] == fresh == views(merged(eu, again))[1]
+
+
+def test_a_revoked_secret_stays_revoked_and_the_newest_value_wins_in_any_order() -> None:
+    made = key("beta")
+    start, _ = change(runtime_entries.empty(), (1000, "eu"), made=made, capacity={"sessions": 5})
+    deltas = [change(start, (2000, "us"), capacity={"sessions": 7})[1],
+              change(start, (1500, "ap"), capacity={"sessions": 9, "reserve.max": 3})[1],
+              stamped(start, views(start), (views(start)[0], {}), (), "admin-2", (1200, "ap"))[1]]
+    outcomes = set()
+    for order in itertools.permutations(deltas):
+        entries = start
+        for delta in (*order, order[0]):  # a change taken twice is taken once
+            entries = merged(entries, delta)
+        outcomes.add(runtime_entries.digest(entries))
+        assert views(entries) == ({"sessions": 7, "reserve.max": 3}, {})
+    assert len(outcomes) == 1
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ({"capacity": {"sessions": {"value": True, "version": [1, "eu"]}}}, "a number or null"),
+    ({"capacity": {"Sessions!": {"value": 1, "version": [1, "eu"]}}}, "no capacity value"),
+    ({"capacity": {"sessions": {"value": 1, "version": [1, "eu"], "by": "a\x1b[2Jb"}}}, "printable"),
+    ({"names": {"acme": {"revoked": [1]}}}, "no revoked"),
+    ({"secrets": {"0123456789ab": {"name": "acme", "revoked": [1, "xx"]}}}, "did not make it"),
+])
+def test_entries_out_of_shape_are_refused_in_one_line(raw: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        checked(raw, makers={"eu"})
+
+
+async def test_one_region_keeps_its_entries_and_a_revoked_name_across_reads() -> None:
+    book = MemoryRuntimeBook()
+    settings = RuntimeSettings(book, RuntimeKeys())  # REGION not set
+
+    def made(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["capacity"]["sessions"] = 5
+        record["keys"].update(key("acme"))
+        return [{"by": "admin-1", "action": "capacity.set"}]
+
+    def revoked(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["keys"].clear()
+        record[REVOKED_NAMES] = ["acme"]
+        return [{"by": "admin-1", "action": "key.revoke"}]
+
+    await settings.change(made)
+    await settings.change(revoked)
+    again = RuntimeSettings(book, RuntimeKeys())
+    await again.refresh()  # a replica started later reads the same entries
+    entries = again.entries()
+    assert entries["capacity"]["sessions"]["version"][1] == "local" and "acme" in entries["names"]
+    assert again.capacity == {"sessions": 5} and again.keys.records == {}
+    assert again.digest() == settings.digest()
+
+
+async def test_two_regions_exchanging_their_changes_refuse_a_name_one_revoked_while_the_other_added_to_it(
+        ) -> None:
+    eu = RuntimeSettings(MemoryRuntimeBook(), RuntimeKeys(), region="eu")
+    us = RuntimeSettings(MemoryRuntimeBook(), RuntimeKeys(), region="us")
+    sent: dict[str, list[Entries]] = {"eu": [], "us": []}
+    eu.made.append(sent["eu"].append)
+    us.made.append(sent["us"].append)
+
+    def create(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["keys"].update(key("acme"))
+        return [{"by": "admin-1", "action": "key.create"}]
+
+    def revoke(record: dict[str, Any]) -> list[dict[str, Any]]:
+        record["keys"].clear()
+        record[REVOKED_NAMES] = ["acme"]
+        return [{"by": "admin-1", "action": "key.revoke"}]
+
+    await eu.change(create)
+    assert await us.adopt(sent["eu"][-1]) and us.keys.names() == {"acme"}
+    await eu.change(revoke)  # at the same moment as us's second secret, neither seeing the other
+    await us.change(create)
+    assert await eu.adopt(sent["us"][-1]) is True and await us.adopt(sent["eu"][-1]) is True
+    assert eu.keys.records == {} == us.keys.records and eu.digest() == us.digest()
+    trail = await us.history(10)
+    assert trail[0]["action"] == "key.revoke" and trail[0]["by"] == "region eu: admin-1", trail
