@@ -79,9 +79,11 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("botMachineType", "GCE_MACHINE_TYPE", clouds=("gcp",)),
     # Azure
     KeySetting("azure-native:location", "AZURE_LOCATION", clouds=("azure",)),
+    KeySetting("azure-native:subscriptionId", "AZURE_SUBSCRIPTION_ID", clouds=("azure",)),
     KeySetting("botCpu", "ACI_CPU", "CPU units / 1024 (vCPUs)", clouds=("azure",)),
     KeySetting("botMemory", "ACI_MEMORY_GB", "MiB / 1024 (GiB)", clouds=("azure",)),
     # Kubernetes
+    KeySetting("k8sBotImage", "BOT_IMAGE", clouds=("k8s",)),
     KeySetting("k8sBotCpu", "K8S_BOT_CPU", clouds=("k8s",)),
     KeySetting("k8sBotMemory", "K8S_BOT_MEMORY", clouds=("k8s",)),
     KeySetting("k8sMode", "K8S_MODE", "its value when `agent-sandbox`", clouds=("k8s",)),
