@@ -15,9 +15,10 @@ the program refuses (a wrong value, a missing provider setting, an unknown key) 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import yaml
@@ -96,11 +97,22 @@ def _masked(lines: list[str], env: DispatcherEnv) -> list[str]:
     return lines
 
 
-def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int:
-    # What the program says for `pulumi preview` (its warnings) is the plan's to show, not this check's.
-    logging.getLogger().addHandler(logging.NullHandler())
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """What the program says for `pulumi preview` (its warnings) is the plan's to show, not this check's:
+    a handler of its own keeps Python's last-resort one from printing it."""
+    root, handler = logging.getLogger(), logging.NullHandler()
+    root.addHandler(handler)
     try:
-        envs = stack_envs(stack, overrides)
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int:
+    try:
+        with _quiet():
+            envs = stack_envs(stack, overrides)
     except SettingsError as exc:  # the program's own refusal: one line naming the key
         print(f"{stack}: {' '.join(str(exc).split())}")
         return 1
