@@ -21,7 +21,7 @@ from stacks.config.regions import SECRET_KEY as REGION_SECRET_KEY
 from stacks.config.turn import CREDENTIALS_KEY as TURN_CREDENTIALS_KEY
 
 AS_IS = "its value"
-SECRET = "its value, by reference (a secret)"
+SECRET = "its value, by reference (a secret)"  # noqa: S105 - a description, not a secret
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ def test_every_entry_names_a_catalogue_setting() -> None:
 def test_the_pages_table_is_the_code_table() -> None:
     page = (ROOT / "docs" / "pulumi.md").read_text()
     block = page.split("<!-- stack-keys-table:", 1)[1].split("-->", 1)[1].split("<!-- /stack-keys-table -->")[0]
-    assert block.strip() == markdown_table().strip(), "paste `python -m stacks.config.dispatcher_keys` into docs/pulumi.md"
+    assert block.strip() == markdown_table().strip(), \
+        "paste `python -m stacks.config.dispatcher_keys` into docs/pulumi.md"
 
 
 @pytest.mark.parametrize("stack", STACKS)

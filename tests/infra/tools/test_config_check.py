@@ -69,8 +69,8 @@ def _task_definition(environment: dict[str, str], secrets: list[str]) -> Registr
                         parent="", protect=False)
 
 
-ECS = {"MACHINES": "ecs", "HOST": "0.0.0.0", "AWS_REGION": "us-east-1", "ECS_CLUSTER": "c", "ECS_TASK_DEFINITION": "bot",
-       "ECS_SUBNETS": "subnet-1", "ECS_SECURITY_GROUPS": "sg-1"}
+ECS = {"MACHINES": "ecs", "HOST": "0.0.0.0", "AWS_REGION": "us-east-1", "ECS_CLUSTER": "c",
+       "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "subnet-1", "ECS_SECURITY_GROUPS": "sg-1"}
 
 
 def test_the_plan_refuses_what_the_dispatcher_would_refuse_in_one_line() -> None:
