@@ -41,7 +41,7 @@ class KeySetting:
 
 _SECRETS = {"dailyApiKey": "DAILY_API_KEY", "dispatcherApiKeys": "DISPATCHER_API_KEYS",
             admin_keys.KEY: admin_keys.VARIABLE, CHANNEL_TOKEN_KEY: "BOT_CHANNEL_TOKEN",
-            "turnSharedSecret": "TURN_SHARED_SECRET", store.PASSWORD_KEY: store.PASSWORD_VARIABLE,
+            "turnSharedSecret": "TURN_SHARED_SECRET",
             store.MESSAGE_SECRET_KEY: store.MESSAGE_SECRET_VARIABLE,
             store.ACCEPTED_MESSAGE_SECRET_KEY: store.ACCEPTED_MESSAGE_SECRET_VARIABLE,
             "webhookSecret": WEBHOOK_SECRET,
@@ -89,6 +89,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("k8sMode", "K8S_MODE", "its value when `agent-sandbox`", clouds=("k8s",)),
     KeySetting("k8sRuntimeClass", "K8S_RUNTIME_CLASS", clouds=("k8s",)),
     KeySetting("k8sStoreUrl", store.URL_VARIABLE, SECRET, clouds=("k8s",)),
+    # Azure's managed store signs in with the key Azure gives it, not a stack key.
+    KeySetting(store.PASSWORD_KEY, store.PASSWORD_VARIABLE, SECRET, clouds=("aws", "k8s")),
     *(KeySetting(key, setting, SECRET) for key, setting in _SECRETS.items()),
 )
 

@@ -28,7 +28,7 @@ from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest
 from stacks.config.derived import SIZE_NAMES, derived
-from stacks.config.dispatcher_keys import keys_of
+from stacks.config.dispatcher_keys import SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs, stand_in
@@ -76,6 +76,8 @@ def source(setting: str, stack: str, config: Mapping[str, str]) -> str:
             shown.append(f"derived from size: {size}")
         elif entry.key == "profile" and profile:
             shown.append(f"stack key profile ({stack_file(stack).name})")
+        elif entry.how == SECRET:
+            continue  # a secret no one set: what the program made (a store's own key), not a default
         else:
             shown.append(f"stack key {entry.key}'s default (Pulumi.yaml)")
     return "; ".join(dict.fromkeys(shown)) or "the stack program (from its resources, not a stack key)"
