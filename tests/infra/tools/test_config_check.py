@@ -85,3 +85,23 @@ def test_a_secret_by_reference_counts_as_set_and_a_missing_one_does_not() -> Non
     assert env.masked == {"DAILY_API_KEY", "DISPATCHER_API_KEYS"}
     assert env.with_stand_ins()["DISPATCHER_API_KEYS"] == stand_in("DISPATCHER_API_KEYS")
     assert any("DISPATCHER_API_KEYS" in line for line in refusals([_task_definition(ECS, ["DAILY_API_KEY"])]))
+
+
+def test_the_plan_stops_on_a_refusal_with_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan's wiring: what the dispatcher's check refuses (above, on a real environment) is a violation."""
+    from stacks.tools import dispatcher_env, plan
+
+    seen: list[int] = []
+
+    def refusing(registrations: list[Registration]) -> list[str]:
+        seen.append(len(dispatcher_envs(registrations)))
+        return ["voicefleet-k8s-dev-dispatcher: the dispatcher would refuse its environment: MAX_CONCURRENT_SESSIONS=0 "
+                "must be at least 1"]
+
+    monkeypatch.setattr(dispatcher_env, "refusals", refusing)
+    assert plan.main(["k8s-dev"]) == 1
+    assert seen == [1]  # the one dispatcher container of the stack, read from the plan's own run
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("#")]
+    assert lines == ["k8s-dev: voicefleet-k8s-dev-dispatcher: the dispatcher would refuse its environment: "
+                     "MAX_CONCURRENT_SESSIONS=0 must be at least 1"]
