@@ -2,11 +2,16 @@
 runs: the configuration as the dispatcher would read it, from the environment and `VOICEFLEET_CONFIG`,
 through the dispatcher's own parsers. It opens no listener and sends nothing; secrets are masked.
 
+With `--stack NAME` (and `--config KEY=VALUE`), the environment is the one a stack of stacks/ gives its
+dispatcher container, read offline by `python -m stacks.tools.config_check` with these same functions:
+the dispatcher imports nothing of the stacks, so that tool runs as its own process.
+
 Exit codes: 0 good, 1 faults (one line each), 2 a usage error (an unknown NAME)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Mapping
@@ -20,7 +25,10 @@ from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt, nearest
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-USAGE = "usage: voicefleet config check | explain NAME | diff"
+USAGE = "usage: voicefleet config check | explain NAME | diff [--stack NAME]"
+STACK_TOOL = "stacks.tools.config_check"
+# The stack's program runs under mocks: seconds on a busy machine (the clouds' SDKs import), never minutes.
+STACK_TIMEOUT_SECONDS = 300
 WIDTH = 100  # a meaning is a paragraph: wrapped for a terminal
 
 
@@ -102,7 +110,19 @@ def diff(resolved: Resolved) -> list[str]:
     return lines
 
 
+def stack_check(argv: list[str]) -> int:
+    """`… --stack NAME`: the stack's dispatcher environment, checked by the stacks' tool (its exit code)."""
+    try:
+        return subprocess.run([sys.executable, "-m", STACK_TOOL, *argv], timeout=STACK_TIMEOUT_SECONDS,
+                              check=False).returncode
+    except subprocess.TimeoutExpired:
+        print(f"reading the stack took over {STACK_TIMEOUT_SECONDS} s", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
+    if any(arg == "--stack" or arg.startswith("--stack=") for arg in argv):
+        return stack_check(argv)
     try:
         resolved = resolve(environ)
     except SourceError as exc:

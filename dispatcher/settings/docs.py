@@ -122,6 +122,11 @@ def _sources() -> list[str]:
         "uv run voicefleet config explain PORT # meaning, type, default, value and where it came from",
         "uv run voicefleet config diff         # what differs from the defaults, secrets masked",
         "```",
+        "",
+        "A dispatcher a Pulumi stack deploys gets its settings from the stack's keys: `--stack NAME` runs the",
+        "same three commands on the environment that stack gives its dispatcher, read offline from",
+        "`stacks/Pulumi.NAME.yaml`, each value's source the stack key it came from",
+        "([pulumi.md](pulumi.md#stack-keys-and-the-dispatchers-settings) lists which key sets which setting).",
     ]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 MODULE = "dispatcher.serving.config_command"
-TIMEOUT_SECONDS = 120  # the providers' parsers import their clients: seconds on a busy machine, never minutes
+TIMEOUT_SECONDS = 360  # the providers' parsers (and with --stack the program under mocks): seconds, never minutes
 
 
 def _run(*arguments: str) -> None:
@@ -31,20 +31,39 @@ def config() -> None:
     """Check, explain and compare the dispatcher's settings (environment and VOICEFLEET_CONFIG)."""
 
 
+def _stack(stack: str | None, overrides: tuple[str, ...]) -> tuple[str, ...]:
+    if overrides and stack is None:
+        raise click.UsageError("--config needs --stack (it sets a stack key)")
+    return (("--stack", stack) if stack else ()) + tuple(part for item in overrides for part in ("--config", item))
+
+
+STACK_OPTION = click.option("--stack", metavar="NAME", default=None,
+                            help="check the environment stack NAME gives its dispatcher (stacks/Pulumi.NAME.yaml), "
+                                 "offline, instead of this one")
+CONFIG_OPTION = click.option("--config", "overrides", metavar="KEY=VALUE", multiple=True,
+                             help="with --stack: as if `pulumi config set KEY VALUE` had set it")
+
+
 @config.command("check")
-def check() -> None:
+@STACK_OPTION
+@CONFIG_OPTION
+def check(stack: str | None, overrides: tuple[str, ...]) -> None:
     """Every fault of the configuration, one a line; exit 1 if any (like a start would refuse)."""
-    _run("check")
+    _run("check", *_stack(stack, overrides))
 
 
 @config.command("explain")
 @click.argument("name")
-def explain(name: str) -> None:
+@STACK_OPTION
+@CONFIG_OPTION
+def explain(name: str, stack: str | None, overrides: tuple[str, ...]) -> None:
     """A setting's meaning, type, default, current value and where that value comes from."""
-    _run("explain", name)
+    _run("explain", name, *_stack(stack, overrides))
 
 
 @config.command("diff")
-def diff() -> None:
+@STACK_OPTION
+@CONFIG_OPTION
+def diff(stack: str | None, overrides: tuple[str, ...]) -> None:
     """The settings that differ from their defaults, secrets masked."""
-    _run("diff")
+    _run("diff", *_stack(stack, overrides))

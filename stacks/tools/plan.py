@@ -6,7 +6,8 @@
     uv run --project infra python -m stacks.plan aws-dev --config botProject=../my-bot   # a value not yet set
 
 Every run first applies the offline preflight (stacks/tools/preflight: the CLI's config checks, the
-clouds' name and size rules) and exits 1 with one line per violation instead of a plan. What the
+clouds' name and size rules, and the dispatcher's own start-up check of the environment the stack
+gives it, stacks/tools/dispatcher_env.py) and exits 1 with one line per violation instead of a plan. What the
 program says for `pulumi preview` to show (the bot image's predicted size and pull cost, warnings)
 prints as notes on stderr.
 
@@ -35,6 +36,7 @@ import yaml
 from stacks.config.derived import explain
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
+from stacks.tools import dispatcher_env
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_file, stack_names
 from stacks.tools.preflight import (
@@ -262,6 +264,8 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     notes += bot_runtime.notes(run.registrations, stack, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += bot_files.notes(run.registrations)
     found = violations(stack, run.registrations, run.invokes, recreated, outputs)
+    # The dispatcher's own start-up check on the environment the stack gives it (secrets standing in as set).
+    found += dispatcher_env.refusals(run.registrations)
     if overrides:
         deployed = run_program(deployed_config, deployed_secrets, stack=stack).registrations
         found += immutable.violations(deployed, run.registrations, overrides)

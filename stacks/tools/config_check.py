@@ -1,0 +1,170 @@
+"""`voicefleet config check | explain NAME | diff --stack NAME`: the dispatcher's configuration as a stack
+would deploy it, read offline.
+
+    uv run python -m stacks.tools.config_check check --stack aws-prod
+    uv run python -m stacks.tools.config_check explain MAX_CONCURRENT_SESSIONS --stack aws-prod
+    uv run python -m stacks.tools.config_check diff --stack gcp-dev --config maxConcurrentSessions=50
+
+The environment is the one `python -m stacks.plan NAME` registers for the dispatcher's container(s)
+(stacks/tools/dispatcher_env.py), read with the dispatcher's own check, explanation and diff
+(dispatcher/serving/config_command.py). A secret the stack keeps as a Pulumi secret is set but never
+shown. A source names the stack key a value came from (stacks/config/dispatcher_keys.py). A stack file
+the program refuses (a wrong value, a missing provider setting, an unknown key) is one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+
+import yaml
+
+from dispatcher.serving.config_command import diff, explain, faults
+from dispatcher.settings.names import by_name
+from dispatcher.settings.sources import Resolved, SourceError, resolve
+from dispatcher.settings.typos import nearest
+from stacks.config.derived import SIZE_NAMES, derived
+from stacks.config.dispatcher_keys import SECRET, keys_of
+from stacks.config.reader import SettingsError
+from stacks.config.settings import NAMESPACE
+from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs, stand_in
+from stacks.tools.mocks import run_program
+from stacks.tools.paths import stack_file, stack_names
+from stacks.tools.plan import placeholders, stack_config
+
+MASKED = "(a Pulumi secret of the stack, set)"
+
+
+def stack_envs(stack: str, overrides: Mapping[str, str] | None = None) -> list[DispatcherEnv]:
+    """What `python -m stacks.plan STACK` registers for the dispatcher, with `--config` values as the plan
+    takes them (raises the program's SettingsError on a configuration it refuses)."""
+    config, secret_keys = stack_config(stack)
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        config[full] = value
+        secret_keys = [name for name in secret_keys if name != full]
+    return dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
+
+
+def _config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The stack file's keys (full names) and values as text, `--config` over them."""
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    config = {key: str(value) for key, value in (document.get("config") or {}).items()}
+    config.update({key if ":" in key else f"{NAMESPACE}:{key}": value for key, value in overrides.items()})
+    return config
+
+
+def source(setting: str, stack: str, config: Mapping[str, str]) -> str:
+    """Where a stack's value of `setting` comes from: the stack key that sets it, its size or profile,
+    the key's default, or the program itself (a resource's id, a fixed value)."""
+    cloud = config.get(f"{NAMESPACE}:cloud", "")
+    size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
+    from_size = derived(size if size in SIZE_NAMES else None, None)
+    pending = {placeholder.key for placeholder in placeholders(stack)} - {key.split(":", 1)[-1] for key in config}
+    shown: list[str] = []
+    for entry in keys_of(setting, cloud):
+        full = entry.key if ":" in entry.key else f"{NAMESPACE}:{entry.key}"
+        if entry.key in pending:
+            shown.append(f"stack key {entry.key} (not in {stack_file(stack).name} yet: a placeholder, as the plan's)")
+        elif full in config:
+            shown.append(f"stack key {entry.key} ({stack_file(stack).name})")
+        elif entry.key in from_size and from_size[entry.key][1] == "size":
+            shown.append(f"derived from size: {size}")
+        elif entry.key == "profile" and profile:
+            shown.append(f"stack key profile ({stack_file(stack).name})")
+        elif entry.how == SECRET:
+            continue  # a secret no one set: what the program made (a store's own key), not a default
+        else:
+            shown.append(f"stack key {entry.key}'s default (Pulumi.yaml)")
+    return "; ".join(dict.fromkeys(shown)) or "the stack program (from its resources, not a stack key)"
+
+
+def resolved_for(env: DispatcherEnv, stack: str, config: Mapping[str, str]) -> Resolved:
+    """The container's environment as the dispatcher resolves it, each stack-set value's source named."""
+    resolved = resolve(env.with_stand_ins())
+    sources = dict(resolved.sources)
+    for name in [*env.plain, *env.masked]:
+        sources[name] = source(name, stack, config)
+    return replace(resolved, sources=sources)
+
+
+def _masked(lines: list[str], env: DispatcherEnv) -> list[str]:
+    """A secret's stand-in never printed: it reads as set."""
+    for name in env.masked:
+        lines = [line.replace(stand_in(name), MASKED) for line in lines]
+    return lines
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """What the program says for `pulumi preview` (its warnings) is the plan's to show, not this check's:
+    a handler of its own keeps Python's last-resort one from printing it."""
+    root, handler = logging.getLogger(), logging.NullHandler()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int:
+    try:
+        with _quiet():
+            envs = stack_envs(stack, overrides)
+    except SettingsError as exc:  # the program's own refusal: one line naming the key
+        print(f"{stack}: {' '.join(str(exc).split())}")
+        return 1
+    if not envs:
+        print(f"{stack} runs no dispatcher (a front door or shared stack): nothing to check")
+        return 0
+    config = _config(stack, overrides)
+    status = 0
+    for env in envs:
+        prefix = f"{env.resource}: " if len(envs) > 1 else ""
+        try:
+            resolved = resolved_for(env, stack, config)
+        except SourceError as exc:
+            print(f"{stack}: {exc}")
+            return 1
+        if command[0] == "check":
+            found = faults(resolved)
+            print("\n".join(f"{stack}: {prefix}{line}" for line in _masked(found, env)) if found else
+                  f"{stack}: {prefix}configuration good (stack size {config.get(f'{NAMESPACE}:size', 'unset')}, "
+                  f"profile {resolved.profile}, "
+                  f"{len(env.plain) + len(env.masked)} settings, {len(env.masked)} of them secrets)")
+            status = status or (1 if found else 0)
+        elif command[0] == "explain":
+            print("\n".join(prefix + line for line in _masked(explain(command[1], resolved), env)))
+        else:
+            print("\n".join(prefix + line for line in _masked(diff(resolved), env)))
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voicefleet config", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="+", metavar="check | explain NAME | diff")
+    parser.add_argument("--stack", required=True, help="a stack of stacks/ (reads stacks/Pulumi.<name>.yaml)")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="as if `pulumi config set KEY VALUE` had set it")
+    args = parser.parse_args(argv)
+    command = list(args.command)
+    if not (command == ["check"] or command == ["diff"] or (len(command) == 2 and command[0] == "explain")):
+        parser.exit(2, "usage: voicefleet config check | explain NAME | diff --stack NAME\n")
+    if bad := [item for item in args.config if "=" not in item]:
+        parser.exit(2, f"--config wants KEY=VALUE (got {', '.join(bad)})\n")
+    if args.stack not in stack_names():
+        parser.exit(2, f"{args.stack} is no stack; known: {', '.join(stack_names())}\n")
+    if command[0] == "explain":
+        command[1] = command[1].strip().upper()
+        if command[1] not in by_name():
+            meant = nearest(command[1])
+            parser.exit(2, f"{command[1]} is no setting" + (f": did you mean {meant}?" if meant else "") + "\n")
+    return run(command, args.stack, dict(item.split("=", 1) for item in args.config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

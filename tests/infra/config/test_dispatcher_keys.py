@@ -1,0 +1,76 @@
+"""The stack key → dispatcher setting table (stacks/config/dispatcher_keys.py) against the catalogue, the
+page and what the example stacks' plans really give the dispatcher."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dispatcher.settings.names import by_name
+from stacks.config.derived import derived
+from stacks.config.dispatcher_keys import ENTRIES, keys_of, markdown_table
+from stacks.tools.config_check import stack_envs
+from stacks.tools.dispatcher_env import DispatcherEnv
+
+ROOT = Path(__file__).resolve().parents[3]
+STACKS = ["aws-prod", "gcp-prod", "azure-prod", "k8s-dev"]
+
+
+@cache
+def planned(stack: str) -> tuple[DispatcherEnv, dict[str, str], str]:
+    """The stack's dispatcher environment, its keys (namespace left off, size's derivations under
+    them) and its cloud."""
+    (env,) = stack_envs(stack)
+    config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    keys = {key.removeprefix("voicefleet:"): str(value) for key, value in config.items()}
+    sized = {key: value for key, (value, _) in derived(keys.get("size"), keys.get("profile")).items()}
+    return env, {**sized, **keys}, keys["cloud"]
+
+
+def test_every_entry_names_a_catalogue_setting() -> None:
+    assert sorted({e.setting for e in ENTRIES} - set(by_name())) == []
+
+
+def test_the_pages_table_is_the_code_table() -> None:
+    page = (ROOT / "docs" / "pulumi.md").read_text()
+    block = page.split("<!-- stack-keys-table:", 1)[1].split("-->", 1)[1].split("<!-- /stack-keys-table -->")[0]
+    assert block.strip() == markdown_table().strip(), \
+        "paste `python -m stacks.config.dispatcher_keys` into docs/pulumi.md"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_key_set_as_is_is_the_settings_value(stack: str) -> None:
+    env, keys, cloud = planned(stack)
+    checked = 0
+    for entry in ENTRIES:
+        if entry.same_value and entry.key in keys and (not entry.clouds or cloud in entry.clouds):
+            assert entry.setting in env.plain, f"{entry.key} is set but {entry.setting} is not in the env"
+            assert float(env.plain[entry.setting]) == float(keys[entry.key]) if keys[entry.key].replace(
+                ".", "", 1).isdigit() else env.plain[entry.setting] == keys[entry.key], entry
+            checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_key_whose_value_reaches_the_dispatcher_is_in_the_table(stack: str) -> None:
+    """A setting no entry maps must not hold a stack key's value: else a key reaches the dispatcher
+    unlisted (short values, `1` or `true`, say nothing: too many settings share them)."""
+    env, keys, cloud = planned(stack)
+    values = {value: key for key, value in keys.items() if len(value) > 3}
+    unlisted = {name: values[value] for name, value in env.plain.items()
+                if value in values and not keys_of(name, cloud)}
+    assert unlisted == {}
+
+
+# Secrets the program makes from a resource, which no stack key holds: Azure's managed store's own key.
+FROM_RESOURCES = {"azure": {"REDIS_PASSWORD"}}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_secret_the_dispatcher_takes_is_mapped(stack: str) -> None:
+    env, _, cloud = planned(stack)
+    assert sorted(name for name in env.masked if not keys_of(name, cloud)
+                  and name not in FROM_RESOURCES.get(cloud, set())) == []

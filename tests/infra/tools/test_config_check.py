@@ -1,0 +1,107 @@
+"""`voicefleet config check | explain | diff --stack NAME` (stacks/tools/config_check.py) on the example
+stacks, and the plan's own check of the dispatcher's environment (stacks/tools/dispatcher_env.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.tools.config_check import main
+from stacks.tools.dispatcher_env import dispatcher_envs, refusals, stand_in
+from stacks.tools.mocks import Registration
+
+STACKS = ["aws-prod", "gcp-prod", "azure-prod", "k8s-dev", "k8s-sandbox-dev", "aws-dev", "gcp-dev", "azure-dev"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_example_stack_gives_its_dispatcher_a_good_environment(stack: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--stack", stack]) == 0
+    assert f"{stack}: configuration good" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    ("maxConcurrentSessions=0", "voicefleet:maxConcurrentSessions"),  # a wrong value
+    ("aws:region=", "aws:region"),  # a missing provider setting
+    ("maxConcurentSessions=5", "maxConcurentSessions is no stack key: did you mean maxConcurrentSessions?"),
+])
+def test_a_stack_the_program_refuses_is_one_line_naming_it(override: str, named: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--stack", "aws-dev", "--config", override]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and named in lines[0], lines
+
+
+def test_explain_names_the_stack_key_a_value_came_from(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "max_concurrent_sessions", "--stack", "aws-prod"]) == 0
+    assert "value: 2500 (from the stack key maxConcurrentSessions (Pulumi.aws-prod.yaml))" in capsys.readouterr().out
+    assert main(["explain", "ECS_TASK_VCPU", "--stack", "aws-prod"]) == 0  # botCpu: size large's
+    assert "value: 1 (from the derived from size: large)" in capsys.readouterr().out
+    assert main(["explain", "ECS_CLUSTER", "--stack", "aws-prod"]) == 0
+    assert "the stack program (from its resources" in capsys.readouterr().out
+
+
+def test_a_secret_is_set_and_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--stack", "k8s-dev"]) == 0
+    out = capsys.readouterr().out
+    assert "DISPATCHER_API_KEYS=(a secret, set)" in out
+    assert "REDIS_URL=(a secret, set)  (stack key k8sStoreUrl" in out
+    assert "masked" not in out and "stand-in" not in out
+
+
+def test_an_unknown_stack_or_setting_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["check", "--stack", "aws-nowhere"])
+    assert stopped.value.code == 2
+    with pytest.raises(SystemExit) as stopped:
+        main(["explain", "MAX_CONCURENT_SESSIONS", "--stack", "aws-dev"])
+    assert stopped.value.code == 2
+    assert "did you mean MAX_CONCURRENT_SESSIONS?" in capsys.readouterr().err
+
+
+def _task_definition(environment: dict[str, str], secrets: list[str]) -> Registration:
+    """An ECS task definition as the mocks record it: container definitions are one JSON document."""
+    import json
+
+    container = {"name": "dispatcher", "environment": [{"name": k, "value": v} for k, v in environment.items()],
+                 "secrets": [{"name": name, "valueFrom": f"arn:secret:{name}"} for name in secrets]}
+    return Registration(urn="urn:td", type="aws:ecs/taskDefinition:TaskDefinition", name="td",
+                        inputs={"containerDefinitions": json.dumps([container])}, custom=True, provider="",
+                        parent="", protect=False)
+
+
+ECS = {"MACHINES": "ecs", "HOST": "0.0.0.0", "AWS_REGION": "us-east-1", "ECS_CLUSTER": "c",
+       "ECS_TASK_DEFINITION": "bot", "ECS_SUBNETS": "subnet-1", "ECS_SECURITY_GROUPS": "sg-1"}
+
+
+def test_the_plan_refuses_what_the_dispatcher_would_refuse_in_one_line() -> None:
+    keys = ["DAILY_API_KEY", "DISPATCHER_API_KEYS"]
+    assert refusals([_task_definition(ECS, keys)]) == []
+    found = refusals([_task_definition({**ECS, "MAX_CONCURRENT_SESSIONS": "0"}, keys)])
+    assert len(found) == 1 and "MAX_CONCURRENT_SESSIONS=0 must be at least 1" in found[0], found
+
+
+def test_a_secret_by_reference_counts_as_set_and_a_missing_one_does_not() -> None:
+    (env,) = dispatcher_envs([_task_definition(ECS, ["DAILY_API_KEY", "DISPATCHER_API_KEYS"])])
+    assert env.masked == {"DAILY_API_KEY", "DISPATCHER_API_KEYS"}
+    assert env.with_stand_ins()["DISPATCHER_API_KEYS"] == stand_in("DISPATCHER_API_KEYS")
+    assert any("DISPATCHER_API_KEYS" in line for line in refusals([_task_definition(ECS, ["DAILY_API_KEY"])]))
+
+
+def test_the_plan_stops_on_a_refusal_with_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan's wiring: what the dispatcher's check refuses (above, on a real environment) is a violation."""
+    from stacks.tools import dispatcher_env, plan
+
+    seen: list[int] = []
+
+    def refusing(registrations: list[Registration]) -> list[str]:
+        seen.append(len(dispatcher_envs(registrations)))
+        return ["voicefleet-k8s-dev-dispatcher: the dispatcher would refuse its environment: MAX_CONCURRENT_SESSIONS=0 "
+                "must be at least 1"]
+
+    monkeypatch.setattr(dispatcher_env, "refusals", refusing)
+    assert plan.main(["k8s-dev"]) == 1
+    assert seen == [1]  # the one dispatcher container of the stack, read from the plan's own run
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("#")]
+    assert lines == ["k8s-dev: voicefleet-k8s-dev-dispatcher: the dispatcher would refuse its environment: "
+                     "MAX_CONCURRENT_SESSIONS=0 must be at least 1"]
