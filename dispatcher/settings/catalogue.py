@@ -977,8 +977,9 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             'per API key name and per release, `;`-separated: `key:acme audio=consent days=30; release:v7 '
             'transcript=off`. A rule only lowers (the most careful of it and the defaults wins, field by field). '
-            'A key name no API key has stops the start, naming the named keys; a release the catalogue lacks is a'
-            ' warning, shown in `GET /status` under `recordings.unknown_releases`'
+            'A key name no API key has stops the start, naming the named keys (with `DISPATCHER_ADMIN_KEYS` set it '
+            'is a warning: the rule applies to the runtime key of that name, [recording.md](recording.md)); a '
+            'release the catalogue lacks is a warning, shown in `GET /status` under `recordings.unknown_releases`'
         ),
     ),
     Setting(
