@@ -142,6 +142,9 @@ class KubernetesSettings:
     deployer: str | None = None
     store: str = "external"  # `in-cluster`: the stack runs Valkey (stacks/k8s/store.py), storePassword its user's
     store_mebibytes: int = 1024  # the in-cluster store's volume
+    # `stack`: the stack's CA signs the dispatcher's channel certificate, bots dial wss:// (stacks/k8s/channel_tls.py);
+    # `mesh`: a service mesh's mTLS encrypts the pods' traffic, no certificate, bots dial ws://.
+    channel_tls: str = "stack"
     ingress_sources: tuple[str, ...] = ()  # CIDRs the dispatcher takes clients from beside the controller's pods
 
 
