@@ -21,6 +21,8 @@ from typing import Any
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.settings import SettingsError
 
+HANDSHAKE_SECONDS = 10.0  # when the protocol names no header timeout of its own
+
 
 def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     """A server's TLS context with the certificate chain and key; a bad file is one line naming its setting."""
@@ -58,6 +60,9 @@ class ChannelTlsServer(DrainingServer):
             return config.http_protocol_class(  # type: ignore[call-arg]
                 config=config, server_state=self.server_state, app_state=self.lifespan.state)
 
+        # A handshake must finish within HEADER_TIMEOUT_SECONDS, as a request's head must: the connection
+        # cap counts a connection only once its handshake is done (asyncio's own deadline is 60 s).
+        handshake = float(getattr(config.http_protocol_class, "header_timeout", HANDSHAKE_SECONDS))
         loop = asyncio.get_running_loop()
         self.servers.append(await loop.create_server(protocol, sock=self._tls_socket, ssl=self._context,
-                                                     backlog=config.backlog))
+                                                     backlog=config.backlog, ssl_handshake_timeout=handshake))

@@ -36,7 +36,11 @@ def tls_env(tmp_path: Path, ca: Path) -> tuple[dict[str, str], int]:
 def test_a_real_bot_takes_its_session_over_a_wss_channel(tmp_path: Path) -> None:
     env, channel_port = tls_env(tmp_path, Path("-"))
     ca = env["BOT_CHANNEL_CA_FILE"]
-    with run_dispatcher(tmp_path, env) as running:
+    with run_dispatcher(tmp_path, {**env, "HEADER_TIMEOUT_SECONDS": "2"}) as running:
+        # A connection that never starts its handshake is closed after HEADER_TIMEOUT_SECONDS, as one that never
+        # sends its request's head is (not after asyncio's own 60 s).
+        with socket.create_connection(("127.0.0.1", channel_port), timeout=30) as silent:
+            assert silent.recv(1) == b""
         # The session's values reach its bot only over the channel: a started session is a bot welcomed on it.
         started = httpx.post(f"{running.base_url}/start?wait=started", json={}, timeout=60)
         assert started.status_code == 201, running.log()
