@@ -20,6 +20,8 @@ from starlette.websockets import WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from bot.channel_tls import UntrustedChannel, ca_file, channel_context
+
 CONNECT_TIMEOUT_SECONDS = 5.0
 MAX_MESSAGE_BYTES = 1024 * 1024  # a carrier's media message is a few KB; Exotel's up to 100 KB
 
@@ -97,9 +99,11 @@ async def dial_media(channel_url: str, params: Mapping[str, Any]) -> CarrierSock
     path, token, carrier = params.get("path"), params.get("token"), params.get("carrier")
     if not isinstance(path, str) or not path.startswith("/") or not isinstance(token, str):
         raise MediaAttachError("media.attach needs a path and a token")
+    url = media_url(channel_url, path)
     try:
         connection = await connect(
-            media_url(channel_url, path),
+            url,
+            ssl=channel_context(url, ca_file()),  # the channel's own trust (bot/channel_tls.py)
             additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=CONNECT_TIMEOUT_SECONDS,
             proxy=None,
@@ -110,6 +114,8 @@ async def dial_media(channel_url: str, params: Mapping[str, Any]) -> CarrierSock
         )
     except InvalidStatus as exc:
         raise MediaAttachError(f"the dispatcher refused the media socket (HTTP {exc.response.status_code})") from None
+    except UntrustedChannel as exc:
+        raise MediaAttachError(str(exc)) from None
     except (OSError, TimeoutError, WebSocketException) as exc:
         raise MediaAttachError(f"cannot open the media socket: {type(exc).__name__}: {exc}") from None
     return CarrierSocket(connection, carrier if isinstance(carrier, str) else None)

@@ -21,6 +21,7 @@ from loguru import logger
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from bot.channel_tls import UntrustedChannel, channel_context, untrusted, verification_failure
 from bot.identity import IdentityUnavailable, MachineIdentity
 from botchannel.contract import (
     DIAL_TIMEOUT_SECONDS,
@@ -56,9 +57,11 @@ class ChannelError(Exception):
 
 class BotChannel:
     def __init__(
-        self, url: str, token: str, hello: Hello, handlers: Mapping[str, Handler], identity: MachineIdentity
+        self, url: str, token: str, hello: Hello, handlers: Mapping[str, Handler], identity: MachineIdentity,
+        ca_file: str | None = None,
     ) -> None:
         self._url = url
+        self._ca_file = ca_file  # BOT_CHANNEL_CA_FILE: a wss:// channel's CA (bot/channel_tls.py)
         self._token = token
         self.hello = hello
         self._identity = identity  # a fresh identity token goes with each hello (tokens expire)
@@ -74,6 +77,10 @@ class BotChannel:
             identity = await self._identity.token()
         except IdentityUnavailable as exc:
             raise ChannelError(f"cannot prove which machine this is: {exc}", unproven=True) from None
+        try:  # a CA that cannot be read, or does not vouch for the dispatcher, is not fixed by dialling again
+            context = channel_context(self._url, self._ca_file)
+        except UntrustedChannel as exc:
+            raise ChannelError(str(exc), refused=True) from None
         try:
             self._ws = await connect(
                 self._url,
@@ -86,6 +93,7 @@ class BotChannel:
                 ping_interval=PING_INTERVAL_SECONDS,
                 ping_timeout=PING_TIMEOUT_SECONDS,
                 close_timeout=2,
+                ssl=context,
             )
             await self._ws.send(encode(replace(self.hello, identity=identity)))
             first = parse_frame(await asyncio.wait_for(self._ws.recv(), timeout))
@@ -94,6 +102,8 @@ class BotChannel:
                                refused=exc.response.status_code < 500) from None
         except (OSError, TimeoutError, WebSocketException, ProtocolError) as exc:
             await self.close()
+            if (refused := verification_failure(exc)) is not None:
+                raise ChannelError(untrusted(self._url, self._ca_file, refused), refused=True) from None
             raise ChannelError(f"cannot open the channel to {self._url}: {type(exc).__name__}: {exc}") from None
         if not isinstance(first, Welcome):
             await self.close()

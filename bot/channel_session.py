@@ -117,6 +117,7 @@ class ChannelSession:
             Hello(machine_id=machine_id, image=image, capabilities=self.capabilities, session_id=cold),
             handlers,
             MachineIdentity(self.settings.identity, self.settings.url, os.environ),
+            ca_file=self.settings.ca_file,
         )
         self._serving: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.channel_tls import CA_FILE_VARIABLE, ca_file
 from bot.ice import CONFIG_VARIABLE as ICE_CONFIG_VARIABLE
 from bot.ice import IceSettings, ice_settings
 from bot.identity import identity_source
@@ -72,6 +74,8 @@ class ChannelSettings:
     # Where this machine's identity token comes from (BOT_IDENTITY: gce, fly), sent in every hello;
     # None: the provider has none (bot/identity.py).
     identity: str | None = None
+    # BOT_CHANNEL_CA_FILE: the CA a wss:// channel is checked against; None: the system's (bot/channel_tls.py).
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,21 @@ def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSetti
         raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential; only a "
                           "Kubernetes warm pool's pod, BOT_IDENTITY=k8s, dials with its identity alone)")
     max_idle = _seconds("max idle", None, env, ENV_MAX_IDLE, DEFAULT_MAX_IDLE_SECONDS)
-    return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle, identity=identity)
+    return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle, identity=identity,
+                           ca_file=_channel_ca(env, url))
+
+
+def _channel_ca(env: Mapping[str, str], url: str) -> str | None:
+    """BOT_CHANNEL_CA_FILE: the CA a wss:// channel's certificate is checked against (bot/channel_tls.py)."""
+    ca = ca_file(env)
+    if ca is None:
+        return None
+    if not url.startswith("wss://"):
+        raise ConfigError(f"{CA_FILE_VARIABLE} is set but BOT_CHANNEL_URL is {url.split(':', 1)[0]}://: a CA "
+                          "checks a wss:// channel only; unset it, or dial the channel's wss:// URL")
+    if not os.path.isfile(ca):
+        raise ConfigError(f"{CA_FILE_VARIABLE}={ca} is not a file: mount the channel's CA certificate there")
+    return ca
 
 
 def _seconds(what: str, flag: float | None, env: Mapping[str, str], variable: str, default: float) -> float:

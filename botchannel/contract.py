@@ -36,6 +36,8 @@ FIRST_DIAL_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
 # Environment of a bot that dials a dispatcher: where, and the per-deployment credential.
 CHANNEL_URL_VARIABLE = "BOT_CHANNEL_URL"
 CHANNEL_TOKEN_VARIABLE = "BOT_CHANNEL_TOKEN"  # noqa: S105 (a variable name, not a secret)
+# A wss:// channel's CA certificate file (bot/channel_tls.py); a Kubernetes bot pod's is mounted by its provider.
+CA_FILE_VARIABLE = "BOT_CHANNEL_CA_FILE"
 # Optional: the provider's id for this machine (Fly sets FLY_MACHINE_ID; local bots get one).
 MACHINE_ID_VARIABLE = "BOT_MACHINE_ID"
 IMAGE_VARIABLE = "BOT_IMAGE_DIGEST"

@@ -7,7 +7,7 @@ import asyncio
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dispatcher.artifacts.building import Artifacts
 from dispatcher.factory import configuration_problems
@@ -15,6 +15,7 @@ from dispatcher.machines.k8s.served import cluster_problems
 from dispatcher.machines.local.isolation import protect_dispatcher
 from dispatcher.observability import log_format, log_redaction, tracing
 from dispatcher.regions.peers import conflicts_at_start
+from dispatcher.serving.channel_tls import ChannelTlsServer, server_context
 from dispatcher.serving.collector import tune_collector
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(env)
         if settings.machines == "local":
             protect_dispatcher()  # its bots share this host and user: none may read this process
+        channel_tls = None if settings.bot_channel_tls is None else server_context(*settings.bot_channel_tls)
         grace = int_setting(env, "SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS, minimum=1, maximum=3600)
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
 
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     sock, channel_sock = sockets[0], sockets[-1]
     if state.channel_access is not None and settings.machines == "local":
         # Local bots dial the port actually bound: the channel's own when there is one.
-        state.channel_access.bind(settings.host, channel_sock.getsockname()[1])
+        state.channel_access.bind(settings.host, channel_sock.getsockname()[1], tls=channel_tls is not None)
     config = uvicorn_config(app, keep_alive_seconds=settings.keep_alive_seconds,
                             header_timeout_seconds=settings.header_timeout_seconds, log_level=level,
                             write_timeout_seconds=settings.write_timeout_seconds,
@@ -116,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                             max_part_bytes=_parts_taken(state.artifacts),
                             graceful_shutdown_seconds=grace, own_log_format=chosen_format == "text")
     phone = state.phone
-    server = DrainingServer(
-        config,
-        calls=lambda: phone.active_calls,
-        start_draining=phone.start_draining,
-        drain_seconds=phone.settings.drain_seconds,
-        replica_drain=state.replication.drain,  # on SIGTERM
-    )
+    draining: dict[str, Any] = {
+        "calls": lambda: phone.active_calls,
+        "start_draining": phone.start_draining,
+        "drain_seconds": phone.settings.drain_seconds,
+        "replica_drain": state.replication.drain,  # on SIGTERM
+    }
+    # With BOT_CHANNEL_TLS_*: the channel's socket over TLS, the public port plain (its proxy's TLS).
+    server = (DrainingServer(config, **draining) if channel_tls is None else
+              ChannelTlsServer(config, tls_socket=channel_sock, context=channel_tls, **draining))
     if settings.machines == "local":
         print(f"voicefleet: open http://{_display(settings.host)}:{sock.getsockname()[1]}/ to talk to a bot",
               file=sys.stderr)

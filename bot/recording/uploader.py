@@ -20,6 +20,7 @@ from urllib.parse import urljoin
 import aiohttp
 from loguru import logger
 
+from bot.channel_tls import UntrustedChannel, ca_file, channel_context
 from bot.recording.parts import PartUpload
 from botchannel.contract import RequestFailed
 from botchannel.recording import METHOD_RECORDING_PART
@@ -90,7 +91,9 @@ class PartUploader:
                 url = await self._url(part.number)
                 if self._http is None:
                     self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PUT_TIMEOUT_SECONDS))
-                async with self._http.put(url, data=part.data) as answer:
+                # The dispatcher's own parts route is checked as the channel is; a store's URL, as any HTTPS.
+                own = channel_context(url, ca_file()) if url.startswith(self._base) else None
+                async with self._http.put(url, data=part.data, ssl=own if own is not None else True) as answer:
                     if answer.status < 300:
                         self.uploaded[part.number] = len(part.data)
                         return
@@ -101,7 +104,7 @@ class PartUploader:
                 why = f"{exc.code}: {exc.message}"
                 if exc.status < 500:
                     break  # the dispatcher said no: asking again changes nothing
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except (aiohttp.ClientError, TimeoutError, OSError, UntrustedChannel) as exc:
                 why = type(exc).__name__
             if attempt < len(BACKOFF_SECONDS):
                 await asyncio.sleep(BACKOFF_SECONDS[attempt])

@@ -25,11 +25,12 @@ class ChannelAccess:
         """Local mode with no BOT_CHANNEL_TOKEN: a fresh deployment secret per dispatcher run."""
         return cls(BotCredentials(secrets.token_urlsafe(32)))
 
-    def bind(self, host: str, port: int) -> None:
+    def bind(self, host: str, port: int, *, tls: bool = False) -> None:
         """Bots dial the address the dispatcher listens on; for a wildcard, the loopback address
-        of its family (a dispatcher bound to one address is not reachable on loopback)."""
+        of its family (a dispatcher bound to one address is not reachable on loopback). `tls`: the
+        channel's port serves TLS (BOT_CHANNEL_TLS_*), so bots dial `wss://`."""
         if host in ("0.0.0.0", "::", ""):
             address = "[::1]" if host == "::" else "127.0.0.1"
         else:
             address = f"[{host}]" if ":" in host else host
-        self.url = f"ws://{address}:{port}{CHANNEL_PATH}"
+        self.url = f"{'wss' if tls else 'ws'}://{address}:{port}{CHANNEL_PATH}"

@@ -107,6 +107,9 @@ class Settings:
     # BOT_CHANNEL_PORT: a second port serving only the bots' routes (/bots/…), which PORT then refuses;
     # None serves them on PORT (dispatcher/api/channel_port.py).
     bot_channel_port: int | None = None
+    # BOT_CHANNEL_TLS_CERT_FILE and BOT_CHANNEL_TLS_KEY_FILE: the channel port serves TLS (wss://) with
+    # them; None: plain (dispatcher/serving/channel_tls.py).
+    bot_channel_tls: tuple[str, str] | None = None
     machines: str = "local"
     api_key_hashes: frozenset[bytes] = frozenset()
     # The named keys' digests and names (`name:key`): two keys of one name are one caller.
@@ -211,6 +214,7 @@ class Settings:
             host=host,
             port=port,
             bot_channel_port=_bot_channel_port(env, port),
+            bot_channel_tls=_bot_channel_tls(env),
             machines=machines,
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
             api_key_names=tuple(named),
@@ -289,6 +293,22 @@ def _bot_channel_port(env: Mapping[str, str], port: int) -> int | None:
         raise SettingsError(f"BOT_CHANNEL_PORT={channel_port} is PORT too: give the bot channel a port of its own "
                             "(e.g. 8081), or unset BOT_CHANNEL_PORT to serve the channel on PORT")
     return channel_port
+
+
+def _bot_channel_tls(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The channel port's certificate chain and key files, both or neither, only with BOT_CHANNEL_PORT (the
+    public PORT sits behind a proxy that terminates its own TLS)."""
+    cert, key = (env.get(name, "").strip() for name in ("BOT_CHANNEL_TLS_CERT_FILE", "BOT_CHANNEL_TLS_KEY_FILE"))
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        missing = "BOT_CHANNEL_TLS_KEY_FILE" if cert else "BOT_CHANNEL_TLS_CERT_FILE"
+        raise SettingsError(f"{missing} is unset: the channel's TLS needs both BOT_CHANNEL_TLS_CERT_FILE (the "
+                            "certificate chain) and BOT_CHANNEL_TLS_KEY_FILE (its key), or neither for a plain channel")
+    if not env.get("BOT_CHANNEL_PORT", "").strip():
+        raise SettingsError("BOT_CHANNEL_TLS_CERT_FILE is set without BOT_CHANNEL_PORT: TLS is served on the "
+                            "channel's own port only; set BOT_CHANNEL_PORT (e.g. 8081)")
+    return cert, key
 
 
 def allowed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:

@@ -746,6 +746,26 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "BOT_CHANNEL_TLS_CERT_FILE", "channel", STRING,
+        shown="unset",
+        example="`/etc/voicefleet/channel-tls/tls.crt`",
+        meaning=(
+            "(with `BOT_CHANNEL_TLS_KEY_FILE` and `BOT_CHANNEL_PORT`) a PEM certificate chain: the channel's port "
+            "then serves TLS, and bots dial `wss://`; `PORT` stays plain (its proxy terminates the clients' TLS). "
+            "Read once at start: a renewed certificate is served by the next replica. The Kubernetes stack sets "
+            "both from a Secret it mounts ([kubernetes.md](kubernetes.md#the-channels-tls)). Unset: a plain channel"
+        ),
+    ),
+    Setting(
+        "BOT_CHANNEL_TLS_KEY_FILE", "channel", STRING,
+        shown="unset",
+        example="`/etc/voicefleet/channel-tls/tls.key`",
+        meaning=(
+            "the private key of `BOT_CHANNEL_TLS_CERT_FILE`'s certificate, a PEM file (a mounted Secret's: "
+            "never a value in the environment)"
+        ),
+    ),
+    Setting(
         "BOT_CHANNEL_MAX_CONNECTIONS", "channel", INTEGER, default="1000",
         meaning=(
             "bot channels open at once (each live bot holds one); past it a bot's handshake is refused. The AWS "
@@ -2424,6 +2444,16 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "K8S_BOT_CHANNEL_CA_CONFIGMAP", "k8s", STRING,
+        shown="unset",
+        example="`voicefleet-channel-ca`",
+        meaning=(
+            "a ConfigMap in `K8S_NAMESPACE` whose `ca.crt` (public) every bot pod mounts beside its identity token "
+            "and trusts for a `wss://` `BOT_CHANNEL_URL` (its `BOT_CHANNEL_CA_FILE`); the Kubernetes stack makes "
+            "it ([kubernetes.md](kubernetes.md#the-channels-tls)). Unset: bots trust their image's CAs"
+        ),
+    ),
+    Setting(
         "K8S_WARM_POOL", "k8s", STRING, default="voicefleet-bot",
         example="",
         meaning="the agent-sandbox mode: the SandboxWarmPool every session's claim checks out from",
@@ -2663,6 +2693,18 @@ SETTINGS: tuple[Setting, ...] = (
             "a Kubernetes pod's bot (`BOT_IDENTITY=k8s`): its pod's name, which its hello names as its machine id "
             "when `BOT_MACHINE_ID` is unset (a warm pool's bot has no other id: "
             "[kubernetes.md](kubernetes.md#the-warm-path)); read by no other bot"
+        ),
+    ),
+    Setting(
+        "BOT_CHANNEL_CA_FILE", "bot-host", STRING,
+        shown="unset",
+        example="`/var/run/secrets/voicefleet/channel-ca.crt`",
+        meaning=(
+            "a PEM CA certificate: a `wss://` channel's certificate (and its media sockets' and recording "
+            "parts') must chain to it and name the host the URL names; a certificate it does not vouch for ends "
+            "the bot with one line naming this setting. Never unverified. The Kubernetes stack mounts its own "
+            "CA there ([kubernetes.md](kubernetes.md#the-channels-tls)); a local dispatcher hands it to its "
+            "bots. Unset: the system's CAs"
         ),
     ),
     Setting(

@@ -36,6 +36,8 @@ AGENT_SANDBOX_CHOICES = (ADOPT, INSTALL)
 INSTALLED_CONTROLLER = ("agent-sandbox-system", "agent-sandbox-controller")
 STORE_URL_KEY = "k8sStoreUrl"
 STORE_KEY = "k8sStore"
+CHANNEL_TLS_KEY = "k8sChannelTls"
+STACK_TLS, MESH_TLS = "stack", "mesh"
 EXTERNAL, IN_CLUSTER = "external", "in-cluster"
 # Kubernetes' DNS-1123 label (namespace and object names, k8s.io/apimachinery validation IsDNS1123Label).
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -135,6 +137,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         agent_sandbox=agent_sandbox,
         store=store,
         store_mebibytes=_mebibytes(cfg, "k8sStoreStorage", cfg.string("k8sStoreStorage"), "a volume's size"),
+        channel_tls=cfg.string(CHANNEL_TLS_KEY, choices=(STACK_TLS, MESH_TLS)),
     )
     if settings.turn is not None:
         offered = web_transports(replace(settings, kubernetes=found))

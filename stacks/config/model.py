@@ -145,6 +145,9 @@ class KubernetesSettings:
     agent_sandbox: str = "adopt"  # agent-sandbox only: the cluster's own (`adopt`) or the stack's pinned release
     store: str = "external"  # `in-cluster`: the stack runs Valkey (stacks/k8s/store.py), storePassword its user's
     store_mebibytes: int = 1024  # the in-cluster store's volume
+    # `stack`: the stack's CA signs the dispatcher's channel certificate, bots dial wss:// (stacks/k8s/channel_tls.py);
+    # `mesh`: a service mesh's mTLS encrypts the pods' traffic, no certificate, bots dial ws://.
+    channel_tls: str = "stack"
     ingress_sources: tuple[str, ...] = ()  # CIDRs the dispatcher takes clients from beside the controller's pods
     registry: K8sRegistry | None = None  # `k8sRegistry`: the stack builds both images and pushes them there
 

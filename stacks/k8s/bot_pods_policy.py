@@ -12,7 +12,8 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
   environment; no init or ephemeral container;
 - `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
-- its only volumes are projected identity tokens for the channel's audience;
+- its only volumes are projected identity tokens for the channel's audience, beside which the channel's CA
+  ConfigMap (K8S_BOT_CHANNEL_CA_CONFIGMAP, public) may be projected when the stack made one;
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
@@ -48,6 +49,7 @@ class BotPod:
     account: str  # the bots' ServiceAccount
     runtime_class: str | None
     lifetime: int  # the longest `activeDeadlineSeconds` its pods carry
+    ca_configmap: str | None = None  # the channel's CA, projected beside the token (stacks/k8s/channel_tls.py)
 
 
 def variables() -> list[dict[str, str]]:
@@ -94,14 +96,22 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f"a bot pod carries the labels the dispatcher lists it by ({LABEL_APP}: {APP}, and {LABEL_SESSION} or "
          f"{LABEL_STATE}: {IDLE}), no scheduling gate, and no {NOTE_CLAIMED} before its claim"),
         (f"!has({spec}.volumes) || {spec}.volumes.all(v, has(v.projected) && v.projected.sources.all(s, "
-         f"has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
-         f"s.serviceAccountToken.audience == {literal(pod.audience)}))",
-         f"a bot pod's only volumes are projected identity tokens for the channel's audience {pod.audience}"),
+         f"(has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
+         f"s.serviceAccountToken.audience == {literal(pod.audience)}){ca_source(pod.ca_configmap)}))",
+         f"a bot pod's only volumes are projected identity tokens for the channel's audience {pod.audience}"
+         + (f" and the channel's CA (ConfigMap {pod.ca_configmap})" if pod.ca_configmap else "")),
         (placement(pod),
          "a bot pod names no node, affinity or host namespace, and no runtime class, node selector or toleration "
          "but k8sRuntimeClass's and the cluster's defaults"),
     ]
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
+
+
+def ca_source(configmap: str | None) -> str:
+    """CEL: ` || ` a projected source that is the channel's CA ConfigMap alone, or nothing without one."""
+    if configmap is None:
+        return ""
+    return (f" || (has(s.configMap) && !has(s.serviceAccountToken) && s.configMap.name == {literal(configmap)})")
 
 
 def listed(labels: str) -> str:
@@ -132,5 +142,5 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
     settings = dispatcher_settings(environment)
     assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
     return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
-                  runtime_class=settings.runtime_class,
+                  runtime_class=settings.runtime_class, ca_configmap=settings.channel_ca_configmap,
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0))

@@ -63,6 +63,11 @@ class DispatcherArgs:
     selector: dict[str, str]  # the pods' own labels: the Deployment's, the PDB's, the Service's, the policies'
     drain: bool = False
     depends_on: tuple[pulumi.Resource, ...] = field(default=())
+    # The channel's certificate (stacks/k8s/channel_tls.py): its Secret's volume and mount, and the pod
+    # template's note of the leaf (a new one rolls the replicas).
+    volumes: tuple[dict[str, Any], ...] = ()
+    volume_mounts: tuple[dict[str, Any], ...] = ()
+    pod_notes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def grace_seconds(max_session_seconds: int) -> int:
@@ -106,7 +111,7 @@ class Dispatcher(pulumi.ComponentResource):
         labels = {**args.labels, **args.selector}
         memory = f"{args.memory_mib}Mi"
         plain = [{"name": key, "value": value} for key, value in sorted(args.environment.items())]
-        notes = pod_annotations(args.max_session_seconds)
+        notes: dict[str, pulumi.Input[str]] = {**pod_annotations(args.max_session_seconds), **args.pod_notes}
         deployment = k8s.apps.v1.Deployment(name, metadata={
             "name": contract.DISPATCHER_CONTAINER_NAME, "namespace": args.namespace, "labels": labels},
             spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
@@ -120,6 +125,7 @@ class Dispatcher(pulumi.ComponentResource):
                     "termination_grace_period_seconds": grace_seconds(args.max_session_seconds),
                     "enable_service_links": False,
                     "security_context": {"run_as_non_root": True, "seccomp_profile": {"type": "RuntimeDefault"}},
+                    **({"volumes": list(args.volumes)} if args.volumes else {}),
                     "containers": [{
                         "name": contract.DISPATCHER_CONTAINER_NAME,
                         "image": args.image,
@@ -130,6 +136,7 @@ class Dispatcher(pulumi.ComponentResource):
                                       "limits": {"cpu": args.cpu, "memory": memory}},
                         "security_context": {"allow_privilege_escalation": False,
                                              "capabilities": {"drop": ["ALL"]}},
+                        **({"volume_mounts": list(args.volume_mounts)} if args.volume_mounts else {}),
                         **probes(),
                     }],
                 },

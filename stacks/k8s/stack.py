@@ -25,7 +25,7 @@ from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
 from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
-from stacks.config.k8s import IN_CLUSTER
+from stacks.config.k8s import IN_CLUSTER, STACK_TLS
 from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.reader import SettingsError
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
@@ -39,6 +39,7 @@ from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.agent_sandbox import AgentSandbox
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
+from stacks.k8s.channel_tls import ChannelTls, ChannelTlsArgs
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.images import built_images
@@ -66,10 +67,12 @@ def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[st
     """The dispatcher's plain settings: the pods provider's (contract.K8S_ENV), the reserve's, and
     with the channel the URL bots dial: the dispatcher's Service's channel port, inside the cluster;
     in the agent-sandbox mode, the mode and the stack's pool (contract.K8S_SANDBOX_ENV); with an
-    external TURN service, its URLs and the web sessions offered (contract.TURN_ENV)."""
+    external TURN service, its URLs and the web sessions offered (contract.TURN_ENV). The channel is
+    `wss://` with the stack's own certificate (contract.K8S_CHANNEL_TLS_ENV), `ws://` under a mesh's mTLS."""
     cfg = settings.kubernetes
     assert cfg is not None
     turn = settings.turn
+    tls = stack_tls(settings)
     return {
         "MACHINES": "k8s",
         "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
@@ -86,11 +89,19 @@ def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[st
         "K8S_SERVICE_ACCOUNT": BOT_ACCOUNT,
         **({"K8S_RUNTIME_CLASS": cfg.runtime_class} if cfg.runtime_class else {}),
         **({"K8S_MODE": AGENT_SANDBOX, "K8S_WARM_POOL": DEFAULT_WARM_POOL} if cfg.mode == AGENT_SANDBOX else {}),
-        **({CHANNEL_URL_VARIABLE: f"ws://{service_host}:{port}{CHANNEL_PATH}"} if channel_secrets(settings) else {}),
+        **({CHANNEL_URL_VARIABLE: f"{'wss' if tls else 'ws'}://{service_host}:{port}{CHANNEL_PATH}"}
+           if channel_secrets(settings) else {}),
+        **(ChannelTls.environment() if tls else {}),
         **({} if turn is None else external_environment(turn.external_urls, turn.credentials_per_key,
                                                         web_transports(settings))),
         **settings.observability.dispatcher_environment(),
     }
+
+
+def stack_tls(settings: Settings) -> bool:
+    """Whether the stack makes the channel's certificate: with a channel, unless a mesh's mTLS encrypts it."""
+    assert settings.kubernetes is not None
+    return bool(channel_secrets(settings)) and settings.kubernetes.channel_tls == STACK_TLS
 
 
 def refuse_unreachable_relay(settings: Settings) -> None:
@@ -199,6 +210,11 @@ class K8sStack(pulumi.ComponentResource):
                                          pull_secrets=None if pulls is None else (pulls.dispatcher, pulls.bots)),
                         opts=child)
         store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, child)
+        tls = ChannelTls(name, ChannelTlsArgs(
+            service=contract.DISPATCHER_CONTAINER_NAME, dispatcher_namespace=cfg.dispatcher_namespace,
+            bot_namespace=cfg.bot_namespace, dispatcher_namespace_ref=namespaces.dispatcher,
+            bot_namespace_ref=namespaces.bots, labels=labels, stack=settings.stack),
+            opts=child) if stack_tls(settings) else None
         # An external store's URL carries its credentials (a secret); the in-cluster one's is plain, its
         # password the stack's storePassword.
         external_url = {URL_VARIABLE: cfg.store_url} if cfg.store_url is not None else {}
@@ -220,12 +236,14 @@ class K8sStack(pulumi.ComponentResource):
             bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
                 lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
                                       found[0].bot_lifetime))), opts=child)
-        bots: tuple[pulumi.Resource, ...] = admission.objects
+        # The bots mount the channel's CA: their pool and pods come after its ConfigMap.
+        before_bots = (*admission.objects, *(tls.objects if tls is not None else ()))
+        bots: tuple[pulumi.Resource, ...] = before_bots
         releases: dict[str, pulumi.Input[str]] = {}
         builds: pulumi.Output[object] | None = None
         if template is not None:
             sandbox = AgentSandbox(f"{name}-agent-sandbox", cfg.agent_sandbox, protect=settings.protect, opts=child)
-            after, bot_namespace = (*admission.objects, *sandbox.objects), sandbox.gate(namespaces.bots)
+            after, bot_namespace = (*before_bots, *sandbox.objects), sandbox.gate(namespaces.bots)
             pool = WarmPool(name, WarmPoolArgs(
                 name=environment["K8S_WARM_POOL"], namespace=bot_namespace, pod_template=template,
                 egress=bot_egress(network), replicas=DEFAULT_POOL_REPLICAS, labels=labels, after=after,
@@ -255,7 +273,9 @@ class K8sStack(pulumi.ComponentResource):
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
             drain=settings.drain, depends_on=(*access.grants, *policies.policies, *bots,
-                                              *(store.objects if store is not None else ()))), opts=child)
+                                              *(store.objects if store is not None else ())),
+            volumes=(tls.volume(),) if tls is not None else (), volume_mounts=(tls.mount(),) if tls is not None else (),
+            pod_notes=tls.annotations if tls is not None else {}), opts=child)
         self.outputs = {
             "cloud": "k8s",
             "dispatcherUrl": dispatcher.url,

@@ -142,6 +142,10 @@ K8S_ENV: tuple[str, ...] = (
 )
 # With k8sMode agent-sandbox: the mode, and the SandboxWarmPool the stack creates, which every claim names.
 K8S_SANDBOX_ENV: tuple[str, ...] = ("K8S_MODE", "K8S_WARM_POOL", *RELEASES_ENV)  # a pool per release
+# With `k8sChannelTls: stack` (the default): the channel port's certificate files (a mounted Secret's) and the
+# ConfigMap of its CA every bot pod mounts (stacks/k8s/channel_tls.py).
+K8S_CHANNEL_TLS_ENV: tuple[str, ...] = ("BOT_CHANNEL_TLS_CERT_FILE", "BOT_CHANNEL_TLS_KEY_FILE",
+                                        "K8S_BOT_CHANNEL_CA_CONFIGMAP")
 # With k8sRuntimeClass: the bots' runtimeClassName.
 K8S_RUNTIME_CLASS_ENV: tuple[str, ...] = ("K8S_RUNTIME_CLASS",)
 

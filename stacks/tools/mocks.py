@@ -252,6 +252,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             rid = state["name"] if typ == "gcp:secretmanager/secret:Secret" else f"projects/{project}/{args.name}"
         elif typ == CRD and args.resource_id:  # a read of the cluster's own CRD (`.get`)
             return args.resource_id, self._crd(args.resource_id)
+        elif typ.startswith("tls:"):
+            state |= _tls_state(typ, args.name, inputs, self.generation)
         elif typ.startswith("kubernetes:"):
             state["metadata"] = _kubernetes_metadata(args.name, inputs, self.generation)
             rid = "/".join(filter(None, (state["metadata"].get("namespace"), state["metadata"]["name"])))
@@ -284,6 +286,22 @@ class RecordingMocks(pulumi_mocks.Mocks):
         if not registered or registered[-1] != text:
             registered.append(text)
         return len(registered)
+
+
+def _tls_state(typ: str, logical: str, inputs: dict[str, Any], generation: int) -> dict[str, Any]:
+    """pulumi-tls' outputs: PEM-shaped stand-ins (no real key), each new per creation as the provider's
+    are, and the validity window the provider computes from `validity_period_hours`."""
+    body = _digest(f"{generation}:{typ}:{logical}")[:48]
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {"privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n",
+                "publicKeyPem": f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n"}
+    if typ == "tls:index/certRequest:CertRequest":
+        return {"certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n"}
+    hours = int(inputs.get("validityPeriodHours") or 0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return {"certPem": f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n",
+            "validityStartTime": start.isoformat(), "readyForRenewal": False,
+            "validityEndTime": (start + timedelta(hours=hours)).isoformat()}
 
 
 def _kubernetes_metadata(logical: str, inputs: dict[str, Any], generation: int) -> dict[str, Any]:

@@ -5,7 +5,8 @@ and a session's pod must never be replaced. `restartPolicy: Never` (a session ru
 `activeDeadlineSeconds` (the kubelet fails the pod past it: the hard cap), Pod Security `restricted`
 (non-root, every capability dropped, RuntimeDefault seccomp, no privilege escalation), no
 ServiceAccount token of the API server's audience mounted, only one projected token of voicefleet's
-audience at IDENTITY_TOKEN_PATH (docs/kubernetes.md, "Identity").
+audience at IDENTITY_TOKEN_PATH (docs/kubernetes.md, "Identity"), and beside it, with
+K8S_BOT_CHANNEL_CA_CONFIGMAP, the CA a wss:// channel is checked against (BOT_CHANNEL_CA_FILE).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from botchannel.contract import CA_FILE_VARIABLE
 from dispatcher.machines.base import Machine, MachineState
 from dispatcher.machines.k8s.settings import K8sSettings
 
@@ -29,6 +31,9 @@ CONTAINER = "bot"
 IDENTITY_VOLUME, IDENTITY_DIR = "voicefleet-identity", "/var/run/secrets/voicefleet"
 IDENTITY_TOKEN_PATH = f"{IDENTITY_DIR}/token"
 IDENTITY_TOKEN_SECONDS = 3600  # the kubelet refreshes a projected token at 80 % of this
+# K8S_BOT_CHANNEL_CA_CONFIGMAP's key, projected beside the token: the CA a wss:// channel is checked against.
+CHANNEL_CA_KEY, CHANNEL_CA_PATH = "ca.crt", "channel-ca.crt"
+CHANNEL_CA_FILE = f"{IDENTITY_DIR}/{CHANNEL_CA_PATH}"
 
 
 def session_pod_name(session_id: str) -> str:
@@ -43,6 +48,12 @@ def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, 
              annotations: Mapping[str, str], deadline_seconds: int | None) -> dict[str, Any]:
     """A bot's pod; `deadline_seconds` None: no `activeDeadlineSeconds` (an agent-sandbox template's pod,
     whose session's hard end is its claim's `shutdownTime`)."""
+    sources: list[dict[str, Any]] = [{"serviceAccountToken": {
+        "audience": settings.token_audience, "expirationSeconds": IDENTITY_TOKEN_SECONDS, "path": "token"}}]
+    if settings.channel_ca_configmap:  # public: the CA that signed the dispatcher's channel certificate
+        sources.append({"configMap": {"name": settings.channel_ca_configmap,
+                                      "items": [{"key": CHANNEL_CA_KEY, "path": CHANNEL_CA_PATH}]}})
+        env = {**env, CA_FILE_VARIABLE: CHANNEL_CA_FILE}
     restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
                   "seccompProfile": {"type": "RuntimeDefault"}}
     spec: dict[str, Any] = {
@@ -61,8 +72,7 @@ def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, 
             "securityContext": restricted,
             "volumeMounts": [{"name": IDENTITY_VOLUME, "mountPath": IDENTITY_DIR, "readOnly": True}],
         }],
-        "volumes": [{"name": IDENTITY_VOLUME, "projected": {"sources": [{"serviceAccountToken": {
-            "audience": settings.token_audience, "expirationSeconds": IDENTITY_TOKEN_SECONDS, "path": "token"}}]}}],
+        "volumes": [{"name": IDENTITY_VOLUME, "projected": {"sources": sources}}],
     }
     if settings.runtime_class:
         spec["runtimeClassName"] = settings.runtime_class

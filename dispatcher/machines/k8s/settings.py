@@ -20,6 +20,7 @@ DEFAULT_AUDIENCE = "voicefleet"
 API_SERVER_AUDIENCES = ("https://kubernetes.default.svc", "https://kubernetes.default.svc.cluster.local",
                         "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # resource.Quantity's form (k8s.io/apimachinery/pkg/api/resource): a number and an optional suffix.
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 PODS, AGENT_SANDBOX = "pods", "agent-sandbox"  # K8S_MODE: bare pods, or kubernetes-sigs/agent-sandbox claims
@@ -56,6 +57,9 @@ class K8sSettings:
     warm_pool: str = DEFAULT_WARM_POOL  # agent-sandbox: the SandboxWarmPool every claim checks out from
     # The default web transport (TRANSPORTS); in agent-sandbox mode the only one: the pool's template's BOT_TRANSPORT.
     pool_transport: str = "daily"
+    # K8S_BOT_CHANNEL_CA_CONFIGMAP: a ConfigMap in K8S_NAMESPACE whose `ca.crt` every bot pod mounts and
+    # trusts for a wss:// channel (BOT_CHANNEL_CA_FILE; docs/kubernetes.md, "The channel's TLS").
+    channel_ca_configmap: str | None = None
 
     @property
     def bot_account(self) -> str:
@@ -88,6 +92,10 @@ class K8sSettings:
         pool = env.get("K8S_WARM_POOL", "").strip() or DEFAULT_WARM_POOL
         if not _DNS_LABEL.match(pool):
             raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")
+        ca_configmap = env.get("K8S_BOT_CHANNEL_CA_CONFIGMAP", "").strip() or None
+        if ca_configmap is not None and not _DNS_SUBDOMAIN.match(ca_configmap):
+            raise SettingsError(f"K8S_BOT_CHANNEL_CA_CONFIGMAP={ca_configmap[:70]!r} is not a ConfigMap name "
+                                "(a DNS-1123 subdomain)")
         transports = listed_transports(env, "k8s")
         if mode == AGENT_SANDBOX and len(transports) > 1:
             raise SettingsError(f"TRANSPORTS={','.join(transports)} with K8S_MODE=agent-sandbox: every bot is a pod "
@@ -114,6 +122,7 @@ class K8sSettings:
             runtime_class=runtime_class,
             service_account=account,
             token_audience=audience,
+            channel_ca_configmap=ca_configmap,
             stop_grace_seconds=int_setting(env, "K8S_STOP_GRACE_SECONDS", cls.stop_grace_seconds, minimum=0),
             **call_timings(env, "K8S", cls),
         )

@@ -40,6 +40,7 @@ HOST = frozenset({
     "BOT_FILE", "BOT_TRANSPORT", "BOT_IDLE_TIMEOUT_SECONDS", "BOT_CONNECT_TIMEOUT_SECONDS", "BOT_MAX_IDLE_SECONDS",
     "BOT_ICE_SERVERS", "BOT_LOG_LEVEL", "VOICEFLEET_ICE_LOOPBACK", "VOICEFLEET_AUDIO_JITTER_PREFETCH",
     "VOICEFLEET_TRACE", "LOG_FORMAT",
+    "BOT_CHANNEL_CA_FILE",  # a wss:// channel's CA (BOT_CHANNEL_TLS_*): public, the dispatcher's own certificate's
     "RECORDING_ANNOUNCEMENT", "RECORDING_REDACT",  # the bot host plays and redacts: docs/recording.md
 })  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

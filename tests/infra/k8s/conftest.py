@@ -22,3 +22,9 @@ def pod_spec(run: Run) -> dict[str, Any]:
 def container_env(run: Run) -> dict[str, dict[str, Any]]:
     (container,) = pod_spec(run)["containers"]
     return {entry["name"]: entry for entry in container["env"]}
+
+
+def dispatcher_secret(run: Run) -> Registration:
+    """The dispatcher's Secret (its settings' secrets), not the channel certificate's (stacks/k8s/channel_tls.py)."""
+    (secret,) = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.name.endswith("-dispatcher")]
+    return secret

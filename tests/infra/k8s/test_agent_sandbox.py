@@ -21,7 +21,7 @@ from stacks.shared import contract
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.fakes.k8s import KUBE_VERSION
 from tests.fakes.k8s_sandbox import crd_schemas, schema_problems
-from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env, spec
+from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env, dispatcher_secret, spec
 from tests.infra.k8s.test_stack import masked
 
 TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
@@ -129,11 +129,15 @@ def test_the_pool_pod_is_the_bots_pod_with_the_dispatchers_identity_and_no_crede
     assert container["resources"]["limits"] == container["resources"]["requests"] == {"cpu": "500m", "memory": "2Gi"}
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    (token,) = volumes["voicefleet-identity"]["projected"]["sources"]
+    # The channel's CA (public) projected beside the token: the pool's bots dial wss:// as every bot does.
+    token, ca = volumes["voicefleet-identity"]["projected"]["sources"]
+    assert ca == {"configMap": {"name": "voicefleet-channel-ca",
+                                "items": [{"key": "ca.crt", "path": "channel-ca.crt"}]}}
     # The hello's precheck and TokenReview expect exactly this audience (the channel's URL by default).
     assert token["serviceAccountToken"]["audience"] == settings.token_audience == dispatcher_env(run)["BOT_CHANNEL_URL"]
     env = {entry["name"]: entry["value"] for entry in container["env"]}
     assert env["BOT_IDENTITY"] == "k8s" and env["BOT_TRANSPORT"] == "daily" and "BOT_CHANNEL_TOKEN" not in env
+    assert env["BOT_CHANNEL_CA_FILE"] == "/var/run/secrets/voicefleet/channel-ca.crt"
     # Nothing of a session's: a bot, warm or cold, takes its session over the channel.
     assert "BOT_ENV_FILE" not in env and not [v for v in pod["volumes"] if "downwardAPI" in v]
     assert float(env["BOT_MAX_IDLE_SECONDS"]) >= 7 * 86_400  # a warm slot is not emptied by its bot's idle cap
@@ -176,7 +180,8 @@ def test_the_default_pool_is_held_empty_while_releases_are_listed_and_each_relea
 
 def test_the_dispatcher_is_told_the_mode_and_the_pool_and_waits_for_them(sandbox: Run) -> None:
     env = dispatcher_env(sandbox)
-    assert set(env) == {*contract.K8S_ENV, *contract.CHANNEL_ENV, *contract.K8S_SANDBOX_ENV}
+    assert set(env) == {*contract.K8S_ENV, *contract.CHANNEL_ENV, *contract.K8S_SANDBOX_ENV,
+                        *contract.K8S_CHANNEL_TLS_ENV}
     assert (env["K8S_MODE"], env["K8S_WARM_POOL"]) == ("agent-sandbox", DEFAULT_WARM_POOL)
     deployment = sandbox.one("kubernetes:apps/v1:Deployment")
     assert {default(sandbox, TEMPLATE).urn, default(sandbox, POOL).urn} <= set(deployment.dependencies)
@@ -239,4 +244,4 @@ def test_no_secret_value_is_in_the_template_the_pool_or_the_policy(sandbox: Run)
     shown = [(r.type, r.name) for r in sandbox.registrations for value in values
              if value in json.dumps(masked(r.inputs), default=str)]
     assert shown == []
-    assert "SENTINEL-bot-channel-token" in json.dumps(unwrap(sandbox.one("kubernetes:core/v1:Secret").inputs))
+    assert "SENTINEL-bot-channel-token" in json.dumps(unwrap(dispatcher_secret(sandbox).inputs))

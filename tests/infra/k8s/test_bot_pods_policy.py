@@ -110,6 +110,11 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
         "serviceAccountToken"].update(audience="sts.amazonaws.com"),
     "a token of the API server's audience": lambda pod: spec_of(pod)["volumes"][0]["projected"]["sources"][0][
         "serviceAccountToken"].pop("audience"),
+    # The channel's CA ConfigMap is the one other source beside the token (stacks/k8s/channel_tls.py).
+    "another ConfigMap projected": lambda pod: spec_of(pod)["volumes"][0]["projected"]["sources"].append(
+        {"configMap": {"name": "other", "items": [{"key": "ca.crt", "path": "channel-ca.crt"}]}}),
+    "a Secret projected": lambda pod: spec_of(pod)["volumes"][0]["projected"]["sources"].append(
+        {"secret": {"name": "db"}}),
     "a secret volume": lambda pod: spec_of(pod)["volumes"].append({"name": "s", "secret": {"secretName": "x"}}),
     "a host path": lambda pod: spec_of(pod)["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
     "a node of its choosing": lambda pod: spec_of(pod).update(nodeName="control-plane-1"),

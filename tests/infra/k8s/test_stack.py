@@ -7,12 +7,13 @@ import json
 import pytest
 
 from stacks.config.store import URL_VARIABLE
+from stacks.k8s.channel_tls import NOTE_CERTIFICATE
 from stacks.k8s.dispatcher import grace_seconds
 from stacks.shared import contract
 from stacks.tools.mocks import Run, is_secret, unwrap
 from tests.fakes.k8s import restricted_problem
 from tests.infra.helpers import component_outputs
-from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env, pod_spec, spec
+from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env, dispatcher_secret, pod_spec, spec
 
 KUBERNETES = "kubernetes:"
 
@@ -43,14 +44,14 @@ def test_no_secret_value_is_anywhere_in_plain(k8s: Run) -> None:
              if value in json.dumps(masked(r.inputs), default=str)]
     assert shown == []
     # …and every one of them reaches the dispatcher's Secret but the kubeconfig, which only the provider holds.
-    secret = unwrap(k8s.one("kubernetes:core/v1:Secret").inputs)["stringData"]
+    secret = unwrap(dispatcher_secret(k8s).inputs)["stringData"]
     held = json.dumps(secret)
     assert [k for k, v in ALL_SECRETS.items() if k != "voicefleet:k8sKubeconfig" and v not in held] == []
     assert "SENTINEL-kubeconfig" not in held
 
 
 def test_the_dispatchers_secret_values_stay_marked_secret(k8s: Run) -> None:
-    data = k8s.one("kubernetes:core/v1:Secret").inputs["stringData"]
+    data = dispatcher_secret(k8s).inputs["stringData"]
     assert is_secret(data) or all(is_secret(value) for value in data.values())
 
 
@@ -100,7 +101,8 @@ def test_a_grace_past_the_autoscalers_keeps_it_off_the_dispatchers_nodes(
     """The cluster autoscaler kills a pod 600 s after its SIGTERM on a scale-down (max-graceful-termination-sec),
     which would cut the calls a replica relays before their end."""
     template = spec(k8s_stack(maxSessionSeconds=max_session).one("kubernetes:apps/v1:Deployment"))["template"]
-    annotations = template["metadata"].get("annotations", {})
+    annotations = {key: value for key, value in template["metadata"].get("annotations", {}).items()
+                   if key != NOTE_CERTIFICATE}
     assert annotations == ({"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"} if kept else {})
     assert (grace_seconds(int(max_session)) > 600) is kept
 
@@ -121,16 +123,16 @@ def test_the_network_policies_outlive_the_dispatchers_pods_on_destroy(k8s: Run) 
 def test_the_environment_is_what_the_pods_provider_reads_and_secrets_come_by_reference(k8s: Run) -> None:
     env = container_env(k8s)
     plain = {name for name, entry in env.items() if "value" in entry}
-    assert plain == {*contract.K8S_ENV, *contract.CHANNEL_ENV}
-    secret_name = unwrap(k8s.one("kubernetes:core/v1:Secret").outputs)["metadata"]["name"]
+    assert plain == {*contract.K8S_ENV, *contract.CHANNEL_ENV, *contract.K8S_CHANNEL_TLS_ENV}
+    secret_name = unwrap(dispatcher_secret(k8s).outputs)["metadata"]["name"]
     by_reference = {name: entry["valueFrom"]["secretKeyRef"] for name, entry in env.items() if "valueFrom" in entry}
     expected = contract.dispatcher_secrets(turn=False, channel=True, store=True, store_password=False, phone=())
     assert set(by_reference) == {*expected, URL_VARIABLE}
     assert all(ref == {"name": secret_name, "key": name} for name, ref in by_reference.items())
     assert env["MACHINES"]["value"] == "k8s" and env["K8S_NAMESPACE"]["value"] == "voicefleet-bots"
     # Bots dial the dispatcher's Service inside the cluster, on the channel's own port (the policies let
-    # them reach its pods' channel port), which the dispatcher serves the bots' routes on alone.
-    assert env["BOT_CHANNEL_URL"]["value"] == "ws://dispatcher.voicefleet.svc:8081/bots/channel"
+    # them reach its pods' channel port), which the dispatcher serves the bots' routes on alone, over TLS.
+    assert env["BOT_CHANNEL_URL"]["value"] == "wss://dispatcher.voicefleet.svc:8081/bots/channel"
     assert env["BOT_CHANNEL_PORT"]["value"] == "8081" and env["PORT"]["value"] == "8080"
 
 

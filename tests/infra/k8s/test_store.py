@@ -112,8 +112,8 @@ def test_the_dispatcher_reaches_it_by_its_service_with_the_password_by_reference
     env = container_env(run)
     assert env[URL_VARIABLE] == {"name": URL_VARIABLE, "value": f"redis://voicefleet@{NAME}.voicefleet.svc:6379/0"}
     assert env[PASSWORD_VARIABLE]["valueFrom"]["secretKeyRef"]["key"] == PASSWORD_VARIABLE
-    dispatcher_secret = [r for r in run.of_type("kubernetes:core/v1:Secret") if r not in store_objects(run)]
-    (held,) = [unwrap(r.inputs)["stringData"] for r in dispatcher_secret]
+    (held,) = [unwrap(r.inputs)["stringData"] for r in run.of_type("kubernetes:core/v1:Secret")
+               if r not in store_objects(run) and r.name.endswith("-dispatcher")]
     assert held[PASSWORD_VARIABLE] == PASSWORD and URL_VARIABLE not in held
     (service,) = [spec(r) for r in store_objects(run) if r.type == "kubernetes:core/v1:Service"]
     assert service["type"] == "ClusterIP" and service["ports"] == [{"name": "valkey", "port": 6379,

@@ -14,7 +14,7 @@ from stacks.config.settings import SettingsError
 from stacks.k8s.network_policies import unreachable_urls, url_host
 from stacks.shared import contract
 from stacks.tools.mocks import Run, unwrap
-from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env
+from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, container_env, dispatcher_secret
 from tests.infra.k8s.test_agent_sandbox import DEPLOYER, dispatcher_env, pod_template
 from tests.infra.k8s.test_stack import masked
 
@@ -41,10 +41,10 @@ def test_the_dispatcher_gets_the_services_urls_plain_and_its_secret_by_reference
     assert plain["TRANSPORTS"] == offered and plain["DEFAULT_TRANSPORT"] == offered.split(",")[0]
     assert plain["ICE_TRANSPORT_POLICY"] == "relay"
     assert plain["TURN_CREDENTIALS_PER_KEY"].isdigit()
-    secret_name = unwrap(run.one("kubernetes:core/v1:Secret").outputs)["metadata"]["name"]
+    secret_name = unwrap(dispatcher_secret(run).outputs)["metadata"]["name"]
     assert env["TURN_SHARED_SECRET"] == {
         "name": "TURN_SHARED_SECRET", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "TURN_SHARED_SECRET"}}}
-    assert unwrap(run.one("kubernetes:core/v1:Secret").inputs)["stringData"]["TURN_SHARED_SECRET"] == SHARED_SECRET
+    assert unwrap(dispatcher_secret(run).inputs)["stringData"]["TURN_SHARED_SECRET"] == SHARED_SECRET
     # …and the secret is nowhere in plain: not in the pod spec, the template, the policies or an output.
     assert [(r.type, r.name) for r in run.registrations if SHARED_SECRET in json.dumps(masked(r.inputs))] == []
     assert SHARED_SECRET not in json.dumps(masked(unwrap(run.outputs)), default=str)

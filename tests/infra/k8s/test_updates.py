@@ -10,7 +10,7 @@ import pytest
 from stacks.tools.mocks import Run, run_program, unwrap
 from tests.infra.conftest import config_for
 from tests.infra.helpers import changed_names
-from tests.infra.k8s.conftest import ALL_SECRETS
+from tests.infra.k8s.conftest import ALL_SECRETS, dispatcher_secret
 
 SECRET_KEYS = list(ALL_SECRETS)
 
@@ -48,7 +48,7 @@ def test_a_changed_secret_is_a_new_secret_the_dispatcher_rolls_onto() -> None:
     before = up()
     after = up(secrets={**ALL_SECRETS, "voicefleet:dailyApiKey": "SENTINEL-daily-api-key-rotated"})
     assert short(changed_names(before, after)) == ["Deployment", "Secret"]
-    names = [unwrap(run.one("kubernetes:core/v1:Secret").outputs)["metadata"]["name"] for run in (before, after)]
+    names = [unwrap(dispatcher_secret(run).outputs)["metadata"]["name"] for run in (before, after)]
     assert names[0] != names[1]  # an auto-named Secret is replaced under a new name (stacks/k8s/secrets.py)
 
 

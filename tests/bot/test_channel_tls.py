@@ -1,0 +1,38 @@
+"""BOT_CHANNEL_CA_FILE: what a bot trusts on a wss:// channel, and the mistakes refused at start."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from bot.channel_tls import UntrustedChannel, channel_context
+from bot.config import ConfigError, load_channel_settings
+from tests.support.channel_certs import channel_certs
+
+URL = "wss://dispatcher.voicefleet.svc:8081/bots/channel"
+
+
+def test_a_wss_channel_trusts_the_ca_file_only_and_checks_the_name(tmp_path: Path) -> None:
+    ca = channel_certs(tmp_path).ca
+    settings = load_channel_settings({"BOT_CHANNEL_URL": URL, "BOT_CHANNEL_TOKEN": "t",
+                                      "BOT_CHANNEL_CA_FILE": str(ca)}, cold=True)
+    assert settings is not None and settings.ca_file == str(ca)
+    context = channel_context(URL, settings.ca_file)
+    assert context is not None and context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert len(context.get_ca_certs()) == 1  # that CA alone, not the system's beside it
+    assert channel_context(URL.replace("wss", "ws", 1), None) is None
+
+
+def test_a_ca_file_with_a_plain_channel_or_no_file_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="BOT_CHANNEL_CA_FILE is set but BOT_CHANNEL_URL is ws://"):
+        load_channel_settings({"BOT_CHANNEL_URL": URL.replace("wss", "ws", 1), "BOT_CHANNEL_TOKEN": "t",
+                               "BOT_CHANNEL_CA_FILE": str(channel_certs(tmp_path).ca)}, cold=True)
+    with pytest.raises(ConfigError, match="BOT_CHANNEL_CA_FILE=.*absent.crt is not a file"):
+        load_channel_settings({"BOT_CHANNEL_URL": URL, "BOT_CHANNEL_TOKEN": "t",
+                               "BOT_CHANNEL_CA_FILE": str(tmp_path / "absent.crt")}, cold=True)
+    not_pem = tmp_path / "not.crt"
+    not_pem.write_text("not a certificate")
+    with pytest.raises(UntrustedChannel, match="BOT_CHANNEL_CA_FILE=.*not.crt is not a readable PEM CA"):
+        channel_context(URL, str(not_pem))
