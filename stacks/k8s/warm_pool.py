@@ -42,6 +42,12 @@ class WarmPoolArgs:
     sized_by_dispatcher: bool = True  # its `scale` is the dispatcher's: the stack's replicas at creation only
 
 
+# A pool the stack sizes every `up` takes `spec.replicas` back even from the `scale` writes of a dispatcher
+# that once sized it (the default pool, before the pools per release): pulumi-kubernetes' server-side apply
+# fails on a field another manager owns unless forced (its `patchForce`), so the `up` would stop there.
+STACK_SIZED = {"pulumi.com/patchForce": "true"}
+
+
 def template_spec(pod_template: dict[str, Any], egress: list[dict[str, Any]]) -> dict[str, Any]:
     return {"podTemplate": pod_template, "networkPolicy": {"ingress": [], "egress": egress}}
 
@@ -59,7 +65,8 @@ class WarmPool(pulumi.ComponentResource):
             f"{name}-template", api_version=GROUP_VERSION, kind="SandboxTemplate", metadata=metadata,
             spec=template_spec(args.pod_template, args.egress), opts=child)
         pool = k8s.apiextensions.CustomResource(
-            f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool", metadata=metadata,
+            f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool",
+            metadata=metadata if args.sized_by_dispatcher else {**metadata, "annotations": dict(STACK_SIZED)},
             spec=pool_spec(args.name, args.replicas),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, template],
                                         ignore_changes=[REPLICAS_PATH] if args.sized_by_dispatcher else None))
