@@ -50,6 +50,9 @@ class ClusterCalls:
     async def pool_taking(self, release: str, within_seconds: float) -> int:
         return self._cluster.taking(within_seconds)
 
+    async def retiring_releases(self) -> frozenset[str]:
+        return frozenset()  # one release, never dropped
+
 
 class SimulatedSizing:
     """One lease holder's `PoolSizing`: a replica that takes the lease is a new one (nothing carried over)."""

@@ -296,6 +296,11 @@ class PooledMachines(Machines, Protocol):
         """Sets how many warm machines the release's pool keeps: one try, bounded by the provider's timeout."""
         ...
 
+    async def retiring_releases(self) -> frozenset[str]:
+        """Releases whose pool the deployment keeps only until their last sessions end: the ones this
+        dispatcher does not list are emptied (a dropped release's warm machines would hold nodes and quota)."""
+        ...
+
     async def pool_taking(self, release: str, within_seconds: float) -> int:
         """Starts of the release of the last `within_seconds` taking a machine from its pool right now, at
         any replica: a pool shrunk meanwhile may delete the very machine one is taking."""

@@ -98,6 +98,7 @@ class PoolSizing:
         self.pools: dict[str, KeptPool] = {}  # release → its pool as kept, holding the lease
         self.with_traffic: tuple[WarmRelease, ...] = DEFAULT_ONLY  # until the traffic is first read
         self.without_traffic: tuple[str, ...] = ()  # releases at weight 0: their pools emptied
+        self.listed: frozenset[str] = frozenset()  # the releases RELEASES lists (a retiring one's pool is emptied)
         self._held = False  # the store granted this replica the lease at its last check
         self._retry_at = -math.inf
         self._retry_seconds = RETRY_FIRST_SECONDS
@@ -123,6 +124,7 @@ class PoolSizing:
         shares = {release.name: traffic.weights.get(release.name, 0) / 100 for release in catalogue.releases}
         self.with_traffic = tuple(WarmRelease(name, None, share) for name, share in shares.items() if share > 0)
         self.without_traffic = tuple(name for name, share in shares.items() if share <= 0)
+        self.listed = frozenset(shares)
 
     async def launch(self, spec: LaunchSpec) -> LaunchResult:
         """A start: the provider's launch (warm or cold is the platform's), counted as demand first
@@ -167,8 +169,9 @@ class PoolSizing:
                     self._kept(release).window.size(epoch, target)
             return
         try:
+            unused = [*self.without_traffic, *sorted(await self._retired())]
             every = [*((name, target, False) for name, target in targets.items()),
-                     *((name, 0, True) for name in self.without_traffic if name not in targets)]
+                     *((name, 0, True) for name in dict.fromkeys(unused) if name not in targets)]
             for release, target, emptied in every:
                 if not await self._keep_size(epoch, release, target, emptied=emptied):
                     return  # the lease is no longer this replica's
@@ -228,6 +231,14 @@ class PoolSizing:
         log.info("warm pool of release %s sized to %d (was %d)", release, size, kept.known)
         kept.known, kept.known_at = size, epoch
         return True
+
+    async def _retired(self) -> frozenset[str]:
+        """The releases the stack keeps a pool for only until their last sessions end and this replica does
+        not list: nothing starts on them here, so their warm machines go at once. A replica of an older
+        deployment, which still lists the release, sizes it until the rollout replaces it."""
+        if not self.listed:  # the traffic not read yet: nothing is known to be dropped
+            return frozenset()
+        return frozenset(r for r in await self._machines.retiring_releases() if r not in self.listed)
 
     async def _lease_in_store(self) -> bool:
         """Whether the store itself grants this replica the lease now; else the size is left alone (logged

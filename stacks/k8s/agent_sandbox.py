@@ -66,7 +66,10 @@ class AgentSandbox(pulumi.ComponentResource):
     def __init__(self, name: str, choice: str, *, protect: bool, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:AgentSandbox", name, None, opts)
         if choice == INSTALL:
-            release = k8s.yaml.v2.ConfigFile(f"{name}-{VERSION}", file=MANIFEST_URL,
+            # Named without VERSION: every object's name and URN derives from it, so a new version is an update
+            # of each in place. A versioned name would create the new release's objects beside the old, which
+            # exist already (the provider never adopts one: AlreadyExists), and then delete the old: the CRDs.
+            release = k8s.yaml.v2.ConfigFile(f"{name}-release", file=MANIFEST_URL,
                                              opts=pulumi.ResourceOptions(parent=self, protect=protect))
             self.objects: tuple[pulumi.Resource, ...] = (release,)
             self.ready: pulumi.Output[str] = release.urn.apply(lambda _: SERVED)

@@ -10,7 +10,10 @@ reads its releases). Two changes are refused here, whatever tool runs the `up`:
   (`drain: true`, no dispatcher launching bots) may move;
 - agent-sandbox: a new `k8sDeployer` with a new bot template in the same `up`. The admission policy
   naming the new deployer is updated first, and the API server takes about a second to enforce it:
-  the template's update, by the new deployer, can be judged by the old policy meanwhile and refused.
+  the template's update, by the new deployer, can be judged by the old policy meanwhile and refused;
+- agent-sandbox: `k8sAgentSandbox` from `install` to `adopt`. The `up` would delete the installed release,
+  its CRDs first among them, and with them every Sandbox, claim, template and pool in the cluster: the
+  stack's own, which it then still counts as there, and every other tenant's.
 
 The provider's kubeconfig waits for these checks, so a refused `up` registers nothing in the cluster.
 """
@@ -26,6 +29,8 @@ from typing import Any
 
 import pulumi
 
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX
+from stacks.config.k8s import AGENT_SANDBOX_KEY, INSTALL
 from stacks.config.model import KubernetesSettings
 from stacks.config.reader import SettingsError
 from stacks.shared.releases import own_stack
@@ -34,7 +39,8 @@ from stacks.shared.releases import own_stack
 BOT_NAMESPACE, DISPATCHER_NAMESPACE = "botNamespace", "dispatcherNamespace"
 BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED = "botImage", "deployer", "botTemplate", "drained"
 BOT_LIFETIME = "botPodLifetime"  # pods: the longest activeDeadlineSeconds its dispatcher gives
-READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME)
+SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or install
+READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -49,6 +55,7 @@ class LastUp:
     template: str | None = None  # template_digest of the agent-sandbox bots' template
     drained: bool = False
     bot_lifetime: int | None = None
+    agent_sandbox: str | None = None  # k8sAgentSandbox (agent-sandbox mode only)
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -58,7 +65,8 @@ class LastUp:
 
         return cls(bot_namespace=text(BOT_NAMESPACE), dispatcher_namespace=text(DISPATCHER_NAMESPACE),
                    bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
-                   drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)))
+                   drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
+                   agent_sandbox=text(SANDBOX_SOURCE))
 
 
 def seconds(value: object) -> int | None:
@@ -110,6 +118,17 @@ def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, templat
             "(docs/kubernetes.md, \"The agent-sandbox mode\")")
 
 
+def refuse_dropped_install(last: LastUp, cfg: KubernetesSettings) -> None:
+    if last.agent_sandbox != INSTALL or cfg.mode != AGENT_SANDBOX or cfg.agent_sandbox == INSTALL:
+        return
+    raise SettingsError(
+        f"Invalid stack configuration: {AGENT_SANDBOX_KEY} is {cfg.agent_sandbox}, but this stack installed "
+        "agent-sandbox: the `up` would delete that install, its CRDs with it, and every Sandbox, claim, template "
+        "and pool in the cluster, this stack's and every other tenant's. Set it back (`pulumi config set "
+        f"{AGENT_SANDBOX_KEY} {INSTALL}`); to hand agent-sandbox to the cluster's owner, `pulumi destroy` this "
+        "stack first (docs/kubernetes.md, \"agent-sandbox itself: install or adopt\")")
+
+
 def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings,
             template: pulumi.Input[str] | None) -> pulumi.Output[LastUp]:
     """`last`, once the changes it refuses are ruled out (a failed check fails the program). `template`
@@ -118,6 +137,7 @@ def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings,
         try:
             refuse_moved_namespaces(found, cfg)
             refuse_deployer_with_template(found, cfg, template)
+            refuse_dropped_install(found, cfg)
         except SettingsError as refused:
             reported_once(refused)
             raise

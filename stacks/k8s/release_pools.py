@@ -16,7 +16,9 @@ at its next pass (agent-sandbox `reconcileActive`: a claim with `additionalPodMe
 claim here, needs its template even on the adopted-Sandbox path), which the dispatcher reads as a
 failed machine; and a bot of that release that dials again is admitted only while a pool's template
 names its image. The RELEASES the dispatcher gets are the listed ones alone, so no start takes a
-retiring release. Every release's pod is this `up`'s bot pod with that release's image: the stack's
+retiring release, and a retiring release's pool (not its template) is labelled `voicefleet.io/retiring`: the
+dispatcher that no longer lists it empties the pool (its warm pods would hold nodes and the bots' quota
+until the pool goes). Every release's pod is this `up`'s bot pod with that release's image: the stack's
 other settings are every release's.
 """
 
@@ -64,7 +66,7 @@ def release_pools(name: str, builds: pulumi.Output[Builds], *, warm_pool: str, n
         made = [WarmPool(f"{name}-release-{release.name}", WarmPoolArgs(
             name=release_pool_name(warm_pool, release.name), namespace=namespace,
             pod_template=pod_for(release_image(release)), egress=egress, replicas=RELEASE_POOL_REPLICAS,
-            labels={**labels, LABEL_RELEASE: release.name}, after=after),
+            labels={**labels, LABEL_RELEASE: release.name}, after=after, retiring=release in found.retiring),
             opts=pulumi.ResourceOptions(parent=parent)) for release in found.kept]
         return pulumi.Output.all(*(pool.pool_name for pool in made)).apply(lambda names: sorted(map(str, names)))
 

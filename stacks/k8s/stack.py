@@ -293,7 +293,8 @@ class K8sStack(pulumi.ComponentResource):
             **({RELEASES_OUTPUT: releases[RELEASES_VARIABLE]} if releases else {}),
             **({BUILDS_OUTPUT: builds} if builds is not None else {}),
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
-            **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest} if digest is not None else
+            **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest,
+                last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),
         }
         self.register_outputs(self.outputs)

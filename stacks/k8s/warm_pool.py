@@ -26,6 +26,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from dispatcher.machines.k8s.claims import GROUP_VERSION
+from dispatcher.machines.k8s.pods import LABEL_RETIRING
 
 REPLICAS_PATH = "spec.replicas"  # the dispatcher's (PATCH …/scale), never the stack's after creation
 
@@ -40,6 +41,19 @@ class WarmPoolArgs:
     labels: Mapping[str, str]
     after: tuple[pulumi.Resource, ...] = ()  # the bots' admission policy and agent-sandbox itself
     sized_by_dispatcher: bool = True  # its `scale` is the dispatcher's: the stack's replicas at creation only
+    retiring: bool = False  # a release's pool kept for its last sessions: labelled for the dispatcher to empty
+
+
+# A pool the stack sizes every `up` takes `spec.replicas` back even from the `scale` writes of a dispatcher
+# that once sized it (the default pool, before the pools per release): pulumi-kubernetes' server-side apply
+# fails on a field another manager owns unless forced (its `patchForce`), so the `up` would stop there.
+STACK_SIZED = {"pulumi.com/patchForce": "true"}
+
+
+def pool_metadata(metadata: dict[str, Any], *, sized_by_dispatcher: bool, retiring: bool) -> dict[str, Any]:
+    """The pool's metadata: its template's, forced to its size when the stack sizes it, labelled when retiring."""
+    labels = {**metadata["labels"], **({LABEL_RETIRING: "true"} if retiring else {})}
+    return {**metadata, "labels": labels, **({} if sized_by_dispatcher else {"annotations": dict(STACK_SIZED)})}
 
 
 def template_spec(pod_template: pulumi.Input[dict[str, Any]], egress: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,7 +73,8 @@ class WarmPool(pulumi.ComponentResource):
             f"{name}-template", api_version=GROUP_VERSION, kind="SandboxTemplate", metadata=metadata,
             spec=template_spec(args.pod_template, args.egress), opts=child)
         pool = k8s.apiextensions.CustomResource(
-            f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool", metadata=metadata,
+            f"{name}-pool", api_version=GROUP_VERSION, kind="SandboxWarmPool",
+            metadata=pool_metadata(metadata, sized_by_dispatcher=args.sized_by_dispatcher, retiring=args.retiring),
             spec=pool_spec(args.name, args.replicas),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.after, template],
                                         ignore_changes=[REPLICAS_PATH] if args.sized_by_dispatcher else None))

@@ -22,6 +22,9 @@ from dispatcher.machines.k8s.settings import K8sSettings
 LABEL_APP, APP = "voicefleet.io/app", "bot"
 LABEL_STATE, IDLE, SESSION = "voicefleet.io/state", "idle", "session"
 LABEL_SESSION, LABEL_BOT, LABEL_RELEASE = "voicefleet.io/session", "voicefleet.io/bot", "voicefleet.io/release"
+# On a release's SandboxWarmPool the stack keeps after dropping the release from RELEASES (its sessions may
+# still run): the dispatcher that no longer lists the release empties it (dispatcher/reserve/pool_sizing.py).
+LABEL_RETIRING = "voicefleet.io/retiring"
 NOTE_DIGEST, NOTE_TRANSPORT = "voicefleet.io/body-digest", "voicefleet.io/transport"
 NOTE_CLAIMED = "voicefleet.io/claimed-at"  # a claimed idle pod: its session's start, for the reaper
 # One launch call's own id: its create, retried after a lost answer, meets 409 and knows the pod is its own.

@@ -24,7 +24,7 @@ from typing import Any
 
 from dispatcher.machines.base import MachinesError
 from dispatcher.machines.k8s.api import KubeApi
-from dispatcher.machines.k8s.pods import LABEL_RELEASE
+from dispatcher.machines.k8s.pods import LABEL_RELEASE, LABEL_RETIRING
 from dispatcher.releases.names import DEFAULT_RELEASE, is_release_name
 
 REFRESH_SECONDS = 30.0  # a list of the pools is trusted this long
@@ -41,6 +41,7 @@ class ReleasePools:
         self._rbac = rbac  # the verbs a refusal names: every one the dispatcher needs, not this call's alone
         self._clock = clock
         self._pools: dict[str, str] = {}  # release → its pool's name, as last listed
+        self._retiring: frozenset[str] = frozenset()  # releases whose pool is labelled LABEL_RETIRING
         self._listed_at = -float("inf")
         self._told_forbidden = False
 
@@ -52,11 +53,12 @@ class ReleasePools:
                 log.warning("the releases' SandboxWarmPools cannot be listed (grant the dispatcher's Role `list` on "
                             "sandboxwarmpools): only the default release has a pool, K8S_WARM_POOL %s", self._default)
                 self._told_forbidden = True
-            self._pools, self._listed_at = {}, self._clock()
+            self._pools, self._retiring, self._listed_at = {}, frozenset(), self._clock()
             return {}
         if response.status_code != 200:
             raise self._api.failed(response, "list sandboxwarmpools", self._rbac)
         found: dict[str, str] = {}
+        retiring: set[str] = set()
         for pool in response.json().get("items") or []:
             metadata: Mapping[str, Any] = (pool if isinstance(pool, dict) else {}).get("metadata") or {}
             release, name = (metadata.get("labels") or {}).get(LABEL_RELEASE), str(metadata.get("name", ""))
@@ -67,7 +69,9 @@ class ReleasePools:
                                     f"({found[release]}, {name}) labelled {LABEL_RELEASE}={release} in namespace "
                                     f"{self._namespace}; keep one (docs/kubernetes.md, \"Pools per release\")")
             found[str(release)] = name
-        self._pools, self._listed_at = found, self._clock()
+            if (metadata.get("labels") or {}).get(LABEL_RETIRING) == "true":
+                retiring.add(str(release))
+        self._pools, self._retiring, self._listed_at = found, frozenset(retiring), self._clock()
         return dict(found)
 
     async def known(self) -> Mapping[str, str]:
@@ -75,6 +79,12 @@ class ReleasePools:
         if self._clock() - self._listed_at >= REFRESH_SECONDS:
             await self.refresh()
         return self.with_default(self._pools)
+
+    async def retiring(self) -> frozenset[str]:
+        """The releases whose pool the stack keeps only for their last sessions (LABEL_RETIRING), as listed
+        within REFRESH_SECONDS."""
+        await self.known()
+        return self._retiring
 
     def with_default(self, pools: Mapping[str, str]) -> dict[str, str]:
         return {DEFAULT_RELEASE: self._default, **pools} if DEFAULT_RELEASE not in pools else dict(pools)

@@ -252,6 +252,10 @@ class SandboxClaims(K8sMachines):
         if response.status_code != 200:
             raise self._failed(response, f"scale sandboxwarmpool {pool}")
 
+    async def retiring_releases(self) -> frozenset[str]:
+        """The releases whose pool is labelled retiring by the stack (dispatcher/machines/k8s/release_pools.py)."""
+        return await self.pools.retiring()
+
     async def pool_taking(self, release: str, within_seconds: float) -> int:
         """The release's claims made in the last `within_seconds` and not yet bound: the pool's controller may
         delete the Sandbox one is adopting when the pool shrinks meanwhile (it deletes from its cache,

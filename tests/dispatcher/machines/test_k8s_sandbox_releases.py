@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -150,6 +151,34 @@ async def test_each_releases_pool_is_sized_from_its_share_and_emptied_at_weight_
     await ticks(pools, clock, 1)
     assert size(CANARY) == 0  # at once: no window keeps a version no start takes
     assert size(STABLE) >= 1
+
+
+async def test_a_retiring_releases_pool_is_emptied_by_the_dispatcher_that_no_longer_lists_it(
+        claims: SandboxClaims, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """The stack keeps a dropped release's pool until its last session can have ended, labelled retiring;
+    RELEASES no longer names it, so no weight of it is ever 0 here: its warm pods would hold nodes and the
+    bots' `pods` quota (sized for one release's idle pods) until the pool goes, refusing starts at peak. A
+    pool of a release not listed yet (a new one, made before the dispatcher that lists it) is left alone."""
+    fake = fake_k8s_sandbox
+    add_release_pool(fake, STABLE, 0)
+    add_release_pool(fake, CANARY, 3)
+    fake.warm_pools[pool_of(CANARY)]["metadata"]["labels"]["voicefleet.io/retiring"] = "true"
+    fake.add_pool("voicefleet-bot-next", 2, *pool_spec(fake), labels={"voicefleet.io/release": "next"})
+    clock = Clock()
+    pools = sizing(claims, clock, RESERVE_MIN_IDLE="1", RESERVE_MAX_IDLE="40")
+    pools.follow(Traffic(weights={STABLE: 100}, stable=STABLE, version=(1, "")),
+                 Catalogue((Release(STABLE, {"*": IMAGES[STABLE]}),)))
+    await ticks(pools, clock, 1)
+    replicas = {name: int(pool["spec"]["replicas"]) for name, pool in fake.warm_pools.items()}
+    assert replicas[pool_of(CANARY)] == 0  # at once, as a release at weight 0
+    assert replicas[pool_of(STABLE)] >= 1 and replicas["voicefleet-bot-next"] == 2
+
+
+def pool_spec(fake: FakeAgentSandbox) -> tuple[dict[str, Any], dict[str, str]]:
+    settings = K8sSettings.from_env(env(fake))
+    template = pod_body(settings, "template", image=IMAGES[STABLE], env={"BOT_CHANNEL_URL": CHANNEL_URL},
+                        labels={}, annotations={}, deadline_seconds=None)
+    return template["spec"], template["metadata"]["labels"]
 
 
 async def test_a_role_that_may_not_list_pools_keeps_the_default_release_on_its_pool_and_names_the_grant(

@@ -178,6 +178,19 @@ def test_the_default_pool_is_held_empty_while_releases_are_listed_and_each_relea
     assert released and all(r.ignore_changes == ("spec.replicas",) for r in released)  # `scale`'s, once made
 
 
+def test_the_default_pool_takes_its_size_back_from_a_dispatcher_that_once_scaled_it(sandbox: Run) -> None:
+    """An older stack's dispatcher sized the default pool through `scale`, so its field manager owns
+    `spec.replicas`; pulumi-kubernetes' server-side apply refuses to set a field another manager owns
+    unless the object asks it to force (`pulumi.com/patchForce`), which would stop the `up` that empties
+    the pool. A release's pool stays the dispatcher's: the stack never writes its size after creation."""
+    pool = default(sandbox, POOL)
+    assert (body(pool)["metadata"].get("annotations") or {}).get("pulumi.com/patchForce") == "true"
+    released = [r for r in sandbox.of_type(POOL) if r is not pool]
+    assert released and not any("pulumi.com/patchForce" in (body(r)["metadata"].get("annotations") or {})
+                                 for r in released)
+    assert not any("annotations" in body(r)["metadata"] for r in sandbox.of_type(TEMPLATE))
+
+
 def test_the_dispatcher_is_told_the_mode_and_the_pool_and_waits_for_them(sandbox: Run) -> None:
     env = dispatcher_env(sandbox)
     assert set(env) == {*contract.K8S_ENV, *contract.CHANNEL_ENV, *contract.K8S_SANDBOX_ENV,

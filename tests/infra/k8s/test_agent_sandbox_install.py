@@ -49,6 +49,21 @@ def test_install_applies_the_pinned_releases_manifest_before_every_template_and_
     before(run, release, made)
 
 
+def test_a_new_pinned_version_updates_the_install_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every object of the install takes its name (and URN) from the ConfigFile's: named after the version,
+    a new one would create the new release's objects beside the old ones, which exist (AlreadyExists: the
+    provider never adopts an object), then delete the old ones, the CRDs with every Sandbox in the cluster."""
+    from stacks.k8s import agent_sandbox
+
+    deployed = Deployed()
+    first = up(deployed, k8sAgentSandbox="install").one(INSTALL)
+    monkeypatch.setattr(agent_sandbox, "VERSION", "v0.5.7")
+    monkeypatch.setattr(agent_sandbox, "MANIFEST_URL", MANIFEST_URL.replace(VERSION, "v0.5.7"))
+    second = up(deployed, k8sAgentSandbox="install").one(INSTALL)
+    assert second.urn == first.urn
+    assert unwrap(second.inputs)["file"].endswith("/v0.5.7/sandbox-with-extensions.yaml")
+
+
 @pytest.mark.parametrize("choice", ["install", "adopt"])
 def test_the_admission_policy_comes_before_every_template_and_pool_and_those_before_the_dispatcher(
         choice: str) -> None:

@@ -93,6 +93,21 @@ def test_a_new_deployer_with_a_new_bot_template_is_refused_and_each_alone_goes_t
     up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sBotImage=NEW_IMAGE)  # then the template
 
 
+def test_dropping_the_install_is_refused_and_keeping_it_or_adopting_from_the_start_goes_through() -> None:
+    """From `install` to `adopt`, the `up` would delete the installed release, its CRDs first, and with them
+    every Sandbox, claim, template and pool in the cluster, the stack's own too (still in its state)."""
+    deployed = Deployed()
+    up(deployed, **SANDBOX, k8sAgentSandbox="install")
+    with pytest.raises(SettingsError) as refused:
+        up(deployed, **SANDBOX, k8sAgentSandbox="adopt")
+    message = str(refused.value)
+    assert "\n" not in message and "pulumi config set k8sAgentSandbox install" in message
+    up(deployed, **SANDBOX, k8sAgentSandbox="install")  # kept: goes through
+    adopted = Deployed()
+    up(adopted, **SANDBOX)
+    up(adopted, **SANDBOX, k8sAgentSandbox="install")  # adopt then install: nothing the stack made is deleted
+
+
 def test_a_refusal_is_reported_once_not_once_per_resource_waiting_on_it(caplog: pytest.LogCaptureFixture) -> None:
     """Every registration waits on the check and fails with it: asyncio would print each such future it
     collects as "Future exception was never retrieved", a traceback per resource after the refusal."""

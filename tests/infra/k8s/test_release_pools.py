@@ -12,7 +12,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from dispatcher.machines.k8s.pods import LABEL_RELEASE
+from dispatcher.machines.k8s.pods import LABEL_RELEASE, LABEL_RETIRING
 from dispatcher.machines.k8s.settings import DEFAULT_WARM_POOL
 from stacks.config.releases import derived_name
 from stacks.k8s.release_pools import longest_bot_seconds
@@ -108,6 +108,11 @@ def test_a_new_bot_adds_its_template_and_pool_beside_the_old_and_the_oldest_goes
     # sessions' claims name that pool, and agent-sandbox turns a bound claim whose pool is gone to WarmPoolNotFound.
     assert sorted(released(third, POOL)) == sorted(released(third, TEMPLATE)) == sorted(names)
     assert released(third, TEMPLATE)[names[0]] == released(first, TEMPLATE)[names[0]]
+    # Its pool alone is labelled retiring: the dispatcher that no longer lists it empties it at once, so its
+    # warm pods hold no node or quota while it waits to go (dispatcher/reserve/pool_sizing.py).
+    labelled = {name: pool["metadata"]["labels"].get(LABEL_RETIRING) for name, pool in released(third, POOL).items()}
+    assert labelled == {names[0]: "true", names[1]: None, names[2]: None}
+    assert not any(LABEL_RETIRING in pool["metadata"]["labels"] for pool in released(second, POOL).values())
     (retiring,) = builds(third)["retiring"]
     assert (retiring["name"], retiring["retired"]) == (names[0], dropped_at.strftime(STAMP))
     life = timedelta(seconds=longest_bot_seconds(MAX_SESSION_SECONDS))
