@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dispatcher.settings.read import setting_float, setting_int
+
 MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s")
 TRANSPORT_KINDS = ("daily", "webrtc")
 
@@ -89,14 +91,6 @@ def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum:
         raise SettingsError(f"{name}={raw!r} must be a finite number")
     if value < minimum:
         raise SettingsError(f"{name}={value:g} must be at least {minimum:g}")
-    return value
-
-
-def _share(env: Mapping[str, str], name: str, default: float) -> float:
-    """A fraction of a whole: above 0, at most 1 (1: a caller may use it all)."""
-    value = float_setting(env, name, default)
-    if not 0 < value <= 1:
-        raise SettingsError(f"{name}={value:g} must be above 0 and at most 1 (a fraction of the whole)")
     return value
 
 
@@ -206,7 +200,7 @@ class Settings:
             # A name's sessions are bound to it with a deployment secret every replica holds.
             raise SettingsError("DISPATCHER_API_KEYS has named keys (name:key): set BOT_CHANNEL_TOKEN (or "
                                 "REGION_SECRET with regions), which binds a name's sessions to it on every replica")
-        port = int_setting(env, "PORT", cls.port, minimum=0, maximum=65535)
+        port = setting_int(env, "PORT")
         return cls(
             host=host,
             port=port,
@@ -215,36 +209,31 @@ class Settings:
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
             api_key_names=tuple(named),
             admin_key_hashes=frozenset(admin_keys),
-            max_concurrent_sessions=int_setting(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
-            key_session_share=_share(env, "KEY_SESSION_SHARE", cls.key_session_share),
-            key_warm_share=_share(env, "KEY_WARM_SHARE", cls.key_warm_share),
-            max_session_seconds=int_setting(env, "MAX_SESSION_SECONDS", cls.max_session_seconds, minimum=10),
-            start_wait_seconds=float_setting(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
-            start_rate_per_key=float_setting(env, "START_RATE_PER_KEY", cls.start_rate_per_key, minimum=0.001),
-            start_burst_per_key=int_setting(env, "START_BURST_PER_KEY", cls.start_burst_per_key),
-            read_rate_per_key=float_setting(env, "READ_RATE_PER_KEY", cls.read_rate_per_key, minimum=0.001),
-            read_burst_per_key=int_setting(env, "READ_BURST_PER_KEY", cls.read_burst_per_key),
-            reaper_interval_seconds=float_setting(env, "REAPER_INTERVAL_SECONDS", cls.reaper_interval_seconds),
-            reaper_grace_seconds=float_setting(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
+            max_concurrent_sessions=setting_int(env, "MAX_CONCURRENT_SESSIONS"),
+            key_session_share=setting_float(env, "KEY_SESSION_SHARE"),
+            key_warm_share=setting_float(env, "KEY_WARM_SHARE"),
+            max_session_seconds=setting_int(env, "MAX_SESSION_SECONDS"),
+            start_wait_seconds=setting_float(env, "START_WAIT_SECONDS"),
+            start_rate_per_key=setting_float(env, "START_RATE_PER_KEY"),
+            start_burst_per_key=setting_int(env, "START_BURST_PER_KEY"),
+            read_rate_per_key=setting_float(env, "READ_RATE_PER_KEY"),
+            read_burst_per_key=setting_int(env, "READ_BURST_PER_KEY"),
+            reaper_interval_seconds=setting_float(env, "REAPER_INTERVAL_SECONDS"),
+            reaper_grace_seconds=setting_float(env, "REAPER_GRACE_SECONDS"),
             cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
-            keep_alive_seconds=int_setting(env, "KEEP_ALIVE_SECONDS", cls.keep_alive_seconds),
-            header_timeout_seconds=float_setting(env, "HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds,
-                                                 minimum=0.1),
-            write_timeout_seconds=float_setting(env, "WRITE_TIMEOUT_SECONDS", cls.write_timeout_seconds, minimum=0.1),
-            max_connections=int_setting(env, "MAX_CONNECTIONS", cls.max_connections, minimum=1),
+            keep_alive_seconds=setting_int(env, "KEEP_ALIVE_SECONDS"),
+            header_timeout_seconds=setting_float(env, "HEADER_TIMEOUT_SECONDS"),
+            write_timeout_seconds=setting_float(env, "WRITE_TIMEOUT_SECONDS"),
+            max_connections=setting_int(env, "MAX_CONNECTIONS"),
             bot_channel_token=_bot_channel_token(env),
             transports=allowed_transports(env, machines),
-            bot_channel_max_connections=int_setting(env, "BOT_CHANNEL_MAX_CONNECTIONS", cls.bot_channel_max_connections,
-                                                    minimum=1),
-            bot_channel_max_identity_only=int_setting(env, "BOT_CHANNEL_MAX_IDENTITY_ONLY",
-                                                      cls.bot_channel_max_identity_only, minimum=1, maximum=1000),
-            bot_channel_identity_only_per_address=int_setting(env, "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS",
-                                                              cls.bot_channel_identity_only_per_address,
-                                                              minimum=1, maximum=10_000),
-            session_waits=int_setting(env, "SESSION_WAITS", cls.session_waits, minimum=1),
-            session_waits_per_key=int_setting(env, "SESSION_WAITS_PER_KEY", cls.session_waits_per_key, minimum=1),
-            session_wait_seconds=float_setting(env, "SESSION_WAIT_SECONDS", cls.session_wait_seconds, minimum=1.0),
-            session_poll_seconds=float_setting(env, "SESSION_POLL_SECONDS", cls.session_poll_seconds, minimum=0.1),
+            bot_channel_max_connections=setting_int(env, "BOT_CHANNEL_MAX_CONNECTIONS"),
+            bot_channel_max_identity_only=setting_int(env, "BOT_CHANNEL_MAX_IDENTITY_ONLY"),
+            bot_channel_identity_only_per_address=setting_int(env, "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS"),
+            session_waits=setting_int(env, "SESSION_WAITS"),
+            session_waits_per_key=setting_int(env, "SESSION_WAITS_PER_KEY"),
+            session_wait_seconds=setting_float(env, "SESSION_WAIT_SECONDS"),
+            session_poll_seconds=setting_float(env, "SESSION_POLL_SECONDS"),
         )
 
 
@@ -284,7 +273,7 @@ def _api_keys(env: Mapping[str, str]) -> list[tuple[str | None, str]]:
 def _bot_channel_port(env: Mapping[str, str], port: int) -> int | None:
     if not env.get("BOT_CHANNEL_PORT", "").strip():
         return None
-    channel_port = int_setting(env, "BOT_CHANNEL_PORT", 0, minimum=1, maximum=65535)
+    channel_port = setting_int(env, "BOT_CHANNEL_PORT", default=0)
     if channel_port == port:
         raise SettingsError(f"BOT_CHANNEL_PORT={channel_port} is PORT too: give the bot channel a port of its own "
                             "(e.g. 8081), or unset BOT_CHANNEL_PORT to serve the channel on PORT")
