@@ -18,9 +18,10 @@ from dispatcher.regions.peers import conflicts_at_start
 from dispatcher.serving.collector import tune_collector
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
-from dispatcher.settings import Settings, SettingsError, int_setting
+from dispatcher.settings import Settings, SettingsError
 from dispatcher.settings.derived import profile_problems
 from dispatcher.settings.help import environment_help
+from dispatcher.settings.read import setting_int
 from dispatcher.settings.sources import SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt
 
@@ -28,10 +29,6 @@ if TYPE_CHECKING:  # the app itself is imported once the configuration is known 
     from dispatcher.api.state import AppState
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-# On SIGTERM: requests in flight finish within this, under ECS's 120 s stop timeout (then SIGKILL).
-SHUTDOWN_GRACE_SECONDS = 90
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(env)
         if settings.machines == "local":
             protect_dispatcher()  # its bots share this host and user: none may read this process
-        grace = int_setting(env, "SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS, minimum=1, maximum=3600)
+        grace = setting_int(env, "SHUTDOWN_GRACE_SECONDS")
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
 
         app = create_app(settings, env=env)

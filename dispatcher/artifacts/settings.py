@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from botchannel.recording import MIN_PART_BYTES
 from dispatcher.artifacts.rules import Keeping, RecordingRules, RulesError, parse_days, parse_policy, parse_rules
 from dispatcher.settings import SettingsError, float_setting
+from dispatcher.settings.read import setting_float
 
 MAX_PART_URL_SECONDS = 3600.0  # a part is put within seconds of its URL: one that leaks is not good for long
 MAX_URL_SECONDS = 7 * 24 * 3600.0  # S3's longest pre-signed URL
@@ -109,9 +110,8 @@ class ArtifactSettings:
                                       MAX_PART_URL_SECONDS),
             download_url_seconds=_at_most(env, "RECORDING_DOWNLOAD_URL_SECONDS", cls.download_url_seconds, 10.0,
                                           MAX_URL_SECONDS),
-            checkpoint_seconds=min(600.0, float_setting(env, "RECORDING_CHECKPOINT_SECONDS", cls.checkpoint_seconds,
-                                                        minimum=1.0)),
-            end_grace_seconds=float_setting(env, "RECORDING_END_GRACE_SECONDS", cls.end_grace_seconds, minimum=0.0),
+            checkpoint_seconds=min(600.0, setting_float(env, "RECORDING_CHECKPOINT_SECONDS")),
+            end_grace_seconds=setting_float(env, "RECORDING_END_GRACE_SECONDS"),
         )
 
 

@@ -28,7 +28,8 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import ProviderError, refusal
 from dispatcher.outbound.ratelimit import Rate, TokenBucket
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_float, setting_int
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 # https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.
@@ -70,12 +71,12 @@ class DailySettings:
             api_key=key,
             api_url=(env.get("DAILY_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
             room_prefix=prefix,
-            bot_join_seconds=int_setting(env, "DAILY_BOT_JOIN_SECONDS", cls.bot_join_seconds, minimum=10),
-            user_join_seconds=int_setting(env, "DAILY_USER_JOIN_SECONDS", cls.user_join_seconds, minimum=10),
-            timeout=float_setting(env, "DAILY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "DAILY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            rate=Rate.from_env(env, "DAILY", DEFAULT_RATE),
-            delete_rate=Rate.from_env(env, "DAILY_DELETE", DEFAULT_DELETE_RATE),
+            bot_join_seconds=setting_int(env, "DAILY_BOT_JOIN_SECONDS"),
+            user_join_seconds=setting_int(env, "DAILY_USER_JOIN_SECONDS"),
+            timeout=setting_float(env, "DAILY_TIMEOUT_SECONDS"),
+            retry_deadline=setting_float(env, "DAILY_RETRY_DEADLINE_SECONDS"),
+            rate=Rate.from_env(env, "DAILY"),
+            delete_rate=Rate.from_env(env, "DAILY_DELETE"),
             allow_dialout=env.get("DAILY_ALLOW_DIALOUT", "").strip().lower() in ("1", "true", "yes"),
             recordings_bucket=parse_recordings_bucket(env.get("DAILY_RECORDINGS_BUCKET", "")),
         )

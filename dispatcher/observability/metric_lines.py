@@ -35,7 +35,8 @@ from dispatcher.observability.metric_catalogue import (
     STORE_UP,
     LineMetric,
 )
-from dispatcher.settings import SettingsError, float_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_float
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class MetricLineSettings:
                 or namespace.upper().startswith("AWS/")):
             raise SettingsError(f"METRIC_NAMESPACE={namespace!r}: 1-255 printable ASCII characters, not starting "
                                 "with ':' or 'AWS/'")
-        return cls(mode=mode, seconds=float_setting(env, "METRIC_LINES_SECONDS", cls.seconds, minimum=1.0),
+        return cls(mode=mode, seconds=setting_float(env, "METRIC_LINES_SECONDS"),
                    namespace=namespace)
 
 

@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from dispatcher.releases.health import HealthRule
-from dispatcher.settings import SettingsError, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_int
 
 
 def health_rule(env: Mapping[str, str]) -> HealthRule:
     default = HealthRule()
     rule = replace(default,
-                   min_canary=int_setting(env, "RELEASE_HEALTH_MIN_CANARY", default.min_canary, minimum=1),
-                   min_stable=int_setting(env, "RELEASE_HEALTH_MIN_STABLE", default.min_stable, minimum=1))
+                   min_canary=setting_int(env, "RELEASE_HEALTH_MIN_CANARY"),
+                   min_stable=setting_int(env, "RELEASE_HEALTH_MIN_STABLE"))
     if rule.window < max(rule.min_canary, rule.min_stable):
         raise SettingsError(f"RELEASE_HEALTH_MIN_CANARY and RELEASE_HEALTH_MIN_STABLE are at most {rule.window}, the "
                             "sessions each release keeps for its judgement")

@@ -808,7 +808,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "TURN_CREDENTIAL_TTL_SECONDS", "media", INTEGER, minimum=30, default="600",
+        "TURN_CREDENTIAL_TTL_SECONDS", "media", INTEGER, minimum=30, maximum=3600, default="600",
         meaning="lifetime of each issued credential, 30–3600 s",
     ),
     Setting(
@@ -2267,7 +2267,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="how long a create's async operation is followed",
     ),
     Setting(
-        "ACI_CREATE_RATE", "aci", NUMBER, minimum=0.001, default="0.0556",
+        "ACI_CREATE_RATE", "aci", NUMBER, minimum=0.001, default="0.05555555555555555", shown="`0.0556` (one per 18 s)",
         example="",
         meaning=(
             "creates **and deletes** (ACI: ≤ 100 per 5 min and ≤ 300 an hour per region), counted once for the "

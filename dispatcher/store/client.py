@@ -29,7 +29,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_float, setting_int
 from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS
 from dispatcher.store.unavailable import StoreUnavailable as StoreUnavailable  # its callers import it here
 
@@ -93,9 +94,9 @@ class StoreSettings:
         return cls(
             url=url,
             replica_id=replica_id,
-            timeout_seconds=float_setting(env, "REDIS_TIMEOUT_SECONDS", cls.timeout_seconds, minimum=0.01),
-            lease_seconds=float_setting(env, "REDIS_LEASE_SECONDS", cls.lease_seconds, minimum=1.0),
-            max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", cls.max_connections, minimum=2),
+            timeout_seconds=setting_float(env, "REDIS_TIMEOUT_SECONDS"),
+            lease_seconds=setting_float(env, "REDIS_LEASE_SECONDS"),
+            max_connections=setting_int(env, "REDIS_MAX_CONNECTIONS"),
             prefix=prefix,
             password=password,
             ca_certificate=ca,

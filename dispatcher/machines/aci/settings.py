@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.settings import SettingsError, api_endpoint, float_setting, require
+from dispatcher.settings import SettingsError, api_endpoint, require
+from dispatcher.settings.read import setting_float
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 # The audience Entra issues ARM's tokens for (`<it>/.default`): Azure's, whatever ARM_ENDPOINT says
@@ -109,18 +110,18 @@ class AciSettings:
             registry_server=registry,
             registry_identity=env.get("ACI_REGISTRY_IDENTITY", "").strip(),
             subnet_id=env.get("ACI_SUBNET_ID", "").strip(),
-            cpu=float_setting(env, "ACI_CPU", cls.cpu, minimum=0.1),
-            memory_gb=float_setting(env, "ACI_MEMORY_GB", cls.memory_gb, minimum=0.1),
+            cpu=setting_float(env, "ACI_CPU"),
+            memory_gb=setting_float(env, "ACI_MEMORY_GB"),
             prefix=prefix,
             arm_endpoint=endpoint,
             arm_audience=audience,
             auth=auth,
             ca_bundle=env.get("ACI_CA_BUNDLE", "").strip(),
-            **call_timings(env, "ACI", cls),
-            lro_seconds=float_setting(env, "ACI_LRO_SECONDS", cls.lro_seconds, minimum=1.0),
-            create_rate=Rate.from_env(env, "ACI_CREATE", DEFAULT_CREATE_RATE),
-            write_rate=Rate.from_env(env, "ACI_WRITE", DEFAULT_WRITE_RATE),
-            read_rate=Rate.from_env(env, "ACI_READ", DEFAULT_READ_RATE),
+            **call_timings(env, "ACI"),
+            lro_seconds=setting_float(env, "ACI_LRO_SECONDS"),
+            create_rate=Rate.from_env(env, "ACI_CREATE"),
+            write_rate=Rate.from_env(env, "ACI_WRITE"),
+            read_rate=Rate.from_env(env, "ACI_READ"),
             identity_audience=identity_audience(env),
             bot_settings=pairs(env, "ACI_BOT_SETTINGS"),
             webrtc_image=webrtc,

@@ -23,7 +23,8 @@ from dispatcher.machines.base import FreezeFailed, FrozenForm, MachinesError
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import GONE_STATES, FlyWarmMachines
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.settings import SettingsError, float_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_float
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.fly")
@@ -73,8 +74,8 @@ class FlyFrozenMachines(FlyWarmMachines):
         if form == "off":
             return FlyWarmMachines(settings, coordination, channel_url=channel_url, transport=transport)
         return cls(settings, coordination, channel_url=channel_url, transport=transport, form=form,
-                   running_dollars=float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS),
-                   frozen_dollars=float_setting(env, "FLY_FROZEN_DOLLARS_PER_MONTH", DEFAULT_FROZEN_DOLLARS))
+                   running_dollars=setting_float(env, "FLY_RUNNING_DOLLARS_PER_MONTH"),
+                   frozen_dollars=setting_float(env, "FLY_FROZEN_DOLLARS_PER_MONTH"))
 
     def _gone_states(self) -> frozenset[str]:
         """A stopped idle machine is the stopped form's frozen tier, not a leftover."""

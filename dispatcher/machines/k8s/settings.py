@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
-from dispatcher.settings import SettingsError, int_setting, listed_transports, require
+from dispatcher.settings import SettingsError, listed_transports, require
+from dispatcher.settings.read import setting_int
 
 # Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
 # the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.
@@ -114,8 +115,8 @@ class K8sSettings:
             runtime_class=runtime_class,
             service_account=account,
             token_audience=audience,
-            stop_grace_seconds=int_setting(env, "K8S_STOP_GRACE_SECONDS", cls.stop_grace_seconds, minimum=0),
-            **call_timings(env, "K8S", cls),
+            stop_grace_seconds=setting_int(env, "K8S_STOP_GRACE_SECONDS"),
+            **call_timings(env, "K8S"),
         )
 
 

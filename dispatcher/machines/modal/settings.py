@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.gpu import GPUS, gpu_from_env
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.settings import SettingsError, require
+from dispatcher.settings.read import setting_float, setting_int
 
 DEFAULT_SERVER_URL = "https://api.modal.com"
 # Where Modal publishes its OIDC keys (modal.com/docs/guide/oidc-integration): the discovery document's
@@ -87,11 +88,11 @@ class ModalSettings:
             image_id=image_id,
             server_url=server_url,
             bot_command=command,
-            cpu=float_setting(env, "MODAL_CPU", cls.cpu, minimum=0.125),
-            memory_mb=int_setting(env, "MODAL_MEMORY_MB", cls.memory_mb, minimum=128),
+            cpu=setting_float(env, "MODAL_CPU"),
+            memory_mb=setting_int(env, "MODAL_MEMORY_MB"),
             gpu=gpu_setting(env),
-            grace_seconds=int_setting(env, "MODAL_GRACE_SECONDS", cls.grace_seconds, minimum=0),
-            **call_timings(env, "MODAL", cls),
-            create_rate=Rate.from_env(env, "MODAL_CREATE", DEFAULT_CREATE_RATE),
+            grace_seconds=setting_int(env, "MODAL_GRACE_SECONDS"),
+            **call_timings(env, "MODAL"),
+            create_rate=Rate.from_env(env, "MODAL_CREATE"),
             oidc_discovery_url=env.get("MODAL_OIDC_DISCOVERY_URL", "").strip() or DEFAULT_OIDC_DISCOVERY_URL,
         )
