@@ -21,14 +21,15 @@ from dispatcher.serving.server import uvicorn_config
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.settings.derived import profile_problems
 from dispatcher.settings.help import environment_help
-from dispatcher.settings.read import setting_int
+from dispatcher.settings.model import ENUM
+from dispatcher.settings.read import entry, setting_choice, setting_int
 from dispatcher.settings.sources import SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt
 
 if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good
     from dispatcher.api.state import AppState
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LEVELS = entry("LOG_LEVEL", ENUM).choices
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         env["HOST"] = args.host
     if args.port is not None:
         env["PORT"] = str(args.port)
-    level = env.get("LOG_LEVEL", "").strip().lower() or "info"
-    problems = [] if level in LOG_LEVELS else [f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}"]
+    problems = []
+    try:
+        level = setting_choice(env, "LOG_LEVEL")
+    except SettingsError as exc:
+        level, problems = "info", [str(exc)]
     try:
         chosen_format = log_format.log_format(env.get("LOG_FORMAT", ""))
     except SettingsError as exc:

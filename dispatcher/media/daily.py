@@ -29,7 +29,7 @@ from dispatcher.outbound.provider_errors import ProviderError, refusal
 from dispatcher.outbound.ratelimit import Rate, TokenBucket
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_float, setting_int
+from dispatcher.settings.read import setting_bool, setting_float, setting_int
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 # https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.
@@ -77,7 +77,7 @@ class DailySettings:
             retry_deadline=setting_float(env, "DAILY_RETRY_DEADLINE_SECONDS"),
             rate=Rate.from_env(env, "DAILY"),
             delete_rate=Rate.from_env(env, "DAILY_DELETE"),
-            allow_dialout=env.get("DAILY_ALLOW_DIALOUT", "").strip().lower() in ("1", "true", "yes"),
+            allow_dialout=setting_bool(env, "DAILY_ALLOW_DIALOUT"),
             recordings_bucket=parse_recordings_bucket(env.get("DAILY_RECORDINGS_BUCKET", "")),
         )
 

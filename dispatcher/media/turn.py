@@ -27,7 +27,7 @@ from typing import Any, Literal
 from dispatcher.media.ice import IceServer
 from dispatcher.settings import SettingsError
 from dispatcher.settings.model import INTEGER
-from dispatcher.settings.read import entry, setting_int
+from dispatcher.settings.read import entry, setting_choice, setting_int
 
 IcePolicy = Literal["relay", "all"]
 
@@ -107,9 +107,7 @@ class TurnSettings:
                 "(the TURN server's static-auth-secret) when TURN_URLS is set"
             )
         ttl = setting_int(env, "TURN_CREDENTIAL_TTL_SECONDS")
-        raw_policy = env.get("ICE_TRANSPORT_POLICY", "").strip().lower() or ("relay" if cloud else "all")
-        if raw_policy not in ("relay", "all"):
-            raise SettingsError(f"ICE_TRANSPORT_POLICY={raw_policy!r} is not one of relay, all")
+        raw_policy = setting_choice(env, "ICE_TRANSPORT_POLICY") or ("relay" if cloud else "all")  # follows MACHINES
         policy: IcePolicy = "relay" if raw_policy == "relay" else "all"
         per_key = setting_int(env, "TURN_CREDENTIALS_PER_KEY")
         return cls(

@@ -36,11 +36,12 @@ from dispatcher.observability.metric_catalogue import (
     LineMetric,
 )
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_float
+from dispatcher.settings.model import ENUM
+from dispatcher.settings.read import entry, setting_choice, setting_float
 
 log = logging.getLogger(__name__)
 
-MODES = ("off", "emf", "json")
+MODES = entry("METRIC_LINES", ENUM).choices
 DEFAULT_NAMESPACE = "voicefleet"
 MAX_VALUES = 100  # the specification's limit of values per metric in one line
 REFRESH_TIMEOUT_SECONDS = 10.0
@@ -69,9 +70,7 @@ class MetricLineSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MetricLineSettings:
-        mode = env.get("METRIC_LINES", "").strip().lower() or cls.mode
-        if mode not in MODES:
-            raise SettingsError(f"METRIC_LINES={mode!r} is not one of {', '.join(MODES)}")
+        mode = setting_choice(env, "METRIC_LINES")
         namespace = env.get("METRIC_NAMESPACE", "").strip() or cls.namespace
         # CloudWatch's rules (PutMetricData `Namespace`; the EMF schema forbids a leading ':'):
         # printable ASCII, 1-255 characters, and `AWS/` is reserved for AWS's own services.

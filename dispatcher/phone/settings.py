@@ -16,7 +16,7 @@ from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_float, setting_int
+from dispatcher.settings.read import setting_bool, setting_float, setting_int
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
 
@@ -85,7 +85,7 @@ class PhoneSettings:
             telnyx_key=telnyx_key,
             plivo_auth_token=env.get("PLIVO_AUTH_TOKEN", "").strip() or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
-            twilio_signed_streams=env.get("TWILIO_SIGNED_STREAMS", "").strip().lower() in ("1", "true", "yes"),
+            twilio_signed_streams=setting_bool(env, "TWILIO_SIGNED_STREAMS"),
             handshake_seconds=float(setting_int(env, "PHONE_HANDSHAKE_SECONDS")),
             silence_seconds=float(setting_int(env, "PHONE_SILENCE_SECONDS")),
             keyless=keyless,

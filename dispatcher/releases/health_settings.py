@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from dispatcher.releases.health import HealthRule
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_int
+from dispatcher.settings.read import setting_bool, setting_int
 
 
 def health_rule(env: Mapping[str, str]) -> HealthRule:
@@ -24,7 +24,4 @@ def health_rule(env: Mapping[str, str]) -> HealthRule:
 
 def rollback_on(env: Mapping[str, str]) -> bool:
     """`RELEASE_AUTO_ROLLBACK=off`: releases are judged and shown, never rolled back by the dispatcher."""
-    raw = env.get("RELEASE_AUTO_ROLLBACK", "on").strip().lower()
-    if raw not in ("on", "off"):
-        raise SettingsError(f"RELEASE_AUTO_ROLLBACK={raw!r}: on (the default) or off")
-    return raw == "on"
+    return setting_bool(env, "RELEASE_AUTO_ROLLBACK")

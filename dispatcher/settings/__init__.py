@@ -13,10 +13,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dispatcher.settings.read import setting_float, setting_int
+from dispatcher.settings.model import ENUM, LIST
+from dispatcher.settings.read import entry, setting_choice, setting_float, setting_int, setting_list
 
-MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s")
-TRANSPORT_KINDS = ("daily", "webrtc")
+MACHINE_KINDS = entry("MACHINES", ENUM).choices  # "local", then the providers
+TRANSPORT_KINDS = entry("TRANSPORTS", LIST).choices
 
 
 # A client key's name (`name:key` in DISPATCHER_API_KEYS): its sessions, limits and default release.
@@ -167,9 +168,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         host = env.get("HOST", "").strip() or cls.host
-        machines = (env.get("MACHINES", "").strip() or cls.machines).lower()
-        if machines not in MACHINE_KINDS:
-            raise SettingsError(f"MACHINES={machines!r} is not one of {', '.join(MACHINE_KINDS)}")
+        machines = setting_choice(env, "MACHINES")
         if "DISPATCHER_PEERS" in env:  # removed: a leftover would leave replicas unable to reach each other's bots
             raise SettingsError("DISPATCHER_PEERS is no longer read: replicas find each other's bots through their "
                                 "shared store; set REDIS_URL instead (docs/replicas.md)")
@@ -297,12 +296,8 @@ def allowed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]
 def listed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
     """`TRANSPORTS` and `DEFAULT_TRANSPORT` as written → the transports, the default first: their names
     checked, not what they need (a stack reads this from the plain settings, the token kept apart)."""
-    raw = [t.strip().lower() for t in env.get("TRANSPORTS", "").split(",") if t.strip()]
-    listed = tuple(dict.fromkeys(raw)) or (("webrtc",) if machines == "local" else ("daily",))
-    for transport in listed:
-        if transport not in TRANSPORT_KINDS:
-            raise SettingsError(f"TRANSPORTS: {transport!r} is not one of {', '.join(TRANSPORT_KINDS)}")
-    default = env.get("DEFAULT_TRANSPORT", "").strip().lower() or listed[0]
+    listed = setting_list(env, "TRANSPORTS") or (("webrtc",) if machines == "local" else ("daily",))
+    default = setting_choice(env, "DEFAULT_TRANSPORT") or listed[0]
     if default not in listed:
         raise SettingsError(f"DEFAULT_TRANSPORT={default!r} is not in TRANSPORTS ({', '.join(listed)})")
     return (default, *(t for t in listed if t != default))

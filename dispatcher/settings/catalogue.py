@@ -6,7 +6,7 @@ a new variable is added here, with its meaning, or the tests name it."""
 
 from __future__ import annotations
 
-from dispatcher.settings.model import INTEGER, NUMBER, STRING, Section, Setting
+from dispatcher.settings.model import BOOLEAN, ENUM, INTEGER, LIST, NUMBER, STRING, Section, Setting
 
 # What a team actually sets, in the order it meets them: name → why, in a line (the page opens with them,
 # `python -m dispatcher --help` lists them).
@@ -413,7 +413,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="port to listen on",
     ),
     Setting(
-        "MACHINES", "local", STRING, default="local",
+        "MACHINES", "local", ENUM, choices=("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s"), default="local",
         meaning=(
             "where bots run: `local`, `ecs`, `gce`, `fly`, `cerebrium`, `cloudrun`, `modal`, `aci` "
             "([below](#cloud-providers))"
@@ -519,7 +519,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RELEASE_AUTO_ROLLBACK", "releases", STRING, default="on",
+        "RELEASE_AUTO_ROLLBACK", "releases", BOOLEAN, default="on",
         meaning=(
             "`off`: a canary that breaches is shown (`GET /releases`, a log line) and its traffic left to the "
             "operator"
@@ -677,7 +677,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "LOG_LEVEL", "observability", STRING, default="info",
+        "LOG_LEVEL", "observability", ENUM, choices=("debug", "info", "warning", "error", "critical"), default="info",
         meaning="`debug`, `info`, `warning`, `error`, `critical`",
     ),
     Setting(
@@ -692,7 +692,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "METRIC_LINES", "observability", STRING, default="off",
+        "METRIC_LINES", "observability", ENUM, choices=("off", "emf", "json"), default="off",
         meaning=(
             "the metrics of `/metrics` also written to stdout, one JSON line per dimension set every "
             "`METRIC_LINES_SECONDS`, for a cloud's log pipeline to turn into metrics without a scraper: `emf` "
@@ -772,7 +772,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "TRANSPORTS", "media", STRING,
+        "TRANSPORTS", "media", LIST, choices=("daily", "webrtc"),
         shown="local `webrtc`; cloud `daily`",
         meaning=(
             "the transports sessions may use, comma-separated: `daily`, `webrtc`. Locally, `daily` needs "
@@ -784,7 +784,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "DEFAULT_TRANSPORT", "media", STRING,
+        "DEFAULT_TRANSPORT", "media", ENUM, choices=("daily", "webrtc"),
         shown="the first of `TRANSPORTS`",
         meaning="what a start without `transport` (or `createDailyRoom`) gets",
     ),
@@ -826,7 +826,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "ICE_TRANSPORT_POLICY", "media", STRING,
+        "ICE_TRANSPORT_POLICY", "media", ENUM, choices=("relay", "all"),
         shown="cloud `relay`, local `all`",
         meaning=(
             "the **client's** policy, put in `iceConfig`: `relay` (both peers relay; nothing about the client's "
@@ -879,7 +879,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "LOCAL_BOT_ISOLATION", "local", STRING, default="auto",
+        "LOCAL_BOT_ISOLATION", "local", ENUM, choices=("auto", "required"), default="auto",
         meaning=(
             "local mode: `auto` gives each bot a Landlock sandbox of its own (Linux 5.13 or later with Landlock "
             "enabled) so it can read, trace or signal neither the dispatcher nor another bot, and starts bots "
@@ -990,7 +990,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RECORDING_REQUIRED", "recording", STRING, default="false",
+        "RECORDING_REQUIRED", "recording", BOOLEAN, default="false",
         meaning=(
             '`true`: a session whose recording cannot be kept (the store cannot be written) is refused, `503 '
             "recording_unavailable` naming the store's fault; `false`: it runs unrecorded, `recording_skipped` on"
@@ -1063,11 +1063,11 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RECORDING_PART_URL_SECONDS", "recording", INTEGER, default="300",
+        "RECORDING_PART_URL_SECONDS", "recording", NUMBER, minimum=30, maximum=3600, default="300",
         meaning="how long a part's upload URL, handed to the bot, may be used (30 to 3600)",
     ),
     Setting(
-        "RECORDING_DOWNLOAD_URL_SECONDS", "recording", INTEGER, default="300",
+        "RECORDING_DOWNLOAD_URL_SECONDS", "recording", NUMBER, minimum=10, maximum=604800, default="300",
         meaning=(
             "how long a download URL from `GET /sessions/{id}/artifacts` may be used (10 to 604800, S3's week)"
         ),
@@ -1141,7 +1141,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "REDIS_AUTH", "store", STRING, default="password",
+        "REDIS_AUTH", "store", ENUM, choices=("password", "gcp-iam"), default="password",
         meaning=(
             "`gcp-iam`: sign in to Memorystore for Valkey with the service account's own access token (IAM "
             "authentication)"
@@ -1211,7 +1211,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "REGION_HOLD_FOR_NEIGHBOURS", "regions", INTEGER, default="0",
+        "REGION_HOLD_FOR_NEIGHBOURS", "regions", BOOLEAN, default="0",
         meaning=(
             "`1`: the planner also holds, on top of its own stock, its share of what a busier region within "
             "`REGION_SPILL_BUDGET_MS` lacks of its own need (a burst past its provider's creates a second), so "
@@ -1260,8 +1260,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="checks `X-Twilio-Signature` on Twilio's webhooks and WebSocket upgrades",
     ),
     Setting(
-        "TWILIO_SIGNED_STREAMS", "phone", STRING,
-        shown="off",
+        "TWILIO_SIGNED_STREAMS", "phone", BOOLEAN, default="0",
         meaning=(
             "`1`: a Twilio stream may be admitted by its upgrade's signature alone (a TwiML Bin naming "
             "`/ws/twilio`), once per signature ([phone.md](phone.md)); off, only a one-time token opens one"
@@ -1365,8 +1364,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "DAILY_ALLOW_DIALOUT", "phone", STRING,
-        shown="unset",
+        "DAILY_ALLOW_DIALOUT", "phone", BOOLEAN, default="0",
         meaning=(
             "`1`: a start may ask for `dailyRoomProperties.enable_dialout` (the bot dials phone numbers, which "
             "costs money); otherwise a 422"
@@ -1517,7 +1515,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="comma-separated",
     ),
     Setting(
-        "ECS_ASSIGN_PUBLIC_IP", "ecs", STRING, default="ENABLED",
+        "ECS_ASSIGN_PUBLIC_IP", "ecs", ENUM, choices=("ENABLED", "DISABLED"), default="ENABLED",
         example="`DISABLED`",
         meaning="bots need egress: a public IP or a NAT",
     ),
@@ -1837,7 +1835,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="pin by digest",
     ),
     Setting(
-        "FLY_GUEST_CPU_KIND", "fly", STRING, default="shared",
+        "FLY_GUEST_CPU_KIND", "fly", ENUM, choices=("shared", "performance"), default="shared",
         example="`performance`",
         meaning="",
     ),
@@ -1928,7 +1926,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="endpoint override: the issuer's signing keys (its discovery document's `jwks_uri`)",
     ),
     Setting(
-        "FLY_FROZEN_FORM", "fly", STRING,
+        "FLY_FROZEN_FORM", "fly", ENUM, choices=("suspend", "stop", "off"),
         shown="`suspend` (`stop` above 2048 MB)",
         example="`off`",
         meaning=(
@@ -2413,7 +2411,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "K8S_MODE", "k8s", STRING, default="pods",
+        "K8S_MODE", "k8s", ENUM, choices=("pods", "agent-sandbox"), default="pods",
         example="`agent-sandbox`",
         meaning=(
             "`pods`: a bare Pod per session on any cluster; `agent-sandbox`: a SandboxClaim per session on "
@@ -2507,7 +2505,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RESERVE_FORECAST", "reserve-planner", INTEGER, default="1",
+        "RESERVE_FORECAST", "reserve-planner", BOOLEAN, default="1",
         meaning="`0` sizes from the recent starts alone, without the forecast by time of day and week",
     ),
     Setting(

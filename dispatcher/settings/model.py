@@ -55,7 +55,7 @@ class Setting:
     def allowed(self) -> str:
         """What a value may be, in a few words: the page's and the errors' text ("" for any text)."""
         if self.kind == BOOLEAN:
-            return "/".join(TRUE_WORDS[:2]) + " (or yes/no, on/off)"
+            return ", ".join(f"{yes}/{no}" for yes, no in zip(TRUE_WORDS, FALSE_WORDS, strict=True))
         if self.kind in (ENUM, LIST) and self.choices:
             return ("one of " if self.kind == ENUM else "a comma-separated list of ") + ", ".join(self.choices)
         if self.kind not in (INTEGER, NUMBER):

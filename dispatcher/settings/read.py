@@ -28,7 +28,7 @@ def entry(name: str, *kinds: Kind) -> Setting:
     if setting is None or setting.name != name:
         raise LookupError(f"{name} is not in dispatcher/settings/catalogue.py: add it there with its default")
     if setting.kind not in kinds:
-        raise TypeError(f"{name} is a {setting.kind} setting in the catalogue, read as {' or '.join(kinds)}")
+        raise TypeError(f"{name}: its kind in the catalogue is {setting.kind}, read as {' or '.join(kinds)}")
     return setting
 
 
@@ -95,19 +95,21 @@ def setting_bool(env: Mapping[str, str], name: str) -> bool:
 
 
 def setting_choice(env: Mapping[str, str], name: str) -> str:
-    """An enum setting: one of its choices (read lowercase); unset is its default ("" when it has none)."""
+    """An enum setting: one of its choices, in any case, as the catalogue spells it; unset is its
+    default ("" when it has none: the reader then applies the one it follows)."""
     from dispatcher.settings import SettingsError
 
     setting = entry(name, ENUM)
-    raw = env.get(name, "").strip().lower() or (setting.default or "")
-    if raw and raw not in setting.choices:
-        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(setting.choices)}")
-    return raw
+    raw = env.get(name, "").strip() or (setting.default or "")
+    spelt = {choice.lower(): choice for choice in setting.choices}
+    if raw and raw.lower() not in spelt:
+        raise SettingsError(f"{name}={raw[:40]!r} is not one of {', '.join(setting.choices)}")
+    return spelt.get(raw.lower(), "")
 
 
 def setting_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """A list setting: its comma-separated items, stripped, empty ones dropped; with choices, each
-    item (read lowercase) one of them, and each once."""
+    item one of them (in any case, as the catalogue spells it), and each once."""
     from dispatcher.settings import SettingsError
 
     setting = entry(name, LIST)
@@ -115,10 +117,11 @@ def setting_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     items = [item.strip() for item in raw.split(",") if item.strip()]
     if not setting.choices:
         return tuple(items)
-    for item in (lowered := [i.lower() for i in items]):
-        if item not in setting.choices:
-            raise SettingsError(f"{name}: {item!r} is not one of {', '.join(setting.choices)}")
-    return tuple(dict.fromkeys(lowered))
+    spelt = {choice.lower(): choice for choice in setting.choices}
+    for item in items:
+        if item.lower() not in spelt:
+            raise SettingsError(f"{name}: {item.lower()[:40]!r} is not one of {', '.join(setting.choices)}")
+    return tuple(dict.fromkeys(spelt[item.lower()] for item in items))
 
 
 def _given(setting: Setting, default: N | None) -> N:

@@ -36,7 +36,7 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_float
+from dispatcher.settings.read import setting_choice, setting_float
 from dispatcher.store.coordination import CreateLimits
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s
@@ -135,9 +135,7 @@ class EcsSettings:
         region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
         names = ("AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_SUBNETS", "ECS_SECURITY_GROUPS")
         required = require({**env, "AWS_REGION": region}, names, "ecs")
-        public_ip = (env.get("ECS_ASSIGN_PUBLIC_IP", "").strip() or cls.assign_public_ip).upper()
-        if public_ip not in ("ENABLED", "DISABLED"):
-            raise SettingsError(f"ECS_ASSIGN_PUBLIC_IP={public_ip!r} is not ENABLED or DISABLED")
+        public_ip = setting_choice(env, "ECS_ASSIGN_PUBLIC_IP")
         return cls(
             region=required["AWS_REGION"],
             cluster=required["ECS_CLUSTER"],

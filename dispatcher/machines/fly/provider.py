@@ -45,7 +45,7 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_float, setting_int
+from dispatcher.settings.read import setting_choice, setting_float, setting_int
 from dispatcher.store.coordination import Coordination
 
 DEFAULT_API_HOST = "https://api.machines.dev"
@@ -96,9 +96,7 @@ class FlySettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FlySettings:
         required = require(env, ("FLY_API_TOKEN", "FLY_APP", "BOT_IMAGE"), "fly")
-        cpu_kind = env.get("FLY_GUEST_CPU_KIND", "").strip() or cls.cpu_kind
-        if cpu_kind not in ("shared", "performance"):
-            raise SettingsError(f"FLY_GUEST_CPU_KIND={cpu_kind!r} is not one of shared, performance")
+        cpu_kind = setting_choice(env, "FLY_GUEST_CPU_KIND")
         memory = setting_int(env, "FLY_GUEST_MEMORY_MB")
         if memory % 256:
             raise SettingsError(f"FLY_GUEST_MEMORY_MB={memory} must be a multiple of 256")

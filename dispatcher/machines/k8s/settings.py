@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.settings import SettingsError, listed_transports, require
-from dispatcher.settings.read import setting_int
+from dispatcher.settings.read import setting_choice, setting_int
 
 # Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
 # the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.
@@ -82,10 +82,7 @@ class K8sSettings:
         for name, named in (("K8S_RUNTIME_CLASS", runtime_class), ("K8S_SERVICE_ACCOUNT", account)):
             if named is not None and not _DNS_LABEL.match(named):
                 raise SettingsError(f"{name}={named[:70]!r} is not a Kubernetes object name (a DNS-1123 label)")
-        mode = env.get("K8S_MODE", "").strip().lower() or PODS
-        if mode not in MODES:
-            raise SettingsError(f"K8S_MODE={mode[:40]!r} is not one of {', '.join(MODES)} (pods: any cluster; "
-                                "agent-sandbox: a cluster with kubernetes-sigs/agent-sandbox's extensions)")
+        mode = setting_choice(env, "K8S_MODE")  # pods: any cluster; agent-sandbox: one with its extensions
         pool = env.get("K8S_WARM_POOL", "").strip() or DEFAULT_WARM_POOL
         if not _DNS_LABEL.match(pool):
             raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")

@@ -46,6 +46,7 @@ from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.machines.local.spawn import BotRefused, spawn_bot
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
+from dispatcher.settings.read import setting_choice
 
 log = logging.getLogger("dispatcher.machines.local.provider")
 
@@ -83,7 +84,7 @@ class LocalSettings:
             bot_command=tuple(shlex.split(raw_command)) if raw_command else default,
             stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
             bot_env=bot_env,
-            isolation=check_policy(env.get("LOCAL_BOT_ISOLATION", "").strip() or cls.isolation),
+            isolation=check_policy(setting_choice(env, "LOCAL_BOT_ISOLATION")),
             bot_file=_bot_file(env),
         )
 
