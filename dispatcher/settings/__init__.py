@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dispatcher.settings.model import ENUM, LIST
+from dispatcher.settings.read import SettingsError as SettingsError  # defined beside its reader, raised by all
 from dispatcher.settings.read import entry, setting_choice, setting_float, setting_int, setting_list
 
 MACHINE_KINDS = entry("MACHINES", ENUM).choices  # "local", then the providers
@@ -23,10 +24,6 @@ TRANSPORT_KINDS = entry("TRANSPORTS", LIST).choices
 # A client key's name (`name:key` in DISPATCHER_API_KEYS): its sessions, limits and default release.
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 KEY_NAME_RULE = "1-32 lowercase letters, digits or '-', not starting with '-'"
-
-
-class SettingsError(ValueError):
-    """A configuration value is missing or invalid; the message names the variable."""
 
 
 def hash_api_key(key: str) -> bytes:

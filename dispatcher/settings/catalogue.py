@@ -41,10 +41,19 @@ INTRODUCTION = """\
 
 Everything is configured with environment variables: the dispatcher's, its providers', and the
 bot's. This page lists every variable the code reads, once: it is generated from the catalogue of
-settings (`dispatcher/settings/catalogue.py`), which tests hold equal to what the code reads and to
-the parsers' defaults. A bad value stops the dispatcher at start-up with one line naming the
-variable; every problem of a configuration is reported at once, and `voicefleet config check`
-reports them before a start.
+settings (`dispatcher/settings/catalogue.py`), which tests hold equal to what the code reads. The
+dispatcher reads its numbers, booleans and choices by their entry, so the default, the bounds and
+the allowed values shown here are the ones a start applies. A whole number or a number outside its bounds, a
+word that is not one of a setting's choices, or a boolean that is not `1`/`0`, `true`/`false`,
+`yes`/`no` or `on`/`off` (any case) stops the dispatcher at start-up with one line naming the
+variable and what it allows; every problem of a configuration is reported at once, and
+`voicefleet config check` reports them before a start.
+
+[reference/configuration.schema.json](reference/configuration.schema.json) is the same catalogue as
+a JSON Schema, for an editor or CI to check a `VOICEFLEET_CONFIG` file with: a number is held to its
+bounds, a choice to its list (`enum`), a boolean is `true`/`false`, `0`/`1` or one of the words
+above; a value written as text (as the environment holds it) is held to its form only (digits, a
+boolean's words), its bounds being the start's check.
 
 Secrets (`DISPATCHER_API_KEYS`, `BOT_CHANNEL_TOKEN`, `TURN_SHARED_SECRET`, `REDIS_MESSAGE_SECRET`, `DAILY_API_KEY`,
 `FLY_API_TOKEN`, the bot's service keys) belong in the environment from a secret store, never on

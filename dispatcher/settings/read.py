@@ -21,6 +21,10 @@ from dispatcher.settings.names import by_name
 N = TypeVar("N", int, float)
 
 
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable (one line)."""
+
+
 def entry(name: str, *kinds: Kind) -> Setting:
     """The catalogue's entry of `name`, which must be of one of `kinds`: a reader of the wrong type, or
     a name the catalogue lacks, is the code's mistake, caught by the first test that reads it."""
@@ -39,8 +43,6 @@ def _raw(env: Mapping[str, str], setting: Setting, default: object) -> str:
 
 
 def _bounded(setting: Setting, value: N, shown: str) -> N:
-    from dispatcher.settings import SettingsError  # the package imports this module: read at call time
-
     name = setting.name
     if setting.above is not None and not value > setting.above:
         raise SettingsError(f"{name}={shown} must be {setting.allowed}")
@@ -53,8 +55,6 @@ def _bounded(setting: Setting, value: N, shown: str) -> N:
 
 def setting_int(env: Mapping[str, str], name: str, *, default: int | None = None) -> int:
     """An integer setting: unset is its catalogue default (or `default`, for one the catalogue cannot hold)."""
-    from dispatcher.settings import SettingsError
-
     setting = entry(name, INTEGER)
     raw = _raw(env, setting, default)
     if not raw:
@@ -68,8 +68,6 @@ def setting_int(env: Mapping[str, str], name: str, *, default: int | None = None
 
 def setting_float(env: Mapping[str, str], name: str, *, default: float | None = None) -> float:
     """A number setting: finite, within its catalogue bounds."""
-    from dispatcher.settings import SettingsError
-
     setting = entry(name, NUMBER)
     raw = _raw(env, setting, default)
     if not raw:
@@ -85,8 +83,6 @@ def setting_float(env: Mapping[str, str], name: str, *, default: float | None = 
 
 def setting_bool(env: Mapping[str, str], name: str) -> bool:
     """A boolean setting: 1/true/yes/on or 0/false/no/off, any case; unset is its default."""
-    from dispatcher.settings import SettingsError
-
     setting = entry(name, BOOLEAN)
     raw = env.get(name, "").strip().lower() or (setting.default or "0")
     if raw not in TRUE_WORDS + FALSE_WORDS:
@@ -97,8 +93,6 @@ def setting_bool(env: Mapping[str, str], name: str) -> bool:
 def setting_choice(env: Mapping[str, str], name: str) -> str:
     """An enum setting: one of its choices, in any case, as the catalogue spells it; unset is its
     default ("" when it has none: the reader then applies the one it follows)."""
-    from dispatcher.settings import SettingsError
-
     setting = entry(name, ENUM)
     raw = env.get(name, "").strip() or (setting.default or "")
     spelt = {choice.lower(): choice for choice in setting.choices}
@@ -110,8 +104,6 @@ def setting_choice(env: Mapping[str, str], name: str) -> str:
 def setting_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """A list setting: its comma-separated items, stripped, empty ones dropped; with choices, each
     item one of them (in any case, as the catalogue spells it), and each once."""
-    from dispatcher.settings import SettingsError
-
     setting = entry(name, LIST)
     raw = env.get(name, "").strip() or (setting.default or "")
     items = [item.strip() for item in raw.split(",") if item.strip()]
