@@ -48,13 +48,10 @@ def require(env: Mapping[str, str], names: tuple[str, ...], machines: str) -> di
     return {name: env[name].strip() for name in names}
 
 
-def api_endpoint(env: Mapping[str, str], url_variable: str, default_url: str, auth_variable: str,
-                 auths: tuple[str, ...]) -> tuple[str, str]:
-    """A provider's API URL and how it signs in (`auths[0]` by default; `none` only for a local fake)."""
+def api_endpoint(env: Mapping[str, str], url_variable: str, default_url: str, auth_variable: str) -> tuple[str, str]:
+    """A provider's API URL and how it signs in (its catalogue choices; `none` only for a local fake)."""
     api_url = (env.get(url_variable, "").strip() or default_url).rstrip("/")
-    auth = env.get(auth_variable, "").strip().lower() or auths[0]
-    if auth not in auths:
-        raise SettingsError(f"{auth_variable}={auth!r} is not one of {', '.join(auths)}")
+    auth = setting_choice(env, auth_variable)
     if auth == "none" and api_url == default_url:
         raise SettingsError(f"{auth_variable}=none is only for a local fake at {url_variable}")
     return api_url, auth

@@ -690,7 +690,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="`debug`, `info`, `warning`, `error`, `critical`",
     ),
     Setting(
-        "LOG_FORMAT", "observability", STRING, default="text",
+        "LOG_FORMAT", "observability", ENUM, choices=("text", "json"), default="text",
         meaning=(
             "`json`: one JSON object per line (`time`, `level`, `logger`, `message`, `replica`, `session_id`, "
             "`trace_id`, `release`, `exception`), uvicorn's lines included; the bot host reads it too (its lines "
@@ -1626,7 +1626,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="endpoint override",
     ),
     Setting(
-        "CLOUDRUN_AUTH", "cloudrun", STRING, default="adc",
+        "CLOUDRUN_AUTH", "cloudrun", ENUM, choices=("adc", "none"), default="adc",
         example="`none`",
         meaning="`none` sends no credentials: only with a `CLOUDRUN_API_URL` that is not Google's (tests)",
     ),
@@ -1733,7 +1733,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="`maxRunDuration` = max session + this",
     ),
     Setting(
-        "GCE_AUTH", "gce", STRING, default="adc",
+        "GCE_AUTH", "gce", ENUM, choices=("adc", "none"), default="adc",
         example="`none`",
         meaning="`none` sends no credentials: only with a `GCE_API_URL` that is not Google's (tests)",
     ),
@@ -2250,7 +2250,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="a private CA for `ARM_ENDPOINT` and the authority (Azure Stack Hub, a test fake)",
     ),
     Setting(
-        "ACI_AUTH", "aci", STRING, default="azure",
+        "ACI_AUTH", "aci", ENUM, choices=("azure", "none"), default="azure",
         example="`none`",
         meaning="`none` sends no token: only with an `ARM_ENDPOINT` that is not Azure's (tests)",
     ),

@@ -149,3 +149,29 @@ def test_config_check_names_every_fault_at_once_with_what_is_allowed(capsys: pyt
         "PORT=70000 must be at most 65535",
         "RECORDING_REQUIRED='sure' is not a boolean: write 1/0, true/false, yes/no, on/off",
     ]
+
+
+def _reads(setting: Setting, value: str) -> object:
+    readers = {INTEGER: setting_int, NUMBER: setting_float, BOOLEAN: setting_bool, ENUM: setting_choice,
+               LIST: setting_list}
+    if setting.kind in (INTEGER, NUMBER) and setting.default is None:
+        return _read(setting, value)
+    return readers[setting.kind]({setting.name: value}, setting.name)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.kind != "string"], ids=lambda s: s.name)
+def test_each_default_is_a_value_its_entry_allows(setting: Setting) -> None:
+    if setting.kind in (ENUM, LIST):
+        assert setting.choices or setting.kind == LIST, "an enum names its choices"
+    if setting.default is not None:
+        _reads(setting, setting.default)
+
+
+def test_what_a_size_or_a_profile_derives_is_allowed() -> None:
+    from dispatcher.settings.derived import PROFILES, SIZES
+    from dispatcher.settings.names import by_name
+
+    for values in [*SIZES.values(), *PROFILES.values()]:
+        for name, value in values.items():
+            if by_name()[name].kind != "string":
+                _reads(by_name()[name], value)

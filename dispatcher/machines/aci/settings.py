@@ -90,7 +90,7 @@ class AciSettings:
         if not _PREFIX.match(prefix):
             raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-', "
                                   "with no '-' at its end nor two in a row (ACI refuses such group names)")
-        endpoint, auth = api_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "ACI_AUTH", ("azure", "none"))
+        endpoint, auth = api_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "ACI_AUTH")
         if not endpoint.startswith("https://"):
             raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")
         audience = (env.get("ARM_AUDIENCE", "").strip() or DEFAULT_ARM_AUDIENCE).rstrip("/")

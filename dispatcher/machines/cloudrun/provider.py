@@ -109,7 +109,7 @@ class CloudRunSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloudRunSettings:
         required = require(env, ("CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB"), "cloudrun")
-        api_url, auth = api_endpoint(env, "CLOUDRUN_API_URL", DEFAULT_API_URL, "CLOUDRUN_AUTH", ("adc", "none"))
+        api_url, auth = api_endpoint(env, "CLOUDRUN_API_URL", DEFAULT_API_URL, "CLOUDRUN_AUTH")
         return cls(
             project=required["CLOUDRUN_PROJECT"],
             region=required["CLOUDRUN_REGION"],

@@ -96,7 +96,7 @@ class GceSettings:
         prefix = env.get("GCE_INSTANCE_PREFIX", "").strip() or cls.prefix
         if not _PREFIX.match(prefix):
             raise SettingsError(f"GCE_INSTANCE_PREFIX={prefix!r} must be a lowercase letter then [-a-z0-9], ≤31")
-        api_url, auth = api_endpoint(env, "GCE_API_URL", DEFAULT_API_URL, "GCE_AUTH", ("adc", "none"))
+        api_url, auth = api_endpoint(env, "GCE_API_URL", DEFAULT_API_URL, "GCE_AUTH")
         return cls(
             project=required["GCE_PROJECT"],
             zone=required["GCE_ZONE"],
