@@ -29,7 +29,7 @@ from dispatcher.outbound.provider_errors import ProviderError, refusal
 from dispatcher.outbound.ratelimit import Rate, TokenBucket
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_bool, setting_float, setting_int
+from dispatcher.settings.read import setting_bool, setting_float, setting_int, setting_text
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 # https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.
@@ -64,12 +64,12 @@ class DailySettings:
         key = env.get("DAILY_API_KEY", "").strip()
         if not key:
             raise SettingsError("DAILY_API_KEY must be set for cloud sessions (Daily rooms)")
-        prefix = env.get("DAILY_ROOM_PREFIX", "").strip() or cls.room_prefix
+        prefix = setting_text(env, "DAILY_ROOM_PREFIX")
         if not all(c.isalnum() or c in "-_" for c in prefix):
             raise SettingsError(f"DAILY_ROOM_PREFIX={prefix!r} may hold only letters, digits, - and _")
         return cls(
             api_key=key,
-            api_url=(env.get("DAILY_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
+            api_url=(setting_text(env, "DAILY_API_URL")).rstrip("/"),
             room_prefix=prefix,
             bot_join_seconds=setting_int(env, "DAILY_BOT_JOIN_SECONDS"),
             user_join_seconds=setting_int(env, "DAILY_USER_JOIN_SECONDS"),

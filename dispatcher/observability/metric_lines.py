@@ -37,7 +37,7 @@ from dispatcher.observability.metric_catalogue import (
 )
 from dispatcher.settings import SettingsError
 from dispatcher.settings.model import ENUM
-from dispatcher.settings.read import entry, setting_choice, setting_float
+from dispatcher.settings.read import entry, setting_choice, setting_float, setting_text
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class MetricLineSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MetricLineSettings:
         mode = setting_choice(env, "METRIC_LINES")
-        namespace = env.get("METRIC_NAMESPACE", "").strip() or cls.namespace
+        namespace = setting_text(env, "METRIC_NAMESPACE")
         # CloudWatch's rules (PutMetricData `Namespace`; the EMF schema forbids a leading ':'):
         # printable ASCII, 1-255 characters, and `AWS/` is reserved for AWS's own services.
         if (len(namespace) > 255 or not all(" " <= c <= "~" for c in namespace) or namespace.startswith(":")

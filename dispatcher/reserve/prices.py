@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from dispatcher.machines.base import FrozenMachines, Machines
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_float
+from dispatcher.settings.read import setting_float, setting_text
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -136,7 +136,7 @@ def bot_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
         gb = setting_float(env, "ECS_TASK_MEMORY_GB")
         return BotPrice(price.monthly(vcpus, gb), f"{vcpus:g} vCPU, {gb:g} GB", price.source)
     if machines.name == "gce":
-        machine_type = env.get("GCE_MACHINE_TYPE", "").strip() or "e2-standard-2"
+        machine_type = setting_text(env, "GCE_MACHINE_TYPE")
         shape = e2_shape(machine_type)
         if shape is None:
             log.warning("no price for machine type %r: the reserve's hot cost is not shown "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from dispatcher.settings.model import ENUM, LIST
 from dispatcher.settings.read import SettingsError as SettingsError  # defined beside its reader, raised by all
-from dispatcher.settings.read import entry, setting_choice, setting_float, setting_int, setting_list
+from dispatcher.settings.read import entry, setting_choice, setting_float, setting_int, setting_list, setting_text
 
 MACHINE_KINDS = entry("MACHINES", ENUM).choices  # "local", then the providers
 TRANSPORT_KINDS = entry("TRANSPORTS", LIST).choices
@@ -60,6 +60,9 @@ def api_endpoint(env: Mapping[str, str], url_variable: str, default_url: str, au
 def int_setting(
     env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int | None = None
 ) -> int:
+    """A whole number with the default and bounds given here: only for a name outside the catalogue.
+    A setting is read by its entry (dispatcher/settings/read.py), and tests/dispatcher/test_settings_read.py
+    fails where a dispatcher module calls this."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -75,6 +78,7 @@ def int_setting(
 
 
 def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A finite number with the default and bound given here: as `int_setting`, outside the catalogue only."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -161,7 +165,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        host = env.get("HOST", "").strip() or cls.host
+        host = setting_text(env, "HOST")
         machines = setting_choice(env, "MACHINES")
         if "DISPATCHER_PEERS" in env:  # removed: a leftover would leave replicas unable to reach each other's bots
             raise SettingsError("DISPATCHER_PEERS is no longer read: replicas find each other's bots through their "

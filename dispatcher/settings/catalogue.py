@@ -863,7 +863,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "LOCAL_STOP_GRACE_SECONDS", "local", INTEGER, default="5",
+        "LOCAL_STOP_GRACE_SECONDS", "local", NUMBER, minimum=0, default="5",
         meaning="local mode: SIGTERM → SIGKILL grace",
     ),
     Setting(
@@ -2356,7 +2356,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the cluster's CA, trusted for `K8S_API_URL`",
     ),
     Setting(
-        "K8S_BOT_CPU", "k8s", INTEGER, default="1",
+        "K8S_BOT_CPU", "k8s", STRING, default="1",
         example="`500m`",
         meaning=(
             "each bot container's requests and limits (equal: the pod is `Guaranteed`, never the first evicted)"

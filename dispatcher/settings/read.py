@@ -15,7 +15,18 @@ import math
 from collections.abc import Mapping
 from typing import TypeVar
 
-from dispatcher.settings.model import BOOLEAN, ENUM, FALSE_WORDS, INTEGER, LIST, NUMBER, TRUE_WORDS, Kind, Setting
+from dispatcher.settings.model import (
+    BOOLEAN,
+    ENUM,
+    FALSE_WORDS,
+    INTEGER,
+    LIST,
+    NUMBER,
+    STRING,
+    TRUE_WORDS,
+    Kind,
+    Setting,
+)
 from dispatcher.settings.names import by_name
 
 N = TypeVar("N", int, float)
@@ -79,6 +90,12 @@ def setting_float(env: Mapping[str, str], name: str, *, default: float | None = 
     if not math.isfinite(value):  # `nan` compares false with every bound, `inf` passes every minimum
         raise SettingsError(f"{name}={raw!r} must be a finite number")
     return _bounded(setting, value, f"{value:g}")
+
+
+def setting_text(env: Mapping[str, str], name: str) -> str:
+    """A text setting, stripped: unset (or blank) is its catalogue default, or "" when it has none."""
+    setting = entry(name, STRING)
+    return env.get(name, "").strip() or (setting.default or "")
 
 
 def setting_bool(env: Mapping[str, str], name: str) -> bool:

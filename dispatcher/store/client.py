@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_choice, setting_float, setting_int
+from dispatcher.settings.read import setting_choice, setting_float, setting_int, setting_text
 from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS
 from dispatcher.store.unavailable import StoreUnavailable as StoreUnavailable  # its callers import it here
 
@@ -69,7 +69,7 @@ class StoreSettings:
         replica_id = env.get("REPLICA_ID", "").strip() or f"r-{secrets.token_hex(6)}"
         if not replica_id.replace("-", "").replace("_", "").isalnum() or len(replica_id) > 64:
             raise SettingsError("REPLICA_ID: at most 64 letters, digits, '-' or '_'")
-        prefix = env.get("REDIS_KEY_PREFIX", "").strip() or DEFAULT_PREFIX
+        prefix = setting_text(env, "REDIS_KEY_PREFIX")
         auth = setting_choice(env, "REDIS_AUTH")
         message_secret = env.get("REDIS_MESSAGE_SECRET", "").strip()
         if len(message_secret) < MIN_SECRET_CHARACTERS:

@@ -11,7 +11,14 @@ import pytest
 from dispatcher.settings import SettingsError
 from dispatcher.settings.catalogue import SETTINGS
 from dispatcher.settings.model import BOOLEAN, ENUM, FALSE_WORDS, INTEGER, LIST, NUMBER, TRUE_WORDS, Setting
-from dispatcher.settings.read import setting_bool, setting_choice, setting_float, setting_int, setting_list
+from dispatcher.settings.read import (
+    setting_bool,
+    setting_choice,
+    setting_float,
+    setting_int,
+    setting_list,
+    setting_text,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUNDED = [s for s in SETTINGS if s.kind in (INTEGER, NUMBER)
@@ -175,3 +182,18 @@ def test_what_a_size_or_a_profile_derives_is_allowed() -> None:
         for name, value in values.items():
             if by_name()[name].kind != "string":
                 _reads(by_name()[name], value)
+
+
+def test_a_text_setting_is_its_default_when_unset_or_blank() -> None:
+    assert setting_text({}, "HOST") == "127.0.0.1"
+    assert setting_text({"HOST": "  "}, "HOST") == "127.0.0.1"
+    assert setting_text({"HOST": " 0.0.0.0 "}, "HOST") == "0.0.0.0"
+    assert setting_text({}, "FLY_REGION") == ""  # none: unset stays unset
+
+
+def test_a_local_stop_grace_that_is_no_number_is_one_line_not_a_traceback() -> None:
+    from dispatcher.machines.local.provider import LocalSettings
+
+    with pytest.raises(SettingsError, match="^LOCAL_STOP_GRACE_SECONDS='soon' is not a number$"):
+        LocalSettings.from_env({"LOCAL_STOP_GRACE_SECONDS": "soon"})
+    assert LocalSettings.from_env({"LOCAL_STOP_GRACE_SECONDS": "0.5"}).stop_grace_seconds == 0.5

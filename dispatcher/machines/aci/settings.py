@@ -19,7 +19,7 @@ from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, api_endpoint, require
-from dispatcher.settings.read import setting_float
+from dispatcher.settings.read import setting_float, setting_text
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 # The audience Entra issues ARM's tokens for (`<it>/.default`): Azure's, whatever ARM_ENDPOINT says
@@ -86,14 +86,14 @@ class AciSettings:
         image = required["ACI_BOT_IMAGE"]
         if not _IMAGE_BY_DIGEST.match(image):
             raise SettingsError(f"ACI_BOT_IMAGE={image!r} must name the image by digest (<registry>/<repo>@sha256:…)")
-        prefix = env.get("ACI_GROUP_PREFIX", "").strip() or cls.prefix
+        prefix = setting_text(env, "ACI_GROUP_PREFIX")
         if not _PREFIX.match(prefix):
             raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-', "
                                   "with no '-' at its end nor two in a row (ACI refuses such group names)")
         endpoint, auth = api_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "ACI_AUTH")
         if not endpoint.startswith("https://"):
             raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")
-        audience = (env.get("ARM_AUDIENCE", "").strip() or DEFAULT_ARM_AUDIENCE).rstrip("/")
+        audience = (setting_text(env, "ARM_AUDIENCE")).rstrip("/")
         if not audience.startswith("https://"):
             raise SettingsError(f"ARM_AUDIENCE={audience!r} must be the https URL Entra issues ARM tokens for "
                                 f"(Azure's: {DEFAULT_ARM_AUDIENCE})")

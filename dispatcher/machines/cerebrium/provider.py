@@ -47,7 +47,7 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_float, setting_int
+from dispatcher.settings.read import setting_float, setting_int, setting_text
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, SessionValues
 from dispatcher.store.secrets_vault import VaultFull
@@ -82,7 +82,7 @@ class CerebriumSettings:
     def from_env(cls, env: Mapping[str, str]) -> CerebriumSettings:
         required = require(env, ("CEREBRIUM_PROJECT", "CEREBRIUM_APP", "CEREBRIUM_API_KEY", "BOT_CHANNEL_TOKEN",
                                  "BOT_CHANNEL_URL"), "cerebrium")
-        function = env.get("CEREBRIUM_FUNCTION", "").strip() or cls.function
+        function = setting_text(env, "CEREBRIUM_FUNCTION")
         if function.startswith("_") or not function.isidentifier():
             # Cerebrium keeps `_name` functions private: a call answers 404.
             raise SettingsError(f"CEREBRIUM_FUNCTION={function!r} must be a public Python function name (no _)")
@@ -95,7 +95,7 @@ class CerebriumSettings:
             api_key=required["CEREBRIUM_API_KEY"],
             records_key=hmac.new(secret, b"voicefleet cerebrium runs v1", hashlib.sha256).digest(),
             function=function,
-            api_url=(env.get("CEREBRIUM_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
+            api_url=(setting_text(env, "CEREBRIUM_API_URL")).rstrip("/"),
             connect_seconds=setting_float(env, "CEREBRIUM_CONNECT_SECONDS"),
             redial_seconds=setting_float(env, "CEREBRIUM_REDIAL_SECONDS"),
             **call_timings(env, "CEREBRIUM"),

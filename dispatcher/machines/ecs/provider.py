@@ -36,7 +36,7 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_choice, setting_float
+from dispatcher.settings.read import setting_choice, setting_float, setting_text
 from dispatcher.store.coordination import CreateLimits
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s
@@ -142,9 +142,9 @@ class EcsSettings:
             task_definition=required["ECS_TASK_DEFINITION"],
             subnets=_csv(env, "ECS_SUBNETS", required=True),
             security_groups=_csv(env, "ECS_SECURITY_GROUPS", required=True),
-            container_name=env.get("ECS_CONTAINER_NAME", "").strip() or cls.container_name,
+            container_name=setting_text(env, "ECS_CONTAINER_NAME"),
             assign_public_ip=public_ip,
-            capacity_providers=parse_capacity_providers(env.get("ECS_CAPACITY_PROVIDERS", "").strip() or "FARGATE"),
+            capacity_providers=parse_capacity_providers(setting_text(env, "ECS_CAPACITY_PROVIDERS")),
             # As the AWS SDKs read them: the service's own variable first, then the global one.
             endpoint_url=env.get("AWS_ENDPOINT_URL_ECS", "").strip() or env.get("AWS_ENDPOINT_URL", "").strip() or None,
             connect_timeout=setting_float(env, "ECS_CONNECT_TIMEOUT_SECONDS"),

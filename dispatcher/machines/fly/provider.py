@@ -45,7 +45,7 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_choice, setting_float, setting_int
+from dispatcher.settings.read import setting_choice, setting_float, setting_int, setting_text
 from dispatcher.store.coordination import Coordination
 
 DEFAULT_API_HOST = "https://api.machines.dev"
@@ -112,7 +112,7 @@ class FlySettings:
             app=required["FLY_APP"],
             image=required["BOT_IMAGE"],
             apps=_apps(env, required["FLY_APP"]),
-            api_host=(env.get("FLY_API_HOST", "").strip() or DEFAULT_API_HOST).rstrip("/"),
+            api_host=(setting_text(env, "FLY_API_HOST")).rstrip("/"),
             cpu_kind=cpu_kind,
             cpus=cpus,
             memory_mb=memory,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.settings import SettingsError, listed_transports, require
-from dispatcher.settings.read import setting_choice, setting_int
+from dispatcher.settings.read import setting_choice, setting_int, setting_text
 
 # Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
 # the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.
@@ -73,7 +73,7 @@ class K8sSettings:
         if not api_url.startswith("https://") and not _loopback(api_url):
             raise SettingsError(f"K8S_API_URL={api_url[:100]!r} must be https:// (a bearer token never goes "
                                 "over plain http, except to a local fake on 127.0.0.1)")
-        cpu, memory = env.get("K8S_BOT_CPU", "").strip() or cls.cpu, env.get("K8S_BOT_MEMORY", "").strip() or cls.memory
+        cpu, memory = setting_text(env, "K8S_BOT_CPU"), setting_text(env, "K8S_BOT_MEMORY")
         for name, value in (("K8S_BOT_CPU", cpu), ("K8S_BOT_MEMORY", memory)):
             if not _QUANTITY.match(value):
                 raise SettingsError(f"{name}={value[:40]!r} is not a Kubernetes quantity (e.g. 500m, 1, 1Gi)")
@@ -83,7 +83,7 @@ class K8sSettings:
             if named is not None and not _DNS_LABEL.match(named):
                 raise SettingsError(f"{name}={named[:70]!r} is not a Kubernetes object name (a DNS-1123 label)")
         mode = setting_choice(env, "K8S_MODE")  # pods: any cluster; agent-sandbox: one with its extensions
-        pool = env.get("K8S_WARM_POOL", "").strip() or DEFAULT_WARM_POOL
+        pool = setting_text(env, "K8S_WARM_POOL")
         if not _DNS_LABEL.match(pool):
             raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")
         transports = listed_transports(env, "k8s")
@@ -104,7 +104,7 @@ class K8sSettings:
             pool_transport=transports[0],
             image=required["BOT_IMAGE"],
             api_url=api_url,
-            token_file=env.get("K8S_TOKEN_FILE", "").strip() or f"{SERVICE_ACCOUNT_DIR}/token",
+            token_file=setting_text(env, "K8S_TOKEN_FILE"),
             ca_file=env.get("K8S_CA_FILE", "").strip() or (f"{SERVICE_ACCOUNT_DIR}/ca.crt"
                                                           if api_url.startswith("https://") else None),
             cpu=cpu,

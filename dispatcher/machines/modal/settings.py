@@ -18,7 +18,7 @@ from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.gpu import GPUS, gpu_from_env
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_float, setting_int
+from dispatcher.settings.read import setting_float, setting_int, setting_text
 
 DEFAULT_SERVER_URL = "https://api.modal.com"
 # Where Modal publishes its OIDC keys (modal.com/docs/guide/oidc-integration): the discovery document's
@@ -77,7 +77,7 @@ class ModalSettings:
         if not _IMAGE_ID.match(image_id):
             raise SettingsError(f"MODAL_BOT_IMAGE={image_id!r} is not a Modal image id (im-…): "
                                 "build the bot image on Modal once and name it (docs/providers.md#modal)")
-        server_url = env.get("MODAL_SERVER_URL", "").strip() or DEFAULT_SERVER_URL
+        server_url = setting_text(env, "MODAL_SERVER_URL")
         if not server_url.startswith(("https://", "http://")):
             raise SettingsError(f"MODAL_SERVER_URL={server_url!r} must be an http(s) URL")
         command = tuple(shlex.split(env.get("MODAL_BOT_COMMAND", ""))) or DEFAULT_BOT_COMMAND
@@ -94,5 +94,5 @@ class ModalSettings:
             grace_seconds=setting_int(env, "MODAL_GRACE_SECONDS"),
             **call_timings(env, "MODAL"),
             create_rate=Rate.from_env(env, "MODAL_CREATE"),
-            oidc_discovery_url=env.get("MODAL_OIDC_DISCOVERY_URL", "").strip() or DEFAULT_OIDC_DISCOVERY_URL,
+            oidc_discovery_url=setting_text(env, "MODAL_OIDC_DISCOVERY_URL"),
         )
