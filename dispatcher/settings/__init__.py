@@ -217,7 +217,7 @@ class Settings:
             read_burst_per_key=setting_int(env, "READ_BURST_PER_KEY"),
             reaper_interval_seconds=setting_float(env, "REAPER_INTERVAL_SECONDS"),
             reaper_grace_seconds=setting_float(env, "REAPER_GRACE_SECONDS"),
-            cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
+            cors_allow_origins=_origins(setting_list(env, "CORS_ALLOW_ORIGINS")),
             keep_alive_seconds=setting_int(env, "KEEP_ALIVE_SECONDS"),
             header_timeout_seconds=setting_float(env, "HEADER_TIMEOUT_SECONDS"),
             write_timeout_seconds=setting_float(env, "WRITE_TIMEOUT_SECONDS"),
@@ -314,8 +314,8 @@ def _bot_channel_token(env: Mapping[str, str]) -> str | None:
     return token
 
 
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+def _origins(listed: tuple[str, ...]) -> tuple[str, ...]:
+    origins = tuple(o.rstrip("/") for o in listed)
     for origin in origins:
         if origin == "*" or not origin.startswith(("https://", "http://")):
             raise SettingsError(

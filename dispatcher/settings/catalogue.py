@@ -623,7 +623,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="a machine still active `MAX_SESSION_SECONDS` + this after launch is stopped by the reaper",
     ),
     Setting(
-        "CORS_ALLOW_ORIGINS", "server", STRING,
+        "CORS_ALLOW_ORIGINS", "server", LIST,
         shown="unset",
         meaning=(
             "comma-separated origins (`https://app.example.com`) allowed to call the API from a browser; none by "
