@@ -34,7 +34,8 @@ class Setting:
     """One variable. `default` is the value unset behaves as, when one value says it (None: unset, required,
     or derived from other settings, as `shown` tells). `row` names the setting whose table row (and
     meaning) this one shares: `START_RATE_PER_KEY` / `START_BURST_PER_KEY`. `aliases` are old names still
-    read, each a deprecated spelling of this one."""
+    read, each a deprecated spelling of this one. `minimum`, `maximum`, `above` and `choices` are what a
+    value may be: dispatcher/settings/read.py applies them, the page and the schema show them."""
 
     name: str
     section: str
