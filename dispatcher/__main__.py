@@ -19,20 +19,18 @@ from dispatcher.serving.channel_tls import ChannelTlsServer, server_context
 from dispatcher.serving.collector import tune_collector
 from dispatcher.serving.draining import DrainingServer
 from dispatcher.serving.server import uvicorn_config
-from dispatcher.settings import Settings, SettingsError, int_setting
+from dispatcher.settings import Settings, SettingsError
 from dispatcher.settings.derived import profile_problems
 from dispatcher.settings.help import environment_help
+from dispatcher.settings.model import ENUM
+from dispatcher.settings.read import entry, setting_choice, setting_int
 from dispatcher.settings.sources import SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt
 
 if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good
     from dispatcher.api.state import AppState
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-# On SIGTERM: requests in flight finish within this, under ECS's 120 s stop timeout (then SIGKILL).
-SHUTDOWN_GRACE_SECONDS = 90
+LOG_LEVELS = entry("LOG_LEVEL", ENUM).choices
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         env["HOST"] = args.host
     if args.port is not None:
         env["PORT"] = str(args.port)
-    level = env.get("LOG_LEVEL", "").strip().lower() or "info"
-    problems = [] if level in LOG_LEVELS else [f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}"]
+    problems = []
+    try:
+        level = setting_choice(env, "LOG_LEVEL")
+    except SettingsError as exc:
+        level, problems = "info", [str(exc)]
     try:
         chosen_format = log_format.log_format(env.get("LOG_FORMAT", ""))
     except SettingsError as exc:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.machines == "local":
             protect_dispatcher()  # its bots share this host and user: none may read this process
         channel_tls = None if settings.bot_channel_tls is None else server_context(*settings.bot_channel_tls)
-        grace = int_setting(env, "SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS, minimum=1, maximum=3600)
+        grace = setting_int(env, "SHUTDOWN_GRACE_SECONDS")
         from dispatcher.app import create_app  # after validation: a bad setting fails fast and plainly
 
         app = create_app(settings, env=env)

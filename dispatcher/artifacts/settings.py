@@ -19,11 +19,8 @@ from dataclasses import dataclass, field
 
 from botchannel.recording import MIN_PART_BYTES
 from dispatcher.artifacts.rules import Keeping, RecordingRules, RulesError, parse_days, parse_policy, parse_rules
-from dispatcher.settings import SettingsError, float_setting
-
-MAX_PART_URL_SECONDS = 3600.0  # a part is put within seconds of its URL: one that leaks is not good for long
-MAX_URL_SECONDS = 7 * 24 * 3600.0  # S3's longest pre-signed URL
-TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_bool, setting_float
 
 
 @dataclass(frozen=True)
@@ -104,27 +101,12 @@ class ArtifactSettings:
             destination=destination,
             retention_days=days,
             rules_text=env.get("RECORDING_RULES", ""),
-            required=_flag(env, "RECORDING_REQUIRED"),
-            part_url_seconds=_at_most(env, "RECORDING_PART_URL_SECONDS", cls.part_url_seconds, 30.0,
-                                      MAX_PART_URL_SECONDS),
-            download_url_seconds=_at_most(env, "RECORDING_DOWNLOAD_URL_SECONDS", cls.download_url_seconds, 10.0,
-                                          MAX_URL_SECONDS),
-            checkpoint_seconds=min(600.0, float_setting(env, "RECORDING_CHECKPOINT_SECONDS", cls.checkpoint_seconds,
-                                                        minimum=1.0)),
-            end_grace_seconds=float_setting(env, "RECORDING_END_GRACE_SECONDS", cls.end_grace_seconds, minimum=0.0),
+            required=setting_bool(env, "RECORDING_REQUIRED"),
+            # At most an hour for a part (put within seconds of its URL) and a week (S3's longest pre-signed
+            # URL) for a download: a URL that leaks opens its object until it expires.
+            part_url_seconds=setting_float(env, "RECORDING_PART_URL_SECONDS"),
+            download_url_seconds=setting_float(env, "RECORDING_DOWNLOAD_URL_SECONDS"),
+            checkpoint_seconds=min(600.0, setting_float(env, "RECORDING_CHECKPOINT_SECONDS")),
+            end_grace_seconds=setting_float(env, "RECORDING_END_GRACE_SECONDS"),
         )
 
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value not in TRUE + FALSE:
-        raise SettingsError(f"{name}={value!r}: use true or false")
-    return value in TRUE
-
-
-def _at_most(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
-    value = float_setting(env, name, default, minimum=minimum)
-    if value > maximum:
-        raise SettingsError(f"{name}={value:g} must be at most {maximum:g}: a URL that leaks opens its object "
-                            "until it expires (and S3 refuses pre-signed URLs of over a week)")
-    return value

@@ -1,14 +1,14 @@
 """A machines API client's own timings, read alike for every provider: `{PREFIX}_TIMEOUT_SECONDS`
 (one call), `{PREFIX}_RETRY_DEADLINE_SECONDS` (a call and its retries, in all) and
-`{PREFIX}_POLL_SECONDS` (between two status reads while a machine starts), each defaulting to the
-provider's settings class's own value."""
+`{PREFIX}_POLL_SECONDS` (between two status reads while a machine starts), each with its catalogue
+entry's default and bounds."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import TypedDict
 
-from dispatcher.settings import float_setting
+from dispatcher.settings.read import setting_float
 
 
 class CallTimings(TypedDict):
@@ -17,11 +17,11 @@ class CallTimings(TypedDict):
     poll_seconds: float
 
 
-def call_timings(env: Mapping[str, str], prefix: str, defaults: type[Any]) -> CallTimings:
-    """The three as keyword arguments of the settings dataclass `defaults`, whose fields `timeout`,
-    `retry_deadline` and `poll_seconds` hold the defaults."""
+def call_timings(env: Mapping[str, str], prefix: str) -> CallTimings:
+    """The three as keyword arguments of a provider's settings dataclass (fields `timeout`,
+    `retry_deadline` and `poll_seconds`)."""
     return CallTimings(
-        timeout=float_setting(env, f"{prefix}_TIMEOUT_SECONDS", defaults.timeout, minimum=0.1),
-        retry_deadline=float_setting(env, f"{prefix}_RETRY_DEADLINE_SECONDS", defaults.retry_deadline, minimum=0.1),
-        poll_seconds=float_setting(env, f"{prefix}_POLL_SECONDS", defaults.poll_seconds, minimum=0.05),
+        timeout=setting_float(env, f"{prefix}_TIMEOUT_SECONDS"),
+        retry_deadline=setting_float(env, f"{prefix}_RETRY_DEADLINE_SECONDS"),
+        poll_seconds=setting_float(env, f"{prefix}_POLL_SECONDS"),
     )

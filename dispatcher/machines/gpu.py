@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dispatcher.settings import SettingsError, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_int
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def gpu_from_env(env: Mapping[str, str]) -> GpuRequest | None:
         return None
     if name not in GPUS:
         raise SettingsError(f"BOT_GPU={name!r} is not one of {', '.join(GPUS)}")
-    return GpuRequest(GPUS[name], int_setting(env, "BOT_GPU_COUNT", 1, maximum=8))
+    return GpuRequest(GPUS[name], setting_int(env, "BOT_GPU_COUNT"))
 
 
 def gpu_problem(machines: str, env: Mapping[str, str]) -> None:

@@ -28,7 +28,8 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import ProviderError, refusal
 from dispatcher.outbound.ratelimit import Rate, TokenBucket
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_bool, setting_float, setting_int, setting_text
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 # https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.
@@ -63,20 +64,20 @@ class DailySettings:
         key = env.get("DAILY_API_KEY", "").strip()
         if not key:
             raise SettingsError("DAILY_API_KEY must be set for cloud sessions (Daily rooms)")
-        prefix = env.get("DAILY_ROOM_PREFIX", "").strip() or cls.room_prefix
+        prefix = setting_text(env, "DAILY_ROOM_PREFIX")
         if not all(c.isalnum() or c in "-_" for c in prefix):
             raise SettingsError(f"DAILY_ROOM_PREFIX={prefix!r} may hold only letters, digits, - and _")
         return cls(
             api_key=key,
-            api_url=(env.get("DAILY_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
+            api_url=(setting_text(env, "DAILY_API_URL")).rstrip("/"),
             room_prefix=prefix,
-            bot_join_seconds=int_setting(env, "DAILY_BOT_JOIN_SECONDS", cls.bot_join_seconds, minimum=10),
-            user_join_seconds=int_setting(env, "DAILY_USER_JOIN_SECONDS", cls.user_join_seconds, minimum=10),
-            timeout=float_setting(env, "DAILY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "DAILY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            rate=Rate.from_env(env, "DAILY", DEFAULT_RATE),
-            delete_rate=Rate.from_env(env, "DAILY_DELETE", DEFAULT_DELETE_RATE),
-            allow_dialout=env.get("DAILY_ALLOW_DIALOUT", "").strip().lower() in ("1", "true", "yes"),
+            bot_join_seconds=setting_int(env, "DAILY_BOT_JOIN_SECONDS"),
+            user_join_seconds=setting_int(env, "DAILY_USER_JOIN_SECONDS"),
+            timeout=setting_float(env, "DAILY_TIMEOUT_SECONDS"),
+            retry_deadline=setting_float(env, "DAILY_RETRY_DEADLINE_SECONDS"),
+            rate=Rate.from_env(env, "DAILY"),
+            delete_rate=Rate.from_env(env, "DAILY_DELETE"),
+            allow_dialout=setting_bool(env, "DAILY_ALLOW_DIALOUT"),
             recordings_bucket=parse_recordings_bucket(env.get("DAILY_RECORDINGS_BUCKET", "")),
         )
 

@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dispatcher.media.ice import IceServer
-from dispatcher.settings import SettingsError, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.model import INTEGER
+from dispatcher.settings.read import entry, setting_choice, setting_int
 
 IcePolicy = Literal["relay", "all"]
 
 DEFAULT_TTL_SECONDS = 600
-MIN_TTL_SECONDS = 30
-MAX_TTL_SECONDS = 3600  # "short-lived": long enough for a cold start plus the client's join
+# "short-lived": long enough for a cold start plus the client's join (the catalogue's bound)
+MAX_TTL_SECONDS = int(entry("TURN_CREDENTIAL_TTL_SECONDS", INTEGER).maximum or 0)
 MIN_SECRET_CHARACTERS = 16
 DEFAULT_CREDENTIALS_PER_KEY = 20
 
@@ -104,14 +106,10 @@ class TurnSettings:
                 f"TURN_SHARED_SECRET must be set to at least {MIN_SECRET_CHARACTERS} characters "
                 "(the TURN server's static-auth-secret) when TURN_URLS is set"
             )
-        ttl = int_setting(env, "TURN_CREDENTIAL_TTL_SECONDS", DEFAULT_TTL_SECONDS, minimum=MIN_TTL_SECONDS)
-        if ttl > MAX_TTL_SECONDS:
-            raise SettingsError(f"TURN_CREDENTIAL_TTL_SECONDS={ttl} must be at most {MAX_TTL_SECONDS}")
-        raw_policy = env.get("ICE_TRANSPORT_POLICY", "").strip().lower() or ("relay" if cloud else "all")
-        if raw_policy not in ("relay", "all"):
-            raise SettingsError(f"ICE_TRANSPORT_POLICY={raw_policy!r} is not one of relay, all")
+        ttl = setting_int(env, "TURN_CREDENTIAL_TTL_SECONDS")
+        raw_policy = setting_choice(env, "ICE_TRANSPORT_POLICY") or ("relay" if cloud else "all")  # follows MACHINES
         policy: IcePolicy = "relay" if raw_policy == "relay" else "all"
-        per_key = int_setting(env, "TURN_CREDENTIALS_PER_KEY", DEFAULT_CREDENTIALS_PER_KEY, minimum=1)
+        per_key = setting_int(env, "TURN_CREDENTIALS_PER_KEY")
         return cls(
             urls=urls,
             shared_secret=secret.encode(),

@@ -30,9 +30,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from dispatcher.observability.tracing import current_trace_id
-from dispatcher.settings import SettingsError
+from dispatcher.settings.model import ENUM
+from dispatcher.settings.read import entry, setting_choice
 
-LOG_FORMATS = ("text", "json")
+LOG_FORMATS = entry("LOG_FORMAT", ENUM).choices
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The session the running code works for, and its release (contextvars: each request and task has its own).
 SESSION_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("voicefleet_session_id", default=None)
@@ -83,10 +84,7 @@ KNOWN_SESSIONS = KnownSessions()
 
 
 def log_format(raw: str) -> str:
-    chosen = raw.strip().lower() or "text"
-    if chosen not in LOG_FORMATS:
-        raise SettingsError(f"LOG_FORMAT={raw!r} is not one of {', '.join(LOG_FORMATS)}")
-    return chosen
+    return setting_choice({"LOG_FORMAT": raw}, "LOG_FORMAT")
 
 
 class SessionFields(logging.Filter):

@@ -35,11 +35,13 @@ from dispatcher.observability.metric_catalogue import (
     STORE_UP,
     LineMetric,
 )
-from dispatcher.settings import SettingsError, float_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.model import ENUM
+from dispatcher.settings.read import entry, setting_choice, setting_float, setting_text
 
 log = logging.getLogger(__name__)
 
-MODES = ("off", "emf", "json")
+MODES = entry("METRIC_LINES", ENUM).choices
 DEFAULT_NAMESPACE = "voicefleet"
 MAX_VALUES = 100  # the specification's limit of values per metric in one line
 REFRESH_TIMEOUT_SECONDS = 10.0
@@ -68,17 +70,15 @@ class MetricLineSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MetricLineSettings:
-        mode = env.get("METRIC_LINES", "").strip().lower() or cls.mode
-        if mode not in MODES:
-            raise SettingsError(f"METRIC_LINES={mode!r} is not one of {', '.join(MODES)}")
-        namespace = env.get("METRIC_NAMESPACE", "").strip() or cls.namespace
+        mode = setting_choice(env, "METRIC_LINES")
+        namespace = setting_text(env, "METRIC_NAMESPACE")
         # CloudWatch's rules (PutMetricData `Namespace`; the EMF schema forbids a leading ':'):
         # printable ASCII, 1-255 characters, and `AWS/` is reserved for AWS's own services.
         if (len(namespace) > 255 or not all(" " <= c <= "~" for c in namespace) or namespace.startswith(":")
                 or namespace.upper().startswith("AWS/")):
             raise SettingsError(f"METRIC_NAMESPACE={namespace!r}: 1-255 printable ASCII characters, not starting "
                                 "with ':' or 'AWS/'")
-        return cls(mode=mode, seconds=float_setting(env, "METRIC_LINES_SECONDS", cls.seconds, minimum=1.0),
+        return cls(mode=mode, seconds=setting_float(env, "METRIC_LINES_SECONDS"),
                    namespace=namespace)
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from dispatcher.settings import float_setting, int_setting
+from dispatcher.settings.read import setting_float, setting_int
 
 
 class RateLimited(Exception):
@@ -32,12 +32,13 @@ class Rate:
     max_wait: float = 2.0  # seconds a call may queue for a token before it is refused
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], prefix: str, default: Rate) -> Rate:
-        """`<prefix>_RATE` (calls/s), `<prefix>_BURST`, `<prefix>_MAX_WAIT` (s) override `default`."""
+    def from_env(cls, env: Mapping[str, str], prefix: str) -> Rate:
+        """`<prefix>_RATE` (calls/s), `<prefix>_BURST`, `<prefix>_MAX_WAIT` (s): each its catalogue entry,
+        whose defaults are the provider's documented limits."""
         return cls(
-            per_second=float_setting(env, f"{prefix}_RATE", default.per_second, minimum=0.001),
-            burst=int_setting(env, f"{prefix}_BURST", default.burst, minimum=1),
-            max_wait=float_setting(env, f"{prefix}_MAX_WAIT", default.max_wait, minimum=0.0),
+            per_second=setting_float(env, f"{prefix}_RATE"),
+            burst=setting_int(env, f"{prefix}_BURST"),
+            max_wait=setting_float(env, f"{prefix}_MAX_WAIT"),
         )
 
 

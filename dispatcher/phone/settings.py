@@ -15,7 +15,8 @@ from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_bool, setting_float, setting_int
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
 
@@ -84,15 +85,15 @@ class PhoneSettings:
             telnyx_key=telnyx_key,
             plivo_auth_token=env.get("PLIVO_AUTH_TOKEN", "").strip() or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
-            twilio_signed_streams=env.get("TWILIO_SIGNED_STREAMS", "").strip().lower() in ("1", "true", "yes"),
-            handshake_seconds=float(int_setting(env, "PHONE_HANDSHAKE_SECONDS", 10, minimum=1)),
-            silence_seconds=float(int_setting(env, "PHONE_SILENCE_SECONDS", 10, minimum=1)),
+            twilio_signed_streams=setting_bool(env, "TWILIO_SIGNED_STREAMS"),
+            handshake_seconds=float(setting_int(env, "PHONE_HANDSHAKE_SECONDS")),
+            silence_seconds=float(setting_int(env, "PHONE_SILENCE_SECONDS")),
             keyless=keyless,
-            drain_seconds=float(int_setting(env, "PHONE_DRAIN_SECONDS", default_drain_seconds, minimum=0)),
+            drain_seconds=float(setting_int(env, "PHONE_DRAIN_SECONDS", default=default_drain_seconds)),
             # At least a carrier's cadence (a 20 ms frame): a lower bound would close every call.
-            max_frames_per_second=int_setting(env, "PHONE_MAX_FRAMES_PER_SECOND", MAX_FRAMES_PER_SECOND, minimum=50),
-            exotel_max_calls=int_setting(env, "EXOTEL_MAX_CALLS", 0, minimum=1) or None,
-            max_wait_seconds=float_setting(env, "PHONE_MAX_WAIT_SECONDS", 3.0),
+            max_frames_per_second=setting_int(env, "PHONE_MAX_FRAMES_PER_SECOND"),
+            exotel_max_calls=setting_int(env, "EXOTEL_MAX_CALLS", default=0) or None,
+            max_wait_seconds=setting_float(env, "PHONE_MAX_WAIT_SECONDS"),
         )
 
     def standing_calls(self, carriers_share: int) -> int:

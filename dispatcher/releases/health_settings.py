@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from dispatcher.releases.health import HealthRule
-from dispatcher.settings import SettingsError, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_bool, setting_int
 
 
 def health_rule(env: Mapping[str, str]) -> HealthRule:
     default = HealthRule()
     rule = replace(default,
-                   min_canary=int_setting(env, "RELEASE_HEALTH_MIN_CANARY", default.min_canary, minimum=1),
-                   min_stable=int_setting(env, "RELEASE_HEALTH_MIN_STABLE", default.min_stable, minimum=1))
+                   min_canary=setting_int(env, "RELEASE_HEALTH_MIN_CANARY"),
+                   min_stable=setting_int(env, "RELEASE_HEALTH_MIN_STABLE"))
     if rule.window < max(rule.min_canary, rule.min_stable):
         raise SettingsError(f"RELEASE_HEALTH_MIN_CANARY and RELEASE_HEALTH_MIN_STABLE are at most {rule.window}, the "
                             "sessions each release keeps for its judgement")
@@ -23,7 +24,4 @@ def health_rule(env: Mapping[str, str]) -> HealthRule:
 
 def rollback_on(env: Mapping[str, str]) -> bool:
     """`RELEASE_AUTO_ROLLBACK=off`: releases are judged and shown, never rolled back by the dispatcher."""
-    raw = env.get("RELEASE_AUTO_ROLLBACK", "on").strip().lower()
-    if raw not in ("on", "off"):
-        raise SettingsError(f"RELEASE_AUTO_ROLLBACK={raw!r}: on (the default) or off")
-    return raw == "on"
+    return setting_bool(env, "RELEASE_AUTO_ROLLBACK")

@@ -23,7 +23,8 @@ from dispatcher.reserve.demand import Demand
 from dispatcher.reserve.neighbours import NO_LEAN, Lean, covered_target
 from dispatcher.reserve.poisson import poisson_quantile
 from dispatcher.reserve.policy import ReserveSettings, reserve_size
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_bool, setting_float, setting_int
 
 PLAN_EVERY_SECONDS = 1.0  # the lease holder plans once a tick: a resume it orders lands a tick later
 FROZEN_SLACK = 0.2  # frozen bots are retired only above the target by more than this share
@@ -45,28 +46,20 @@ class PlannerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlannerSettings:
-        level = float_setting(env, "RESERVE_SERVICE_LEVEL", cls.service_level, minimum=0.5)
+        level = setting_float(env, "RESERVE_SERVICE_LEVEL")
         if level >= 1.0:
             raise SettingsError(f"RESERVE_SERVICE_LEVEL={level:g} must be below 1 (a probability)")
-        raw_forecast = env.get("RESERVE_FORECAST", "1").strip().lower()
-        if raw_forecast not in ("1", "0", "on", "off", "true", "false", ""):
-            raise SettingsError(f"RESERVE_FORECAST={raw_forecast!r} must be 1 or 0")
-        raw_hold = env.get("REGION_HOLD_FOR_NEIGHBOURS", "0").strip().lower()
-        if raw_hold not in ("1", "0", "on", "off", "true", "false", ""):
-            raise SettingsError(f"REGION_HOLD_FOR_NEIGHBOURS={raw_hold!r} must be 1 or 0")
         return cls(
             service_level=level,
-            forecast=raw_forecast in ("1", "on", "true", ""),
-            min_hot=int_setting(env, "RESERVE_MIN_HOT", cls.min_hot, minimum=0),
-            max_frozen=int_setting(env, "RESERVE_MAX_FROZEN", cls.max_frozen, minimum=0),
-            max_frozen_seconds=float_setting(env, "RESERVE_MAX_FROZEN_SECONDS", cls.max_frozen_seconds,
-                                             minimum=60.0),
-            frozen_scaledown_seconds=float_setting(env, "RESERVE_FROZEN_SCALEDOWN_SECONDS",
-                                                   cls.frozen_scaledown_seconds),
-            surge_factor=float_setting(env, "RESERVE_SURGE_FACTOR", cls.surge_factor, minimum=1.0),
-            surge_seconds=float_setting(env, "RESERVE_SURGE_SECONDS", cls.surge_seconds),
-            spill_budget_seconds=float_setting(env, "REGION_SPILL_BUDGET_MS", cls.spill_budget_seconds * 1000) / 1000,
-            hold_for_neighbours=raw_hold in ("1", "on", "true"),
+            forecast=setting_bool(env, "RESERVE_FORECAST"),
+            min_hot=setting_int(env, "RESERVE_MIN_HOT"),
+            max_frozen=setting_int(env, "RESERVE_MAX_FROZEN"),
+            max_frozen_seconds=setting_float(env, "RESERVE_MAX_FROZEN_SECONDS"),
+            frozen_scaledown_seconds=setting_float(env, "RESERVE_FROZEN_SCALEDOWN_SECONDS"),
+            surge_factor=setting_float(env, "RESERVE_SURGE_FACTOR"),
+            surge_seconds=setting_float(env, "RESERVE_SURGE_SECONDS"),
+            spill_budget_seconds=setting_float(env, "REGION_SPILL_BUDGET_MS") / 1000,
+            hold_for_neighbours=setting_bool(env, "REGION_HOLD_FOR_NEIGHBOURS"),
         )
 
 

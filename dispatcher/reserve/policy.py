@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, k8s, local, modal
 from dispatcher.machines.cold_start import ColdStart
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_float, setting_int
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -120,14 +121,14 @@ class ReserveSettings:
     def from_env(cls, env: Mapping[str, str], machines: str = "local") -> ReserveSettings:
         cold_default = DEFAULT_COLD_START_SECONDS.get(machines, cls.cold_start_seconds)
         settings = cls(
-            min_idle=int_setting(env, "RESERVE_MIN_IDLE", cls.min_idle, minimum=0),
-            buffer=float_setting(env, "RESERVE_BUFFER", cls.buffer, minimum=0.0),
-            max_idle=int_setting(env, "RESERVE_MAX_IDLE", cls.max_idle, minimum=0),
-            max_idle_seconds=float_setting(env, "RESERVE_MAX_IDLE_SECONDS", cls.max_idle_seconds, minimum=10.0),
-            scaledown_seconds=float_setting(env, "RESERVE_SCALEDOWN_SECONDS", cls.scaledown_seconds),
-            burst=float_setting(env, "RESERVE_BURST", cls.burst, minimum=0.0),
-            rate_sample=int_setting(env, "RESERVE_RATE_SAMPLE", cls.rate_sample, minimum=2),
-            cold_start_seconds=float_setting(env, "RESERVE_COLD_START_SECONDS", cold_default, minimum=0.1),
+            min_idle=setting_int(env, "RESERVE_MIN_IDLE"),
+            buffer=setting_float(env, "RESERVE_BUFFER"),
+            max_idle=setting_int(env, "RESERVE_MAX_IDLE"),
+            max_idle_seconds=setting_float(env, "RESERVE_MAX_IDLE_SECONDS"),
+            scaledown_seconds=setting_float(env, "RESERVE_SCALEDOWN_SECONDS"),
+            burst=setting_float(env, "RESERVE_BURST"),
+            rate_sample=setting_int(env, "RESERVE_RATE_SAMPLE"),
+            cold_start_seconds=setting_float(env, "RESERVE_COLD_START_SECONDS", default=cold_default),
             schedule=parse_schedule(env.get("RESERVE_SCHEDULE", "")),
         )
         if settings.buffer > 10:

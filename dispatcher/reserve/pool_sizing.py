@@ -40,7 +40,7 @@ from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.releases import DEFAULT_ONLY, WarmRelease
 from dispatcher.reserve.scale_window import ScaleDownWindow
-from dispatcher.settings import float_setting
+from dispatcher.settings.read import setting_float
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
 
@@ -54,14 +54,11 @@ TAKING_SECONDS = 30.0
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 60.0
 FALL_RETRY_SECONDS = 5.0
 POOL_SCALEDOWN_SECONDS = 120.0  # RESERVE_POOL_SCALEDOWN_SECONDS: chosen by the simulator (docs/kubernetes.md)
-# The store did not grant the lease it gave the planner this tick: it does not answer, or another replica
-# took the lease meanwhile. Either way the size is the store's lease holder's to write.
-WINDOW_MINIMUM_SECONDS = 30.0
 
 
 def pool_window(env: Mapping[str, str]) -> float:
     """RESERVE_POOL_SCALEDOWN_SECONDS, as the dispatcher runs with `env` (a bad value raises SettingsError)."""
-    return float_setting(env, "RESERVE_POOL_SCALEDOWN_SECONDS", POOL_SCALEDOWN_SECONDS, minimum=WINDOW_MINIMUM_SECONDS)
+    return setting_float(env, "RESERVE_POOL_SCALEDOWN_SECONDS")
 
 
 STORE_AWAY = "the store does not grant this replica the planning lease now: the pool's size is left as it is"

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dispatcher.machines.base import FrozenMachines, Machines
-from dispatcher.settings import SettingsError, float_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_float, setting_text
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 
@@ -118,7 +119,7 @@ def hot_dollars_per_month(machines: Machines, env: Mapping[str, str]) -> float |
 def bot_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
     """One running bot's machine on `machines`, priced; None when it cannot be priced."""
     if env.get("RESERVE_HOT_DOLLARS_PER_MONTH", "").strip():
-        dollars = float_setting(env, "RESERVE_HOT_DOLLARS_PER_MONTH", 0.0, minimum=0.0)
+        dollars = setting_float(env, "RESERVE_HOT_DOLLARS_PER_MONTH", default=0.0)
         if not math.isfinite(dollars):
             raise SettingsError(f"RESERVE_HOT_DOLLARS_PER_MONTH={dollars} is not a price")
         return BotPrice(dollars, "as RESERVE_HOT_DOLLARS_PER_MONTH prices it", "RESERVE_HOT_DOLLARS_PER_MONTH")
@@ -131,11 +132,11 @@ def bot_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
             log.info("no Fargate price for %r here: the reserve's cost is shown at %s's "
                      "(RESERVE_HOT_DOLLARS_PER_MONTH sets it)", region, FARGATE_FALLBACK_REGION)
         price = FARGATE.get(region, FARGATE[FARGATE_FALLBACK_REGION])
-        vcpus = float_setting(env, "ECS_TASK_VCPU", 1.0, minimum=0.25)
-        gb = float_setting(env, "ECS_TASK_MEMORY_GB", 2.0, minimum=0.5)
+        vcpus = setting_float(env, "ECS_TASK_VCPU")
+        gb = setting_float(env, "ECS_TASK_MEMORY_GB")
         return BotPrice(price.monthly(vcpus, gb), f"{vcpus:g} vCPU, {gb:g} GB", price.source)
     if machines.name == "gce":
-        machine_type = env.get("GCE_MACHINE_TYPE", "").strip() or "e2-standard-2"
+        machine_type = setting_text(env, "GCE_MACHINE_TYPE")
         shape = e2_shape(machine_type)
         if shape is None:
             log.warning("no price for machine type %r: the reserve's hot cost is not shown "
@@ -143,9 +144,8 @@ def bot_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
             return None
         return BotPrice(E2.monthly(*shape), machine_type, E2.source)
     if machines.name == "fly":  # no frozen tier (FLY_FROZEN_FORM=off): the same running price
-        from dispatcher.machines.fly.frozen import DEFAULT_RUNNING_DOLLARS
 
-        return BotPrice(float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS, minimum=0.0),
+        return BotPrice(setting_float(env, "FLY_RUNNING_DOLLARS_PER_MONTH"),
                         _fly_size(machines), "FLY_RUNNING_DOLLARS_PER_MONTH (https://fly.io/docs/about/pricing/)")
     if machines.name == "modal":
         from dispatcher.machines.modal.settings import ModalSettings
@@ -192,8 +192,8 @@ def _k8s_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
     k8s = getattr(machines, "settings", None)
     if not isinstance(k8s, K8sSettings):
         return None
-    vcpu_hour = float_setting(env, "K8S_NODE_VCPU_HOUR_DOLLARS", E2.vcpu_hour, minimum=0.0)
-    gb_hour = float_setting(env, "K8S_NODE_GB_HOUR_DOLLARS", E2.gb_hour, minimum=0.0)
+    vcpu_hour = setting_float(env, "K8S_NODE_VCPU_HOUR_DOLLARS")
+    gb_hour = setting_float(env, "K8S_NODE_GB_HOUR_DOLLARS", default=E2.gb_hour)
     own = (vcpu_hour, gb_hour) != (E2.vcpu_hour, E2.gb_hour)
     source = ("K8S_NODE_VCPU_HOUR_DOLLARS and K8S_NODE_GB_HOUR_DOLLARS (the nodes' prices)" if own else
               f"no Kubernetes list price: a GKE Standard E2 node's, us-central1 ({E2.source})")

@@ -18,7 +18,7 @@ from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 from dispatcher.sessions.smoke_verdict import Verdict, verdict_of
-from dispatcher.settings import float_setting
+from dispatcher.settings.read import setting_float
 
 log = logging.getLogger("dispatcher.releases.smoke")
 
@@ -31,7 +31,7 @@ Stop = Callable[[str], Awaitable[object]]
 
 def smoke_deadline(env: Mapping[str, str]) -> float:
     """`RELEASE_SMOKE_DEADLINE_SECONDS`: how long a smoke session has to answer its caller with audio."""
-    return float_setting(env, "RELEASE_SMOKE_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS, minimum=1.0)
+    return setting_float(env, "RELEASE_SMOKE_DEADLINE_SECONDS")
 
 
 class SmokeWatch:

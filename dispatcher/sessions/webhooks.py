@@ -42,7 +42,8 @@ from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_float, setting_int
 from dispatcher.store.client import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.webhooks")
@@ -77,9 +78,8 @@ class WebhookSettings:
             raise SettingsError("WEBHOOK_URL and WEBHOOK_SECRET are set together or not at all")
         if not url.startswith(("https://", "http://")):
             raise SettingsError(f"WEBHOOK_URL={url!r} is not an http(s) URL")
-        return cls(url, secret_key(secret), float_setting(env, "WEBHOOK_TIMEOUT_SECONDS", cls.timeout_seconds,
-                                                           minimum=0.1),
-                   int_setting(env, "WEBHOOK_MAX_QUEUE", cls.max_queue, minimum=1, maximum=100_000))
+        return cls(url, secret_key(secret), setting_float(env, "WEBHOOK_TIMEOUT_SECONDS"),
+                   setting_int(env, "WEBHOOK_MAX_QUEUE"))
 
 
 def secret_key(secret: str) -> bytes:

@@ -13,17 +13,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-MACHINE_KINDS = ("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s")
-TRANSPORT_KINDS = ("daily", "webrtc")
+from dispatcher.settings.model import ENUM, LIST
+from dispatcher.settings.read import SettingsError as SettingsError  # defined beside its reader, raised by all
+from dispatcher.settings.read import entry, setting_choice, setting_float, setting_int, setting_list, setting_text
+
+MACHINE_KINDS = entry("MACHINES", ENUM).choices  # "local", then the providers
+TRANSPORT_KINDS = entry("TRANSPORTS", LIST).choices
 
 
 # A client key's name (`name:key` in DISPATCHER_API_KEYS): its sessions, limits and default release.
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 KEY_NAME_RULE = "1-32 lowercase letters, digits or '-', not starting with '-'"
-
-
-class SettingsError(ValueError):
-    """A configuration value is missing or invalid; the message names the variable."""
 
 
 def hash_api_key(key: str) -> bytes:
@@ -48,13 +48,10 @@ def require(env: Mapping[str, str], names: tuple[str, ...], machines: str) -> di
     return {name: env[name].strip() for name in names}
 
 
-def api_endpoint(env: Mapping[str, str], url_variable: str, default_url: str, auth_variable: str,
-                 auths: tuple[str, ...]) -> tuple[str, str]:
-    """A provider's API URL and how it signs in (`auths[0]` by default; `none` only for a local fake)."""
+def api_endpoint(env: Mapping[str, str], url_variable: str, default_url: str, auth_variable: str) -> tuple[str, str]:
+    """A provider's API URL and how it signs in (its catalogue choices; `none` only for a local fake)."""
     api_url = (env.get(url_variable, "").strip() or default_url).rstrip("/")
-    auth = env.get(auth_variable, "").strip().lower() or auths[0]
-    if auth not in auths:
-        raise SettingsError(f"{auth_variable}={auth!r} is not one of {', '.join(auths)}")
+    auth = setting_choice(env, auth_variable)
     if auth == "none" and api_url == default_url:
         raise SettingsError(f"{auth_variable}=none is only for a local fake at {url_variable}")
     return api_url, auth
@@ -63,6 +60,9 @@ def api_endpoint(env: Mapping[str, str], url_variable: str, default_url: str, au
 def int_setting(
     env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int | None = None
 ) -> int:
+    """A whole number with the default and bounds given here: only for a name outside the catalogue.
+    A setting is read by its entry (dispatcher/settings/read.py), and tests/dispatcher/test_settings_read.py
+    fails where a dispatcher module calls this."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -78,6 +78,7 @@ def int_setting(
 
 
 def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A finite number with the default and bound given here: as `int_setting`, outside the catalogue only."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -89,14 +90,6 @@ def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum:
         raise SettingsError(f"{name}={raw!r} must be a finite number")
     if value < minimum:
         raise SettingsError(f"{name}={value:g} must be at least {minimum:g}")
-    return value
-
-
-def _share(env: Mapping[str, str], name: str, default: float) -> float:
-    """A fraction of a whole: above 0, at most 1 (1: a caller may use it all)."""
-    value = float_setting(env, name, default)
-    if not 0 < value <= 1:
-        raise SettingsError(f"{name}={value:g} must be above 0 and at most 1 (a fraction of the whole)")
     return value
 
 
@@ -175,10 +168,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        host = env.get("HOST", "").strip() or cls.host
-        machines = (env.get("MACHINES", "").strip() or cls.machines).lower()
-        if machines not in MACHINE_KINDS:
-            raise SettingsError(f"MACHINES={machines!r} is not one of {', '.join(MACHINE_KINDS)}")
+        host = setting_text(env, "HOST")
+        machines = setting_choice(env, "MACHINES")
         if "DISPATCHER_PEERS" in env:  # removed: a leftover would leave replicas unable to reach each other's bots
             raise SettingsError("DISPATCHER_PEERS is no longer read: replicas find each other's bots through their "
                                 "shared store; set REDIS_URL instead (docs/replicas.md)")
@@ -209,7 +200,7 @@ class Settings:
             # A name's sessions are bound to it with a deployment secret every replica holds.
             raise SettingsError("DISPATCHER_API_KEYS has named keys (name:key): set BOT_CHANNEL_TOKEN (or "
                                 "REGION_SECRET with regions), which binds a name's sessions to it on every replica")
-        port = int_setting(env, "PORT", cls.port, minimum=0, maximum=65535)
+        port = setting_int(env, "PORT")
         return cls(
             host=host,
             port=port,
@@ -219,36 +210,31 @@ class Settings:
             api_key_hashes=frozenset(hash_api_key(k) for k in keys),
             api_key_names=tuple(named),
             admin_key_hashes=frozenset(admin_keys),
-            max_concurrent_sessions=int_setting(env, "MAX_CONCURRENT_SESSIONS", cls.max_concurrent_sessions),
-            key_session_share=_share(env, "KEY_SESSION_SHARE", cls.key_session_share),
-            key_warm_share=_share(env, "KEY_WARM_SHARE", cls.key_warm_share),
-            max_session_seconds=int_setting(env, "MAX_SESSION_SECONDS", cls.max_session_seconds, minimum=10),
-            start_wait_seconds=float_setting(env, "START_WAIT_SECONDS", cls.start_wait_seconds, minimum=0.1),
-            start_rate_per_key=float_setting(env, "START_RATE_PER_KEY", cls.start_rate_per_key, minimum=0.001),
-            start_burst_per_key=int_setting(env, "START_BURST_PER_KEY", cls.start_burst_per_key),
-            read_rate_per_key=float_setting(env, "READ_RATE_PER_KEY", cls.read_rate_per_key, minimum=0.001),
-            read_burst_per_key=int_setting(env, "READ_BURST_PER_KEY", cls.read_burst_per_key),
-            reaper_interval_seconds=float_setting(env, "REAPER_INTERVAL_SECONDS", cls.reaper_interval_seconds),
-            reaper_grace_seconds=float_setting(env, "REAPER_GRACE_SECONDS", cls.reaper_grace_seconds),
-            cors_allow_origins=_origins(env.get("CORS_ALLOW_ORIGINS", "")),
-            keep_alive_seconds=int_setting(env, "KEEP_ALIVE_SECONDS", cls.keep_alive_seconds),
-            header_timeout_seconds=float_setting(env, "HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds,
-                                                 minimum=0.1),
-            write_timeout_seconds=float_setting(env, "WRITE_TIMEOUT_SECONDS", cls.write_timeout_seconds, minimum=0.1),
-            max_connections=int_setting(env, "MAX_CONNECTIONS", cls.max_connections, minimum=1),
+            max_concurrent_sessions=setting_int(env, "MAX_CONCURRENT_SESSIONS"),
+            key_session_share=setting_float(env, "KEY_SESSION_SHARE"),
+            key_warm_share=setting_float(env, "KEY_WARM_SHARE"),
+            max_session_seconds=setting_int(env, "MAX_SESSION_SECONDS"),
+            start_wait_seconds=setting_float(env, "START_WAIT_SECONDS"),
+            start_rate_per_key=setting_float(env, "START_RATE_PER_KEY"),
+            start_burst_per_key=setting_int(env, "START_BURST_PER_KEY"),
+            read_rate_per_key=setting_float(env, "READ_RATE_PER_KEY"),
+            read_burst_per_key=setting_int(env, "READ_BURST_PER_KEY"),
+            reaper_interval_seconds=setting_float(env, "REAPER_INTERVAL_SECONDS"),
+            reaper_grace_seconds=setting_float(env, "REAPER_GRACE_SECONDS"),
+            cors_allow_origins=_origins(setting_list(env, "CORS_ALLOW_ORIGINS")),
+            keep_alive_seconds=setting_int(env, "KEEP_ALIVE_SECONDS"),
+            header_timeout_seconds=setting_float(env, "HEADER_TIMEOUT_SECONDS"),
+            write_timeout_seconds=setting_float(env, "WRITE_TIMEOUT_SECONDS"),
+            max_connections=setting_int(env, "MAX_CONNECTIONS"),
             bot_channel_token=_bot_channel_token(env),
             transports=allowed_transports(env, machines),
-            bot_channel_max_connections=int_setting(env, "BOT_CHANNEL_MAX_CONNECTIONS", cls.bot_channel_max_connections,
-                                                    minimum=1),
-            bot_channel_max_identity_only=int_setting(env, "BOT_CHANNEL_MAX_IDENTITY_ONLY",
-                                                      cls.bot_channel_max_identity_only, minimum=1, maximum=1000),
-            bot_channel_identity_only_per_address=int_setting(env, "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS",
-                                                              cls.bot_channel_identity_only_per_address,
-                                                              minimum=1, maximum=10_000),
-            session_waits=int_setting(env, "SESSION_WAITS", cls.session_waits, minimum=1),
-            session_waits_per_key=int_setting(env, "SESSION_WAITS_PER_KEY", cls.session_waits_per_key, minimum=1),
-            session_wait_seconds=float_setting(env, "SESSION_WAIT_SECONDS", cls.session_wait_seconds, minimum=1.0),
-            session_poll_seconds=float_setting(env, "SESSION_POLL_SECONDS", cls.session_poll_seconds, minimum=0.1),
+            bot_channel_max_connections=setting_int(env, "BOT_CHANNEL_MAX_CONNECTIONS"),
+            bot_channel_max_identity_only=setting_int(env, "BOT_CHANNEL_MAX_IDENTITY_ONLY"),
+            bot_channel_identity_only_per_address=setting_int(env, "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS"),
+            session_waits=setting_int(env, "SESSION_WAITS"),
+            session_waits_per_key=setting_int(env, "SESSION_WAITS_PER_KEY"),
+            session_wait_seconds=setting_float(env, "SESSION_WAIT_SECONDS"),
+            session_poll_seconds=setting_float(env, "SESSION_POLL_SECONDS"),
         )
 
 
@@ -288,7 +274,7 @@ def _api_keys(env: Mapping[str, str]) -> list[tuple[str | None, str]]:
 def _bot_channel_port(env: Mapping[str, str], port: int) -> int | None:
     if not env.get("BOT_CHANNEL_PORT", "").strip():
         return None
-    channel_port = int_setting(env, "BOT_CHANNEL_PORT", 0, minimum=1, maximum=65535)
+    channel_port = setting_int(env, "BOT_CHANNEL_PORT", default=0)
     if channel_port == port:
         raise SettingsError(f"BOT_CHANNEL_PORT={channel_port} is PORT too: give the bot channel a port of its own "
                             "(e.g. 8081), or unset BOT_CHANNEL_PORT to serve the channel on PORT")
@@ -328,12 +314,8 @@ def allowed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]
 def listed_transports(env: Mapping[str, str], machines: str) -> tuple[str, ...]:
     """`TRANSPORTS` and `DEFAULT_TRANSPORT` as written → the transports, the default first: their names
     checked, not what they need (a stack reads this from the plain settings, the token kept apart)."""
-    raw = [t.strip().lower() for t in env.get("TRANSPORTS", "").split(",") if t.strip()]
-    listed = tuple(dict.fromkeys(raw)) or (("webrtc",) if machines == "local" else ("daily",))
-    for transport in listed:
-        if transport not in TRANSPORT_KINDS:
-            raise SettingsError(f"TRANSPORTS: {transport!r} is not one of {', '.join(TRANSPORT_KINDS)}")
-    default = env.get("DEFAULT_TRANSPORT", "").strip().lower() or listed[0]
+    listed = setting_list(env, "TRANSPORTS") or (("webrtc",) if machines == "local" else ("daily",))
+    default = setting_choice(env, "DEFAULT_TRANSPORT") or listed[0]
     if default not in listed:
         raise SettingsError(f"DEFAULT_TRANSPORT={default!r} is not in TRANSPORTS ({', '.join(listed)})")
     return (default, *(t for t in listed if t != default))
@@ -352,8 +334,8 @@ def _bot_channel_token(env: Mapping[str, str]) -> str | None:
     return token
 
 
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+def _origins(listed: tuple[str, ...]) -> tuple[str, ...]:
+    origins = tuple(o.rstrip("/") for o in listed)
     for origin in origins:
         if origin == "*" or not origin.startswith(("https://", "http://")):
             raise SettingsError(

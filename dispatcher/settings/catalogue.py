@@ -6,7 +6,7 @@ a new variable is added here, with its meaning, or the tests name it."""
 
 from __future__ import annotations
 
-from dispatcher.settings.model import INTEGER, NUMBER, STRING, Section, Setting
+from dispatcher.settings.model import BOOLEAN, ENUM, INTEGER, LIST, NUMBER, STRING, Section, Setting
 
 # What a team actually sets, in the order it meets them: name → why, in a line (the page opens with them,
 # `python -m dispatcher --help` lists them).
@@ -41,10 +41,19 @@ INTRODUCTION = """\
 
 Everything is configured with environment variables: the dispatcher's, its providers', and the
 bot's. This page lists every variable the code reads, once: it is generated from the catalogue of
-settings (`dispatcher/settings/catalogue.py`), which tests hold equal to what the code reads and to
-the parsers' defaults. A bad value stops the dispatcher at start-up with one line naming the
-variable; every problem of a configuration is reported at once, and `voicefleet config check`
-reports them before a start.
+settings (`dispatcher/settings/catalogue.py`), which tests hold equal to what the code reads. The
+dispatcher reads its numbers, booleans and choices by their entry, so the default, the bounds and
+the allowed values shown here are the ones a start applies. A whole number or a number outside its bounds, a
+word that is not one of a setting's choices, or a boolean that is not `1`/`0`, `true`/`false`,
+`yes`/`no` or `on`/`off` (any case) stops the dispatcher at start-up with one line naming the
+variable and what it allows; every problem of a configuration is reported at once, and
+`voicefleet config check` reports them before a start.
+
+[reference/configuration.schema.json](reference/configuration.schema.json) is the same catalogue as
+a JSON Schema, for an editor or CI to check a `VOICEFLEET_CONFIG` file with: a number is held to its
+bounds, a choice to its list (`enum`), a boolean is `true`/`false`, `0`/`1` or one of the words
+above; a value written as text (as the environment holds it) is held to its form only (digits, a
+boolean's words), its bounds being the start's check.
 
 Secrets (`DISPATCHER_API_KEYS`, `BOT_CHANNEL_TOKEN`, `TURN_SHARED_SECRET`, `REDIS_MESSAGE_SECRET`, `DAILY_API_KEY`,
 `FLY_API_TOKEN`, the bot's service keys) belong in the environment from a secret store, never on
@@ -409,11 +418,11 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="address to listen on",
     ),
     Setting(
-        "PORT", "server", INTEGER, default="8080",
+        "PORT", "server", INTEGER, minimum=0, maximum=65535, default="8080",
         meaning="port to listen on",
     ),
     Setting(
-        "MACHINES", "local", STRING, default="local",
+        "MACHINES", "local", ENUM, choices=("local", "ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s"), default="local",
         meaning=(
             "where bots run: `local`, `ecs`, `gce`, `fly`, `cerebrium`, `cloudrun`, `modal`, `aci` "
             "([below](#cloud-providers))"
@@ -500,7 +509,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RELEASE_HEALTH_MIN_CANARY", "releases", INTEGER, default="20",
+        "RELEASE_HEALTH_MIN_CANARY", "releases", INTEGER, minimum=1, default="20",
         meaning=(
             "sessions of a canary and of the stable release the automatic rollback needs in its window before it "
             "judges a canary ([releases.md](releases.md#automatic-rollback)); lower only to try it on a laptop: "
@@ -508,10 +517,10 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RELEASE_HEALTH_MIN_STABLE", "releases", INTEGER, default="100", row="RELEASE_HEALTH_MIN_CANARY",
+        "RELEASE_HEALTH_MIN_STABLE", "releases", INTEGER, minimum=1, default="100", row="RELEASE_HEALTH_MIN_CANARY",
     ),
     Setting(
-        "RELEASE_SMOKE_DEADLINE_SECONDS", "releases", NUMBER, default="120",
+        "RELEASE_SMOKE_DEADLINE_SECONDS", "releases", NUMBER, minimum=1, default="120",
         meaning=(
             "how long a release's smoke session has, from its start, for the caller to hear the bot; undecided "
             "then, the smoke failed and its machine is stopped ([releases.md](releases.md#smoke-session)). Leave "
@@ -519,14 +528,14 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RELEASE_AUTO_ROLLBACK", "releases", STRING, default="on",
+        "RELEASE_AUTO_ROLLBACK", "releases", BOOLEAN, default="on",
         meaning=(
             "`off`: a canary that breaches is shown (`GET /releases`, a log line) and its traffic left to the "
             "operator"
         ),
     ),
     Setting(
-        "MAX_CONCURRENT_SESSIONS", "sessions", INTEGER, default="10",
+        "MAX_CONCURRENT_SESSIONS", "sessions", INTEGER, minimum=1, default="10",
         meaning=(
             "active sessions before `POST /start` answers `429` + `Retry-After`; an admin changes it at runtime, "
             "with each key's share and the reserve's bounds (`voicefleet capacity set`, "
@@ -534,7 +543,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "KEY_SESSION_SHARE", "keys", NUMBER, default="0.5",
+        "KEY_SESSION_SHARE", "keys", NUMBER, above=0, maximum=1, default="0.5",
         meaning=(
             "the part of `MAX_CONCURRENT_SESSIONS` one API key may hold (rounded down, at least 1) while other "
             "callers share the deployment; past it the key's start answers `429` `key_at_capacity` + "
@@ -546,7 +555,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "KEY_WARM_SHARE", "keys", NUMBER, default="0.5",
+        "KEY_WARM_SHARE", "keys", NUMBER, above=0, maximum=1, default="0.5",
         meaning=(
             "the part of the warm reserve (`RESERVE_MAX_IDLE`) one API key may claim a minute under the same "
             "rule; past it the key's starts launch cold (a start whose `maxWaitSeconds` only a warm bot meets "
@@ -554,48 +563,48 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "MAX_SESSION_SECONDS", "sessions", INTEGER, default="1800",
+        "MAX_SESSION_SECONDS", "sessions", INTEGER, minimum=10, default="1800",
         meaning=(
             "hard cap on a session, passed to the bot (and, in the cloud, to the provider and the tokens)"
         ),
     ),
     Setting(
-        "START_WAIT_SECONDS", "sessions", NUMBER, default="30",
+        "START_WAIT_SECONDS", "sessions", NUMBER, minimum=0.1, default="30",
         meaning="deadline of `?wait=started` and of an early offer waiting for its bot",
     ),
     Setting(
-        "SESSION_WAITS", "sessions", INTEGER, default="1000",
+        "SESSION_WAITS", "sessions", INTEGER, minimum=1, default="1000",
         meaning=(
             "open waits on sessions (event streams and long-polls of `GET /sessions/{id}`) per replica and per "
             "API key; past either, `429` `too_many_waits` + `Retry-After`"
         ),
     ),
     Setting(
-        "SESSION_WAITS_PER_KEY", "sessions", INTEGER, default="20", row="SESSION_WAITS",
+        "SESSION_WAITS_PER_KEY", "sessions", INTEGER, minimum=1, default="20", row="SESSION_WAITS",
     ),
     Setting(
-        "SESSION_WAIT_SECONDS", "sessions", NUMBER, default="300",
+        "SESSION_WAIT_SECONDS", "sessions", NUMBER, minimum=1, default="300",
         meaning="deadline of one event stream (a long-poll's own `timeout` is at most 50 s)",
     ),
     Setting(
-        "SESSION_POLL_SECONDS", "sessions", NUMBER, default="1",
+        "SESSION_POLL_SECONDS", "sessions", NUMBER, minimum=0.1, default="1",
         meaning=(
             "how often a watched session past `starting` is read from the provider (while `starting`, the "
             "provider's own wait is used)"
         ),
     ),
     Setting(
-        "START_RATE_PER_KEY", "keys", NUMBER, default="5",
+        "START_RATE_PER_KEY", "keys", NUMBER, minimum=0.001, default="5",
         meaning=(
             "per-API-key token bucket on `POST /start` (`429` `rate_limited` + `Retry-After` past it); the calls "
             "carriers open themselves are one caller with the same bucket"
         ),
     ),
     Setting(
-        "START_BURST_PER_KEY", "keys", INTEGER, default="20", row="START_RATE_PER_KEY",
+        "START_BURST_PER_KEY", "keys", INTEGER, minimum=1, default="20", row="START_RATE_PER_KEY",
     ),
     Setting(
-        "READ_RATE_PER_KEY", "keys", NUMBER, default="20",
+        "READ_RATE_PER_KEY", "keys", NUMBER, minimum=0.001, default="20",
         meaning=(
             "per-API-key token bucket on reading, stopping and signalling sessions (`GET`/`DELETE "
             "/sessions/{id}`, offers, and each provider read of a session's event stream: past the bucket a "
@@ -603,18 +612,18 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "READ_BURST_PER_KEY", "keys", INTEGER, default="100", row="READ_RATE_PER_KEY",
+        "READ_BURST_PER_KEY", "keys", INTEGER, minimum=1, default="100", row="READ_RATE_PER_KEY",
     ),
     Setting(
-        "REAPER_INTERVAL_SECONDS", "sessions", NUMBER, default="60",
+        "REAPER_INTERVAL_SECONDS", "sessions", NUMBER, minimum=0, default="60",
         meaning="how often the reaper sweeps (jittered ±20 %; `0` turns it off)",
     ),
     Setting(
-        "REAPER_GRACE_SECONDS", "sessions", NUMBER, default="120",
+        "REAPER_GRACE_SECONDS", "sessions", NUMBER, minimum=0, default="120",
         meaning="a machine still active `MAX_SESSION_SECONDS` + this after launch is stopped by the reaper",
     ),
     Setting(
-        "CORS_ALLOW_ORIGINS", "server", STRING,
+        "CORS_ALLOW_ORIGINS", "server", LIST,
         shown="unset",
         meaning=(
             "comma-separated origins (`https://app.example.com`) allowed to call the API from a browser; none by "
@@ -636,7 +645,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "KEEP_ALIVE_SECONDS", "server", INTEGER, default="5",
+        "KEEP_ALIVE_SECONDS", "server", INTEGER, minimum=1, default="5",
         meaning=(
             "HTTP keep-alive; behind a load balancer keep it above the balancer's idle timeout. A client calling "
             "the dispatcher directly should drop idle connections sooner than this (httpx keeps them 5 s: "
@@ -645,14 +654,14 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "HEADER_TIMEOUT_SECONDS", "server", NUMBER, default="10",
+        "HEADER_TIMEOUT_SECONDS", "server", NUMBER, minimum=0.1, default="10",
         meaning=(
             "a connection's time to send one whole request (after opening, or after its previous answer plus the "
             "keep-alive); slower connections are closed ([security.md](security.md))"
         ),
     ),
     Setting(
-        "WRITE_TIMEOUT_SECONDS", "server", NUMBER, default="30",
+        "WRITE_TIMEOUT_SECONDS", "server", NUMBER, minimum=0.1, default="30",
         meaning=(
             "a client's time to take some of an answer it stopped reading (once the socket's buffer is full); "
             "past it the connection is aborted, so a \"slow read\" holds nothing ([security.md](security.md)). A "
@@ -660,7 +669,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "MAX_CONNECTIONS", "server", INTEGER, default="4000",
+        "MAX_CONNECTIONS", "server", INTEGER, minimum=1, default="4000",
         meaning=(
             "connections open at once — API, bot channels and media sockets alike — and never more than half the "
             "process's descriptor limit (`ulimit -n`; the rest is for the store, the bots' pipes and files). One "
@@ -677,11 +686,11 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "LOG_LEVEL", "observability", STRING, default="info",
+        "LOG_LEVEL", "observability", ENUM, choices=("debug", "info", "warning", "error", "critical"), default="info",
         meaning="`debug`, `info`, `warning`, `error`, `critical`",
     ),
     Setting(
-        "LOG_FORMAT", "observability", STRING, default="text",
+        "LOG_FORMAT", "observability", ENUM, choices=("text", "json"), default="text",
         meaning=(
             "`json`: one JSON object per line (`time`, `level`, `logger`, `message`, `replica`, `session_id`, "
             "`trace_id`, `release`, `exception`), uvicorn's lines included; the bot host reads it too (its lines "
@@ -692,7 +701,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "METRIC_LINES", "observability", STRING, default="off",
+        "METRIC_LINES", "observability", ENUM, choices=("off", "emf", "json"), default="off",
         meaning=(
             "the metrics of `/metrics` also written to stdout, one JSON line per dimension set every "
             "`METRIC_LINES_SECONDS`, for a cloud's log pipeline to turn into metrics without a scraper: `emf` "
@@ -704,7 +713,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "METRIC_LINES_SECONDS", "observability", NUMBER, default="60",
+        "METRIC_LINES_SECONDS", "observability", NUMBER, minimum=1, default="60",
         meaning=(
             "how often metric lines are written (at least 1); CloudWatch and Cloud Monitoring keep one-minute "
             "points, so less buys nothing there"
@@ -732,7 +741,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_CHANNEL_PORT", "channel", STRING,
+        "BOT_CHANNEL_PORT", "channel", INTEGER, minimum=1, maximum=65535,
         shown="unset",
         meaning=(
             "(1–65535, not `PORT`) a second port, on the same `HOST`, that serves only the bots' routes "
@@ -766,7 +775,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_CHANNEL_MAX_CONNECTIONS", "channel", INTEGER, default="1000",
+        "BOT_CHANNEL_MAX_CONNECTIONS", "channel", INTEGER, minimum=1, default="1000",
         meaning=(
             "bot channels open at once (each live bot holds one); past it a bot's handshake is refused. The AWS "
             "stacks set it per replica from `maxConcurrentSessions + reserveMaxIdle` over `dispatcherCount - 1` "
@@ -774,7 +783,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_CHANNEL_MAX_IDENTITY_ONLY", "channel", INTEGER, default="32",
+        "BOT_CHANNEL_MAX_IDENTITY_ONLY", "channel", INTEGER, minimum=1, maximum=1000, default="32",
         meaning=(
             "(1–1000) channel sockets with no credential (a Kubernetes warm pool's bots, which dial with their "
             "pod's identity alone: [kubernetes.md](kubernetes.md#the-warm-path)) whose hello is being checked at "
@@ -784,7 +793,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS", "channel", INTEGER, default="5",
+        "BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS", "channel", INTEGER, minimum=1, maximum=10000, default="5",
         meaning=(
             "(1–10000) channel sockets with no credential one remote address may open a minute. Each pool pod "
             "dials from an address of its own; raise it where the bots reach the channel through one address (an "
@@ -792,7 +801,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "TRANSPORTS", "media", STRING,
+        "TRANSPORTS", "media", LIST, choices=("daily", "webrtc"),
         shown="local `webrtc`; cloud `daily`",
         meaning=(
             "the transports sessions may use, comma-separated: `daily`, `webrtc`. Locally, `daily` needs "
@@ -804,7 +813,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "DEFAULT_TRANSPORT", "media", STRING,
+        "DEFAULT_TRANSPORT", "media", ENUM, choices=("daily", "webrtc"),
         shown="the first of `TRANSPORTS`",
         meaning="what a start without `transport` (or `createDailyRoom`) gets",
     ),
@@ -828,11 +837,11 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "TURN_CREDENTIAL_TTL_SECONDS", "media", INTEGER, default="600",
+        "TURN_CREDENTIAL_TTL_SECONDS", "media", INTEGER, minimum=30, maximum=3600, default="600",
         meaning="lifetime of each issued credential, 30–3600 s",
     ),
     Setting(
-        "TURN_CREDENTIALS_PER_KEY", "media", INTEGER, default="20",
+        "TURN_CREDENTIALS_PER_KEY", "media", INTEGER, minimum=1, default="20",
         meaning=(
             "how many clients' TURN credentials one API key may hold before they expire; a WebRTC start past it "
             "is refused with `429 turn_credentials_exhausted` and `Retry-After` (until its oldest expires). "
@@ -846,7 +855,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "ICE_TRANSPORT_POLICY", "media", STRING,
+        "ICE_TRANSPORT_POLICY", "media", ENUM, choices=("relay", "all"),
         shown="cloud `relay`, local `all`",
         meaning=(
             "the **client's** policy, put in `iceConfig`: `relay` (both peers relay; nothing about the client's "
@@ -874,7 +883,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "LOCAL_STOP_GRACE_SECONDS", "local", INTEGER, default="5",
+        "LOCAL_STOP_GRACE_SECONDS", "local", NUMBER, minimum=0, default="5",
         meaning="local mode: SIGTERM → SIGKILL grace",
     ),
     Setting(
@@ -899,7 +908,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "LOCAL_BOT_ISOLATION", "local", STRING, default="auto",
+        "LOCAL_BOT_ISOLATION", "local", ENUM, choices=("auto", "required"), default="auto",
         meaning=(
             "local mode: `auto` gives each bot a Landlock sandbox of its own (Linux 5.13 or later with Landlock "
             "enabled) so it can read, trace or signal neither the dispatcher nor another bot, and starts bots "
@@ -961,14 +970,14 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "WEBHOOK_TIMEOUT_SECONDS", "webhooks", NUMBER, default="5",
+        "WEBHOOK_TIMEOUT_SECONDS", "webhooks", NUMBER, minimum=0.1, default="5",
         meaning=(
             "one delivery attempt; an answer other than 2xx, or none, is retried after 1, 2, 4, 8, 16 and 32 s, "
             "then logged and given up"
         ),
     ),
     Setting(
-        "WEBHOOK_MAX_QUEUE", "webhooks", INTEGER, default="1000",
+        "WEBHOOK_MAX_QUEUE", "webhooks", INTEGER, minimum=1, maximum=100000, default="1000",
         meaning=(
             "events waiting for delivery (with several replicas, in the store, all replicas' together); past it, "
             "an event is dropped and logged"
@@ -1011,7 +1020,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RECORDING_REQUIRED", "recording", STRING, default="false",
+        "RECORDING_REQUIRED", "recording", BOOLEAN, default="false",
         meaning=(
             '`true`: a session whose recording cannot be kept (the store cannot be written) is refused, `503 '
             "recording_unavailable` naming the store's fault; `false`: it runs unrecorded, `recording_skipped` on"
@@ -1077,31 +1086,31 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RECORDING_CHECKPOINT_SECONDS", "recording", NUMBER, default="20",
+        "RECORDING_CHECKPOINT_SECONDS", "recording", NUMBER, minimum=1, default="20",
         meaning=(
             "the bot uploads the part still filling this often: a bot that dies loses at most about this much of "
             "its call"
         ),
     ),
     Setting(
-        "RECORDING_PART_URL_SECONDS", "recording", INTEGER, default="300",
+        "RECORDING_PART_URL_SECONDS", "recording", NUMBER, minimum=30, maximum=3600, default="300",
         meaning="how long a part's upload URL, handed to the bot, may be used (30 to 3600)",
     ),
     Setting(
-        "RECORDING_DOWNLOAD_URL_SECONDS", "recording", INTEGER, default="300",
+        "RECORDING_DOWNLOAD_URL_SECONDS", "recording", NUMBER, minimum=10, maximum=604800, default="300",
         meaning=(
             "how long a download URL from `GET /sessions/{id}/artifacts` may be used (10 to 604800, S3's week)"
         ),
     ),
     Setting(
-        "RECORDING_END_GRACE_SECONDS", "recording", NUMBER, default="60",
+        "RECORDING_END_GRACE_SECONDS", "recording", NUMBER, minimum=0, default="60",
         meaning=(
             "a recorded bot's channel gone without its end: how long it has to dial again before its recording is "
             "completed as it is (at once when its provider says the machine ended)"
         ),
     ),
     Setting(
-        "SHUTDOWN_GRACE_SECONDS", "store", INTEGER, default="90",
+        "SHUTDOWN_GRACE_SECONDS", "store", INTEGER, minimum=1, maximum=3600, default="90",
         meaning=(
             "on SIGTERM, how long requests in flight may finish before the process exits (ECS sends SIGKILL 120 s "
             "after SIGTERM at most); see [replicas.md](replicas.md#deploys-and-failures)"
@@ -1162,7 +1171,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "REDIS_AUTH", "store", STRING, default="password",
+        "REDIS_AUTH", "store", ENUM, choices=("password", "gcp-iam"), default="password",
         meaning=(
             "`gcp-iam`: sign in to Memorystore for Valkey with the service account's own access token (IAM "
             "authentication)"
@@ -1182,17 +1191,17 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="this replica's name in the store (letters, digits, `-`, `_`; at most 64)",
     ),
     Setting(
-        "REDIS_TIMEOUT_SECONDS", "store", NUMBER, default="0.5",
+        "REDIS_TIMEOUT_SECONDS", "store", NUMBER, minimum=0.01, default="0.5",
         meaning="the most one store call may take, connecting included; then it counts as unreachable",
     ),
     Setting(
-        "REDIS_LEASE_SECONDS", "store", NUMBER, default="15",
+        "REDIS_LEASE_SECONDS", "store", NUMBER, minimum=1, default="15",
         meaning=(
             "how long a replica's and a session owner's record outlive a replica that stopped renewing them"
         ),
     ),
     Setting(
-        "REDIS_MAX_CONNECTIONS", "store", INTEGER, default="64",
+        "REDIS_MAX_CONNECTIONS", "store", INTEGER, minimum=2, default="64",
         meaning="the replica's connection pool (a call waits for a free one, within its timeout)",
     ),
     Setting(
@@ -1232,7 +1241,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "REGION_HOLD_FOR_NEIGHBOURS", "regions", INTEGER, default="0",
+        "REGION_HOLD_FOR_NEIGHBOURS", "regions", BOOLEAN, default="0",
         meaning=(
             "`1`: the planner also holds, on top of its own stock, its share of what a busier region within "
             "`REGION_SPILL_BUDGET_MS` lacks of its own need (a burst past its provider's creates a second), so "
@@ -1241,7 +1250,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "REGION_SPILL_BUDGET_MS", "regions", NUMBER, default="100",
+        "REGION_SPILL_BUDGET_MS", "regions", NUMBER, minimum=0, default="100",
         meaning=(
             "the round trip (measured, ms) within which a busier region's bots count toward this region's "
             "reserve: the planner keeps fewer warm bots here while such a neighbour holds, beyond its own "
@@ -1281,29 +1290,28 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="checks `X-Twilio-Signature` on Twilio's webhooks and WebSocket upgrades",
     ),
     Setting(
-        "TWILIO_SIGNED_STREAMS", "phone", STRING,
-        shown="off",
+        "TWILIO_SIGNED_STREAMS", "phone", BOOLEAN, default="0",
         meaning=(
             "`1`: a Twilio stream may be admitted by its upgrade's signature alone (a TwiML Bin naming "
             "`/ws/twilio`), once per signature ([phone.md](phone.md)); off, only a one-time token opens one"
         ),
     ),
     Setting(
-        "PHONE_HANDSHAKE_SECONDS", "phone", INTEGER, default="10",
+        "PHONE_HANDSHAKE_SECONDS", "phone", INTEGER, minimum=1, default="10",
         meaning=(
             "a carrier stream that has not sent its first two messages by then is closed before any session "
             "starts"
         ),
     ),
     Setting(
-        "PHONE_SILENCE_SECONDS", "phone", INTEGER, default="10",
+        "PHONE_SILENCE_SECONDS", "phone", INTEGER, minimum=1, default="10",
         meaning=(
             "past its handshake, a carrier stream that sends no audio (`media` event or binary frame) for this "
             "long is closed (`1008`) and its session stopped"
         ),
     ),
     Setting(
-        "PHONE_MAX_FRAMES_PER_SECOND", "phone", INTEGER, default="250",
+        "PHONE_MAX_FRAMES_PER_SECOND", "phone", INTEGER, minimum=50, default="250",
         meaning=(
             "frames a second each side of a relayed call may send (≥ 50; carriers send 50), five seconds' worth "
             "at once, beside 1 MiB a second (one second's at once); a side past either is closed with `1008` and "
@@ -1330,7 +1338,7 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset",
     ),
     Setting(
-        "EXOTEL_MAX_CALLS", "phone", STRING,
+        "EXOTEL_MAX_CALLS", "phone", INTEGER, minimum=1,
         shown="half of `KEY_SESSION_SHARE` × `MAX_CONCURRENT_SESSIONS`, at least 1",
         meaning=(
             "calls admitted by Exotel's reusable Basic credential at once, for the deployment (past it: closed "
@@ -1348,7 +1356,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "PHONE_MAX_WAIT_SECONDS", "phone", NUMBER, default="3",
+        "PHONE_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="3",
         meaning=(
             "with several regions: a carrier's webhook whose call's bot would start cold here past this many "
             "seconds (no idle bot), or that finds this region at `MAX_CONCURRENT_SESSIONS`, hands the call to the "
@@ -1357,7 +1365,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "PHONE_DRAIN_SECONDS", "phone", STRING, default="MAX_SESSION_SECONDS",
+        "PHONE_DRAIN_SECONDS", "phone", INTEGER, minimum=0, shown="`MAX_SESSION_SECONDS`",
         meaning=(
             "on SIGTERM with calls in flight: how long they may go on before the dispatcher exits (new calls are "
             "refused, `/healthz` answers 503 meanwhile); `0` exits at once"
@@ -1386,8 +1394,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "DAILY_ALLOW_DIALOUT", "phone", STRING,
-        shown="unset",
+        "DAILY_ALLOW_DIALOUT", "phone", BOOLEAN, default="0",
         meaning=(
             "`1`: a start may ask for `dailyRoomProperties.enable_dialout` (the bot dials phone numbers, which "
             "costs money); otherwise a 422"
@@ -1408,7 +1415,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_GPU_COUNT", "gpu", INTEGER, default="1",
+        "BOT_GPU_COUNT", "gpu", INTEGER, minimum=1, maximum=8, default="1",
         example="`2`",
         meaning=(
             "GPUs per bot where they are attached (Compute Engine N1, Modal); a G2/A2/A3 machine type fixes its "
@@ -1432,49 +1439,49 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="room name = prefix + session id",
     ),
     Setting(
-        "DAILY_BOT_JOIN_SECONDS", "daily", INTEGER, default="600",
+        "DAILY_BOT_JOIN_SECONDS", "daily", INTEGER, minimum=10, default="600",
         example="`300`",
         meaning="the bot must *join* within this (covers a cold start)",
     ),
     Setting(
-        "DAILY_USER_JOIN_SECONDS", "daily", INTEGER, default="300",
+        "DAILY_USER_JOIN_SECONDS", "daily", INTEGER, minimum=10, default="300",
         example="`120`",
         meaning="the caller must *join* within this",
     ),
     Setting(
-        "DAILY_TIMEOUT_SECONDS", "daily", NUMBER, default="5",
+        "DAILY_TIMEOUT_SECONDS", "daily", NUMBER, minimum=0.1, default="5",
         example="",
         meaning="per HTTP call",
     ),
     Setting(
-        "DAILY_RETRY_DEADLINE_SECONDS", "daily", NUMBER, default="8",
+        "DAILY_RETRY_DEADLINE_SECONDS", "daily", NUMBER, minimum=0.1, default="8",
         example="",
         meaning="all attempts of one operation",
     ),
     Setting(
-        "DAILY_RATE", "daily", INTEGER, default="20",
+        "DAILY_RATE", "daily", NUMBER, minimum=0.001, default="20",
         example="",
         meaning="client-side bucket for Daily calls",
     ),
     Setting(
-        "DAILY_BURST", "daily", INTEGER, default="20", row="DAILY_RATE",
+        "DAILY_BURST", "daily", INTEGER, minimum=1, default="20", row="DAILY_RATE",
         example="",
     ),
     Setting(
-        "DAILY_MAX_WAIT", "daily", INTEGER, default="2", row="DAILY_RATE",
+        "DAILY_MAX_WAIT", "daily", NUMBER, minimum=0, default="2", row="DAILY_RATE",
         example="",
     ),
     Setting(
-        "DAILY_DELETE_RATE", "daily", INTEGER, default="2",
+        "DAILY_DELETE_RATE", "daily", NUMBER, minimum=0.001, default="2",
         example="",
         meaning="room deletes (Daily allows ~2/s)",
     ),
     Setting(
-        "DAILY_DELETE_BURST", "daily", INTEGER, default="2", row="DAILY_DELETE_RATE",
+        "DAILY_DELETE_BURST", "daily", INTEGER, minimum=1, default="2", row="DAILY_DELETE_RATE",
         example="",
     ),
     Setting(
-        "DAILY_DELETE_MAX_WAIT", "daily", INTEGER, default="15", row="DAILY_DELETE_RATE",
+        "DAILY_DELETE_MAX_WAIT", "daily", NUMBER, minimum=0, default="15", row="DAILY_DELETE_RATE",
         example="",
     ),
     Setting(
@@ -1538,7 +1545,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="comma-separated",
     ),
     Setting(
-        "ECS_ASSIGN_PUBLIC_IP", "ecs", STRING, default="ENABLED",
+        "ECS_ASSIGN_PUBLIC_IP", "ecs", ENUM, choices=("ENABLED", "DISABLED"), default="ENABLED",
         example="`DISABLED`",
         meaning="bots need egress: a public IP or a NAT",
     ),
@@ -1548,21 +1555,21 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="`name[:weight[:base]]`, comma-separated",
     ),
     Setting(
-        "ECS_CONNECT_TIMEOUT_SECONDS", "ecs", NUMBER, default="3",
+        "ECS_CONNECT_TIMEOUT_SECONDS", "ecs", NUMBER, minimum=0.1, default="3",
         example="",
         meaning="connecting / the whole call, per attempt",
     ),
     Setting(
-        "ECS_READ_TIMEOUT_SECONDS", "ecs", NUMBER, default="10", row="ECS_CONNECT_TIMEOUT_SECONDS",
+        "ECS_READ_TIMEOUT_SECONDS", "ecs", NUMBER, minimum=0.1, default="10", row="ECS_CONNECT_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "ECS_RETRY_DEADLINE_SECONDS", "ecs", NUMBER, default="10",
+        "ECS_RETRY_DEADLINE_SECONDS", "ecs", NUMBER, minimum=0.1, default="10",
         example="",
         meaning="all attempts of one call (throttling, 5xx, no answer)",
     ),
     Setting(
-        "ECS_POLL_SECONDS", "ecs", NUMBER, default="1",
+        "ECS_POLL_SECONDS", "ecs", NUMBER, minimum=0.05, default="1",
         example="",
         meaning="`?wait=started` polls DescribeTasks this often",
     ),
@@ -1586,7 +1593,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "ECS_RUN_TASK_RATE", "ecs", INTEGER, default="20",
+        "ECS_RUN_TASK_RATE", "ecs", NUMBER, minimum=0.001, default="20",
         example="",
         meaning=(
             "RunTask is 20 calls/s per account and region, counted once for the deployment (in the store with "
@@ -1594,15 +1601,15 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "ECS_RUN_TASK_BURST", "ecs", INTEGER, default="20", row="ECS_RUN_TASK_RATE",
+        "ECS_RUN_TASK_BURST", "ecs", INTEGER, minimum=1, default="20", row="ECS_RUN_TASK_RATE",
         example="",
     ),
     Setting(
-        "ECS_RUN_TASK_MAX_WAIT", "ecs", INTEGER, default="2", row="ECS_RUN_TASK_RATE",
+        "ECS_RUN_TASK_MAX_WAIT", "ecs", NUMBER, minimum=0, default="2", row="ECS_RUN_TASK_RATE",
         example="",
     ),
     Setting(
-        "ECS_TASK_VCPU", "ecs", NUMBER, default="1",
+        "ECS_TASK_VCPU", "ecs", NUMBER, minimum=0.25, default="1",
         example="",
         meaning=(
             "the bot task's size (the aws-prod bot's by default), for the reserve's hot-tier cost in `/metrics` "
@@ -1610,7 +1617,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "ECS_TASK_MEMORY_GB", "ecs", NUMBER, default="2", row="ECS_TASK_VCPU",
+        "ECS_TASK_MEMORY_GB", "ecs", NUMBER, minimum=0.5, default="2", row="ECS_TASK_VCPU",
         example="",
     ),
     Setting(
@@ -1640,31 +1647,31 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="endpoint override",
     ),
     Setting(
-        "CLOUDRUN_AUTH", "cloudrun", STRING, default="adc",
+        "CLOUDRUN_AUTH", "cloudrun", ENUM, choices=("adc", "none"), default="adc",
         example="`none`",
         meaning="`none` sends no credentials: only with a `CLOUDRUN_API_URL` that is not Google's (tests)",
     ),
     Setting(
-        "CLOUDRUN_GRACE_SECONDS", "cloudrun", INTEGER, default="120",
+        "CLOUDRUN_GRACE_SECONDS", "cloudrun", INTEGER, minimum=0, default="120",
         example="",
         meaning="the execution's `timeout` = max session + this",
     ),
     Setting(
-        "CLOUDRUN_TIMEOUT_SECONDS", "cloudrun", INTEGER, default="15",
+        "CLOUDRUN_TIMEOUT_SECONDS", "cloudrun", NUMBER, minimum=0.1, default="15",
         example="",
         meaning="",
     ),
     Setting(
-        "CLOUDRUN_RETRY_DEADLINE_SECONDS", "cloudrun", INTEGER, default="15", row="CLOUDRUN_TIMEOUT_SECONDS",
+        "CLOUDRUN_RETRY_DEADLINE_SECONDS", "cloudrun", NUMBER, minimum=0.1, default="15", row="CLOUDRUN_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "CLOUDRUN_POLL_SECONDS", "cloudrun", INTEGER, default="1",
+        "CLOUDRUN_POLL_SECONDS", "cloudrun", NUMBER, minimum=0.05, default="1",
         example="",
         meaning="`?wait=started` polls the execution this often",
     ),
     Setting(
-        "CLOUDRUN_RUN_RATE", "cloudrun", INTEGER, default="1",
+        "CLOUDRUN_RUN_RATE", "cloudrun", NUMBER, minimum=0.001, default="1",
         example="",
         meaning=(
             "`jobs.run` calls, counted once for the deployment (Google publishes no number); a cold start waits "
@@ -1672,11 +1679,11 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "CLOUDRUN_RUN_BURST", "cloudrun", INTEGER, default="5", row="CLOUDRUN_RUN_RATE",
+        "CLOUDRUN_RUN_BURST", "cloudrun", INTEGER, minimum=1, default="5", row="CLOUDRUN_RUN_RATE",
         example="",
     ),
     Setting(
-        "CLOUDRUN_RUN_MAX_WAIT", "cloudrun", INTEGER, default="2", row="CLOUDRUN_RUN_RATE",
+        "CLOUDRUN_RUN_MAX_WAIT", "cloudrun", NUMBER, minimum=0, default="2", row="CLOUDRUN_RUN_RATE",
         example="",
     ),
     Setting(
@@ -1742,31 +1749,31 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="instance name = prefix-session id (must start with a letter)",
     ),
     Setting(
-        "GCE_GRACE_SECONDS", "gce", INTEGER, default="300",
+        "GCE_GRACE_SECONDS", "gce", INTEGER, minimum=0, default="300",
         example="",
         meaning="`maxRunDuration` = max session + this",
     ),
     Setting(
-        "GCE_AUTH", "gce", STRING, default="adc",
+        "GCE_AUTH", "gce", ENUM, choices=("adc", "none"), default="adc",
         example="`none`",
         meaning="`none` sends no credentials: only with a `GCE_API_URL` that is not Google's (tests)",
     ),
     Setting(
-        "GCE_TIMEOUT_SECONDS", "gce", INTEGER, default="15",
+        "GCE_TIMEOUT_SECONDS", "gce", NUMBER, minimum=0.1, default="15",
         example="",
         meaning="",
     ),
     Setting(
-        "GCE_RETRY_DEADLINE_SECONDS", "gce", INTEGER, default="15", row="GCE_TIMEOUT_SECONDS",
+        "GCE_RETRY_DEADLINE_SECONDS", "gce", NUMBER, minimum=0.1, default="15", row="GCE_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "GCE_POLL_SECONDS", "gce", INTEGER, default="1",
+        "GCE_POLL_SECONDS", "gce", NUMBER, minimum=0.05, default="1",
         example="",
         meaning="`?wait=started` polls the instance this often",
     ),
     Setting(
-        "GCE_INSERT_RATE", "gce", INTEGER, default="10",
+        "GCE_INSERT_RATE", "gce", NUMBER, minimum=0.001, default="10",
         example="",
         meaning=(
             "inserts, counted once for the deployment (in the store with several replicas); Compute API quotas "
@@ -1774,11 +1781,11 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "GCE_INSERT_BURST", "gce", INTEGER, default="20", row="GCE_INSERT_RATE",
+        "GCE_INSERT_BURST", "gce", INTEGER, minimum=1, default="20", row="GCE_INSERT_RATE",
         example="",
     ),
     Setting(
-        "GCE_INSERT_MAX_WAIT", "gce", INTEGER, default="2", row="GCE_INSERT_RATE",
+        "GCE_INSERT_MAX_WAIT", "gce", NUMBER, minimum=0, default="2", row="GCE_INSERT_RATE",
         example="",
     ),
     Setting(
@@ -1858,12 +1865,12 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="pin by digest",
     ),
     Setting(
-        "FLY_GUEST_CPU_KIND", "fly", STRING, default="shared",
+        "FLY_GUEST_CPU_KIND", "fly", ENUM, choices=("shared", "performance"), default="shared",
         example="`performance`",
         meaning="",
     ),
     Setting(
-        "FLY_GUEST_CPUS", "fly", INTEGER, default="4",
+        "FLY_GUEST_CPUS", "fly", INTEGER, minimum=1, default="4",
         example="`1`",
         meaning=(
             "shared-cpu-4x by default: its CPU quota (25 % of a core) covers a talking bot's; shared-cpu-1x's "
@@ -1871,7 +1878,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "FLY_GUEST_MEMORY_MB", "fly", INTEGER, default="1024",
+        "FLY_GUEST_MEMORY_MB", "fly", INTEGER, minimum=256, default="1024",
         example="`2048`",
         meaning=(
             "multiple of 256; at least 256 per shared vCPU, 2048 per performance vCPU (Fly's least, checked at "
@@ -1885,16 +1892,16 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="",
     ),
     Setting(
-        "FLY_TIMEOUT_SECONDS", "fly", NUMBER, default="10",
+        "FLY_TIMEOUT_SECONDS", "fly", NUMBER, minimum=0.1, default="10",
         example="",
         meaning="",
     ),
     Setting(
-        "FLY_RETRY_DEADLINE_SECONDS", "fly", NUMBER, default="10", row="FLY_TIMEOUT_SECONDS",
+        "FLY_RETRY_DEADLINE_SECONDS", "fly", NUMBER, minimum=0.1, default="10", row="FLY_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "FLY_CREATE_RATE", "fly", INTEGER, default="1",
+        "FLY_CREATE_RATE", "fly", NUMBER, minimum=0.001, default="1",
         example="",
         meaning=(
             "creates: 1 req/s per app, burst 3, counted once for the deployment (in the store with several "
@@ -1902,15 +1909,15 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "FLY_CREATE_BURST", "fly", INTEGER, default="3", row="FLY_CREATE_RATE",
+        "FLY_CREATE_BURST", "fly", INTEGER, minimum=1, default="3", row="FLY_CREATE_RATE",
         example="",
     ),
     Setting(
-        "FLY_CREATE_MAX_WAIT", "fly", INTEGER, default="3", row="FLY_CREATE_RATE",
+        "FLY_CREATE_MAX_WAIT", "fly", NUMBER, minimum=0, default="3", row="FLY_CREATE_RATE",
         example="",
     ),
     Setting(
-        "FLY_LIST_RATE", "fly", INTEGER, default="1",
+        "FLY_LIST_RATE", "fly", NUMBER, minimum=0.001, default="1",
         example="",
         meaning=(
             "lists: 1 req/s per app, burst 3, counted once for the deployment like creates (not per replica: "
@@ -1919,11 +1926,11 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "FLY_LIST_BURST", "fly", INTEGER, default="3", row="FLY_LIST_RATE",
+        "FLY_LIST_BURST", "fly", INTEGER, minimum=1, default="3", row="FLY_LIST_RATE",
         example="",
     ),
     Setting(
-        "FLY_LIST_MAX_WAIT", "fly", INTEGER, default="3", row="FLY_LIST_RATE",
+        "FLY_LIST_MAX_WAIT", "fly", NUMBER, minimum=0, default="3", row="FLY_LIST_RATE",
         example="",
     ),
     Setting(
@@ -1949,7 +1956,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="endpoint override: the issuer's signing keys (its discovery document's `jwks_uri`)",
     ),
     Setting(
-        "FLY_FROZEN_FORM", "fly", STRING,
+        "FLY_FROZEN_FORM", "fly", ENUM, choices=("suspend", "stop", "off"),
         shown="`suspend` (`stop` above 2048 MB)",
         example="`off`",
         meaning=(
@@ -1960,7 +1967,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "FLY_RUNNING_DOLLARS_PER_MONTH", "fly", NUMBER, default="8.41",
+        "FLY_RUNNING_DOLLARS_PER_MONTH", "fly", NUMBER, minimum=0, default="8.41",
         example="",
         meaning=(
             "what one running idle bot and one frozen bot cost a month (shared-cpu-4x 1 GB; 2 GB of storage at "
@@ -1968,7 +1975,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "FLY_FROZEN_DOLLARS_PER_MONTH", "fly", NUMBER, default="0.30", row="FLY_RUNNING_DOLLARS_PER_MONTH",
+        "FLY_FROZEN_DOLLARS_PER_MONTH", "fly", NUMBER, minimum=0, default="0.30", row="FLY_RUNNING_DOLLARS_PER_MONTH",
         example="",
     ),
     Setting(
@@ -2000,28 +2007,28 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="endpoint override (another region's, or tests)",
     ),
     Setting(
-        "CEREBRIUM_CONNECT_SECONDS", "cerebrium", NUMBER, default="120",
+        "CEREBRIUM_CONNECT_SECONDS", "cerebrium", NUMBER, minimum=1, default="120",
         example="`60`",
         meaning="a run whose bot has not said hello by then is `failed`",
     ),
     Setting(
-        "CEREBRIUM_REDIAL_SECONDS", "cerebrium", NUMBER, default="30",
+        "CEREBRIUM_REDIAL_SECONDS", "cerebrium", NUMBER, minimum=0, default="30",
         example="",
         meaning=(
             "a bot whose channel dropped without `ended` may dial again this long before the run reads `failed`"
         ),
     ),
     Setting(
-        "CEREBRIUM_TIMEOUT_SECONDS", "cerebrium", INTEGER, default="15",
+        "CEREBRIUM_TIMEOUT_SECONDS", "cerebrium", NUMBER, minimum=0.1, default="15",
         example="",
         meaning="per call; 429 and 5xx are retried until the deadline, then 503",
     ),
     Setting(
-        "CEREBRIUM_RETRY_DEADLINE_SECONDS", "cerebrium", INTEGER, default="15", row="CEREBRIUM_TIMEOUT_SECONDS",
+        "CEREBRIUM_RETRY_DEADLINE_SECONDS", "cerebrium", NUMBER, minimum=0.1, default="15", row="CEREBRIUM_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "CEREBRIUM_POLL_SECONDS", "cerebrium", NUMBER, default="0.5",
+        "CEREBRIUM_POLL_SECONDS", "cerebrium", NUMBER, minimum=0.05, default="0.5",
         example="",
         meaning="`?wait=started` reads the run's record this often",
     ),
@@ -2057,16 +2064,16 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the command the Sandbox runs (no session values: those are in its Secret)",
     ),
     Setting(
-        "MODAL_CPU", "modal", NUMBER, default="1",
+        "MODAL_CPU", "modal", NUMBER, minimum=0.125, default="1",
         example="`0.5`",
         meaning="physical cores (1 core = 2 vCPUs) and MiB requested",
     ),
     Setting(
-        "MODAL_MEMORY_MB", "modal", INTEGER, default="2048", row="MODAL_CPU",
+        "MODAL_MEMORY_MB", "modal", INTEGER, minimum=128, default="2048", row="MODAL_CPU",
         example="`1024`",
     ),
     Setting(
-        "MODAL_GRACE_SECONDS", "modal", INTEGER, default="300",
+        "MODAL_GRACE_SECONDS", "modal", INTEGER, minimum=0, default="300",
         example="",
         meaning="Sandbox `timeout` = max session + this (at most 24 h)",
     ),
@@ -2076,7 +2083,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="endpoint override (`http://`: plain h2c, tests)",
     ),
     Setting(
-        "MODAL_TIMEOUT_SECONDS", "modal", INTEGER, default="30",
+        "MODAL_TIMEOUT_SECONDS", "modal", NUMBER, minimum=0.1, default="30",
         example="",
         meaning=(
             "one call's deadline (the client's own retries inside) / all attempts of a call RESOURCE_EXHAUSTED or "
@@ -2084,25 +2091,25 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "MODAL_RETRY_DEADLINE_SECONDS", "modal", INTEGER, default="15", row="MODAL_TIMEOUT_SECONDS",
+        "MODAL_RETRY_DEADLINE_SECONDS", "modal", NUMBER, minimum=0.1, default="15", row="MODAL_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "MODAL_POLL_SECONDS", "modal", INTEGER, default="1",
+        "MODAL_POLL_SECONDS", "modal", NUMBER, minimum=0.05, default="1",
         example="",
         meaning="`?wait=started` polls the Sandbox this often",
     ),
     Setting(
-        "MODAL_CREATE_RATE", "modal", INTEGER, default="5",
+        "MODAL_CREATE_RATE", "modal", NUMBER, minimum=0.001, default="5",
         example="",
         meaning="creates paced for the deployment (Modal publishes no Sandbox create rate)",
     ),
     Setting(
-        "MODAL_CREATE_BURST", "modal", INTEGER, default="10", row="MODAL_CREATE_RATE",
+        "MODAL_CREATE_BURST", "modal", INTEGER, minimum=1, default="10", row="MODAL_CREATE_RATE",
         example="",
     ),
     Setting(
-        "MODAL_CREATE_MAX_WAIT", "modal", INTEGER, default="2", row="MODAL_CREATE_RATE",
+        "MODAL_CREATE_MAX_WAIT", "modal", NUMBER, minimum=0, default="2", row="MODAL_CREATE_RATE",
         example="",
     ),
     Setting(
@@ -2156,12 +2163,12 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="a VNet subnet for the groups",
     ),
     Setting(
-        "ACI_CPU", "aci", NUMBER, default="1",
+        "ACI_CPU", "aci", NUMBER, minimum=0.1, default="1",
         example="",
         meaning="each group's request",
     ),
     Setting(
-        "ACI_MEMORY_GB", "aci", NUMBER, default="2", row="ACI_CPU",
+        "ACI_MEMORY_GB", "aci", NUMBER, minimum=0.1, default="2", row="ACI_CPU",
         example="",
     ),
     Setting(
@@ -2264,31 +2271,31 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="a private CA for `ARM_ENDPOINT` and the authority (Azure Stack Hub, a test fake)",
     ),
     Setting(
-        "ACI_AUTH", "aci", STRING, default="azure",
+        "ACI_AUTH", "aci", ENUM, choices=("azure", "none"), default="azure",
         example="`none`",
         meaning="`none` sends no token: only with an `ARM_ENDPOINT` that is not Azure's (tests)",
     ),
     Setting(
-        "ACI_TIMEOUT_SECONDS", "aci", INTEGER, default="15",
+        "ACI_TIMEOUT_SECONDS", "aci", NUMBER, minimum=0.1, default="15",
         example="",
         meaning="per call / all attempts of one call (429 after its Retry-After, 5xx, no answer)",
     ),
     Setting(
-        "ACI_RETRY_DEADLINE_SECONDS", "aci", INTEGER, default="20", row="ACI_TIMEOUT_SECONDS",
+        "ACI_RETRY_DEADLINE_SECONDS", "aci", NUMBER, minimum=0.1, default="20", row="ACI_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "ACI_POLL_SECONDS", "aci", INTEGER, default="2",
+        "ACI_POLL_SECONDS", "aci", NUMBER, minimum=0.05, default="2",
         example="",
         meaning="`?wait=started` reads the group this often",
     ),
     Setting(
-        "ACI_LRO_SECONDS", "aci", NUMBER, default="120",
+        "ACI_LRO_SECONDS", "aci", NUMBER, minimum=1, default="120",
         example="",
         meaning="how long a create's async operation is followed",
     ),
     Setting(
-        "ACI_CREATE_RATE", "aci", NUMBER, default="0.0556",
+        "ACI_CREATE_RATE", "aci", NUMBER, minimum=0.001, default="0.05555555555555555", shown="`0.0556` (one per 18 s)",
         example="",
         meaning=(
             "creates **and deletes** (ACI: ≤ 100 per 5 min and ≤ 300 an hour per region), counted once for the "
@@ -2296,37 +2303,37 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "ACI_CREATE_BURST", "aci", INTEGER, default="83", row="ACI_CREATE_RATE",
+        "ACI_CREATE_BURST", "aci", INTEGER, minimum=1, default="83", row="ACI_CREATE_RATE",
         example="",
     ),
     Setting(
-        "ACI_CREATE_MAX_WAIT", "aci", INTEGER, default="2", row="ACI_CREATE_RATE",
+        "ACI_CREATE_MAX_WAIT", "aci", NUMBER, minimum=0, default="2", row="ACI_CREATE_RATE",
         example="",
     ),
     Setting(
-        "ACI_WRITE_RATE", "aci", INTEGER, default="5",
+        "ACI_WRITE_RATE", "aci", NUMBER, minimum=0.001, default="5",
         example="",
         meaning="ARM writes, half the subscription's bucket (10/s, 200), counted once for the deployment",
     ),
     Setting(
-        "ACI_WRITE_BURST", "aci", INTEGER, default="50", row="ACI_WRITE_RATE",
+        "ACI_WRITE_BURST", "aci", INTEGER, minimum=1, default="50", row="ACI_WRITE_RATE",
         example="",
     ),
     Setting(
-        "ACI_WRITE_MAX_WAIT", "aci", INTEGER, default="2", row="ACI_WRITE_RATE",
+        "ACI_WRITE_MAX_WAIT", "aci", NUMBER, minimum=0, default="2", row="ACI_WRITE_RATE",
         example="",
     ),
     Setting(
-        "ACI_READ_RATE", "aci", INTEGER, default="12",
+        "ACI_READ_RATE", "aci", NUMBER, minimum=0.001, default="12",
         example="",
         meaning="ARM reads, half the subscription's bucket (25/s, 250), counted once for the deployment",
     ),
     Setting(
-        "ACI_READ_BURST", "aci", INTEGER, default="100", row="ACI_READ_RATE",
+        "ACI_READ_BURST", "aci", INTEGER, minimum=1, default="100", row="ACI_READ_RATE",
         example="",
     ),
     Setting(
-        "ACI_READ_MAX_WAIT", "aci", INTEGER, default="2", row="ACI_READ_RATE",
+        "ACI_READ_MAX_WAIT", "aci", NUMBER, minimum=0, default="2", row="ACI_READ_RATE",
         example="",
     ),
     Setting(
@@ -2370,7 +2377,7 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the cluster's CA, trusted for `K8S_API_URL`",
     ),
     Setting(
-        "K8S_BOT_CPU", "k8s", INTEGER, default="1",
+        "K8S_BOT_CPU", "k8s", STRING, default="1",
         example="`500m`",
         meaning=(
             "each bot container's requests and limits (equal: the pod is `Guaranteed`, never the first evicted)"
@@ -2397,23 +2404,23 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "K8S_STOP_GRACE_SECONDS", "k8s", INTEGER, default="30",
+        "K8S_STOP_GRACE_SECONDS", "k8s", INTEGER, minimum=0, default="30",
         example="",
         meaning=(
             "a stopped session's pod is deleted with this grace period: SIGTERM, its bot's goodbye, then SIGKILL"
         ),
     ),
     Setting(
-        "K8S_TIMEOUT_SECONDS", "k8s", INTEGER, default="10",
+        "K8S_TIMEOUT_SECONDS", "k8s", NUMBER, minimum=0.1, default="10",
         example="",
         meaning="per call / all attempts of one call (429 after its Retry-After, 5xx, no answer)",
     ),
     Setting(
-        "K8S_RETRY_DEADLINE_SECONDS", "k8s", INTEGER, default="10", row="K8S_TIMEOUT_SECONDS",
+        "K8S_RETRY_DEADLINE_SECONDS", "k8s", NUMBER, minimum=0.1, default="10", row="K8S_TIMEOUT_SECONDS",
         example="",
     ),
     Setting(
-        "K8S_NODE_VCPU_HOUR_DOLLARS", "k8s", NUMBER, default="0.021811",
+        "K8S_NODE_VCPU_HOUR_DOLLARS", "k8s", NUMBER, minimum=0, default="0.021811",
         example="`0.0404`",
         meaning=(
             "the nodes' price per vCPU-hour and per GiB-hour: a bot's pod is priced at its requests × these "
@@ -2421,12 +2428,12 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "K8S_NODE_GB_HOUR_DOLLARS", "k8s", STRING, row="K8S_NODE_VCPU_HOUR_DOLLARS",
+        "K8S_NODE_GB_HOUR_DOLLARS", "k8s", NUMBER, minimum=0, row="K8S_NODE_VCPU_HOUR_DOLLARS",
         shown="`0.002923` (a GKE Standard E2 node, us-central1)",
         example="`0.0044`",
     ),
     Setting(
-        "K8S_POLL_SECONDS", "k8s", INTEGER, default="1",
+        "K8S_POLL_SECONDS", "k8s", NUMBER, minimum=0.05, default="1",
         example="",
         meaning=(
             "`?wait=started` watches the pod (the agent-sandbox mode: its claim); a watch that fails again is "
@@ -2434,7 +2441,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "K8S_MODE", "k8s", STRING, default="pods",
+        "K8S_MODE", "k8s", ENUM, choices=("pods", "agent-sandbox"), default="pods",
         example="`agent-sandbox`",
         meaning=(
             "`pods`: a bare Pod per session on any cluster; `agent-sandbox`: a SandboxClaim per session on "
@@ -2459,40 +2466,40 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the agent-sandbox mode: the SandboxWarmPool every session's claim checks out from",
     ),
     Setting(
-        "RESERVE_MIN_IDLE", "reserve", INTEGER, default="1",
+        "RESERVE_MIN_IDLE", "reserve", INTEGER, minimum=0, default="1",
         meaning="idle bots the deployment keeps (locally too: the first session is warm)",
     ),
     Setting(
-        "RESERVE_MAX_IDLE", "reserve", INTEGER, default="10",
+        "RESERVE_MAX_IDLE", "reserve", INTEGER, minimum=0, default="10",
         meaning=(
             "cap on the deployment's running reserve bots (idle + warming); **`0` turns the reserve off** (every "
             "start cold)"
         ),
     ),
     Setting(
-        "RESERVE_BUFFER", "reserve", NUMBER, default="0.1",
+        "RESERVE_BUFFER", "reserve", NUMBER, minimum=0, default="0.1",
         meaning="extra idle bots per active session",
     ),
     Setting(
-        "RESERVE_BURST", "reserve", NUMBER, default="1",
+        "RESERVE_BURST", "reserve", NUMBER, minimum=0, default="1",
         meaning="factor on arrivals/s × cold-start seconds (bots started ahead of a burst)",
     ),
     Setting(
-        "RESERVE_MAX_IDLE_SECONDS", "reserve", NUMBER, default="900",
+        "RESERVE_MAX_IDLE_SECONDS", "reserve", NUMBER, minimum=10, default="900",
         meaning="an idle bot older than this is retired (no stale code for long)",
     ),
     Setting(
-        "RESERVE_SCALEDOWN_SECONDS", "reserve", NUMBER, default="60",
+        "RESERVE_SCALEDOWN_SECONDS", "reserve", NUMBER, minimum=0, default="60",
         meaning="a surplus idle bot is retired once idle this long",
     ),
     Setting(
-        "RESERVE_POOL_SCALEDOWN_SECONDS", "reserve", NUMBER, default="120",
+        "RESERVE_POOL_SCALEDOWN_SECONDS", "reserve", NUMBER, minimum=30, default="120",
         meaning=(
             "a Kubernetes agent-sandbox pool's size falls only to the highest target of this window (30 at least)"
         ),
     ),
     Setting(
-        "RESERVE_COLD_START_SECONDS", "reserve", STRING,
+        "RESERVE_COLD_START_SECONDS", "reserve", NUMBER, minimum=0.1,
         shown="local 1.5, fly 3, gce 30, ecs 40, k8s 8",
         meaning=(
             "the cold start assumed until one is measured (each launch → hello updates it; an agent-sandbox "
@@ -2500,7 +2507,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RESERVE_RATE_SAMPLE", "reserve", INTEGER, default="10",
+        "RESERVE_RATE_SAMPLE", "reserve", INTEGER, minimum=2, default="10",
         meaning="the arrival rate is measured over this many recent starts",
     ),
     Setting(
@@ -2512,7 +2519,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RESERVE_HOT_DOLLARS_PER_MONTH", "reserve", STRING,
+        "RESERVE_HOT_DOLLARS_PER_MONTH", "reserve", NUMBER, minimum=0,
         shown="from the provider's list price",
         meaning=(
             "what one running idle bot costs a month, for "
@@ -2531,44 +2538,44 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RESERVE_SERVICE_LEVEL", "reserve-planner", NUMBER, default="0.95",
+        "RESERVE_SERVICE_LEVEL", "reserve-planner", NUMBER, minimum=0.5, default="0.95",
         meaning=(
             "the chance that a cold start's worth of starts all find a ready bot (the Poisson quantile the stock "
             "is sized at); higher costs idle machines"
         ),
     ),
     Setting(
-        "RESERVE_FORECAST", "reserve-planner", INTEGER, default="1",
+        "RESERVE_FORECAST", "reserve-planner", BOOLEAN, default="1",
         meaning="`0` sizes from the recent starts alone, without the forecast by time of day and week",
     ),
     Setting(
-        "RESERVE_MIN_HOT", "reserve-planner", INTEGER, default="1",
+        "RESERVE_MIN_HOT", "reserve-planner", INTEGER, minimum=0, default="1",
         meaning=(
             "running idle bots kept beside a frozen tier (Fly): a claim of one takes 0.3 s, of a frozen one a "
             "resume more"
         ),
     ),
     Setting(
-        "RESERVE_MAX_FROZEN", "reserve-planner", INTEGER, default="1000",
+        "RESERVE_MAX_FROZEN", "reserve-planner", INTEGER, minimum=0, default="1000",
         meaning="cap on frozen bots (they cost storage, not compute)",
     ),
     Setting(
-        "RESERVE_MAX_FROZEN_SECONDS", "reserve-planner", NUMBER, default="86400",
+        "RESERVE_MAX_FROZEN_SECONDS", "reserve-planner", NUMBER, minimum=60, default="86400",
         meaning="a frozen bot older than this is retired",
     ),
     Setting(
-        "RESERVE_FROZEN_SCALEDOWN_SECONDS", "reserve-planner", NUMBER, default="1800",
+        "RESERVE_FROZEN_SCALEDOWN_SECONDS", "reserve-planner", NUMBER, minimum=0, default="1800",
         meaning="a surplus frozen bot (20 % above the target) is retired once frozen this long",
     ),
     Setting(
-        "RESERVE_SURGE_FACTOR", "reserve-planner", NUMBER, default="5",
+        "RESERVE_SURGE_FACTOR", "reserve-planner", NUMBER, minimum=1, default="5",
         meaning=(
             "stock kept for a burst of this factor over the forecast's rate, lasting this long, where the "
             "provider creates machines slower than that (0 s: none)"
         ),
     ),
     Setting(
-        "RESERVE_SURGE_SECONDS", "reserve-planner", NUMBER, default="0", row="RESERVE_SURGE_FACTOR",
+        "RESERVE_SURGE_SECONDS", "reserve-planner", NUMBER, minimum=0, default="0", row="RESERVE_SURGE_FACTOR",
     ),
     Setting(
         "BOT_FILE", "bot", STRING,

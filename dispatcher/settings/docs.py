@@ -15,7 +15,17 @@ from typing import Any
 
 from dispatcher.settings.catalogue import CLOSING, FIRST_SETTINGS, INTRODUCTION, SECTIONS, SETTINGS
 from dispatcher.settings.derived import PROFILES, SIZES
-from dispatcher.settings.model import Section, Setting
+from dispatcher.settings.model import (
+    BOOLEAN,
+    ENUM,
+    FALSE_WORDS,
+    INTEGER,
+    LIST,
+    NUMBER,
+    TRUE_WORDS,
+    Section,
+    Setting,
+)
 from dispatcher.settings.names import meaning
 from dispatcher.settings.sources import CONFIG_VARIABLE, PROFILE_VARIABLE, SIZE_VARIABLE
 
@@ -53,13 +63,24 @@ def _joined(values: list[str]) -> str:
     return values[0] if len(set(values)) == 1 else " / ".join(values)
 
 
+def _allowed(setting: Setting) -> str:
+    """The allowed column: a type's words and bounds (`at least 1`), a list of choices, or "" for text."""
+    if setting.kind in (ENUM, LIST) and setting.choices:
+        return ("one of " if setting.kind == ENUM else "list of ") + ", ".join(f"`{c}`" for c in setting.choices)
+    if setting.kind == BOOLEAN:
+        return "`1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`"
+    kind = {INTEGER: "whole number", NUMBER: "number", LIST: "comma-separated list"}.get(setting.kind, "")
+    return ", ".join(part for part in (kind, setting.allowed) if part)
+
+
 def _table(section: Section) -> list[str]:
-    head = ["variable", "default", "example", "meaning"] if section.examples else ["variable", "default", "meaning"]
+    head = ["variable", "default", *(["example"] if section.examples else []), "allowed", "meaning"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in _rows(section):
         cells = [" / ".join(f"`{s.name}`" for s in row), _joined([s.shown_default for s in row])]
         if section.examples:
             cells.append(_joined([s.example or "" for s in row]))
+        cells.append(_joined([_allowed(s) for s in row]))
         cells.append(row[0].meaning)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -142,16 +163,54 @@ def page() -> str:
     return "\n".join(parts) + "\n"
 
 
+def _any_case(word: str) -> str:
+    """A regular expression of `word` in any case: JSON Schema's patterns (ECMA-262) have no `(?i)`."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def _bounds(setting: Setting) -> dict[str, Any]:
+    bounds: dict[str, Any] = {}
+    for key, value in (("minimum", setting.minimum), ("maximum", setting.maximum), ("exclusiveMinimum", setting.above)):
+        if value is not None:
+            bounds[key] = int(value) if setting.kind == INTEGER or value == int(value) else value
+    return bounds
+
+
+def _types(setting: Setting) -> dict[str, Any]:
+    """A value's types in a file: its own JSON type, or text as the environment holds it. Text is held
+    to the form only (a number's digits, a boolean's words); its bounds are the start's check."""
+    if setting.kind == INTEGER:
+        return {"anyOf": [{"type": "integer", **_bounds(setting)}, {"type": "string", "pattern": r"^\s*-?[0-9]+\s*$"}]}
+    if setting.kind == NUMBER:
+        return {"anyOf": [{"type": "number", **_bounds(setting)},
+                          {"type": "string", "pattern": r"^\s*-?[0-9.]+([eE][-+]?[0-9]+)?\s*$"}]}
+    if setting.kind == BOOLEAN:  # a file's true/false is written as 1/0 (dispatcher/settings/sources.py)
+        words = "|".join(_any_case(w) for w in TRUE_WORDS + FALSE_WORDS)
+        return {"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]},
+                          {"type": "string", "pattern": rf"^\s*({words})\s*$"}]}
+    if setting.kind == ENUM and setting.choices:
+        return {"type": "string", "enum": list(setting.choices)}
+    if setting.kind == LIST:
+        item: dict[str, Any] = {"type": "string", "enum": list(setting.choices)} if setting.choices else {
+            "type": ["string", "number"]}
+        return {"anyOf": [{"type": "array", "items": item}, {"type": "string"}]}
+    return {"type": "string"}
+
+
+def _default(setting: Setting, default: str) -> Any:
+    if setting.kind == INTEGER:
+        return int(default)
+    if setting.kind == NUMBER:
+        return float(default)
+    if setting.kind == BOOLEAN:
+        return default.lower() in TRUE_WORDS
+    return default
+
+
 def _property(setting: Setting) -> dict[str, Any]:
-    kinds: dict[str, Any] = {
-        "integer": {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*-?[0-9]+\s*$"}]},
-        "number": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*-?[0-9.]+\s*$"}]},
-        "string": {"type": "string"},
-    }
-    entry: dict[str, Any] = {**kinds[setting.kind], "description": meaning(setting).replace("\\|", "|")}
+    entry: dict[str, Any] = {**_types(setting), "description": meaning(setting).replace("\\|", "|")}
     if setting.default is not None:
-        entry["default"] = int(setting.default) if setting.kind == "integer" else (
-            float(setting.default) if setting.kind == "number" else setting.default)
+        entry["default"] = _default(setting, setting.default)
     if setting.secret:
         entry["writeOnly"] = True  # a secret: from a secret store into the environment, never in the file
     if setting.aliases:

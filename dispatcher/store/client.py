@@ -29,7 +29,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from dispatcher.settings import SettingsError, float_setting, int_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.read import setting_choice, setting_float, setting_int, setting_text
 from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS
 from dispatcher.store.unavailable import StoreUnavailable as StoreUnavailable  # its callers import it here
 
@@ -68,10 +69,8 @@ class StoreSettings:
         replica_id = env.get("REPLICA_ID", "").strip() or f"r-{secrets.token_hex(6)}"
         if not replica_id.replace("-", "").replace("_", "").isalnum() or len(replica_id) > 64:
             raise SettingsError("REPLICA_ID: at most 64 letters, digits, '-' or '_'")
-        prefix = env.get("REDIS_KEY_PREFIX", "").strip() or DEFAULT_PREFIX
-        auth = env.get("REDIS_AUTH", "").strip() or "password"
-        if auth not in ("password", "gcp-iam"):
-            raise SettingsError("REDIS_AUTH must be password or gcp-iam")
+        prefix = setting_text(env, "REDIS_KEY_PREFIX")
+        auth = setting_choice(env, "REDIS_AUTH")
         message_secret = env.get("REDIS_MESSAGE_SECRET", "").strip()
         if len(message_secret) < MIN_SECRET_CHARACTERS:
             # Without it a replica would act on whatever anyone who may PUBLISH on the store sends.
@@ -93,9 +92,9 @@ class StoreSettings:
         return cls(
             url=url,
             replica_id=replica_id,
-            timeout_seconds=float_setting(env, "REDIS_TIMEOUT_SECONDS", cls.timeout_seconds, minimum=0.01),
-            lease_seconds=float_setting(env, "REDIS_LEASE_SECONDS", cls.lease_seconds, minimum=1.0),
-            max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", cls.max_connections, minimum=2),
+            timeout_seconds=setting_float(env, "REDIS_TIMEOUT_SECONDS"),
+            lease_seconds=setting_float(env, "REDIS_LEASE_SECONDS"),
+            max_connections=setting_int(env, "REDIS_MAX_CONNECTIONS"),
             prefix=prefix,
             password=password,
             ca_certificate=ca,

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.settings import SettingsError, api_endpoint, float_setting, require
+from dispatcher.settings import SettingsError, api_endpoint, require
+from dispatcher.settings.read import setting_float, setting_text
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 # The audience Entra issues ARM's tokens for (`<it>/.default`): Azure's, whatever ARM_ENDPOINT says
@@ -85,14 +86,14 @@ class AciSettings:
         image = required["ACI_BOT_IMAGE"]
         if not _IMAGE_BY_DIGEST.match(image):
             raise SettingsError(f"ACI_BOT_IMAGE={image!r} must name the image by digest (<registry>/<repo>@sha256:…)")
-        prefix = env.get("ACI_GROUP_PREFIX", "").strip() or cls.prefix
+        prefix = setting_text(env, "ACI_GROUP_PREFIX")
         if not _PREFIX.match(prefix):
             raise SettingsError(f"ACI_GROUP_PREFIX={prefix!r} must be ≤ 30 lowercase letters, digits or '-', "
                                   "with no '-' at its end nor two in a row (ACI refuses such group names)")
-        endpoint, auth = api_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "ACI_AUTH", ("azure", "none"))
+        endpoint, auth = api_endpoint(env, "ARM_ENDPOINT", DEFAULT_ARM_ENDPOINT, "ACI_AUTH")
         if not endpoint.startswith("https://"):
             raise SettingsError(f"ARM_ENDPOINT={endpoint!r} must be https (a bearer token never goes over http)")
-        audience = (env.get("ARM_AUDIENCE", "").strip() or DEFAULT_ARM_AUDIENCE).rstrip("/")
+        audience = (setting_text(env, "ARM_AUDIENCE")).rstrip("/")
         if not audience.startswith("https://"):
             raise SettingsError(f"ARM_AUDIENCE={audience!r} must be the https URL Entra issues ARM tokens for "
                                 f"(Azure's: {DEFAULT_ARM_AUDIENCE})")
@@ -109,18 +110,18 @@ class AciSettings:
             registry_server=registry,
             registry_identity=env.get("ACI_REGISTRY_IDENTITY", "").strip(),
             subnet_id=env.get("ACI_SUBNET_ID", "").strip(),
-            cpu=float_setting(env, "ACI_CPU", cls.cpu, minimum=0.1),
-            memory_gb=float_setting(env, "ACI_MEMORY_GB", cls.memory_gb, minimum=0.1),
+            cpu=setting_float(env, "ACI_CPU"),
+            memory_gb=setting_float(env, "ACI_MEMORY_GB"),
             prefix=prefix,
             arm_endpoint=endpoint,
             arm_audience=audience,
             auth=auth,
             ca_bundle=env.get("ACI_CA_BUNDLE", "").strip(),
-            **call_timings(env, "ACI", cls),
-            lro_seconds=float_setting(env, "ACI_LRO_SECONDS", cls.lro_seconds, minimum=1.0),
-            create_rate=Rate.from_env(env, "ACI_CREATE", DEFAULT_CREATE_RATE),
-            write_rate=Rate.from_env(env, "ACI_WRITE", DEFAULT_WRITE_RATE),
-            read_rate=Rate.from_env(env, "ACI_READ", DEFAULT_READ_RATE),
+            **call_timings(env, "ACI"),
+            lro_seconds=setting_float(env, "ACI_LRO_SECONDS"),
+            create_rate=Rate.from_env(env, "ACI_CREATE"),
+            write_rate=Rate.from_env(env, "ACI_WRITE"),
+            read_rate=Rate.from_env(env, "ACI_READ"),
             identity_audience=identity_audience(env),
             bot_settings=pairs(env, "ACI_BOT_SETTINGS"),
             webrtc_image=webrtc,

@@ -46,7 +46,8 @@ from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.settings import SettingsError, require
+from dispatcher.settings.read import setting_float, setting_int, setting_text
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, SessionValues
 from dispatcher.store.secrets_vault import VaultFull
@@ -81,7 +82,7 @@ class CerebriumSettings:
     def from_env(cls, env: Mapping[str, str]) -> CerebriumSettings:
         required = require(env, ("CEREBRIUM_PROJECT", "CEREBRIUM_APP", "CEREBRIUM_API_KEY", "BOT_CHANNEL_TOKEN",
                                  "BOT_CHANNEL_URL"), "cerebrium")
-        function = env.get("CEREBRIUM_FUNCTION", "").strip() or cls.function
+        function = setting_text(env, "CEREBRIUM_FUNCTION")
         if function.startswith("_") or not function.isidentifier():
             # Cerebrium keeps `_name` functions private: a call answers 404.
             raise SettingsError(f"CEREBRIUM_FUNCTION={function!r} must be a public Python function name (no _)")
@@ -94,12 +95,12 @@ class CerebriumSettings:
             api_key=required["CEREBRIUM_API_KEY"],
             records_key=hmac.new(secret, b"voicefleet cerebrium runs v1", hashlib.sha256).digest(),
             function=function,
-            api_url=(env.get("CEREBRIUM_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
-            connect_seconds=float_setting(env, "CEREBRIUM_CONNECT_SECONDS", cls.connect_seconds, minimum=1.0),
-            redial_seconds=float_setting(env, "CEREBRIUM_REDIAL_SECONDS", cls.redial_seconds, minimum=0.0),
-            **call_timings(env, "CEREBRIUM", cls),
+            api_url=(setting_text(env, "CEREBRIUM_API_URL")).rstrip("/"),
+            connect_seconds=setting_float(env, "CEREBRIUM_CONNECT_SECONDS"),
+            redial_seconds=setting_float(env, "CEREBRIUM_REDIAL_SECONDS"),
+            **call_timings(env, "CEREBRIUM"),
             gpu_compute=gpu.gpu.cerebrium if gpu is not None else None,
-            keep_seconds=int_setting(env, "MAX_SESSION_SECONDS", 1800, minimum=10) + KEEP_AFTER_SECONDS,
+            keep_seconds=setting_int(env, "MAX_SESSION_SECONDS") + KEEP_AFTER_SECONDS,
         )
 
 

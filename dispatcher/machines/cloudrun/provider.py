@@ -54,7 +54,8 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, create_request, provider_request
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.settings import api_endpoint, int_setting, require
+from dispatcher.settings import api_endpoint, require
+from dispatcher.settings.read import setting_int, setting_text
 from dispatcher.store.coordination import CreateLimits
 
 log = logging.getLogger("dispatcher.machines.cloudrun")
@@ -108,20 +109,20 @@ class CloudRunSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CloudRunSettings:
         required = require(env, ("CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB"), "cloudrun")
-        api_url, auth = api_endpoint(env, "CLOUDRUN_API_URL", DEFAULT_API_URL, "CLOUDRUN_AUTH", ("adc", "none"))
+        api_url, auth = api_endpoint(env, "CLOUDRUN_API_URL", DEFAULT_API_URL, "CLOUDRUN_AUTH")
         return cls(
             project=required["CLOUDRUN_PROJECT"],
             region=required["CLOUDRUN_REGION"],
             job=required["CLOUDRUN_JOB"],
-            container=env.get("CLOUDRUN_CONTAINER", "").strip() or cls.container,
+            container=setting_text(env, "CLOUDRUN_CONTAINER"),
             api_url=api_url,
-            grace_seconds=int_setting(env, "CLOUDRUN_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            grace_seconds=setting_int(env, "CLOUDRUN_GRACE_SECONDS"),
             anonymous=auth == "none",
-            **call_timings(env, "CLOUDRUN", cls),
-            run_rate=Rate.from_env(env, "CLOUDRUN_RUN", DEFAULT_RUN_RATE),
+            **call_timings(env, "CLOUDRUN"),
+            run_rate=Rate.from_env(env, "CLOUDRUN_RUN"),
             identity_audience=identity_audience(env),
             bot_service_account_id=env.get("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID", "").strip() or None,
-            identity_certs_url=env.get("CLOUDRUN_IDENTITY_CERTS_URL", "").strip() or DEFAULT_CERTS_URL,
+            identity_certs_url=setting_text(env, "CLOUDRUN_IDENTITY_CERTS_URL"),
             release_jobs=release_references(env),
         )
 

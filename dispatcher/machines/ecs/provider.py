@@ -35,7 +35,8 @@ from dispatcher.machines.releases import ReleaseImageMissing, release_references
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
-from dispatcher.settings import SettingsError, float_setting, require
+from dispatcher.settings import SettingsError, require
+from dispatcher.settings.read import setting_choice, setting_float, setting_text
 from dispatcher.store.coordination import CreateLimits
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s
@@ -134,25 +135,23 @@ class EcsSettings:
         region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
         names = ("AWS_REGION", "ECS_CLUSTER", "ECS_TASK_DEFINITION", "ECS_SUBNETS", "ECS_SECURITY_GROUPS")
         required = require({**env, "AWS_REGION": region}, names, "ecs")
-        public_ip = (env.get("ECS_ASSIGN_PUBLIC_IP", "").strip() or cls.assign_public_ip).upper()
-        if public_ip not in ("ENABLED", "DISABLED"):
-            raise SettingsError(f"ECS_ASSIGN_PUBLIC_IP={public_ip!r} is not ENABLED or DISABLED")
+        public_ip = setting_choice(env, "ECS_ASSIGN_PUBLIC_IP")
         return cls(
             region=required["AWS_REGION"],
             cluster=required["ECS_CLUSTER"],
             task_definition=required["ECS_TASK_DEFINITION"],
             subnets=_csv(env, "ECS_SUBNETS", required=True),
             security_groups=_csv(env, "ECS_SECURITY_GROUPS", required=True),
-            container_name=env.get("ECS_CONTAINER_NAME", "").strip() or cls.container_name,
+            container_name=setting_text(env, "ECS_CONTAINER_NAME"),
             assign_public_ip=public_ip,
-            capacity_providers=parse_capacity_providers(env.get("ECS_CAPACITY_PROVIDERS", "").strip() or "FARGATE"),
+            capacity_providers=parse_capacity_providers(setting_text(env, "ECS_CAPACITY_PROVIDERS")),
             # As the AWS SDKs read them: the service's own variable first, then the global one.
             endpoint_url=env.get("AWS_ENDPOINT_URL_ECS", "").strip() or env.get("AWS_ENDPOINT_URL", "").strip() or None,
-            connect_timeout=float_setting(env, "ECS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout, minimum=0.1),
-            read_timeout=float_setting(env, "ECS_READ_TIMEOUT_SECONDS", cls.read_timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "ECS_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            poll_seconds=float_setting(env, "ECS_POLL_SECONDS", cls.poll_seconds, minimum=0.05),
-            run_task_rate=Rate.from_env(env, "ECS_RUN_TASK", DEFAULT_RUN_TASK_RATE),
+            connect_timeout=setting_float(env, "ECS_CONNECT_TIMEOUT_SECONDS"),
+            read_timeout=setting_float(env, "ECS_READ_TIMEOUT_SECONDS"),
+            retry_deadline=setting_float(env, "ECS_RETRY_DEADLINE_SECONDS"),
+            poll_seconds=setting_float(env, "ECS_POLL_SECONDS"),
+            run_task_rate=Rate.from_env(env, "ECS_RUN_TASK"),
             task_definition_webrtc=env.get("ECS_TASK_DEFINITION_WEBRTC", "").strip() or None,
             bot_task_roles=task_roles(env.get("ECS_BOT_TASK_ROLE_ARNS", "")),
             sts_endpoint_url=sts_endpoint(env, required["AWS_REGION"]),

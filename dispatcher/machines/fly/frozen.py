@@ -23,7 +23,9 @@ from dispatcher.machines.base import FreezeFailed, FrozenForm, MachinesError
 from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import GONE_STATES, FlyWarmMachines
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.settings import SettingsError, float_setting
+from dispatcher.settings import SettingsError
+from dispatcher.settings.model import ENUM
+from dispatcher.settings.read import entry, setting_choice, setting_float
 from dispatcher.store.coordination import Coordination
 
 log = logging.getLogger("dispatcher.machines.fly")
@@ -31,7 +33,7 @@ log = logging.getLogger("dispatcher.machines.fly")
 SUSPEND_MAX_MEMORY_MB = 2048  # Fly's requirement for suspend
 FREEZE_WAIT_SECONDS = 30  # a snapshot of ≤ 2 GB; `/wait` blocks at most 60 s
 THAW_WAIT_SECONDS = 10  # a resume is "a few hundred ms"; a stopped machine boots "well under a second"
-FORMS = ("suspend", "stop", "off")
+FORMS = entry("FLY_FROZEN_FORM", ENUM).choices
 # Fly's per-second list (docs/reserve.md, bench/fly_cpu_quota.py): shared-cpu-4x with 1 GB while started
 # (4 × $0.0000008/s, the default guest); a frozen bot
 # counted as 2 GB of storage (root filesystem and memory snapshot) at $0.15 per GB-month.
@@ -43,9 +45,7 @@ RESUME_SECONDS = {"suspend": 0.4, "stop": 3.0}  # Fly's "few hundred ms"; a boot
 def frozen_form_setting(env: Mapping[str, str], settings: FlySettings) -> str:
     """FLY_FROZEN_FORM: suspend (the default where Fly allows it), stop, or off (no frozen tier)."""
     default = "suspend" if settings.memory_mb <= SUSPEND_MAX_MEMORY_MB else "stop"
-    form = env.get("FLY_FROZEN_FORM", "").strip().lower() or default
-    if form not in FORMS:
-        raise SettingsError(f"FLY_FROZEN_FORM={form!r} is not one of {', '.join(FORMS)}")
+    form = setting_choice(env, "FLY_FROZEN_FORM") or default  # its default follows the machine's memory
     if form == "suspend" and settings.memory_mb > SUSPEND_MAX_MEMORY_MB:
         raise SettingsError(f"FLY_FROZEN_FORM=suspend needs FLY_GUEST_MEMORY_MB ≤ {SUSPEND_MAX_MEMORY_MB}"
                             f" (Fly suspends no bigger machine); use stop or off")
@@ -73,8 +73,8 @@ class FlyFrozenMachines(FlyWarmMachines):
         if form == "off":
             return FlyWarmMachines(settings, coordination, channel_url=channel_url, transport=transport)
         return cls(settings, coordination, channel_url=channel_url, transport=transport, form=form,
-                   running_dollars=float_setting(env, "FLY_RUNNING_DOLLARS_PER_MONTH", DEFAULT_RUNNING_DOLLARS),
-                   frozen_dollars=float_setting(env, "FLY_FROZEN_DOLLARS_PER_MONTH", DEFAULT_FROZEN_DOLLARS))
+                   running_dollars=setting_float(env, "FLY_RUNNING_DOLLARS_PER_MONTH"),
+                   frozen_dollars=setting_float(env, "FLY_FROZEN_DOLLARS_PER_MONTH"))
 
     def _gone_states(self) -> frozenset[str]:
         """A stopped idle machine is the stopped form's frozen tier, not a leftover."""

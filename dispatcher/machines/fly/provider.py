@@ -44,7 +44,8 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.settings import SettingsError, require
+from dispatcher.settings.read import setting_choice, setting_float, setting_int, setting_text
 from dispatcher.store.coordination import Coordination
 
 DEFAULT_API_HOST = "https://api.machines.dev"
@@ -95,13 +96,11 @@ class FlySettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FlySettings:
         required = require(env, ("FLY_API_TOKEN", "FLY_APP", "BOT_IMAGE"), "fly")
-        cpu_kind = env.get("FLY_GUEST_CPU_KIND", "").strip() or cls.cpu_kind
-        if cpu_kind not in ("shared", "performance"):
-            raise SettingsError(f"FLY_GUEST_CPU_KIND={cpu_kind!r} is not one of shared, performance")
-        memory = int_setting(env, "FLY_GUEST_MEMORY_MB", cls.memory_mb, minimum=256)
+        cpu_kind = setting_choice(env, "FLY_GUEST_CPU_KIND")
+        memory = setting_int(env, "FLY_GUEST_MEMORY_MB")
         if memory % 256:
             raise SettingsError(f"FLY_GUEST_MEMORY_MB={memory} must be a multiple of 256")
-        cpus = int_setting(env, "FLY_GUEST_CPUS", cls.cpus)
+        cpus = setting_int(env, "FLY_GUEST_CPUS")
         # Fly's sizes (fly.io/docs/machines/guides-examples/machine-sizing): at least 256 MB per shared
         # vCPU and 2048 MB per performance vCPU, or the create is refused.
         least = cpus * (256 if cpu_kind == "shared" else 2048)
@@ -113,15 +112,15 @@ class FlySettings:
             app=required["FLY_APP"],
             image=required["BOT_IMAGE"],
             apps=_apps(env, required["FLY_APP"]),
-            api_host=(env.get("FLY_API_HOST", "").strip() or DEFAULT_API_HOST).rstrip("/"),
+            api_host=(setting_text(env, "FLY_API_HOST")).rstrip("/"),
             cpu_kind=cpu_kind,
             cpus=cpus,
             memory_mb=memory,
             region=env.get("FLY_REGION", "").strip() or None,
-            timeout=float_setting(env, "FLY_TIMEOUT_SECONDS", cls.timeout, minimum=0.1),
-            retry_deadline=float_setting(env, "FLY_RETRY_DEADLINE_SECONDS", cls.retry_deadline, minimum=0.1),
-            create_rate=Rate.from_env(env, "FLY_CREATE", DEFAULT_CREATE_RATE),
-            list_rate=Rate.from_env(env, "FLY_LIST", DEFAULT_LIST_RATE),
+            timeout=setting_float(env, "FLY_TIMEOUT_SECONDS"),
+            retry_deadline=setting_float(env, "FLY_RETRY_DEADLINE_SECONDS"),
+            create_rate=Rate.from_env(env, "FLY_CREATE"),
+            list_rate=Rate.from_env(env, "FLY_LIST"),
             oidc_issuer=_oidc_issuer(env),
             oidc_jwks_url=env.get("FLY_OIDC_JWKS_URL", "").strip() or None,
             identity_audience=identity_audience(env),

@@ -43,7 +43,8 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
-from dispatcher.settings import SettingsError, api_endpoint, int_setting, require
+from dispatcher.settings import SettingsError, api_endpoint, require
+from dispatcher.settings.read import setting_int, setting_text
 from dispatcher.store.coordination import CreateLimits
 
 _STARTING = {"PROVISIONING", "STAGING"}
@@ -92,22 +93,22 @@ class GceSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GceSettings:
         required = require(env, ("GCE_PROJECT", "GCE_ZONE", "GCE_INSTANCE_TEMPLATE"), "gce")
-        prefix = env.get("GCE_INSTANCE_PREFIX", "").strip() or cls.prefix
+        prefix = setting_text(env, "GCE_INSTANCE_PREFIX")
         if not _PREFIX.match(prefix):
             raise SettingsError(f"GCE_INSTANCE_PREFIX={prefix!r} must be a lowercase letter then [-a-z0-9], ≤31")
-        api_url, auth = api_endpoint(env, "GCE_API_URL", DEFAULT_API_URL, "GCE_AUTH", ("adc", "none"))
+        api_url, auth = api_endpoint(env, "GCE_API_URL", DEFAULT_API_URL, "GCE_AUTH")
         return cls(
             project=required["GCE_PROJECT"],
             zone=required["GCE_ZONE"],
             instance_template=required["GCE_INSTANCE_TEMPLATE"],
             api_url=api_url,
             prefix=prefix,
-            grace_seconds=int_setting(env, "GCE_GRACE_SECONDS", cls.grace_seconds, minimum=0),
+            grace_seconds=setting_int(env, "GCE_GRACE_SECONDS"),
             anonymous=auth == "none",
-            **call_timings(env, "GCE", cls),
-            insert_rate=Rate.from_env(env, "GCE_INSERT", DEFAULT_INSERT_RATE),
+            **call_timings(env, "GCE"),
+            insert_rate=Rate.from_env(env, "GCE_INSERT"),
             identity_audience=identity_audience(env),
-            identity_certs_url=env.get("GCE_IDENTITY_CERTS_URL", "").strip() or DEFAULT_CERTS_URL,
+            identity_certs_url=setting_text(env, "GCE_IDENTITY_CERTS_URL"),
             **_gpu(env),
         )
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
-from dispatcher.settings import SettingsError, int_setting, listed_transports, require
+from dispatcher.settings import SettingsError, listed_transports, require
+from dispatcher.settings.read import setting_choice, setting_int, setting_text
 
 # Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
 # the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.
@@ -76,7 +77,7 @@ class K8sSettings:
         if not api_url.startswith("https://") and not _loopback(api_url):
             raise SettingsError(f"K8S_API_URL={api_url[:100]!r} must be https:// (a bearer token never goes "
                                 "over plain http, except to a local fake on 127.0.0.1)")
-        cpu, memory = env.get("K8S_BOT_CPU", "").strip() or cls.cpu, env.get("K8S_BOT_MEMORY", "").strip() or cls.memory
+        cpu, memory = setting_text(env, "K8S_BOT_CPU"), setting_text(env, "K8S_BOT_MEMORY")
         for name, value in (("K8S_BOT_CPU", cpu), ("K8S_BOT_MEMORY", memory)):
             if not _QUANTITY.match(value):
                 raise SettingsError(f"{name}={value[:40]!r} is not a Kubernetes quantity (e.g. 500m, 1, 1Gi)")
@@ -85,11 +86,8 @@ class K8sSettings:
         for name, named in (("K8S_RUNTIME_CLASS", runtime_class), ("K8S_SERVICE_ACCOUNT", account)):
             if named is not None and not _DNS_LABEL.match(named):
                 raise SettingsError(f"{name}={named[:70]!r} is not a Kubernetes object name (a DNS-1123 label)")
-        mode = env.get("K8S_MODE", "").strip().lower() or PODS
-        if mode not in MODES:
-            raise SettingsError(f"K8S_MODE={mode[:40]!r} is not one of {', '.join(MODES)} (pods: any cluster; "
-                                "agent-sandbox: a cluster with kubernetes-sigs/agent-sandbox's extensions)")
-        pool = env.get("K8S_WARM_POOL", "").strip() or DEFAULT_WARM_POOL
+        mode = setting_choice(env, "K8S_MODE")  # pods: any cluster; agent-sandbox: one with its extensions
+        pool = setting_text(env, "K8S_WARM_POOL")
         if not _DNS_LABEL.match(pool):
             raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")
         ca_configmap = env.get("K8S_BOT_CHANNEL_CA_CONFIGMAP", "").strip() or None
@@ -114,7 +112,7 @@ class K8sSettings:
             pool_transport=transports[0],
             image=required["BOT_IMAGE"],
             api_url=api_url,
-            token_file=env.get("K8S_TOKEN_FILE", "").strip() or f"{SERVICE_ACCOUNT_DIR}/token",
+            token_file=setting_text(env, "K8S_TOKEN_FILE"),
             ca_file=env.get("K8S_CA_FILE", "").strip() or (f"{SERVICE_ACCOUNT_DIR}/ca.crt"
                                                           if api_url.startswith("https://") else None),
             cpu=cpu,
@@ -123,8 +121,8 @@ class K8sSettings:
             service_account=account,
             token_audience=audience,
             channel_ca_configmap=ca_configmap,
-            stop_grace_seconds=int_setting(env, "K8S_STOP_GRACE_SECONDS", cls.stop_grace_seconds, minimum=0),
-            **call_timings(env, "K8S", cls),
+            stop_grace_seconds=setting_int(env, "K8S_STOP_GRACE_SECONDS"),
+            **call_timings(env, "K8S"),
         )
 
 

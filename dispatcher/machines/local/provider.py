@@ -46,6 +46,7 @@ from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.machines.local.spawn import BotRefused, spawn_bot
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
+from dispatcher.settings.read import setting_choice, setting_float
 
 log = logging.getLogger("dispatcher.machines.local.provider")
 
@@ -68,7 +69,6 @@ class LocalSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
         raw_command = env.get("LOCAL_BOT_COMMAND", "").strip()
-        grace = env.get("LOCAL_STOP_GRACE_SECONDS", "").strip()
         # A bot whose dependencies are not voicefleet's runs with its own interpreter (a virtualenv's
         # python): the host comes from this repository (PYTHONPATH), the bot's imports from there.
         python = env.get("BOT_PYTHON", "").strip()
@@ -81,9 +81,9 @@ class LocalSettings:
                         ", ".join(unset))
         return cls(
             bot_command=tuple(shlex.split(raw_command)) if raw_command else default,
-            stop_grace_seconds=float(grace) if grace else cls.stop_grace_seconds,
+            stop_grace_seconds=setting_float(env, "LOCAL_STOP_GRACE_SECONDS"),
             bot_env=bot_env,
-            isolation=check_policy(env.get("LOCAL_BOT_ISOLATION", "").strip() or cls.isolation),
+            isolation=check_policy(setting_choice(env, "LOCAL_BOT_ISOLATION")),
             bot_file=_bot_file(env),
         )
 

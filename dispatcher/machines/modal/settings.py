@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.gpu import GPUS, gpu_from_env
 from dispatcher.outbound.ratelimit import Rate
-from dispatcher.settings import SettingsError, float_setting, int_setting, require
+from dispatcher.settings import SettingsError, require
+from dispatcher.settings.read import setting_float, setting_int, setting_text
 
 DEFAULT_SERVER_URL = "https://api.modal.com"
 # Where Modal publishes its OIDC keys (modal.com/docs/guide/oidc-integration): the discovery document's
@@ -76,7 +77,7 @@ class ModalSettings:
         if not _IMAGE_ID.match(image_id):
             raise SettingsError(f"MODAL_BOT_IMAGE={image_id!r} is not a Modal image id (im-…): "
                                 "build the bot image on Modal once and name it (docs/providers.md#modal)")
-        server_url = env.get("MODAL_SERVER_URL", "").strip() or DEFAULT_SERVER_URL
+        server_url = setting_text(env, "MODAL_SERVER_URL")
         if not server_url.startswith(("https://", "http://")):
             raise SettingsError(f"MODAL_SERVER_URL={server_url!r} must be an http(s) URL")
         command = tuple(shlex.split(env.get("MODAL_BOT_COMMAND", ""))) or DEFAULT_BOT_COMMAND
@@ -87,11 +88,11 @@ class ModalSettings:
             image_id=image_id,
             server_url=server_url,
             bot_command=command,
-            cpu=float_setting(env, "MODAL_CPU", cls.cpu, minimum=0.125),
-            memory_mb=int_setting(env, "MODAL_MEMORY_MB", cls.memory_mb, minimum=128),
+            cpu=setting_float(env, "MODAL_CPU"),
+            memory_mb=setting_int(env, "MODAL_MEMORY_MB"),
             gpu=gpu_setting(env),
-            grace_seconds=int_setting(env, "MODAL_GRACE_SECONDS", cls.grace_seconds, minimum=0),
-            **call_timings(env, "MODAL", cls),
-            create_rate=Rate.from_env(env, "MODAL_CREATE", DEFAULT_CREATE_RATE),
-            oidc_discovery_url=env.get("MODAL_OIDC_DISCOVERY_URL", "").strip() or DEFAULT_OIDC_DISCOVERY_URL,
+            grace_seconds=setting_int(env, "MODAL_GRACE_SECONDS"),
+            **call_timings(env, "MODAL"),
+            create_rate=Rate.from_env(env, "MODAL_CREATE"),
+            oidc_discovery_url=setting_text(env, "MODAL_OIDC_DISCOVERY_URL"),
         )

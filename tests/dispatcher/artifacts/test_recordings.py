@@ -228,7 +228,7 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
     ({"RECORDING_TRANSCRIPT": "yes"}, "RECORDING_TRANSCRIPT='yes': use one of off, consent, on"),
     ({"RECORDING_RETENTION_DAYS": "a month"}, "a whole number of days"),
     ({"RECORDING_RULES": "acme audio=off"}, "start a rule with key:NAME or release:NAME"),
-    ({"RECORDING_REQUIRED": "sure"}, "RECORDING_REQUIRED='sure': use true or false"),
+    ({"RECORDING_REQUIRED": "sure"}, "RECORDING_REQUIRED='sure' is not a boolean"),
     ({"RECORDING_DESTINATION": "ftp://host/calls"}, "a folder, s3://bucket/prefix, gs://bucket/prefix, or "
                                                      "https://<account>.blob."),
     ({"RECORDING_DESTINATION": "gs:///prefix"}, "gs:// needs a bucket"),

@@ -113,13 +113,12 @@ async def test_bucket_refuses_a_caller_that_would_wait_too_long() -> None:
 
 
 def test_rates_come_from_the_environment_with_documented_defaults() -> None:
-    default = Rate(per_second=1, burst=3)
-    assert Rate.from_env({}, "FLY_CREATE", default) == default
-    assert Rate.from_env({"FLY_CREATE_RATE": "0.5", "FLY_CREATE_BURST": "2"}, "FLY_CREATE", default) == Rate(
-        per_second=0.5, burst=2
+    assert Rate.from_env({}, "FLY_CREATE") == Rate(per_second=1, burst=3, max_wait=3.0)  # the catalogue's
+    assert Rate.from_env({"FLY_CREATE_RATE": "0.5", "FLY_CREATE_BURST": "2"}, "FLY_CREATE") == Rate(
+        per_second=0.5, burst=2, max_wait=3.0
     )
     with pytest.raises(SettingsError, match="FLY_CREATE_BURST"):
-        Rate.from_env({"FLY_CREATE_BURST": "0"}, "FLY_CREATE", default)
+        Rate.from_env({"FLY_CREATE_BURST": "0"}, "FLY_CREATE")
 
 
 async def test_a_caller_may_wait_exactly_the_longest_wait_and_no_longer() -> None:
@@ -140,8 +139,7 @@ def test_a_bucket_that_could_never_give_a_token_is_refused_when_built(rate: Rate
 
 
 def test_a_burst_of_one_is_the_smallest_setting() -> None:
-    default = Rate(per_second=1, burst=3)
-    assert Rate.from_env({"DAILY_BURST": "1"}, "DAILY", default).burst == 1  # one call at a time
+    assert Rate.from_env({"DAILY_BURST": "1"}, "DAILY").burst == 1  # one call at a time
 
 
 async def test_a_retry_may_sleep_until_exactly_the_deadline() -> None:
