@@ -140,3 +140,11 @@ def test_a_secret_made_knowing_of_another_regions_revocation_is_pushed_by_the_re
 def test_a_record_kept_before_entries_loses_only_its_values_out_of_bounds() -> None:
     entries = runtime_entries.of_views({"sessions": 5, "reserve.max": -3}, key("acme"), (7, "eu"))
     assert views(entries)[0] == {"sessions": 5} and len(views(entries)[1]) == 1
+
+
+def test_a_revoked_secret_sent_again_as_live_at_a_newer_version_stays_revoked() -> None:
+    made, sent = change(runtime_entries.empty(), (1000, "us"), made=key("acme"))
+    revoked = stamped(made, views(made), (views(made)[0], {}), (), "admin-2", (2000, "eu"))[0]
+    (secret_id, live), = sent["secrets"].items()
+    again = {**runtime_entries.empty(), "secrets": {secret_id: {**live, "version": [9000, "us"]}}}
+    assert views(merged(revoked, again))[1] == {} == views(merged(again, revoked))[1]
