@@ -58,16 +58,18 @@ def version_of(raw: object) -> Version | None:
     return (ms, region) if isinstance(region, str) and _REGION.fullmatch(region) else None
 
 
-def checked(raw: object, *, makers: Collection[str] | None = None, latest_ms: int | None = None) -> Entries:
+def checked(raw: object, *, makers: Collection[str] | None = None, latest_ms: int | None = None,
+            most: int | None = MAX_ENTRIES) -> Entries:
     """`raw` as entries, or ValueError naming what is wrong. `makers`: the regions a version may name
-    (None: any); `latest_ms`: the newest version taken (a clock far ahead would outrank every change)."""
+    (None: any); `latest_ms`: the newest version taken (a clock far ahead would outrank every change);
+    `most`: the entries taken (None: this region's own record, whose revocations are never dropped)."""
     if not isinstance(raw, Mapping) or set(raw) - set(PARTS):
         raise ValueError(f"send an object of {', '.join(PARTS)}")
     parts = {part: raw.get(part, {}) for part in PARTS}
     if not all(isinstance(part, Mapping) for part in parts.values()):
         raise ValueError(f"each of {', '.join(PARTS)} is an object")
-    if sum(len(part) for part in parts.values()) > MAX_ENTRIES:
-        raise ValueError(f"more than {MAX_ENTRIES} entries")
+    if most is not None and sum(len(part) for part in parts.values()) > most:
+        raise ValueError(f"more than {most} entries")
     entries = empty()
     for name, entry in parts["capacity"].items():
         if not runtime_capacity.known_name(name):

@@ -148,3 +148,17 @@ def test_a_revoked_secret_sent_again_as_live_at_a_newer_version_stays_revoked() 
     (secret_id, live), = sent["secrets"].items()
     again = {**runtime_entries.empty(), "secrets": {secret_id: {**live, "version": [9000, "us"]}}}
     assert views(merged(revoked, again))[1] == {} == views(merged(again, revoked))[1]
+
+
+async def test_a_record_grown_past_what_a_peer_may_send_keeps_its_revocations_when_read_again() -> None:
+    book = MemoryRuntimeBook()
+    grown = {f"gone-{n}": {"revoked": [1000 + n, "eu"], "by": "admin-1"} for n in range(runtime_entries.MAX_ENTRIES)}
+    entries = {**runtime_entries.empty(), "names": grown,
+               "capacity": {"sessions": {"value": 5, "version": [5000, "eu"], "by": "admin-1"}}}
+    assert await book.write({"version": 3, "capacity": {"sessions": 5}, "keys": {}, "entries": entries}, None)
+    settings = RuntimeSettings(book, RuntimeKeys(), region="eu")
+    await settings.refresh()
+    assert len(settings.entries()["names"]) == runtime_entries.MAX_ENTRIES
+    assert settings.entries()["capacity"]["sessions"]["version"] == [5000, "eu"]
+    with pytest.raises(ValueError, match="more than"):  # as a peer would read it
+        checked(settings.entries())
