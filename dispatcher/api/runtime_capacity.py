@@ -86,7 +86,7 @@ def readable(values: Mapping[str, Any], floors: Floors) -> dict[str, Any]:
     rather than reaching admission as a string, a negative cap or a share above 1."""
     kept: dict[str, Any] = {}
     for name, value in values.items() if isinstance(values, Mapping) else ():
-        if not isinstance(name, str) or (name not in FIXED and _NAMED.match(name) is None):
+        if not known_name(name):
             continue
         try:
             kept[name] = _check_value(name, value)
@@ -97,6 +97,17 @@ def readable(values: Mapping[str, Any], floors: Floors) -> dict[str, Any]:
         kept.pop("reserve.min", None)
         kept.pop("reserve.max", None)
     return kept
+
+
+def known_name(name: object) -> bool:
+    """Whether `name` is of a capacity value in some region (its key, provider and reserve aside)."""
+    return isinstance(name, str) and (name in FIXED or _NAMED.fullmatch(name) is not None)
+
+
+def value_checked(name: str, value: object) -> float | int:
+    """`value` for `name` within the bounds `checked` keeps, or 400 saying them (another region's
+    value is taken on the same terms as an admin's here)."""
+    return _check_value(name, value)
 
 
 def _check_name(name: str, floors: Floors, key_names: set[str]) -> None:

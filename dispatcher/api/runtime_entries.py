@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from dispatcher.api import runtime_capacity
 from dispatcher.api.runtime_keys import ID_HEX, NAME, KeyRecord
+from dispatcher.errors import ApiError
 
 Version = tuple[int, str]
 Entries = dict[str, dict[str, dict[str, Any]]]
@@ -39,7 +40,6 @@ PARTS = ("capacity", "secrets", "names")
 MAX_ENTRIES = 20_000  # live secrets are at most 1000; the rest is revoked ones and values
 MAX_VERSION_MS = 10**15
 MAX_BY_CHARS = 200
-_CAPACITY_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,79}$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SECRET_ID = re.compile(f"^[0-9a-f]{{{ID_HEX}}}$")
 
@@ -58,26 +58,31 @@ def version_of(raw: object) -> Version | None:
     return (ms, region) if isinstance(region, str) and _REGION.fullmatch(region) else None
 
 
-def checked(raw: object, *, makers: Collection[str] | None = None, latest_ms: int | None = None) -> Entries:
+def checked(raw: object, *, makers: Collection[str] | None = None, latest_ms: int | None = None,
+            most: int | None = MAX_ENTRIES) -> Entries:
     """`raw` as entries, or ValueError naming what is wrong. `makers`: the regions a version may name
-    (None: any); `latest_ms`: the newest version taken (a clock far ahead would outrank every change)."""
+    (None: any); `latest_ms`: the newest version taken (a clock far ahead would outrank every change);
+    `most`: the entries taken (None: this region's own record, whose revocations are never dropped)."""
     if not isinstance(raw, Mapping) or set(raw) - set(PARTS):
         raise ValueError(f"send an object of {', '.join(PARTS)}")
     parts = {part: raw.get(part, {}) for part in PARTS}
     if not all(isinstance(part, Mapping) for part in parts.values()):
         raise ValueError(f"each of {', '.join(PARTS)} is an object")
-    if sum(len(part) for part in parts.values()) > MAX_ENTRIES:
-        raise ValueError(f"more than {MAX_ENTRIES} entries")
+    if most is not None and sum(len(part) for part in parts.values()) > most:
+        raise ValueError(f"more than {most} entries")
     entries = empty()
     for name, entry in parts["capacity"].items():
-        entries["capacity"][_named(name, _CAPACITY_NAME, "capacity value")] = _capacity(name, entry)
+        if not runtime_capacity.known_name(name):
+            raise ValueError(f"{str(name)[:80]!r} is no capacity value")
+        entries["capacity"][name] = _capacity(name, entry)
     for secret_id, entry in parts["secrets"].items():
         entries["secrets"][_named(secret_id, _SECRET_ID, "secret id")] = _secret(secret_id, entry)
     for name, entry in parts["names"].items():
         entries["names"][_named(name, NAME, "key name")] = _revoked(name, entry)
-    for version in _versions(entries):
+    for version in _versions(entries, made_only=True):
         if makers is not None and version[1] not in makers:
             raise ValueError(f"a version names region {version[1]!r}, which did not make it")
+    for version in _versions(entries):
         if latest_ms is not None and version[0] > latest_ms:
             raise ValueError(f"a version is {(version[0] - latest_ms) / 1000:.0f} s further ahead of this region's "
                              "clock than is taken: set the making region's clock right (NTP)")
@@ -108,9 +113,11 @@ def _capacity(name: str, entry: object) -> dict[str, Any]:
     if not isinstance(entry, Mapping):
         raise ValueError(f"capacity {name}: an object")
     value = entry.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                              or not math.isfinite(value)):
-        raise ValueError(f"capacity {name}: its value is a number or null")
+    if value is not None:
+        try:  # within the bounds PATCH /capacity keeps, whichever region it was made in
+            value = runtime_capacity.value_checked(name, value)
+        except ApiError as exc:
+            raise ValueError(f"capacity {exc.message}") from None
     return {"value": value, "version": list(_stamp(entry, "version", f"capacity {name}")), "by": _by(entry)}
 
 
@@ -136,11 +143,13 @@ def _revoked(name: str, entry: object) -> dict[str, Any]:
     return {"revoked": list(_stamp(entry, "revoked", f"name {name}")), "by": _by(entry)}
 
 
-def _versions(entries: Entries) -> list[Version]:
+def _versions(entries: Entries, made_only: bool = False) -> list[Version]:
+    """Every version the entries carry; `made_only`: only those of the changes themselves, not the
+    revocation a secret was made knowing of (`after`), which another region made."""
     found = [version_of(e["version"]) for e in entries["capacity"].values()]
     for entry in entries["secrets"].values():
         found += [version_of(entry.get("revoked") or entry["version"])]
-        found += [version_of(entry["after"])] if entry.get("after") else []
+        found += [version_of(entry["after"])] if entry.get("after") and not made_only else []
     found += [version_of(e["revoked"]) for e in entries["names"].values()]
     return [version for version in found if version is not None]
 
@@ -196,15 +205,16 @@ def views(entries: Entries) -> tuple[dict[str, Any], dict[str, Any]]:
 def of_views(capacity: Mapping[str, Any], keys: Mapping[str, Any], version: Version) -> Entries:
     """Entries for a record kept before entries were (its values and keys as made at `version`)."""
     entries = empty()
-    for name, value in capacity.items():
-        entries["capacity"][name] = {"value": value, "version": list(version), "by": ""}
-    for secret_id, record in keys.items():
-        if isinstance(record, Mapping):
-            entries["secrets"][secret_id] = {**record, "version": list(version), "after": None}
-    try:
-        return checked(entries)
-    except ValueError:
-        return empty()
+    one: list[tuple[str, str, Any]] = [("capacity", name, {"value": value, "version": list(version), "by": ""})
+                                       for name, value in capacity.items()]
+    one += [("secrets", secret_id, {**record, "version": list(version), "after": None})
+            for secret_id, record in keys.items() if isinstance(record, Mapping)]
+    for part, name, entry in one:  # each on its own: a value out of bounds loses that value only
+        try:
+            entries[part].update(checked({part: {name: entry}})[part])
+        except ValueError:
+            continue
+    return entries
 
 
 def stamped(entries: Entries, before: tuple[Mapping[str, Any], Mapping[str, Any]],

@@ -210,7 +210,9 @@ def _shaped(raw: dict[str, Any], region: str) -> Record:
     version = raw.get("version")
     version = version if isinstance(version, int) else 0
     try:
-        entries = runtime_entries.checked(raw["entries"])
+        # Unbounded here: past MAX_ENTRIES, rebuilding from the views would drop every revocation
+        # (and the next write would keep them dropped); the peers refuse so big a record, loudly.
+        entries = runtime_entries.checked(raw["entries"], most=None)
     except (KeyError, ValueError):
         capacity, keys = raw.get("capacity"), raw.get("keys")
         entries = runtime_entries.of_views(capacity if isinstance(capacity, dict) else {},

@@ -40,6 +40,9 @@ STATE_FIELD = "runtime"  # the digest's field in a region's state answer
 # revoked ones' marks, more than a state answer's bound.
 RECORD_BYTES = 8 * 1024 * 1024
 RECORD_SECONDS = 2.0
+# A record that could not be read (no answer in time, unsigned, too big) is asked for again this
+# long after, not at each poll: each attempt may cost RECORD_BYTES and RECORD_SECONDS.
+UNREAD_RETRY_SECONDS = 5.0
 
 
 class RuntimeRecord(Protocol):
@@ -56,7 +59,8 @@ class RuntimeRecord(Protocol):
 
 class RegionalRuntime:
     def __init__(self, peers: Peers, runtime: RuntimeRecord, check: Callable[..., Any],
-                 client: HttpClient | None = None, clock: Callable[[], float] = time.time) -> None:
+                 client: HttpClient | None = None, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         """`check(raw, makers=, latest_ms=)`: the entries `raw` holds, or ValueError saying why."""
         self._peers = peers
         self._regions = peers.regions
@@ -68,6 +72,8 @@ class RegionalRuntime:
         self._reader = client or region_client(RECORD_SECONDS, max_answer_bytes=RECORD_BYTES)
         self._read: dict[str, str] = {}  # peer → the digest of its record last merged here
         self._refused: str | None = None  # the last polled record refused here (warned about once)
+        self._unread: dict[str, tuple[str, float]] = {}  # peer → the digest it failed to send, and when
+        self._monotonic = monotonic
         if self._regions.several:
             runtime.made.append(self.changed)
             peers.answer_listeners.append(self.polled)
@@ -114,11 +120,18 @@ class RegionalRuntime:
         digest = told.get("digest") if isinstance(told, Mapping) else None
         if not isinstance(digest, str) or digest in (self._runtime.digest(), self._read.get(peer.name)):
             return
+        failed = self._unread.get(peer.name)
+        if failed is not None and failed[0] == digest and self._monotonic() - failed[1] < UNREAD_RETRY_SECONDS:
+            return
         data, why = await signed_get(self._reader, self._signer, self._regions, peer.name, peer.url, RUNTIME_PATH,
                                      timeout=RECORD_SECONDS)
         if data is None:
-            log.debug("regions: %s's runtime settings not read (%s); read at its next answer", peer.name, why)
+            if failed is None or failed[0] != digest:  # said once per record
+                log.warning("regions: %s's runtime settings could not be read (%s); asked again every %g s",
+                            peer.name, why, UNREAD_RETRY_SECONDS)
+            self._unread[peer.name] = (digest, self._monotonic())
             return
+        self._unread.pop(peer.name, None)
         try:
             # Any region's name: a record may hold changes made before this deployment had regions.
             entries = self._check(data.get("entries") if isinstance(data, Mapping) else None,

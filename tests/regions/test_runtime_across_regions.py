@@ -111,6 +111,11 @@ def test_a_push_unsigned_forged_from_the_wrong_maker_or_out_of_shape_changes_not
         assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "region_unauthenticated"
         forged = push(urls, "us", "eu", change("us"), secret="f" * 34)
         assert forged.status_code == 401 and "does not match" in forged.json()["error"]["message"]
+        # The whole record holds the keys' hashes and salts: read by a region only.
+        for headers in ({}, RegionSigner(Regions("us", MappingProxyType(urls), b"f" * 34)).headers(
+                "eu", "GET", RUNTIME_PATH)):
+            record = httpx.get(eu + RUNTIME_PATH, headers=headers, timeout=DEADLINE)
+            assert record.status_code == 401 and "entries" not in record.text, record.text
         for payload, says in ((change("eu"), "did not make it"), (change("us", now + 3_600_000), "ahead"),
                               ({"entries": {"keys": {}}}, "send an object of"),
                               ({"entries": {"secrets": {"0123456789ab": {"name": "acme", "salt": "00"}}}}, "salt")):
@@ -126,6 +131,17 @@ def test_a_push_unsigned_forged_from_the_wrong_maker_or_out_of_shape_changes_not
         assert cap(eu) == 3
         again = push(urls, "us", "eu", change("us"))  # the same change twice: nothing new
         assert again.status_code == 200 and again.json()["adopted"] is False
+        # A captured push sent again as it was (a lower value, newer than what eu holds) is a replay.
+        body = json.dumps({"entries": {"capacity": {"sessions": {"value": 2, "version": [now + 1, "us"],
+                                                                  "by": "ops"}}}}).encode()
+        signer = RegionSigner(Regions("us", MappingProxyType(urls), SECRET.encode()))
+        captured = {**signer.headers("eu", "POST", RUNTIME_PATH, body), "content-type": "application/json"}
+        first = httpx.post(eu + RUNTIME_PATH, content=body, headers=captured, timeout=DEADLINE)
+        assert first.status_code == 200 and cap(eu) == 2, first.text
+        assert push(urls, "us", "eu", change("us", now + 2)).status_code == 200 and cap(eu) == 3
+        replayed = httpx.post(eu + RUNTIME_PATH, content=body, headers=captured, timeout=DEADLINE)
+        assert replayed.status_code == 401 and "replay" in replayed.json()["error"]["message"]
+        assert cap(eu) == 3
         older = push(urls, "us", "eu", {"entries": {"capacity": {"sessions": {"value": 4, "version": [now - 1, "us"],
                                                                                "by": "ops"}}}})
         assert older.status_code == 200 and older.json()["adopted"] is False and cap(eu) == 3

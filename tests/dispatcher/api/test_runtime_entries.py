@@ -59,7 +59,14 @@ def test_a_revoked_secret_stays_revoked_and_the_newest_value_wins_in_any_order()
 
 
 @pytest.mark.parametrize(("raw", "says"), [
-    ({"capacity": {"sessions": {"value": True, "version": [1, "eu"]}}}, "a number or null"),
+    ({"capacity": {"sessions": {"value": True, "version": [1, "eu"]}}}, "a whole number"),
+    # Another region's value is bounded as PATCH /capacity bounds an admin's here.
+    ({"capacity": {"sessions": {"value": 10**12, "version": [1, "eu"]}}}, "from 0 to 1000000"),
+    ({"capacity": {"sessions": {"value": 2.5, "version": [1, "eu"]}}}, "a whole number"),
+    ({"capacity": {"reserve.max": {"value": 0, "version": [1, "eu"]}}}, "from 1 to"),
+    ({"capacity": {"key.acme": {"value": 3, "version": [1, "eu"]}}}, "at most 1"),
+    ({"capacity": {"anything": {"value": 1, "version": [1, "eu"]}}}, "no capacity value"),
+    ({"capacity": {"key.acme\n": {"value": 1, "version": [1, "eu"]}}}, "no capacity value"),
     ({"capacity": {"Sessions!": {"value": 1, "version": [1, "eu"]}}}, "no capacity value"),
     ({"capacity": {"sessions": {"value": 1, "version": [1, "eu"], "by": "a\x1b[2Jb"}}}, "printable"),
     ({"names": {"acme": {"revoked": [1]}}}, "no revoked"),
@@ -119,3 +126,39 @@ async def test_two_regions_exchanging_their_changes_refuse_a_name_one_revoked_wh
     assert eu.keys.records == {} == us.keys.records and eu.digest() == us.digest()
     trail = await us.history(10)
     assert trail[0]["action"] == "key.revoke" and trail[0]["by"] == "region eu: admin-1", trail
+
+
+def test_a_secret_made_knowing_of_another_regions_revocation_is_pushed_by_the_region_that_made_it() -> None:
+    made, _ = change(runtime_entries.empty(), (1000, "eu"), made=key("acme"))
+    eu, revoke = change(made, (2000, "eu"), revoked=("acme",))
+    us, again = change(merged(made, revoke), (3000, "us"), made=key("acme"))
+    assert next(iter(again["secrets"].values()))["after"] == [2000, "eu"]
+    taken = checked(again, makers={"us"}, latest_ms=4000)  # us's push: its `after` names eu, its version us
+    assert views(merged(eu, taken))[1] == views(us)[1] != {}
+
+
+def test_a_record_kept_before_entries_loses_only_its_values_out_of_bounds() -> None:
+    entries = runtime_entries.of_views({"sessions": 5, "reserve.max": -3}, key("acme"), (7, "eu"))
+    assert views(entries)[0] == {"sessions": 5} and len(views(entries)[1]) == 1
+
+
+def test_a_revoked_secret_sent_again_as_live_at_a_newer_version_stays_revoked() -> None:
+    made, sent = change(runtime_entries.empty(), (1000, "us"), made=key("acme"))
+    revoked = stamped(made, views(made), (views(made)[0], {}), (), "admin-2", (2000, "eu"))[0]
+    (secret_id, live), = sent["secrets"].items()
+    again = {**runtime_entries.empty(), "secrets": {secret_id: {**live, "version": [9000, "us"]}}}
+    assert views(merged(revoked, again))[1] == {} == views(merged(again, revoked))[1]
+
+
+async def test_a_record_grown_past_what_a_peer_may_send_keeps_its_revocations_when_read_again() -> None:
+    book = MemoryRuntimeBook()
+    grown = {f"gone-{n}": {"revoked": [1000 + n, "eu"], "by": "admin-1"} for n in range(runtime_entries.MAX_ENTRIES)}
+    entries = {**runtime_entries.empty(), "names": grown,
+               "capacity": {"sessions": {"value": 5, "version": [5000, "eu"], "by": "admin-1"}}}
+    assert await book.write({"version": 3, "capacity": {"sessions": 5}, "keys": {}, "entries": entries}, None)
+    settings = RuntimeSettings(book, RuntimeKeys(), region="eu")
+    await settings.refresh()
+    assert len(settings.entries()["names"]) == runtime_entries.MAX_ENTRIES
+    assert settings.entries()["capacity"]["sessions"]["version"] == [5000, "eu"]
+    with pytest.raises(ValueError, match="more than"):  # as a peer would read it
+        checked(settings.entries())
