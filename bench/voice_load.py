@@ -48,17 +48,20 @@ def row(rate: str, result: dict[str, Any]) -> str:
             return "-"
         text = f"p50 {figures['p50']:.2f} p95 {figures['p95']:.2f}"
         if versus is not None:
-            text += (f" (timeline p50 {versus['timeline_p50']:.2f}, max diff "
-                     f"{versus['relative_difference_max']:.1%})")
+            text += (f" (timeline p50 {versus['timeline_p50']:.2f}, diff p50 {versus['difference_p50']:+.3f} s, "
+                     f"rel diff p50 {versus.get('relative_difference_p50') or 0:.1%} "
+                     f"max {versus['relative_difference_max']:.1%})")
         return text
 
     counts = summary["sessions"]
     return (f"{rate:>7}: {counts['ok']}/{counts['placed']} ok, refused {summary['refused_by_code'] or 0}, "
             f"failed {summary['failed_by_code'] or 0}, dropped {counts['dropped']}\n"
+            f"         connected {pair('connected')}\n"
             f"         first audio {pair('first_audio')}\n         ready {pair('ready')}\n"
             f"         turn {pair('turn')}\n"
             f"         generator {own['cpu_seconds_per_session']} CPU s/session, "
-            f"{own['cpu_share_of_one_core']:.1%} of a core, loop lag p99 {own['loop_lag_p99_seconds']} s")
+            f"{own['cpu_share_of_one_core']:.1%} of a core, loop lag p99 {own['loop_lag_p99_seconds']} s\n"
+            f"         generator CPU s/session by phase {own.get('cpu_seconds_per_session_by_phase')}")
 
 
 def main() -> None:
@@ -80,6 +83,8 @@ def main() -> None:
         target.mkdir(parents=True, exist_ok=True)
         with run_dispatcher(target, env) as dispatcher:
             began = time.monotonic()
+            print(f"{rate} for {duration}: load avg before {'/'.join(f'{x:.2f}' for x in os.getloadavg())}",
+                  flush=True)
             result = run_one(dispatcher.base_url, rate, duration, target, args.concurrency)
         print(row(rate, result), f"\n         ({time.monotonic() - began:.0f} s; load avg now "
               f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)

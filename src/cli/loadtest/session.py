@@ -57,6 +57,8 @@ class Caller(Protocol):
     """What a session needs of its caller, whatever carries the audio."""
 
     async def connect(self) -> None: ...
+    @property
+    def connected_at(self) -> float | None: ...  # monotonic: the media connection came up
     def first_audio_at(self) -> float | None: ...  # monotonic: the first loud bot audio heard
     async def turn(self, speech: Pcm, *, listen_seconds: float) -> float | None: ...  # the reply's latency
     async def close(self) -> None: ...
@@ -79,6 +81,8 @@ async def run_session(call: Call, http: httpx.AsyncClient, record: SessionRecord
         try:
             await _connect(caller, record)
             connected = record.outcome == "ok"
+            if connected and caller.connected_at is not None:
+                record.connected = caller.connected_at - began
             if record.outcome == "ok":
                 await _first_audio(call, caller, record, began)
             if record.outcome == "ok":

@@ -51,6 +51,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from av import AudioFrame, Packet
 
 from cli.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
+from cli.loadtest.own_cost import HEARD, LEDGER, MIC
 
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
@@ -92,18 +93,22 @@ class PacedMic(MediaStreamTrack):
 
     async def recv(self) -> Packet[Any]:  # aiortc's sender takes a Frame to encode or a Packet encoded
         while not self._packets:
-            payloads, timestamp = self._encoder.encode(await self._next_frame())
-            for n, payload in enumerate(payloads):  # none while the encoder's resampler fills
-                packet = Packet(payload)
-                packet.pts, packet.time_base = timestamp + n * OPUS_FRAME_SAMPLES, OPUS_TIME_BASE
-                self._packets.append(packet)
+            await self._wait_for_next_block()
+            with LEDGER.charge(MIC):  # synchronous: no other task's work is charged here
+                payloads, timestamp = self._encoder.encode(self._next_frame())
+                for n, payload in enumerate(payloads):  # none while the encoder's resampler fills
+                    packet = Packet(payload)
+                    packet.pts, packet.time_base = timestamp + n * OPUS_FRAME_SAMPLES, OPUS_TIME_BASE
+                    self._packets.append(packet)
         return self._packets.popleft()
 
-    async def _next_frame(self) -> AudioFrame:
+    async def _wait_for_next_block(self) -> None:
         if self._start is None:
             self._start = time.monotonic()
         due = self._start + self._sent / MIC_RATE
         await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+    def _next_frame(self) -> AudioFrame:
         block = np.zeros(BLOCK_SAMPLES, dtype=np.int16)
         chunk = self._queue[:BLOCK_SAMPLES]
         block[: len(chunk)] = chunk
@@ -128,6 +133,10 @@ class Recording:
     sample_rate: int = 48000
 
     def add(self, frame: AudioFrame) -> None:
+        with LEDGER.charge(HEARD):
+            self._add(frame)
+
+    def _add(self, frame: AudioFrame) -> None:
         data = frame.to_ndarray()
         channels = len(frame.layout.channels)
         mono = data[0] if frame.format.is_planar else data.reshape(-1)[::channels]

@@ -18,6 +18,10 @@ class WebRTCCaller:
     async def connect(self) -> None:
         await self.client.connect()
 
+    @property
+    def connected_at(self) -> float | None:
+        return self.client.connected_at
+
     def first_audio_at(self) -> float | None:
         segments = loud_segments(self.client.recording.times, self.client.recording.levels)
         return segments[0].start if segments else None

@@ -1,0 +1,83 @@
+"""The load generator's own CPU, split by where it goes (cli/loadtest/own_cost.py): work on another
+thread (aiortc's decoders) is not the loop's, work charged to a phase is that phase's, and the
+caller's mic and its recording of the bot's audio charge theirs. Amounts are CPU seconds burnt on
+purpose, never wall-clock time, so a busy machine only makes the test slower."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+from av import AudioFrame
+
+from cli.loadtest.own_cost import DECODERS, HEARD, LEDGER, LOOP_REST, MIC, PHASES, CpuLedger, OwnCost
+from cli.loadtest.result import tables
+from cli.loadtest.summary import summarise
+from cli.loadtest.webrtc import PacedMic, Recording
+
+BURN = 0.05  # CPU seconds
+
+
+def burn(seconds: float) -> None:
+    """Spends `seconds` of this thread's CPU."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        sum(range(1000))
+
+
+def test_another_threads_cpu_is_not_the_loops() -> None:
+    cost = OwnCost(CpuLedger())
+    worker = threading.Thread(target=burn, args=(BURN,))
+    worker.start()
+    worker.join()  # an exited thread's CPU still counts: the decoders end with their sessions
+    phases = cost.phases()
+    assert set(phases) == set(PHASES)
+    assert phases[DECODERS] >= BURN
+    assert phases[LOOP_REST] < BURN and phases[MIC] == phases[HEARD] == 0.0
+
+
+def test_work_charged_to_a_phase_is_that_phases_and_is_shared_by_the_sessions() -> None:
+    ledger = CpuLedger()
+    cost = OwnCost(ledger)
+    with ledger.charge(MIC):
+        burn(BURN)
+    burn(BURN)  # on the loop's thread, charged to nothing: the rest
+    phases = cost.phases()
+    assert phases[MIC] >= BURN and phases[LOOP_REST] >= BURN
+    assert phases[MIC] < 2 * BURN and phases[DECODERS] < BURN
+    figures = cost.figures(sessions=4)
+    assert figures["cpu_seconds_per_session_by_phase"][MIC] >= BURN / 4
+    assert sum(figures["cpu_seconds_per_session_by_phase"].values()) <= figures["cpu_seconds_per_session"] + 0.002
+    assert OwnCost(ledger).figures(sessions=0)["cpu_seconds_per_session_by_phase"] is None
+
+
+def test_the_callers_mic_and_recording_charge_their_phases() -> None:
+    before = LEDGER.snapshot()
+    mic = PacedMic()
+    mic.play(np.full(3200, 4000, dtype=np.int16))
+
+    async def two_frames() -> None:
+        for _ in range(2):
+            await mic.recv()
+
+    asyncio.run(two_frames())
+    frame = AudioFrame.from_ndarray(np.full((1, 960), 3000, dtype=np.int16), format="s16", layout="mono")
+    frame.sample_rate = 48000
+    Recording().add(frame)
+    after = LEDGER.snapshot()
+    assert after[MIC] > before.get(MIC, 0.0)
+    assert after[HEARD] > before.get(HEARD, 0.0)
+
+
+def test_the_report_shows_the_cpu_by_phase_and_an_older_result_without_it() -> None:
+    own = {"cpu_seconds": 2.0, "cpu_seconds_per_session": 1.0, "cpu_share_of_one_core": 0.1,
+           "loop_lag_p99_seconds": 0.01,
+           "cpu_seconds_per_session_by_phase": {MIC: 0.25, HEARD: 0.125, DECODERS: 0.375, LOOP_REST: 0.25}}
+    text = tables(summarise([]), own)
+    header, row = text.split("GENERATOR CPU S/SESSION", 1)[1].splitlines()[:2]
+    assert "MIC (ENCODE)" in header and "DECODER THREADS" in header
+    assert row.split()[-4:] == ["0.250", "0.125", "0.375", "0.250"]
+    del own["cpu_seconds_per_session_by_phase"]
+    assert "GENERATOR CPU S/SESSION" not in tables(summarise([]), own)
