@@ -6,16 +6,20 @@ purpose, never wall-clock time, so a busy machine only makes the test slower."""
 from __future__ import annotations
 
 import asyncio
+import fractions
 import threading
 import time
 
 import numpy as np
-from av import AudioFrame
+from aiortc.codecs.opus import OpusDecoder, OpusEncoder
+from aiortc.jitterbuffer import JitterFrame
+from av import AudioFrame, Packet
 
+from cli.loadtest.audio import SPEECH_RMS, rms
 from cli.loadtest.own_cost import DECODERS, HEARD, LEDGER, LOOP_REST, MIC, PHASES, CpuLedger, OwnCost
 from cli.loadtest.result import tables
 from cli.loadtest.summary import summarise
-from cli.loadtest.webrtc import PacedMic, Recording
+from cli.loadtest.webrtc import BLOCK_SAMPLES, MIC_RATE, PacedMic, Recording, silent_packet
 
 BURN = 0.05  # CPU seconds
 
@@ -71,6 +75,12 @@ def test_the_callers_mic_and_recording_charge_their_phases() -> None:
     assert after[HEARD] > before.get(HEARD, 0.0)
 
 
+def mic_frame(block: np.ndarray, n: int) -> AudioFrame:
+    frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate, frame.time_base, frame.pts = MIC_RATE, fractions.Fraction(1, MIC_RATE), n * BLOCK_SAMPLES
+    return frame
+
+
 def test_the_report_shows_the_cpu_by_phase_and_an_older_result_without_it() -> None:
     own = {"cpu_seconds": 2.0, "cpu_seconds_per_session": 1.0, "cpu_share_of_one_core": 0.1,
            "loop_lag_p99_seconds": 0.01,
@@ -81,3 +91,26 @@ def test_the_report_shows_the_cpu_by_phase_and_an_older_result_without_it() -> N
     assert row.split()[-4:] == ["0.250", "0.125", "0.375", "0.250"]
     del own["cpu_seconds_per_session_by_phase"]
     assert "GENERATOR CPU S/SESSION" not in tables(summarise([]), own)
+
+
+def test_silence_is_sent_as_the_packet_it_encodes_to_and_speech_is_encoded() -> None:
+    """The mic sends silence without encoding it (a quarter of the generator's CPU per session once):
+    the packet must be what the encoder makes of silence, decode to silence, and keep the pace."""
+    encoder, encoded = OpusEncoder(), []
+    for n in range(8):
+        encoded += encoder.encode(mic_frame(np.zeros(BLOCK_SAMPLES, dtype=np.int16), n))[0]
+    assert encoded[-1] == silent_packet()
+    mic = PacedMic()
+    mic.play(np.zeros(BLOCK_SAMPLES * 2, dtype=np.int16))
+    mic.play((np.sin(np.arange(BLOCK_SAMPLES * 10) / 3) * 8000).astype(np.int16))
+
+    async def packets(n: int) -> list[Packet]:  # type: ignore[type-arg]
+        return [await mic.recv() for _ in range(n)]
+
+    sent = asyncio.run(packets(14))
+    assert [p.pts for p in sent] == [n * 960 for n in range(14)]  # one 20 ms packet a block, in order
+    decoder = OpusDecoder()
+    loudness = [max(rms(f.to_ndarray().reshape(-1)) for f in decoder.decode(JitterFrame(bytes(p), 0)))
+                for p in sent]
+    assert loudness[:2] == [0.0, 0.0]
+    assert max(loudness[4:12]) > SPEECH_RMS  # the speech is heard, encoded by the mic's own encoder
