@@ -176,9 +176,9 @@ async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:
         except ConnectionError as error:  # the media connection went down under the caller
             record.fail("connection_lost", f"turn {number + 1}: {error}")
             return
-        except TimeoutError:  # the mic's audio was not all taken, the connection still up
+        except TimeoutError as error:  # the mic's audio was not all taken, the connection still up
             record.fail("speech_not_sent", f"turn {number + 1}: the connection stopped taking the caller's "
-                                           "audio before the speech was all sent")
+                                           f"audio before the speech was all sent ({error or 'no detail'})")
             return
         record.turns.append(latency)
         if latency is None:

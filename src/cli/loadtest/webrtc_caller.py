@@ -34,8 +34,15 @@ class WebRTCCaller:
             state = self.client.pc.connectionState
             if state != "connected":
                 raise ConnectionError(f"the peer connection went {state} mid-turn") from None
-            raise
+            raise TimeoutError(self.stall()) from None
         return result.reply_latency
+
+    def stall(self) -> str:
+        """Where the caller's audio stopped: aiortc's sender stops the mic when it gives up sending
+        (the DTLS or ICE transport no longer connected), else the mic is live and was not asked."""
+        transport = self.client.pc.getTransceivers()[0].sender.transport
+        return (f"mic {self.client.mic.readyState}, DTLS {getattr(transport, 'state', '?')}, "
+                f"ICE {self.client.pc.iceConnectionState}")
 
     async def close(self) -> None:
         await self.client.close()
