@@ -62,7 +62,7 @@ def test_three_sessions_are_measured_and_agree_with_their_timelines(dispatcher: 
     for session in sessions:
         assert session["status"] == 201
         assert 0 < session["start_answer"] <= session["ready"] <= session["first_audio"], session
-        assert 0 < session["connected"] < session["first_audio"], session
+        assert 0 < session["connected"] < session["first_frame"] <= session["first_audio"], session
         assert len(session["turns"]) == 1 and session["turns"][0] > 0, session
         # The timeline the dispatcher answers now is the one the command wrote, and its own time to
         # first audio is the caller's less what a caller alone sees: its request's trip, the jitter

@@ -59,6 +59,7 @@ class Caller(Protocol):
     async def connect(self) -> None: ...
     @property
     def connected_at(self) -> float | None: ...  # monotonic: the media connection came up
+    def first_frame_at(self) -> float | None: ...  # monotonic: the first bot audio received, silent or not
     def first_audio_at(self) -> float | None: ...  # monotonic: the first loud bot audio heard
     async def turn(self, speech: Pcm, *, listen_seconds: float) -> float | None: ...  # the reply's latency
     async def close(self) -> None: ...
@@ -167,6 +168,8 @@ async def _first_audio(call: Call, caller: Caller, record: SessionRecord, began:
         record.fail("no_first_audio", f"connected, and no bot audio within {call.audio_timeout:g} s")
     else:
         record.first_audio = heard - began
+        if (frame := caller.first_frame_at()) is not None:
+            record.first_frame = round(frame - began, 4)
 
 
 async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:

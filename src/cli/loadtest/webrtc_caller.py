@@ -22,6 +22,10 @@ class WebRTCCaller:
     def connected_at(self) -> float | None:
         return self.client.connected_at
 
+    def first_frame_at(self) -> float | None:
+        times = self.client.recording.times
+        return times[0] if times else None
+
     def first_audio_at(self) -> float | None:
         segments = loud_segments(self.client.recording.times, self.client.recording.levels)
         return segments[0].start if segments else None
