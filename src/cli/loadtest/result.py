@@ -23,9 +23,9 @@ TIMELINE_INTERVALS = {"joined": "requested → bot's joined report", "ready": "r
 PHASE_HEADERS = {"mic": "MIC (ENCODE)", "heard": "BOT AUDIO (READ)", "other_threads": "DECODER THREADS",
                  "loop_rest": "LOOP REST (RTP, ICE, HTTP)"}  # own_cost.PHASES
 # What result.json says of its clocks, for a reader who has only the file.
-CLOCKS = {"caller": "start_answer, ready, connected, first_audio: seconds from the session's POST /start being sent, "
-                    "on the "
-                    "load generator's monotonic clock; turns: end of the caller's speech → the reply heard",
+CLOCKS = {"caller": "start_answer, ready, connected, first_frame, first_audio: seconds from the session's "
+                    "POST /start being sent, on the load generator's monotonic clock; turns: end of the caller's "
+                    "speech → the reply heard",
           "dispatcher": "timeline: seconds from the timeline's `requested` event to the bot's `joined`, `ready` "
                         "and `first_audio` reports, on the replica's clock"}
 
