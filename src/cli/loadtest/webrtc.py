@@ -92,6 +92,7 @@ class PacedMic(MediaStreamTrack):
         self._start: float | None = None
         self._sent = 0
         self.last_speech_at: float | None = None  # monotonic time the last loud block went out
+        self.last_pulled_at: float | None = None  # monotonic time aiortc's sender last asked for a packet
         self.drained = asyncio.Event()
 
     def play(self, samples: np.ndarray) -> None:
@@ -99,6 +100,7 @@ class PacedMic(MediaStreamTrack):
         self.drained.clear()
 
     async def recv(self) -> Packet[Any]:  # aiortc's sender takes a Frame to encode or a Packet encoded
+        self.last_pulled_at = time.monotonic()
         while not self._packets:
             await self._wait_for_next_block()
             with LEDGER.charge(MIC):  # synchronous: no other task's work is charged here
@@ -125,6 +127,10 @@ class PacedMic(MediaStreamTrack):
             self._start = time.monotonic()
         due = self._start + self._sent / MIC_RATE
         await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+    def behind(self) -> float:
+        """Seconds of audio the mic is behind real time since it started (0 before it started)."""
+        return 0.0 if self._start is None else time.monotonic() - self._start - self._sent / MIC_RATE
 
     def _next_block(self) -> np.ndarray:
         block = np.zeros(BLOCK_SAMPLES, dtype=np.int16)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cli.loadtest.audio import Pcm, loud_segments, resample
@@ -44,9 +45,10 @@ class WebRTCCaller:
     def stall(self) -> str:
         """Where the caller's audio stopped: aiortc's sender stops the mic when it gives up sending
         (the DTLS or ICE transport no longer connected), else the mic is live and was not asked."""
-        transport = self.client.pc.getTransceivers()[0].sender.transport
-        return (f"mic {self.client.mic.readyState}, DTLS {getattr(transport, 'state', '?')}, "
-                f"ICE {self.client.pc.iceConnectionState}")
+        transport, mic = self.client.pc.getTransceivers()[0].sender.transport, self.client.mic
+        pulled = "never" if mic.last_pulled_at is None else f"{time.monotonic() - mic.last_pulled_at:.1f} s ago"
+        return (f"mic {mic.readyState}, last asked for audio {pulled}, {mic.behind():.1f} s behind real time; "
+                f"DTLS {getattr(transport, 'state', '?')}, ICE {self.client.pc.iceConnectionState}")
 
     async def close(self) -> None:
         await self.client.close()
