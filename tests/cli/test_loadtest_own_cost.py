@@ -19,7 +19,7 @@ from cli.loadtest.audio import SPEECH_RMS, rms
 from cli.loadtest.own_cost import DECODERS, HEARD, LEDGER, LOOP_REST, MIC, PHASES, CpuLedger, OwnCost
 from cli.loadtest.result import tables
 from cli.loadtest.summary import summarise
-from cli.loadtest.webrtc import BLOCK_SAMPLES, MIC_RATE, PacedMic, Recording, silent_packet
+from cli.loadtest.webrtc import BLOCK_SAMPLES, CATCH_UP_BLOCKS, MIC_RATE, PacedMic, Recording, silent_packet
 
 BURN = 0.05  # CPU seconds
 
@@ -114,3 +114,21 @@ def test_silence_is_sent_as_the_packet_it_encodes_to_and_speech_is_encoded() -> 
                 for p in sent]
     assert loudness[:2] == [0.0, 0.0]
     assert max(loudness[4:12]) > SPEECH_RMS  # the speech is heard, encoded by the mic's own encoder
+
+
+def test_a_mic_behind_real_time_catches_up_a_few_blocks_per_turn_of_the_loop() -> None:
+    """One 20 ms block per turn of the event loop fell behind for good once a turn took longer."""
+    mic = PacedMic()
+    other_ran: list[int] = []
+
+    async def behind() -> list[int]:
+        await mic.recv()  # starts the mic's clock
+        mic._start = (mic._start or 0.0) - 1.0  # as if the loop had not let it send for a second
+        asyncio.get_running_loop().call_soon(lambda: other_ran.append(mic._sent))
+        for _ in range(2 * CATCH_UP_BLOCKS + 2):
+            await mic.recv()
+        return other_ran
+
+    ran = asyncio.run(behind())
+    # The other callback ran only once the mic yielded: after CATCH_UP_BLOCKS blocks in a row, not each one.
+    assert ran == [CATCH_UP_BLOCKS * BLOCK_SAMPLES]

@@ -56,6 +56,7 @@ from cli.loadtest.own_cost import HEARD, LEDGER, MIC
 
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
+CATCH_UP_BLOCKS = 5  # a mic behind real time hands over this many blocks (100 ms) per turn of the loop
 OPUS_TIME_BASE = fractions.Fraction(1, 48000)  # Opus's RTP clock, whatever the mic's rate
 CLOSE_SECONDS = 10.0  # a hang-up takes milliseconds; past this the connection is left to the collector
 
@@ -88,6 +89,7 @@ class PacedMic(MediaStreamTrack):
         self._encoder = OpusEncoder()
         self._packets: deque[Packet[Any]] = deque()  # encoded, not yet taken by the sender
         self._packet_pts = 0  # the next packet's timestamp, in Opus's 48 kHz samples
+        self._unyielded = 0  # blocks handed over late since the mic last yielded to the loop
         self._queue = np.zeros(0, dtype=np.int16)
         self._start: float | None = None
         self._sent = 0
@@ -123,10 +125,20 @@ class PacedMic(MediaStreamTrack):
             self._packets.append(packet)
 
     async def _wait_for_next_block(self) -> None:
+        """Until the next block is due. A mic behind real time does not wait, and yields to the loop
+        only every CATCH_UP_BLOCKS blocks: yielding after each one sent at most one 20 ms block per
+        turn of the event loop, so once a turn took longer (a process waiting for a core on a host
+        loaded past its cores) the mic fell behind for good, 6-9 s by the end of a turn, and its
+        speech was not all sent in time. aiortc's sender sends a packet without suspending, and a
+        burst of 5 packets is well inside what a receiver's jitter buffer takes."""
         if self._start is None:
             self._start = time.monotonic()
-        due = self._start + self._sent / MIC_RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        wait = self._start + self._sent / MIC_RATE - time.monotonic()
+        if wait > 0 or self._unyielded >= CATCH_UP_BLOCKS:
+            self._unyielded = 0
+            await asyncio.sleep(max(0.0, wait))
+        else:
+            self._unyielded += 1
 
     def behind(self) -> float:
         """Seconds of audio the mic is behind real time since it started (0 before it started)."""
