@@ -169,7 +169,7 @@ async def _first_audio(call: Call, caller: Caller, record: SessionRecord, began:
     else:
         record.first_audio = heard - began
         if (frame := caller.first_frame_at()) is not None:
-            record.first_frame = round(frame - began, 4)
+            record.first_frame = frame - began
 
 
 async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:
