@@ -20,7 +20,7 @@ def warm(index: int, answer: float, inside: float) -> SessionRecord:
 def test_a_warm_start_is_not_compared_with_the_time_inside_the_server() -> None:
     # As measured: a 0.3 s answer against a 4 ms `ready` inside the server once printed 7,400 %.
     summary = summarise([warm(0, 0.300, 0.004), warm(1, 0.310, 0.040)])
-    assert set(summary["timeline_agreement"]) == {"first_audio"}
+    assert set(summary["timeline_agreement"]) == {"connected", "first_audio"}
     assert summary["timeline_agreement"]["first_audio"]["relative_difference_max"] < 0.1
     assert summary["timeline_seconds"]["ready"]["p50"] == 0.022
     comparison = tables(summary, OWN_COST).split("SAME INTERVAL", 1)[1].split("\n\n")[0]
@@ -35,8 +35,8 @@ def test_every_row_names_its_clock_and_interval() -> None:
     header = next(line for line in text.splitlines() if line.startswith("CLOCK"))
     rows = [line for line in text.splitlines() if line.startswith(("caller's", "dispatcher's"))]
     assert header.split()[:2] == ["CLOCK", "SECONDS"]
-    assert [row.split("  ")[0] for row in rows] == ["caller's"] * 4 + ["dispatcher's"] * 2
-    assert "POST /start sent → bot known running" in rows[1] and "requested → bot's ready report" in rows[4]
+    assert [row.split("  ")[0] for row in rows] == ["caller's"] * 5 + ["dispatcher's"] * 3
+    assert "POST /start sent → bot known running" in rows[1] and "requested → bot's ready report" in rows[6]
 
 
 def test_a_phone_calls_clocks_start_at_different_moments_so_are_not_compared() -> None:
@@ -44,6 +44,6 @@ def test_a_phone_calls_clocks_start_at_different_moments_so_are_not_compared() -
     call = SessionRecord(0, 0.0, "twilio", status=201, start_answer=0.1, ready=1.0, first_audio=2.5,
                          timeline={"ready": 0.8, "first_audio": 1.2})
     summary = summarise([call])
-    assert summary["timeline_agreement"] == {"first_audio": None}
+    assert summary["timeline_agreement"] == {"connected": None, "first_audio": None}
     assert summary["timeline_seconds"]["first_audio"]["n"] == 1
     assert "SAME INTERVAL" not in tables(summary, OWN_COST)

@@ -62,6 +62,7 @@ def test_three_sessions_are_measured_and_agree_with_their_timelines(dispatcher: 
     for session in sessions:
         assert session["status"] == 201
         assert 0 < session["start_answer"] <= session["ready"] <= session["first_audio"], session
+        assert 0 < session["connected"] < session["first_frame"] <= session["first_audio"], session
         assert len(session["turns"]) == 1 and session["turns"][0] > 0, session
         # The timeline the dispatcher answers now is the one the command wrote, and its own time to
         # first audio is the caller's less what a caller alone sees: its request's trip, the jitter
@@ -74,9 +75,13 @@ def test_three_sessions_are_measured_and_agree_with_their_timelines(dispatcher: 
         own = round(events["first_audio"] - events["requested"], 3)
         assert session["timeline"]["first_audio"] == own
         assert session["timeline"]["ready"] == round(events["ready"] - events["requested"], 3)
+        assert session["timeline"]["joined"] == round(events["joined"] - events["requested"], 3)
         assert own - 0.25 < session["first_audio"] < own + 10.0, (session, own)
     assert written["summary"]["timeline_agreement"]["first_audio"]["n"] == 3
+    assert written["summary"]["timeline_agreement"]["connected"]["n"] == 3
     assert written["load_generator"]["cpu_seconds_per_session"] > 0
+    by_phase = written["load_generator"]["cpu_seconds_per_session_by_phase"]
+    assert set(by_phase) == {"mic", "heard", "other_threads", "loop_rest"} and by_phase["mic"] > 0
     assert (out / "chart.png").read_bytes().startswith(PNG)
     assert "POST /start sent → first bot audio heard" in result.stdout and "SAME INTERVAL" in result.stdout
     assert "placed 3/3" in result.stderr  # the progress line

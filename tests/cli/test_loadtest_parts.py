@@ -64,7 +64,7 @@ def test_the_timeline_figures_count_from_the_request() -> None:
     events = [{"event": "requested", "at": 100.0}, {"event": "launched", "at": 100.2},
               {"event": "ready", "at": 103.25}, {"event": "joined", "at": 103.5}, {"event": "first_audio", "at": 103.7},
               {"event": "first_audio", "at": 109.0}]
-    assert durations(events) == {"ready": 3.25, "first_audio": 3.7}
+    assert durations(events) == {"joined": 3.5, "ready": 3.25, "first_audio": 3.7}
     assert durations(events[1:]) == {}
     assert durations([{"event": "requested", "at": 5.0}, {"event": "failed", "at": 5.1}]) == {}
     assert end_reason(events) is None
@@ -74,8 +74,8 @@ def test_the_timeline_figures_count_from_the_request() -> None:
 
 
 def test_outcomes_are_counted_by_code_and_set_beside_the_timeline() -> None:
-    ok = SessionRecord(0, 0.0, "webrtc", ready=3.0, first_audio=3.3, turns=[0.4, None],
-                       timeline={"ready": 2.9, "first_audio": 3.0})
+    ok = SessionRecord(0, 0.0, "webrtc", ready=3.0, connected=3.1, first_audio=3.3, turns=[0.4, None],
+                       timeline={"ready": 2.9, "joined": 3.2, "first_audio": 3.0})
     refused = SessionRecord(1, 1.0, "webrtc", outcome="refused", code="at_capacity", status=429)
     failed = SessionRecord(2, 2.0, "webrtc", outcome="failed", code="no_first_audio", ready=2.0)
     summary = summarise([ok, refused, failed])
@@ -86,7 +86,13 @@ def test_outcomes_are_counted_by_code_and_set_beside_the_timeline() -> None:
     assert summary["seconds"]["ready"]["n"] == 2
     assert agreement([ok, failed], "first_audio") == {"interval": "start asked → bot's first audio",
                                                       "n": 1, "caller_p50": 3.3, "timeline_p50": 3.0,
-                                                      "difference_p50": 0.3, "relative_difference_max": 0.1}
+                                                      "difference_p50": 0.3, "relative_difference_p50": 0.1,
+                                                      "relative_difference_max": 0.1}
+    # The media connection: the caller's `connected` beside the bot's `joined`, not beside its own name.
+    assert agreement([ok, failed], "connected") == {"interval": "start asked → media connected",
+                                                    "n": 1, "caller_p50": 3.1, "timeline_p50": 3.2,
+                                                    "difference_p50": -0.1, "relative_difference_p50": 0.0313,
+                                                    "relative_difference_max": 0.0313}
 
 
 def test_the_progress_line_says_where_the_run_is() -> None:

@@ -25,9 +25,12 @@ class SessionRecord:
     release: str | None = None
     start_answer: float | None = None  # POST /start → its answer
     ready: float | None = None  # POST /start → the session no longer `starting` (its bot runs)
+    connected: float | None = None  # POST /start → the caller's media connection up (WebRTC: ICE and DTLS)
+    first_frame: float | None = None  # POST /start → the first bot audio received, silent or not (WebRTC: out of
+    # aiortc's jitter buffer, which holds a new stream's first 4 packets, 80 ms, before it gives any)
     first_audio: float | None = None  # POST /start → the first non-silent bot audio the caller hears
     turns: list[float | None] = field(default_factory=list)  # per turn: end of the caller's speech → reply
-    timeline: dict[str, float] = field(default_factory=dict)  # the dispatcher's own: `requested` → ready, first_audio
+    timeline: dict[str, float] = field(default_factory=dict)  # the dispatcher's: requested → joined, ready, first_audio
     bot_end: str | None = None  # the bot's own account of the end (the timeline's `ended`), read after the hang-up
 
     def fail(self, code: str, message: str) -> None:

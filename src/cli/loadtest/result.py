@@ -15,14 +15,19 @@ FORMAT = 1  # the result's shape; raised when a field changes meaning
 CALLER = "caller's"  # from the moment its POST /start was sent, on this machine's clock
 DISPATCHER = "dispatcher's"  # from the timeline's `requested`, on the replica's clock
 INTERVALS = {"start_answer": "POST /start sent → its answer", "ready": "POST /start sent → bot known running",
+             "connected": "POST /start sent → media connected",
              "first_audio": "POST /start sent → first bot audio heard",
              "turn": "end of caller's speech → reply heard"}
-TIMELINE_INTERVALS = {"ready": "requested → bot's ready report", "first_audio": "requested → bot's first audio"}
+TIMELINE_INTERVALS = {"joined": "requested → bot's joined report", "ready": "requested → bot's ready report",
+                      "first_audio": "requested → bot's first audio"}
+PHASE_HEADERS = {"mic": "MIC (ENCODE)", "heard": "BOT AUDIO (READ)", "other_threads": "DECODER THREADS",
+                 "loop_rest": "LOOP REST (RTP, ICE, HTTP)"}  # own_cost.PHASES
 # What result.json says of its clocks, for a reader who has only the file.
-CLOCKS = {"caller": "start_answer, ready, first_audio: seconds from the session's POST /start being sent, on the "
-                    "load generator's monotonic clock; turns: end of the caller's speech → the reply heard",
-          "dispatcher": "timeline: seconds from the timeline's `requested` event to the bot's `ready` and "
-                        "`first_audio` reports, on the replica's clock"}
+CLOCKS = {"caller": "start_answer, ready, connected, first_frame, first_audio: seconds from the session's "
+                    "POST /start being sent, on the load generator's monotonic clock; turns: end of the caller's "
+                    "speech → the reply heard",
+          "dispatcher": "timeline: seconds from the timeline's `requested` event to the bot's `joined`, `ready` "
+                        "and `first_audio` reports, on the replica's clock"}
 
 
 def write_result(path: Path, settings: dict[str, Any], records: Sequence[SessionRecord], summary: dict[str, Any],
@@ -48,16 +53,23 @@ def tables(summary: dict[str, Any], own_cost: dict[str, Any]) -> str:
              for name, figures in summary.get("timeline_seconds", {}).items()]
     parts.append(table(["CLOCK", "SECONDS", "N", "P50", "P90", "P95", "P99", "MAX"], rows))
     compared = [[a["interval"], str(a["n"]), f"{a['caller_p50']:.3f}", f"{a['timeline_p50']:.3f}",
-                 f"{a['difference_p50']:+.3f}", "-" if a["relative_difference_max"] is None
-                 else f"{a['relative_difference_max']:.1%}"]
+                 f"{a['difference_p50']:+.3f}", _share(a.get("relative_difference_p50")),
+                 _share(a["relative_difference_max"])]
                 for a in summary["timeline_agreement"].values() if a is not None and "interval" in a]
     if compared:
         parts.append(table(["SAME INTERVAL", "N", "CALLER'S CLOCK P50", "DISPATCHER'S CLOCK P50", "DIFF P50",
-                            "MAX REL DIFF"], compared))
+                            "REL DIFF P50", "MAX REL DIFF"], compared))
     parts.append(table(["LOAD GENERATOR", "CPU S", "CPU S/SESSION", "SHARE OF A CORE", "LOOP LAG P99 S"],
                        [["this process", str(own_cost["cpu_seconds"]), str(own_cost["cpu_seconds_per_session"]),
                          str(own_cost["cpu_share_of_one_core"]), str(own_cost["loop_lag_p99_seconds"])]]))
+    if by_phase := own_cost.get("cpu_seconds_per_session_by_phase"):  # a result written before it was split has none
+        parts.append(table(["GENERATOR CPU S/SESSION", *(PHASE_HEADERS[name] for name in by_phase)],
+                           [["by phase", *(f"{seconds:.3f}" for seconds in by_phase.values())]]))
     return "\n\n".join(parts)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _figures(figures: dict[str, float | int] | None) -> list[str]:

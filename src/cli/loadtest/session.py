@@ -57,6 +57,9 @@ class Caller(Protocol):
     """What a session needs of its caller, whatever carries the audio."""
 
     async def connect(self) -> None: ...
+    @property
+    def connected_at(self) -> float | None: ...  # monotonic: the media connection came up
+    def first_frame_at(self) -> float | None: ...  # monotonic: the first bot audio received, silent or not
     def first_audio_at(self) -> float | None: ...  # monotonic: the first loud bot audio heard
     async def turn(self, speech: Pcm, *, listen_seconds: float) -> float | None: ...  # the reply's latency
     async def close(self) -> None: ...
@@ -79,6 +82,8 @@ async def run_session(call: Call, http: httpx.AsyncClient, record: SessionRecord
         try:
             await _connect(caller, record)
             connected = record.outcome == "ok"
+            if connected and caller.connected_at is not None:
+                record.connected = caller.connected_at - began
             if record.outcome == "ok":
                 await _first_audio(call, caller, record, began)
             if record.outcome == "ok":
@@ -163,6 +168,8 @@ async def _first_audio(call: Call, caller: Caller, record: SessionRecord, began:
         record.fail("no_first_audio", f"connected, and no bot audio within {call.audio_timeout:g} s")
     else:
         record.first_audio = heard - began
+        if (frame := caller.first_frame_at()) is not None:
+            record.first_frame = frame - began
 
 
 async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:
@@ -172,9 +179,9 @@ async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:
         except ConnectionError as error:  # the media connection went down under the caller
             record.fail("connection_lost", f"turn {number + 1}: {error}")
             return
-        except TimeoutError:  # the mic's audio was not all taken, the connection still up
+        except TimeoutError as error:  # the mic's audio was not all taken, the connection still up
             record.fail("speech_not_sent", f"turn {number + 1}: the connection stopped taking the caller's "
-                                           "audio before the speech was all sent")
+                                           f"audio before the speech was all sent ({error or 'no detail'})")
             return
         record.turns.append(latency)
         if latency is None:

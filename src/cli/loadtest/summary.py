@@ -11,13 +11,16 @@ from typing import Any
 from cli.loadtest.record import DROPPED, FAILED, OK, REFUSED, SessionRecord
 
 PERCENTILES = (50, 90, 95, 99)
-MEASUREMENTS = ("start_answer", "ready", "first_audio", "turn")  # the caller's clock
-TIMELINE_MEASUREMENTS = ("ready", "first_audio")  # the dispatcher's clock (timeline.py)
-# The one interval both clocks time: the start asked for → the bot's first audio. Only for WebRTC,
+MEASUREMENTS = ("start_answer", "ready", "connected", "first_audio", "turn")  # the caller's clock
+TIMELINE_MEASUREMENTS = ("joined", "ready", "first_audio")  # the dispatcher's clock (timeline.py)
+# The intervals both clocks time (the caller's measurement: the timeline's, and what it is): the start
+# asked for → the media connection up (the caller's peer connection `connected`, the bot's `joined` when
+# its side of the same connection came up), and → the bot's first audio. Only for WebRTC,
 # where the dispatcher's `requested` is the caller's POST /start; a phone call's session is requested
 # when its stream connects, after the start's answer. `ready` is never compared: a warm bot was ready
 # before the request came, so the caller's "ready" is the answer's round trip, not the bot's start.
-SAME_INTERVAL = {"first_audio": "start asked → bot's first audio"}
+SAME_INTERVAL = {"connected": ("joined", "start asked → media connected"),
+                 "first_audio": ("first_audio", "start asked → bot's first audio")}
 COMPARED_TRANSPORTS = ("webrtc",)
 
 
@@ -67,18 +70,20 @@ def agreement(records: Iterable[SessionRecord], measurement: str) -> dict[str, A
     largest relative difference. None for an interval the clocks do not share."""
     if measurement not in SAME_INTERVAL:
         return None
-    pairs = [(getattr(r, measurement), r.timeline[measurement]) for r in records
+    theirs, interval = SAME_INTERVAL[measurement]
+    pairs = [(getattr(r, measurement), r.timeline[theirs]) for r in records
              if r.transport in COMPARED_TRANSPORTS and getattr(r, measurement) is not None
-             and measurement in r.timeline]
+             and theirs in r.timeline]
     if not pairs:
         return None
     relative = [abs(caller - own) / own for caller, own in pairs if own > 0]
     return {
-        "interval": SAME_INTERVAL[measurement],
+        "interval": interval,
         "n": len(pairs),
         "caller_p50": round(percentile([c for c, _ in pairs], 50), 4),
         "timeline_p50": round(percentile([o for _, o in pairs], 50), 4),
         "difference_p50": round(percentile([c - o for c, o in pairs], 50), 4),
+        "relative_difference_p50": round(percentile(relative, 50), 4) if relative else None,
         "relative_difference_max": round(max(relative), 4) if relative else None,
     }
 

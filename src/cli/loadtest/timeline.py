@@ -1,16 +1,17 @@
 """The dispatcher's own figures for a session, from its timeline (`GET /sessions/{id}/timeline`):
-seconds from `requested` to the bot's `ready` and to its `first_audio`, each on the replica's
+seconds from `requested` to the bot's `joined` (its caller connected), its `ready` and its
+`first_audio`, each on the replica's
 clock. Differences of one clock, so the caller's clock need not agree with the dispatcher's."""
 
 from __future__ import annotations
 
 from typing import Any
 
-MEASURED = ("ready", "first_audio")
+MEASURED = ("joined", "ready", "first_audio")
 
 
 def durations(events: list[dict[str, Any]]) -> dict[str, float]:
-    """`{"ready": s, "first_audio": s}` for the events the timeline has, from the first `requested`."""
+    """`{"joined": s, "ready": s, "first_audio": s}` for the events the timeline has, from the first `requested`."""
     at: dict[str, float] = {}
     for event in events:
         name, moment = event.get("event"), event.get("at")

@@ -73,6 +73,9 @@ class TwilioCall:
         self.connected_at = time.monotonic()
         self._tasks += [asyncio.create_task(self._line()), asyncio.create_task(self._listen())]
 
+    def first_frame_at(self) -> float | None:
+        return self.times[0] if self.times else None
+
     def first_audio_at(self) -> float | None:
         segments = loud_segments(self.times, self.levels)
         return segments[0].start if segments else None

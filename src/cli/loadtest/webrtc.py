@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import functools
 import json
 import os
 import time
@@ -51,9 +52,11 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from av import AudioFrame, Packet
 
 from cli.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
+from cli.loadtest.own_cost import HEARD, LEDGER, MIC
 
 MIC_RATE = 16000
 BLOCK_SAMPLES = MIC_RATE // 50  # 20 ms
+CATCH_UP_BLOCKS = 5  # a mic behind real time hands over this many blocks (100 ms) per turn of the loop
 OPUS_TIME_BASE = fractions.Fraction(1, 48000)  # Opus's RTP clock, whatever the mic's rate
 CLOSE_SECONDS = 10.0  # a hang-up takes milliseconds; past this the connection is left to the collector
 
@@ -72,7 +75,12 @@ class PacedMic(MediaStreamTrack):
     hop waiting for a core and the GIL. On a loaded machine (a load average of 10 on 2 cores) that
     hop made the sender's cycle longer than 20 ms, the mic fell behind real time for good (4 s
     behind over a 4 s turn), and the caller's speech was not all sent when it should have been.
-    Encoding here, on the loop, costs a fraction of a millisecond a frame and no hop."""
+    Encoding here, on the loop, costs a fraction of a millisecond a frame and no hop.
+
+    Silence, most of a call's mic, is not encoded at all: every block of digital silence is sent as
+    the one packet it encodes to (`silent_packet()`). Encoding it each 20 ms (resampled to 48 kHz
+    stereo, then Opus) was a quarter of the generator's CPU per session. The packets' timestamps
+    count 20 ms a packet, whichever way each was made."""
 
     kind = "audio"
 
@@ -80,10 +88,13 @@ class PacedMic(MediaStreamTrack):
         super().__init__()
         self._encoder = OpusEncoder()
         self._packets: deque[Packet[Any]] = deque()  # encoded, not yet taken by the sender
+        self._packet_pts = 0  # the next packet's timestamp, in Opus's 48 kHz samples
+        self._unyielded = 0  # blocks handed over late since the mic last yielded to the loop
         self._queue = np.zeros(0, dtype=np.int16)
         self._start: float | None = None
         self._sent = 0
         self.last_speech_at: float | None = None  # monotonic time the last loud block went out
+        self.last_pulled_at: float | None = None  # monotonic time aiortc's sender last asked for a packet
         self.drained = asyncio.Event()
 
     def play(self, samples: np.ndarray) -> None:
@@ -91,19 +102,49 @@ class PacedMic(MediaStreamTrack):
         self.drained.clear()
 
     async def recv(self) -> Packet[Any]:  # aiortc's sender takes a Frame to encode or a Packet encoded
+        self.last_pulled_at = time.monotonic()
         while not self._packets:
-            payloads, timestamp = self._encoder.encode(await self._next_frame())
-            for n, payload in enumerate(payloads):  # none while the encoder's resampler fills
-                packet = Packet(payload)
-                packet.pts, packet.time_base = timestamp + n * OPUS_FRAME_SAMPLES, OPUS_TIME_BASE
-                self._packets.append(packet)
+            await self._wait_for_next_block()
+            with LEDGER.charge(MIC):  # synchronous: no other task's work is charged here
+                self._encode(self._next_block())
         return self._packets.popleft()
 
-    async def _next_frame(self) -> AudioFrame:
+    def _encode(self, block: np.ndarray) -> None:
+        if block.any():
+            frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.time_base = MIC_RATE, fractions.Fraction(1, MIC_RATE)
+            frame.pts = self._sent - BLOCK_SAMPLES
+            # None while the encoder's resampler fills (its first block): silence keeps the pace.
+            payloads = self._encoder.encode(frame)[0] or [silent_packet()]
+        else:
+            payloads = [silent_packet()]
+        for payload in payloads:
+            packet = Packet(payload)
+            packet.pts, packet.time_base = self._packet_pts, OPUS_TIME_BASE
+            self._packet_pts += OPUS_FRAME_SAMPLES
+            self._packets.append(packet)
+
+    async def _wait_for_next_block(self) -> None:
+        """Until the next block is due. A mic behind real time does not wait, and yields to the loop
+        only every CATCH_UP_BLOCKS blocks: yielding after each one sent at most one 20 ms block per
+        turn of the event loop, so once a turn took longer (a process waiting for a core on a host
+        loaded past its cores) the mic fell behind for good, 6-9 s by the end of a turn, and its
+        speech was not all sent in time. aiortc's sender sends a packet without suspending, and a
+        burst of 5 packets is well inside what a receiver's jitter buffer takes."""
         if self._start is None:
             self._start = time.monotonic()
-        due = self._start + self._sent / MIC_RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        wait = self._start + self._sent / MIC_RATE - time.monotonic()
+        if wait > 0 or self._unyielded >= CATCH_UP_BLOCKS:
+            self._unyielded = 0
+            await asyncio.sleep(max(0.0, wait))
+        else:
+            self._unyielded += 1
+
+    def behind(self) -> float:
+        """Seconds of audio the mic is behind real time since it started (0 before it started)."""
+        return 0.0 if self._start is None else time.monotonic() - self._start - self._sent / MIC_RATE
+
+    def _next_block(self) -> np.ndarray:
         block = np.zeros(BLOCK_SAMPLES, dtype=np.int16)
         chunk = self._queue[:BLOCK_SAMPLES]
         block[: len(chunk)] = chunk
@@ -112,12 +153,20 @@ class PacedMic(MediaStreamTrack):
             self.last_speech_at = time.monotonic()
         if len(self._queue) == 0:
             self.drained.set()
-        frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = MIC_RATE
-        frame.pts = self._sent
-        frame.time_base = fractions.Fraction(1, MIC_RATE)
         self._sent += BLOCK_SAMPLES
-        return frame
+        return block
+
+
+@functools.cache
+def silent_packet() -> bytes:
+    """The Opus packet a 20 ms block of digital silence encodes to, once the encoder has settled
+    (its first packets carry its start-up); the same bytes each time after that."""
+    encoder, payloads = OpusEncoder(), []
+    for n in range(5):
+        frame = AudioFrame.from_ndarray(np.zeros((1, BLOCK_SAMPLES), dtype=np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.time_base, frame.pts = MIC_RATE, fractions.Fraction(1, MIC_RATE), n * BLOCK_SAMPLES
+        payloads += encoder.encode(frame)[0]
+    return payloads[-1]
 
 
 @dataclass
@@ -128,6 +177,10 @@ class Recording:
     sample_rate: int = 48000
 
     def add(self, frame: AudioFrame) -> None:
+        with LEDGER.charge(HEARD):
+            self._add(frame)
+
+    def _add(self, frame: AudioFrame) -> None:
         data = frame.to_ndarray()
         channels = len(frame.layout.channels)
         mono = data[0] if frame.format.is_planar else data.reshape(-1)[::channels]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cli.loadtest.audio import Pcm, loud_segments, resample
@@ -18,6 +19,14 @@ class WebRTCCaller:
     async def connect(self) -> None:
         await self.client.connect()
 
+    @property
+    def connected_at(self) -> float | None:
+        return self.client.connected_at
+
+    def first_frame_at(self) -> float | None:
+        times = self.client.recording.times
+        return times[0] if times else None
+
     def first_audio_at(self) -> float | None:
         segments = loud_segments(self.client.recording.times, self.client.recording.levels)
         return segments[0].start if segments else None
@@ -30,8 +39,16 @@ class WebRTCCaller:
             state = self.client.pc.connectionState
             if state != "connected":
                 raise ConnectionError(f"the peer connection went {state} mid-turn") from None
-            raise
+            raise TimeoutError(self.stall()) from None
         return result.reply_latency
+
+    def stall(self) -> str:
+        """Where the caller's audio stopped: aiortc's sender stops the mic when it gives up sending
+        (the DTLS or ICE transport no longer connected), else the mic is live and was not asked."""
+        transport, mic = self.client.pc.getTransceivers()[0].sender.transport, self.client.mic
+        pulled = "never" if mic.last_pulled_at is None else f"{time.monotonic() - mic.last_pulled_at:.1f} s ago"
+        return (f"mic {mic.readyState}, last asked for audio {pulled}, {mic.behind():.1f} s behind real time; "
+                f"DTLS {getattr(transport, 'state', '?')}, ICE {self.client.pc.iceConnectionState}")
 
     async def close(self) -> None:
         await self.client.close()
