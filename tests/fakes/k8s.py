@@ -30,7 +30,8 @@ not cover). Answers and refusals are the API server's: the object itself, or a `
   kubelet mounts it) is authenticated while that pod (that uid) exists, for the audiences asked that
   it was issued for, naming the pod in `extra` as the API server does; the dispatcher's own token
   (TOKEN), for the API server's audiences (`api_audiences`), which a review asking none is of. A pod's
-  token past its `exp` (`expirationSeconds` after its create, by `clock`) is not authenticated.
+  token past its `exp` (`expirationSeconds` after its create, by `clock`) is not authenticated. A pod whose
+  token was authenticated is in `reviewed_pods` (its bot has said its hello to whoever reviewed it).
 - DELETE takes `DeleteOptions` in the body or the query, validated before anything is deleted
   (tests/fakes/k8s_delete.py: an unknown field 400, an unknown `propagationPolicy` 422, a precondition
   that differs 409) and its `gracePeriodSeconds`: the pod gets a
@@ -228,6 +229,7 @@ class FakeKubernetes(FakeApi):
         # The stack's ValidatingAdmissionPolicy, as far as images go: set, a pod running another is refused.
         self.admitted_images: set[str] | None = None
         self.launcher: Callable[[str, dict[str, str]], subprocess.Popen[bytes]] | None = None
+        self.reviewed_pods: set[str] = set()  # pods whose token a TokenReview authenticated (its bot's hello)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._failing: dict[str, tuple[str, str]] = {}  # pod → the kubelet's (reason, message) as it kills its bot
         self._versions = itertools.count(1000)
@@ -473,6 +475,7 @@ class FakeKubernetes(FakeApi):
                 elif not common:
                     answer["error"] = "token audiences is invalid for the target audiences"
                 else:
+                    self.reviewed_pods.add(name)
                     answer = {"authenticated": True, "audiences": common, "user": {
                         "username": f"system:serviceaccount:{NAMESPACE}:{account}", "uid": str(uuid.uuid4()),
                         "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}",

@@ -1,5 +1,9 @@
 """A dispatcher's HTTP API as a caller of one provider's sessions uses it in the provider session tests
-(tests/dispatcher/machines/test_*_session.py): each call fails with the dispatcher's log."""
+(tests/dispatcher/machines/test_*_session.py): each call fails with the dispatcher's log.
+
+The calls share one client (thread-safe: a test's threads may call too), its connections kept: a client
+made per call builds an SSL context from the CA bundle, ~60 ms of CPU each, which a test of a few
+hundred starts on a loaded machine pays in minutes."""
 
 from __future__ import annotations
 
@@ -16,12 +20,13 @@ class SessionApi:
         self.running, self.url = running, running.base_url
         self._auth = {"Authorization": f"Bearer {key}"}
         self._provider, self._deadline = provider, deadline
+        self._http = httpx.Client(timeout=deadline)
 
     def wait_for(self, what: str, condition: Any) -> Any:
         return wait_until(condition, what, timeout=self._deadline, detail=lambda: self.running.log()[-4000:])
 
     def call(self, method: str, path: str, expected: tuple[int, ...] = (200,), **kw: Any) -> httpx.Response:
-        answer = httpx.request(method, self.url + path, headers=self._auth, timeout=self._deadline, **kw)
+        answer = self._http.request(method, self.url + path, headers=self._auth, **kw)
         assert answer.status_code in expected, f"{method} {path}: {answer.text}\n{self.running.log()[-4000:]}"
         return answer
 

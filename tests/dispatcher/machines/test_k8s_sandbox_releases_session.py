@@ -7,22 +7,28 @@ The canary enters at 0 % until its smoke session (on its own pool) passes, then 
 drawn by weight, its claim checks out from its release's pool and adopts a warm pod of that pool (every
 start once the pools have filled); the split is within binomial bounds; a pinned start runs the canary;
 a new canary build whose `bot()` raises is rolled back by the dispatcher on its sessions' failures, which
-sets its pool to 0, and its warm pods go.
+sets its pool to 0, and its warm pods go. That a start was warm is the dispatcher's own record: its
+claim names its release's pool, and its timeline's `ready` came from a pod of that pool (a cold one is
+named after its claim).
+
+Each caller hangs up on a timer of its own once its session is past SHORT_SESSION_SECONDS (a session
+over sooner counts against its release), overlapping the next starts, with at most LIVE sessions at once.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import time
-from collections import deque
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from bench.release_split import binomial_range
 from botchannel.contract import CHANNEL_PATH
 from dispatcher.releases.health import SHORT_SESSION_SECONDS
 from stacks.k8s.pool_template import pool_pod
@@ -32,7 +38,9 @@ from tests.fakes.k8s_sandbox import FakeAgentSandbox
 from tests.support.ports import free_port
 from tests.support.session_api import SessionApi
 
-pytestmark = pytest.mark.slow  # a dispatcher and a bot process per pod
+# A dispatcher and a bot process per pod: ~0.3 s of CPU a start, most of it its pod's new bot process
+# (~0.2 s): 200 starts are about a minute of two idle cores, five beside a load average of 20.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 AUDIENCE = "voicefleet-bots.example"
 ADMIN = "admin-" + "a" * 40
@@ -40,9 +48,17 @@ ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
 STABLE, CANARY = "stable", "canary"
 IMAGES = {STABLE: IMAGE, CANARY: IMAGE.rsplit("@", 1)[0] + "@sha256:" + "c" * 64}
 ROLLBACK_STARTS = 40  # at 50 %, the rule's RELEASE_HEALTH_MIN_CANARY failures come long before
-LIVE = 6  # sessions running at once, each stopped once past SHORT_SESSION_SECONDS (not ended early)
-STARTS = 40  # bounded: each is a claim, an adoption and a new warm pod's process on a busy machine
+# Sessions running at once: a bot process each, idle in its session, beside each pool's warm ones. Enough
+# that the starts, not the callers' hold, set the pace: a start costs a few tenths of a second here.
+LIVE = 16
+HOLD_SECONDS = SHORT_SESSION_SECONDS + 0.5  # the dispatcher counts from the request, before the start returns
+STARTS = 200  # each a claim, an adoption, and a new warm pod's bot process for its pool
+# Starts in flight at once, each once every pool holds this many warm pods whose bot is on the channel: a
+# start is mostly waits (the claim's create, the controller's passes, the watch, the hand-over), which
+# overlap; the CPU each costs does not shrink.
+STARTERS = 2
 CANARY_SHARE = 0.10
+CANARY_RANGE = binomial_range(STARTS, CANARY_SHARE, 0.999)  # (8, 35): a right draw misses it once in 1000
 
 
 def pool_of(release: str) -> str:
@@ -68,7 +84,8 @@ def two_releases(tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> Iterator
                 "canaryPercent": int(CANARY_SHARE * 100)}
     for running in dispatcher(tmp_path, fake_k8s_sandbox, port, RELEASES=json.dumps(releases),
                               DISPATCHER_ADMIN_KEYS=ADMIN, TURN_CREDENTIALS_PER_KEY=str(2 * STARTS),
-                              RESERVE_MIN_IDLE="1", RESERVE_MAX_IDLE="4", RELEASE_HEALTH_MIN_CANARY="4",
+                              MAX_CONCURRENT_SESSIONS=str(2 * LIVE),
+                              RESERVE_MIN_IDLE="2", RESERVE_MAX_IDLE="8", RELEASE_HEALTH_MIN_CANARY="4",
                               RELEASE_HEALTH_MIN_STABLE="20",
                               # Every pod's bot dials from 127.0.0.1 here; on a cluster each has its own address.
                               BOT_CHANNEL_IDENTITY_ONLY_PER_ADDRESS="1000",
@@ -76,15 +93,23 @@ def two_releases(tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> Iterator
         yield SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
 
 
-def filled(fake: FakeAgentSandbox, releases: tuple[str, ...] = (STABLE, CANARY)) -> bool:
-    """Every release's pool holds a warm Sandbox whose pod runs."""
-    return all(any(fake.pods.get(name, {}).get("status", {}).get("phase") == "Running"
-                   for name in fake.warm(pool_of(release))) for release in releases)
+def filled(fake: FakeAgentSandbox, releases: tuple[str, ...] = (STABLE, CANARY), need: int = 1) -> bool:
+    """Every release's pool holds `need` warm Sandboxes whose pod runs and whose bot is on the dispatcher's
+    channel (its hello's token reviewed): a pod the controller counts as warm from its start, while its bot
+    is still loading, would make a start wait for that bot."""
+    return all(sum(fake.pods.get(name, {}).get("status", {}).get("phase") == "Running" and name in fake.reviewed_pods
+                   for name in fake.warm(pool_of(release))) >= need for release in releases)
 
 
 def canary_weight(admin: SessionApi) -> int:
     listed = admin.call("GET", "/releases").json()["releases"]
     return int(next(r for r in listed if r["name"] == CANARY)["weight"])
+
+
+def ready_on(api: SessionApi, session_id: str) -> str | None:
+    """The pod whose bot reported the session `ready`, as the dispatcher's timeline records it, if it did."""
+    events = api.call("GET", f"/sessions/{session_id}/timeline").json()["events"]
+    return next((str(e["machine_id"]) for e in events if e["event"] == "ready"), None)
 
 
 def adopted(fake: FakeAgentSandbox, session_id: str) -> dict[str, Any]:
@@ -108,24 +133,35 @@ def test_two_releases_split_by_weight_each_start_warm_on_its_pool_and_a_failing_
         offer, headers=ADMIN_AUTH, json={"sdp": "v=0", "type": "offer"}, timeout=DEADLINE).status_code == 200)
     api.wait_for("the smoke passed: the canary at 10 %", lambda: canary_weight(admin) == 10)
     api.wait_for("each release's pool filled", lambda: filled(fake))
-    live: deque[tuple[float, str]] = deque()  # each session stopped once past SHORT_SESSION_SECONDS: no early end
-    counts = {STABLE: 0, CANARY: 0}
-    for _ in range(STARTS):
-        api.wait_for("each release's pool filled again", lambda: filled(fake))
+    callers = Callers(api)
+    started: dict[str, str] = {}  # session → its release, as drawn
+
+    def start_warm(_: int) -> None:
+        callers.wait_for_a_line()
+        api.wait_for("each release's pool filled again", lambda: filled(fake, need=STARTERS))
         answer = api.start().json()
         session_id, release = answer["session_id"], answer["release"]
-        counts[release] += 1
+        started[session_id] = release
         assert adopted(fake, session_id) == {"pool": pool_of(release), "warm": True}, (release, session_id)
-        live.append((time.monotonic(), session_id))
-        stop_served(api, live, SHORT_SESSION_SECONDS + 1)
-    # Binomial(40, 0.1): mean 4, sd 1.9; four sd either side, so only a broken split fails.
-    assert 0 <= counts[CANARY] <= 12 and counts[STABLE] >= 28, counts
+        callers.hold(session_id)
 
+    with ThreadPoolExecutor(STARTERS) as starters:
+        list(starters.map(start_warm, range(STARTS)))  # the first failure, raised here
+    counts = {r: sum(1 for drawn in started.values() if drawn == r) for r in (STABLE, CANARY)}
+    assert CANARY_RANGE[0] <= counts[CANARY] <= CANARY_RANGE[1], (counts, CANARY_RANGE)
+    # Every start warm, in the dispatcher's own record: its bot, ready within its call, was a pod of its
+    # release's pool (read as its caller hung up, at the pace of the starts: reads have a rate per key).
+    callers.hang_up_in_turn()
+    cold = {s: (r, callers.served[s]) for s, r in started.items() if not (callers.served[s] or "").startswith(
+        pool_of(r) + "-")}
+    assert not cold, cold
+
+    callers.wait_for_a_line()
     api.wait_for("each release's pool filled again", lambda: filled(fake))
     pinned = api.call("POST", "/start?wait=started", (201,), json={"release": CANARY}).json()
     assert pinned["release"] == CANARY
     assert adopted(fake, pinned["session_id"]) == {"pool": pool_of(CANARY), "warm": True}
-    live.append((time.monotonic(), pinned["session_id"]))
+    callers.hold(pinned["session_id"])
 
     # A new canary build whose bot() raises as its session begins, given half the traffic: rolled back.
     failing = copy.deepcopy(fake.templates[pool_of(CANARY)])
@@ -135,21 +171,74 @@ def test_two_releases_split_by_weight_each_start_warm_on_its_pool_and_a_failing_
     for _ in range(ROLLBACK_STARTS):
         if canary_weight(admin) == 0:
             break
-        api.wait_for("each release's pool filled again", lambda: filled(fake))
-        answer = api.start().json()
-        live.append((time.monotonic(), answer["session_id"]))
-        stop_served(api, live, SHORT_SESSION_SECONDS + 1)
+        callers.wait_for_a_line()
+        # Its pool is emptied as the rollback happens: waiting for it to fill would wait for ever.
+        api.wait_for("each release's pool filled again, or the canary's emptied", lambda: filled(fake, (STABLE,)) and (
+            filled(fake, (CANARY,)) or canary_weight(admin) == 0))
+        callers.hold(api.start().json()["session_id"])
     api.wait_for("the canary rolled back by the dispatcher", lambda: canary_weight(admin) == 0)
     api.wait_for("the canary's pool set to 0", lambda: fake.warm_pools[pool_of(CANARY)]["spec"]["replicas"] == 0)
     api.wait_for("its warm pods gone", lambda: not fake.warm(pool_of(CANARY)))
     assert fake.warm_pools[pool_of(STABLE)]["spec"]["replicas"] >= 1  # the stable release keeps its own
     assert "automatic rollback" in json.dumps(admin.call("GET", "/releases/history").json())
-    stop_served(api, live, 0)
+    callers.hang_up_all()
 
 
-def stop_served(api: SessionApi, live: deque[tuple[float, str]], after: float) -> None:
-    """Stops the sessions started more than `after` seconds ago, waiting for the oldest while LIVE run (a
-    caller hangs up; no bot process piles up on the machine, none under the dispatcher's session cap)."""
-    while live and (time.monotonic() - live[0][0] >= after or len(live) >= LIVE):
-        time.sleep(max(0.0, after - (time.monotonic() - live[0][0])))
-        api.call("DELETE", f"/sessions/{live.popleft()[1]}", (200, 202, 204, 404))
+class Callers:
+    """The callers of the sessions started: each hangs up (DELETE) once its session is HOLD_SECONDS old, on
+    a timer of its own, so hang-ups overlap the next starts; at most LIVE sessions run at once (no bot
+    process piles up on the machine, none under the dispatcher's session cap)."""
+
+    def __init__(self, api: SessionApi) -> None:
+        self._api = api
+        self._lines = threading.Semaphore(LIVE)
+        self._lock = threading.Lock()
+        self._on_the_line: set[str] = set()
+        self._timers: list[threading.Timer] = []
+        self.failures: list[str] = []
+        self.served: dict[str, str | None] = {}  # session → the pod its bot was ready on, read before its hang-up
+
+    def wait_for_a_line(self) -> None:
+        """Returns once fewer than LIVE sessions run: the oldest caller has hung up."""
+        assert self._lines.acquire(timeout=DEADLINE), f"no caller hung up within {DEADLINE}s: {self.failures}"
+
+    def hold(self, session_id: str) -> None:
+        with self._lock:
+            self._on_the_line.add(session_id)
+        timer = threading.Timer(HOLD_SECONDS, self._hang_up, (session_id,))
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
+
+    def hang_up_in_turn(self) -> None:
+        """Every caller on the line hangs up when its session is HOLD_SECONDS old; fails with any that failed."""
+        for timer in self._timers:
+            timer.join(timeout=HOLD_SECONDS + DEADLINE)
+        self._timers.clear()
+        assert not self.failures, self.failures
+
+    def hang_up_all(self) -> None:
+        """Every caller still on the line hangs up now; fails with any hang-up that did."""
+        for timer in self._timers:
+            timer.cancel()
+        with self._lock:
+            left = list(self._on_the_line)
+        for session_id in left:
+            self._hang_up(session_id)
+        for timer in self._timers:
+            timer.join(timeout=DEADLINE)
+        self._timers.clear()
+        assert not self.failures, self.failures
+
+    def _hang_up(self, session_id: str) -> None:
+        with self._lock:
+            if session_id not in self._on_the_line:
+                return  # its timer and `hang_up_all` met: hung up once
+            self._on_the_line.discard(session_id)
+        try:
+            self.served[session_id] = ready_on(self._api, session_id)
+            self._api.call("DELETE", f"/sessions/{session_id}", (200, 202, 204, 404))
+        except (AssertionError, httpx.HTTPError) as exc:  # a timer's thread: kept for the test to fail on
+            self.failures.append(f"{session_id}: {str(exc)[:300]}")
+        finally:
+            self._lines.release()
