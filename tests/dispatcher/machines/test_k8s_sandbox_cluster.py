@@ -2,11 +2,13 @@
 with agent-sandbox installed, to hold the fake (tests/fakes/k8s_sandbox.py) to the real controller: the
 start-up checks pass (served versions, the pool's `Recreate`), a session's claim is adopted or made cold,
 watched to its start, holds a Sandbox whose pod carries the session's annotation, is listed, and is
-deleted with its pod by a stop; the pool's `scale` is read and written back. Set up as docs/testing.md
-("A real cluster") says; skipped with the reason otherwise."""
+deleted with its pod by a stop; the pool's `scale` is read and written back; with K8S_TEST_RELEASE (a release
+the stack made a pool for), a session of that release checks out from its pool alone and the cluster holds
+nothing secret of it. Set up as docs/testing.md ("A real cluster") says; skipped with the reason otherwise."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -42,9 +44,10 @@ async def cluster() -> AsyncIterator[SandboxClaims]:
     await machines.aclose()
 
 
-def session_spec() -> LaunchSpec:
+def session_spec(**fields: object) -> LaunchSpec:
     """A session whose claim is recognisably a test's (`vf-test-…`), in a namespace others may share."""
-    s = LaunchSpec(session_id="test-" + secrets.token_hex(10), body_digest="d" * 32, max_session_seconds=120)
+    s = LaunchSpec(session_id="test-" + secrets.token_hex(10), body_digest="d" * 32, max_session_seconds=120,
+                   **fields)  # type: ignore[arg-type]
     STARTED.append(s.session_id)
     return s
 
@@ -82,3 +85,31 @@ async def test_the_pools_scale_is_read_and_written(cluster: SandboxClaims) -> No
     size = await cluster.pool_size("default")
     await cluster.scale_pool("default", size)  # the same size back: the write is allowed and changes nothing
     assert await cluster.pool_size("default") == size
+
+
+# What a start hands the dispatcher that is secret: none of it may reach a claim, a pod or a Sandbox.
+SESSION_SECRETS = {"channel": "chan-" + "c" * 40, "daily": "daily-" + "d" * 40, "turn": "turn-" + "t" * 40,
+                   "room": "https://team.daily.co/room-" + "r" * 12, "caller": "caller-data-" + "k" * 20}
+
+
+@pytest.mark.skipif(not os.environ.get("K8S_TEST_RELEASE"),
+                    reason="K8S_TEST_RELEASE: a release the stack made a pool for (docs/testing.md)")
+async def test_a_release_checks_out_from_its_own_pool_and_nothing_secret_is_in_the_cluster(
+        cluster: SandboxClaims) -> None:
+    release = os.environ["K8S_TEST_RELEASE"]
+    s = session_spec(release=release, channel_token=SESSION_SECRETS["channel"], bot_token=SESSION_SECRETS["daily"],
+                     room_url=SESSION_SECRETS["room"], body={"apiKey": SESSION_SECRETS["caller"]},
+                     ice_config={"iceServers": [{"urls": ["turn:turn.example:3478"], "username": "u",
+                                                 "credential": SESSION_SECRETS["turn"]}]})
+    await cluster.launch(s)
+    await cluster.wait_started(s.session_id, START_SECONDS)
+    claim = await cluster.read_claim(s.session_id)
+    assert claim is not None and (sandbox := bound_sandbox(claim)), claim
+    assert claim["metadata"]["labels"]["voicefleet.io/release"] == release
+    assert claim["spec"]["warmPoolRef"] == {"name": await cluster.pools.pool_of(release)}
+    pod = await cluster.read_pod(sandbox)
+    assert pod is not None
+    held = json.dumps([claim, pod])
+    assert [what for what, value in SESSION_SECRETS.items() if value in held] == []
+    env_names = {e["name"] for c in pod["spec"]["containers"] for e in c.get("env") or []}
+    assert not env_names & {"BOT_CHANNEL_TOKEN", "DAILY_TOKEN"}, env_names

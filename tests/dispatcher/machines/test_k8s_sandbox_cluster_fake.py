@@ -14,6 +14,7 @@ import pytest
 from dispatcher.machines.k8s.sandbox import SandboxClaims
 from tests.dispatcher.machines import test_k8s_sandbox_cluster as on_a_cluster
 from tests.dispatcher.machines.test_k8s_sandbox import add_pool, env
+from tests.dispatcher.machines.test_k8s_sandbox_releases import CANARY, add_release_pool
 from tests.fakes.k8s_sandbox import FakeAgentSandbox
 
 
@@ -33,6 +34,7 @@ async def cluster(fake_k8s_sandbox: FakeAgentSandbox, monkeypatch: pytest.Monkey
     for name, value in env(fake_k8s_sandbox).items():
         monkeypatch.setenv(name, value)
     add_pool(fake_k8s_sandbox, 1)
+    add_release_pool(fake_k8s_sandbox, CANARY, 1)  # as a stack with a release beside the default makes it
     running = asyncio.create_task(kubelet(fake_k8s_sandbox))
     machines = SandboxClaims.from_env(dict(os.environ))
     yield machines
@@ -55,3 +57,8 @@ async def test_a_claim_is_bound_watched_listed_and_stopped(cluster: SandboxClaim
 
 async def test_the_pools_scale_is_read_and_written(cluster: SandboxClaims) -> None:
     await on_a_cluster.test_the_pools_scale_is_read_and_written(cluster)
+
+
+async def test_a_release_checks_out_from_its_own_pool(cluster: SandboxClaims, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K8S_TEST_RELEASE", CANARY)
+    await on_a_cluster.test_a_release_checks_out_from_its_own_pool_and_nothing_secret_is_in_the_cluster(cluster)
