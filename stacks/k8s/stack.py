@@ -222,7 +222,7 @@ class K8sStack(pulumi.ComponentResource):
             pool = WarmPool(name, WarmPoolArgs(
                 name=environment["K8S_WARM_POOL"], namespace=namespaces.bots, pod_template=template,
                 egress=bot_egress(network), replicas=pool_replicas(settings), labels=labels,
-                after=admission.objects), opts=child)
+                after=(*admission.objects, *access.accounts)), opts=child)
             bots = (*bots, *pool.objects)
             # A template and a pool per kept release (docs/kubernetes.md, "Pools per release"); RELEASES
             # names them only once they exist.
@@ -231,7 +231,8 @@ class K8sStack(pulumi.ComponentResource):
                 images.tag_release(kept.apply(lambda found: found.current))
             made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=namespaces.bots,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
-                                 egress=bot_egress(network), labels=labels, after=admission.objects, parent=self)
+                                 egress=bot_egress(network), labels=labels,
+                                 after=(*admission.objects, *access.accounts), parent=self)
             releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(
                 lambda found: catalogue(found[0].after, settings.releases))
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
@@ -244,7 +245,7 @@ class K8sStack(pulumi.ComponentResource):
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
-            drain=settings.drain, depends_on=(*access.grants, *policies.policies, *bots,
+            drain=settings.drain, depends_on=(*access.grants, *access.accounts, *policies.policies, *bots,
                                               *(store.objects if store is not None else ()))), opts=child)
         self.outputs = {
             "cloud": "k8s",

@@ -138,6 +138,21 @@ def test_credentials_make_a_pull_secret_each_pulling_account_names(mode: dict[st
     assert {reg.type for reg in holding(run, PASSWORD)} == {SECRET, IMAGE, INDEX}
 
 
+@pytest.mark.parametrize("mode", [SANDBOX, {}], ids=["agent-sandbox", "pods"])
+def test_whatever_makes_pods_waits_for_the_accounts_naming_the_pull_secret(mode: dict[str, str]) -> None:
+    """Kubernetes copies an account's imagePullSecrets onto a pod at its creation only: credentials added to a
+    running stack must be on both accounts before a pool or a new dispatcher makes a pod of the new image."""
+    deployed = Deployed()
+    up(deployed, credentials=False, mode=mode)
+    run = up(deployed, mode=mode)
+    accounts = {reg.urn for reg in run.of_type(ACCOUNT)}
+    assert len(accounts) == 2
+    makers = [*run.of_type(TEMPLATE), *run.of_type(POOL), run.one("kubernetes:apps/v1:Deployment")]
+    assert len(makers) == (5 if mode else 1)  # agent-sandbox: the default pool's and a release's, each a pair
+    for reg in makers:
+        assert accounts <= set(reg.dependencies), reg.urn
+
+
 def test_without_credentials_the_nodes_pull_and_the_deployers_docker_login_pushes() -> None:
     run = up(Deployed(), credentials=False)
     assert pull_secret_names(run) == {}
