@@ -21,10 +21,14 @@ from stacks.config.reader import Reader
 
 REGISTRY_KEY, USERNAME_KEY, PASSWORD_KEY = "k8sRegistry", "k8sRegistryUsername", "k8sRegistryPassword"
 IMAGE_KEYS = ("k8sDispatcherImage", "k8sBotImage")
-# A registry host (a DNS name, or a name with a port) and at least one path segment under it, lowercase as
-# the distribution spec's repository names are: 123.dkr.ecr.eu-west-1.amazonaws.com/voicefleet,
-# europe-docker.pkg.dev/project/repo, x.azurecr.io/voicefleet, ghcr.io/org/voicefleet, harbor.example.com/proj.
-_REGISTRY = re.compile(r"^(?=.{1,200}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:[0-9]{1,5})?"
+# A registry host (a DNS name with a dot, or any name with a port, or localhost: what Docker reads as a
+# registry rather than a Docker Hub path) and at least one path segment under it, lowercase as the
+# distribution spec's repository names are: 123.dkr.ecr.eu-west-1.amazonaws.com/voicefleet,
+# europe-docker.pkg.dev/project/repo, x.azurecr.io/voicefleet, ghcr.io/org/voicefleet,
+# harbor.example.com:8443/proj, localhost:5001/voicefleet (kind's local registry). The reader strips
+# the value first.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_REGISTRY = re.compile(rf"^(?=.{{1,200}}$)(?:{_LABEL}(?:\.{_LABEL})+(?::[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}}|localhost)"
                        r"(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
 # An image by digest: the cluster pulls exactly what was reviewed, and a new digest rolls the pods.
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pulumi
 import pytest
 
 from dispatcher.machines.k8s.settings import DEFAULT_WARM_POOL
 from images.component import RELEASE_TAG_PREFIX
+from stacks.config import k8s_registry
+from stacks.config.reader import Reader
 from stacks.config.releases import derived_name
 from stacks.config.settings import SettingsError
 from stacks.k8s.pull_secret import DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE
@@ -198,6 +202,43 @@ def test_a_registry_and_images_by_digest_together_are_one_clear_error() -> None:
 def test_bad_combinations_are_refused_with_one_line(overrides: dict[str, str], secrets: dict[str, str],
                                                     expected: str) -> None:
     assert expected in refusal(overrides, secrets=secrets)
+
+
+@pytest.fixture
+def registry_config() -> Iterator[Callable[[dict[str, str]], Any]]:
+    """`k8s_registry.load` over the given keys, read as the stack reads them (no secret: no credentials)."""
+    def load(values: dict[str, str]) -> Any:
+        pulumi.runtime.set_all_config({f"voicefleet:{key}": value for key, value in values.items()}, [])
+        return k8s_registry.load(Reader("voicefleet"))
+    yield load
+    pulumi.runtime.set_all_config({}, [])
+
+
+@pytest.mark.parametrize("url", [
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/voicefleet", "europe-west1-docker.pkg.dev/my-project/voicefleet",
+    "us-docker.pkg.dev/example.com/my-project/repo", "voicefleet.azurecr.io/voicefleet",
+    "ghcr.io/example-org/voicefleet", "harbor.example.com:8443/voice/fleet", "localhost:5001/voicefleet",
+    "registry:5000/voicefleet",
+])
+def test_every_real_registry_path_is_accepted(registry_config: Callable[[dict[str, str]], Any], url: str) -> None:
+    registry, dispatcher, bot = registry_config({"k8sRegistry": url})
+    assert (registry.url, registry.credentials, dispatcher, bot) == (url, None, None, None)
+    assert registry.host == url.split("/")[0]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("k8sRegistry", "ghcr.io/org/x\nfoo"),
+    ("k8sRegistry", "ghcr.io/org/x y"), ("k8sRegistry", "ghcr.io/org/x;id"), ("k8sRegistry", "registry/x"),
+    ("k8sRegistry", "ghcr.io/org/x@sha256:" + "0" * 64),
+    ("k8sBotImage", "ghcr.io/org/bot@sha256:" + "0" * 64 + "\nx"),
+])
+def test_anything_but_a_registry_path_or_an_image_by_digest_is_refused(
+        registry_config: Callable[[dict[str, str]], Any], key: str, value: str) -> None:
+    good = {"k8sDispatcherImage": "ghcr.io/org/dispatcher@sha256:" + "1" * 64,
+            "k8sBotImage": "ghcr.io/org/bot@sha256:" + "2" * 64}
+    with pytest.raises(SettingsError) as caught:
+        registry_config({key: value} if key == "k8sRegistry" else {**good, key: value})
+    assert f"voicefleet:{key} must be" in str(caught.value)
 
 
 def test_the_password_is_never_plain_config() -> None:
