@@ -157,6 +157,29 @@ def test_whatever_makes_pods_waits_for_the_accounts_naming_the_pull_secret(mode:
         assert accounts <= set(reg.dependencies), reg.urn
 
 
+PULL_USER, PULL_PASSWORD = "cluster-pull", "SENTINEL-pull-only-token-51d0"
+
+
+@pytest.mark.parametrize("push", [True, False], ids=["with-push-credentials", "deployer-login-pushes"])
+def test_a_pull_only_credential_is_what_the_cluster_holds(push: bool) -> None:
+    """Whoever reads Secrets in the two namespaces gets what the pods pull with: never the push's password,
+    which could replace the build cache the next `up` builds from."""
+    secrets = {**ALL_SECRETS, **(CREDENTIALS if push else {}), "voicefleet:k8sRegistryPullPassword": PULL_PASSWORD}
+    config = config_for("k8s", {**SANDBOX, **BUILT, **({"k8sRegistryUsername": USER} if push else {}),
+                                "k8sRegistryPullUsername": PULL_USER}, secrets)
+    run = run_program(config, list(secrets), stack="k8s-test", deployed=Deployed())
+    assert sorted(pull_secret_names(run)) == ["voicefleet", "voicefleet-bots"]
+    for reg in run.of_type(SECRET):
+        if inputs(reg).get("type") == DOCKER_CONFIG_TYPE:
+            assert secret_at(reg.inputs, "stringData", DOCKER_CONFIG_KEY)
+            entry = json.loads(inputs(reg)["stringData"][DOCKER_CONFIG_KEY])["auths"]["ghcr.io"]
+            assert base64.b64decode(entry["auth"]).decode() == f"{PULL_USER}:{PULL_PASSWORD}"
+    assert {reg.type for reg in holding(run, PULL_PASSWORD)} == {SECRET}
+    assert {reg.type for reg in holding(run, PASSWORD)} == ({IMAGE, INDEX} if push else set())
+    for reg in run.of_type(IMAGE):
+        assert [r["username"] for r in inputs(reg).get("registries") or []] == ([USER] if push else [])
+
+
 def test_without_credentials_the_nodes_pull_and_the_deployers_docker_login_pushes() -> None:
     run = up(Deployed(), credentials=False)
     assert pull_secret_names(run) == {}
@@ -198,7 +221,12 @@ def test_a_registry_and_images_by_digest_together_are_one_clear_error() -> None:
     ({**BUILT, "k8sRegistry": "ghcr.io/Org/voicefleet:latest"}, ALL_SECRETS,
      "voicefleet:k8sRegistry must be a registry"),
     ({"k8sBotImage": ""}, ALL_SECRETS, "voicefleet:k8sBotImage is required without k8sRegistry"),
-], ids=["no-password", "no-username", "credentials-without-registry", "scheme", "no-path", "tag", "no-images"])
+    ({**BUILT, "k8sRegistryPullUsername": USER}, ALL_SECRETS,
+     "voicefleet:k8sRegistryPullPassword is required with k8sRegistryPullUsername"),
+    ({"k8sRegistryPullUsername": USER}, {**ALL_SECRETS, "voicefleet:k8sRegistryPullPassword": PASSWORD},
+     "voicefleet:k8sRegistryPullUsername is used with k8sRegistry only"),
+], ids=["no-password", "no-username", "credentials-without-registry", "scheme", "no-path", "tag", "no-images",
+        "no-pull-password", "pull-credentials-without-registry"])
 def test_bad_combinations_are_refused_with_one_line(overrides: dict[str, str], secrets: dict[str, str],
                                                     expected: str) -> None:
     assert expected in refusal(overrides, secrets=secrets)
