@@ -129,6 +129,7 @@ DEFAULTS: dict[str, Any] = {
     "k8sBotImage": "",
     "k8sRegistry": "",  # none: the images are named by digest (stacks/config/k8s_registry.py)
     "k8sRegistryUsername": "",  # none: the deployer's Docker login pushes, the nodes' own rights pull
+    "k8sRegistryPullUsername": "",  # none: the pods pull with k8sRegistryUsername's credential, if any
     "k8sDispatcherReplicas": 2,
     "k8sDispatcherCpu": "500m",
     "k8sBotCpu": "1",

@@ -108,4 +108,8 @@ class Access(pulumi.ComponentResource):
         self.dispatcher_account = dispatcher.metadata.name
         self.bot_account = bot.metadata.name
         self.grants = [pods, reviewer]
+        # Kubernetes copies an account's imagePullSecrets onto a pod only when the pod is created: whatever
+        # makes pods as them (the dispatcher, a pool) waits for both, or an `up` that adds the registry's
+        # credentials could make pods that never get them and never pull.
+        self.accounts: tuple[pulumi.Resource, ...] = (dispatcher, bot)
         self.register_outputs({"dispatcher_account": self.dispatcher_account, "bot_account": self.bot_account})

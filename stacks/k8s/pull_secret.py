@@ -1,6 +1,7 @@
 """The cluster's sign-in to `k8sRegistry`: a kubernetes.io/dockerconfigjson Secret in each namespace that pulls.
 
-Given `k8sRegistryUsername` and `k8sRegistryPassword`, one Secret in the dispatcher's namespace and one
+Given `k8sRegistryPullUsername` and `k8sRegistryPullPassword` (a pull-only credential), else
+`k8sRegistryUsername` and `k8sRegistryPassword` (the push's), one Secret in the dispatcher's namespace and one
 in the bots', each named on its ServiceAccount's `imagePullSecrets` (stacks/k8s/access.py). The
 ServiceAccount admission plugin copies them onto every pod created as that account that names none of
 its own, so the pods the dispatcher creates (`pods` mode) and those agent-sandbox's controller makes
@@ -40,7 +41,7 @@ class PullSecrets(pulumi.ComponentResource):
     def __init__(self, name: str, registry: K8sRegistry, namespaces: tuple[pulumi.Input[str], pulumi.Input[str]],
                  labels: dict[str, str], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:PullSecrets", name, None, opts)
-        credentials = registry.credentials
+        credentials = registry.pulls_with
         assert credentials is not None  # made only with credentials (pull_secrets)
         config: pulumi.Output[str] = pulumi.Output.secret(credentials.password.apply(
             lambda password: docker_config(registry.host, credentials.username, password)))
@@ -54,7 +55,7 @@ class PullSecrets(pulumi.ComponentResource):
 
 def pull_secrets(name: str, registry: K8sRegistry | None, namespaces: tuple[pulumi.Input[str], pulumi.Input[str]],
                  labels: dict[str, str], opts: pulumi.ResourceOptions) -> PullSecrets | None:
-    """The Secrets when the stack pushes with credentials of its own; None otherwise (the nodes' own rights)."""
-    if registry is None or registry.credentials is None:
+    """The Secrets when the stack is given credentials to pull with; None otherwise (the nodes' own rights)."""
+    if registry is None or registry.pulls_with is None:
         return None
     return PullSecrets(f"{name}-pull", registry, namespaces, labels, opts=opts)

@@ -236,8 +236,9 @@ class K8sStack(pulumi.ComponentResource):
             bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
                 lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
                                       found[0].bot_lifetime))), opts=child)
-        # The bots mount the channel's CA: their pool and pods come after its ConfigMap.
-        before_bots = (*admission.objects, *(tls.objects if tls is not None else ()))
+        # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
+        # their pools and pods come after the ConfigMap and the accounts.
+        before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))
         bots: tuple[pulumi.Resource, ...] = before_bots
         releases: dict[str, pulumi.Input[str]] = {}
         builds: pulumi.Output[object] | None = None
@@ -272,7 +273,7 @@ class K8sStack(pulumi.ComponentResource):
             cpu=cfg.dispatcher_cpu, memory_mib=settings.dispatcher_memory,
             max_session_seconds=settings.max_session_seconds, host=cfg.dispatcher_host,
             ingress_class=cfg.ingress_class, tls_secret=cfg.tls_secret, labels=labels, selector=selector,
-            drain=settings.drain, depends_on=(*access.grants, *policies.policies, *bots,
+            drain=settings.drain, depends_on=(*access.grants, *access.accounts, *policies.policies, *bots,
                                               *(store.objects if store is not None else ())),
             volumes=(tls.volume(),) if tls is not None else (), volume_mounts=(tls.mount(),) if tls is not None else (),
             pod_notes=tls.annotations if tls is not None else {}), opts=child)

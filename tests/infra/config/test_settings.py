@@ -105,7 +105,7 @@ def test_secrets_are_untyped_with_an_empty_default() -> None:
     program requires the dispatcher's two in a regional stack."""
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     for key in ("dailyApiKey", "dispatcherApiKeys", "regionSecret", "deepgramApiKey", "cartesiaApiKey",
-                "openaiApiKey"):
+                "openaiApiKey", "k8sRegistryPassword", "k8sRegistryPullPassword"):
         assert declared[key] == {"description": declared[key]["description"], "default": ""}, key
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import pulumi
 import pytest
 
 from dispatcher.machines.k8s.settings import DEFAULT_WARM_POOL
 from images.component import RELEASE_TAG_PREFIX
+from stacks.config import k8s_registry
+from stacks.config.reader import Reader
 from stacks.config.releases import derived_name
 from stacks.config.settings import SettingsError
 from stacks.k8s.pull_secret import DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE
@@ -142,6 +146,44 @@ def test_credentials_make_a_pull_secret_each_pulling_account_names(mode: dict[st
     assert {reg.type for reg in holding(run, PASSWORD)} == {SECRET, IMAGE, INDEX}
 
 
+@pytest.mark.parametrize("mode", [SANDBOX, {}], ids=["agent-sandbox", "pods"])
+def test_whatever_makes_pods_waits_for_the_accounts_naming_the_pull_secret(mode: dict[str, str]) -> None:
+    """Kubernetes copies an account's imagePullSecrets onto a pod at its creation only: credentials added to a
+    running stack must be on both accounts before a pool or a new dispatcher makes a pod of the new image."""
+    deployed = Deployed()
+    up(deployed, credentials=False, mode=mode)
+    run = up(deployed, mode=mode)
+    accounts = {reg.urn for reg in run.of_type(ACCOUNT)}
+    assert len(accounts) == 2
+    makers = [*run.of_type(TEMPLATE), *run.of_type(POOL), run.one("kubernetes:apps/v1:Deployment")]
+    assert len(makers) == (5 if mode else 1)  # agent-sandbox: the default pool's and a release's, each a pair
+    for reg in makers:
+        assert accounts <= set(reg.dependencies), reg.urn
+
+
+PULL_USER, PULL_PASSWORD = "cluster-pull", "SENTINEL-pull-only-token-51d0"
+
+
+@pytest.mark.parametrize("push", [True, False], ids=["with-push-credentials", "deployer-login-pushes"])
+def test_a_pull_only_credential_is_what_the_cluster_holds(push: bool) -> None:
+    """Whoever reads Secrets in the two namespaces gets what the pods pull with: never the push's password,
+    which could replace the build cache the next `up` builds from."""
+    secrets = {**ALL_SECRETS, **(CREDENTIALS if push else {}), "voicefleet:k8sRegistryPullPassword": PULL_PASSWORD}
+    config = config_for("k8s", {**SANDBOX, **BUILT, **({"k8sRegistryUsername": USER} if push else {}),
+                                "k8sRegistryPullUsername": PULL_USER}, secrets)
+    run = run_program(config, list(secrets), stack="k8s-test", deployed=Deployed())
+    assert sorted(pull_secret_names(run)) == ["voicefleet", "voicefleet-bots"]
+    for reg in run.of_type(SECRET):
+        if inputs(reg).get("type") == DOCKER_CONFIG_TYPE:
+            assert secret_at(reg.inputs, "stringData", DOCKER_CONFIG_KEY)
+            entry = json.loads(inputs(reg)["stringData"][DOCKER_CONFIG_KEY])["auths"]["ghcr.io"]
+            assert base64.b64decode(entry["auth"]).decode() == f"{PULL_USER}:{PULL_PASSWORD}"
+    assert {reg.type for reg in holding(run, PULL_PASSWORD)} == {SECRET}
+    assert {reg.type for reg in holding(run, PASSWORD)} == ({IMAGE, INDEX} if push else set())
+    for reg in run.of_type(IMAGE):
+        assert [r["username"] for r in inputs(reg).get("registries") or []] == ([USER] if push else [])
+
+
 def test_without_credentials_the_nodes_pull_and_the_deployers_docker_login_pushes() -> None:
     run = up(Deployed(), credentials=False)
     assert pull_secret_names(run) == {}
@@ -183,10 +225,52 @@ def test_a_registry_and_images_by_digest_together_are_one_clear_error() -> None:
     ({**BUILT, "k8sRegistry": "ghcr.io/Org/voicefleet:latest"}, ALL_SECRETS,
      "voicefleet:k8sRegistry must be a registry"),
     ({"k8sBotImage": ""}, ALL_SECRETS, "voicefleet:k8sBotImage is required without k8sRegistry"),
-], ids=["no-password", "no-username", "credentials-without-registry", "scheme", "no-path", "tag", "no-images"])
+    ({**BUILT, "k8sRegistryPullUsername": USER}, ALL_SECRETS,
+     "voicefleet:k8sRegistryPullPassword is required with k8sRegistryPullUsername"),
+    ({"k8sRegistryPullUsername": USER}, {**ALL_SECRETS, "voicefleet:k8sRegistryPullPassword": PASSWORD},
+     "voicefleet:k8sRegistryPullUsername is used with k8sRegistry only"),
+], ids=["no-password", "no-username", "credentials-without-registry", "scheme", "no-path", "tag", "no-images",
+        "no-pull-password", "pull-credentials-without-registry"])
 def test_bad_combinations_are_refused_with_one_line(overrides: dict[str, str], secrets: dict[str, str],
                                                     expected: str) -> None:
     assert expected in refusal(overrides, secrets=secrets)
+
+
+@pytest.fixture
+def registry_config() -> Iterator[Callable[[dict[str, str]], Any]]:
+    """`k8s_registry.load` over the given keys, read as the stack reads them (no secret: no credentials)."""
+    def load(values: dict[str, str]) -> Any:
+        pulumi.runtime.set_all_config({f"voicefleet:{key}": value for key, value in values.items()}, [])
+        return k8s_registry.load(Reader("voicefleet"))
+    yield load
+    pulumi.runtime.set_all_config({}, [])
+
+
+@pytest.mark.parametrize("url", [
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com/voicefleet", "europe-west1-docker.pkg.dev/my-project/voicefleet",
+    "us-docker.pkg.dev/example.com/my-project/repo", "voicefleet.azurecr.io/voicefleet",
+    "ghcr.io/example-org/voicefleet", "harbor.example.com:8443/voice/fleet", "localhost:5001/voicefleet",
+    "registry:5000/voicefleet",
+])
+def test_every_real_registry_path_is_accepted(registry_config: Callable[[dict[str, str]], Any], url: str) -> None:
+    registry, dispatcher, bot = registry_config({"k8sRegistry": url})
+    assert (registry.url, registry.credentials, dispatcher, bot) == (url, None, None, None)
+    assert registry.host == url.split("/")[0]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("k8sRegistry", "ghcr.io/org/x\nfoo"),
+    ("k8sRegistry", "ghcr.io/org/x y"), ("k8sRegistry", "ghcr.io/org/x;id"), ("k8sRegistry", "registry/x"),
+    ("k8sRegistry", "ghcr.io/org/x@sha256:" + "0" * 64),
+    ("k8sBotImage", "ghcr.io/org/bot@sha256:" + "0" * 64 + "\nx"),
+])
+def test_anything_but_a_registry_path_or_an_image_by_digest_is_refused(
+        registry_config: Callable[[dict[str, str]], Any], key: str, value: str) -> None:
+    good = {"k8sDispatcherImage": "ghcr.io/org/dispatcher@sha256:" + "1" * 64,
+            "k8sBotImage": "ghcr.io/org/bot@sha256:" + "2" * 64}
+    with pytest.raises(SettingsError) as caught:
+        registry_config({key: value} if key == "k8sRegistry" else {**good, key: value})
+    assert f"voicefleet:{key} must be" in str(caught.value)
 
 
 def test_the_password_is_never_plain_config() -> None:
