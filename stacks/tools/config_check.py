@@ -21,8 +21,6 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-import yaml
-
 from dispatcher.serving.config_command import diff, explain, faults
 from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import Resolved, SourceError, resolve
@@ -33,7 +31,7 @@ from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs, stand_in
 from stacks.tools.mocks import run_program
-from stacks.tools.paths import stack_file, stack_names
+from stacks.tools.paths import stack_document, stack_file, stack_names
 from stacks.tools.plan import placeholders, stack_config
 
 MASKED = "(a Pulumi secret of the stack, set)"
@@ -52,7 +50,7 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None) -> list[D
 
 def _config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
     """The stack file's keys (full names) and values as text, `--config` over them."""
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    document = stack_document(stack)
     config = {key: str(value) for key, value in (document.get("config") or {}).items()}
     config.update({key if ":" in key else f"{NAMESPACE}:{key}": value for key, value in overrides.items()})
     return config

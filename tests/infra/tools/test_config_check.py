@@ -3,8 +3,11 @@ stacks, and the plan's own check of the dispatcher's environment (stacks/tools/d
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from stacks.tools import paths
 from stacks.tools.config_check import main
 from stacks.tools.dispatcher_env import dispatcher_envs, refusals, stand_in
 from stacks.tools.mocks import Registration
@@ -105,3 +108,19 @@ def test_the_plan_stops_on_a_refusal_with_one_line(monkeypatch: pytest.MonkeyPat
     lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("#")]
     assert lines == ["k8s-dev: voicefleet-k8s-dev-dispatcher: the dispatcher would refuse its environment: "
                      "MAX_CONCURRENT_SESSIONS=0 must be at least 1"]
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("config:\n  aws:region: [us-east-1\n", "Pulumi.broken.yaml is not YAML at line 3"),  # an unclosed list
+    ("config:\n  - voicefleet:cloud\n", "Pulumi.broken.yaml must be a mapping with a `config:` mapping"),
+    ("just words\n", "Pulumi.broken.yaml must be a mapping with a `config:` mapping"),
+])
+def test_a_stack_file_that_is_no_stack_file_is_one_line(text: str, named: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A hand-edited stack file with a YAML slip: one line naming the file, exit 1, never a traceback."""
+    (tmp_path / "Pulumi.broken.yaml").write_text(text)
+    monkeypatch.setattr(paths, "STACK_FILES", tmp_path)
+    assert main(["check", "--stack", "broken"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"broken: {named}"), lines
