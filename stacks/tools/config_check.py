@@ -56,6 +56,11 @@ def _config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
     return config
 
 
+def _full(key: str) -> str:
+    """A stack key's full name (`aws:region` stays, `gcpZone` is `voicefleet:gcpZone`)."""
+    return key if ":" in key else f"{NAMESPACE}:{key}"
+
+
 def source(setting: str, stack: str, config: Mapping[str, str]) -> str:
     """Where a stack's value of `setting` comes from: the stack key that sets it, its size or profile,
     the key's default, or the program itself (a resource's id, a fixed value)."""
@@ -65,7 +70,7 @@ def source(setting: str, stack: str, config: Mapping[str, str]) -> str:
     pending = {placeholder.key for placeholder in placeholders(stack)} - {key.split(":", 1)[-1] for key in config}
     shown: list[str] = []
     for entry in keys_of(setting, cloud):
-        full = entry.key if ":" in entry.key else f"{NAMESPACE}:{entry.key}"
+        full = _full(entry.key)
         if entry.key in pending:
             shown.append(f"stack key {entry.key} (not in {stack_file(stack).name} yet: a placeholder, as the plan's)")
         elif full in config:
@@ -76,6 +81,10 @@ def source(setting: str, stack: str, config: Mapping[str, str]) -> str:
             shown.append(f"stack key profile ({stack_file(stack).name})")
         elif entry.how == SECRET:
             continue  # a secret no one set: what the program made (a store's own key), not a default
+        elif entry.fallback:  # at its default, the program derives the value from other keys
+            shown.append("derived from " + " and ".join(
+                f"stack key {key} ({stack_file(stack).name})" if _full(key) in config
+                else f"stack key {key}'s default (Pulumi.yaml)" for key in entry.fallback))
         else:
             shown.append(f"stack key {entry.key}'s default (Pulumi.yaml)")
     return "; ".join(dict.fromkeys(shown)) or "the stack program (from its resources, not a stack key)"

@@ -124,3 +124,12 @@ def test_a_stack_file_that_is_no_stack_file_is_one_line(text: str, named: str, t
     assert main(["check", "--stack", "broken"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"broken: {named}"), lines
+
+
+def test_a_value_the_program_derives_from_another_key_names_that_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """gcp-dev leaves gcpZone at "", so its zone is gcp:region's `-a`: not gcpZone's default."""
+    assert main(["explain", "GCE_ZONE", "--stack", "gcp-dev"]) == 0
+    assert "value: us-central1-a (from the derived from stack key gcp:region (Pulumi.gcp-dev.yaml))" \
+        in capsys.readouterr().out
+    assert main(["explain", "GCE_ZONE", "--stack", "gcp-prod"]) == 0  # set: the key itself
+    assert "value: europe-west1-b (from the stack key gcpZone (Pulumi.gcp-prod.yaml))" in capsys.readouterr().out
