@@ -133,3 +133,9 @@ def test_a_value_the_program_derives_from_another_key_names_that_key(capsys: pyt
         in capsys.readouterr().out
     assert main(["explain", "GCE_ZONE", "--stack", "gcp-prod"]) == 0  # set: the key itself
     assert "value: europe-west1-b (from the stack key gcpZone (Pulumi.gcp-prod.yaml))" in capsys.readouterr().out
+
+
+def test_a_value_config_gave_is_not_the_stack_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "MAX_CONCURRENT_SESSIONS", "--stack", "aws-prod",
+                 "--config", "maxConcurrentSessions=300"]) == 0
+    assert "value: 300 (from the stack key maxConcurrentSessions (--config))" in capsys.readouterr().out
