@@ -139,3 +139,11 @@ def test_a_value_config_gave_is_not_the_stack_files(capsys: pytest.CaptureFixtur
     assert main(["explain", "MAX_CONCURRENT_SESSIONS", "--stack", "aws-prod",
                  "--config", "maxConcurrentSessions=300"]) == 0
     assert "value: 300 (from the stack key maxConcurrentSessions (--config))" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key", ["dailyApiKey", "k8sStoreUrl"])
+def test_a_secret_given_by_config_is_refused_and_never_shown(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--config values are plain: the program refuses a secret's key in one line, without its value."""
+    assert main(["diff", "--stack", "k8s-dev", "--config", f"{key}=rediss://:leaked-0123456789abcdef@h:6379"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and f"{key} is stored in plain text" in lines[0] and "leaked" not in lines[0], lines
