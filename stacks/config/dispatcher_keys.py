@@ -32,6 +32,9 @@ class KeySetting:
     setting: str
     how: str = AS_IS  # AS_IS, SECRET, or how the value is derived from the key's
     clouds: tuple[str, ...] = ()  # the clouds that map it; () every cloud
+    # The keys the program derives the setting from while this key is at its default (gcpZone "" is
+    # `<gcp:region>-a`): an unset key's default is then not where the value came from.
+    fallback: tuple[str, ...] = ()
 
     @property
     def same_value(self) -> bool:
@@ -56,7 +59,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("dashboardEnabled", DASHBOARD_ENABLED, "`1` when true"),
     KeySetting("otelExporterOtlpEndpoint", OTLP_ENDPOINT),
     KeySetting("webhookUrl", WEBHOOK_URL),
-    KeySetting(TURN_CREDENTIALS_KEY, "TURN_CREDENTIALS_PER_KEY", "its value, or derived from turnTotalQuota when 0"),
+    KeySetting(TURN_CREDENTIALS_KEY, "TURN_CREDENTIALS_PER_KEY", "its value, or derived from turnTotalQuota when 0",
+               fallback=("turnTotalQuota",)),
     KeySetting("region", "REGION"),
     KeySetting("regions", "REGIONS", "its regions' names and URLs"),
     KeySetting("regionSpillBudgetMs", "REGION_SPILL_BUDGET_MS"),
@@ -75,7 +79,7 @@ ENTRIES: tuple[KeySetting, ...] = (
                "with botChannelToken: the bots' channels per surviving replica", clouds=("aws",)),
     # GCP
     KeySetting("gcp:project", "GCE_PROJECT", clouds=("gcp",)),
-    KeySetting("gcpZone", "GCE_ZONE", "its value, or `<gcp:region>-a`", clouds=("gcp",)),
+    KeySetting("gcpZone", "GCE_ZONE", "its value, or `<gcp:region>-a`", clouds=("gcp",), fallback=("gcp:region",)),
     KeySetting("botMachineType", "GCE_MACHINE_TYPE", clouds=("gcp",)),
     # Azure
     KeySetting("azure-native:location", "AZURE_LOCATION", clouds=("azure",)),

@@ -21,8 +21,6 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-import yaml
-
 from dispatcher.serving.config_command import diff, explain, faults
 from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import Resolved, SourceError, resolve
@@ -33,7 +31,7 @@ from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs, stand_in
 from stacks.tools.mocks import run_program
-from stacks.tools.paths import stack_file, stack_names
+from stacks.tools.paths import stack_document, stack_file, stack_names
 from stacks.tools.plan import placeholders, stack_config
 
 MASKED = "(a Pulumi secret of the stack, set)"
@@ -52,43 +50,58 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None) -> list[D
 
 def _config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
     """The stack file's keys (full names) and values as text, `--config` over them."""
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    document = stack_document(stack)
     config = {key: str(value) for key, value in (document.get("config") or {}).items()}
     config.update({key if ":" in key else f"{NAMESPACE}:{key}": value for key, value in overrides.items()})
     return config
 
 
-def source(setting: str, stack: str, config: Mapping[str, str]) -> str:
-    """Where a stack's value of `setting` comes from: the stack key that sets it, its size or profile,
-    the key's default, or the program itself (a resource's id, a fixed value)."""
+def _full(key: str) -> str:
+    """A stack key's full name (`aws:region` stays, `gcpZone` is `voicefleet:gcpZone`)."""
+    return key if ":" in key else f"{NAMESPACE}:{key}"
+
+
+def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset[str] = frozenset()) -> str:
+    """Where a stack's value of `setting` comes from: the stack key that sets it (in the file, or `given`
+    by --config), its size or profile, the keys it falls back to, the key's default, or the program
+    itself (a resource's id, a fixed value)."""
     cloud = config.get(f"{NAMESPACE}:cloud", "")
     size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
     from_size = derived(size if size in SIZE_NAMES else None, None)
     pending = {placeholder.key for placeholder in placeholders(stack)} - {key.split(":", 1)[-1] for key in config}
     shown: list[str] = []
+
+    def where(key: str) -> str:  # a key `--config` gave is not the stack file's
+        return "--config" if _full(key) in given else stack_file(stack).name
+
     for entry in keys_of(setting, cloud):
-        full = entry.key if ":" in entry.key else f"{NAMESPACE}:{entry.key}"
+        full = _full(entry.key)
         if entry.key in pending:
             shown.append(f"stack key {entry.key} (not in {stack_file(stack).name} yet: a placeholder, as the plan's)")
         elif full in config:
-            shown.append(f"stack key {entry.key} ({stack_file(stack).name})")
+            shown.append(f"stack key {entry.key} ({where(entry.key)})")
         elif entry.key in from_size and from_size[entry.key][1] == "size":
             shown.append(f"derived from size: {size}")
         elif entry.key == "profile" and profile:
-            shown.append(f"stack key profile ({stack_file(stack).name})")
+            shown.append(f"stack key profile ({where('profile')})")
         elif entry.how == SECRET:
             continue  # a secret no one set: what the program made (a store's own key), not a default
+        elif entry.fallback:  # at its default, the program derives the value from other keys
+            shown.append("derived from " + " and ".join(
+                f"stack key {key} ({where(key)})" if _full(key) in config
+                else f"stack key {key}'s default (Pulumi.yaml)" for key in entry.fallback))
         else:
             shown.append(f"stack key {entry.key}'s default (Pulumi.yaml)")
     return "; ".join(dict.fromkeys(shown)) or "the stack program (from its resources, not a stack key)"
 
 
-def resolved_for(env: DispatcherEnv, stack: str, config: Mapping[str, str]) -> Resolved:
+def resolved_for(env: DispatcherEnv, stack: str, config: Mapping[str, str],
+                 given: frozenset[str] = frozenset()) -> Resolved:
     """The container's environment as the dispatcher resolves it, each stack-set value's source named."""
     resolved = resolve(env.with_stand_ins())
     sources = dict(resolved.sources)
     for name in [*env.plain, *env.masked]:
-        sources[name] = source(name, stack, config)
+        sources[name] = source(name, stack, config, given)
     return replace(resolved, sources=sources)
 
 
@@ -126,7 +139,7 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
     for env in envs:
         prefix = f"{env.resource}: " if len(envs) > 1 else ""
         try:
-            resolved = resolved_for(env, stack, config)
+            resolved = resolved_for(env, stack, config, frozenset(_full(key) for key in overrides))
         except SourceError as exc:
             print(f"{stack}: {exc}")
             return 1

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stacks.config.reader import SettingsError
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # the folder of Pulumi.yaml
 PROJECT_FILE = REPOSITORY / "Pulumi.yaml"
@@ -13,6 +18,22 @@ SNAPSHOTS = REPOSITORY / "tests" / "infra" / "snapshots"  # the committed offlin
 
 def stack_file(stack: str) -> Path:
     return STACK_FILES / f"Pulumi.{stack}.yaml"
+
+
+def stack_document(stack: str) -> dict[str, Any]:
+    """The stack file as YAML, its `config` a mapping: a file that is not is one SettingsError naming
+    where (the tools print it as one line, never a traceback)."""
+    name = stack_file(stack).name
+    try:
+        document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SettingsError(f"{name} is not YAML{where}: {problem}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
+        raise SettingsError(f"{name} must be a mapping with a `config:` mapping of KEY: VALUE")
+    return document
 
 
 def stack_names() -> list[str]:

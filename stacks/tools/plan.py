@@ -31,14 +31,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from stacks.config.derived import explain
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools import dispatcher_env
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
-from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_file, stack_names
+from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_document, stack_file, stack_names
 from stacks.tools.preflight import (
     bot_files,
     bot_runtime,
@@ -61,7 +59,7 @@ PLACEHOLDERS = {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificat
 
 def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     """The stack file's config as the engine passes it (strings), plus the secret keys."""
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    document = stack_document(stack)
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
@@ -112,7 +110,7 @@ class Placeholder:
 def placeholders(stack: str) -> list[Placeholder]:
     """The stack header's documented `pulumi config set` lines and the secrets every stack needs,
     those the stack file does not hold yet, each with the plan's stand-in."""
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    document = stack_document(stack)
     held = set(document.get("config") or {})
     found: dict[str, Placeholder] = {}
     for secret, key, value in documented_commands(stack):
@@ -184,7 +182,7 @@ def _scalar(value: Any) -> str:
 
 def derivation(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
     """What the stack file (and --config) sets and what its size and profile derive, placeholders left out."""
-    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    document = stack_document(stack)
     config = {key: str(value) for key, value in (document.get("config") or {}).items()}
     config.update({key if ":" in key else f"{NAMESPACE}:{key}": value for key, value in (overrides or {}).items()})
     return explain(config, NAMESPACE)

@@ -11,9 +11,11 @@ import yaml
 
 from dispatcher.settings.names import by_name
 from stacks.config.derived import derived
-from stacks.config.dispatcher_keys import ENTRIES, keys_of, markdown_table
+from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of, markdown_table
 from stacks.tools.config_check import stack_envs
-from stacks.tools.dispatcher_env import DispatcherEnv
+from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
+from stacks.tools.mocks import run_program
+from stacks.tools.plan import stack_config
 
 ROOT = Path(__file__).resolve().parents[3]
 STACKS = ["aws-prod", "gcp-prod", "azure-prod", "k8s-dev"]
@@ -74,3 +76,51 @@ def test_every_secret_the_dispatcher_takes_is_mapped(stack: str) -> None:
     env, _, cloud = planned(stack)
     assert sorted(name for name in env.masked if not keys_of(name, cloud)
                   and name not in FROM_RESOURCES.get(cloud, set())) == []
+
+
+# For each entry whose setting is derived from its key (not the key's own value), a stack of its cloud, two
+# values of the key the program takes, and what else they need: the setting must follow the key. The test
+# of `same_value` entries compares values; a derived entry mapped to the wrong setting (botCpu to
+# ACI_MEMORY_GB) would pass it and the page's test alike.
+# eu is this stack: the URL the plan stands in for its dispatcherDomain.
+REGIONS = {"region": "eu", "regions": "eu=https://voicefleet.example.com,us=https://us.example.com"}
+REGION_SECRET = {"regionSecret": "a-region-secret-of-32-characters-or-more"}
+DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
+    ("profile", "VOICEFLEET_PROFILE"): ("aws-prod", {}, "dev", "prod"),
+    ("dashboardEnabled", "DASHBOARD_ENABLED"): ("aws-prod", {}, "false", "true"),
+    ("turnCredentialsPerKey", "TURN_CREDENTIALS_PER_KEY"): ("aws-prod", {}, "5", "7"),
+    ("regions", "REGIONS"): ("aws-prod", {"region": "eu", **REGION_SECRET},
+                             REGIONS["regions"], "eu=https://voicefleet.example.com,ap=https://ap.example.com"),
+    ("regionHoldForNeighbours", "REGION_HOLD_FOR_NEIGHBOURS"): ("aws-prod", {**REGIONS, **REGION_SECRET},
+                                                                "false", "true"),
+    ("botCpu", "ECS_TASK_VCPU"): ("aws-prod", {}, "512", "1024"),
+    ("botMemory", "ECS_TASK_MEMORY_GB"): ("aws-prod", {}, "2048", "4096"),
+    ("dispatcherCount", "BOT_CHANNEL_MAX_CONNECTIONS"): ("aws-prod", {}, "3", "4"),
+    ("botCpu", "ACI_CPU"): ("azure-prod", {}, "512", "1024"),
+    ("botMemory", "ACI_MEMORY_GB"): ("azure-prod", {}, "2048", "4096"),
+    ("gcpZone", "GCE_ZONE"): ("gcp-prod", {}, "europe-west1-b", "europe-west1-c"),
+    ("k8sMode", "K8S_MODE"): ("k8s-sandbox-dev", {}, "pods", "agent-sandbox"),
+}
+
+
+def _setting(stack: str, overrides: dict[str, str], setting: str) -> str | None:
+    """`setting` in the stack's dispatcher environment with `overrides` (those named *Secret as secrets)."""
+    config, secret_keys = stack_config(stack)
+    for key, value in overrides.items():
+        config[f"voicefleet:{key}"] = value
+        secret_keys += [f"voicefleet:{key}"] if key.endswith("Secret") else []
+    (env,) = dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
+    return env.plain.get(setting)
+
+
+def test_every_derived_entry_has_a_probe() -> None:
+    derived_entries = {(e.key, e.setting) for e in ENTRIES if not e.same_value and e.how != SECRET}
+    assert sorted(derived_entries ^ set(DERIVED_PROBES)) == []
+
+
+@pytest.mark.parametrize(("key", "setting"), sorted(DERIVED_PROBES))
+def test_a_derived_setting_follows_its_key(key: str, setting: str) -> None:
+    (entry,) = [e for e in ENTRIES if (e.key, e.setting) == (key, setting)]
+    stack, needs, one, other = DERIVED_PROBES[key, setting]
+    assert _setting(stack, {**needs, key: one}, entry.setting) != _setting(stack, {**needs, key: other},
+                                                                           entry.setting), entry

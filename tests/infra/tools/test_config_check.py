@@ -3,8 +3,11 @@ stacks, and the plan's own check of the dispatcher's environment (stacks/tools/d
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from stacks.tools import paths
 from stacks.tools.config_check import main
 from stacks.tools.dispatcher_env import dispatcher_envs, refusals, stand_in
 from stacks.tools.mocks import Registration
@@ -105,3 +108,42 @@ def test_the_plan_stops_on_a_refusal_with_one_line(monkeypatch: pytest.MonkeyPat
     lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("#")]
     assert lines == ["k8s-dev: voicefleet-k8s-dev-dispatcher: the dispatcher would refuse its environment: "
                      "MAX_CONCURRENT_SESSIONS=0 must be at least 1"]
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("config:\n  aws:region: [us-east-1\n", "Pulumi.broken.yaml is not YAML at line 3"),  # an unclosed list
+    ("config:\n  - voicefleet:cloud\n", "Pulumi.broken.yaml must be a mapping with a `config:` mapping"),
+    ("just words\n", "Pulumi.broken.yaml must be a mapping with a `config:` mapping"),
+])
+def test_a_stack_file_that_is_no_stack_file_is_one_line(text: str, named: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A hand-edited stack file with a YAML slip: one line naming the file, exit 1, never a traceback."""
+    (tmp_path / "Pulumi.broken.yaml").write_text(text)
+    monkeypatch.setattr(paths, "STACK_FILES", tmp_path)
+    assert main(["check", "--stack", "broken"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"broken: {named}"), lines
+
+
+def test_a_value_the_program_derives_from_another_key_names_that_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """gcp-dev leaves gcpZone at "", so its zone is gcp:region's `-a`: not gcpZone's default."""
+    assert main(["explain", "GCE_ZONE", "--stack", "gcp-dev"]) == 0
+    assert "value: us-central1-a (from the derived from stack key gcp:region (Pulumi.gcp-dev.yaml))" \
+        in capsys.readouterr().out
+    assert main(["explain", "GCE_ZONE", "--stack", "gcp-prod"]) == 0  # set: the key itself
+    assert "value: europe-west1-b (from the stack key gcpZone (Pulumi.gcp-prod.yaml))" in capsys.readouterr().out
+
+
+def test_a_value_config_gave_is_not_the_stack_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "MAX_CONCURRENT_SESSIONS", "--stack", "aws-prod",
+                 "--config", "maxConcurrentSessions=300"]) == 0
+    assert "value: 300 (from the stack key maxConcurrentSessions (--config))" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key", ["dailyApiKey", "k8sStoreUrl"])
+def test_a_secret_given_by_config_is_refused_and_never_shown(key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--config values are plain: the program refuses a secret's key in one line, without its value."""
+    assert main(["diff", "--stack", "k8s-dev", "--config", f"{key}=rediss://:leaked-0123456789abcdef@h:6379"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and f"{key} is stored in plain text" in lines[0] and "leaked" not in lines[0], lines
