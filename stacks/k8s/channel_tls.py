@@ -9,8 +9,9 @@ environment); the CA's certificate, public, into a ConfigMap in the bots' namesp
 projects beside its identity token (K8S_BOT_CHANNEL_CA_CONFIGMAP, BOT_CHANNEL_CA_FILE). Both keys are
 in the stack's state, encrypted as every secret output is.
 
-Renewal: each `up` past a certificate's `early_renewal_hours` replaces it (pulumi-tls marks it
-`ready_for_renewal` on refresh of its state, which every `up` reads). The leaf lives a year and is
+Renewal: each `up` (or preview) past a certificate's `early_renewal_hours` replaces it: the provider
+compares the stored `validity_end_time` with the clock when it plans the resource, no `--refresh`
+needed (a refresh only marks `ready_for_renewal` in the state). The leaf lives a year and is
 renewed in its last 30 days; the CA lives ten and is renewed in its last one. A new leaf changes the
 dispatcher's pod template (its digest is an annotation), so the Deployment rolls: each replica drains
 as on any rollout and its bots dial again, to a replica serving the new leaf, which the same CA
