@@ -66,6 +66,7 @@ async def test_the_media_socket_and_a_recording_part_check_the_name_the_url_dial
             await dial_media(f"wss://127.0.0.1:{port}/bots/channel", {"path": "/media/x", "token": "t"})
         assert "certificate verify failed" not in str(plain.value)
         context = channel_context(f"https://localhost:{port}/", str(certs.ca))
+        assert context is not None
         async with aiohttp.ClientSession() as http:
             with pytest.raises(aiohttp.ClientConnectorCertificateError, match="Hostname mismatch"):
                 await http.put(f"https://localhost:{port}/parts/1", data=b"x", ssl=context)
