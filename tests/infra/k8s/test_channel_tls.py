@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -56,7 +57,8 @@ def test_the_key_is_a_secret_mounted_into_the_dispatcher_never_in_its_environmen
     assert env["BOT_CHANNEL_URL"]["value"] == "wss://dispatcher.voicefleet.svc:8081/bots/channel"
     # A new leaf is a new pod template: the replicas roll onto it.
     annotations = spec(k8s.one("kubernetes:apps/v1:Deployment"))["template"]["metadata"]["annotations"]
-    assert len(annotations[NOTE_CERTIFICATE]) == 16
+    leaf = unwrap(k8s.one("tls:index/locallySignedCert:LocallySignedCert").outputs)["certPem"]
+    assert annotations[NOTE_CERTIFICATE] == hashlib.sha256(leaf.encode()).hexdigest()[:16]
     assert secret.urn in k8s.one("kubernetes:apps/v1:Deployment").dependencies
 
 
