@@ -12,7 +12,9 @@ in the stack's state, encrypted as every secret output is.
 Renewal: each `up` (or preview) past a certificate's `early_renewal_hours` replaces it: the provider
 compares the stored `validity_end_time` with the clock when it plans the resource, no `--refresh`
 needed (a refresh only marks `ready_for_renewal` in the state). The leaf lives a year and is
-renewed in its last 30 days; the CA lives ten and is renewed in its last one. A new leaf changes the
+renewed in its last 30 days; the CA lives ten and is renewed in its last one (a new certificate for
+the same key and name: the one before vouches for the leaves it signs, so bots whose ConfigMap is
+not updated yet dial on). A new leaf changes the
 dispatcher's pod template (its digest is an annotation), so the Deployment rolls: each replica drains
 as on any rollout and its bots dial again, to a replica serving the new leaf, which the same CA
 vouches for (docs/kubernetes.md, "The channel's TLS").

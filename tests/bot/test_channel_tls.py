@@ -9,7 +9,7 @@ import pytest
 
 from bot.channel_tls import UntrustedChannel, channel_context
 from bot.config import ConfigError, load_channel_settings
-from tests.support.channel_certs import channel_certs
+from tests.support.channel_certs import channel_certs, renewed_ca
 
 URL = "wss://dispatcher.voicefleet.svc:8081/bots/channel"
 
@@ -70,3 +70,28 @@ async def test_the_media_socket_and_a_recording_part_check_the_name_the_url_dial
         async with aiohttp.ClientSession() as http:
             with pytest.raises(aiohttp.ClientConnectorCertificateError, match="Hostname mismatch"):
                 await http.put(f"https://localhost:{port}/parts/1", data=b"x", ssl=context)
+
+
+async def test_a_renewed_ca_certificate_and_the_one_before_it_vouch_for_the_same_leaves(tmp_path: Path) -> None:
+    """The stack renews the CA's certificate, never its key: a bot whose mounted CA is still the one before
+    the renewal (the kubelet updates a ConfigMap's files within a minute or two) trusts a leaf signed after
+    it, and one with the renewed CA a leaf signed before (docs/kubernetes.md, "The channel's TLS")."""
+    import asyncio
+
+    from dispatcher.serving.channel_tls import server_context
+
+    certs = channel_certs(tmp_path)
+    renewed = renewed_ca(certs)
+    assert renewed.read_bytes() != certs.ca.read_bytes()
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=server_context(str(certs.cert), str(certs.key)))
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        for ca in (certs.ca, renewed):
+            context = channel_context(f"wss://127.0.0.1:{port}/", str(ca))
+            assert context is not None
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+            writer.close()
