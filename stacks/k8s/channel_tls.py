@@ -92,6 +92,9 @@ class ChannelTls(pulumi.ComponentResource):
                                     "labels": args.labels},
             data={CHANNEL_CA_KEY: ca.cert_pem}, opts=child)
         self.ca_pem = ca.cert_pem
+        # When each ends (RFC 3339): the stack's outputs, so an operator can see a renewal happened.
+        self.expiries: dict[str, pulumi.Output[str]] = {"channelCertificateExpires": leaf.validity_end_time,
+                                                        "channelCaExpires": ca.validity_end_time}
         self.names = names
         # A new leaf is a new pod template: the replicas roll onto it (a mounted Secret's files change in
         # place, but the server read them at start).

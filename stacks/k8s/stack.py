@@ -260,6 +260,8 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": cfg.bot_image,
             "machinesEnvironment": contract.machines_environment(dict(environment)),
             "drained": settings.drain,
+            # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
+            **(tls.expiries if tls is not None else {}),
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
             **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
             # Read back by the next `up` (stacks/shared/releases.py): the releases it keeps a pool for.
