@@ -142,10 +142,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._track()
         self._arm(self.header_timeout)
 
-    def _evict(self) -> bool:
+    @classmethod
+    def _evict(cls) -> bool:
         """Close a connection that is not being answered, to make room for this one: the oldest of
         the first tier that has one."""
-        for tier in self._tiers:
+        for tier in cls._tiers:
             while tier:
                 oldest = next(iter(tier))
                 del tier[oldest]

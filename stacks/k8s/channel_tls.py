@@ -9,9 +9,12 @@ environment); the CA's certificate, public, into a ConfigMap in the bots' namesp
 projects beside its identity token (K8S_BOT_CHANNEL_CA_CONFIGMAP, BOT_CHANNEL_CA_FILE). Both keys are
 in the stack's state, encrypted as every secret output is.
 
-Renewal: each `up` past a certificate's `early_renewal_hours` replaces it (pulumi-tls marks it
-`ready_for_renewal` on refresh of its state, which every `up` reads). The leaf lives a year and is
-renewed in its last 30 days; the CA lives ten and is renewed in its last one. A new leaf changes the
+Renewal: each `up` (or preview) past a certificate's `early_renewal_hours` replaces it: the provider
+compares the stored `validity_end_time` with the clock when it plans the resource, no `--refresh`
+needed (a refresh only marks `ready_for_renewal` in the state). The leaf lives a year and is
+renewed in its last 30 days; the CA lives ten and is renewed in its last one (a new certificate for
+the same key and name: the one before vouches for the leaves it signs, so bots whose ConfigMap is
+not updated yet dial on). A new leaf changes the
 dispatcher's pod template (its digest is an annotation), so the Deployment rolls: each replica drains
 as on any rollout and its bots dial again, to a replica serving the new leaf, which the same CA
 vouches for (docs/kubernetes.md, "The channel's TLS").
@@ -89,6 +92,9 @@ class ChannelTls(pulumi.ComponentResource):
                                     "labels": args.labels},
             data={CHANNEL_CA_KEY: ca.cert_pem}, opts=child)
         self.ca_pem = ca.cert_pem
+        # When each ends (RFC 3339): the stack's outputs, so an operator can see a renewal happened.
+        self.expiries: dict[str, pulumi.Output[str]] = {"channelCertificateExpires": leaf.validity_end_time,
+                                                        "channelCaExpires": ca.validity_end_time}
         self.names = names
         # A new leaf is a new pod template: the replicas roll onto it (a mounted Secret's files change in
         # place, but the server read them at start).

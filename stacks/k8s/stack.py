@@ -287,6 +287,8 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": bot_image,
             "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
+            # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
+            **(tls.expiries if tls is not None else {}),
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
             **({"recordingRetention": retention_rules(settings)} if settings.recording is not None else {}),
             # The releases offered (RELEASES), and the listed and retiring ones with their times, which the

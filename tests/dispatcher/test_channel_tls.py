@@ -55,6 +55,8 @@ def test_a_real_bot_takes_its_session_over_a_wss_channel(tmp_path: Path) -> None
                                  server_hostname=SERVICE_NAMES[0]) as tls:
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
         assert httpx.delete(f"{running.base_url}/sessions/{started.json()['session_id']}", timeout=30).is_success
+        # Refused handshakes (a silent dial, a plain one) are not logged one by one: anyone may dial.
+        assert "Traceback" not in running.log() and "SSL" not in running.log(), running.log()
 
 
 def test_a_bot_trusting_another_ca_is_refused_with_one_line_naming_the_setting(tmp_path: Path) -> None:
@@ -88,3 +90,25 @@ def test_a_missing_or_mismatched_key_is_one_line_naming_the_setting(tmp_path: Pa
         server_context(str(certs.cert), str(tmp_path / "absent.key"))
     with pytest.raises(SettingsError, match="are not a PEM certificate chain and its private key"):
         server_context(str(certs.cert), str(other.key))
+
+
+def test_silent_dials_to_the_tls_port_count_against_max_connections(tmp_path: Path) -> None:
+    """A connection in its handshake holds a descriptor as a plain one does: past MAX_CONNECTIONS the oldest
+    goes (long before HEADER_TIMEOUT_SECONDS), so a flood of dials that never say hello cannot exhaust them."""
+    env, channel_port = tls_env(tmp_path, Path("-"))
+    with run_dispatcher(tmp_path, {**env, "MAX_CONNECTIONS": "8", "HEADER_TIMEOUT_SECONDS": "120"}) as running:
+        silent = [socket.create_connection(("127.0.0.1", channel_port), timeout=30) for _ in range(12)]
+        try:
+            closed = 0
+            for sock in silent[:4]:
+                try:
+                    closed += sock.recv(1) == b""
+                except ConnectionResetError:
+                    closed += 1
+            assert closed == 4, running.log()
+            # The newest still run their handshake, and a bot's dial still gets its room.
+            started = httpx.post(f"{running.base_url}/start?wait=started", json={}, timeout=60)
+            assert started.status_code == 201, running.log()
+        finally:
+            for sock in silent:
+                sock.close()

@@ -94,6 +94,10 @@ class K8sSettings:
         if ca_configmap is not None and not _DNS_SUBDOMAIN.match(ca_configmap):
             raise SettingsError(f"K8S_BOT_CHANNEL_CA_CONFIGMAP={ca_configmap[:70]!r} is not a ConfigMap name "
                                 "(a DNS-1123 subdomain)")
+        # A bot refuses a CA file beside a plain URL (bot/config.py): every bot would end at its start.
+        if ca_configmap is not None and env.get("BOT_CHANNEL_URL", "").strip().startswith("ws://"):
+            raise SettingsError("K8S_BOT_CHANNEL_CA_CONFIGMAP is set but BOT_CHANNEL_URL is ws://: the CA checks a "
+                                "wss:// channel only; unset it, or serve the channel with BOT_CHANNEL_TLS_*")
         transports = listed_transports(env, "k8s")
         if mode == AGENT_SANDBOX and len(transports) > 1:
             raise SettingsError(f"TRANSPORTS={','.join(transports)} with K8S_MODE=agent-sandbox: every bot is a pod "

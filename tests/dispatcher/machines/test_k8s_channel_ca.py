@@ -43,3 +43,12 @@ def test_without_it_the_pod_is_as_before() -> None:
 def test_a_name_that_is_no_configmaps_is_refused_by_name() -> None:
     with pytest.raises(SettingsError, match="K8S_BOT_CHANNEL_CA_CONFIGMAP='Not_A_Name' is not a ConfigMap name"):
         K8sSettings.from_env({**ENV, "K8S_BOT_CHANNEL_CA_CONFIGMAP": "Not_A_Name"})
+
+
+def test_a_ca_beside_a_plain_channel_url_is_refused_at_start() -> None:
+    """Every bot would refuse BOT_CHANNEL_CA_FILE beside a ws:// URL and end: the dispatcher says so first."""
+    with pytest.raises(SettingsError, match="K8S_BOT_CHANNEL_CA_CONFIGMAP is set but BOT_CHANNEL_URL is ws://"):
+        K8sSettings.from_env({**ENV, "K8S_BOT_CHANNEL_CA_CONFIGMAP": "voicefleet-channel-ca",
+                              "BOT_CHANNEL_URL": "ws://dispatcher.voicefleet.svc:8081/bots/channel"})
+    assert K8sSettings.from_env({**ENV, "K8S_BOT_CHANNEL_CA_CONFIGMAP": "voicefleet-channel-ca",
+                                 "BOT_CHANNEL_URL": "wss://dispatcher.voicefleet.svc:8081/bots/channel"})

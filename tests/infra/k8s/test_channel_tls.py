@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from stacks.k8s.channel_tls import CA_CONFIGMAP, CERT_FILE, KEY_FILE, MOUNT_DIR, NOTE_CERTIFICATE, SECRET_NAME
 from stacks.shared import contract
 from stacks.tools.mocks import Run, is_secret, unwrap
+from tests.infra.helpers import component_outputs
 from tests.infra.k8s.conftest import K8sRunner, container_env, pod_spec, spec
 from tests.infra.k8s.test_agent_sandbox import DEPLOYER, TEMPLATE, body, default
 
@@ -56,8 +58,20 @@ def test_the_key_is_a_secret_mounted_into_the_dispatcher_never_in_its_environmen
     assert env["BOT_CHANNEL_URL"]["value"] == "wss://dispatcher.voicefleet.svc:8081/bots/channel"
     # A new leaf is a new pod template: the replicas roll onto it.
     annotations = spec(k8s.one("kubernetes:apps/v1:Deployment"))["template"]["metadata"]["annotations"]
-    assert len(annotations[NOTE_CERTIFICATE]) == 16
+    leaf = unwrap(k8s.one("tls:index/locallySignedCert:LocallySignedCert").outputs)["certPem"]
+    assert annotations[NOTE_CERTIFICATE] == hashlib.sha256(leaf.encode()).hexdigest()[:16]
     assert secret.urn in k8s.one("kubernetes:apps/v1:Deployment").dependencies
+
+
+def test_the_outputs_say_when_the_certificate_and_the_ca_end(k8s: Run, k8s_stack: K8sRunner) -> None:
+    """What an operator checks the renewal by (docs/kubernetes.md, "The channel's TLS")."""
+    outputs = component_outputs(k8s, "k8s")
+    leaf = unwrap(k8s.one("tls:index/locallySignedCert:LocallySignedCert").outputs)
+    ca = unwrap(k8s.one("tls:index/selfSignedCert:SelfSignedCert").outputs)
+    assert outputs["channelCertificateExpires"] == leaf["validityEndTime"]
+    assert outputs["channelCaExpires"] == ca["validityEndTime"]
+    mesh = component_outputs(k8s_stack(k8sChannelTls="mesh"), "k8s")
+    assert "channelCertificateExpires" not in mesh and "channelCaExpires" not in mesh
 
 
 def test_the_ca_is_a_configmap_in_the_bots_namespace_that_the_bots_mount(k8s: Run) -> None:
