@@ -99,7 +99,7 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("botCpu", "ACI_CPU"): ("azure-prod", {}, "512", "1024"),
     ("botMemory", "ACI_MEMORY_GB"): ("azure-prod", {}, "2048", "4096"),
     ("gcpZone", "GCE_ZONE"): ("gcp-prod", {}, "europe-west1-b", "europe-west1-c"),
-    ("k8sMode", "K8S_MODE"): ("k8s-sandbox-dev", {}, "pods", "agent-sandbox"),
+    ("k8sMode", "K8S_MODE"): ("k8s-sandbox-dev", {"k8sAgentSandbox": "adopt"}, "pods", "agent-sandbox"),
 }
 
 
