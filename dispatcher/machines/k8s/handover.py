@@ -142,7 +142,11 @@ class PoolHandover:
         """No idle bot here and no start waiting: nothing to hand over until one dials or starts."""
         idle = self._channels is not None and bool(self._channels.idle())
         if not idle and not self._waiting and self._claims_watch is not None:
+            # Forgotten at once: it ends at its next await, and a hello or start before then opens a new one.
             self._claims_watch.cancel()
+            self._handovers.add(self._claims_watch)
+            self._claims_watch.add_done_callback(self._handovers.discard)
+            self._claims_watch = None
 
     async def _watch_claims(self) -> None:
         """Voicefleet's claims, watched while wanted (`_on_claim`); listed again after any failure."""

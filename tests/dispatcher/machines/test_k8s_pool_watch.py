@@ -218,3 +218,20 @@ async def test_a_claims_create_answer_handled_after_the_watch_saw_it_bound_still
     await until(lambda: len(bot.assigns()) == 1, "the adopted pod's idle bot handed its session", timeout=30)
     assert bot.assigns()[0]["params"] == session_assignment(s).params()
     assert dispatcher.channels.link_for(s.session_id) is not None and not held
+
+
+async def test_a_hello_in_the_turn_the_unwanted_watch_is_cancelled_still_gets_a_watch(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """The last idle bot here leaves (the watch is cancelled; it ends at its next await) and another's hello
+    comes before that: the new hello must get a watch, not the one on its way out."""
+    fake, handing = fake_k8s_sandbox, dispatcher.machines.handover
+    add_pool(fake, 0)
+    handing._keep_watching()
+    await until(lambda: fake.claim_watches.open_watches == 1, "the replica's claims watch", timeout=30)
+    leaving = handing._claims_watch
+    assert leaving is not None and dispatcher.channels.idle() == []
+    handing._stop_watching_if_unwanted()  # nothing idle here, no start waiting
+    handing._keep_watching()  # an idle hello, in the same turn
+    await until(lambda: leaving.done(), "the unwanted watch ended", timeout=30)
+    assert handing._claims_watch is not None and not handing._claims_watch.done()
+    await until(lambda: fake.claim_watches.open_watches == 1, "the hello's own watch", timeout=30)
