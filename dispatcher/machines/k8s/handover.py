@@ -14,7 +14,8 @@ by its claim's name, on the replica's watch.
 An owner check that fails (the API server's bad moment) is tried again after a bounded, jittered pause
 while the claim is still seen bound to the pod and its bot is still idle here; a claim event for a pod
 being checked makes it checked again once the check in flight ends. What the watch saw is kept by claim
-uid, so a second claim naming the same pod does not hide the first.
+uid, so a second claim naming the same pod does not hide the first; a start's create answer, older
+than a binding the watch saw (handled late on a busy replica), never undoes it.
 
 The watch is not given up while it is wanted: a failed list or watch is tried again after a bounded,
 jittered pause; a refused credential (401, 403) is logged once and tried again slowly.
@@ -80,6 +81,11 @@ class PoolHandover:
         for on the replica's watch (the start answers meanwhile)."""
         if self._channels is None or not self._channels.enabled:
             return
+        metadata = claim.get("metadata") or {}
+        if str(metadata.get("uid") or metadata.get("name", "")) in self._adopted:
+            # The watch saw it bound already: this answer is older, its handling merely late (a busy
+            # replica reads the watch's events before the create's answer), and must not undo that.
+            return
         self._on_claim(LISTED, claim)
         name = claim_name(session_id)
         if bound_sandbox(claim) is None and claim_machine(claim).state is MachineState.STARTING:
@@ -136,7 +142,11 @@ class PoolHandover:
         """No idle bot here and no start waiting: nothing to hand over until one dials or starts."""
         idle = self._channels is not None and bool(self._channels.idle())
         if not idle and not self._waiting and self._claims_watch is not None:
+            # Forgotten at once: it ends at its next await, and a hello or start before then opens a new one.
             self._claims_watch.cancel()
+            self._handovers.add(self._claims_watch)
+            self._claims_watch.add_done_callback(self._handovers.discard)
+            self._claims_watch = None
 
     async def _watch_claims(self) -> None:
         """Voicefleet's claims, watched while wanted (`_on_claim`); listed again after any failure."""

@@ -179,3 +179,59 @@ async def test_an_owner_check_whose_read_fails_is_tried_again_and_the_idle_bot_s
         await until(lambda: len(bot.assigns()) == 1, "the bot handed its session after all", timeout=60)
         assert bot.assigns()[0]["params"] == session_assignment(s).params()
         assert warm not in [link.machine_id for link in holder.channels.idle()]
+
+
+async def test_a_claims_create_answer_handled_after_the_watch_saw_it_bound_still_hands_the_idle_bot_its_session(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """A busy replica reads its watch's events (the claim bound, then Ready) in the same turn as its create's
+    answer, which says unbound and is handled after them, before the owner check runs: the older view must
+    not undo the binding the watch saw (the bot stayed idle, its session never started, nothing said)."""
+    fake, handing = fake_k8s_sandbox, dispatcher.machines.handover
+    real_on_claim, real_follow = handing._on_claim, handing.follow
+    answers: list[tuple[str, dict[str, Any]]] = []  # the create's answer, its handling held back
+    held: list[tuple[str, dict[str, Any] | None]] = []  # the watch's events of the binding, read in one turn
+
+    def late_answer(session_id: str, claim: dict[str, Any]) -> None:
+        answers.append((session_id, claim))
+
+    def watched(event: str, claim: dict[str, Any] | None) -> None:
+        status = (claim or {}).get("status") or {}
+        if not answers or not status.get("sandbox"):
+            return real_on_claim(event, claim)
+        held.append((event, claim))
+        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            return None  # the Ready event comes in the same turn
+        for each in held:
+            real_on_claim(*each)
+        held.clear()
+        real_follow(*answers.pop())  # the create's answer, handled last, before the check task runs
+        return None
+
+    handing._on_claim = watched  # type: ignore[method-assign]  # the watch's judge, taken when it opens
+    handing.follow = late_answer  # type: ignore[method-assign]
+    warm, bot = await idle_pool_bot(dispatcher, fake)
+    fake.reconciling = False  # the create's answer is unbound, as the API server answers a create
+    s = spec()
+    await dispatcher.start(s)
+    assert len(answers) == 1 and not (answers[0][1].get("status") or {}).get("sandbox")
+    fake.reconciling = True
+    await until(lambda: len(bot.assigns()) == 1, "the adopted pod's idle bot handed its session", timeout=30)
+    assert bot.assigns()[0]["params"] == session_assignment(s).params()
+    assert dispatcher.channels.link_for(s.session_id) is not None and not held
+
+
+async def test_a_hello_in_the_turn_the_unwanted_watch_is_cancelled_still_gets_a_watch(
+        dispatcher: Dispatcher, fake_k8s_sandbox: FakeAgentSandbox) -> None:
+    """The last idle bot here leaves (the watch is cancelled; it ends at its next await) and another's hello
+    comes before that: the new hello must get a watch, not the one on its way out."""
+    fake, handing = fake_k8s_sandbox, dispatcher.machines.handover
+    add_pool(fake, 0)
+    handing._keep_watching()
+    await until(lambda: fake.claim_watches.open_watches == 1, "the replica's claims watch", timeout=30)
+    leaving = handing._claims_watch
+    assert leaving is not None and dispatcher.channels.idle() == []
+    handing._stop_watching_if_unwanted()  # nothing idle here, no start waiting
+    handing._keep_watching()  # an idle hello, in the same turn
+    await until(lambda: leaving.done(), "the unwanted watch ended", timeout=30)
+    assert handing._claims_watch is not None and not handing._claims_watch.done()
+    await until(lambda: fake.claim_watches.open_watches == 1, "the hello's own watch", timeout=30)
