@@ -38,7 +38,6 @@ from bench.reserve_sim_regions import MODES, RegionsRun, regions_header, regions
 from bench.reserve_sim_report import Row, header, line, summarise
 from bench.reserve_sim_stack import StackError, load_stack
 from bench.reserve_sim_traffic import SHAPES
-from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.pool_sizing import POOL_SCALEDOWN_SECONDS, pool_window
@@ -89,7 +88,7 @@ def build_runs(args: argparse.Namespace, extra: dict[str, str]) -> list[Run]:
     for name in names:
         pool = POOL_ROWS.get(name)
         base = pool.provider if pool else BY_NAME[name]
-        provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
+        provider = replace(base, create_rate=base.rate_from(env),
                            apps=args.fly_apps if base.machines == "fly" else 1)
         # a provider without a reserve in the dispatcher: every start cold, as it runs today
         told = {"RESERVE_COLD_START_SECONDS": repr(provider.prior_seconds), **env}  # the stack's prior, as deployed

@@ -69,6 +69,7 @@ from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
 from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE as MODAL_CREATE_RATE
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.prices import ACI, CEREBRIUM, E2, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
+from dispatcher.settings.names import by_name
 from stacks.config.cloud_run import DIRECT_VPC_NAT_DELAY_SECONDS, first_dial_seconds
 
 HOURS_PER_MONTH = 730.0
@@ -90,6 +91,14 @@ class Provider:
     apps: int = 1
     reserve: bool = True  # False: the dispatcher holds no reserve on it (every start cold)
     network_wait_seconds: float = 0.0  # after the machine starts, before its bot's first dial gets through
+
+    def rate_from(self, env: Mapping[str, str]) -> Rate:
+        """The create rate the dispatcher would use with `env`: its `<prefix>_RATE`/`_BURST`/`_MAX_WAIT`
+        settings (their catalogue defaults unset), or this provider's own where the dispatcher has none
+        (Kubernetes, Cerebrium: no create limit of theirs is a setting)."""
+        if f"{self.rate_prefix}_RATE" not in by_name():
+            return self.create_rate
+        return Rate.from_env(env, self.rate_prefix)
 
     @property
     def prior_seconds(self) -> float:

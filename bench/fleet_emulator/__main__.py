@@ -45,7 +45,6 @@ from bench.reserve_sim_model import THAW_REDIAL_SECONDS, WARM_CLAIM_SECONDS, Sim
 from bench.reserve_sim_providers import BY_NAME, Provider
 from bench.reserve_sim_stack import load_stack
 from bench.reserve_sim_traffic import SHAPES, Day, measured_day
-from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
 from tests.fakes.fly import API_TOKEN, APP, BOT_IMAGE, CHANNEL_AUDIENCE, ORG
@@ -140,7 +139,7 @@ def simulated(env: Mapping[str, str], day: Day, per_minute: float, seconds: floa
     the dispatchers measured in the run instead of the production assumptions; `draws` picks another
     stream of cold starts and resumes (0: the seed's own)."""
     base = BY_NAME["fly"]
-    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate), apps=apps)
+    provider = replace(base, create_rate=base.rate_from(env), apps=apps)
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":  # the replicas keep every idle bot hot: so does the model
         provider = replace(provider, resume_median_seconds=0.0)
     claim, redial = (WARM_CLAIM_SECONDS, THAW_REDIAL_SECONDS) if measured is None else run_timing(measured, base)

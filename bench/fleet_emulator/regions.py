@@ -61,7 +61,6 @@ from bench.reserve_sim_model import GivenColdStarts
 from bench.reserve_sim_providers import BY_NAME
 from bench.reserve_sim_regions import ROUND_TRIPS, World
 from bench.reserve_sim_traffic import SHAPES, Day, measured_day
-from dispatcher.outbound.ratelimit import Rate
 from dispatcher.regions.peers import POLL_SECONDS
 from dispatcher.reserve.planner import PlannerSettings
 from dispatcher.reserve.policy import ReserveSettings
@@ -150,7 +149,7 @@ def simulated(env: Mapping[str, str], regional_days: list[Day], per_minute: floa
     long each region's planner ran before its first start (head_starts), else none."""
     base = BY_NAME["fly"]
     # Bots frozen in the run's cloud's time, the dispatchers' planners told the same (cloud.py).
-    provider = replace(base, create_rate=Rate.from_env(env, base.rate_prefix, base.create_rate),
+    provider = replace(base, create_rate=base.rate_from(env),
                        suspend_seconds=SUSPEND_SECONDS)
     if env.get("FLY_FROZEN_FORM", "").strip() == "off":
         provider = replace(provider, resume_median_seconds=0.0)
