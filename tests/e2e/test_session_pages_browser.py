@@ -67,6 +67,9 @@ async def _killed_session(api: httpx.AsyncClient, dispatcher: DispatcherProcess)
     for _ in range(600):
         listed = (await api.get("/sessions", params={"status": "failed"})).json()["sessions"]
         if session_id in [s["session_id"] for s in listed]:
+            # The recording's outcome is noted once the dispatcher has tried to complete it, after the
+            # machine's end: the page below shows the timeline as it is then.
+            await timeline_event(api, session_id, "recording_missing")
             return session_id
         await asyncio.sleep(0.1)
     timeline = (await api.get(f"/sessions/{session_id}/timeline")).json()
@@ -99,12 +102,13 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
             "JSON.stringify(window.voicefleetStatus.sessions.sessions)"))]
         assert order.index(killed) < order.index(spoken)  # newest first
 
-        # The releases and capacity beside use, as /status and /releases have them.
-        assert await page.wait_for("window.voicefleetStatus.releases !== null", 60)
+        # The releases and capacity beside use, as /releases and /capacity have them.
+        assert await page.wait_for("window.voicefleetStatus.releases !== null"
+                                   " && window.voicefleetStatus.capacity !== null", 60)
         releases = await page.evaluate("document.getElementById('releases-table').innerText")
         assert "default" in releases and "100 %" in releases, releases
         capacity = await page.evaluate("document.getElementById('capacity-table').innerText")
-        assert "sessions running" in capacity, capacity
+        assert "\nsessions\t" in capacity and "\nkey.pages\t" in capacity, capacity  # the cap, the key's share
         assert "recordings: on" in await page.evaluate("document.getElementById('recordings-note').textContent")
 
         # The failed session's reason, one click away.
