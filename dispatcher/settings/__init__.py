@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,42 +54,6 @@ def api_endpoint(env: Mapping[str, str], url_variable: str, default_url: str, au
     if auth == "none" and api_url == default_url:
         raise SettingsError(f"{auth_variable}=none is only for a local fake at {url_variable}")
     return api_url, auth
-
-
-def int_setting(
-    env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int | None = None
-) -> int:
-    """A whole number with the default and bounds given here: only for a name outside the catalogue.
-    A setting is read by its entry (dispatcher/settings/read.py), and tests/dispatcher/test_settings_read.py
-    fails where a dispatcher module calls this."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value} must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise SettingsError(f"{name}={value} must be at most {maximum}")
-    return value
-
-
-def float_setting(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    """A finite number with the default and bound given here: as `int_setting`, outside the catalogue only."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value):  # `nan` compares false with every bound, `inf` passes every minimum
-        raise SettingsError(f"{name}={raw!r} must be a finite number")
-    if value < minimum:
-        raise SettingsError(f"{name}={value:g} must be at least {minimum:g}")
-    return value
 
 
 @dataclass(frozen=True)
