@@ -40,8 +40,6 @@ CREDENTIAL_SLACK_SECONDS = 600  # a cold start (Fargate, GCE: a minute or two) a
 # image pull) with room to spare; a bot that has not dialled by then is stopped.
 BOT_DIAL_SECONDS = 300.0
 NEVER_DIALLED = "bot_never_dialled"
-# How often a pool machine's start asks the replicas' store whether its bot took its values yet.
-TAKEN_POLL_SECONDS = 0.25
 # The record outlives the watch's check, which drops it; its TTL is for a watch that died with its replica.
 HELD_PAST_DEADLINE_SECONDS = 60.0
 
@@ -63,7 +61,6 @@ class ColdSecrets:
         # A provider may say its machines dial with their identity alone (a Kubernetes session pod).
         self._issues_credentials = not isinstance(machines, PooledMachines) and getattr(
             machines, "issues_credentials", True)
-        self._pooled = isinstance(machines, PooledMachines)
         self._metrics = metrics
         self.delivery = SessionSecrets(channels, coordination.session_values(self._credentials.sealing_key))
         self.deadline_seconds = deadline_seconds or settings.start_wait_seconds + BOT_DIAL_SECONDS
@@ -95,20 +92,6 @@ class ColdSecrets:
             self._watches.add(task)
             task.add_done_callback(self._watches.discard)
         # else the session already had its machine, whose own start watches it
-
-    async def taken_within(self, session_id: str, seconds: float) -> bool:
-        """Whether a pool machine's bot took its session's values within `seconds` (any replica's
-        channel: the store says). A pool's claim is bound once its pod runs, before its bot holds the
-        session; one whose bot never takes it is no started session. Other providers: True."""
-        if not self._pooled:
-            return True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while await self.delivery.waiting(session_id):
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(min(TAKEN_POLL_SECONDS, max(0.0, deadline - loop.time())))
-        return True
 
     async def forget(self, session_id: str) -> None:
         """The start failed or the session was stopped: nobody will come for them."""

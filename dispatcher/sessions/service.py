@@ -413,12 +413,9 @@ class SessionService:
             return result
 
     async def _wait(self, machine: Machine) -> Machine:
-        began = time.monotonic()
         try:
             started = await self._machines.wait_started(machine.session_id, self._settings.start_wait_seconds)
             self.ends.observed(started)
-            if started.state is MachineState.STARTED and self._cold is not None:
-                await self._taken_by_its_bot(started, self._settings.start_wait_seconds - (time.monotonic() - began))
             return self._with_transport(started, machine.transport)
         except WaitTimeout as exc:
             raise ApiError(
@@ -429,22 +426,6 @@ class SessionService:
             ) from exc
         except ProviderError as exc:
             raise as_api_error(exc) from exc
-
-    async def _taken_by_its_bot(self, started: Machine, seconds: float) -> None:
-        """A pool's machine is started once its bot holds the session (cold_secrets.py): one whose bot
-        never takes it within the start's deadline is said, stopped, and the start fails."""
-        assert self._cold is not None
-        session_id = started.session_id
-        if await self._cold.taken_within(session_id, max(0.0, seconds)):
-            return
-        log.warning("session %s: machine %s started but its bot did not take the session within "
-                    "START_WAIT_SECONDS (%gs); stopping it", session_id, started.machine_id,
-                    self._settings.start_wait_seconds)
-        await self._clean_up(session_id, with_room=started.has_room)
-        await self._cold.forget(session_id)
-        raise ApiError(504, "bot_not_connected",
-                       f"machine {started.machine_id} started but its bot never took session {session_id}; "
-                       "the session was stopped: start again", extra={"session_id": session_id})
 
     async def _clean_up(self, session_id: str, *, with_room: bool = True) -> None:
         """A start that failed half-way leaves nothing running: stop the machine, end the room.

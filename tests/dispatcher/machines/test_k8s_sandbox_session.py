@@ -131,22 +131,3 @@ def test_a_warm_pool_bot_dials_with_its_identity_alone_and_serves_the_session_it
         api.wait_for("the pool refilled", lambda: [w for w in fake.warm(POOL) if w != warm])
     finally:
         started.close()
-
-
-def test_a_claim_whose_bot_never_takes_its_session_fails_the_start_within_its_deadline_and_is_stopped(
-        tmp_path: Path, fake_k8s_sandbox: FakeAgentSandbox) -> None:
-    """The claim binds once its pod runs; its bot dials a channel that is not there (a template's wrong URL),
-    so it never takes the session: the start is not answered 2xx, the dispatcher says so, the claim goes."""
-    fake, port = fake_k8s_sandbox, free_port()
-    fake.add_pool(POOL, 0, template(fake, free_port()))  # its bots dial a port nothing listens on
-    for running in dispatcher(tmp_path, fake, port, RESERVE_MAX_IDLE="0", BOT_IDENTITY_AUDIENCE=AUDIENCE,
-                              START_WAIT_SECONDS="6"):
-        api = SessionApi(running, key=KEY, provider="k8s", deadline=DEADLINE)
-        failed = api.start(expected=(504,)).json()["error"]
-        session_id = failed["session_id"]
-        assert failed["code"] == "bot_not_connected" and session_id in failed["message"]
-        assert fake.claims_created == [f"vf-{session_id}"]  # bound and ready: its pod ran
-        assert f"session {session_id}: machine vf-{session_id} started but its bot did not take the session" \
-            in running.log()
-        claim = f"vf-{session_id}"
-        api.wait_for("the claim stopped", lambda claim=claim: claim not in fake.claims)
