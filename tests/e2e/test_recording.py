@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -117,19 +118,11 @@ class CloudStore:
 def s3_store() -> Iterator[CloudStore]:
     """moto's S3 behind the pre-signed URL check."""
     keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
-    saved = {name: os.environ.get(name) for name in keys}
-    os.environ.update(keys)  # the test's own client, and the server's check, see the dispatcher's credentials
-    try:
-        with s3_server() as url:
-            s3_client(url).create_bucket(Bucket="team-calls")
-            yield CloudStore({"RECORDING_DESTINATION": "s3://team-calls/voice", "AWS_ENDPOINT_URL_S3": url, **keys},
-                             ("AWS_",), SECRET_KEY)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    # The test's own client, and the server's check, see the dispatcher's credentials.
+    with mock.patch.dict(os.environ, keys), s3_server() as url:
+        s3_client(url).create_bucket(Bucket="team-calls")
+        yield CloudStore({"RECORDING_DESTINATION": "s3://team-calls/voice", "AWS_ENDPOINT_URL_S3": url, **keys},
+                         ("AWS_",), SECRET_KEY)
 
 
 @contextmanager
@@ -137,17 +130,9 @@ def gs_store() -> Iterator[CloudStore]:
     """The GCS fake that verifies V4 signatures (tests/fakes/gcs.py), the dispatcher signed in with a
     service account's key file the bot must never see."""
     with serve(FakeGcs()) as gcs:
-        saved = {name: os.environ.get(name) for name in gcs.env}
-        os.environ.update(gcs.env)  # the test's own view of the store signs in as the dispatcher does (ADC)
-        try:
+        with mock.patch.dict(os.environ, gcs.env):  # the test's own view of the store signs in as the dispatcher does
             yield CloudStore({"RECORDING_DESTINATION": "gs://team-calls/voice", **gcs.env},
                              ("GOOGLE_", "STORAGE_EMULATOR_HOST"), gcs.credentials_file)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 @contextmanager
