@@ -1,26 +1,9 @@
-"""The bots' channel over TLS inside the cluster (`k8sChannelTls: stack`, the default).
+"""The bots' channel over TLS inside the cluster (`k8sChannelTls: stack`, the default; `mesh` makes none of it).
 
-The channel's port (BOT_CHANNEL_PORT) is reached only inside the cluster, through the dispatcher's
-Service, so no public CA can sign its names (`<svc>.<ns>.svc`). The stack makes its own, with the
-`pulumi-tls` provider (local key and certificate generation, no API call): a private CA and a leaf it
-signs for the Service's two DNS names. The leaf's key goes into a Secret in the dispatcher's namespace,
-mounted read-only into its pods (BOT_CHANNEL_TLS_KEY_FILE names the file; never a value in the pod's
-environment); the CA's certificate, public, into a ConfigMap in the bots' namespace that every bot pod
-projects beside its identity token (K8S_BOT_CHANNEL_CA_CONFIGMAP, BOT_CHANNEL_CA_FILE). Both keys are
-in the stack's state, encrypted as every secret output is.
-
-Renewal: each `up` (or preview) past a certificate's `early_renewal_hours` replaces it: the provider
-compares the stored `validity_end_time` with the clock when it plans the resource, no `--refresh`
-needed (a refresh only marks `ready_for_renewal` in the state). The leaf lives a year and is
-renewed in its last 30 days; the CA lives ten and is renewed in its last one (a new certificate for
-the same key and name: the one before vouches for the leaves it signs, so bots whose ConfigMap is
-not updated yet dial on). A new leaf changes the
-dispatcher's pod template (its digest is an annotation), so the Deployment rolls: each replica drains
-as on any rollout and its bots dial again, to a replica serving the new leaf, which the same CA
-vouches for (docs/kubernetes.md, "The channel's TLS").
-
-`k8sChannelTls: mesh`: a service mesh's mTLS already encrypts the pods' traffic; none of this is made
-and the bots dial `ws://` (the mesh's sidecars carry it over mTLS).
+The channel's names (`<svc>.<ns>.svc`) are the cluster's own, so no public CA signs them: the stack makes a
+private CA and a leaf with `pulumi-tls` (local generation, no API call). The leaf's key is a Secret mounted
+into the dispatcher (a file, never an env value); the CA's certificate a ConfigMap every bot pod projects.
+Renewal, and what it does to connected bots: docs/kubernetes.md, "The channel's TLS".
 """
 
 from __future__ import annotations
