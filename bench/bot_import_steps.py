@@ -40,7 +40,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pipecat, the rest", ("pipecat",)),
     ("websockets (control channel)", ("websockets",)),
     ("loguru", ("loguru",)),
-    ("the bot's own modules", ("bot", "botchannel")),
+    ("the bot's own modules", ("bot", "botchannel", "voicefleet_settings")),
     ("stdlib and other", ("",)),
 )
 

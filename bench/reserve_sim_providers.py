@@ -69,8 +69,8 @@ from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE
 from dispatcher.machines.modal.settings import DEFAULT_CREATE_RATE as MODAL_CREATE_RATE
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.reserve.prices import ACI, CEREBRIUM, E2, MODAL_GIB_SECOND, MODAL_SANDBOX_CORE_SECOND
-from dispatcher.settings.names import by_name
 from stacks.config.cloud_run import DIRECT_VPC_NAT_DELAY_SECONDS, first_dial_seconds
+from voicefleet_settings.names import by_name
 
 HOURS_PER_MONTH = 730.0
 

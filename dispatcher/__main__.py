@@ -22,10 +22,10 @@ from dispatcher.serving.server import uvicorn_config
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.settings.derived import profile_problems
 from dispatcher.settings.help import environment_help
-from dispatcher.settings.model import ENUM
-from dispatcher.settings.read import entry, setting_choice, setting_int
 from dispatcher.settings.sources import SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt
+from voicefleet_settings.model import ENUM
+from voicefleet_settings.read import entry, setting_choice, setting_int
 
 if TYPE_CHECKING:  # the app itself is imported once the configuration is known to be good
     from dispatcher.api.state import AppState

@@ -109,11 +109,11 @@ RUN --mount=type=cache,target=/root/.cache/uv \
             $TORCH_HUB_MODELS; \
     fi
 
-# The code, with its bytecode, one stage per variant: voicefleet's host (bot/, botchannel/) in
-# /opt/voicefleet, the user's project in /app (where Pipecat Cloud's images keep it), without what
-# never belongs in an image (.venv, .git, caches, .env files with keys). `compileall` compiles the
-# project; the host's `--check` with the variant's venv and transport compiles bot/ and botchannel/
-# and fills the cache of the methods Pipecat's ~900 dataclasses generate (bot/dataclass_code.py;
+# The code, with its bytecode, one stage per variant: voicefleet's host (bot/, botchannel/,
+# voicefleet_settings/) in /opt/voicefleet, the user's project in /app (where Pipecat Cloud's images
+# keep it), without what never belongs in an image (.venv, .git, caches, .env files with keys).
+# `compileall` compiles the project; the host's `--check` with the variant's venv and transport
+# compiles the host's three packages and fills the cache of the methods Pipecat's ~900 dataclasses generate (bot/dataclass_code.py;
 # ~100 ms of every cold start otherwise), which the runtime (PYTHONDONTWRITEBYTECODE, read-only for
 # the bot user) could never write itself. The project's files become root's, readable by all and
 # writable by none else (a 0600 file in the user's folder would otherwise be unreadable by uid 10001).
@@ -121,6 +121,7 @@ FROM build AS code
 COPY --from=bake /opt/models /opt/models
 COPY bot/ /opt/voicefleet/bot/
 COPY botchannel/ /opt/voicefleet/botchannel/
+COPY voicefleet_settings/ /opt/voicefleet/voicefleet_settings/
 RUN --mount=type=bind,from=bot-project,target=/project \
     mkdir -p /app && \
     tar -C /project --exclude=./.venv --exclude=./.git --exclude='__pycache__' --exclude='*.pyc' \
@@ -135,6 +136,7 @@ COPY --from=bake /opt/models /opt/models
 COPY --from=code /app /app
 COPY bot/ /opt/voicefleet/bot/
 COPY botchannel/ /opt/voicefleet/botchannel/
+COPY voicefleet_settings/ /opt/voicefleet/voicefleet_settings/
 WORKDIR /app
 RUN BOT_TRANSPORT=webrtc BOT_FILE=/app/bot.py PYTHONPATH=/opt/voicefleet /opt/venv/bin/python -P -m bot --check
 

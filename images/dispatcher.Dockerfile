@@ -53,6 +53,7 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY dispatcher/ /app/dispatcher/
 COPY botchannel/ /app/botchannel/
+COPY voicefleet_settings/ /app/voicefleet_settings/
 # In a container the dispatcher must listen on all interfaces; 8080 is what Cloud Run sends by
 # default (it overrides PORT) and what the ALB target group uses.
 ENV PATH=/opt/venv/bin:$PATH \

@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy", "infra", "src/cli")
+PACKAGES = ("voicefleet_settings", "botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy", "infra",
+            "src/cli")
 MAX_DOCSTRING_LINES = 24
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy")
+PACKAGES = ("voicefleet_settings", "botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy")
 
 # Inside the dispatcher, lowest first; a module may import only from its own layer or lower ones.
 # A layer names packages (`dispatcher.api`) or single modules (`dispatcher.settings`).
@@ -54,10 +54,11 @@ MAX_DISPATCHER_ROOT_MODULES = 12
 # memory and the store's ACL among them) live in stacks/shared/.
 MAX_STACKS_ROOT_MODULES = 6
 # A cloud is a package (stacks/aws/, stacks/gcp/), never a file-name prefix.
-# Between the repository's top-level packages, lowest first: the channel contract both sides share,
-# the bot host, the dispatcher, then the infrastructure that packages and deploys them.
+# Between the repository's top-level packages, lowest first: the settings catalogue and the channel
+# contract both sides share, the bot host, the dispatcher, then the infrastructure that packages and
+# deploys them.
 TOP_LAYERS: list[tuple[str, ...]] = [
-    ("botchannel",),
+    ("voicefleet_settings", "botchannel"),
     ("bot", "examples"),
     ("dispatcher",),
     ("images", "stacks"),
@@ -219,6 +220,20 @@ def test_no_package_imports_a_higher_package() -> None:
     assert upward_imports(imports(), TOP_LAYERS, top=True) == []
 
 
+def foreign_imports(graph: dict[str, set[str]], package: str) -> list[str]:
+    """The imports of `package`'s modules that name another project package."""
+    def inside(module: str) -> bool:
+        return module == package or module.startswith(package + ".")
+
+    return [f"{source} imports {target}" for source, targets in sorted(graph.items()) if inside(source)
+            for target in sorted(targets) if not inside(target)]
+
+
+def test_the_settings_catalogue_imports_nothing_of_voicefleets() -> None:
+    # Both the bot host and the dispatcher read it: it is the standard library's alone.
+    assert foreign_imports(imports(), "voicefleet_settings") == []
+
+
 def test_every_stacks_module_has_a_layer() -> None:
     unplaced = [m for m in imports() if m.startswith("stacks") and layer_of(m, STACKS_LAYERS) is None]
     assert unplaced == [], "place these in STACKS_LAYERS (and docs/architecture.md's stacks/ section)"
@@ -322,6 +337,11 @@ def test_a_new_top_level_module_has_no_layer_until_it_is_placed() -> None:
     routes = layer_of("dispatcher.api.routers.carriers", DISPATCHER_LAYERS)
     rules = layer_of("dispatcher.phone.calls", DISPATCHER_LAYERS)
     assert routes is not None and rules is not None and routes > rules  # phone/ never imports api/
+
+
+def test_the_foreign_import_check_sees_the_catalogue_importing_the_channel_contract() -> None:
+    graph = {"voicefleet_settings.read": {"voicefleet_settings.model", "botchannel.contract"}}
+    assert foreign_imports(graph, "voicefleet_settings") == ["voicefleet_settings.read imports botchannel.contract"]
 
 
 def test_the_cycle_check_sees_a_cycle_through_three_modules() -> None:

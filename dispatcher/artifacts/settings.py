@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from botchannel.recording import MIN_PART_BYTES
 from dispatcher.artifacts.rules import Keeping, RecordingRules, RulesError, parse_days, parse_policy, parse_rules
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_bool, setting_float
+from voicefleet_settings.read import setting_bool, setting_float
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypedDict
 
-from dispatcher.settings.read import setting_float
+from voicefleet_settings.read import setting_float
 
 
 class CallTimings(TypedDict):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_int
+from voicefleet_settings.read import setting_int
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dispatcher.outbound.provider_errors import ProviderError, refusal
 from dispatcher.outbound.ratelimit import Rate, TokenBucket
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_bool, setting_float, setting_int, setting_text
+from voicefleet_settings.read import setting_bool, setting_float, setting_int, setting_text
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 # https://docs.daily.co/docs/rest-api/authentication: most endpoints 20 req/s; room deletes ~2/s.

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 from dispatcher.media.ice import IceServer
 from dispatcher.settings import SettingsError
-from dispatcher.settings.model import INTEGER
-from dispatcher.settings.read import entry, setting_choice, setting_int
+from voicefleet_settings.model import INTEGER
+from voicefleet_settings.read import entry, setting_choice, setting_int
 
 IcePolicy = Literal["relay", "all"]
 

@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from dispatcher.observability.tracing import current_trace_id
-from dispatcher.settings.model import ENUM
-from dispatcher.settings.read import entry, setting_choice
+from voicefleet_settings.model import ENUM
+from voicefleet_settings.read import entry, setting_choice
 
 LOG_FORMATS = entry("LOG_FORMAT", ENUM).choices
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -36,8 +36,8 @@ from dispatcher.observability.metric_catalogue import (
     LineMetric,
 )
 from dispatcher.settings import SettingsError
-from dispatcher.settings.model import ENUM
-from dispatcher.settings.read import entry, setting_choice, setting_float, setting_text
+from voicefleet_settings.model import ENUM
+from voicefleet_settings.read import entry, setting_choice, setting_float, setting_text
 
 log = logging.getLogger(__name__)
 

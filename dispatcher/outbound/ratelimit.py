@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from dispatcher.settings.read import setting_float, setting_int
+from voicefleet_settings.read import setting_float, setting_int
 
 
 class RateLimited(Exception):

@@ -16,7 +16,7 @@ from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_bool, setting_float, setting_int
+from voicefleet_settings.read import setting_bool, setting_float, setting_int
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from dispatcher.releases.health import HealthRule
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_bool, setting_int
+from voicefleet_settings.read import setting_bool, setting_int
 
 
 def health_rule(env: Mapping[str, str]) -> HealthRule:

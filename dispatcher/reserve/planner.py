@@ -24,7 +24,7 @@ from dispatcher.reserve.neighbours import NO_LEAN, Lean, covered_target
 from dispatcher.reserve.poisson import poisson_quantile
 from dispatcher.reserve.policy import ReserveSettings, reserve_size
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_bool, setting_float, setting_int
+from voicefleet_settings.read import setting_bool, setting_float, setting_int
 
 PLAN_EVERY_SECONDS = 1.0  # the lease holder plans once a tick: a resume it orders lands a tick later
 FROZEN_SLACK = 0.2  # frozen bots are retired only above the target by more than this share

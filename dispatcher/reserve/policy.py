@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, k8s, local, modal
 from dispatcher.machines.cold_start import ColdStart
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_float, setting_int
+from voicefleet_settings.read import setting_float, setting_int
 
 MINUTES_PER_DAY = 24 * 60
 

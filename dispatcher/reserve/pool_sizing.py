@@ -40,9 +40,9 @@ from dispatcher.reserve.planner import PlannerSettings, Tiers
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.releases import DEFAULT_ONLY, WarmRelease
 from dispatcher.reserve.scale_window import ScaleDownWindow
-from dispatcher.settings.read import setting_float
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
+from voicefleet_settings.read import setting_float
 
 log = logging.getLogger("dispatcher.reserve.pool")
 

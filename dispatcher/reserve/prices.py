@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from dispatcher.machines.base import FrozenMachines, Machines
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_float, setting_text
+from voicefleet_settings.read import setting_float, setting_text
 
 log = logging.getLogger("dispatcher.reserve.reserve")
 

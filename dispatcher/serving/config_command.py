@@ -19,10 +19,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dispatcher.settings import SettingsError
 from dispatcher.settings.derived import PROFILES, SIZES, profile_problems
-from dispatcher.settings.model import Setting
-from dispatcher.settings.names import by_name, meaning
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt, nearest
+from voicefleet_settings.model import Setting
+from voicefleet_settings.names import by_name, meaning
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 USAGE = "usage: voicefleet config check | explain NAME | diff [--stack NAME]"

@@ -18,7 +18,7 @@ from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 from dispatcher.sessions.smoke_verdict import Verdict, verdict_of
-from dispatcher.settings.read import setting_float
+from voicefleet_settings.read import setting_float
 
 log = logging.getLogger("dispatcher.releases.smoke")
 

@@ -43,8 +43,8 @@ from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_float, setting_int
 from dispatcher.store.client import StoreUnavailable
+from voicefleet_settings.read import setting_float, setting_int
 
 log = logging.getLogger("dispatcher.sessions.webhooks")
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]

@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dispatcher.settings.model import ENUM, LIST
-from dispatcher.settings.read import SettingsError as SettingsError  # defined beside its reader, raised by all
-from dispatcher.settings.read import entry, setting_choice, setting_float, setting_int, setting_list, setting_text
+from voicefleet_settings.model import ENUM, LIST
+from voicefleet_settings.read import SettingsError as SettingsError  # defined beside its reader, raised by all
+from voicefleet_settings.read import entry, setting_choice, setting_float, setting_int, setting_list, setting_text
 
 MACHINE_KINDS = entry("MACHINES", ENUM).choices  # "local", then the providers
 TRANSPORT_KINDS = entry("TRANSPORTS", LIST).choices

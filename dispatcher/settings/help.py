@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from dispatcher.settings.catalogue import FIRST_SETTINGS, HELP_SETTINGS, SETTINGS
-from dispatcher.settings.names import by_name
+from voicefleet_settings.catalogue import FIRST_SETTINGS, HELP_SETTINGS, SETTINGS
+from voicefleet_settings.names import by_name
 
 WIDTH = 26
 

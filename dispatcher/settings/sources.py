@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher.settings.derived import DEFAULT_PROFILE, PROFILES, SIZES, derived
-from dispatcher.settings.names import by_name
+from voicefleet_settings.names import by_name
 
 CONFIG_VARIABLE = "VOICEFLEET_CONFIG"
 SIZE_VARIABLE = "VOICEFLEET_SIZE"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
-from dispatcher.settings.names import by_name
+from voicefleet_settings.names import by_name
 
 # First words shared with the platforms' own variables: a name two edits from ours there is theirs.
 FOREIGN_PREFIXES = frozenset({"AWS", "OTEL", "AZURE", "GOOGLE", "KUBERNETES", "ECS", "FLY", "MODAL", "PYTHON"})

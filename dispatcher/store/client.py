@@ -30,9 +30,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_choice, setting_float, setting_int, setting_text
 from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS
 from dispatcher.store.unavailable import StoreUnavailable as StoreUnavailable  # its callers import it here
+from voicefleet_settings.read import setting_choice, setting_float, setting_int, setting_text
 
 log = logging.getLogger("dispatcher.store")
 T = TypeVar("T")

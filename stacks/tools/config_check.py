@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from dispatcher.serving.config_command import diff, explain, faults
-from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest
 from stacks.config.derived import SIZE_NAMES, derived
@@ -33,6 +32,7 @@ from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs, stand_in
 from stacks.tools.mocks import run_program
 from stacks.tools.paths import stack_document, stack_file, stack_names
 from stacks.tools.plan import placeholders, stack_config
+from voicefleet_settings.names import by_name
 
 MASKED = "(a Pulumi secret of the stack, set)"
 

@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-REPOSITORY_PACKAGES = {"botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy", "infra", "tests"}
+REPOSITORY_PACKAGES = {"voicefleet_settings", "botchannel", "bot", "dispatcher", "examples", "images", "stacks",
+                       "policy", "infra", "tests"}
 
 
 def repository_imports(package: Path) -> list[str]:

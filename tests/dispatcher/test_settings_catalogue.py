@@ -1,4 +1,4 @@
-"""The catalogue (dispatcher/settings/catalogue.py) is the one list of settings: the checked-in page
+"""The catalogue (voicefleet_settings/catalogue.py) is the one list of settings: the checked-in page
 and schema are what it generates, it names exactly what the code reads, and each parser's default is
 the catalogue's."""
 
@@ -16,10 +16,10 @@ from dispatcher.machines.gce.provider import GceSettings
 from dispatcher.machines.modal.settings import ModalSettings
 from dispatcher.media.daily import DailySettings
 from dispatcher.settings import Settings
-from dispatcher.settings.catalogue import SECTIONS, SETTINGS
 from dispatcher.settings.docs import page, schema
 from tests.docs.env_reads import environment_reads
 from tests.docs.test_docs import CODE
+from voicefleet_settings.catalogue import SECTIONS, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 

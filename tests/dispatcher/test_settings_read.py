@@ -1,4 +1,4 @@
-"""The catalogue's reader (dispatcher/settings/read.py) applies each entry's bounds and choices, and
+"""The catalogue's reader (voicefleet_settings/read.py) applies each entry's bounds and choices, and
 the code takes defaults and bounds from the catalogue alone: a parse site that writes its own is found."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from dispatcher.settings import SettingsError
-from dispatcher.settings.catalogue import SETTINGS
-from dispatcher.settings.model import BOOLEAN, ENUM, FALSE_WORDS, INTEGER, LIST, NUMBER, TRUE_WORDS, Setting
-from dispatcher.settings.read import (
+from voicefleet_settings.catalogue import SETTINGS
+from voicefleet_settings.model import BOOLEAN, ENUM, FALSE_WORDS, INTEGER, LIST, NUMBER, TRUE_WORDS, Setting
+from voicefleet_settings.read import (
     setting_bool,
     setting_choice,
     setting_float,
@@ -121,7 +121,7 @@ def test_unset_is_the_catalogue_default_and_a_second_default_is_refused() -> Non
 def test_a_reader_of_the_wrong_kind_or_an_unknown_name_is_the_codes_mistake() -> None:
     with pytest.raises(TypeError, match="PORT: its kind in the catalogue is integer, read as number"):
         setting_float({}, "PORT")
-    with pytest.raises(LookupError, match="not in dispatcher/settings/catalogue.py"):
+    with pytest.raises(LookupError, match="not in voicefleet_settings/catalogue.py"):
         setting_int({}, "NO_SUCH_SETTING")
 
 
@@ -141,7 +141,7 @@ def test_no_dispatcher_module_writes_a_default_or_a_bound_of_its_own() -> None:
     catalogue's; `int_setting(env, "NAME", 10, minimum=1)` would write them a second time."""
     found = [line for path in sorted((ROOT / "dispatcher").rglob("*.py")) if path.parent.name != "settings"
              for line in _own_defaults(path)]
-    assert found == [], "read these with dispatcher/settings/read.py, their bounds in the catalogue"
+    assert found == [], "read these with voicefleet_settings/read.py, their bounds in the catalogue"
 
 
 def test_config_check_names_every_fault_at_once_with_what_is_allowed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -176,7 +176,7 @@ def test_each_default_is_a_value_its_entry_allows(setting: Setting) -> None:
 
 def test_what_a_size_or_a_profile_derives_is_allowed() -> None:
     from dispatcher.settings.derived import PROFILES, SIZES
-    from dispatcher.settings.names import by_name
+    from voicefleet_settings.names import by_name
 
     for values in [*SIZES.values(), *PROFILES.values()]:
         for name, value in values.items():

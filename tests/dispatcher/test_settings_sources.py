@@ -15,8 +15,8 @@ from dispatcher.machines.modal.settings import ModalSettings
 from dispatcher.serving import config_command
 from dispatcher.settings import Settings, sources, typos
 from dispatcher.settings.derived import PROFILES, SIZES
-from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import SourceError, resolve
+from voicefleet_settings.names import by_name
 
 # The least ACI's parser needs; its image by digest, as it requires.
 ACI_REQUIRED = {"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "g", "AZURE_LOCATION": "westeurope",

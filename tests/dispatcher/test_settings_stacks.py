@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.settings.names import by_name
+from voicefleet_settings.names import by_name
 
 SNAPSHOTS = Path(__file__).resolve().parents[2] / "tests" / "infra" / "snapshots"
 VARIABLE_LINE = re.compile(r"^\s*- name: ([A-Z][A-Z0-9_]*[A-Z0-9])\s*$", re.MULTILINE)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.settings.catalogue import SETTINGS
-from dispatcher.settings.names import by_name
 from dispatcher.settings.typos import edits, misspelt, nearest
+from voicefleet_settings.catalogue import SETTINGS
+from voicefleet_settings.names import by_name
 
 NAMES = sorted(s.name for s in SETTINGS)
 

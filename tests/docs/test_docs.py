@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 USER_DOCS = [ROOT / "README.md"] + sorted(p for p in (ROOT / "docs").rglob("*.md") if "reference" not in p.parts)
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 # Every package that ships, the example bots and the `voicefleet` command.
-CODE = ["dispatcher", "bot", "botchannel", "stacks", "images", "policy", "infra", "examples", "src/cli"]
+CODE = ["voicefleet_settings", "dispatcher", "bot", "botchannel", "stacks", "images", "policy", "infra", "examples",
+        "src/cli"]
 SERVER_ADDRESS = re.compile(r"\b(localhost|127\.0\.0\.1):8080\b")
 COMMAND_SECONDS = 120
 

@@ -149,7 +149,8 @@ def test_host_and_project_are_the_only_sources_and_arrive_compiled_by_a_check_wi
     assert dockerfile.stage(code_stage).base == venv_stage  # the venv the variant's runtime copies
     own = dockerfile.stage(code_stage)
     from_context = [copy.args.split() for copy in own.all("COPY") if copy.flag("from") is None]
-    assert from_context == [["bot/", "/opt/voicefleet/bot/"], ["botchannel/", "/opt/voicefleet/botchannel/"]]
+    assert from_context == [["bot/", "/opt/voicefleet/bot/"], ["botchannel/", "/opt/voicefleet/botchannel/"],
+                            ["voicefleet_settings/", "/opt/voicefleet/voicefleet_settings/"]]
     # Bytecode written where the runtime reads it (bot/dataclass_code.py: the host's bot/__pycache__),
     # by the runtime's own command, file and transport, in a stage that may write it.
     assert code.last("WORKDIR").args == "/app"  # type: ignore[union-attr]

@@ -51,7 +51,7 @@ def test_dispatcher_entrypoint_is_python_m_dispatcher_under_tini(runtime: Stage)
 
 def test_dispatcher_runtime_copies_no_bot_code_and_installs_nothing(runtime: Stage) -> None:
     from_context = [copy.args.split()[:-1] for copy in runtime.all("COPY") if copy.flag("from") is None]
-    assert from_context == [["dispatcher/"], ["botchannel/"]]  # the channel contract, no bot code
+    assert from_context == [["dispatcher/"], ["botchannel/"], ["voicefleet_settings/"]]  # no bot code
     assert all("apt-get" not in run.args and "pip" not in run.args for run in runtime.all("RUN"))
 
 

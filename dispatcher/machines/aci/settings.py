@@ -19,7 +19,7 @@ from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, api_endpoint, require
-from dispatcher.settings.read import setting_float, setting_text
+from voicefleet_settings.read import setting_float, setting_text
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 # The audience Entra issues ARM's tokens for (`<it>/.default`): Azure's, whatever ARM_ENDPOINT says

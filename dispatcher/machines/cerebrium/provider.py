@@ -47,10 +47,10 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_float, setting_int, setting_text
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, SessionValues
 from dispatcher.store.secrets_vault import VaultFull
+from voicefleet_settings.read import setting_float, setting_int, setting_text
 
 log = logging.getLogger("dispatcher.machines.cerebrium")
 DEFAULT_API_URL = "https://api.aws.us-east-1.cerebrium.ai/v4"  # docs.cerebrium.ai, "Inference API"

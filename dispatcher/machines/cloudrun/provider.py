@@ -55,8 +55,8 @@ from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, create_request, provider_request
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.settings import api_endpoint, require
-from dispatcher.settings.read import setting_int, setting_text
 from dispatcher.store.coordination import CreateLimits
+from voicefleet_settings.read import setting_int, setting_text
 
 log = logging.getLogger("dispatcher.machines.cloudrun")
 

@@ -36,8 +36,8 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, Transient, with_retries
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_choice, setting_float, setting_text
 from dispatcher.store.coordination import CreateLimits
+from voicefleet_settings.read import setting_choice, setting_float, setting_text
 
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html: RunTask 20 calls/s
 # (burst and sustained), and Fargate task launches a bucket of 100 refilled at 20/s per account and

@@ -24,9 +24,9 @@ from dispatcher.machines.fly.provider import FlySettings
 from dispatcher.machines.fly.reserve import GONE_STATES, FlyWarmMachines
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.settings import SettingsError
-from dispatcher.settings.model import ENUM
-from dispatcher.settings.read import entry, setting_choice, setting_float
 from dispatcher.store.coordination import Coordination
+from voicefleet_settings.model import ENUM
+from voicefleet_settings.read import entry, setting_choice, setting_float
 
 log = logging.getLogger("dispatcher.machines.fly")
 

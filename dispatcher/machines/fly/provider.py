@@ -45,8 +45,8 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_choice, setting_float, setting_int, setting_text
 from dispatcher.store.coordination import Coordination
+from voicefleet_settings.read import setting_choice, setting_float, setting_int, setting_text
 
 DEFAULT_API_HOST = "https://api.machines.dev"
 # https://fly.io/docs/machines/api/working-with-machines-api/#rate-limits: 1 req/s per action per

@@ -44,8 +44,8 @@ from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, provider_request
 from dispatcher.settings import SettingsError, api_endpoint, require
-from dispatcher.settings.read import setting_int, setting_text
 from dispatcher.store.coordination import CreateLimits
+from voicefleet_settings.read import setting_int, setting_text
 
 _STARTING = {"PROVISIONING", "STAGING"}
 _STARTED = {"RUNNING", "REPAIRING"}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.call_timings import call_timings
 from dispatcher.settings import SettingsError, listed_transports, require
-from dispatcher.settings.read import setting_choice, setting_int, setting_text
+from voicefleet_settings.read import setting_choice, setting_int, setting_text
 
 # Where a Pod finds its own ServiceAccount's token and the cluster's CA (kubernetes.io, "Accessing
 # the Kubernetes API from a Pod"); the kubelet rotates the token file, so it is read again per call.

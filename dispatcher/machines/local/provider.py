@@ -46,7 +46,7 @@ from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.machines.local.spawn import BotRefused, spawn_bot
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.settings.read import setting_choice, setting_float
+from voicefleet_settings.read import setting_choice, setting_float
 
 log = logging.getLogger("dispatcher.machines.local.provider")
 

@@ -18,7 +18,7 @@ from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.gpu import GPUS, gpu_from_env
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, require
-from dispatcher.settings.read import setting_float, setting_int, setting_text
+from voicefleet_settings.read import setting_float, setting_int, setting_text
 
 DEFAULT_SERVER_URL = "https://api.modal.com"
 # Where Modal publishes its OIDC keys (modal.com/docs/guide/oidc-integration): the discovery document's

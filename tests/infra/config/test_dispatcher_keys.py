@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dispatcher.settings.names import by_name
 from stacks.config.derived import derived
 from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of, markdown_table
 from stacks.tools.config_check import stack_envs
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.mocks import run_program
 from stacks.tools.plan import stack_config
+from voicefleet_settings.names import by_name
 
 ROOT = Path(__file__).resolve().parents[3]
 STACKS = ["aws-prod", "gcp-prod", "azure-prod", "k8s-dev"]

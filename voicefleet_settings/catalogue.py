@@ -6,7 +6,7 @@ a new variable is added here, with its meaning, or the tests name it."""
 
 from __future__ import annotations
 
-from dispatcher.settings.model import BOOLEAN, ENUM, INTEGER, LIST, NUMBER, STRING, Section, Setting
+from voicefleet_settings.model import BOOLEAN, ENUM, INTEGER, LIST, NUMBER, STRING, Section, Setting
 
 # What a team actually sets, in the order it meets them: name → why, in a line (the page opens with them,
 # `python -m dispatcher --help` lists them).
@@ -41,7 +41,7 @@ INTRODUCTION = """\
 
 Everything is configured with environment variables: the dispatcher's, its providers', and the
 bot's. This page lists every variable the code reads, once: it is generated from the catalogue of
-settings (`dispatcher/settings/catalogue.py`), which tests hold equal to what the code reads. The
+settings (`voicefleet_settings/catalogue.py`), which tests hold equal to what the code reads. The
 dispatcher reads its numbers, booleans and choices by their entry, so the default, the bounds and
 the allowed values shown here are the ones a start applies. A whole number or a number outside its bounds, a
 word that is not one of a setting's choices, or a boolean that is not `1`/`0`, `true`/`false`,

@@ -1,4 +1,4 @@
-"""The shape of one setting in the catalogue (dispatcher/settings/catalogue.py), and of the page's
+"""The shape of one setting in the catalogue (voicefleet_settings/catalogue.py), and of the page's
 sections it is shown in. Environment variables stay the transport: a setting is its variable's name."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Setting:
     or derived from other settings, as `shown` tells). `row` names the setting whose table row (and
     meaning) this one shares: `START_RATE_PER_KEY` / `START_BURST_PER_KEY`. `aliases` are old names still
     read, each a deprecated spelling of this one. `minimum`, `maximum`, `above` and `choices` are what a
-    value may be: dispatcher/settings/read.py applies them, the page and the schema show them."""
+    value may be: voicefleet_settings/read.py applies them, the page and the schema show them."""
 
     name: str
     section: str

@@ -1,10 +1,11 @@
 """A setting's value, read by the catalogue's entry alone: its default, bounds and choices are written
-there once (dispatcher/settings/catalogue.py), never again at the place that reads it.
+there once (voicefleet_settings/catalogue.py), never again at the place that reads it.
 
     max_sessions = setting_int(env, "MAX_CONCURRENT_SESSIONS")
 
-`env` is the resolved environment (dispatcher/settings/sources.py has already merged what a size, a
-profile and the file set), so a derived default reaches a reader as a value. A setting whose default
+`env` is the environment: the dispatcher passes its resolved one (its sources have already merged what
+a size, a profile and the file set), so a derived default reaches a reader as a value; the bot host
+passes its own. A setting whose default
 the catalogue cannot hold (it follows another setting; its `shown` text says how) is read with
 `default=`, which is refused for a setting that has one: a default is never written twice.
 A bad value is one line naming the variable and what it may be."""
@@ -15,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import TypeVar
 
-from dispatcher.settings.model import (
+from voicefleet_settings.model import (
     BOOLEAN,
     ENUM,
     FALSE_WORDS,
@@ -27,7 +28,7 @@ from dispatcher.settings.model import (
     Kind,
     Setting,
 )
-from dispatcher.settings.names import by_name
+from voicefleet_settings.names import by_name
 
 N = TypeVar("N", int, float)
 
@@ -41,7 +42,7 @@ def entry(name: str, *kinds: Kind) -> Setting:
     a name the catalogue lacks, is the code's mistake, caught by the first test that reads it."""
     setting = by_name().get(name)
     if setting is None or setting.name != name:
-        raise LookupError(f"{name} is not in dispatcher/settings/catalogue.py: add it there with its default")
+        raise LookupError(f"{name} is not in voicefleet_settings/catalogue.py: add it there with its default")
     if setting.kind not in kinds:
         raise TypeError(f"{name}: its kind in the catalogue is {setting.kind}, read as {' or '.join(kinds)}")
     return setting

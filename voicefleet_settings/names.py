@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from functools import cache
 
-from dispatcher.settings.model import Setting
+from voicefleet_settings.model import Setting
 
 
 @cache
 def by_name() -> dict[str, Setting]:
     """Every setting by its name, and by each of its deprecated aliases."""
-    from dispatcher.settings.catalogue import SETTINGS
+    from voicefleet_settings.catalogue import SETTINGS
 
     found = {s.name: s for s in SETTINGS}
     for setting in SETTINGS:
