@@ -23,6 +23,7 @@ from bot.events import EventWriter, claim_stdout
 from bot.lazy_imports import defer_unused_imports
 from bot.shutdown import run_bounded
 from bot.user_bot import BotFileError, UserBot, load_user_bot, prewarm
+from voicefleet_settings.read import setting_choice, setting_text
 
 if TYPE_CHECKING:
     from bot.lifecycle import SessionLifecycle
@@ -53,7 +54,7 @@ def configure_logging(session_id: str) -> None:
 
     logger.remove()
     tag_logs(session_id)
-    level = os.environ.get("BOT_LOG_LEVEL", "INFO").upper()
+    level = setting_choice(os.environ, "BOT_LOG_LEVEL")  # checked by load_config: loguru's level names
     quiet: dict[str | None, str | int | bool] = {"": level, **dict.fromkeys(QUIET_AT_DEBUG, "INFO")}
     if log_format.wanted(os.environ):  # LOG_FORMAT=json: one object a line, its session and trace ids in it
         logger.add(log_format.json_sink, level=level, filter=quiet)
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"python -m bot: error: {exc}", file=sys.stderr)
         # Also on stdout, for the dispatcher: the reason becomes the session's `detail`.
-        events = EventWriter(os.environ.get(ENV_SESSION_ID, ""))
+        events = EventWriter(setting_text(os.environ, ENV_SESSION_ID))
         events.emit("ended", reason="config_error", exit_code=EXIT_USAGE, detail=str(exc))
         return EXIT_USAGE
     configure_logging(config.session_id)

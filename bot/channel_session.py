@@ -58,6 +58,7 @@ from botchannel.contract import (
     Hello,
     RequestFailed,
 )
+from voicefleet_settings.read import setting_text
 
 if TYPE_CHECKING:
     from bot.recording.recorder import Recorder
@@ -85,10 +86,11 @@ def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
     """(machine id, image) for the hello: the provider's own id where it gives one. A Kubernetes pod's
     is its name, its containers' hostname (`HOSTNAME`, as the container runtime sets it): a warm pool's
     bot has no other id (docs/kubernetes.md, "The warm path")."""
-    pod = env.get("HOSTNAME") if env.get(IDENTITY_VARIABLE) == "k8s" else None
-    machine_id = (env.get(MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID") or env.get(CLOUD_RUN_EXECUTION_VARIABLE)
-                  or pod or socket.gethostname())
-    return machine_id, env.get(IMAGE_VARIABLE) or "dev"
+    pod = env.get("HOSTNAME") if setting_text(env, IDENTITY_VARIABLE) == "k8s" else None
+    # FLY_MACHINE_ID, CLOUD_RUN_EXECUTION and HOSTNAME are the platforms' own, read as they set them.
+    machine_id = (setting_text(env, MACHINE_ID_VARIABLE) or env.get("FLY_MACHINE_ID")
+                  or env.get(CLOUD_RUN_EXECUTION_VARIABLE) or pod or socket.gethostname())
+    return machine_id, setting_text(env, IMAGE_VARIABLE)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from botchannel.contract import CA_FILE_VARIABLE
+from voicefleet_settings.read import setting_text
 
 __all__ = ["CA_FILE_VARIABLE", "UntrustedChannel", "ca_file", "channel_context", "untrusted", "verification_failure"]
 
@@ -28,7 +29,7 @@ class UntrustedChannel(Exception):
 
 def ca_file(env: Mapping[str, str] | None = None) -> str | None:
     environ = os.environ if env is None else env
-    return environ.get(CA_FILE_VARIABLE, "").strip() or None
+    return setting_text(environ, CA_FILE_VARIABLE) or None
 
 
 def channel_context(url: str, ca: str | None) -> ssl.SSLContext | None:

@@ -21,14 +21,22 @@ from bot.ice import CONFIG_VARIABLE as ICE_CONFIG_VARIABLE
 from bot.ice import IceSettings, ice_settings
 from bot.identity import identity_source
 from bot.user_bot import DEFAULT_BOT_FILE, bot_file_path
+from voicefleet_settings.model import INTEGER, NUMBER
+from voicefleet_settings.read import (
+    SettingsError,
+    entry,
+    setting_bool,
+    setting_choice,
+    setting_float,
+    setting_int,
+    setting_text,
+)
 
 TransportName = Literal["webrtc", "daily", "websocket"]
 
-DEFAULT_MAX_DURATION_SECONDS = 1800.0
-DEFAULT_IDLE_TIMEOUT_SECONDS = 300.0
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 120.0
-DEFAULT_MAX_IDLE_SECONDS = 3600.0  # a reserve bot's own cap; the dispatcher retires it sooner
-ENV_MAX_IDLE = "BOT_MAX_IDLE_SECONDS"
+ENV_IDLE_TIMEOUT = "BOT_IDLE_TIMEOUT_SECONDS"
+ENV_CONNECT_TIMEOUT = "BOT_CONNECT_TIMEOUT_SECONDS"
+ENV_MAX_IDLE = "BOT_MAX_IDLE_SECONDS"  # a reserve bot's own cap; the dispatcher retires it sooner
 UNASSIGNED_SESSION_ID = "unassigned"  # a reserve bot's events before its assignment
 
 # What a dispatcher's provider sets for one session (dispatcher/machines/bot_environment.py writes them; a
@@ -50,6 +58,10 @@ SESSION_VARIABLES = (
     ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN, ENV_ICE_CONFIG, ENV_TRANSPORT
 )
 TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily", "websocket")
+# The session's cap: a value the dispatcher hands each bot (its own setting, at least 10 s there); the bot
+# host takes any positive number of seconds, as its --max-duration does, so it is read here, not by the
+# catalogue's bounds, which are the dispatcher's. Its default is the catalogue's.
+DEFAULT_MAX_DURATION_SECONDS = float(entry(ENV_MAX_SESSION_SECONDS, INTEGER).default or 0)
 
 EXIT_USAGE = 2
 
@@ -70,7 +82,7 @@ class ChannelSettings:
     # Launched for one session (its id given): it still awaits `assign`, which brings that
     # session's values (they are not in its launch environment). False: a reserve bot.
     cold: bool
-    max_idle_seconds: float = DEFAULT_MAX_IDLE_SECONDS
+    max_idle_seconds: float
     # Where this machine's identity token comes from (BOT_IDENTITY: gce, fly), sent in every hello;
     # None: the provider has none (bot/identity.py).
     identity: str | None = None
@@ -141,14 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="end after this long with nobody speaking "
-        f"(env BOT_IDLE_TIMEOUT_SECONDS, default {DEFAULT_IDLE_TIMEOUT_SECONDS:g})",
+        f"(env BOT_IDLE_TIMEOUT_SECONDS, default {_default(ENV_IDLE_TIMEOUT)})",
     )
     parser.add_argument(
         "--connect-timeout",
         type=float,
         metavar="SECONDS",
         help="exit 3 if no peer/participant connects within this long after ready "
-        f"(env BOT_CONNECT_TIMEOUT_SECONDS, default {DEFAULT_CONNECT_TIMEOUT_SECONDS:g})",
+        f"(env BOT_CONNECT_TIMEOUT_SECONDS, default {_default(ENV_CONNECT_TIMEOUT)})",
     )
     parser.add_argument(
         "--check",
@@ -158,17 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig:
-    """Parse flags and environment. argparse itself exits 2 on malformed flags."""
-    args = build_parser().parse_args(argv)
+def _default(variable: str) -> str:
+    """A number setting's catalogue default, as the help shows it."""
+    return entry(variable, NUMBER).default or ""
 
-    room_url = args.room_url or env.get(ENV_ROOM_URL) or None
-    token = args.token or env.get(ENV_TOKEN) or None
-    default = env.get(ENV_TRANSPORT) or "webrtc"
-    if default not in TRANSPORTS:
-        raise ConfigError(f"{ENV_TRANSPORT} must be one of {', '.join(TRANSPORTS)}, got {default!r}")
+
+def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig:
+    """Parse flags and environment. argparse itself exits 2 on malformed flags; a setting the
+    catalogue refuses (voicefleet_settings/read.py: one line naming it) is a ConfigError, as any other."""
+    args = build_parser().parse_args(argv)
+    try:
+        check_host_settings(env)
+        return _load_config(args, env)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_host_settings(env: Mapping[str, str]) -> None:
+    """The settings the host reads later in a session (its logs, the WebRTC candidates and jitter
+    buffer), read once at start, so a bad one stops the bot before it is ready, not mid-call."""
+    setting_choice(env, "BOT_LOG_LEVEL")
+    setting_choice(env, "LOG_FORMAT")
+    setting_bool(env, "VOICEFLEET_ICE_LOOPBACK")
+    setting_int(env, "VOICEFLEET_AUDIO_JITTER_PREFETCH")
+
+
+def _load_config(args: argparse.Namespace, env: Mapping[str, str]) -> BotConfig:
+    room_url = args.room_url or setting_text(env, ENV_ROOM_URL) or None
+    token = args.token or setting_text(env, ENV_TOKEN) or None
+    default = setting_choice(env, ENV_TRANSPORT)
     transport: TransportName = args.transport or ("daily" if room_url else default)
-    given_session = args.session_id or env.get(ENV_SESSION_ID) or None
+    given_session = args.session_id or setting_text(env, ENV_SESSION_ID) or None
     channel = load_channel_settings(env, cold=given_session is not None)
     # --check never joins a room, so it needs none (the Daily check builds the transport offline);
     # a bot with a channel, reserve or cold, gets its room with its assignment over it.
@@ -188,23 +220,14 @@ def load_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> BotConfig
         host=args.host,
         port=args.port,
         session_id=session_id,
-        max_duration=_seconds(
-            "max duration", args.max_duration, env, ENV_MAX_SESSION_SECONDS, DEFAULT_MAX_DURATION_SECONDS
-        ),
-        idle_timeout=_seconds(
-            "idle timeout", args.idle_timeout, env, "BOT_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS
-        ),
-        connect_timeout=_seconds(
-            "connect timeout",
-            args.connect_timeout,
-            env,
-            "BOT_CONNECT_TIMEOUT_SECONDS",
-            DEFAULT_CONNECT_TIMEOUT_SECONDS,
-        ),
+        max_duration=_max_duration(args.max_duration, env),
+        idle_timeout=_flag_seconds("idle timeout", args.idle_timeout) or setting_float(env, ENV_IDLE_TIMEOUT),
+        connect_timeout=(_flag_seconds("connect timeout", args.connect_timeout)
+                         or setting_float(env, ENV_CONNECT_TIMEOUT)),
         check=args.check,
         room_url=room_url,
         token=token,
-        body=_body(env.get(ENV_BODY)),
+        body=_body(setting_text(env, ENV_BODY)),
         bot_file=bot_file_path(env),
         ice=_ice(env),
         channel=channel,
@@ -219,12 +242,12 @@ def _ice(env: Mapping[str, str]) -> IceSettings:
 
 
 def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSettings | None:
-    url = env.get("BOT_CHANNEL_URL", "").strip()
+    url = setting_text(env, "BOT_CHANNEL_URL")
     if not url:
         return None
     if not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"BOT_CHANNEL_URL must be a ws:// or wss:// URL, got {url!r}")
-    token = env.get("BOT_CHANNEL_TOKEN", "")
+    token = setting_text(env, "BOT_CHANNEL_TOKEN")
     try:
         identity = identity_source(env)
     except ValueError as exc:
@@ -234,9 +257,8 @@ def load_channel_settings(env: Mapping[str, str], *, cold: bool) -> ChannelSetti
     if not token and identity != "k8s":
         raise ConfigError("BOT_CHANNEL_URL is set but BOT_CHANNEL_TOKEN is not (the bot credential; only a "
                           "Kubernetes warm pool's pod, BOT_IDENTITY=k8s, dials with its identity alone)")
-    max_idle = _seconds("max idle", None, env, ENV_MAX_IDLE, DEFAULT_MAX_IDLE_SECONDS)
-    return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=max_idle, identity=identity,
-                           ca_file=_channel_ca(env, url))
+    return ChannelSettings(url=url, token=token, cold=cold, max_idle_seconds=setting_float(env, ENV_MAX_IDLE),
+                           identity=identity, ca_file=_channel_ca(env, url))
 
 
 def _channel_ca(env: Mapping[str, str], url: str) -> str | None:
@@ -252,17 +274,24 @@ def _channel_ca(env: Mapping[str, str], url: str) -> str | None:
     return ca
 
 
-def _seconds(what: str, flag: float | None, env: Mapping[str, str], variable: str, default: float) -> float:
-    if flag is not None:
-        value, source = flag, f"--{what.replace(' ', '-')}"
-    elif env.get(variable):
-        source = variable
-        try:
-            value = float(env[variable])
-        except ValueError:
-            raise ConfigError(f"{variable} must be a number of seconds, got {env[variable]!r}") from None
-    else:
-        return default
+def _max_duration(flag: float | None, env: Mapping[str, str]) -> float:
+    """--max-duration, else MAX_SESSION_SECONDS (any positive number of seconds), else the catalogue's default."""
+    raw = env.get(ENV_MAX_SESSION_SECONDS, "").strip()
+    if flag is not None or not raw:
+        return _flag_seconds("max duration", flag) or DEFAULT_MAX_DURATION_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_MAX_SESSION_SECONDS} must be a number of seconds, got {raw!r}") from None
+    return _positive(ENV_MAX_SESSION_SECONDS, value)
+
+
+def _flag_seconds(what: str, flag: float | None) -> float | None:
+    """A seconds flag, when given: positive and finite (the variables' bounds are the catalogue's)."""
+    return None if flag is None else _positive(f"--{what.replace(' ', '-')}", flag)
+
+
+def _positive(source: str, value: float) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{source} must be a positive number of seconds, got {value:g}")
     return value

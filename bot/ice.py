@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from voicefleet_settings.read import setting_bool, setting_choice, setting_list, setting_text
+
 LOOPBACK_VARIABLE = "VOICEFLEET_ICE_LOOPBACK"
 CONFIG_VARIABLE = "VOICEFLEET_ICE_CONFIG"
 TURN_TRANSPORT_VARIABLE = "BOT_TURN_TRANSPORT"
@@ -50,7 +52,7 @@ def ice_settings(env: Mapping[str, str]) -> IceSettings:
     """Raises ValueError naming the variable; the message never quotes a credential."""
     servers = [IceServerSettings(urls=(url,)) for url in ice_server_urls(env)]
     relay_only = False
-    raw = env.get(CONFIG_VARIABLE, "").strip()
+    raw = setting_text(env, CONFIG_VARIABLE)
     if raw:
         try:
             config = json.loads(raw)
@@ -63,9 +65,7 @@ def ice_settings(env: Mapping[str, str]) -> IceSettings:
         if policy not in ("all", "relay"):
             raise ValueError(f'{CONFIG_VARIABLE}: iceTransportPolicy must be "all" or "relay"')
         relay_only = policy == "relay"
-    transport = env.get(TURN_TRANSPORT_VARIABLE, "").strip().lower()
-    if transport not in ("", "tcp"):
-        raise ValueError(f'{TURN_TRANSPORT_VARIABLE} must be "tcp" or unset')
+    transport = setting_choice(env, TURN_TRANSPORT_VARIABLE)  # "tcp" or "" (unset)
     if transport == "tcp":
         servers = [replace(s, urls=kept) for s in servers if (kept := tuple(u for u in s.urls if _over_tcp(u)))]
     settings = IceSettings(servers=tuple(servers), relay_only=relay_only)
@@ -95,11 +95,11 @@ def _server(entry: Any) -> IceServerSettings:
 
 
 def ice_server_urls(env: Mapping[str, str]) -> list[str]:
-    return [url.strip() for url in env.get("BOT_ICE_SERVERS", "").split(",") if url.strip()]
+    return list(setting_list(env, "BOT_ICE_SERVERS"))
 
 
 def loopback_requested(env: Mapping[str, str]) -> bool:
-    return env.get(LOOPBACK_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+    return setting_bool(env, LOOPBACK_VARIABLE)
 
 
 def use_loopback_candidates() -> None:

@@ -32,10 +32,10 @@ from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
 from botchannel.contract import EXECUTION_NONCE_VARIABLE, IDENTITY_FD_VARIABLE, IDENTITY_SOURCES, IDENTITY_VARIABLE
+from voicefleet_settings.read import setting_text
 
 GCE_METADATA_HOST = "metadata.google.internal"
 GCE_IDENTITY_PATH = "/computeMetadata/v1/instance/service-accounts/default/identity"
-FLY_API_SOCKET = "/.fly/api"
 FLY_SOCKET_VARIABLE = "BOT_FLY_API_SOCKET"  # tests point it at a fake's socket
 ECS_CREDENTIALS_HOST = "169.254.170.2"  # the ECS agent's task credentials endpoint
 STS_VERSION = "2011-06-15"
@@ -46,7 +46,6 @@ MODAL_TOKEN_VARIABLE = "MODAL_IDENTITY_TOKEN"  # noqa: S105 - a variable name (m
 MODAL_TOKEN_FILE_VARIABLE = "MODAL_IDENTITY_TOKEN_FILE"  # noqa: S105 - read first by the modal client
 # A Kubernetes pod's projected ServiceAccount token of voicefleet's audience (dispatcher/machines/k8s/pods.py).
 K8S_TOKEN_FILE_VARIABLE = "BOT_K8S_TOKEN_FILE"  # noqa: S105 - a variable name; tests point it at a fake's file
-K8S_TOKEN_FILE = "/var/run/secrets/voicefleet/token"  # noqa: S105 - a path
 TIMEOUT_SECONDS = 5.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0)  # four tries in ~3.5 s (plus their timeouts), then the dial fails
 
@@ -57,7 +56,7 @@ class IdentityUnavailable(Exception):
 
 def identity_source(env: Mapping[str, str]) -> str | None:
     """`BOT_IDENTITY` checked: one of IDENTITY_SOURCES, or None when unset."""
-    source = env.get(IDENTITY_VARIABLE, "").strip() or None
+    source = setting_text(env, IDENTITY_VARIABLE) or None
     if source is not None and source not in IDENTITY_SOURCES:
         raise ValueError(f"{IDENTITY_VARIABLE} must be one of {', '.join(IDENTITY_SOURCES)}, got {source!r}")
     return source
@@ -68,11 +67,11 @@ class MachineIdentity:
         self.source, self.audience = source, audience
         self._env = env
         self._metadata_host = env.get("GCE_METADATA_HOST", "").strip() or GCE_METADATA_HOST
-        self._fly_socket = env.get(FLY_SOCKET_VARIABLE, "").strip() or FLY_API_SOCKET
+        self._fly_socket = setting_text(env, FLY_SOCKET_VARIABLE)
         self._ecs = _EcsTaskRole(env, audience)
         self._launch = LaunchSocket(env) if source == "local" else None
         # A Cloud Run execution's nonce: its tokens carry it, so they name the execution too.
-        self._nonce = env.get(EXECUTION_NONCE_VARIABLE, "").strip() if source == "cloudrun" else ""
+        self._nonce = setting_text(env, EXECUTION_NONCE_VARIABLE) if source == "cloudrun" else ""
 
     async def token(self) -> str | None:
         """A fresh token for the channel's URL, or None where the provider issues none."""
@@ -136,11 +135,11 @@ class MachineIdentity:
 def modal_identity_token(env: Mapping[str, str]) -> str:
     """A Modal Sandbox's identity token: `MODAL_IDENTITY_TOKEN_FILE`'s content, reread (Modal rewrites
     it as the token renews), else `MODAL_IDENTITY_TOKEN` (the `modal` client's own order)."""
-    if path := env.get(MODAL_TOKEN_FILE_VARIABLE, "").strip():
+    if path := setting_text(env, MODAL_TOKEN_FILE_VARIABLE):
         with contextlib.suppress(OSError), open(path) as file:
             if token := file.read(16 * 1024).strip():
                 return token
-    token = env.get(MODAL_TOKEN_VARIABLE, "").strip()
+    token = setting_text(env, MODAL_TOKEN_VARIABLE)
     if token.count(".") != 2:
         raise IdentityUnavailable(f"no {MODAL_TOKEN_VARIABLE} in the Sandbox (created without "
                                   "include_oidc_identity_token?)")
@@ -149,7 +148,7 @@ def modal_identity_token(env: Mapping[str, str]) -> str:
 
 def k8s_identity_token(env: Mapping[str, str]) -> str:
     """A pod's projected ServiceAccount token, read again at each dial (the kubelet rewrites it)."""
-    path = env.get(K8S_TOKEN_FILE_VARIABLE, "").strip() or K8S_TOKEN_FILE
+    path = setting_text(env, K8S_TOKEN_FILE_VARIABLE)
     try:
         with open(path) as file:
             token = file.read(16 * 1024).strip()
@@ -165,7 +164,7 @@ class LaunchSocket:
     """A local bot's end of the socket pair it was launched with (`BOT_IDENTITY_FD`)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        raw = env.get(IDENTITY_FD_VARIABLE, "").strip()
+        raw = setting_text(env, IDENTITY_FD_VARIABLE)
         self.fd = int(raw) if raw.isdigit() else None
         if self.fd is not None:  # not for the user's subprocesses (pass_fds made it inheritable)
             with contextlib.suppress(OSError):

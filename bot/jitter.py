@@ -17,8 +17,9 @@ from typing import Any
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 
+from voicefleet_settings.read import setting_int
+
 PREFETCH_ENV = "VOICEFLEET_AUDIO_JITTER_PREFETCH"
-DEFAULT_PREFETCH = 0
 AIORTC_AUDIO_CAPACITY = 16  # aiortc's own value: how long a lost packet is waited for
 _ATTR = "_RTCRtpReceiver__jitter_buffer"  # aiortc's private (name-mangled) attribute
 
@@ -40,16 +41,8 @@ class BotAudioJitterBuffer(JitterBuffer):
 
 
 def audio_prefetch(environ: Mapping[str, str] = os.environ) -> int:
-    raw = environ.get(PREFETCH_ENV, "").strip()
-    if not raw:
-        return DEFAULT_PREFETCH
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{PREFETCH_ENV} must be an integer 0-{AIORTC_AUDIO_CAPACITY - 1}, not {raw!r}") from None
-    if not 0 <= value < AIORTC_AUDIO_CAPACITY:
-        raise ValueError(f"{PREFETCH_ENV} must be an integer 0-{AIORTC_AUDIO_CAPACITY - 1}, not {raw!r}")
-    return value
+    """Its bounds are the catalogue's: 0 to AIORTC_AUDIO_CAPACITY - 1 (a test holds them equal)."""
+    return setting_int(environ, PREFETCH_ENV)
 
 
 def install(pc: Any, prefetch: int, buffer_class: type[JitterBuffer] = BotAudioJitterBuffer) -> int:

@@ -21,10 +21,11 @@ from typing import Any
 
 from bot import tracing
 from botchannel.contract import MACHINE_ID_VARIABLE
+from voicefleet_settings.read import setting_choice, setting_text
 
 
 def wanted(env: dict[str, str] | os._Environ[str]) -> bool:
-    return env.get("LOG_FORMAT", "").strip().lower() == "json"
+    return setting_choice(env, "LOG_FORMAT") == "json"
 
 
 def json_sink(message: Any) -> None:
@@ -35,9 +36,9 @@ def json_sink(message: Any) -> None:
         "level": record["level"].name.lower(),
         "logger": record["name"],
         "message": record["message"],
-        "session_id": tracing.SESSION.session_id or os.environ.get("VOICEFLEET_SESSION_ID") or None,
+        "session_id": tracing.SESSION.session_id or setting_text(os.environ, "VOICEFLEET_SESSION_ID") or None,
         "trace_id": tracing.SESSION.trace_id,
-        "machine_id": os.environ.get(MACHINE_ID_VARIABLE) or os.environ.get("FLY_MACHINE_ID"),
+        "machine_id": setting_text(os.environ, MACHINE_ID_VARIABLE) or os.environ.get("FLY_MACHINE_ID"),
     }
     if record["exception"] is not None:
         line["exception"] = "".join(_formatted(record["exception"]))

@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from bot.error_advice import way_out
+from voicefleet_settings.read import setting_text
 
 ENV_BOT_FILE = "BOT_FILE"
 # The default: voicefleet's parrot, which talks with no API keys.
@@ -52,7 +53,7 @@ class UserBot:
 
 
 def bot_file_path(env: Mapping[str, str]) -> Path:
-    raw = env.get(ENV_BOT_FILE, "").strip()
+    raw = setting_text(env, ENV_BOT_FILE)
     return Path(raw).expanduser().resolve() if raw else DEFAULT_BOT_FILE
 
 

@@ -2644,31 +2644,31 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_IDLE_TIMEOUT_SECONDS", "bot-host", INTEGER, default="300",
+        "BOT_IDLE_TIMEOUT_SECONDS", "bot-host", NUMBER, default="300", above=0,
         meaning="end the session when nobody has spoken for this long",
     ),
     Setting(
-        "BOT_CONNECT_TIMEOUT_SECONDS", "bot-host", INTEGER, default="120",
+        "BOT_CONNECT_TIMEOUT_SECONDS", "bot-host", NUMBER, default="120", above=0,
         meaning="exit 3 if no peer connects this long after `ready`",
     ),
     Setting(
-        "BOT_MAX_IDLE_SECONDS", "bot-host", INTEGER, default="3600",
+        "BOT_MAX_IDLE_SECONDS", "bot-host", NUMBER, default="3600", above=0,
         meaning="a reserve bot unassigned this long exits 0 (`reserve_expired`)",
     ),
     Setting(
-        "BOT_TRANSPORT", "bot-host", STRING, default="webrtc",
+        "BOT_TRANSPORT", "bot-host", ENUM, default="webrtc", choices=("webrtc", "daily", "websocket"),
         meaning=(
             "the transport of a bot started without a room URL or `--transport`; an image sets its own (the bot "
             "image: `daily`), and a phone call's cold bot is handed `websocket` with its session"
         ),
     ),
     Setting(
-        "BOT_ICE_SERVERS", "bot-host", STRING,
+        "BOT_ICE_SERVERS", "bot-host", LIST,
         shown="unset (host candidates only)",
         meaning="WebRTC: comma-separated STUN/TURN URLs without credentials",
     ),
     Setting(
-        "BOT_TURN_TRANSPORT", "bot-host", STRING,
+        "BOT_TURN_TRANSPORT", "bot-host", ENUM, choices=("tcp",),
         shown="unset (every URL)",
         meaning=(
             "`tcp`: the bot keeps only its TURN URLs over TCP or TLS (`?transport=tcp`, `turns:`), in their "
@@ -2677,7 +2677,8 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_LOG_LEVEL", "bot-host", STRING, default="INFO",
+        "BOT_LOG_LEVEL", "bot-host", ENUM, default="INFO",
+        choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"),  # loguru's levels
         meaning="the bot's log level on stderr",
     ),
     Setting(
@@ -2798,15 +2799,14 @@ SETTINGS: tuple[Setting, ...] = (
         shown="set by ECS",
     ),
     Setting(
-        "VOICEFLEET_ICE_LOOPBACK", "bot-host", STRING,
-        shown="unset",
+        "VOICEFLEET_ICE_LOOPBACK", "bot-host", BOOLEAN, default="0",
         meaning=(
             "`1`: gather only 127.0.0.1 candidates, for hosts whose only interface is `lo` (aioice skips loopback "
             "otherwise); set it for the test client too"
         ),
     ),
     Setting(
-        "VOICEFLEET_AUDIO_JITTER_PREFETCH", "bot-host", INTEGER, default="0",
+        "VOICEFLEET_AUDIO_JITTER_PREFETCH", "bot-host", INTEGER, default="0", minimum=0, maximum=15,
         meaning=(
             "WebRTC: packets the inbound audio jitter buffer holds back: `0` hands each packet on as it arrives, "
             "in order (aiortc's own is `4` = 80 ms) ([bot.md](bot.md#turn-latency))"
@@ -2877,7 +2877,7 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset",
     ),
     Setting(
-        "VOICEFLEET_SESSION_ID", "bot-session", STRING, default="local-<random>",
+        "VOICEFLEET_SESSION_ID", "bot-session", STRING, shown="`local-<random>`",
         meaning="the session id, in every event line",
     ),
     Setting(

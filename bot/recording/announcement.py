@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voicefleet_settings.read import setting_text
+
 VARIABLE = "RECORDING_ANNOUNCEMENT"
 DEFAULT = Path(__file__).with_name("announcement.wav")
 MAX_SECONDS = 30.0  # a consent notice, not a hold message: longer is a mistake
@@ -44,7 +46,7 @@ class Announcement:
 
 def announcement_path(env: Mapping[str, str], project: Path | None = None) -> Path:
     """The configured file (relative paths from the project's folder), or the one voicefleet ships."""
-    value = env.get(VARIABLE, "").strip()
+    value = setting_text(env, VARIABLE)
     if not value:
         return DEFAULT
     path = Path(value)

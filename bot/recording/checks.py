@@ -9,10 +9,11 @@ from pathlib import Path
 
 from bot.recording.announcement import VARIABLE, announcement_problem
 from bot.recording.redaction import RedactionError, resolve
+from voicefleet_settings.read import setting_text
 
 
 def recording_problem(env: Mapping[str, str], project: Path) -> str | None:
-    if env.get(VARIABLE, "").strip() and (problem := announcement_problem(env, project)) is not None:
+    if setting_text(env, VARIABLE) and (problem := announcement_problem(env, project)) is not None:
         return problem
     try:
         resolve(env)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.recording.turns import MAX_TEXT
+from voicefleet_settings.read import setting_text
 
 VARIABLE = "RECORDING_REDACT"
 REDACT_SECONDS = 5.0  # the whole transcript's redaction: the session's end waits on it no longer
@@ -29,7 +30,7 @@ class RedactionError(ValueError):
 
 def resolve(env: Mapping[str, str]) -> Redact | None:
     """The configured function, or None when none is; RedactionError naming the way forward."""
-    spec = env.get(VARIABLE, "").strip()
+    spec = setting_text(env, VARIABLE)
     if not spec:
         return None
     module_name, colon, name = spec.partition(":")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,49 @@ def test_help_answers_without_importing_pipecat() -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     assert "bot.config" in imported
     assert not any(name.split(".")[0] in ("pipecat", "aiortc", "daily", "loguru") for name in imported)
+
+
+# The host's settings are read through the catalogue (voicefleet_settings): a value it refuses is the
+# same usage error as any other, one line naming the variable and what it may be.
+@pytest.mark.parametrize(("variable", "value", "line"), [
+    ("BOT_IDLE_TIMEOUT_SECONDS", "soon", "BOT_IDLE_TIMEOUT_SECONDS='soon' is not a number"),
+    ("BOT_CONNECT_TIMEOUT_SECONDS", "0", "BOT_CONNECT_TIMEOUT_SECONDS=0 must be above 0"),
+    ("BOT_LOG_LEVEL", "loud", "BOT_LOG_LEVEL='loud' is not one of TRACE, DEBUG, INFO"),
+    ("LOG_FORMAT", "xml", "LOG_FORMAT='xml' is not one of text, json"),
+    ("VOICEFLEET_ICE_LOOPBACK", "maybe", "VOICEFLEET_ICE_LOOPBACK='maybe' is not a boolean"),
+    ("VOICEFLEET_AUDIO_JITTER_PREFETCH", "16", "VOICEFLEET_AUDIO_JITTER_PREFETCH=16 must be at most 15"),
+    ("BOT_TURN_TRANSPORT", "udp", "BOT_TURN_TRANSPORT='udp' is not one of tcp"),
+])
+def test_a_host_setting_the_catalogue_refuses_is_a_config_error(variable: str, value: str, line: str) -> None:
+    with pytest.raises(ConfigError, match="^" + re.escape(line)):
+        load_config([], {variable: value})
+
+
+def test_a_bad_host_setting_stops_the_bot_with_one_line_naming_it_and_no_traceback() -> None:
+    result = run_bot(BOT_LOG_LEVEL="loud")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["python -m bot: error: BOT_LOG_LEVEL='loud' is not one of TRACE, DEBUG, "
+                                          "INFO, SUCCESS, WARNING, ERROR, CRITICAL"]
+    [event] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (event["reason"], event["exit_code"]) == ("config_error", 2)
+    assert event["detail"].startswith("BOT_LOG_LEVEL='loud'")
+
+
+def test_values_the_host_took_before_it_still_takes() -> None:
+    """Fractions of a second, loguru's level in any case, the loopback's words, the transport's."""
+    env = {"BOT_IDLE_TIMEOUT_SECONDS": "0.5", "BOT_CONNECT_TIMEOUT_SECONDS": "2.5", "MAX_SESSION_SECONDS": "1.5",
+           "BOT_LOG_LEVEL": "debug", "VOICEFLEET_ICE_LOOPBACK": "yes", "LOG_FORMAT": "JSON",
+           "BOT_TRANSPORT": "websocket", "BOT_MAX_IDLE_SECONDS": "0.25", "BOT_CHANNEL_URL": "ws://d/bots/channel",
+           "BOT_CHANNEL_TOKEN": "t"}
+    config = load_config([], env)
+    assert (config.idle_timeout, config.connect_timeout, config.max_duration) == (0.5, 2.5, 1.5)
+    assert config.transport == "websocket" and config.channel is not None
+    assert config.channel.max_idle_seconds == 0.25
+
+
+def test_unset_host_settings_are_the_catalogues_defaults() -> None:
+    config = load_config([], {})
+    assert (config.idle_timeout, config.connect_timeout, config.max_duration) == (300, 120, 1800)
+    assert config.transport == "webrtc"
+    channel = load_config([], {"BOT_CHANNEL_URL": "ws://d/bots/channel", "BOT_CHANNEL_TOKEN": "t"}).channel
+    assert channel is not None and channel.max_idle_seconds == 3600

@@ -8,6 +8,7 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
 from bot.jitter import AIORTC_AUDIO_CAPACITY, BotAudioJitterBuffer, audio_prefetch, install
+from voicefleet_settings.names import by_name
 
 ATTR = "_RTCRtpReceiver__jitter_buffer"
 
@@ -77,3 +78,8 @@ def test_prefetch_zero_still_holds_packets_behind_a_gap_until_it_is_filled() -> 
 def test_prefetch_one_keeps_aiortcs_release_on_the_next_packet() -> None:
     buffer = BotAudioJitterBuffer(capacity=AIORTC_AUDIO_CAPACITY, prefetch=1)
     assert released(buffer, [10, 11, 12]) == [None, 10, 11]
+
+
+def test_the_catalogues_bound_is_aiortcs_capacity() -> None:
+    """VOICEFLEET_AUDIO_JITTER_PREFETCH's maximum, written in the catalogue, is the last slot aiortc has."""
+    assert by_name()["VOICEFLEET_AUDIO_JITTER_PREFETCH"].maximum == AIORTC_AUDIO_CAPACITY - 1
