@@ -13,7 +13,7 @@ A bad value is one line naming the variable and what it may be."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from voicefleet_settings.model import (
@@ -67,30 +67,27 @@ def _bounded(setting: Setting, value: N, shown: str) -> N:
 
 def setting_int(env: Mapping[str, str], name: str, *, default: int | None = None) -> int:
     """An integer setting: unset is its catalogue default (or `default`, for one the catalogue cannot hold)."""
-    setting = entry(name, INTEGER)
-    raw = _raw(env, setting, default)
-    if not raw:
-        return int(setting.default) if setting.default is not None else _given(setting, default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-    return _bounded(setting, value, str(value))
+    return _number(env, entry(name, INTEGER), int, "a whole number", default)
 
 
 def setting_float(env: Mapping[str, str], name: str, *, default: float | None = None) -> float:
     """A number setting: finite, within its catalogue bounds."""
-    setting = entry(name, NUMBER)
+    return _number(env, entry(name, NUMBER), float, "a number", default)
+
+
+def _number(env: Mapping[str, str], setting: Setting, parse: Callable[[str], N], what: str, default: N | None) -> N:
+    """Either reader's value, parsed by `parse` (`int` or `float`: the result keeps its type)."""
+    name = setting.name
     raw = _raw(env, setting, default)
     if not raw:
-        return float(setting.default) if setting.default is not None else _given(setting, default)
+        return parse(setting.default) if setting.default is not None else _given(setting, default)
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
+        raise SettingsError(f"{name}={raw!r} is not {what}") from None
     if not math.isfinite(value):  # `nan` compares false with every bound, `inf` passes every minimum
         raise SettingsError(f"{name}={raw!r} must be a finite number")
-    return _bounded(setting, value, f"{value:g}")
+    return _bounded(setting, value, f"{value:g}" if isinstance(value, float) else str(value))
 
 
 def setting_text(env: Mapping[str, str], name: str) -> str:

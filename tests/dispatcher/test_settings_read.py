@@ -197,3 +197,11 @@ def test_a_local_stop_grace_that_is_no_number_is_one_line_not_a_traceback() -> N
     with pytest.raises(SettingsError, match="^LOCAL_STOP_GRACE_SECONDS='soon' is not a number$"):
         LocalSettings.from_env({"LOCAL_STOP_GRACE_SECONDS": "soon"})
     assert LocalSettings.from_env({"LOCAL_STOP_GRACE_SECONDS": "0.5"}).stop_grace_seconds == 0.5
+
+
+def test_each_number_reader_keeps_its_type_set_or_unset() -> None:
+    """One parser serves both readers: a whole number read as a number is a float, a default an int."""
+    assert type(setting_float({"START_WAIT_SECONDS": "10"}, "START_WAIT_SECONDS")) is float
+    assert type(setting_float({}, "START_WAIT_SECONDS")) is float
+    assert type(setting_int({"MAX_CONCURRENT_SESSIONS": "12"}, "MAX_CONCURRENT_SESSIONS")) is int
+    assert type(setting_int({}, "MAX_CONCURRENT_SESSIONS")) is int
