@@ -58,6 +58,7 @@ SESSION_VARIABLES = (
     ENV_SESSION_ID, ENV_BODY, ENV_MAX_SESSION_SECONDS, ENV_ROOM_URL, ENV_TOKEN, ENV_ICE_CONFIG, ENV_TRANSPORT
 )
 TRANSPORTS: tuple[TransportName, ...] = ("webrtc", "daily", "websocket")
+TRANSPORT_NAMES: dict[str, TransportName] = {name: name for name in TRANSPORTS}
 # The session's cap: a value the dispatcher hands each bot (its own setting, at least 10 s there); the bot
 # host takes any positive number of seconds, as its --max-duration does, so it is read here, not by the
 # catalogue's bounds, which are the dispatcher's. Its default is the catalogue's.
@@ -198,7 +199,7 @@ def check_host_settings(env: Mapping[str, str]) -> None:
 def _load_config(args: argparse.Namespace, env: Mapping[str, str]) -> BotConfig:
     room_url = args.room_url or setting_text(env, ENV_ROOM_URL) or None
     token = args.token or setting_text(env, ENV_TOKEN) or None
-    default = setting_choice(env, ENV_TRANSPORT)
+    default = TRANSPORT_NAMES[setting_choice(env, ENV_TRANSPORT)]  # the catalogue's choices are TRANSPORTS
     transport: TransportName = args.transport or ("daily" if room_url else default)
     given_session = args.session_id or setting_text(env, ENV_SESSION_ID) or None
     channel = load_channel_settings(env, cold=given_session is not None)

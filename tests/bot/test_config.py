@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_config
+from bot.config import TRANSPORTS, ConfigError, load_config
 from tests.bot.conftest import REPO, bot_env
+from voicefleet_settings.model import ENUM
+from voicefleet_settings.read import entry
 
 
 def test_flags_win_over_environment() -> None:
@@ -65,6 +67,10 @@ def test_an_image_picks_the_default_transport_with_bot_transport() -> None:
     assert load_config([], {"BOT_TRANSPORT": "daily", "DAILY_ROOM_URL": "https://x.daily.co/r"}).transport == "daily"
     assert load_config(["--check"], {"BOT_TRANSPORT": "daily"}).transport == "daily"
     assert load_config(["--transport", "webrtc"], {"BOT_TRANSPORT": "daily"}).transport == "webrtc"
+
+
+def test_the_catalogues_transports_are_the_hosts() -> None:
+    assert entry("BOT_TRANSPORT", ENUM).choices == TRANSPORTS
 
 
 def test_unknown_bot_transport_is_a_config_error() -> None:
