@@ -61,14 +61,21 @@ def _full(key: str) -> str:
     return key if ":" in key else f"{NAMESPACE}:{key}"
 
 
-def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset[str] = frozenset()) -> str:
+def pending_keys(stack: str, config: Mapping[str, str]) -> frozenset[str]:
+    """The keys the plan stands in for (placeholders) that neither the stack file nor --config sets."""
+    held = {key.split(":", 1)[-1] for key in config}
+    return frozenset({placeholder.key for placeholder in placeholders(stack)} - held)
+
+
+def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset[str] = frozenset(),
+           pending: frozenset[str] | None = None) -> str:
     """Where a stack's value of `setting` comes from: the stack key that sets it (in the file, or `given`
     by --config), its size or profile, the keys it falls back to, the key's default, or the program
-    itself (a resource's id, a fixed value)."""
+    itself (a resource's id, a fixed value). `pending`: pending_keys, read once for every setting."""
     cloud = config.get(f"{NAMESPACE}:cloud", "")
     size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
     from_size = derived(size if size in SIZE_NAMES else None, None)
-    pending = {placeholder.key for placeholder in placeholders(stack)} - {key.split(":", 1)[-1] for key in config}
+    pending = pending_keys(stack, config) if pending is None else pending
     shown: list[str] = []
 
     def where(key: str) -> str:  # a key `--config` gave is not the stack file's
@@ -100,8 +107,9 @@ def resolved_for(env: DispatcherEnv, stack: str, config: Mapping[str, str],
     """The container's environment as the dispatcher resolves it, each stack-set value's source named."""
     resolved = resolve(env.with_stand_ins())
     sources = dict(resolved.sources)
+    pending = pending_keys(stack, config)  # the stack file's header, parsed once, not once a setting
     for name in [*env.plain, *env.masked]:
-        sources[name] = source(name, stack, config, given)
+        sources[name] = source(name, stack, config, given, pending)
     return replace(resolved, sources=sources)
 
 
