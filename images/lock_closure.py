@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from images.project_imports import ModuleImport, importing
 
 
-def locked_packages(lock: Path) -> list[dict[str, object]]:
+def locked_packages(lock: Path) -> list[dict[str, Any]]:
     """The lock's [[package]] tables (read only: one parse is shared by every reader). A bot's lock is
     read several times by one plan (its exclude-packages, each image's size); parsed once per content,
     keyed by the file's modification time and size, so an edited lock is read again. Raises OSError,
@@ -28,7 +29,7 @@ def locked_packages(lock: Path) -> list[dict[str, object]]:
 
 
 @lru_cache(maxsize=8)
-def _parsed(lock: Path, _modified: int, _size: int) -> list[dict[str, object]]:
+def _parsed(lock: Path, _modified: int, _size: int) -> list[dict[str, Any]]:
     packages = tomllib.loads(lock.read_text(encoding="utf-8")).get("package", [])
     return [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
 

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from dispatcher.serving.config_command import diff, explain, faults
+from dispatcher.serving.config_command import CONFIG_STDIN, diff, explain, faults, overrides_apart
 from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest
@@ -29,12 +29,10 @@ from stacks.config.derived import SIZE_NAMES, derived
 from stacks.config.dispatcher_keys import SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
-from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs, stand_in
+from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.mocks import run_program
 from stacks.tools.paths import stack_document, stack_file, stack_names
 from stacks.tools.plan import placeholders, stack_config
-
-MASKED = "(a Pulumi secret of the stack, set)"
 
 
 def stack_envs(stack: str, overrides: Mapping[str, str] | None = None) -> list[DispatcherEnv]:
@@ -42,7 +40,10 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None) -> list[D
     takes them (raises the program's SettingsError on a configuration it refuses)."""
     config, secret_keys = stack_config(stack)
     for key, value in (overrides or {}).items():
-        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        full = _full(key)
+        if full in secret_keys:  # a secret of the stack file (or one the plan stands in for): refused unread
+            raise SettingsError(f"{full} is a secret, and --config values are plain text: set it with "
+                                f"`pulumi config set --secret {key.split(':', 1)[-1]} -s {stack}`")
         config[full] = value
         secret_keys = [name for name in secret_keys if name != full]
     return dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
@@ -113,13 +114,6 @@ def resolved_for(env: DispatcherEnv, stack: str, config: Mapping[str, str],
     return replace(resolved, sources=sources)
 
 
-def _masked(lines: list[str], env: DispatcherEnv) -> list[str]:
-    """A secret's stand-in never printed: it reads as set."""
-    for name in env.masked:
-        lines = [line.replace(stand_in(name), MASKED) for line in lines]
-    return lines
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """What the program says for `pulumi preview` (its warnings) is the plan's to show, not this check's:
@@ -153,15 +147,15 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
             return 1
         if command[0] == "check":
             found = faults(resolved)
-            print("\n".join(f"{stack}: {prefix}{line}" for line in _masked(found, env)) if found else
+            print("\n".join(f"{stack}: {prefix}{line}" for line in env.masked_lines(found)) if found else
                   f"{stack}: {prefix}configuration good (stack size {config.get(f'{NAMESPACE}:size', 'unset')}, "
                   f"profile {resolved.profile}, "
                   f"{len(env.plain) + len(env.masked)} settings, {len(env.masked)} of them secrets)")
             status = status or (1 if found else 0)
         elif command[0] == "explain":
-            print("\n".join(prefix + line for line in _masked(explain(command[1], resolved), env)))
+            print("\n".join(prefix + line for line in env.masked_lines(explain(command[1], resolved))))
         else:
-            print("\n".join(prefix + line for line in _masked(diff(resolved), env)))
+            print("\n".join(prefix + line for line in env.masked_lines(diff(resolved))))
     return status
 
 
@@ -171,7 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="a stack of stacks/ (reads stacks/Pulumi.<name>.yaml)")
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="as if `pulumi config set KEY VALUE` had set it")
+    parser.add_argument(CONFIG_STDIN, action="store_true",
+                        help="read more KEY=VALUE items from stdin, a JSON list (no value on a command line)")
     args = parser.parse_args(argv)
+    if args.config_stdin:
+        try:
+            _, given = overrides_apart([CONFIG_STDIN], sys.stdin)
+        except ValueError as exc:
+            parser.exit(2, f"{exc}\n")
+        args.config += given
     command = list(args.command)
     if not (command == ["check"] or command == ["diff"] or (len(command) == 2 and command[0] == "explain")):
         parser.exit(2, "usage: voicefleet config check | explain NAME | diff --stack NAME\n")
