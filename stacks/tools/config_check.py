@@ -29,24 +29,33 @@ from stacks.config.derived import SIZE_NAMES, derived
 from stacks.config.dispatcher_keys import SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
+from stacks.tools import config_cache
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
-from stacks.tools.mocks import run_program
 from stacks.tools.paths import stack_document, stack_file, stack_names
 from stacks.tools.plan import placeholders, stack_config
 
 
-def stack_envs(stack: str, overrides: Mapping[str, str] | None = None) -> list[DispatcherEnv]:
+def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached: bool = True) -> list[DispatcherEnv]:
     """What `python -m stacks.plan STACK` registers for the dispatcher, with `--config` values as the plan
-    takes them (raises the program's SettingsError on a configuration it refuses)."""
+    takes them (raises the program's SettingsError on a configuration it refuses). `cached`: an answer
+    kept for the very same inputs (stacks/tools/config_cache.py) stands for a run of the program."""
+    overrides = dict(overrides or {})
     config, secret_keys = stack_config(stack)
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         full = _full(key)
         if full in secret_keys:  # a secret of the stack file (or one the plan stands in for): refused unread
             raise SettingsError(f"{full} is a secret, and --config values are plain text: set it with "
                                 f"`pulumi config set --secret {key.split(':', 1)[-1]} -s {stack}`")
         config[full] = value
         secret_keys = [name for name in secret_keys if name != full]
-    return dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
+    if cached and (kept := config_cache.load(stack, config, overrides)) is not None:
+        return kept
+    from stacks.tools.mocks import run_program  # the cloud's SDK and Pulumi's engine: only for a run
+
+    envs = dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
+    if cached:
+        config_cache.store(stack, config, overrides, envs)
+    return envs
 
 
 def _config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:

@@ -19,6 +19,12 @@ from cli.config_command import config
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no kept answer (stacks/tools/config_cache.py) and leaves the user's cache alone."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 def _module(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dispatcher.serving.config_command", *arguments], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False)

@@ -15,6 +15,12 @@ from stacks.tools.mocks import Registration
 STACKS = ["aws-prod", "gcp-prod", "azure-prod", "k8s-dev", "k8s-sandbox-dev", "aws-dev", "gcp-dev", "azure-dev"]
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no kept answer (stacks/tools/config_cache.py) and leaves the user's cache alone."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_example_stack_gives_its_dispatcher_a_good_environment(stack: str,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,129 @@
+"""A content-keyed cache of the dispatcher environments a stack's program gives (stacks/tools/config_check.py).
+
+Running the program under mocks costs seconds, most of it importing the cloud's Pulumi SDK; its answer
+depends only on what it reads. An entry is kept under the user's cache folder
+($XDG_CACHE_HOME/voicefleet/config-check, ~/.cache when unset), named by the stack, the --config items,
+the Python version and the checkout's uv.lock (every SDK's version). It records a digest of every input
+file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/ and the bot
+project (botProject), and each other module of the checkout the run imported. A hit needs every one
+unchanged and no file added or removed in those folders; anything else (an edit, a missing, unreadable
+or corrupt entry, another cache version) is a miss, and the program runs.
+
+Only what the check would print anyway is stored: plain values, and of a secret its name alone (the
+program's own marking; a secret given with --config is refused before any run). A refusal of the
+program is never stored: a stack it refuses runs it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from stacks.config.reader import DEFAULTS, NAMESPACE
+from stacks.tools.dispatcher_env import DispatcherEnv
+from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
+
+CACHE_VERSION = 1
+FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and the mocks are made of
+SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})
+
+
+def cache_folder(environ: Mapping[str, str] = os.environ) -> Path:
+    """$XDG_CACHE_HOME/voicefleet/config-check (~/.cache when unset or not absolute, as the spec says)."""
+    base = environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "voicefleet" / "config-check"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _bot_project(config: Mapping[str, str]) -> Path:
+    configured = config.get(f"{NAMESPACE}:botProject") or str(DEFAULTS.get("botProject", ""))
+    path = Path(configured)
+    return path if path.is_absolute() else REPOSITORY / path
+
+
+def _folder_files(config: Mapping[str, str]) -> list[Path]:
+    """Every file of the program's folders and the bot project, sorted."""
+    found: set[Path] = set()
+    for folder in [*(REPOSITORY / name for name in FOLDERS), _bot_project(config)]:
+        if folder.is_file():
+            found.add(folder)
+            continue
+        for root, folders, files in os.walk(folder):
+            folders[:] = [name for name in folders if name not in SKIPPED]
+            found.update(Path(root) / name for name in files if not name.endswith((".pyc", ".pyo")))
+    return sorted(found)
+
+
+def _name(stack: str, overrides: Mapping[str, str]) -> str:
+    """The entry's file name: what selects it, not what validates it."""
+    lock = REPOSITORY / "uv.lock"
+    selector = json.dumps({"version": CACHE_VERSION, "stack": stack, "overrides": sorted(overrides.items()),
+                           "python": sys.version, "lock": _digest(lock) if lock.is_file() else ""})
+    return f"{stack}-{hashlib.sha256(selector.encode()).hexdigest()[:32]}.json"
+
+
+def _inputs(stack: str, config: Mapping[str, str], modules: Iterable[Path]) -> dict[str, str]:
+    """Path (relative to the checkout when inside it) -> digest of every input file."""
+    files = {stack_file(stack), PROJECT_FILE, *_folder_files(config), *modules}
+    return {(str(path.relative_to(REPOSITORY)) if path.is_relative_to(REPOSITORY) else str(path)): _digest(path)
+            for path in sorted(files) if path.is_file()}
+
+
+def imported_modules() -> list[Path]:
+    """The checkout's modules this process imported (those outside FOLDERS among them: botchannel/, bot/)."""
+    found = []
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and (path := Path(file).resolve()).is_relative_to(REPOSITORY) and ".venv" not in path.parts:
+            found.append(path)
+    return found
+
+
+def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
+         environ: Mapping[str, str] = os.environ) -> list[DispatcherEnv] | None:
+    """The stored environments, or None on any miss (absent, corrupt, another version, an input changed)."""
+    path = cache_folder(environ) / _name(stack, overrides)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry.get("version") != CACHE_VERSION:
+            return None
+        recorded: dict[str, str] = entry["inputs"]
+        modules = [REPOSITORY / name for name in recorded if not any(
+            name.startswith(folder + "/") for folder in FOLDERS)]
+        if _inputs(stack, config, modules) != recorded:
+            return None
+        return [DispatcherEnv(str(env["resource"]), {str(k): str(v) for k, v in env["plain"].items()},
+                              frozenset(str(name) for name in env["masked"]),
+                              {str(k): str(v) for k, v in env["platform"].items()}) for env in entry["envs"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # a corrupt or half-written entry is no answer: the program runs
+
+
+def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], envs: list[DispatcherEnv],
+          environ: Mapping[str, str] = os.environ) -> None:
+    """Keep `envs` (plain values and masked names only) for the next run; a folder that cannot be
+    written leaves the check as it was, uncached."""
+    folder = cache_folder(environ)
+    entry: dict[str, Any] = {
+        "version": CACHE_VERSION,
+        "inputs": _inputs(stack, config, imported_modules()),
+        "envs": [{"resource": env.resource, "plain": env.plain, "masked": sorted(env.masked),
+                  "platform": dict(env.platform)} for env in envs]}
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".json")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(entry, file)
+        os.replace(temporary, folder / _name(stack, overrides))  # whole or absent, never half-written
+    except OSError:
+        return
