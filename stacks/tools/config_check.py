@@ -98,7 +98,7 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
         elif full in config:
             shown.append(f"stack key {entry.key} ({where(entry.key)})")
         elif entry.key in from_size and from_size[entry.key][1] == "size":
-            shown.append(f"derived from size: {size}")
+            shown.append(f"derived from size: {size} (stack key {entry.key})")  # which key the size set
         elif entry.key == "profile" and profile:
             shown.append(f"stack key profile ({where('profile')})")
         elif entry.how == SECRET:

@@ -44,7 +44,7 @@ def test_explain_names_the_stack_key_a_value_came_from(capsys: pytest.CaptureFix
     assert main(["explain", "max_concurrent_sessions", "--stack", "aws-prod"]) == 0
     assert "value: 2500 (from the stack key maxConcurrentSessions (Pulumi.aws-prod.yaml))" in capsys.readouterr().out
     assert main(["explain", "ECS_TASK_VCPU", "--stack", "aws-prod"]) == 0  # botCpu: size large's
-    assert "value: 1 (derived from size: large)" in capsys.readouterr().out
+    assert "value: 1 (derived from size: large (stack key botCpu))" in capsys.readouterr().out
     assert main(["explain", "ECS_CLUSTER", "--stack", "aws-prod"]) == 0
     assert "the stack program (from its resources" in capsys.readouterr().out
 
@@ -183,3 +183,17 @@ def test_a_refusal_never_shows_a_stand_in_as_the_users_value() -> None:
     (line,) = refusals([_task_definition(ECS, keys)])
     assert "MAX_CONCURRENT_SESSIONS='(a Pulumi secret of the stack, set)'" in line, line
     assert stand_in("MAX_CONCURRENT_SESSIONS") not in line
+
+
+def test_a_value_from_several_keys_names_each_the_table_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """source() names every stack key stacks/config/dispatcher_keys.py maps to a setting, each by where it is."""
+    from stacks.config import dispatcher_keys
+    from stacks.tools.config_check import _config, source
+
+    rows = [dispatcher_keys.KeySetting(key, "BOT_CHANNEL_MAX_CONNECTIONS", "with dispatcherCount", clouds=("aws",))
+            for key in ("maxConcurrentSessions", "reserveMaxIdle", "botChannelToken")]
+    monkeypatch.setattr(dispatcher_keys, "ENTRIES", (*dispatcher_keys.ENTRIES, *rows))
+    said = source("BOT_CHANNEL_MAX_CONNECTIONS", "aws-prod", _config("aws-prod", {}))
+    assert "derived from size: large (stack key dispatcherCount)" in said
+    assert "stack key maxConcurrentSessions (Pulumi.aws-prod.yaml)" in said
+    assert "botChannelToken" in said and "reserveMaxIdle" in said, said
