@@ -26,7 +26,7 @@ from dispatcher.settings.names import by_name
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest
 from stacks.config.derived import SIZE_NAMES, derived
-from stacks.config.dispatcher_keys import SECRET, keys_of
+from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
 from stacks.tools import config_cache
@@ -43,7 +43,9 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached
     config, secret_keys = stack_config(stack)
     for key, value in overrides.items():
         full = _full(key)
-        if full in secret_keys:  # a secret of the stack file (or one the plan stands in for): refused unread
+        # A secret of the stack file, one the plan stands in for, or one the dispatcher takes by reference
+        # (stacks/config/dispatcher_keys.py): refused before the program runs (it refuses the others itself).
+        if full in secret_keys or full in {_full(entry.key) for entry in ENTRIES if entry.how == SECRET}:
             raise SettingsError(f"{full} is a secret, and --config values are plain text: set it with "
                                 f"`pulumi config set --secret {key.split(':', 1)[-1]} -s {stack}`")
         config[full] = value
