@@ -16,11 +16,13 @@ program is never stored: a stack it refuses runs it again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
 
 CACHE_VERSION = 1
 FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and the mocks are made of
+MAX_AGE_DAYS = 30
 SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})
 
 
@@ -121,9 +124,24 @@ def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], e
                   "platform": dict(env.platform)} for env in envs]}
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _prune(folder)
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".json")
+    except OSError:
+        return
+    try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(entry, file)
         os.replace(temporary, folder / _name(stack, overrides))  # whole or absent, never half-written
     except OSError:
-        return
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _prune(folder: Path, now: float | None = None) -> None:
+    """Entries not written for MAX_AGE_DAYS (another uv.lock's, a --config tried once) and a write's
+    leftovers after an hour go: the folder never grows without bound."""
+    now = time.time() if now is None else now
+    for path in folder.glob("*.json"):  # pathlib's `*` matches the leftovers' leading dot too
+        age = 3600 if path.name.startswith(".entry-") else MAX_AGE_DAYS * 86400
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < now - age:
+                path.unlink()

@@ -110,3 +110,20 @@ def test_a_refused_stack_is_never_kept(_own_cache: Path) -> None:
 def test_the_stack_files_own_config_selects_the_bot_project() -> None:
     config, _ = stack_config("aws-dev")
     assert config_cache._bot_project(config).name == "parrot"
+
+
+def test_old_entries_and_leftovers_are_pruned(tree: Path, _own_cache: Path) -> None:
+    import os
+    import time
+
+    config_cache.store("one", _config(tree), {}, ENVS)
+    folder = _own_cache / "voicefleet" / "config-check"
+    (kept,) = folder.glob("one-*.json")
+    old, leftover, fresh_leftover = folder / "two-old.json", folder / ".entry-x.json", folder / ".entry-y.json"
+    for path in (old, leftover, fresh_leftover):
+        path.write_text("{}")
+    day = 86400
+    os.utime(old, (time.time() - 31 * day, time.time() - 31 * day))
+    os.utime(leftover, (time.time() - 2 * 3600, time.time() - 2 * 3600))
+    config_cache.store("one", _config(tree), {}, ENVS)
+    assert sorted(path.name for path in folder.iterdir()) == sorted([kept.name, fresh_leftover.name])
