@@ -5,9 +5,11 @@ depends only on what it reads. An entry is kept under the user's cache folder
 ($XDG_CACHE_HOME/voicefleet/config-check, ~/.cache when unset), named by the stack, the --config items,
 the Python version and the checkout's uv.lock (every SDK's version). It records a digest of every input
 file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/ and the bot
-project (botProject), and each other module of the checkout the run imported. A hit needs every one
-unchanged and no file added or removed in those folders; anything else (an edit, a missing, unreadable
-or corrupt entry, another cache version) is a miss, and the program runs.
+project (botProject; of its .venv, each distribution's RECORD), and each other module of the checkout
+the run imported; and each image's build context, hashed as the mocks hash it into the image's digest
+(images/docker_build_model.py). A hit needs every one unchanged and no file added or removed in those
+folders; anything else (an edit, a missing, unreadable or corrupt entry, another cache version) is a
+miss, and the program runs.
 
 Only what the check would print anyway is stored: plain values, and of a secret its name alone (the
 program's own marking; a secret given with --config is refused before any run). A refusal of the
@@ -25,15 +27,19 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stacks.config.reader import DEFAULTS, NAMESPACE
 from stacks.tools.dispatcher_env import DispatcherEnv
-from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
+from stacks.tools.paths import PROGRAM, PROJECT_FILE, REPOSITORY, stack_file
 
-CACHE_VERSION = 1
+if TYPE_CHECKING:
+    from stacks.tools.mocks import Registration
+
+CACHE_VERSION = 2
 FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and the mocks are made of
 MAX_AGE_DAYS = 30
+IMAGE_TYPE = "docker-build:index:Image"
 SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})
 
 
@@ -55,16 +61,41 @@ def _bot_project(config: Mapping[str, str]) -> Path:
 
 
 def _folder_files(config: Mapping[str, str]) -> list[Path]:
-    """Every file of the program's folders and the bot project, sorted."""
+    """Every file of the program's folders and the bot project, sorted; of the bot's own .venv, the
+    RECORD of each installed distribution (which modules it provides: images/project_imports.py)."""
     found: set[Path] = set()
-    for folder in [*(REPOSITORY / name for name in FOLDERS), _bot_project(config)]:
+    bot = _bot_project(config)
+    for folder in [*(REPOSITORY / name for name in FOLDERS), bot]:
         if folder.is_file():
             found.add(folder)
             continue
         for root, folders, files in os.walk(folder):
             folders[:] = [name for name in folders if name not in SKIPPED]
             found.update(Path(root) / name for name in files if not name.endswith((".pyc", ".pyo")))
+    found.update((bot / ".venv" / "lib").glob("python3*/site-packages/*.dist-info/RECORD"))
     return sorted(found)
+
+
+def image_contexts(registrations: Iterable[Registration]) -> list[dict[str, Any]]:
+    """Each image's build context as the mocks hash it into the image's digest (which a dispatcher's
+    BOT_IMAGE holds): its `context` and `dockerfile` inputs, and the hash they gave."""
+    from images.docker_build_model import image_context_hash
+    from stacks.tools.mocks import unwrap
+
+    found = []
+    for registration in registrations:
+        if registration.type == IMAGE_TYPE:
+            inputs = unwrap({key: registration.inputs.get(key) for key in ("context", "dockerfile")})
+            found.append({"inputs": inputs, "hash": image_context_hash(inputs, PROGRAM.parent)})
+    return found
+
+
+def _contexts_unchanged(contexts: list[dict[str, Any]]) -> bool:
+    """Every recorded build context hashes as it did (the provider model's own hash: its files, its
+    .dockerignore, its Dockerfile)."""
+    from images.docker_build_model import image_context_hash
+
+    return all(image_context_hash(context["inputs"], PROGRAM.parent) == context["hash"] for context in contexts)
 
 
 def _name(stack: str, overrides: Mapping[str, str]) -> str:
@@ -103,7 +134,7 @@ def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
         recorded: dict[str, str] = entry["inputs"]
         modules = [REPOSITORY / name for name in recorded if not any(
             name.startswith(folder + "/") for folder in FOLDERS)]
-        if _inputs(stack, config, modules) != recorded:
+        if _inputs(stack, config, modules) != recorded or not _contexts_unchanged(entry["contexts"]):
             return None
         return [DispatcherEnv(str(env["resource"]), {str(k): str(v) for k, v in env["plain"].items()},
                               frozenset(str(name) for name in env["masked"]),
@@ -113,13 +144,15 @@ def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
 
 
 def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], envs: list[DispatcherEnv],
-          environ: Mapping[str, str] = os.environ) -> None:
-    """Keep `envs` (plain values and masked names only) for the next run; a folder that cannot be
-    written leaves the check as it was, uncached."""
+          registrations: Iterable[Registration] = (), environ: Mapping[str, str] = os.environ) -> None:
+    """Keep `envs` (plain values and masked names only) for the next run, with the inputs of the run
+    that gave them (its `registrations`' image contexts among them); a folder that cannot be written
+    leaves the check as it was, uncached."""
     folder = cache_folder(environ)
     entry: dict[str, Any] = {
         "version": CACHE_VERSION,
         "inputs": _inputs(stack, config, imported_modules()),
+        "contexts": image_contexts(registrations),
         "envs": [{"resource": env.resource, "plain": env.plain, "masked": sorted(env.masked),
                   "platform": dict(env.platform)} for env in envs]}
     try:

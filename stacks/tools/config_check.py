@@ -54,9 +54,10 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached
         return kept
     from stacks.tools.mocks import run_program  # the cloud's SDK and Pulumi's engine: only for a run
 
-    envs = dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
+    registrations = run_program(config, secret_keys, stack=stack).registrations
+    envs = dispatcher_envs(registrations)
     if cached:
-        config_cache.store(stack, config, overrides, envs)
+        config_cache.store(stack, config, overrides, envs, registrations)
     return envs
 
 

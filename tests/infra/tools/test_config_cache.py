@@ -127,3 +127,18 @@ def test_old_entries_and_leftovers_are_pruned(tree: Path, _own_cache: Path) -> N
     os.utime(leftover, (time.time() - 2 * 3600, time.time() - 2 * 3600))
     config_cache.store("one", _config(tree), {}, ENVS)
     assert sorted(path.name for path in folder.iterdir()) == sorted([kept.name, fresh_leftover.name])
+
+
+def test_a_changed_build_context_misses(tree: Path, tmp_path: Path) -> None:
+    """An image's digest (a dispatcher's BOT_IMAGE) follows its build context: any file of it, wherever it is."""
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (context / "bot.py").write_text("print('one')\n")
+    image = Registration(urn="urn:image", type=config_cache.IMAGE_TYPE, name="bot",
+                         inputs={"context": {"location": str(context)}}, custom=True, provider="", parent="",
+                         protect=False)
+    config_cache.store("one", _config(tree), {}, ENVS, [image])
+    assert config_cache.load("one", _config(tree), {}) == ENVS
+    (context / "bot.py").write_text("print('two')\n")
+    assert config_cache.load("one", _config(tree), {}) is None
