@@ -9,7 +9,10 @@ The environment is the one `python -m stacks.plan NAME` registers for the dispat
 (stacks/tools/dispatcher_env.py), read with the dispatcher's own check, explanation and diff
 (dispatcher/serving/config_command.py). A secret the stack keeps as a Pulumi secret is set but never
 shown. A source names the stack key a value came from (stacks/config/dispatcher_keys.py). A stack file
-the program refuses (a wrong value, a missing provider setting, an unknown key) is one line and exit 1.
+the program refuses (a wrong value, a missing provider setting, an unknown key, a secret given with
+--config) is one line and exit 1. `--config-stdin` reads the --config items from stdin, as
+`voicefleet config` passes them (never on a command line). What a run of the program gave is kept for
+the same inputs (stacks/tools/config_cache.py): the next check of an unchanged stack reads it.
 """
 
 from __future__ import annotations
