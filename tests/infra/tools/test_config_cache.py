@@ -14,7 +14,7 @@ from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.mocks import Registration
 from stacks.tools.plan import stack_config
 
-STACKS = ["aws-prod", "gcp-prod", "azure-prod", "k8s-dev", "k8s-sandbox-dev", "aws-dev", "gcp-dev", "azure-dev"]
+STACKS = paths.stack_names()  # every example stack, the front doors (no dispatcher: kept as none) among them
 
 
 @pytest.fixture(autouse=True)
