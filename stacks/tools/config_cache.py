@@ -3,13 +3,13 @@
 Running the program under mocks costs seconds, most of it importing the cloud's Pulumi SDK; its answer
 depends only on what it reads. An entry is kept under the user's cache folder
 ($XDG_CACHE_HOME/voicefleet/config-check, ~/.cache when unset), named by the stack, the --config items,
-the Python version and the checkout's uv.lock (every SDK's version). It records a digest of every input
-file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/ and the bot
-project (botProject; of its .venv, each distribution's RECORD), and each other module of the checkout
-the run imported; and each image's build context, hashed as the mocks hash it into the image's digest
-(images/docker_build_model.py). A hit needs every one unchanged and no file added or removed in those
-folders; anything else (an edit, a missing, unreadable or corrupt entry, another cache version) is a
-miss, and the program runs.
+the Python version, the checkout's uv.lock and the installed Pulumi SDKs' versions. It records a digest
+of every input file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/
+and the bot project (botProject; of its .venv, each distribution's RECORD), and each other module of the
+checkout the run imported; and each image's build context, hashed as the mocks hash it into the image's
+digest (images/docker_build_model.py). A hit needs every one unchanged and no file added or removed in
+those folders; anything else (an edit, a missing, unreadable or corrupt entry, another cache version) is
+a miss, and the program runs.
 
 Only what the check would print anyway is stored: plain values, and of a secret its name alone (the
 program's own marking; a secret given with --config is refused before any run). A refusal of the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stacks.config.reader import DEFAULTS, NAMESPACE
+from stacks.config.stack_keys import PROVIDER_PACKAGES
 from stacks.tools.dispatcher_env import DispatcherEnv
 from stacks.tools.paths import PROGRAM, PROJECT_FILE, REPOSITORY, stack_file
 
@@ -102,8 +104,20 @@ def _name(stack: str, overrides: Mapping[str, str]) -> str:
     """The entry's file name: what selects it, not what validates it."""
     lock = REPOSITORY / "uv.lock"
     selector = json.dumps({"version": CACHE_VERSION, "stack": stack, "overrides": sorted(overrides.items()),
-                           "python": sys.version, "lock": _digest(lock) if lock.is_file() else ""})
+                           "python": sys.version, "lock": _digest(lock) if lock.is_file() else "",
+                           "sdks": _installed(("pulumi", *PROVIDER_PACKAGES))})
     return f"{stack}-{hashlib.sha256(selector.encode()).hexdigest()[:32]}.json"
+
+
+def _installed(distributions: Iterable[str]) -> dict[str, str]:
+    """The installed version of each (a venv not synced to uv.lock has other SDKs than it names)."""
+    found = {}
+    for name in distributions:
+        try:
+            found[name] = importlib.metadata.version(name.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = ""
+    return found
 
 
 def _inputs(stack: str, config: Mapping[str, str], modules: Iterable[Path]) -> dict[str, str]:

@@ -142,3 +142,12 @@ def test_a_changed_build_context_misses(tree: Path, tmp_path: Path) -> None:
     assert config_cache.load("one", _config(tree), {}) == ENVS
     (context / "bot.py").write_text("print('two')\n")
     assert config_cache.load("one", _config(tree), {}) is None
+
+
+def test_another_installed_sdk_misses(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A venv not synced to uv.lock: the SDK that would run is not the one the entry was made with."""
+    config_cache.store("one", _config(tree), {}, ENVS)
+    installed = config_cache._installed
+    monkeypatch.setattr(config_cache, "_installed",
+                        lambda names: {**installed(names), "pulumi_aws": "0.0.1"})
+    assert config_cache.load("one", _config(tree), {}) is None
