@@ -10,11 +10,28 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from images.project_imports import ModuleImport, importing
+
+
+def locked_packages(lock: Path) -> list[dict[str, Any]]:
+    """The lock's [[package]] tables (read only: one parse is shared by every reader). A bot's lock is
+    read several times by one plan (its exclude-packages, each image's size); parsed once per content,
+    keyed by the file's modification time and size, so an edited lock is read again. Raises OSError,
+    tomllib.TOMLDecodeError or UnicodeDecodeError as reading it would."""
+    stat = lock.stat()
+    return _parsed(lock.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _parsed(lock: Path, _modified: int, _size: int) -> list[dict[str, Any]]:
+    packages = tomllib.loads(lock.read_text(encoding="utf-8")).get("package", [])
+    return [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
 
 
 def _dependencies(entries: object) -> list[tuple[str, tuple[str, ...]]]:
@@ -88,10 +105,9 @@ def needing(lock: Path, distribution: str, imports: Mapping[str, ModuleImport]) 
     if direct := importing(name, imports, lock.parent):
         return Need(direct)
     try:
-        packages = tomllib.loads(lock.read_text(encoding="utf-8")).get("package", [])
+        packages = locked_packages(lock)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return None
-    packages = [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
     for package in packages:
         other = canonicalize_name(str(package.get("name", "")))
         if other == name or other in TRIMMED_THROUGH or _is_project(package.get("source")):

@@ -11,7 +11,6 @@ make it big and the slimming that keeps behaviour.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from images.bot_transports import IMAGE_LEAVES_OUT
-from images.lock_closure import installed_names, needing
+from images.lock_closure import installed_names, locked_packages, needing
 from images.project_imports import ModuleImport
 
 if TYPE_CHECKING:
@@ -124,8 +123,7 @@ def predict(lock: Path, *, leave_out: tuple[str, ...] = (), platform: str = "lin
     left_out = {canonicalize_name(name) for name in leave_out}
     sizes: dict[str, int] = {}
     unknown: list[str] = []
-    packages = tomllib.loads(lock.read_text(encoding="utf-8")).get("package", [])
-    packages = [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+    packages = locked_packages(lock)
     installed = installed_names(packages)
     for package in packages:
         name = canonicalize_name(str(package.get("name", "")))

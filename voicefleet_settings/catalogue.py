@@ -2942,4 +2942,13 @@ SETTINGS: tuple[Setting, ...] = (
         "XDG_CONFIG_HOME", "cli", STRING, default="~/.config",
         meaning="the user's configuration directory, under which `VOICEFLEET_CONFIG_DIR`'s default is",
     ),
+    Setting(
+        "XDG_CACHE_HOME", "cli", STRING, default="~/.cache",
+        meaning=(
+            "the user's cache directory: `voicefleet config … --stack` keeps what a stack's program gave its "
+            "dispatcher (plain values and the names of secrets, never a secret's value) under "
+            "`voicefleet/config-check` in it, for the next check of the unchanged stack "
+            "([cli.md](cli.md#configuration))"
+        ),
+    ),
 )

@@ -4,17 +4,20 @@ through the dispatcher's own parsers. It opens no listener and sends nothing; se
 
 With `--stack NAME` (and `--config KEY=VALUE`), the environment is the one a stack of stacks/ gives its
 dispatcher container, read offline by `python -m stacks.tools.config_check` with these same functions:
-the dispatcher imports nothing of the stacks, so that tool runs as its own process.
+the dispatcher imports nothing of the stacks, so that tool runs as its own process, which gets the
+`--config` items on its stdin (`--config-stdin`), never on its command line.
 
 Exit codes: 0 good, 1 faults (one line each), 2 a usage error (an unknown NAME)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Mapping
+from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from dispatcher.settings import SettingsError
@@ -27,6 +30,9 @@ from voicefleet_settings.names import by_name, meaning
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 USAGE = "usage: voicefleet config check | explain NAME | diff [--stack NAME]"
 STACK_TOOL = "stacks.tools.config_check"
+# `--config` items travel as a JSON list on the child's stdin: a command line is readable by every
+# user of the machine (/proc/<pid>/cmdline, ps), and a mistaken secret must never be on one.
+CONFIG_STDIN = "--config-stdin"
 # The stack's program runs under mocks: seconds on a busy machine (the clouds' SDKs import), never minutes.
 STACK_TIMEOUT_SECONDS = 300
 WIDTH = 100  # a meaning is a paragraph: wrapped for a terminal
@@ -92,10 +98,16 @@ def explain(name: str, resolved: Resolved) -> list[str]:
     if setting.name != name:
         lines.append(f"  an old name of {setting.name}: rename it")
     if name in resolved.env:
-        lines.append(f"  value: {shown(setting, resolved.env[name])} (from the {resolved.source(name)})")
+        lines.append(f"  value: {shown(setting, resolved.env[name])} ({origin(resolved.source(name))})")
     else:
         lines.append("  value: unset (its default applies)")
     return lines
+
+
+def origin(source: str) -> str:
+    """A source as explain says it: `from the environment`, `from the size large`; a source that is a
+    phrase already (a stack's `derived from size: large`, `the stack program (…)`) as it is."""
+    return source if source.startswith(("derived from ", "the ")) else f"from the {source}"
 
 
 def diff(resolved: Resolved) -> list[str]:
@@ -110,11 +122,38 @@ def diff(resolved: Resolved) -> list[str]:
     return lines
 
 
-def stack_check(argv: list[str]) -> int:
-    """`… --stack NAME`: the stack's dispatcher environment, checked by the stacks' tool (its exit code)."""
+def overrides_apart(argv: list[str], stdin: TextIO) -> tuple[list[str], list[str]]:
+    """(the arguments but `--config KEY=VALUE`, the KEY=VALUE items): those given here and, with
+    CONFIG_STDIN, those the caller wrote on stdin (a JSON list), so that no value is on a command line."""
+    rest: list[str] = []
+    items: list[str] = []
+    arguments = iter(argv)
+    for arg in arguments:
+        if arg == "--config":
+            items.append(next(arguments, ""))
+        elif arg.startswith("--config="):
+            items.append(arg.removeprefix("--config="))
+        elif arg == CONFIG_STDIN:
+            given = json.loads(stdin.read() or "[]")
+            if not isinstance(given, list) or not all(isinstance(item, str) for item in given):
+                raise ValueError(f"{CONFIG_STDIN} wants a JSON list of KEY=VALUE strings on stdin")
+            items += given
+        else:
+            rest.append(arg)
+    return rest, items
+
+
+def stack_check(argv: list[str], stdin: TextIO = sys.stdin) -> int:
+    """`… --stack NAME`: the stack's dispatcher environment, checked by the stacks' tool (its exit code).
+    `--config` values (a mistaken secret among them) reach it on its stdin, never on its command line."""
     try:
-        return subprocess.run([sys.executable, "-m", STACK_TOOL, *argv], timeout=STACK_TIMEOUT_SECONDS,
-                              check=False).returncode
+        rest, items = overrides_apart(argv, stdin)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        return subprocess.run([sys.executable, "-m", STACK_TOOL, *rest, CONFIG_STDIN], input=json.dumps(items),
+                              text=True, timeout=STACK_TIMEOUT_SECONDS, check=False).returncode
     except subprocess.TimeoutExpired:
         print(f"reading the stack took over {STACK_TIMEOUT_SECONDS} s", file=sys.stderr)
         return 1

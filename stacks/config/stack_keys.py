@@ -3,12 +3,16 @@ default in place in silence: refused, naming the nearest real key.
 
 Known: the keys Pulumi.yaml declares (the program reads it from the repository beside it, under
 `pulumi up` and offline alike), DEFAULTS, and every key the program asked for while loading (secrets
-that need no declaration, `storePassword`, among them).
+that need no declaration, `storePassword`, among them). A provider's namespace (`aws:region`) holds
+the keys its installed SDK reads (its generated config/vars.py, read as text: nothing is imported); a
+namespace no installed provider has is refused only when it is a letter or two from one (`awz:`).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.util
+import re
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -19,6 +23,11 @@ from dispatcher.settings.typos import nearest
 from stacks.config.reader import DEFAULTS, NAMESPACE
 
 PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
+# The provider SDKs the stacks use; each one's config/vars.py names its namespace and the keys it reads.
+PROVIDER_PACKAGES = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_kubernetes", "pulumi_tls",
+                     "pulumi_docker_build")
+_NAMESPACE_LINE = re.compile(r"""__config__ = pulumi\.Config\(['"]([\w-]+)['"]\)""")
+_KEY_READ = re.compile(r"""__config__\.get\w*\(['"](\w+)['"]""")
 
 
 @cache
@@ -30,13 +39,48 @@ def known() -> frozenset[str]:
     return frozenset(own | set(DEFAULTS))
 
 
+@cache
+def provider_keys() -> dict[str, frozenset[str]]:
+    """Each installed provider SDK's namespace and the keys it reads (pulumi_kubernetes ships no
+    config/vars.py: its namespace is not listed, so none of its keys is refused)."""
+    found: dict[str, frozenset[str]] = {}
+    for package in PROVIDER_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(folder) / "config" / "vars.py"
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            if namespace := _NAMESPACE_LINE.search(text):
+                found[namespace.group(1)] = frozenset(_KEY_READ.findall(text))
+    return found
+
+
+def _other_namespace(full: str) -> str | None:
+    """A key of another namespace that no provider reads, with the key it probably meant."""
+    namespace, name = full.split(":", 1)
+    providers = provider_keys()
+    if namespace in providers:
+        if name in providers[namespace]:
+            return None
+        meant = nearest(name, providers[namespace])
+        return f"{full} is no {namespace} provider key" + (f": did you mean {namespace}:{meant}?" if meant else "")
+    # Namespaces are short (`aws`): one slip is already far by nearest's measure, so the ratio decides.
+    close = next(iter(difflib.get_close_matches(namespace, sorted([*providers, NAMESPACE]), n=1, cutoff=0.6)), None)
+    if close is None or namespace == "pulumi":
+        return None  # another tool's namespace (`pulumi:tags`), not a slip of a known one
+    return f"{full} is no stack key: did you mean {close}:{name}?"
+
+
 def unknown(keys: Iterable[str], read: Iterable[str] = (), *, misspelt_only: bool = False) -> list[str]:
-    """One line per key of the namespace that no one reads, with the key it probably meant. With
-    `misspelt_only` (a load that stopped early, before reading every key), only keys a letter or two
-    from a known one."""
+    """One line per key that no one reads, with the key it probably meant: of the namespace, or of a
+    provider's (`aws:regoin`). With `misspelt_only` (a load that stopped early, before reading every
+    key), only keys a letter or two from a known one."""
     names = known() | frozenset(read)
     lines = []
     for full in sorted(keys):
+        if ":" in full and not full.startswith(NAMESPACE + ":"):
+            if (line := _other_namespace(full)) and (not misspelt_only or "did you mean" in line):
+                lines.append(line)
+            continue
         if not full.startswith(NAMESPACE + ":") or (name := full.split(":", 1)[1]) in names:
             continue
         close = nearest(name, names)

@@ -9,7 +9,10 @@ The environment is the one `python -m stacks.plan NAME` registers for the dispat
 (stacks/tools/dispatcher_env.py), read with the dispatcher's own check, explanation and diff
 (dispatcher/serving/config_command.py). A secret the stack keeps as a Pulumi secret is set but never
 shown. A source names the stack key a value came from (stacks/config/dispatcher_keys.py). A stack file
-the program refuses (a wrong value, a missing provider setting, an unknown key) is one line and exit 1.
+the program refuses (a wrong value, a missing provider setting, an unknown key, a secret given with
+--config) is one line and exit 1. `--config-stdin` reads the --config items from stdin, as
+`voicefleet config` passes them (never on a command line). What a run of the program gave is kept for
+the same inputs (stacks/tools/config_cache.py): the next check of an unchanged stack reads it.
 """
 
 from __future__ import annotations
@@ -21,31 +24,44 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from dispatcher.serving.config_command import diff, explain, faults
+from dispatcher.serving.config_command import CONFIG_STDIN, diff, explain, faults, overrides_apart
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest
 from stacks.config.derived import SIZE_NAMES, derived
-from stacks.config.dispatcher_keys import SECRET, keys_of
+from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
-from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs, stand_in
-from stacks.tools.mocks import run_program
+from stacks.tools import config_cache
+from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.paths import stack_document, stack_file, stack_names
 from stacks.tools.plan import placeholders, stack_config
 from voicefleet_settings.names import by_name
 
-MASKED = "(a Pulumi secret of the stack, set)"
 
-
-def stack_envs(stack: str, overrides: Mapping[str, str] | None = None) -> list[DispatcherEnv]:
+def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached: bool = True) -> list[DispatcherEnv]:
     """What `python -m stacks.plan STACK` registers for the dispatcher, with `--config` values as the plan
-    takes them (raises the program's SettingsError on a configuration it refuses)."""
+    takes them (raises the program's SettingsError on a configuration it refuses). `cached`: an answer
+    kept for the very same inputs (stacks/tools/config_cache.py) stands for a run of the program."""
+    overrides = dict(overrides or {})
     config, secret_keys = stack_config(stack)
-    for key, value in (overrides or {}).items():
-        full = key if ":" in key else f"{NAMESPACE}:{key}"
+    for key, value in overrides.items():
+        full = _full(key)
+        # A secret of the stack file, one the plan stands in for, or one the dispatcher takes by reference
+        # (stacks/config/dispatcher_keys.py): refused before the program runs (it refuses the others itself).
+        if full in secret_keys or full in {_full(entry.key) for entry in ENTRIES if entry.how == SECRET}:
+            raise SettingsError(f"{full} is a secret, and --config values are plain text: set it with "
+                                f"`pulumi config set --secret {key.split(':', 1)[-1]} -s {stack}`")
         config[full] = value
         secret_keys = [name for name in secret_keys if name != full]
-    return dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
+    if cached and (kept := config_cache.load(stack, config, overrides)) is not None:
+        return kept
+    from stacks.tools.mocks import run_program  # the cloud's SDK and Pulumi's engine: only for a run
+
+    registrations = run_program(config, secret_keys, stack=stack).registrations
+    envs = dispatcher_envs(registrations)
+    if cached:
+        config_cache.store(stack, config, overrides, envs, registrations)
+    return envs
 
 
 def _config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -61,14 +77,21 @@ def _full(key: str) -> str:
     return key if ":" in key else f"{NAMESPACE}:{key}"
 
 
-def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset[str] = frozenset()) -> str:
+def pending_keys(stack: str, config: Mapping[str, str]) -> frozenset[str]:
+    """The keys the plan stands in for (placeholders) that neither the stack file nor --config sets."""
+    held = {key.split(":", 1)[-1] for key in config}
+    return frozenset({placeholder.key for placeholder in placeholders(stack)} - held)
+
+
+def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset[str] = frozenset(),
+           pending: frozenset[str] | None = None) -> str:
     """Where a stack's value of `setting` comes from: the stack key that sets it (in the file, or `given`
     by --config), its size or profile, the keys it falls back to, the key's default, or the program
-    itself (a resource's id, a fixed value)."""
+    itself (a resource's id, a fixed value). `pending`: pending_keys, read once for every setting."""
     cloud = config.get(f"{NAMESPACE}:cloud", "")
     size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
     from_size = derived(size if size in SIZE_NAMES else None, None)
-    pending = {placeholder.key for placeholder in placeholders(stack)} - {key.split(":", 1)[-1] for key in config}
+    pending = pending_keys(stack, config) if pending is None else pending
     shown: list[str] = []
 
     def where(key: str) -> str:  # a key `--config` gave is not the stack file's
@@ -81,7 +104,7 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
         elif full in config:
             shown.append(f"stack key {entry.key} ({where(entry.key)})")
         elif entry.key in from_size and from_size[entry.key][1] == "size":
-            shown.append(f"derived from size: {size}")
+            shown.append(f"derived from size: {size} (stack key {entry.key})")  # which key the size set
         elif entry.key == "profile" and profile:
             shown.append(f"stack key profile ({where('profile')})")
         elif entry.how == SECRET:
@@ -100,16 +123,10 @@ def resolved_for(env: DispatcherEnv, stack: str, config: Mapping[str, str],
     """The container's environment as the dispatcher resolves it, each stack-set value's source named."""
     resolved = resolve(env.with_stand_ins())
     sources = dict(resolved.sources)
+    pending = pending_keys(stack, config)  # the stack file's header, parsed once, not once a setting
     for name in [*env.plain, *env.masked]:
-        sources[name] = source(name, stack, config, given)
+        sources[name] = source(name, stack, config, given, pending)
     return replace(resolved, sources=sources)
-
-
-def _masked(lines: list[str], env: DispatcherEnv) -> list[str]:
-    """A secret's stand-in never printed: it reads as set."""
-    for name in env.masked:
-        lines = [line.replace(stand_in(name), MASKED) for line in lines]
-    return lines
 
 
 @contextlib.contextmanager
@@ -145,15 +162,15 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
             return 1
         if command[0] == "check":
             found = faults(resolved)
-            print("\n".join(f"{stack}: {prefix}{line}" for line in _masked(found, env)) if found else
+            print("\n".join(f"{stack}: {prefix}{line}" for line in env.masked_lines(found)) if found else
                   f"{stack}: {prefix}configuration good (stack size {config.get(f'{NAMESPACE}:size', 'unset')}, "
                   f"profile {resolved.profile}, "
                   f"{len(env.plain) + len(env.masked)} settings, {len(env.masked)} of them secrets)")
             status = status or (1 if found else 0)
         elif command[0] == "explain":
-            print("\n".join(prefix + line for line in _masked(explain(command[1], resolved), env)))
+            print("\n".join(prefix + line for line in env.masked_lines(explain(command[1], resolved))))
         else:
-            print("\n".join(prefix + line for line in _masked(diff(resolved), env)))
+            print("\n".join(prefix + line for line in env.masked_lines(diff(resolved))))
     return status
 
 
@@ -163,7 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="a stack of stacks/ (reads stacks/Pulumi.<name>.yaml)")
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="as if `pulumi config set KEY VALUE` had set it")
+    parser.add_argument(CONFIG_STDIN, action="store_true",
+                        help="read more KEY=VALUE items from stdin, a JSON list (no value on a command line)")
     args = parser.parse_args(argv)
+    if args.config_stdin:
+        try:
+            _, given = overrides_apart([CONFIG_STDIN], sys.stdin)
+        except ValueError as exc:
+            parser.exit(2, f"{exc}\n")
+        args.config += given
     command = list(args.command)
     if not (command == ["check"] or command == ["diff"] or (len(command) == 2 and command[0] == "explain")):
         parser.exit(2, "usage: voicefleet config check | explain NAME | diff --stack NAME\n")

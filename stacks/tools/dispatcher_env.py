@@ -34,6 +34,7 @@ PLATFORM_ENV: dict[str, dict[str, str]] = {
 # A masked secret whose shape the dispatcher checks: its stand-in has that shape (a Kubernetes stack
 # keeps the store's URL, password and all, in a Secret).
 SHAPED_STAND_INS = {"REDIS_URL": "rediss://:stand-in-password@stand-in.invalid:6379/0"}
+MASKED = "(a Pulumi secret of the stack, set)"  # what a line shows instead of a stand-in
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ class DispatcherEnv:
     plain: dict[str, str]
     masked: frozenset[str]
     platform: Mapping[str, str] = field(default_factory=dict)  # what the platform adds (PLATFORM_ENV)
+
+    def masked_lines(self, lines: Iterable[str]) -> list[str]:
+        """What a check said of this environment, each secret's stand-in (a value of this tool's, never
+        the user's) shown as MASKED: a refusal quoting a value never passes a stand-in off as theirs."""
+        found = list(lines)
+        for name in self.masked:
+            found = [line.replace(stand_in(name), MASKED) for line in found]
+        return found
 
     def with_stand_ins(self) -> dict[str, str]:
         """The environment the container runs with, every masked variable set to a stand-in: a check
@@ -118,5 +127,6 @@ def refusals(registrations: Iterable[Registration]) -> list[str]:
             problems = faults(resolve(env.with_stand_ins()))
         except SourceError as exc:
             problems = [str(exc)]
-        found += [f"{env.resource}: the dispatcher would refuse its environment: {problem}" for problem in problems]
+        found += [f"{env.resource}: the dispatcher would refuse its environment: {problem}"
+                  for problem in env.masked_lines(problems)]
     return found

@@ -4,15 +4,25 @@ dispatcher imports nothing of stacks/), with the exit codes the command document
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from cli.config_command import config
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no kept answer (stacks/tools/config_cache.py) and leaves the user's cache alone."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 def _module(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -45,3 +55,45 @@ def test_a_stack_key_without_a_stack_is_a_usage_error() -> None:
     result = CliRunner().invoke(config, ["diff", "--config", "maxConcurrentSessions=5"])
     assert result.exit_code == 2
     assert "--config needs --stack" in result.output
+
+
+SECRET_VALUE = "leaked-0123456789abcdef"
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch, module: object) -> list[list[str]]:
+    """Every command line `module` starts, each process then run for real."""
+    started: list[list[str]] = []
+    real = subprocess.run
+
+    def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        started.append(list(args))
+        return real(args, **kwargs)
+
+    monkeypatch.setattr(module, "subprocess", SimpleNamespace(run=run, TimeoutExpired=subprocess.TimeoutExpired))
+    return started
+
+
+def test_a_config_value_never_reaches_the_stack_tools_command_line(monkeypatch: pytest.MonkeyPatch,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    """The dispatcher's hop: a mistaken secret is refused in one line, its value never on a command line."""
+    from dispatcher.serving import config_command
+
+    started = _recording(monkeypatch, config_command)
+    code = config_command.stack_check(["check", "--stack", "k8s-dev", "--config", f"dailyApiKey={SECRET_VALUE}"],
+                                      stdin=io.StringIO())
+    out = capfd.readouterr().out
+    assert code == 1 and "pulumi config set --secret dailyApiKey" in out and SECRET_VALUE not in out, out
+    assert len(started) == 1 and not any(SECRET_VALUE in arg for arg in started[0]), started
+
+
+def test_the_cli_passes_config_values_on_stdin(monkeypatch: pytest.MonkeyPatch,
+                                              capfd: pytest.CaptureFixture[str]) -> None:
+    """The CLI's hop: `voicefleet config … --config` hands the module the items on stdin."""
+    from cli import config_command as cli_module
+
+    started = _recording(monkeypatch, cli_module)
+    result = CliRunner().invoke(config, ["explain", "MAX_CONCURRENT_SESSIONS", "--stack", "aws-dev",
+                                         "--config", "maxConcurrentSessions=301"])
+    assert result.exit_code == 0
+    assert "value: 301 (from the stack key maxConcurrentSessions (--config))" in capfd.readouterr().out
+    assert len(started) == 1 and not any("301" in arg for arg in started[0]), started

@@ -15,6 +15,12 @@ from stacks.tools.mocks import Registration
 STACKS = ["aws-prod", "gcp-prod", "azure-prod", "k8s-dev", "k8s-sandbox-dev", "aws-dev", "gcp-dev", "azure-dev"]
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no kept answer (stacks/tools/config_cache.py) and leaves the user's cache alone."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_example_stack_gives_its_dispatcher_a_good_environment(stack: str,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,7 +44,7 @@ def test_explain_names_the_stack_key_a_value_came_from(capsys: pytest.CaptureFix
     assert main(["explain", "max_concurrent_sessions", "--stack", "aws-prod"]) == 0
     assert "value: 2500 (from the stack key maxConcurrentSessions (Pulumi.aws-prod.yaml))" in capsys.readouterr().out
     assert main(["explain", "ECS_TASK_VCPU", "--stack", "aws-prod"]) == 0  # botCpu: size large's
-    assert "value: 1 (from the derived from size: large)" in capsys.readouterr().out
+    assert "value: 1 (derived from size: large (stack key botCpu))" in capsys.readouterr().out
     assert main(["explain", "ECS_CLUSTER", "--stack", "aws-prod"]) == 0
     assert "the stack program (from its resources" in capsys.readouterr().out
 
@@ -129,7 +135,7 @@ def test_a_stack_file_that_is_no_stack_file_is_one_line(text: str, named: str, t
 def test_a_value_the_program_derives_from_another_key_names_that_key(capsys: pytest.CaptureFixture[str]) -> None:
     """gcp-dev leaves gcpZone at "", so its zone is gcp:region's `-a`: not gcpZone's default."""
     assert main(["explain", "GCE_ZONE", "--stack", "gcp-dev"]) == 0
-    assert "value: us-central1-a (from the derived from stack key gcp:region (Pulumi.gcp-dev.yaml))" \
+    assert "value: us-central1-a (derived from stack key gcp:region (Pulumi.gcp-dev.yaml))" \
         in capsys.readouterr().out
     assert main(["explain", "GCE_ZONE", "--stack", "gcp-prod"]) == 0  # set: the key itself
     assert "value: europe-west1-b (from the stack key gcpZone (Pulumi.gcp-prod.yaml))" in capsys.readouterr().out
@@ -141,9 +147,54 @@ def test_a_value_config_gave_is_not_the_stack_files(capsys: pytest.CaptureFixtur
     assert "value: 300 (from the stack key maxConcurrentSessions (--config))" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("key", ["dailyApiKey", "k8sStoreUrl"])
-def test_a_secret_given_by_config_is_refused_and_never_shown(key: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """--config values are plain: the program refuses a secret's key in one line, without its value."""
-    assert main(["diff", "--stack", "k8s-dev", "--config", f"{key}=rediss://:leaked-0123456789abcdef@h:6379"]) == 1
+@pytest.mark.parametrize(("stack", "key"), [
+    ("k8s-dev", "dailyApiKey"), ("k8s-dev", "k8sStoreUrl"),  # secrets of the stack file: refused unread
+    ("aws-dev", "webhookSecret"),  # the dispatcher takes it by reference (stacks/config/dispatcher_keys.py)
+    ("aws-dev", "otelExporterOtlpHeaders"),  # a secret the table does not list: the program's own refusal
+])
+def test_a_secret_given_by_config_is_refused_and_never_shown(stack: str, key: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--config values are plain: a secret's key is refused in one line naming the way, without its value."""
+    assert main(["diff", "--stack", stack, "--config", f"{key}=rediss://:leaked-0123456789abcdef@h:6379"]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 and f"{key} is stored in plain text" in lines[0] and "leaked" not in lines[0], lines
+    assert len(lines) == 1 and f"pulumi config set --secret {key}" in lines[0] and "leaked" not in lines[0], lines
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    ("aws:regoin=us-east-1", "aws:regoin is no aws provider key: did you mean aws:region?"),
+    ("awz:region=us-east-1", "awz:region is no stack key: did you mean aws:region?"),
+    ("gcp:projcet=p", "gcp:projcet is no gcp provider key: did you mean gcp:project?"),
+])
+def test_a_key_of_another_namespace_no_one_reads_is_refused_naming_the_nearest(
+        override: str, named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A provider's keys are the ones its SDK reads: a slip in one would be ignored by the provider."""
+    assert main(["check", "--stack", "aws-dev", "--config", override]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and named in lines[0], lines
+
+
+def test_a_provider_key_its_sdk_reads_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--stack", "aws-dev", "--config", "aws:skipMetadataApiCheck=true"]) == 0
+    assert "configuration good" in capsys.readouterr().out
+
+
+def test_a_refusal_never_shows_a_stand_in_as_the_users_value() -> None:
+    """A masked variable stands in as set with a value of the tool's: a refusal quoting it says it is masked."""
+    keys = ["DAILY_API_KEY", "DISPATCHER_API_KEYS", "MAX_CONCURRENT_SESSIONS"]  # one the check refuses as text
+    (line,) = refusals([_task_definition(ECS, keys)])
+    assert "MAX_CONCURRENT_SESSIONS='(a Pulumi secret of the stack, set)'" in line, line
+    assert stand_in("MAX_CONCURRENT_SESSIONS") not in line
+
+
+def test_a_value_from_several_keys_names_each_the_table_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """source() names every stack key stacks/config/dispatcher_keys.py maps to a setting, each by where it is."""
+    from stacks.config import dispatcher_keys
+    from stacks.tools.config_check import _config, source
+
+    rows = [dispatcher_keys.KeySetting(key, "BOT_CHANNEL_MAX_CONNECTIONS", "with dispatcherCount", clouds=("aws",))
+            for key in ("maxConcurrentSessions", "reserveMaxIdle", "botChannelToken")]
+    monkeypatch.setattr(dispatcher_keys, "ENTRIES", (*dispatcher_keys.ENTRIES, *rows))
+    said = source("BOT_CHANNEL_MAX_CONNECTIONS", "aws-prod", _config("aws-prod", {}))
+    assert "derived from size: large (stack key dispatcherCount)" in said
+    assert "stack key maxConcurrentSessions (Pulumi.aws-prod.yaml)" in said
+    assert "botChannelToken" in said and "reserveMaxIdle" in said, said

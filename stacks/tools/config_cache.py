@@ -1,0 +1,194 @@
+"""A content-keyed cache of the dispatcher environments a stack's program gives (stacks/tools/config_check.py).
+
+Running the program under mocks costs seconds, most of it importing the cloud's Pulumi SDK; its answer
+depends only on what it reads. An entry is kept under the user's cache folder
+($XDG_CACHE_HOME/voicefleet/config-check, ~/.cache when unset), named by the stack, the --config items,
+the Python version, the checkout's uv.lock and the installed Pulumi SDKs' versions. It records a digest
+of every input file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/
+and the bot project (botProject; of its .venv, each distribution's RECORD), and each other module of the
+checkout the run imported; and each image's build context, hashed as the mocks hash it into the image's
+digest (images/docker_build_model.py). A hit needs every one unchanged and no file added or removed in
+those folders; anything else (an edit, a missing, unreadable or corrupt entry, another cache version) is
+a miss, and the program runs.
+
+Only what the check would print anyway is stored: plain values, and of a secret its name alone (the
+program's own marking; a secret given with --config is refused before any run). A refusal of the
+program is never stored: a stack it refuses runs it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stacks.config.reader import DEFAULTS, NAMESPACE
+from stacks.config.stack_keys import PROVIDER_PACKAGES
+from stacks.tools.dispatcher_env import DispatcherEnv
+from stacks.tools.paths import PROGRAM, PROJECT_FILE, REPOSITORY, stack_file
+
+if TYPE_CHECKING:
+    from stacks.tools.mocks import Registration
+
+CACHE_VERSION = 2
+FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and the mocks are made of
+MAX_AGE_DAYS = 30
+IMAGE_TYPE = "docker-build:index:Image"
+SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})
+
+
+def cache_folder(environ: Mapping[str, str] = os.environ) -> Path:
+    """$XDG_CACHE_HOME/voicefleet/config-check (~/.cache when unset or not absolute, as the spec says)."""
+    base = environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "voicefleet" / "config-check"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _bot_project(config: Mapping[str, str]) -> Path:
+    configured = config.get(f"{NAMESPACE}:botProject") or str(DEFAULTS.get("botProject", ""))
+    path = Path(configured)
+    return path if path.is_absolute() else REPOSITORY / path
+
+
+def _folder_files(config: Mapping[str, str]) -> list[Path]:
+    """Every file of the program's folders and the bot project, sorted; of the bot's own .venv, the
+    RECORD of each installed distribution (which modules it provides: images/project_imports.py)."""
+    found: set[Path] = set()
+    bot = _bot_project(config)
+    for folder in [*(REPOSITORY / name for name in FOLDERS), bot]:
+        if folder.is_file():
+            found.add(folder)
+            continue
+        for root, folders, files in os.walk(folder):
+            folders[:] = [name for name in folders if name not in SKIPPED]
+            found.update(Path(root) / name for name in files if not name.endswith((".pyc", ".pyo")))
+    found.update((bot / ".venv" / "lib").glob("python3*/site-packages/*.dist-info/RECORD"))
+    return sorted(found)
+
+
+def image_contexts(registrations: Iterable[Registration]) -> list[dict[str, Any]]:
+    """Each image's build context as the mocks hash it into the image's digest (which a dispatcher's
+    BOT_IMAGE holds): its `context` and `dockerfile` inputs, and the hash they gave."""
+    from images.docker_build_model import image_context_hash
+    from stacks.tools.mocks import unwrap
+
+    found = []
+    for registration in registrations:
+        if registration.type == IMAGE_TYPE:
+            inputs = unwrap({key: registration.inputs.get(key) for key in ("context", "dockerfile")})
+            found.append({"inputs": inputs, "hash": image_context_hash(inputs, PROGRAM.parent)})
+    return found
+
+
+def _contexts_unchanged(contexts: list[dict[str, Any]]) -> bool:
+    """Every recorded build context hashes as it did (the provider model's own hash: its files, its
+    .dockerignore, its Dockerfile)."""
+    from images.docker_build_model import image_context_hash
+
+    return all(image_context_hash(context["inputs"], PROGRAM.parent) == context["hash"] for context in contexts)
+
+
+def _name(stack: str, overrides: Mapping[str, str]) -> str:
+    """The entry's file name: what selects it, not what validates it."""
+    lock = REPOSITORY / "uv.lock"
+    selector = json.dumps({"version": CACHE_VERSION, "stack": stack, "overrides": sorted(overrides.items()),
+                           "python": sys.version, "lock": _digest(lock) if lock.is_file() else "",
+                           "sdks": _installed(("pulumi", *PROVIDER_PACKAGES))})
+    return f"{stack}-{hashlib.sha256(selector.encode()).hexdigest()[:32]}.json"
+
+
+def _installed(distributions: Iterable[str]) -> dict[str, str]:
+    """The installed version of each (a venv not synced to uv.lock has other SDKs than it names)."""
+    found = {}
+    for name in distributions:
+        try:
+            found[name] = importlib.metadata.version(name.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = ""
+    return found
+
+
+def _inputs(stack: str, config: Mapping[str, str], modules: Iterable[Path]) -> dict[str, str]:
+    """Path (relative to the checkout when inside it) -> digest of every input file."""
+    files = {stack_file(stack), PROJECT_FILE, *_folder_files(config), *modules}
+    return {(str(path.relative_to(REPOSITORY)) if path.is_relative_to(REPOSITORY) else str(path)): _digest(path)
+            for path in sorted(files) if path.is_file()}
+
+
+def imported_modules() -> list[Path]:
+    """The checkout's modules this process imported (those outside FOLDERS among them: botchannel/, bot/)."""
+    found = []
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and (path := Path(file).resolve()).is_relative_to(REPOSITORY) and ".venv" not in path.parts:
+            found.append(path)
+    return found
+
+
+def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
+         environ: Mapping[str, str] = os.environ) -> list[DispatcherEnv] | None:
+    """The stored environments, or None on any miss (absent, corrupt, another version, an input changed)."""
+    path = cache_folder(environ) / _name(stack, overrides)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry.get("version") != CACHE_VERSION:
+            return None
+        recorded: dict[str, str] = entry["inputs"]
+        modules = [REPOSITORY / name for name in recorded if not any(
+            name.startswith(folder + "/") for folder in FOLDERS)]
+        if _inputs(stack, config, modules) != recorded or not _contexts_unchanged(entry["contexts"]):
+            return None
+        return [DispatcherEnv(str(env["resource"]), {str(k): str(v) for k, v in env["plain"].items()},
+                              frozenset(str(name) for name in env["masked"]),
+                              {str(k): str(v) for k, v in env["platform"].items()}) for env in entry["envs"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # a corrupt or half-written entry is no answer: the program runs
+
+
+def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], envs: list[DispatcherEnv],
+          registrations: Iterable[Registration] = (), environ: Mapping[str, str] = os.environ) -> None:
+    """Keep `envs` (plain values and masked names only) for the next run, with the inputs of the run
+    that gave them (its `registrations`' image contexts among them); a folder that cannot be written
+    leaves the check as it was, uncached."""
+    folder = cache_folder(environ)
+    entry: dict[str, Any] = {
+        "version": CACHE_VERSION,
+        "inputs": _inputs(stack, config, imported_modules()),
+        "contexts": image_contexts(registrations),
+        "envs": [{"resource": env.resource, "plain": env.plain, "masked": sorted(env.masked),
+                  "platform": dict(env.platform)} for env in envs]}
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _prune(folder)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".json")
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(entry, file)
+        os.replace(temporary, folder / _name(stack, overrides))  # whole or absent, never half-written
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _prune(folder: Path, now: float | None = None) -> None:
+    """Entries not written for MAX_AGE_DAYS (another uv.lock's, a --config tried once) and a write's
+    leftovers after an hour go: the folder never grows without bound."""
+    now = time.time() if now is None else now
+    for path in folder.glob("*.json"):  # pathlib's `*` matches the leftovers' leading dot too
+        age = 3600 if path.name.startswith(".entry-") else MAX_AGE_DAYS * 86400
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < now - age:
+                path.unlink()

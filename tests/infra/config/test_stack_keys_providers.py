@@ -1,0 +1,28 @@
+"""stacks/config/stack_keys.py on another namespace's keys: a provider's are those its installed SDK reads."""
+
+from __future__ import annotations
+
+from stacks.config.stack_keys import provider_keys, unknown
+
+
+def test_the_keys_a_provider_reads_come_from_its_sdk() -> None:
+    keys = provider_keys()
+    assert {"region", "profile"} <= keys["aws"] and {"project", "region", "zone"} <= keys["gcp"]
+    assert {"location", "subscriptionId"} <= keys["azure-native"]
+
+
+def test_a_slip_in_a_providers_namespace_or_in_the_namespace_itself_is_refused() -> None:
+    assert unknown(["aws:regoin", "awz:region", "gcp:region"]) == [
+        "aws:regoin is no aws provider key: did you mean aws:region?",
+        "awz:region is no stack key: did you mean aws:region?",
+    ]
+
+
+def test_a_namespace_no_provider_here_documents_is_left_alone() -> None:
+    """pulumi-kubernetes ships no config/vars.py; `pulumi:` is the CLI's own; `mycompany:` is nobody's slip."""
+    assert unknown(["kubernetes:context", "pulumi:tags", "mycompany:team"]) == []
+
+
+def test_a_load_that_stopped_early_names_only_slips() -> None:
+    assert unknown(["tls:x", "aws:regoin"], misspelt_only=True) == [
+        "aws:regoin is no aws provider key: did you mean aws:region?"]
