@@ -8,13 +8,11 @@ deploy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE
 from dispatcher.machines import bot_environment as bot_contract
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.config.store import ACCEPTED_MESSAGE_SECRET_VARIABLE, MESSAGE_SECRETS, STORE_SECRETS
+from stacks.config.store import ACCEPTED_MESSAGE_SECRET_VARIABLE
 
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
@@ -229,17 +227,3 @@ BOT_JOBS_OUTPUT = "botJobs"
 
 def machines_environment(env: dict[str, object]) -> dict[str, object]:
     return {key: env[key] for key in MACHINES_ENV if key in env}
-
-
-def dispatcher_secrets(*, turn: bool, channel: bool, store: bool, store_password: bool,
-                       phone: Sequence[str], observability: Sequence[str] = (),
-                       accepted_message_secret: bool = False, regions: bool = False,
-                       region_accepted_secret: bool = False) -> tuple[str, ...]:
-    """What the dispatcher reads by reference, in both clouds: its own keys, then what a TURN relay,
-    the bot channel, a store (the replicas' message key; AWS's password too), the carriers'
-    credentials, the trace collector's headers and webhook secret, and the regions' secret add."""
-    return (DISPATCHER_SECRETS + (TURN_SECRETS if turn else ()) + (CHANNEL_SECRETS if channel else ())
-            + (STORE_SECRETS if store and store_password else ()) + (MESSAGE_SECRETS if store else ())
-            + ((ACCEPTED_MESSAGE_SECRET_VARIABLE,) if store and accepted_message_secret else ()) + tuple(phone)
-            + tuple(observability) + (REGION_SECRETS if regions else ())
-            + ((REGION_ACCEPTED_SECRET_VARIABLE,) if regions and region_accepted_secret else ()))
