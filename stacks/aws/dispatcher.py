@@ -70,9 +70,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
     keys' settings, and what the stack's resources give it."""
     return {
         **args.key_settings,
-        "MACHINES": "ecs",
-        "PORT": str(contract.DISPATCHER_PORT),
-        "HOST": contract.DISPATCHER_HOST,
+        **contract.serving_environment("ecs"),
         "ECS_CLUSTER": args.cluster_arn,
         "ECS_TASK_DEFINITION": args.bot.family,
         "ECS_CONTAINER_NAME": contract.BOT_CONTAINER_NAME,

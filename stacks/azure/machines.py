@@ -34,7 +34,6 @@ class AciTarget:
 
 def aci_environment(target: AciTarget) -> dict[str, pulumi.Input[str]]:
     return {
-        "MACHINES": "aci",
         "AZURE_RESOURCE_GROUP": target.resource_group,
         "AZURE_CLIENT_ID": target.dispatcher_client_id,
         "ACI_BOT_IMAGE": target.bot_image,

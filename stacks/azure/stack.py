@@ -206,9 +206,8 @@ class AzureStack(pulumi.ComponentResource):
         URL (its key comes from Key Vault)."""
         return {
             **plain_environment(settings),
+            **contract.serving_environment("aci"),
             **aci_environment(target),
-            "PORT": str(contract.DISPATCHER_PORT),
-            "HOST": contract.DISPATCHER_HOST,
             **metric_environment(settings.metric_namespace),
             **({CHANNEL_URL_VARIABLE: channel_url(host)} if channel_secrets(settings) else {}),
             **(turn_server.dispatcher_environment(turn, web_transports(settings))

@@ -11,7 +11,7 @@ setting is one line here; every cloud the entry names then writes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -82,12 +82,31 @@ def _k8s(settings: Settings) -> KubernetesSettings:
     return settings.kubernetes
 
 
+def _written(key: str, setting: str, how: str = AS_IS, clouds: tuple[str, ...] = (), *,
+             by: Callable[[Settings], Mapping[str, str] | None]) -> KeySetting:
+    """An entry whose value is its setting's in what `by` writes (None or the setting left out: unset), for
+    settings a checked parse writes together: the reserve's, the regions' planner's, the channel's caps."""
+    return KeySetting(key, setting, how, clouds, value=lambda settings: (by(settings) or {}).get(setting))
+
+
+def _reserve(settings: Settings) -> Mapping[str, str]:
+    """RESERVE_* as the dispatcher's own `ReserveSettings.to_env` writes them (no schedule: none)."""
+    return settings.reserve.to_env()
+
+
+def _planner(settings: Settings) -> Mapping[str, str] | None:
+    """REGION_SPILL_BUDGET_MS and REGION_HOLD_FOR_NEIGHBOURS as the stack checked them, with regions only."""
+    return None if settings.regions is None else settings.regions.planner
+
+
+def _channel_caps(settings: Settings) -> Mapping[str, str] | None:
+    """With the channel, each AWS replica's caps from dispatcherCount (stacks/config/channel_capacity.py)."""
+    if not channel.enabled(settings):
+        return None
+    return channel_capacity.dispatcher_environment(settings, _aws(settings).dispatcher_count)
+
+
 # The derived values, one function each (the entry's `how` says it in words).
-def _reserve(setting: str) -> Value:
-    """A RESERVE_* variable as the dispatcher's own `ReserveSettings.to_env` writes it (none: its default)."""
-    return lambda settings: settings.reserve.to_env().get(setting)
-
-
 def _profile(settings: Settings) -> str | None:
     return settings.observability.profile if settings.observability.profile != DEFAULT_PROFILE else None
 
@@ -100,20 +119,9 @@ def _turn_credentials(settings: Settings) -> str | None:
     return None if settings.turn is None else str(settings.turn.credentials_per_key)
 
 
-def _region_planner(setting: str) -> Value:
-    """REGION_SPILL_BUDGET_MS and REGION_HOLD_FOR_NEIGHBOURS as the stack checked them, with regions only."""
-    return lambda settings: None if settings.regions is None else settings.regions.planner.get(setting)
-
-
 def _units(read: Callable[[Settings], int]) -> Value:
     """CPU units or MiB / 1024: vCPUs or GiB, as the reserve's price table reads them (reserve/prices.py)."""
     return lambda settings: f"{read(settings) / 1024:g}"
-
-
-def _channel_limit(setting: str) -> Value:
-    """With the channel, each AWS replica's caps (stacks/config/channel_capacity.py)."""
-    return lambda settings: channel_capacity.dispatcher_environment(settings, _aws(settings).dispatcher_count)[
-        setting] if channel.enabled(settings) else None
 
 
 def _gce(read: Callable[[GcpSettings], str]) -> Value:
@@ -139,7 +147,7 @@ _PER_REPLICA = "with botChannelToken: the bots' channels per surviving replica"
 ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("maxConcurrentSessions", "MAX_CONCURRENT_SESSIONS", value=lambda s: str(s.max_concurrent_sessions)),
     KeySetting("maxSessionSeconds", "MAX_SESSION_SECONDS", value=lambda s: str(s.max_session_seconds)),
-    *(KeySetting(key, setting, value=_reserve(setting)) for key, setting in reserve.KEYS.items()),
+    *(_written(key, setting, by=_reserve) for key, setting in reserve.KEYS.items()),
     KeySetting("profile", PROFILE, "its value when `prod` (`dev` is the dispatcher's default)", value=_profile),
     KeySetting("dashboardEnabled", DASHBOARD_ENABLED, "`1` when true", value=_dashboard),
     KeySetting("otelExporterOtlpEndpoint", OTLP_ENDPOINT, value=lambda s: s.observability.otlp_endpoint or None),
@@ -149,9 +157,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("region", "REGION", value=lambda s: None if s.regions is None else s.regions.here),
     KeySetting("regions", "REGIONS", "its regions' names and URLs",
                value=lambda s: None if s.regions is None else s.regions.listing),
-    KeySetting("regionSpillBudgetMs", "REGION_SPILL_BUDGET_MS", value=_region_planner("REGION_SPILL_BUDGET_MS")),
-    KeySetting("regionHoldForNeighbours", "REGION_HOLD_FOR_NEIGHBOURS", "`1` when true",
-               value=_region_planner("REGION_HOLD_FOR_NEIGHBOURS")),
+    _written("regionSpillBudgetMs", "REGION_SPILL_BUDGET_MS", by=_planner),
+    _written("regionHoldForNeighbours", "REGION_HOLD_FOR_NEIGHBOURS", "`1` when true", by=_planner),
     KeySetting("recording", "RECORDING", value=_recording(lambda r: r.policy)),
     KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT",
                value=_recording(lambda r: r.transcript)),
@@ -168,10 +175,9 @@ ENTRIES: tuple[KeySetting, ...] = (
                value=_units(lambda s: _aws(s).bot_cpu)),
     KeySetting("botMemory", "ECS_TASK_MEMORY_GB", "MiB / 1024 (GiB)", clouds=("aws",),
                value=_units(lambda s: _aws(s).bot_memory)),
-    KeySetting("dispatcherCount", "BOT_CHANNEL_MAX_CONNECTIONS", _PER_REPLICA, clouds=("aws",),
-               value=_channel_limit("BOT_CHANNEL_MAX_CONNECTIONS")),
-    KeySetting("dispatcherCount", "MAX_CONNECTIONS", f"{_PER_REPLICA}, 3 sockets each and the session waits",
-               clouds=("aws",), value=_channel_limit("MAX_CONNECTIONS")),
+    _written("dispatcherCount", "BOT_CHANNEL_MAX_CONNECTIONS", _PER_REPLICA, ("aws",), by=_channel_caps),
+    _written("dispatcherCount", "MAX_CONNECTIONS", f"{_PER_REPLICA}, 3 sockets each and the session waits", ("aws",),
+             by=_channel_caps),
     # GCP
     KeySetting("gcp:project", "GCE_PROJECT", clouds=("gcp",), value=_gce(lambda gcp: gcp.project)),
     KeySetting("gcpZone", "GCE_ZONE", "its value, or `<gcp:region>-a`", clouds=("gcp",), fallback=("gcp:region",),

@@ -69,14 +69,14 @@ class DispatcherArgs:
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     """The `gce` (or, botRuntime cloudrun, `cloudrun`) machines provider's environment
     (stacks/shared/contract.py names every key)."""
-    machines: dict[str, pulumi.Input[str]] = {"MACHINES": "cloudrun", **args.cloudrun} if args.cloudrun is not None \
-        else {"MACHINES": "gce", "GCE_INSTANCE_TEMPLATE": args.instance_template,
-              "GCE_INSTANCE_PREFIX": args.instance_prefix}
+    machines: dict[str, pulumi.Input[str]] = {**contract.serving_environment("cloudrun", port=False), **args.cloudrun} \
+        if args.cloudrun is not None else {**contract.serving_environment("gce", port=False),
+                                           "GCE_INSTANCE_TEMPLATE": args.instance_template,
+                                           "GCE_INSTANCE_PREFIX": args.instance_prefix}
     return {
         **args.key_settings,
         **machines,
         **({RELEASES_VARIABLE: args.releases} if args.releases is not None else {}),
-        "HOST": contract.DISPATCHER_HOST,
         **args.metric_lines,
         **(turn_server.dispatcher_environment(args.turn_urls, args.turn_transports)
            if args.turn_urls is not None else {}),

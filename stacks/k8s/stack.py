@@ -79,10 +79,8 @@ def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[st
         # BOT_IMAGE among them when k8sBotImage names it: a built image is known once it is pushed, and
         # K8sStack adds it then.
         **plain_environment(settings),
-        "MACHINES": "k8s",
-        "PORT": str(contract.DISPATCHER_PORT),
+        **contract.serving_environment("k8s"),
         "BOT_CHANNEL_PORT": str(contract.DISPATCHER_CHANNEL_PORT),
-        "HOST": contract.DISPATCHER_HOST,
         "K8S_NAMESPACE": cfg.bot_namespace,
         "K8S_SERVICE_ACCOUNT": BOT_ACCOUNT,
         **({"K8S_WARM_POOL": DEFAULT_WARM_POOL} if cfg.mode == AGENT_SANDBOX else {}),

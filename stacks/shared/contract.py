@@ -225,5 +225,11 @@ MACHINES_ENV: tuple[str, ...] = (
 BOT_JOBS_OUTPUT = "botJobs"
 
 
+def serving_environment(machines: str, *, port: bool = True) -> dict[str, str]:
+    """COMMON_ENV's own (the rest are stack keys' settings, stacks/config/dispatcher_keys.py): the machines
+    provider and where the dispatcher listens; `port` False on Cloud Run, which sets PORT itself."""
+    return {"MACHINES": machines, "HOST": DISPATCHER_HOST, **({"PORT": str(DISPATCHER_PORT)} if port else {})}
+
+
 def machines_environment(env: dict[str, object]) -> dict[str, object]:
     return {key: env[key] for key in MACHINES_ENV if key in env}
