@@ -126,9 +126,8 @@ class AzureStack(pulumi.ComponentResource):
             variables=(*settings.observability.bot_environment(), *bot_secret_names)), opts=child)
         target = AciTarget(
             resource_group=group.name, stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id,
-            bot_image=images.bot,
-            bot_identity_id=identities.bot.id, registry=registry.login_server, subnet_id=network.subnet_ids["bots"],
-            bot_settings=settings.observability.bot_environment(),
+            bot_image=images.bot, bot_identity_id=identities.bot.id, registry=registry.login_server,
+            subnet_id=network.subnet_ids["bots"], bot_settings=settings.observability.bot_environment(),
             bot_secrets=secrets.references(bot_secret_names) if bot_secret_names else None,
             webrtc_image=images.bot_webrtc, releases=releases)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(

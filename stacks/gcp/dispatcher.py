@@ -24,7 +24,6 @@ from stacks.shared import contract, turn_server
 @dataclass(frozen=True)
 class DispatcherArgs:
     service_name: str  # a DNS label under 50 characters (explicit: an auto-name adds 8)
-    project: str
     region: str
     image: pulumi.Input[str]  # digest-pinned
     service_account_email: pulumi.Input[str]

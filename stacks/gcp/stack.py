@@ -262,7 +262,6 @@ class GcpStack(pulumi.ComponentResource):
         settings, cfg = self._settings, self._cfg
         return DispatcherArgs(
             service_name=dispatcher_service_name(settings.prefix),
-            project=cfg.project,
             region=cfg.region,
             image=image,
             service_account_email=account_email,
