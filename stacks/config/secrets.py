@@ -37,5 +37,8 @@ def dispatcher_secret_names(settings: Settings, stored: Collection[str], *made: 
     """What the dispatcher takes by reference: the secret keys' settings of the table
     (stacks/config/dispatcher_keys.py) the stack stores (`stored`: it stores only what is set and used),
     the trace collector's headers (the OpenTelemetry SDK's, not a dispatcher setting), and `made`:
-    what the stack makes from a resource (Azure's managed store's key). Each cloud hands them its way."""
-    return (*secret_settings(settings.cloud, stored), *settings.observability.dispatcher_secret_names(), *made)
+    what the stack makes from a resource (Azure's managed store's key). Each cloud hands them its way.
+    Never the bot's own (botSecrets): one may name a setting of the table whose key is unset (a bot's own
+    TWILIO_AUTH_TOKEN), which is the bot's, not the dispatcher's (stacks/config/bot.py refuses both set)."""
+    own = [name for name in stored if name not in settings.secrets.bot]
+    return (*secret_settings(settings.cloud, own), *settings.observability.dispatcher_secret_names(), *made)
