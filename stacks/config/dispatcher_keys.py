@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from dispatcher.settings.derived import DEFAULT_PROFILE
-from stacks.config import admin_keys, channel, channel_capacity, phone, reserve, store
+from stacks.config import channel, channel_capacity, phone, reserve, store
 from stacks.config.bot_env import OTLP_ENDPOINT
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.observability import DASHBOARD_ENABLED, PROFILE, WEBHOOK_SECRET, WEBHOOK_URL
 from stacks.config.regions import ACCEPTED_SECRET_KEY as REGION_ACCEPTED_SECRET_KEY
 from stacks.config.regions import SECRET_KEY as REGION_SECRET_KEY
+from stacks.config.settings import REQUIRED_SECRET_KEYS
 from stacks.config.turn import CREDENTIALS_KEY as TURN_CREDENTIALS_KEY
 
 if TYPE_CHECKING:
@@ -134,8 +135,7 @@ def _recording(read: Callable[[RecordingSettings], object]) -> Value:
     return lambda settings: None if settings.recording is None else str(read(settings.recording))
 
 
-_SECRETS = {"dailyApiKey": "DAILY_API_KEY", "dispatcherApiKeys": "DISPATCHER_API_KEYS",
-            admin_keys.KEY: admin_keys.VARIABLE, CHANNEL_TOKEN_KEY: "BOT_CHANNEL_TOKEN",
+_SECRETS = {**REQUIRED_SECRET_KEYS, CHANNEL_TOKEN_KEY: "BOT_CHANNEL_TOKEN",
             "turnSharedSecret": "TURN_SHARED_SECRET",
             store.MESSAGE_SECRET_KEY: store.MESSAGE_SECRET_VARIABLE,
             store.ACCEPTED_MESSAGE_SECRET_KEY: store.ACCEPTED_MESSAGE_SECRET_VARIABLE,
@@ -160,10 +160,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     _written("regionSpillBudgetMs", "REGION_SPILL_BUDGET_MS", by=_planner),
     _written("regionHoldForNeighbours", "REGION_HOLD_FOR_NEIGHBOURS", "`1` when true", by=_planner),
     KeySetting("recording", "RECORDING", value=_recording(lambda r: r.policy)),
-    KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT",
-               value=_recording(lambda r: r.transcript)),
-    KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS",
-               value=_recording(lambda r: r.retention_days)),
+    KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT", value=_recording(lambda r: r.transcript)),
+    KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS", value=_recording(lambda r: r.retention_days)),
     KeySetting("recordingRules", "RECORDING_RULES", value=_recording(lambda r: r.rules_text)),
     # AWS
     KeySetting("aws:region", "AWS_REGION", clouds=("aws",), value=lambda s: _aws(s).region),
