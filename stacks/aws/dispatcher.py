@@ -14,8 +14,6 @@ import pulumi
 import pulumi_aws as aws
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
-from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
-from dispatcher.reserve.policy import ReserveSettings
 from stacks.aws.balancer import Balancer, BalancerArgs
 from stacks.aws.bot_runtime import ECS_TASKS, BotRuntime, execution_policy
 from stacks.aws.container import fargate_container, fargate_task_definition
@@ -41,73 +39,52 @@ class DispatcherArgs:
     secrets: SecretStore
     cpu: int
     memory: int
-    bot_cpu: int  # the bot task's size (botCpu, botMemory), which the reserve prices its idle bots by
-    bot_memory: int
     cpu_architecture: str  # X86_64 or ARM64: one the images are built for (settings.platforms)
     desired_count: int
-    capacity_providers: str
-    max_concurrent_sessions: int
     max_session_seconds: int
-    keep_alive_seconds: int
     log_retention_days: int
     protect: bool
-    reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
+    # The settings the stack's keys set (stacks/config/dispatcher_keys.py plain_environment): sessions,
+    # the reserve, the bot task's size, the regions', the channel's caps, …
+    key_settings: Mapping[str, str]
+    # What it takes by reference (stacks/config/secrets.py dispatcher_secret_names), in Secrets Manager.
+    secret_names: tuple[str, ...]
     metric_lines: Mapping[str, str]  # METRIC_LINES and its namespace (observability.py)
     webrtc_bot: BotRuntime | None = None  # the SmallWebRTC bot (a TURN relay is configured)
     turn_urls: pulumi.Input[Sequence[str]] | None = None
-    turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
     turn_transports: tuple[str, ...] = ("daily", "webrtc")  # with turn_urls: the web sessions offered, default first
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
-    # With the channel: each replica's BOT_CHANNEL_MAX_CONNECTIONS and MAX_CONNECTIONS
-    # (stacks/config/channel_capacity.py).
-    channel_limits: Mapping[str, str] = field(default_factory=dict)
     drain: bool = False  # before a destroy: no dispatcher task
     store_url: pulumi.Input[str] | None = None  # several replicas: their coordination store (no secret in it)
-    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
-    # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
+    # JSON logs (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
-    accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
-    # Several regions: REGION and REGIONS (stacks/config/regions.py); REGION_SECRET by reference.
-    regions: Mapping[str, str] = field(default_factory=dict)
-    region_accepted_secret: bool = False  # regionAcceptedSecret is set (stacks/config/regions.py)
     releases: pulumi.Input[str] = ""  # RELEASES: the kept releases' task definitions (stacks/shared/releases.py)
-    # Recording on: RECORDING_* (stacks/config/recording.py) and the task role's grant on the bucket
+    # Recording on: RECORDING_DESTINATION (stacks/config/recording.py) and the task role's grant on the bucket
     # (stacks/aws/recordings.py); empty, nothing recorded and no grant.
     recording: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     recording_statements: Sequence[Mapping[str, object]] = ()
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
-    """The `ecs` machines provider's environment (stacks/shared/contract.py names every key)."""
+    """The `ecs` machines provider's environment (stacks/shared/contract.py names every key): the stack
+    keys' settings, and what the stack's resources give it."""
     return {
-        "MACHINES": "ecs",
-        "MAX_CONCURRENT_SESSIONS": str(args.max_concurrent_sessions),
-        "MAX_SESSION_SECONDS": str(args.max_session_seconds),
-        "PORT": str(contract.DISPATCHER_PORT),
-        "HOST": contract.DISPATCHER_HOST,
-        "AWS_REGION": args.region,
+        **args.key_settings,
+        **contract.serving_environment("ecs"),
         "ECS_CLUSTER": args.cluster_arn,
         "ECS_TASK_DEFINITION": args.bot.family,
         "ECS_CONTAINER_NAME": contract.BOT_CONTAINER_NAME,
         "ECS_SUBNETS": subnets,
         "ECS_SECURITY_GROUPS": pulumi.Output.from_input(args.bot_security_group_id),
         "ECS_ASSIGN_PUBLIC_IP": "ENABLED",
-        "ECS_CAPACITY_PROVIDERS": args.capacity_providers,
-        "KEEP_ALIVE_SECONDS": str(args.keep_alive_seconds),
-        # Fargate units (1024 = 1 vCPU, MiB) as the reserve's price table reads them (reserve/prices.py).
-        "ECS_TASK_VCPU": f"{args.bot_cpu / 1024:g}",
-        "ECS_TASK_MEMORY_GB": f"{args.bot_memory / 1024:g}",
         **({"ECS_TASK_DEFINITION_WEBRTC": args.webrtc_bot.family} if args.webrtc_bot else {}),
         "RELEASES": args.releases,
-        **args.reserve.to_env(),
         **args.metric_lines,
-        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key, args.turn_transports)
+        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_transports)
            if args.turn_urls is not None else {}),
-        **({CHANNEL_URL_VARIABLE: args.channel_url, **bot_task_roles(args), **args.channel_limits}
-           if args.channel_url is not None else {}),
+        **({CHANNEL_URL_VARIABLE: args.channel_url, **bot_task_roles(args)} if args.channel_url is not None else {}),
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
-        **args.regions,
         **args.recording,
     }
 
@@ -118,16 +95,6 @@ def bot_task_roles(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     bots = [args.bot, *([args.webrtc_bot] if args.webrtc_bot else [])]
     roles = pulumi.Output.all(*(bot.task_role.arn for bot in bots)).apply(lambda arns: ",".join(arns))
     return {"ECS_BOT_TASK_ROLE_ARNS": roles}
-
-
-def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
-    return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
-                                       store=args.store_url is not None, store_password=True,
-                                       phone=args.phone_secret_names,
-                                       observability=args.observability.dispatcher_secret_names(),
-                                       accepted_message_secret=args.accepted_message_secret,
-                                       regions=bool(args.regions),
-                                       region_accepted_secret=args.region_accepted_secret)
 
 
 class Dispatcher(pulumi.ComponentResource):
@@ -193,7 +160,7 @@ class Dispatcher(pulumi.ComponentResource):
                                       description="ECS agent for the voicefleet dispatcher", opts=child)
         aws.iam.RolePolicy(f"{name}-execution", role=execution_role.id,
                            policy=execution_policy(args.repository_arn, logs.arn), opts=child)
-        args.secrets.grant_read("dispatcher", execution_role, secret_names(args))
+        args.secrets.grant_read("dispatcher", execution_role, args.secret_names)
         task_role = aws.iam.Role(f"{name}-task", assume_role_policy=assume_role_policy(ECS_TASKS),
                                  description="voicefleet dispatcher: starts and stops bot tasks", opts=child)
         # With the channel the dispatcher holds a warm reserve and claims idle tasks by re-tagging them.
@@ -215,7 +182,7 @@ class Dispatcher(pulumi.ComponentResource):
             name=contract.DISPATCHER_CONTAINER_NAME,
             image=args.image,
             environment=[{"name": key, "value": env[key]} for key in sorted(env)],
-            secrets=args.secrets.references(secret_names(args)),
+            secrets=args.secrets.references(args.secret_names),  # ECS `secrets`: valueFrom
             log_group=logs.name,
             region=args.region,
             port=contract.DISPATCHER_PORT,

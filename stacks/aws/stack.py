@@ -13,7 +13,6 @@ from dataclasses import replace
 import pulumi
 import pulumi_aws as aws
 
-from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from images.component import Images, ImagesArgs
 from stacks.aws.balancer import BalancerArgs
 from stacks.aws.bot_runtime import BotRuntime, BotRuntimeArgs
@@ -27,11 +26,11 @@ from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws.task_definitions import deregister_command
-from stacks.config import channel_capacity
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
+from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.model import Settings
-from stacks.config.secrets import stored_secrets
+from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.shared.contract import DISPATCHER_PORT
 from stacks.shared.releases import listed
@@ -57,9 +56,10 @@ class AwsStack(pulumi.ComponentResource):
         images = Images(name, ImagesArgs(registry=registry.login(), repositories=registry.urls(),
                                          bot_compression="zstd", **image_args(settings)), opts=child)
         network = Network(name, NetworkArgs(cidr=cfg.vpc_cidr, az_count=cfg.az_count), opts=child)
+        self._stored = stored_secrets(settings, store=cfg.store, store_password=True)
         secrets = SecretStore(name, SecretStoreArgs(
             path=f"/{settings.project}/{settings.stack}",
-            values=stored_secrets(settings, store=cfg.store, store_password=True),
+            values=self._stored,
             recovery_window_days=cfg.secret_recovery_days, protect=settings.protect), opts=child)
         cluster = ecs_cluster(name, physical_name=settings.prefix, container_insights=cfg.container_insights,
                               opts=child)
@@ -218,32 +218,21 @@ class AwsStack(pulumi.ComponentResource):
             secrets=secrets,
             cpu=cfg.dispatcher_cpu,
             memory=settings.dispatcher_memory,
-            bot_cpu=cfg.bot_cpu,
-            bot_memory=cfg.bot_memory,
             cpu_architecture=_architecture(settings),
             desired_count=cfg.dispatcher_count,
-            capacity_providers=cfg.capacity_providers,
-            max_concurrent_sessions=settings.max_concurrent_sessions,
             max_session_seconds=settings.max_session_seconds,
-            keep_alive_seconds=cfg.keep_alive_seconds,
             log_retention_days=cfg.log_retention_days,
             protect=settings.protect,
             webrtc_bot=webrtc_bot,
-            reserve=settings.reserve,
+            key_settings=plain_environment(settings),
+            secret_names=dispatcher_secret_names(settings, self._stored),
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
-            turn_credentials_per_key=settings.turn.credentials_per_key if settings.turn is not None
-            else DEFAULT_CREDENTIALS_PER_KEY,
             turn_transports=web_transports(settings),
             channel_url=self._bot_channel_url,
-            channel_limits=channel_capacity.dispatcher_environment(settings, cfg.dispatcher_count),
             drain=settings.drain,
             store_url=store.url if store is not None else None,
-            phone_secret_names=tuple(sorted(settings.secrets.phone)),
             observability=settings.observability,
-            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
-            regions=settings.regions.dispatcher_environment() if settings.regions is not None else {},
-            region_accepted_secret=settings.secrets.region_accepted_secret is not None,
             releases=releases,
         )
 

@@ -33,10 +33,11 @@ from stacks.azure.secrets import SecretStore, SecretStoreArgs
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
+from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.model import Settings
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.releases import catalogue
-from stacks.config.secrets import stored_secrets
+from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.shared import contract, turn_server
@@ -105,7 +106,8 @@ class AzureStack(pulumi.ComponentResource):
         self._name, self._settings = name, settings
         turn = turn_urls(settings.turn, lambda found: self._relay(found, group.name, network, secrets, tags))
         bot_secret_names = tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}))
-        dispatcher_secrets = self._secret_names(settings, store is not None)
+        # The table's secrets the vault holds, and the managed store's own key (a resource's, no stack key).
+        dispatcher_secrets = dispatcher_secret_names(settings, values, *([PASSWORD_VARIABLE] if store else []))
         # The dispatcher reads its own secrets and, to hand them to each bot, the bots' (by reference).
         grants = secrets.grant_access("dispatcher", identities.dispatcher.principal_id,
                                       tuple(sorted({*dispatcher_secrets, *bot_secret_names})))
@@ -123,10 +125,9 @@ class AzureStack(pulumi.ComponentResource):
             images=rolled_releases.apply(lambda found: found.references()),
             variables=(*settings.observability.bot_environment(), *bot_secret_names)), opts=child)
         target = AciTarget(
-            subscription_id=cfg.subscription_id, resource_group=group.name, location=cfg.location,
-            stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id, bot_image=images.bot,
-            bot_identity_id=identities.bot.id, registry=registry.login_server, subnet_id=network.subnet_ids["bots"],
-            bot_cpu=cfg.bot_cpu, bot_memory=cfg.bot_memory, bot_settings=settings.observability.bot_environment(),
+            resource_group=group.name, stack=settings.stack, dispatcher_client_id=identities.dispatcher.client_id,
+            bot_image=images.bot, bot_identity_id=identities.bot.id, registry=registry.login_server,
+            subnet_id=network.subnet_ids["bots"], bot_settings=settings.observability.bot_environment(),
             bot_secrets=secrets.references(bot_secret_names) if bot_secret_names else None,
             webrtc_image=images.bot_webrtc, releases=releases)
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
@@ -190,15 +191,8 @@ class AzureStack(pulumi.ComponentResource):
             identity_name=f"{self._settings.prefix}-turn", tags=tags), opts=pulumi.ResourceOptions(parent=self)).urls
 
     @staticmethod
-    def _secret_names(settings: Settings, store: bool) -> tuple[str, ...]:
-        return contract.dispatcher_secrets(
-            turn=settings.turn is not None, channel=bool(channel_secrets(settings)), store=store, store_password=store,
-            phone=tuple(sorted(settings.secrets.phone)), observability=settings.observability.dispatcher_secret_names(),
-            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None)
-
-    @staticmethod
     def _recording_environment(settings: Settings, recordings: RecordingStore | None) -> dict[str, pulumi.Input[str]]:
-        """RECORDING_* with the container's URL (stacks/config/recording.py); nothing with recording off."""
+        """The container's URL (stacks/config/recording.py); nothing with recording off."""
         if recordings is None or settings.recording is None:
             return {}
         return settings.recording.environment(recordings.destination)
@@ -206,18 +200,16 @@ class AzureStack(pulumi.ComponentResource):
     @staticmethod
     def _environment(settings: Settings, target: AciTarget, store: CoordinationStore | None,
                      host: pulumi.Output[str], turn: pulumi.Input[list[str]] | None) -> dict[str, pulumi.Input[str]]:
-        """The dispatcher's plain settings: the `aci` provider's, the reserve's, the URL bots dial
-        with the channel (the app's own HTTPS name), the store's URL (its key comes from Key Vault)."""
+        """The dispatcher's plain settings: its stack keys' (stacks/config/dispatcher_keys.py), the `aci`
+        provider's resources, the URL bots dial with the channel (the app's own HTTPS name), the store's
+        URL (its key comes from Key Vault)."""
         return {
+            **plain_environment(settings),
+            **contract.serving_environment("aci"),
             **aci_environment(target),
-            "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
-            "MAX_SESSION_SECONDS": str(settings.max_session_seconds),
-            "PORT": str(contract.DISPATCHER_PORT),
-            "HOST": contract.DISPATCHER_HOST,
-            **settings.reserve.to_env(),
             **metric_environment(settings.metric_namespace),
             **({CHANNEL_URL_VARIABLE: channel_url(host)} if channel_secrets(settings) else {}),
-            **(turn_server.dispatcher_environment(turn, settings.turn.credentials_per_key, web_transports(settings))
+            **(turn_server.dispatcher_environment(turn, web_transports(settings))
                if turn is not None and settings.turn is not None else {}),
             **({URL_VARIABLE: store.url} if store is not None else {}),
             **settings.observability.dispatcher_environment(),

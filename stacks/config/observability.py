@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from dispatcher.settings.derived import DEFAULT_PROFILE
 from stacks.config.bot_env import OTLP_ENDPOINT, OTLP_HEADERS
 from stacks.config.derived import PROFILE_NAMES
 from stacks.config.reader import Reader
@@ -49,20 +48,18 @@ class ObservabilitySettings:
     profile: str = "dev"  # the stack's profile (stacks/config/derived.py), the dispatcher's VOICEFLEET_PROFILE
 
     def dispatcher_environment(self) -> dict[str, str]:
-        # The dashboard's variable only when on: off is the cloud dispatcher's own default, and an
-        # environment without it is the one stacks had before the key existed (no new revision).
-        # Likewise the profile only when `prod` (`dev` is the dispatcher's default): its derived settings
-        # agree with the stack's (JSON logs, client keys required, a misspelt setting refused at start).
-        # Not the size: the stack hands the values it sizes itself (sessions, reserve, the channel's
-        # connection caps where it computes them), and VOICEFLEET_SIZE would also raise caps the stack
-        # holds per instance (Cloud Run's concurrency) and machine sizes it does not set.
-        return {**LOG_ENV, **({OTLP_ENDPOINT: self.otlp_endpoint} if self.otlp_endpoint else {}),
-                **({WEBHOOK_URL: self.webhook_url} if self.webhook_url else {}),
-                **({DASHBOARD_ENABLED: "1"} if self.dashboard else {}),
-                **({PROFILE: self.profile} if self.profile != DEFAULT_PROFILE else {})}
+        """JSON logs, which no stack key sets; the collector, the webhook receiver, the dashboard and the
+        profile are their keys' settings (stacks/config/dispatcher_keys.py). The dashboard's only when on
+        and the profile's only when `prod`: unset is the dispatcher's default, so a stack without the key
+        keeps the environment (and the revision) it had. Not the size: the stack hands the values it
+        sizes itself, and VOICEFLEET_SIZE would also raise caps the stack holds per instance (Cloud
+        Run's concurrency) and machine sizes it does not set."""
+        return dict(LOG_ENV)
 
     def dispatcher_secret_names(self) -> tuple[str, ...]:
-        return ((OTLP_HEADERS,) if self.otlp_headers else ()) + ((WEBHOOK_SECRET,) if self.webhook_url else ())
+        """The collector's headers, which the OpenTelemetry SDK reads, not a setting of the dispatcher's own
+        (WEBHOOK_SECRET is webhookSecret's, in stacks/config/dispatcher_keys.py)."""
+        return (OTLP_HEADERS,) if self.otlp_headers else ()
 
     def bot_environment(self) -> dict[str, str]:
         """The bots export their spans to the same collector (their session's trace) and log JSON."""

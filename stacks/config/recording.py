@@ -60,9 +60,9 @@ class RecordingSettings:
         return self.rules.retention_days()
 
     def environment(self, destination: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
-        """The dispatcher's recording variables (dispatcher/artifacts/settings.py and rules.py)."""
-        return {"RECORDING": self.policy, "RECORDING_DESTINATION": destination, "RECORDING_RULES": self.rules_text,
-                "RECORDING_RETENTION_DAYS": str(self.retention_days), "RECORDING_TRANSCRIPT": self.transcript}
+        """Where the dispatcher records (dispatcher/artifacts/settings.py), made by the stack; the recording
+        keys' own settings are theirs in stacks/config/dispatcher_keys.py."""
+        return {"RECORDING_DESTINATION": destination}
 
 
 def load(cfg: Reader, cloud: str) -> RecordingSettings | None:

@@ -51,8 +51,6 @@ class RegionSettings:
         """This region's own public URL."""
         return self.urls[self.here]
 
-    def dispatcher_environment(self) -> dict[str, str]:
-        return {"REGION": self.here, "REGIONS": self.listing, **self.planner}
 
 
 def load(cfg: Reader) -> tuple[RegionSettings | None, pulumi.Output[str] | None]:

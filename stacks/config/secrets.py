@@ -6,9 +6,12 @@ Manager and hand them to the dispatcher and bots only by reference.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pulumi
 
 from stacks.config.channel import channel_secrets
+from stacks.config.dispatcher_keys import secret_settings
 from stacks.config.model import Settings
 from stacks.config.regions import secrets as region_secrets
 from stacks.config.store import store_secrets
@@ -28,3 +31,14 @@ def stored_secrets(settings: Settings, *, store: bool, store_password: bool) -> 
             **store_secrets(settings, store=store, password=store_password), **settings.secrets.phone,
             **settings.secrets.observability, **region_secrets(settings.regions, settings.secrets.region_secret,
                                                               settings.secrets.region_accepted_secret)}
+
+
+def dispatcher_secret_names(settings: Settings, stored: Collection[str], *made: str) -> tuple[str, ...]:
+    """What the dispatcher takes by reference: the secret keys' settings of the table
+    (stacks/config/dispatcher_keys.py) the stack stores (`stored`: it stores only what is set and used),
+    the trace collector's headers (the OpenTelemetry SDK's, not a dispatcher setting), and `made`:
+    what the stack makes from a resource (Azure's managed store's key). Each cloud hands them its way.
+    Never the bot's own (botSecrets): one may name a setting of the table whose key is unset (a bot's own
+    TWILIO_AUTH_TOKEN), which is the bot's, not the dispatcher's (stacks/config/bot.py refuses both set)."""
+    own = [name for name in stored if name not in settings.secrets.bot]
+    return (*secret_settings(settings.cloud, own), *settings.observability.dispatcher_secret_names(), *made)

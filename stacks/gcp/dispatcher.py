@@ -14,8 +14,6 @@ import pulumi
 import pulumi_gcp as gcp
 
 from botchannel.contract import CHANNEL_URL_VARIABLE
-from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
-from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.channel import CLOUD_RUN_VCPUS
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
@@ -26,27 +24,25 @@ from stacks.shared import contract, turn_server
 @dataclass(frozen=True)
 class DispatcherArgs:
     service_name: str  # a DNS label under 50 characters (explicit: an auto-name adds 8)
-    project: str
     region: str
-    zone: str
     image: pulumi.Input[str]  # digest-pinned
     service_account_email: pulumi.Input[str]
     instance_template: pulumi.Input[str]  # the current release's: the provider's default
     instance_prefix: str
-    bot_machine_type: str  # the template's, which the reserve prices its idle bots by (reserve/prices.py)
     secrets: SecretStore
     memory_mib: int
     min_instances: int
     max_instances: int
-    max_concurrent_sessions: int
-    max_session_seconds: int
     deletion_protection: bool
-    reserve: ReserveSettings  # the warm reserve's sizing (RESERVE_*)
+    # The settings the stack's keys set (stacks/config/dispatcher_keys.py plain_environment): sessions,
+    # the reserve, with botRuntime gce the zone and the bots' machine type (their price), …
+    key_settings: Mapping[str, str]
+    # What it takes by reference (stacks/config/secrets.py dispatcher_secret_names), in Secret Manager.
+    secret_names: tuple[str, ...]
     metric_lines: Mapping[str, str]  # METRIC_LINES and its namespace (observability.py)
     depends_on: tuple[pulumi.Resource, ...] = ()
     drain: bool = False  # before a destroy: no dispatcher instance
     turn_urls: pulumi.Input[Sequence[str]] | None = None  # a TURN relay: cloud SmallWebRTC sessions
-    turn_credentials_per_key: int = DEFAULT_CREDENTIALS_PER_KEY  # with turn_urls: one key\'s share of the relay
     turn_transports: tuple[str, ...] = ("daily", "webrtc")  # with turn_urls: the web sessions offered, default first
     channel_url: pulumi.Input[str] | None = None  # the bot control channel: the URL bots dial
     # Longer than the longest request: `POST /start?wait=started` blocks up to 30 s; with the
@@ -56,39 +52,32 @@ class DispatcherArgs:
     request_concurrency: int = 80
     # Several instances: their coordination store (stacks/gcp/store.py), reached through the VPC.
     store_url: pulumi.Input[str] | None = None
-    phone_secret_names: tuple[str, ...] = ()  # the carriers' credentials that are set (stacks/config/phone.py)
-    # JSON logs; the trace collector and webhook receiver when configured (stacks/config/observability.py).
+    # JSON logs (stacks/config/observability.py).
     observability: ObservabilitySettings = ObservabilitySettings()
-    accepted_message_secret: bool = False  # storeAcceptedMessageSecret is set (stacks/config/store.py)
-    # Several regions: REGION and REGIONS (stacks/config/regions.py); REGION_SECRET by reference.
-    regions: Mapping[str, str] = field(default_factory=dict)
-    region_accepted_secret: bool = False  # regionAcceptedSecret is set (stacks/config/regions.py)
+    regions: bool = False  # several regions (stacks/config/regions.py): the front door asks if it is ready
     store_ca: pulumi.Input[str] | None = None
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
     # botRuntime cloudrun: the `cloudrun` provider's variables (stacks/gcp/bot_job.py) instead of the GCE_* ones
     cloudrun: Mapping[str, pulumi.Input[str]] | None = None
     releases: pulumi.Input[str] | None = None  # RELEASES: the kept releases and what each launches
-    # Recording on: RECORDING_* (stacks/config/recording.py), the bucket's grants among depends_on.
+    # Recording on: RECORDING_DESTINATION (stacks/config/recording.py), the bucket's grants among depends_on.
     recording: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
     """The `gce` (or, botRuntime cloudrun, `cloudrun`) machines provider's environment
     (stacks/shared/contract.py names every key)."""
-    machines: dict[str, pulumi.Input[str]] = {"MACHINES": "cloudrun", **args.cloudrun} if args.cloudrun is not None \
-        else {"MACHINES": "gce", "GCE_PROJECT": args.project, "GCE_ZONE": args.zone,
-              "GCE_INSTANCE_TEMPLATE": args.instance_template, "GCE_INSTANCE_PREFIX": args.instance_prefix,
-              "GCE_MACHINE_TYPE": args.bot_machine_type}
+    machines: dict[str, pulumi.Input[str]] = {**contract.serving_environment("cloudrun", port=False), **args.cloudrun} \
+        if args.cloudrun is not None else {**contract.serving_environment("gce", port=False),
+                                           "GCE_INSTANCE_TEMPLATE": args.instance_template,
+                                           "GCE_INSTANCE_PREFIX": args.instance_prefix}
     return {
+        **args.key_settings,
         **machines,
         **({RELEASES_VARIABLE: args.releases} if args.releases is not None else {}),
-        "MAX_CONCURRENT_SESSIONS": str(args.max_concurrent_sessions),
-        "MAX_SESSION_SECONDS": str(args.max_session_seconds),
-        "HOST": contract.DISPATCHER_HOST,
-        **args.reserve.to_env(),
         **args.metric_lines,
-        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_credentials_per_key, args.turn_transports)
+        **(turn_server.dispatcher_environment(args.turn_urls, args.turn_transports)
            if args.turn_urls is not None else {}),
         # A job has one container, the SmallWebRTC bot with a relay (stacks/gcp/stack.py): no Daily in it.
         **({"TRANSPORTS": "webrtc", "DEFAULT_TRANSPORT": "webrtc"}
@@ -96,7 +85,6 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         **({CHANNEL_URL_VARIABLE: args.channel_url} if args.channel_url is not None else {}),
         **(store_environment(args) if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
-        **args.regions,
         **args.recording,
     }
 
@@ -112,16 +100,6 @@ def service_scaling(drain: bool) -> gcp.cloudrunv2.ServiceScalingArgsDict:
     if drain:
         return {"scaling_mode": "MANUAL", "manual_instance_count": 0}
     return {"scaling_mode": "AUTOMATIC"}
-
-
-def secret_names(args: DispatcherArgs) -> tuple[str, ...]:
-    return contract.dispatcher_secrets(turn=args.turn_urls is not None, channel=args.channel_url is not None,
-                                       store=args.store_url is not None, store_password=False,
-                                       phone=args.phone_secret_names,
-                                       observability=args.observability.dispatcher_secret_names(),
-                                       accepted_message_secret=args.accepted_message_secret,
-                                       regions=bool(args.regions),
-                                       region_accepted_secret=args.region_accepted_secret)
 
 
 class Dispatcher(pulumi.ComponentResource):
@@ -159,7 +137,7 @@ class Dispatcher(pulumi.ComponentResource):
                     "image": args.image,
                     "ports": {"container_port": contract.DISPATCHER_PORT},
                     "envs": [{"name": key, "value": env[key]} for key in sorted(env)]
-                    + args.secrets.env(secret_names(args)),
+                    + args.secrets.env(args.secret_names),  # Cloud Run secretKeyRef
                     # Billing follows the scaling choice (review item 10): scaled to zero, CPU only
                     # during requests (request-based billing); kept warm (min ≥ 1), CPU always, so
                     # the background reaper keeps running between requests (instance-based).

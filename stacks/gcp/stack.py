@@ -14,20 +14,20 @@ from dataclasses import replace
 import pulumi
 import pulumi_gcp as gcp
 
-from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY
 from images.component import Images, ImagesArgs
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
+from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.limits import GCE_BOOT_GRACE_SECONDS
 from stacks.config.model import Settings
 from stacks.config.regions import gcp_check
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
-from stacks.config.secrets import stored_secrets
+from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp.apis import enable_apis
 from stacks.gcp.bot_job import BotJob, BotJobArgs
 from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate, BotTemplateArgs
-from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs, secret_names
+from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs
 from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
 from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
 from stacks.gcp.network import Network, NetworkArgs
@@ -73,9 +73,10 @@ class GcpStack(pulumi.ComponentResource):
                                             serverless_bots=cfg.bot_runtime == "cloudrun",
                                             name=f"{settings.prefix}-bots" if cfg.bot_runtime == "cloudrun" else None),
                           opts=child)
+        self._stored = stored_secrets(settings, store=cfg.store, store_password=False)  # Memorystore signs in with IAM
         secrets = SecretStore(name, SecretStoreArgs(
             prefix=settings.prefix,
-            values=stored_secrets(settings, store=cfg.store, store_password=False),  # Memorystore signs in with IAM
+            values=self._stored,
             protect=settings.protect, depends_on=apis), opts=child)
         self._bot_channel_url = self._channel_url() if channel_secrets(settings) else None
         # botRuntime: a VM per session from a template (gce), or a Cloud Run job's execution per session (cloudrun)
@@ -107,7 +108,7 @@ class GcpStack(pulumi.ComponentResource):
                            depends_on=(*args.depends_on, *recordings.grants))
         # The grants read the very names the service's environment references (secret_names): Cloud
         # Run fails a deployment whose account cannot read one of its secrets.
-        grants = self._dispatcher_grants(bot, launch, secrets, member, secret_names(args))
+        grants = self._dispatcher_grants(bot, launch, secrets, member, args.secret_names)
         dispatcher = Dispatcher(f"{name}-dispatcher", replace(args, depends_on=(*grants, *args.depends_on)),
                                 opts=after_apis)
         observability = Observability(f"{name}-observability", ObservabilityArgs(
@@ -261,9 +262,7 @@ class GcpStack(pulumi.ComponentResource):
         settings, cfg = self._settings, self._cfg
         return DispatcherArgs(
             service_name=dispatcher_service_name(settings.prefix),
-            project=cfg.project,
             region=cfg.region,
-            zone=cfg.zone,
             image=image,
             service_account_email=account_email,
             instance_template=releases.current if isinstance(bot, BotTemplate) else "",
@@ -273,17 +272,15 @@ class GcpStack(pulumi.ComponentResource):
                 "CLOUDRUN_JOB": releases.current.apply(lambda path: path.rsplit("/", 1)[-1]),
                 "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID": bot.service_account_unique_id},
             instance_prefix=instance_prefix(settings.stack),
-            bot_machine_type=cfg.bot_machine_type,
             secrets=secrets,
             # Cloud Run fails a revision whose identity cannot yet read its secrets, and the dispatcher
             # launches reserve VMs at once: it waits for every grant it and the VMs need (added in
             # __init__ once the grants exist).
             depends_on=(store.grant,) if store is not None else (),
-            reserve=settings.reserve,
+            key_settings=plain_environment(settings),
+            secret_names=dispatcher_secret_names(settings, self._stored),
             metric_lines=metric_environment(settings.metric_namespace),
             turn_urls=turn_urls,
-            turn_credentials_per_key=settings.turn.credentials_per_key if settings.turn is not None
-            else DEFAULT_CREDENTIALS_PER_KEY,
             turn_transports=web_transports(settings),
             channel_url=self._bot_channel_url,
             # A bot's channel is one request to Cloud Run: it must outlive an idle bot plus its session.
@@ -294,16 +291,11 @@ class GcpStack(pulumi.ComponentResource):
             min_instances=cfg.dispatcher_min_instances,
             max_instances=cfg.dispatcher_max_instances,
             store_url=store.url if store is not None else None,
-            phone_secret_names=tuple(sorted(settings.secrets.phone)),
             observability=settings.observability,
-            accepted_message_secret=settings.secrets.store_accepted_message_secret is not None,
-            regions=settings.regions.dispatcher_environment() if settings.regions is not None else {},
-            region_accepted_secret=settings.secrets.region_accepted_secret is not None,
+            regions=settings.regions is not None,
             store_ca=store.ca_certificate if store is not None else None,
             network_id=egress.network_id if egress is not None else None,
             subnetwork_id=egress.subnetwork_id if egress is not None else None,
-            max_concurrent_sessions=settings.max_concurrent_sessions,
-            max_session_seconds=settings.max_session_seconds,
             deletion_protection=settings.protect,
             drain=settings.drain,
         )

@@ -25,13 +25,14 @@ from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
 from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
+from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.k8s import IN_CLUSTER, STACK_TLS
 from stacks.config.model import KubernetesSettings, Settings
 from stacks.config.reader import SettingsError
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
 from stacks.config.releases import StackRelease, catalogue
-from stacks.config.secrets import stored_secrets
+from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s import last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
@@ -64,36 +65,29 @@ from stacks.shared.turn_server import external_environment
 
 
 def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[str, str]:
-    """The dispatcher's plain settings: the pods provider's (contract.K8S_ENV), the reserve's, and
-    with the channel the URL bots dial: the dispatcher's Service's channel port, inside the cluster;
-    in the agent-sandbox mode, the mode and the stack's pool (contract.K8S_SANDBOX_ENV); with an
-    external TURN service, its URLs and the web sessions offered (contract.TURN_ENV). The channel is
-    `wss://` with the stack's own certificate (contract.K8S_CHANNEL_TLS_ENV), `ws://` under a mesh's mTLS."""
+    """The dispatcher's plain settings: its stack keys' (stacks/config/dispatcher_keys.py: sessions, the
+    reserve, the bots' image, size and runtime class, the mode), the pods provider's own (contract.K8S_ENV),
+    and with the channel the URL bots dial: the dispatcher's Service's channel port, inside the cluster;
+    in the agent-sandbox mode the stack's pool (contract.K8S_SANDBOX_ENV); with an external TURN service,
+    its URLs and the web sessions offered (contract.TURN_ENV). The channel is `wss://` with the stack's
+    own certificate (contract.K8S_CHANNEL_TLS_ENV), `ws://` under a mesh's mTLS."""
     cfg = settings.kubernetes
     assert cfg is not None
     turn = settings.turn
     tls = stack_tls(settings)
     return {
-        "MACHINES": "k8s",
-        "MAX_CONCURRENT_SESSIONS": str(settings.max_concurrent_sessions),
-        "MAX_SESSION_SECONDS": str(settings.max_session_seconds),
-        "PORT": str(contract.DISPATCHER_PORT),
+        # BOT_IMAGE among them when k8sBotImage names it: a built image is known once it is pushed, and
+        # K8sStack adds it then.
+        **plain_environment(settings),
+        **contract.serving_environment("k8s"),
         "BOT_CHANNEL_PORT": str(contract.DISPATCHER_CHANNEL_PORT),
-        "HOST": contract.DISPATCHER_HOST,
-        **settings.reserve.to_env(),
         "K8S_NAMESPACE": cfg.bot_namespace,
-        # A built image is known once it is pushed: K8sStack adds it then.
-        **({"BOT_IMAGE": cfg.bot_image} if cfg.bot_image is not None else {}),
-        "K8S_BOT_CPU": cfg.bot_cpu,
-        "K8S_BOT_MEMORY": cfg.bot_memory,
         "K8S_SERVICE_ACCOUNT": BOT_ACCOUNT,
-        **({"K8S_RUNTIME_CLASS": cfg.runtime_class} if cfg.runtime_class else {}),
-        **({"K8S_MODE": AGENT_SANDBOX, "K8S_WARM_POOL": DEFAULT_WARM_POOL} if cfg.mode == AGENT_SANDBOX else {}),
+        **({"K8S_WARM_POOL": DEFAULT_WARM_POOL} if cfg.mode == AGENT_SANDBOX else {}),
         **({CHANNEL_URL_VARIABLE: f"{'wss' if tls else 'ws'}://{service_host}:{port}{CHANNEL_PATH}"}
            if channel_secrets(settings) else {}),
         **(ChannelTls.environment() if tls else {}),
-        **({} if turn is None else external_environment(turn.external_urls, turn.credentials_per_key,
-                                                        web_transports(settings))),
+        **({} if turn is None else external_environment(turn.external_urls, web_transports(settings))),
         **settings.observability.dispatcher_environment(),
     }
 
@@ -218,9 +212,11 @@ class K8sStack(pulumi.ComponentResource):
         # An external store's URL carries its credentials (a secret); the in-cluster one's is plain, its
         # password the stack's storePassword.
         external_url = {URL_VARIABLE: cfg.store_url} if cfg.store_url is not None else {}
-        secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher, {
-            **stored_secrets(settings, store=True, store_password=store is not None), **external_url}, labels,
-            opts=child)
+        stored = {**stored_secrets(settings, store=True, store_password=store is not None), **external_url}
+        # The table's secrets (stacks/config/dispatcher_keys.py), each a key of the Secret, by reference (valueFrom).
+        secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher,
+                                  {key: stored[key] for key in dispatcher_secret_names(settings, stored)}, labels,
+                                  opts=child)
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,

@@ -8,13 +8,11 @@ deploy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE
 from dispatcher.machines import bot_environment as bot_contract
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from dispatcher.reserve.policy import ReserveSettings
-from stacks.config.store import ACCEPTED_MESSAGE_SECRET_VARIABLE, MESSAGE_SECRETS, STORE_SECRETS
+from stacks.config.store import ACCEPTED_MESSAGE_SECRET_VARIABLE
 
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
@@ -227,19 +225,11 @@ MACHINES_ENV: tuple[str, ...] = (
 BOT_JOBS_OUTPUT = "botJobs"
 
 
+def serving_environment(machines: str, *, port: bool = True) -> dict[str, str]:
+    """COMMON_ENV's own (the rest are stack keys' settings, stacks/config/dispatcher_keys.py): the machines
+    provider and where the dispatcher listens; `port` False on Cloud Run, which sets PORT itself."""
+    return {"MACHINES": machines, "HOST": DISPATCHER_HOST, **({"PORT": str(DISPATCHER_PORT)} if port else {})}
+
+
 def machines_environment(env: dict[str, object]) -> dict[str, object]:
     return {key: env[key] for key in MACHINES_ENV if key in env}
-
-
-def dispatcher_secrets(*, turn: bool, channel: bool, store: bool, store_password: bool,
-                       phone: Sequence[str], observability: Sequence[str] = (),
-                       accepted_message_secret: bool = False, regions: bool = False,
-                       region_accepted_secret: bool = False) -> tuple[str, ...]:
-    """What the dispatcher reads by reference, in both clouds: its own keys, then what a TURN relay,
-    the bot channel, a store (the replicas' message key; AWS's password too), the carriers'
-    credentials, the trace collector's headers and webhook secret, and the regions' secret add."""
-    return (DISPATCHER_SECRETS + (TURN_SECRETS if turn else ()) + (CHANNEL_SECRETS if channel else ())
-            + (STORE_SECRETS if store and store_password else ()) + (MESSAGE_SECRETS if store else ())
-            + ((ACCEPTED_MESSAGE_SECRET_VARIABLE,) if store and accepted_message_secret else ()) + tuple(phone)
-            + tuple(observability) + (REGION_SECRETS if regions else ())
-            + ((REGION_ACCEPTED_SECRET_VARIABLE,) if regions and region_accepted_secret else ()))

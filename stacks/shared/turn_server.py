@@ -60,30 +60,28 @@ def turn_urls(turn: TurnSettings | None,
     return managed_relay(turn)
 
 
-def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]], credentials_per_key: int,
+def dispatcher_environment(turn_urls: pulumi.Input[Sequence[str]],
                            transports: Sequence[str] = ("daily", "webrtc")) -> dict[str, pulumi.Input[str]]:
-    """The dispatcher's TURN variables (stacks/shared/contract.py TURN_ENV; the secret comes by reference);
+    """The dispatcher's TURN variables (stacks/shared/contract.py TURN_ENV; the secret comes by reference,
+    one key's share of the relay is turnCredentialsPerKey's, stacks/config/dispatcher_keys.py);
     `transports`: the web sessions it offers, the default first (stacks/config/bot.py web_transports)."""
     urls = pulumi.Output.from_input(turn_urls).apply(lambda found: ",".join(found))
-    found: dict[str, pulumi.Input[str]] = {**_variables(urls, credentials_per_key, transports)}
+    found: dict[str, pulumi.Input[str]] = {**_variables(urls, transports)}
     return found
 
 
-def external_environment(turn_urls: Sequence[str], credentials_per_key: int,
-                         transports: Sequence[str]) -> dict[str, str]:
+def external_environment(turn_urls: Sequence[str], transports: Sequence[str]) -> dict[str, str]:
     """The same variables for an external service, whose URLs are known at preview: plain values, as
     the k8s stack's agent-sandbox pool template is built from the dispatcher's plain settings."""
-    return _variables(",".join(turn_urls), credentials_per_key, transports)
+    return _variables(",".join(turn_urls), transports)
 
 
-def _variables(urls: _Urls, credentials_per_key: int, transports: Sequence[str]) -> dict[str, _Urls | str]:
+def _variables(urls: _Urls, transports: Sequence[str]) -> dict[str, _Urls | str]:
     return {
         "TRANSPORTS": ",".join(transports),
         "DEFAULT_TRANSPORT": transports[0],
         "TURN_URLS": urls,
         "ICE_TRANSPORT_POLICY": "relay",  # both peers through the relay: neither needs an open port
-        # One key's share of the relay (stacks/config/turn.py derives it from the quotas).
-        "TURN_CREDENTIALS_PER_KEY": str(credentials_per_key),
     }
 
 

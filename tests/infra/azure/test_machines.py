@@ -1,5 +1,6 @@
-"""The Azure stack writes the `aci` provider's environment (stacks/azure/machines.py): every name it
-writes is one `AciSettings.from_env` reads, and the provider accepts the values the stack gives it."""
+"""The Azure stack writes the `aci` provider's environment (stacks/azure/machines.py, and the Azure entries of
+stacks/config/dispatcher_keys.py): every name it writes is one `AciSettings.from_env` reads, and the
+provider accepts the values the stack gives it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator, Mapping
 
 from dispatcher.machines.aci.settings import AciSettings
 from stacks.azure.machines import AciTarget, aci_environment
+from stacks.config.dispatcher_keys import ENTRIES
 from stacks.tools.mocks import Run
 from tests.infra.azure.test_stack import env
 
@@ -37,12 +39,12 @@ class Reads(Mapping[str, str]):
 
 
 def written_names() -> set[str]:
-    """Every name `aci_environment` can write: with bot secrets and with the WebRTC bot."""
-    target = AciTarget(subscription_id="s", resource_group="g", location="l", stack="azure-test",
-                       dispatcher_client_id="c", bot_image="i", bot_identity_id="b", registry="r", subnet_id="n",
-                       bot_cpu=1024, bot_memory=2048, bot_settings={"LOG_FORMAT": "json"},
+    """Every name `aci_environment` can write, with bot secrets and with the WebRTC bot, and the table's
+    Azure-only settings (the subscription, the location, the bots' size)."""
+    target = AciTarget(resource_group="g", stack="azure-test", dispatcher_client_id="c", bot_image="i",
+                       bot_identity_id="b", registry="r", subnet_id="n", bot_settings={"LOG_FORMAT": "json"},
                        bot_secrets="DEEPGRAM_API_KEY=https://v/secrets/k/1", webrtc_image="w")
-    return set(aci_environment(target))
+    return {*aci_environment(target), *(entry.setting for entry in ENTRIES if entry.clouds == ("azure",))}
 
 
 def test_every_name_the_stack_writes_for_aci_is_one_the_provider_reads(full: Run) -> None:

@@ -1,16 +1,19 @@
-"""The stack key → dispatcher setting table (stacks/config/dispatcher_keys.py) against the catalogue, the
-page and what the example stacks' plans really give the dispatcher."""
+"""The stack key → dispatcher setting table (stacks/config/dispatcher_keys.py), which every cloud's
+dispatcher environment is built from: an entry added or taken out changes what each cloud it names
+gives the dispatcher; against the catalogue, the page and what the example stacks' plans give it."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from stacks.config import dispatcher_keys
 from stacks.config.derived import derived
-from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of, markdown_table
+from stacks.config.dispatcher_keys import ENTRIES, SECRET, KeySetting, keys_of, markdown_table
 from stacks.tools.config_check import stack_envs
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.mocks import run_program
@@ -96,6 +99,7 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("botCpu", "ECS_TASK_VCPU"): ("aws-prod", {}, "512", "1024"),
     ("botMemory", "ECS_TASK_MEMORY_GB"): ("aws-prod", {}, "2048", "4096"),
     ("dispatcherCount", "BOT_CHANNEL_MAX_CONNECTIONS"): ("aws-prod", {}, "3", "4"),
+    ("dispatcherCount", "MAX_CONNECTIONS"): ("aws-prod", {}, "3", "4"),
     ("botCpu", "ACI_CPU"): ("azure-prod", {}, "512", "1024"),
     ("botMemory", "ACI_MEMORY_GB"): ("azure-prod", {}, "2048", "4096"),
     ("gcpZone", "GCE_ZONE"): ("gcp-prod", {}, "europe-west1-b", "europe-west1-c"),
@@ -124,3 +128,57 @@ def test_a_derived_setting_follows_its_key(key: str, setting: str) -> None:
     stack, needs, one, other = DERIVED_PROBES[key, setting]
     assert _setting(stack, {**needs, key: one}, entry.setting) != _setting(stack, {**needs, key: other},
                                                                            entry.setting), entry
+
+
+def test_a_derived_entrys_function_follows_the_settings_it_reads() -> None:
+    """The named functions themselves, each probed with two values (the plans above hold the clouds to them)."""
+
+    def value(key: str, setting: str, **settings: object) -> str | None:
+        (entry,) = [e for e in ENTRIES if (e.key, e.setting) == (key, setting)]
+        assert entry.value is not None
+        return entry.value(SimpleNamespace(**settings))  # type: ignore[arg-type]
+
+    assert [value("botCpu", "ECS_TASK_VCPU", aws=SimpleNamespace(bot_cpu=cpu)) for cpu in (512, 4096)] == ["0.5", "4"]
+    assert [value("botMemory", "ACI_MEMORY_GB", azure=SimpleNamespace(bot_memory=mib)) for mib in (1536, 8192)] == [
+        "1.5", "8"]
+    assert [value("k8sMode", "K8S_MODE", kubernetes=SimpleNamespace(mode=mode)) for mode in ("pods", "agent-sandbox")
+            ] == [None, "agent-sandbox"]
+
+
+def _four_clouds() -> dict[str, tuple[DispatcherEnv, dict[str, str]]]:
+    """Each cloud's example stack's dispatcher environment, run now (not from a cache), and its config."""
+    found = {}
+    for stack in STACKS:
+        config, secret_keys = stack_config(stack)
+        (env,) = dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
+        found[config["voicefleet:cloud"]] = env, config
+    return found
+
+
+def test_an_entry_added_to_the_table_is_in_every_cloud_it_names_and_only_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    everywhere = KeySetting("maxSessionSeconds", "PROBE_EVERY_CLOUD", "twice its value",
+                            value=lambda settings: str(2 * settings.max_session_seconds))
+    on_gcp = KeySetting("maxConcurrentSessions", "PROBE_GCP_ONLY", clouds=("gcp",),
+                        value=lambda settings: str(settings.max_concurrent_sessions))
+    monkeypatch.setattr(dispatcher_keys, "ENTRIES", (*ENTRIES, everywhere, on_gcp))
+    clouds = _four_clouds()
+    assert sorted(clouds) == ["aws", "azure", "gcp", "k8s"]
+    for cloud, (env, config) in clouds.items():
+        sessions = int(config.get("voicefleet:maxSessionSeconds", "1800"))
+        assert env.plain["PROBE_EVERY_CLOUD"] == str(2 * sessions), cloud
+        assert ("PROBE_GCP_ONLY" in env.plain) == (cloud == "gcp"), cloud
+
+
+def test_a_secret_taken_out_of_the_table_is_taken_by_no_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table says which secrets the dispatcher takes (each cloud by reference, its own way)."""
+    monkeypatch.setattr(dispatcher_keys, "ENTRIES", tuple(e for e in ENTRIES if e.setting != "DAILY_API_KEY"))
+    for cloud, (env, _) in _four_clouds().items():
+        assert "DAILY_API_KEY" not in env.masked | set(env.plain), cloud
+        assert "DISPATCHER_API_KEYS" in env.masked, cloud
+
+
+def test_a_secret_entry_has_no_value_and_every_other_entry_one() -> None:
+    with pytest.raises(ValueError, match="a secret has no value"):
+        KeySetting("dailyApiKey", "DAILY_API_KEY", SECRET, value=lambda settings: "plain")
+    with pytest.raises(ValueError, match="every other entry one"):
+        KeySetting("maxSessionSeconds", "MAX_SESSION_SECONDS")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks.config.store import URL_VARIABLE
+from stacks.config.store import MESSAGE_SECRETS, URL_VARIABLE
 from stacks.k8s.channel_tls import NOTE_CERTIFICATE
 from stacks.k8s.dispatcher import grace_seconds
 from stacks.shared import contract
@@ -126,8 +126,8 @@ def test_the_environment_is_what_the_pods_provider_reads_and_secrets_come_by_ref
     assert plain == {*contract.K8S_ENV, *contract.CHANNEL_ENV, *contract.K8S_CHANNEL_TLS_ENV}
     secret_name = unwrap(dispatcher_secret(k8s).outputs)["metadata"]["name"]
     by_reference = {name: entry["valueFrom"]["secretKeyRef"] for name, entry in env.items() if "valueFrom" in entry}
-    expected = contract.dispatcher_secrets(turn=False, channel=True, store=True, store_password=False, phone=())
-    assert set(by_reference) == {*expected, URL_VARIABLE}
+    expected = {*contract.DISPATCHER_SECRETS, *contract.CHANNEL_SECRETS, *MESSAGE_SECRETS, URL_VARIABLE}
+    assert set(by_reference) == expected
     assert all(ref == {"name": secret_name, "key": name} for name, ref in by_reference.items())
     assert env["MACHINES"]["value"] == "k8s" and env["K8S_NAMESPACE"]["value"] == "voicefleet-bots"
     # Bots dial the dispatcher's Service inside the cluster, on the channel's own port (the policies let
