@@ -47,6 +47,9 @@ class KeySetting:
     # The keys the program derives the setting from while this key is at its default (gcpZone "" is
     # `<gcp:region>-a`): an unset key's default is then not where the value came from.
     fallback: tuple[str, ...] = ()
+    # The other keys the value is computed from, whatever this key holds (the channel's caps: the
+    # sessions and the reserve spread over dispatcherCount, and only with botChannelToken).
+    inputs: tuple[str, ...] = ()
     value: Value | None = None  # the setting's value in a stack's settings, None unset; SECRET: none here
 
     def __post_init__(self) -> None:
@@ -84,10 +87,11 @@ def _k8s(settings: Settings) -> KubernetesSettings:
 
 
 def _written(key: str, setting: str, how: str = AS_IS, clouds: tuple[str, ...] = (), *,
-             by: Callable[[Settings], Mapping[str, str] | None]) -> KeySetting:
+             by: Callable[[Settings], Mapping[str, str] | None], inputs: tuple[str, ...] = ()) -> KeySetting:
     """An entry whose value is its setting's in what `by` writes (None or the setting left out: unset), for
     settings a checked parse writes together: the reserve's, the regions' planner's, the channel's caps."""
-    return KeySetting(key, setting, how, clouds, value=lambda settings: (by(settings) or {}).get(setting))
+    return KeySetting(key, setting, how, clouds, inputs=inputs,
+                      value=lambda settings: (by(settings) or {}).get(setting))
 
 
 def _reserve(settings: Settings) -> Mapping[str, str]:
@@ -143,6 +147,7 @@ _SECRETS = {**REQUIRED_SECRET_KEYS, CHANNEL_TOKEN_KEY: "BOT_CHANNEL_TOKEN",
             REGION_SECRET_KEY: "REGION_SECRET", REGION_ACCEPTED_SECRET_KEY: "REGION_ACCEPTED_SECRET",
             **phone.PHONE_SECRET_KEYS}
 _PER_REPLICA = "with botChannelToken: the bots' channels per surviving replica"
+_CHANNEL_INPUTS = ("maxConcurrentSessions", "reserveMaxIdle", CHANNEL_TOKEN_KEY)
 
 ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("maxConcurrentSessions", "MAX_CONCURRENT_SESSIONS", value=lambda s: str(s.max_concurrent_sessions)),
@@ -173,9 +178,10 @@ ENTRIES: tuple[KeySetting, ...] = (
                value=_units(lambda s: _aws(s).bot_cpu)),
     KeySetting("botMemory", "ECS_TASK_MEMORY_GB", "MiB / 1024 (GiB)", clouds=("aws",),
                value=_units(lambda s: _aws(s).bot_memory)),
-    _written("dispatcherCount", "BOT_CHANNEL_MAX_CONNECTIONS", _PER_REPLICA, ("aws",), by=_channel_caps),
+    _written("dispatcherCount", "BOT_CHANNEL_MAX_CONNECTIONS", _PER_REPLICA, ("aws",), by=_channel_caps,
+             inputs=_CHANNEL_INPUTS),
     _written("dispatcherCount", "MAX_CONNECTIONS", f"{_PER_REPLICA}, 3 sockets each and the session waits", ("aws",),
-             by=_channel_caps),
+             by=_channel_caps, inputs=_CHANNEL_INPUTS),
     # GCP
     KeySetting("gcp:project", "GCE_PROJECT", clouds=("gcp",), value=_gce(lambda gcp: gcp.project)),
     KeySetting("gcpZone", "GCE_ZONE", "its value, or `<gcp:region>-a`", clouds=("gcp",), fallback=("gcp:region",),

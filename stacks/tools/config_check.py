@@ -97,6 +97,15 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
     def where(key: str) -> str:  # a key `--config` gave is not the stack file's
         return "--config" if _full(key) in given else stack_file(stack).name
 
+    def named(key: str) -> str:  # a key the value is computed from, and where its value is
+        if key in pending:
+            return f"stack key {key} (not in {stack_file(stack).name} yet: a placeholder, as the plan's)"
+        if _full(key) in config:
+            return f"stack key {key} ({where(key)})"
+        if key in from_size and from_size[key][1] == "size":
+            return f"stack key {key} (derived from size: {size})"
+        return f"stack key {key}'s default (Pulumi.yaml)"
+
     for entry in keys_of(setting, cloud):
         full = _full(entry.key)
         if entry.key in pending:
@@ -110,11 +119,11 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
         elif entry.how == SECRET:
             continue  # a secret no one set: what the program made (a store's own key), not a default
         elif entry.fallback:  # at its default, the program derives the value from other keys
-            shown.append("derived from " + " and ".join(
-                f"stack key {key} ({where(key)})" if _full(key) in config
-                else f"stack key {key}'s default (Pulumi.yaml)" for key in entry.fallback))
+            shown.append("derived from " + " and ".join(named(key) for key in entry.fallback))
         else:
             shown.append(f"stack key {entry.key}'s default (Pulumi.yaml)")
+        if entry.inputs:
+            shown[-1] += ", with " + ", ".join(named(key) for key in entry.inputs)
     return "; ".join(dict.fromkeys(shown)) or "the stack program (from its resources, not a stack key)"
 
 

@@ -186,15 +186,16 @@ def test_a_refusal_never_shows_a_stand_in_as_the_users_value() -> None:
     assert stand_in("MAX_CONCURRENT_SESSIONS") not in line
 
 
-def test_a_value_from_several_keys_names_each_the_table_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    """source() names every stack key stacks/config/dispatcher_keys.py maps to a setting, each by where it is."""
-    from stacks.config import dispatcher_keys
+def test_a_value_from_several_keys_names_each_key_it_is_computed_from() -> None:
+    """The channel's caps are the sessions and the reserve spread over dispatcherCount's replicas, with
+    botChannelToken: source() names each of those keys by where its value is, not dispatcherCount alone."""
     from stacks.tools.config_check import _config, source
 
-    rows = [dispatcher_keys.KeySetting(key, "BOT_CHANNEL_MAX_CONNECTIONS", "with dispatcherCount", clouds=("aws",))
-            for key in ("maxConcurrentSessions", "reserveMaxIdle", "botChannelToken")]
-    monkeypatch.setattr(dispatcher_keys, "ENTRIES", (*dispatcher_keys.ENTRIES, *rows))
-    said = source("BOT_CHANNEL_MAX_CONNECTIONS", "aws-prod", _config("aws-prod", {}))
-    assert "derived from size: large (stack key dispatcherCount)" in said
-    assert "stack key maxConcurrentSessions (Pulumi.aws-prod.yaml)" in said
-    assert "botChannelToken" in said and "reserveMaxIdle" in said, said
+    for setting in ("BOT_CHANNEL_MAX_CONNECTIONS", "MAX_CONNECTIONS"):
+        said = source(setting, "aws-prod", _config("aws-prod", {}))
+        assert "derived from size: large (stack key dispatcherCount)" in said, said
+        assert "stack key maxConcurrentSessions (" in said and "stack key reserveMaxIdle (" in said, said
+        assert "stack key botChannelToken (" in said, said
+    given = source("BOT_CHANNEL_MAX_CONNECTIONS", "aws-prod", _config("aws-prod", {"maxConcurrentSessions": "40"}),
+                   frozenset({"voicefleet:maxConcurrentSessions"}))
+    assert "stack key maxConcurrentSessions (--config)" in given, given
