@@ -26,16 +26,11 @@ import pulumi
 import pulumi_aws as aws
 
 from dispatcher.observability.metric_catalogue import DIMENSION, REASON, metric_names
+from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
 
 PROVIDER = "ecs"  # the lines' `Provider` dimension: the machines provider's name
 PERIOD = 60  # seconds: the lines are written every METRIC_LINES_SECONDS (60)
 ALARM_PERIOD = 300
-FAILURE_RATE_PERCENT = 10.0
-# A warm claim answers in about a second and a cold Fargate start in tens of seconds
-# (docs/reserve.md): with a reserve, a p95 past 10 s means callers wait on cold starts; without
-# one every start is cold and only a p95 past 90 s is news.
-READY_P95_SECONDS_WARM = 10.0
-READY_P95_SECONDS_COLD = 90.0
 
 _NAMES = frozenset(metric_names())
 

@@ -20,8 +20,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_azure_native as azure
 
-from stacks.aws.observability import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
 from stacks.azure import naming
+from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
 
 TABLE = "ContainerAppConsoleLogs"
 

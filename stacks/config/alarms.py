@@ -10,6 +10,12 @@ from stacks.config.reader import Reader
 
 AWS_TOPIC_KEY = "alarmTopicArn"
 GCP_CHANNELS_KEY = "alarmNotificationChannels"
+# What every cloud's alarms fire at. A warm claim answers in about a second and a cold start in tens of
+# seconds (docs/reserve.md): with a reserve, a p95 past 10 s means callers wait on cold starts; without
+# one every start is cold and only a p95 past 90 s is news.
+FAILURE_RATE_PERCENT = 10.0
+READY_P95_SECONDS_WARM = 10.0
+READY_P95_SECONDS_COLD = 90.0
 _TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _CHANNEL = re.compile(r"^projects/(?P<project>[a-z0-9-]+)/notificationChannels/[0-9]+$")
 

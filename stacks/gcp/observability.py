@@ -43,10 +43,8 @@ from dispatcher.observability.metric_catalogue import (
     STORE_UP,
     LineMetric,
 )
+from stacks.config.alarms import FAILURE_RATE_PERCENT, READY_P95_SECONDS_COLD, READY_P95_SECONDS_WARM
 
-FAILURE_RATE_PERCENT = 10.0  # the same thresholds as AWS (stacks/aws/observability.py says why)
-READY_P95_SECONDS_WARM = 10.0
-READY_P95_SECONDS_COLD = 90.0
 # The histograms' buckets are the dispatcher's own, so a p95 here and on /metrics agree.
 BUCKETS: Mapping[str, Sequence[float]] = {
     "TimeToReady": READY_BUCKETS, "LaunchSeconds": LAUNCH_BUCKETS, "PhoneFirstAudio": FIRST_AUDIO_BUCKETS}
