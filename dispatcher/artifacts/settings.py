@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from botchannel.recording import MIN_PART_BYTES
 from dispatcher.artifacts.rules import Keeping, RecordingRules, RulesError, parse_rules
 from dispatcher.settings import SettingsError
-from dispatcher.settings.read import setting_bool, setting_choice, setting_float, setting_int
+from dispatcher.settings.read import setting_bool, setting_choice, setting_float, setting_int, setting_text
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class ArtifactSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArtifactSettings:
-        destination = env.get("RECORDING_DESTINATION", "").strip() or cls.destination
+        destination = setting_text(env, "RECORDING_DESTINATION") or cls.destination
         if "://" in destination and not destination.startswith(("s3://", "gs://", "https://", "http://")):
             raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, s3://bucket/prefix, "
                                 "gs://bucket/prefix, or https://<account>.blob.core.windows.net/<container>/<prefix>")
@@ -93,7 +93,7 @@ class ArtifactSettings:
             transcript=setting_choice(env, "RECORDING_TRANSCRIPT") or None,  # unset: as RECORDING
             destination=destination,
             retention_days=setting_int(env, "RECORDING_RETENTION_DAYS"),
-            rules_text=env.get("RECORDING_RULES", ""),
+            rules_text=setting_text(env, "RECORDING_RULES"),
             required=setting_bool(env, "RECORDING_REQUIRED"),
             # At most an hour for a part (put within seconds of its URL) and a week (S3's longest pre-signed
             # URL) for a download: a URL that leaks opens its object until it expires.
