@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         level, problems = "info", [str(exc)]
     try:
-        chosen_format = log_format.log_format(env.get("LOG_FORMAT", ""))
+        chosen_format = setting_choice(env, "LOG_FORMAT")
     except SettingsError as exc:
         problems.append(str(exc))
     problems += profile_problems(env, resolved.profile) + configuration_problems(env)
-    if not problems and env.get("MACHINES", "").strip().lower() == "k8s":  # what the cluster serves, read once
+    if not problems and setting_choice(env, "MACHINES") == "k8s":  # what the cluster serves, read once
         problems += asyncio.run(cluster_problems(env))
     if problems:
         print(f"dispatcher: configuration error: {'; '.join(problems)}", file=sys.stderr)

@@ -19,13 +19,14 @@ from dispatcher.store.client import StoreSettings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
+from voicefleet_settings.read import setting_choice, setting_text
 
 
 def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coordination) -> Machines:
     if settings.machines == "ecs":
         from dispatcher.machines.ecs.provider import EcsMachines, EcsSettings
 
-        if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+        if channel_url := setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.ecs.reserve import EcsWarmMachines
 
             return EcsWarmMachines(EcsSettings.from_env(env), channel_url=channel_url, transport=settings.transports[0],
@@ -34,7 +35,7 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "gce":
         from dispatcher.machines.gce.provider import GceMachines, GceSettings
 
-        if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in (the template tells them where)
+        if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in (the template tells them where)
             from dispatcher.machines.gce.reserve import GceWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 
@@ -45,7 +46,7 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "cloudrun":
         from dispatcher.machines.cloudrun.provider import CloudRunMachines, CloudRunSettings
 
-        if env.get("BOT_CHANNEL_URL", "").strip() and (secret := env.get("BOT_CHANNEL_TOKEN", "").strip()):
+        if setting_text(env, "BOT_CHANNEL_URL") and (secret := setting_text(env, "BOT_CHANNEL_TOKEN")):
             from dispatcher.machines.cloudrun.reserve import CloudRunWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 
@@ -57,7 +58,7 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "fly":
         from dispatcher.machines.fly.provider import FlyMachines, FlySettings
 
-        if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+        if channel_url := setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.fly.frozen import FlyFrozenMachines
 
             return FlyFrozenMachines.from_env(env, channel_url, coordination, transport=settings.transports[0])
@@ -70,7 +71,7 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.modal.provider import ModalMachines
         from dispatcher.machines.modal.settings import ModalSettings
 
-        if channel_url := env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+        if channel_url := setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.modal.reserve import ModalWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 
@@ -82,7 +83,7 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
     if settings.machines == "aci":
         from dispatcher.machines.aci.provider import AciMachines
 
-        if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+        if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.aci.reserve import AciWarmMachines
 
             return AciWarmMachines.from_env(env, coordination, transport=settings.transports[0])
@@ -91,12 +92,12 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
         from dispatcher.machines.k8s.provider import K8sMachines
         from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 
-        if env.get("K8S_MODE", "").strip().lower() == AGENT_SANDBOX:  # the pool's controller keeps the warm bots
+        if setting_choice(env, "K8S_MODE") == AGENT_SANDBOX:  # the pool's controller keeps the warm bots
             from dispatcher.machines.k8s.sandbox import SandboxClaims
 
             return SandboxClaims.from_env(env)
 
-        if env.get("BOT_CHANNEL_URL", "").strip():  # bots can dial in: a reserve is possible
+        if setting_text(env, "BOT_CHANNEL_URL"):  # bots can dial in: a reserve is possible
             from dispatcher.machines.k8s.reserve import K8sWarmMachines
             from dispatcher.reserve.policy import ReserveSettings
 
@@ -140,7 +141,10 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         settings = Settings.from_env(env)
     except SettingsError as exc:
         problems.append(str(exc))
-    machines = (env.get("MACHINES", "").strip() or Settings.machines).lower()
+    try:
+        machines = setting_choice(env, "MACHINES")
+    except SettingsError:  # Settings.from_env has named it: no provider's settings to check
+        machines = ""
     checks: list[Callable[[], object]] = []
     if machines == "ecs":
         from dispatcher.machines.ecs.provider import EcsSettings
@@ -206,9 +210,9 @@ def _pool_channel(env: Mapping[str, str]) -> None:
     reads them): its bot takes its session over the channel, so `MACHINES=k8s` needs one (docs/kubernetes.md)."""
     from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 
-    if env.get("BOT_CHANNEL_TOKEN", "").strip():
+    if setting_text(env, "BOT_CHANNEL_TOKEN"):
         return
-    if env.get("K8S_MODE", "").strip().lower() == AGENT_SANDBOX:
+    if setting_choice(env, "K8S_MODE") == AGENT_SANDBOX:
         raise SettingsError("K8S_MODE=agent-sandbox needs the bot channel (BOT_CHANNEL_TOKEN, and BOT_CHANNEL_URL "
                             "in the SandboxTemplate's pod): its bots take their sessions over it")
     raise SettingsError("MACHINES=k8s needs the bot channel (BOT_CHANNEL_TOKEN and BOT_CHANNEL_URL): a session's "
@@ -218,7 +222,7 @@ def _pool_channel(env: Mapping[str, str]) -> None:
 def _regions(env: Mapping[str, str]) -> None:
     from dispatcher.regions.config import Regions
 
-    if Regions.from_env(env).several and not env.get("DISPATCHER_API_KEYS", "").strip():
+    if Regions.from_env(env).several and not setting_text(env, "DISPATCHER_API_KEYS"):
         # A session belongs to the key that made it in every region: keyless, each region would own
         # its sessions alone.
         raise SettingsError("REGION needs DISPATCHER_API_KEYS (the same keys in every region): docs/regions.md")
@@ -231,11 +235,11 @@ def _machine_identity(machines: str, env: Mapping[str, str]) -> None:
 
     # ECS too: its bots' presigns are bound to the audience (dispatcher/machines/ecs/identity.py).
     missing = [] if identity_audience(env) else ["BOT_CHANNEL_URL (or BOT_IDENTITY_AUDIENCE)"]
-    if machines == "fly" and not (env.get("FLY_ORG", "").strip() or env.get("FLY_OIDC_ISSUER", "").strip()):
+    if machines == "fly" and not (setting_text(env, "FLY_ORG") or setting_text(env, "FLY_OIDC_ISSUER")):
         missing.append("FLY_ORG (or FLY_OIDC_ISSUER)")
-    if machines == "ecs" and not env.get("ECS_BOT_TASK_ROLE_ARNS", "").strip():  # the bots' task roles
+    if machines == "ecs" and not setting_text(env, "ECS_BOT_TASK_ROLE_ARNS"):  # the bots' task roles
         missing.append("ECS_BOT_TASK_ROLE_ARNS")
-    if machines == "cloudrun" and not env.get("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID", "").strip():  # whose tokens
+    if machines == "cloudrun" and not setting_text(env, "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID"):  # whose tokens
         missing.append("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID")
     if missing:
         raise SettingsError(

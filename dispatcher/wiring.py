@@ -75,6 +75,7 @@ from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
+from voicefleet_settings.read import setting_text
 
 FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
 
@@ -104,7 +105,7 @@ def build_state(
     for collector in coordination.collectors():
         metrics.registry.register(collector)
     turn = build_turn(settings, env)
-    static_ice = parse_ice_servers(env.get("ICE_SERVERS", ""))
+    static_ice = parse_ice_servers(setting_text(env, "ICE_SERVERS"))
     if ice_servers is None:
         ice_servers = TurnIceServers(turn, static_ice) if turn is not None else StaticIceServers(static_ice)
     channel_access = _channel_access(settings)

@@ -461,13 +461,13 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "DASHBOARD_ENABLED", "server", STRING,
+        "DASHBOARD_ENABLED", "server", BOOLEAN,
         shown="`1` locally, `0` in the cloud",
         meaning=(
             "`1` serves the deployment at a glance at `GET /dashboard` "
             "([operations.md](operations.md#the-deployment-at-a-glance)); `0` does not. The page holds nothing "
             "secret: it asks for an admin key and reads `GET /status` with it, which answers with or without the "
-            "page. Anything else stops start-up, named"
+            "page"
         ),
     ),
     Setting(
@@ -984,19 +984,19 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RECORDING", "recording", STRING, default="off",
+        # Most careful first: dispatcher/artifacts/rules.py ranks the policies in this order.
+        "RECORDING", "recording", ENUM, choices=("off", "consent", "on"), default="off",
         meaning=(
-            'the audio: `off`, `on`, or `consent` (the caller hears `RECORDING_ANNOUNCEMENT` first, and the call '
-            'is kept from its end): every session as a two-channel WAV (caller left, bot right) with a report '
-            "beside it. Off by default, locally too: recording people is the operator's decision. Anything else "
-            '(`RECORDING=maybe`) stops the start, naming the three'
+            'the audio: `on` keeps every session as a two-channel WAV (caller left, bot right) with a report '
+            'beside it, `consent` too once the caller has heard `RECORDING_ANNOUNCEMENT` (the call is kept from '
+            "its end). Off by default, locally too: recording people is the operator's decision"
         ),
     ),
     Setting(
-        "RECORDING_TRANSCRIPT", "recording", STRING,
+        "RECORDING_TRANSCRIPT", "recording", ENUM, choices=("off", "consent", "on"),
         shown='as `RECORDING`',
         meaning=(
-            'the transcript: `off`, `on` or `consent`, on its own (audio off and transcript on: no audio is '
+            'the transcript, on its own (audio off and transcript on: no audio is '
             'uploaded, the transcript and report are kept)'
         ),
     ),
@@ -1012,7 +1012,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "RECORDING_RETENTION_DAYS", "recording", INTEGER, default="0",
+        "RECORDING_RETENTION_DAYS", "recording", INTEGER, minimum=0, maximum=36500, default="0",
         shown='`0` (kept until erased)',
         meaning=(
             "how long a session's objects are kept; carried in their keys (`retain-30d/…`) for the stacks' "
@@ -1401,12 +1401,13 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "BOT_GPU", "gpu", STRING,
+        # The rows of dispatcher/machines/gpu.py's table, one each (tests/dispatcher/machines/test_gpu.py).
+        "BOT_GPU", "gpu", ENUM,
+        choices=("nvidia-t4", "nvidia-l4", "nvidia-a10", "nvidia-l40s", "nvidia-a100-40gb", "nvidia-h100"),
         shown="— (CPU only)",
         example="`nvidia-l4`",
         meaning=(
-            "the bots' GPU: `nvidia-t4`, `nvidia-l4`, `nvidia-a10`, `nvidia-l40s`, `nvidia-a100-40gb`, "
-            "`nvidia-h100`. Compute Engine: a T4 is attached to an `n1-*` VM (`guestAccelerators`), an L4, A100 "
+            "the bots' GPU. Compute Engine: a T4 is attached to an `n1-*` VM (`guestAccelerators`), an L4, A100 "
             "or H100 comes with its `g2-*`, `a2-*` or `a3-*` machine type, so `GCE_MACHINE_TYPE` must be of that "
             "family, and every GPU VM terminates on host maintenance (GPUs do not live-migrate). Cerebrium: the "
             "app's `cerebrium.toml` `compute` ([providers.md](providers.md#gpus-bot_gpu)). Modal: its `gpu=` "

@@ -23,8 +23,8 @@ from dispatcher.regions.peers import Peers
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
-from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import Coordination, ReplicaPool
+from voicefleet_settings.read import setting_bool
 
 log = logging.getLogger("dispatcher.api.status")
 
@@ -37,13 +37,12 @@ ONE_REGION = "default"  # the region's name without REGION (one region)
 
 
 def dashboard_enabled(env: Mapping[str, str], *, local: bool) -> bool:
-    """DASHBOARD_ENABLED: `1` serves GET /dashboard, `0` does not; unset, a local dispatcher serves it
+    """DASHBOARD_ENABLED: true serves GET /dashboard, false does not; unset, a local dispatcher serves it
     and a cloud one does not (the data behind it needs the admin key either way)."""
-    raw = env.get("DASHBOARD_ENABLED", "").strip()
-    if raw not in ("", "0", "1"):
-        raise SettingsError(f"DASHBOARD_ENABLED={raw!r}: set 1 to serve the page at /dashboard, or 0 (or nothing) "
-                            "not to")
-    return raw == "1" or (raw == "" and local)
+    # The default follows the mode, which the catalogue cannot hold: it goes beneath the environment's
+    # values, a blank one dropped first (blank is unset to every reader).
+    env = {name: value for name, value in env.items() if value.strip()}
+    return setting_bool({"DASHBOARD_ENABLED": "1" if local else "0", **env}, "DASHBOARD_ENABLED")
 
 
 class StatusView:

@@ -42,6 +42,7 @@ from dispatcher.machines.aci.auth import ArmToken, ArmTokens
 from dispatcher.machines.base import MachinesError
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.retry import Backoff, Transient, send
+from voicefleet_settings.read import setting_text
 
 STORAGE_RESOURCE = "https://storage.azure.com/"
 UPLOADS = ".uploads/"
@@ -81,7 +82,7 @@ class AzureBlobStore:
         self.place: Destination = split_destination(destination)
         self.prefix = self.place.prefix
         self.where = destination.rstrip("/")
-        ca_file = env.get("RECORDING_CA_BUNDLE", "").strip() or None  # a private CA (azurite in the tests)
+        ca_file = setting_text(env, "RECORDING_CA_BUNDLE") or None  # a private CA (azurite in the tests)
         self._client = client or HttpClient(timeout=30.0, connect_timeout=5.0, ca_file=ca_file)
         self._tokens = tokens or ArmToken(env, resource=STORAGE_RESOURCE,
                                           client=HttpClient(timeout=10.0, ca_file=ca_file))

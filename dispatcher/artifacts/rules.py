@@ -14,6 +14,9 @@ erased, the most of all). A person reading any one rule knows the session keeps 
 Retention is carried in the objects' keys, `<prefix>/retain-<days>d/...` (or `retain-forever`), so
 one lifecycle rule per distinct day count keeps it on every cloud: GCS's lifecycle matches only
 prefixes, and S3's and Azure's match prefixes too.
+
+A rule's policies and days are what `RECORDING` and `RECORDING_RETENTION_DAYS` accept: their choices
+and bounds are read from those settings' catalogue entries, never written here again.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-POLICIES = ("off", "consent", "on")  # most careful first
+from voicefleet_settings.model import ENUM, INTEGER
+from voicefleet_settings.read import entry
+
+POLICIES = entry("RECORDING", ENUM).choices  # most careful first, as the catalogue lists them
+_DAYS = entry("RECORDING_RETENTION_DAYS", INTEGER)
+# Both bounds, or the unpacking fails at import: a rule is never less bounded than the setting.
+MIN_DAYS, MAX_DAYS = (int(bound) for bound in (_DAYS.minimum, _DAYS.maximum) if bound is not None)
 FIELDS = ("audio", "transcript", "days")
 SELECTORS = ("key", "release")
-MAX_DAYS = 36_500
 # The form of a key name (DISPATCHER_API_KEYS) and of a release name alike: a rule naming what could
 # never be one (`release:V7`) would silently match nothing, and so keep more than it says.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -114,20 +122,22 @@ def parse_rules(text: str, default: Keeping) -> RecordingRules:
     return RecordingRules(default=default, rules=tuple(rules))
 
 
-def parse_policy(name: str, value: str) -> str:
+def _policy(name: str, value: str) -> str:
+    """A rule's `audio=` or `transcript=`: one of RECORDING's choices, any case."""
     value = value.strip().lower()
     if value not in POLICIES:
         raise RulesError(f"{name}={value!r}: use one of {', '.join(POLICIES)}")
     return value
 
 
-def parse_days(name: str, value: str) -> int:
+def _days(name: str, value: str) -> int:
+    """A rule's `days=`: within RECORDING_RETENTION_DAYS's bounds."""
     try:
         days = int(value.strip())
     except ValueError:
         raise RulesError(f"{name}={value!r}: a whole number of days (0: kept until erased)") from None
-    if not 0 <= days <= MAX_DAYS:
-        raise RulesError(f"{name}={days}: from 0 (kept until erased) to {MAX_DAYS} days")
+    if not MIN_DAYS <= days <= MAX_DAYS:
+        raise RulesError(f"{name}={days}: from {MIN_DAYS} (kept until erased) to {MAX_DAYS} days")
     return days
 
 
@@ -148,10 +158,10 @@ def _rule(words: list[str], raw: str) -> Rule:
         raise RulesError(f"RECORDING_RULES rule {raw!r} sets nothing: add audio=, transcript= or days=")
     where = f"RECORDING_RULES {selector}:{name}"
     return Rule(selector=selector, name=name,
-                audio=parse_policy(f"{where} audio", values["audio"]) if "audio" in values else None,
-                transcript=parse_policy(f"{where} transcript", values["transcript"]) if "transcript" in values
+                audio=_policy(f"{where} audio", values["audio"]) if "audio" in values else None,
+                transcript=_policy(f"{where} transcript", values["transcript"]) if "transcript" in values
                 else None,
-                days=parse_days(f"{where} days", values["days"]) if "days" in values else None)
+                days=_days(f"{where} days", values["days"]) if "days" in values else None)
 
 
 def _careful(a: str, b: str) -> str:

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from botchannel.recording import MIN_PART_BYTES
-from dispatcher.artifacts.rules import Keeping, RecordingRules, RulesError, parse_days, parse_policy, parse_rules
+from dispatcher.artifacts.rules import Keeping, RecordingRules, RulesError, parse_rules
 from dispatcher.settings import SettingsError
-from voicefleet_settings.read import setting_bool, setting_float
+from voicefleet_settings.read import setting_bool, setting_choice, setting_float, setting_int, setting_text
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,7 @@ class ArtifactSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArtifactSettings:
-        try:
-            policy = parse_policy("RECORDING", env.get("RECORDING", "") or cls.policy)
-            transcript_text = env.get("RECORDING_TRANSCRIPT", "").strip()
-            transcript = parse_policy("RECORDING_TRANSCRIPT", transcript_text) if transcript_text else None
-            days = parse_days("RECORDING_RETENTION_DAYS", env.get("RECORDING_RETENTION_DAYS", "") or "0")
-        except RulesError as exc:
-            raise SettingsError(str(exc)) from None
-        destination = env.get("RECORDING_DESTINATION", "").strip() or cls.destination
+        destination = setting_text(env, "RECORDING_DESTINATION") or cls.destination
         if "://" in destination and not destination.startswith(("s3://", "gs://", "https://", "http://")):
             raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, s3://bucket/prefix, "
                                 "gs://bucket/prefix, or https://<account>.blob.core.windows.net/<container>/<prefix>")
@@ -96,11 +89,11 @@ class ArtifactSettings:
         if destination.startswith("s3://") and not destination.removeprefix("s3://").split("/", 1)[0]:
             raise SettingsError("RECORDING_DESTINATION=s3:// needs a bucket: s3://bucket/prefix")
         return cls(
-            policy=policy,
-            transcript=transcript,
+            policy=setting_choice(env, "RECORDING"),
+            transcript=setting_choice(env, "RECORDING_TRANSCRIPT") or None,  # unset: as RECORDING
             destination=destination,
-            retention_days=days,
-            rules_text=env.get("RECORDING_RULES", ""),
+            retention_days=setting_int(env, "RECORDING_RETENTION_DAYS"),
+            rules_text=setting_text(env, "RECORDING_RULES"),
             required=setting_bool(env, "RECORDING_REQUIRED"),
             # At most an hour for a part (put within seconds of its URL) and a week (S3's longest pre-signed
             # URL) for a download: a URL that leaks opens its object until it expires.

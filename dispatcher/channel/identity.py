@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from botchannel.contract import Hello
 from dispatcher.channel.credentials import BotGrant
+from voicefleet_settings.read import setting_text
 
 if TYPE_CHECKING:  # for its annotation only: the Pulumi program imports this module (through the
     # machines' contract), and its environment has neither redis nor Prometheus, which the store has
@@ -116,4 +117,4 @@ class OneUse:
 def identity_audience(env: Mapping[str, str]) -> str | None:
     """The audience bots' identity tokens must name: the channel URL they dial (a stack sets the
     same BOT_CHANNEL_URL for the dispatcher and its bots), unless the dispatcher names it apart."""
-    return env.get("BOT_IDENTITY_AUDIENCE", "").strip() or env.get("BOT_CHANNEL_URL", "").strip() or None
+    return setting_text(env, "BOT_IDENTITY_AUDIENCE") or setting_text(env, "BOT_CHANNEL_URL") or None

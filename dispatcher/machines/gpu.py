@@ -3,7 +3,8 @@
 One table, one row per GPU, one column per provider (None: that provider has no such GPU). A
 provider reads its own column; a provider with no column at all (ECS Fargate, Fly, local) refuses
 `BOT_GPU` at start-up (`gpu_problem`, called by dispatcher/factory.py's preflight). It lives with
-the machines, not in dispatcher/settings.py: the foundation cannot import the providers' names.
+the machines, not in dispatcher/settings/: the foundation cannot import the providers' names. The
+catalogue lists the neutral names as BOT_GPU's choices, one per row here (a test holds the two equal).
 
 Sources: Compute Engine's accelerator types and the machine families they attach to or come with
 (https://cloud.google.com/compute/docs/gpus): a T4 is attached to an N1 VM (`guestAccelerators`),
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dispatcher.settings import SettingsError
-from voicefleet_settings.read import setting_int
+from voicefleet_settings.read import setting_choice, setting_int
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,8 @@ class GpuRequest:
 
 def gpu_from_env(env: Mapping[str, str]) -> GpuRequest | None:
     """BOT_GPU (and BOT_GPU_COUNT), or None when the bots run on CPU only."""
-    name = env.get("BOT_GPU", "").strip().lower()
-    if not name:
-        return None
-    if name not in GPUS:
-        raise SettingsError(f"BOT_GPU={name!r} is not one of {', '.join(GPUS)}")
-    return GpuRequest(GPUS[name], setting_int(env, "BOT_GPU_COUNT"))
+    name = setting_choice(env, "BOT_GPU")
+    return GpuRequest(GPUS[name], setting_int(env, "BOT_GPU_COUNT")) if name else None
 
 
 def gpu_problem(machines: str, env: Mapping[str, str]) -> None:

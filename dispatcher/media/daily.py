@@ -61,7 +61,7 @@ class DailySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DailySettings:
-        key = env.get("DAILY_API_KEY", "").strip()
+        key = setting_text(env, "DAILY_API_KEY")
         if not key:
             raise SettingsError("DAILY_API_KEY must be set for cloud sessions (Daily rooms)")
         prefix = setting_text(env, "DAILY_ROOM_PREFIX")
@@ -78,7 +78,7 @@ class DailySettings:
             rate=Rate.from_env(env, "DAILY"),
             delete_rate=Rate.from_env(env, "DAILY_DELETE"),
             allow_dialout=setting_bool(env, "DAILY_ALLOW_DIALOUT"),
-            recordings_bucket=parse_recordings_bucket(env.get("DAILY_RECORDINGS_BUCKET", "")),
+            recordings_bucket=parse_recordings_bucket(setting_text(env, "DAILY_RECORDINGS_BUCKET")),
         )
 
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from dispatcher.media.ice import IceServer
 from dispatcher.settings import SettingsError
 from voicefleet_settings.model import INTEGER
-from voicefleet_settings.read import entry, setting_choice, setting_int
+from voicefleet_settings.read import entry, setting_choice, setting_int, setting_text
 
 IcePolicy = Literal["relay", "all"]
 
@@ -84,8 +84,8 @@ class TurnSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, cloud: bool) -> TurnSettings | None:
         """None when no TURN server is configured (local sessions need none)."""
-        urls = tuple(u.strip() for u in env.get("TURN_URLS", "").split(",") if u.strip())
-        secret = env.get("TURN_SHARED_SECRET", "")
+        urls = tuple(u.strip() for u in setting_text(env, "TURN_URLS").split(",") if u.strip())
+        secret = setting_text(env, "TURN_SHARED_SECRET")
         if not urls:
             if secret:
                 raise SettingsError("TURN_SHARED_SECRET is set but TURN_URLS is not")

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 
 from dispatcher.observability.tracing import current_trace_id
 from voicefleet_settings.model import ENUM
-from voicefleet_settings.read import entry, setting_choice
+from voicefleet_settings.read import entry
 
 LOG_FORMATS = entry("LOG_FORMAT", ENUM).choices
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -81,10 +81,6 @@ class KnownSessions:
 
 
 KNOWN_SESSIONS = KnownSessions()
-
-
-def log_format(raw: str) -> str:
-    return setting_choice({"LOG_FORMAT": raw}, "LOG_FORMAT")
 
 
 class SessionFields(logging.Filter):

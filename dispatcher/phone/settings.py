@@ -16,7 +16,7 @@ from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
 from dispatcher.settings import SettingsError
-from voicefleet_settings.read import setting_bool, setting_float, setting_int
+from voicefleet_settings.read import setting_bool, setting_float, setting_int, setting_text
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
 
@@ -51,27 +51,27 @@ class PhoneSettings:
     def from_env(
         cls, env: Mapping[str, str], *, keyless: bool, bot_channel_token: str | None, default_drain_seconds: int = 1800
     ) -> PhoneSettings:
-        secret = env.get("PHONE_TOKEN_SECRET", "").strip()
+        secret = setting_text(env, "PHONE_TOKEN_SECRET")
         if secret and len(secret) < 32:
             raise SettingsError("PHONE_TOKEN_SECRET must be at least 32 characters")
         # Replicas must share the key: PHONE_TOKEN_SECRET, else the deployment's bot credential
         # (separated from its other use by derive_key), else (one local process) a fresh one.
         key = derive_key(secret or bot_channel_token or secrets.token_urlsafe(32))
-        public_url = env.get("PHONE_PUBLIC_URL", "").strip().rstrip("/") or None
+        public_url = setting_text(env, "PHONE_PUBLIC_URL").rstrip("/") or None
         if public_url is not None and not public_url.startswith(("https://", "http://")):
             raise SettingsError(f"PHONE_PUBLIC_URL={public_url!r} must start with https:// (or http:// locally)")
-        telnyx = env.get("TELNYX_PUBLIC_KEY", "").strip()
+        telnyx = setting_text(env, "TELNYX_PUBLIC_KEY")
         try:
             telnyx_key = TelnyxKey(telnyx) if telnyx else None
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
-        exotel_key, exotel_token = env.get("EXOTEL_API_KEY", "").strip(), env.get("EXOTEL_API_TOKEN", "").strip()
+        exotel_key, exotel_token = setting_text(env, "EXOTEL_API_KEY"), setting_text(env, "EXOTEL_API_TOKEN")
         if bool(exotel_key) != bool(exotel_token):
             raise SettingsError("EXOTEL_API_KEY and EXOTEL_API_TOKEN are set together or not at all")
-        dialin = env.get("DAILY_DIALIN_SECRET", "").strip() or None
+        dialin = setting_text(env, "DAILY_DIALIN_SECRET") or None
         if dialin is not None and (len(dialin) < 32 or not all(c.isalnum() or c in "-_" for c in dialin)):
             raise SettingsError("DAILY_DIALIN_SECRET must be at least 32 letters, digits, - or _ (it is a URL segment)")
-        carrier_recording = parse_carrier_recording(env.get("PHONE_CARRIER_RECORDING", ""))
+        carrier_recording = parse_carrier_recording(setting_text(env, "PHONE_CARRIER_RECORDING"))
         for carrier, credential in (("twilio", "TWILIO_AUTH_TOKEN"), ("telnyx", "TELNYX_PUBLIC_KEY")):
             if carrier in carrier_recording and not env.get(credential, "").strip():
                 raise SettingsError(f"PHONE_CARRIER_RECORDING names {carrier}: set {credential} too, so its "
@@ -81,9 +81,9 @@ class PhoneSettings:
             carrier_recording=carrier_recording,
             daily_dialin_secret=dialin,
             public_url=public_url,
-            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or None,
+            twilio_auth_token=setting_text(env, "TWILIO_AUTH_TOKEN") or None,
             telnyx_key=telnyx_key,
-            plivo_auth_token=env.get("PLIVO_AUTH_TOKEN", "").strip() or None,
+            plivo_auth_token=setting_text(env, "PLIVO_AUTH_TOKEN") or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
             twilio_signed_streams=setting_bool(env, "TWILIO_SIGNED_STREAMS"),
             handshake_seconds=float(setting_int(env, "PHONE_HANDSHAKE_SECONDS")),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dispatcher.releases.names import DEFAULT_RELEASE, is_release_name, name_rule
 from dispatcher.settings import SettingsError
+from voicefleet_settings.read import setting_text
 
 ANY_TRANSPORT = "*"  # a release's reference for every transport its entry does not name
 MAX_RELEASES = 20
@@ -71,14 +72,14 @@ class Catalogue:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, local: bool) -> Catalogue:
-        stacked, developer = env.get("RELEASES", "").strip(), env.get("BOT_RELEASES", "").strip()
+        stacked, developer = setting_text(env, "RELEASES"), setting_text(env, "BOT_RELEASES")
         if stacked and developer:
             raise SettingsError("set RELEASES (a stack's) or BOT_RELEASES (a local dispatcher's), not both")
         if developer:
             if not local:
                 raise SettingsError("BOT_RELEASES lists local bot files: a cloud deployment's releases come "
                                     "from its stack (RELEASES)")
-            return _bot_files(developer, env.get("RELEASE_WEIGHTS", ""))
+            return _bot_files(developer, setting_text(env, "RELEASE_WEIGHTS"))
         if stacked:
             return _stacked(stacked, local=local)
         return cls.single()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 from dispatcher.releases.names import is_release_name, name_rule
 from dispatcher.settings import SettingsError
+from voicefleet_settings.read import setting_text
 
 MIN_PREFIX = 12
 
@@ -19,7 +20,7 @@ def key_defaults(env: Mapping[str, str], key_hashes: frozenset[bytes],
     entries. `names`: each key name's caller id."""
     defaults: dict[str, str] = {}
     names = names or {}
-    for part in (p.strip() for p in env.get("DISPATCHER_API_KEY_RELEASES", "").split(",") if p.strip()):
+    for part in (p.strip() for p in setting_text(env, "DISPATCHER_API_KEY_RELEASES").split(",") if p.strip()):
         release, _, prefix = part.partition("=")
         release, prefix = release.strip(), prefix.strip().lower()
         if is_release_name(release) and prefix in names:

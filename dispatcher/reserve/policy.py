@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from dispatcher.machines import aci, cerebrium, cloudrun, ecs, fly, gce, k8s, local, modal
 from dispatcher.machines.cold_start import ColdStart
 from dispatcher.settings import SettingsError
-from voicefleet_settings.read import setting_float, setting_int
+from voicefleet_settings.read import setting_float, setting_int, setting_text
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -129,7 +129,7 @@ class ReserveSettings:
             burst=setting_float(env, "RESERVE_BURST"),
             rate_sample=setting_int(env, "RESERVE_RATE_SAMPLE"),
             cold_start_seconds=setting_float(env, "RESERVE_COLD_START_SECONDS", default=cold_default),
-            schedule=parse_schedule(env.get("RESERVE_SCHEDULE", "")),
+            schedule=parse_schedule(setting_text(env, "RESERVE_SCHEDULE")),
         )
         if settings.buffer > 10:
             raise SettingsError(f"RESERVE_BUFFER={settings.buffer:g} must be at most 10 (idle bots per active one)")

@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dispatcher.machines.base import FrozenMachines, Machines
-from dispatcher.settings import SettingsError
 from voicefleet_settings.read import setting_float, setting_text
 
 log = logging.getLogger("dispatcher.reserve.reserve")
@@ -118,10 +117,9 @@ def hot_dollars_per_month(machines: Machines, env: Mapping[str, str]) -> float |
 
 def bot_price(machines: Machines, env: Mapping[str, str]) -> BotPrice | None:
     """One running bot's machine on `machines`, priced; None when it cannot be priced."""
-    if env.get("RESERVE_HOT_DOLLARS_PER_MONTH", "").strip():
-        dollars = setting_float(env, "RESERVE_HOT_DOLLARS_PER_MONTH", default=0.0)
-        if not math.isfinite(dollars):
-            raise SettingsError(f"RESERVE_HOT_DOLLARS_PER_MONTH={dollars} is not a price")
+    # nan stands for unset: a value set is finite (the reader refuses nan and inf), so never mistaken for it.
+    dollars = setting_float(env, "RESERVE_HOT_DOLLARS_PER_MONTH", default=math.nan)
+    if not math.isnan(dollars):
         return BotPrice(dollars, "as RESERVE_HOT_DOLLARS_PER_MONTH prices it", "RESERVE_HOT_DOLLARS_PER_MONTH")
     if isinstance(machines, FrozenMachines):  # the price its frozen tier is weighed against
         return BotPrice(machines.frozen_form.running_dollars_per_month, _fly_size(machines),

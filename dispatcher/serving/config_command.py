@@ -26,8 +26,8 @@ from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt, nearest
 from voicefleet_settings.model import Setting
 from voicefleet_settings.names import by_name, meaning
+from voicefleet_settings.read import setting_choice
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 USAGE = "usage: voicefleet config check | explain NAME | diff [--stack NAME]"
 STACK_TOOL = "stacks.tools.config_check"
 # `--config` items travel as a JSON list on the child's stdin: a command line is readable by every
@@ -42,17 +42,14 @@ def faults(resolved: Resolved) -> list[str]:
     """Everything the dispatcher would refuse at start-up (but the cluster's and the regions' answers,
     which only a call could give), and every misspelt or old name."""
     from dispatcher.factory import configuration_problems  # the dispatcher's own parsers, every provider's
-    from dispatcher.observability import log_format
 
     env = resolved.env
     found = misspelt(env) + deprecated(env)
-    level = env.get("LOG_LEVEL", "").strip().lower() or "info"
-    if level not in LOG_LEVELS:
-        found.append(f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}")
-    try:
-        log_format.log_format(env.get("LOG_FORMAT", ""))
-    except SettingsError as exc:
-        found.append(str(exc))
+    for logging_setting in ("LOG_LEVEL", "LOG_FORMAT"):  # read by the dispatcher before any other
+        try:
+            setting_choice(env, logging_setting)
+        except SettingsError as exc:
+            found.append(str(exc))
     return found + profile_problems(env, resolved.profile) + configuration_problems(env) + recording_problems(env)
 
 

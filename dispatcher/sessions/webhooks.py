@@ -44,7 +44,7 @@ from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError
 from dispatcher.store.client import StoreUnavailable
-from voicefleet_settings.read import setting_float, setting_int
+from voicefleet_settings.read import setting_float, setting_int, setting_text
 
 log = logging.getLogger("dispatcher.sessions.webhooks")
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
@@ -70,8 +70,8 @@ class WebhookSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebhookSettings | None:
-        url = env.get("WEBHOOK_URL", "").strip()
-        secret = env.get("WEBHOOK_SECRET", "").strip()
+        url = setting_text(env, "WEBHOOK_URL")
+        secret = setting_text(env, "WEBHOOK_SECRET")
         if not url and not secret:
             return None
         if not (url and secret):

@@ -61,29 +61,29 @@ class StoreSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StoreSettings | None:
         """None without `REDIS_URL`: one process, no store (the default, and local mode's)."""
-        url = env.get("REDIS_URL", "").strip()
+        url = setting_text(env, "REDIS_URL")
         if not url:
             return None
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// (TLS) or unix://")
-        replica_id = env.get("REPLICA_ID", "").strip() or f"r-{secrets.token_hex(6)}"
+        replica_id = setting_text(env, "REPLICA_ID") or f"r-{secrets.token_hex(6)}"
         if not replica_id.replace("-", "").replace("_", "").isalnum() or len(replica_id) > 64:
             raise SettingsError("REPLICA_ID: at most 64 letters, digits, '-' or '_'")
         prefix = setting_text(env, "REDIS_KEY_PREFIX")
         auth = setting_choice(env, "REDIS_AUTH")
-        message_secret = env.get("REDIS_MESSAGE_SECRET", "").strip()
+        message_secret = setting_text(env, "REDIS_MESSAGE_SECRET")
         if len(message_secret) < MIN_SECRET_CHARACTERS:
             # Without it a replica would act on whatever anyone who may PUBLISH on the store sends.
             raise SettingsError(f"REDIS_MESSAGE_SECRET must be set with REDIS_URL (at least {MIN_SECRET_CHARACTERS} "
                                 "characters, the same at every replica): replicas sign what they send each other")
-        accepted = env.get("REDIS_ACCEPTED_MESSAGE_SECRET", "").strip()
+        accepted = setting_text(env, "REDIS_ACCEPTED_MESSAGE_SECRET")
         if accepted and (len(accepted) < MIN_SECRET_CHARACTERS or accepted == message_secret):
             raise SettingsError(f"REDIS_ACCEPTED_MESSAGE_SECRET must be at least {MIN_SECRET_CHARACTERS} characters "
                                 "and differ from REDIS_MESSAGE_SECRET: the other secret of a change, opened only")
-        ca = env.get("REDIS_CA_CERT", "").strip() or None
+        ca = setting_text(env, "REDIS_CA_CERT") or None
         if ca is not None and "BEGIN CERTIFICATE" not in ca:
             raise SettingsError("REDIS_CA_CERT must hold PEM certificates")
-        password = env.get("REDIS_PASSWORD") or None
+        password = setting_text(env, "REDIS_PASSWORD") or None
         if auth == "password" and password is None and not _url_password(url):
             # On any host, loopback included: local bots are processes of this host, so a store on
             # loopback is reachable from every bot, and its password is all that keeps them out.

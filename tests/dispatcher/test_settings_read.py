@@ -144,6 +144,45 @@ def test_no_dispatcher_module_writes_a_default_or_a_bound_of_its_own() -> None:
     assert found == [], "read these with voicefleet_settings/read.py, their bounds in the catalogue"
 
 
+# Catalogued for the page, read raw: the platform sets them or its SDKs read them too (their catalogue
+# default describes the SDK's, not a value to read), and K8S_CA_FILE's default follows the API URL's scheme.
+READ_RAW = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS",
+            "AWS_ENDPOINT_URL_ECS", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST",
+            "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "PYTHONPATH",
+            "STORAGE_EMULATOR_HOST", "K8S_CA_FILE"}
+
+
+def _is_environment(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Name) and node.id in ("env", "environ")) or (
+        isinstance(node, ast.Attribute) and node.attr == "environ")
+
+
+def _raw_reads(path: Path, names: set[str]) -> list[str]:
+    """`env.get("NAME")`, `env["NAME"]`, `"NAME" in env`, `os.getenv("NAME")` of a catalogued name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        key: ast.expr | None = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and (
+                (node.func.attr == "get" and _is_environment(node.func.value)) or node.func.attr == "getenv"):
+            key = node.args[0]
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and _is_environment(node.value):
+            key = node.slice
+        elif isinstance(node, ast.Compare) and any(_is_environment(c) for c in node.comparators):
+            key = node.left
+        if isinstance(key, ast.Constant) and key.value in names:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {key.value}")
+    return found
+
+
+def test_no_dispatcher_module_reads_a_catalogued_setting_raw() -> None:
+    """A raw read takes none of the entry's default, choices or bounds, and `config check` cannot see
+    what it would refuse: every catalogued setting is read by voicefleet_settings/read.py's readers."""
+    names = {s.name for s in SETTINGS} | {alias for s in SETTINGS for alias in s.aliases}
+    found = [line for path in sorted((ROOT / "dispatcher").rglob("*.py")) if path.parent.name != "settings"
+             for line in _raw_reads(path, names - READ_RAW)]
+    assert found == [], "read these with setting_text/setting_int/... (voicefleet_settings/read.py)"
+
+
 def test_config_check_names_every_fault_at_once_with_what_is_allowed(capsys: pytest.CaptureFixture[str]) -> None:
     from dispatcher.serving import config_command
 

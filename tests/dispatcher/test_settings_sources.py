@@ -212,7 +212,7 @@ def test_yaml_words_stay_the_words_written(tmp_path: Path) -> None:
 
 def test_check_reads_the_recording_settings_a_start_refuses(capsys: pytest.CaptureFixture[str]) -> None:
     assert config_command.main(["check"], {"RECORDING": "maybe"}) == 1
-    assert "RECORDING='maybe': use one of" in capsys.readouterr().out
+    assert "RECORDING='maybe' is not one of off, consent, on" in capsys.readouterr().out
 
 
 def test_a_urls_password_and_query_are_masked(capsys: pytest.CaptureFixture[str]) -> None:

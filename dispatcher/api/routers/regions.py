@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -43,6 +45,31 @@ from dispatcher.reserve.reserve import RegionFigures
 from dispatcher.store.client import StoreUnavailable
 
 router = APIRouter()
+ONE_REGION = "this dispatcher runs as one region"
+NO_RUNTIME = "this dispatcher keeps no runtime settings"
+Part = TypeVar("Part")
+
+
+class Offers(Protocol):
+    """What takes a change made in another region (dispatcher/regions/releases.py, runtime.py)."""
+
+    async def offered(self, sender: str, payload: object) -> dict[str, Any]: ...
+
+
+def present(part: Part | None, missing: str) -> Part:
+    """A part this dispatcher has only with several regions (or a runtime store), or 404 saying so;
+    asked after the signature, so an unsigned request learns nothing of what runs here."""
+    if part is None:
+        raise ApiError(404, "not_found", missing)
+    return part
+
+
+async def offered_change(request: Request, part_of: Callable[[AppState], Offers | None], missing: str) -> Response:
+    """A change made in the asking region, offered to the part that keeps it here: its answer, signed."""
+    state = app_state(request)
+    sender = await signed_by_region(request, state)
+    offers = present(part_of(state), missing)
+    return signed_answer(request, state, await offers.offered(sender, await json_body(request)))
 
 
 async def signed_by_region(request: Request, state: AppState, *, strict: bool = False) -> str:
@@ -101,40 +128,28 @@ async def region_state(request: Request) -> Response:
 
 @router.post(RELEASES_PATH, include_in_schema=False)
 async def releases_change(request: Request) -> Response:
-    state = app_state(request)
-    sender = await signed_by_region(request, state)
-    if state.region_releases is None:
-        raise ApiError(404, "not_found", "this dispatcher runs as one region")
-    return signed_answer(request, state, await state.region_releases.offered(sender, await json_body(request)))
+    return await offered_change(request, lambda state: state.region_releases, ONE_REGION)
 
 
 @router.post(RUNTIME_PATH, include_in_schema=False)
 async def runtime_change(request: Request) -> Response:
-    state = app_state(request)
-    sender = await signed_by_region(request, state)
-    if state.region_runtime is None:
-        raise ApiError(404, "not_found", "this dispatcher keeps no runtime settings")
-    return signed_answer(request, state, await state.region_runtime.offered(sender, await json_body(request)))
+    return await offered_change(request, lambda state: state.region_runtime, NO_RUNTIME)
 
 
 @router.get(RUNTIME_PATH, include_in_schema=False)
 async def runtime_record(request: Request) -> Response:
     state = app_state(request)
     await signed_by_region(request, state)
-    if state.region_runtime is None:
-        raise ApiError(404, "not_found", "this dispatcher keeps no runtime settings")
-    return signed_answer(request, state, state.region_runtime.record())
+    return signed_answer(request, state, present(state.region_runtime, NO_RUNTIME).record())
 
 
 @router.post(KEYS_PATH, include_in_schema=False)
 async def key_holder(request: Request) -> Response:
     state = app_state(request)
     await signed_by_region(request, state)
-    if state.key_homes is None:
-        raise ApiError(404, "not_found", "this dispatcher runs as one region")
-    data = await json_body(request)
-    digest, region, how = state.key_homes.parse_record(data)
-    return signed_answer(request, state, {"holder": await state.key_homes.record(digest, region, how)})
+    homes = present(state.key_homes, ONE_REGION)
+    digest, region, how = homes.parse_record(await json_body(request))
+    return signed_answer(request, state, {"holder": await homes.record(digest, region, how)})
 
 
 @router.post(CALLS_PATH, include_in_schema=False)

@@ -48,6 +48,7 @@ from dispatcher.outbound.http_client import HttpClient, HttpResponse
 from dispatcher.outbound.provider_errors import refusal
 from dispatcher.outbound.retry import Backoff, create_request, provider_request
 from dispatcher.store.coordination import CreateLimits
+from voicefleet_settings.read import setting_text
 
 # Refusals that are a full region, not a wrong request: worth trying again later.
 CAPACITY_CODES = frozenset({"ContainerGroupQuotaReached", "StandardCoresQuotaReached", "ServiceUnavailable",
@@ -298,7 +299,7 @@ def bot_secrets_from(settings: AciSettings, env: Mapping[str, str]) -> BotSecret
 def bot_env_from(env: Mapping[str, str]) -> dict[str, str]:
     """ACI_BOT_ENV_FROM: names of the dispatcher's own variables each group gets as secure values
     (the bot's service keys: ACI has no task-definition secrets to hold them)."""
-    names = [n.strip() for n in env.get("ACI_BOT_ENV_FROM", "").split(",") if n.strip()]
+    names = [n.strip() for n in setting_text(env, "ACI_BOT_ENV_FROM").split(",") if n.strip()]
     missing = [n for n in names if not env.get(n, "").strip()]
     if missing:
         raise MachinesError("aci_rejected", f"ACI_BOT_ENV_FROM names variables that are not set: {', '.join(missing)}")

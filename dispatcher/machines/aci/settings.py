@@ -97,8 +97,8 @@ class AciSettings:
         if not audience.startswith("https://"):
             raise SettingsError(f"ARM_AUDIENCE={audience!r} must be the https URL Entra issues ARM tokens for "
                                 f"(Azure's: {DEFAULT_ARM_AUDIENCE})")
-        registry = env.get("ACI_REGISTRY_SERVER", "").strip() or image.split("/", 1)[0]
-        webrtc = env.get("ACI_BOT_IMAGE_WEBRTC", "").strip() or None
+        registry = setting_text(env, "ACI_REGISTRY_SERVER") or image.split("/", 1)[0]
+        webrtc = setting_text(env, "ACI_BOT_IMAGE_WEBRTC") or None
         if webrtc is not None and not _IMAGE_BY_DIGEST.match(webrtc):
             raise SettingsError(f"ACI_BOT_IMAGE_WEBRTC={webrtc!r} must name the image by digest "
                                 "(<registry>/<repo>@sha256:…)")
@@ -108,15 +108,15 @@ class AciSettings:
             location=required["AZURE_LOCATION"],
             bot_image=image,
             registry_server=registry,
-            registry_identity=env.get("ACI_REGISTRY_IDENTITY", "").strip(),
-            subnet_id=env.get("ACI_SUBNET_ID", "").strip(),
+            registry_identity=setting_text(env, "ACI_REGISTRY_IDENTITY"),
+            subnet_id=setting_text(env, "ACI_SUBNET_ID"),
             cpu=setting_float(env, "ACI_CPU"),
             memory_gb=setting_float(env, "ACI_MEMORY_GB"),
             prefix=prefix,
             arm_endpoint=endpoint,
             arm_audience=audience,
             auth=auth,
-            ca_bundle=env.get("ACI_CA_BUNDLE", "").strip(),
+            ca_bundle=setting_text(env, "ACI_CA_BUNDLE"),
             **call_timings(env, "ACI"),
             lro_seconds=setting_float(env, "ACI_LRO_SECONDS"),
             create_rate=Rate.from_env(env, "ACI_CREATE"),

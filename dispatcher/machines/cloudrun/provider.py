@@ -121,7 +121,7 @@ class CloudRunSettings:
             **call_timings(env, "CLOUDRUN"),
             run_rate=Rate.from_env(env, "CLOUDRUN_RUN"),
             identity_audience=identity_audience(env),
-            bot_service_account_id=env.get("CLOUDRUN_BOT_SERVICE_ACCOUNT_ID", "").strip() or None,
+            bot_service_account_id=setting_text(env, "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID") or None,
             identity_certs_url=setting_text(env, "CLOUDRUN_IDENTITY_CERTS_URL"),
             release_jobs=release_references(env),
         )

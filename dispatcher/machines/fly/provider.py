@@ -116,29 +116,29 @@ class FlySettings:
             cpu_kind=cpu_kind,
             cpus=cpus,
             memory_mb=memory,
-            region=env.get("FLY_REGION", "").strip() or None,
+            region=setting_text(env, "FLY_REGION") or None,
             timeout=setting_float(env, "FLY_TIMEOUT_SECONDS"),
             retry_deadline=setting_float(env, "FLY_RETRY_DEADLINE_SECONDS"),
             create_rate=Rate.from_env(env, "FLY_CREATE"),
             list_rate=Rate.from_env(env, "FLY_LIST"),
             oidc_issuer=_oidc_issuer(env),
-            oidc_jwks_url=env.get("FLY_OIDC_JWKS_URL", "").strip() or None,
+            oidc_jwks_url=setting_text(env, "FLY_OIDC_JWKS_URL") or None,
             identity_audience=identity_audience(env),
         )
 
 
 def _apps(env: Mapping[str, str], app: str) -> tuple[str, ...]:
     """FLY_APP, then FLY_APPS (comma-separated) without repeats; empty when FLY_APPS is unset (FLY_APP's alone)."""
-    listed = tuple(a.strip() for a in env.get("FLY_APPS", "").split(",") if a.strip())
+    listed = tuple(a.strip() for a in setting_text(env, "FLY_APPS").split(",") if a.strip())
     if bad := [a for a in listed if not _APP_NAME.fullmatch(a)]:
         raise SettingsError(f"FLY_APPS: {bad[0][:64]!r} is not a Fly app name")
     return tuple(dict.fromkeys((app, *listed))) if listed else ()
 
 
 def _oidc_issuer(env: Mapping[str, str]) -> str | None:
-    if issuer := env.get("FLY_OIDC_ISSUER", "").strip().rstrip("/"):
+    if issuer := setting_text(env, "FLY_OIDC_ISSUER").rstrip("/"):
         return issuer
-    org = env.get("FLY_ORG", "").strip()
+    org = setting_text(env, "FLY_ORG")
     return f"{DEFAULT_OIDC_ISSUER}/{org}" if org else None
 
 

@@ -122,7 +122,7 @@ def _gpu(env: Mapping[str, str]) -> dict[str, Any]:
     gpu_problem("gce", env)
     gpu = request.gpu.gce
     assert gpu is not None  # gpu_problem refused a GPU without a Compute Engine column
-    machine_type = env.get("GCE_MACHINE_TYPE", "").strip()
+    machine_type = setting_text(env, "GCE_MACHINE_TYPE")
     if not machine_type.startswith(f"{gpu.family}-"):
         raise SettingsError(f"BOT_GPU={request.gpu.name} on Compute Engine needs a {gpu.family}-* machine type: "
                             f"set GCE_MACHINE_TYPE (the instance template's, botMachineType), got {machine_type!r}")

@@ -73,7 +73,7 @@ class K8sSettings:
         namespace = required["K8S_NAMESPACE"]
         if not _DNS_LABEL.match(namespace):
             raise SettingsError(f"K8S_NAMESPACE={namespace[:70]!r} is not a namespace name (a DNS-1123 label)")
-        api_url = env.get("K8S_API_URL", "").strip().rstrip("/") or _in_cluster_url(env)
+        api_url = setting_text(env, "K8S_API_URL").rstrip("/") or _in_cluster_url(env)
         if not api_url.startswith("https://") and not _loopback(api_url):
             raise SettingsError(f"K8S_API_URL={api_url[:100]!r} must be https:// (a bearer token never goes "
                                 "over plain http, except to a local fake on 127.0.0.1)")
@@ -81,8 +81,8 @@ class K8sSettings:
         for name, value in (("K8S_BOT_CPU", cpu), ("K8S_BOT_MEMORY", memory)):
             if not _QUANTITY.match(value):
                 raise SettingsError(f"{name}={value[:40]!r} is not a Kubernetes quantity (e.g. 500m, 1, 1Gi)")
-        runtime_class = env.get("K8S_RUNTIME_CLASS", "").strip() or None
-        account = env.get("K8S_SERVICE_ACCOUNT", "").strip() or None
+        runtime_class = setting_text(env, "K8S_RUNTIME_CLASS") or None
+        account = setting_text(env, "K8S_SERVICE_ACCOUNT") or None
         for name, named in (("K8S_RUNTIME_CLASS", runtime_class), ("K8S_SERVICE_ACCOUNT", account)):
             if named is not None and not _DNS_LABEL.match(named):
                 raise SettingsError(f"{name}={named[:70]!r} is not a Kubernetes object name (a DNS-1123 label)")
@@ -90,12 +90,12 @@ class K8sSettings:
         pool = setting_text(env, "K8S_WARM_POOL")
         if not _DNS_LABEL.match(pool):
             raise SettingsError(f"K8S_WARM_POOL={pool[:70]!r} is not a SandboxWarmPool name (a DNS-1123 label)")
-        ca_configmap = env.get("K8S_BOT_CHANNEL_CA_CONFIGMAP", "").strip() or None
+        ca_configmap = setting_text(env, "K8S_BOT_CHANNEL_CA_CONFIGMAP") or None
         if ca_configmap is not None and not _DNS_SUBDOMAIN.match(ca_configmap):
             raise SettingsError(f"K8S_BOT_CHANNEL_CA_CONFIGMAP={ca_configmap[:70]!r} is not a ConfigMap name "
                                 "(a DNS-1123 subdomain)")
         # A bot refuses a CA file beside a plain URL (bot/config.py): every bot would end at its start.
-        if ca_configmap is not None and env.get("BOT_CHANNEL_URL", "").strip().startswith("ws://"):
+        if ca_configmap is not None and setting_text(env, "BOT_CHANNEL_URL").startswith("ws://"):
             raise SettingsError("K8S_BOT_CHANNEL_CA_CONFIGMAP is set but BOT_CHANNEL_URL is ws://: the CA checks a "
                                 "wss:// channel only; unset it, or serve the channel with BOT_CHANNEL_TLS_*")
         transports = listed_transports(env, "k8s")

@@ -46,7 +46,7 @@ from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.machines.local.spawn import BotRefused, spawn_bot
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
-from voicefleet_settings.read import setting_choice, setting_float
+from voicefleet_settings.read import setting_choice, setting_float, setting_text
 
 log = logging.getLogger("dispatcher.machines.local.provider")
 
@@ -68,12 +68,12 @@ class LocalSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
-        raw_command = env.get("LOCAL_BOT_COMMAND", "").strip()
+        raw_command = setting_text(env, "LOCAL_BOT_COMMAND")
         # A bot whose dependencies are not voicefleet's runs with its own interpreter (a virtualenv's
         # python): the host comes from this repository (PYTHONPATH), the bot's imports from there.
-        python = env.get("BOT_PYTHON", "").strip()
+        python = setting_text(env, "BOT_PYTHON")
         default = (python, "-m", "bot") if python else cls.bot_command
-        bot_env = parse_named(env.get("LOCAL_BOT_ENV", ""))
+        bot_env = parse_named(setting_text(env, "LOCAL_BOT_ENV"))
         if unset := [name for name in bot_env if name not in env]:
             # Otherwise the bot meets it first, as its service's "no API key" error naming no way out.
             log.warning("LOCAL_BOT_ENV names %s, which this dispatcher's environment does not set: its bots get "

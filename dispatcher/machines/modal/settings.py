@@ -18,7 +18,8 @@ from dispatcher.machines.call_timings import call_timings
 from dispatcher.machines.gpu import GPUS, gpu_from_env
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.settings import SettingsError, require
-from voicefleet_settings.read import setting_float, setting_int, setting_text
+from voicefleet_settings.model import STRING
+from voicefleet_settings.read import entry, setting_float, setting_int, setting_text
 
 DEFAULT_SERVER_URL = "https://api.modal.com"
 # Where Modal publishes its OIDC keys (modal.com/docs/guide/oidc-integration): the discovery document's
@@ -26,7 +27,8 @@ DEFAULT_SERVER_URL = "https://api.modal.com"
 DEFAULT_OIDC_DISCOVERY_URL = "https://oidc.modal.com/.well-known/openid-configuration"
 MAX_TIMEOUT_SECONDS = 24 * 3600  # a Sandbox's `timeout` (modal.com/docs/guide/sandbox)
 # The bot image's own entrypoint (images/bot.Dockerfile): a Sandbox runs the command it is given.
-DEFAULT_BOT_COMMAND = ("python", "-I", "-u", "-B", "-m", "bot")  # isolated: PYTHON* variables run nothing
+# The catalogue's (`python -I ...`: isolated, so PYTHON* variables run nothing), the image's ENTRYPOINT too.
+DEFAULT_BOT_COMMAND = tuple(shlex.split(entry("MODAL_BOT_COMMAND", STRING).default or ""))
 # Modal publishes no Sandbox create rate; creates are paced client-side so a burst of starts (and the
 # reserve's refills) does not meet RESOURCE_EXHAUSTED all at once. MODAL_CREATE_RATE/_BURST set yours.
 DEFAULT_CREATE_RATE = Rate(per_second=5, burst=10)
@@ -80,7 +82,7 @@ class ModalSettings:
         server_url = setting_text(env, "MODAL_SERVER_URL")
         if not server_url.startswith(("https://", "http://")):
             raise SettingsError(f"MODAL_SERVER_URL={server_url!r} must be an http(s) URL")
-        command = tuple(shlex.split(env.get("MODAL_BOT_COMMAND", ""))) or DEFAULT_BOT_COMMAND
+        command = tuple(shlex.split(setting_text(env, "MODAL_BOT_COMMAND")))
         return cls(
             token_id=required["MODAL_TOKEN_ID"],
             token_secret=required["MODAL_TOKEN_SECRET"],

@@ -130,5 +130,8 @@ def test_the_page_is_off_in_the_cloud_unless_enabled_and_a_bad_value_is_named() 
     assert dashboard_enabled({}, local=False) is False
     assert dashboard_enabled({"DASHBOARD_ENABLED": "1"}, local=False) is True
     assert dashboard_enabled({"DASHBOARD_ENABLED": "0"}, local=True) is False
-    with pytest.raises(SettingsError, match="DASHBOARD_ENABLED='yes'"):
-        dashboard_enabled({"DASHBOARD_ENABLED": "yes"}, local=False)
+    assert dashboard_enabled({"DASHBOARD_ENABLED": "  "}, local=True) is True  # blank is unset
+    assert dashboard_enabled({"DASHBOARD_ENABLED": " Yes "}, local=False) is True  # a boolean's words
+    assert dashboard_enabled({"DASHBOARD_ENABLED": "off"}, local=True) is False
+    with pytest.raises(SettingsError, match="^DASHBOARD_ENABLED='maybe' is not a boolean: write 1/0, true/false"):
+        dashboard_enabled({"DASHBOARD_ENABLED": "maybe"}, local=False)

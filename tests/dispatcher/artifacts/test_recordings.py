@@ -223,10 +223,12 @@ def test_only_the_run_of_parts_s3_would_join_is_kept() -> None:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"RECORDING": "sometimes"}, "RECORDING='sometimes': use one of off, consent, on"),
-    ({"RECORDING": "maybe"}, "RECORDING='maybe': use one of off, consent, on"),
-    ({"RECORDING_TRANSCRIPT": "yes"}, "RECORDING_TRANSCRIPT='yes': use one of off, consent, on"),
-    ({"RECORDING_RETENTION_DAYS": "a month"}, "a whole number of days"),
+    ({"RECORDING": "sometimes"}, "RECORDING='sometimes' is not one of off, consent, on"),
+    ({"RECORDING": "1"}, "RECORDING='1' is not one of off, consent, on"),  # a YAML file's `true`
+    ({"RECORDING_TRANSCRIPT": "yes"}, "RECORDING_TRANSCRIPT='yes' is not one of off, consent, on"),
+    ({"RECORDING_RETENTION_DAYS": "a month"}, "RECORDING_RETENTION_DAYS='a month' is not a whole number"),
+    ({"RECORDING_RETENTION_DAYS": "-1"}, "RECORDING_RETENTION_DAYS=-1 must be at least 0"),
+    ({"RECORDING_RETENTION_DAYS": "36501"}, "RECORDING_RETENTION_DAYS=36501 must be at most 36500"),
     ({"RECORDING_RULES": "acme audio=off"}, "start a rule with key:NAME or release:NAME"),
     ({"RECORDING_REQUIRED": "sure"}, "RECORDING_REQUIRED='sure' is not a boolean"),
     ({"RECORDING_DESTINATION": "ftp://host/calls"}, "a folder, s3://bucket/prefix, gs://bucket/prefix, or "

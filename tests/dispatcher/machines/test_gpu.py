@@ -13,6 +13,8 @@ from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.harness import gce_harness
 from tests.dispatcher.machines.test_contract import spec
 from tests.fakes.gce import PROJECT, ZONE, FakeGce
+from voicefleet_settings.model import ENUM
+from voicefleet_settings.read import entry
 
 KEYS = {"DISPATCHER_API_KEYS": "k" * 20}
 FLY = {"MACHINES": "fly", **KEYS, "FLY_API_TOKEN": "f", "FLY_APP": "a", "BOT_IMAGE": "i@sha256:0",
@@ -27,8 +29,13 @@ def test_every_gpu_has_a_column_for_every_provider_that_offers_gpus() -> None:
 
 
 def test_an_unknown_gpu_names_the_known_ones() -> None:
-    with pytest.raises(SettingsError, match="nvidia-t4"):
+    with pytest.raises(SettingsError, match="^BOT_GPU='rtx-4090' is not one of nvidia-t4, nvidia-l4, "):
         gpu_from_env({"BOT_GPU": "rtx-4090"})
+
+
+def test_the_catalogue_offers_exactly_the_gpus_of_the_table() -> None:
+    """BOT_GPU's choices (what config check, the page and the schema accept) are the table's rows."""
+    assert entry("BOT_GPU", ENUM).choices == tuple(GPUS)
 
 
 @pytest.mark.parametrize("env", [{"MACHINES": "local"}, FLY])

@@ -44,7 +44,7 @@ def test_bot_gpu_is_the_neutral_name_sent_as_modals_type_and_an_unknown_one_is_r
     with pytest.raises(SettingsError) as caught:
         ModalSettings.from_env({**env, "BOT_GPU": "Z100"})
     message = str(caught.value)
-    assert "BOT_GPU='z100'" in message and "nvidia-l4" in message and "nvidia-h100" in message and "\n" not in message
+    assert "BOT_GPU='Z100'" in message and "nvidia-l4" in message and "nvidia-h100" in message and "\n" not in message
     assert ModalSettings.from_env({**env, "BOT_GPU": "nvidia-a100-40gb", "BOT_GPU_COUNT": "2"}).gpu == "A100-40GB:2"
     assert ModalSettings.from_env({**env, "BOT_GPU": "nvidia-l4"}).gpu == "L4"
 

@@ -163,3 +163,12 @@ async def test_the_headers_a_region_acts_on_are_signed_whatever_their_spelling(c
                                                         body=b"{}")
     lowered = {name.lower(): value for name, value in signed.items()}  # as the receiver's ASGI server reads them
     assert await check.sender("POST", "/start", lowered, b"{}") == "eu"
+
+
+def test_a_part_this_dispatcher_lacks_is_answered_404_naming_why() -> None:
+    from dispatcher.api.routers.regions import NO_RUNTIME, present
+
+    assert present("kept", NO_RUNTIME) == "kept"
+    with pytest.raises(ApiError) as error:
+        present(None, NO_RUNTIME)
+    assert (error.value.status, error.value.code, error.value.message) == (404, "not_found", NO_RUNTIME)
