@@ -96,10 +96,13 @@ def setting_text(env: Mapping[str, str], name: str) -> str:
     return env.get(name, "").strip() or (setting.default or "")
 
 
-def setting_bool(env: Mapping[str, str], name: str) -> bool:
-    """A boolean setting: 1/true/yes/on or 0/false/no/off, any case; unset is its default."""
+def setting_bool(env: Mapping[str, str], name: str, *, default: bool | None = None) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off, any case; unset is its catalogue default (or
+    `default`, for one whose default follows something the catalogue cannot hold; else false)."""
     setting = entry(name, BOOLEAN)
-    raw = env.get(name, "").strip().lower() or (setting.default or "0")
+    raw = _raw(env, setting, default).lower()
+    if not raw:
+        return default if default is not None else (setting.default or "0").lower() in TRUE_WORDS
     if raw not in TRUE_WORDS + FALSE_WORDS:
         raise SettingsError(f"{name}={raw!r} is not a boolean: write {setting.allowed}")
     return raw in TRUE_WORDS

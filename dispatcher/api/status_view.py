@@ -39,10 +39,7 @@ ONE_REGION = "default"  # the region's name without REGION (one region)
 def dashboard_enabled(env: Mapping[str, str], *, local: bool) -> bool:
     """DASHBOARD_ENABLED: true serves GET /dashboard, false does not; unset, a local dispatcher serves it
     and a cloud one does not (the data behind it needs the admin key either way)."""
-    # The default follows the mode, which the catalogue cannot hold: it goes beneath the environment's
-    # values, a blank one dropped first (blank is unset to every reader).
-    env = {name: value for name, value in env.items() if value.strip()}
-    return setting_bool({"DASHBOARD_ENABLED": "1" if local else "0", **env}, "DASHBOARD_ENABLED")
+    return setting_bool(env, "DASHBOARD_ENABLED", default=local)  # the mode, which the catalogue cannot hold
 
 
 class StatusView:

@@ -118,6 +118,16 @@ def test_unset_is_the_catalogue_default_and_a_second_default_is_refused() -> Non
     assert setting_int({}, "EXOTEL_MAX_CALLS", default=0) == 0
 
 
+def test_a_boolean_whose_default_follows_the_mode_takes_it_unset_or_blank_and_only_then() -> None:
+    for local in (True, False):
+        assert setting_bool({}, "DASHBOARD_ENABLED", default=local) is local
+        assert setting_bool({"DASHBOARD_ENABLED": "  "}, "DASHBOARD_ENABLED", default=local) is local
+        assert setting_bool({"DASHBOARD_ENABLED": "on"}, "DASHBOARD_ENABLED", default=local) is True
+        assert setting_bool({"DASHBOARD_ENABLED": "No"}, "DASHBOARD_ENABLED", default=local) is False
+    with pytest.raises(TypeError, match="its default is the catalogue's"):
+        setting_bool({}, "RELEASE_AUTO_ROLLBACK", default=True)
+
+
 def test_a_reader_of_the_wrong_kind_or_an_unknown_name_is_the_codes_mistake() -> None:
     with pytest.raises(TypeError, match="PORT: its kind in the catalogue is integer, read as number"):
         setting_float({}, "PORT")
