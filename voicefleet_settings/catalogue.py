@@ -42,12 +42,13 @@ INTRODUCTION = """\
 Everything is configured with environment variables: the dispatcher's, its providers', and the
 bot's. This page lists every variable the code reads, once: it is generated from the catalogue of
 settings (`voicefleet_settings/catalogue.py`), which tests hold equal to what the code reads. The
-dispatcher reads its numbers, booleans and choices by their entry, so the default, the bounds and
-the allowed values shown here are the ones a start applies. A whole number or a number outside its bounds, a
-word that is not one of a setting's choices, or a boolean that is not `1`/`0`, `true`/`false`,
-`yes`/`no` or `on`/`off` (any case) stops the dispatcher at start-up with one line naming the
-variable and what it allows; every problem of a configuration is reported at once, and
-`voicefleet config check` reports them before a start.
+dispatcher and the bot host read every setting by its entry, so the default, the bounds and the
+allowed values shown here are the ones a start applies. A whole number or a number outside its
+bounds, a word that is not one of a setting's choices, or a boolean that is not `1`/`0`,
+`true`/`false`, `yes`/`no` or `on`/`off` (any case) stops the dispatcher at start-up with one line
+naming the variable and what it allows (every problem of a configuration at once, and `voicefleet
+config check` reports them before a start); a bot given such a value exits at its start with that
+line (exit code 2), before it takes a session.
 
 [reference/configuration.schema.json](reference/configuration.schema.json) is the same catalogue as
 a JSON Schema, for an editor or CI to check a `VOICEFLEET_CONFIG` file with: a number is held to its
