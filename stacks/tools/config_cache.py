@@ -11,6 +11,9 @@ digest (images/docker_build_model.py). A hit needs every one unchanged and no fi
 those folders; anything else (an edit, a missing, unreadable or corrupt entry, another cache version) is
 a miss, and the program runs.
 
+The folder and each entry must be the user's own and closed to others (0700, 0600; a link, another
+user's file or an entry over MAX_ENTRY_BYTES is a miss), or nothing is kept or read there.
+
 Only what the check would print anyway is stored: plain values, and of a secret its name alone (the
 program's own marking; a secret given with --config is refused before any run). A refusal of the
 program is never stored: a stack it refuses runs it again.
@@ -23,6 +26,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -43,6 +47,7 @@ FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and th
 MAX_AGE_DAYS = 30
 IMAGE_TYPE = "docker-build:index:Image"
 SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})
+MAX_ENTRY_BYTES = 16 * 1024 * 1024  # an entry is kilobytes: anything far larger is no entry of ours
 
 
 def cache_folder(environ: Mapping[str, str] = os.environ) -> Path:
@@ -50,6 +55,44 @@ def cache_folder(environ: Mapping[str, str] = os.environ) -> Path:
     base = environ.get("XDG_CACHE_HOME", "")
     root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
     return root / "voicefleet" / "config-check"
+
+
+def _own(info: os.stat_result, closed: int = 0o077) -> bool:
+    """Made by this user, and none of the `closed` permission bits set (others may not write, or read):
+    a kept answer is believed as the program's."""
+    return not hasattr(os, "getuid") or (info.st_uid == os.getuid() and not info.st_mode & closed)
+
+
+def _private_folder(environ: Mapping[str, str], *, make: bool) -> Path | None:
+    """The cache folder, this user's alone (it and voicefleet/ above it: real folders, not links, owned by
+    the user, closed to others), or None: an entry another local user could plant or swap would pass
+    their answer off as the program's. `make`: create what is missing, 0700."""
+    folder = cache_folder(environ)
+    # voicefleet/ may be listed by others (its entries are 0600), never written: a writer could swap the folder.
+    for path, closed in ((folder.parent, 0o022), (folder, 0o077)):
+        try:
+            if make and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700)
+            info = path.lstat()
+            if make and stat.S_ISDIR(info.st_mode) and _own(info, 0) and not _own(info, closed):
+                path.chmod(0o700)  # the user's own folder, left open (an older version's, a umask): closed
+                info = path.lstat()
+        except OSError:
+            return None
+        if not stat.S_ISDIR(info.st_mode) or not _own(info, closed):
+            return None
+    return folder
+
+
+def _read_entry(path: Path) -> str:
+    """An entry's text: a regular file of this user's, not a link, and not over MAX_ENTRY_BYTES."""
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(handle, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or not _own(info) or info.st_size > MAX_ENTRY_BYTES:
+            raise ValueError(f"{path} is no entry of this user's")
+        return file.read(MAX_ENTRY_BYTES + 1).decode("utf-8")
 
 
 def _digest(path: Path) -> str:
@@ -140,9 +183,11 @@ def imported_modules() -> list[Path]:
 def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
          environ: Mapping[str, str] = os.environ) -> list[DispatcherEnv] | None:
     """The stored environments, or None on any miss (absent, corrupt, another version, an input changed)."""
-    path = cache_folder(environ) / _name(stack, overrides)
+    folder = _private_folder(environ, make=False)
+    if folder is None:
+        return None
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+        entry = json.loads(_read_entry(folder / _name(stack, overrides)))
         if entry.get("version") != CACHE_VERSION:
             return None
         recorded: dict[str, str] = entry["inputs"]
@@ -153,8 +198,8 @@ def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
         return [DispatcherEnv(str(env["resource"]), {str(k): str(v) for k, v in env["plain"].items()},
                               frozenset(str(name) for name in env["masked"]),
                               {str(k): str(v) for k, v in env["platform"].items()}) for env in entry["envs"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # a corrupt or half-written entry is no answer: the program runs
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # a corrupt, half-written or foreign entry is no answer: the program runs
 
 
 def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], envs: list[DispatcherEnv],
@@ -162,15 +207,16 @@ def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], e
     """Keep `envs` (plain values and masked names only) for the next run, with the inputs of the run
     that gave them (its `registrations`' image contexts among them); a folder that cannot be written
     leaves the check as it was, uncached."""
-    folder = cache_folder(environ)
     entry: dict[str, Any] = {
         "version": CACHE_VERSION,
         "inputs": _inputs(stack, config, imported_modules()),
         "contexts": image_contexts(registrations),
         "envs": [{"resource": env.resource, "plain": env.plain, "masked": sorted(env.masked),
                   "platform": dict(env.platform)} for env in envs]}
+    folder = _private_folder(environ, make=True)
+    if folder is None:
+        return  # a folder others may write: no answer is kept there (nor read back)
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         _prune(folder)
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".json")
     except OSError:
