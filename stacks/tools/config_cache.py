@@ -3,7 +3,8 @@
 Running the program under mocks costs seconds, most of it importing the cloud's Pulumi SDK; its answer
 depends only on what it reads. An entry is kept under the user's cache folder
 ($XDG_CACHE_HOME/voicefleet/config-check, ~/.cache when unset), named by the stack, the --config items,
-the Python version, the checkout's uv.lock and the installed Pulumi SDKs' versions. It records a digest
+the Python version, the checkout's uv.lock, the installed Pulumi SDKs' versions and the PULUMI_CONFIG*
+variables (config the SDK reads from the environment). It records a digest
 of every input file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/
 and the bot project (botProject; of its .venv, each distribution's RECORD), and each other module of the
 checkout the run imported; and each image's build context, hashed as the mocks hash it into the image's
@@ -47,6 +48,7 @@ FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and th
 MAX_AGE_DAYS = 30
 IMAGE_TYPE = "docker-build:index:Image"
 SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})
+CONFIG_VARIABLE = "PULUMI_CONFIG"  # and PULUMI_CONFIG_<KEY>: config the SDK reads from the environment
 MAX_ENTRY_BYTES = 16 * 1024 * 1024  # an entry is kilobytes: anything far larger is no entry of ours
 
 
@@ -143,12 +145,16 @@ def _contexts_unchanged(contexts: list[dict[str, Any]]) -> bool:
     return all(image_context_hash(context["inputs"], PROGRAM.parent) == context["hash"] for context in contexts)
 
 
-def _name(stack: str, overrides: Mapping[str, str]) -> str:
-    """The entry's file name: what selects it, not what validates it."""
+def _name(stack: str, overrides: Mapping[str, str], environ: Mapping[str, str]) -> str:
+    """The entry's file name: what selects it, not what validates it. Pulumi's SDK reads a key the stack
+    file leaves out from PULUMI_CONFIG_<KEY> and PULUMI_CONFIG (pulumi/runtime/config.py get_config):
+    those variables select the entry too (hashed into its name, never kept)."""
     lock = REPOSITORY / "uv.lock"
+    pulumi_config = sorted((name, value) for name, value in environ.items()
+                           if name == CONFIG_VARIABLE or name.startswith(CONFIG_VARIABLE + "_"))
     selector = json.dumps({"version": CACHE_VERSION, "stack": stack, "overrides": sorted(overrides.items()),
                            "python": sys.version, "lock": _digest(lock) if lock.is_file() else "",
-                           "sdks": _installed(("pulumi", *PROVIDER_PACKAGES))})
+                           "sdks": _installed(("pulumi", *PROVIDER_PACKAGES)), "environment": pulumi_config})
     return f"{stack}-{hashlib.sha256(selector.encode()).hexdigest()[:32]}.json"
 
 
@@ -187,7 +193,7 @@ def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
     if folder is None:
         return None
     try:
-        entry = json.loads(_read_entry(folder / _name(stack, overrides)))
+        entry = json.loads(_read_entry(folder / _name(stack, overrides, environ)))
         if entry.get("version") != CACHE_VERSION:
             return None
         recorded: dict[str, str] = entry["inputs"]
@@ -224,7 +230,7 @@ def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], e
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(entry, file)
-        os.replace(temporary, folder / _name(stack, overrides))  # whole or absent, never half-written
+        os.replace(temporary, folder / _name(stack, overrides, environ))  # whole or absent, never half-written
     except OSError:
         Path(temporary).unlink(missing_ok=True)
 

@@ -217,3 +217,18 @@ def test_an_entry_larger_than_any_is_not_read(tree: Path, _own_cache: Path) -> N
     with entry.open("a") as file:
         file.write(" " * config_cache.MAX_ENTRY_BYTES)
     assert config_cache.load("one", _config(tree), {}) is None
+
+
+@pytest.mark.parametrize(("variable", "value"), [("PULUMI_CONFIG_VOICEFLEET_KEEPALIVESECONDS", "77"),
+                                                 ("PULUMI_CONFIG", '{"voicefleet:keepAliveSeconds": "77"}')])
+def test_pulumi_config_in_the_environment_selects_the_answer(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                             value: str) -> None:
+    """Pulumi's SDK reads a key the stack file leaves out from the environment: a kept answer made without
+    the variable is not the answer with it."""
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_VOICEFLEET_KEEPALIVESECONDS", raising=False)
+    (without,) = config_check.stack_envs("aws-dev")
+    monkeypatch.setenv(variable, value)
+    (with_it,) = config_check.stack_envs("aws-dev")
+    assert without.plain["KEEP_ALIVE_SECONDS"] != "77"
+    assert with_it.plain["KEEP_ALIVE_SECONDS"] == "77"
