@@ -26,6 +26,13 @@ PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
 # The provider SDKs the stacks use; each one's config/vars.py names its namespace and the keys it reads.
 PROVIDER_PACKAGES = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_kubernetes", "pulumi_tls",
                      "pulumi_docker_build")
+# The providers' credential keys (Pulumi marks them secret in each provider's schema; vars.py does not say):
+# a value of one is never plain text, so `voicefleet config --config` refuses them as it refuses the stack's.
+PROVIDER_CREDENTIALS = frozenset({
+    "aws:accessKey", "aws:secretKey", "aws:token", "gcp:credentials", "gcp:accessToken",
+    "azure-native:clientSecret", "azure-native:clientCertificatePassword", "azure-native:oidcToken",
+    "azure-native:oidcRequestToken", "docker-build:registries",  # a registry's password among its fields
+})
 # Other Pulumi packages' namespaces an edit from one here, never a slip of it (`awsx:` is Crosswalk's).
 OTHER_PACKAGES = frozenset({"awsx"})
 _NAMESPACE_LINE = re.compile(r"""__config__ = pulumi\.Config\(['"]([\w-]+)['"]\)""")
