@@ -15,6 +15,7 @@ from typing import Any
 
 import pulumi
 
+from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config import (
     admin_keys,
@@ -39,6 +40,7 @@ from stacks.config import releases as release_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
+from stacks.config.bot_env import OTLP_HEADERS
 from stacks.config.model import AwsSettings, AzureSettings, GcpSettings, Secrets, Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader, SettingsError
 
@@ -185,12 +187,12 @@ def _stack_secret_keys(secrets: Secrets) -> dict[str, str]:
     """The stack's own secrets that are set and whose variable a bot's name may be (the others' are
     refused for a bot anyway: DISPATCHER_*, TURN_*, REDIS_*, BOT_*, WEBHOOK_SECRET), variable -> key."""
     keys = {env: key for key, env in phone_settings.PHONE_SECRET_KEYS.items() if env in secrets.phone}
-    keys |= {env: key for env, key in ((observability_settings.OTLP_HEADERS, "otelExporterOtlpHeaders"),
+    keys |= {env: key for env, key in ((OTLP_HEADERS, "otelExporterOtlpHeaders"),
                                        (observability_settings.WEBHOOK_SECRET, "webhookSecret"))
              if env in secrets.observability}
     keys |= {env: key for env, key, value in (
         ("REGION_SECRET", region_settings.SECRET_KEY, secrets.region_secret),
-        (region_settings.ACCEPTED_SECRET_VARIABLE, region_settings.ACCEPTED_SECRET_KEY, secrets.region_accepted_secret))
+        (REGION_ACCEPTED_SECRET_VARIABLE, region_settings.ACCEPTED_SECRET_KEY, secrets.region_accepted_secret))
         if value is not None}
     return keys
 
