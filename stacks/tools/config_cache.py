@@ -98,7 +98,9 @@ def _read_entry(path: Path) -> str:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """A file's SHA-256, read in chunks: a bot project may hold model files of gigabytes."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _bot_project(config: Mapping[str, str]) -> Path:

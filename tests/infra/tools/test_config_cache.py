@@ -232,3 +232,19 @@ def test_pulumi_config_in_the_environment_selects_the_answer(monkeypatch: pytest
     (with_it,) = config_check.stack_envs("aws-dev")
     assert without.plain["KEEP_ALIVE_SECONDS"] != "77"
     assert with_it.plain["KEEP_ALIVE_SECONDS"] == "77"
+
+
+def test_a_large_file_of_the_bot_project_is_hashed_in_chunks(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bot project may hold model files of gigabytes: never read whole into memory to be hashed."""
+    import hashlib
+
+    model = tree / "bot" / "model.bin"
+    model.write_bytes(b"\0" * (1 << 20))
+
+    def whole(path: Path) -> bytes:
+        raise AssertionError(f"{path} read whole")
+
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    config_cache.store("one", _config(tree), {}, ENVS)
+    assert config_cache.load("one", _config(tree), {}) == ENVS
+    assert config_cache._digest(model) == hashlib.sha256(b"\0" * (1 << 20)).hexdigest()
