@@ -272,6 +272,17 @@ def secrets(cfg: Reader, single_keys: Mapping[str, str]) -> dict[str, pulumi.Out
     return {**single, **named}
 
 
+def check_names_apart(cfg: Reader, bot: Mapping[str, object], stack_secrets: Mapping[str, str]) -> None:
+    """A botSecrets name that one of the stack's own secret keys also sets is refused (`stack_secrets`:
+    variable -> that key, of those set): the cloud's secret store holds one value per name, so one of
+    the two would silently stand for the other. The bot would read the stack's (a carrier's token, the
+    regions' shared secret) and the dispatcher, which never takes a bot's own secret, would lose it."""
+    for name in sorted(bot.keys() & stack_secrets.keys()):
+        raise cfg.fail("botSecrets", f"sets {name}, which {cfg.key(stack_secrets[name])} sets too for the "
+                                     "dispatcher (one secret store, one value per name): give the bot's another "
+                                     "name, and read that name in bot.py")
+
+
 def _named(cfg: Reader) -> dict[str, pulumi.Output[str]]:
     if cfg.raw("botSecrets") is None:
         return {}

@@ -39,6 +39,7 @@ def dispatcher_secret_names(settings: Settings, stored: Collection[str], *made: 
     the trace collector's headers (the OpenTelemetry SDK's, not a dispatcher setting), and `made`:
     what the stack makes from a resource (Azure's managed store's key). Each cloud hands them its way.
     Never the bot's own (botSecrets): one may name a setting of the table whose key is unset (a bot's own
-    TWILIO_AUTH_TOKEN), which is the bot's, not the dispatcher's (stacks/config/bot.py refuses both set)."""
+    TWILIO_AUTH_TOKEN), which is the bot's, not the dispatcher's (stacks/config/bot.py check_names_apart
+    refuses both set)."""
     own = [name for name in stored if name not in settings.secrets.bot]
     return (*secret_settings(settings.cloud, own), *settings.observability.dispatcher_secret_names(), *made)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pulumi
 
+from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config import (
     admin_keys,
@@ -39,6 +40,7 @@ from stacks.config import releases as release_settings
 from stacks.config import reserve as reserve_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
+from stacks.config.bot_env import OTLP_HEADERS
 from stacks.config.model import AwsSettings, AzureSettings, GcpSettings, Secrets, Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader, SettingsError
 
@@ -130,6 +132,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         region_secret=region_secret,
         region_accepted_secret=region_settings.accepted_secret(cfg, regions),
     )
+    bot_settings.check_names_apart(cfg, secrets.bot, _stack_secret_keys(secrets))
     extra_tags = cfg.structured("tags") or {}
     if not isinstance(extra_tags, dict):
         raise cfg.fail("tags", "must be a map of strings")
@@ -178,6 +181,20 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     if cloud == "k8s":
         return _with(settings, kubernetes=k8s_settings.load(cfg, settings))
     return _with(settings, gcp=_gcp(cfg, settings))
+
+
+def _stack_secret_keys(secrets: Secrets) -> dict[str, str]:
+    """The stack's own secrets that are set and whose variable a bot's name may be (the others' are
+    refused for a bot anyway: DISPATCHER_*, TURN_*, REDIS_*, BOT_*, WEBHOOK_SECRET), variable -> key."""
+    keys = {env: key for key, env in phone_settings.PHONE_SECRET_KEYS.items() if env in secrets.phone}
+    keys |= {env: key for env, key in ((OTLP_HEADERS, "otelExporterOtlpHeaders"),
+                                       (observability_settings.WEBHOOK_SECRET, "webhookSecret"))
+             if env in secrets.observability}
+    keys |= {env: key for env, key, value in (
+        ("REGION_SECRET", region_settings.SECRET_KEY, secrets.region_secret),
+        (REGION_ACCEPTED_SECRET_VARIABLE, region_settings.ACCEPTED_SECRET_KEY, secrets.region_accepted_secret))
+        if value is not None}
+    return keys
 
 
 def _reserve(cfg: Reader, cloud: str) -> ReserveSettings:

@@ -19,13 +19,22 @@ from pathlib import Path
 
 import yaml
 
-from dispatcher.settings.typos import nearest
+from dispatcher.settings.typos import edits, nearest
 from stacks.config.reader import DEFAULTS, NAMESPACE
 
 PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
 # The provider SDKs the stacks use; each one's config/vars.py names its namespace and the keys it reads.
 PROVIDER_PACKAGES = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_kubernetes", "pulumi_tls",
                      "pulumi_docker_build")
+# The providers' credential keys (Pulumi marks them secret in each provider's schema; vars.py does not say):
+# a value of one is never plain text, so `voicefleet config --config` refuses them as it refuses the stack's.
+PROVIDER_CREDENTIALS = frozenset({
+    "aws:accessKey", "aws:secretKey", "aws:token", "gcp:credentials", "gcp:accessToken",
+    "azure-native:clientSecret", "azure-native:clientCertificatePassword", "azure-native:oidcToken",
+    "azure-native:oidcRequestToken", "docker-build:registries",  # a registry's password among its fields
+})
+# Other Pulumi packages' namespaces an edit from one here, never a slip of it (`awsx:` is Crosswalk's).
+OTHER_PACKAGES = frozenset({"awsx"})
 _NAMESPACE_LINE = re.compile(r"""__config__ = pulumi\.Config\(['"]([\w-]+)['"]\)""")
 _KEY_READ = re.compile(r"""__config__\.get\w*\(['"](\w+)['"]""")
 
@@ -63,10 +72,13 @@ def _other_namespace(full: str) -> str | None:
             return None
         meant = nearest(name, providers[namespace])
         return f"{full} is no {namespace} provider key" + (f": did you mean {namespace}:{meant}?" if meant else "")
-    # Namespaces are short (`aws`): one slip is already far by nearest's measure, so the ratio decides.
-    close = next(iter(difflib.get_close_matches(namespace, sorted([*providers, NAMESPACE]), n=1, cutoff=0.6)), None)
-    if close is None or namespace == "pulumi":
-        return None  # another tool's namespace (`pulumi:tags`), not a slip of a known one
+    # A slip is an edit or two from a namespace here (one for a short one: `awz`), and no other Pulumi
+    # package's own: a ratio took `aws-native:region` for azure-native's and `docker:host` for docker-build's.
+    if namespace == "pulumi" or namespace in OTHER_PACKAGES:
+        return None  # the CLI's own namespace (`pulumi:tags`), or another package's config
+    close = min(sorted([*providers, NAMESPACE]), key=lambda known: edits(namespace, known))
+    if edits(namespace, close) > (1 if len(close) <= 4 else 2):
+        return None  # another tool's namespace (`mycompany:team`), not a slip of a known one
     return f"{full} is no stack key: did you mean {close}:{name}?"
 
 

@@ -3,13 +3,17 @@
 Running the program under mocks costs seconds, most of it importing the cloud's Pulumi SDK; its answer
 depends only on what it reads. An entry is kept under the user's cache folder
 ($XDG_CACHE_HOME/voicefleet/config-check, ~/.cache when unset), named by the stack, the --config items,
-the Python version, the checkout's uv.lock and the installed Pulumi SDKs' versions. It records a digest
+the Python version, the checkout's uv.lock, the installed Pulumi SDKs' versions and the PULUMI_CONFIG*
+variables (config the SDK reads from the environment). It records a digest
 of every input file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/
 and the bot project (botProject; of its .venv, each distribution's RECORD), and each other module of the
 checkout the run imported; and each image's build context, hashed as the mocks hash it into the image's
 digest (images/docker_build_model.py). A hit needs every one unchanged and no file added or removed in
 those folders; anything else (an edit, a missing, unreadable or corrupt entry, another cache version) is
 a miss, and the program runs.
+
+The folder and each entry must be the user's own and closed to others (0700, 0600; a link, another
+user's file or an entry over MAX_ENTRY_BYTES is a miss), or nothing is kept or read there.
 
 Only what the check would print anyway is stored: plain values, and of a secret its name alone (the
 program's own marking; a secret given with --config is refused before any run). A refusal of the
@@ -23,6 +27,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -43,6 +48,8 @@ FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and th
 MAX_AGE_DAYS = 30
 IMAGE_TYPE = "docker-build:index:Image"
 SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})
+CONFIG_VARIABLE = "PULUMI_CONFIG"  # and PULUMI_CONFIG_<KEY>: config the SDK reads from the environment
+MAX_ENTRY_BYTES = 16 * 1024 * 1024  # an entry is kilobytes: anything far larger is no entry of ours
 
 
 def cache_folder(environ: Mapping[str, str] = os.environ) -> Path:
@@ -52,8 +59,48 @@ def cache_folder(environ: Mapping[str, str] = os.environ) -> Path:
     return root / "voicefleet" / "config-check"
 
 
+def _own(info: os.stat_result, closed: int = 0o077) -> bool:
+    """Made by this user, and none of the `closed` permission bits set (others may not write, or read):
+    a kept answer is believed as the program's."""
+    return not hasattr(os, "getuid") or (info.st_uid == os.getuid() and not info.st_mode & closed)
+
+
+def _private_folder(environ: Mapping[str, str], *, make: bool) -> Path | None:
+    """The cache folder, this user's alone (it and voicefleet/ above it: real folders, not links, owned by
+    the user, closed to others), or None: an entry another local user could plant or swap would pass
+    their answer off as the program's. `make`: create what is missing, 0700."""
+    folder = cache_folder(environ)
+    # voicefleet/ may be listed by others (its entries are 0600), never written: a writer could swap the folder.
+    for path, closed in ((folder.parent, 0o022), (folder, 0o077)):
+        try:
+            if make and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700)
+            info = path.lstat()
+            if make and stat.S_ISDIR(info.st_mode) and _own(info, 0) and not _own(info, closed):
+                path.chmod(0o700)  # the user's own folder, left open (an older version's, a umask): closed
+                info = path.lstat()
+        except OSError:
+            return None
+        if not stat.S_ISDIR(info.st_mode) or not _own(info, closed):
+            return None
+    return folder
+
+
+def _read_entry(path: Path) -> str:
+    """An entry's text: a regular file of this user's, not a link, and not over MAX_ENTRY_BYTES."""
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(handle, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or not _own(info) or info.st_size > MAX_ENTRY_BYTES:
+            raise ValueError(f"{path} is no entry of this user's")
+        return file.read(MAX_ENTRY_BYTES + 1).decode("utf-8")
+
+
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """A file's SHA-256, read in chunks: a bot project may hold model files of gigabytes."""
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _bot_project(config: Mapping[str, str]) -> Path:
@@ -100,12 +147,16 @@ def _contexts_unchanged(contexts: list[dict[str, Any]]) -> bool:
     return all(image_context_hash(context["inputs"], PROGRAM.parent) == context["hash"] for context in contexts)
 
 
-def _name(stack: str, overrides: Mapping[str, str]) -> str:
-    """The entry's file name: what selects it, not what validates it."""
+def _name(stack: str, overrides: Mapping[str, str], environ: Mapping[str, str]) -> str:
+    """The entry's file name: what selects it, not what validates it. Pulumi's SDK reads a key the stack
+    file leaves out from PULUMI_CONFIG_<KEY> and PULUMI_CONFIG (pulumi/runtime/config.py get_config):
+    those variables select the entry too (hashed into its name, never kept)."""
     lock = REPOSITORY / "uv.lock"
+    pulumi_config = sorted((name, value) for name, value in environ.items()
+                           if name == CONFIG_VARIABLE or name.startswith(CONFIG_VARIABLE + "_"))
     selector = json.dumps({"version": CACHE_VERSION, "stack": stack, "overrides": sorted(overrides.items()),
                            "python": sys.version, "lock": _digest(lock) if lock.is_file() else "",
-                           "sdks": _installed(("pulumi", *PROVIDER_PACKAGES))})
+                           "sdks": _installed(("pulumi", *PROVIDER_PACKAGES)), "environment": pulumi_config})
     return f"{stack}-{hashlib.sha256(selector.encode()).hexdigest()[:32]}.json"
 
 
@@ -140,9 +191,11 @@ def imported_modules() -> list[Path]:
 def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
          environ: Mapping[str, str] = os.environ) -> list[DispatcherEnv] | None:
     """The stored environments, or None on any miss (absent, corrupt, another version, an input changed)."""
-    path = cache_folder(environ) / _name(stack, overrides)
+    folder = _private_folder(environ, make=False)
+    if folder is None:
+        return None
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+        entry = json.loads(_read_entry(folder / _name(stack, overrides, environ)))
         if entry.get("version") != CACHE_VERSION:
             return None
         recorded: dict[str, str] = entry["inputs"]
@@ -153,8 +206,8 @@ def load(stack: str, config: Mapping[str, str], overrides: Mapping[str, str],
         return [DispatcherEnv(str(env["resource"]), {str(k): str(v) for k, v in env["plain"].items()},
                               frozenset(str(name) for name in env["masked"]),
                               {str(k): str(v) for k, v in env["platform"].items()}) for env in entry["envs"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # a corrupt or half-written entry is no answer: the program runs
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # a corrupt, half-written or foreign entry is no answer: the program runs
 
 
 def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], envs: list[DispatcherEnv],
@@ -162,15 +215,16 @@ def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], e
     """Keep `envs` (plain values and masked names only) for the next run, with the inputs of the run
     that gave them (its `registrations`' image contexts among them); a folder that cannot be written
     leaves the check as it was, uncached."""
-    folder = cache_folder(environ)
     entry: dict[str, Any] = {
         "version": CACHE_VERSION,
         "inputs": _inputs(stack, config, imported_modules()),
         "contexts": image_contexts(registrations),
         "envs": [{"resource": env.resource, "plain": env.plain, "masked": sorted(env.masked),
                   "platform": dict(env.platform)} for env in envs]}
+    folder = _private_folder(environ, make=True)
+    if folder is None:
+        return  # a folder others may write: no answer is kept there (nor read back)
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         _prune(folder)
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".json")
     except OSError:
@@ -178,7 +232,7 @@ def store(stack: str, config: Mapping[str, str], overrides: Mapping[str, str], e
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(entry, file)
-        os.replace(temporary, folder / _name(stack, overrides))  # whole or absent, never half-written
+        os.replace(temporary, folder / _name(stack, overrides, environ))  # whole or absent, never half-written
     except OSError:
         Path(temporary).unlink(missing_ok=True)
 

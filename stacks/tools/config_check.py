@@ -31,6 +31,7 @@ from stacks.config.derived import SIZE_NAMES, derived
 from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
+from stacks.config.stack_keys import PROVIDER_CREDENTIALS
 from stacks.tools import config_cache
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.paths import stack_document, stack_file, stack_names
@@ -48,9 +49,12 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached
         full = _full(key)
         # A secret of the stack file, one the plan stands in for, or one the dispatcher takes by reference
         # (stacks/config/dispatcher_keys.py): refused before the program runs (it refuses the others itself).
-        if full in secret_keys or full in {_full(entry.key) for entry in ENTRIES if entry.how == SECRET}:
+        # A provider's credential too (aws:secretKey): the program never reads it, so nothing else would.
+        if (full in secret_keys or full in PROVIDER_CREDENTIALS
+                or full in {_full(entry.key) for entry in ENTRIES if entry.how == SECRET}):
+            named = full if full in PROVIDER_CREDENTIALS else key.split(":", 1)[-1]
             raise SettingsError(f"{full} is a secret, and --config values are plain text: set it with "
-                                f"`pulumi config set --secret {key.split(':', 1)[-1]} -s {stack}`")
+                                f"`pulumi config set --secret {named} -s {stack}`")
         config[full] = value
         secret_keys = [name for name in secret_keys if name != full]
     if cached and (kept := config_cache.load(stack, config, overrides)) is not None:

@@ -284,3 +284,24 @@ def test_a_phone_bot_on_a_stack_without_calls_is_told_the_credential_of_the_carr
     message = str(refused.value)
     assert named in message and not_named not in message, message
     assert "phoneTokenSecret" in message, message
+
+
+@pytest.mark.parametrize(("name", "key", "value", "plain"), [
+    ("TWILIO_AUTH_TOKEN", "twilioAuthToken", "SENTINEL-stack-twilio-0123456789abcdef", {}),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "otelExporterOtlpHeaders", "authorization=Bearer SENTINEL-otlp",
+     {"otelExporterOtlpEndpoint": "https://otlp.example.com"}),
+])
+def test_a_bot_secret_named_as_a_stack_secret_that_is_set_is_refused(
+        stack: StackRunner, name: str, key: str, value: str, plain: dict[str, str]) -> None:
+    """The secret store holds one value per name: the bot would read the stack's value and the dispatcher,
+    which never takes a bot's own secret, would lose its own."""
+    secrets = {**SECRETS, "voicefleet:botSecrets": json.dumps({name: "SENTINEL-the-bots-own"}),
+               f"voicefleet:{key}": value}
+    with pytest.raises(SettingsError, match=rf"voicefleet:botSecrets.*sets {name}, which voicefleet:{key} sets too"):
+        stack("aws", secrets=secrets, **plain)
+
+
+def test_a_bot_secret_named_as_a_stack_secret_that_is_unset_is_the_bots(stack: StackRunner) -> None:
+    run = stack("aws", secrets=WITH_USER_SECRETS)  # TWILIO_AUTH_TOKEN the bot's, twilioAuthToken unset
+    dispatcher = container(run, "dispatcher")
+    assert "TWILIO_AUTH_TOKEN" not in {item["name"] for item in dispatcher.get("secrets", [])}

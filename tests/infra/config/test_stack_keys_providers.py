@@ -23,6 +23,20 @@ def test_a_namespace_no_provider_here_documents_is_left_alone() -> None:
     assert unknown(["kubernetes:context", "pulumi:tags", "mycompany:team"]) == []
 
 
+def test_another_pulumi_packages_namespace_is_no_slip() -> None:
+    """Real packages' config (an ESC environment or a team's template may set it): never refused as a slip of
+    a provider here, however alike the names read (aws-native and azure-native, docker and docker-build)."""
+    assert unknown(["aws-native:region", "google-native:project", "docker:host", "awsx:foo", "azure:location"]) == []
+
+
+def test_an_edit_or_two_from_a_namespace_is_a_slip() -> None:
+    assert unknown(["gpc:project", "azure-nativ:location", "voicefleat:maxConcurrentSessions"]) == [
+        "azure-nativ:location is no stack key: did you mean azure-native:location?",
+        "gpc:project is no stack key: did you mean gcp:project?",
+        "voicefleat:maxConcurrentSessions is no stack key: did you mean voicefleet:maxConcurrentSessions?",
+    ]
+
+
 def test_a_load_that_stopped_early_names_only_slips() -> None:
     assert unknown(["tls:x", "aws:regoin"], misspelt_only=True) == [
         "aws:regoin is no aws provider key: did you mean aws:region?"]

@@ -151,3 +151,100 @@ def test_another_installed_sdk_misses(tree: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(config_cache, "_installed",
                         lambda names: {**installed(names), "pulumi_aws": "0.0.1"})
     assert config_cache.load("one", _config(tree), {}) is None
+
+
+def _folder(cache: Path) -> Path:
+    return cache / "voicefleet" / "config-check"
+
+
+def test_the_folder_is_the_users_alone_and_each_entry_too(tree: Path, _own_cache: Path) -> None:
+    config_cache.store("one", _config(tree), {}, ENVS)
+    folder = _folder(_own_cache)
+    (entry,) = folder.glob("one-*.json")
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert not folder.parent.stat().st_mode & 0o022
+    assert entry.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_folder_others_may_write_is_neither_read_nor_written(tree: Path, _own_cache: Path) -> None:
+    """Another local user who can write there could plant or swap an entry: their answer, taken as the program's."""
+    config_cache.store("one", _config(tree), {}, ENVS)
+    folder = _folder(_own_cache)
+    folder.chmod(0o777)
+    assert config_cache.load("one", _config(tree), {}) is None
+    folder.chmod(0o700)
+    folder.parent.chmod(0o777)  # voicefleet/ above it: a writer there swaps the folder itself
+    assert config_cache.load("one", _config(tree), {}) is None
+    config_cache.store("one", _config(tree), {}, ENVS)  # the user's own folders, closed again before a write
+    assert not folder.parent.stat().st_mode & 0o022
+    assert config_cache.load("one", _config(tree), {}) == ENVS
+
+
+def test_another_users_folder_or_entry_is_a_miss(tree: Path, _own_cache: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    config_cache.store("one", _config(tree), {}, ENVS)
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(_own_cache).st_uid + 1)  # the files are another user's
+    assert config_cache.load("one", _config(tree), {}) is None
+    for entry in _folder(_own_cache).glob("one-*.json"):
+        entry.unlink()
+    config_cache.store("one", _config(tree), {}, ENVS)  # nothing is written into another user's folder
+    assert not list(_folder(_own_cache).glob("one-*.json"))
+
+
+def test_a_linked_entry_is_a_miss(tree: Path, _own_cache: Path, tmp_path: Path) -> None:
+    config_cache.store("one", _config(tree), {}, ENVS)
+    (entry,) = _folder(_own_cache).glob("one-*.json")
+    target = tmp_path / "elsewhere.json"
+    entry.rename(target)
+    entry.symlink_to(target)
+    assert config_cache.load("one", _config(tree), {}) is None
+
+
+def test_a_nested_entry_is_a_miss_not_a_crash(tree: Path, _own_cache: Path) -> None:
+    """Nested past the parser's recursion limit (a hostile or broken file): a miss, not a traceback."""
+    config_cache.store("one", _config(tree), {}, ENVS)
+    (entry,) = _folder(_own_cache).glob("one-*.json")
+    entry.write_text("[" * 100_000 + "]" * 100_000)
+    assert config_cache.load("one", _config(tree), {}) is None
+
+
+def test_an_entry_larger_than_any_is_not_read(tree: Path, _own_cache: Path) -> None:
+    """A good entry padded past MAX_ENTRY_BYTES: never read whole into memory, a miss."""
+    config_cache.store("one", _config(tree), {}, ENVS)
+    (entry,) = _folder(_own_cache).glob("one-*.json")
+    with entry.open("a") as file:
+        file.write(" " * config_cache.MAX_ENTRY_BYTES)
+    assert config_cache.load("one", _config(tree), {}) is None
+
+
+@pytest.mark.parametrize(("variable", "value"), [("PULUMI_CONFIG_VOICEFLEET_KEEPALIVESECONDS", "77"),
+                                                 ("PULUMI_CONFIG", '{"voicefleet:keepAliveSeconds": "77"}')])
+def test_pulumi_config_in_the_environment_selects_the_answer(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                             value: str) -> None:
+    """Pulumi's SDK reads a key the stack file leaves out from the environment: a kept answer made without
+    the variable is not the answer with it."""
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_VOICEFLEET_KEEPALIVESECONDS", raising=False)
+    (without,) = config_check.stack_envs("aws-dev")
+    monkeypatch.setenv(variable, value)
+    (with_it,) = config_check.stack_envs("aws-dev")
+    assert without.plain["KEEP_ALIVE_SECONDS"] != "77"
+    assert with_it.plain["KEEP_ALIVE_SECONDS"] == "77"
+
+
+def test_a_large_file_of_the_bot_project_is_hashed_in_chunks(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bot project may hold model files of gigabytes: never read whole into memory to be hashed."""
+    import hashlib
+
+    model = tree / "bot" / "model.bin"
+    model.write_bytes(b"\0" * (1 << 20))
+
+    def whole(path: Path) -> bytes:
+        raise AssertionError(f"{path} read whole")
+
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    config_cache.store("one", _config(tree), {}, ENVS)
+    assert config_cache.load("one", _config(tree), {}) == ENVS
+    assert config_cache._digest(model) == hashlib.sha256(b"\0" * (1 << 20)).hexdigest()

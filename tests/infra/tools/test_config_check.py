@@ -151,6 +151,8 @@ def test_a_value_config_gave_is_not_the_stack_files(capsys: pytest.CaptureFixtur
     ("k8s-dev", "dailyApiKey"), ("k8s-dev", "k8sStoreUrl"),  # secrets of the stack file: refused unread
     ("aws-dev", "webhookSecret"),  # the dispatcher takes it by reference (stacks/config/dispatcher_keys.py)
     ("aws-dev", "otelExporterOtlpHeaders"),  # a secret the table does not list: the program's own refusal
+    ("aws-dev", "aws:secretKey"), ("gcp-dev", "gcp:credentials"),  # a provider's credential, which it never reads
+    ("azure-dev", "azure-native:clientSecret"),
 ])
 def test_a_secret_given_by_config_is_refused_and_never_shown(stack: str, key: str,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,3 +201,10 @@ def test_a_value_from_several_keys_names_each_key_it_is_computed_from() -> None:
     given = source("BOT_CHANNEL_MAX_CONNECTIONS", "aws-prod", _config("aws-prod", {"maxConcurrentSessions": "40"}),
                    frozenset({"voicefleet:maxConcurrentSessions"}))
     assert "stack key maxConcurrentSessions (--config)" in given, given
+
+
+def test_the_provider_credentials_refused_are_keys_their_sdks_read() -> None:
+    from stacks.config.stack_keys import PROVIDER_CREDENTIALS, provider_keys
+
+    assert sorted(key for key in PROVIDER_CREDENTIALS
+                  if key.split(":", 1)[1] not in provider_keys().get(key.split(":", 1)[0], ())) == []
