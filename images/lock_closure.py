@@ -8,7 +8,7 @@ imports need.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,19 +19,18 @@ from packaging.utils import canonicalize_name
 from images.project_imports import ModuleImport, importing
 
 
-def locked_packages(lock: Path) -> list[dict[str, Any]]:
+def locked_packages(lock: Path) -> tuple[Mapping[str, Any], ...]:
     """The lock's [[package]] tables (read only: one parse is shared by every reader). A bot's lock is
     read several times by one plan (its exclude-packages, each image's size); parsed once per content,
-    keyed by the file's modification time and size, so an edited lock is read again. Raises OSError,
+    so an edited lock is parsed again, whatever its size or time. Raises OSError,
     tomllib.TOMLDecodeError or UnicodeDecodeError as reading it would."""
-    stat = lock.stat()
-    return _parsed(lock.resolve(), stat.st_mtime_ns, stat.st_size)
+    return _parsed(lock.read_bytes())
 
 
 @lru_cache(maxsize=8)
-def _parsed(lock: Path, _modified: int, _size: int) -> list[dict[str, Any]]:
-    packages = tomllib.loads(lock.read_text(encoding="utf-8")).get("package", [])
-    return [p for p in packages if isinstance(p, dict)] if isinstance(packages, list) else []
+def _parsed(content: bytes) -> tuple[Mapping[str, Any], ...]:
+    packages = tomllib.loads(content.decode("utf-8")).get("package", [])
+    return tuple(p for p in packages if isinstance(p, dict)) if isinstance(packages, list) else ()
 
 
 def _dependencies(entries: object) -> list[tuple[str, tuple[str, ...]]]:
@@ -50,7 +49,7 @@ def _is_project(source: object) -> bool:
     return isinstance(source, dict) and ("virtual" in source or "editable" in source)
 
 
-def installed_names(packages: list[dict[str, object]]) -> set[str] | None:
+def installed_names(packages: Sequence[Mapping[str, object]]) -> set[str] | None:
     """The packages `uv sync --no-dev` installs from this lock (images/install_project.sh): the
     project's own dependencies and, through them, theirs with the extras each asks for; not its
     dev groups, nor extras nobody asks for. Markers are not evaluated (a package for another
@@ -62,10 +61,10 @@ def installed_names(packages: list[dict[str, object]]) -> set[str] | None:
     return _closure(packages, [dep for root in roots for dep in _dependencies(root.get("dependencies"))])
 
 
-def _closure(packages: list[dict[str, object]], wanted: list[tuple[str, tuple[str, ...]]],
+def _closure(packages: Sequence[Mapping[str, object]], wanted: list[tuple[str, tuple[str, ...]]],
              stop: frozenset[str] = frozenset()) -> set[str]:
     """The locked packages `wanted` (name, extras) brings, itself included, not going past `stop`."""
-    by_name: dict[str, list[dict[str, object]]] = {}
+    by_name: dict[str, list[Mapping[str, object]]] = {}
     for package in packages:
         by_name.setdefault(canonicalize_name(str(package.get("name", ""))), []).append(package)
     seen: set[tuple[str, str]] = set()

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from stacks.tools.mocks import Registration
 
 CACHE_VERSION = 2
-FOLDERS = ("stacks", "images", "infra", "dispatcher")  # what the program and the mocks are made of
+# what the program, its settings and the mocks are made of
+FOLDERS = ("stacks", "images", "infra", "dispatcher", "voicefleet_settings")
 MAX_AGE_DAYS = 30
 IMAGE_TYPE = "docker-build:index:Image"
 SKIPPED = frozenset({"__pycache__", ".venv", ".git", "node_modules", ".mypy_cache", ".ruff_cache"})

@@ -205,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     command = list(args.command)
     if not (command == ["check"] or command == ["diff"] or (len(command) == 2 and command[0] == "explain")):
         parser.exit(2, "usage: voicefleet config check | explain NAME | diff --stack NAME\n")
-    if bad := [item for item in args.config if "=" not in item]:
-        parser.exit(2, f"--config wants KEY=VALUE (got {', '.join(bad)})\n")
+    if bad := [number for number, item in enumerate(args.config, 1) if "=" not in item]:
+        # not echoed: an item without `=` may be a value typed where its key belonged
+        parser.exit(2, f"--config wants KEY=VALUE: item {', '.join(map(str, bad))} has no '='\n")
     if args.stack not in stack_names():
         parser.exit(2, f"{args.stack} is no stack; known: {', '.join(stack_names())}\n")
     if command[0] == "explain":

@@ -1,5 +1,6 @@
-"""images/lock_closure.py `locked_packages`: one parse of a uv.lock shared by its readers, read again
-once the file changes (a plan after an edited lock never sees the old one)."""
+"""images/lock_closure.py `locked_packages`: one parse of a uv.lock shared by its readers, parsed again
+once its content changes (a plan after an edited lock never sees the old one, even one edited to the
+same size within the file system's clock tick)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_an_edited_lock_is_read_again(tmp_path: Path) -> None:
     lock.write_text(LOCK.format(name="first"))
     assert [p["name"] for p in locked_packages(lock)] == ["first"]
     assert locked_packages(lock) is locked_packages(lock)  # the same content: one parse
-    lock.write_text(LOCK.format(name="second"))
     stat = lock.stat()
-    os.utime(lock, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a coarse clock: a later time anyway
-    assert [p["name"] for p in locked_packages(lock)] == ["second"]
+    lock.write_text(LOCK.format(name="secnd"))  # the same size, and the same time below
+    os.utime(lock, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert [p["name"] for p in locked_packages(lock)] == ["secnd"]

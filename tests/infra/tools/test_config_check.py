@@ -28,6 +28,15 @@ def test_every_example_stack_gives_its_dispatcher_a_good_environment(stack: str,
     assert f"{stack}: configuration good" in capsys.readouterr().out
 
 
+def test_a_config_item_without_its_key_is_refused_without_echoing_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--config s3cr3t` is most likely a value typed where KEY= belonged: the error numbers it, never shows it."""
+    with pytest.raises(SystemExit) as done:
+        main(["check", "--stack", "aws-dev", "--config", "region=us-east-1", "--config", "s3cr3t-value"])
+    assert done.value.code == 2
+    said = capsys.readouterr()
+    assert "item 2 has no '='" in said.err and "s3cr3t" not in said.err + said.out, said
+
+
 @pytest.mark.parametrize(("override", "named"), [
     ("maxConcurrentSessions=0", "voicefleet:maxConcurrentSessions"),  # a wrong value
     ("aws:region=", "aws:region"),  # a missing provider setting
