@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from dispatcher.settings.derived import DEFAULT_PROFILE
@@ -34,6 +34,7 @@ AS_IS = "its value"
 SECRET = "its value, by reference (a secret)"  # noqa: S105 - a description, not a secret
 
 Value = Callable[["Settings"], "str | None"]
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -65,25 +66,26 @@ class KeySetting:
         return not self.clouds or cloud in self.clouds
 
 
-# Each cloud's own settings: an entry of that cloud only is read on a stack of it.
+def _present(section: S | None) -> S:
+    """A cloud's own settings: an entry of that cloud only is read on a stack of it, where they are set."""
+    assert section is not None
+    return section
+
+
 def _aws(settings: Settings) -> AwsSettings:
-    assert settings.aws is not None
-    return settings.aws
+    return _present(settings.aws)
 
 
 def _gcp(settings: Settings) -> GcpSettings:
-    assert settings.gcp is not None
-    return settings.gcp
+    return _present(settings.gcp)
 
 
 def _azure(settings: Settings) -> AzureSettings:
-    assert settings.azure is not None
-    return settings.azure
+    return _present(settings.azure)
 
 
 def _k8s(settings: Settings) -> KubernetesSettings:
-    assert settings.kubernetes is not None
-    return settings.kubernetes
+    return _present(settings.kubernetes)
 
 
 def _written(key: str, setting: str, how: str = AS_IS, clouds: tuple[str, ...] = (), *,
