@@ -1,23 +1,11 @@
 """A content-keyed cache of the dispatcher environments a stack's program gives (stacks/tools/config_check.py).
 
-Running the program under mocks costs seconds, most of it importing the cloud's Pulumi SDK; its answer
-depends only on what it reads. An entry is kept under the user's cache folder
-($XDG_CACHE_HOME/voicefleet/config-check, ~/.cache when unset), named by the stack, the --config items,
-the Python version, the checkout's uv.lock, the installed Pulumi SDKs' versions and the PULUMI_CONFIG*
-variables (config the SDK reads from the environment). It records a digest
-of every input file: the stack file, Pulumi.yaml, every file under stacks/ images/ infra/ dispatcher/
-and the bot project (botProject; of its .venv, each distribution's RECORD), and each other module of the
-checkout the run imported; and each image's build context, hashed as the mocks hash it into the image's
-digest (images/docker_build_model.py). A hit needs every one unchanged and no file added or removed in
-those folders; anything else (an edit, a missing, unreadable or corrupt entry, another cache version) is
-a miss, and the program runs.
-
-The folder and each entry must be the user's own and closed to others (0700, 0600; a link, another
-user's file or an entry over MAX_ENTRY_BYTES is a miss), or nothing is kept or read there.
-
-Only what the check would print anyway is stored: plain values, and of a secret its name alone (the
-program's own marking; a secret given with --config is refused before any run). A refusal of the
-program is never stored: a stack it refuses runs it again.
+Running the program under mocks costs seconds, most of it importing the cloud's Pulumi SDK, and its
+answer depends only on what it reads: an entry is named by the stack, the --config items and the
+toolchain, and holds a digest of every input (FOLDERS, the bot project, the imported modules, each
+image's build context); a hit needs all unchanged, anything else is a miss and the program runs. Only
+what the check would print anyway is stored (plain values, a secret's name), never a refusal, and only
+in a folder that is the user's alone. The inputs and rules, for users: docs/cli.md "Configuration".
 """
 
 from __future__ import annotations
