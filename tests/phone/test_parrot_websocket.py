@@ -119,13 +119,16 @@ def turns_heard(dispatcher: DispatcherProcess, reply_seconds: float) -> str:
     """Why an echo fell short, in the bot's own words: the turns its parrot answered and took back, and
     Pipecat's VAD ending a turn because no audio came for a second (a stalled path, not the relay)."""
     said = [line.rsplit(" - ", 1)[-1] for line in dispatcher.log_path.read_text().splitlines()
-            if "parrot:" in line or "forcing speech stop" in line]
+            if "parrot:" in line or "forcing speech stop" in line or "speaking" in line and "Bot" in line]
     return f"a {reply_seconds:.2f} s reply; the bot said: {said}"
 
 
 @pytest.fixture(scope="module")
 def parrot_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py")}
+    # At debug, the bot's output transport logs each "Bot started/stopped speaking": a failure's message
+    # then tells an event the bot never emitted from one lost on the way to the client.
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
+           "BOT_LOG_LEVEL": "DEBUG", "LOG_LEVEL": "debug"}
     with run_dispatcher(tmp_path_factory.mktemp("parrot-websocket"), env) as running:
         yield running
 
