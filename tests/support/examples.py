@@ -13,6 +13,7 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PARROT = EXAMPLES / "parrot"
 ASSISTANT = EXAMPLES / "assistant"
+BOOKING = EXAMPLES / "booking"
 
 
 def use_example(folder: Path) -> None:

@@ -1,0 +1,54 @@
+"""The booking line's pipeline, apart from its transport: an LLM bot's shape with offline parts.
+
+transport in → VAD → speech to text (listening.py) → user aggregator → responder (responder.py,
+where an LLM would be) → text to speech (voice.py) → transport out → assistant aggregator. The
+recogniser and the voice load at import: a warm bot has paid for them before its session.
+"""
+
+from __future__ import annotations
+
+from booking_flow import CALLER_PHRASES
+from listening import PocketSphinxSTTService, recogniser
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair, LLMUserAggregatorParams
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from responder import BookingResponder
+from voice import EspeakTTSService, espeak
+
+# The caller's turn ends 0.2 s after the VAD's stop (itself 0.2 s after the last voiced frame) once
+# its words are in: short enough for a quick answer, long enough to hear "for two … people".
+VAD_STOP_SECS = 0.2
+TURN_END_SECS = 0.2
+
+RECOGNISER = recogniser(CALLER_PHRASES)
+VOICE = espeak()
+
+
+def build_pipeline(source: FrameProcessor, sink: FrameProcessor, responder: BookingResponder) -> Pipeline:
+    """`source` and `sink` are the transport's input and output (or a test's stand-ins)."""
+    aggregators = LLMContextAggregatorPair(
+        LLMContext(),
+        user_params=LLMUserAggregatorParams(
+            user_turn_strategies=UserTurnStrategies(
+                stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=TURN_END_SECS)]
+            )
+        ),
+    )
+    return Pipeline(
+        [
+            source,
+            VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS))),
+            PocketSphinxSTTService(recogniser=RECOGNISER),
+            aggregators.user(),
+            responder,
+            EspeakTTSService(engine=VOICE),
+            sink,
+            aggregators.assistant(),
+        ]
+    )

@@ -1,0 +1,108 @@
+"""Speech to text offline: PocketSphinx (its English acoustic model ships inside the wheel) with a
+language model and dictionary of the booking line's own words (language_model.py).
+
+A Pipecat `SegmentedSTTService`: the VAD delimits each utterance, and the whole segment is
+decoded in a worker thread once the caller stops, so the event loop never waits on the decoder.
+The decoder is loaded once per process (at import of bot.py), which a warm bot has done before
+its session is assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import AsyncGenerator, Iterable
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from language_model import arpa, vocabulary
+from pipecat.frames.frames import Frame, TranscriptionFrame
+from pipecat.services.settings import STTSettings
+from pipecat.services.stt_service import SegmentedSTTService
+from pipecat.transcriptions.language import Language
+from pipecat.utils.time import time_now_iso8601
+from pocketsphinx import Decoder, get_model_path
+
+MODEL_RATE = 16000  # PocketSphinx's bundled en-us model is wideband
+MODEL_DIR = Path(get_model_path()) / "en-us"
+
+
+class Recogniser:
+    """One PocketSphinx decoder for a closed vocabulary; `transcribe` is thread-safe."""
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        phrases = list(phrases)
+        words = vocabulary(phrases)
+        folder = Path(tempfile.mkdtemp(prefix="booking-asr-"))
+        (folder / "words.dict").write_text(_pronunciations(words))
+        (folder / "words.arpa").write_text(arpa(phrases))
+        self._decoder = Decoder(
+            hmm=str(MODEL_DIR / "en-us"),
+            dict=str(folder / "words.dict"),
+            lm=str(folder / "words.arpa"),
+            samprate=MODEL_RATE,
+            loglevel="ERROR",
+        )
+        self._lock = threading.Lock()
+
+    def transcribe(self, pcm: bytes, sample_rate: int) -> str:
+        samples = np.frombuffer(pcm, dtype=np.int16)
+        if sample_rate != MODEL_RATE and len(samples):
+            # A phone line's 8 kHz: linear interpolation is enough for the recogniser's features.
+            n = int(len(samples) * MODEL_RATE / sample_rate)
+            samples = np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples).astype(np.int16)
+        with self._lock:
+            self._decoder.start_utt()
+            self._decoder.process_raw(samples.tobytes(), no_search=False, full_utt=True)
+            self._decoder.end_utt()
+            hypothesis = self._decoder.hyp()
+        return hypothesis.hypstr.strip() if hypothesis is not None else ""
+
+
+def _pronunciations(words: set[str]) -> str:
+    """The bundled CMU dictionary's entries for these words (alternatives `word(2)` included)."""
+    wanted = []
+    for line in (MODEL_DIR / "cmudict-en-us.dict").read_text().splitlines():
+        head = line.split(" ", 1)[0]
+        if head.split("(", 1)[0] in words:
+            wanted.append(line)
+    missing = words - {line.split(" ", 1)[0].split("(", 1)[0] for line in wanted}
+    if missing:
+        raise ValueError(f"no pronunciation for {', '.join(sorted(missing))} in PocketSphinx's dictionary")
+    return "\n".join(wanted) + "\n"
+
+
+@cache
+def recogniser(phrases: tuple[str, ...]) -> Recogniser:
+    return Recogniser(phrases)
+
+
+class PocketSphinxSTTService(SegmentedSTTService):
+    """Transcribes each VAD-delimited utterance with a `Recogniser`."""
+
+    def __init__(self, *, recogniser: Recogniser, trailing_silence_secs: float = 0.2, **kwargs: object) -> None:
+        super().__init__(
+            trailing_silence_secs=trailing_silence_secs,
+            settings=STTSettings(model="pocketsphinx-en-us", language=Language.EN_US),
+            # What the turn stop waits for at most after the VAD's stop: decoding a turn takes
+            # 0.15-0.3 s of a core here (docs/performance.md); the transcript, final, ends the wait.
+            ttfs_p99_latency=0.6,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self._recogniser = recogniser
+
+    @property
+    def wants_wav_segments(self) -> bool:
+        return False  # the decoder reads raw 16-bit PCM
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        await self.start_processing_metrics()
+        text = await asyncio.to_thread(self._recogniser.transcribe, audio, self.sample_rate)
+        await self.stop_processing_metrics()
+        if text:
+            yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN_US)

@@ -1,0 +1,86 @@
+"""The booking line hears speech and answers it by voice, offline: its real recogniser, responder
+and voice in its own pipeline, fed a caller's sentence spoken by another eSpeak NG voice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import soxr
+from booking_line import VOICE, build_pipeline
+from pipecat.frames.frames import (
+    EndWorkerFrame,
+    Frame,
+    InputAudioRawFrame,
+    LLMContextAssistantTurnFrame,
+    LLMContextUserTurnFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.processors.filters.identity_filter import IdentityFilter
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.tests.utils import run_test
+from responder import BookingResponder
+
+RATE = 16000
+CALLER_VOICE = "en-us+f3"  # not the bot's own en-us timbre: the recogniser hears another voice
+
+
+def caller_says(*sentences: str) -> list[InputAudioRawFrame]:
+    """Each sentence as the caller's 20 ms frames, with a second of silence around it."""
+    pause = np.zeros(RATE, dtype=np.int16)
+    parts = [pause]
+    for sentence in sentences:
+        speech = np.frombuffer(VOICE.synthesise(sentence, voice=CALLER_VOICE), dtype=np.int16)
+        parts += [soxr.resample(speech, VOICE.sample_rate, RATE).astype(np.int16), pause, pause]
+    audio = np.concatenate(parts)
+    return [InputAudioRawFrame(audio[i : i + 320].tobytes(), RATE, 1) for i in range(0, len(audio), 320)]
+
+
+class RealTime(FrameProcessor):
+    """The transport's input, in time: each audio frame passed on when a microphone would have had
+    it. The turn-taking waits in wall time, so audio pushed all at once would end no turn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._due: float | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            now = time.monotonic()
+            self._due = max(self._due or now, now - 0.1) + len(frame.audio) / 2 / frame.sample_rate
+            await asyncio.sleep(self._due - now)
+        await self.push_frame(frame, direction)
+
+
+async def converse(*sentences: str) -> list[object]:
+    pipeline = build_pipeline(RealTime(), IdentityFilter(), BookingResponder())  # no transport
+    down, _ = await run_test(pipeline, frames_to_send=caller_says(*sentences))
+    return down
+
+
+def heard(frames: list[object]) -> str:
+    """The caller's turns as the user aggregator put them in the context."""
+    return " | ".join(f.text for f in frames if isinstance(f, LLMContextUserTurnFrame))
+
+
+def spoken(frames: list[object]) -> str:
+    """The bot's turns as the assistant aggregator put them in the context (what the TTS spoke)."""
+    return " ".join(f.text for f in frames if isinstance(f, LLMContextAssistantTurnFrame))
+
+
+async def test_a_spoken_request_is_heard_and_answered_by_voice() -> None:
+    down = await converse("I would like to book a table for two people tomorrow at seven")
+    assert "table" in heard(down) and "two" in heard(down), heard(down)
+    assert spoken(down) == "A table for two tomorrow at seven. Shall I book it?"
+    audio = b"".join(f.audio for f in down if isinstance(f, TTSAudioRawFrame))
+    assert len(audio) / 2 / RATE > 1.5, "the reply is spoken, not only written"
+
+
+async def test_goodbye_ends_the_call_after_its_reply() -> None:
+    down = await converse("What are your opening hours", "Thank you, goodbye")
+    assert spoken(down).startswith("We are open every day")
+    assert spoken(down).endswith("Thank you for calling. Goodbye.")
+    end = next(i for i, f in enumerate(down) if isinstance(f, EndWorkerFrame))
+    assert any(isinstance(f, TTSAudioRawFrame) for f in down[:end])
