@@ -35,7 +35,7 @@ CALLER_PHRASES = (
     "i want to make a booking",
     "can i book a table for two people tomorrow at seven",
     "a table for four tonight at eight",
-    "book a table for three on friday at nine",
+    "book a table for three friday at nine",
     "for two people please",
     "for six",
     "at seven",
@@ -54,8 +54,10 @@ CALLER_PHRASES = (
     "thank you goodbye",
     "bye",
     *(f"{word} people" for word in NUMBERS),
+    *(f"for {word} people please" for word in NUMBERS),
+    *(f"for {word}" for word in NUMBERS),
     *(f"at {word}" for word in NUMBERS),
-    *(f"on {day}" for day in DAYS),
+    *DAYS,
     *(f"{day} at {word}" for day in DAYS for word in ("six", "seven", "eight", "nine")),
 )
 

@@ -24,7 +24,9 @@ from cli.status import status
                    "artifacts": ("cli.artifacts:artifacts",
                                  "A recorded session's files: list, download, erase."),
                    "config": ("cli.config_command:config",
-                              "Check, explain and compare the dispatcher's settings.")})
+                              "Check, explain and compare the dispatcher's settings."),
+                   "eval": ("cli.evals.command:eval_command",
+                            "Run scenarios as real calls against a deployment and check every turn.")})
 @click.version_option(package_name="voicefleet", prog_name="voicefleet", message="%(prog)s %(version)s")
 @common_options
 def voicefleet() -> None:

@@ -1,0 +1,151 @@
+"""A scenario: what a simulated caller says, turn by turn, and what each answer must be.
+
+Scenarios are TOML files a team keeps beside its bot (`scenarios/*.toml`), one call each, typed by
+the models below; `voicefleet eval --schema` prints their JSON Schema for an editor. An unknown
+field is refused with the nearest known one, so a typo never turns an expectation off silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+TRANSPORTS = ("webrtc",)  # the transports whose bot text the caller can hear (RTVI over the data channel)
+MAX_TURNS = 50
+MAX_SCENARIOS = 500
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Expect(Strict):
+    """What one answer of the bot must be. Text is compared case-insensitively, as words."""
+
+    contains: list[str] = Field(default_factory=list, description="Words or phrases the answer must hold.")
+    not_contains: list[str] = Field(default_factory=list, description="Words or phrases it must not hold.")
+    matches: str | None = Field(default=None, description="A regular expression the answer must match.")
+    within_ms: Annotated[int, Field(gt=0, le=60_000)] | None = Field(
+        default=None, description="The answer's first audio begins within this many ms of the caller's end of speech.")
+    silent: bool = Field(default=False, description="The bot must say nothing to this turn.")
+
+    @field_validator("matches")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"not a regular expression ({error})") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _silent_alone(self) -> Expect:
+        if self.silent and (self.contains or self.matches or self.within_ms):
+            raise ValueError("an answer expected to be silent cannot also hold text or begin in time")
+        return self
+
+
+class Turn(Strict):
+    """One thing the caller says (text spoken by a local voice, or a 16 kHz WAV of yours), then waits."""
+
+    say: str | None = Field(default=None, description="Text the caller's voice speaks.")
+    wav: str | None = Field(default=None, description="A 16-bit PCM WAV the caller plays, relative to the file.")
+    expect: Expect = Field(default_factory=Expect)
+    listen_ms: Annotated[int, Field(gt=0, le=120_000)] = Field(
+        default=15_000, description="How long the caller waits for the answer to end.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Turn:
+        if (self.say is None) == (self.wav is None):
+            raise ValueError("a turn takes exactly one of say = \"...\" or wav = \"file.wav\"")
+        return self
+
+
+class CallExpect(Strict):
+    """What the call as a whole must show."""
+
+    greeting: Expect | None = Field(default=None, description="The bot's first words, before the caller speaks.")
+    bot_ends: bool | None = Field(default=None,
+                                  description="true: the bot hangs up after the last turn; false: it must not.")
+    no_error: bool = Field(default=True, description="The session records no error.")
+
+
+class Scenario(Strict):
+    name: str = Field(min_length=1, max_length=120)
+    transport: Literal["webrtc"] = "webrtc"
+    turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
+    call: CallExpect = Field(default_factory=CallExpect)
+    source: str = Field(default="", exclude=True, description="The file it was read from (set by the loader).")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used: its path, the field and what to do, on one line each."""
+
+
+def load_suite(path: Path) -> list[Scenario]:
+    """Every scenario of a file or of a folder's `*.toml` files, in name order."""
+    files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+    if not files:
+        raise ScenarioError(f"{path}: no scenario files (*.toml) in this folder")
+    if len(files) > MAX_SCENARIOS:
+        raise ScenarioError(f"{path}: {len(files)} scenario files; a suite holds at most {MAX_SCENARIOS}")
+    scenarios = [load_scenario(file) for file in files]
+    names = [s.name for s in scenarios]
+    if doubled := sorted({n for n in names if names.count(n) > 1}):
+        raise ScenarioError(f"{path}: two scenarios are named {doubled[0]!r}: a name says which call failed")
+    return scenarios
+
+
+def load_scenario(file: Path) -> Scenario:
+    try:
+        data = tomllib.loads(file.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"{file}: cannot be read ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{file}: not TOML ({error})") from None
+    data.setdefault("name", file.stem.replace("_", " "))
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError("\n".join(_explain(file, problem) for problem in error.errors())) from None
+    for turn in scenario.turns:
+        if turn.wav is not None and not (file.parent / turn.wav).is_file():
+            raise ScenarioError(f"{file}: wav {turn.wav!r} is not a file beside the scenario")
+    return scenario.model_copy(update={"source": str(file)})
+
+
+def _explain(file: Path, problem: ErrorDetails) -> str:
+    location = [str(part) for part in problem["loc"]]
+    where = ".".join(location) or "(the file)"
+    if problem.get("type") == "extra_forbidden":
+        known = _fields_at(location[:-1])
+        nearest = difflib.get_close_matches(location[-1], known, n=1)
+        hint = f"; did you mean {nearest[0]!r}?" if nearest else f"; known here: {', '.join(sorted(known))}"
+        return f"{file}: {where}: unknown field{hint}"
+    return f"{file}: {where}: {problem.get('msg')}"
+
+
+def _fields_at(location: list[str]) -> list[str]:
+    """The field names of the model at a location such as ['turns', '0', 'expect']."""
+    model: type[BaseModel] = Scenario
+    for part in location:
+        if part.isdigit():
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        nested = next((a for a in inner if issubclass(a, BaseModel)), None)
+        if nested is None:
+            break
+        model = nested
+    return [name for name in model.model_fields if name != "source"]
+
+
+def schema() -> dict[str, object]:
+    return Scenario.model_json_schema()
