@@ -17,6 +17,7 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import FrozenMachines, Machines
+from dispatcher.machines.local.shared import SharedLocalMachines
 from dispatcher.observability.activity import SLOT_SECONDS, Activity
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.regions.peers import Peers
@@ -110,7 +111,9 @@ class StatusView:
             "by_region": {self._region: len(machines)},
         }
         reserve = self._reserve_of(views)
-        scope = {"sessions": "region", "reserve": "region", "cost": "region", "starts": "replica"}
+        # Local bots are each replica's own processes: its list holds its own (docs/replicas.md, "Limits").
+        sessions_scope = "replica" if isinstance(self._machines, SharedLocalMachines) else "region"
+        scope = {"sessions": sessions_scope, "reserve": "region", "cost": "region", "starts": "replica"}
         if uncounted is not None:
             reserve["problem"] = uncounted
             scope |= {"reserve": "replica", "cost": "replica"}

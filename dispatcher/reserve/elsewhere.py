@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from botchannel.recording import RecordingPlan
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, machine_as_json, machine_from_json
 from dispatcher.machines.bot_environment import session_transport
@@ -37,21 +38,28 @@ MAX_REPLICAS_TRIED = 3
 
 def spec_params(spec: LaunchSpec) -> dict[str, Any]:
     """The session's launch values for the holding replica's `assign` (no channel credential: a
-    claimed bot has its own)."""
+    claimed bot has its own), with the release the start chose: the holder claims a bot of that
+    release's image and records the session as that release's."""
     return {"session_id": spec.session_id, "body_digest": spec.body_digest,
             "max_session_seconds": spec.max_session_seconds, "body": dict(spec.body),
             "room_url": spec.room_url, "bot_token": spec.bot_token,
-            "ice_config": dict(spec.ice_config) if spec.ice_config else None, "transport": spec.transport}
+            "ice_config": dict(spec.ice_config) if spec.ice_config else None, "transport": spec.transport,
+            "release": spec.release, "image": spec.image, "release_env": dict(spec.release_env),
+            "traceparent": spec.traceparent, "recording": spec.recording.params() if spec.recording else None}
 
 
 def spec_from(session_id: str, params: Mapping[str, Any]) -> LaunchSpec:
     try:
+        recording = params.get("recording")
         spec = LaunchSpec(
             session_id=session_id, body_digest=str(params["body_digest"]),
             max_session_seconds=int(params["max_session_seconds"]), body=dict(params.get("body") or {}),
             room_url=_text(params.get("room_url")), bot_token=_text(params.get("bot_token")),
             ice_config=dict(params["ice_config"]) if params.get("ice_config") else None,
-            transport=_text(params.get("transport")),
+            transport=_text(params.get("transport")), release=_name(params["release"]),
+            image=_text(params.get("image")), release_env=_texts(params.get("release_env") or {}),
+            traceparent=_text(params.get("traceparent")),
+            recording=RecordingPlan.from_params(_mapping(recording)) if recording is not None else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ApiError(400, "invalid_request", "a relayed claim without a session's launch values") from exc
@@ -258,3 +266,21 @@ def _text(value: object) -> str | None:
     if not isinstance(value, str):
         raise TypeError("not a string")
     return value
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError("not a release name")
+    return value
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError("not a mapping")
+    return value
+
+
+def _texts(value: object) -> dict[str, str]:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in _mapping(value).items()):
+        raise TypeError("not a mapping of strings")
+    return dict(_mapping(value))

@@ -8,7 +8,9 @@ Only the session's own end or failure changes it: a pipeline error the bot repor
 session running (Pipecat lets the bot go on), so it is shown as the entry's `error`, `bot_error`,
 whatever the status; it is the cause, so it shows over the `bot_exited` that may follow it. An
 active entry older than the longest a session may run is `ended`: its bot is stopped by then.
-`GET /sessions/{id}` asks the provider for the live state.
+`GET /sessions/{id}` asks the provider for the live state; for a session the provider no longer
+knows here (another replica's bot that ended, a machine the provider forgot), it answers the ended or
+failed entry (`ended`), the same record at every replica.
 
 Writes never delay a start nor fail one: they run in the background, at most `MAX_PENDING` at
 once (past it an entry is left out of the listing and logged). A page examines at most
@@ -24,7 +26,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.machines.base import Machine, MachineState
 from dispatcher.sessions.ids import Caller
+from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 from dispatcher.store.coordination import SessionIndex
 from dispatcher.store.session_index import ALL, Position
 
@@ -112,6 +116,20 @@ class SessionListing:
                     last = n == len(page.entries) - 1 and page.next is None
                     return items, None if last else (int(created * 1000), str(entry["session_id"]))
         return items, page.next
+
+    async def ended(self, session_id: str, events: list[dict[str, Any]]) -> Machine | None:
+        """The session's machine as its listed entry shows it once it ended or failed, at any replica
+        (kept a day): for a session its provider no longer knows here (another replica's bot that
+        ended, a machine the provider forgot). Its `detail` is the provider's word on the machine's end
+        (the timeline's `machine_ended`), else the listed error. None: not kept, or not ended."""
+        entry = await self._index.entry(session_id)
+        item = self._item(entry, time.time()) if entry is not None else None
+        if item is None or item["status"] == "active":
+            return None
+        ends = [e.get("detail") for e in events if e.get("event") == MACHINE_ENDED and e.get("detail")]
+        return Machine(session_id=session_id, machine_id="", state=MachineState(item["status"]),
+                       created_at=float(item["created"] or 0), detail=str(ends[-1]) if ends else item["error"],
+                       transport=item["transport"], release=item["release"])
 
     def _item(self, entry: dict[str, Any], now: float) -> dict[str, Any]:
         status = entry.get("status")

@@ -497,7 +497,11 @@ class SessionService:
     async def get(self, session_id: str) -> Session | None:
         machine = self._with_transport(await self._call(self._machines.status(session_id)))
         if machine is None:
-            return None
+            # Not known here (another replica's bot that ended, a machine its provider forgot): the
+            # deployment's record of it answers, as it does at every replica.
+            events = await self.timeline.read(session_id)
+            ended = await self.listing.ended(session_id, events)
+            return self._session(ended, None, events) if ended is not None else None
         self.ends.observed(machine)  # a machine that died unreported: a read may be the first to see it
         rooms = self._rooms if machine.has_room else None
         if machine.state is MachineState.STARTED and rooms is not None:
@@ -509,7 +513,9 @@ class SessionService:
         room_url = None
         if rooms is not None and machine.state.is_active:
             room_url = await self._call(rooms.room_url(session_id))
-        events = await self.timeline.read(session_id)
+        return self._session(machine, room_url, await self.timeline.read(session_id))
+
+    def _session(self, machine: Machine, room_url: str | None, events: list[dict[str, Any]]) -> Session:
         return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=session_error(events),
                        cost=self.costs.of(events, running=machine.state.is_active))
 

@@ -406,6 +406,10 @@ class SessionIndex(Protocol):
         first one told; it ends nothing."""
         ...
 
+    async def entry(self, session_id: str) -> dict[str, Any] | None:
+        """One session's entry, as a page shows it (with its note, end or failure); None: not kept."""
+        ...
+
     async def page(self, caller: str, below: tuple[int, str] | None, examine: int) -> Any:
         """At most `examine` entries of `caller`'s sessions ("": every caller's), newest first,
         older than `below`: an `IndexPage`."""

@@ -11,7 +11,9 @@ word); and two sorted sets scored by the start's time in milliseconds, `sessions
 timeline), and each set its newest `MAX_ENTRIES`, trimmed by the script that adds to it. A page
 reads at most `examine` ids from one set, newest first, below a position (`Position`: the score
 and id of the last one examined), then their records in one `MGET`: its cost does not grow with
-the sets. A store that does not answer is answered from this replica's memory
+the sets. One session's records (`entry`) are read the same way, in one `MGET`: they answer
+`GET /sessions/{id}` at every replica for a session its provider no longer knows (it ended). A
+store that does not answer is answered from this replica's memory
 (`ForgivingSessionIndex`), as a timeline is.
 """
 
@@ -31,6 +33,7 @@ from dispatcher.store.message_seal import MessageSeal
 KEEP_SECONDS = 24 * 3600.0  # a day, as a session's timeline (dispatcher/store/timelines.py)
 MAX_ENTRIES = 50_000  # per set: a day of a busy deployment; an entry is ~300 bytes
 ALL = ""  # the deployment-wide set's caller (an admin's listing)
+_RECORDS = 4  # a session's records in the store: its entry, note, end and failure
 
 Position = tuple[int, str]  # (the start's time in ms, session id): where a page stopped
 
@@ -101,9 +104,16 @@ class MemorySessionIndex:
         end = len(kept) if below is None else bisect.bisect_left(kept, below)
         start = max(0, end - examine)
         examined = kept[start:end][::-1]
-        entries = [{k: v for k, v in self._entries[s].items() if k != "failure"} for _, s in examined
-                   if s in self._entries]
+        entries = [self._shown(self._entries[s]) for _, s in examined if s in self._entries]
         return IndexPage(entries, examined[-1] if examined and start > 0 else None)
+
+    async def entry(self, session_id: str) -> dict[str, Any] | None:
+        entry = self._entries.get(session_id)
+        return self._shown(entry) if entry is not None else None
+
+    @staticmethod
+    def _shown(entry: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in entry.items() if k != "failure"}
 
     def _trim(self, caller: str, kept: list[Position]) -> None:
         oldest = int((time.time() - self._keep) * 1000)
@@ -164,17 +174,28 @@ class StoreSessionIndex:
         examined = after[:examine]
         if not examined:
             return IndexPage([], None)
-        keys = [k for _, s in examined
-                for k in (self._entry(s), self._note(s), self._end(s), self._end(s, failure=True))]
+        keys = [k for _, s in examined for k in self._records(s)]
         values = await self._store.call(lambda: self._store.redis.mget(keys))
-        entries = []
-        for n in range(len(examined)):
-            entry = self._opened(keys[4 * n], values[4 * n])
-            if entry is not None:
-                for at in (4 * n + 1, 4 * n + 2, 4 * n + 3):  # its note, its end, its failure (over the end)
-                    entry.update(self._opened(keys[at], values[at]) or {})
-                entries.append(entry)
+        combined = (self._combined(keys[n:n + _RECORDS], values[n:n + _RECORDS]) for n in range(0, len(keys), _RECORDS))
+        entries = [entry for entry in combined if entry is not None]
         return IndexPage(entries, examined[-1] if len(after) > examine else None)
+
+    async def entry(self, session_id: str) -> dict[str, Any] | None:
+        keys = self._records(session_id)
+        values = await self._store.call(lambda: self._store.redis.mget(keys))
+        return self._combined(keys, values)
+
+    def _records(self, session_id: str) -> list[str]:
+        """Its entry, then its note, its end and its failure (over the end), each told over the one before."""
+        return [self._entry(session_id), self._note(session_id), self._end(session_id),
+                self._end(session_id, failure=True)]
+
+    def _combined(self, keys: list[str], values: list[bytes | str | None]) -> dict[str, Any] | None:
+        entry = self._opened(keys[0], values[0])
+        if entry is not None:
+            for key, value in zip(keys[1:], values[1:], strict=True):
+                entry.update(self._opened(key, value) or {})
+        return entry
 
     def _opened(self, key: str, value: bytes | str | None) -> dict[str, Any] | None:
         if value is None:
@@ -203,6 +224,10 @@ class ForgivingSessionIndex:
     async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
         await forgiving(lambda: self._shared.noted(session_id, note), lambda: self._alone.noted(session_id, note),
                         f"listing entry of session {session_id}")
+
+    async def entry(self, session_id: str) -> dict[str, Any] | None:
+        return await forgiving(lambda: self._shared.entry(session_id), lambda: self._alone.entry(session_id),
+                               f"listing entry of session {session_id}")
 
     async def page(self, caller: str, below: Position | None, examine: int) -> IndexPage:
         return await forgiving(lambda: self._shared.page(caller, below, examine),

@@ -3,7 +3,8 @@
 `Parrot` sits after a VAD processor. It keeps a short pre-roll of the user's audio (the VAD
 reports the start of speech ~0.2 s late), records until the VAD says the user stopped, then
 pushes a beep followed by the recording. Replies are `SpeechOutputAudioRawFrame`s so the output
-transport treats them as bot speech (BotStarted/StoppedSpeaking frames, idle-timeout activity).
+transport treats them as bot speech (BotStarted/StoppedSpeaking frames, idle-timeout activity);
+each sound ends with silence, in which the output sees the bot's speech end.
 
 Replies are interruption-safe (with `turn_vad.OnsetVADProcessor` in front): the VAD's
 `stop_secs` can be short because a reply is only tentative for `resume_secs` of audio after the
@@ -29,6 +30,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.transports.base_output import BOT_VAD_STOP_SECS
 from turn_vad import UserSpeechOnsetFrame, UserSpeechOnsetLostFrame
 
 REPLY_BEEP_HZ = 880.0
@@ -38,6 +40,12 @@ REPLY_BEEP_SECONDS = 0.12
 PARROT_STOP_SECS = 0.15
 GREETING_HZ = 440.0
 GREETING_SECONDS = 0.2
+# Each sound ends with silence: Pipecat's output takes `SpeechOutputAudioRawFrame`s as one stream and
+# ends the bot's speech after BOT_VAD_STOP_SECS of silence in it, else only after 3 s with no audio
+# at all. Without it a reply within 3 s of the sound before (the greeting) was told as part of that
+# one, with no bot-started-speaking of its own. A WebSocket output sends at twice real time: twice
+# the stop's seconds of silence, and a margin.
+TRAILING_SILENCE_SECS = 2 * BOT_VAD_STOP_SECS + 0.3
 
 
 def tone(frequency: float, seconds: float, sample_rate: int, *, amplitude: float = 0.25) -> bytes:
@@ -52,10 +60,15 @@ def tone(frequency: float, seconds: float, sample_rate: int, *, amplitude: float
     return (wave * 32767).astype(np.int16).tobytes()
 
 
+def trailing_silence(sample_rate: int, channels: int = 1) -> bytes:
+    return bytes(2 * channels * int(TRAILING_SILENCE_SECS * sample_rate))
+
+
 def greeting_frame(sample_rate: int = 16000) -> SpeechOutputAudioRawFrame:
     """A short tone that tells the user the bot is listening."""
     return SpeechOutputAudioRawFrame(
-        audio=tone(GREETING_HZ, GREETING_SECONDS, sample_rate), sample_rate=sample_rate, num_channels=1
+        audio=tone(GREETING_HZ, GREETING_SECONDS, sample_rate) + trailing_silence(sample_rate),
+        sample_rate=sample_rate, num_channels=1,
     )
 
 
@@ -160,7 +173,7 @@ class Parrot(FrameProcessor):
             beep = np.repeat(np.frombuffer(beep, dtype=np.int16), channels).tobytes()
         self.replies += 1
         logger.info(f"parrot: replying to a {len(audio) / (2 * channels * sample_rate):.2f} s utterance")
-        for chunk in (beep, audio):
+        for chunk in (beep, audio, trailing_silence(sample_rate, channels)):
             await self.push_frame(
                 SpeechOutputAudioRawFrame(audio=chunk, sample_rate=sample_rate, num_channels=channels)
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from parrot import REPLY_BEEP_SECONDS, Parrot
+from parrot import REPLY_BEEP_SECONDS, TRAILING_SILENCE_SECS, Parrot
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import (
     InputAudioRawFrame,
@@ -36,12 +36,14 @@ async def test_parrot_answers_an_utterance_with_a_beep_then_the_utterance() -> N
             VADUserStoppedSpeakingFrame(),
         ],
     )
-    beep, echo = replies(down)
+    beep, echo, end = replies(down)
     assert len(beep.audio) == int(REPLY_BEEP_SECONDS * RATE) * 2
     assert rms(np.frombuffer(beep.audio, dtype=np.int16)) > 1000
     expected = np.concatenate([before, speech[: len(speech) // BLOCK * BLOCK]]).tobytes()
     assert echo.audio == expected
     assert (echo.sample_rate, echo.num_channels) == (RATE, 1)
+    # Then silence, in which Pipecat's output sees the bot's speech end (not 3 s later, for want of audio).
+    assert end.audio == bytes(2 * int(TRAILING_SILENCE_SECS * RATE))
 
 
 async def test_parrot_consumes_the_users_audio_instead_of_playing_it() -> None:
@@ -56,7 +58,7 @@ async def test_parrot_keeps_only_the_pre_roll_before_speech() -> None:
         Parrot(preroll_seconds=0.2),
         frames_to_send=[*audio_frames(long_silence), VADUserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame()],
     )
-    _, echo = replies(down)
+    _, echo, _ = replies(down)
     assert len(echo.audio) == int(0.2 * RATE) * 2
 
 
@@ -68,6 +70,6 @@ async def test_parrot_with_silero_vad_replies_once_to_the_fixture_sentence() -> 
         frames_to_send=audio_frames(np.concatenate([silence, speech, silence])),
     )
     beeps_and_echoes = replies(down)
-    assert len(beeps_and_echoes) == 2, "one utterance: one beep and one echo"
+    assert len(beeps_and_echoes) == 3, "one utterance: one beep, one echo and the silence after them"
     echoed_seconds = len(beeps_and_echoes[1].audio) / 2 / RATE
     assert echoed_seconds > 0.8 * len(speech) / RATE

@@ -54,20 +54,23 @@ class PushOrder(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
+REPLY_FRAMES = 3  # a beep, the echo, and the silence that ends the bot's speech
+
+
 def played_replies(frames: Sequence[Frame]) -> tuple[list[bytes], int]:
     """The echoes that stand (not followed by an interruption before the next reply), and how many were taken back."""
     replies: list[list[bytes]] = []
     standing: list[bool] = []
     for frame in frames:
         if isinstance(frame, SpeechOutputAudioRawFrame):
-            if not standing or not standing[-1] or len(replies[-1]) == 2:
+            if not standing or not standing[-1] or len(replies[-1]) == REPLY_FRAMES:
                 replies.append([])
                 standing.append(True)
             replies[-1].append(frame.audio)
         elif isinstance(frame, InterruptionFrame) and standing:
             standing[-1] = False
-    if any(len(r) != 2 for r in replies):
-        raise ValueError("each reply is a beep then an echo")
+    if any(len(r) != REPLY_FRAMES or any(r[2]) for r in replies):
+        raise ValueError("each reply is a beep, an echo, then silence")
     return [r[1] for r, ok in zip(replies, standing, strict=True) if ok], standing.count(False)
 
 

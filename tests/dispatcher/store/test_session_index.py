@@ -63,6 +63,9 @@ async def test_the_first_end_is_kept_and_the_first_failure_shows_over_it(coordin
     await index.closed(f"{1:024x}", {"status": "ended", "ended": 5.0, "error": None}, failure=False)
     listed = (await index.page("a", None, 5)).entries[0]
     assert (listed["status"], listed["error"], listed["ended"]) == ("failed", "bot_error", 3.0)
+    # One session's read (`GET /sessions/{id}` of an ended session) is the page's entry, its failure over its end.
+    assert await index.entry(f"{1:024x}") == listed
+    assert await index.entry(f"{2:024x}") is None
 
 
 
