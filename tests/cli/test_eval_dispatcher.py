@@ -1,0 +1,107 @@
+"""`voicefleet eval` against a real `python -m dispatcher` whose releases are the booking line and
+copies of it with one planted fault each: the line's own suite passes, and each fault fails for its
+own reason, naming the scenario and the turn; no call is left running."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import voicefleet
+from tests.support.examples import BOOKING
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # real bots hearing real speech over WebRTC
+
+SUITE = BOOKING / "scenarios"
+SLEEP_FIRST = "        await __import__('asyncio').sleep(1.0)\n        await self.start_processing_metrics()\n"
+
+
+def planted(root: Path, name: str, file: str, old: str, new: str) -> Path:
+    """A copy of the booking line with one edit: the fault."""
+    folder = root / name
+    shutil.copytree(BOOKING, folder, ignore=shutil.ignore_patterns("scenarios", "__pycache__"))
+    source = (folder / file).read_text()
+    assert old in source, f"{file} no longer holds the line the {name} fault replaces"
+    (folder / file).write_text(source.replace(old, new))
+    return folder / "bot.py"
+
+
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    root = tmp_path_factory.mktemp("faults")
+    releases = {
+        "stable": BOOKING / "bot.py",
+        "wrong": planted(root, "wrong", "booking_flow.py", 'HOURS = "We are open every day', 'HOURS = "We are closed'),
+        "slow": planted(root, "slow", "responder.py", "        await self.start_processing_metrics()\n", SLEEP_FIRST),
+        "mute": planted(root, "mute", "booking_flow.py", "return Reply(NOTHING_TO_CANCEL)", "return Reply('')"),
+        "crash": planted(root, "crash", "booking_flow.py", "            return self._book()\n",
+                         "            raise RuntimeError('the booking system is down')\n"),
+    }
+    env = {"BOT_RELEASES": ",".join(f"{name}={path}" for name, path in releases.items()),
+           "RELEASE_WEIGHTS": "stable=100", "RESERVE_MAX_IDLE": "0"}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+        yield running
+
+
+def run_eval(url: str, *args: str) -> Result:
+    return CliRunner().invoke(voicefleet, ["eval", *args, "--url", url], prog_name="voicefleet",
+                              env={"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_ADMIN_KEY": None})
+
+
+def failures_of(result: Result) -> dict[str, str]:
+    summary = json.loads(result.stdout)
+    return {s["scenario"]: s["failures"][0]["failure"] for s in summary["scenarios"] if s["failures"]}
+
+
+def running(dispatcher: DispatcherProcess) -> list[str]:
+    listed = httpx.get(f"{dispatcher.base_url}/sessions", params={"status": "active"}, timeout=30).json()
+    return [s["session_id"] for s in listed.get("sessions", []) if s.get("status") not in ("ended", "failed")]
+
+
+def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    report = tmp_path / "eval.xml"
+    result = run_eval(dispatcher.base_url, str(SUITE), "--junit", str(report), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["passed"] == summary["runs"] == len(list(SUITE.glob("*.toml"))), summary
+    assert summary["release"] == "stable"
+    assert all(s["turn_latency_ms"]["p50"] for s in summary["scenarios"]), summary
+    assert re.search(r'<testsuite name="voicefleet eval" tests="4" failures="0"', report.read_text())
+
+
+def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    wrong = run_eval(dispatcher.base_url, str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json")
+    assert wrong.exit_code == 1, wrong.output
+    assert failures_of(wrong)["opening hours"].startswith(
+        "turn 1 ('What are your opening hours'): expected 'open every day', heard 'We are closed")
+
+    mute = run_eval(dispatcher.base_url, str(SUITE / "cancel_without_booking.toml"), "--release", "mute", "--json")
+    assert mute.exit_code == 1, mute.output
+    assert "turn 1 ('I want to cancel my booking'): expected an answer, heard nothing" in failures_of(mute)[
+        "cancel without a booking"]
+
+    crash = run_eval(dispatcher.base_url, str(SUITE / "book_a_table.toml"), "--release", "crash", "--json")
+    assert crash.exit_code == 1, crash.output
+    assert failures_of(crash)["book a table"].startswith("turn 2 ('Yes please'): expected an answer, heard nothing")
+
+    # A second before every reply: the stable release's own turn time is the bound, so a loaded
+    # machine slows both alike and only the planted second tells them apart.
+    stable = run_eval(dispatcher.base_url, str(SUITE / "opening_hours.toml"), "--json")
+    assert stable.exit_code == 0, stable.output
+    bound = json.loads(stable.stdout)["scenarios"][0]["turn_latency_ms"]["p50"] + 600
+    timed = tmp_path / "timed.toml"
+    timed.write_text(f'name = "timed"\n[[turns]]\nsay = "What are your opening hours"\n'
+                     f"expect = {{ within_ms = {bound:.0f} }}\n")
+    slow = run_eval(dispatcher.base_url, str(timed), "--release", "slow", "--json")
+    assert slow.exit_code == 1, slow.output
+    late = failures_of(slow)["timed"]
+    assert re.match(rf"turn 1 .*: expected audio within {bound:.0f} ms, it began after \d+ ms", late), late
+    assert running(dispatcher) == []

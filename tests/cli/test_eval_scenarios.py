@@ -1,0 +1,85 @@
+"""Scenario files: what a team writes is typed and checked before any call is placed, and each
+answer is judged as the expectation says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli.evals.checks import Answer, failures
+from cli.evals.scenario import Expect, ScenarioError, load_scenario, load_suite, schema
+from tests.support.examples import BOOKING
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_the_booking_lines_own_suite_loads() -> None:
+    scenarios = load_suite(BOOKING / "scenarios")
+    assert {s.name for s in scenarios} >= {"book a table", "opening hours"}
+    assert all(s.source.endswith(".toml") for s in scenarios)
+
+
+def test_a_typo_names_the_file_the_field_and_the_nearest_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.toml", '[[turns]]\nsay = "hi"\nexpect = { contians = ["hello"] }\n')
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path)
+    assert str(raised.value) == f"{path}: turns.0.expect.contians: unknown field; did you mean 'contains'?"
+
+
+def test_a_turn_takes_text_or_a_wav_never_both_nor_neither(tmp_path: Path) -> None:
+    both = write(tmp_path, "both.toml", '[[turns]]\nsay = "hi"\nwav = "hi.wav"\n')
+    neither = write(tmp_path, "neither.toml", "[[turns]]\nlisten_ms = 100\n")
+    for path in (both, neither):
+        with pytest.raises(ScenarioError, match="exactly one of say"):
+            load_scenario(path)
+
+
+def test_a_wav_must_be_beside_the_scenario(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.toml", '[[turns]]\nwav = "missing.wav"\n')
+    with pytest.raises(ScenarioError, match="'missing.wav' is not a file beside the scenario"):
+        load_scenario(path)
+
+
+def test_a_suite_refuses_two_scenarios_of_one_name_and_an_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no scenario files"):
+        load_suite(tmp_path)
+    write(tmp_path, "a.toml", 'name = "same"\n[[turns]]\nsay = "a"\n')
+    write(tmp_path, "b.toml", 'name = "same"\n[[turns]]\nsay = "b"\n')
+    with pytest.raises(ScenarioError, match="two scenarios are named 'same'"):
+        load_suite(tmp_path)
+
+
+def test_a_transport_the_caller_cannot_hear_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.toml", 'transport = "twilio"\n[[turns]]\nsay = "hi"\n')
+    with pytest.raises(ScenarioError, match="transport: Input should be 'webrtc'"):
+        load_scenario(path)
+
+
+def test_the_schema_describes_the_fields_an_editor_completes() -> None:
+    described = schema()
+    assert described["additionalProperties"] is False
+    assert {"contains", "within_ms", "silent"} <= set(described["$defs"]["Expect"]["properties"])  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("expect", "answer", "problems"),
+    [
+        (Expect(contains=["two"]), Answer("A table for twenty.", 300), ["expected 'two', heard 'A table for twenty.'"]),
+        (Expect(contains=["table for two"]), Answer("A TABLE, for two!", 300), []),
+        (Expect(not_contains=["sorry"]), Answer("Sorry, I did not catch that.", 300),
+         ["expected no 'sorry', heard 'Sorry, I did not catch that.'"]),
+        (Expect(matches=r"at (seven|eight)"), Answer("Booked at nine.", 300),
+         ["expected to match /at (seven|eight)/, heard 'Booked at nine.'"]),
+        (Expect(within_ms=500), Answer("Hello.", 1200.4), ["expected audio within 500 ms, it began after 1200 ms"]),
+        (Expect(contains=["hello"]), Answer("", None), ["expected an answer, heard nothing"]),
+        (Expect(silent=True), Answer("Hello.", 100), ["expected silence, heard 'Hello.'"]),
+        (Expect(silent=True), Answer("", None), []),
+    ],
+)
+def test_an_answer_is_judged_word_by_word(expect: Expect, answer: Answer, problems: list[str]) -> None:
+    assert failures(expect, answer) == problems
