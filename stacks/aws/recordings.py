@@ -52,6 +52,9 @@ def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
     for days in settings.day_counts():
         if not days:
             continue
+        # A held session's expiry still comes: Object Lock keeps the held version, not its key, so S3 puts a
+        # delete marker over it, and no lifecycle filter can leave held objects out (a filter matches a
+        # prefix, tags and sizes). docs/recording.md, "Legal holds", says what that does and how to recover.
         rules.append({"id": f"expire-{retention_folder(days)}", "status": "Enabled",
                       "filter": {"prefix": f"{settings.prefix}/{retention_folder(days)}/"},
                       "expiration": {"days": days}})
