@@ -23,7 +23,7 @@ T = TypeVar("T")
 MAX_COPY_BYTES = 5 * 1024**3  # UploadPartCopy's largest part
 NO_OBJECT_LOCK = ("InvalidRequest", "ObjectLockConfigurationNotFoundError")
 HOLD_NEEDS = "the bucket has no S3 Object Lock: legal holds need it (set the stack's `recordingHold: true`, " \
-             "which creates the bucket with Object Lock on)"
+             "which turns Object Lock on for the bucket)"
 
 
 def tagging(tags: Mapping[str, str] | None) -> dict[str, str]:

@@ -1,14 +1,17 @@
 """RecordingBucket (AWS): the environment's private S3 bucket for session recordings.
 
 All public access blocked, ACLs off (BucketOwnerEnforced), encrypted (SSE-KMS with the customer's
-key, else SSE-S3), versioned with Object Lock enabled at creation when legal holds are wanted (S3
-turns Object Lock on only for a new bucket, or through a support-free but one-way API call on an
-existing versioned one: `recordingHold` is best chosen before the first `up`). Retention is one
-expiration rule per day count on `<prefix>/retain-<N>d/` (dispatcher/artifacts/rules.py); with holds,
-every noncurrent version under the prefix goes a day after it stopped being current (what an erasure
-or an expiry left behind); every incomplete multipart upload is aborted after a day.
+key, else SSE-S3). When legal holds are wanted the bucket is versioned and Object Lock is turned on
+by its own resource (`BucketObjectLockConfiguration`), which S3 takes for an existing versioned
+bucket too: `recordingHold` turned on later keeps the bucket and its recordings (the bucket's own
+`object_lock_enabled` would replace it). Neither is ever undone: S3 turns neither off. Retention is
+one expiration rule per day count on `<prefix>/retain-<N>d/` (dispatcher/artifacts/rules.py);
+every noncurrent version under the prefix goes a day after it stopped being current (what an
+erasure or an expiry left behind on a bucket versioned now or before); every incomplete multipart
+upload is aborted after a day.
 
-`destroy` leaves the bucket (retain on delete) unless `recordingDeleteOnDestroy`; the dispatcher's
+`destroy` leaves the bucket (retain on delete) unless `recordingDeleteOnDestroy`, which a bucket with
+holds never has (stacks/config/recording.py, stacks/shared/recording_last_up.py); the dispatcher's
 task role gets only what recording needs (`statements`); the bots' roles nothing.
 """
 
@@ -43,24 +46,28 @@ KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
 
 def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
-    """One expiration per retention (kept-until-erased has none), with holds the noncurrent versions'
-    expiry, then the bucket-wide abort."""
+    """One expiration per retention (kept-until-erased has none), the noncurrent versions' expiry, then
+    the bucket-wide abort."""
     rules: list[dict[str, Any]] = []
     for days in settings.day_counts():
         if not days:
             continue
+        # A held session's expiry still comes: Object Lock keeps the held version, not its key, so S3 puts a
+        # delete marker over it, and no lifecycle filter can leave held objects out (a filter matches a
+        # prefix, tags and sizes). docs/recording.md, "Legal holds", says what that does and how to recover.
         rules.append({"id": f"expire-{retention_folder(days)}", "status": "Enabled",
                       "filter": {"prefix": f"{settings.prefix}/{retention_folder(days)}/"},
                       "expiration": {"days": days}})
-    if settings.hold:
-        # Object Lock versions the bucket: an erasure (a delete by key) or an expiry only hides an object
-        # behind a delete marker, and a header rewrite leaves the old object as a noncurrent version. Under
-        # the whole prefix, retain-forever and the erasure records included, those versions go a day later
-        # (a held version stays: Object Lock refuses the lifecycle too) and the markers left alone after them.
-        rules.append({"id": "expire-noncurrent-versions", "status": "Enabled",
-                      "filter": {"prefix": f"{settings.prefix}/"},
-                      "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
-                      "expiration": {"expired_object_delete_marker": True}})
+    # On a versioned bucket (holds on now, or at an earlier `up`: S3 never stops versioning a bucket with
+    # Object Lock) an erasure (a delete by key) or an expiry only hides an object behind a delete marker,
+    # and a header rewrite leaves the old object as a noncurrent version. Under the whole prefix,
+    # retain-forever and the erasure records included, those versions go a day later (a held version
+    # stays: Object Lock refuses the lifecycle too) and the markers left alone after them. Whatever
+    # `recordingHold` says now: an unversioned bucket has no noncurrent version for it to match.
+    rules.append({"id": "expire-noncurrent-versions", "status": "Enabled",
+                  "filter": {"prefix": f"{settings.prefix}/"},
+                  "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
+                  "expiration": {"expired_object_delete_marker": True}})
     rules.append({"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {"prefix": ""},
                   "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_INCOMPLETE_DAYS}})
     return rules
@@ -85,11 +92,13 @@ class RecordingBucket(pulumi.ComponentResource):
         keep = not settings.delete_on_destroy
         bucket = aws.s3.Bucket(
             name, bucket_prefix=f"{bucket_prefix[:MAX_BUCKET_PREFIX - 1].rstrip('-')}-",
-            # Object Lock can only be switched on as the bucket is made (and turns versioning on).
-            object_lock_enabled=settings.hold or None,
-            # Asked to, a destroy empties it first; otherwise it stays, recordings and all.
+            # Asked to, a destroy empties it first (lifting legal holds: never asked for a bucket with holds);
+            # otherwise it stays, recordings and all.
             force_destroy=settings.delete_on_destroy,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep))
+            # Object Lock is the BucketObjectLockConfiguration's below. A bucket made by an earlier release
+            # with `object_lock_enabled` keeps it in its state: a change of it would replace the bucket
+            # (terraform-provider-aws marks it ForceNew), so it is never compared.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep, ignore_changes=["objectLockEnabled"]))
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=keep)
         block = aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True,
                                                block_public_policy=True, ignore_public_acls=True,
@@ -111,11 +120,15 @@ class RecordingBucket(pulumi.ComponentResource):
                 "apply_server_side_encryption_by_default": by_default,
                 **({"bucket_key_enabled": True} if settings.kms_key else {})})], opts=kept)
         if settings.hold:
-            # Always left by a destroy: deleting it suspends versioning (the provider's delete), which S3
-            # refuses on an Object Lock bucket (its versioning cannot change), so a destroy asked to delete
-            # the bucket would stop here; the bucket's own deletion takes its versioning with it.
-            aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
-                                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+            # Both always left, by a destroy and by an `up` without them: S3 turns neither off (deleting the
+            # versioning suspends it, which S3 refuses on an Object Lock bucket; the lock's delete is a no-op).
+            forever = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+            versioning = aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
+                                                 opts=forever)
+            # S3 turns Object Lock on for an existing bucket once it is versioned: the bucket is kept.
+            aws.s3.BucketObjectLockConfiguration(name, bucket=bucket.id, object_lock_enabled="Enabled",
+                                                 opts=pulumi.ResourceOptions.merge(
+                                                     forever, pulumi.ResourceOptions(depends_on=[versioning])))
         # Kept with the bucket: what stays after a destroy still expires as the rules said.
         rules = cast(list[aws.s3.BucketLifecycleConfigurationRuleArgsDict], lifecycle_rules(settings))
         aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=kept)

@@ -32,6 +32,7 @@ from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.model import Settings
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.turn import TurnSettings, relay_secret_names
+from stacks.shared import recording_last_up
 from stacks.shared.contract import DISPATCHER_PORT
 from stacks.shared.releases import listed
 from stacks.shared.turn_server import turn_urls
@@ -43,7 +44,10 @@ class AwsStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.aws is not None
         cfg = settings.aws
-        provider = aws.Provider(name, region=cfg.region, default_tags={"tags": dict(settings.tags)})
+        # Nothing is made or changed before the last `up`'s recording store rules out a change it refuses.
+        last_store = recording_last_up.checked(name, "aws", settings.recording, settings.recording_remove_store)
+        provider = aws.Provider(name, region=last_store.apply(lambda _: cfg.region),
+                                default_tags={"tags": dict(settings.tags)})
         super().__init__("voicefleet:aws:AwsStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
@@ -116,6 +120,9 @@ class AwsStack(pulumi.ComponentResource):
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.bucket} if recordings is not None else {}),
+            # Read back by the next `up` (stacks/shared/recording_last_up.py).
+            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store)}
+               if settings.recording is not None else {}),
             # Several regions: the URL the other regions and the front door reach this one at.
             **({"regionUrl": settings.regions.url} if settings.regions is not None else {}),
         }

@@ -13,7 +13,8 @@ are garbage collected after seven days"), so no rule is needed for abandoned upl
 
 The dispatcher's identity gets Storage Blob Data Contributor on the container alone and Storage
 Blob Delegator on the account (built-in role ids from Microsoft's "Azure built-in roles for
-Storage"); the bots' identity nothing. `destroy` leaves the account unless told.
+Storage"); the bots' identity nothing. `destroy` leaves the account unless told, and never one
+made with holds.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ class RecordingStore(pulumi.ComponentResource):
             location=location, kind="StorageV2", sku={"name": "Standard_LRS"}, tags=tags,
             allow_blob_public_access=False, allow_shared_key_access=False, minimum_tls_version="TLS1_2",
             enable_https_traffic_only=True, default_to_o_auth_authentication=True,
-            # Version-level immutability (legal holds on versions) can be enabled as the account is made.
+            # Version-level immutability (legal holds on versions) is set only as the account is made, and never
+            # turned off: `recordingHold` changed on an existing account is refused (stacks/shared/recording_last_up.py,
+            # and the plan's stacks/tools/preflight/immutable.py).
             immutable_storage_with_versioning={"enabled": True} if settings.hold else None,
             opts=kept)
         if settings.hold:

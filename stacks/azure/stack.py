@@ -40,7 +40,7 @@ from stacks.config.releases import catalogue
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
-from stacks.shared import contract, turn_server
+from stacks.shared import contract, recording_last_up, turn_server
 from stacks.shared.releases import Rolled, rolled
 from stacks.shared.turn_server import turn_urls
 
@@ -55,7 +55,10 @@ class AzureStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.azure is not None
         cfg = settings.azure
-        provider = azure.Provider(name, subscription_id=cfg.subscription_id, location=cfg.location)
+        # Nothing is made or changed before the last `up`'s recording store rules out a change it refuses.
+        last_store = recording_last_up.checked(name, "azure", settings.recording, settings.recording_remove_store)
+        provider = azure.Provider(name, subscription_id=cfg.subscription_id,
+                                  location=last_store.apply(lambda _: cfg.location))
         super().__init__("voicefleet:azure:AzureStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
@@ -167,6 +170,9 @@ class AzureStack(pulumi.ComponentResource):
             "alarmNames": observability.alert_names,
             **({"turnUrls": turn} if turn is not None else {}),
             **({"recordingAccount": recordings.account_name} if recordings is not None else {}),
+            # Read back by the next `up` (stacks/shared/recording_last_up.py).
+            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store)}
+               if settings.recording is not None else {}),
         }
         self.register_outputs(self.outputs)
 

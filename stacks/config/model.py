@@ -188,6 +188,8 @@ class Settings:
     releases: ReleaseSettings = ReleaseSettings()
     # The recording bucket and its retention (stacks/config/recording.py); None: recording off, no bucket.
     recording: RecordingSettings | None = None
+    # recordingRemoveStore: an `up` with recording off may take the last one's store out of the stack.
+    recording_remove_store: bool = False
 
     @property
     def prefix(self) -> str:

@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "recordingHold": False,
     "recordingKmsKey": "",  # "" = the cloud's own keys
     "recordingDeleteOnDestroy": False,
+    "recordingRemoveStore": False,  # true: confirms an `up` with recording off that takes the store out of the stack
     "recordingDestination": "",  # k8s: s3://bucket/prefix of an S3-compatible store
     "recordingEndpoint": "",  # k8s: that store's URL
     # AWS

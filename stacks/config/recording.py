@@ -19,6 +19,14 @@ from dispatcher.artifacts.rules import MAX_DAYS, POLICIES, Keeping, RecordingRul
 from stacks.config.reader import Reader
 
 PREFIX = "recordings"  # the folder the dispatcher writes under, in the stack's own bucket
+# Confirms the `up` that turns recording off on a stack whose last `up` made the store
+# (stacks/shared/recording_last_up.py).
+REMOVE_STORE = "recordingRemoveStore"
+HELD_STORE_DESTROY = (
+    "a destroy would delete held recordings (emptying an S3 bucket lifts each legal hold first) or stop halfway "
+    "(Cloud Storage and Azure refuse to delete a held object), so a store with holds is always left by a destroy. "
+    "`pulumi config set recordingDeleteOnDestroy false`; to remove the store, lift every hold, `pulumi destroy`, "
+    "then delete it yourself (docs/recording.md, \"Changing the recording store\")")
 # An S3 bucket name and its prefix (the k8s stack's recordingDestination).
 _S3_DESTINATION = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>[A-Za-z0-9._/-]*))?$")
 _KMS_KEY = {
@@ -87,10 +95,21 @@ def load(cfg: Reader, cloud: str) -> RecordingSettings | None:
     if kms_key is not None and cloud == "k8s":
         raise cfg.fail("recordingKmsKey", "is for the cloud stacks' own buckets: a k8s stack's store encrypts as its "
                                           "owner set it up; `pulumi config rm recordingKmsKey`")
+    if cfg.boolean(REMOVE_STORE):
+        raise cfg.fail(REMOVE_STORE, "confirms the `up` that turns recording off and takes the store out of the "
+                                     f"stack, not one that records; `pulumi config rm {REMOVE_STORE}`")
+    hold, delete_on_destroy = cfg.boolean("recordingHold"), cfg.boolean("recordingDeleteOnDestroy")
+    if hold and delete_on_destroy and cloud != "k8s":
+        raise cfg.fail("recordingDeleteOnDestroy", f"is true with recordingHold: {HELD_STORE_DESTROY}")
     return RecordingSettings(
         policy=policy, transcript=transcript, rules_text=text.strip(), rules=rules, retention_days=days,
-        hold=cfg.boolean("recordingHold"), kms_key=kms_key, delete_on_destroy=cfg.boolean("recordingDeleteOnDestroy"),
-        store=_store(cfg) if cloud == "k8s" else None)
+        hold=hold, kms_key=kms_key, delete_on_destroy=delete_on_destroy, store=_store(cfg) if cloud == "k8s" else None)
+
+
+def remove_store(cfg: Reader) -> bool:
+    """`recordingRemoveStore`: true confirms an `up` with recording off that takes the last one's store out
+    of the stack (a stack that records refuses it, in `load`)."""
+    return cfg.boolean(REMOVE_STORE)
 
 
 def _store(cfg: Reader) -> S3CompatibleStore:

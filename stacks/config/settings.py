@@ -166,6 +166,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         regions=regions,
         releases=release_settings.load(cfg),
         recording=recording_settings.load(cfg, cloud),
+        recording_remove_store=recording_settings.remove_store(cfg),
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)

@@ -5,13 +5,15 @@ the customer's Cloud KMS key when one is given (Google's own keys otherwise), ve
 holds are wanted (a temporary hold keeps an object, and versioning keeps what an overwrite would
 replace). Retention is one Delete rule per day count (`age` and `matchesPrefix`
 `<prefix>/retain-<N>d/`, dispatcher/artifacts/rules.py), and XML API multipart uploads left
-incomplete are aborted after a day (the `AbortIncompleteMultipartUpload` action).
+incomplete are aborted after a day (the `AbortIncompleteMultipartUpload` action). Soft delete is
+off: an erased or expired object is gone, not kept restorable for a week.
 
 The dispatcher's service account gets a custom role on this bucket alone with the object and
 multipart permissions recording uses, and may sign its URLs without a key: V4 signing through the
 IAM Credentials `signBlob` method, granted by a role holding `iam.serviceAccounts.signBlob` alone
 on the account itself, narrower than roles/iam.serviceAccountTokenCreator (which also mints access
-and ID tokens). The bots' account gets nothing. `destroy` leaves the bucket unless told.
+and ID tokens). The bots' account gets nothing. `destroy` leaves the bucket unless told, and never
+one that has had holds (Cloud Storage refuses to delete a held object: the destroy would stop halfway).
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class RecordingBucket(pulumi.ComponentResource):
             # Said either way: left out, the provider would keep an earlier `up`'s versioning on.
             versioning={"enabled": settings.hold},
             lifecycle_rules=cast(list[gcp.storage.BucketLifecycleRuleArgsDict], lifecycle_rules(settings)),
+            # No soft delete: left out, Cloud Storage keeps every deleted object restorable (and billed) for
+            # 7 days, an erased or expired recording among them; 0 turns it off (pulumi_gcp's
+            # BucketSoftDeletePolicy). An object soft-deleted before this was set keeps its 7 days.
+            soft_delete_policy={"retention_duration_seconds": 0},
             force_destroy=settings.delete_on_destroy,
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep))
         member = pulumi.Output.concat("serviceAccount:", account.email)

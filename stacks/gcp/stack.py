@@ -38,7 +38,7 @@ from stacks.gcp.relay import TurnRelay, TurnRelayArgs
 from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
-from stacks.shared import contract
+from stacks.shared import contract, recording_last_up
 from stacks.shared.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
 from stacks.shared.turn_server import turn_urls
 
@@ -53,7 +53,10 @@ class GcpStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.gcp is not None
         cfg = settings.gcp
-        provider = gcp.Provider(name, project=cfg.project, region=cfg.region, default_labels=dict(settings.tags))
+        # Nothing is made or changed before the last `up`'s recording store rules out a change it refuses.
+        last_store = recording_last_up.checked(name, "gcp", settings.recording, settings.recording_remove_store)
+        provider = gcp.Provider(name, project=cfg.project, region=last_store.apply(lambda _: cfg.region),
+                                default_labels=dict(settings.tags))
         super().__init__("voicefleet:gcp:GcpStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
@@ -143,6 +146,9 @@ class GcpStack(pulumi.ComponentResource):
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.name} if recordings is not None else {}),
+            # Read back by the next `up` (stacks/shared/recording_last_up.py).
+            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store)}
+               if settings.recording is not None else {}),
             # Several regions: the URL the other regions and the front door reach this one at.
             **({"regionUrl": region_url} if region_url is not None else {}),
             # A destroy leaves these (Cloud Run holds their addresses for 1-2 h): delete them later.

@@ -20,7 +20,6 @@ The provider's kubeconfig waits for these checks, so a refused `up` registers no
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from stacks.config.k8s import AGENT_SANDBOX_KEY, INSTALL
 from stacks.config.model import KubernetesSettings
 from stacks.config.reader import SettingsError
+from stacks.shared.refused import reported_once
 from stacks.shared.releases import own_stack
 
 # The outputs read back (K8sStack.outputs writes them).
@@ -144,22 +144,3 @@ def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings,
         return found
 
     return pulumi.Output.all(last, template).apply(lambda found: check(found[0], found[1]))
-
-
-def reported_once(refused: BaseException) -> None:
-    """Every registration waits on the check (through the provider) and fails with its refusal: asyncio
-    would print each of those futures it collects as "Future exception was never retrieved", with a
-    traceback, after Pulumi has printed the refusal (a RunError: its message alone). Those copies, and
-    only those, are dropped."""
-    loop = asyncio.get_running_loop()
-    earlier = loop.get_exception_handler()
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("exception") is refused:
-            return
-        if earlier is not None:
-            earlier(loop, context)
-        else:
-            loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)

@@ -7,9 +7,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from stacks.tools import mocks
 from stacks.tools.mocks import RecordingMocks, Registration, Run, run_function, unwrap
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
+
+
+def watched_monitors(monkeypatch: pytest.MonkeyPatch) -> list[mocks.RecordingMonitor]:
+    """Every mock monitor the runs from now on make, to read what a run registered before it failed."""
+    monitors: list[mocks.RecordingMonitor] = []
+
+    class Watched(mocks.RecordingMonitor):
+        def __init__(self, recording: mocks.RecordingMocks) -> None:
+            super().__init__(recording)
+            monitors.append(self)
+
+    monkeypatch.setattr(mocks, "RecordingMonitor", Watched)
+    return monitors
 
 
 def mock_id(reg: Registration) -> str:

@@ -13,9 +13,11 @@ halfway through (other resources already updated):
 - Key Vault `enablePurgeProtection`: "Enabling this functionality is irreversible - that is, the
   property does not accept false as its value" (pulumi_azure_native/keyvault/_inputs.py
   VaultPropertiesArgs); turning it on later is allowed.
-- S3 `objectLockEnabled` (the recording bucket's `recordingHold`): terraform-provider-aws marks
-  `object_lock_enabled` ForceNew (internal/service/s3/bucket.go), so a change makes a new bucket and
-  leaves the recordings in the old one (kept on delete); a bucket's Object Lock is chosen as it is made.
+- Azure Storage `immutableStorageWithVersioning.enabled` (the recording account's `recordingHold`):
+  "The property is immutable and can only be set to true at the account creation time"
+  (pulumi_azure_native/storage/storage_account.py `immutable_storage_with_versioning`). The
+  program refuses both from its last outputs too (stacks/shared/recording_last_up.py); an S3 bucket's
+  Object Lock is its own resource, which S3 takes on an existing bucket (stacks/aws/recordings.py).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from typing import Any
 from stacks.tools.mocks import Registration, unwrap
 
 VAULT = "azure-native:keyvault:Vault"
-BUCKET = "aws:s3/bucket:Bucket"
+ACCOUNT = "azure-native:storage:StorageAccount"
 # (type, property path) -> why it can never change.
 IMMUTABLE: dict[tuple[str, str], str] = {
-    (BUCKET, "objectLockEnabled"): "a bucket's Object Lock is set as it is made (a change would make a new, empty "
-                                   "recording bucket and leave the recordings in the old one)",
+    (ACCOUNT, "immutableStorageWithVersioning.enabled"): "Azure sets a storage account's version-level immutability "
+                                                         "only as the account is made, and never turns it off "
+                                                         "(docs/recording.md, \"Changing the recording store\")",
     (VAULT, "properties.softDeleteRetentionInDays"): "Azure refuses to change a vault's soft-delete retention "
                                                      "once it is set",
 }

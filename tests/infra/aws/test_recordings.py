@@ -61,10 +61,8 @@ def test_one_expiration_per_retention_and_incomplete_uploads_aborted_after_a_day
     rules = unwrap(lifecycle.inputs["rules"])
     # Default 0 (kept until erased: no rule), acme 30 days, v7 7 days: two expirations, then the abort.
     assert [(r["filter"]["prefix"], r.get("expiration", {}).get("days")) for r in rules] == [
-        ("recordings/retain-7d/", 7), ("recordings/retain-30d/", 30), ("", None)]
+        ("recordings/retain-7d/", 7), ("recordings/retain-30d/", 30), ("recordings/", None), ("", None)]
     assert rules[-1]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
-    # Unversioned without holds: no rule about versions.
-    assert not any("noncurrentVersionExpiration" in r for r in rules)
 
 
 def test_with_holds_what_an_erasure_leaves_goes_under_the_whole_prefix(stack: StackRunner) -> None:
@@ -100,7 +98,8 @@ def test_the_dispatcher_gets_exactly_the_recording_actions_on_its_prefix(stack: 
 def test_holds_and_a_customer_key_add_object_lock_versions_and_their_actions(stack: StackRunner) -> None:
     key = "arn:aws:kms:eu-west-1:123456789012:key/0b1f6a2e-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
     run = stack("aws", **ON, recordingHold="true", recordingKmsKey=key)
-    assert bucket(run).inputs["objectLockEnabled"] is True
+    (lock,) = run.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    assert lock.inputs["objectLockEnabled"] == "Enabled"
     (versioning,) = run.of_type("aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
     (encryption,) = run.of_type(
@@ -178,13 +177,15 @@ def test_a_bad_recording_setting_is_one_line_naming_its_key(stack: StackRunner, 
     assert key in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_a_destroy_that_deletes_a_held_bucket_never_suspends_its_versioning(stack: StackRunner) -> None:
-    """Deleting BucketVersioning suspends versioning, which S3 refuses on an Object Lock bucket: the
-    destroy would fail before it reached the bucket. The versioning is left, the bucket deleted."""
-    run = stack("aws", **ON, recordingHold="true", recordingDeleteOnDestroy="true")
+def test_a_destroy_always_leaves_a_held_buckets_versioning_and_lock(stack: StackRunner) -> None:
+    """Deleting BucketVersioning suspends versioning, which S3 refuses on an Object Lock bucket, and Object Lock
+    is never turned off: both stay, and a bucket with holds is never emptied by a destroy (its force_destroy
+    would lift every legal hold; stacks/config/recording.py refuses recordingDeleteOnDestroy with holds)."""
+    run = stack("aws", **ON, recordingHold="true")
     (versioning,) = run.of_type("aws:s3/bucketVersioning:BucketVersioning")
-    assert versioning.retain_on_delete
-    assert not bucket(run).retain_on_delete and bucket(run).inputs["forceDestroy"] is True
+    (lock,) = run.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    assert versioning.retain_on_delete and lock.retain_on_delete
+    assert bucket(run).retain_on_delete and bucket(run).inputs["forceDestroy"] is False
 
 
 def test_the_bucket_refuses_any_request_without_tls(stack: StackRunner) -> None:

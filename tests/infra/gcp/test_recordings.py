@@ -48,6 +48,12 @@ def test_the_bucket_is_uniform_private_and_expires_by_retention_folder(stack: St
         {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 1}}]
 
 
+def test_an_erased_or_expired_recording_is_not_kept_restorable(stack: StackRunner) -> None:
+    """Cloud Storage's default soft delete keeps every deleted object restorable (and billed) for 7 days;
+    0 turns it off."""
+    assert bucket(stack("gcp", **ON)).inputs["softDeletePolicy"] == {"retentionDurationSeconds": 0}
+
+
 def test_holds_turned_off_turn_versioning_off_and_still_remove_the_versions_it_kept(stack: StackRunner) -> None:
     """A bucket an earlier `up` versioned: left out, versioning stays as it was, and the versions it
     kept (erased recordings) would stay for ever without the noncurrent rule."""

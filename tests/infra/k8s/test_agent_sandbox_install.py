@@ -13,7 +13,7 @@ from stacks.config.reader import SettingsError
 from stacks.k8s.agent_sandbox import CRDS, MANIFEST_URL, VERSION
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from tests.infra.conftest import config_for
-from tests.infra.helpers import changed_names
+from tests.infra.helpers import changed_names, watched_monitors
 from tests.infra.k8s.conftest import ALL_SECRETS
 
 SANDBOX = {"k8sMode": "agent-sandbox", "k8sDeployer": "ci@example.com"}
@@ -92,16 +92,7 @@ def test_a_second_up_changes_nothing(choice: str) -> None:
 
 def test_adopt_refuses_a_cluster_serving_only_v1alpha1_in_one_line_and_makes_no_template_or_pool(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from stacks.tools import mocks
-
-    monitors: list[mocks.RecordingMonitor] = []
-
-    class Watched(mocks.RecordingMonitor):
-        def __init__(self, recording: mocks.RecordingMocks) -> None:
-            super().__init__(recording)
-            monitors.append(self)
-
-    monkeypatch.setattr(mocks, "RecordingMonitor", Watched)
+    monitors = watched_monitors(monkeypatch)
     with pytest.raises(SettingsError) as refused:
         up(Deployed(crds=dict.fromkeys(CRDS, ("v1alpha1",))))
     message = str(refused.value)

@@ -12,10 +12,9 @@ import gc
 import pytest
 
 from stacks.config.reader import SettingsError
-from stacks.tools import mocks
 from stacks.tools.mocks import Deployed, Run, run_program
 from tests.infra.conftest import config_for
-from tests.infra.helpers import changed_names
+from tests.infra.helpers import changed_names, watched_monitors
 from tests.infra.k8s.conftest import ALL_SECRETS
 
 SANDBOX = {"k8sMode": "agent-sandbox", "k8sDeployer": "ci@example.com"}
@@ -44,16 +43,9 @@ def test_a_new_namespace_name_is_refused_after_an_up_with_the_way_out(key: str, 
 
 def test_a_refused_up_registers_nothing_in_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     """The provider waits for the check: with `up --skip-preview` too, the new namespace is never created."""
-    monitors: list[mocks.RecordingMonitor] = []
-
-    class Watched(mocks.RecordingMonitor):
-        def __init__(self, recording: mocks.RecordingMocks) -> None:
-            super().__init__(recording)
-            monitors.append(self)
-
     deployed = Deployed()
     up(deployed)
-    monkeypatch.setattr(mocks, "RecordingMonitor", Watched)
+    monitors = watched_monitors(monkeypatch)
     with pytest.raises(SettingsError):
         up(deployed, k8sBotNamespace="voicefleet-moved")
     (monitor,) = monitors

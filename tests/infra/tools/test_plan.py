@@ -118,12 +118,14 @@ def test_the_plan_names_each_value_it_filled_with_a_placeholder_and_the_command_
 
 def test_the_plan_shows_the_recording_bucket_and_one_lifecycle_rule_per_retention(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """A key name rule and a release rule: two day counts, two expiration rules (and the uploads' abort)."""
+    """A key name rule and a release rule: two day counts, two expiration rules (and the noncurrent versions'
+    expiry and the uploads' abort)."""
     assert main(["aws-dev", "--config", "recording=on", "--config",
                  "recordingRules=key:acme audio=consent days=30; release:v7 days=7"]) == 0
     shown = capsys.readouterr().out
     assert "aws:s3/bucket:Bucket  voicefleet-aws-dev-recordings [retain on delete]" in shown
     lifecycle = shown.split("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[1].split("\n\n")[0]
     assert [line.strip() for line in lifecycle.splitlines() if line.strip().startswith("id:")] == [
-        "id: expire-retain-7d", "id: expire-retain-30d", "id: abort-incomplete-uploads"]
+        "id: expire-retain-7d", "id: expire-retain-30d", "id: expire-noncurrent-versions",
+        "id: abort-incomplete-uploads"]
     assert "prefix: recordings/retain-7d/" in lifecycle and "prefix: recordings/retain-30d/" in lifecycle

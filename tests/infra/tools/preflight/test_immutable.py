@@ -71,12 +71,3 @@ def test_a_vault_created_when_retention_followed_protect_upgrades(stack: StackRu
               if r.type == vault)
     (new,) = (r for r in stack("azure", protect=protect).registrations if r.type == vault)
     assert immutable.violations([old], [_sent(old, new)], {"(upgrade)": "no key"}) == []
-
-
-def test_holds_on_an_existing_recording_bucket_are_refused_at_the_plan(stack: StackRunner) -> None:
-    """Object Lock is chosen as an S3 bucket is made: turning holds on later would replace the bucket."""
-    deployed, held = stack("aws", recording="on"), stack("aws", recording="on", recordingHold="true")
-    (found,) = immutable.violations(deployed.registrations, held.registrations, {"recordingHold": "true"})
-    assert "objectLockEnabled from None to True" in found and "recordingHold=true" in found
-    # A stack that starts recording with holds makes its bucket so: nothing to refuse.
-    assert immutable.violations(stack("aws").registrations, held.registrations, {"recording": "on"}) == []
