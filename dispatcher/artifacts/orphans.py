@@ -36,10 +36,11 @@ class OrphanSweep:
         self._clock = clock
 
     async def sweep(self) -> int:
-        """Completes the orphaned uploads, and this replica's recordings whose end it was never told of
-        (else each would hold a place of MAX_OPEN and refuse its erasure for ever); how many."""
+        """Completes the ends this replica left while the store failed, the orphaned uploads, and this
+        replica's recordings whose end it was never told of (else each would hold a place of MAX_OPEN
+        and refuse its erasure for ever); how many."""
         store = self._recordings.store
-        completed = 0
+        completed = await self._recordings.finish_left()  # its own ends first, with all it holds of them
         for session_id in self._recordings.overdue(self._older_than):
             await self._recordings.finish(session_id, OVERDUE)
             completed += 1
