@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 class LocalFolderStore:
     part_urls_outlive_uploads = False  # a part URL is its upload's alone
+    versioned: bool | None = False  # a file deleted is gone
 
     def __init__(self, root: Path, signer: SignedPaths) -> None:
         self.root = root.resolve()

@@ -17,6 +17,18 @@ from typing import Any
 from dispatcher.artifacts.keys import RECORDING, erasure_key, index_keys
 from dispatcher.artifacts.store import ArtifactStore, StoredObject, StoreError
 
+VERSIONS_KEPT = ("this store keeps versions: the erased objects' earlier versions stay readable, by version id, to "
+                 "whoever may read versions, until the bucket's lifecycle removes them (the stacks' rule: a day "
+                 "after); the dispatcher deletes by key alone, without the right to delete versions, by design")
+VERSIONS_UNKNOWN = ("this store does not say whether it keeps versions: where it does (a versioned bucket, or Cloud "
+                    "Storage's soft delete), the erased objects stay recoverable until its lifecycle or soft-delete "
+                    "window removes them")
+
+
+def versions_note(versioned: bool | None) -> str | None:
+    """What an erasure leaves in the store's versions, or None where it keeps none."""
+    return None if versioned is False else VERSIONS_KEPT if versioned else VERSIONS_UNKNOWN
+
 
 class StillUploading(Exception):
     """The session's recording is still being uploaded (by whichever replica holds its bot): an erasure
@@ -115,7 +127,10 @@ class ArtifactReader:
         if await self.store.held([*keys, index[0]]):
             raise Held(session_id)
         now = self._clock()
-        record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}
+        record: dict[str, Any] = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder,
+                                  "objects": keys}
+        if (note := versions_note(self.store.versioned)) is not None:
+            record["versions"] = note
         # The record first: an erasure that fails after it is asked again (the index goes last, so the
         # session is still found); one whose record could not be written erases nothing.
         audit = erasure_key(self.store.prefix, session_id, now)

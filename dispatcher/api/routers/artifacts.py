@@ -132,7 +132,10 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     if record is None:
         raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to erase")
     state.sessions.timeline.note(session_id, "artifacts_erased", by=who, objects=len(record["objects"]))
-    return {"session_id": session_id, "erased": record["objects"], "by": who}
+    answer = {"session_id": session_id, "erased": record["objects"], "by": who}
+    if "versions" in record:  # what a versioned store still holds of them
+        answer["versions"] = record["versions"]
+    return answer
 
 
 @router.put("/sessions/{session_id}/artifacts/hold", summary="Put a legal hold on a session's artifacts")

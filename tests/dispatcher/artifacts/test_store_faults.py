@@ -160,3 +160,17 @@ async def test_a_folder_store_that_cannot_join_lists_no_recording_and_keeps_ever
     assert listing is not None
     assert {a["name"]: a["size"] for a in listing["artifacts"]}["recording.wav"] == len(audio)
 
+
+
+async def test_every_object_of_a_session_carries_its_key_name_and_release(gated: tuple[TcpGate, S3Store]) -> None:
+    _, store = gated
+    timeline = Timeline()
+    recordings = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.note, events=timeline.read,
+                                   region="eu", provider="local")
+    await a_call(recordings, wav_header(16000) + b"\1\0" * 3200)
+    assert await recordings.finish(SESSION, ENDED) is not None
+    listed = store._client.list_objects_v2(Bucket=store.bucket, Prefix="voice/retain-forever/")["Contents"]
+    tags = {o["Key"].rsplit("/", 1)[1]: {t["Key"]: t["Value"] for t in store._client.get_object_tagging(
+        Bucket=store.bucket, Key=o["Key"])["TagSet"]} for o in listed}
+    assert set(tags) == {"recording.wav", "transcript.jsonl", "logs.jsonl", "report.json", f"{SESSION}.json"}
+    assert all(tagged == {"key_name": "acme", "release": "v7"} for tagged in tags.values()), tags
