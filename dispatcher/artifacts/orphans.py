@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dispatcher.artifacts.folder_retention import expire_folder_store
 from dispatcher.artifacts.keys import RECORDING, index_of_folder
+from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.store import StoreError
 
@@ -69,6 +71,8 @@ class OrphanSweep:
         """Sweeps now and every SWEEP_SECONDS (a store that fails is tried at the next sweep)."""
         while True:
             try:
+                if isinstance(self._recordings.store, LocalFolderStore):  # no lifecycle rule expires a folder
+                    await expire_folder_store(self._recordings.store)
                 if completed := await self.sweep():
                     log.warning("completed %d recording upload(s) a stopped dispatcher had left open", completed)
             except StoreError as exc:

@@ -33,6 +33,7 @@ from dispatcher.artifacts.completion import kept_parts
 from dispatcher.artifacts.erasure_check import still_finishing
 from dispatcher.artifacts.finishing import SessionEnds, index_body, tags_of
 from dispatcher.artifacts.keys import RECORDING, index_key, session_folder
+from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.session_recording import Recording
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.store import ArtifactStore, StoreError
@@ -120,6 +121,9 @@ class SessionRecordings:
         shown: dict[str, Any] = {"policy": self.settings.policy, "audio": default.audio,
                                  "transcript": default.transcript, "retention_days": default.days,
                                  "required": self.settings.required, "destination": self.store.where}
+        # What deletes a session once its retention has passed: no lifecycle rule exists for a folder.
+        shown["retention_by"] = "this dispatcher, every 10 minutes" if isinstance(self.store, LocalFolderStore) \
+            else "the store's lifecycle rules (the stacks write them; a bucket of your own needs them added)"
         if self.settings.rules.rules:
             shown["rules"] = self.settings.rules_text.strip()
         if self.unknown_releases:
