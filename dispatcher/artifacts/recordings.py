@@ -30,6 +30,7 @@ from botchannel.recording import MAX_PARTS, WAV_HEADER_BYTES, RecordingPlan
 from dispatcher.artifacts.bot_account import bot_account
 from dispatcher.artifacts.bot_logs import BotLogs
 from dispatcher.artifacts.completion import kept_parts
+from dispatcher.artifacts.end_retries import FINISH_DEADLINE_SECONDS, EndRetries
 from dispatcher.artifacts.erasure_check import still_finishing
 from dispatcher.artifacts.finishing import SessionEnds, index_body, tags_of
 from dispatcher.artifacts.keys import RECORDING, index_key, session_folder
@@ -49,15 +50,6 @@ Cost = Callable[[list[dict[str, Any]]], dict[str, Any] | None]  # a timeline's c
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
-FINISH_DEADLINE_SECONDS = 300.0  # a session's end retried this long while the store fails, then left to the sweep
-FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 0.5, 15.0  # the backoff between those tries
-MAX_LEFT = 1_000  # sessions whose end waits on the store, held in one replica
-MAX_LEFT_BYTES = 64 * 1024**2  # and the objects they still have to write (their spool), in all
-LEFT = "the store failed as the session ended and still did not take its end after {seconds:g}s of retries: " \
-       "its recording's parts are kept in their upload, and this dispatcher tries again at each orphan sweep " \
-       "(every 10 minutes); if it stops first, another completes the upload"
-
-
 def last_part(plan: RecordingPlan, max_seconds: float | None) -> int:
     """The highest part number a call of at most `max_seconds` fills: a bot asking past it is refused,
     so a hostile one cannot have the bucket take 10,000 parts of a 5-minute call."""
@@ -82,11 +74,9 @@ class SessionRecordings:
         self._max_seconds = max_session_seconds  # the longest a session runs: it bounds its part numbers
         self._cost = cost  # what the session cost, from its timeline (None: this dispatcher prices none)
         self.error: str | None = None  # the store's check's last failure: sessions go unrecorded meanwhile
-        self.failure: str | None = None  # its last failure at a session's end (GET /status shows both)
-        self._finish_deadline = finish_deadline_seconds
-        self._ends = SessionEnds(store, note=note, events=events, priced=self._priced)
-        self._left: dict[str, tuple[Recording, str]] = {}  # ended, its end left to the sweep: (it, why it ended)
-        self._ended_here: dict[str, None] = {}  # the last MAX_OPEN whose end this replica wrote (oldest first)
+        self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
+                                   finish_deadline_seconds)
+        self._left = self._retries.left  # ended, its end left to the sweep
         self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
         self._finishing: dict[str, asyncio.Task[Any]] = {}
@@ -203,6 +193,19 @@ class SessionRecordings:
         """True until its recording and report are written: an erasure before then would be undone."""
         return session_id in self._open or session_id in self._completing or session_id in self._left
 
+    @property
+    def failure(self) -> str | None:
+        """The store's last failure at a session's end (GET /status shows it beside the check's)."""
+        return self._retries.failure
+
+    @failure.setter
+    def failure(self, failure: str | None) -> None:
+        self._retries.failure = failure
+
+    async def finish_left(self) -> int:
+        """The ends left while the store failed, tried again (the orphan sweep calls it); how many were written."""
+        return await self._retries.finish_left()
+
     def finishing(self, session_id: str) -> bool:
         """Ended, its artifacts still being written here (or left to write when the store answers)."""
         return session_id in self._completing or session_id in self._left
@@ -211,9 +214,10 @@ class SessionRecordings:
         """Whether the session's timeline says a replica may still be writing its artifacts: planned,
         not finished, and not so long ago that no replica could still be at it (one whose end this
         replica wrote is not: its timeline's last event may still be on its way to the store)."""
-        if session_id in self._ended_here:
+        if self._retries.wrote(session_id):
             return False
-        longest = (self._max_seconds or 4 * 3600.0) + self.settings.end_grace_seconds + self._finish_deadline + 120
+        longest = (self._max_seconds or 4 * 3600.0) + self.settings.end_grace_seconds \
+            + self._retries.deadline_seconds + 120
         return still_finishing(events, self._clock(), longest)
 
     def writable_for(self, session_id: str) -> float:
@@ -311,75 +315,9 @@ class SessionRecordings:
             self._writable[session_id] = recording.urls_until
         self._completing.add(session_id)
         try:
-            return await self._retried(recording, why)
+            return await self._retries.finished(recording, why)
         finally:
             self._completing.discard(session_id)
-
-    async def _retried(self, recording: Recording, why: str) -> dict[str, Any] | None:
-        """Its end written, asked again with backoff while the store fails, for FINISH_DEADLINE_SECONDS
-        (an adopted upload once: the next sweep takes it up again); then left to the sweep."""
-        deadline = time.monotonic() + (0.0 if recording.adopted else self._finish_deadline)
-        delay = FIRST_RETRY_SECONDS
-        while True:
-            try:
-                report = await self._ends.finished(recording, why)
-            except StoreError as exc:
-                self._failed(recording, exc)
-                if time.monotonic() + delay > deadline:
-                    break
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LAST_RETRY_SECONDS)
-                continue
-            self.failure = None  # the store took a whole end again
-            self._wrote_end(recording.session_id)
-            return report
-        if not recording.adopted:
-            self._leave(recording, why)
-        return None
-
-    def _wrote_end(self, session_id: str) -> None:
-        self._ended_here[session_id] = None
-        while len(self._ended_here) > MAX_OPEN:
-            del self._ended_here[next(iter(self._ended_here))]
-
-    def _failed(self, recording: Recording, exc: StoreError) -> None:
-        """A store failure at a session's end: in the report's errors, in status, once on its timeline."""
-        self.failure = str(exc)
-        if str(exc) not in recording.errors:
-            recording.errors.append(str(exc))
-        if not recording.delayed and not recording.adopted:
-            recording.delayed = True
-            self._note(recording.session_id, "recording_delayed", reason=f"the store failed as the session ended "
-                       f"({exc}): retrying for up to {self._finish_deadline:g}s; nothing uploaded is dropped")
-
-    def _leave(self, recording: Recording, why: str) -> None:
-        """Its end left to the sweep (still `recorded`, so not erased before it is written); the oldest
-        left first let go (its spool dropped, its parts still kept in the store) past the bounds."""
-        self._left[recording.session_id] = (recording, why)
-        self._note(recording.session_id, "recording_unfinished", reason=LEFT.format(seconds=self._finish_deadline))
-        log.error("session %s: %s (%s)", recording.session_id, LEFT.format(seconds=self._finish_deadline),
-                  self.failure)
-        while len(self._left) > MAX_LEFT or sum(r.pending_bytes() for r, _ in self._left.values()) > MAX_LEFT_BYTES:
-            dropped = next(iter(self._left))
-            self._left.pop(dropped)
-            log.error("session %s: its end was let go (more sessions wait on the store than %d, or %d bytes): "
-                      "its transcript, logs and report are lost; its upload is completed by the orphan sweep",
-                      dropped, MAX_LEFT, MAX_LEFT_BYTES)
-
-    async def finish_left(self) -> int:
-        """Tries once more the ends left while the store failed (the orphan sweep calls it); how many were written."""
-        written = 0
-        for session_id, (recording, why) in list(self._left.items()):
-            try:
-                await self._ends.finished(recording, why)
-            except StoreError as exc:
-                self._failed(recording, exc)
-                continue
-            self._left.pop(session_id, None)
-            self.failure = None
-            self._wrote_end(session_id)
-            written += 1
-        return written
 
     def _priced(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """The report's `cost`: the session's, as `GET /sessions/{id}` gives it, or why there is none."""
@@ -402,3 +340,6 @@ class SessionRecordings:
             self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:
             await asyncio.wait(set(self._finishing.values()), timeout=10)
+        if self._left:
+            log.error("%d session(s) whose end the store did not take are let go: their parts stay in their uploads "
+                      "for the orphan sweep; their transcripts, logs and reports are lost", len(self._left))
