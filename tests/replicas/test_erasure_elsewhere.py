@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.replicas.conftest import delete, get, post, start_fleet
 from tests.support.redis_server import RedisServer
@@ -51,6 +52,8 @@ def kept(folder: Path) -> list[str]:
                   if p.is_file() and p.relative_to(folder).parts[0] not in ("erasures", ".holds", ".uploads"))
 
 
+@pytest.mark.slow  # two dispatchers, a cold bot a round: under a minute, longer on a busy machine
+@pytest.mark.timeout(600)
 def test_an_erasure_retried_at_another_replica_after_the_stop_leaves_no_object(tmp_path: Path,
                                                                                  store: RedisServer) -> None:
     folder = tmp_path / "recordings"

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
-import signal
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.s3_store import S3Store
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
+from tests.support.file_limit import small_files
 from tests.support.tcp_gate import TcpGate, tcp_gate
 
 SESSION = "0123456789abcdef01234567"
@@ -122,19 +120,6 @@ async def test_a_store_down_for_good_keeps_the_parts_says_so_and_the_sweep_write
     assert report["recording"]["status"] == "complete" and report["ended"]["how"] == ENDED  # its own cause
     assert any("Could not connect" in error for error in report["errors"]), report["errors"]  # what happened
     assert timeline.events()[-1] == "recording_ready" and "unfinished" not in recordings.status()
-
-
-@contextmanager
-def small_files() -> Iterator[None]:
-    """This process may write no file past 1 MiB meanwhile (EFBIG, not a signal): a disk filling up."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 async def test_a_folder_store_that_cannot_join_lists_no_recording_and_keeps_every_part(tmp_path: Path) -> None:
