@@ -10,7 +10,9 @@ parameters of dispatcher/observability/log_redaction.py), over what the bot host
 and, since logs.jsonl is read by whoever reads the session, the credentials a bot's own lines carry:
 the query parameters some providers take their key in (Pipecat's Gemini file API `?key=`, Async's
 `?api_key=`, an HTTP client's error names the URL), a store's signature on a part's URL, and an
-`Authorization` value.
+`Authorization` value. They are kept as the transcript is (`logs_kept`: a service's debug lines can
+quote the call): not where the session keeps no transcript or withholds it, nor for a consent call
+never announced, and for an announced one only from the announcement's end on.
 """
 
 from __future__ import annotations
