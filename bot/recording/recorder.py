@@ -189,12 +189,23 @@ class Recorder:
 
     async def _hand_over_logs(self) -> None:
         """The bot's last log lines (bot/log_tail.py), in as many requests as they take, within
-        `LOGS_SECONDS` in all: the session's end waits on them no longer than that."""
+        `LOGS_SECONDS` in all: the session's end waits on them no longer than that. They follow the
+        transcript's policy (a service's debug lines can quote the call): none when it keeps no
+        transcript, withholds it, or was never consented to; each message through the team's hook."""
+        if not self.plan.transcript or self._transcript_why is not None or not self._consented:
+            return
         deadline = self._now() + LOGS_SECONDS
         for lines in self._logs.chunks(LOG_CHUNK_BYTES):
             left = deadline - self._now()
             if left <= 0:
                 break
+            if self._redact is not None:
+                try:
+                    texts = await redacted_within([{"text": line["message"]} for line in lines], self._redact)
+                except RedactionError as exc:
+                    logger.warning(f"recording: {exc} (nor the bot's log lines)")
+                    break
+                lines = [{**line, "message": text["text"]} for line, text in zip(lines, texts, strict=True)]
             try:
                 await self._ask(METHOD_RECORDING_LOGS, {"lines": lines, "dropped": self._logs.dropped}, left)
             except (RequestFailed, TimeoutError):  # a dispatcher without them, or one that is slow: the logs go

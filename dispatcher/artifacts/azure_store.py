@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import secrets
 import time
@@ -76,6 +77,7 @@ def metadata(tags: Mapping[str, str] | None) -> dict[str, str]:
 
 class AzureBlobStore:
     part_urls_outlive_uploads = True  # the part SAS (`sp=w`) also takes Put Blob on the blob
+    versioned: bool | None = None
 
     def __init__(self, destination: str, env: Mapping[str, str], *, client: HttpClient | None = None,
                  tokens: ArmTokens | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -96,7 +98,12 @@ class AzureBlobStore:
     # --- the contract -------------------------------------------------------------------------
 
     async def check(self) -> None:
-        await self._put_blob(_joined(self.prefix, ".voicefleet-write-check"), b"", "application/octet-stream", "write")
+        probe = _joined(self.prefix, ".voicefleet-write-check")
+        answer = await self._call("PUT", probe, "write", content=b"",
+                                  headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"})
+        self.versioned = bool(answer.headers.get("x-ms-version-id"))  # an account with blob versioning on
+        with contextlib.suppress(StoreError):  # the write is what is checked: not left behind where it can go
+            await self.delete([probe])
 
     async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         upload_id = secrets.token_hex(8)

@@ -10,7 +10,9 @@ parameters of dispatcher/observability/log_redaction.py), over what the bot host
 and, since logs.jsonl is read by whoever reads the session, the credentials a bot's own lines carry:
 the query parameters some providers take their key in (Pipecat's Gemini file API `?key=`, Async's
 `?api_key=`, an HTTP client's error names the URL), a store's signature on a part's URL, and an
-`Authorization` value.
+`Authorization` value. They are kept as the transcript is (`logs_kept`: a service's debug lines can
+quote the call): not where the session keeps no transcript or withholds it, nor for a consent call
+never announced, and for an announced one only from the announcement's end on.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
 from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE
-from dispatcher.artifacts.store import ArtifactStore, StoreError
 from dispatcher.observability.log_redaction import MASK, mask_secret_paths
 
 LOGS = "logs.jsonl"
@@ -95,14 +97,33 @@ def _masked_parameter(found: re.Match[str]) -> str:
     return f"{separator}{name}={value}"
 
 
-async def write_logs(store: ArtifactStore, folder: str, logs: BotLogs | None) -> dict[str, Any]:
-    """Writes `logs.jsonl` when the bot handed its lines over; what the report says of them."""
+def logs_kept(logs: BotLogs | None, *, withheld: str | None, consent: float | None
+              ) -> tuple[dict[str, Any], str, bytes | None]:
+    """What the report says of `logs.jsonl`, its name, and its body when it is kept: not when the
+    session's policy withholds them (`withheld`, as its transcript), and for a consent session only
+    the lines from the end of its announcement (`consent`, epoch seconds) on, as its recording."""
+    if withheld is not None:
+        return {"kept": False, "why": withheld}, LOGS, None
     if logs is None:
-        return {"kept": False, "why": NONE_HANDED_OVER}
+        return {"kept": False, "why": NONE_HANDED_OVER}, LOGS, None
+    lines, before = logs.lines, 0
+    if consent is not None:
+        lines = [line for line in logs.lines if _epoch(line["time"]) >= consent]
+        before = len(logs.lines) - len(lines)
+    body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+    section = {"kept": True, "object": LOGS, "lines": len(lines), "bytes": len(body),
+               "dropped_by_bot": logs.bot_dropped, "dropped_here": logs.dropped,
+               "bounds": {"lines": MAX_LOG_LINES, "bytes": MAX_LOG_BYTES, "message_characters": MAX_LOG_MESSAGE}}
+    if consent is not None:
+        section["before_consent"] = before  # lines from before the announcement ended: not kept
+    return section, LOGS, body
+
+
+def _epoch(stamp: str) -> float:
+    """A line's ISO 8601 time as epoch seconds; one that is no time counts as the earliest (not kept
+    where only what follows the announcement is)."""
     try:
-        await store.put(folder + LOGS, logs.body(), "application/x-ndjson")
-    except StoreError as exc:
-        return {"kept": False, "why": f"the store failed: {exc}"}
-    return {"kept": True, "object": LOGS, "lines": len(logs.lines), "bytes": logs.size,
-            "dropped_by_bot": logs.bot_dropped, "dropped_here": logs.dropped,
-            "bounds": {"lines": MAX_LOG_LINES, "bytes": MAX_LOG_BYTES, "message_characters": MAX_LOG_MESSAGE}}
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return float("-inf")
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -61,6 +62,7 @@ def metadata(tags: Mapping[str, str] | None) -> dict[str, str]:
 
 class GcsStore:
     part_urls_outlive_uploads = False  # a part URL is its upload's alone
+    versioned: bool | None = None  # a write does not say (versioning, soft delete: storage.buckets.get)
 
     def __init__(self, bucket: str, prefix: str, env: Mapping[str, str],
                  credentials: GcsCredentials | None = None) -> None:
@@ -83,7 +85,10 @@ class GcsStore:
     async def check(self) -> None:
         """A write, and a signature: credentials that cannot sign (no signBlob grant, a user's login)
         are said at start-up, not at the first call's first part."""
-        await self._xml("PUT", _joined(self.prefix, ".voicefleet-write-check"), "write", content=b"")
+        probe = _joined(self.prefix, ".voicefleet-write-check")
+        await self._xml("PUT", probe, "write", content=b"")
+        with contextlib.suppress(StoreError):  # the write is what is checked: not left behind where it can go
+            await self.delete([probe])
         await asyncio.to_thread(self._credentials.sign, b"voicefleet: can this dispatcher sign URLs?")
         await asyncio.to_thread(self._credentials.email)
 

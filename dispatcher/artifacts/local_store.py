@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 class LocalFolderStore:
     part_urls_outlive_uploads = False  # a part URL is its upload's alone
+    versioned: bool | None = False  # a file deleted is gone
 
     def __init__(self, root: Path, signer: SignedPaths) -> None:
         self.root = root.resolve()
@@ -104,11 +105,19 @@ class LocalFolderStore:
         folder, target = self._upload(upload_id), self._path(key)
 
         def join() -> None:
+            # Joined beside the target and moved in whole: a join cut short (a full disk) leaves no
+            # recording and every part in place, to be joined when it is asked again.
             target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as out:
-                for part in parts:
-                    with (folder / f"{part.number:05d}.part").open("rb") as source:
-                        shutil.copyfileobj(source, out)
+            joining = target.with_name(target.name + ".writing")
+            try:
+                with joining.open("wb") as out:
+                    for part in parts:
+                        with (folder / f"{part.number:05d}.part").open("rb") as source:
+                            shutil.copyfileobj(source, out)
+            except OSError:
+                joining.unlink(missing_ok=True)
+                raise
+            os.replace(joining, target)
             shutil.rmtree(folder)
 
         await self._io(join)
@@ -157,7 +166,7 @@ class LocalFolderStore:
             folder = base if base.is_dir() else base.parent
             hidden = {UPLOADS, HOLDS}
             return [StoredObject(path.relative_to(self.root).as_posix(), path.stat().st_size)
-                    for path in sorted(folder.rglob("*")) if path.is_file()
+                    for path in sorted(folder.rglob("*")) if path.is_file() and path.suffix != ".writing"
                     and path.relative_to(self.root).as_posix().startswith(prefix) and not hidden & set(path.parts)]
 
         return await self._io(listed)

@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dispatcher.artifacts.folder_retention import expire_folder_store
 from dispatcher.artifacts.keys import RECORDING, index_of_folder
+from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.store import StoreError
 
@@ -36,10 +38,11 @@ class OrphanSweep:
         self._clock = clock
 
     async def sweep(self) -> int:
-        """Completes the orphaned uploads, and this replica's recordings whose end it was never told of
-        (else each would hold a place of MAX_OPEN and refuse its erasure for ever); how many."""
+        """Completes the ends this replica left while the store failed, the orphaned uploads, and this
+        replica's recordings whose end it was never told of (else each would hold a place of MAX_OPEN
+        and refuse its erasure for ever); how many."""
         store = self._recordings.store
-        completed = 0
+        completed = await self._recordings.finish_left()  # its own ends first, with all it holds of them
         for session_id in self._recordings.overdue(self._older_than):
             await self._recordings.finish(session_id, OVERDUE)
             completed += 1
@@ -68,6 +71,8 @@ class OrphanSweep:
         """Sweeps now and every SWEEP_SECONDS (a store that fails is tried at the next sweep)."""
         while True:
             try:
+                if isinstance(self._recordings.store, LocalFolderStore):  # no lifecycle rule expires a folder
+                    await expire_folder_store(self._recordings.store)
                 if completed := await self.sweep():
                     log.warning("completed %d recording upload(s) a stopped dispatcher had left open", completed)
             except StoreError as exc:

@@ -14,8 +14,20 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dispatcher.artifacts.keys import erasure_key, index_keys
+from dispatcher.artifacts.keys import RECORDING, erasure_key, index_keys
 from dispatcher.artifacts.store import ArtifactStore, StoredObject, StoreError
+
+VERSIONS_KEPT = ("this store keeps versions: the erased objects' earlier versions stay readable, by version id, to "
+                 "whoever may read versions, until the bucket's lifecycle removes them (the stacks' rule: a day "
+                 "after); the dispatcher deletes by key alone, without the right to delete versions, by design")
+VERSIONS_UNKNOWN = ("this store does not say whether it keeps versions: where it does (a versioned bucket, or Cloud "
+                    "Storage's soft delete), the erased objects stay recoverable until its lifecycle or soft-delete "
+                    "window removes them")
+
+
+def versions_note(versioned: bool | None) -> str | None:
+    """What an erasure leaves in the store's versions, or None where it keeps none."""
+    return None if versioned is False else VERSIONS_KEPT if versioned else VERSIONS_UNKNOWN
 
 
 class StillUploading(Exception):
@@ -93,7 +105,9 @@ class ArtifactReader:
         found = await self.objects(session_id)
         if found is None:
             return None
-        folder, objects = found
+        folder, listed = found
+        # An empty recording is no recording (a join a full disk cut short): never offered as one.
+        objects = [o for o in listed if o.size or o.key.removeprefix(folder) != RECORDING]
         # In a thread: a store may sign through a call of its own (GCS without a key: IAM signBlob).
         urls = await asyncio.to_thread(lambda: [self.store.download_url(o.key, self._seconds) for o in objects])
         return {"session_id": session_id, "folder": folder, "where": self.store.where,
@@ -102,32 +116,40 @@ class ArtifactReader:
                               for o, url in zip(objects, urls, strict=True)]}
 
     async def erase(self, session_id: str, by: str) -> dict[str, Any] | None:
-        found = await self.objects(session_id)
-        if found is None:
+        index = await self.indexed(session_id)
+        if index is None:
             return None
-        folder, objects = found
+        folder = index[1]
         if await self.store.open_uploads(folder):
             raise StillUploading(session_id)
-        index = await self.indexed(session_id)
-        keys = [o.key for o in objects]
-        if index is not None and await self.store.held([*keys, index[0]]):
+        # Listed after the check, not before: what an upload completed meanwhile wrote is among them.
+        keys = [o.key for o in await self.store.objects_under(folder)]
+        if await self.store.held([*keys, index[0]]):
             raise Held(session_id)
         now = self._clock()
-        record = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder, "objects": keys}
+        record: dict[str, Any] = {"session_id": session_id, "erased_at": now, "by": by, "folder": folder,
+                                  "objects": keys}
+        if (note := versions_note(self.store.versioned)) is not None:
+            record["versions"] = note
         # The record first: an erasure that fails after it is asked again (the index goes last, so the
         # session is still found); one whose record could not be written erases nothing.
         audit = erasure_key(self.store.prefix, session_id, now)
         await self.store.put(audit, json.dumps(record).encode(), "application/json")
+        # Listed again once the record is there: an object written since the first listing is erased here,
+        # and one written later is deleted by the replica that writes it, which looks for this record after.
+        again = sorted({*keys, *(o.key for o in await self.store.objects_under(folder))})
+        if again != sorted(keys):
+            keys = record["objects"] = again
+            await self.store.put(audit, json.dumps(record).encode(), "application/json")
         try:
             await self.store.delete(keys)
         except StoreError:
             # A hold placed since it was checked (an admin on another replica): the store refused, and
             # the record says the erasure stopped rather than that the objects are gone.
-            if index is None or not await self.store.held([*keys, index[0]]):
+            if not await self.store.held([*keys, index[0]]):
                 raise
             stopped = {**record, "stopped": "a legal hold was placed during the erasure: nothing more erased"}
             await self.store.put(audit, json.dumps(stopped).encode(), "application/json")
             raise Held(session_id) from None
-        if index is not None:
-            await self.store.delete([index[0]])
+        await self.store.delete([index[0]])
         return record

@@ -8,42 +8,41 @@ opened when the bot first asks for a part's URL, with an index object that says 
 holds the session. `finish` (ending.py calls it once the session is over, whatever ended it)
 completes the upload with the parts that arrived (the longest run from part 1, each of the plan's part size),
 gives the WAV its true sizes, writes the report and notes `recording_ready` or `recording_partial`
-on the timeline (and so the lifecycle webhooks). An upload with no part is aborted: nothing stays
-half-uploaded. The sessions under way are this replica's memory (the replica that holds the bot's
-channel; docs/recording.md says what several replicas do not share yet).
+on the timeline (and so the lifecycle webhooks): finishing.py. An upload with no part is aborted:
+nothing stays half-uploaded. A store that fails at the end is asked again with backoff for
+FINISH_DEADLINE_SECONDS, what is still to write held meanwhile (bounded); after that the session is
+left (said on its timeline and in status) and tried again at each orphan sweep, its parts never
+dropped for a failure. The sessions under way are this replica's memory (the replica that holds
+the bot's channel); the timeline's `recording_planned` tells the others one is (erasure_check.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from botchannel.contract import RequestFailed
-from botchannel.recording import (
-    MAX_PARTS,
-    MIN_PART_BYTES,
-    WAV_HEADER_BYTES,
-    RecordingPlan,
-    recording_seconds,
-    wav_sizes,
-)
+from botchannel.recording import MAX_PARTS, WAV_HEADER_BYTES, RecordingPlan
 from dispatcher.artifacts.bot_account import bot_account
-from dispatcher.artifacts.bot_logs import BotLogs, write_logs
-from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key, session_folder
-from dispatcher.artifacts.report import session_report
-from dispatcher.artifacts.rules import Keeping
+from dispatcher.artifacts.bot_logs import BotLogs
+from dispatcher.artifacts.completion import kept_parts
+from dispatcher.artifacts.end_retries import FINISH_DEADLINE_SECONDS, EndRetries
+from dispatcher.artifacts.erasure_check import still_finishing
+from dispatcher.artifacts.finishing import SessionEnds, index_body, tags_of
+from dispatcher.artifacts.keys import RECORDING, index_key, session_folder
+from dispatcher.artifacts.local_store import LocalFolderStore
+from dispatcher.artifacts.session_recording import Recording
 from dispatcher.artifacts.settings import ArtifactSettings
-from dispatcher.artifacts.store import ArtifactStore, Part, StoreError
+from dispatcher.artifacts.store import ArtifactStore, StoreError
 from dispatcher.artifacts.transcript import transcript_lines
 from dispatcher.artifacts.wanted import Wanted, lowered
 from dispatcher.errors import ApiError
 
+__all__ = ["Recording", "SessionRecordings", "kept_parts", "last_part"]
 log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
 Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
@@ -51,12 +50,6 @@ Cost = Callable[[list[dict[str, Any]]], dict[str, Any] | None]  # a timeline's c
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
-# A consent session whose bot never said its announcement played keeps nothing, whatever the bot uploaded:
-# the dispatcher, not the bot's own code, is what holds a session to its policy.
-NOT_ANNOUNCED = "a consent session whose announcement was never played (no recording.consent from its bot): " \
-                "nothing of the call is kept"
-
-
 def last_part(plan: RecordingPlan, max_seconds: float | None) -> int:
     """The highest part number a call of at most `max_seconds` fills: a bot asking past it is refused,
     so a hostile one cannot have the bucket take 10,000 parts of a 5-minute call."""
@@ -66,43 +59,11 @@ def last_part(plan: RecordingPlan, max_seconds: float | None) -> int:
     return min(MAX_PARTS, math.ceil(audio / plan.part_bytes))
 
 
-@dataclass
-class Recording:
-    session_id: str
-    folder: str
-    started_at: float
-    plan: RecordingPlan
-    facts: dict[str, Any]  # release, region, key name, provider, transport: the report's
-    upload_id: str | None = None
-    bot_stats: Mapping[str, Any] | None = None  # the bot's own account at its end (none: it died first)
-    errors: list[str] = field(default_factory=list)
-    opening: asyncio.Lock = field(default_factory=asyncio.Lock)
-    adopted: bool = False  # taken up from the store (its dispatcher stopped), not started here
-    transcript: list[dict[str, Any]] | None = None  # the bot's turns, handed over at its end
-    last_part: int = MAX_PARTS  # the highest part number its longest call can reach
-    logs: BotLogs | None = None  # the bot's own log lines, handed over at its end
-    keeping: Keeping = Keeping(audio="on", transcript="on")  # what it keeps and for how long
-    transcript_why: str | None = None  # the bot's reason for handing over no transcript (a redaction that failed)
-    urls_until: float = 0.0  # when the last part URL handed to its bot expires
-
-
-def kept_parts(parts: list[Part], part_bytes: int = MIN_PART_BYTES) -> list[Part]:
-    """The parts that join into the bot's stream: from part 1 on, without a gap, every one but the
-    last exactly the plan's `part_bytes` (a shorter one is a checkpoint whose full part never came:
-    what follows would be shifted) and none longer (not what the bot was told to write: a part put
-    to fill the bucket is left out, and S3 drops the parts a completion does not name)."""
-    kept: list[Part] = []
-    for part in sorted(parts, key=lambda p: p.number):
-        if part.number != len(kept) + 1 or part.size > part_bytes or (kept and kept[-1].size != part_bytes):
-            break
-        kept.append(part)
-    return kept
-
-
 class SessionRecordings:
     def __init__(self, settings: ArtifactSettings, store: ArtifactStore, *, note: Note, events: Events,
                  region: str, provider: str, clock: Callable[[], float] = time.time,
-                 max_session_seconds: float | None = None, cost: Cost | None = None) -> None:
+                 max_session_seconds: float | None = None, cost: Cost | None = None,
+                 finish_deadline_seconds: float = FINISH_DEADLINE_SECONDS) -> None:
         self.settings = settings
         self.store = store
         self._note = note
@@ -112,7 +73,10 @@ class SessionRecordings:
         self._clock = clock
         self._max_seconds = max_session_seconds  # the longest a session runs: it bounds its part numbers
         self._cost = cost  # what the session cost, from its timeline (None: this dispatcher prices none)
-        self.error: str | None = None  # the store's last failure (GET /status shows it)
+        self.error: str | None = None  # the store's check's last failure: sessions go unrecorded meanwhile
+        self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
+                                   finish_deadline_seconds)
+        self._left = self._retries.left  # ended, its end left to the sweep
         self._checked_at: float | None = None
         self._open: dict[str, Recording] = {}
         self._finishing: dict[str, asyncio.Task[Any]] = {}
@@ -147,12 +111,19 @@ class SessionRecordings:
         shown: dict[str, Any] = {"policy": self.settings.policy, "audio": default.audio,
                                  "transcript": default.transcript, "retention_days": default.days,
                                  "required": self.settings.required, "destination": self.store.where}
+        # What deletes a session once its retention has passed: no lifecycle rule exists for a folder.
+        shown["retention_by"] = "this dispatcher, every 10 minutes" if isinstance(self.store, LocalFolderStore) \
+            else "the store's lifecycle rules (the stacks write them; a bucket of your own needs them added)"
         if self.settings.rules.rules:
             shown["rules"] = self.settings.rules_text.strip()
         if self.unknown_releases:
             shown["unknown_releases"] = self.unknown_releases
-        if self.error is not None:
-            shown["error"] = self.error
+        if self.error is not None or self.failure is not None:
+            shown["error"] = self.error or self.failure
+        waiting = [session_id for session_id in self._completing if session_id not in self._left]
+        if self._left or (waiting and self.failure is not None):
+            shown["unfinished"] = {"finishing": len(waiting), "left": len(self._left),
+                                   "why": self.failure or "being written"}
         return shown
 
     async def plan_for(self, session_id: str, *, transport: str, release: str, key_name: str | None,
@@ -187,6 +158,9 @@ class SessionRecordings:
             {"release": release, "region": self._region, "key_name": key_name, "provider": self._provider,
              "transport": transport, "retention_days": keeping.days},
             last_part=last_part(plan, self._max_seconds), keeping=keeping)
+        # Every replica reads it: an erasure elsewhere waits for the end's `recording_ready` (or partial, missing).
+        self._note(session_id, "recording_planned", audio=keeping.audio, transcript=keeping.transcript,
+                   days=keeping.days)
         return plan
 
     def discard(self, session_id: str) -> None:
@@ -194,6 +168,7 @@ class SessionRecordings:
         recording = self._open.get(session_id)
         if recording is not None and recording.upload_id is None:
             del self._open[session_id]
+            self._note(session_id, "recording_missing", reason="the start failed: nothing was recorded")
         elif recording is not None:
             self.finish_soon(session_id, "the start failed")
 
@@ -216,7 +191,34 @@ class SessionRecordings:
 
     def recorded(self, session_id: str) -> bool:
         """True until its recording and report are written: an erasure before then would be undone."""
-        return session_id in self._open or session_id in self._completing
+        return session_id in self._open or session_id in self._completing or session_id in self._left
+
+    @property
+    def failure(self) -> str | None:
+        """The store's last failure at a session's end (GET /status shows it beside the check's)."""
+        return self._retries.failure
+
+    @failure.setter
+    def failure(self, failure: str | None) -> None:
+        self._retries.failure = failure
+
+    async def finish_left(self) -> int:
+        """The ends left while the store failed, tried again (the orphan sweep calls it); how many were written."""
+        return await self._retries.finish_left()
+
+    def finishing(self, session_id: str) -> bool:
+        """Ended, its artifacts still being written here (or left to write when the store answers)."""
+        return session_id in self._completing or session_id in self._left
+
+    def finishing_elsewhere(self, session_id: str, events: list[dict[str, Any]]) -> bool:
+        """Whether the session's timeline says a replica may still be writing its artifacts: planned,
+        not finished, and not so long ago that no replica could still be at it (one whose end this
+        replica wrote is not: its timeline's last event may still be on its way to the store)."""
+        if self._retries.wrote(session_id):
+            return False
+        longest = (self._max_seconds or 4 * 3600.0) + self.settings.end_grace_seconds \
+            + self._retries.deadline_seconds + 120
+        return still_finishing(events, self._clock(), longest)
 
     def writable_for(self, session_id: str) -> float:
         """Seconds its bot's last part URL can still write its recording, where the store's part URLs
@@ -252,20 +254,13 @@ class SessionRecordings:
             if recording.upload_id is None:
                 await self._indexed(recording)
                 recording.upload_id = await self.store.open_upload(recording.folder + RECORDING, "audio/wav",
-                                                                   self._tags(recording))
+                                                                   tags_of(recording))
             return recording.upload_id
 
     async def _indexed(self, recording: Recording) -> None:
         """Writes the index that names the session's folder: what reads and erases its objects find it by."""
-        index = {"session_id": recording.session_id, "folder": recording.folder,
-                 "started_at": recording.started_at, "sample_rate": recording.plan.sample_rate, **recording.facts}
         await self.store.put(index_key(self.store.prefix, recording.session_id, recording.keeping.days),
-                             json.dumps(index).encode(), "application/json", self._tags(recording))
-
-    @staticmethod
-    def _tags(recording: Recording) -> dict[str, str]:
-        """What a team searches its store by (S3 object tags): the key name and the release."""
-        return {name: str(recording.facts[name]) for name in ("key_name", "release") if recording.facts.get(name)}
+                             index_body(recording), "application/json", tags_of(recording))
 
     async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
@@ -320,99 +315,9 @@ class SessionRecordings:
             self._writable[session_id] = recording.urls_until
         self._completing.add(session_id)
         try:
-            return await self._finished(recording, why)
+            return await self._retries.finished(recording, why)
         finally:
             self._completing.discard(session_id)
-
-    async def _finished(self, recording: Recording, why: str) -> dict[str, Any] | None:
-        session_id = recording.session_id
-        unannounced = recording.plan.consent and "consent" not in recording.facts
-        if unannounced:
-            if recording.upload_id is not None:
-                await self._abort_quietly(recording.folder + RECORDING, recording.upload_id)
-            outcome: dict[str, Any] = {"status": "none", "why": NOT_ANNOUNCED}
-        else:
-            outcome = await self._complete(recording) if recording.plan.audio else {
-                "status": "off", "why": "the session's policy keeps no audio"}
-        if recording.adopted and outcome["status"] == "none":
-            log.info("session %s: its left-over upload was not completed here (%s)", session_id, outcome["why"])
-            return None  # another replica's sweep completed it first: its report stands
-        events = await self._safe_events(session_id)
-        transcript = {"kept": False, "why": NOT_ANNOUNCED} if unannounced else await self._transcript(recording)
-        logs = await write_logs(self.store, recording.folder, recording.logs)
-        report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
-                                errors=recording.errors, transcript=transcript, turns=recording.transcript,
-                                logs=logs, cost=self._priced(events))
-        try:
-            if recording.upload_id is None:  # no index yet: a report it did not name could never be erased
-                await self._indexed(recording)
-            await self.store.put(recording.folder + REPORT, json.dumps(report, indent=2).encode(), "application/json",
-                                 self._tags(recording))
-        except StoreError as exc:
-            log.error("session %s: its report was not written: %s", session_id, exc)
-        event = "recording_ready" if outcome["status"] in ("complete", "off") else "recording_partial" \
-            if outcome["status"] == "partial" else "recording_missing"
-        self._note(session_id, event, seconds=outcome.get("seconds"), reason=outcome.get("why"),
-                   folder=recording.folder)
-        return report
-
-    async def _transcript(self, recording: Recording) -> dict[str, Any]:
-        """Writes `transcript.jsonl` (one turn a line) when the bot handed its turns over; what the report says."""
-        if not recording.plan.transcript:
-            return {"kept": False, "why": "the session's policy keeps no transcript"}
-        if recording.transcript_why is not None:
-            return {"kept": False, "why": recording.transcript_why}
-        if recording.transcript is None:
-            return {"kept": False, "why": "the bot ended without handing over its turns (killed or lost)"}
-        body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in recording.transcript)
-        try:
-            await self.store.put(recording.folder + TRANSCRIPT, body.encode(), "application/x-ndjson",
-                                 self._tags(recording))
-        except StoreError as exc:
-            recording.errors.append(str(exc))
-            return {"kept": False, "why": f"the store failed: {exc}"}
-        return {"kept": True, "object": TRANSCRIPT, "turns": len(recording.transcript),
-                "caller_lines": sum(1 for line in recording.transcript if line["who"] == "caller"),
-                "bot_turns": sum(1 for line in recording.transcript if line["who"] == "bot")}
-
-    async def _complete(self, recording: Recording) -> dict[str, Any]:
-        outcome: dict[str, Any] = {"sample_rate": recording.plan.sample_rate, "channels": {"left": "caller",
-                                                                                           "right": "bot"}}
-        if recording.upload_id is None:
-            return {**outcome, "status": "none", "why": "the bot uploaded no audio"}
-        key = recording.folder + RECORDING
-        try:
-            arrived = await self.store.parts(key, recording.upload_id)
-            kept = kept_parts(arrived, recording.plan.part_bytes)
-            if not kept:
-                await self.store.abort(key, recording.upload_id)
-                return {**outcome, "status": "none", "why": "no part of the recording arrived"}
-            await self.store.complete(key, recording.upload_id, kept)
-            total = sum(part.size for part in kept)
-            await self.store.patch(key, wav_sizes(total), first_part=kept[0].size, tags=self._tags(recording))
-        except StoreError as exc:
-            recording.errors.append(str(exc))
-            await self._abort_quietly(key, recording.upload_id)
-            return {**outcome, "status": "none", "why": f"the store failed: {exc}"}
-        seconds = round(recording_seconds(total, recording.plan.sample_rate), 3)
-        stats = recording.bot_stats
-        status, why = "complete", None
-        if stats is None:
-            status, why = "partial", "the bot ended without closing its recording (it was killed or lost): " \
-                                     "the parts it had uploaded are kept"
-        elif len(kept) < len(arrived) or int(stats.get("bytes") or 0) > total:
-            status, why = "partial", "some parts did not arrive"
-        elif stats.get("degraded"):
-            status, why = "partial", "; ".join(str(d) for d in stats["degraded"])[:500]
-        return {**outcome, "status": status, "why": why, "object": RECORDING, "bytes": total,
-                "seconds": seconds, "parts": len(kept), "bot": dict(stats) if stats else None,
-                "header_bytes": WAV_HEADER_BYTES}
-
-    async def _abort_quietly(self, key: str, upload_id: str) -> None:
-        try:
-            await self.store.abort(key, upload_id)
-        except StoreError as exc:
-            log.warning("an upload could not be aborted (the bucket's incomplete-upload rule removes it): %s", exc)
 
     def _priced(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """The report's `cost`: the session's, as `GET /sessions/{id}` gives it, or why there is none."""
@@ -427,12 +332,6 @@ class SessionRecordings:
             return {"known": False, "why": "no machine was launched or claimed for it (its timeline says none)"}
         return cost
 
-    async def _safe_events(self, session_id: str) -> list[dict[str, Any]]:
-        try:
-            return await self._events(session_id)
-        except Exception:  # the report is written without its timeline rather than not at all
-            return []
-
     async def aclose(self) -> None:
         """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
         if self._rechecking is not None:
@@ -441,3 +340,6 @@ class SessionRecordings:
             self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:
             await asyncio.wait(set(self._finishing.values()), timeout=10)
+        if self._left:
+            log.error("%d session(s) whose end the store did not take are let go: their parts stay in their uploads "
+                      "for the orphan sweep; their transcripts, logs and reports are lost", len(self._left))

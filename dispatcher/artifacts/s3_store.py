@@ -13,12 +13,14 @@ Lock's, which the bucket must have enabled (the stacks' `recordingHold`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
 
+log = logging.getLogger("dispatcher.artifacts")
 T = TypeVar("T")
 MAX_COPY_BYTES = 5 * 1024**3  # UploadPartCopy's largest part
 NO_OBJECT_LOCK = ("InvalidRequest", "ObjectLockConfigurationNotFoundError")
@@ -39,6 +41,7 @@ def split_destination(destination: str) -> tuple[str, str]:
 
 class S3Store:
     part_urls_outlive_uploads = False  # a part URL is its upload's alone
+    versioned: bool | None = None
 
     def __init__(self, bucket: str, prefix: str, env: Mapping[str, str], client: Any = None) -> None:
         self.bucket = bucket
@@ -48,7 +51,13 @@ class S3Store:
 
     async def check(self) -> None:
         probe = _joined(self.prefix, ".voicefleet-write-check")
-        await self._call(lambda: self._client.put_object(Bucket=self.bucket, Key=probe, Body=b""), "write")
+        answer = await self._call(lambda: self._client.put_object(Bucket=self.bucket, Key=probe, Body=b""), "write")
+        # A write answered with a version id is a versioned bucket's (Object Lock turns versioning on).
+        self.versioned = answer.get("VersionId") not in (None, "null")
+        try:
+            await self.delete([probe])
+        except StoreError as exc:  # the write is what is checked; an erasure would say what deleting lacks
+            log.warning("the recordings store's write check %s was left in place: %s", probe, exc)
 
     async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         answer = await self._call(lambda: self._client.create_multipart_upload(

@@ -44,9 +44,14 @@ class ArtifactStore(Protocol):
     # A part's URL can still write its object once the upload is completed (an Azure SAS takes Put Blob):
     # the session's objects are not erased before its last part URL has expired.
     part_urls_outlive_uploads: bool
+    # Whether the store keeps an object's earlier versions (an erasure then hides the current objects; their
+    # versions stay readable by version id until the bucket's lifecycle removes them): None until checked, or
+    # where the store does not say.
+    versioned: bool | None
 
     async def check(self) -> None:
-        """Raises StoreError when the store cannot be written (checked at start-up and shown in status)."""
+        """Raises StoreError when the store cannot be written (checked at start-up and shown in status);
+        the object it writes to find out is deleted again, and `versioned` learnt where the store says."""
 
     async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         """Starts a multipart upload to `key` (tagged with `tags` where the store has tags); its upload id."""

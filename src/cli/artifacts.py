@@ -20,7 +20,7 @@ from cli.tables import table
 @click.group()
 @common_options
 def artifacts() -> None:
-    """A recorded session's recording, transcript, logs and report: list, download, erase."""
+    """A recorded session's recording, transcript, logs and report: list, get (download), delete (erase)."""
 
 
 @artifacts.command("list")

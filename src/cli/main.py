@@ -22,7 +22,7 @@ from cli.status import status
              lazy={"loadtest": ("cli.loadtest.command:loadtest",
                                 "Place real voice sessions against a dispatcher and measure each."),
                    "artifacts": ("cli.artifacts:artifacts",
-                                 "A recorded session's files: list, download, erase."),
+                                 "A recorded session's files: list, get (download), delete (erase)."),
                    "config": ("cli.config_command:config",
                               "Check, explain and compare the dispatcher's settings."),
                    "eval": ("cli.evals.command:eval_command",

@@ -193,3 +193,10 @@ def test_a_name_that_would_lead_out_of_the_folder_is_never_written(tmp_path: Pat
     for name in ("../report.json", "/etc/passwd", "a/../../b", ""):
         with pytest.raises(Failed, match="nothing was written"):
             inside(tmp_path, name)
+
+
+def test_the_help_names_the_commands_as_they_are_typed() -> None:
+    shown = " ".join(CliRunner().invoke(voicefleet, ["artifacts", "--help"]).output.split())
+    assert "list, get (download), delete (erase)" in shown, shown
+    # The top-level help's line for it, until the group is imported (cli/lazy_group.py).
+    assert "list, get (download), delete (erase)" in voicefleet.lazy["artifacts"][1]

@@ -19,6 +19,11 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   ignore-sigterm  like serve, but ignore SIGTERM (the dispatcher must SIGKILL it)
   controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
                   on SIGUSR2 ("failed"), exit 0 on SIGTERM
+  record          like serve, recording as the bot's recorder does: before `ready`, a checkpoint of
+                  part 1 (so the upload and its index exist); on SIGTERM, part 1 again whole
+                  (`STANDIN_PART_BYTES`, default 5 MiB) through the URL the dispatcher signs
+                  (`recording.part`), its log lines (`recording.logs`), its account and a two-exchange
+                  transcript (`recording.finished`), then `ended`
 `STANDIN_START_SECONDS` (default 0) is a slow cold start: the seconds it spends before dialling, as a
 bot importing a big SDK does. `STANDIN_CAPABILITIES` (default `webrtc`): the transports it says it serves.
 """
@@ -48,6 +53,9 @@ class Channel:
         self.assignment: dict | None = None
         self._assigned = assigned
         self._lock = threading.Lock()
+        self._ids = iter(range(1, 1 << 30))
+        self._replies: dict[int, dict] = {}
+        self._replied = threading.Condition()
         # Dials until the dispatcher answers, as the bot re-dials within its connect timeout: on a busy
         # machine one handshake can take longer than a dial's 10 s.
         deadline = time.monotonic() + 90
@@ -79,6 +87,11 @@ class Channel:
         try:
             for raw in self.ws:
                 frame = parse_frame(raw)
+                if isinstance(frame, Reply):  # the answer to one of its own requests (ask)
+                    with self._replied:
+                        self._replies[frame.id] = dict(frame.result or {}) if frame.ok else {"error": frame.error}
+                        self._replied.notify_all()
+                    continue
                 if not isinstance(frame, Request):
                     continue
                 try:
@@ -123,6 +136,21 @@ class Channel:
         if method == "webrtc.ice":
             return {"status": "ok"}
         raise LookupError(404, "unknown_method")
+
+    def ask(self, method: str, params: dict, timeout: float = 30.0) -> dict:
+        """A request of its own to the dispatcher (the recording's), and its answer."""
+        from botchannel.contract import Request, encode
+
+        request_id = next(self._ids)
+        with self._lock:
+            self.ws.send(encode(Request(request_id, method, params)))
+        with self._replied:
+            if not self._replied.wait_for(lambda: request_id in self._replies, timeout):
+                raise SystemExit(f"no answer to {method}")
+            answer = self._replies.pop(request_id)
+        if "error" in answer:
+            raise SystemExit(f"{method} refused: {answer['error']}")
+        return answer
 
     def report(self, event: str, t: float | None = None, **fields: object) -> None:
         from botchannel.contract import Report, encode
@@ -224,6 +252,8 @@ def main() -> int:
             values = channel.assignment or {}
             record_session(args.session_id, json.dumps(values.get("body", {}), separators=(",", ":")),
                            ice=values.get("ice_config"), room_url=values.get("room_url"))
+        if mode == "record":
+            upload_part(channel, url, 4096)  # a checkpoint: the upload is open, its index written
         channel.report("ready")
     print(json.dumps({"event": "ready", "pid": os.getpid(), "session_id": channel.session_id if channel else None}),
           flush=True)
@@ -254,7 +284,36 @@ def main() -> int:
         print(json.dumps({"event": "connected"}), flush=True)
     while not stop.wait(0.1):
         pass
+    if mode == "record" and channel is not None:
+        record_its_end(channel, url)
     return 0
+
+
+def upload_part(channel: Channel, channel_url: str, size: int) -> int:
+    """Part 1 of `size` bytes (a WAV header, then audio) put through the URL the dispatcher signs; its size."""
+    import httpx
+
+    from bot.recording.uploader import http_base
+    from botchannel.recording import wav_header
+
+    part = wav_header(16000) + b"\1\0" * ((size - 44) // 2)
+    url = channel.ask("recording.part", {"part": 1})["url"]
+    url = url if "://" in url else http_base(channel_url).rstrip("/") + url  # the folder store's: a path
+    httpx.put(url, content=part, timeout=60).raise_for_status()
+    return len(part)
+
+
+def record_its_end(channel: Channel, channel_url: str) -> None:
+    """What the bot's recorder does at the session's end (bot/recording/recorder.py `finish`)."""
+    size = upload_part(channel, channel_url, int(os.environ.get("STANDIN_PART_BYTES", str(5 * 1024 * 1024))))
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime())
+    channel.ask("recording.logs", {"lines": [{"time": now, "level": "info", "logger": "bot", "message": "ended"}]})
+    turns = [{"who": "caller", "text": "hello", "start": 0.5, "end": 1.2},
+             {"who": "bot", "text": "hi there", "start": 1.9, "end": 2.6, "latency": 0.7, "interrupted": False},
+             {"who": "caller", "text": "bye", "start": 3.5, "end": 4.0},
+             {"who": "bot", "text": "goodbye", "start": 4.6, "end": 5.2, "latency": 0.6, "interrupted": False}]
+    channel.ask("recording.finished", {"parts": 1, "bytes": size, "degraded": [], "transcript": turns})
+    channel.report("ended", reason="signal", detail="SIGTERM", exit_code=0)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,24 @@ def _still_recorded(session_id: str, then: str = "erase its artifacts") -> ApiEr
                     f"(DELETE /sessions/{session_id}), then {then}")
 
 
+FINISHING_RETRY_SECONDS = 5
+
+
+async def _refuse_while_finishing(state: AppState, artifacts: Artifacts, session_id: str,
+                                  then: str = "erase its artifacts") -> None:
+    """409 while the session is recorded, or its artifacts are still being written, by this replica or
+    (its timeline says) by another: what its end writes after an erasure or a hold would escape it."""
+    recordings = artifacts.recordings
+    if recordings.recorded(session_id) and not recordings.finishing(session_id):
+        raise _still_recorded(session_id, then)  # its upload would write the recording back after the erasure
+    if recordings.finishing(session_id) or recordings.finishing_elsewhere(
+            session_id, await state.sessions.timeline.read(session_id)):
+        raise ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded, or its recording, "
+                       f"transcript and report are still being written (its timeline's recording_ready, "
+                       f"recording_partial or recording_missing says when they are): end it if it has not ended "
+                       f"(DELETE /sessions/{session_id}), then {then}", retry_after=FINISHING_RETRY_SECONDS)
+
+
 def _unavailable(exc: StoreError) -> ApiError:
     return ApiError(503, "store_unavailable", f"the artifacts store did not answer: {exc}")
 
@@ -97,8 +115,7 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     """Deletes every object of the session and its index, then writes the erasure's audit record
     (`erasures/…`: who, when, which objects, no content) and notes `artifacts_erased` on the timeline."""
     state, artifacts, who = await _permitted(request, session_id, ERASE_ARTIFACTS)
-    if artifacts.recordings.recorded(session_id):  # its upload would write the recording back after the erasure
-        raise _still_recorded(session_id)
+    await _refuse_while_finishing(state, artifacts, session_id)
     if left := artifacts.recordings.writable_for(session_id):  # its bot's part URL could write it back
         raise ApiError(409, "recording_in_progress", f"session {session_id}'s bot can still write its recording for "
                        f"{math.ceil(left)} s (the last part URL it was given): erase its artifacts then",
@@ -115,7 +132,10 @@ async def erase_artifacts(request: Request, session_id: str) -> dict[str, Any]:
     if record is None:
         raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to erase")
     state.sessions.timeline.note(session_id, "artifacts_erased", by=who, objects=len(record["objects"]))
-    return {"session_id": session_id, "erased": record["objects"], "by": who}
+    answer = {"session_id": session_id, "erased": record["objects"], "by": who}
+    if "versions" in record:  # what a versioned store still holds of them
+        answer["versions"] = record["versions"]
+    return answer
 
 
 @router.put("/sessions/{session_id}/artifacts/hold", summary="Put a legal hold on a session's artifacts")
@@ -139,8 +159,8 @@ async def _held(request: Request, session_id: str, on: bool) -> dict[str, Any]:
         raise ApiError(404, "no_artifacts", f"session {session_id} has no artifacts to hold")
     # A hold set mid-call would cover only what is written so far: the recording, transcript and report
     # written at its end would be left to the retention rule that deletes them.
-    if on and state.artifacts.recordings.recorded(session_id):
-        raise _still_recorded(session_id, "hold its artifacts")
+    if on:
+        await _refuse_while_finishing(state, state.artifacts, session_id, "hold its artifacts")
     try:  # on the record before the store is touched, like every admin action on a session
         await state.session_audit.note({"at": time.time(), "by": admin, "action": HOLD_ARTIFACTS if on
                                         else RELEASE_ARTIFACTS, "session_id": session_id,
@@ -179,6 +199,7 @@ async def put_part(request: Request, token: str) -> Response:
     try:
         taken = await artifacts.local.accept_part(token, bytes(data))
     except StoreError as exc:
+        artifacts.recordings.failure = str(exc)  # shown in GET /status (a full disk says so there)
         raise _unavailable(exc) from None
     if not taken:
         raise _invalid_part_url()

@@ -1,6 +1,7 @@
 """What the bot keeps under its session's policy (bot/recording/recorder.py): no audio uploaded
 when the plan keeps none, nothing before a consent announcement has played, and the turns through
-the team's redaction hook (a real function in a project folder) or withheld when it fails."""
+the team's redaction hook (a real function in a project folder) or withheld when it fails; the bot's
+own log lines likewise (they can quote the call)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import pytest
 from pipecat.frames.frames import TranscriptionFrame
 from pipecat.processors.frame_processor import FrameDirection
 
+from bot.log_tail import LogTail
 from bot.recording import redaction
 from bot.recording.recorder import TRANSCRIPT_BYTES, Recorder
 from bot.recording.redaction import RedactionError, resolve
 from bot.recording.turns import MAX_TEXT
-from botchannel.recording import METHOD_RECORDING_FINISHED, RecordingPlan
+from botchannel.recording import METHOD_RECORDING_FINISHED, METHOD_RECORDING_LOGS, RecordingPlan
 
 PROJECT = Path(__file__).with_name("redact_project")
 
@@ -107,3 +109,40 @@ async def test_a_consent_session_keeps_nothing_before_its_announcement_has_playe
     said(recorder, "after it", 3.0)
     stats = await recorder.finish(timeout=2.0)
     assert [line["text"] for line in stats["transcript"]] == ["after it"]
+
+
+def logs_of(*messages: str) -> LogTail:
+    tail = LogTail()
+    for message in messages:
+        tail.add({"time": "2026-11-27T02:00:00.000+00:00", "level": "debug", "logger": "pipecat.stt",
+                  "message": message})
+    return tail
+
+
+def handed_over(dispatcher: Dispatcher) -> list[str]:
+    return [line["message"] for method, params in dispatcher.asked if method == METHOD_RECORDING_LOGS
+            for line in params["lines"]]
+
+
+async def test_the_bots_log_lines_leave_it_through_the_teams_hook_as_its_turns_do(project: None) -> None:
+    dispatcher = Dispatcher()
+    recorder = Recorder(RecordingPlan(audio=False), dispatcher.ask, "http://127.0.0.1:1/",
+                        logs=logs_of("Transcription: [my card is 4111 1111 1111 1111]"),
+                        redact=resolve({"RECORDING_REDACT": "team_redact:scrub"}))
+    await recorder.finish(timeout=2.0)
+    assert handed_over(dispatcher) == ["Transcription: [my card is [number]]"]
+
+
+@pytest.mark.parametrize(("plan", "redact"), [
+    (RecordingPlan(audio=False, transcript=False), None),  # RECORDING_TRANSCRIPT=off
+    (RecordingPlan(audio=False, consent=True), None),  # the caller left during the announcement
+    (RecordingPlan(audio=False), "team_redact:broken"),  # the hook failed: the transcript is withheld
+])
+async def test_no_log_lines_leave_the_bot_where_its_transcript_would_not(
+        project: None, plan: RecordingPlan, redact: str | None) -> None:
+    dispatcher = Dispatcher()
+    recorder = Recorder(plan, dispatcher.ask, "http://127.0.0.1:1/", logs=logs_of("Transcription: [4111 1111 1111]"),
+                        redact=resolve({"RECORDING_REDACT": redact}) if redact else None)
+    said(recorder, "my card is 4111 1111 1111 1111", 1.0)
+    await recorder.finish(timeout=2.0)
+    assert handed_over(dispatcher) == []

@@ -19,6 +19,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.conftest import API_KEY, STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import serving
+from tests.support.file_limit import small_files
 
 OTHER_KEY, ADMIN_KEY = "another-key-987654321", "admin-key-0123456789abc"
 MINE, THEIRS, ADMIN = ({"Authorization": f"Bearer {key}"} for key in (API_KEY, OTHER_KEY, ADMIN_KEY))
@@ -107,6 +108,18 @@ async def test_a_start_may_turn_recording_off_but_never_on(tmp_path: Path) -> No
         assert not recordings.recorded(session_id)
         timeline = (await api.get(f"/sessions/{session_id}/timeline", headers=MINE)).json()["events"]
         assert any(e["event"] == "recording_off" for e in timeline)
+
+
+async def test_a_part_a_full_disk_refused_is_shown_in_status(tmp_path: Path) -> None:
+    async with dispatcher({"RECORDING": "on", "RECORDING_DESTINATION": str(tmp_path)}) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        recordings = api._transport.app.state.voicefleet.artifacts.recordings  # type: ignore[attr-defined]
+        url = (await recordings.part_url(session_id, {"part": 1}))["url"]
+        with small_files(4096):  # the disk has room for less than the part
+            refused = await api.put(url, content=b"RIFF" + b"\0" * 8192)
+        assert refused.status_code == 503, refused.text
+        status = (await api.get("/status", headers=ADMIN)).json()
+        assert "File too large" in status["recordings"]["error"]
 
 
 async def test_a_folder_it_cannot_write_is_shown_in_status_and_calls_still_start(tmp_path: Path) -> None:

@@ -434,3 +434,40 @@ async def test_an_ended_session_stays_unerasable_until_its_last_part_url_expired
         now[0] += 301
         assert kept.writable_for(SESSION) == 0.0
         now[0] -= 301
+
+
+LINE_AT = "2026-11-18T11:06:{:02d}.000+00:00"  # 1_795_000_000 is 11:06:40 UTC, 2026-11-18
+
+
+@pytest.mark.parametrize(("policy", "finished", "why"), [
+    ({"policy": "consent"}, {}, "announcement was never played"),  # the caller left during it
+    ({"policy": "on", "transcript": "off"}, {}, "keeps no transcript"),
+    ({"policy": "on"}, {"transcript_why": "RECORDING_REDACT raised ValueError on turn 1"}, "withheld"),
+])
+async def test_the_bots_log_lines_are_kept_only_where_its_transcript_would_be(
+        tmp_path: Path, timeline: Timeline, policy: dict[str, str], finished: dict[str, str], why: str) -> None:
+    store = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32))
+    kept = SessionRecordings(ArtifactSettings(**policy), store, note=timeline.note, events=timeline.read,
+                             region="eu", provider="local", clock=lambda: 1_795_000_000.0)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await kept.bot_logs(SESSION, {"lines": [{"time": LINE_AT.format(30), "level": "debug", "logger": "pipecat",
+                                             "message": "Transcription: [my card is 4111]"}]})
+    await kept.bot_finished(SESSION, {"parts": 0, "bytes": 0, "degraded": [], **finished})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["bot_logs"]["kept"] is False and why in report["bot_logs"]["why"]
+    assert not list(tmp_path.glob("**/logs.jsonl"))
+
+
+async def test_a_consent_sessions_log_lines_from_before_its_announcement_ended_are_not_kept(
+        tmp_path: Path, timeline: Timeline) -> None:
+    kept, _ = recordings(tmp_path, timeline, policy="consent")
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.0})  # it ended at 11:06:45
+    lines = [{"time": LINE_AT.format(second), "level": "info", "logger": "bot", "message": f"at {second}"}
+             for second in (42, 46)]
+    await kept.bot_logs(SESSION, {"lines": lines})
+    await kept.bot_finished(SESSION, {"parts": 0, "bytes": 0, "degraded": []})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["bot_logs"]["before_consent"] == 1
+    written = next(tmp_path.glob(f"**/{SESSION}/logs.jsonl")).read_text().splitlines()
+    assert [json.loads(line)["message"] for line in written] == ["at 46"]

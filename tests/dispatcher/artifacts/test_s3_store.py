@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import uuid
 import wave
 
@@ -146,3 +147,31 @@ async def test_a_legal_hold_is_object_locks_and_a_bucket_without_it_names_the_st
     assert await plain.held(keys) == []  # nothing can be held there: an erasure goes ahead
     with pytest.raises(StoreError, match="recordingHold"):
         await plain.hold(keys[:1], True)
+
+
+async def test_the_write_check_leaves_nothing_behind_and_learns_whether_the_bucket_keeps_versions(
+        store: S3Store) -> None:
+    await store.check()
+    listed = await asyncio.to_thread(store._client.list_objects_v2, Bucket=store.bucket)
+    assert listed.get("Contents", []) == []  # `team/.voicefleet-write-check` is gone again
+    assert store.versioned is False
+    await asyncio.to_thread(store._client.put_bucket_versioning, Bucket=store.bucket,
+                            VersioningConfiguration={"Status": "Enabled"})
+    await store.check()
+    assert store.versioned is True
+
+
+async def test_an_erasure_on_a_versioned_bucket_says_the_versions_stay_until_the_lifecycle(store: S3Store) -> None:
+    from dispatcher.artifacts.reading import ArtifactReader
+
+    await asyncio.to_thread(store._client.put_bucket_versioning, Bucket=store.bucket,
+                            VersioningConfiguration={"Status": "Enabled"})
+    await store.check()
+    folder = "team/retain-forever/2026/11/27/0123456789abcdef01234567/"
+    await store.put(folder + "report.json", b"{}", "application/json")
+    await store.put("team/retain-forever/sessions/0123456789abcdef01234567.json",
+                    json.dumps({"folder": folder}).encode(), "application/json")
+    record = await ArtifactReader(store, 300).erase("0123456789abcdef01234567", "support")
+    assert record is not None and "keeps versions" in record["versions"]
+    versions = await asyncio.to_thread(store._client.list_object_versions, Bucket=store.bucket, Prefix=folder)
+    assert [v["Key"] for v in versions["Versions"]] == [folder + "report.json"]  # what the record warns of
