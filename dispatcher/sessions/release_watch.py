@@ -91,7 +91,10 @@ class ReleaseWatch:
     async def run(self) -> None:
         """Judges on the sample read back at start-up, then once a second on what other replicas recorded."""
         while True:
-            await self.judge()
+            try:
+                await self.judge()
+            except Exception:  # a fault of ours: said, and the next look tries again
+                log.exception("judging the releases failed")
             await asyncio.sleep(JUDGE_SECONDS)
 
     async def judge(self) -> None:
