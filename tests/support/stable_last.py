@@ -53,14 +53,18 @@ async def stable_after_canary(canary: httpx.AsyncClient, stable: httpx.AsyncClie
 
 
 async def first_seen_at_zero(api: httpx.AsyncClient, timeout: float = 3 * WAIT) -> float:
-    """When `api`'s dispatcher first answered the canary's weight as 0 (polled every 50 ms from the call
-    on: started before the stable's sessions end, so that the answer's time is the dispatcher's)."""
+    """When the first request that `api`'s dispatcher answered with the canary's weight at 0 was sent
+    (polled every 50 ms from the call on, so started before the stable's sessions end). The time sent,
+    not answered: a loaded test process reads its answers late; the dispatcher's own time for the
+    rollback is its audit line's."""
     deadline = time.time() + timeout
-    while (await canary_health(api))["weight"] != 0:
-        if time.time() > deadline:
+    while True:
+        sent = time.time()
+        if (await canary_health(api))["weight"] == 0:
+            return sent
+        if sent > deadline:
             raise AssertionError(f"the canary kept its traffic for {timeout} s")
         await asyncio.sleep(0.05)
-    return time.time()
 
 
 async def seen_at_zero(polling: asyncio.Task[float], timeout: float = 10.0) -> float:
