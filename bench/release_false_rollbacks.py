@@ -16,6 +16,8 @@ fail 10 % of the time, counting its sessions until the breach. Then the same bad
 operator's weight change, from the canary percent to 20 % and 50 % at its first session (as
 `voicefleet releases set` does after a passed smoke): the samples that change restarts are the
 dispatcher's own decision (release_watch.judged_afresh), and the stable release's sample runs on.
+Every canary is judged after each session of either release, as the dispatcher does. Last, the
+order in which the stable release's sample completes a breach (bench/release_breach_order.py).
 Outcomes are drawn from pools made once from the seed (a bootstrap of 20,000 sessions each),
 so that the judge, not the random draws, takes the time. Prints a Markdown table.
 """
@@ -29,11 +31,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from bench.release_breach_order import order_lines
 from dispatcher.releases.health import HealthRule, ReleaseHealth, SessionOutcome
 from dispatcher.releases.health_stats import regularized_beta
 from dispatcher.releases.traffic import Traffic as Weights
 from dispatcher.sessions.release_outcome import outcome_of
-from dispatcher.sessions.release_watch import judged_afresh
+from dispatcher.sessions.release_watch import judged_afresh, live_canaries
 
 POOL = 20_000
 DAY_SECONDS = 86_400.0
@@ -118,10 +121,11 @@ class Traffic:
             in_incident = incident_at <= self.now < incident_ends
             if rng.random() >= share:
                 self.health.observe((self.incident["stable"] if in_incident else self.stable)[rng.randrange(POOL)])
-                continue
-            sessions += 1
-            self.health.observe((self.incident["canary"] if in_incident else canary)[rng.randrange(POOL)])
-            if self.health.verdict("canary", "stable") is not None:
+            else:
+                sessions += 1
+                self.health.observe((self.incident["canary"] if in_incident else canary)[rng.randrange(POOL)])
+            # Judged after every session of either release, as the dispatcher does (release_watch.judge).
+            if any(self.health.verdict(name, "stable") is not None for name in live_canaries(weights)):
                 return sessions
         return None
 
@@ -220,6 +224,13 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
             found = detection(traffic, canary, args.trials, day_sessions, raised_to=percent / 100,
                               label=f"{canary}, set to {percent} %")
             out(found.line(args.per_minute * percent / 100))
+    out("")
+    out(f"The canary's failures first (its machines die at boot), the stable release's sample after, from none; "
+        f"{args.trials} trials each:")
+    out("")
+    for line in order_lines(traffic.rng, rule, args.per_minute, args.trials,
+                            lambda rng: STABLE.draw(rng, "stable"), died_at_boot("canary")):
+        out(line)
     out("")
     out(f"({time.perf_counter() - began:.0f} s)")
 

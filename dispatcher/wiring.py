@@ -246,6 +246,7 @@ def build_state(
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
         release_health=watch.view,
+        release_watch=watch,
         smoke=smoke,
         session_audit=coordination.session_audit,
         region_releases=RegionalReleases(peers, sessions.releases),
@@ -279,6 +280,9 @@ async def running(state: AppState) -> AsyncIterator[None]:
     writing = asyncio.create_task(state.metric_lines.run(), name="metric-lines")  # returns at once when off
     polling = asyncio.create_task(state.peers.run(), name="regions")  # returns at once with one region
     reading = asyncio.create_task(state.releases.run(), name="releases")  # the traffic, read once a second
+    # Canaries judged on the sample read back, then once a second on every replica's sessions.
+    judging = asyncio.create_task(state.release_watch.run(), name="release-watch") \
+        if state.release_watch is not None else None
     if state.runtime is not None:  # capacity and keys as an admin last changed them, before serving
         await state.runtime.catch_up()
     # …and at every other replica's nudge, once a second anyway.
@@ -301,6 +305,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
         writing.cancel()
         polling.cancel()
         reading.cancel()
+        if judging is not None:
+            judging.cancel()
         if following is not None:
             following.cancel()
         if sampling is not None:

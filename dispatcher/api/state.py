@@ -38,6 +38,7 @@ from dispatcher.releases.traffic import Traffic
 from dispatcher.reserve.pool_sizing import PoolSizing
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.sessions.reaper import Reaper
+from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.smoke_watch import SmokeWatch
 from dispatcher.settings import Settings
@@ -76,6 +77,7 @@ class AppState:
     region_runtime: RegionalRuntime | None = None  # the runtime settings sent to peers, read from them
     # How each release does for its callers, as `GET /releases` shows it (None: not judged).
     release_health: Callable[[str, Traffic], Awaitable[dict[str, Any]]] | None = None
+    release_watch: ReleaseWatch | None = None  # the automatic rollback's judge, run while the app serves
     status: StatusView | None = None  # GET /status (None: a graph built without one)
     dashboard: bool = False  # GET /dashboard served (DASHBOARD_ENABLED; locally by default)
     smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)

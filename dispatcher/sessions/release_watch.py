@@ -6,8 +6,14 @@ A session is judged once, when its timeline ends (its bot's `ended` report, the 
 or its machine's end as the provider showed it, `machine_ended`: sessions/machine_ends.py), from
 the whole timeline (read from the store with several replicas: the start and the bot's reports may
 be recorded at two replicas). Its outcome goes into the deployment's sample (release_sample.py),
-once whichever replicas see its end, and the replica that recorded it judges the canary on every
-replica's sessions; the rollback itself is one compare-and-write on the deployment's traffic.
+once whichever replicas see its end.
+
+A verdict can change whenever either side of the comparison does, so every canary taking traffic is
+judged (`judge`, the one place a breach is acted on) when a session of any release is recorded here,
+when an operator's change (or another replica's) is read, at start-up on the sample read back, and
+once a second on what other replicas recorded: a canary whose breach the stable release's sample
+completes is rolled back then, not at its own next session. The rollback itself is one
+compare-and-write on the deployment's traffic: whichever replica writes it logs and sends it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 from dispatcher.releases.health import Health
 from dispatcher.releases.live import LiveReleases
-from dispatcher.releases.traffic import Traffic
+from dispatcher.releases.traffic import Traffic, Version
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 from dispatcher.sessions.release_outcome import outcome_of
 from dispatcher.sessions.release_sample import SharedSample
@@ -35,6 +41,9 @@ JUDGED_KEPT = 10_000  # sessions already judged, remembered so that a second ter
 # A machine seen ended while its bot was up (it reported `ready`) but had not said why: its own `ended`
 # report, on its channel, may be a moment behind the provider's word, and says more (a caller who left).
 REPORT_GRACE_SECONDS = 2.0
+# How often each replica judges on the sessions other replicas recorded (as often as it reads the traffic:
+# a breach completed anywhere is acted on within it, and seen everywhere within the traffic's next read).
+JUDGE_SECONDS = 1.0
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 Push = Callable[[str, str, dict[str, Any]], None]
 
@@ -50,6 +59,9 @@ class ReleaseWatch:
         self._push = push  # the lifecycle webhooks' outbox, if any
         self._judged: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._afresh: set[str] = set()  # given traffic again by an operator: not judged until restarted
+        self._warned: set[str] = set()  # RELEASE_AUTO_ROLLBACK=off: breaches logged already
+        self._unread = False  # the store did not answer the last look (said once, not every second)
         self._traffic = releases.traffic
         releases.listeners.append(self._traffic_changed)
 
@@ -72,7 +84,47 @@ class ReleaseWatch:
             log.warning("release %s: its health shown without the store's newest sessions (%s)", release,
                         type(exc).__name__)
         health: Health = self.health.health(release, traffic.stable)
+        if health.state == "breached" and self._act and release in live_canaries(traffic):
+            self._spawn(self.judge())  # found here first: acted on now, not at the next look
         return {"state": health.state, "reason": health.reason}
+
+    async def run(self) -> None:
+        """Judges on the sample read back at start-up, then once a second on what other replicas recorded."""
+        while True:
+            try:
+                await self.judge()
+            except Exception:  # a fault of ours: said, and the next look tries again
+                log.exception("judging the releases failed")
+            await asyncio.sleep(JUDGE_SECONDS)
+
+    async def judge(self) -> None:
+        """Judge and act: every canary taking traffic, on the deployment's newest sample; a breach is
+        rolled back (RELEASE_AUTO_ROLLBACK=off: logged once). Called wherever a verdict can change."""
+        stable = self._releases.traffic.stable
+        canaries = live_canaries(self._releases.traffic) - self._afresh
+        if not canaries:
+            return
+        try:
+            await self.sample.catch_up(stable, *sorted(canaries))
+        except Exception as exc:  # the store: judged at the next look, on the sample copied then
+            if not self._unread:
+                log.warning("releases not judged: the store's sample could not be read (%s)", type(exc).__name__)
+            self._unread = True
+            return
+        self._unread = False
+        traffic = self._releases.traffic  # as it is now: a change read meanwhile is judged on its own
+        if traffic.stable != stable:
+            return
+        for name in sorted(canaries & live_canaries(traffic) - self._afresh):
+            breach = self.health.verdict(name, stable)
+            if breach is None:
+                continue
+            if self._act:
+                await self._roll_back(name, breach.reason)
+            elif name not in self._warned:
+                self._warned.add(name)
+                log.warning("release %s breached (%s); RELEASE_AUTO_ROLLBACK=off leaves its traffic", name,
+                            breach.reason)
 
     async def settled(self) -> None:
         while self._tasks:
@@ -100,19 +152,11 @@ class ReleaseWatch:
             outcome = outcome_of(events)
             if outcome is None or not await self.sample.add(session_id, outcome):
                 return  # no release of its own to speak for, or judged already (here or at another replica)
-            traffic = self._releases.traffic
-            if outcome.release == traffic.stable or traffic.weights.get(outcome.release, 0) == 0:
-                return
-            await self.sample.catch_up(outcome.release, traffic.stable)
         except Exception as exc:  # the store: this session goes unjudged, never wrongly judged
             log.warning("session %s: not judged for its release (%s)", session_id, type(exc).__name__)
             return
-        breach = self.health.verdict(outcome.release, traffic.stable)
-        if breach is not None and self._act:
-            await self._roll_back(outcome.release, breach.reason)
-        elif breach is not None:
-            log.warning("release %s breached (%s); RELEASE_AUTO_ROLLBACK=off leaves its traffic", outcome.release,
-                        breach.reason)
+        # A stable session can complete a canary's breach as well as a canary's own session can.
+        await self.judge()
 
     async def _timeline(self, session_id: str, last: dict[str, Any]) -> list[dict[str, Any]]:
         events = await self._read(session_id)
@@ -121,10 +165,20 @@ class ReleaseWatch:
         return events
 
     async def _roll_back(self, release: str, reason: str) -> None:
+        acted = False
+
+        def breached(current: Traffic, version: Version) -> Traffic:
+            nonlocal acted
+            after = current.breached(release, reason, version)
+            acted = after is not current  # else rolled back already (by another replica, or a look here)
+            return after
+
         try:
-            traffic = await self._releases.change(lambda t, v: t.breached(release, reason, v))
-        except Exception as exc:  # the store: its breach stands, so the canary's next session tries again
+            traffic = await self._releases.change(breached)
+        except Exception as exc:  # the store: its breach stands, so the next look tries again
             log.error("release %s breached (%s) but could not be rolled back: %s", release, reason, exc)
+            return
+        if not acted:
             return
         log.warning("release %s rolled back automatically: %s; %s now takes its traffic", release, reason,
                     traffic.stable)
@@ -139,14 +193,20 @@ class ReleaseWatch:
         again at once. Any other change keeps every sample: a release is immutable, so its sessions
         speak for it whatever its weight, and the stable release's sample is what a canary needs."""
         before, self._traffic = self._traffic, traffic
-        for name in judged_afresh(before, traffic, self.health.breached):
-            self._spawn(self._restart(name, traffic.version[0] / 1000))
+        afresh = judged_afresh(before, traffic, self.health.breached)
+        self._afresh.update(afresh)  # its old breach is not acted on again before its sample restarts
+        self._warned.difference_update(afresh)
+        self._spawn(self._changed(afresh, traffic.version[0] / 1000))
 
-    async def _restart(self, release: str, since: float) -> None:
-        try:
-            await self.sample.restart(release, since)
-        except Exception as exc:  # restarted here; every other replica restarts it on the same change
-            log.warning("release %s: judged afresh here, the store not told (%s)", release, type(exc).__name__)
+    async def _changed(self, afresh: list[str], since: float) -> None:
+        """The releases judged afresh restarted, then every canary judged on the new traffic."""
+        for release in afresh:
+            try:
+                await self.sample.restart(release, since)
+            except Exception as exc:  # restarted here; every other replica restarts it on the same change
+                log.warning("release %s: judged afresh here, the store not told (%s)", release, type(exc).__name__)
+            self._afresh.discard(release)
+        await self.judge()
 
 
 def judged_afresh(before: Traffic, after: Traffic, breached: Callable[[str], bool]) -> list[str]:
@@ -158,6 +218,11 @@ def judged_afresh(before: Traffic, after: Traffic, breached: Callable[[str], boo
     return [name for name, weight in after.weights.items()
             if (name in before.held and name not in after.held)
             or (breached(name) and before.weights.get(name) != weight)]
+
+
+def live_canaries(traffic: Traffic) -> set[str]:
+    """The releases a breach would be acted on for: taking traffic, other than the stable release."""
+    return {name for name, weight in traffic.weights.items() if weight > 0 and name != traffic.stable}
 
 
 def _bot_up_unheard(events: list[dict[str, Any]]) -> bool:

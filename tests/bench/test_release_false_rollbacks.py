@@ -1,12 +1,14 @@
 """The false-rollback bench's harness on a tiny run: it prints its tables, and a canary whose every
 session fails (its bot raising, or its machine dying at boot) is rolled back at the rule's minimum
-sample, before and after an operator's weight change."""
+sample, before and after an operator's weight change, and at the stable release's minimum sample
+when the canary's failures all came first."""
 
 from __future__ import annotations
 
 import random
 
-from bench.release_false_rollbacks import Callers, main, upper_bound
+from bench.release_breach_order import order_lines
+from bench.release_false_rollbacks import Callers, died_at_boot, main, upper_bound
 from dispatcher.releases.health import HealthRule
 
 
@@ -35,3 +37,14 @@ def test_the_simulated_callers_fail_at_the_stated_rates() -> None:
 def test_the_upper_bound_is_clopper_pearsons() -> None:
     assert abs(upper_bound(0, 100) - (1 - 0.05 ** (1 / 100))) < 1e-9  # the rule of three's exact form
     assert upper_bound(5, 5) == 1.0
+
+
+def test_a_breach_the_stable_sample_completes_is_acted_on_at_the_stable_minimum() -> None:
+    lines = order_lines(random.Random(5), HealthRule(), 10.0, 3, lambda rng: Callers().draw(rng, "stable"),
+                        died_at_boot("canary"))
+    rows = {tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line for line in lines[2:]}
+    for share in ("20 %", "50 %"):
+        # The dispatcher's way: the session that completes the stable's sample is the one judged, at once.
+        assert rows[share, "every session (the dispatcher)"].endswith("| 3 of 3 | 0.0 | 0.0 | 0 | 0 |")
+        waited = float(rows[share, "the canary's sessions only"].split("|")[4])
+        assert waited > 0.0  # judged at the canary's next session only, the canary kept its traffic till then

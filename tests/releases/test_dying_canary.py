@@ -54,15 +54,18 @@ async def _rolled_back(tmp_path: Path, canary_bot: Path, *, gone: bool = False) 
                 while len(drawn["stable"]) < SAMPLE:  # the stable release's sample first
                     session_id, release = await drawn_start(api, n := n + 1)
                     drawn[release].append(session_id)
-                await asyncio.gather(*(session_over(api, s) for s in drawn["stable"]))
-                first_canary = len(drawn["next"])
-                while len(drawn["next"]) <= SAMPLE or len(drawn["next"]) == first_canary:
-                    session_id, release = await drawn_start(api, n := n + 1)
-                    drawn[release].append(session_id)
 
                 async def canary_out() -> bool:
                     listed = (await api.get("/releases")).json()["releases"]
                     return bool(next(r["weight"] for r in listed if r["name"] == "next") == 0)
+
+                await asyncio.gather(*(session_over(api, s) for s in drawn["stable"]))
+                # The canary's sessions drawn beside the stable's may hold its sample already: then it is
+                # rolled back as the stable's sample completes, and no start is drawn to it any more.
+                first_canary = len(drawn["next"])
+                while (len(drawn["next"]) <= SAMPLE or len(drawn["next"]) == first_canary) and not await canary_out():
+                    session_id, release = await drawn_start(api, n := n + 1)
+                    drawn[release].append(session_id)
 
                 await until(canary_out, "the canary's automatic rollback", timeout=120)
                 await until(lambda: any(h.get("type") == "release.rolled_back" for h in hooks),

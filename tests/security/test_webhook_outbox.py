@@ -173,6 +173,17 @@ def test_every_kind_the_dispatcher_pushes_is_one_the_outbox_takes() -> None:
     assert set(PUSHED.values()) == KINDS
 
 
+async def test_a_releases_event_waits_in_the_store_like_a_sessions(store: Store) -> None:  # noqa: F811
+    """The automatic rollback's webhook names no session: with several replicas it was refused as malformed."""
+    seal = MessageSeal(store.settings.message_secret)
+    outbox = StoreOutbox(store, seal)
+    rolled = {"kind": "release.rolled_back", "attempts": 0, "expires": time.time() + KEEP,
+              "data": {"release": "next", "reason": "6 of 6 sessions failed", "stable": "stable"}}
+    assert await outbox.put("msg_release_next_1", rolled, time.time(), 16, KEEP)
+    assert [message_id for message_id, _ in await outbox.claim(time.time(), 10.0, 16)] == ["msg_release_next_1"]
+    assert _refused(seal) == {}
+
+
 async def test_an_entry_sealed_under_another_message_secret_is_refused_as_forged(
     store: Store, admin: Redis,  # noqa: F811
 ) -> None:
