@@ -67,18 +67,13 @@ class TurnLog:
             self._words.append(frame.text)
         elif isinstance(frame, InterruptionFrame) and self._bot is not None:
             self._bot["interrupted"] = True
-        elif self._played(frame, source, direction, BotStartedSpeakingFrame) and self._bot is None:
+        elif played(frame, source, direction, BotStartedSpeakingFrame) and self._bot is None:
             self._bot = {"who": "bot", "start": _r(at), "interrupted": False}
             if self._user_stopped is not None and self._user_stopped <= at:
                 self._bot["latency"] = _r(at - self._user_stopped)  # end of the caller's speech → first bot audio
             self._words = []
-        elif self._played(frame, source, direction, BotStoppedSpeakingFrame):
+        elif played(frame, source, direction, BotStoppedSpeakingFrame):
             self.close(at)
-
-    @staticmethod
-    def _played(frame: object, source: object, direction: FrameDirection, kind: type) -> bool:
-        return isinstance(frame, kind) and isinstance(source, BaseOutputTransport) \
-            and direction is FrameDirection.DOWNSTREAM
 
     def close(self, at: float) -> None:
         """Ends the bot's turn under way (its speech stopped, or the call ended)."""
@@ -93,6 +88,12 @@ class TurnLog:
             self.dropped += 1
             return
         self.lines.append(line)
+
+
+def played(frame: object, source: object, direction: FrameDirection, kind: type) -> bool:
+    """Whether `frame` is a `kind` the output transport pushed on as it played (the bot's speech)."""
+    return (isinstance(frame, kind) and isinstance(source, BaseOutputTransport)
+            and direction is FrameDirection.DOWNSTREAM)
 
 
 def _r(seconds: float) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests.fakes.carriers import CarrierCall
 from tests.support.audio import SPEECH_RMS, loud_segments
 
 WINDOW_SECONDS = 0.05
@@ -44,6 +45,17 @@ def loud_seconds(samples: np.ndarray, rate: int) -> list[tuple[float, float]]:
     levels = [float(np.sqrt(np.mean(samples[i * step:(i + 1) * step].astype(np.float64) ** 2)))
               for i in range(len(times))]
     return [(s.start, s.end) for s in loud_segments(times, levels, threshold=SPEECH_RMS)]
+
+
+async def twilio_call(api: httpx.AsyncClient) -> tuple[str, CarrierCall]:
+    """A session started for a Twilio media stream and the fake carrier's call on it, its line
+    running (silence unless the caller speaks): the session's id and the call."""
+    answer = await api.post("/start", json={"transport": "twilio"})
+    assert answer.status_code == 201, answer.text
+    call = CarrierCall("twilio", f"{answer.json()['wsUrl']}/{answer.json()['token']}")
+    await call.open()
+    await call.handshake()
+    return answer.json()["sessionId"], call
 
 
 async def artifacts_when_kept(api: httpx.AsyncClient, session_id: str, names: set[str],

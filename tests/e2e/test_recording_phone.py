@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event
-from tests.fakes.carriers import CarrierCall
+from tests.e2e.recording_checks import artifacts_when_kept, loud_seconds, read_stereo, timeline_event, twilio_call
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.support.examples import PARROT
 from tests.support.http_client import api_client
@@ -36,12 +35,7 @@ async def test_a_phone_call_is_kept_at_its_own_rate_caller_left_and_bot_right(
     dispatcher, _ = recording_phone
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
-        answer = await api.post("/start", json={"transport": "twilio"})
-        assert answer.status_code == 201, answer.text
-        session_id = answer.json()["sessionId"]
-        call = CarrierCall("twilio", f"{answer.json()['wsUrl']}/{answer.json()['token']}")
-        await call.open()
-        await call.handshake()
+        session_id, call = await twilio_call(api)
         await call.bot_audio(0.1, timeout=30)  # the greeting
         speech = speech_8k()
         await call.say(speech)

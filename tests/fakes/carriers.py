@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class CarrierCall:
     ws: ClientConnection | None = None
     sequence: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[tuple[float, bytes]] = field(default_factory=list)  # (time.monotonic() sent, 16-bit PCM): the caller
+    heard: list[tuple[float, bytes]] = field(default_factory=list)  # (time.monotonic() received, 16-bit PCM): the bot
     speech: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     line: asyncio.Task[None] | None = None
 
@@ -72,6 +75,7 @@ class CarrierCall:
     async def send_frame(self, pcm16: bytes, chunk: int) -> None:
         payload = pcm16 if self.carrier == "exotel" else audioop.lin2ulaw(pcm16, 2)
         await self._send(self._media(base64.b64encode(payload).decode(), chunk))
+        self.sent.append((time.monotonic(), pcm16))
 
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
@@ -95,7 +99,9 @@ class CarrierCall:
             payload = _bot_payload(self.carrier, message)
             if payload is not None:
                 raw = base64.b64decode(payload)
-                return raw if self.carrier == "exotel" else audioop.ulaw2lin(raw, 2)
+                pcm = raw if self.carrier == "exotel" else audioop.ulaw2lin(raw, 2)
+                self.heard.append((time.monotonic(), pcm))
+                return pcm
 
     async def bot_audio(self, seconds: float, timeout: float) -> bytes:
         """At least `seconds` of the bot's audio."""

@@ -102,11 +102,36 @@ def test_a_hook_that_cannot_be_found_is_named_with_the_way_forward(project: None
         resolve({"RECORDING_REDACT": spec})
 
 
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_a_consent_session_keeps_nothing_before_its_announcement_has_played() -> None:
-    recorder = Recorder(RecordingPlan(audio=False, consent=True), Dispatcher().ask, "http://127.0.0.1:1/")
+    clock = Clock(2.0)
+    recorder = Recorder(RecordingPlan(audio=False, consent=True), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
     said(recorder, "before the announcement", 0.5)
-    recorder.consented()
+    recorder.consented()  # at 2.0
     said(recorder, "after it", 3.0)
+    clock.now = 3.5
+    stats = await recorder.finish(timeout=2.0)
+    assert [line["text"] for line in stats["transcript"]] == ["after it"]
+    assert stats["transcript"][0]["end"] == pytest.approx(1.0)  # from the announcement's end
+
+
+async def test_what_was_said_before_consent_is_not_kept_when_its_frames_come_after_it() -> None:
+    """The gate is the frame's time on the call's clock, not when the recorder got round to it: a
+    caller's words from during the announcement, handed over late, stay out."""
+    clock = Clock(2.0)
+    recorder = Recorder(RecordingPlan(audio=False, consent=True), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
+    said(recorder, "hello", 0.5)
+    recorder.consented()  # at 2.0, before the frames of 1.5 reached the recorder
+    said(recorder, "during the announcement", 1.5)
+    said(recorder, "after it", 3.0)
+    clock.now = 3.5
     stats = await recorder.finish(timeout=2.0)
     assert [line["text"] for line in stats["transcript"]] == ["after it"]
 

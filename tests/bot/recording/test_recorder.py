@@ -23,7 +23,10 @@ async def aiohttp_parts() -> AsyncIterator[tuple[str, dict[int, bytes]]]:
     received: dict[int, bytes] = {}
 
     async def put(request: web.Request) -> web.Response:
+        # A store's signed PUT takes a body of a declared length, never a chunked one (S3 refuses it).
+        assert "Transfer-Encoding" not in request.headers and request.content_length is not None
         received[int(request.match_info["n"])] = await request.read()
+        assert len(received[int(request.match_info["n"])]) == request.content_length
         return web.Response()
 
     app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -1,0 +1,60 @@
+"""The call's turns timed on the recording's own clock (clock.py), so that a transcript line points
+at its audio in the WAV.
+
+A frame of the caller's side (the VAD's, the STT's) is timed when it was pushed, on the call's
+clock: a backlog of the caller's audio handed over at once moved the clock's origin back as it was
+laid, so a frame derived from it lands beside that audio. The bot's speech is timed by its audio:
+its turn begins where its first audio after `BotStartedSpeakingFrame` was laid, and ends where its
+audio so far ends when `BotStoppedSpeakingFrame` comes (a WebSocket transport sends at twice real
+time, and stops being "speaking" before the caller has heard it all). Times are seconds from where
+the recording keeps the call from (`kept_from`: 0, or a consent session's announcement's end);
+what happened before it is not kept.
+"""
+
+from __future__ import annotations
+
+from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame
+from pipecat.processors.frame_processor import FrameDirection
+
+from bot.recording.clock import TwoTrackClock
+from bot.recording.tap import BOT
+from bot.recording.turns import TurnLog, played
+
+
+class TurnTiming:
+    def __init__(self, turns: TurnLog, clock: TwoTrackClock) -> None:
+        self._turns = turns
+        self._clock = clock
+        self._starting: tuple[object, object, FrameDirection] | None = None  # waits for the bot's first audio
+        self.kept_from: float | None = None  # seconds on the call's clock; None: nothing is kept (yet)
+
+    def heard(self, frame: object, source: object, direction: FrameDirection, pushed: float) -> None:
+        """A turn frame pushed at the monotonic time `pushed`."""
+        if self._starting is not None:  # a frame of its turn before its audio: it began no later than now
+            self._start(max(self._clock.at(pushed), self._clock.end(BOT)))
+        if played(frame, source, direction, BotStartedSpeakingFrame):
+            self._starting = (frame, source, direction)
+            return
+        stopped = played(frame, source, direction, BotStoppedSpeakingFrame)
+        self._give(frame, source, direction, self._clock.end(BOT) if stopped else self._clock.at(pushed))
+
+    def bot_audio(self, placed: float) -> None:
+        """The bot's audio was laid at `placed` seconds on the call's clock."""
+        if self._starting is not None:
+            self._start(placed)
+
+    def close(self, at: float) -> None:
+        """The call ended at `at` seconds on its clock: the bot's turn under way ends with its audio."""
+        self._starting = None
+        if self.kept_from is not None:
+            self._turns.close(max(0.0, min(at, self._clock.end(BOT)) - self.kept_from))
+
+    def _start(self, at: float) -> None:
+        assert self._starting is not None
+        frame, source, direction = self._starting
+        self._starting = None
+        self._give(frame, source, direction, at)
+
+    def _give(self, frame: object, source: object, direction: FrameDirection, at: float) -> None:
+        if self.kept_from is not None and at >= self.kept_from:
+            self._turns.heard(frame, source, direction, at - self.kept_from)

@@ -1,0 +1,75 @@
+"""A phone call's recording is on the call's own clock: the dispatcher holds the carrier's frames
+while the bot is claimed (warm) or started (cold, seconds) and hands them over at once, and the
+recording still has each reply as far after the caller's words as the caller heard it, and every
+word the caller said, the last ones included. Real dispatcher, real bot host running the parrot,
+the Twilio fake as the caller, timed on both sides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.call_timeline import STEP, channel, heard, said
+from tests.e2e.recorded_call import recorded_call
+from tests.e2e.recording_checks import read_stereo
+from tests.phone.conftest import phone_env, speech_8k
+from tests.support.audio import BOT_AUDIO_RMS
+from tests.support.examples import PARROT, use_example
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+use_example(PARROT)
+from parrot import PARROT_STOP_SECS  # noqa: E402  (the example's own module, found beside its bot)
+
+pytestmark = pytest.mark.slow  # a real dispatcher, a real bot process importing Pipecat and Silero
+
+TOLERANCE = 0.1  # seconds between a gap in the recording and the same gap as the caller lived it
+RATE = 8000
+COLD_SILENCE = 4.0  # a cold call speaks after this: within the dispatcher's 10 s of held frames
+SLOW_PARROT = Path(__file__).parents[1] / "bots" / "slow_parrot.py"  # the parrot, 4 s to import
+
+
+@pytest.fixture(scope="module", params=["warm", "cold"])
+def phone_call(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DispatcherProcess]]:
+    folder = tmp_path_factory.mktemp("recordings")
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
+           "RECORDING": "on", "RECORDING_DESTINATION": str(folder)}
+    if request.param == "cold":  # no reserve: the call's bot is launched when the carrier connects, and is slow
+        env |= {"RESERVE_MIN_IDLE": "0", "RESERVE_MAX_IDLE": "0", "BOT_FILE": str(SLOW_PARROT)}
+    with run_dispatcher(tmp_path_factory.mktemp(f"phone-{request.param}"), env) as running:
+        yield request.param, running
+
+
+async def test_each_reply_is_as_far_after_the_callers_words_as_heard_and_no_word_is_cut(
+        phone_call: tuple[str, DispatcherProcess]) -> None:
+    kind, dispatcher = phone_call
+    # Warm, the first words are said while the bot is claimed; cold, while it starts: held, then handed over at once.
+    recorded = await recorded_call(dispatcher, [speech_8k()] * 3, warm=kind == "warm",
+                                   silence_first=COLD_SILENCE if kind == "cold" else 0.0)
+    call, report = recorded.call, recorded.report
+    stereo = read_stereo(recorded.wav)
+    assert stereo.sample_rate == RATE
+    spoken, lived = said(call).utterances(), heard(call)
+    left, right = channel(stereo.left, RATE), channel(stereo.right, RATE)
+    kept = left.utterances()
+    assert len(spoken) == 3 and len(kept) == 3, (kind, spoken, kept)
+    for said_it, in_recording in zip(spoken, kept, strict=True):  # every word, the last ones too
+        assert in_recording.seconds >= said_it.seconds - TOLERANCE, (kind, spoken, kept)
+    for said_it, in_recording in zip(spoken[:2], kept[:2], strict=True):
+        answered, in_wav = lived.first_loud_after(said_it.end), right.first_loud_after(in_recording.end)
+        assert answered is not None and in_wav is not None, (kind, said_it, in_recording)
+        gap_heard, gap_kept = answered - said_it.end, in_wav - in_recording.end
+        assert abs(gap_kept - gap_heard) <= TOLERANCE, (kind, f"heard {gap_heard:.3f}s after the caller's words, "
+                                                              f"{gap_kept:.3f}s in the recording", spoken, kept)
+    assert report["recording"]["status"] == "complete"
+    # The transcript's bot lines point at the bot's audio in the recording: from its first sound to its
+    # last (the parrot's echo ends with the quiet its VAD waited for).
+    bot_lines = [line for line in recorded.turns if line["who"] == "bot"]
+    assert bot_lines, recorded.turns
+    for line in bot_lines:
+        loud = [t for t, level in zip(right.times, right.levels, strict=True)
+                if line["start"] - TOLERANCE <= t < line["end"] + 1.0 and level > BOT_AUDIO_RMS]
+        assert loud and abs(loud[0] - line["start"]) <= TOLERANCE, (kind, line, loud[:1])
+        assert -TOLERANCE <= line["end"] - (loud[-1] + STEP) <= PARROT_STOP_SECS + 2 * TOLERANCE, (kind, line, loud[-1])
