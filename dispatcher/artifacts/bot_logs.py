@@ -16,6 +16,7 @@ the query parameters some providers take their key in (Pipecat's Gemini file API
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE
 from dispatcher.artifacts.store import ArtifactStore, StoreError
 from dispatcher.observability.log_redaction import MASK, mask_secret_paths
 
+log = logging.getLogger(__name__)
 LOGS = "logs.jsonl"
 LEVELS = frozenset({"trace", "debug", "info", "success", "warning", "error", "critical"})
 MAX_FIELD = 200  # characters of a line's time and logger
@@ -102,7 +104,8 @@ async def write_logs(store: ArtifactStore, folder: str, logs: BotLogs | None) ->
     try:
         await store.put(folder + LOGS, logs.body(), "application/x-ndjson")
     except StoreError as exc:
-        return {"kept": False, "why": f"the store failed: {exc}"}
+        log.warning("a session's logs.jsonl was not written: %s", exc)
+        return {"kept": False, "why": f"the store failed: {exc.client_text}"}
     return {"kept": True, "object": LOGS, "lines": len(logs.lines), "bytes": logs.size,
             "dropped_by_bot": logs.bot_dropped, "dropped_here": logs.dropped,
             "bounds": {"lines": MAX_LOG_LINES, "bytes": MAX_LOG_BYTES, "message_characters": MAX_LOG_MESSAGE}}
