@@ -93,7 +93,10 @@ class Authenticator:
         for known in self._admin_hashes:
             admin |= hmac.compare_digest(presented, known)
         if matched:
-            return self._by_hash[presented]
+            caller = self._by_hash[presented]
+            if caller.name is not None:
+                self.used(caller.name)  # a name's use is recorded whichever key it is: the name owns its sessions
+            return caller
         return self._admins[presented] if admin else None
 
     def _runtime_caller(self, name: str | None) -> Caller:
