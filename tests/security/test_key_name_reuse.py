@@ -71,8 +71,9 @@ def test_a_name_used_only_in_another_region_is_not_given_to_a_new_key_without_an
         made = post(eu.url, "/keys", ADMIN, name="acme")
         assert made.status_code == 201, made.text
         secret = {"Authorization": f"Bearer {made.json()['secret']}"}
-        wait_until(lambda: httpx.get(f"{us.url}/sessions", headers=secret, timeout=DEADLINE).status_code == 200,
-                   "eu's key used in us", timeout=DEADLINE, interval=0.1)
+        # A session started in us (a listing would ask eu too): the name used there alone.
+        wait_until(lambda: post(us.url, "/start", secret, body={}).status_code == 201,
+                   "eu's key starts a session in us", timeout=DEADLINE, interval=0.1)
         wait_until(lambda: "acme" in used_names(eu.store), "us's use of acme known in eu", timeout=DEADLINE,
                    interval=0.1, detail=lambda: us.replicas[0].log()[-3000:])
         assert httpx.delete(f"{eu.url}/keys/acme", headers=ADMIN, timeout=DEADLINE).status_code == 204
