@@ -9,9 +9,8 @@ same settings.
                           or a revoked one ({"name", "revoked": version, "by"}): revoked wins, for good
     names     key name  → {"revoked": version, "by"}: every secret of the name made without knowing of
                           this revocation is refused with it
-    used      key name  → {"version"}: the name was used (a settings key's or a runtime key's, in any
-                          region) at its first use: the name owns sessions and recordings, so a new key
-                          under it is asked for as the same party (`keys create NAME --another`)
+    used      key name  → {"version"} of its first use anywhere (a settings or runtime key's): a name
+                          used owns its sessions and recordings, so a new key takes it with `--another`
 
 So a revocation wins over whatever it did not see: a secret revoked anywhere stays revoked (secret
 ids are random, one is never made twice), and `keys revoke NAME` in one region refuses a secret of
@@ -20,9 +19,8 @@ of it. A secret made after its region took the revocation carries it (`after`) a
 depends on the regions' clocks agreeing for keys; for capacity values the newest version wins, as
 for the releases' traffic.
 
-The record a replica serves (`capacity` by name, `keys` by secret id) is read off the entries
-(`views`); an admin's change is made on those and turned into entries stamped with its version
-(`stamped`).
+A replica serves the views read off the entries (`views`); an admin's change is made on those and
+turned into entries stamped with its version (`stamped`).
 """
 
 from __future__ import annotations
