@@ -22,6 +22,7 @@ from typing import Any
 from loguru import logger
 
 from botchannel.contract import RequestFailed
+from botchannel.json_input import parse_json
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
@@ -41,8 +42,8 @@ class Request:
 
     def json_object(self) -> dict[str, Any]:
         try:
-            value = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+            value = parse_json(self.body)
+        except ValueError:
             raise HttpError(400, "invalid_json", "the request body is not valid JSON") from None
         if not isinstance(value, dict):
             raise HttpError(400, "invalid_json", "the request body must be a JSON object")

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from botchannel.json_input import parse_json
 from botchannel.recording import RecordingPlan
 
 PROTOCOL_VERSION = 1
@@ -234,8 +235,8 @@ def parse_frame(raw: str | bytes) -> Frame:
     if len(raw) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame larger than {MAX_FRAME_BYTES} bytes")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(raw)
+    except ValueError:
         raise ProtocolError("frame is not JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("frame is not a JSON object")

@@ -29,6 +29,7 @@ from dispatcher.api.state import AppState
 from dispatcher.api.status_view import StatusView, dashboard_enabled
 from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.artifacts.building import build_artifacts
+from dispatcher.artifacts.names_secret import kept_names_secret
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.credentials import BotCredentials
@@ -137,7 +138,9 @@ def build_state(
     timeline.closers.append(cost_count.aclose)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
                          names=dict(settings.api_key_names),
-                         owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or None)
+                         owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (
+                             kept_names_secret(env) if settings.machines == "local" and settings.api_key_hashes
+                             else None))
     reserve_settings = ReserveSettings.from_env(env, settings.machines)
     defaults = key_defaults(env, settings.api_key_hashes, auth.caller_of_hash, auth.names)
     releases = LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,

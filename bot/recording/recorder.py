@@ -229,7 +229,7 @@ class Recorder:
         `LOGS_SECONDS` in all: the session's end waits on them no longer than that. They follow the
         transcript's policy (a service's debug lines can quote the call): none when it keeps no
         transcript, withholds it, or was never consented to; each message through the team's hook."""
-        if not self.plan.transcript or self._transcript_why is not None or not self._consented:
+        if not self.plan.transcript or self._transcript_why is not None or self._consent_at is None:
             return
         deadline = self._now() + LOGS_SECONDS
         for lines in self._logs.chunks(LOG_CHUNK_BYTES):

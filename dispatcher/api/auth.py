@@ -56,10 +56,11 @@ class Authenticator:
         """Return a stable, non-secret id of the caller, or raise 401."""
         return self.identify(authorization).id
 
-    def identify(self, authorization: str | None) -> Caller:
+    def identify(self, authorization: str | None, source: str = "") -> Caller:
         """The caller (401 otherwise): its id (a digest of the key's digest) and its owner key,
         which only a holder of the key can derive: sessions belong to it. A runtime key's first check
-        here costs a scrypt on this thread: a route's path takes `identify_off_loop` instead."""
+        here costs a scrypt on this thread: a route's path takes `identify_off_loop` instead. `source`:
+        the client's address, whose wrong runtime secrets are counted together (429 past a limit)."""
         if not self.enabled:
             return self._local
         token = _bearer(authorization)
@@ -67,10 +68,10 @@ class Authenticator:
         if configured is not None:
             return configured
         if self.runtime is not None and secret_id_of(token) is not None:
-            return self._runtime_caller(self.runtime.verify(token))
+            return self._runtime_caller(self.runtime.verify(token, source))
         raise _unauthorized("invalid API key")
 
-    async def identify_off_loop(self, authorization: str | None) -> Caller:
+    async def identify_off_loop(self, authorization: str | None, source: str = "") -> Caller:
         """`identify`, a runtime key's first scrypt at this replica in a worker thread (the route's path)."""
         if not self.enabled:
             return self._local
@@ -79,7 +80,7 @@ class Authenticator:
         if configured is not None:
             return configured
         if self.runtime is not None and secret_id_of(token) is not None:
-            return self._runtime_caller(await self.runtime.verify_off_loop(token))
+            return self._runtime_caller(await self.runtime.verify_off_loop(token, source))
         raise _unauthorized("invalid API key")
 
     def _configured(self, token: str) -> Caller | None:
@@ -92,7 +93,10 @@ class Authenticator:
         for known in self._admin_hashes:
             admin |= hmac.compare_digest(presented, known)
         if matched:
-            return self._by_hash[presented]
+            caller = self._by_hash[presented]
+            if caller.name is not None:
+                self.used(caller.name)  # a name's use is recorded whichever key it is: the name owns its sessions
+            return caller
         return self._admins[presented] if admin else None
 
     def _runtime_caller(self, name: str | None) -> Caller:

@@ -22,7 +22,13 @@ async def identified(request: Request) -> Caller:
     """FastAPI dependency: the authenticated caller with its owner key (401 otherwise). `async`: FastAPI
     runs a plain `def` dependency in a worker thread, a hop per request; only a runtime key's first
     check at this replica (its scrypt) takes that hop."""
-    return await app_state(request).auth.identify_off_loop(request.headers.get("authorization"))
+    auth = app_state(request).auth
+    return await auth.identify_off_loop(request.headers.get("authorization"), client_address(request))
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """The peer's address (a load balancer's, behind one): whose wrong API secrets are counted together."""
+    return connection.client.host if connection.client is not None else ""
 
 
 async def caller(who: Annotated[Caller, Depends(identified)]) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from botchannel.json_input import parse_json
 from dispatcher.api.state import AppState
 from dispatcher.regions.relay import RegionUnreachable
 
@@ -38,7 +39,7 @@ def decode(cursor: str | None, names: list[str]) -> dict[str, str | None] | None
     if cursor is None:
         return dict.fromkeys(names, "")
     try:
-        given = json.loads(base64.urlsafe_b64decode(cursor[len(PREFIX):] + "=" * (-len(cursor) % 4)))
+        given = parse_json(base64.urlsafe_b64decode(cursor[len(PREFIX):] + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         return None
     if not isinstance(given, dict) or not all(v is None or isinstance(v, str) for v in given.values()):

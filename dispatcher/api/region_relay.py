@@ -79,7 +79,8 @@ class RegionRelayMiddleware:
     async def _relay(self, region: str, scope: Scope, receive: Receive) -> StreamingResponse:
         state = self.state
         headers = request_headers(scope)
-        who = await state.auth.identify_off_loop(headers.get("authorization"))
+        peer = scope.get("client")
+        who = await state.auth.identify_off_loop(headers.get("authorization"), str(peer[0]) if peer else "")
         await state.read_limit.check(who.id)
         match = SESSION_PATH.match(scope["path"])
         session_id = match.group(1)  # type: ignore[union-attr]

@@ -9,6 +9,8 @@ same settings.
                           or a revoked one ({"name", "revoked": version, "by"}): revoked wins, for good
     names     key name  → {"revoked": version, "by"}: every secret of the name made without knowing of
                           this revocation is refused with it
+    used      key name  → {"version"} of its first use anywhere (a settings or runtime key's): a name
+                          used owns its sessions and recordings, so a new key takes it with `--another`
 
 So a revocation wins over whatever it did not see: a secret revoked anywhere stays revoked (secret
 ids are random, one is never made twice), and `keys revoke NAME` in one region refuses a secret of
@@ -17,9 +19,8 @@ of it. A secret made after its region took the revocation carries it (`after`) a
 depends on the regions' clocks agreeing for keys; for capacity values the newest version wins, as
 for the releases' traffic.
 
-The record a replica serves (`capacity` by name, `keys` by secret id) is read off the entries
-(`views`); an admin's change is made on those and turned into entries stamped with its version
-(`stamped`).
+A replica serves the views read off the entries (`views`); an admin's change is made on those and
+turned into entries stamped with its version (`stamped`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dispatcher.errors import ApiError
 
 Version = tuple[int, str]
 Entries = dict[str, dict[str, dict[str, Any]]]
-PARTS = ("capacity", "secrets", "names")
+PARTS = ("capacity", "secrets", "names", "used")
 MAX_ENTRIES = 20_000  # live secrets are at most 1000; the rest is revoked ones and values
 MAX_VERSION_MS = 10**15
 MAX_BY_CHARS = 200
@@ -79,6 +80,10 @@ def checked(raw: object, *, makers: Collection[str] | None = None, latest_ms: in
         entries["secrets"][_named(secret_id, _SECRET_ID, "secret id")] = _secret(secret_id, entry)
     for name, entry in parts["names"].items():
         entries["names"][_named(name, NAME, "key name")] = _revoked(name, entry)
+    for name, entry in parts["used"].items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"used {str(name)[:80]}: an object")
+        entries["used"][_named(name, NAME, "key name")] = {"version": list(_stamp(entry, "version", f"used {name}"))}
     for version in _versions(entries, made_only=True):
         if makers is not None and version[1] not in makers:
             raise ValueError(f"a version names region {version[1]!r}, which did not make it")
@@ -151,6 +156,7 @@ def _versions(entries: Entries, made_only: bool = False) -> list[Version]:
         found += [version_of(entry.get("revoked") or entry["version"])]
         found += [version_of(entry["after"])] if entry.get("after") and not made_only else []
     found += [version_of(e["revoked"]) for e in entries["names"].values()]
+    found += [version_of(e["version"]) for e in entries["used"].values()]
     return [version for version in found if version is not None]
 
 
@@ -173,6 +179,10 @@ def merged(ours: Entries, theirs: Entries) -> Entries:
         held = result["names"].get(name)
         if held is None or _v(entry["revoked"]) > _v(held["revoked"]):
             result["names"][name] = entry
+    for name, entry in theirs["used"].items():  # a name's first use anywhere: the oldest version
+        held = result["used"].get(name)
+        if held is None or _v(entry["version"]) < _v(held["version"]):
+            result["used"][name] = entry
     return result
 
 
@@ -219,11 +229,15 @@ def of_views(capacity: Mapping[str, Any], keys: Mapping[str, Any], version: Vers
 
 def stamped(entries: Entries, before: tuple[Mapping[str, Any], Mapping[str, Any]],
             after: tuple[Mapping[str, Any], Mapping[str, Any]], revoked_names: Collection[str], by: str,
-            version: Version) -> tuple[Entries, Entries]:
-    """The entries after an admin's change (the views `before` → `after`, names revoked whole), and
-    what changed in them, to push: each stamped with `version`."""
+            version: Version, used_names: Collection[str] = ()) -> tuple[Entries, Entries]:
+    """The entries after an admin's change (the views `before` → `after`, names revoked whole) or
+    this region's first uses of key names (`used_names`), and what changed in them, to push: each
+    stamped with `version`."""
     delta = empty()
     stamp = list(version)
+    for name in used_names:
+        if name not in entries["used"]:
+            delta["used"][name] = {"version": stamp}
     (capacity_before, keys_before), (capacity_after, keys_after) = before, after
     for name in set(capacity_before) | set(capacity_after):
         if capacity_before.get(name) != capacity_after.get(name):
@@ -244,3 +258,4 @@ def digest(entries: Entries) -> str:
     """The same for the same entries in every region: what a region's state answer says it holds."""
     text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+

@@ -9,6 +9,14 @@ still in the record this replica last read, so a revoked key is refused everywhe
 replica reads the record (within about a second), the cache included. A secret id that is not in the
 record is refused before any scrypt: guessing costs the guesser, not the dispatcher.
 
+The id is public (lists, the audit trail, the secret's own prefix), so guesses are bounded per id
+without locking the real secret out: the record also keeps a 24-bit check of each secret (a SHA-256
+of its own; the secret's other 232 random bits stay unknown), so a wrong guess is refused without
+a scrypt but for one in 16,777,216, and past FAILURES_PER_WINDOW wrong secrets a window for one id
+from one client address, that address is answered 429 with Retry-After (logged once a window),
+while the real secret, which passes the check, is verified still. A record made before the check
+(no `check`) keeps the older gate: past the limit, new secrets for its id from that address wait.
+
 A key is a name's: every secret of one name is one caller (its sessions and share), as a named key
 of DISPATCHER_API_KEYS is (dispatcher/api/auth.py). Rotation: a second secret for the name
 (`keys create NAME --another`), the clients moved, the first revoked by its secret id; the name's
@@ -20,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
+import math
 import re
 import secrets
 import time
@@ -31,6 +41,7 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 
+log = logging.getLogger(__name__)
 PREFIX = "vf_"
 ID_HEX = 12
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -43,6 +54,7 @@ CACHE_ENTRIES = 10_000
 # scrypt each, so past this many in a window this replica stops checking new ones for that id (a
 # secret it verified before still answers from the cache). Bounds the CPU a guesser can make it burn.
 FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS = 20, 60.0
+CHECK_HEX = 6  # the record's quick check of a secret: 24 bits
 MAX_KEYS = 1000  # records in the one runtime record: the replicas read it every second
 # A revocation reaches a replica when it reads the record; one that has not read it for this long
 # (the store does not answer it) may have missed one, so it refuses every runtime key until it reads
@@ -65,9 +77,15 @@ class KeyRecord:
     digest: str  # hex scrypt of the secret
     created: float  # epoch seconds
     by: str  # the admin who created it
+    check: str = ""  # hex: the first 24 bits of quick_check(secret) ("": a record made before it)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "salt": self.salt, "digest": self.digest, "created": self.created, "by": self.by}
+        shown = {"name": self.name, "salt": self.salt, "digest": self.digest, "created": self.created, "by": self.by}
+        return {**shown, "check": self.check} if self.check else shown
+
+    def passes(self, token: str) -> bool:
+        """Whether `token` may be this secret (True for every token where the record has no check)."""
+        return not self.check or hmac.compare_digest(quick_check(token), self.check)
 
     @classmethod
     def from_json(cls, secret_id: str, raw: object) -> KeyRecord | None:
@@ -75,13 +93,14 @@ class KeyRecord:
             return None
         try:
             record = cls(secret_id, str(raw["name"]), str(raw["salt"]), str(raw["digest"]), float(raw["created"]),
-                         str(raw.get("by", "")))
+                         str(raw.get("by", "")), str(raw.get("check", "")))
         except (KeyError, TypeError, ValueError):
             return None
         # An entry this code would not have written (a name no route accepts, a salt or digest that is
         # not hex of their size) opens nothing, and never turns a request into a 500.
         shaped = (NAME.fullmatch(record.name) and re.fullmatch("[0-9a-f]{32}", record.salt)
-                  and re.fullmatch(f"[0-9a-f]{{{SCRYPT_BYTES * 2}}}", record.digest))
+                  and re.fullmatch(f"[0-9a-f]{{{SCRYPT_BYTES * 2}}}", record.digest)
+                  and re.fullmatch(f"(?:[0-9a-f]{{{CHECK_HEX}}})?", record.check))
         return record if shaped else None
 
 
@@ -90,12 +109,17 @@ def slow_hash(secret: str, salt: bytes) -> str:
                           dklen=SCRYPT_BYTES).hex()
 
 
+def quick_check(token: str) -> str:
+    """A cheap, short check of a secret: a guess fails it without a scrypt, the real secret passes."""
+    return hashlib.sha256(b"voicefleet runtime key check v1:" + token.encode()).hexdigest()[:CHECK_HEX]
+
+
 def new_secret(name: str, by: str, clock: Callable[[], float] = time.time) -> tuple[str, KeyRecord]:
     """A fresh secret for `name` (shown once) and its record."""
     secret_id = secrets.token_hex(ID_HEX // 2)
     secret = f"{PREFIX}{secret_id}_{secrets.token_urlsafe(32)}"
     salt = secrets.token_bytes(16)
-    return secret, KeyRecord(secret_id, name, salt.hex(), slow_hash(secret, salt), clock(), by)
+    return secret, KeyRecord(secret_id, name, salt.hex(), slow_hash(secret, salt), clock(), by, quick_check(secret))
 
 
 def secret_id_of(token: str) -> str | None:
@@ -114,6 +138,9 @@ def valid_name(name: str) -> str:
     return name
 
 
+Guesser = tuple[str, str]  # (secret id, client address): whose wrong secrets are counted together
+
+
 class RuntimeKeys:
     """The runtime keys as this replica last read them, and the check of a presented secret."""
 
@@ -121,12 +148,13 @@ class RuntimeKeys:
         self._records: dict[str, KeyRecord] = {}
         self._clock = clock
         self._verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # digest → (secret id, until)
-        self._failures: dict[str, deque[float]] = {}  # secret id → when wrong secrets were presented for it
+        self._failures: dict[Guesser, deque[float]] = {}  # when wrong secrets came for an id from an address
+        self._told: dict[Guesser, float] = {}  # when a guesser's refusals were last logged
         # Checks under way (by the token's SHA-256): the same token presented again meanwhile waits
-        # for that one scrypt, and each id's checks under way count against its limit as failures do,
+        # for that one scrypt, and a guesser's checks under way count against its limit as failures do,
         # so a burst of wrong secrets sent at once costs no more scrypts than one sent in turn.
         self._checking: dict[bytes, asyncio.Future[str]] = {}
-        self._checking_per_id: dict[str, int] = {}
+        self._checking_per_guesser: dict[Guesser, int] = {}
         self._read_at: float | None = None  # when the record was last read (None: never)
 
     def seen(self, raw: Mapping[str, Any]) -> None:
@@ -140,7 +168,8 @@ class RuntimeKeys:
         for digest, (secret_id, _) in list(self._verified.items()):
             if secret_id not in records:
                 del self._verified[digest]
-        self._failures = {i: times for i, times in self._failures.items() if i in records}
+        self._failures = {g: times for g, times in self._failures.items() if g[0] in records}
+        self._told = {g: at for g, at in self._told.items() if g[0] in records}
         self.fresh()
 
     def fresh(self) -> None:
@@ -154,53 +183,54 @@ class RuntimeKeys:
     def names(self) -> set[str]:
         return {record.name for record in self._records.values()}
 
-    def verify(self, token: str) -> str | None:
-        """The key name `token` is a live secret of, or None (scrypt on this thread when not cached)."""
-        record, name = self._looked_up(token)
+    def verify(self, token: str, source: str = "") -> str | None:
+        """The key name `token` is a live secret of, or None (scrypt on this thread when not cached);
+        `source`: the client's address, whose wrong secrets are counted together (429 past the limit)."""
+        record, name = self._looked_up(token, source)
         if record is None or name is not None:
             return name
-        return self._checked(token, record, slow_hash(token, bytes.fromhex(record.salt)))
+        return self._checked(token, record, slow_hash(token, bytes.fromhex(record.salt)), source)
 
-    async def verify_off_loop(self, token: str) -> str | None:
+    async def verify_off_loop(self, token: str, source: str = "") -> str | None:
         """`verify`, its scrypt (when not cached) in a worker thread of its own pool: the event loop
         serves other requests meanwhile. The record is read again after it: a revocation meanwhile wins."""
         key = hashlib.sha256(token.encode()).digest()
-        record, name = self._looked_up(token, joining=key in self._checking)
+        record, name = self._looked_up(token, source, joining=key in self._checking)
         if record is None or name is not None:
             return name
         checking = self._checking.get(key)
         if checking is None:
             checking = asyncio.get_running_loop().run_in_executor(_SCRYPT_POOL, slow_hash, token,
                                                                   bytes.fromhex(record.salt))
-            self._started(key, record, checking)
+            self._started(key, (record.secret_id, source), record, checking)
         digest = await asyncio.shield(checking)  # a caller gone does not cancel the others' check
         if self._records.get(record.secret_id) != record:
             return None
-        return self._checked(token, record, digest, failure_counted=True)
+        return self._checked(token, record, digest, source, failure_counted=True)
 
-    def _started(self, key: bytes, record: KeyRecord, checking: asyncio.Future[str]) -> None:
-        secret_id = record.secret_id
+    def _started(self, key: bytes, guesser: Guesser, record: KeyRecord, checking: asyncio.Future[str]) -> None:
         self._checking[key] = checking
-        self._checking_per_id[secret_id] = self._checking_per_id.get(secret_id, 0) + 1
+        self._checking_per_guesser[guesser] = self._checking_per_guesser.get(guesser, 0) + 1
 
         def done(finished: asyncio.Future[str]) -> None:
             # The check under way becomes a failure in the same step: no moment where it counts as neither.
             if finished.cancelled() or finished.exception() is not None or \
                     not hmac.compare_digest(finished.result(), record.digest):
-                self._failures.setdefault(secret_id, deque()).append(self._clock())
+                self._failed(guesser)
             self._checking.pop(key, None)
-            left = self._checking_per_id.get(secret_id, 1) - 1
+            left = self._checking_per_guesser.get(guesser, 1) - 1
             if left > 0:
-                self._checking_per_id[secret_id] = left
+                self._checking_per_guesser[guesser] = left
             else:
-                self._checking_per_id.pop(secret_id, None)
+                self._checking_per_guesser.pop(guesser, None)
 
         checking.add_done_callback(done)
 
-    def _looked_up(self, token: str, *, joining: bool = False) -> tuple[KeyRecord | None, str | None]:
-        """The token's record (None: no such id, refused with no scrypt paid for a guess) and its name
-        when the secret was verified here within CACHE_SECONDS. `joining`: the same token is being
-        checked already (no new scrypt, so no new count against the id's limit)."""
+    def _looked_up(self, token: str, source: str, *, joining: bool = False) -> tuple[KeyRecord | None, str | None]:
+        """The token's record (None: no such id, or a secret its check rules out, refused with no
+        scrypt paid for a guess) and its name when the secret was verified here within CACHE_SECONDS.
+        `joining`: the same token is being checked already (no new scrypt, so no new count against the
+        limit). Past the limit, 429 for that address, unless the secret passes its record's check."""
         secret_id = secret_id_of(token)
         record = self._records.get(secret_id) if secret_id is not None else None
         if record is None:
@@ -212,18 +242,43 @@ class RuntimeKeys:
         cached = self._verified.get(hashlib.sha256(token.encode()).digest())
         if cached is not None and cached[0] == record.secret_id and cached[1] > self._clock():
             return record, record.name
-        failures = self._failures.get(record.secret_id)
+        guesser = (record.secret_id, source)
+        passes = record.passes(token)
+        if record.check and passes:
+            return record, None  # the real secret (or one guess in 2^24): verified whatever the guessing
+        failures = self._failures.get(guesser)
         while failures and failures[0] < self._clock() - FAILURE_WINDOW_SECONDS:
             failures.popleft()
-        tried = len(failures or ()) + self._checking_per_id.get(record.secret_id, 0)
+        tried = len(failures or ()) + self._checking_per_guesser.get(guesser, 0)
         if not joining and tried >= FAILURES_PER_WINDOW:
-            return None, None  # refused unchecked until the window moves on
+            raise self._too_many(guesser, failures)
+        if not passes:  # ruled out by its check: counted, no scrypt
+            self._failed(guesser)
+            return None, None
         return record, None
 
-    def _checked(self, token: str, record: KeyRecord, digest: str, *, failure_counted: bool = False) -> str | None:
+    def _failed(self, guesser: Guesser) -> None:
+        """A wrong secret from `guesser`; the guessers remembered are bounded (the oldest forgotten first)."""
+        self._failures.setdefault(guesser, deque()).append(self._clock())
+        while len(self._failures) > CACHE_ENTRIES:
+            del self._failures[next(iter(self._failures))]
+
+    def _too_many(self, guesser: Guesser, failures: deque[float] | None) -> ApiError:
+        now = self._clock()
+        wait = max(1.0, (failures[0] + FAILURE_WINDOW_SECONDS - now) if failures else FAILURE_WINDOW_SECONDS)
+        if now - self._told.get(guesser, -math.inf) >= FAILURE_WINDOW_SECONDS:
+            self._told[guesser] = now
+            log.warning("%d wrong secrets in %.0f s for runtime key %s from %s: that address is answered 429 "
+                        "for this key until the window moves on", FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS,
+                        guesser[0], guesser[1] or "an unknown address")
+        return ApiError(429, "too_many_wrong_secrets", f"too many wrong secrets for this key from this address: "
+                        f"try again in {math.ceil(wait)} s with the right one", retry_after=wait)
+
+    def _checked(self, token: str, record: KeyRecord, digest: str, source: str, *,
+                 failure_counted: bool = False) -> str | None:
         if not hmac.compare_digest(digest, record.digest):
             if not failure_counted:
-                self._failures.setdefault(record.secret_id, deque()).append(self._clock())
+                self._failed((record.secret_id, source))
             return None
         key = hashlib.sha256(token.encode()).digest()
         self._verified[key] = (record.secret_id, self._clock() + CACHE_SECONDS)

@@ -34,6 +34,7 @@ Change = Callable[[Record], list[dict[str, Any]]]  # changes the record in place
 # What a change puts in the record beside its views: the key names it revokes whole (each a revocation
 # of the name, which wins over a secret of it another region makes meanwhile). Taken out before writing.
 REVOKED_NAMES = "revoked_names"
+USED_NAMES = "used_names"  # likewise: the key names this region used first, for the names ever used
 ONE_REGION = "local"  # what a version names where REGION is not set (a deployment of one region)
 
 
@@ -96,11 +97,12 @@ class RuntimeSettings:
             before = (dict(current["capacity"]), dict(current["keys"]))
             lines = change(current)
             revoked = current.pop(REVOKED_NAMES, ())
+            used = current.pop(USED_NAMES, ())
             version = (max(int(self._clock() * 1000), runtime_entries.newest_ms(current["entries"]) + 1),
                        self._region or ONE_REGION)
             by = str(lines[0].get("by", "")) if lines else ""
             current["entries"], delta = runtime_entries.stamped(
-                current["entries"], before, (current["capacity"], current["keys"]), revoked, by, version)
+                current["entries"], before, (current["capacity"], current["keys"]), revoked, by, version, used)
             current["capacity"], current["keys"] = runtime_entries.views(current["entries"])
             return lines
 
@@ -180,6 +182,14 @@ class RuntimeSettings:
         uses, self._uses = self._uses, {}
         for name, started in uses.items():
             await self._book.used(name, self._clock(), started)
+        first = sorted(set(uses) - set(self.record["entries"]["used"]))
+        if first:  # once per name and region: the names ever used, kept and carried to every region
+            try:
+                await self.change(lambda current: current.update({USED_NAMES: first}) or [])
+            except ApiError as exc:  # a conflict, or the store gone: tried again at the next read
+                log.warning("the first use of key name(s) %s was not recorded: %s", ", ".join(first), exc.message)
+                for name in first:
+                    self._uses.setdefault(name, 0)
 
     async def uses(self) -> dict[str, tuple[float, int]]:
         return await self._book.uses()

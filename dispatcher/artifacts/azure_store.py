@@ -38,7 +38,16 @@ from dispatcher.artifacts.azure_sas import (
     key_request,
     split_destination,
 )
-from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
+from dispatcher.artifacts.store import (
+    STORE_ACCESS_DENIED,
+    STORE_HELD,
+    STORE_UNREACHABLE,
+    OpenUpload,
+    Part,
+    StoredObject,
+    StoreError,
+    http_reason,
+)
 from dispatcher.machines.aci.auth import ArmToken, ArmTokens
 from dispatcher.machines.base import MachinesError
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
@@ -191,7 +200,8 @@ class AzureBlobStore:
         held = await self.held(keys)
         if held:
             raise StoreError(f"{self.where}: cannot delete {held[0]}: it is under a legal hold"
-                             f"{f' (and {len(held) - 1} more)' if len(held) > 1 else ''}; release the hold first")
+                             f"{f' (and {len(held) - 1} more)' if len(held) > 1 else ''}; release the hold first",
+                             STORE_HELD)
         for key in keys:
             await self._delete_one(key, "delete objects")
 
@@ -235,12 +245,13 @@ class AzureBlobStore:
                     return
                 if isinstance(exc, StoreError):
                     raise
-                raise StoreError(f"{self.where}: cannot get a user delegation key: {exc}") from None
+                raise StoreError(f"{self.where}: cannot get a user delegation key: {exc}", STORE_UNREACHABLE) from None
             self._key_at = now
 
     def _sas(self, key: str, permissions: str, seconds: float) -> str:
         if self._key is None:
-            raise StoreError(f"{self.where}: no user delegation key yet (the store was not reached): {NEEDS}")
+            raise StoreError(f"{self.where}: no user delegation key yet (the store was not reached): {NEEDS}",
+                             STORE_UNREACHABLE)
         # A SAS cannot outlive the key that signed it; the key is at most an hour old, so ~7 days remain.
         expires = min(self._clock() + seconds, self._key.expires_at)
         return blob_sas(self._key, self.place, key, permissions, expires, self._https)
@@ -304,9 +315,10 @@ class AzureBlobStore:
             answer = await send(self._client, method, url, backoff=self._backoff, params=params, headers=signed,
                                 content=content)
         except MachinesError as exc:
-            raise StoreError(f"{self.where}: cannot {what}: no Entra token for Azure Storage ({exc})") from None
+            raise StoreError(f"{self.where}: cannot {what}: no Entra token for Azure Storage ({exc})",
+                             STORE_ACCESS_DENIED) from None
         except Transient as exc:
-            raise StoreError(f"{self.where}: cannot {what}: {exc}") from None
+            raise StoreError(f"{self.where}: cannot {what}: {exc}", STORE_UNREACHABLE) from None
         if answer.status_code < 300 or (missing_ok and answer.status_code == 404):
             return answer
         raise self._refused(answer, what)
@@ -329,7 +341,8 @@ class AzureBlobStore:
             hint = " (legal holds need version-level immutability support on the container)"
         else:
             hint = ""
-        return StoreError(f"{self.where}: cannot {what}: {code or answer.status_code} {message}{hint}")
+        reason = STORE_HELD if code == "BlobImmutableDueToLegalHold" else http_reason(answer.status_code)
+        return StoreError(f"{self.where}: cannot {what}: {code or answer.status_code} {message}{hint}", reason)
 
     async def aclose(self) -> None:
         await self._client.aclose()

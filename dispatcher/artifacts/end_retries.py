@@ -83,13 +83,15 @@ class EndRetries:
             del self._ended_here[next(iter(self._ended_here))]
 
     def _failed(self, recording: Recording, exc: StoreError) -> None:
-        self.failure = str(exc)
-        if str(exc) not in recording.errors:
-            recording.errors.append(str(exc))
+        self.failure = str(exc)  # the store's words: the log's and the admin's status, never a client's
+        log.warning("session %s: the store failed as it ended: %s", recording.session_id, exc)
+        if exc.client_text not in recording.errors:
+            recording.errors.append(exc.client_text)
         if not recording.delayed and not recording.adopted:
             recording.delayed = True
             self._note(recording.session_id, "recording_delayed", reason=f"the store failed as the session ended "
-                       f"({exc}): retrying for up to {self.deadline_seconds:g}s; nothing uploaded is dropped")
+                       f"({exc.client_text}): retrying for up to {self.deadline_seconds:g}s; nothing uploaded is "
+                       "dropped", code=exc.reason)
 
     def _leave(self, recording: Recording, why: str) -> None:
         """Its end left to the sweep (still recorded, so not erased before it is written)."""

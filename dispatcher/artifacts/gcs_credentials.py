@@ -12,7 +12,7 @@ import asyncio
 import threading
 from typing import Any
 
-from dispatcher.artifacts.store import StoreError
+from dispatcher.artifacts.store import STORE_ACCESS_DENIED, STORE_UNREACHABLE, StoreError
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"  # signBlob takes no narrower storage scope
 
@@ -36,13 +36,14 @@ class GcsCredentials:
                     self._credentials.refresh(_request())
             except google.auth.exceptions.DefaultCredentialsError as exc:
                 raise StoreError(f"{self._where}: the dispatcher has no Google credentials ({type(exc).__name__}): "
-                                 "give it a service account, or set GOOGLE_APPLICATION_CREDENTIALS") from None
+                                 "give it a service account, or set GOOGLE_APPLICATION_CREDENTIALS",
+                                 STORE_ACCESS_DENIED) from None
             except google.auth.exceptions.TransportError as exc:
                 raise StoreError(f"{self._where}: Google's sign-in did not answer ({type(exc).__name__}): the "
-                                 "store is tried again later") from None
+                                 "store is tried again later", STORE_UNREACHABLE) from None
             except google.auth.exceptions.GoogleAuthError as exc:
                 raise StoreError(f"{self._where}: Google's sign-in failed ({type(exc).__name__}): check the "
-                                 "dispatcher's service account") from None
+                                 "dispatcher's service account", STORE_ACCESS_DENIED) from None
             return self._credentials
 
     async def token(self) -> str:
@@ -53,7 +54,8 @@ class GcsCredentials:
         email = getattr(credentials, "signer_email", None) or getattr(credentials, "service_account_email", None)
         if not email or email == "default":
             raise StoreError(f"{self._where}: the dispatcher's credentials name no service account to sign "
-                             "URLs as: run it as a service account (a user's gcloud login cannot sign)")
+                             "URLs as: run it as a service account (a user's gcloud login cannot sign)",
+                             STORE_ACCESS_DENIED)
         return str(email)
 
     def sign(self, payload: bytes) -> bytes:
@@ -71,7 +73,7 @@ class GcsCredentials:
         except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
             raise StoreError(f"{self._where}: cannot sign a URL ({type(exc).__name__}: {str(exc)[:200]}): the "
                              "dispatcher's service account needs roles/iam.serviceAccountTokenCreator on itself "
-                             "(iam.serviceAccounts.signBlob)") from None
+                             "(iam.serviceAccounts.signBlob)", STORE_ACCESS_DENIED) from None
 
 
 def _request() -> Any:

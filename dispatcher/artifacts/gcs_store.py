@@ -32,7 +32,15 @@ from xml.sax.saxutils import escape
 
 from dispatcher.artifacts.gcs_credentials import GcsCredentials
 from dispatcher.artifacts.gcs_signing import signed_url
-from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
+from dispatcher.artifacts.store import (
+    STORE_HELD,
+    STORE_UNREACHABLE,
+    OpenUpload,
+    Part,
+    StoredObject,
+    StoreError,
+    http_reason,
+)
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
@@ -216,7 +224,7 @@ class GcsStore:
         the held object's deletion too, should a hold be set meanwhile)."""
         if held := await self.held(keys):
             raise StoreError(f"{self.where}: cannot delete {', '.join(held)}: under a hold (a legal hold: its "
-                             "temporaryHold); release it first. Nothing was deleted")
+                             "temporaryHold); release it first. Nothing was deleted", STORE_HELD)
         gate = asyncio.Semaphore(8)
 
         async def remove(key: str) -> None:
@@ -281,7 +289,7 @@ class GcsStore:
                                                   headers=sent)
             except HttpError as exc:
                 if attempt == TRIES or not retried:
-                    raise StoreError(f"{self.where}: cannot {what}: {exc}") from None
+                    raise StoreError(f"{self.where}: cannot {what}: {exc}", STORE_UNREACHABLE) from None
             else:
                 if answer.status_code < 300 or (missing_ok and answer.status_code == 404):
                     return answer
@@ -294,9 +302,10 @@ class GcsStore:
         code, message = _error_of(answer)
         if "hold" in message.lower():
             return StoreError(f"{self.where}: cannot {what}: the object is under a hold (a legal hold: its "
-                              f"temporaryHold): release it first ({message})")
+                              f"temporaryHold): release it first ({message})", STORE_HELD)
         hint = f" (the dispatcher's service account needs {GRANTS})" if answer.status_code in (401, 403) else ""
-        return StoreError(f"{self.where}: cannot {what}: {answer.status_code} {code} {message}{hint}".rstrip())
+        return StoreError(f"{self.where}: cannot {what}: {answer.status_code} {code} {message}{hint}".rstrip(),
+                          http_reason(answer.status_code))
 
 
 def _error_of(answer: HttpResponse) -> tuple[str, str]:

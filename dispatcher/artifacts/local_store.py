@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from dispatcher.artifacts.signed_paths import FILE_PATH, PART_PATH, SignedPaths
-from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
+from dispatcher.artifacts.store import STORE_HELD, OpenUpload, Part, StoredObject, StoreError, os_reason
 
 UPLOADS = ".uploads"
 HOLDS = ".holds"
@@ -54,7 +54,7 @@ class LocalFolderStore:
             await asyncio.to_thread(probe)
         except OSError as exc:
             raise StoreError(f"cannot write to the folder {self.root}: {exc.strerror or exc}; create it, or set "
-                             "RECORDING_DESTINATION to a folder the dispatcher may write") from None
+                             "RECORDING_DESTINATION to a folder the dispatcher may write", os_reason(exc)) from None
 
     async def open_upload(self, key: str, content_type: str, tags: Mapping[str, str] | None = None) -> str:
         upload_id = secrets.token_hex(12)
@@ -175,7 +175,8 @@ class LocalFolderStore:
         def remove() -> None:
             held = [key for key in keys if self._hold_marker(key).exists()]
             if held:
-                raise StoreError(f"{held[0]} is under a legal hold: lift it first (DELETE .../artifacts/hold)")
+                raise StoreError(f"{held[0]} is under a legal hold: lift it first (DELETE .../artifacts/hold)",
+                                 STORE_HELD)
             for key in keys:
                 self._path(key).unlink(missing_ok=True)
 
@@ -219,4 +220,4 @@ class LocalFolderStore:
         try:
             return await asyncio.to_thread(work)
         except OSError as exc:
-            raise StoreError(f"the recordings folder: {exc.strerror or exc}") from None
+            raise StoreError(f"the recordings folder: {exc.strerror or exc}", os_reason(exc)) from None

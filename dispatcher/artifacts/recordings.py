@@ -73,7 +73,7 @@ class SessionRecordings:
         self._clock = clock
         self._max_seconds = max_session_seconds  # the longest a session runs: it bounds its part numbers
         self._cost = cost  # what the session cost, from its timeline (None: this dispatcher prices none)
-        self.error: str | None = None  # the store's check's last failure: sessions go unrecorded meanwhile
+        self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
         self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
                                    finish_deadline_seconds)
         self._left = self._retries.left  # ended, its end left to the sweep
@@ -85,16 +85,21 @@ class SessionRecordings:
         self._rechecking: asyncio.Task[None] | None = None
         self.unknown_releases: list[str] = []  # the rules' releases the catalogue did not have at start-up
 
+    @property
+    def error(self) -> str | None:
+        """The store's last failure in its own words: the log's and the admin's (GET /status), never a client's."""
+        return None if self.fault is None else str(self.fault)
+
     async def check(self) -> None:
         """Whether the store can be written: at start-up; a failure is logged and shown in status."""
         self._checked_at = self._clock()
         try:
             await self.store.check()
         except StoreError as exc:
-            self.error = str(exc)
+            self.fault = exc
             log.error("recordings cannot be kept: %s; calls run unrecorded until it is fixed", exc)
         else:
-            self.error = None
+            self.fault = None
 
     async def checked(self) -> None:
         """Checks the store if it never was; one that failed its last check over RECHECK_SECONDS ago is
@@ -142,11 +147,13 @@ class SessionRecordings:
             return None
         await self.checked()
         if self.error is not None or len(self._open) >= MAX_OPEN:
-            why = self.error or f"{MAX_OPEN} recordings under way in this replica"
+            why = self.fault.client_text if self.fault else f"{MAX_OPEN} recordings under way in this replica"
+            reason = self.fault.reason if self.fault else "recordings_at_capacity"
             if self.settings.required:
                 raise ApiError(503, "recording_unavailable", f"this deployment requires every session to be "
-                               f"recorded (RECORDING_REQUIRED) and it cannot be now: {why}", retry_after=60)
-            self._note(session_id, "recording_skipped", reason=why)
+                               f"recorded (RECORDING_REQUIRED) and it cannot be now: {why}", retry_after=60,
+                               extra={"reason": reason})
+            self._note(session_id, "recording_skipped", reason=why, code=reason)
             return None
         now = self._clock()
         plan = RecordingPlan(sample_rate=8000 if transport == "websocket" else 16000,
@@ -244,9 +251,8 @@ class SessionRecordings:
             recording.urls_until = max(recording.urls_until, self._clock() + seconds)  # before: it may be used at once
             url = await asyncio.to_thread(self.store.part_url, recording.folder + RECORDING, upload_id, part, seconds)
         except StoreError as exc:
-            recording.errors.append(str(exc))
-            self.error = str(exc)
-            raise RequestFailed(503, "store_unavailable", str(exc)) from None
+            self.fault = exc
+            raise RequestFailed(503, "store_unavailable", _failed(recording, exc)) from None
         return {"url": url, "expires_in": seconds}
 
     async def _opened(self, recording: Recording) -> str:
@@ -343,3 +349,11 @@ class SessionRecordings:
         if self._left:
             log.error("%d session(s) whose end the store did not take are let go: their parts stay in their uploads "
                       "for the orphan sweep; their transcripts, logs and reports are lost", len(self._left))
+
+
+def _failed(recording: Recording, exc: StoreError) -> str:
+    """A store failure during a session: its words to the log, the stable reason to the report and the client."""
+    log.warning("session %s: the recording store failed: %s", recording.session_id, exc)
+    if exc.client_text not in recording.errors:
+        recording.errors.append(exc.client_text)
+    return exc.client_text

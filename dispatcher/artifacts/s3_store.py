@@ -18,7 +18,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from dispatcher.artifacts.store import OpenUpload, Part, StoredObject, StoreError
+from dispatcher.artifacts.store import (
+    STORE_ACCESS_DENIED,
+    STORE_FAILED,
+    STORE_FULL,
+    STORE_HELD,
+    STORE_MISSING,
+    STORE_UNREACHABLE,
+    OpenUpload,
+    Part,
+    StoredObject,
+    StoreError,
+)
 
 log = logging.getLogger("dispatcher.artifacts")
 T = TypeVar("T")
@@ -168,7 +179,7 @@ class S3Store:
             return await self._call(work, what)
         except StoreError as exc:
             if any(code in str(exc) for code in NO_OBJECT_LOCK) or "Object Lock" in str(exc):
-                raise StoreError(f"s3://{self.bucket}: cannot {what}: {HOLD_NEEDS}") from None
+                raise StoreError(f"s3://{self.bucket}: cannot {what}: {HOLD_NEEDS}", exc.reason) from None
             raise
 
     async def get(self, key: str) -> bytes | None:
@@ -201,7 +212,9 @@ class S3Store:
                 answer = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
                 if answer.get("Errors"):
                     first = answer["Errors"][0]
-                    raise StoreError(f"cannot delete {first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+                    raise StoreError(f"cannot delete {first.get('Key')}: {first.get('Code')} {first.get('Message')}",
+                                     STORE_HELD if "hold" in str(first.get("Message", "")).lower()
+                                     else _reason(str(first.get("Code", "")), None))
 
         await self._call(remove, "delete objects")
 
@@ -221,9 +234,29 @@ class S3Store:
             needs = "s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket, s3:AbortMultipartUpload and " \
                     "s3:ListMultipartUploadParts"
             hint = f" (the dispatcher's role needs {needs} on it)" if code in ("AccessDenied", "403") else ""
-            raise StoreError(f"s3://{self.bucket}: cannot {what}: {code} {error.get('Message', '')}{hint}") from None
+            raise StoreError(f"s3://{self.bucket}: cannot {what}: {code} {error.get('Message', '')}{hint}",
+                             _reason(code, exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))) from None
         except BotoCoreError as exc:
-            raise StoreError(f"s3://{self.bucket}: cannot {what}: {exc}") from None
+            raise StoreError(f"s3://{self.bucket}: cannot {what}: {exc}", STORE_UNREACHABLE) from None
+
+
+DENIED = ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+          "AllAccessDisabled", "AccountProblem")
+MISSING = ("NoSuchBucket", "NoSuchUpload")
+
+
+def _reason(code: str, status: object) -> str:
+    """The stable reason of an S3 error code (what a client is told instead of the store's words)."""
+    if code in DENIED:
+        return STORE_ACCESS_DENIED
+    if code in MISSING:
+        return STORE_MISSING
+    if code in ("QuotaExceeded", "EntityTooLarge"):
+        return STORE_FULL
+    if code in ("SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout") or \
+            (isinstance(status, int) and status >= 500):
+        return STORE_UNREACHABLE
+    return STORE_FAILED
 
 
 def _joined(prefix: str, name: str) -> str:

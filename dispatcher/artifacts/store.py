@@ -9,13 +9,61 @@ download URLs) is the dispatcher's own call. Keys are `/`-separated paths under 
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+STORE_ACCESS_DENIED = "store_access_denied"  # the store refused the dispatcher's credentials or grants
+STORE_UNREACHABLE = "store_unreachable"  # no answer: the network, a timeout, a 5xx, the sign-in service
+STORE_FULL = "store_full"  # no space or over a quota
+STORE_HELD = "store_held"  # the object is under a legal hold
+STORE_MISSING = "store_missing"  # the bucket, container or folder does not exist
+STORE_FAILED = "store_failed"  # any other refusal
+CLIENT_WORDS = {STORE_ACCESS_DENIED: "the recording store refused the dispatcher's access",
+                STORE_UNREACHABLE: "the recording store did not answer",
+                STORE_FULL: "the recording store is full",
+                STORE_HELD: "the recording store holds the objects under a legal hold",
+                STORE_MISSING: "the recording store's bucket or folder does not exist",
+                STORE_FAILED: "the recording store refused the request"}
+
 
 class StoreError(Exception):
-    """The store refused or could not be reached; the message says what to fix where it can."""
+    """The store refused or could not be reached; the message says what to fix where it can.
+
+    The message may quote the store (an AWS refusal names the account and the role): it goes to the
+    log and the admin's `GET /status` only. What an API client is shown is `client_text`: the stable
+    `reason` and words of the dispatcher's own."""
+
+    def __init__(self, message: str, reason: str = STORE_FAILED) -> None:
+        super().__init__(message)
+        self.reason = reason if reason in CLIENT_WORDS else STORE_FAILED
+
+    @property
+    def client_text(self) -> str:
+        return f"{CLIENT_WORDS[self.reason]} ({self.reason}): the dispatcher's log and GET /status say why"
+
+
+def http_reason(status: int) -> str:
+    """The stable reason of a store's HTTP refusal (GCS and Azure Blob alike)."""
+    if status in (401, 403):
+        return STORE_ACCESS_DENIED
+    if status == 404:
+        return STORE_MISSING
+    if status in (408, 429) or status >= 500:
+        return STORE_UNREACHABLE
+    return STORE_FAILED
+
+
+def os_reason(exc: OSError) -> str:
+    """The stable reason of a folder store's OSError."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return STORE_FULL
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return STORE_ACCESS_DENIED
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return STORE_MISSING
+    return STORE_FAILED
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ uvicorn also logs every request's path (`uvicorn.access`, and `uvicorn.error` fo
 some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{secret}` (reusable),
 a carrier's `/ws/{carrier}/{token}` and `/ws/generic/{service}/{token}` (one-time, but its payload
 is the client's `body`), the same token as `?token=` (Pipecat's WebSocket client's form), and a
-keyless `/ws/generic/...?body=`. Those segments are masked; a query parameter by its decoded
-name, as the dispatcher reads it (`?%74oken=` is `?token=`, and logged as sent). The exported
+keyless `/ws/generic/...?body=`, and the local folder store's signed download and part paths
+(`/recordings/files/{token}`, `/bots/recordings/parts/{token}`). Those segments are masked; a query
+parameter by its decoded name, as the dispatcher reads it (`?%74oken=` is `?token=`, and logged as
+sent). The exported
 spans are masked by these same rules (dispatcher/observability/span_redaction.py).
 """
 
@@ -37,6 +39,10 @@ SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in i
     re.compile(r"(/phone/daily/dialin/)[^?#\s\"]+"),
     re.compile(rf"(/ws/generic/{_SEGMENT}/)[^?#\s\"]+"),
     re.compile(rf"(/ws/(?!generic/){_SEGMENT}/)[^?#\s\"]+"),
+    # The folder store's signed paths (dispatcher/artifacts/signed_paths.py: FILE_PATH, PART_PATH): each
+    # token reads an object or writes a part for as long as it lives (a download's up to a week).
+    re.compile(r"(/recordings/files/)[^?#\s\"]+"),
+    re.compile(r"(/bots/recordings/parts/)[^?#\s\"]+"),
 )
 SECRET_QUERY_NAMES = frozenset({"body", "token"})
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s\"]*)=([^&#\s\"]*)")

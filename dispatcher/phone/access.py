@@ -20,12 +20,12 @@ import binascii
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botchannel.json_input import parse_json
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import twilio_valid
 from dispatcher.phone.state import PhoneState
@@ -175,7 +175,7 @@ def call_body(admitted: Admitted, query_body: str | None) -> Mapping[str, Any]:
     if len(query_body) > MAX_QUERY_BODY_BYTES * 4 // 3 + 4:
         raise Refused("query_body_too_large")
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(query_body + "=" * (-len(query_body) % 4)))
+        decoded = parse_json(base64.urlsafe_b64decode(query_body + "=" * (-len(query_body) % 4)))
     except (ValueError, binascii.Error):
         raise Refused("query_body_not_base64_json") from None
     if not isinstance(decoded, dict):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import time
@@ -39,6 +38,7 @@ from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketState
 
 import dispatcher.observability.tracing as tracing
+from botchannel.json_input import parse_json
 from dispatcher.phone.silence import CARRIER_SILENT, SilenceBound
 from dispatcher.store.media_bus import LINE_LOST
 
@@ -410,7 +410,7 @@ def is_audio(message: Message) -> bool:
     text = message.get("text")
     if text is not None:
         try:
-            event = json.loads(text)
+            event = parse_json(text)
         except ValueError:
             return False
         return isinstance(event, dict) and event.get("event") in _CARRIER_AUDIO_EVENTS

@@ -11,10 +11,11 @@ so a stream that sends one small non-media frame every few seconds is still ende
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Protocol
 
 from starlette.types import Message
+
+from botchannel.json_input import parse_json
 
 CARRIER_SILENT = "carrier_silent"
 
@@ -68,7 +69,7 @@ def is_audio(message: Message) -> bool:
     if not text or '"media"' not in text:  # most frames are audio: parsed only when it may be
         return False
     try:
-        frame = json.loads(text)
+        frame = parse_json(text)
     except ValueError:
         return False
     return isinstance(frame, dict) and frame.get("event") == "media"

@@ -82,7 +82,13 @@ class RegionalRuntime:
         """What an admin's change here added: pushed to every peer (a change of nothing is not)."""
         if not any(delta.values()):
             return
-        self._pushes.to_every_peer(RUNTIME_PATH, {"entries": dict(delta)}, "a runtime settings change")
+        self._pushes.to_every_peer(RUNTIME_PATH, {"entries": self._shown(delta)}, "a runtime settings change")
+
+    @staticmethod
+    def _shown(entries: Mapping[str, Any]) -> dict[str, Any]:
+        """Entries as sent to a peer, an empty part left out: a region whose code predates a part
+        (the names ever used) still takes the others."""
+        return {part: held for part, held in entries.items() if held}
 
     def _latest_ms(self) -> int:
         # A version is its region's clock, which signed requests keep within SKEW_SECONDS of this one's.
@@ -111,7 +117,7 @@ class RegionalRuntime:
 
     def record(self) -> dict[str, Any]:
         """Every entry this region holds (`GET /regions/runtime`)."""
-        return {"entries": self._runtime.entries(), "digest": self._runtime.digest()}
+        return {"entries": self._shown(self._runtime.entries()), "digest": self._runtime.digest()}
 
     async def polled(self, peer: Peer, answer: Mapping[str, Any]) -> None:
         """A peer's state answer: its whole record read and merged when it holds other settings than

@@ -16,6 +16,7 @@ part or one object, for minutes.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -38,6 +39,7 @@ from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import is_session_id, owned_by
 from dispatcher.store.client import StoreUnavailable
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["artifacts"], responses=ERRORS)
 MEDIA_TYPES = {".wav": "audio/wav", ".json": "application/json", ".jsonl": "application/x-ndjson"}
 READ_ARTIFACTS = "session.artifacts.read"
@@ -84,7 +86,10 @@ async def _refuse_while_finishing(state: AppState, artifacts: Artifacts, session
 
 
 def _unavailable(exc: StoreError) -> ApiError:
-    return ApiError(503, "store_unavailable", f"the artifacts store did not answer: {exc}")
+    """The store's own words (they may name an account and a role) go to the log; the client gets its reason."""
+    log.warning("the artifacts store failed a client's request: %s", exc)
+    return ApiError(503, "store_unavailable", f"the artifacts store could not serve this: {exc.client_text}",
+                    retry_after=5.0, extra={"reason": exc.reason})
 
 
 @router.get("/sessions/{session_id}/artifacts", summary="A session's recording and report, with download URLs")

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 import dispatcher.observability.tracing as tracing
+from botchannel.json_input import parse_json
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.region_choice import spilled_from, started_elsewhere
 from dispatcher.api.region_relay import relayed_by
@@ -129,7 +130,7 @@ async def pinless_call_update(request: Request, session_id: str) -> JSONResponse
 
 async def _json(request: Request) -> dict[str, Any]:
     try:
-        payload = await request.json()
+        payload = parse_json(await request.body())
     except ValueError:
         raise ApiError(400, "invalid_json", "the body is not JSON") from None
     if not isinstance(payload, dict):

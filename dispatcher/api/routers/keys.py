@@ -45,20 +45,25 @@ async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, A
                        "another name", extra={})
     # A name is its sessions' and recordings' owner, whichever secret: a name used before and revoked
     # since still owns them, so a new key under it is that same party's, asked for as such (--another).
-    used_before = name in await runtime.uses()
+    # Used: a settings key's or a runtime key's use, in any region (the names ever used travel with the
+    # runtime settings); this region's own tally of uses too, which older records kept alone.
+    used_here = name in await runtime.uses()
     secret, record = await asyncio.to_thread(new_secret, name, by)  # its scrypt off the event loop
 
     def change(current: dict[str, Any]) -> list[dict[str, Any]]:
         keys = current["keys"]
+        used_before = used_here or name in current["entries"]["used"]
         taken = any(isinstance(v, dict) and v.get("name") == name for v in keys.values())
         if taken and not another:
             raise ApiError(409, "key_name_taken", f"a key named {name!r} exists: pick another name, or add a "
                            f"second secret to it for a rotation (`voicefleet keys create {name} --another`)",
                            extra={})
         if used_before and not taken and not another:
-            raise ApiError(409, "key_name_used", f"a key named {name!r} was used and revoked: its sessions and "
-                           "recordings stay that name's, so a new key under it would read them. Pick another "
-                           f"name, or, for the same party, `voicefleet keys create {name} --another`", extra={})
+            raise ApiError(409, "key_name_used", f"a key named {name!r} was used before (a runtime key revoked "
+                           "since, or a key of DISPATCHER_API_KEYS removed since, here or in another region): its "
+                           "sessions and recordings stay that name's for their retention, so a new key under it "
+                           f"would read them. Pick another name, or, for the same party, `voicefleet keys create "
+                           f"{name} --another`", extra={})
         if another and not taken and not used_before:
             raise ApiError(404, "unknown_key", f"no runtime key is named {name!r}: create it without --another",
                            extra={})

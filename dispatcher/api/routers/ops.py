@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from dispatcher.api.dependencies import app_state, identified
+from dispatcher.api.dependencies import app_state, client_address, identified
 from dispatcher.errors import ApiError
 from dispatcher.observability.metrics import CONTENT_TYPE
 from dispatcher.phone.bot_credentials import ShowsBotVariables, lacking
@@ -49,7 +49,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def _has_key(request: Request) -> bool:
     try:  # a runtime key's scrypt off the event loop: this route answers anyone
-        await app_state(request).auth.identify_off_loop(request.headers.get("authorization"))
+        await app_state(request).auth.identify_off_loop(request.headers.get("authorization"), client_address(request))
     except ApiError:
         return False
     return True

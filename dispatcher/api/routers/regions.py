@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from botchannel.json_input import parse_json
 from dispatcher.api.call_handoff import room_for_calls, stream_for
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
@@ -89,8 +90,8 @@ async def signed_by_region(request: Request, state: AppState, *, strict: bool = 
 async def json_body(request: Request) -> object:
     """The request's JSON, or None when it is none (a nesting too deep to parse included: a 400)."""
     try:
-        return json.loads(await request.body())
-    except (ValueError, RecursionError):
+        return parse_json(await request.body())
+    except ValueError:
         return None
 
 

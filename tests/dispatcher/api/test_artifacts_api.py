@@ -133,7 +133,7 @@ async def test_a_folder_it_cannot_write_is_shown_in_status_and_calls_still_start
         assert started.status_code == 201
         timeline = (await api.get(f"/sessions/{started.json()['session_id']}/timeline", headers=MINE)).json()
         skipped = next(e for e in timeline["events"] if e["event"] == "recording_skipped")
-        assert "cannot write to the folder" in skipped["reason"]
+        assert skipped["code"] == "store_missing" and "cannot write to the folder" not in skipped["reason"]
 
 
 async def test_a_session_still_being_recorded_is_not_erased_until_it_ends(tmp_path: Path) -> None:

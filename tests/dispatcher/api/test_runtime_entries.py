@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dispatcher.api import runtime_entries
-from dispatcher.api.runtime_entries import Entries, checked, merged, stamped, views
+from dispatcher.api.runtime_entries import Entries, checked, empty, merged, stamped, views
 from dispatcher.api.runtime_keys import RuntimeKeys, new_secret
 from dispatcher.api.runtime_settings import REVOKED_NAMES, RuntimeSettings
 from dispatcher.store.runtime_book import MemoryRuntimeBook
@@ -162,3 +162,16 @@ async def test_a_record_grown_past_what_a_peer_may_send_keeps_its_revocations_wh
     assert settings.entries()["capacity"]["sessions"]["version"] == [5000, "eu"]
     with pytest.raises(ValueError, match="more than"):  # as a peer would read it
         checked(settings.entries())
+
+
+def test_the_names_ever_used_merge_to_each_names_first_use_whatever_the_order() -> None:
+    eu = {**empty(), "used": {"acme": {"version": [2000, "eu"]}}}
+    us = {**empty(), "used": {"acme": {"version": [1000, "us"]}, "beta": {"version": [3000, "us"]}}}
+    assert merged(eu, us) == merged(us, eu)
+    assert merged(eu, us)["used"] == {"acme": {"version": [1000, "us"]}, "beta": {"version": [3000, "us"]}}
+    assert checked({"used": {"acme": {"version": [1000, "us"]}}}, makers={"us"})["used"] == {
+        "acme": {"version": [1000, "us"]}}
+    with pytest.raises(ValueError, match="did not make it"):
+        checked({"used": {"acme": {"version": [1000, "us"]}}}, makers={"eu"})
+    with pytest.raises(ValueError, match="key name"):
+        checked({"used": {"Not A Name": {"version": [1000, "us"]}}})

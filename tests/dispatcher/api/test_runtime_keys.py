@@ -14,6 +14,7 @@ from dispatcher.api.runtime_keys import (
     FAILURE_WINDOW_SECONDS,
     FAILURES_PER_WINDOW,
     STALE_SECONDS,
+    KeyRecord,
     RuntimeKeys,
     new_secret,
     secret_id_of,
@@ -67,27 +68,51 @@ async def test_the_off_loop_check_agrees_and_a_revocation_during_it_wins() -> No
     assert keys.verify(other) is None
 
 
-def test_wrong_secrets_for_one_id_stop_costing_a_scrypt_and_the_verified_secret_still_answers() -> None:
+def legacy(record: KeyRecord) -> dict[str, object]:
+    """The record as a dispatcher before the quick check wrote it: no `check`."""
+    return {name: value for name, value in record.to_json().items() if name != "check"}
+
+
+def test_wrong_secrets_for_an_old_record_stop_costing_a_scrypt_and_the_verified_secret_still_answers() -> None:
     now = [0.0]
     keys = RuntimeKeys(clock=lambda: now[0])
     secret, record = new_secret("acme", "admin-1")
-    keys.seen({record.secret_id: record.to_json()})
+    keys.seen({record.secret_id: legacy(record)})
     assert keys.verify(secret) == "acme"  # verified before the guessing starts: cached
     wrong = f"vf_{record.secret_id}_{'A' * 43}"
     for _ in range(FAILURES_PER_WINDOW):
-        assert keys.verify(wrong) is None
+        assert keys.verify(wrong, "10.0.0.66") is None
     checked: list[str] = []
     keys._checked = lambda *args: checked.append("scrypt") or None  # type: ignore[method-assign,func-returns-value]
-    assert keys.verify(wrong) is None and checked == []  # refused unchecked
-    assert keys.verify(secret) == "acme"  # from the cache
+    with pytest.raises(ApiError) as refused:
+        keys.verify(wrong, "10.0.0.66")
+    assert refused.value.status == 429 and refused.value.retry_after and checked == []  # refused unchecked
+    assert keys.verify(secret, "10.0.0.66") == "acme"  # from the cache
+    assert keys.verify(wrong, "10.0.0.7") is None and checked == ["scrypt"]  # another address is checked
     now[0] += FAILURE_WINDOW_SECONDS + 1
-    assert keys.verify(wrong) is None and checked == ["scrypt"]  # the window moved on: checked again
+    assert keys.verify(wrong, "10.0.0.66") is None and checked == ["scrypt"] * 2  # the window moved on
+
+
+def test_a_wrong_secret_its_check_rules_out_costs_no_scrypt_and_never_locks_the_real_one_out() -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({record.secret_id: record.to_json()})
+    hashed: list[str] = []
+    keys._checked = lambda *args: hashed.append("scrypt") or None  # type: ignore[method-assign,func-returns-value]
+    wrong = next(t for i in range(100) if not record.passes(t := f"vf_{record.secret_id}_{i:043d}"))
+    for _ in range(FAILURES_PER_WINDOW):
+        assert keys.verify(wrong, "10.0.0.66") is None
+    with pytest.raises(ApiError) as refused:
+        keys.verify(wrong, "10.0.0.66")
+    assert refused.value.status == 429 and hashed == []
+    del keys._checked  # the real check again: the real secret, from the guesser's own address too
+    assert keys.verify(secret, "10.0.0.66") == "acme"
 
 
 async def test_wrong_secrets_sent_at_once_cost_no_more_scrypts_than_sent_in_turn(monkeypatch) -> None:
     keys = RuntimeKeys()
     _secret, record = new_secret("acme", "admin-1")
-    keys.seen({record.secret_id: record.to_json()})
+    keys.seen({record.secret_id: legacy(record)})
     hashed: list[str] = []
 
     def counted(secret: str, salt: bytes) -> str:
@@ -96,7 +121,8 @@ async def test_wrong_secrets_sent_at_once_cost_no_more_scrypts_than_sent_in_turn
 
     monkeypatch.setattr(runtime_keys, "slow_hash", counted)
     burst = [f"vf_{record.secret_id}_{i:043d}" for i in range(3 * FAILURES_PER_WINDOW)]
-    assert await asyncio.gather(*(keys.verify_off_loop(t) for t in burst)) == [None] * len(burst)
+    answers = await asyncio.gather(*(keys.verify_off_loop(t) for t in burst), return_exceptions=True)
+    assert all(a is None or (isinstance(a, ApiError) and a.status == 429) for a in answers), answers
     assert len(hashed) <= FAILURES_PER_WINDOW, len(hashed)
 
 

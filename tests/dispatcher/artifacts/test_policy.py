@@ -113,7 +113,8 @@ async def test_a_store_that_cannot_be_written_refuses_the_session_only_when_reco
     with pytest.raises(ApiError) as refused:
         await required.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
     assert refused.value.status == 503 and refused.value.code == "recording_unavailable"
-    assert "cannot write to the folder" in refused.value.message and "RECORDING_REQUIRED" in refused.value.message
+    assert "(store_missing)" in refused.value.message and "RECORDING_REQUIRED" in refused.value.message
+    assert refused.value.extra == {"reason": "store_missing"}  # the folder's path stays in the log and status
 
 
 async def test_a_played_announcement_is_noted_on_the_timeline_and_in_the_report(tmp_path: Path) -> None:

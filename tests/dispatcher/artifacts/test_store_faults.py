@@ -118,7 +118,7 @@ async def test_a_store_down_for_good_keeps_the_parts_says_so_and_the_sweep_write
     report = json.loads(store._client.get_object(Bucket=store.bucket, Key=uploads[0]["Key"].replace(
         "recording.wav", "report.json"))["Body"].read())
     assert report["recording"]["status"] == "complete" and report["ended"]["how"] == ENDED  # its own cause
-    assert any("Could not connect" in error for error in report["errors"]), report["errors"]  # what happened
+    assert any("store_unreachable" in error for error in report["errors"]), report["errors"]  # a client's words
     assert timeline.events()[-1] == "recording_ready" and "unfinished" not in recordings.status()
 
 
