@@ -231,7 +231,8 @@ class K8sStack(pulumi.ComponentResource):
             mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
             bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
                 lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
-                                      found[0].bot_lifetime))), opts=child)
+                                      found[0].bot_lifetime, settings.bot_permissions.k8s_annotations))),
+            opts=child)
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
         before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))
