@@ -12,10 +12,9 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
   environment; no init or ephemeral container;
 - `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
-- its only volumes are projected identity tokens for the channel's audience, beside which the channel's CA
-  ConfigMap (K8S_BOT_CHANNEL_CA_CONFIGMAP, public) may be projected when the stack made one, and, when
-  `botPermissions` names an EKS role (IRSA), the one volume EKS's pod identity webhook adds before
-  validation: `aws-iam-token`, a token for STS's audience alone (stacks/k8s/web_identity.py);
+- its only volumes are projected identity tokens for the channel's audience (and the channel's CA
+  ConfigMap, public, when the stack made one), and with an EKS role in `botPermissions` the token volume
+  EKS's webhook adds (stacks/k8s/web_identity.py);
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
