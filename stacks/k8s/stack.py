@@ -176,7 +176,11 @@ class K8sStack(pulumi.ComponentResource):
         dispatcher_image = images.dispatcher if images is not None else cfg.dispatcher_image or ""
         launching = bot_image.apply(lambda image: {**environment, "BOT_IMAGE": image})
         template = launching.apply(pool_pod) if cfg.mode == AGENT_SANDBOX else None
-        digest = template.apply(lambda pod: template_digest(pod, cfg)) if template is not None else None
+        labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
+                  "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
+        # The pools' metadata too: their labels, and the settings that name the pools per release and retire one.
+        metadata = {"labels": labels, "release": settings.releases.name, "releasesKept": settings.releases.kept}
+        digest = template.apply(lambda pod: template_digest(pod, cfg, metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
@@ -190,8 +194,6 @@ class K8sStack(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
-        labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
-                  "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
         selector = {"app.kubernetes.io/name": f"{settings.project}-dispatcher",
                     "app.kubernetes.io/instance": settings.stack}
         namespaces = Namespaces(name, NamespacesArgs(
