@@ -252,11 +252,13 @@ class K8sStack(pulumi.ComponentResource):
             # A template and a pool per listed or retiring release (docs/kubernetes.md, "Pools per release");
             # RELEASES names the listed ones only once their pools exist.
             now, life = up_time(), longest_bot_seconds(settings.max_session_seconds)
-            kept = pulumi.Output.all(remembered(name, self, listed=RELEASES_OUTPUT), bot_image).apply(
+            before = remembered(name, self, listed=RELEASES_OUTPUT)
+            kept = pulumi.Output.all(before, bot_image).apply(
                 lambda found: advance(found[0], {"*": found[1]}, settings.releases, now=now, longest_bot_seconds=life))
             if images is not None:  # the registry keeps each release's image by its tag, as ECR does
                 images.tag_release(kept.apply(lambda found: found.current_name))
-            made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=bot_namespace,
+            made = release_pools(name, before, kept, now=now, life=life, warm_pool=environment["K8S_WARM_POOL"],
+                                 namespace=bot_namespace,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
                                  egress=bot_egress(network), labels=labels, after=after, parent=self)
             releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(lambda found: catalogue(
