@@ -45,6 +45,7 @@ from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.images import built_images
 from stacks.k8s.last_outputs import template_digest
+from stacks.k8s.mesh import namespace_labels
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
@@ -156,7 +157,8 @@ def in_cluster_store(name: str, settings: Settings, namespace: pulumi.Output[str
     return InClusterStore(f"{name}-store", InClusterStoreArgs(
         namespace=namespace, namespace_name=cfg.dispatcher_namespace,
         passwords=[password, *([previous] if previous is not None else [])], storage_mib=cfg.store_mebibytes,
-        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector), opts=opts)
+        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector, channel_tls=cfg.channel_tls),
+        opts=opts)
 
 
 class K8sStack(pulumi.ComponentResource):
@@ -198,7 +200,8 @@ class K8sStack(pulumi.ComponentResource):
                     "app.kubernetes.io/instance": settings.stack}
         namespaces = Namespaces(name, NamespacesArgs(
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
-            bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect), opts=child)
+            bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect,
+            mesh_labels=namespace_labels(cfg.channel_tls)), opts=child)
         pulls = pull_secrets(name, cfg.registry, (namespaces.dispatcher, namespaces.bots), labels, child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
@@ -223,7 +226,8 @@ class K8sStack(pulumi.ComponentResource):
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources)
+            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
+            channel_tls=cfg.channel_tls)
         policies = NetworkPolicies(name, network, opts=child)
         # The policy first, and deleted last: a policy never looks again at what was made before it, so
         # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
