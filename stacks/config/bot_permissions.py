@@ -15,7 +15,8 @@ its shape the stack's cloud's own:
 
 Refused: wildcard actions (as policy/rules.py no-iam-wildcard-actions), grants that are every
 permission at once, and grants a bot could widen itself with or reach voicefleet's own secrets by
-(the constants below say which; docs/bring-your-bot.md, "The bot's own cloud access", says why).
+(the constants below say which), or its recordings and images by (stacks/config/bot_data_fence.py;
+docs/bring-your-bot.md, "The bot's own cloud access", says why).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.machines.bot_variables import PERMISSIONS_KEY
+from stacks.config.bot_data_fence import aws_own_data, gcp_own_data
 from stacks.config.reader import Reader
 
 _AWS_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*?]+$")
@@ -227,6 +229,8 @@ def _aws_escalation(actions: list[str], resources: list[str]) -> str | None:
         if service in AWS_NO_STAR_SERVICES and everywhere:
             return (f"{action} on {everywhere[0]!r} reaches voicefleet's own secrets and keys too: name the "
                     "ARN of yours")
+        if (reached := aws_own_data(action, resources, f"{pulumi.get_project()}-{pulumi.get_stack()}")) is not None:
+            return reached
         own = [r for r in resources if service == "secretsmanager" and _may_name_stack_secret(r)]
         if own:
             return (f"{action} on {own[0]!r} may reach this stack's own secrets (named "
@@ -266,6 +270,8 @@ def _gcp(cfg: Reader, value: Any) -> BotPermissions:
             raise _fail(cfg, "gcp", f"{role} on the project reaches every account and secret in it, the dispatcher's "
                                     "too: grant it on your own resource (your secret, your service account) "
                                     "outside this stack")
+        if (reached := gcp_own_data(role)) is not None:
+            raise _fail(cfg, "gcp", reached)
         if role in GCP_ALREADY_GRANTED:
             raise _fail(cfg, "gcp", f"the bot's account holds {role} already (voicefleet grants it): leave it out")
     return BotPermissions(gcp_roles=tuple(dict.fromkeys(roles)))

@@ -38,6 +38,9 @@ STORE_URL_KEY = "k8sStoreUrl"
 STORE_KEY = "k8sStore"
 CHANNEL_TLS_KEY = "k8sChannelTls"
 STACK_TLS, MESH_TLS = "stack", "mesh"
+# The meshes that encrypt pod traffic without changing the bots' pods (stacks/k8s/mesh.py).
+ISTIO_AMBIENT, CILIUM = "istio-ambient", "cilium"
+CHANNEL_TLS_CHOICES = (STACK_TLS, ISTIO_AMBIENT, CILIUM)
 EXTERNAL, IN_CLUSTER = "external", "in-cluster"
 # Kubernetes' DNS-1123 label (namespace and object names, k8s.io/apimachinery validation IsDNS1123Label).
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -137,7 +140,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         agent_sandbox=agent_sandbox,
         store=store,
         store_mebibytes=_mebibytes(cfg, "k8sStoreStorage", cfg.string("k8sStoreStorage"), "a volume's size"),
-        channel_tls=cfg.string(CHANNEL_TLS_KEY, choices=(STACK_TLS, MESH_TLS)),
+        channel_tls=channel_tls(cfg),
     )
     if settings.turn is not None:
         offered = web_transports(replace(settings, kubernetes=found))
@@ -264,3 +267,14 @@ def _mebibytes(cfg: Reader, key: str, value: str, what: str = "memory") -> int:
         raise cfg.fail(key, f"must be {what} in Mi or Gi, like 512Mi or 2Gi (got {value!r})")
     return int(found[1]) * (1024 if found[2] == "Gi" else 1)
 
+
+def channel_tls(cfg: Reader) -> str:
+    """`k8sChannelTls`: the stack's own certificate, or a mesh named, one that adds nothing to the bots' pods."""
+    if cfg.raw(CHANNEL_TLS_KEY) == MESH_TLS:
+        raise cfg.fail(CHANNEL_TLS_KEY, (
+            f"is {MESH_TLS!r}: name the mesh, {ISTIO_AMBIENT} (Istio's ambient mode) or {CILIUM} (Cilium's "
+            "transparent encryption). A sidecar mesh (Istio's sidecar mode, Linkerd) injects a proxy and an init "
+            "container that the bots' admission policy and Pod Security restricted refuse: with one, set "
+            f"`pulumi config set {CHANNEL_TLS_KEY} {STACK_TLS}` (the stack's own certificate) and leave the bots' "
+            "namespace out of the mesh (docs/kubernetes.md, \"The channel's TLS\")"))
+    return cfg.string(CHANNEL_TLS_KEY, choices=CHANNEL_TLS_CHOICES)

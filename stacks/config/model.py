@@ -146,7 +146,7 @@ class KubernetesSettings:
     store: str = "external"  # `in-cluster`: the stack runs Valkey (stacks/k8s/store.py), storePassword its user's
     store_mebibytes: int = 1024  # the in-cluster store's volume
     # `stack`: the stack's CA signs the dispatcher's channel certificate, bots dial wss:// (stacks/k8s/channel_tls.py);
-    # `mesh`: a service mesh's mTLS encrypts the pods' traffic, no certificate, bots dial ws://.
+    # `istio-ambient`, `cilium`: a mesh encrypts the pods' traffic, bots dial ws:// (stacks/k8s/mesh.py).
     channel_tls: str = "stack"
     ingress_sources: tuple[str, ...] = ()  # CIDRs the dispatcher takes clients from beside the controller's pods
     registry: K8sRegistry | None = None  # `k8sRegistry`: the stack builds both images and pushes them there

@@ -143,7 +143,7 @@ DEFAULTS: dict[str, Any] = {
     "k8sAgentSandbox": "adopt",  # the cluster's own agent-sandbox; `install`: the stack's pinned release
     "k8sSandboxController": "agent-sandbox-system/agent-sandbox-controller",  # the release's own
     "k8sDeployer": "",  # required in agent-sandbox mode
-    "k8sChannelTls": "stack",  # the stack's CA signs the channel's certificate; `mesh`: a mesh's mTLS (ws://)
+    "k8sChannelTls": "stack",  # the stack's CA signs the channel's certificate; istio-ambient, cilium: a mesh's (ws://)
     "k8sStore": "external",  # k8sStoreUrl's store; `in-cluster`: the stack runs Valkey (stacks/k8s/store.py)
     "k8sStoreStorage": "1Gi",  # the in-cluster store's volume
 }

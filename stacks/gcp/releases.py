@@ -2,7 +2,7 @@
 
 Each kept release (stacks/shared/release_builds.py: listed, or retiring while a session may still run it)
 gets its own definition from its own images: an instance template (botRuntime gce) or a Cloud Run
-job (cloudrun), created when the remembered list and this `up`'s build are known. The dispatcher is
+job (cloudrun), created from the remembered list (and this `up`'s build, once known). The dispatcher is
 offered the listed ones (RELEASES), each with that definition for every transport (`*`): a
 template carries both the Daily and the SmallWebRTC image (the VM picks by session), a job its one
 image. The stack's other settings (machine type, secrets, channel) are every release's: changing
@@ -11,8 +11,9 @@ them replaces every kept release's template, or updates every job, under the sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 import pulumi
 
@@ -21,7 +22,7 @@ from images.component import Images
 from stacks.config.releases import ReleaseSettings, StackRelease, catalogue
 from stacks.gcp.bot_job import BotJob
 from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate
-from stacks.shared.release_builds import Builds, unexpired
+from stacks.shared.release_builds import Build, Builds, kept_whatever_is_built, unexpired
 
 
 def bot_images(images: Images) -> pulumi.Output[dict[str, str]]:
@@ -45,24 +46,43 @@ def registry_keeps(before: Builds, longest_bot_seconds: int, now: datetime) -> l
 
 
 class Releases:
-    """The kept releases' definitions (created once `builds` is known), and what the dispatcher reads."""
+    """The kept releases' definitions, and what the dispatcher reads. The remembered releases this `up` keeps
+    whatever it builds are defined from `before` (the last `up`'s builds), known at a preview; only this
+    `up`'s new build waits for `builds`, whose digest a preview does not know (pulumi/pulumi#16140: a
+    definition declared in an apply on an unknown value is missing from the preview, shown deleted)."""
 
     current: pulumi.Output[str]  # the current build's template or job path: GCE_INSTANCE_TEMPLATE, CLOUDRUN_JOB
     document: pulumi.Output[str]  # RELEASES
     kept: pulumi.Output[list[str]]  # every kept release's template or job path, the retiring ones' too
 
-    def __init__(self, builds: pulumi.Output[Builds], bot: BotTemplate | BotJob, settings: ReleaseSettings,
-                 job_role: str = BOT_ROLE) -> None:
-        def define(kept: Builds) -> pulumi.Output[dict[str, str]]:
+    def __init__(self, before: pulumi.Output[Builds], builds: pulumi.Output[Builds], bot: BotTemplate | BotJob,
+                 settings: ReleaseSettings, job_role: str = BOT_ROLE, *, now: datetime, life: int) -> None:
+        def define(releases: Iterable[Build]) -> pulumi.Output[dict[str, str]]:
             paths = {b.name: bot.release_template(b) if isinstance(bot, BotTemplate)
-                     else bot.release_job(b, b.images.get(job_role) or b.images[BOT_ROLE]) for b in kept.kept}
-            return pulumi.Output.all(**paths).apply(lambda found: {name: str(path) for name, path in found.items()})
+                     else bot.release_job(b, b.images.get(job_role) or b.images[BOT_ROLE]) for b in releases}
+            return pulumi.Output.all(*paths.values()).apply(
+                lambda found: {name: str(path) for name, path in zip(paths, found, strict=True)})
 
-        paths: pulumi.Output[dict[str, str]] = builds.apply(define)  # an Output, flattened
+        def define_new(found: list[Any]) -> pulumi.Output[dict[str, str]]:
+            earlier = {b.name for b in kept_whatever_is_built(found[0], life, now)}
+            return define(b for b in found[1].kept if b.name not in earlier)
+
+        early: pulumi.Output[dict[str, str]] = before.apply(
+            lambda found: define(kept_whatever_is_built(found, life, now)))
+        late: pulumi.Output[dict[str, str]] = pulumi.Output.all(before, builds).apply(define_new)
+        paths = pulumi.Output.all(early, late, builds).apply(
+            lambda found: kept_paths(found[2], {**found[0], **found[1]}))
         both = pulumi.Output.all(builds, paths)
         self.current = both.apply(lambda found: found[1][found[0].current_name])
         self.document = both.apply(lambda found: releases_document(found[0], found[1], settings))
         self.kept = paths.apply(lambda found: sorted(found.values()))
+
+
+def kept_paths(kept: Builds, paths: Mapping[str, str]) -> dict[str, str]:
+    """The definitions of the releases `kept` holds; one defined early that `advance` did not keep is a bug."""
+    if lost := set(paths) - {b.name for b in kept.kept}:
+        raise AssertionError(f"releases {sorted(lost)} were defined before the build was known, then dropped")
+    return dict(paths)
 
 
 def releases_document(kept: Builds, paths: Mapping[str, str], settings: ReleaseSettings) -> str:

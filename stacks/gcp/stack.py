@@ -99,7 +99,8 @@ class GcpStack(pulumi.ComponentResource):
         builds = pulumi.Output.all(before, bot_images(images)).apply(
             lambda found: advance(found[0], found[1], settings.releases, longest_bot_seconds=longest_bot, now=now,
                                   regions=settings.regions is not None))
-        releases = Releases(builds, bot, settings.releases, self._job_image_role(images))
+        releases = Releases(before, builds, bot, settings.releases, self._job_image_role(images), now=now,
+                            life=longest_bot)
         args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls, egress,
                                      store)
         recordings = RecordingBucket(

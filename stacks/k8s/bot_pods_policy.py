@@ -12,8 +12,9 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
   environment; no init or ephemeral container;
 - `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
-- its only volumes are projected identity tokens for the channel's audience, beside which the channel's CA
-  ConfigMap (K8S_BOT_CHANNEL_CA_CONFIGMAP, public) may be projected when the stack made one;
+- its only volumes are projected identity tokens for the channel's audience (and the channel's CA
+  ConfigMap, public, when the stack made one), and with an EKS role in `botPermissions` the token volume
+  EKS's webhook adds (stacks/k8s/web_identity.py);
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
@@ -34,6 +35,7 @@ from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.k8s.cel import empty, literal, off, quoted
 from stacks.k8s.pool_template import dispatcher_settings
+from stacks.k8s.web_identity import WebIdentityVolume, web_identity_volume
 
 # The tolerations the API server's DefaultTolerationSeconds admission adds to every pod (NoExecute, 300 s).
 DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -50,6 +52,7 @@ class BotPod:
     runtime_class: str | None
     lifetime: int  # the longest `activeDeadlineSeconds` its pods carry
     ca_configmap: str | None = None  # the channel's CA, projected beside the token (stacks/k8s/channel_tls.py)
+    web_identity: WebIdentityVolume | None = None  # the volume a cloud's webhook adds (botPermissions' IRSA)
 
 
 def variables() -> list[dict[str, str]]:
@@ -95,11 +98,13 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f"!(has(object.metadata.annotations) && {literal(NOTE_CLAIMED)} in object.metadata.annotations)",
          f"a bot pod carries the labels the dispatcher lists it by ({LABEL_APP}: {APP}, and {LABEL_SESSION} or "
          f"{LABEL_STATE}: {IDLE}), no scheduling gate, and no {NOTE_CLAIMED} before its claim"),
-        (f"!has({spec}.volumes) || {spec}.volumes.all(v, has(v.projected) && v.projected.sources.all(s, "
+        (f"!has({spec}.volumes) || {spec}.volumes.all(v, (has(v.projected) && v.projected.sources.all(s, "
          f"(has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
-         f"s.serviceAccountToken.audience == {literal(pod.audience)}){ca_source(pod.ca_configmap)}))",
+         f"s.serviceAccountToken.audience == {literal(pod.audience)}){ca_source(pod.ca_configmap)}))"
+         f"{web_identity_source(pod.web_identity)})",
          f"a bot pod's only volumes are projected identity tokens for the channel's audience {pod.audience}"
-         + (f" and the channel's CA (ConfigMap {pod.ca_configmap})" if pod.ca_configmap else "")),
+         + (f" and the channel's CA (ConfigMap {pod.ca_configmap})" if pod.ca_configmap else "")
+         + (f", and {pod.web_identity.described}" if pod.web_identity else "")),
         (placement(pod),
          "a bot pod names no node, affinity or host namespace, and no runtime class, node selector or toleration "
          "but k8sRuntimeClass's and the cluster's defaults"),
@@ -112,6 +117,16 @@ def ca_source(configmap: str | None) -> str:
     if configmap is None:
         return ""
     return (f" || (has(s.configMap) && !has(s.serviceAccountToken) && s.configMap.name == {literal(configmap)})")
+
+
+def web_identity_source(volume: WebIdentityVolume | None) -> str:
+    """CEL: ` || ` the cloud webhook's volume, by its name, one token of its audience alone; nothing without one."""
+    if volume is None:
+        return ""
+    return (f" || (v.name == {literal(volume.name)} && has(v.projected) && size(v.projected.sources) == 1 && "
+            "v.projected.sources.all(s, has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
+            f"s.serviceAccountToken.audience == {literal(volume.audience)} && has(s.serviceAccountToken.path) && "
+            f"s.serviceAccountToken.path == {literal(volume.path)}))")
 
 
 def listed(labels: str) -> str:
@@ -136,11 +151,14 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
     return session + max(DEADLINE_SLACK_SECONDS, idle)
 
 
-def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None) -> BotPod:
+def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
+            account_annotations: Mapping[str, str] | None = None) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
-    replica the last `up` made, not yet rolled, still gives its own pods' lifetime."""
+    replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
+    annotations (botPermissions) say what a cloud's webhook adds to them."""
     settings = dispatcher_settings(environment)
     assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
     return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
                   runtime_class=settings.runtime_class, ca_configmap=settings.channel_ca_configmap,
-                  lifetime=max(pod_lifetime(environment), last_lifetime or 0))
+                  lifetime=max(pod_lifetime(environment), last_lifetime or 0),
+                  web_identity=web_identity_volume(account_annotations or {}))

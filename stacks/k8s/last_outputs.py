@@ -8,9 +8,10 @@ reads its releases). Two changes are refused here, whatever tool runs the `up`:
   name changes, and the old one is deleted at the end of the `up` with every pod in it (the bots'
   running sessions, or the dispatcher and its relayed calls). A stack whose last `up` was drained
   (`drain: true`, no dispatcher launching bots) may move;
-- agent-sandbox: a new `k8sDeployer` with a new bot template in the same `up`. The admission policy
+- agent-sandbox: a new `k8sDeployer` with a change to the bots' templates or pools in the same `up`
+  (their spec, or their metadata: labels, release names, a pool turned retiring). The admission policy
   naming the new deployer is updated first, and the API server takes about a second to enforce it:
-  the template's update, by the new deployer, can be judged by the old policy meanwhile and refused;
+  their update, by the new deployer, can be judged by the old policy meanwhile and refused;
 - agent-sandbox: `k8sAgentSandbox` from `install` to `adopt`. The `up` would delete the installed release,
   its CRDs first among them, and with them every Sandbox, claim, template and pool in the cluster: the
   stack's own, which it then still counts as there, and every other tenant's.
@@ -82,10 +83,13 @@ def read(name: str) -> pulumi.Output[LastUp]:
         lambda values: LastUp.of(dict(zip(READ, values, strict=True))))
 
 
-def template_digest(pod: Mapping[str, Any], cfg: KubernetesSettings) -> str:
-    """The bots' SandboxTemplate (its pod, and the keys its egress is made of), as one value an output can
-    carry and the next `up` compare."""
-    template = {"pod": pod, "egressExcept": list(cfg.bot_egress_except), "dnsAddresses": list(cfg.dns_addresses)}
+def template_digest(pod: Mapping[str, Any], cfg: KubernetesSettings, metadata: Mapping[str, Any]) -> str:
+    """The bots' SandboxTemplates and SandboxWarmPools (the pod, the keys their egress is made of, and what
+    their metadata is made of: their labels, and the release settings that name the pools per release and
+    label one retiring), as one value an output can carry and the next `up` compare. A metadata-only
+    update is as much a deployer's write as a new pod: the policy refuses it from anyone else."""
+    template = {"pod": pod, "egressExcept": list(cfg.bot_egress_except), "dnsAddresses": list(cfg.dns_addresses),
+                "metadata": metadata}
     return "sha256:" + hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
 
 
@@ -112,7 +116,8 @@ def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, templat
     if last.template is not None and template is not None and last.template != template:
         raise SettingsError(
             f"Invalid stack configuration: k8sDeployer changes from {last.deployer!r} to {cfg.deployer!r} in the "
-            "same `up` as the bots' SandboxTemplate (bot image, the bots' sizes, settings or egress): the admission "
+            "same `up` as the bots' SandboxTemplates or SandboxWarmPools (bot image, the bots' sizes, settings or "
+            "egress, their labels: environment, release, releasesKept): the admission "
             "policy naming the new deployer takes about a second to be enforced, and the template's update can be "
             "refused (403) meanwhile. Change k8sDeployer in an `up` of its own, then the rest "
             "(docs/kubernetes.md, \"The agent-sandbox mode\")")

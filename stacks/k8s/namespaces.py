@@ -9,7 +9,7 @@ past it is the dispatcher's `503 k8s_capacity` (docs/kubernetes.md, "Errors").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -29,6 +29,7 @@ class NamespacesArgs:
     bot_millicores: int  # each bot's CPU
     bot_mebibytes: int  # each bot's memory
     protect: bool
+    mesh_labels: dict[str, str] = field(default_factory=dict)  # what enrols both in the mesh (stacks/k8s/mesh.py)
 
 
 def pod_security_labels(level: str) -> dict[str, str]:
@@ -45,10 +46,10 @@ class Namespaces(pulumi.ComponentResource):
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         # The dispatcher's pods (and the in-cluster store's) meet `restricted` already: enforced, so a later
         # template cannot regress.
-        dispatcher = k8s.core.v1.Namespace(f"{name}-dispatcher", metadata={
-            "name": args.dispatcher, "labels": {**args.labels, **pod_security_labels(POD_SECURITY)}}, opts=kept)
-        bots = k8s.core.v1.Namespace(f"{name}-bots", metadata={
-            "name": args.bots, "labels": {**args.labels, **pod_security_labels(POD_SECURITY)}}, opts=kept)
+        enrolled = {**args.labels, **args.mesh_labels, **pod_security_labels(POD_SECURITY)}
+        dispatcher = k8s.core.v1.Namespace(f"{name}-dispatcher", metadata={"name": args.dispatcher, "labels": enrolled},
+                                           opts=kept)
+        bots = k8s.core.v1.Namespace(f"{name}-bots", metadata={"name": args.bots, "labels": enrolled}, opts=kept)
         cpu, memory = f"{args.bot_pods * args.bot_millicores}m", f"{args.bot_pods * args.bot_mebibytes}Mi"
         k8s.core.v1.ResourceQuota(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": bots.metadata.name, "labels": args.labels},

@@ -10,7 +10,8 @@ answer them on port 53 as well.
 The dispatcher takes traffic from the Ingress controller's namespace (and `k8sIngressSources`, a cloud
 load balancer's or the nodes' ranges: stacks/config/k8s_ingress.py) on its public port only, and
 from its bots on its channel port only (BOT_CHANNEL_PORT); its own egress (the API server, the store,
-Daily) is not limited here.
+Daily) is not limited here. Under Istio's ambient mode each of those also takes the mesh's tunnel port
+and the kubelet's probes from the mesh's address (stacks/k8s/mesh.py).
 
 A cluster whose network plugin does not enforce NetworkPolicy accepts these and enforces nothing
 (docs/kubernetes.md, "A stack for your cluster").
@@ -27,6 +28,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from dispatcher.machines.k8s.pods import APP, LABEL_APP
+from stacks.config.k8s import STACK_TLS
+from stacks.k8s.mesh import probe_sources, tunnel_ports
 from stacks.k8s.namespaces import NAME_LABEL
 from stacks.shared import contract
 
@@ -54,6 +57,7 @@ class NetworkPoliciesArgs:
     egress_except: pulumi.Input[Sequence[str]] = ()  # beyond PRIVATE_RANGES
     dns_addresses: Sequence[str] = ()  # where else the bots' resolver is: NodeLocal DNSCache's, Cloud DNS's
     ingress_sources: Sequence[str] = ()  # CIDRs clients also come from: a cloud load balancer's, the nodes'
+    channel_tls: str = STACK_TLS  # a mesh's tunnel port and probe source are let through (stacks/k8s/mesh.py)
 
 
 def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
@@ -74,7 +78,8 @@ def bot_egress(args: NetworkPoliciesArgs) -> list[dict[str, Any]]:
         lambda extra: [*PRIVATE_RANGES, *(cidr for cidr in extra if cidr not in PRIVATE_RANGES)])
     return [
         {"to": resolvers, "ports": dns_ports},
-        {"to": [dispatcher_pods], "ports": [{"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}]},
+        {"to": [dispatcher_pods], "ports": [{"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"},
+                                            *tunnel_ports(args.channel_tls)]},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": left_out}}]},
     ]
 
@@ -107,6 +112,8 @@ class NetworkPolicies(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         public_port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
         channel_port = {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}
+        tunnel = tunnel_ports(args.channel_tls)  # a meshed peer's traffic arrives on the mesh's port
+        probes = probe_sources(args.channel_tls)
         bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
             # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
@@ -123,9 +130,10 @@ class NetworkPolicies(pulumi.ComponentResource):
             "policy_types": ["Ingress"],
             "ingress": [{"from": [{"namespace_selector": namespace(args.ingress_namespace)},
                                   *({"ip_block": {"cidr": cidr}} for cidr in args.ingress_sources)],
-                         "ports": [public_port]},
+                         "ports": [public_port, *tunnel]},
                         {"from": [{"namespace_selector": namespace(args.bot_namespace),
-                                   "pod_selector": {"match_labels": BOT_SELECTOR}}], "ports": [channel_port]}],
+                                   "pod_selector": {"match_labels": BOT_SELECTOR}}], "ports": [channel_port, *tunnel]},
+                        *([{"from": probes, "ports": [public_port]}] if probes else [])],
         }), opts=child)
         # What the dispatcher's Deployment depends on: created before it, deleted after its pods are gone.
         self.policies: tuple[pulumi.Resource, ...] = (bots, dispatcher)

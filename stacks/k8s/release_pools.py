@@ -25,6 +25,7 @@ other settings are every release's.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import pulumi
@@ -34,7 +35,7 @@ from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.releases.catalogue import ANY_TRANSPORT
 from stacks.k8s.dispatcher import ROLLOUT_MARGIN_SECONDS, grace_seconds
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
-from stacks.shared.release_builds import Build, Builds
+from stacks.shared.release_builds import Build, Builds, kept_whatever_is_built
 
 RELEASE_POOL_REPLICAS = 0  # at creation: the dispatcher's planner sizes each release's pool
 
@@ -57,17 +58,39 @@ def release_image(release: Build) -> str:
     return release.images[ANY_TRANSPORT]
 
 
-def release_pools(name: str, builds: pulumi.Output[Builds], *, warm_pool: str, namespace: pulumi.Input[str],
-                  pod_for: Callable[[str], dict[str, Any]], egress: list[dict[str, Any]], labels: Mapping[str, str],
-                  after: tuple[pulumi.Resource, ...], parent: pulumi.Resource) -> pulumi.Output[list[str]]:
-    """Each listed and retiring release's template and pool, made once the builds are known; the pools' names,
-    once they exist (what the dispatcher's RELEASES waits for, so no release is offered before its pool)."""
-    def declare(found: Builds) -> pulumi.Output[list[str]]:
-        made = [WarmPool(f"{name}-release-{release.name}", WarmPoolArgs(
+def release_pools(name: str, before: pulumi.Output[Builds], builds: pulumi.Output[Builds], *, now: datetime,
+                  life: int, warm_pool: str, namespace: pulumi.Input[str], pod_for: Callable[[str], dict[str, Any]],
+                  egress: list[dict[str, Any]], labels: Mapping[str, str], after: tuple[pulumi.Resource, ...],
+                  parent: pulumi.Resource) -> pulumi.Output[list[str]]:
+    """Each listed and retiring release's template and pool; the pools' names, once they exist (what the
+    dispatcher's RELEASES waits for, so no release is offered before its pool). The releases the last `up`
+    kept (`before`) that this one keeps whatever it builds are declared from `before` alone, known at a
+    preview (`life`, `now`: as `builds` was advanced with); only this `up`'s new build waits for `builds`."""
+    def declare(release: Build, retiring: pulumi.Input[bool]) -> pulumi.Output[str]:
+        return WarmPool(f"{name}-release-{release.name}", WarmPoolArgs(
             name=release_pool_name(warm_pool, release.name), namespace=namespace,
             pod_template=pod_for(release_image(release)), egress=egress, replicas=RELEASE_POOL_REPLICAS,
-            labels={**labels, LABEL_RELEASE: release.name}, after=after, retiring=release in found.retiring),
-            opts=pulumi.ResourceOptions(parent=parent)) for release in found.kept]
-        return pulumi.Output.all(*(pool.pool_name for pool in made)).apply(lambda names: sorted(map(str, names)))
+            labels={**labels, LABEL_RELEASE: release.name}, after=after, retiring=retiring),
+            opts=pulumi.ResourceOptions(parent=parent)).pool_name
 
-    return builds.apply(declare)
+    def retiring(release: str) -> pulumi.Output[bool]:
+        return builds.apply(lambda kept: release in names(kept.retiring))
+
+    def remembered_pools(found: Builds) -> pulumi.Output[list[str]]:
+        return pulumi.Output.all(*(declare(release, retiring(release.name))
+                                   for release in kept_whatever_is_built(found, life, now)))
+
+    def new_pools(found: list[Any]) -> pulumi.Output[list[str]]:
+        earlier, kept = names(kept_whatever_is_built(found[0], life, now)), found[1]
+        if lost := earlier - names(kept.kept):  # kept_whatever_is_built and `advance` disagree: a bug, not config
+            raise AssertionError(f"releases {sorted(lost)} were declared kept before the build was known, then dropped")
+        return pulumi.Output.all(*(declare(release, release in kept.retiring) for release in kept.kept
+                                   if release.name not in earlier))
+
+    early: pulumi.Output[list[str]] = before.apply(remembered_pools)
+    late: pulumi.Output[list[str]] = pulumi.Output.all(before, builds).apply(new_pools)
+    return pulumi.Output.all(early, late).apply(lambda found: sorted(map(str, [*found[0], *found[1]])))
+
+
+def names(releases: tuple[Build, ...]) -> set[str]:
+    return {release.name for release in releases}

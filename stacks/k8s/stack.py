@@ -45,6 +45,7 @@ from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.images import built_images
 from stacks.k8s.last_outputs import template_digest
+from stacks.k8s.mesh import namespace_labels
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
@@ -156,7 +157,8 @@ def in_cluster_store(name: str, settings: Settings, namespace: pulumi.Output[str
     return InClusterStore(f"{name}-store", InClusterStoreArgs(
         namespace=namespace, namespace_name=cfg.dispatcher_namespace,
         passwords=[password, *([previous] if previous is not None else [])], storage_mib=cfg.store_mebibytes,
-        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector), opts=opts)
+        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector, channel_tls=cfg.channel_tls),
+        opts=opts)
 
 
 class K8sStack(pulumi.ComponentResource):
@@ -176,7 +178,11 @@ class K8sStack(pulumi.ComponentResource):
         dispatcher_image = images.dispatcher if images is not None else cfg.dispatcher_image or ""
         launching = bot_image.apply(lambda image: {**environment, "BOT_IMAGE": image})
         template = launching.apply(pool_pod) if cfg.mode == AGENT_SANDBOX else None
-        digest = template.apply(lambda pod: template_digest(pod, cfg)) if template is not None else None
+        labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
+                  "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
+        # The pools' metadata too: their labels, and the settings that name the pools per release and retire one.
+        metadata = {"labels": labels, "release": settings.releases.name, "releasesKept": settings.releases.kept}
+        digest = template.apply(lambda pod: template_digest(pod, cfg, metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
@@ -190,13 +196,12 @@ class K8sStack(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
-        labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
-                  "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
         selector = {"app.kubernetes.io/name": f"{settings.project}-dispatcher",
                     "app.kubernetes.io/instance": settings.stack}
         namespaces = Namespaces(name, NamespacesArgs(
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
-            bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect), opts=child)
+            bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect,
+            mesh_labels=namespace_labels(cfg.channel_tls)), opts=child)
         pulls = pull_secrets(name, cfg.registry, (namespaces.dispatcher, namespaces.bots), labels, child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
@@ -221,7 +226,8 @@ class K8sStack(pulumi.ComponentResource):
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources)
+            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
+            channel_tls=cfg.channel_tls)
         policies = NetworkPolicies(name, network, opts=child)
         # The policy first, and deleted last: a policy never looks again at what was made before it, so
         # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
@@ -231,7 +237,8 @@ class K8sStack(pulumi.ComponentResource):
             mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
             bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
                 lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
-                                      found[0].bot_lifetime))), opts=child)
+                                      found[0].bot_lifetime, settings.bot_permissions.k8s_annotations))),
+            opts=child)
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
         before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))
@@ -249,11 +256,13 @@ class K8sStack(pulumi.ComponentResource):
             # A template and a pool per listed or retiring release (docs/kubernetes.md, "Pools per release");
             # RELEASES names the listed ones only once their pools exist.
             now, life = up_time(), longest_bot_seconds(settings.max_session_seconds)
-            kept = pulumi.Output.all(remembered(name, self, listed=RELEASES_OUTPUT), bot_image).apply(
+            before = remembered(name, self, listed=RELEASES_OUTPUT)
+            kept = pulumi.Output.all(before, bot_image).apply(
                 lambda found: advance(found[0], {"*": found[1]}, settings.releases, now=now, longest_bot_seconds=life))
             if images is not None:  # the registry keeps each release's image by its tag, as ECR does
                 images.tag_release(kept.apply(lambda found: found.current_name))
-            made = release_pools(name, kept, warm_pool=environment["K8S_WARM_POOL"], namespace=bot_namespace,
+            made = release_pools(name, before, kept, now=now, life=life, warm_pool=environment["K8S_WARM_POOL"],
+                                 namespace=bot_namespace,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
                                  egress=bot_egress(network), labels=labels, after=after, parent=self)
             releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(lambda found: catalogue(

@@ -28,6 +28,8 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from stacks.config.k8s import STACK_TLS
+from stacks.k8s.mesh import probe_sources, tunnel_ports
 from stacks.shared.store_access import ACCESS, USER
 
 # docker.io's official image (valkey-io/valkey-container 8.1/debian/Dockerfile): Valkey 8.1.8 on Debian
@@ -77,6 +79,7 @@ class InClusterStoreArgs:
     labels: dict[str, str]
     selector: dict[str, str]  # the store pod's own labels
     dispatcher_selector: dict[str, str]  # the only pods let in
+    channel_tls: str = STACK_TLS  # under a mesh, its tunnel port and probe source too (stacks/k8s/mesh.py)
 
 
 class InClusterStore(pulumi.ComponentResource):
@@ -102,7 +105,9 @@ class InClusterStore(pulumi.ComponentResource):
                 "pod_selector": {"match_labels": args.selector},
                 "policy_types": ["Ingress", "Egress"],
                 "ingress": [{"from": [{"pod_selector": {"match_labels": args.dispatcher_selector}}],
-                             "ports": [{"port": PORT, "protocol": "TCP"}]}],
+                             "ports": [{"port": PORT, "protocol": "TCP"}, *tunnel_ports(args.channel_tls)]},
+                            *([{"from": probes, "ports": [{"port": PORT, "protocol": "TCP"}]}]
+                              if (probes := probe_sources(args.channel_tls)) else [])],
                 "egress": [],
             }), opts=child)
         stateful_set = k8s.apps.v1.StatefulSet(name, metadata={

@@ -41,7 +41,9 @@ class WarmPoolArgs:
     labels: Mapping[str, str]
     after: tuple[pulumi.Resource, ...] = ()  # the bots' admission policy and agent-sandbox itself
     sized_by_dispatcher: bool = True  # its `scale` is the dispatcher's: the stack's replicas at creation only
-    retiring: bool = False  # a release's pool kept for its last sessions: labelled for the dispatcher to empty
+    # a release's pool kept for its last sessions: labelled for the dispatcher to empty (known once this `up`'s
+    # build is: a kept release may turn retiring by it)
+    retiring: pulumi.Input[bool] = False
 
 
 # A pool the stack sizes every `up` takes `spec.replicas` back even from the `scale` writes of a dispatcher
@@ -50,9 +52,11 @@ class WarmPoolArgs:
 STACK_SIZED = {"pulumi.com/patchForce": "true"}
 
 
-def pool_metadata(metadata: dict[str, Any], *, sized_by_dispatcher: bool, retiring: bool) -> dict[str, Any]:
+def pool_metadata(metadata: dict[str, Any], *, sized_by_dispatcher: bool, retiring: pulumi.Input[bool]
+                  ) -> dict[str, Any]:
     """The pool's metadata: its template's, forced to its size when the stack sizes it, labelled when retiring."""
-    labels = {**metadata["labels"], **({LABEL_RETIRING: "true"} if retiring else {})}
+    labels = pulumi.Output.from_input(retiring).apply(
+        lambda retired: {**metadata["labels"], **({LABEL_RETIRING: "true"} if retired else {})})
     return {**metadata, "labels": labels, **({} if sized_by_dispatcher else {"annotations": dict(STACK_SIZED)})}
 
 

@@ -159,6 +159,15 @@ def unexpired(builds: Builds, longest_bot_seconds: int, now: datetime) -> Builds
         if b.retired is not None and datetime.strptime(b.retired, STAMP).replace(tzinfo=UTC) + horizon(b) > now))
 
 
+def kept_whatever_is_built(before: Builds, longest_bot_seconds: int, now: datetime) -> tuple[Build, ...]:
+    """The remembered releases this `up` keeps whatever bot it builds (`advance` keeps each: a listed one
+    stays listed or turns retiring, a retiring one stays until it expires). Known at a preview, where the
+    build's digest is not: a stack declares their definitions from these, outside the apply that waits on
+    the build, so its preview shows them kept (a resource declared in an apply on an unknown value is
+    missing from the preview, which then shows it deleted: pulumi/pulumi#16140)."""
+    return unexpired(before, longest_bot_seconds, now).kept
+
+
 def remembered(name: str, parent: pulumi.Resource, *, listed: str | None = None) -> pulumi.Output[Builds]:
     """What this very stack's last completed `up` kept (nothing before its first), as stacks/shared/releases.py
     reads its list: through a StackReference to the stack itself. `listed`: the output a stack from before

@@ -128,8 +128,10 @@ class Deployed:
 
 class RecordingMocks(pulumi_mocks.Mocks):
     def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test", generation: int = 1,
-                 deployed: Deployed | None = None) -> None:
+                 deployed: Deployed | None = None, preview: bool = False) -> None:
         self.deployed = Deployed() if deployed is None else deployed
+        # A preview: what a provider computes at creation (an image's digest, which the build gives) is unknown.
+        self.preview = preview
         self.region = region
         self.gcp_project = gcp_project
         # Values a cloud assigns anew each time a resource is created (ids, unique ids): a second
@@ -213,8 +215,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             digest = "sha256:" + _digest(f"{self.deployed.bot_build}:{args.name}" if rebuilt else args.name)
             tags = inputs.get("tags") or [args.name]
             # docker-build's own context hash, from the real files (images/docker_build_model.py)
-            state |= {"digest": digest, "ref": f"{tags[0]}@{digest}",
-                      "contextHash": image_context_hash(unwrap(inputs), PROGRAM.parent)}
+            state |= {"contextHash": image_context_hash(unwrap(inputs), PROGRAM.parent),
+                      **({} if self.preview else {"digest": digest, "ref": f"{tags[0]}@{digest}"})}
         elif typ.startswith("gcp:"):
             project = inputs.get("project", self.gcp_project)
             state["selfLink"] = f"https://www.googleapis.com/compute/v1/projects/{project}/global/{name}"
@@ -419,12 +421,14 @@ class Run:
 
 
 def run_program(config: Mapping[str, str], secret_keys: list[str], *, stack: str,
-                project: str = "voicefleet", generation: int = 1, deployed: Deployed | None = None) -> Run:
+                project: str = "voicefleet", generation: int = 1, deployed: Deployed | None = None,
+                preview: bool = False) -> Run:
     """Run __main__.py once under fresh mocks, in its own context and event loop; `deployed`: what
-    the stack's earlier `up`s left (a first `up` without it)."""
+    the stack's earlier `up`s left (a first `up` without it); `preview`: as `pulumi preview` runs it (the
+    built images' digests unknown)."""
     region = config.get("aws:region") or config.get("gcp:region") or "us-east-1"
     mocks = RecordingMocks(region=region, gcp_project=config.get("gcp:project", "voicefleet-test"),
-                           generation=generation, deployed=deployed)
+                           generation=generation, deployed=deployed, preview=preview)
 
     def program() -> None:
         # The program reads VOICEFLEET_SOURCE_REVISION only when config lacks it; runs
@@ -445,7 +449,7 @@ def run_function(program: Callable[[], None], mocks: RecordingMocks, *, config: 
         asyncio.set_event_loop(loop)
         try:
             pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
-            pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+            pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=mocks.preview, monitor=monitor)
             from pulumi.runtime.stack import run_pulumi_func
 
             loop.run_until_complete(run_pulumi_func(program))

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from policy import rules
+from stacks.config.bot_data_fence import REPOSITORY_ROLES, recording_bucket_start
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Run, unwrap
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
@@ -85,6 +86,22 @@ def test_the_policy_pack_passes_the_bots_named_statements_and_refuses_a_wildcard
     ([{"actions": ["secretsmanager:GetSecretValue"],
        "resources": ["arn:aws:secretsmanager:*:*:secret:/voicefleet/aws-test/dispatcher-api-keys-??????"]}],
      "may reach this stack's own secrets"),
+    # voicefleet's recordings (every caller's audio) and images (the build cache the next `up` builds from)
+    ([{"actions": ["s3:GetObject"], "resources": ["*"]}],
+     "s3:GetObject on '\\*' reaches every bucket and repository, .*grant it on your own bucket's ARN "
+     "\\(arn:aws:s3:::team-bucket/\\*\\)"),
+    ([{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::*/*"]}], "reaches this stack's recording bucket"),
+    ([{"actions": ["s3:ListBucket"], "resources": ["arn:aws:s3:::voicefleet-aws-*"]}], "recording bucket"),
+    ([{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::voicefleet-aws-test-rec-20261127/*"]}],
+     "recording bucket \\(voicefleet-aws-test-rec…\\), every caller's audio"),
+    ([{"actions": ["s3:getobject"], "resources": ["arn:aws:s3:::team-recordings/*", "arn:aws:s3:::voice?leet*"]}],
+     "recording bucket"),
+    ([{"actions": ["ecr:BatchGetImage"], "resources": ["*"]}], "reaches every bucket and repository"),
+    ([{"actions": ["ecr:PutImage"], "resources": ["arn:aws:ecr:eu-west-1:123456789012:repository/*"]}],
+     "image repositories and the build cache .*your own repository's ARN"),
+    ([{"actions": ["ecr:PutImage"], "resources": ["arn:aws:ecr:*:*:repository/voicefleet-aws-test-bot"]}],
+     "image repositories"),
+    ([{"actions": ["ecr:PutImage"], "resources": ["arn:aws:ecr:*:*:*"]}], "image repositories"),
 ])
 def test_aws_statements_the_policy_pack_would_refuse_are_refused_naming_the_shape(
         stack: StackRunner, permissions: object, problem: str) -> None:
@@ -101,6 +118,25 @@ def test_aws_statements_naming_the_teams_own_secret_and_role_are_granted(stack: 
     granted = task_role_policies(stack("aws", botPermissions=json.dumps(named)))
     assert [s["Action"] for s in granted["voicefleet-aws-test-bot-task"]["Statement"]] == [  # type: ignore[attr-defined]
         ["secretsmanager:GetSecretValue"], ["sts:AssumeRole"]]
+
+
+def test_aws_statements_on_the_teams_own_bucket_and_repository_are_granted(stack: StackRunner) -> None:
+    """s3/ecr grants outside the stack's names pass, and so do the two actions that take `*` alone."""
+    named = [{"actions": ["s3:GetObject", "s3:PutObject"], "resources": ["arn:aws:s3:::team-recordings/*",
+                                                                         "arn:aws:s3:::voicefleet-aws-other-rec/*"]},
+             {"actions": ["ecr:BatchGetImage"], "resources": ["arn:aws:ecr:eu-west-1:123456789012:repository/team"]},
+             {"actions": ["ecr:GetAuthorizationToken", "s3:ListAllMyBuckets"], "resources": ["*"]}]
+    granted = task_role_policies(stack("aws", botPermissions=json.dumps(named)))
+    assert len(granted["voicefleet-aws-test-bot-task"]["Statement"]) == 3  # type: ignore[arg-type]
+
+
+def test_the_fenced_names_are_the_aws_stacks_own(stack: StackRunner) -> None:
+    """What the fence refuses is what the stack names its recording bucket and repositories."""
+    run = stack("aws", recording="on", recordingRules="key:acme days=30")
+    (bucket,) = run.of_type("aws:s3/bucket:Bucket")
+    assert unwrap(bucket.inputs)["bucketPrefix"].startswith(recording_bucket_start("voicefleet-aws-test"))
+    repositories = {unwrap(r.inputs)["name"] for r in run.of_type("aws:ecr/repository:Repository")}
+    assert repositories <= {f"voicefleet-aws-test-{role}" for role in REPOSITORY_ROLES}, repositories
 
 
 def gcp_stack(stack: StackRunner, runtime: str, **overrides: str) -> Run:
@@ -131,6 +167,11 @@ def test_gcp_roles_are_granted_on_the_project_to_the_bots_own_account(stack: Sta
     (["roles/secretmanager.secretAccessor"], "reaches every account and secret"),
     (["roles/cloudbuild.builds.editor"], "reaches every account"),
     (["roles/logging.logWriter"], "holds roles/logging.logWriter already"),
+    # voicefleet's recordings and images: every bucket and repository of the project
+    (["roles/storage.objectViewer"], "reaches every bucket in it, voicefleet's recordings and images among them: "
+                                     "grant it on your own bucket"),
+    (["roles/storage.admin"], "reaches every bucket"),
+    (["roles/artifactregistry.writer"], "reaches every repository in it, .*grant it on your own repository"),
 ])
 def test_gcp_roles_that_are_every_permission_or_no_role_are_refused(
         stack: StackRunner, roles: object, problem: str) -> None:
@@ -139,7 +180,7 @@ def test_gcp_roles_that_are_every_permission_or_no_role_are_refused(
 
 
 def test_a_predefined_and_a_custom_role_of_one_name_are_two_grants(stack: StackRunner) -> None:
-    roles = ["roles/storage.objectCreator", "projects/vf-test/roles/storage.objectCreator"]
+    roles = ["roles/aiplatform.user", "projects/vf-test/roles/aiplatform.user"]
     run = stack("gcp", botPermissions=json.dumps(roles))
     assert sorted(unwrap(r.inputs["role"]) for r in run.of_type("gcp:projects/iAMMember:IAMMember")
                   if "-permission-" in r.name) == sorted(roles)

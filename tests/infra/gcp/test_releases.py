@@ -22,9 +22,9 @@ from stacks.gcp.registry import cleanup_policies
 from stacks.gcp.stack import ROLLOUT_MARGIN_SECONDS
 from stacks.shared.contract import BOT_JOBS_OUTPUT
 from stacks.shared.release_builds import BUILDS_OUTPUT, STAMP, Builds, advance, parse, unexpired
-from stacks.tools.mocks import Deployed, Run, unwrap
+from stacks.tools.mocks import Deployed, Run, run_program, unwrap
 from stacks.tools.preflight import destroy, release_definitions
-from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
+from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner, config_for
 from tests.infra.helpers import component_outputs
 from tests.infra.test_turn_server import dispatcher_env
 
@@ -149,6 +149,26 @@ def test_the_oldest_release_past_releases_kept_is_dropped_and_retires(stack: Sta
     assert retiring["name"] == older["name"] and retiring["retired"] == MOCK_NOW.strftime(STAMP)
     keep = next(p for p in unwrap(run.one(REPOSITORY).inputs)["cleanupPolicies"] if p["id"] == "keep-releases")
     assert OLDER_BOT.rsplit("@", 1)[1] in keep["condition"]["versionNamePrefixes"]
+
+
+@pytest.mark.parametrize("runtime", ["gce", "cloudrun"])
+def test_a_preview_of_a_new_build_shows_the_kept_releases_definitions_kept(runtime: str) -> None:
+    """At a preview the new build's digest is unknown: the remembered releases' templates or jobs are
+    declared all the same (left out, the preview would show each deleted), a retiring one past its life not."""
+    older, old = build({"bot": OLDER_BOT}), build({"bot": OLD_BOT})
+    gone = build({"bot": OLDER_BOT.replace("0b" * 32, "0c" * 32)}, retired=LONG_AGO)
+    cloud_run = {"botRuntime": "cloudrun", **CHANNEL["gcp"]} if runtime == "cloudrun" else {}
+    secrets = {**SECRETS, **CHANNEL_SECRETS} if runtime == "cloudrun" else SECRETS
+    run = run_program(config_for("gcp", cloud_run, secrets), list(secrets), stack="gcp-test", preview=True,
+                      deployed=Deployed(outputs=remembered(older, old, retiring=(gone,))))
+    typ, images = (TEMPLATE, "metadata") if runtime == "gce" else (JOB, "template")
+    declared = {unwrap(r.inputs)["labels"]["release"]: unwrap(r.inputs) for r in run.of_type(typ)}
+    assert set(declared) == {older["name"], old["name"]}
+    for release in (older, old):
+        body = declared[release["name"]]
+        image = (body["metadata"]["bot-image"] if images == "metadata"
+                 else body["template"]["template"]["containers"][0]["image"])
+        assert image == release["images"]["bot"]
 
 
 def test_a_retired_release_goes_once_its_longest_session_is_over(stack: StackRunner) -> None:

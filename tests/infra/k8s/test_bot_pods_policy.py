@@ -8,6 +8,7 @@ admission (on in every cluster) applied. A leaked dispatcher token, or anyone el
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -165,6 +166,57 @@ def test_a_webhooks_own_facts_in_the_environment_are_admitted() -> None:
     for pod in dispatchers_pods(run):
         container(pod)["env"].append({"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}})
         assert refusal(policy_of(run), created(DISPATCHER, pod)) is None
+
+
+ROLE = "arn:aws:iam::123456789012:role/voice-bot"
+IRSA = json.dumps({"eks.amazonaws.com/role-arn": ROLE})
+EKS_MOUNT = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+
+
+def irsa_mutated(pod: dict[str, Any], audience: str = "sts.amazonaws.com") -> dict[str, Any]:
+    """The pod as EKS's pod identity webhook patches it (amazon-eks-pod-identity-webhook pkg/handler/handler.go,
+    testdata rawPodWithoutVolumes: the volume first, each container's env and mount), with the regional STS
+    endpoint and region its flags may add."""
+    mutated = copy.deepcopy(pod)
+    token = {"audience": audience, "expirationSeconds": 86400, "path": "token"}
+    spec_of(mutated)["volumes"] = [{"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": token}],
+                                                                          "defaultMode": 420}},
+                                   *spec_of(mutated).get("volumes", [])]
+    for each in spec_of(mutated)["containers"]:
+        each["env"] = [*each.get("env", []), *({"name": name, "value": value} for name, value in (
+            ("AWS_STS_REGIONAL_ENDPOINTS", "regional"), ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_REGION", "eu-west-1"), ("AWS_ROLE_ARN", ROLE),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", f"{EKS_MOUNT}/token")))]
+        each["volumeMounts"] = [*each.get("volumeMounts", []), {"name": "aws-iam-token", "readOnly": True,
+                                                                 "mountPath": EKS_MOUNT}]
+    return mutated
+
+
+def test_with_an_eks_role_the_pods_eks_webhook_mutates_are_admitted() -> None:
+    """botPermissions' IRSA role: EKS's webhook adds its STS token volume, env and mount before validation."""
+    run = up(botPermissions=IRSA)
+    policy = policy_of(run)
+    for pod in dispatchers_pods(run):
+        assert refusal(policy, created(DISPATCHER, irsa_mutated(pod))) is None
+
+
+@pytest.mark.parametrize("change", ["another audience", "no role configured", "a second source", "another path",
+                                    "the channel's token under the webhook's name"])
+def test_the_webhooks_volume_is_admitted_only_as_it_makes_it(change: str) -> None:
+    run = up() if change == "no role configured" else up(botPermissions=IRSA)
+    policy = policy_of(run)
+    for pod in dispatchers_pods(run):
+        mutated = irsa_mutated(pod, audience="vault.example.com" if change == "another audience" else
+                               "sts.amazonaws.com")
+        (webhooks, *_) = spec_of(mutated)["volumes"]
+        sources = webhooks["projected"]["sources"]
+        if change == "a second source":
+            sources.append({"secret": {"name": "db"}})
+        elif change == "another path":
+            sources[0]["serviceAccountToken"]["path"] = "../token"
+        elif change == "the channel's token under the webhook's name":
+            sources.append(copy.deepcopy(spec_of(pod)["volumes"][0]["projected"]["sources"][0]))
+        assert "only volumes are projected identity tokens" in str(refusal(policy, created(DISPATCHER, mutated)))
 
 
 def test_the_longest_deadline_is_the_dispatchers_and_the_last_ups_while_replicas_roll() -> None:

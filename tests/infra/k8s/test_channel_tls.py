@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from stacks.config.reader import SettingsError
 from stacks.k8s.channel_tls import CA_CONFIGMAP, CERT_FILE, KEY_FILE, MOUNT_DIR, NOTE_CERTIFICATE, SECRET_NAME
 from stacks.shared import contract
 from stacks.tools.mocks import Run, is_secret, unwrap
@@ -70,7 +71,7 @@ def test_the_outputs_say_when_the_certificate_and_the_ca_end(k8s: Run, k8s_stack
     ca = unwrap(k8s.one("tls:index/selfSignedCert:SelfSignedCert").outputs)
     assert outputs["channelCertificateExpires"] == leaf["validityEndTime"]
     assert outputs["channelCaExpires"] == ca["validityEndTime"]
-    mesh = component_outputs(k8s_stack(k8sChannelTls="mesh"), "k8s")
+    mesh = component_outputs(k8s_stack(k8sChannelTls="cilium"), "k8s")
     assert "channelCertificateExpires" not in mesh and "channelCaExpires" not in mesh
 
 
@@ -93,9 +94,11 @@ def test_the_pool_template_mounts_the_ca_and_waits_for_it(k8s_stack: K8sRunner) 
     assert run.one("kubernetes:core/v1:ConfigMap").urn in default(run, TEMPLATE).dependencies
 
 
+@pytest.mark.parametrize("mesh", ["istio-ambient", "cilium"])
 @pytest.mark.parametrize("mode", ["pods", "agent-sandbox"])
-def test_with_a_mesh_the_stack_makes_no_certificate_and_bots_dial_ws(k8s_stack: K8sRunner, mode: str) -> None:
-    run = k8s_stack(k8sChannelTls="mesh", k8sMode=mode, **({"k8sDeployer": DEPLOYER} if mode != "pods" else {}))
+def test_with_a_mesh_the_stack_makes_no_certificate_and_bots_dial_ws(k8s_stack: K8sRunner, mode: str,
+                                                                      mesh: str) -> None:
+    run = k8s_stack(k8sChannelTls=mesh, k8sMode=mode, **({"k8sDeployer": DEPLOYER} if mode != "pods" else {}))
     assert [r.type for r in run.registrations if r.type in TLS_TYPES] == []
     assert run.of_type("kubernetes:core/v1:ConfigMap") == []
     assert [r.name for r in run.of_type("kubernetes:core/v1:Secret")] == ["voicefleet-k8s-test-dispatcher"]
@@ -104,6 +107,17 @@ def test_with_a_mesh_the_stack_makes_no_certificate_and_bots_dial_ws(k8s_stack: 
     assert not set(contract.K8S_CHANNEL_TLS_ENV) & set(env)
     pod = pod_spec(run)
     assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
+
+
+def test_an_unnamed_mesh_is_refused_naming_the_meshes_that_work_and_the_way_out(k8s_stack: K8sRunner) -> None:
+    """A sidecar mesh's injected proxy and init container are refused by the bots' admission policy and Pod
+    Security restricted: `mesh` alone could be one, so it is refused, naming the two that add nothing to a pod."""
+    with pytest.raises(SettingsError) as refused:
+        k8s_stack(k8sChannelTls="mesh")
+    message = str(refused.value)
+    assert "voicefleet:k8sChannelTls is 'mesh': name the mesh, istio-ambient" in message
+    assert "cilium" in message and "Linkerd" in message
+    assert "`pulumi config set k8sChannelTls stack`" in message
 
 
 def test_an_unknown_channel_tls_is_refused_by_name(k8s_stack: K8sRunner) -> None:

@@ -41,12 +41,15 @@ SECRET = "kubernetes:core/v1:Secret"
 ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 
 
-def up(deployed: Deployed, *, credentials: bool = True, mode: dict[str, str] = SANDBOX, **overrides: str) -> Run:
+def up(deployed: Deployed, *, credentials: bool = True, mode: dict[str, str] = SANDBOX, preview: bool = False,
+       **overrides: str) -> Run:
+    """The stack's next `up` (a `preview`: its run at `pulumi preview`, recording nothing for the next)."""
     secrets = {**ALL_SECRETS, **(CREDENTIALS if credentials else {})}
     config = config_for("k8s", {**mode, **BUILT, **({"k8sRegistryUsername": USER} if credentials else {}),
                                 **overrides}, secrets)
-    run = run_program(config, list(secrets), stack="k8s-test", deployed=deployed)
-    deployed.record(run)
+    run = run_program(config, list(secrets), stack="k8s-test", deployed=deployed, preview=preview)
+    if not preview:
+        deployed.record(run)
     return run
 
 
@@ -120,6 +123,31 @@ def test_a_new_bot_project_is_a_new_release_beside_the_old_and_the_oldest_goes_p
     fourth = up(deployed, releasesKept="2")
     assert sorted(released(fourth, POOL)) == sorted([names[1], newest])
     assert f"{DEFAULT_WARM_POOL}-{names[0]}" not in json.dumps([inputs(r) for r in fourth.of_type(POOL)])
+
+
+def test_a_preview_of_a_new_bot_shows_the_kept_releases_kept() -> None:
+    """At a preview the new build's digest is unknown: the releases the last `up` kept are declared all the same,
+    each as it runs (a preview that left them out would show every kept template and pool deleted)."""
+    deployed = Deployed()
+    up(deployed, releasesKept="2")
+    deployed.bot_build += 1
+    second = up(deployed, releasesKept="2")
+    deployed.bot_build += 1
+    preview = up(deployed, releasesKept="2", preview=True)
+    names = sorted(released(second, TEMPLATE))
+    assert len(names) == 2 and sorted(released(preview, TEMPLATE)) == names
+    for name in names:
+        assert released(preview, TEMPLATE)[name] == released(second, TEMPLATE)[name]
+    pools = {inputs(reg)["metadata"]["name"]: reg for reg in preview.of_type(POOL)}
+    for name in names:  # its retiring label waits for the build: the oldest turns retiring if the bot is new
+        pool = inputs(pools[f"{DEFAULT_WARM_POOL}-{name}"])
+        assert pool["spec"] == released(second, POOL)[name]["spec"]
+    # A retiring release past its life is not kept, by the preview either.
+    third = up(deployed, releasesKept="2")
+    deployed.now += timedelta(seconds=longest_bot_seconds(MAX_SESSION_SECONDS))
+    deployed.bot_build += 1
+    later = up(deployed, releasesKept="2", preview=True)
+    assert sorted(released(later, TEMPLATE)) == sorted(set(released(third, TEMPLATE)) - {names[0]})
 
 
 def pull_secret_names(run: Run) -> dict[str, str]:

@@ -85,6 +85,18 @@ def test_a_new_deployer_with_a_new_bot_template_is_refused_and_each_alone_goes_t
     up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sBotImage=NEW_IMAGE)  # then the template
 
 
+@pytest.mark.parametrize("change", [{"environment": "staging"}, {"releasesKept": "2"}])
+def test_a_new_deployer_with_a_metadata_only_change_of_the_pools_is_refused(change: dict[str, str]) -> None:
+    """A label the pools carry (the environment), or which pools there are and which is retiring (the release
+    settings), is the deployer's update as much as a new image: the old policy would refuse it too."""
+    deployed = Deployed()
+    up(deployed, **SANDBOX)
+    with pytest.raises(SettingsError, match="Change k8sDeployer in an `up` of its own"):
+        up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, **change)
+    up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"})
+    up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, **change)
+
+
 def test_dropping_the_install_is_refused_and_keeping_it_or_adopting_from_the_start_goes_through() -> None:
     """From `install` to `adopt`, the `up` would delete the installed release, its CRDs first, and with them
     every Sandbox, claim, template and pool in the cluster, the stack's own too (still in its state)."""

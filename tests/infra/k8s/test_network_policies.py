@@ -12,6 +12,7 @@ from stacks.config.reader import SettingsError
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.tools.mocks import Run, is_secret, unwrap
 from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, spec
+from tests.infra.k8s.test_store import SECRETS as STORE_SECRETS
 
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
@@ -160,3 +161,32 @@ def test_a_range_the_api_server_would_refuse_or_a_typo_fails_the_preview(
         k8s_stack: K8sRunner, key: str, value: str, problem: str) -> None:
     with pytest.raises(SettingsError, match=problem):
         k8s_stack(**{key: value})
+
+
+def test_under_istio_ambient_the_mesh_tunnel_and_probes_are_let_through_and_both_namespaces_enrolled(
+        k8s_stack: K8sRunner) -> None:
+    """Ambient carries pod traffic as HBONE to the destination pod's port 15008, and NetworkPolicy sees that port;
+    kubelet probes reach an ambient pod from 169.254.7.127 (Istio, "Ambient and Kubernetes NetworkPolicy")."""
+    run = k8s_stack(k8sChannelTls="istio-ambient", k8sStore="in-cluster", secrets=STORE_SECRETS)
+    hbone = {"port": 15008, "protocol": "TCP"}
+    (_, channel, _) = policy(run, "voicefleet-bots")["spec"]["egress"]
+    assert channel["ports"] == [{"port": 8081, "protocol": "TCP"}, hbone]
+    public, bots, probes = policy(run, "voicefleet-dispatcher")["spec"]["ingress"]
+    assert public["ports"] == [{"port": 8080, "protocol": "TCP"}, hbone]
+    assert bots["ports"] == [{"port": 8081, "protocol": "TCP"}, hbone]
+    assert probes == {"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}], "ports": [{"port": 8080, "protocol": "TCP"}]}
+    store_ingress = policy(run, "voicefleet-store")["spec"]["ingress"]
+    assert hbone in store_ingress[0]["ports"] and store_ingress[1]["from"] == probes["from"]
+    for namespace in run.of_type("kubernetes:core/v1:Namespace"):
+        assert unwrap(namespace.inputs)["metadata"]["labels"]["istio.io/dataplane-mode"] == "ambient"
+
+
+@pytest.mark.parametrize("channel_tls", ["stack", "cilium"])
+def test_without_istio_ambient_no_tunnel_port_or_probe_source_is_opened(k8s_stack: K8sRunner, channel_tls: str) -> None:
+    run = k8s_stack(k8sChannelTls=channel_tls)
+    dispatcher, bots = policy(run, "voicefleet-dispatcher")["spec"], policy(run, "voicefleet-bots")["spec"]
+    rules = (*dispatcher["ingress"], *bots["egress"])
+    opened = [port["port"] for rule in rules for port in rule.get("ports", [])]
+    assert 15008 not in opened and "169.254.7.127" not in str(policy(run, "voicefleet-dispatcher"))
+    for namespace in run.of_type("kubernetes:core/v1:Namespace"):
+        assert "istio.io/dataplane-mode" not in unwrap(namespace.inputs)["metadata"]["labels"]

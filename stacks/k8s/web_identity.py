@@ -1,0 +1,45 @@
+"""What EKS's pod identity webhook adds to a bot pod whose ServiceAccount names an IAM role (IRSA).
+
+`botPermissions["eks.amazonaws.com/role-arn"]` annotates the bots' ServiceAccount (stacks/k8s/access.py).
+EKS's mutating webhook (aws/amazon-eks-pod-identity-webhook, pkg/handler/handler.go) then patches every
+pod of that account before any validating policy sees it:
+
+- a volume `aws-iam-token`: one projected ServiceAccount token, path `token`, for the audience
+  `sts.amazonaws.com` (the webhook's default, which the account's `eks.amazonaws.com/audience`
+  annotation would override: the stack writes none, and a token for any other audience is refused);
+- in each container, plain environment values (`AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`, and where
+  configured `AWS_STS_REGIONAL_ENDPOINTS`, `AWS_REGION`, `AWS_DEFAULT_REGION`) and a read-only mount of
+  that volume, neither of which the pods-mode policy refuses.
+
+So the policy admits that one volume, and only while the role is configured (stacks/k8s/bot_pods_policy.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+AUDIENCE_ANNOTATION = "eks.amazonaws.com/audience"
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class WebIdentityVolume:
+    """The projected token volume a cloud's webhook adds to a bot pod."""
+
+    name: str
+    audience: str
+    path: str
+
+    @property
+    def described(self) -> str:
+        return f"EKS's web identity token ({self.name}, audience {self.audience})"
+
+
+def web_identity_volume(annotations: Mapping[str, str]) -> WebIdentityVolume | None:
+    """The volume EKS's webhook adds to the pods of a ServiceAccount with these annotations; None: none."""
+    if ROLE_ANNOTATION not in annotations:
+        return None
+    return WebIdentityVolume(name="aws-iam-token", audience=annotations.get(AUDIENCE_ANNOTATION, STS_AUDIENCE),
+                             path="token")
