@@ -225,11 +225,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # GET /status and GET /status/history (docs/http-api.md, "The deployment at a glance").
+class StatusEvals(BaseModel):
+    running: int = Field(description="Evals' sessions (`eval: true`) whose machine runs, in this region.")
+    by_release: dict[str, int]
+
+
 class StatusSessions(BaseModel):
-    running: int = Field(description="Sessions whose machine is starting, started or joined, in this region.")
+    running: int = Field(description="Callers' sessions whose machine is starting, started or joined, in this "
+                         "region (evals' sessions are counted apart, in `evals`).")
     by_status: dict[str, int]
     by_release: dict[str, int]
     by_region: dict[str, int] = Field(description="This region's count (each region counts its own).")
+    evals: StatusEvals = Field(description="Evals' sessions, left out of the counts above (docs/evals.md).")
 
 
 class StatusReserve(BaseModel):

@@ -121,6 +121,12 @@ class SessionListing:
                     return items, None if last else (int(created * 1000), str(entry["session_id"]))
         return items, page.next
 
+    async def active_evals(self) -> set[str]:
+        """The evals' sessions still active among the newest `MAX_EXAMINED` (`GET /status` counts them
+        apart from callers' sessions)."""
+        items, _ = await self.page(None, Filters(status="active", eval=True), MAX_EXAMINED, None)
+        return {str(item["session_id"]) for item in items}
+
     async def ended(self, session_id: str, events: list[dict[str, Any]]) -> Machine | None:
         """The session's machine as its listed entry shows it once it ended or failed, at any replica
         (kept a day): for a session its provider no longer knows here (another replica's bot that
