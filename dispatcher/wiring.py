@@ -256,7 +256,8 @@ def build_state(
         # Built before the first poll (the start-up's read of every peer): its listener reads theirs.
         region_runtime=RegionalRuntime(peers, runtime, runtime_entries.checked) if regions.several else None,
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
-                          activity=metrics.activity, region=regions.here, price=costs.price),
+                          activity=metrics.activity, region=regions.here, price=costs.price,
+                          evals=sessions.listing.active_evals),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
         artifacts=artifacts,
         runtime=runtime,

@@ -84,6 +84,13 @@ class StartRequest(BaseModel):
         description="The longest the caller will wait for a ready bot: with no warm bot free and a cold start "
         "quoted longer, the start is refused at once (503 `cold_start_too_slow`, `Retry-After`) and nothing starts.",
     )
+    eval: bool | None = Field(
+        default=None,
+        description="`true`: an eval's call (docs/evals.md). It runs a known release: `release`, else the key's, "
+        "else the stable one (never drawn by weight; the answer's `release` names it). It is never judged by the "
+        "automatic rollback and is left out of the cost figures; `GET /sessions` shows it (`?eval=`). A web "
+        "session only.",
+    )
 
 
 class IceServerOut(BaseModel):
@@ -154,6 +161,7 @@ class SessionOut(BaseModel):
     error: str | None = Field(default=None, description="The last fatal pipeline error the bot reported.")
     release: str | None = Field(default=None, description="The bot's release the session runs (docs/releases.md).")
     cost: CostOut | None = Field(default=None, description="`GET`: what the session's machine cost so far.")
+    eval: bool | None = Field(default=None, description="`true` for an eval's session (its start's `eval`).")
 
 
 class StartOut(SessionOut):
@@ -217,11 +225,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # GET /status and GET /status/history (docs/http-api.md, "The deployment at a glance").
+class StatusEvals(BaseModel):
+    running: int = Field(description="Evals' sessions (`eval: true`) whose machine runs, in this region.")
+    by_release: dict[str, int]
+
+
 class StatusSessions(BaseModel):
-    running: int = Field(description="Sessions whose machine is starting, started or joined, in this region.")
+    running: int = Field(description="Callers' sessions whose machine is starting, started or joined, in this "
+                         "region (evals' sessions are counted apart, in `evals`).")
     by_status: dict[str, int]
     by_release: dict[str, int]
     by_region: dict[str, int] = Field(description="This region's count (each region counts its own).")
+    evals: StatusEvals = Field(description="Evals' sessions, left out of the counts above (docs/evals.md).")
 
 
 class StatusReserve(BaseModel):

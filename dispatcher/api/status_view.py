@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from dispatcher.errors import ApiError
@@ -46,8 +46,10 @@ def dashboard_enabled(env: Mapping[str, str], *, local: bool) -> bool:
 class StatusView:
     def __init__(self, *, machines: Machines, reserve: Reserve | None, coordination: Coordination, peers: Peers,
                  activity: Activity, region: str, price: BotPrice | None,
+                 evals: Callable[[], Awaitable[set[str]]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._machines = machines
+        self._evals = evals  # the evals' active sessions (the listing's): counted apart from callers' sessions
         self._price = price  # one running bot, the same price a session's cost reads (reserve/prices.py)
         self._reserve = reserve
         self._coordination = coordination
@@ -104,11 +106,15 @@ class StatusView:
         except ProviderError as exc:
             raise as_api_error(exc) from exc
         views, uncounted = await self._pool()
+        evals = await self._eval_ids()
+        callers = [m for m in machines if m.session_id not in evals]
         sessions = {
-            "running": len(machines),
-            "by_status": _counted(m.state.value for m in machines),
-            "by_release": _counted(m.release or DEFAULT_RELEASE for m in machines),
-            "by_region": {self._region: len(machines)},
+            "running": len(callers),
+            "by_status": _counted(m.state.value for m in callers),
+            "by_release": _counted(m.release or DEFAULT_RELEASE for m in callers),
+            "by_region": {self._region: len(callers)},
+            "evals": {"running": len(machines) - len(callers),
+                      "by_release": _counted(m.release or DEFAULT_RELEASE for m in machines if m.session_id in evals)},
         }
         reserve = self._reserve_of(views)
         # Local bots are each replica's own processes: its list holds its own (docs/replicas.md, "Limits").
@@ -132,6 +138,16 @@ class StatusView:
                          for v in sorted(views, key=lambda v: v.replica_id)],
             "regions": regions,
         }
+
+    async def _eval_ids(self) -> set[str]:
+        """The evals' active sessions; none when the listing does not answer (each counted as a caller's)."""
+        if self._evals is None:
+            return set()
+        try:
+            return await self._evals()
+        except Exception as exc:  # the store: the sessions are still counted, evals among them
+            log.info("status: evals' sessions not told apart (%s)", type(exc).__name__)
+            return set()
 
     async def _pool(self) -> tuple[list[ReplicaPool], str | None]:
         """The region's reserve pool, and why it is only this replica's when the store does not answer

@@ -24,14 +24,17 @@ def drawn(traffic: Traffic, session_id: str) -> str:
 
 
 def release_for(traffic: Traffic, catalogue: Catalogue, session_id: str, *, pinned: str | None = None,
-                key_default: str | None = None) -> tuple[Release, str]:
-    """The session's release and how it was chosen: `pinned`, `key` or `weight`."""
+                key_default: str | None = None, drawn_by_weight: bool = True) -> tuple[Release, str]:
+    """The session's release and how it was chosen: `pinned`, `key`, `weight`, or `stable` (a session
+    not `drawn_by_weight`, an eval: it runs a known release, never a canary's share by chance)."""
     for wanted, how in ((pinned, "pinned"), (key_default, "key")):
         if wanted is not None:
             release = catalogue.get(wanted)
             if release is None:
                 raise unknown_release(wanted, catalogue.names)
             return release, how
+    if not drawn_by_weight:
+        return catalogue.get(traffic.stable) or catalogue.newest, "stable"
     # A release this replica's list lacks (a newer list's, during a rolling deploy): the stable one.
     release = catalogue.get(drawn(traffic, session_id)) or catalogue.get(traffic.stable)
     return (release or catalogue.newest), "weight"

@@ -47,9 +47,10 @@ class LiveReleases:
             self._traffic = Traffic.first(self.catalogue, (0, self._region))
         return self._traffic
 
-    def choose(self, session_id: str, *, pinned: str | None, caller_id: str) -> tuple[Release, str]:
+    def choose(self, session_id: str, *, pinned: str | None, caller_id: str,
+               drawn_by_weight: bool = True) -> tuple[Release, str]:
         return release_for(self.traffic, self.catalogue, session_id, pinned=pinned,
-                           key_default=self._key_defaults.get(caller_id))
+                           key_default=self._key_defaults.get(caller_id), drawn_by_weight=drawn_by_weight)
 
     def version(self) -> Version:
         """A version after the current one, even when clocks disagree by a little."""

@@ -6,7 +6,8 @@ bot, so that replica counts the session, once, whichever replica started it. The
 events (its claim or launch, its release) are read back from its timeline in the background; at
 most `MAX_PENDING` reads at once (past it, the session is left uncounted and logged). A session
 whose bot never reports its end (its machine died with it) is not in the sums: its cost is still
-in `GET /sessions/{id}`, estimated.
+in `GET /sessions/{id}`, estimated. Nor is an eval's session (docs/evals.md): its cost is in its own
+`GET /sessions/{id}`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.cost import SessionCosts
-from dispatcher.sessions.timeline import SessionTimeline
+from dispatcher.sessions.timeline import SessionTimeline, is_eval
 
 log = logging.getLogger("dispatcher.sessions.cost")
 
@@ -60,6 +61,8 @@ class CostCount:
             events = await self._timeline.read(session_id)
         except Exception as exc:  # the store: the session goes uncounted, said
             log.warning("session %s: its cost is not counted in /metrics: %s", session_id, type(exc).__name__)
+            return
+        if is_eval(events):  # an eval's call is not the deployment's traffic (its cost stays in its GET)
             return
         cost = self._costs.of(events, running=False,
                               ended_at=ended_at if isinstance(ended_at, int | float) else None)

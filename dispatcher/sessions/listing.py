@@ -54,15 +54,17 @@ class Filters:
     release: str | None = None
     region: str | None = None
     since: float | None = None  # epoch seconds: sessions started at or after it
+    eval: bool | None = None  # True: only evals' sessions; False: none of them
 
     @property
     def any(self) -> bool:
-        return any(v is not None for v in (self.status, self.release, self.region, self.since))
+        return any(v is not None for v in (self.status, self.release, self.region, self.since, self.eval))
 
     def match(self, item: dict[str, Any]) -> bool:
         return ((self.status is None or item["status"] == self.status)
                 and (self.release is None or item.get("release") == self.release)
-                and (self.region is None or item.get("region") == self.region))
+                and (self.region is None or item.get("region") == self.region)
+                and (self.eval is None or item["eval"] is self.eval))
 
 
 class SessionListing:
@@ -72,10 +74,12 @@ class SessionListing:
         self._lasts = max_session_seconds + ENDED_GRACE_SECONDS
         self._pending: set[asyncio.Task[None]] = set()
 
-    def opened(self, session_id: str, caller: Caller, release: str, transport: str) -> None:
-        """An admitted start's entry, written in the background."""
+    def opened(self, session_id: str, caller: Caller, release: str, transport: str, *, eval: bool = False) -> None:
+        """An admitted start's entry, written in the background (`eval`: an eval's session)."""
         entry = {"session_id": session_id, "caller": caller.id, "key": caller.name, "created": round(time.time(), 3),
                  "release": release, "region": self._region or None, "transport": transport}
+        if eval:
+            entry["eval"] = True
         self._spawn(session_id, self._index.opened(entry))
 
     def timeline_event(self, session_id: str, record: dict[str, Any]) -> None:
@@ -117,6 +121,12 @@ class SessionListing:
                     return items, None if last else (int(created * 1000), str(entry["session_id"]))
         return items, page.next
 
+    async def active_evals(self) -> set[str]:
+        """The evals' sessions still active among the newest `MAX_EXAMINED` (`GET /status` counts them
+        apart from callers' sessions)."""
+        items, _ = await self.page(None, Filters(status="active", eval=True), MAX_EXAMINED, None)
+        return {str(item["session_id"]) for item in items}
+
     async def ended(self, session_id: str, events: list[dict[str, Any]]) -> Machine | None:
         """The session's machine as its listed entry shows it once it ended or failed, at any replica
         (kept a day): for a session its provider no longer knows here (another replica's bot that
@@ -138,6 +148,7 @@ class SessionListing:
         return {"session_id": entry["session_id"], "status": status, "created": entry.get("created"),
                 "ended": entry.get("ended"), "release": entry.get("release"), "region": entry.get("region"),
                 "transport": entry.get("transport"), "error": entry.get("pipeline_error") or entry.get("error"),
+                "eval": entry.get("eval") is True,
                 "key": entry.get("key"),
                 "caller": entry.get("caller")}
 

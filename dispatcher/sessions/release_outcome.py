@@ -12,12 +12,15 @@ from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 
 def outcome_of(events: list[dict[str, Any]]) -> SessionOutcome | None:
     """One session's outcome from its timeline; None when it names no release (a start refused
-    before it was a session, or one older than releases) or its caller pinned it: only sessions the
-    dispatcher gave a release (by weight, or by the key's configured release) speak for it."""
+    before it was a session, or one older than releases), its caller pinned it, or it is an eval's:
+    only callers' sessions the dispatcher gave a release (by weight, or by the key's configured release)
+    speak for it."""
     requested = next((e for e in events if e.get("event") == "requested"), None)
     if requested is None or not isinstance(requested.get("release"), str):
         return None
     if requested.get("release_chosen_by") == "pinned":  # a client could pin sessions to sink a canary (or hide one)
+        return None
+    if requested.get("eval") is True:  # an eval's call is a test, its failures planted or hunted: no caller's
         return None
     began = float(requested["at"])
     at = {e["event"]: float(e["at"]) for e in reversed(events) if isinstance(e.get("at"), int | float)}

@@ -48,7 +48,7 @@ from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.listing import SessionListing
 from dispatcher.sessions.machine_ends import MachineEnds
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
-from dispatcher.sessions.timeline import SessionTimeline, session_error, trace_id_of
+from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 
@@ -68,6 +68,7 @@ class Session:
     trace_id: str | None = None  # the trace the session was started in (dispatcher/observability/tracing.py)
     error: str | None = None  # the last fatal pipeline error its bot reported (the session may go on)
     cost: SessionCost | None = None  # what its machine cost so far (a look-up's, not a start's)
+    eval: bool = False  # an eval's session (docs/evals.md): never judged for its release, nor in cost and load
 
     @property
     def takes_offers(self) -> bool:
@@ -170,17 +171,21 @@ class SessionService:
         counted_elsewhere: bool = False,
         release: str | None = None,
         recording: Wanted | None = None,
+        eval_session: bool = False,
     ) -> Session:
         """`transport`: "daily" or "webrtc", one of `Settings.transports` (default: the first).
         `recording`: the start's own wish (it lowers the session's policy; it never raises it).
         `release`: the caller's pin (else the key's default release, else one drawn by weight).
         `max_wait_seconds`: the caller's patience; a cold start quoted longer is not launched.
-        `counted_elsewhere`: spilled over from the region whose demand it is."""
+        `counted_elsewhere`: spilled over from the region whose demand it is.
+        `eval_session`: an eval's call, pinned (no `release`: the key's, else the stable one, never drawn)."""
         transport = transport or self._settings.transports[0]
         owner = caller if isinstance(caller, Caller) else Caller.named(caller)
         session_id = self.session_id_for(owner.owner_key, idempotency_key)  # bound to the caller's key
         # Before anything exists: an unknown release is refused with nothing to clean up.
-        chosen, chosen_by = self.releases.choose(session_id, pinned=release, caller_id=owner.id)
+        chosen, chosen_by = self.releases.choose(session_id, pinned=release, caller_id=owner.id,
+                                                 drawn_by_weight=not eval_session)
+        marked = {"eval": True} if eval_session else {}
         digest = body_digest(body, digest_key(owner.owner_key, self._settings.bot_channel_token))
         began = time.monotonic()
         keyed = idempotency_key is not None
@@ -198,7 +203,7 @@ class SessionService:
                         if self._adopts(existing, events):
                             await self._adopt(session_id, existing, digest, body, room_options, transport,
                                               traceparent=trace.traceparent)
-                        session = replace(existing, trace_id=trace_id_of(events))
+                        session = replace(existing, trace_id=trace_id_of(events), eval=is_eval(events))
                     else:
                         # Quoted before anything exists, so a refusal leaves nothing behind.
                         quote = self.ready.before_launch()
@@ -222,8 +227,8 @@ class SessionService:
                             # cap) leaves no timeline and no `session.failed` webhook behind it.
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
                                                transport=transport, keyed=keyed, traceparent=trace.traceparent,
-                                               release=chosen.name, release_chosen_by=chosen_by)
-                            self.listing.opened(session_id, owner, chosen.name, transport)
+                                               release=chosen.name, release_chosen_by=chosen_by, **marked)
+                            self.listing.opened(session_id, owner, chosen.name, transport, **marked)
                             requested = True
                             plan = await self.recordings.plan_for(
                                 session_id, transport=transport, release=chosen.name, key_name=owner.name,
@@ -236,7 +241,7 @@ class SessionService:
                                                              recording=plan)
                             except NoWarmBot:
                                 raise too_slow(quote, max_wait_seconds) from None
-                        session = replace(session, trace_id=trace.trace_id)
+                        session = replace(session, trace_id=trace.trace_id, eval=eval_session)
                 if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                     with tracing.step("session.wait") as waited:  # `?wait=started`: until the bot runs
                         try:
@@ -517,7 +522,7 @@ class SessionService:
 
     def _session(self, machine: Machine, room_url: str | None, events: list[dict[str, Any]]) -> Session:
         return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=session_error(events),
-                       cost=self.costs.of(events, running=machine.state.is_active))
+                       cost=self.costs.of(events, running=machine.state.is_active), eval=is_eval(events))
 
     async def _status(self, session_id: str) -> Machine | None:
         return await self._machines.status(session_id)

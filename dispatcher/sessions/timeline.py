@@ -114,6 +114,12 @@ def trace_id_of(events: list[dict[str, Any]]) -> str | None:
     return None if requested is None else _text(requested.get("trace_id"))
 
 
+def is_eval(events: list[dict[str, Any]]) -> bool:
+    """Whether the session is an eval (its start said `eval: true`): left out of the rollback's judge,
+    and of the cost and load figures unless asked (docs/evals.md)."""
+    return any(e.get("event") == "requested" and e.get("eval") is True for e in events)
+
+
 def _requested(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((e for e in events if e.get("event") == "requested" and isinstance(e.get("trace_id"), str)), None)
 

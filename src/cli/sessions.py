@@ -33,6 +33,8 @@ def session_api() -> Api:
 @click.option("--since", metavar="WHEN", callback=moment_option,
               help="Only sessions started since: a time ago (10m, 2h, 1d), epoch seconds or ISO 8601 "
                    "(2026-01-01T09:00Z).")
+@click.option("--eval/--no-eval", "evals", default=None,
+              help="Only evals' sessions (`voicefleet eval`), or none of them; the EVAL column marks them.")
 @click.option("--key", "key_name", metavar="NAME", help="Only this key name's sessions (an admin key only).")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=20, show_default=True,
               help="Sessions per page.")
@@ -40,7 +42,7 @@ def session_api() -> Api:
 @click.option("--all", "every", is_flag=True, help=f"Follow the pages to the end (at most {MAX_ALL} sessions).")
 @common_options
 def sessions(status: str | None, failed: bool, release: str | None, region: str | None, since: str | None,
-             key_name: str | None, limit: int, cursor: str | None, every: bool) -> None:
+             evals: bool | None, key_name: str | None, limit: int, cursor: str | None, every: bool) -> None:
     """Sessions, newest first: your key's (VOICEFLEET_API_KEY), or with only VOICEFLEET_ADMIN_KEY set
     every key's, each with its key name.
 
@@ -51,7 +53,8 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     target = target_of(click.get_current_context())
     client = target.api_key is not None or target.admin_key is None
     params = {"status": status, "failed": "true" if failed else None, "release": release, "region": region,
-              "since": since, "key": key_name, "limit": limit, "cursor": cursor}
+              "since": since, "eval": None if evals is None else str(evals).lower(), "key": key_name,
+              "limit": limit, "cursor": cursor}
     found: list[dict[str, Any]] = []
     missing: dict[str, str] = {}  # regions that did not answer: their sessions are not in the list
     with Api(target, client=client) as api:
@@ -70,9 +73,10 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     admin = any("key" in item for item in found)
     rows = [[str(item.get("session_id")), str(item.get("status")), moment(item.get("created")),
              moment(item.get("ended")), str(item.get("release") or "-"), str(item.get("region") or "-"),
-             str(item.get("error") or ""), *([str(item.get("key") or item.get("caller") or "-")] if admin else [])]
+             "eval" if item.get("eval") else "-", str(item.get("error") or ""),
+             *([str(item.get("key") or item.get("caller") or "-")] if admin else [])]
             for item in found]
-    click.echo(table(["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "ERROR",
+    click.echo(table(["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "ERROR",
                       *(["KEY"] if admin else [])], rows))
     if params["cursor"] is not None:
         click.echo(f"more: --cursor {params['cursor']}", err=True)
@@ -114,6 +118,8 @@ def show(session_id: str, transcript: bool) -> None:
              ("STATUS", str(answer.get("status")) if answer else "gone (its provider no longer knows it)"),
              ("TRACE", str((answer or {}).get("trace_id") or timeline.get("trace_id") or "-")),
              ("ERROR", str((answer or {}).get("error") or "-"))]
+    if answer is not None and answer.get("eval"):  # left out of the rollback's judge and the cost figures
+        facts.append(("EVAL", f"yes, on release {answer.get('release') or '-'}"))
     if answer is not None and isinstance(answer.get("cost"), dict):
         facts.append(("COST", _cost(answer["cost"])))
     width = max(len(label) for label, _ in facts)

@@ -66,6 +66,14 @@ def running(dispatcher: DispatcherProcess) -> list[str]:
     return [s["session_id"] for s in listed.get("sessions", []) if s.get("status") not in ("ended", "failed")]
 
 
+def evals_listed(dispatcher: DispatcherProcess, result: Result) -> dict[str, object]:
+    """Each of the result's sessions as `GET /sessions?eval=true` lists it: its release, by id."""
+    listed = httpx.get(f"{dispatcher.base_url}/sessions", params={"eval": "true", "limit": 100}, timeout=30).json()
+    releases = {s["session_id"]: s["release"] for s in listed["sessions"] if s["eval"] is True}
+    ids = [i for scenario in json.loads(result.stdout)["scenarios"] for i in scenario["sessions"]]
+    return {i: releases.get(i) for i in ids}
+
+
 def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
     report = tmp_path / "eval.xml"
     result = run_eval(dispatcher.base_url, str(SUITE), "--junit", str(report), "--json")
@@ -75,6 +83,7 @@ def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherP
     assert summary["release"] == "stable"
     assert all(s["turn_latency_ms"]["p50"] for s in summary["scenarios"]), summary
     assert re.search(r'<testsuite name="voicefleet eval" tests="4" failures="0"', report.read_text())
+    assert set(evals_listed(dispatcher, result).values()) == {"stable"}  # each call an eval's, on its release
 
 
 def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
@@ -91,6 +100,8 @@ def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: Dispatche
     crash = run_eval(dispatcher.base_url, str(SUITE / "book_a_table.toml"), "--release", "crash", "--json")
     assert crash.exit_code == 1, crash.output
     assert failures_of(crash)["book a table"].startswith("turn 2 ('Yes please'): expected an answer, heard nothing")
+    for result, release in ((wrong, "wrong"), (mute, "mute"), (crash, "crash")):
+        assert set(evals_listed(dispatcher, result).values()) == {release}
 
     # A second before every reply: the stable release's own turn time is the bound, so a loaded
     # machine slows both alike and only the planted second tells them apart.
@@ -104,4 +115,5 @@ def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: Dispatche
     assert slow.exit_code == 1, slow.output
     late = failures_of(slow)["timed"]
     assert re.match(rf"turn 1 .*: expected audio within {bound:.0f} ms, it began after \d+ ms", late), late
+    assert set(evals_listed(dispatcher, slow).values()) == {"slow"}
     assert running(dispatcher) == []

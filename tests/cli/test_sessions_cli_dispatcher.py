@@ -33,10 +33,10 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
 
 @pytest.fixture(scope="module")
 def started(dispatcher: DispatcherProcess) -> dict[str, list[str]]:
-    """Two sessions of acme's (the second stopped), one of beta's."""
+    """Two sessions of acme's (the second stopped), one of beta's (an eval's)."""
     ids: dict[str, list[str]] = {"acme": [], "beta": []}
-    for name, key in (("acme", ACME_KEY), ("acme", ACME_KEY), ("beta", BETA_KEY)):
-        answer = httpx.post(f"{dispatcher.base_url}/start", json={}, timeout=60,
+    for name, key, start in (("acme", ACME_KEY, {}), ("acme", ACME_KEY, {}), ("beta", BETA_KEY, {"eval": True})):
+        answer = httpx.post(f"{dispatcher.base_url}/start", json=start, timeout=60,
                             headers={"Authorization": f"Bearer {key}"})
         assert answer.status_code == 201, answer.text
         ids[name].append(answer.json()["session_id"])
@@ -72,7 +72,7 @@ def test_a_key_lists_its_names_sessions_as_a_table_and_as_json(dispatcher: Dispa
     ended = json.loads(listed(dispatcher, "--status", "ended", count=1, api_key=ACME_KEY).stdout)
     assert [s["session_id"] for s in ended["sessions"]] == [started["acme"][1]]
     lines = run(dispatcher.base_url, "sessions", api_key=ACME_KEY).stdout.splitlines()
-    assert lines[0].split() == ["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "ERROR"]
+    assert lines[0].split() == ["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "ERROR"]
     assert [line.split()[:2] for line in lines[1:]] == [[started["acme"][1], "ended"], [started["acme"][0], "active"]]
 
 
@@ -93,6 +93,14 @@ def test_an_admin_key_lists_every_keys_sessions_with_their_key_and_follows_the_p
     assert [s["session_id"] for s in second["sessions"]] == [started["acme"][1]]
     beta = json.loads(run(dispatcher.base_url, "sessions", "--key", "beta", "--json", admin_key=ADMIN_KEY).stdout)
     assert [s["session_id"] for s in beta["sessions"]] == started["beta"]
+    column = table[0].index("EVAL")  # EVAL marks beta's eval session
+    assert [line[column:].split()[0] for line in table[1:]] == ["eval", "-", "-"]
+    evals = run(dispatcher.base_url, "sessions", "--eval", admin_key=ADMIN_KEY).stdout.splitlines()
+    assert [line.split()[0] for line in evals[1:]] == started["beta"]
+    others = json.loads(run(dispatcher.base_url, "sessions", "--no-eval", "--json", admin_key=ADMIN_KEY).stdout)
+    assert [s["session_id"] for s in others["sessions"]] == started["acme"][::-1]
+    shown = run(dispatcher.base_url, "session", started["beta"][0], admin_key=ADMIN_KEY).stdout
+    assert "\nEVAL     yes, on release default\n" in shown, shown
 
 
 def test_a_client_key_asking_for_another_key_is_told_it_is_an_admins_question(dispatcher: DispatcherProcess) -> None:

@@ -29,7 +29,7 @@ from dispatcher.store.session_index import Position
 
 router = APIRouter(responses=ERRORS, tags=["sessions"])
 DEFAULT_LIMIT = 20
-PARAMETERS = ("limit", "cursor", "status", "release", "region", "key", "since", "failed")
+PARAMETERS = ("limit", "cursor", "status", "release", "region", "key", "since", "failed", "eval")
 CURSOR_RULE = "cursor: pass the `next_cursor` of the page before as it was, or leave it out at first"
 _CURSOR = re.compile(r"^v1\.(\d{1,16})\.([0-9a-f]{24})$")
 
@@ -37,9 +37,10 @@ _CURSOR = re.compile(r"^v1\.(\d{1,16})\.([0-9a-f]{24})$")
 @router.get("/sessions", summary="List sessions, newest first")
 async def list_sessions(request: Request) -> dict[str, Any]:
     """Query: `limit` (1-100), `cursor` (the last page's `next_cursor`), `status` (active, ended,
-    failed), `failed=true`, `release`, `region`, `since` (epoch seconds or ISO 8601), `key` (an admin
-    key only: a key name). A filtered page may hold fewer than `limit` sessions and still have a
-    `next_cursor`: each page examines a bounded number of sessions."""
+    failed), `failed=true`, `release`, `region`, `since` (epoch seconds or ISO 8601), `eval` (true: only
+    evals' sessions; false: none of them), `key` (an admin key only: a key name). A filtered page may
+    hold fewer than `limit` sessions and still have a `next_cursor`: each page examines a bounded
+    number of sessions."""
     state = app_state(request)
     admin = admin_key(state.settings, request.headers.get("authorization"))
     who = None if admin is not None else await authenticated(request)
@@ -50,7 +51,7 @@ async def list_sessions(request: Request) -> dict[str, Any]:
         raise _invalid(f"unknown parameter {unknown[0]!r}; GET /sessions takes {', '.join(PARAMETERS)}")
     limit = _limit(query.get("limit"))
     filters = _filters(query.get("status"), query.get("failed"), query.get("release"), query.get("region"),
-                       query.get("since"))
+                       query.get("since"), query.get("eval"))
     caller = who.id if who is not None else None
     if query.get("key") is not None:
         if who is not None:
@@ -88,7 +89,7 @@ def _limit(raw: str | None) -> int:
 
 
 def _filters(status: str | None, failed: str | None, release: str | None, region: str | None,
-             since: str | None) -> Filters:
+             since: str | None, evals: str | None = None) -> Filters:
     if status is not None and status not in STATUSES:
         raise _invalid(f"status: one of {', '.join(STATUSES)} (GET /sessions/{{id}} tells a session's live state)")
     if failed is not None:
@@ -102,7 +103,10 @@ def _filters(status: str | None, failed: str | None, release: str | None, region
         raise _invalid("release: a release's name, as `voicefleet releases` lists them")
     if region is not None and not REGION_NAME.fullmatch(region):
         raise _invalid("region: a region's name, as REGIONS names it")
-    return Filters(status=status, release=release, region=region, since=_since(since) if since is not None else None)
+    if evals not in (None, "true", "false"):
+        raise _invalid("eval: true (only evals' sessions) or false (none of them)")
+    return Filters(status=status, release=release, region=region, since=_since(since) if since is not None else None,
+                   eval=None if evals is None else evals == "true")
 
 
 def _since(raw: str) -> float:

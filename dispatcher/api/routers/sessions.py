@@ -74,6 +74,9 @@ async def start(
     idempotency_key = request.headers.get("idempotency-key")
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
+        if payload.eval:
+            raise ApiError(422, "invalid_request", f"eval: a phone transport ({payload.transport}) cannot be an "
+                           "eval's session yet; start the eval with transport `webrtc` or `daily`, or leave `eval` out")
         return await _phone_token(request, state, payload, who)
     plan = plan_start(payload, state.settings.transports)
     recording = asked_recording(state, who, payload)
@@ -88,7 +91,7 @@ async def start(
     answer = await launched(state, who, plan, response, idempotency_key=idempotency_key, wait=wait is not None,
                             max_wait_seconds=payload.maxWaitSeconds if payload is not None else None,
                             spilled=placed, release=payload.release if payload is not None else None,
-                            recording=recording)
+                            recording=recording, eval_session=payload is not None and payload.eval is True)
     if relayed_by(request.scope) is None:  # else the region it arrived at keeps its key's record
         kept(state, who.id, idempotency_key, state.settings.region)
     if state.runtime is not None and who.name is not None and who.name in state.runtime.keys.names():
@@ -128,7 +131,7 @@ def kept_by_policy(state: AppState, who: Caller, release: str | None, wanted: Wa
 async def launched(state: AppState, who: Caller, plan: StartPlan, response: Response, *,
                    idempotency_key: str | None, wait: bool, max_wait_seconds: float | None = None,
                    spilled: tuple[str, str] | None = None, release: str | None = None,
-                   recording: Wanted | None = None) -> dict[str, Any]:
+                   recording: Wanted | None = None, eval_session: bool = False) -> dict[str, Any]:
     """Starts the session (`POST /start`'s, or a release's smoke session) and answers as `POST /start`
     does: its fields, its `Location`, and for WebRTC the client's ICE servers."""
     options = NO_OPTIONS
@@ -154,6 +157,7 @@ async def launched(state: AppState, who: Caller, plan: StartPlan, response: Resp
             counted_elsewhere=spilled is not None,
             release=release,
             recording=recording,
+            eval_session=eval_session,
         )
     except BaseException:
         if turn_quota is not None and credential is not None:
@@ -307,6 +311,7 @@ def _session_fields(session: Session, ready: ReadyEstimate, region: str) -> dict
         "error": session.error,
         "release": machine.release,
         "cost": session.cost.as_json() if session.cost is not None else None,
+        "eval": True if session.eval else None,  # left out for every other session
     }
     if session.takes_offers:
         fields["offer_url"] = f"/sessions/{machine.session_id}/api/offer"

@@ -90,7 +90,9 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
 
 async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
                  result: CallResult) -> dict[str, Any] | None:
-    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}}
+    # `eval`: the dispatcher keeps the session out of the rollback's judge and the cost figures; the
+    # body's marker tells the bot which run and scenario it serves.
+    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}, "eval": True}
     if target.release:
         body["release"] = target.release
     try:

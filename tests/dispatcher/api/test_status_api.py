@@ -91,6 +91,20 @@ async def test_a_running_session_is_counted_under_its_release_with_its_start_and
     assert history["samples"][-1]["sessions"] == 1
 
 
+async def test_an_evals_session_is_counted_apart_from_callers_sessions(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path) as api:
+        evaluated = await api.post("/start", json={"body": {}, "eval": True, "release": "next"}, headers=CLIENT)
+        assert evaluated.status_code == 201, evaluated.text
+        alone = await status_when(api, lambda b: b["sessions"]["evals"]["running"] == 1, "the eval counted apart")
+        plain = await api.post("/start", json={"body": {}}, headers=CLIENT)
+        assert plain.status_code == 201, plain.text
+        both = await status_when(api, lambda b: b["sessions"]["running"] == 1, "the caller's session counted")
+    assert (alone["sessions"]["running"], alone["sessions"]["by_release"]) == (0, {})
+    assert alone["sessions"]["evals"] == {"running": 1, "by_release": {"next": 1}}
+    assert both["sessions"]["by_release"] == {"stable": 1} and both["sessions"]["evals"]["running"] == 1
+    assert both["cost"]["running_machines"] == 2  # the bill: every machine that runs, an eval's too
+
+
 async def test_a_refused_start_is_counted_by_its_code(tmp_path: Path) -> None:
     async with dispatcher(tmp_path, max_sessions=1) as api:
         first = await api.post("/start", json={}, headers=CLIENT)

@@ -102,7 +102,8 @@ async def test_the_regions_reserve_is_counted_by_state_release_replica_and_regio
     cost = body["cost"]
     assert (cost["running_machines"], cost["frozen_machines"]) == (4, 1)  # idle, warming, resuming run
     assert cost["dollars_per_hour"] == pytest.approx(4 * 0.1 + frozen_each, abs=1e-4)
-    assert body["sessions"] == {"running": 0, "by_status": {}, "by_release": {}, "by_region": {"eu": 0}}
+    assert body["sessions"] == {"running": 0, "by_status": {}, "by_release": {}, "by_region": {"eu": 0},
+                                "evals": {"running": 0, "by_release": {}}}
 
 
 async def test_a_store_that_does_not_answer_is_said_and_the_reserve_is_this_replicas_own(fake_fly: FakeFly) -> None:
