@@ -188,6 +188,8 @@ class Settings:
     releases: ReleaseSettings = ReleaseSettings()
     # The recording bucket and its retention (stacks/config/recording.py); None: recording off, no bucket.
     recording: RecordingSettings | None = None
+    # The dispatcher's feature switches that are on, setting -> "1" (stacks/config/switches.py).
+    switches: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:

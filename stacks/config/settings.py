@@ -27,6 +27,7 @@ from stacks.config import (
     k8s_registry,
     limits,
     stack_keys,
+    switches,
 )
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
@@ -166,6 +167,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         regions=regions,
         releases=release_settings.load(cfg),
         recording=recording_settings.load(cfg, cloud),
+        switches=switches.load(cfg),
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)
