@@ -127,12 +127,12 @@ def placeholders(stack: str) -> list[Placeholder]:
     return list(found.values())
 
 
-def first_up_notes(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+def first_up_notes(stack: str, overrides: Mapping[str, str] | None = None, done: str = "planned") -> list[str]:
     """What the first `pulumi up` still needs: each value the plan filled with a placeholder (and no
-    --config gave), with the command that sets it."""
+    --config gave), with the command that sets it; `done`: what was done with the placeholder."""
     given = {key if ":" in key else f"{NAMESPACE}:{key}" for key in overrides or {}}
     where = stack_file(stack).relative_to(REPOSITORY).as_posix()
-    return [f"{missing.key} is not set in {where}: planned with a placeholder; the first "
+    return [f"{missing.key} is not set in {where}: {done} with a placeholder; the first "
             f"`pulumi up` needs it: `{missing.command(stack)}`" + (" (it prompts for the value)" if missing.secret
                                                                     else "")
             for missing in placeholders(stack) if missing.full_key not in given]
