@@ -100,3 +100,20 @@ def test_the_cli_passes_config_values_on_stdin(monkeypatch: pytest.MonkeyPatch,
     assert result.exit_code == 0
     assert "value: 301 (from the stack key maxConcurrentSessions (--config))" in capfd.readouterr().out
     assert len(started) == 1 and not any("301" in arg for arg in started[0]), started
+
+
+def test_a_checkout_without_the_infra_group_is_told_the_command_that_works(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`uv run voicefleet config check --stack NAME` in a fresh clone (no Pulumi SDK): the command that
+    works, not `No module named 'pulumi'` from the stack tool's traceback."""
+    import importlib.util
+
+    from dispatcher.serving import config_command
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pulumi" else real(name, *a))
+    started = _recording(monkeypatch, config_command)
+    assert config_command.stack_check(["check", "--stack", "aws-prod"], stdin=io.StringIO()) == 2
+    said = capsys.readouterr()
+    assert "uv run --group infra voicefleet config check --stack aws-prod" in said.err, said
+    assert "Traceback" not in said.err + said.out and started == []
