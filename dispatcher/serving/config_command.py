@@ -52,18 +52,7 @@ def faults(resolved: Resolved) -> list[str]:
             setting_choice(env, logging_setting)
         except SettingsError as exc:
             found.append(str(exc))
-    return found + profile_problems(env, resolved.profile) + configuration_problems(env) + recording_problems(env)
-
-
-def recording_problems(env: Mapping[str, str]) -> list[str]:
-    """The recording settings, which a start reads when it builds the app (RECORDING=maybe stops it)."""
-    from dispatcher.artifacts.settings import ArtifactSettings
-
-    try:
-        ArtifactSettings.from_env(env)
-    except SettingsError as exc:
-        return [str(exc)]
-    return []
+    return found + profile_problems(env, resolved.profile) + configuration_problems(env)
 
 
 def shown(setting: Setting, value: str) -> str:
