@@ -96,7 +96,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if misspelt := stack_keys.unknown(given, cfg.read, misspelt_only=True):
             raise SettingsError(f"{error}; " + "; ".join(misspelt)) from None
         raise
-    if misspelt := stack_keys.unknown(given, cfg.read):
+    if misspelt := stack_keys.unknown(given, cfg.read) + stack_keys.of_another_cloud(given, settings.cloud):
         raise SettingsError("Invalid stack configuration: " + "; ".join(misspelt))
     return settings
 

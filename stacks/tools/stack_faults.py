@@ -17,7 +17,7 @@ from stacks.tools.dispatcher_env import DispatcherEnv
 MAX_RUNS = 8  # each is a run of the program under mocks: a second or two
 _KEY = re.compile(r"(?<![\w-])([a-z][a-z0-9-]*:[A-Za-z][A-Za-z0-9_]*)")
 # What the program appends to a refusal for each key nobody reads (stacks/config/stack_keys.py `unknown`).
-_UNREAD = re.compile(r"^\S+ is no (?:stack|[\w-]+ provider) key\b")
+_UNREAD = re.compile(r"^\S+ is (?:no (?:stack|[\w-]+ provider) key|a key of .* stacks, and this stack's cloud)\b")
 _PREFIX = "Invalid stack configuration: "
 
 Run = Callable[[frozenset[str]], list[DispatcherEnv]]  # the program's run without the given keys

@@ -251,3 +251,17 @@ def test_a_provider_key_left_out_is_named_as_the_cli_sets_it(capsys: pytest.Capt
     assert "aws:region is required (pulumi config set aws:region …)" in out, out
     assert "aws:regoin is no aws provider key: did you mean aws:region?" in out
     assert "pulumi config set region" not in out
+
+
+def test_keys_of_another_cloud_are_refused_naming_the_cloud_they_belong_to(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Copied from another stack file, they would pass in silence: nothing in an AWS stack reads them."""
+    assert main(["check", "--stack", "aws-dev", "--config", "gcp:project=p", "--config", "gcpZone=us-central1-a",
+                 "--config", "k8sBotCpu=1", "--config", "azure-native:location=westeurope",
+                 "--config", "botMachineType=e2-small"]) == 1
+    lines = faults(capsys.readouterr().out)
+    for key, cloud in (("gcp:project", "gcp"), ("voicefleet:gcpZone", "gcp"), ("voicefleet:k8sBotCpu", "k8s"),
+                       ("azure-native:location", "azure"), ("voicefleet:botMachineType", "gcp")):
+        assert sum(f"{key} is a key of {cloud} stacks, and this stack's cloud is aws" in line for line in lines) == 1, \
+            (key, lines)
+    assert len(lines) == 5, lines
