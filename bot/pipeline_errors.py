@@ -16,6 +16,12 @@ from __future__ import annotations
 import re
 
 MAX_DETAIL_CHARS = 480  # within the channel's 512, with room for the processor's name
+# A transport whose set-up failed: no media can flow, so the session ends now (bot/watch.py).
+_SETUP_FAILED = "Error setting up processor"
+# A Daily transport built with room_url None: daily-python's words, and where the room is.
+_NO_ROOM = "'None' is not an instance of 'str'"
+NO_ROOM_ADVICE = ("the Daily transport was given no room: the session's room is in runner_args.room_url and the "
+                  "bot's token in runner_args.token (the request body holds only what the client sent)")
 
 
 TASK_MANAGER_LOGGER = "pipecat.utils.asyncio.task_manager"
@@ -28,7 +34,16 @@ def describe_error(frame: object) -> tuple[str, str]:
     unusable = processor is not None and getattr(processor, "is_usable", True) is False
     text = str(getattr(frame, "error", "") or type(frame).__name__)
     name = getattr(processor, "name", None) or (type(processor).__name__ if processor is not None else "pipeline")
+    if name.startswith("Daily") and _NO_ROOM in text:
+        text = f"{NO_ROOM_ADVICE} ({text})"
     return ("unusable" if unusable else "error"), _bounded(f"{name}: {text}")
+
+
+def transport_failed(detail: str) -> bool:
+    """A transport's set-up failed (`DailyInputTransport#0: Error setting up processor: …`): the session
+    has no media, and no one will join it."""
+    name = detail.split(":", 1)[0]
+    return "Transport" in name and _SETUP_FAILED in detail
 
 
 def describe_task_crash(message: str) -> str | None:

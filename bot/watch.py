@@ -23,6 +23,8 @@ from pipecat.frames.frames import BotStartedSpeakingFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 
+from bot.pipeline_errors import transport_failed
+
 Callback = Callable[[], Awaitable[None]]
 ErrorCallback = Callable[[str, str], Awaitable[None]]  # (reason, detail)
 MAX_ERROR_REPORTS = 10  # a service failing in a loop: the first few say it all
@@ -89,6 +91,11 @@ class SessionWatch:
             return
         if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
             logger.warning(f"session degraded: {detail}")
+        if reason == "unusable" and transport_failed(detail):  # no media at all: end it now, not at the join deadline
+            logger.error(f"session cannot go on: {detail}")
+            ending = asyncio.get_running_loop().create_task(self.cancel_workers(f"transport failed: {detail}"))
+            self._reports.add(ending)
+            ending.add_done_callback(self._reports.discard)
         try:
             await self.on_error(reason, detail)
         except Exception:  # a report must never break the user's pipeline

@@ -195,6 +195,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     if machines not in ("gce", "cerebrium"):  # their settings read BOT_GPU themselves, above
         checks.append(lambda: gpu_problem(machines, env))
     checks.append(lambda: StoreSettings.from_env(env))
+    checks += _app_settings(env, machines)
     checks.append(lambda: _regions(env))
     checks.append(lambda: Catalogue.from_env(env, local=machines == "local"))
     for check in checks:
@@ -203,6 +204,18 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         except (SettingsError, ValueError) as exc:
             problems.append(str(exc))
     return problems
+
+
+def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], object]]:
+    """What the app's wiring reads as it is built (dispatcher/wiring.py): checked here, so a start refuses
+    them with the rest at once, and `voicefleet config check`, which runs this same list, reports them."""
+    from dispatcher.api.status_view import dashboard_enabled
+    from dispatcher.artifacts.settings import ArtifactSettings
+    from dispatcher.reserve.policy import ReserveSettings
+
+    return [lambda: ReserveSettings.from_env(env, machines or "local"),
+            lambda: dashboard_enabled(env, local=machines == "local"),
+            lambda: ArtifactSettings.from_env(env)]
 
 
 def _pool_channel(env: Mapping[str, str]) -> None:

@@ -11,6 +11,7 @@ Exit codes: 0 good, 1 faults (one line each), 2 a usage error (an unknown NAME).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ from voicefleet_settings.read import setting_choice
 
 USAGE = "usage: voicefleet config check | explain NAME | diff [--stack NAME]"
 STACK_TOOL = "stacks.tools.config_check"
+INFRA_COMMAND = "uv run --group infra voicefleet config"  # what works in a checkout that has not synced that group
 # `--config` items travel as a JSON list on the child's stdin: a command line is readable by every
 # user of the machine (/proc/<pid>/cmdline, ps), and a mistaken secret must never be on one.
 CONFIG_STDIN = "--config-stdin"
@@ -50,18 +52,7 @@ def faults(resolved: Resolved) -> list[str]:
             setting_choice(env, logging_setting)
         except SettingsError as exc:
             found.append(str(exc))
-    return found + profile_problems(env, resolved.profile) + configuration_problems(env) + recording_problems(env)
-
-
-def recording_problems(env: Mapping[str, str]) -> list[str]:
-    """The recording settings, which a start reads when it builds the app (RECORDING=maybe stops it)."""
-    from dispatcher.artifacts.settings import ArtifactSettings
-
-    try:
-        ArtifactSettings.from_env(env)
-    except SettingsError as exc:
-        return [str(exc)]
-    return []
+    return found + profile_problems(env, resolved.profile) + configuration_problems(env)
 
 
 def shown(setting: Setting, value: str) -> str:
@@ -147,6 +138,10 @@ def stack_check(argv: list[str], stdin: TextIO = sys.stdin) -> int:
         rest, items = overrides_apart(argv, stdin)
     except ValueError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("pulumi") is None:  # the stack program's SDK: the `infra` group's, not the default's
+        print(f"a stack's check runs its Pulumi program, whose SDK this environment lacks: {INFRA_COMMAND} "
+              f"{' '.join(rest)} (or `uv sync --group infra` once)", file=sys.stderr)
         return 2
     try:
         return subprocess.run([sys.executable, "-m", STACK_TOOL, *rest, CONFIG_STDIN], input=json.dumps(items),

@@ -49,8 +49,8 @@ def _text(path: Path, name: str, value: Any) -> str:
     raise SourceError(f"{CONFIG_VARIABLE}={path}: {name} must be text, a number, true/false or a list of them")
 
 
-def _yaml(text: str) -> Any:
-    """The file as YAML 1.2 reads its words: `on`, `off`, `yes` and `no` stay text (YAML 1.1, PyYAML's,
+def yaml_1_2(text: str) -> Any:
+    """The text as YAML 1.2 reads its words: `on`, `off`, `yes` and `no` stay text (YAML 1.1, PyYAML's,
     makes them true/false, which would turn `RECORDING: on` into `1`); only true/false are booleans."""
     import re
 
@@ -81,7 +81,7 @@ def read_file(path: Path) -> dict[str, str]:
     data: Any
     try:
         if path.suffix in (".yaml", ".yml"):
-            data = _yaml(raw.decode())
+            data = yaml_1_2(raw.decode())
         else:
             data = tomllib.loads(raw.decode())
     except ImportError:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from dispatcher.settings.derived import DEFAULT_PROFILE
-from stacks.config import channel, channel_capacity, phone, reserve, store
+from stacks.config import channel, channel_capacity, phone, reserve, store, switches
 from stacks.config.bot_env import OTLP_ENDPOINT
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.observability import DASHBOARD_ENABLED, PROFILE, WEBHOOK_SECRET, WEBHOOK_URL
@@ -122,6 +122,11 @@ def _dashboard(settings: Settings) -> str | None:
     return "1" if settings.observability.dashboard else None
 
 
+def _switch(setting: str) -> Value:
+    """A feature switch's setting: `1` when its key is true, else left out (stacks/config/switches.py)."""
+    return lambda settings: settings.switches.get(setting)
+
+
 def _turn_credentials(settings: Settings) -> str | None:
     return None if settings.turn is None else str(settings.turn.credentials_per_key)
 
@@ -166,6 +171,7 @@ ENTRIES: tuple[KeySetting, ...] = (
                value=lambda s: None if s.regions is None else s.regions.listing),
     _written("regionSpillBudgetMs", "REGION_SPILL_BUDGET_MS", by=_planner),
     _written("regionHoldForNeighbours", "REGION_HOLD_FOR_NEIGHBOURS", "`1` when true", by=_planner),
+    *(KeySetting(key, setting, "`1` when true", value=_switch(setting)) for key, setting in switches.SWITCHES.items()),
     KeySetting("recording", "RECORDING", value=_recording(lambda r: r.policy)),
     KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT", value=_recording(lambda r: r.transcript)),
     KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS", value=_recording(lambda r: r.retention_days)),

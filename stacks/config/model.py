@@ -190,6 +190,8 @@ class Settings:
     recording: RecordingSettings | None = None
     # recordingRemoveStore: an `up` with recording off may take the last one's store out of the stack.
     recording_remove_store: bool = False
+    # The dispatcher's feature switches that are on, setting -> "1" (stacks/config/switches.py).
+    switches: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:

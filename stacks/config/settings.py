@@ -27,6 +27,7 @@ from stacks.config import (
     k8s_registry,
     limits,
     stack_keys,
+    switches,
 )
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
@@ -95,7 +96,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if misspelt := stack_keys.unknown(given, cfg.read, misspelt_only=True):
             raise SettingsError(f"{error}; " + "; ".join(misspelt)) from None
         raise
-    if misspelt := stack_keys.unknown(given, cfg.read):
+    if misspelt := stack_keys.unknown(given, cfg.read) + stack_keys.of_another_cloud(given, settings.cloud):
         raise SettingsError("Invalid stack configuration: " + "; ".join(misspelt))
     return settings
 
@@ -167,6 +168,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         releases=release_settings.load(cfg),
         recording=recording_settings.load(cfg, cloud),
         recording_remove_store=recording_settings.remove_store(cfg),
+        switches=switches.load(cfg),
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -35,6 +36,21 @@ PROVIDER_CREDENTIALS = frozenset({
 })
 # Other Pulumi packages' namespaces an edit from one here, never a slip of it (`awsx:` is Crosswalk's).
 OTHER_PACKAGES = frozenset({"awsx"})
+# Keys only one cloud's program reads (or two: botCpu), and the providers' namespaces by cloud: set in a
+# stack of another cloud, nothing reads them, and the operator likely meant another stack file.
+CLOUD_KEYS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "ecsCapacityProviders", "albIdleTimeoutSeconds",
+                     "keepAliveSeconds", "allowedCidrs", "containerInsights", "secretRecoveryDays", "alarmTopicArn",
+                     "turnInstanceType"), ("aws",)),
+    **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "botMachineType", "botDiskGb",
+                     "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",
+                     "alertPolicies", "turnMachineType"), ("gcp",)),
+    **dict.fromkeys(("dispatcherMinReplicas", "dispatcherMaxReplicas", "alarmActionGroupId", "turnVmSize",
+                     "turnSshPublicKey"), ("azure",)),
+    **dict.fromkeys(("botCpu", "botMemory"), ("aws", "azure")),
+}
+CLOUD_PREFIXES = {"azure": ("azure",), "k8s": ("k8s",)}  # azureVnetCidr, k8sBotCpu, …
+PROVIDER_CLOUDS = {"aws": "aws", "gcp": "gcp", "azure-native": "azure", "kubernetes": "k8s"}
 _NAMESPACE_LINE = re.compile(r"""__config__ = pulumi\.Config\(['"]([\w-]+)['"]\)""")
 _KEY_READ = re.compile(r"""__config__\.get\w*\(['"](\w+)['"]""")
 
@@ -102,4 +118,45 @@ def unknown(keys: Iterable[str], read: Iterable[str] = (), *, misspelt_only: boo
                                              None)
         hint = f": did you mean {meant}?" if meant else " (docs/pulumi.md lists the keys)"
         lines.append(f"{full} is no stack key{hint}")
+    return lines
+
+
+def clouds_of(full: str) -> tuple[str, ...]:
+    """The clouds whose program reads a key (full name); () when any cloud's may."""
+    namespace, name = full.split(":", 1)
+    if namespace != NAMESPACE:
+        return (PROVIDER_CLOUDS[namespace],) if namespace in PROVIDER_CLOUDS else ()
+    if name in CLOUD_KEYS:
+        return CLOUD_KEYS[name]
+    return next((clouds for prefix, clouds in CLOUD_PREFIXES.items() if re.match(rf"{prefix}[A-Z]", name)), ())
+
+
+@cache
+def project_defaults() -> dict[str, str]:
+    """What `pulumi up` hands the program for each key Pulumi.yaml declares a default of and the stack
+    leaves unset: a scalar as Go's `%v` writes it, a list or map as JSON."""
+    declared = yaml.safe_load(PROJECT_FILE.read_text()).get("config") or {}
+
+    def handed(default: object) -> str:
+        if isinstance(default, bool):
+            return "true" if default else "false"
+        return json.dumps(default) if isinstance(default, list | dict) else str(default)
+
+    return {f"{NAMESPACE}:{key}": handed(spec["default"]) for key, spec in declared.items()
+            if isinstance(spec, dict) and "default" in spec and ":" not in key}
+
+
+def of_another_cloud(given: Mapping[str, str], cloud: str) -> list[str]:
+    """One line per key of another cloud's (`gcp:project`, `gcpZone`, `k8sBotCpu` in an AWS stack) that
+    the stack sets: every cloud's defaults reach the program too (Pulumi.yaml's), and say nothing."""
+    lines = []
+    defaults = project_defaults()
+    for full in sorted(given):
+        if full in defaults and str(given[full]) == defaults[full]:
+            continue
+        if ":" in full and (clouds := clouds_of(full)) and cloud not in clouds:
+            named = full if not full.startswith(NAMESPACE + ":") else full.split(":", 1)[1]
+            lines.append(f"{full} is a key of {' and '.join(clouds)} stacks, and this stack's cloud is {cloud}: "
+                         f"nothing reads it here (pulumi config rm {named}: it belongs in a {' or '.join(clouds)} "
+                         "stack's file)")
     return lines

@@ -54,9 +54,8 @@ def load(cfg: Reader) -> TurnSettings | None:
     mode = cfg.string("turn", choices=MODES)
     if mode == "none":
         return None
-    secret = cfg.secret("turnSharedSecret", required=True)
+    secret = cfg.secret("turnSharedSecret", required=True, check=lambda value: _check_secret(cfg, value))
     assert secret is not None
-    secret.apply(lambda value: _check_secret(cfg, value))
     if mode == "external":
         urls = tuple(u.strip() for u in (cfg.optional("turnUrls") or "").split(",") if u.strip())
         if not urls or not all(_URL.match(u) for u in urls):

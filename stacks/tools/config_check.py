@@ -35,14 +35,17 @@ from stacks.config.stack_keys import PROVIDER_CREDENTIALS
 from stacks.tools import config_cache
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.paths import stack_document, stack_file, stack_names
-from stacks.tools.plan import placeholders, stack_config
+from stacks.tools.plan import first_up_notes, placeholders, stack_config
+from stacks.tools.stack_faults import every_refusal, full_key
 from voicefleet_settings.names import by_name
 
 
-def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached: bool = True) -> list[DispatcherEnv]:
+def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached: bool = True,
+               without: frozenset[str] = frozenset()) -> list[DispatcherEnv]:
     """What `python -m stacks.plan STACK` registers for the dispatcher, with `--config` values as the plan
     takes them (raises the program's SettingsError on a configuration it refuses). `cached`: an answer
-    kept for the very same inputs (stacks/tools/config_cache.py) stands for a run of the program."""
+    kept for the very same inputs (stacks/tools/config_cache.py) stands for a run of the program.
+    `without`: keys (full names) left out, as if unset (stacks/tools/stack_faults.py)."""
     overrides = dict(overrides or {})
     config, secret_keys = stack_config(stack)
     for key, value in overrides.items():
@@ -57,6 +60,8 @@ def stack_envs(stack: str, overrides: Mapping[str, str] | None = None, *, cached
                                 f"`pulumi config set --secret {named} -s {stack}`")
         config[full] = value
         secret_keys = [name for name in secret_keys if name != full]
+    config = {key: value for key, value in config.items() if key not in without}
+    secret_keys = [name for name in secret_keys if name not in without]
     if cached and (kept := config_cache.load(stack, config, overrides)) is not None:
         return kept
     from stacks.tools.mocks import run_program  # the cloud's SDK and Pulumi's engine: only for a run
@@ -76,9 +81,7 @@ def _config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
     return config
 
 
-def _full(key: str) -> str:
-    """A stack key's full name (`aws:region` stays, `gcpZone` is `voicefleet:gcpZone`)."""
-    return key if ":" in key else f"{NAMESPACE}:{key}"
+_full = full_key
 
 
 def pending_keys(stack: str, config: Mapping[str, str]) -> frozenset[str]:
@@ -155,11 +158,20 @@ def _quiet() -> Iterator[None]:
 
 
 def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int:
+    checking = command[0] == "check"
     try:
         with _quiet():
-            envs = stack_envs(stack, overrides)
-    except SettingsError as exc:  # the program's own refusal: one line naming the key
+            if checking:  # every refusal of the stack file, and each value its first `up` still needs
+                refused, envs = every_refusal(lambda without: stack_envs(stack, overrides, without=without),
+                                              _config(stack, overrides))
+                pending = first_up_notes(stack, overrides, done="checked")
+            else:
+                refused, envs, pending = [], stack_envs(stack, overrides), []
+    except SettingsError as exc:  # the program's own refusal (or a stack file that is none): one line
         print(f"{stack}: {' '.join(str(exc).split())}")
+        return 1
+    if refused:
+        print("\n".join(f"{stack}: {line}" for line in dict.fromkeys([*refused, *pending])))
         return 1
     if not envs:
         print(f"{stack} runs no dispatcher (a front door or shared stack): nothing to check")
@@ -173,9 +185,9 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
         except SourceError as exc:
             print(f"{stack}: {exc}")
             return 1
-        if command[0] == "check":
-            found = faults(resolved)
-            print("\n".join(f"{stack}: {prefix}{line}" for line in env.masked_lines(found)) if found else
+        if checking:
+            found = [prefix + line for line in env.masked_lines(faults(resolved))] + pending
+            print("\n".join(f"{stack}: {line}" for line in found) if found else
                   f"{stack}: {prefix}configuration good (stack size {config.get(f'{NAMESPACE}:size', 'unset')}, "
                   f"profile {resolved.profile}, "
                   f"{len(env.plain) + len(env.masked)} settings, {len(env.masked)} of them secrets)")

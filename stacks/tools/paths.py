@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from dispatcher.settings.sources import yaml_1_2
 from stacks.config.reader import SettingsError
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # the folder of Pulumi.yaml
@@ -22,10 +23,11 @@ def stack_file(stack: str) -> Path:
 
 def stack_document(stack: str) -> dict[str, Any]:
     """The stack file as YAML, its `config` a mapping: a file that is not is one SettingsError naming
-    where (the tools print it as one line, never a traceback)."""
+    where (the tools print it as one line, never a traceback). Read as the Pulumi CLI reads it: YAML 1.2
+    (its gopkg.in/yaml.v3), where `recording: off` is the word `off`, not YAML 1.1's false."""
     name = stack_file(stack).name
     try:
-        document = yaml.safe_load(stack_file(stack).read_text()) or {}
+        document = yaml_1_2(stack_file(stack).read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

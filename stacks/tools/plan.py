@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.config.derived import explain
+from stacks.config.masked import mask
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools import dispatcher_env
@@ -64,7 +65,9 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
         if secure_leaf(value):
-            config[key] = SECRET
+            # Its own stand-in, from its ciphertext: two secrets never look alike, and a check of its
+            # length or shape waits for `pulumi up` (stacks/config/masked.py).
+            config[key] = mask(value["secure"])
             secret_keys.append(key)
         elif has_secure_value(value):  # `pulumi config set --secret --path`: one secret object, as JSON
             if key == f"{NAMESPACE}:botSecrets" and (plain := plain_leaves(value, "botSecrets")):
@@ -124,12 +127,12 @@ def placeholders(stack: str) -> list[Placeholder]:
     return list(found.values())
 
 
-def first_up_notes(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+def first_up_notes(stack: str, overrides: Mapping[str, str] | None = None, done: str = "planned") -> list[str]:
     """What the first `pulumi up` still needs: each value the plan filled with a placeholder (and no
-    --config gave), with the command that sets it."""
+    --config gave), with the command that sets it; `done`: what was done with the placeholder."""
     given = {key if ":" in key else f"{NAMESPACE}:{key}" for key in overrides or {}}
     where = stack_file(stack).relative_to(REPOSITORY).as_posix()
-    return [f"{missing.key} is not set in {where}: planned with a placeholder; the first "
+    return [f"{missing.key} is not set in {where}: {done} with a placeholder; the first "
             f"`pulumi up` needs it: `{missing.command(stack)}`" + (" (it prompts for the value)" if missing.secret
                                                                     else "")
             for missing in placeholders(stack) if missing.full_key not in given]

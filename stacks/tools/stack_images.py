@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from stacks.tools.paths import PROJECT_FILE, stack_file, stack_names
+from stacks.tools.paths import PROJECT_FILE, stack_document, stack_names
 
 KEYS = {"botProject": "bot_project", "botImageBudgetMb": "budget", "turn": "turn"}
 
@@ -23,7 +23,7 @@ def stack_values(stack: str) -> dict[str, str]:
     """botProject, botImageBudgetMb and turn of the stack: its file's, else Pulumi.yaml's default."""
     project: dict[str, Any] = yaml.safe_load(PROJECT_FILE.read_text())
     name = str(project["name"])
-    config: dict[str, Any] = (yaml.safe_load(stack_file(stack).read_text()) or {}).get("config") or {}
+    config: dict[str, Any] = stack_document(stack).get("config") or {}
     found: dict[str, str] = {}
     for key, variable in KEYS.items():
         spec = project["config"][key]

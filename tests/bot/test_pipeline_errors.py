@@ -70,3 +70,20 @@ async def test_a_crashed_service_task_is_reported_as_an_error_of_the_session():
     await worker.queue_frame(EndFrame())
     await asyncio.wait_for(runner, 30)
     assert reported == [("error", "llm::_connection_task_handler: [Errno -2] Name or service not known")]
+
+
+async def test_a_daily_transport_given_no_room_is_reported_saying_where_the_room_is():
+    """A bot that reads its room from the request body (pipecat-examples' ivr-navigation) builds a real
+    DailyTransport with room_url None: its set-up fails, the error the session reports names where the
+    room is (runner_args.room_url, runner_args.token), and the host's watch ends the workers."""
+    from pipecat.transports.daily.transport import DailyParams, DailyTransport
+
+    reported = watched_errors()
+    transport = DailyTransport(None, None, "bot", DailyParams(audio_in_enabled=True, audio_out_enabled=True))
+    worker = PipelineWorker(Pipeline([transport.input(), transport.output()]))
+    await asyncio.wait_for(WorkerRunner(handle_sigint=False).run(worker), 20)  # no EndFrame: the host ends it
+    assert reported, "no error reported"
+    reason, detail = reported[0]
+    assert reason == "unusable" and detail.startswith("DailyInputTransport#0: the Daily transport was given no room")
+    assert "runner_args.room_url" in detail and "runner_args.token" in detail
+

@@ -31,16 +31,19 @@ def _module(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_dispatchers_command_checks_a_stack() -> None:
+    """k8s-dev holds no secret: its environment is good, and each secret its first `up` needs is named."""
     done = _module("check", "--stack", "k8s-dev")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("k8s-dev: configuration good")
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all(" is not set in stacks/Pulumi.k8s-dev.yaml" in line for line in lines), lines
 
 
 def test_an_unknown_stack_key_is_exit_1_and_one_line_naming_it() -> None:
     done = _module("check", "--stack", "k8s-dev", "--config", "maxConcurentSessions=5")
     assert done.returncode == 1
-    assert done.stdout.splitlines() == ["k8s-dev: Invalid stack configuration: voicefleet:maxConcurentSessions is no "
-                                        "stack key: did you mean maxConcurrentSessions?"]
+    assert [line for line in done.stdout.splitlines() if " is not set in " not in line] == [
+        "k8s-dev: Invalid stack configuration: voicefleet:maxConcurentSessions is no stack key: did you mean "
+        "maxConcurrentSessions?"]
 
 
 def test_the_cli_passes_the_stack_on() -> None:
@@ -97,3 +100,20 @@ def test_the_cli_passes_config_values_on_stdin(monkeypatch: pytest.MonkeyPatch,
     assert result.exit_code == 0
     assert "value: 301 (from the stack key maxConcurrentSessions (--config))" in capfd.readouterr().out
     assert len(started) == 1 and not any("301" in arg for arg in started[0]), started
+
+
+def test_a_checkout_without_the_infra_group_is_told_the_command_that_works(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`uv run voicefleet config check --stack NAME` in a fresh clone (no Pulumi SDK): the command that
+    works, not `No module named 'pulumi'` from the stack tool's traceback."""
+    import importlib.util
+
+    from dispatcher.serving import config_command
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pulumi" else real(name, *a))
+    started = _recording(monkeypatch, config_command)
+    assert config_command.stack_check(["check", "--stack", "aws-prod"], stdin=io.StringIO()) == 2
+    said = capsys.readouterr()
+    assert "uv run --group infra voicefleet config check --stack aws-prod" in said.err, said
+    assert "Traceback" not in said.err + said.out and started == []

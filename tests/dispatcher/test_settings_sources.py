@@ -3,6 +3,9 @@ start refuses a misspelt setting under `prod`; `voicefleet config` reads it all 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -228,3 +231,18 @@ def test_a_urls_password_and_query_are_masked(capsys: pytest.CaptureFixture[str]
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://otel:***@collector.example:4318  (environment)" in out
     assert "WEBHOOK_URL=https://hooks.example/in?***  (environment)" in out
     assert "TURN_URLS=turn:turn.example:3478,turns:turn.example:5349  (environment)" in out
+
+
+def test_check_and_start_refuse_the_same_app_settings_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """What the app's wiring reads (the dashboard's switch, the reserve's bounds) is refused by the check
+    and by a start's own check before it builds anything, in the same words: one code path."""
+    env = {"DASHBOARD_ENABLED": "maybe", "RESERVE_MIN_IDLE": "5", "RESERVE_MAX_IDLE": "2"}
+    assert config_command.main(["check"], env) == 1
+    out = capsys.readouterr().out
+    dashboard, reserve = "DASHBOARD_ENABLED='maybe'", "RESERVE_MAX_IDLE=2 is below the minimum idle count 5"
+    assert dashboard in out and reserve in out, out
+    started = subprocess.run([sys.executable, "-m", "dispatcher"], env={**os.environ, **env, "PORT": "0"},
+                             cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert started.returncode == 2, started.stderr
+    assert dashboard in started.stderr and reserve in started.stderr, started.stderr

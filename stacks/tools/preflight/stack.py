@@ -14,7 +14,7 @@ import yaml
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.reader import DEFAULTS
 from stacks.tools.mocks import Invoke, Registration
-from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_file
+from stacks.tools.paths import PROJECT_FILE, REPOSITORY, stack_document, stack_file
 from stacks.tools.preflight import (
     bot_runtime,
     cli_version,
@@ -47,7 +47,7 @@ def documented_commands(stack: str) -> list[tuple[bool, str, str]]:
 
 def documented_values(stack: str) -> dict[str, StackValue]:
     """The stack's config after its documented `pulumi config set` lines (secrets stay ciphertext)."""
-    values = stack_values(yaml.safe_load(stack_file(stack).read_text()) or {})
+    values = stack_values(stack_document(stack))
     for secret, key, value in documented_commands(stack):
         values[f"voicefleet:{key}"] = StackValue("<ciphertext>", secure=True) if secret else StackValue(value)
     return values

@@ -91,6 +91,9 @@ REGION_SECRET = {"regionSecret": "a-region-secret-of-32-characters-or-more"}
 DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("profile", "VOICEFLEET_PROFILE"): ("aws-prod", {}, "dev", "prod"),
     ("dashboardEnabled", "DASHBOARD_ENABLED"): ("aws-prod", {}, "false", "true"),
+    ("dailyAllowDialout", "DAILY_ALLOW_DIALOUT"): ("aws-prod", {}, "false", "true"),
+    ("twilioSignedStreams", "TWILIO_SIGNED_STREAMS"): ("gcp-prod", {}, "false", "true"),
+    ("recordingRequired", "RECORDING_REQUIRED"): ("k8s-dev", {}, "false", "true"),
     ("turnCredentialsPerKey", "TURN_CREDENTIALS_PER_KEY"): ("aws-prod", {}, "5", "7"),
     ("regions", "REGIONS"): ("aws-prod", {"region": "eu", **REGION_SECRET},
                              REGIONS["regions"], "eu=https://voicefleet.example.com,ap=https://ap.example.com"),
