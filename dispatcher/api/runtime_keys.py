@@ -9,17 +9,11 @@ still in the record this replica last read, so a revoked key is refused everywhe
 replica reads the record (within about a second), the cache included. A secret id that is not in the
 record is refused before any scrypt: guessing costs the guesser, not the dispatcher.
 
-The id is public (lists, the audit trail, the secret's own prefix), so guesses are bounded per id
-without locking the real secret out: the record also keeps a 24-bit check of each secret (a SHA-256
-of its own; the secret's other 232 random bits stay unknown), so a wrong guess is refused without
-a scrypt but for one in 16,777,216. Guesses the check rules out are counted per id and client
-(an IPv6 /64 is one client) and per id across addresses: past either limit, 429 with Retry-After.
-A secret that passes the check but is not cached here costs a scrypt, so whoever knows the check
-(it is in the record) could forge such tokens: they meet a small per-id budget of wrong scrypts and
-caps on scrypts under way, refused (429) rather than queued. The real secret passes the check, so
-random guessing never holds it back. A record made before the check (no `check`) keeps the older
-gate (past the limit, new secrets for its id from that address wait) until its secret verifies
-here once: its check is then kept in memory. docs/security.md says what a guesser meets.
+The id is public (lists, the audit trail, the secret's own prefix), so wrong secrets are counted per
+id and client, and per id across addresses; the record keeps a 24-bit check of each secret, so a
+guess it rules out costs no scrypt and the real secret, which passes it, is never held back by random
+guessing. A token that passes the check but is not cached costs a scrypt: those meet a small per-id
+budget and caps on scrypts under way (429, never queued). docs/security.md says what a guesser meets.
 
 A key is a name's: every secret of one name is one caller (its sessions and share), as a named key
 of DISPATCHER_API_KEYS is (dispatcher/api/auth.py). Rotation: a second secret for the name
