@@ -9,13 +9,11 @@ still in the record this replica last read, so a revoked key is refused everywhe
 replica reads the record (within about a second), the cache included. A secret id that is not in the
 record is refused before any scrypt: guessing costs the guesser, not the dispatcher.
 
-The id is public (lists, the audit trail, the secret's own prefix), so guesses are bounded per id
-without locking the real secret out: the record also keeps a 24-bit check of each secret (a SHA-256
-of its own; the secret's other 232 random bits stay unknown), so a wrong guess is refused without
-a scrypt but for one in 16,777,216, and past FAILURES_PER_WINDOW wrong secrets a window for one id
-from one client address, that address is answered 429 with Retry-After (logged once a window),
-while the real secret, which passes the check, is verified still. A record made before the check
-(no `check`) keeps the older gate: past the limit, new secrets for its id from that address wait.
+The id is public (lists, the audit trail, the secret's own prefix), so wrong secrets are counted per
+id and client, and per id across addresses; the record keeps a 24-bit check of each secret, so a
+guess it rules out costs no scrypt and the real secret, which passes it, is never held back by random
+guessing. A token that passes the check but is not cached costs a scrypt: those meet a small per-id
+budget and caps on scrypts under way (429, never queued). docs/security.md says what a guesser meets.
 
 A key is a name's: every secret of one name is one caller (its sessions and share), as a named key
 of DISPATCHER_API_KEYS is (dispatcher/api/auth.py). Rotation: a second secret for the name
@@ -33,12 +31,13 @@ import math
 import re
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from dispatcher.api.guess_limits import WindowCounts, client_group
 from dispatcher.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -54,6 +53,17 @@ CACHE_ENTRIES = 10_000
 # scrypt each, so past this many in a window this replica stops checking new ones for that id (a
 # secret it verified before still answers from the cache). Bounds the CPU a guesser can make it burn.
 FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS = 20, 60.0
+# The same across every address, so rotating addresses does not lift it: generous, since a guess its
+# check rules out costs a SHA-256 only, and the real secret (it passes the check) is not held back by it.
+FAILURES_PER_ID_PER_WINDOW = 1000
+# Secrets that pass an id's check yet prove wrong (a scrypt each): only someone who knows the check can
+# make them, so they are few for one id across all addresses; past this many in a window, secrets of
+# that id not verified here before are answered 429 (the cache still answers the real one).
+SCRYPT_FAILURES_PER_ID = 10
+# Scrypts under way, for one id and in all: past these a new one is refused (429) rather than queued, so
+# a flood never builds a queue that delays every other runtime key's first check.
+SCRYPTS_PER_ID, SCRYPTS_IN_FLIGHT = 2, 4
+WARNINGS_PER_WINDOW = 10  # log lines about guessers a window, all of them together
 CHECK_HEX = 6  # the record's quick check of a secret: 24 bits
 MAX_KEYS = 1000  # records in the one runtime record: the replicas read it every second
 # A revocation reaches a replica when it reads the record; one that has not read it for this long
@@ -138,7 +148,7 @@ def valid_name(name: str) -> str:
     return name
 
 
-Guesser = tuple[str, str]  # (secret id, client address): whose wrong secrets are counted together
+Guesser = tuple[str, str]  # (secret id, client group): whose wrong secrets are counted together
 
 
 class RuntimeKeys:
@@ -148,13 +158,19 @@ class RuntimeKeys:
         self._records: dict[str, KeyRecord] = {}
         self._clock = clock
         self._verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # digest → (secret id, until)
-        self._failures: dict[Guesser, deque[float]] = {}  # when wrong secrets came for an id from an address
-        self._told: dict[Guesser, float] = {}  # when a guesser's refusals were last logged
+        # Wrong secrets: by guesser (secret id, client group), by id, and those that cost a scrypt, by id.
+        self._failures = WindowCounts(FAILURE_WINDOW_SECONDS, CACHE_ENTRIES, clock)
+        self._told = WindowCounts(FAILURE_WINDOW_SECONDS, CACHE_ENTRIES, clock)  # guessers logged this window
+        self._warnings = WindowCounts(FAILURE_WINDOW_SECONDS, 1, clock)  # log lines this window, in all
+        # The check a record made before checks existed would hold, learnt here when its secret verified:
+        # secret id → (the record's digest, check).
+        self._learnt: dict[str, tuple[str, str]] = {}
         # Checks under way (by the token's SHA-256): the same token presented again meanwhile waits
         # for that one scrypt, and a guesser's checks under way count against its limit as failures do,
         # so a burst of wrong secrets sent at once costs no more scrypts than one sent in turn.
         self._checking: dict[bytes, asyncio.Future[str]] = {}
         self._checking_per_guesser: dict[Guesser, int] = {}
+        self._checking_per_id: dict[str, int] = {}
         self._read_at: float | None = None  # when the record was last read (None: never)
 
     def seen(self, raw: Mapping[str, Any]) -> None:
@@ -163,13 +179,17 @@ class RuntimeKeys:
         for secret_id, value in raw.items():
             record = KeyRecord.from_json(secret_id, value)
             if record is not None:
+                learnt = self._learnt.get(secret_id)
+                if not record.check and learnt is not None and learnt[0] == record.digest:
+                    record = replace(record, check=learnt[1])
                 records[secret_id] = record
         self._records = records
+        self._learnt = {i: learnt for i, learnt in self._learnt.items() if i in records}
         for digest, (secret_id, _) in list(self._verified.items()):
             if secret_id not in records:
                 del self._verified[digest]
-        self._failures = {g: times for g, times in self._failures.items() if g[0] in records}
-        self._told = {g: at for g, at in self._told.items() if g[0] in records}
+        self._failures.keep(lambda key: key[1] in records)  # type: ignore[index]
+        self._told.keep(lambda key: key[0] in records)  # type: ignore[index]
         self.fresh()
 
     def fresh(self) -> None:
@@ -202,27 +222,26 @@ class RuntimeKeys:
         if checking is None:
             checking = asyncio.get_running_loop().run_in_executor(_SCRYPT_POOL, slow_hash, token,
                                                                   bytes.fromhex(record.salt))
-            self._started(key, (record.secret_id, source), record, checking)
+            self._started(key, (record.secret_id, client_group(source)), record, checking)
         digest = await asyncio.shield(checking)  # a caller gone does not cancel the others' check
-        if self._records.get(record.secret_id) != record:
+        if self._records.get(record.secret_id) is None or \
+                self._records[record.secret_id].digest != record.digest:
             return None
         return self._checked(token, record, digest, source, failure_counted=True)
 
     def _started(self, key: bytes, guesser: Guesser, record: KeyRecord, checking: asyncio.Future[str]) -> None:
         self._checking[key] = checking
         self._checking_per_guesser[guesser] = self._checking_per_guesser.get(guesser, 0) + 1
+        self._checking_per_id[guesser[0]] = self._checking_per_id.get(guesser[0], 0) + 1
 
         def done(finished: asyncio.Future[str]) -> None:
             # The check under way becomes a failure in the same step: no moment where it counts as neither.
             if finished.cancelled() or finished.exception() is not None or \
                     not hmac.compare_digest(finished.result(), record.digest):
-                self._failed(guesser)
+                self._failed(guesser, scrypt=True)
             self._checking.pop(key, None)
-            left = self._checking_per_guesser.get(guesser, 1) - 1
-            if left > 0:
-                self._checking_per_guesser[guesser] = left
-            else:
-                self._checking_per_guesser.pop(guesser, None)
+            _less(self._checking_per_guesser, guesser)
+            _less(self._checking_per_id, guesser[0])
 
         checking.add_done_callback(done)
 
@@ -230,7 +249,7 @@ class RuntimeKeys:
         """The token's record (None: no such id, or a secret its check rules out, refused with no
         scrypt paid for a guess) and its name when the secret was verified here within CACHE_SECONDS.
         `joining`: the same token is being checked already (no new scrypt, so no new count against the
-        limit). Past the limit, 429 for that address, unless the secret passes its record's check."""
+        limits). Otherwise 429 past a limit: see the module's docstring and docs/security.md."""
         secret_id = secret_id_of(token)
         record = self._records.get(secret_id) if secret_id is not None else None
         if record is None:
@@ -242,47 +261,74 @@ class RuntimeKeys:
         cached = self._verified.get(hashlib.sha256(token.encode()).digest())
         if cached is not None and cached[0] == record.secret_id and cached[1] > self._clock():
             return record, record.name
-        guesser = (record.secret_id, source)
-        passes = record.passes(token)
-        if record.check and passes:
-            return record, None  # the real secret (or one guess in 2^24): verified whatever the guessing
-        failures = self._failures.get(guesser)
-        while failures and failures[0] < self._clock() - FAILURE_WINDOW_SECONDS:
-            failures.popleft()
-        tried = len(failures or ()) + self._checking_per_guesser.get(guesser, 0)
-        if not joining and tried >= FAILURES_PER_WINDOW:
-            raise self._too_many(guesser, failures)
-        if not passes:  # ruled out by its check: counted, no scrypt
-            self._failed(guesser)
+        guesser = (record.secret_id, client_group(source))
+        if joining:
+            return record, None
+        if record.check and not record.passes(token):  # ruled out by its check: counted, no scrypt
+            if self._failures.count(("id",) + guesser[:1]) >= FAILURES_PER_ID_PER_WINDOW:
+                raise self._too_many(guesser, ("id", record.secret_id), "from any address")
+            self._limit(guesser)
+            self._failed(guesser, scrypt=False)
             return None, None
+        # A scrypt to pay: the real secret, one forged to pass the check, or any secret of an old record.
+        if record.check:
+            scrypts = self._failures.count(("scrypt", record.secret_id))
+            if scrypts + self._checking_per_id.get(record.secret_id, 0) >= SCRYPT_FAILURES_PER_ID:
+                raise self._too_many(guesser, ("scrypt", record.secret_id), "that pass its check")
+        else:
+            self._limit(guesser)
+        if self._checking_per_id.get(record.secret_id, 0) >= SCRYPTS_PER_ID or \
+                len(self._checking) >= SCRYPTS_IN_FLIGHT:
+            raise ApiError(429, "key_checks_busy", "this replica is checking as many new secrets as it takes at "
+                           "once: try again in a second", retry_after=1.0)
         return record, None
 
-    def _failed(self, guesser: Guesser) -> None:
-        """A wrong secret from `guesser`; the guessers remembered are bounded (the oldest forgotten first)."""
-        self._failures.setdefault(guesser, deque()).append(self._clock())
-        while len(self._failures) > CACHE_ENTRIES:
-            del self._failures[next(iter(self._failures))]
+    def _limit(self, guesser: Guesser) -> None:
+        """429 when `guesser` (one id, one client group) sent too many wrong secrets this window."""
+        tried = self._failures.count(("guess",) + guesser) + self._checking_per_guesser.get(guesser, 0)
+        if tried >= FAILURES_PER_WINDOW:
+            raise self._too_many(guesser, ("guess",) + guesser, "from this address")
 
-    def _too_many(self, guesser: Guesser, failures: deque[float] | None) -> ApiError:
+    def _failed(self, guesser: Guesser, *, scrypt: bool) -> None:
+        """A wrong secret from `guesser`, counted for it, for its id and (when it cost one) as a scrypt."""
+        self._failures.add(("guess",) + guesser)
+        self._failures.add(("id", guesser[0]))
+        if scrypt:
+            self._failures.add(("scrypt", guesser[0]))
+
+    def _too_many(self, guesser: Guesser, counted: tuple[str, ...], whence: str) -> ApiError:
         now = self._clock()
-        wait = max(1.0, (failures[0] + FAILURE_WINDOW_SECONDS - now) if failures else FAILURE_WINDOW_SECONDS)
-        if now - self._told.get(guesser, -math.inf) >= FAILURE_WINDOW_SECONDS:
-            self._told[guesser] = now
-            log.warning("%d wrong secrets in %.0f s for runtime key %s from %s: that address is answered 429 "
-                        "for this key until the window moves on", FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS,
-                        guesser[0], guesser[1] or "an unknown address")
-        return ApiError(429, "too_many_wrong_secrets", f"too many wrong secrets for this key from this address: "
-                        f"try again in {math.ceil(wait)} s with the right one", retry_after=wait)
+        oldest = self._failures.oldest(counted)
+        wait = max(1.0, (oldest + FAILURE_WINDOW_SECONDS - now) if oldest is not None else FAILURE_WINDOW_SECONDS)
+        if not self._told.count(guesser) and self._warnings.count("all") < WARNINGS_PER_WINDOW:
+            self._told.add(guesser)
+            self._warnings.add("all")
+            log.warning("too many wrong secrets in %.0f s for runtime key %s %s (%s): answered 429 until the "
+                        "window moves on", FAILURE_WINDOW_SECONDS, guesser[0], whence,
+                        guesser[1] or "an unknown address")
+        return ApiError(429, "too_many_wrong_secrets", f"too many wrong secrets for this key {whence}: try "
+                        f"again in {math.ceil(wait)} s with the right one", retry_after=wait)
 
     def _checked(self, token: str, record: KeyRecord, digest: str, source: str, *,
                  failure_counted: bool = False) -> str | None:
         if not hmac.compare_digest(digest, record.digest):
             if not failure_counted:
-                self._failed((record.secret_id, source))
+                self._failed((record.secret_id, client_group(source)), scrypt=True)
             return None
+        if not record.check:  # an old record: its check, learnt now, spares the real secret its gate
+            self._learnt[record.secret_id] = (record.digest, quick_check(token))
+            self._records[record.secret_id] = replace(record, check=quick_check(token))
         key = hashlib.sha256(token.encode()).digest()
         self._verified[key] = (record.secret_id, self._clock() + CACHE_SECONDS)
         self._verified.move_to_end(key)
         while len(self._verified) > CACHE_ENTRIES:
             self._verified.popitem(last=False)
         return record.name
+
+
+def _less(counts: dict[Any, int], key: Any) -> None:
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -19,6 +19,7 @@ from dispatcher.artifacts.store import STORE_HELD, OpenUpload, Part, StoredObjec
 
 UPLOADS = ".uploads"
 HOLDS = ".holds"
+NAMES_SECRET = ".names-secret"  # noqa: S105 - a file name. dispatcher/artifacts/names_secret.py keeps it here: never listed
 T = TypeVar("T")
 
 
@@ -164,7 +165,7 @@ class LocalFolderStore:
         def listed() -> list[StoredObject]:
             base = self._path(prefix) if prefix else self.root
             folder = base if base.is_dir() else base.parent
-            hidden = {UPLOADS, HOLDS}
+            hidden = {UPLOADS, HOLDS, NAMES_SECRET}
             return [StoredObject(path.relative_to(self.root).as_posix(), path.stat().st_size)
                     for path in sorted(folder.rglob("*")) if path.is_file() and path.suffix != ".writing"
                     and path.relative_to(self.root).as_posix().startswith(prefix) and not hidden & set(path.parts)]

@@ -14,16 +14,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from dispatcher.artifacts.azure_sas import is_azure_destination
+from dispatcher.artifacts.local_store import NAMES_SECRET
 from dispatcher.artifacts.settings import ArtifactSettings
 
 log = logging.getLogger(__name__)
-SECRET_FILE = ".names-secret"  # noqa: S105 - a file name. Beside `.uploads` and `.holds`: no session's key reaches it
+SECRET_FILE = NAMES_SECRET  # beside `.uploads` and `.holds`: no session's key reaches it, no listing shows it
 SECRET_BYTES = 32
+SECRET_SHAPE = re.compile(rb"[0-9a-f]{%d}" % (SECRET_BYTES * 2))
+
+
+class UnsafeNamesSecret(ValueError):
+    """The names secret's file is not one this dispatcher alone made and reads: it refuses to start
+    (whoever planted or can read it could read every named key's recordings)."""
 
 
 def kept_names_secret(env: Mapping[str, str]) -> bytes | None:
@@ -56,8 +65,28 @@ def _kept(path: Path) -> bytes:
                 os.link(made, path)
         finally:
             made.unlink(missing_ok=True)
-    value = path.read_bytes().strip()
-    if len(value) < SECRET_BYTES:
-        raise OSError(f"{path.name} holds no secret: remove it to make a new one (a name's earlier recordings "
-                      "are then the admin's alone)")
+    return _read(path)
+
+
+def _read(path: Path) -> bytes:
+    """The secret in `path`: a regular file (never through a link), the dispatcher's own, 0600, 64 hex."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if path.is_symlink():
+            raise UnsafeNamesSecret(f"{path} is a symbolic link: the key names' secret must be a file of its own; "
+                                    "remove the link (a new secret is made at the next start)") from exc
+        raise
+    with os.fdopen(descriptor, "rb") as kept:
+        shown = os.fstat(kept.fileno())
+        if not stat.S_ISREG(shown.st_mode) or shown.st_uid != os.geteuid() or stat.S_IMODE(shown.st_mode) != 0o600:
+            raise UnsafeNamesSecret(
+                f"{path} must be a file owned by this dispatcher's user (uid {os.geteuid()}) with mode 0600 "
+                f"(it is uid {shown.st_uid}, mode {stat.S_IMODE(shown.st_mode):o}): whoever else can write or read "
+                f"it reads every named key's recordings. Fix it with `chown {os.geteuid()} {path} && chmod 600 "
+                f"{path}`, or remove it if you did not make it")
+        value = kept.read(SECRET_BYTES * 2 + 2).strip()
+    if not SECRET_SHAPE.fullmatch(value):
+        raise UnsafeNamesSecret(f"{path} holds no secret this dispatcher made (64 hex characters): remove it to make "
+                                "a new one (a name's earlier recordings are then the admin's alone)")
     return value

@@ -23,6 +23,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import LaunchResult, LaunchSpec, machine_as_json, machine_from_json
 from dispatcher.machines.bot_environment import session_transport
 from dispatcher.observability.log_text import shown
+from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination, PoolBot, ReplicaPool
 from dispatcher.store.relay import NotHere
@@ -56,12 +57,13 @@ def spec_from(session_id: str, params: Mapping[str, Any]) -> LaunchSpec:
             max_session_seconds=int(params["max_session_seconds"]), body=dict(params.get("body") or {}),
             room_url=_text(params.get("room_url")), bot_token=_text(params.get("bot_token")),
             ice_config=dict(params["ice_config"]) if params.get("ice_config") else None,
-            transport=_text(params.get("transport")), release=_name(params["release"]),
+            # A replica of an older version sends no release: its sessions were the default release's.
+            transport=_text(params.get("transport")), release=_name(params.get("release", DEFAULT_RELEASE)),
             image=_text(params.get("image")), release_env=_texts(params.get("release_env") or {}),
             traceparent=_text(params.get("traceparent")),
             recording=RecordingPlan.from_params(_mapping(recording)) if recording is not None else None,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
         raise ApiError(400, "invalid_request", "a relayed claim without a session's launch values") from exc
     if params.get("session_id") != session_id:
         raise ApiError(400, "invalid_request", "a relayed claim for another session")
