@@ -28,6 +28,7 @@ from dispatcher.artifacts.rules import retention_folder
 from stacks.azure import naming
 from stacks.azure.identity import built_in_role
 from stacks.config.recording import RecordingSettings
+from stacks.shared.recording_last_up import RecordingHolds
 
 CONTAINER = "recordings"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -104,6 +105,10 @@ class RecordingStore(pulumi.ComponentResource):
                          dispatcher_principal_id, child),
             self._assign(name, "delegator", subscription_id, prefix, STORAGE_BLOB_DELEGATOR, account.id,
                          dispatcher_principal_id, child)]
+        # What the account holds, as applied (never turned off once on): its version-level immutability.
+        hold = account.immutable_storage_with_versioning.apply(
+            lambda found: found is not None and found.enabled is True)
+        self.holds = RecordingHolds(hold=hold, held=hold)
         self.account_name = account.name
         self.destination = pulumi.Output.concat("https://", account.name, ".blob.core.windows.net/", container.name,
                                                 "/", settings.prefix)
