@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from stacks.config.settings import SettingsError
-from stacks.tools.mocks import Deployed, RecordingMocks, Registration, Run, run_program, unwrap
+from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from stacks.tools.preflight import immutable
 from tests.infra.conftest import SECRETS, StackRunner, config_for
-from tests.infra.helpers import changed_names, component_outputs, container, watched_monitors
+from tests.infra.helpers import changed_names, component_outputs, container, watched_monitors, with_state
 
 BUCKET = "aws:s3/bucket:Bucket"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -121,17 +121,6 @@ def test_recording_off_after_a_bucket_is_refused_until_confirmed(stack: StackRun
 def earlier_release(first: Run) -> dict[str, Any]:
     """The outputs an `up` of a release before `recordingStore` left: the bucket's name alone."""
     return {key: value for key, value in component_outputs(first, "aws").items() if key != OUTPUT}
-
-
-def with_state(monkeypatch: pytest.MonkeyPatch, typ: str, **state: Any) -> None:
-    """The provider answers `typ` with `state` over its inputs: what the cloud's state holds beyond them."""
-    answer = RecordingMocks.new_resource
-
-    def new_resource(self: RecordingMocks, args: Any) -> tuple[str, dict[str, Any]]:
-        rid, found = answer(self, args)
-        return rid, ({**found, **state} if args.typ == typ else found)
-
-    monkeypatch.setattr(RecordingMocks, "new_resource", new_resource)
 
 
 def up(overrides: dict[str, str], previous: dict[str, Any]) -> Run:
