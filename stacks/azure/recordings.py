@@ -88,8 +88,12 @@ class RecordingStore(pulumi.ComponentResource):
             immutable_storage_with_versioning={"enabled": True} if settings.hold else None,
             opts=kept)
         if settings.hold:
-            azure.storage.BlobServiceProperties(name, account_name=account.name, resource_group_name=resource_group,
-                                                blob_services_name="default", is_versioning_enabled=True, opts=kept)
+            versioning = azure.storage.BlobServiceProperties(
+                name, account_name=account.name, resource_group_name=resource_group, blob_services_name="default",
+                is_versioning_enabled=True, opts=kept)
+            # The dispatcher waits for the grants and learns at start-up whether the account keeps versions
+            # (dispatcher/artifacts/azure_store.py): the grants wait for the versioning.
+            child = pulumi.ResourceOptions(parent=self, depends_on=[versioning])
         container = azure.storage.BlobContainer(name, account_name=account.name, resource_group_name=resource_group,
                                                 container_name=CONTAINER, public_access=azure.storage.PublicAccess.NONE,
                                                 opts=kept)

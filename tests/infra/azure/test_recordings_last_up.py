@@ -89,3 +89,12 @@ def test_the_store_output_says_what_the_account_applied(stack: StackRunner, monk
     with_state(monkeypatch, ACCOUNT, immutableStorageWithVersioning={"enabled": False})
     run = run_program(config_for("azure", HELD), list(SECRETS), stack="azure-test", deployed=Deployed())
     assert component_outputs(run, "azure")[OUTPUT] == {"hold": False, "held": False, "deleteOnDestroy": False}
+
+
+def test_with_holds_the_dispatchers_grants_wait_for_versioning(stack: StackRunner) -> None:
+    """The dispatcher starts after its grants and learns then whether the account keeps versions."""
+    run = stack("azure", **HELD)
+    (versioning,) = run.of_type("azure-native:storage:BlobServiceProperties")
+    grants = [r for r in run.of_type("azure-native:authorization:RoleAssignment") if "-recordings-" in r.name]
+    assert sorted(r.name.rsplit("-", 1)[-1] for r in grants) == ["delegator", "recorder"]
+    assert all(versioning.urn in r.dependencies for r in grants)
