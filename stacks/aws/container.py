@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -19,6 +19,7 @@ def fargate_container(
     region: str,
     port: int | None = None,
     stop_timeout: int = 30,
+    labels: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every field ECS would otherwise fill in is written out, so a refresh shows no phantom diff.
     No `initProcessEnabled`: the images' own tini is PID 1 and forwards SIGTERM; ECS's init would
@@ -39,6 +40,7 @@ def fargate_container(
             "logDriver": "awslogs",
             "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name},
         },
+        **({"dockerLabels": dict(labels)} if labels else {}),
     }
 
 

@@ -63,6 +63,10 @@ class DispatcherArgs:
     # (stacks/aws/recordings.py); empty, nothing recorded and no grant.
     recording: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     recording_statements: Sequence[Mapping[str, object]] = ()
+    # With holds: the container's label that follows Object Lock (a rollout when it turns on), and what the
+    # grant waits for (stacks/aws/recordings.py).
+    recording_labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    recording_waits_for: Sequence[pulumi.Resource] = ()
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -170,7 +174,8 @@ class Dispatcher(pulumi.ComponentResource):
             args.webrtc_bot.grant_run("dispatcher", task_role, args.cluster_arn, claim=claim)
         if args.recording_statements:
             aws.iam.RolePolicy(f"{name}-recordings", role=task_role.id,
-                               policy=policy_document(*args.recording_statements), opts=child)
+                               policy=policy_document(*args.recording_statements),
+                               opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.recording_waits_for)))
         return execution_role, task_role
 
     def _task_definition(self, name: str, args: DispatcherArgs, logs: aws.cloudwatch.LogGroup,
@@ -187,6 +192,7 @@ class Dispatcher(pulumi.ComponentResource):
             region=args.region,
             port=contract.DISPATCHER_PORT,
             stop_timeout=FARGATE_MAX_STOP_TIMEOUT,  # after the drain: time to end what is left
+            labels=args.recording_labels,
         )
         return fargate_task_definition(
             name,

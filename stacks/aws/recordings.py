@@ -26,6 +26,7 @@ import pulumi_aws as aws
 from dispatcher.artifacts.rules import retention_folder
 from stacks.aws.iam import statement
 from stacks.config.recording import RecordingSettings
+from stacks.shared.recording_last_up import RecordingHolds
 
 ABORT_INCOMPLETE_DAYS = 1
 NONCURRENT_DAYS = 1
@@ -43,6 +44,7 @@ HOLD_ACTIONS = ("s3:PutObjectLegalHold", "s3:GetObjectLegalHold")
 BUCKET_ACTIONS = ("s3:ListBucket",)  # limited to the prefix by its s3:prefix condition
 UPLOADS_ACTIONS = ("s3:ListBucketMultipartUploads",)  # the orphan sweep; takes no s3:prefix key
 KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+LOCK_LABEL = "voicefleet.recording-object-lock"  # the dispatcher container's label: Object Lock as applied
 
 
 def lifecycle_rules(settings: RecordingSettings) -> list[dict[str, Any]]:
@@ -119,30 +121,52 @@ class RecordingBucket(pulumi.ComponentResource):
             rules=[cast(aws.s3.BucketServerSideEncryptionConfigurationRuleArgsDict, {
                 "apply_server_side_encryption_by_default": by_default,
                 **({"bucket_key_enabled": True} if settings.kms_key else {})})], opts=kept)
+        self.lock: aws.s3.BucketObjectLockConfiguration | None = None
         if settings.hold:
-            # Both always left, by a destroy and by an `up` without them: S3 turns neither off (deleting the
-            # versioning suspends it, which S3 refuses on an Object Lock bucket; the lock's delete is a no-op).
+            # Both always left, by a destroy and by an `up` without them: S3 turns neither off. Deleting the
+            # versioning suspends it, which S3 refuses on an Object Lock bucket. The lock's delete is not a no-op
+            # (the provider writes ObjectLockEnabled=Enabled with no rule, clearing any default retention),
+            # harmless here only because it is never run (retain_on_delete) and this lock sets no rule.
             forever = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
             versioning = aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
                                                  opts=forever)
             # S3 turns Object Lock on for an existing bucket once it is versioned: the bucket is kept.
-            aws.s3.BucketObjectLockConfiguration(name, bucket=bucket.id, object_lock_enabled="Enabled",
-                                                 opts=pulumi.ResourceOptions.merge(
-                                                     forever, pulumi.ResourceOptions(depends_on=[versioning])))
+            self.lock = aws.s3.BucketObjectLockConfiguration(
+                name, bucket=bucket.id, object_lock_enabled="Enabled",
+                opts=pulumi.ResourceOptions.merge(forever, pulumi.ResourceOptions(depends_on=[versioning])))
+        # What the bucket holds, from the applied resources: the lock's own state (absent when an `up --target`
+        # or a failed create left it out), or the bucket's `object_lock_enabled`, which a bucket an earlier
+        # release made with Object Lock keeps true in its state (never compared, above).
+        hold = (self.lock.object_lock_enabled.apply(lambda on: on == "Enabled") if self.lock
+                else pulumi.Output.from_input(False))
+        self.holds = RecordingHolds(hold=hold, held=pulumi.Output.all(hold, bucket.object_lock_enabled).apply(
+            lambda values: values[0] is True or values[1] is True))
         # Kept with the bucket: what stays after a destroy still expires as the rules said.
         rules = cast(list[aws.s3.BucketLifecycleConfigurationRuleArgsDict], lifecycle_rules(settings))
         aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=kept)
         self.bucket = bucket.bucket
         self.arn = bucket.arn
-        self.destination = pulumi.Output.concat("s3://", bucket.bucket, "/", settings.prefix)
+        # The dispatcher learns at start-up whether the bucket is versioned (dispatcher/artifacts/s3_store.py):
+        # with holds its destination is the lock's bucket, so a new dispatcher starts only once Object Lock is
+        # on, and the lock's state is a label of its container, so holds turned on roll a new dispatcher out.
+        self.destination = pulumi.Output.concat("s3://", self.lock.bucket if self.lock else bucket.bucket, "/",
+                                                settings.prefix)
+        self.dispatcher_labels: dict[str, pulumi.Input[str]] = (
+            {LOCK_LABEL: self.lock.object_lock_enabled.apply(lambda on: on or "")} if self.lock else {})
+        # The dispatcher's grant waits for the lock too: a hold asked before it would be refused as if the
+        # bucket had none.
+        self.grant_waits_for: list[pulumi.Resource] = [self.lock] if self.lock else []
         self.register_outputs({"bucket": self.bucket, "destination": self.destination})
 
     def statements(self) -> Sequence[dict[str, Any]]:
         """The dispatcher's grant: its prefix's objects and uploads, the listing of that prefix, the key."""
         settings = self._settings
         objects = pulumi.Output.concat(self.arn, "/", settings.prefix, "/*")
-        found = [statement((*OBJECT_ACTIONS, *(HOLD_ACTIONS if settings.hold else ())), [objects],
-                           sid="RecordingObjects"),
+        # The holds grant stays while the bucket has Object Lock (as the cloud's state says), `recordingHold`
+        # off or not: without it the dispatcher could no longer lift the holds it placed.
+        held = pulumi.Output.from_input(self.holds.held).apply(lambda on: bool(on) or settings.hold)
+        found = [{**statement(OBJECT_ACTIONS, [objects], sid="RecordingObjects"),
+                  "Action": held.apply(lambda on: [*OBJECT_ACTIONS, *(HOLD_ACTIONS if on else ())])},
                  statement(BUCKET_ACTIONS, [self.arn], sid="RecordingList",
                            condition={"StringLike": {"s3:prefix": [f"{settings.prefix}/*"]}}),
                  statement(UPLOADS_ACTIONS, [self.arn], sid="RecordingUploads")]

@@ -83,7 +83,9 @@ class AwsStack(pulumi.ComponentResource):
             store, releases)
         if recordings is not None and settings.recording is not None:
             dispatcher_args = replace(dispatcher_args, recording=settings.recording.environment(recordings.destination),
-                                      recording_statements=recordings.statements())
+                                      recording_statements=recordings.statements(),
+                                      recording_labels=recordings.dispatcher_labels,
+                                      recording_waits_for=recordings.grant_waits_for)
         dispatcher = Dispatcher(f"{name}-dispatcher", dispatcher_args, opts=child)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
@@ -121,8 +123,9 @@ class AwsStack(pulumi.ComponentResource):
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.bucket} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).
-            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store)}
-               if settings.recording is not None else {}),
+            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store,
+                                                                         recordings.holds)}
+               if recordings is not None and settings.recording is not None else {}),
             # Several regions: the URL the other regions and the front door reach this one at.
             **({"regionUrl": settings.regions.url} if settings.regions is not None else {}),
         }

@@ -28,6 +28,7 @@ from dispatcher.artifacts.rules import retention_folder
 from stacks.azure import naming
 from stacks.azure.identity import built_in_role
 from stacks.config.recording import RecordingSettings
+from stacks.shared.recording_last_up import RecordingHolds
 
 CONTAINER = "recordings"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -87,8 +88,12 @@ class RecordingStore(pulumi.ComponentResource):
             immutable_storage_with_versioning={"enabled": True} if settings.hold else None,
             opts=kept)
         if settings.hold:
-            azure.storage.BlobServiceProperties(name, account_name=account.name, resource_group_name=resource_group,
-                                                blob_services_name="default", is_versioning_enabled=True, opts=kept)
+            versioning = azure.storage.BlobServiceProperties(
+                name, account_name=account.name, resource_group_name=resource_group, blob_services_name="default",
+                is_versioning_enabled=True, opts=kept)
+            # The dispatcher waits for the grants and learns at start-up whether the account keeps versions
+            # (dispatcher/artifacts/azure_store.py): the grants wait for the versioning.
+            child = pulumi.ResourceOptions(parent=self, depends_on=[versioning])
         container = azure.storage.BlobContainer(name, account_name=account.name, resource_group_name=resource_group,
                                                 container_name=CONTAINER, public_access=azure.storage.PublicAccess.NONE,
                                                 opts=kept)
@@ -104,6 +109,10 @@ class RecordingStore(pulumi.ComponentResource):
                          dispatcher_principal_id, child),
             self._assign(name, "delegator", subscription_id, prefix, STORAGE_BLOB_DELEGATOR, account.id,
                          dispatcher_principal_id, child)]
+        # What the account holds, as applied (never turned off once on): its version-level immutability.
+        hold = account.immutable_storage_with_versioning.apply(
+            lambda found: found is not None and found.enabled is True)
+        self.holds = RecordingHolds(hold=hold, held=hold)
         self.account_name = account.name
         self.destination = pulumi.Output.concat("https://", account.name, ".blob.core.windows.net/", container.name,
                                                 "/", settings.prefix)

@@ -171,8 +171,9 @@ class AzureStack(pulumi.ComponentResource):
             **({"turnUrls": turn} if turn is not None else {}),
             **({"recordingAccount": recordings.account_name} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).
-            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store)}
-               if settings.recording is not None else {}),
+            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store,
+                                                                         recordings.holds)}
+               if recordings is not None and settings.recording is not None else {}),
         }
         self.register_outputs(self.outputs)
 

@@ -18,6 +18,7 @@ one that has had holds (Cloud Storage refuses to delete a held object: the destr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import pulumi
@@ -25,6 +26,7 @@ import pulumi_gcp as gcp
 
 from dispatcher.artifacts.rules import retention_folder
 from stacks.config.recording import RecordingSettings
+from stacks.shared.recording_last_up import RecordingHolds
 
 ABORT_INCOMPLETE_DAYS = 1
 NONCURRENT_DAYS = 1
@@ -60,7 +62,8 @@ class RecordingBucket(pulumi.ComponentResource):
     grants: list[pulumi.Resource]  # what the dispatcher waits for
 
     def __init__(self, name: str, settings: RecordingSettings, *, bucket_name: str, project: str, location: str,
-                 account: gcp.serviceaccount.Account, opts: pulumi.ResourceOptions | None = None) -> None:
+                 account: gcp.serviceaccount.Account, held_before: pulumi.Input[bool] = False,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:gcp:RecordingBucket", name, None, opts)
         keep = not settings.delete_on_destroy
         bucket = gcp.storage.Bucket(
@@ -78,9 +81,12 @@ class RecordingBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep))
         member = pulumi.Output.concat("serviceAccount:", account.email)
         child = pulumi.ResourceOptions(parent=self)
+        # The hold permission stays while the bucket has had holds (`held_before`: the last `up` said so), holds
+        # off or not: the temporary holds placed stay, and only it lifts them.
+        permissions = pulumi.Output.from_input(held_before).apply(
+            lambda held: [*OBJECT_PERMISSIONS, *(HOLD_PERMISSIONS if settings.hold or held is True else ())])
         objects = self._role(name, "recorder", project, account, "voicefleet recorder",
-                             "Write, read and erase session recordings in the stack's recording bucket",
-                             (*OBJECT_PERMISSIONS, *(HOLD_PERMISSIONS if settings.hold else ())))
+                             "Write, read and erase session recordings in the stack's recording bucket", permissions)
         signer = self._role(name, "signer", project, account, "voicefleet URL signer",
                             "Sign the recording bucket's URLs as this account (IAM Credentials signBlob)",
                             SIGN_PERMISSIONS)
@@ -89,16 +95,18 @@ class RecordingBucket(pulumi.ComponentResource):
             gcp.storage.BucketIAMMember(name, bucket=bucket.name, role=objects.name, member=member, opts=child),
             gcp.serviceaccount.IAMMember(f"{name}-signer", service_account_id=account.name, role=signer.name,
                                          member=member, opts=child)]
+        # Cloud Storage keeps no bucket-wide record of holds (a temporary hold is an object's): what was asked.
+        self.holds = RecordingHolds(hold=settings.hold, held=settings.hold)
         self.name = bucket.name
         self.destination = pulumi.Output.concat("gs://", bucket.name, "/", settings.prefix)
         self.register_outputs({"name": self.name, "destination": self.destination})
 
     def _role(self, name: str, suffix: str, project: str, account: gcp.serviceaccount.Account, title: str,
-              description: str, permissions: tuple[str, ...]) -> gcp.projects.IAMCustomRole:
+              description: str, permissions: pulumi.Input[Sequence[str]]) -> gcp.projects.IAMCustomRole:
         # A deleted role's id stays reserved for 37 days: part of the account's unique id keeps re-creation free.
         base = f"{name}_{suffix}".replace("-", "_")
         return gcp.projects.IAMCustomRole(
             f"{name}-{suffix}", project=project,
             role_id=account.unique_id.apply(lambda unique: f"{base}_{unique[-8:]}"),
-            title=title, description=description, permissions=list(permissions),
+            title=title, description=description, permissions=permissions,
             opts=pulumi.ResourceOptions(parent=self))

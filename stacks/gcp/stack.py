@@ -105,7 +105,8 @@ class GcpStack(pulumi.ComponentResource):
                                      store)
         recordings = RecordingBucket(
             f"{name}-recordings", settings.recording, bucket_name=f"{cfg.project}-{settings.stack}-rec",
-            project=cfg.project, location=cfg.region, account=account, opts=after_apis) \
+            project=cfg.project, location=cfg.region, account=account,
+            held_before=last_store.apply(lambda found: found.held is True), opts=after_apis) \
             if settings.recording is not None else None
         if recordings is not None and settings.recording is not None:
             args = replace(args, recording=settings.recording.environment(recordings.destination),
@@ -148,8 +149,9 @@ class GcpStack(pulumi.ComponentResource):
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.name} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).
-            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store)}
-               if settings.recording is not None else {}),
+            **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store,
+                                                                         recordings.holds)}
+               if recordings is not None and settings.recording is not None else {}),
             # Several regions: the URL the other regions and the front door reach this one at.
             **({"regionUrl": region_url} if region_url is not None else {}),
             # A destroy leaves these (Cloud Run holds their addresses for 1-2 h): delete them later.

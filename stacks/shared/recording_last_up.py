@@ -16,9 +16,11 @@ stacks/k8s/last_outputs.py reads its namespaces), and these changes are refused 
   (S3's emptying lifts each legal hold first) or stop halfway (Cloud Storage refuses to delete a held
   object). The same with holds on now is refused as the settings are read (stacks/config/recording.py).
 
-An `up` of a release before this one left no `recordingStore` output: what it cannot say (the holds
-of that store) refuses nothing. The cloud's provider waits for these checks, so a refused `up`
-changes nothing in the cloud.
+An `up` of a release before this one left the store's name without `recordingStore`: whether that store
+had holds is unknown, and `recordingDeleteOnDestroy` is refused until an `up` without it records it. That
+`up` takes `held` from what the cloud holds (`RecordingHolds`: the S3 bucket's Object Lock, the Azure
+account's immutability), not from the configuration alone. The cloud's provider waits for these checks,
+so a refused `up` changes nothing in the cloud.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class LastStore:
     hold: bool | None = None  # recordingHold at that `up`
     held: bool | None = None  # recordingHold at that `up` or any earlier one of the same store
     delete_on_destroy: bool | None = None
+
+    @property
+    def held_unknown(self) -> bool:
+        """A store an earlier release made: its name said, its holds not."""
+        return self.name is not None and self.held is None
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastStore:
@@ -109,8 +116,15 @@ def refuse_hold_change(last: LastStore, cloud: str, recording: RecordingSettings
 
 
 def refuse_held_destroy(last: LastStore, cloud: str, recording: RecordingSettings | None) -> None:
-    if recording is None or not recording.delete_on_destroy or last.held is not True:
+    if recording is None or not recording.delete_on_destroy or not (last.held is True or last.held_unknown):
         return
+    if last.held is None:
+        raise SettingsError(
+            f"Invalid stack configuration: recordingDeleteOnDestroy is true, but this stack's last `up` (by an "
+            f"earlier release) did not record whether its recording {_noun(cloud)} {last.name!r} has had holds, and "
+            f"a destroy of a store with holds would delete held recordings or stop halfway. Run one `up` with "
+            f"`pulumi config set recordingDeleteOnDestroy false` first: it records the store's holds, and the next "
+            f"`up` takes recordingDeleteOnDestroy if the store never had any ({DOCS})")
     raise SettingsError(
         f"Invalid stack configuration: recordingDeleteOnDestroy is true, but this stack's recording "
         f"{_noun(cloud)} {last.name!r} has had holds: {HELD_STORE_DESTROY}")
@@ -131,7 +145,21 @@ def checked(name: str, cloud: str, recording: RecordingSettings | None, confirme
     return read(name).apply(check)
 
 
-def store_output(recording: RecordingSettings, last: pulumi.Output[LastStore]) -> pulumi.Output[dict[str, bool]]:
+@dataclass(frozen=True)
+class RecordingHolds:
+    """What the cloud says of the store's holds, read from the applied resources (never the configuration
+    alone: an `up --target` or a failed create applies less than was asked). `hold`: on now; `held`: on now
+    or at some earlier `up`, as far as the cloud's state says (an S3 bucket an earlier release made with
+    Object Lock keeps `object_lock_enabled` true in its state)."""
+
+    hold: pulumi.Input[bool]
+    held: pulumi.Input[bool]
+
+
+def store_output(recording: RecordingSettings, last: pulumi.Output[LastStore],
+                 holds: RecordingHolds) -> pulumi.Output[dict[str, bool]]:
     """What the next `up` reads back: this one's holds, whether the store ever had them, its destroy."""
-    return last.apply(lambda found: {"hold": recording.hold, "held": recording.hold or found.held is True,
-                                     "deleteOnDestroy": recording.delete_on_destroy})
+    return pulumi.Output.all(last, holds.hold, holds.held).apply(
+        lambda values: {"hold": values[1] is True,
+                        "held": values[1] is True or values[2] is True or values[0].held is True,
+                        "deleteOnDestroy": recording.delete_on_destroy})

@@ -15,6 +15,18 @@ from stacks.tools.mocks import RecordingMocks, Registration, Run, run_function, 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
+def with_state(monkeypatch: pytest.MonkeyPatch, typ: str, **state: Any) -> None:
+    """The mocked provider answers `typ` with `state` over its inputs: what the cloud's state holds beyond them
+    (a run with it must not be cached: call run_program, not the `stack` fixture)."""
+    answer = RecordingMocks.new_resource
+
+    def new_resource(self: RecordingMocks, args: Any) -> tuple[str, dict[str, Any]]:
+        rid, found = answer(self, args)
+        return rid, ({**found, **state} if args.typ == typ else found)
+
+    monkeypatch.setattr(RecordingMocks, "new_resource", new_resource)
+
+
 def watched_monitors(monkeypatch: pytest.MonkeyPatch) -> list[mocks.RecordingMonitor]:
     """Every mock monitor the runs from now on make, to read what a run registered before it failed."""
     monitors: list[mocks.RecordingMonitor] = []

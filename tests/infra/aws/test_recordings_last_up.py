@@ -7,18 +7,23 @@ destroy and `recording: off` taking the bucket out of the stack are refused, nam
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from stacks.config.settings import SettingsError
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from stacks.tools.preflight import immutable
 from tests.infra.conftest import SECRETS, StackRunner, config_for
-from tests.infra.helpers import component_outputs, watched_monitors
+from tests.infra.helpers import changed_names, component_outputs, container, watched_monitors, with_state
 
 BUCKET = "aws:s3/bucket:Bucket"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+TASK = "aws:ecs/taskDefinition:TaskDefinition"
+POLICY = "aws:iam/rolePolicy:RolePolicy"
 ON = {"recording": "on", "recordingRules": "key:acme days=30"}
 HELD = {**ON, "recordingHold": "true"}
 OUTPUT = "recordingStore"  # what the next `up` reads back (stacks/shared/recording_last_up.py)
@@ -27,6 +32,11 @@ OUTPUT = "recordingStore"  # what the next `up` reads back (stacks/shared/record
 def one(run: Run, typ: str) -> Registration:
     (found,) = run.of_type(typ)
     return found
+
+
+def policy_statements(run: Run) -> list[dict[str, Any]]:
+    (policy,) = [r for r in run.of_type(POLICY) if r.name.endswith("-recordings")]
+    return list(json.loads(unwrap(policy.inputs["policy"]))["Statement"])
 
 
 def after(stack: StackRunner, first: Run, **overrides: str) -> Run:
@@ -108,14 +118,77 @@ def test_recording_off_after_a_bucket_is_refused_until_confirmed(stack: StackRun
         after(stack, kept)
 
 
+def earlier_release(first: Run) -> dict[str, Any]:
+    """The outputs an `up` of a release before `recordingStore` left: the bucket's name alone."""
+    return {key: value for key, value in component_outputs(first, "aws").items() if key != OUTPUT}
+
+
+def up(overrides: dict[str, str], previous: dict[str, Any]) -> Run:
+    """One `up` run afresh (never a cached run: the provider is patched), after outputs `previous`."""
+    return run_program(config_for("aws", overrides), list(SECRETS), stack="aws-test",
+                       deployed=Deployed(outputs=dict(previous)))
+
+
 def test_a_bucket_of_an_earlier_release_is_known_by_its_name(stack: StackRunner) -> None:
     """An `up` before this release exported the bucket's name alone: recording off is refused all the same, and
-    what it cannot say (its holds) refuses nothing."""
-    first = component_outputs(stack("aws", **HELD), "aws")
-    earlier = {key: value for key, value in first.items() if key != OUTPUT}
+    whether it had holds is unknown: a destroy that would empty it is refused until an `up` records them."""
+    earlier = earlier_release(stack("aws", **HELD))
     with pytest.raises(SettingsError, match="recordingRemoveStore"):
         stack("aws", previous=earlier)
-    assert component_outputs(stack("aws", **ON, previous=earlier), "aws")[OUTPUT]["held"] is False
+    with pytest.raises(SettingsError) as refused:
+        stack("aws", **ON, recordingDeleteOnDestroy="true", previous=earlier)
+    message = str(refused.value)
+    assert "did not record whether its recording bucket" in message and "has had holds" in message
+    assert "pulumi config set recordingDeleteOnDestroy false" in message and "\n" not in message
+
+
+def test_a_locked_bucket_of_an_earlier_release_is_known_held_from_its_state(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket an earlier release made with Object Lock keeps `object_lock_enabled` true in its state (never
+    compared): the first `up` of this release records it held whatever `recordingHold` says and keeps the grant
+    that lifts the holds; the next `up` refuses holds off and a destroy that would empty it."""
+    earlier = earlier_release(stack("aws", **HELD))
+    with_state(monkeypatch, BUCKET, objectLockEnabled=True)
+    first = up(ON, earlier)
+    assert component_outputs(first, "aws")[OUTPUT] == {"hold": False, "held": True, "deleteOnDestroy": False}
+    (objects,) = [s for s in policy_statements(first) if s["Sid"] == "RecordingObjects"]
+    assert {"s3:PutObjectLegalHold", "s3:GetObjectLegalHold"} <= set(objects["Action"])
+    # Known now: holds off, a destroy that would empty it with them, are refused.
+    for overrides in (ON, {**ON, "recordingDeleteOnDestroy": "true"}):
+        with pytest.raises(SettingsError, match="was made with holds"):
+            up(overrides, component_outputs(first, "aws"))
+
+
+def test_an_unlocked_bucket_of_an_earlier_release_is_recorded_without_holds(stack: StackRunner) -> None:
+    earlier = earlier_release(stack("aws", **ON))
+    first = stack("aws", **ON, previous=earlier)
+    assert component_outputs(first, "aws")[OUTPUT]["held"] is False
+    assert stack("aws", **ON, recordingDeleteOnDestroy="true", previous=component_outputs(first, "aws")).of_type(
+        BUCKET)
+
+
+def test_the_store_output_says_what_was_applied(stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An `up --target` leaving the lock out, or a lock the provider did not apply, records no holds."""
+    first = component_outputs(stack("aws", **ON), "aws")
+    with_state(monkeypatch, LOCK, objectLockEnabled="")
+    unlocked = up(HELD, first)
+    assert component_outputs(unlocked, "aws")[OUTPUT] == {"hold": False, "held": False, "deleteOnDestroy": False}
+
+
+def test_holds_turned_on_roll_the_dispatcher_out_after_the_lock(stack: StackRunner) -> None:
+    """The dispatcher learns at start-up whether the bucket is versioned: holds turned on must give it a new
+    task definition, made after the lock, and its holds grant must wait for the lock too."""
+    first = stack("aws", **ON)
+    held = after(stack, first, **HELD)
+    lock = one(held, LOCK)
+    assert container(held, "-dispatcher") != container(first, "-dispatcher")
+    assert container(held, "-dispatcher")["dockerLabels"] == {"voicefleet.recording-object-lock": "Enabled"}
+    (task,) = [r for r in held.of_type(TASK) if r.inputs["family"].endswith("-dispatcher")]
+    assert lock.urn in task.dependencies
+    (policy,) = [r for r in held.of_type(POLICY) if r.name.endswith("-recordings")]
+    assert lock.urn in policy.dependencies
+    # Unchanged holds: no new revision.
+    assert changed_names(held, after(stack, held, **HELD)) == []
 
 
 def test_recording_remove_store_is_refused_on_a_stack_that_records(stack: StackRunner) -> None:

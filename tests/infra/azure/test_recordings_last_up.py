@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from stacks.config.settings import SettingsError
-from stacks.tools.mocks import Run
+from stacks.tools.mocks import Deployed, Run, run_program
 from stacks.tools.preflight import immutable
-from tests.infra.conftest import StackRunner
-from tests.infra.helpers import component_outputs
+from tests.infra.conftest import SECRETS, StackRunner, config_for
+from tests.infra.helpers import component_outputs, with_state
 
 ACCOUNT = "azure-native:storage:StorageAccount"
 POLICY = "azure-native:storage:ManagementPolicy"
@@ -80,3 +80,21 @@ def test_an_account_of_an_earlier_release_meets_no_refusal_about_its_holds(stack
     check is what refuses a change of them there."""
     earlier = {k: v for k, v in component_outputs(stack("azure", **HELD), "azure").items() if k != OUTPUT}
     assert component_outputs(stack("azure", **HELD, previous=earlier), "azure")[OUTPUT]["held"] is True
+
+
+def test_the_store_output_says_what_the_account_applied(stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held is the account's version-level immutability as applied, not `recordingHold` as asked: an account
+    whose state says it is off (an `up --target` that left it out, a create that did not apply it) records no
+    holds."""
+    with_state(monkeypatch, ACCOUNT, immutableStorageWithVersioning={"enabled": False})
+    run = run_program(config_for("azure", HELD), list(SECRETS), stack="azure-test", deployed=Deployed())
+    assert component_outputs(run, "azure")[OUTPUT] == {"hold": False, "held": False, "deleteOnDestroy": False}
+
+
+def test_with_holds_the_dispatchers_grants_wait_for_versioning(stack: StackRunner) -> None:
+    """The dispatcher starts after its grants and learns then whether the account keeps versions."""
+    run = stack("azure", **HELD)
+    (versioning,) = run.of_type("azure-native:storage:BlobServiceProperties")
+    grants = [r for r in run.of_type("azure-native:authorization:RoleAssignment") if "-recordings-" in r.name]
+    assert sorted(r.name.rsplit("-", 1)[-1] for r in grants) == ["delegator", "recorder"]
+    assert all(versioning.urn in r.dependencies for r in grants)
