@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,13 +83,13 @@ def read(name: str) -> pulumi.Output[LastUp]:
         lambda values: LastUp.of(dict(zip(READ, values, strict=True))))
 
 
-def template_digest(pod: Mapping[str, Any], cfg: KubernetesSettings, metadata: Mapping[str, Any]) -> str:
-    """The bots' SandboxTemplates and SandboxWarmPools (the pod, the keys their egress is made of, and what
-    their metadata is made of: their labels, and the release settings that name the pools per release and
-    label one retiring), as one value an output can carry and the next `up` compare. A metadata-only
-    update is as much a deployer's write as a new pod: the policy refuses it from anyone else."""
-    template = {"pod": pod, "egressExcept": list(cfg.bot_egress_except), "dnsAddresses": list(cfg.dns_addresses),
-                "metadata": metadata}
+def template_digest(pod: Mapping[str, Any], egress: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any]) -> str:
+    """The bots' SandboxTemplates and SandboxWarmPools (the pod, their `networkPolicy`'s egress as rendered:
+    its ranges, resolvers and the mesh's tunnel port, and what their metadata is made of: their labels, and
+    the release settings that name the pools per release and label one retiring), as one value an output can
+    carry and the next `up` compare. A metadata-only update is as much a deployer's write as a new pod: the
+    policy refuses it from anyone else."""
+    template = {"pod": pod, "egress": list(egress), "metadata": metadata}
     return "sha256:" + hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
 
 

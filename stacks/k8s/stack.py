@@ -180,9 +180,19 @@ class K8sStack(pulumi.ComponentResource):
         template = launching.apply(pool_pod) if cfg.mode == AGENT_SANDBOX else None
         labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
                   "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
+        selector = {"app.kubernetes.io/name": f"{settings.project}-dispatcher",
+                    "app.kubernetes.io/instance": settings.stack}
         # The pools' metadata too: their labels, and the settings that name the pools per release and retire one.
         metadata = {"labels": labels, "release": settings.releases.name, "releasesKept": settings.releases.kept}
-        digest = template.apply(lambda pod: template_digest(pod, cfg, metadata)) if template is not None else None
+        # Their egress as the templates carry it (the mesh's port among it), from the configured namespace names:
+        # the namespaces' own outputs wait on the provider, which waits on this digest.
+        egress_except = bot_egress_except(cfg)
+        egress = pulumi.Output.from_input(bot_egress(NetworkPoliciesArgs(
+            dispatcher_namespace=cfg.dispatcher_namespace, bot_namespace=cfg.bot_namespace,
+            ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
+            egress_except=egress_except, dns_addresses=cfg.dns_addresses, channel_tls=cfg.channel_tls)))
+        digest = pulumi.Output.all(template, egress).apply(
+            lambda found: template_digest(found[0], found[1], metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
@@ -196,8 +206,6 @@ class K8sStack(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
-        selector = {"app.kubernetes.io/name": f"{settings.project}-dispatcher",
-                    "app.kubernetes.io/instance": settings.stack}
         namespaces = Namespaces(name, NamespacesArgs(
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect,
@@ -226,7 +234,7 @@ class K8sStack(pulumi.ComponentResource):
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
+            egress_except=egress_except, dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
             channel_tls=cfg.channel_tls)
         policies = NetworkPolicies(name, network, opts=child)
         # The policy first, and deleted last: a policy never looks again at what was made before it, so
