@@ -35,7 +35,7 @@ from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.k8s.cel import empty, literal, off, quoted
 from stacks.k8s.pool_template import dispatcher_settings
-from stacks.k8s.web_identity import WebIdentityVolume, web_identity_volume
+from stacks.k8s.web_identity import ROLE_ANNOTATION, WebIdentityVolume, web_identity_volume
 
 # The tolerations the API server's DefaultTolerationSeconds admission adds to every pod (NoExecute, 300 s).
 DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -152,13 +152,17 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
 
 
 def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
-            account_annotations: Mapping[str, str] | None = None) -> BotPod:
+            account_annotations: Mapping[str, str] | None = None, last_role: str | None = None) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
-    annotations (botPermissions) say what a cloud's webhook adds to them."""
+    annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
+    while the account still carries it (Access updates the account after this policy)."""
+    account_annotations = account_annotations or {}
+    if last_role is not None and ROLE_ANNOTATION not in account_annotations:
+        account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}
     settings = dispatcher_settings(environment)
     assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
     return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
                   runtime_class=settings.runtime_class, ca_configmap=settings.channel_ca_configmap,
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0),
-                  web_identity=web_identity_volume(account_annotations or {}))
+                  web_identity=web_identity_volume(account_annotations))

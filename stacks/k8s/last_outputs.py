@@ -41,7 +41,9 @@ BOT_NAMESPACE, DISPATCHER_NAMESPACE = "botNamespace", "dispatcherNamespace"
 BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED = "botImage", "deployer", "botTemplate", "drained"
 BOT_LIFETIME = "botPodLifetime"  # pods: the longest activeDeadlineSeconds its dispatcher gives
 SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or install
-READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE)
+BOT_ROLE = "botRole"  # pods: the EKS role botPermissions names on the bots' ServiceAccount (IRSA), if any
+READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
+        BOT_ROLE)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -57,6 +59,7 @@ class LastUp:
     drained: bool = False
     bot_lifetime: int | None = None
     agent_sandbox: str | None = None  # k8sAgentSandbox (agent-sandbox mode only)
+    bot_role: str | None = None  # the bots' account's EKS role (pods mode only)
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -67,7 +70,7 @@ class LastUp:
         return cls(bot_namespace=text(BOT_NAMESPACE), dispatcher_namespace=text(DISPATCHER_NAMESPACE),
                    bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
                    drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
-                   agent_sandbox=text(SANDBOX_SOURCE))
+                   agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE))
 
 
 def seconds(value: object) -> int | None:

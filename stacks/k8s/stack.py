@@ -60,6 +60,7 @@ from stacks.k8s.release_pools import longest_bot_seconds, release_pools
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
+from stacks.k8s.web_identity import ROLE_ANNOTATION
 from stacks.shared import contract
 from stacks.shared.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
 from stacks.shared.turn_server import external_environment
@@ -211,10 +212,22 @@ class K8sStack(pulumi.ComponentResource):
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect,
             mesh_labels=namespace_labels(cfg.channel_tls)), opts=child)
         pulls = pull_secrets(name, cfg.registry, (namespaces.dispatcher, namespaces.bots), labels, child)
+        # The policy first, and deleted last: a policy never looks again at what was made before it, so
+        # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
+        admission = BotAdmission(name, AdmissionArgs(
+            prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
+            dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
+            mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
+            bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
+                lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
+                                      found[0].bot_lifetime, settings.bot_permissions.k8s_annotations,
+                                      found[0].bot_role))),
+            opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
                                          bot_annotations=settings.bot_permissions.k8s_annotations,
-                                         pull_secrets=None if pulls is None else (pulls.dispatcher, pulls.bots)),
+                                         pull_secrets=None if pulls is None else (pulls.dispatcher, pulls.bots),
+                                         bot_after=admission.objects),
                         opts=child)
         store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, child)
         tls = ChannelTls(name, ChannelTlsArgs(
@@ -237,16 +250,6 @@ class K8sStack(pulumi.ComponentResource):
             egress_except=egress_except, dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
             channel_tls=cfg.channel_tls)
         policies = NetworkPolicies(name, network, opts=child)
-        # The policy first, and deleted last: a policy never looks again at what was made before it, so
-        # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
-        admission = BotAdmission(name, AdmissionArgs(
-            prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
-            dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
-            mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
-            bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
-                lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
-                                      found[0].bot_lifetime, settings.bot_permissions.k8s_annotations))),
-            opts=child)
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
         before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))
@@ -311,6 +314,8 @@ class K8sStack(pulumi.ComponentResource):
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest,
                 last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
-               {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),
+               {last_outputs.BOT_LIFETIME: pod_lifetime(environment),
+                **({last_outputs.BOT_ROLE: role} if (role := settings.bot_permissions.k8s_annotations.get(
+                    ROLE_ANNOTATION)) else {})}),
         }
         self.register_outputs(self.outputs)

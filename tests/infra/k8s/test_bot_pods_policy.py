@@ -219,6 +219,26 @@ def test_the_webhooks_volume_is_admitted_only_as_it_makes_it(change: str) -> Non
         assert "only volumes are projected identity tokens" in str(refusal(policy, created(DISPATCHER, mutated)))
 
 
+def test_the_webhooks_volume_is_admitted_while_the_last_ups_role_is_still_on_the_account() -> None:
+    """A role taken out: the account keeps its annotation until Access updates it, and the webhook mutates
+    the pods made meanwhile. The next `up` reads the role back; the one after it admits the volume no more."""
+    last = {"botNamespace": "voicefleet-bots", "dispatcherNamespace": "voicefleet"}
+    named = up(botPermissions=IRSA)
+    assert component_outputs(named, "k8s")["botRole"] == ROLE  # what the next `up` reads back
+    dropped = up({**last, "botRole": ROLE})
+    for pod in dispatchers_pods(dropped):
+        assert refusal(policy_of(dropped), created(DISPATCHER, irsa_mutated(pod))) is None
+    assert "botRole" not in component_outputs(dropped, "k8s")
+    after = up(last)
+    assert refusal(policy_of(after), created(DISPATCHER, irsa_mutated(dispatchers_pods(after)[0]))) is not None
+
+
+def test_the_bots_account_names_its_role_only_once_the_policy_admits_its_volume() -> None:
+    run = up(botPermissions=IRSA)
+    (account,) = [r for r in run.of_type("kubernetes:core/v1:ServiceAccount") if r.name.endswith("-bot")]
+    assert run.one(POLICY).urn in account.dependencies
+
+
 def test_the_longest_deadline_is_the_dispatchers_and_the_last_ups_while_replicas_roll() -> None:
     """An idle bot's: RESERVE_MAX_IDLE_SECONDS and its session; a lowered cap still admits the pods the last
     `up`'s replicas launch until they have rolled."""
