@@ -250,6 +250,8 @@ class K8sStack(pulumi.ComponentResource):
             egress_except=egress_except, dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
             channel_tls=cfg.channel_tls)
         policies = NetworkPolicies(name, network, opts=child)
+        # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py).
+        namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
         before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))

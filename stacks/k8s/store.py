@@ -126,6 +126,7 @@ class InClusterStore(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], ignore_changes=["spec.volumeClaimTemplates"]))
         self.url = f"redis://{USER}@{NAME}.{args.namespace_name}.svc:{PORT}/0"
         self.objects = (service, stateful_set)
+        self.policies: tuple[pulumi.Resource, ...] = (policy,)  # what the mesh's label waits for
         self.register_outputs({"url": self.url})
 
 

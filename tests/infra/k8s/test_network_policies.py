@@ -177,8 +177,23 @@ def test_under_istio_ambient_the_mesh_tunnel_and_probes_are_let_through_and_both
     assert probes == {"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}], "ports": [{"port": 8080, "protocol": "TCP"}]}
     store_ingress = policy(run, "voicefleet-store")["spec"]["ingress"]
     assert hbone in store_ingress[0]["ports"] and store_ingress[1]["from"] == probes["from"]
+    enrolments = run.of_type("kubernetes:core/v1:NamespacePatch")
+    assert sorted(unwrap(patch.inputs)["metadata"]["name"] for patch in enrolments) == ["voicefleet", "voicefleet-bots"]
+    for patch in enrolments:
+        assert unwrap(patch.inputs)["metadata"]["labels"] == {"istio.io/dataplane-mode": "ambient"}
+
+
+def test_the_namespaces_join_the_mesh_only_once_every_policy_lets_its_tunnel_and_probes_through(
+        k8s_stack: K8sRunner) -> None:
+    """A label written with the namespaces, before the policies they are inputs of, enrols the running pods
+    in ambient while their policies still drop HBONE and the rewritten probes."""
+    run = k8s_stack(k8sChannelTls="istio-ambient", k8sStore="in-cluster", secrets=STORE_SECRETS)
     for namespace in run.of_type("kubernetes:core/v1:Namespace"):
-        assert unwrap(namespace.inputs)["metadata"]["labels"]["istio.io/dataplane-mode"] == "ambient"
+        assert "istio.io/dataplane-mode" not in unwrap(namespace.inputs)["metadata"]["labels"]
+    policies = {r.urn for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert len(policies) == 3  # the bots', the dispatcher's, the store's
+    enrolments = run.of_type("kubernetes:core/v1:NamespacePatch")
+    assert enrolments and all(policies <= set(patch.dependencies) for patch in enrolments)
 
 
 @pytest.mark.parametrize("channel_tls", ["stack", "cilium"])
