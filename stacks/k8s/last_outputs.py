@@ -42,8 +42,9 @@ BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED = "botImage", "deployer", "botTemplate", 
 BOT_LIFETIME = "botPodLifetime"  # pods: the longest activeDeadlineSeconds its dispatcher gives
 SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or install
 BOT_ROLE = "botRole"  # pods: the EKS role botPermissions names on the bots' ServiceAccount (IRSA), if any
+CHANNEL_TLS = "channelTls"  # k8sChannelTls: a mesh's label is removed after the policies are updated
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
-        BOT_ROLE)
+        BOT_ROLE, CHANNEL_TLS)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -60,6 +61,7 @@ class LastUp:
     bot_lifetime: int | None = None
     agent_sandbox: str | None = None  # k8sAgentSandbox (agent-sandbox mode only)
     bot_role: str | None = None  # the bots' account's EKS role (pods mode only)
+    channel_tls: str | None = None  # k8sChannelTls
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -70,7 +72,8 @@ class LastUp:
         return cls(bot_namespace=text(BOT_NAMESPACE), dispatcher_namespace=text(DISPATCHER_NAMESPACE),
                    bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
                    drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
-                   agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE))
+                   agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE),
+                   channel_tls=text(CHANNEL_TLS))
 
 
 def seconds(value: object) -> int | None:

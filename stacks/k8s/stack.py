@@ -17,6 +17,7 @@ come before the dispatcher: a destroy deletes them in the reverse order, the ins
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -45,7 +46,7 @@ from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.images import built_images
 from stacks.k8s.last_outputs import template_digest
-from stacks.k8s.mesh import namespace_labels
+from stacks.k8s.mesh import kept_mesh, namespace_labels
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
@@ -145,7 +146,8 @@ def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
 
 
 def in_cluster_store(name: str, settings: Settings, namespace: pulumi.Output[str], labels: dict[str, str],
-                     dispatcher_selector: dict[str, str], opts: pulumi.ResourceOptions) -> InClusterStore | None:
+                     dispatcher_selector: dict[str, str], mesh: pulumi.Input[str],
+                     opts: pulumi.ResourceOptions) -> InClusterStore | None:
     """With `k8sStore: in-cluster`, the replicas' Valkey beside the dispatcher, its user's password the
     stack's storePassword (and the one a rotation replaces)."""
     cfg = settings.kubernetes
@@ -158,7 +160,7 @@ def in_cluster_store(name: str, settings: Settings, namespace: pulumi.Output[str
     return InClusterStore(f"{name}-store", InClusterStoreArgs(
         namespace=namespace, namespace_name=cfg.dispatcher_namespace,
         passwords=[password, *([previous] if previous is not None else [])], storage_mib=cfg.store_mebibytes,
-        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector, channel_tls=cfg.channel_tls),
+        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector, channel_tls=mesh),
         opts=opts)
 
 
@@ -229,7 +231,9 @@ class K8sStack(pulumi.ComponentResource):
                                          pull_secrets=None if pulls is None else (pulls.dispatcher, pulls.bots),
                                          bot_after=admission.objects),
                         opts=child)
-        store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, child)
+        # The policies keep the last `up`'s mesh while its label may still enrol the pods (stacks/k8s/mesh.py).
+        mesh = last.apply(lambda found: kept_mesh(cfg.channel_tls, found.channel_tls))
+        store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, mesh, child)
         tls = ChannelTls(name, ChannelTlsArgs(
             service=contract.DISPATCHER_CONTAINER_NAME, dispatcher_namespace=cfg.dispatcher_namespace,
             bot_namespace=cfg.bot_namespace, dispatcher_namespace_ref=namespaces.dispatcher,
@@ -248,7 +252,7 @@ class K8sStack(pulumi.ComponentResource):
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
             egress_except=egress_except, dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
-            channel_tls=cfg.channel_tls)
+            channel_tls=mesh)
         policies = NetworkPolicies(name, network, opts=child)
         # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py).
         namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
@@ -259,11 +263,13 @@ class K8sStack(pulumi.ComponentResource):
         releases: dict[str, pulumi.Input[str]] = {}
         builds: pulumi.Output[object] | None = None
         if template is not None:
+            # The templates' egress is this `up`'s mesh's, as their digest has it.
+            template_egress = bot_egress(replace(network, channel_tls=cfg.channel_tls))
             sandbox = AgentSandbox(f"{name}-agent-sandbox", cfg.agent_sandbox, protect=settings.protect, opts=child)
             after, bot_namespace = (*before_bots, *sandbox.objects), sandbox.gate(namespaces.bots)
             pool = WarmPool(name, WarmPoolArgs(
                 name=environment["K8S_WARM_POOL"], namespace=bot_namespace, pod_template=template,
-                egress=bot_egress(network), replicas=DEFAULT_POOL_REPLICAS, labels=labels, after=after,
+                egress=template_egress, replicas=DEFAULT_POOL_REPLICAS, labels=labels, after=after,
                 sized_by_dispatcher=False), opts=child)
             bots = (*bots, *pool.objects)
             # A template and a pool per listed or retiring release (docs/kubernetes.md, "Pools per release");
@@ -277,7 +283,7 @@ class K8sStack(pulumi.ComponentResource):
             made = release_pools(name, before, kept, now=now, life=life, warm_pool=environment["K8S_WARM_POOL"],
                                  namespace=bot_namespace,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
-                                 egress=bot_egress(network), labels=labels, after=after, parent=self)
+                                 egress=template_egress, labels=labels, after=after, parent=self)
             releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(lambda found: catalogue(
                 [StackRelease(b.name, dict(b.images), b.created) for b in found[0].listed], settings.releases))
             builds = kept.apply(lambda found: found.as_output())
@@ -305,6 +311,7 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": bot_image,
             "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
+            last_outputs.CHANNEL_TLS: cfg.channel_tls,
             # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
             **(tls.expiries if tls is not None else {}),
             # Recording: the lifecycle rules the operator's S3-compatible store needs.

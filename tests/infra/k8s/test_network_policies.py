@@ -10,7 +10,8 @@ import pytest
 
 from stacks.config.reader import SettingsError
 from stacks.k8s.api_endpoint import api_server_address
-from stacks.tools.mocks import Run, is_secret, unwrap
+from stacks.tools.mocks import Deployed, Run, is_secret, run_program, unwrap
+from tests.infra.conftest import config_for
 from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, spec
 from tests.infra.k8s.test_store import SECRETS as STORE_SECRETS
 
@@ -205,3 +206,22 @@ def test_without_istio_ambient_no_tunnel_port_or_probe_source_is_opened(k8s_stac
     assert 15008 not in opened and "169.254.7.127" not in str(policy(run, "voicefleet-dispatcher"))
     for namespace in run.of_type("kubernetes:core/v1:Namespace"):
         assert "istio.io/dataplane-mode" not in unwrap(namespace.inputs)["metadata"]["labels"]
+
+
+def test_leaving_istio_ambient_keeps_its_tunnel_and_probes_open_until_the_label_is_gone() -> None:
+    """The label's removal is deleted at the end of the `up`, after the policies' updates: they keep the mesh's
+    port and probe source that `up`, and close them in the next."""
+    deployed, secrets = Deployed(), STORE_SECRETS
+
+    def up(**overrides: str) -> Run:
+        run = run_program(config_for("k8s", {"k8sStore": "in-cluster", **overrides}, secrets), list(secrets),
+                          stack="k8s-test", deployed=deployed)
+        deployed.record(run)
+        return run
+
+    up(k8sChannelTls="istio-ambient")
+    for run, kept in ((up(k8sChannelTls="cilium"), True), (up(k8sChannelTls="cilium"), False)):
+        assert not run.of_type("kubernetes:core/v1:NamespacePatch")
+        for name in ("voicefleet-bots", "voicefleet-dispatcher", "voicefleet-store"):
+            assert ("15008" in str(policy(run, name))) is kept, name
+        assert ("169.254.7.127" in str(policy(run, "voicefleet-dispatcher"))) is kept
