@@ -13,9 +13,7 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience (and the channel's CA
-  ConfigMap, public, when the stack made one), and with an EKS role in `botPermissions` (this `up`'s or the
-  last one's) the token volume EKS's webhook adds, living a day at most (stacks/k8s/web_identity.py); an
-  EKS Pod Identity token is refused first, its message naming the way out;
+  ConfigMap when the stack made one), and with an EKS role the volume EKS's webhook adds (web_identity.py);
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
