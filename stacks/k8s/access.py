@@ -64,6 +64,9 @@ class AccessArgs:
     # The registry's pull Secrets (stacks/k8s/pull_secret.py), dispatcher's and bots': every pod made as
     # either account pulls with its namespace's. None: the nodes pull with their own rights.
     pull_secrets: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
+    # What the bots' account's annotations wait for: the admission policy that admits what the cloud's webhook
+    # adds to its pods once they name a role (stacks/k8s/bot_pods_policy.py).
+    bot_after: tuple[pulumi.Resource, ...] = ()
 
 
 def role_ref(kind: str, name: pulumi.Input[str]) -> k8s.rbac.v1.RoleRefArgsDict:
@@ -86,7 +89,8 @@ class Access(pulumi.ComponentResource):
         bot = k8s.core.v1.ServiceAccount(f"{name}-bot", metadata={
             "name": BOT_ACCOUNT, "namespace": args.bot_namespace, "labels": args.labels,
             **({"annotations": dict(args.bot_annotations)} if args.bot_annotations else {})},
-            automount_service_account_token=False, image_pull_secrets=pulls[1], opts=child)
+            automount_service_account_token=False, image_pull_secrets=pulls[1],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.bot_after)))
         subject: k8s.rbac.v1.SubjectArgsDict = {"kind": "ServiceAccount", "name": dispatcher.metadata.name,
                                                 "namespace": args.dispatcher_namespace}
         role = k8s.rbac.v1.Role(f"{name}-pods", metadata={

@@ -13,8 +13,7 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
 - `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience (and the channel's CA
-  ConfigMap, public, when the stack made one), and with an EKS role in `botPermissions` the token volume
-  EKS's webhook adds (stacks/k8s/web_identity.py);
+  ConfigMap when the stack made one), and with an EKS role the volume EKS's webhook adds (web_identity.py);
 - it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
@@ -35,7 +34,15 @@ from dispatcher.machines.k8s.provider import DEADLINE_SLACK_SECONDS
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.k8s.cel import empty, literal, off, quoted
 from stacks.k8s.pool_template import dispatcher_settings
-from stacks.k8s.web_identity import WebIdentityVolume, web_identity_volume
+from stacks.k8s.web_identity import (
+    LONGEST_TOKEN_SECONDS,
+    POD_IDENTITY_AUDIENCE,
+    POD_IDENTITY_VOLUME,
+    ROLE_ANNOTATION,
+    WebIdentityVolume,
+    pod_identity_refused,
+    web_identity_volume,
+)
 
 # The tolerations the API server's DefaultTolerationSeconds admission adds to every pod (NoExecute, 300 s).
 DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -53,6 +60,7 @@ class BotPod:
     lifetime: int  # the longest `activeDeadlineSeconds` its pods carry
     ca_configmap: str | None = None  # the channel's CA, projected beside the token (stacks/k8s/channel_tls.py)
     web_identity: WebIdentityVolume | None = None  # the volume a cloud's webhook adds (botPermissions' IRSA)
+    namespace: str = ""  # the bots' (named in the way out of a refusal)
 
 
 def variables() -> list[dict[str, str]]:
@@ -77,6 +85,13 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
     """The checks of a bot pod's create, each with its own message (every other call passes them)."""
     spec = "object.spec"
     checks = [
+        # First: EKS's webhook prefers a Pod Identity association to IRSA, and every later check would refuse
+        # its pod with a message that does not say why.
+        (f"!has({spec}.volumes) || !{spec}.volumes.exists(v, v.name == {literal(POD_IDENTITY_VOLUME)} || "
+         "(has(v.projected) && v.projected.sources.exists(s, has(s.serviceAccountToken) && "
+         "has(s.serviceAccountToken.audience) && "
+         f"s.serviceAccountToken.audience == {literal(POD_IDENTITY_AUDIENCE)})))",
+         pod_identity_refused(pod.namespace, pod.account)),
         (f"{spec}.serviceAccountName == {literal(pod.account)} && has({spec}.automountServiceAccountToken) && "
          f"{spec}.automountServiceAccountToken == false",
          f"a bot pod runs as the ServiceAccount {pod.account} with automountServiceAccountToken: false"),
@@ -126,7 +141,8 @@ def web_identity_source(volume: WebIdentityVolume | None) -> str:
     return (f" || (v.name == {literal(volume.name)} && has(v.projected) && size(v.projected.sources) == 1 && "
             "v.projected.sources.all(s, has(s.serviceAccountToken) && has(s.serviceAccountToken.audience) && "
             f"s.serviceAccountToken.audience == {literal(volume.audience)} && has(s.serviceAccountToken.path) && "
-            f"s.serviceAccountToken.path == {literal(volume.path)}))")
+            f"s.serviceAccountToken.path == {literal(volume.path)} && has(s.serviceAccountToken.expirationSeconds) && "
+            f"s.serviceAccountToken.expirationSeconds <= {LONGEST_TOKEN_SECONDS}))")
 
 
 def listed(labels: str) -> str:
@@ -152,13 +168,18 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
 
 
 def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
-            account_annotations: Mapping[str, str] | None = None) -> BotPod:
+            account_annotations: Mapping[str, str] | None = None, last_role: str | None = None) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
-    annotations (botPermissions) say what a cloud's webhook adds to them."""
+    annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
+    while the account still carries it (Access updates the account after this policy)."""
+    account_annotations = account_annotations or {}
+    if last_role is not None and ROLE_ANNOTATION not in account_annotations:
+        account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}
     settings = dispatcher_settings(environment)
     assert settings.service_account is not None  # the stack sets K8S_SERVICE_ACCOUNT
     return BotPod(images=tuple(allowed), audience=settings.token_audience, account=settings.service_account,
                   runtime_class=settings.runtime_class, ca_configmap=settings.channel_ca_configmap,
+                  namespace=settings.namespace,
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0),
-                  web_identity=web_identity_volume(account_annotations or {}))
+                  web_identity=web_identity_volume(account_annotations))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,10 @@ BOT_NAMESPACE, DISPATCHER_NAMESPACE = "botNamespace", "dispatcherNamespace"
 BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED = "botImage", "deployer", "botTemplate", "drained"
 BOT_LIFETIME = "botPodLifetime"  # pods: the longest activeDeadlineSeconds its dispatcher gives
 SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or install
-READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE)
+BOT_ROLE = "botRole"  # pods: the EKS role botPermissions names on the bots' ServiceAccount (IRSA), if any
+CHANNEL_TLS = "channelTls"  # k8sChannelTls: a mesh's label is removed after the policies are updated
+READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
+        BOT_ROLE, CHANNEL_TLS)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -57,6 +60,8 @@ class LastUp:
     drained: bool = False
     bot_lifetime: int | None = None
     agent_sandbox: str | None = None  # k8sAgentSandbox (agent-sandbox mode only)
+    bot_role: str | None = None  # the bots' account's EKS role (pods mode only)
+    channel_tls: str | None = None  # k8sChannelTls
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -67,7 +72,8 @@ class LastUp:
         return cls(bot_namespace=text(BOT_NAMESPACE), dispatcher_namespace=text(DISPATCHER_NAMESPACE),
                    bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
                    drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
-                   agent_sandbox=text(SANDBOX_SOURCE))
+                   agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE),
+                   channel_tls=text(CHANNEL_TLS))
 
 
 def seconds(value: object) -> int | None:
@@ -83,13 +89,13 @@ def read(name: str) -> pulumi.Output[LastUp]:
         lambda values: LastUp.of(dict(zip(READ, values, strict=True))))
 
 
-def template_digest(pod: Mapping[str, Any], cfg: KubernetesSettings, metadata: Mapping[str, Any]) -> str:
-    """The bots' SandboxTemplates and SandboxWarmPools (the pod, the keys their egress is made of, and what
-    their metadata is made of: their labels, and the release settings that name the pools per release and
-    label one retiring), as one value an output can carry and the next `up` compare. A metadata-only
-    update is as much a deployer's write as a new pod: the policy refuses it from anyone else."""
-    template = {"pod": pod, "egressExcept": list(cfg.bot_egress_except), "dnsAddresses": list(cfg.dns_addresses),
-                "metadata": metadata}
+def template_digest(pod: Mapping[str, Any], egress: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any]) -> str:
+    """The bots' SandboxTemplates and SandboxWarmPools (the pod, their `networkPolicy`'s egress as rendered:
+    its ranges, resolvers and the mesh's tunnel port, and what their metadata is made of: their labels, and
+    the release settings that name the pools per release and label one retiring), as one value an output can
+    carry and the next `up` compare. A metadata-only update is as much a deployer's write as a new pod: the
+    policy refuses it from anyone else."""
+    template = {"pod": pod, "egress": list(egress), "metadata": metadata}
     return "sha256:" + hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
 
 

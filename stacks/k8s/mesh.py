@@ -27,6 +27,12 @@ AMBIENT_PROBE_SOURCE = "169.254.7.127/32"
 AMBIENT_NAMESPACE_LABELS = {"istio.io/dataplane-mode": "ambient"}
 
 
+def kept_mesh(channel_tls: str, last: str | None) -> str:
+    """The mesh the NetworkPolicies let through: Istio ambient while this `up` or the last one labels the
+    namespaces (a label's removal is deleted at the end of the `up`, after the policies' updates)."""
+    return ISTIO_AMBIENT if ISTIO_AMBIENT in (channel_tls, last) else channel_tls
+
+
 def tunnel_ports(channel_tls: str) -> list[dict[str, Any]]:
     """The ports a meshed pod's traffic arrives on besides its own (HBONE under Istio ambient)."""
     return [{"port": HBONE_PORT, "protocol": "TCP"}] if channel_tls == ISTIO_AMBIENT else []

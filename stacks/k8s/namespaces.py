@@ -29,7 +29,8 @@ class NamespacesArgs:
     bot_millicores: int  # each bot's CPU
     bot_mebibytes: int  # each bot's memory
     protect: bool
-    mesh_labels: dict[str, str] = field(default_factory=dict)  # what enrols both in the mesh (stacks/k8s/mesh.py)
+    # what enrols both in the mesh (stacks/k8s/mesh.py), written by `enrol` after the NetworkPolicies
+    mesh_labels: dict[str, str] = field(default_factory=dict)
 
 
 def pod_security_labels(level: str) -> dict[str, str]:
@@ -46,7 +47,7 @@ class Namespaces(pulumi.ComponentResource):
         kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         # The dispatcher's pods (and the in-cluster store's) meet `restricted` already: enforced, so a later
         # template cannot regress.
-        enrolled = {**args.labels, **args.mesh_labels, **pod_security_labels(POD_SECURITY)}
+        enrolled = {**args.labels, **pod_security_labels(POD_SECURITY)}
         dispatcher = k8s.core.v1.Namespace(f"{name}-dispatcher", metadata={"name": args.dispatcher, "labels": enrolled},
                                            opts=kept)
         bots = k8s.core.v1.Namespace(f"{name}-bots", metadata={"name": args.bots, "labels": enrolled}, opts=kept)
@@ -58,4 +59,15 @@ class Namespaces(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self))
         self.dispatcher = dispatcher.metadata.name
         self.bots = bots.metadata.name
+        self._mesh_labels = args.mesh_labels
         self.register_outputs({"dispatcher": self.dispatcher, "bots": self.bots})
+
+    def enrol(self, name: str, after: tuple[pulumi.Resource, ...]) -> None:
+        """The mesh's label on both namespaces, written (server-side apply, its own field manager) once every
+        policy in `after` lets the mesh's tunnel and probes through: the label enrols the running pods at once."""
+        if not self._mesh_labels:
+            return
+        for suffix, namespace in (("dispatcher", self.dispatcher), ("bots", self.bots)):
+            k8s.core.v1.NamespacePatch(f"{name}-{suffix}-mesh", metadata={"name": namespace,
+                                                                       "labels": dict(self._mesh_labels)},
+                                       opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)))

@@ -57,7 +57,8 @@ class NetworkPoliciesArgs:
     egress_except: pulumi.Input[Sequence[str]] = ()  # beyond PRIVATE_RANGES
     dns_addresses: Sequence[str] = ()  # where else the bots' resolver is: NodeLocal DNSCache's, Cloud DNS's
     ingress_sources: Sequence[str] = ()  # CIDRs clients also come from: a cloud load balancer's, the nodes'
-    channel_tls: str = STACK_TLS  # a mesh's tunnel port and probe source are let through (stacks/k8s/mesh.py)
+    # a mesh's tunnel port and probe source are let through (stacks/k8s/mesh.py kept_mesh)
+    channel_tls: pulumi.Input[str] = STACK_TLS
 
 
 def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
@@ -78,8 +79,8 @@ def bot_egress(args: NetworkPoliciesArgs) -> list[dict[str, Any]]:
         lambda extra: [*PRIVATE_RANGES, *(cidr for cidr in extra if cidr not in PRIVATE_RANGES)])
     return [
         {"to": resolvers, "ports": dns_ports},
-        {"to": [dispatcher_pods], "ports": [{"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"},
-                                            *tunnel_ports(args.channel_tls)]},
+        {"to": [dispatcher_pods], "ports": pulumi.Output.from_input(args.channel_tls).apply(lambda mesh: [
+            {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}, *tunnel_ports(mesh)])},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": left_out}}]},
     ]
 
@@ -112,8 +113,6 @@ class NetworkPolicies(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         public_port = {"port": contract.DISPATCHER_PORT, "protocol": "TCP"}
         channel_port = {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}
-        tunnel = tunnel_ports(args.channel_tls)  # a meshed peer's traffic arrives on the mesh's port
-        probes = probe_sources(args.channel_tls)
         bots = k8s.networking.v1.NetworkPolicy(f"{name}-bots", metadata={
             "name": "voicefleet-bots", "namespace": args.bot_namespace, "labels": args.labels}, spec=cast(Spec, {
             # Every pod of the bots' namespace, labelled or not: an agent-sandbox pod has the bot label
@@ -128,12 +127,14 @@ class NetworkPolicies(pulumi.ComponentResource):
             spec=cast(Spec, {
             "pod_selector": {"match_labels": args.dispatcher_selector},
             "policy_types": ["Ingress"],
-            "ingress": [{"from": [{"namespace_selector": namespace(args.ingress_namespace)},
-                                  *({"ip_block": {"cidr": cidr}} for cidr in args.ingress_sources)],
-                         "ports": [public_port, *tunnel]},
-                        {"from": [{"namespace_selector": namespace(args.bot_namespace),
-                                   "pod_selector": {"match_labels": BOT_SELECTOR}}], "ports": [channel_port, *tunnel]},
-                        *([{"from": probes, "ports": [public_port]}] if probes else [])],
+            "ingress": pulumi.Output.from_input(args.channel_tls).apply(lambda mesh: pulumi.Output.from_input([
+                {"from": [{"namespace_selector": namespace(args.ingress_namespace)},
+                          *({"ip_block": {"cidr": cidr}} for cidr in args.ingress_sources)],
+                 "ports": [public_port, *tunnel_ports(mesh)]},  # a meshed peer's traffic arrives on the mesh's port
+                {"from": [{"namespace_selector": namespace(args.bot_namespace),
+                           "pod_selector": {"match_labels": BOT_SELECTOR}}],
+                 "ports": [channel_port, *tunnel_ports(mesh)]},
+                *([{"from": probes, "ports": [public_port]}] if (probes := probe_sources(mesh)) else [])])),
         }), opts=child)
         # What the dispatcher's Deployment depends on: created before it, deleted after its pods are gone.
         self.policies: tuple[pulumi.Resource, ...] = (bots, dispatcher)

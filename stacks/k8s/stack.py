@@ -17,6 +17,7 @@ come before the dispatcher: a destroy deletes them in the reverse order, the ins
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -45,7 +46,7 @@ from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
 from stacks.k8s.images import built_images
 from stacks.k8s.last_outputs import template_digest
-from stacks.k8s.mesh import namespace_labels
+from stacks.k8s.mesh import kept_mesh, namespace_labels
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
@@ -60,6 +61,7 @@ from stacks.k8s.release_pools import longest_bot_seconds, release_pools
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
+from stacks.k8s.web_identity import ROLE_ANNOTATION
 from stacks.shared import contract
 from stacks.shared.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
 from stacks.shared.turn_server import external_environment
@@ -144,7 +146,8 @@ def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
 
 
 def in_cluster_store(name: str, settings: Settings, namespace: pulumi.Output[str], labels: dict[str, str],
-                     dispatcher_selector: dict[str, str], opts: pulumi.ResourceOptions) -> InClusterStore | None:
+                     dispatcher_selector: dict[str, str], mesh: pulumi.Input[str],
+                     opts: pulumi.ResourceOptions) -> InClusterStore | None:
     """With `k8sStore: in-cluster`, the replicas' Valkey beside the dispatcher, its user's password the
     stack's storePassword (and the one a rotation replaces)."""
     cfg = settings.kubernetes
@@ -157,7 +160,7 @@ def in_cluster_store(name: str, settings: Settings, namespace: pulumi.Output[str
     return InClusterStore(f"{name}-store", InClusterStoreArgs(
         namespace=namespace, namespace_name=cfg.dispatcher_namespace,
         passwords=[password, *([previous] if previous is not None else [])], storage_mib=cfg.store_mebibytes,
-        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector, channel_tls=cfg.channel_tls),
+        labels=labels, selector=selector, dispatcher_selector=dispatcher_selector, channel_tls=mesh),
         opts=opts)
 
 
@@ -180,9 +183,19 @@ class K8sStack(pulumi.ComponentResource):
         template = launching.apply(pool_pod) if cfg.mode == AGENT_SANDBOX else None
         labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
                   "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
+        selector = {"app.kubernetes.io/name": f"{settings.project}-dispatcher",
+                    "app.kubernetes.io/instance": settings.stack}
         # The pools' metadata too: their labels, and the settings that name the pools per release and retire one.
         metadata = {"labels": labels, "release": settings.releases.name, "releasesKept": settings.releases.kept}
-        digest = template.apply(lambda pod: template_digest(pod, cfg, metadata)) if template is not None else None
+        # Their egress as the templates carry it (the mesh's port among it), from the configured namespace names:
+        # the namespaces' own outputs wait on the provider, which waits on this digest.
+        egress_except = bot_egress_except(cfg)
+        egress = pulumi.Output.from_input(bot_egress(NetworkPoliciesArgs(
+            dispatcher_namespace=cfg.dispatcher_namespace, bot_namespace=cfg.bot_namespace,
+            ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
+            egress_except=egress_except, dns_addresses=cfg.dns_addresses, channel_tls=cfg.channel_tls)))
+        digest = pulumi.Output.all(template, egress).apply(
+            lambda found: template_digest(found[0], found[1], metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
@@ -196,19 +209,31 @@ class K8sStack(pulumi.ComponentResource):
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
-        selector = {"app.kubernetes.io/name": f"{settings.project}-dispatcher",
-                    "app.kubernetes.io/instance": settings.stack}
         namespaces = Namespaces(name, NamespacesArgs(
             dispatcher=cfg.dispatcher_namespace, bots=cfg.bot_namespace, labels=labels, bot_pods=bot_pods(settings),
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect,
             mesh_labels=namespace_labels(cfg.channel_tls)), opts=child)
         pulls = pull_secrets(name, cfg.registry, (namespaces.dispatcher, namespaces.bots), labels, child)
+        # The policy first, and deleted last: a policy never looks again at what was made before it, so
+        # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
+        admission = BotAdmission(name, AdmissionArgs(
+            prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
+            dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
+            mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
+            bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
+                lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
+                                      found[0].bot_lifetime, settings.bot_permissions.k8s_annotations,
+                                      found[0].bot_role))),
+            opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
                                          bot_annotations=settings.bot_permissions.k8s_annotations,
-                                         pull_secrets=None if pulls is None else (pulls.dispatcher, pulls.bots)),
+                                         pull_secrets=None if pulls is None else (pulls.dispatcher, pulls.bots),
+                                         bot_after=admission.objects),
                         opts=child)
-        store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, child)
+        # The policies keep the last `up`'s mesh while its label may still enrol the pods (stacks/k8s/mesh.py).
+        mesh = last.apply(lambda found: kept_mesh(cfg.channel_tls, found.channel_tls))
+        store = in_cluster_store(name, settings, namespaces.dispatcher, labels, selector, mesh, child)
         tls = ChannelTls(name, ChannelTlsArgs(
             service=contract.DISPATCHER_CONTAINER_NAME, dispatcher_namespace=cfg.dispatcher_namespace,
             bot_namespace=cfg.bot_namespace, dispatcher_namespace_ref=namespaces.dispatcher,
@@ -226,19 +251,11 @@ class K8sStack(pulumi.ComponentResource):
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=bot_egress_except(cfg), dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
-            channel_tls=cfg.channel_tls)
+            egress_except=egress_except, dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
+            channel_tls=mesh)
         policies = NetworkPolicies(name, network, opts=child)
-        # The policy first, and deleted last: a policy never looks again at what was made before it, so
-        # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
-        admission = BotAdmission(name, AdmissionArgs(
-            prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
-            dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
-            mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
-            bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
-                lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
-                                      found[0].bot_lifetime, settings.bot_permissions.k8s_annotations))),
-            opts=child)
+        # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py).
+        namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
         before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))
@@ -246,11 +263,13 @@ class K8sStack(pulumi.ComponentResource):
         releases: dict[str, pulumi.Input[str]] = {}
         builds: pulumi.Output[object] | None = None
         if template is not None:
+            # The templates' egress is this `up`'s mesh's, as their digest has it.
+            template_egress = bot_egress(replace(network, channel_tls=cfg.channel_tls))
             sandbox = AgentSandbox(f"{name}-agent-sandbox", cfg.agent_sandbox, protect=settings.protect, opts=child)
             after, bot_namespace = (*before_bots, *sandbox.objects), sandbox.gate(namespaces.bots)
             pool = WarmPool(name, WarmPoolArgs(
                 name=environment["K8S_WARM_POOL"], namespace=bot_namespace, pod_template=template,
-                egress=bot_egress(network), replicas=DEFAULT_POOL_REPLICAS, labels=labels, after=after,
+                egress=template_egress, replicas=DEFAULT_POOL_REPLICAS, labels=labels, after=after,
                 sized_by_dispatcher=False), opts=child)
             bots = (*bots, *pool.objects)
             # A template and a pool per listed or retiring release (docs/kubernetes.md, "Pools per release");
@@ -264,7 +283,7 @@ class K8sStack(pulumi.ComponentResource):
             made = release_pools(name, before, kept, now=now, life=life, warm_pool=environment["K8S_WARM_POOL"],
                                  namespace=bot_namespace,
                                  pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
-                                 egress=bot_egress(network), labels=labels, after=after, parent=self)
+                                 egress=template_egress, labels=labels, after=after, parent=self)
             releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(lambda found: catalogue(
                 [StackRelease(b.name, dict(b.images), b.created) for b in found[0].listed], settings.releases))
             builds = kept.apply(lambda found: found.as_output())
@@ -292,6 +311,7 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": bot_image,
             "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
+            last_outputs.CHANNEL_TLS: cfg.channel_tls,
             # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
             **(tls.expiries if tls is not None else {}),
             # Recording: the lifecycle rules the operator's S3-compatible store needs.
@@ -303,6 +323,8 @@ class K8sStack(pulumi.ComponentResource):
             # Read back by the next `up` (stacks/k8s/last_outputs.py).
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest,
                 last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
-               {last_outputs.BOT_LIFETIME: pod_lifetime(environment)}),
+               {last_outputs.BOT_LIFETIME: pod_lifetime(environment),
+                **({last_outputs.BOT_ROLE: role} if (role := settings.bot_permissions.k8s_annotations.get(
+                    ROLE_ANNOTATION)) else {})}),
         }
         self.register_outputs(self.outputs)

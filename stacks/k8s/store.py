@@ -79,7 +79,8 @@ class InClusterStoreArgs:
     labels: dict[str, str]
     selector: dict[str, str]  # the store pod's own labels
     dispatcher_selector: dict[str, str]  # the only pods let in
-    channel_tls: str = STACK_TLS  # under a mesh, its tunnel port and probe source too (stacks/k8s/mesh.py)
+    # under a mesh, its tunnel port and probe source too (stacks/k8s/mesh.py kept_mesh)
+    channel_tls: pulumi.Input[str] = STACK_TLS
 
 
 class InClusterStore(pulumi.ComponentResource):
@@ -104,10 +105,11 @@ class InClusterStore(pulumi.ComponentResource):
             spec=cast(k8s.networking.v1.NetworkPolicySpecArgsDict, {
                 "pod_selector": {"match_labels": args.selector},
                 "policy_types": ["Ingress", "Egress"],
-                "ingress": [{"from": [{"pod_selector": {"match_labels": args.dispatcher_selector}}],
-                             "ports": [{"port": PORT, "protocol": "TCP"}, *tunnel_ports(args.channel_tls)]},
-                            *([{"from": probes, "ports": [{"port": PORT, "protocol": "TCP"}]}]
-                              if (probes := probe_sources(args.channel_tls)) else [])],
+                "ingress": pulumi.Output.from_input(args.channel_tls).apply(lambda mesh: [
+                    {"from": [{"pod_selector": {"match_labels": args.dispatcher_selector}}],
+                     "ports": [{"port": PORT, "protocol": "TCP"}, *tunnel_ports(mesh)]},
+                    *([{"from": probes, "ports": [{"port": PORT, "protocol": "TCP"}]}]
+                      if (probes := probe_sources(mesh)) else [])]),
                 "egress": [],
             }), opts=child)
         stateful_set = k8s.apps.v1.StatefulSet(name, metadata={
@@ -126,6 +128,7 @@ class InClusterStore(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], ignore_changes=["spec.volumeClaimTemplates"]))
         self.url = f"redis://{USER}@{NAME}.{args.namespace_name}.svc:{PORT}/0"
         self.objects = (service, stateful_set)
+        self.policies: tuple[pulumi.Resource, ...] = (policy,)  # what the mesh's label waits for
         self.register_outputs({"url": self.url})
 
 

@@ -11,7 +11,12 @@ pod of that account before any validating policy sees it:
   configured `AWS_STS_REGIONAL_ENDPOINTS`, `AWS_REGION`, `AWS_DEFAULT_REGION`) and a read-only mount of
   that volume, neither of which the pods-mode policy refuses.
 
-So the policy admits that one volume, and only while the role is configured (stacks/k8s/bot_pods_policy.py).
+So the policy admits that one volume, and only while the role is configured (stacks/k8s/bot_pods_policy.py),
+its token living a day at most (the webhook's default is 86400 s).
+
+An EKS Pod Identity association for the account takes precedence in the same webhook: it adds a volume
+`eks-pod-identity-token` (audience `pods.eks.amazonaws.com`) and `AWS_CONTAINER_CREDENTIALS_FULL_URI`
+instead, which the policy refuses first, with the way out (POD_IDENTITY_REFUSED).
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ from dataclasses import dataclass
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 AUDIENCE_ANNOTATION = "eks.amazonaws.com/audience"
 STS_AUDIENCE = "sts.amazonaws.com"
+LONGEST_TOKEN_SECONDS = 86400  # the webhook's own default expiration
+POD_IDENTITY_VOLUME, POD_IDENTITY_AUDIENCE = "eks-pod-identity-token", "pods.eks.amazonaws.com"
+
+
+def pod_identity_refused(namespace: str, account: str) -> str:
+    """The policy's message for a pod EKS Pod Identity's webhook mutated: what to do instead."""
+    return (f"a bot pod carries EKS Pod Identity's token ({POD_IDENTITY_VOLUME}), which the policy does not admit: "
+            f"delete the Pod Identity association for {namespace}/{account}; use botPermissions' "
+            f"{ROLE_ANNOTATION} (IRSA) (docs/bring-your-bot.md, \"The bot's own cloud access: `botPermissions`\")")
 
 
 @dataclass(frozen=True)
@@ -34,7 +48,7 @@ class WebIdentityVolume:
 
     @property
     def described(self) -> str:
-        return f"EKS's web identity token ({self.name}, audience {self.audience})"
+        return f"EKS's web identity token ({self.name}, audience {self.audience}, at most {LONGEST_TOKEN_SECONDS} s)"
 
 
 def web_identity_volume(annotations: Mapping[str, str]) -> WebIdentityVolume | None:

@@ -219,6 +219,64 @@ def test_the_webhooks_volume_is_admitted_only_as_it_makes_it(change: str) -> Non
         assert "only volumes are projected identity tokens" in str(refusal(policy, created(DISPATCHER, mutated)))
 
 
+def pod_identity_mutated(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod as EKS's webhook patches it under an EKS Pod Identity association, which it prefers to IRSA
+    (amazon-eks-pod-identity-webhook pkg/handler/handler.go: the container credentials' volume and env)."""
+    mutated = copy.deepcopy(pod)
+    token = {"audience": "pods.eks.amazonaws.com", "expirationSeconds": 86400, "path": "eks-pod-identity-token"}
+    spec_of(mutated)["volumes"] = [{"name": "eks-pod-identity-token",
+                                    "projected": {"sources": [{"serviceAccountToken": token}], "defaultMode": 420}},
+                                   *spec_of(mutated).get("volumes", [])]
+    for each in spec_of(mutated)["containers"]:
+        each["env"] = [*each.get("env", []),
+                       {"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": "http://169.254.170.23/v1/credentials"},
+                       {"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                        "value": "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"}]
+    return mutated
+
+
+@pytest.mark.parametrize("permissions", [None, IRSA])
+def test_a_pod_identity_associations_pod_is_refused_with_the_way_out(permissions: str | None) -> None:
+    run = up() if permissions is None else up(botPermissions=permissions)
+    for pod in dispatchers_pods(run):
+        message = str(refusal(policy_of(run), created(DISPATCHER, pod_identity_mutated(pod))))
+        assert "EKS Pod Identity" in message
+        assert "delete the Pod Identity association for voicefleet-bots/voicefleet-bot" in message
+        assert "eks.amazonaws.com/role-arn (IRSA)" in message
+
+
+@pytest.mark.parametrize(("seconds", "admitted"), [(3600, True), (86400, True), (86401, False), (None, False)])
+def test_the_webhooks_token_lives_a_day_at_most(seconds: int | None, admitted: bool) -> None:
+    run = up(botPermissions=IRSA)
+    pod = irsa_mutated(dispatchers_pods(run)[0])
+    token = spec_of(pod)["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]
+    if seconds is None:
+        token.pop("expirationSeconds")
+    else:
+        token["expirationSeconds"] = seconds
+    assert (refusal(policy_of(run), created(DISPATCHER, pod)) is None) is admitted
+
+
+def test_the_webhooks_volume_is_admitted_while_the_last_ups_role_is_still_on_the_account() -> None:
+    """A role taken out: the account keeps its annotation until Access updates it, and the webhook mutates
+    the pods made meanwhile. The next `up` reads the role back; the one after it admits the volume no more."""
+    last = {"botNamespace": "voicefleet-bots", "dispatcherNamespace": "voicefleet"}
+    named = up(botPermissions=IRSA)
+    assert component_outputs(named, "k8s")["botRole"] == ROLE  # what the next `up` reads back
+    dropped = up({**last, "botRole": ROLE})
+    for pod in dispatchers_pods(dropped):
+        assert refusal(policy_of(dropped), created(DISPATCHER, irsa_mutated(pod))) is None
+    assert "botRole" not in component_outputs(dropped, "k8s")
+    after = up(last)
+    assert refusal(policy_of(after), created(DISPATCHER, irsa_mutated(dispatchers_pods(after)[0]))) is not None
+
+
+def test_the_bots_account_names_its_role_only_once_the_policy_admits_its_volume() -> None:
+    run = up(botPermissions=IRSA)
+    (account,) = [r for r in run.of_type("kubernetes:core/v1:ServiceAccount") if r.name.endswith("-bot")]
+    assert run.one(POLICY).urn in account.dependencies
+
+
 def test_the_longest_deadline_is_the_dispatchers_and_the_last_ups_while_replicas_roll() -> None:
     """An idle bot's: RESERVE_MAX_IDLE_SECONDS and its session; a lowered cap still admits the pods the last
     `up`'s replicas launch until they have rolled."""

@@ -85,6 +85,18 @@ def test_a_new_deployer_with_a_new_bot_template_is_refused_and_each_alone_goes_t
     up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sBotImage=NEW_IMAGE)  # then the template
 
 
+@pytest.mark.parametrize(("was", "now"), [("istio-ambient", "cilium"), ("cilium", "istio-ambient")])
+def test_a_new_deployer_with_another_mesh_is_refused_as_the_templates_egress_changes(was: str, now: str) -> None:
+    """The templates' networkPolicy carries the mesh's tunnel port under Istio ambient: a new mesh is a new
+    template, the deployer's update like any other."""
+    deployed = Deployed()
+    up(deployed, **SANDBOX, k8sChannelTls=was)
+    with pytest.raises(SettingsError, match="Change k8sDeployer in an `up` of its own"):
+        up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sChannelTls=now)
+    up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sChannelTls=was)
+    up(deployed, **{**SANDBOX, "k8sDeployer": "new-ci@example.com"}, k8sChannelTls=now)
+
+
 @pytest.mark.parametrize("change", [{"environment": "staging"}, {"releasesKept": "2"}])
 def test_a_new_deployer_with_a_metadata_only_change_of_the_pools_is_refused(change: dict[str, str]) -> None:
     """A label the pools carry (the environment), or which pools there are and which is retiring (the release

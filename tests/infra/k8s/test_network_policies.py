@@ -10,7 +10,8 @@ import pytest
 
 from stacks.config.reader import SettingsError
 from stacks.k8s.api_endpoint import api_server_address
-from stacks.tools.mocks import Run, is_secret, unwrap
+from stacks.tools.mocks import Deployed, Run, is_secret, run_program, unwrap
+from tests.infra.conftest import config_for
 from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner, spec
 from tests.infra.k8s.test_store import SECRETS as STORE_SECRETS
 
@@ -177,8 +178,23 @@ def test_under_istio_ambient_the_mesh_tunnel_and_probes_are_let_through_and_both
     assert probes == {"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}], "ports": [{"port": 8080, "protocol": "TCP"}]}
     store_ingress = policy(run, "voicefleet-store")["spec"]["ingress"]
     assert hbone in store_ingress[0]["ports"] and store_ingress[1]["from"] == probes["from"]
+    enrolments = run.of_type("kubernetes:core/v1:NamespacePatch")
+    assert sorted(unwrap(patch.inputs)["metadata"]["name"] for patch in enrolments) == ["voicefleet", "voicefleet-bots"]
+    for patch in enrolments:
+        assert unwrap(patch.inputs)["metadata"]["labels"] == {"istio.io/dataplane-mode": "ambient"}
+
+
+def test_the_namespaces_join_the_mesh_only_once_every_policy_lets_its_tunnel_and_probes_through(
+        k8s_stack: K8sRunner) -> None:
+    """A label written with the namespaces, before the policies they are inputs of, enrols the running pods
+    in ambient while their policies still drop HBONE and the rewritten probes."""
+    run = k8s_stack(k8sChannelTls="istio-ambient", k8sStore="in-cluster", secrets=STORE_SECRETS)
     for namespace in run.of_type("kubernetes:core/v1:Namespace"):
-        assert unwrap(namespace.inputs)["metadata"]["labels"]["istio.io/dataplane-mode"] == "ambient"
+        assert "istio.io/dataplane-mode" not in unwrap(namespace.inputs)["metadata"]["labels"]
+    policies = {r.urn for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert len(policies) == 3  # the bots', the dispatcher's, the store's
+    enrolments = run.of_type("kubernetes:core/v1:NamespacePatch")
+    assert enrolments and all(policies <= set(patch.dependencies) for patch in enrolments)
 
 
 @pytest.mark.parametrize("channel_tls", ["stack", "cilium"])
@@ -190,3 +206,22 @@ def test_without_istio_ambient_no_tunnel_port_or_probe_source_is_opened(k8s_stac
     assert 15008 not in opened and "169.254.7.127" not in str(policy(run, "voicefleet-dispatcher"))
     for namespace in run.of_type("kubernetes:core/v1:Namespace"):
         assert "istio.io/dataplane-mode" not in unwrap(namespace.inputs)["metadata"]["labels"]
+
+
+def test_leaving_istio_ambient_keeps_its_tunnel_and_probes_open_until_the_label_is_gone() -> None:
+    """The label's removal is deleted at the end of the `up`, after the policies' updates: they keep the mesh's
+    port and probe source that `up`, and close them in the next."""
+    deployed, secrets = Deployed(), STORE_SECRETS
+
+    def up(**overrides: str) -> Run:
+        run = run_program(config_for("k8s", {"k8sStore": "in-cluster", **overrides}, secrets), list(secrets),
+                          stack="k8s-test", deployed=deployed)
+        deployed.record(run)
+        return run
+
+    up(k8sChannelTls="istio-ambient")
+    for run, kept in ((up(k8sChannelTls="cilium"), True), (up(k8sChannelTls="cilium"), False)):
+        assert not run.of_type("kubernetes:core/v1:NamespacePatch")
+        for name in ("voicefleet-bots", "voicefleet-dispatcher", "voicefleet-store"):
+            assert ("15008" in str(policy(run, name))) is kept, name
+        assert ("169.254.7.127" in str(policy(run, "voicefleet-dispatcher"))) is kept
