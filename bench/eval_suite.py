@@ -53,9 +53,8 @@ def call_seconds(base_url: str, summary: dict[str, object]) -> float:
     total = 0.0
     with httpx.Client(base_url=base_url, timeout=10) as http:
         for session_id in sessions:
-            record = http.get(f"/sessions/{session_id}").json()
-            if record.get("ended") and record.get("created"):
-                total += record["ended"] - record["created"]
+            cost = http.get(f"/sessions/{session_id}").json().get("cost") or {}
+            total += float(cost.get("session_seconds") or 0.0)
     return total
 
 
@@ -77,6 +76,9 @@ def main() -> None:
                   f"{cpu / minutes if minutes else float('nan'):.1f} CPU s per call minute "
                   f"({cpu / wall:.2f} of a core over the run); "
                   f"load average {load_before:.2f} → {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+            for scenario in summary["scenarios"]:  # type: ignore[attr-defined]
+                for failure in scenario["failures"]:
+                    print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)
 
 
 if __name__ == "__main__":
