@@ -153,7 +153,7 @@ async def vad_stop_wait(pcm: Pcm, stop_secs: float) -> float:
         state = await vad.analyze_audio(audio[offset : offset + step])
         speaking = speaking or state == VADState.SPEAKING
         if speaking and state == VADState.QUIET:
-            return (offset + step) / 2 / pcm.sample_rate - loud_end(pcm)
+            return float((offset + step) / 2 / pcm.sample_rate - loud_end(pcm))
     return float("nan")
 
 
@@ -180,8 +180,9 @@ def parts(rounds: int) -> None:
             wall0 = time.perf_counter()
             booking_line.VOICE.synthesise(reply)
             tts.append(time.perf_counter() - wall0)
-    print(f"parts over {len(vad)} turns (p50 / p95, ms):")
-    for name, values in (("VAD stop wait (audio time)", vad), ("STT decode, wall", decode_wall),
+    stopped = [wait for wait in vad if wait == wait]  # NaN: the VAD never heard that turn end
+    print(f"parts over {len(decode_wall)} turns (p50 / p95, ms; the VAD saw {len(stopped)} of them end):")
+    for name, values in (("VAD stop wait (audio time)", stopped), ("STT decode, wall", decode_wall),
                          ("STT decode, CPU", decode_cpu), ("TTS synthesis, wall", tts)):  # fmt: skip
         print(f"  {name:28} {percentile(values, 0.5) * 1000:6.0f} / {percentile(values, 0.95) * 1000:6.0f}")
     print(f"  {'turn stop timer after VAD':28} {booking_line.TURN_END_SECS * 1000:6.0f} (configured)")
