@@ -1,0 +1,85 @@
+"""The booking line's suite as a user runs it: wall time, and the caller's CPU per minute of call.
+
+    uv run --all-groups python -m bench.eval_suite [--repeat 3] [--concurrency 2] [--runs 2]
+
+Starts a local dispatcher (`python -m dispatcher`, `BOT_FILE=examples/booking/bot.py`, the reserve
+off so every call starts its own bot process), then runs `voicefleet eval examples/booking/scenarios
+--repeat 3 --concurrency 2 --json` as its own process, `--runs` times. For each run it prints:
+
+- the wall time of the command, start to exit (the goal: at most 3 minutes);
+- the calls passed;
+- the eval process's CPU (user + system, from `wait4`'s resource usage), per minute of call, where a
+  call's minutes are its session's `created` → `ended` in the dispatcher's session list.
+
+Asserts nothing; prints the load average before and after each run (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.processes import run_dispatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+BOT_FILE = ROOT / "examples" / "booking" / "bot.py"
+SUITE = ROOT / "examples" / "booking" / "scenarios"
+
+
+def eval_run(base_url: str, repeat: int, concurrency: int) -> tuple[float, float, dict[str, object]]:
+    """(wall seconds, CPU seconds of the eval process, its --json summary)."""
+    command = [str(Path(sys.executable).parent / "voicefleet"), "eval", str(SUITE), "--url", base_url,
+               "--repeat", str(repeat), "--concurrency", str(concurrency), "--json"]  # fmt: skip
+    began = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    assert process.stdout is not None
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - began
+    return wall, usage.ru_utime + usage.ru_stime, json.loads(out)
+
+
+def call_seconds(base_url: str, summary: dict[str, object]) -> float:
+    sessions = [sid for scenario in summary["scenarios"] for sid in scenario["sessions"] if sid]  # type: ignore[attr-defined]
+    total = 0.0
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        for session_id in sessions:
+            cost = http.get(f"/sessions/{session_id}").json().get("cost") or {}
+            total += float(cost.get("session_seconds") or 0.0)
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    env = {"BOT_FILE": str(BOT_FILE), "RESERVE_MAX_IDLE": "0"}
+    with tempfile.TemporaryDirectory() as logs, run_dispatcher(Path(logs), env) as dispatcher:
+        for run in range(1, args.runs + 1):
+            load_before = os.getloadavg()[0]
+            wall, cpu, summary = eval_run(dispatcher.base_url, args.repeat, args.concurrency)
+            seconds = call_seconds(dispatcher.base_url, summary)
+            minutes = seconds / 60
+            print(f"run {run}: {summary['passed']}/{summary['runs']} calls passed, wall {wall:.0f} s, "
+                  f"calls {minutes:.1f} min in all, caller CPU {cpu:.1f} s = "
+                  f"{cpu / minutes if minutes else float('nan'):.1f} CPU s per call minute "
+                  f"({cpu / wall:.2f} of a core over the run); "
+                  f"load average {load_before:.2f} → {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+            for scenario in summary["scenarios"]:  # type: ignore[attr-defined]
+                for failure in scenario["failures"]:
+                    print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
