@@ -38,11 +38,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from cli.evals.voice import caller_voice
-from cli.loadtest.audio import Pcm
-from cli.loadtest.rail import offer_url
-from cli.loadtest.webrtc import WebRTCClient
 from tests.support.processes import run_dispatcher
+from voicefleet.evals.voice import caller_voice
+from voicefleet.loadtest.audio import Pcm
+from voicefleet.loadtest.rail import offer_url
+from voicefleet.loadtest.webrtc import WebRTCClient
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOKING = ROOT / "examples" / "booking"

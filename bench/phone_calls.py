@@ -37,9 +37,9 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.local_session import proc_usage
-from cli.loadtest import twilio
 from tests.phone.conftest import phone_env, wait_for_idle_bot
 from tests.support.processes import free_port, run_dispatcher
+from voicefleet.loadtest import twilio
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO_HOST = ROOT / "bench" / "phone_echo_host.py"

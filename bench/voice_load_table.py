@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.loadtest.report import read_result
-from cli.loadtest.summary import percentile, summarise, timeline_values, values_of
+from voicefleet.loadtest.report import read_result
+from voicefleet.loadtest.summary import percentile, summarise, timeline_values, values_of
 
 RATES = ("1-per-min", "5-per-min", "20-per-min")
 SHARED = (("connected", "joined"), ("first_audio", "first_audio"))  # caller's measurement, timeline's

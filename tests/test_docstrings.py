@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("voicefleet_settings", "botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy", "infra",
-            "src/cli")
+            "src/voicefleet")
 MAX_DOCSTRING_LINES = 24
 
 

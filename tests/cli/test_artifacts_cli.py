@@ -18,14 +18,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from botchannel.recording import wav_header
-from cli.artifact_files import inside
-from cli.errors import Failed
-from cli.main import voicefleet
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, hash_api_key
 from tests.dispatcher.conftest import API_KEY, STANDIN_BOT, STANDIN_ENV
 from tests.support.dispatcher_server import serving
+from voicefleet.artifact_files import inside
+from voicefleet.errors import Failed
+from voicefleet.main import voicefleet
 
 OTHER_KEY, ADMIN_KEY = "another-key-5f1c2a9e0d", "admin-key-artifacts-8c3e1b7a42"
 KEYS = (API_KEY, OTHER_KEY, ADMIN_KEY)
@@ -198,5 +198,5 @@ def test_a_name_that_would_lead_out_of_the_folder_is_never_written(tmp_path: Pat
 def test_the_help_names_the_commands_as_they_are_typed() -> None:
     shown = " ".join(CliRunner().invoke(voicefleet, ["artifacts", "--help"]).output.split())
     assert "list, get (download), delete (erase)" in shown, shown
-    # The top-level help's line for it, until the group is imported (cli/lazy_group.py).
+    # The top-level help's line for it, until the group is imported (src/voicefleet/lazy_group.py).
     assert "list, get (download), delete (erase)" in voicefleet.lazy["artifacts"][1]

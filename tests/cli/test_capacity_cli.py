@@ -1,4 +1,4 @@
-"""`voicefleet capacity set`'s arguments, read into one PATCH body (src/cli/capacity.py); a bad pair is
+"""`voicefleet capacity set`'s arguments, read into one PATCH body (src/voicefleet/capacity.py); a bad pair is
 one line naming the way forward, before anything is sent."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.capacity import changes_of
-from cli.main import voicefleet
+from voicefleet.capacity import changes_of
+from voicefleet.main import voicefleet
 
 
 def test_several_pairs_are_one_change_and_default_returns_to_the_setting() -> None:

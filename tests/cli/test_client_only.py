@@ -26,8 +26,8 @@ def repository_imports(package: Path) -> list[str]:
 
 
 def test_the_command_imports_none_of_the_dispatchers_code() -> None:
-    assert (ROOT / "src" / "cli" / "main.py").is_file()
-    assert repository_imports(ROOT / "src" / "cli") == []
+    assert (ROOT / "src" / "voicefleet" / "main.py").is_file()
+    assert repository_imports(ROOT / "src" / "voicefleet") == []
 
 
 def test_the_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:

@@ -11,13 +11,14 @@ from importlib.metadata import version
 import pytest
 from click.testing import CliRunner
 
-from cli.loadtest.command import loadtest
-from cli.main import voicefleet
-from cli.moments import NotAMoment, moment
 from tests.support.ports import free_port
+from voicefleet.loadtest.command import loadtest
+from voicefleet.main import voicefleet
+from voicefleet.moments import NotAMoment, moment
 
+# The last three: only the commands that read artifacts.
 HEAVY = ("httpx", "httpx._main", "rich", "matplotlib", "numpy", "aiortc", "asyncio", "av",
-         "cli.artifacts", "cli.artifact_files", "cli.transcript")  # the last: only the commands that read artifacts
+         "voicefleet.artifacts", "voicefleet.artifact_files", "voicefleet.transcript")
 
 
 def test_version_names_the_installed_package() -> None:
@@ -70,7 +71,7 @@ def test_the_command_refuses_it_in_one_line_before_sending_anything() -> None:
 
 
 def test_help_imports_no_http_client_and_no_callers_libraries() -> None:
-    code = ("import json, sys\nfrom cli.main import main\nsys.argv = ['voicefleet', '--help']\n"
+    code = ("import json, sys\nfrom voicefleet.main import main\nsys.argv = ['voicefleet', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
 from tests.cli.releases_api import ADMIN_KEY, Releases, handler
 from tests.support.ports import free_port
 from tests.support.threaded_http import serving
+from voicefleet.main import voicefleet
 
 SECRET = "vf-admin-context-9b3e51c2d7"
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
 from tests.support.examples import BOOKING
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from voicefleet.main import voicefleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # real bots hearing real speech over WebRTC
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.evals.checks import Answer, failures
-from cli.evals.scenario import Expect, ScenarioError, load_scenario, load_suite, schema
 from tests.support.examples import BOOKING
+from voicefleet.evals.checks import Answer, failures
+from voicefleet.evals.scenario import Expect, ScenarioError, load_scenario, load_suite, schema
 
 
 def write(folder: Path, name: str, text: str) -> Path:

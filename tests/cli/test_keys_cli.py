@@ -1,11 +1,11 @@
-"""`voicefleet keys revoke --secret-id` takes an id, never a secret (src/cli/keys.py): a secret pasted
+"""`voicefleet keys revoke --secret-id` takes an id, never a secret (src/voicefleet/keys.py): a secret pasted
 there is refused before anything is sent, so it never reaches a URL, nor an access log."""
 
 from __future__ import annotations
 
 from click.testing import CliRunner
 
-from cli.main import voicefleet
+from voicefleet.main import voicefleet
 
 
 def test_a_secret_given_as_its_id_is_refused_before_it_is_sent() -> None:

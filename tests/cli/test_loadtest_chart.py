@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli.loadtest.chart import chart, write_chart
-from cli.loadtest.record import SessionRecord
+from voicefleet.loadtest.chart import chart, write_chart
+from voicefleet.loadtest.record import SessionRecord
 
 RECORDS = [SessionRecord(0, 0.0, "webrtc", first_audio=2.0, turns=[0.5]),
            SessionRecord(1, 12.0, "webrtc", outcome="refused", code="at_capacity", status=429),

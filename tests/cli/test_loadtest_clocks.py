@@ -3,9 +3,9 @@ session's timeline), each labelled, and compared only where both time the same i
 
 from __future__ import annotations
 
-from cli.loadtest.record import SessionRecord
-from cli.loadtest.result import tables
-from cli.loadtest.summary import summarise
+from voicefleet.loadtest.record import SessionRecord
+from voicefleet.loadtest.result import tables
+from voicefleet.loadtest.summary import summarise
 
 OWN_COST = {"cpu_seconds": 1.0, "cpu_seconds_per_session": 0.5, "cpu_share_of_one_core": 0.1,
             "loop_lag_p99_seconds": 0.01}

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
 from tests.support.examples import PARROT
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from voicefleet.main import voicefleet
 
 pytestmark = pytest.mark.slow  # real bot processes importing Pipecat, real WebRTC
 

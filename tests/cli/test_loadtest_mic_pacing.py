@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
-from cli.loadtest.audio import Pcm
-from cli.loadtest.webrtc import MIC_RATE, WebRTCClient
+from voicefleet.loadtest.audio import Pcm
+from voicefleet.loadtest.webrtc import MIC_RATE, WebRTCClient
 
 HOP_SECONDS = 0.15  # each hop into the pool: far past a 20 ms frame, as on a loaded machine
 SPEECH = Pcm((np.sin(2 * np.pi * 300 * np.arange(MIC_RATE) / MIC_RATE) * 8000).astype(np.int16), MIC_RATE)

@@ -1,4 +1,4 @@
-"""The load generator's own CPU, split by where it goes (cli/loadtest/own_cost.py): work on another
+"""The load generator's own CPU, split by where it goes (src/voicefleet/loadtest/own_cost.py): work on another
 thread (aiortc's decoders) is not the loop's, work charged to a phase is that phase's, and the
 caller's mic and its recording of the bot's audio charge theirs. Amounts are CPU seconds burnt on
 purpose, never wall-clock time, so a busy machine only makes the test slower."""
@@ -15,11 +15,11 @@ from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from av import AudioFrame, Packet
 
-from cli.loadtest.audio import SPEECH_RMS, rms
-from cli.loadtest.own_cost import DECODERS, HEARD, LEDGER, LOOP_REST, MIC, PHASES, CpuLedger, OwnCost
-from cli.loadtest.result import tables
-from cli.loadtest.summary import summarise
-from cli.loadtest.webrtc import BLOCK_SAMPLES, CATCH_UP_BLOCKS, MIC_RATE, PacedMic, Recording, silent_packet
+from voicefleet.loadtest.audio import SPEECH_RMS, rms
+from voicefleet.loadtest.own_cost import DECODERS, HEARD, LEDGER, LOOP_REST, MIC, PHASES, CpuLedger, OwnCost
+from voicefleet.loadtest.result import tables
+from voicefleet.loadtest.summary import summarise
+from voicefleet.loadtest.webrtc import BLOCK_SAMPLES, CATCH_UP_BLOCKS, MIC_RATE, PacedMic, Recording, silent_packet
 
 BURN = 0.05  # CPU seconds
 

@@ -10,13 +10,13 @@ import click
 import numpy as np
 import pytest
 
-from cli.loadtest import mulaw
-from cli.loadtest.plan import Plan, checked, duration, rate
-from cli.loadtest.progress import Progress
-from cli.loadtest.record import SessionRecord
-from cli.loadtest.summary import agreement, percentile, spread, summarise
-from cli.loadtest.timeline import durations, end_reason
-from cli.settings import is_loopback
+from voicefleet.loadtest import mulaw
+from voicefleet.loadtest.plan import Plan, checked, duration, rate
+from voicefleet.loadtest.progress import Progress
+from voicefleet.loadtest.record import SessionRecord
+from voicefleet.loadtest.summary import agreement, percentile, spread, summarise
+from voicefleet.loadtest.timeline import durations, end_reason
+from voicefleet.settings import is_loopback
 
 
 @pytest.mark.parametrize(("text", "per_second"), [("5/min", 5 / 60), ("1/s", 1.0), ("30/h", 30 / 3600),

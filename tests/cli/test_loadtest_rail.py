@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.loadtest import run, twilio
-from cli.loadtest.audio import SPEECH_WAV, read_wav
-from cli.loadtest.carrier import carrier_check
-from cli.loadtest.plan import Plan
-from cli.loadtest.progress import Progress
-from cli.loadtest.rail import elsewhere, not_local
-from cli.loadtest.run import LoadTest
-from cli.loadtest.session import Call
-from cli.main import voicefleet
 from tests.support.threaded_http import serving
+from voicefleet.loadtest import run, twilio
+from voicefleet.loadtest.audio import SPEECH_WAV, read_wav
+from voicefleet.loadtest.carrier import carrier_check
+from voicefleet.loadtest.plan import Plan
+from voicefleet.loadtest.progress import Progress
+from voicefleet.loadtest.rail import elsewhere, not_local
+from voicefleet.loadtest.run import LoadTest
+from voicefleet.loadtest.session import Call
+from voicefleet.main import voicefleet
 
 BASE = "http://127.0.0.1:7860"
 

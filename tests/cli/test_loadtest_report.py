@@ -8,10 +8,10 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from cli.loadtest.record import SessionRecord
-from cli.loadtest.result import write_result
-from cli.loadtest.summary import summarise
-from cli.main import voicefleet
+from voicefleet.loadtest.record import SessionRecord
+from voicefleet.loadtest.result import write_result
+from voicefleet.loadtest.summary import summarise
+from voicefleet.main import voicefleet
 
 NOWHERE = "http://127.0.0.1:9"  # the discard port: no dispatcher
 OWN_COST = {"cpu_seconds": 2.0, "cpu_seconds_per_session": 1.0, "cpu_share_of_one_core": 0.2,

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
-from cli.settings import Target, cleartext_warning, target
 from tests.cli.releases_api import ADMIN_KEY, CLIENT_KEY, Releases, handler
 from tests.support.threaded_http import serving
+from voicefleet.main import voicefleet
+from voicefleet.settings import Target, cleartext_warning, target
 
 UNSET = None
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from voicefleet.main import voicefleet
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "vf-admin-e2e-7c41d0a9b35f"

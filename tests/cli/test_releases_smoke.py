@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
-from cli.smoke import _call
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.releases import listed_releases, smoke_env
+from voicefleet.main import voicefleet
+from voicefleet.smoke import _call
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a real dispatcher, real bots importing Pipecat
 

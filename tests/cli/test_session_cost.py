@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from click.testing import CliRunner
 
-from cli.main import voicefleet
 from tests.support.threaded_http import serving
+from voicefleet.main import voicefleet
 
 KEY = "vf-client-cost-7f3a9e1c05"
 PRICED, FORGOTTEN = "a" * 24, "b" * 24

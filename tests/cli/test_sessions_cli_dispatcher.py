@@ -14,10 +14,10 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.waiting import wait_until
+from voicefleet.main import voicefleet
 
 ADMIN_KEY = "vf-admin-sessions-5e2b9d0c71"
 ACME_KEY, ACME_NEW_KEY, BETA_KEY = "vf-acme-3a9c0e1d44", "vf-acme-new-6d2f81b0a9", "vf-beta-7b1d5c8e02"

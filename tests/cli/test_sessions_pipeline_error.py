@@ -12,11 +12,11 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from cli.main import voicefleet
 from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
 from tests.support.waiting import until
 from tests.support.webrtc_client import WebRTCClient
+from voicefleet.main import voicefleet
 
 REPO = Path(__file__).resolve().parents[2]
 BOT = REPO / "tests" / "bots" / "recoverable_error.py"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cli.smoke import _unless_failed
+from voicefleet.smoke import _unless_failed
 
 
 async def test_a_caller_still_waiting_for_audio_hangs_up_once_the_dispatcher_failed_the_smoke() -> None:

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import voicefleet
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.waiting import wait_until
+from voicefleet.main import voicefleet
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "vf-admin-status-5d2e9a7c13b4"
@@ -112,7 +112,7 @@ def test_watch_with_json_prints_one_object_a_line_until_interrupted(dispatcher: 
         if len(naps) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("cli.status.sleep", nap)
+    monkeypatch.setattr("voicefleet.status.sleep", nap)
     result = run(dispatcher.base_url, "--json", "--watch", "1")
     assert result.exit_code == 0, result.output
     answers = [json.loads(line) for line in result.stdout.splitlines()]

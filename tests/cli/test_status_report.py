@@ -3,7 +3,7 @@ price, a store that does not answer and refusals by code (the route's own shape:
 
 from __future__ import annotations
 
-from cli.status import report
+from voicefleet.status import report
 
 BODY = {
     "at": 1795624828.0, "region": "eu-west", "replica": "7f3c2a", "provider": "ecs",

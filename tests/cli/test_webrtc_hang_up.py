@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from cli.loadtest import webrtc
-from cli.loadtest.webrtc import WebRTCClient
+from voicefleet.loadtest import webrtc
+from voicefleet.loadtest.webrtc import WebRTCClient
 
 
 async def test_a_caller_whose_connection_was_being_closed_by_a_cancelled_task_still_hangs_up(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.config_command import config
+from voicefleet.config_command import config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,7 +92,7 @@ def test_a_config_value_never_reaches_the_stack_tools_command_line(monkeypatch: 
 def test_the_cli_passes_config_values_on_stdin(monkeypatch: pytest.MonkeyPatch,
                                               capfd: pytest.CaptureFixture[str]) -> None:
     """The CLI's hop: `voicefleet config … --config` hands the module the items on stdin."""
-    from cli import config_command as cli_module
+    from voicefleet import config_command as cli_module
 
     started = _recording(monkeypatch, cli_module)
     result = CliRunner().invoke(config, ["explain", "MAX_CONCURRENT_SESSIONS", "--stack", "aws-dev",

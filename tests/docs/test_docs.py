@@ -24,7 +24,7 @@ USER_DOCS = [ROOT / "README.md"] + sorted(p for p in (ROOT / "docs").rglob("*.md
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 # Every package that ships, the example bots and the `voicefleet` command.
 CODE = ["voicefleet_settings", "dispatcher", "bot", "botchannel", "stacks", "images", "policy", "infra", "examples",
-        "src/cli"]
+        "src/voicefleet"]
 SERVER_ADDRESS = re.compile(r"\b(localhost|127\.0\.0\.1):8080\b")
 COMMAND_SECONDS = 120
 

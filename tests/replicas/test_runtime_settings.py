@@ -16,11 +16,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from cli.main import voicefleet
 from tests.replicas.conftest import TIMEOUT, replica_env
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
+from voicefleet.main import voicefleet
 
 ADMIN_KEY = "vf-runtime-replicas-admin-3e8b1d0c7a"
 TEAM_KEY = "team-runtime-replicas-key-9c4f2a61d0"

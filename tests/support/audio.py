@@ -1,7 +1,7 @@
 """Audio helpers for voice tests: the callers' own (read a WAV, loudness, loud segments: the load
-test's cli/loadtest/audio.py, re-exported here) and the echo check only tests need.
+test's src/voicefleet/loadtest/audio.py, re-exported here) and the echo check only tests need.
 
-Loudness is the RMS of int16 samples; thresholds are cli/loadtest/audio.py's, so every test,
+Loudness is the RMS of int16 samples; thresholds are src/voicefleet/loadtest/audio.py's, so every test,
 benchmark and `voicefleet loadtest` judges "non-silent" the same way.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cli.loadtest.audio import (
+from voicefleet.loadtest.audio import (
     BOT_AUDIO_RMS,
     SEGMENT_GAP_SECONDS,
     SPEECH_RMS,

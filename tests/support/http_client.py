@@ -4,7 +4,7 @@ httpx keeps an idle connection 5 s, and the servers (uvicorn, the dispatcher's o
 for 5 s, timed from when they sent the response, a little before the client had it: a request sent on
 a connection just past its server's 5 s fails with "Server disconnected without sending a response",
 which a loaded machine makes likely (a caller on the line for 7 s between two requests). Idle
-connections are dropped at 2 s here, as `voicefleet loadtest` does (cli/loadtest/run.py).
+connections are dropped at 2 s here, as `voicefleet loadtest` does (src/voicefleet/loadtest/run.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The tests' headless aiortc caller is the load test's own (cli/loadtest/webrtc.py, which says what
+"""The tests' headless aiortc caller is the load test's own (src/voicefleet/loadtest/webrtc.py, which says what
 it does): one caller for `voicefleet loadtest`, the benchmarks and the tests.
 
     from tests.support.webrtc_client import WebRTCClient, OfferRejected
@@ -13,6 +13,6 @@ result.reply_audio, result.reply_sample_rate)` (~0.9 for the parrot's echo, ~0 f
 
 from __future__ import annotations
 
-from cli.loadtest.webrtc import OfferRejected, PacedMic, Recording, TalkResult, WebRTCClient, post_json
+from voicefleet.loadtest.webrtc import OfferRejected, PacedMic, Recording, TalkResult, WebRTCClient, post_json
 
 __all__ = ["OfferRejected", "PacedMic", "Recording", "TalkResult", "WebRTCClient", "post_json"]

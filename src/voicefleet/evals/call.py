@@ -1,0 +1,221 @@
+"""One scenario placed as a real call: `POST /start` (pinned to a release, marked as an eval), the
+WebRTC caller connected to the session's offer URL, each turn spoken and its answer heard, then the
+call's own checks, and nothing left running.
+
+How the caller hears the bot: the bot's RTVI `bot-output` text events (what its TTS spoke, on the
+data channel Pipecat's clients use) for the words, the audio it receives for the timing. An answer
+is every `bot-output` between the end of the caller's speech and the bot's next
+`bot-stopped-speaking`, or nothing when the bot stays quiet for the turn's `listen_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from voicefleet.evals.checks import Answer, failures
+from voicefleet.evals.scenario import Scenario
+from voicefleet.evals.voice import caller_voice
+from voicefleet.loadtest.audio import Pcm, read_wav, resample
+from voicefleet.loadtest.rail import offer_url
+from voicefleet.loadtest.webrtc import MIC_RATE, WebRTCClient
+
+CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
+GREETING_WAIT = 30.0
+HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
+QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking with nothing more said
+
+
+@dataclass
+class TurnResult:
+    said: str
+    heard: str
+    latency_ms: float | None
+    problems: list[str]
+    bot_heard: str = ""  # the bot's own transcript of the caller, where its RTVI events carry it
+
+
+@dataclass
+class CallResult:
+    scenario: str
+    source: str
+    release: str | None = None
+    session_id: str | None = None
+    turns: list[TurnResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the call's own: start, greeting, hang-up, errors
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(not turn.problems for turn in self.turns)
+
+    def first_failure(self) -> str:
+        for index, turn in enumerate(self.turns, 1):
+            if turn.problems:
+                as_heard = f" (the bot heard {turn.bot_heard!r})" if turn.bot_heard else ""
+                return f"turn {index} ({turn.said!r}): {turn.problems[0]}{as_heard}"
+        return self.problems[0] if self.problems else ""
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    api_key: str | None
+    release: str | None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str) -> CallResult:
+    """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too)."""
+    result = CallResult(scenario.name, scenario.source)
+    began = time.monotonic()
+    try:
+        answer = await _start(target, scenario, http, run_id, result)
+        if answer is not None:
+            await _converse(target, scenario, answer, http, result)
+    finally:
+        await _stop(target, http, result)
+        result.seconds = time.monotonic() - began
+    return result
+
+
+async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
+                 result: CallResult) -> dict[str, Any] | None:
+    # `eval`: the dispatcher keeps the session out of the rollback's judge and the cost figures; the
+    # body's marker tells the bot which run and scenario it serves.
+    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}, "eval": True}
+    if target.release:
+        body["release"] = target.release
+    try:
+        response = await http.post(f"{target.base_url}/start", json=body, headers=target.headers())
+    except httpx.TransportError as error:
+        result.problems.append(f"POST /start: {type(error).__name__} {error}".strip())
+        return None
+    answer = _json(response)
+    if not response.is_success:
+        said = answer["error"] if isinstance(answer.get("error"), dict) else {}
+        result.problems.append(f"the start was refused ({response.status_code} {said.get('code', '')}): "
+                               f"{said.get('message', response.text[:200])}")
+        return None
+    result.session_id = answer.get("session_id")
+    result.release = answer.get("release")
+    return answer
+
+
+async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], http: httpx.AsyncClient,
+                    result: CallResult) -> None:
+    client = WebRTCClient(offer_url(target.base_url, answer), headers=target.headers(),
+                          ice_config=answer.get("iceConfig"), connect_timeout=CONNECT_TIMEOUT)
+    try:
+        await client.connect()
+    except Exception as error:  # an offer refused, ICE that never came up: the call's failure
+        result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
+        await client.close()
+        return
+    try:
+        greeting = await _hear(client, since=0, listen=GREETING_WAIT)
+        if scenario.call.greeting is not None:
+            if problems := failures(scenario.call.greeting, greeting):
+                result.problems.append(f"greeting: {problems[0]}")
+        for turn in scenario.turns:
+            speech = _speech(turn.say, turn.wav, scenario.source)
+            seen = len(client.rtvi_messages)
+            await client.talk(speech, listen_seconds=0, lead_seconds=0.2)
+            heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000)
+            result.turns.append(TurnResult(turn.say or turn.wav or "", heard.text, heard.latency_ms,
+                                           failures(turn.expect, heard), heard.caller_as_heard))
+        if scenario.call.bot_ends is not None:
+            ended = await _bot_hung_up(client)
+            if ended and not scenario.call.bot_ends:
+                result.problems.append("the bot ended the call, which it should not")
+            elif not ended and scenario.call.bot_ends:
+                result.problems.append("expected the bot to end the call after its last answer")
+    finally:
+        await client.close()
+    if scenario.call.no_error and (recorded := await _session_error(target, http, result.session_id)):
+        result.problems.append(f"the session recorded an error: {recorded}")
+
+
+async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
+    """What the bot said from RTVI message `since` on, until it stopped speaking and stayed quiet."""
+    spoke_at = time.monotonic()
+    speech_end = client.mic.last_speech_at
+    deadline = spoke_at + listen
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        kinds = [m.get("type") for m in client.rtvi_messages[since:]]
+        started, stopped = kinds.count("bot-started-speaking"), kinds.count("bot-stopped-speaking")
+        if started and stopped >= started:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= QUIET_AFTER:
+                break
+        else:
+            quiet_since = None
+        await asyncio.sleep(0.05)
+    text = " ".join(_texts(client.rtvi_messages[since:], "bot-output"))
+    latency = None
+    if speech_end is not None and since:
+        reply = client.result().reply_latency
+        latency = None if reply is None else reply * 1000
+    transcripts = " | ".join(_texts(client.rtvi_messages[since:], "user-transcription"))
+    return Answer(" ".join(text.split()), latency, transcripts)
+
+
+def _texts(messages: list[dict[str, Any]], kind: str) -> list[str]:
+    """The texts of one kind of RTVI message: for `bot-output`, what was spoken (`spoken: true`), not
+    what the bot only meant to say; for `user-transcription`, the final transcripts."""
+    datas = [m.get("data") or {} for m in messages if m.get("type") == kind]
+    wanted = "spoken" if kind == "bot-output" else "final"
+    return [str(d.get("text", "")).strip() for d in datas if d.get(wanted) is True and d.get("text")]
+
+
+async def _bot_hung_up(client: WebRTCClient) -> bool:
+    deadline = time.monotonic() + HANG_UP_WAIT
+    while time.monotonic() < deadline:
+        if client.pc.connectionState in ("closed", "failed", "disconnected"):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+def _speech(say: str | None, wav: str | None, source: str) -> Pcm:
+    if say is not None:
+        return caller_voice().speak(say)
+    return resample(read_wav(Path(source).parent / str(wav)), MIC_RATE)
+
+
+async def _session_error(target: Target, http: httpx.AsyncClient, session_id: str | None) -> str | None:
+    if session_id is None:
+        return None
+    try:
+        response = await http.get(f"{target.base_url}/sessions/{quote(session_id, safe='')}", headers=target.headers())
+    except httpx.TransportError:
+        return None
+    error = _json(response).get("error")
+    return str(error) if error else None
+
+
+async def _stop(target: Target, http: httpx.AsyncClient, result: CallResult) -> None:
+    """A call is never left running: its session is stopped whatever ended the scenario."""
+    if result.session_id is None:
+        return
+    try:
+        await http.delete(f"{target.base_url}/sessions/{quote(result.session_id, safe='')}", headers=target.headers())
+    except httpx.TransportError:
+        pass  # the caller hung up: its bot ends with it; the dispatcher's reaper has the rest
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    with contextlib.suppress(ValueError):
+        if isinstance(body := response.json(), dict):
+            return body
+    return {}

@@ -1,0 +1,52 @@
+"""An answer judged against its expectation: deterministic, word-wise, case-insensitive.
+
+"contains" matches whole words and phrases ("two" is not found in "twenty"), after the text is
+lowered and its punctuation dropped, so what a voice speaks and what a scenario writes compare.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from voicefleet.evals.scenario import Expect
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str  # what the bot said, as its own text events report it ("" for nothing)
+    latency_ms: float | None  # the caller's end of speech → the answer's first audio; None: no audio heard
+    caller_as_heard: str = ""  # what the bot transcribed of the caller's turn, where it says
+
+
+def words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def _has(text: str, phrase: str) -> bool:
+    wanted = words(phrase)
+    return bool(wanted) and re.search(rf"(?<![a-z0-9']){re.escape(wanted)}(?![a-z0-9'])", words(text)) is not None
+
+
+def failures(expect: Expect, answer: Answer) -> list[str]:
+    """Each way the answer misses its expectation, as a person would say it; [] when it passes."""
+    said = answer.text.strip()
+    if expect.silent:
+        return [f"expected silence, heard {said!r}"] if said else []
+    problems = []
+    if not said and (expect.contains or expect.matches or expect.within_ms):
+        return ["expected an answer, heard nothing"]
+    for phrase in expect.contains:
+        if not _has(said, phrase):
+            problems.append(f"expected {phrase!r}, heard {said!r}")
+    for phrase in expect.not_contains:
+        if _has(said, phrase):
+            problems.append(f"expected no {phrase!r}, heard {said!r}")
+    if expect.matches is not None and re.search(expect.matches, said, re.IGNORECASE) is None:
+        problems.append(f"expected to match /{expect.matches}/, heard {said!r}")
+    if expect.within_ms is not None:
+        if answer.latency_ms is None:
+            problems.append(f"expected audio within {expect.within_ms} ms, heard none")
+        elif answer.latency_ms > expect.within_ms:
+            problems.append(f"expected audio within {expect.within_ms} ms, it began after {answer.latency_ms:.0f} ms")
+    return problems

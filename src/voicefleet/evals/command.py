@@ -1,0 +1,88 @@
+"""`voicefleet eval PATH`: a suite of scenarios run as real calls against a deployment, each checked
+turn by turn (docs/evals.md). The caller's libraries (aiortc, the voice) are imported when it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from pathlib import Path
+
+import click
+import httpx
+
+from voicefleet.api import Api, path
+from voicefleet.errors import REFUSED
+from voicefleet.evals.scenario import ScenarioError, load_suite, schema
+from voicefleet.options import common_options, print_json, target_of, wants_json
+from voicefleet.settings import API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
+
+MAX_CALLS = 1000
+
+
+@click.command("eval")
+@click.argument("suite", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option("--release", metavar="NAME", help="Run every call on this release of the bot (a pinned start).")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 100), help="Times each scenario runs.")
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 20),
+              help="Calls under way at once.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Also write the results as JUnit XML (for CI).")
+@click.option("--allow-remote", is_flag=True, help="Let the run call a dispatcher that is not on this machine.")
+@click.option("--schema", "show_schema", is_flag=True, help="Print the scenario files' JSON Schema and exit.")
+@common_options
+def eval_command(suite: Path | None, release: str | None, repeat: int, concurrency: int, junit: Path | None,
+                 allow_remote: bool, show_schema: bool) -> None:
+    """Run a suite of scenarios (a folder of *.toml files, or one) as real calls and check each turn.
+
+    \b
+    Each call is placed as a caller would place it, pinned to --release when given, and marked as an
+    eval in its start body. A table per scenario: passed runs, turn latency (the caller's end of speech
+    → the bot's first audio) p50/p95, and the first failing turn with what was expected and heard.
+    Exit 0: every call passed; 1: some failed; 2: a usage error (a bad scenario names its file and
+    field); 3: the dispatcher cannot be reached. The client key comes from VOICEFLEET_API_KEY.
+
+    \b
+    voicefleet eval examples/booking/scenarios
+    voicefleet eval scenarios/ --release next --repeat 3 --junit eval.xml"""
+    ctx = click.get_current_context()
+    if show_schema:
+        click.echo(json.dumps(schema(), indent=2))
+        return
+    if suite is None:
+        raise click.UsageError("name a scenario file or folder: voicefleet eval PATH (--schema prints their schema)")
+    try:
+        scenarios = load_suite(suite)
+    except ScenarioError as error:
+        raise click.UsageError(str(error)) from None
+    if len(scenarios) * repeat > MAX_CALLS:
+        raise click.UsageError(f"{len(scenarios)} scenarios × {repeat} is over {MAX_CALLS} calls: run fewer at once")
+    target = target_of(ctx)
+    host = httpx.URL(target.url).host
+    if not allow_remote and not is_loopback(host):
+        raise click.UsageError(f"{target.url} is not on this machine: each call starts a real bot the deployment "
+                               "pays for. Pass --allow-remote to run the suite there")
+    key = api_key(os.environ)
+    if key is not None and (warning := key_in_clear(target.url, API_KEY_VARIABLE)):
+        click.echo(warning, err=True)
+    with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not)
+        api.call("GET", path("healthz"))
+    from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
+
+    results = asyncio.run(run_suite(target.url, key, release, scenarios, repeat, concurrency,
+                                    progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12]))
+    from voicefleet.evals.report import junit as junit_xml
+    from voicefleet.evals.report import summary, table
+
+    if junit is not None:
+        junit.write_text(junit_xml(results))
+    if wants_json(ctx):
+        print_json(summary(results))
+    else:
+        click.echo(table(results))
+    failed = [r for r in results if not r.passed]
+    if failed:
+        click.echo(f"voicefleet: {len(failed)} of {len(results)} calls failed; the first: {failed[0].scenario}: "
+                   f"{failed[0].first_failure()} (session {failed[0].session_id})", err=True)
+        ctx.exit(REFUSED)

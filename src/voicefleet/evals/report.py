@@ -1,0 +1,74 @@
+"""A suite's results for people (a table per scenario, the failing turn with expected and heard)
+and for CI (`--json`, JUnit XML that CI systems show as tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from xml.etree import ElementTree
+
+from voicefleet.evals.call import CallResult
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def by_scenario(results: Sequence[CallResult]) -> dict[str, list[CallResult]]:
+    grouped: dict[str, list[CallResult]] = {}
+    for result in results:
+        grouped.setdefault(result.scenario, []).append(result)
+    return grouped
+
+
+def summary(results: Sequence[CallResult]) -> dict[str, Any]:
+    scenarios = []
+    for name, runs in by_scenario(results).items():
+        latencies = [t.latency_ms for r in runs for t in r.turns if t.latency_ms is not None]
+        scenarios.append({
+            "scenario": name,
+            "source": runs[0].source,
+            "passed": sum(r.passed for r in runs),
+            "runs": len(runs),
+            "turn_latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)},
+            "failures": [{"session_id": r.session_id, "failure": r.first_failure()} for r in runs if not r.passed],
+            "sessions": [r.session_id for r in runs],
+        })
+    return {
+        "passed": sum(r.passed for r in results),
+        "runs": len(results),
+        "scenarios": scenarios,
+        "release": next((r.release for r in results if r.release), None),
+    }
+
+
+def table(results: Sequence[CallResult]) -> str:
+    rows = [("SCENARIO", "PASSED", "TURN P50", "TURN P95", "FIRST FAILURE")]
+    for entry in summary(results)["scenarios"]:
+        p50, p95 = entry["turn_latency_ms"]["p50"], entry["turn_latency_ms"]["p95"]
+        failure = entry["failures"][0]["failure"] if entry["failures"] else ""
+        rows.append((entry["scenario"], f"{entry['passed']}/{entry['runs']}", _ms(p50), _ms(p95), failure))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
+                     for row in rows)
+
+
+def junit(results: Sequence[CallResult]) -> str:
+    suite = ElementTree.Element("testsuite", name="voicefleet eval", tests=str(len(results)),
+                                failures=str(sum(not r.passed for r in results)),
+                                time=f"{sum(r.seconds for r in results):.1f}")
+    for index, result in enumerate(results):
+        case = ElementTree.SubElement(suite, "testcase", classname=result.source or "scenario",
+                                      name=f"{result.scenario} [{index}]", time=f"{result.seconds:.1f}")
+        if not result.passed:
+            failure = ElementTree.SubElement(case, "failure", message=result.first_failure())
+            failure.text = "\n".join([*result.problems, *(f"turn {i}: {p}" for i, t in enumerate(result.turns, 1)
+                                                           for p in t.problems), f"session {result.session_id}"])
+    return ElementTree.tostring(suite, encoding="unicode")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"

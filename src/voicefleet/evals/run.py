@@ -1,0 +1,41 @@
+"""A suite's calls, `concurrency` at a time, each scenario `repeat` times, with a progress line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import httpx
+
+from voicefleet.evals.call import CallResult, Target, run_call
+from voicefleet.evals.scenario import Scenario
+from voicefleet.evals.voice import caller_voice
+
+HTTP_TIMEOUT = 30.0
+
+
+async def run_suite(base_url: str, api_key: str | None, release: str | None, scenarios: Sequence[Scenario],
+                    repeat: int, concurrency: int, *, progress: bool, run_id: str) -> list[CallResult]:
+    caller_voice()  # loaded before the first call: a voice that cannot load fails the run, not each call
+    target = Target(base_url.rstrip("/"), api_key, release)
+    queue = [scenario for scenario in scenarios for _ in range(repeat)]
+    results: list[CallResult | None] = [None] * len(queue)
+    slots = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+
+        async def one(index: int, scenario: Scenario) -> None:
+            nonlocal done
+            async with slots:
+                results[index] = await run_call(target, scenario, http, run_id)
+            done += 1
+            if progress:
+                passed = sum(bool(r and r.passed) for r in results)
+                print(f"\r{done}/{len(queue)} calls, {passed} passed", end="", file=sys.stderr, flush=True)
+
+        await asyncio.gather(*(one(i, s) for i, s in enumerate(queue)))
+    if progress:
+        print(file=sys.stderr)
+    return [r for r in results if r is not None]

@@ -1,0 +1,120 @@
+"""`voicefleet status`: the deployment at a glance (docs/cli.md; the route: `GET /status`,
+docs/http-api.md): sessions running, the reserve, recent starts and refusals, cost per hour."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from time import sleep
+from typing import Any
+
+import click
+
+from voicefleet.api import call, path
+from voicefleet.capacity import capacity_table
+from voicefleet.errors import Refused
+from voicefleet.options import common_options, print_json, wants_json
+from voicefleet.tables import moment, table
+
+
+@click.command()
+@click.option("--watch", metavar="SECONDS", type=click.FloatRange(min=1), default=None,
+              help="Print it again every SECONDS until interrupted (with --json: one JSON object a line).")
+@common_options
+def status(watch: float | None) -> None:
+    """Sessions running by status, release and region; the reserve by state, release and region;
+    starts and refusals over the last 1, 5 and 15 minutes; cost per hour now."""
+    try:
+        _show(watch, as_json=wants_json(click.get_current_context()))
+    except KeyboardInterrupt:  # how --watch ends
+        click.echo("", err=True)
+
+
+def _show(watch: float | None, *, as_json: bool) -> None:
+    while True:
+        body = call("GET", path("status"))
+        with contextlib.suppress(Refused):  # a dispatcher without runtime settings: no capacity part
+            body = {**body, "capacity": call("GET", path("capacity"))}
+        if as_json and watch:
+            click.echo(json.dumps(body))
+        elif as_json:
+            print_json(body)
+        else:
+            if watch:
+                click.clear()
+            click.echo(report(body))
+        if watch is None:
+            return
+        sleep(watch)
+
+
+def report(body: Mapping[str, Any]) -> str:
+    """A `GET /status` body as a person reads it: a headline per part, then its table."""
+    sessions, reserve, cost = body.get("sessions", {}), body.get("reserve", {}), body.get("cost", {})
+    region = body.get("region")
+    parts = [
+        f"{'one region' if region == 'default' else f'region {region}'} · replica {body.get('replica')} · "
+        f"{body.get('provider')} · {moment(body.get('at'))}",
+        "",
+        f"SESSIONS  {sessions.get('running', 0)} running",
+        _breakdown(sessions, ("status", "release", "region"), "SESSIONS"),
+        "",
+        f"RESERVE  {reserve.get('total', 0)} bots" + ("" if reserve.get("enabled", True) else
+                                                     " (no reserve: every start is cold)"),
+        _breakdown(reserve, ("state", "release", "region"), "BOTS"),
+    ]
+    if reserve.get("problem"):
+        parts.append(f"  {reserve['problem']}")
+    parts += ["", f"STARTS  at replica {body.get('replica')}", _starts(body.get("starts", {})), "",
+              f"COST  {_per_hour(cost.get('dollars_per_hour'))}: {cost.get('running_machines', 0)} running, "
+              f"{cost.get('frozen_machines', 0)} frozen machines" + (f"; {cost['note']}" if cost.get("note") else ""),
+              *_recordings(body.get("recordings")), "", _places(body)]
+    if body.get("capacity"):
+        parts += ["", "CAPACITY  each value beside what is in use (`voicefleet capacity`)",
+                  _indented(capacity_table(body["capacity"]))]
+    return "\n".join(parts)
+
+
+def _recordings(recordings: Mapping[str, Any] | None) -> list[str]:
+    """RECORDINGS: the policy and where they go; a store that cannot be written, said (calls run unrecorded)."""
+    if not recordings:
+        return []
+    lines = ["", f"RECORDINGS  {recordings.get('policy')}" + (f" → {recordings['destination']}"
+                                                              if recordings.get("policy") == "on" else "")]
+    if recordings.get("error"):
+        lines.append(f"  not kept, calls run unrecorded: {recordings['error']}")
+    return lines
+
+
+def _breakdown(part: Mapping[str, Any], groups: tuple[str, ...], counted: str) -> str:
+    rows = [[group, str(name), str(count)] for group in groups
+            for name, count in (part.get(f"by_{group}") or {}).items()]
+    return _indented(table(["BY", "NAME", counted], rows))
+
+
+def _starts(windows: Mapping[str, Any]) -> str:
+    rows = [[name, str(window.get("starts", 0)), str(window.get("refused", 0)),
+             ",".join(f"{code}={count}" for code, count in (window.get("refusals") or {}).items()) or "-"]
+            for name, window in windows.items()]
+    return _indented(table(["LAST", "STARTS", "REFUSED", "REFUSALS"], rows))
+
+
+def _places(body: Mapping[str, Any]) -> str:
+    rows = [["replica", str(r.get("id")), str(r.get("reserve")), f"sessions: {r.get('sessions')}"]
+            for r in body.get("replicas", [])]
+    rows += [["region", str(r.get("name")), "-" if r.get("reserve") is None else str(r.get("reserve")),
+              "here" if r.get("here") else "reachable" if r.get("reachable") else "unreachable"]
+             for r in body.get("regions", [])]
+    return table(["WHERE", "NAME", "RESERVE", ""], rows)
+
+
+def _per_hour(value: object) -> str:
+    """Cents, or four decimals below a dollar: a few small machines cost fractions of a cent an hour."""
+    if not isinstance(value, (int, float)):
+        return "not priced"
+    return (f"${value:.4f}" if 0 < value < 1 else f"${value:.2f}") + " an hour"
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
