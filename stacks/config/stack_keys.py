@@ -154,6 +154,8 @@ def of_another_cloud(given: Mapping[str, str], cloud: str) -> list[str]:
     for full in sorted(given):
         if full in defaults and str(given[full]) == defaults[full]:
             continue
+        if unknown([full]):
+            continue  # a key no one reads is refused as such, with the key it probably meant: once
         if ":" in full and (clouds := clouds_of(full)) and cloud not in clouds:
             named = full if not full.startswith(NAMESPACE + ":") else full.split(":", 1)[1]
             lines.append(f"{full} is a key of {' and '.join(clouds)} stacks, and this stack's cloud is {cloud}: "
