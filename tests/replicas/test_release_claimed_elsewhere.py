@@ -43,6 +43,9 @@ def test_a_bot_claimed_at_another_replica_serves_the_release_it_was_launched_fro
         # Counted under its release where its bot runs (local bots: each replica counts its own
         # processes, and says so), and nowhere under a release the deployment does not list.
         for replica, running in ((holder, 1), (starter, 0)):
+            # `status` is a sample a few seconds old at most: the claim shows in the next one.
+            wait_until(lambda r=replica, n=running: admin("GET", r, "/status").json()["sessions"]["running"] == n,
+                       "the claimed bot counted where it runs", timeout=20, detail=fleet.logs)
             status = admin("GET", replica, "/status").json()
             assert status["sessions"]["by_release"] == ({"stable": running} if running else {}), status
             assert status["scope"]["sessions"] == "replica", status["scope"]

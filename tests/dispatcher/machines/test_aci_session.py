@@ -73,7 +73,8 @@ def test_a_cold_session_runs_on_its_own_group_whose_bot_answers_and_ends_with_it
     cold.call("DELETE", f"/sessions/{session_id}", (200, 202, 204))
     cold.wait_for("the bot process gone", lambda: process.poll() is not None)
     assert name not in fake_aci.standing()
-    cold.call("GET", f"/sessions/{session_id}", (404,))  # no group, no session: ARM is the record
+    ended = cold.call("GET", f"/sessions/{session_id}").json()  # its group gone, the session index answers
+    assert ended["status"] == "ended", ended
 
 
 def test_a_group_whose_container_dies_mid_session_reads_failed(cold: SessionApi, fake_aci: FakeArmAci) -> None:

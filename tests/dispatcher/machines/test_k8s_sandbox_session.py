@@ -78,7 +78,8 @@ def test_a_cold_claims_bot_dials_with_its_pods_identity_alone_and_takes_its_sess
     cold.wait_for("the bot process gone", lambda: process.poll() is not None)
     assert process.returncode == 0  # SIGTERM: the bot said goodbye within the grace period
     cold.wait_for("the claim and its pod gone", lambda: name not in fake.claims and name not in fake.pods)
-    cold.call("GET", f"/sessions/{session_id}", (404,))  # no claim, no session: the API server is the record
+    ended = cold.call("GET", f"/sessions/{session_id}").json()  # its claim gone, the session index answers
+    assert ended["status"] == "ended", ended
 
 
 def test_a_start_past_the_claim_quota_is_refused_with_a_retry_hint_and_no_claim(

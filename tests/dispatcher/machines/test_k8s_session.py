@@ -86,7 +86,8 @@ def test_a_cold_session_runs_on_its_own_pod_whose_bot_answers_and_ends_with_it(
     cold.wait_for("the bot process gone", lambda: process.poll() is not None)
     assert process.returncode == 0  # SIGTERM: the bot said goodbye within the grace period
     cold.wait_for("the pod gone", lambda: name not in fake_k8s.pods)
-    cold.call("GET", f"/sessions/{session_id}", (404,))  # no pod, no session: the API server is the record
+    ended = cold.call("GET", f"/sessions/{session_id}").json()  # its pod gone, the session index answers
+    assert ended["status"] == "ended", ended
 
 
 def test_a_pod_whose_bot_dies_mid_session_reads_failed(cold: SessionApi, fake_k8s: FakeKubernetes) -> None:
