@@ -199,6 +199,7 @@ class Recorder:
         if placed is None:
             self._mark(f"{'bot' if side == BOT else 'caller'} audio too far ahead of real time: some dropped")
         elif side == BOT:
+            self._kept_from()  # a greeting can be the call's first audio: the clock has its origin only now
             self._timing.bot_audio(placed)
 
     async def _resampled(self, side: int, rate: int, audio: bytes) -> bytes:

@@ -122,3 +122,29 @@ async def test_both_sides_at_their_own_rates_are_recorded_at_the_plans_and_uploa
     assert level(left, 0.05, 0.95) > 3000 and level(left, 1.1, 1.9) == 0.0
     assert level(right, 0.0, 1.2) == 0.0
     assert level(right, 1.25, 1.7) > 3000 and level(right, 1.75, 2.0) == 0.0  # laid from when it was played
+
+
+async def test_a_greeting_played_before_any_caller_audio_is_the_transcripts_first_bot_line() -> None:
+    """Most bots speak first: the call's first audio is the bot's. Its turn starts where that audio was
+    laid (the call's origin), not lost for being timed before the clock had one."""
+    from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.transports.base_output import BaseOutputTransport
+    from pipecat.transports.base_transport import TransportParams
+
+    clock, output = Clock(), BaseOutputTransport(TransportParams())
+    recorder = Recorder(RecordingPlan(), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
+    recorder.turn(BotStartedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+    for step in range(60):  # the greeting's 0.2 s tone, then the caller's line (silence) from 0.4 s
+        clock.now += 0.02
+        if step < 10:
+            recorder.offer(BOT, tone(0.02, 16000), 16000, 1, seen_at=clock.now)
+        elif step >= 20:
+            recorder.offer(CALLER, b"\0\0" * 320, 16000, 1, seen_at=clock.now)
+        if step == 30:
+            recorder.turn(BotStoppedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    await recorder.finish(timeout=2.0)
+    (line,) = [line for line in recorder.turns.lines if line["who"] == "bot"]
+    assert line["start"] == 0.0 and abs(line["end"] - 0.2) < 0.03, line
