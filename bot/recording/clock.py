@@ -89,6 +89,7 @@ class TwoTrackClock:
         self._jitter = round(jitter_seconds * sample_rate)
         self._max_ahead = round(max_ahead_seconds * sample_rate)
         self.origin: float | None = None  # time.monotonic() of the call's start (position 0)
+        self.moved_back = 0.0  # seconds the origin moved back in all: what was timed before is that much later
         self.emitted = 0  # samples handed out, per side
         self._sides = [_Side() for _ in range(SIDES)]
         self._bot_owed = 0  # samples the origin moved back that the bot's held audio has not moved yet
@@ -131,6 +132,7 @@ class TwoTrackClock:
             return
         assert self.origin is not None
         self.origin -= samples / self.sample_rate
+        self.moved_back += samples / self.sample_rate
         # The bot's held audio was placed from the later origin: it moves too, at once where a silence
         # leads it, else once by more than the jitter (a backlog): a few ms never split a bot's word.
         bot = self._sides[1 - CALLER]

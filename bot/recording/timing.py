@@ -27,9 +27,17 @@ class TurnTiming:
         self._clock = clock
         self._starting: tuple[object, object, FrameDirection] | None = None  # waits for the bot's first audio
         self.kept_from: float | None = None  # seconds on the call's clock; None: nothing is kept (yet)
+        self._moved_back = 0.0  # the clock's origin moves followed so far
+
+    def _follow_origin(self) -> None:
+        """The call's start moved back since the last frame: what was timed before moves with it."""
+        if (moved := self._clock.moved_back - self._moved_back) > 0:
+            self._moved_back = self._clock.moved_back
+            self._turns.shift(moved)
 
     def heard(self, frame: object, source: object, direction: FrameDirection, pushed: float) -> None:
         """A turn frame pushed at the monotonic time `pushed`."""
+        self._follow_origin()
         if self._starting is not None:  # a frame of its turn before its audio: it began no later than now
             self._start(max(self._clock.at(pushed), self._clock.end(BOT)))
         if played(frame, source, direction, BotStartedSpeakingFrame):
@@ -40,11 +48,13 @@ class TurnTiming:
 
     def bot_audio(self, placed: float) -> None:
         """The bot's audio was laid at `placed` seconds on the call's clock."""
+        self._follow_origin()
         if self._starting is not None:
             self._start(placed)
 
     def close(self, at: float) -> None:
         """The call ended at `at` seconds on its clock: the bot's turn under way ends with its audio."""
+        self._follow_origin()
         self._starting = None
         if self.kept_from is not None:
             self._turns.close(max(0.0, min(at, self._clock.end(BOT)) - self.kept_from))

@@ -75,6 +75,16 @@ class TurnLog:
         elif played(frame, source, direction, BotStoppedSpeakingFrame):
             self.close(at)
 
+    def shift(self, seconds: float) -> None:
+        """Everything timed so far happened `seconds` later on the call's clock than it was timed (the
+        call's start moved back: a backlog of the caller's audio began before its first frame arrived)."""
+        for line in self.lines:
+            line["start"], line["end"] = _r(line["start"] + seconds), _r(line["end"] + seconds)
+        if self._bot is not None:
+            self._bot["start"] = _r(self._bot["start"] + seconds)
+        self._user_started, self._user_stopped, self._fell_silent = (
+            None if at is None else at + seconds for at in (self._user_started, self._user_stopped, self._fell_silent))
+
     def close(self, at: float) -> None:
         """Ends the bot's turn under way (its speech stopped, or the call ended)."""
         if self._bot is None:

@@ -148,3 +148,29 @@ async def test_a_greeting_played_before_any_caller_audio_is_the_transcripts_firs
     await recorder.finish(timeout=2.0)
     (line,) = [line for line in recorder.turns.lines if line["who"] == "bot"]
     assert line["start"] == 0.0 and abs(line["end"] - 0.2) < 0.03, line
+
+
+async def test_a_greeting_timed_before_a_held_backlog_arrives_moves_with_the_calls_start() -> None:
+    """A cold phone call: the bot greets first, then the carrier's 5 s of caller audio held while the bot
+    started arrives at once, 0.22 s after the greeting began. The call began 4.78 s before the greeting:
+    its line says so."""
+    from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.transports.base_output import BaseOutputTransport
+    from pipecat.transports.base_transport import TransportParams
+
+    clock, output = Clock(), BaseOutputTransport(TransportParams())
+    recorder = Recorder(RecordingPlan(), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
+    recorder.turn(BotStartedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+    for _ in range(10):  # the greeting's 0.2 s
+        clock.now += 0.02
+        recorder.offer(BOT, tone(0.02, 16000), 16000, 1, seen_at=clock.now)
+    clock.now += 0.02
+    for _ in range(250):  # the held 5 s, handed over at once
+        recorder.offer(CALLER, b"\0\0" * 320, 16000, 1, seen_at=clock.now)
+    recorder.turn(BotStoppedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+    for _ in range(400):
+        await asyncio.sleep(0)
+    await recorder.finish(timeout=2.0)
+    (line,) = [line for line in recorder.turns.lines if line["who"] == "bot"]
+    assert abs(line["start"] - 4.78) < 0.03 and abs(line["end"] - 4.98) < 0.03, line
