@@ -11,12 +11,10 @@ is every `bot-output` between the end of the caller's speech and the bot's next
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -25,6 +23,7 @@ from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import caller_voice
 from voicefleet.loadtest.audio import Pcm, read_wav, resample
 from voicefleet.loadtest.rail import offer_url
+from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
 from voicefleet.loadtest.webrtc import MIC_RATE, WebRTCClient
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
@@ -100,11 +99,10 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
     except httpx.TransportError as error:
         result.problems.append(f"POST /start: {type(error).__name__} {error}".strip())
         return None
-    answer = _json(response)
+    answer = json_object(response)
     if not response.is_success:
-        said = answer["error"] if isinstance(answer.get("error"), dict) else {}
-        result.problems.append(f"the start was refused ({response.status_code} {said.get('code', '')}): "
-                               f"{said.get('message', response.text[:200])}")
+        code, message = refusal(response)
+        result.problems.append(f"the start was refused ({response.status_code} {code}): {message}")
         return None
     result.session_id = answer.get("session_id")
     result.release = answer.get("release")
@@ -197,25 +195,13 @@ async def _session_error(target: Target, http: httpx.AsyncClient, session_id: st
     if session_id is None:
         return None
     try:
-        response = await http.get(f"{target.base_url}/sessions/{quote(session_id, safe='')}", headers=target.headers())
+        response = await http.get(session_url(target.base_url, session_id), headers=target.headers())
     except httpx.TransportError:
         return None
-    error = _json(response).get("error")
+    error = json_object(response).get("error")
     return str(error) if error else None
 
 
 async def _stop(target: Target, http: httpx.AsyncClient, result: CallResult) -> None:
     """A call is never left running: its session is stopped whatever ended the scenario."""
-    if result.session_id is None:
-        return
-    try:
-        await http.delete(f"{target.base_url}/sessions/{quote(result.session_id, safe='')}", headers=target.headers())
-    except httpx.TransportError:
-        pass  # the caller hung up: its bot ends with it; the dispatcher's reaper has the rest
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    with contextlib.suppress(ValueError):
-        if isinstance(body := response.json(), dict):
-            return body
-    return {}
+    await stop_session(http, target.base_url, result.session_id, target.headers())

@@ -16,13 +16,13 @@ import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import httpx
 
 from voicefleet.loadtest.audio import Pcm
 from voicefleet.loadtest.rail import elsewhere, offer_url
 from voicefleet.loadtest.record import REFUSED, SessionRecord
+from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
 from voicefleet.loadtest.timeline import durations, end_reason
 
 START_ATTEMPTS = 3  # a start whose connection dropped before its answer, sent again
@@ -123,12 +123,10 @@ async def _start(call: Call, http: httpx.AsyncClient, record: SessionRecord, beg
             await asyncio.sleep(START_BACKOFF * 2**attempt)
     record.start_answer = time.monotonic() - began
     record.status = response.status_code
-    answer = _json(response)
+    answer = json_object(response)
     if not response.is_success:
-        said = answer.get("error")
-        said = said if isinstance(said, dict) else {}
-        record.outcome, record.code = REFUSED, str(said.get("code") or f"http_{response.status_code}")
-        record.message = str(said.get("message") or response.text[:200])
+        record.outcome = REFUSED
+        record.code, record.message = refusal(response)
         return None
     record.session_id = answer.get("session_id") or answer.get("sessionId")
     record.release = answer.get("release")
@@ -194,7 +192,7 @@ async def _wait_ready(call: Call, http: httpx.AsyncClient, record: SessionRecord
     """The long-poll until the session leaves `starting`; a session that failed is the record's failure."""
     if record.ready is not None or record.session_id is None:
         return
-    route = f"{call.base_url}/sessions/{quote(record.session_id, safe='')}"
+    route = session_url(call.base_url, record.session_id)
     deadline = began + call.ready_timeout
     while time.monotonic() < deadline:
         try:
@@ -203,14 +201,14 @@ async def _wait_ready(call: Call, http: httpx.AsyncClient, record: SessionRecord
         except httpx.TransportError:
             await asyncio.sleep(POLL_MISSING_SECONDS)
             continue
-        status = _json(response).get("status")
+        status = json_object(response).get("status")
         if response.status_code == 404:  # a call's session exists once its stream connected
             await asyncio.sleep(POLL_MISSING_SECONDS)
         elif not response.is_success:
             record.fail(f"status_http_{response.status_code}", f"GET {route}: HTTP {response.status_code}")
             return
         elif status == "failed":
-            record.fail("session_failed", str(_json(response).get("detail") or "the session failed"))
+            record.fail("session_failed", str(json_object(response).get("detail") or "the session failed"))
             return
         elif status != "starting":
             record.ready = time.monotonic() - began
@@ -219,36 +217,22 @@ async def _wait_ready(call: Call, http: httpx.AsyncClient, record: SessionRecord
 
 
 async def _stop(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
-    if record.session_id is None:
-        return
-    try:
-        await http.delete(f"{call.base_url}/sessions/{quote(record.session_id, safe='')}", headers=call.headers())
-    except httpx.TransportError:
-        pass  # the caller hung up: its bot ends with it; the dispatcher's reaper has the rest
+    await stop_session(http, call.base_url, record.session_id, call.headers())
 
 
 async def _read_timeline(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
     """The timeline once the bot has reported its end (at most END_WAIT_SECONDS after the hang-up)."""
     if record.session_id is None:
         return
-    route = f"{call.base_url}/sessions/{quote(record.session_id, safe='')}/timeline"
+    route = f"{session_url(call.base_url, record.session_id)}/timeline"
     deadline = time.monotonic() + END_WAIT_SECONDS
     while True:
         try:
             response = await http.get(route, headers=call.headers())
         except httpx.TransportError:
             return
-        events = _json(response).get("events") or [] if response.is_success else []
+        events = json_object(response).get("events") or [] if response.is_success else []
         record.timeline, record.bot_end = durations(events), end_reason(events)
         if record.bot_end is not None or not response.is_success or time.monotonic() > deadline:
             return
         await asyncio.sleep(END_POLL_SECONDS)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
