@@ -1,6 +1,6 @@
 """The booking line's turn latency as its caller hears it, the bot's CPU, and where a turn's time goes.
 
-    uv run --all-groups python -m bench.booking_turns [--turns 20] [--calls 2]
+    uv run --all-groups python -m bench.booking_turns [--turns 20] [--calls 2] [--cpus 0.5 --memory-mib 1024]
 
 Through the system: a local dispatcher (`python -m dispatcher`, `BOT_FILE=examples/booking/bot.py`)
 in its own process, its bots in theirs, and the WebRTC caller of `voicefleet eval` here, speaking
@@ -21,6 +21,11 @@ Then the parts, each timed directly in this process on the same audio (the calle
 - STT decode: `Recogniser.transcribe` on the segment padded as the service pads it (wall and CPU);
 - TTS: `Espeak.synthesise` of the answer (wall).
 
+With `--cpus`, each call's bot process is held to that share of a core and `--memory-mib` of memory
+once its call connects (bench/cpu_limit.py: the kernel's CFS quota and memory limit, what a task's or
+pod's limits are), and the time the quota held it back is printed: a bot that keeps real time there
+answers every turn with a latency near the unlimited one.
+
 Asserts nothing; prints the load average.
 """
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -38,6 +44,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.cpu_limit import limited, throttled_seconds
 from tests.support.processes import run_dispatcher
 from voicefleet.evals.voice import caller_voice
 from voicefleet.loadtest.audio import Pcm
@@ -102,8 +109,9 @@ async def wait_quiet(client: WebRTCClient, since: int, timeout: float = 10.0) ->
         await asyncio.sleep(0.05)
 
 
-async def one_call(base_url: str, dispatcher_pid: int, turns: int) -> tuple[list[float], float, float]:
-    """(turn latencies in s, bot CPU seconds, call seconds)."""
+async def one_call(base_url: str, dispatcher_pid: int, turns: int,
+                   limits: tuple[float, int] | None = None) -> tuple[list[float], float, float, float]:
+    """(turn latencies in s, bot CPU seconds, call seconds, seconds held back by the CPU quota)."""
     before = set(descendants(dispatcher_pid))
     speech = {text: caller_voice().speak(text) for text in CONVERSATION}
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
@@ -111,24 +119,26 @@ async def one_call(base_url: str, dispatcher_pid: int, turns: int) -> tuple[list
         try:
             async with WebRTCClient(offer_url(base_url, answer), connect_timeout=60) as client:
                 pid = bot_pid(dispatcher_pid, before)
-                cpu0, t0 = cpu_seconds(pid), time.monotonic()
-                await wait_quiet(client, 0, timeout=30)
-                latencies = []
-                for index in range(turns):
-                    seen = len(client.rtvi_messages)
-                    result = await client.talk(
-                        speech[CONVERSATION[index % len(CONVERSATION)]],
-                        listen_seconds=5,
-                        lead_seconds=0.3,
-                        until_reply=True,
-                    )
-                    await wait_quiet(client, seen)
-                    if result.reply_latency is not None:
-                        latencies.append(result.reply_latency)
-                cpu, seconds = cpu_seconds(pid) - cpu0, time.monotonic() - t0
+                with limited(pid, cpus=limits[0], memory_mib=limits[1]) if limits else contextlib.nullcontext():
+                    cpu0, t0, held0 = cpu_seconds(pid), time.monotonic(), throttled_seconds(pid)
+                    await wait_quiet(client, 0, timeout=30)
+                    latencies = []
+                    for index in range(turns):
+                        seen = len(client.rtvi_messages)
+                        result = await client.talk(
+                            speech[CONVERSATION[index % len(CONVERSATION)]],
+                            listen_seconds=5,
+                            lead_seconds=0.3,
+                            until_reply=True,
+                        )
+                        await wait_quiet(client, seen)
+                        if result.reply_latency is not None:
+                            latencies.append(result.reply_latency)
+                    cpu, seconds = cpu_seconds(pid) - cpu0, time.monotonic() - t0
+                    held = throttled_seconds(pid) - held0
         finally:
             await http.delete(f"/sessions/{answer['session_id']}")
-    return latencies, cpu, seconds
+    return latencies, cpu, seconds, held
 
 
 def loud_end(pcm: Pcm) -> float:
@@ -193,18 +203,21 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=20, help="turns per call")
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--parts-rounds", type=int, default=4)
+    parser.add_argument("--cpus", type=float, help="hold each call's bot to this share of a core (e.g. 0.5)")
+    parser.add_argument("--memory-mib", type=int, default=1024, help="with --cpus: the bot's memory limit")
     args = parser.parse_args()
+    limits = (args.cpus, args.memory_mib) if args.cpus else None
     load_before = os.getloadavg()[0]
     env = {"BOT_FILE": str(BOOKING / "bot.py"), "RESERVE_MAX_IDLE": "0"}
     latencies: list[float] = []
-    cpu = seconds = 0.0
+    cpu = seconds = held = 0.0
     with tempfile.TemporaryDirectory() as logs, run_dispatcher(Path(logs), env) as dispatcher:
         for _ in range(args.calls):
-            call_latencies, call_cpu, call_seconds = asyncio.run(
-                one_call(dispatcher.base_url, dispatcher.process.pid, args.turns)
+            call_latencies, call_cpu, call_seconds, call_held = asyncio.run(
+                one_call(dispatcher.base_url, dispatcher.process.pid, args.turns, limits)
             )
             latencies += call_latencies
-            cpu, seconds = cpu + call_cpu, seconds + call_seconds
+            cpu, seconds, held = cpu + call_cpu, seconds + call_seconds, held + call_held
     asked = args.turns * args.calls
     print(
         f"turn latency over {len(latencies)}/{asked} answered turns: p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
@@ -212,6 +225,9 @@ def main() -> None:
         f"max {max(latencies) * 1000:.0f}, mean {statistics.fmean(latencies) * 1000:.0f})"
     )
     print(f"bot CPU: {cpu:.1f} s over {seconds:.0f} s of call = {cpu / seconds:.3f} of a core")
+    if limits:
+        print(f"held to {limits[0]:g} CPU / {limits[1]} MiB: the quota held the bot back {held:.1f} s "
+              f"of {seconds:.0f} s")
     parts(args.parts_rounds)
     print(f"load average {load_before:.2f} → {os.getloadavg()[0]:.2f}")
 
