@@ -315,3 +315,12 @@ def test_a_src_layout_package_the_bot_imports_is_refused_before_the_image_fails_
     assert f"{folder / 'bot.py'}:1 imports `my_bot`" in message and "Move src/my_bot beside bot.py" in message
     (folder / "src" / "my_bot").rename(folder / "my_bot")  # moved as told: the image finds it beside bot.py
     assert "my_bot" not in read(folder).imports  # its own package now, followed like video.py
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").iterdir()
+                                           if (p / "bot.py").is_file() and (p / "uv.lock").is_file()))
+def test_every_example_bot_project_is_one_a_stack_can_build(example: str) -> None:
+    """Each example is a bot project a stack's image is built from: read as the build reads it (its
+    exclude-packages included, which must not leave out what a package it imports needs)."""
+    project = read(ROOT / "examples" / example)
+    assert project.kind == "uv" and project.transports
