@@ -37,6 +37,8 @@ class SessionWatch:
         self.on_first_audio: Callback | None = None
         self.on_idle_timeout: Callback | None = None
         self.on_error: ErrorCallback | None = None  # a pipeline error (bot/pipeline_errors.py describes it)
+        # A transport whose set-up failed: the session (bot/user_session.py) ends at once, failed.
+        self.on_transport_failed: Callable[[str], None] | None = None
         self.errors = 0
         self.observers: list[BaseObserver] = []  # the host's own, added to each worker (the recording's tap)
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
@@ -87,19 +89,25 @@ class SessionWatch:
 
     async def _report(self, reason: str, detail: str) -> None:
         self.errors += 1
-        if self.on_error is None or self.errors > MAX_ERROR_REPORTS:
-            return
-        if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
-            logger.warning(f"session degraded: {detail}")
+        if self.on_error is not None and self.errors <= MAX_ERROR_REPORTS:
+            if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
+                logger.warning(f"session degraded: {detail}")
+            try:  # before the session's end below: the dispatcher sees the error, then the end
+                await self.on_error(reason, detail)
+            except Exception:  # a report must never break the user's pipeline
+                logger.exception("error report failed")
         if reason == "unusable" and transport_failed(detail):  # no media at all: end it now, not at the join deadline
-            logger.error(f"session cannot go on: {detail}")
-            ending = asyncio.get_running_loop().create_task(self.cancel_workers(f"transport failed: {detail}"))
-            self._reports.add(ending)
-            ending.add_done_callback(self._reports.discard)
-        try:
-            await self.on_error(reason, detail)
-        except Exception:  # a report must never break the user's pipeline
-            logger.exception("error report failed")
+            self._transport_failed(detail)
+
+    def _transport_failed(self, detail: str) -> None:
+        """Nobody can join a session whose transport failed its set-up: the session ends now, failed
+        (with or without a dispatcher's channel), and its workers are cancelled."""
+        logger.error(f"session cannot go on: {detail}")
+        if self.on_transport_failed is not None:
+            self.on_transport_failed(detail)
+        ending = asyncio.get_running_loop().create_task(self.cancel_workers(f"transport failed: {detail}"))
+        self._reports.add(ending)
+        ending.add_done_callback(self._reports.discard)
 
     async def _heard(self) -> None:
         if self.first_audio.is_set():
