@@ -86,6 +86,12 @@ SYNTAX_ERROR = "from pipecat.runner.types import RunnerArguments\n\nasync def bo
                                   "(add its package to your project (uv add …) and run bots with the project's "
                                   "Python: BOT_PYTHON=path/to/.venv/bin/python for a local dispatcher)"),
         ("broken_no_bot", "defines no `bot`"),
+        ("broken_main_room_token", "defines no `bot` (Pipecat's entry point: async def bot(runner_args)); it has "
+                                   "`async def main(room_url: str, token: str) -> None`: add `async def bot("
+                                   "runner_args): await main(runner_args.room_url, runner_args.token)` "
+                                   '(docs/from-pipecat-examples.md, "A script with main() and no bot()")'),
+        ("broken_main_argparse", "; it has `async def main() -> None`: move its body into `async def bot("
+                                 "runner_args)`, taking the room and the bot's token from runner_args.room_url"),
     ],
 )
 def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
