@@ -31,5 +31,19 @@ def describe_handler_crash(message: str, exc: BaseException | None) -> str | Non
         return None
     error = f"{type(exc).__name__}: {crashed['error']}" if exc is not None else crashed["error"]
     advice = way_out(exc) if exc is not None else None
+    if advice is None and _daily_participant_elsewhere(crashed["owner"], exc):
+        advice = DAILY_PARTICIPANT
     detail = f"{crashed['where']}: event handler '{crashed['event']}' of {crashed['owner']} raised {error}"
     return bounded(f"{detail} ({advice})" if advice else detail)
+
+
+# pipecat-examples' Daily bots index the participant their handlers are given (`participant["id"]`);
+# SmallWebRTC's handlers are given its connection object instead.
+DAILY_PARTICIPANT = (
+    "a Daily participant is a dict; SmallWebRTC's handlers are given its connection: run this "
+    "only under Daily (isinstance(transport, DailyTransport)), or start Daily sessions"
+)
+
+
+def _daily_participant_elsewhere(owner: str, exc: BaseException | None) -> bool:
+    return isinstance(exc, TypeError) and "not subscriptable" in str(exc) and owner.startswith("SmallWebRTC")

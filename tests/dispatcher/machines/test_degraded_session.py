@@ -59,3 +59,4 @@ async def test_an_exception_in_an_event_handler_is_the_sessions_error_with_its_f
         f"{bot}:18: event handler 'on_client_connected' of SmallWebRTCTransport#0 raised TypeError: "
     ), session
     assert "object is not subscriptable" in str(session["error"]), session
+    assert "SmallWebRTC's handlers are given its connection" in str(session["error"]), session
