@@ -4,7 +4,7 @@ Many pipecat-examples scripts predate Pipecat's `async def bot(runner_args)`: a 
 (storytelling-chatbot, bot-ready-signalling's helpers), or an `argparse` `main()` that makes its own
 room (instant-voice's `single_bot.py`). Saying only "defines no `bot`" leaves the author guessing
 which of their functions to wrap and how; the detail names the `main` found, with its signature,
-and the wrapper (docs/from-pipecat-examples.md, "A script with main() and no bot()").
+and the wrapper (RECIPE, a section tests/bot/test_user_bots.py finds in that page).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from types import ModuleType
 
-RECIPE = 'docs/from-pipecat-examples.md, "A script with main() and no bot()"'
+RECIPE = 'docs/from-pipecat-examples.md, "A bot whose entry point is main() or main(room_url, token)"'
 _ROOM_AND_TOKEN = ("room_url", "token")
 
 
