@@ -65,11 +65,14 @@ def installed(transport: str) -> bool:
 def and_the_files_problem(why: str, transport: str, load: Callable[[], object]) -> str:
     """`why`, and the bot file's own problem beside it (no `bot`, an import error of its own): a
     user who adds the extra should not meet the second problem only on the next try. The file's
-    import failing on the same missing package is the same problem, said once."""
-    from bot.user_bot import BotFileError
+    import failing on the same missing package is the same problem, said once; a file with no `bot` is
+    said alone (a script with a `main()`: its way out decides the transport, bot/no_bot_advice.py)."""
+    from bot.user_bot import BotFileError, NoBotError
 
     try:
         loaded = load()
+    except NoBotError:
+        raise
     except BotFileError as exc:
         cause = exc.__cause__
         if isinstance(cause, ImportError) and missing_extra(transport, cause) is not None:

@@ -36,7 +36,7 @@ def describe_error(frame: object) -> tuple[str, str]:
     name = getattr(processor, "name", None) or (type(processor).__name__ if processor is not None else "pipeline")
     if name.startswith("Daily") and _NO_ROOM in text:
         text = f"{NO_ROOM_ADVICE} ({text})"
-    return ("unusable" if unusable else "error"), _bounded(f"{name}: {text}")
+    return ("unusable" if unusable else "error"), bounded(f"{name}: {text}")
 
 
 def transport_failed(detail: str) -> bool:
@@ -50,8 +50,9 @@ def describe_task_crash(message: str) -> str | None:
     """`GeminiLiveLLMService#0::_connection_task_handler: [Errno -2] Name or service not known` from
     the task manager's log line; None for any other line of that logger."""
     crashed = _TASK_CRASHED.fullmatch(message)
-    return _bounded(f"{crashed['task']}: {crashed['error']}") if crashed else None
+    return bounded(f"{crashed['task']}: {crashed['error']}") if crashed else None
 
 
-def _bounded(detail: str) -> str:
+def bounded(detail: str) -> str:
+    """`detail` within the channel's bound, an ellipsis marking a cut."""
     return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 1] + "…"

@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from bot.error_advice import way_out
+from bot.no_bot_advice import found_instead
 from voicefleet_settings.read import setting_text
 
 ENV_BOT_FILE = "BOT_FILE"
@@ -43,6 +44,10 @@ BotFunction = Callable[[Any], Awaitable[None]]
 
 class BotFileError(Exception):
     """The bot file cannot serve a session; the message names the file and the exception."""
+
+
+class NoBotError(BotFileError):
+    """The file imports but has no `bot`: its own problem, whatever the session's transport."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,8 @@ def load_user_bot(path: Path) -> UserBot:
         raise BotFileError(f"{path}: importing it failed: {describe(exc)}") from exc
     bot = getattr(module, "bot", None)
     if bot is None:
-        raise BotFileError(f"{path}: defines no `bot` (Pipecat's entry point: async def bot(runner_args))")
+        raise NoBotError(f"{path}: defines no `bot` (Pipecat's entry point: async def bot(runner_args))"
+                         f"{found_instead(module)}")
     if not inspect.iscoroutinefunction(bot):
         raise BotFileError(f"{path}: `bot` must be an `async def bot(runner_args)`, found {type(bot).__name__}")
     return UserBot(path=path, module=module, bot=bot)

@@ -54,6 +54,12 @@ class UserBotSession:
         self.connected = False  # set by the mode: the peer connected / the bot joined its room
         self._task: asyncio.Task[None] | None = None
         watch.on_idle_timeout = self._idle  # before the worker cancels itself and the peer goes
+        watch.on_transport_failed = self._transport_failed
+
+    def _transport_failed(self, detail: str) -> None:
+        # The bot built a transport that cannot run (a Daily room of None: the detail says where the
+        # room is): the bot's fault, reported as its failure now rather than a join deadline later.
+        self.lifecycle.end(EndReason.BOT_FAILED, f"{self.user_bot.path}: {detail}")
 
     async def _idle(self) -> None:
         self.lifecycle.end(EndReason.IDLE_TIMEOUT)

@@ -6,8 +6,8 @@ it ends for the host's reasons (max duration, a signal, the peer gone). The proc
 session, so the host attaches itself to every `PipelineWorker` built in it: an observer that sees
 the output transport push `BotStartedSpeakingFrame` (the bot's speech starting to play: observed,
 not inferred from a queued frame), the worker's own `on_idle_timeout` and `on_pipeline_error`
-events, and the crash of a task a processor started (seen in Pipecat's task manager's log:
-bot/pipeline_errors.py). The user's code is unchanged and sees nothing of it.
+events, and the crash of a task a processor started or of an event handler (seen in Pipecat's log:
+bot/pipeline_errors.py, bot/handler_errors.py). The user's code is unchanged and sees nothing of it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +38,8 @@ class SessionWatch:
         self.on_first_audio: Callback | None = None
         self.on_idle_timeout: Callback | None = None
         self.on_error: ErrorCallback | None = None  # a pipeline error (bot/pipeline_errors.py describes it)
+        # A transport whose set-up failed: the session (bot/user_session.py) ends at once, failed.
+        self.on_transport_failed: Callable[[str], None] | None = None
         self.errors = 0
         self.observers: list[BaseObserver] = []  # the host's own, added to each worker (the recording's tap)
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
@@ -80,26 +83,33 @@ class SessionWatch:
         await self._report(*describe_error(frame))
 
     def task_crashed(self, detail: str) -> None:
-        """A processor's background task raised (bot/pipeline_errors.py): reported as an error."""
+        """A processor's background task or an event handler raised (bot/pipeline_errors.py,
+        bot/handler_errors.py): reported as an error; the session goes on, as under Pipecat."""
         report = asyncio.get_running_loop().create_task(self._report("error", detail))
         self._reports.add(report)
         report.add_done_callback(self._reports.discard)
 
     async def _report(self, reason: str, detail: str) -> None:
         self.errors += 1
-        if self.on_error is None or self.errors > MAX_ERROR_REPORTS:
-            return
-        if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
-            logger.warning(f"session degraded: {detail}")
+        if self.on_error is not None and self.errors <= MAX_ERROR_REPORTS:
+            if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
+                logger.warning(f"session degraded: {detail}")
+            try:  # before the session's end below: the dispatcher sees the error, then the end
+                await self.on_error(reason, detail)
+            except Exception:  # a report must never break the user's pipeline
+                logger.exception("error report failed")
         if reason == "unusable" and transport_failed(detail):  # no media at all: end it now, not at the join deadline
-            logger.error(f"session cannot go on: {detail}")
-            ending = asyncio.get_running_loop().create_task(self.cancel_workers(f"transport failed: {detail}"))
-            self._reports.add(ending)
-            ending.add_done_callback(self._reports.discard)
-        try:
-            await self.on_error(reason, detail)
-        except Exception:  # a report must never break the user's pipeline
-            logger.exception("error report failed")
+            self._transport_failed(detail)
+
+    def _transport_failed(self, detail: str) -> None:
+        """Nobody can join a session whose transport failed its set-up: the session ends now, failed
+        (with or without a dispatcher's channel), and its workers are cancelled."""
+        logger.error(f"session cannot go on: {detail}")
+        if self.on_transport_failed is not None:
+            self.on_transport_failed(detail)
+        ending = asyncio.get_running_loop().create_task(self.cancel_workers(f"transport failed: {detail}"))
+        self._reports.add(ending)
+        ending.add_done_callback(self._reports.discard)
 
     async def _heard(self) -> None:
         if self.first_audio.is_set():
@@ -121,25 +131,33 @@ _current: SessionWatch | None = None  # the session's watch: one session per pro
 def current() -> SessionWatch | None:
     """The watch installed for this process's session (None before one is)."""
     return _current
+
+
 _crash_sink: int | None = None
 
 
 def _watch_task_crashes() -> None:
-    """A loguru sink (once per process) that hands the task manager's crash lines to the watch."""
+    """A loguru sink (once per process) that hands the crash lines of Pipecat's task manager and of its
+    event handlers (bot/handler_errors.py) to the watch."""
     global _crash_sink
     if _crash_sink is not None:
         return
+    from bot.handler_errors import EVENT_HANDLER_LOGGER, describe_handler_crash
     from bot.pipeline_errors import TASK_MANAGER_LOGGER, describe_task_crash
 
     def sink(message: Any) -> None:
-        detail = describe_task_crash(message.record["message"])
+        record = message.record
+        if record["name"] == TASK_MANAGER_LOGGER:
+            detail = describe_task_crash(record["message"])
+        else:  # logged inside Pipecat's `except`: the exception being handled is the handler's
+            detail = describe_handler_crash(record["message"], sys.exc_info()[1])
         watch = _current
         if detail is not None and watch is not None:
             with contextlib.suppress(RuntimeError):  # logged outside the event loop: nothing to report to
                 watch.task_crashed(detail)
 
-    _crash_sink = logger.add(sink, level="ERROR", format="{message}",
-                             filter=lambda record: record["name"] == TASK_MANAGER_LOGGER)
+    watched = (TASK_MANAGER_LOGGER, EVENT_HANDLER_LOGGER)
+    _crash_sink = logger.add(sink, level="ERROR", format="{message}", filter=lambda record: record["name"] in watched)
 
 
 class _FirstAudio(BaseObserver):

@@ -46,3 +46,17 @@ def _bound(statements: list[ast.stmt]) -> Iterator[str]:
         elif isinstance(statement, ast.Try):
             yield from _bound([*statement.body, *statement.orelse, *statement.finalbody,
                                *(line for handler in statement.handlers for line in handler.body)])
+
+
+def main_found(path: Path) -> str | None:
+    """`async def main(room_url: str, token: str)`: the script's top-level `main`, as written, for the
+    refusal of a file with no `bot` (what to wrap); None without one or when the file does not parse."""
+    try:
+        tree = parse_python(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        return None
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == "main":
+            kind = "async def" if isinstance(statement, ast.AsyncFunctionDef) else "def"
+            return f"{kind} main({ast.unparse(statement.args)})"
+    return None

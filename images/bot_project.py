@@ -26,7 +26,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from images.bot_entry import CONTRACT, ENTRY_POINT, lacks_bot
+from bot.no_bot_advice import RECIPE  # where the wrapper for a script's `main` is shown
+from images.bot_entry import CONTRACT, ENTRY_POINT, lacks_bot, main_found
 from images.bot_transports import (
     IMAGE_LEAVES_OUT,
     TRANSPORT_PACKAGES,
@@ -106,9 +107,11 @@ def read(path: Path) -> BotProject:
         raise BotProjectError(f"{path} has no {BOT_FILE}: the project's entry point is bot.py with "
                               "`async def bot(runner_args)` (Pipecat's runner contract)")
     if lacks_bot(path / BOT_FILE):
-        raise BotProjectError(f"{path / BOT_FILE} defines no `{ENTRY_POINT}`: the bot host calls `{CONTRACT}` "
+        main = main_found(path / BOT_FILE)
+        found = f"; it has `{main}`" if main else ""
+        raise BotProjectError(f"{path / BOT_FILE} defines no `{ENTRY_POINT}`{found}: the bot host calls `{CONTRACT}` "
                               "(Pipecat's runner contract). Add it at the file's top level, handing "
-                              "runner_args (its room, its body) to what your script's main() runs")
+                              f"runner_args (its room, its body) to what your script's main() runs ({RECIPE})")
     pyproject = _toml(path / "pyproject.toml") if (path / "pyproject.toml").is_file() else None
     if (path / "uv.lock").is_file():
         if pyproject is None:

@@ -11,7 +11,7 @@ from pipecat.transports.daily.transport import DailyParams
 
 from bot.config import load_config
 from bot.runner_args import daily_arguments
-from tests.bot.conftest import SpawnBot, bot_env, unshare_network_prefix
+from tests.bot.conftest import REPO, SpawnBot, bot_env, unshare_network_prefix
 from tests.support.processes import wait_until_catching
 
 
@@ -48,3 +48,22 @@ def test_sigterm_while_the_daily_join_hangs_still_exits_0_within_seconds(spawn_b
     bot.proc.send_signal(signal.SIGTERM)
     assert bot.wait(15) == 0  # not its exit deadline's SIGALRM: the hanging join did not hold it
     assert bot.next_event("ended", 1)["reason"] == "signal"
+
+
+def test_a_daily_bot_that_reads_its_room_from_the_body_fails_its_session_at_once_saying_where_the_room_is(
+    spawn_bot: SpawnBot,
+) -> None:
+    """pipecat-examples' ivr-navigation builds its DailyTransport from `runner_args.body`, where the
+    client sent no room: the transport's set-up fails, and the session ends failed within seconds (not
+    at the join deadline), its detail naming the file and where the room is."""
+    bot_file = REPO / "tests" / "bots" / "daily_room_from_body.py"
+    env = bot_env(BOT_FILE=str(bot_file), DAILY_ROOM_URL="https://example.daily.co/room", DAILY_TOKEN="t",
+                  VOICEFLEET_BODY='{"dialout_settings": {"phone_number": "+15555550100"}}')  # fmt: skip
+    bot = spawn_bot("--connect-timeout", "120", env=env)
+    began = time.monotonic()
+    assert bot.wait(30) == 4
+    ended = bot.next_event("ended", 5)
+    assert time.monotonic() - began < 15  # a deadline for a loaded machine: the join deadline was 120 s
+    assert (ended["reason"], ended["exit_code"]) == ("bot_failed", 4)
+    assert ended["detail"].startswith(f"{bot_file}: DailyInputTransport#0: the Daily transport was given no room")
+    assert "runner_args.room_url" in ended["detail"] and "runner_args.token" in ended["detail"]

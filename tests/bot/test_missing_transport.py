@@ -53,3 +53,19 @@ def test_a_daily_only_bot_without_aiortc_is_told_that_the_extra_alone_is_not_eno
         "; and its transport_params has no 'webrtc' entry (only 'daily'), so with the extra the session would "
         "still fail, as under Pipecat's runner: add a 'webrtc' entry too"
     ), ended
+
+
+def test_a_script_with_main_and_no_bot_is_told_its_own_way_out_not_the_missing_transports(tmp_path: Path) -> None:
+    """instant-voice's `single_bot.py` (an argparse `main()`, Daily only) in a webrtc session: the detail
+    was aiortc's missing extra, then "defines no `bot`"; the file's own way out is what applies."""
+    script = REPO / "tests" / "bots" / "broken_main_argparse.py"
+    done = subprocess.run(
+        [str(venv_without(tmp_path / "venv", "aiortc", "fastapi")), "-m", "bot", "--check"], cwd=REPO,
+        capture_output=True, text=True, timeout=120, env=bot_env(BOT_TRANSPORT="webrtc", BOT_FILE=str(script)),
+        check=False,
+    )
+    assert done.returncode == 4, done.stderr[-2000:]
+    ended = json.loads(done.stdout.splitlines()[-1])
+    assert ended["reason"] == "bot_failed", ended
+    assert ended["detail"].startswith(f"{script}: defines no `bot`") and "aiortc" not in ended["detail"], ended
+    assert "it has `async def main() -> None`" in ended["detail"], ended

@@ -87,3 +87,25 @@ async def test_a_daily_transport_given_no_room_is_reported_saying_where_the_room
     assert reason == "unusable" and detail.startswith("DailyInputTransport#0: the Daily transport was given no room")
     assert "runner_args.room_url" in detail and "runner_args.token" in detail
 
+
+async def test_an_exception_in_an_event_handler_is_reported_with_its_line_and_the_way_out():
+    """Pipecat catches and logs what a handler raises; the watch reports it, with the exception's type
+    and the advice a bot's own failure gets (here: a key the bot's environment lacks)."""
+    reported = watched_errors()
+    processor = FrameProcessor(name="stt")
+    processor._register_event_handler("on_connected")
+
+    async def on_connected(processor: FrameProcessor) -> None:
+        raise KeyError("VOICEFLEET_HANDLER_TEST_API_KEY")
+
+    processor.add_event_handler("on_connected", on_connected)
+    await processor._call_event_handler("on_connected")
+    for _ in range(100):  # the report is a task of its own
+        if reported:
+            break
+        await asyncio.sleep(0.01)
+    line = on_connected.__code__.co_firstlineno + 1
+    assert reported == [("error", f"{__file__}:{line}: event handler 'on_connected' of stt raised KeyError: "
+                         "'VOICEFLEET_HANDLER_TEST_API_KEY' (VOICEFLEET_HANDLER_TEST_API_KEY is not in the bot's "
+                         "environment: pass it with LOCAL_BOT_ENV=VOICEFLEET_HANDLER_TEST_API_KEY to a local "
+                         "dispatcher, or set botSecrets.VOICEFLEET_HANDLER_TEST_API_KEY on a stack)")]  # fmt: skip

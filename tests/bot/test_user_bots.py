@@ -86,6 +86,13 @@ SYNTAX_ERROR = "from pipecat.runner.types import RunnerArguments\n\nasync def bo
                                   "(add its package to your project (uv add …) and run bots with the project's "
                                   "Python: BOT_PYTHON=path/to/.venv/bin/python for a local dispatcher)"),
         ("broken_no_bot", "defines no `bot`"),
+        ("broken_main_room_token", "defines no `bot` (Pipecat's entry point: async def bot(runner_args)); it has "
+                                   "`async def main(room_url: str, token: str) -> None`: add `async def bot("
+                                   "runner_args): await main(runner_args.room_url, runner_args.token)` "
+                                   '(docs/from-pipecat-examples.md, "A bot whose entry point is main() or '
+                                   'main(room_url, token)")'),
+        ("broken_main_argparse", "; it has `async def main() -> None`: move its body into `async def bot("
+                                 "runner_args)`, taking the room and the bot's token from runner_args.room_url"),
     ],
 )
 def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
@@ -202,3 +209,12 @@ async def test_the_session_watch_sees_every_worker_the_bot_builds_and_a_later_wa
     finally:
         watch._current = None  # this test process has other tests' workers to build, unwatched
     assert (first.workers, second.workers) == ([worker], [later])
+
+
+def test_the_recipe_a_file_with_main_and_no_bot_is_pointed_at_is_a_section_of_that_page() -> None:
+    from bot.no_bot_advice import RECIPE
+
+    page, heading = RECIPE.split(", ", 1)
+    headings = [line.lstrip("#").strip().replace("`", "") for line in (REPO / page).read_text().splitlines()
+                if line.startswith("#")]
+    assert heading.strip('"') in headings

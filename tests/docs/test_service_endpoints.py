@@ -70,3 +70,23 @@ def test_botocore_reads_the_endpoint_variables_the_aws_row_names(
 
 def test_speechmatics_reads_its_variable_in_pipecat_itself() -> None:
     assert 'os.getenv("SPEECHMATICS_RT_URL")' in (SERVICES / "speechmatics" / "stt.py").read_text(encoding="utf-8")
+
+
+def test_the_gemini_row_says_its_url_is_tls_and_how_a_private_endpoints_certificate_is_trusted() -> None:
+    """Gemini Live dials `wss://` with an API key: an `http://` base URL fails with
+    `[SSL: WRONG_VERSION_NUMBER]`. The row says so, and names the variable OpenSSL's default
+    verification paths read (what Python's default context trusts), passed to the bot by name."""
+    import ssl
+
+    (row,) = [row for row in rows() if "GeminiLiveLLMService" in row[0]]
+    assert "https://" in row[2] and "WRONG_VERSION_NUMBER" in row[2], row[2]
+    assert "`SSL_CERT_FILE`" in row[2] and "`LOCAL_BOT_ENV`" in row[2], row[2]
+    assert ssl.get_default_verify_paths().openssl_cafile_env == "SSL_CERT_FILE"
+
+
+def test_the_common_steps_say_a_client_starts_with_post_start_and_joins_its_private_room_with_the_token() -> None:
+    """Clients written for an example's own server post `/connect`; a Daily room is private."""
+    steps = PAGE.read_text(encoding="utf-8").split("## The common steps", 1)[1].split("\n## ", 1)[0]
+    prose = " ".join(steps.split())
+    assert "posts `/connect`" in prose and "`POST /start`" in prose and "`use_start`" in prose, prose
+    assert "room is private" in prose and "joins it with that token" in prose, prose

@@ -113,3 +113,23 @@ async def test_a_broken_bot_shows_its_own_error_on_the_page_and_the_page_names_t
             visible = await page.evaluate("!document.getElementById('problem').hidden")
             assert shown and visible, (state, dispatcher.log())
     assert problem.startswith("The bot failed: ") and expected in problem and str(bot_file) in problem, problem
+
+
+async def test_an_error_the_bot_reports_in_a_joined_session_shows_on_the_page(tmp_path):
+    """A bot whose service cannot reach its provider goes on, silent: the page said 'connected' with no
+    problem while the session's record held the error."""
+    mic = browser_mic(SPEECH, tmp_path / "mic48k.wav")
+    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(BROKEN_BOTS / "unusable_service.py")}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        async with Browser(dispatcher.base_url + "/", mic, tmp_path / "profile") as page:
+            assert await page.wait_for("document.readyState === 'complete' && !!window.voicefleet", 15)
+            await page.evaluate("document.getElementById('connect').click()")
+            shown = await page.wait_for("(window.voicefleet.problem || '').includes('UnreachableSTT')", 60)
+            state = json.loads(await page.evaluate("JSON.stringify(window.voicefleet)"))
+            problem = await page.evaluate("document.getElementById('problem').innerText")
+            visible = await page.evaluate("!document.getElementById('problem').hidden")
+            assert shown and visible, (state, dispatcher.log()[-3000:])
+            assert state["status"] in ("connecting", "connected"), state  # the session goes on
+            await page.evaluate("document.getElementById('hangup').click()")
+            assert await page.wait_for("window.voicefleet.status === 'ended'", 10)
+    assert problem.startswith("The bot reported an error: ") and "cannot reach the speech service" in problem, problem

@@ -161,6 +161,9 @@ def test_a_bot_py_that_defines_no_bot_is_refused_naming_the_contract_and_the_fil
     (folder / "bot.py").write_text(SCRIPT_WITHOUT_BOT)
     message = refusal(folder)
     assert f"{folder / 'bot.py'} defines no `bot`" in message and "async def bot(runner_args)" in message, message
+    # What it has instead, and where the wrapper for it is shown.
+    assert "; it has `async def main(room_url: str, token: str)`:" in message, message
+    assert '"A bot whose entry point is main() or main(room_url, token)"' in message, message
 
 
 @pytest.mark.parametrize("source", [

@@ -133,7 +133,8 @@ function showWait(seconds) {
 // The session, watched from its start to its end: while it is `starting` a long-poll (the wait
 // above); then a plain read every WATCH_EVERY_MS. A bot that dies before its peer connection is up
 // leaves the client "connecting" until ICE gives up (15-30 s): the session's own record says it
-// failed, and why, at once, so the page shows that and hangs up.
+// failed, and why, at once, so the page shows that and hangs up. An error the bot reports while the
+// session goes on is shown as it arrives.
 const WATCH_EVERY_MS = 1000;
 const FINAL = ["ended", "failed"];
 
@@ -152,6 +153,9 @@ async function watchSession(sessionId) {
       if (!response.ok) break;
       session = await response.json();
       if (FINAL.includes(session.status)) break;
+      // A joined session whose bot reported an error (a speech service that cannot reach its
+      // model) goes on, often silent: the page says why, as the session's record does.
+      if (session.error && session.error !== state.problem) showProblem(session.error, false);
       if (session.status === "starting" && session.ready_in_seconds != null) {
         showWait(session.ready_in_seconds);
         query = "?wait=started&timeout=3";

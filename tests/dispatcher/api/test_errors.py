@@ -100,9 +100,9 @@ class TestAuthentication:
     async def test_healthz_needs_no_key(self, secured):
         assert (await secured.get("/healthz")).status_code == 200
 
-    @pytest.mark.parametrize("path", ["/start", "/sessions/" + "0" * 24, "/metrics"])
+    @pytest.mark.parametrize("path", ["/start", "/connect", "/sessions/" + "0" * 24, "/metrics"])
     async def test_calls_without_a_key_are_401(self, secured, path):
-        method = secured.post if path == "/start" else secured.get
+        method = secured.post if path in ("/start", "/connect") else secured.get
         response = await method(path)
         assert_error(response, 401, "unauthorized")
 
