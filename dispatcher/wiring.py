@@ -76,6 +76,7 @@ from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
+from dispatcher.usage.price_table import load_prices
 from voicefleet_settings.read import setting_text
 
 FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
@@ -126,7 +127,8 @@ def build_state(
         watch(channels)  # a provider that knows its machines only through their channel (Cerebrium)
     timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
     timeline.follow(channels)
-    costs = SessionCosts(machines.name, bot_price(machines, env))  # the reserve's price table (docs/operations.md)
+    # The reserve's price table for machines, the services' own for what the bots' services used (docs/operations.md).
+    costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env))
     webhook_settings = WebhookSettings.from_env(env)
     webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs)
                 if webhook_settings is not None else None)
