@@ -76,6 +76,7 @@ from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
+from dispatcher.usage.build import build_usage
 from dispatcher.usage.price_table import load_prices
 from voicefleet_settings.read import setting_text
 
@@ -138,6 +139,7 @@ def build_state(
     cost_count = CostCount(costs, timeline, metrics)  # each ended session's cost, in /metrics
     timeline.listeners.append(cost_count.timeline_event)
     timeline.closers.append(cost_count.aclose)
+    usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry)  # GET /usage
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
                          names=dict(settings.api_key_names),
                          owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (
@@ -224,6 +226,7 @@ def build_state(
         remote=replication.remote,
         replication=replication,
         waits=StreamSlots(settings.session_waits, settings.session_waits_per_key),
+        usage=usage,
         metric_lines=MetricLines(metrics.registry, machines.name, MetricLineSettings.from_env(env),
                                  refresh=refresh_gauges, store_up=store_up),
         channel_access=channel_access,

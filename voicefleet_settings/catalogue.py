@@ -633,6 +633,10 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "USAGE_KEEP_DAYS", "sessions", INTEGER, minimum=1, maximum=800, default="400",
+        meaning="how many days of usage rollups (per day, key, release, model) the store keeps for `GET /usage`",
+    ),
+    Setting(
         "CORS_ALLOW_ORIGINS", "server", LIST,
         shown="unset",
         meaning=(

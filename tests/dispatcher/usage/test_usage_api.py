@@ -1,0 +1,64 @@
+"""`GET /usage` on a dispatcher with real stand-in bots: each ended session is added as its end is
+recorded; a client key reads its own key's usage only (another's: 403), an admin every key's; a bad
+query or a span past 400 days is answered 422 with the way out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.dispatcher.api.test_session_list import ADMIN, TEAM_A, TEAM_A_TOO, TEAM_B, bearer, keys
+from tests.support.waiting import within
+
+
+async def usage(api: httpx.AsyncClient, key: str, query: str = "") -> httpx.Response:
+    return await api.get(f"/usage{query}", headers=bearer(key))
+
+
+async def start(api: httpx.AsyncClient, key: str) -> str:
+    """A session whose bot is up (its end is then the bot's own report)."""
+    answer = await api.post("/start?wait=started", json={}, headers=bearer(key))
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["session_id"])
+
+
+async def sessions_counted(api: httpx.AsyncClient, count: int) -> dict[str, Any]:
+    async def read() -> tuple[dict[str, Any]] | None:
+        answer = await usage(api, ADMIN)
+        assert answer.status_code == 200, answer.text
+        return (answer.json(),) if answer.json()["totals"]["sessions"] == count else None
+
+    found = await within(read, timeout=30)
+    assert found is not None, f"never {count} sessions in /usage"
+    return found[0]
+
+
+async def test_each_key_reads_its_own_usage_and_an_admin_every_keys(make_api) -> None:
+    async with keys(make_api) as api:
+        ended = [await start(api, TEAM_A), await start(api, TEAM_A_TOO), await start(api, TEAM_B)]
+        for session_id, key in zip(ended, (TEAM_A, TEAM_A_TOO, TEAM_B), strict=True):
+            assert (await api.delete(f"/sessions/{session_id}", headers=bearer(key))).status_code in (202, 204)
+        every = await sessions_counted(api, 3)
+        assert [(row["key"], row["sessions"]) for row in every["rows"]] == [("team-a", 2), ("team-b", 1)]
+        assert every["rows"][0]["minutes"] > 0 and every["rows"][0]["cost_usd"] == 0.0  # local machines: $0
+        own = (await usage(api, TEAM_B)).json()
+        assert own["key"] == "team-b" and [row["key"] for row in own["rows"]] == ["team-b"]
+        assert own["totals"]["sessions"] == 1
+        by_release = (await usage(api, ADMIN, "?by=release")).json()
+        assert [row["sessions"] for row in by_release["rows"]] == [3]
+        refused = await usage(api, TEAM_A, "?key=team-b")
+        assert refused.status_code == 403 and "its own key" in refused.json()["error"]["message"]
+        only_b = (await usage(api, ADMIN, "?key=team-b&by=day")).json()
+        assert only_b["totals"]["sessions"] == 1 and len(only_b["rows"]) == 1
+
+
+async def test_a_bad_query_is_refused_with_the_way_out(make_api) -> None:
+    async with keys(make_api) as api:
+        for query, says in (("?since=401d", "at most 400 days"), ("?by=colour", "by: one of key, release"),
+                            ("?since=yesterday", "a number of days, e.g. 30d"), ("?until=2026-13-01", "until: a day"),
+                            ("?since=2026-11-02&until=2026-11-01", "on or before"), ("?limit=3", "unknown parameter")):
+            answer = await usage(api, ADMIN, query)
+            assert answer.status_code == 422, (query, answer.text)
+            assert says in answer.json()["error"]["message"], (query, answer.text)
+        assert (await api.get("/usage")).status_code == 401
