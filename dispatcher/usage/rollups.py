@@ -2,28 +2,27 @@
 in the coordination store so every replica adds to and reads the same sums (in this process's memory
 without a store). `GET /usage` reads days of sums, never the sessions themselves.
 
-A day is one hash, its fields `[key, release, model, measure]` (JSON), its values running sums. The
+A day is one hash, its fields `key␟release␟measure␟model`, its values running sums. The
 session's own row has model "" (`sessions`, `seconds`, `machine_usd`, `unpriced`); each of its
 services has a row under `kind:model` (`usd` or `unpriced`, and its counts). One script adds a
 session: it first sets the session's marker (`SET NX`), so an end reported twice, at one replica or
 two, is added once. Sizes are bounded: a day holds at most `MAX_FIELDS` distinct fields (a new model
 past it is summed under `OTHER`), and expires `keep_days` after its last write; a query spans at
-most `MAX_QUERY_DAYS` days. Only commands the store's user already holds are used
+most `MAX_QUERY_DAYS` days, each day grouped in the store by one short script call, so its answer
+is a few rows whatever the days hold. Only commands the store's user already holds are used
 (stacks/shared/store_access.py): the sums are read and written with HGET/HSET inside the scripts.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Protocol
 
 from dispatcher.store.client import Store
 
-MAX_FIELDS = 20_000  # per day: ~40 keys × a few releases × a handful of models × their measures
+MAX_FIELDS = 5_000  # per day: ~40 keys × a few releases × a handful of models × their measures
 MAX_QUERY_DAYS = 400
 MARKER_SECONDS = 3 * 86_400  # an end reported again later than this (its timeline is kept a day) is not seen
 OTHER = "(other)"
@@ -49,12 +48,53 @@ redis.call('HSET', KEYS[2], '#', n)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
-# KEYS: the days asked for; each day's fields and sums, in order.
-_READ = """
+# KEYS: a day; ARGV: how to group (key, release, day, model), one key's rows only (or ""), the day's
+# name. The sums are grouped here, in the store, so a day answers a few rows however many fields it
+# holds. Each output: group, measure (a service's own `m.` prefixed), sum; the
+# group "" is the total.
+_GROUPED = """
+local by, only, sums = ARGV[1], ARGV[2], {}
+local function add(group, measure, value)
+  local k = measure .. '\\31' .. group
+  sums[k] = (sums[k] or 0) + value
+end
+for i, day in ipairs(KEYS) do
+  local flat = redis.call('HGETALL', day)
+  for j = 1, #flat, 2 do
+    local f = flat[j]
+    local a = string.find(f, '\\31', 1, true)
+    if a then
+      local b = string.find(f, '\\31', a + 1, true)
+      local c = b and string.find(f, '\\31', b + 1, true)
+      if c then
+        local key, model = string.sub(f, 1, a - 1), string.sub(f, c + 1)
+        if only == '' or key == only then
+          local measure = string.sub(f, b + 1, c - 1)
+          if model ~= '' then measure = 'm.' .. measure end
+          local value = tonumber(flat[j + 1]) or 0
+          add('', measure, value)
+          local group
+          if by == 'key' then group = key
+          elseif by == 'release' then group = string.sub(f, a + 1, b - 1)
+          elseif by == 'day' then group = ARGV[2 + i]
+          elseif model ~= '' then group = model end
+          if group then add(group, measure, value) end
+        end
+      end
+    end
+  end
+end
 local out = {}
-for i, k in ipairs(KEYS) do out[i] = redis.call('HGETALL', k) end
+for k, v in pairs(sums) do
+  local at = string.find(k, '\\31', 1, true)
+  out[#out + 1] = string.sub(k, at + 1)
+  out[#out + 1] = string.sub(k, 1, at - 1)
+  out[#out + 1] = tostring(v)
+end
 return out
 """
+SEPARATOR = "\x1f"  # key names, release names and measures never hold it; the model, last, may
+Grouped = dict[str, dict[str, float]]  # group ("" the total) → measure (a service's `m.`-prefixed) → sum
 
 
 @dataclass(frozen=True)
@@ -80,29 +120,19 @@ class Rollups(Protocol):
         """Adds the session's amounts to its day; False when it was added before."""
         ...
 
-    async def days(self, first: date, last: date) -> dict[date, dict[tuple[str, str, str, str], float]]:
-        """Each day's sums from `first` to `last` (at most `MAX_QUERY_DAYS`), by (key, release, model, measure)."""
+    async def grouped(self, first: date, last: date, by: str, key: str | None) -> Grouped:
+        """The sums from `first` to `last` (at most `MAX_QUERY_DAYS` days) per key, release, day or
+        model, of one key's sessions or of every key's."""
         ...
 
 
 def field_of(key: str, release: str, model: str, measure: str) -> str:
-    return json.dumps([key, release, model, measure], separators=(",", ":"))
+    return SEPARATOR.join((key, release, measure, model))
 
 
 def _fields(use: SessionUse) -> list[tuple[str, str, float]]:
     return [(field_of(use.key, use.release, a.model, a.measure),
              field_of(use.key, use.release, OTHER if a.model else "", a.measure), a.value) for a in use.amounts]
-
-
-def _parsed(raw: Mapping[str, str]) -> dict[tuple[str, str, str, str], float]:
-    sums: dict[tuple[str, str, str, str], float] = {}
-    for name, value in raw.items():
-        try:
-            key, release, model, measure = json.loads(name)
-            sums[(str(key), str(release), str(model), str(measure))] = float(value)
-        except (ValueError, TypeError):
-            continue  # the count field, or a field written by something else
-    return sums
 
 
 def _span(first: date, last: date) -> list[date]:
@@ -117,7 +147,7 @@ class StoreRollups:
         self._store = store
         self._keep_ms = (keep_days + 1) * 86_400_000
         self._add = store.redis.register_script(_ADD)
-        self._read = store.redis.register_script(_READ)
+        self._grouped = store.redis.register_script(_GROUPED)
 
     def _day_key(self, day: date) -> str:
         return self._store.key("usage", day.isoformat())
@@ -129,14 +159,17 @@ class StoreRollups:
         keys = [self._store.key("usage", "counted", use.session_id), self._day_key(use.day)]
         return bool(await self._store.call(lambda: self._add(keys=keys, args=args)))
 
-    async def days(self, first: date, last: date) -> dict[date, dict[tuple[str, str, str, str], float]]:
-        days = _span(first, last)
-        raw = await self._store.call(lambda: self._read(keys=[self._day_key(day) for day in days]), timeout=5.0)
-        out = {}
-        for day, flat in zip(days, raw, strict=True):
-            pairs = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-            if pairs:
-                out[day] = _parsed(pairs)
+    async def grouped(self, first: date, last: date, by: str, key: str | None) -> Grouped:
+        """One script call a day, merged here: each holds the store a few milliseconds (a day's fields
+        at most `MAX_FIELDS`), and other replicas' calls run between them."""
+        out: Grouped = {}
+        for day in _span(first, last):
+            args = [by, key or "", day.isoformat()]
+            raw = await self._store.call(lambda: self._grouped(keys=[self._day_key(day)], args=args))  # noqa: B023
+            for n in range(0, len(raw) - 2, 3):
+                sums = out.setdefault(_text(raw[n]), {})
+                measure = _text(raw[n + 1])
+                sums[measure] = sums.get(measure, 0.0) + float(raw[n + 2])
         return out
 
 
@@ -164,10 +197,20 @@ class MemoryRollups:
             del self._days[min(self._days)]
         return True
 
-    async def days(self, first: date, last: date) -> dict[date, dict[tuple[str, str, str, str], float]]:
-        wanted = set(_span(first, last))
-        return {day: _parsed({k: str(v) for k, v in sums.items()}) for day, sums in self._days.items()
-                if day in wanted}
+    async def grouped(self, first: date, last: date, by: str, key: str | None) -> Grouped:
+        """As the store's script groups them (`_GROUPED`)."""
+        out: Grouped = {}
+        for day in _span(first, last):
+            for field, value in self._days.get(day, {}).items():
+                their_key, release, measure, model = field.split(SEPARATOR, 3)
+                if key is not None and their_key != key:
+                    continue
+                measure = f"m.{measure}" if model else measure
+                groups = ["", {"key": their_key, "release": release, "day": day.isoformat()}.get(by, model)]
+                for group in groups if groups[1] else groups[:1]:
+                    sums = out.setdefault(group, {})
+                    sums[measure] = sums.get(measure, 0.0) + value
+        return out
 
 
 def rollups_for(coordination: object, keep_days: int) -> Rollups:
@@ -178,10 +221,3 @@ def rollups_for(coordination: object, keep_days: int) -> Rollups:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def iter_sums(days: Mapping[date, Mapping[tuple[str, str, str, str], float]]
-              ) -> Iterable[tuple[date, str, str, str, str, float]]:
-    for day, sums in days.items():
-        for (key, release, model, measure), value in sums.items():
-            yield day, key, release, model, measure, value

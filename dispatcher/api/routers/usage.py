@@ -60,11 +60,11 @@ async def usage(request: Request) -> dict[str, Any]:
     if state.usage is None:
         raise ApiError(404, "usage_not_kept", "this deployment keeps no usage", extra={})
     try:
-        days = await state.usage.rollups.days(first, last)
+        grouped = await state.usage.rollups.grouped(first, last, by, key)
     except StoreUnavailable:
         raise ApiError(503, "usage_unavailable", "the usage could not be read (the store did not answer): try "
                        "again once it answers", retry_after=5.0) from None
-    return {**summarise(days, by, key), "since": first.isoformat(), "until": last.isoformat(), "key": key,
+    return {**summarise(grouped, by), "since": first.isoformat(), "until": last.isoformat(), "key": key,
             "currency": "USD"}
 
 
