@@ -34,6 +34,7 @@ NOT_COUNTED = (
 THAWED = "a thawed bot's time before it froze, and its frozen storage"
 UNPRICED = "the machine: no price for this provider and size (RESERVE_HOT_DOLLARS_PER_MONTH sets one)"
 UNREPORTED = "the bot's LLM, STT and TTS use: its bot ended without reporting it"
+NOT_YET = "the bot's LLM, STT and TTS use: its bot reports it at its end"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class SessionCosts:
             usage = report.get("usage") if report is not None else None
             services = price_usage(self.prices, usage if isinstance(usage, list) else None)
             if not services.reported:
-                not_counted.append(UNREPORTED)
+                not_counted.append(NOT_YET if running and report is None else UNREPORTED)
             not_counted.extend(f"{name}: not priced" for name in services.unpriced)
         return SessionCost(self.provider, self.price, max(0.0, ended - began), max(0.0, idle or 0.0),
                            estimated, tuple(not_counted), services)

@@ -123,7 +123,7 @@ def show(session_id: str, transcript: bool) -> None:
     if answer is not None and isinstance(answer.get("cost"), dict):
         facts.append(("COST", _cost(answer["cost"])))
         if isinstance(answer["cost"].get("services"), dict):
-            facts.append(("SERVICES", services_line(answer["cost"]["services"])))
+            facts.append(("SERVICES", services_line(answer["cost"]["services"], str(answer.get("status")))))
     width = max(len(label) for label, _ in facts)
     click.echo("\n".join(f"{label.ljust(width)}  {value}" for label, value in facts))
     events = timeline.get("events", [])
@@ -147,10 +147,11 @@ def _cost(cost: dict[str, Any]) -> str:
     return f"{cost['total']} {cost.get('currency', '')}".rstrip() + (f" ({shown})" if shown else "")
 
 
-def services_line(services: dict[str, Any]) -> str:
+def services_line(services: dict[str, Any], status: str) -> str:
     """`0.000387 USD: llm gpt-4o-mini 0.000387, stt nova-3 not priced`: each service and model."""
     if not services.get("reported"):
-        return "not reported (its bot ended without its report)"
+        live = status in ("starting", "started", "joined")
+        return "not reported yet (its bot reports it at its end)" if live else "not reported (its bot ended without it)"
     rows = [f"{row.get('kind')} {row.get('model') or row.get('processor')} "
             + (str(row["usd"]) if "usd" in row else "not priced") for row in services.get("usage", [])]
     return f"{services.get('usd')} USD" + (f": {', '.join(rows)}" if rows else " (none used)")

@@ -83,3 +83,21 @@ def test_a_file_that_is_not_there_or_not_json_is_refused(tmp_path: Path) -> None
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SettingsError, match="not JSON"):
         load_prices({"USAGE_PRICES": str(tmp_path / "bad.json")})
+
+
+def test_a_sessions_total_is_its_machine_and_its_priced_services() -> None:
+    from dispatcher.reserve.prices import BotPrice
+    from dispatcher.sessions.cost import NOT_YET, UNREPORTED, SessionCosts
+
+    costs = SessionCosts("fly", BotPrice(5.78, "shared-cpu-1x", "https://fly.io/docs/about/pricing/"),
+                         prices=load_prices({}))
+    launched = {"event": "launched", "at": 100.0}
+    cost = costs.of([launched, {"event": "ended", "at": 160.0, "usage": [MINI]}], running=False)
+    assert cost is not None and cost.services is not None
+    assert cost.total == pytest.approx(cost.machine_usd + price_usage(load_prices({}), [MINI]).usd)
+    assert not any("LLM, STT and TTS" in line for line in cost.not_counted)
+    unreported = costs.of([launched, {"event": "ended", "at": 160.0}], running=False)
+    assert unreported is not None and UNREPORTED in unreported.not_counted
+    assert unreported.total == unreported.machine_usd  # nothing counted for what was not reported
+    live = costs.of([launched], running=True)
+    assert live is not None and NOT_YET in live.not_counted
