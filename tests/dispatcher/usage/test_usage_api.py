@@ -51,6 +51,25 @@ async def test_each_key_reads_its_own_usage_and_an_admin_every_keys(make_api) ->
         assert refused.status_code == 403 and "its own key" in refused.json()["error"]["message"]
         only_b = (await usage(api, ADMIN, "?key=team-b&by=day")).json()
         assert only_b["totals"]["sessions"] == 1 and len(only_b["rows"]) == 1
+        metrics = (await api.get("/metrics", headers=bearer(ADMIN))).text
+        assert 'voicefleet_key_sessions_total{key="team-a"} 2.0' in metrics
+        assert 'voicefleet_key_sessions_total{key="team-b"} 1.0' in metrics
+
+
+def test_per_key_metrics_keep_a_bounded_number_of_keys() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from dispatcher.usage.key_metrics import OTHER_KEY, KeyUsageMetrics
+
+    registry = CollectorRegistry()
+    metrics = KeyUsageMetrics(registry, max_keys=3)
+    for n in range(10):  # runtime keys made at will: past the bound, one `other` series
+        metrics.ended(f"key-{n}", seconds=60.0, dollars=0.01)
+    metrics.ended("key-0", seconds=60.0, dollars=0.01)  # a key already seen keeps its own
+    text = generate_latest(registry).decode()
+    series = [line for line in text.splitlines() if line.startswith("voicefleet_key_sessions_total{")]
+    assert len(series) == 4 and f'voicefleet_key_sessions_total{{key="{OTHER_KEY}"}} 7.0' in series
+    assert 'voicefleet_key_sessions_total{key="key-0"} 2.0' in series
 
 
 async def test_a_bad_query_is_refused_with_the_way_out(make_api) -> None:
