@@ -139,7 +139,8 @@ def build_state(
     cost_count = CostCount(costs, timeline, metrics)  # each ended session's cost, in /metrics
     timeline.listeners.append(cost_count.timeline_event)
     timeline.closers.append(cost_count.aclose)
-    usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry)  # GET /usage
+    usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry,  # GET /usage
+                        coordination.session_index.noted)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
                          names=dict(settings.api_key_names),
                          owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (

@@ -53,9 +53,10 @@ return 1
 # holds. Each output: group, measure (a service's own `m.` prefixed), sum; the
 # group "" is the total.
 _GROUPED = """
-local by, only, sums = ARGV[1], ARGV[2], {}
+local by, only, sums, order = ARGV[1], ARGV[2], {}, {}
 local function add(group, measure, value)
   local k = measure .. '\\31' .. group
+  if not sums[k] then order[#order + 1] = k end
   sums[k] = (sums[k] or 0) + value
 end
 for i, day in ipairs(KEYS) do
@@ -85,11 +86,12 @@ for i, day in ipairs(KEYS) do
   end
 end
 local out = {}
-for k, v in pairs(sums) do
+for n = 1, #order do
+  local k = order[n]
   local at = string.find(k, '\\31', 1, true)
   out[#out + 1] = string.sub(k, at + 1)
   out[#out + 1] = string.sub(k, 1, at - 1)
-  out[#out + 1] = tostring(v)
+  out[#out + 1] = tostring(sums[k])
 end
 return out
 """

@@ -5,7 +5,8 @@ A timeline listener, as the cost's count in `/metrics` is (dispatcher/sessions/c
 bot's `ended` report (or, without one, its machine's end, a few seconds later) is recorded at the
 replica whose channel holds the bot (or that saw the machine end), which reads back the
 session's timeline (its release, its machine, its services' usage) and its listed entry (its key)
-in the background, at most `MAX_PENDING` at once, and adds it. The rollups' own marker makes a
+in the background, at most `MAX_PENDING` at once, adds it, and notes its cost beside its listed
+entry (`GET /sessions`' `cost_usd`). The rollups' own marker makes a
 second report of the same end, here or at another replica, add nothing. An eval's session is left out.
 """
 
@@ -32,12 +33,13 @@ MACHINE_END_GRACE_SECONDS = 3.0
 ENDS = ("ended", "machine_ended")
 UNKNOWN = "unknown"  # a session whose `requested` event or listed entry is gone (the store lost it)
 Entry = Callable[[str], Awaitable[dict[str, Any] | None]]
+Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
 
 class UsageCount:
     def __init__(self, costs: SessionCosts, timeline: SessionTimeline, entry: Entry, rollups: Rollups,
-                 metrics: KeyUsageMetrics) -> None:
-        self._costs, self._timeline, self._entry = costs, timeline, entry
+                 metrics: KeyUsageMetrics, note: Note | None = None) -> None:
+        self._costs, self._timeline, self._entry, self._note = costs, timeline, entry, note
         self.rollups = rollups
         self._metrics = metrics
         self._pending: set[asyncio.Task[None]] = set()
@@ -78,6 +80,8 @@ class UsageCount:
             use = SessionUse(session_id, day, key, release, amounts(cost))
             if await self.rollups.add(use):
                 self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.total or 0.0)
+                if self._note is not None and cost.total is not None:  # the listing's COST
+                    await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
         except Exception as exc:  # the store: the session goes uncounted, said
             log.warning("session %s: its usage is not added: %s", session_id, type(exc).__name__)
 

@@ -73,10 +73,10 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     admin = any("key" in item for item in found)
     rows = [[str(item.get("session_id")), str(item.get("status")), moment(item.get("created")),
              moment(item.get("ended")), str(item.get("release") or "-"), str(item.get("region") or "-"),
-             "eval" if item.get("eval") else "-", str(item.get("error") or ""),
+             "eval" if item.get("eval") else "-", _listed_cost(item), str(item.get("error") or ""),
              *([str(item.get("key") or item.get("caller") or "-")] if admin else [])]
             for item in found]
-    click.echo(table(["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "ERROR",
+    click.echo(table(["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "COST $", "ERROR",
                       *(["KEY"] if admin else [])], rows))
     if params["cursor"] is not None:
         click.echo(f"more: --cursor {params['cursor']}", err=True)
@@ -132,6 +132,12 @@ def show(session_id: str, transcript: bool) -> None:
         click.echo(table(["WHEN", "EVENT", "REPLICA", "DETAIL"],
                          [[moment(e.get("at")), str(e.get("event")), str(e.get("replica") or "-"), _detail(e)]
                           for e in events]))
+
+
+def _listed_cost(item: dict[str, Any]) -> str:
+    """An ended session's cost as the listing keeps it (`-`: live, an eval's, or not priced)."""
+    cost = item.get("cost_usd")
+    return f"{cost:.6f}" if isinstance(cost, int | float) else "-"
 
 
 def _cost(cost: dict[str, Any]) -> str:

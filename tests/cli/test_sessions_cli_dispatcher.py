@@ -73,7 +73,8 @@ def test_a_key_lists_its_names_sessions_as_a_table_and_as_json(dispatcher: Dispa
     ended = json.loads(listed(dispatcher, "--status", "ended", count=1, api_key=ACME_KEY).stdout)
     assert [s["session_id"] for s in ended["sessions"]] == [started["acme"][1]]
     lines = run(dispatcher.base_url, "sessions", api_key=ACME_KEY).stdout.splitlines()
-    assert lines[0].split() == ["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "ERROR"]
+    assert lines[0].split() == ["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "COST", "$",
+                                "ERROR"]
     assert [line.split()[:2] for line in lines[1:]] == [[started["acme"][1], "ended"], [started["acme"][0], "active"]]
 
 

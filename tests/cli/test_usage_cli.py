@@ -47,5 +47,9 @@ def test_usage_per_key_as_a_table_csv_and_json(tmp_path: Path) -> None:
         rows = list(csv.DictReader(io.StringIO(run(url, "--csv", "--by", "release").stdout)))
         assert [(row["release"], row["sessions"]) for row in rows] == [("default", "3"), ("TOTAL", "3")]
         assert float(rows[0]["cost_usd"]) == 0.0  # local processes cost nothing
+        listed = CliRunner().invoke(voicefleet, ["sessions"], prog_name="voicefleet",
+                                    env={"VOICEFLEET_URL": url, "VOICEFLEET_ADMIN_KEY": ADMIN_KEY}).stdout.splitlines()
+        column = listed[0].index("COST $")
+        assert [line[column:].split()[0] for line in listed[1:]] == ["0.000000"] * 3  # each ended session's cost
         refused = run(url, "--since", "500d")
         assert refused.exit_code == 1 and "at most 400 days" in refused.output, refused.output

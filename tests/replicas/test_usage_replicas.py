@@ -36,3 +36,7 @@ def test_two_replicas_count_each_session_once_in_one_total(tmp_path: Path, store
         [row] = usage(b)["rows"]  # one key: the fleet's client key, by its id (it has no name)
         assert row["sessions"] == SESSIONS and row["minutes"] > 0
         assert len(store.admin().keys("{voicefleet}:usage:counted:*")) == SESSIONS  # each session once
+        for replica in (a, b):  # each one's cost beside its listed entry, at either replica
+            listed = httpx.get(f"{replica}/sessions", timeout=TIMEOUT,
+                               headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["sessions"]
+            assert [item["cost_usd"] for item in listed] == [0.0] * SESSIONS, listed

@@ -51,6 +51,8 @@ async def test_each_key_reads_its_own_usage_and_an_admin_every_keys(make_api) ->
         assert refused.status_code == 403 and "its own key" in refused.json()["error"]["message"]
         only_b = (await usage(api, ADMIN, "?key=team-b&by=day")).json()
         assert only_b["totals"]["sessions"] == 1 and len(only_b["rows"]) == 1
+        listed = (await api.get("/sessions", headers=bearer(ADMIN))).json()["sessions"]
+        assert sorted(item["cost_usd"] for item in listed) == [0.0, 0.0, 0.0]  # each one's cost, listed
         metrics = (await api.get("/metrics", headers=bearer(ADMIN))).text
         assert 'voicefleet_key_sessions_total{key="team-a"} 2.0' in metrics
         assert 'voicefleet_key_sessions_total{key="team-b"} 1.0' in metrics
