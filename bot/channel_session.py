@@ -82,6 +82,12 @@ def _redaction() -> tuple[Any, str | None]:
         return None, f"{exc}; the transcript was not kept"
 
 
+def _watch() -> SessionWatch | None:
+    from bot import watch
+
+    return watch.current()
+
+
 def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
     """(machine id, image) for the hello: the provider's own id where it gives one. A Kubernetes pod's
     is its name, its containers' hostname (`HOSTNAME`, as the container runtime sets it): a warm pool's
@@ -182,6 +188,8 @@ class ChannelSession:
             if event == "ended" and self.recorder is not None:  # its last part is kept before the end is told
                 recorder, self.recorder = self.recorder, None
                 await recorder.finish()
+            if event == "ended" and (session_watch := _watch()) is not None:  # what its services used
+                fields["usage"] = tuple(session_watch.usage.report())
             tracing.SESSION.reported(event, fields)
             await self.channel.report(event, self.assignment.session_id, **fields)
             if event == "ended":  # the session's span is complete: send it while the channel holds

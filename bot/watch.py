@@ -7,7 +7,8 @@ session, so the host attaches itself to every `PipelineWorker` built in it: an o
 the output transport push `BotStartedSpeakingFrame` (the bot's speech starting to play: observed,
 not inferred from a queued frame), the worker's own `on_idle_timeout` and `on_pipeline_error`
 events, and the crash of a task a processor started or of an event handler (seen in Pipecat's log:
-bot/pipeline_errors.py, bot/handler_errors.py). The user's code is unchanged and sees nothing of it.
+bot/pipeline_errors.py, bot/handler_errors.py), and the services' usage metrics (bot/usage_meter.py).
+The user's code is unchanged and sees nothing of it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 
 from bot.pipeline_errors import transport_failed
+from bot.usage_meter import UsageMeter, with_usage_metrics
 
 Callback = Callable[[], Awaitable[None]]
 ErrorCallback = Callable[[str, str], Awaitable[None]]  # (reason, detail)
@@ -42,6 +44,7 @@ class SessionWatch:
         self.on_transport_failed: Callable[[str], None] | None = None
         self.errors = 0
         self.observers: list[BaseObserver] = []  # the host's own, added to each worker (the recording's tap)
+        self.usage = UsageMeter()  # the services' usage metrics, summed for the `ended` report
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
 
     def install(self) -> None:
@@ -60,7 +63,9 @@ class SessionWatch:
             if watch is None:
                 original(worker, *args, **kwargs)
                 return
-            kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), *watch.observers]
+            kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), watch.usage,
+                                   *watch.observers]
+            with_usage_metrics(kwargs)  # the services count their use (bot/usage_meter.py)
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
             worker.add_event_handler("on_idle_timeout", watch._idle)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from botchannel.json_input import parse_json
 from botchannel.recording import RecordingPlan
+from botchannel.usage import UsageError, parse_usage
 
 PROTOCOL_VERSION = 1
 CHANNEL_PATH = "/bots/channel"
@@ -148,6 +149,8 @@ class Report:
     reason: str | None = None
     detail: str | None = None
     exit_code: int | None = None
+    # `ended` only: what the session's services used (botchannel/usage.py); None: not reported
+    usage: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,11 @@ def encode(frame: Frame) -> str:
         del fields["resume"]
     if isinstance(frame, Request):
         fields["params"] = dict(frame.params)
+    if isinstance(frame, Report):
+        if frame.usage is None:
+            del fields["usage"]
+        else:
+            fields["usage"] = list(frame.usage)
     return json.dumps({"type": kind, **fields}, separators=(",", ":"))
 
 
@@ -290,8 +298,18 @@ def parse_frame(raw: str | bytes) -> Frame:
             reason=_optional_text(data, "reason"),
             detail=_optional_text(data, "detail"),
             exit_code=exit_code,
+            usage=_usage(data) if event == "ended" else None,
         )
     raise ProtocolError(f"unknown frame type {kind!r}")
+
+
+def _usage(data: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
+    if data.get("usage") is None:
+        return None
+    try:
+        return parse_usage(data["usage"])
+    except UsageError as exc:
+        raise ProtocolError(f"report: {exc}") from None
 
 
 def _fields(obj: object) -> dict[str, Any]:

@@ -13,6 +13,7 @@ holds them to one direction of imports. Lowest first, each may import only what 
     artifacts/                  every call kept: the recording policy, the stores, uploads, reports
     reserve/                    warm bots, claimed once
     sessions/                   the session lifecycle, admission, the reaper
+    usage/                      what a call's services cost, and the usage rolled up per day and key
     phone/                      phone calls: who may open one, its bot and its media relay
     api/                        the whole HTTP surface: every route, WebSocket endpoint, middleware
     app, wiring, factory,       the object graph built once from settings (wiring, factory),

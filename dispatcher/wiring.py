@@ -76,6 +76,8 @@ from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
+from dispatcher.usage.build import build_usage
+from dispatcher.usage.price_table import load_prices
 from voicefleet_settings.read import setting_text
 
 FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
@@ -126,7 +128,8 @@ def build_state(
         watch(channels)  # a provider that knows its machines only through their channel (Cerebrium)
     timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
     timeline.follow(channels)
-    costs = SessionCosts(machines.name, bot_price(machines, env))  # the reserve's price table (docs/operations.md)
+    # The reserve's price table for machines, the services' own for what the bots' services used (docs/operations.md).
+    costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env))
     webhook_settings = WebhookSettings.from_env(env)
     webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs)
                 if webhook_settings is not None else None)
@@ -136,6 +139,8 @@ def build_state(
     cost_count = CostCount(costs, timeline, metrics)  # each ended session's cost, in /metrics
     timeline.listeners.append(cost_count.timeline_event)
     timeline.closers.append(cost_count.aclose)
+    usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry,  # GET /usage
+                        coordination.session_index.noted)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
                          names=dict(settings.api_key_names),
                          owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (
@@ -222,6 +227,7 @@ def build_state(
         remote=replication.remote,
         replication=replication,
         waits=StreamSlots(settings.session_waits, settings.session_waits_per_key),
+        usage=usage,
         metric_lines=MetricLines(metrics.registry, machines.name, MetricLineSettings.from_env(env),
                                  refresh=refresh_gauges, store_up=store_up),
         channel_access=channel_access,

@@ -28,7 +28,12 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.artifacts",),
     ("dispatcher.reserve",),
     ("dispatcher.regions",),
+    # What a call's services cost and the usage sums: priced below the sessions (their cost reads the
+    # table), counted above them (the count reads a session's timeline).
+    ("dispatcher.usage.price_table", "dispatcher.usage.service_cost", "dispatcher.usage.rollups",
+     "dispatcher.usage.key_metrics"),
     ("dispatcher.sessions",),
+    ("dispatcher.usage",),
     ("dispatcher.phone",),
     ("dispatcher.api",),
     ("dispatcher.app", "dispatcher.wiring", "dispatcher.factory", "dispatcher.__main__", "dispatcher.serving",

@@ -624,6 +624,19 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="a machine still active `MAX_SESSION_SECONDS` + this after launch is stopped by the reaper",
     ),
     Setting(
+        "USAGE_PRICES", "sessions", STRING,
+        shown="the built-in table (dispatcher/usage/prices.json)",
+        meaning=(
+            "the services' prices over the built-in table: a JSON file's path or the JSON itself, entries of "
+            "`kind`, `model`, `rates`, `source` ([operations.md](operations.md#what-a-call-costs-and-who-used-it)); "
+            "a model in neither is \"not priced\", never 0"
+        ),
+    ),
+    Setting(
+        "USAGE_KEEP_DAYS", "sessions", INTEGER, minimum=1, maximum=800, default="400",
+        meaning="how many days of usage rollups (per day, key, release, model) the store keeps for `GET /usage`",
+    ),
+    Setting(
         "CORS_ALLOW_ORIGINS", "server", LIST,
         shown="unset",
         meaning=(

@@ -36,6 +36,7 @@ from dispatcher.api.routers import (
     sessions,
     status,
     timeline,
+    usage,
     webhooks,
 )
 from dispatcher.api.state import AppState
@@ -43,7 +44,8 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
-           session_list.router, audit.router, artifacts.router, capacity.router, keys.router, connect_hint.router)
+           session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
+           connect_hint.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

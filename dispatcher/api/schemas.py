@@ -106,12 +106,27 @@ class IceConfigOut(BaseModel):
     )
 
 
+class ServicesCostOut(BaseModel):
+    """What the bot's services used, as its `ended` report says, at the services' price table."""
+
+    reported: bool = Field(description="`false`: the bot ended without reporting its services' usage.")
+    usd: float = Field(description="The priced rows' sum; a row not priced is listed, never counted as 0.")
+    not_priced: list[str] = Field(description="The services with no price in the table (`USAGE_PRICES`).")
+    usage: list[dict[str, Any]] = Field(
+        description="A row per service and model: `kind` (llm, tts, stt), `processor`, `model`, its counts, and "
+        "`usd` with `price_source`, or `priced: \"not priced\"` with `why`."
+    )
+
+
 class CostOut(BaseModel):
-    """What the session's machine cost (docs/operations.md, "What a call cost"). Without a price for the
-    provider and size, the amounts are left out and `not_counted` says so."""
+    """What the session cost (docs/operations.md, "What a call costs, and who used it"): its machine and
+    its bot's services. Without a price for the provider and size, the amounts are left out and
+    `not_counted` says so."""
 
     currency: Literal["USD"] = "USD"
-    total: float | None = Field(default=None, description="`session_usd` + `idle_usd`.")
+    total: float | None = Field(default=None, description="`machine_usd` + the services' priced `usd`.")
+    machine_usd: float | None = Field(default=None, description="`session_usd` + `idle_usd`.")
+    services: ServicesCostOut | None = Field(default=None, description="The bot's LLM, TTS and STT use, priced.")
     session_usd: float | None = Field(default=None, description="`session_seconds` × the price.")
     idle_usd: float | None = Field(default=None, description="`idle_seconds` × the price.")
     machine_seconds: float = Field(description="`session_seconds` + `idle_seconds`.")

@@ -44,6 +44,7 @@ from dispatcher.sessions.smoke_watch import SmokeWatch
 from dispatcher.settings import Settings
 from dispatcher.store.audit_trail import MemoryTrail
 from dispatcher.store.coordination import AuditTrail
+from dispatcher.usage.usage_count import UsageCount
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class AppState:
     runtime: RuntimeSettings | None = None
     capacity_floors: Floors | None = None
     artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
+    usage: UsageCount | None = None  # ended sessions' use, rolled up per day (GET /usage)
 
     @property
     def releases(self) -> LiveReleases:

@@ -1,6 +1,7 @@
 """What a session's machine cost: its machine-seconds at the price of one running bot of the
 deployment's provider and size (dispatcher/reserve/prices.py, the table the reserve's hot tier is
-priced by), plus, for a bot claimed from the warm reserve, its idle share.
+priced by), plus, for a bot claimed from the warm reserve, its idle share, plus its bot's services (LLM, TTS,
+STT) as its `ended` report's `usage` says, at the services' price table (dispatcher/usage/).
 
 From the session's timeline (dispatcher/sessions/timeline.py): its machine is paid from its
 `launched` or `claimed` event until its bot's `ended` report (a live session: until now; one that
@@ -19,18 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.reserve.prices import BotPrice
+from dispatcher.usage.price_table import PriceTable
+from dispatcher.usage.service_cost import ServicesCost, price_usage
 
 CURRENCY = "USD"
 STARTS = ("claimed", "launched")  # the timeline's events that say the session's machine is paid from then
 # What a session's cost leaves out, always (docs/operations.md says where to add each).
 NOT_COUNTED = (
     "Daily room minutes",
-    "the bot's own LLM, STT and TTS bills",
     "TURN relay and network egress",
     "a provider's minimum billed time, and the machine's stop after the bot's end",
 )
 THAWED = "a thawed bot's time before it froze, and its frozen storage"
 UNPRICED = "the machine: no price for this provider and size (RESERVE_HOT_DOLLARS_PER_MONTH sets one)"
+UNREPORTED = "the bot's LLM, STT and TTS use: its bot ended without reporting it"
+NOT_YET = "the bot's LLM, STT and TTS use: its bot reports it at its end"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class SessionCost:
     idle_seconds: float  # a claimed bot's idle time before its claim; 0 for a cold launch
     estimated: bool  # its end is not its bot's report (a live session, or one that ended unreported)
     not_counted: tuple[str, ...]
+    services: ServicesCost | None = None  # its bot's services at the price table (dispatcher/usage/)
 
     @property
     def machine_seconds(self) -> float:
@@ -55,8 +60,14 @@ class SessionCost:
         return None if self.price is None else self.idle_seconds * self.price.dollars_per_second
 
     @property
-    def total(self) -> float | None:
+    def machine_usd(self) -> float | None:
         return None if self.price is None else self.machine_seconds * self.price.dollars_per_second
+
+    @property
+    def total(self) -> float | None:
+        """The machine and the priced services; None when the machine is not priced."""
+        machine = self.machine_usd
+        return None if machine is None else machine + (self.services.usd if self.services is not None else 0.0)
 
     def as_json(self) -> dict[str, Any]:
         """The answer's and the ended webhook's `cost`; without a price, its amounts are left out."""
@@ -64,6 +75,8 @@ class SessionCost:
         answer = {
             "currency": CURRENCY,
             "total": _usd(self.total),
+            "machine_usd": _usd(self.machine_usd),
+            "services": self.services.as_json() if self.services is not None else None,
             "session_usd": _usd(self.session_usd),
             "idle_usd": _usd(self.idle_usd),
             "machine_seconds": round(self.machine_seconds, 3),
@@ -82,9 +95,11 @@ class SessionCost:
 class SessionCosts:
     """Prices sessions on the deployment's provider, by one price: its bots are all one size."""
 
-    def __init__(self, provider: str, price: BotPrice | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, provider: str, price: BotPrice | None, clock: Callable[[], float] = time.time,
+                 prices: PriceTable | None = None) -> None:
         self.provider = provider
         self.price = price
+        self.prices = prices  # the services' table; None: the services are not priced here
         self._clock = clock  # epoch seconds, as the timeline's events are
 
     def of(self, events: Sequence[dict[str, Any]], *, running: bool, ended_at: float | None = None
@@ -96,6 +111,7 @@ class SessionCosts:
         if start is None:
             return None
         began = float(start["at"])
+        report = next((e for e in events if e.get("event") == "ended"), None)
         ended = ended_at if _time(ended_at) is not None else next(
             (_time(e.get("at")) for e in events if e.get("event") == "ended" and _time(e.get("at")) is not None), None)
         estimated = ended is None
@@ -107,8 +123,15 @@ class SessionCosts:
             not_counted.append(THAWED)
         if self.price is None:
             not_counted.insert(0, UNPRICED)
+        services = None
+        if self.prices is not None:
+            usage = report.get("usage") if report is not None else None
+            services = price_usage(self.prices, usage if isinstance(usage, list) else None)
+            if not services.reported:
+                not_counted.append(NOT_YET if running and report is None else UNREPORTED)
+            not_counted.extend(f"{name}: not priced" for name in services.unpriced)
         return SessionCost(self.provider, self.price, max(0.0, ended - began), max(0.0, idle or 0.0),
-                           estimated, tuple(not_counted))
+                           estimated, tuple(not_counted), services)
 
 
 def _time(value: object) -> float | None:

@@ -149,6 +149,7 @@ class SessionListing:
                 "ended": entry.get("ended"), "release": entry.get("release"), "region": entry.get("region"),
                 "transport": entry.get("transport"), "error": entry.get("pipeline_error") or entry.get("error"),
                 "eval": entry.get("eval") is True,
+                "cost_usd": entry.get("cost_usd"),  # once it ended and was priced (dispatcher/usage/usage_count.py)
                 "key": entry.get("key"),
                 "caller": entry.get("caller")}
 

@@ -401,9 +401,9 @@ class SessionIndex(Protocol):
         shows over an end."""
         ...
 
-    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
-        """A fact of a session that goes on (its bot's first pipeline error), kept beside its entry: the
-        first one told; it ends nothing."""
+    async def noted(self, session_id: str, note: Mapping[str, Any], *, record: str = "noted") -> None:
+        """A fact of a session kept beside its entry, the first one told: its bot's first pipeline error
+        (`noted`), or, once it ended, its cost (`costed`, dispatcher/usage/usage_count.py); it ends nothing."""
         ...
 
     async def entry(self, session_id: str) -> dict[str, Any] | None:

@@ -33,7 +33,8 @@ from dispatcher.store.message_seal import MessageSeal
 KEEP_SECONDS = 24 * 3600.0  # a day, as a session's timeline (dispatcher/store/timelines.py)
 MAX_ENTRIES = 50_000  # per set: a day of a busy deployment; an entry is ~300 bytes
 ALL = ""  # the deployment-wide set's caller (an admin's listing)
-_RECORDS = 4  # a session's records in the store: its entry, note, end and failure
+NOTES = ("noted", "costed")  # a session's notes: its first pipeline error, its cost once it ended
+_RECORDS = 5  # a session's records in the store: its entry, its two notes, its end and its failure
 
 Position = tuple[int, str]  # (the start's time in ms, session id): where a page stopped
 
@@ -92,7 +93,7 @@ class MemorySessionIndex:
         if entry is not None and not entry.get("failure") and (failure or "status" not in entry):
             entry.update(end, failure=failure)
 
-    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
+    async def noted(self, session_id: str, note: Mapping[str, Any], *, record: str = "noted") -> None:
         entry = self._entries.get(session_id)
         if entry is not None:
             for field, value in note.items():
@@ -142,8 +143,10 @@ class StoreSessionIndex:
     def _end(self, session_id: str, failure: bool = False) -> str:
         return self._store.key("sessions", "failed" if failure else "end", session_id)
 
-    def _note(self, session_id: str) -> str:
-        return self._store.key("sessions", "noted", session_id)
+    def _note(self, session_id: str, record: str = "noted") -> str:
+        if record not in NOTES:
+            raise ValueError(f"a session's note is one of {NOTES}")
+        return self._store.key("sessions", record, session_id)
 
     async def opened(self, entry: Mapping[str, Any]) -> None:
         session_id = str(entry["session_id"])
@@ -158,8 +161,8 @@ class StoreSessionIndex:
         sealed = self._seal.seal_record(key, json.dumps(dict(end), separators=(",", ":")).encode())
         await self._store.call(lambda: self._store.redis.set(key, sealed, px=self._keep_ms, nx=True))
 
-    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
-        key = self._note(session_id)
+    async def noted(self, session_id: str, note: Mapping[str, Any], *, record: str = "noted") -> None:
+        key = self._note(session_id, record)
         sealed = self._seal.seal_record(key, json.dumps(dict(note), separators=(",", ":")).encode())
         await self._store.call(lambda: self._store.redis.set(key, sealed, px=self._keep_ms, nx=True))
 
@@ -186,8 +189,8 @@ class StoreSessionIndex:
         return self._combined(keys, values)
 
     def _records(self, session_id: str) -> list[str]:
-        """Its entry, then its note, its end and its failure (over the end), each told over the one before."""
-        return [self._entry(session_id), self._note(session_id), self._end(session_id),
+        """Its entry, then its notes, its end and its failure (over the end), each told over the one before."""
+        return [self._entry(session_id), *(self._note(session_id, note) for note in NOTES), self._end(session_id),
                 self._end(session_id, failure=True)]
 
     def _combined(self, keys: list[str], values: list[bytes | str | None]) -> dict[str, Any] | None:
@@ -221,8 +224,9 @@ class ForgivingSessionIndex:
                         lambda: self._alone.closed(session_id, end, failure=failure),
                         f"listing entry of session {session_id}")
 
-    async def noted(self, session_id: str, note: Mapping[str, Any]) -> None:
-        await forgiving(lambda: self._shared.noted(session_id, note), lambda: self._alone.noted(session_id, note),
+    async def noted(self, session_id: str, note: Mapping[str, Any], *, record: str = "noted") -> None:
+        await forgiving(lambda: self._shared.noted(session_id, note, record=record),
+                        lambda: self._alone.noted(session_id, note, record=record),
                         f"listing entry of session {session_id}")
 
     async def entry(self, session_id: str) -> dict[str, Any] | None:

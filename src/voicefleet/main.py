@@ -16,6 +16,7 @@ from voicefleet.releases import releases
 from voicefleet.session_group import session
 from voicefleet.sessions import sessions
 from voicefleet.status import status
+from voicefleet.usage import usage
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
@@ -45,6 +46,7 @@ voicefleet.add_command(audit)
 voicefleet.add_command(capacity)
 voicefleet.add_command(keys)
 voicefleet.add_command(context)
+voicefleet.add_command(usage)
 
 
 def main() -> None:

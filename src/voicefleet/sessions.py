@@ -73,10 +73,10 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     admin = any("key" in item for item in found)
     rows = [[str(item.get("session_id")), str(item.get("status")), moment(item.get("created")),
              moment(item.get("ended")), str(item.get("release") or "-"), str(item.get("region") or "-"),
-             "eval" if item.get("eval") else "-", str(item.get("error") or ""),
+             "eval" if item.get("eval") else "-", _listed_cost(item), str(item.get("error") or ""),
              *([str(item.get("key") or item.get("caller") or "-")] if admin else [])]
             for item in found]
-    click.echo(table(["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "ERROR",
+    click.echo(table(["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "COST $", "ERROR",
                       *(["KEY"] if admin else [])], rows))
     if params["cursor"] is not None:
         click.echo(f"more: --cursor {params['cursor']}", err=True)
@@ -122,6 +122,8 @@ def show(session_id: str, transcript: bool) -> None:
         facts.append(("EVAL", f"yes, on release {answer.get('release') or '-'}"))
     if answer is not None and isinstance(answer.get("cost"), dict):
         facts.append(("COST", _cost(answer["cost"])))
+        if isinstance(answer["cost"].get("services"), dict):
+            facts.append(("SERVICES", services_line(answer["cost"]["services"], str(answer.get("status")))))
     width = max(len(label) for label, _ in facts)
     click.echo("\n".join(f"{label.ljust(width)}  {value}" for label, value in facts))
     events = timeline.get("events", [])
@@ -130,6 +132,12 @@ def show(session_id: str, transcript: bool) -> None:
         click.echo(table(["WHEN", "EVENT", "REPLICA", "DETAIL"],
                          [[moment(e.get("at")), str(e.get("event")), str(e.get("replica") or "-"), _detail(e)]
                           for e in events]))
+
+
+def _listed_cost(item: dict[str, Any]) -> str:
+    """An ended session's cost as the listing keeps it (`-`: live, an eval's, or not priced)."""
+    cost = item.get("cost_usd")
+    return f"{cost:.6f}" if isinstance(cost, int | float) else "-"
 
 
 def _cost(cost: dict[str, Any]) -> str:
@@ -143,6 +151,16 @@ def _cost(cost: dict[str, Any]) -> str:
                "estimated" if cost.get("estimated") else ""]
     shown = ", ".join(detail for detail in details if detail)
     return f"{cost['total']} {cost.get('currency', '')}".rstrip() + (f" ({shown})" if shown else "")
+
+
+def services_line(services: dict[str, Any], status: str) -> str:
+    """`0.000387 USD: llm gpt-4o-mini 0.000387, stt nova-3 not priced`: each service and model."""
+    if not services.get("reported"):
+        live = status in ("starting", "started", "joined")
+        return "not reported yet (its bot reports it at its end)" if live else "not reported (its bot ended without it)"
+    rows = [f"{row.get('kind')} {row.get('model') or row.get('processor')} "
+            + (str(row["usd"]) if "usd" in row else "not priced") for row in services.get("usage", [])]
+    return f"{services.get('usd')} USD" + (f": {', '.join(rows)}" if rows else " (none used)")
 
 
 def _detail(event: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The service fakes are no more lenient than the APIs they stand for: wrong credentials are
-refused at the handshake, silence gets no transcript, and a streamed completion parses in the
-real OpenAI SDK. (The end-to-end proof is test_service_transcripts.py; this keeps the fakes honest.)"""
+refused at the handshake, silence gets no transcript, and a completion, streamed or whole, parses in
+the real OpenAI SDK. (The end-to-end proof is test_service_transcripts.py; this keeps the fakes honest.)"""
 
 from __future__ import annotations
 
@@ -69,8 +69,10 @@ async def test_openai_streams_a_completion_the_sdk_parses_and_refuses_a_wrong_ke
         )
         text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
         assert text == "You asked: hi there."
+        whole = await client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        assert whole.choices[0].message.content == "You asked: x."  # not streamed: one completion object
         with pytest.raises(BadRequestError):
-            await client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(model="gpt-test", messages=[])
         with pytest.raises(AuthenticationError):
             await AsyncOpenAI(api_key="wrong", base_url=fake.url, max_retries=0).chat.completions.create(
                 model="gpt-test", messages=[{"role": "user", "content": "x"}], stream=True

@@ -7,8 +7,10 @@ Wire contract (platform.openai.com/docs/api-reference/chat-streaming): `Authoriz
 last choice a `finish_reason`; with `stream_options.include_usage` one more chunk with empty
 `choices` and `usage`), closed by `data: [DONE]`. Errors are `{"error": {message, type, param, code}}`.
 
-The reply echoes the latest user message (`reply_prefix` + its text), so a test can see the user's
-transcript reached the model and the model's words reached the user.
+Without `stream` the answer is one `chat.completion` object (its `choices[0].message.content`). The
+reply echoes the latest user message (`reply_prefix` + its text), so a test can see the user's
+transcript reached the model and the model's words reached the user; `answer`, when given, writes
+the reply from the messages instead (a judge's verdict, say).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -33,10 +35,12 @@ def openai_error(status: int, message: str, kind: str = "invalid_request_error")
 class FakeOpenAIChat(FakeApi):
     error_body = staticmethod(lambda status: {"error": {"message": f"injected {status}", "type": "server_error"}})
 
-    def __init__(self, api_key: str, reply_prefix: str = "You asked: ") -> None:
+    def __init__(self, api_key: str, reply_prefix: str = "You asked: ",
+                 answer: Callable[[list[dict[str, Any]]], str] | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.reply_prefix = reply_prefix
+        self.answer = answer
         self.replies: list[str] = []
 
     def routes(self) -> list[Route]:
@@ -54,8 +58,10 @@ class FakeOpenAIChat(FakeApi):
             return openai_error(400, problem)
         users = [m for m in body["messages"] if m.get("role") == "user"]
         heard = _text(users[-1]["content"]) if users else ""
-        reply = f"{self.reply_prefix}{heard}."
+        reply = self.answer(body["messages"]) if self.answer is not None else f"{self.reply_prefix}{heard}."
         self.replies.append(reply)
+        if body.get("stream") is not True:
+            return JSONResponse(_completion(body["model"], reply))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(_events(body["model"], reply, include_usage), media_type="text/event-stream")
 
@@ -77,9 +83,17 @@ def _request_problem(body: Any) -> str | None:
             "tool",
         ):
             return f"invalid message {message!r}"
-    if body.get("stream") is not True:
-        return "this fake serves streamed completions only (stream: true)"
+    if not isinstance(body.get("stream", False), bool):
+        return f"{body['stream']!r} is not of type 'boolean' - 'stream'"
     return None
+
+
+def _completion(model: str, reply: str) -> dict[str, Any]:
+    return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": len(reply.split()),
+                      "total_tokens": 20 + len(reply.split())}}
 
 
 def _text(content: Any) -> str:

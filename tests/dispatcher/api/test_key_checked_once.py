@@ -31,6 +31,7 @@ from dispatcher.api.routers import (
     sessions,
     status,
     timeline,
+    usage,
     webhooks,
 )
 from dispatcher.settings import hash_api_key
@@ -65,12 +66,12 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 # Routers that prove their caller otherwise: the bot channel's token, a carrier's or Daily's
 # signature, the regions' secret, a health check that needs none and /metrics (checked in the route),
 # the admin keys (releases, status, the audit trails, capacity and runtime keys: checked in each route,
-# dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, and a session's artifacts,
-# checked in the route; their files and a bot's recording parts: a signed path,
+# dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, the usage, and a session's
+# artifacts, checked in the route; their files and a bot's recording parts: a signed path,
 # dispatcher/artifacts/signed_paths.py).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
              releases.router, status.router, session_list.router, audit.router, artifacts.router, capacity.router,
-             keys.router)
+             keys.router, usage.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:

@@ -1,0 +1,61 @@
+"""The `usage` an `ended` report carries: what the session's services used (bot/usage_meter.py sums
+it from Pipecat's usage metrics), one row per service and model.
+
+A row is `{"kind": "llm"|"tts"|"stt", "processor", "model" (or null), <count>: number, ...}` with the
+counts its kind has: an LLM's tokens (speech-to-speech audio tokens among them), TTS `characters`,
+STT `audio_seconds`. The dispatcher takes at most `MAX_ROWS` rows, each count finite and at least 0,
+and prices them (dispatcher/usage/).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+MAX_ROWS = 16
+MAX_NAME_CHARS = 120
+COUNTS: dict[str, tuple[str, ...]] = {
+    "llm": ("prompt_tokens", "completion_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+            "reasoning_tokens", "input_audio_tokens", "output_audio_tokens", "cache_read_input_audio_tokens"),
+    "tts": ("characters",),
+    "stt": ("audio_seconds",),
+}
+MAX_COUNT = 1e12  # far above any one call's use; a larger figure is a broken or hostile report
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_usage(value: object) -> tuple[dict[str, Any], ...]:
+    """The report's `usage` rows, checked; raises `UsageError` naming the first thing wrong."""
+    if not isinstance(value, list):
+        raise UsageError("usage must be a list of rows")
+    if len(value) > MAX_ROWS:
+        raise UsageError(f"usage: at most {MAX_ROWS} rows")
+    return tuple(_row(n, row) for n, row in enumerate(value))
+
+
+def _row(n: int, row: object) -> dict[str, Any]:
+    if not isinstance(row, Mapping):
+        raise UsageError(f"usage[{n}] must be an object")
+    kind = row.get("kind")
+    if kind not in COUNTS:
+        raise UsageError(f"usage[{n}].kind must be one of {', '.join(COUNTS)}")
+    processor, model = row.get("processor"), row.get("model")
+    if not isinstance(processor, str) or not processor or len(processor) > MAX_NAME_CHARS:
+        raise UsageError(f"usage[{n}].processor must be a name of at most {MAX_NAME_CHARS} characters")
+    if model is not None and (not isinstance(model, str) or len(model) > MAX_NAME_CHARS):
+        raise UsageError(f"usage[{n}].model must be null or a name of at most {MAX_NAME_CHARS} characters")
+    parsed: dict[str, Any] = {"kind": kind, "processor": processor, "model": model or None}
+    for name, count in row.items():
+        if name in ("kind", "processor", "model"):
+            continue
+        if name not in COUNTS[kind]:
+            raise UsageError(f"usage[{n}]: {name!r} is not a count of a {kind} service")
+        if (isinstance(count, bool) or not isinstance(count, int | float) or not math.isfinite(count)
+                or not 0 <= count <= MAX_COUNT):
+            raise UsageError(f"usage[{n}].{name} must be a number from 0 to {MAX_COUNT:g}")
+        parsed[name] = count
+    return parsed

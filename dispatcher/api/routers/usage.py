@@ -1,0 +1,86 @@
+"""`GET /usage`: ended sessions, their minutes and their cost, per key, release, day or model, from
+the rollups kept as sessions end (dispatcher/usage/). A client key reads its own key's usage only;
+an admin key every key's, and may name one."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from dispatcher.api.admin_auth import admin_key
+from dispatcher.api.dependencies import app_state
+from dispatcher.api.routers.sessions import authenticated
+from dispatcher.api.schemas import ERRORS
+from dispatcher.errors import ApiError
+from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.usage.rollups import MAX_QUERY_DAYS
+from dispatcher.usage.summary import BY, summarise
+
+router = APIRouter(responses=ERRORS, tags=["usage"])
+PARAMETERS = ("by", "since", "until", "key")
+_DAYS = re.compile(r"^(\d{1,4})d$")
+
+
+@router.get("/usage", summary="Sessions, minutes and cost per key, release, day or model")
+async def usage(request: Request) -> dict[str, Any]:
+    """Query: `by` (key, release, day, model; default key), `since` (`30d`, or a day `2026-11-01`;
+    default 30d), `until` (a day; default today, UTC), `key` (a key name: an admin key's to name; a
+    client key reads its own). At most 400 days at once."""
+    state = app_state(request)
+    admin = admin_key(state.settings, request.headers.get("authorization"))
+    who = None if admin is not None else await authenticated(request)
+    await state.read_limit.check(who.id if who is not None else str(admin))
+    query = request.query_params
+    unknown = sorted(set(query) - set(PARAMETERS))
+    if unknown:
+        raise _invalid(f"unknown parameter {unknown[0]!r}; GET /usage takes {', '.join(PARAMETERS)}")
+    by = query.get("by", "key")
+    if by not in BY:
+        raise _invalid(f"by: one of {', '.join(BY)}")
+    today = datetime.now(UTC).date()
+    last = _day(query["until"], "until") if "until" in query else today
+    first = _since(query.get("since", "30d"), last)
+    if first > last:
+        raise _invalid("since: a day on or before `until`")
+    if (last - first).days + 1 > MAX_QUERY_DAYS:
+        raise _invalid(f"at most {MAX_QUERY_DAYS} days at once: ask for a shorter span, or several")
+    key = query.get("key")
+    if key is not None and not KEY_NAME.fullmatch(key):
+        raise _invalid(f"key: a key name ({KEY_NAME_RULE})")
+    if who is not None:
+        own = who.name or who.id
+        if key is not None and key != own:
+            raise ApiError(403, "admin_key_required", "key: a client key reads its own key's usage only; leave "
+                           "`key` out, or ask with an admin key (DISPATCHER_ADMIN_KEYS)", extra={})
+        key = own
+    if state.usage is None:
+        raise ApiError(404, "usage_not_kept", "this deployment keeps no usage", extra={})
+    try:
+        grouped = await state.usage.rollups.grouped(first, last, by, key)
+    except StoreUnavailable:
+        raise ApiError(503, "usage_unavailable", "the usage could not be read (the store did not answer): try "
+                       "again once it answers", retry_after=5.0) from None
+    return {**summarise(grouped, by), "since": first.isoformat(), "until": last.isoformat(), "key": key,
+            "currency": "USD"}
+
+
+def _day(raw: str, name: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise _invalid(f"{name}: a day, e.g. 2026-11-01") from None
+
+
+def _since(raw: str, last: date) -> date:
+    days = _DAYS.fullmatch(raw)
+    if days is not None:
+        return last - timedelta(days=int(days.group(1)) - 1)
+    return _day(raw, "since (or a number of days, e.g. 30d)")
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message, extra={})

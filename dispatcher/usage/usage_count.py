@@ -1,0 +1,107 @@
+"""Each ended session's use, added to the usage rollups (dispatcher/usage/rollups.py) and to the
+per-key counters in `/metrics` (dispatcher/usage/key_metrics.py).
+
+A timeline listener, as the cost's count in `/metrics` is (dispatcher/sessions/cost_count.py): the
+bot's `ended` report (or, without one, its machine's end, a few seconds later) is recorded at the
+replica whose channel holds the bot (or that saw the machine end), which reads back the
+session's timeline (its release, its machine, its services' usage) and its listed entry (its key)
+in the background, at most `MAX_PENDING` at once, adds it, and notes its cost beside its listed
+entry (`GET /sessions`' `cost_usd`). The rollups' own marker makes a
+second report of the same end, here or at another replica, add nothing. An eval's session is left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from dispatcher.sessions.cost import SessionCost, SessionCosts
+from dispatcher.sessions.timeline import SessionTimeline, is_eval
+from dispatcher.usage.key_metrics import KeyUsageMetrics
+from dispatcher.usage.rollups import Amount, Rollups, SessionUse
+
+log = logging.getLogger("dispatcher.usage")
+
+MAX_PENDING = 1_000
+# A machine's end (`machine_ended`) without its bot's report (killed, stopped before it said so) is
+# added this long after it, so the bot's own report, with its services' usage, is the one added when
+# it comes: both name the same session, and the rollups add a session once.
+MACHINE_END_GRACE_SECONDS = 3.0
+ENDS = ("ended", "machine_ended")
+UNKNOWN = "unknown"  # a session whose `requested` event or listed entry is gone (the store lost it)
+Entry = Callable[[str], Awaitable[dict[str, Any] | None]]
+Note = Callable[..., Awaitable[None]]  # the session index's `noted`
+
+
+class UsageCount:
+    def __init__(self, costs: SessionCosts, timeline: SessionTimeline, entry: Entry, rollups: Rollups,
+                 metrics: KeyUsageMetrics, note: Note | None = None) -> None:
+        self._costs, self._timeline, self._entry, self._note = costs, timeline, entry, note
+        self.rollups = rollups
+        self._metrics = metrics
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
+        """A timeline listener: adds a session when its bot's end is recorded; never waits."""
+        if record.get("event") not in ENDS:
+            return
+        if len(self._pending) >= MAX_PENDING:
+            log.warning("session %s: its usage is not added (%d additions pending)", session_id, MAX_PENDING)
+            return
+        try:
+            wait = MACHINE_END_GRACE_SECONDS if record.get("event") == "machine_ended" else 0.0
+            task = asyncio.get_running_loop().create_task(self._add(session_id, record.get("at"), wait))
+        except RuntimeError:  # no loop (a synchronous caller at shutdown)
+            return
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _add(self, session_id: str, ended_at: object, wait: float) -> None:
+        try:
+            if wait:
+                await asyncio.sleep(wait)
+            await self._timeline.settled()
+            events = await self._timeline.read(session_id)
+            if is_eval(events):
+                return
+            at = ended_at if isinstance(ended_at, int | float) else None
+            # A machine's end: its bot's report, when it came meanwhile, is the session's end.
+            cost = self._costs.of(events, running=False, ended_at=None if wait else at)
+            if cost is None:
+                return
+            entry = await self._entry(session_id) or {}
+            key = str(entry.get("key") or entry.get("caller") or UNKNOWN)
+            release = next((str(e["release"]) for e in events
+                            if e.get("event") == "requested" and isinstance(e.get("release"), str)), UNKNOWN)
+            day = datetime.fromtimestamp(at if at is not None else 0, UTC).date()
+            use = SessionUse(session_id, day, key, release, amounts(cost))
+            if await self.rollups.add(use):
+                self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.total or 0.0)
+                if self._note is not None and cost.total is not None:  # the listing's COST
+                    await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
+        except Exception as exc:  # the store: the session goes uncounted, said
+            log.warning("session %s: its usage is not added: %s", session_id, type(exc).__name__)
+
+    async def settled(self) -> None:
+        if self._pending:
+            await asyncio.wait(set(self._pending))
+
+    async def aclose(self) -> None:
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=2.0)
+
+
+def amounts(cost: SessionCost) -> tuple[Amount, ...]:
+    """The session's row (model "") and one row per service (`kind:model`)."""
+    rows = [Amount("", "sessions", 1.0), Amount("", "seconds", cost.session_seconds)]
+    machine = cost.machine_usd
+    rows.append(Amount("", "machine_usd", machine) if machine is not None else Amount("", "unpriced", 1.0))
+    for row in cost.services.rows if cost.services is not None else ():
+        model = f"{row.row.get('kind')}:{row.row.get('model') or row.row.get('processor')}"
+        rows.append(Amount(model, "usd", row.usd) if row.usd is not None else Amount(model, "unpriced", 1.0))
+        rows += [Amount(model, name, float(value)) for name, value in row.row.items()
+                 if name not in ("kind", "processor", "model") and isinstance(value, int | float)]
+    return tuple(rows)

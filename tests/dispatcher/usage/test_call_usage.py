@@ -1,0 +1,70 @@
+"""A call's services, end to end: a dispatcher process runs a real bot host on the test bot
+tests/bots/metered.py, whose stand-in STT, LLM and TTS meter themselves as Pipecat's services do. Its
+`GET /sessions/{id}` and its `report.json` carry what the services counted, priced as the table says
+(gpt-4o-mini and tts-1 are in it; the stand-in STT's model is not: "not priced")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.http_client import api_client
+from tests.support.processes import run_dispatcher
+from tests.support.webrtc_client import WebRTCClient
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "bots"))
+import metered  # noqa: E402  the test bot's own figures
+
+
+async def test_a_calls_cost_carries_what_its_services_counted_priced_by_the_table(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(REPO / "tests" / "bots" / "metered.py"),
+           "VOICEFLEET_ICE_LOOPBACK": "1", "START_WAIT_SECONDS": "120",
+           "RECORDING": "on", "RECORDING_DESTINATION": str(calls)}
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        async with api_client(base_url=dispatcher.base_url, timeout=150) as api:
+            started = await api.post("/start?wait=started", json={})
+            assert started.status_code == 201, started.text
+            session_id = started.json()["session_id"]
+            async with WebRTCClient(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", ice_loopback=True):
+                for _ in range(300):
+                    events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+                    if any(e["event"] == "first_audio" for e in events):
+                        break
+                    await asyncio.sleep(0.1)
+            session: dict = {}
+            for _ in range(300):  # the client left: the pipeline ends, the bot reports its end
+                session = (await api.get(f"/sessions/{session_id}")).json()
+                if session.get("status") == "ended" and not session["cost"]["estimated"]:
+                    break
+                await asyncio.sleep(0.1)
+            reports = []
+            for _ in range(300):
+                reports = list(calls.rglob("report.json"))
+                if reports:
+                    break
+                await asyncio.sleep(0.1)
+    services = session["cost"]["services"]
+    assert services["reported"] is True
+    rows = {row["kind"]: row for row in services["usage"]}
+    prompt = sum(t.prompt_tokens for t in metered.LLM_TURNS)
+    cached = sum(t.cache_read_input_tokens or 0 for t in metered.LLM_TURNS)
+    completion = sum(t.completion_tokens for t in metered.LLM_TURNS)
+    assert (rows["llm"]["prompt_tokens"], rows["llm"]["cache_read_input_tokens"],
+            rows["llm"]["completion_tokens"]) == (prompt, cached, completion)
+    llm_usd = ((prompt - cached) * 0.15 + cached * 0.075 + completion * 0.60) / 1e6  # prices.json's gpt-4o-mini
+    tts_usd = len(metered.REPLY) * 15.0 / 1e6  # tts-1
+    assert rows["llm"]["usd"] == pytest.approx(llm_usd, abs=1e-6)
+    assert rows["tts"]["usd"] == pytest.approx(tts_usd, abs=1e-6)
+    assert rows["stt"]["audio_seconds"] == sum(metered.HEARD_SECONDS) and rows["stt"]["priced"] == "not priced"
+    assert services["not_priced"] == ["stt standin-stt-1"]
+    assert services["usd"] == pytest.approx(llm_usd + tts_usd, abs=1e-6)
+    assert session["cost"]["total"] == pytest.approx(session["cost"]["machine_usd"] + services["usd"], abs=1e-6)
+    assert "stt standin-stt-1: not priced" in session["cost"]["not_counted"]
+    [report] = reports
+    assert json.loads(report.read_text())["cost"]["services"] == services

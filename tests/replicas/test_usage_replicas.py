@@ -1,0 +1,42 @@
+"""Two replicas on one redis-server keep one usage total: sessions started and ended at either one
+are each counted once, and either replica answers `GET /usage` with the same sums."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.replicas.conftest import TIMEOUT, delete, post, start_fleet
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
+
+ADMIN_KEY = "usage-replicas-admin-key-0123456789"
+SESSIONS = 4
+
+
+def usage(base_url: str, query: str = "") -> dict:
+    answer = httpx.get(f"{base_url}/usage{query}", timeout=TIMEOUT, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_two_replicas_count_each_session_once_in_one_total(tmp_path: Path, store: RedisServer) -> None:
+    with start_fleet(tmp_path, store, 2, RESERVE_MAX_IDLE="0", DISPATCHER_ADMIN_KEYS=ADMIN_KEY) as fleet:
+        for _ in range(SESSIONS):
+            started = post(fleet.any(), "/start?wait=started", json={})
+            assert started.status_code == 201, started.text
+            stopped = delete(fleet.any(), f"/sessions/{started.json()['session_id']}")
+            assert stopped.status_code in (202, 204), stopped.text
+        a, b = (r.base_url for r in fleet.replicas)
+        wait_until(lambda: usage(a)["totals"]["sessions"] == SESSIONS, "every session in the usage", timeout=60,
+                   detail=fleet.logs)
+        here, there = usage(a, "?by=day"), usage(b, "?by=day")
+        assert here["rows"] == there["rows"] and here["totals"]["sessions"] == SESSIONS
+        [row] = usage(b)["rows"]  # one key: the fleet's client key, by its id (it has no name)
+        assert row["sessions"] == SESSIONS and row["minutes"] > 0
+        assert len(store.admin().keys("{voicefleet}:usage:counted:*")) == SESSIONS  # each session once
+        for replica in (a, b):  # each one's cost beside its listed entry, at either replica
+            listed = httpx.get(f"{replica}/sessions", timeout=TIMEOUT,
+                               headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["sessions"]
+            assert [item["cost_usd"] for item in listed] == [0.0] * SESSIONS, listed
