@@ -1,5 +1,5 @@
 """Counts of what a piece of async work does, none of which depends on the machine's speed: Python
-lines executed, Python functions called, store round trips, settings reads.
+lines executed, Python functions called, store round trips, settings and environment reads, HMACs.
 
 Only the work inside `counting()` is counted, and the tasks it starts (they inherit its context),
 never what other tasks run meanwhile (the dispatcher's background loops): each event checks a
@@ -9,6 +9,7 @@ context variable. The tracer slows the counted code about tenfold, so count few 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 import sys
 from collections import Counter
@@ -25,6 +26,7 @@ _COUNTING: ContextVar[Counter[str] | None] = ContextVar("operation_counts", defa
 SETTINGS_FILES = ("/voicefleet_settings/",)
 SETTINGS_BUILT = ("from_env", "__post_init__")
 _ENVIRON_READ = type(os.environ).__getitem__.__code__
+_KEYED_HASH = hmac.new.__code__  # an HMAC begun: what a start derives with a secret
 
 
 def _trace(frame: FrameType, event: str, arg: Any) -> Any:
@@ -38,6 +40,8 @@ def _trace(frame: FrameType, event: str, arg: Any) -> Any:
         counts["settings reads"] += 1
     elif code is _ENVIRON_READ:
         counts["environment reads"] += 1
+    elif code is _KEYED_HASH:
+        counts["keyed hashes"] += 1
     return _lines
 
 

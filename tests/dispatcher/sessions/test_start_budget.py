@@ -43,6 +43,8 @@ BUDGET = {
         "store round trips": 11,
         "settings reads": 0,
         "environment reads": 1,  # FastAPI's telemetry asks OpenTelemetry for a provider (os.environ)
+        # as `alone`, and the MACs of four records the replicas share (dispatcher/store/message_seal.py)
+        "keyed hashes": 9,
         "provider calls": 2,  # one Daily room, one Fly machine
         "python calls": 5800,  # 4,630–5,030 measured on 2026-11-27 (the store client's paths vary)
         "python lines": 21500,  # 18,480–19,790 measured on 2026-11-27
@@ -51,6 +53,9 @@ BUDGET = {
         "store round trips": 0,
         "settings reads": 0,
         "environment reads": 1,
+        # the session id's owner tag, the body's fingerprint, the bot channel's credential, the room's
+        # two tokens (bot, client): each is the session's own; a caller's keys are derived once
+        "keyed hashes": 5,
         "provider calls": 2,
         "python calls": 2150,  # 1,845 measured on 2026-11-27
         "python lines": 9300,  # 7,990 measured on 2026-11-27
