@@ -79,7 +79,8 @@ def env_for(arm: str, fakes: str, folder: str) -> dict[str, str]:
     }
     if arm == "features":
         env |= {"DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "RECORDING": "on", "RECORDING_TRANSCRIPT": "on",
-                "RECORDING_DESTINATION": folder, "BOT_CHANNEL_TOKEN": "bench-channel-" + "c" * 32}
+                "RECORDING_DESTINATION": folder, "BOT_CHANNEL_TOKEN": "bench-channel-" + "c" * 32,
+                "BOT_CHANNEL_URL": "wss://dispatcher.bench.invalid/bot", "FLY_ORG": "bench"}
     return env
 
 
