@@ -37,7 +37,7 @@ from bench.fast_fakes import AWS_KEY_ID, AWS_REGION, AWS_SECRET, AWS_TOKEN
 from bench.pinning import cpu_seconds, pinned
 from tests.fakes.server import free_port
 
-KEY = "bench-key"
+KEY, ADMIN_KEY = "bench-key", "bench-admin"
 UNLIMITED = "1000000"
 DISPATCHER_CPU, HARNESS_CPU = 0, 1
 
@@ -70,20 +70,42 @@ class Arm:
     headers: list[str] = field(default_factory=list)
     cwd: str | None = None
 
+    def with_runtime_key(self, port: int) -> None:
+        """With admin keys: a runtime key made through `POST /keys` (and a capacity value for it) is the caller."""
+        if "DISPATCHER_ADMIN_KEYS" not in self.env:
+            return
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
+        made = json.loads(_call(port, "POST", "/keys", {"name": "bench-runtime"}, admin))
+        _call(port, "PATCH", "/capacity", {"key.bench-runtime": 0.9}, admin)
+        self.headers = [f"Authorization: Bearer {made['secret']}"]
 
-def our_arm(provider: str, fakes: str, port: int, *, wait: bool, server: str) -> Arm:
+
+def _call(port: int, method: str, path: str, body: object, headers: dict[str, str]) -> bytes:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     headers=headers, method=method)
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        read: bytes = answer.read()
+        return read
+
+
+def our_arm(provider: str, fakes: str, port: int, *, wait: bool, server: str, features: str | None = None) -> Arm:
     env = {
         **provider_env(provider, fakes),
         "MACHINES": provider, "HOST": "127.0.0.1", "PORT": str(port), "DISPATCHER_API_KEYS": KEY,
         "MAX_CONCURRENT_SESSIONS": UNLIMITED, "START_RATE_PER_KEY": UNLIMITED, "START_BURST_PER_KEY": UNLIMITED,
         "REAPER_INTERVAL_SECONDS": "0", "LOG_LEVEL": "warning",
     }
+    if features is not None:  # every start-path feature: recording kept, a bot channel, a runtime key
+        env |= {"DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "RECORDING": "on", "RECORDING_TRANSCRIPT": "on",
+                "RECORDING_DESTINATION": features, "BOT_CHANNEL_TOKEN": "bench-channel-" + "c" * 32,
+                "BOT_CHANNEL_URL": "wss://dispatcher.bench.invalid/bot", "FLY_ORG": "bench"}
     command = [sys.executable, "-m", "dispatcher"]
     if server != "dispatcher":  # uvicorn's own CLI, to compare its HTTP parsers and loops
         http, _, loop = server.partition("+")
         command = [sys.executable, "-m", "uvicorn", "dispatcher.app:create_app", "--factory", "--port", str(port),
                    "--http", http, "--loop", loop or "asyncio", "--no-server-header", "--log-level", "warning"]
-    label = f"voicefleet {provider}{' ?wait=started' if wait else ''}{'' if server == 'dispatcher' else f' [{server}]'}"
+    label = (f"voicefleet {provider}{' ?wait=started' if wait else ''}"
+             f"{'' if server == 'dispatcher' else f' [{server}]'}{' +features' if features is not None else ''}")
     return Arm(label, command, env, "/start" + ("?wait=started" if wait else ""),
                '{"body": {}}', [f"Authorization: Bearer {KEY}"])
 
@@ -170,6 +192,7 @@ def run_arm(arm: Arm, fakes: FakesProcess, port: int, sequential: int, burst: in
     try:
         url = f"http://127.0.0.1:{port}{arm.path}"
         wait_until_answering(arm.name, port, process, log)
+        arm.with_runtime_key(port)
         warm_up = load(url, arm, 10, 2)  # pools, the domain config, imports on first use
         if set(map(str, warm_up["statuses"])) - {"200", "201"}:  # type: ignore[call-overload]
             # A rate of failed starts is no figure: stop and say why instead of printing "0/s".
@@ -196,11 +219,13 @@ def main() -> None:
                              "HTTP[+LOOP], e.g. h11,h11+uvloop,httptools+uvloop")
     parser.add_argument("--no-wait", action="store_true", help="skip the ?wait=started arms")
     parser.add_argument("--example", help="directory holding the Fly example's bot_runner.py")
+    parser.add_argument("--features", action="store_true",
+                        help="every start-path feature on: recording kept, a bot channel, a runtime key as the caller")
     args = parser.parse_args()
 
-    with FakesProcess(latency=args.latency, cpu=HARNESS_CPU) as fakes:
+    with FakesProcess(latency=args.latency, cpu=HARNESS_CPU) as fakes, tempfile.TemporaryDirectory() as folder:
         port = free_port()
-        arms = [our_arm(p, fakes.url, port, wait=w, server=s)
+        arms = [our_arm(p, fakes.url, port, wait=w, server=s, features=folder if args.features else None)
                 for p in args.providers.split(",") for w in ([False] if args.no_wait else [False, True])
                 for s in args.servers.split(",")]
         if args.example:

@@ -8,6 +8,7 @@ An unnamed key keeps the derivation from its own digest."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -156,6 +157,7 @@ def named_caller_id(name: str) -> str:
     return hashlib.sha256(b"caller name:" + name.encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=4096)  # a named key's caller, asked at each of its requests: derived once
 def _named_caller(name: str, secret: bytes) -> Caller:
     owner_key = hmac.new(secret, b"voicefleet named key owner v1\x00" + name.encode(), hashlib.sha256).digest()
     return Caller(named_caller_id(name), owner_key, name=name)

@@ -156,6 +156,7 @@ class RuntimeKeys:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._records: dict[str, KeyRecord] = {}
+        self._names: frozenset[str] = frozenset()  # the records' names, as of the last read: asked per start
         self._clock = clock
         self._verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # digest → (secret id, until)
         # Wrong secrets: by guesser (secret id, client group), by id, and those that cost a scrypt, by id.
@@ -184,6 +185,7 @@ class RuntimeKeys:
                     record = replace(record, check=learnt[1])
                 records[secret_id] = record
         self._records = records
+        self._names = frozenset(record.name for record in records.values())
         self._learnt = {i: learnt for i, learnt in self._learnt.items() if i in records}
         for digest, (secret_id, _) in list(self._verified.items()):
             if secret_id not in records:
@@ -200,8 +202,8 @@ class RuntimeKeys:
     def records(self) -> dict[str, KeyRecord]:
         return dict(self._records)
 
-    def names(self) -> set[str]:
-        return {record.name for record in self._records.values()}
+    def names(self) -> frozenset[str]:
+        return self._names
 
     def verify(self, token: str, source: str = "") -> str | None:
         """The key name `token` is a live secret of, or None (scrypt on this thread when not cached);

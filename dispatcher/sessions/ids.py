@@ -16,6 +16,7 @@ GCE instance names once prefixed with a letter).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -78,6 +79,7 @@ def _owner_tag(owner_key: bytes, stem: str) -> str:
     return hmac.new(owner_key, b"owner\x00" + stem.encode(), hashlib.sha256).hexdigest()[:8]
 
 
+@functools.lru_cache(maxsize=4096)  # one per caller, asked at every start: derived once
 def digest_key(owner_key: bytes, deployment_secret: str | None) -> bytes:
     """The key of a caller's body fingerprints: its owner key and the deployment's secret (the bot
     channel's, which every replica holds), so a fingerprint kept where others read it (a Cloud

@@ -11,6 +11,7 @@ records in memory (`LocalKeySessions`), and so does a replica while its store do
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Iterable
 
@@ -42,15 +43,26 @@ class LocalKeySessions:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._held: dict[str, dict[str, float]] = {}  # caller → session → when its record runs out
+        # Per caller, when each record runs out, soonest first: a start drops the key's expired
+        # records without a pass over every session it holds. A record released or held again since
+        # is stale here and skipped; the heap is rebuilt when stale ones outnumber the live.
+        self._expiries: dict[str, list[tuple[float, str]]] = {}
 
     async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> Held | None:
         now = self._clock()
-        held = {s: until for s, until in self._held.get(caller, {}).items() if until > now}
+        held = self._held.setdefault(caller, {})
+        expiries = self._expiries.setdefault(caller, [])
+        while expiries and expiries[0][0] <= now:
+            until, old = heapq.heappop(expiries)
+            if held.get(old) == until:
+                del held[old]
         if len(held) >= share:
-            self._held[caller] = held
             return {s: now - (until - seconds) for s, until in held.items()}
         held[session_id] = now + seconds
-        self._held[caller] = held
+        heapq.heappush(expiries, (now + seconds, session_id))
+        if len(expiries) > 2 * len(held) + 64:
+            self._expiries[caller] = [(until, s) for s, until in held.items()]
+            heapq.heapify(self._expiries[caller])
         return None
 
     async def release(self, caller: str, session_ids: Iterable[str]) -> None:
@@ -59,6 +71,7 @@ class LocalKeySessions:
             held.pop(session_id, None)
         if not held:
             self._held.pop(caller, None)
+            self._expiries.pop(caller, None)
 
 
 class SharedKeySessions:

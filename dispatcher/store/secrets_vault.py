@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import json
 import logging
 import os
@@ -44,15 +45,25 @@ class MemoryVault:
         self._clock = clock
         self._max_kept = max_kept
         self._kept: dict[str, tuple[float, dict[str, Any]]] = {}
+        # When each put runs out, soonest first: a put drops what has expired without a pass over
+        # every session waiting (thousands in a burst). An entry put again or taken since is stale
+        # here and skipped; the heap is rebuilt when stale entries outnumber the live ones.
+        self._expiries: list[tuple[float, str]] = []
 
     async def put(self, session_id: str, values: Mapping[str, Any], ttl_seconds: float) -> None:
         now = self._clock()
-        for old, (expires, _) in list(self._kept.items()):
-            if expires <= now:
+        while self._expiries and self._expiries[0][0] <= now:
+            expires, old = heapq.heappop(self._expiries)
+            kept = self._kept.get(old)
+            if kept is not None and kept[0] == expires:
                 del self._kept[old]
         if len(self._kept) >= self._max_kept and session_id not in self._kept:
             raise VaultFull(f"{self._max_kept} sessions already wait for their bot")
         self._kept[session_id] = (now + ttl_seconds, dict(values))
+        heapq.heappush(self._expiries, (now + ttl_seconds, session_id))
+        if len(self._expiries) > 2 * len(self._kept) + 64:
+            self._expiries = [(expires, kept_id) for kept_id, (expires, _) in self._kept.items()]
+            heapq.heapify(self._expiries)
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         kept = self._kept.get(session_id)

@@ -88,3 +88,23 @@ async def test_a_store_that_blinks_at_the_hello_is_asked_again_before_the_bot_go
     assert await values.read("s-1") is None  # one that stays down: the bot gets them when it dials again
     assert store.misses == 10 - 4  # asked four times, then given up
     assert await values.get("s-1") is None and store.misses == 10 - 5  # a look (not the delivery's) is one ask
+
+
+async def test_values_put_again_live_until_their_new_expiry_and_taken_ones_do_not_hold_a_place() -> None:
+    now = [0.0]
+    vault = MemoryVault(clock=lambda: now[0], max_kept=3)
+    await vault.put("s-1", VALUES, ttl_seconds=10)
+    await vault.put("s-1", VALUES, ttl_seconds=100)  # a retried start: its first expiry no longer applies
+    now[0] = 50.0
+    await vault.put("s-2", VALUES, ttl_seconds=10)  # drops what expired by now: not s-1
+    assert await vault.get("s-1") == VALUES
+    for n in range(500):  # bots that took their values at once: nothing of them is kept or counted
+        await vault.put(f"t-{n}", VALUES, ttl_seconds=10)
+        await vault.delete(f"t-{n}")
+    assert await vault.get("s-1") == VALUES and await vault.get("s-2") == VALUES
+    await vault.put("s-3", VALUES, ttl_seconds=100)
+    with pytest.raises(VaultFull):
+        await vault.put("s-4", VALUES, ttl_seconds=10)
+    now[0] = 61.0
+    await vault.put("s-4", VALUES, ttl_seconds=10)  # s-2 expired at 60: its place is free
+    assert await vault.get("s-2") is None and await vault.get("s-4") == VALUES
