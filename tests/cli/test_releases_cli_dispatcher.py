@@ -46,7 +46,7 @@ def weights(result: Result) -> dict[str, int]:
 def test_list_set_rollback_and_history_against_the_dispatcher(dispatcher: DispatcherProcess) -> None:
     listed = run(dispatcher, "releases")
     assert listed.stdout.splitlines()[0].split() == ["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "SMOKE",
-                                                     "HEALTH"]
+                                                     "EVAL", "HEALTH"]
     assert weights(listed) == {"stable": 100, "next": 0}
     assert weights(run(dispatcher, "releases", "set", "next", "10")) == {"stable": 90, "next": 10}
     assert json.loads(run(dispatcher, "releases", "--json").stdout)["stable"] == "stable"
