@@ -28,6 +28,8 @@ def eval_required(env: Mapping[str, str]) -> bool:
 def with_eval(traffic: Traffic, name: str, verdict: EvalVerdict, version: Version) -> Traffic:
     """`verdict` recorded for `name`: passed, it enters at its waiting canary percent (taken from the
     stable release) unless it passed before; failed, it takes no more traffic until a suite passes."""
+    if name not in traffic.weights:  # listed here, not yet in the traffic (a replica ahead in a rollout)
+        raise not_found(name)
     current = traffic.smoke_of(name)
     serving = name in (traffic.stable, traffic.previous_stable)  # a rollback's way back is never shut
     first = verdict.sessions[0] if verdict.sessions else None

@@ -100,3 +100,10 @@ def test_a_large_suite_keeps_its_counts_and_a_bounded_list_of_sessions_the_faile
     assert (big.passed, big.runs) == (398, 400)
     assert len(big.sessions) == MAX_KEPT_SESSIONS and big.sessions[:2] == ("s398", "s399")
     assert EvalVerdict.from_json(big.view()) == big
+
+
+def test_a_verdict_for_a_release_the_traffic_does_not_hold_is_not_found_not_a_crash() -> None:
+    with pytest.raises(ApiError) as refused:
+        with_eval(fresh(), "c", verdict(), (2, ""))
+    assert (refused.value.status, refused.value.code) == (404, "release_not_found")
+    assert "`voicefleet releases`" in refused.value.message
