@@ -53,6 +53,7 @@ from dispatcher.regions.releases import RegionalReleases
 from dispatcher.regions.runtime import RegionalRuntime
 from dispatcher.regions.sightings import WebhookSightings
 from dispatcher.releases.catalogue import Catalogue
+from dispatcher.releases.eval_gate import eval_required
 from dispatcher.releases.health import ReleaseHealth
 from dispatcher.releases.health_settings import health_rule, rollback_on
 from dispatcher.releases.key_defaults import key_defaults
@@ -257,6 +258,7 @@ def build_state(
         release_health=watch.view,
         release_watch=watch,
         smoke=smoke,
+        eval_required=eval_required(env),
         session_audit=coordination.session_audit,
         region_releases=RegionalReleases(peers, sessions.releases),
         # Built before the first poll (the start-up's read of every peer): its listener reads theirs.

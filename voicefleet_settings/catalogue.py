@@ -536,6 +536,14 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "RELEASE_EVAL_REQUIRED", "releases", BOOLEAN, default="off",
+        meaning=(
+            "`on`: a new release takes traffic only once its scenario suite has passed on it "
+            "(`voicefleet releases smoke NAME --suite PATH`); a plain smoke session is refused "
+            "([evals.md](evals.md#the-release-gate))"
+        ),
+    ),
+    Setting(
         "MAX_CONCURRENT_SESSIONS", "sessions", INTEGER, minimum=1, default="10",
         meaning=(
             "active sessions before `POST /start` answers `429` + `Retry-After`; an admin changes it at runtime, "

@@ -82,6 +82,7 @@ class AppState:
     status: StatusView | None = None  # GET /status (None: a graph built without one)
     dashboard: bool = False  # GET /dashboard served (DASHBOARD_ENABLED; locally by default)
     smoke: SmokeWatch | None = None  # releases' smoke sessions, decided (docs/releases.md)
+    eval_required: bool = False  # RELEASE_EVAL_REQUIRED: a new release's gate is its scenario suite
     # An admin's reads and stops of sessions another key started (dispatcher/api/admin_access.py).
     session_audit: AuditTrail = field(default_factory=MemoryTrail)
     # Capacity and API keys changed at runtime (dispatcher/api/runtime_settings.py), over these settings.

@@ -9,6 +9,9 @@ A release takes no drawn traffic until it has (docs/releases.md, "Smoke session"
 Stored inside the traffic record (traffic.py), so every replica and region reads the same state and
 every change to it is the traffic's compare-and-write. A release with no entry counts as passed:
 the deployment's first release, and releases recorded before smoke sessions existed, already serve.
+
+A release may also be smoked by its scenario suite (eval_verdict.py): the suite's verdict is kept
+as `eval`, and decides the status as a smoke session's verdict does.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from dispatcher.releases.eval_verdict import EvalVerdict
 
 Status = Literal["pending", "running", "passed", "failed"]
 STATUSES: tuple[Status, ...] = ("pending", "running", "passed", "failed")
@@ -29,6 +34,7 @@ class Smoke:
     reason: str = ""
     at: float | None = None  # epoch seconds of the last step
     canary: int = 0  # percent it enters at once passed (the deployment's canary percent, kept while it waits)
+    eval: EvalVerdict | None = None  # its suite's last verdict, when one was recorded
 
     @property
     def passed(self) -> bool:
@@ -39,7 +45,8 @@ class Smoke:
         return {"status": self.status, "session_id": self.session_id, "reason": self.reason, "at": self.at}
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.view(), "canary": self.canary}
+        kept = {"eval": self.eval.view()} if self.eval is not None else {}
+        return {**self.view(), "canary": self.canary, **kept}
 
     @classmethod
     def from_json(cls, data: object) -> Smoke | None:
@@ -56,7 +63,10 @@ class Smoke:
             return None
         if isinstance(canary, bool) or not isinstance(canary, int) or not 0 <= canary <= 100:
             return None
-        return cls(data["status"], session_id, reason, None if at is None else float(at), canary)
+        verdict = EvalVerdict.from_json(data["eval"]) if data.get("eval") is not None else None
+        if data.get("eval") is not None and verdict is None:
+            return None
+        return cls(data["status"], session_id, reason, None if at is None else float(at), canary, verdict)
 
 
 PASSED = Smoke("passed")  # what a release without an entry counts as

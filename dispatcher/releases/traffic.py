@@ -205,7 +205,7 @@ class Traffic:
         if current.status == "running" and current.at is not None and at - current.at < stale_after:
             raise ApiError(409, "smoke_running", f"a smoke session of {name} is live ({current.session_id}); "
                            f"its verdict shows in GET /releases", extra={"session_id": current.session_id})
-        smoke = {**self.smoke, name: Smoke("running", session_id, "", at, current.canary)}
+        smoke = {**self.smoke, name: Smoke("running", session_id, "", at, current.canary, current.eval)}
         return replace(self, version=version, changed_by=by, reason=f"{name}: smoke session {session_id} started",
                        smoke=smoke)
 
@@ -217,12 +217,14 @@ class Traffic:
         if name not in self.weights or current.status != "running" or current.session_id != session_id:
             return self
         if reason is not None:
-            smoke = {**self.smoke, name: Smoke("failed", session_id, bounded(reason), at, current.canary)}
+            smoke = {**self.smoke, name: Smoke("failed", session_id, bounded(reason), at, current.canary,
+                                             current.eval)}
             why = f"{name}: smoke session failed: {reason}"
             return replace(self, version=version, changed_by=SMOKE, reason=why[:MAX_TEXT_CHARS], smoke=smoke)
         percent = min(current.canary, self.weights[self.stable]) if name != self.stable else 0
         weights = {**self.weights, name: self.weights[name] + percent, self.stable: self.weights[self.stable] - percent}
-        smoke = {**self.smoke, name: Smoke("passed", session_id, "a caller heard the bot", at, current.canary)}
+        smoke = {**self.smoke, name: Smoke("passed", session_id, "a caller heard the bot", at, current.canary,
+                                             current.eval)}
         return replace(self, weights=weights, version=version, changed_by=SMOKE,
                        reason=f"{name}: smoke session passed; {percent}% of the traffic", smoke=smoke)
 
@@ -289,9 +291,13 @@ def unknown_release(name: str, live: Mapping[str, int] | tuple[str, ...]) -> Api
 def not_smoke_tested(name: str, smoke: Smoke) -> ApiError:
     why = {"running": f"its smoke session {smoke.session_id} is live",
            "failed": f"its smoke session failed: {smoke.reason}"}.get(smoke.status, "it has had no smoke session")
+    if smoke.status == "failed" and smoke.eval is not None:
+        why = f"its {smoke.eval.summary()}"
     return ApiError(409, "release_not_smoke_tested", f"{name} takes no traffic until a smoke session on a machine of "
-                    f"it has answered a caller with audio; {why}. Run `voicefleet releases smoke {name}` (POST "
-                    f"/releases/{name}/smoke), then set its weight", extra={"smoke": smoke.view()})
+                    f"it has answered a caller with audio, or its scenario suite has passed on it; {why}. Run "
+                    f"`voicefleet releases smoke {name}` (POST /releases/{name}/smoke), or `voicefleet releases "
+                    f"smoke {name} --suite PATH` to run its scenarios (the only way where RELEASE_EVAL_REQUIRED is "
+                    "on), then set its weight", extra={"smoke": smoke.view()})
 
 
 def _percent(value: object, name: str) -> int:

@@ -127,6 +127,11 @@ class SessionListing:
         items, _ = await self.page(None, Filters(status="active", eval=True), MAX_EXAMINED, None)
         return {str(item["session_id"]) for item in items}
 
+    async def item(self, session_id: str) -> dict[str, Any] | None:
+        """The session as `GET /sessions` lists it (any caller's, at any replica), or None: not kept."""
+        entry = await self._index.entry(session_id)
+        return self._item(entry, time.time()) if entry is not None else None
+
     async def ended(self, session_id: str, events: list[dict[str, Any]]) -> Machine | None:
         """The session's machine as its listed entry shows it once it ended or failed, at any replica
         (kept a day): for a session its provider no longer knows here (another replica's bot that

@@ -10,7 +10,7 @@ import click
 from voicefleet.api import Api, call, path
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.smoke import smoke
-from voicefleet.tables import moment, table
+from voicefleet.tables import ago, moment, table
 
 
 def percent(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -37,9 +37,18 @@ def show_traffic(body: dict[str, Any]) -> None:
             str(release.get("live_sessions", "-")),  # "-": a client key's listing leaves the load out
             str(release.get("idle_bots", "-")),
             str((release.get("smoke") or {}).get("status") or "-"),
+            eval_cell(release.get("eval")),
             f"{state}: {health['reason']}" if health.get("reason") else state,
         ])
-    click.echo(table(["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "SMOKE", "HEALTH"], rows))
+    click.echo(table(["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "SMOKE", "EVAL", "HEALTH"], rows))
+
+
+def eval_cell(verdict: object) -> str:
+    """A release's last suite verdict: `3/3 ✓ 12m ago`, `2/3 ✗ 5m ago`, or `-` when none was recorded."""
+    if not isinstance(verdict, dict):
+        return "-"
+    mark = "✓" if verdict.get("ok") else "✗"
+    return f"{verdict.get('passed')}/{verdict.get('runs')} {mark} {ago(verdict.get('at'))}"
 
 
 def show_change(body: dict[str, Any]) -> None:
@@ -71,7 +80,8 @@ def releases(ctx: click.Context) -> None:
 @releases.command(name="list")
 @common_options
 def list_releases() -> None:
-    """Each release: weight, whether it is the stable one, live sessions, idle bots, health."""
+    """Each release: weight, whether it is the stable one, live sessions, idle bots, smoke, its
+    scenario suite's last verdict (EVAL), health."""
     show_traffic(listing())
 
 

@@ -32,12 +32,31 @@ LISTEN_SECONDS = 15.0  # the end of the caller's speech → a whole reply
               help="What the caller says: a 16-bit PCM WAV [default: one ~4 s English sentence].")
 @click.option("--wait", "wait_seconds", default=180.0, show_default=True, type=click.FloatRange(1, 3600),
               help="Seconds to wait for the dispatcher's verdict.")
+@click.option("--suite", type=click.Path(exists=True, path_type=Path), default=None, metavar="PATH",
+              help="Smoke it by its scenario suite (a folder of *.toml, or one): every call pinned to NAME, "
+                   "the verdict recorded as its smoke.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="With --suite: times each scenario runs.")
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 20),
+              help="With --suite: calls under way at once.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="With --suite: also write the results as JUnit XML (for CI).")
 @common_options
-def smoke(name: str, wav: Path | None, wait_seconds: float) -> None:
-    """Call release NAME once, as a caller would, and print the dispatcher's verdict.
+def smoke(name: str, wav: Path | None, wait_seconds: float, suite: Path | None, repeat: int, concurrency: int,
+          junit: Path | None) -> None:
+    """Call release NAME once, as a caller would, and print the dispatcher's verdict; or, with --suite,
+    run its scenarios against it and record their verdict (docs/evals.md): a passing suite lets it
+    take traffic, a failing one keeps it out.
 
-    Exit 0: passed; 1: failed, or no verdict within --wait."""
+    Exit 0: passed; 1: failed, or no verdict within --wait (with --suite: not recorded)."""
     ctx = click.get_current_context()
+    if suite is not None:
+        if wav is not None:
+            raise click.UsageError("--wav is the one smoke call's speech; a suite's scenarios say their own")
+        from voicefleet.evals.gate import smoke_by_suite
+
+        smoke_by_suite(name, suite, repeat, concurrency, junit)
+        return
     target = target_of(ctx)
     with Api(target) as api:
         answer = api.call("POST", path("releases", name, "smoke"))

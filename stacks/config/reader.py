@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "dailyAllowDialout": False,
     "twilioSignedStreams": False,
     "recordingRequired": False,
+    "releaseEvalRequired": False,
     # The front door stack (stacks/config/front_door.py)
     "role": "region",
     "frontDoorDomain": "",

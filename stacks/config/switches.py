@@ -18,6 +18,8 @@ SWITCHES: Mapping[str, str] = {
     "twilioSignedStreams": "TWILIO_SIGNED_STREAMS",
     # A session whose recording cannot be kept is refused (503) rather than run unrecorded.
     "recordingRequired": "RECORDING_REQUIRED",
+    # A new release takes traffic only once its scenario suite passed on it (`releases smoke NAME --suite`).
+    "releaseEvalRequired": "RELEASE_EVAL_REQUIRED",
 }
 ON = "1"
 

@@ -34,6 +34,11 @@ class Releases:
     smoke: dict[str, dict[str, Any]] = field(default_factory=lambda: {  # as dispatcher/releases/smoke.py views it
         "r-old": {"status": "pending", "session_id": None, "reason": "", "at": None},
         "r-new": {"status": "passed", "session_id": "5e1b0c9a7d3f42e8a1b6c0d4", "reason": "", "at": 1_795_000_000.0}})
+    # As GET /releases shows a release's last suite verdict (dispatcher/releases/eval_verdict.py).
+    evals: dict[str, dict[str, Any] | None] = field(default_factory=lambda: {
+        "r-old": None,
+        "r-new": {"suite": "5e" * 32, "passed": 3, "runs": 3, "ok": True, "sessions": [], "failed": [],
+                  "at": time.time() - 725, "by": "admin-1"}})
     changes: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str | None] = field(default_factory=list)  # each request's Authorization header
     changed_by: str = "first configuration"
@@ -44,7 +49,8 @@ class Releases:
                 "changed_at": self.changed_at, "changed_by": self.changed_by,
                 "releases": [{"name": name, "weight": self.weights[name], "stable": name == self.stable,
                               "created": "2026-11-25T10:00:00Z", "live_sessions": 3 if name == self.stable else 1,
-                              "idle_bots": 2, "health": self.health[name], "smoke": self.smoke[name]}
+                              "idle_bots": 2, "health": self.health[name], "smoke": self.smoke[name],
+                              "eval": self.evals[name]}
                              for name in self.names]}
 
     def change(self, weights: dict[str, int], reason: str, stable: str | None = None) -> dict[str, Any]:

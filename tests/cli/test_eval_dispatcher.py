@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.support.examples import BOOKING
+from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from voicefleet.main import voicefleet
 
@@ -22,16 +21,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # real bots hearing r
 
 SUITE = BOOKING / "scenarios"
 SLEEP_FIRST = "        await __import__('asyncio').sleep(1.0)\n        await self.start_processing_metrics()\n"
-
-
-def planted(root: Path, name: str, file: str, old: str, new: str) -> Path:
-    """A copy of the booking line with one edit: the fault."""
-    folder = root / name
-    shutil.copytree(BOOKING, folder, ignore=shutil.ignore_patterns("scenarios", "__pycache__"))
-    source = (folder / file).read_text()
-    assert old in source, f"{file} no longer holds the line the {name} fault replaces"
-    (folder / file).write_text(source.replace(old, new))
-    return folder / "bot.py"
 
 
 @pytest.fixture(scope="module")

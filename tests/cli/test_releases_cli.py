@@ -55,9 +55,9 @@ def test_the_list_is_a_table_of_each_release(url: str) -> None:
     result = run("releases", url=url)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "NAME   WEIGHT  STABLE  LIVE  IDLE  SMOKE    HEALTH",
-        "r-old  90%     yes     3     2     pending  healthy",
-        "r-new  10%             1     2     passed   watching: 12 sessions of the 50 it needs",
+        "NAME   WEIGHT  STABLE  LIVE  IDLE  SMOKE    EVAL           HEALTH",
+        "r-old  90%     yes     3     2     pending  -              healthy",
+        "r-new  10%             1     2     passed   3/3 ✓ 12m ago  watching: 12 sessions of the 50 it needs",
     ]
     assert run("releases", "list", url=url).stdout == result.stdout
 

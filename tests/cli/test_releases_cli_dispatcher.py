@@ -46,7 +46,7 @@ def weights(result: Result) -> dict[str, int]:
 def test_list_set_rollback_and_history_against_the_dispatcher(dispatcher: DispatcherProcess) -> None:
     listed = run(dispatcher, "releases")
     assert listed.stdout.splitlines()[0].split() == ["NAME", "WEIGHT", "STABLE", "LIVE", "IDLE", "SMOKE",
-                                                     "HEALTH"]
+                                                     "EVAL", "HEALTH"]
     assert weights(listed) == {"stable": 100, "next": 0}
     assert weights(run(dispatcher, "releases", "set", "next", "10")) == {"stable": 90, "next": 10}
     assert json.loads(run(dispatcher, "releases", "--json").stdout)["stable"] == "stable"
@@ -89,7 +89,7 @@ def test_a_client_key_lists_the_releases_and_their_traffic_not_the_load(dispatch
     body = json.loads(run(dispatcher, "releases", "--json", key=CLIENT_KEY, variable="VOICEFLEET_API_KEY").stdout)
     assert set(body) == {"stable", "changed_at", "releases"}
     assert {field for release in body["releases"] for field in release} == {
-        "name", "weight", "stable", "created", "health", "smoke"}
+        "name", "weight", "stable", "created", "health", "smoke", "eval"}  # eval: its counts, no session ids
     stranger = run(dispatcher, "releases", key="vf-not-a-key-0000000000", variable="VOICEFLEET_API_KEY")
     assert stranger.exit_code == 1 and "401" in stranger.stderr
 

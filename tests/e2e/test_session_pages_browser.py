@@ -76,6 +76,18 @@ async def _killed_session(api: httpx.AsyncClient, dispatcher: DispatcherProcess)
     raise AssertionError(f"{session_id} never listed failed: {listed} {timeline} {dispatcher.log()[-2000:]}")
 
 
+async def _recorded_eval(api: httpx.AsyncClient, base: str) -> None:
+    """A one-call suite's verdict on the release (`default`), recorded as `voicefleet releases smoke
+    --suite` records it: the eval's session pinned there, then its verdict with the admin key."""
+    started = await api.post("/start", json={"body": {}, "eval": True})
+    assert started.status_code == 201, started.text
+    session_id = str(started.json()["session_id"])
+    assert (await api.delete(f"/sessions/{session_id}")).status_code == 204
+    recorded = httpx.post(f"{base}/releases/default/smoke", json={"suite": "0e" * 32, "sessions": [session_id]},
+                          headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
+    assert recorded.status_code == 200, recorded.text
+
+
 def _open(session_id: str) -> str:
     """Clicks the session's row in the dashboard's list: true, or false when it is not listed."""
     return (f"((row) => row ? (row.querySelector('button').click(), true) : false)([...document.querySelectorAll("
@@ -89,6 +101,7 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
     async with api_client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as api:
         spoken = await _spoken_session(api, base)
         killed = await _killed_session(api, dispatcher)
+        await _recorded_eval(api, base)
 
     mic = browser_mic(SPEECH, tmp_path / "mic48k.wav")
     async with Browser(base + "/dashboard", mic, tmp_path / "profile") as page:
@@ -107,6 +120,7 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
                                    " && window.voicefleetStatus.capacity !== null", 60)
         releases = await page.evaluate("document.getElementById('releases-table').innerText")
         assert "default" in releases and "100 %" in releases, releases
+        assert "1/1 ✓" in releases and "s ago" in releases, releases  # its suite's verdict, as EVAL shows it
         capacity = await page.evaluate("document.getElementById('capacity-table').innerText")
         assert "\nsessions\t" in capacity and "\nkey.pages\t" in capacity, capacity  # the cap, the key's share
         assert "recordings: on" in await page.evaluate("document.getElementById('recordings-note').textContent")

@@ -7,6 +7,7 @@ the same way, with the folder on `sys.path`: appended, so `bot` still names voic
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,3 +20,13 @@ BOOKING = EXAMPLES / "booking"
 def use_example(folder: Path) -> None:
     if str(folder) not in sys.path:
         sys.path.append(str(folder))
+
+
+def planted(root: Path, name: str, file: str, old: str, new: str) -> Path:
+    """A copy of the booking line under `root/name` with one edit, the fault: its `bot.py`."""
+    folder = root / name
+    shutil.copytree(BOOKING, folder, ignore=shutil.ignore_patterns("scenarios", "__pycache__"))
+    source = (folder / file).read_text()
+    assert old in source, f"{file} no longer holds the line the {name} fault replaces"
+    (folder / file).write_text(source.replace(old, new))
+    return folder / "bot.py"

@@ -137,14 +137,23 @@ function showCapacity(status, capacity, problem) {
 
 function showReleases(answer) {
   const releases = answer.releases || [];
-  rows($("releases-table"), ["release", "weight", "stable", "smoke", "health", "live", "idle"], releases.map((r) => [
+  rows($("releases-table"), ["release", "weight", "stable", "smoke", "eval", "health", "live", "idle"], releases.map((r) => [
     r.name, `${r.weight} %`, r.stable ? "stable" : "",
     [r.smoke?.status, r.smoke?.reason].filter(Boolean).join(": ") || "–",
+    evalCell(r.eval, Date.now() / 1000),
     [r.health?.state, r.health?.reason].filter(Boolean).join(": ") || "–",
     r.live_sessions ?? "–", r.idle_bots ?? "–",
   ]));
   const changed = answer.changed_at ? ` · traffic last changed ${new Date(answer.changed_at * 1000).toLocaleString()}` : "";
   $("releases-note").textContent = `stable: ${answer.stable ?? "–"}${changed}`;
+}
+
+// A release's last scenario-suite verdict, as `voicefleet releases` shows it: "3/3 ✓ 12m ago".
+function evalCell(verdict, now) {
+  if (!verdict) return "–";
+  const seconds = Math.max(0, Math.floor(now - verdict.at));
+  const [unit, size] = [["d", 86400], ["h", 3600], ["m", 60]].find(([, n]) => seconds >= n) || ["s", 1];
+  return `${verdict.passed}/${verdict.runs} ${verdict.ok ? "✓" : "✗"} ${Math.floor(seconds / size)}${unit} ago`;
 }
 
 const SERIES = {

@@ -7,7 +7,8 @@ seconds without a `pulumi up`, behind its own credential (dispatcher/api/admin_a
     PUT  /releases                    {"weights": {...}}: every weight at once, adding up to 100
     POST /releases/{name}/promote     100 % to it; it becomes the stable release
     POST /releases/rollback           100 % back to the stable release (just promoted: to the one before)
-    POST /releases/{name}/smoke       one session pinned to it, its verdict the gate to its traffic
+    POST /releases/{name}/smoke       one session pinned to it, its verdict the gate to its traffic; with a
+                                      body, its scenario suite's verdict instead (eval_verdicts.py)
     GET  /releases/history            the audit trail, newest first
 """
 
@@ -19,15 +20,18 @@ from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from dispatcher.api.admin_auth import admin_of
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.eval_verdicts import verified
 from dispatcher.api.pipecat import plan_start
 from dispatcher.api.routers.sessions import launched
 from dispatcher.api.schemas import StartOut
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import ChecksImages
+from dispatcher.releases.eval_gate import not_found, plain_smoke_refusal, with_eval
 from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.releases.traffic import Traffic, unknown_release
 
@@ -67,7 +71,8 @@ def _client_view(view: dict[str, Any]) -> dict[str, Any]:
         "changed_at": view["changed_at"],
         "releases": [{**{name: release[name] for name in CLIENT_FIELDS},
                       "health": {"state": release["health"].get("state")},
-                      "smoke": {"status": release["smoke"].get("status")}}
+                      "smoke": {"status": release["smoke"].get("status")},
+                      "eval": _eval_counts(release["eval"])}
                      for release in view["releases"]],
     }
 
@@ -145,15 +150,23 @@ STALE_AFTER_DEADLINE_SECONDS = 60.0
 
 @router.post("/releases/{name}/smoke", summary="Start a smoke session of a release: its gate to traffic",
              status_code=201, response_model=SmokeOut, response_model_exclude_none=True)
-async def smoke(request: Request, response: Response, by: Admin, name: str) -> dict[str, Any]:
+async def smoke(request: Request, response: Response, by: Admin, name: str,
+                payload: Annotated[dict[str, Any] | None, Body()] = None) -> Any:
     """One session pinned to the release, answered as `POST /start` answers (connect to it the same
-    way, with the admin key). Its verdict, from the machine's own reports, shows in `GET /releases`."""
+    way, with the admin key). Its verdict, from the machine's own reports, shows in `GET /releases`.
+
+    With a body, `{"suite", "sessions", "failed"}`: the verdict of the release's scenario suite, run
+    by `voicefleet releases smoke NAME --suite PATH`, recorded as its smoke (answered as `GET /releases`)."""
     state = app_state(request)
+    if payload is not None:
+        return JSONResponse(await _eval_verdict(state, name, payload, by))
     watch = state.smoke
     if watch is None:
         raise ApiError(503, "smoke_unavailable", "this dispatcher runs no smoke sessions")
     if state.releases.catalogue.get(name) is None:
         raise unknown_release(name, state.releases.catalogue.names)
+    if (refusal := plain_smoke_refusal(state.releases.traffic, name, required=state.eval_required)) is not None:
+        raise refusal
     who = state.auth.identify(request.headers.get("authorization"))  # the admin key owns its smoke sessions
     key = f"smoke-{name}-{secrets.token_hex(8)}"
     session_id = state.sessions.session_id_for(who.owner_key, key)
@@ -171,6 +184,14 @@ async def smoke(request: Request, response: Response, by: Admin, name: str) -> d
     state.sessions.timeline.note(session_id, "smoke", release=name, by=by)
     watch.watch(session_id, stop=lambda sid: state.sessions.stop(sid, caller=who.id))
     return {**answer, "smoke": True}
+
+
+async def _eval_verdict(state: AppState, name: str, payload: dict[str, Any], by: str) -> dict[str, Any]:
+    if state.releases.catalogue.get(name) is None:
+        raise not_found(name)
+    verdict = await verified(state.sessions.listing, name, payload, by)
+    traffic = await state.releases.change(lambda t, v: with_eval(t, name, verdict, v))
+    return await _view(state, traffic)
 
 
 @router.get("/releases/history", summary="Who changed the traffic, when, from what to what")
@@ -200,7 +221,18 @@ async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
                 else {"state": "breached" if release.name in traffic.held else "watching",
                       "reason": traffic.held.get(release.name)},
                 "smoke": traffic.smoke_of(release.name).view(),
+                "eval": _eval_of(traffic, release.name),
             }
             for release in state.releases.catalogue.releases
         ],
     }
+
+
+def _eval_of(traffic: Traffic, name: str) -> dict[str, Any] | None:
+    verdict = traffic.smoke_of(name).eval
+    return verdict.view() if verdict is not None else None
+
+
+def _eval_counts(view: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a client key reads of a release's eval: how it did and when, no session or admin id."""
+    return {k: view[k] for k in ("passed", "runs", "ok", "at")} if view is not None else None

@@ -14,7 +14,7 @@ import httpx
 
 from voicefleet.api import Api, path
 from voicefleet.errors import REFUSED
-from voicefleet.evals.scenario import ScenarioError, load_suite, schema
+from voicefleet.evals.scenario import Scenario, ScenarioError, load_suite, schema
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.settings import API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
 
@@ -52,12 +52,7 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
         return
     if suite is None:
         raise click.UsageError("name a scenario file or folder: voicefleet eval PATH (--schema prints their schema)")
-    try:
-        scenarios = load_suite(suite)
-    except ScenarioError as error:
-        raise click.UsageError(str(error)) from None
-    if len(scenarios) * repeat > MAX_CALLS:
-        raise click.UsageError(f"{len(scenarios)} scenarios × {repeat} is over {MAX_CALLS} calls: run fewer at once")
+    scenarios = loaded(suite, repeat)
     target = target_of(ctx)
     host = httpx.URL(target.url).host
     if not allow_remote and not is_loopback(host):
@@ -86,3 +81,14 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
         click.echo(f"voicefleet: {len(failed)} of {len(results)} calls failed; the first: {failed[0].scenario}: "
                    f"{failed[0].first_failure()} (session {failed[0].session_id})", err=True)
         ctx.exit(REFUSED)
+
+
+def loaded(suite: Path, repeat: int) -> list[Scenario]:
+    """The suite's scenarios, or a usage error naming the file and field (before any call is placed)."""
+    try:
+        scenarios = load_suite(suite)
+    except ScenarioError as error:
+        raise click.UsageError(str(error)) from None
+    if len(scenarios) * repeat > MAX_CALLS:
+        raise click.UsageError(f"{len(scenarios)} scenarios × {repeat} is over {MAX_CALLS} calls: run fewer at once")
+    return scenarios

@@ -94,6 +94,7 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("dailyAllowDialout", "DAILY_ALLOW_DIALOUT"): ("aws-prod", {}, "false", "true"),
     ("twilioSignedStreams", "TWILIO_SIGNED_STREAMS"): ("gcp-prod", {}, "false", "true"),
     ("recordingRequired", "RECORDING_REQUIRED"): ("k8s-dev", {}, "false", "true"),
+    ("releaseEvalRequired", "RELEASE_EVAL_REQUIRED"): ("gcp-prod", {}, "false", "true"),
     ("turnCredentialsPerKey", "TURN_CREDENTIALS_PER_KEY"): ("aws-prod", {}, "5", "7"),
     ("regions", "REGIONS"): ("aws-prod", {"region": "eu", **REGION_SECRET},
                              REGIONS["regions"], "eu=https://voicefleet.example.com,ap=https://ap.example.com"),

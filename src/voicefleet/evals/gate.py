@@ -1,0 +1,75 @@
+"""`voicefleet releases smoke NAME --suite PATH`: a release smoked by its scenario suite. The suite
+runs as `voicefleet eval PATH --release NAME` runs it (each call pinned to NAME, marked as an eval),
+then its verdict goes to the dispatcher (`POST /releases/{name}/smoke` with the admin key: the suite's
+id, every call's session id and the failed ones), which checks each session against its own index
+and keeps the verdict in the release's record: a passing suite opens the release's gate to traffic,
+a failing one shuts it (docs/evals.md, "The release gate"). Exit 0 passed, 1 failed or not recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from voicefleet.api import Api, path
+from voicefleet.errors import REFUSED, Failed
+from voicefleet.evals.command import loaded
+from voicefleet.evals.suite_id import suite_id
+from voicefleet.options import print_json, target_of, wants_json
+
+if TYPE_CHECKING:  # the caller's libraries (aiortc) are imported by a run only
+    from voicefleet.evals.call import CallResult
+
+
+def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit: Path | None) -> None:
+    ctx = click.get_current_context()
+    scenarios = loaded(suite, repeat)
+    target = target_of(ctx)
+    with Api(target) as api:
+        _known(api, name)  # before any call is placed: a typo costs nothing
+        from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
+
+        results = asyncio.run(run_suite(target.url, target.admin_key, name, scenarios, repeat, concurrency,
+                                        progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12]))
+        _report(results, junit, quiet=wants_json(ctx))
+        body = api.call("POST", path("releases", name, "smoke"), _verdict(suite_id(suite, scenarios), results))
+    release: dict[str, Any] = next((r for r in body.get("releases", []) if r.get("name") == name), {})
+    verdict = release.get("eval") or {}
+    if wants_json(ctx):
+        print_json({"release": name, "eval": verdict, "smoke": release.get("smoke"), "weight": release.get("weight")})
+    else:
+        click.echo(f"smoke {name} by its suite: {'passed' if verdict.get('ok') else 'failed'} "
+                   f"{verdict.get('passed')}/{verdict.get('runs')} (suite {str(verdict.get('suite'))[:12]}); "
+                   f"{name} takes {release.get('weight', 0)}% of the traffic")
+    if not verdict.get("ok"):
+        ctx.exit(REFUSED)
+
+
+def _known(api: Api, name: str) -> None:
+    names = [str(r.get("name")) for r in api.call("GET", path("releases")).get("releases", [])]
+    if name not in names:
+        raise Failed(f"no release {name!r} here (the releases: {', '.join(names)}); `voicefleet releases` lists them")
+
+
+def _report(results: list[CallResult], junit: Path | None, *, quiet: bool) -> None:
+    from voicefleet.evals.report import junit as junit_xml
+    from voicefleet.evals.report import table
+
+    if junit is not None:
+        junit.write_text(junit_xml(results))
+    if not quiet:
+        click.echo(table(results))
+
+
+def _verdict(suite: str, results: list[CallResult]) -> dict[str, Any]:
+    """What the dispatcher records. A call that never started a session cannot be shown to it, so
+    the verdict is not sent: a pass would hide that call, and the gate stays as it was."""
+    unstarted = [r for r in results if r.session_id is None]
+    if unstarted:
+        raise Failed(f"not recorded: {len(unstarted)} of {len(results)} calls started no session (the first: "
+                     f"{unstarted[0].scenario}: {unstarted[0].first_failure()}); the release's gate is as it was")
+    return {"suite": suite, "sessions": [r.session_id for r in results],
+            "failed": [r.session_id for r in results if not r.passed]}
