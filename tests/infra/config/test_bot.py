@@ -90,7 +90,7 @@ def test_a_bot_py_that_defines_no_bot_fails_the_preview_naming_the_contract(
         stack: StackRunner, tmp_path: Path) -> None:
     folder = project(tmp_path)
     (folder / "bot.py").write_text("async def main():\n    pass\n")
-    with pytest.raises(SettingsError, match=r"voicefleet:botProject .*bot\.py defines no `bot`: the bot host calls "
+    with pytest.raises(SettingsError, match=r"voicefleet:botProject .*bot\.py defines no `bot`.*: the bot host calls "
                                             r"`async def bot\(runner_args\)`"):
         stack("aws", botProject=str(folder))
 
