@@ -2,7 +2,8 @@
 
 One explicit provider from the secret kubeconfig (every child gets it through its parent; the program's
 default providers are off) -> the dispatcher's and the bots' namespaces and the bots' quota -> the
-ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the NetworkPolicies -> with
+ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret (and with botSecrets the bots' keys' Secret,
+stacks/k8s/bot_secret.py, before every bot and the dispatcher) -> the NetworkPolicies -> with
 `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment, disruption budget, Service
 and Ingress. The images are built by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
 the registry's pull Secrets when the stack signs in to it (stacks/k8s/pull_secret.py), or built
