@@ -2484,6 +2484,16 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "K8S_BOT_SECRET", "k8s", STRING,
+        shown="unset",
+        example="`voicefleet-k8s-dev-bot-keys-0123456789ab`",
+        meaning=(
+            "a Secret in `K8S_NAMESPACE` whose keys every bot pod takes as environment variables (`envFrom`), "
+            "read by the kubelet, never by the dispatcher; the Kubernetes stack writes it from `botSecrets` or "
+            "names `k8sBotSecret` ([kubernetes.md](kubernetes.md#its-keys)). Unset: bots get no keys"
+        ),
+    ),
+    Setting(
         "K8S_WARM_POOL", "k8s", STRING, default="voicefleet-bot",
         example="",
         meaning="the agent-sandbox mode: the SandboxWarmPool every session's claim checks out from",

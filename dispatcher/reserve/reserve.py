@@ -436,7 +436,11 @@ class Reserve:
     async def sweep(self) -> int:
         """The reaper's part for reserve machines: any idle machine at the provider (this replica's
         or not, a dispatcher's that died) older than its idle age + grace is stopped, whether its
-        channel is alive or gone. Returns how many were stopped."""
+        channel is alive or gone. Returns how many were stopped. A draining replica sweeps nothing: it
+        may run the last configuration for as long as its calls last, and would take the new replicas'
+        bots (another image, another K8S_BOT_SECRET) for stale ones; the replicas that stay sweep."""
+        if self._draining:
+            return 0
         stopped = 0
         for machine in await self._machines.idle_machines():
             # A provider that lists a claimed machine as idle (its claim lived in a store that lost

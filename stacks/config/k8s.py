@@ -22,6 +22,7 @@ from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
 from stacks.config import k8s_registry
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
+from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.k8s_ingress import ingress_sources
 from stacks.config.reader import Reader
 
@@ -35,6 +36,7 @@ AGENT_SANDBOX_KEY, ADOPT, INSTALL = "k8sAgentSandbox", "adopt", "install"
 AGENT_SANDBOX_CHOICES = (ADOPT, INSTALL)
 INSTALLED_CONTROLLER = ("agent-sandbox-system", "agent-sandbox-controller")
 STORE_URL_KEY = "k8sStoreUrl"
+BOT_SECRET_KEY = "k8sBotSecret"  # noqa: S105 - a key: the team's own Secret of the bots' keys, for botSecrets
 STORE_KEY = "k8sStore"
 CHANNEL_TLS_KEY = "k8sChannelTls"
 STACK_TLS, MESH_TLS = "stack", "mesh"
@@ -44,6 +46,8 @@ CHANNEL_TLS_CHOICES = (STACK_TLS, ISTIO_AMBIENT, CILIUM)
 EXTERNAL, IN_CLUSTER = "external", "in-cluster"
 # Kubernetes' DNS-1123 label (namespace and object names, k8s.io/apimachinery validation IsDNS1123Label).
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A Secret's name: a DNS-1123 subdomain (apimachinery IsDNS1123Subdomain).
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # The forms the stack takes (a subset of resource.Quantity it can multiply for the quota):
 # CPU as whole or decimal cores or millicores, memory in Mi or Gi.
 _CPU = re.compile(r"^(?:(\d+)m|(\d+(?:\.\d{1,3})?))$")
@@ -69,11 +73,12 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
                                "Cloudflare, Twilio): pulumi config set turn external and turnUrls turn:<host>:3478; "
                                "or take the relay VM of a cloud stack's `turn: managed` (its turnUrls) "
                                "(docs/kubernetes.md, \"A TURN relay\")")
-    if settings.secrets.bot:
-        # The k8s provider hands a pod its launch values only (dispatcher/machines/k8s/pods.py).
-        raise cfg.fail("botSecrets", "is not supported on k8s yet: the dispatcher's pods carry no secret of the "
-                                     "bot's own; remove botSecrets (and deepgramApiKey, cartesiaApiKey, "
-                                     "openaiApiKey) or run the bot on another cloud")
+    bot_secret = bot_secret_name(cfg, settings)
+    if settings.secrets.bot_channel_token is None:
+        raise cfg.fail(CHANNEL_TOKEN_KEY, "is required on k8s: a bot's pod holds no session value and no credential "
+                                          "and takes its session over the dispatcher's channel; pulumi config set "
+                                          f"--secret {CHANNEL_TOKEN_KEY} <32+ random characters> "
+                                          "(docs/kubernetes.md, \"Identity\")")
     kubeconfig = cfg.secret(KUBECONFIG_KEY, required=True)
     assert kubeconfig is not None  # `required=True` raised already
     store = cfg.string(STORE_KEY, choices=(EXTERNAL, IN_CLUSTER))
@@ -141,6 +146,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         store=store,
         store_mebibytes=_mebibytes(cfg, "k8sStoreStorage", cfg.string("k8sStoreStorage"), "a volume's size"),
         channel_tls=channel_tls(cfg),
+        bot_secret=bot_secret,
     )
     if settings.turn is not None:
         offered = web_transports(replace(settings, kubernetes=found))
@@ -150,6 +156,25 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
                             "SmallWebRTC, so a Daily start is refused (docs/kubernetes.md, \"A TURN relay\")"
                             if "daily" not in offered else ""))
     return found
+
+
+def bot_secret_name(cfg: Reader, settings: Settings) -> str | None:
+    """`k8sBotSecret`: a Secret the team keeps in the bots' namespace, whose keys every bot pod takes as its
+    environment, in place of the one the stack writes from `botSecrets` (the two are exclusive)."""
+    name = cfg.optional(BOT_SECRET_KEY)
+    if name is None:
+        return None
+    if not _DNS_SUBDOMAIN.match(name):
+        raise cfg.fail(BOT_SECRET_KEY, f"must be a Secret's name in k8sBotNamespace (lowercase letters, digits, '-' "
+                                       f"and '.', 253 at most; got {name!r})")
+    if settings.secrets.bot:
+        raise cfg.fail(BOT_SECRET_KEY, f"is set beside botSecrets: the bots take their keys from one Secret, "
+                                       f"either the one the stack writes from botSecrets or the one you keep. "
+                                       f"Keep one: `pulumi config rm {BOT_SECRET_KEY}` (the stack writes "
+                                       "botSecrets into its own Secret), or move the keys into your Secret and "
+                                       "`pulumi config rm --path botSecrets` (and deepgramApiKey, cartesiaApiKey, "
+                                       "openaiApiKey) (docs/kubernetes.md, \"Its keys\")")
+    return name
 
 
 def _store_url(cfg: Reader, settings: Settings) -> pulumi.Output[str]:
@@ -208,11 +233,7 @@ def _service_account(cfg: Reader, key: str) -> tuple[str, str]:
 
 
 def _deployer(cfg: Reader, settings: Settings) -> str:
-    """agent-sandbox mode: who the stack is to the API server, and the channel its pool's bots dial."""
-    if settings.secrets.bot_channel_token is None:
-        raise cfg.fail("botChannelToken", "is required with k8sMode agent-sandbox: the pool's bots dial the "
-                                          "dispatcher's channel; pulumi config set --secret botChannelToken "
-                                          "<32+ random characters>")
+    """agent-sandbox mode: who the stack is to the API server."""
     deployer = cfg.string("k8sDeployer")
     if not deployer:
         raise cfg.fail("k8sDeployer", "is required with k8sMode agent-sandbox: the user name the API server sees "

@@ -150,6 +150,9 @@ class KubernetesSettings:
     channel_tls: str = "stack"
     ingress_sources: tuple[str, ...] = ()  # CIDRs the dispatcher takes clients from beside the controller's pods
     registry: K8sRegistry | None = None  # `k8sRegistry`: the stack builds both images and pushes them there
+    # `k8sBotSecret`: the team's own Secret in the bots' namespace, every bot's envFrom; None: the stack writes
+    # one from botSecrets (stacks/k8s/bot_secret.py), or the bots get none
+    bot_secret: str | None = None
 
 
 @dataclass(frozen=True)

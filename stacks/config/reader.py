@@ -132,6 +132,7 @@ DEFAULTS: dict[str, Any] = {
     "k8sIngressClass": "nginx",
     "k8sDispatcherHost": "",
     "k8sTlsSecret": "",  # the Ingress controller's default certificate
+    "k8sBotSecret": "",  # none: the stack writes the bots' Secret from botSecrets (stacks/k8s/bot_secret.py)
     "k8sDispatcherImage": "",
     "k8sBotImage": "",
     "k8sRegistry": "",  # none: the images are named by digest (stacks/config/k8s_registry.py)

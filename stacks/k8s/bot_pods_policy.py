@@ -8,8 +8,9 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
   labels and annotations alone), and its `voicefleet.io/` marks unless the dispatcher changes them;
 - it runs as the bots' ServiceAccount with no API token mounted;
 - every container runs one of the stack's bot images (this `up`'s and the last one's) with the image's
-  own entrypoint: no command, arguments, working directory, hook or probe, no Secret or ConfigMap in its
-  environment; no init or ephemeral container;
+  own entrypoint: no command, arguments, working directory, hook or probe, no ConfigMap in its environment
+  and no Secret but the bots' keys' (K8S_BOT_SECRET, this `up`'s and the last one's), whole, by `envFrom`
+  (stacks/k8s/bot_secret.py); no init or ephemeral container;
 - `restartPolicy: Never`, an `activeDeadlineSeconds` within the dispatcher's longest (this `up`'s or the
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience (and the channel's CA
@@ -61,6 +62,7 @@ class BotPod:
     ca_configmap: str | None = None  # the channel's CA, projected beside the token (stacks/k8s/channel_tls.py)
     web_identity: WebIdentityVolume | None = None  # the volume a cloud's webhook adds (botPermissions' IRSA)
     namespace: str = ""  # the bots' (named in the way out of a refusal)
+    secrets: tuple[str, ...] = ()  # the Secrets of the bots' keys a pod may take by `envFrom` (K8S_BOT_SECRET)
 
 
 def variables() -> list[dict[str, str]]:
@@ -100,10 +102,12 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          f"a bot pod runs the stack's bot image with its own entrypoint and no init container (k8sBotImage: "
          f"{', '.join(pod.images)})"),
         (f"{spec}.containers.all(c, !has(c.workingDir) && !has(c.lifecycle) && !has(c.livenessProbe) && "
-         "!has(c.readinessProbe) && !has(c.startupProbe) && !has(c.envFrom) && (!has(c.env) || c.env.all(e, "
-         "!has(e.valueFrom) || !(has(e.valueFrom.secretKeyRef) || has(e.valueFrom.configMapKeyRef)))))",
+         f"!has(c.readinessProbe) && !has(c.startupProbe) && {env_from(pod.secrets)} && (!has(c.env) || "
+         "c.env.all(e, !has(e.valueFrom) || !(has(e.valueFrom.secretKeyRef) || has(e.valueFrom.configMapKeyRef)))))",
          "a bot pod's container runs no command but the image's entrypoint (no working directory, lifecycle hook "
-         "or probe) and reads no Secret or ConfigMap into its environment"),
+         "or probe) and reads no ConfigMap into its environment, and no Secret but "
+         + (f"the bots' keys' ({', '.join(pod.secrets)}, by envFrom)" if pod.secrets else "none (the stack has no "
+            "botSecrets or k8sBotSecret)")),
         (f"has({spec}.restartPolicy) && {spec}.restartPolicy == 'Never' && has({spec}.activeDeadlineSeconds) && "
          f"{spec}.activeDeadlineSeconds <= {pod.lifetime}",
          f"a bot pod runs once (restartPolicy: Never) and ends by its deadline (activeDeadlineSeconds at most "
@@ -125,6 +129,14 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          "but k8sRuntimeClass's and the cluster's defaults"),
     ]
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
+
+
+def env_from(secrets: tuple[str, ...]) -> str:
+    """CEL on a container `c`: no `envFrom`, or only the bots' keys' Secrets, whole (no prefix, no ConfigMap)."""
+    if not secrets:
+        return "!has(c.envFrom)"
+    return (f"(!has(c.envFrom) || c.envFrom.all(f, has(f.secretRef) && !has(f.configMapRef) && !has(f.prefix) && "
+            f"f.secretRef.name in {quoted(secrets)}))")
 
 
 def ca_source(configmap: str | None) -> str:
@@ -168,11 +180,13 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
 
 
 def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
-            account_annotations: Mapping[str, str] | None = None, last_role: str | None = None) -> BotPod:
+            account_annotations: Mapping[str, str] | None = None, last_role: str | None = None,
+            last_secret: str | None = None) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
     annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
-    while the account still carries it (Access updates the account after this policy)."""
+    while the account still carries it (Access updates the account after this policy); a replica not yet rolled
+    still names the last `up`'s Secret of the bots' keys (deleted at the end of the `up` that replaced it)."""
     account_annotations = account_annotations or {}
     if last_role is not None and ROLE_ANNOTATION not in account_annotations:
         account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}
@@ -182,4 +196,5 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
                   runtime_class=settings.runtime_class, ca_configmap=settings.channel_ca_configmap,
                   namespace=settings.namespace,
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0),
+                  secrets=tuple(dict.fromkeys(name for name in (settings.bot_secret, last_secret) if name)),
                   web_identity=web_identity_volume(account_annotations))

@@ -43,8 +43,9 @@ BOT_LIFETIME = "botPodLifetime"  # pods: the longest activeDeadlineSeconds its d
 SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or install
 BOT_ROLE = "botRole"  # pods: the EKS role botPermissions names on the bots' ServiceAccount (IRSA), if any
 CHANNEL_TLS = "channelTls"  # k8sChannelTls: a mesh's label is removed after the policies are updated
+BOT_SECRET = "botSecret"  # noqa: S105 - pods: the bots' keys' Secret its dispatcher names, if any
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
-        BOT_ROLE, CHANNEL_TLS)
+        BOT_ROLE, CHANNEL_TLS, BOT_SECRET)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -62,6 +63,7 @@ class LastUp:
     agent_sandbox: str | None = None  # k8sAgentSandbox (agent-sandbox mode only)
     bot_role: str | None = None  # the bots' account's EKS role (pods mode only)
     channel_tls: str | None = None  # k8sChannelTls
+    bot_secret: str | None = None  # the bots' keys' Secret (pods mode only)
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -73,7 +75,7 @@ class LastUp:
                    bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
                    drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
                    agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE),
-                   channel_tls=text(CHANNEL_TLS))
+                   channel_tls=text(CHANNEL_TLS), bot_secret=text(BOT_SECRET))
 
 
 def seconds(value: object) -> int | None:

@@ -59,7 +59,8 @@ def release_image(release: Build) -> str:
 
 
 def release_pools(name: str, before: pulumi.Output[Builds], builds: pulumi.Output[Builds], *, now: datetime,
-                  life: int, warm_pool: str, namespace: pulumi.Input[str], pod_for: Callable[[str], dict[str, Any]],
+                  life: int, warm_pool: str, namespace: pulumi.Input[str],
+                  pod_for: Callable[[str], pulumi.Input[dict[str, Any]]],
                   egress: list[dict[str, Any]], labels: Mapping[str, str], after: tuple[pulumi.Resource, ...],
                   parent: pulumi.Resource) -> pulumi.Output[list[str]]:
     """Each listed and retiring release's template and pool; the pools' names, once they exist (what the

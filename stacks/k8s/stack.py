@@ -2,7 +2,8 @@
 
 One explicit provider from the secret kubeconfig (every child gets it through its parent; the program's
 default providers are off) -> the dispatcher's and the bots' namespaces and the bots' quota -> the
-ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret -> the NetworkPolicies -> with
+ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret (and with botSecrets the bots' keys' Secret,
+stacks/k8s/bot_secret.py, before every bot and the dispatcher) -> the NetworkPolicies -> with
 `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment, disruption budget, Service
 and Ingress. The images are built by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
 the registry's pull Secrets when the stack signs in to it (stacks/k8s/pull_secret.py), or built
@@ -35,7 +36,7 @@ from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
 from stacks.config.releases import StackRelease, catalogue
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.store import URL_VARIABLE
-from stacks.k8s import last_outputs
+from stacks.k8s import bot_secret, last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
 from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.agent_sandbox import AgentSandbox
@@ -179,7 +180,11 @@ class K8sStack(pulumi.ComponentResource):
         images = built_images(name, settings, pulumi.ResourceOptions())
         bot_image = images.bot if images is not None else pulumi.Output.from_input(cfg.bot_image or "")
         dispatcher_image = images.dispatcher if images is not None else cfg.dispatcher_image or ""
-        launching = bot_image.apply(lambda image: {**environment, "BOT_IMAGE": image})
+        # The bots' keys by reference: the Secret's name, known at a preview (stacks/k8s/bot_secret.py).
+        keys_name = bot_secret.secret_name(settings)
+        with_keys = pulumi.Output.from_input(keys_name).apply(
+            lambda secret: {**environment, **({bot_secret.VARIABLE: secret} if secret else {})})
+        launching = pulumi.Output.all(with_keys, bot_image).apply(lambda found: {**found[0], "BOT_IMAGE": found[1]})
         template = launching.apply(pool_pod) if cfg.mode == AGENT_SANDBOX else None
         labels = {"app.kubernetes.io/part-of": settings.project, "app.kubernetes.io/managed-by": "pulumi",
                   "voicefleet.io/stack": settings.stack, "voicefleet.io/environment": settings.environment}
@@ -223,7 +228,7 @@ class K8sStack(pulumi.ComponentResource):
             bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
                 lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
                                       found[0].bot_lifetime, settings.bot_permissions.k8s_annotations,
-                                      found[0].bot_role))),
+                                      found[0].bot_role, found[0].bot_secret))),
             opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
@@ -248,6 +253,7 @@ class K8sStack(pulumi.ComponentResource):
                                   {key: stored[key] for key in dispatcher_secret_names(settings, stored)}, labels,
                                   opts=child)
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
+        keys = bot_secret.bot_secret(name, settings, keys_name, namespaces.bots, labels, child)
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
@@ -258,7 +264,8 @@ class K8sStack(pulumi.ComponentResource):
         namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
-        before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))
+        before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()),
+                       *((keys.secret,) if keys is not None else ()))
         bots: tuple[pulumi.Resource, ...] = before_bots
         releases: dict[str, pulumi.Input[str]] = {}
         builds: pulumi.Output[object] | None = None
@@ -282,7 +289,8 @@ class K8sStack(pulumi.ComponentResource):
                 images.tag_release(kept.apply(lambda found: found.current_name))
             made = release_pools(name, before, kept, now=now, life=life, warm_pool=environment["K8S_WARM_POOL"],
                                  namespace=bot_namespace,
-                                 pod_for=lambda image: pool_pod({**environment, "BOT_IMAGE": image}),
+                                 pod_for=lambda image: with_keys.apply(
+                                     lambda env: pool_pod({**env, "BOT_IMAGE": image})),
                                  egress=template_egress, labels=labels, after=after, parent=self)
             releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(lambda found: catalogue(
                 [StackRelease(b.name, dict(b.images), b.created) for b in found[0].listed], settings.releases))
@@ -290,6 +298,7 @@ class K8sStack(pulumi.ComponentResource):
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=dispatcher_image, service_account=access.dispatcher_account,
             environment={**environment, "BOT_IMAGE": bot_image, **releases,
+                         **({bot_secret.VARIABLE: keys_name} if keys_name is not None else {}),
                          **({URL_VARIABLE: store.url} if store is not None else {}),
                          **recording_environment(settings)},
             secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
@@ -325,6 +334,7 @@ class K8sStack(pulumi.ComponentResource):
                 last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment),
                 **({last_outputs.BOT_ROLE: role} if (role := settings.bot_permissions.k8s_annotations.get(
-                    ROLE_ANNOTATION)) else {})}),
+                    ROLE_ANNOTATION)) else {}),
+                **({last_outputs.BOT_SECRET: keys_name} if keys_name is not None else {})}),
         }
         self.register_outputs(self.outputs)

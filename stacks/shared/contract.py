@@ -144,6 +144,9 @@ K8S_SANDBOX_ENV: tuple[str, ...] = ("K8S_MODE", "K8S_WARM_POOL", *RELEASES_ENV) 
 # ConfigMap of its CA every bot pod mounts (stacks/k8s/channel_tls.py).
 K8S_CHANNEL_TLS_ENV: tuple[str, ...] = ("BOT_CHANNEL_TLS_CERT_FILE", "BOT_CHANNEL_TLS_KEY_FILE",
                                         "K8S_BOT_CHANNEL_CA_CONFIGMAP")
+# With botSecrets or k8sBotSecret: the name of the Secret of the bots' keys, every bot pod's `envFrom`
+# (stacks/k8s/bot_secret.py); the dispatcher never reads it.
+K8S_BOT_SECRET_ENV: tuple[str, ...] = ("K8S_BOT_SECRET",)
 # With k8sRuntimeClass: the bots' runtimeClassName.
 K8S_RUNTIME_CLASS_ENV: tuple[str, ...] = ("K8S_RUNTIME_CLASS",)
 

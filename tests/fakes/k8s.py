@@ -208,6 +208,16 @@ def parse_selector(raw: str) -> list[Requirement]:
     return requirements
 
 
+def container_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
+    """A container's environment as the kubelet makes it: each `envFrom` source's keys in order (a later
+    source wins), then `env`, whose names win over any of them (kubelet_pods.go makeEnvironmentVariables)."""
+    found: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        if ref := source.get("secretRef"):
+            found |= {source.get("prefix", "") + key: value for key, value in secrets.get(ref["name"], {}).items()}
+    return found | {e["name"]: e.get("value", "") for e in container.get("env") or []}
+
+
 class FakeKubernetes(FakeApi):
     error_body = staticmethod(lambda code: {
         "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": "injected",
@@ -223,7 +233,9 @@ class FakeKubernetes(FakeApi):
         # The API server's own audiences (`--api-audiences`): the dispatcher's token (TOKEN) is of these.
         self.api_audiences: tuple[str, ...] = ("https://kubernetes.default.svc.cluster.local",)
         self._token_dir = tempfile.mkdtemp(prefix="k8s-tokens-")  # each pod's token file, as mounted
-        self.envs: dict[str, dict[str, str]] = {}  # pod → its container's env as sent (tests read it)
+        self.envs: dict[str, dict[str, str]] = {}  # pod → its container's env as the kubelet gives it (tests read it)
+        # The namespace's Secrets (name → data), which a container's `envFrom` reads as the kubelet does.
+        self.secrets: dict[str, dict[str, str]] = {}
         self.created: list[str] = []  # every pod name ever created
         self.quota: int | None = None  # a ResourceQuota's `pods`: pods not yet Succeeded or Failed
         # The stack's ValidatingAdmissionPolicy, as far as images go: set, a pod running another is refused.
@@ -425,13 +437,20 @@ class FakeKubernetes(FakeApi):
                               f"pods=1, used: pods={len(live)}, limited: pods={self.quota}")
             metadata.update(namespace=NAMESPACE, uid=str(uuid.uuid4()), creationTimestamp=_now())
             without_empty_maps(metadata)
-            pod = {**body, "status": {"phase": "Pending"}}
+            container = body["spec"]["containers"][0]
+            missing = [ref["secretRef"]["name"] for ref in container.get("envFrom") or []
+                       if "secretRef" in ref and ref["secretRef"]["name"] not in self.secrets]
+            # The kubelet starts no container whose Secret is missing, and says so in its status.
+            waiting = [{"name": container["name"], "state": {"waiting": {
+                "reason": "CreateContainerConfigError", "message": f'secret "{name}" not found'}}}
+                for name in missing[:1]]
+            pod = {**body, "status": {"phase": "Pending", **({"containerStatuses": waiting} if waiting else {})}}
             self.pods[name] = pod
             self._bump(pod, "ADDED")
             self.created.append(name)
-            self.envs[name] = {e["name"]: e.get("value", "") for e in body["spec"]["containers"][0].get("env") or []}
+            self.envs[name] = container_env(container, self.secrets)
             self._project_token(name, body["spec"], metadata["uid"])
-        if self.launcher is not None:
+        if self.launcher is not None and not missing:
             self._start(name)
         return JSONResponse(self.pods[name], status_code=201, headers=headers)
 

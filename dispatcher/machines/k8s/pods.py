@@ -6,7 +6,8 @@ and a session's pod must never be replaced. `restartPolicy: Never` (a session ru
 (non-root, every capability dropped, RuntimeDefault seccomp, no privilege escalation), no
 ServiceAccount token of the API server's audience mounted, only one projected token of voicefleet's
 audience at IDENTITY_TOKEN_PATH (docs/kubernetes.md, "Identity"), and beside it, with
-K8S_BOT_CHANNEL_CA_CONFIGMAP, the CA a wss:// channel is checked against (BOT_CHANNEL_CA_FILE).
+K8S_BOT_CHANNEL_CA_CONFIGMAP, the CA a wss:// channel is checked against (BOT_CHANNEL_CA_FILE). With
+K8S_BOT_SECRET, the bots' keys by reference (`envFrom`), never a value in the pod's spec.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ LABEL_SESSION, LABEL_BOT, LABEL_RELEASE = "voicefleet.io/session", "voicefleet.i
 # still run): the dispatcher that no longer lists the release empties it (dispatcher/reserve/pool_sizing.py).
 LABEL_RETIRING = "voicefleet.io/retiring"
 NOTE_DIGEST, NOTE_TRANSPORT = "voicefleet.io/body-digest", "voicefleet.io/transport"
+# An idle pod's K8S_BOT_SECRET, as created ("" for none): a pod of other keys is stale (k8s/reserve.py).
+NOTE_BOT_SECRET = "voicefleet.io/bot-secret"  # noqa: S105 - an annotation's key, not a secret
 NOTE_CLAIMED = "voicefleet.io/claimed-at"  # a claimed idle pod: its session's start, for the reaper
 # One launch call's own id: its create, retried after a lost answer, meets 409 and knows the pod is its own.
 NOTE_LAUNCH = "voicefleet.io/launch"
@@ -70,6 +73,9 @@ def pod_body(settings: K8sSettings, name: str, *, image: str, env: Mapping[str, 
             "name": CONTAINER,
             "image": image,
             "env": [{"name": k, "value": v} for k, v in env.items()],
+            # The bots' keys, read by the kubelet when the container starts. A name in `env` wins over the
+            # same name here (the kubelet applies `envFrom` first), so no key can replace a launch value.
+            **({"envFrom": [{"secretRef": {"name": settings.bot_secret}}]} if settings.bot_secret else {}),
             "resources": {"requests": {"cpu": settings.cpu, "memory": settings.memory},
                           "limits": {"cpu": settings.cpu, "memory": settings.memory}},
             "securityContext": restricted,
@@ -105,12 +111,25 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _unstartable(pod: Mapping[str, Any]) -> str | None:
+    """Why the kubelet cannot start the bot's container (its Secret of keys missing, a root image under
+    `runAsNonRoot`): it retries, but nothing in the pod will change, so a session should not wait it out."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if status.get("name") == CONTAINER and waiting.get("reason") == "CreateContainerConfigError":
+            return f"CreateContainerConfigError: {str(waiting.get('message') or '').strip()[:200]}"
+    return None
+
+
 def pod_state(pod: Mapping[str, Any]) -> tuple[MachineState, str | None]:
-    """The pod's phase as the contract's state: Pending → starting, Running → started, Succeeded →
-    ended, Failed → failed (why the kubelet failed it, its deadline or an eviction, else the bot's exit
-    code); a pod being deleted has ended unless its bot exited with an error."""
+    """The pod's phase as the contract's state: Pending → starting (failed when the kubelet cannot make its
+    container), Running → started, Succeeded → ended, Failed → failed (why the kubelet failed it, its
+    deadline or an eviction, else the bot's exit code); a pod being deleted has ended unless its bot exited
+    with an error."""
     status = pod.get("status") or {}
     phase = str(status.get("phase", "Pending"))
+    if phase == "Pending" and (unstartable := _unstartable(pod)):
+        return MachineState.FAILED, unstartable
     terminated = _terminated(pod)
     code = terminated.get("exitCode") if terminated else None
     # The kubelet's own reason first: an evicted or overdue pod's bot was killed (exit code 137), which

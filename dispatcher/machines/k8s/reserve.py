@@ -2,7 +2,10 @@
 
 An idle pod is created like a session's, with no session values: named `vf-idle-<bot id>`, labelled
 with its bot id and release, its env the channel's URL, the bot id, the image and the credential
-issued for this bot id alone. Its bot dials the channel and waits. Its `activeDeadlineSeconds` is
+issued for this bot id alone, and with K8S_BOT_SECRET the bots' keys by reference, that Secret's name
+noted on the pod (NOTE_BOT_SECRET): once the stack rotates the keys (a new Secret, a new name), a claim
+refuses a pod of the old ones (`reserve_bot_stale`: the session starts cold) and the sweep retires it.
+Its bot dials the channel and waits. Its `activeDeadlineSeconds` is
 the longest idle wait plus a session: the kubelet ends a forgotten one.
 
 A claim is ONE atomic request, `PATCH` with `application/json-patch+json` (RFC 6902): `test` that
@@ -37,6 +40,7 @@ from dispatcher.machines.k8s.pods import (
     LABEL_RELEASE,
     LABEL_SESSION,
     LABEL_STATE,
+    NOTE_BOT_SECRET,
     NOTE_CLAIMED,
     NOTE_DIGEST,
     NOTE_LAUNCH,
@@ -58,11 +62,13 @@ def pointer(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def claim_patch(bot_id: str, spec: LaunchSpec) -> list[dict[str, Any]]:
+def claim_patch(bot_id: str, spec: LaunchSpec, bot_secret: str | None = None) -> list[dict[str, Any]]:
     labels, notes = "/metadata/labels/", "/metadata/annotations/"
     patch: list[dict[str, Any]] = [
         {"op": "test", "path": labels + pointer(LABEL_STATE), "value": IDLE},
         {"op": "test", "path": labels + pointer(LABEL_BOT), "value": bot_id},
+        # started with this dispatcher's bot keys (K8S_BOT_SECRET), not a Secret they were rotated out of
+        {"op": "test", "path": notes + pointer(NOTE_BOT_SECRET), "value": bot_secret or ""},
         {"op": "replace", "path": labels + pointer(LABEL_STATE), "value": SESSION},
         {"op": "add", "path": labels + pointer(LABEL_SESSION), "value": spec.session_id},
         {"op": "add", "path": notes + pointer(NOTE_DIGEST), "value": spec.body_digest},
@@ -97,7 +103,8 @@ class K8sWarmMachines(K8sMachines):
         body = pod_body(self.settings, name, image=self.reported_image(image),
                         env=self.launch_env(values, self.reported_image(image)),
                         labels={LABEL_STATE: IDLE, LABEL_BOT: bot_id, LABEL_RELEASE: release},
-                        annotations={NOTE_LAUNCH: secrets.token_hex(8)},  # never empty: the claim adds to it
+                        # never empty (the claim adds to it); the keys it starts with, which a claim tests
+                        annotations={NOTE_LAUNCH: secrets.token_hex(8), NOTE_BOT_SECRET: self._bot_secret},
                         deadline_seconds=self._idle_deadline)
         response = await self.api.request("POST", json=body, params=STRICT)
         if response.status_code not in (201, 409):  # 409: this bot's pod exists (a lost answer, retried)
@@ -105,7 +112,8 @@ class K8sWarmMachines(K8sMachines):
 
     async def adopt(self, bot_id: str, spec: LaunchSpec) -> LaunchResult:
         name = idle_pod_name(bot_id)
-        response = await self.api.request("PATCH", f"/{name}", content=json.dumps(claim_patch(bot_id, spec)).encode(),
+        patch = claim_patch(bot_id, spec, self.settings.bot_secret)
+        response = await self.api.request("PATCH", f"/{name}", content=json.dumps(patch).encode(),
                                           params=STRICT, headers={"Content-Type": JSON_PATCH})
         if response.status_code == 404:
             raise MachinesError("reserve_bot_gone", f"idle pod {name} is gone")
@@ -135,6 +143,9 @@ class K8sWarmMachines(K8sMachines):
             return pod
         if labels.get(LABEL_STATE) != IDLE or labels.get(LABEL_BOT) != bot_id:
             raise MachinesError("reserve_bot_taken", f"idle pod {name} was claimed by another replica")
+        if self._stale(pod):
+            raise MachinesError("reserve_bot_stale", f"idle pod {name} holds bot keys of another Secret than "
+                                                     f"K8S_BOT_SECRET ({self._bot_secret or 'none'})")
         raise self.api.failed(response, f"claim idle pod {name}")
 
     async def retire(self, bot_id: str) -> None:
@@ -151,8 +162,19 @@ class K8sWarmMachines(K8sMachines):
             machine = to_machine(pod)
             if not machine.state.is_active and machine.detail:
                 self._exits[bot_id] = machine.detail
-            idle.append(IdleMachine(bot_id, machine.created_at))
+            # Started with keys since rotated out (another K8S_BOT_SECRET): listed as created at the epoch,
+            # so the sweep retires it at once, as a bot of an old image is; a claim refuses it meanwhile.
+            idle.append(IdleMachine(bot_id, 0.0 if self._stale(pod) else machine.created_at))
         return idle
+
+    @property
+    def _bot_secret(self) -> str:
+        return self.settings.bot_secret or ""
+
+    def _stale(self, pod: dict[str, Any]) -> bool:
+        """Whether an idle pod started with other bot keys than this dispatcher's (a pod from before the
+        mark has none: it counts as stale once)."""
+        return ((pod.get("metadata") or {}).get("annotations") or {}).get(NOTE_BOT_SECRET) != self._bot_secret
 
     async def _find_claimed(self, session_id: str) -> dict[str, Any] | None:
         """A claimed idle pod labelled with the session (one label-selected list), or None."""

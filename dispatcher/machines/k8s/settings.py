@@ -61,6 +61,9 @@ class K8sSettings:
     # K8S_BOT_CHANNEL_CA_CONFIGMAP: a ConfigMap in K8S_NAMESPACE whose `ca.crt` every bot pod mounts and
     # trusts for a wss:// channel (BOT_CHANNEL_CA_FILE; docs/kubernetes.md, "The channel's TLS").
     channel_ca_configmap: str | None = None
+    # K8S_BOT_SECRET: a Secret in K8S_NAMESPACE whose keys every bot pod takes as its environment (`envFrom`):
+    # the kubelet reads it, the dispatcher only names it and never reads a Secret (docs/kubernetes.md, "Its keys").
+    bot_secret: str | None = None
 
     @property
     def bot_account(self) -> str:
@@ -94,6 +97,9 @@ class K8sSettings:
         if ca_configmap is not None and not _DNS_SUBDOMAIN.match(ca_configmap):
             raise SettingsError(f"K8S_BOT_CHANNEL_CA_CONFIGMAP={ca_configmap[:70]!r} is not a ConfigMap name "
                                 "(a DNS-1123 subdomain)")
+        bot_secret = setting_text(env, "K8S_BOT_SECRET") or None
+        if bot_secret is not None and not _DNS_SUBDOMAIN.match(bot_secret):
+            raise SettingsError(f"K8S_BOT_SECRET={bot_secret[:70]!r} is not a Secret name (a DNS-1123 subdomain)")
         # A bot refuses a CA file beside a plain URL (bot/config.py): every bot would end at its start.
         if ca_configmap is not None and setting_text(env, "BOT_CHANNEL_URL").startswith("ws://"):
             raise SettingsError("K8S_BOT_CHANNEL_CA_CONFIGMAP is set but BOT_CHANNEL_URL is ws://: the CA checks a "
@@ -125,6 +131,7 @@ class K8sSettings:
             service_account=account,
             token_audience=audience,
             channel_ca_configmap=ca_configmap,
+            bot_secret=bot_secret,
             stop_grace_seconds=setting_int(env, "K8S_STOP_GRACE_SECONDS"),
             **call_timings(env, "K8S"),
         )

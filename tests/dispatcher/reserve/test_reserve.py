@@ -175,6 +175,19 @@ async def test_the_sweep_never_stops_a_bot_whose_channel_serves_a_session(make_d
     assert pid_alive(d.idle_pid(taken))
 
 
+async def test_a_draining_replica_sweeps_nothing(make_dispatcher):
+    """It may run the last `up`'s settings for as long as its calls last: the bots of the new ones (a new
+    K8S_BOT_SECRET) would look stale to it. The replicas that stay sweep."""
+    d = await make_dispatcher(RESERVE_MIN_IDLE="1")
+    [bot_id] = await d.fill(1)
+    d.machines._idle[bot_id].created_at = 0.0  # aged, or stale to this replica
+    await d.reserve.drain()
+    assert await d.reserve.sweep() == 0
+    assert pid_alive(d.idle_pid(bot_id))
+    d.reserve._draining = False  # control: the same replica, not draining, stops it
+    assert await d.reserve.sweep() == 1
+
+
 async def test_an_idle_bot_whose_channel_drops_is_retired(make_dispatcher):
     d = await make_dispatcher(RESERVE_MIN_IDLE="1")
     [bot_id] = await d.fill(1)

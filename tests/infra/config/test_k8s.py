@@ -62,10 +62,37 @@ def test_the_host_is_required(stack: StackRunner) -> None:
     assert "voicefleet:k8sDispatcherHost is required" in error(stack, k8sDispatcherHost="")
 
 
-def test_bot_secrets_are_refused_until_the_pods_carry_them(stack: StackRunner) -> None:
-    keys = {"voicefleet:deepgramApiKey": "SENTINEL-dg", "voicefleet:cartesiaApiKey": "SENTINEL-ca",
+BOT_KEYS = {"voicefleet:deepgramApiKey": "SENTINEL-dg", "voicefleet:cartesiaApiKey": "SENTINEL-ca",
             "voicefleet:openaiApiKey": "SENTINEL-oa"}
-    assert "voicefleet:botSecrets is not supported on k8s yet" in error(stack, secrets={**ALL_SECRETS, **keys})
+
+
+def test_the_bots_keys_are_taken_on_k8s(stack: StackRunner) -> None:
+    """They were refused (`botSecrets is not supported on k8s yet`): now the stack writes them into the bots'
+    Secret (tests/infra/k8s/test_bot_secret.py)."""
+    stack("k8s", secrets={**ALL_SECRETS, **BOT_KEYS})
+
+
+def test_a_secret_of_the_teams_own_is_exclusive_with_bot_secrets_and_says_how_to_keep_one(
+        stack: StackRunner) -> None:
+    message = error(stack, secrets={**ALL_SECRETS, **BOT_KEYS}, k8sBotSecret="team-bot-keys")
+    assert "voicefleet:k8sBotSecret is set beside botSecrets" in message
+    assert "pulumi config rm k8sBotSecret" in message and "pulumi config rm --path botSecrets" in message
+    assert "SENTINEL" not in message
+
+
+@pytest.mark.parametrize("name", ["Team_Keys", "-keys", "keys/other", "x" * 254])
+def test_a_secret_of_the_teams_own_is_named_as_kubernetes_names_one(stack: StackRunner, name: str) -> None:
+    message = error(stack, k8sBotSecret=name)
+    assert "voicefleet:k8sBotSecret must be a Secret's name in k8sBotNamespace" in message
+
+
+def test_the_channel_is_required_in_either_mode_by_the_key_a_user_sets(stack: StackRunner) -> None:
+    """The dispatcher refuses MACHINES=k8s without its channel; the stack says so first, with its own key
+    (not the dispatcher's `BOT_CHANNEL_TOKEN and BOT_CHANNEL_URL`)."""
+    for mode in ({}, {"k8sMode": "agent-sandbox", "k8sDeployer": "ci@example.com"}):
+        message = error(stack, secrets=without("botChannelToken"), **mode)
+        assert "voicefleet:botChannelToken is required on k8s" in message, message
+        assert "pulumi config set --secret botChannelToken" in message and "BOT_CHANNEL" not in message
 
 
 def test_a_store_password_is_refused_with_the_url_named(stack: StackRunner) -> None:
@@ -114,11 +141,6 @@ def test_agent_sandbox_needs_the_deployers_user_name(stack: StackRunner) -> None
     # It is written into the admission policy's CEL as a quoted string.
     assert "voicefleet:k8sDeployer must be a user name" in error(stack, k8sMode="agent-sandbox",
                                                                   k8sDeployer="x' || true || '")
-
-
-def test_agent_sandbox_needs_the_channel_its_pool_bots_dial(stack: StackRunner) -> None:
-    message = error(stack, secrets=without("botChannelToken"), k8sMode="agent-sandbox", k8sDeployer="ci@example.com")
-    assert "voicefleet:botChannelToken is required with k8sMode agent-sandbox" in message
 
 
 def test_the_sandbox_controller_is_a_service_account(stack: StackRunner) -> None:

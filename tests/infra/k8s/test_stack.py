@@ -136,12 +136,6 @@ def test_the_environment_is_what_the_pods_provider_reads_and_secrets_come_by_ref
     assert env["BOT_CHANNEL_PORT"]["value"] == "8081" and env["PORT"]["value"] == "8080"
 
 
-def test_without_the_channel_bots_get_no_channel_url(k8s_stack: K8sRunner) -> None:
-    secrets = {k: v for k, v in ALL_SECRETS.items() if k != "voicefleet:botChannelToken"}
-    env = container_env(k8s_stack(secrets=secrets))
-    assert "BOT_CHANNEL_URL" not in env and "BOT_CHANNEL_TOKEN" not in env
-
-
 def test_the_service_exposes_both_ports_and_the_ingress_routes_the_public_one_only(k8s_stack: K8sRunner) -> None:
     run = k8s_stack(k8sIngressClass="traefik", k8sTlsSecret="voice-tls")
     selector = spec(run.one("kubernetes:apps/v1:Deployment"))["selector"]["matchLabels"]

@@ -1,0 +1,81 @@
+"""The bots' keys on k8s: one Secret in the bots' namespace, which every bot pod takes by reference.
+
+From `botSecrets` the stack writes it (`type: Opaque`, `stringData` of Pulumi secrets, so the values are
+encrypted in the state and shown as `[secret]` in a preview); with `k8sBotSecret` the team keeps its own
+and the stack only names it. Either way the dispatcher gets the name alone (K8S_BOT_SECRET) and builds
+each bot pod with `envFrom` naming it (dispatcher/machines/k8s/pods.py), as the pool's SandboxTemplate
+does: the kubelet reads the Secret when the container starts, and the dispatcher's Role keeps no verb on
+Secrets (stacks/k8s/access.py).
+
+The name is the rollout marker. It ends with a keyed digest of the keys and their values
+(HMAC-SHA-256 under storeMessageSecret, which every k8s stack has: the name tells nothing of a value to
+whoever lacks the stack's secrets), so a changed value is a new Secret under a new name: pulumi-kubernetes
+creates it, updates what names it (the dispatcher's Deployment rolls; the SandboxTemplates change, and
+their `Recreate` pools replace the warm bots of the old keys; in the pods mode the replicas retire idle pods
+of another name), and deletes the old one at the end of the `up`. An `envFrom` is read once, when a
+container starts, so a Secret edited in place would reach no running bot and leave warm ones on the old
+keys: the stack's is `immutable`, and a team that rotates its own writes a new Secret and names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks.config.model import Settings
+
+VARIABLE = "K8S_BOT_SECRET"  # the dispatcher's setting: the Secret's name (dispatcher/machines/k8s/settings.py)
+DIGEST_CHARACTERS = 12  # of the HMAC's hex: 48 bits, a new name for every change
+
+
+def keys_digest(key: str, values: Mapping[str, str]) -> str:
+    """The keys and their values, keyed by `key`: what the Secret's name ends with."""
+    document = json.dumps(dict(sorted(values.items())), separators=(",", ":")).encode()
+    return hmac.new(key.encode(), document, hashlib.sha256).hexdigest()[:DIGEST_CHARACTERS]
+
+
+def secret_name(settings: Settings) -> pulumi.Output[str] | None:
+    """The Secret every bot pod names: the team's (`k8sBotSecret`), the stack's from `botSecrets`, or None.
+    Plain: the name carries no value, and the pods' templates (whose digest the provider waits on) hold it."""
+    cfg = settings.kubernetes
+    assert cfg is not None
+    if cfg.bot_secret is not None:
+        return pulumi.Output.from_input(cfg.bot_secret)
+    values = settings.secrets.bot
+    if not values:
+        return None
+    key = settings.secrets.store_message_secret
+    assert key is not None  # stacks/config/k8s.py requires it on every k8s stack
+    names = sorted(values)
+    digest = pulumi.Output.all(key, *(values[name] for name in names)).apply(
+        lambda found: keys_digest(str(found[0]), dict(zip(names, map(str, found[1:]), strict=True))))
+    return pulumi.Output.unsecret(digest).apply(lambda version: f"{settings.prefix}-bot-keys-{version}")
+
+
+class BotSecret(pulumi.ComponentResource):
+    """The stack's Secret of the bots' keys, under `name` (secret_name), in the bots' namespace."""
+
+    def __init__(self, name: str, secret: pulumi.Input[str], namespace: pulumi.Input[str],
+                 values: Mapping[str, pulumi.Input[str]], labels: dict[str, str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:BotSecret", name, None, opts)
+        self.secret = k8s.core.v1.Secret(
+            name, metadata={"name": secret, "namespace": namespace, "labels": labels}, type="Opaque",
+            immutable=True, string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
+            opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+
+def bot_secret(name: str, settings: Settings, secret: pulumi.Output[str] | None, namespace: pulumi.Input[str],
+               labels: dict[str, str], opts: pulumi.ResourceOptions) -> BotSecret | None:
+    """The stack's Secret from `botSecrets`; None when the bots have none or the team keeps its own."""
+    cfg = settings.kubernetes
+    assert cfg is not None
+    if secret is None or cfg.bot_secret is not None:
+        return None
+    return BotSecret(f"{name}-bot-keys", secret, namespace, settings.secrets.bot, labels, opts=opts)
