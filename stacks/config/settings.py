@@ -20,13 +20,13 @@ from dispatcher.reserve.policy import ReserveSettings
 from stacks.config import (
     admin_keys,
     alarms,
-    aws_https,
     bot_env_reads,
     bot_permissions,
     channel_capacity,
     cloud_run,
     k8s_registry,
     limits,
+    load_balancer_https,
     stack_keys,
     switches,
 )
@@ -265,7 +265,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     if certificate_arn is None and not allow_plain_http:
         raise cfg.fail("certificateArn", "is required (API keys must not cross the internet in clear text); "
                                          "set allowPlainHttp: true only for a throwaway dev stack")
-    aws_https.check(cfg, region, certificate_arn, allow_plain_http)
+    load_balancer_https.check(cfg, region, certificate_arn, allow_plain_http)
     retention = cfg.integer("logRetentionDays", minimum=1)
     if retention not in limits.LOG_RETENTION_DAYS:
         raise cfg.fail("logRetentionDays",

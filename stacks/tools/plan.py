@@ -25,6 +25,7 @@ import contextlib
 import difflib
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ from stacks.config.derived import explain
 from stacks.config.masked import mask
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
-from stacks.tools import dispatcher_env
+from stacks.tools import dispatcher_env, env_keys
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_document, stack_file, stack_names
 from stacks.tools.preflight import (
@@ -258,7 +259,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
-    notes = list(said) + first_up_notes(stack, overrides)
+    notes = list(said) + first_up_notes(stack, overrides) + env_keys.hints(os.environ, stack)
     notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += held_subnets.leftover_notes(run.registrations, config.get("azure-native:subscriptionId", ""))
     notes += store_rotation.notes(run.registrations, stack)

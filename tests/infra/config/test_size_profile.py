@@ -24,7 +24,7 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 # The example stacks a reader copies for production (and the Kubernetes one), held short.
 EXAMPLE_STACKS = ("aws-prod", "gcp-prod", "azure-prod", "k8s-dev")
 MAX_EXAMPLE_KEYS = 15
-# A prod AWS stack serves HTTPS (stacks/config/aws_https.py): the base stack's plain HTTP is a dev stack's.
+# A prod AWS stack serves HTTPS (stacks/config/load_balancer_https.py): the base stack's plain HTTP is a dev stack's.
 HTTPS = {"allowPlainHttp": "false", "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/test"}
 
 

@@ -1,4 +1,4 @@
-"""stacks/config/aws_https.py: what the stack file alone shows wrong about the load balancer's HTTPS."""
+"""stacks/config/load_balancer_https.py: what the stack file alone shows wrong about the load balancer's HTTPS."""
 
 from __future__ import annotations
 
