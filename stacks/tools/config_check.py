@@ -197,8 +197,17 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
         elif command[0] == "explain":
             print("\n".join(prefix + line for line in env.masked_lines(explain(command[1], resolved))))
         else:
-            print("\n".join(prefix + line for line in env.masked_lines(diff(resolved))))
+            print("\n".join(prefix + line for line in [*([compared_with(stack)] if env is envs[0] else []),
+                                                       *env.masked_lines(diff(resolved))]))
     return status
+
+
+def compared_with(stack: str) -> str:
+    """What `diff --stack` compares: offline there is no deployed state to read, so the dispatcher's own
+    defaults; where to look for what is deployed (docs/pulumi.md, "Comparing with what is deployed")."""
+    return (f"# {stack}: the settings that differ from the dispatcher's defaults, as this stack file makes them; "
+            f"not what is deployed, which only its state holds: `pulumi preview --diff -s {stack}` (the CLI and the "
+            f"stack's backend), or offline `python -m stacks.plan {stack} --diff <the commit you deployed from>`")
 
 
 def main(argv: list[str] | None = None) -> int:

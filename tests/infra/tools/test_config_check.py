@@ -286,3 +286,12 @@ def test_a_stack_key_set_in_the_environment_is_named_with_its_command(
         "aws-dev: maxConcurrentSessions is set in the environment, where no stack tool reads a stack key: "
         "`pulumi config set maxConcurrentSessions <value> -s aws-dev` (or try it first: "
         "`--config maxConcurrentSessions=<value>`)"]
+
+
+def test_diff_says_it_compares_with_the_defaults_and_where_the_deployed_stack_is(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--stack", "aws-dev"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("# aws-dev: the settings that differ from the dispatcher's defaults")
+    assert "not what is deployed" in first and "pulumi preview --diff -s aws-dev" in first
+    assert "python -m stacks.plan aws-dev --diff <the commit you deployed from>" in first
