@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from images.project_imports import own_modules
@@ -30,11 +30,17 @@ MAX_SOURCE_BYTES = 20_000_000
 class EnvReads:
     reads: dict[str, tuple[str, ...]]  # variable name -> where it is read without a default (`bot.py:12`)
     unread: tuple[str, ...] = ()  # .py files past MAX_SOURCE_BYTES, not parsed
+    every: frozenset[str] = frozenset()  # every name read, with a default or without
+    # name -> where an `if` on it decides what the module imports (`if os.getenv("ENV") != "local": import …`):
+    # unset, the bot takes that branch, imports and all, whatever the stack accepts
+    imports_by: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def env_reads(project: Path, max_bytes: int = MAX_SOURCE_BYTES, entry: str = "bot.py") -> EnvReads:
     """Every variable the bot and the project's modules it imports read without a default, and where."""
     found: dict[str, list[str]] = {}
+    every: set[str] = set()
+    guards: dict[str, list[str]] = {}
     unread: list[str] = []
     budget = max_bytes
 
@@ -52,12 +58,28 @@ def env_reads(project: Path, max_bytes: int = MAX_SOURCE_BYTES, entry: str = "bo
 
     for path, tree in own_modules(project, entry, skip=past_budget):
         relative = path.relative_to(project).as_posix()
-        for name, line in _reads(tree):
-            found.setdefault(name, []).append(f"{relative}:{line}")
-    return EnvReads({name: tuple(where) for name, where in sorted(found.items())}, tuple(unread))
+        for name, line, defaulted in _reads(tree):
+            every.add(name)
+            if not defaulted:
+                found.setdefault(name, []).append(f"{relative}:{line}")
+        for test in _import_guards(tree):
+            for name, line, _ in _reads(tree, within=test):
+                guards.setdefault(name, []).append(f"{relative}:{line}")
+    return EnvReads({name: tuple(where) for name, where in sorted(found.items())}, tuple(unread), frozenset(every),
+                    {name: tuple(where) for name, where in sorted(guards.items())})
 
 
-def _reads(tree: ast.Module) -> Iterator[tuple[str, int]]:
+def _import_guards(tree: ast.Module) -> Iterator[ast.expr]:
+    """The test of each `if` whose branches import a module."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and any(isinstance(inner, ast.Import | ast.ImportFrom)
+                                            for branch in (node.body, node.orelse) for statement in branch
+                                            for inner in ast.walk(statement)):
+            yield node.test
+
+
+def _reads(tree: ast.Module, within: ast.AST | None = None) -> Iterator[tuple[str, int, bool]]:
+    """(name, line, read with a default) of each literal read, in `tree` or only `within` a part of it."""
     modules, environs, getenvs = {"os"}, set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -74,16 +96,17 @@ def _reads(tree: ast.Module) -> Iterator[tuple[str, int]]:
         return (isinstance(node, ast.Attribute) and node.attr == "getenv" and isinstance(node.value, ast.Name)
                 and node.value.id in modules) or (isinstance(node, ast.Name) and node.id in getenvs)
 
-    for node in ast.walk(tree):
+    for node in ast.walk(tree if within is None else within):
+        defaulted = False
         if isinstance(node, ast.Subscript) and is_environ(node.value):
             key: ast.expr | None = node.slice
         elif isinstance(node, ast.Call) and node.args and (
                 is_getenv(node.func) or (isinstance(node.func, ast.Attribute) and node.func.attr == "get"
                                          and is_environ(node.func.value))):
-            if len(node.args) > 1 or any(keyword.arg == "default" for keyword in node.keywords):
-                continue  # a default: the bot runs without it
+            # a default: the bot runs without it
+            defaulted = len(node.args) > 1 or any(keyword.arg == "default" for keyword in node.keywords)
             key = node.args[0]
         else:
             continue
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
-            yield key.value, node.lineno
+            yield key.value, node.lineno, defaulted

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dispatcher.settings import SettingsError
 from dispatcher.settings.derived import PROFILES, SIZES, profile_problems
 from dispatcher.settings.sources import Resolved, SourceError, resolve
-from dispatcher.settings.typos import deprecated, misspelt, nearest
+from dispatcher.settings.typos import deprecated, misspelt, nearest, spelt_as_key
 from voicefleet_settings.model import Setting
 from voicefleet_settings.names import by_name, meaning
 from voicefleet_settings.read import setting_choice
@@ -169,7 +169,7 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
     if len(argv) == 2 and argv[0] == "explain":
         name = argv[1].strip().upper()
         if name not in by_name():
-            meant = nearest(name)
+            meant = nearest(name) or spelt_as_key(argv[1].strip())
             print(f"{name} is no setting" + (f": did you mean {meant}?" if meant else ""), file=sys.stderr)
             return 2
         print("\n".join(explain(name, resolved)))

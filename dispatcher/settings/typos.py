@@ -54,12 +54,23 @@ def nearest(name: str, known: Iterable[str] | None = None) -> str | None:
     return None
 
 
+def spelt_as_key(name: str) -> str | None:
+    """The setting a stack key's spelling stands for (maxConcurrentSessions: MAX_CONCURRENT_SESSIONS),
+    its letters alike but for case and underscores; None for any other name."""
+    letters = name.replace("_", "").upper()
+    return next((setting for setting in sorted(by_name()) if setting.replace("_", "") == letters), None)
+
+
 def misspelt(env: Mapping[str, str]) -> list[str]:
     """One line per misspelt variable of an environment, naming the setting it probably meant."""
     known = by_name()
     theirs = {n.strip() for n in env.get("LOCAL_BOT_ENV", "").split(",")}
     lines = []
     for name in sorted(env):
+        if name not in theirs and not name.isupper() and (setting := spelt_as_key(name)) is not None:
+            # `maxConcurrentSessions=3`: a stack key's spelling, which no setting reads
+            lines.append(f"{name} is no setting: did you mean {setting}? ({name} is how a stack file spells it)")
+            continue
         if (name in known or name in theirs or name in FOREIGN_NAMES or name.startswith(FOREIGN_FAMILIES)
                 or not name.isupper()):
             continue

@@ -71,10 +71,13 @@ class BuildsImages(HasBotProject, Protocol):
 
 @dataclass(frozen=True)
 class BotProjectSettings:
-    """The bot image's project; `location` is the build's `bot-project` context, as docker-build reads it."""
+    """The bot image's project; `location` is the build's `bot-project` context, as docker-build reads it
+    (relative to the program folder, infra/); `configured`, botProject as the stack file gives it, which
+    every message names (relative to the repository root, as the operator wrote it)."""
 
     location: str
     project: BotProject
+    configured: str = ""
 
 
 def project(cfg: Reader) -> BotProjectSettings:
@@ -88,7 +91,7 @@ def project(cfg: Reader) -> BotProjectSettings:
     except BotProjectError as error:
         raise cfg.fail("botProject", f"= {configured!r}: {error}") from None
     location = configured if path.is_absolute() else str(PurePosixPath(CONTEXT) / PurePosixPath(path.as_posix()))
-    return BotProjectSettings(location=location, project=found)
+    return BotProjectSettings(location=location, project=found, configured=configured)
 
 
 # What a stack offers, by the Pipecat transport that serves it, in the order the plan names them.
@@ -109,36 +112,36 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
                     if transport in web or (transport == "websocket" and takes_calls))
     built = found.project.built
     if "daily" not in web:
-        pulumi.log.info(f"voicefleet:botProject = {found.location!r}: its bot.py builds SmallWebRTC and not Daily, so "
-                        "this stack's dispatcher offers SmallWebRTC web sessions only (TRANSPORTS=webrtc): a Daily "
+        pulumi.log.info(f"voicefleet:botProject = {found.configured!r}: its bot.py builds SmallWebRTC and not Daily, "
+                        "so this stack's dispatcher offers SmallWebRTC web sessions only (TRANSPORTS=webrtc): a Daily "
                         "start (POST /start with transport daily) is refused")
     if built and (unserved := [transport for transport in offered if transport not in built]):
         served = [transport for transport in offered if transport in built]
         builds = f"its bot.py builds Pipecat's {', '.join(built)} transport, not {', '.join(unserved)}"
         if not served:
-            raise cfg.fail("botProject", f"= {found.location!r}: {builds}, and this stack offers only "
+            raise cfg.fail("botProject", f"= {found.configured!r}: {builds}, and this stack offers only "
                                          f"{offered_sessions(offered)}: give it what it answers: "
                                          f"{serving_advice(found.project, settings.cloud)}; or use a project whose "
                                          "bot builds daily")
-        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: {builds}: this stack's "
+        pulumi.log.warn(f"voicefleet:botProject = {found.configured!r}: {builds}: this stack's "
                         f"{offered_sessions(unserved)} will fail; its {offered_sessions(served)} are served")
     images = found.project.images(webrtc=settings.turn is not None)
     _hold_to_budget(cfg, found, images=images, cloud=settings.cloud, drain=drain)
     if takes_calls and not built and "websocket" not in found.project.transports:
-        raise cfg.fail("botProject", f"= {found.location!r} has no fastapi, which a bot needs to take a phone call "
+        raise cfg.fail("botProject", f"= {found.configured!r} has no fastapi, which a bot needs to take a phone call "
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
                                      "(`pipecat-ai[daily,silero,websocket]`) and lock again")
     if settings.turn is not None and "webrtc" not in found.project.transports:
         if built and "webrtc" not in built:
             # Adding aiortc would only build an image of a transport this bot never runs: the relay is what is wrong.
-            raise cfg.fail("botProject", f"= {found.location!r}: its bot.py builds Pipecat's {', '.join(built)} "
+            raise cfg.fail("botProject", f"= {found.configured!r}: its bot.py builds Pipecat's {', '.join(built)} "
                                          "transport and no SmallWebRTC one, so this stack's TURN relay "
                                          "(voicefleet:turn) serves it nothing, and its SmallWebRTC image cannot be "
                                          "built (no aiortc): "
                                          "`pulumi config set turn none` (what it builds needs no relay); or build "
                                          "SmallWebRTCTransport in bot.py and add Pipecat's webrtc extra "
                                          "(`pipecat-ai[silero,webrtc,…]`)")
-        raise cfg.fail("botProject", f"= {found.location!r} has no aiortc, which the SmallWebRTC bot image needs "
+        raise cfg.fail("botProject", f"= {found.configured!r} has no aiortc, which the SmallWebRTC bot image needs "
                                      "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
                                      "(`pipecat-ai[daily,silero,webrtc]`)")
 
@@ -196,7 +199,7 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, images: tuple[str
         raise cfg.fail("botImageBudgetMb", f"must be 0 (none: the size is stated, not enforced) or at least "
                                            f"{MINIMUM_BUDGET_MB} (got {budget})")
     project = found.project
-    where = f"voicefleet:botProject = {found.location!r}"
+    where = f"voicefleet:botProject = {found.configured!r}"
     if project.kind != "uv":
         checked = f"voicefleet:botImageBudgetMb {budget} is not checked" if budget else "nothing is stated"
         pulumi.log.info(f"{where}: the bot image's size cannot be predicted before the build, so {checked}: "
@@ -225,7 +228,7 @@ def _hold_to_budget(cfg: Reader, found: BotProjectSettings, *, images: tuple[str
         elif drain:
             pulumi.log.warn(f"{where}: {stated}, over the budget; not refused while draining (drain: true)")
         else:
-            raise cfg.fail("botProject", f"= {found.location!r}: {stated}, over the budget; {size.advice()}. "
+            raise cfg.fail("botProject", f"= {found.configured!r}: {stated}, over the budget; {size.advice()}. "
                                          f"{SLIMMING}, or: {judgement.note}; `STACK={pulumi.get_stack()} "
                                          "images/ci/build.sh` holds each image it builds to the same budget")
 

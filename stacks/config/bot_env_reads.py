@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 
 from dispatcher.machines.bot_variables import credential_cloud, refusal
-from images.env_reads import MAX_SOURCE_BYTES, env_reads
+from images.env_reads import MAX_SOURCE_BYTES, EnvReads, env_reads
 from stacks.config.model import Settings
 from stacks.config.reader import Reader
 
@@ -34,19 +34,34 @@ def provided(settings: Settings) -> frozenset[str]:
                       *EVERYWHERE, *PLATFORM.get(settings.cloud, ())})
 
 
-def unset(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """Name -> where the bot reads it, for each name the bot reads and nothing sets."""
+def scan(settings: Settings) -> EnvReads | None:
+    """What the bot and the project's modules it imports read (None: no bot project to read)."""
     found = settings.bot_project
     if found is None:
-        return {}
-    given = provided(settings)
+        return None
     scanned = env_reads(found.project.path)
     if scanned.unread:
-        pulumi.log.warn(f"voicefleet:botProject = {found.location!r}: its variables were read from its first "
+        pulumi.log.warn(f"voicefleet:botProject = {found.configured!r}: its variables were read from its first "
                         f"{MAX_SOURCE_BYTES // 1_000_000} MB of Python only; not read: {', '.join(scanned.unread[:5])}"
                         + (f" and {len(scanned.unread) - 5} more" if len(scanned.unread) > 5 else ""))
+    return scanned
+
+
+def unset(settings: Settings, scanned: EnvReads | None) -> dict[str, tuple[str, ...]]:
+    """Name -> where the bot reads it, for each name the bot reads and nothing sets."""
+    if scanned is None:
+        return {}
+    given = provided(settings)
     return {name: where for name, where in scanned.reads.items()
             if name not in given and (refusal(name) is None or credential_cloud(name) is not None)}
+
+
+def unread_secrets(settings: Settings, scanned: EnvReads) -> list[str]:
+    """The bot's secrets (`botSecrets`, the single bot keys) that neither bot.py nor a module of the
+    project it imports reads by name: a Pipecat Cloud secret set copied whole (`ENV`, `LOCAL_SERVER_URL`,
+    `DAILY_SAMPLE_ROOM_URL`) holds values no session uses. Read by an installed package, one may still
+    be used (a service's SDK reading its own key): a note, never a refusal."""
+    return sorted(name for name in settings.secrets.bot if name not in scanned.every)
 
 
 def accepted(cfg: Reader) -> frozenset[str]:
@@ -69,7 +84,22 @@ def accepted(cfg: Reader) -> frozenset[str]:
 def check(cfg: Reader, settings: Settings) -> None:
     """Name each variable the bot reads and nothing sets; on a `prod` stack, stop unless it is accepted."""
     taken = accepted(cfg)
-    missing = unset(settings)
+    scanned = scan(settings)
+    if scanned is None:
+        return
+    where = f"voicefleet:botProject = {settings.bot_project.configured!r}" if settings.bot_project else ""
+    if unused := unread_secrets(settings, scanned):
+        pulumi.log.info(f"{where}: its bot.py and the modules it imports never read {', '.join(unused)}, which the "
+                        "stack gives it as secrets (botSecrets): unless an installed package reads one, remove each "
+                        f"(`pulumi config rm --path 'botSecrets.{unused[0]}'`)")
+    for name in sorted((taken & set(scanned.imports_by)) - provided(settings)):
+        sites = ", ".join(scanned.imports_by[name])
+        pulumi.log.warn(f"{where}: {name} is accepted unset (voicefleet:{ACCEPTED_KEY}), yet {sites} decides on it "
+                        f"what the bot imports: unset, the bot takes that branch and its imports (the image's check "
+                        f"imports them too, and a session fails on one not installed); give it the value the bot "
+                        f"needs (`pulumi config set --secret --path 'botSecrets.{name}'`, e.g. ENV=local for a bot "
+                        "without Krisp), or install what that branch imports")
+    missing = unset(settings, scanned)
     if not missing:
         return
     listed = "; ".join(f"{name} ({', '.join(where)})" + (" — the SDK's credential: grant voicefleet:botPermissions "
@@ -77,12 +107,12 @@ def check(cfg: Reader, settings: Settings) -> None:
                        for name, where in missing.items())
     left = sorted(set(missing) - taken)
     assert settings.bot_project is not None  # `missing` came from it
-    said = (f"voicefleet:botProject = {settings.bot_project.location!r}: its bot reads variables this stack "
+    said = (f"voicefleet:botProject = {settings.bot_project.configured!r}: its bot reads variables this stack "
             f"sets nothing for: {listed}")
     ways = (f"give each a value (`pulumi config set --secret --path 'botSecrets.{left[0] if left else 'NAME'}'`), "
             f"or accept that it stays unset (`pulumi config set --path '{ACCEPTED_KEY}.NAME' '<why>'`)")
     if left and settings.environment == "prod" and not settings.drain:  # a drain's `up` launches no bot
-        raise cfg.fail("botProject", f"= {settings.bot_project.location!r}: its bot reads {', '.join(left)}, which "
+        raise cfg.fail("botProject", f"= {settings.bot_project.configured!r}: its bot reads {', '.join(left)}, which "
                                      f"this prod stack sets nothing for ({listed}): {ways}")
     if left:
         pulumi.log.warn(f"{said}; {ways}; a prod stack stops here")

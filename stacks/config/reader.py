@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "regionSpillBudgetMs": 100,  # the dispatcher's REGION_SPILL_BUDGET_MS
     "regionHoldForNeighbours": False,  # the dispatcher's REGION_HOLD_FOR_NEIGHBOURS
     "dashboardEnabled": False,  # the dispatcher's DASHBOARD_ENABLED (stacks/config/observability.py)
+    "webhookUrl": "",  # "" = no lifecycle webhooks (stacks/config/observability.py)
+    "otelExporterOtlpEndpoint": "",  # "" = no traces
     # The dispatcher's feature switches (stacks/config/switches.py): false = its own default, off
     "dailyAllowDialout": False,
     "twilioSignedStreams": False,

@@ -26,6 +26,7 @@ from stacks.config import (
     cloud_run,
     k8s_registry,
     limits,
+    load_balancer_https,
     stack_keys,
     switches,
 )
@@ -264,6 +265,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     if certificate_arn is None and not allow_plain_http:
         raise cfg.fail("certificateArn", "is required (API keys must not cross the internet in clear text); "
                                          "set allowPlainHttp: true only for a throwaway dev stack")
+    load_balancer_https.check(cfg, region, certificate_arn, allow_plain_http)
     retention = cfg.integer("logRetentionDays", minimum=1)
     if retention not in limits.LOG_RETENTION_DAYS:
         raise cfg.fail("logRetentionDays",

@@ -57,7 +57,8 @@ _KEY_READ = re.compile(r"""__config__\.get\w*\(['"](\w+)['"]""")
 
 @cache
 def known() -> frozenset[str]:
-    """Every key of the project's namespace the program reads."""
+    """Every key of the project's namespace the program reads (Pulumi.yaml declares every key of
+    stacks/config/key_table.py: tests/infra/config/test_stack_schema.py holds it to that)."""
     declared = yaml.safe_load(PROJECT_FILE.read_text()).get("config") or {}
     own = {key.split(":", 1)[1] if key.startswith(NAMESPACE + ":") else key for key in declared if
            ":" not in key or key.startswith(NAMESPACE + ":")}
@@ -105,13 +106,16 @@ def unknown(keys: Iterable[str], read: Iterable[str] = (), *, misspelt_only: boo
     names = known() | frozenset(read)
     lines = []
     for full in sorted(keys):
-        if ":" in full and not full.startswith(NAMESPACE + ":"):
+        if ":" not in full:
+            lines.append(_bare(full, names))
+            continue
+        if not full.startswith(NAMESPACE + ":"):
             if (line := _other_namespace(full)) and (not misspelt_only or "did you mean" in line):
                 lines.append(line)
             continue
         if not full.startswith(NAMESPACE + ":") or (name := full.split(":", 1)[1]) in names:
             continue
-        close = nearest(name, names)
+        close = nearest(name, names) or _spelt_as_variable(name, names)
         if misspelt_only and close is None:
             continue
         meant = close or next(iter(difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)),
@@ -119,6 +123,25 @@ def unknown(keys: Iterable[str], read: Iterable[str] = (), *, misspelt_only: boo
         hint = f": did you mean {meant}?" if meant else " (docs/pulumi.md lists the keys)"
         lines.append(f"{full} is no stack key{hint}")
     return lines
+
+
+def _spelt_as_variable(name: str, names: Iterable[str]) -> str | None:
+    """The key a dispatcher variable's spelling stands for (MAX_CONCURRENT_SESSIONS: maxConcurrentSessions),
+    letters alike but for case and underscores."""
+    plain = name.replace("_", "").lower()
+    return next((key for key in sorted(names) if key.lower() == plain), None)
+
+
+def _bare(key: str, names: frozenset[str]) -> str:
+    """A stack file's key without a namespace (`cloud: aws`): the CLI takes keys as namespace:name, and
+    the offline tools would read nothing under it; named with the namespace it likely meant."""
+    providers = [namespace for namespace, keys in sorted(provider_keys().items()) if key in keys]
+    meant = None if key not in names and providers else (
+        key if key in names else nearest(key, names) or _spelt_as_variable(key, names))
+    full = f"{NAMESPACE}:{meant}" if meant else (f"{providers[0]}:{key}" if providers else None)
+    return (f"{key} is no stack key: a stack file's keys name their namespace: did you mean {full}?" if full else
+            f"{key} is no stack key: a stack file's keys name their namespace ({NAMESPACE}:<key>, aws:region; "
+            "docs/pulumi.md lists the keys)")
 
 
 def clouds_of(full: str) -> tuple[str, ...]:

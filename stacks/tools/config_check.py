@@ -20,23 +20,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from dispatcher.serving.config_command import CONFIG_STDIN, diff, explain, faults, overrides_apart
 from dispatcher.settings.sources import Resolved, SourceError, resolve
-from dispatcher.settings.typos import nearest
+from dispatcher.settings.typos import nearest, spelt_as_key
 from stacks.config.derived import SIZE_NAMES, derived
 from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
 from stacks.config.stack_keys import PROVIDER_CREDENTIALS
-from stacks.tools import config_cache
+from stacks.tools import config_cache, env_keys
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.paths import stack_document, stack_file, stack_names
 from stacks.tools.plan import first_up_notes, placeholders, stack_config
 from stacks.tools.stack_faults import every_refusal, full_key
+from stacks.tools.stack_key_explain import explain_key, stack_key
 from voicefleet_settings.names import by_name
 
 
@@ -164,7 +166,7 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
             if checking:  # every refusal of the stack file, and each value its first `up` still needs
                 refused, envs = every_refusal(lambda without: stack_envs(stack, overrides, without=without),
                                               _config(stack, overrides))
-                pending = first_up_notes(stack, overrides, done="checked")
+                pending = first_up_notes(stack, overrides, done="checked") + env_keys.hints(os.environ, stack)
             else:
                 refused, envs, pending = [], stack_envs(stack, overrides), []
     except SettingsError as exc:  # the program's own refusal (or a stack file that is none): one line
@@ -195,8 +197,17 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
         elif command[0] == "explain":
             print("\n".join(prefix + line for line in env.masked_lines(explain(command[1], resolved))))
         else:
-            print("\n".join(prefix + line for line in env.masked_lines(diff(resolved))))
+            print("\n".join(prefix + line for line in [*([compared_with(stack)] if env is envs[0] else []),
+                                                       *env.masked_lines(diff(resolved))]))
     return status
+
+
+def compared_with(stack: str) -> str:
+    """What `diff --stack` compares: offline there is no deployed state to read, so the dispatcher's own
+    defaults; where to look for what is deployed (docs/pulumi.md, "Comparing with what is deployed")."""
+    return (f"# {stack}: the settings that differ from the dispatcher's defaults, as this stack file makes them; "
+            f"not what is deployed, which only its state holds: `pulumi preview --diff -s {stack}` (the CLI and the "
+            f"stack's backend), or offline `python -m stacks.plan {stack} --diff <the commit you deployed from>`")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,10 +233,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"--config wants KEY=VALUE: item {', '.join(map(str, bad))} has no '='\n")
     if args.stack not in stack_names():
         parser.exit(2, f"{args.stack} is no stack; known: {', '.join(stack_names())}\n")
+    # A stack key (`maxConcurrentSessions`) where no setting has its name: the key explained, and the settings
+    # it writes named (a name of both, `recording`, stays the setting's, whose source names the key).
+    if (command[0] == "explain" and command[1].strip().upper() not in by_name()
+            and (key := stack_key(command[1].strip())) is not None):
+        overrides = dict(item.split("=", 1) for item in args.config)
+        print("\n".join(explain_key(key, args.stack, overrides)))
+        return 0
     if command[0] == "explain":
         command[1] = command[1].strip().upper()
         if command[1] not in by_name():
-            meant = nearest(command[1])
+            meant = nearest(command[1]) or spelt_as_key(command[1])
             parser.exit(2, f"{command[1]} is no setting" + (f": did you mean {meant}?" if meant else "") + "\n")
     return run(command, args.stack, dict(item.split("=", 1) for item in args.config))
 

@@ -25,6 +25,7 @@ import contextlib
 import difflib
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +36,7 @@ from stacks.config.derived import explain
 from stacks.config.masked import mask
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
-from stacks.tools import dispatcher_env
+from stacks.tools import dispatcher_env, env_keys
 from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_document, stack_file, stack_names
 from stacks.tools.preflight import (
@@ -255,10 +256,11 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
         secret_keys = [name for name in secret_keys if name != full]
     with _diagnostics() as said:
         run = run_program(config, secret_keys, stack=stack)
-    recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
+    with _diagnostics():  # the same program again says the same: its notes are the first run's, said once
+        recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
-    notes = list(said) + first_up_notes(stack, overrides)
+    notes = list(dict.fromkeys(said)) + first_up_notes(stack, overrides) + env_keys.hints(os.environ, stack)
     notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += held_subnets.leftover_notes(run.registrations, config.get("azure-native:subscriptionId", ""))
     notes += store_rotation.notes(run.registrations, stack)
@@ -268,7 +270,8 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     # The dispatcher's own start-up check on the environment the stack gives it (secrets standing in as set).
     found += dispatcher_env.refusals(run.registrations)
     if overrides:
-        deployed = run_program(deployed_config, deployed_secrets, stack=stack).registrations
+        with _diagnostics():  # what the deployed configuration says is not this plan's to note
+            deployed = run_program(deployed_config, deployed_secrets, stack=stack).registrations
         found += immutable.violations(deployed, run.registrations, overrides)
         found += replacements.violations(deployed, run.registrations, overrides)
     return render(stack, run.registrations, derivation(stack, overrides)), found, notes

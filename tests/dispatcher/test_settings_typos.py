@@ -96,3 +96,18 @@ def test_the_sdks_own_variables_are_theirs() -> None:
     assert misspelt(env) == []
     assert misspelt({"AWS_ENDPOINT_URL_S4": "x"}) == []  # the family is the SDK's: not ours to judge
     assert misspelt({"AWS_REGOIN": "x"}) == ["AWS_REGOIN is no setting: did you mean AWS_REGION?"]
+
+
+def test_a_stack_keys_spelling_in_the_environment_names_the_setting() -> None:
+    """`maxConcurrentSessions=3` (how a stack file spells it) would be ignored by every reader of the environment."""
+    assert misspelt({"maxConcurrentSessions": "3", "reserveMinIdle": "1", "path": "/bin", "PORT": "8080"}) == [
+        "maxConcurrentSessions is no setting: did you mean MAX_CONCURRENT_SESSIONS? (maxConcurrentSessions is how a "
+        "stack file spells it)",
+        "reserveMinIdle is no setting: did you mean RESERVE_MIN_IDLE? (reserveMinIdle is how a stack file spells it)"]
+
+
+def test_explain_of_a_stack_keys_spelling_names_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    from dispatcher.serving.config_command import main
+
+    assert main(["explain", "maxConcurrentSessions"], environ={}) == 2
+    assert "did you mean MAX_CONCURRENT_SESSIONS?" in capsys.readouterr().err

@@ -144,3 +144,49 @@ def test_a_read_of_a_cloud_sdks_credential_points_to_bot_permissions(
     (said,) = [message for message in warned if "sets nothing for" in message]
     assert ("AWS_SECRET_ACCESS_KEY (storage.py:3) — the SDK's credential: grant voicefleet:botPermissions "
             "instead") in said
+
+
+# A pipecat-examples bot (gemini-live-starters): Krisp unless ENV=local, decided at import.
+KRISP_UNLESS_LOCAL = '''\
+import os
+
+if os.getenv("ENV") != "local":
+    from pipecat.audio.filters.krisp_filter import KrispFilter
+KEY = os.getenv("GOOGLE_API_KEY")
+'''
+
+
+def test_a_read_that_decides_an_import_is_found(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text(KRISP_UNLESS_LOCAL + (folder / "bot.py").read_text())
+    found = env_reads(folder)
+    assert found.imports_by == {"ENV": ("bot.py:3",)}
+    assert {"ENV", "GOOGLE_API_KEY"} <= found.every
+
+
+def test_a_variable_accepted_unset_that_decides_an_import_is_warned_about(
+        stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warned: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warned.append(str(message)))
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text(KRISP_UNLESS_LOCAL + (folder / "bot.py").read_text())
+    stack("aws", environment="prod", botProject=str(folder),
+          secrets={**SECRETS, "voicefleet:botSecrets": json.dumps({"GOOGLE_API_KEY": "SENTINEL-google"})},
+          botUnsetVariables=json.dumps({"ENV": "bot.py checks it itself"}))
+    (said,) = [message for message in warned if "is accepted unset" in message]
+    assert "ENV is accepted unset (voicefleet:botUnsetVariables), yet bot.py:3 decides on it what the bot imports" \
+        in said and "pulumi config set --secret --path 'botSecrets.ENV'" in said
+
+
+def test_secrets_the_bot_never_reads_are_named(
+        stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What import_pcc copies from a Pipecat Cloud secret set: the bot's keys, and the server's and the examples'."""
+    said: list[str] = []
+    monkeypatch.setattr("pulumi.log.info", lambda message, *args, **kwargs: said.append(str(message)))
+    copied = {"DEEPGRAM_API_KEY": "SENTINEL-dg", "LOCAL_SERVER_URL": "SENTINEL-url",
+              "DAILY_SAMPLE_ROOM_URL": "SENTINEL-room", "ENV": "SENTINEL-env"}
+    stack("aws", botProject=str(bot_with_reads(tmp_path)),
+          secrets={**SECRETS, "voicefleet:botSecrets": json.dumps(copied)})
+    (note,) = [message for message in said if "never read" in message]
+    assert "never read DAILY_SAMPLE_ROOM_URL, LOCAL_SERVER_URL, which the stack gives it as secrets" in note
+    assert "pulumi config rm --path 'botSecrets.DAILY_SAMPLE_ROOM_URL'" in note

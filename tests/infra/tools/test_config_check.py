@@ -265,3 +265,33 @@ def test_keys_of_another_cloud_are_refused_naming_the_cloud_they_belong_to(
         assert sum(f"{key} is a key of {cloud} stacks, and this stack's cloud is aws" in line for line in lines) == 1, \
             (key, lines)
     assert len(lines) == 5, lines
+
+
+def test_explain_takes_a_stack_key_and_names_the_settings_it_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "maxConcurrentSessions", "--stack", "aws-prod"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("maxConcurrentSessions (stack key voicefleet:maxConcurrentSessions): Sessions the dispatcher")
+    assert "  type: integer; default: 10\n  value: 2500 (Pulumi.aws-prod.yaml)\n" in out
+    assert "sets the dispatcher's MAX_CONCURRENT_SESSIONS (voicefleet config explain MAX_CONCURRENT_SESSIONS" in out
+    assert main(["explain", "voicefleet:dailyApiKey", "--stack", "aws-prod"]) == 0
+    out = capsys.readouterr().out
+    assert "a secret" in out and "pulumi config set --secret dailyApiKey -s aws-prod" in out
+
+
+def test_a_stack_key_set_in_the_environment_is_named_with_its_command(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("maxConcurrentSessions", "3")
+    assert main(["check", "--stack", "aws-dev"]) == 1
+    assert faults(capsys.readouterr().out) == [
+        "aws-dev: maxConcurrentSessions is set in the environment, where no stack tool reads a stack key: "
+        "`pulumi config set maxConcurrentSessions <value> -s aws-dev` (or try it first: "
+        "`--config maxConcurrentSessions=<value>`)"]
+
+
+def test_diff_says_it_compares_with_the_defaults_and_where_the_deployed_stack_is(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--stack", "aws-dev"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("# aws-dev: the settings that differ from the dispatcher's defaults")
+    assert "not what is deployed" in first and "pulumi preview --diff -s aws-dev" in first
+    assert "python -m stacks.plan aws-dev --diff <the commit you deployed from>" in first

@@ -56,7 +56,7 @@ def test_the_plan_states_the_bot_images_size_and_pull_cost_within_its_budget() -
     result = plan(f"botImageBudgetMb={raised}")
     assert result.returncode == 0, result.stderr
     (note,) = [line for line in result.stderr.splitlines() if "image's packages are predicted" in line]
-    assert note.startswith("# aws-dev note: voicefleet:botProject = '../examples/parrot': the bot image's")
+    assert note.startswith("# aws-dev note: voicefleet:botProject = 'examples/parrot': the bot image's")
     assert f"predicted at {PARROT.installed_mb:.0f} MB installed (voicefleet:botImageBudgetMb {raised})" in note
     assert (f"a cold start pulls about {PARROT.pull_mb:.0f} MB compressed, about {PARROT.pull_seconds:.0f} s at "
             f"{PULL_MB_PER_SECOND:.1f} MB/s (the create-to-start rate of a measured 413 MB Fargate image") in note
@@ -87,7 +87,7 @@ def test_a_bot_image_over_the_budget_stops_the_plan_with_what_to_slim_and_how_to
     result = plan("botImageBudgetMb=300")
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert line.startswith("aws-dev: Invalid stack configuration: voicefleet:botProject = '../examples/parrot'")
+    assert line.startswith("aws-dev: Invalid stack configuration: voicefleet:botProject = 'examples/parrot'")
     assert "(voicefleet:botImageBudgetMb 300)" in line and "over the budget; largest: onnxruntime" in line
     assert "[tool.voicefleet] exclude-packages" in line and "CPU-only" in line
     assert f"`pulumi config set voicefleet:botImageBudgetMb {math.ceil(PARROT.installed_mb)}`" in line
