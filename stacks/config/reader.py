@@ -41,7 +41,12 @@ DEFAULTS: dict[str, Any] = {
     "region": "",
     "regionSpillBudgetMs": 100,  # the dispatcher's REGION_SPILL_BUDGET_MS
     "regionHoldForNeighbours": False,  # the dispatcher's REGION_HOLD_FOR_NEIGHBOURS
-    "dashboardEnabled": False,  # the dispatcher's DASHBOARD_ENABLED (stacks/config/observability.py)
+    "dashboardEnabled": False,
+    # The bot control channel (stacks/config/channel.py): on with `profile: prod`, or with botChannelToken set
+    "botChannel": False,
+    # The secrets the stack makes (stacks/config/made_secrets.py): their generation, and a roll's other one
+    "secretsRotation": 0,
+    "secretsRoll": "none",  # the dispatcher's DASHBOARD_ENABLED (stacks/config/observability.py)
     # The dispatcher's feature switches (stacks/config/switches.py): false = its own default, off
     "dailyAllowDialout": False,
     "twilioSignedStreams": False,
