@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random
 
 from stacks.config.reader import Reader
 
@@ -75,6 +74,10 @@ def _roll_step(found: Rotation) -> str:
 
 def made(name: str, generation: int) -> pulumi.Output[str]:
     """A new secret of `generation`: 48 letters and digits, a secret output kept in the stack's state."""
+    # Imported here: `voicefleet config check` reads this module's neighbours on every run, and a kept
+    # answer (stacks/tools/config_cache.py) never makes a secret.
+    import pulumi_random
+
     password = pulumi_random.RandomPassword(name, length=LENGTH, special=False,
                                             keepers={"generation": str(generation)})
     return password.result
