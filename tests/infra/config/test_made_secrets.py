@@ -13,6 +13,7 @@ import pytest
 
 from stacks.config.reader import SettingsError
 from stacks.tools.mocks import Registration, Run, is_secret, unwrap
+from stacks.tools.preflight import store_rotation
 from tests.infra.conftest import CHANNEL, CHANNEL_SECRETS, SECRETS, StackRunner
 from tests.infra.helpers import container
 
@@ -118,6 +119,8 @@ def test_a_roll_keeps_the_other_message_secret_and_password_through_three_ups(st
     for run in steps[:2]:
         assert "REDIS_ACCEPTED_MESSAGE_SECRET" in dispatcher_secrets(run)
     assert "REDIS_ACCEPTED_MESSAGE_SECRET" not in dispatcher_secrets(steps[2])
+    # The plan's notes for a set key's rotation name keys no one set here: the program's warning speaks instead.
+    assert [store_rotation.notes(run.registrations, "aws-test") for run in steps] == [[], [], []]
     assert sorted(user_passwords(steps[1])) == sorted(
         [value(seal["store-password-1"]), value(seal["store-password-0"])])
     accepted = [r for r in steps[1].of_type("aws:secretsmanager/secretVersion:SecretVersion")
