@@ -59,9 +59,7 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
                                                     "Redis with the cache's own access key, which the stack keeps in "
                                                     f"Key Vault; pulumi config rm {store_settings.PASSWORD_KEY}")
     store = maximum > 1
-    if store:
-        store_settings.require_message_secret(cfg, settings, f"dispatcherMaxReplicas={maximum}")
-    elif settings.secrets.store_accepted_message_secret is not None:
+    if not store and settings.secrets.store_accepted_message_secret is not None:
         raise cfg.fail(store_settings.ACCEPTED_MESSAGE_SECRET_KEY,
                        f"is set but dispatcherMaxReplicas={maximum} has no coordination store: "
                        f"pulumi config rm {store_settings.ACCEPTED_MESSAGE_SECRET_KEY}")

@@ -1,9 +1,10 @@
 """The bot control channel per stack: the credential, the URL bots dial, and what the channel needs.
 
 Bots dial *out* over the dispatcher's public HTTPS endpoint (`wss://…/bots/channel`: the ALB on
-AWS, the Cloud Run URL on GCP), so their egress stays UDP + TCP 443. `botChannelToken` is a
-`--secret` the owner generates once (docs/pulumi.md says why the stack does not generate it);
-without it the stack has no channel and every start is cold. With it, AWS needs HTTPS and
+AWS, the Cloud Run URL on GCP), so their egress stays UDP + TCP 443. `botChannel` turns it on
+(`profile: prod` derives it), and the stack makes its token (stacks/config/made_secrets.py) unless
+`botChannelToken` sets one, which also turns it on; without it every start is cold, and the plan and
+`voicefleet config check` say so (`cold_starts`). With it, AWS needs HTTPS and
 `dispatcherDomain`, several replicas need the coordination store, Cloud Run's request timeout must
 outlive an idle bot's wait plus its session, and the Cloud Run instances kept (less one) must hold
 three requests a session and relay its audio within `CPU_CEILING` of their vCPUs
@@ -21,6 +22,7 @@ import pulumi
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_TOKEN_VARIABLE
 from dispatcher.settings import MIN_BOT_CHANNEL_TOKEN_CHARS
+from stacks.config import made_secrets
 from stacks.config.limits import CLOUD_RUN_MAX_CONCURRENCY, CLOUD_RUN_MAX_TIMEOUT_SECONDS
 from stacks.config.reader import Reader
 
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
     from stacks.config.model import Settings
 
 TOKEN_KEY = "botChannelToken"  # noqa: S105 - a config key, not a secret
+CHANNEL_KEY = "botChannel"
+# Where each machines provider's bots start, for the cold-start note.
+PLATFORMS = {"ecs": "Fargate", "gce": "Compute Engine", "cloudrun": "Cloud Run", "aci": "Container Instances",
+             "k8s": "Kubernetes"}
 # The bot pings its channel this often (bot/channel_client.PING_INTERVAL_SECONDS; a test keeps them
 # equal): an idle channel is never idle longer at the ALB, whose idle timeout must exceed it.
 PING_INTERVAL_SECONDS = 10
@@ -48,8 +54,15 @@ CLOUD_RUN_TARGET = Fraction(3, 5)
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
-def token(cfg: Reader) -> pulumi.Output[str] | None:
-    return cfg.secret(TOKEN_KEY, required=False, check=lambda text: _check_length(cfg, text))
+def token(cfg: Reader, rotation: made_secrets.Rotation) -> pulumi.Output[str] | None:
+    """The channel's credential: the one set, else with `botChannel` one the stack makes; None: no channel."""
+    given = cfg.secret(TOKEN_KEY, required=False, check=lambda text: _check_length(cfg, text))
+    if given is not None and cfg.raw(CHANNEL_KEY) == "false":
+        raise cfg.fail(CHANNEL_KEY, f"is false but {TOKEN_KEY} is set, which turns the channel on: pulumi config rm "
+                                    f"{TOKEN_KEY} (every start cold) or pulumi config rm {CHANNEL_KEY}")
+    if given is None and cfg.boolean(CHANNEL_KEY):
+        return made_secrets.channel_token(rotation)
+    return given
 
 
 def _check_length(cfg: Reader, text: str) -> None:
@@ -72,8 +85,17 @@ def check(cfg: Reader, settings: Settings) -> None:
     if settings.turn is not None and not enabled(settings):
         # dispatcher/settings.py refuses TRANSPORTS=webrtc without it: a cloud bot listens on
         # nothing, so its SmallWebRTC signalling can only come over the channel.
-        raise cfg.fail(TOKEN_KEY, "is required with a TURN relay (cloud WebRTC bots take their signalling over "
-                                  f"the channel): pulumi config set --secret {TOKEN_KEY} <32+ random characters>")
+        raise cfg.fail(CHANNEL_KEY, "must be true with a TURN relay (cloud WebRTC bots take their signalling over "
+                                    f"the channel): pulumi config set {CHANNEL_KEY} true (the stack makes its token)")
+
+
+def cold_starts(machines: str, cold_start_seconds: float, *, plain_http: bool = False) -> str:
+    """What a stack without the channel means for its sessions, and the way to a warm reserve."""
+    where = PLATFORMS.get(machines, machines)
+    advice = (f"serve HTTPS (certificateArn, dispatcherDomain) and pulumi config set {CHANNEL_KEY} true"
+              if plain_http else f"pulumi config set {CHANNEL_KEY} true (the stack makes its token)")
+    return (f"no bot control channel, so no warm reserve: every start is cold, ~{cold_start_seconds:.0f} s on "
+            f"{where}: {advice}; docs/reserve.md")
 
 
 def aws_domain(cfg: Reader, settings: Settings, certificate_arn: str | None, idle_timeout: int) -> str | None:
@@ -89,10 +111,12 @@ def aws_domain(cfg: Reader, settings: Settings, certificate_arn: str | None, idl
                             "to the certificate's name (and point its DNS record at albDnsName)")
         return domain
     if certificate_arn is None:
-        raise cfg.fail(TOKEN_KEY, "needs HTTPS (certificateArn): bots send it on every connect. A plain-HTTP "
-                                  "stack (allowPlainHttp) runs without the channel: every start cold")
+        raise cfg.fail(CHANNEL_KEY, "needs HTTPS (certificateArn): bots send its token on every connect. A plain-HTTP "
+                                    f"stack (allowPlainHttp) runs without the channel ({CHANNEL_KEY}: false, "
+                                    f"{TOKEN_KEY} unset; `profile: prod` turns it on): every start cold. Set "
+                                    f"certificateArn, or pulumi config set {CHANNEL_KEY} false")
     if domain is None:
-        raise cfg.fail("dispatcherDomain", f"is required with {TOKEN_KEY}: bots dial wss://<dispatcherDomain>"
+        raise cfg.fail("dispatcherDomain", f"is required with the channel ({CHANNEL_KEY}): bots dial wss://<dispatcherDomain>"
                                            f"{CHANNEL_PATH} and check the certificate's name (a DNS record "
                                            "pointing it at the ALB is yours to create)")
     if idle_timeout <= PING_INTERVAL_SECONDS:
@@ -191,6 +215,6 @@ def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int, max_in
 
 
 def channel_secrets(settings: Settings) -> dict[str, pulumi.Output[str]]:
-    """What goes into the stack's secret store for the channel (nothing without it)."""
+    """What goes into the stack's secret store for the channel (nothing without it), set or made."""
     token = settings.secrets.bot_channel_token
     return {} if token is None else {CHANNEL_TOKEN_VARIABLE: token}

@@ -6,7 +6,8 @@ A size is a deployment's scale: the bots' and the dispatcher's machines on each 
 replicas on AWS (three share a store, so `large` needs the store's secrets) and the sessions it admits.
 `small` is the defaults themselves. A profile is how careful a deployment is: `prod` protects stateful
 resources, keeps logs, secrets and images longer, spreads AWS over three zones and watches its
-containers; `dev` is the defaults. Irreversible choices (Key Vault purge protection) are never derived.
+containers, and turns the bot channel on (so the warm reserve); `dev` is the defaults. Irreversible
+choices (Key Vault purge protection) are never derived.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ STACK_PROFILES: dict[str, dict[str, str]] = {
         "environment": "prod", "protect": "true", "imageRetentionCount": "50",
         "azCount": "3", "containerInsights": "true", "logRetentionDays": "90", "secretRecoveryDays": "30",  # AWS
         "azureLogRetentionDays": "90",
+        "botChannel": "true",  # the warm reserve: bots dial the dispatcher's channel (its token the stack's own)
     },
 }
 Source = Literal["set", "size", "profile", "default"]

@@ -19,6 +19,7 @@ from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from dispatcher.settings.derived import DEFAULT_PROFILE
 from stacks.config import channel, channel_capacity, phone, reserve, store, switches
 from stacks.config.bot_env import OTLP_ENDPOINT
+from stacks.config.channel import CHANNEL_KEY
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.observability import DASHBOARD_ENABLED, PROFILE, WEBHOOK_SECRET, WEBHOOK_URL
 from stacks.config.regions import ACCEPTED_SECRET_KEY as REGION_ACCEPTED_SECRET_KEY
@@ -49,7 +50,7 @@ class KeySetting:
     # `<gcp:region>-a`): an unset key's default is then not where the value came from.
     fallback: tuple[str, ...] = ()
     # The other keys the value is computed from, whatever this key holds (the channel's caps: the
-    # sessions and the reserve spread over dispatcherCount, and only with botChannelToken).
+    # sessions and the reserve spread over dispatcherCount, and only with the bot channel).
     inputs: tuple[str, ...] = ()
     value: Value | None = None  # the setting's value in a stack's settings, None unset; SECRET: none here
 
@@ -153,8 +154,8 @@ _SECRETS = {**REQUIRED_SECRET_KEYS, CHANNEL_TOKEN_KEY: "BOT_CHANNEL_TOKEN",
             "webhookSecret": WEBHOOK_SECRET,
             REGION_SECRET_KEY: "REGION_SECRET", REGION_ACCEPTED_SECRET_KEY: "REGION_ACCEPTED_SECRET",
             **phone.PHONE_SECRET_KEYS}
-_PER_REPLICA = "with botChannelToken: the bots' channels per surviving replica"
-_CHANNEL_INPUTS = ("maxConcurrentSessions", "reserveMaxIdle", CHANNEL_TOKEN_KEY)
+_PER_REPLICA = "with the bot channel: the bots' channels per surviving replica"
+_CHANNEL_INPUTS = ("maxConcurrentSessions", "reserveMaxIdle", CHANNEL_KEY)
 
 ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("maxConcurrentSessions", "MAX_CONCURRENT_SESSIONS", value=lambda s: str(s.max_concurrent_sessions)),

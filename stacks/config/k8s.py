@@ -4,9 +4,9 @@ The stack deploys into a cluster its owner already runs (docs/kubernetes.md, "A 
 cluster"): the kubeconfig is a secret (`k8sKubeconfig`), the images are built by the stack and pushed to
 `k8sRegistry`, or built elsewhere and named by digest (stacks/config/k8s_registry.py), and the replicas'
 store is an external Valkey/Redis whose URL (credentials inside) is a secret too, or (`k8sStore:
-in-cluster`) a Valkey the stack runs itself, whose user's password is `storePassword` as on the other
-clouds. The dispatcher always runs two replicas at least (a PodDisruptionBudget keeps one through a node
-drain), so a store and `storeMessageSecret` are always required.
+in-cluster`) a Valkey the stack runs itself, whose user's password is the stack's own (or `storePassword`)
+as on the other clouds. The dispatcher always runs two replicas at least (a PodDisruptionBudget keeps one
+through a node drain), so a store and its message secret (made unless `storeMessageSecret` sets one) always.
 """
 
 from __future__ import annotations
@@ -75,10 +75,11 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
                                "(docs/kubernetes.md, \"A TURN relay\")")
     bot_secret = bot_secret_name(cfg, settings)
     if settings.secrets.bot_channel_token is None:
-        raise cfg.fail(CHANNEL_TOKEN_KEY, "is required on k8s: a bot's pod holds no session value and no credential "
-                                          "and takes its session over the dispatcher's channel; pulumi config set "
-                                          f"--secret {CHANNEL_TOKEN_KEY} <32+ random characters> "
-                                          "(docs/kubernetes.md, \"Identity\")")
+        raise cfg.fail("botChannel", "must be true on k8s: a bot's pod holds no session value and no credential "
+                                     "and takes its session over the dispatcher's channel; pulumi config set "
+                                     f"botChannel true (the stack makes its token; or set your own: pulumi config "
+                                     f"set --secret {CHANNEL_TOKEN_KEY} <32+ random characters>) "
+                                     "(docs/kubernetes.md, \"Identity\")")
     kubeconfig = cfg.secret(KUBECONFIG_KEY, required=True)
     assert kubeconfig is not None  # `required=True` raised already
     store = cfg.string(STORE_KEY, choices=(EXTERNAL, IN_CLUSTER))
@@ -86,7 +87,6 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         _check_in_cluster_store(cfg, settings)
     store_url = _store_url(cfg, settings) if store == EXTERNAL else None
     replicas = cfg.integer("k8sDispatcherReplicas", minimum=2, maximum=100)
-    store_settings.require_message_secret(cfg, settings, f"k8sDispatcherReplicas={replicas}")
     names = {key: cfg.string(key, pattern=DNS_LABEL) for key in
              ("k8sDispatcherNamespace", "k8sBotNamespace", "k8sIngressNamespace")}
     if names["k8sDispatcherNamespace"] == names["k8sBotNamespace"]:
@@ -199,11 +199,6 @@ def _check_in_cluster_store(cfg: Reader, settings: Settings) -> None:
         raise cfg.fail(STORE_URL_KEY, f"is not used with {STORE_KEY} {IN_CLUSTER}: the stack runs the store and "
                                       f"names it itself; pulumi config rm {STORE_URL_KEY} (or set {STORE_KEY} "
                                       f"{EXTERNAL} to keep that store)")
-    if settings.secrets.store_password is None:
-        raise cfg.fail(store_settings.PASSWORD_KEY, f"is required with {STORE_KEY} {IN_CLUSTER}: the store's user "
-                                                    "signs in with it (docs/kubernetes.md, \"The in-cluster "
-                                                    "store\"); pulumi config set --secret "
-                                                    f"{store_settings.PASSWORD_KEY} <32 random characters>")
 
 
 def _agent_sandbox(cfg: Reader, mode: str, controller: tuple[str, str]) -> str:

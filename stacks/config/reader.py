@@ -44,6 +44,11 @@ DEFAULTS: dict[str, Any] = {
     "dashboardEnabled": False,  # the dispatcher's DASHBOARD_ENABLED (stacks/config/observability.py)
     "webhookUrl": "",  # "" = no lifecycle webhooks (stacks/config/observability.py)
     "otelExporterOtlpEndpoint": "",  # "" = no traces
+    # The bot control channel (stacks/config/channel.py): on with `profile: prod`, or with botChannelToken set
+    "botChannel": False,
+    # The secrets the stack makes (stacks/config/made_secrets.py): their generation, and a roll's other one
+    "secretsRotation": 0,
+    "secretsRoll": "none",
     # The dispatcher's feature switches (stacks/config/switches.py): false = its own default, off
     "dailyAllowDialout": False,
     "twilioSignedStreams": False,

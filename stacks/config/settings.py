@@ -27,6 +27,7 @@ from stacks.config import (
     k8s_registry,
     limits,
     load_balancer_https,
+    made_secrets,
     stack_keys,
     switches,
 )
@@ -118,13 +119,14 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
 
     observability, observability_secrets = observability_settings.load(cfg)
     regions, region_secret = region_settings.load(cfg)
+    rotation = made_secrets.rotation(cfg)
     client_keys = _require(cfg.secret("dispatcherApiKeys", required=True))
     secrets = Secrets(
         daily_api_key=_require(cfg.secret("dailyApiKey", required=True)),
         dispatcher_api_keys=client_keys,
         dispatcher_admin_keys=admin_keys.load(cfg, client_keys),
         bot=bot_settings.secrets(cfg, BOT_SECRET_KEYS),
-        bot_channel_token=channel_settings.token(cfg),
+        bot_channel_token=channel_settings.token(cfg, rotation),
         store_password=store_settings.password(cfg),
         store_previous_password=store_settings.previous_password(cfg),
         store_message_secret=store_settings.message_secret(cfg),
@@ -158,7 +160,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         drain=cfg.boolean("drain"),
         tags=tags,
         secrets=secrets,
-        turn=turn_settings.load(cfg),
+        turn=turn_settings.load(cfg, rotation),
         reserve=_reserve(cfg, cloud),
         # A k8s stack without k8sRegistry runs images built elsewhere (stacks/config/k8s_registry.py): no bot
         # project to build.
@@ -176,15 +178,27 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
     bot_env_reads.check(cfg, settings)
+    if not channel_settings.enabled(settings):  # said by the program, so the plan and a preview show it
+        pulumi.log.warn(channel_settings.cold_starts(
+            MACHINES[cloud] if cloud != "gcp" else cfg.string("botRuntime", choices=BOT_RUNTIMES),
+            settings.reserve.cold_start_seconds, plain_http=cloud == "aws" and cfg.boolean("allowPlainHttp")))
     if cloud == "aws":
         # ECR keeps the newest imageRetentionCount releases' bot images by their tag (stacks/aws/registry.py).
         release_settings.check_images_kept(cfg, settings.releases, settings.image_retention_count)
-        return _with(settings, aws=_aws(cfg, settings))
-    if cloud == "azure":
-        return _with(settings, azure=azure_settings.load(cfg, settings))
-    if cloud == "k8s":
-        return _with(settings, kubernetes=k8s_settings.load(cfg, settings))
-    return _with(settings, gcp=_gcp(cfg, settings))
+        aws = _aws(cfg, settings)
+        settings, store, password = _with(settings, aws=aws), aws.store, True
+    elif cloud == "azure":
+        azure = azure_settings.load(cfg, settings)
+        settings, store, password = _with(settings, azure=azure), azure.store, False
+    elif cloud == "k8s":
+        # Its replicas always share a store; the stack's own Valkey signs in with a password.
+        kubernetes = k8s_settings.load(cfg, settings)
+        settings, store, password = _with(settings, kubernetes=kubernetes), True, kubernetes.store_url is None
+    else:
+        gcp = _gcp(cfg, settings)  # Memorystore: IAM sign-in, no password
+        settings, store, password = _with(settings, gcp=gcp), gcp.store, False
+    return _with(settings, secrets=store_settings.with_made(cfg, settings.secrets, rotation, store=store,
+                                                            password=password))
 
 
 def _stack_secret_keys(secrets: Secrets) -> dict[str, str]:
@@ -279,8 +293,6 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
     count = cfg.integer("dispatcherCount", minimum=1, maximum=100)
     store = store_settings.require_for_replicas(cfg, settings, "dispatcherCount", count)
     channel_capacity.aws_limits(cfg, settings, count, dispatcher_cpu)
-    if store:
-        store_settings.require_message_secret(cfg, settings, f"dispatcherCount={count}")
     return AwsSettings(
         region=region,
         vpc_cidr=_cidr(cfg, "vpcCidr", cfg.string("vpcCidr")),
@@ -352,16 +364,14 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
         raise cfg.fail("dispatcherMaxInstances", f"must be at least dispatcherMinInstances={minimum} (got {maximum})")
     # Several instances with the channel: bots' channels land on any instance, so they share a store.
     store = channel_settings.enabled(settings) and maximum > 1
-    if store:
-        store_settings.require_message_secret(cfg, settings, f"dispatcherMaxInstances={maximum} and botChannelToken")
     if settings.dispatcher_memory > 32768:
         raise cfg.fail("dispatcherMemory", f"must be at most 32768 MiB on Cloud Run (got {settings.dispatcher_memory})")
     bot_runtime = cfg.string("botRuntime", choices=BOT_RUNTIMES)
     if bot_runtime == "cloudrun" and not channel_settings.enabled(settings):
         # Without the channel, a session's Daily token and body travel in the run's env overrides,
         # which every retained execution shows to anyone with run.executions.get.
-        raise cfg.fail("botRuntime", "cloudrun needs botChannelToken (pulumi config set --secret botChannelToken "
-                                     "<32+ characters>): without it a session's secrets would sit in its execution")
+        raise cfg.fail("botRuntime", "cloudrun needs the bot channel (pulumi config set botChannel true: the stack "
+                                     "makes its token): without it a session's secrets would sit in its execution")
     if bot_runtime == "cloudrun":
         cloud_run.execution_quota(cfg, sessions=settings.max_concurrent_sessions,
                                   reserve_max_idle=settings.reserve.max_idle)

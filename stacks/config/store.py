@@ -3,37 +3,39 @@
 More than one dispatcher replica (`dispatcherCount` > 1 on AWS) means a coordination store
 (docs/replicas.md): the replicas share it, so any of them answers any request, bots' channels may
 land on any replica behind the load balancer, and a keyed start launches once. On AWS the store is
-ElastiCache Serverless for Valkey (stacks/aws/store.py) with an RBAC user whose password is the
-stack's secret `storePassword`, generated once by the stack owner like `botChannelToken` (the
-providers the program has offer no stable random resource). One replica: no store, as before.
+ElastiCache Serverless for Valkey (stacks/aws/store.py) with an RBAC user whose password the stack
+makes and keeps in its state (stacks/config/made_secrets.py), unless `storePassword` sets one. One
+replica: no store, as before.
 
 Rotating the password without locking out the tasks still running: `storePreviousPassword` keeps
 the old one valid beside the new (ElastiCache holds two per user) through the deploy that rolls the
 tasks over, and goes once they are gone (docs/pulumi.md). The store's ECPU ceiling follows the
 sessions the stack admits (`storeEcpuPerSecond`, stacks/config/store_capacity.py).
 
-In both clouds a stack with a store also needs `storeMessageSecret`, generated the same way: the
-key the replicas sign their messages to each other with (`REDIS_MESSAGE_SECRET`,
+Every stack with a store also has a message secret, made the same way unless `storeMessageSecret`
+sets one: the key the replicas sign their messages to each other with (`REDIS_MESSAGE_SECRET`,
 dispatcher/store/message_seal.py), so that the store's credential alone cannot speak for a replica.
 It reaches the dispatcher from the secret store, next to the password; no bot is given it.
 
-Changing it without splitting the replicas during a rollout: `storeAcceptedMessageSecret`, a second
-key the replicas open with but never seal with (`REDIS_ACCEPTED_MESSAGE_SECRET`), through three
-`up`s (docs/pulumi.md, "Changing the replicas' message secret"); the program warns while it is set.
+Changing it without splitting the replicas during a rollout: a second key the replicas open with
+but never seal with (`REDIS_ACCEPTED_MESSAGE_SECRET`), through three `up`s: `storeAcceptedMessageSecret`
+for a set secret (docs/pulumi.md, "Changing the replicas' message secret"), `secretsRoll` for the
+stack's own; the program warns while either is set.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pulumi
 
-from stacks.config import store_capacity
+from stacks.config import made_secrets, store_capacity
 from stacks.config.limits import ELASTICACHE_PASSWORD, valid_store_password
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
-    from stacks.config.model import Settings
+    from stacks.config.model import Secrets, Settings
 
 PASSWORD_KEY = "storePassword"  # noqa: S105 - a config key, not a secret
 PREVIOUS_PASSWORD_KEY = "storePreviousPassword"  # noqa: S105 - a config key, not a secret
@@ -99,12 +101,30 @@ def _secrets_differ(cfg: Reader, current: str, accepted: str) -> None:
                                                     "secret of a change (docs/pulumi.md)")
 
 
-def require_message_secret(cfg: Reader, settings: Settings, why: str) -> None:
-    """A stack with a store (`why` says what gives it one) must give its replicas their message key."""
-    if settings.secrets.store_message_secret is None:
-        raise cfg.fail(MESSAGE_SECRET_KEY, f"is required with {why}: the replicas sign what they send each other "
-                                           "through their store (docs/replicas.md); pulumi config set --secret "
-                                           f"{MESSAGE_SECRET_KEY} <32 random characters>")
+def with_made(cfg: Reader, secrets: Secrets, rotation: made_secrets.Rotation, *, store: bool,
+              password: bool) -> Secrets:
+    """A store's secrets that no key sets, made by the stack: the replicas' message secret (any store)
+    and the store's password (`password`: a store that signs in with one), each with the neighbour a
+    roll keeps. A set secret's own rotation key (`storeAcceptedMessageSecret`, `storePreviousPassword`)
+    names the value it replaces, which a made secret's owner never saw: refused beside a made one."""
+    if not store:
+        return secrets
+    if secrets.store_message_secret is None:
+        _no_rotation_key(cfg, secrets.store_accepted_message_secret, ACCEPTED_MESSAGE_SECRET_KEY, MESSAGE_SECRET_KEY)
+        sealing, opening = made_secrets.message_secrets(rotation)
+        secrets = replace(secrets, store_message_secret=sealing, store_accepted_message_secret=opening)
+    if password and secrets.store_password is None:
+        _no_rotation_key(cfg, secrets.store_previous_password, PREVIOUS_PASSWORD_KEY, PASSWORD_KEY)
+        current, previous = made_secrets.store_passwords(rotation)
+        secrets = replace(secrets, store_password=current, store_previous_password=previous)
+    return secrets
+
+
+def _no_rotation_key(cfg: Reader, value: pulumi.Output[str] | None, key: str, made_key: str) -> None:
+    if value is not None:
+        raise cfg.fail(key, f"is set but {made_key} is not: the stack makes that secret, and rotates it with "
+                            f"{made_secrets.ROTATION_KEY} and {made_secrets.ROLL_KEY} (docs/pulumi.md, \"Rotating the "
+                            f"secrets the stack makes\"); pulumi config rm {key}")
 
 
 def _check(cfg: Reader, key: str, text: str) -> None:
@@ -139,7 +159,7 @@ def ecpu_per_second(cfg: Reader, sessions: int) -> int:
 
 
 def require_for_replicas(cfg: Reader, settings: Settings, key: str, replicas: int) -> bool:
-    """True when the stack needs a store (more than one replica); then its password must be set."""
+    """True when the stack needs a store (more than one replica); its secrets are made if unset (`with_made`)."""
     if replicas <= 1:
         if settings.secrets.store_accepted_message_secret is not None:
             raise cfg.fail(ACCEPTED_MESSAGE_SECRET_KEY, f"is set but {key}={replicas} has no coordination store: "
@@ -148,10 +168,6 @@ def require_for_replicas(cfg: Reader, settings: Settings, key: str, replicas: in
             raise cfg.fail(PREVIOUS_PASSWORD_KEY, f"is set but {key}={replicas} has no coordination store: "
                                                   f"pulumi config rm {PREVIOUS_PASSWORD_KEY}")
         return False
-    if settings.secrets.store_password is None:
-        raise cfg.fail(PASSWORD_KEY, f"is required with {key}={replicas}: several dispatcher replicas share a "
-                                     "coordination store (docs/replicas.md); pulumi config set --secret "
-                                     f"{PASSWORD_KEY} <32 random characters>")
     return True
 
 

@@ -3,7 +3,8 @@
 `turn: none` (default) leaves the stack Daily-only. `managed` provisions coturn on a small VM with a
 static address (stacks/aws/relay.py, stacks/gcp/relay.py); `external` points the dispatcher at a TURN
 service you run elsewhere (`turnUrls`). Either way the shared secret (coturn `static-auth-secret`,
-the TURN REST scheme's HMAC key) is a `--secret` config value that reaches coturn and the
+the TURN REST scheme's HMAC key) is the stack's own, kept in its state (stacks/config/made_secrets.py),
+unless `turnSharedSecret` sets one (`external`: your service's); it reaches coturn and the
 dispatcher only through Secrets Manager / Secret Manager (on k8s, the dispatcher's Secret; k8s
 takes `external` only, stacks/config/k8s.py); clients and bots get short-lived
 credentials derived from it (dispatcher/media/turn.py), never the secret.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 
 from dispatcher.media.turn import DEFAULT_CREDENTIALS_PER_KEY, DEFAULT_TTL_SECONDS
+from stacks.config import made_secrets
 from stacks.config.reader import Reader
 
 MODES = ("none", "managed", "external")
@@ -50,12 +52,13 @@ class TurnSettings:
         return self.tls_certificate is not None
 
 
-def load(cfg: Reader) -> TurnSettings | None:
+def load(cfg: Reader, rotation: made_secrets.Rotation) -> TurnSettings | None:
     mode = cfg.string("turn", choices=MODES)
     if mode == "none":
         return None
-    secret = cfg.secret("turnSharedSecret", required=True, check=lambda value: _check_secret(cfg, value))
-    assert secret is not None
+    secret = cfg.secret("turnSharedSecret", required=mode == "external", check=lambda value: _check_secret(cfg, value))
+    if secret is None:  # a managed relay's: the stack makes it
+        secret = made_secrets.turn_secret(rotation)
     if mode == "external":
         urls = tuple(u.strip() for u in (cfg.optional("turnUrls") or "").split(",") if u.strip())
         if not urls or not all(_URL.match(u) for u in urls):

@@ -25,10 +25,14 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
+from botchannel.contract import CHANNEL_URL_VARIABLE
+from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.serving.config_command import CONFIG_STDIN, diff, explain, faults, overrides_apart
+from dispatcher.settings.derived import DEFAULT_PROFILE
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest, spelt_as_key
-from stacks.config.derived import SIZE_NAMES, derived
+from stacks.config.channel import cold_starts
+from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE
@@ -100,6 +104,7 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
     cloud = config.get(f"{NAMESPACE}:cloud", "")
     size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
     from_size = derived(size if size in SIZE_NAMES else None, None)
+    from_profile = derived(None, profile if profile in PROFILE_NAMES else None)
     pending = pending_keys(stack, config) if pending is None else pending
     shown: list[str] = []
 
@@ -113,6 +118,8 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
             return f"stack key {key} ({where(key)})"
         if key in from_size and from_size[key][1] == "size":
             return f"stack key {key} (derived from size: {size})"
+        if key in from_profile:
+            return f"stack key {key} (derived from profile: {profile or DEFAULT_PROFILE})"
         return f"stack key {key}'s default (Pulumi.yaml)"
 
     for entry in keys_of(setting, cloud):
@@ -145,6 +152,17 @@ def resolved_for(env: DispatcherEnv, stack: str, config: Mapping[str, str],
     for name in [*env.plain, *env.masked]:
         sources[name] = source(name, stack, config, given, pending)
     return replace(resolved, sources=sources)
+
+
+def cold_note(env: DispatcherEnv, config: Mapping[str, str]) -> str | None:
+    """A dispatcher without the bot channel has no warm reserve, whatever its reserve settings say:
+    said beside the check's verdict, with the way to turn it on (stacks/config/channel.py)."""
+    if CHANNEL_URL_VARIABLE in env.plain:
+        return None
+    machines = env.plain.get("MACHINES", "")
+    seconds = float(env.plain.get("RESERVE_COLD_START_SECONDS") or DEFAULT_COLD_START_SECONDS.get(machines, 0))
+    plain_http = config.get(f"{NAMESPACE}:allowPlainHttp", "").lower() == "true"
+    return "note: " + cold_starts(machines, seconds, plain_http=plain_http)
 
 
 @contextlib.contextmanager
@@ -193,6 +211,8 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
                   f"{stack}: {prefix}configuration good (stack size {config.get(f'{NAMESPACE}:size', 'unset')}, "
                   f"profile {resolved.profile}, "
                   f"{len(env.plain) + len(env.masked)} settings, {len(env.masked)} of them secrets)")
+            if note := cold_note(env, config):  # not a fault: a choice, said with its cost
+                print(f"{stack}: {prefix}{note}")
             status = status or (1 if found else 0)
         elif command[0] == "explain":
             print("\n".join(prefix + line for line in env.masked_lines(explain(command[1], resolved))))

@@ -265,6 +265,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
         elif typ == "aws:elasticache/user:User" and isinstance(inputs.get("accessString"), str):
             # DescribeUsers returns the engine's rendering of the rules, which the provider keeps.
             state["accessString"] = rendered(inputs["accessString"])
+        elif typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = _random_password(args.name, inputs, self.generation)
         elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
             # PutSecretValue makes a new version with a new id for a new value: a rotation must show
             # as a new id wherever the version is pinned, as it does at AWS.
@@ -304,6 +306,32 @@ def _tls_state(typ: str, logical: str, inputs: dict[str, Any], generation: int) 
     return {"certPem": f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n",
             "validityStartTime": start.isoformat(), "readyForRenewal": False,
             "validityEndTime": (start + timedelta(hours=hours)).isoformat()}
+
+
+# pulumi-random's special characters when `special` is on and `override_special` unset.
+RANDOM_SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
+
+
+def _serialized(state: dict[str, Any]) -> Any:
+    """`state` as the engine's wire form, as Pulumi's MockMonitor serializes a mock's state."""
+    return pulumi_mocks._sync_await(rpc.serialize_properties(state, {}))  # type: ignore[attr-defined]
+
+
+def _random_password(logical: str, inputs: dict[str, Any], generation: int) -> str:
+    """pulumi-random's RandomPassword `result`: `length` characters from the sets its inputs allow
+    (letters and digits, and its special characters unless `special` is false), new per creation and
+    per `keepers` (a change of them replaces the resource, so the provider draws a new one)."""
+    length = int(inputs["length"])
+    seed = f"{generation}:{logical}:{json.dumps(unwrap(inputs.get('keepers') or {}), sort_keys=True)}"
+    stream = ""
+    while len(stream) < length:
+        stream += _digest(f"{seed}:{len(stream)}")
+    # Mixed case and digits, as the provider's alphabet; specials in every fourth place when allowed.
+    letters = [c.upper() if i % 3 == 0 else c for i, c in enumerate(stream[:length])]
+    if inputs.get("special", True) is not False:
+        specials = inputs.get("overrideSpecial") or RANDOM_SPECIAL
+        letters = [specials[i % len(specials)] if i % 4 == 3 else c for i, c in enumerate(letters)]
+    return "".join(letters)
 
 
 def _kubernetes_metadata(logical: str, inputs: dict[str, Any], generation: int) -> dict[str, Any]:
@@ -380,6 +408,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.additionalSecretOutputs:
+            # The engine marks these outputs secret (pulumi-random's `result`, pulumi-tls' private key);
+            # Pulumi's MockMonitor does not, so a mocked program would see them plain.
+            state = rpc.deserialize_properties(response.object)
+            for key in set(request.additionalSecretOutputs) & set(state):
+                if not rpc.is_rpc_secret(state[key]):
+                    state[key] = {rpc._special_sig_key: rpc._special_secret_sig, "value": state[key]}
+            response.object.CopyFrom(_serialized(state))
         if request.type != "pulumi:pulumi:Stack":
             record = Registration(
                 urn=response.urn, type=request.type, name=request.name,

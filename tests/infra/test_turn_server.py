@@ -221,7 +221,8 @@ def test_policy_refuses_an_ssh_rule_on_the_relays_security_group() -> None:
 
 
 @pytest.mark.parametrize(("overrides", "key"), [
-    ({"turn": "managed"}, "voicefleet:turnSharedSecret"),
+    # an external service's secret is yours (a managed relay's the stack makes: test_made_secrets.py)
+    ({"turn": "external", "turnUrls": "turn:turn.example.net:3478"}, "voicefleet:turnSharedSecret"),
     ({"turn": "external", "turnUrls": "https://turn.example.net"}, "voicefleet:turnUrls"),
     ({"turn": "managed", "turnRelayPorts": "3478-3500"}, "voicefleet:turnRelayPorts"),
     ({"turn": "managed", "turnDomain": "Turn.Example.NET"}, "voicefleet:turnDomain"),
@@ -233,7 +234,7 @@ def test_bad_turn_settings_name_the_key(stack: StackRunner, overrides: dict[str,
                **ADMIN_SECRETS}
     if overrides["turn"] == "managed" and key != "voicefleet:turnSharedSecret":
         secrets["voicefleet:turnSharedSecret"] = TURN_SECRET
-    if overrides["turn"] == "external":
+    if overrides["turn"] == "external" and key != "voicefleet:turnSharedSecret":
         secrets["voicefleet:turnSharedSecret"] = TURN_SECRET
     with pytest.raises(SettingsError, match=key):
         stack("aws", secrets=secrets, **overrides)

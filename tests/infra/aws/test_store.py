@@ -129,11 +129,6 @@ def test_two_aws_replicas_with_the_channel_share_a_store_the_dispatcher_reaches_
     assert unwrap(ingress.inputs)["referencedSecurityGroupId"] == f"{app_sg.name}-id"
 
 
-def test_more_than_one_aws_replica_needs_the_store_password(stack: StackRunner) -> None:
-    with pytest.raises(SettingsError, match="voicefleet:storePassword is required with dispatcherCount=2"):
-        stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS}, **{**CHANNEL["aws"], "dispatcherCount": "2"})
-
-
 def test_a_store_password_elasticache_would_refuse_is_refused(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="voicefleet:storePassword must be 16-128"):
         stack("aws", secrets={**SECRETS, **CHANNEL_SECRETS, "voicefleet:storePassword": "has@at-sign-0123456789"},

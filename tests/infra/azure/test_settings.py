@@ -14,12 +14,6 @@ def error(stack: StackRunner, **kwargs: object) -> str:
     return str(caught.value)
 
 
-def test_several_replicas_need_the_message_secret(stack: StackRunner) -> None:
-    secrets = {k: v for k, v in SECRETS.items() if k != "voicefleet:storeMessageSecret"}
-    message = error(stack, secrets=secrets, dispatcherMaxReplicas="3")
-    assert "voicefleet:storeMessageSecret is required with dispatcherMaxReplicas=3" in message
-
-
 def test_a_store_password_is_refused_since_the_cache_has_its_own_key(stack: StackRunner) -> None:
     message = error(stack, secrets={**SECRETS, "voicefleet:storePassword": "x" * 32}, dispatcherMaxReplicas="3")
     assert "voicefleet:storePassword is not used on azure" in message and "pulumi config rm storePassword" in message

@@ -221,7 +221,7 @@ def test_the_ping_interval_the_settings_check_is_the_bots() -> None:
 
 
 @pytest.mark.parametrize(("cloud", "overrides", "key"), [
-    ("aws", {"allowPlainHttp": "true", "certificateArn": "", "dispatcherDomain": ""}, "voicefleet:botChannelToken"),
+    ("aws", {"allowPlainHttp": "true", "certificateArn": "", "dispatcherDomain": ""}, "voicefleet:botChannel "),
     ("aws", {"dispatcherDomain": ""}, "voicefleet:dispatcherDomain"),
     ("aws", {"dispatcherDomain": "Voice.Example.COM"}, "voicefleet:dispatcherDomain"),
     ("aws", {"albIdleTimeoutSeconds": "10"}, "voicefleet:albIdleTimeoutSeconds"),
@@ -241,7 +241,7 @@ def test_a_short_token_is_refused(stack: StackRunner) -> None:
 
 def test_a_turn_relay_without_the_channel_is_refused(stack: StackRunner) -> None:
     secrets = {**SECRETS, "voicefleet:turnSharedSecret": "SENTINEL-turn-shared-secret-0123"}
-    with pytest.raises(SettingsError, match="voicefleet:botChannelToken is required with a TURN relay"):
+    with pytest.raises(SettingsError, match="voicefleet:botChannel must be true with a TURN relay"):
         stack("gcp", secrets=secrets, turn="managed")
 
 

@@ -118,7 +118,7 @@ def test_optional_bot_secret_set_in_plain_text_is_refused(stack: StackRunner) ->
 def test_a_cloudrun_bot_runtime_without_the_channel_is_refused(stack: StackRunner) -> None:
     """Without the channel a session's Daily token and body would sit in its execution's env overrides."""
     message = error(stack, "gcp", botRuntime="cloudrun")
-    assert "voicefleet:botRuntime" in message and "botChannelToken" in message
+    assert "voicefleet:botRuntime" in message and "botChannel true" in message
 
 
 def pulumi_yaml_defaults() -> dict[str, str]:

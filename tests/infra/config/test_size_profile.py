@@ -16,7 +16,7 @@ from stacks.config.settings import SettingsError
 from stacks.shared import contract
 from tests.infra.config.test_dashboard import CONTRACT, plain_environment
 from tests.infra.config.test_settings import pulumi_yaml_defaults
-from tests.infra.conftest import StackRunner, config_for
+from tests.infra.conftest import CHANNEL, StackRunner, config_for
 from tests.infra.helpers import ROOT
 
 BOT_TASK = "aws:ecs/taskDefinition:TaskDefinition"
@@ -24,12 +24,10 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 # The example stacks a reader copies for production (and the Kubernetes one), held short.
 EXAMPLE_STACKS = ("aws-prod", "gcp-prod", "azure-prod", "k8s-dev")
 MAX_EXAMPLE_KEYS = 15
-# A prod AWS stack serves HTTPS (stacks/config/load_balancer_https.py): the base stack's plain HTTP is a dev stack's.
-HTTPS = {"allowPlainHttp": "false", "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/test"}
 
 
 def test_a_size_derives_the_machines_and_a_profile_the_retention(stack: StackRunner) -> None:
-    run = stack("aws", size="medium", profile="prod", **HTTPS)
+    run = stack("aws", size="medium", profile="prod", **CHANNEL["aws"])  # prod turns the channel on: HTTPS
     task = run.one(BOT_TASK, "voicefleet-aws-test-bot")
     assert (task.inputs["cpu"], task.inputs["memory"]) == ("1024", "2048")
     assert {group.inputs["retentionInDays"] for group in run.of_type(LOG_GROUP)} == {90}
@@ -44,7 +42,8 @@ def test_without_size_or_profile_the_defaults_hold(stack: StackRunner) -> None:
 
 
 def test_a_key_set_wins_over_its_derived_value(stack: StackRunner) -> None:
-    run = stack("aws", size="medium", profile="prod", **HTTPS, botCpu="512", botMemory="1024", logRetentionDays="30")
+    run = stack("aws", size="medium", profile="prod", **CHANNEL["aws"], botCpu="512", botMemory="1024",
+                logRetentionDays="30")
     assert run.one(BOT_TASK, "voicefleet-aws-test-bot").inputs["cpu"] == "512"
     assert {group.inputs["retentionInDays"] for group in run.of_type(LOG_GROUP)} == {30}
 
@@ -53,7 +52,7 @@ def test_the_clis_project_defaults_leave_the_derivation_alone(stack: StackRunner
     """`pulumi up` hands every declared default as if set: a derived key's is "" (unset)."""
     given = config_for("aws", {}, None)
     defaults = {key: value for key, value in pulumi_yaml_defaults().items() if f"voicefleet:{key}" not in given}
-    run = stack("aws", **{**defaults, **HTTPS, "size": "medium", "profile": "prod"})
+    run = stack("aws", **{**defaults, "size": "medium", "profile": "prod", **CHANNEL["aws"]})
     assert run.one(BOT_TASK, "voicefleet-aws-test-bot").inputs["cpu"] == "1024"
 
 
@@ -106,7 +105,9 @@ def test_the_pages_table_is_the_derivation_table() -> None:
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_a_prod_stack_hands_the_dispatcher_its_profile(stack: StackRunner, cloud: str) -> None:
-    env = plain_environment(cloud, stack(cloud, profile="prod", **(HTTPS if cloud == "aws" else {})))
+    """And the bot channel the profile turns on (its token the stack's own), so the warm reserve."""
+    env = plain_environment(cloud, stack(cloud, profile="prod", **CHANNEL.get(cloud, {})))
     assert env["VOICEFLEET_PROFILE"] == "prod"
-    assert set(env) - set(CONTRACT[cloud]) - {SECRETS_DIGEST_VARIABLE} == set(contract.PROFILE_ENV)
+    channel = {*contract.CHANNEL_ENV, *(contract.ECS_CHANNEL_ENV if cloud == "aws" else ())}
+    assert set(env) - set(CONTRACT[cloud]) - {SECRETS_DIGEST_VARIABLE} == {*contract.PROFILE_ENV, *channel}
     assert "VOICEFLEET_PROFILE" not in plain_environment(cloud, stack(cloud, profile="dev"))

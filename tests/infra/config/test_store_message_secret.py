@@ -1,7 +1,7 @@
 """A stack whose replicas share a store gives them `storeMessageSecret` as `REDIS_MESSAGE_SECRET`,
 from the secret store, by reference, to the dispatcher alone: the key they sign their messages to
-each other with (dispatcher/store/message_seal.py). Without it such a stack is refused at preview,
-and a stack with one replica provisions none."""
+each other with (dispatcher/store/message_seal.py). Without it the stack makes one
+(tests/infra/config/test_made_secrets.py), and a stack with one replica provisions none."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ MESSAGE_SECRET = SECRETS["voicefleet:storeMessageSecret"]
 AWS_STORE = {"voicefleet:storePassword": "SENTINEL-store-password-0123456789"}
 AWS_REPLICAS = {**CHANNEL["aws"], "dispatcherCount": "2"}
 GCP_REPLICAS = {**CHANNEL["gcp"], "dispatcherMinInstances": "2", "dispatcherMaxInstances": "3"}
-WITHOUT = {k: v for k, v in SECRETS.items() if k != "voicefleet:storeMessageSecret"}
 
 
 def bot_inputs(run: Run) -> str:
@@ -48,15 +47,6 @@ def test_gcp_replicas_read_the_message_secret_by_reference_and_bots_never(stack:
                if m.name.endswith("-redis-message-secret-dispatcher")}
     assert readers == {"serviceAccount:vf-gcp-test-dispatcher@vf-test.iam.gserviceaccount.com"}
     assert "REDIS_MESSAGE_SECRET" not in bot_inputs(run) and MESSAGE_SECRET not in bot_inputs(run)
-
-
-@pytest.mark.parametrize(("cloud", "secrets", "overrides", "why"), [
-    ("aws", {**WITHOUT, **CHANNEL_SECRETS, **AWS_STORE}, AWS_REPLICAS, "dispatcherCount=2"),
-    ("gcp", {**WITHOUT, **CHANNEL_SECRETS}, GCP_REPLICAS, "dispatcherMaxInstances=3"),
-])  # fmt: skip
-def test_a_stack_with_a_store_needs_the_message_secret(stack: StackRunner, cloud, secrets, overrides, why) -> None:
-    with pytest.raises(SettingsError, match=f"voicefleet:storeMessageSecret is required with {why}"):
-        stack(cloud, secrets=secrets, **overrides)
 
 
 def test_a_short_message_secret_is_refused(stack: StackRunner) -> None:

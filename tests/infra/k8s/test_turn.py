@@ -87,7 +87,7 @@ def test_without_turn_the_dispatcher_offers_daily_alone(k8s: Run) -> None:
 
 def test_the_relay_needs_the_channel(k8s_stack: K8sRunner) -> None:
     secrets = {k: v for k, v in TURN_SECRETS.items() if k != "voicefleet:botChannelToken"}
-    with pytest.raises(SettingsError, match="botChannelToken is required with a TURN relay"):
+    with pytest.raises(SettingsError, match="botChannel must be true with a TURN relay"):
         k8s_stack(secrets=secrets, turn="external", turnUrls=URLS)
 
 

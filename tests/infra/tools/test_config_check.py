@@ -24,9 +24,37 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 PENDING = " is not set in stacks/Pulumi."  # a value the first `up` needs, which the check names apart
 
 
+COLD = "note: no bot control channel, so no warm reserve: every start is cold"
+
+
 def faults(out: str) -> list[str]:
-    """What the check refused, the values a first `up` still needs left out."""
-    return [line for line in out.splitlines() if PENDING not in line]
+    """What the check refused, the values a first `up` still needs and its notes left out."""
+    return [line for line in out.splitlines() if PENDING not in line and ": note: " not in line]
+
+
+@pytest.mark.parametrize(("stack", "said"), [
+    ("aws-dev", "~40 s on Fargate: serve HTTPS (certificateArn, dispatcherDomain) and pulumi config set "
+                "botChannel true"),
+    ("azure-dev", "~45 s on Container Instances: pulumi config set botChannel true (the stack makes its token)"),
+    ("aws-prod", None), ("gcp-prod", None), ("azure-prod", None), ("gcp-dev", None),
+])  # fmt: skip
+def test_a_stack_without_the_channel_is_told_every_start_is_cold(stack: str, said: str | None,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The prod stacks set no channel token and still get the channel (their profile turns it on, the
+    stack makes its token); a stack without it hears what that costs and how to change it."""
+    main(["check", "--stack", stack])
+    out = capsys.readouterr().out
+    if said is None:
+        assert "every start is cold" not in out, out
+    else:
+        assert f"{stack}: {COLD}, {said}; docs/reserve.md" in out, out
+
+
+def test_the_plan_of_a_stack_without_the_channel_says_every_start_is_cold() -> None:
+    from stacks.tools.plan import checked_plan
+
+    _, problems, notes = checked_plan("aws-dev")
+    assert problems == [] and any(note.startswith(COLD.removeprefix("note: ")) for note in notes), notes
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -212,14 +240,14 @@ def test_a_refusal_never_shows_a_stand_in_as_the_users_value() -> None:
 
 def test_a_value_from_several_keys_names_each_key_it_is_computed_from() -> None:
     """The channel's caps are the sessions and the reserve spread over dispatcherCount's replicas, with
-    botChannelToken: source() names each of those keys by where its value is, not dispatcherCount alone."""
+    the bot channel: source() names each of those keys by where its value is, not dispatcherCount alone."""
     from stacks.tools.config_check import _config, source
 
     for setting in ("BOT_CHANNEL_MAX_CONNECTIONS", "MAX_CONNECTIONS"):
         said = source(setting, "aws-prod", _config("aws-prod", {}))
         assert "derived from size: large (stack key dispatcherCount)" in said, said
         assert "stack key maxConcurrentSessions (" in said and "stack key reserveMaxIdle (" in said, said
-        assert "stack key botChannelToken (" in said, said
+        assert "stack key botChannel (derived from profile: prod)" in said, said
     given = source("BOT_CHANNEL_MAX_CONNECTIONS", "aws-prod", _config("aws-prod", {"maxConcurrentSessions": "40"}),
                    frozenset({"voicefleet:maxConcurrentSessions"}))
     assert "stack key maxConcurrentSessions (--config)" in given, given

@@ -97,7 +97,8 @@ def test_a_bad_stack_value_is_one_line_without_a_traceback(
 
 def test_the_plan_names_each_value_it_filled_with_a_placeholder_and_the_command_the_first_up_needs(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """The example stacks hold no secrets: the plan passes on placeholders, and says what `up` still needs."""
+    """The example stacks hold no secrets: the plan passes on placeholders, and says what `up` still needs
+    (only what the stack cannot make itself)."""
     assert main(["aws-prod", "--config", "certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/mine"]) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if "planned with a placeholder" in line]
     needed = {line.split(": ", 1)[1].split(" ", 1)[0]: line.rsplit("needs it: ", 1)[1] for line in notes}
@@ -106,10 +107,7 @@ def test_the_plan_names_each_value_it_filled_with_a_placeholder_and_the_command_
         "dispatcherApiKeys": "`pulumi config set --secret dispatcherApiKeys -s aws-prod` (it prompts for the value)",
         "dispatcherAdminKeys":
             "`pulumi config set --secret dispatcherAdminKeys -s aws-prod` (it prompts for the value)",
-        "turnSharedSecret": "`pulumi config set --secret turnSharedSecret -s aws-prod` (it prompts for the value)",
-        "botChannelToken": "`pulumi config set --secret botChannelToken -s aws-prod` (it prompts for the value)",
-        "storePassword": "`pulumi config set --secret storePassword -s aws-prod` (it prompts for the value)",
-        "storeMessageSecret": "`pulumi config set --secret storeMessageSecret -s aws-prod` (it prompts for the value)",
+        # the channel token, the store's password and message secret, the TURN secret: the stack's own
         # a plain value keeps the stack file header's example; the one --config gave is not listed
         "dispatcherDomain": "`pulumi config set dispatcherDomain <voice.example.com> -s aws-prod`",
     }, notes

@@ -20,7 +20,7 @@ from stacks.tools.preflight import toolchain
 from tests.infra.helpers import ROOT
 
 PULUMI_PACKAGES = {"pulumi", "pulumi-aws", "pulumi-gcp", "pulumi-docker-build", "pulumi-azure-native",
-                   "pulumi-kubernetes", "pulumi-tls"}
+                   "pulumi-kubernetes", "pulumi-random", "pulumi-tls"}
 # The arrangement every stack had before: Pulumi.yaml without `main`, the program at the root,
 # `default-groups = ["bot"]` and the Pulumi SDKs only in the `infra` group.
 ROOT_PROJECT = """[project]
@@ -69,7 +69,7 @@ def test_the_model_flags_the_arrangement_where_pulumis_uv_sync_drops_pulumi(tmp_
     assert "pipecat-ai" in chain.installed and not PULUMI_PACKAGES & chain.installed
     problems = toolchain.violations(tree)
     listed = ("pulumi, pulumi-aws, pulumi-azure-native, pulumi-docker-build, pulumi-gcp, pulumi-kubernetes, "
-              "pulumi-tls")
+              "pulumi-random, pulumi-tls")
     assert len(problems) == 1 and listed in problems[0], problems
 
 
