@@ -89,7 +89,7 @@ def test_every_secret_the_dispatcher_takes_is_mapped(stack: str) -> None:
 REGIONS = {"region": "eu", "regions": "eu=https://voicefleet.example.com,us=https://us.example.com"}
 REGION_SECRET = {"regionSecret": "a-region-secret-of-32-characters-or-more"}
 DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
-    ("profile", "VOICEFLEET_PROFILE"): ("aws-prod", {}, "dev", "prod"),
+    ("profile", "VOICEFLEET_PROFILE"): ("aws-prod", {"botChannel": "true"}, "dev", "prod"),
     ("dashboardEnabled", "DASHBOARD_ENABLED"): ("aws-prod", {}, "false", "true"),
     ("dailyAllowDialout", "DAILY_ALLOW_DIALOUT"): ("aws-prod", {}, "false", "true"),
     ("twilioSignedStreams", "TWILIO_SIGNED_STREAMS"): ("gcp-prod", {}, "false", "true"),
