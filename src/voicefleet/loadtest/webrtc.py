@@ -27,6 +27,7 @@ import fractions
 import functools
 import json
 import os
+import ssl
 import time
 import uuid
 from collections import deque
@@ -424,9 +425,17 @@ def rtc_configuration(ice_config: dict[str, Any] | None) -> RTCConfiguration | N
 OFFER_TIMEOUT = 60.0  # an offer waits for a cold bot at the dispatcher: generous, never endless
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default verification (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), built once per process:
+    a new client builds it again, 17-40 ms of CPU on the caller's path to every offer (its load of
+    the CA bundle), which a browser's fetch never pays (docs/performance.md, "A warm start, step by step")."""
+    return httpx.create_ssl_context()
+
+
 async def post_json(url: str, payload: dict[str, Any], *, headers: dict[str, str] | None = None,
                     timeout: float = OFFER_TIMEOUT) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=timeout) as http:
+    async with httpx.AsyncClient(timeout=timeout, verify=tls_context()) as http:
         response = await http.post(url, json=payload, headers=headers)
     try:
         body: Any = response.json()
