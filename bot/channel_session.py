@@ -61,6 +61,7 @@ from botchannel.contract import (
 from voicefleet_settings.read import setting_text
 
 if TYPE_CHECKING:
+    from bot.conversation import ConversationWatch
     from bot.recording.recorder import Recorder
     from bot.watch import SessionWatch
 
@@ -126,6 +127,7 @@ class ChannelSession:
         self._last_failure: str | None = None  # why the last dial failed (the failure report says it)
         self._frozen: FrozenWatch | None = None  # told `freeze`, not yet back on the channel
         self.recorder: Recorder | None = None  # the session's, when its assignment asks for a recording
+        self.conversation: ConversationWatch | None = None  # every session's, recorded or not
 
     async def open(self) -> None:
         """Dials the dispatcher. A reserve bot waits there for its session; a cold bot for its
@@ -182,6 +184,8 @@ class ChannelSession:
             if event == "ended" and self.recorder is not None:  # its last part is kept before the end is told
                 recorder, self.recorder = self.recorder, None
                 await recorder.finish()
+            if event == "ended" and self.conversation is not None:
+                fields["conversation"] = self.conversation.figures(fields.get("reason"))
             tracing.SESSION.reported(event, fields)
             await self.channel.report(event, self.assignment.session_id, **fields)
             if event == "ended":  # the session's span is complete: send it while the channel holds
@@ -322,11 +326,23 @@ class ChannelSession:
         self.events.session_id = assignment.session_id
         tag_logs(assignment.session_id)
         tracing.SESSION.assigned(assignment)
+        self._observe_conversation()
         if assignment.recording is not None:
             self._record(assignment)
         if self.on_assigned is not None:
             self.on_assigned(assignment)
         self._assigned.set()
+
+    def _observe_conversation(self) -> None:
+        """Watches the call's turns in every pipeline the user's bot builds from now on, for the
+        figures its `ended` report carries (bot/conversation.py; imported here, with Pipecat)."""
+        from bot import watch
+        from bot.conversation import ConversationWatch
+
+        session_watch = watch.current()
+        if session_watch is not None:
+            self.conversation = ConversationWatch()
+            session_watch.observers.append(self.conversation)
 
     def _record(self, assignment: Assignment) -> None:
         """Starts the session's recorder and taps every pipeline the user's bot builds from now on
