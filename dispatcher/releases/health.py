@@ -15,12 +15,8 @@ With at least `min_canary` and `min_stable` sessions, a canary is **breached** w
 - **ready** (median) or **first_audio** (median, p75): the canary's distribution-free lower bound on
   the quantile exceeds the stable's upper bound (each at 1 − (1 − `confidence`)/2) by at least
   max(`latency_margin_seconds`, `latency_margin_share` × the stable's quantile);
-- the conversation, over the sessions whose bot host reported it (dispatcher/releases/conversation.py):
-  **unanswered** (sessions with a caller turn left unanswered) or **left_early** (callers who left
-  within the first turn), as failures are, with `conversation_margin`; **turn_latency** (median,
-  p95 of each session's median answer latency), as first audio is, with
-  max(`turn_latency_margin_seconds`, `latency_margin_share` × the stable's quantile); **cut_off**
-  (median, p75 of each session's share of bot turns cut off), with `cut_off_margin`.
+- the conversation (conversation.py): **unanswered** and **left_early** as failures are, with
+  `conversation_margin`; **turn_latency** (median, p95) and **cut_off** (median, p75) as first audio is.
 
 A breach holds, whatever later sessions show, until an operator gives the release traffic again
 (`reset`: dispatcher/sessions/release_watch.py, `judged_afresh`): a rollback never undoes itself.
