@@ -13,6 +13,7 @@ import pytest
 from botchannel.conversation import MAX_LATENCIES, conversation_figures
 from dispatcher.releases.conversation import Talk, talk_of
 from dispatcher.releases.health import HealthRule, ReleaseHealth, SessionOutcome
+from dispatcher.releases.health_settings import health_rule
 from dispatcher.releases.health_window import Sample, Window
 
 SLOWER_WITHIN = 40  # a canary 1 s slower per turn: rolled back within these many of its sessions
@@ -140,3 +141,12 @@ def test_a_stored_talk_reads_back_and_anything_else_reads_as_none() -> None:
     assert Talk.from_stored(replace(kept, turn_latency=None, cut_off=None).stored()) == Talk(None, False, None, True)
     for raw in (None, [1.0, False, 0.2], ["1", False, 0.2, True], [1.0, 0, 0.2, True], {"a": 1}):
         assert Talk.from_stored(raw) is None
+
+
+def test_a_deployment_sets_the_conversation_margins_and_a_share_past_1_is_refused_by_name() -> None:
+    rule = health_rule({"RELEASE_HEALTH_TURN_LATENCY_MARGIN_SECONDS": "0.8",
+                        "RELEASE_HEALTH_CONVERSATION_MARGIN": "0.1", "RELEASE_HEALTH_CUT_OFF_MARGIN": "0.3"})
+    assert (rule.turn_latency_margin_seconds, rule.conversation_margin, rule.cut_off_margin) == (0.8, 0.1, 0.3)
+    assert health_rule({}) == HealthRule()  # the catalogue's defaults are the rule's own
+    with pytest.raises(ValueError, match="RELEASE_HEALTH_CONVERSATION_MARGIN"):
+        health_rule({"RELEASE_HEALTH_CONVERSATION_MARGIN": "5"})
