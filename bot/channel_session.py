@@ -326,23 +326,11 @@ class ChannelSession:
         self.events.session_id = assignment.session_id
         tag_logs(assignment.session_id)
         tracing.SESSION.assigned(assignment)
-        self._observe_conversation()
         if assignment.recording is not None:
             self._record(assignment)
         if self.on_assigned is not None:
             self.on_assigned(assignment)
         self._assigned.set()
-
-    def _observe_conversation(self) -> None:
-        """Watches the call's turns in every pipeline the user's bot builds from now on, for the
-        figures its `ended` report carries (bot/conversation.py; imported here, with Pipecat)."""
-        from bot import watch
-        from bot.conversation import ConversationWatch
-
-        session_watch = watch.current()
-        if session_watch is not None:
-            self.conversation = ConversationWatch()
-            session_watch.observers.append(self.conversation)
 
     def _record(self, assignment: Assignment) -> None:
         """Starts the session's recorder and taps every pipeline the user's bot builds from now on
@@ -441,8 +429,9 @@ def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
 
 
 def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
-    """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch), and
-    each pipeline error as `error` (the dispatcher shows it in the session's timeline and status)."""
+    """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch), each
+    pipeline error as `error` (the dispatcher shows it in the session's timeline and status), and the
+    conversation's figures with the session's end."""
 
     async def first_audio() -> None:
         await channel.report("first_audio")
@@ -452,3 +441,13 @@ def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
 
     watch.on_first_audio = first_audio
     watch.on_error = error
+    observe_conversation(watch, channel)
+
+
+def observe_conversation(watch: SessionWatch, channel: ChannelSession) -> None:
+    """Watches the call's turns in every pipeline the user's bot builds, recorded or not, for the
+    figures the session's `ended` report carries (bot/conversation.py; Pipecat is loaded with the watch)."""
+    from bot.conversation import ConversationWatch
+
+    channel.conversation = ConversationWatch()
+    watch.observers.append(channel.conversation)
