@@ -3,6 +3,7 @@ that is no worse than the stable release, and how many of a bad canary's session
 
     uv run --all-groups python -m bench.release_false_rollbacks                    # docs/releases.md
     uv run --all-groups python -m bench.release_false_rollbacks --days 2000 --trials 200   # the long run
+    uv run --all-groups python -m bench.release_false_rollbacks --days 1000 --only incident   # one row of it
 
 Traffic: `--per-minute` starts a minute (10), a `--canary-percent` share (5) on the canary, the rest
 on the stable release. Sessions as callers feel them: 2 % fail (0.5 % start, 0.5 % bot error, 1 %
@@ -212,6 +213,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     parser.add_argument("--min-canary", type=int, default=HealthRule.min_canary, help="the rule's minimum sample")
     parser.add_argument("--confidence", type=float, default=HealthRule.confidence, help="the rule's confidence")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", choices=("no-incident", "incident"),
+                        help="only this row of the identical releases' table (a long run, one row a process)")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     share, rule = args.canary_percent / 100.0, HealthRule(min_canary=args.min_canary, confidence=args.confidence)
@@ -229,9 +232,14 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     out("| identical releases | canary-days | false rollbacks | per canary-day | 95 % upper bound |")
     out("|---|---|---|---|---|")
     for label, incidents in (("no incident", False), ("a 15-min incident a day, every release", True)):
+        if args.only is not None and incidents != (args.only == "incident"):
+            continue
         rolled_back = false_rollbacks(traffic, args.days, incidents)
         out(f"| {label} | {args.days} | {rolled_back} | {rolled_back / args.days:.4f} | "
             f"{upper_bound(rolled_back, args.days):.4f} |")
+    if args.only is not None:
+        out(f"({time.perf_counter() - began:.0f} s)")
+        return
     out("")
     out("| bad canary | median sessions to rollback | p95 | max | median time | not rolled back in a day |")
     out("|---|---|---|---|---|---|")

@@ -40,14 +40,15 @@ class Sample:
         return sum(self.failures.values())
 
     def latency(self, signal: str) -> list[float]:
-        """The sorted values of a quantile signal (docs/releases.md, "What is compared")."""
-        return {"ready": self.ready, "first_audio": self.first_audio, "turn_latency": self.turn_latency,
-                "cut_off": self.cut_off}[signal]
+        """The sorted values of a quantile signal (`ready`, `first_audio`, `turn_latency`, `cut_off`)."""
+        values: list[float] = getattr(self, signal)
+        return values
 
     def count(self, signal: str) -> tuple[int, int]:
         """(sessions that count for a share signal, those among them it counts against the release)."""
-        return {"failures": (self.sessions, self.failed), "unanswered": (self.talked, self.unanswered),
-                "left_early": (self.talked, self.left_early)}[signal]
+        if signal == "failures":
+            return self.sessions, self.failed
+        return self.talked, getattr(self, signal)  # `unanswered`, `left_early`
 
     def add(self, entry: Entry, insort: bool = True) -> None:
         _, failure, ready, first_audio, talk = entry
