@@ -16,6 +16,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 
 from bot.conversation import UNANSWERED_AFTER_SECONDS, ConversationLog
+from botchannel.contract import Report, encode, parse_frame
 from botchannel.conversation import conversation_figures
 
 DOWN = FrameDirection.DOWNSTREAM
@@ -69,3 +70,13 @@ def test_a_caller_who_hangs_up_before_an_answer_plays_to_its_end_left_within_the
     assert answered.figures(4.5, "peer_disconnected")["left_in_first_turn"] is False
     unheard = ConversationLog()  # the bot ended it (its idle timeout), not the caller
     assert unheard.figures(30.0, "idle_timeout")["left_in_first_turn"] is False
+
+
+def test_the_figures_travel_with_ended_and_a_malformed_set_is_dropped_not_the_report() -> None:
+    figures = {"caller_turns": 1, "unanswered": 0, "bot_turns": 2, "cut_off": 0, "latencies": [0.7],
+               "left_in_first_turn": False}
+    sent = Report("ended", "s-1", 1.0, reason="peer_disconnected", exit_code=0, conversation=figures)
+    assert parse_frame(encode(sent)) == sent
+    assert "conversation" not in encode(Report("ended", "s-1", 1.0))  # none observed: not sent at all
+    bad = encode(sent).replace('"latencies":[0.7]', '"latencies":"slow"')
+    assert parse_frame(bad) == Report("ended", "s-1", 1.0, reason="peer_disconnected", exit_code=0)
