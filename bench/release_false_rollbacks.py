@@ -3,16 +3,21 @@ that is no worse than the stable release, and how many of a bad canary's session
 
     uv run --all-groups python -m bench.release_false_rollbacks                    # docs/releases.md
     uv run --all-groups python -m bench.release_false_rollbacks --days 2000 --trials 200   # the long run
+    uv run --all-groups python -m bench.release_false_rollbacks --days 1000 --only incident   # one row of it
 
 Traffic: `--per-minute` starts a minute (10), a `--canary-percent` share (5) on the canary, the rest
 on the stable release. Sessions as callers feel them: 2 % fail (0.5 % start, 0.5 % bot error, 1 %
-hang up within 5 s), ready ~ lognormal around 1.5 s, first audio ~ lognormal around 0.8 s. Each
+hang up within 5 s), ready ~ lognormal around 1.5 s, first audio ~ lognormal around 0.8 s; each
+session whose caller joined has a conversation (`Callers.talk`: each session's median answer ~
+lognormal around 0.9 s, 5 % with a turn left unanswered, 3 % of callers gone within the first turn,
+a tenth of bot turns cut off). Each
 canary-day starts a fresh canary (the riskiest part of its life: its first sessions are judged on
 the smallest sample) beside a stable release whose window runs on; a day ends at a rollback.
 Detection: the same traffic with a canary whose every session's bot raises, one whose every machine
 dies at boot before its bot reports (judged from the provider's word on the machine, through the
-dispatcher's own reading of such a timeline), one whose answers come 3 s late, and one whose sessions
-fail 10 % of the time, counting its sessions until the breach. Then the same bad canaries after an
+dispatcher's own reading of such a timeline), one whose answers come 3 s late, one whose sessions
+fail 10 % of the time, one 1 s slower every turn and one that leaves a turn unanswered in 20 % of its
+sessions, counting its sessions until the breach. Then the same bad canaries after an
 operator's weight change, from the canary percent to 20 % and 50 % at its first session (as
 `voicefleet releases set` does after a passed smoke): the samples that change restarts are the
 dispatcher's own decision (release_watch.judged_afresh), and the stable release's sample runs on.
@@ -32,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bench.release_breach_order import order_lines
+from dispatcher.releases.conversation import Talk
 from dispatcher.releases.health import HealthRule, ReleaseHealth, SessionOutcome
 from dispatcher.releases.health_stats import regularized_beta
 from dispatcher.releases.traffic import Traffic as Weights
@@ -55,6 +61,13 @@ class Callers:
     first_audio_sigma: float = 0.3
     late: float = 0.0  # seconds added to every first audio
     dies_at_boot: float = 0.0  # machines that exit before their bot reports anything
+    # The conversation (dispatcher/releases/conversation.py), in every session whose caller joined:
+    turn_latency_median: float = 0.9  # each session's median answer, lognormal across sessions
+    turn_latency_sigma: float = 0.3
+    slower: float = 0.0  # seconds added to every answer
+    unanswered: float = 0.05  # sessions with a caller turn left unanswered
+    left_early: float = 0.03  # callers who leave within the first turn (and every one who hangs up within 5 s)
+    cut_off: float = 0.1  # each of a session's 3 to 12 bot turns cut off by the caller
 
     def draw(self, rng: random.Random, release: str) -> SessionOutcome:
         if self.dies_at_boot and rng.random() < self.dies_at_boot:  # no draw for other callers: same pools
@@ -68,7 +81,14 @@ class Callers:
         return SessionOutcome(
             release, False, bot_error, rng.lognormvariate(math.log(self.ready_median), self.ready_sigma),
             rng.uniform(1.0, 4.9) if early else rng.lognormvariate(math.log(180.0), 1.0),
-            self.late + rng.lognormvariate(math.log(self.first_audio_median), self.first_audio_sigma))
+            self.late + rng.lognormvariate(math.log(self.first_audio_median), self.first_audio_sigma),
+            self.talk(rng, early and not bot_error))
+
+    def talk(self, rng: random.Random, hung_up: bool) -> Talk:
+        turns = rng.randint(3, 12)
+        return Talk(self.slower + rng.lognormvariate(math.log(self.turn_latency_median), self.turn_latency_sigma),
+                    rng.random() < self.unanswered, sum(rng.random() < self.cut_off for _ in range(turns)) / turns,
+                    hung_up or rng.random() < self.left_early)
 
 
 def died_at_boot(release: str) -> SessionOutcome:
@@ -87,9 +107,11 @@ CANARIES: dict[str, Callers] = {
     "machine dies at boot": replace(STABLE, dies_at_boot=1.0),
     "answers 3 s late": replace(STABLE, late=3.0),
     "10 % fail": replace(STABLE, bot_error=0.085),
+    "1 s slower per turn": replace(STABLE, slower=1.0),
+    "20 % leave a turn unanswered": replace(STABLE, unanswered=0.2),
 }
 # A provider's bad quarter of an hour, the same for every release: 30 % of starts fail, answers 2 s late.
-INCIDENT, INCIDENT_SECONDS = replace(STABLE, failed_start=0.3, late=2.0), 900.0
+INCIDENT, INCIDENT_SECONDS = replace(STABLE, failed_start=0.3, late=2.0, slower=2.0), 900.0
 
 
 class Traffic:
@@ -191,6 +213,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     parser.add_argument("--min-canary", type=int, default=HealthRule.min_canary, help="the rule's minimum sample")
     parser.add_argument("--confidence", type=float, default=HealthRule.confidence, help="the rule's confidence")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", choices=("no-incident", "incident"),
+                        help="only this row of the identical releases' table (a long run, one row a process)")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     share, rule = args.canary_percent / 100.0, HealthRule(min_canary=args.min_canary, confidence=args.confidence)
@@ -200,19 +224,27 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     out(f"Rule: window {rule.window} sessions / {rule.max_age_seconds / 3600:.0f} h, minimum {rule.min_canary} "
         f"canary and {rule.min_stable} stable sessions, confidence {rule.confidence}, failure margin "
         f"{rule.failure_margin * 100:.0f} points, latency margin max({rule.latency_margin_seconds:.0f} s, "
-        f"{rule.latency_margin_share * 100:.0f} %). Traffic: {args.per_minute:g} starts/min, "
+        f"{rule.latency_margin_share * 100:.0f} %), turn latency margin max({rule.turn_latency_margin_seconds:g} s, "
+        f"{rule.latency_margin_share * 100:.0f} %), conversation margin {rule.conversation_margin * 100:.0f} points, "
+        f"cut-off margin {rule.cut_off_margin * 100:.0f} points. Traffic: {args.per_minute:g} starts/min, "
         f"{args.canary_percent:g} % canary ({day_sessions} canary sessions a day), seed {args.seed}.")
     out("")
     out("| identical releases | canary-days | false rollbacks | per canary-day | 95 % upper bound |")
     out("|---|---|---|---|---|")
     for label, incidents in (("no incident", False), ("a 15-min incident a day, every release", True)):
+        if args.only is not None and incidents != (args.only == "incident"):
+            continue
         rolled_back = false_rollbacks(traffic, args.days, incidents)
         out(f"| {label} | {args.days} | {rolled_back} | {rolled_back / args.days:.4f} | "
             f"{upper_bound(rolled_back, args.days):.4f} |")
+    if args.only is not None:
+        out(f"({time.perf_counter() - began:.0f} s)")
+        return
     out("")
     out("| bad canary | median sessions to rollback | p95 | max | median time | not rolled back in a day |")
     out("|---|---|---|---|---|---|")
-    for canary in ("bot() raises", "answers 3 s late", "10 % fail", "machine dies at boot"):
+    for canary in ("bot() raises", "answers 3 s late", "10 % fail", "machine dies at boot", "1 s slower per turn",
+                   "20 % leave a turn unanswered"):
         out(detection(traffic, canary, args.trials, day_sessions).line(canary_per_minute))
     out("")
     out("After a weight change at the canary's first session (the stable release's sample runs on):")

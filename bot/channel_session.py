@@ -61,6 +61,7 @@ from botchannel.contract import (
 from voicefleet_settings.read import setting_text
 
 if TYPE_CHECKING:
+    from bot.conversation import ConversationWatch
     from bot.recording.recorder import Recorder
     from bot.watch import SessionWatch
 
@@ -132,6 +133,7 @@ class ChannelSession:
         self._last_failure: str | None = None  # why the last dial failed (the failure report says it)
         self._frozen: FrozenWatch | None = None  # told `freeze`, not yet back on the channel
         self.recorder: Recorder | None = None  # the session's, when its assignment asks for a recording
+        self.conversation: ConversationWatch | None = None  # every session's, recorded or not
 
     async def open(self) -> None:
         """Dials the dispatcher. A reserve bot waits there for its session; a cold bot for its
@@ -190,6 +192,8 @@ class ChannelSession:
                 await recorder.finish()
             if event == "ended" and (session_watch := _watch()) is not None:  # what its services used
                 fields["usage"] = tuple(session_watch.usage.report())
+            if event == "ended" and self.conversation is not None:
+                fields["conversation"] = self.conversation.figures(fields.get("reason"))
             tracing.SESSION.reported(event, fields)
             await self.channel.report(event, self.assignment.session_id, **fields)
             if event == "ended":  # the session's span is complete: send it while the channel holds
@@ -433,8 +437,9 @@ def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
 
 
 def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
-    """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch), and
-    each pipeline error as `error` (the dispatcher shows it in the session's timeline and status)."""
+    """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch), each
+    pipeline error as `error` (the dispatcher shows it in the session's timeline and status), and the
+    conversation's figures with the session's end."""
 
     async def first_audio() -> None:
         await channel.report("first_audio")
@@ -444,3 +449,13 @@ def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
 
     watch.on_first_audio = first_audio
     watch.on_error = error
+    observe_conversation(watch, channel)
+
+
+def observe_conversation(watch: SessionWatch, channel: ChannelSession) -> None:
+    """Watches the call's turns in every pipeline the user's bot builds, recorded or not, for the
+    figures the session's `ended` report carries (bot/conversation.py; Pipecat is loaded with the watch)."""
+    from bot.conversation import ConversationWatch
+
+    channel.conversation = ConversationWatch()
+    watch.observers.append(channel.conversation)

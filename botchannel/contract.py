@@ -7,7 +7,7 @@ A bot dials *out* to the dispatcher (a WebSocket at `CHANNEL_PATH`, `Authorizati
     dispatcher → bot   welcome  {}                                   (the bot is registered)
     either way         request  {id, method, params}                 (a reply is owed)
                        reply    {id, ok: true, result} | {id, ok: false, error: {status, code, message}}
-    bot → dispatcher   report   {event, session_id, t, reason?, detail?, exit_code?}
+    bot → dispatcher   report   {event, session_id, t, reason?, detail?, exit_code?, conversation?}
 
 The methods (`assign`, `freeze`, `webrtc.offer`, `webrtc.ice`, `media.attach`), the reports and
 their rules (one session per bot, ever) are in docs/channel.md; a report's `t` (a finite number)
@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from botchannel.conversation import conversation_figures
 from botchannel.json_input import parse_json
 from botchannel.recording import RecordingPlan
 from botchannel.usage import UsageError, parse_usage
@@ -151,6 +152,9 @@ class Report:
     exit_code: int | None = None
     # `ended` only: what the session's services used (botchannel/usage.py); None: not reported
     usage: tuple[dict[str, Any], ...] | None = None
+    # `ended` only: the session's conversation in figures (botchannel/conversation.py), where the host
+    # observed one; a dispatcher that predates it ignores the field.
+    conversation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,10 @@ def encode(frame: Frame) -> str:
             del fields["usage"]
         else:
             fields["usage"] = list(frame.usage)
+        if frame.conversation is None:
+            del fields["conversation"]
+        else:
+            fields["conversation"] = dict(frame.conversation)
     return json.dumps({"type": kind, **fields}, separators=(",", ":"))
 
 
@@ -299,6 +307,7 @@ def parse_frame(raw: str | bytes) -> Frame:
             detail=_optional_text(data, "detail"),
             exit_code=exit_code,
             usage=_usage(data) if event == "ended" else None,
+            conversation=conversation_figures(data.get("conversation")) if event == "ended" else None,
         )
     raise ProtocolError(f"unknown frame type {kind!r}")
 

@@ -521,6 +521,29 @@ SETTINGS: tuple[Setting, ...] = (
         "RELEASE_HEALTH_MIN_STABLE", "releases", INTEGER, minimum=1, default="100", row="RELEASE_HEALTH_MIN_CANARY",
     ),
     Setting(
+        "RELEASE_HEALTH_TURN_LATENCY_MARGIN_SECONDS", "releases", NUMBER, above=0, default="0.5",
+        meaning=(
+            "how much slower a canary's turns (the caller's end of speech to the bot's first audio, each session's "
+            "median) must be than the stable release's, beyond the statistics' doubt, before the automatic rollback "
+            "acts; at least half the stable's own ([releases.md](releases.md#the-conversation))"
+        ),
+    ),
+    Setting(
+        "RELEASE_HEALTH_CONVERSATION_MARGIN", "releases", NUMBER, above=0, maximum=1, default="0.05",
+        meaning=(
+            "how much larger a canary's share of sessions with a caller turn left unanswered, or of callers who left "
+            "within the first turn, must be than the stable release's (0.05: 5 points) before the automatic rollback "
+            "acts ([releases.md](releases.md#the-conversation))"
+        ),
+    ),
+    Setting(
+        "RELEASE_HEALTH_CUT_OFF_MARGIN", "releases", NUMBER, above=0, maximum=1, default="0.2",
+        meaning=(
+            "how much larger a canary's share of bot turns the caller cut off (each session's) must be than the "
+            "stable release's before the automatic rollback acts ([releases.md](releases.md#the-conversation))"
+        ),
+    ),
+    Setting(
         "RELEASE_SMOKE_DEADLINE_SECONDS", "releases", NUMBER, minimum=1, default="120",
         meaning=(
             "how long a release's smoke session has, from its start, for the caller to hear the bot; undecided "

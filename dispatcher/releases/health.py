@@ -14,7 +14,9 @@ With at least `min_canary` and `min_stable` sessions, a canary is **breached** w
   probability that its rate does is above `confidence`; or
 - **ready** (median) or **first_audio** (median, p75): the canary's distribution-free lower bound on
   the quantile exceeds the stable's upper bound (each at 1 − (1 − `confidence`)/2) by at least
-  max(`latency_margin_seconds`, `latency_margin_share` × the stable's quantile).
+  max(`latency_margin_seconds`, `latency_margin_share` × the stable's quantile);
+- the conversation (conversation.py): **unanswered** and **left_early** as failures are, with
+  `conversation_margin`; **turn_latency** (median, p95) and **cut_off** (median, p75) as first audio is.
 
 A breach holds, whatever later sessions show, until an operator gives the release traffic again
 (`reset`: dispatcher/sessions/release_watch.py, `judged_afresh`): a rollback never undoes itself.
@@ -28,16 +30,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from dispatcher.releases.conversation import Talk
 from dispatcher.releases.health_stats import probability_worse, quantile_ranks
 from dispatcher.releases.health_window import Entry, Sample, Window
 
 SHORT_SESSION_SECONDS = 5.0  # a session that ends sooner than this counts as one that failed the caller
 
-Signal = Literal["failures", "ready", "first_audio"]
-LatencySignal = Literal["ready", "first_audio"]
-LATENCY_QUANTILES: dict[LatencySignal, tuple[float, ...]] = {"ready": (0.5,), "first_audio": (0.5, 0.75)}
-_QUANTILE_NAMES = {0.5: "median", 0.75: "p75"}
-_SIGNAL_NAMES: dict[LatencySignal, str] = {"ready": "time to ready", "first_audio": "first audio"}
+Signal = Literal["failures", "ready", "first_audio", "unanswered", "left_early", "turn_latency", "cut_off"]
+ShareSignal = Literal["failures", "unanswered", "left_early"]
+LatencySignal = Literal["ready", "first_audio", "turn_latency", "cut_off"]
+LATENCY_QUANTILES: dict[LatencySignal, tuple[float, ...]] = {
+    "ready": (0.5,), "first_audio": (0.5, 0.75), "turn_latency": (0.5, 0.95), "cut_off": (0.5, 0.75)}
+_QUANTILE_NAMES = {0.5: "median", 0.75: "p75", 0.95: "p95"}
+_SIGNAL_NAMES: dict[LatencySignal, str] = {"ready": "time to ready", "first_audio": "first audio",
+                                           "turn_latency": "turn latency", "cut_off": "bot turns cut off"}
+# How each share signal's reason reads: "{n} of {sessions} {words} (stable: {n} of {sessions})".
+_SHARE_WORDS: dict[ShareSignal, str] = {"failures": "sessions failed", "unanswered": "sessions left a caller "
+                                        "turn unanswered", "left_early": "callers left within the first turn"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class SessionOutcome:
     ready_seconds: float | None  # start requested → bot ready; None when it never got there
     ended_within_seconds: float | None  # how long the session lasted; None while it is live
     first_audio_seconds: float | None = None  # joined → the bot's first audio, where the bot reports it
+    talk: Talk | None = None  # the conversation's figures, where the bot host reported them
 
     @property
     def failure(self) -> str | None:
@@ -91,6 +101,9 @@ class HealthRule:
     failure_margin: float = 0.03  # percentage points (0.03 = 3 points) above the stable's rate
     latency_margin_seconds: float = 1.0
     latency_margin_share: float = 0.5  # of the stable's quantile
+    turn_latency_margin_seconds: float = 0.5
+    conversation_margin: float = 0.05  # unanswered, left early: points above the stable's share
+    cut_off_margin: float = 0.2  # the share of bot turns cut off, above the stable's quantile of it
 
     def __post_init__(self) -> None:
         if not (0.5 < self.confidence < 1.0):
@@ -133,7 +146,7 @@ class ReleaseHealth:
         ours, theirs = self._window(canary), self._window(stable)
         if ours.recent.sessions < self.rule.min_canary or theirs.recent.sessions < self.rule.min_stable:
             return None
-        for judge in (self._failures, self._latencies):
+        for judge in (self._shares, self._latencies):
             if judge(ours.recent, theirs.recent) is None:
                 continue
             start, stable_start = ours.since, theirs.since_last(self.rule.stable_sample)
@@ -167,14 +180,18 @@ class ReleaseHealth:
         window.expire(self._clock())
         return window
 
-    def _failures(self, ours: Sample, theirs: Sample) -> tuple[Signal, str] | None:
-        n, failed, n_s, failed_s = ours.sessions, ours.failed, theirs.sessions, theirs.failed
-        if n_s < self.rule.min_stable or failed / n - failed_s / n_s <= self.rule.failure_margin:
-            return None  # a canary not seen to fail more than the margin above the stable is not worse
-        if probability_worse(failed, n, failed_s, n_s, self.rule.failure_margin) <= self.rule.confidence:
-            return None
-        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(ours.failures.items()) if count)
-        return "failures", f"{failed} of {n} sessions failed ({kinds}) (stable: {failed_s} of {n_s})"
+    def _shares(self, ours: Sample, theirs: Sample) -> tuple[Signal, str] | None:
+        for signal in _SHARE_WORDS:
+            (n, bad), (n_s, bad_s) = ours.count(signal), theirs.count(signal)
+            margin = self.rule.failure_margin if signal == "failures" else self.rule.conversation_margin
+            if n < self.rule.min_canary or n_s < self.rule.min_stable or bad / n - bad_s / n_s <= margin:
+                continue  # a canary not seen worse by more than the margin than the stable is not worse
+            if probability_worse(bad, n, bad_s, n_s, margin) <= self.rule.confidence:
+                continue
+            kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(ours.failures.items()) if count)
+            said = f" ({kinds})" if signal == "failures" else ""
+            return signal, f"{bad} of {n} {_SHARE_WORDS[signal]}{said} (stable: {bad_s} of {n_s})"
+        return None
 
     def _latencies(self, ours: Sample, theirs: Sample) -> tuple[Signal, str] | None:
         alpha = (1.0 - self.rule.confidence) / 2.0
@@ -188,17 +205,32 @@ class ReleaseHealth:
                 if lower is None or upper is None:
                     continue
                 stable_q = _sample_quantile(stable_values, q)
-                margin = max(self.rule.latency_margin_seconds, self.rule.latency_margin_share * stable_q)
-                if values[lower - 1] > stable_values[upper - 1] + margin:
+                if values[lower - 1] > stable_values[upper - 1] + self._margin(signal, stable_q):
                     name = f"{_QUANTILE_NAMES.get(q, f'p{round(q * 100)}')} {_SIGNAL_NAMES[signal]}"
-                    return signal, (f"{name} {_sample_quantile(values, q):.1f} s over {len(values)} sessions "
-                                    f"(stable: {stable_q:.1f} s over {len(stable_values)})")
+                    shown = _percent if signal == "cut_off" else _seconds
+                    return signal, (f"{name} {shown(_sample_quantile(values, q))} over {len(values)} sessions "
+                                    f"(stable: {shown(stable_q)} over {len(stable_values)})")
         return None
+
+    def _margin(self, signal: LatencySignal, stable_q: float) -> float:
+        if signal == "cut_off":
+            return self.rule.cut_off_margin
+        rule = self.rule
+        seconds = rule.turn_latency_margin_seconds if signal == "turn_latency" else rule.latency_margin_seconds
+        return max(seconds, rule.latency_margin_share * stable_q)
 
 
 def entry_of(outcome: SessionOutcome, at: float) -> Entry:
     """What the judge keeps of one session observed at `at`."""
-    return at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds
+    return at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds, outcome.talk
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.0f} %"
 
 
 def _sample_quantile(ordered: list[float], q: float) -> float:

@@ -1,5 +1,7 @@
 """The automatic rollback's rule as a deployment sets it: how many sessions it needs before it judges
-(`RELEASE_HEALTH_MIN_CANARY`, `RELEASE_HEALTH_MIN_STABLE`) and whether it acts at all."""
+(`RELEASE_HEALTH_MIN_CANARY`, `RELEASE_HEALTH_MIN_STABLE`), how much worse a canary's conversation
+must be (`RELEASE_HEALTH_TURN_LATENCY_MARGIN_SECONDS`, `_CONVERSATION_MARGIN`, `_CUT_OFF_MARGIN`) and
+whether it acts at all."""
 
 from __future__ import annotations
 
@@ -8,14 +10,17 @@ from dataclasses import replace
 
 from dispatcher.releases.health import HealthRule
 from dispatcher.settings import SettingsError
-from voicefleet_settings.read import setting_bool, setting_int
+from voicefleet_settings.read import setting_bool, setting_float, setting_int
 
 
 def health_rule(env: Mapping[str, str]) -> HealthRule:
     default = HealthRule()
     rule = replace(default,
                    min_canary=setting_int(env, "RELEASE_HEALTH_MIN_CANARY"),
-                   min_stable=setting_int(env, "RELEASE_HEALTH_MIN_STABLE"))
+                   min_stable=setting_int(env, "RELEASE_HEALTH_MIN_STABLE"),
+                   turn_latency_margin_seconds=setting_float(env, "RELEASE_HEALTH_TURN_LATENCY_MARGIN_SECONDS"),
+                   conversation_margin=setting_float(env, "RELEASE_HEALTH_CONVERSATION_MARGIN"),
+                   cut_off_margin=setting_float(env, "RELEASE_HEALTH_CUT_OFF_MARGIN"))
     if rule.window < max(rule.min_canary, rule.min_stable):
         raise SettingsError(f"RELEASE_HEALTH_MIN_CANARY and RELEASE_HEALTH_MIN_STABLE are at most {rule.window}, the "
                             "sessions each release keeps for its judgement")

@@ -13,39 +13,82 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# (when observed, why it failed or None, ready seconds, first-audio seconds)
-Entry = tuple[float, str | None, float | None, float | None]
+from dispatcher.releases.conversation import Talk
+
+# (when observed, why it failed or None, ready seconds, first-audio seconds, the conversation's figures
+# or None: dispatcher/releases/conversation.py)
+Entry = tuple[float, str | None, float | None, float | None, Talk | None]
 
 
 @dataclass
 class Sample:
-    """Sessions as a comparison sees them: how many, failures by kind, each latency sorted."""
+    """Sessions as a comparison sees them: how many, failures by kind, each latency sorted, and the
+    conversation's figures of those whose bot host reported them (`talked`)."""
 
     sessions: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     ready: list[float] = field(default_factory=list)
     first_audio: list[float] = field(default_factory=list)
+    talked: int = 0
+    unanswered: int = 0  # sessions with a caller turn the bot left unanswered
+    left_early: int = 0  # sessions the caller left within the first turn
+    turn_latency: list[float] = field(default_factory=list)  # each session's median answer latency
+    cut_off: list[float] = field(default_factory=list)  # each session's share of bot turns cut off
 
     @property
     def failed(self) -> int:
         return sum(self.failures.values())
 
     def latency(self, signal: str) -> list[float]:
-        return self.ready if signal == "ready" else self.first_audio
+        """The sorted values of a quantile signal (`ready`, `first_audio`, `turn_latency`, `cut_off`)."""
+        values: list[float] = getattr(self, signal)
+        return values
+
+    def count(self, signal: str) -> tuple[int, int]:
+        """(sessions that count for a share signal, those among them it counts against the release)."""
+        if signal == "failures":
+            return self.sessions, self.failed
+        return self.talked, getattr(self, signal)  # `unanswered`, `left_early`
+
+    def add(self, entry: Entry, insort: bool = True) -> None:
+        _, failure, ready, first_audio, talk = entry
+        self.sessions += 1
+        if failure is not None:
+            self.failures[failure] = self.failures.get(failure, 0) + 1
+        put = bisect.insort if insort else list.append
+        for values, value in self._values(entry):
+            put(values, value)
+        if talk is not None:
+            self.talked += 1
+            self.unanswered += talk.unanswered
+            self.left_early += talk.left_early
+
+    def remove(self, entry: Entry) -> None:
+        _, failure, ready, first_audio, talk = entry
+        self.sessions -= 1
+        if failure is not None:
+            self.failures[failure] -= 1
+        for values, value in self._values(entry):
+            del values[bisect.bisect_left(values, value)]
+        if talk is not None:
+            self.talked -= 1
+            self.unanswered -= talk.unanswered
+            self.left_early -= talk.left_early
+
+    def _values(self, entry: Entry) -> list[tuple[list[float], float]]:
+        _, _, ready, first_audio, talk = entry
+        pairs = [(self.ready, ready), (self.first_audio, first_audio)]
+        if talk is not None:
+            pairs += [(self.turn_latency, talk.turn_latency), (self.cut_off, talk.cut_off)]
+        return [(values, value) for values, value in pairs if value is not None]
 
     @classmethod
     def of(cls, entries: Iterable[Entry]) -> Sample:
         sample = cls()
-        for _, failure, ready, first_audio in entries:
-            sample.sessions += 1
-            if failure is not None:
-                sample.failures[failure] = sample.failures.get(failure, 0) + 1
-            if ready is not None:
-                sample.ready.append(ready)
-            if first_audio is not None:
-                sample.first_audio.append(first_audio)
-        sample.ready.sort()
-        sample.first_audio.sort()
+        for entry in entries:
+            sample.add(entry, insort=False)
+        for values in (sample.ready, sample.first_audio, sample.turn_latency, sample.cut_off):
+            values.sort()
         return sample
 
 
@@ -59,28 +102,13 @@ class Window:
     def add(self, entry: Entry) -> None:
         self.entries.append(entry)
         self.history.append(entry)
-        _, failure, ready, first_audio = entry
-        recent = self.recent
-        recent.sessions += 1
-        if failure is not None:
-            recent.failures[failure] = recent.failures.get(failure, 0) + 1
-        if ready is not None:
-            bisect.insort(recent.ready, ready)
-        if first_audio is not None:
-            bisect.insort(recent.first_audio, first_audio)
+        self.recent.add(entry)
         self.expire(entry[0])
 
     def expire(self, now: float) -> None:
-        oldest, entries, recent, size = now - self.max_age, self.entries, self.recent, self.size
+        oldest, entries, size = now - self.max_age, self.entries, self.size
         while entries and (len(entries) > size or entries[0][0] < oldest):
-            _, failure, ready, first_audio = entries.popleft()
-            recent.sessions -= 1
-            if failure is not None:
-                recent.failures[failure] -= 1
-            if ready is not None:
-                del recent.ready[bisect.bisect_left(recent.ready, ready)]
-            if first_audio is not None:
-                del recent.first_audio[bisect.bisect_left(recent.first_audio, first_audio)]
+            self.recent.remove(entries.popleft())
         history = self.history
         while history and (len(history) > self.history_cap or history[0][0] < oldest):
             history.popleft()

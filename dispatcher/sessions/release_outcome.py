@@ -1,11 +1,13 @@
 """One session's outcome for its release's health, from its whole timeline: what its caller got (a
 start that failed, a bot that failed, a machine that died before its bot could say, a session over
-at once) and how long they waited (docs/releases.md, "What is compared")."""
+at once), how long they waited, and how the conversation went, in the figures the bot host reported
+with its end (docs/releases.md, "What is compared")."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from dispatcher.releases.conversation import Talk, talk_of
 from dispatcher.releases.health import SessionOutcome
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 
@@ -40,7 +42,14 @@ def outcome_of(events: list[dict[str, Any]]) -> SessionOutcome | None:
         ready_seconds=at["ready"] - began if "ready" in at else None,
         ended_within_seconds=(ended - (joined if joined is not None else began)) if ended is not None else None,
         first_audio_seconds=at["first_audio"] - joined if "first_audio" in at and joined is not None else None,
+        talk=_talk(events) if joined is not None else None,
     )
+
+
+def _talk(events: list[dict[str, Any]]) -> Talk | None:
+    """The conversation's figures the bot host reported with its end (a caller who joined)."""
+    ended = next((e for e in events if e.get("event") == "ended" and isinstance(e.get("conversation"), dict)), None)
+    return talk_of(ended["conversation"]) if ended is not None else None
 
 
 def _machine_end(events: list[dict[str, Any]]) -> str | None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dispatcher.releases.conversation import Talk
 from dispatcher.releases.health import ReleaseHealth, SessionOutcome, entry_of
 from dispatcher.releases.health_window import Entry
 from dispatcher.store.coordination import ReleaseSamples
@@ -38,7 +39,10 @@ class SharedSample:
         """Records the session's outcome for the deployment; False when it was recorded already
         (its end seen twice, here or at another replica). Raises `StoreUnavailable`."""
         rule = self.health.rule
-        entry = list(entry_of(outcome, self._clock()))
+        *first, talk = entry_of(outcome, self._clock())
+        entry: list[Any] = list(first)
+        if talk is not None:  # recorded after the four that dispatchers before conversations read
+            entry.append(talk.stored())
         return await self._samples.add(outcome.release, session_id, entry, keep=rule.history_cap,
                                        keep_seconds=rule.max_age_seconds)
 
@@ -75,10 +79,11 @@ class SharedSample:
 
 
 def _entry(raw: list[Any]) -> Entry | None:
-    """A recorded entry, or None for one that is not ours (the store is written by others too)."""
+    """A recorded entry, or None for one that is not ours (the store is written by others too); one
+    without the conversation's figures (no report of them, or recorded before them) has None there."""
     try:
-        at, failure, ready, first_audio = raw
+        at, failure, ready, first_audio, *talk = raw
         return (float(at), None if failure is None else str(failure), None if ready is None else float(ready),
-                None if first_audio is None else float(first_audio))
+                None if first_audio is None else float(first_audio), Talk.from_stored(talk[0]) if talk else None)
     except (TypeError, ValueError):
         return None

@@ -4,8 +4,9 @@ Events are `{"event", "at" (epoch seconds, the replica's clock), "replica", ...}
 (with the session's `trace_id`), `claimed` or `launched` (the machine), `failed` (a start that did not start: its error
 `code` and `message`), `machine_started` (a cold bot dialled in), then the bot's own reports,
 `ready`, `joined`, `first_audio`, `error` (a fatal pipeline error, its `detail`) and `ended` (its
-`reason`, `detail`, `exit_code`, and its services' `usage`: botchannel/usage.py), timed as they
-arrived (dispatcher/channel/bots.py), and `stop_requested`. They are kept in the coordination store
+`reason`, `detail`, `exit_code`, its services' `usage`: botchannel/usage.py, and the call's
+`conversation` in figures: botchannel/conversation.py), timed as they arrived
+(dispatcher/channel/bots.py), and `stop_requested`. They are kept in the coordination store
 (dispatcher/store/timelines.py: bounded length, a day), so any replica answers
 `GET /sessions/{id}/timeline`.
 
@@ -96,7 +97,8 @@ class SessionTimeline:
     def _reported(self, link: BotLink, report: Report) -> None:
         self.note(report.session_id, report.event, at=report.t, machine_id=link.machine_id, reason=report.reason,
                   detail=report.detail, exit_code=report.exit_code,
-                  usage=list(report.usage) if report.usage is not None else None)
+                  usage=list(report.usage) if report.usage is not None else None,
+                  conversation=dict(report.conversation) if report.conversation is not None else None)
 
     def _bot_reached(self, link: BotLink) -> None:
         if link.hello.session_id is not None and link.session_id is not None:  # a cold bot's hello

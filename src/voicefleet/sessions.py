@@ -1,6 +1,6 @@
 """`voicefleet sessions` (a key's sessions, newest first; an admin key's: every key's) and
 `voicefleet session [show] ID` (one session: its state, trace, error, cost when the dispatcher tells
-it, and its timeline). docs/cli.md; the routes: docs/http-api.md."""
+it, its conversation in figures, and its timeline). docs/cli.md; the routes: docs/http-api.md."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from voicefleet.api import Api, path
+from voicefleet.conversation import conversation_line
 from voicefleet.errors import Refused
 from voicefleet.moments import moment_option
 from voicefleet.options import common_options, print_json, target_of, wants_json
@@ -124,6 +125,8 @@ def show(session_id: str, transcript: bool) -> None:
         facts.append(("COST", _cost(answer["cost"])))
         if isinstance(answer["cost"].get("services"), dict):
             facts.append(("SERVICES", services_line(answer["cost"]["services"], str(answer.get("status")))))
+    if (talk := conversation_line(timeline.get("events", []))) is not None:
+        facts.append(("CONVERSATION", talk))
     width = max(len(label) for label, _ in facts)
     click.echo("\n".join(f"{label.ljust(width)}  {value}" for label, value in facts))
     events = timeline.get("events", [])
@@ -165,5 +168,6 @@ def services_line(services: dict[str, Any], status: str) -> str:
 
 def _detail(event: dict[str, Any]) -> str:
     """An event's own fields (a failure's code and message, an end's reason), one line."""
-    shown = {k: v for k, v in event.items() if k not in ("event", "at", "replica", "traceparent", "trace_id")}
+    hidden = ("event", "at", "replica", "traceparent", "trace_id", "conversation")  # the facts show the conversation
+    shown = {k: v for k, v in event.items() if k not in hidden}
     return " ".join(f"{k}={v}" for k, v in shown.items())

@@ -1,7 +1,7 @@
 """The false-rollback bench's harness on a tiny run: it prints its tables, and a canary whose every
 session fails (its bot raising, or its machine dying at boot) is rolled back at the rule's minimum
 sample, before and after an operator's weight change, and at the stable release's minimum sample
-when the canary's failures all came first."""
+when the canary's failures all came first; one 1 s slower every turn, within 40 sessions."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def test_a_tiny_run_prints_both_tables() -> None:
     # An operator's weight change keeps the stable release's sample: still the minimum, at 50 % too.
     assert rows["bot() raises, set to 50 %"].startswith(f"| bot() raises, set to 50 % | {minimum} | {minimum} |")
     assert rows["machine dies at boot, set to 20 %"].startswith(f"| machine dies at boot, set to 20 % | {minimum} |")
+    # A canary 1 s slower every turn is rolled back on its conversation within 40 sessions.
+    slower = rows["1 s slower per turn"].split(" | ")
+    assert int(slower[3]) <= 40 and slower[-1] == "0 of 2 |", rows["1 s slower per turn"]
 
 
 def test_the_simulated_callers_fail_at_the_stated_rates() -> None:

@@ -1,0 +1,45 @@
+"""A session's conversation in figures, as the bot host reports it with `ended` (bot/conversation.py)
+and the dispatcher keeps it (the `ended` event of the session's timeline, the release judge):
+
+    {"caller_turns": 4, "unanswered": 0, "bot_turns": 5, "cut_off": 1,
+     "latencies": [0.82, 0.91, 1.4, 0.77], "left_in_first_turn": false}
+
+`latencies`: seconds from the end of the caller's speech to the bot's first audio, one per answered
+caller turn (the first `MAX_LATENCIES`); `left_in_first_turn`: the caller hung up (the session
+ended for one of `CALLER_ENDS`) before any of their turns was answered by a bot turn played to its
+end. Bounded, whatever the bot sends: a figure set that is not this shape is dropped whole
+(`conversation_figures` answers None), never the report it came with.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+MAX_LATENCIES = 100
+MAX_COUNT = 1_000_000
+MAX_LATENCY_SECONDS = 3_600.0
+# The bot host's end reasons (bot/lifecycle.py) for a caller who hung up, or a pipeline the bot ended.
+CALLER_ENDS = ("peer_disconnected", "participant_left", "pipeline_finished")
+_COUNTS = ("caller_turns", "unanswered", "bot_turns", "cut_off")
+
+
+def conversation_figures(raw: object) -> dict[str, Any] | None:
+    """The figures as this contract bounds them, or None for anything else."""
+    if not isinstance(raw, dict):
+        return None
+    counts: dict[str, int] = {}
+    for name in _COUNTS:
+        value = raw.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+            return None
+        counts[name] = value
+    latencies, left = raw.get("latencies"), raw.get("left_in_first_turn")
+    if not isinstance(latencies, list) or len(latencies) > MAX_LATENCIES or not isinstance(left, bool):
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+               and 0.0 <= v <= MAX_LATENCY_SECONDS for v in latencies):
+        return None
+    if counts["unanswered"] > counts["caller_turns"] or counts["cut_off"] > counts["bot_turns"]:
+        return None
+    return {**counts, "latencies": [round(float(v), 3) for v in latencies], "left_in_first_turn": left}
