@@ -2988,6 +2988,25 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "VOICEFLEET_JUDGE_URL", "cli", STRING,
+        shown="unset",
+        meaning=(
+            "the OpenAI-compatible API (its base, e.g. `https://api.openai.com/v1`) that judges scenarios' rubrics "
+            "in `voicefleet eval` and `voicefleet releases smoke --suite`, as `--judge-url` does; unset, rubrics "
+            "are skipped and the deterministic checks decide ([evals.md](evals.md#a-rubric-judged-by-a-model-you-name))"
+        ),
+    ),
+    Setting(
+        "VOICEFLEET_JUDGE_MODEL", "cli", STRING,
+        shown="unset",
+        meaning="the model that judges the rubrics, as `--judge-model` does (with `VOICEFLEET_JUDGE_URL`)",
+    ),
+    Setting(
+        "VOICEFLEET_JUDGE_API_KEY", "cli", STRING, secret=True,
+        shown="unset",
+        meaning="the judge's API key, sent as `Authorization: Bearer` to `VOICEFLEET_JUDGE_URL`; never a flag",
+    ),
+    Setting(
         "VOICEFLEET_CONFIG_DIR", "cli", STRING, default="$XDG_CONFIG_HOME/voicefleet",
         meaning=(
             "where `voicefleet context` keeps its `contexts.json` (addresses and where each key comes from, never "

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.fakes.openai_chat import FakeOpenAIChat
+from tests.fakes.server import serve
 from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from voicefleet.main import voicefleet
@@ -105,4 +107,31 @@ def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: Dispatche
     late = failures_of(slow)["timed"]
     assert re.match(rf"turn 1 .*: expected audio within {bound:.0f} ms, it began after \d+ ms", late), late
     assert set(evals_listed(dispatcher, slow).values()) == {"slow"}
+    assert running(dispatcher) == []
+
+
+def test_a_rubric_is_judged_by_the_named_judge_and_a_no_fails_its_turn(dispatcher: DispatcherProcess,
+                                                                       tmp_path: Path) -> None:
+    """The optional LLM judge, an OpenAI-compatible fake that answers from what the bot said: the turn's
+    rubric it passes leaves the call passing, the call's rubric it fails fails it, with the judge's reason."""
+    def verdict(messages: list[dict[str, object]]) -> str:
+        call = str(messages[-1]["content"]).split("Conversation:", 1)[1].lower()
+        rubric = str(messages[-1]["content"]).split("\n", 1)[0]
+        passed = "eleven at night" in call if "closing time" in rubric else "sunday" in call
+        return json.dumps({"pass": passed, "reason": "it named eleven at night" if passed else "no word of Sunday"})
+
+    scenario = tmp_path / "hours.toml"
+    scenario.write_text('name = "hours"\ncall = { rubric = "Does the bot say it is open on Sundays?" }\n'
+                        '[[turns]]\nsay = "What are your opening hours"\n'
+                        'expect = { contains = ["open every day"], rubric = "Does the bot name a closing time?" }\n')
+    judge = FakeOpenAIChat("sk-judge", answer=verdict)
+    with serve(judge, "/v1") as server:
+        result = CliRunner().invoke(
+            voicefleet, ["eval", str(scenario), "--json", "--url", dispatcher.base_url, "--judge-url", server.url,
+                         "--judge-model", "judge-1"], prog_name="voicefleet",
+            env={"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_JUDGE_API_KEY": "sk-judge"})
+    assert result.exit_code == 1, result.output
+    assert failures_of(result)["hours"] == "rubric 'Does the bot say it is open on Sundays?': no word of Sunday"
+    asked = [call.json()["messages"][-1]["content"] for call in judge.calls]
+    assert len(asked) == 2 and "bot: We are open every day" in asked[0], asked  # the turn's, then the call's
     assert running(dispatcher) == []

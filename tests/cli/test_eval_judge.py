@@ -6,6 +6,7 @@ says so, never a pass."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,3 +58,20 @@ async def test_an_unreachable_judge_is_tried_a_bounded_number_of_times_then_fail
     async with httpx.AsyncClient() as http:
         down = await Judge("http://127.0.0.1:9/v1", "m", None).verdict(http, "ok?", CALL)
     assert not down.passed and "could not be reached" in down.reason and "after 3 tries" in down.reason
+
+
+def test_a_judge_half_named_is_a_usage_error_and_rubrics_without_one_are_said_to_be_skipped(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from voicefleet.main import voicefleet
+
+    scenario = tmp_path / "hours.toml"
+    scenario.write_text('[[turns]]\nsay = "hours"\nexpect = { rubric = "Does it name a time?" }\n')
+    env = {"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_JUDGE_URL": None,
+           "VOICEFLEET_JUDGE_MODEL": None}
+    half = CliRunner().invoke(voicefleet, ["eval", str(scenario), "--url", "http://127.0.0.1:9",
+                                           "--judge-url", "https://judge.example/v1"], env=env)
+    assert half.exit_code == 2 and "a judge needs both --judge-url" in half.output, half.output
+    unjudged = CliRunner().invoke(voicefleet, ["eval", str(scenario), "--url", "http://127.0.0.1:9"], env=env)
+    assert "1 rubric not judged: name a judge with --judge-url" in unjudged.output, unjudged.output
+    assert unjudged.exit_code == 3  # then the dispatcher, down, stops the run before any call

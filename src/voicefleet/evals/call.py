@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from voicefleet.evals.checks import Answer, failures
+from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import caller_voice
 from voicefleet.loadtest.audio import Pcm, read_wav, resample
@@ -68,6 +69,7 @@ class Target:
     base_url: str
     api_key: str | None
     release: str | None
+    judge: Judge | None = None  # the scenarios' rubrics are judged only with one
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -81,6 +83,8 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
         answer = await _start(target, scenario, http, run_id, result)
         if answer is not None:
             await _converse(target, scenario, answer, http, result)
+            if target.judge is not None and not result.problems:
+                await _judge(target.judge, scenario, http, result)
     finally:
         await _stop(target, http, result)
         result.seconds = time.monotonic() - began
@@ -141,6 +145,21 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
         await client.close()
     if scenario.call.no_error and (recorded := await _session_error(target, http, result.session_id)):
         result.problems.append(f"the session recorded an error: {recorded}")
+
+
+async def _judge(judge: Judge, scenario: Scenario, http: httpx.AsyncClient, result: CallResult) -> None:
+    """Each rubric asked of the judge about the call as far as it went: a turn's about the turns up to it,
+    the call's about all of them. A rubric the judge does not pass is that turn's (or the call's) failure."""
+    said = [(turn.said, turn.heard) for turn in result.turns]
+    for index, (turn, outcome) in enumerate(zip(scenario.turns, result.turns, strict=False)):
+        if turn.expect.rubric is not None:
+            verdict = await judge.verdict(http, turn.expect.rubric, conversation_text(said[:index + 1]))
+            if not verdict.passed:
+                outcome.problems.append(f"rubric {turn.expect.rubric!r}: {verdict.reason}")
+    if scenario.call.rubric is not None:
+        verdict = await judge.verdict(http, scenario.call.rubric, conversation_text(said))
+        if not verdict.passed:
+            result.problems.append(f"rubric {scenario.call.rubric!r}: {verdict.reason}")
 
 
 async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:

@@ -14,6 +14,8 @@ import httpx
 
 from voicefleet.api import Api, path
 from voicefleet.errors import REFUSED
+from voicefleet.evals.judge import Judge, judge_from
+from voicefleet.evals.rubric_count import rubrics
 from voicefleet.evals.scenario import Scenario, ScenarioError, load_suite, schema
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.settings import API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
@@ -30,10 +32,13 @@ MAX_CALLS = 1000
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Also write the results as JUnit XML (for CI).")
 @click.option("--allow-remote", is_flag=True, help="Let the run call a dispatcher that is not on this machine.")
+@click.option("--judge-url", metavar="URL", help="An OpenAI-compatible API (e.g. https://api.openai.com/v1) that "
+              "judges the scenarios' rubrics; its key in VOICEFLEET_JUDGE_API_KEY. Without it rubrics are skipped.")
+@click.option("--judge-model", metavar="MODEL", help="The model that judges the rubrics (with --judge-url).")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the scenario files' JSON Schema and exit.")
 @common_options
 def eval_command(suite: Path | None, release: str | None, repeat: int, concurrency: int, junit: Path | None,
-                 allow_remote: bool, show_schema: bool) -> None:
+                 allow_remote: bool, judge_url: str | None, judge_model: str | None, show_schema: bool) -> None:
     """Run a suite of scenarios (a folder of *.toml files, or one) as real calls and check each turn.
 
     \b
@@ -53,6 +58,7 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     if suite is None:
         raise click.UsageError("name a scenario file or folder: voicefleet eval PATH (--schema prints their schema)")
     scenarios = loaded(suite, repeat)
+    judge = judged(scenarios, judge_url, judge_model)
     target = target_of(ctx)
     host = httpx.URL(target.url).host
     if not allow_remote and not is_loopback(host):
@@ -66,7 +72,7 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
 
     results = asyncio.run(run_suite(target.url, key, release, scenarios, repeat, concurrency,
-                                    progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12]))
+                                    progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge))
     from voicefleet.evals.report import junit as junit_xml
     from voicefleet.evals.report import summary, table
 
@@ -92,3 +98,15 @@ def loaded(suite: Path, repeat: int) -> list[Scenario]:
     if len(scenarios) * repeat > MAX_CALLS:
         raise click.UsageError(f"{len(scenarios)} scenarios × {repeat} is over {MAX_CALLS} calls: run fewer at once")
     return scenarios
+
+
+def judged(scenarios: list[Scenario], url: str | None, model: str | None) -> Judge | None:
+    """The judge of the suite's rubrics, or None; with rubrics and no judge, a line says they are skipped."""
+    try:
+        judge = judge_from(url, model, os.environ)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if judge is None and (count := rubrics(scenarios)):
+        click.echo(f"voicefleet: {count} rubric{'s' if count > 1 else ''} not judged: name a judge with --judge-url "
+                   "and --judge-model (its key in VOICEFLEET_JUDGE_API_KEY); the deterministic checks decide", err=True)
+    return judge

@@ -16,7 +16,7 @@ import click
 
 from voicefleet.api import Api, path
 from voicefleet.errors import REFUSED, Failed
-from voicefleet.evals.command import loaded
+from voicefleet.evals.command import judged, loaded
 from voicefleet.evals.suite_id import suite_id
 from voicefleet.options import print_json, target_of, wants_json
 
@@ -27,13 +27,14 @@ if TYPE_CHECKING:  # the caller's libraries (aiortc) are imported by a run only
 def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit: Path | None) -> None:
     ctx = click.get_current_context()
     scenarios = loaded(suite, repeat)
+    judge = judged(scenarios, None, None)  # VOICEFLEET_JUDGE_URL / _MODEL, as in CI
     target = target_of(ctx)
     with Api(target) as api:
         _known(api, name)  # before any call is placed: a typo costs nothing
         from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
 
         results = asyncio.run(run_suite(target.url, target.admin_key, name, scenarios, repeat, concurrency,
-                                        progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12]))
+                                        progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge))
         _report(results, junit, quiet=wants_json(ctx))
         body = api.call("POST", path("releases", name, "smoke"), _verdict(suite_id(suite, scenarios), results))
     release: dict[str, Any] = next((r for r in body.get("releases", []) if r.get("name") == name), {})

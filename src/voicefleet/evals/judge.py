@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
 JUDGE_KEY_VARIABLE = "VOICEFLEET_JUDGE_API_KEY"
+JUDGE_URL_VARIABLE = "VOICEFLEET_JUDGE_URL"
+JUDGE_MODEL_VARIABLE = "VOICEFLEET_JUDGE_MODEL"
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.5
 TIMEOUT_SECONDS = 30.0
@@ -63,6 +66,20 @@ class Judge:
                                       f"{_error_message(response)})")
             return _read(response)
         return Verdict(False, f"rubric not judged: {problem} after {ATTEMPTS} tries")
+
+
+def judge_from(url: str | None, model: str | None, environ: Mapping[str, str]) -> Judge | None:
+    """The judge named by the options (else VOICEFLEET_JUDGE_URL / _MODEL), its key from the environment;
+    None when no judge is named. A URL without a model, or the reverse, is a usage error."""
+    url, model = url or environ.get(JUDGE_URL_VARIABLE) or None, model or environ.get(JUDGE_MODEL_VARIABLE) or None
+    if url is None and model is None:
+        return None
+    if url is None or model is None:
+        raise ValueError("a judge needs both --judge-url (an OpenAI-compatible API's base, e.g. "
+                         "https://api.openai.com/v1) and --judge-model (or VOICEFLEET_JUDGE_URL and _MODEL)")
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"--judge-url {url!r} is not an http(s) URL")
+    return Judge(url, model, environ.get(JUDGE_KEY_VARIABLE) or None)
 
 
 def conversation_text(turns: list[tuple[str, str]]) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import httpx
 
 from voicefleet.evals.call import CallResult, Target, run_call
+from voicefleet.evals.judge import Judge
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import caller_voice
 
@@ -16,9 +17,10 @@ HTTP_TIMEOUT = 30.0
 
 
 async def run_suite(base_url: str, api_key: str | None, release: str | None, scenarios: Sequence[Scenario],
-                    repeat: int, concurrency: int, *, progress: bool, run_id: str) -> list[CallResult]:
+                    repeat: int, concurrency: int, *, progress: bool, run_id: str,
+                    judge: Judge | None = None) -> list[CallResult]:
     caller_voice()  # loaded before the first call: a voice that cannot load fails the run, not each call
-    target = Target(base_url.rstrip("/"), api_key, release)
+    target = Target(base_url.rstrip("/"), api_key, release, judge)
     queue = [scenario for scenario in scenarios for _ in range(repeat)]
     results: list[CallResult | None] = [None] * len(queue)
     slots = asyncio.Semaphore(concurrency)

@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 TRANSPORTS = ("webrtc",)  # the transports whose bot text the caller can hear (RTVI over the data channel)
 MAX_TURNS = 50
 MAX_SCENARIOS = 500
+MAX_RUBRIC = 2000
 
 
 class Strict(BaseModel):
@@ -34,6 +35,9 @@ class Expect(Strict):
     within_ms: Annotated[int, Field(gt=0, le=60_000)] | None = Field(
         default=None, description="The answer's first audio begins within this many ms of the caller's end of speech.")
     silent: bool = Field(default=False, description="The bot must say nothing to this turn.")
+    rubric: str | None = Field(default=None, min_length=1, max_length=MAX_RUBRIC, description=(
+        "A yes/no question an LLM judge answers about the call so far (optional: judged only with "
+        "--judge-url and --judge-model; the deterministic checks decide without it)."))
 
     @field_validator("matches")
     @classmethod
@@ -75,6 +79,8 @@ class CallExpect(Strict):
     bot_ends: bool | None = Field(default=None,
                                   description="true: the bot hangs up after the last turn; false: it must not.")
     no_error: bool = Field(default=True, description="The session records no error.")
+    rubric: str | None = Field(default=None, min_length=1, max_length=MAX_RUBRIC, description=(
+        "A yes/no question an LLM judge answers about the whole call (optional, as a turn's rubric)."))
 
 
 class Scenario(Strict):
