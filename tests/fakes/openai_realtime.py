@@ -22,6 +22,7 @@ import asyncio
 import base64
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,11 @@ class RealtimeConnection:
     received: list[str] = field(default_factory=list)  # client event types, in order
     sent: list[dict[str, Any]] = field(default_factory=list)
     audio_bytes: int = 0
+    # Per answered turn, on time.monotonic(): (the last loud audio of the turn arrived, the answer's
+    # first audio left). Their difference is the fake's own share of a turn: its VAD wait + delay.
+    turns: list[tuple[float, float]] = field(default_factory=list)
+    last_loud_at: float = 0.0
+    spoken_ms: dict[str, int] = field(default_factory=dict)  # an assistant item's audio sent, by id
     closed_with: tuple[int, str] | None = None
 
 
@@ -145,6 +151,7 @@ class FakeOpenAIRealtime:
                 "response.create": self._response_create,
                 "response.cancel": self._response_cancel,
                 "conversation.item.create": self._item_create,
+                "conversation.item.truncate": self._item_truncate,
             }.get(kind)
             if handler is None:
                 await self._send(
@@ -188,20 +195,22 @@ class FakeOpenAIRealtime:
         seconds = len(samples) / RATE
         loud = len(samples) > 0 and float(np.sqrt(np.mean(samples**2))) > SILENCE_RMS
         turn.advance(seconds, loud)
+        if loud:
+            conn.last_loud_at = time.monotonic()
         vad = conn.session["audio"]["input"]["turn_detection"]
         if vad is None:
             return
         if loud and turn.voiced >= self.speech_seconds and not turn.started:
             turn.started = True
-            if turn.responding:  # the caller speaks over the answer: the server cancels it
-                turn.cancelled = True
+            if turn.responding and not turn.responding.done() and vad.get("interrupt_response", True):
+                turn.cancelled = True  # the caller speaks over the answer: the server cancels it
             await self._send(
                 ws,
                 conn,
                 {
                     "type": "input_audio_buffer.speech_started",
                     "event_id": event_id(),
-                    "audio_start_ms": int(turn.start_ms),
+                    "audio_start_ms": int(turn.offset_ms + turn.start_ms),
                     "item_id": turn.item_id,
                 },
             )
@@ -213,7 +222,7 @@ class FakeOpenAIRealtime:
                 {
                     "type": "input_audio_buffer.speech_stopped",
                     "event_id": event_id(),
-                    "audio_end_ms": int(turn.clock * 1000),
+                    "audio_end_ms": int(turn.offset_ms + turn.clock * 1000),
                     "item_id": turn.item_id,
                 },
             )
@@ -259,7 +268,6 @@ class FakeOpenAIRealtime:
                 ),
             )
             return
-        turn.cancelled = False
         turn.responding = asyncio.create_task(self._respond(ws, conn, turn))
 
     async def _response_cancel(self, ws: WebSocket, conn: RealtimeConnection, turn: _Turn, event: dict) -> None:
@@ -285,6 +293,24 @@ class FakeOpenAIRealtime:
         await self._send(ws, conn, {"type": "conversation.item.added", "event_id": event_id(), "item": item})
         await self._send(ws, conn, {"type": "conversation.item.done", "event_id": event_id(), "item": item})
 
+    async def _item_truncate(self, ws: WebSocket, conn: RealtimeConnection, turn: _Turn, event: dict) -> None:
+        item_id, end_ms = event.get("item_id"), event.get("audio_end_ms", -1)
+        spoken = conn.spoken_ms.get(str(item_id))
+        if spoken is None or not isinstance(end_ms, int) or not 0 <= end_ms <= spoken:
+            message = (
+                f"Invalid value: item {item_id!r} has no assistant audio."
+                if spoken is None
+                else f"Audio content of {spoken}ms is shorter than {end_ms}ms."
+            )
+            param = "item_id" if spoken is None else "audio_end_ms"
+            await self._send(
+                ws, conn, error_event("invalid_request_error", "invalid_value", message, param, event.get("event_id"))
+            )
+            return
+        conn.spoken_ms[str(item_id)] = end_ms
+        truncated = {"item_id": item_id, "content_index": event.get("content_index", 0), "audio_end_ms": end_ms}
+        await self._send(ws, conn, {"type": "conversation.item.truncated", "event_id": event_id(), **truncated})
+
     async def _committed(self, ws: WebSocket, conn: RealtimeConnection, item_id: str) -> None:
         await self._send(
             ws,
@@ -301,6 +327,7 @@ class FakeOpenAIRealtime:
         await self._send(ws, conn, {"type": "conversation.item.added", "event_id": event_id(), "item": item})
 
     async def _respond(self, ws: WebSocket, conn: RealtimeConnection, turn: _Turn) -> None:
+        turn.cancelled = False
         response_id = f"resp_{uuid.uuid4().hex[:20]}"
         item_id = f"item_{uuid.uuid4().hex[:20]}"
         response = {"id": response_id, "object": "realtime.response", "status": "in_progress", "output": []}
@@ -309,12 +336,14 @@ class FakeOpenAIRealtime:
         item = {"id": item_id, "object": "realtime.item", "type": "message", "status": "in_progress"}
         item.update({"role": "assistant", "content": []})
         await self._send(ws, conn, {"type": "conversation.item.added", "event_id": event_id(), "item": item})
+        conn.turns.append((conn.last_loud_at, time.monotonic()))
         where = {"response_id": response_id, "item_id": item_id, "output_index": 0, "content_index": 0}
         status = "completed"
         for chunk in tone_chunks(self.answer_seconds):
             if turn.cancelled or conn.closed_with:
                 status = "cancelled"
                 break
+            conn.spoken_ms[item_id] = conn.spoken_ms.get(item_id, 0) + len(chunk) * 1000 // (2 * RATE)
             delta = base64.b64encode(chunk).decode()
             await self._send(
                 ws, conn, {"type": "response.output_audio.delta", "event_id": event_id(), **where, "delta": delta}
@@ -327,7 +356,6 @@ class FakeOpenAIRealtime:
         await self._send(ws, conn, {"type": "conversation.item.done", "event_id": event_id(), "item": item})
         done = {**response, "status": status, "output": [item]}
         await self._send(ws, conn, {"type": "response.done", "event_id": event_id(), "response": done})
-        turn.cancelled = False
 
     async def _cap(self, ws: WebSocket, conn: RealtimeConnection) -> None:
         assert self.cap_seconds is not None
@@ -422,6 +450,8 @@ class _Turn:
         self.reset()
 
     def reset(self) -> None:
+        """A new input buffer; audio times stay counted from the session's first audio."""
+        self.offset_ms = getattr(self, "offset_ms", 0.0) + getattr(self, "clock", 0.0) * 1000
         self.item_id = f"item_{uuid.uuid4().hex[:20]}"
         self.clock = 0.0
         self.start_ms = 0.0
