@@ -22,6 +22,7 @@ from stacks.config import (
     alarms,
     bot_env_reads,
     bot_permissions,
+    bot_session_caps,
     channel_capacity,
     cloud_run,
     k8s_registry,
@@ -175,6 +176,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     bot_settings.check(cfg, settings, takes_calls=bool(set(settings.secrets.phone) & phone_settings.CALL_CREDENTIALS),
                        drain=settings.drain)
     bot_env_reads.check(cfg, settings)
+    bot_session_caps.check(settings)
     if cloud == "aws":
         # ECR keeps the newest imageRetentionCount releases' bot images by their tag (stacks/aws/registry.py).
         release_settings.check_images_kept(cfg, settings.releases, settings.image_retention_count)

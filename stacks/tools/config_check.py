@@ -27,6 +27,7 @@ from dataclasses import replace
 from dispatcher.serving.config_command import CONFIG_STDIN, diff, explain, faults, overrides_apart
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest
+from stacks.config import bot_session_caps
 from stacks.config.derived import SIZE_NAMES, derived
 from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of
 from stacks.config.reader import SettingsError
@@ -192,6 +193,9 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
                   f"profile {resolved.profile}, "
                   f"{len(env.plain) + len(env.masked)} settings, {len(env.masked)} of them secrets)")
             status = status or (1 if found else 0)
+            # A session longer than the bot's realtime vendor allows: said, not refused (as the plan does).
+            for line in bot_session_caps.stack_notes(config):
+                print(f"{stack}: note: {line}")
         elif command[0] == "explain":
             print("\n".join(prefix + line for line in env.masked_lines(explain(command[1], resolved))))
         else:
