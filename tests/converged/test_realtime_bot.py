@@ -1,6 +1,6 @@
 """The OpenAI Realtime example bot runs like any other: warm under a real dispatcher, called over
 WebRTC, it streams the caller's speech to the model (the fake, through its base URL) and plays the
-model's answer back; the fake's own share of each turn is known, so voicefleet's is too."""
+model's answer back; the fake's own share of each turn is known, so the rest of it is too."""
 
 from __future__ import annotations
 
@@ -29,4 +29,4 @@ def test_a_warm_realtime_bot_answers_each_turn_with_the_models_audio(tmp_path: P
     for turn in turns:
         # The model's span holds at least its scripted delay; the caller heard the answer after it.
         assert turn.model >= fake.delay_seconds and turn.heard > turn.model
-        assert 0 < turn.voicefleet < 1.0
+        assert 0 < turn.beyond_model < 1.0
