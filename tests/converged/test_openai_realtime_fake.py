@@ -126,7 +126,7 @@ class Collect(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, TTSAudioRawFrame):
             self.audio.extend(frame.audio)
-            if len(self.audio) >= int(0.5 * RATE) * 2:
+            if len(self.audio) >= int(0.5 * RATE) * 2:  # one whole answer
                 self.heard.set()
         if isinstance(frame, ErrorFrame):
             self.errors.append(frame.error)
@@ -142,11 +142,16 @@ async def test_pipecats_realtime_service_gets_the_scripted_audio_back(fake: Fake
         if fake.connections and "session.update" in fake.connections[0].received:
             break
         await asyncio.sleep(0.05)
-    speech = pcm(0.8, 6000, 16000) + pcm(0.8, 0, 16000)  # a spoken turn, then the server VAD's quiet
+    # Two spoken turns, each followed by the server VAD's quiet and room for the answer.
+    speech = (pcm(0.8, 6000, 16000) + pcm(1.5, 0, 16000)) * 2
     for i in range(0, len(speech), 640):
         await task.queue_frame(InputAudioRawFrame(audio=speech[i : i + 640], sample_rate=16000, num_channels=1))
         await asyncio.sleep(0.005)
     await asyncio.wait_for(sink.heard.wait(), 10)
+    for _ in range(100):
+        if len([e for e in fake.connections[0].sent if e["type"] == "response.done"]) == 2:
+            break
+        await asyncio.sleep(0.05)
     await task.queue_frame(EndFrame())
     await asyncio.wait_for(runner, 10)
 
@@ -156,7 +161,22 @@ async def test_pipecats_realtime_service_gets_the_scripted_audio_back(fake: Fake
     assert [e["type"] for e in conn.sent if e["type"].startswith("input_audio_buffer.speech")] == [
         "input_audio_buffer.speech_started",
         "input_audio_buffer.speech_stopped",
-    ]
+    ] * 2
+    done = [e["response"]["status"] for e in conn.sent if e["type"] == "response.done"]
+    assert done == ["completed", "completed"]  # the second turn is answered too, not cancelled
     answer = np.frombuffer(bytes(sink.audio), dtype="<i2").astype(np.float64)
     assert float(np.sqrt(np.mean(answer**2))) > 3000  # the fake's tone, not silence
     assert sink.errors == []
+
+
+async def test_a_session_at_its_cap_gets_session_expired_and_the_close() -> None:
+    fake = FakeOpenAIRealtime(KEY, cap_seconds=0.3)
+    with FakeServer(fake.app()) as server:
+        fake.url = server.url.replace("http://", "ws://")
+        async with await connect(fake) as ws:
+            await next_of(ws, "session.created")
+            error = (await next_of(ws, "error"))["error"]
+            with pytest.raises(websockets.ConnectionClosedOK):
+                await asyncio.wait_for(ws.recv(), 5)
+    assert error["code"] == "session_expired" and "60 minutes" in error["message"]
+    assert fake.connections[0].closed_with == (1000, "")
