@@ -22,6 +22,7 @@ from stacks.config import (
     alarms,
     bot_env_reads,
     bot_permissions,
+    bot_session_caps,
     channel_capacity,
     cloud_run,
     k8s_registry,
@@ -182,6 +183,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         pulumi.log.warn(channel_settings.cold_starts(
             MACHINES[cloud] if cloud != "gcp" else cfg.string("botRuntime", choices=BOT_RUNTIMES),
             settings.reserve.cold_start_seconds, plain_http=cloud == "aws" and cfg.boolean("allowPlainHttp")))
+    bot_session_caps.check(settings)
     if cloud == "aws":
         # ECR keeps the newest imageRetentionCount releases' bot images by their tag (stacks/aws/registry.py).
         release_settings.check_images_kept(cfg, settings.releases, settings.image_retention_count)
