@@ -6,7 +6,9 @@ PATH` sends it), checked against what the dispatcher itself knows before it is r
 The counts are the dispatcher's (the sessions, the failed ones among them), and every session must
 be an eval's session pinned to that release in the deployment's session index: a verdict cannot be
 made of another release's sessions, of callers' sessions, or of ids never started. A session the
-dispatcher saw fail (its start, its machine, its bot's exit) is never a passed call.
+dispatcher saw fail (its start, its machine, its bot's exit) is never a passed call. A verdict is a
+later run's: a session started before the release's last recorded verdict is refused, so a failed
+run's calls (or its passing ones alone) cannot be sent again as a pass.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ READS_AT_ONCE = 20  # index reads in flight for one verdict
 SHOWN = 5  # refused sessions named in the message (all of them are in `sessions`)
 
 
-async def verified(listing: SessionListing, name: str, payload: Mapping[str, Any], by: str) -> EvalVerdict:
-    """The verdict to record for release `name`, or 422 saying what is wrong with it."""
+async def verified(listing: SessionListing, name: str, payload: Mapping[str, Any], by: str,
+                   after: float | None = None) -> EvalVerdict:
+    """The verdict to record for release `name`, or 422 saying what is wrong with it. `after`: when
+    the release's last verdict was recorded (None: never); each session must have started since."""
     suite, sessions, failed = _shaped(payload)
     entries = await _entries(listing, sessions)
     refused: dict[str, str] = {}
@@ -40,6 +44,8 @@ async def verified(listing: SessionListing, name: str, payload: Mapping[str, Any
             refused[session_id] = "not an eval's session (its start did not say \"eval\": true)"
         elif entry.get("release") != name:
             refused[session_id] = f"an eval's session of release {entry.get('release')}, not {name}"
+        elif after is not None and float(entry.get("created") or 0) <= after:
+            refused[session_id] = f"started before {name}'s last recorded verdict: a verdict is a later run's calls"
         elif entry.get("status") == "failed" and session_id not in failed:
             refused[session_id] = f"counted as passed, but it failed here ({entry.get('error') or 'failed'})"
     if refused:

@@ -1,7 +1,8 @@
 """The release gate by scenario suite with a real `python -m dispatcher` (`RELEASE_EVAL_REQUIRED=on`,
 stack-shaped `RELEASES` of local bot files, client and admin keys): a new release takes no weight
 until a passing suite's verdict is recorded for it, a failing one keeps it out, a plain smoke
-session is refused, and verdicts not made of that release's own eval sessions are refused; each
+session is refused, verdicts not made of that release's own eval sessions are refused, and so is a
+failed run's calls sent again as a pass; each
 recorded verdict is in `GET /releases` (the admin's and a client's view) and the audit trail."""
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ def test_no_weight_until_a_passing_suite_is_recorded_a_failing_one_blocks_and_a_
                                             headers=ADMIN, timeout=WAIT))
     assert (status, code) == (409, "release_not_smoke_tested") and f"eval suite {SUITE[:12]} passed 2/3" in message
 
+    # The failed run's calls sent again, the failure left out: a verdict is a later run's.
+    replayed = post(dispatcher, "/releases/next/smoke", {"suite": SUITE, "sessions": calls})
+    status, code, _ = error(replayed)
+    assert (status, code) == (422, "eval_sessions_refused") and set(replayed.json()["error"]["sessions"]) == set(calls)
+    assert release(dispatcher, "next")["weight"] == 0
+
+    calls = [started(dispatcher, "next") for _ in range(3)]  # the suite run again
     passing = post(dispatcher, "/releases/next/smoke", {"suite": SUITE, "sessions": calls})
     assert passing.status_code == 200, passing.text
     opened = release(dispatcher, "next")

@@ -189,7 +189,8 @@ async def smoke(request: Request, response: Response, by: Admin, name: str,
 async def _eval_verdict(state: AppState, name: str, payload: dict[str, Any], by: str) -> dict[str, Any]:
     if state.releases.catalogue.get(name) is None:
         raise not_found(name)
-    verdict = await verified(state.sessions.listing, name, payload, by)
+    last = state.releases.traffic.smoke_of(name).eval
+    verdict = await verified(state.sessions.listing, name, payload, by, last.at if last is not None else None)
     traffic = await state.releases.change(lambda t, v: with_eval(t, name, verdict, v))
     return await _view(state, traffic)
 

@@ -14,6 +14,7 @@ from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
+from dispatcher.api.usage_queries import UsageQuerySlots
 from dispatcher.errors import ApiError
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from dispatcher.store.client import StoreUnavailable
@@ -23,6 +24,7 @@ from dispatcher.usage.summary import BY, summarise
 router = APIRouter(responses=ERRORS, tags=["usage"])
 PARAMETERS = ("by", "since", "until", "key")
 _DAYS = re.compile(r"^(\d{1,4})d$")
+SLOTS = UsageQuerySlots()  # this process's queries in flight (dispatcher/api/usage_queries.py)
 
 
 @router.get("/usage", summary="Sessions, minutes and cost per key, release, day or model")
@@ -60,7 +62,8 @@ async def usage(request: Request) -> dict[str, Any]:
     if state.usage is None:
         raise ApiError(404, "usage_not_kept", "this deployment keeps no usage", extra={})
     try:
-        grouped = await state.usage.rollups.grouped(first, last, by, key)
+        with SLOTS.taken(who.id if who is not None else f"admin:{admin}"):
+            grouped = await state.usage.rollups.grouped(first, last, by, key)
     except StoreUnavailable:
         raise ApiError(503, "usage_unavailable", "the usage could not be read (the store did not answer): try "
                        "again once it answers", retry_after=5.0) from None

@@ -1,11 +1,13 @@
 """An eval verdict is checked against the dispatcher's own session index before it is recorded: the
 counts are the dispatcher's, and each session must be an eval's session pinned to that release and
-not one the dispatcher saw fail counted as passed (the listing and its memory index, as one local
+not one the dispatcher saw fail counted as passed, nor one started before the release's last
+verdict (the listing and its memory index, as one local
 dispatcher keeps them; the real processes' test is tests/releases/test_eval_gate.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -32,9 +34,10 @@ async def listing_with(*opened: tuple[int, str, bool]) -> SessionListing:
     return listing
 
 
-async def refusal(listing: SessionListing, name: str, payload: dict[str, object]) -> ApiError:
+async def refusal(listing: SessionListing, name: str, payload: dict[str, object],
+                  after: float | None = None) -> ApiError:
     with pytest.raises(ApiError) as refused:
-        await verified(listing, name, payload, "admin-1")
+        await verified(listing, name, payload, "admin-1", after)
     return refused.value
 
 
@@ -80,3 +83,16 @@ def test_a_verdict_of_the_wrong_shape_is_refused_saying_what_to_send(payload: di
     listing = asyncio.run(listing_with((1, "next", True)))
     refused = asyncio.run(refusal(listing, "next", payload))
     assert (refused.status, refused.code) == (422, "invalid_eval_verdict") and words in refused.message
+
+
+async def test_a_session_started_before_the_releases_last_verdict_is_refused_so_no_run_is_sent_twice() -> None:
+    listing = await listing_with((1, "next", True), (2, "next", True))
+    recorded_at = time.time()  # a failing verdict of calls 1 and 2 was recorded then
+    await asyncio.sleep(0.01)
+    listing.opened(sid(3), CALLER, "next", "webrtc", eval=True)  # a later run's call
+    await listing.settled()
+    refused = await refusal(listing, "next", {"suite": SUITE, "sessions": [sid(1), sid(3)]}, after=recorded_at)
+    assert refused.extra["sessions"] == {sid(1): "started before next's last recorded verdict: a verdict is a "
+                                                 "later run's calls"}
+    counted = await verified(listing, "next", {"suite": SUITE, "sessions": [sid(3)]}, "admin-1", recorded_at)
+    assert (counted.passed, counted.runs) == (1, 1)
