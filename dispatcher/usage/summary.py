@@ -29,9 +29,15 @@ def _shown(sums: Mapping[str, float], by: str) -> dict[str, Any]:
                  if name.startswith(SERVICE) and name not in (SERVICE + "usd", SERVICE + "unpriced")}
         return {"cost_usd": round(services, 6), "not_priced": not_priced, "units": units}
     machine = sums.get("machine_usd", 0.0)
-    return {"sessions": int(sums.get("sessions", 0)), "minutes": round(sums.get("seconds", 0.0) / 60, 2),
-            "machine_usd": round(machine, 6), "services_usd": round(services, 6),
-            "cost_usd": round(machine + services, 6), "not_priced": not_priced}
+    shown: dict[str, Any] = {
+        "sessions": int(sums.get("sessions", 0)), "minutes": round(sums.get("seconds", 0.0) / 60, 2),
+        "machine_usd": round(machine, 6), "services_usd": round(services, 6),
+        "cost_usd": round(machine + services, 6), "not_priced": not_priced}
+    if sums.get("eval_sessions"):  # eval calls: apart from the use above, never out of the record
+        shown["eval"] = {"sessions": int(sums["eval_sessions"]),
+                         "minutes": round(sums.get("eval_seconds", 0.0) / 60, 2),
+                         "cost_usd": round(sums.get("eval_usd", 0.0), 6)}
+    return shown
 
 
 def _number(value: float) -> float | int:

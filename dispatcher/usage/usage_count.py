@@ -7,7 +7,9 @@ replica whose channel holds the bot (or that saw the machine end), which reads b
 session's timeline (its release, its machine, its services' usage) and its listed entry (its key)
 in the background, at most `MAX_PENDING` at once, adds it, and notes its cost beside its listed
 entry (`GET /sessions`' `cost_usd`). The rollups' own marker makes a
-second report of the same end, here or at another replica, add nothing. An eval's session is left out.
+second report of the same end, here or at another replica, add nothing. An eval's session is counted
+apart (`eval_sessions`, `eval_seconds`, `eval_usd`): left out of the key's sessions, minutes and cost, yet
+never out of its usage, so a start marked `"eval": true` cannot take a caller's use out of the record.
 """
 
 from __future__ import annotations
@@ -65,8 +67,7 @@ class UsageCount:
                 await asyncio.sleep(wait)
             await self._timeline.settled()
             events = await self._timeline.read(session_id)
-            if is_eval(events):
-                return
+            evaluation = is_eval(events)
             at = ended_at if isinstance(ended_at, int | float) else None
             # A machine's end: its bot's report, when it came meanwhile, is the session's end.
             cost = self._costs.of(events, running=False, ended_at=None if wait else at)
@@ -77,8 +78,8 @@ class UsageCount:
             release = next((str(e["release"]) for e in events
                             if e.get("event") == "requested" and isinstance(e.get("release"), str)), UNKNOWN)
             day = datetime.fromtimestamp(at if at is not None else 0, UTC).date()
-            use = SessionUse(session_id, day, key, release, amounts(cost))
-            if await self.rollups.add(use):
+            use = SessionUse(session_id, day, key, release, eval_amounts(cost) if evaluation else amounts(cost))
+            if await self.rollups.add(use) and not evaluation:
                 self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.total or 0.0)
                 if self._note is not None and cost.total is not None:  # the listing's COST
                     await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
@@ -105,3 +106,9 @@ def amounts(cost: SessionCost) -> tuple[Amount, ...]:
         rows += [Amount(model, name, float(value)) for name, value in row.row.items()
                  if name not in ("kind", "processor", "model") and isinstance(value, int | float)]
     return tuple(rows)
+
+
+def eval_amounts(cost: SessionCost) -> tuple[Amount, ...]:
+    """An eval's session: its own row only, under measures of their own (its services are not itemised)."""
+    return (Amount("", "eval_sessions", 1.0), Amount("", "eval_seconds", cost.session_seconds),
+            Amount("", "eval_usd", cost.total or 0.0))

@@ -83,3 +83,23 @@ async def test_a_bad_query_is_refused_with_the_way_out(make_api) -> None:
             assert answer.status_code == 422, (query, answer.text)
             assert says in answer.json()["error"]["message"], (query, answer.text)
         assert (await api.get("/usage")).status_code == 401
+
+
+async def test_an_eval_session_is_counted_apart_never_out_of_its_keys_usage(make_api) -> None:
+    """A start marked `"eval": true` runs a real bot on the key's account: it is shown apart from the key's
+    calls, not dropped (else any client could keep its use out of the record by marking its starts)."""
+    async with keys(make_api) as api:
+        plain = await start(api, TEAM_B)
+        marked = await api.post("/start?wait=started", json={"eval": True}, headers=bearer(TEAM_B))
+        assert marked.status_code == 201, marked.text
+        for session_id in (plain, str(marked.json()["session_id"])):
+            assert (await api.delete(f"/sessions/{session_id}", headers=bearer(TEAM_B))).status_code in (202, 204)
+
+        async def both() -> tuple[dict[str, Any]] | None:
+            answer = (await usage(api, TEAM_B)).json()
+            return (answer,) if answer["totals"].get("eval", {}).get("sessions") == 1 else None
+
+        found = await within(both, timeout=30)
+        assert found is not None, (await usage(api, TEAM_B)).json()
+        totals = found[0]["totals"]
+        assert totals["sessions"] == 1 and totals["eval"]["sessions"] == 1 and totals["eval"]["minutes"] > 0
