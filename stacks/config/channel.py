@@ -57,7 +57,8 @@ DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-
 def token(cfg: Reader, rotation: made_secrets.Rotation) -> pulumi.Output[str] | None:
     """The channel's credential: the one set, else with `botChannel` one the stack makes; None: no channel."""
     given = cfg.secret(TOKEN_KEY, required=False, check=lambda text: _check_length(cfg, text))
-    if given is not None and cfg.raw(CHANNEL_KEY) == "false":
+    # Spelt as Reader.boolean reads it (`False` too): set false, never derived from a profile.
+    if given is not None and (cfg.raw(CHANNEL_KEY) or "").lower() == "false":
         raise cfg.fail(CHANNEL_KEY, f"is false but {TOKEN_KEY} is set, which turns the channel on: pulumi config rm "
                                     f"{TOKEN_KEY} (every start cold) or pulumi config rm {CHANNEL_KEY}")
     if given is None and cfg.boolean(CHANNEL_KEY):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dispatcher.artifacts.rules import POLICIES
 from dispatcher.machines.k8s.settings import MODES as K8S_MODES
-from stacks.config import admin_keys, channel, front_door, k8s, phone, regions, store, turn
+from stacks.config import admin_keys, channel, front_door, k8s, made_secrets, phone, regions, store, turn
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES
 from stacks.config.reader import DEFAULTS
 from stacks.config.settings import BOT_RUNTIMES, BOT_SECRET_KEYS, CLOUDS, REQUIRED_SECRET_KEYS
@@ -52,6 +52,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     k8s.AGENT_SANDBOX_KEY: k8s.AGENT_SANDBOX_CHOICES,
     k8s.CHANNEL_TLS_KEY: k8s.CHANNEL_TLS_CHOICES,
     k8s.STORE_KEY: (k8s.EXTERNAL, k8s.IN_CLUSTER),
+    made_secrets.ROLL_KEY: made_secrets.ROLLS,
 }
 # The providers' keys a stack of each cloud sets (the SDKs read more; stacks/config/stack_keys.py knows them).
 PROVIDER_KEYS: dict[str, str] = {

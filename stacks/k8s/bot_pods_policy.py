@@ -15,7 +15,7 @@ leaked, could start any pod there. Pod Security `restricted` already forbids hos
   last one's), the labels the dispatcher lists it by and no scheduling gate: none outlives its reaper;
 - its only volumes are projected identity tokens for the channel's audience (and the channel's CA
   ConfigMap when the stack made one), and with an EKS role the volume EKS's webhook adds (web_identity.py);
-- it names no node, affinity or host namespace, and the runtime class is `k8sRuntimeClass` (or none).
+- it names no node, affinity, host namespace or system priority class; its runtime class is `k8sRuntimeClass`.
   Without a runtime class, no node selector and no toleration but the two the API server's
   DefaultTolerationSeconds adds to every pod; a RuntimeClass's admission adds its own selector and
   tolerations to a pod, which the policy cannot read, so with one those two are not held.
@@ -47,6 +47,9 @@ from stacks.k8s.web_identity import (
 
 # The tolerations the API server's DefaultTolerationSeconds admission adds to every pod (NoExecute, 300 s).
 DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+# The highest value a cluster's own PriorityClass may take; the system classes (system-node-critical,
+# system-cluster-critical) sit above it and preempt any other pod from a node.
+HIGHEST_USER_PRIORITY = 1_000_000_000
 CREATE = "variables.bot_create"
 
 
@@ -72,8 +75,11 @@ def variables() -> list[dict[str, str]]:
 
 def placement(pod: BotPod) -> str:
     spec = "object.spec"
+    # The Priority admission sets a pod's class and value before validation (the cluster's globalDefault for a
+    # pod that names none, as the dispatcher's do): a value of the cluster's own range is admitted.
     held = [empty(f"{spec}.nodeName"), f"!has({spec}.affinity)",
-            *(off(f"{spec}.{flag}") for flag in ("hostNetwork", "hostPID", "hostIPC"))]
+            *(off(f"{spec}.{flag}") for flag in ("hostNetwork", "hostPID", "hostIPC")),
+            f"(!has({spec}.priority) || {spec}.priority <= {HIGHEST_USER_PRIORITY})"]
     if pod.runtime_class is None:
         held += [f"!has({spec}.runtimeClassName)", empty(f"{spec}.nodeSelector"),
                  f"(!has({spec}.tolerations) || {spec}.tolerations.all(t, has(t.key) && "
@@ -125,8 +131,8 @@ def validations(pod: BotPod) -> list[dict[str, Any]]:
          + (f" and the channel's CA (ConfigMap {pod.ca_configmap})" if pod.ca_configmap else "")
          + (f", and {pod.web_identity.described}" if pod.web_identity else "")),
         (placement(pod),
-         "a bot pod names no node, affinity or host namespace, and no runtime class, node selector or toleration "
-         "but k8sRuntimeClass's and the cluster's defaults"),
+         "a bot pod names no node, affinity, host namespace or system priority class, and no runtime class, node "
+         "selector or toleration but k8sRuntimeClass's and the cluster's defaults"),
     ]
     return [{"expression": f"!{CREATE} || ({expression})", "message": message} for expression, message in checks]
 

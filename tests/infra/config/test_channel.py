@@ -234,6 +234,14 @@ def test_a_channel_the_stack_cannot_serve_is_refused_naming_the_key(stack: Stack
         with_channel(stack, cloud, **overrides)
 
 
+@pytest.mark.parametrize("off", ["false", "False", "FALSE"])
+def test_the_channel_turned_off_beside_a_token_is_refused_however_false_is_spelt(stack: StackRunner, off: str) -> None:
+    """botChannel reads `False` as false (Reader.boolean), so the refusal of a token beside it must too:
+    else the token silently turns on the channel the stack says is off."""
+    with pytest.raises(SettingsError, match="voicefleet:botChannel is false but botChannelToken is set"):
+        with_channel(stack, "gcp", botChannel=off)
+
+
 def test_a_short_token_is_refused(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="voicefleet:botChannelToken must be at least 32"):
         stack("gcp", secrets={**SECRETS, "voicefleet:botChannelToken": "SENTINEL-short-token"}, **CHANNEL["gcp"])

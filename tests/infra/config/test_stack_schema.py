@@ -72,6 +72,7 @@ def test_every_stack_file_of_the_repository_validates(path: str) -> None:
     ("cloud", "aws", "match any of the regexes"),
     ("voicefleet:dailyApiKey", "in-plain-text", "is not of type 'object'"),
     ("voicefleet:recording", "maybe", "is not one of"),
+    ("voicefleet:secretsRoll", "later", "is not one of"),
     ("voicefleet:maxConcurrentSessions", "many", "is not valid under any of the given schemas"),
 ])
 def test_the_schema_refuses_what_the_checks_refuse(key: str, value: str, because: str) -> None:

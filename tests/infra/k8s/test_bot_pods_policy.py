@@ -124,6 +124,9 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "an affinity": lambda pod: spec_of(pod).update(affinity={"nodeAffinity": {}}),
     "the host's network": lambda pod: spec_of(pod).update(hostNetwork=True),
     "the host's processes": lambda pod: spec_of(pod).update(hostPID=True),
+    # As the Priority admission leaves it: a system class preempts any other tenant's pods from a node.
+    "a system priority class": lambda pod: spec_of(pod).update(priorityClassName="system-node-critical",
+                                                               priority=2000001000),
     "a runtime class": lambda pod: spec_of(pod).update(runtimeClassName="runc-privileged"),
     # A hook's or an exec probe's command runs in the bot image as an entrypoint would.
     "a postStart hook": lambda pod: container(pod).update(lifecycle={"postStart": {"exec": {"command": ["sh"]}}}),
@@ -157,6 +160,16 @@ def test_a_pod_the_dispatcher_would_not_build_is_refused_even_from_the_dispatche
     for pod in dispatchers_pods(run):
         MUTATIONS[mutation](pod)
         assert refusal(policy, created(DISPATCHER, pod)) is not None, mutation
+
+
+def test_a_clusters_default_priority_class_is_admitted() -> None:
+    """The Priority admission gives a pod that names no class the cluster's globalDefault one, name and value,
+    before validation: a class of the cluster's own range (at most 1e9) is the cluster's, not the pod's, doing."""
+    run = up()
+    policy = policy_of(run)
+    for pod in dispatchers_pods(run):
+        spec_of(pod).update(priorityClassName="tenant-default", priority=1000)
+        assert refusal(policy, created(DISPATCHER, pod)) is None
 
 
 def test_a_webhooks_own_facts_in_the_environment_are_admitted() -> None:
