@@ -75,3 +75,10 @@ def test_a_judge_half_named_is_a_usage_error_and_rubrics_without_one_are_said_to
     unjudged = CliRunner().invoke(voicefleet, ["eval", str(scenario), "--url", "http://127.0.0.1:9"], env=env)
     assert "1 rubric not judged: name a judge with --judge-url" in unjudged.output, unjudged.output
     assert unjudged.exit_code == 3  # then the dispatcher, down, stops the run before any call
+
+
+async def test_a_judge_url_with_credentials_is_never_printed_with_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(judge_module, "BACKOFF_SECONDS", 0.01)
+    async with httpx.AsyncClient() as http:
+        down = await Judge("http://team:s3cret@127.0.0.1:9/v1", "m", None).verdict(http, "ok?", CALL)
+    assert "s3cret" not in down.reason and "http://127.0.0.1:9/v1/chat/completions" in down.reason, down.reason

@@ -56,7 +56,7 @@ class Judge:
             try:
                 response = await http.post(endpoint, json=body, headers=headers, timeout=TIMEOUT_SECONDS)
             except httpx.TransportError as error:
-                problem = f"the judge at {endpoint} could not be reached ({type(error).__name__})"
+                problem = f"the judge at {_shown(endpoint)} could not be reached ({type(error).__name__})"
                 continue
             if response.status_code == 429 or response.status_code >= 500:
                 problem = f"the judge answered HTTP {response.status_code}"
@@ -97,6 +97,12 @@ def _read(response: httpx.Response) -> Verdict:
     if not isinstance(answer, dict) or not isinstance(answer.get("pass"), bool):
         return Verdict(False, "the judge's answer was not the JSON object asked for ({\"pass\": …, \"reason\": …})")
     return Verdict(answer["pass"], str(answer.get("reason") or "")[:MAX_REASON])
+
+
+def _shown(url: str) -> str:
+    """The URL as a reason may print it: without a `user:password@` a team may have put in it."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
 
 
 def _error_message(response: httpx.Response) -> str:
