@@ -26,6 +26,7 @@ from voicefleet_settings.read import setting_text
 BUILT_IN = Path(__file__).with_name("prices.json")
 PER_UNIT = {"audio_seconds": 60.0}  # dollars per minute; every other count: per million
 PER_MILLION = 1_000_000.0
+MAX_RATE = 1_000_000.0  # dollars per million counts (or per minute): far past any service's price
 ENTRY_FIELDS = {"kind", "model", "rates", "source", "seen", "prompt_includes_cache"}
 
 
@@ -115,6 +116,9 @@ def _entry(entry: object, where: str) -> ServicePrice:
                                 f"one of {', '.join(COUNTS[kind])}")
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate < 0:
             raise SettingsError(f"{where}: the rate of {name} must be a number of dollars ≥ 0, not {rate!r}")
+        if rate > MAX_RATE:  # a slip of units (per token for per million): sums past it reach infinity
+            raise SettingsError(f"{where}: the rate of {name} is {rate:g} dollars, over the {MAX_RATE:g} a "
+                                "price table takes (rates are dollars per million counts, per minute of audio)")
     seen, gross = entry.get("seen", ""), entry.get("prompt_includes_cache", False)
     if not isinstance(seen, str) or not isinstance(gross, bool):
         raise SettingsError(f"{where}: seen must be text (when the price was read) and prompt_includes_cache "

@@ -63,6 +63,8 @@ def test_a_deployment_overrides_a_price_and_adds_one_from_a_file(tmp_path: Path)
 @pytest.mark.parametrize("entry, says", [
     ({"kind": "llm", "model": "m", "rates": {"prompt_tokens": -0.1}, "source": "s"},
      "prices[0] (llm m): the rate of prompt_tokens must be a number of dollars ≥ 0"),
+    ({"kind": "llm", "model": "m", "rates": {"prompt_tokens": 1e308}, "source": "s"},
+     "prices[0] (llm m): the rate of prompt_tokens is 1e+308 dollars, over the 1e+06 a price table takes"),
     ({"kind": "llm", "model": "m", "rates": {"promt_tokens": 0.1}, "source": "s"},
      "prices[0] (llm m): 'promt_tokens' is not a count of a llm service"),
     ({"kind": "tts", "model": "m", "rates": {"characters": 1}}, "prices[0] (tts m): source must say"),
