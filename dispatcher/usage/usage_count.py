@@ -33,7 +33,11 @@ MAX_PENDING = 1_000
 # it comes: both name the same session, and the rollups add a session once.
 MACHINE_END_GRACE_SECONDS = 3.0
 ENDS = ("ended", "machine_ended")
-UNKNOWN = "unknown"  # a session whose `requested` event or listed entry is gone (the store lost it)
+UNKNOWN = "(unknown)"  # a session whose `requested` event or listed entry is gone (the store lost it)
+# A caller without a key name (an unnamed key, a phone call, a keyless local dispatcher) is filed under
+# its id behind this prefix, which no key name can take: a key named like a caller id, `phone` or
+# `local` never reads or joins another caller's usage.
+CALLER_PREFIX = "caller:"
 Entry = Callable[[str], Awaitable[dict[str, Any] | None]]
 Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
@@ -74,7 +78,7 @@ class UsageCount:
             if cost is None:
                 return
             entry = await self._entry(session_id) or {}
-            key = str(entry.get("key") or entry.get("caller") or UNKNOWN)
+            key = usage_key(entry.get("key"), entry.get("caller"))
             release = next((str(e["release"]) for e in events
                             if e.get("event") == "requested" and isinstance(e.get("release"), str)), UNKNOWN)
             day = datetime.fromtimestamp(at if at is not None else 0, UTC).date()
@@ -112,3 +116,10 @@ def eval_amounts(cost: SessionCost) -> tuple[Amount, ...]:
     """An eval's session: its own row only, under measures of their own (its services are not itemised)."""
     return (Amount("", "eval_sessions", 1.0), Amount("", "eval_seconds", cost.session_seconds),
             Amount("", "eval_usd", cost.total or 0.0))
+
+
+def usage_key(name: object, caller: object) -> str:
+    """The key a session's use is filed under: its key's name, else `caller:<id>`."""
+    if isinstance(name, str) and name:
+        return name
+    return f"{CALLER_PREFIX}{caller}" if isinstance(caller, str) and caller else UNKNOWN

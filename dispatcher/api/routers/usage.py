@@ -20,10 +20,12 @@ from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.usage.rollups import MAX_QUERY_DAYS
 from dispatcher.usage.summary import BY, summarise
+from dispatcher.usage.usage_count import CALLER_PREFIX, usage_key
 
 router = APIRouter(responses=ERRORS, tags=["usage"])
 PARAMETERS = ("by", "since", "until", "key")
 _DAYS = re.compile(r"^(\d{1,4})d$")
+CALLER_KEY = re.compile(rf"^{re.escape(CALLER_PREFIX)}[a-z0-9-]{{1,64}}$")
 SLOTS = UsageQuerySlots()  # this process's queries in flight (dispatcher/api/usage_queries.py)
 
 
@@ -51,10 +53,10 @@ async def usage(request: Request) -> dict[str, Any]:
     if (last - first).days + 1 > MAX_QUERY_DAYS:
         raise _invalid(f"at most {MAX_QUERY_DAYS} days at once: ask for a shorter span, or several")
     key = query.get("key")
-    if key is not None and not KEY_NAME.fullmatch(key):
-        raise _invalid(f"key: a key name ({KEY_NAME_RULE})")
+    if key is not None and not (KEY_NAME.fullmatch(key) or CALLER_KEY.fullmatch(key)):
+        raise _invalid(f"key: a key name ({KEY_NAME_RULE}), or caller:<id> for a key without one")
     if who is not None:
-        own = who.name or who.id
+        own = usage_key(who.name, who.id)
         if key is not None and key != own:
             raise ApiError(403, "admin_key_required", "key: a client key reads its own key's usage only; leave "
                            "`key` out, or ask with an admin key (DISPATCHER_ADMIN_KEYS)", extra={})

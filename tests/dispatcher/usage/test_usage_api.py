@@ -102,4 +102,17 @@ async def test_an_eval_session_is_counted_apart_never_out_of_its_keys_usage(make
         found = await within(both, timeout=30)
         assert found is not None, (await usage(api, TEAM_B)).json()
         totals = found[0]["totals"]
-        assert totals["sessions"] == 1 and totals["eval"]["sessions"] == 1 and totals["eval"]["minutes"] > 0
+        assert totals["sessions"] == 1 and totals["eval"]["sessions"] == 1
+    assert totals["eval"]["minutes"] >= 0 and totals["eval"]["cost_usd"] == 0.0  # local machines: $0
+
+
+def test_a_caller_without_a_key_name_is_filed_where_no_key_name_can_reach() -> None:
+    """A runtime key named `phone`, or like an unnamed key's caller id, is never that caller in the rollups."""
+    from dispatcher.settings import KEY_NAME
+    from dispatcher.usage.usage_count import usage_key
+
+    assert usage_key("phone", "f00dfeed12345678") == "phone"
+    for caller in ("phone", "local", "f00dfeed12345678"):
+        filed = usage_key(None, caller)
+        assert filed == f"caller:{caller}" and not KEY_NAME.fullmatch(filed)
+    assert not KEY_NAME.fullmatch(usage_key(None, None))  # a lost entry: "(unknown)"
