@@ -25,12 +25,19 @@ def eval_required(env: Mapping[str, str]) -> bool:
     return setting_bool(env, "RELEASE_EVAL_REQUIRED")
 
 
-def with_eval(traffic: Traffic, name: str, verdict: EvalVerdict, version: Version) -> Traffic:
+def with_eval(traffic: Traffic, name: str, verdict: EvalVerdict, version: Version,
+              checked_after: float | None = None) -> Traffic:
     """`verdict` recorded for `name`: passed, it enters at its waiting canary percent (taken from the
-    stable release) unless it passed before; failed, it takes no more traffic until a suite passes."""
+    stable release) unless it passed before; failed, it takes no more traffic until a suite passes.
+    `checked_after`: the recorded verdict its sessions were checked to start after; one recorded since
+    (a verdict sent at the same moment) refuses this one, whose calls may be older than it."""
     if name not in traffic.weights:  # listed here, not yet in the traffic (a replica ahead in a rollout)
         raise not_found(name)
     current = traffic.smoke_of(name)
+    recorded = current.eval.at if current.eval is not None else None
+    if recorded != checked_after:
+        raise ApiError(409, "eval_verdict_raced", f"another verdict for {name} was recorded while this one was "
+                       "checked: its calls may be older than that one; run the suite again", extra={"release": name})
     serving = name in (traffic.stable, traffic.previous_stable)  # a rollback's way back is never shut
     first = verdict.sessions[0] if verdict.sessions else None
     if verdict.ok or serving:

@@ -190,8 +190,9 @@ async def _eval_verdict(state: AppState, name: str, payload: dict[str, Any], by:
     if state.releases.catalogue.get(name) is None:
         raise not_found(name)
     last = state.releases.traffic.smoke_of(name).eval
-    verdict = await verified(state.sessions.listing, name, payload, by, last.at if last is not None else None)
-    traffic = await state.releases.change(lambda t, v: with_eval(t, name, verdict, v))
+    after = last.at if last is not None else None
+    verdict = await verified(state.sessions.listing, name, payload, by, after)
+    traffic = await state.releases.change(lambda t, v: with_eval(t, name, verdict, v, after))
     return await _view(state, traffic)
 
 

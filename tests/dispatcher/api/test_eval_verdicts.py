@@ -87,6 +87,7 @@ def test_a_verdict_of_the_wrong_shape_is_refused_saying_what_to_send(payload: di
 
 async def test_a_session_started_before_the_releases_last_verdict_is_refused_so_no_run_is_sent_twice() -> None:
     listing = await listing_with((1, "next", True), (2, "next", True))
+    await asyncio.sleep(0.01)  # an entry's `created` is rounded to the millisecond: the verdict is clearly after
     recorded_at = time.time()  # a failing verdict of calls 1 and 2 was recorded then
     await asyncio.sleep(0.01)
     listing.opened(sid(3), CALLER, "next", "webrtc", eval=True)  # a later run's call

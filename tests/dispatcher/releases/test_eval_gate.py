@@ -46,13 +46,13 @@ def test_a_failing_suite_shuts_the_gate_naming_its_counts_until_a_later_run_pass
     assert refused.value.code == "release_not_smoke_tested"
     assert f"eval suite {SUITE[:12]} passed 2/3" in refused.value.message
     assert "--suite PATH" in refused.value.message
-    again = with_eval(failed, "b", verdict(), (4, ""))
+    again = with_eval(failed, "b", verdict(), (4, ""), checked_after=100.0)  # its calls after the failed run's
     assert again.weights == {"a": 90, "b": 10}
 
 
 def test_a_failing_suite_never_takes_a_release_traffic_it_has_nor_shuts_the_stable_release() -> None:
     serving = with_eval(fresh(), "b", verdict(), (2, ""))
-    failed = with_eval(serving, "b", verdict(3, 3), (3, ""))
+    failed = with_eval(serving, "b", verdict(3, 3), (3, ""), checked_after=100.0)
     assert failed.weights == {"a": 90, "b": 10}  # the automatic rollback judges what it does to callers
     with pytest.raises(ApiError):
         failed.with_weight("b", 20, "admin", (4, ""))
@@ -107,3 +107,13 @@ def test_a_verdict_for_a_release_the_traffic_does_not_hold_is_not_found_not_a_cr
         with_eval(fresh(), "c", verdict(), (2, ""))
     assert (refused.value.status, refused.value.code) == (404, "release_not_found")
     assert "`voicefleet releases`" in refused.value.message
+
+
+def test_two_verdicts_sent_at_once_the_second_is_refused_as_checked_against_a_stale_record() -> None:
+    """Both were checked against the same record (no verdict yet): the first recorded, the second, whose
+    calls may predate it, is refused at its compare-and-write, not recorded over it."""
+    first = with_eval(fresh(), "b", verdict(3, 1), (2, ""), checked_after=None)
+    with pytest.raises(ApiError) as raced:
+        with_eval(first, "b", verdict(), (3, ""), checked_after=None)
+    assert raced.value.status == 409 and raced.value.code == "eval_verdict_raced"
+    assert first.smoke_of("b").status == "failed"
