@@ -62,6 +62,7 @@ from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.reserve.pool_sizing import follow_releases as follow_pool_releases
 from dispatcher.reserve.prices import bot_price
 from dispatcher.reserve.releases import follow as follow_releases
+from dispatcher.sessions.budget_usage import LedgerUsage
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.cost_count import CostCount
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
@@ -74,6 +75,7 @@ from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
+from dispatcher.store.budget_ledger import budget_ledger
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
 from voicefleet_settings.read import setting_text
@@ -176,6 +178,11 @@ def build_state(
     if isinstance(machines, ReportsEnds):  # a machine that dies before its bot reports: told at once
         machines.end_listeners.append(sessions.ends.observed)
     sessions.recordings = artifacts.recordings
+    # Each key's budgets: its usage counted in the deployment's ledger, read once a second.
+    budget_usage = LedgerUsage(budget_ledger(coordination), sessions.budgets,
+                               costs.price.dollars_per_second if costs.price is not None else None,
+                               webhooks.push if webhooks is not None else None)
+    timeline.listeners.append(budget_usage.timeline_event)
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     sample = SharedSample(ReleaseHealth(health_rule(env)), coordination.release_samples)  # the deployment's
     watch = ReleaseWatch(sessions.releases, sample, timeline.read, webhooks.push if webhooks is not None else None,
@@ -291,6 +298,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
         await state.runtime.catch_up()
     # …and at every other replica's nudge, once a second anyway.
     following = asyncio.create_task(state.runtime.run(), name="runtime") if state.runtime is not None else None
+    follow = state.sessions.budgets.follow
+    budgeting = asyncio.create_task(follow(), name="budgets") if follow is not None else None
     # The charts' sessions and idle bots, sampled (GET /status/history).
     sampling = asyncio.create_task(state.status.run(), name="status") if state.status is not None else None
     try:
@@ -315,6 +324,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
             following.cancel()
         if sampling is not None:
             sampling.cancel()
+        if budgeting is not None:
+            budgeting.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
 

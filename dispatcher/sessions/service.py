@@ -40,6 +40,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
+from dispatcher.sessions.budgets import Budgets
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.sessions.exclusive import exclusive_start
@@ -134,6 +135,7 @@ class SessionService:
         self.admission = self._admission  # the session cap, changed at runtime (dispatcher/api/runtime_capacity.py)
         self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=settings.api_callers,
                               warm_rate=coordination.start_rate, reserve_max_idle=reserve_max_idle)
+        self.budgets = Budgets()  # each key's budgets, applied at runtime (dispatcher/api/runtime_capacity.py)
         self._background: set[asyncio.Task[None]] = set()
         self._waits: dict[str, asyncio.Task[Machine]] = {}  # session → the one wait every waiter here shares
 
@@ -212,6 +214,8 @@ class SessionService:
                         # a room, a held secret or a machine exists. With one, the claim decides.
                         if warm_only and (cold_only or not await self._claimable(transport, max_wait_seconds or 0.0)):
                             raise too_slow(quote, max_wait_seconds)
+                        if owner.name is not None:  # in memory: no store round trip added to the start
+                            self.budgets.check(owner.name)
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
                                 await admitted.enter_async_context(
@@ -241,6 +245,8 @@ class SessionService:
                                                              recording=plan)
                             except NoWarmBot:
                                 raise too_slow(quote, max_wait_seconds) from None
+                            if owner.name is not None:
+                                self.budgets.usage.started(owner.name, session_id)
                         session = replace(session, trace_id=trace.trace_id, eval=eval_session)
                 if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                     with tracing.step("session.wait") as waited:  # `?wait=started`: until the bot runs
