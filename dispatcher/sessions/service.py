@@ -52,6 +52,7 @@ from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_c
 from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
@@ -532,6 +533,16 @@ class SessionService:
 
     async def _status(self, session_id: str) -> Machine | None:
         return await self._machines.status(session_id)
+
+    async def ever_existed(self, session_id: str) -> bool:
+        """Whether the session was ever started: its timeline has an event, or its provider knows it.
+        A store that does not answer says nothing either way: True, so a real stop is never refused."""
+        try:
+            if await self.timeline.read(session_id):
+                return True
+        except StoreUnavailable:
+            return True
+        return await self._call(self._machines.status(session_id)) is not None
 
     async def stop(self, session_id: str, caller: str | None = None) -> Machine | None:
         """Stop the session's machine and end its room. None when there is nothing left to stop:
