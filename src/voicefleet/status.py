@@ -103,6 +103,8 @@ def _starts(windows: Mapping[str, Any]) -> str:
 def _places(body: Mapping[str, Any]) -> str:
     rows = [["replica", str(r.get("id")), str(r.get("reserve")), f"sessions: {r.get('sessions')}"]
             for r in body.get("replicas", [])]
+    rows += [["replica", str(r.get("id")), "-", f"not answering since {moment(r.get('last_seen'))}"]
+             for r in body.get("replicas_not_answering") or []]
     rows += [["region", str(r.get("name")), "-" if r.get("reserve") is None else str(r.get("reserve")),
               "here" if r.get("here") else "reachable" if r.get("reachable") else "unreachable"]
              for r in body.get("regions", [])]
