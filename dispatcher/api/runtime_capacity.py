@@ -181,7 +181,9 @@ def apply(values: Mapping[str, Any], floors: Floors, sessions: SessionService, r
     sessions.share.resize(limit, fractions, callers)
     sessions.budgets.limit(values)
     if reserve is not None and floors.reserve is not None:
-        reserve.resize(reserve_settings(values, floors.reserve))
+        settings = reserve_settings(values, floors.reserve)
+        reserve.resize(settings)
+        sessions.share.resize_warm(settings.max_idle)  # each key's warm share follows the reserve's ceiling
 
 
 def reserve_settings(values: Mapping[str, Any], base: ReserveSettings) -> ReserveSettings:

@@ -217,6 +217,7 @@ class SessionService:
                             raise too_slow(quote, max_wait_seconds)
                         if owner.name is not None:  # in memory: no store round trip added to the start
                             self.budgets.check(owner.name)
+                        cold_because: str | None = None
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
                                 await admitted.enter_async_context(
@@ -228,11 +229,13 @@ class SessionService:
                                 if warm_only:
                                     raise self.share.warm_spent()
                                 cold_only = True  # past its warm share: served cold, the reserve left to others
+                                cold_because = "key_warm_share"  # its timeline says why it went cold
                             # Only an admitted start is a session: a refusal above (the key's share, the
                             # cap) leaves no timeline and no `session.failed` webhook behind it.
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
                                                transport=transport, keyed=keyed, traceparent=trace.traceparent,
-                                               release=chosen.name, release_chosen_by=chosen_by, **marked)
+                                               release=chosen.name, release_chosen_by=chosen_by,
+                                               cold_because=cold_because, **marked)
                             self.listing.opened(session_id, owner, chosen.name, transport, **marked)
                             requested = True
                             plan = await self.recordings.plan_for(

@@ -80,7 +80,8 @@ def view(state: AppState) -> dict[str, Any]:
     values = readable(runtime.capacity, floors)
     in_use.update(state.sessions.budgets.in_use(values, time.time()))  # what each key used of its budgets
     values = listing(values, floors, set(state.auth.names), in_use)
-    return {"version": runtime.record["version"], "values": values}
+    # Each key's warm claims a minute (KEY_WARM_SHARE of reserve.max as it applies; 0: not counted).
+    return {"version": runtime.record["version"], "values": values, "key_warm_share": state.sessions.share.warm_share}
 
 
 def _runtime(state: AppState) -> tuple[Any, Any]:
