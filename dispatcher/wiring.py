@@ -199,6 +199,7 @@ def build_state(
     runtime = RuntimeSettings(coordination.runtime, RuntimeKeys(), region=regions.here)
     auth.runtime = runtime.keys
     auth.used = runtime.touched
+    auth.used_secret = runtime.touched_secret
     floors = Floors(sessions=settings.max_concurrent_sessions, key_share=settings.key_session_share,
                     reserve=reserve.settings if reserve is not None and reserve.settings.enabled else None,
                     provider=settings.machines)

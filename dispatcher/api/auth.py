@@ -47,6 +47,7 @@ class Authenticator:
         # Keys an admin made at runtime (dispatcher/api/runtime_keys.py), and who is told each use.
         self.runtime: RuntimeKeys | None = None
         self.used: Callable[[str], None] = lambda name: None
+        self.used_secret: Callable[[str], None] = lambda secret_id: None  # a runtime key's secret, verified
 
     @property
     def enabled(self) -> bool:
@@ -79,8 +80,11 @@ class Authenticator:
         configured = self._configured(token)
         if configured is not None:
             return configured
-        if self.runtime is not None and secret_id_of(token) is not None:
-            return self._runtime_caller(await self.runtime.verify_off_loop(token, source))
+        secret_id = secret_id_of(token)
+        if self.runtime is not None and secret_id is not None:
+            caller = self._runtime_caller(await self.runtime.verify_off_loop(token, source))
+            self.used_secret(secret_id)  # `keys list`'s LAST USED is each secret's, for a rotation
+            return caller
         raise _unauthorized("invalid API key")
 
     def _configured(self, token: str) -> Caller | None:

@@ -51,6 +51,11 @@ class RuntimeSettings:
         self._digest: tuple[int, str] = (-1, "")
         self._nudged = asyncio.Event()
         self._uses: dict[str, int] = {}  # key name → sessions started here since the last flush
+        self._secret_uses: set[str] = set()  # runtime secrets used here since the last flush
+
+    def touched_secret(self, secret_id: str) -> None:
+        """A runtime key's secret `secret_id` was used here: written at the next read, as its own use."""
+        self._secret_uses.add(secret_id)
 
     def touched(self, name: str, started: int = 0) -> None:
         """Key `name` was used here (and started `started` sessions): written at the next read."""
@@ -182,6 +187,9 @@ class RuntimeSettings:
         uses, self._uses = self._uses, {}
         for name, started in uses.items():
             await self._book.used(name, self._clock(), started)
+        secrets, self._secret_uses = self._secret_uses, set()
+        for secret_id in secrets:  # beside the names' uses: no key name holds a ':'
+            await self._book.used(secret_use(secret_id), self._clock(), 0)
         first = sorted(set(uses) - set(self.record["entries"]["used"]))
         if first:  # once per name and region: the names ever used, kept and carried to every region
             try:
@@ -204,6 +212,11 @@ class RuntimeSettings:
                 listener(record)
             except Exception:
                 log.exception("applying the runtime settings failed")
+
+
+def secret_use(secret_id: str) -> str:
+    """Where a runtime secret's own last use is kept among the names' uses."""
+    return f"secret:{secret_id}"
 
 
 class _Unchanged(Exception):

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.capacity import Admin, _runtime
 from dispatcher.api.runtime_keys import ID_HEX, MAX_KEYS, KeyRecord, new_secret, valid_name
-from dispatcher.api.runtime_settings import REVOKED_NAMES
+from dispatcher.api.runtime_settings import REVOKED_NAMES, secret_use
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -84,7 +84,8 @@ async def list_keys(request: Request, _: Admin) -> dict[str, Any]:
     rows = [{"name": name, "source": "settings", "secret_id": None, "created": None, "last_used": None,
              "sessions": None} for name in sorted(state.auth.settings_names)]
     for record in sorted(runtime.keys.records.values(), key=lambda r: (r.name, r.created)):
-        last_used, sessions = uses.get(record.name, (None, 0))
+        _name_used, sessions = uses.get(record.name, (None, 0))  # sessions are the name's: it owns them
+        last_used, _ = uses.get(secret_use(record.secret_id), (None, 0))  # each secret's own last use
         rows.append({"name": record.name, "source": "runtime", "secret_id": record.secret_id,
                      "created": record.created, "created_by": record.by, "last_used": last_used,
                      "sessions": sessions})
