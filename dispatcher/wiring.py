@@ -25,6 +25,7 @@ from dispatcher.api.runtime_capacity import Floors
 from dispatcher.api.runtime_capacity import apply as apply_runtime
 from dispatcher.api.runtime_keys import RuntimeKeys
 from dispatcher.api.runtime_settings import RuntimeSettings
+from dispatcher.api.settings_key_ids import revoked_ids
 from dispatcher.api.state import AppState
 from dispatcher.api.status_view import StatusView, dashboard_enabled
 from dispatcher.api.stream_slots import StreamSlots
@@ -209,6 +210,8 @@ def build_state(
         apply_runtime(record["capacity"], floors, sessions, reserve, lambda name: auth.named(name).id, callers)
 
     runtime.listeners.append(apply_capacity)
+    # Keys of DISPATCHER_API_KEYS revoked at runtime: refused from the record's next read on.
+    runtime.listeners.append(lambda record: setattr(auth, "revoked_settings", revoked_ids(record["entries"])))
 
     async def refresh_gauges() -> None:
         metrics.set_active(await sessions.active_by_release())

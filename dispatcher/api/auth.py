@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Mapping
 
 from dispatcher.api.runtime_keys import RuntimeKeys, secret_id_of
+from dispatcher.api.settings_key_ids import settings_secret_id
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import hash_api_key
@@ -48,6 +49,9 @@ class Authenticator:
         self.runtime: RuntimeKeys | None = None
         self.used: Callable[[str], None] = lambda name: None
         self.used_secret: Callable[[str], None] = lambda secret_id: None  # a runtime key's secret, verified
+        # Keys of DISPATCHER_API_KEYS revoked at runtime, by secret id (dispatcher/api/settings_key_ids.py).
+        self._settings_ids = {key_hash: settings_secret_id(key_hash) for key_hash in self._key_hashes}
+        self.revoked_settings: frozenset[str] = frozenset()
 
     @property
     def enabled(self) -> bool:
@@ -97,6 +101,8 @@ class Authenticator:
         for known in self._admin_hashes:
             admin |= hmac.compare_digest(presented, known)
         if matched:
+            if self._settings_ids[presented] in self.revoked_settings:
+                raise _unauthorized("invalid API key (revoked at runtime: `voicefleet keys list` shows the keys)")
             caller = self._by_hash[presented]
             if caller.name is not None:
                 self.used(caller.name)  # a name's use is recorded whichever key it is: the name owns its sessions
@@ -123,6 +129,11 @@ class Authenticator:
     def named(self, name: str) -> Caller:
         """The caller every key of `name` is (settings' or runtime's)."""
         return _named_caller(name, self._name_seed)
+
+    def settings_secrets(self) -> dict[str, str | None]:
+        """Each key of DISPATCHER_API_KEYS by its secret id: its name (None: a key with no `name:`)."""
+        return {self._settings_ids[h]: (self._names.get(c.id) if c.name is not None else None)
+                for h, c in self._by_hash.items()}
 
     @property
     def settings_names(self) -> set[str]:

@@ -35,6 +35,8 @@ Change = Callable[[Record], list[dict[str, Any]]]  # changes the record in place
 # of the name, which wins over a secret of it another region makes meanwhile). Taken out before writing.
 REVOKED_NAMES = "revoked_names"
 USED_NAMES = "used_names"  # likewise: the key names this region used first, for the names ever used
+# And the keys of DISPATCHER_API_KEYS it revokes, `[secret id, name]` each (dispatcher/api/settings_key_ids.py).
+REVOKED_SETTINGS = "revoked_settings"
 ONE_REGION = "local"  # what a version names where REGION is not set (a deployment of one region)
 
 
@@ -106,8 +108,12 @@ class RuntimeSettings:
             version = (max(int(self._clock() * 1000), runtime_entries.newest_ms(current["entries"]) + 1),
                        self._region or ONE_REGION)
             by = str(lines[0].get("by", "")) if lines else ""
+            settings_revoked = current.pop(REVOKED_SETTINGS, ())
             current["entries"], delta = runtime_entries.stamped(
                 current["entries"], before, (current["capacity"], current["keys"]), revoked, by, version, used)
+            for secret_id, name in settings_revoked:  # a revoked entry, as a runtime secret's: for good
+                entry = {"name": name, "revoked": list(version), "by": by}
+                current["entries"]["secrets"][secret_id] = delta["secrets"][secret_id] = entry
             current["capacity"], current["keys"] = runtime_entries.views(current["entries"])
             return lines
 
