@@ -88,7 +88,7 @@ async def list_keys(request: Request, _: Admin) -> dict[str, Any]:
     rows = [{"name": name, "source": "settings", "secret_id": secret_id, "created": None, "last_used": None,
              "sessions": None} for secret_id, name in sorted(state.auth.settings_secrets().items(),
                                                              key=lambda item: (item[1] or "", item[0]))
-            if secret_id not in revoked]
+            if name is not None and secret_id not in revoked]  # a key with no `name:` is no name's, as before
     for record in sorted(runtime.keys.records.values(), key=lambda r: (r.name, r.created)):
         _name_used, sessions = uses.get(record.name, (None, 0))  # sessions are the name's: it owns them
         last_used, _ = uses.get(secret_use(record.secret_id), (None, 0))  # each secret's own last use
