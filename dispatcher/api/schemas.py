@@ -254,6 +254,8 @@ class StatusWindow(BaseModel):
     starts: int = Field(description="Sessions started (a replayed Idempotency-Key is not counted).")
     refused: int = Field(description="POST /start calls that started nothing.")
     refusals: dict[str, int] = Field(description="The refused ones by error code.")
+    cold: dict[str, int] = Field(default_factory=dict, description="Starts launched cold though the reserve "
+                                 "had a bot, by why (`key_warm_share`: the key had claimed its warm share).")
 
 
 class StatusCost(BaseModel):

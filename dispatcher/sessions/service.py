@@ -229,7 +229,8 @@ class SessionService:
                                 if warm_only:
                                     raise self.share.warm_spent()
                                 cold_only = True  # past its warm share: served cold, the reserve left to others
-                                cold_because = "key_warm_share"  # its timeline says why it went cold
+                                cold_because = "key_warm_share"  # its timeline and `status` say why it went cold
+                                self._metrics.activity.went_cold(cold_because)
                             # Only an admitted start is a session: a refusal above (the key's share, the
                             # cap) leaves no timeline and no `session.failed` webhook behind it.
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,

@@ -44,5 +44,8 @@ def test_a_keys_warm_share_follows_the_reserve_raised_at_runtime(tmp_path: Path,
         ids = [a.json()["session_id"] for a in answers]
         launches = [launch_of(base, A, session_id) for session_id in ids]
         why = [requested(base, session_id).get("cold_because") for session_id in ids]
+        status = httpx.get(f"{base}/status", headers=ADMIN, timeout=30)
+        assert status.status_code == 200, status.text
+        assert status.json()["starts"]["1m"]["cold"] == {"key_warm_share": 1}  # `status` says it too
     assert launches == ["claimed", "claimed", "launched"], launches
     assert why == [None, None, "key_warm_share"], why
