@@ -25,6 +25,7 @@ from dispatcher.api.runtime_capacity import Floors
 from dispatcher.api.runtime_capacity import apply as apply_runtime
 from dispatcher.api.runtime_keys import RuntimeKeys
 from dispatcher.api.runtime_settings import RuntimeSettings
+from dispatcher.api.settings_key_ids import revoked_ids
 from dispatcher.api.state import AppState
 from dispatcher.api.status_view import StatusView, dashboard_enabled
 from dispatcher.api.stream_slots import StreamSlots
@@ -63,6 +64,7 @@ from dispatcher.reserve.policy import ReserveSettings, cold_start_sigma
 from dispatcher.reserve.pool_sizing import follow_releases as follow_pool_releases
 from dispatcher.reserve.prices import bot_price
 from dispatcher.reserve.releases import follow as follow_releases
+from dispatcher.sessions.budget_usage import LedgerUsage
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.cost_count import CostCount
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
@@ -75,6 +77,7 @@ from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
+from dispatcher.store.budget_ledger import budget_ledger
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
 from dispatcher.usage.build import build_usage
@@ -182,6 +185,11 @@ def build_state(
     if isinstance(machines, ReportsEnds):  # a machine that dies before its bot reports: told at once
         machines.end_listeners.append(sessions.ends.observed)
     sessions.recordings = artifacts.recordings
+    # Each key's budgets: its usage counted in the deployment's ledger, read once a second.
+    budget_usage = LedgerUsage(budget_ledger(coordination), sessions.budgets,
+                               costs.price.dollars_per_second if costs.price is not None else None,
+                               webhooks.push if webhooks is not None else None)
+    timeline.listeners.append(budget_usage.timeline_event)
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     sample = SharedSample(ReleaseHealth(health_rule(env)), coordination.release_samples)  # the deployment's
     watch = ReleaseWatch(sessions.releases, sample, timeline.read, webhooks.push if webhooks is not None else None,
@@ -198,6 +206,7 @@ def build_state(
     runtime = RuntimeSettings(coordination.runtime, RuntimeKeys(), region=regions.here)
     auth.runtime = runtime.keys
     auth.used = runtime.touched
+    auth.used_secret = runtime.touched_secret
     floors = Floors(sessions=settings.max_concurrent_sessions, key_share=settings.key_session_share,
                     reserve=reserve.settings if reserve is not None and reserve.settings.enabled else None,
                     provider=settings.machines)
@@ -207,6 +216,8 @@ def build_state(
         apply_runtime(record["capacity"], floors, sessions, reserve, lambda name: auth.named(name).id, callers)
 
     runtime.listeners.append(apply_capacity)
+    # Keys of DISPATCHER_API_KEYS revoked at runtime: refused from the record's next read on.
+    runtime.listeners.append(lambda record: setattr(auth, "revoked_settings", revoked_ids(record["entries"])))
 
     async def refresh_gauges() -> None:
         metrics.set_active(await sessions.active_by_release())
@@ -299,6 +310,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
         await state.runtime.catch_up()
     # …and at every other replica's nudge, once a second anyway.
     following = asyncio.create_task(state.runtime.run(), name="runtime") if state.runtime is not None else None
+    follow = state.sessions.budgets.follow
+    budgeting = asyncio.create_task(follow(), name="budgets") if follow is not None else None
     # The charts' sessions and idle bots, sampled (GET /status/history).
     sampling = asyncio.create_task(state.status.run(), name="status") if state.status is not None else None
     try:
@@ -323,6 +336,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
             following.cancel()
         if sampling is not None:
             sampling.cancel()
+        if budgeting is not None:
+            budgeting.cancel()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -35,15 +36,19 @@ def admin_reaches(settings: Settings, method: str, rest: str, authorization: str
     return (method, rest) in ADMIN_ROUTES and admin_key(settings, authorization) is not None
 
 
-async def reachable_id(request: Request, session_id: str, who: Caller, action: str) -> str:
+async def reachable_id(request: Request, session_id: str, who: Caller, action: str,
+                       exists: Callable[[str], Awaitable[bool]] | None = None) -> str:
     """`session_id` when the caller's key started it, or when an admin key asks (recorded as `action`);
-    else 404. Limited per key before anything else, as every session route is."""
+    else 404. Limited per key before anything else, as every session route is. `exists`: asked
+    before the audit line, so an action on a session there never was is 404 and leaves no line."""
     state = app_state(request)
     await state.read_limit.check(who.id)
     if owned_by(session_id, who.owner_key):
+        if exists is not None and not await exists(session_id):
+            raise not_found(session_id)
         return session_id
     admin = admin_key(state.settings, request.headers.get("authorization"))
-    if admin is None or not is_session_id(session_id):
+    if admin is None or not is_session_id(session_id) or (exists is not None and not await exists(session_id)):
         raise not_found(session_id)
     try:
         await state.session_audit.note({"at": time.time(), "by": admin, "action": action,

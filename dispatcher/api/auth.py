@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable, Mapping
 
 from dispatcher.api.runtime_keys import RuntimeKeys, secret_id_of
+from dispatcher.api.settings_key_ids import settings_secret_id
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import hash_api_key
@@ -48,6 +49,10 @@ class Authenticator:
         # Keys an admin made at runtime (dispatcher/api/runtime_keys.py), and who is told each use.
         self.runtime: RuntimeKeys | None = None
         self.used: Callable[[str], None] = lambda name: None
+        self.used_secret: Callable[[str], None] = lambda secret_id: None  # a runtime key's secret, verified
+        # Keys of DISPATCHER_API_KEYS revoked at runtime, by secret id (dispatcher/api/settings_key_ids.py).
+        self._settings_ids = {key_hash: settings_secret_id(key_hash) for key_hash in self._key_hashes}
+        self.revoked_settings: frozenset[str] = frozenset()
 
     @property
     def enabled(self) -> bool:
@@ -80,8 +85,11 @@ class Authenticator:
         configured = self._configured(token)
         if configured is not None:
             return configured
-        if self.runtime is not None and secret_id_of(token) is not None:
-            return self._runtime_caller(await self.runtime.verify_off_loop(token, source))
+        secret_id = secret_id_of(token)
+        if self.runtime is not None and secret_id is not None:
+            caller = self._runtime_caller(await self.runtime.verify_off_loop(token, source))
+            self.used_secret(secret_id)  # `keys list`'s LAST USED is each secret's, for a rotation
+            return caller
         raise _unauthorized("invalid API key")
 
     def _configured(self, token: str) -> Caller | None:
@@ -94,6 +102,8 @@ class Authenticator:
         for known in self._admin_hashes:
             admin |= hmac.compare_digest(presented, known)
         if matched:
+            if self._settings_ids[presented] in self.revoked_settings:
+                raise _unauthorized("invalid API key (revoked at runtime: `voicefleet keys list` shows the keys)")
             caller = self._by_hash[presented]
             if caller.name is not None:
                 self.used(caller.name)  # a name's use is recorded whichever key it is: the name owns its sessions
@@ -120,6 +130,11 @@ class Authenticator:
     def named(self, name: str) -> Caller:
         """The caller every key of `name` is (settings' or runtime's)."""
         return _named_caller(name, self._name_seed)
+
+    def settings_secrets(self) -> dict[str, str | None]:
+        """Each key of DISPATCHER_API_KEYS by its secret id: its name (None: a key with no `name:`)."""
+        return {self._settings_ids[h]: (self._names.get(c.id) if c.name is not None else None)
+                for h, c in self._by_hash.items()}
 
     @property
     def settings_names(self) -> set[str]:

@@ -13,6 +13,7 @@ value replaces it, above or below (it is no minimum); removing the runtime value
                     within reserve.min and reserve.max)
     provider.NAME   none: the provider takes what the session cap allows; a value caps the sessions
                     on provider NAME (this deployment's MACHINES) below it
+    budget.KEY.KIND none: key KEY starts freely; a value is its budget (dispatcher/sessions/budgets.py)
 
 A cap lowered below what runs applies to new starts only: nothing running is stopped, a start is
 refused (429 at_capacity, key_at_capacity) until enough sessions end. The reserve's bots above a
@@ -29,6 +30,7 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.reserve.policy import ReserveSettings
 from dispatcher.reserve.reserve import Reserve
+from dispatcher.sessions import budgets
 from dispatcher.sessions.service import SessionService
 
 FIXED = ("sessions", "reserve.min", "reserve.max", "reserve.target")
@@ -101,7 +103,8 @@ def readable(values: Mapping[str, Any], floors: Floors) -> dict[str, Any]:
 
 def known_name(name: object) -> bool:
     """Whether `name` is of a capacity value in some region (its key, provider and reserve aside)."""
-    return isinstance(name, str) and (name in FIXED or _NAMED.fullmatch(name) is not None)
+    return isinstance(name, str) and (name in FIXED or _NAMED.fullmatch(name) is not None
+                                      or budgets.parsed(name) is not None)
 
 
 def value_checked(name: str, value: object) -> float | int:
@@ -111,10 +114,13 @@ def value_checked(name: str, value: object) -> float | int:
 
 
 def _check_name(name: str, floors: Floors, key_names: set[str]) -> None:
+    if budgets.parsed(name) is not None:
+        return  # a budget for a key not made yet is kept, with a warning (`unknown_keys`)
     named = _NAMED.match(name)
     if name not in FIXED and named is None:
         raise ApiError(400, "unknown_capacity", f"{name[:80]!r} is no capacity value: use sessions, reserve.min, "
-                       "reserve.max, reserve.target, key.NAME or provider.NAME (GET /capacity lists them)", extra={})
+                       "reserve.max, reserve.target, key.NAME, provider.NAME or budget.KEY.KIND (KIND: "
+                       f"{', '.join(budgets.KINDS)}; GET /capacity lists them)", extra={})
     if name.startswith("reserve.") and floors.reserve is None:
         raise ApiError(400, "reserve_off", f"{name}: this deployment runs no reserve (RESERVE_MAX_IDLE=0 or a "
                        "provider without one); turn it on in the settings and restart, then change its bounds here",
@@ -128,6 +134,8 @@ def _check_name(name: str, floors: Floors, key_names: set[str]) -> None:
 
 
 def _check_value(name: str, value: object) -> float | int:
+    if budgets.parsed(name) is not None:
+        return budgets.value_checked(name, value)
     if name.startswith("key."):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
             raise ApiError(400, "invalid_capacity_value", f"{name}={value!r}: a key's share is a fraction of the "
@@ -145,8 +153,14 @@ def _effective(values: Mapping[str, Any], name: str, floors: Floors) -> Any:
     return values[name] if name in values else floors.setting(name)
 
 
+def unknown_keys(change: Mapping[str, Any], key_names: set[str]) -> list[str]:
+    """The key names `change` sets a budget for that no key has (kept: the key may be made next)."""
+    named = (budgets.parsed(name) for name, value in change.items() if value is not None)
+    return sorted({found[0] for found in named if found is not None and found[0] not in key_names})
+
+
 def listing(values: Mapping[str, Any], floors: Floors, key_names: set[str],
-            in_use: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+            in_use: Mapping[str, float]) -> dict[str, dict[str, Any]]:
     """Each value as `GET /capacity` shows it: what applies, the setting, the runtime value, what is in use."""
     names = [*FIXED, *(f"key.{n}" for n in sorted(key_names)), f"provider.{floors.provider}"]
     names += sorted(n for n in values if n not in names)
@@ -165,8 +179,11 @@ def apply(values: Mapping[str, Any], floors: Floors, sessions: SessionService, r
     sessions.admission.limit = limit
     fractions = {caller_of_name(name[4:]): share for name, share in values.items() if name.startswith("key.")}
     sessions.share.resize(limit, fractions, callers)
+    sessions.budgets.limit(values)
     if reserve is not None and floors.reserve is not None:
-        reserve.resize(reserve_settings(values, floors.reserve))
+        settings = reserve_settings(values, floors.reserve)
+        reserve.resize(settings)
+        sessions.share.resize_warm(settings.max_idle)  # each key's warm share follows the reserve's ceiling
 
 
 def reserve_settings(values: Mapping[str, Any], base: ReserveSettings) -> ReserveSettings:

@@ -13,7 +13,8 @@ The id is public (lists, the audit trail, the secret's own prefix), so wrong sec
 id and client, and per id across addresses; the record keeps a 24-bit check of each secret, so a
 guess it rules out costs no scrypt and the real secret, which passes it, is never held back by random
 guessing. A token that passes the check but is not cached costs a scrypt: those meet a small per-id
-budget and caps on scrypts under way (429, never queued). docs/security.md says what a guesser meets.
+budget and caps on scrypts under way (429, never queued): dispatcher/api/wrong_secrets.py keeps those
+limits. docs/security.md says what a guesser meets.
 
 A key is a name's: every secret of one name is one caller (its sessions and share), as a named key
 of DISPATCHER_API_KEYS is (dispatcher/api/auth.py). Rotation: a second secret for the name
@@ -27,7 +28,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import math
 import re
 import secrets
 import time
@@ -38,6 +38,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dispatcher.api.guess_limits import WindowCounts, client_group
+from dispatcher.api.wrong_secrets import (  # the limits' figures, named here as they always were
+    FAILURE_WINDOW_SECONDS,  # noqa: F401
+    FAILURES_PER_ID_PER_WINDOW,  # noqa: F401
+    FAILURES_PER_WINDOW,  # noqa: F401
+    SCRYPT_FAILURES_PER_ID,  # noqa: F401
+    SCRYPTS_IN_FLIGHT,  # noqa: F401
+    SCRYPTS_PER_ID,  # noqa: F401
+    WARNINGS_PER_WINDOW,  # noqa: F401
+    WrongSecretLimits,
+)
 from dispatcher.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -49,21 +59,6 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_BYTES = 2**14, 8, 1, 32
 CACHE_SECONDS = 300.0
 CACHE_ENTRIES = 10_000
-# A secret id is not secret (lists and the audit trail show it): wrong secrets for one id cost a
-# scrypt each, so past this many in a window this replica stops checking new ones for that id (a
-# secret it verified before still answers from the cache). Bounds the CPU a guesser can make it burn.
-FAILURES_PER_WINDOW, FAILURE_WINDOW_SECONDS = 20, 60.0
-# The same across every address, so rotating addresses does not lift it: generous, since a guess its
-# check rules out costs a SHA-256 only, and the real secret (it passes the check) is not held back by it.
-FAILURES_PER_ID_PER_WINDOW = 1000
-# Secrets that pass an id's check yet prove wrong (a scrypt each): only someone who knows the check can
-# make them, so they are few for one id across all addresses; past this many in a window, secrets of
-# that id not verified here before are answered 429 (the cache still answers the real one).
-SCRYPT_FAILURES_PER_ID = 10
-# Scrypts under way, for one id and in all: past these a new one is refused (429) rather than queued, so
-# a flood never builds a queue that delays every other runtime key's first check.
-SCRYPTS_PER_ID, SCRYPTS_IN_FLIGHT = 2, 4
-WARNINGS_PER_WINDOW = 10  # log lines about guessers a window, all of them together
 CHECK_HEX = 6  # the record's quick check of a secret: 24 bits
 MAX_KEYS = 1000  # records in the one runtime record: the replicas read it every second
 # A revocation reaches a replica when it reads the record; one that has not read it for this long
@@ -148,9 +143,6 @@ def valid_name(name: str) -> str:
     return name
 
 
-Guesser = tuple[str, str]  # (secret id, client group): whose wrong secrets are counted together
-
-
 class RuntimeKeys:
     """The runtime keys as this replica last read them, and the check of a presented secret."""
 
@@ -159,19 +151,11 @@ class RuntimeKeys:
         self._names: frozenset[str] = frozenset()  # the records' names, as of the last read: asked per start
         self._clock = clock
         self._verified: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # digest → (secret id, until)
-        # Wrong secrets: by guesser (secret id, client group), by id, and those that cost a scrypt, by id.
-        self._failures = WindowCounts(FAILURE_WINDOW_SECONDS, CACHE_ENTRIES, clock)
-        self._told = WindowCounts(FAILURE_WINDOW_SECONDS, CACHE_ENTRIES, clock)  # guessers logged this window
-        self._warnings = WindowCounts(FAILURE_WINDOW_SECONDS, 1, clock)  # log lines this window, in all
+        # Wrong secrets counted and the scrypts under way: a guesser's limits (429 past them).
+        self._guesses = WrongSecretLimits(CACHE_ENTRIES, clock, log)
         # The check a record made before checks existed would hold, learnt here when its secret verified:
         # secret id → (the record's digest, check).
         self._learnt: dict[str, tuple[str, str]] = {}
-        # Checks under way (by the token's SHA-256): the same token presented again meanwhile waits
-        # for that one scrypt, and a guesser's checks under way count against its limit as failures do,
-        # so a burst of wrong secrets sent at once costs no more scrypts than one sent in turn.
-        self._checking: dict[bytes, asyncio.Future[str]] = {}
-        self._checking_per_guesser: dict[Guesser, int] = {}
-        self._checking_per_id: dict[str, int] = {}
         self._read_at: float | None = None  # when the record was last read (None: never)
 
     def seen(self, raw: Mapping[str, Any]) -> None:
@@ -190,8 +174,7 @@ class RuntimeKeys:
         for digest, (secret_id, _) in list(self._verified.items()):
             if secret_id not in records:
                 del self._verified[digest]
-        self._failures.keep(lambda key: key[1] in records)  # type: ignore[index]
-        self._told.keep(lambda key: key[0] in records)  # type: ignore[index]
+        self._guesses.keep(records)
         self.fresh()
 
     def fresh(self) -> None:
@@ -217,35 +200,20 @@ class RuntimeKeys:
         """`verify`, its scrypt (when not cached) in a worker thread of its own pool: the event loop
         serves other requests meanwhile. The record is read again after it: a revocation meanwhile wins."""
         key = hashlib.sha256(token.encode()).digest()
-        record, name = self._looked_up(token, source, joining=key in self._checking)
+        record, name = self._looked_up(token, source, joining=self._guesses.under_way(key) is not None)
         if record is None or name is not None:
             return name
-        checking = self._checking.get(key)
+        checking = self._guesses.under_way(key)
         if checking is None:
             checking = asyncio.get_running_loop().run_in_executor(_SCRYPT_POOL, slow_hash, token,
                                                                   bytes.fromhex(record.salt))
-            self._started(key, (record.secret_id, client_group(source)), record, checking)
+            self._guesses.started(key, (record.secret_id, client_group(source)), record.digest, checking,
+                                  hmac.compare_digest)
         digest = await asyncio.shield(checking)  # a caller gone does not cancel the others' check
         if self._records.get(record.secret_id) is None or \
                 self._records[record.secret_id].digest != record.digest:
             return None
         return self._checked(token, record, digest, source, failure_counted=True)
-
-    def _started(self, key: bytes, guesser: Guesser, record: KeyRecord, checking: asyncio.Future[str]) -> None:
-        self._checking[key] = checking
-        self._checking_per_guesser[guesser] = self._checking_per_guesser.get(guesser, 0) + 1
-        self._checking_per_id[guesser[0]] = self._checking_per_id.get(guesser[0], 0) + 1
-
-        def done(finished: asyncio.Future[str]) -> None:
-            # The check under way becomes a failure in the same step: no moment where it counts as neither.
-            if finished.cancelled() or finished.exception() is not None or \
-                    not hmac.compare_digest(finished.result(), record.digest):
-                self._failed(guesser, scrypt=True)
-            self._checking.pop(key, None)
-            _less(self._checking_per_guesser, guesser)
-            _less(self._checking_per_id, guesser[0])
-
-        checking.add_done_callback(done)
 
     def _looked_up(self, token: str, source: str, *, joining: bool = False) -> tuple[KeyRecord | None, str | None]:
         """The token's record (None: no such id, or a secret its check rules out, refused with no
@@ -267,55 +235,22 @@ class RuntimeKeys:
         if joining:
             return record, None
         if record.check and not record.passes(token):  # ruled out by its check: counted, no scrypt
-            if self._failures.count(("id",) + guesser[:1]) >= FAILURES_PER_ID_PER_WINDOW:
-                raise self._too_many(guesser, ("id", record.secret_id), "from any address")
-            self._limit(guesser)
-            self._failed(guesser, scrypt=False)
+            self._guesses.ruled_out(guesser)
             return None, None
         # A scrypt to pay: the real secret, one forged to pass the check, or any secret of an old record.
-        if record.check:
-            scrypts = self._failures.count(("scrypt", record.secret_id))
-            if scrypts + self._checking_per_id.get(record.secret_id, 0) >= SCRYPT_FAILURES_PER_ID:
-                raise self._too_many(guesser, ("scrypt", record.secret_id), "that pass its check")
-        else:
-            self._limit(guesser)
-        if self._checking_per_id.get(record.secret_id, 0) >= SCRYPTS_PER_ID or \
-                len(self._checking) >= SCRYPTS_IN_FLIGHT:
-            raise ApiError(429, "key_checks_busy", "this replica is checking as many new secrets as it takes at "
-                           "once: try again in a second", retry_after=1.0)
+        self._guesses.scrypt_allowed(guesser, checked=bool(record.check))
         return record, None
 
-    def _limit(self, guesser: Guesser) -> None:
-        """429 when `guesser` (one id, one client group) sent too many wrong secrets this window."""
-        tried = self._failures.count(("guess",) + guesser) + self._checking_per_guesser.get(guesser, 0)
-        if tried >= FAILURES_PER_WINDOW:
-            raise self._too_many(guesser, ("guess",) + guesser, "from this address")
-
-    def _failed(self, guesser: Guesser, *, scrypt: bool) -> None:
-        """A wrong secret from `guesser`, counted for it, for its id and (when it cost one) as a scrypt."""
-        self._failures.add(("guess",) + guesser)
-        self._failures.add(("id", guesser[0]))
-        if scrypt:
-            self._failures.add(("scrypt", guesser[0]))
-
-    def _too_many(self, guesser: Guesser, counted: tuple[str, ...], whence: str) -> ApiError:
-        now = self._clock()
-        oldest = self._failures.oldest(counted)
-        wait = max(1.0, (oldest + FAILURE_WINDOW_SECONDS - now) if oldest is not None else FAILURE_WINDOW_SECONDS)
-        if not self._told.count(guesser) and self._warnings.count("all") < WARNINGS_PER_WINDOW:
-            self._told.add(guesser)
-            self._warnings.add("all")
-            log.warning("too many wrong secrets in %.0f s for runtime key %s %s (%s): answered 429 until the "
-                        "window moves on", FAILURE_WINDOW_SECONDS, guesser[0], whence,
-                        guesser[1] or "an unknown address")
-        return ApiError(429, "too_many_wrong_secrets", f"too many wrong secrets for this key {whence}: try "
-                        f"again in {math.ceil(wait)} s with the right one", retry_after=wait)
+    @property
+    def _told(self) -> WindowCounts:
+        """The guessers logged this window (bounded like every count of wrong secrets)."""
+        return self._guesses.told
 
     def _checked(self, token: str, record: KeyRecord, digest: str, source: str, *,
                  failure_counted: bool = False) -> str | None:
         if not hmac.compare_digest(digest, record.digest):
             if not failure_counted:
-                self._failed((record.secret_id, client_group(source)), scrypt=True)
+                self._guesses.failed((record.secret_id, client_group(source)), scrypt=True)
             return None
         if not record.check:  # an old record: its check, learnt now, spares the real secret its gate
             self._learnt[record.secret_id] = (record.digest, quick_check(token))
@@ -327,10 +262,3 @@ class RuntimeKeys:
             self._verified.popitem(last=False)
         return record.name
 
-
-def _less(counts: dict[Any, int], key: Any) -> None:
-    left = counts.get(key, 1) - 1
-    if left > 0:
-        counts[key] = left
-    else:
-        counts.pop(key, None)

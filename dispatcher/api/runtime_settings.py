@@ -35,6 +35,8 @@ Change = Callable[[Record], list[dict[str, Any]]]  # changes the record in place
 # of the name, which wins over a secret of it another region makes meanwhile). Taken out before writing.
 REVOKED_NAMES = "revoked_names"
 USED_NAMES = "used_names"  # likewise: the key names this region used first, for the names ever used
+# And the keys of DISPATCHER_API_KEYS it revokes, `[secret id, name]` each (dispatcher/api/settings_key_ids.py).
+REVOKED_SETTINGS = "revoked_settings"
 ONE_REGION = "local"  # what a version names where REGION is not set (a deployment of one region)
 
 
@@ -51,6 +53,11 @@ class RuntimeSettings:
         self._digest: tuple[int, str] = (-1, "")
         self._nudged = asyncio.Event()
         self._uses: dict[str, int] = {}  # key name → sessions started here since the last flush
+        self._secret_uses: set[str] = set()  # runtime secrets used here since the last flush
+
+    def touched_secret(self, secret_id: str) -> None:
+        """A runtime key's secret `secret_id` was used here: written at the next read, as its own use."""
+        self._secret_uses.add(secret_id)
 
     def touched(self, name: str, started: int = 0) -> None:
         """Key `name` was used here (and started `started` sessions): written at the next read."""
@@ -101,8 +108,12 @@ class RuntimeSettings:
             version = (max(int(self._clock() * 1000), runtime_entries.newest_ms(current["entries"]) + 1),
                        self._region or ONE_REGION)
             by = str(lines[0].get("by", "")) if lines else ""
+            settings_revoked = current.pop(REVOKED_SETTINGS, ())
             current["entries"], delta = runtime_entries.stamped(
                 current["entries"], before, (current["capacity"], current["keys"]), revoked, by, version, used)
+            for secret_id, name in settings_revoked:  # a revoked entry, as a runtime secret's: for good
+                entry = {"name": name, "revoked": list(version), "by": by}
+                current["entries"]["secrets"][secret_id] = delta["secrets"][secret_id] = entry
             current["capacity"], current["keys"] = runtime_entries.views(current["entries"])
             return lines
 
@@ -182,6 +193,9 @@ class RuntimeSettings:
         uses, self._uses = self._uses, {}
         for name, started in uses.items():
             await self._book.used(name, self._clock(), started)
+        secrets, self._secret_uses = self._secret_uses, set()
+        for secret_id in secrets:  # beside the names' uses: no key name holds a ':'
+            await self._book.used(secret_use(secret_id), self._clock(), 0)
         first = sorted(set(uses) - set(self.record["entries"]["used"]))
         if first:  # once per name and region: the names ever used, kept and carried to every region
             try:
@@ -204,6 +218,11 @@ class RuntimeSettings:
                 listener(record)
             except Exception:
                 log.exception("applying the runtime settings failed")
+
+
+def secret_use(secret_id: str) -> str:
+    """Where a runtime secret's own last use is kept among the names' uses."""
+    return f"secret:{secret_id}"
 
 
 class _Unchanged(Exception):

@@ -269,6 +269,8 @@ class StatusWindow(BaseModel):
     starts: int = Field(description="Sessions started (a replayed Idempotency-Key is not counted).")
     refused: int = Field(description="POST /start calls that started nothing.")
     refusals: dict[str, int] = Field(description="The refused ones by error code.")
+    cold: dict[str, int] = Field(default_factory=dict, description="Starts launched cold though the reserve "
+                                 "had a bot, by why (`key_warm_share`: the key had claimed its warm share).")
 
 
 class StatusCost(BaseModel):
@@ -306,6 +308,10 @@ class StatusOut(BaseModel):
     starts: dict[str, StatusWindow] = Field(description="Over the last `1m`, `5m` and `15m`, at this replica.")
     cost: StatusCost
     replicas: list[StatusReplica] = Field(description="Replicas seen in the store's reserve pool (with a reserve).")
+    replicas_not_answering: list[dict[str, Any]] = Field(
+        default_factory=list, description="Replicas the answering replica saw before that no longer answer "
+        "(their heartbeat's lease ran out without a drain), each `id` and `last_seen` (epoch seconds); named "
+        "for an hour.")
     regions: list[StatusRegion]
     recordings: dict[str, Any] | None = Field(
         default=None, description="Every call kept (docs/recording.md): `policy` (`RECORDING`), `audio`, "

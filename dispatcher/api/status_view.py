@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from dispatcher.api.replica_roll import ReplicaRoll
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import FrozenMachines, Machines
 from dispatcher.machines.local.shared import SharedLocalMachines
@@ -25,6 +26,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination, ReplicaPool
+from dispatcher.store.unavailable import StoreUnavailable
 from voicefleet_settings.read import setting_bool
 
 log = logging.getLogger("dispatcher.api.status")
@@ -59,6 +61,7 @@ class StatusView:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._last: tuple[float, dict[str, Any]] | None = None
+        self._roll = ReplicaRoll()  # the replicas seen, so one that stops answering is named
 
     async def snapshot(self) -> dict[str, Any]:
         """The current answer: the provider's and the store's counts fresh, or as another request counted
@@ -136,8 +139,22 @@ class StatusView:
             "cost": self._cost(len(machines), reserve["by_state"]),
             "replicas": [{"id": v.replica_id, "sessions": v.sessions, "reserve": len(v.bots)}
                          for v in sorted(views, key=lambda v: v.replica_id)],
+            "replicas_not_answering": self._roll.missing([v.replica_id for v in views], await self._live(),
+                                                         time.time()),
             "regions": regions,
         }
+
+    async def _live(self) -> dict[str, str]:
+        """The replicas whose heartbeat's lease runs, with their state (none with one process, or
+        when the store does not answer: then nobody is called missing for it)."""
+        replicas = getattr(self._coordination, "replicas", None)
+        if replicas is None:
+            return {}
+        try:
+            live: dict[str, str] = await replicas.live()
+        except StoreUnavailable:
+            return {}
+        return live
 
     async def _eval_ids(self) -> set[str]:
         """The evals' active sessions; none when the listing does not answer (each counted as a caller's)."""

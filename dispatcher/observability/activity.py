@@ -30,6 +30,7 @@ class _Slot:
     start: int  # epoch seconds, a multiple of SLOT_SECONDS
     starts: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    cold: dict[str, int] = field(default_factory=dict)  # starts sent cold though a warm bot waited, by why
     ready: list[float] = field(default_factory=list)
     ready_seen: int = 0  # every time to ready this slot saw, sampled into `ready`
     sessions: int | None = None  # the last sample taken in the slot
@@ -50,6 +51,11 @@ class Activity:
         if code not in refusals and len(refusals) >= MAX_CODES:
             code = OTHER_CODE
         refusals[code] = refusals.get(code, 0) + 1
+
+    def went_cold(self, reason: str) -> None:
+        """A start launched cold though the reserve had a bot, because of `reason` (`key_warm_share`)."""
+        cold = self._slot().cold
+        cold[reason] = cold.get(reason, 0) + 1
 
     def ready_after(self, seconds: float) -> None:
         if not math.isfinite(seconds) or seconds < 0:
@@ -75,6 +81,9 @@ class Activity:
             refusals = _summed(slot.refusals for slot in inside)
             answer[name] = {"starts": sum(slot.starts for slot in inside), "refused": sum(refusals.values()),
                             "refusals": refusals}
+            cold = _summed(slot.cold for slot in inside)
+            if cold:  # only when a start went cold though a warm bot waited
+                answer[name]["cold"] = cold
         return answer
 
     def history(self) -> list[dict[str, Any]]:

@@ -55,9 +55,20 @@ class KeyShare:
         # A record outlives no session: the reaper stops every bot by MAX_SESSION_SECONDS.
         self._record_seconds = settings.max_session_seconds + LAUNCHING_SECONDS
         self._checked: dict[str, float] = {}  # caller → when its sessions were last looked up here
-        self.warm_share = max(1, math.floor(settings.key_warm_share * reserve_max_idle)) if reserve_max_idle else 0
-        self._warm = (warm_rate(self.warm_share / WARM_WINDOW_SECONDS, self.warm_share)
-                      if warm_rate is not None and self.warm_share else None)
+        self._warm_fraction, self._warm_rate = settings.key_warm_share, warm_rate
+        self.warm_share = 0
+        self._warm: Rate | None = None
+        self.resize_warm(reserve_max_idle)
+
+    def resize_warm(self, reserve_max_idle: int) -> None:
+        """The reserve's ceiling as it applies now (RESERVE_MAX_IDLE, or its runtime value): each key's
+        warm share is KEY_WARM_SHARE of it, from the next start on."""
+        share = max(1, math.floor(self._warm_fraction * reserve_max_idle)) if reserve_max_idle else 0
+        if share == self.warm_share and (self._warm is not None or not share):
+            return
+        self.warm_share = share
+        self._warm = (self._warm_rate(share / WARM_WINDOW_SECONDS, share)
+                      if self._warm_rate is not None and share else None)
 
     @property
     def session_share(self) -> int:

@@ -40,6 +40,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.policy import DEFAULT_COLD_START_SECONDS
 from dispatcher.reserve.reserve import NoWarmBot
 from dispatcher.sessions.admission import Admission
+from dispatcher.sessions.budgets import Budgets
 from dispatcher.sessions.cold_secrets import ColdSecrets
 from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.sessions.exclusive import exclusive_start
@@ -51,6 +52,7 @@ from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_c
 from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.service")
 # Sessions with no Daily room: SmallWebRTC (the client posts an offer) and a phone call's WebSocket.
@@ -134,6 +136,7 @@ class SessionService:
         self.admission = self._admission  # the session cap, changed at runtime (dispatcher/api/runtime_capacity.py)
         self.share = KeyShare(settings, coordination.key_sessions, self._status, api_keys=settings.api_callers,
                               warm_rate=coordination.start_rate, reserve_max_idle=reserve_max_idle)
+        self.budgets = Budgets()  # each key's budgets, applied at runtime (dispatcher/api/runtime_capacity.py)
         self._background: set[asyncio.Task[None]] = set()
         self._waits: dict[str, asyncio.Task[Machine]] = {}  # session → the one wait every waiter here shares
 
@@ -212,6 +215,9 @@ class SessionService:
                         # a room, a held secret or a machine exists. With one, the claim decides.
                         if warm_only and (cold_only or not await self._claimable(transport, max_wait_seconds or 0.0)):
                             raise too_slow(quote, max_wait_seconds)
+                        if owner.name is not None:  # in memory: no store round trip added to the start
+                            self.budgets.check(owner.name)
+                        cold_because: str | None = None
                         async with contextlib.AsyncExitStack() as admitted:
                             with tracing.step("session.admission"):
                                 await admitted.enter_async_context(
@@ -223,11 +229,14 @@ class SessionService:
                                 if warm_only:
                                     raise self.share.warm_spent()
                                 cold_only = True  # past its warm share: served cold, the reserve left to others
+                                cold_because = "key_warm_share"  # its timeline and `status` say why it went cold
+                                self._metrics.activity.went_cold(cold_because)
                             # Only an admitted start is a session: a refusal above (the key's share, the
                             # cap) leaves no timeline and no `session.failed` webhook behind it.
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
                                                transport=transport, keyed=keyed, traceparent=trace.traceparent,
-                                               release=chosen.name, release_chosen_by=chosen_by, **marked)
+                                               release=chosen.name, release_chosen_by=chosen_by,
+                                               cold_because=cold_because, **marked)
                             self.listing.opened(session_id, owner, chosen.name, transport, **marked)
                             requested = True
                             plan = await self.recordings.plan_for(
@@ -241,6 +250,8 @@ class SessionService:
                                                              recording=plan)
                             except NoWarmBot:
                                 raise too_slow(quote, max_wait_seconds) from None
+                            if owner.name is not None:
+                                self.budgets.usage.started(owner.name, session_id)
                         session = replace(session, trace_id=trace.trace_id, eval=eval_session)
                 if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for
                     with tracing.step("session.wait") as waited:  # `?wait=started`: until the bot runs
@@ -526,6 +537,16 @@ class SessionService:
 
     async def _status(self, session_id: str) -> Machine | None:
         return await self._machines.status(session_id)
+
+    async def ever_existed(self, session_id: str) -> bool:
+        """Whether the session was ever started: its timeline has an event, or its provider knows it.
+        A store that does not answer says nothing either way: True, so a real stop is never refused."""
+        try:
+            if await self.timeline.read(session_id):
+                return True
+        except StoreUnavailable:
+            return True
+        return await self._call(self._machines.status(session_id)) is not None
 
     async def stop(self, session_id: str, caller: str | None = None) -> Machine | None:
         """Stop the session's machine and end its room. None when there is nothing left to stop:

@@ -29,6 +29,8 @@ KINDS = frozenset({"session.started", "session.ready", "session.ended", "session
                    "session.recording.ready", "session.recording.partial"})
 # A release's events (release_watch.py, smoke_watch.py): no session's, so they name their release instead.
 RELEASE_KINDS = frozenset({"release.rolled_back", "release.smoke_passed", "release.smoke_failed"})
+# A key's budget crossed (budget_usage.py): they name the key.
+KEY_KINDS = frozenset({"key.budget.warning", "key.budget.reached"})
 REFUSED_AS = "webhooks.outbox"  # its refusals' label in the store messages' refusal count
 
 
@@ -180,10 +182,10 @@ class StoreOutbox:
 
 def _well_formed(entry: object) -> Entry | None:
     """`entry` if it is a lifecycle event as the deliverer writes it."""
-    if not isinstance(entry, dict) or entry.get("kind") not in KINDS | RELEASE_KINDS:
+    if not isinstance(entry, dict) or entry.get("kind") not in KINDS | RELEASE_KINDS | KEY_KINDS:
         return None
     data, attempts, expires = entry.get("data"), entry.get("attempts"), entry.get("expires")
-    named = "session_id" if entry["kind"] in KINDS else "release"
+    named = "session_id" if entry["kind"] in KINDS else "key" if entry["kind"] in KEY_KINDS else "release"
     if not (isinstance(data, dict) and isinstance(data.get(named), str)):
         return None
     if type(attempts) is not int or attempts < 0 or not isinstance(expires, int | float) or isinstance(expires, bool):

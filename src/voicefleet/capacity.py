@@ -23,6 +23,9 @@ def show_capacity(body: Mapping[str, Any]) -> None:
         print_json(dict(body))
         return
     click.echo(capacity_table(body))
+    if body.get("key_warm_share"):  # past it a key's starts go cold (their timeline says key_warm_share)
+        click.echo(f"each key's warm share: {body['key_warm_share']} warm bots a minute "
+                   "(KEY_WARM_SHARE of reserve.max)")
 
 
 def capacity_table(body: Mapping[str, Any]) -> str:

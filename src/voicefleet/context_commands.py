@@ -1,9 +1,11 @@
-"""`voicefleet context add|use|list`: name several deployments and switch between them (src/voicefleet/contexts.py).
-The key is never written: a context names the variable that holds it, or the command that prints it."""
+"""`voicefleet context add|use|list|remove`: name several deployments and switch between them
+(src/voicefleet/contexts.py). The key is never written: a context names the variable that holds it,
+or the command that prints it."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import click
 
@@ -16,7 +18,7 @@ from voicefleet.tables import table
 
 @click.group()
 def context() -> None:
-    """Several deployments, by name: `context add`, `context use`, `context list`."""
+    """Several deployments, by name: `context add`, `context use`, `context list`, `context remove`."""
 
 
 @context.command("add")
@@ -51,12 +53,21 @@ def add(name: str, address: str, key_env: str | None, key_command: str | None, r
 def use(name: str) -> None:
     """Send the following commands to the context NAME's dispatcher, with its key."""
     _, contexts = load(os.environ)
-    if name not in contexts:
-        known = ", ".join(sorted(contexts)) or "none yet"
-        raise UsageLine(f"no context {name} (known: {known}): `voicefleet context add {name} --url URL --key-env "
-                        "VARIABLE` adds it")
+    _known(name, contexts, f": `voicefleet context add {name} --url URL --key-env VARIABLE` adds it")
     save(os.environ, name, contexts)
     click.echo(f"using context {name} ({contexts[name].url})")
+
+
+@context.command("remove")
+@click.argument("name")
+def remove(name: str) -> None:
+    """Forget the context NAME (its key stays where it was: only the name, address and key source go)."""
+    current, contexts = load(os.environ)
+    _known(name, contexts)
+    del contexts[name]
+    save(os.environ, None if current == name else current, contexts)
+    click.echo(f"context {name} removed" + ("; no context is in use now (`voicefleet context use NAME`)"
+                                            if current == name else ""))
 
 
 @context.command("list")
@@ -71,3 +82,9 @@ def listing(as_json: bool) -> None:
              f"env {c.key_env}" if c.key_env else f"command {c.key_command}" if c.key_command else "none"]
             for name, c in sorted(contexts.items())]
     click.echo(table(["", "NAME", "URL", "ROLE", "KEY FROM"], rows))
+
+
+def _known(name: str, contexts: Mapping[str, Context], way_forward: str = "") -> None:
+    if name not in contexts:
+        known = ", ".join(sorted(contexts)) or "none yet"
+        raise UsageLine(f"no context {name} (known: {known}){way_forward}")

@@ -81,19 +81,24 @@ def save(env: Mapping[str, str], current: str | None, contexts: Mapping[str, Con
     return path
 
 
-def with_context(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` as the context in use makes it: its address, with its own key and no other. A key the
-    environment holds is another deployment's as far as the context can tell, and is not sent there."""
+def with_context(env: Mapping[str, str], name: str | None = None) -> tuple[dict[str, str], Context | None]:
+    """`env` as the context in use (or `name`, chosen for one command) makes it: its address, with its
+    own key and no other, and that context (None: none). A key the environment holds is another
+    deployment's as far as the context can tell, and is not sent there."""
     current, contexts = load(env)
+    if name is not None and name not in contexts:
+        known = ", ".join(sorted(contexts)) or "none yet"
+        raise UsageLine(f"--context {name}: no such context (known: {known}); `voicefleet context list` shows them")
+    current = name or current
     if current is None:
-        return dict(env)
+        return dict(env), None
     context = contexts[current]
     chosen = {name: value for name, value in env.items() if name not in ROLES.values()}
     chosen[URL_VARIABLE] = context.url
     key = key_of(context, env)
     if key is not None:
         chosen[ROLES.get(context.role, ADMIN_KEY_VARIABLE)] = key
-    return chosen
+    return chosen, context
 
 
 def key_of(context: Context, env: Mapping[str, str]) -> str | None:

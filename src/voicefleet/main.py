@@ -9,6 +9,7 @@ import click
 from voicefleet.audit import audit
 from voicefleet.capacity import capacity
 from voicefleet.context_commands import context
+from voicefleet.key_limits import limit
 from voicefleet.keys import keys
 from voicefleet.lazy_group import LazyGroup
 from voicefleet.options import common_options
@@ -45,6 +46,7 @@ voicefleet.add_command(session)
 voicefleet.add_command(audit)
 voicefleet.add_command(capacity)
 voicefleet.add_command(keys)
+keys.add_command(limit)
 voicefleet.add_command(context)
 voicefleet.add_command(usage)
 

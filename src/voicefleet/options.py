@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from voicefleet.contexts import with_context
+from voicefleet.errors import UsageLine
 from voicefleet.settings import DEFAULT_TIMEOUT, DEFAULT_URL, URL_VARIABLE, Target, cleartext_warning, target
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +34,8 @@ def common_options(command: F) -> F:
                      help=f"How long to wait for each answer [default {DEFAULT_TIMEOUT:g}]."),
         click.option("--json", "as_json", is_flag=True, default=False, expose_value=False, callback=_remember,
                      help="Print the API's JSON answer instead of a table."),
+        click.option("--context", "context_name", metavar="NAME", expose_value=False, callback=_remember,
+                     help="This command goes to context NAME (`voicefleet context list`), not the one in use."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -42,8 +45,15 @@ def common_options(command: F) -> F:
 def target_of(ctx: click.Context) -> Target:
     given = ctx.meta.get(_GIVEN, {})
     env = dict(os.environ)
-    if not given.get("url") and not env.get(URL_VARIABLE, "").strip():
-        env = with_context(env)  # the context's address and its key, or no context (src/voicefleet/contexts.py)
+    named = given.get("context_name")
+    if named is not None and given.get("url"):
+        raise UsageLine(f"give --context {named} or --url, not both: a context's key goes to its own address only")
+    if named is not None or (not given.get("url") and not env.get(URL_VARIABLE, "").strip()):
+        # The context's address and its key, or no context (src/voicefleet/contexts.py); said on stderr, so
+        # an answer printed as JSON stays JSON.
+        env, used = with_context(env, named)
+        if used is not None:
+            click.echo(f"context: {used.name} ({used.url})", err=True)
     chosen = target(env, given.get("url"), given.get("timeout", DEFAULT_TIMEOUT))
     warning = cleartext_warning(chosen)
     if warning is not None:

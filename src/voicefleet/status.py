@@ -97,12 +97,18 @@ def _starts(windows: Mapping[str, Any]) -> str:
     rows = [[name, str(window.get("starts", 0)), str(window.get("refused", 0)),
              ",".join(f"{code}={count}" for code, count in (window.get("refusals") or {}).items()) or "-"]
             for name, window in windows.items()]
-    return _indented(table(["LAST", "STARTS", "REFUSED", "REFUSALS"], rows))
+    if not any(window.get("cold") for window in windows.values()):
+        return _indented(table(["LAST", "STARTS", "REFUSED", "REFUSALS"], rows))
+    for row, window in zip(rows, windows.values(), strict=True):  # starts sent cold though a warm bot waited
+        row.append(",".join(f"{why}={count}" for why, count in (window.get("cold") or {}).items()) or "-")
+    return _indented(table(["LAST", "STARTS", "REFUSED", "REFUSALS", "SENT COLD"], rows))
 
 
 def _places(body: Mapping[str, Any]) -> str:
     rows = [["replica", str(r.get("id")), str(r.get("reserve")), f"sessions: {r.get('sessions')}"]
             for r in body.get("replicas", [])]
+    rows += [["replica", str(r.get("id")), "-", f"not answering since {moment(r.get('last_seen'))}"]
+             for r in body.get("replicas_not_answering") or []]
     rows += [["region", str(r.get("name")), "-" if r.get("reserve") is None else str(r.get("reserve")),
               "here" if r.get("here") else "reachable" if r.get("reachable") else "unreachable"]
              for r in body.get("regions", [])]

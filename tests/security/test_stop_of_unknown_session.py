@@ -51,7 +51,7 @@ def test_a_stop_of_a_session_that_never_started_writes_no_timeline(tmp_path: Pat
         for _ in range(MADE_UP):  # ids carrying the key's own tag, which no start ever made
             made_up = new_session_id(owner_key, None)
             answer = httpx.delete(f"{base}/sessions/{made_up}", headers=AUTH, timeout=30)
-            assert answer.status_code == 204, answer.text  # idempotent as before: nothing to stop
+            assert answer.status_code == 404, answer.text  # no session there ever was: nothing to stop
         stopped = httpx.delete(f"{base}/sessions/{session_id}", headers=AUTH, timeout=30)
         assert stopped.status_code in (202, 204), stopped.text
         deadline = time.monotonic() + 10

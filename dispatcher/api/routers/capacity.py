@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from dispatcher.api.admin_auth import admin_of
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.runtime_capacity import checked, listing, readable
+from dispatcher.api.runtime_capacity import checked, listing, readable, unknown_keys
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
@@ -52,6 +53,10 @@ async def change_capacity(request: Request, by: Admin,
                 for name in payload if before.get(name) != record["capacity"].get(name)]
 
     await runtime.change(change)
+    unknown = unknown_keys(payload, names)
+    if unknown:  # kept (the key may be made next), as a recording rule for a key not made yet is
+        return {**view(state), "warnings": [f"no API key is named {name!r} yet: its budgets apply once one is "
+                                            "(`voicefleet keys list` shows the names)" for name in unknown]}
     return view(state)
 
 
@@ -67,13 +72,16 @@ async def runtime_audit(request: Request, _: Admin,
 
 def view(state: AppState) -> dict[str, Any]:
     runtime, floors = _runtime(state)
-    in_use: dict[str, int] = {"sessions": state.sessions.admission.in_use()}
+    in_use: dict[str, float] = {"sessions": state.sessions.admission.in_use()}
     in_use[f"provider.{floors.provider}"] = in_use["sessions"]
     if state.reserve is not None:
         idle = len(state.reserve.idle_records)
         in_use.update({"reserve.min": idle, "reserve.max": idle, "reserve.target": idle})
-    values = listing(readable(runtime.capacity, floors), floors, set(state.auth.names), in_use)
-    return {"version": runtime.record["version"], "values": values}
+    values = readable(runtime.capacity, floors)
+    in_use.update(state.sessions.budgets.in_use(values, time.time()))  # what each key used of its budgets
+    values = listing(values, floors, set(state.auth.names), in_use)
+    # Each key's warm claims a minute (KEY_WARM_SHARE of reserve.max as it applies; 0: not counted).
+    return {"version": runtime.record["version"], "values": values, "key_warm_share": state.sessions.share.warm_share}
 
 
 def _runtime(state: AppState) -> tuple[Any, Any]:

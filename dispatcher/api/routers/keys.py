@@ -20,8 +20,9 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.capacity import Admin, _runtime
 from dispatcher.api.runtime_keys import ID_HEX, MAX_KEYS, KeyRecord, new_secret, valid_name
-from dispatcher.api.runtime_settings import REVOKED_NAMES
+from dispatcher.api.runtime_settings import REVOKED_NAMES, REVOKED_SETTINGS, secret_use
 from dispatcher.api.schemas import ERRORS
+from dispatcher.api.settings_key_ids import revoked_ids
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 
@@ -40,9 +41,11 @@ async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, A
         raise ApiError(400, "invalid_key_request", 'send {"name": "NAME"} (and "another": true for a second '
                        "secret of an existing key)", extra={})
     valid_name(name)
-    if name in state.auth.settings_names:
+    settings_name = name in state.auth.settings_names
+    if settings_name and not another:
         raise ApiError(409, "key_name_taken", f"{name!r} is a key of DISPATCHER_API_KEYS: a runtime key takes "
-                       "another name", extra={})
+                       f"another name, or adds a secret to it for a rotation (`voicefleet keys create {name} "
+                       "--another`)", extra={})
     # A name is its sessions' and recordings' owner, whichever secret: a name used before and revoked
     # since still owns them, so a new key under it is that same party's, asked for as such (--another).
     # Used: a settings key's or a runtime key's use, in any region (the names ever used travel with the
@@ -64,7 +67,7 @@ async def create_key(request: Request, by: Admin, payload: Annotated[dict[str, A
                            "sessions and recordings stay that name's for their retention, so a new key under it "
                            f"would read them. Pick another name, or, for the same party, `voicefleet keys create "
                            f"{name} --another`", extra={})
-        if another and not taken and not used_before:
+        if another and not taken and not used_before and not settings_name:
             raise ApiError(404, "unknown_key", f"no runtime key is named {name!r}: create it without --another",
                            extra={})
         if len(keys) >= MAX_KEYS:
@@ -81,10 +84,14 @@ async def list_keys(request: Request, _: Admin) -> dict[str, Any]:
     state = app_state(request)
     runtime, _floors = _runtime(state)
     uses = await runtime.uses()
-    rows = [{"name": name, "source": "settings", "secret_id": None, "created": None, "last_used": None,
-             "sessions": None} for name in sorted(state.auth.settings_names)]
+    revoked = revoked_ids(runtime.entries())
+    rows = [{"name": name, "source": "settings", "secret_id": secret_id, "created": None, "last_used": None,
+             "sessions": None} for secret_id, name in sorted(state.auth.settings_secrets().items(),
+                                                             key=lambda item: (item[1] or "", item[0]))
+            if name is not None and secret_id not in revoked]  # a key with no `name:` is no name's, as before
     for record in sorted(runtime.keys.records.values(), key=lambda r: (r.name, r.created)):
-        last_used, sessions = uses.get(record.name, (None, 0))
+        _name_used, sessions = uses.get(record.name, (None, 0))  # sessions are the name's: it owns them
+        last_used, _ = uses.get(secret_use(record.secret_id), (None, 0))  # each secret's own last use
         rows.append({"name": record.name, "source": "runtime", "secret_id": record.secret_id,
                      "created": record.created, "created_by": record.by, "last_used": last_used,
                      "sessions": sessions})
@@ -94,10 +101,9 @@ async def list_keys(request: Request, _: Admin) -> dict[str, Any]:
 @router.delete("/keys/{name}", summary="Revoke every secret of a runtime key", status_code=204)
 async def revoke_key(request: Request, by: Admin, name: str) -> Response:
     state = app_state(request)
-    if name in state.auth.settings_names:
-        raise ApiError(409, "settings_key", f"{name!r} is a key of DISPATCHER_API_KEYS: remove it from the settings "
-                       "(and roll the replicas), not here", extra={})
-    await _revoke(state, by, lambda r: r.name == name, f"no runtime key is named {name[:80]!r}", whole=name)
+    settings = [i for i, n in state.auth.settings_secrets().items() if n == name]
+    await _revoke(state, by, lambda r: r.name == name, f"no key is named {name[:80]!r}", whole=name,
+                  settings=[(i, name) for i in settings])
     return Response(status_code=204)
 
 
@@ -107,25 +113,37 @@ async def revoke_secret(request: Request, by: Admin, secret_id: Annotated[str, Q
         # Never echoed: what was sent may be the secret itself, pasted where its id goes.
         raise ApiError(400, "invalid_secret_id", f"a secret id is {ID_HEX} hex digits (the ones after vf_ in a "
                        "secret; `voicefleet keys list` shows them): send the id, never the secret", extra={})
-    await _revoke(app_state(request), by, lambda r: r.secret_id == secret_id,
-                  f"no runtime key has the secret id {secret_id!r}")
+    state = app_state(request)
+    configured = state.auth.settings_secrets()
+    if secret_id in configured and configured[secret_id] is None:
+        raise ApiError(409, "unnamed_settings_key", f"the key {secret_id} of DISPATCHER_API_KEYS has no name: give "
+                       "it one (`name:key`) to revoke it at runtime, or take it out of the settings", extra={})
+    name = configured.get(secret_id)
+    await _revoke(state, by, lambda r: r.secret_id == secret_id, f"no key has the secret id {secret_id!r}",
+                  settings=[(secret_id, name)] if name is not None else [])
     return Response(status_code=204)
 
 
 async def _revoke(state: AppState, by: str, chosen: Callable[[KeyRecord], bool], missing: str,
-                  whole: str | None = None) -> None:
-    """`whole`: the name revoked, every secret of it, including one another region makes meanwhile."""
+                  whole: str | None = None, settings: list[tuple[str, str]] | None = None) -> None:
+    """`whole`: the name revoked, every secret of it, including one another region makes meanwhile;
+    `settings`: keys of DISPATCHER_API_KEYS revoked too, (secret id, name) each."""
     runtime, _floors = _runtime(state)
 
     def change(current: dict[str, Any]) -> list[dict[str, Any]]:
         keys = current["keys"]
         gone = [r for r in (KeyRecord.from_json(i, v) for i, v in keys.items()) if r is not None and chosen(r)]
-        if not gone:
+        already = revoked_ids(current["entries"])
+        configured = [(i, n) for i, n in settings or () if i not in already]
+        if not gone and not configured:
             raise ApiError(404, "unknown_key", f"{missing} (`voicefleet keys list` shows them)", extra={})
         for record in gone:
             del keys[record.secret_id]
         if whole is not None:
             current[REVOKED_NAMES] = [whole]
-        return [{"by": by, "action": "key.revoke", "name": r.name, "secret_id": r.secret_id} for r in gone]
+        current[REVOKED_SETTINGS] = configured
+        return ([{"by": by, "action": "key.revoke", "name": r.name, "secret_id": r.secret_id} for r in gone]
+                + [{"by": by, "action": "key.revoke", "name": n, "secret_id": i, "source": "settings"}
+                   for i, n in configured])
 
     await runtime.change(change)

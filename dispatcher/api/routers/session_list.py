@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from dispatcher.api import region_listing
 from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.auth import named_caller_id
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.region_filter import region_filter
 from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
@@ -52,6 +54,7 @@ async def list_sessions(request: Request) -> dict[str, Any]:
     limit = _limit(query.get("limit"))
     filters = _filters(query.get("status"), query.get("failed"), query.get("release"), query.get("region"),
                        query.get("since"), query.get("eval"))
+    filters = replace(filters, region=region_filter(filters.region, state.settings.region, state.peers.by_name))
     caller = who.id if who is not None else None
     if query.get("key") is not None:
         if who is not None:

@@ -282,7 +282,8 @@ async def session_events(request: Request, session_id: str, who: Annotated[Calle
 @router.delete("/sessions/{session_id}", status_code=204, summary="Stop a session's bot and end its room")
 async def delete_session(request: Request, session_id: str, who: Annotated[Caller, Depends(authenticated)]) -> Response:
     state = app_state(request)
-    reached = await reachable_id(request, session_id, who, STOP)
+    # A stop of an id that never started is 404, with no audit line (a typo is not a stop).
+    reached = await reachable_id(request, session_id, who, STOP, exists=state.sessions.ever_existed)
     # An admin's stop of another key's session: that key's share drops it at its next lookup of its
     # sessions (dispatcher/sessions/key_share.py), as for a session that ended by itself.
     machine = await state.sessions.stop(reached, caller=who.id if owned_by(reached, who.owner_key) else None)

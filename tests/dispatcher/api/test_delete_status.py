@@ -26,6 +26,9 @@ async def test_delete_is_202_while_the_machine_still_runs_then_204() -> None:
     app = create_app(Settings(reaper_interval_seconds=0), env={}, machines=machines, rooms=None)
     sid = new_session_id(app.state.voicefleet.auth.identify(None).owner_key, None)  # the caller's own session
     machines.machines = [Machine(sid, "m-1", MachineState.STARTED, created_at=0.0)]
+    timeline = app.state.voicefleet.sessions.timeline
+    timeline.note(sid, "requested")  # as its start wrote it: a session there was, once forgotten too
+    await timeline.settled()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
         assert (await api.delete(f"/sessions/{sid}")).status_code == 202
         machines.finish()

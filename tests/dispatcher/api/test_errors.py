@@ -68,10 +68,12 @@ async def test_a_delete_of_a_malformed_session_id_is_404(api, session_id):
     assert_error(await api.delete(f"/sessions/{session_id}"), 404, "not_found")
 
 
-async def test_a_delete_of_a_session_with_nothing_to_stop_is_204(api):
-    # DELETE is idempotent: the provider may have forgotten an ended session (a deleted VM).
+async def test_a_delete_of_a_session_that_never_started_is_404(api):
+    # The caller's own tag, but no start ever made it: no timeline, no machine (a typo is not a stop).
+    # An ended session's second DELETE stays 204 (tests/dispatcher/api/test_delete_status.py).
     owner_key = api._transport.app.state.voicefleet.auth.identify(None).owner_key
-    assert (await api.delete(f"/sessions/{new_session_id(owner_key, 'forgotten')}")).status_code == 204
+    session_id = new_session_id(owner_key, 'never-started')
+    assert_error(await api.delete(f"/sessions/{session_id}"), 404, "not_found")
 
 
 async def test_an_invalid_offer_is_422(api):

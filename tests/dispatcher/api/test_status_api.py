@@ -80,7 +80,7 @@ async def test_a_running_session_is_counted_under_its_release_with_its_start_and
     assert body["sessions"]["by_release"] == {"next": 1}
     assert body["sessions"]["by_region"] == {"default": 1}
     assert set(body["sessions"]["by_status"]) <= {"starting", "started", "joined"}
-    assert body["starts"]["1m"] == {"starts": 1, "refused": 0, "refusals": {}}
+    assert body["starts"]["1m"] == {"starts": 1, "refused": 0, "refusals": {}, "cold": {}}
     assert body["scope"]["starts"] == "replica" and body["scope"]["sessions"] == "region"
     assert body["reserve"]["enabled"] is False and body["reserve"]["total"] == 0
     assert body["cost"]["running_machines"] == 1
@@ -113,7 +113,7 @@ async def test_a_refused_start_is_counted_by_its_code(tmp_path: Path) -> None:
         history = (await api.get("/status/history", headers=ADMIN)).json()
     assert (first.status_code, second.status_code) == (201, 429), second.text
     code = second.json()["error"]["code"]
-    assert body["starts"]["5m"] == {"starts": 1, "refused": 1, "refusals": {code: 1}}
+    assert body["starts"]["5m"] == {"starts": 1, "refused": 1, "refusals": {code: 1}, "cold": {}}
     assert sum(sample["refused"] for sample in history["samples"]) == 1
 
 

@@ -1,0 +1,157 @@
+"""What each key used of its budgets, as this replica last read it from the deployment's ledger
+(dispatcher/store/budget_ledger.py), and the budget webhooks.
+
+A start admitted here is opened in the ledger in the background (never on the start's path); the
+end of a session, at whichever replica sees it (its stop, its bot's `ended`, its machine's end, all
+on the timeline), closes it and adds its minutes and spend to its periods. Once a second this
+replica reads the budgeted keys' usage: a start checks that reading plus the sessions it opened
+since, with no store call. So a session's minutes count once it ends, and another replica's starts
+within the last second may not be seen yet: a budget of sessions at once can be passed by the starts
+of that second, at several replicas at once.
+
+Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
+per key, budget and period across every replica (the ledger's one-time record decides which).
+The deployment's usage rollups, once there, are read here in place of the ledger's minutes and spend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dispatcher.sessions.budgets import KINDS, Budgets, resets_at
+from dispatcher.store.budget_ledger import KEEP_SECONDS, BudgetLedger
+from dispatcher.store.unavailable import StoreUnavailable
+
+log = logging.getLogger("dispatcher.sessions.budgets")
+READ_SECONDS = 1.0
+ENDS = ("stop_requested", "ended", "machine_ended", "failed")  # a session's end, as the timeline tells it
+THRESHOLDS = ((0.8, "key.budget.warning"), (1.0, "key.budget.reached"))
+Push = Callable[[str, str, dict[str, Any]], None]  # the webhooks' `push` (message id, type, data)
+
+
+def field_of(kind: str, now: float) -> str:
+    """The ledger's field a budget `kind` reads at `now`: e.g. `minutes:day:2026-11-27`."""
+    unit, period = KINDS[kind]
+    day = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    if period == "day":
+        return f"minutes:day:{day:%Y-%m-%d}"
+    if period == "month":
+        return f"{'dollars' if unit == 'dollars' else 'minutes'}:month:{day:%Y-%m}"
+    return "sessions"
+
+
+def fields_of(now: float) -> dict[str, str]:
+    """The period fields a session ending at `now` adds to: field → "minutes" or "dollars"."""
+    return {field_of("minutes-day", now): "minutes", field_of("minutes-month", now): "minutes",
+            field_of("spend-month", now): "dollars"}
+
+
+class LedgerUsage:
+    def __init__(self, ledger: BudgetLedger, budgets: Budgets, dollars_per_second: float | None,
+                 push: Push | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._ledger, self._budgets, self._clock = ledger, budgets, clock
+        self._dollars = dollars_per_second or 0.0
+        self.push = push
+        self._read: dict[str, dict[str, float]] = {}
+        # Sessions admitted here that a reading may not hold yet: key → their ids; and those whose
+        # open the ledger took (a reading that begins after it holds them).
+        self._pending: dict[str, set[str]] = {}
+        self._written: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        budgets.usage = self
+        budgets.follow = self.run
+
+    def used(self, key: str, kind: str, now: float) -> float:
+        read = self._read.get(key, {})
+        if kind == "sessions":
+            return read.get("sessions", 0.0) + len(self._pending.get(key, ()))
+        return read.get(field_of(kind, now), 0.0)
+
+    def started(self, key: str, session_id: str) -> None:
+        """A session admitted here for `key`: opened in the ledger in the background."""
+        self._pending.setdefault(key, set()).add(session_id)
+        self._background(self._opened(key, session_id))
+
+    async def _opened(self, key: str, session_id: str) -> None:
+        try:
+            await self._ledger.open(key, session_id, self._clock())
+        except BaseException:  # not in the ledger: no longer counted here either
+            self._pending.get(key, set()).discard(session_id)
+            raise
+        self._written.add(session_id)
+
+    def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
+        """A timeline listener: a session's end closes it in the ledger; never waits."""
+        if record.get("event") in ENDS:
+            self._background(self._closed(session_id))
+
+    async def _closed(self, session_id: str) -> None:
+        key = await self._ledger.owner(session_id)
+        if key is not None:
+            now = self._clock()
+            await self._ledger.close(key, session_id, now, self._dollars, fields_of(now))
+
+    async def refresh(self) -> None:
+        """Reads the budgeted keys' usage, then pushes the webhooks of budgets it crossed."""
+        budgeted = self._budgets.keys()
+        written = set(self._written)
+        self._read = await self._ledger.read(budgeted)
+        self._written -= written
+        for key in list(self._pending):  # held by this reading from now on
+            self._pending[key] -= written
+            if not self._pending[key]:
+                del self._pending[key]
+        now = self._clock()
+        for key in budgeted:
+            for kind, budget in self._budgets.of(key).items():
+                await self._tell(key, kind, budget, self.used(key, kind, now), now)
+
+    async def _tell(self, key: str, kind: str, budget: float, used: float, now: float) -> None:
+        if self.push is None or budget <= 0:
+            return
+        for share, kind_of_event in THRESHOLDS:
+            if used < share * budget:
+                continue
+            period = field_of(kind, now).rpartition(":")[2] if KINDS[kind][1] else "now"
+            marker = f"{key}:{kind}:{budget:g}:{period}:{int(share * 100)}"
+            if not await self._ledger.first(marker, KEEP_SECONDS):
+                continue
+            resets = resets_at(KINDS[kind][1], now)
+            self.push(f"msg_budget_{marker.replace(':', '_')}", kind_of_event,
+                      {"key": key, "budget": kind, "limit": budget, "used": round(used, 3),
+                       "percent": int(share * 100), "at": now, "resets_at": resets})
+
+    async def run(self) -> None:
+        """Reads the usage once a second until cancelled."""
+        while True:
+            try:
+                await self.refresh()
+            except StoreUnavailable:
+                pass  # the usage last read goes on applying; the store's health says why
+            except Exception:
+                log.exception("reading the keys' budget usage failed")
+            await asyncio.sleep(READ_SECONDS)
+
+    def _background(self, work: Any) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(self._quietly(work))
+        except RuntimeError:  # no loop (a synchronous caller at shutdown)
+            work.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _quietly(self, work: Any) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            try:
+                await work
+            except StoreUnavailable:
+                raise
+            except Exception:
+                log.exception("the budget ledger did not take a session's open or close")

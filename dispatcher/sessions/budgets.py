@@ -1,0 +1,164 @@
+"""Each API key's budgets, changed at runtime (`voicefleet keys limit NAME ...`): minutes a day or a
+month, spend a month, sessions at once. A start over one is refused 429 `over_budget`, naming the
+budget, what was used and when it resets.
+
+A budget is a runtime capacity value named `budget.KEY.KIND` (dispatcher/api/runtime_capacity.py):
+it is kept, audited and carried to every replica and region as capacity is, within about a second,
+and applied here by `Budgets.limit`. The check on the start path reads only this replica's memory
+(the budgets as applied, the usage as counted): it adds no store round trip to a start.
+
+What a key used comes from a `Usage`: the deployment's ledger as this replica last read it
+(dispatcher/sessions/budget_usage.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dispatcher.errors import ApiError
+
+# kind → (what it counts, the period it resets with: "" never, "day" or "month", UTC)
+KINDS: dict[str, tuple[str, str]] = {
+    "minutes-day": ("minutes", "day"),
+    "minutes-month": ("minutes", "month"),
+    "spend-month": ("dollars", "month"),
+    "sessions": ("sessions at once", ""),
+}
+MAX_BUDGET = 10**9
+NAME = re.compile(r"^budget\.([a-z0-9][a-z0-9-]{0,62})\.(" + "|".join(map(re.escape, KINDS)) + r")$")
+RETRY_AFTER_SESSIONS_SECONDS = 5.0  # a budget of sessions at once frees up when one of them ends
+
+
+def parsed(name: object) -> tuple[str, str] | None:
+    """(key name, kind) of a budget's runtime name, or None when `name` is none."""
+    found = NAME.fullmatch(name) if isinstance(name, str) else None
+    return (found.group(1), found.group(2)) if found else None
+
+
+def value_checked(name: str, value: object) -> float | int:
+    """`value` as budget `name` keeps it, or 400 saying what a budget is."""
+    named = parsed(name)
+    kind = named[1] if named else ""
+    whole = kind != "spend-month"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_BUDGET \
+            or (whole and not float(value).is_integer()) or not math.isfinite(value):
+        shape = "a whole number" if whole else "an amount in dollars (e.g. 250 or 99.50)"
+        raise ApiError(400, "invalid_budget", f"{name}={str(value)[:40]!r}: a budget is {shape} from 0 to "
+                       f"{MAX_BUDGET}; send null to remove it (`voicefleet keys limit NAME --{kind} none`)",
+                       extra={})
+    return int(value) if whole else float(value)
+
+
+class Usage(Protocol):
+    def used(self, key: str, kind: str, now: float) -> float:
+        """What key `key` used of budget `kind` in its current period (at `now`, epoch seconds)."""
+        ...
+
+    def started(self, key: str, session_id: str) -> None:
+        """A session of `key` admitted here (counted from now on; never waits)."""
+        ...
+
+
+class NothingUsed:
+    """No usage known (a service built without a ledger): only a budget of 0 refuses."""
+
+    def used(self, key: str, kind: str, now: float) -> float:
+        return 0.0
+
+    def started(self, key: str, session_id: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Over:
+    """A budget a start would go over: its key and kind, the budget, what was used, when it resets."""
+
+    key: str
+    kind: str
+    budget: float
+    used: float
+    resets: float | None  # epoch seconds; None: when a session ends
+
+    def refusal(self) -> ApiError:
+        unit = KINDS[self.kind][0]
+        when = (f"it resets at {_iso(self.resets)}" if self.resets is not None
+                else "a session of the key ending frees one")
+        retry = max(1.0, self.resets - _now()) if self.resets is not None else RETRY_AFTER_SESSIONS_SECONDS
+        return ApiError(429, "over_budget", f"key {self.key!r} is at its {self.kind} budget: {_figure(self.used)} "
+                        f"of {_figure(self.budget)} {unit} used; {when} (an admin raises it with `voicefleet keys "
+                        f"limit {self.key} --{self.kind} N`)", retry_after=retry,
+                        extra={"budget": f"{self.kind}", "limit": self.budget, "used": self.used,
+                               "resets_at": _iso(self.resets) if self.resets is not None else None})
+
+
+class Budgets:
+    """The budgets as this replica applied them, checked before a start is admitted."""
+
+    def __init__(self, usage: Usage | None = None) -> None:
+        self.usage: Usage = usage or NothingUsed()
+        self.follow: Callable[[], Coroutine[Any, Any, None]] | None = None  # reads the usage until cancelled
+        self._limits: dict[str, dict[str, float]] = {}  # key name → kind → budget
+
+    def limit(self, values: Mapping[str, Any]) -> None:
+        """Applies the budgets among runtime values `values` (each checked already); the rest are not budgets."""
+        limits: dict[str, dict[str, float]] = {}
+        for name, value in values.items():
+            named = parsed(name)
+            if named is not None:
+                limits.setdefault(named[0], {})[named[1]] = float(value)
+        self._limits = limits
+
+    def keys(self) -> list[str]:
+        """The keys that have a budget."""
+        return sorted(self._limits)
+
+    def of(self, key: str) -> dict[str, float]:
+        return dict(self._limits.get(key, {}))
+
+    def in_use(self, values: Mapping[str, Any], now: float) -> dict[str, float]:
+        """What each budget among runtime values `values` has used, by its runtime name."""
+        named = ((name, parsed(name)) for name in values)
+        return {name: self.usage.used(found[0], found[1], now) for name, found in named if found is not None}
+
+    def over(self, key: str, now: float) -> Over | None:
+        """The first budget of `key` a new start would go over, or None (no budget: nothing read)."""
+        for kind, budget in self._limits.get(key, {}).items():
+            used = self.usage.used(key, kind, now)
+            if used >= budget:
+                return Over(key, kind, budget, used, resets_at(KINDS[kind][1], now))
+        return None
+
+    def check(self, key: str, now: float | None = None) -> None:
+        """429 `over_budget` when a start by `key` would go over one of its budgets."""
+        over = self.over(key, _now() if now is None else now)
+        if over is not None:
+            raise over.refusal()
+
+
+def resets_at(period: str, now: float) -> float | None:
+    """When a budget of `period` resets after `now` (UTC midnight, the first of next month), or None."""
+    today = datetime.datetime.fromtimestamp(now, datetime.UTC).date()
+    if period == "day":
+        nxt = today + datetime.timedelta(days=1)
+    elif period == "month":
+        nxt = (today.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
+    else:
+        return None
+    return datetime.datetime(nxt.year, nxt.month, nxt.day, tzinfo=datetime.UTC).timestamp()
+
+
+def _now() -> float:
+    return datetime.datetime.now(datetime.UTC).timestamp()
+
+
+def _iso(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _figure(value: float) -> str:
+    return f"{value:g}"
