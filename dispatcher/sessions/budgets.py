@@ -103,6 +103,9 @@ class Budgets:
         self.usage: Usage = usage or NothingUsed()
         self.follow: Callable[[], Coroutine[Any, Any, None]] | None = None  # reads the usage until cancelled
         self._limits: dict[str, dict[str, float]] = {}  # key name → kind → budget
+        # Starts checked and not yet counted by the usage (their machine is being made): key → ids.
+        # Held at the check, with no await between, so starts in flight at once cannot all pass it.
+        self._held: dict[str, set[str]] = {}
 
     def limit(self, values: Mapping[str, Any]) -> None:
         """Applies the budgets among runtime values `values` (each checked already); the rest are not budgets."""
@@ -129,15 +132,28 @@ class Budgets:
         """The first budget of `key` a new start would go over, or None (no budget: nothing read)."""
         for kind, budget in self._limits.get(key, {}).items():
             used = self.usage.used(key, kind, now)
+            if kind == "sessions":
+                used += len(self._held.get(key, ()))
             if used >= budget:
                 return Over(key, kind, budget, used, resets_at(KINDS[kind][1], now))
         return None
 
-    def check(self, key: str, now: float | None = None) -> None:
-        """429 `over_budget` when a start by `key` would go over one of its budgets."""
+    def check(self, key: str, now: float | None = None, hold: str | None = None) -> None:
+        """429 `over_budget` when a start by `key` would go over one of its budgets; else, with `hold`
+        (the start's session id), its place is held until `release` (its start counted, or failed)."""
         over = self.over(key, _now() if now is None else now)
         if over is not None:
             raise over.refusal()
+        if hold is not None:
+            self._held.setdefault(key, set()).add(hold)
+
+    def release(self, key: str, session_id: str) -> None:
+        """The place `check` held for a start: counted by the usage now, or the start failed."""
+        held = self._held.get(key)
+        if held is not None:
+            held.discard(session_id)
+            if not held:
+                del self._held[key]
 
 
 def resets_at(period: str, now: float) -> float | None:

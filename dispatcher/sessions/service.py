@@ -215,10 +215,11 @@ class SessionService:
                         # a room, a held secret or a machine exists. With one, the claim decides.
                         if warm_only and (cold_only or not await self._claimable(transport, max_wait_seconds or 0.0)):
                             raise too_slow(quote, max_wait_seconds)
-                        if owner.name is not None:  # in memory: no store round trip added to the start
-                            self.budgets.check(owner.name)
                         cold_because: str | None = None
                         async with contextlib.AsyncExitStack() as admitted:
+                            if owner.name is not None:  # in memory: no store round trip added to the start
+                                self.budgets.check(owner.name, hold=session_id)  # held until counted or failed
+                                admitted.callback(self.budgets.release, owner.name, session_id)
                             with tracing.step("session.admission"):
                                 await admitted.enter_async_context(
                                     self.share.slot(owner.id, session_id, internal=owner.internal))
@@ -250,7 +251,8 @@ class SessionService:
                                                              recording=plan)
                             except NoWarmBot:
                                 raise too_slow(quote, max_wait_seconds) from None
-                            if owner.name is not None:
+                            if owner.name is not None:  # counted by the usage from now: its hold goes
+                                self.budgets.release(owner.name, session_id)
                                 self.budgets.usage.started(owner.name, session_id)
                         session = replace(session, trace_id=trace.trace_id, eval=eval_session)
                 if wait and session.machine.state is MachineState.STARTING:  # past it: nothing to wait for

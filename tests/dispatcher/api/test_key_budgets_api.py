@@ -105,3 +105,17 @@ async def test_bad_budgets_and_a_client_key_are_refused_with_the_way_forward(mak
         assert unknown.json()["warnings"] == ["no API key is named 'nobody' yet: its budgets apply once one is "
                                               "(`voicefleet keys list` shows the names)"]
         assert unknown.json()["values"]["budget.nobody.spend-month"]["value"] == 99.5
+
+
+async def test_starts_sent_at_once_at_one_replica_never_pass_a_budget_of_sessions_at_once(
+        make_api: ClientFactory) -> None:
+    # Each start is checked before its machine is made and counted only once it is: without a place
+    # held at the check, every start in flight at once passed a budget of 1.
+    async with keyed(make_api) as api:
+        assert (await api.patch("/capacity", json={"budget.acme.sessions": 1}, headers=ADMIN)).status_code == 200
+        answers = await asyncio.gather(*(start(api) for _ in range(4)))  # within the key's share of 5
+        codes = sorted(answer.status_code for answer in answers)
+        assert codes == [201, 429, 429, 429], [answer.text for answer in answers]
+        refused = next(answer for answer in answers if answer.status_code == 429)
+        assert refused.json()["error"]["code"] == "over_budget"
+        assert (await start(api)).status_code == 429  # the admitted one still holds the place
