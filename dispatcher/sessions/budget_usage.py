@@ -7,7 +7,8 @@ on the timeline), closes it and adds its minutes and spend to its periods. Once 
 replica reads the budgeted keys' usage: a start checks that reading plus the sessions it opened
 since, with no store call. So a session's minutes count once it ends, and another replica's starts
 within the last second may not be seen yet: a budget of sessions at once can be passed by the starts
-of that second, at several replicas at once.
+of that second, at several replicas at once. A start the store does not take (it is down) goes on
+counting here, and is opened (and closed, if it ended) once the store answers again.
 
 Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
 per key, budget and period across every replica (the ledger's one-time record decides which).
@@ -63,6 +64,10 @@ class LedgerUsage:
         # open the ledger took (a reading that begins after it holds them).
         self._pending: dict[str, set[str]] = {}
         self._written: set[str] = set()
+        # Opens the store did not take (it was down): still counted here, opened at a later reading;
+        # session → (key, its start), and those of them ended since → their end, closed once opened.
+        self._unopened: dict[str, tuple[str, float]] = {}
+        self._ended: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         budgets.usage = self
         budgets.follow = self.run
@@ -78,27 +83,43 @@ class LedgerUsage:
         self._pending.setdefault(key, set()).add(session_id)
         self._background(self._opened(key, session_id))
 
-    async def _opened(self, key: str, session_id: str) -> None:
+    async def _opened(self, key: str, session_id: str, at: float | None = None) -> None:
+        at = self._clock() if at is None else at
         try:
-            await self._ledger.open(key, session_id, self._clock())
+            await self._ledger.open(key, session_id, at)
+        except StoreUnavailable:  # the session runs all the same: counted here until the store takes it
+            self._unopened[session_id] = (key, at)
+            raise
         except BaseException:  # not in the ledger: no longer counted here either
             self._pending.get(key, set()).discard(session_id)
             raise
+        self._unopened.pop(session_id, None)
         self._written.add(session_id)
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: a session's end closes it in the ledger; never waits."""
         if record.get("event") in ENDS:
+            if session_id in self._unopened:
+                self._ended.setdefault(session_id, self._clock())
             self._background(self._closed(session_id))
 
-    async def _closed(self, session_id: str) -> None:
+    async def _closed(self, session_id: str, at: float | None = None) -> None:
         key = await self._ledger.owner(session_id)
         if key is not None:
-            now = self._clock()
+            now = self._clock() if at is None else at
             await self._ledger.close(key, session_id, now, self._dollars, fields_of(now))
+
+    async def _catch_up(self) -> None:
+        """Opens (and closes, if they ended) the sessions started while the store was down."""
+        for session_id, (key, at) in list(self._unopened.items()):
+            await self._opened(key, session_id, at)
+            ended = self._ended.pop(session_id, None)
+            if ended is not None:
+                await self._closed(session_id, ended)
 
     async def refresh(self) -> None:
         """Reads the budgeted keys' usage, then pushes the webhooks of budgets it crossed."""
+        await self._catch_up()
         budgeted = self._budgets.keys()
         written = set(self._written)
         self._read = await self._ledger.read(budgeted)
