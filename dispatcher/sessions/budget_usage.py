@@ -8,7 +8,7 @@ replica reads the budgeted keys' usage: a start checks that reading plus the ses
 since, with no store call. So a session's minutes count once it ends, and another replica's starts
 within the last second may not be seen yet: a budget of sessions at once can be passed by the starts
 of that second, at several replicas at once. A start the store does not take (it is down) goes on
-counting here, and is opened (and closed, if it ended) once the store answers again.
+counting here, and is opened once the store answers again; an end it does not take is closed then.
 
 Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
 per key, budget and period across every replica (the ledger's one-time record decides which).
@@ -64,8 +64,8 @@ class LedgerUsage:
         # open the ledger took (a reading that begins after it holds them).
         self._pending: dict[str, set[str]] = {}
         self._written: set[str] = set()
-        # Opens the store did not take (it was down): still counted here, opened at a later reading;
-        # session → (key, its start), and those of them ended since → their end, closed once opened.
+        # Opens the store did not take (it was down): still counted here, opened at a later reading
+        # (session → key, its start); and closes it did not take, done then too (session → its end).
         self._unopened: dict[str, tuple[str, float]] = {}
         self._ended: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -99,23 +99,28 @@ class LedgerUsage:
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: a session's end closes it in the ledger; never waits."""
         if record.get("event") in ENDS:
+            at = self._clock()
             if session_id in self._unopened:
-                self._ended.setdefault(session_id, self._clock())
-            self._background(self._closed(session_id))
+                self._ended.setdefault(session_id, at)  # closed once its open is taken
+            else:
+                self._background(self._closed(session_id, at))
 
-    async def _closed(self, session_id: str, at: float | None = None) -> None:
-        key = await self._ledger.owner(session_id)
-        if key is not None:
-            now = self._clock() if at is None else at
-            await self._ledger.close(key, session_id, now, self._dollars, fields_of(now))
+    async def _closed(self, session_id: str, at: float) -> None:
+        try:
+            key = await self._ledger.owner(session_id)
+            if key is not None:
+                await self._ledger.close(key, session_id, at, self._dollars, fields_of(at))
+        except StoreUnavailable:  # else open in the ledger for good: a place of its key's budget lost
+            self._ended.setdefault(session_id, at)
+            raise
+        self._ended.pop(session_id, None)
 
     async def _catch_up(self) -> None:
-        """Opens (and closes, if they ended) the sessions started while the store was down."""
+        """Opens the sessions started while the store was down, then closes those that ended."""
         for session_id, (key, at) in list(self._unopened.items()):
             await self._opened(key, session_id, at)
-            ended = self._ended.pop(session_id, None)
-            if ended is not None:
-                await self._closed(session_id, ended)
+        for session_id, at in list(self._ended.items()):
+            await self._closed(session_id, at)
 
     async def refresh(self) -> None:
         """Reads the budgeted keys' usage, then pushes the webhooks of budgets it crossed."""
