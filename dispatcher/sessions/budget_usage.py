@@ -3,11 +3,11 @@
 
 A start admitted here is opened in the ledger in the background (never on the start's path); the
 end of a session, at whichever replica sees it (its stop, its bot's `ended`, its machine's end, all
-on the timeline), closes it and adds its minutes and spend to its periods. Once a second this
-replica reads the budgeted keys' usage: a start checks that reading plus the sessions it opened
-since, with no store call. So a session's minutes count once it ends, and another replica's starts
-within the last second may not be seen yet: a budget of sessions at once can be passed by the starts
-of that second, at several replicas at once. A start the store does not take (it is down) goes on
+on the timeline), closes it and adds its minutes and spend to its periods; until then what it ran
+so far counts in its key's current periods. Once a second this replica reads the budgeted keys'
+usage: a start checks that reading plus the sessions it opened since, with no store call. So another
+replica's starts within the last second may not be seen yet: a budget of sessions at once can be
+passed by the starts of that second, at several replicas at once. A start the store does not take (it is down) goes on
 counting here, and is opened once the store answers again; an end it does not take is closed then.
 
 Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
@@ -76,7 +76,11 @@ class LedgerUsage:
         read = self._read.get(key, {})
         if kind == "sessions":
             return read.get("sessions", 0.0) + len(self._pending.get(key, ()))
-        return read.get(field_of(kind, now), 0.0)
+        # Its sessions open now count what they ran so far: else many long sessions at once took a
+        # key any distance past its minutes or spend before the first of them ended.
+        running = max(0.0, read.get("sessions", 0.0) * now - read.get("open_since", 0.0))
+        so_far = running * self._dollars if KINDS[kind][0] == "dollars" else running / 60
+        return read.get(field_of(kind, now), 0.0) + so_far
 
     def started(self, key: str, session_id: str) -> None:
         """A session admitted here for `key`: opened in the ledger in the background."""

@@ -42,11 +42,16 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return tostring(seconds)
 """
-# Each key's (open hash, usage hash) pair: its sessions open and its usage fields, flat.
+# Each key's (open hash, usage hash) pair: its sessions open with their starts' sum, and its usage
+# fields, flat. The sum is a string: a script's numbers reach the client as integers.
 _READ = """
 local found = {}
 for i = 1, #KEYS, 2 do
-  found[#found + 1] = #redis.call('HGETALL', KEYS[i]) / 2
+  local open = redis.call('HGETALL', KEYS[i])
+  local since = 0
+  for j = 2, #open, 2 do since = since + (tonumber(open[j]) or 0) end
+  found[#found + 1] = #open / 2
+  found[#found + 1] = string.format('%.3f', since)
   found[#found + 1] = redis.call('HGETALL', KEYS[i + 1])
 end
 return found
@@ -71,7 +76,8 @@ class BudgetLedger(Protocol):
         ...
 
     async def read(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
-        """Each key's fields and its sessions open now (`sessions`)."""
+        """Each key's fields, its sessions open now (`sessions`) and the sum of their starts
+        (`open_since`, epoch seconds): what they have run so far counts before they end."""
         ...
 
 
@@ -109,7 +115,8 @@ class MemoryBudgetLedger:
         return seconds
 
     async def read(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
-        return {key: {**self._used.get(key, {}), "sessions": float(len(self._open.get(key, {})))} for key in keys}
+        return {key: {**self._used.get(key, {}), "sessions": float(len(self._open.get(key, {}))),
+                      "open_since": sum(self._open.get(key, {}).values())} for key in keys}
 
 
 class StoreBudgetLedger:
@@ -157,14 +164,22 @@ class StoreBudgetLedger:
         answers = await self._store.call(lambda: self._read(keys=flat_keys))
         found: dict[str, dict[str, float]] = {}
         for n, key in enumerate(wanted):
-            count, used = answers[2 * n], answers[2 * n + 1]
+            count, since, used = answers[3 * n], answers[3 * n + 1], answers[3 * n + 2]
             pairs = list(used) if isinstance(used, list) else []
             fields: dict[str, float] = {}
             for field, value in zip(pairs[::2], pairs[1::2], strict=True):
                 with contextlib.suppress(ValueError):
                     fields[str(field)] = float(value)
-            found[key] = {**fields, "sessions": float(count) if isinstance(count, int) else 0.0}
+            found[key] = {**fields, "sessions": float(count) if isinstance(count, int) else 0.0,
+                          "open_since": _number(since)}
         return found
+
+
+def _number(text: object) -> float:
+    try:
+        return float(str(text))
+    except ValueError:
+        return 0.0
 
 
 def budget_ledger(coordination: object) -> BudgetLedger:

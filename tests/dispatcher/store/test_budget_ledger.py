@@ -9,6 +9,8 @@ import asyncio
 
 import pytest
 
+from dispatcher.sessions.budget_usage import LedgerUsage, fields_of
+from dispatcher.sessions.budgets import Budgets
 from dispatcher.store.budget_ledger import BudgetLedger, MemoryBudgetLedger, StoreBudgetLedger
 from dispatcher.store.client import Store
 
@@ -25,9 +27,9 @@ async def counted_once(here: BudgetLedger, there: BudgetLedger) -> None:
     assert sorted(closes, key=lambda c: c is None) == [90.0, None]  # one close counts, whoever's first
     assert await here.owner("s-1") is None
     read = (await here.read(["acme", "other"]))
-    assert read["acme"] == pytest.approx({"sessions": 1.0, "minutes:day:2026-11-27": 1.5,
+    assert read["acme"] == pytest.approx({"sessions": 1.0, "open_since": 1000.0, "minutes:day:2026-11-27": 1.5,
                                           "minutes:month:2026-11": 1.5, "dollars:month:2026-11": 0.9})
-    assert read["other"] == {"sessions": 0.0}
+    assert read["other"] == {"sessions": 0.0, "open_since": 0.0}
     assert await here.first("acme:sessions:80", 60) is True
     assert await there.first("acme:sessions:80", 60) is False
 
@@ -39,3 +41,26 @@ async def test_the_store_counts_a_session_once_wherever_it_opens_and_closes(stor
 async def test_one_process_counts_the_same_in_memory() -> None:
     one = MemoryBudgetLedger()
     await counted_once(one, one)
+
+
+async def test_sessions_still_running_count_what_they_ran_so_far_against_minutes_and_spend(store: Store) -> None:
+    # Counted only at their end, two sessions at once ran a key with 60 minutes a day to an hour
+    # each (and on, unbounded) before the first of them ended; now the third start is refused.
+    now = [1_795_000_000.0]
+    ledger = StoreBudgetLedger(store)
+    budgets = Budgets()
+    usage = LedgerUsage(ledger, budgets, dollars_per_second=0.01, clock=lambda: now[0])
+    budgets.limit({"budget.acme.minutes-day": 60, "budget.acme.spend-month": 100})
+    await ledger.open("acme", "s-1", now[0])
+    await ledger.open("acme", "s-2", now[0] + 60)
+    now[0] += 60 + 29 * 60  # s-1 ran 30 minutes, s-2 29
+    await usage.refresh()
+    assert usage.used("acme", "minutes-day", now[0]) == pytest.approx(59.0)
+    assert budgets.over("acme", now[0]) is None
+    now[0] += 30
+    over = budgets.over("acme", now[0])
+    assert over is not None and over.kind == "minutes-day" and over.used == pytest.approx(60.0)
+    assert usage.used("acme", "spend-month", now[0]) == pytest.approx(36.0)  # 3600 s at $0.01
+    await ledger.close("acme", "s-1", now[0], 0.01, fields_of(now[0]))
+    await usage.refresh()
+    assert usage.used("acme", "minutes-day", now[0]) == pytest.approx(60.0)  # counted once, ended or not
