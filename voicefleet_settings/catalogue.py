@@ -2678,6 +2678,16 @@ SETTINGS: tuple[Setting, ...] = (
         shown="a stock English voice",
     ),
     Setting(
+        "OPENAI_REALTIME_MODEL", "bot-assistant", STRING,
+        shown="Pipecat's",
+        meaning="the converged example's (examples/realtime) speech-to-speech model ([converged.md](converged.md))",
+    ),
+    Setting(
+        "OPENAI_REALTIME_URL", "bot-assistant", STRING,
+        shown="OpenAI's (`wss://api.openai.com/v1/realtime`)",
+        meaning="the converged example's realtime endpoint: a test's fake, or a compatible server",
+    ),
+    Setting(
         "BOT_SYSTEM_PROMPT", "bot-assistant", STRING,
         shown="short spoken answers",
         meaning="the LLM's system instruction",
