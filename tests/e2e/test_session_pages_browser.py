@@ -191,7 +191,9 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
                              "document.getElementById('connect').click()")
         heard = await local.wait_for("window.voicefleet.botAudioStartedAt !== null", 120)
         assert heard, (json.loads(await local.evaluate("JSON.stringify(window.voicefleet)")), dispatcher.log()[-2000:])
-        await local.wait_for("new Promise((done) => setTimeout(() => done(true), 4000))", 10)  # it hears the echo
+        # It hears the echo: a reply's own speaking turn after the greeting's, however long a loaded machine takes.
+        assert await local.wait_for("window.voicefleet.events.filter((e) => e === 'bot-stopped-speaking').length >= 2",
+                                    90), json.loads(await local.evaluate("JSON.stringify(window.voicefleet.events)"))
         await local.evaluate("document.getElementById('hangup').click()")
         called = await local.wait_for("window.voicefleet.status === 'ended' && window.voicefleet.sessionId", 60)
         assert await local.wait_for(f"window.voicefleet.recordFor === {json.dumps(called)}"
