@@ -14,12 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from dispatcher.api import region_listing
-from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.auth import named_caller_id
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.list_reads import invalid, only_known, reader
 from dispatcher.api.region_filter import region_filter
 from dispatcher.api.region_relay import relayed_by
-from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.errors import ApiError
 from dispatcher.regions.config import REGION_NAME
@@ -44,13 +43,9 @@ async def list_sessions(request: Request) -> dict[str, Any]:
     hold fewer than `limit` sessions and still have a `next_cursor`: each page examines a bounded
     number of sessions."""
     state = app_state(request)
-    admin = admin_key(state.settings, request.headers.get("authorization"))
-    who = None if admin is not None else await authenticated(request)
-    await state.read_limit.check(who.id if who is not None else str(admin))
+    admin, who = await reader(request)
     query = request.query_params
-    unknown = sorted(set(query) - set(PARAMETERS))
-    if unknown:
-        raise _invalid(f"unknown parameter {unknown[0]!r}; GET /sessions takes {', '.join(PARAMETERS)}")
+    only_known(query, PARAMETERS, "GET /sessions")
     limit = _limit(query.get("limit"))
     filters = _filters(query.get("status"), query.get("failed"), query.get("release"), query.get("region"),
                        query.get("since"), query.get("eval"))
@@ -77,7 +72,7 @@ async def list_sessions(request: Request) -> dict[str, Any]:
     # Several regions: each one's page, merged (dispatcher/api/region_listing.py).
     cursors = region_listing.decode(query.get("cursor"), [state.settings.region, *state.peers.regions.peers])
     if cursors is None:
-        raise _invalid(CURSOR_RULE)
+        raise invalid(CURSOR_RULE)
     merged = await region_listing.everywhere(state, query, request.headers, cursors, limit, here,
                                              _position_or_none, _encode)
     return {**merged, "region": state.settings.region}
@@ -87,27 +82,27 @@ def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise _invalid(f"limit: a whole number from 1 to {MAX_LIMIT}; use `cursor` for the next page")
+        raise invalid(f"limit: a whole number from 1 to {MAX_LIMIT}; use `cursor` for the next page")
     return int(raw)
 
 
 def _filters(status: str | None, failed: str | None, release: str | None, region: str | None,
              since: str | None, evals: str | None = None) -> Filters:
     if status is not None and status not in STATUSES:
-        raise _invalid(f"status: one of {', '.join(STATUSES)} (GET /sessions/{{id}} tells a session's live state)")
+        raise invalid(f"status: one of {', '.join(STATUSES)} (GET /sessions/{{id}} tells a session's live state)")
     if failed is not None:
         if failed not in ("true", "false"):
-            raise _invalid("failed: true or false")
+            raise invalid("failed: true or false")
         if failed == "true":
             if status not in (None, "failed"):
-                raise _invalid(f"failed=true and status={status}: give one of them")
+                raise invalid(f"failed=true and status={status}: give one of them")
             status = "failed"
     if release is not None and not is_release_name(release):
-        raise _invalid("release: a release's name, as `voicefleet releases` lists them")
+        raise invalid("release: a release's name, as `voicefleet releases` lists them")
     if region is not None and not REGION_NAME.fullmatch(region):
-        raise _invalid("region: a region's name, as REGIONS names it")
+        raise invalid("region: a region's name, as REGIONS names it")
     if evals not in (None, "true", "false"):
-        raise _invalid("eval: true (only evals' sessions) or false (none of them)")
+        raise invalid("eval: true (only evals' sessions) or false (none of them)")
     return Filters(status=status, release=release, region=region, since=_since(since) if since is not None else None,
                    eval=None if evals is None else evals == "true")
 
@@ -120,13 +115,13 @@ def _since(raw: str) -> float:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise _invalid("since: epoch seconds (1767225600) or ISO 8601 (2026-01-01T00:00:00Z)") from None
+        raise invalid("since: epoch seconds (1767225600) or ISO 8601 (2026-01-01T00:00:00Z)") from None
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _key(name: str) -> str:
     if not KEY_NAME.fullmatch(name):
-        raise _invalid(f"key: a key name ({KEY_NAME_RULE}), as DISPATCHER_API_KEYS names it (name:key)")
+        raise invalid(f"key: a key name ({KEY_NAME_RULE}), as DISPATCHER_API_KEYS names it (name:key)")
     return named_caller_id(name)
 
 
@@ -139,7 +134,7 @@ def _cursor(raw: str | None) -> Position | None:
         text = ""
     found = _CURSOR.fullmatch(text)
     if found is None or not is_session_id(found.group(2)):
-        raise _invalid(CURSOR_RULE)
+        raise invalid(CURSOR_RULE)
     return int(found.group(1)), found.group(2)
 
 
@@ -153,6 +148,3 @@ def _position_or_none(cursor: str) -> Position | None:
 def _encode(position: Position) -> str:
     return base64.urlsafe_b64encode(f"v1.{position[0]}.{position[1]}".encode()).decode().rstrip("=")
 
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "invalid_request", message, extra={})

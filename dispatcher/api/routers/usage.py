@@ -10,9 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.dependencies import app_state
-from dispatcher.api.routers.sessions import authenticated
+from dispatcher.api.list_reads import invalid, only_known, reader
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.usage_queries import UsageQuerySlots
 from dispatcher.errors import ApiError
@@ -35,26 +34,22 @@ async def usage(request: Request) -> dict[str, Any]:
     default 30d), `until` (a day; default today, UTC), `key` (a key name: an admin key's to name; a
     client key reads its own). At most 400 days at once."""
     state = app_state(request)
-    admin = admin_key(state.settings, request.headers.get("authorization"))
-    who = None if admin is not None else await authenticated(request)
-    await state.read_limit.check(who.id if who is not None else str(admin))
+    admin, who = await reader(request)
     query = request.query_params
-    unknown = sorted(set(query) - set(PARAMETERS))
-    if unknown:
-        raise _invalid(f"unknown parameter {unknown[0]!r}; GET /usage takes {', '.join(PARAMETERS)}")
+    only_known(query, PARAMETERS, "GET /usage")
     by = query.get("by", "key")
     if by not in BY:
-        raise _invalid(f"by: one of {', '.join(BY)}")
+        raise invalid(f"by: one of {', '.join(BY)}")
     today = datetime.now(UTC).date()
     last = _day(query["until"], "until") if "until" in query else today
     first = _since(query.get("since", "30d"), last)
     if first > last:
-        raise _invalid("since: a day on or before `until`")
+        raise invalid("since: a day on or before `until`")
     if (last - first).days + 1 > MAX_QUERY_DAYS:
-        raise _invalid(f"at most {MAX_QUERY_DAYS} days at once: ask for a shorter span, or several")
+        raise invalid(f"at most {MAX_QUERY_DAYS} days at once: ask for a shorter span, or several")
     key = query.get("key")
     if key is not None and not (KEY_NAME.fullmatch(key) or CALLER_KEY.fullmatch(key)):
-        raise _invalid(f"key: a key name ({KEY_NAME_RULE}), or caller:<id> for a key without one")
+        raise invalid(f"key: a key name ({KEY_NAME_RULE}), or caller:<id> for a key without one")
     if who is not None:
         own = usage_key(who.name, who.id)
         if key is not None and key != own:
@@ -77,7 +72,7 @@ def _day(raw: str, name: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise _invalid(f"{name}: a day, e.g. 2026-11-01") from None
+        raise invalid(f"{name}: a day, e.g. 2026-11-01") from None
 
 
 def _since(raw: str, last: date) -> date:
@@ -86,6 +81,3 @@ def _since(raw: str, last: date) -> date:
         return last - timedelta(days=int(days.group(1)) - 1)
     return _day(raw, "since (or a number of days, e.g. 30d)")
 
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "invalid_request", message, extra={})
