@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from tests.e2e.conftest import SPEECH
 from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
-from tests.support.releases import WAIT, canary_weight, drawn_start, rollback_env, session_over
+from tests.support.releases import WAIT, call_until_rolled_back, drawn_start, rollback_env, session_over
 from tests.support.webrtc_client import WebRTCClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # ~30 real calls, each a bot process importing Pipecat
@@ -51,20 +50,11 @@ async def test_a_canary_1_s_slower_per_turn_is_rolled_back_on_turn_latency(tmp_p
                 session_id, release = await drawn_start(api, n)
                 heard[release].append(await _call(api, session_id))
 
-            calls: set[asyncio.Task[None]] = set()
-            n = 0
-            began = time.monotonic()
-            while canary_weight(dispatcher.base_url) > 0:
+            def check() -> None:
                 assert len(heard["next"]) <= MOST_CANARY_CALLS, (heard, dispatcher.log()[-3000:])
-                assert time.monotonic() - began < 800, "the calls took too long"  # a safety net, not a check
-                if len(calls) < CALLS_AT_ONCE:
-                    calls.add(asyncio.create_task(caller(n := n + 1)))
-                else:
-                    await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
-                for task in [t for t in calls if t.done()]:
-                    calls.discard(task)
-                    task.result()  # a caller's failure fails the test here, with its own message
-            await asyncio.gather(*calls)
+
+            await call_until_rolled_back(dispatcher.base_url, caller, at_once=CALLS_AT_ONCE, most_seconds=800,
+                                         check=check)
             releases = (await api.get("/releases")).json()
             history = (await api.get("/releases/history")).json()["changes"]
     by_name = {r["name"]: r for r in releases["releases"]}
