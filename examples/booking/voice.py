@@ -3,7 +3,9 @@
 
 eSpeak synthesises a sentence in a few milliseconds (about 20 ms for 3 s of speech here), so a
 reply is synthesised whole in a worker thread and streamed as frames. eSpeak keeps one global
-engine per process: a lock serialises synthesis.
+engine per process: a lock serialises synthesis. Its callback, voice and rate are global too, so
+each synthesis sets them again: another user of the library in the process (a test's caller voice,
+say) would otherwise take the audio.
 """
 
 from __future__ import annotations
@@ -38,10 +40,9 @@ class Espeak:
             raise RuntimeError(f"eSpeak NG did not start (its data folder: {data.decode()})")
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"eSpeak NG has no voice {voice!r}")
-        self._lib.espeak_SetParameter(1, words_per_minute, 0)  # espeakRATE, absolute
+        self._words_per_minute = words_per_minute
         self._chunks: list[np.ndarray] = []
         self._callback = SYNTH_CALLBACK(self._collect)  # kept: eSpeak holds only the pointer
-        self._lib.espeak_SetSynthCallback(self._callback)
         self._lock = threading.Lock()
 
     def _collect(self, wav: object, count: int, _events: object) -> int:
@@ -53,14 +54,14 @@ class Espeak:
         """16-bit mono PCM at `sample_rate`, in this engine's voice or another for this text."""
         encoded = text.encode()
         with self._lock:
-            if voice is not None and self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            if self._lib.espeak_SetVoiceByName((voice or self.voice).encode()) != 0:
                 raise ValueError(f"eSpeak NG has no voice {voice!r}")
+            self._lib.espeak_SetSynthCallback(self._callback)
+            self._lib.espeak_SetParameter(1, self._words_per_minute, 0)  # espeakRATE, absolute
             self._chunks = []
             self._lib.espeak_Synth(encoded, len(encoded) + 1, 0, 0, 0, ESPEAK_CHARS_UTF8, None, None)
             self._lib.espeak_Synchronize()
             chunks, self._chunks = self._chunks, []
-            if voice is not None:
-                self._lib.espeak_SetVoiceByName(self.voice.encode())
         return np.concatenate(chunks).tobytes() if chunks else b""
 
 

@@ -21,6 +21,7 @@ from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import run_test
 from responder import BookingResponder
+from voice import Espeak
 
 RATE = 16000
 CALLER_VOICE = "en-us+f3"  # not the bot's own en-us timbre: the recogniser hears another voice
@@ -84,3 +85,17 @@ async def test_goodbye_ends_the_call_after_its_reply() -> None:
     assert spoken(down).endswith("Thank you for calling. Goodbye.")
     end = next(i for i, f in enumerate(down) if isinstance(f, EndWorkerFrame))
     assert any(isinstance(f, TTSAudioRawFrame) for f in down[:end])
+
+
+def test_the_bots_voice_still_speaks_after_another_espeak_user_loads_in_the_process() -> None:
+    """eSpeak's callback, voice and rate are the library's, not an instance's: a caller voice loaded
+    after the bot's took every sample the bot synthesised, and the bot heard and said nothing."""
+    from voicefleet.evals.voice import CallerVoice
+
+    bot_voice = Espeak()
+    alone = bot_voice.synthesise("Shall I book it?")
+    caller = CallerVoice(words_per_minute=120)
+    assert caller.speak("Tomorrow at seven").seconds > 0.5
+    again = bot_voice.synthesise("Shall I book it?")  # eSpeak varies by a few samples run to run
+    assert abs(len(again) - len(alone)) < 0.05 * len(alone), "its own audio at its own pace"
+    assert caller.speak("Tomorrow at seven").seconds > 0.5

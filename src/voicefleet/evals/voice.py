@@ -2,6 +2,9 @@
 inside it, nothing downloaded), speaking a turn's text into the 16 kHz PCM the callers send.
 
 eSpeak keeps one engine per process, so one `CallerVoice` serves every call of a run, under a lock.
+The library's callback, voice and rate are global too: another user of the same library in the
+process (a bot's own eSpeak voice, loaded beside the eval runner) would take the audio, so each
+`speak` sets all three again before it synthesises.
 """
 
 from __future__ import annotations
@@ -28,10 +31,9 @@ class CallerVoice:
         self.rate = self._engine.espeak_Initialize(_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0)
         if self.rate <= 0 or self._engine.espeak_SetVoiceByName(voice.encode()) != 0:
             raise RuntimeError(f"the caller's voice {voice!r} could not be loaded from espeakng-loader")
-        self._engine.espeak_SetParameter(_RATE_PARAMETER, words_per_minute, 0)
+        self._voice, self._words_per_minute = voice.encode(), words_per_minute
         self._heard = bytearray()
-        self._keep = _CALLBACK(self._take)
-        self._engine.espeak_SetSynthCallback(self._keep)
+        self._keep = _CALLBACK(self._take)  # kept: eSpeak holds only the pointer
         self._lock = threading.Lock()
 
     def _take(self, samples: ctypes._Pointer[ctypes.c_short], count: int, _events: object) -> int:
@@ -43,6 +45,9 @@ class CallerVoice:
         data = text.encode()
         with self._lock:
             self._heard = bytearray()
+            self._engine.espeak_SetSynthCallback(self._keep)
+            self._engine.espeak_SetVoiceByName(self._voice)
+            self._engine.espeak_SetParameter(_RATE_PARAMETER, self._words_per_minute, 0)
             self._engine.espeak_Synth(data, len(data) + 1, 0, 0, 0, _UTF8, None, None)
             self._engine.espeak_Synchronize()
             pcm = Pcm(np.frombuffer(bytes(self._heard), dtype=np.int16).copy(), self.rate)
