@@ -112,6 +112,8 @@ class LedgerUsage:
     async def _closed(self, session_id: str, at: float) -> None:
         try:
             key = await self._ledger.owner(session_id)
+            if key is None:  # its open not taken yet (at another replica, or held by an outage)
+                key = await self._ledger.ended(session_id, at, self._dollars, fields_of(at))
             if key is not None:
                 await self._ledger.close(key, session_id, at, self._dollars, fields_of(at))
         except StoreUnavailable:  # else open in the ledger for good: a place of its key's budget lost

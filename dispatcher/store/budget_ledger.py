@@ -4,26 +4,60 @@ when it started) and its minutes and spend by period (`minutes:day:2026-11-27`, 
 A start is opened in the background once admitted and closed by whichever replica sees the
 session end (its stop, its bot's end, its machine's end), which adds its minutes and spend to the
 periods it ended in: opening and closing are one step each, so a session is counted once however
-many replicas see its end. The replicas read the budgeted keys' usage once a second
+many replicas see its end. An end seen before its open was taken (the opening replica's store call
+held back by an outage, or slower than a crash's end at another replica) is kept a day at the
+session: the open, when it comes, adds the session's use then and opens nothing, so no session stays
+open for good counting against its key. The replicas read the budgeted keys' usage once a second
 (dispatcher/sessions/budget_usage.py): a start checks what was read, with no store call of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from dispatcher.store.client import Store
 
 KEEP_SECONDS = 40 * 86_400  # a period's usage outlives its month; a session open this long is forgotten
+# How long a session's end is kept for an open that has not come yet (one key per session ended in
+# that time, ~100 bytes each): a replica holds an open it could not write for as long as the store is
+# down, and an outage past a day is an incident in its own right.
+ENDED_KEEP_SECONDS = 86_400
+MEMORY_ENDED_KEPT = 10_000
 # Only the commands the store's user is granted (stacks/shared/store_access.py): a sum is a read and a
 # write of its field, within the script, so no other replica's write comes between them.
+# An open whose session has ended already (KEYS[3] holds its end) adds its use to its usage hash
+# (KEYS[4]) instead, as a close would have; one after a close (`counted`) does nothing.
 _OPEN = """
+local ended = redis.call('GET', KEYS[3])
+if ended == 'counted' then return 0 end
+if ended then
+  local end_at, dollars, fields = string.match(ended, '^(%S+) (%S+) ?(.*)$')
+  local seconds = math.max(0, tonumber(end_at) - tonumber(ARGV[2]))
+  for field, unit in string.gmatch(fields, '(%S+) (%S+)') do
+    local amount = seconds / 60
+    if unit == 'dollars' then amount = seconds * tonumber(dollars) end
+    local before = tonumber(redis.call('HGET', KEYS[4], field) or '0')
+    redis.call('HSET', KEYS[4], field, tostring(before + amount))
+  end
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+  redis.call('SET', KEYS[3], 'counted', 'PX', ARGV[5])
+  return 0
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1
+"""
+# The end of a session no open holds: the key it is open for, if its open came in between (the
+# caller closes it then), else its end kept (ARGV[1]: "end dollars field unit …") for its open.
+_ENDED = """
+local owner = redis.call('GET', KEYS[1])
+if owner then return owner end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX')
+return false
 """
 # Closes a session: its start is taken out of the open hash and, if it was there, its seconds (to
 # ARGV[1], the end) turn into minutes, or dollars at ARGV[2] a second, added to each period field given.
@@ -32,8 +66,9 @@ local started = redis.call('HGET', KEYS[1], ARGV[3])
 if not started then return false end
 redis.call('HDEL', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[4], 'counted', 'PX', ARGV[5])
 local seconds = math.max(0, tonumber(ARGV[1]) - tonumber(started))
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local amount = seconds / 60
   if ARGV[i + 1] == 'dollars' then amount = seconds * tonumber(ARGV[2]) end
   local before = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
@@ -68,7 +103,13 @@ class BudgetLedger(Protocol):
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> float | None:
         """Closes the session (None: not open, or closed already) and adds its use to each field
-        (field → "minutes" or "dollars"); its seconds."""
+        (field → "minutes" or "dollars"); its seconds. An open of it after this opens nothing."""
+        ...
+
+    async def ended(self, session_id: str, at: float, dollars_per_second: float,
+                    fields: Mapping[str, str]) -> str | None:
+        """The end of a session `owner` found no open for: the key it is open for if its open was
+        taken since (close it then), else None, its end kept so that its open counts it at once."""
         ...
 
     async def first(self, what: str, seconds: float) -> bool:
@@ -89,10 +130,25 @@ class MemoryBudgetLedger:
         self._owners: dict[str, str] = {}
         self._used: dict[str, dict[str, float]] = {}
         self._seen: set[str] = set()
+        # Ends no open held yet, the newest kept: in one process an open is taken before its end.
+        self._ended: OrderedDict[str, tuple[float, float, Mapping[str, str]]] = OrderedDict()
 
     async def open(self, key: str, session_id: str, at: float) -> None:
+        end = self._ended.pop(session_id, None)
+        if end is not None:
+            self._add(key, max(0.0, end[0] - at), end[1], end[2])
+            return
         self._open.setdefault(key, {})[session_id] = at
         self._owners[session_id] = key
+
+    async def ended(self, session_id: str, at: float, dollars_per_second: float,
+                    fields: Mapping[str, str]) -> str | None:
+        if session_id in self._owners:
+            return self._owners[session_id]
+        self._ended.setdefault(session_id, (at, dollars_per_second, dict(fields)))
+        while len(self._ended) > MEMORY_ENDED_KEPT:
+            self._ended.popitem(last=False)
+        return None
 
     async def owner(self, session_id: str) -> str | None:
         return self._owners.get(session_id)
@@ -109,10 +165,13 @@ class MemoryBudgetLedger:
         if started is None:
             return None
         seconds = max(0.0, at - started)
+        self._add(key, seconds, dollars_per_second, fields)
+        return seconds
+
+    def _add(self, key: str, seconds: float, dollars_per_second: float, fields: Mapping[str, str]) -> None:
         used = self._used.setdefault(key, {})
         for field, unit in fields.items():
             used[field] = used.get(field, 0.0) + (seconds * dollars_per_second if unit == "dollars" else seconds / 60)
-        return seconds
 
     async def read(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
         return {key: {**self._used.get(key, {}), "sessions": float(len(self._open.get(key, {}))),
@@ -127,6 +186,7 @@ class StoreBudgetLedger:
         self._open = store.redis.register_script(_OPEN)
         self._close = store.redis.register_script(_CLOSE)
         self._read = store.redis.register_script(_READ)
+        self._ended = store.redis.register_script(_ENDED)
 
     def _keys(self, key: str) -> list[str]:
         return [self._store.key("budget", "open", key), self._store.key("budget", "used", key)]
@@ -134,10 +194,22 @@ class StoreBudgetLedger:
     def _owner_key(self, session_id: str) -> str:
         return self._store.key("budget", "owner", session_id)
 
+    def _ended_key(self, session_id: str) -> str:
+        return self._store.key("budget", "ended", session_id)
+
     async def open(self, key: str, session_id: str, at: float) -> None:
-        keys = [self._keys(key)[0], self._owner_key(session_id)]
-        args = [session_id, repr(at), key, str(KEEP_SECONDS * 1000)]
+        open_hash, used_hash = self._keys(key)
+        keys = [open_hash, self._owner_key(session_id), self._ended_key(session_id), used_hash]
+        args = [session_id, repr(at), key, str(KEEP_SECONDS * 1000), str(ENDED_KEEP_SECONDS * 1000)]
         await self._store.call(lambda: self._open(keys=keys, args=args))
+
+    async def ended(self, session_id: str, at: float, dollars_per_second: float,
+                    fields: Mapping[str, str]) -> str | None:
+        end = " ".join([repr(at), repr(dollars_per_second), *(f"{field} {unit}" for field, unit in fields.items())])
+        keys = [self._owner_key(session_id), self._ended_key(session_id)]
+        args = [end, str(ENDED_KEEP_SECONDS * 1000)]
+        found = await self._store.call(lambda: self._ended(keys=keys, args=args))
+        return None if found is None else str(found)
 
     async def owner(self, session_id: str) -> str | None:
         found = await self._store.call(lambda: self._store.redis.get(self._owner_key(session_id)))
@@ -149,10 +221,11 @@ class StoreBudgetLedger:
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> float | None:
-        args: list[str] = [repr(at), repr(dollars_per_second), session_id, str(KEEP_SECONDS * 1000)]
+        args: list[str] = [repr(at), repr(dollars_per_second), session_id, str(KEEP_SECONDS * 1000),
+                           str(ENDED_KEEP_SECONDS * 1000)]
         for field, unit in fields.items():
             args += [field, unit]
-        keys = [*self._keys(key), self._owner_key(session_id)]
+        keys = [*self._keys(key), self._owner_key(session_id), self._ended_key(session_id)]
         answer = await self._store.call(lambda: self._close(keys=keys, args=args))
         return None if answer is None else float(answer)
 

@@ -64,3 +64,56 @@ async def test_sessions_still_running_count_what_they_ran_so_far_against_minutes
     await ledger.close("acme", "s-1", now[0], 0.01, fields_of(now[0]))
     await usage.refresh()
     assert usage.used("acme", "minutes-day", now[0]) == pytest.approx(60.0)  # counted once, ended or not
+
+
+async def ended_before_opened(here: BudgetLedger, there: BudgetLedger) -> None:
+    # The opening replica's store call held back (an outage) while its session's end is seen
+    # elsewhere: the late open opened it for good, a place of the key's budget and a growing share
+    # of its minutes gone for 40 days.
+    assert await there.owner("s-9") is None
+    assert await there.ended("s-9", 1120.0, 0.01, FIELDS) is None
+    await here.open("acme", "s-9", 1000.0)  # the late open: counted at once, never open
+    read = await there.read(["acme"])
+    assert read["acme"] == pytest.approx({"sessions": 0.0, "open_since": 0.0, "minutes:day:2026-11-27": 2.0,
+                                          "minutes:month:2026-11": 2.0, "dollars:month:2026-11": 1.2})
+    await here.open("acme", "s-9", 1000.0)  # a retry of an open whose answer never came
+    assert (await there.read(["acme"]))["acme"]["minutes:day:2026-11-27"] == pytest.approx(2.0)
+    # …and an end that finds the open taken since is told whose it is, to close it.
+    await here.open("acme", "s-10", 1000.0)
+    assert await there.ended("s-10", 1060.0, 0.01, FIELDS) == "acme"
+
+
+async def test_an_end_seen_before_its_open_is_counted_once_and_leaves_nothing_open(store: Store) -> None:
+    await ended_before_opened(StoreBudgetLedger(store), StoreBudgetLedger(store))
+
+
+async def test_one_process_counts_an_end_before_its_open_the_same() -> None:
+    one = MemoryBudgetLedger()
+    await ended_before_opened(one, one)
+
+
+async def test_an_open_retried_after_its_close_opens_nothing(store: Store) -> None:
+    ledger = StoreBudgetLedger(store)
+    await ledger.open("acme", "s-11", 1000.0)
+    assert await ledger.close("acme", "s-11", 1060.0, 0.01, FIELDS) == 60.0
+    await ledger.open("acme", "s-11", 1000.0)  # its first try's answer lost, the open is sent again
+    assert (await ledger.read(["acme"]))["acme"]["sessions"] == 0
+
+
+async def test_a_session_ended_at_one_replica_before_the_other_took_its_open_is_not_counted_for_good(
+        store: Store) -> None:
+    now = [1_795_000_000.0]
+    budgets = Budgets()
+    budgets.limit({"budget.acme.sessions": 1})
+    starting = LedgerUsage(StoreBudgetLedger(store), budgets, dollars_per_second=0.01, clock=lambda: now[0])
+    ending = LedgerUsage(StoreBudgetLedger(store), Budgets(), dollars_per_second=0.01, clock=lambda: now[0])
+    now[0] += 30
+    ending.timeline_event("s-12", {"event": "failed"})  # its bot crashed; seen at the other replica first
+    await asyncio.sleep(0.2)
+    now[0] -= 30
+    starting.started("acme", "s-12")  # then the start's open, timed at its start, is taken
+    await asyncio.sleep(0.2)
+    now[0] += 30
+    await starting.refresh()
+    assert budgets.over("acme", now[0]) is None  # the key's one session at once is free again
+    assert starting.used("acme", "minutes-day", now[0]) == pytest.approx(0.5)
