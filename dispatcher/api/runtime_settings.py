@@ -54,6 +54,7 @@ class RuntimeSettings:
         self._nudged = asyncio.Event()
         self._uses: dict[str, int] = {}  # key name → sessions started here since the last flush
         self._secret_uses: set[str] = set()  # runtime secrets used here since the last flush
+        self._writes = 0  # changes written here: a read begun before one carries the record it replaced
 
     def touched_secret(self, secret_id: str) -> None:
         """A runtime key's secret `secret_id` was used here: written at the next read, as its own use."""
@@ -73,7 +74,10 @@ class RuntimeSettings:
             await self.refresh()
 
     async def refresh(self) -> None:
+        writes = self._writes
         raw = await self._book.read()
+        if self._writes != writes:  # a change written here since the read began: newer than what it got
+            return
         # Read once a second by every replica: the entries are checked again only when they changed.
         if raw is not None and (raw.get("version") != self.record["version"] or not raw.get("version")):
             self._seen(_shaped(raw, self._region))
@@ -171,6 +175,7 @@ class RuntimeSettings:
                     # Written: from here the change stands, whatever the store says next. A trail line
                     # it did not take goes to the log instead (it holds no secret), never a 503 saying
                     # "nothing changed" that an admin would answer by creating the key a second time.
+                    self._writes += 1
                     self._seen(changed)
                     for line in lines:
                         entry = {"at": self._clock(), "region": self._region or None, **line}
