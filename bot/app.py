@@ -140,8 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def import_mode(config: BotConfig) -> ModuleType:
     """The chosen transport's module (`check` and `serve`); importing it is most of start-up.
 
-    Without the transport's packages (bot/missing_extra.py): a bot with no session yet that can
-    take calls serves calls; any other ends with the extra to add (exit 2, a configuration error)."""
+    Without the transport's packages (bot/missing_extra.py): a reserve bot whose Python has the other
+    web transport's serves that one; a bot with no session yet that can take calls serves calls; any
+    other ends with the extra to add (exit 2, a configuration error)."""
     if config.transport == "websocket":  # a phone call's media, relayed by the dispatcher
         from bot import websocket_mode
 
@@ -149,7 +150,7 @@ def import_mode(config: BotConfig) -> ModuleType:
     try:
         return _transport_mode(config.transport)
     except ImportError as exc:
-        from bot.missing_extra import and_the_files_problem, explain, missing_extra
+        from bot.missing_extra import and_the_files_problem, explain, missing_extra, other_web_transport
 
         missing = missing_extra(config.transport, exc)
         if missing is None:
@@ -157,7 +158,15 @@ def import_mode(config: BotConfig) -> ModuleType:
         from bot import websocket_mode
 
         why = explain(config.transport, *missing)
-        unassigned = config.check or (config.channel is not None and not config.channel.cold)
+        reserve = config.channel is not None and not config.channel.cold
+        if reserve and (other := other_web_transport(config.transport)) is not None:
+            from loguru import logger
+
+            # A reserve bot of a project built for the other web transport (a Daily-only bot where the
+            # default is webrtc) waits for that one's sessions (and calls): they start warm, not cold.
+            logger.warning(f"{why}; until then this reserve bot takes {other} sessions and phone calls")
+            return _transport_mode(other)
+        unassigned = config.check or reserve
         if unassigned and websocket_mode.can_take_calls():
             from loguru import logger
 

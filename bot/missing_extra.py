@@ -8,9 +8,11 @@ A project installs the extras of the transports its bot builds (a Twilio bot loc
 not `webrtc` or `daily`), and its interpreter may be the one that runs voicefleet's host
 (`BOT_PYTHON`). A mode whose import fails on its transport's package is then a configuration
 matter, named as such: the session's `detail` says which extra to add, never only
-"ModuleNotFoundError". A bot that serves no session yet (a reserve bot, or the image build's
-`--check`) and can take calls serves calls instead: a phone-only project still gets warm calls,
-and its image checks what it will serve.
+"ModuleNotFoundError". A reserve bot of a project built for the other web
+transport serves that one (a Daily-only project's reserve bots take Daily sessions warm, whatever the
+default transport). A bot that serves no session yet (a reserve bot, or the image build's `--check`)
+and can take calls serves calls instead: a phone-only project still gets warm calls, and its image
+checks what it will serve.
 """
 
 from __future__ import annotations
@@ -47,11 +49,18 @@ def explain(transport: str, module: str, extra: str) -> str:
     why = (f"this bot's Python has no {module} (No module named {module!r}), which Pipecat's {transport} "
            f"transport needs: add Pipecat's {extra} extra to the bot's project (`uv add 'pipecat-ai[{extra}]'`) "
            "or run the bot with a Python that has it (BOT_PYTHON)")
-    served = [other for other in TRANSPORT_MODULES if other != transport and installed(other)]
-    if served:  # a project built for the other web transport: the caller can start with it instead
-        why += (f"; or start sessions with transport {served[0]!r}, which this bot serves "
-                f"(and leave {transport} out of the dispatcher's TRANSPORTS)")
+    other = other_web_transport(transport)
+    if other is not None:  # a project built for the other web transport: the caller can start with it instead
+        # Said for every provider: `TRANSPORTS` may already leave `transport` out (a start that names
+        # none gets DEFAULT_TRANSPORT), so the way out is the start's own transport.
+        why += (f"; or start sessions with transport {other!r}, which this bot serves (POST /start "
+                f'{{"transport": "{other}"}}, or DEFAULT_TRANSPORT={other} on the dispatcher)')
     return why
+
+
+def other_web_transport(transport: str) -> str | None:
+    """The other web transport, if this Python has every package of it (a project built for it)."""
+    return next((other for other in TRANSPORT_MODULES if other != transport and installed(other)), None)
 
 
 def installed(transport: str) -> bool:

@@ -111,6 +111,21 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
     offered = tuple(transport for transport in OFFERED
                     if transport in web or (transport == "websocket" and takes_calls))
     built = found.project.built
+    locks_aiortc = "webrtc" in found.project.transports
+    if settings.turn is not None and built and "webrtc" not in built:
+        # Its SmallWebRTC image (aiortc locked or not) would serve no session: the relay is what is wrong.
+        image = ("its SmallWebRTC image (bot-webrtc) would serve no session" if locks_aiortc
+                 else "its SmallWebRTC image cannot be built (no aiortc)")
+        raise cfg.fail("botProject", f"= {found.configured!r}: its bot.py builds Pipecat's {', '.join(built)} "
+                                     "transport and no SmallWebRTC one, so this stack's TURN relay "
+                                     f"(voicefleet:turn) serves it nothing, and {image}: "
+                                     "`pulumi config set turn none` (what it builds needs no relay); or build "
+                                     "SmallWebRTCTransport in bot.py and add Pipecat's webrtc extra "
+                                     "(`pipecat-ai[silero,webrtc,…]`)")
+    if settings.turn is not None and not locks_aiortc:
+        raise cfg.fail("botProject", f"= {found.configured!r} has no aiortc, which the SmallWebRTC bot image needs "
+                                     "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
+                                     "(`pipecat-ai[daily,silero,webrtc]`)")
     if "daily" not in web:
         pulumi.log.info(f"voicefleet:botProject = {found.configured!r}: its bot.py builds SmallWebRTC and not Daily, "
                         "so this stack's dispatcher offers SmallWebRTC web sessions only (TRANSPORTS=webrtc): a Daily "
@@ -131,19 +146,6 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
         raise cfg.fail("botProject", f"= {found.configured!r} has no fastapi, which a bot needs to take a phone call "
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
                                      "(`pipecat-ai[daily,silero,websocket]`) and lock again")
-    if settings.turn is not None and "webrtc" not in found.project.transports:
-        if built and "webrtc" not in built:
-            # Adding aiortc would only build an image of a transport this bot never runs: the relay is what is wrong.
-            raise cfg.fail("botProject", f"= {found.configured!r}: its bot.py builds Pipecat's {', '.join(built)} "
-                                         "transport and no SmallWebRTC one, so this stack's TURN relay "
-                                         "(voicefleet:turn) serves it nothing, and its SmallWebRTC image cannot be "
-                                         "built (no aiortc): "
-                                         "`pulumi config set turn none` (what it builds needs no relay); or build "
-                                         "SmallWebRTCTransport in bot.py and add Pipecat's webrtc extra "
-                                         "(`pipecat-ai[silero,webrtc,…]`)")
-        raise cfg.fail("botProject", f"= {found.configured!r} has no aiortc, which the SmallWebRTC bot image needs "
-                                     "with a TURN relay (voicefleet:turn): add Pipecat's webrtc extra "
-                                     "(`pipecat-ai[daily,silero,webrtc]`)")
 
 
 def offered_sessions(transports: list[str] | tuple[str, ...]) -> str:

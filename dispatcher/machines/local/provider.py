@@ -46,6 +46,7 @@ from dispatcher.machines.local.launch_proof import LaunchedProcesses
 from dispatcher.machines.local.spawn import BotRefused, spawn_bot
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
+from dispatcher.settings import listed_transports
 from voicefleet_settings.read import setting_choice, setting_float, setting_text
 
 log = logging.getLogger("dispatcher.machines.local.provider")
@@ -65,6 +66,9 @@ class LocalSettings:
     bot_env: tuple[str, ...] = ()  # LOCAL_BOT_ENV: the user's bot's own variables, by name
     isolation: str = "auto"  # LOCAL_BOT_ISOLATION
     bot_file: Path | None = None  # BOT_FILE (None: the parrot): the files idle bots must have imported
+    # The deployment's default transport (the first of TRANSPORTS): the one its reserve bots serve,
+    # as a cloud image's BOT_TRANSPORT; a Daily-only deployment's reserve then takes its sessions warm.
+    reserve_transport: str = "webrtc"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalSettings:
@@ -85,6 +89,7 @@ class LocalSettings:
             bot_env=bot_env,
             isolation=check_policy(setting_choice(env, "LOCAL_BOT_ISOLATION")),
             bot_file=_bot_file(env),
+            reserve_transport=listed_transports(env, "local")[0],
         )
 
 
@@ -220,7 +225,8 @@ class LocalMachines:
     async def launch_idle(self, bot_id: str, channel_token: str | None = None, *,
                           image: str | None = None, release: str = DEFAULT_RELEASE) -> None:
         """Starts a reserve bot of `release` (its bot file `image`, None: BOT_FILE): no session, it
-        dials the channel and waits for one `assign`."""
+        dials the channel and waits for one `assign` of the deployment's default transport (a bot whose
+        Python has only the other web transport serves that one instead: bot/missing_extra.py)."""
         if self._closed:
             raise MachinesError("shutting_down", "the dispatcher is shutting down", retry_after=1.0)
         placeholder = LaunchSpec(session_id=bot_id, body_digest="", max_session_seconds=1, release=release,
@@ -234,7 +240,8 @@ class LocalMachines:
         if channel_token is not None:
             env[CHANNEL_TOKEN_VARIABLE] = channel_token
         try:
-            await self._spawn(bot, [*self._interpreter(placeholder), "--transport", "webrtc"], env)
+            await self._spawn(bot, [*self._interpreter(placeholder), "--transport", self._settings.reserve_transport],
+                              env)
         except BaseException:  # refused or cancelled: no placeholder stays listed as an idle bot
             del self._idle[bot_id]
             raise
