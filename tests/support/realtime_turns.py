@@ -13,10 +13,11 @@ difference between that rest through voicefleet and under Pipecat's runner is vo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -31,6 +32,19 @@ from voicefleet.loadtest.webrtc import WebRTCClient
 REALTIME_BOT = Path(__file__).resolve().parents[2] / "examples" / "realtime" / "bot.py"
 KEY = "sk-realtime-test-key"
 WARM_TIMEOUT = 120.0  # a bot's first import of Pipecat on a busy machine: a safety net
+
+
+class _Answered(Protocol):
+    turns: list[tuple[float, float]]
+
+
+class ScriptedModel(Protocol):
+    """A vendor's fake (OpenAI Realtime, Gemini Live): its connections record each answered turn."""
+
+    answer_seconds: float
+
+    @property
+    def connections(self) -> Sequence[_Answered]: ...
 
 
 @dataclass(frozen=True)
@@ -54,21 +68,26 @@ def realtime_fleet(log_dir: Path, fake: FakeOpenAIRealtime) -> Iterator[Dispatch
             "OPENAI_API_KEY": KEY,
             "OPENAI_REALTIME_URL": f"{fake.url}/v1/realtime",
             "LOCAL_BOT_ENV": "OPENAI_API_KEY,OPENAI_REALTIME_URL",
-            "RESERVE_MIN_IDLE": "1",
-            "RESERVE_MAX_IDLE": "1",
-            "VOICEFLEET_ICE_LOOPBACK": "1",
         }
-        with run_dispatcher(log_dir, env) as dispatcher:
-            wait_until(
-                lambda: "connected (idle)" in dispatcher.log(),
-                "a warm realtime bot",
-                timeout=WARM_TIMEOUT,
-                detail=dispatcher.log,
-            )
+        with warm_fleet(log_dir, env) as dispatcher:
             yield dispatcher
 
 
-async def call(base_url: str, fake: FakeOpenAIRealtime, speech: Pcm, turns: int) -> list[Turn]:
+@contextmanager
+def warm_fleet(log_dir: Path, env: dict[str, str]) -> Iterator[DispatcherProcess]:
+    """A dispatcher holding one warm converged bot (`env` names it, its vendor and its endpoint)."""
+    env = {"RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "1", "VOICEFLEET_ICE_LOOPBACK": "1", **env}
+    with run_dispatcher(log_dir, env) as dispatcher:
+        wait_until(
+            lambda: "connected (idle)" in dispatcher.log(),
+            "a warm converged bot",
+            timeout=WARM_TIMEOUT,
+            detail=dispatcher.log,
+        )
+        yield dispatcher
+
+
+async def call(base_url: str, fake: ScriptedModel, speech: Pcm, turns: int) -> list[Turn]:
     """One WebRTC call of `turns` turns; a turn the fake answered more or less than once is left out."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         answer = (await http.post("/start", json={})).raise_for_status().json()
@@ -79,7 +98,7 @@ async def call(base_url: str, fake: FakeOpenAIRealtime, speech: Pcm, turns: int)
             await http.delete(f"/sessions/{answer['session_id']}")
 
 
-async def _turns(client: WebRTCClient, fake: FakeOpenAIRealtime, speech: Pcm, turns: int) -> list[Turn]:
+async def _turns(client: WebRTCClient, fake: ScriptedModel, speech: Pcm, turns: int) -> list[Turn]:
     measured = []
     for _ in range(turns):
         answered = sum(len(c.turns) for c in fake.connections)
