@@ -104,6 +104,7 @@ class FakeGeminiLive:
         self.refuse_resumption: Refusal | None = None
         self.connections: list[LiveConnection] = []
         self.refused: list[Refusal] = []  # every close before `setupComplete`, in order
+        self.refused_at: list[float] = []  # when each was sent, on the wall clock a session's timeline uses
         self._handles: set[str] = set()
         self._open: dict[int, tuple[WebSocket, LiveConnection, asyncio.AbstractEventLoop]] = {}
         self._lock = threading.Lock()
@@ -129,9 +130,10 @@ class FakeGeminiLive:
             return
         found = self._setup_refusal(ws, first, version)
         if found:
+            await ws.close(found[0], bounded(found[1]))
             with self._lock:
                 self.refused.append(found)
-            await ws.close(found[0], bounded(found[1]))
+                self.refused_at.append(time.time())
             return
         setup = json.loads(first)["setup"]
         handle = (value(setup, "sessionResumption") or {}).get("handle")
@@ -265,4 +267,3 @@ class FakeGeminiLive:
         with self._lock:
             conn.sent.append(message)
         await ws.send_text(json.dumps(message))
-
