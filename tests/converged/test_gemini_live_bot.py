@@ -17,7 +17,7 @@ from tests.fakes.gemini_live import MODELS, FakeGeminiLive
 from tests.support.gemini_live import KEY, gemini_env, gemini_fleet
 from tests.support.http_client import api_client
 from tests.support.ports import free_port
-from tests.support.realtime_turns import call, warm_fleet
+from tests.support.realtime_turns import call, session_error, warm_fleet
 from tests.support.waiting import until
 from voicefleet.loadtest.audio import read_wav
 from voicefleet.loadtest.rail import offer_url
@@ -75,24 +75,11 @@ def test_a_vendor_that_refuses_or_cannot_be_reached_is_the_sessions_error_at_onc
     fake = FakeGeminiLive(KEY)
     if vendor == "refuses the key":
         with gemini_fleet(tmp_path, fake, key="AIza-revoked") as dispatcher:
-            error = asyncio.run(_first_error(dispatcher.base_url))
+            error = str(asyncio.run(session_error(dispatcher.base_url, timeout=POLL))["error"])
         assert fake.refused and not fake.connections
         assert "API key not valid. Please pass a valid API key." in error
     else:
         with warm_fleet(tmp_path, gemini_env(f"https://127.0.0.1:{free_port()}")) as dispatcher:
-            error = asyncio.run(_first_error(dispatcher.base_url))
+            error = str(asyncio.run(session_error(dispatcher.base_url, timeout=POLL))["error"])
         assert "Connect call failed" in error or "Connection refused" in error, error
     assert "GeminiLiveLLMService" in error, error
-
-
-async def _first_error(base_url: str) -> str:
-    async with api_client(base_url=base_url, timeout=30) as api:
-        answer = (await api.post("/start", json={})).json()
-        async with WebRTCClient(offer_url(base_url, answer), connect_timeout=60):
-
-            async def reported() -> dict[str, Any] | None:
-                session = (await api.get(f"/sessions/{answer['session_id']}")).json()
-                return session if session.get("error") else None
-
-            session = await until(reported, "the vendor's refusal in the session's error", timeout=POLL, interval=0.1)
-            return str(session["error"])

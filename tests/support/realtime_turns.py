@@ -17,14 +17,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from tests.fakes.openai_realtime import FakeOpenAIRealtime
 from tests.fakes.server import FakeServer
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.waiting import wait_until
+from tests.support.waiting import until, wait_until
 from voicefleet.loadtest.audio import Pcm
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.webrtc import WebRTCClient
@@ -110,6 +111,20 @@ async def _turns(client: WebRTCClient, fake: ScriptedModel, speech: Pcm, turns: 
         last_in, first_out = conn.turns[-1]
         measured.append(Turn(result.reply_latency, first_out - last_in))
     return measured
+
+
+async def session_error(base_url: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Start a session, join it over WebRTC, and return the session once it has an `error`."""
+    async with api_client(base_url=base_url, timeout=30) as api:
+        answer = (await api.post("/start", json={})).json()
+        async with WebRTCClient(offer_url(base_url, answer), connect_timeout=60):
+
+            async def reported() -> dict[str, Any] | None:
+                session = (await api.get(f"/sessions/{answer['session_id']}")).json()
+                return session if session.get("error") else None
+
+            found: dict[str, Any] = await until(reported, "the session's error", timeout=timeout, interval=0.1)
+            return found
 
 
 @contextmanager
