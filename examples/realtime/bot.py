@@ -24,7 +24,7 @@ from pipecat.frames.frames import LLMContextFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.runner.types import RunnerArguments, SmallWebRTCRunnerArguments
+from pipecat.runner.types import DailyRunnerArguments, RunnerArguments
 from pipecat.runner.utils import create_transport
 from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
@@ -65,9 +65,18 @@ def _daily_params() -> TransportParams:
     return DailyParams(audio_in_enabled=True, audio_out_enabled=True)
 
 
+def _phone_params() -> TransportParams:
+    # A carrier's media stream: `create_transport` reads the call's first messages and sets the
+    # carrier's serializer, which converts its 8 kHz audio to and from the pipeline's rates.
+    from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
+
+    return FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True)
+
+
 transport_params: dict[str, Any] = {
     "webrtc": lambda: TransportParams(audio_in_enabled=True, audio_out_enabled=True),
     "daily": _daily_params,
+    **dict.fromkeys(("twilio", "telnyx", "plivo", "exotel"), _phone_params),
 }
 
 
@@ -86,10 +95,10 @@ async def run_bot(transport: BaseTransport, runner_args: RunnerArguments) -> Non
     async def leave(*_: Any) -> None:
         await worker.cancel()
 
-    if isinstance(runner_args, SmallWebRTCRunnerArguments):
-        transport.add_event_handler("on_client_disconnected", leave)
-    else:
+    if isinstance(runner_args, DailyRunnerArguments):
         transport.add_event_handler("on_participant_left", leave)
+    else:  # WebRTC, or a carrier's media stream
+        transport.add_event_handler("on_client_disconnected", leave)
     runner = WorkerRunner(handle_sigint=runner_args.handle_sigint, handle_sigterm=runner_args.handle_sigterm)
     await runner.add_workers(worker)
     await runner.run()
