@@ -75,11 +75,21 @@ def test_a_vendor_that_refuses_or_cannot_be_reached_is_the_sessions_error_at_onc
     fake = FakeGeminiLive(KEY)
     if vendor == "refuses the key":
         with gemini_fleet(tmp_path, fake, key="AIza-revoked") as dispatcher:
-            error = str(asyncio.run(session_error(dispatcher.base_url, timeout=POLL))["error"])
+            error, late = asyncio.run(_error_and_lateness(dispatcher.base_url))
         assert fake.refused and not fake.connections
         assert "API key not valid. Please pass a valid API key." in error
     else:
         with warm_fleet(tmp_path, gemini_env(f"https://127.0.0.1:{free_port()}")) as dispatcher:
-            error = str(asyncio.run(session_error(dispatcher.base_url, timeout=POLL))["error"])
+            error, late = asyncio.run(_error_and_lateness(dispatcher.base_url))
         assert "Connect call failed" in error or "Connection refused" in error, error
     assert "GeminiLiveLLMService" in error, error
+    assert late < SOON  # the bot connects as the caller joins: the error is there within a second of it
+
+
+async def _error_and_lateness(base_url: str) -> tuple[str, float]:
+    """The session's error, and how long after the caller joined its timeline had it (negative: before)."""
+    session = await session_error(base_url, timeout=POLL)
+    async with api_client(base_url=base_url, timeout=30) as api:
+        events = (await api.get(f"/sessions/{session['session_id']}/timeline")).json()["events"]
+    at = {e["event"]: e["at"] for e in reversed(events)}  # each kind's first
+    return str(session["error"]), at["error"] - at.get("joined", at["error"])  # no join: the error came first
