@@ -2683,6 +2683,19 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the converged example's (examples/realtime) speech-to-speech model ([converged.md](converged.md))",
     ),
     Setting(
+        "GOOGLE_API_KEY", "bot-assistant", STRING, secret=True,
+        shown="unset",
+        meaning="the converged example's Gemini Live key: it speaks to Gemini Live when OPENAI_API_KEY is unset",
+    ),
+    Setting(
+        "GEMINI_LIVE_MODEL", "bot-assistant", STRING,
+        shown="Pipecat's",
+        meaning=(
+            "the converged example's Gemini Live model; the google-genai SDK's `GOOGLE_GEMINI_BASE_URL` points it at "
+            "another endpoint (TLS only: a test's fake is trusted with `SSL_CERT_FILE`)"
+        ),
+    ),
+    Setting(
         "OPENAI_REALTIME_URL", "bot-assistant", STRING,
         shown="OpenAI's (`wss://api.openai.com/v1/realtime`)",
         meaning="the converged example's realtime endpoint: a test's fake, or a compatible server",

@@ -14,7 +14,7 @@ import pytest
 from tests.bot.conftest import SPEECH_WAV
 from tests.fakes.openai_realtime import EXPIRED, FakeOpenAIRealtime
 from tests.support.http_client import api_client
-from tests.support.realtime_turns import KEY, realtime_fleet
+from tests.support.realtime_turns import KEY, realtime_fleet, session_error
 from tests.support.waiting import until
 from voicefleet.loadtest.audio import read_wav
 from voicefleet.loadtest.rail import offer_url
@@ -65,15 +65,6 @@ def test_a_model_that_refuses_the_bot_reaches_the_sessions_error_at_once(tmp_pat
 
 
 async def _call_refused(base_url: str) -> None:
-    async with api_client(base_url=base_url, timeout=30) as api:
-        answer = (await api.post("/start", json={})).json()
-        async with WebRTCClient(offer_url(base_url, answer), connect_timeout=60):
-
-            async def reported() -> dict[str, Any] | None:
-                session = (await api.get(f"/sessions/{answer['session_id']}")).json()
-                return session if session.get("error") else None
-
-            session = await until(reported, "the refused connection in the session's error", timeout=SOON,
-                                  interval=0.1)
-            assert "OpenAIRealtimeLLMService" in str(session["error"]), session
-            assert "HTTP 403" in str(session["error"]), session
+    session = await session_error(base_url, timeout=SOON)
+    assert "OpenAIRealtimeLLMService" in str(session["error"]), session
+    assert "HTTP 403" in str(session["error"]), session

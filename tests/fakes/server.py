@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -220,10 +221,20 @@ class FakeApi:
 class FakeServer:
     """Serve an ASGI app on a free loopback port in a thread; `url` is its base URL."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate chain, key) to serve HTTPS, for a client that insists on TLS."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        certfile, keyfile = (str(tls[0]), str(tls[1])) if tls else (None, None)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
         self._server = QuickServer(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

@@ -13,17 +13,19 @@ difference between that rest through voicefleet and under Pipecat's runner is vo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
 from tests.fakes.openai_realtime import FakeOpenAIRealtime
 from tests.fakes.server import FakeServer
+from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.waiting import wait_until
+from tests.support.waiting import until, wait_until
 from voicefleet.loadtest.audio import Pcm
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.webrtc import WebRTCClient
@@ -31,6 +33,19 @@ from voicefleet.loadtest.webrtc import WebRTCClient
 REALTIME_BOT = Path(__file__).resolve().parents[2] / "examples" / "realtime" / "bot.py"
 KEY = "sk-realtime-test-key"
 WARM_TIMEOUT = 120.0  # a bot's first import of Pipecat on a busy machine: a safety net
+
+
+class _Answered(Protocol):
+    turns: list[tuple[float, float]]
+
+
+class ScriptedModel(Protocol):
+    """A vendor's fake (OpenAI Realtime, Gemini Live): its connections record each answered turn."""
+
+    answer_seconds: float
+
+    @property
+    def connections(self) -> Sequence[_Answered]: ...
 
 
 @dataclass(frozen=True)
@@ -54,21 +69,26 @@ def realtime_fleet(log_dir: Path, fake: FakeOpenAIRealtime) -> Iterator[Dispatch
             "OPENAI_API_KEY": KEY,
             "OPENAI_REALTIME_URL": f"{fake.url}/v1/realtime",
             "LOCAL_BOT_ENV": "OPENAI_API_KEY,OPENAI_REALTIME_URL",
-            "RESERVE_MIN_IDLE": "1",
-            "RESERVE_MAX_IDLE": "1",
-            "VOICEFLEET_ICE_LOOPBACK": "1",
         }
-        with run_dispatcher(log_dir, env) as dispatcher:
-            wait_until(
-                lambda: "connected (idle)" in dispatcher.log(),
-                "a warm realtime bot",
-                timeout=WARM_TIMEOUT,
-                detail=dispatcher.log,
-            )
+        with warm_fleet(log_dir, env) as dispatcher:
             yield dispatcher
 
 
-async def call(base_url: str, fake: FakeOpenAIRealtime, speech: Pcm, turns: int) -> list[Turn]:
+@contextmanager
+def warm_fleet(log_dir: Path, env: dict[str, str]) -> Iterator[DispatcherProcess]:
+    """A dispatcher holding one warm converged bot (`env` names it, its vendor and its endpoint)."""
+    env = {"RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "1", "VOICEFLEET_ICE_LOOPBACK": "1", **env}
+    with run_dispatcher(log_dir, env) as dispatcher:
+        wait_until(
+            lambda: "connected (idle)" in dispatcher.log(),
+            "a warm converged bot",
+            timeout=WARM_TIMEOUT,
+            detail=dispatcher.log,
+        )
+        yield dispatcher
+
+
+async def call(base_url: str, fake: ScriptedModel, speech: Pcm, turns: int) -> list[Turn]:
     """One WebRTC call of `turns` turns; a turn the fake answered more or less than once is left out."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         answer = (await http.post("/start", json={})).raise_for_status().json()
@@ -79,7 +99,7 @@ async def call(base_url: str, fake: FakeOpenAIRealtime, speech: Pcm, turns: int)
             await http.delete(f"/sessions/{answer['session_id']}")
 
 
-async def _turns(client: WebRTCClient, fake: FakeOpenAIRealtime, speech: Pcm, turns: int) -> list[Turn]:
+async def _turns(client: WebRTCClient, fake: ScriptedModel, speech: Pcm, turns: int) -> list[Turn]:
     measured = []
     for _ in range(turns):
         answered = sum(len(c.turns) for c in fake.connections)
@@ -91,6 +111,20 @@ async def _turns(client: WebRTCClient, fake: FakeOpenAIRealtime, speech: Pcm, tu
         last_in, first_out = conn.turns[-1]
         measured.append(Turn(result.reply_latency, first_out - last_in))
     return measured
+
+
+async def session_error(base_url: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Start a session, join it over WebRTC, and return the session once it has an `error`."""
+    async with api_client(base_url=base_url, timeout=30) as api:
+        answer = (await api.post("/start", json={})).json()
+        async with WebRTCClient(offer_url(base_url, answer), connect_timeout=60):
+
+            async def reported() -> dict[str, Any] | None:
+                session = (await api.get(f"/sessions/{answer['session_id']}")).json()
+                return session if session.get("error") else None
+
+            found: dict[str, Any] = await until(reported, "the session's error", timeout=timeout, interval=0.1)
+            return found
 
 
 @contextmanager
