@@ -6,11 +6,12 @@ A day is one hash, its fields `key␟release␟measure␟model`, its values runn
 session's own row has model "" (`sessions`, `seconds`, `machine_usd`, `unpriced`); each of its
 services has a row under `kind:model` (`usd` or `unpriced`, and its counts). One script adds a
 session: it first sets the session's marker (`SET NX`), so an end reported twice, at one replica or
-two, is added once. Sizes are bounded: a day holds at most `MAX_FIELDS` distinct fields (a new model
-past it is summed under `OTHER`), and expires `keep_days` after its last write; a query spans at
-most `MAX_QUERY_DAYS` days, each day grouped in the store by one short script call, so its answer
-is a few rows whatever the days hold. Only commands the store's user already holds are used
-(stacks/shared/store_access.py): the sums are read and written with HGET/HSET inside the scripts.
+two, is added once. Sizes are bounded: a day holds at most `MAX_FIELDS` distinct fields, and at most
+`MAX_KEY_MODEL_FIELDS` of one key's models (a new model past either is summed under `OTHER`), and
+expires `keep_days` after its last write; a query spans at most `MAX_QUERY_DAYS` days, each day
+grouped in the store by one short script call, so its answer is a few rows whatever the days hold.
+Only commands the store's user already holds are used (stacks/shared/store_access.py): the sums
+are read and written with HGET/HSET inside the scripts.
 """
 
 from __future__ import annotations
@@ -23,28 +24,40 @@ from typing import Any, Protocol
 from dispatcher.store.client import Store
 
 MAX_FIELDS = 5_000  # per day: ~40 keys × a few releases × a handful of models × their measures
+# Per key and day, of its services' rows: the models are what its bots report, so one key's bots naming
+# a new model each call would otherwise fill the day and fold every other key's new models into OTHER.
+MAX_KEY_MODEL_FIELDS = 250
 MAX_QUERY_DAYS = 400
 MARKER_SECONDS = 3 * 86_400  # an end reported again later than this (its timeline is kept a day) is not seen
 OTHER = "(other)"
 COUNT = "#"  # the hash's own count of its fields
 
-# KEYS[1]: the session's marker, KEYS[2]: the day. ARGV: marker ms, day ms, max fields, then triples
-# (field, the field it folds into past the bound, amount).
+# KEYS[1]: the session's marker, KEYS[2]: the day. ARGV: marker ms, day ms, max fields, the key's count
+# field, the key's max model fields, then triples (field, the field it folds into past a bound, amount);
+# a field that folds into itself is a session's own row, not a model's.
 _ADD = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
 local n = tonumber(redis.call('HGET', KEYS[2], '#') or '0')
 local most = tonumber(ARGV[3])
-for i = 4, #ARGV, 3 do
+local kn = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0')
+local key_most = tonumber(ARGV[5])
+for i = 6, #ARGV, 3 do
   local f = ARGV[i]
+  local model = f ~= ARGV[i + 1]
   local have = redis.call('HGET', KEYS[2], f)
-  if not have and n >= most then
+  if not have and (n >= most or (model and kn >= key_most)) then
     f = ARGV[i + 1]
+    model = false
     have = redis.call('HGET', KEYS[2], f)
   end
-  if not have then n = n + 1 end
+  if not have then
+    n = n + 1
+    if model then kn = kn + 1 end
+  end
   redis.call('HSET', KEYS[2], f, tostring((tonumber(have) or 0) + tonumber(ARGV[i + 2])))
 end
 redis.call('HSET', KEYS[2], '#', n)
+redis.call('HSET', KEYS[2], ARGV[4], kn)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
@@ -137,6 +150,11 @@ def _fields(use: SessionUse) -> list[tuple[str, str, float]]:
              field_of(use.key, use.release, OTHER if a.model else "", a.measure), a.value) for a in use.amounts]
 
 
+def _key_count(key: str) -> str:
+    """The day's field counting `key`'s model fields: one separator, so the grouping skips it."""
+    return f"{COUNT}{SEPARATOR}{key}"
+
+
 def _span(first: date, last: date) -> list[date]:
     count = (last - first).days + 1
     if not 1 <= count <= MAX_QUERY_DAYS:
@@ -155,7 +173,7 @@ class StoreRollups:
         return self._store.key("usage", day.isoformat())
 
     async def add(self, use: SessionUse) -> bool:
-        args: list[Any] = [MARKER_SECONDS * 1000, self._keep_ms, MAX_FIELDS]
+        args: list[Any] = [MARKER_SECONDS * 1000, self._keep_ms, MAX_FIELDS, _key_count(use.key), MAX_KEY_MODEL_FIELDS]
         for field, other, value in _fields(use):
             args += [field, other, repr(float(value))]
         keys = [self._store.key("usage", "counted", use.session_id), self._day_key(use.day)]
@@ -181,6 +199,7 @@ class MemoryRollups:
     def __init__(self, keep_days: int, remembered: int = 100_000) -> None:
         self._keep_days = keep_days
         self._days: dict[date, dict[str, float]] = {}
+        self._key_fields: dict[date, dict[str, int]] = {}  # per day, each key's model fields
         self._counted: OrderedDict[str, None] = OrderedDict()
         self._remembered = remembered
 
@@ -191,12 +210,19 @@ class MemoryRollups:
         if len(self._counted) > self._remembered:
             self._counted.popitem(last=False)
         sums = self._days.setdefault(use.day, {})
+        counts = self._key_fields.setdefault(use.day, {})
         for field, other, value in _fields(use):
-            if field not in sums and len(sums) >= MAX_FIELDS:
-                field = other
+            model = field != other
+            key_full = model and counts.get(use.key, 0) >= MAX_KEY_MODEL_FIELDS
+            if field not in sums and (len(sums) >= MAX_FIELDS or key_full):
+                field, model = other, False
+            if field not in sums and model:
+                counts[use.key] = counts.get(use.key, 0) + 1
             sums[field] = sums.get(field, 0.0) + value
         while len(self._days) > self._keep_days:
-            del self._days[min(self._days)]
+            oldest = min(self._days)
+            del self._days[oldest]
+            self._key_fields.pop(oldest, None)
         return True
 
     async def grouped(self, first: date, last: date, by: str, key: str | None) -> Grouped:

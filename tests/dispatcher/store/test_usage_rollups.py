@@ -74,3 +74,24 @@ async def test_a_model_name_holding_the_separator_stays_one_model(backend, redis
         assert set(await rollups.grouped(DAY, DAY, "model", None)) == {"", "llm:odd\x1fname"}
     finally:
         await store.aclose()
+
+
+@pytest.mark.parametrize("backend", ["store", "memory"])
+async def test_one_keys_bots_naming_a_new_model_each_call_cannot_fold_other_keys_models(backend, redis, prefix,
+                                                                                        monkeypatch) -> None:
+    # A bot's report names its models: one key's bots naming a new one each call filled the day, and
+    # every other key's new model was summed under OTHER from then on.
+    monkeypatch.setattr(rollups_module, "MAX_KEY_MODEL_FIELDS", 4)  # two models' two measures
+    store = Store(settings_for(redis, "r-solo", prefix))
+    try:
+        rollups = StoreRollups(store, keep_days=30) if backend == "store" else MemoryRollups(keep_days=30)
+        for n in range(10):
+            assert await rollups.add(use(f"noisy-{n}", key="noisy", model=f"llm:made-up-{n}", usd=1.0))
+        assert await rollups.add(use("quiet-1", key="quiet", model="llm:gpt-4o-mini", usd=0.5))
+        noisy = await rollups.grouped(DAY, DAY, "model", "noisy")
+        assert set(noisy) == {"", "llm:made-up-0", "llm:made-up-1", OTHER}
+        assert noisy[""]["m.usd"] == pytest.approx(10.0)  # none lost
+        assert set(await rollups.grouped(DAY, DAY, "model", "quiet")) == {"", "llm:gpt-4o-mini"}
+        assert (await rollups.grouped(DAY, DAY, "key", None))[""]["sessions"] == 11.0  # the count rows skipped
+    finally:
+        await store.aclose()
