@@ -96,6 +96,8 @@ class AwsStack(pulumi.ComponentResource):
 
         self.outputs = {
             "cloud": "aws",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "region": cfg.region,
             "dispatcherUrl": dispatcher.url,
             "albDnsName": dispatcher.alb_dns_name,  # what dispatcherDomain's DNS record points at

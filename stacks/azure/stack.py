@@ -150,6 +150,8 @@ class AzureStack(pulumi.ComponentResource):
             drain=settings.drain), opts=child)
         self.outputs = {
             "cloud": "azure",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "location": cfg.location,
             "resourceGroup": group.name,
             "dispatcherUrl": dispatcher.url,

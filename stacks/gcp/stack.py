@@ -125,6 +125,8 @@ class GcpStack(pulumi.ComponentResource):
         region_url = self._region_url()
         self.outputs = {
             "cloud": "gcp",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "project": cfg.project,
             "region": cfg.region,
             "zone": cfg.zone,

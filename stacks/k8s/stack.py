@@ -312,6 +312,8 @@ class K8sStack(pulumi.ComponentResource):
             pod_notes=tls.annotations if tls is not None else {}), opts=child)
         self.outputs = {
             "cloud": "k8s",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "dispatcherUrl": dispatcher.url,
             "dispatcherNamespace": namespaces.dispatcher,
             "botNamespace": namespaces.bots,
