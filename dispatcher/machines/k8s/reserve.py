@@ -4,11 +4,8 @@ An idle pod is created like a session's, with no session values: named `vf-idle-
 with its bot id and release, its env the channel's URL, the bot id, the image and the credential
 issued for this bot id alone, and with K8S_BOT_SECRET the bots' keys by reference, that Secret's name
 noted on the pod (NOTE_BOT_SECRET): once the stack rotates the keys (a new Secret, a new name), a claim
-refuses a pod of the old ones (`reserve_bot_stale`: the session starts cold) and the sweep retires it.
-During a rollout the old replicas run beside the new ones, each side seeing the other's pods as of other
-keys: a replica takes such a pod for stale only when it was created before the replica started (an
-older deploy's), and leaves one created since (a newer deploy's reserve, which its own replicas keep) out
-of its list, unless it has ended.
+refuses a pod of the old ones (`reserve_bot_stale`: the session starts cold) and the sweep retires it,
+if made before this replica started: one made since is a newer deploy's reserve (docs/kubernetes.md).
 Its bot dials the channel and waits. Its `activeDeadlineSeconds` is
 the longest idle wait plus a session: the kubelet ends a forgotten one.
 
