@@ -42,6 +42,7 @@ from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.agent_sandbox import AgentSandbox
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
+from stacks.k8s.bot_secret_keys import BotSecretKeys
 from stacks.k8s.channel_tls import ChannelTls, ChannelTlsArgs
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
@@ -259,6 +260,8 @@ class K8sStack(pulumi.ComponentResource):
                                   opts=child)
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         keys = bot_secret.bot_secret(name, settings, keys_name, namespaces.bots, labels, child)
+        if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
+            BotSecretKeys(f"{name}-bot-secret-keys", settings.prefix, cfg.bot_namespace, labels, opts=child)
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
