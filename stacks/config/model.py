@@ -197,6 +197,8 @@ class Settings:
     switches: Mapping[str, str] = field(default_factory=dict)
     # The made secrets' rotation step, which the stack exports for the next `up` (stacks/config/rotation_last_up.py).
     secrets_rotation: Mapping[str, object] = field(default_factory=dict)
+    # Resolved once the last `up`'s rotation step allows this one's: every cloud's provider waits for it.
+    secrets_ready: pulumi.Output[object] | None = None
 
     @property
     def prefix(self) -> str:

@@ -8,7 +8,8 @@ of the last deploy still use them. The program sees only this `up`'s configurati
 where it stands (`secretsRotation`: its generation, roll, and whether it made a store's secrets) and the
 next one reads it back through a StackReference to the stack itself, as stacks/shared/releases.py reads
 its releases; a change that is not the next step (or staying put, or calling off a `next`) is refused,
-naming the next step. Every made secret waits for the check, so a refused `up` draws none of them.
+naming the next step. Every made secret and every cloud provider waits for the check, so a refused `up` draws
+none of them and changes nothing in the cloud.
 
 A stack whose last `up` made no store secrets (no store, or set ones) rotates in one `up`, and a stack
 whose last `up` did not say (its first, or one by an earlier release) takes any value.

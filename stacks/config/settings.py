@@ -204,7 +204,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
                        or (password and settings.secrets.store_password is None))
     return _with(settings, secrets=store_settings.with_made(cfg, settings.secrets, rotation, store=store,
                                                             password=password),
-                 secrets_rotation=rotation.output(rolls))
+                 secrets_rotation=rotation.output(rolls), secrets_ready=rotation.ready)
 
 
 def _stack_secret_keys(secrets: Secrets) -> dict[str, str]:

@@ -204,7 +204,7 @@ class K8sStack(pulumi.ComponentResource):
             lambda found: template_digest(found[0], found[1], metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
-        kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
+        kubeconfig = pulumi.Output.all(last, cfg.kubeconfig, settings.secrets_ready).apply(lambda found: str(found[1]))
         # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
         # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
         # Never upsert: an object of the same name already in the cluster is an error, not adopted (and then
