@@ -44,9 +44,11 @@ class AwsStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.aws is not None
         cfg = settings.aws
-        # Nothing is made or changed before the last `up`'s recording store rules out a change it refuses.
+        # Nothing is made or changed before the last `up`'s recording store and secrets' rotation step rule out
+        # a change they refuse.
         last_store = recording_last_up.checked(name, "aws", settings.recording, settings.recording_remove_store)
-        provider = aws.Provider(name, region=last_store.apply(lambda _: cfg.region),
+        checked = pulumi.Output.all(last_store, settings.secrets_ready)
+        provider = aws.Provider(name, region=checked.apply(lambda _: cfg.region),
                                 default_tags={"tags": dict(settings.tags)})
         super().__init__("voicefleet:aws:AwsStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
@@ -96,6 +98,8 @@ class AwsStack(pulumi.ComponentResource):
 
         self.outputs = {
             "cloud": "aws",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "region": cfg.region,
             "dispatcherUrl": dispatcher.url,
             "albDnsName": dispatcher.alb_dns_name,  # what dispatcherDomain's DNS record points at

@@ -55,10 +55,12 @@ class AzureStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.azure is not None
         cfg = settings.azure
-        # Nothing is made or changed before the last `up`'s recording store rules out a change it refuses.
+        # Nothing is made or changed before the last `up`'s recording store and secrets' rotation step rule out
+        # a change they refuse.
         last_store = recording_last_up.checked(name, "azure", settings.recording, settings.recording_remove_store)
+        checked = pulumi.Output.all(last_store, settings.secrets_ready)
         provider = azure.Provider(name, subscription_id=cfg.subscription_id,
-                                  location=last_store.apply(lambda _: cfg.location))
+                                  location=checked.apply(lambda _: cfg.location))
         super().__init__("voicefleet:azure:AzureStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
@@ -150,6 +152,8 @@ class AzureStack(pulumi.ComponentResource):
             drain=settings.drain), opts=child)
         self.outputs = {
             "cloud": "azure",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "location": cfg.location,
             "resourceGroup": group.name,
             "dispatcherUrl": dispatcher.url,

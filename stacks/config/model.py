@@ -195,6 +195,10 @@ class Settings:
     recording_remove_store: bool = False
     # The dispatcher's feature switches that are on, setting -> "1" (stacks/config/switches.py).
     switches: Mapping[str, str] = field(default_factory=dict)
+    # The made secrets' rotation step, which the stack exports for the next `up` (stacks/config/rotation_last_up.py).
+    secrets_rotation: Mapping[str, object] = field(default_factory=dict)
+    # Resolved once the last `up`'s rotation step allows this one's: every cloud's provider waits for it.
+    secrets_ready: pulumi.Output[object] | None = None
 
     @property
     def prefix(self) -> str:

@@ -199,8 +199,12 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     else:
         gcp = _gcp(cfg, settings)  # Memorystore: IAM sign-in, no password
         settings, store, password = _with(settings, gcp=gcp), gcp.store, False
+    # A roll keeps the made message secret and password of the generation it replaces: the next `up` checks its step.
+    rolls = store and (settings.secrets.store_message_secret is None
+                       or (password and settings.secrets.store_password is None))
     return _with(settings, secrets=store_settings.with_made(cfg, settings.secrets, rotation, store=store,
-                                                            password=password))
+                                                            password=password),
+                 secrets_rotation=rotation.output(rolls), secrets_ready=rotation.ready)
 
 
 def _stack_secret_keys(secrets: Secrets) -> dict[str, str]:

@@ -53,9 +53,11 @@ class GcpStack(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         assert settings.gcp is not None
         cfg = settings.gcp
-        # Nothing is made or changed before the last `up`'s recording store rules out a change it refuses.
+        # Nothing is made or changed before the last `up`'s recording store and secrets' rotation step rule out
+        # a change they refuse.
         last_store = recording_last_up.checked(name, "gcp", settings.recording, settings.recording_remove_store)
-        provider = gcp.Provider(name, project=cfg.project, region=last_store.apply(lambda _: cfg.region),
+        checked = pulumi.Output.all(last_store, settings.secrets_ready)
+        provider = gcp.Provider(name, project=cfg.project, region=checked.apply(lambda _: cfg.region),
                                 default_labels=dict(settings.tags))
         super().__init__("voicefleet:gcp:GcpStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
@@ -125,6 +127,8 @@ class GcpStack(pulumi.ComponentResource):
         region_url = self._region_url()
         self.outputs = {
             "cloud": "gcp",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "project": cfg.project,
             "region": cfg.region,
             "zone": cfg.zone,

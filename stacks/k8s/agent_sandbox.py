@@ -26,7 +26,7 @@ import pulumi_kubernetes as k8s
 from stacks.config.k8s import AGENT_SANDBOX_KEY as KEY
 from stacks.config.k8s import INSTALL
 from stacks.config.reader import SettingsError
-from stacks.shared.refused import reported_once
+from stacks.config.refused import reported_once
 
 VERSION = "v0.5.6"
 MANIFEST_URL = f"https://github.com/kubernetes-sigs/agent-sandbox/releases/download/{VERSION}/sandbox-with-extensions.yaml"

@@ -33,7 +33,7 @@ from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from stacks.config.k8s import AGENT_SANDBOX_KEY, INSTALL
 from stacks.config.model import KubernetesSettings
 from stacks.config.reader import SettingsError
-from stacks.shared.refused import reported_once
+from stacks.config.refused import reported_once
 from stacks.shared.releases import own_stack
 
 # The outputs read back (K8sStack.outputs writes them).

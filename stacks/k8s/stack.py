@@ -42,6 +42,7 @@ from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.agent_sandbox import AgentSandbox
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
+from stacks.k8s.bot_secret_keys import BotSecretKeys
 from stacks.k8s.channel_tls import ChannelTls, ChannelTlsArgs
 from stacks.k8s.cluster_identifier import refuse_another_cluster
 from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherArgs
@@ -203,13 +204,18 @@ class K8sStack(pulumi.ComponentResource):
             lambda found: template_digest(found[0], found[1], metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
         last = last_outputs.checked(last_outputs.read(name), cfg, digest)
-        kubeconfig = pulumi.Output.all(last, cfg.kubeconfig).apply(lambda found: str(found[1]))
+        kubeconfig = pulumi.Output.all(last, cfg.kubeconfig, settings.secrets_ready).apply(lambda found: str(found[1]))
         # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
         # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
         # Never upsert: an object of the same name already in the cluster is an error, not adopted (and then
         # deleted by the replacement's clean-up); PULUMI_K8S_UPSERT_EXISTING_OBJECTS must not turn it on.
+        # Server-side apply, pinned: pulumi-kubernetes v4 defaults it on, but its Configure reads the provider's
+        # argument first, then PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY (provider/pkg/provider/provider.go), so a
+        # deployer's environment (or `kubernetes:enableServerSideApply`) could otherwise switch this stack to
+        # client-side apply: other field managers, a last-applied annotation, other diffs and conflicts.
         provider = k8s.Provider(name, kubeconfig=kubeconfig, context=cfg.context,
-                                cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False)
+                                cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False,
+                                enable_server_side_apply=True)
         refuse_another_cluster(cfg)
         super().__init__("voicefleet:k8s:K8sStack", name, None,
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
@@ -254,6 +260,8 @@ class K8sStack(pulumi.ComponentResource):
                                   opts=child)
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         keys = bot_secret.bot_secret(name, settings, keys_name, namespaces.bots, labels, child)
+        if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
+            BotSecretKeys(f"{name}-bot-secret-keys", settings.prefix, cfg.bot_namespace, labels, opts=child)
         network = NetworkPoliciesArgs(
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
@@ -312,6 +320,8 @@ class K8sStack(pulumi.ComponentResource):
             pod_notes=tls.annotations if tls is not None else {}), opts=child)
         self.outputs = {
             "cloud": "k8s",
+            # Read back by the next `up` (stacks/config/rotation_last_up.py).
+            "secretsRotation": settings.secrets_rotation,
             "dispatcherUrl": dispatcher.url,
             "dispatcherNamespace": namespaces.dispatcher,
             "botNamespace": namespaces.bots,

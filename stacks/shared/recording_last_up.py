@@ -33,7 +33,7 @@ import pulumi
 
 from stacks.config.reader import SettingsError
 from stacks.config.recording import HELD_STORE_DESTROY, REMOVE_STORE, RecordingSettings
-from stacks.shared.refused import reported_once
+from stacks.config.refused import reported_once
 from stacks.shared.releases import own_stack
 
 OUTPUT = "recordingStore"  # {"hold", "held", "deleteOnDestroy"}: what the next `up` reads back

@@ -4,7 +4,8 @@ An idle pod is created like a session's, with no session values: named `vf-idle-
 with its bot id and release, its env the channel's URL, the bot id, the image and the credential
 issued for this bot id alone, and with K8S_BOT_SECRET the bots' keys by reference, that Secret's name
 noted on the pod (NOTE_BOT_SECRET): once the stack rotates the keys (a new Secret, a new name), a claim
-refuses a pod of the old ones (`reserve_bot_stale`: the session starts cold) and the sweep retires it.
+refuses a pod of the old ones (`reserve_bot_stale`: the session starts cold) and the sweep retires it,
+if made before this replica started: one made since is a newer deploy's reserve (docs/kubernetes.md).
 Its bot dials the channel and waits. Its `activeDeadlineSeconds` is
 the longest idle wait plus a session: the kubelet ends a forgotten one.
 
@@ -86,6 +87,8 @@ class K8sWarmMachines(K8sMachines):
         self.transport = transport  # idle bots serve the deployment's first transport
         self._idle_deadline = math.ceil(max_idle_seconds) + max_session_seconds
         self._exits: Recent[str, str] = Recent(1000)  # bot id → why its idle pod ended, as last listed
+        # A creationTimestamp has whole seconds: one in this replica's first second counts as created since.
+        self._started = math.floor(time.time())
 
     @property
     def create_rate(self) -> Rate | None:
@@ -162,10 +165,17 @@ class K8sWarmMachines(K8sMachines):
             machine = to_machine(pod)
             if not machine.state.is_active and machine.detail:
                 self._exits[bot_id] = machine.detail
+            if self._of_newer_deploy(pod, machine.created_at) and machine.state.is_active:
+                continue  # another deploy's reserve, made since this replica started: its replicas keep it
             # Started with keys since rotated out (another K8S_BOT_SECRET): listed as created at the epoch,
             # so the sweep retires it at once, as a bot of an old image is; a claim refuses it meanwhile.
             idle.append(IdleMachine(bot_id, 0.0 if self._stale(pod) else machine.created_at))
         return idle
+
+    def _of_newer_deploy(self, pod: dict[str, Any], created_at: float) -> bool:
+        """Of other keys (not unmarked: those predate the mark) and created since this replica started."""
+        mark = ((pod.get("metadata") or {}).get("annotations") or {}).get(NOTE_BOT_SECRET)
+        return mark is not None and mark != self._bot_secret and created_at >= self._started
 
     @property
     def _bot_secret(self) -> str:

@@ -19,6 +19,7 @@ from tests.fakes.k8s import FakeKubernetes
 KEYS = "voicefleet-k8s-dev-bot-keys-0123456789ab"
 ROTATED = "voicefleet-k8s-dev-bot-keys-ba9876543210"
 VALUES = {"CARTESIA_API_KEY": "SENTINEL-cartesia", "BOT_CHANNEL_URL": "wss://elsewhere.example/bots/channel"}
+BEFORE = "2026-01-01T00:00:00Z"  # a pod's creationTimestamp from before any replica of a test started
 
 
 def warm(fake: FakeKubernetes, secret: str) -> K8sWarmMachines:
@@ -76,6 +77,7 @@ async def test_an_idle_pod_of_rotated_keys_is_refused_by_a_claim_and_swept(fake_
         await old.launch_idle("rsv-old", "c")
         await new.launch_idle("rsv-new", "c")
         assert fake_k8s.pods["vf-idle-rsv-old"]["metadata"]["annotations"]["voicefleet.io/bot-secret"] == KEYS
+        fake_k8s.pods["vf-idle-rsv-old"]["metadata"]["creationTimestamp"] = BEFORE  # made before `new` started
         listed = {idle.bot_id: idle.created_at for idle in await new.idle_machines()}
         assert listed["rsv-old"] == 0.0 and listed["rsv-new"] > 0  # the sweep retires the old one at once
         with pytest.raises(MachinesError) as refused:
@@ -83,6 +85,29 @@ async def test_an_idle_pod_of_rotated_keys_is_refused_by_a_claim_and_swept(fake_
         assert refused.value.reason == "reserve_bot_stale" and ROTATED in refused.value.message
         labels = fake_k8s.pods["vf-idle-rsv-old"]["metadata"]["labels"]
         assert labels["voicefleet.io/state"] == "idle"  # the test op kept the claim from landing
+        assert (await new.adopt("rsv-new", spec())).claimed
+    finally:
+        await old.aclose()
+        await new.aclose()
+
+
+async def test_during_a_rollout_an_old_replica_leaves_the_new_replicas_reserve_alone(fake_k8s: FakeKubernetes) -> None:
+    """Old and new replicas run side by side: the old one lists neither the new keys' idle pods made since it
+    started (the new replicas' reserve) for its sweep, while the new one takes the old keys' pods for stale."""
+    fake_k8s.secrets |= {KEYS: VALUES, ROTATED: VALUES}
+    old = warm(fake_k8s, KEYS)
+    await old.launch_idle("rsv-old", "c")
+    fake_k8s.pods["vf-idle-rsv-old"]["metadata"]["creationTimestamp"] = BEFORE
+    new = warm(fake_k8s, ROTATED)
+    try:
+        await new.launch_idle("rsv-new", "c")
+        assert {idle.bot_id: idle.created_at for idle in await old.idle_machines()}.keys() == {"rsv-old"}
+        assert {idle.bot_id: idle.created_at for idle in await new.idle_machines()}["rsv-old"] == 0.0
+        # Older than the old replica too (a deploy before both): stale to each of them.
+        await new.launch_idle("rsv-older", "c")
+        fake_k8s.pods["vf-idle-rsv-older"]["metadata"]["creationTimestamp"] = BEFORE
+        assert {idle.bot_id: idle.created_at for idle in await old.idle_machines()}["rsv-older"] == 0.0
+        assert "vf-idle-rsv-new" in fake_k8s.pods
         assert (await new.adopt("rsv-new", spec())).claimed
     finally:
         await old.aclose()

@@ -43,8 +43,9 @@ def evaluate(expression: str, activation: dict[str, Any]) -> Any:
         return error
 
 
-def refusal(spec: dict[str, Any], call: Call) -> str | None:
-    """The policy's message for the call, or None when it is let through (unmatched, or every rule true)."""
+def refusal(spec: dict[str, Any], call: Call, *, written: bool = False) -> str | None:
+    """The policy's message for the call, or None when it is let through (unmatched, a match condition false,
+    or every rule true). `written`: the message its messageExpression writes, as the API server shows it."""
     if not matches(spec, call):
         return None
     request = {"operation": call.operation, "subResource": call.subresource, "name": call.name,
@@ -52,6 +53,9 @@ def refusal(spec: dict[str, Any], call: Call) -> str | None:
                "userInfo": {"username": call.user, "groups": list(call.groups)}}
     base = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(call.obj),
             "oldObject": celpy.json_to_cel(call.old)}
+    conditions = [evaluate(c["expression"], base) for c in spec.get("matchConditions", [])]
+    if not all(isinstance(c, celpy.celtypes.BoolType) and bool(c) for c in conditions):
+        return None
     variables = celpy.celtypes.MapType()
     for variable in spec["variables"]:  # in order: each may read the ones before it
         variables[celpy.celtypes.StringType(variable["name"])] = evaluate(variable["expression"],
@@ -59,5 +63,7 @@ def refusal(spec: dict[str, Any], call: Call) -> str | None:
     for validation in spec["validations"]:
         result = evaluate(validation["expression"], {**base, "variables": variables})
         if not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+            if written and "messageExpression" in validation:
+                return str(evaluate(validation["messageExpression"], {**base, "variables": variables}))
             return str(validation["message"])
     return None
