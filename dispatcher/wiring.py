@@ -146,7 +146,7 @@ def build_state(
     timeline.listeners.append(cost_count.timeline_event)
     timeline.closers.append(cost_count.aclose)
     usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry,  # GET /usage
-                        coordination.session_index.noted)
+                        coordination.session_index.noted, channels)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
                          names=dict(settings.api_key_names),
                          owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (

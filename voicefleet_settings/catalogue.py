@@ -668,6 +668,13 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="how many days of usage rollups (per day, key, release, model) the store keeps for `GET /usage`",
     ),
     Setting(
+        "USAGE_REPORT_SECONDS", "sessions", NUMBER, minimum=1, maximum=600, default="15",
+        meaning=(
+            "how often a bot sends its services' use so far during the call (when it changed): a bot killed "
+            "before its end has its use counted up to its last report"
+        ),
+    ),
+    Setting(
         "USAGE_FILES", "sessions", STRING, default="off",
         meaning=(
             "a daily usage file for billing jobs, `usage/<day>.csv` (UTC; the columns of `voicefleet usage "
