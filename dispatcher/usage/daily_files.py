@@ -112,10 +112,11 @@ class MemoryDayMarks:
 class UsageFiles:
     def __init__(self, rollups: Rollups, store: ArtifactStore, marks: DayMarks, every: float,
                  clock: Clock = lambda: datetime.now(UTC), put_timeout: float = PUT_TIMEOUT_SECONDS,
-                 own_store: bool = False) -> None:
+                 own_store: bool = False, region: str = "") -> None:
         self._rollups, self.store, self._marks = rollups, store, marks
         self._every, self._clock, self._put_timeout = every, clock, put_timeout
         self._own_store = own_store  # not the recordings': checked at start, closed here
+        self._region = region  # several regions: each writes its own sums, under its own name
 
     async def run(self) -> None:
         """Until cancelled: today's and yesterday's files, every `every` seconds (jittered, so replicas
@@ -155,7 +156,7 @@ class UsageFiles:
                 await self._marks.release(day)
 
     async def _put(self, day: date, body: bytes) -> bool:
-        key = day_key(self.store.prefix, day)
+        key = day_key(self.store.prefix, day, self._region)
         for attempt in range(PUT_TRIES):
             if not await self._marks.holding(day):
                 log.warning("usage file %s: its lease ran out before it was written; another replica writes it",

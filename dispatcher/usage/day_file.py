@@ -21,9 +21,10 @@ FOLDER = "usage"
 CONTENT_TYPE = "text/csv"
 
 
-def day_key(prefix: str, day: date) -> str:
-    """The file's key in the store (its keys are full paths under `prefix`)."""
-    name = f"{FOLDER}/{day.isoformat()}.csv"
+def day_key(prefix: str, day: date, region: str = "") -> str:
+    """The file's key in the store (its keys are full paths under `prefix`). With several regions each
+    keeps its own sums, so each writes its own file (`usage/<region>/<day>.csv`), never over another's."""
+    name = f"{FOLDER}/{region}/{day.isoformat()}.csv" if region else f"{FOLDER}/{day.isoformat()}.csv"
     return f"{prefix}/{name}" if prefix else name
 
 

@@ -17,8 +17,9 @@ BESIDE_RECORDINGS = "recordings"
 
 
 def build_usage_files(env: Mapping[str, str], rollups: Rollups, coordination: object,
-                      recordings: ArtifactStore) -> UsageFiles | None:
-    """None when `USAGE_FILES` is `off`; `recordings`: the recordings' own store (`recordings`)."""
+                      recordings: ArtifactStore, region: str = "") -> UsageFiles | None:
+    """None when `USAGE_FILES` is `off`; `recordings`: the recordings' own store (`recordings`);
+    `region`: with several regions, this one's (its files are its own: `usage/<region>/<day>.csv`)."""
     where = setting_text(env, "USAGE_FILES")
     if where == "off":
         return None
@@ -29,4 +30,4 @@ def build_usage_files(env: Mapping[str, str], rollups: Rollups, coordination: ob
     shared = getattr(coordination, "store", None)
     marks = StoreDayMarks(shared) if isinstance(shared, Store) else MemoryDayMarks()
     return UsageFiles(rollups, store, marks, setting_float(env, "USAGE_FILE_SECONDS"),
-                      own_store=store is not recordings)
+                      own_store=store is not recordings, region=region)

@@ -20,9 +20,9 @@ from dispatcher.artifacts.signed_paths import SignedPaths
 from dispatcher.artifacts.store import STORE_UNREACHABLE, StoreError
 from dispatcher.store.client import Store, StoreSettings
 from dispatcher.usage import daily_files
-from dispatcher.usage.daily_files import StoreDayMarks, UsageFiles
+from dispatcher.usage.daily_files import MemoryDayMarks, StoreDayMarks, UsageFiles
 from dispatcher.usage.day_file import day_csv
-from dispatcher.usage.rollups import Amount, StoreRollups
+from dispatcher.usage.rollups import Amount, MemoryRollups, StoreRollups
 from dispatcher.usage.usage_count import SessionUse
 from tests.support.redis_server import redis_server
 
@@ -128,3 +128,17 @@ async def test_a_writer_that_lost_its_lease_does_not_write_over_the_holder(store
     folder = FlakyFolder(tmp_path / "bucket")
     assert await UsageFiles(StoreRollups(a, keep_days=30), folder, marks, every=1.0)._put(DAY, b"old") is False
     assert folder.puts == 0
+
+
+async def test_two_regions_sharing_a_bucket_each_write_their_own_file(tmp_path: Path) -> None:
+    """Each region keeps its own sums (its own store): in one bucket, neither writes over the other's."""
+    folder = LocalFolderStore(tmp_path / "bucket", SignedPaths(b"k" * 32))
+    for region, count in (("eu", 2), ("us", 1)):
+        rollups = MemoryRollups(keep_days=30)
+        for n in range(count):
+            await rollups.add(session(n, "team-a"))
+        files = UsageFiles(rollups, folder, MemoryDayMarks(), every=1.0, clock=lambda: NOW, region=region)
+        assert await files.write_day(DAY) is True
+    for region, count in (("eu", "2"), ("us", "1")):
+        lines = (tmp_path / "bucket" / "usage" / region / "2026-11-27.csv").read_text().splitlines()
+        assert lines[-1].split(",")[:2] == ["TOTAL", count]
