@@ -6,7 +6,7 @@ is tried again; a dispatcher that does not know the method (404) is asked no mor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -35,8 +35,15 @@ class Dispatcher:
 
     async def request(self, method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
         assert method == METHOD_USAGE_SO_FAR
-        self.asked += 1
-        return await self.handler._reported(Link(), params)  # type: ignore[arg-type]
+        answer = await self.handler._reported(Link(), params)  # type: ignore[arg-type]
+        self.asked += 1  # answered: what it sent is kept
+        return answer
+
+
+async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):  # a busy machine's pace, not a fixed sleep
+        while not check():
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)
@@ -53,12 +60,12 @@ async def test_the_whole_sums_are_sent_when_they_change_and_the_newest_kept() ->
         await asyncio.sleep(0.3)
         assert dispatcher.asked == 0  # nothing used yet: nothing sent
         rows.append(dict(LLM))
-        await asyncio.sleep(0.3)
-        assert await dispatcher.kept.get("s-1") == (LLM,) and dispatcher.asked == 1
-        await asyncio.sleep(1.3)
+        await until(lambda: dispatcher.asked == 1)
+        assert await dispatcher.kept.get("s-1") == (LLM,)
+        await asyncio.sleep(2.5)  # two turns of the dispatcher's pace
         assert dispatcher.asked == 1  # unchanged: not sent again
         rows[0]["prompt_tokens"] = 250
-        await asyncio.sleep(1.3)
+        await until(lambda: dispatcher.asked == 2)
         assert await dispatcher.kept.get("s-1") == ({**LLM, "prompt_tokens": 250},)  # replaced, never added
         assert dispatcher.noted == ["usage_reported"]  # said once in the timeline
     finally:
@@ -86,7 +93,7 @@ async def test_a_report_the_dispatcher_refuses_is_tried_again() -> None:
 
     task = asyncio.create_task(report_usage(flaky, lambda: [dict(LLM)]))
     try:
-        await asyncio.sleep(0.5)
+        await until(lambda: sent.asked == 1)
         assert calls == 2 and await sent.kept.get("s-1") == (LLM,)
     finally:
         task.cancel()
