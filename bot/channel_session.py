@@ -134,6 +134,7 @@ class ChannelSession:
         self._frozen: FrozenWatch | None = None  # told `freeze`, not yet back on the channel
         self.recorder: Recorder | None = None  # the session's, when its assignment asks for a recording
         self.conversation: ConversationWatch | None = None  # every session's, recorded or not
+        self._usage_reports: asyncio.Task[None] | None = None  # its services' use so far, sent during the call
 
     async def open(self) -> None:
         """Dials the dispatcher. A reserve bot waits there for its session; a cold bot for its
@@ -187,6 +188,8 @@ class ChannelSession:
 
     async def report(self, event: str, **fields: Any) -> None:
         if self.assignment is not None:
+            if event == "ended" and self._usage_reports is not None:  # the end carries the whole use
+                self._usage_reports.cancel()
             if event == "ended" and self.recorder is not None:  # its last part is kept before the end is told
                 recorder, self.recorder = self.recorder, None
                 await recorder.finish()
@@ -202,6 +205,8 @@ class ChannelSession:
     async def close(self) -> None:
         if self._frozen is not None:
             self._frozen.stop()
+        if self._usage_reports is not None:
+            self._usage_reports.cancel()
         await self.channel.close()
         if self._serving is not None:
             await asyncio.wait([self._serving], timeout=2)
@@ -336,9 +341,20 @@ class ChannelSession:
         tracing.SESSION.assigned(assignment)
         if assignment.recording is not None:
             self._record(assignment)
+        self._report_usage()
         if self.on_assigned is not None:
             self.on_assigned(assignment)
         self._assigned.set()
+
+    def _report_usage(self) -> None:
+        """Sends the services' use so far during the call (bot/usage_reports.py). The watch is looked
+        up at each turn, never imported here: an idle bot that has not loaded Pipecat yet answers its
+        assignment at once (the import is the session's, later)."""
+        from bot.usage_reports import report_usage, used_so_far
+
+        with contextlib.suppress(RuntimeError):  # no loop: nothing to send from
+            self._usage_reports = asyncio.get_running_loop().create_task(
+                report_usage(self.channel.request, used_so_far), name="usage-reports")
 
     def _record(self, assignment: Assignment) -> None:
         """Starts the session's recorder and taps every pipeline the user's bot builds from now on

@@ -21,6 +21,11 @@ COUNTS: dict[str, tuple[str, ...]] = {
     "tts": ("characters",),
     "stt": ("audio_seconds",),
 }
+# During the call the bot host also sends its use so far, the same rows, as a request of this method
+# (`{"usage": [...]}`), answered `{"every_seconds": n}`, how long to wait before the next: a bot killed
+# before its `ended` report still has its use counted up to its last one. An older dispatcher answers
+# 404 `unknown_method`, and the host stops asking.
+METHOD_USAGE_SO_FAR = "usage.so_far"
 MAX_COUNT = 1e12  # far above any one call's use; a larger figure is a broken or hostile report
 
 

@@ -9,6 +9,7 @@ from the environment, as `python -m dispatcher` builds it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -81,6 +82,7 @@ from dispatcher.store.budget_ledger import budget_ledger
 from dispatcher.store.coordination import Coordination
 from dispatcher.store.memory import LocalRate
 from dispatcher.usage.build import build_usage
+from dispatcher.usage.files_build import build_usage_files
 from dispatcher.usage.price_table import load_prices
 from voicefleet_settings.read import setting_text
 
@@ -144,7 +146,7 @@ def build_state(
     timeline.listeners.append(cost_count.timeline_event)
     timeline.closers.append(cost_count.aclose)
     usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry,  # GET /usage
-                        coordination.session_index.noted)
+                        coordination.session_index.noted, channels)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
                          names=dict(settings.api_key_names),
                          owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (
@@ -240,6 +242,8 @@ def build_state(
         replication=replication,
         waits=StreamSlots(settings.session_waits, settings.session_waits_per_key),
         usage=usage,
+        usage_files=build_usage_files(env, usage.rollups, coordination, artifacts.recordings.store,
+                                      region=regions.here if regions.several else ""),
         metric_lines=MetricLines(metrics.registry, machines.name, MetricLineSettings.from_env(env),
                                  refresh=refresh_gauges, store_up=store_up),
         channel_access=channel_access,
@@ -314,6 +318,9 @@ async def running(state: AppState) -> AsyncIterator[None]:
     budgeting = asyncio.create_task(follow(), name="budgets") if follow is not None else None
     # The charts' sessions and idle bots, sampled (GET /status/history).
     sampling = asyncio.create_task(state.status.run(), name="status") if state.status is not None else None
+    # The daily usage files, today's and yesterday's rewritten from the rollups (USAGE_FILES).
+    filing = asyncio.create_task(state.usage_files.run(), name="usage-files") \
+        if state.usage_files is not None else None
     try:
         yield
     finally:
@@ -338,6 +345,11 @@ async def running(state: AppState) -> AsyncIterator[None]:
             sampling.cancel()
         if budgeting is not None:
             budgeting.cancel()
+        if filing is not None and state.usage_files is not None:
+            filing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await filing
+            await state.usage_files.aclose()
         await state.aclose()  # local mode: every bot is stopped before the dispatcher exits
 
 

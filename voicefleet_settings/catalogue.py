@@ -668,6 +668,27 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="how many days of usage rollups (per day, key, release, model) the store keeps for `GET /usage`",
     ),
     Setting(
+        "USAGE_REPORT_SECONDS", "sessions", NUMBER, minimum=1, maximum=600, default="15",
+        meaning=(
+            "how often a bot sends its services' use so far during the call (when it changed): a bot killed "
+            "before its end has its use counted up to its last report"
+        ),
+    ),
+    Setting(
+        "USAGE_FILES", "sessions", STRING, default="off",
+        meaning=(
+            "a daily usage file for billing jobs, `usage/<day>.csv` (UTC; the columns of `voicefleet usage "
+            "--csv`, one line per key): `off`; `recordings` (beside the recordings, in `RECORDING_DESTINATION`); "
+            "or a store of its own, named as `RECORDING_DESTINATION` is (a folder, `s3://bucket/prefix`, "
+            "`gs://bucket/prefix`, an Azure container's URL). Today's and yesterday's files are rewritten whole "
+            "from the usage rollups ([operations.md](operations.md#a-daily-usage-file-for-billing))"
+        ),
+    ),
+    Setting(
+        "USAGE_FILE_SECONDS", "sessions", NUMBER, minimum=1, maximum=86400, default="300",
+        meaning="how often each replica rewrites today's and yesterday's usage files when they changed",
+    ),
+    Setting(
         "CORS_ALLOW_ORIGINS", "server", LIST,
         shown="unset",
         meaning=(

@@ -74,7 +74,7 @@ class Authenticator:
         if configured is not None:
             return configured
         if self.runtime is not None and secret_id_of(token) is not None:
-            return self._runtime_caller(self.runtime.verify(token, source))
+            return self._runtime_caller(self.runtime.verify(token, source), token)
         raise _unauthorized("invalid API key")
 
     async def identify_off_loop(self, authorization: str | None, source: str = "") -> Caller:
@@ -87,7 +87,7 @@ class Authenticator:
             return configured
         secret_id = secret_id_of(token)
         if self.runtime is not None and secret_id is not None:
-            caller = self._runtime_caller(await self.runtime.verify_off_loop(token, source))
+            caller = self._runtime_caller(await self.runtime.verify_off_loop(token, source), token)
             self.used_secret(secret_id)  # `keys list`'s LAST USED is each secret's, for a rotation
             return caller
         raise _unauthorized("invalid API key")
@@ -103,15 +103,17 @@ class Authenticator:
             admin |= hmac.compare_digest(presented, known)
         if matched:
             if self._settings_ids[presented] in self.revoked_settings:
-                raise _unauthorized("invalid API key (revoked at runtime: `voicefleet keys list` shows the keys)")
+                raise revoked_key()
             caller = self._by_hash[presented]
             if caller.name is not None:
                 self.used(caller.name)  # a name's use is recorded whichever key it is: the name owns its sessions
             return caller
         return self._admins[presented] if admin else None
 
-    def _runtime_caller(self, name: str | None) -> Caller:
+    def _runtime_caller(self, name: str | None, token: str) -> Caller:
         if name is None:
+            if self.runtime is not None and self.runtime.was_revoked(token):
+                raise revoked_key()
             raise _unauthorized("invalid API key (revoked, or never made)")
         self.used(name)
         return self.named(name)
@@ -183,6 +185,14 @@ def _bearer(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <key>'")
     return token.strip()
+
+
+def revoked_key() -> ApiError:
+    """A key this dispatcher knows it revoked, told to its holder only (the exact key: its digest
+    matched), so it says what happened, not how to configure the dispatcher."""
+    return ApiError(401, "api_key_revoked", "this API key was revoked: it opens nothing here any more; ask the "
+                    "deployment's admin for a live key (`voicefleet keys list` shows them, `voicefleet keys create` "
+                    "makes one)", extra={})
 
 
 def _unauthorized(message: str) -> ApiError:

@@ -93,14 +93,28 @@ async def everywhere(state: AppState, query: Mapping[str, str], headers: Mapping
 async def _peer_page(state: AppState, region: str, query: Mapping[str, str], headers: Mapping[str, str],
                      cursor: str) -> Page | str:
     """A peer's page, or what went wrong (a sentence)."""
+    sent = {k: v for k, v in query.items() if k != "cursor"} | ({"cursor": cursor} if cursor else {})
+    listing = await peer_json(state, region, "/sessions", sent, headers)
+    if isinstance(listing, str):
+        return listing
+    if not isinstance(listing.get("sessions"), list):
+        return "it answered HTTP 200, not a listing"
+    next_cursor = listing.get("next_cursor")
+    items = [item for item in listing["sessions"] if isinstance(item, dict)]
+    return items, next_cursor if isinstance(next_cursor, str) else None
+
+
+async def peer_json(state: AppState, region: str, path: str, query: Mapping[str, str],
+                    headers: Mapping[str, str]) -> dict[str, Any] | str:
+    """A peer's JSON object answer to `GET path?query` (signed and relayed), within `FANOUT_SECONDS`
+    and `MAX_ANSWER_BYTES`, or what went wrong (a sentence)."""
     peer = state.peers.peer(region)
     if peer is None or not peer.reachable:
         return peer.problem if peer is not None and peer.problem else "it does not answer"
-    sent = {k: v for k, v in query.items() if k != "cursor"} | ({"cursor": cursor} if cursor else {})
     try:
-        answer = await state.region_relay.forward(region, peer.url, "GET", "/sessions", headers, b"",
+        answer = await state.region_relay.forward(region, peer.url, "GET", path, headers, b"",
                                                   still_reachable=lambda: peer.reachable,
-                                                  deadline_seconds=FANOUT_SECONDS, query=urlencode(sent))
+                                                  deadline_seconds=FANOUT_SECONDS, query=urlencode(dict(query)))
     except RegionUnreachable as exc:
         return str(exc)
     try:
@@ -115,11 +129,9 @@ async def _peer_page(state: AppState, region: str, query: Mapping[str, str], hea
     finally:
         answer.close()
     try:
-        listing = json.loads(body) if answer.status == 200 else None
+        found = json.loads(body) if answer.status == 200 else None
     except ValueError:
-        listing = None
-    if not isinstance(listing, dict) or not isinstance(listing.get("sessions"), list):
-        return f"it answered HTTP {answer.status}, not a listing"
-    next_cursor = listing.get("next_cursor")
-    items = [item for item in listing["sessions"] if isinstance(item, dict)]
-    return items, next_cursor if isinstance(next_cursor, str) else None
+        found = None
+    if not isinstance(found, dict):
+        return f"it answered HTTP {answer.status}, not an answer of {path}"
+    return found

@@ -157,6 +157,9 @@ class RuntimeKeys:
         # secret id → (the record's digest, check).
         self._learnt: dict[str, tuple[str, str]] = {}
         self._read_at: float | None = None  # when the record was last read (None: never)
+        # The digests of secrets verified here whose record was since revoked: that exact secret is told
+        # it was revoked (a guess, or a secret this replica never verified, is told nothing more).
+        self._revoked: OrderedDict[bytes, None] = OrderedDict()
 
     def seen(self, raw: Mapping[str, Any]) -> None:
         """The record's keys as read now: a secret no longer there is forgotten here (its cache too)."""
@@ -174,12 +177,19 @@ class RuntimeKeys:
         for digest, (secret_id, _) in list(self._verified.items()):
             if secret_id not in records:
                 del self._verified[digest]
+                self._revoked[digest] = None
+        while len(self._revoked) > CACHE_ENTRIES:
+            self._revoked.popitem(last=False)
         self._guesses.keep(records)
         self.fresh()
 
     def fresh(self) -> None:
         """The record was read just now (the same as before, maybe): the keys are current."""
         self._read_at = self._clock()
+
+    def was_revoked(self, token: str) -> bool:
+        """Whether `token` is a secret this replica verified before its revocation (its exact digest)."""
+        return hashlib.sha256(token.encode()).digest() in self._revoked
 
     @property
     def records(self) -> dict[str, KeyRecord]:

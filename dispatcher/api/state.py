@@ -44,6 +44,7 @@ from dispatcher.sessions.smoke_watch import SmokeWatch
 from dispatcher.settings import Settings
 from dispatcher.store.audit_trail import MemoryTrail
 from dispatcher.store.coordination import AuditTrail
+from dispatcher.usage.daily_files import UsageFiles
 from dispatcher.usage.usage_count import UsageCount
 
 
@@ -90,6 +91,7 @@ class AppState:
     capacity_floors: Floors | None = None
     artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
     usage: UsageCount | None = None  # ended sessions' use, rolled up per day (GET /usage)
+    usage_files: UsageFiles | None = None  # the daily usage files in the team's bucket (USAGE_FILES)
 
     @property
     def releases(self) -> LiveReleases:

@@ -80,14 +80,8 @@ class ArtifactSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArtifactSettings:
-        destination = setting_text(env, "RECORDING_DESTINATION") or cls.destination
-        if "://" in destination and not destination.startswith(("s3://", "gs://", "https://", "http://")):
-            raise SettingsError(f"RECORDING_DESTINATION={destination!r}: a folder, s3://bucket/prefix, "
-                                "gs://bucket/prefix, or https://<account>.blob.core.windows.net/<container>/<prefix>")
-        if destination.startswith("gs://") and not destination.removeprefix("gs://").split("/", 1)[0]:
-            raise SettingsError("RECORDING_DESTINATION=gs:// needs a bucket: gs://bucket/prefix")
-        if destination.startswith("s3://") and not destination.removeprefix("s3://").split("/", 1)[0]:
-            raise SettingsError("RECORDING_DESTINATION=s3:// needs a bucket: s3://bucket/prefix")
+        destination = checked_destination("RECORDING_DESTINATION",
+                                          setting_text(env, "RECORDING_DESTINATION") or cls.destination)
         return cls(
             policy=setting_choice(env, "RECORDING"),
             transcript=setting_choice(env, "RECORDING_TRANSCRIPT") or None,  # unset: as RECORDING
@@ -103,3 +97,16 @@ class ArtifactSettings:
             end_grace_seconds=setting_float(env, "RECORDING_END_GRACE_SECONDS"),
         )
 
+
+
+def checked_destination(name: str, destination: str) -> str:
+    """A store's destination as a setting gives it (a folder, `s3://`, `gs://` or an Azure container's
+    URL), or SettingsError naming `name` and the shapes it takes."""
+    if "://" in destination and not destination.startswith(("s3://", "gs://", "https://", "http://")):
+        raise SettingsError(f"{name}={destination!r}: a folder, s3://bucket/prefix, "
+                            "gs://bucket/prefix, or https://<account>.blob.core.windows.net/<container>/<prefix>")
+    if destination.startswith("gs://") and not destination.removeprefix("gs://").split("/", 1)[0]:
+        raise SettingsError(f"{name}=gs:// needs a bucket: gs://bucket/prefix")
+    if destination.startswith("s3://") and not destination.removeprefix("s3://").split("/", 1)[0]:
+        raise SettingsError(f"{name}=s3:// needs a bucket: s3://bucket/prefix")
+    return destination

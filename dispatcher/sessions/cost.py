@@ -35,6 +35,8 @@ THAWED = "a thawed bot's time before it froze, and its frozen storage"
 UNPRICED = "the machine: no price for this provider and size (RESERVE_HOT_DOLLARS_PER_MONTH sets one)"
 UNREPORTED = "the bot's LLM, STT and TTS use: its bot ended without reporting it"
 NOT_YET = "the bot's LLM, STT and TTS use: its bot reports it at its end"
+# A bot that died without its end: its use as it last reported it during the call (dispatcher/usage/so_far.py)
+PARTIAL = "the bot's LLM, STT and TTS use after its last report during the call: it ended without reporting its end"
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,12 @@ class SessionCosts:
         self.prices = prices  # the services' table; None: the services are not priced here
         self._clock = clock  # epoch seconds, as the timeline's events are
 
-    def of(self, events: Sequence[dict[str, Any]], *, running: bool, ended_at: float | None = None
-           ) -> SessionCost | None:
+    def of(self, events: Sequence[dict[str, Any]], *, running: bool, ended_at: float | None = None,
+           so_far: Sequence[dict[str, Any]] | None = None) -> SessionCost | None:
         """The cost of the session whose timeline is `events` (in time order); None when no machine
         was launched or claimed for it. `running`: its machine is still active, so it is paid until
-        now. `ended_at`: its end, when the caller knows it (the ended webhook's event)."""
+        now. `ended_at`: its end, when the caller knows it (the ended webhook's event). `so_far`: its
+        services' use as the bot last reported it during the call, counted when its end carries none."""
         start = next((e for e in events if e.get("event") in STARTS and _time(e.get("at")) is not None), None)
         if start is None:
             return None
@@ -126,8 +129,12 @@ class SessionCosts:
         services = None
         if self.prices is not None:
             usage = report.get("usage") if report is not None else None
-            services = price_usage(self.prices, usage if isinstance(usage, list) else None)
-            if not services.reported:
+            partial = not isinstance(usage, list) and so_far is not None
+            services = price_usage(self.prices, list(so_far) if partial and so_far is not None else
+                                   usage if isinstance(usage, list) else None)
+            if partial:
+                not_counted.append(PARTIAL)
+            elif not services.reported:
                 not_counted.append(NOT_YET if running and report is None else UNREPORTED)
             not_counted.extend(f"{name}: not priced" for name in services.unpriced)
         return SessionCost(self.provider, self.price, max(0.0, ended - began), max(0.0, idle or 0.0),

@@ -1,23 +1,31 @@
 """The usage count, built for the app: the rollups where the replicas share them, the per-key
-counters in `/metrics`, and the timeline listener that adds each ended session."""
+counters in `/metrics`, the timeline listener that adds each ended session, and the bots' reports of
+their use during the call."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dispatcher.channel.bots import BotChannels
 from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.timeline import SessionTimeline
+from dispatcher.store.client import Store
 from dispatcher.usage.key_metrics import KeyUsageMetrics
 from dispatcher.usage.rollups import rollups_for
+from dispatcher.usage.so_far import MemorySoFar, StoreSoFar, UsageSoFar
 from dispatcher.usage.usage_count import Entry, Note, UsageCount
-from voicefleet_settings.read import setting_int
+from voicefleet_settings.read import setting_float, setting_int
 
 
 def build_usage(env: Mapping[str, str], coordination: object, costs: SessionCosts, timeline: SessionTimeline,
-                metrics: Metrics, entry: Entry, note: Note) -> UsageCount:
+                metrics: Metrics, entry: Entry, note: Note, channels: BotChannels) -> UsageCount:
     rollups = rollups_for(coordination, setting_int(env, "USAGE_KEEP_DAYS"))
-    usage = UsageCount(costs, timeline, entry, rollups, KeyUsageMetrics(metrics.registry), note)
+    store = getattr(coordination, "store", None)
+    so_far = UsageSoFar(StoreSoFar(store) if isinstance(store, Store) else MemorySoFar(),
+                        setting_float(env, "USAGE_REPORT_SECONDS"), timeline.note)
+    so_far.follow(channels)  # the bots' reports of their use during the call
+    usage = UsageCount(costs, timeline, entry, rollups, KeyUsageMetrics(metrics.registry), note, so_far.keeping)
     timeline.listeners.append(usage.timeline_event)
     timeline.closers.append(usage.aclose)
     return usage

@@ -7,9 +7,11 @@ replica whose channel holds the bot (or that saw the machine end), which reads b
 session's timeline (its release, its machine, its services' usage) and its listed entry (its key)
 in the background, at most `MAX_PENDING` at once, adds it, and notes its cost beside its listed
 entry (`GET /sessions`' `cost_usd`). The rollups' own marker makes a
-second report of the same end, here or at another replica, add nothing. An eval's session is counted
-apart (`eval_sessions`, `eval_seconds`, `eval_usd`): left out of the key's sessions, minutes and cost, yet
-never out of its usage, so a start marked `"eval": true` cannot take a caller's use out of the record.
+second report of the same end, here or at another replica, add nothing. A bot that ended without
+its report has its services counted as it last reported them during the call
+(dispatcher/usage/so_far.py). An eval's session is counted apart (`eval_sessions`, `eval_seconds`,
+`eval_usd`): left out of the key's sessions, minutes and cost, yet never out of its usage, so a start
+marked `"eval": true` cannot take a caller's use out of the record.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.sessions.timeline import SessionTimeline, is_eval
 from dispatcher.usage.key_metrics import KeyUsageMetrics
 from dispatcher.usage.rollups import Amount, Rollups, SessionUse
+from dispatcher.usage.so_far import SoFarKeeping
 
 log = logging.getLogger("dispatcher.usage")
 
@@ -44,8 +47,9 @@ Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
 class UsageCount:
     def __init__(self, costs: SessionCosts, timeline: SessionTimeline, entry: Entry, rollups: Rollups,
-                 metrics: KeyUsageMetrics, note: Note | None = None) -> None:
+                 metrics: KeyUsageMetrics, note: Note | None = None, so_far: SoFarKeeping | None = None) -> None:
         self._costs, self._timeline, self._entry, self._note = costs, timeline, entry, note
+        self._so_far = so_far  # the services' use its bot reported during the call (dispatcher/usage/so_far.py)
         self.rollups = rollups
         self._metrics = metrics
         self._pending: set[asyncio.Task[None]] = set()
@@ -74,7 +78,10 @@ class UsageCount:
             evaluation = is_eval(events)
             at = ended_at if isinstance(ended_at, int | float) else None
             # A machine's end: its bot's report, when it came meanwhile, is the session's end.
-            cost = self._costs.of(events, running=False, ended_at=None if wait else at)
+            # A bot killed before its end: its services counted up to its last report during the call.
+            reported = any(e.get("event") == "ended" and isinstance(e.get("usage"), list) for e in events)
+            so_far = await self._so_far.get(session_id) if self._so_far is not None and not reported else None
+            cost = self._costs.of(events, running=False, ended_at=None if wait else at, so_far=so_far)
             if cost is None:
                 return
             entry = await self._entry(session_id) or {}

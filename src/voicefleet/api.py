@@ -126,7 +126,10 @@ class Api:
         if code == "admin_key_required" and self._key is not None and self._key == self.target.api_key:
             hint = (f"an admin's question: leave {API_KEY_VARIABLE} unset and set {ADMIN_KEY_VARIABLE} to one of "
                     f"{ADMIN_KEYS}")
-        if status == 401:
+        if status == 401 and code == "api_key_revoked":
+            hint = (f"{self._variable} holds a revoked key: set it to a live one, which the deployment's admin "
+                    "gives (`voicefleet keys create NAME --another` for the same name)")
+        elif status == 401:
             hint = (f"{self._variable} is not set: set it to one of {self._keys}" if self._key is None
                     else f"set {self._variable} to one of {self._keys}")
         return Refused(status, code, message, hint)

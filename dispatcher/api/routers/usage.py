@@ -1,6 +1,6 @@
 """`GET /usage`: ended sessions, their minutes and their cost, per key, release, day or model, from
 the rollups kept as sessions end (dispatcher/usage/). A client key reads its own key's usage only;
-an admin key every key's, and may name one."""
+an admin key every key's, and may name one. With several regions, every region's sums, added."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from dispatcher.api import region_usage
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.list_reads import invalid, only_known, reader
+from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.usage_queries import UsageQuerySlots
 from dispatcher.errors import ApiError
@@ -64,8 +66,12 @@ async def usage(request: Request) -> dict[str, Any]:
     except StoreUnavailable:
         raise ApiError(503, "usage_unavailable", "the usage could not be read (the store did not answer): try "
                        "again once it answers", retry_after=5.0) from None
-    return {**summarise(grouped, by), "since": first.isoformat(), "until": last.isoformat(), "key": key,
+    here = {**summarise(grouped, by), "since": first.isoformat(), "until": last.isoformat(), "key": key,
             "currency": "USD"}
+    if not state.peers.by_name or relayed_by(request.scope) is not None:
+        return here  # one region, or a peer's question: this region's own sums
+    # Several regions, each with its own store: every region's sums, added (dispatcher/api/region_usage.py).
+    return await region_usage.everywhere(state, query, request.headers, here)
 
 
 def _day(raw: str, name: str) -> date:

@@ -1,0 +1,56 @@
+"""`GET /usage` with several regions: each region keeps its own rollups (its own store), so the
+region asked also asks every peer the same question (signed and relayed, dispatcher/api/region_listing.py's
+`peer_json`, within its time and size bounds) and adds their answers to its own: one total for the
+deployment. A peer that is down or answers anything but usage is named in `unreachable_regions` and
+left out of the sums, never silently."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.api.region_listing import peer_json
+from dispatcher.api.state import AppState
+
+ROUNDED = 6  # dollars and minutes, as one region answers them (dispatcher/usage/summary.py)
+
+
+async def everywhere(state: AppState, query: Mapping[str, str], headers: Mapping[str, str],
+                     here: dict[str, Any]) -> dict[str, Any]:
+    """`here` (this region's answer) with every peer's added: its rows per group and its totals."""
+    names = list(state.peers.regions.peers)
+    answers = await asyncio.gather(*(peer_json(state, name, "/usage", query, headers) for name in names))
+    by = str(here.get("by"))
+    rows = {str(row.get(by)): dict(row) for row in here.get("rows", [])}
+    totals = dict(here.get("totals", {}))
+    counted, unreachable = [state.settings.region], []
+    for name, answer in zip(names, answers, strict=True):
+        if isinstance(answer, str) or answer.get("by") != by or not isinstance(answer.get("rows"), list):
+            problem = answer if isinstance(answer, str) else "it answered something other than its usage"
+            unreachable.append({"region": name, "problem": problem})
+            continue
+        for row in answer["rows"]:
+            if isinstance(row, dict):
+                group = str(row.get(by))
+                rows[group] = _added(rows.get(group, {by: row.get(by)}), row, skip=by)
+        totals = _added(totals, answer.get("totals") or {})
+        counted.append(name)
+    return {**here, "rows": [rows[group] for group in sorted(rows)], "totals": totals,
+            "regions": sorted(counted), "unreachable_regions": unreachable}
+
+
+def _added(mine: Mapping[str, Any], theirs: Mapping[str, Any], skip: str = "") -> dict[str, Any]:
+    """The sums of two answers' rows, field by field (nested: an eval's, a model's units)."""
+    out = dict(mine)
+    for field, value in theirs.items():
+        if field == skip:
+            continue
+        have = out.get(field)
+        if isinstance(value, dict):
+            out[field] = _added(have if isinstance(have, dict) else {}, value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            base = have if isinstance(have, int | float) and not isinstance(have, bool) else 0
+            total = base + value
+            out[field] = total if isinstance(total, int) else round(total, ROUNDED)
+    return out

@@ -1,0 +1,77 @@
+"""A bot SIGKILLed mid-call still has its services' use counted, as it reported it during the call:
+a dispatcher process runs a real bot host on tests/bots/metered.py (its stand-in STT, LLM and TTS
+meter themselves as Pipecat's do, as the pipeline starts), the host sends its use so far, the bot is
+killed before any `ended` report, and `GET /usage` and the listing's cost count what the stand-ins
+counted: once, whatever the machine's end and the grace after it do."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.pipecat_call import pipecat_call
+from tests.support.processes import children_of
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "bots"))
+import metered  # noqa: E402  the test bot's own figures
+
+
+async def events_of(api: httpx.AsyncClient, session_id: str) -> list[str]:
+    return [e["event"] for e in (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]]
+
+
+async def until(check, what: str, timeout: float = 60.0):  # noqa: ANN001, ANN201
+    for _ in range(int(timeout * 10)):
+        if found := await check():
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never {what}")
+
+
+@pytest.mark.slow  # a real bot host and a WebRTC call
+@pytest.mark.timeout(300)
+async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once(tmp_path: Path) -> None:
+    bot_file = REPO / "tests" / "bots" / "metered.py"
+    async with pipecat_call(tmp_path, bot_file, USAGE_REPORT_SECONDS="1") as call:
+        api, session_id = call.api, call.session_id
+
+        async def reported() -> bool:
+            return "usage_reported" in await events_of(api, session_id)
+
+        await until(reported, "the bot's use reported during the call")
+        (bot,) = children_of(call.dispatcher.process.pid)
+        os.kill(bot, signal.SIGKILL)
+
+        async def by_model() -> dict | None:
+            body = (await api.get("/usage?by=model")).json()
+            return body if body["rows"] else None
+
+        await until(by_model, "the killed session in GET /usage")
+        await asyncio.sleep(5)  # past the machine's end and its grace: nothing more is added
+        body = (await api.get("/usage?by=model")).json()
+        totals = (await api.get("/usage")).json()["totals"]
+        events = await events_of(api, session_id)
+        listed = (await api.get("/sessions")).json()["sessions"]
+    assert "ended" not in events and "machine_ended" in events, events  # killed: no report of its end
+    rows = {row["model"]: row for row in body["rows"]}
+    assert rows["llm:gpt-4o-mini"]["units"] == {
+        "prompt_tokens": sum(t.prompt_tokens for t in metered.LLM_TURNS),
+        "cache_read_input_tokens": sum(t.cache_read_input_tokens or 0 for t in metered.LLM_TURNS),
+        "completion_tokens": sum(t.completion_tokens for t in metered.LLM_TURNS)}
+    assert rows["tts:tts-1"]["units"] == {"characters": len(metered.REPLY)}
+    assert rows["stt:standin-stt-1"]["units"] == {"audio_seconds": sum(metered.HEARD_SECONDS)}
+    llm_usd = sum(((t.prompt_tokens - (t.cache_read_input_tokens or 0)) * 0.15
+                   + (t.cache_read_input_tokens or 0) * 0.075 + t.completion_tokens * 0.60) / 1e6
+                  for t in metered.LLM_TURNS)
+    assert rows["llm:gpt-4o-mini"]["cost_usd"] == pytest.approx(llm_usd, abs=1e-6)
+    assert totals["sessions"] == 1 and totals["services_usd"] == pytest.approx(
+        llm_usd + len(metered.REPLY) * 15.0 / 1e6, abs=1e-6)
+    [entry] = [item for item in listed if item["session_id"] == session_id]
+    assert entry["cost_usd"] == pytest.approx(totals["cost_usd"], abs=1e-6)
