@@ -134,7 +134,8 @@ async def test_a_greeting_played_before_any_caller_audio_is_the_transcripts_firs
 
     clock, output = Clock(), BaseOutputTransport(TransportParams())
     recorder = Recorder(RecordingPlan(), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
-    recorder.turn(BotStartedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+    for direction in FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM:  # each copy, as Pipecat's output pushes it
+        recorder.turn(BotStartedSpeakingFrame(), output, direction, seen_at=clock.now)
     for step in range(60):  # the greeting's 0.2 s tone, then the caller's line (silence) from 0.4 s
         clock.now += 0.02
         if step < 10:
@@ -142,7 +143,8 @@ async def test_a_greeting_played_before_any_caller_audio_is_the_transcripts_firs
         elif step >= 20:
             recorder.offer(CALLER, b"\0\0" * 320, 16000, 1, seen_at=clock.now)
         if step == 30:
-            recorder.turn(BotStoppedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+            for direction in FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM:
+                recorder.turn(BotStoppedSpeakingFrame(), output, direction, seen_at=clock.now)
         for _ in range(5):
             await asyncio.sleep(0)
     await recorder.finish(timeout=2.0)
