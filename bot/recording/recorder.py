@@ -172,7 +172,8 @@ class Recorder:
                     self._take(elapsed - HOLD_SECONDS)
                     next_take = elapsed + TAKE_EVERY_SECONDS
                 if elapsed >= next_checkpoint and self._kept_from() is not None:
-                    if next_checkpoint and (part := self._cutter.checkpoint()) is not None:
+                    # The cutter holds the WAV header from the start: a plan that keeps no audio sends none of it.
+                    if next_checkpoint and self.plan.audio and (part := self._cutter.checkpoint()) is not None:
                         self._uploader.submit(part)
                     next_checkpoint = elapsed + self.plan.checkpoint_seconds
             except Exception as exc:  # a frame it cannot take: that frame lost, the recording goes on
