@@ -52,7 +52,7 @@ from botchannel.recording import (
 
 QUEUE_FRAMES = 512
 TAKE_EVERY_SECONDS = 0.5
-HOLD_SECONDS = 0.3
+HOLD_SECONDS = 1.0  # a caller's stream held up this long (a loaded bot, the network) is still laid end to end
 FINISH_SECONDS = 10.0  # the last part's upload, at the session's end
 LOGS_SECONDS = 5.0  # the bot's log lines, handed over at the end (a few requests of LOG_CHUNK_BYTES)
 TRANSCRIPT_BYTES = 200_000  # the transcript rides in `recording.finished`: within the channel's frame (256 KB)
