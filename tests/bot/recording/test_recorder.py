@@ -202,3 +202,20 @@ async def test_the_callers_line_stalled_then_caught_up_leaves_no_silence_inside_
     left = np.frombuffer(received[1][44:], dtype="<i2").reshape(-1, 2)[:, 0]
     quiet = [round(at, 2) for at in np.arange(0.0, 2.35, 0.05) if level(left, at, at + 0.05) < 3000]
     assert quiet == [], quiet
+
+
+async def test_the_bots_audio_that_reaches_the_writer_after_its_moment_was_written_marks_the_recording() -> None:
+    """The writer behind the call by more than its hold: the bot's audio is laid later than it was
+    played, and the recording says so and by how much (the dispatcher's report: partial, and why)."""
+    clock = Clock()
+    recorder = Recorder(RecordingPlan(audio=False), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
+    started = clock.now
+    for _ in range(150):  # 3 s of the caller's line: the writer hands out up to 2 s
+        clock.now += 0.02
+        recorder.offer(CALLER, b"\0\0" * 320, 16000, 1, seen_at=clock.now)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    recorder.offer(BOT, tone(0.1, 16000), 16000, 1, seen_at=started + 0.5)  # played at 0.5 s
+    stats = await recorder.finish(timeout=2.0)
+    (late,) = [float(why.split("laid up to ")[1].split(" s")[0]) for why in stats["degraded"] if "late" in why]
+    assert 0.5 <= late <= 1.5, stats["degraded"]  # its moment (0.5 s) behind the last moment written (1-2 s)
