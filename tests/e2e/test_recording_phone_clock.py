@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pipecat.transports.base_output import BOT_VAD_STOP_SECS
 
-from tests.e2e.call_timeline import STEP, channel, heard, said
+from tests.e2e.call_timeline import STEP, Windows, channel, heard, said
 from tests.e2e.recorded_call import recorded_call
 from tests.e2e.recording_checks import read_stereo
 from tests.phone.conftest import phone_env, speech_8k
@@ -51,18 +51,21 @@ async def test_each_reply_is_as_far_after_the_callers_words_as_heard_and_no_word
     assert report["recording"]["status"] == "complete", (kind, report["recording"])  # its why names a cause
     stereo = read_stereo(recorded.wav)
     assert stereo.sample_rate == RATE
-    spoken, lived = said(call).utterances(), heard(call)
+    sent, lived = said(call), heard(call)
     left, right = channel(stereo.left, RATE), channel(stereo.right, RATE)
     kept = left.utterances()
-    # The test's own caller held up on a loaded machine sends its backlog at once: its words, timed as sent, pause.
-    stalled = f"the test's caller held up {max(b - a for (a, _), (b, _) in pairwise(call.sent)):.2f} s at most"
+    # The caller's words as its stream had them, 20 ms a frame: the test's own caller held up on a loaded
+    # machine sends its backlog at once, and its words, timed as sent, would pause where the caller did not.
+    spoken = Windows([index * STEP for index in range(len(sent.times))], sent.levels).utterances()
+    stalled = f"the test's caller held up {max(b - a for a, b in pairwise(sent.times)):.2f} s at most"
     assert len(spoken) == 3 and len(kept) == 3, (kind, spoken, kept, stalled)
     for said_it, in_recording in zip(spoken, kept, strict=True):  # every word, the last ones too
         assert in_recording.seconds >= said_it.seconds - TOLERANCE, (kind, spoken, kept, stalled)
     for said_it, in_recording in zip(spoken[:2], kept[:2], strict=True):
-        answered, in_wav = lived.first_loud_after(said_it.end), right.first_loud_after(in_recording.end)
+        said_end = sent.times[round(said_it.end / STEP) - 1] + STEP  # when its last word went out
+        answered, in_wav = lived.first_loud_after(said_end), right.first_loud_after(in_recording.end)
         assert answered is not None and in_wav is not None, (kind, said_it, in_recording)
-        gap_heard, gap_kept = answered - said_it.end, in_wav - in_recording.end
+        gap_heard, gap_kept = answered - said_end, in_wav - in_recording.end
         assert abs(gap_kept - gap_heard) <= TOLERANCE, (kind, f"heard {gap_heard:.3f}s after the caller's words, "
                                                               f"{gap_kept:.3f}s in the recording", spoken, kept,
                                                         stalled)
