@@ -94,6 +94,7 @@ class TwoTrackClock:
         self._sides = [_Side() for _ in range(SIDES)]
         self._bot_owed = 0  # samples the origin moved back that the bot's held audio has not moved yet
         self._ends = [0] * SIDES  # where each side's audio ends (samples)
+        self.late = 0.0  # seconds the bot's audio was laid after it was played, at most: its moment was handed out
 
     def at(self, t: float) -> float:
         """Seconds on the call's clock of the monotonic time `t` (0 before any audio)."""
@@ -116,6 +117,8 @@ class TwoTrackClock:
         if side == CALLER and begins < cursor:  # it would be placed after it arrived
             self._heard_earlier(cursor - begins)
             cursor = begins = self.emitted + held.held
+        if side != CALLER and not held.held:  # laid at the cursor when its own moment was handed out already
+            self.late = max(self.late, (self.emitted - max(begins, self._ends[side])) / self.sample_rate)
         gap = begins - cursor if begins - cursor > self._jitter else 0
         if held.held + gap + len(samples) > self._max_ahead:
             return None

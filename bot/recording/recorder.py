@@ -52,11 +52,12 @@ from botchannel.recording import (
 
 QUEUE_FRAMES = 512
 TAKE_EVERY_SECONDS = 0.5
-HOLD_SECONDS = 0.3
+HOLD_SECONDS = 1.0  # a caller's stream held up this long (a loaded bot, the network) is still laid end to end
 FINISH_SECONDS = 10.0  # the last part's upload, at the session's end
 LOGS_SECONDS = 5.0  # the bot's log lines, handed over at the end (a few requests of LOG_CHUNK_BYTES)
 TRANSCRIPT_BYTES = 200_000  # the transcript rides in `recording.finished`: within the channel's frame (256 KB)
 TURN = -1  # a queued turn frame, beside the sides' audio
+LATE_SECONDS = 0.1  # the bot's audio laid later than it was played by more: the recording is marked degraded
 OVERDUE_SECONDS = 1.0  # a take waits for the queue to empty (a backlog laid first) at most this long
 
 
@@ -172,7 +173,8 @@ class Recorder:
                     self._take(elapsed - HOLD_SECONDS)
                     next_take = elapsed + TAKE_EVERY_SECONDS
                 if elapsed >= next_checkpoint and self._kept_from() is not None:
-                    if next_checkpoint and (part := self._cutter.checkpoint()) is not None:
+                    # The cutter holds the WAV header from the start: a plan that keeps no audio sends none of it.
+                    if next_checkpoint and self.plan.audio and (part := self._cutter.checkpoint()) is not None:
                         self._uploader.submit(part)
                     next_checkpoint = elapsed + self.plan.checkpoint_seconds
             except Exception as exc:  # a frame it cannot take: that frame lost, the recording goes on
@@ -283,6 +285,9 @@ class Recorder:
             self._uploader.submit(last)
             if not await self._uploader.drain(timeout):
                 self._mark("the last parts were still uploading at the end")
+        if self._clock.late > LATE_SECONDS:  # the recording does not have the bot where the caller heard it
+            self._mark(f"the bot's audio reached the writer after its moment was written: laid up to "
+                       f"{self._clock.late:.2f} s late")
         stats = {
             "parts": self._cutter.parts if recorded else 0,
             "bytes": self._cutter.total if recorded else 0,

@@ -20,6 +20,8 @@ from bot.recording.clock import TwoTrackClock
 from bot.recording.tap import BOT
 from bot.recording.turns import TurnLog, played
 
+BOT_SPEAKING = (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)
+
 
 class TurnTiming:
     def __init__(self, turns: TurnLog, clock: TwoTrackClock) -> None:
@@ -38,7 +40,11 @@ class TurnTiming:
     def heard(self, frame: object, source: object, direction: FrameDirection, pushed: float) -> None:
         """A turn frame pushed at the monotonic time `pushed`."""
         self._follow_origin()
-        if self._starting is not None:  # a frame of its turn before its audio: it began no later than now
+        if direction is FrameDirection.UPSTREAM and isinstance(frame, BOT_SPEAKING):
+            return  # the upstream copy of a frame the output transport also pushed downstream: one event
+        # A frame of its turn before its audio: it began no later than now; with no audio on the clock
+        # yet (a greeting that is the call's first sound) there is no now to time it by: its audio will.
+        if self._starting is not None and self._clock.origin is not None:
             self._start(max(self._clock.at(pushed), self._clock.end(BOT)))
         if played(frame, source, direction, BotStartedSpeakingFrame):
             self._starting = (frame, source, direction)

@@ -222,7 +222,7 @@ async def test_a_bot_killed_mid_call_leaves_the_parts_it_had_uploaded_and_no_ope
     dispatcher, store = cloud_recording_dispatcher
     call = await killed_call(dispatcher, store, lambda joined_at: 3.0)  # at least one checkpoint after the reply
     stereo, report = call.stereo, call.report
-    # All but the last checkpoint's worth (2 s, and the writer's 0.3 s hold) is kept.
+    # All but the last checkpoint's worth (2 s, and the writer's 1 s hold) is kept.
     assert call.ran - 4.0 <= stereo.seconds <= call.ran + 0.5, (stereo.seconds, call.ran)
     assert call.partial["seconds"] == pytest.approx(stereo.seconds, abs=0.01)
     assert loud_seconds(stereo.left, 16000) and loud_seconds(stereo.right, 16000)

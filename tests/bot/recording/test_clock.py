@@ -103,3 +103,15 @@ def test_a_network_stall_then_its_backlog_leaves_the_caller_where_it_was() -> No
     left, _ = channels(clock.take_until(0.44))
     assert (left[:200] == 1).all() and (left[200:420] == 2).all() and (left[420:440] == 3).all()
     assert clock.origin == pytest.approx(0.0)
+
+
+def test_the_bots_audio_that_reaches_the_clock_after_its_moment_was_handed_out_says_how_late_it_was_laid() -> None:
+    clock = TwoTrackClock(RATE)
+    clock.add(0, tone(1000, 5), start=0.0)
+    clock.add(1, tone(100, 7), start=0.0)
+    clock.take_until(1.0)
+    assert clock.late == 0.0
+    assert clock.add(1, tone(100, 7), start=0.4) == 1.0  # played at 0.4 s, its moment written already
+    assert clock.late == pytest.approx(0.6)
+    clock.add(1, tone(100, 7), start=1.05)  # behind the audio it has: queued, as a fast sender's
+    assert clock.late == pytest.approx(0.6)

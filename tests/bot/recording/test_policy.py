@@ -76,11 +76,28 @@ async def test_a_hook_that_hangs_withholds_the_transcript_and_the_session_ends(
         project: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redaction, "REDACT_SECONDS", 0.5)
     dispatcher = Dispatcher()
-    recorder = Recorder(RecordingPlan(audio=False), dispatcher.ask, "http://127.0.0.1:1/",
+    # On a clock of its own: the turn said at 1.0 on the process's monotonic clock put the call's start
+    # hours back, and the writer, run first by wait_for, laid hours of silence (GBs) before the end.
+    recorder = Recorder(RecordingPlan(audio=False), dispatcher.ask, "http://127.0.0.1:1/", clock=Clock(1.0),
                         redact=resolve({"RECORDING_REDACT": "team_redact:hangs"}))
     said(recorder, "call me on 555 123 4567", 1.0)
     stats = await asyncio.wait_for(recorder.finish(timeout=2.0), 30)  # not held by the hook
     assert stats["transcript"] == [] and "did not return within 0.5 s" in stats["transcript_why"]
+    assert [method for method, _ in dispatcher.asked] == [METHOD_RECORDING_FINISHED]
+
+
+async def test_a_session_that_keeps_no_audio_uploads_no_part_at_its_checkpoints() -> None:
+    """The plan keeps no audio: the part cutter still holds the WAV header, and no checkpoint may send it."""
+    clock, dispatcher = Clock(1.0), Dispatcher()
+    recorder = Recorder(RecordingPlan(audio=False, checkpoint_seconds=1.0), dispatcher.ask, "http://127.0.0.1:1/",
+                        clock=clock)
+    for step in range(40):  # 4 s of the caller's line: checkpoints at 0, 1, 2 and 3 s
+        clock.now = 1.0 + 0.1 * step
+        said(recorder, f"turn {step}", clock.now)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    stats = await recorder.finish(timeout=2.0)
+    assert stats["transcript"] and (stats["parts"], stats["bytes"]) == (0, 0)
     assert [method for method, _ in dispatcher.asked] == [METHOD_RECORDING_FINISHED]
 
 

@@ -134,7 +134,8 @@ async def test_a_greeting_played_before_any_caller_audio_is_the_transcripts_firs
 
     clock, output = Clock(), BaseOutputTransport(TransportParams())
     recorder = Recorder(RecordingPlan(), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
-    recorder.turn(BotStartedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+    for direction in FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM:  # each copy, as Pipecat's output pushes it
+        recorder.turn(BotStartedSpeakingFrame(), output, direction, seen_at=clock.now)
     for step in range(60):  # the greeting's 0.2 s tone, then the caller's line (silence) from 0.4 s
         clock.now += 0.02
         if step < 10:
@@ -142,7 +143,8 @@ async def test_a_greeting_played_before_any_caller_audio_is_the_transcripts_firs
         elif step >= 20:
             recorder.offer(CALLER, b"\0\0" * 320, 16000, 1, seen_at=clock.now)
         if step == 30:
-            recorder.turn(BotStoppedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+            for direction in FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM:
+                recorder.turn(BotStoppedSpeakingFrame(), output, direction, seen_at=clock.now)
         for _ in range(5):
             await asyncio.sleep(0)
     await recorder.finish(timeout=2.0)
@@ -174,3 +176,46 @@ async def test_a_greeting_timed_before_a_held_backlog_arrives_moves_with_the_cal
     await recorder.finish(timeout=2.0)
     (line,) = [line for line in recorder.turns.lines if line["who"] == "bot"]
     assert abs(line["start"] - 4.78) < 0.03 and abs(line["end"] - 4.98) < 0.03, line
+
+
+async def test_the_callers_line_stalled_then_caught_up_leaves_no_silence_inside_their_words(aiohttp_parts) -> None:
+    """A caller's stream is continuous: 0.7 s of it held up (a loaded bot, the network) and then handed
+    over at once is laid end to end, not heard as a pause in the middle of their words."""
+    server, received = aiohttp_parts
+
+    async def ask(method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        return {"url": f"/part/{params['part']}", "expires_in": 300} if method != METHOD_RECORDING_FINISHED else {}
+
+    clock = Clock()
+    recorder = Recorder(RecordingPlan(), ask, server, clock=clock)
+    caller = tone(0.02, 16000)
+    for step in range(120):
+        clock.now += 0.02
+        if step < 50 or step >= 85:  # from 1 s to 1.7 s the line is held up: the frames come at 1.7 s at once
+            for _ in range(36 if step == 85 else 1):
+                recorder.offer(CALLER, caller, 16000, 1, seen_at=clock.now)
+        if step == 84:
+            await asyncio.sleep(0.6)  # the writer, with nothing queued, takes what it holds meanwhile
+        for _ in range(20):
+            await asyncio.sleep(0)
+    await recorder.finish(timeout=10.0)
+    left = np.frombuffer(received[1][44:], dtype="<i2").reshape(-1, 2)[:, 0]
+    quiet = [round(at, 2) for at in np.arange(0.0, 2.35, 0.05) if level(left, at, at + 0.05) < 3000]
+    assert quiet == [], quiet
+
+
+async def test_the_bots_audio_that_reaches_the_writer_after_its_moment_was_written_marks_the_recording() -> None:
+    """The writer behind the call by more than its hold: the bot's audio is laid later than it was
+    played, and the recording says so and by how much (the dispatcher's report: partial, and why)."""
+    clock = Clock()
+    recorder = Recorder(RecordingPlan(audio=False), Dispatcher().ask, "http://127.0.0.1:1/", clock=clock)
+    started = clock.now
+    for _ in range(150):  # 3 s of the caller's line: the writer hands out up to 2 s
+        clock.now += 0.02
+        recorder.offer(CALLER, b"\0\0" * 320, 16000, 1, seen_at=clock.now)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    recorder.offer(BOT, tone(0.1, 16000), 16000, 1, seen_at=started + 0.5)  # played at 0.5 s
+    stats = await recorder.finish(timeout=2.0)
+    (late,) = [float(why.split("laid up to ")[1].split(" s")[0]) for why in stats["degraded"] if "late" in why]
+    assert 0.5 <= late <= 1.5, stats["degraded"]  # its moment (0.5 s) behind the last moment written (1-2 s)
