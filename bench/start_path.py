@@ -44,6 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("start_path_worker.py")
 KEY, ADMIN_KEY, UNLIMITED = "bench-key", "bench-admin", "1000000"
 DISPATCHER_CPU, HARNESS_CPU = 0, 1
+# The features arm's runtime values: the runtime key's share, and every kind of budget for it (each
+# checked at every start; none reached).
+CAPACITY = {"key.bench-runtime": 0.9, "budget.bench-runtime.minutes-day": 10**8,
+            "budget.bench-runtime.minutes-month": 10**8, "budget.bench-runtime.spend-month": 10**8,
+            "budget.bench-runtime.sessions": 10**8}
 
 # The named steps of a start: (label, a fragment of the function's file, its name). Cumulative CPU:
 # a step's figure includes the steps inside it (indented).
@@ -90,7 +95,7 @@ def plan_for(arm: str, fakes: str, folder: str, args: argparse.Namespace, profil
                             "repeats": args.repeats, "profile": profile, "top": args.top,
                             "steps": [[file, name] for _label, file, name in STEPS]}
     if arm == "features":
-        plan |= {"admin_key": ADMIN_KEY, "runtime_key": True, "capacity": {"key.bench-runtime": 0.9}}
+        plan |= {"admin_key": ADMIN_KEY, "runtime_key": True, "capacity": CAPACITY}
     return plan
 
 
