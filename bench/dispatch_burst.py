@@ -35,6 +35,7 @@ from typing import IO
 from bench.fakes_process import FakesProcess
 from bench.fast_fakes import AWS_KEY_ID, AWS_REGION, AWS_SECRET, AWS_TOKEN
 from bench.pinning import cpu_seconds, pinned
+from bench.start_path import CAPACITY
 from tests.fakes.server import free_port
 
 KEY, ADMIN_KEY = "bench-key", "bench-admin"
@@ -71,12 +72,13 @@ class Arm:
     cwd: str | None = None
 
     def with_runtime_key(self, port: int) -> None:
-        """With admin keys: a runtime key made through `POST /keys` (and a capacity value for it) is the caller."""
+        """With admin keys: a runtime key made through `POST /keys` (with a capacity value and its four
+        budgets, as bench.start_path's features arm) is the caller."""
         if "DISPATCHER_ADMIN_KEYS" not in self.env:
             return
         admin = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
         made = json.loads(_call(port, "POST", "/keys", {"name": "bench-runtime"}, admin))
-        _call(port, "PATCH", "/capacity", {"key.bench-runtime": 0.9}, admin)
+        _call(port, "PATCH", "/capacity", CAPACITY, admin)
         self.headers = [f"Authorization: Bearer {made['secret']}"]
 
 
@@ -220,7 +222,8 @@ def main() -> None:
     parser.add_argument("--no-wait", action="store_true", help="skip the ?wait=started arms")
     parser.add_argument("--example", help="directory holding the Fly example's bot_runner.py")
     parser.add_argument("--features", action="store_true",
-                        help="every start-path feature on: recording kept, a bot channel, a runtime key as the caller")
+                        help="every start-path feature on: recording kept, a bot channel, a runtime key with "
+                             "budgets as the caller")
     args = parser.parse_args()
 
     with FakesProcess(latency=args.latency, cpu=HARNESS_CPU) as fakes, tempfile.TemporaryDirectory() as folder:

@@ -14,8 +14,9 @@ Arms:
 - `plain`: Fly, one API key, nothing else configured.
 - `features`: the same with every start-path feature in use: recording and transcripts kept
   (`RECORDING=on`, a local folder), admin keys and a runtime key as the caller (made through
-  `POST /keys`), a runtime capacity value for that key (`PATCH /capacity`), a bot channel token
-  (cold secrets held for the bot), the key's session share.
+  `POST /keys`), a runtime capacity value for that key and its four budgets (`PATCH /capacity`),
+  a bot channel token (cold secrets held for the bot), the key's session share.
+- `unbudgeted`: `features` without the key's budgets (`--arms features,unbudgeted`: what they cost).
 
 CPU per start is the worker's own process time over the measured burst (not wall time: the host
 is shared); wall per start is printed beside it to show the load. `--profile` adds, for each
@@ -44,6 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("start_path_worker.py")
 KEY, ADMIN_KEY, UNLIMITED = "bench-key", "bench-admin", "1000000"
 DISPATCHER_CPU, HARNESS_CPU = 0, 1
+# The features arm's runtime values: the runtime key's share, and every kind of budget for it (each
+# checked at every start; none reached).
+CAPACITY = {"key.bench-runtime": 0.9, "budget.bench-runtime.minutes-day": 10**8,
+            "budget.bench-runtime.minutes-month": 10**8, "budget.bench-runtime.spend-month": 10**8,
+            "budget.bench-runtime.sessions": 10**8}
 
 # The named steps of a start: (label, a fragment of the function's file, its name). Cumulative CPU:
 # a step's figure includes the steps inside it (indented).
@@ -77,7 +83,7 @@ def env_for(arm: str, fakes: str, folder: str) -> dict[str, str]:
         "DISPATCHER_API_KEYS": KEY, "MAX_CONCURRENT_SESSIONS": UNLIMITED, "START_RATE_PER_KEY": UNLIMITED,
         "START_BURST_PER_KEY": UNLIMITED, "REAPER_INTERVAL_SECONDS": "0", "LOG_LEVEL": "warning",
     }
-    if arm == "features":
+    if arm in ("features", "unbudgeted"):
         env |= {"DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "RECORDING": "on", "RECORDING_TRANSCRIPT": "on",
                 "RECORDING_DESTINATION": folder, "BOT_CHANNEL_TOKEN": "bench-channel-" + "c" * 32,
                 "BOT_CHANNEL_URL": "wss://dispatcher.bench.invalid/bot", "FLY_ORG": "bench"}
@@ -89,8 +95,9 @@ def plan_for(arm: str, fakes: str, folder: str, args: argparse.Namespace, profil
                             "warm_up": args.warm_up, "starts": args.starts, "concurrency": args.concurrency,
                             "repeats": args.repeats, "profile": profile, "top": args.top,
                             "steps": [[file, name] for _label, file, name in STEPS]}
-    if arm == "features":
-        plan |= {"admin_key": ADMIN_KEY, "runtime_key": True, "capacity": {"key.bench-runtime": 0.9}}
+    if arm in ("features", "unbudgeted"):
+        capacity = CAPACITY if arm == "features" else {k: v for k, v in CAPACITY.items() if not k.startswith("budget.")}
+        plan |= {"admin_key": ADMIN_KEY, "runtime_key": True, "capacity": capacity}
     return plan
 
 

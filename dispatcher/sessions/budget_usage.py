@@ -47,6 +47,25 @@ def field_of(kind: str, now: float) -> str:
     return "sessions"
 
 
+DAY_SECONDS = 86_400  # a UTC day in epoch seconds (POSIX time has no leap seconds)
+
+
+class PeriodFields:
+    """The ledger's field of each budget kind, worked out once a UTC day: a start's check asks for
+    them at every start, and they change only at midnight."""
+
+    def __init__(self) -> None:
+        self._day = -1  # the UTC day (epoch seconds // DAY_SECONDS) `_fields` hold
+        self._fields: dict[str, str] = {}
+
+    def field(self, kind: str, now: float) -> str:
+        day = int(now // DAY_SECONDS)
+        if day != self._day:
+            self._fields = {each: field_of(each, now) for each in KINDS}
+            self._day = day
+        return self._fields[kind]
+
+
 def fields_of(now: float) -> dict[str, str]:
     """The period fields a session ending at `now` adds to: field → "minutes" or "dollars"."""
     return {field_of("minutes-day", now): "minutes", field_of("minutes-month", now): "minutes",
@@ -60,6 +79,7 @@ class LedgerUsage:
         self._dollars = dollars_per_second or 0.0
         self.push = push
         self._read: dict[str, dict[str, float]] = {}
+        self._fields = PeriodFields()
         # Sessions admitted here that a reading may not hold yet: key → their ids; and those whose
         # open the ledger took (a reading that begins after it holds them).
         self._pending: dict[str, set[str]] = {}
@@ -80,7 +100,7 @@ class LedgerUsage:
         # key any distance past its minutes or spend before the first of them ended.
         running = max(0.0, read.get("sessions", 0.0) * now - read.get("open_since", 0.0))
         so_far = running * self._dollars if KINDS[kind][0] == "dollars" else running / 60
-        return read.get(field_of(kind, now), 0.0) + so_far
+        return read.get(self._fields.field(kind, now), 0.0) + so_far
 
     def started(self, key: str, session_id: str) -> None:
         """A session admitted here for `key`: opened in the ledger in the background."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -169,7 +170,7 @@ def resets_at(period: str, now: float) -> float | None:
 
 
 def _now() -> float:
-    return datetime.datetime.now(datetime.UTC).timestamp()
+    return time.time()  # epoch seconds, as datetime.now(UTC).timestamp() gives them, without the datetime
 
 
 def _iso(at: float) -> str:
