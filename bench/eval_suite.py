@@ -1,10 +1,12 @@
 """The booking line's suite as a user runs it: wall time, and the caller's CPU per minute of call.
 
-    uv run --all-groups python -m bench.eval_suite [--repeat 3] [--concurrency 2] [--runs 2]
+    uv run --all-groups python -m bench.eval_suite [--repeat 3] [--concurrency 2] [--runs 2] [--reserve N]
 
-Starts a local dispatcher (`python -m dispatcher`, `BOT_FILE=examples/booking/bot.py`, the reserve
-off so every call starts its own bot process), then runs `voicefleet eval examples/booking/scenarios
---repeat 3 --concurrency 2 --json` as its own process, `--runs` times. For each run it prints:
+Starts a local dispatcher (`python -m dispatcher`, `BOT_FILE=examples/booking/bot.py`, with
+`RESERVE_MIN_IDLE` warm bots: by default as many as calls run at once, as a deployment's reserve
+gives each caller one; `--reserve 0` turns the reserve off, so every call starts its own bot), then
+runs `voicefleet eval examples/booking/scenarios --repeat 3 --concurrency 2 --json` as its own
+process, `--runs` times. For each run it prints:
 
 - the wall time of the command, start to exit (the goal: at most 3 minutes);
 - the calls passed;
@@ -63,8 +65,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--reserve", type=int, default=None, help="warm bots kept (default: --concurrency)")
     args = parser.parse_args()
-    env = {"BOT_FILE": str(BOT_FILE), "RESERVE_MAX_IDLE": "0"}
+    reserve = args.concurrency if args.reserve is None else args.reserve
+    warm = {"RESERVE_MIN_IDLE": str(reserve)} if reserve else {"RESERVE_MAX_IDLE": "0"}
+    env = {"BOT_FILE": str(BOT_FILE), **warm}
     with tempfile.TemporaryDirectory() as logs, run_dispatcher(Path(logs), env) as dispatcher:
         for run in range(1, args.runs + 1):
             load_before = os.getloadavg()[0]

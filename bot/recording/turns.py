@@ -43,6 +43,10 @@ class TurnLog:
         self.dropped = 0
         self._bot: dict[str, Any] | None = None  # the bot's turn under way
         self._words: list[str] = []
+        # The TTS service reports a sentence's words as it hands its audio on, which can be before the
+        # output transport plays it (a carrier's stream is written ahead of real time): kept for the turn
+        # the transport starts next, so its first sentence is not lost.
+        self._coming: list[str] = []
         self._user_started: float | None = None
         self._user_stopped: float | None = None
         self._fell_silent: float | None = None  # when the VAD says the caller's last speech ended
@@ -63,15 +67,17 @@ class TurnLog:
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             start = self._user_started if self._user_started is not None and self._user_started <= at else at
             self._add({"who": "caller", "text": frame.text.strip()[:MAX_TEXT], "start": _r(start), "end": _r(at)})
-        elif isinstance(frame, TTSTextFrame) and self._bot is not None:
-            self._words.append(frame.text)
-        elif isinstance(frame, InterruptionFrame) and self._bot is not None:
-            self._bot["interrupted"] = True
+        elif isinstance(frame, TTSTextFrame):
+            (self._words if self._bot is not None else self._coming).append(frame.text)
+        elif isinstance(frame, InterruptionFrame):
+            self._coming = []  # cut off before it played: never heard
+            if self._bot is not None:
+                self._bot["interrupted"] = True
         elif played(frame, source, direction, BotStartedSpeakingFrame) and self._bot is None:
             self._bot = {"who": "bot", "start": _r(at), "interrupted": False}
             if self._user_stopped is not None and self._user_stopped <= at:
                 self._bot["latency"] = _r(at - self._user_stopped)  # end of the caller's speech → first bot audio
-            self._words = []
+            self._words, self._coming = self._coming, []
         elif played(frame, source, direction, BotStoppedSpeakingFrame):
             self.close(at)
 

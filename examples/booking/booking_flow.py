@@ -83,7 +83,7 @@ class BookingFlow:
         return Reply(GREETING)
 
     def reply(self, utterance: str) -> Reply:
-        words = utterance.lower().replace("'", " ").split()
+        words = [_keyed(word) for word in utterance.lower().replace("'", " ").split()]
         self.heard.append(" ".join(words))
         if not words:
             return Reply(NOT_UNDERSTOOD)
@@ -146,6 +146,13 @@ class BookingFlow:
     def _when(self) -> str:
         day = self.day or "today"
         return f"{day} at {self.time}" if day != "tonight" else f"tonight at {self.time}"
+
+
+def _keyed(word: str) -> str:
+    """Keys pressed on a phone (`4`, `4#`: the keypad's turn) as the number said: "for how many
+    people?" is answered by pressing 4 as by saying four."""
+    digits = word.rstrip("#")
+    return _spoken(int(digits)) if digits.isdigit() and 0 < int(digits) <= len(NUMBERS) else word
 
 
 def _spoken(number: int | None) -> str:

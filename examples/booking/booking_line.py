@@ -1,8 +1,9 @@
 """The booking line's pipeline, apart from its transport: an LLM bot's shape with offline parts.
 
-transport in → VAD → speech to text (listening.py) → user aggregator → responder (responder.py,
-where an LLM would be) → text to speech (voice.py) → transport out → assistant aggregator. The
-recogniser and the voice load at import: a warm bot has paid for them before its session.
+transport in → VAD → speech to text (listening.py) → keypad (a phone call's keys, as text) → user
+aggregator → responder (responder.py, where an LLM would be) → text to speech (voice.py) → transport
+out → assistant aggregator. The recogniser and the voice load at import: a warm bot has paid for
+them before its session.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from listening import PocketSphinxSTTService, recogniser
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair, LLMUserAggregatorParams
 from pipecat.processors.audio.vad_processor import VADProcessor
@@ -27,6 +29,8 @@ from voice import EspeakTTSService, espeak
 # added to every answer's latency (docs/performance.md, "The booking line").
 VAD_STOP_SECS = 0.2
 TURN_END_SECS = 0.05
+# Keys a caller presses are one turn once they pause this long, or at once on `#`.
+KEYPAD_PAUSE_SECS = 1.0
 
 RECOGNISER = recogniser(CALLER_PHRASES)
 VOICE = espeak()
@@ -47,6 +51,7 @@ def build_pipeline(source: FrameProcessor, sink: FrameProcessor, responder: Book
             source,
             VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=VAD_STOP_SECS))),
             PocketSphinxSTTService(recogniser=RECOGNISER),
+            DTMFAggregator(timeout=KEYPAD_PAUSE_SECS, prefix=""),
             aggregators.user(),
             responder,
             EspeakTTSService(engine=VOICE),

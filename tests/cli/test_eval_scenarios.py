@@ -55,8 +55,8 @@ def test_a_suite_refuses_two_scenarios_of_one_name_and_an_empty_folder(tmp_path:
 
 
 def test_a_transport_the_caller_cannot_hear_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.toml", 'transport = "twilio"\n[[turns]]\nsay = "hi"\n')
-    with pytest.raises(ScenarioError, match="transport: Input should be 'webrtc'"):
+    path = write(tmp_path, "a.toml", 'transport = "telnyx"\n[[turns]]\nsay = "hi"\n')
+    with pytest.raises(ScenarioError, match="transport: Input should be 'webrtc' or 'twilio'"):
         load_scenario(path)
 
 
@@ -83,3 +83,36 @@ def test_the_schema_describes_the_fields_an_editor_completes() -> None:
 )
 def test_an_answer_is_judged_word_by_word(expect: Expect, answer: Answer, problems: list[str]) -> None:
     assert failures(expect, answer) == problems
+
+
+def test_a_phone_scenario_presses_keys_and_a_web_one_is_refused_them(tmp_path: Path) -> None:
+    phone = write(tmp_path, "phone.toml", 'transport = "twilio"\n[[turns]]\ndtmf = "4#"\n'
+                  'expect = { within_ms = 3000 }\n[[turns]]\nsay = "At eight"\nexpect = { contains = ["eight"] }\n')
+    scenario = load_scenario(phone)
+    assert scenario.on_phone and [turn.said for turn in scenario.turns] == ["keys 4#", "At eight"]
+    assert scenario.reads_words()  # "contains": the bot's words, read from the session's transcript
+
+    web = write(tmp_path, "web.toml", '[[turns]]\ndtmf = "1"\n')
+    with pytest.raises(ScenarioError, match='dtmf is pressed on a phone call only: set transport = "twilio"'):
+        load_scenario(web)
+    typo = write(tmp_path, "typo.toml", 'transport = "twilio"\n[[turns]]\ndtfm = "1"\n')
+    with pytest.raises(ScenarioError, match="turns.0.dtfm: unknown field; did you mean 'dtmf'"):
+        load_scenario(typo)
+    for keys in ("12a", "", "1" * 33):
+        bad = write(tmp_path, "bad.toml", f'transport = "twilio"\n[[turns]]\ndtmf = "{keys}"\n')
+        with pytest.raises(ScenarioError, match="turns.0.dtmf"):
+            load_scenario(bad)
+    both = write(tmp_path, "both.toml", 'transport = "twilio"\n[[turns]]\ndtmf = "1"\nsay = "one"\n')
+    with pytest.raises(ScenarioError, match="exactly one of say"):
+        load_scenario(both)
+
+
+def test_a_phone_scenario_that_checks_only_audio_reads_no_words(tmp_path: Path) -> None:
+    path = write(tmp_path, "timed.toml", 'transport = "twilio"\n[call]\nbot_ends = true\n[[turns]]\nsay = "hi"\n'
+                 'expect = { within_ms = 2000 }\n[[turns]]\nsay = "hm"\nexpect = { silent = true }\n')
+    assert not load_scenario(path).reads_words()
+
+
+def test_audio_heard_is_no_silence_even_without_words() -> None:
+    assert failures(Expect(silent=True), Answer("", 640.0)) == ["expected silence, the bot spoke after 640 ms"]
+    assert failures(Expect(silent=True), Answer("", None)) == []

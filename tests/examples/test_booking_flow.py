@@ -25,6 +25,14 @@ def test_missing_details_are_asked_for_one_at_a_time() -> None:
     assert flow.booked
 
 
+def test_keys_pressed_on_a_phone_answer_as_the_number_said() -> None:
+    flow = BookingFlow()
+    assert flow.reply("i want to make a booking").text == ASK_PEOPLE
+    assert flow.reply("4#").text == ASK_TIME  # the keypad's turn: the keys, then `#`
+    assert flow.reply("at eight").text == "A table for four today at eight. Shall I book it?"
+    assert BookingFlow().reply("99#").text == NOT_UNDERSTOOD  # no party that size: not understood
+
+
 @pytest.mark.parametrize(
     ("heard", "people", "time"),
     [

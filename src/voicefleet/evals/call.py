@@ -1,6 +1,6 @@
 """One scenario placed as a real call: `POST /start` (pinned to a release, marked as an eval), the
-WebRTC caller connected to the session's offer URL, each turn spoken and its answer heard, then the
-call's own checks, and nothing left running.
+WebRTC caller connected to the session's offer URL (a phone scenario's call: phone_call.py), each turn
+spoken and its answer heard, then the call's own checks, and nothing left running.
 
 How the caller hears the bot: the bot's RTVI `bot-output` text events (what its TTS spoke, on the
 data channel Pipecat's clients use) for the words, the audio it receives for the timing. An answer
@@ -12,67 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
+from voicefleet.evals.outcome import CallResult, Target, TurnResult
+from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
-from voicefleet.evals.voice import caller_voice
-from voicefleet.loadtest.audio import Pcm, read_wav, resample
+from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
-from voicefleet.loadtest.webrtc import MIC_RATE, WebRTCClient
+from voicefleet.loadtest.webrtc import WebRTCClient
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
 QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking with nothing more said
-
-
-@dataclass
-class TurnResult:
-    said: str
-    heard: str
-    latency_ms: float | None
-    problems: list[str]
-    bot_heard: str = ""  # the bot's own transcript of the caller, where its RTVI events carry it
-
-
-@dataclass
-class CallResult:
-    scenario: str
-    source: str
-    release: str | None = None
-    session_id: str | None = None
-    turns: list[TurnResult] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # the call's own: start, greeting, hang-up, errors
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return not self.problems and all(not turn.problems for turn in self.turns)
-
-    def first_failure(self) -> str:
-        for index, turn in enumerate(self.turns, 1):
-            if turn.problems:
-                as_heard = f" (the bot heard {turn.bot_heard!r})" if turn.bot_heard else ""
-                return f"turn {index} ({turn.said!r}): {turn.problems[0]}{as_heard}"
-        return self.problems[0] if self.problems else ""
-
-
-@dataclass(frozen=True)
-class Target:
-    base_url: str
-    api_key: str | None
-    release: str | None
-    judge: Judge | None = None  # the scenarios' rubrics are judged only with one
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+# ... or this long, once the bot's events say it has nothing more to say: its LLM's response ended and
+# its TTS synthesised all of it (RTVI's bot-llm-stopped and bot-tts-stopped), so the quiet is the end of
+# the answer, not a pause between sentences. 0.5 s less per answer: about 2 s of a 4-turn call.
+QUIET_WHEN_DONE = 0.2
 
 
 async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str) -> CallResult:
@@ -82,7 +43,13 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
     try:
         answer = await _start(target, scenario, http, run_id, result)
         if answer is not None:
-            await _converse(target, scenario, answer, http, result)
+            if scenario.on_phone:
+                await converse_by_phone(target, scenario, answer, http, result)
+            else:
+                await _converse(target, scenario, answer, http, result)
+            recorded = await _session_after(target, http, result)
+            if scenario.call.no_error and recorded:
+                result.problems.append(f"the session recorded an error: {recorded}")
             if target.judge is not None and not result.problems:
                 await _judge(target.judge, scenario, http, result)
     finally:
@@ -95,9 +62,13 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
                  result: CallResult) -> dict[str, Any] | None:
     # `eval`: the dispatcher keeps the session out of the rollback's judge and the cost figures; the
     # body's marker tells the bot which run and scenario it serves.
-    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}, "eval": True}
-    if target.release:
-        body["release"] = target.release
+    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}}
+    if scenario.on_phone:  # a call token carries no `eval`, `release` or `recording` yet (docs/evals.md)
+        body["transport"] = scenario.transport
+    else:
+        body["eval"] = True
+        if target.release:
+            body["release"] = target.release
     try:
         response = await http.post(f"{target.base_url}/start", json=body, headers=target.headers())
     except httpx.TransportError as error:
@@ -108,7 +79,7 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
         code, message = refusal(response)
         result.problems.append(f"the start was refused ({response.status_code} {code}): {message}")
         return None
-    result.session_id = answer.get("session_id")
+    result.session_id = answer.get("session_id") or answer.get("sessionId")  # a call token's answer: sessionId
     result.release = answer.get("release")
     return answer
 
@@ -129,11 +100,11 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
             if problems := failures(scenario.call.greeting, greeting):
                 result.problems.append(f"greeting: {problems[0]}")
         for turn in scenario.turns:
-            speech = _speech(turn.say, turn.wav, scenario.source)
+            speech = speech_of(turn.say, turn.wav, scenario.source)
             seen = len(client.rtvi_messages)
             await client.talk(speech, listen_seconds=0, lead_seconds=0.2)
             heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000)
-            result.turns.append(TurnResult(turn.say or turn.wav or "", heard.text, heard.latency_ms,
+            result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms,
                                            failures(turn.expect, heard), heard.caller_as_heard))
         if scenario.call.bot_ends is not None:
             ended = await _bot_hung_up(client)
@@ -143,8 +114,6 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
                 result.problems.append("expected the bot to end the call after its last answer")
     finally:
         await client.close()
-    if scenario.call.no_error and (recorded := await _session_error(target, http, result.session_id)):
-        result.problems.append(f"the session recorded an error: {recorded}")
 
 
 async def _judge(judge: Judge, scenario: Scenario, http: httpx.AsyncClient, result: CallResult) -> None:
@@ -169,11 +138,10 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
     deadline = spoke_at + listen
     quiet_since: float | None = None
     while time.monotonic() < deadline:
-        kinds = [m.get("type") for m in client.rtvi_messages[since:]]
-        started, stopped = kinds.count("bot-started-speaking"), kinds.count("bot-stopped-speaking")
-        if started and stopped >= started:
+        quiet = quiet_needed([str(m.get("type")) for m in client.rtvi_messages[since:]])
+        if quiet is not None:
             quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= QUIET_AFTER:
+            if time.monotonic() - quiet_since >= quiet:
                 break
         else:
             quiet_since = None
@@ -185,6 +153,18 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
         latency = None if reply is None else reply * 1000
     transcripts = " | ".join(_texts(client.rtvi_messages[since:], "user-transcription"))
     return Answer(" ".join(text.split()), latency, transcripts)
+
+
+def quiet_needed(kinds: list[str]) -> float | None:
+    """How long a quiet bot must stay quiet for its answer to be over, from the RTVI event types since the
+    turn; None while it speaks (or has not begun). A bot whose events say its response is all generated and
+    synthesised is over sooner than one that sends no such events (or is still at work)."""
+    started, stopped = kinds.count("bot-started-speaking"), kinds.count("bot-stopped-speaking")
+    if not started or stopped < started:
+        return None
+    synthesised = "bot-tts-started" in kinds and kinds.count("bot-tts-stopped") >= kinds.count("bot-tts-started")
+    generated = kinds.count("bot-llm-stopped") >= kinds.count("bot-llm-started")
+    return QUIET_WHEN_DONE if synthesised and generated else QUIET_AFTER
 
 
 def _texts(messages: list[dict[str, Any]], kind: str) -> list[str]:
@@ -204,20 +184,18 @@ async def _bot_hung_up(client: WebRTCClient) -> bool:
     return False
 
 
-def _speech(say: str | None, wav: str | None, source: str) -> Pcm:
-    if say is not None:
-        return caller_voice().speak(say)
-    return resample(read_wav(Path(source).parent / str(wav)), MIC_RATE)
-
-
-async def _session_error(target: Target, http: httpx.AsyncClient, session_id: str | None) -> str | None:
-    if session_id is None:
+async def _session_after(target: Target, http: httpx.AsyncClient, result: CallResult) -> str | None:
+    """The error the session recorded, if any; its release too where the start's answer did not say it
+    (a phone call's session exists only once its stream connected)."""
+    if result.session_id is None:
         return None
     try:
-        response = await http.get(session_url(target.base_url, session_id), headers=target.headers())
+        response = await http.get(session_url(target.base_url, result.session_id), headers=target.headers())
     except httpx.TransportError:
         return None
-    error = json_object(response).get("error")
+    session = json_object(response)
+    result.release = result.release or session.get("release")
+    error = session.get("error")
     return str(error) if error else None
 
 

@@ -32,7 +32,11 @@ def failures(expect: Expect, answer: Answer) -> list[str]:
     """Each way the answer misses its expectation, as a person would say it; [] when it passes."""
     said = answer.text.strip()
     if expect.silent:
-        return [f"expected silence, heard {said!r}"] if said else []
+        if said:
+            return [f"expected silence, heard {said!r}"]
+        # Audio without words (a bot that reports none, a phone call not reading them) is no silence either.
+        spoke = answer.latency_ms
+        return [] if spoke is None else [f"expected silence, the bot spoke after {spoke:.0f} ms"]
     problems = []
     if not said and (expect.contains or expect.matches or expect.within_ms):
         return ["expected an answer, heard nothing"]

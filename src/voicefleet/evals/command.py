@@ -4,6 +4,7 @@ turn by turn (docs/evals.md). The caller's libraries (aiortc, the voice) are imp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import uuid
@@ -13,12 +14,13 @@ import click
 import httpx
 
 from voicefleet.api import Api, path
-from voicefleet.errors import REFUSED
+from voicefleet.errors import REFUSED, Refused
 from voicefleet.evals.judge import Judge, judge_from
+from voicefleet.evals.phone_checks import phone_refusal
 from voicefleet.evals.rubric_count import rubrics
 from voicefleet.evals.scenario import Scenario, ScenarioError, load_suite, schema
 from voicefleet.options import common_options, print_json, target_of, wants_json
-from voicefleet.settings import API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
+from voicefleet.settings import ADMIN_KEY_VARIABLE, API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
 
 MAX_CALLS = 1000
 
@@ -68,7 +70,8 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     if key is not None and (warning := key_in_clear(target.url, API_KEY_VARIABLE)):
         click.echo(warning, err=True)
     with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not)
-        api.call("GET", path("healthz"))
+        health = api.call("GET", path("healthz"))
+    phone_ready(scenarios, release, health, target)
     from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
 
     results = asyncio.run(run_suite(target.url, key, release, scenarios, repeat, concurrency,
@@ -110,3 +113,19 @@ def judged(scenarios: list[Scenario], url: str | None, model: str | None) -> Jud
         click.echo(f"voicefleet: {count} rubric{'s' if count > 1 else ''} not judged: name a judge with --judge-url "
                    "and --judge-model (its key in VOICEFLEET_JUDGE_API_KEY); the deterministic checks decide", err=True)
     return judge
+
+
+def phone_ready(scenarios: list[Scenario], release: str | None, health: object, target: Target) -> None:
+    """The suite's phone scenarios checked against the deployment before any call (phone_checks.py)."""
+    if not any(s.on_phone for s in scenarios):
+        return
+    status = None
+    reader = os.environ.get(ADMIN_KEY_VARIABLE) or api_key(os.environ)  # `GET /status` is an admin's read
+    with Api(Target(target.url, reader, target.timeout)) as api, contextlib.suppress(Refused):
+        status = api.call("GET", path("status"))
+    lines, refusal = phone_refusal(scenarios, release, health if isinstance(health, dict) else {},
+                                   status if isinstance(status, dict) else None)
+    for line in lines:
+        click.echo(line, err=True)
+    if refusal is not None:
+        raise click.UsageError(refusal)

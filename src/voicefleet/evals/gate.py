@@ -21,7 +21,7 @@ from voicefleet.evals.suite_id import suite_id
 from voicefleet.options import print_json, target_of, wants_json
 
 if TYPE_CHECKING:  # the caller's libraries (aiortc) are imported by a run only
-    from voicefleet.evals.call import CallResult
+    from voicefleet.evals.outcome import CallResult
 
 
 def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit: Path | None) -> None:

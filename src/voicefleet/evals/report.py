@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree
 
-from voicefleet.evals.call import CallResult
+from voicefleet.evals.outcome import CallResult
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:

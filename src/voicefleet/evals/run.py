@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from voicefleet.evals.call import CallResult, Target, run_call
+from voicefleet.evals.call import run_call
 from voicefleet.evals.judge import Judge
+from voicefleet.evals.outcome import CallResult, Target
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import caller_voice
 

@@ -16,7 +16,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-TRANSPORTS = ("webrtc",)  # the transports whose bot text the caller can hear (RTVI over the data channel)
+# WebRTC, where the caller reads the bot's RTVI text events, and the carriers' media streams the
+# load test's phone caller speaks (loadtest/twilio.py), where it reads the session's transcript.
+TRANSPORTS = ("webrtc", "twilio")
+PHONE_TRANSPORTS = ("twilio",)
 MAX_TURNS = 50
 MAX_SCENARIOS = 500
 MAX_RUBRIC = 2000
@@ -57,19 +60,27 @@ class Expect(Strict):
 
 
 class Turn(Strict):
-    """One thing the caller says (text spoken by a local voice, or a 16 kHz WAV of yours), then waits."""
+    """One thing the caller says (text spoken by a local voice, or a 16 kHz WAV of yours) or the keys it
+    presses on a phone call, then waits."""
 
     say: str | None = Field(default=None, description="Text the caller's voice speaks.")
     wav: str | None = Field(default=None, description="A 16-bit PCM WAV the caller plays, relative to the file.")
+    dtmf: Annotated[str, Field(pattern=r"^[0-9*#]{1,32}$")] | None = Field(default=None, description=(
+        "Keys the caller presses (0-9, * and #), sent as the carrier's DTMF events: on a phone call only."))
     expect: Expect = Field(default_factory=Expect)
     listen_ms: Annotated[int, Field(gt=0, le=120_000)] = Field(
         default=15_000, description="How long the caller waits for the answer to end.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Turn:
-        if (self.say is None) == (self.wav is None):
-            raise ValueError("a turn takes exactly one of say = \"...\" or wav = \"file.wav\"")
+        if sum(source is not None for source in (self.say, self.wav, self.dtmf)) != 1:
+            raise ValueError("a turn takes exactly one of say = \"...\", wav = \"file.wav\" or dtmf = \"1#\"")
         return self
+
+    @property
+    def said(self) -> str:
+        """The turn as a report names it: its text, its WAV, or the keys pressed."""
+        return self.say or self.wav or f"keys {self.dtmf}"
 
 
 class CallExpect(Strict):
@@ -85,10 +96,27 @@ class CallExpect(Strict):
 
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=120)
-    transport: Literal["webrtc"] = "webrtc"
+    transport: Literal["webrtc", "twilio"] = Field(default="webrtc", description=(
+        "How the call is placed: webrtc, or twilio (a Twilio Media Streams call, as the carrier opens it)."))
     turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
     call: CallExpect = Field(default_factory=CallExpect)
     source: str = Field(default="", exclude=True, description="The file it was read from (set by the loader).")
+
+    @model_validator(mode="after")
+    def _keys_on_a_phone(self) -> Scenario:
+        if self.transport not in PHONE_TRANSPORTS and any(turn.dtmf is not None for turn in self.turns):
+            raise ValueError(f"dtmf is pressed on a phone call only: set transport = \"{PHONE_TRANSPORTS[0]}\"")
+        return self
+
+    @property
+    def on_phone(self) -> bool:
+        return self.transport in PHONE_TRANSPORTS
+
+    def reads_words(self) -> bool:
+        """Whether a check needs the bot's words, not only its audio (contains, matches, a rubric)."""
+        expects = [turn.expect for turn in self.turns] + [e for e in (self.call.greeting,) if e is not None]
+        return self.call.rubric is not None or any(
+            e.contains or e.not_contains or e.matches is not None or e.rubric is not None for e in expects)
 
 
 class ScenarioError(ValueError):

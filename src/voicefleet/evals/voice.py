@@ -12,10 +12,11 @@ from __future__ import annotations
 import ctypes
 import threading
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
-from voicefleet.loadtest.audio import Pcm, resample
+from voicefleet.loadtest.audio import Pcm, read_wav, resample
 from voicefleet.loadtest.webrtc import MIC_RATE
 
 DEFAULT_VOICE = "en-us+f3"  # American English, a timbre the repository's example bot does not speak with
@@ -57,3 +58,10 @@ class CallerVoice:
 @cache
 def caller_voice() -> CallerVoice:
     return CallerVoice()
+
+
+def speech_of(say: str | None, wav: str | None, source: str) -> Pcm:
+    """A turn's speech: its text in the caller's voice, or its WAV (beside the scenario file)."""
+    if say is not None:
+        return caller_voice().speak(say)
+    return resample(read_wav(Path(source).parent / str(wav)), MIC_RATE)

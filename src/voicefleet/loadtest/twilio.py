@@ -28,6 +28,7 @@ FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 FRAME_SECONDS = 0.02
 OPEN_TIMEOUT = 30.0  # the socket's upgrade, which starts the call's bot at the dispatcher
 MAX_MESSAGE_BYTES = 2**20
+KEY_SECONDS = 0.25  # between two keys a caller presses
 
 
 def start_messages(call_sid: str, stream_sid: str, custom: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -39,6 +40,12 @@ def start_messages(call_sid: str, stream_sid: str, custom: dict[str, str] | None
             "customParameters": dict(custom or {}),
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}},
     ]  # fmt: skip
+
+
+def dtmf_message(stream_sid: str, sequence: int, digit: str) -> dict[str, Any]:
+    """One `dtmf` message: a key the caller pressed, as Twilio reports it (one message a key)."""
+    return {"event": "dtmf", "streamSid": stream_sid, "sequenceNumber": str(sequence),
+            "dtmf": {"track": "inbound_track", "digit": digit}}
 
 
 def media_message(stream_sid: str, sequence: int, payload: bytes) -> dict[str, Any]:
@@ -61,6 +68,7 @@ class TwilioCall:
         self.times: list[float] = []  # monotonic arrival of each bot `media` message
         self.levels: list[float] = []
         self.last_speech_at: float | None = None  # monotonic time the caller's last loud frame went out
+        self.keys_pressed: int = 0
         self._speech = np.zeros(0, dtype=np.int16)
         self._drained = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,6 +108,15 @@ class TwilioCall:
             return None
         reply = first_reply(self.times, self.levels, self.last_speech_at)
         return None if reply is None else reply.start - self.last_speech_at
+
+    async def press(self, digits: str, *, every: float = KEY_SECONDS) -> None:
+        """Presses each key of `digits` (0-9, *, #) in turn, `every` seconds apart, as a person does."""
+        assert self.ws is not None
+        for index, digit in enumerate(digits):
+            if index:
+                await asyncio.sleep(every)
+            self.keys_pressed += 1  # Pipecat's serializer reads the digit only; the number keeps the keys apart
+            await self.ws.send(json.dumps(dtmf_message(self.stream_sid, self.keys_pressed, digit)))
 
     async def close(self) -> None:
         """Hangs up as Twilio does: `stop`, then the socket closes."""

@@ -59,3 +59,19 @@ def test_the_latency_runs_from_when_the_caller_fell_silent_not_from_when_the_tur
     log.heard(BotStartedSpeakingFrame(), output, DOWN, 3.2)
     log.heard(BotStoppedSpeakingFrame(), output, DOWN, 4.0)
     assert log.lines[-1]["latency"] == 0.7  # 2.5 → 3.2, the caller's wait, not the 0.1 s after the verdict
+
+
+def test_words_reported_before_their_audio_plays_are_the_next_turns_and_a_barge_in_drops_them() -> None:
+    """A carrier's stream is written ahead of real time: the TTS reports a sentence's words before the
+    output transport starts playing it, and that first sentence is still the turn's."""
+    output, other = BaseOutputTransport(TransportParams()), FrameProcessor()
+    log = TurnLog()
+    log.heard(TTSTextFrame("For how many people?", text_type="sentence"), other, DOWN, 0.9)
+    log.heard(BotStartedSpeakingFrame(), output, DOWN, 1.0)
+    log.heard(TTSTextFrame("Say a number.", text_type="sentence"), other, DOWN, 1.5)
+    log.heard(BotStoppedSpeakingFrame(), output, DOWN, 2.0)
+    log.heard(TTSTextFrame("Never played.", text_type="sentence"), other, DOWN, 2.5)
+    log.heard(InterruptionFrame(), other, DOWN, 2.6)  # cut off before a frame of it played
+    log.heard(BotStartedSpeakingFrame(), output, DOWN, 3.0)
+    log.heard(BotStoppedSpeakingFrame(), output, DOWN, 3.5)
+    assert [line["text"] for line in log.lines] == ["For how many people? Say a number.", ""]

@@ -1,0 +1,50 @@
+"""What a scenario's call came to (its turns, heard and judged) and where the calls go: shared by the
+WebRTC caller (call.py) and the phone caller (phone_call.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voicefleet.evals.judge import Judge
+
+
+@dataclass
+class TurnResult:
+    said: str
+    heard: str
+    latency_ms: float | None
+    problems: list[str]
+    bot_heard: str = ""  # the bot's own transcript of the caller, where its RTVI events carry it
+
+
+@dataclass
+class CallResult:
+    scenario: str
+    source: str
+    release: str | None = None
+    session_id: str | None = None
+    turns: list[TurnResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the call's own: start, greeting, hang-up, errors
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(not turn.problems for turn in self.turns)
+
+    def first_failure(self) -> str:
+        for index, turn in enumerate(self.turns, 1):
+            if turn.problems:
+                as_heard = f" (the bot heard {turn.bot_heard!r})" if turn.bot_heard else ""
+                return f"turn {index} ({turn.said!r}): {turn.problems[0]}{as_heard}"
+        return self.problems[0] if self.problems else ""
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    api_key: str | None
+    release: str | None
+    judge: Judge | None = None  # the scenarios' rubrics are judged only with one
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

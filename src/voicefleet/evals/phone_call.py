@@ -1,0 +1,113 @@
+"""A scenario's call on a phone line: the load test's Twilio caller (loadtest/twilio.py) on the
+session's media stream, each turn spoken (or its keys pressed, as the carrier's DTMF events) and its
+answer timed from the audio the caller hears; once the caller has hung up and the session has ended,
+the bot's words from the session's transcript (phone_words.py), checked turn by turn.
+
+Why the transcript and not a recogniser in the caller: a carrier's stream carries audio only, and a
+recogniser that hears any bot's words well enough to check them exactly does not fit in the command
+(docs/evals.md says what was measured). The transcript is the bot's own text, as exact as the RTVI
+events a WebRTC call reads, and costs only that the deployment keeps it (RECORDING_TRANSCRIPT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from voicefleet.evals.checks import Answer, failures
+from voicefleet.evals.outcome import CallResult, Target, TurnResult
+from voicefleet.evals.phone_words import Heard, laid_on_turns, transcript_lines
+from voicefleet.evals.scenario import Scenario
+from voicefleet.evals.voice import speech_of
+from voicefleet.loadtest.audio import first_reply, reply_heard
+from voicefleet.loadtest.twilio import TwilioCall
+
+GREETING_WAIT = 30.0
+HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
+QUIET_AFTER = 1.0  # an answer ends this long after the bot's last loud audio (the load test's rule)
+TRANSCRIPT_WAIT = 30.0  # the call's end → its transcript written
+
+
+async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str, Any], http: httpx.AsyncClient,
+                            result: CallResult) -> None:
+    call = TwilioCall(f"{answer['wsUrl']}/{answer['token']}")
+    try:
+        await call.connect()
+    except Exception as error:  # a socket refused or never upgraded: the call's failure
+        result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
+        await call.close()
+        return
+    began: list[float] = []
+    latencies: list[float | None] = []
+    ended: bool | None = None
+    try:
+        await _answer(call, after=0.0, listen=GREETING_WAIT)
+        for turn in scenario.turns:
+            began.append(time.monotonic())
+            if turn.dtmf is not None:
+                await call.press(turn.dtmf)
+                latencies.append(await _answer(call, after=time.monotonic(), listen=turn.listen_ms / 1000))
+            else:
+                speech = speech_of(turn.say, turn.wav, scenario.source)
+                latencies.append(await call.turn(speech, listen_seconds=turn.listen_ms / 1000))
+        if scenario.call.bot_ends is not None:
+            ended = await _bot_hung_up(call)
+    except ConnectionError as error:  # the bot hung up mid-call: the turns not taken fail below
+        result.problems.append(f"the call's stream closed before the scenario ended: {error}")
+    finally:
+        await call.close()
+    heard = await _words(target, http, result, scenario, call.first_audio_at(), began)
+    _judge_turns(scenario, heard, latencies, result)
+    if ended is not None and ended != scenario.call.bot_ends:
+        result.problems.append("the bot ended the call, which it should not" if ended
+                               else "expected the bot to end the call after its last answer")
+
+
+async def _words(target: Target, http: httpx.AsyncClient, result: CallResult, scenario: Scenario,
+                 first_audio_at: float | None, began: list[float]) -> Heard:
+    if not scenario.reads_words() or result.session_id is None:
+        return Heard(answers=[""] * len(began), caller=[""] * len(began))
+    lines = await transcript_lines(http, target.base_url, result.session_id, target.headers(), TRANSCRIPT_WAIT)
+    if isinstance(lines, str):
+        result.problems.append(f"the bot's words could not be read: {lines}")
+        return Heard(answers=[""] * len(began), caller=[""] * len(began))
+    return laid_on_turns(lines, first_audio_at, began)
+
+
+def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None], result: CallResult) -> None:
+    if scenario.call.greeting is not None and (problems := failures(scenario.call.greeting, Answer(heard.greeting,
+                                                                                                  None))):
+        result.problems.append(f"greeting: {problems[0]}")
+    for index, turn in enumerate(scenario.turns):
+        if index >= len(latencies):
+            result.turns.append(TurnResult(turn.said, "", None, ["not taken: the call had ended"]))
+            continue
+        latency = None if latencies[index] is None else latencies[index] * 1000  # type: ignore[operator]
+        answer = Answer(heard.answers[index], latency, heard.caller[index])
+        result.turns.append(TurnResult(turn.said, answer.text, latency, failures(turn.expect, answer),
+                                       answer.caller_as_heard))
+
+
+async def _answer(call: TwilioCall, *, after: float, listen: float) -> float | None:
+    """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds;
+    the answer's latency in seconds, or None when it said nothing."""
+    deadline = time.monotonic() + listen
+    while time.monotonic() < deadline and not reply_heard(call.times, call.levels, after, time.monotonic(),
+                                                          quiet_after=QUIET_AFTER):
+        if call.ws is not None and call.ws.close_code is not None:
+            break
+        await asyncio.sleep(0.05)
+    reply = first_reply(call.times, call.levels, after)
+    return None if reply is None else reply.start - after
+
+
+async def _bot_hung_up(call: TwilioCall) -> bool:
+    deadline = time.monotonic() + HANG_UP_WAIT
+    while time.monotonic() < deadline:
+        if call.ws is not None and call.ws.close_code is not None:
+            return True
+        await asyncio.sleep(0.1)
+    return False

@@ -1,0 +1,59 @@
+"""`voicefleet eval` over a carrier's media stream: the booking line run by a real `python -m dispatcher`
+takes a Twilio Media Streams call from the load test's phone caller, the party's size keyed in as
+DTMF, the bot's words read from the session's transcript; no call is left running."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_eval_dispatcher import run_eval, running
+from tests.phone.conftest import phone_env
+from tests.support.examples import BOOKING
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a real bot hearing real speech on a phone line
+
+PHONE_SUITE = BOOKING / "scenarios" / "phone"
+
+
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(BOOKING / "bot.py"),
+           "RECORDING": "off", "RECORDING_TRANSCRIPT": "on",
+           "RECORDING_DESTINATION": str(tmp_path_factory.mktemp("recordings")), "RESERVE_MAX_IDLE": "0"}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as process:
+        yield process
+
+
+def test_the_keypad_scenario_passes_over_a_twilio_stream(dispatcher: DispatcherProcess) -> None:
+    result = run_eval(dispatcher.base_url, str(PHONE_SUITE), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    scenario = summary["scenarios"][0]
+    assert scenario["passed"] == 1 and scenario["turn_latency_ms"]["p50"], scenario
+    assert summary["release"] == "default"  # the session's, read once its stream connected
+    assert running(dispatcher) == []
+
+
+def test_keys_the_bot_does_not_take_fail_the_turn_that_pressed_them(dispatcher: DispatcherProcess,
+                                                                    tmp_path: Path) -> None:
+    """The same turn with `9` pressed where the line asks for the size: a party of nine is no answer
+    the scenario wants, so the turn fails naming the keys, what was expected and what the bot said."""
+    wrong = tmp_path / "nine.toml"
+    wrong.write_text((PHONE_SUITE / "party_size_on_the_keypad.toml").read_text().replace(
+        'dtmf = "4#"', 'dtmf = "9#"').replace('name = "party size on the keypad"', 'name = "nine"'))
+    result = run_eval(dispatcher.base_url, str(wrong), "--json")
+    assert result.exit_code == 1, result.output
+    failure = json.loads(result.stdout)["scenarios"][0]["failures"][0]["failure"]
+    assert failure.startswith("turn 3 ('At eight'): expected 'table for four', heard 'A table for nine"), failure
+    assert running(dispatcher) == []
+
+
+def test_a_pinned_phone_suite_is_refused_before_any_call(dispatcher: DispatcherProcess) -> None:
+    result = run_eval(dispatcher.base_url, str(PHONE_SUITE), "--release", "stable")
+    assert result.exit_code == 2, result.output
+    assert "a phone call cannot be pinned to a release yet (--release stable)" in result.output
