@@ -129,7 +129,7 @@ async def peer_json(state: AppState, region: str, path: str, query: Mapping[str,
     finally:
         answer.close()
     try:
-        found = json.loads(body) if answer.status == 200 else None
+        found = parse_json(body) if answer.status == 200 else None  # nested past the limit: not an answer
     except ValueError:
         found = None
     if not isinstance(found, dict):
