@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
+from stacks.config import rotation_last_up
 from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
 from stacks.config.dispatcher_keys import plain_environment
@@ -320,8 +321,8 @@ class K8sStack(pulumi.ComponentResource):
             pod_notes=tls.annotations if tls is not None else {}), opts=child)
         self.outputs = {
             "cloud": "k8s",
-            # Read back by the next `up` (stacks/config/rotation_last_up.py).
-            "secretsRotation": settings.secrets_rotation,
+            # Read back by the next `up` (stacks/config/rotation_last_up.py), once the dispatcher took this step.
+            "secretsRotation": rotation_last_up.exported(settings.secrets_rotation, dispatcher.deployment),
             "dispatcherUrl": dispatcher.url,
             "dispatcherNamespace": namespaces.dispatcher,
             "botNamespace": namespaces.bots,
