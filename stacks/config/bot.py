@@ -151,8 +151,9 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
 
 def _protected_relay(settings: HasBotProject) -> str:
     """What a protected stack (`protect`: aws-prod, gcp-prod) must unprotect before an `up` with `turn none`:
-    Pulumi refuses any deployment that deletes a protected resource, and these exist only with a relay."""
-    if not getattr(settings, "protect", False):
+    Pulumi refuses any deployment that deletes a protected resource, and these exist only with a relay (an Azure
+    secret unset keeps its name with a placeholder: nothing is deleted)."""
+    if not getattr(settings, "protect", False) or settings.cloud not in ("aws", "gcp"):
         return ""
     made = ("its shared secret, and the bot-webrtc image repository (emptied first: it is not force-deleted) and "
             "log group where an earlier `up` made them") if settings.cloud == "aws" else "its shared secret"
