@@ -26,6 +26,7 @@ from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws.task_definitions import deregister_command
+from stacks.config import rotation_last_up
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.dispatcher_keys import plain_environment
@@ -98,8 +99,8 @@ class AwsStack(pulumi.ComponentResource):
 
         self.outputs = {
             "cloud": "aws",
-            # Read back by the next `up` (stacks/config/rotation_last_up.py).
-            "secretsRotation": settings.secrets_rotation,
+            # Read back by the next `up` (stacks/config/rotation_last_up.py), once the dispatcher took this step.
+            "secretsRotation": rotation_last_up.exported(settings.secrets_rotation, dispatcher.service_name),
             "region": cfg.region,
             "dispatcherUrl": dispatcher.url,
             "albDnsName": dispatcher.alb_dns_name,  # what dispatcherDomain's DNS record points at

@@ -31,6 +31,7 @@ from stacks.azure.registry import Registry
 from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
+from stacks.config import rotation_last_up
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.dispatcher_keys import plain_environment
@@ -152,8 +153,8 @@ class AzureStack(pulumi.ComponentResource):
             drain=settings.drain), opts=child)
         self.outputs = {
             "cloud": "azure",
-            # Read back by the next `up` (stacks/config/rotation_last_up.py).
-            "secretsRotation": settings.secrets_rotation,
+            # Read back by the next `up` (stacks/config/rotation_last_up.py), once the dispatcher took this step.
+            "secretsRotation": rotation_last_up.exported(settings.secrets_rotation, dispatcher.app_name),
             "location": cfg.location,
             "resourceGroup": group.name,
             "dispatcherUrl": dispatcher.url,

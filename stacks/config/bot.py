@@ -119,7 +119,8 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
         raise cfg.fail("botProject", f"= {found.configured!r}: its bot.py builds Pipecat's {', '.join(built)} "
                                      "transport and no SmallWebRTC one, so this stack's TURN relay "
                                      f"(voicefleet:turn) serves it nothing, and {image}: "
-                                     "`pulumi config set turn none` (what it builds needs no relay); or build "
+                                     "`pulumi config set turn none` (what it builds needs no relay)"
+                                     f"{_protected_relay(settings)}; or build "
                                      "SmallWebRTCTransport in bot.py and add Pipecat's webrtc extra "
                                      "(`pipecat-ai[silero,webrtc,…]`)")
     if settings.turn is not None and not locks_aiortc:
@@ -146,6 +147,19 @@ def check(cfg: Reader, settings: HasBotProject, *, takes_calls: bool = False, dr
         raise cfg.fail("botProject", f"= {found.configured!r} has no fastapi, which a bot needs to take a phone call "
                                      "(a carrier's credentials are configured): add Pipecat's websocket extra "
                                      "(`pipecat-ai[daily,silero,websocket]`) and lock again")
+
+
+def _protected_relay(settings: HasBotProject) -> str:
+    """What a protected stack (`protect`: aws-prod, gcp-prod) must unprotect before an `up` with `turn none`:
+    Pulumi refuses any deployment that deletes a protected resource, and these exist only with a relay (an Azure
+    secret unset keeps its name with a placeholder: nothing is deleted)."""
+    if not getattr(settings, "protect", False) or settings.cloud not in ("aws", "gcp"):
+        return ""
+    made = ("its shared secret, and the bot-webrtc image repository (emptied first: it is not force-deleted) and "
+            "log group where an earlier `up` made them") if settings.cloud == "aws" else "its shared secret"
+    return (f", but this stack is protected, and that `up` deletes the relay's protected resources ({made}), "
+            "which Pulumi refuses: `pulumi state unprotect '<urn>'` each first (`pulumi stack --show-urns` "
+            "lists them)")
 
 
 def offered_sessions(transports: list[str] | tuple[str, ...]) -> str:

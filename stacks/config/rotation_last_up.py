@@ -86,6 +86,14 @@ def output(step: Step, rolls: bool) -> dict[str, Any]:
     return {"generation": step.generation, "roll": step.roll, "rolls": rolls}
 
 
+def exported(step: Mapping[str, object], applied: pulumi.Input[object]) -> pulumi.Output[dict[str, object]]:
+    """`step` (output()), once `applied` is: the dispatcher's workload that takes this step's secrets. A failed
+    `up` keeps the stack outputs the program did not register and takes those it did (pulumi/pulumi
+    pkg/resource/deploy/step_executor.go, executeRegisterResourceOutputs), and the Python SDK registers them
+    all or none: so a rollout that fails leaves the step before for the next `up` to check against."""
+    return pulumi.Output.from_input(applied).apply(lambda _: dict(step))
+
+
 def refuse_jump(last: LastRotation | None, now: Step) -> None:
     if last is None or last.allows(now):
         return

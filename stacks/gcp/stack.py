@@ -15,6 +15,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from images.component import Images, ImagesArgs
+from stacks.config import rotation_last_up
 from stacks.config.bot import image_args, web_transports
 from stacks.config.channel import channel_lifetime_seconds, channel_secrets, channel_url, cloud_run_concurrency
 from stacks.config.dispatcher_keys import plain_environment
@@ -127,8 +128,8 @@ class GcpStack(pulumi.ComponentResource):
         region_url = self._region_url()
         self.outputs = {
             "cloud": "gcp",
-            # Read back by the next `up` (stacks/config/rotation_last_up.py).
-            "secretsRotation": settings.secrets_rotation,
+            # Read back by the next `up` (stacks/config/rotation_last_up.py), once the dispatcher took this step.
+            "secretsRotation": rotation_last_up.exported(settings.secrets_rotation, dispatcher.service_name),
             "project": cfg.project,
             "region": cfg.region,
             "zone": cfg.zone,

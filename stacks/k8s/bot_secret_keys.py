@@ -54,7 +54,12 @@ def policy_spec(bot_namespace: str) -> dict[str, Any]:
                                 "resources": ["secrets"]}],
         },
         # The API server defaults a Secret's type to Opaque before admission; a missing one counts as Opaque.
-        "match_conditions": [{"name": "opaque", "expression": "!has(object.type) || object.type == 'Opaque'"}],
+        "match_conditions": [
+            {"name": "opaque", "expression": "!has(object.type) || object.type == 'Opaque'"},
+            # Being deleted: the update that removes its last finalizer (the garbage collector's, after a
+            # foreground delete) must pass, or a Secret written before the policy stays Terminating.
+            {"name": "not-deleting", "expression": "!has(object.metadata.deletionTimestamp)"},
+        ],
         "variables": [{"name": "keys", "expression": keys}, {"name": "bad", "expression": bad}],
         "validations": [{
             "expression": "size(variables.bad) == 0",

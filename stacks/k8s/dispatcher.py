@@ -103,6 +103,7 @@ def rollout_wait(max_session_seconds: int) -> pulumi.CustomTimeouts:
 class Dispatcher(pulumi.ComponentResource):
     url: pulumi.Output[str]
     service: pulumi.Output[str]
+    deployment: pulumi.Output[str]  # resolved once its rollout is
     service_port: int
 
     def __init__(self, name: str, args: DispatcherArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -166,5 +167,6 @@ class Dispatcher(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]))
         self.url = pulumi.Output.from_input(f"https://{args.host}")
         self.service = service.metadata.name
+        self.deployment = deployment.metadata.name
         self.service_port = SERVICE_PORT
         self.register_outputs({"url": self.url, "service": self.service})

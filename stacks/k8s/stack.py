@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
+from stacks.config import rotation_last_up
 from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
 from stacks.config.dispatcher_keys import plain_environment
@@ -210,9 +211,9 @@ class K8sStack(pulumi.ComponentResource):
         # Never upsert: an object of the same name already in the cluster is an error, not adopted (and then
         # deleted by the replacement's clean-up); PULUMI_K8S_UPSERT_EXISTING_OBJECTS must not turn it on.
         # Server-side apply, pinned: pulumi-kubernetes v4 defaults it on, but its Configure reads the provider's
-        # argument first, then PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY (provider/pkg/provider/provider.go), so a
-        # deployer's environment (or `kubernetes:enableServerSideApply`) could otherwise switch this stack to
-        # client-side apply: other field managers, a last-applied annotation, other diffs and conflicts.
+        # argument first, then PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY (provider/pkg/provider/provider.go), and the
+        # Python SDK copies that variable into the argument left unset, so a deployer's environment could otherwise
+        # switch this stack to client-side apply: other field managers, a last-applied annotation, other diffs.
         provider = k8s.Provider(name, kubeconfig=kubeconfig, context=cfg.context,
                                 cluster_identifier=cfg.cluster_identifier, upsert_existing_objects=False,
                                 enable_server_side_apply=True)
@@ -320,8 +321,8 @@ class K8sStack(pulumi.ComponentResource):
             pod_notes=tls.annotations if tls is not None else {}), opts=child)
         self.outputs = {
             "cloud": "k8s",
-            # Read back by the next `up` (stacks/config/rotation_last_up.py).
-            "secretsRotation": settings.secrets_rotation,
+            # Read back by the next `up` (stacks/config/rotation_last_up.py), once the dispatcher took this step.
+            "secretsRotation": rotation_last_up.exported(settings.secrets_rotation, dispatcher.deployment),
             "dispatcherUrl": dispatcher.url,
             "dispatcherNamespace": namespaces.dispatcher,
             "botNamespace": namespaces.bots,

@@ -5,7 +5,7 @@ with its bot id and release, its env the channel's URL, the bot id, the image an
 issued for this bot id alone, and with K8S_BOT_SECRET the bots' keys by reference, that Secret's name
 noted on the pod (NOTE_BOT_SECRET): once the stack rotates the keys (a new Secret, a new name), a claim
 refuses a pod of the old ones (`reserve_bot_stale`: the session starts cold) and the sweep retires it,
-if made before this replica started: one made since is a newer deploy's reserve (docs/kubernetes.md).
+unless its maker started after this replica (NOTE_STARTED): that is a newer deploy's reserve (docs/kubernetes.md).
 Its bot dials the channel and waits. Its `activeDeadlineSeconds` is
 the longest idle wait plus a session: the kubelet ends a forgotten one.
 
@@ -57,6 +57,10 @@ from dispatcher.outbound.http_client import HttpResponse
 from dispatcher.outbound.ratelimit import Rate
 from dispatcher.releases.names import DEFAULT_RELEASE
 
+# When the replica that made an idle pod started (whole seconds): an older deploy's replica keeps filling its
+# reserve after a newer one starts, so when a pod was made does not tell whose deploy is the newer.
+NOTE_STARTED = "voicefleet.io/maker-started"
+
 
 def pointer(key: str) -> str:
     """A label or annotation key as a JSON Pointer segment (RFC 6901: `~` → `~0`, `/` → `~1`)."""
@@ -107,7 +111,8 @@ class K8sWarmMachines(K8sMachines):
                         env=self.launch_env(values, self.reported_image(image)),
                         labels={LABEL_STATE: IDLE, LABEL_BOT: bot_id, LABEL_RELEASE: release},
                         # never empty (the claim adds to it); the keys it starts with, which a claim tests
-                        annotations={NOTE_LAUNCH: secrets.token_hex(8), NOTE_BOT_SECRET: self._bot_secret},
+                        annotations={NOTE_LAUNCH: secrets.token_hex(8), NOTE_BOT_SECRET: self._bot_secret,
+                                     NOTE_STARTED: str(self._started)},
                         deadline_seconds=self._idle_deadline)
         response = await self.api.request("POST", json=body, params=STRICT)
         if response.status_code not in (201, 409):  # 409: this bot's pod exists (a lost answer, retried)
@@ -173,9 +178,16 @@ class K8sWarmMachines(K8sMachines):
         return idle
 
     def _of_newer_deploy(self, pod: dict[str, Any], created_at: float) -> bool:
-        """Of other keys (not unmarked: those predate the mark) and created since this replica started."""
-        mark = ((pod.get("metadata") or {}).get("annotations") or {}).get(NOTE_BOT_SECRET)
-        return mark is not None and mark != self._bot_secret and created_at >= self._started
+        """Of other keys (not unmarked: those predate the mark), made by a replica started since this one (a pod
+        made before NOTE_STARTED was: created since this replica started)."""
+        notes = (pod.get("metadata") or {}).get("annotations") or {}
+        mark = notes.get(NOTE_BOT_SECRET)
+        if mark is None or mark == self._bot_secret:
+            return False
+        try:
+            return int(notes[NOTE_STARTED]) >= self._started
+        except (KeyError, ValueError):
+            return created_at >= self._started
 
     @property
     def _bot_secret(self) -> str:

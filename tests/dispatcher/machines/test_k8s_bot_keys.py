@@ -5,12 +5,14 @@ of keys since rotated out is neither claimed nor kept (the `pods` mode, against 
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 
 import pytest
 
 from dispatcher.machines.base import MachinesError, MachineState
 from dispatcher.machines.k8s.provider import K8sMachines
-from dispatcher.machines.k8s.reserve import K8sWarmMachines
+from dispatcher.machines.k8s.reserve import NOTE_STARTED, K8sWarmMachines
 from dispatcher.machines.k8s.settings import K8sSettings
 from dispatcher.settings import SettingsError
 from tests.dispatcher.machines.test_k8s import env, spec
@@ -20,6 +22,13 @@ KEYS = "voicefleet-k8s-dev-bot-keys-0123456789ab"
 ROTATED = "voicefleet-k8s-dev-bot-keys-ba9876543210"
 VALUES = {"CARTESIA_API_KEY": "SENTINEL-cartesia", "BOT_CHANNEL_URL": "wss://elsewhere.example/bots/channel"}
 BEFORE = "2026-01-01T00:00:00Z"  # a pod's creationTimestamp from before any replica of a test started
+
+
+def made_before(fake: FakeKubernetes, pod: str) -> None:
+    """The pod as a replica started before any of a test's made it: its creationTimestamp and its maker's start."""
+    metadata = fake.pods[pod]["metadata"]
+    metadata["creationTimestamp"] = BEFORE
+    metadata["annotations"][NOTE_STARTED] = str(int(datetime.fromisoformat(BEFORE).timestamp()))
 
 
 def warm(fake: FakeKubernetes, secret: str) -> K8sWarmMachines:
@@ -77,7 +86,7 @@ async def test_an_idle_pod_of_rotated_keys_is_refused_by_a_claim_and_swept(fake_
         await old.launch_idle("rsv-old", "c")
         await new.launch_idle("rsv-new", "c")
         assert fake_k8s.pods["vf-idle-rsv-old"]["metadata"]["annotations"]["voicefleet.io/bot-secret"] == KEYS
-        fake_k8s.pods["vf-idle-rsv-old"]["metadata"]["creationTimestamp"] = BEFORE  # made before `new` started
+        made_before(fake_k8s, "vf-idle-rsv-old")  # made before `new` started
         listed = {idle.bot_id: idle.created_at for idle in await new.idle_machines()}
         assert listed["rsv-old"] == 0.0 and listed["rsv-new"] > 0  # the sweep retires the old one at once
         with pytest.raises(MachinesError) as refused:
@@ -97,7 +106,7 @@ async def test_during_a_rollout_an_old_replica_leaves_the_new_replicas_reserve_a
     fake_k8s.secrets |= {KEYS: VALUES, ROTATED: VALUES}
     old = warm(fake_k8s, KEYS)
     await old.launch_idle("rsv-old", "c")
-    fake_k8s.pods["vf-idle-rsv-old"]["metadata"]["creationTimestamp"] = BEFORE
+    made_before(fake_k8s, "vf-idle-rsv-old")
     new = warm(fake_k8s, ROTATED)
     try:
         await new.launch_idle("rsv-new", "c")
@@ -105,10 +114,31 @@ async def test_during_a_rollout_an_old_replica_leaves_the_new_replicas_reserve_a
         assert {idle.bot_id: idle.created_at for idle in await new.idle_machines()}["rsv-old"] == 0.0
         # Older than the old replica too (a deploy before both): stale to each of them.
         await new.launch_idle("rsv-older", "c")
-        fake_k8s.pods["vf-idle-rsv-older"]["metadata"]["creationTimestamp"] = BEFORE
+        made_before(fake_k8s, "vf-idle-rsv-older")
         assert {idle.bot_id: idle.created_at for idle in await old.idle_machines()}["rsv-older"] == 0.0
         assert "vf-idle-rsv-new" in fake_k8s.pods
         assert (await new.adopt("rsv-new", spec())).claimed
+    finally:
+        await old.aclose()
+        await new.aclose()
+
+
+async def test_an_old_replica_still_topping_up_its_reserve_after_a_new_one_started_has_it_swept(
+        fake_k8s: FakeKubernetes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old replicas run on until the new ones are ready, and keep their reserve filled: an idle pod of the old
+    keys made after a new replica started is no newer deploy's, and the new replica retires it (else no replica
+    of the new deploy would, and it held its node's room until its deadline)."""
+    fake_k8s.secrets |= {KEYS: VALUES, ROTATED: VALUES}
+    started = time.time()
+    monkeypatch.setattr("dispatcher.machines.k8s.reserve.time.time", lambda: started - 60)
+    old = warm(fake_k8s, KEYS)  # started a minute before the new one
+    monkeypatch.setattr("dispatcher.machines.k8s.reserve.time.time", lambda: started)
+    new = warm(fake_k8s, ROTATED)
+    try:
+        await old.launch_idle("rsv-old-late", "c")  # made now: after the new replica started
+        assert {idle.bot_id: idle.created_at for idle in await new.idle_machines()}.get("rsv-old-late") == 0.0
+        await new.launch_idle("rsv-new", "c")
+        assert "rsv-new" not in {idle.bot_id for idle in await old.idle_machines()}  # still the new ones' own
     finally:
         await old.aclose()
         await new.aclose()

@@ -4,12 +4,15 @@ secret is drawn, naming the next step."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from pulumi.runtime import mocks as pulumi_mocks
 
 from stacks.config.reader import SettingsError
 from stacks.config.rotation_last_up import LastRotation, Step
-from stacks.tools.mocks import Deployed, Run, run_program
-from tests.infra.conftest import CHANNEL, SECRETS, config_for
+from stacks.tools.mocks import Deployed, RecordingMocks, Run, run_program
+from tests.infra.conftest import CHANNEL, K8S_STACK_SECRETS, SECRETS, config_for
 from tests.infra.helpers import watched_monitors
 
 PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a resource type
@@ -90,3 +93,37 @@ def test_a_step_read_back_takes_the_doubles_a_stack_reference_gives() -> None:
     assert LastRotation.of({"generation": 2.0, "roll": "next", "rolls": True}) == LastRotation(Step(2, "next"), True)
     assert LastRotation.of(None) is None
     assert LastRotation.of({"generation": 2.5, "roll": "next", "rolls": True}) is None
+
+
+K8S_USERS_OWN = {k: v for k, v in K8S_STACK_SECRETS.items() if k != "voicefleet:storeMessageSecret"}
+
+def k8s_up(deployed: Deployed, **overrides: str) -> Run:
+    run = run_program(config_for("k8s", overrides, K8S_USERS_OWN), list(K8S_USERS_OWN), stack="k8s-test",
+                      deployed=deployed)
+    deployed.record(run)
+    return run
+
+
+def test_an_up_whose_dispatcher_rollout_fails_leaves_the_step_before_for_the_next(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed `up` keeps the stack outputs it did not replace and takes the ones the program registered
+    (pulumi/pulumi pkg/resource/deploy/step_executor.go, executeRegisterResourceOutputs, errored): a step
+    exported while the dispatcher's rollout still runs, then fails, would let the next `up` take the step
+    after it, with the last deploy's replicas still on the step before."""
+    deployed = Deployed()
+    k8s_up(deployed)
+    k8s_up(deployed, secretsRoll="next")
+    monitors = watched_monitors(monkeypatch)
+    real = RecordingMocks.new_resource
+
+    def rollout_fails(self: RecordingMocks, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "kubernetes:apps/v1:Deployment" and "dispatcher" in args.name:
+            raise RuntimeError("1 out of 2 replicas failed to become ready (the rollout's wait ran out)")
+        return real(self, args)
+
+    monkeypatch.setattr(RecordingMocks, "new_resource", rollout_fails)
+    with pytest.raises(Exception, match="failed to become ready"):
+        k8s_up(deployed, secretsRotation="1", secretsRoll="previous")
+    (monitor,) = monitors
+    exported = [outputs.get("secretsRotation") for outputs in monitor.completed.values() if "cloud" in outputs]
+    assert {"generation": 1, "roll": "previous", "rolls": True} not in exported, exported

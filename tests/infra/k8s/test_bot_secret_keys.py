@@ -52,3 +52,16 @@ def test_the_bots_keys_and_other_kinds_of_secret_pass(policy: dict[str, Any]) ->
 def test_without_k8s_bot_secret_there_is_no_such_policy(k8s_stack: K8sRunner) -> None:
     run = k8s_stack()
     assert [r for r in run.of_type(POLICY) if unwrap(r.inputs)["metadata"]["name"].endswith("-bot-secret-keys")] == []
+
+
+def test_a_secret_of_other_keys_being_deleted_may_lose_its_finalizers(policy: dict[str, Any]) -> None:
+    """A Secret written before the policy is not looked at until it is written again; deleting it in the
+    foreground (or with a tool's finalizer) ends with the garbage collector's update that removes the finalizer:
+    refused, the Secret would stay Terminating, and no one could remove it short of deleting the policy."""
+    deleting = {"name": "old-keys", "namespace": "voicefleet-bots", "deletionTimestamp": "2026-11-27T22:00:00Z"}
+    old = {"metadata": {**deleting, "finalizers": ["foregroundDeletion"]}, "type": "Opaque",
+           "data": {"deepgram-api-key": "eA=="}}
+    new = {**old, "metadata": {**deleting, "finalizers": []}}
+    call = Call("system:serviceaccount:kube-system:generic-garbage-collector", "UPDATE", "", "secrets",
+                name="old-keys", obj=new, old=old)
+    assert refusal(policy, call) is None

@@ -53,3 +53,15 @@ def test_without_a_relay_a_daily_only_bot_gets_its_daily_image_alone(
     assert built == [("../images/bot.Dockerfile", "runtime"), ("../images/dispatcher.Dockerfile", "runtime")], built
     sized = [line.split(" image's packages")[0].rsplit(" ", 1)[-1] for line in said if "image's packages" in line]
     assert sized == ["bot"], said
+
+
+@pytest.mark.parametrize(("cloud", "named"), [("aws", "bot-webrtc image repository"), ("gcp", "shared secret")])
+def test_on_a_protected_stack_the_refusal_names_what_blocks_turning_the_relay_off(
+        stack: StackRunner, daily_only_project: Path, cloud: str, named: str) -> None:
+    """aws-prod and gcp-prod (`profile: prod`) protect the relay's shared secret and, on AWS, the bot-webrtc
+    image repository and log group: `turn none` alone is an `up` that Pulumi refuses, so the way forward says so."""
+    with pytest.raises(SettingsError) as refused:
+        stack(cloud, secrets=WITH_TURN, botProject=str(daily_only_project), botImageBudgetMb="900", protect="true",
+              **TURN, **CHANNEL[cloud])
+    message = str(refused.value)
+    assert "`pulumi state unprotect" in message and named in message, message
