@@ -4,7 +4,8 @@
 connects to `{wsUrl}/{token}` within the token's life; the session, whose id is known now, starts
 when it does ("the bot is not started until the client connects", as on Pipecat Cloud). The token
 carries the request's `body` to the bot, and the asking key's caller id: the session is that key's
-(its id is made with the key's owner key, so the key reads and stops it like any of its sessions).
+(its id is made with the key's owner key, so the key reads and stops it like any of its sessions),
+and the start's `release` pin and `eval` mark, which its session takes as a web start's does.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 
 def phone_start(
     state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller, region: str = "",
-    handed_from: tuple[str, str] | None = None,
+    handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
 ) -> tuple[dict[str, Any], CallGrant]:
     """The answer and its token's grant. `handed_from`: (the region the start arrived at, why it
     could not start it warm there): the token is a handed call's, whose place the caller holds."""
     carrier = "generic" if transport == "websocket" else transport
     try:
-        token, grant = state.tokens.mint(carrier, body, owner=who.id, handed_from=handed_from)
+        token, grant = state.tokens.mint(carrier, body, owner=who.id, handed_from=handed_from, release=release,
+                                         evaluation=evaluation)
     except ValueError:
         limit = MAX_TOKEN_BODY_BYTES
         raise ApiError(413, "body_too_large", f"a call's `body` rides in its token: at most {limit} bytes") from None

@@ -50,6 +50,8 @@ class Admitted:
     expires: float | None = None
     owner: str | None = None  # from a token: the caller id of the key that asked for the call
     handed_from: tuple[str, str] | None = None  # from a token: (the region that handed the call here, why)
+    release: str | None = None  # from a token: the release its start pinned
+    evaluation: bool = False  # from a token: an eval's call
 
 
 class Refused(Exception):
@@ -108,7 +110,7 @@ def admit_upgrade(
         except TokenRefused as exc:
             raise Refused(f"token_{exc.reason}") from None
         return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires, grant.owner,
-                        grant.handed_from)
+                        grant.handed_from, grant.release, grant.evaluation)
     signature = headers.get("x-twilio-signature")
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):

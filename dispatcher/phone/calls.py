@@ -52,7 +52,8 @@ PHONE_CALLER = "phone"  # the owner of calls no API key asked for (a carrier's s
 class Sessions(Protocol):
     async def start(
         self, *, caller: Caller | str, idempotency_key: str | None, body: Mapping[str, Any], wait: bool,
-        transport: str | None = None, counted_elsewhere: bool = False,
+        transport: str | None = None, counted_elsewhere: bool = False, release: str | None = None,
+        eval_session: bool = False,
     ) -> Any: ...
 
     async def stop(self, session_id: str, caller: str | None = None) -> Any: ...
@@ -132,11 +133,13 @@ class PhoneCalls:
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
         owner: Caller | None = None, *, standing: bool = False, handed_from: tuple[str, str] | None = None,
+        release: str | None = None, evaluation: bool = False,
     ) -> MediaSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
         `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller.
         `standing`: admitted by Exotel's standing credential (held to `StandingCap`).
-        `handed_from`: (the region whose webhook handed the call here, why): its demand is that region's."""
+        `handed_from`: (the region whose webhook handed the call here, why): its demand is that region's.
+        `release`, `evaluation`: its start's pin and eval mark, carried in its token."""
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
@@ -158,7 +161,7 @@ class PhoneCalls:
         call.starting = asyncio.ensure_future(
             self._sessions.start(
                 caller=owner, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT,
-                counted_elsewhere=handed_from is not None,
+                counted_elsewhere=handed_from is not None, release=release, eval_session=evaluation,
             )
         )
         call.starting.add_done_callback(_retrieved)

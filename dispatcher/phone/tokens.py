@@ -2,7 +2,8 @@
 
 Carriers cannot send headers or query strings with a media stream, so the path carries the proof:
 `base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, own, body}`
-(with several regions also `rgn`, the region it opens a call in, and `via`, a call handed there).
+(with several regions also `rgn`, the region it opens a call in, and `via`, a call handed there; for
+a start that named them, `rel`, the release it is pinned to, and `ev`, an eval's call).
 The token is self-contained (any replica holding the key can check it) and names the session it
 opens, so `POST /start` can answer the `sessionId` before any machine exists. `own` names the API
 key that asked for the call by its caller id (`Caller.id`: a digest of the key's digest, already
@@ -52,6 +53,8 @@ class CallGrant:
     owner: str | None = None  # the asking key's caller id; None: the phone path's own sessions
     # The region whose webhook handed this call here, and why (docs/regions.md): None when it came here.
     handed_from: tuple[str, str] | None = None
+    release: str | None = None  # the start's pin (`release`): None, the key's default or one drawn
+    evaluation: bool = False  # an eval's call (the start's `eval`): pinned, never judged, counted apart
 
 
 class CallTokens:
@@ -70,7 +73,7 @@ class CallTokens:
 
     def mint(
         self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
-        handed_from: tuple[str, str] | None = None,
+        handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
     ) -> tuple[str, CallGrant]:
         grant = CallGrant(
             token_id=secrets.token_urlsafe(12),
@@ -80,6 +83,8 @@ class CallTokens:
             body=dict(body or {}),
             owner=owner,
             handed_from=handed_from,
+            release=release,
+            evaluation=evaluation,
         )
         payload: dict[str, Any] = {
             "jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key,
@@ -92,6 +97,10 @@ class CallTokens:
             payload["body"] = dict(grant.body)
         if handed_from is not None:
             payload["via"] = list(handed_from)
+        if release is not None:
+            payload["rel"] = release
+        if evaluation:
+            payload["ev"] = True
         raw = json.dumps(payload, separators=(",", ":")).encode()
         if len(raw) > MAX_TOKEN_BODY_BYTES + 200:
             raise ValueError(f"the call's body exceeds {MAX_TOKEN_BODY_BYTES} bytes as JSON")
@@ -114,7 +123,7 @@ class CallTokens:
             raise TokenRefused("forged") from None
         if not isinstance(payload, dict):
             raise TokenRefused("forged")
-        body, owner, via = payload.get("body"), payload.get("own"), payload.get("via")
+        body, owner, via, release = payload.get("body"), payload.get("own"), payload.get("via"), payload.get("rel")
         grant = CallGrant(
             token_id=str(payload.get("jti", "")),
             carrier=str(payload.get("carrier", "")),
@@ -123,6 +132,8 @@ class CallTokens:
             body=body if isinstance(body, dict) else {},
             owner=owner if isinstance(owner, str) else None,
             handed_from=(str(via[0]), str(via[1])) if isinstance(via, list) and len(via) == 2 else None,
+            release=release if isinstance(release, str) else None,
+            evaluation=payload.get("ev") is True,
         )
         if grant.expires <= self._clock():
             raise TokenRefused("expired")

@@ -1,6 +1,7 @@
 """`voicefleet eval` over a carrier's media stream: the booking line run by a real `python -m dispatcher`
 takes a Twilio Media Streams call from the load test's phone caller, the party's size keyed in as
-DTMF, the bot's words read from the session's transcript; no call is left running."""
+DTMF, the bot's words read from the session's transcript, each call marked as an eval's and pinned
+as a web eval's is; no call is left running."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_eval_dispatcher import run_eval, running
+from tests.cli.test_eval_dispatcher import evals_listed, run_eval, running
 from tests.phone.conftest import phone_env
 from tests.support.examples import BOOKING
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -22,8 +23,10 @@ PHONE_SUITE = BOOKING / "scenarios" / "phone"
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(BOOKING / "bot.py"),
-           "RECORDING": "off", "RECORDING_TRANSCRIPT": "on",
+    # Two releases of the same line, all the weight on `stable`: a session of `next` was pinned there.
+    bot = BOOKING / "bot.py"
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_RELEASES": f"stable={bot},next={bot}",
+           "RELEASE_WEIGHTS": "stable=100", "RECORDING": "off", "RECORDING_TRANSCRIPT": "on",
            "RECORDING_DESTINATION": str(tmp_path_factory.mktemp("recordings")), "RESERVE_MAX_IDLE": "0"}
     with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as process:
         yield process
@@ -35,7 +38,8 @@ def test_the_keypad_scenario_passes_over_a_twilio_stream(dispatcher: DispatcherP
     summary = json.loads(result.stdout)
     scenario = summary["scenarios"][0]
     assert scenario["passed"] == 1 and scenario["turn_latency_ms"]["p50"], scenario
-    assert summary["release"] == "default"  # the session's, read once its stream connected
+    assert summary["release"] == "stable"  # an eval's session runs the stable release, never a canary's share
+    assert set(evals_listed(dispatcher, result).values()) == {"stable"}  # marked as an eval's session
     assert running(dispatcher) == []
 
 
@@ -53,7 +57,10 @@ def test_keys_the_bot_does_not_take_fail_the_turn_that_pressed_them(dispatcher: 
     assert running(dispatcher) == []
 
 
-def test_a_pinned_phone_suite_is_refused_before_any_call(dispatcher: DispatcherProcess) -> None:
-    result = run_eval(dispatcher.base_url, str(PHONE_SUITE), "--release", "stable")
-    assert result.exit_code == 2, result.output
-    assert "a phone call cannot be pinned to a release yet (--release stable)" in result.output
+def test_a_phone_suite_runs_pinned_to_the_release_it_names(dispatcher: DispatcherProcess) -> None:
+    # Its call token carries the pin and the eval mark to the session the call opens.
+    result = run_eval(dispatcher.base_url, str(PHONE_SUITE), "--release", "next", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["release"] == "next"
+    assert set(evals_listed(dispatcher, result).values()) == {"next"}
+    assert running(dispatcher) == []

@@ -21,19 +21,17 @@ def scenario(tmp_path: Path, text: str) -> Scenario:
 
 def test_words_on_a_phone_call_need_a_dispatcher_that_keeps_transcripts(tmp_path: Path) -> None:
     words = scenario(tmp_path, WORDS)
-    lines, refusal = phone_refusal([words], None, HAS_TWILIO, {"sessions": 0})  # RECORDING* off: no `recordings`
+    lines, refusal = phone_refusal([words], HAS_TWILIO, {"sessions": 0})  # RECORDING* off: no `recordings`
     assert refusal is not None and "checks the bot's words on a twilio call" in refusal
     assert "RECORDING_TRANSCRIPT=on" in refusal and "within_ms, silent and bot_ends" in refusal
-    assert phone_refusal([words], None, HAS_TWILIO, {"recordings": {"transcript": "on"}})[1] is None
-    assert phone_refusal([words], None, HAS_TWILIO, None)[1] is None  # cannot tell: each call says it
-    assert phone_refusal([scenario(tmp_path, TIMED)], None, HAS_TWILIO, {})[1] is None  # audio alone: no words
+    assert phone_refusal([words], HAS_TWILIO, {"recordings": {"transcript": "on"}})[1] is None
+    assert phone_refusal([words], HAS_TWILIO, None)[1] is None  # cannot tell: each call says it
+    assert phone_refusal([scenario(tmp_path, TIMED)], HAS_TWILIO, {})[1] is None  # audio alone: no words
 
 
-def test_a_phone_call_cannot_be_pinned_and_needs_the_carriers_credentials(tmp_path: Path) -> None:
+def test_a_phone_call_needs_the_carriers_credentials(tmp_path: Path) -> None:
     timed = scenario(tmp_path, TIMED)
-    refusal = phone_refusal([timed], "next", HAS_TWILIO, {})[1]
-    assert refusal is not None and "cannot be pinned to a release yet (--release next)" in refusal
     lacking = {"bots_lack": {"twilio": ["TWILIO_AUTH_TOKEN"]}}
-    refusal = phone_refusal([timed], None, lacking, {})[1]
+    refusal = phone_refusal([timed], lacking, {})[1]
     assert refusal is not None and "TWILIO_AUTH_TOKEN" in refusal and "LOCAL_BOT_ENV" in refusal
 

@@ -119,3 +119,14 @@ async def test_a_carriers_own_signed_stream_stays_the_phone_paths_session(dispat
             assert (await dispatcher.api.get(f"/sessions/{machine.session_id}", headers=key)).status_code == 404
     finally:
         await call.hang_up()
+
+
+async def test_a_call_token_for_a_release_that_is_not_live_is_refused_before_any_call(dispatcher: Phone) -> None:
+    # The token carries the pin to the session the call opens: an unknown one is said now, to the
+    # start, not to a carrier's stream minutes later.
+    answer = await dispatcher.api.post("/start", json={"transport": "twilio", "release": "nope", "eval": True},
+                                       headers=ASKER)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "unknown_release"
+    live = await dispatcher.api.post("/start", json={"transport": "twilio", "eval": True}, headers=ASKER)
+    assert live.status_code == 201, live.text  # an eval's call: no longer refused on a phone transport

@@ -74,9 +74,6 @@ async def start(
     idempotency_key = request.headers.get("idempotency-key")
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
-        if payload.eval:
-            raise ApiError(422, "invalid_request", f"eval: a phone transport ({payload.transport}) cannot be an "
-                           "eval's session yet; start the eval with transport `webrtc` or `daily`, or leave `eval` out")
         return await _phone_token(request, state, payload, who)
     plan = plan_start(payload, state.settings.transports)
     recording = asked_recording(state, who, payload)
@@ -185,14 +182,18 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     """A call token (`transport: websocket` or a carrier's name). With several regions, one that could
     not start the call's bot warm within the caller's patience (`maxWaitSeconds`, else
     `PHONE_MAX_WAIT_SECONDS`) is relayed like any start; the region that takes it mints the token as
-    a handed call's (a place held for it, its start counted where it arrived) with its own URL."""
+    a handed call's (a place held for it, its start counted where it arrived) with its own URL. Its
+    `release` and `eval` ride in the token; an unknown release is refused now, not when the call comes."""
+    if payload.release is not None:
+        state.sessions.releases.choose("", pinned=payload.release, caller_id=who.id)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
     if isinstance(placed, Response):
         return placed
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
-                                state.settings.region, handed_from=placed)
+                                state.settings.region, handed_from=placed, release=payload.release,
+                                evaluation=payload.eval is True)
     if placed is not None:  # a place here for the call, within this key's share
         await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer

@@ -62,13 +62,11 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
                  result: CallResult) -> dict[str, Any] | None:
     # `eval`: the dispatcher keeps the session out of the rollback's judge and the cost figures; the
     # body's marker tells the bot which run and scenario it serves.
-    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}}
-    if scenario.on_phone:  # a call token carries no `eval`, `release` or `recording` yet (docs/evals.md)
+    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}, "eval": True}
+    if scenario.on_phone:  # its call token carries the mark and the pin to the session it opens
         body["transport"] = scenario.transport
-    else:
-        body["eval"] = True
-        if target.release:
-            body["release"] = target.release
+    if target.release:
+        body["release"] = target.release
     try:
         response = await http.post(f"{target.base_url}/start", json=body, headers=target.headers())
     except httpx.TransportError as error:

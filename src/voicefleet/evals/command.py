@@ -71,7 +71,7 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
         click.echo(warning, err=True)
     with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not)
         health = api.call("GET", path("healthz"))
-    phone_ready(scenarios, release, health, target)
+    phone_ready(scenarios, health, target)
     from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
 
     results = asyncio.run(run_suite(target.url, key, release, scenarios, repeat, concurrency,
@@ -115,7 +115,7 @@ def judged(scenarios: list[Scenario], url: str | None, model: str | None) -> Jud
     return judge
 
 
-def phone_ready(scenarios: list[Scenario], release: str | None, health: object, target: Target) -> None:
+def phone_ready(scenarios: list[Scenario], health: object, target: Target) -> None:
     """The suite's phone scenarios checked against the deployment before any call (phone_checks.py)."""
     if not any(s.on_phone for s in scenarios):
         return
@@ -123,7 +123,7 @@ def phone_ready(scenarios: list[Scenario], release: str | None, health: object, 
     reader = os.environ.get(ADMIN_KEY_VARIABLE) or api_key(os.environ)  # `GET /status` is an admin's read
     with Api(Target(target.url, reader, target.timeout)) as api, contextlib.suppress(Refused):
         status = api.call("GET", path("status"))
-    lines, refusal = phone_refusal(scenarios, release, health if isinstance(health, dict) else {},
+    lines, refusal = phone_refusal(scenarios, health if isinstance(health, dict) else {},
                                    status if isinstance(status, dict) else None)
     for line in lines:
         click.echo(line, err=True)

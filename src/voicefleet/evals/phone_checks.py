@@ -1,7 +1,7 @@
-"""What a suite's phone scenarios need of the deployment, said before any call is placed: a call
-token carries no release yet, so a phone call cannot be pinned; the bot's words on a carrier's stream
-are read from the session's transcript, so a scenario that checks them needs a dispatcher that keeps
-transcripts; and the carrier's credentials in the bots' environment (loadtest/carrier.py)."""
+"""What a suite's phone scenarios need of the deployment, said before any call is placed: the bot's
+words on a carrier's stream are read from the session's transcript, so a scenario that checks them
+needs a dispatcher that keeps transcripts; and the carrier's credentials in the bots' environment
+(loadtest/carrier.py)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,13 @@ TRANSCRIPT_WAY = ("start the dispatcher with RECORDING_TRANSCRIPT=on (RECORDING 
                   "or check only within_ms, silent and bot_ends on that call")
 
 
-def phone_refusal(scenarios: list[Scenario], release: str | None, health: dict[str, Any],
+def phone_refusal(scenarios: list[Scenario], health: dict[str, Any],
                   status: dict[str, Any] | None) -> tuple[list[str], str | None]:
     """(lines to print, the refusal that stops the run or None). `status`: `GET /status`'s answer,
     None when the key may not read it (then a dispatcher keeping no transcript fails each such call)."""
     phoned = [s for s in scenarios if s.on_phone]
     if not phoned:
         return [], None
-    if release is not None:
-        return [], (f"{phoned[0].source}: a phone call cannot be pinned to a release yet (--release {release}): "
-                    "run the phone scenarios without --release, apart from the others")
     lines = []
     for transport in sorted({s.transport for s in phoned}):
         line, may_go_on = carrier_check(transport, health)

@@ -80,3 +80,12 @@ def test_a_regions_token_opens_a_call_in_that_region_only_and_names_where_it_was
         CallTokens(KEY).check(token, "twilio")  # nor at a dispatcher that is one region
     assert us.redeem(token, "twilio").handed_from == ("eu", "at_capacity")
     assert us.redeem(us.mint("twilio")[0], "twilio").handed_from is None  # a call that came to us itself
+
+
+def test_a_start_pinned_and_marked_as_an_eval_opens_its_call_pinned_and_marked() -> None:
+    issuer = tokens([1000.0])
+    token, _ = issuer.mint("twilio", {"user": "ada"}, release="next", evaluation=True)
+    redeemed = issuer.redeem(token, "twilio")
+    assert (redeemed.release, redeemed.evaluation) == ("next", True)
+    plain, _ = issuer.mint("twilio")
+    assert (issuer.redeem(plain, "twilio").release, issuer.check(plain, "twilio").evaluation) == (None, False)
