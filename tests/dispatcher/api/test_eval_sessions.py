@@ -57,12 +57,13 @@ async def test_an_eval_without_a_release_runs_the_stable_one_never_a_canarys_dra
     assert {(e["release"], e["release_chosen_by"], e["eval"]) for e in events} == {("stable", "stable", True)}
 
 
-async def test_eval_false_is_a_plain_session_and_an_eval_phone_stream_is_refused_with_the_way_out(
+async def test_eval_false_is_a_plain_session_and_an_eval_phone_stream_is_answered_its_token(
         tmp_path: Path) -> None:
     async with dispatcher(tmp_path) as (api, launched):
         plain = await api.post("/start", json={"body": {}, "eval": False, "release": "next"}, headers=client())
         phone = await api.post("/start", json={"transport": "websocket", "eval": True}, headers=client())
         event = await requested(api, plain.json()["session_id"])
     assert plain.status_code == 201 and "eval" not in plain.json() and "eval" not in event, plain.text
-    assert phone.status_code == 422 and "transport `webrtc`" in phone.json()["error"]["message"], phone.text
-    assert len(launched) == 1
+    # The token carries the eval mark (and a pin) to the session its call opens (tests/phone, tests/cli).
+    assert phone.status_code == 201 and phone.json()["token"], phone.text
+    assert len(launched) == 1  # a call's machine waits for its call
