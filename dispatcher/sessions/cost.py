@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.reserve.prices import BotPrice
+from dispatcher.store.unavailable import StoreUnavailable
+from dispatcher.store.usage_so_far import SoFarKeeping
 from dispatcher.usage.price_table import PriceTable
 from dispatcher.usage.service_cost import ServicesCost, price_usage
 
@@ -103,6 +105,24 @@ class SessionCosts:
         self.price = price
         self.prices = prices  # the services' table; None: the services are not priced here
         self._clock = clock  # epoch seconds, as the timeline's events are
+        # Where the bots' reports of their use during the call are kept (set by the wiring).
+        self.so_far: SoFarKeeping | None = None
+
+    async def of_session(self, session_id: str, events: Sequence[dict[str, Any]], *, running: bool,
+                         ended_at: float | None = None, strict: bool = False) -> SessionCost | None:
+        """`of`, with the services' use its bot last reported during the call where its end carries
+        none (a bot killed before its `ended` report, or one still running). A store that does not
+        answer leaves them not reported, or raises StoreUnavailable when `strict` (a count that is
+        tried again)."""
+        so_far = None
+        report = next((e for e in events if e.get("event") == "ended"), None)
+        if self.so_far is not None and (report is None or not isinstance(report.get("usage"), list)):
+            try:
+                so_far = await self.so_far.get(session_id)
+            except StoreUnavailable:
+                if strict:
+                    raise
+        return self.of(events, running=running, ended_at=ended_at, so_far=so_far)
 
     def of(self, events: Sequence[dict[str, Any]], *, running: bool, ended_at: float | None = None,
            so_far: Sequence[dict[str, Any]] | None = None) -> SessionCost | None:

@@ -64,8 +64,8 @@ class CostCount:
             return
         if is_eval(events):  # an eval's call is not the deployment's traffic (its cost stays in its GET)
             return
-        cost = self._costs.of(events, running=False,
-                              ended_at=ended_at if isinstance(ended_at, int | float) else None)
+        cost = await self._costs.of_session(session_id, events, running=False,
+                                            ended_at=ended_at if isinstance(ended_at, int | float) else None)
         if cost is None:  # no machine was launched or claimed for it (its start record is gone)
             return
         release = next((str(e["release"]) for e in events

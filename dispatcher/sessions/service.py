@@ -519,7 +519,7 @@ class SessionService:
             # deployment's record of it answers, as it does at every replica.
             events = await self.timeline.read(session_id)
             ended = await self.listing.ended(session_id, events)
-            return self._session(ended, None, events) if ended is not None else None
+            return await self._session(ended, None, events) if ended is not None else None
         self.ends.observed(machine)  # a machine that died unreported: a read may be the first to see it
         rooms = self._rooms if machine.has_room else None
         if machine.state is MachineState.STARTED and rooms is not None:
@@ -531,11 +531,12 @@ class SessionService:
         room_url = None
         if rooms is not None and machine.state.is_active:
             room_url = await self._call(rooms.room_url(session_id))
-        return self._session(machine, room_url, await self.timeline.read(session_id))
+        return await self._session(machine, room_url, await self.timeline.read(session_id))
 
-    def _session(self, machine: Machine, room_url: str | None, events: list[dict[str, Any]]) -> Session:
+    async def _session(self, machine: Machine, room_url: str | None, events: list[dict[str, Any]]) -> Session:
+        cost = await self.costs.of_session(machine.session_id, events, running=machine.state.is_active)
         return Session(machine, room_url=room_url, trace_id=trace_id_of(events), error=session_error(events),
-                       cost=self.costs.of(events, running=machine.state.is_active), eval=is_eval(events))
+                       cost=cost, eval=is_eval(events))
 
     async def _status(self, session_id: str) -> Machine | None:
         return await self._machines.status(session_id)

@@ -256,7 +256,9 @@ class LifecycleWebhooks:
         duration = None
         if isinstance(began, int | float) and isinstance(ended, int | float) and math.isfinite(ended - began):
             duration = round(max(0.0, ended - began), 3)
-        cost = self._costs.of(events, running=False, ended_at=ended) if self._costs is not None else None
+        cost = None
+        if self._costs is not None:
+            cost = await self._costs.of_session(str(data["session_id"]), events, running=False, ended_at=ended)
         return {"duration_seconds": duration, **({"cost": cost.as_json()} if cost is not None else {})}
 
     async def aclose(self) -> None:

@@ -11,9 +11,10 @@ from dispatcher.observability.metrics import Metrics
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.store.client import Store
+from dispatcher.store.usage_so_far import MemorySoFar, StoreSoFar
 from dispatcher.usage.key_metrics import KeyUsageMetrics
 from dispatcher.usage.rollups import rollups_for
-from dispatcher.usage.so_far import MemorySoFar, StoreSoFar, UsageSoFar
+from dispatcher.usage.so_far import UsageSoFar
 from dispatcher.usage.usage_count import Entry, Note, UsageCount
 from voicefleet_settings.read import setting_float, setting_int
 
@@ -25,7 +26,8 @@ def build_usage(env: Mapping[str, str], coordination: object, costs: SessionCost
     so_far = UsageSoFar(StoreSoFar(store) if isinstance(store, Store) else MemorySoFar(),
                         setting_float(env, "USAGE_REPORT_SECONDS"), timeline.note)
     so_far.follow(channels)  # the bots' reports of their use during the call
-    usage = UsageCount(costs, timeline, entry, rollups, KeyUsageMetrics(metrics.registry), note, so_far.keeping)
+    costs.so_far = so_far.keeping  # every cost read counts a killed bot's last report (sessions/cost.py)
+    usage = UsageCount(costs, timeline, entry, rollups, KeyUsageMetrics(metrics.registry), note)
     timeline.listeners.append(usage.timeline_event)
     timeline.closers.append(usage.aclose)
     return usage

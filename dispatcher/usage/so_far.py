@@ -11,55 +11,19 @@ The session's timeline says once that its bot reports as it goes (`usage_reporte
 
 from __future__ import annotations
 
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from botchannel.contract import RequestFailed
 from botchannel.usage import METHOD_USAGE_SO_FAR, UsageError, parse_usage
 from dispatcher.channel.bots import BotChannels, BotLink
-from dispatcher.store.client import Store, StoreUnavailable
-from dispatcher.store.leases import milliseconds
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.usage_so_far import REMEMBERED, SoFarKeeping
 
-KEEP_SECONDS = 86_400.0
 MIN_GAP_SECONDS = 1.0
-REMEMBERED = 10_000  # sessions, in one process's memory (and its note of the last report's time)
-Rows = tuple[dict[str, Any], ...]
 Note = Callable[..., None]  # the timeline's `note`
-
-
-class SoFarKeeping(Protocol):
-    async def put(self, session_id: str, rows: Rows) -> None: ...
-    async def get(self, session_id: str) -> Rows | None: ...
-
-
-class StoreSoFar:
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    async def put(self, session_id: str, rows: Rows) -> None:
-        key, body = self._store.key("usage", "so-far", session_id), json.dumps(list(rows), separators=(",", ":"))
-        await self._store.call(lambda: self._store.redis.set(key, body, px=milliseconds(KEEP_SECONDS)))
-
-    async def get(self, session_id: str) -> Rows | None:
-        raw = await self._store.call(lambda: self._store.redis.get(self._store.key("usage", "so-far", session_id)))
-        return _rows(raw)
-
-
-class MemorySoFar:
-    def __init__(self) -> None:
-        self._rows: OrderedDict[str, Rows] = OrderedDict()
-
-    async def put(self, session_id: str, rows: Rows) -> None:
-        self._rows[session_id] = rows
-        self._rows.move_to_end(session_id)
-        while len(self._rows) > REMEMBERED:
-            self._rows.popitem(last=False)
-
-    async def get(self, session_id: str) -> Rows | None:
-        return self._rows.get(session_id)
 
 
 class UsageSoFar:
@@ -92,13 +56,3 @@ class UsageSoFar:
         if last is None:
             self._note(session_id, "usage_reported")
         return {"every_seconds": self._every}
-
-
-def _rows(raw: object) -> Rows | None:
-    """The kept rows, checked again as a report's are (the store is not the bot's to trust blindly)."""
-    if raw is None:
-        return None
-    try:
-        return parse_usage(json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)))
-    except (ValueError, UsageError):
-        return None

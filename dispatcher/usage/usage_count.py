@@ -26,7 +26,6 @@ from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.sessions.timeline import SessionTimeline, is_eval
 from dispatcher.usage.key_metrics import KeyUsageMetrics
 from dispatcher.usage.rollups import Amount, Rollups, SessionUse
-from dispatcher.usage.so_far import SoFarKeeping
 
 log = logging.getLogger("dispatcher.usage")
 
@@ -47,9 +46,8 @@ Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
 class UsageCount:
     def __init__(self, costs: SessionCosts, timeline: SessionTimeline, entry: Entry, rollups: Rollups,
-                 metrics: KeyUsageMetrics, note: Note | None = None, so_far: SoFarKeeping | None = None) -> None:
+                 metrics: KeyUsageMetrics, note: Note | None = None) -> None:
         self._costs, self._timeline, self._entry, self._note = costs, timeline, entry, note
-        self._so_far = so_far  # the services' use its bot reported during the call (dispatcher/usage/so_far.py)
         self.rollups = rollups
         self._metrics = metrics
         self._pending: set[asyncio.Task[None]] = set()
@@ -79,9 +77,8 @@ class UsageCount:
             at = ended_at if isinstance(ended_at, int | float) else None
             # A machine's end: its bot's report, when it came meanwhile, is the session's end.
             # A bot killed before its end: its services counted up to its last report during the call.
-            reported = any(e.get("event") == "ended" and isinstance(e.get("usage"), list) for e in events)
-            so_far = await self._so_far.get(session_id) if self._so_far is not None and not reported else None
-            cost = self._costs.of(events, running=False, ended_at=None if wait else at, so_far=so_far)
+            cost = await self._costs.of_session(session_id, events, running=False, ended_at=None if wait else at,
+                                                strict=True)
             if cost is None:
                 return
             entry = await self._entry(session_id) or {}

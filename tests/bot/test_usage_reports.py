@@ -15,7 +15,8 @@ from bot import usage_reports
 from bot.usage_reports import report_usage
 from botchannel.contract import RequestFailed
 from botchannel.usage import METHOD_USAGE_SO_FAR
-from dispatcher.usage.so_far import MemorySoFar, UsageSoFar
+from dispatcher.store.usage_so_far import MemorySoFar
+from dispatcher.usage.so_far import UsageSoFar
 
 LLM = {"kind": "llm", "processor": "OpenAILLMService#0", "model": "gpt-4o-mini", "prompt_tokens": 100}
 

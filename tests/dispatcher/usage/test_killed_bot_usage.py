@@ -2,7 +2,8 @@
 a dispatcher process runs a real bot host on tests/bots/metered.py (its stand-in STT, LLM and TTS
 meter themselves as Pipecat's do, as the pipeline starts), the host sends its use so far, the bot is
 killed before any `ended` report, and `GET /usage` and the listing's cost count what the stand-ins
-counted: once, whatever the machine's end and the grace after it do."""
+counted: once, whatever the machine's end and the grace after it do; `GET /sessions/{id}` prices the
+same report."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once(tmp_path:
         totals = (await api.get("/usage")).json()["totals"]
         events = await events_of(api, session_id)
         listed = (await api.get("/sessions")).json()["sessions"]
+        read = (await api.get(f"/sessions/{session_id}")).json()
     assert "ended" not in events and "machine_ended" in events, events  # killed: no report of its end
     rows = {row["model"]: row for row in body["rows"]}
     assert rows["llm:gpt-4o-mini"]["units"] == {
@@ -75,3 +77,5 @@ async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once(tmp_path:
         llm_usd + len(metered.REPLY) * 15.0 / 1e6, abs=1e-6)
     [entry] = [item for item in listed if item["session_id"] == session_id]
     assert entry["cost_usd"] == pytest.approx(totals["cost_usd"], abs=1e-6)
+    # …and its own read says the same: the services as last reported, not "not reported".
+    assert read["cost"]["services"]["usd"] == pytest.approx(totals["services_usd"], abs=1e-6), read["cost"]

@@ -103,3 +103,35 @@ def test_a_sessions_total_is_its_machine_and_its_priced_services() -> None:
     assert unreported.total == unreported.machine_usd  # nothing counted for what was not reported
     live = costs.of([launched], running=True)
     assert live is not None and NOT_YET in live.not_counted
+
+
+async def test_a_sessions_read_prices_its_bots_last_report_when_its_end_carries_none() -> None:
+    """`GET /sessions/{id}`, the ended webhook and `/metrics` read a session's cost through
+    `of_session`: a bot killed before its `ended` report (or still running) is priced as it last
+    reported during the call; a store that does not answer leaves it not reported, or raises for a
+    count that is tried again."""
+    from dispatcher.reserve.prices import BotPrice
+    from dispatcher.sessions.cost import UNREPORTED, SessionCosts
+    from dispatcher.store.unavailable import StoreUnavailable
+    from dispatcher.store.usage_so_far import MemorySoFar
+
+    costs = SessionCosts("fly", BotPrice(5.78, "shared-cpu-1x", "https://fly.io/docs/about/pricing/"),
+                         prices=load_prices({}))
+    costs.so_far = kept = MemorySoFar()
+    await kept.put("s-1", (MINI,))
+    killed = [{"event": "launched", "at": 100.0}, {"event": "machine_ended", "at": 160.0}]
+    cost = await costs.of_session("s-1", killed, running=False)
+    assert cost is not None and cost.services is not None and cost.services.usd == pytest.approx(
+        price_usage(load_prices({}), [MINI]).usd)
+    reported = await costs.of_session("s-1", [*killed, {"event": "ended", "at": 161.0, "usage": []}], running=False)
+    assert reported is not None and reported.services is not None and reported.services.usd == 0  # its own report
+
+    class Down(MemorySoFar):
+        async def get(self, session_id: str) -> None:
+            raise StoreUnavailable("connection refused")
+
+    costs.so_far = Down()
+    unread = await costs.of_session("s-1", killed, running=False)
+    assert unread is not None and UNREPORTED in unread.not_counted
+    with pytest.raises(StoreUnavailable):
+        await costs.of_session("s-1", killed, running=False, strict=True)
