@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.phone.tokens import CallTokens, TokenRefused
+from dispatcher.phone.tokens import MAX_TOKEN_BODY_BYTES, CallTokens, TokenRefused
 
 KEY = b"k" * 32
 
@@ -89,3 +89,19 @@ def test_a_start_pinned_and_marked_as_an_eval_opens_its_call_pinned_and_marked()
     assert (redeemed.release, redeemed.evaluation) == ("next", True)
     plain, _ = issuer.mint("twilio")
     assert (issuer.redeem(plain, "twilio").release, issuer.check(plain, "twilio").evaluation) == (None, False)
+
+
+def _body_of(size: int) -> dict[str, str]:
+    """A body whose compact JSON is exactly `size` bytes, as the start's limit measures it."""
+    return {"p": "x" * (size - len('{"p":""}'))}
+
+
+def test_a_body_at_its_limit_rides_with_every_field_a_start_may_add_and_one_byte_more_does_not() -> None:
+    # The limit is the body's own: the token's other fields (its region, the region it was handed
+    # from, its key, its release pin and eval mark) never eat into what a caller may send.
+    issuer = CallTokens(KEY, region="r" * 20)
+    token, _ = issuer.mint("generic", _body_of(MAX_TOKEN_BODY_BYTES), owner="0" * 16,
+                           handed_from=("h" * 20, "cold_start_too_slow"), release="r" * 32, evaluation=True)
+    assert issuer.redeem(token, "generic").body == _body_of(MAX_TOKEN_BODY_BYTES)
+    with pytest.raises(ValueError, match=f"exceeds {MAX_TOKEN_BODY_BYTES} bytes"):
+        issuer.mint("generic", _body_of(MAX_TOKEN_BODY_BYTES + 1))
