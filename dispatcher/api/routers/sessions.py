@@ -183,13 +183,14 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     not start the call's bot warm within the caller's patience (`maxWaitSeconds`, else
     `PHONE_MAX_WAIT_SECONDS`) is relayed like any start; the region that takes it mints the token as
     a handed call's (a place held for it, its start counted where it arrived) with its own URL. Its
-    `release` and `eval` ride in the token; an unknown release is refused now, not when the call comes."""
-    if payload.release is not None:
-        state.sessions.releases.choose("", pinned=payload.release, caller_id=who.id)
+    `release` and `eval` ride in the token; an unknown release is refused now, not when the call comes,
+    by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one)."""
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
     if isinstance(placed, Response):
         return placed
+    if payload.release is not None:
+        state.sessions.releases.choose("", pinned=payload.release, caller_id=who.id)
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed, release=payload.release,
