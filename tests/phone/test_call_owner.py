@@ -130,3 +130,16 @@ async def test_a_call_token_for_a_release_that_is_not_live_is_refused_before_any
     assert answer.json()["error"]["code"] == "unknown_release"
     live = await dispatcher.api.post("/start", json={"transport": "twilio", "eval": True}, headers=ASKER)
     assert live.status_code == 201, live.text  # an eval's call: no longer refused on a phone transport
+
+
+@pytest.mark.parametrize("recording", ["off", {"audio": "off"}, "on"])
+async def test_a_call_token_asked_with_a_recording_wish_is_refused_not_quietly_kept_by_policy(
+        dispatcher: Phone, recording: object) -> None:
+    # A web start's `recording` is checked against its key's and release's policy and lowers it; the
+    # token carries no such wish, so a phone call would be kept (or not) by policy whatever it asked.
+    asked = await dispatcher.api.post("/start", json={"transport": "twilio", "recording": recording},
+                                      headers=ASKER)
+    assert asked.status_code == 422, asked.text
+    assert "leave `recording` out" in asked.json()["error"]["message"], asked.text
+    plain = await dispatcher.api.post("/start", json={"transport": "twilio"}, headers=ASKER)
+    assert plain.status_code == 201, plain.text

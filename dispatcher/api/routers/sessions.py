@@ -184,7 +184,12 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     `PHONE_MAX_WAIT_SECONDS`) is relayed like any start; the region that takes it mints the token as
     a handed call's (a place held for it, its start counted where it arrived) with its own URL. Its
     `release` and `eval` ride in the token; an unknown release is refused now, not when the call comes,
-    by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one)."""
+    by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one).
+    A `recording` wish is refused: the token does not carry it, so the call would be kept by policy."""
+    if payload.recording is not None:
+        raise ApiError(422, "invalid_request", f"recording: a phone call ({payload.transport}) is kept as its "
+                       "key's and release's recording policy says (RECORDING, RECORDING_RULES); a phone start "
+                       "cannot lower or raise it yet: leave `recording` out")
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
     if isinstance(placed, Response):
