@@ -28,22 +28,29 @@ ENDED_KEEP_SECONDS = 86_400
 MEMORY_ENDED_KEPT = 10_000
 # Only the commands the store's user is granted (stacks/shared/store_access.py): a sum is a read and a
 # write of its field, within the script, so no other replica's write comes between them.
-# An open whose session has ended already (KEYS[3] holds its end) adds its use to its usage hash
-# (KEYS[4]) instead, as a close would have; one after a close (`counted`) does nothing.
+# An open whose session has ended already (KEYS[3], a hash, holds its `end`, `dollars` and period
+# fields) adds its use to its usage hash (KEYS[4]) instead, as a close would have; one after a close
+# (`counted`) does nothing. Its loop is over the hash's reply, as every loop here is bounded.
 _OPEN = """
-local ended = redis.call('GET', KEYS[3])
-if ended == 'counted' then return 0 end
-if ended then
-  local end_at, dollars, fields = string.match(ended, '^(%S+) (%S+) ?(.*)$')
+if redis.call('HGET', KEYS[3], 'counted') then return 0 end
+local end_at = redis.call('HGET', KEYS[3], 'end')
+if end_at then
+  local dollars = tonumber(redis.call('HGET', KEYS[3], 'dollars') or '0')
   local seconds = math.max(0, tonumber(end_at) - tonumber(ARGV[2]))
-  for field, unit in string.gmatch(fields, '(%S+) (%S+)') do
-    local amount = seconds / 60
-    if unit == 'dollars' then amount = seconds * tonumber(dollars) end
-    local before = tonumber(redis.call('HGET', KEYS[4], field) or '0')
-    redis.call('HSET', KEYS[4], field, tostring(before + amount))
+  local ended = redis.call('HGETALL', KEYS[3])
+  for i = 1, #ended, 2 do
+    local field, unit = ended[i], ended[i + 1]
+    if field ~= 'end' and field ~= 'dollars' then
+      local amount = seconds / 60
+      if unit == 'dollars' then amount = seconds * dollars end
+      local before = tonumber(redis.call('HGET', KEYS[4], field) or '0')
+      redis.call('HSET', KEYS[4], field, tostring(before + amount))
+    end
   end
   redis.call('PEXPIRE', KEYS[4], ARGV[4])
-  redis.call('SET', KEYS[3], 'counted', 'PX', ARGV[5])
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[3], 'counted', '1')
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -52,11 +59,15 @@ redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1
 """
 # The end of a session no open holds: the key it is open for, if its open came in between (the
-# caller closes it then), else its end kept (ARGV[1]: "end dollars field unit …") for its open.
+# caller closes it then), else its end kept (ARGV[1]: its life in ms; then `end`, `dollars` and each
+# period field with its unit, as pairs) for its open, unless one is kept already.
 _ENDED = """
 local owner = redis.call('GET', KEYS[1])
 if owner then return owner end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX')
+if not redis.call('HGET', KEYS[2], 'end') and not redis.call('HGET', KEYS[2], 'counted') then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
 return false
 """
 # Closes a session: its start is taken out of the open hash and, if it was there, its seconds (to
@@ -66,7 +77,9 @@ local started = redis.call('HGET', KEYS[1], ARGV[3])
 if not started then return false end
 redis.call('HDEL', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[3])
-redis.call('SET', KEYS[4], 'counted', 'PX', ARGV[5])
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], 'counted', '1')
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
 local seconds = math.max(0, tonumber(ARGV[1]) - tonumber(started))
 for i = 6, #ARGV, 2 do
   local amount = seconds / 60
@@ -205,9 +218,10 @@ class StoreBudgetLedger:
 
     async def ended(self, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> str | None:
-        end = " ".join([repr(at), repr(dollars_per_second), *(f"{field} {unit}" for field, unit in fields.items())])
         keys = [self._owner_key(session_id), self._ended_key(session_id)]
-        args = [end, str(ENDED_KEEP_SECONDS * 1000)]
+        args = [str(ENDED_KEEP_SECONDS * 1000), "end", repr(at), "dollars", repr(dollars_per_second)]
+        for field, unit in fields.items():
+            args += [field, unit]
         found = await self._store.call(lambda: self._ended(keys=keys, args=args))
         return None if found is None else str(found)
 
