@@ -45,7 +45,9 @@ async def test_three_replicas_list_the_provider_about_once_per_refresh(redis: Re
         admitted = 0
         loop = asyncio.get_running_loop()
         began = loop.time()
-        while loop.time() - began < 6 * REFRESH:
+        # At least six refreshes, and on until the cap is reached: a loaded machine runs fewer rounds
+        # in that time (27 of 30 admitted once in a full run), which says nothing of the cap.
+        while loop.time() - began < 6 * REFRESH or (admitted < 30 and loop.time() - began < 60 * REFRESH):
             results = await asyncio.gather(*(start(a) for a in admissions))
             admitted += sum(results)
             await asyncio.sleep(0.02)
