@@ -4,6 +4,7 @@ down is named in `unreachable_regions` and left out of the sums, never silently.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ def test_either_region_answers_one_usage_total(tmp_path: Path) -> None:
             started = httpx.post(f"{urls[region]}/start?wait=started", json={}, headers=AUTH, timeout=60)
             assert started.status_code == 201, started.text
             session_id = started.json()["session_id"]
+            time.sleep(1.0)  # a second each, so their minutes (shown to the hundredth) are not 0.00
             stopped = httpx.delete(f"{urls[region]}/sessions/{session_id}", headers=AUTH, timeout=60)
             assert stopped.status_code in (202, 204), stopped.text
         for region in ("eu", "us"):
