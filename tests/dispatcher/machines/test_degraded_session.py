@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.support.http_client import api_client
-from tests.support.processes import run_dispatcher
-from tests.support.webrtc_client import WebRTCClient
+from tests.support.pipecat_call import pipecat_call
 
 REPO = Path(__file__).resolve().parents[3]
 BOTS = REPO / "tests" / "bots"
@@ -21,23 +19,17 @@ BOTS = REPO / "tests" / "bots"
 async def joined_session_with_error(tmp_path: Path, bot: Path, marker: str) -> tuple[str, dict[str, object], str]:
     """A local dispatcher running `bot` cold, a peer connected to its session: (the session's id, its
     answer once its `error` holds `marker` and it is no longer `started`, the dispatcher's log)."""
-    # A cold Pipecat bot: its start is given a busy machine's time, not the default 30 s.
-    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(bot), "VOICEFLEET_ICE_LOOPBACK": "1", "START_WAIT_SECONDS": "120"}
-    with run_dispatcher(tmp_path, env) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=150) as api:
-            started = await api.post("/start?wait=started", json={})
-            assert started.status_code == 201, started.text
-            session_id = started.json()["session_id"]
-            async with WebRTCClient(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", ice_loopback=True):
-                # The bot starts the user's pipeline as the offer arrives, so the processor's error
-                # can be reported before the peer connects: wait for both, in whichever order.
-                session: dict[str, object] = {}
-                for _ in range(300):
-                    session = (await api.get(f"/sessions/{session_id}")).json()
-                    if marker in str(session.get("error")) and session.get("status") != "started":
-                        break
-                    await asyncio.sleep(0.1)
-        return session_id, session, dispatcher.log()
+    async with pipecat_call(tmp_path, bot) as call:
+        # The bot starts the user's pipeline as the offer arrives, so the processor's error can be
+        # reported before the peer connects: wait for both, in whichever order.
+        session: dict[str, object] = {}
+        for _ in range(300):
+            session = (await call.api.get(f"/sessions/{call.session_id}")).json()
+            if marker in str(session.get("error")) and session.get("status") != "started":
+                break
+            await asyncio.sleep(0.1)
+        log = call.dispatcher.log()
+    return call.session_id, session, log
 
 
 async def test_an_unusable_service_shows_in_the_session_and_the_log_names_the_session(tmp_path: Path) -> None:
