@@ -62,12 +62,14 @@ async def _permitted(request: Request, session_id: str, action: str) -> tuple[Ap
     return state, state.artifacts, who.name or who.id
 
 
-def _still_recorded(session_id: str, then: str = "erase its artifacts") -> ApiError:
-    return ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
-                    f"(DELETE /sessions/{session_id}), then {then}")
-
-
 FINISHING_RETRY_SECONDS = 5
+
+
+def _still_recorded(session_id: str, then: str = "erase its artifacts") -> ApiError:
+    # Retry-After on every refusal: a replica that sees another's upload open cannot tell a live call
+    # from one whose stop is under way, and a client that already stopped it only has to ask again.
+    return ApiError(409, "recording_in_progress", f"session {session_id} is still being recorded: end it first "
+                    f"(DELETE /sessions/{session_id}), then {then}", retry_after=FINISHING_RETRY_SECONDS)
 
 
 async def _refuse_while_finishing(state: AppState, artifacts: Artifacts, session_id: str,

@@ -189,6 +189,7 @@ async def test_a_session_whose_upload_another_replica_holds_open_is_not_erased(t
         upload_id = await artifacts.reader.store.open_upload(folder + "recording.wav", "audio/wav")
         refused = await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "recording_in_progress"
+        assert refused.headers["retry-after"] == "5"  # its stop may be under way there: ask again
         assert (await api.get(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200  # all kept
         await artifacts.reader.store.abort(folder + "recording.wav", upload_id)
         assert (await api.delete(f"/sessions/{session_id}/artifacts", headers=MINE)).status_code == 200
