@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from tests.e2e.conftest import SPEECH
 from tests.fakes.daily import FakeDaily
 from tests.fakes.fly import FakeFly
 from tests.fakes.server import serve
-from tests.support.browser import browser_mic, chromium_path
+from tests.support.browser import browser_mic, chromium_path, node_chromium_missing
 from tests.support.private_net import PrivateNet, private_net, unavailable_reason
 from tests.support.processes import run_dispatcher
 
@@ -39,11 +38,7 @@ DRIVE_TIMEOUT = 600  # a hang becomes a failure; nothing here is timed
 
 
 def _missing() -> str | None:
-    if chromium_path() is None:
-        return "Debian's chromium is not installed (.ci/run installs it)"
-    if shutil.which("node") is None or not (WEB / "node_modules" / "playwright-core").is_dir():
-        return "the npm packages are not installed (`npm ci --prefix web`; .ci/run does it)"
-    return None
+    return node_chromium_missing(WEB)
 
 
 pytestmark = [

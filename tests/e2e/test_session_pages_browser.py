@@ -168,15 +168,26 @@ async def test_the_pages_list_a_recorded_session_play_it_show_its_transcript_and
         assert playable and playable > 1.0, playable  # Chromium read the WAV's header: seconds of a call
 
         # A transcript holding markup is shown as text: no element is made of it, no handler runs.
+        # So is a bot's log line: the session's logs.jsonl, its last lines first.
         (transcript,) = folder.rglob(f"{spoken}/transcript.jsonl")
         with transcript.open("a") as lines:
             lines.write(json.dumps({"who": "caller", "text": MARKUP, "start": 0.5, "end": 1.0}) + "\n")
+        (logs,) = folder.rglob(f"{spoken}/logs.jsonl")
+        with logs.open("a") as lines:
+            lines.write(json.dumps({"time": "2026-11-28T00:00:00Z", "level": "error", "logger": "<b>bot</b>",
+                                    "message": MARKUP}) + "\n")
         assert await page.evaluate(_open(spoken))
         text = await page.wait_for(
             "window.voicefleetStatus.detail?.record?.turns?.length > 0"
             " && document.querySelector('#detail-record table.transcript')?.innerText", 60)
         assert MARKUP in (text or ""), text
         assert await page.evaluate("document.querySelectorAll('#detail-record img, #detail-record b').length") == 0
+        logged = await page.wait_for("window.voicefleetStatus.detail?.logs?.lines?.length > 0"
+                                     " && document.querySelector('#detail-logs table.logs')?.innerText", 60)
+        assert logged and MARKUP in logged and "<b>bot</b>" in logged, logged
+        assert await page.evaluate("document.querySelectorAll('#detail-logs img, #detail-logs b').length") == 0
+        cost = await page.evaluate("document.getElementById('detail-cost').innerText")
+        assert "machine" in cost and "total" in cost, cost
         assert not await page.evaluate("window.__injected === 1")
         assert ADMIN_KEY not in await page.evaluate("document.documentElement.outerHTML")
         await page.send("Emulation.setDeviceMetricsOverride", width=1280, height=2400, deviceScaleFactor=1,

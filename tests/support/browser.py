@@ -37,6 +37,15 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def node_chromium_missing(web: Path) -> str | None:
+    """Why web/'s node scripts cannot drive Chromium here (playwright-core), or None when they can."""
+    if chromium_path() is None:
+        return "Debian's chromium is not installed (.ci/run installs it)"
+    if shutil.which("node") is None or not (web / "node_modules" / "playwright-core").is_dir():
+        return "the npm packages are not installed (`npm ci --prefix web`; .ci/run does it)"
+    return None
+
+
 class Browser:
     """`async with Browser(url, mic_wav, profile_dir) as page: await page.evaluate("1 + 1")`."""
 

@@ -1,9 +1,12 @@
 // The deployment at a glance (GET /dashboard): GET /status, GET /status/history, GET /releases and GET
 // /capacity, polled while the tab is visible, one request at a time, slower after each failure; the sessions
-// (GET /sessions) and one session's reason, timeline, transcript and recording (dashboard_sessions.js).
+// (GET /sessions) and one session's reason, cost, timeline, transcript, recording and bot logs
+// (dashboard_sessions.js); for the admin (GET /status answered the key), a session's stop and the
+// releases' rollback, each confirmed first (admin_actions.js).
 // The admin key is asked for only when the dispatcher wants one; it stays in sessionStorage and goes
 // out as a bearer token. Text from sessions is inserted as text, never HTML.
 import uPlot from "uplot";
+import { actionButton, confirmer, rollBack, rolledBackFrom } from "./admin_actions.js";
 import { sessionList } from "./dashboard_sessions.js";
 
 const POLL_MS = 5000;
@@ -12,7 +15,7 @@ const KEY = "voicefleet.adminKey";
 
 const $ = (id) => document.getElementById(id);
 const view = { state: "loading", polls: 0, status: null, history: null, releases: null, capacity: null,
-  problem: null,
+  problem: null, admin: false,
   sessions: null, detail: null };
 window.voicefleetStatus = view;  // what a test (or a curious operator) reads
 
@@ -25,11 +28,12 @@ function adminKey() {
   return sessionStorage.getItem(KEY) || "";
 }
 
-async function get(path) {
+// The dispatcher's answer to `method path` with the key: {status, body}, or an Error with `status` and `code`.
+async function call(method, path) {
   const headers = { Accept: "application/json" };
   const key = adminKey();
   if (key) headers.Authorization = `Bearer ${key}`;
-  const answer = await fetch(path, { headers, cache: "no-store", credentials: "omit" });
+  const answer = await fetch(path, { method, headers, cache: "no-store", credentials: "omit" });
   let body = null;
   try {
     body = await answer.json();
@@ -40,7 +44,11 @@ async function get(path) {
     const error = (body && body.error) || { code: "http_error", message: `HTTP ${answer.status}` };
     throw Object.assign(new Error(error.message), { status: answer.status, code: error.code });
   }
-  return body;
+  return { status: answer.status, body };
+}
+
+async function get(path) {
+  return (await call("GET", path)).body;
 }
 
 function say(problem) {
@@ -137,13 +145,22 @@ function showCapacity(status, capacity, problem) {
 
 function showReleases(answer) {
   const releases = answer.releases || [];
-  rows($("releases-table"), ["release", "weight", "stable", "smoke", "eval", "health", "live", "idle"], releases.map((r) => [
+  const titles = ["release", "weight", "stable", "smoke", "eval", "health", "live", "idle", ...(view.admin ? [""] : [])];
+  rows($("releases-table"), titles, releases.map((r) => [
     r.name, `${r.weight} %`, r.stable ? "stable" : "",
     [r.smoke?.status, r.smoke?.reason].filter(Boolean).join(": ") || "–",
     evalCell(r.eval, Date.now() / 1000),
     [r.health?.state, r.health?.reason].filter(Boolean).join(": ") || "–",
     r.live_sessions ?? "–", r.idle_bots ?? "–",
   ]));
+  if (view.admin) {
+    const from = new Set(rolledBackFrom(answer));
+    const lines = $("releases-table").tBodies[0].rows;
+    releases.forEach((r, i) => {
+      const cell = lines[i].insertCell();
+      if (from.has(r.name)) cell.appendChild(actionButton("Roll back", asker, () => rollBack(view.releases, call)));
+    });
+  }
   const changed = answer.changed_at ? ` · traffic last changed ${new Date(answer.changed_at * 1000).toLocaleString()}` : "";
   $("releases-note").textContent = `stable: ${answer.stable ?? "–"}${changed}`;
 }
@@ -205,6 +222,7 @@ async function poll() {
     view.history = history;
     view.polls += 1;
     view.state = "ok";
+    view.admin = true;  // GET /status answers an admin key only
     failures = 0;
     say(null);
     $("key-form").hidden = true;
@@ -222,6 +240,7 @@ async function poll() {
   } catch (error) {
     failures += 1;
     if (error.status === 401 || error.status === 403) {
+      view.admin = false;
       sessionStorage.removeItem(KEY);
       askForKey(`${error.message} (${error.code})`);
     } else {
@@ -240,7 +259,16 @@ function schedule() {
   timer = setTimeout(poll, wait);
 }
 
-const sessions = sessionList(get, view, () => view.status?.recordings?.policy ?? null);
+// After a confirmed change: the deployment read again now, the session shown read again.
+const asker = confirmer($("admin-confirm"), $("admin-outcome"), () => {
+  if (view.detail) sessions.openSession(view.detail.listed);
+  if (!inflight) {
+    clearTimeout(timer);
+    poll();
+  }
+});
+const sessions = sessionList(get, view, () => view.status?.recordings?.policy ?? null,
+  { asker, send: call, admin: () => view.admin });
 
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();

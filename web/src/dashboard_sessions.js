@@ -1,7 +1,12 @@
 // The deployment's sessions on the dashboard: GET /sessions (newest first, filtered by state, key
 // name and release, a page at a time by its cursor), and one session opened: GET /sessions/{id}
-// (its `error`, the reason it failed), its timeline, and its transcript and recording
-// (session_record.js). `api` is the dashboard's authorised GET; `view` what a test reads.
+// (its `error`, the reason it failed, and its `cost`: session_cost.js), its timeline, its transcript
+// and recording (session_record.js) and its bot's logs (session_logs.js). `api` is the dashboard's
+// authorised GET; `view` what a test reads; `admin`: {asker, send, admin()}, the stop button's
+// confirmation, the authorised call and whether the key is an admin's (admin_actions.js).
+import { actionButton, stoppable, stopSession } from "./admin_actions.js";
+import { showCost } from "./session_cost.js";
+import { loadLogs, showLogs } from "./session_logs.js";
 import { loadRecord, showRecord } from "./session_record.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,7 +20,7 @@ function when(epoch) {
   return typeof epoch === "number" ? new Date(epoch * 1000).toLocaleString() : "–";
 }
 
-export function sessionList(api, view, recordingPolicy) {
+export function sessionList(api, view, recordingPolicy, admin) {
   let cursors = [null];  // the cursor of each page shown so far: the last is this page's
   let loading = false;
   let again = false;  // asked for while a page was being read: read again once it is in (new filters)
@@ -86,14 +91,17 @@ export function sessionList(api, view, recordingPolicy) {
 
   async function openSession(listed) {
     const id = listed.session_id;
-    const detail = { id, listed, session: null, events: [], record: null, reason: null };
+    const detail = { id, listed, session: null, events: [], record: null, reason: null, logs: null };
     view.detail = detail;
     $("session-detail").hidden = false;
     $("detail-id").textContent = id;
     $("detail-status").textContent = `${listed.status} · started ${when(listed.created)}`;
     $("detail-error").hidden = true;
     $("detail-timeline").replaceChildren();
-    $("detail-record").replaceChildren(Object.assign(document.createElement("p"), { textContent: "reading…" }));
+    $("detail-actions").replaceChildren();
+    for (const box of ["detail-record", "detail-cost", "detail-logs"]) {
+      $(box).replaceChildren(Object.assign(document.createElement("p"), { textContent: "reading…" }));
+    }
     const [session, timeline] = await Promise.all([
       api(`/sessions/${encodeURIComponent(id)}`).catch(() => null),
       api(`/sessions/${encodeURIComponent(id)}/timeline`).catch((error) => ({ events: [], problem: error.message })),
@@ -102,6 +110,11 @@ export function sessionList(api, view, recordingPolicy) {
     detail.session = session;
     detail.events = timeline.events || [];
     if (session) $("detail-status").textContent = `${session.status} · started ${when(listed.created)}`;
+    if (session) showCost($("detail-cost"), session.cost, session.status);
+    else $("detail-cost").firstChild.textContent = "not read: GET /sessions/{id} did not answer";
+    if (admin.admin() && stoppable(session)) {
+      $("detail-actions").appendChild(actionButton("Stop session", admin.asker, () => stopSession(id, admin.send)));
+    }
     detail.reason = reasonOf(listed, session, detail.events);
     if (detail.reason) {
       $("detail-error").textContent = detail.reason;
@@ -117,6 +130,10 @@ export function sessionList(api, view, recordingPolicy) {
     if (view.detail !== detail) return;
     detail.record = record;
     showRecord($("detail-record"), record);
+    const logs = await loadLogs(record);
+    if (view.detail !== detail) return;
+    detail.logs = logs;
+    showLogs($("detail-logs"), logs);
   }
 
   $("session-filters").addEventListener("submit", (event) => {

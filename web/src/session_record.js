@@ -7,6 +7,8 @@
 // The download URLs are fetched with no key and no cookie: a folder store's is a signed path on the
 // dispatcher, a bucket's a pre-signed URL to the store (the page's CSP allows that origin alone).
 
+import { element, headedTable } from "./dom.js";
+
 const NOT_KEPT = {
   recording_off: "the start asked for no recording",
   recording_skipped: "the store could not be written when the session started",
@@ -79,7 +81,8 @@ async function download(url, as) {
 
 async function readRecord(listing) {
   const url = Object.fromEntries(listing.artifacts.map((a) => [a.name, a.url]));
-  const record = { kept: true, audioUrl: url["recording.wav"] || null, turns: [], report: null, problems: [] };
+  const record = { kept: true, audioUrl: url["recording.wav"] || null, logsUrl: url["logs.jsonl"] || null, turns: [],
+    report: null, problems: [] };
   if (url["report.json"]) {
     record.report = await download(url["report.json"], "json")
       .catch((error) => { record.problems.push(`report.json: ${error.message}`); return null; });
@@ -97,13 +100,6 @@ async function readRecord(listing) {
     }
   }
   return record;
-}
-
-function element(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
 }
 
 const seconds = (value) => (typeof value === "number" ? `${value.toFixed(2)} s` : "–");
@@ -136,10 +132,7 @@ export function showRecord(box, record) {
     box.appendChild(element("p", `No transcript${why}.`, "muted"));
     return;
   }
-  const table = element("table", null, "transcript");
-  const head = table.createTHead().insertRow();
-  for (const title of ["at", "who", "text", "latency"]) head.appendChild(element("th", title));
-  const body = table.createTBody();
+  const { table, body } = headedTable(["at", "who", "text", "latency"], "transcript");
   for (const turn of record.turns) {
     const row = body.insertRow();
     row.insertCell().textContent = seconds(turn.start);

@@ -1,0 +1,118 @@
+// The dashboard's two changes, for an admin key only: stop a session (DELETE /sessions/{id}) and roll the
+// releases back (POST /releases/rollback). Each is asked first: a confirmation naming what will happen,
+// then the request, sent from this page (its own Origin, which the dispatcher's cross-site guard lets
+// through) with the key as a bearer token. The dispatcher decides and audits: a stop of another key's
+// session is on the session audit trail (GET /audit/sessions), a rollback on the releases' (GET
+// /releases/history), each under the admin key's id. A client key is refused there whatever the page shows.
+
+import { element } from "./dom.js";
+
+const ACTIVE = new Set(["starting", "started", "joined"]);
+
+export function stoppable(session) {
+  return ACTIVE.has(session?.status);
+}
+
+export function stopSession(sessionId, send) {
+  return {
+    label: "Stop the session",
+    say: `Stop session ${sessionId}? Its bot is stopped and its call ends for the caller now. `
+      + "The stop is on the session audit trail under your admin key.",
+    async run() {
+      const answer = await send("DELETE", `/sessions/${encodeURIComponent(sessionId)}`);
+      return answer.status === 202 ? `Session ${sessionId}: stopping (its machine is being stopped).`
+        : `Session ${sessionId}: stopped.`;
+    },
+  };
+}
+
+// The releases a rollback takes traffic from (GET /releases's answer): every other release with a
+// weight, or, when the stable one takes it all, the stable one itself (back to the one before it).
+export function rolledBackFrom(answer) {
+  const releases = answer?.releases || [];
+  const stable = releases.find((r) => r.stable);
+  if (!stable) return [];
+  if (stable.weight !== 100) return releases.filter((r) => !r.stable && r.weight > 0).map((r) => r.name);
+  return [stable.name];
+}
+
+export function rollBack(answer, send) {
+  const releases = answer?.releases || [];
+  const stable = releases.find((r) => r.stable)?.name ?? answer?.stable;
+  const others = releases.filter((r) => !r.stable && r.weight > 0);
+  const what = others.length
+    ? `every new session goes to the stable release ${stable} (100 %): `
+      + `${others.map((r) => `${r.name} from ${r.weight} % to 0 %`).join(", ")}`
+    : `every new session goes back to the release that was stable before ${stable} was promoted, which becomes `
+      + `the stable one again (the dispatcher refuses when there is none)`;
+  return {
+    label: "Roll back",
+    say: `Roll back the releases? ${what}. Sessions already running keep their release. `
+      + "The change is on the releases' audit trail under your admin key.",
+    async run() {
+      // What was named is what is rolled back: refused when the traffic changed since it was asked.
+      const now = (await send("GET", "/releases")).body || {};
+      if (JSON.stringify(now.version) !== JSON.stringify(answer?.version)) {
+        throw Object.assign(new Error("the releases' traffic changed since this was asked: nothing was sent; "
+          + "look at the releases again and ask again"), { code: "changed_meanwhile" });
+      }
+      const changed = (await send("POST", "/releases/rollback")).body || {};
+      return `Rolled back: ${changed.reason || `stable: ${changed.stable}`}.`;
+    },
+  };
+}
+
+function button(text, className) {
+  const node = element("button", text, className);
+  node.type = "button";
+  return node;
+}
+
+// A button that asks `confirm` (a confirmer's) for the action `make()` returns when clicked.
+export function actionButton(text, confirm, make) {
+  const node = button(text, "admin-action");
+  node.addEventListener("click", () => confirm.ask(make()));
+  return node;
+}
+
+// The confirmation step, drawn in `box` when asked (nothing there before), and its outcome in `outcome`.
+// `done` is called after each confirmed action, whether it worked or not (the page reads the deployment
+// again). Asking again replaces the question: only the action last asked about can be confirmed, once.
+export function confirmer(box, outcome, done = () => {}) {
+  box.replaceChildren();
+  box.hidden = true;
+
+  function close() {
+    box.replaceChildren();
+    box.hidden = true;
+  }
+
+  function ask(action) {
+    const question = document.createElement("p");
+    question.className = "confirm-what";
+    question.textContent = action.say;
+    const yes = button(action.label, "danger confirm-yes");
+    const no = button("Cancel", "confirm-no");
+    yes.addEventListener("click", async () => {
+      yes.disabled = no.disabled = true;
+      try {
+        outcome.textContent = await action.run();
+      } catch (error) {
+        outcome.textContent = `Refused: ${error.message}${error.code ? ` (${error.code})` : ""}`;
+      } finally {
+        if (box.contains(yes)) close();
+        done();
+      }
+    }, { once: true });
+    no.addEventListener("click", () => {
+      close();
+      outcome.textContent = "Cancelled: nothing was changed.";
+    }, { once: true });
+    box.replaceChildren(question, yes, " ", no);
+    outcome.textContent = "";
+    box.hidden = false;
+    yes.focus();
+  }
+
+  return { ask };
+}

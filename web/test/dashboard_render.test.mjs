@@ -1,0 +1,205 @@
+// The dashboard's session parts, rendered in headless Chromium (a real DOM): a session's cost by part
+// as GET /sessions/{id}'s `cost` gives it (an unpriced model is "not priced", never $0), its bot logs as
+// text a page at a time, and the admin actions' confirmation step.
+//
+//   npm test --prefix web          (tests/web/test_dashboard_render.py runs it in the suite)
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { chromium } from "playwright-core";
+
+const src = join(dirname(fileURLToPath(import.meta.url)), "..", "src");
+const MARKUP = '<img src=x onerror="window.__injected = 1"><b>bold</b>';
+let browser;
+let page;
+
+before(async () => {
+  const bundled = await build({
+    stdin: { contents: 'export * from "./session_cost.js"; export * from "./session_logs.js";'
+      + ' export * from "./admin_actions.js";', resolveDir: src },
+    bundle: true, write: false, format: "iife", globalName: "dash", target: "es2022", logLevel: "warning",
+  });
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu"] });
+  page = await browser.newPage();
+  await page.setContent("<!doctype html><body></body>");
+  await page.addScriptTag({ content: bundled.outputFiles[0].text });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// A fresh box in the page; `draw` runs there with (dash, box, arg) and the box's rows come back as text.
+async function drawn(draw, arg) {
+  return page.evaluate(([source, value]) => {
+    const box = document.createElement("div");
+    document.body.replaceChildren(box);
+    new Function("dash", "box", "arg", source)(window.dash, box, value);
+    return { rows: [...box.querySelectorAll("tr")].map((row) => [...row.cells].map((c) => c.textContent)),
+      text: box.innerText, html: box.innerHTML, elements: box.querySelectorAll("img, b, script").length };
+  }, [draw, arg]);
+}
+
+const LIVE = {
+  currency: "USD", total: 0.014593, machine_usd: 0.01234, session_usd: 0.01, idle_usd: 0.00234,
+  machine_seconds: 61.7, session_seconds: 50, idle_seconds: 11.7, price_per_hour: 0.72, provider: "fly",
+  size: "1 vCPU, 2 GB", estimated: true,
+  services: { reported: true, usd: 0.002253, not_priced: ["tts acme-voice-2"], usage: [
+    { kind: "llm", processor: "OpenAILLMService", model: "gpt-4o-mini", prompt_tokens: 1200, completion_tokens: 80,
+      usd: 0.000228, price_source: "table" },
+    { kind: "tts", processor: "AcmeTTSService", model: "acme-voice-2", characters: 420, priced: "not priced",
+      why: "no price for tts model acme-voice-2 in the table (USAGE_PRICES adds one)" },
+    { kind: "stt", processor: "DeepgramSTTService", model: "nova-3", audio_seconds: 40.5, usd: 0.002025,
+      price_source: "table" },
+  ] },
+  not_counted: ["Daily room minutes", "tts acme-voice-2: not priced"],
+};
+
+test("a live session's cost: each part with its amount, an unpriced model not priced, marked estimated so far", async () => {
+  const shown = await drawn("dash.showCost(box, arg, 'joined')", LIVE);
+  assert.deepEqual(shown.rows[0], ["part", "what it used", "amount"]);
+  assert.equal(shown.rows[1][0], "machine");
+  assert.match(shown.rows[1][1], /^fly: 61\.7 s \(running 50\.0 s, idle in the reserve 11\.7 s\) at \$0\.7200 an hour \(1 vCPU, 2 GB\)$/);
+  assert.equal(shown.rows[1][2], "$0.0123");
+  assert.deepEqual(shown.rows[2], ["llm gpt-4o-mini", "1,200 prompt tokens, 80 completion tokens", "$0.000228"]);
+  assert.equal(shown.rows[3][0], "tts acme-voice-2");
+  assert.match(shown.rows[3][1], /^420 characters \(no price for tts model acme-voice-2/);
+  assert.equal(shown.rows[3][2], "not priced");
+  assert.deepEqual(shown.rows[4], ["stt nova-3", "40.5 seconds of audio", "$0.002025"]);
+  assert.deepEqual(shown.rows[5], ["total", "estimated, so far", "$0.0146"]);
+  assert.match(shown.text, /Not counted:[\s\S]*Daily room minutes[\s\S]*tts acme-voice-2: not priced/);
+  assert.doesNotMatch(shown.rows.map((r) => r[2]).join(" "), /\$0(\.0+)?(?![\d.])/);  // nothing unpriced shown as $0
+});
+
+test("an ended session reported by its bot: no mark; an unpriced machine leaves the total not priced", async () => {
+  const ended = await drawn("dash.showCost(box, arg, 'ended')", { ...LIVE, estimated: false });
+  assert.deepEqual(ended.rows.at(-1), ["total", "", "$0.0146"]);
+  const unpriced = { machine_seconds: 30, session_seconds: 30, idle_seconds: 0, provider: "acme", estimated: true,
+    not_counted: ["the machine: no price for this provider and size"] };
+  const shown = await drawn("dash.showCost(box, arg, 'ended')", unpriced);
+  assert.equal(shown.rows[1][2], "not priced");
+  assert.deepEqual(shown.rows[2], ["services", "not priced on this dispatcher (no price table)", "not priced"]);
+  assert.deepEqual(shown.rows.at(-1), ["total", "estimated", "not priced"]);
+  const none = await drawn("dash.showCost(box, arg, 'failed')", null);
+  assert.match(none.text, /No cost: no machine was launched or claimed/);
+});
+
+test("a bot's log lines holding markup are shown as text: no element is made of them, nothing runs", async () => {
+  const body = [
+    { time: "2026-11-28T00:00:00Z", level: "info", logger: "<b>bot</b>", message: MARKUP },
+    { time: "2026-11-28T00:00:01Z", level: "error", logger: "pipecat", message: "</td></tr><script>window.__injected = 2</script>" },
+  ].map((line) => JSON.stringify(line)).join("\n") + "\nnot json <img src=y onerror=window.__injected=3>\n";
+  const shown = await drawn("dash.showLogs(box, dash.parseLogs(arg))", body);
+  assert.equal(shown.elements, 0, shown.html);
+  assert.equal(await page.evaluate("window.__injected"), undefined);
+  assert.deepEqual(shown.rows[1], ["2026-11-28T00:00:00Z", "info", "<b>bot</b>", MARKUP]);
+  assert.equal(shown.rows[2][3], "</td></tr><script>window.__injected = 2</script>");
+  assert.deepEqual(shown.rows[3], ["", "", "", "not json <img src=y onerror=window.__injected=3>"]);
+});
+
+test("the logs show their last lines first, a page of 50 at a time, Earlier and Later move through them", async () => {
+  const body = Array.from({ length: 120 }, (_, n) => JSON.stringify({ time: `t${n + 1}`, level: "info", logger: "bot",
+    message: `line ${n + 1}` })).join("\n");
+  const pages = await page.evaluate((text) => {
+    const box = document.createElement("div");
+    document.body.replaceChildren(box);
+    window.dash.showLogs(box, window.dash.parseLogs(text));
+    const seen = () => {
+      const [earlier, later] = box.querySelectorAll("button");
+      const messages = [...box.querySelectorAll("tbody tr")].map((row) => row.cells[3].textContent);
+      return { first: messages[0], last: messages.at(-1), count: messages.length, note: box.querySelector(".pager span").textContent,
+        earlier: !earlier.disabled, later: !later.disabled };
+    };
+    const shown = [seen()];
+    box.querySelectorAll("button")[0].click();
+    shown.push(seen());
+    box.querySelectorAll("button")[0].click();
+    shown.push(seen());
+    box.querySelectorAll("button")[1].click();
+    shown.push(seen());
+    return shown;
+  }, body);
+  assert.deepEqual(pages[0], { first: "line 71", last: "line 120", count: 50, note: "lines 71–120 of 120", earlier: true, later: false });
+  assert.deepEqual(pages[1], { first: "line 21", last: "line 70", count: 50, note: "lines 21–70 of 120", earlier: true, later: true });
+  assert.deepEqual(pages[2], { first: "line 1", last: "line 20", count: 20, note: "lines 1–20 of 120", earlier: false, later: true });
+  assert.deepEqual(pages[3], pages[1]);
+  const many = await page.evaluate(() => {
+    const parsed = window.dash.parseLogs(Array.from({ length: 5003 }, (_, n) => `{"message": "m${n}"}`).join("\n"));
+    return { count: parsed.lines.length, skipped: parsed.skipped, first: parsed.lines[0].message };
+  });
+  assert.deepEqual(many, { count: 5000, skipped: 3, first: "m3" });
+});
+
+test("logs not kept say why, as the session's report says it", async () => {
+  const shown = await drawn("dash.loadLogs(arg).then((logs) => dash.showLogs(box, logs))",
+    { kept: true, logsUrl: null, report: { bot_logs: { kept: false, why: "the session withholds its transcript" } } });
+  await page.waitForFunction(() => document.body.innerText.includes("No bot logs"));
+  assert.equal(shown.elements, 0);
+  assert.match(await page.evaluate(() => document.body.innerText), /No bot logs: the session withholds its transcript\./);
+});
+
+test("a stop is sent only once confirmed, the confirmation naming the session; Cancel sends nothing", async () => {
+  const outcome = await page.evaluate(async () => {
+    const box = document.createElement("section");
+    const said = document.createElement("p");
+    document.body.replaceChildren(box, said);
+    const sent = [];
+    const send = async (method, path) => { sent.push(`${method} ${path}`); return { status: 204, body: null }; };
+    const asker = window.dash.confirmer(box, said);
+    const stop = window.dash.actionButton("Stop session", asker, () => window.dash.stopSession("s-<b>1</b>", send));
+    document.body.appendChild(stop);
+    const hiddenAtFirst = box.hidden;
+    const emptyAtFirst = box.querySelectorAll("button").length === 0;  // no confirmation before it is asked
+    stop.click();
+    const question = box.querySelector(".confirm-what").textContent;
+    const shownAsked = !box.hidden && sent.length === 0;
+    box.querySelector(".confirm-no").click();
+    const cancelled = [box.hidden, said.textContent, sent.length, box.childElementCount];
+    stop.click();
+    const yes = box.querySelector(".confirm-yes");
+    yes.click();
+    yes.click();  // a double click sends it once
+    await new Promise((done) => setTimeout(done, 0));
+    return { hiddenAtFirst, emptyAtFirst, question, shownAsked, cancelled, sent, said: said.textContent,
+      hidden: box.hidden, left: box.childElementCount };
+  });
+  assert.equal(outcome.hiddenAtFirst, true);
+  assert.equal(outcome.emptyAtFirst, true);
+  assert.equal(outcome.shownAsked, true);
+  assert.match(outcome.question, /^Stop session s-<b>1<\/b>\? Its bot is stopped and its call ends for the caller now\./);
+  assert.match(outcome.question, /audit trail under your admin key/);
+  assert.deepEqual(outcome.cancelled, [true, "Cancelled: nothing was changed.", 0, 0]);
+  assert.deepEqual(outcome.sent, ["DELETE /sessions/s-%3Cb%3E1%3C%2Fb%3E"]);
+  assert.equal(outcome.said, "Session s-<b>1</b>: stopped.");
+  assert.equal(outcome.hidden, true);
+  assert.equal(outcome.left, 0);
+});
+
+test("a rollback's confirmation names what moves where; its button is on the releases it takes traffic from", async () => {
+  const canary = { stable: "v1", version: [1700000000000, 3], releases: [{ name: "v1", weight: 80, stable: true }, { name: "v2", weight: 20, stable: false },
+    { name: "v0", weight: 0, stable: false }] };
+  const promoted = { stable: "v2", version: [1700000000000, 4], releases: [{ name: "v1", weight: 0, stable: false }, { name: "v2", weight: 100, stable: true }] };
+  const seen = await page.evaluate(async ([canaryView, promotedView]) => {
+    const sent = [];
+    let current = canaryView;  // what GET /releases answers now
+    const send = async (method, path) => {
+      sent.push(`${method} ${path}`);
+      return { status: 200, body: method === "GET" ? current : { reason: "rolled back to v1 (v2 from 20% to 0%)" } };
+    };
+    const action = window.dash.rollBack(canaryView, send);
+    const said = await action.run();
+    current = promotedView;  // another admin changed the traffic after this was asked
+    const stale = await window.dash.rollBack(canaryView, send).run().catch((error) => `${error.code}: ${error.message}`);
+    return { from: [window.dash.rolledBackFrom(canaryView), window.dash.rolledBackFrom(promotedView)],
+      canary: action.say, promoted: window.dash.rollBack(promotedView, send).say, sent, said, stale };
+  }, [canary, promoted]);
+  assert.deepEqual(seen.from, [["v2"], ["v2"]]);
+  assert.match(seen.canary, /every new session goes to the stable release v1 \(100 %\): v2 from 20 % to 0 %\./);
+  assert.match(seen.promoted, /back to the release that was stable before v2 was promoted/);
+  assert.deepEqual(seen.sent, ["GET /releases", "POST /releases/rollback", "GET /releases"]);  // the stale one: no POST
+  assert.match(seen.stale, /^changed_meanwhile: the releases' traffic changed since this was asked: nothing was sent/);
+  assert.equal(seen.said, "Rolled back: rolled back to v1 (v2 from 20% to 0%).");
+});
