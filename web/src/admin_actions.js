@@ -27,13 +27,14 @@ export function stopSession(sessionId, send) {
 }
 
 // The releases a rollback takes traffic from (GET /releases's answer): every other release with a
-// weight, or, when the stable one takes it all, the stable one itself (back to the one before it).
+// weight, or, when the stable one takes it all, the stable one itself (back to the one before it; with
+// no other release there is none, and no button).
 export function rolledBackFrom(answer) {
   const releases = answer?.releases || [];
   const stable = releases.find((r) => r.stable);
   if (!stable) return [];
   if (stable.weight !== 100) return releases.filter((r) => !r.stable && r.weight > 0).map((r) => r.name);
-  return [stable.name];
+  return releases.length > 1 ? [stable.name] : [];
 }
 
 export function rollBack(answer, send) {
@@ -76,8 +77,9 @@ export function actionButton(text, confirm, make) {
 }
 
 // The confirmation step, drawn in `box` when asked (nothing there before), and its outcome in `outcome`.
-// `done` is called after each confirmed action, whether it worked or not (the page reads the deployment
-// again). Asking again replaces the question: only the action last asked about can be confirmed, once.
+// After each confirmed action, whether it worked or not, its own `after` (if any) and `done` are called
+// (the page reads again what it changed). Asking again replaces the question: only the action last
+// asked about can be confirmed, once.
 export function confirmer(box, outcome, done = () => {}) {
   box.replaceChildren();
   box.hidden = true;
@@ -101,6 +103,7 @@ export function confirmer(box, outcome, done = () => {}) {
         outcome.textContent = `Refused: ${error.message}${error.code ? ` (${error.code})` : ""}`;
       } finally {
         if (box.contains(yes)) close();
+        action.after?.();
         done();
       }
     }, { once: true });

@@ -259,9 +259,8 @@ function schedule() {
   timer = setTimeout(poll, wait);
 }
 
-// After a confirmed change: the deployment read again now, the session shown read again.
+// After a confirmed change: the deployment read again now.
 const asker = confirmer($("admin-confirm"), $("admin-outcome"), () => {
-  if (view.detail) sessions.openSession(view.detail.listed);
   if (!inflight) {
     clearTimeout(timer);
     poll();

@@ -113,7 +113,11 @@ export function sessionList(api, view, recordingPolicy, admin) {
     if (session) showCost($("detail-cost"), session.cost, session.status);
     else $("detail-cost").firstChild.textContent = "not read: GET /sessions/{id} did not answer";
     if (admin.admin() && stoppable(session)) {
-      $("detail-actions").appendChild(actionButton("Stop session", admin.asker, () => stopSession(id, admin.send)));
+      // Once stopped (or refused), the session is read again, if it is still the one shown: its state
+      // and its cost as they are now.
+      const after = () => (view.detail?.id === id ? openSession(listed) : undefined);
+      const stop = () => ({ ...stopSession(id, admin.send), after });
+      $("detail-actions").appendChild(actionButton("Stop session", admin.asker, stop));
     }
     detail.reason = reasonOf(listed, session, detail.events);
     if (detail.reason) {

@@ -49,8 +49,10 @@ export function costParts(cost, sessionStatus) {
     lines.push(["services", "not priced on this dispatcher (no price table)", NOT_PRICED]);
   } else if (!services.reported) {
     lines.push(["services", "not reported by the bot", "–"]);
+  } else if (!(services.usage || []).length) {
+    lines.push(["services", "none: the bot reported no LLM, TTS or STT use", usd(services.usd)]);
   } else {
-    for (const row of services.usage || []) {
+    for (const row of services.usage) {
       const name = `${row.kind ?? "service"} ${row.model ?? row.processor ?? ""}`.trim();
       const priced = typeof row.usd === "number";
       lines.push([name, used(row) + (priced || !row.why ? "" : ` (${row.why})`), priced ? usd(row.usd) : NOT_PRICED]);

@@ -83,6 +83,12 @@ test("an ended session reported by its bot: no mark; an unpriced machine leaves 
   assert.equal(shown.rows[1][2], "not priced");
   assert.deepEqual(shown.rows[2], ["services", "not priced on this dispatcher (no price table)", "not priced"]);
   assert.deepEqual(shown.rows.at(-1), ["total", "estimated", "not priced"]);
+  const quiet = await drawn("dash.showCost(box, arg, 'ended')",
+    { ...LIVE, estimated: false, services: { reported: true, usd: 0, not_priced: [], usage: [] } });
+  assert.deepEqual(quiet.rows[2], ["services", "none: the bot reported no LLM, TTS or STT use", "$0.00"]);
+  const unreported = await drawn("dash.showCost(box, arg, 'ended')",
+    { ...LIVE, services: { reported: false, usd: 0, not_priced: [], usage: [] } });
+  assert.deepEqual(unreported.rows[2], ["services", "not reported by the bot", "–"]);
   const none = await drawn("dash.showCost(box, arg, 'failed')", null);
   assert.match(none.text, /No cost: no machine was launched or claimed/);
 });
@@ -149,7 +155,8 @@ test("a stop is sent only once confirmed, the confirmation naming the session; C
     const sent = [];
     const send = async (method, path) => { sent.push(`${method} ${path}`); return { status: 204, body: null }; };
     const asker = window.dash.confirmer(box, said);
-    const stop = window.dash.actionButton("Stop session", asker, () => window.dash.stopSession("s-<b>1</b>", send));
+    const stop = window.dash.actionButton("Stop session", asker,
+      () => ({ ...window.dash.stopSession("s-<b>1</b>", send), after: () => sent.push("read again") }));
     document.body.appendChild(stop);
     const hiddenAtFirst = box.hidden;
     const emptyAtFirst = box.querySelectorAll("button").length === 0;  // no confirmation before it is asked
@@ -172,7 +179,7 @@ test("a stop is sent only once confirmed, the confirmation naming the session; C
   assert.match(outcome.question, /^Stop session s-<b>1<\/b>\? Its bot is stopped and its call ends for the caller now\./);
   assert.match(outcome.question, /audit trail under your admin key/);
   assert.deepEqual(outcome.cancelled, [true, "Cancelled: nothing was changed.", 0, 0]);
-  assert.deepEqual(outcome.sent, ["DELETE /sessions/s-%3Cb%3E1%3C%2Fb%3E"]);
+  assert.deepEqual(outcome.sent, ["DELETE /sessions/s-%3Cb%3E1%3C%2Fb%3E", "read again"]);
   assert.equal(outcome.said, "Session s-<b>1</b>: stopped.");
   assert.equal(outcome.hidden, true);
   assert.equal(outcome.left, 0);
@@ -193,10 +200,12 @@ test("a rollback's confirmation names what moves where; its button is on the rel
     const said = await action.run();
     current = promotedView;  // another admin changed the traffic after this was asked
     const stale = await window.dash.rollBack(canaryView, send).run().catch((error) => `${error.code}: ${error.message}`);
-    return { from: [window.dash.rolledBackFrom(canaryView), window.dash.rolledBackFrom(promotedView)],
+    const alone = { stable: "v1", releases: [{ name: "v1", weight: 100, stable: true }] };
+    return { from: [window.dash.rolledBackFrom(canaryView), window.dash.rolledBackFrom(promotedView),
+      window.dash.rolledBackFrom(alone)],
       canary: action.say, promoted: window.dash.rollBack(promotedView, send).say, sent, said, stale };
   }, [canary, promoted]);
-  assert.deepEqual(seen.from, [["v2"], ["v2"]]);
+  assert.deepEqual(seen.from, [["v2"], ["v2"], []]);
   assert.match(seen.canary, /every new session goes to the stable release v1 \(100 %\): v2 from 20 % to 0 %\./);
   assert.match(seen.promoted, /back to the release that was stable before v2 was promoted/);
   assert.deepEqual(seen.sent, ["GET /releases", "POST /releases/rollback", "GET /releases"]);  // the stale one: no POST
