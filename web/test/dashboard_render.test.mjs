@@ -22,7 +22,7 @@ before(async () => {
     bundle: true, write: false, format: "iife", globalName: "dash", target: "es2022", logLevel: "warning",
   });
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu"] });
+    args: ["--no-sandbox", "--disable-gpu"], timeout: 120000 });  // a loaded machine starts it slowly
   page = await browser.newPage();
   await page.setContent("<!doctype html><body></body>");
   await page.addScriptTag({ content: bundled.outputFiles[0].text });
@@ -34,10 +34,10 @@ after(async () => {
 
 // A fresh box in the page; `draw` runs there with (dash, box, arg) and the box's rows come back as text.
 async function drawn(draw, arg) {
-  return page.evaluate(([source, value]) => {
+  return page.evaluate(async ([source, value]) => {
     const box = document.createElement("div");
     document.body.replaceChildren(box);
-    new Function("dash", "box", "arg", source)(window.dash, box, value);
+    await new Function("dash", "box", "arg", `return ${source}`)(window.dash, box, value);
     return { rows: [...box.querySelectorAll("tr")].map((row) => [...row.cells].map((c) => c.textContent)),
       text: box.innerText, html: box.innerHTML, elements: box.querySelectorAll("img, b, script").length };
   }, [draw, arg]);
@@ -142,9 +142,7 @@ test("the logs show their last lines first, a page of 50 at a time, Earlier and 
 test("logs not kept say why, as the session's report says it", async () => {
   const shown = await drawn("dash.loadLogs(arg).then((logs) => dash.showLogs(box, logs))",
     { kept: true, logsUrl: null, report: { bot_logs: { kept: false, why: "the session withholds its transcript" } } });
-  await page.waitForFunction(() => document.body.innerText.includes("No bot logs"));
-  assert.equal(shown.elements, 0);
-  assert.match(await page.evaluate(() => document.body.innerText), /No bot logs: the session withholds its transcript\./);
+  assert.equal(shown.text, "No bot logs: the session withholds its transcript.");
 });
 
 test("a stop is sent only once confirmed, the confirmation naming the session; Cancel sends nothing", async () => {
