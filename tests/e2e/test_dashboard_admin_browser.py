@@ -40,22 +40,30 @@ def keyed_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispa
     folder = tmp_path_factory.mktemp("dispatcher")
     canary = folder / "next"
     shutil.copytree(PARROT, canary, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
-    env = {"DISPATCHER_API_KEYS": f"actions:{CLIENT_KEY},other:{OTHER_KEY}", "DISPATCHER_ADMIN_KEYS": ADMIN_KEY,
-           "BOT_RELEASES": f"stable={PARROT / 'bot.py'},next={canary / 'bot.py'}",
-           "RELEASE_WEIGHTS": "stable=90,next=10", "RESERVE_MAX_IDLE": "0"}
+    env = {
+        "DISPATCHER_API_KEYS": f"actions:{CLIENT_KEY},other:{OTHER_KEY}",
+        "DISPATCHER_ADMIN_KEYS": ADMIN_KEY,
+        "BOT_RELEASES": f"stable={PARROT / 'bot.py'},next={canary / 'bot.py'}",
+        "RELEASE_WEIGHTS": "stable=90,next=10",
+        "RESERVE_MAX_IDLE": "0",
+    }
     with run_dispatcher(folder, env) as running:
         yield running
 
 
 def _submit(key: str) -> str:
-    return (f"sessionStorage.clear(); document.getElementById('admin-key').value = {json.dumps(key)};"
-            "document.getElementById('key-form').requestSubmit()")
+    return (
+        f"sessionStorage.clear(); document.getElementById('admin-key').value = {json.dumps(key)};"
+        "document.getElementById('key-form').requestSubmit()"
+    )
 
 
 def _fetch(method: str, path: str, key: str) -> str:
     """The page's own request, with `key`: same origin, so the cross-site guard lets it through."""
-    return (f"fetch({json.dumps(path)}, {{method: {json.dumps(method)}, headers: {{Authorization: "
-            f"'Bearer ' + {json.dumps(key)}}}}}).then(async (r) => [r.status, await r.text()])")
+    return (
+        f"fetch({json.dumps(path)}, {{method: {json.dumps(method)}, headers: {{Authorization: "
+        f"'Bearer ' + {json.dumps(key)}}}}}).then(async (r) => [r.status, await r.text()])"
+    )
 
 
 async def _live_session(api: httpx.AsyncClient) -> str:
@@ -77,7 +85,8 @@ async def _status(api: httpx.AsyncClient, session_id: str, wanted: str, polls: i
 
 
 async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirmation_a_client_cannot(
-        keyed_dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    keyed_dispatcher: DispatcherProcess, tmp_path: Path
+) -> None:
     base = keyed_dispatcher.base_url
     mic = browser_mic(SPEECH, tmp_path / "mic48k.wav")
     async with api_client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as api:
@@ -100,9 +109,11 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
             # The admin: the session's cost so far, then its stop, asked first.
             await page.evaluate(_submit(ADMIN_KEY))
             assert await page.wait_for(
-                f"!!document.querySelector('#session-list tr[data-session-id={json.dumps(session_id)}] button')", 90)
-            await page.evaluate(f"document.querySelector('#session-list tr[data-session-id={json.dumps(session_id)}]"
-                                " button').click()")
+                f"!!document.querySelector('#session-list tr[data-session-id={json.dumps(session_id)}] button')", 90
+            )
+            await page.evaluate(
+                f"document.querySelector('#session-list tr[data-session-id={json.dumps(session_id)}] button').click()"
+            )
             assert await page.wait_for("!!document.querySelector('#detail-actions button.admin-action')", 30)
             cost = await page.evaluate("document.getElementById('detail-cost').innerText")
             assert "machine" in cost and "estimated, so far" in cost, cost
@@ -119,8 +130,10 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
             assert await page.evaluate("document.querySelectorAll('#detail-actions button').length") == 0
 
             # The canary rolled back from its row, asked first.
-            canary_row = ("[...document.querySelectorAll('#releases-table tbody tr')]"
-                          ".find((r) => r.cells[0].textContent === 'next')")
+            canary_row = (
+                "[...document.querySelectorAll('#releases-table tbody tr')]"
+                ".find((r) => r.cells[0].textContent === 'next')"
+            )
             assert await page.wait_for(f"!!{canary_row}?.querySelector('button.admin-action')", 30)
             await page.evaluate(f"{canary_row}.querySelector('button.admin-action').click()")
             asked = await page.evaluate("document.querySelector('#admin-confirm .confirm-what').textContent")
@@ -143,19 +156,22 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
 
 
 async def test_the_admin_actions_from_another_origin_are_refused_even_with_the_admin_key(
-        keyed_dispatcher: DispatcherProcess) -> None:
+    keyed_dispatcher: DispatcherProcess,
+) -> None:
     base = keyed_dispatcher.base_url
     async with api_client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as api:
         session_id = await _live_session(api)
         forged = {"Authorization": f"Bearer {ADMIN_KEY}", "Origin": "http://attacker.localhost:8000"}
         stop = await api.delete(f"/sessions/{session_id}", headers=forged)
         rollback = await api.post("/releases/rollback", headers=forged)
-        site = await api.post("/releases/rollback", headers={"Authorization": f"Bearer {ADMIN_KEY}",
-                                                              "Sec-Fetch-Site": "cross-site"})
+        site = await api.post(
+            "/releases/rollback", headers={"Authorization": f"Bearer {ADMIN_KEY}", "Sec-Fetch-Site": "cross-site"}
+        )
         assert [stop.status_code, rollback.status_code, site.status_code] == [403, 403, 403]
         assert stop.json()["error"]["code"] == "origin_not_allowed", stop.text
         assert await _status(api, session_id, "ended", polls=1) != "ended"
-        own = await api.delete(f"/sessions/{session_id}", headers={"Authorization": f"Bearer {ADMIN_KEY}",
-                                                                   "Origin": base})
+        own = await api.delete(
+            f"/sessions/{session_id}", headers={"Authorization": f"Bearer {ADMIN_KEY}", "Origin": base}
+        )
         assert own.status_code in (202, 204), own.text
         assert await _status(api, session_id, "ended") == "ended"

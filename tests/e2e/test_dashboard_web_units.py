@@ -18,7 +18,11 @@ WEB = Path(__file__).parents[2] / "web"
 @pytest.mark.skipif(node_chromium_missing(WEB) is not None, reason=str(node_chromium_missing(WEB)))
 def test_the_dashboards_session_parts_render_as_the_api_gives_them(tmp_path: Path) -> None:
     run = subprocess.run(
-        ["node", "--test", "test/dashboard_render.test.mjs"], cwd=WEB, capture_output=True, text=True, timeout=240,
+        ["node", "--test", "test/dashboard_render.test.mjs"],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=240,
         env={"PATH": os.environ.get("PATH", ""), "CHROMIUM": chromium_path() or "", "HOME": str(tmp_path)},
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
