@@ -1,11 +1,13 @@
 """`voicefleet eval` over a carrier's media stream: the booking line run by a real `python -m dispatcher`
-takes a Twilio Media Streams call from the load test's phone caller, the party's size keyed in as
-DTMF, the bot's words read from the session's transcript, each call marked as an eval's and pinned
-as a web eval's is; no call is left running."""
+takes a Twilio Media Streams call from the load test's phone caller (and the same call as Telnyx,
+Plivo and Exotel stream it), the party's size keyed in as DTMF, the bot's words read from the
+session's transcript, each call marked as an eval's and pinned as a web eval's is; no call is left
+running."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,18 @@ from tests.support.processes import DispatcherProcess, run_dispatcher
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a real bot hearing real speech on a phone line
 
 PHONE_SUITE = BOOKING / "scenarios" / "phone"
+KEYPAD = PHONE_SUITE / "party_size_on_the_keypad.toml"
+OTHER_CARRIERS = ("telnyx", "plivo", "exotel")
+
+
+def over(folder: Path, carrier: str, *, replace: tuple[str, str] = ("", "")) -> Path:
+    """The keypad scenario placed as `carrier` streams it, named after it (and one edit: a fault)."""
+    text = KEYPAD.read_text().replace('transport = "twilio"', f'transport = "{carrier}"')
+    text = text.replace('name = "party size on the keypad"', f'name = "keypad over {carrier}"')
+    assert f'transport = "{carrier}"' in text and replace[0] in text
+    path = folder / f"{carrier}.toml"
+    path.write_text(text.replace(*replace))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -63,4 +77,33 @@ def test_a_phone_suite_runs_pinned_to_the_release_it_names(dispatcher: Dispatche
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["release"] == "next"
     assert set(evals_listed(dispatcher, result).values()) == {"next"}
+    assert running(dispatcher) == []
+
+
+def test_the_keypad_scenario_passes_over_telnyx_plivo_and_exotel_streams(dispatcher: DispatcherProcess,
+                                                                         tmp_path: Path) -> None:
+    """One call a carrier, at once: each in its carrier's own messages (its start, its audio: μ-law,
+    Exotel's 16-bit PCM; its `dtmf` events; its hang-up), each passing every turn."""
+    for carrier in OTHER_CARRIERS:
+        over(tmp_path, carrier)
+    result = run_eval(dispatcher.base_url, str(tmp_path), "--concurrency", str(len(OTHER_CARRIERS)), "--json")
+    assert result.exit_code == 0, result.output
+    scenarios = json.loads(result.stdout)["scenarios"]
+    assert {s["scenario"]: s["passed"] for s in scenarios} == {f"keypad over {c}": 1 for c in OTHER_CARRIERS}
+    assert set(evals_listed(dispatcher, result).values()) == {"stable"}
+    log = dispatcher.log()
+    for scenario in scenarios:  # each bot's Pipecat read its call's first messages as that carrier's
+        carrier, session = scenario["scenario"].removeprefix("keypad over "), scenario["sessions"][0]
+        assert re.search(rf"\[{session}\].*telephony provider: {carrier}\b", log), (carrier, session)
+    assert running(dispatcher) == []
+
+
+def test_a_wrong_expectation_over_exotel_fails_naming_the_scenario_and_the_turn(dispatcher: DispatcherProcess,
+                                                                                tmp_path: Path) -> None:
+    over(tmp_path, "exotel", replace=('contains = ["what time"]', 'contains = ["what day"]'))
+    result = run_eval(dispatcher.base_url, str(tmp_path), "--json")
+    assert result.exit_code == 1, result.output
+    failure = json.loads(result.stdout)["scenarios"][0]["failures"][0]["failure"]
+    assert failure.startswith("turn 2 ('keys 4#'): expected 'what day', heard '"), failure
+    assert "the first: keypad over exotel: turn 2 ('keys 4#')" in result.stderr
     assert running(dispatcher) == []
