@@ -2,7 +2,7 @@
 its first messages, a frame of the caller's audio, a key pressed, the hang-up, and where its bot's
 audio is in what the bot sends back. One class a carrier; the caller is the same for all four.
 
-Each shape is the carrier's documented one (docs/evals.md names the pages): Twilio Media Streams
+Each shape is the carrier's documented one (docs/evals.md links the pages): Twilio Media Streams
 (`connected`, `start`, 20 ms of 8 kHz μ-law a `media`, `dtmf`, `stop`); Telnyx media streaming
 (the same events in snake_case, `stream_id` at the top, its call's id `call_control_id`); Plivo
 audio streams (`start` alone, camelCase, a number for `sequenceNumber`, no `stop`: the stream just
