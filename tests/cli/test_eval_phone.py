@@ -1,11 +1,13 @@
 """`voicefleet eval` over a carrier's media stream: the booking line run by a real `python -m dispatcher`
-takes a Twilio Media Streams call from the load test's phone caller, the party's size keyed in as
-DTMF, the bot's words read from the session's transcript, each call marked as an eval's and pinned
-as a web eval's is; no call is left running."""
+takes a Twilio Media Streams call from the load test's phone caller (and the same call as Telnyx,
+Plivo and Exotel stream it), the party's size keyed in as DTMF, the bot's words read from the
+session's transcript, each call marked as an eval's and pinned as a web eval's is; no call is left
+running."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,20 @@ from tests.support.processes import DispatcherProcess, run_dispatcher
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a real bot hearing real speech on a phone line
 
 PHONE_SUITE = BOOKING / "scenarios" / "phone"
+KEYPAD = PHONE_SUITE / "party_size_on_the_keypad.toml"
+OTHER_CARRIERS = ("telnyx", "plivo", "exotel")
+
+
+def over(folder: Path, carrier: str, *, name: str = "", replace: tuple[str, str] = ("", "")) -> Path:
+    """The keypad scenario placed as `carrier` streams it, named after it (or `name`), with one edit
+    where given: a fault."""
+    name = name or f"keypad over {carrier}"
+    text = KEYPAD.read_text().replace('transport = "twilio"', f'transport = "{carrier}"')
+    text = text.replace('name = "party size on the keypad"', f'name = "{name}"')
+    assert f'transport = "{carrier}"' in text and replace[0] in text
+    path = folder / f"{name.replace(' ', '_')}.toml"
+    path.write_text(text.replace(*replace))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -63,4 +79,28 @@ def test_a_phone_suite_runs_pinned_to_the_release_it_names(dispatcher: Dispatche
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["release"] == "next"
     assert set(evals_listed(dispatcher, result).values()) == {"next"}
+    assert running(dispatcher) == []
+
+
+def test_the_keypad_scenario_passes_over_telnyx_plivo_and_exotel_and_a_wrong_word_fails_its_turn(
+        dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """One call a carrier, at once, each in its carrier's own messages (its start, its audio: μ-law,
+    Exotel's 16-bit PCM; its `dtmf` events; its hang-up), each passing every turn; beside them the
+    same call over Exotel expecting a word the bot does not say, which fails naming that turn."""
+    for carrier in OTHER_CARRIERS:
+        over(tmp_path, carrier)
+    over(tmp_path, "exotel", name="wrong word over exotel", replace=('"what time"', '"what day"'))
+    result = run_eval(dispatcher.base_url, str(tmp_path), "--concurrency", str(len(OTHER_CARRIERS) + 1), "--json")
+    assert result.exit_code == 1, result.output
+    scenarios = {s["scenario"]: s for s in json.loads(result.stdout)["scenarios"]}
+    assert {name: s["passed"] for name, s in scenarios.items()} == {
+        **{f"keypad over {c}": 1 for c in OTHER_CARRIERS}, "wrong word over exotel": 0}
+    failure = scenarios["wrong word over exotel"]["failures"][0]["failure"]
+    assert failure.startswith("turn 2 ('keys 4#'): expected 'what day', heard '"), failure
+    assert "the first: wrong word over exotel: turn 2 ('keys 4#')" in result.stderr
+    assert set(evals_listed(dispatcher, result).values()) == {"stable"}
+    log = dispatcher.log()
+    for carrier in OTHER_CARRIERS:  # each bot's Pipecat read its call's first messages as that carrier's
+        session = scenarios[f"keypad over {carrier}"]["sessions"][0]
+        assert re.search(rf"\[{session}\].*telephony provider: {carrier}\b", log), (carrier, session)
     assert running(dispatcher) == []

@@ -35,3 +35,13 @@ def test_a_phone_call_needs_the_carriers_credentials(tmp_path: Path) -> None:
     refusal = phone_refusal([timed], lacking, {})[1]
     assert refusal is not None and "TWILIO_AUTH_TOKEN" in refusal and "LOCAL_BOT_ENV" in refusal
 
+
+
+def test_each_carrier_needs_its_own_credentials_and_exotel_none(tmp_path: Path) -> None:
+    """Pipecat's Telnyx and Plivo serializers hang up through their carrier's API as Twilio's does, so
+    their bots refuse to start without its credentials; Exotel's asks for none."""
+    lacking = {"bots_lack": {"twilio": [], "telnyx": ["TELNYX_API_KEY"], "plivo": ["PLIVO_AUTH_TOKEN"]}}
+    for carrier, missing in (("telnyx", "TELNYX_API_KEY"), ("plivo", "PLIVO_AUTH_TOKEN")):
+        refusal = phone_refusal([scenario(tmp_path, TIMED.replace('"twilio"', f'"{carrier}"'))], lacking, {})[1]
+        assert refusal is not None and missing in refusal and "LOCAL_BOT_ENV" in refusal, carrier
+    assert phone_refusal([scenario(tmp_path, TIMED.replace('"twilio"', '"exotel"'))], lacking, {}) == ([], None)

@@ -55,8 +55,9 @@ def test_a_suite_refuses_two_scenarios_of_one_name_and_an_empty_folder(tmp_path:
 
 
 def test_a_transport_the_caller_cannot_hear_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.toml", 'transport = "telnyx"\n[[turns]]\nsay = "hi"\n')
-    with pytest.raises(ScenarioError, match="transport: Input should be 'webrtc' or 'twilio'"):
+    path = write(tmp_path, "a.toml", 'transport = "vonage"\n[[turns]]\nsay = "hi"\n')
+    with pytest.raises(ScenarioError,
+                       match="transport: Input should be 'webrtc', 'twilio', 'telnyx', 'plivo' or 'exotel'"):
         load_scenario(path)
 
 
@@ -93,8 +94,10 @@ def test_a_phone_scenario_presses_keys_and_a_web_one_is_refused_them(tmp_path: P
     assert scenario.reads_words()  # "contains": the bot's words, read from the session's transcript
 
     web = write(tmp_path, "web.toml", '[[turns]]\ndtmf = "1"\n')
-    with pytest.raises(ScenarioError, match='dtmf is pressed on a phone call only: set transport = "twilio"'):
+    with pytest.raises(ScenarioError) as refused:
         load_scenario(web)
+    assert str(refused.value) == (f'{web}: (the file): Value error, dtmf is pressed on a phone call only: '
+                                  'set transport = "twilio", "telnyx", "plivo" or "exotel"')
     typo = write(tmp_path, "typo.toml", 'transport = "twilio"\n[[turns]]\ndtfm = "1"\n')
     with pytest.raises(ScenarioError, match="turns.0.dtfm: unknown field; did you mean 'dtmf'"):
         load_scenario(typo)
@@ -105,6 +108,17 @@ def test_a_phone_scenario_presses_keys_and_a_web_one_is_refused_them(tmp_path: P
     both = write(tmp_path, "both.toml", 'transport = "twilio"\n[[turns]]\ndtmf = "1"\nsay = "one"\n')
     with pytest.raises(ScenarioError, match="exactly one of say"):
         load_scenario(both)
+
+
+@pytest.mark.parametrize("carrier", ["telnyx", "plivo", "exotel"])
+def test_every_carrier_the_dispatcher_takes_places_a_scenario_and_carries_its_keys(tmp_path: Path,
+                                                                                   carrier: str) -> None:
+    """Each carrier's bidirectional stream sends `dtmf` events (Telnyx's media streaming, Plivo's audio
+    streams, Exotel's Voicebot applet, as Twilio's Media Streams): no carrier refuses a keypad turn."""
+    path = write(tmp_path, f"{carrier}.toml", f'transport = "{carrier}"\n[[turns]]\ndtmf = "4#"\n'
+                 'expect = { within_ms = 3000 }\n')
+    scenario = load_scenario(path)
+    assert scenario.on_phone and scenario.transport == carrier and scenario.turns[0].said == "keys 4#"
 
 
 def test_a_phone_scenario_that_checks_only_audio_reads_no_words(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.support.threaded_http import serving
-from voicefleet.loadtest import run, twilio
+from voicefleet.loadtest import phone_line, run
 from voicefleet.loadtest.audio import SPEECH_WAV, read_wav
 from voicefleet.loadtest.carrier import carrier_check
 from voicefleet.loadtest.plan import Plan
@@ -182,7 +182,7 @@ def test_a_dispatcher_whose_bots_are_not_local_is_refused_before_any_start(tmp_p
 
 def test_with_allow_remote_a_stream_that_never_opens_ends_the_run_within_its_bound(
         other_host: OtherHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(twilio, "OPEN_TIMEOUT", 2.0)  # the upgrade's own deadline, shorter for the test
+    monkeypatch.setattr(phone_line, "OPEN_TIMEOUT", 2.0)  # the upgrade's own deadline, shorter for the test
     began = time.monotonic()
     with stand_in("ecs", f"ws://127.0.0.2:{other_host.port}/ws/twilio") as (url, seen):
         result = loadtest(url, tmp_path / "run", "--allow-remote")

@@ -1,5 +1,6 @@
-"""A scenario's call on a phone line: the load test's Twilio caller (loadtest/twilio.py) on the
-session's media stream, each turn spoken (or its keys pressed, as the carrier's DTMF events) and its
+"""A scenario's call on a phone line: the load test's phone caller (loadtest/phone_line.py) on the
+session's media stream, in its carrier's own messages (loadtest/carrier_frames.py: Twilio, Telnyx,
+Plivo or Exotel), each turn spoken (or its keys pressed, as the carrier's DTMF events) and its
 answer timed from the audio the caller hears; once the caller has hung up and the session has ended,
 the bot's words from the session's transcript (phone_words.py), checked turn by turn.
 
@@ -23,7 +24,8 @@ from voicefleet.evals.phone_words import Heard, laid_on_turns, transcript_lines
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.audio import first_reply, reply_heard
-from voicefleet.loadtest.twilio import TwilioCall
+from voicefleet.loadtest.carrier_frames import FRAMINGS
+from voicefleet.loadtest.phone_line import PhoneCall
 
 GREETING_WAIT = 30.0
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
@@ -33,7 +35,7 @@ TRANSCRIPT_WAIT = 30.0  # the call's end → its transcript written
 
 async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str, Any], http: httpx.AsyncClient,
                             result: CallResult) -> None:
-    call = TwilioCall(f"{answer['wsUrl']}/{answer['token']}")
+    call = PhoneCall(f"{answer['wsUrl']}/{answer['token']}", FRAMINGS[scenario.transport])
     try:
         await call.connect()
     except Exception as error:  # a socket refused or never upgraded: the call's failure
@@ -91,7 +93,7 @@ def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None]
                                        answer.caller_as_heard))
 
 
-async def _answer(call: TwilioCall, *, after: float, listen: float) -> float | None:
+async def _answer(call: PhoneCall, *, after: float, listen: float) -> float | None:
     """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds;
     the answer's latency in seconds, or None when it said nothing."""
     deadline = time.monotonic() + listen
@@ -104,7 +106,7 @@ async def _answer(call: TwilioCall, *, after: float, listen: float) -> float | N
     return None if reply is None else reply.start - after
 
 
-async def _bot_hung_up(call: TwilioCall) -> bool:
+async def _bot_hung_up(call: PhoneCall) -> bool:
     deadline = time.monotonic() + HANG_UP_WAIT
     while time.monotonic() < deadline:
         if call.ws is not None and call.ws.close_code is not None:

@@ -16,10 +16,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-# WebRTC, where the caller reads the bot's RTVI text events, and the carriers' media streams the
-# load test's phone caller speaks (loadtest/twilio.py), where it reads the session's transcript.
-TRANSPORTS = ("webrtc", "twilio")
-PHONE_TRANSPORTS = ("twilio",)
+# WebRTC, where the caller reads the bot's RTVI text events, and the media streams of every carrier the
+# dispatcher takes, which the load test's phone caller speaks each in its own messages
+# (loadtest/carrier_frames.py), where it reads the session's transcript. Every one of them also carries
+# the keys a caller presses, as `dtmf` events on its bidirectional stream (docs/evals.md).
+PHONE_TRANSPORTS = ("twilio", "telnyx", "plivo", "exotel")
+TRANSPORTS = ("webrtc", *PHONE_TRANSPORTS)
 MAX_TURNS = 50
 MAX_SCENARIOS = 500
 MAX_RUBRIC = 2000
@@ -96,8 +98,9 @@ class CallExpect(Strict):
 
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=120)
-    transport: Literal["webrtc", "twilio"] = Field(default="webrtc", description=(
-        "How the call is placed: webrtc, or twilio (a Twilio Media Streams call, as the carrier opens it)."))
+    transport: Literal["webrtc", "twilio", "telnyx", "plivo", "exotel"] = Field(default="webrtc", description=(
+        "How the call is placed: webrtc, or a carrier's media stream as that carrier opens it: twilio (Media "
+        "Streams), telnyx (media streaming), plivo (audio streams) or exotel (the Voicebot applet)."))
     turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
     call: CallExpect = Field(default_factory=CallExpect)
     source: str = Field(default="", exclude=True, description="The file it was read from (set by the loader).")
@@ -105,7 +108,8 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _keys_on_a_phone(self) -> Scenario:
         if self.transport not in PHONE_TRANSPORTS and any(turn.dtmf is not None for turn in self.turns):
-            raise ValueError(f"dtmf is pressed on a phone call only: set transport = \"{PHONE_TRANSPORTS[0]}\"")
+            carriers = ", ".join(f'"{name}"' for name in PHONE_TRANSPORTS[:-1]) + f' or "{PHONE_TRANSPORTS[-1]}"'
+            raise ValueError(f"dtmf is pressed on a phone call only: set transport = {carriers}")
         return self
 
     @property

@@ -1,13 +1,15 @@
-"""What a phone-mode run needs of the dispatcher, said before any call is placed: Pipecat's Twilio
-serializer hangs a call up through Twilio's REST API, so the bot refuses to start without the
-account's credentials in its environment (docs/phone.md). A local dispatcher's `/healthz` says
-which carriers' credentials its bots lack (`bots_lack`); another does not know its bots' secrets."""
+"""What a phone-mode run needs of the dispatcher, said before any call is placed: Pipecat's Twilio,
+Telnyx and Plivo serializers hang a call up through the carrier's REST API, so the bot refuses to
+start without the account's credentials in its environment (docs/phone.md; Exotel's needs none). A
+local dispatcher's `/healthz` says which carriers' credentials its bots lack (`bots_lack`); another
+does not know its bots' secrets."""
 
 from __future__ import annotations
 
 from typing import Any
 
-NEEDED = {"twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")}
+NEEDED = {"twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"), "telnyx": ("TELNYX_API_KEY",),
+          "plivo": ("PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN")}
 WHERE = "docs/phone.md#trying-it-locally"
 
 

@@ -159,7 +159,7 @@ def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path 
     except (ValueError, EOFError, OSError) as error:
         raise click.BadParameter(f"{wav}: {error}", param_hint="--wav") from None
     # The caller's libraries loaded before the generator's own cost is counted: that is per session.
-    caller = "webrtc_caller" if transport == "webrtc" else "twilio"
+    caller = "webrtc_caller" if transport == "webrtc" else "phone_line"
     importlib.import_module(f"voicefleet.loadtest.{caller}")
     call = Call(base_url=target.url, api_key=key, transport=transport, speech=speech, turns=turns, release=release,
                 run_id=settings["run_id"], allow_remote=allow_remote)

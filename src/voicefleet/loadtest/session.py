@@ -143,9 +143,10 @@ def _caller(call: Call, answer: dict[str, Any]) -> Caller:
         from voicefleet.loadtest.webrtc_caller import WebRTCCaller  # aiortc: imported by the runs that need it
 
         return WebRTCCaller(offer_url(call.base_url, answer), call.headers(), answer.get("iceConfig"))
-    from voicefleet.loadtest.twilio import TwilioCall
+    from voicefleet.loadtest.carrier_frames import FRAMINGS
+    from voicefleet.loadtest.phone_line import PhoneCall
 
-    return TwilioCall(f"{answer['wsUrl']}/{answer['token']}")
+    return PhoneCall(f"{answer['wsUrl']}/{answer['token']}", FRAMINGS[call.transport])
 
 
 async def _connect(caller: Caller, record: SessionRecord) -> None:
