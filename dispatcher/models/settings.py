@@ -45,7 +45,11 @@ class ModelServiceSettings:
             return None
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"MODEL_SERVICE_URL={shown_target(url)[:80]!r} must be an http:// or https:// URL "
+            written = url.rsplit("@", 1)[-1][:80]  # as written (no scheme to read it by), less any password
+            raise SettingsError(f"MODEL_SERVICE_URL={written!r} must be an http:// or https:// URL "
                                 "of the model service, e.g. http://moshi.internal:8998")
+        if parts.query or parts.fragment:  # the paths are appended to it: a query would swallow them
+            raise SettingsError(f"MODEL_SERVICE_URL={shown_target(url)[:80]!r} must be a base URL without a query "
+                                "or fragment: the service's paths (/api/capacity, /api/chat) are added to it")
         return cls(url, read_seconds=setting_float(env, "MODEL_SERVICE_READ_SECONDS"),
                    connect_seconds=setting_float(env, "MODEL_SERVICE_CONNECT_SECONDS"))
