@@ -59,6 +59,8 @@ def test_a_service_with_two_streams_admits_two_starts_and_refuses_the_third_nami
         assert model_status(dispatcher) | {"read_seconds_ago": None} == {
             "url": model.url, "state": "ok", "free": 2, "total": 2, "read_seconds_ago": None, "problem": None,
             "starting_here": 2}
+        starts = httpx.get(f"{dispatcher.base_url}/status", timeout=10).json()["starts"]["1m"]
+        assert starts["refusals"] == {"model_service_capacity": 1}, starts
 
 
 def test_a_stream_another_caller_holds_leaves_room_for_one_start(tmp_path: Path) -> None:
