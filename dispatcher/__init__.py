@@ -12,6 +12,7 @@ holds them to one direction of imports. Lowest first, each may import only what 
     media/                      Daily rooms, TURN, ICE
     artifacts/                  every call kept: the recording policy, the stores, uploads, reports
     reserve/                    warm bots, claimed once
+    models/                     the shared speech-to-speech model service: its free streams, read
     sessions/                   the session lifecycle, admission, the reaper
     usage/                      what a call's services cost, and the usage rolled up per day and key
     phone/                      phone calls: who may open one, its bot and its media relay

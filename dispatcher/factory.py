@@ -211,11 +211,13 @@ def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], ob
     them with the rest at once, and `voicefleet config check`, which runs this same list, reports them."""
     from dispatcher.api.status_view import dashboard_enabled
     from dispatcher.artifacts.settings import ArtifactSettings
+    from dispatcher.models.settings import ModelServiceSettings
     from dispatcher.reserve.policy import ReserveSettings
 
     return [lambda: ReserveSettings.from_env(env, machines or "local"),
             lambda: dashboard_enabled(env, local=machines == "local"),
-            lambda: ArtifactSettings.from_env(env)]
+            lambda: ArtifactSettings.from_env(env),
+            lambda: ModelServiceSettings.from_env(env)]
 
 
 def _pool_channel(env: Mapping[str, str]) -> None:

@@ -42,6 +42,9 @@ from dispatcher.media.ice import IceServers, StaticIceServers, parse_ice_servers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnIceServers
 from dispatcher.media.turn_quota import TurnQuota
+from dispatcher.models.admission import ModelServiceAdmission
+from dispatcher.models.capacity import ModelServiceCapacity
+from dispatcher.models.settings import ModelServiceSettings
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
@@ -184,6 +187,9 @@ def build_state(
         releases=releases,
         costs=costs,
     )
+    model_service = ModelServiceSettings.from_env(env)  # MODEL_SERVICE_URL: every bot streams to it
+    if model_service is not None:
+        sessions.model_service = ModelServiceAdmission(ModelServiceCapacity(model_service))
     if isinstance(machines, ReportsEnds):  # a machine that dies before its bot reports: told at once
         machines.end_listeners.append(sessions.ends.observed)
     sessions.recordings = artifacts.recordings
@@ -285,6 +291,7 @@ def build_state(
         artifacts=artifacts,
         runtime=runtime,
         capacity_floors=floors,
+        model_service=sessions.model_service,
     )
 
 
@@ -318,6 +325,9 @@ async def running(state: AppState) -> AsyncIterator[None]:
     budgeting = asyncio.create_task(follow(), name="budgets") if follow is not None else None
     # The charts' sessions and idle bots, sampled (GET /status/history).
     sampling = asyncio.create_task(state.status.run(), name="status") if state.status is not None else None
+    # The shared model service's free streams, read on a timer (MODEL_SERVICE_READ_SECONDS).
+    model_reading = asyncio.create_task(state.model_service.capacity.run(), name="model-service") \
+        if state.model_service is not None else None
     # The daily usage files, today's and yesterday's rewritten from the rollups (USAGE_FILES).
     filing = asyncio.create_task(state.usage_files.run(), name="usage-files") \
         if state.usage_files is not None else None
@@ -345,6 +355,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
             sampling.cancel()
         if budgeting is not None:
             budgeting.cancel()
+        if model_reading is not None:
+            model_reading.cancel()
         if filing is not None and state.usage_files is not None:
             filing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

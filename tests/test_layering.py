@@ -28,6 +28,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     ("dispatcher.artifacts",),
     ("dispatcher.reserve",),
     ("dispatcher.regions",),
+    ("dispatcher.models",),  # the shared model service of converged bots: read over outbound/, asked by sessions/
     # What a call's services cost and the usage sums: priced below the sessions (their cost reads the
     # table), counted above them (the count reads a session's timeline).
     ("dispatcher.usage.price_table", "dispatcher.usage.service_cost", "dispatcher.usage.rollups",

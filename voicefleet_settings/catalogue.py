@@ -220,6 +220,18 @@ dispatcher on a loopback address with no API keys. The credentials are secrets.
 """,
     ),
     Section(
+        "models",
+        """\
+## A shared model service (converged bots)
+
+Bots that stream to one shared speech-to-speech model service (an open full-duplex model such as
+Moshi or PersonaPlex on a GPU, speaking Moshi's protocol): with `MODEL_SERVICE_URL` set, every
+session of this dispatcher is taken to use it, and a start is refused `503` while the service has no
+free stream or its free streams are unknown ([converged.md](converged.md#a-shared-model-service)).
+The bot is given the URL as any other variable of its own (`LOCAL_BOT_ENV`, a bot secret).
+""",
+    ),
+    Section(
         "gpu",
         """\
 ## Cloud providers
@@ -1464,6 +1476,30 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "`1`: a start may ask for `dailyRoomProperties.enable_dialout` (the bot dials phone numbers, which "
             "costs money); otherwise a 422"
+        ),
+    ),
+    Setting(
+        "MODEL_SERVICE_URL", "models", STRING, example="http://moshi.internal:8998",
+        meaning=(
+            "the shared model service's base URL: its free streams are read at `/api/capacity` "
+            "(`{\"free\": n, \"total\": N}`), each start is admitted against them, and `GET /status` shows them "
+            "under `model_service`. Unset: no bot uses one"
+        ),
+    ),
+    Setting(
+        "MODEL_SERVICE_READ_SECONDS", "models", NUMBER, minimum=0.2, maximum=60, default="2",
+        meaning=(
+            "how often its capacity is read (each read: a 1 s timeout, 3 tries within the interval); an answer "
+            "older than three intervals, a failed read or an answer that is no capacity (negative, not whole, "
+            "more free than total) is unknown, and a start is refused `503` `model_service_unavailable`"
+        ),
+    ),
+    Setting(
+        "MODEL_SERVICE_CONNECT_SECONDS", "models", NUMBER, minimum=0, maximum=600, default="10",
+        meaning=(
+            "how long a start admitted here counts against the free streams before the service's own count "
+            "shows its bot's stream (about the time a bot takes to connect); past the free streams a start is "
+            "refused `503` `model_service_capacity` + `Retry-After`, naming the service and its free streams"
         ),
     ),
     Setting(

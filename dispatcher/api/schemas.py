@@ -318,6 +318,11 @@ class StatusOut(BaseModel):
         "`transcript`, `retention_days`, `required`, `rules` (`RECORDING_RULES`), `unknown_releases` (those the "
         "rules name that the catalogue does not have), `destination` (a folder, or s3://bucket/prefix) and, only "
         "when recordings cannot be kept now, `error` (calls run unrecorded).")
+    model_service: dict[str, Any] | None = Field(
+        default=None, description="The shared model service converged bots stream to (`MODEL_SERVICE_URL`; absent "
+        "without it): `url`, `state` (`ok`, or `unknown`: a failed or stale read, an answer that is no capacity), "
+        "`free` and `total` streams by its last read (null when unknown), `read_seconds_ago`, `problem` (why "
+        "unknown) and `starting_here` (starts admitted here not yet in its count).")
 
 
 class StatusSample(BaseModel):

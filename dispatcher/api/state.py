@@ -22,6 +22,7 @@ from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn_quota import TurnQuota
+from dispatcher.models.admission import ModelServiceAdmission
 from dispatcher.observability.metric_lines import MetricLines
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import PhoneState
@@ -92,6 +93,7 @@ class AppState:
     artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
     usage: UsageCount | None = None  # ended sessions' use, rolled up per day (GET /usage)
     usage_files: UsageFiles | None = None  # the daily usage files in the team's bucket (USAGE_FILES)
+    model_service: ModelServiceAdmission | None = None  # the converged bots' shared model (MODEL_SERVICE_URL)
 
     @property
     def releases(self) -> LiveReleases:
@@ -123,3 +125,5 @@ class AppState:
             await self.region_runtime.aclose()
         if self.smoke is not None:
             self.smoke.aclose()
+        if self.model_service is not None:
+            await self.model_service.capacity.aclose()

@@ -31,6 +31,7 @@ from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.media.room_options import RoomOptions
 from dispatcher.media.rooms import NO_OPTIONS, RoomGrant, Rooms
 from dispatcher.media.turn import TurnCredentials
+from dispatcher.models.admission import ModelServiceAdmission
 from dispatcher.observability.log_format import working_for
 from dispatcher.observability.metrics import Metrics
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
@@ -108,6 +109,8 @@ class SessionService:
         self._settings = settings
         self.timeline = timeline
         self.recordings: SessionRecordings | None = None  # set by the wiring (dispatcher/artifacts/)
+        # The shared model service every bot streams to (MODEL_SERVICE_URL), set by the wiring.
+        self.model_service: ModelServiceAdmission | None = None
         self.costs = costs or SessionCosts(machines.name, None)
         # What `GET /sessions` lists: an entry at each admitted start, closed by its timeline's end.
         self.listing = SessionListing(coordination.session_index, settings.region, settings.max_session_seconds)
@@ -223,6 +226,8 @@ class SessionService:
                             with tracing.step("session.admission"):
                                 await admitted.enter_async_context(
                                     self.share.slot(owner.id, session_id, internal=owner.internal))
+                                if self.model_service is not None:  # its bot needs a free stream there
+                                    await admitted.enter_async_context(self.model_service.slot())
                                 await admitted.enter_async_context(self._admission.slot())
                             if (not cold_only and self.share.bounds_warm(owner.id, internal=owner.internal)
                                     and await self._claimable(transport, math.inf)

@@ -49,6 +49,8 @@ def _view(request: Request) -> StatusView:
 @router.get("/status", summary="The deployment at a glance", response_model=StatusOut)
 async def status(request: Request, _: Admin) -> dict[str, Any]:
     snapshot = await _view(request).snapshot()
+    if (model_service := app_state(request).model_service) is not None:
+        snapshot = {**snapshot, "model_service": model_service.status()}
     artifacts = app_state(request).artifacts
     if artifacts is None:
         return snapshot

@@ -1,0 +1,70 @@
+"""A start is admitted only while the model service has a free stream for its bot.
+
+The service's own count shows a stream once the bot has opened it, a few seconds after its start;
+until then this replica counts the start itself (for MODEL_SERVICE_CONNECT_SECONDS), so a burst
+cannot be admitted on one read past the streams there are. Counted twice in that window (here and
+in the service's count once the bot connects), a start errs on the side of refusing. A refusal is
+`503` with `Retry-After`, as a provider at its cap is answered, naming the service and its free
+streams; an unknown capacity (docs: dispatcher/models/capacity.py) is refused too, saying why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.models.capacity import ModelServiceCapacity
+
+# A stream frees when a call ends (minutes); an unreachable service is read again within seconds.
+FULL_RETRY_AFTER_SECONDS = 5.0
+
+
+class ModelServiceAdmission:
+    def __init__(self, capacity: ModelServiceCapacity, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = capacity
+        self._clock = clock
+        self._starts: list[float] = []  # when each start admitted here began counting
+
+    def counted_here(self) -> int:
+        """Starts admitted here in the last MODEL_SERVICE_CONNECT_SECONDS, counted against the free streams."""
+        since = self._clock() - self.capacity.settings.connect_seconds
+        self._starts = [at for at in self._starts if at > since]
+        return len(self._starts)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Held while the start launches its bot: a start that fails gives its stream back."""
+        reading = self.capacity.reading()
+        if reading.age_seconds is None:  # the first start after boot waits for the first read
+            reading = await self.capacity.read_now()
+        shown = self.capacity.settings.shown
+        if not reading.known:
+            raise ApiError(503, "model_service_unavailable",
+                           f"the model service {shown} cannot take a call now: its free streams are unknown "
+                           f"({reading.problem}); try again shortly",
+                           retry_after=self.capacity.settings.read_seconds,
+                           extra={"model_service": shown, "free_streams": None})
+        assert reading.free is not None
+        free = reading.free - self.counted_here()
+        if free <= 0:
+            raise ApiError(503, "model_service_capacity",
+                           f"the model service {shown} has no free stream: {max(0, free)} of {reading.total} free "
+                           f"({reading.free} by its count, {self.counted_here()} starting here)",
+                           retry_after=FULL_RETRY_AFTER_SECONDS,
+                           extra={"model_service": shown, "free_streams": max(0, free)})
+        started = self._clock()
+        self._starts.append(started)
+        try:
+            yield
+        except BaseException:
+            if started in self._starts:  # not yet aged out
+                self._starts.remove(started)
+            raise
+
+    def status(self) -> dict[str, Any]:
+        """What `GET /status` shows of the service."""
+        reading = self.capacity.reading()
+        return {"url": self.capacity.settings.shown, **reading.as_json(), "starting_here": self.counted_here()}
