@@ -198,6 +198,7 @@ def build_state(
                                costs.price.dollars_per_second if costs.price is not None else None,
                                webhooks.push if webhooks is not None else None)
     timeline.listeners.append(budget_usage.timeline_event)
+    usage.spent = budget_usage.services_spent  # a session's services count in its key's spend too
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     sample = SharedSample(ReleaseHealth(health_rule(env)), coordination.release_samples)  # the deployment's
     watch = ReleaseWatch(sessions.releases, sample, timeline.read, webhooks.push if webhooks is not None else None,
@@ -371,9 +372,10 @@ async def _running(machines: Machines, session_id: str) -> bool:
     return machine is not None and machine.state.is_active
 
 
-def _reckoned(costs: SessionCosts, events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """An ended session's cost for its recording's report, as `GET /sessions/{id}` gives it."""
-    cost = costs.of(events, running=False)
+async def _reckoned(costs: SessionCosts, session_id: str, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """An ended session's cost for its recording's report, as `GET /sessions/{id}` gives it: a bot
+    killed before its end has its services as it last reported them, marked so."""
+    cost = await costs.of_session(session_id, events, running=False)
     return cost.as_json() if cost is not None else None
 
 

@@ -6,7 +6,7 @@ same settings.
     capacity  name      → {"value": 200 | null (the setting applies), "version", "by"}: the newest wins
     secrets   secret id → a live secret (its slow hash, never the secret: name, salt, digest, created,
                           by, version, "after": the name's revocation it was made knowing of, or null)
-                          or a revoked one ({"name", "revoked": version, "by"}): revoked wins, for good
+                          or a revoked one ({"name", "revoked", "by", salt, digest, check}): for good
     names     key name  → {"revoked": version, "by"}: every secret of the name made without knowing of
                           this revocation is refused with it
     used      key name  → {"version"} of its first use anywhere (a settings or runtime key's): a name
@@ -38,6 +38,9 @@ from dispatcher.errors import ApiError
 Version = tuple[int, str]
 Entries = dict[str, dict[str, dict[str, Any]]]
 PARTS = ("capacity", "secrets", "names", "used")
+# What a revoked secret's entry keeps of it: a replica that never verified the secret still tells
+# its holder (the exact secret, checked by its slow hash) that it was revoked. It opens nothing.
+HASH_FIELDS = ("salt", "digest", "check")
 MAX_ENTRIES = 20_000  # live secrets are at most 1000; the rest is revoked ones and values
 MAX_VERSION_MS = 10**15
 MAX_BY_CHARS = 200
@@ -131,7 +134,8 @@ def _secret(secret_id: str, entry: object) -> dict[str, Any]:
         raise ValueError(f"secret {secret_id}: an object")
     name = _named(entry.get("name"), NAME, "key name")
     if "revoked" in entry:
-        return {"name": name, "revoked": list(_stamp(entry, "revoked", f"secret {secret_id}")), "by": _by(entry)}
+        return {"name": name, "revoked": list(_stamp(entry, "revoked", f"secret {secret_id}")), "by": _by(entry),
+                **_slow_hash(secret_id, entry)}
     record = KeyRecord.from_json(secret_id, dict(entry))
     if record is None:
         raise ValueError(f"secret {secret_id}: a name, a salt (32 hex), a digest (64 hex) and when it was made")
@@ -140,6 +144,14 @@ def _secret(secret_id: str, entry: object) -> dict[str, Any]:
         raise ValueError(f"secret {secret_id}: 'after' is a version or null")
     return {**record.to_json(), "by": _by(entry), "version": list(_stamp(entry, "version", f"secret {secret_id}")),
             "after": after and list(after)}
+
+
+def _slow_hash(secret_id: str, entry: Mapping[str, Any]) -> dict[str, str]:
+    """A revoked secret's slow hash, where its entry kept one well-shaped (else none: an entry made
+    before revocations kept it, or a key of DISPATCHER_API_KEYS, which has none)."""
+    hashed = {field: entry[field] for field in HASH_FIELDS if field in entry}
+    record = KeyRecord.from_json(secret_id, {"name": entry.get("name"), "created": 0, **hashed})
+    return {field: value for field, value in record.to_json().items() if field in HASH_FIELDS} if record else {}
 
 
 def _revoked(name: str, entry: object) -> dict[str, Any]:
@@ -212,6 +224,17 @@ def views(entries: Entries) -> tuple[dict[str, Any], dict[str, Any]]:
     return capacity, keys
 
 
+def revoked_records(entries: Entries) -> dict[str, dict[str, Any]]:
+    """The secrets that open nothing any more and whose slow hash was kept, by secret id, as records
+    (KeyRecord's JSON): revoked one by one, or with their name."""
+    found = {}
+    for secret_id, entry in entries["secrets"].items():
+        if not alive(entries, entry) and "digest" in entry:
+            found[secret_id] = {"name": entry["name"], "created": entry.get("created", 0),
+                                **{field: entry[field] for field in HASH_FIELDS if field in entry}}
+    return found
+
+
 def of_views(capacity: Mapping[str, Any], keys: Mapping[str, Any], version: Version) -> Entries:
     """Entries for a record kept before entries were (its values and keys as made at `version`)."""
     entries = empty()
@@ -250,7 +273,8 @@ def stamped(entries: Entries, before: tuple[Mapping[str, Any], Mapping[str, Any]
             delta["secrets"][secret_id] = {**record, "version": stamp, "after": known and known["revoked"]}
     for secret_id, record in keys_before.items():
         if secret_id not in keys_after:
-            delta["secrets"][secret_id] = {"name": record["name"], "revoked": stamp, "by": by}
+            delta["secrets"][secret_id] = {"name": record["name"], "revoked": stamp, "by": by,
+                                           **{field: record[field] for field in HASH_FIELDS if field in record}}
     return merged(entries, delta), delta
 
 

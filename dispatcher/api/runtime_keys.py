@@ -157,12 +157,17 @@ class RuntimeKeys:
         # secret id → (the record's digest, check).
         self._learnt: dict[str, tuple[str, str]] = {}
         self._read_at: float | None = None  # when the record was last read (None: never)
-        # The digests of secrets verified here whose record was since revoked: that exact secret is told
-        # it was revoked (a guess, or a secret this replica never verified, is told nothing more).
+        # The digests of secrets known here to be revoked: verified here before their revocation, or
+        # checked since against a revoked record's slow hash. That exact secret is told it was revoked
+        # (a guess is told nothing more).
         self._revoked: OrderedDict[bytes, None] = OrderedDict()
+        # The revoked secrets whose slow hash the record kept, by secret id: a secret this replica never
+        # verified is checked against its own (as a live one, within the same limits on guesses).
+        self._revoked_records: dict[str, KeyRecord] = {}
 
-    def seen(self, raw: Mapping[str, Any]) -> None:
-        """The record's keys as read now: a secret no longer there is forgotten here (its cache too)."""
+    def seen(self, raw: Mapping[str, Any], revoked: Mapping[str, Any] | None = None) -> None:
+        """The record's keys as read now: a secret no longer there is forgotten here (its cache too);
+        `revoked`: the revoked secrets' records whose slow hash was kept."""
         records = {}
         for secret_id, value in raw.items():
             record = KeyRecord.from_json(secret_id, value)
@@ -180,7 +185,10 @@ class RuntimeKeys:
                 self._revoked[digest] = None
         while len(self._revoked) > CACHE_ENTRIES:
             self._revoked.popitem(last=False)
-        self._guesses.keep(records)
+        self._revoked_records = {secret_id: record for secret_id, value in (revoked or {}).items()
+                                 if secret_id not in records
+                                 and (record := KeyRecord.from_json(secret_id, value)) is not None}
+        self._guesses.keep(records.keys() | self._revoked_records.keys())
         self.fresh()
 
     def fresh(self) -> None:
@@ -220,8 +228,8 @@ class RuntimeKeys:
             self._guesses.started(key, (record.secret_id, client_group(source)), record.digest, checking,
                                   hmac.compare_digest)
         digest = await asyncio.shield(checking)  # a caller gone does not cancel the others' check
-        if self._records.get(record.secret_id) is None or \
-                self._records[record.secret_id].digest != record.digest:
+        current = self._records.get(record.secret_id) or self._revoked_records.get(record.secret_id)
+        if current is None or current.digest != record.digest:
             return None
         return self._checked(token, record, digest, source, failure_counted=True)
 
@@ -231,9 +239,11 @@ class RuntimeKeys:
         `joining`: the same token is being checked already (no new scrypt, so no new count against the
         limits). Otherwise 429 past a limit: see the module's docstring and docs/security.md."""
         secret_id = secret_id_of(token)
-        record = self._records.get(secret_id) if secret_id is not None else None
-        if record is None:
-            return None, None
+        record = self._records.get(secret_id) or self._revoked_records.get(secret_id) \
+            if secret_id is not None else None
+        if record is None or (record.secret_id not in self._records
+                              and hashlib.sha256(token.encode()).digest() in self._revoked):
+            return None, None  # a revoked secret known here already: no scrypt again
         if self._read_at is None or self._clock() - self._read_at > STALE_SECONDS:
             raise ApiError(503, "store_unavailable", "runtime API keys cannot be checked: this replica has not "
                            "read them from the store for a while, so a revocation may not have reached it; try "
@@ -261,6 +271,11 @@ class RuntimeKeys:
         if not hmac.compare_digest(digest, record.digest):
             if not failure_counted:
                 self._guesses.failed((record.secret_id, client_group(source)), scrypt=True)
+            return None
+        if record.secret_id not in self._records:  # a revoked secret's own: its holder is told so
+            self._revoked[hashlib.sha256(token.encode()).digest()] = None
+            while len(self._revoked) > CACHE_ENTRIES:
+                self._revoked.popitem(last=False)
             return None
         if not record.check:  # an old record: its check, learnt now, spares the real secret its gate
             self._learnt[record.secret_id] = (record.digest, quick_check(token))

@@ -217,7 +217,7 @@ class RuntimeSettings:
         if record["version"] == self.record["version"] and record["version"] != 0:
             return
         self.record = record
-        self.keys.seen(record["keys"])
+        self.keys.seen(record["keys"], runtime_entries.revoked_records(record["entries"]))
         for listener in self.listeners:
             try:
                 listener(record)

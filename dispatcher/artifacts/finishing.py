@@ -29,7 +29,7 @@ from dispatcher.artifacts.store import ArtifactStore
 log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
 Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
-Priced = Callable[[list[dict[str, Any]]], dict[str, Any]]  # the report's `cost`
+Priced = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any]]]  # the report's `cost`
 # A consent session whose bot never said its announcement played keeps nothing, whatever the bot uploaded:
 # the dispatcher, not the bot's own code, is what holds a session to its policy.
 NOT_ANNOUNCED = "a consent session whose announcement was never played (no recording.consent from its bot): " \
@@ -120,7 +120,7 @@ class SessionEnds:
             pending[recording.folder + name] = (body, "application/x-ndjson")
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,
                                 errors=recording.errors, transcript=transcript, turns=recording.transcript,
-                                logs=logs, cost=self._priced(events))
+                                logs=logs, cost=await self._priced(recording.session_id, events))
         pending[recording.folder + REPORT] = (json.dumps(report, indent=2).encode(), "application/json")
         recording.pending, recording.report = pending, report
         return True

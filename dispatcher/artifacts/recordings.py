@@ -46,7 +46,9 @@ __all__ = ["Recording", "SessionRecordings", "kept_parts", "last_part"]
 log = logging.getLogger("dispatcher.artifacts")
 Note = Callable[..., None]  # the timeline's `note(session_id, event, **fields)`
 Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timeline, oldest first
-Cost = Callable[[list[dict[str, Any]]], dict[str, Any] | None]  # a timeline's cost (dispatcher/sessions/cost.py)
+# A session's cost from its id and timeline (dispatcher/sessions/cost.py's `of_session`: a bot killed
+# before its end has its services counted as it last reported them, as `GET /sessions/{id}` does).
+Cost = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any] | None]]
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
@@ -325,12 +327,12 @@ class SessionRecordings:
         finally:
             self._completing.discard(session_id)
 
-    def _priced(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _priced(self, session_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
         """The report's `cost`: the session's, as `GET /sessions/{id}` gives it, or why there is none."""
         if self._cost is None:
             return {"known": False, "why": "this dispatcher reckons no session's cost"}
         try:
-            cost = self._cost(events)
+            cost = await self._cost(session_id, events)
         except Exception as exc:  # the report is written without its cost rather than not at all
             log.exception("a session's cost could not be reckoned for its report")
             return {"known": False, "why": f"it could not be reckoned ({type(exc).__name__})"}

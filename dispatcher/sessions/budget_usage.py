@@ -10,6 +10,11 @@ replica's starts within the last second may not be seen yet: a budget of session
 passed by the starts of that second, at several replicas at once. A start the store does not take (it is down) goes on
 counting here, and is opened once the store answers again; an end it does not take is closed then.
 
+A session's spend is its machine (its seconds at the deployment's bot price, added as it ends) and
+its services (its bot's LLM, TTS and STT, priced as its cost is, dispatcher/sessions/cost.py),
+added once its usage count has them (dispatcher/usage/usage_count.py: its bot's end report, or a bot
+killed before it: its use as it last reported it during the call, kept apart as estimated).
+
 Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
 per key, budget and period across every replica (the ledger's one-time record decides which).
 The deployment's usage rollups, once there, are read here in place of the ledger's minutes and spend.
@@ -26,12 +31,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispatcher.sessions.budgets import KINDS, Budgets, resets_at
+from dispatcher.sessions.cost import PARTIAL, SessionCost
 from dispatcher.store.budget_ledger import KEEP_SECONDS, BudgetLedger
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.budgets")
 READ_SECONDS = 1.0
 ENDS = ("stop_requested", "ended", "machine_ended", "failed")  # a session's end, as the timeline tells it
+ESTIMATED = "estimated:"  # before a spend field: the part of it a killed bot's last report gave
 THRESHOLDS = ((0.8, "key.budget.warning"), (1.0, "key.budget.reached"))
 Push = Callable[[str, str, dict[str, Any]], None]  # the webhooks' `push` (message id, type, data)
 
@@ -101,6 +108,21 @@ class LedgerUsage:
         running = max(0.0, read.get("sessions", 0.0) * now - read.get("open_since", 0.0))
         so_far = running * self._dollars if KINDS[kind][0] == "dollars" else running / 60
         return read.get(self._fields.field(kind, now), 0.0) + so_far
+
+    def estimated(self, key: str, kind: str, now: float) -> float:
+        if KINDS[kind][0] != "dollars":
+            return 0.0
+        return self._read.get(key, {}).get(ESTIMATED + self._fields.field(kind, now), 0.0)
+
+    async def services_spent(self, key: str, session_id: str, cost: SessionCost, at: float) -> None:
+        """A session's priced services, added to its key's spend in the month it ended (`at`), once
+        whichever replicas add it; a killed bot's, as it last reported them, also as estimated."""
+        services = cost.services
+        if services is None or not services.reported or services.usd <= 0:
+            return
+        field = field_of("spend-month", at)
+        await self._ledger.spent(key, session_id, services.usd,
+                                 [field, ESTIMATED + field] if PARTIAL in cost.not_counted else [field])
 
     def started(self, key: str, session_id: str) -> None:
         """A session admitted here for `key`: opened in the ledger in the background."""

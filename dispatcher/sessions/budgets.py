@@ -64,6 +64,10 @@ class Usage(Protocol):
         """A session of `key` admitted here (counted from now on; never waits)."""
         ...
 
+    def estimated(self, key: str, kind: str, now: float) -> float:
+        """The part of `used` that is services' use as last reported by bots killed before their end."""
+        ...
+
 
 class NothingUsed:
     """No usage known (a service built without a ledger): only a budget of 0 refuses."""
@@ -73,6 +77,9 @@ class NothingUsed:
 
     def started(self, key: str, session_id: str) -> None:
         return None
+
+    def estimated(self, key: str, kind: str, now: float) -> float:
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -84,17 +91,22 @@ class Over:
     budget: float
     used: float
     resets: float | None  # epoch seconds; None: when a session ends
+    estimated: float = 0.0  # of `used`: services as last reported by bots killed before their end
 
     def refusal(self) -> ApiError:
         unit = KINDS[self.kind][0]
         when = (f"it resets at {_iso(self.resets)}" if self.resets is not None
                 else "a session of the key ending frees one")
         retry = max(1.0, self.resets - _now()) if self.resets is not None else RETRY_AFTER_SESSIONS_SECONDS
+        partly = (f" ({_figure(self.estimated)} of it estimated: the services of sessions whose bot ended "
+                  "without its report, as it last reported them)" if self.estimated > 0 else "")
+        extra: dict[str, object] = {"budget": f"{self.kind}", "limit": self.budget, "used": self.used,
+                                    "resets_at": _iso(self.resets) if self.resets is not None else None}
+        if self.estimated > 0:
+            extra["estimated"] = self.estimated
         return ApiError(429, "over_budget", f"key {self.key!r} is at its {self.kind} budget: {_figure(self.used)} "
-                        f"of {_figure(self.budget)} {unit} used; {when} (an admin raises it with `voicefleet keys "
-                        f"limit {self.key} --{self.kind} N`)", retry_after=retry,
-                        extra={"budget": f"{self.kind}", "limit": self.budget, "used": self.used,
-                               "resets_at": _iso(self.resets) if self.resets is not None else None})
+                        f"of {_figure(self.budget)} {unit} used{partly}; {when} (an admin raises it with "
+                        f"`voicefleet keys limit {self.key} --{self.kind} N`)", retry_after=retry, extra=extra)
 
 
 class Budgets:
@@ -136,7 +148,8 @@ class Budgets:
             if kind == "sessions":
                 used += len(self._held.get(key, ()))
             if used >= budget:
-                return Over(key, kind, budget, used, resets_at(KINDS[kind][1], now))
+                return Over(key, kind, budget, used, resets_at(KINDS[kind][1], now),
+                            self.usage.estimated(key, kind, now))
         return None
 
     def check(self, key: str, now: float | None = None, hold: str | None = None) -> None:

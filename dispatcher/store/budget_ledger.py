@@ -90,6 +90,18 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return tostring(seconds)
 """
+# A session's services' spend (its bot's LLM, TTS and STT, priced), added once to its key's usage
+# hash (KEYS[2]) whichever replicas add it: KEYS[1] marks it added (ARGV[3]: the mark's life in ms).
+# ARGV[1]: the dollars; ARGV[2]: the hash's life in ms; then each field to add them to.
+_SPENT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
+for i = 4, #ARGV do
+  local before = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  redis.call('HSET', KEYS[2], ARGV[i], tostring(before + tonumber(ARGV[1])))
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
 # Each key's (open hash, usage hash) pair: its sessions open with their starts' sum, and its usage
 # fields, flat. The sum is a string: a script's numbers reach the client as integers.
 _READ = """
@@ -129,6 +141,10 @@ class BudgetLedger(Protocol):
         """True the first time any replica asks about `what` within `seconds`."""
         ...
 
+    async def spent(self, key: str, session_id: str, dollars: float, fields: Iterable[str]) -> bool:
+        """Adds a session's services' `dollars` to each of `fields`, once per session (True: added here)."""
+        ...
+
     async def read(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
         """Each key's fields, its sessions open now (`sessions`) and the sum of their starts
         (`open_since`, epoch seconds): what they have run so far counts before they end."""
@@ -143,6 +159,7 @@ class MemoryBudgetLedger:
         self._owners: dict[str, str] = {}
         self._used: dict[str, dict[str, float]] = {}
         self._seen: set[str] = set()
+        self._spent: OrderedDict[str, None] = OrderedDict()  # sessions whose services' spend is added
         # Ends no open held yet, the newest kept: in one process an open is taken before its end.
         self._ended: OrderedDict[str, tuple[float, float, Mapping[str, str]]] = OrderedDict()
 
@@ -170,6 +187,17 @@ class MemoryBudgetLedger:
         found = what in self._seen
         self._seen.add(what)
         return not found
+
+    async def spent(self, key: str, session_id: str, dollars: float, fields: Iterable[str]) -> bool:
+        if session_id in self._spent:
+            return False
+        self._spent[session_id] = None
+        while len(self._spent) > MEMORY_ENDED_KEPT:
+            self._spent.popitem(last=False)
+        used = self._used.setdefault(key, {})
+        for field in fields:
+            used[field] = used.get(field, 0.0) + dollars
+        return True
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> float | None:
@@ -200,6 +228,7 @@ class StoreBudgetLedger:
         self._close = store.redis.register_script(_CLOSE)
         self._read = store.redis.register_script(_READ)
         self._ended = store.redis.register_script(_ENDED)
+        self._spent = store.redis.register_script(_SPENT)
 
     def _keys(self, key: str) -> list[str]:
         return [self._store.key("budget", "open", key), self._store.key("budget", "used", key)]
@@ -232,6 +261,11 @@ class StoreBudgetLedger:
     async def first(self, what: str, seconds: float) -> bool:
         key = self._store.key("budget", "told", what)
         return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, ex=max(1, int(seconds)))))
+
+    async def spent(self, key: str, session_id: str, dollars: float, fields: Iterable[str]) -> bool:
+        keys = [self._store.key("budget", "spent", session_id), self._keys(key)[1]]
+        args = [repr(dollars), str(KEEP_SECONDS * 1000), str(ENDED_KEEP_SECONDS * 1000), *fields]
+        return bool(await self._store.call(lambda: self._spent(keys=keys, args=args)))
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> float | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,8 @@ UNKNOWN = "(unknown)"  # a session whose `requested` event or listed entry is go
 # `local` never reads or joins another caller's usage.
 CALLER_PREFIX = "caller:"
 Entry = Callable[[str], Awaitable[dict[str, Any] | None]]
+# A named key's session, priced: its services added to the key's spend budget (sessions/budget_usage.py).
+Spent = Callable[[str, str, SessionCost, float], Awaitable[None]]
 Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
 
@@ -51,6 +54,7 @@ class UsageCount:
         self.rollups = rollups
         self._metrics = metrics
         self._pending: set[asyncio.Task[None]] = set()
+        self.spent: Spent | None = None  # set by the wiring where keys have budgets
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: adds a session when its bot's end is recorded; never waits."""
@@ -82,6 +86,7 @@ class UsageCount:
             if cost is None:
                 return
             entry = await self._entry(session_id) or {}
+            await self._spend(entry.get("key"), session_id, cost, at)
             key = usage_key(entry.get("key"), entry.get("caller"))
             release = next((str(e["release"]) for e in events
                             if e.get("event") == "requested" and isinstance(e.get("release"), str)), UNKNOWN)
@@ -93,6 +98,18 @@ class UsageCount:
                     await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
         except Exception as exc:  # the store: the session goes uncounted, said
             log.warning("session %s: its usage is not added: %s", session_id, type(exc).__name__)
+
+    async def _spend(self, name: object, session_id: str, cost: SessionCost, at: float | None) -> None:
+        """A named key's session: its services added to the key's spend, with a once-only mark of
+        their own (whichever replicas see the end, whatever the rollups did); a failure is said, and
+        the rollups are added all the same."""
+        if self.spent is None or not isinstance(name, str) or not name:
+            return
+        try:
+            await self.spent(name, session_id, cost, at if at is not None else time.time())
+        except Exception as exc:
+            log.warning("session %s: its services are not added to its key's spend: %s", session_id,
+                        type(exc).__name__)
 
     async def settled(self) -> None:
         if self._pending:

@@ -1,7 +1,7 @@
 """A key revoked at runtime, against a real `python -m dispatcher`, through the `voicefleet` CLI: its
 holder is told the key was revoked and to ask for a live one, never to set DISPATCHER_API_KEYS; a
-guess at its secret, a secret this dispatcher never checked, and a random key are told exactly what
-any wrong key is told (nothing about which keys exist)."""
+guess at its secret and a random key are told exactly what any wrong key is told (nothing about which
+keys exist); a secret this dispatcher never checked before its revocation is told it was revoked too."""
 
 from __future__ import annotations
 
@@ -74,8 +74,10 @@ def test_a_settings_key_revoked_at_runtime_is_told_it_was_revoked(dispatcher: Di
     assert random.stderr.splitlines()[0] == "voicefleet: unauthorized (HTTP 401): invalid API key"
 
 
-def test_a_revoked_secret_this_dispatcher_never_checked_is_told_nothing_more(dispatcher: DispatcherProcess) -> None:
+def test_a_revoked_secret_this_dispatcher_never_checked_is_told_it_was_revoked(dispatcher: DispatcherProcess) -> None:
     key = made(dispatcher, "beta")
     revoke(dispatcher, "beta", key["secret"])  # its first use: after its revocation
-    result = sessions(dispatcher, key["secret"])
-    assert result.exit_code == 1 and "api_key_revoked" not in result.stderr
+    result = sessions(dispatcher, key["secret"])  # checked against the revoked record's slow hash
+    assert result.exit_code == 1 and result.stderr.splitlines() == REVOKED
+    guess = sessions(dispatcher, f"vf_{key['secret_id']}_{'A' * 43}")
+    assert "api_key_revoked" not in guess.stderr

@@ -138,3 +138,33 @@ def test_a_rotation_keeps_every_session_reachable_without_a_restart(pair: list[D
         read = call("GET", replica, f"/sessions/{session_id}", new)
         assert read.status_code == 200, read.text
     assert call("DELETE", there, f"/sessions/{session_id}", new).status_code in (202, 204)
+
+
+def code_of(answer: httpx.Response) -> str:
+    return str(answer.json()["error"]["code"])
+
+
+def listed(replica: DispatcherProcess, secret_id: str) -> bool:
+    keys = call("GET", replica, "/keys", ADMIN_KEY).json()["keys"]
+    return any(row["secret_id"] == secret_id for row in keys)
+
+
+def test_a_secret_revoked_before_a_replica_ever_verified_it_is_told_revoked_there_too(
+        pair: list[DispatcherProcess]) -> None:
+    """Its holder reads `api_key_revoked` at every replica, not only where it was verified: revoked
+    alone (by its id) or with its whole name."""
+    here, there = pair
+    first = secret_of(cli(here, "keys", "create", "acme"))
+    second = secret_of(cli(here, "keys", "create", "acme", "--another"))
+    for secret in (first, second):  # verified at `here` only: `there` never checked either
+        assert call("GET", here, "/sessions", secret).status_code == 200
+    for revoke, secret in ((("--secret-id", first.split("_")[1]), first), (("acme",), second)):
+        cli(here, "keys", "revoke", *revoke)
+        secret_id = secret.split("_")[1]
+        wait_until(lambda: not listed(there, secret_id), "the revocation read at the other replica",  # noqa: B023
+                   timeout=DEADLINE, interval=0.1, detail=there.log)
+        for replica in pair:
+            answer = call("GET", replica, "/sessions", secret)
+            assert (answer.status_code, code_of(answer)) == (401, "api_key_revoked"), (replica.base_url, answer.text)
+    guess = call("GET", there, "/sessions", first[:-4] + "abcd")  # its id, not its secret: told nothing more
+    assert (guess.status_code, code_of(guess)) == (401, "unauthorized"), guess.text

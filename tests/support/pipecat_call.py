@@ -23,15 +23,18 @@ class PipecatCall:
 
 
 @asynccontextmanager
-async def pipecat_call(tmp_path: Path, bot: Path, **env: str) -> AsyncIterator[PipecatCall]:
+async def pipecat_call(tmp_path: Path, bot: Path, key: str | None = None, **env: str) -> AsyncIterator[PipecatCall]:
     """The call, its peer connected until the block ends (the dispatcher and its API until then too).
-    A cold Pipecat bot's start is given a busy machine's time, not the default 30 s."""
+    A cold Pipecat bot's start is given a busy machine's time, not the default 30 s. `key`: the API
+    key the call (and the API's other requests) are made with, where the settings name keys."""
     settings = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(bot), "VOICEFLEET_ICE_LOOPBACK": "1",
                 "START_WAIT_SECONDS": "120", **env}
     with run_dispatcher(tmp_path, settings) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=150) as api:
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        async with api_client(base_url=dispatcher.base_url, timeout=150, headers=headers) as api:
             started = await api.post("/start?wait=started", json={})
             assert started.status_code == 201, started.text
             session_id = started.json()["session_id"]
-            async with WebRTCClient(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", ice_loopback=True):
+            async with WebRTCClient(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", ice_loopback=True,
+                                    headers=headers):
                 yield PipecatCall(dispatcher, api, session_id)

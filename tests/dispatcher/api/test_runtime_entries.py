@@ -175,3 +175,21 @@ def test_the_names_ever_used_merge_to_each_names_first_use_whatever_the_order() 
         checked({"used": {"acme": {"version": [1000, "us"]}}}, makers={"eu"})
     with pytest.raises(ValueError, match="key name"):
         checked({"used": {"Not A Name": {"version": [1000, "us"]}}})
+
+
+def test_a_revoked_secret_keeps_its_slow_hash_through_another_regions_check_for_every_replica_to_tell_it() -> None:
+    """Revoked by its id or with its name, its entry (as a peer region checks it) still names its
+    salt, digest and check: a replica that never verified it can tell its holder it was revoked."""
+    made, _ = change(runtime_entries.empty(), (1000, "us"), made=key("acme") | key("beta"))
+    live = views(made)[1]
+    (acme_id, acme), = ((i, r) for i, r in live.items() if r["name"] == "acme")
+    (beta_id, beta), = ((i, r) for i, r in live.items() if r["name"] == "beta")
+    one = stamped(made, views(made), (views(made)[0], {beta_id: beta}), (), "admin-2", (2000, "eu"))[1]
+    received = checked(one)  # as a peer region takes the delta
+    assert {f: received["secrets"][acme_id][f] for f in ("salt", "digest", "check")} == {
+        f: acme[f] for f in ("salt", "digest", "check")}
+    both, _ = change(merged(made, received), (3000, "us"), revoked=("beta",))
+    records = runtime_entries.revoked_records(checked(both))
+    assert {i: (r["name"], r["digest"]) for i, r in records.items()} == {acme_id: ("acme", acme["digest"]),
+                                                                        beta_id: ("beta", beta["digest"])}
+    assert views(both)[1] == {}

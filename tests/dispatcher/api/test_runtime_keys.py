@@ -170,3 +170,13 @@ async def test_a_replica_that_cannot_read_the_record_stops_taking_runtime_keys_u
     assert refused.value.status == 503
     await runtime.refresh()  # the same record, read again
     assert keys.verify(secret) == "acme"
+
+
+async def test_a_secret_revoked_before_this_replica_verified_it_is_told_revoked_and_a_guess_is_not() -> None:
+    keys = RuntimeKeys()
+    secret, record = new_secret("acme", "admin-1")
+    keys.seen({}, {record.secret_id: record.to_json()})  # revoked before it was ever presented here
+    assert await keys.verify_off_loop(secret) is None and keys.was_revoked(secret)
+    guess = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+    assert keys.verify(guess) is None and not keys.was_revoked(guess)
+    assert keys.verify(secret) is None and keys.was_revoked(secret)  # known now: no scrypt again

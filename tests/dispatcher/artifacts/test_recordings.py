@@ -333,7 +333,8 @@ async def test_the_report_has_the_sessions_cost_and_each_turns_latency_with_p50_
         tmp_path: Path, timeline: Timeline) -> None:
     priced: list[list[dict[str, Any]]] = []
 
-    def cost(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    async def cost(session_id: str, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+        assert session_id == SESSION
         priced.append(events)
         return {"currency": "USD", "total": 0.000066, "machine_seconds": 30.0, "provider": "local"}
 

@@ -8,6 +8,7 @@ same report."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dispatcher.sessions.cost import PARTIAL
 from tests.support.pipecat_call import pipecat_call
 from tests.support.processes import children_of
 
@@ -79,3 +81,46 @@ async def test_a_killed_bots_use_is_counted_up_to_its_last_report_once(tmp_path:
     assert entry["cost_usd"] == pytest.approx(totals["cost_usd"], abs=1e-6)
     # …and its own read says the same: the services as last reported, not "not reported".
     assert read["cost"]["services"]["usd"] == pytest.approx(totals["services_usd"], abs=1e-6), read["cost"]
+
+
+TEAM_KEY = "team-killed-usage-key-4b81c2"
+ADMIN_KEY = "admin-killed-usage-key-9e03d7"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.mark.slow  # a real bot host and a WebRTC call
+@pytest.mark.timeout(300)
+async def test_a_killed_bots_reported_use_is_in_its_report_and_its_keys_spend_marked_partial(tmp_path: Path) -> None:
+    """Its recording's `report.json` and its key's spend budget count the services as the bot last
+    reported them, as `GET /sessions/{id}` does (the machine is priced at $0 here: the spend is theirs)."""
+    bot_file, calls = REPO / "tests" / "bots" / "metered.py", tmp_path / "calls"
+    async with pipecat_call(tmp_path, bot_file, key=TEAM_KEY, USAGE_REPORT_SECONDS="1", RECORDING="on",
+                            RECORDING_DESTINATION=str(calls), DISPATCHER_API_KEYS=f"team:{TEAM_KEY}",
+                            DISPATCHER_ADMIN_KEYS=ADMIN_KEY, RESERVE_HOT_DOLLARS_PER_MONTH="0") as call:
+        api, session_id = call.api, call.session_id
+        budget = await api.patch("/capacity", json={"budget.team.spend-month": 100}, headers=ADMIN)
+        assert budget.status_code == 200, budget.text
+
+        async def reported() -> bool:
+            return "usage_reported" in await events_of(api, session_id)
+
+        await until(reported, "the bot's use reported during the call")
+        (bot,) = children_of(call.dispatcher.process.pid)
+        os.kill(bot, signal.SIGKILL)
+
+        async def report() -> list[Path]:
+            return list(calls.rglob("report.json"))
+
+        [written] = await until(report, "the killed session's report.json")
+
+        async def spent() -> float:
+            values = (await api.get("/capacity", headers=ADMIN)).json()["values"]
+            return float(values["budget.team.spend-month"]["in_use"] or 0.0)
+
+        spend = await until(spent, "the services' spend in the key's budget", timeout=30)
+        read = (await api.get(f"/sessions/{session_id}")).json()["cost"]
+    cost = json.loads(written.read_text())["cost"]
+    assert read["services"]["reported"] is True and read["services"]["usd"] > 0, read
+    assert cost["services"] == read["services"], (cost, read)  # as last reported, not "not reported"
+    assert cost["estimated"] is True and PARTIAL in cost["not_counted"], cost  # marked as the GET marks it
+    assert spend == pytest.approx(read["services"]["usd"], abs=1e-6)
