@@ -1,31 +1,25 @@
 """The bots' keys' Secret of this `up`, and the last `up`'s kept one `up` longer: two slots, taken in turn.
 
-A change of `botSecrets` is a new Secret under a new name (stacks/k8s/bot_secret.py). The dispatcher's
-replicas of the last `up` still name the old one while they drain, so it must outlive the `up` that
-replaces it: a pod one of them starts in that `up`'s last seconds reads it when its container starts.
+The last `up`'s replicas name the old Secret while they drain, and a pod one of them starts reads it when
+its container starts (docs/kubernetes.md, "The old Secret stays until the next `up`"). Pulumi deletes a
+replaced resource at the end of the `up` (pulumi/pulumi pkg/resource/deploy/step_generator.go: the
+replacement's `NewDeleteReplacementStep`, run by `GenerateDeletes` once the program is done), and
+pulumi-kubernetes replaces an immutable Secret whose name, `type`, `data` or `stringData` change
+(provider/pkg/provider/diff.go `forceNewProperties`), the new one first as the names differ (provider.go
+`Diff`: `DeleteBeforeReplace` only for the same name). So each generation is a resource of its own:
+`<stack>-bot-keys` (the resource a stack from before this kept its Secret under: its state carries over)
+or `<stack>-bot-keys-b`. A new Secret takes the slot the last `up`'s is not in; the last `up`'s is declared
+again in its slot with its values ignored (BotSecret with values None), so it has no diff; the `up` after
+declares it no more and Pulumi deletes it. A second change before then replaces the kept one's slot.
 
-Pulumi deletes a replaced resource at the end of the `up` that replaces it (pulumi/pulumi
-pkg/resource/deploy/step_generator.go: the replacement's `NewDeleteReplacementStep`, emitted by
-`GenerateDeletes` once the program is done), and pulumi-kubernetes replaces an immutable Secret on any change
-of its name, `type`, `data` or `stringData` (provider/pkg/provider/diff.go `forceNewProperties`), the new one
-first since the names differ (provider.go `Diff`: `DeleteBeforeReplace` only for the same name). No
-option keeps the old object of one resource. So each generation has a resource of its own, in one of two
-slots: `<stack>-bot-keys` (the resource a stack from before this kept its one Secret under, so its state
-carries over) and `<stack>-bot-keys-b`. A new Secret takes the slot the last `up`'s did not; the last `up`'s
-stays a resource of this one, declared again under its slot with its values ignored (BotSecret with
-values None: the engine takes them from the state, and there is no diff); the `up` after, which declares
-it no more, deletes it. An `up` that changes the keys again before then reuses the kept one's slot: the
-Secret of two `up`s ago is replaced, so deleted at that `up`'s end.
-
-What the last `up` wrote is in its own outputs (`botKeysSecret`, `botKeysSlot`: a name and a slot, never a
+What the last `up` wrote is in its outputs (`botKeysSecret`, `botKeysSlot`: a name and a slot, never a
 value), read back through the StackReference to the stack itself (stacks/k8s/last_outputs.py). Before a
-first `up` the stack has no checkpoint and the reference gives None for each (pulumi/pulumi
-pkg/resource/deploy/builtins.go `readStackReference` → pkg/backend/backend.go `GetStackOutputs`, an empty
-map without a checkpoint: pkg/backend/diy/state.go `getSnapshotStackOutputs`): nothing is kept. The slots
-depend on that read, so the Secrets are declared in an apply of it: the raw read, known at a preview, not
-the checked one, which waits on a built image's digest (a resource declared in an apply of an unknown value
-is missing from a preview, which then shows it deleted: pulumi/pulumi#16140). The provider waits for the
-check, so nothing is written before it passes.
+first `up` it gives None for each (pkg/resource/deploy/builtins.go `readStackReference` →
+pkg/backend/backend.go `GetStackOutputs`; no checkpoint, no outputs: pkg/backend/diy/state.go
+`getSnapshotStackOutputs`). The slots depend on that read, so the Secrets are declared in an apply of
+it: the raw read, known at a preview, not the checked one, which waits on a built image's digest (a
+resource declared in an apply of an unknown value is missing from a preview, which then shows it
+deleted: pulumi/pulumi#16140). The provider waits for the check: nothing is written before it passes.
 """
 
 from __future__ import annotations
