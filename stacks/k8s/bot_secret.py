@@ -63,7 +63,8 @@ def secret_name(settings: Settings) -> pulumi.Output[str] | None:
 # pkg/resource/deploy/step_generator.go `processIgnoreChanges`, sdk/go/common/resource/properties_path.go
 # `PropertyPath.Reset`). Both paths: pulumi-kubernetes' Check stores `stringData` base64'd into `data`
 # (provider/pkg/provider/provider.go `Check` → `normalizeInputs` → provider/pkg/clients/unstructured.go
-# `normalizeSecretStringData`), and an older provider's state may still hold `stringData`.
+# `normalizeSecretStringData`), and an older provider's state may still hold `stringData`. Its `Diff` also
+# drops the ignored paths from the diff it computes against the live object (provider.go `Diff`).
 KEPT_VALUES = ("data", "stringData")
 
 

@@ -14,12 +14,15 @@ import json
 from typing import Any
 
 import pytest
+from pulumi.output import contains_unknowns
+from pulumi.runtime import rpc
 
 from dispatcher.machines.k8s.pods import NOTE_LAUNCH, pod_body
 from stacks.k8s.bot_secret_generations import Now, Placement, placement
 from stacks.k8s.pool_template import dispatcher_settings
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from tests.infra.conftest import config_for
+from tests.infra.helpers import with_state
 from tests.infra.k8s.admission_cel import refusal
 from tests.infra.k8s.conftest import ALL_SECRETS
 from tests.infra.k8s.secret_steps import SecretState, Steps
@@ -41,8 +44,9 @@ class Stack:
     def __init__(self) -> None:
         self.deployed, self.state = Deployed(), SecretState(("voicefleet-bots", "voicefleet-moved"))
 
-    def up(self, keys: dict[str, str] | None, **overrides: str) -> tuple[Run, Steps]:
-        secrets = {**ALL_SECRETS, **({"voicefleet:botSecrets": json.dumps(keys)} if keys is not None else {})}
+    def up(self, keys: dict[str, str] | None, secrets: dict[str, str] = ALL_SECRETS,
+           **overrides: str) -> tuple[Run, Steps]:
+        secrets = {**secrets, **({"voicefleet:botSecrets": json.dumps(keys)} if keys is not None else {})}
         run = run_program(config_for("k8s", overrides, secrets), list(secrets), stack="k8s-test",
                           deployed=self.deployed)
         self.deployed.record(run)
@@ -231,3 +235,20 @@ def test_a_namespace_move_of_a_drained_stack_keeps_nothing() -> None:
 def test_the_placement(written: str | None, slot: str, now: Now, placed: Placement) -> None:
     assert placement(written, slot, now) == placed
     assert placement(written, slot, now, same_namespace=False).kept is None
+
+
+def test_a_preview_that_cannot_know_the_new_name_shows_it_made_beside_the_kept_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack's own message secret (no storeMessageSecret) drawn anew, as a rotation's step does: at a preview
+    its value, so the new Secret's name, is unknown; the preview still shows the last one kept, not deleted."""
+    stack = Stack()
+    made_secret = {k: v for k, v in ALL_SECRETS.items() if k != "voicefleet:storeMessageSecret"}
+    first, _ = stack.up(KEYS, secrets=made_secret)
+    with_state(monkeypatch, "random:index/randomPassword:RandomPassword", result=rpc.UNKNOWN)
+    secrets = {**made_secret, "voicefleet:botSecrets": json.dumps(KEYS)}
+    preview = run_program(config_for("k8s", {}, secrets), list(secrets), stack="k8s-test", deployed=stack.deployed,
+                          preview=True)
+    steps = SecretState(stack.state.namespaces, dict(stack.state.inputs)).up(preview)
+    assert steps.same == urns(first, SLOT_A) and steps.created == urns(preview, SLOT_B) and steps.deleted == []
+    assert name_of(bots_secrets(preview)[SLOT_A]) == name_of(bots_secrets(first)[SLOT_A])
+    assert contains_unknowns(bots_secrets(preview)[SLOT_B].inputs["metadata"]["name"])  # unknown indeed
