@@ -192,7 +192,8 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
     annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
     while the account still carries it (Access updates the account after this policy); a replica not yet rolled
-    still names the last `up`'s Secret of the bots' keys (deleted at the end of the `up` that replaced it)."""
+    still names the last `up`'s Secret of the bots' keys (which the stack keeps until the next `up` when it wrote it:
+    stacks/k8s/bot_secret_generations.py)."""
     account_annotations = account_annotations or {}
     if last_role is not None and ROLE_ANNOTATION not in account_annotations:
         account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}

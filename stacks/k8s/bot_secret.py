@@ -12,7 +12,8 @@ The name is the rollout marker. It ends with a keyed digest of the keys and thei
 whoever lacks the stack's secrets), so a changed value is a new Secret under a new name: pulumi-kubernetes
 creates it, updates what names it (the dispatcher's Deployment rolls; the SandboxTemplates change, and
 their `Recreate` pools replace the warm bots of the old keys; in the pods mode the replicas retire idle pods
-of another name), and deletes the old one at the end of the `up`. An `envFrom` is read once, when a
+of another name), and keeps the old one until the next `up`, which deletes it, while the last `up`'s replicas
+drain (stacks/k8s/bot_secret_generations.py). An `envFrom` is read once, when a
 container starts, so a Secret edited in place would reach no running bot and leave warm ones on the old
 keys: the stack's is `immutable`, and a team that rotates its own writes a new Secret and names it.
 """
@@ -57,25 +58,27 @@ def secret_name(settings: Settings) -> pulumi.Output[str] | None:
     return pulumi.Output.unsecret(digest).apply(lambda version: f"{settings.prefix}-bot-keys-{version}")
 
 
+# A kept Secret's values are the state's (stacks/k8s/bot_secret_generations.py): the engine sets each
+# ignored path of the new inputs to the old inputs' value before the provider's Check (pulumi/pulumi
+# pkg/resource/deploy/step_generator.go `processIgnoreChanges`, sdk/go/common/resource/properties_path.go
+# `PropertyPath.Reset`). Both paths: pulumi-kubernetes' Check stores `stringData` base64'd into `data`
+# (provider/pkg/provider/provider.go `Check` → `normalizeInputs` → provider/pkg/clients/unstructured.go
+# `normalizeSecretStringData`), and an older provider's state may still hold `stringData`. Its `Diff` also
+# drops the ignored paths from the diff it computes against the live object (provider.go `Diff`).
+KEPT_VALUES = ("data", "stringData")
+
+
 class BotSecret(pulumi.ComponentResource):
-    """The stack's Secret of the bots' keys, under `name` (secret_name), in the bots' namespace."""
+    """The stack's Secret of the bots' keys, under `name` (secret_name), in the bots' namespace. `values`
+    None: the Secret the last `up` wrote under this resource's name, kept as the state holds it."""
 
     def __init__(self, name: str, secret: pulumi.Input[str], namespace: pulumi.Input[str],
-                 values: Mapping[str, pulumi.Input[str]], labels: dict[str, str],
+                 values: Mapping[str, pulumi.Input[str]] | None, labels: dict[str, str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:BotSecret", name, None, opts)
         self.secret = k8s.core.v1.Secret(
             name, metadata={"name": secret, "namespace": namespace, "labels": labels}, type="Opaque",
-            immutable=True, string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
-            opts=pulumi.ResourceOptions(parent=self))
+            immutable=True,
+            string_data=None if values is None else {key: pulumi.Output.secret(value) for key, value in values.items()},
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(KEPT_VALUES) if values is None else None))
         self.register_outputs({})
-
-
-def bot_secret(name: str, settings: Settings, secret: pulumi.Output[str] | None, namespace: pulumi.Input[str],
-               labels: dict[str, str], opts: pulumi.ResourceOptions) -> BotSecret | None:
-    """The stack's Secret from `botSecrets`; None when the bots have none or the team keeps its own."""
-    cfg = settings.kubernetes
-    assert cfg is not None
-    if secret is None or cfg.bot_secret is not None:
-        return None
-    return BotSecret(f"{name}-bot-keys", secret, namespace, settings.secrets.bot, labels, opts=opts)

@@ -44,8 +44,10 @@ SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or inst
 BOT_ROLE = "botRole"  # pods: the EKS role botPermissions names on the bots' ServiceAccount (IRSA), if any
 CHANNEL_TLS = "channelTls"  # k8sChannelTls: a mesh's label is removed after the policies are updated
 BOT_SECRET = "botSecret"  # noqa: S105 - pods: the bots' keys' Secret its dispatcher names, if any
+# The Secret it wrote from botSecrets and its slot, kept one `up` longer (stacks/k8s/bot_secret_generations.py)
+KEYS_SECRET, KEYS_SLOT = "botKeysSecret", "botKeysSlot"
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
-        BOT_ROLE, CHANNEL_TLS, BOT_SECRET)
+        BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -64,6 +66,8 @@ class LastUp:
     bot_role: str | None = None  # the bots' account's EKS role (pods mode only)
     channel_tls: str | None = None  # k8sChannelTls
     bot_secret: str | None = None  # the bots' keys' Secret (pods mode only)
+    keys_secret: str | None = None  # the Secret it wrote from botSecrets (either mode)
+    keys_slot: str | None = None  # that Secret's slot
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -75,7 +79,8 @@ class LastUp:
                    bot_image=text(BOT_IMAGE), deployer=text(DEPLOYER), template=text(TEMPLATE),
                    drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
                    agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE),
-                   channel_tls=text(CHANNEL_TLS), bot_secret=text(BOT_SECRET))
+                   channel_tls=text(CHANNEL_TLS), bot_secret=text(BOT_SECRET), keys_secret=text(KEYS_SECRET),
+                   keys_slot=text(KEYS_SLOT))
 
 
 def seconds(value: object) -> int | None:

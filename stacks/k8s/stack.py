@@ -3,7 +3,8 @@
 One explicit provider from the secret kubeconfig (every child gets it through its parent; the program's
 default providers are off) -> the dispatcher's and the bots' namespaces and the bots' quota -> the
 ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret (and with botSecrets the bots' keys' Secret,
-stacks/k8s/bot_secret.py, before every bot and the dispatcher) -> the NetworkPolicies -> with
+stacks/k8s/bot_secret.py, before every bot and the dispatcher, beside the last `up`'s while its replicas drain:
+stacks/k8s/bot_secret_generations.py) -> the NetworkPolicies -> with
 `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment, disruption budget, Service
 and Ingress. The images are built by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
 the registry's pull Secrets when the stack signs in to it (stacks/k8s/pull_secret.py), or built
@@ -43,6 +44,7 @@ from stacks.k8s.admission import AdmissionArgs, BotAdmission
 from stacks.k8s.agent_sandbox import AgentSandbox
 from stacks.k8s.api_endpoint import api_server_address
 from stacks.k8s.bot_pods_policy import bot_pod, launchable_images, pod_lifetime
+from stacks.k8s.bot_secret_generations import Generations
 from stacks.k8s.bot_secret_keys import BotSecretKeys
 from stacks.k8s.channel_tls import ChannelTls, ChannelTlsArgs
 from stacks.k8s.cluster_identifier import refuse_another_cluster
@@ -204,7 +206,8 @@ class K8sStack(pulumi.ComponentResource):
         digest = pulumi.Output.all(template, egress).apply(
             lambda found: template_digest(found[0], found[1], metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
-        last = last_outputs.checked(last_outputs.read(name), cfg, digest)
+        recorded = last_outputs.read(name)
+        last = last_outputs.checked(recorded, cfg, digest)
         kubeconfig = pulumi.Output.all(last, cfg.kubeconfig, settings.secrets_ready).apply(lambda found: str(found[1]))
         # With a cluster identifier, a new endpoint or CA for the same cluster is an update of the provider,
         # not a replacement of everything it made (docs/kubernetes.md, "Changing the kubeconfig").
@@ -260,7 +263,9 @@ class K8sStack(pulumi.ComponentResource):
                                   {key: stored[key] for key in dispatcher_secret_names(settings, stored)}, labels,
                                   opts=child)
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
-        keys = bot_secret.bot_secret(name, settings, keys_name, namespaces.bots, labels, child)
+        # This `up`'s Secret from botSecrets, and the last one's kept while its replicas drain.
+        keys = Generations(name, settings, keys_name if cfg.bot_secret is None else None, recorded,
+                           namespaces.bots, labels, child)
         if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
             BotSecretKeys(f"{name}-bot-secret-keys", settings.prefix, cfg.bot_namespace, labels, opts=child)
         network = NetworkPoliciesArgs(
@@ -273,8 +278,8 @@ class K8sStack(pulumi.ComponentResource):
         namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
-        before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()),
-                       *((keys.secret,) if keys is not None else ()))
+        # The bots' keys' Secrets come before them through the values that name them (keys.after).
+        before_bots = (*admission.objects, *access.accounts, *(tls.objects if tls is not None else ()))
         bots: tuple[pulumi.Resource, ...] = before_bots
         releases: dict[str, pulumi.Input[str]] = {}
         builds: pulumi.Output[object] | None = None
@@ -284,7 +289,7 @@ class K8sStack(pulumi.ComponentResource):
             sandbox = AgentSandbox(f"{name}-agent-sandbox", cfg.agent_sandbox, protect=settings.protect, opts=child)
             after, bot_namespace = (*before_bots, *sandbox.objects), sandbox.gate(namespaces.bots)
             pool = WarmPool(name, WarmPoolArgs(
-                name=environment["K8S_WARM_POOL"], namespace=bot_namespace, pod_template=template,
+                name=environment["K8S_WARM_POOL"], namespace=bot_namespace, pod_template=keys.after(template),
                 egress=template_egress, replicas=DEFAULT_POOL_REPLICAS, labels=labels, after=after,
                 sized_by_dispatcher=False), opts=child)
             bots = (*bots, *pool.objects)
@@ -298,7 +303,7 @@ class K8sStack(pulumi.ComponentResource):
                 images.tag_release(kept.apply(lambda found: found.current_name))
             made = release_pools(name, before, kept, now=now, life=life, warm_pool=environment["K8S_WARM_POOL"],
                                  namespace=bot_namespace,
-                                 pod_for=lambda image: with_keys.apply(
+                                 pod_for=lambda image: keys.after(with_keys).apply(
                                      lambda env: pool_pod({**env, "BOT_IMAGE": image})),
                                  egress=template_egress, labels=labels, after=after, parent=self)
             releases[RELEASES_VARIABLE] = pulumi.Output.all(kept, made).apply(lambda found: catalogue(
@@ -307,7 +312,7 @@ class K8sStack(pulumi.ComponentResource):
         dispatcher = Dispatcher(f"{name}-dispatcher", DispatcherArgs(
             namespace=namespaces.dispatcher, image=dispatcher_image, service_account=access.dispatcher_account,
             environment={**environment, "BOT_IMAGE": bot_image, **releases,
-                         **({bot_secret.VARIABLE: keys_name} if keys_name is not None else {}),
+                         **({bot_secret.VARIABLE: keys.after(keys_name)} if keys_name is not None else {}),
                          **({URL_VARIABLE: store.url} if store is not None else {}),
                          **recording_environment(settings)},
             secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
@@ -340,7 +345,9 @@ class K8sStack(pulumi.ComponentResource):
             # next `up` reads back (stacks/shared/release_builds.py): the releases it keeps a pool for.
             **({RELEASES_OUTPUT: releases[RELEASES_VARIABLE]} if releases else {}),
             **({BUILDS_OUTPUT: builds} if builds is not None else {}),
-            # Read back by the next `up` (stacks/k8s/last_outputs.py).
+            # Read back by the next `up` (stacks/k8s/last_outputs.py): a name and a slot, never a value.
+            **({last_outputs.KEYS_SECRET: keys_name, last_outputs.KEYS_SLOT: keys.slot}
+               if keys_name is not None and cfg.bot_secret is None else {}),
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest,
                 last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment),

@@ -1,0 +1,254 @@
+"""A change of the bots' keys keeps the last `up`'s Secret one `up` longer (stacks/k8s/bot_secret_generations.py):
+the dispatcher's replicas of the last `up` name it while they drain, and a pod one of them starts in the `up`'s
+last seconds reads it when its container starts.
+
+Each `up` is the program's own run after the one before it (its outputs read back through the StackReference
+to itself, as `pulumi up` does), and the engine's steps for the Secrets are modelled from the state the `up`s
+before left (tests/infra/k8s/secret_steps.py): a first `up`, a key change, an `up` with nothing changed, a
+destroy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pulumi.output import contains_unknowns
+from pulumi.runtime import rpc
+
+from dispatcher.machines.k8s.pods import NOTE_LAUNCH, pod_body
+from stacks.k8s.bot_secret_generations import Now, Placement, placement
+from stacks.k8s.pool_template import dispatcher_settings
+from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
+from tests.infra.conftest import config_for
+from tests.infra.helpers import with_state
+from tests.infra.k8s.admission_cel import refusal
+from tests.infra.k8s.conftest import ALL_SECRETS
+from tests.infra.k8s.secret_steps import SecretState, Steps
+from tests.infra.k8s.test_agent_sandbox import DEPLOYER, TEMPLATE, body, dispatcher_env
+from tests.infra.k8s.test_bot_pods_policy import DISPATCHER, IMAGE, POLICY, created, policy_of, stored
+
+KEYS = {"CARTESIA_API_KEY": "SENTINEL-cartesia-key-61f0", "DEEPGRAM_API_KEY": "SENTINEL-deepgram-key-93aa"}
+ROTATED = {**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-rotated"}
+AGAIN = {**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-third"}
+SANDBOX = {"k8sMode": "agent-sandbox", "k8sDeployer": DEPLOYER}
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SLOT_A, SLOT_B = "voicefleet-k8s-test-bot-keys", "voicefleet-k8s-test-bot-keys-b"
+MODES = [pytest.param({}, id="pods"), pytest.param(SANDBOX, id="agent-sandbox")]
+
+
+class Stack:
+    """One stack's `up`s: its last outputs (Deployed) and its Secrets' state."""
+
+    def __init__(self) -> None:
+        self.deployed, self.state = Deployed(), SecretState(("voicefleet-bots", "voicefleet-moved"))
+
+    def up(self, keys: dict[str, str] | None, secrets: dict[str, str] = ALL_SECRETS,
+           **overrides: str) -> tuple[Run, Steps]:
+        secrets = {**secrets, **({"voicefleet:botSecrets": json.dumps(keys)} if keys is not None else {})}
+        run = run_program(config_for("k8s", overrides, secrets), list(secrets), stack="k8s-test",
+                          deployed=self.deployed)
+        self.deployed.record(run)
+        return run, self.state.up(run)
+
+
+def bots_secrets(run: Run) -> dict[str, Registration]:
+    """Logical name -> the bots' keys' Secrets the run declares."""
+    return {r.name: r for r in run.of_type("kubernetes:core/v1:Secret")
+            if unwrap(r.inputs)["metadata"].get("namespace") == "voicefleet-bots"}
+
+
+def name_of(reg: Registration) -> str:
+    return str(unwrap(reg.inputs)["metadata"]["name"])
+
+
+def urns(run: Run, *names: str) -> list[str]:
+    found = bots_secrets(run)
+    return [found[name].urn for name in names]
+
+
+def named(run: Run) -> str:
+    """The Secret the dispatcher names for the bots it starts (K8S_BOT_SECRET)."""
+    return dispatcher_env(run)["K8S_BOT_SECRET"]
+
+
+def pod_naming(run: Run, secret: str) -> dict[str, Any]:
+    """A bot pod as this run's dispatcher builds it, naming `secret` (as a replica of an earlier `up` does)."""
+    env = {**dispatcher_env(run), "K8S_BOT_SECRET": secret}
+    return stored(pod_body(dispatcher_settings(env), "vf-s1", image=IMAGE, env={"BOT_SESSION_ID": "s1"},
+                           labels={"voicefleet.io/session": "s1"}, annotations={NOTE_LAUNCH: "l1"},
+                           deadline_seconds=960))
+
+
+def admitted(run: Run, secret: str) -> bool:
+    return refusal(policy_of(run), created(DISPATCHER, pod_naming(run, secret))) is None
+
+
+def outputs(run: Run) -> dict[str, Any]:
+    (found,) = (values for values in run.completed.values() if "cloud" in values)
+    return dict(unwrap(found))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_first_up_writes_the_secret_in_the_first_slot_and_exports_its_name_and_slot(mode: dict[str, str]) -> None:
+    stack = Stack()
+    run, steps = stack.up(KEYS, **mode)
+    (secret,) = bots_secrets(run).values()
+    assert secret.name == SLOT_A and steps.created == [secret.urn] and steps.deleted == []
+    assert unwrap(secret.inputs)["stringData"] == KEYS and secret.ignore_changes == ()
+    assert named(run) == name_of(secret)
+    # What the next `up` reads back: a name and a slot, never a value.
+    exported = outputs(run)
+    assert (exported["botKeysSecret"], exported["botKeysSlot"]) == (name_of(secret), "a")
+    assert not [value for value in KEYS.values() if value in json.dumps(exported, default=str)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_key_change_makes_the_new_secret_beside_the_last_ones_which_it_keeps_unchanged(mode: dict[str, str]) -> None:
+    stack = Stack()
+    first, _ = stack.up(KEYS, **mode)
+    run, steps = stack.up(ROTATED, **mode)
+    old, new = bots_secrets(first)[SLOT_A], bots_secrets(run)[SLOT_B]
+    assert name_of(old) != name_of(new)
+    # The new one is made with the new values; the last one is declared again under its own slot with no value
+    # of its own (its values are the state's), so the `up` neither replaces nor deletes it.
+    assert steps.created == [new.urn] and unwrap(new.inputs)["stringData"] == ROTATED
+    assert steps.same == [old.urn] and steps.replaced == steps.deleted == steps.made_without_values == []
+    kept = bots_secrets(run)[SLOT_A]
+    assert name_of(kept) == name_of(old) and "stringData" not in kept.inputs and "data" not in kept.inputs
+    assert set(kept.ignore_changes) == {"data", "stringData"} and not kept.retain_on_delete
+    # New bots name the new one; what names it waits for both (and a destroy deletes it before them).
+    assert named(run) == name_of(new)
+    deployment = run.one(DEPLOYMENT)
+    assert {old.urn, new.urn} <= set(deployment.dependencies)
+    if mode:
+        for template in run.of_type(TEMPLATE):
+            (container,) = body(template)["spec"]["podTemplate"]["spec"]["containers"]
+            assert container["envFrom"] == [{"secretRef": {"name": name_of(new)}}]
+            assert new.urn in template.dependencies
+    else:
+        # The pods mode's policy admits a pod of either (a replica of the last `up` still names the old one),
+        # and no other of the stack's pattern.
+        assert admitted(run, name_of(new)) and admitted(run, name_of(old))
+        assert not admitted(run, "voicefleet-k8s-test-bot-keys-0123456789ab")
+    assert outputs(run)["botKeysSecret"] == name_of(new) and outputs(run)["botKeysSlot"] == "b"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_next_up_with_nothing_changed_deletes_the_kept_secret_and_changes_nothing_else(
+        mode: dict[str, str]) -> None:
+    stack = Stack()
+    stack.up(KEYS, **mode)
+    second, _ = stack.up(ROTATED, **mode)
+    old, new = name_of(bots_secrets(second)[SLOT_A]), name_of(bots_secrets(second)[SLOT_B])
+    third, steps = stack.up(ROTATED, **mode)
+    (kept_urn,) = urns(second, SLOT_A)
+    assert steps.deleted == [kept_urn] and steps.same == urns(third, SLOT_B)
+    assert steps.created == steps.replaced == steps.updated == []
+    assert list(bots_secrets(third)) == [SLOT_B] and named(third) == new
+    # Nothing else changes but, in the pods mode, the policy, which no longer admits the deleted one.
+    before = {r.urn: unwrap(r.inputs) for r in second.registrations if r.name != SLOT_A}  # the Secret, its component
+    after = {r.urn: unwrap(r.inputs) for r in third.registrations}
+    assert before.keys() == after.keys()
+    changed = sorted(r.type for r in third.registrations if after[r.urn] != before[r.urn])
+    assert changed == ([] if mode else [POLICY])
+    if not mode:
+        assert admitted(third, new) and not admitted(third, old)
+
+
+def test_a_change_before_the_quiet_up_replaces_the_secret_of_two_ups_ago_and_keeps_the_last() -> None:
+    stack = Stack()
+    first, _ = stack.up(KEYS)
+    second, _ = stack.up(ROTATED)
+    third, steps = stack.up(AGAIN)
+    (slot_a,) = urns(first, SLOT_A)
+    (slot_b,) = urns(second, SLOT_B)
+    # The first `up`'s Secret (kept by the second) is replaced by the new one, so deleted at this `up`'s end; the
+    # second's is kept.
+    assert steps.replaced == [slot_a] and steps.deleted == [slot_a] and steps.same == [slot_b]
+    assert name_of(bots_secrets(third)[SLOT_B]) == name_of(bots_secrets(second)[SLOT_B])
+    assert unwrap(bots_secrets(third)[SLOT_A].inputs)["stringData"] == AGAIN
+    assert named(third) == name_of(bots_secrets(third)[SLOT_A])
+    assert outputs(third)["botKeysSlot"] == "a"
+    assert not admitted(third, name_of(bots_secrets(first)[SLOT_A]))
+
+
+def test_a_destroy_after_a_key_change_deletes_both_secrets_after_the_dispatcher() -> None:
+    stack = Stack()
+    stack.up(KEYS)
+    run, _ = stack.up(ROTATED)
+    both = urns(run, SLOT_A, SLOT_B)
+    # Both are resources of the stack (none retained, so the destroy deletes them) ...
+    assert sorted(stack.state.destroyed()) == sorted(both)
+    # ... and the dispatcher, whose replicas name them, depends on each: a destroy deletes it first.
+    deployment = run.one(DEPLOYMENT).urn
+    assert all(deployment in stack.state.dependents[urn] for urn in both)
+
+
+def test_a_team_secret_is_never_kept_and_the_stacks_own_is_kept_once_after_a_switch_to_it() -> None:
+    stack = Stack()
+    first, _ = stack.up(None, k8sBotSecret="team-bot-keys")
+    second, steps = stack.up(KEYS)  # from the team's Secret to botSecrets: nothing of the stack's to keep
+    assert list(bots_secrets(second)) == [SLOT_A] and steps.deleted == []
+    assert admitted(second, "team-bot-keys")  # the last `up`'s replicas name it while they drain
+    third, steps = stack.up(None, k8sBotSecret="team-bot-keys")  # and back: the stack's own is kept once
+    assert named(third) == "team-bot-keys" and steps.same == urns(second, SLOT_A) and steps.deleted == []
+    assert "botKeysSecret" not in outputs(third)
+    fourth, steps = stack.up(None, k8sBotSecret="team-bot-keys")
+    assert bots_secrets(fourth) == {} and steps.deleted == urns(second, SLOT_A)
+
+
+def test_a_stack_whose_last_up_predates_the_slots_keeps_its_secret_by_its_name() -> None:
+    """Such a stack kept its one Secret under the first slot's resource and, in the pods mode, exported its name
+    alone (`botSecret`): a name of the stack's own pattern is its own."""
+    stack = Stack()
+    first, _ = stack.up(KEYS)
+    stack.deployed.outputs = {key: value for key, value in stack.deployed.outputs.items()
+                              if key not in ("botKeysSecret", "botKeysSlot")}
+    run, steps = stack.up(ROTATED)
+    assert steps.same == urns(first, SLOT_A) and steps.created == urns(run, SLOT_B) and steps.deleted == []
+
+
+def test_a_namespace_move_of_a_drained_stack_keeps_nothing() -> None:
+    stack = Stack()
+    stack.up(KEYS)
+    stack.up(KEYS, drain="true")
+    run, steps = stack.up(ROTATED, drain="true", k8sBotNamespace="voicefleet-moved")
+    assert [name for name, reg in bots_secrets(run).items()] == []  # none left in the old namespace
+    (secret,) = [r for r in run.of_type("kubernetes:core/v1:Secret")
+                 if unwrap(r.inputs)["metadata"].get("namespace") == "voicefleet-moved"]
+    assert secret.name == SLOT_A and steps.replaced == [secret.urn]
+
+
+@pytest.mark.parametrize(("written", "slot", "now", "placed"), [
+    (None, "a", Now("n1"), Placement("a")),  # a first `up`
+    ("n1", "a", Now("n1"), Placement("a")),  # nothing changed
+    ("n1", "a", Now("n2"), Placement("b", "a", "n1")),  # a change: the other slot, the last kept
+    ("n2", "b", Now("n3"), Placement("a", "b", "n2")),
+    ("n1", "a", Now(None), Placement(None, "a", "n1")),  # no keys any more: the last kept once
+    (None, "a", Now(None), Placement(None)),
+    # A preview that cannot know the new name (a made storeMessageSecret drawn anew) shows it beside the last.
+    ("n1", "a", Now(None, known=False), Placement("b", "a", "n1")),
+    (None, "a", Now(None, known=False), Placement("a")),
+])  # fmt: skip
+def test_the_placement(written: str | None, slot: str, now: Now, placed: Placement) -> None:
+    assert placement(written, slot, now) == placed
+    assert placement(written, slot, now, same_namespace=False).kept is None
+
+
+def test_a_preview_that_cannot_know_the_new_name_shows_it_made_beside_the_kept_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack's own message secret (no storeMessageSecret) drawn anew, as a rotation's step does: at a preview
+    its value, so the new Secret's name, is unknown; the preview still shows the last one kept, not deleted."""
+    stack = Stack()
+    made_secret = {k: v for k, v in ALL_SECRETS.items() if k != "voicefleet:storeMessageSecret"}
+    first, _ = stack.up(KEYS, secrets=made_secret)
+    with_state(monkeypatch, "random:index/randomPassword:RandomPassword", result=rpc.UNKNOWN)
+    secrets = {**made_secret, "voicefleet:botSecrets": json.dumps(KEYS)}
+    preview = run_program(config_for("k8s", {}, secrets), list(secrets), stack="k8s-test", deployed=stack.deployed,
+                          preview=True)
+    steps = SecretState(stack.state.namespaces, dict(stack.state.inputs)).up(preview)
+    assert steps.same == urns(first, SLOT_A) and steps.created == urns(preview, SLOT_B) and steps.deleted == []
+    assert name_of(bots_secrets(preview)[SLOT_A]) == name_of(bots_secrets(first)[SLOT_A])
+    assert contains_unknowns(bots_secrets(preview)[SLOT_B].inputs["metadata"]["name"])  # unknown indeed
