@@ -19,6 +19,7 @@ import httpx
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.outcome import CallResult, Target, TurnResult
+from voicefleet.evals.phases import Phases
 from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
@@ -34,27 +35,31 @@ QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking wit
 # its TTS synthesised all of it (RTVI's bot-llm-stopped and bot-tts-stopped), so the quiet is the end of
 # the answer, not a pause between sentences. 0.5 s less per answer: about 2 s of a 4-turn call.
 QUIET_WHEN_DONE = 0.2
+LEAD_SECONDS = 0.2  # the caller's silence before each turn
 
 
 async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str) -> CallResult:
     """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too)."""
     result = CallResult(scenario.name, scenario.source)
-    began = time.monotonic()
+    phases = result.phases
     try:
-        answer = await _start(target, scenario, http, run_id, result)
+        with phases.timed("start"):
+            answer = await _start(target, scenario, http, run_id, result)
         if answer is not None:
             if scenario.on_phone:
                 await converse_by_phone(target, scenario, answer, http, result)
             else:
                 await _converse(target, scenario, answer, http, result)
-            recorded = await _session_after(target, http, result)
-            if scenario.call.no_error and recorded:
-                result.problems.append(f"the session recorded an error: {recorded}")
-            if target.judge is not None and not result.problems:
-                await _judge(target.judge, scenario, http, result)
+            with phases.timed("after"):
+                recorded = await _session_after(target, http, result)
+                if scenario.call.no_error and recorded:
+                    result.problems.append(f"the session recorded an error: {recorded}")
+                if target.judge is not None and not result.problems:
+                    await _judge(target.judge, scenario, http, result)
     finally:
-        await _stop(target, http, result)
-        result.seconds = time.monotonic() - began
+        with phases.timed("after"):
+            await _stop(target, http, result)
+        result.seconds = time.monotonic() - phases.began
     return result
 
 
@@ -86,32 +91,41 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
                     result: CallResult) -> None:
     client = WebRTCClient(offer_url(target.base_url, answer), headers=target.headers(),
                           ice_config=answer.get("iceConfig"), connect_timeout=CONNECT_TIMEOUT)
+    phases = result.phases
     try:
-        await client.connect()
+        with phases.timed("connect"):
+            await client.connect()
     except Exception as error:  # an offer refused, ICE that never came up: the call's failure
         result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
         await client.close()
         return
     try:
-        greeting = await _hear(client, since=0, listen=GREETING_WAIT)
+        greeting = await _hear(client, since=0, listen=GREETING_WAIT, phases=phases, greeting=True)
         if scenario.call.greeting is not None:
             if problems := failures(scenario.call.greeting, greeting):
                 result.problems.append(f"greeting: {problems[0]}")
         for turn in scenario.turns:
-            speech = speech_of(turn.say, turn.wav, scenario.source)
+            with phases.timed("synthesis"):
+                speech = speech_of(turn.say, turn.wav, scenario.source)
             seen = len(client.rtvi_messages)
-            await client.talk(speech, listen_seconds=0, lead_seconds=0.2)
-            heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000)
+            with phases.timed("lead"):
+                await asyncio.sleep(LEAD_SECONDS)
+            with phases.timed("speaking"):
+                await client.talk(speech, listen_seconds=0, lead_seconds=0)
+            phases.caller_speech += speech.seconds
+            heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases)
             result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms,
                                            failures(turn.expect, heard), heard.caller_as_heard))
         if scenario.call.bot_ends is not None:
-            ended = await _bot_hung_up(client)
+            with phases.timed("hang_up"):
+                ended = await _bot_hung_up(client)
             if ended and not scenario.call.bot_ends:
                 result.problems.append("the bot ended the call, which it should not")
             elif not ended and scenario.call.bot_ends:
                 result.problems.append("expected the bot to end the call after its last answer")
     finally:
-        await client.close()
+        with phases.timed("close"):
+            await client.close()
 
 
 async def _judge(judge: Judge, scenario: Scenario, http: httpx.AsyncClient, result: CallResult) -> None:
@@ -129,14 +143,19 @@ async def _judge(judge: Judge, scenario: Scenario, http: httpx.AsyncClient, resu
             result.problems.append(f"rubric {scenario.call.rubric!r}: {verdict.reason}")
 
 
-async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
+async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phases,
+                greeting: bool = False) -> Answer:
     """What the bot said from RTVI message `since` on, until it stopped speaking and stayed quiet."""
     spoke_at = time.monotonic()
     speech_end = client.mic.last_speech_at
     deadline = spoke_at + listen
     quiet_since: float | None = None
+    began_speaking: float | None = None
     while time.monotonic() < deadline:
-        quiet = quiet_needed([str(m.get("type")) for m in client.rtvi_messages[since:]])
+        kinds = [str(m.get("type")) for m in client.rtvi_messages[since:]]
+        if began_speaking is None and "bot-started-speaking" in kinds:
+            began_speaking = time.monotonic()
+        quiet = quiet_needed(kinds)
         if quiet is not None:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= quiet:
@@ -144,6 +163,7 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
         else:
             quiet_since = None
         await asyncio.sleep(0.05)
+    _heard_phases(phases, spoke_at, began_speaking, quiet_since, greeting=greeting)
     text = " ".join(_texts(client.rtvi_messages[since:], "bot-output"))
     latency = None
     if speech_end is not None and since:
@@ -151,6 +171,18 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
         latency = None if reply is None else reply * 1000
     transcripts = " | ".join(_texts(client.rtvi_messages[since:], "user-transcription"))
     return Answer(" ".join(text.split()), latency, transcripts)
+
+
+def _heard_phases(phases: Phases, spoke_at: float, began_speaking: float | None, quiet_since: float | None,
+                  *, greeting: bool) -> None:
+    """An answer's time as the phases it went through: waited for, spoken, then the quiet that ended it."""
+    ended = time.monotonic()
+    began_speaking = began_speaking or ended
+    stopped = quiet_since or ended
+    phases.add("greeting_wait" if greeting else "reply_wait", began_speaking - spoke_at)
+    phases.add("greeting" if greeting else "bot_speaking", stopped - began_speaking)
+    phases.bot_speech += max(0.0, stopped - began_speaking)
+    phases.add("quiet", ended - stopped)
 
 
 def quiet_needed(kinds: list[str]) -> float | None:
