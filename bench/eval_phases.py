@@ -24,11 +24,14 @@ def breakdown(summary: Mapping[str, Any], wall: float, concurrency: int) -> list
         return ["  (no timings in the summary)"]
     totals = {phase: sum(c["phases"].get(phase, 0.0) for c in calls) for phase in PHASES}
     span = max(c["began_s"] + c["seconds"] for c in calls) - min(c["began_s"] for c in calls)
-    busy = sum(c["seconds"] for c in calls)
-    unaccounted = busy - sum(totals.values())
+    # A call holds its slot until `slot_s`; what follows (`after`) overlaps the slot's next call.
+    freed = all(c.get("slot_s") is not None for c in calls)
+    busy = sum(c["slot_s"] if freed else c["seconds"] for c in calls)
+    outside = {"after", "stop"} if freed else set()
+    unaccounted = busy - sum(seconds for phase, seconds in totals.items() if phase not in outside)
     lines = [f"  {'phase':<14} {'all calls':>10} {'÷ ' + str(concurrency) + ' slots':>10}"]
     for phase, seconds in [*totals.items(), ("(unaccounted)", unaccounted)]:
-        note = REAL_TIME.get(phase, "")
+        note = "overlaps the next call" if phase in outside else REAL_TIME.get(phase, "")
         lines.append(f"  {phase:<14} {seconds:>9.1f}s {seconds / concurrency:>9.1f}s  {note}".rstrip())
     idle = concurrency * span - busy
     lines.append(f"  {'idle slots':<14} {idle:>9.1f}s {idle / concurrency:>9.1f}s  between and after calls")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
-from voicefleet.loadtest.webrtc import WebRTCClient
+from voicefleet.loadtest.webrtc import WebRTCClient, post_json
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
@@ -35,11 +36,15 @@ QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking wit
 # its TTS synthesised all of it (RTVI's bot-llm-stopped and bot-tts-stopped), so the quiet is the end of
 # the answer, not a pause between sentences. 0.5 s less per answer: about 2 s of a 4-turn call.
 QUIET_WHEN_DONE = 0.2
-LEAD_SECONDS = 0.2  # the caller's silence before each turn
 
 
-async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str) -> CallResult:
-    """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too)."""
+async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
+                   talked: Callable[[], None] = lambda: None) -> CallResult:
+    """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too).
+
+    `talked` is called once the caller has hung up: the runner's next call starts then, while this
+    one's session is read, its rubrics judged (an LLM's answers) and its session stopped (a local
+    bot's stop waits for its process to exit: a second at a load of 15), instead of after them."""
     result = CallResult(scenario.name, scenario.source)
     phases = result.phases
     try:
@@ -50,6 +55,7 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
                 await converse_by_phone(target, scenario, answer, http, result)
             else:
                 await _converse(target, scenario, answer, http, result)
+            _free(phases, talked)
             with phases.timed("after"):
                 recorded = await _session_after(target, http, result)
                 if scenario.call.no_error and recorded:
@@ -57,10 +63,17 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
                 if target.judge is not None and not result.problems:
                     await _judge(target.judge, scenario, http, result)
     finally:
-        with phases.timed("after"):
+        _free(phases, talked)
+        with phases.timed("stop"):
             await _stop(target, http, result)
         result.seconds = time.monotonic() - phases.began
     return result
+
+
+def _free(phases: Phases, talked: Callable[[], None]) -> None:
+    if phases.slot is None:
+        phases.freed()
+        talked()
 
 
 async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
@@ -89,12 +102,19 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
 
 async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], http: httpx.AsyncClient,
                     result: CallResult) -> None:
-    client = WebRTCClient(offer_url(target.base_url, answer), headers=target.headers(),
-                          ice_config=answer.get("iceConfig"), connect_timeout=CONNECT_TIMEOUT)
     phases = result.phases
+    url = offer_url(target.base_url, answer)
+
+    async def signal(offer: dict[str, Any]) -> dict[str, Any]:  # the offer's answer, timed as its own phase
+        with phases.timed("offer"):
+            return await post_json(url, offer, headers=target.headers())
+
+    client = WebRTCClient(url, headers=target.headers(), ice_config=answer.get("iceConfig"),
+                          connect_timeout=CONNECT_TIMEOUT, signal=signal)
     try:
-        with phases.timed("connect"):
-            await client.connect()
+        connecting = time.monotonic()
+        await client.connect()
+        phases.add("connect", time.monotonic() - connecting - phases.seconds.get("offer", 0.0))
     except Exception as error:  # an offer refused, ICE that never came up: the call's failure
         result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
         await client.close()
@@ -108,9 +128,7 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
             with phases.timed("synthesis"):
                 speech = speech_of(turn.say, turn.wav, scenario.source)
             seen = len(client.rtvi_messages)
-            with phases.timed("lead"):
-                await asyncio.sleep(LEAD_SECONDS)
-            with phases.timed("speaking"):
+            with phases.timed("speaking"):  # at once: the answer's quiet already kept the turns apart
                 await client.talk(speech, listen_seconds=0, lead_seconds=0)
             phases.caller_speech += speech.seconds
             heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases)
@@ -151,18 +169,23 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
     deadline = spoke_at + listen
     quiet_since: float | None = None
     began_speaking: float | None = None
-    while time.monotonic() < deadline:
-        kinds = [str(m.get("type")) for m in client.rtvi_messages[since:]]
+    # Woken by each RTVI event, or when the quiet is over: a poll every 50 ms ended each answer up to
+    # 50 ms late, and read the messages 20 times a second through every answer.
+    while (now := time.monotonic()) < deadline:
+        count = len(client.rtvi_messages)
+        kinds = [str(m.get("type")) for m in client.rtvi_messages[since:count]]
         if began_speaking is None and "bot-started-speaking" in kinds:
-            began_speaking = time.monotonic()
+            began_speaking = now
         quiet = quiet_needed(kinds)
+        wake = deadline
         if quiet is not None:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= quiet:
+            quiet_since = quiet_since or now
+            if now - quiet_since >= quiet:
                 break
+            wake = min(deadline, quiet_since + quiet)
         else:
             quiet_since = None
-        await asyncio.sleep(0.05)
+        await client.rtvi_after(count, wake - now)
     _heard_phases(phases, spoke_at, began_speaking, quiet_since, greeting=greeting)
     text = " ".join(_texts(client.rtvi_messages[since:], "bot-output"))
     latency = None
@@ -206,12 +229,24 @@ def _texts(messages: list[dict[str, Any]], kind: str) -> list[str]:
 
 
 async def _bot_hung_up(client: WebRTCClient) -> bool:
-    deadline = time.monotonic() + HANG_UP_WAIT
-    while time.monotonic() < deadline:
+    """Whether the bot ended the call within HANG_UP_WAIT: woken by the connection's state change (a poll
+    every 100 ms saw each hang-up up to 100 ms late)."""
+    ended = asyncio.Event()
+
+    def check() -> None:
         if client.pc.connectionState in ("closed", "failed", "disconnected"):
-            return True
-        await asyncio.sleep(0.1)
-    return False
+            ended.set()
+
+    client.pc.on("connectionstatechange", check)
+    try:
+        check()
+        async with asyncio.timeout(HANG_UP_WAIT):
+            await ended.wait()
+    except TimeoutError:
+        return False
+    finally:
+        client.pc.remove_listener("connectionstatechange", check)
+    return True
 
 
 async def _session_after(target: Target, http: httpx.AsyncClient, result: CallResult) -> str | None:

@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 # In the order a call goes through them (docs/performance.md, "The booking suite").
 PHASES = (
     "start",  # POST /start answered
-    "connect",  # the offer → the connection up (the bot's pipeline built, ICE, DTLS)
+    "offer",  # the offer `POST`ed → its answer (the bot's connection and pipeline built)
+    "connect",  # the rest of the connection: the caller's ICE gathering, the ICE checks, DTLS
     "greeting_wait",  # connected → the greeting's first RTVI bot-started-speaking
     "greeting",  # the bot speaking its greeting
     "synthesis",  # the caller's voice synthesising a turn, where the call waited for it
-    "lead",  # the caller's silence before it speaks a turn
     "speaking",  # the caller's turn played in real time
     "reply_wait",  # the caller's end of speech → the bot starts its answer (end of turn, think, TTS)
     "bot_speaking",  # the bot speaking its answers
     "quiet",  # the quiet after an answer that says it is over
     "hang_up",  # the last answer's end → the bot's hang-up seen
-    "close",  # the caller's side of the connection closed
-    "after",  # the session read, the rubrics judged, the session stopped
+    "close",  # the caller's side of the connection closed: the call's slot is free after it
+    "after",  # the session read and the rubrics judged, while the runner's next call starts
+    "stop",  # the session stopped (`DELETE`), as well
 )
 
 
@@ -36,6 +37,10 @@ class Phases:
     seconds: dict[str, float] = field(default_factory=dict)
     caller_speech: float = 0.0  # seconds of the caller's audio played
     bot_speech: float = 0.0  # seconds the bot spoke (bot-started → bot-stopped-speaking, greeting included)
+    slot: float | None = None  # seconds from the start to the call's slot freed for the next call
+
+    def freed(self) -> None:
+        self.slot = time.monotonic() - self.began
 
     def add(self, phase: str, seconds: float) -> None:
         if phase not in PHASES:
@@ -54,4 +59,5 @@ class Phases:
         """The call's phases for the `--json` summary; `began_s` from the run's first call."""
         return {"began_s": round(self.began - run_began, 3),
                 "phases": {phase: round(self.seconds[phase], 3) for phase in PHASES if phase in self.seconds},
-                "caller_speech_s": round(self.caller_speech, 3), "bot_speech_s": round(self.bot_speech, 3)}
+                "caller_speech_s": round(self.caller_speech, 3), "bot_speech_s": round(self.bot_speech, 3),
+                "slot_s": None if self.slot is None else round(self.slot, 3)}
