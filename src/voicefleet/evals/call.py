@@ -20,7 +20,7 @@ import httpx
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.outcome import CallResult, Target, TurnResult
-from voicefleet.evals.phases import Phases
+from voicefleet.evals.phases import Phases, audible
 from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
@@ -187,6 +187,7 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
             quiet_since = None
         await client.rtvi_after(count, wake - now)
     _heard_phases(phases, spoke_at, began_speaking, quiet_since, greeting=greeting)
+    phases.bot_speech += audible(client.recording.times, client.recording.levels, after=spoke_at)
     text = " ".join(_texts(client.rtvi_messages[since:], "bot-output"))
     latency = None
     if speech_end is not None and since:
@@ -204,7 +205,6 @@ def _heard_phases(phases: Phases, spoke_at: float, began_speaking: float | None,
     stopped = quiet_since or ended
     phases.add("greeting_wait" if greeting else "reply_wait", began_speaking - spoke_at)
     phases.add("greeting" if greeting else "bot_speaking", stopped - began_speaking)
-    phases.bot_speech += max(0.0, stopped - began_speaking)
     phases.add("quiet", ended - stopped)
 
 

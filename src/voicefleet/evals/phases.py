@@ -8,9 +8,11 @@ The `--json` summary carries each call's phases; `bench/eval_suite.py` sums them
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from voicefleet.loadtest.audio import BOT_AUDIO_RMS
 
 # In the order a call goes through them (docs/performance.md, "The booking suite").
 PHASES = (
@@ -36,7 +38,7 @@ class Phases:
     began: float = field(default_factory=time.monotonic)
     seconds: dict[str, float] = field(default_factory=dict)
     caller_speech: float = 0.0  # seconds of the caller's audio played
-    bot_speech: float = 0.0  # seconds the bot spoke (bot-started → bot-stopped-speaking, greeting included)
+    bot_speech: float = 0.0  # seconds of the bot's answers as heard, first loud frame to last (`audible`)
     slot: float | None = None  # seconds from the start to the call's slot freed for the next call
 
     def freed(self) -> None:
@@ -61,3 +63,11 @@ class Phases:
                 "phases": {phase: round(self.seconds[phase], 3) for phase in PHASES if phase in self.seconds},
                 "caller_speech_s": round(self.caller_speech, 3), "bot_speech_s": round(self.bot_speech, 3),
                 "slot_s": None if self.slot is None else round(self.slot, 3)}
+
+
+def audible(times: Sequence[float], levels: Sequence[float], *, after: float, frame: float = 0.02) -> float:
+    """Seconds from the first loud frame received after `after` to the end of the last: an answer's
+    audio as it played, its pauses between sentences included. The bot's RTVI bot-stopped-speaking
+    comes later (Pipecat's output waits 0.35 s of no audio before it says so)."""
+    loud = [t for t, level in zip(times, levels, strict=True) if t > after and level > BOT_AUDIO_RMS]
+    return loud[-1] - loud[0] + frame if loud else 0.0
