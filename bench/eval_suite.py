@@ -11,7 +11,9 @@ process, `--runs` times. For each run it prints:
 - the wall time of the command, start to exit (the goal: at most 3 minutes);
 - the calls passed;
 - the eval process's CPU (user + system, from `wait4`'s resource usage), per minute of call, where a
-  call's minutes are its session's `created` → `ended` in the dispatcher's session list.
+  call's minutes are its session's `created` → `ended` in the dispatcher's session list;
+- where the time went: the calls' phases summed, per slot, the idle slots and the speech floor
+  (bench/eval_phases.py).
 
 Asserts nothing; prints the load average before and after each run (the machine is shared).
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.eval_phases import breakdown, mean_call
 from tests.support.processes import run_dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +84,9 @@ def main() -> None:
                   f"{cpu / minutes if minutes else float('nan'):.1f} CPU s per call minute "
                   f"({cpu / wall:.2f} of a core over the run); "
                   f"load average {load_before:.2f} → {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+            print(f"where the time went (mean call {mean_call(summary):.1f} s):", flush=True)
+            for line in breakdown(summary, wall, args.concurrency):
+                print(line, flush=True)
             for scenario in summary["scenarios"]:  # type: ignore[attr-defined]
                 for failure in scenario["failures"]:
                     print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,12 +20,13 @@ import httpx
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.outcome import CallResult, Target, TurnResult
+from voicefleet.evals.phases import Phases, audible
 from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
-from voicefleet.loadtest.webrtc import WebRTCClient
+from voicefleet.loadtest.webrtc import WebRTCClient, post_json
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
@@ -36,26 +38,42 @@ QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking wit
 QUIET_WHEN_DONE = 0.2
 
 
-async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str) -> CallResult:
-    """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too)."""
+async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
+                   talked: Callable[[], None] = lambda: None) -> CallResult:
+    """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too).
+
+    `talked` is called once the caller has hung up: the runner's next call starts then, while this
+    one's session is read, its rubrics judged (an LLM's answers) and its session stopped (a local
+    bot's stop waits for its process to exit: a second at a load of 15), instead of after them."""
     result = CallResult(scenario.name, scenario.source)
-    began = time.monotonic()
+    phases = result.phases
     try:
-        answer = await _start(target, scenario, http, run_id, result)
+        with phases.timed("start"):
+            answer = await _start(target, scenario, http, run_id, result)
         if answer is not None:
             if scenario.on_phone:
                 await converse_by_phone(target, scenario, answer, http, result)
             else:
                 await _converse(target, scenario, answer, http, result)
-            recorded = await _session_after(target, http, result)
-            if scenario.call.no_error and recorded:
-                result.problems.append(f"the session recorded an error: {recorded}")
-            if target.judge is not None and not result.problems:
-                await _judge(target.judge, scenario, http, result)
+            _free(phases, talked)
+            with phases.timed("after"):
+                recorded = await _session_after(target, http, result)
+                if scenario.call.no_error and recorded:
+                    result.problems.append(f"the session recorded an error: {recorded}")
+                if target.judge is not None and not result.problems:
+                    await _judge(target.judge, scenario, http, result)
     finally:
-        await _stop(target, http, result)
-        result.seconds = time.monotonic() - began
+        _free(phases, talked)
+        with phases.timed("stop"):
+            await _stop(target, http, result)
+        result.seconds = time.monotonic() - phases.began
     return result
+
+
+def _free(phases: Phases, talked: Callable[[], None]) -> None:
+    if phases.slot is None:
+        phases.freed()
+        talked()
 
 
 async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
@@ -84,34 +102,48 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
 
 async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], http: httpx.AsyncClient,
                     result: CallResult) -> None:
-    client = WebRTCClient(offer_url(target.base_url, answer), headers=target.headers(),
-                          ice_config=answer.get("iceConfig"), connect_timeout=CONNECT_TIMEOUT)
+    phases = result.phases
+    url = offer_url(target.base_url, answer)
+
+    async def signal(offer: dict[str, Any]) -> dict[str, Any]:  # the offer's answer, timed as its own phase
+        with phases.timed("offer"):
+            return await post_json(url, offer, headers=target.headers())
+
+    client = WebRTCClient(url, headers=target.headers(), ice_config=answer.get("iceConfig"),
+                          connect_timeout=CONNECT_TIMEOUT, signal=signal)
     try:
+        connecting = time.monotonic()
         await client.connect()
+        phases.add("connect", time.monotonic() - connecting - phases.seconds.get("offer", 0.0))
     except Exception as error:  # an offer refused, ICE that never came up: the call's failure
         result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
         await client.close()
         return
     try:
-        greeting = await _hear(client, since=0, listen=GREETING_WAIT)
+        greeting = await _hear(client, since=0, listen=GREETING_WAIT, phases=phases, greeting=True)
         if scenario.call.greeting is not None:
             if problems := failures(scenario.call.greeting, greeting):
                 result.problems.append(f"greeting: {problems[0]}")
         for turn in scenario.turns:
-            speech = speech_of(turn.say, turn.wav, scenario.source)
+            with phases.timed("synthesis"):
+                speech = speech_of(turn.say, turn.wav, scenario.source)
             seen = len(client.rtvi_messages)
-            await client.talk(speech, listen_seconds=0, lead_seconds=0.2)
-            heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000)
+            with phases.timed("speaking"):  # at once: the answer's quiet already kept the turns apart
+                await client.talk(speech, listen_seconds=0, lead_seconds=0)
+            phases.caller_speech += speech.seconds
+            heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases)
             result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms,
                                            failures(turn.expect, heard), heard.caller_as_heard))
         if scenario.call.bot_ends is not None:
-            ended = await _bot_hung_up(client)
+            with phases.timed("hang_up"):
+                ended = await _bot_hung_up(client)
             if ended and not scenario.call.bot_ends:
                 result.problems.append("the bot ended the call, which it should not")
             elif not ended and scenario.call.bot_ends:
                 result.problems.append("expected the bot to end the call after its last answer")
     finally:
-        await client.close()
+        with phases.timed("close"):
+            await client.close()
 
 
 async def _judge(judge: Judge, scenario: Scenario, http: httpx.AsyncClient, result: CallResult) -> None:
@@ -129,21 +161,33 @@ async def _judge(judge: Judge, scenario: Scenario, http: httpx.AsyncClient, resu
             result.problems.append(f"rubric {scenario.call.rubric!r}: {verdict.reason}")
 
 
-async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
+async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phases,
+                greeting: bool = False) -> Answer:
     """What the bot said from RTVI message `since` on, until it stopped speaking and stayed quiet."""
     spoke_at = time.monotonic()
     speech_end = client.mic.last_speech_at
     deadline = spoke_at + listen
     quiet_since: float | None = None
-    while time.monotonic() < deadline:
-        quiet = quiet_needed([str(m.get("type")) for m in client.rtvi_messages[since:]])
+    began_speaking: float | None = None
+    # Woken by each RTVI event, or when the quiet is over: a poll every 50 ms ended each answer up to
+    # 50 ms late, and read the messages 20 times a second through every answer.
+    while (now := time.monotonic()) < deadline:
+        count = len(client.rtvi_messages)
+        kinds = [str(m.get("type")) for m in client.rtvi_messages[since:count]]
+        if began_speaking is None and "bot-started-speaking" in kinds:
+            began_speaking = now
+        quiet = quiet_needed(kinds)
+        wake = deadline
         if quiet is not None:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= quiet:
+            quiet_since = quiet_since or now
+            if now - quiet_since >= quiet:
                 break
+            wake = min(deadline, quiet_since + quiet)
         else:
             quiet_since = None
-        await asyncio.sleep(0.05)
+        await client.rtvi_after(count, wake - now)
+    _heard_phases(phases, spoke_at, began_speaking, quiet_since, greeting=greeting)
+    phases.bot_speech += audible(client.recording.times, client.recording.levels, after=spoke_at)
     text = " ".join(_texts(client.rtvi_messages[since:], "bot-output"))
     latency = None
     if speech_end is not None and since:
@@ -151,6 +195,17 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float) -> Answer:
         latency = None if reply is None else reply * 1000
     transcripts = " | ".join(_texts(client.rtvi_messages[since:], "user-transcription"))
     return Answer(" ".join(text.split()), latency, transcripts)
+
+
+def _heard_phases(phases: Phases, spoke_at: float, began_speaking: float | None, quiet_since: float | None,
+                  *, greeting: bool) -> None:
+    """An answer's time as the phases it went through: waited for, spoken, then the quiet that ended it."""
+    ended = time.monotonic()
+    began_speaking = began_speaking or ended
+    stopped = quiet_since or ended
+    phases.add("greeting_wait" if greeting else "reply_wait", began_speaking - spoke_at)
+    phases.add("greeting" if greeting else "bot_speaking", stopped - began_speaking)
+    phases.add("quiet", ended - stopped)
 
 
 def quiet_needed(kinds: list[str]) -> float | None:
@@ -174,12 +229,24 @@ def _texts(messages: list[dict[str, Any]], kind: str) -> list[str]:
 
 
 async def _bot_hung_up(client: WebRTCClient) -> bool:
-    deadline = time.monotonic() + HANG_UP_WAIT
-    while time.monotonic() < deadline:
+    """Whether the bot ended the call within HANG_UP_WAIT: woken by the connection's state change (a poll
+    every 100 ms saw each hang-up up to 100 ms late)."""
+    ended = asyncio.Event()
+
+    def check() -> None:
         if client.pc.connectionState in ("closed", "failed", "disconnected"):
-            return True
-        await asyncio.sleep(0.1)
-    return False
+            ended.set()
+
+    client.pc.on("connectionstatechange", check)
+    try:
+        check()
+        async with asyncio.timeout(HANG_UP_WAIT):
+            await ended.wait()
+    except TimeoutError:
+        return False
+    finally:
+        client.pc.remove_listener("connectionstatechange", check)
+    return True
 
 
 async def _session_after(target: Target, http: httpx.AsyncClient, result: CallResult) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from voicefleet.evals.judge import Judge
+from voicefleet.evals.phases import Phases
 
 
 @dataclass
@@ -26,6 +27,7 @@ class CallResult:
     turns: list[TurnResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # the call's own: start, greeting, hang-up, errors
     seconds: float = 0.0
+    phases: Phases = field(default_factory=Phases)  # where the call's time went (started when the result is)
 
     @property
     def passed(self) -> bool:

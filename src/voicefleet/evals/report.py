@@ -26,6 +26,7 @@ def by_scenario(results: Sequence[CallResult]) -> dict[str, list[CallResult]]:
 
 def summary(results: Sequence[CallResult]) -> dict[str, Any]:
     scenarios = []
+    run_began = min((r.phases.began for r in results), default=0.0)
     for name, runs in by_scenario(results).items():
         latencies = [t.latency_ms for r in runs for t in r.turns if t.latency_ms is not None]
         scenarios.append({
@@ -36,6 +37,7 @@ def summary(results: Sequence[CallResult]) -> dict[str, Any]:
             "turn_latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)},
             "failures": [{"session_id": r.session_id, "failure": r.first_failure()} for r in runs if not r.passed],
             "sessions": [r.session_id for r in runs],
+            "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began)} for r in runs],
         })
     return {
         "passed": sum(r.passed for r in results),

@@ -31,8 +31,12 @@ async def run_suite(base_url: str, api_key: str | None, release: str | None, sce
 
         async def one(index: int, scenario: Scenario) -> None:
             nonlocal done
-            async with slots:
-                results[index] = await run_call(target, scenario, http, run_id)
+            await slots.acquire()
+            slot = _Slot(slots)
+            try:  # the slot is the next call's once this one is over (run_call's `talked`), not judged
+                results[index] = await run_call(target, scenario, http, run_id, talked=slot.free)
+            finally:
+                slot.free()
             done += 1
             if progress:
                 passed = sum(bool(r and r.passed) for r in results)
@@ -42,3 +46,15 @@ async def run_suite(base_url: str, api_key: str | None, release: str | None, sce
     if progress:
         print(file=sys.stderr)
     return [r for r in results if r is not None]
+
+
+class _Slot:
+    """One call's hold on the semaphore, given back once whichever comes first frees it."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots, self._held = slots, True
+
+    def free(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()

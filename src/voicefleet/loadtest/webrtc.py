@@ -16,7 +16,8 @@ talking. A refused offer raises `OfferRejected(status, body)`; `post_json()` is 
 `ice_config=` takes a start answer's `iceConfig`; `signal=` replaces the POST with any carrier of the
 offer; `selected_pair()` names the nominated ICE pair's candidate types. `VOICEFLEET_ICE_LOOPBACK=1`
 gathers 127.0.0.1 only (a host whose only interface is `lo`). RTVI messages are kept in
-`rtvi_messages`; `rtvi_message(kind, accept)` waits for one, `send_rtvi(kind, data)` sends one.
+`rtvi_messages`; `rtvi_message(kind, accept)` waits for one, `rtvi_after(count, timeout)` for any
+new one, `send_rtvi(kind, data)` sends one.
 """
 
 from __future__ import annotations
@@ -366,6 +367,18 @@ class WebRTCClient:
         except TimeoutError:
             kinds = [m.get("type") for m in self.rtvi_messages]
             raise AssertionError(f"no RTVI {kind!r} within {timeout}s; got {kinds}") from None
+
+    async def rtvi_after(self, count: int, timeout: float) -> bool:
+        """Waits until more than `count` RTVI messages have arrived, at most `timeout` seconds; whether they
+        did. A caller waiting on the bot's events wakes when one comes, not on a poll's next tick."""
+        if len(self.rtvi_messages) > count:
+            return True
+        if timeout <= 0:
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._rtvi_arrived:
+                await self._rtvi_arrived.wait_for(lambda: len(self.rtvi_messages) > count)
+        return len(self.rtvi_messages) > count
 
     async def send_rtvi(self, kind: str, data: dict[str, Any] | None = None) -> None:
         await asyncio.wait_for(self._channel_open.wait(), self.connect_timeout)
