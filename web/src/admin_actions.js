@@ -31,14 +31,16 @@ export function stopSession(sessionId, send) {
 }
 
 // The releases a rollback takes traffic from (GET /releases's answer): every other release with a
-// weight, or, when the stable one takes it all, the stable one itself (back to the one before it; with
-// no other release there is none, and no button).
+// weight, or, when the stable one takes it all, the stable one itself, back to `previous_stable` (none
+// there, no button: the dispatcher would refuse; a dispatcher that does not say: any other release).
 export function rolledBackFrom(answer) {
   const releases = answer?.releases || [];
   const stable = releases.find((r) => r.stable);
   if (!stable) return [];
   if (stable.weight !== 100) return releases.filter((r) => !r.stable && r.weight > 0).map((r) => r.name);
-  return releases.length > 1 ? [stable.name] : [];
+  const back = "previous_stable" in (answer || {}) ? releases.some((r) => r.name === answer.previous_stable)
+    : releases.length > 1;
+  return back ? [stable.name] : [];
 }
 
 export function rollBack(answer, send) {
@@ -48,8 +50,11 @@ export function rollBack(answer, send) {
   const what = others.length
     ? `every new session goes to the stable release ${stable} (100 %): `
       + `${others.map((r) => `${r.name} from ${r.weight} % to 0 %`).join(", ")}`
-    : `every new session goes back to the release that was stable before ${stable} was promoted, which becomes `
-      + `the stable one again (the dispatcher refuses when there is none)`;
+    : answer?.previous_stable
+      ? `every new session goes back to ${answer.previous_stable} (100 %), the release that was stable before `
+        + `${stable} was promoted, which becomes the stable one again; ${stable} from 100 % to 0 %`
+      : `every new session goes back to the release that was stable before ${stable} was promoted, which becomes `
+        + `the stable one again (the dispatcher refuses when there is none)`;
   return {
     label: "Roll back",
     say: `Roll back the releases? ${what}. Sessions already running keep their release. `

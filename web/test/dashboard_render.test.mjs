@@ -203,11 +203,16 @@ test("a rollback's confirmation names what moves where; its button is on the rel
     const action = window.dash.rollBack(canaryView, send);
     const said = await action.run();
     const alone = { stable: "v1", releases: [{ name: "v1", weight: 100, stable: true }] };
+    // The dispatcher names where a rollback from a stable release taking everything goes (null: nowhere).
+    const named = { ...promotedView, previous_stable: "v1" };
+    const nowhere = { ...promotedView, previous_stable: null };
     return { from: [window.dash.rolledBackFrom(canaryView), window.dash.rolledBackFrom(promotedView),
-      window.dash.rolledBackFrom(alone)],
-      canary: action.say, promoted: window.dash.rollBack(promotedView, send).say, sent, said };
+      window.dash.rolledBackFrom(alone), window.dash.rolledBackFrom(named), window.dash.rolledBackFrom(nowhere)],
+      canary: action.say, promoted: window.dash.rollBack(promotedView, send).say,
+      named: window.dash.rollBack(named, send).say, sent, said };
   }, [canary, promoted]);
-  assert.deepEqual(seen.from, [["v2"], ["v2"], []]);
+  assert.deepEqual(seen.from, [["v2"], ["v2"], [], ["v2"], []]);
+  assert.match(seen.named, /every new session goes back to v1 \(100 %\), the release that was stable before v2 was promoted, .*v2 from 100 % to 0 %\./);
   assert.match(seen.canary, /every new session goes to the stable release v1 \(100 %\): v2 from 20 % to 0 %\./);
   assert.match(seen.promoted, /back to the release that was stable before v2 was promoted/);
   // Sent with the version it was asked about: the dispatcher refuses it once the traffic is another.

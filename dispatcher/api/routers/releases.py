@@ -236,6 +236,7 @@ async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
         "changed_at": traffic.version[0] / 1000 or None,
         "changed_by": traffic.changed_by,
         "reason": traffic.reason,
+        "previous_stable": traffic.previous_stable or None,  # where a rollback goes when the stable takes all
         "releases": [
             {
                 "name": release.name,

@@ -120,6 +120,8 @@ async def test_a_rollback_sent_with_the_version_it_was_asked_about_is_refused_on
     assert stale.json()["error"]["version"] == now["version"]
     assert (after["version"], after["stable"]) == (now["version"], "next")
     assert current.status_code == 200 and current.json()["stable"] == "stable", current.text  # what was shown now
+    # Where a rollback from a stable release taking everything goes is in the admin's view, to be shown first.
+    assert (now["previous_stable"], current.json()["previous_stable"]) == ("stable", None)
     assert [(m.status_code, m.json()["error"]["code"]) for m in malformed] == [(422, "invalid_rollback")] * 3
 
 
