@@ -156,6 +156,23 @@ test("logs not kept say why, as the session's report says it", async () => {
   assert.equal(shown.text, "No bot logs: the session withholds its transcript.");
 });
 
+test("a logs.jsonl past the bytes the dispatcher writes is not read past them, nor shown", async () => {
+  const line = `${JSON.stringify({ level: "info", message: "x".repeat(1000) })}\n`;
+  const bodies = { "/big.jsonl": line.repeat(8 * 1024), "/fits.jsonl": line.repeat(2000) };  // 8 MB; 2 MB
+  await page.route("http://logs.test/**", (route) => route.fulfill({ body: bodies[new URL(route.request().url()).pathname],
+    contentType: "application/x-ndjson", headers: { "Access-Control-Allow-Origin": "*" } }));
+  try {
+    const big = await drawn("dash.loadLogs(arg).then((logs) => dash.showLogs(box, logs))",
+      { kept: true, logsUrl: "http://logs.test/big.jsonl" });
+    assert.equal(big.text, "No bot logs: logs.jsonl is larger than the 2097152 bytes the dispatcher writes: not shown.");
+    const fits = await drawn("dash.loadLogs(arg).then((logs) => dash.showLogs(box, logs))",
+      { kept: true, logsUrl: "http://logs.test/fits.jsonl" });
+    assert.match(fits.text, /lines 1951–2000 of 2000/);
+  } finally {
+    await page.unroute("http://logs.test/**");
+  }
+});
+
 test("a stop is sent only once confirmed, the confirmation naming the session; Cancel sends nothing", async () => {
   const outcome = await page.evaluate(async () => {
     const { box, said, sent, send, asker } = window.confirming();
