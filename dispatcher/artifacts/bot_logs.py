@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE
+from dispatcher.artifacts.utf8_text import utf8_text
 from dispatcher.observability.log_redaction import MASK, mask_secret_paths
 
 LOGS = "logs.jsonl"
@@ -79,8 +80,8 @@ def _line(sent: object) -> dict[str, str] | None:
     if not (isinstance(time, str) and isinstance(level, str) and isinstance(logger, str)
             and isinstance(message, str)) or level not in LEVELS:
         return None
-    return {"time": time[:MAX_FIELD], "level": level, "logger": logger[:MAX_FIELD],
-            "message": masked(message[:MAX_LOG_MESSAGE])}
+    return {"time": utf8_text(time[:MAX_FIELD]), "level": level, "logger": utf8_text(logger[:MAX_FIELD]),
+            "message": utf8_text(masked(message[:MAX_LOG_MESSAGE]))}
 
 
 def masked(message: str) -> str:

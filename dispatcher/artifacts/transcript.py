@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dispatcher.artifacts.utf8_text import utf8_text
+
 MAX_LINES = 1000
 MAX_TEXT = 2000
 WHO = ("caller", "bot")
@@ -22,7 +24,7 @@ def transcript_lines(sent: object) -> list[dict[str, Any]] | None:
     for line in sent[:MAX_LINES]:
         if not isinstance(line, dict) or line.get("who") not in WHO or not isinstance(line.get("text", ""), str):
             continue
-        kept: dict[str, Any] = {"who": line["who"], "text": line.get("text", "")[:MAX_TEXT]}
+        kept: dict[str, Any] = {"who": line["who"], "text": utf8_text(line.get("text", "")[:MAX_TEXT])}
         for name in ("start", "end", "latency"):
             if _seconds(line.get(name)):
                 kept[name] = float(line[name])

@@ -51,6 +51,22 @@ def keyed_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispa
         yield running
 
 
+ARMED = "!document.querySelector('#admin-confirm .confirm-yes').disabled"  # a moment after it is asked
+
+
+def _row(session_id: str) -> str:
+    """A selector (as JS source) for the session's open button in the list."""
+    return json.dumps(f"#session-list tr[data-session-id={json.dumps(session_id)}] button")
+
+
+def _stop_of(session_id: str) -> str:
+    """True in the page once the session is the one open and its Stop session button is drawn."""
+    return (
+        f"document.getElementById('detail-id').textContent === {json.dumps(session_id)}"
+        " && !!document.querySelector('#detail-actions button.admin-action')"
+    )
+
+
 def _submit(key: str) -> str:
     return (
         f"sessionStorage.clear(); document.getElementById('admin-key').value = {json.dumps(key)};"
@@ -91,6 +107,7 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
     mic = browser_mic(SPEECH, tmp_path / "mic48k.wav")
     async with api_client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as api:
         session_id = await _live_session(api)
+        bystander = await _live_session(api)
         async with Browser(base + "/dashboard", mic, tmp_path / "profile") as page:
             assert await page.wait_for("window.voicefleetStatus?.state === 'needs-key'", 60)
 
@@ -108,13 +125,17 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
 
             # The admin: the session's cost so far, then its stop, asked first.
             await page.evaluate(_submit(ADMIN_KEY))
-            assert await page.wait_for(
-                f"!!document.querySelector('#session-list tr[data-session-id={json.dumps(session_id)}] button')", 90
-            )
-            await page.evaluate(
-                f"document.querySelector('#session-list tr[data-session-id={json.dumps(session_id)}] button').click()"
-            )
-            assert await page.wait_for("!!document.querySelector('#detail-actions button.admin-action')", 30)
+            assert await page.wait_for(f"!!document.querySelector({_row(session_id)})", 90)
+            assert await page.wait_for(f"!!document.querySelector({_row(bystander)})", 30)
+            # A stop asked about one session is withdrawn when another is opened: never confirmed under it.
+            await page.evaluate(f"document.querySelector({_row(bystander)}).click()")
+            assert await page.wait_for(_stop_of(bystander), 30)
+            await page.evaluate("document.querySelector('#detail-actions button.admin-action').click()")
+            await page.evaluate(f"document.querySelector({_row(session_id)}).click()")
+            assert await page.evaluate("document.getElementById('admin-confirm').hidden")
+            said = await page.evaluate("document.getElementById('admin-outcome').textContent")
+            assert said == f"Cancelled (session {session_id} was opened): nothing was changed.", said
+            assert await page.wait_for(_stop_of(session_id), 30)
             cost = await page.evaluate("document.getElementById('detail-cost').innerText")
             assert "machine" in cost and "estimated, so far" in cost, cost
             assert await page.evaluate("document.getElementById('admin-confirm').hidden")
@@ -122,6 +143,7 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
             asked = await page.evaluate("document.querySelector('#admin-confirm .confirm-what').textContent")
             assert f"Stop session {session_id}?" in asked and "audit trail" in asked, asked
             assert await _status(api, session_id, "ended", polls=1) != "ended"  # asked, not yet sent
+            assert await page.wait_for(ARMED, 10)
             await page.evaluate("document.querySelector('#admin-confirm .confirm-yes').click()")
             said = await page.wait_for("document.getElementById('admin-outcome').textContent", 30)
             assert said and said.startswith(f"Session {session_id}: stop"), said
@@ -138,6 +160,7 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
             await page.evaluate(f"{canary_row}.querySelector('button.admin-action').click()")
             asked = await page.evaluate("document.querySelector('#admin-confirm .confirm-what').textContent")
             assert "stable release stable (100 %): next from 10 % to 0 %" in asked, asked
+            assert await page.wait_for(ARMED, 10)
             await page.evaluate("document.querySelector('#admin-confirm .confirm-yes').click()")
             said = await page.wait_for("document.getElementById('admin-outcome').textContent", 30)
             assert said and said.startswith("Rolled back: rolled back to stable"), said
@@ -149,6 +172,8 @@ async def test_an_admin_stops_a_live_session_and_rolls_back_through_the_confirma
         assert [line["by"] for line in stops] == [ADMIN_ID], audit
         changes = (await api.get("/releases/history", headers=admin)).json()["changes"]
         weights = {r["name"]: r["weight"] for r in (await api.get("/releases", headers=admin)).json()["releases"]}
+        assert await _status(api, bystander, "ended", polls=1) != "ended"  # its withdrawn stop was never sent
+        assert (await api.delete(f"/sessions/{bystander}")).status_code in (202, 204)
     assert weights == {"stable": 100, "next": 0}
     assert changes[0]["by"] == ADMIN_ID, changes[0]
     assert not [url for url in page.requests if ADMIN_KEY in url or CLIENT_KEY in url or OTHER_KEY in url]

@@ -1,13 +1,16 @@
 // The dashboard's two changes, for an admin key only: stop a session (DELETE /sessions/{id}) and roll the
 // releases back (POST /releases/rollback). Each is asked first: a confirmation naming what will happen,
 // then the request, sent from this page (its own Origin, which the dispatcher's cross-site guard lets
-// through) with the key as a bearer token. The dispatcher decides and audits: a stop of another key's
-// session is on the session audit trail (GET /audit/sessions), a rollback on the releases' (GET
+// through) with the key as a bearer token. The dispatcher decides and audits: a stop (of any key's
+// session) is on the session audit trail (GET /audit/sessions), a rollback on the releases' (GET
 // /releases/history), each under the admin key's id. A client key is refused there whatever the page shows.
 
 import { element } from "./dom.js";
 
 const ACTIVE = new Set(["starting", "started", "joined"]);
+// The confirming button takes no click this long after the question appears: the second click of a
+// double click, or Enter held on the action's button, is not a confirmation.
+export const ARM_MS = 500;
 
 export function stoppable(session) {
   return ACTIVE.has(session?.status);
@@ -15,6 +18,7 @@ export function stoppable(session) {
 
 export function stopSession(sessionId, send) {
   return {
+    session: sessionId,
     label: "Stop the session",
     say: `Stop session ${sessionId}? Its bot is stopped and its call ends for the caller now. `
       + "The stop is on the session audit trail under your admin key.",
@@ -27,14 +31,16 @@ export function stopSession(sessionId, send) {
 }
 
 // The releases a rollback takes traffic from (GET /releases's answer): every other release with a
-// weight, or, when the stable one takes it all, the stable one itself (back to the one before it; with
-// no other release there is none, and no button).
+// weight, or, when the stable one takes it all, the stable one itself, back to `previous_stable` (none
+// there, no button: the dispatcher would refuse; a dispatcher that does not say: any other release).
 export function rolledBackFrom(answer) {
   const releases = answer?.releases || [];
   const stable = releases.find((r) => r.stable);
   if (!stable) return [];
   if (stable.weight !== 100) return releases.filter((r) => !r.stable && r.weight > 0).map((r) => r.name);
-  return releases.length > 1 ? [stable.name] : [];
+  const back = "previous_stable" in (answer || {}) ? releases.some((r) => r.name === answer.previous_stable)
+    : releases.length > 1;
+  return back ? [stable.name] : [];
 }
 
 export function rollBack(answer, send) {
@@ -44,20 +50,19 @@ export function rollBack(answer, send) {
   const what = others.length
     ? `every new session goes to the stable release ${stable} (100 %): `
       + `${others.map((r) => `${r.name} from ${r.weight} % to 0 %`).join(", ")}`
-    : `every new session goes back to the release that was stable before ${stable} was promoted, which becomes `
-      + `the stable one again (the dispatcher refuses when there is none)`;
+    : answer?.previous_stable
+      ? `every new session goes back to ${answer.previous_stable} (100 %), the release that was stable before `
+        + `${stable} was promoted, which becomes the stable one again; ${stable} from 100 % to 0 %`
+      : `every new session goes back to the release that was stable before ${stable} was promoted, which becomes `
+        + `the stable one again (the dispatcher refuses when there is none)`;
   return {
     label: "Roll back",
     say: `Roll back the releases? ${what}. Sessions already running keep their release. `
       + "The change is on the releases' audit trail under your admin key.",
     async run() {
-      // What was named is what is rolled back: refused when the traffic changed since it was asked.
-      const now = (await send("GET", "/releases")).body || {};
-      if (JSON.stringify(now.version) !== JSON.stringify(answer?.version)) {
-        throw Object.assign(new Error("the releases' traffic changed since this was asked: nothing was sent; "
-          + "look at the releases again and ask again"), { code: "changed_meanwhile" });
-      }
-      const changed = (await send("POST", "/releases/rollback")).body || {};
+      // What was named is what is rolled back: the dispatcher refuses (409 releases_changed) when the
+      // traffic is no longer the version this was asked about, in the same write as the rollback.
+      const changed = (await send("POST", "/releases/rollback", { version: answer?.version })).body || {};
       return `Rolled back: ${changed.reason || `stable: ${changed.stable}`}.`;
     },
   };
@@ -79,14 +84,26 @@ export function actionButton(text, confirm, make) {
 // The confirmation step, drawn in `box` when asked (nothing there before), and its outcome in `outcome`.
 // After each confirmed action, whether it worked or not, its own `after` (if any) and `done` are called
 // (the page reads again what it changed). Asking again replaces the question: only the action last
-// asked about can be confirmed, once.
+// asked about can be confirmed, once, and not before ARM_MS; the focus goes to Cancel.
 export function confirmer(box, outcome, done = () => {}) {
   box.replaceChildren();
   box.hidden = true;
 
+  let asked = null;  // the action whose question is shown, until it is answered
+  let questions = 0;  // each question's number: a timer arms only its own
+
   function close() {
+    asked = null;
     box.replaceChildren();
     box.hidden = true;
+  }
+
+  // The question withdrawn, unanswered, when `stale(action)` says it no longer fits what the page
+  // shows (a stop asked about a session that is no longer the one open).
+  function withdraw(stale, why = "what was asked about is no longer shown") {
+    if (asked === null || !stale(asked)) return;
+    close();
+    outcome.textContent = `Cancelled (${why}): nothing was changed.`;
   }
 
   function ask(action) {
@@ -95,7 +112,13 @@ export function confirmer(box, outcome, done = () => {}) {
     question.textContent = action.say;
     const yes = button(action.label, "danger confirm-yes");
     const no = button("Cancel", "confirm-no");
+    const number = ++questions;
+    yes.disabled = true;
+    setTimeout(() => {
+      if (questions === number && asked === action) yes.disabled = false;
+    }, ARM_MS);
     yes.addEventListener("click", async () => {
+      asked = null;  // answered: it is sent, whatever the page opens meanwhile
       yes.disabled = no.disabled = true;
       try {
         outcome.textContent = await action.run();
@@ -112,10 +135,11 @@ export function confirmer(box, outcome, done = () => {}) {
       outcome.textContent = "Cancelled: nothing was changed.";
     }, { once: true });
     box.replaceChildren(question, yes, " ", no);
+    asked = action;
     outcome.textContent = "";
     box.hidden = false;
-    yes.focus();
+    no.focus();
   }
 
-  return { ask };
+  return { ask, withdraw };
 }

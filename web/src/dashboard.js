@@ -28,12 +28,15 @@ function adminKey() {
   return sessionStorage.getItem(KEY) || "";
 }
 
-// The dispatcher's answer to `method path` with the key: {status, body}, or an Error with `status` and `code`.
-async function call(method, path) {
+// The dispatcher's answer to `method path` (with `json` as its body, if any) with the key: {status, body},
+// or an Error with `status` and `code`.
+async function call(method, path, json) {
   const headers = { Accept: "application/json" };
   const key = adminKey();
   if (key) headers.Authorization = `Bearer ${key}`;
-  const answer = await fetch(path, { method, headers, cache: "no-store", credentials: "omit" });
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  const sent = json === undefined ? undefined : JSON.stringify(json);
+  const answer = await fetch(path, { method, headers, body: sent, cache: "no-store", credentials: "omit" });
   let body = null;
   try {
     body = await answer.json();

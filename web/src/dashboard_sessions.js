@@ -93,6 +93,9 @@ export function sessionList(api, view, recordingPolicy, admin) {
     const id = listed.session_id;
     const detail = { id, listed, session: null, events: [], record: null, reason: null, logs: null };
     view.detail = detail;
+    // A stop asked about the session shown before is not confirmed under this one.
+    admin.asker.withdraw((action) => action.session !== undefined && action.session !== id,
+      `session ${id} was opened`);
     $("session-detail").hidden = false;
     $("detail-id").textContent = id;
     $("detail-status").textContent = `${listed.status} · started ${when(listed.created)}`;

@@ -8,6 +8,26 @@ import { element, headedTable } from "./dom.js";
 
 export const PAGE = 50;
 const MAX_LINES = 5000;  // the dispatcher keeps no more; a longer file is read from its end
+// Nor more bytes (botchannel/recording.py's MAX_LOG_BYTES): a larger body is not this dispatcher's
+// logs.jsonl, and is not read past this (a tab holding 100 MB of someone's text).
+export const MAX_BYTES = 2 * 1024 * 1024;
+
+// The body as text, or null once it passes `limit` bytes (the rest is never read).
+async function boundedText(answer, limit) {
+  const reader = answer.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return new Blob(chunks).text();
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+}
 
 // The lines of a logs.jsonl body, the last MAX_LINES; one that is not a JSON object is shown as it is.
 export function parseLogs(text) {
@@ -45,7 +65,11 @@ export async function loadLogs(record) {
   try {
     const answer = await fetch(record.logsUrl, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" });
     if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
-    const { lines, skipped } = parseLogs(await answer.text());
+    const text = await boundedText(answer, MAX_BYTES);
+    if (text === null) {
+      return { lines: null, why: `logs.jsonl is larger than the ${MAX_BYTES} bytes the dispatcher writes: not shown` };
+    }
+    const { lines, skipped } = parseLogs(text);
     return { lines, skipped, report: said || null };
   } catch (error) {
     return { lines: null, why: `logs.jsonl could not be read: ${error.message}` };

@@ -26,6 +26,17 @@ before(async () => {
   page = await browser.newPage();
   await page.setContent("<!doctype html><body></body>");
   await page.addScriptTag({ content: bundled.outputFiles[0].text });
+  // A confirmation's box and outcome in a fresh page body, and a `send` that records what it sent.
+  await page.evaluate(() => {
+    window.confirming = () => {
+      const box = document.createElement("section");
+      const said = document.createElement("p");
+      document.body.replaceChildren(box, said);
+      const sent = [];
+      const send = async (method, path) => { sent.push(`${method} ${path}`); return { status: 204, body: null }; };
+      return { box, said, sent, send, asker: window.dash.confirmer(box, said) };
+    };
+  });
 });
 
 after(async () => {
@@ -145,14 +156,26 @@ test("logs not kept say why, as the session's report says it", async () => {
   assert.equal(shown.text, "No bot logs: the session withholds its transcript.");
 });
 
+test("a logs.jsonl past the bytes the dispatcher writes is not read past them, nor shown", async () => {
+  const line = `${JSON.stringify({ level: "info", message: "x".repeat(1000) })}\n`;
+  const bodies = { "/big.jsonl": line.repeat(8 * 1024), "/fits.jsonl": line.repeat(2000) };  // 8 MB; 2 MB
+  await page.route("http://logs.test/**", (route) => route.fulfill({ body: bodies[new URL(route.request().url()).pathname],
+    contentType: "application/x-ndjson", headers: { "Access-Control-Allow-Origin": "*" } }));
+  try {
+    const big = await drawn("dash.loadLogs(arg).then((logs) => dash.showLogs(box, logs))",
+      { kept: true, logsUrl: "http://logs.test/big.jsonl" });
+    assert.equal(big.text, "No bot logs: logs.jsonl is larger than the 2097152 bytes the dispatcher writes: not shown.");
+    const fits = await drawn("dash.loadLogs(arg).then((logs) => dash.showLogs(box, logs))",
+      { kept: true, logsUrl: "http://logs.test/fits.jsonl" });
+    assert.match(fits.text, /lines 1951–2000 of 2000/);
+  } finally {
+    await page.unroute("http://logs.test/**");
+  }
+});
+
 test("a stop is sent only once confirmed, the confirmation naming the session; Cancel sends nothing", async () => {
   const outcome = await page.evaluate(async () => {
-    const box = document.createElement("section");
-    const said = document.createElement("p");
-    document.body.replaceChildren(box, said);
-    const sent = [];
-    const send = async (method, path) => { sent.push(`${method} ${path}`); return { status: 204, body: null }; };
-    const asker = window.dash.confirmer(box, said);
+    const { box, said, sent, send, asker } = window.confirming();
     const stop = window.dash.actionButton("Stop session", asker,
       () => ({ ...window.dash.stopSession("s-<b>1</b>", send), after: () => sent.push("read again") }));
     document.body.appendChild(stop);
@@ -165,6 +188,7 @@ test("a stop is sent only once confirmed, the confirmation naming the session; C
     const cancelled = [box.hidden, said.textContent, sent.length, box.childElementCount];
     stop.click();
     const yes = box.querySelector(".confirm-yes");
+    await new Promise((armed) => setTimeout(armed, window.dash.ARM_MS + 50));
     yes.click();
     yes.click();  // a double click sends it once
     await new Promise((done) => setTimeout(done, 0));
@@ -189,24 +213,63 @@ test("a rollback's confirmation names what moves where; its button is on the rel
   const promoted = { stable: "v2", version: [1700000000000, 4], releases: [{ name: "v1", weight: 0, stable: false }, { name: "v2", weight: 100, stable: true }] };
   const seen = await page.evaluate(async ([canaryView, promotedView]) => {
     const sent = [];
-    let current = canaryView;  // what GET /releases answers now
-    const send = async (method, path) => {
-      sent.push(`${method} ${path}`);
-      return { status: 200, body: method === "GET" ? current : { reason: "rolled back to v1 (v2 from 20% to 0%)" } };
+    const send = async (method, path, body) => {
+      sent.push(`${method} ${path} ${JSON.stringify(body)}`);
+      return { status: 200, body: { reason: "rolled back to v1 (v2 from 20% to 0%)" } };
     };
     const action = window.dash.rollBack(canaryView, send);
     const said = await action.run();
-    current = promotedView;  // another admin changed the traffic after this was asked
-    const stale = await window.dash.rollBack(canaryView, send).run().catch((error) => `${error.code}: ${error.message}`);
     const alone = { stable: "v1", releases: [{ name: "v1", weight: 100, stable: true }] };
+    // The dispatcher names where a rollback from a stable release taking everything goes (null: nowhere).
+    const named = { ...promotedView, previous_stable: "v1" };
+    const nowhere = { ...promotedView, previous_stable: null };
     return { from: [window.dash.rolledBackFrom(canaryView), window.dash.rolledBackFrom(promotedView),
-      window.dash.rolledBackFrom(alone)],
-      canary: action.say, promoted: window.dash.rollBack(promotedView, send).say, sent, said, stale };
+      window.dash.rolledBackFrom(alone), window.dash.rolledBackFrom(named), window.dash.rolledBackFrom(nowhere)],
+      canary: action.say, promoted: window.dash.rollBack(promotedView, send).say,
+      named: window.dash.rollBack(named, send).say, sent, said };
   }, [canary, promoted]);
-  assert.deepEqual(seen.from, [["v2"], ["v2"], []]);
+  assert.deepEqual(seen.from, [["v2"], ["v2"], [], ["v2"], []]);
+  assert.match(seen.named, /every new session goes back to v1 \(100 %\), the release that was stable before v2 was promoted, .*v2 from 100 % to 0 %\./);
   assert.match(seen.canary, /every new session goes to the stable release v1 \(100 %\): v2 from 20 % to 0 %\./);
   assert.match(seen.promoted, /back to the release that was stable before v2 was promoted/);
-  assert.deepEqual(seen.sent, ["GET /releases", "POST /releases/rollback", "GET /releases"]);  // the stale one: no POST
-  assert.match(seen.stale, /^changed_meanwhile: the releases' traffic changed since this was asked: nothing was sent/);
+  // Sent with the version it was asked about: the dispatcher refuses it once the traffic is another.
+  assert.deepEqual(seen.sent, ['POST /releases/rollback {"version":[1700000000000,3]}']);
   assert.equal(seen.said, "Rolled back: rolled back to v1 (v2 from 20% to 0%).");
+});
+
+test("a double event confirms nothing: Enter held on the action's button, or a second click at once, lands on Cancel or on a yes not yet armed", async () => {
+  await page.evaluate(() => {
+    const { said, sent, send, asker } = window.confirming();
+    said.id = "said";
+    window.sent = sent;
+    const stop = window.dash.actionButton("Stop session", asker, () => window.dash.stopSession("s1", send));
+    stop.id = "stop";
+    document.body.appendChild(stop);
+  });
+  await page.focus("#stop");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");  // a key repeat, or Enter pressed twice
+  await page.waitForTimeout(50);
+  assert.deepEqual(await page.evaluate("window.sent"), []);
+  assert.equal(await page.evaluate("document.getElementById('said').textContent"), "Cancelled: nothing was changed.");
+
+  await page.click("#stop");
+  await page.click(".confirm-yes", { force: true, noWaitAfter: true, timeout: 1000 }).catch(() => {});  // the second click of a double click
+  await page.waitForTimeout(50);
+  assert.deepEqual(await page.evaluate("window.sent"), []);
+  await page.waitForSelector(".confirm-yes:not([disabled])", { timeout: 5000 });  // armed a moment later
+  await page.click(".confirm-yes");
+  await page.waitForFunction("window.sent.length === 1");
+  assert.deepEqual(await page.evaluate("window.sent"), ["DELETE /sessions/s1"]);
+});
+
+test("a stop asked about a session that is no longer the one shown is withdrawn, not sent", async () => {
+  const seen = await page.evaluate(async () => {
+    const { box, said, sent, send, asker } = window.confirming();
+    asker.ask({ ...window.dash.stopSession("s1", send), session: "s1" });
+    asker.withdraw((action) => action.session !== undefined && action.session !== "s2");  // s2 opened meanwhile
+    return { hidden: box.hidden, buttons: box.querySelectorAll("button").length, said: said.textContent, sent };
+  });
+  assert.deepEqual(seen, { hidden: true, buttons: 0, said: "Cancelled (what was asked about is no longer shown): nothing was changed.",
+    sent: [] });
 });

@@ -6,7 +6,8 @@ seconds without a `pulumi up`, behind its own credential (dispatcher/api/admin_a
     PUT  /releases/{name}             {"weight": N}: N for it, the rest to the stable release
     PUT  /releases                    {"weights": {...}}: every weight at once, adding up to 100
     POST /releases/{name}/promote     100 % to it; it becomes the stable release
-    POST /releases/rollback           100 % back to the stable release (just promoted: to the one before)
+    POST /releases/rollback           100 % back to the stable release (just promoted: to the one before);
+                                      {"version": V}: only while the traffic is still GET /releases's V
     POST /releases/{name}/smoke       one session pinned to it, its verdict the gate to its traffic; with a
                                       body, its scenario suite's verdict instead (eval_verdicts.py)
     GET  /releases/history            the audit trail, newest first
@@ -33,7 +34,7 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.base import ChecksImages
 from dispatcher.releases.eval_gate import not_found, plain_smoke_refusal, with_eval
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.releases.traffic import Traffic, unknown_release
+from dispatcher.releases.traffic import Traffic, Version, unknown_release
 
 router = APIRouter(tags=["releases"])
 
@@ -106,10 +107,34 @@ async def set_weight(request: Request, by: Admin, name: str,
 
 @router.post("/releases/rollback", summary="Send every start back to the stable release; just after a promote, "
              "to the release stable before it")
-async def rollback(request: Request, by: Admin) -> dict[str, Any]:
+async def rollback(request: Request, by: Admin,
+                   payload: Annotated[dict[str, Any] | list[Any] | None, Body()] = None) -> dict[str, Any]:
+    """With `{"version": V}` (GET /releases's), rolled back only from the traffic V: what its reader was
+    shown. Checked in the same compare-and-write as the change, so no change in between slips through."""
     state = app_state(request)
-    traffic = await state.releases.change(lambda t, v: t.rolled_back(by, v))
+    expected = _asked_version(payload)
+
+    def rolled_back(traffic: Traffic, version: Version) -> Traffic:
+        if expected is not None and list(traffic.version) != expected:
+            raise ApiError(409, "releases_changed", "the releases' traffic changed since the version sent "
+                           f"({expected}, now {list(traffic.version)}): nothing was rolled back; read GET /releases "
+                           "and send its version again", extra={"version": list(traffic.version)})
+        return traffic.rolled_back(by, version)
+
+    traffic = await state.releases.change(rolled_back)
     return await _view(state, traffic)
+
+
+def _asked_version(payload: object) -> list[Any] | None:
+    """The version a rollback was asked about, or None (no body: from whatever the traffic is now)."""
+    if payload is None:
+        return None
+    version = payload.get("version") if isinstance(payload, dict) and set(payload) == {"version"} else None
+    if not (isinstance(version, list) and len(version) == 2
+            and type(version[0]) is int and isinstance(version[1], str)):
+        raise ApiError(422, "invalid_rollback", 'send no body, or {"version": [MILLISECONDS, "REGION"]}: the '
+                       "`version` of the GET /releases answer the rollback was decided on, and nothing else")
+    return version
 
 
 @router.post("/releases/{name}/promote", summary="Send every start to this release; it becomes the stable one")
@@ -211,6 +236,7 @@ async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
         "changed_at": traffic.version[0] / 1000 or None,
         "changed_by": traffic.changed_by,
         "reason": traffic.reason,
+        "previous_stable": traffic.previous_stable or None,  # where a rollback goes when the stable takes all
         "releases": [
             {
                 "name": release.name,

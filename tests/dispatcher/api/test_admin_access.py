@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from dispatcher.api.admin_auth import admin_key
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.sessions.ids import new_session_id
@@ -92,3 +93,18 @@ async def test_an_admins_read_of_a_session_another_region_holds_is_relayed_and_a
             assert (await api.request(method, f"/sessions/{held_at_eu}{route}", headers=stranger)).status_code == 404
         for route in ["/events", "/offer", "/ice", "/artifacts", "/timeline/"]:  # an admin reads no stream or media
             assert (await api.get(f"/sessions/{held_at_eu}{route}", headers=ADMIN)).status_code == 404, route
+
+
+async def test_an_admins_stop_of_a_session_its_own_key_started_is_audited_too(make_api: ClientFactory) -> None:
+    # The dashboard's stop says it is on the audit trail under the admin key: so is a stop of the
+    # admin's own session (a release's smoke session, a call it started); its reads stay unaudited.
+    async with keys(make_api) as api:
+        answer = await api.post("/start", json={}, headers=ADMIN)
+        assert answer.status_code == 201, answer.text
+        session_id = answer.json()["session_id"]
+        assert (await api.get(f"/sessions/{session_id}", headers=ADMIN)).status_code == 200
+        assert (await api.delete(f"/sessions/{session_id}", headers=ADMIN)).status_code in (202, 204)
+        lines = (await api.get("/audit/sessions", headers=ADMIN)).json()["lines"]
+        admin = admin_key(Settings(admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)})), ADMIN["Authorization"])
+        assert [(line["action"], line["session_id"], line["by"]) for line in lines] == [
+            ("session.stop", session_id, admin)], lines

@@ -100,6 +100,31 @@ async def test_a_weight_change_then_rollback_are_audited_with_who_from_and_to(tm
     assert trail[0]["by"].startswith("admin-") and ADMIN_KEY not in str(trail)
 
 
+async def test_a_rollback_sent_with_the_version_it_was_asked_about_is_refused_once_the_traffic_changed(
+        tmp_path: Path) -> None:
+    # The dashboard's admin is asked "stable from 20 % to 0 %" (next takes everything); meanwhile another
+    # admin sets stable to 0. Sent unconditionally, the rollback would then go back from next to the
+    # release stable before it, the opposite of what was asked: with the version shown, it is refused.
+    async with dispatcher(tmp_path, RELEASE_WEIGHTS="stable=100,next=0") as (api, _):
+        assert (await api.post("/releases/next/promote", headers=admin())).status_code == 200
+        assert (await api.put("/releases/stable", json={"weight": 20}, headers=admin())).status_code == 200
+        shown = (await api.get("/releases", headers=admin())).json()
+        assert (await api.put("/releases/stable", json={"weight": 0}, headers=admin())).status_code == 200
+        now = (await api.get("/releases", headers=admin())).json()
+        stale = await api.post("/releases/rollback", json={"version": shown["version"]}, headers=admin())
+        after = (await api.get("/releases", headers=admin())).json()
+        current = await api.post("/releases/rollback", json={"version": now["version"]}, headers=admin())
+        malformed = [await api.post("/releases/rollback", json=body, headers=admin())
+                     for body in ({"version": "latest"}, {"version": now["version"], "to": "stable"}, [1])]
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "releases_changed", stale.text
+    assert stale.json()["error"]["version"] == now["version"]
+    assert (after["version"], after["stable"]) == (now["version"], "next")
+    assert current.status_code == 200 and current.json()["stable"] == "stable", current.text  # what was shown now
+    # Where a rollback from a stable release taking everything goes is in the admin's view, to be shown first.
+    assert (now["previous_stable"], current.json()["previous_stable"]) == ("stable", None)
+    assert [(m.status_code, m.json()["error"]["code"]) for m in malformed] == [(422, "invalid_rollback")] * 3
+
+
 @pytest.mark.parametrize(("path", "payload", "code"), [
     ("/releases/next", {"weight": 101}, "invalid_weight"),
     ("/releases/next", {"weight": "50"}, "invalid_weight"),

@@ -130,6 +130,9 @@ async def test_the_page_is_served_locally_with_its_assets_and_not_when_turned_of
         script = await api.get("/dashboard/dashboard.js")
         style = await api.get("/dashboard/dashboard.css")
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    # Never framed by another page (its admin buttons clicked through a decoy), never naming itself to another.
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert (page.headers["x-frame-options"], page.headers["referrer-policy"]) == ("DENY", "no-referrer")
     assert '<script src="/dashboard/dashboard.js">' in page.text
     assert (script.status_code, style.status_code) == (200, 200)
     assert script.headers["content-type"].startswith("text/javascript") and "uPlot" in script.text

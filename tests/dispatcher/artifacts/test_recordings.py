@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from botchannel.contract import RequestFailed
-from botchannel.recording import MAX_LOG_LINES, MAX_LOG_MESSAGE, MIN_PART_BYTES, wav_header
+from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE, MIN_PART_BYTES, wav_header
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.reading import ArtifactReader
 from dispatcher.artifacts.recordings import SessionRecordings, kept_parts
@@ -262,6 +262,20 @@ async def test_the_bots_turns_are_kept_one_a_line_checked_and_bounded(tmp_path: 
     assert lines[2] == {"who": "caller", "text": "x" * 2000}  # bounded; a time that is no time left out
 
 
+async def test_a_turn_whose_text_is_no_utf8_is_kept_readable_and_the_sessions_report_is_written(
+        tmp_path: Path, timeline: Timeline) -> None:
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+    turns = json.loads('[{"who": "caller", "text": "a \\ud800 b", "start": 0.5, "end": 1.2}]')  # a lone surrogate
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": 684, "degraded": [], "transcript": turns})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None and report["transcript"]["kept"] is True
+    written = next(tmp_path.glob(f"**/{SESSION}/transcript.jsonl")).read_bytes().decode("utf-8")
+    assert json.loads(written) == {"who": "caller", "text": "a \ufffd b", "start": 0.5, "end": 1.2}
+    assert next(tmp_path.glob(f"**/{SESSION}/report.json")).is_file()
+
+
 async def test_a_bot_that_died_hands_over_no_turns_and_the_report_says_so(tmp_path: Path, timeline: Timeline) -> None:
     kept, _ = recordings(tmp_path, timeline)
     await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
@@ -315,6 +329,29 @@ async def test_the_bots_log_lines_are_kept_masked_checked_and_bounded(tmp_path: 
     logs = report["bot_logs"]
     assert (logs["kept"], logs["lines"], logs["dropped_by_bot"], logs["dropped_here"]) == (True, MAX_LOG_LINES, 3, 10)
     assert report["kept"]["logs.jsonl"] is True
+
+
+async def test_the_bots_log_lines_are_bounded_in_bytes_and_a_line_that_is_no_utf8_is_kept_readable(
+        tmp_path: Path, timeline: Timeline) -> None:
+    # JSON lets a bot send a lone surrogate (\ud800); UTF-8 has no such character. The line is kept,
+    # that character replaced, and the lines after it in the same request are not lost.
+    kept, store = recordings(tmp_path, timeline)
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 320)
+    line = {"time": "2026-11-27T02:00:00.000+00:00", "level": "info", "logger": "bot.app", "message": "ready"}
+    broken = json.loads('{"time": "\\udfff", "level": "error", "logger": "b\\ud800t", "message": "a \\ud800 b"}')
+    await kept.bot_logs(SESSION, {"lines": [line, broken, line]})
+    wide = {**line, "message": "é" * MAX_LOG_MESSAGE}  # 8,000 bytes a line: the bytes bound comes first
+    await kept.bot_logs(SESSION, {"lines": [wide] * 1000})
+    await kept.bot_finished(SESSION, {"parts": 1, "bytes": 684, "degraded": []})
+    report = await kept.finish(SESSION, "the bot ended the session")
+    assert report is not None
+    body = next(tmp_path.glob(f"**/{SESSION}/logs.jsonl")).read_bytes()
+    written = [json.loads(text) for text in body.decode("utf-8").splitlines()]
+    assert written[:3] == [line, {"time": "\ufffd", "level": "error", "logger": "b\ufffdt", "message": "a \ufffd b"},
+                           line]
+    assert len(body) <= MAX_LOG_BYTES < len(body) + len(json.dumps(wide, ensure_ascii=False).encode()) + 1
+    assert report["bot_logs"]["bytes"] == len(body) and report["bot_logs"]["dropped_here"] == 1003 - len(written)
 
 
 async def test_a_bot_that_handed_over_no_log_lines_leaves_none_and_the_report_says_why(
