@@ -42,6 +42,7 @@ from dispatcher.api.wrong_secrets import (  # the limits' figures, named here as
     FAILURE_WINDOW_SECONDS,  # noqa: F401
     FAILURES_PER_ID_PER_WINDOW,  # noqa: F401
     FAILURES_PER_WINDOW,  # noqa: F401
+    REVOKED_SCRYPTS_PER_WINDOW,  # noqa: F401
     SCRYPT_FAILURES_PER_ID,  # noqa: F401
     SCRYPTS_IN_FLIGHT,  # noqa: F401
     SCRYPTS_PER_ID,  # noqa: F401
@@ -259,6 +260,8 @@ class RuntimeKeys:
             return None, None
         # A scrypt to pay: the real secret, one forged to pass the check, or any secret of an old record.
         self._guesses.scrypt_allowed(guesser, checked=bool(record.check))
+        if record.secret_id not in self._records and not self._guesses.revoked_scrypt_taken():
+            return None, None  # revoked: past the revoked ids' shared budget, answered as an unknown id
         return record, None
 
     @property

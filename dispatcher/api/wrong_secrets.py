@@ -34,6 +34,11 @@ SCRYPT_FAILURES_PER_ID = 10
 # a flood never builds a queue that delays every other runtime key's first check.
 SCRYPTS_PER_ID, SCRYPTS_IN_FLIGHT = 2, 4
 WARNINGS_PER_WINDOW = 10  # log lines about guessers a window, all of them together
+# Scrypts against revoked secrets' kept hashes, for all revoked ids together, in a window: telling a
+# revoked secret's holder so is a courtesy, so its cost is bounded however many secrets were revoked
+# (each one more id to forge check-passing secrets for) and whether their records have a check. Past
+# it, a revoked id answers as an unknown one does (401, no scrypt) until the window moves on.
+REVOKED_SCRYPTS_PER_WINDOW = 20
 
 Guesser = tuple[str, str]  # (secret id, client group): whose wrong secrets are counted together
 
@@ -48,6 +53,7 @@ class WrongSecretLimits:
         self._failures = WindowCounts(FAILURE_WINDOW_SECONDS, most, clock)
         self.told = WindowCounts(FAILURE_WINDOW_SECONDS, most, clock)  # guessers logged this window
         self._warnings = WindowCounts(FAILURE_WINDOW_SECONDS, 1, clock)  # log lines this window, in all
+        self._revoked_scrypts = WindowCounts(FAILURE_WINDOW_SECONDS, 1, clock)  # against revoked ids, in all
         # Checks under way (by the token's SHA-256): the same token presented again meanwhile waits for
         # that one scrypt, and a guesser's checks under way count against its limit as failures do.
         self._checking: dict[bytes, asyncio.Future[str]] = {}
@@ -83,6 +89,13 @@ class WrongSecretLimits:
         if self._checking_per_id.get(secret_id, 0) >= SCRYPTS_PER_ID or len(self._checking) >= SCRYPTS_IN_FLIGHT:
             raise ApiError(429, "key_checks_busy", "this replica is checking as many new secrets as it takes at "
                            "once: try again in a second", retry_after=1.0)
+
+    def revoked_scrypt_taken(self) -> bool:
+        """Whether a scrypt against a revoked secret's hash may start now (counted when it may)."""
+        if self._revoked_scrypts.count("all") >= REVOKED_SCRYPTS_PER_WINDOW:
+            return False
+        self._revoked_scrypts.add("all")
+        return True
 
     def started(self, key: bytes, guesser: Guesser, digest: str, checking: asyncio.Future[str],
                 matches: Callable[[str, str], bool]) -> None:

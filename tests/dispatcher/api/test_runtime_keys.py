@@ -13,6 +13,7 @@ from dispatcher.api import runtime_keys
 from dispatcher.api.runtime_keys import (
     FAILURE_WINDOW_SECONDS,
     FAILURES_PER_WINDOW,
+    REVOKED_SCRYPTS_PER_WINDOW,
     STALE_SECONDS,
     KeyRecord,
     RuntimeKeys,
@@ -180,3 +181,29 @@ async def test_a_secret_revoked_before_this_replica_verified_it_is_told_revoked_
     guess = secret[:-1] + ("A" if secret[-1] != "A" else "B")
     assert keys.verify(guess) is None and not keys.was_revoked(guess)
     assert keys.verify(secret) is None and keys.was_revoked(secret)  # known now: no scrypt again
+
+
+def test_revoked_secrets_hashes_cost_a_bounded_number_of_scrypts_from_any_number_of_addresses(monkeypatch) -> None:
+    """A revoked secret's kept hash tells its holder it was revoked; checking guesses against it
+    (an old record's, which has no check, or ones forged to pass a check) costs at most
+    REVOKED_SCRYPTS_PER_WINDOW scrypts a window for every revoked id together, whatever the addresses.
+    Past it a revoked id answers as an unknown one; its holder is told again once the window moves."""
+    now = [0.0]
+    keys = RuntimeKeys(clock=lambda: now[0])
+    revoked = [new_secret(name, "admin-1") for name in ("acme", "beta", "gamma")]
+    keys.seen({}, {record.secret_id: legacy(record) for _, record in revoked})
+    hashed: list[str] = []
+
+    def counted(token: str, salt: bytes) -> str:
+        hashed.append(token)
+        return slow_hash(token, salt)
+
+    monkeypatch.setattr(runtime_keys, "slow_hash", counted)
+    for n in range(3 * REVOKED_SCRYPTS_PER_WINDOW):  # each from an address of its own, spread over the ids
+        record = revoked[n % len(revoked)][1]
+        assert keys.verify(f"vf_{record.secret_id}_{n:043d}", f"10.1.{n // 250}.{n % 250}") is None
+    assert len(hashed) == REVOKED_SCRYPTS_PER_WINDOW
+    secret = revoked[0][0]
+    assert keys.verify(secret, "10.9.9.9") is None and not keys.was_revoked(secret)  # the budget is spent
+    now[0] += FAILURE_WINDOW_SECONDS + 1
+    assert keys.verify(secret, "10.9.9.9") is None and keys.was_revoked(secret)  # told again

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import threading
 
+import httpx
+
 from dispatcher.api import runtime_keys
 from dispatcher.api.auth import Authenticator
 from dispatcher.api.runtime_keys import RuntimeKeys, slow_hash
@@ -94,23 +96,53 @@ async def test_a_guessed_secret_with_a_real_id_is_refused(make_api: ClientFactor
         assert (await api.post("/start", json={}, headers=bearer(guess))).status_code == 401
 
 
-async def test_healthz_checks_a_runtime_key_off_the_event_loop(make_api: ClientFactory, monkeypatch) -> None:
-    """/healthz answers anyone (a balancer): a runtime secret sent there pays its scrypt in a worker
-    thread, never on the loop every other request waits for."""
+def scrypt_threads(monkeypatch) -> list[threading.Thread]:  # type: ignore[no-untyped-def]
+    """The threads each scrypt runs in from now on."""
     threads: list[threading.Thread] = []
 
     def recorded(secret: str, salt: bytes) -> str:
         threads.append(threading.current_thread())
         return slow_hash(secret, salt)
 
+    monkeypatch.setattr(runtime_keys, "slow_hash", recorded)
+    return threads
+
+
+async def test_healthz_checks_a_runtime_key_off_the_event_loop(make_api: ClientFactory, monkeypatch) -> None:
+    """/healthz answers anyone (a balancer): a runtime secret sent there pays its scrypt in a worker
+    thread, never on the loop every other request waits for."""
     context = keyed(make_api)
     async with context as api:
         secret = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()["secret"]
         state = context.app.state.voicefleet
         state.peers.by_name["eu"] = Peer("eu", "https://eu.example.com")
-        monkeypatch.setattr(runtime_keys, "slow_hash", recorded)
+        threads = scrypt_threads(monkeypatch)
         assert (await api.get("/healthz", headers=bearer(secret))).status_code == 200
         assert threads and threading.current_thread() not in threads
+
+
+async def test_the_releases_client_view_checks_a_runtime_key_off_the_event_loop_by_its_address(
+        make_api: ClientFactory, monkeypatch) -> None:
+    """GET /releases answers a client key too: its scrypt runs in a worker thread (a forged secret
+    passing an id's check, revoked ids' among them, never stalls the loop), and wrong secrets are
+    counted by the sender's address, not one bucket for every sender."""
+    context = keyed(make_api)
+    async with context as api:
+        made = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()
+        threads = scrypt_threads(monkeypatch)
+        answer = await api.get("/releases", headers=bearer(made["secret"]))
+        assert answer.status_code == 200, answer.text
+        assert threads and threading.current_thread() not in threads
+        guess = bearer(f"vf_{made['secret_id']}_{'A' * 43}")
+        for _ in range(runtime_keys.FAILURES_PER_WINDOW):
+            assert (await api.get("/releases", headers=guess)).status_code == 401
+        held = await api.get("/releases", headers=guess)
+        assert held.status_code == 429, held.text  # this sender's wrong secrets
+        other = httpx.AsyncClient(transport=httpx.ASGITransport(app=context.app, client=("10.0.0.2", 4000)),
+                                  base_url="http://127.0.0.1")
+        async with other:
+            elsewhere = await other.get("/releases", headers=guess)
+        assert elsewhere.status_code == 401, elsewhere.text  # another address is not held back by them
 
 
 def test_a_settings_key_shaped_like_a_runtime_secret_is_still_that_key() -> None:
