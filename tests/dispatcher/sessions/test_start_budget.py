@@ -46,9 +46,10 @@ STORE_TRIPS = {
     "rates.py:_turn": 1,  # Fly's create bucket
     "secrets_vault.py:put": 1,  # the cold bot's values, held for its hello
     "session_index.py:opened": 1,  # the session index (GET /sessions)
-    "launches.py:landed": 1,  # the machine's record
+    # the machine's record (launches.py:landed) and the session opened in the budgets' ledger
+    # (budget_ledger.py:open, begun in the background): one pipeline (dispatcher/store/together.py)
+    "together.py:_sent": 1,
     "timelines.py:append": 3,  # requested, recording_planned, launched (each in the background)
-    "budget_ledger.py:open": 1,  # the session opened in the budgets' ledger (in the background)
 }
 BUDGET = {
     "shared": {

@@ -1,0 +1,96 @@
+"""Store scripts that go together: those called within one turn of the event loop are sent in one
+round trip (a pipeline of their EVALSHAs, no transaction), each answered as if it had gone alone.
+
+A start's last writes come at the same moment: its launch's record (dispatcher/store/launches.py)
+as its admission ends, and its open in the budgets' ledger (dispatcher/store/budget_ledger.py),
+begun in the background just before. Each on its own was a round trip of the start's; together
+they are one. A script the store does not hold (a store restarted or flushed) goes again on its
+own, which loads it; a store that does not answer fails each of them as `Store.call` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
+
+from dispatcher.store.client import Store, StoreUnavailable
+
+Queued = tuple[AsyncScript, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
+
+
+class Together:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queued: list[Queued] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        """The script's answer; raises `StoreUnavailable` as `Store.call` does."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((script, keys, args, answer))
+        if len(self._queued) == 1:  # the first of this turn: the others queue behind it
+            loop.call_soon(self._send)
+        return await answer
+
+    def _send(self) -> None:
+        queued, self._queued = self._queued, []
+        task = asyncio.get_running_loop().create_task(self._sent(queued))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _sent(self, queued: list[Queued]) -> None:
+        try:
+            if len(queued) == 1:
+                script, keys, args, _ = queued[0]
+                answers: list[Any] = [await self._store.call(partial(script, keys=keys, args=args))]
+            else:
+                answers = await self._store.call(lambda: _pipelined(self._store, queued))
+        except Exception as exc:  # StoreUnavailable: each of them failed
+            for *_, answer in queued:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        except BaseException:  # cancelled (shutdown): so are they
+            for *_, answer in queued:
+                answer.cancel()
+            raise
+        for (script, keys, args, answer), found in zip(queued, answers, strict=True):
+            if isinstance(found, NoScriptError):  # not loaded yet: on its own, which loads it
+                try:
+                    found = await self._store.call(partial(script, keys=keys, args=args))
+                except Exception as exc:
+                    found = exc
+            elif isinstance(found, RedisError):  # as `Store.call` answers a script that failed alone
+                found = StoreUnavailable(f"the store did not answer: {type(found).__name__}")
+            if answer.done():
+                continue
+            if isinstance(found, BaseException):
+                answer.set_exception(found)
+            else:
+                answer.set_result(found)
+
+
+async def _pipelined(store: Store, queued: list[Queued]) -> list[Any]:
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for script, keys, args, _ in queued:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        answers: list[Any] = await pipe.execute(raise_on_error=False)
+    return answers
+
+
+_TOGETHER: weakref.WeakKeyDictionary[Store, Together] = weakref.WeakKeyDictionary()
+
+
+def together(store: Store) -> Together:
+    """The store's one `Together`: scripts of every caller on it go together."""
+    found = _TOGETHER.get(store)
+    if found is None:
+        found = _TOGETHER[store] = Together(store)
+    return found
