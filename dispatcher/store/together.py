@@ -29,13 +29,18 @@ class Together:
         self._store = store
         self._queued: list[Queued] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """The script's answer; raises `StoreUnavailable` as `Store.call` does."""
         loop = asyncio.get_running_loop()
+        if self._queued and self._loop is not loop:  # queued on a loop gone since (a test's): dropped
+            _unanswered(self._queued)
+            self._queued = []
         answer: asyncio.Future[Any] = loop.create_future()
         self._queued.append((script, keys, args, answer))
         if len(self._queued) == 1:  # the first of this turn: the others queue behind it
+            self._loop = loop
             loop.call_soon(self._send)
         return await answer
 
@@ -44,6 +49,7 @@ class Together:
         task = asyncio.get_running_loop().create_task(self._sent(queued))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+        task.add_done_callback(partial(_unanswered, queued))  # cancelled before it ran (shutdown)
 
     async def _sent(self, queued: list[Queued]) -> None:
         try:
@@ -57,10 +63,6 @@ class Together:
                 if not answer.done():
                     answer.set_exception(exc)
             return
-        except BaseException:  # cancelled (shutdown): so are they
-            for *_, answer in queued:
-                answer.cancel()
-            raise
         for (script, keys, args, answer), found in zip(queued, answers, strict=True):
             if isinstance(found, NoScriptError):  # not loaded yet: on its own, which loads it
                 try:
@@ -75,6 +77,11 @@ class Together:
                 answer.set_exception(found)
             else:
                 answer.set_result(found)
+
+
+def _unanswered(queued: list[Queued], _sent: asyncio.Task[None] | None = None) -> None:
+    for *_, answer in queued:
+        answer.cancel()  # nothing where answered already
 
 
 async def _pipelined(store: Store, queued: list[Queued]) -> list[Any]:

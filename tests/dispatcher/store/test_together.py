@@ -58,3 +58,14 @@ async def test_a_store_that_does_not_answer_fails_each_of_them(store: Store) -> 
                                    together(down).run(setting, ["k2"], ["2"]), return_exceptions=True)
     assert all(isinstance(answer, StoreUnavailable) for answer in answers), answers
     await down.aclose()
+
+
+async def test_scripts_whose_send_is_cancelled_before_it_runs_are_cancelled_not_left_waiting(store: Store) -> None:
+    setting = store.redis.register_script(_SET)
+    runs = [asyncio.ensure_future(together(store).run(setting, [store.key("together", n)], [n])) for n in "ab"]
+    await asyncio.sleep(0)  # both queued, their send scheduled
+    await asyncio.sleep(0)  # its task made, not run yet: the dispatcher shutting down cancels it
+    for sending in list(together(store)._sending):
+        sending.cancel()
+    answers = await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), timeout=5)
+    assert all(isinstance(answer, asyncio.CancelledError) for answer in answers), answers
