@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("start_path_worker.py")
 KEY, ADMIN_KEY, UNLIMITED = "bench-key", "bench-admin", "1000000"
 DISPATCHER_CPU, HARNESS_CPU = 0, 1
+WORKER_SECONDS = 300  # a run takes well under a minute, two on a loaded host
 # The features arm's runtime values: the runtime key's share, and every kind of budget for it (each
 # checked at every start; none reached).
 CAPACITY = {"key.bench-runtime": 0.9, "budget.bench-runtime.minutes-day": 10**8,
@@ -114,10 +115,16 @@ def plan_for(arm: str, fakes: str, folder: str, args: argparse.Namespace, profil
     return plan
 
 
-def run_worker(checkout: Path, plan: dict[str, Any]) -> dict[str, Any]:
+def run_worker(checkout: Path, plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The worker's figures; None for a worker that stopped making progress (seen now and then with
+    the `shared` arm on a loaded host, not diagnosed): the run is left out and said so."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")} | {"PYTHONPATH": str(checkout)}
-    out = subprocess.run(pinned([sys.executable, str(WORKER)], DISPATCHER_CPU), input=json.dumps(plan), cwd=checkout,
-                         env=env, capture_output=True, text=True, timeout=900)
+    try:
+        out = subprocess.run(pinned([sys.executable, str(WORKER)], DISPATCHER_CPU), input=json.dumps(plan),
+                             cwd=checkout, env=env, capture_output=True, text=True, timeout=WORKER_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"{checkout}: the worker did not finish in {WORKER_SECONDS} s: its run is left out", file=sys.stderr)
+        return None
     if out.returncode != 0:
         raise RuntimeError(f"{checkout}: the worker failed: {out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout)
@@ -156,6 +163,8 @@ def main() -> None:
                     fakes.reset()
                     profile = args.profile and round_ == 0
                     result = run_worker(checkout, plan_for(arm, fakes.url, folder, args, profile, store))
+                    if result is None:
+                        continue
                     cpu.setdefault((arm, checkout), []).extend(result["cpu_ms"])
                     wall.setdefault((arm, checkout), []).extend(result["wall_ms"])
                     if profile:
