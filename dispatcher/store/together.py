@@ -21,7 +21,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from dispatcher.store.client import Store, StoreUnavailable
 
-Queued = tuple[AsyncScript, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
+# A script with its keys and arguments, or (no script) a plain command's words as its arguments.
+Queued = tuple[AsyncScript | None, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
 
 
 class Together:
@@ -33,6 +34,13 @@ class Together:
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """The script's answer; raises `StoreUnavailable` as `Store.call` does."""
+        return await self._queue(script, keys, args)
+
+    async def command(self, *words: str | int | float) -> Any:
+        """A plain command (`SET key value PX ms`), its answer as the client parses it."""
+        return await self._queue(None, (), words)
+
+    async def _queue(self, script: AsyncScript | None, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         loop = asyncio.get_running_loop()
         if self._queued and self._loop is not loop:  # queued on a loop gone since (a test's): dropped
             _unanswered(self._queued)
@@ -54,8 +62,7 @@ class Together:
     async def _sent(self, queued: list[Queued]) -> None:
         try:
             if len(queued) == 1:
-                script, keys, args, _ = queued[0]
-                answers: list[Any] = [await self._store.call(partial(script, keys=keys, args=args))]
+                answers: list[Any] = [await self._store.call(partial(_alone, self._store, *queued[0][:3]))]
             else:
                 answers = await self._store.call(lambda: _pipelined(self._store, queued))
         except Exception as exc:  # StoreUnavailable: each of them failed
@@ -66,7 +73,7 @@ class Together:
         for (script, keys, args, answer), found in zip(queued, answers, strict=True):
             if isinstance(found, NoScriptError):  # not loaded yet: on its own, which loads it
                 try:
-                    found = await self._store.call(partial(script, keys=keys, args=args))
+                    found = await self._store.call(partial(_alone, self._store, script, keys, args))
                 except Exception as exc:
                     found = exc
             elif isinstance(found, RedisError):  # as `Store.call` answers a script that failed alone
@@ -79,6 +86,13 @@ class Together:
                 answer.set_result(found)
 
 
+async def _alone(store: Store, script: AsyncScript | None, keys: Sequence[str],
+                 args: Sequence[str | int | float]) -> Any:
+    if script is None:
+        return await store.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+    return await script(keys=keys, args=args)
+
+
 def _unanswered(queued: list[Queued], _sent: asyncio.Task[None] | None = None) -> None:
     for *_, answer in queued:
         answer.cancel()  # nothing where answered already
@@ -87,7 +101,10 @@ def _unanswered(queued: list[Queued], _sent: asyncio.Task[None] | None = None) -
 async def _pipelined(store: Store, queued: list[Queued]) -> list[Any]:
     async with store.redis.pipeline(transaction=False) as pipe:
         for script, keys, args, _ in queued:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            if script is None:
+                pipe.execute_command(*args)
+            else:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
         answers: list[Any] = await pipe.execute(raise_on_error=False)
     return answers
 

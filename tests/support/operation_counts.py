@@ -70,15 +70,25 @@ def traced() -> Iterator[None]:
 
     joined = Together.run
 
-    async def run(self: Together, script: Any, keys: Any, args: Any) -> Any:
+    worded = Together.command
+
+    def named() -> None:
         counts = _COUNTING.get()
         if counts is not None:  # an operation that shares a round trip with others: named too
-            caller = sys._getframe(1).f_code
+            caller = sys._getframe(2).f_code
             counts[f"{TOGETHER}{caller.co_filename.rsplit('/', 1)[-1]}:{caller.co_name}"] += 1
+
+    async def run(self: Together, script: Any, keys: Any, args: Any) -> Any:
+        named()
         return await joined(self, script, keys, args)
+
+    async def command(self: Together, *words: Any) -> Any:
+        named()
+        return await worded(self, *words)
 
     Store.call = call  # type: ignore[method-assign]
     Together.run = run  # type: ignore[method-assign]
+    Together.command = command  # type: ignore[method-assign]
     previous = sys.gettrace()
     sys.settrace(_trace)
     try:
@@ -87,6 +97,7 @@ def traced() -> Iterator[None]:
         sys.settrace(previous)
         Store.call = original  # type: ignore[method-assign]
         Together.run = joined  # type: ignore[method-assign]
+        Together.command = worded  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

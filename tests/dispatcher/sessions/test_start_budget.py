@@ -45,13 +45,14 @@ STORE_TRIPS = {
     "key_sessions.py:hold": 1,  # the key's share of the sessions
     "launches.py:admit": 1,  # the session cap
     "rates.py:_turn": 1,  # Fly's create bucket
-    "secrets_vault.py:put": 1,  # the cold bot's values, held for its hello
     # Those written at one moment go in one pipeline (dispatcher/store/together.py, named in TOGETHER):
-    # the `requested` event with the session index's entry, then the machine's record with the rest.
+    # the `requested` event with the session index's entry and the bot's values, then the machine's
+    # record with the rest.
     "together.py:_sent": 2,
 }
 # The store operations that share those round trips, each by name: one more fails as a trip would.
 TOGETHER = {
+    "secrets_vault.py:put": 1,  # the cold bot's values, held for its hello
     "session_index.py:opened": 1,  # the session index (GET /sessions)
     "timelines.py:append": 3,  # requested, recording_planned, launched (each in the background)
     "launches.py:landed": 1,  # the machine's record
@@ -65,8 +66,8 @@ BUDGET = {
         # as `alone`, and the MACs of four records the replicas share (dispatcher/store/message_seal.py)
         "keyed hashes": 9,
         "provider calls": 2,  # one Daily room, one Fly machine
-        "python calls": 5100,  # 4,400 measured on 2026-11-28 (4,630–5,030 with 11 round trips)
-        "python lines": 20900,  # 18,130 measured on 2026-11-28 (18,480–19,790 with 11 round trips)
+        "python calls": 4900,  # 4,240 measured on 2026-11-28 (4,630–5,030 with 11 round trips)
+        "python lines": 20300,  # 17,580 measured on 2026-11-28 (18,480–19,790 with 11 round trips)
     },
     "alone": {
         "store round trips": 0,
