@@ -1,11 +1,13 @@
-"""Store scripts that go together: those called within one turn of the event loop are sent in one
-round trip (a pipeline of their EVALSHAs, no transaction), each answered as if it had gone alone.
+"""Store writes that go together: scripts and plain commands called within one turn of the event
+loop are sent in one round trip (a pipeline, no transaction), each answered as if it had gone alone.
 
-A start's last writes come at the same moment: its launch's record (dispatcher/store/launches.py)
-as its admission ends, and its open in the budgets' ledger (dispatcher/store/budget_ledger.py),
-begun in the background just before. Each on its own was a round trip of the start's; together
-they are one. A script the store does not hold (a store restarted or flushed) goes again on its
-own, which loads it; a store that does not answer fails each of them as `Store.call` would.
+A start's writes come at two moments, each several at once: as it is admitted, its `requested`
+event, its session index entry, its recording plan's event (each begun in the background) and its
+bot's values; as its machine lands, its launch's record (dispatcher/store/launches.py), its
+`launched` event and its open in the budgets' ledger (dispatcher/store/budget_ledger.py). Each on
+its own was a round trip of the start's; together they are two. A script the store does not hold
+(a store restarted or flushed) goes again on its own, which loads it; a store that does not answer
+fails each of them as `Store.call` would.
 """
 
 from __future__ import annotations
