@@ -17,6 +17,8 @@ Arms:
   `POST /keys`), a runtime capacity value for that key and its four budgets (`PATCH /capacity`),
   a bot channel token (cold secrets held for the bot), the key's session share.
 - `unbudgeted`: `features` without the key's budgets (`--arms features,unbudgeted`: what they cost).
+- `shared`: `features` with the replicas' store, a redis-server as the AWS stack's store user
+  (tests/support/redis_server.py; its own CPU is not the worker's, the store's round trips are).
 
 CPU per start is the worker's own process time over the measured burst (not wall time: the host
 is shared); wall per start is printed beside it to show the load. `--profile` adds, for each
@@ -29,8 +31,10 @@ as the cost.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -40,11 +44,14 @@ from typing import Any
 
 from bench.fakes_process import FakesProcess
 from bench.pinning import pinned
+from dispatcher.store.client import DEFAULT_PREFIX
+from tests.support.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("start_path_worker.py")
 KEY, ADMIN_KEY, UNLIMITED = "bench-key", "bench-admin", "1000000"
 DISPATCHER_CPU, HARNESS_CPU = 0, 1
+WORKER_SECONDS = 300  # a run takes well under a minute, two on a loaded host
 # The features arm's runtime values: the runtime key's share, and every kind of budget for it (each
 # checked at every start; none reached).
 CAPACITY = {"key.bench-runtime": 0.9, "budget.bench-runtime.minutes-day": 10**8,
@@ -74,7 +81,10 @@ STEPS = (
 )
 
 
-def env_for(arm: str, fakes: str, folder: str) -> dict[str, str]:
+FEATURED = ("features", "unbudgeted", "shared")
+
+
+def env_for(arm: str, fakes: str, folder: str, store: dict[str, str]) -> dict[str, str]:
     env = {
         "DAILY_API_KEY": "bench-daily", "DAILY_API_URL": f"{fakes}/v1", "DAILY_RATE": UNLIMITED,
         "DAILY_BURST": UNLIMITED, "FLY_API_TOKEN": "bench-fly", "FLY_APP": "bench", "FLY_API_HOST": fakes,
@@ -83,28 +93,38 @@ def env_for(arm: str, fakes: str, folder: str) -> dict[str, str]:
         "DISPATCHER_API_KEYS": KEY, "MAX_CONCURRENT_SESSIONS": UNLIMITED, "START_RATE_PER_KEY": UNLIMITED,
         "START_BURST_PER_KEY": UNLIMITED, "REAPER_INTERVAL_SECONDS": "0", "LOG_LEVEL": "warning",
     }
-    if arm in ("features", "unbudgeted"):
+    if arm in FEATURED:
         env |= {"DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "RECORDING": "on", "RECORDING_TRANSCRIPT": "on",
                 "RECORDING_DESTINATION": folder, "BOT_CHANNEL_TOKEN": "bench-channel-" + "c" * 32,
                 "BOT_CHANNEL_URL": "wss://dispatcher.bench.invalid/bot", "FLY_ORG": "bench"}
+    if arm == "shared":  # each run's keys apart, under the prefix the store's user may touch
+        env |= store | {"REDIS_KEY_PREFIX": f"{DEFAULT_PREFIX}bench-{secrets.token_hex(4)}:"}
     return env
 
 
-def plan_for(arm: str, fakes: str, folder: str, args: argparse.Namespace, profile: bool) -> dict[str, Any]:
-    plan: dict[str, Any] = {"env": env_for(arm, fakes, folder), "key": KEY, "body": {"body": {}},
+def plan_for(arm: str, fakes: str, folder: str, args: argparse.Namespace, profile: bool,
+             store: dict[str, str] | None = None) -> dict[str, Any]:
+    plan: dict[str, Any] = {"env": env_for(arm, fakes, folder, store or {}), "key": KEY, "body": {"body": {}},
                             "warm_up": args.warm_up, "starts": args.starts, "concurrency": args.concurrency,
                             "repeats": args.repeats, "profile": profile, "top": args.top,
                             "steps": [[file, name] for _label, file, name in STEPS]}
-    if arm in ("features", "unbudgeted"):
-        capacity = CAPACITY if arm == "features" else {k: v for k, v in CAPACITY.items() if not k.startswith("budget.")}
+    if arm in FEATURED:
+        unbudgeted = {k: v for k, v in CAPACITY.items() if not k.startswith("budget.")}
+        capacity = unbudgeted if arm == "unbudgeted" else CAPACITY
         plan |= {"admin_key": ADMIN_KEY, "runtime_key": True, "capacity": capacity}
     return plan
 
 
-def run_worker(checkout: Path, plan: dict[str, Any]) -> dict[str, Any]:
+def run_worker(checkout: Path, plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The worker's figures; None for a worker that stopped making progress (seen now and then with
+    the `shared` arm on a loaded host, not diagnosed): the run is left out and said so."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")} | {"PYTHONPATH": str(checkout)}
-    out = subprocess.run(pinned([sys.executable, str(WORKER)], DISPATCHER_CPU), input=json.dumps(plan), cwd=checkout,
-                         env=env, capture_output=True, text=True, timeout=900)
+    try:
+        out = subprocess.run(pinned([sys.executable, str(WORKER)], DISPATCHER_CPU), input=json.dumps(plan),
+                             cwd=checkout, env=env, capture_output=True, text=True, timeout=WORKER_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"{checkout}: the worker did not finish in {WORKER_SECONDS} s: its run is left out", file=sys.stderr)
+        return None
     if out.returncode != 0:
         raise RuntimeError(f"{checkout}: the worker failed: {out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout)
@@ -134,13 +154,17 @@ def main() -> None:
     wall: dict[tuple[str, Path], list[float]] = {}
     profiles: dict[tuple[str, Path], dict[str, Any]] = {}
     load = [os.getloadavg()[0]]
-    with FakesProcess(latency=args.latency, cpu=HARNESS_CPU) as fakes, tempfile.TemporaryDirectory() as folder:
+    with (FakesProcess(latency=args.latency, cpu=HARNESS_CPU) as fakes, tempfile.TemporaryDirectory() as folder,
+          contextlib.ExitStack() as stack):
+        store = stack.enter_context(redis_server(Path(folder))).env if "shared" in arms else {}
         for round_ in range(args.rounds):
             for arm in arms:
                 for checkout in checkouts if round_ % 2 == 0 else checkouts[::-1]:
                     fakes.reset()
                     profile = args.profile and round_ == 0
-                    result = run_worker(checkout, plan_for(arm, fakes.url, folder, args, profile))
+                    result = run_worker(checkout, plan_for(arm, fakes.url, folder, args, profile, store))
+                    if result is None:
+                        continue
                     cpu.setdefault((arm, checkout), []).extend(result["cpu_ms"])
                     wall.setdefault((arm, checkout), []).extend(result["wall_ms"])
                     if profile:

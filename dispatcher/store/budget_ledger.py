@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from dispatcher.store.client import Store
+from dispatcher.store.together import together
 
 KEEP_SECONDS = 40 * 86_400  # a period's usage outlives its month; a session open this long is forgotten
 # How long a session's end is kept for an open that has not come yet (one key per session ended in
@@ -243,7 +244,8 @@ class StoreBudgetLedger:
         open_hash, used_hash = self._keys(key)
         keys = [open_hash, self._owner_key(session_id), self._ended_key(session_id), used_hash]
         args = [session_id, repr(at), key, str(KEEP_SECONDS * 1000), str(ENDED_KEEP_SECONDS * 1000)]
-        await self._store.call(lambda: self._open(keys=keys, args=args))
+        # It goes with the launch's record the start writes as its admission ends (one round trip).
+        await together(self._store).run(self._open, keys, args)
 
     async def ended(self, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> str | None:

@@ -32,6 +32,7 @@ from dispatcher.store.coordination import AtCapacity
 from dispatcher.store.forgiving import forgiving, nothing
 from dispatcher.store.leases import Leases
 from dispatcher.store.memory import LocalLaunches
+from dispatcher.store.together import together
 
 USE, COUNT = 1, 2  # the deployment's count is fresh: use it; nobody is counting: count (else wait)
 COUNT_POLL_SECONDS = 0.05  # how often a replica waiting for another's count looks for it
@@ -126,7 +127,8 @@ class SharedLaunches:
         return int(running) >= 0
 
     async def landed(self, session_id: str) -> None:
-        await self._store.call(lambda: self._landed(keys=[self._key], args=[session_id]))
+        # With whatever else the start writes then (its budgets' ledger open): one round trip.
+        await together(self._store).run(self._landed, [self._key], [session_id])
 
     async def failed(self, session_id: str) -> None:
         await self._store.call(lambda: self._store.redis.zrem(self._key, session_id))

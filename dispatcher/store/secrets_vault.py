@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dispatcher.store.client import Store
+from dispatcher.store.together import together
 
 log = logging.getLogger("dispatcher.store.secrets_vault")
 
@@ -95,7 +96,8 @@ class StoreVault:
     async def put(self, session_id: str, values: Mapping[str, Any], ttl_seconds: float) -> None:
         sealed = seal(self._aead, session_id, values)
         ms = max(1, int(ttl_seconds * 1000))
-        await self._store.call(lambda: self._store.redis.set(self._key(session_id), sealed, px=ms))
+        # With the start's writes of the same moment (its `requested` event, its index entry): one trip.
+        await together(self._store).command("SET", self._key(session_id), sealed, "PX", ms)
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         sealed = await self._store.call(lambda: self._store.redis.get(self._key(session_id)))

@@ -29,6 +29,7 @@ from typing import Any
 from dispatcher.store.client import Store
 from dispatcher.store.forgiving import forgiving
 from dispatcher.store.message_seal import MessageSeal
+from dispatcher.store.together import together
 
 KEEP_SECONDS = 24 * 3600.0  # a day, as a session's timeline (dispatcher/store/timelines.py)
 MAX_ENTRIES = 50_000  # per set: a day of a busy deployment; an entry is ~300 bytes
@@ -154,7 +155,7 @@ class StoreSessionIndex:
         sealed = self._seal.seal_record(key, json.dumps(dict(entry), separators=(",", ":")).encode()).decode()
         keys = [self._set(ALL), self._set(str(entry["caller"])), key]
         args: list[int | str] = [sealed, int(float(entry["created"]) * 1000), session_id, self._keep_ms, self._max]
-        await self._store.call(lambda: self._open(keys=keys, args=args))
+        await together(self._store).run(self._open, keys, args)  # with the start's `requested` event
 
     async def closed(self, session_id: str, end: Mapping[str, Any], *, failure: bool) -> None:
         key = self._end(session_id, failure)

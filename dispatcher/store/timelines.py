@@ -33,6 +33,7 @@ from typing import Any
 from dispatcher.store.client import Store
 from dispatcher.store.forgiving import forgiving
 from dispatcher.store.message_seal import MessageSeal
+from dispatcher.store.together import together
 
 MAX_EVENTS = 64  # per session: a session's life is a dozen events; a bot that reports in a loop is cut here
 KEEP_SECONDS = 24 * 3600.0  # a day: time to look into yesterday evening's complaint
@@ -119,7 +120,8 @@ class StoreTimelines:
         sealed = self._seal.seal_record(key, json.dumps(dict(event), separators=(",", ":")).encode())
         opens = "1" if event.get("event") == OPENS else "0"
         args: list[int | str] = [sealed.decode(), self._max_events, self._keep_ms, opens]
-        await self._store.call(lambda: self._append(keys=[key], args=args))
+        # With what the start writes at the same moment (its index entry, its launch's record): one trip.
+        await together(self._store).run(self._append, [key], args)
 
     async def read(self, session_id: str) -> list[dict[str, Any]]:
         key = self._key(session_id)

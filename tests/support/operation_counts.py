@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from dispatcher.store.client import Store
+from dispatcher.store.together import Together
 
 _COUNTING: ContextVar[Counter[str] | None] = ContextVar("operation_counts", default=None)
 # A settings read: a function of the typed settings' reader (the catalogue, its parsers), or the
@@ -27,6 +28,7 @@ SETTINGS_FILES = ("/voicefleet_settings/",)
 SETTINGS_BUILT = ("from_env", "__post_init__")
 _ENVIRON_READ = type(os.environ).__getitem__.__code__
 _KEYED_HASH = hmac.new.__code__  # an HMAC begun: what a start derives with a secret
+TOGETHER = "store, together: "  # a store operation sent in a round trip with others (dispatcher/store/together.py)
 
 
 def _trace(frame: FrameType, event: str, arg: Any) -> Any:
@@ -66,7 +68,27 @@ def traced() -> Iterator[None]:
             counts[f"store: {caller.co_filename.rsplit('/', 1)[-1]}:{caller.co_name}"] += 1
         return await original(self, make, timeout=timeout)
 
+    joined = Together.run
+
+    worded = Together.command
+
+    def named() -> None:
+        counts = _COUNTING.get()
+        if counts is not None:  # an operation that shares a round trip with others: named too
+            caller = sys._getframe(2).f_code
+            counts[f"{TOGETHER}{caller.co_filename.rsplit('/', 1)[-1]}:{caller.co_name}"] += 1
+
+    async def run(self: Together, script: Any, keys: Any, args: Any) -> Any:
+        named()
+        return await joined(self, script, keys, args)
+
+    async def command(self: Together, *words: Any) -> Any:
+        named()
+        return await worded(self, *words)
+
     Store.call = call  # type: ignore[method-assign]
+    Together.run = run  # type: ignore[method-assign]
+    Together.command = command  # type: ignore[method-assign]
     previous = sys.gettrace()
     sys.settrace(_trace)
     try:
@@ -74,6 +96,8 @@ def traced() -> Iterator[None]:
     finally:
         sys.settrace(previous)
         Store.call = original  # type: ignore[method-assign]
+        Together.run = joined  # type: ignore[method-assign]
+        Together.command = worded  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
