@@ -69,7 +69,7 @@ def secret_name(settings: Settings) -> pulumi.Output[str] | None:
 # provider/pkg/await/await.go `ssaUpdate` → `handleSSAIgnoreFields`). Its name is the state's too: a slot whose
 # state holds another Secret (an `up --target` wrote the outputs without it) stays as it is rather than being
 # replaced by one under the recorded name with the other's values; and one the state lacks (deleted and
-# refreshed away) has no old inputs, so the engine makes it as declared (step_generator.go `generateSteps`
+# refreshed away) has no old inputs, so the engine makes it as declared (step_generator.go `continueStepsFromImport`
 # ignores nothing then): empty, under a stand-in name no pod takes, not an empty Secret under the kept name.
 KEPT_VALUES = ("data", "stringData")
 KEPT = (*KEPT_VALUES, "metadata.name")

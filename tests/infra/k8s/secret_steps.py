@@ -6,7 +6,7 @@ The rules modelled, each from the source:
 - before the provider sees them, a resource's new inputs take the old inputs' value at every `ignoreChanges`
   path, or lose it where the old inputs have none (pulumi/pulumi pkg/resource/deploy/step_generator.go
   `processIgnoreChanges`, sdk/go/common/resource/properties_path.go `PropertyPath.Reset`); a resource the state
-  lacks is created with its inputs as declared (`generateSteps` ignores nothing when there is no old state);
+  lacks is created with its inputs as declared (`continueStepsFromImport` ignores nothing without an old state);
 - a Secret is replaced when its name or namespace changes, and an immutable one (or any, with the
   provider's `enableSecretMutable` off, as this stack leaves it) when its `type`, `data` or `stringData`
   does (pulumi-kubernetes provider/pkg/provider/diff.go `forceNewProperties`); any other change is an update;
