@@ -64,8 +64,16 @@ def secret_name(settings: Settings) -> pulumi.Output[str] | None:
 # `PropertyPath.Reset`). Both paths: pulumi-kubernetes' Check stores `stringData` base64'd into `data`
 # (provider/pkg/provider/provider.go `Check` → `normalizeInputs` → provider/pkg/clients/unstructured.go
 # `normalizeSecretStringData`), and an older provider's state may still hold `stringData`. Its `Diff` also
-# drops the ignored paths from the diff it computes against the live object (provider.go `Diff`).
+# drops the ignored paths from the diff it computes against the live object (provider.go `Diff`), and an update
+# (a label changed) sends the live object's values, so Server-Side Apply keeps them (pulumi-kubernetes
+# provider/pkg/await/await.go `ssaUpdate` → `handleSSAIgnoreFields`). Its name is the state's too: a slot whose
+# state holds another Secret (an `up --target` wrote the outputs without it) stays as it is rather than being
+# replaced by one under the recorded name with the other's values; and one the state lacks (deleted and
+# refreshed away) has no old inputs, so the engine makes it as declared (step_generator.go `continueStepsFromImport`
+# ignores nothing then): empty, under a stand-in name no pod takes, not an empty Secret under the kept name.
 KEPT_VALUES = ("data", "stringData")
+KEPT = (*KEPT_VALUES, "metadata.name")
+STAND_IN = "-gone"  # the kept name's suffix for a Secret the state no longer holds
 
 
 class BotSecret(pulumi.ComponentResource):
@@ -76,9 +84,10 @@ class BotSecret(pulumi.ComponentResource):
                  values: Mapping[str, pulumi.Input[str]] | None, labels: dict[str, str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:BotSecret", name, None, opts)
+        kept = values is None
         self.secret = k8s.core.v1.Secret(
-            name, metadata={"name": secret, "namespace": namespace, "labels": labels}, type="Opaque",
-            immutable=True,
+            name, metadata={"name": pulumi.Output.concat(secret, STAND_IN) if kept else secret, "namespace": namespace,
+                            "labels": labels}, type="Opaque", immutable=True,
             string_data=None if values is None else {key: pulumi.Output.secret(value) for key, value in values.items()},
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(KEPT_VALUES) if values is None else None))
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(KEPT) if kept else None))
         self.register_outputs({})

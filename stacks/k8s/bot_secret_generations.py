@@ -9,7 +9,7 @@ pulumi-kubernetes replaces an immutable Secret whose name, `type`, `data` or `st
 `Diff`: `DeleteBeforeReplace` only for the same name). So each generation is a resource of its own:
 `<stack>-bot-keys` (the resource a stack from before this kept its Secret under: its state carries over)
 or `<stack>-bot-keys-b`. A new Secret takes the slot the last `up`'s is not in; the last `up`'s is declared
-again in its slot with its values ignored (BotSecret with values None), so it has no diff; the `up` after
+again in its slot with its values and name ignored (BotSecret with values None), so it has no diff; the `up` after
 declares it no more and Pulumi deletes it. A second change before then replaces the kept one's slot.
 
 What the last `up` wrote is in its outputs (`botKeysSecret`, `botKeysSlot`: a name and a slot, never a

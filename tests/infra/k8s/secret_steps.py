@@ -5,12 +5,15 @@ The rules modelled, each from the source:
 
 - before the provider sees them, a resource's new inputs take the old inputs' value at every `ignoreChanges`
   path, or lose it where the old inputs have none (pulumi/pulumi pkg/resource/deploy/step_generator.go
-  `processIgnoreChanges`, sdk/go/common/resource/properties_path.go `PropertyPath.Reset`);
+  `processIgnoreChanges`, sdk/go/common/resource/properties_path.go `PropertyPath.Reset`); a resource the state
+  lacks is created with its inputs as declared (`continueStepsFromImport` ignores nothing without an old state);
 - a Secret is replaced when its name or namespace changes, and an immutable one (or any, with the
   provider's `enableSecretMutable` off, as this stack leaves it) when its `type`, `data` or `stringData`
   does (pulumi-kubernetes provider/pkg/provider/diff.go `forceNewProperties`); any other change is an update;
 - a replaced resource, and one the program no longer declares, is deleted at the end of the `up`
-  (step_generator.go `GenerateDeletes`); a destroy deletes a resource after those that depend on it.
+  (step_generator.go `GenerateDeletes`), but one replaced under the same name is deleted before its
+  replacement is made (provider.go `Diff` asks `DeleteBeforeReplace`); a destroy deletes a resource after
+  those that depend on it.
 
 The stored inputs are the program's (the provider's Check would move `stringData` into `data`; both paths are
 modelled alike). Only Secrets are followed: the other kinds' replacement rules are their own.
@@ -18,6 +21,7 @@ modelled alike). Only Secrets are followed: the other kinds' replacement rules a
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,7 @@ class Steps:
     updated: list[str] = field(default_factory=list)
     same: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # at the end of the `up`
+    deleted_first: list[str] = field(default_factory=list)  # replaced under the same name: deleted before its create
     made_without_values: list[str] = field(default_factory=list)  # a create whose values were to come from a state
 
 
@@ -50,7 +55,7 @@ class SecretState:
         steps, now = Steps(), {}
         for reg in self.followed(run):
             old = self.inputs.get(reg.urn)
-            new = ignoring(dict(reg.inputs), old or {}, reg.ignore_changes)
+            new = dict(reg.inputs) if old is None else ignoring(dict(reg.inputs), old, reg.ignore_changes)
             now[reg.urn] = new
             if old is None:
                 steps.created.append(reg.urn)
@@ -58,7 +63,9 @@ class SecretState:
                     steps.made_without_values.append(reg.urn)
             elif replaces(old, new):
                 steps.replaced.append(reg.urn)
-                steps.deleted.append(reg.urn)  # the old object, at the end
+                # The old object at the end; under the same name first (pulumi-kubernetes provider.go `Diff`:
+                # `DeleteBeforeReplace`), so gone while the `up` runs.
+                (steps.deleted_first if identity(old) == identity(new) else steps.deleted).append(reg.urn)
             elif unwrap(old) != unwrap(new):
                 steps.updated.append(reg.urn)
             else:
@@ -78,13 +85,19 @@ class SecretState:
 
 
 def ignoring(inputs: dict[str, Any], old: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
-    """`processIgnoreChanges` for top-level paths (the only ones the stack ignores on a Secret)."""
+    """`processIgnoreChanges` for paths of map keys (the only ones the stack ignores on a Secret)."""
+    inputs = copy.deepcopy(inputs)
     for path in paths:
-        assert "." not in path and "[" not in path, path
-        if path in old:
-            inputs[path] = old[path]
+        assert "[" not in path, path
+        *parents, key = path.split(".")
+        was, now = old, inputs
+        for parent in parents:  # metadata: never a secret as a whole
+            was = was.get(parent) if isinstance(was, dict) else None
+            now = now.setdefault(parent, {})
+        if isinstance(was, dict) and key in was:
+            now[key] = was[key]
         else:
-            inputs.pop(path, None)
+            now.pop(key, None)
     return inputs
 
 

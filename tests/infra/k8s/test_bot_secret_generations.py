@@ -116,8 +116,9 @@ def test_a_key_change_makes_the_new_secret_beside_the_last_ones_which_it_keeps_u
     assert steps.created == [new.urn] and unwrap(new.inputs)["stringData"] == ROTATED
     assert steps.same == [old.urn] and steps.replaced == steps.deleted == steps.made_without_values == []
     kept = bots_secrets(run)[SLOT_A]
-    assert name_of(kept) == name_of(old) and "stringData" not in kept.inputs and "data" not in kept.inputs
-    assert set(kept.ignore_changes) == {"data", "stringData"} and not kept.retain_on_delete
+    assert "stringData" not in kept.inputs and "data" not in kept.inputs and not kept.retain_on_delete
+    assert set(kept.ignore_changes) == {"data", "stringData", "metadata.name"}
+    assert unwrap(stack.state.inputs[kept.urn])["metadata"]["name"] == name_of(old)  # the state's name, as its values
     # New bots name the new one; what names it waits for both (and a destroy deletes it before them).
     assert named(run) == name_of(new)
     deployment = run.one(DEPLOYMENT)
@@ -167,7 +168,7 @@ def test_a_change_before_the_quiet_up_replaces_the_secret_of_two_ups_ago_and_kee
     # The first `up`'s Secret (kept by the second) is replaced by the new one, so deleted at this `up`'s end; the
     # second's is kept.
     assert steps.replaced == [slot_a] and steps.deleted == [slot_a] and steps.same == [slot_b]
-    assert name_of(bots_secrets(third)[SLOT_B]) == name_of(bots_secrets(second)[SLOT_B])
+    assert unwrap(stack.state.inputs[slot_b])["metadata"]["name"] == name_of(bots_secrets(second)[SLOT_B])
     assert unwrap(bots_secrets(third)[SLOT_A].inputs)["stringData"] == AGAIN
     assert named(third) == name_of(bots_secrets(third)[SLOT_A])
     assert outputs(third)["botKeysSlot"] == "a"
@@ -248,7 +249,41 @@ def test_a_preview_that_cannot_know_the_new_name_shows_it_made_beside_the_kept_o
     secrets = {**made_secret, "voicefleet:botSecrets": json.dumps(KEYS)}
     preview = run_program(config_for("k8s", {}, secrets), list(secrets), stack="k8s-test", deployed=stack.deployed,
                           preview=True)
-    steps = SecretState(stack.state.namespaces, dict(stack.state.inputs)).up(preview)
+    state = SecretState(stack.state.namespaces, dict(stack.state.inputs))
+    steps = state.up(preview)
     assert steps.same == urns(first, SLOT_A) and steps.created == urns(preview, SLOT_B) and steps.deleted == []
-    assert name_of(bots_secrets(preview)[SLOT_A]) == name_of(bots_secrets(first)[SLOT_A])
+    kept = urns(preview, SLOT_A)[0]
+    assert unwrap(state.inputs[kept])["metadata"]["name"] == name_of(bots_secrets(first)[SLOT_A])
     assert contains_unknowns(bots_secrets(preview)[SLOT_B].inputs["metadata"]["name"])  # unknown indeed
+
+
+def test_a_kept_secret_gone_from_the_state_is_never_made_again_empty_under_its_name() -> None:
+    """Deleted out of band and dropped from the state by a `pulumi refresh` (or never made: an `up --target` that
+    left it out writes the stack's outputs all the same), the last `up`'s Secret has no state to take its values
+    from: the engine makes it as declared, with no value, and a pod of a draining replica would start with none of
+    its keys. It is made under a name no pod takes instead."""
+    stack = Stack()
+    first, _ = stack.up(KEYS)
+    (gone,) = urns(first, SLOT_A)
+    del stack.state.inputs[gone]  # refreshed away
+    run, steps = stack.up(ROTATED)
+    old = name_of(bots_secrets(first)[SLOT_A])
+    assert steps.made_without_values == [gone] and sorted(steps.created) == sorted(urns(run, SLOT_A, SLOT_B))
+    stand_in = name_of(bots_secrets(run)[SLOT_A])
+    assert stand_in != old and stand_in != named(run) and not admitted(run, stand_in)
+    # The next `up` deletes it, as it would the kept one.
+    _, steps = stack.up(ROTATED)
+    assert steps.deleted == [gone]
+
+
+def test_a_kept_secret_is_never_replaced_under_another_name() -> None:
+    """A slot's state holds another name than the last `up`'s outputs say (an `up --target` that left the Secrets
+    out: the engine writes the root stack's outputs whatever the targets): the kept declaration keeps what the
+    state holds, rather than a new Secret under the recorded name with the values of another."""
+    stack = Stack()
+    first, _ = stack.up(KEYS)
+    (slot_a,) = urns(first, SLOT_A)
+    stack.state.inputs[slot_a]["metadata"] = {**unwrap(stack.state.inputs[slot_a]["metadata"]),
+                                              "name": "voicefleet-k8s-test-bot-keys-0123456789ab"}
+    _, steps = stack.up(ROTATED)
+    assert steps.same == [slot_a] and steps.replaced == steps.deleted == steps.deleted_first == []
