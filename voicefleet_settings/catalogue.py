@@ -1495,7 +1495,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "MODEL_SERVICE_CONNECT_SECONDS", "models", NUMBER, minimum=0, maximum=600, default="10",
+        "MODEL_SERVICE_CONNECT_SECONDS", "models", NUMBER, minimum=1, maximum=600, default="10",
         meaning=(
             "how long a start admitted here counts against the free streams before the service's own count "
             "shows its bot's stream (about the time a bot takes to connect); past the free streams a start is "

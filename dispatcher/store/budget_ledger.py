@@ -26,6 +26,9 @@ KEEP_SECONDS = 40 * 86_400  # a period's usage outlives its month; a session ope
 # that time, ~100 bytes each): a replica holds an open it could not write for as long as the store is
 # down, and an outage past a day is an incident in its own right.
 ENDED_KEEP_SECONDS = 86_400
+# A session's services are added once: its mark outlives the usage rollups' own (three days), so an
+# end reported again while its timeline is still read cannot add them twice.
+SPENT_MARK_SECONDS = 3 * 86_400
 MEMORY_ENDED_KEPT = 10_000
 # Only the commands the store's user is granted (stacks/shared/store_access.py): a sum is a read and a
 # write of its field, within the script, so no other replica's write comes between them.
@@ -266,7 +269,7 @@ class StoreBudgetLedger:
 
     async def spent(self, key: str, session_id: str, dollars: float, fields: Iterable[str]) -> bool:
         keys = [self._store.key("budget", "spent", session_id), self._keys(key)[1]]
-        args = [repr(dollars), str(KEEP_SECONDS * 1000), str(ENDED_KEEP_SECONDS * 1000), *fields]
+        args = [repr(dollars), str(KEEP_SECONDS * 1000), str(SPENT_MARK_SECONDS * 1000), *fields]
         return bool(await self._store.call(lambda: self._spent(keys=keys, args=args)))
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,

@@ -23,6 +23,9 @@ def test_a_url_that_is_no_http_url_is_refused_at_start_up_naming_the_variable(ur
 def test_config_check_and_a_start_report_it_with_every_other_problem() -> None:
     problems = configuration_problems({"MODEL_SERVICE_URL": "http://moshi:8998", "MODEL_SERVICE_READ_SECONDS": "0"})
     assert [p for p in problems if "MODEL_SERVICE" in p] == ["MODEL_SERVICE_READ_SECONDS=0 must be at least 0.2"]
+    # 0 would stop this replica counting its own starts: a burst within one read would all pass
+    problems = configuration_problems({"MODEL_SERVICE_URL": "http://moshi:8998", "MODEL_SERVICE_CONNECT_SECONDS": "0"})
+    assert [p for p in problems if "MODEL_SERVICE" in p] == ["MODEL_SERVICE_CONNECT_SECONDS=0 must be at least 1"]
     problems = configuration_problems({"MODEL_SERVICE_URL": "moshi.internal:8998"})
     assert any(p.startswith("MODEL_SERVICE_URL='moshi.internal:8998' must be an http://") for p in problems), problems
 

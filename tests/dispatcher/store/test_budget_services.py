@@ -15,6 +15,8 @@ from dispatcher.sessions.cost import SessionCost, SessionCosts
 from dispatcher.store.budget_ledger import BudgetLedger, MemoryBudgetLedger, StoreBudgetLedger
 from dispatcher.store.client import Store
 from dispatcher.usage.price_table import load_prices
+from dispatcher.usage.rollups import MARKER_SECONDS
+from tests.support.redis_server import RedisServer
 
 NOW = 1_795_000_000.0  # 2026-11-18, UTC
 # gpt-4o-mini at the built-in table's $0.15 and $0.60 a million tokens: $0.75
@@ -73,3 +75,12 @@ async def test_a_bots_own_end_report_counts_in_full_and_nothing_priced_adds_noth
     await usage.refresh()
     assert usage.used("acme", "spend-month", NOW) == pytest.approx(0.75)
     assert usage.estimated("acme", "spend-month", NOW) == 0.0
+
+
+async def test_a_sessions_spent_mark_outlives_the_usage_rollups_mark(store: Store, redis: RedisServer) -> None:
+    """An end seen again on day two (the rollups still know it) must not add its services twice."""
+    ledger = StoreBudgetLedger(store)
+    assert await ledger.spent("acme", "s-1", 0.75, ["dollars:month:2026-11"])
+    with redis.admin() as admin:  # the store's own user may not read a TTL
+        ttl = admin.pttl(store.key("budget", "spent", "s-1"))
+    assert ttl >= MARKER_SECONDS * 1000 - 60_000
