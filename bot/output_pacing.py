@@ -8,15 +8,24 @@ the pipeline's next chunk, which comes only after the last was taken, lands betw
 caller hears the greeting and every reply chopped (a loaded machine's echo test heard 0.8 s of a
 4 s echo, spread over 8 s). So a track more than `MAX_BEHIND_SECONDS` behind moves its clock to
 now: the time lost is skipped, as a real-time sender does, and what follows is paced again.
+
+The pipeline's next chunk also comes only after the last was taken, a few task hops later: on a busy
+host, later than the 10 ms the track waits, and the track filled the gap with silence in the middle of
+a word. A track that has just sent the pipeline's audio waits up to `HOLD_SECONDS` for more before it
+sends silence (the bot's speech then ends with a pause of that much in its packets, once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 MAX_BEHIND_SECONDS = 0.1  # a late wake-up this short is caught up, as Pipecat does; past it, skipped
+HOLD_SECONDS = 0.2  # how long a track that is sending the bot's speech waits for its next chunk
+POLL_SECONDS = 0.002
 _MARK = "voicefleet_paced"
+_SPEAKING = "_voicefleet_speaking"
 
 
 def install() -> None:
@@ -29,6 +38,11 @@ def install() -> None:
 
     async def recv(track: RawAudioTrack) -> Any:
         keep_real_time(track)
+        await until_due(track)
+        if getattr(track, _SPEAKING, False) and not track._chunk_queue:
+            await hold(track)
+            keep_real_time(track)
+        setattr(track, _SPEAKING, bool(track._chunk_queue))
         return await original(track)
 
     setattr(recv, _MARK, True)
@@ -44,3 +58,18 @@ def keep_real_time(track: Any, now: float | None = None) -> None:
     due = track._start + track._timestamp / track._sample_rate
     if now - due > MAX_BEHIND_SECONDS:
         track._start = now - track._timestamp / track._sample_rate
+
+
+async def until_due(track: Any) -> None:
+    """Waits, as Pipecat's `recv` would, until the track's next 10 ms is due."""
+    if track._timestamp > 0:
+        wait = track._start + track._timestamp / track._sample_rate - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+async def hold(track: Any) -> None:
+    # Pipecat's queue is a deque that signals nothing: polled, as Pipecat's own recv polls it.
+    deadline = time.monotonic() + HOLD_SECONDS
+    while not track._chunk_queue and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(POLL_SECONDS)

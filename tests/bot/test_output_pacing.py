@@ -14,7 +14,7 @@ RATE = 16000
 CHUNK = RATE * 2 // 50  # 20 ms of 16-bit mono, as the output transport writes it
 
 
-async def sent_by(track: RawAudioTrack, chunks: int) -> list[bool]:
+async def sent_by(track: RawAudioTrack, chunks: int, hop: float = 0.002) -> list[bool]:
     """What the track hands aiortc while a pipeline writes `chunks` loud 20 ms chunks at its own pace
     (each after the last was taken, as the output transport does): per 10 ms frame, whether it is loud."""
     tone = np.full(CHUNK // 2, 8000, dtype=np.int16).tobytes()
@@ -22,7 +22,7 @@ async def sent_by(track: RawAudioTrack, chunks: int) -> list[bool]:
     async def pipeline() -> None:
         for _ in range(chunks):
             await track.add_audio_bytes(tone)
-            await asyncio.sleep(0.002)  # the hops between the output's tasks
+            await asyncio.sleep(hop)  # the hops between the output's tasks
 
     writer = asyncio.create_task(pipeline())
     loud: list[bool] = []
@@ -44,6 +44,16 @@ async def test_a_track_two_seconds_behind_sends_the_pipelines_audio_as_it_comes(
     track._timestamp, track._start = RATE // 100, track._start - 2.0  # made 2 s before its first recv
     sent = await sent_by(track, 25)
     assert sent.count(True) == 50, "".join(".#"[loud] for loud in sent)
+
+
+async def test_a_chunk_that_comes_after_its_10_ms_was_due_is_sent_next_not_after_a_silence() -> None:
+    """Pipecat's track sent 10 ms of silence whenever the pipeline's next chunk came later than that:
+    the bot's words chopped, one silence per chunk."""
+    install()
+    track = RawAudioTrack(RATE)
+    sent = await sent_by(track, 25, hop=0.02)
+    first, last = sent.index(True), len(sent) - 1 - sent[::-1].index(True)
+    assert sent.count(True) == 50 and sent[first:last].count(False) == 0, "".join(".#"[loud] for loud in sent)
 
 
 def test_a_track_a_little_late_catches_up_and_one_far_behind_skips_the_time() -> None:
