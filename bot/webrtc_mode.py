@@ -30,6 +30,7 @@ from bot.ice import loopback_requested, use_loopback_candidates
 from bot.jitter import audio_prefetch, install
 from bot.lazy_imports import materialized
 from bot.lifecycle import EndReason, SessionLifecycle
+from bot.output_pacing import install as keep_output_in_real_time
 from bot.runner_args import webrtc_arguments
 from bot.signalling import SignallingServer
 from bot.user_bot import UserBot
@@ -66,6 +67,7 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
     lifecycle = SessionLifecycle()
     watch = SessionWatch()
     watch.install()
+    keep_output_in_real_time()
     with lifecycle.signals_end_session():
         prepare_to_answer()
         session = UserBotSession(user_bot, lifecycle, watch)

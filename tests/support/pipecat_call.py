@@ -20,6 +20,7 @@ class PipecatCall:
     dispatcher: DispatcherProcess
     api: httpx.AsyncClient
     session_id: str
+    peer: WebRTCClient  # closed at the block's end; a test may hang up sooner (`await call.peer.close()`)
 
 
 @asynccontextmanager
@@ -36,5 +37,5 @@ async def pipecat_call(tmp_path: Path, bot: Path, key: str | None = None, **env:
             assert started.status_code == 201, started.text
             session_id = started.json()["session_id"]
             async with WebRTCClient(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", ice_loopback=True,
-                                    headers=headers):
-                yield PipecatCall(dispatcher, api, session_id)
+                                    headers=headers) as peer:
+                yield PipecatCall(dispatcher, api, session_id, peer)

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.http_client import api_client
-from tests.support.processes import run_dispatcher
-from tests.support.webrtc_client import WebRTCClient
+from tests.support.pipecat_call import pipecat_call
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "bots"))
@@ -23,32 +21,27 @@ import metered  # noqa: E402  the test bot's own figures
 
 async def test_a_calls_cost_carries_what_its_services_counted_priced_by_the_table(tmp_path: Path) -> None:
     calls = tmp_path / "calls"
-    env = {"RESERVE_MAX_IDLE": "0", "BOT_FILE": str(REPO / "tests" / "bots" / "metered.py"),
-           "VOICEFLEET_ICE_LOOPBACK": "1", "START_WAIT_SECONDS": "120",
-           "RECORDING": "on", "RECORDING_DESTINATION": str(calls)}
-    with run_dispatcher(tmp_path, env) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=150) as api:
-            started = await api.post("/start?wait=started", json={})
-            assert started.status_code == 201, started.text
-            session_id = started.json()["session_id"]
-            async with WebRTCClient(f"{dispatcher.base_url}/sessions/{session_id}/api/offer", ice_loopback=True):
-                for _ in range(300):
-                    events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
-                    if any(e["event"] == "first_audio" for e in events):
-                        break
-                    await asyncio.sleep(0.1)
-            session: dict = {}
-            for _ in range(300):  # the client left: the pipeline ends, the bot reports its end
-                session = (await api.get(f"/sessions/{session_id}")).json()
-                if session.get("status") == "ended" and not session["cost"]["estimated"]:
-                    break
-                await asyncio.sleep(0.1)
-            reports = []
-            for _ in range(300):
-                reports = list(calls.rglob("report.json"))
-                if reports:
-                    break
-                await asyncio.sleep(0.1)
+    bot = REPO / "tests" / "bots" / "metered.py"
+    async with pipecat_call(tmp_path, bot, RECORDING="on", RECORDING_DESTINATION=str(calls)) as call:
+        api, session_id = call.api, call.session_id
+        for _ in range(300):
+            events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+            if any(e["event"] == "first_audio" for e in events):
+                break
+            await asyncio.sleep(0.1)
+        await call.peer.close()
+        session: dict = {}
+        for _ in range(300):  # the client left: the pipeline ends, the bot reports its end
+            session = (await api.get(f"/sessions/{session_id}")).json()
+            if session.get("status") == "ended" and not session["cost"]["estimated"]:
+                break
+            await asyncio.sleep(0.1)
+        reports = []
+        for _ in range(300):
+            reports = list(calls.rglob("report.json"))
+            if reports:
+                break
+            await asyncio.sleep(0.1)
     services = session["cost"]["services"]
     assert services["reported"] is True
     rows = {row["kind"]: row for row in services["usage"]}
