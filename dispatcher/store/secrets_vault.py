@@ -97,7 +97,7 @@ class StoreVault:
         sealed = seal(self._aead, session_id, values)
         ms = max(1, int(ttl_seconds * 1000))
         # With the start's writes of the same moment (its `requested` event, its index entry): one trip.
-        await together(self._store).command("SET", self._key(session_id), sealed, "PX", ms)
+        await together(self._store).set_px(self._key(session_id), sealed, ms)
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         sealed = await self._store.call(lambda: self._store.redis.get(self._key(session_id)))

@@ -23,7 +23,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from dispatcher.store.client import Store, StoreUnavailable
 
-# A script with its keys and arguments, or (no script) a plain command's words as its arguments.
+# A script with its keys and arguments, or (no script) a SET's key, value and milliseconds as its arguments.
 Queued = tuple[AsyncScript | None, Sequence[str], Sequence[str | int | float], "asyncio.Future[Any]"]
 
 
@@ -38,9 +38,11 @@ class Together:
         """The script's answer; raises `StoreUnavailable` as `Store.call` does."""
         return await self._queue(script, keys, args)
 
-    async def command(self, *words: str | int | float) -> Any:
-        """A plain command (`SET key value PX ms`), its answer as the client parses it."""
-        return await self._queue(None, (), words)
+    async def set_px(self, key: str, value: str, ms: int) -> Any:
+        """`SET key value PX ms`, its answer as the client parses it. The one plain command sent
+        together, and spelled out, so the store user's rules read it from this code
+        (tests/support/store_commands.py)."""
+        return await self._queue(None, (), (key, value, ms))
 
     async def _queue(self, script: AsyncScript | None, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         loop = asyncio.get_running_loop()
@@ -91,7 +93,8 @@ class Together:
 async def _alone(store: Store, script: AsyncScript | None, keys: Sequence[str],
                  args: Sequence[str | int | float]) -> Any:
     if script is None:
-        return await store.redis.execute_command(*args)  # type: ignore[no-untyped-call]
+        key, value, ms = args
+        return await store.redis.execute_command("SET", key, value, "PX", ms)  # type: ignore[no-untyped-call]
     return await script(keys=keys, args=args)
 
 
@@ -104,7 +107,8 @@ async def _pipelined(store: Store, queued: list[Queued]) -> list[Any]:
     async with store.redis.pipeline(transaction=False) as pipe:
         for script, keys, args, _ in queued:
             if script is None:
-                pipe.execute_command(*args)
+                key, value, ms = args
+                pipe.execute_command("SET", key, value, "PX", ms)
             else:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
         answers: list[Any] = await pipe.execute(raise_on_error=False)

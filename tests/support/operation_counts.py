@@ -70,7 +70,7 @@ def traced() -> Iterator[None]:
 
     joined = Together.run
 
-    worded = Together.command
+    worded = Together.set_px
 
     def named() -> None:
         counts = _COUNTING.get()
@@ -82,13 +82,13 @@ def traced() -> Iterator[None]:
         named()
         return await joined(self, script, keys, args)
 
-    async def command(self: Together, *words: Any) -> Any:
+    async def set_px(self: Together, key: str, value: str, ms: int) -> Any:
         named()
-        return await worded(self, *words)
+        return await worded(self, key, value, ms)
 
     Store.call = call  # type: ignore[method-assign]
     Together.run = run  # type: ignore[method-assign]
-    Together.command = command  # type: ignore[method-assign]
+    Together.set_px = set_px  # type: ignore[method-assign]
     previous = sys.gettrace()
     sys.settrace(_trace)
     try:
@@ -97,7 +97,7 @@ def traced() -> Iterator[None]:
         sys.settrace(previous)
         Store.call = original  # type: ignore[method-assign]
         Together.run = joined  # type: ignore[method-assign]
-        Together.command = worded  # type: ignore[method-assign]
+        Together.set_px = worded  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

@@ -71,13 +71,13 @@ async def test_scripts_whose_send_is_cancelled_before_it_runs_are_cancelled_not_
     assert all(isinstance(answer, asyncio.CancelledError) for answer in answers), answers
 
 
-async def test_a_plain_command_goes_with_the_scripts_of_its_turn(store: Store, admin: Redis) -> None:
+async def test_a_set_goes_with_the_scripts_of_its_turn(store: Store, admin: Redis) -> None:
     setting = store.redis.register_script(_SET)
     a, b = store.key("together", "a"), store.key("together", "b")
     await store.call(lambda: setting(keys=[a], args=["0"]))
     with traced(), counting(Counter()) as counts:
         answers = await asyncio.gather(together(store).run(setting, [a], ["1"]),
-                                       together(store).command("SET", b, "2", "PX", 60_000))
+                                       together(store).set_px(b, "2", 60_000))
     assert answers == ["1", True]
     assert counts["store round trips"] == 1, counts
     assert await store.redis.mget([a, b]) == ["1", "2"]
