@@ -219,3 +219,42 @@ async def test_the_bots_audio_that_reaches_the_writer_after_its_moment_was_writt
     stats = await recorder.finish(timeout=2.0)
     (late,) = [float(why.split("laid up to ")[1].split(" s")[0]) for why in stats["degraded"] if "late" in why]
     assert 0.5 <= late <= 1.5, stats["degraded"]  # its moment (0.5 s) behind the last moment written (1-2 s)
+
+
+async def test_a_greeting_played_while_a_held_backlog_is_still_arriving_is_where_its_line_says(aiohttp_parts) -> None:
+    """A cold phone call on a loaded host: the carrier's 7 s held while the bot started reach the
+    recorder over 3.5 s (read at twice real time), and the greeting plays meanwhile, at 0.5 s. Each
+    piece says the call began earlier, so the greeting, 4 s into the call, must not be handed out
+    before the backlog is laid: the WAV has its tone where its transcript line says."""
+    from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.transports.base_output import BaseOutputTransport
+    from pipecat.transports.base_transport import TransportParams
+
+    server, received = aiohttp_parts
+
+    async def ask(method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        return {"url": f"/part/{params['part']}", "expires_in": 300} if method != METHOD_RECORDING_FINISHED else {}
+
+    clock, output = Clock(), BaseOutputTransport(TransportParams())
+    recorder = Recorder(RecordingPlan(), ask, server, clock=clock)
+    silence, greeting = b"\0\0" * 320, tone(0.02, 16000)
+    for step in range(300):  # 6 s, 20 ms a step
+        clock.now += 0.02
+        for _ in range(2 if step < 175 else 1):  # 350 held frames at twice real time, then live
+            recorder.offer(CALLER, silence, 16000, 1, seen_at=clock.now)
+        if step == 25:
+            recorder.turn(BotStartedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+        if 25 <= step < 75:  # the greeting's 0.2 s tone, then its trailing silence
+            recorder.offer(BOT, greeting if step < 35 else silence, 16000, 1, seen_at=clock.now)
+        if step == 55:
+            recorder.turn(BotStoppedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+        for _ in range(20):
+            await asyncio.sleep(0)
+    await recorder.finish(timeout=10.0)
+    (line,) = [line for line in recorder.turns.lines if line["who"] == "bot"]
+    right = np.frombuffer(received[1][44:], dtype="<i2").reshape(-1, 2)[:, 1]
+    loud = [round(at, 2) for at in np.arange(0.0, len(right) / 16000, 0.02) if level(right, at, at + 0.02) > 3000]
+    assert abs(line["start"] - 4.02) < 0.05, line  # the call began 3.5 s before its first frame arrived
+    assert loud and abs(loud[0] - line["start"]) < 0.05 and abs(loud[-1] + 0.02 - (line["start"] + 0.2)) < 0.05, \
+        (line, loud)
