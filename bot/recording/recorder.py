@@ -202,6 +202,7 @@ class Recorder:
         if rate != self.plan.sample_rate:
             samples = np.frombuffer(await self._resampled(side, rate, samples.tobytes()), dtype="<i2")
         placed = self._clock.add(side, samples, start)
+        self._timing.follow_origin()  # a caller's frame may have moved the call's start
         if placed is None:
             self._mark(f"{'bot' if side == BOT else 'caller'} audio too far ahead of real time: some dropped")
         elif side == BOT:
