@@ -8,7 +8,8 @@ per side; Pipecat's own stream resampler when the transport's rate differs: 8 kH
 recorded at 16 kHz, or a 24 kHz TTS), lays it on the call's clock (clock.py: the caller's audio
 where it was heard, a backlog handed over at once included, the bot's where it was played), hands
 the stereo stream out `HOLD_SECONDS` behind real time (so a frame that arrives a little late still
-lands where it belongs), and uploads the part still filling every `checkpoint_seconds`. The turns
+lands where it belongs; nothing while a backlog of the caller's is still arriving: catching_up.py),
+and uploads the part still filling every `checkpoint_seconds`. The turns
 are timed on the same clock (timing.py). `finish` (the session's end, before the bot reports
 `ended`) hands out everything up to then, uploads the last part, and hands the dispatcher the bot's
 last log lines (bot/log_tail.py) and its transcript.
@@ -33,6 +34,7 @@ from loguru import logger
 from pipecat.processors.frame_processor import FrameDirection
 
 from bot.log_tail import TAIL, LogTail
+from bot.recording.catching_up import CatchingUp
 from bot.recording.clock import TwoTrackClock
 from bot.recording.parts import PartCutter, PartUpload
 from bot.recording.redaction import Redact, RedactionError, redacted_within
@@ -94,6 +96,7 @@ class Recorder:
         self.dropped = 0
         self.turns = TurnLog()
         self._timing = TurnTiming(self.turns, self._clock)
+        self._catching_up = CatchingUp(self._clock, clock)
         self.tap = RecordingTap(self)
         self._writer = asyncio.create_task(self._write(), name="recording-writer")
         self._preparing = asyncio.create_task(self._prepare() if plan.audio else asyncio.sleep(0),
@@ -170,7 +173,8 @@ class Recorder:
                     continue
                 # A take waits while frames are queued: a backlog is laid (and the clock set by it) first.
                 if elapsed >= next_take and (self._queue.empty() or elapsed >= next_take + OVERDUE_SECONDS):
-                    self._take(elapsed - HOLD_SECONDS)
+                    if not self._catching_up.holds():  # a backlog still arriving: the call's start still moves
+                        self._take(elapsed - HOLD_SECONDS)
                     next_take = elapsed + TAKE_EVERY_SECONDS
                 if elapsed >= next_checkpoint and self._kept_from() is not None:
                     # The cutter holds the WAV header from the start: a plan that keeps no audio sends none of it.
@@ -198,6 +202,7 @@ class Recorder:
         if rate != self.plan.sample_rate:
             samples = np.frombuffer(await self._resampled(side, rate, samples.tobytes()), dtype="<i2")
         placed = self._clock.add(side, samples, start)
+        self._timing.follow_origin()  # a caller's frame may have moved the call's start
         if placed is None:
             self._mark(f"{'bot' if side == BOT else 'caller'} audio too far ahead of real time: some dropped")
         elif side == BOT:

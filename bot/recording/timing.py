@@ -31,15 +31,18 @@ class TurnTiming:
         self.kept_from: float | None = None  # seconds on the call's clock; None: nothing is kept (yet)
         self._moved_back = 0.0  # the clock's origin moves followed so far
 
-    def _follow_origin(self) -> None:
-        """The call's start moved back since the last frame: what was timed before moves with it."""
+    def follow_origin(self) -> None:
+        """The call's start moved back since the last look: what was timed before moves with it, but
+        for what the clock has handed out (its audio cannot move). Called after each frame is laid, so
+        that what was handed out is what it was when the start moved."""
         if (moved := self._clock.moved_back - self._moved_back) > 0:
             self._moved_back = self._clock.moved_back
-            self._turns.shift(moved)
+            handed_out = self._clock.emitted / self._clock.sample_rate - (self.kept_from or 0.0)
+            self._turns.shift(moved, since=handed_out)
 
     def heard(self, frame: object, source: object, direction: FrameDirection, pushed: float) -> None:
         """A turn frame pushed at the monotonic time `pushed`."""
-        self._follow_origin()
+        self.follow_origin()
         if direction is FrameDirection.UPSTREAM and isinstance(frame, BOT_SPEAKING):
             return  # the upstream copy of a frame the output transport also pushed downstream: one event
         # A frame of its turn before its audio: it began no later than now; with no audio on the clock
@@ -54,13 +57,13 @@ class TurnTiming:
 
     def bot_audio(self, placed: float) -> None:
         """The bot's audio was laid at `placed` seconds on the call's clock."""
-        self._follow_origin()
+        self.follow_origin()
         if self._starting is not None:
             self._start(placed)
 
     def close(self, at: float) -> None:
         """The call ended at `at` seconds on its clock: the bot's turn under way ends with its audio."""
-        self._follow_origin()
+        self.follow_origin()
         self._starting = None
         if self.kept_from is not None:
             self._turns.close(max(0.0, min(at, self._clock.end(BOT)) - self.kept_from))

@@ -81,15 +81,21 @@ class TurnLog:
         elif played(frame, source, direction, BotStoppedSpeakingFrame):
             self.close(at)
 
-    def shift(self, seconds: float) -> None:
-        """Everything timed so far happened `seconds` later on the call's clock than it was timed (the
-        call's start moved back: a backlog of the caller's audio began before its first frame arrived)."""
+    def shift(self, seconds: float, since: float = 0.0) -> None:
+        """What was timed at `since` or later happened `seconds` later on the call's clock than it was
+        timed (the call's start moved back: a backlog of the caller's audio began before its first
+        frame arrived). What is earlier was handed out already: its audio stays where it is, and so do
+        its times, so that a line still points at its audio."""
+
+        def moved(at: float) -> float:
+            return at + seconds if at >= since else at
+
         for line in self.lines:
-            line["start"], line["end"] = _r(line["start"] + seconds), _r(line["end"] + seconds)
+            line["start"], line["end"] = _r(moved(line["start"])), _r(moved(line["end"]))
         if self._bot is not None:
-            self._bot["start"] = _r(self._bot["start"] + seconds)
+            self._bot["start"] = _r(moved(self._bot["start"]))
         self._user_started, self._user_stopped, self._fell_silent = (
-            None if at is None else at + seconds for at in (self._user_started, self._user_stopped, self._fell_silent))
+            None if at is None else moved(at) for at in (self._user_started, self._user_stopped, self._fell_silent))
 
     def close(self, at: float) -> None:
         """Ends the bot's turn under way (its speech stopped, or the call ended)."""

@@ -4,12 +4,16 @@ dropped and the recording marked degraded; a recording is ended with its last pa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 from aiohttp import web
+from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import TransportParams
 
 from bot.recording.recorder import QUEUE_FRAMES, Recorder
 from bot.recording.tap import BOT, CALLER
@@ -91,6 +95,21 @@ def tone(seconds: float, rate: int, hz: float = 440.0) -> bytes:
 def level(samples: np.ndarray, start: float, end: float, rate: int = 16000) -> float:
     part = samples[int(start * rate):int(end * rate)].astype(np.float64)
     return float(np.sqrt(np.mean(part**2))) if len(part) else 0.0
+
+
+def stored(server: str) -> Callable[[str, Mapping[str, Any], float], Awaitable[Mapping[str, Any]]]:
+    """The dispatcher's answers that send each part to `server`'s /part/{n}."""
+
+    async def ask(method: str, params: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        return {"url": f"/part/{params['part']}", "expires_in": 300} if method != METHOD_RECORDING_FINISHED else {}
+
+    return ask
+
+
+def bot_loud(part: bytes) -> list[float]:
+    """Where the bot's channel of a 16 kHz WAV part is loud, per 20 ms."""
+    right = np.frombuffer(part[44:], dtype="<i2").reshape(-1, 2)[:, 1]
+    return [round(at, 2) for at in np.arange(0.0, len(right) / 16000, 0.02) if level(right, at, at + 0.02) > 3000]
 
 
 async def test_both_sides_at_their_own_rates_are_recorded_at_the_plans_and_uploaded(aiohttp_parts) -> None:
@@ -219,3 +238,62 @@ async def test_the_bots_audio_that_reaches_the_writer_after_its_moment_was_writt
     stats = await recorder.finish(timeout=2.0)
     (late,) = [float(why.split("laid up to ")[1].split(" s")[0]) for why in stats["degraded"] if "late" in why]
     assert 0.5 <= late <= 1.5, stats["degraded"]  # its moment (0.5 s) behind the last moment written (1-2 s)
+
+
+async def test_a_greeting_played_while_a_held_backlog_is_still_arriving_is_where_its_line_says(aiohttp_parts) -> None:
+    """A cold phone call on a loaded host: the carrier's 7 s held while the bot started reach the
+    recorder over 3.5 s (read at twice real time), and the greeting plays meanwhile, at 0.5 s. Each
+    piece says the call began earlier, so the greeting, 4 s into the call, must not be handed out
+    before the backlog is laid: the WAV has its tone where its transcript line says."""
+    server, received = aiohttp_parts
+    clock, output = Clock(), BaseOutputTransport(TransportParams())
+    recorder = Recorder(RecordingPlan(), stored(server), server, clock=clock)
+    silence, greeting = b"\0\0" * 320, tone(0.02, 16000)
+    for step in range(300):  # 6 s, 20 ms a step
+        clock.now += 0.02
+        for _ in range(2 if step < 175 else 1):  # 350 held frames at twice real time, then live
+            recorder.offer(CALLER, silence, 16000, 1, seen_at=clock.now)
+        if step == 25:
+            recorder.turn(BotStartedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+        if 25 <= step < 75:  # the greeting's 0.2 s tone, then its trailing silence
+            recorder.offer(BOT, greeting if step < 35 else silence, 16000, 1, seen_at=clock.now)
+        if step == 55:
+            recorder.turn(BotStoppedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+        for _ in range(20):
+            await asyncio.sleep(0)
+    await recorder.finish(timeout=10.0)
+    (line,) = [line for line in recorder.turns.lines if line["who"] == "bot"]
+    loud = bot_loud(received[1])
+    assert abs(line["start"] - 4.02) < 0.05, line  # the call began 3.5 s before its first frame arrived
+    assert loud and abs(loud[0] - line["start"]) < 0.05 and abs(loud[-1] + 0.02 - (line["start"] + 0.2)) < 0.05, \
+        (line, loud)
+
+
+async def test_a_bot_line_already_written_stays_on_its_audio_when_the_calls_start_moves_later(aiohttp_parts) -> None:
+    """The caller's line stalls longer than the writer holds the stream back (1.5 s), then catches up:
+    the call began half a second earlier than the clock thought, but the greeting, 0.5 s in, was
+    written already and cannot move: its transcript line stays where its audio is."""
+    server, received = aiohttp_parts
+    clock, output = Clock(), BaseOutputTransport(TransportParams())
+    recorder = Recorder(RecordingPlan(), stored(server), server, clock=clock)
+    silence, greeting = b"\0\0" * 320, tone(0.02, 16000)
+    for step in range(250):
+        clock.now += 0.02
+        if step < 150 or step >= 225:  # from 3 s to 4.5 s the caller's line is held up, then comes at once
+            for _ in range(76 if step == 225 else 1):
+                recorder.offer(CALLER, silence, 16000, 1, seen_at=clock.now)
+        if step == 25:
+            recorder.turn(BotStartedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+        if 25 <= step < 60:
+            recorder.offer(BOT, greeting if step < 35 else silence, 16000, 1, seen_at=clock.now)
+        if step == 50:
+            recorder.turn(BotStoppedSpeakingFrame(), output, FrameDirection.DOWNSTREAM, seen_at=clock.now)
+        if step == 224:
+            await asyncio.sleep(0.6)  # the writer, with nothing queued, hands out what it holds meanwhile
+        for _ in range(20):
+            await asyncio.sleep(0)
+    await recorder.finish(timeout=10.0)
+    (line,) = [line for line in recorder.turns.lines if line["who"] == "bot"]
+    loud = bot_loud(received[1])
+    assert loud and abs(loud[0] - line["start"]) < 0.05 and abs(line["end"] - 0.5 - line["start"]) < 0.05, \
+        (line, loud)
