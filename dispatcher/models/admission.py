@@ -48,11 +48,13 @@ class ModelServiceAdmission:
                            retry_after=self.capacity.settings.read_seconds,
                            extra={"model_service": shown, "free_streams": None})
         assert reading.free is not None
-        free = reading.free - self.counted_here()
+        starting = self.counted_here()
+        free = reading.free - starting
         if free <= 0:
             raise ApiError(503, "model_service_capacity",
                            f"the model service {shown} has no free stream: {max(0, free)} of {reading.total} free "
-                           f"({reading.free} by its count, {self.counted_here()} starting here)",
+                           f"({reading.free} by its count, {starting} starting here): try again when a call ends, or give the "
+                           f"service more streams (another GPU)",
                            retry_after=FULL_RETRY_AFTER_SECONDS,
                            extra={"model_service": shown, "free_streams": max(0, free)})
         started = self._clock()

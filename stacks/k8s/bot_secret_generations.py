@@ -1,25 +1,11 @@
 """The bots' keys' Secret of this `up`, and the last `up`'s kept one `up` longer: two slots, taken in turn.
 
-The last `up`'s replicas name the old Secret while they drain, and a pod one of them starts reads it when
-its container starts (docs/kubernetes.md, "The old Secret stays until the next `up`"). Pulumi deletes a
-replaced resource at the end of the `up` (pulumi/pulumi pkg/resource/deploy/step_generator.go: the
-replacement's `NewDeleteReplacementStep`, run by `GenerateDeletes` once the program is done), and
-pulumi-kubernetes replaces an immutable Secret whose name, `type`, `data` or `stringData` change
-(provider/pkg/provider/diff.go `forceNewProperties`), the new one first as the names differ (provider.go
-`Diff`: `DeleteBeforeReplace` only for the same name). So each generation is a resource of its own:
-`<stack>-bot-keys` (the resource a stack from before this kept its Secret under: its state carries over)
-or `<stack>-bot-keys-b`. A new Secret takes the slot the last `up`'s is not in; the last `up`'s is declared
-again in its slot with its values and name ignored (BotSecret with values None), so it has no diff; the `up` after
-declares it no more and Pulumi deletes it. A second change before then replaces the kept one's slot.
-
-What the last `up` wrote is in its outputs (`botKeysSecret`, `botKeysSlot`: a name and a slot, never a
-value), read back through the StackReference to the stack itself (stacks/k8s/last_outputs.py). Before a
-first `up` it gives None for each (pkg/resource/deploy/builtins.go `readStackReference` →
-pkg/backend/backend.go `GetStackOutputs`; no checkpoint, no outputs: pkg/backend/diy/state.go
-`getSnapshotStackOutputs`). The slots depend on that read, so the Secrets are declared in an apply of
-it: the raw read, known at a preview, not the checked one, which waits on a built image's digest (a
-resource declared in an apply of an unknown value is missing from a preview, which then shows it
-deleted: pulumi/pulumi#16140). The provider waits for the check: nothing is written before it passes.
+Pulumi deletes a replaced resource at the end of its `up`, so one resource cannot keep its old object:
+`<stack>-bot-keys` (the resource older stacks kept their Secret under) and `<stack>-bot-keys-b`. A new
+Secret takes the slot the last `up`'s is not in; the last `up`'s is declared again with its values and
+name ignored, so it has no diff, and the `up` after deletes it. What the last `up` wrote comes back
+through the StackReference to the stack itself (stacks/k8s/last_outputs.py). Why, and the engine's and
+provider's source it relies on: docs/kubernetes.md, "The old Secret stays until the next `up`".
 """
 
 from __future__ import annotations
