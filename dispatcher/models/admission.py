@@ -53,8 +53,8 @@ class ModelServiceAdmission:
         if free <= 0:
             raise ApiError(503, "model_service_capacity",
                            f"the model service {shown} has no free stream: {max(0, free)} of {reading.total} free "
-                           f"({reading.free} by its count, {starting} starting here): try again when a call ends, or give the "
-                           f"service more streams (another GPU)",
+                           f"({reading.free} by its count, {starting} starting here): try again when a call ends, "
+                           f"or give the service more streams (another GPU)",
                            retry_after=FULL_RETRY_AFTER_SECONDS,
                            extra={"model_service": shown, "free_streams": max(0, free)})
         started = self._clock()
