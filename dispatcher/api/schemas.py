@@ -75,7 +75,7 @@ class StartRequest(BaseModel):
         default=None,
         description="Lowers this session's recording policy, never raises it (422 `recording_not_allowed`): "
         "`off` keeps nothing of it; `{\"audio\": \"off\", \"transcript\": \"on\"}` sets each on its own. "
-        "A phone transport's call is kept as its policy says: there it is 422. docs/recording.md.",
+        "A phone transport's token carries it to the call's session. docs/recording.md.",
     )
     maxWaitSeconds: float | None = Field(
         default=None,

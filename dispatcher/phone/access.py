@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botchannel.json_input import parse_json
+from dispatcher.artifacts.wanted import Wanted
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.signatures import twilio_valid
 from dispatcher.phone.state import PhoneState
@@ -52,6 +53,7 @@ class Admitted:
     handed_from: tuple[str, str] | None = None  # from a token: (the region that handed the call here, why)
     release: str | None = None  # from a token: the release its start pinned
     evaluation: bool = False  # from a token: an eval's call
+    recording: Wanted | None = None  # from a token: the recording its start asked for
 
 
 class Refused(Exception):
@@ -110,7 +112,7 @@ def admit_upgrade(
         except TokenRefused as exc:
             raise Refused(f"token_{exc.reason}") from None
         return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires, grant.owner,
-                        grant.handed_from, grant.release, grant.evaluation)
+                        grant.handed_from, grant.release, grant.evaluation, grant.recording)
     signature = headers.get("x-twilio-signature")
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):

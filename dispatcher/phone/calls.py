@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import dispatcher.observability.tracing as tracing
 from botchannel.contract import METHOD_MEDIA_ATTACH
+from dispatcher.artifacts.wanted import Wanted
 from dispatcher.channel.bots import BotChannels
 from dispatcher.errors import ApiError
 from dispatcher.phone.media_links import MEDIA_PATH, MediaLink, MediaLinks
@@ -53,7 +54,7 @@ class Sessions(Protocol):
     async def start(
         self, *, caller: Caller | str, idempotency_key: str | None, body: Mapping[str, Any], wait: bool,
         transport: str | None = None, counted_elsewhere: bool = False, release: str | None = None,
-        eval_session: bool = False,
+        eval_session: bool = False, recording: Wanted | None = None,
     ) -> Any: ...
 
     async def stop(self, session_id: str, caller: str | None = None) -> Any: ...
@@ -133,13 +134,13 @@ class PhoneCalls:
     async def attach(
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
         owner: Caller | None = None, *, standing: bool = False, handed_from: tuple[str, str] | None = None,
-        release: str | None = None, evaluation: bool = False,
+        release: str | None = None, evaluation: bool = False, recording: Wanted | None = None,
     ) -> MediaSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
         `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller.
         `standing`: admitted by Exotel's standing credential (held to `StandingCap`).
         `handed_from`: (the region whose webhook handed the call here, why): its demand is that region's.
-        `release`, `evaluation`: its start's pin and eval mark, carried in its token."""
+        `release`, `evaluation`, `recording`: its start's pin, eval mark and recording wish, carried in its token."""
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
@@ -162,6 +163,7 @@ class PhoneCalls:
             self._sessions.start(
                 caller=owner, idempotency_key=session_key, body=body, wait=False, transport=PHONE_TRANSPORT,
                 counted_elsewhere=handed_from is not None, release=release, eval_session=evaluation,
+                recording=recording,
             )
         )
         call.starting.add_done_callback(_retrieved)

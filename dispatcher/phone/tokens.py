@@ -3,7 +3,8 @@
 Carriers cannot send headers or query strings with a media stream, so the path carries the proof:
 `base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, own, body}`
 (with several regions also `rgn`, the region it opens a call in, and `via`, a call handed there; for
-a start that named them, `rel`, the release it is pinned to, and `ev`, an eval's call).
+a start that named them, `rel`, the release it is pinned to, `ev`, an eval's call, and `rec`, the
+recording it asked for, already checked against its key's policy).
 The token is self-contained (any replica holding the key can check it) and names the session it
 opens, so `POST /start` can answer the `sessionId` before any machine exists. `own` names the API
 key that asked for the call by its caller id (`Caller.id`: a digest of the key's digest, already
@@ -27,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dispatcher.artifacts.rules import POLICIES
+from dispatcher.artifacts.wanted import Wanted
 from dispatcher.phone.signatures import Replays
 
 TOKEN_SECONDS = 300  # Pipecat Cloud's and the runner's: five minutes
@@ -55,6 +58,7 @@ class CallGrant:
     handed_from: tuple[str, str] | None = None
     release: str | None = None  # the start's pin (`release`): None, the key's default or one drawn
     evaluation: bool = False  # an eval's call (the start's `eval`): pinned, never judged, counted apart
+    recording: Wanted | None = None  # the start's `recording`: it lowers the session's policy, as a web start's
 
 
 class CallTokens:
@@ -74,6 +78,7 @@ class CallTokens:
     def mint(
         self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
         handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
+        recording: Wanted | None = None,
     ) -> tuple[str, CallGrant]:
         grant = CallGrant(
             token_id=secrets.token_urlsafe(12),
@@ -85,6 +90,7 @@ class CallTokens:
             handed_from=handed_from,
             release=release,
             evaluation=evaluation,
+            recording=recording,
         )
         payload: dict[str, Any] = {
             "jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key,
@@ -101,6 +107,9 @@ class CallTokens:
             payload["rel"] = release
         if evaluation:
             payload["ev"] = True
+        if recording is not None:
+            payload["rec"] = {name: value for name, value in (("audio", recording.audio),
+                                                             ("transcript", recording.transcript)) if value}
         # The body is bounded on its own: the other fields are few and short (a release name, two
         # region names, a key's id), so what a caller may send never shrinks with what a start adds.
         if len(json.dumps(grant.body, separators=(",", ":")).encode()) > MAX_TOKEN_BODY_BYTES:
@@ -136,6 +145,7 @@ class CallTokens:
             handed_from=(str(via[0]), str(via[1])) if isinstance(via, list) and len(via) == 2 else None,
             release=release if isinstance(release, str) else None,
             evaluation=payload.get("ev") is True,
+            recording=_wanted(payload.get("rec")),
         )
         if grant.expires <= self._clock():
             raise TokenRefused("expired")
@@ -147,6 +157,16 @@ class CallTokens:
 
     def _sign(self, encoded: str) -> bytes:
         return hmac.new(self._key, encoded.encode(), hashlib.sha256).digest()
+
+
+def _wanted(rec: object) -> Wanted | None:
+    """The signed `rec` back as the start's wish; any other shape (none is minted) asks nothing."""
+    if not isinstance(rec, dict):
+        return None
+    fields = {name: rec.get(name) for name in ("audio", "transcript")}
+    if not all(value is None or value in POLICIES for value in fields.values()):
+        return None
+    return Wanted(audio=fields["audio"], transcript=fields["transcript"])
 
 
 def derive_key(secret: str) -> bytes:

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -132,14 +133,37 @@ async def test_a_call_token_for_a_release_that_is_not_live_is_refused_before_any
     assert live.status_code == 201, live.text  # an eval's call: no longer refused on a phone transport
 
 
-@pytest.mark.parametrize("recording", ["off", {"audio": "off"}, "on"])
-async def test_a_call_token_asked_with_a_recording_wish_is_refused_not_quietly_kept_by_policy(
-        dispatcher: Phone, recording: object) -> None:
-    # A web start's `recording` is checked against its key's and release's policy and lowers it; the
-    # token carries no such wish, so a phone call would be kept (or not) by policy whatever it asked.
-    asked = await dispatcher.api.post("/start", json={"transport": "twilio", "recording": recording},
+
+
+async def test_a_call_tokens_recording_wish_lowers_its_sessions_policy(tmp_path: Path) -> None:
+    # As a web start's: checked against the key's policy when the token is minted (the same check,
+    # `asked_recording`), then carried in the token (signed) to the session the carrier's stream opens.
+    env = {"RECORDING": "on", "RECORDING_TRANSCRIPT": "on", "RECORDING_DESTINATION": str(tmp_path)}
+    async for phone in phone_dispatcher(keyed=True, phone_env=env):
+        unknown = await phone.api.post("/start", json={"transport": "exotel", "recording": {"audio": "loud"}},
+                                       headers=ASKER)
+        assert unknown.status_code == 422, unknown.text
+
+        answer = await phone.api.post("/start", json={"transport": "exotel", "recording": {"transcript": "off"}},
                                       headers=ASKER)
-    assert asked.status_code == 422, asked.text
-    assert "leave `recording` out" in asked.json()["error"]["message"], asked.text
-    plain = await dispatcher.api.post("/start", json={"transport": "twilio"}, headers=ASKER)
-    assert plain.status_code == 201, plain.text
+        assert answer.status_code == 201, answer.text
+        session_id = answer.json()["sessionId"]
+        call = CarrierCall("exotel", phone.ws(f"/ws/exotel/{answer.json()['token']}"))
+        await call.open()
+        await call.handshake()
+        try:
+            assert await call.next_bot_audio(timeout=60)  # the call is up: its session started
+            plan = phone.app.state.voicefleet.artifacts.recordings._open[session_id].plan
+            assert (plan.audio, plan.transcript) == (True, False), plan  # the transcript lowered, the audio kept
+        finally:
+            await call.hang_up()
+
+
+async def test_a_call_tokens_recording_wish_above_its_keys_policy_is_refused(tmp_path: Path) -> None:
+    env = {"RECORDING": "on", "RECORDING_TRANSCRIPT": "off", "RECORDING_DESTINATION": str(tmp_path)}
+    async for phone in phone_dispatcher(keyed=True, phone_env=env):
+        above = await phone.api.post("/start", json={"transport": "twilio", "recording": {"transcript": "on"}},
+                                     headers=ASKER)
+        assert above.status_code == 422, above.text
+        assert above.json()["error"]["code"] == "recording_not_allowed", above.text
+        assert "transcript=on (policy: off)" in above.json()["error"]["message"]

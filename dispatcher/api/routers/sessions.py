@@ -185,11 +185,8 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     a handed call's (a place held for it, its start counted where it arrived) with its own URL. Its
     `release` and `eval` ride in the token; an unknown release is refused now, not when the call comes,
     by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one).
-    A `recording` wish is refused: the token does not carry it, so the call would be kept by policy."""
-    if payload.recording is not None:
-        raise ApiError(422, "invalid_request", f"recording: a phone call ({payload.transport}) is kept as its "
-                       "key's and release's recording policy says (RECORDING, RECORDING_RULES); a phone start "
-                       "cannot lower or raise it yet: leave `recording` out")
+    A `recording` wish is checked here, as a web start's, and rides in the token to the session."""
+    recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
     if isinstance(placed, Response):
@@ -199,7 +196,7 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed, release=payload.release,
-                                evaluation=payload.eval is True)
+                                evaluation=payload.eval is True, recording=recording)
     if placed is not None:  # a place here for the call, within this key's share
         await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.artifacts.wanted import Wanted
 from dispatcher.phone.tokens import MAX_TOKEN_BODY_BYTES, CallTokens, TokenRefused
 
 KEY = b"k" * 32
@@ -105,3 +106,11 @@ def test_a_body_at_its_limit_rides_with_every_field_a_start_may_add_and_one_byte
     assert issuer.redeem(token, "generic").body == _body_of(MAX_TOKEN_BODY_BYTES)
     with pytest.raises(ValueError, match=f"exceeds {MAX_TOKEN_BODY_BYTES} bytes"):
         issuer.mint("generic", _body_of(MAX_TOKEN_BODY_BYTES + 1))
+
+
+def test_a_tokens_recording_wish_comes_back_as_minted_and_a_token_without_one_asks_nothing() -> None:
+    issuer = tokens([1000.0])
+    wished, _ = issuer.mint("exotel", recording=Wanted(audio="off"))
+    plain, _ = issuer.mint("exotel")
+    assert issuer.redeem(wished, "exotel").recording == Wanted(audio="off", transcript=None)
+    assert issuer.redeem(plain, "exotel").recording is None
