@@ -229,7 +229,7 @@ def build_state(
     runtime.listeners.append(lambda record: setattr(auth, "revoked_settings", revoked_ids(record["entries"])))
 
     async def refresh_gauges() -> None:
-        metrics.set_active(await sessions.active_by_release())
+        metrics.set_active(*await sessions.active_by_release())
 
     def store_up() -> bool | None:  # what /healthz says of the store; none for one process
         health = coordination.health()

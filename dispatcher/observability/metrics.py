@@ -32,6 +32,13 @@ class Metrics:
             ["provider", "outcome", "release"],
             registry=self.registry,
         )
+        # An eval's sessions (`voicefleet eval`) apart, so the starts and sessions above are callers' load.
+        self._eval_starts = Counter(
+            "voicefleet_eval_session_starts",
+            "Eval sessions started (`\"eval\": true`), by outcome; voicefleet_session_starts counts callers' only.",
+            ["provider", "outcome", "release"],
+            registry=self.registry,
+        )
         self._failures = Counter(
             "voicefleet_session_start_failures",
             "POST /start calls that did not start a session, by reason.",
@@ -53,7 +60,13 @@ class Metrics:
         )
         self._active = Gauge(
             "voicefleet_active_sessions",
-            "Sessions whose machine is starting, started or joined.",
+            "Callers' sessions whose machine is starting, started or joined (evals' apart).",
+            ["provider", "release"],
+            registry=self.registry,
+        )
+        self._eval_active = Gauge(
+            "voicefleet_eval_active_sessions",
+            "Eval sessions whose machine is starting, started or joined.",
             ["provider", "release"],
             registry=self.registry,
         )
@@ -81,7 +94,11 @@ class Metrics:
         self._machine_seconds.labels(self.provider, release, "session").inc(session_seconds)
         self._machine_seconds.labels(self.provider, release, "idle").inc(idle_seconds)
 
-    def started(self, *, created: bool, release: str) -> None:
+    def started(self, *, created: bool, release: str, evaluation: bool = False) -> None:
+        """A start answered; an eval's counts apart and stays out of GET /status's starts."""
+        if evaluation:
+            self._of(self._eval_starts, "created" if created else "replayed", release).inc()
+            return
         self._of(self._starts, "created" if created else "replayed", release).inc()
         if created:
             self.activity.started()
@@ -96,11 +113,15 @@ class Metrics:
     def reaped(self, outcome: str) -> None:
         self._reaped.labels(self.provider, outcome).inc()
 
-    def set_active(self, by_release: Mapping[str, int]) -> None:
-        """The active sessions of each release (a release seen before and absent now has none)."""
+    def set_active(self, by_release: Mapping[str, int], evals: Mapping[str, int] | None = None) -> None:
+        """The active sessions of each release, callers' and evals' (a release seen before and absent
+        now has none)."""
+        evals = evals or {}
         self._active_releases.update(by_release)
+        self._active_releases.update(evals)
         for release in self._active_releases:
             self._active.labels(self.provider, release).set(by_release.get(release, 0))
+            self._eval_active.labels(self.provider, release).set(evals.get(release, 0))
 
     def _of(self, metric: Counter | Histogram, label: str, release: str) -> Any:
         key = (id(metric), label, release)
@@ -109,6 +130,6 @@ class Metrics:
             series = self._series[key] = metric.labels(self.provider, label, release)
         return series
 
-    def render(self, active_by_release: Mapping[str, int]) -> bytes:
-        self.set_active(active_by_release)
+    def render(self, active_by_release: Mapping[str, int], evals: Mapping[str, int] | None = None) -> bytes:
+        self.set_active(active_by_release, evals)
         return generate_latest(self.registry)

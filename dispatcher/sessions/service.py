@@ -154,15 +154,27 @@ class SessionService:
     async def active_count(self) -> int:
         return sum(1 for m in await self._call(self._machines.list()) if m.state.is_active)
 
-    async def active_by_release(self) -> dict[str, int]:
-        """Active sessions by release: every configured release (0 without any), and any other a
-        machine still runs (a release the configuration no longer lists)."""
-        counts = dict.fromkeys(self.releases.catalogue.names, 0)
-        for machine in await self._call(self._machines.list()):
-            if machine.state.is_active:
-                release = machine.release or DEFAULT_RELEASE
-                counts[release] = counts.get(release, 0) + 1
-        return counts
+    async def active_by_release(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Active sessions by release, callers' then evals': every configured release (0 without
+        any), and any other a machine still runs (a release the configuration no longer lists)."""
+        callers = dict.fromkeys(self.releases.catalogue.names, 0)
+        evals: dict[str, int] = {}
+        machines = [m for m in await self._call(self._machines.list()) if m.state.is_active]
+        marked = await self._active_evals() if machines else set()
+        for machine in machines:
+            counts = evals if machine.session_id in marked else callers
+            release = machine.release or DEFAULT_RELEASE
+            counts[release] = counts.get(release, 0) + 1
+        return callers, evals
+
+    async def _active_evals(self) -> set[str]:
+        """The evals' active sessions, from the listing; none when it does not answer (each then
+        counted as a caller's: the sessions are still counted)."""
+        try:
+            return await self.listing.active_evals()
+        except Exception as exc:  # the store: a scrape still answers
+            log.warning("metrics: the evals' sessions could not be read (%s); counted as callers'", exc)
+            return set()
 
     async def start(
         self,
@@ -282,7 +294,7 @@ class SessionService:
                 raise
         release_name = session.machine.release or chosen.name  # a replay's: the release it started with
         self._metrics.launch_took(time.monotonic() - began, waited=wait, release=release_name)
-        self._metrics.started(created=session.created, release=release_name)
+        self._metrics.started(created=session.created, release=release_name, evaluation=eval_session)
         return session
 
     @overload

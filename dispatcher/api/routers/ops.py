@@ -59,5 +59,5 @@ async def _has_key(request: Request) -> bool:
 async def prometheus(request: Request) -> Response:
     await identified(request)  # the key, as every route asks it
     state = app_state(request)
-    active = await state.sessions.active_by_release()
-    return Response(state.metrics.render(active), media_type=CONTENT_TYPE)
+    callers, evals = await state.sessions.active_by_release()
+    return Response(state.metrics.render(callers, evals), media_type=CONTENT_TYPE)

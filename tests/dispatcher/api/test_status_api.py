@@ -99,7 +99,17 @@ async def test_an_evals_session_is_counted_apart_from_callers_sessions(tmp_path:
         plain = await api.post("/start", json={"body": {}}, headers=CLIENT)
         assert plain.status_code == 201, plain.text
         both = await status_when(api, lambda b: b["sessions"]["running"] == 1, "the caller's session counted")
+        metrics = (await api.get("/metrics", headers=CLIENT)).text
     assert (alone["sessions"]["running"], alone["sessions"]["by_release"]) == (0, {})
+    assert alone["starts"]["1m"]["starts"] == 0 and both["starts"]["1m"]["starts"] == 1  # callers' load only
+    # /metrics the same: callers' starts and sessions, and the evals' in their own series.
+    for line in ('voicefleet_session_starts_total{outcome="created",provider="local",release="stable"} 1.0',
+                 'voicefleet_eval_session_starts_total{outcome="created",provider="local",release="next"} 1.0',
+                 'voicefleet_active_sessions{provider="local",release="stable"} 1.0',
+                 'voicefleet_active_sessions{provider="local",release="next"} 0.0',
+                 'voicefleet_eval_active_sessions{provider="local",release="next"} 1.0'):
+        assert line in metrics, (line, metrics)
+    assert 'voicefleet_session_starts_total{outcome="created",provider="local",release="next"}' not in metrics
     assert alone["sessions"]["evals"] == {"running": 1, "by_release": {"next": 1}}
     assert both["sessions"]["by_release"] == {"stable": 1} and both["sessions"]["evals"]["running"] == 1
     assert both["cost"]["running_machines"] == 2  # the bill: every machine that runs, an eval's too
