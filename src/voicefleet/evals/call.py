@@ -81,8 +81,10 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
     # `eval`: the dispatcher keeps the session out of the rollback's judge and the cost figures; the
     # body's marker tells the bot which run and scenario it serves.
     body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}, "eval": True}
-    if scenario.on_phone:  # its call token carries the mark and the pin to the session it opens
-        body["transport"] = scenario.transport
+    # Named, not left to the deployment's default: a Daily-first one still starts a WebRTC session for
+    # this caller, and one without WebRTC says so (TRANSPORTS) instead of making a room nobody joins.
+    # A phone call's token carries the mark and the pin to the session the stream opens.
+    body["transport"] = scenario.transport
     if target.release:
         body["release"] = target.release
     try:

@@ -20,8 +20,11 @@ ROOM_FIELDS = ("room_url", "dailyRoom")
 
 
 def offer_url(base_url: str, answer: Mapping[str, Any]) -> str:
-    """A WebRTC session's offer URL: its answer's path on the dispatcher's URL."""
-    return base_url + str(answer["offer_url"])
+    """A WebRTC session's offer URL: its answer's path on the dispatcher's URL, or where Pipecat's
+    client sends it when the answer has Pipecat's fields only (a start that named its `transport`)."""
+    if "offer_url" in answer:
+        return base_url + str(answer["offer_url"])
+    return f"{base_url}/sessions/{answer['sessionId']}/api/offer"
 
 
 def session_urls(base_url: str, answer: Mapping[str, Any]) -> list[str]:
