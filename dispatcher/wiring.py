@@ -189,7 +189,7 @@ def build_state(
     )
     model_service = ModelServiceSettings.from_env(env)  # MODEL_SERVICE_URL: every bot streams to it
     if model_service is not None:
-        sessions.model_service = ModelServiceAdmission(ModelServiceCapacity(model_service))
+        sessions.model_service = ModelServiceAdmission(ModelServiceCapacity(model_service), coordination.key_sessions)
     if isinstance(machines, ReportsEnds):  # a machine that dies before its bot reports: told at once
         machines.end_listeners.append(sessions.ends.observed)
     sessions.recordings = artifacts.recordings

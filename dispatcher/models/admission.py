@@ -1,15 +1,18 @@
 """A start is admitted only while the model service has a free stream for its bot.
 
 The service's own count shows a stream once the bot has opened it, a few seconds after its start;
-until then this replica counts the start itself (for MODEL_SERVICE_CONNECT_SECONDS), so a burst
-cannot be admitted on one read past the streams there are. Counted twice in that window (here and
-in the service's count once the bot connects), a start errs on the side of refusing. A refusal is
+until then the start is counted in the replicas' store (for MODEL_SERVICE_CONNECT_SECONDS: a record
+per start in a reserved holder of the keys' session records, taken in the same script that takes a
+key's place), so a burst spread over every replica cannot be admitted on one read past the streams
+there are. Counted twice in that window (there and in the service's count once the bot connects),
+a start errs on the side of refusing. With the store down, each replica counts its own. A refusal is
 `503` with `Retry-After`, as a provider at its cap is answered, naming the service and its free
 streams; an unknown capacity (docs: dispatcher/models/capacity.py) is refused too, saying why.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,16 +20,21 @@ from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.models.capacity import ModelServiceCapacity
+from dispatcher.store.coordination import KeySessions
+from dispatcher.store.key_sessions import LocalKeySessions
 
 # A stream frees when a call ends (minutes); an unreachable service is read again within seconds.
 FULL_RETRY_AFTER_SECONDS = 5.0
+STARTING = "model-service-starts"  # the holder of the starts' records: never a caller id (those are digests)
 
 
 class ModelServiceAdmission:
-    def __init__(self, capacity: ModelServiceCapacity, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, capacity: ModelServiceCapacity, starting: KeySessions | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = capacity
+        self._starting = starting if starting is not None else LocalKeySessions(clock)  # every replica's starts
         self._clock = clock
-        self._starts: list[float] = []  # when each start admitted here began counting
+        self._starts: list[float] = []  # when each start admitted here began counting (for GET /status)
 
     def counted_here(self) -> int:
         """Starts admitted here in the last MODEL_SERVICE_CONNECT_SECONDS, counted against the free streams."""
@@ -48,12 +56,14 @@ class ModelServiceAdmission:
                            retry_after=self.capacity.settings.read_seconds,
                            extra={"model_service": shown, "free_streams": None})
         assert reading.free is not None
-        starting = self.counted_here()
-        free = reading.free - starting
-        if free <= 0:
+        record = secrets.token_hex(8)
+        held = await self._starting.hold(STARTING, record, reading.free, self.capacity.settings.connect_seconds)
+        if held is not None:
+            starting = len(held)
+            free = reading.free - starting
             raise ApiError(503, "model_service_capacity",
                            f"the model service {shown} has no free stream: {max(0, free)} of {reading.total} free "
-                           f"({reading.free} by its count, {starting} starting here): try again when a call ends, "
+                           f"({reading.free} by its count, {starting} starting): try again when a call ends, "
                            f"or give the service more streams (another GPU)",
                            retry_after=FULL_RETRY_AFTER_SECONDS,
                            extra={"model_service": shown, "free_streams": max(0, free)})
@@ -64,6 +74,7 @@ class ModelServiceAdmission:
         except BaseException:
             if started in self._starts:  # not yet aged out
                 self._starts.remove(started)
+            await self._starting.release(STARTING, [record])
             raise
 
     def status(self) -> dict[str, Any]:
