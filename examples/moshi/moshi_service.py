@@ -106,6 +106,9 @@ class MoshiService(AIService):
             await self._fail(ModelServiceFailure(f"the model service cut the stream mid-call ({e})"))
         except ModelServiceFailure as e:
             await self._fail(e)
+        except Exception as e:  # anything else still ends the call out loud, never a silent line
+            await self._fail(ModelServiceFailure(f"the stream to the model service failed: {e!r}",
+                                                 ErrorCategory.UNKNOWN))
 
     async def _open(self) -> websockets.ClientConnection:
         try:
