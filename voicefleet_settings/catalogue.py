@@ -228,7 +228,8 @@ Bots that stream to one shared speech-to-speech model service (an open full-dupl
 Moshi or PersonaPlex on a GPU, speaking Moshi's protocol): with `MODEL_SERVICE_URL` set, every
 session of this dispatcher is taken to use it, and a start is refused `503` while the service has no
 free stream or its free streams are unknown ([converged.md](converged.md#a-shared-model-service)).
-The bot is given the URL as any other variable of its own (`LOCAL_BOT_ENV`, a bot secret).
+The bot is given the URL as any other variable of its own (`LOCAL_BOT_ENV`, a bot secret): the
+example bot that streams to it, [examples/moshi](../examples/moshi/bot.py), reads the same variable.
 """,
     ),
     Section(

@@ -131,6 +131,16 @@ async def session_error(base_url: str, timeout: float = 10.0) -> dict[str, Any]:
 def pipecat_runner(log_dir: Path, fake: FakeOpenAIRealtime) -> Iterator[str]:
     """The baseline: the same bot under Pipecat's own development runner (`python bot.py -t webrtc`), no
     voicefleet at all; yields its offer URL."""
+    with FakeServer(fake.app()) as server:
+        fake.url = server.url.replace("http://", "ws://")
+        env = {"OPENAI_API_KEY": KEY, "OPENAI_REALTIME_URL": f"{fake.url}/v1/realtime"}
+        with runner_process(log_dir, REALTIME_BOT, env) as offer:
+            yield offer
+
+
+@contextmanager
+def runner_process(log_dir: Path, bot: Path, env: dict[str, str]) -> Iterator[str]:
+    """`python bot.py -t webrtc` under Pipecat's own runner with `env` added to ours; yields its offer URL."""
     import os
     import subprocess
     import sys
@@ -138,24 +148,21 @@ def pipecat_runner(log_dir: Path, fake: FakeOpenAIRealtime) -> Iterator[str]:
     from tests.support.ports import free_port
     from tests.support.processes import terminate
 
-    with FakeServer(fake.app()) as server:
-        fake.url = server.url.replace("http://", "ws://")
-        port = free_port()
-        env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_REALTIME_URL": f"{fake.url}/v1/realtime"}
-        with open(log_dir / "runner.log", "wb") as log:
-            process = subprocess.Popen([sys.executable, str(REALTIME_BOT), "-t", "webrtc", "--host", "127.0.0.1",
-                                        "--port", str(port)], env=env, stdout=log, stderr=log)
-            try:
-                def up() -> bool:
-                    try:
-                        return httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code < 500
-                    except httpx.TransportError:
-                        return False
+    port = free_port()
+    with open(log_dir / "runner.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, str(bot), "-t", "webrtc", "--host", "127.0.0.1",
+                                    "--port", str(port)], env={**os.environ, **env}, stdout=log, stderr=log)
+        try:
+            def up() -> bool:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code < 500
+                except httpx.TransportError:
+                    return False
 
-                wait_until(up, "Pipecat's runner", timeout=WARM_TIMEOUT)
-                yield f"http://127.0.0.1:{port}/api/offer"
-            finally:
-                terminate(process, grace=10)
+            wait_until(up, "Pipecat's runner", timeout=WARM_TIMEOUT)
+            yield f"http://127.0.0.1:{port}/api/offer"
+        finally:
+            terminate(process, grace=10)
 
 
 async def direct_call(offer: str, fake: FakeOpenAIRealtime, speech: Pcm, turns: int) -> list[Turn]:
