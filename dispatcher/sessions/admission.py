@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 
 from dispatcher.errors import ApiError
 from dispatcher.store.coordination import AtCapacity, Launches
+from dispatcher.store.share_ask import ShareAsk
 
 log = logging.getLogger("dispatcher.sessions.admission")
 
@@ -101,7 +102,9 @@ class Admission:
         self._counted, self._counted_at = True, self._clock() - age  # when the count was asked for
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, share: ShareAsk | None = None) -> AsyncIterator[None]:
+        """One launch under the cap for the block; 429 `at_capacity` when it is reached. With
+        `share`, the key's place is taken with it (`Launches.slot`; `ShareHeld` when refused)."""
         age = self._clock() - self._counted_at
         if not self._counted or age >= self._stale_seconds:
             # Shielded: a client that goes away does not cancel the recount others wait for.
@@ -113,7 +116,7 @@ class Admission:
             await asyncio.shield(task)  # …unless that refuses it: a refusal waits for the recount
         async with contextlib.AsyncExitStack() as launching:
             try:
-                await launching.enter_async_context(self._launches.slot(self._limit))
+                await launching.enter_async_context(self._launches.slot(self._limit, share))
             except AtCapacity:
                 raise self._at_capacity() from None
             yield
