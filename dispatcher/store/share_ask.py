@@ -63,3 +63,12 @@ async def share_then_cap(ask: ShareAsk, cap: AbstractAsyncContextManager[None]) 
             await ask.sessions.release(ask.caller, [ask.session_id])
             raise
         yield
+
+
+async def share_first(ask: ShareAsk) -> None:
+    """Raises `ShareHeld` when the key holds its share (taking nothing): for a start whose cap could
+    not be decided (its count failed), whose answer is still the share's refusal where there is one."""
+    held = await ask.sessions.hold(ask.caller, ask.session_id, ask.share, ask.seconds)
+    if held is not None:
+        raise ShareHeld(held)
+    await ask.sessions.release(ask.caller, [ask.session_id])

@@ -110,6 +110,35 @@ async def test_each_refusal_is_the_same_and_leaves_the_records_as_before(
         assert results[True][1].get("launches:key:caller-a", (0, False))[0] == 0, results
 
 
+@pytest.mark.parametrize("held_before", [2, 0])
+async def test_a_count_that_fails_still_answers_the_share_first(redis: RedisServer, admin: Redis,
+                                                                held_before: int) -> None:
+    """The first start waits for the provider's count; when that fails, a key at its share is still
+    refused for its share (it was decided before the count), else the count's failure is the answer."""
+    results = {}
+    for together in (False, True):
+        prefix = f"{{voicefleet}}:t-admit-count-{together}-{held_before}:"
+        coordination = RedisCoordination(settings_for(redis, "r-a", prefix))
+        share, _ = share_and_cap(coordination, 0)
+
+        async def count() -> int:
+            raise ApiError(502, "fly_unavailable", "the provider's list failed")
+
+        cap = Admission(CAP, count, launches=coordination.launches(keep_seconds=10.0))
+        try:
+            for n in range(held_before):
+                assert await coordination.key_sessions.hold("caller-a", f"held-{n}", 2, LASTS) is None
+            results[together] = (answer(await starts(share, cap, together=together)("caller-a", "s-1")),
+                                 await records(admin, prefix))
+        finally:
+            await cap.aclose()
+            await coordination.aclose()
+            await admin.delete(*[k async for k in admin.scan_iter(match=f"{prefix}*")] or ["-"])
+    assert results[True] == results[False]
+    outcome = results[True][0]
+    assert outcome is not None and outcome[1] == ("key_at_capacity" if held_before else "fly_unavailable"), results
+
+
 async def test_a_block_that_fails_gives_both_back(redis: RedisServer, admin: Redis, prefix: str) -> None:
     coordination = RedisCoordination(settings_for(redis, "r-a", prefix))
     share, cap = share_and_cap(coordination, 0)
