@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 
 from dispatcher.errors import ApiError
 from dispatcher.store.coordination import AtCapacity, Launches
+from dispatcher.store.share_ask import ShareAsk, share_first
 
 log = logging.getLogger("dispatcher.sessions.admission")
 
@@ -101,7 +102,25 @@ class Admission:
         self._counted, self._counted_at = True, self._clock() - age  # when the count was asked for
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, share: ShareAsk | None = None) -> AsyncIterator[None]:
+        """One launch under the cap for the block; 429 `at_capacity` when it is reached. With
+        `share`, the key's place is taken with it (`Launches.slot`; `ShareHeld` when refused)."""
+        try:
+            await self._counted_for_start()
+        except Exception:
+            if share is not None:  # the key's share answers first, as when it was taken before the count
+                await share_first(share)
+            raise
+        async with contextlib.AsyncExitStack() as launching:
+            try:
+                await launching.enter_async_context(self._launches.slot(self._limit, share))
+            except AtCapacity:
+                raise self._at_capacity() from None
+            yield
+
+    async def _counted_for_start(self) -> None:
+        """A count to decide on: waited for when there is none (or it is stale, or it would refuse
+        while a recount is under way); else asked for in the background when due."""
         age = self._clock() - self._counted_at
         if not self._counted or age >= self._stale_seconds:
             # Shielded: a client that goes away does not cancel the recount others wait for.
@@ -111,12 +130,6 @@ class Admission:
         task = self._recount_task
         if self._launches.current() >= self._limit and task is not None and not task.done():
             await asyncio.shield(task)  # …unless that refuses it: a refusal waits for the recount
-        async with contextlib.AsyncExitStack() as launching:
-            try:
-                await launching.enter_async_context(self._launches.slot(self._limit))
-            except AtCapacity:
-                raise self._at_capacity() from None
-            yield
 
     def _at_capacity(self) -> ApiError:
         return ApiError(

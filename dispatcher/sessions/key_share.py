@@ -22,12 +22,14 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import KeySessions, Rate
+from dispatcher.store.share_ask import ShareAsk, ShareHeld
 
 RECHECK_SECONDS = 5.0  # a key at its share looks its sessions up at most this often (per replica)
 # A session recorded this recently may still be launching (not yet listed by its provider): it counts.
@@ -111,22 +113,63 @@ class KeyShare:
         if self.applies(caller, internal=False):
             await self._take(caller, session_id, internal=False, seconds=seconds)
 
+    @contextlib.asynccontextmanager
+    async def slot_with_cap(self, caller: str, session_id: str, *, internal: bool,
+                            cap: Callable[[ShareAsk | None], AbstractAsyncContextManager[None]]) -> AsyncIterator[None]:
+        """`slot`, then `cap` (the session cap's, `Admission.slot`) for the block, both decided in one
+        step where the store allows (dispatcher/store/share_ask.py): the same refusals, in the same
+        order, as `slot` around `cap`, and a cap that refuses leaves the key's place untaken."""
+        if not self.applies(caller, internal=internal):
+            async with cap(None):
+                yield
+            return
+        fraction, share = self.share_of(caller)
+        ask = ShareAsk(self._sessions, caller, session_id, share, self._record_seconds)
+        taken = False
+        try:
+            async with contextlib.AsyncExitStack() as admitted:
+                try:
+                    await admitted.enter_async_context(cap(ask))
+                except ShareHeld as refused:
+                    if not await self._released_ended(caller, refused.held):
+                        raise self._refused(refused.held, fraction, internal=internal) from None
+                    try:
+                        await admitted.enter_async_context(cap(ask))
+                    except ShareHeld as again:
+                        raise self._refused(again.held, fraction, internal=internal) from None
+                taken = True
+                yield
+        except BaseException:
+            if taken:  # as `slot`: after the cap's launch is given back
+                await self._sessions.release(caller, [session_id])
+            raise
+
     async def _take(self, caller: str, session_id: str, *, internal: bool, seconds: float | None = None) -> None:
         lasts = self._record_seconds if seconds is None else seconds
         fraction, share = self.share_of(caller)
         held = await self._sessions.hold(caller, session_id, share, lasts)
         if held is None:
             return
+        if await self._released_ended(caller, held):
+            held = await self._sessions.hold(caller, session_id, share, lasts)
+            if held is None:
+                return
+        raise self._refused(held, fraction, internal=internal)
+
+    async def _released_ended(self, caller: str, held: dict[str, float]) -> bool:
+        """Whether some of the key's held sessions had ended and no longer count (looked up at most
+        once per RECHECK_SECONDS per key here)."""
         now = time.monotonic()
-        if now - self._checked.get(caller, -math.inf) >= RECHECK_SECONDS:
-            self._checked[caller] = now
-            ended = await self._ended(held)
-            if ended:
-                await self._sessions.release(caller, ended)
-                held = await self._sessions.hold(caller, session_id, share, lasts)
-                if held is None:
-                    return
-        raise ApiError(
+        if now - self._checked.get(caller, -math.inf) < RECHECK_SECONDS:
+            return False
+        self._checked[caller] = now
+        ended = await self._ended(held)
+        if ended:
+            await self._sessions.release(caller, ended)
+        return bool(ended)
+
+    def _refused(self, held: dict[str, float], fraction: float, *, internal: bool) -> ApiError:
+        return ApiError(
             429,
             "key_at_capacity",
             f"{'the calls carriers open' if internal else 'this API key'} already run{'' if internal else 's'} "

@@ -236,11 +236,14 @@ class SessionService:
                                 self.budgets.check(owner.name, hold=session_id)  # held until counted or failed
                                 admitted.callback(self.budgets.release, owner.name, session_id)
                             with tracing.step("session.admission"):
-                                await admitted.enter_async_context(
-                                    self.share.slot(owner.id, session_id, internal=owner.internal))
                                 if self.model_service is not None:  # its bot needs a free stream there
+                                    await admitted.enter_async_context(
+                                        self.share.slot(owner.id, session_id, internal=owner.internal))
                                     await admitted.enter_async_context(self.model_service.slot())
-                                await admitted.enter_async_context(self._admission.slot())
+                                    await admitted.enter_async_context(self._admission.slot())
+                                else:  # the key's share and the cap in one step (one store round trip)
+                                    await admitted.enter_async_context(self.share.slot_with_cap(
+                                        owner.id, session_id, internal=owner.internal, cap=self._admission.slot))
                             if (not cold_only and self.share.bounds_warm(owner.id, internal=owner.internal)
                                     and await self._claimable(transport, math.inf)
                                     and not await self.share.may_claim_warm(owner.id, internal=owner.internal)):

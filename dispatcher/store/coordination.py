@@ -24,6 +24,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from dispatcher.store.share_ask import KeySessions as KeySessions
+from dispatcher.store.share_ask import ShareAsk
+
 if TYPE_CHECKING:  # annotations only: the Pulumi program imports the providers' create limits through
     # this contract in an environment without Redis or Prometheus (infra/'s own project)
     from prometheus_client.registry import Collector
@@ -209,23 +212,12 @@ class Launches(Protocol):
         """This replica's estimate since the last recount (asked for once a count exists)."""
         ...
 
-    def slot(self, limit: int) -> AbstractAsyncContextManager[None]:
+    def slot(self, limit: int, share: ShareAsk | None = None) -> AbstractAsyncContextManager[None]:
         """Holds one launch for the block (it counts as launched when the block ends without an
-        error). Raises `AtCapacity` on entry when `limit` is reached."""
-        ...
-
-
-class KeySessions(Protocol):
-    """Each API key's sessions across replicas (dispatcher/store/key_sessions.py): a key's share of
-    the session cap is checked and taken in one step."""
-
-    async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> dict[str, float] | None:
-        """Records `session_id` as `caller`'s for `seconds` if fewer than `share` are; else records
-        nothing and returns the held sessions, each with how many seconds ago it was recorded."""
-        ...
-
-    async def release(self, caller: str, session_ids: Iterable[str]) -> None:
-        """These sessions no longer count for `caller` (ended, stopped, or never launched)."""
+        error). Raises `AtCapacity` on entry when `limit` is reached. With `share`, takes the key's
+        place first, in the same step where the store allows (dispatcher/store/share_ask.py):
+        raises `ShareHeld` (nothing taken) when the key holds its share; a cap that refuses leaves
+        the place untaken; the place stays taken after the block (its owner gives it back)."""
         ...
 
 

@@ -18,22 +18,27 @@ from collections.abc import Callable, Iterable
 from dispatcher.store.client import Store
 from dispatcher.store.forgiving import forgiving
 
-# KEYS[1]: the key's set. ARGV: the share, the session, how long its record lasts (µs).
-# Returns {} when the session is recorded; else every held session and when it was recorded (µs),
-# flattened (nothing is recorded).
-_HOLD = """
-local t = redis.call('TIME')
-local now = t[1] * 1000000 + t[2]
-local lasts = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  local held = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  for i = 2, #held, 2 do held[i] = tostring(tonumber(held[i]) - lasts) end
-  return held
+# A Lua function (also part of the start's admission, dispatcher/store/launches.py): records
+# `session` in the key's set `key` for `lasts` µs from `now` (the store's clock, µs) unless `share`
+# are held; else returns every held session and when it was recorded (µs), flattened (nothing recorded).
+HOLD_FUNCTION = """
+local function hold(key, share, session, lasts, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= share then
+    local held = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for i = 2, #held, 2 do held[i] = tostring(tonumber(held[i]) - lasts) end
+    return held
+  end
+  redis.call('ZADD', key, now + lasts, session)
+  redis.call('PEXPIRE', key, math.floor(lasts / 1000))
+  return nil
 end
-redis.call('ZADD', KEYS[1], now + lasts, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], math.floor(lasts / 1000))
-return {}
+"""
+# KEYS[1]: the key's set. ARGV: the share, the session, how long its record lasts (µs).
+# Returns {} when the session is recorded; else what `hold` returns.
+_HOLD = HOLD_FUNCTION + """
+local t = redis.call('TIME')
+return hold(KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), t[1] * 1000000 + t[2]) or {}
 """
 
 Held = dict[str, float]  # session → how many seconds ago it was recorded
@@ -80,7 +85,7 @@ class SharedKeySessions:
         self._hold = store.redis.register_script(_HOLD)
 
     def _key(self, caller: str) -> str:
-        return self._store.key("launches", "key", caller)
+        return key_of(self._store, caller)
 
     async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> Held | None:
         key = self._key(caller)
@@ -89,9 +94,7 @@ class SharedKeySessions:
         if not held:
             return None
         now = await self._store.call(self._store.redis.time)
-        now_us = int(now[0]) * 1_000_000 + int(now[1])
-        pairs = zip(held[0::2], held[1::2], strict=True)
-        return {_text(s): (now_us - float(at)) / 1_000_000 for s, at in pairs}
+        return held_ages(held, int(now[0]) * 1_000_000 + int(now[1]))
 
     async def release(self, caller: str, session_ids: Iterable[str]) -> None:
         gone = list(session_ids)
@@ -111,6 +114,17 @@ class ForgivingKeySessions:
         gone = list(session_ids)
         await forgiving(lambda: self._shared.release(caller, gone), lambda: self._alone.release(caller, gone),
                         "a key's sessions")
+
+
+def key_of(store: Store, caller: str) -> str:
+    """The store's set of `caller`'s sessions."""
+    return store.key("launches", "key", caller)
+
+
+def held_ages(held: list[str | bytes], now_us: int) -> Held:
+    """`hold`'s refusal (each session and when it was recorded, flattened) as each session's age."""
+    pairs = zip(held[0::2], held[1::2], strict=True)
+    return {_text(s): (now_us - float(at)) / 1_000_000 for s, at in pairs}
 
 
 def _text(value: str | bytes) -> str:

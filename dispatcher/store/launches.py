@@ -30,23 +30,55 @@ from functools import partial
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import AtCapacity
 from dispatcher.store.forgiving import forgiving, nothing
+from dispatcher.store.key_sessions import HOLD_FUNCTION, Held, held_ages, key_of
 from dispatcher.store.leases import Leases
 from dispatcher.store.memory import LocalLaunches
+from dispatcher.store.share_ask import ShareAsk, ShareHeld, share_then_cap
 from dispatcher.store.together import together
 
+SHARE_HELD = -2  # the start's admission: the key's share refuses (see `_SHARE_AND_ADMIT`)
 USE, COUNT = 1, 2  # the deployment's count is fresh: use it; nobody is counting: count (else wait)
 COUNT_POLL_SECONDS = 0.05  # how often a replica waiting for another's count looks for it
 
-_ADMIT = """
+# A Lua function: records `token` (a launch) as in flight until `now + keep` (µs, the store's clock)
+# if the provider's count `counted` plus the launches recorded since it was asked for (`since`)
+# stays under `limit`, dropping those older than `keep`; returns that sum, else -1 (nothing recorded).
+_ADMIT_FUNCTION = """
+local function admit(key, counted, since, limit, keep, token, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)
+  local running = counted + redis.call('ZCOUNT', key, since, '+inf')
+  if running >= limit then
+    return -1
+  end
+  redis.call('ZADD', key, now + keep, token)
+  return running
+end
+"""
+_NOW = """
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
-local running = tonumber(ARGV[1]) + redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf')
-if running >= tonumber(ARGV[3]) then
-  return -1
+"""
+# KEYS[1]: the launches. ARGV: the count, when it was asked for (µs), the cap, the keep time (µs), the launch.
+_ADMIT = _ADMIT_FUNCTION + _NOW + """
+return admit(KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], now)
+"""
+# The key's share, then the cap, in one step (dispatcher/store/share_ask.py). KEYS: the launches, the
+# key's sessions (dispatcher/store/key_sessions.py). ARGV: as `_ADMIT`'s, then the share, the
+# session, how long its record lasts (µs). Returns {the sum (admitted), now}; {-1, now}: the cap
+# refuses (the key's place given back); {-2, now, each held session and when it was recorded}: the
+# share refuses (nothing taken).
+_SHARE_AND_ADMIT = HOLD_FUNCTION + _ADMIT_FUNCTION + _NOW + """
+local held = hold(KEYS[2], tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8]), now)
+if held then
+  table.insert(held, 1, now)
+  table.insert(held, 1, -2)
+  return held
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), ARGV[5])
-return running
+local running = admit(KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], now)
+if running < 0 then
+  redis.call('ZREM', KEYS[2], ARGV[7])
+end
+return {running, now}
 """
 # ARGV: the oldest count usable (store µs; 0: the refresh window back from now), the refresh
 # window (µs), the lease (ms), this replica's lease token.
@@ -91,6 +123,7 @@ class SharedLaunches:
         self._key = store.key("launches")
         self._keep_us = int(keep_seconds * 1_000_000)
         self._admit = store.redis.register_script(_ADMIT)
+        self._share_and_admit = store.redis.register_script(_SHARE_AND_ADMIT)
         self._landed = store.redis.register_script(_LANDED)
         self._count_key, self._lease_key = store.key("launches", "count"), store.key("launches", "counting")
         self._turn = store.redis.register_script(_TURN)
@@ -122,9 +155,22 @@ class SharedLaunches:
     async def admit(self, session_id: str, *, counted: int, counted_at: int, limit: int) -> bool:
         """Records the launch and returns True if the cap allows it, atomically across replicas.
         `counted_at`: the store's clock when the provider count `counted` was asked for."""
-        args: list[str | int] = [counted, counted_at, limit, self._keep_us, session_id, self._keep_us]
+        args: list[str | int] = [counted, counted_at, limit, self._keep_us, session_id]
         running = await self._store.call(lambda: self._admit(keys=[self._key], args=args))
         return int(running) >= 0
+
+    async def share_and_admit(self, session_id: str, share: ShareAsk, *, counted: int, counted_at: int,
+                              limit: int) -> bool | Held:
+        """`admit`, after the key's place in its share, both in one round trip: the held sessions
+        when the share refuses (nothing taken), else whether the cap admitted the launch (a cap that
+        refuses leaves the key's place as it was)."""
+        args: list[str | int] = [counted, counted_at, limit, self._keep_us, session_id,
+                                 share.share, share.session_id, int(share.seconds * 1_000_000)]
+        keys = [self._key, key_of(self._store, share.caller)]
+        answer = await self._store.call(lambda: self._share_and_admit(keys=keys, args=args))
+        if int(answer[0]) == SHARE_HELD:
+            return held_ages(answer[2:], int(answer[1]))
+        return int(answer[0]) >= 0
 
     async def landed(self, session_id: str) -> None:
         # With whatever else the start writes then (its budgets' ledger open): one round trip.
@@ -184,10 +230,11 @@ class RedisLaunches:
         return self._alone.current()
 
     @contextlib.asynccontextmanager
-    async def slot(self, limit: int) -> AsyncIterator[None]:
-        token = await self._admit(limit)
+    async def slot(self, limit: int, share: ShareAsk | None = None) -> AsyncIterator[None]:
+        token = await self._admit(limit, share)
         if token is None:  # the store did not decide: this replica's own count does
-            async with self._alone.slot(limit):
+            alone = self._alone.slot(limit)
+            async with alone if share is None else share_then_cap(share, alone):
                 yield
             return
         launched = False
@@ -199,16 +246,20 @@ class RedisLaunches:
             await forgiving(lambda: self._shared.landed(token) if launched else self._shared.failed(token),
                             nothing, "a launch's record")  # else it ages out of the record
 
-    async def _admit(self, limit: int) -> str | None:
-        """The token of the launch recorded across replicas; None when the store did not decide;
-        raises AtCapacity when every replica's launches together reach the cap."""
+    async def _admit(self, limit: int, share: ShareAsk | None) -> str | None:
+        """The token of the launch recorded across replicas (with the key's place, `share`, when
+        asked); None when the store did not decide (nothing taken there); raises `ShareHeld` when
+        the key holds its share, AtCapacity when every replica's launches together reach the cap."""
         counted_at = self._counted_at
         if counted_at is None:
             return None
-        token = secrets.token_hex(8)
+        token, counted = secrets.token_hex(8), self._alone.counted
         admitted = await forgiving(
-            lambda: self._shared.admit(token, counted=self._alone.counted, counted_at=counted_at, limit=limit),
+            lambda: self._shared.admit(token, counted=counted, counted_at=counted_at, limit=limit) if share is None
+            else self._shared.share_and_admit(token, share, counted=counted, counted_at=counted_at, limit=limit),
             nothing, "admission")
+        if isinstance(admitted, dict):
+            raise ShareHeld(admitted)
         if admitted is False:
             raise AtCapacity
         return None if admitted is None else token

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from dispatcher.store.coordination import AtCapacity, CreateTurn, ReplicaPool
+from dispatcher.store.share_ask import ShareAsk, share_then_cap
 from dispatcher.store.unavailable import StoreUnavailable
 
 MAX_REMEMBERED = 100_000  # one-time tokens remembered at once (a token lives minutes)
@@ -52,8 +53,11 @@ class LocalLaunches:
     def current(self) -> int:
         return self.counted + (self._launched - self._launched_at_count) + self._in_flight
 
+    def slot(self, limit: int, share: ShareAsk | None = None) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._slot(limit) if share is None else share_then_cap(share, self._slot(limit))
+
     @contextlib.asynccontextmanager
-    async def slot(self, limit: int) -> AsyncIterator[None]:
+    async def _slot(self, limit: int) -> AsyncIterator[None]:
         # No await from the check to the increment: the check-and-take is atomic in this process.
         if self.current() >= limit:
             raise AtCapacity

@@ -42,8 +42,8 @@ KEY, ADMIN_KEY = "budget-key-0123456789", "budget-admin-0123456789"
 # a feature cannot take a round trip another left behind without being seen.
 STORE_TRIPS = {
     "rates.py:take": 1,  # the key's start rate
-    "key_sessions.py:hold": 1,  # the key's share of the sessions
-    "launches.py:admit": 1,  # the session cap
+    # the key's share of the sessions and the session cap, decided in one script (two trips before)
+    "launches.py:share_and_admit": 1,
     "rates.py:_turn": 1,  # Fly's create bucket
     # Those written at one moment go in one pipeline (dispatcher/store/together.py, named in TOGETHER):
     # the `requested` event with the session index's entry and the bot's values, then the machine's
@@ -66,8 +66,8 @@ BUDGET = {
         # as `alone`, and the MACs of four records the replicas share (dispatcher/store/message_seal.py)
         "keyed hashes": 9,
         "provider calls": 2,  # one Daily room, one Fly machine
-        "python calls": 4900,  # 4,240 measured on 2026-11-28 (4,630–5,030 with 11 round trips)
-        "python lines": 20300,  # 17,580 measured on 2026-11-28 (18,480–19,790 with 11 round trips)
+        "python calls": 4650,  # 4,042 measured on 2026-11-28 (4,240 with 6 round trips, 4,630–5,030 with 11)
+        "python lines": 19300,  # 16,797 measured on 2026-11-28 (17,580 with 6 round trips, 18,480–19,790 with 11)
     },
     "alone": {
         "store round trips": 0,
