@@ -15,8 +15,11 @@ from botchannel.contract import Report, encode, parse_frame
 from botchannel.transport_use import parse_transport
 from botchannel.usage import UsageError
 from dispatcher.reserve.prices import BotPrice
+from dispatcher.sessions.budget_usage import LedgerUsage
+from dispatcher.sessions.budgets import Budgets
 from dispatcher.sessions.cost import NOT_COUNTED, PARTIAL_RELAY, RELAY_NOT_YET, SessionCosts
 from dispatcher.settings import SettingsError
+from dispatcher.store.budget_ledger import MemoryBudgetLedger
 from dispatcher.usage.price_table import load_prices
 from dispatcher.usage.relay_cost import CUT, MAX_BYTES_PER_SECOND, NOT_MEASURED, PACKET_OVERHEAD_BYTES, UNPRICED
 from dispatcher.usage.relay_price import relay_price, table_price
@@ -150,3 +153,17 @@ async def test_the_rollups_and_the_usage_answer_add_the_relay_to_the_cost() -> N
     assert unpriced is not None
     assert await rollups.add(SessionUse("s-2", DAY, "k", "r1", amounts(unpriced)))
     assert summarise(await rollups.grouped(DAY, DAY, "key", None), "key")["totals"]["not_priced"] == 1
+
+
+async def test_a_keys_spend_adds_its_relayed_calls_relay_with_its_services() -> None:
+    ledger, budgets = MemoryBudgetLedger(), Budgets()
+    end = 1_795_000_000.0
+    usage = LedgerUsage(ledger, budgets, dollars_per_second=None, clock=lambda: end)
+    budgets.limit({"budget.acme.spend-month": 10})
+    costs = SessionCosts("ecs", PRICE, relay=relay_price({"TURN_RELAY_USD_PER_GB": "1000"}, "ecs"))
+    cost = costs.of(ended(RELAYED), running=False)  # no services used: the relay alone
+    assert cost is not None and cost.relay_usd is not None and cost.relay_usd > 0.2
+    await ledger.open("acme", "s-1", end - 60)
+    await usage.services_spent("acme", "s-1", cost, end)
+    await usage.refresh()
+    assert usage.used("acme", "spend-month", end) == pytest.approx(cost.relay_usd)
