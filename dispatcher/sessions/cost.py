@@ -157,7 +157,8 @@ class SessionCosts:
         """The cost of the session whose timeline is `events` (in time order); None when no machine
         was launched or claimed for it. `running`: its machine is still active, so it is paid until
         now. `ended_at`: its end, when the caller knows it (the ended webhook's event). `so_far`: its
-        services' use as the bot last reported it during the call, counted when its end carries none."""
+        services' use as the bot last reported it during the call, counted when its end carries none;
+        `transport_so_far` its WebRTC transport likewise, for the relay's share."""
         start = next((e for e in events if e.get("event") in STARTS and _time(e.get("at")) is not None), None)
         if start is None:
             return None
