@@ -195,6 +195,8 @@ class ChannelSession:
                 await recorder.finish()
             if event == "ended" and (session_watch := _watch()) is not None:  # what its services used
                 fields["usage"] = tuple(session_watch.usage.report())
+                if session_watch.transport is not None:  # a WebRTC call: its relay's share (transport_meter.py)
+                    fields["transport"] = await session_watch.transport.report()
             if event == "ended" and self.conversation is not None:
                 fields["conversation"] = self.conversation.figures(fields.get("reason"))
             tracing.SESSION.reported(event, fields)
@@ -350,11 +352,11 @@ class ChannelSession:
         """Sends the services' use so far during the call (bot/usage_reports.py). The watch is looked
         up at each turn, never imported here: an idle bot that has not loaded Pipecat yet answers its
         assignment at once (the import is the session's, later)."""
-        from bot.usage_reports import report_usage, used_so_far
+        from bot.usage_reports import report_usage, transport_so_far, used_so_far
 
         with contextlib.suppress(RuntimeError):  # no loop: nothing to send from
             self._usage_reports = asyncio.get_running_loop().create_task(
-                report_usage(self.channel.request, used_so_far), name="usage-reports")
+                report_usage(self.channel.request, used_so_far, transport_so_far), name="usage-reports")
 
     def _record(self, assignment: Assignment) -> None:
         """Starts the session's recorder and taps every pipeline the user's bot builds from now on

@@ -5,7 +5,9 @@ dispatcher keeps the newest, so a report sent twice or lost counts nothing twice
 
 The first goes a second after the first use (a short call's use is kept early), then one every
 `every_seconds` the dispatcher answered, and only when the sums changed. An older dispatcher
-answers 404: the host stops asking. A channel down or slow is tried again at the next turn.
+answers 404: the host stops asking. A channel down or slow is tried again at the next turn. A WebRTC
+call's transport so far (its ICE pair and bytes: bot/transport_meter.py) goes with each report, so
+the relay's share of a killed bot's call is counted as far as its last report.
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ MIN_EVERY_SECONDS, MAX_EVERY_SECONDS = 1.0, 600.0
 REQUEST_TIMEOUT_SECONDS = 5.0
 Request = Callable[[str, Mapping[str, Any], float], Awaitable[Mapping[str, Any]]]
 Rows = Callable[[], list[dict[str, Any]]]
+Transport = Callable[[], Awaitable[dict[str, Any] | None]]
 
 
-async def report_usage(request: Request, rows: Rows) -> None:
+async def report_usage(request: Request, rows: Rows, transport: Transport | None = None) -> None:
     """Until cancelled (at the session's end) or the dispatcher does not know the method."""
     every, sent = FIRST_SECONDS, None
     while True:
         await asyncio.sleep(every if sent is not None else FIRST_SECONDS)
-        now = rows()
-        if not now or now == sent:
+        now: dict[str, Any] = {"usage": rows()}
+        if transport is not None and (carried := await transport()) is not None:
+            now["transport"] = carried
+        if now == {"usage": []} or now == sent:
             continue
         try:
-            answer = await request(METHOD_USAGE_SO_FAR, {"usage": now}, REQUEST_TIMEOUT_SECONDS)
+            answer = await request(METHOD_USAGE_SO_FAR, now, REQUEST_TIMEOUT_SECONDS)
         except RequestFailed as exc:
             if exc.status == 404:
                 logger.info("the dispatcher keeps no usage during the call; it is reported at the end")
@@ -54,6 +59,15 @@ def used_so_far() -> list[dict[str, Any]]:
     module = sys.modules.get("bot.watch")
     watch = module.current() if module is not None else None
     return watch.usage.report() if watch is not None else []
+
+
+async def transport_so_far() -> dict[str, Any] | None:
+    """A WebRTC call's transport so far (bot/transport_meter.py): its relayed bytes are counted up to
+    here should the bot be killed before its end. None without a watch or a WebRTC call."""
+    module = sys.modules.get("bot.watch")
+    watch = module.current() if module is not None else None
+    meter = watch.transport if watch is not None else None
+    return await meter.report() if meter is not None else None
 
 
 def _every(value: object) -> float:

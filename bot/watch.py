@@ -18,7 +18,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from pipecat.frames.frames import BotStartedSpeakingFrame
@@ -27,6 +27,9 @@ from pipecat.pipeline.worker import PipelineWorker
 
 from bot.pipeline_errors import transport_failed
 from bot.usage_meter import UsageMeter, with_usage_metrics
+
+if TYPE_CHECKING:  # aiortc's: a phone-only bot host may not have it
+    from bot.transport_meter import TransportMeter
 
 Callback = Callable[[], Awaitable[None]]
 ErrorCallback = Callable[[str, str], Awaitable[None]]  # (reason, detail)
@@ -45,6 +48,7 @@ class SessionWatch:
         self.errors = 0
         self.observers: list[BaseObserver] = []  # the host's own, added to each worker (the recording's tap)
         self.usage = UsageMeter()  # the services' usage metrics, summed for the `ended` report
+        self.transport: TransportMeter | None = None  # a WebRTC call's connection (bot/transport_meter.py)
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
 
     def install(self) -> None:

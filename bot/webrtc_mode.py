@@ -33,6 +33,7 @@ from bot.lifecycle import EndReason, SessionLifecycle
 from bot.output_pacing import install as keep_output_in_real_time
 from bot.runner_args import webrtc_arguments
 from bot.signalling import SignallingServer
+from bot.transport_meter import TransportMeter
 from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
 from bot.watch import SessionWatch
@@ -67,6 +68,7 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
     lifecycle = SessionLifecycle()
     watch = SessionWatch()
     watch.install()
+    meter = watch.transport = TransportMeter()  # the call's ICE pair and bytes, for its relay's cost
     keep_output_in_real_time()
     with lifecycle.signals_end_session():
         prepare_to_answer()
@@ -82,6 +84,7 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
             async def _on_connected(connection: SmallWebRTCConnection) -> None:
                 # Fired once the bot's transport connected to the peer (and again on a renegotiation).
                 install(connection.pc, prefetch)  # a restart_pc renegotiation made new receivers
+                meter.follow(connection.pc)
                 if session.connected:
                     return
                 session.connected = True

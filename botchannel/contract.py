@@ -27,6 +27,7 @@ from typing import Any, Literal
 from botchannel.conversation import conversation_figures
 from botchannel.json_input import parse_json
 from botchannel.recording import RecordingPlan
+from botchannel.transport_use import parse_transport
 from botchannel.usage import UsageError, parse_usage
 
 PROTOCOL_VERSION = 1
@@ -155,6 +156,9 @@ class Report:
     # `ended` only: the session's conversation in figures (botchannel/conversation.py), where the host
     # observed one; a dispatcher that predates it ignores the field.
     conversation: Mapping[str, Any] | None = None
+    # `ended` only: how the WebRTC call's media went (botchannel/transport_use.py), for the relay's
+    # share of its cost; a dispatcher that predates it ignores the field.
+    transport: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,10 @@ def encode(frame: Frame) -> str:
             del fields["conversation"]
         else:
             fields["conversation"] = dict(frame.conversation)
+        if frame.transport is None:
+            del fields["transport"]
+        else:
+            fields["transport"] = dict(frame.transport)
     return json.dumps({"type": kind, **fields}, separators=(",", ":"))
 
 
@@ -308,6 +316,7 @@ def parse_frame(raw: str | bytes) -> Frame:
             exit_code=exit_code,
             usage=_usage(data) if event == "ended" else None,
             conversation=conversation_figures(data.get("conversation")) if event == "ended" else None,
+            transport=_transport(data) if event == "ended" else None,
         )
     raise ProtocolError(f"unknown frame type {kind!r}")
 
@@ -319,6 +328,15 @@ def _usage(data: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
         return parse_usage(data["usage"])
     except UsageError as exc:
         raise ProtocolError(f"report: {exc}") from None
+
+
+def _transport(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The end's transport, or None when absent or not as botchannel/transport_use.py has it: a bad
+    measure leaves the relay not counted (the cost says so), never the end itself refused."""
+    try:
+        return None if data.get("transport") is None else parse_transport(data["transport"])
+    except UsageError:
+        return None
 
 
 def _fields(obj: object) -> dict[str, Any]:

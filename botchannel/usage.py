@@ -59,13 +59,13 @@ def _row(n: int, row: object) -> dict[str, Any]:
             continue
         if name not in COUNTS[kind]:
             raise UsageError(f"usage[{n}]: {name!r} is not a count of a {kind} service")
-        if not _in_range(count):
+        if not in_range(count):
             raise UsageError(f"usage[{n}].{name} must be a number from 0 to {MAX_COUNT:g}")
         parsed[name] = count
     return parsed
 
 
-def _in_range(count: object) -> bool:
+def in_range(count: object) -> bool:
     """A finite JSON number from 0 to MAX_COUNT. Compared as it came: `math.isfinite` of an integer
     too large for a float (json reads `1` and 400 zeros as one) raises OverflowError, not a refusal."""
     if isinstance(count, bool) or not isinstance(count, int | float):

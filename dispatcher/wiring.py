@@ -87,6 +87,7 @@ from dispatcher.store.memory import LocalRate
 from dispatcher.usage.build import build_usage
 from dispatcher.usage.files_build import build_usage_files
 from dispatcher.usage.price_table import load_prices
+from dispatcher.usage.relay_price import relay_price
 from voicefleet_settings.read import setting_text
 
 FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
@@ -138,7 +139,8 @@ def build_state(
     timeline = SessionTimeline(coordination.timelines, coordination.replica_id)
     timeline.follow(channels)
     # The reserve's price table for machines, the services' own for what the bots' services used (docs/operations.md).
-    costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env))
+    costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env),
+                         relay=relay_price(env, machines.name))
     webhook_settings = WebhookSettings.from_env(env)
     webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs)
                 if webhook_settings is not None else None)

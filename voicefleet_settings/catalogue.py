@@ -677,6 +677,17 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "TURN_RELAY_USD_PER_GB", "sessions", NUMBER, minimum=0, maximum=1000,
+        shown="the internet egress of the relay's cloud (dispatcher/usage/prices.json)",
+        meaning=(
+            "what a relayed call's TURN traffic costs, in dollars per GB (10^9 bytes) the relay carries both ways, "
+            "for a relay outside the bots' cloud (a hosted TURN service) or a negotiated rate: each session's "
+            "`cost.relay` ([operations.md](operations.md#what-a-call-costs-and-who-used-it)). Unset on a provider "
+            "the table has no cloud for (Kubernetes, Fly, Modal, Cerebrium, local), a relayed call's relay is "
+            "\"not priced\", never 0"
+        ),
+    ),
+    Setting(
         "USAGE_KEEP_DAYS", "sessions", INTEGER, minimum=1, maximum=800, default="400",
         meaning="how many days of usage rollups (per day, key, release, model) the store keeps for `GET /usage`",
     ),

@@ -118,15 +118,40 @@ class ServicesCostOut(BaseModel):
     )
 
 
+class RelayCostOut(BaseModel):
+    """The TURN relay's share of a WebRTC call, from its bot host's report (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="allow")  # its price: `usd_per_gb`, `price_source`, `priced_bytes`…
+    relayed: bool = Field(description="A relay candidate in the call's selected ICE pair (either side).")
+    local_candidate: str = Field(description="The bot's candidate type: host, srflx, prflx or relay.")
+    remote_candidate: str = Field(description="The caller's candidate type: host, srflx, prflx or relay.")
+    bytes_sent: float = Field(description="What the bot's connection sent (aiortc's DTLS transport count).")
+    bytes_received: float = Field(description="What it received.")
+    packets_sent: float = Field(description="Its packets sent.")
+    packets_received: float = Field(description="Its packets received.")
+    usd: float | None = Field(
+        default=None, description="The relay's share: 0 when not relayed; left out when not priced (`priced`, `why`)."
+    )
+
+
 class CostOut(BaseModel):
-    """What the session cost (docs/operations.md, "What a call costs, and who used it"): its machine and
-    its bot's services. Without a price for the provider and size, the amounts are left out and
-    `not_counted` says so."""
+    """What the session cost (docs/operations.md, "What a call costs, and who used it"): its machine, its
+    bot's services and a relayed WebRTC call's TURN relay. Without a price for the provider and size, the
+    amounts are left out and `not_counted` says so."""
 
     currency: Literal["USD"] = "USD"
-    total: float | None = Field(default=None, description="`machine_usd` + the services' priced `usd`.")
+    total: float | None = Field(
+        default=None, description="`machine_usd` + the services' priced `usd` + the priced `relay_usd`."
+    )
     machine_usd: float | None = Field(default=None, description="`session_usd` + `idle_usd`.")
     services: ServicesCostOut | None = Field(default=None, description="The bot's LLM, TTS and STT use, priced.")
+    relay_usd: float | None = Field(
+        default=None, description="The TURN relay's share: 0 for a call not relayed; left out when not measured or "
+        "not priced (`not_counted` says which)."
+    )
+    relay: RelayCostOut | None = Field(
+        default=None, description="How the WebRTC call's media went, as its bot host measured it, and its relay priced."
+    )
     session_usd: float | None = Field(default=None, description="`session_seconds` × the price.")
     idle_usd: float | None = Field(default=None, description="`idle_seconds` × the price.")
     machine_seconds: float = Field(description="`session_seconds` + `idle_seconds`.")

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispatcher.sessions.budgets import KINDS, Budgets, resets_at
-from dispatcher.sessions.cost import PARTIAL, SessionCost
+from dispatcher.sessions.cost import PARTIAL, PARTIAL_RELAY, SessionCost
 from dispatcher.store.budget_ledger import KEEP_SECONDS, BudgetLedger
 from dispatcher.store.unavailable import StoreUnavailable
 
@@ -115,14 +115,14 @@ class LedgerUsage:
         return self._read.get(key, {}).get(ESTIMATED + self._fields.field(kind, now), 0.0)
 
     async def services_spent(self, key: str, session_id: str, cost: SessionCost, at: float) -> None:
-        """A session's priced services, added to its key's spend in the month it ended (`at`), once
-        whichever replicas add it; a killed bot's, as it last reported them, also as estimated."""
-        services = cost.services
-        if services is None or not services.reported or services.usd <= 0:
+        """A session's priced services and TURN relay, added to its key's spend in the month it ended
+        (`at`), once whichever replicas add it; a killed bot's, as it last reported them, also as estimated."""
+        metered = cost.metered_usd  # its priced services and its priced TURN relay (sessions/cost.py)
+        if metered <= 0:
             return
         field = field_of("spend-month", at)
-        await self._ledger.spent(key, session_id, services.usd,
-                                 [field, ESTIMATED + field] if PARTIAL in cost.not_counted else [field])
+        partial = {PARTIAL, PARTIAL_RELAY} & set(cost.not_counted)
+        await self._ledger.spent(key, session_id, metered, [field, ESTIMATED + field] if partial else [field])
 
     def started(self, key: str, session_id: str) -> None:
         """A session admitted here for `key`: opened in the ledger in the background."""

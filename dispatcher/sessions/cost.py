@@ -1,7 +1,9 @@
 """What a session's machine cost: its machine-seconds at the price of one running bot of the
 deployment's provider and size (dispatcher/reserve/prices.py, the table the reserve's hot tier is
 priced by), plus, for a bot claimed from the warm reserve, its idle share, plus its bot's services (LLM, TTS,
-STT) as its `ended` report's `usage` says, at the services' price table (dispatcher/usage/).
+STT) as its `ended` report's `usage` says, at the services' price table (dispatcher/usage/), plus the
+TURN relay's share of a relayed WebRTC call, as its `ended` report's `transport` says, at the relay's
+cloud's egress price (dispatcher/usage/relay_cost.py).
 
 From the session's timeline (dispatcher/sessions/timeline.py): its machine is paid from its
 `launched` or `claimed` event until its bot's `ended` report (a live session: until now; one that
@@ -19,10 +21,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from botchannel.transport_use import parse_transport
+from botchannel.usage import UsageError
 from dispatcher.reserve.prices import BotPrice
+from dispatcher.store.transport_so_far import TransportKeeping
 from dispatcher.store.unavailable import StoreUnavailable
 from dispatcher.store.usage_so_far import SoFarKeeping
 from dispatcher.usage.price_table import PriceTable
+from dispatcher.usage.relay_cost import RelayCost, price_relay
+from dispatcher.usage.relay_price import RelayPrice
 from dispatcher.usage.service_cost import ServicesCost, price_usage
 
 CURRENCY = "USD"
@@ -30,7 +37,7 @@ STARTS = ("claimed", "launched")  # the timeline's events that say the session's
 # What a session's cost leaves out, always (docs/operations.md says where to add each).
 NOT_COUNTED = (
     "Daily room minutes",
-    "TURN relay and network egress",
+    "network egress besides the TURN relay (the bot's own calls to its services, signalling)",
     "a provider's minimum billed time, and the machine's stop after the bot's end",
 )
 THAWED = "a thawed bot's time before it froze, and its frozen storage"
@@ -39,6 +46,8 @@ UNREPORTED = "the bot's LLM, STT and TTS use: its bot ended without reporting it
 NOT_YET = "the bot's LLM, STT and TTS use: its bot reports it at its end"
 # A bot that died without its end: its use as it last reported it during the call (dispatcher/usage/so_far.py)
 PARTIAL = "the bot's LLM, STT and TTS use after its last report during the call: it ended without reporting its end"
+RELAY_NOT_YET = "TURN relay: a WebRTC bot reports its transport during the call and at its end"
+PARTIAL_RELAY = "TURN relay: the bytes after its bot's last report during the call (it ended without reporting its end)"
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class SessionCost:
     estimated: bool  # its end is not its bot's report (a live session, or one that ended unreported)
     not_counted: tuple[str, ...]
     services: ServicesCost | None = None  # its bot's services at the price table (dispatcher/usage/)
+    relay: RelayCost | None = None  # the TURN relay's share (dispatcher/usage/relay_cost.py)
 
     @property
     def machine_seconds(self) -> float:
@@ -68,10 +78,21 @@ class SessionCost:
         return None if self.price is None else self.machine_seconds * self.price.dollars_per_second
 
     @property
+    def relay_usd(self) -> float | None:
+        """The relay's share; None when not measured or not priced (never counted as 0 then)."""
+        return None if self.relay is None else self.relay.usd
+
+    @property
+    def metered_usd(self) -> float:
+        """What the bot's reports price beyond its machine: the priced services and the priced relay
+        (a key's spend adds this: dispatcher/sessions/budget_usage.py)."""
+        return (self.services.usd if self.services is not None else 0.0) + (self.relay_usd or 0.0)
+
+    @property
     def total(self) -> float | None:
-        """The machine and the priced services; None when the machine is not priced."""
+        """The machine, the priced services and the priced relay; None when the machine is not priced."""
         machine = self.machine_usd
-        return None if machine is None else machine + (self.services.usd if self.services is not None else 0.0)
+        return None if machine is None else machine + self.metered_usd
 
     def as_json(self) -> dict[str, Any]:
         """The answer's and the ended webhook's `cost`; without a price, its amounts are left out."""
@@ -81,6 +102,8 @@ class SessionCost:
             "total": _usd(self.total),
             "machine_usd": _usd(self.machine_usd),
             "services": self.services.as_json() if self.services is not None else None,
+            "relay_usd": _usd(self.relay_usd),
+            "relay": self.relay.as_json() if self.relay is not None else None,
             "session_usd": _usd(self.session_usd),
             "idle_usd": _usd(self.idle_usd),
             "machine_seconds": round(self.machine_seconds, 3),
@@ -100,13 +123,15 @@ class SessionCosts:
     """Prices sessions on the deployment's provider, by one price: its bots are all one size."""
 
     def __init__(self, provider: str, price: BotPrice | None, clock: Callable[[], float] = time.time,
-                 prices: PriceTable | None = None) -> None:
+                 prices: PriceTable | None = None, relay: RelayPrice | None = None) -> None:
         self.provider = provider
         self.price = price
         self.prices = prices  # the services' table; None: the services are not priced here
+        self.relay = relay  # the TURN relay's price per byte; None: a relayed call's relay is not priced
         self._clock = clock  # epoch seconds, as the timeline's events are
         # Where the bots' reports of their use during the call are kept (set by the wiring).
         self.so_far: SoFarKeeping | None = None
+        self.transport_so_far: TransportKeeping | None = None  # and their WebRTC transport's
 
     async def of_session(self, session_id: str, events: Sequence[dict[str, Any]], *, running: bool,
                          ended_at: float | None = None, strict: bool = False) -> SessionCost | None:
@@ -114,22 +139,26 @@ class SessionCosts:
         none (a bot killed before its `ended` report, or one still running). A store that does not
         answer leaves them not reported, or raises StoreUnavailable when `strict` (a count that is
         tried again)."""
-        so_far = None
+        so_far, transport = None, None
         report = next((e for e in events if e.get("event") == "ended"), None)
-        if self.so_far is not None and (report is None or not isinstance(report.get("usage"), list)):
-            try:
+        try:
+            if self.so_far is not None and (report is None or not isinstance(report.get("usage"), list)):
                 so_far = await self.so_far.get(session_id)
-            except StoreUnavailable:
-                if strict:
-                    raise
-        return self.of(events, running=running, ended_at=ended_at, so_far=so_far)
+            if self.transport_so_far is not None and (report is None or report.get("transport") is None):
+                transport = await self.transport_so_far.get(session_id)
+        except StoreUnavailable:
+            if strict:
+                raise
+        return self.of(events, running=running, ended_at=ended_at, so_far=so_far, transport_so_far=transport)
 
     def of(self, events: Sequence[dict[str, Any]], *, running: bool, ended_at: float | None = None,
-           so_far: Sequence[dict[str, Any]] | None = None) -> SessionCost | None:
+           so_far: Sequence[dict[str, Any]] | None = None,
+           transport_so_far: dict[str, Any] | None = None) -> SessionCost | None:
         """The cost of the session whose timeline is `events` (in time order); None when no machine
         was launched or claimed for it. `running`: its machine is still active, so it is paid until
         now. `ended_at`: its end, when the caller knows it (the ended webhook's event). `so_far`: its
-        services' use as the bot last reported it during the call, counted when its end carries none."""
+        services' use as the bot last reported it during the call, counted when its end carries none;
+        `transport_so_far` its WebRTC transport likewise, for the relay's share."""
         start = next((e for e in events if e.get("event") in STARTS and _time(e.get("at")) is not None), None)
         if start is None:
             return None
@@ -157,8 +186,28 @@ class SessionCosts:
             elif not services.reported:
                 not_counted.append(NOT_YET if running and report is None else UNREPORTED)
             not_counted.extend(f"{name}: not priced" for name in services.unpriced)
-        return SessionCost(self.provider, self.price, max(0.0, ended - began), max(0.0, idle or 0.0),
-                           estimated, tuple(not_counted), services)
+        seconds = max(0.0, ended - began)
+        transport = _transport(report) or transport_so_far
+        relay = price_relay(self.relay, transport, seconds)
+        live = running and report is None
+        if live and not relay.measured:
+            not_counted.append(RELAY_NOT_YET)
+        else:
+            not_counted.extend(relay.not_counted)
+            if relay.measured and _transport(report) is None and not live:  # a bot killed before its end
+                not_counted.append(PARTIAL_RELAY)
+        return SessionCost(self.provider, self.price, seconds, max(0.0, idle or 0.0),
+                           estimated, tuple(not_counted), services, relay)
+
+
+def _transport(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The end's `transport`, checked again (the store is not the bot's to trust blindly)."""
+    if report is None or report.get("transport") is None:
+        return None
+    try:
+        return parse_transport(report["transport"])
+    except UsageError:
+        return None
 
 
 def _time(value: object) -> float | None:

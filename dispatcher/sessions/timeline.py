@@ -5,7 +5,8 @@ Events are `{"event", "at" (epoch seconds, the replica's clock), "replica", ...}
 `code` and `message`), `machine_started` (a cold bot dialled in), then the bot's own reports,
 `ready`, `joined`, `first_audio`, `error` (a fatal pipeline error, its `detail`) and `ended` (its
 `reason`, `detail`, `exit_code`, its services' `usage`: botchannel/usage.py, and the call's
-`conversation` in figures: botchannel/conversation.py), timed as they arrived
+`conversation` in figures: botchannel/conversation.py, and how its WebRTC media went, its
+`transport`: botchannel/transport_use.py), timed as they arrived
 (dispatcher/channel/bots.py), and `stop_requested`. They are kept in the coordination store
 (dispatcher/store/timelines.py: bounded length, a day), so any replica answers
 `GET /sessions/{id}/timeline`.
@@ -98,7 +99,8 @@ class SessionTimeline:
         self.note(report.session_id, report.event, at=report.t, machine_id=link.machine_id, reason=report.reason,
                   detail=report.detail, exit_code=report.exit_code,
                   usage=list(report.usage) if report.usage is not None else None,
-                  conversation=dict(report.conversation) if report.conversation is not None else None)
+                  conversation=dict(report.conversation) if report.conversation is not None else None,
+                  transport=dict(report.transport) if report.transport is not None else None)
 
     def _bot_reached(self, link: BotLink) -> None:
         if link.hello.session_id is not None and link.session_id is not None:  # a cold bot's hello

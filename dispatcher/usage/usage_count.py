@@ -121,10 +121,14 @@ class UsageCount:
 
 
 def amounts(cost: SessionCost) -> tuple[Amount, ...]:
-    """The session's row (model "") and one row per service (`kind:model`)."""
+    """The session's row (model ""; its relay's share when it was relayed) and one row per service
+    (`kind:model`)."""
     rows = [Amount("", "sessions", 1.0), Amount("", "seconds", cost.session_seconds)]
     machine = cost.machine_usd
     rows.append(Amount("", "machine_usd", machine) if machine is not None else Amount("", "unpriced", 1.0))
+    if cost.relay is not None and cost.relay.relayed:  # a relayed call's TURN relay (usage/relay_cost.py)
+        relay = cost.relay_usd
+        rows.append(Amount("", "relay_usd", relay) if relay is not None else Amount("", "relay_unpriced", 1.0))
     for row in cost.services.rows if cost.services is not None else ():
         model = f"{row.row.get('kind')}:{row.row.get('model') or row.row.get('processor')}"
         rows.append(Amount(model, "usd", row.usd) if row.usd is not None else Amount(model, "unpriced", 1.0))

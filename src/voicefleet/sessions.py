@@ -13,6 +13,7 @@ from voicefleet.conversation import conversation_line
 from voicefleet.errors import Refused
 from voicefleet.moments import moment_option
 from voicefleet.options import common_options, print_json, target_of, wants_json
+from voicefleet.relay_line import relay_line
 from voicefleet.tables import moment, table
 
 MAX_PAGE = 100
@@ -125,6 +126,8 @@ def show(session_id: str, transcript: bool) -> None:
         facts.append(("COST", _cost(answer["cost"])))
         if isinstance(answer["cost"].get("services"), dict):
             facts.append(("SERVICES", services_line(answer["cost"]["services"], str(answer.get("status")))))
+        if (relay := relay_line(answer["cost"])) is not None:
+            facts.append(("RELAY", relay))
     if (talk := conversation_line(timeline.get("events", []))) is not None:
         facts.append(("CONVERSATION", talk))
     width = max(len(label) for label, _ in facts)

@@ -16,7 +16,7 @@ from tests.support.threaded_http import serving
 from voicefleet.main import voicefleet
 
 KEY = "vf-client-cost-7f3a9e1c05"
-PRICED, FORGOTTEN, SERVED = "a" * 24, "b" * 24, "d" * 24
+PRICED, FORGOTTEN, SERVED, RELAYED = "a" * 24, "b" * 24, "d" * 24, "e" * 24
 COST = {"currency": "USD", "total": 0.000482, "session_usd": 0.000423, "idle_usd": 0.00006, "machine_seconds": 219.3,
         "session_seconds": 192.1, "idle_seconds": 27.2, "price_per_hour": 0.007918, "provider": "fly",
         "size": "shared-cpu-1x, 1024 MB", "price_source": "FLY_RUNNING_DOLLARS_PER_MONTH", "estimated": False,
@@ -26,6 +26,10 @@ SERVICES = {"reported": True, "usd": 0.000387, "not_priced": ["stt nova-3"], "us
      "price_source": "https://developers.openai.com/api/docs/pricing"},
     {"kind": "stt", "processor": "DeepgramSTTService#0", "model": "nova-3", "audio_seconds": 93.5,
      "priced": "not priced", "why": "no price for stt model nova-3 in the table (USAGE_PRICES adds one)"}]}
+RELAY = {"relayed": True, "local_candidate": "relay", "remote_candidate": "prflx", "bytes_sent": 120000,
+         "bytes_received": 100000, "packets_sent": 500, "packets_received": 450, "usd": 1.2e-05,
+         "priced_bytes": 136000, "usd_per_gb": 0.09, "price_source": "https://aws.amazon.com/ec2/pricing/on-demand/",
+         "both_ways": False}
 EVENTS = [{"event": "requested", "at": 1_795_000_000.0, "replica": "r-1", "trace_id": "c" * 32},
           {"event": "ended", "at": 1_795_000_090.5, "replica": "r-1", "reason": "left", "exit_code": 0}]
 
@@ -39,6 +43,9 @@ class Dispatcher(BaseHTTPRequestHandler):
                                           "cost": COST}),
             f"/sessions/{SERVED}": (200, {"session_id": SERVED, "status": "ended", "trace_id": "c" * 32,
                                           "cost": {**COST, "total": 0.000869, "services": SERVICES}}),
+            f"/sessions/{RELAYED}": (200, {"session_id": RELAYED, "status": "ended", "trace_id": "c" * 32,
+                                           "cost": {**COST, "relay_usd": 1.2e-05, "relay": RELAY}}),
+            f"/sessions/{RELAYED}/timeline": (200, {"session_id": RELAYED, "trace_id": "c" * 32, "events": EVENTS}),
             f"/sessions/{SERVED}/timeline": (200, {"session_id": SERVED, "trace_id": "c" * 32, "events": EVENTS}),
             f"/sessions/{PRICED}/timeline": (200, {"session_id": PRICED, "trace_id": "c" * 32, "events": EVENTS}),
             f"/sessions/{FORGOTTEN}/timeline": (200, {"session_id": FORGOTTEN, "trace_id": "c" * 32,
@@ -84,6 +91,12 @@ def test_a_sessions_services_are_shown_each_priced_or_not(url: str) -> None:
     lines = show(url, SERVED)
     assert "COST      0.000869 USD (219.3 machine-seconds at 0.007918/hour, fly shared-cpu-1x, 1024 MB)" in lines
     assert "SERVICES  0.000387 USD: llm gpt-4o-mini 0.000387, stt nova-3 not priced" in lines
+
+
+def test_a_sessions_turn_relay_is_shown_priced_or_why_not(url: str) -> None:
+    assert ("RELAY    0.000012 USD: relayed (relay ↔ prflx), 120000 bytes sent, 100000 received, at 0.09/GB"
+            in show(url, RELAYED))
+    assert not any(line.startswith("RELAY") for line in show(url, PRICED))  # an answer that says nothing of it
 
 
 def test_a_session_its_provider_forgot_shows_as_gone_with_its_timeline(url: str) -> None:

@@ -1,5 +1,5 @@
 // A session's cost by part, as GET /sessions/{id}'s `cost` gives it (dispatcher/sessions/cost.py): its
-// machine, each service by kind and model with what it used, and the total. Nothing is priced here:
+// machine, each service by kind and model with what it used, a WebRTC call's TURN relay, and the total. Nothing is priced here:
 // an amount the answer leaves out (no price for the machine, a model not in the price table) is
 // "not priced", never $0. Marks: "estimated" is the answer's `estimated`; "so far" a running session's
 // (priced until now). Everything is inserted as text.
@@ -35,6 +35,19 @@ function seconds(value) {
   return typeof value === "number" ? `${value.toFixed(1)} s` : "–";
 }
 
+// A WebRTC call's TURN relay (dispatcher/usage/relay_cost.py): relayed and priced, relayed and "not
+// priced", or direct and $0; none when the bot reported no transport (not_counted says why).
+function relayLine(relay) {
+  if (!relay) return null;
+  const carried = `${relay.local_candidate} ↔ ${relay.remote_candidate}, `
+    + `${Number(relay.bytes_sent).toLocaleString("en-US")} bytes sent, `
+    + `${Number(relay.bytes_received).toLocaleString("en-US")} received`;
+  if (!relay.relayed) return ["TURN relay", `direct (${carried})`, usd(0)];
+  const priced = typeof relay.usd === "number";
+  return ["TURN relay", `relayed (${carried})` + (priced ? ` at ${usd(relay.usd_per_gb)} a GB` : ` (${relay.why})`),
+    priced ? usd(relay.usd) : NOT_PRICED];
+}
+
 // The lines the detail shows: [part, what, amount]; `marks` beside the total; `notCounted` as given.
 export function costParts(cost, sessionStatus) {
   if (!cost) return null;
@@ -58,6 +71,8 @@ export function costParts(cost, sessionStatus) {
       lines.push([name, used(row) + (priced || !row.why ? "" : ` (${row.why})`), priced ? usd(row.usd) : NOT_PRICED]);
     }
   }
+  const relay = relayLine(cost.relay);
+  if (relay) lines.push(relay);
   const marks = [];
   if (cost.estimated) marks.push("estimated");
   if (ACTIVE.has(sessionStatus)) marks.push("so far");

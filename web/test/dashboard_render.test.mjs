@@ -104,6 +104,23 @@ test("an ended session reported by its bot: no mark; an unpriced machine leaves 
   assert.match(none.text, /No cost: no machine was launched or claimed/);
 });
 
+test("a WebRTC call's TURN relay: priced when relayed, not priced without a price, $0 and said when direct", async () => {
+  const relay = { relayed: true, local_candidate: "relay", remote_candidate: "prflx", bytes_sent: 120000,
+    bytes_received: 100000, packets_sent: 500, packets_received: 450, usd: 0.000012, usd_per_gb: 0.09 };
+  const ended = { ...LIVE, estimated: false };
+  const relayed = await drawn("dash.showCost(box, arg, 'ended')", { ...ended, relay_usd: 0.000012, relay });
+  assert.deepEqual(relayed.rows[5],
+    ["TURN relay", "relayed (relay ↔ prflx, 120,000 bytes sent, 100,000 received) at $0.0900 a GB", "$0.000012"]);
+  const { usd: _, usd_per_gb: __, ...bare } = relay;
+  const unpriced = await drawn("dash.showCost(box, arg, 'ended')",
+    { ...ended, relay: { ...bare, priced: "not priced", why: "no egress price for this provider's cloud" } });
+  assert.deepEqual(unpriced.rows[5].slice(0, 1).concat(unpriced.rows[5].slice(2)), ["TURN relay", "not priced"]);
+  assert.match(unpriced.rows[5][1], /no egress price/);
+  const direct = await drawn("dash.showCost(box, arg, 'ended')",
+    { ...ended, relay_usd: 0, relay: { ...bare, relayed: false, local_candidate: "host", remote_candidate: "srflx" } });
+  assert.deepEqual(direct.rows[5], ["TURN relay", "direct (host ↔ srflx, 120,000 bytes sent, 100,000 received)", "$0.00"]);
+});
+
 test("a bot's log lines holding markup are shown as text: no element is made of them, nothing runs", async () => {
   const body = [
     { time: "2026-11-28T00:00:00Z", level: "info", logger: "<b>bot</b>", message: MARKUP },

@@ -1,7 +1,8 @@
 """A call's services, end to end: a dispatcher process runs a real bot host on the test bot
 tests/bots/metered.py, whose stand-in STT, LLM and TTS meter themselves as Pipecat's services do. Its
 `GET /sessions/{id}` and its `report.json` carry what the services counted, priced as the table says
-(gpt-4o-mini and tts-1 are in it; the stand-in STT's model is not: "not priced")."""
+(gpt-4o-mini and tts-1 are in it; the stand-in STT's model is not: "not priced"). A direct call: its
+relay's share is measured and $0.00, said so."""
 
 from __future__ import annotations
 
@@ -59,5 +60,12 @@ async def test_a_calls_cost_carries_what_its_services_counted_priced_by_the_tabl
     assert services["usd"] == pytest.approx(llm_usd + tts_usd, abs=1e-6)
     assert session["cost"]["total"] == pytest.approx(session["cost"]["machine_usd"] + services["usd"], abs=1e-6)
     assert "stt standin-stt-1: not priced" in session["cost"]["not_counted"]
+    # A direct call (host candidates on the loopback, no TURN): measured, not relayed, its relay $0 and said so.
+    relay = session["cost"]["relay"]
+    assert (relay["relayed"], relay["local_candidate"], relay["usd"]) == (False, "host", 0.0), relay
+    assert relay["remote_candidate"] in ("host", "prflx") and relay["bytes_sent"] > 0 and relay["why"], relay
+    assert session["cost"]["relay_usd"] == 0.0
+    assert not any(line.startswith("TURN relay") for line in session["cost"]["not_counted"])
     [report] = reports
-    assert json.loads(report.read_text())["cost"]["services"] == services
+    written = json.loads(report.read_text())["cost"]
+    assert written["services"] == services and written["relay"] == relay

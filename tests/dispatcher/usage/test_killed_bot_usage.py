@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dispatcher.sessions.cost import PARTIAL
+from dispatcher.sessions.cost import PARTIAL, PARTIAL_RELAY
 from tests.support.pipecat_call import pipecat_call
 from tests.support.processes import children_of
 
@@ -123,4 +123,7 @@ async def test_a_killed_bots_reported_use_is_in_its_report_and_its_keys_spend_ma
     assert read["services"]["reported"] is True and read["services"]["usd"] > 0, read
     assert cost["services"] == read["services"], (cost, read)  # as last reported, not "not reported"
     assert cost["estimated"] is True and PARTIAL in cost["not_counted"], cost  # marked as the GET marks it
-    assert spend == pytest.approx(read["services"]["usd"], abs=1e-6)
+    assert spend == pytest.approx(read["services"]["usd"] + read["relay_usd"], abs=1e-6)
+    # Its WebRTC transport, as last reported during the call too: a direct call, $0, marked partial.
+    assert read["relay"]["relayed"] is False and read["relay"]["bytes_sent"] > 0 and cost["relay"] == read["relay"]
+    assert PARTIAL_RELAY in cost["not_counted"], cost
