@@ -33,6 +33,7 @@ from bot.lifecycle import EndReason, SessionLifecycle
 from bot.output_pacing import install as keep_output_in_real_time
 from bot.runner_args import webrtc_arguments
 from bot.signalling import SignallingServer
+from bot.start_hold import report_first_step
 from bot.transport_meter import TransportMeter
 from bot.user_bot import UserBot
 from bot.user_session import UserBotSession
@@ -108,6 +109,7 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
                     connection, body=session_body(), session_id=config.session_id, idle_timeout=config.idle_timeout
                 )
             )
+            report_first_step(str(user_bot.path))  # what the user's start held the connect for
 
         def session_body() -> dict[str, object]:
             # The offer's `requestData` when it carried one (as Pipecat's runner has it), else the
