@@ -36,6 +36,11 @@ def dispatcher_env(run: Run) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def model_run() -> Run:
+    return model_program()
+
+
+def model_program() -> Run:
+    """The stack with a model service of two GPUs on H200 nodes (program_cache keeps one run per config)."""
     from tests.infra import program_cache
     from tests.infra.conftest import K8S_STACK_SECRETS, config_for
 
