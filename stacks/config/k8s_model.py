@@ -123,6 +123,8 @@ def _tolerations(cfg: Reader) -> tuple[dict[str, str], ...]:
 
 
 def _toleration(cfg: Reader, item: dict[str, Any]) -> dict[str, str]:
+    """One toleration, checked as the API server's ValidateTolerations checks it (kubernetes
+    pkg/apis/core/validation: no value with Exists, a key unless Exists), so the preview says it first."""
     if unknown := sorted(set(item) - set(TOLERATION_FIELDS)):
         fields = ", ".join(TOLERATION_FIELDS)
         raise cfg.fail(TOLERATIONS_KEY, f"holds {', '.join(unknown)}: a toleration here has {fields} only "

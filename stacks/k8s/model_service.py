@@ -116,6 +116,8 @@ class ModelServiceStack(pulumi.ComponentResource):
         model = args.model
         child = pulumi.ResourceOptions(parent=self)
         labels = {**args.labels, **args.selector}
+        # Not protected, unlike the stack's own two: it holds nothing stateful, and taking k8sModelImage out
+        # is meant to remove it.
         space = k8s.core.v1.Namespace(name, metadata={
             "name": model.namespace, "labels": {**args.labels, **pod_security_labels("restricted")}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)))

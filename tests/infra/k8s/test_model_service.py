@@ -7,11 +7,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
+from dispatcher.models.settings import ModelServiceSettings
+from stacks.k8s.pool_template import dispatcher_settings
 from stacks.tools.mocks import Run, unwrap
+from tests.fakes.k8s import KUBE_VERSION
+from tests.infra.k8s.admission_cel import Call, refusal
 from tests.infra.k8s.conftest import K8sRunner, spec
 from tests.infra.k8s.test_agent_sandbox import TEMPLATE
+from tests.infra.k8s.test_bot_pods_policy import DISPATCHER, dispatchers_pods
 
 MODEL_IMAGE = "registry.example.com/team/moshi-batched@sha256:" + "e" * 64
 URL = "http://voicefleet-model.voicefleet-model.svc:8998"
@@ -90,7 +96,12 @@ def test_the_service_is_what_the_dispatcher_and_every_bot_are_told(model_run: Ru
     assert service["spec"]["ports"] == [{"name": "http", "port": 8998, "targetPort": "http"}]
     pods = named(model_run, DEPLOYMENT, "voicefleet-model")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pods.items()
-    assert dispatcher_env(model_run)["MODEL_SERVICE_URL"] == URL
+    env = dispatcher_env(model_run)
+    assert env["MODEL_SERVICE_URL"] == URL
+    # as the dispatcher reads it: its capacity read, and what its bots are told
+    read = ModelServiceSettings.from_env(env)
+    assert read is not None and read.capacity_url == URL + "/api/capacity"
+    assert dispatcher_settings({k: v for k, v in env.items() if v is not None}).model_service_url == URL
     assert stack_outputs(model_run)["modelServiceUrl"] == URL
 
 
@@ -133,3 +144,21 @@ def test_pool_bots_are_told_the_url_too(k8s_stack: K8sRunner) -> None:
         assert {"name": "MODEL_SERVICE_URL", "value": URL} in container["env"]
         # and its egress reaches the model as the bots' NetworkPolicy does
         assert template["networkPolicy"]["egress"][-1]["ports"] == [{"port": 8998, "protocol": "TCP"}]
+
+
+def test_its_objects_are_valid_kubernetes(model_run: Run) -> None:
+    for kind, api, name in ((DEPLOYMENT, "apps/v1", "Deployment"), (POLICY, "networking.k8s.io/v1", "NetworkPolicy"),
+                            ("kubernetes:core/v1:Service", "v1", "Service"),
+                            ("kubernetes:policy/v1:PodDisruptionBudget", "policy/v1", "PodDisruptionBudget")):
+        obj = named(model_run, kind, "voicefleet-model")
+        kubernetes_validate.validate({"apiVersion": api, "kind": name, **obj}, KUBE_VERSION, strict=True)
+
+
+def test_the_bots_admission_policy_still_admits_the_dispatchers_pods_told_the_url(model_run: Run) -> None:
+    policy = named(model_run, "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy",
+                   "voicefleet-k8s-test-bots-made-by-the-dispatcher")["spec"]
+    """The dispatcher adds the URL to each pod's env as a launch value (its launch_env:
+    tests/dispatcher/machines/test_k8s_model_service.py); the bots' policy takes a literal value."""
+    for pod in dispatchers_pods(model_run):
+        pod["spec"]["containers"][0]["env"].append({"name": "MODEL_SERVICE_URL", "value": URL})
+        assert refusal(policy, Call(DISPATCHER, "CREATE", "", "pods", obj=pod)) is None
