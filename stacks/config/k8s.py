@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX, MODES
-from stacks.config import k8s_registry
+from stacks.config import k8s_model, k8s_registry
 from stacks.config import store as store_settings
 from stacks.config.bot import offered_sessions, web_transports
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
@@ -147,6 +147,7 @@ def load(cfg: Reader, settings: Settings) -> KubernetesSettings:
         store_mebibytes=_mebibytes(cfg, "k8sStoreStorage", cfg.string("k8sStoreStorage"), "a volume's size"),
         channel_tls=channel_tls(cfg),
         bot_secret=bot_secret,
+        model=k8s_model.load(cfg, DNS_LABEL, (names["k8sDispatcherNamespace"], names["k8sBotNamespace"])),
     )
     if settings.turn is not None:
         offered = web_transports(replace(settings, kubernetes=found))

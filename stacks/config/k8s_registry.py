@@ -34,7 +34,7 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _REGISTRY = re.compile(rf"^(?=.{{1,200}}$)(?:{_LABEL}(?:\.{_LABEL})+(?::[0-9]{{1,5}})?|{_LABEL}:[0-9]{{1,5}}|localhost)"
                        r"(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
 # An image by digest: the cluster pulls exactly what was reviewed, and a new digest rolls the pods.
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
+IMAGE_BY_DIGEST = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 # A registry user name goes into a dockerconfigjson's `auth` as `user:password`: no colon, printable.
 _USERNAME = re.compile(r"^[!-9;-~]{1,256}$")
 
@@ -118,7 +118,7 @@ def _image(cfg: Reader, key: str) -> str:
         raise cfg.fail(key, f"is required without {REGISTRY_KEY}: set {REGISTRY_KEY} to have the stack build and "
                             f"push the images (docs/kubernetes.md, \"A stack for your cluster\"), or name both "
                             f"images built elsewhere by digest")
-    if not _IMAGE.match(image):
+    if not IMAGE_BY_DIGEST.match(image):
         raise cfg.fail(key, f"must be an image by digest, registry/name@sha256:<64 hex> (got {image!r}): push one "
                             f"with images/ci/build.sh and name its digest, or set {REGISTRY_KEY} to have the stack "
                             f"build and push the images")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dispatcher.artifacts.rules import POLICIES
 from dispatcher.machines.k8s.settings import MODES as K8S_MODES
-from stacks.config import admin_keys, channel, front_door, k8s, made_secrets, phone, regions, store, turn
+from stacks.config import admin_keys, channel, front_door, k8s, k8s_model, made_secrets, phone, regions, store, turn
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES
 from stacks.config.reader import DEFAULTS
 from stacks.config.settings import BOT_RUNTIMES, BOT_SECRET_KEYS, CLOUDS, REQUIRED_SECRET_KEYS
@@ -33,6 +33,8 @@ STRUCTURED: dict[str, tuple[str, ...]] = {
     "botUnsetVariables": ("array", "object"),
     "regions": ("object", "string"),
     front_door.REGIONS_KEY: ("object",),
+    k8s_model.NODE_SELECTOR_KEY: ("object",),
+    k8s_model.TOLERATIONS_KEY: ("array",),
 }
 # Decimals the checks parse from text (DEFAULTS holds them as strings: "0.1"); "" = the provider's own.
 DECIMALS = ("reserveBuffer", "reserveBurst", "reserveColdStartSeconds")

@@ -14,6 +14,7 @@ import pulumi
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.bot import BotProjectSettings
 from stacks.config.bot_permissions import BotPermissions
+from stacks.config.k8s_model import ModelService
 from stacks.config.k8s_registry import K8sRegistry
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.recording import RecordingSettings
@@ -153,6 +154,8 @@ class KubernetesSettings:
     # `k8sBotSecret`: the team's own Secret in the bots' namespace, every bot's envFrom; None: the stack writes
     # one from botSecrets (stacks/k8s/bot_secret.py), or the bots get none
     bot_secret: str | None = None
+    # `k8sModelImage`: the shared GPU model service the stack runs (stacks/k8s/model_service.py); None: none.
+    model: ModelService | None = None
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,15 @@ DEFAULTS: dict[str, Any] = {
     "k8sChannelTls": "stack",  # the stack's CA signs the channel's certificate; istio-ambient, cilium: a mesh's (ws://)
     "k8sStore": "external",  # k8sStoreUrl's store; `in-cluster`: the stack runs Valkey (stacks/k8s/store.py)
     "k8sStoreStorage": "1Gi",  # the in-cluster store's volume
+    # The shared GPU model service (stacks/config/k8s_model.py): off while k8sModelImage is "".
+    "k8sModelImage": "",
+    "k8sModelNamespace": "voicefleet-model",
+    "k8sModelReplicas": 1,
+    "k8sModelGpus": 1,
+    "k8sModelCpu": "4",
+    "k8sModelMemory": "32Gi",
+    "k8sModelStreams": 64,  # the calls one H100 or H200 batches in real time (docs/converged.md)
+    "k8sModelPort": 8998,  # moshi.server's own
 }
 
 

@@ -2,7 +2,8 @@
 
 Bots take no ingress (they dial out: docs/architecture.md). Their egress is DNS (the cluster's
 resolver in kube-system), the dispatcher's channel (its pods' channel port: a policy sees a Service's
-traffic after it is translated to a pod), and the public internet, which leaves out every private, shared,
+traffic after it is translated to a pod), with `k8sModelImage` the model service's pods on its port, and
+the public internet, which leaves out every private, shared,
 link-local (cloud metadata) and loopback range, so a bot reaches nothing else in the cluster or its
 network; nor the API server's public address (stacks/k8s/api_endpoint.py) or the ranges the stack
 lists in `k8sBotEgressExcept`. NodeLocal DNSCache's pods, and the addresses in `k8sDnsAddresses`,
@@ -59,6 +60,16 @@ class NetworkPoliciesArgs:
     ingress_sources: Sequence[str] = ()  # CIDRs clients also come from: a cloud load balancer's, the nodes'
     # a mesh's tunnel port and probe source are let through (stacks/k8s/mesh.py kept_mesh)
     channel_tls: pulumi.Input[str] = STACK_TLS
+    model: ModelPods | None = None  # the shared model service's pods, when the stack runs one (model_service.py)
+
+
+@dataclass(frozen=True)
+class ModelPods:
+    """Where the bots stream to: the model service's pods, in a namespace of their own, on its port."""
+
+    namespace: str
+    selector: dict[str, str]
+    port: int
 
 
 def namespace(name: pulumi.Input[str]) -> dict[str, Any]:
@@ -82,6 +93,10 @@ def bot_egress(args: NetworkPoliciesArgs) -> list[dict[str, Any]]:
         {"to": [dispatcher_pods], "ports": pulumi.Output.from_input(args.channel_tls).apply(lambda mesh: [
             {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}, *tunnel_ports(mesh)])},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": left_out}}]},
+        # the private ranges left out above hold the model's pods: they are let through on its port alone
+        *([{"to": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: model.namespace}},
+                    "podSelector": {"matchLabels": model.selector}}],
+            "ports": [{"port": model.port, "protocol": "TCP"}]}] if (model := args.model) is not None else []),
     ]
 
 

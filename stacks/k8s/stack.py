@@ -25,7 +25,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from botchannel.contract import CHANNEL_PATH, CHANNEL_URL_VARIABLE
-from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL
+from dispatcher.machines.k8s.settings import AGENT_SANDBOX, DEFAULT_WARM_POOL, MODEL_SERVICE_VARIABLE
 from stacks.config import rotation_last_up
 from stacks.config.bot import web_transports
 from stacks.config.channel import channel_secrets
@@ -52,6 +52,8 @@ from stacks.k8s.dispatcher import CHANNEL_SERVICE_PORT, Dispatcher, DispatcherAr
 from stacks.k8s.images import built_images
 from stacks.k8s.last_outputs import template_digest
 from stacks.k8s.mesh import kept_mesh, namespace_labels
+from stacks.k8s.model_admission import ModelAdmission, ModelAdmissionArgs
+from stacks.k8s.model_service import ModelServiceArgs, ModelServiceStack, model_pods, model_selector
 from stacks.k8s.namespaces import Namespaces, NamespacesArgs
 from stacks.k8s.network_policies import NetworkPolicies, NetworkPoliciesArgs, bot_egress, unreachable_urls
 from stacks.k8s.pool_template import pool_pod
@@ -97,6 +99,8 @@ def k8s_environment(settings: Settings, service_host: str, port: int) -> dict[st
         **(ChannelTls.environment() if tls else {}),
         **({} if turn is None else external_environment(turn.external_urls, web_transports(settings))),
         **settings.observability.dispatcher_environment(),
+        # the shared model service the stack runs: the dispatcher reads its capacity, and tells every bot it
+        **({MODEL_SERVICE_VARIABLE: cfg.model.url} if cfg.model is not None else {}),
     }
 
 
@@ -202,7 +206,8 @@ class K8sStack(pulumi.ComponentResource):
         egress = pulumi.Output.from_input(bot_egress(NetworkPoliciesArgs(
             dispatcher_namespace=cfg.dispatcher_namespace, bot_namespace=cfg.bot_namespace,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
-            egress_except=egress_except, dns_addresses=cfg.dns_addresses, channel_tls=cfg.channel_tls)))
+            egress_except=egress_except, dns_addresses=cfg.dns_addresses, channel_tls=cfg.channel_tls,
+            model=model_pods(cfg.model, settings.project, settings.stack))))
         digest = pulumi.Output.all(template, egress).apply(
             lambda found: template_digest(found[0], found[1], metadata)) if template is not None else None
         # Nothing is made in the cluster before the last `up`'s outputs rule out a change they refuse.
@@ -272,8 +277,14 @@ class K8sStack(pulumi.ComponentResource):
             dispatcher_namespace=namespaces.dispatcher, bot_namespace=namespaces.bots,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
             egress_except=egress_except, dns_addresses=cfg.dns_addresses, ingress_sources=cfg.ingress_sources,
-            channel_tls=mesh)
+            channel_tls=mesh, model=model_pods(cfg.model, settings.project, settings.stack))
         policies = NetworkPolicies(name, network, opts=child)
+        model = None if cfg.model is None else ModelServiceStack(f"{name}-model", ModelServiceArgs(
+            model=cfg.model, labels=labels, selector=model_selector(settings.project, settings.stack),
+            bot_namespace=namespaces.bots, dispatcher_namespace=namespaces.dispatcher, dispatcher_selector=selector,
+            max_session_seconds=settings.max_session_seconds, after=ModelAdmission(f"{name}-model", ModelAdmissionArgs(
+                prefix=settings.prefix, namespace=cfg.model.namespace, image=cfg.model.image, labels=labels),
+                opts=child).objects), opts=child)
         # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py).
         namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
@@ -336,6 +347,7 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": bot_image,
             "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
+            **({"modelServiceUrl": model.url} if model is not None else {}),
             last_outputs.CHANNEL_TLS: cfg.channel_tls,
             # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
             **(tls.expiries if tls is not None else {}),

@@ -56,7 +56,7 @@ from dispatcher.machines.k8s.pods import (
     to_machine,
 )
 from dispatcher.machines.k8s.session_pods import SessionPodIdentity
-from dispatcher.machines.k8s.settings import K8sSettings
+from dispatcher.machines.k8s.settings import MODEL_SERVICE_VARIABLE, K8sSettings
 from dispatcher.machines.k8s.watch import ObjectWatch
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.recent import Recent
@@ -98,7 +98,9 @@ class K8sMachines:
         the pod's projected token (k8s/identity.py, k8s/session_pods.py)."""
         channel = {CHANNEL_URL_VARIABLE: self._channel_url} if self._channel_url else {}
         identity = {IDENTITY_VARIABLE: "k8s"} if self._channel_on or CHANNEL_TOKEN_VARIABLE in values else {}
-        return {**channel, IMAGE_VARIABLE: image, **identity, **values}
+        model = self.settings.model_service_url
+        models = {MODEL_SERVICE_VARIABLE: model} if model else {}  # the service this dispatcher admits against
+        return {**channel, IMAGE_VARIABLE: image, **identity, **models, **values}
 
     def remember(self, session_id: str, pod: Mapping[str, Any]) -> None:
         """A starting pod as this replica's create or claim answered it: a wait watches from its

@@ -27,6 +27,7 @@ _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 PODS, AGENT_SANDBOX = "pods", "agent-sandbox"  # K8S_MODE: bare pods, or kubernetes-sigs/agent-sandbox claims
 MODES = (PODS, AGENT_SANDBOX)
 DEFAULT_WARM_POOL = "voicefleet-bot"
+MODEL_SERVICE_VARIABLE = "MODEL_SERVICE_URL"  # the dispatcher's and, as it starts them, its bots'
 
 _SUFFIXES = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
              "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
@@ -64,6 +65,9 @@ class K8sSettings:
     # K8S_BOT_SECRET: a Secret in K8S_NAMESPACE whose keys every bot pod takes as its environment (`envFrom`):
     # the kubelet reads it, the dispatcher only names it and never reads a Secret (docs/kubernetes.md, "Its keys").
     bot_secret: str | None = None
+    # MODEL_SERVICE_URL: the shared model service this dispatcher admits starts against (dispatcher/models/),
+    # which every bot it starts is told as the same variable (docs/converged.md, "On Kubernetes").
+    model_service_url: str | None = None
 
     @property
     def bot_account(self) -> str:
@@ -132,6 +136,7 @@ class K8sSettings:
             token_audience=audience,
             channel_ca_configmap=ca_configmap,
             bot_secret=bot_secret,
+            model_service_url=setting_text(env, MODEL_SERVICE_VARIABLE).rstrip("/") or None,
             stop_grace_seconds=setting_int(env, "K8S_STOP_GRACE_SECONDS"),
             **call_timings(env, "K8S"),
         )

@@ -57,7 +57,7 @@ def refusal(spec: dict[str, Any], call: Call, *, written: bool = False) -> str |
     if not all(isinstance(c, celpy.celtypes.BoolType) and bool(c) for c in conditions):
         return None
     variables = celpy.celtypes.MapType()
-    for variable in spec["variables"]:  # in order: each may read the ones before it
+    for variable in spec.get("variables", []):  # in order: each may read the ones before it
         variables[celpy.celtypes.StringType(variable["name"])] = evaluate(variable["expression"],
                                                                            {**base, "variables": variables})
     for validation in spec["validations"]:

@@ -16,7 +16,10 @@ def spec(reg: Registration) -> dict[str, Any]:
 
 
 def pod_spec(run: Run) -> dict[str, Any]:
-    return spec(run.one("kubernetes:apps/v1:Deployment"))["template"]["spec"]
+    """The dispatcher's pod (beside it, with k8sModelImage, is the model service's Deployment)."""
+    (dispatcher,) = [r for r in run.of_type("kubernetes:apps/v1:Deployment")
+                     if unwrap(r.inputs)["metadata"]["name"] == "dispatcher"]
+    return spec(dispatcher)["template"]["spec"]
 
 
 def container_env(run: Run) -> dict[str, dict[str, Any]]:
