@@ -14,10 +14,8 @@ was started after a short pause: by then the bot would have talked over the user
 in order with the audio, so a processor can cancel its reply at once and, on a false alarm,
 answer again. `VADUserStartedSpeakingFrame` still follows a real onset as before.
 
-The analyzer starts out as if the line had been quiet for `QUIET_LEAD_SECS`: Pipecat's VAD also
-requires loudness, measured over the last 0.4 s of audio (`VOLUME_WINDOW_SECS`) and read as none
-until that much has come. Speech from a call's first frames (a caller who talks over the greeting)
-was then heard ~0.5 s late, past the parrot's pre-roll, and its first word was cut from the echo.
+The analyzer starts primed with `QUIET_LEAD_SECS` of silence, so speech from a call's first frames
+is heard as promptly as later speech (docs/bot.md, Speech from a call's first frames).
 
 `stop_secs`, when given, replaces the analyzer's own value for this pipeline (through the
 analyzer's public `set_params` once its sample rate is known), so one loaded analyzer can serve
