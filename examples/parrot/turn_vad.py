@@ -14,6 +14,9 @@ was started after a short pause: by then the bot would have talked over the user
 in order with the audio, so a processor can cancel its reply at once and, on a false alarm,
 answer again. `VADUserStartedSpeakingFrame` still follows a real onset as before.
 
+The analyzer starts primed with `QUIET_LEAD_SECS` of silence, so speech from a call's first frames
+is heard as promptly as later speech (docs/bot.md, Speech from a call's first frames).
+
 `stop_secs`, when given, replaces the analyzer's own value for this pipeline (through the
 analyzer's public `set_params` once its sample rate is known), so one loaded analyzer can serve
 pipelines with different turn-taking without loading the model twice.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
+from pipecat.audio.volume import VOLUME_WINDOW_SECS
 from pipecat.frames.frames import Frame, InputAudioRawFrame, SystemFrame
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
@@ -38,6 +42,9 @@ class UserSpeechOnsetFrame(SystemFrame):
 @dataclass
 class UserSpeechOnsetLostFrame(SystemFrame):
     """The onset reported before ended without becoming speech."""
+
+
+QUIET_LEAD_SECS = VOLUME_WINDOW_SECS  # the silence the analyzer is primed with: one loudness window
 
 
 class OnsetVADProcessor(VADProcessor):
@@ -63,6 +70,8 @@ class OnsetVADProcessor(VADProcessor):
         await super().setup(setup)  # sets the analyzer's sample rate (and its own params)
         if self._stop_secs is not None:
             self._analyzer.set_params(self._analyzer.params.model_copy(update={"stop_secs": self._stop_secs}))
+        quiet = bytes(2 * self._analyzer.num_channels * round(QUIET_LEAD_SECS * self._analyzer.sample_rate))
+        await self._analyzer.analyze_audio(quiet)
 
     async def cleanup(self) -> None:
         if self._analyzer.__dict__.get("analyze_audio") is self._hook:  # not a later processor's

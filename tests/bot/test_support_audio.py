@@ -66,3 +66,14 @@ def test_echo_similarity_judges_an_echo_with_trimmed_edges_by_what_it_holds() ->
     assert echo_similarity(sent, trimmed, 48000) > 0.8
     noise = (np.random.default_rng(7).standard_normal(len(trimmed)) * 3000).astype(np.int16)
     assert echo_similarity(sent, noise, 48000) < 0.2
+
+
+def test_echo_similarity_judges_an_echo_without_its_start_between_a_beep_and_silence() -> None:
+    """The parrot's reply as a client records it: a beep, the utterance as heard (its first 0.2 s
+    missed), then silence; longer than the utterance, so the template fits whole only off its start."""
+    sent = read_wav(SPEECH_WAV)
+    beep = (np.sin(np.arange(sent.sample_rate // 8) * 2 * np.pi * 880 / sent.sample_rate) * 8000).astype(np.int16)
+    late = sent.samples[sent.sample_rate // 5 :]
+    reply = np.repeat(np.concatenate([beep, late, np.zeros(sent.sample_rate // 2, dtype=np.int16)]), 3)
+    assert len(reply) > 3 * len(sent.samples)
+    assert echo_similarity(sent, reply, 48000) > 0.8

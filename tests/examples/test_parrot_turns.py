@@ -19,6 +19,8 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import run_test
 from turn_vad import OnsetVADProcessor, UserSpeechOnsetFrame, UserSpeechOnsetLostFrame
 
+from tests.bot.conftest import SPEECH_WAV
+from tests.support.audio import read_wav
 from tests.support.parrot_turns import BLOCK, RATE, PushOrder, audio_frames, converse, played_replies
 from tests.support.speech_pauses import PAUSED_SENTENCE, TWO_SENTENCES, load, pause_span
 
@@ -52,6 +54,18 @@ async def test_two_sentences_600ms_apart_are_two_turns_with_one_reply_each() -> 
     first, second = start / RATE, (len(speech.samples) - end) / RATE
     assert 0.8 * first < seconds(echoes[0]) < first + 0.6, "the first echo holds the first sentence only"
     assert 0.8 * second < seconds(echoes[1]) < second + 0.6, "the second echo holds the second one"
+
+
+@pytest.mark.parametrize("lead", [0.0, 0.1, 0.2])
+async def test_speech_from_the_first_frames_of_a_call_is_echoed_from_its_first_word(lead: float) -> None:
+    """A caller who talks at once (0.1 s into the greeting) is heard from their first word: Pipecat's VAD
+    measures loudness over 0.4 s of audio and reads none before it has that much, which held the start of
+    speech back by ~0.5 s, past the parrot's pre-roll, and cut the first word from the echo."""
+    speech = read_wav(SPEECH_WAV)
+    echoes, _ = await converse(speech, lead=lead)
+    assert len(echoes) == 1
+    first_word = speech.samples[: RATE // 4].tobytes()
+    assert first_word in echoes[0], f"the echo ({seconds(echoes[0]):.2f} s) lacks the utterance's first 0.25 s"
 
 
 def tone_frames(count: int, level: int) -> list[Any]:

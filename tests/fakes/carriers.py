@@ -2,9 +2,11 @@
 
 Each speaks its carrier's documented WebSocket protocol (Twilio Media Streams; Telnyx media
 streaming; Plivo audio streams; Exotel's Voicebot applet): the first messages (`connected`,
-`start` with the call's ids and custom parameters), 20 ms of audio per `media` message (8 kHz
-μ-law, base64; Exotel: 16-bit PCM), and the hang-up (`stop`, then the socket closes). It decodes
-the bot's `media`/`playAudio` messages back to 16-bit PCM.
+`start` with the call's ids and custom parameters; the `start` is message 1), the caller's audio
+in `media` messages as long as the carrier's own (8 kHz μ-law, base64, 20 ms; Exotel: 16-bit PCM,
+~100 ms), and the hang-up (`stop`, then the socket closes). It decodes the bot's
+`media`/`playAudio` messages back to 16-bit PCM. Frame lengths are the load test's caller's
+(src/voicefleet/loadtest/carrier_frames.py), so the two callers keep one account of each carrier.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from voicefleet.loadtest.carrier_frames import FRAMINGS
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+RATE = 8000
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz: the bot's frames, and the caller's on every carrier but Exotel
 
 
 @dataclass
@@ -45,24 +50,33 @@ class CarrierCall:
     speech: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     line: asyncio.Task[None] | None = None
 
+    @property
+    def frame_seconds(self) -> float:
+        """The audio in each of the caller's `media` messages, as the carrier sends it."""
+        return FRAMINGS[self.carrier].frame_seconds
+
+    @property
+    def frame_bytes(self) -> int:
+        return 2 * round(self.frame_seconds * RATE)
+
     async def open(self) -> None:
         self.ws = await connect(self.url, additional_headers=dict(self.headers), proxy=None, open_timeout=10)
 
     async def handshake(self, *, stream: bool = True) -> None:
-        """The first messages, then (as a real line does) 20 ms of audio every 20 ms: silence
-        unless the caller is speaking (`say`)."""
+        """The first messages, then (as a real line does) a frame of audio every frame's length
+        (20 ms; Exotel's 100 ms): silence unless the caller is speaking (`say`)."""
         for message in self._first_messages():
             await self._send(message)
         if stream:
             self.line = asyncio.create_task(self._stream())
 
     async def say(self, pcm16: bytes) -> None:
-        """The caller speaks: queued onto the line, 20 ms per message; returns once it is sent.
+        """The caller speaks: queued onto the line, a frame per message; returns once it is sent.
         A line that closes first ends the wait with the close, instead of leaving it waiting forever
         on frames nothing will send."""
         if self.line is None:
             raise RuntimeError("no line to speak on: handshake(stream=True) starts it")
-        step = FRAME_SAMPLES * 2
+        step = self.frame_bytes
         for offset in range(0, len(pcm16) - step + 1, step):
             self.speech.put_nowait(pcm16[offset : offset + step])
         sent = asyncio.ensure_future(self.speech.join())
@@ -80,7 +94,7 @@ class CarrierCall:
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
         began, chunk = loop.time(), 0
-        silence = bytes(FRAME_SAMPLES * 2)
+        silence = bytes(self.frame_bytes)
         with contextlib.suppress(ConnectionClosed):
             while True:
                 frame = self.speech.get_nowait() if not self.speech.empty() else None
@@ -88,7 +102,7 @@ class CarrierCall:
                 if frame is not None:
                     self.speech.task_done()
                 chunk += 1
-                await asyncio.sleep(max(0.0, began + chunk * 0.02 - loop.time()))
+                await asyncio.sleep(max(0.0, began + chunk * self.frame_seconds - loop.time()))
 
     async def next_bot_audio(self, timeout: float) -> bytes:
         """The next audio the bot sent, as 16-bit PCM (skips marks, clears and the like)."""
@@ -106,7 +120,7 @@ class CarrierCall:
     async def bot_audio(self, seconds: float, timeout: float) -> bytes:
         """At least `seconds` of the bot's audio."""
         audio = b""
-        while len(audio) < seconds * 8000 * 2:
+        while len(audio) < seconds * RATE * 2:
             audio += await self.next_bot_audio(timeout)
         return audio
 
@@ -137,7 +151,8 @@ class CarrierCall:
 
     async def _send(self, message: Mapping[str, Any]) -> None:
         assert self.ws is not None
-        self.sequence += 1
+        if "sequenceNumber" in message or "sequence_number" in message:  # `connected` is not numbered
+            self.sequence += 1
         await self.ws.send(json.dumps(message))
 
     def _first_messages(self) -> list[dict[str, Any]]:
@@ -169,7 +184,7 @@ class CarrierCall:
         if self.carrier == "plivo":  # Plivo's stream opens with `start` (no `connected`)
             return [
                 {
-                    "event": "start", "sequenceNumber": 0,
+                    "event": "start", "sequenceNumber": 1,
                     "start": {
                         "callId": self.call_id, "streamId": self.stream_id, "accountId": "MA0001",
                         "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
@@ -190,7 +205,7 @@ class CarrierCall:
         ]  # fmt: skip
 
     def _media(self, payload: str, chunk: int) -> dict[str, Any]:
-        timestamp = str(chunk * 20)
+        timestamp = FRAMINGS[self.carrier].elapsed_ms(chunk + 1)
         if self.carrier == "twilio":
             return {"event": "media", "sequenceNumber": str(self.sequence + 1), "streamSid": self.stream_id,
                     "media": {"track": "inbound", "chunk": str(chunk + 1), "timestamp": timestamp, "payload": payload}}

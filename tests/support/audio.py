@@ -36,10 +36,10 @@ def echo_similarity(sent: Pcm, received: np.ndarray, received_rate: int) -> floa
     best: a real-time path that drops or conceals a 20 ms frame under CPU contention shifts what
     follows by a frame, which would halve a whole-template correlation, yet the echo is still the
     utterance. The chunks' scores are averaged by their energy, so only complete copies score high:
-    half the utterance scores about half. Record until the whole echo has arrived. A recording
-    shorter than the utterance is judged as if silence surrounded it: a bot's VAD that heard the
-    speech start late or end early (by a few hundred ms on a busy machine) played back a trimmed
-    utterance, which scores what it holds rather than nothing.
+    half the utterance scores about half. Record until the whole echo has arrived. The recording is
+    judged as if silence surrounded it: a bot's VAD that heard the speech start late or end early
+    (by a few hundred ms on a busy machine) played back a trimmed utterance, which scores what it
+    holds rather than nothing, whether or not other sounds come before and after it.
     """
     if received_rate % sent.sample_rate:
         raise ValueError(f"cannot compare {sent.sample_rate} Hz with {received_rate} Hz")
@@ -48,9 +48,9 @@ def echo_similarity(sent: Pcm, received: np.ndarray, received_rate: int) -> floa
     template = sent.samples.astype(np.float64)
     if not template.any():
         return 0.0
-    if len(heard) < len(template):
-        short = len(template) - len(heard)
-        heard = np.pad(heard, (short, short))
+    # The template may hang over either end of the recording: an echo whose start the VAD missed sits
+    # right after the bot's beep, so the whole template fits only if it begins before the recording.
+    heard = np.pad(heard, (len(template), len(template)))
     scores = _peak_correlations(template, heard)
     anchor = int(np.argmax(scores))
     chunk = int(ECHO_CHUNK_SECONDS * sent.sample_rate)

@@ -1,8 +1,8 @@
 """Runs the parrot's turn-taking offline and reads back which replies stand.
 
-`converse(speech)` feeds audio (1 s of silence either side) through the keyless pipeline's turn
-path (`OnsetVADProcessor` with the parrot's `stop_secs`, then `Parrot`) as the input transport
-does, in 20 ms frames, and returns the echoes that stand plus how many replies were taken back.
+`converse(speech)` feeds audio (1 s of silence either side; `lead` sets the silence before) through
+the keyless pipeline's turn path (`OnsetVADProcessor` with the parrot's `stop_secs`, then `Parrot`)
+as the input transport does, in 20 ms frames, and returns the echoes that stand plus how many replies were taken back.
 Replies are judged in the order the parrot pushed them (`PushOrder`), which is what the output
 transport acts on: a reply followed by an `InterruptionFrame` is cleared before it is played out.
 """
@@ -75,7 +75,7 @@ def played_replies(frames: Sequence[Frame]) -> tuple[list[bytes], int]:
 
 
 async def converse(
-    speech: Pcm, parrot: Parrot | None = None, *, stop_secs: float = PARROT_STOP_SECS
+    speech: Pcm, parrot: Parrot | None = None, *, stop_secs: float = PARROT_STOP_SECS, lead: float = 1.0
 ) -> tuple[list[bytes], int]:
     silence = np.zeros(RATE, dtype=np.int16)
     recorder = PushOrder()
@@ -83,6 +83,6 @@ async def converse(
         Pipeline(
             [OnsetVADProcessor(vad_analyzer=SileroVADAnalyzer(), stop_secs=stop_secs), parrot or Parrot(), recorder]
         ),
-        frames_to_send=audio_frames(np.concatenate([silence, speech.samples, silence])),
+        frames_to_send=audio_frames(np.concatenate([silence[: int(lead * RATE)], speech.samples, silence])),
     )
     return played_replies(recorder.frames)

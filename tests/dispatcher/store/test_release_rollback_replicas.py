@@ -172,6 +172,8 @@ async def test_a_replica_that_starts_acts_on_a_breach_in_the_sample_it_reads_bac
     looking = asyncio.create_task(b.watch.run())
     try:
         await asyncio.wait_for(_until_weight(b, "next", 0), timeout=2.0)  # its first look, not a session's end
+        # The watch tells the rollback once the store has taken it: the weight can be read back first.
+        await asyncio.wait_for(_until_pushed(b), timeout=2.0)
     finally:
         looking.cancel()
     assert [kind for _, kind, _ in b.pushed] == ["release.rolled_back"]
@@ -193,4 +195,9 @@ async def test_an_operator_who_gives_traffic_to_a_canary_its_sample_condemns_see
 
 async def _until_weight(replica: Replica, release: str, weight: int) -> None:
     while (await replica.weights()).get(release) != weight:
+        await asyncio.sleep(0.05)
+
+
+async def _until_pushed(replica: Replica) -> None:
+    while not replica.pushed:
         await asyncio.sleep(0.05)
