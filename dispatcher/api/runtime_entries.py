@@ -11,8 +11,7 @@ same settings.
                           this revocation is refused with it
     used      key name  → {"version"} of its first use anywhere (a settings or runtime key's): a name
                           used owns its sessions and recordings, so a new key takes it with `--another`
-    floors    key name  → {"version"}: the revoked secrets of the name dropped, at or below it
-                          (dispatcher/api/runtime_floors.py): bounds the record under any rotation
+    floors    key name  → {"version"}: its revoked secrets dropped, at or below it (runtime_floors.py)
 
 So a revocation wins over whatever it did not see: a secret revoked anywhere stays revoked (secret
 ids are random, one is never made twice), and `keys revoke NAME` in one region refuses a secret of
@@ -21,8 +20,7 @@ of it. A secret made after its region took the revocation carries it (`after`) a
 depends on the regions' clocks agreeing for keys; for capacity values the newest version wins, as
 for the releases' traffic.
 
-A replica serves the views read off the entries (`views`); an admin's change is made on those and
-turned into entries stamped with its version (`stamped`).
+A replica serves the views read off the entries (`views`); an admin's change is made on those, stamped (`stamped`).
 """
 
 from __future__ import annotations
