@@ -77,6 +77,9 @@ def test_a_compacted_revocation_stays_revoked_when_a_stale_region_or_an_old_stor
         wait_until(lambda: agreed(regions, first["secret_id"]), "us takes eu's compacted record", timeout=DEADLINE,
                    interval=0.1, detail=lambda: logs(regions))
         assert refused_as(us, first["secret"]) == "unauthorized"  # no replica there checked it: unknown
+        trail = admin("GET", us, "/audit/runtime").json()["lines"]
+        assert any(line["action"] == "key.revoke" and line["secret_id"] == first["secret_id"]
+                   and line["by"] == "region eu: revoked before its entry was compacted" for line in trail), trail
         assert refused_as(eu, first["secret"]) == "api_key_revoked"
         assert refused_as(us, third["secret"]) is None and refused_as(eu, third["secret"]) is None
 
