@@ -24,6 +24,7 @@ from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.runtime_capacity import Floors
 from dispatcher.api.runtime_capacity import apply as apply_runtime
+from dispatcher.api.runtime_floors import Keeping
 from dispatcher.api.runtime_keys import RuntimeKeys
 from dispatcher.api.runtime_settings import RuntimeSettings
 from dispatcher.api.settings_key_ids import revoked_ids
@@ -214,7 +215,7 @@ def build_state(
         reserve.planning.region = regions.here
         reserve.planning.neighbours = functools.partial(neighbours_of, peers)
 
-    runtime = RuntimeSettings(coordination.runtime, RuntimeKeys(), region=regions.here)
+    runtime = RuntimeSettings(coordination.runtime, RuntimeKeys(), region=regions.here, keeping=Keeping.from_env(env))
     auth.runtime = runtime.keys
     auth.used = runtime.touched
     auth.used_secret = runtime.touched_secret

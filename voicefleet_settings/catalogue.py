@@ -660,6 +660,22 @@ SETTINGS: tuple[Setting, ...] = (
         "READ_BURST_PER_KEY", "keys", INTEGER, minimum=1, default="100", row="READ_RATE_PER_KEY",
     ),
     Setting(
+        "REVOKED_KEYS_KEEP_DAYS", "keys", NUMBER, above=0, maximum=3650, default="30",
+        meaning=(
+            "how long a revoked runtime secret keeps its entry (its slow hash) in the runtime settings: its "
+            "holder is told `401 api_key_revoked` meanwhile, `401 unauthorized` after; the entry is then dropped "
+            "at the next runtime change and its key name's floor keeps it revoked in every region "
+            "([security.md](security.md#revoked-runtime-keys-are-compacted))"
+        ),
+    ),
+    Setting(
+        "REVOKED_KEYS_KEPT", "keys", INTEGER, minimum=1, maximum=10000, default="2000",
+        meaning=(
+            "the most revoked runtime secrets kept with their slow hash, the newest first, whatever their age: "
+            "bounds the runtime settings however often keys are rotated"
+        ),
+    ),
+    Setting(
         "REAPER_INTERVAL_SECONDS", "sessions", NUMBER, minimum=0, default="60",
         meaning="how often the reaper sweeps (jittered ±20 %; `0` turns it off)",
     ),

@@ -11,6 +11,7 @@ same settings.
                           this revocation is refused with it
     used      key name  → {"version"} of its first use anywhere (a settings or runtime key's): a name
                           used owns its sessions and recordings, so a new key takes it with `--another`
+    floors    key name  → {"version"}: its revoked secrets dropped, at or below it (runtime_floors.py)
 
 So a revocation wins over whatever it did not see: a secret revoked anywhere stays revoked (secret
 ids are random, one is never made twice), and `keys revoke NAME` in one region refuses a secret of
@@ -19,8 +20,7 @@ of it. A secret made after its region took the revocation carries it (`after`) a
 depends on the regions' clocks agreeing for keys; for capacity values the newest version wins, as
 for the releases' traffic.
 
-A replica serves the views read off the entries (`views`); an admin's change is made on those and
-turned into entries stamped with its version (`stamped`).
+A replica serves the views read off the entries (`views`); an admin's change is made on those, stamped (`stamped`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from dispatcher.api import runtime_capacity
+from dispatcher.api import runtime_capacity, runtime_floors
 from dispatcher.api.runtime_keys import ID_HEX, NAME, KeyRecord
 from dispatcher.errors import ApiError
 
 Version = tuple[int, str]
 Entries = dict[str, dict[str, dict[str, Any]]]
-PARTS = ("capacity", "secrets", "names", "used")
+PARTS = ("capacity", "secrets", "names", "used", runtime_floors.FLOORS)
 # What a revoked secret's entry keeps of it: a replica that never verified the secret still tells
 # its holder (the exact secret, checked by its slow hash) that it was revoked. It opens nothing.
 HASH_FIELDS = ("salt", "digest", "check")
@@ -66,7 +66,7 @@ def checked(raw: object, *, makers: Collection[str] | None = None, latest_ms: in
             most: int | None = MAX_ENTRIES) -> Entries:
     """`raw` as entries, or ValueError naming what is wrong. `makers`: the regions a version may name
     (None: any); `latest_ms`: the newest version taken (a clock far ahead would outrank every change);
-    `most`: the entries taken (None: this region's own record, whose revocations are never dropped)."""
+    `most`: the entries taken (None: this region's own record, read whatever its size)."""
     if not isinstance(raw, Mapping) or set(raw) - set(PARTS):
         raise ValueError(f"send an object of {', '.join(PARTS)}")
     parts = {part: raw.get(part, {}) for part in PARTS}
@@ -87,6 +87,11 @@ def checked(raw: object, *, makers: Collection[str] | None = None, latest_ms: in
         if not isinstance(entry, Mapping):
             raise ValueError(f"used {str(name)[:80]}: an object")
         entries["used"][_named(name, NAME, "key name")] = {"version": list(_stamp(entry, "version", f"used {name}"))}
+    for name, entry in parts[runtime_floors.FLOORS].items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"floor {str(name)[:80]}: an object")
+        entries[runtime_floors.FLOORS][_named(name, NAME, "key name")] = {
+            "version": list(_stamp(entry, "version", f"floor {name}"))}
     for version in _versions(entries, made_only=True):
         if makers is not None and version[1] not in makers:
             raise ValueError(f"a version names region {version[1]!r}, which did not make it")
@@ -169,6 +174,7 @@ def _versions(entries: Entries, made_only: bool = False) -> list[Version]:
         found += [version_of(entry["after"])] if entry.get("after") and not made_only else []
     found += [version_of(e["revoked"]) for e in entries["names"].values()]
     found += [version_of(e["version"]) for e in entries["used"].values()]
+    found += [version_of(e["version"]) for e in entries[runtime_floors.FLOORS].values()]
     return [version for version in found if version is not None]
 
 
@@ -177,16 +183,25 @@ def newest_ms(entries: Entries) -> int:
 
 
 def merged(ours: Entries, theirs: Entries) -> Entries:
-    """Both regions' changes, the same whichever is `ours`: per entry the newest, a revocation over any secret."""
+    """Both regions' changes, the same whichever is `ours`: per entry the newest, a revocation over any
+    secret, and a secret one side dropped under its name's floor dropped (runtime_floors)."""
     result: Entries = {part: dict(ours[part]) for part in PARTS}
     for name, entry in theirs["capacity"].items():
         held = result["capacity"].get(name)
         if held is None or _v(entry["version"]) > _v(held["version"]):
             result["capacity"][name] = entry
+    floors = runtime_floors.FLOORS
     for secret_id, entry in theirs["secrets"].items():
         held = result["secrets"].get(secret_id)
-        if held is None or _secret_rank(entry) > _secret_rank(held):
+        if held is None and not runtime_floors.covers(ours[floors], entry):
             result["secrets"][secret_id] = entry
+        elif held is not None and _secret_rank(entry) > _secret_rank(held):
+            result["secrets"][secret_id] = entry
+    for secret_id, entry in ours["secrets"].items():
+        if secret_id not in theirs["secrets"] and runtime_floors.covers(theirs[floors], entry):
+            del result["secrets"][secret_id]
+    result[floors] = runtime_floors.merged_floors(ours[floors], theirs[floors])
+    result["secrets"] = runtime_floors.below_floors(result["secrets"], result[floors])
     for name, entry in theirs["names"].items():
         held = result["names"].get(name)
         if held is None or _v(entry["revoked"]) > _v(held["revoked"]):
@@ -279,7 +294,9 @@ def stamped(entries: Entries, before: tuple[Mapping[str, Any], Mapping[str, Any]
 
 
 def digest(entries: Entries) -> str:
-    """The same for the same entries in every region: what a region's state answer says it holds."""
-    text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
+    """The same for the same entries in every region: what a region's state answer says it holds (no
+    floors yet: the same as a region's whose dispatcher predates them, so an upgrade reads nothing)."""
+    shown = {part: held for part, held in entries.items() if held or part != runtime_floors.FLOORS}
+    text = json.dumps(shown, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

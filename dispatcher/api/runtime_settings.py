@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dispatcher.api import runtime_entries
+from dispatcher.api import runtime_entries, runtime_floors
 from dispatcher.api.runtime_entries import Entries
 from dispatcher.api.runtime_keys import RuntimeKeys
 from dispatcher.errors import ApiError
@@ -42,8 +42,11 @@ ONE_REGION = "local"  # what a version names where REGION is not set (a deployme
 
 class RuntimeSettings:
     def __init__(self, book: RuntimeBook, keys: RuntimeKeys, *, region: str = "",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 keeping: runtime_floors.Keeping = runtime_floors.KEEPING) -> None:
+        """`keeping`: how long and how many revoked secrets keep their entry (docs/security.md)."""
         self._book = book
+        self._keeping = keeping
         self.keys = keys
         self._region = region
         self._clock = clock
@@ -118,6 +121,7 @@ class RuntimeSettings:
             for secret_id, name in settings_revoked:  # a revoked entry, as a runtime secret's: for good
                 entry = {"name": name, "revoked": list(version), "by": by}
                 current["entries"]["secrets"][secret_id] = delta["secrets"][secret_id] = entry
+            current["entries"] = self._compacted(current["entries"])
             current["capacity"], current["keys"] = runtime_entries.views(current["entries"])
             return lines
 
@@ -136,7 +140,7 @@ class RuntimeSettings:
 
         def merge(current: Record) -> list[dict[str, Any]]:
             nonlocal changed
-            entries = runtime_entries.merged(current["entries"], offered)
+            entries = self._compacted(runtime_entries.merged(current["entries"], offered))
             changed = entries != current["entries"]
             if not changed:
                 raise _Unchanged
@@ -151,6 +155,13 @@ class RuntimeSettings:
         except _Unchanged:
             return False
         return changed
+
+    def _compacted(self, entries: Entries) -> Entries:
+        """`entries` with the revoked secrets past their keeping dropped under their names' floors."""
+        floors = runtime_floors.FLOORS
+        secrets, raised = runtime_floors.compacted(entries["secrets"], entries[floors], int(self._clock() * 1000),
+                                                   self._keeping)
+        return {**entries, "secrets": secrets, floors: raised}
 
     def entries(self) -> Entries:
         entries: Entries = self.record["entries"]
@@ -270,6 +281,12 @@ def _adopted_lines(entries: Entries, before: tuple[dict[str, Any], dict[str, Any
         lines.append({**_made(entry, entry["version"]), "action": "key.create", "name": entry["name"],
                       "secret_id": secret_id})
     for secret_id in sorted(set(keys_before) - set(keys_after)):
+        if secret_id not in entries["secrets"]:  # dropped under its name's floor: revoked, compacted elsewhere
+            name = keys_before[secret_id]["name"]
+            floor = entries[runtime_floors.FLOORS][name]["version"]
+            lines.append({**_made({"by": "revoked before its entry was compacted"}, floor), "action": "key.revoke",
+                          "name": name, "secret_id": secret_id})
+            continue
         entry = entries["secrets"][secret_id]
         revoked = entry if "revoked" in entry else entries["names"][entry["name"]]
         lines.append({**_made(revoked, revoked["revoked"]), "action": "key.revoke", "name": entry["name"],
