@@ -1,10 +1,9 @@
 """A start is admitted only while the model service has a free stream for its bot.
 
 The service's own count shows a stream once the bot has opened it, a few seconds after its start;
-until then the start is counted in the replicas' store (for MODEL_SERVICE_CONNECT_SECONDS: a record
-per start in a reserved holder of the keys' session records, taken in the same script that takes a
-key's place), so a burst spread over every replica cannot be admitted on one read past the streams
-there are. Counted twice in that window (there and in the service's count once the bot connects),
+until then the start is counted in the replicas' store (for MODEL_SERVICE_CONNECT_SECONDS, or until
+the session is stopped: a record per session in a reserved holder of the keys' session records), so
+a burst spread over every replica cannot be admitted on one read past the streams there are. Counted twice in that window (there and in the service's count once the bot connects),
 a start errs on the side of refusing. With the store down, each replica counts its own. A refusal is
 `503` with `Retry-After`, as a provider at its cap is answered, naming the service and its free
 streams; an unknown capacity (docs: dispatcher/models/capacity.py) is refused too, saying why.
@@ -12,7 +11,6 @@ streams; an unknown capacity (docs: dispatcher/models/capacity.py) is refused to
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -43,8 +41,9 @@ class ModelServiceAdmission:
         return len(self._starts)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Held while the start launches its bot: a start that fails gives its stream back."""
+    async def slot(self, session_id: str) -> AsyncIterator[None]:
+        """Held while the start launches its bot: a start that fails gives its stream back, as does
+        a session stopped (`stopped`), so starts stopped at once cannot hold every stream."""
         reading = self.capacity.reading()
         if reading.age_seconds is None:  # the first start after boot waits for the first read
             reading = await self.capacity.read_now()
@@ -56,7 +55,7 @@ class ModelServiceAdmission:
                            retry_after=self.capacity.settings.read_seconds,
                            extra={"model_service": shown, "free_streams": None})
         assert reading.free is not None
-        record = secrets.token_hex(8)
+        record = session_id
         held = await self._starting.hold(STARTING, record, reading.free, self.capacity.settings.connect_seconds)
         if held is not None:
             starting = len(held)
@@ -76,6 +75,10 @@ class ModelServiceAdmission:
                 self._starts.remove(started)
             await self._starting.release(STARTING, [record])
             raise
+
+    async def stopped(self, session_id: str) -> None:
+        """The session's start no longer counts against the free streams: it was stopped."""
+        await self._starting.release(STARTING, [session_id])
 
     def status(self) -> dict[str, Any]:
         """What `GET /status` shows of the service."""

@@ -239,7 +239,7 @@ class SessionService:
                                 if self.model_service is not None:  # its bot needs a free stream there
                                     await admitted.enter_async_context(
                                         self.share.slot(owner.id, session_id, internal=owner.internal))
-                                    await admitted.enter_async_context(self.model_service.slot())
+                                    await admitted.enter_async_context(self.model_service.slot(session_id))
                                     await admitted.enter_async_context(self._admission.slot())
                                 else:  # the key's share and the cap in one step (one store round trip)
                                     await admitted.enter_async_context(self.share.slot_with_cap(
@@ -594,6 +594,8 @@ class SessionService:
             return None
         if caller is not None:  # its machine is stopped: the key's share has room again
             await self.share.forget(caller, session_id)
+        if self.model_service is not None:  # a bot that never opened its stream frees its count now
+            await self.model_service.stopped(session_id)
         self._admission.invalidate()
         if self._rooms is not None and not (before is not None and not before.has_room):
             await self._call(self._rooms.delete(session_id))

@@ -108,3 +108,16 @@ def test_an_answer_that_is_no_capacity_is_unknown_and_refuses_starts(tmp_path: P
             model.set_capacity_answer(None)  # a capacity again: admitted again
             wait_until(lambda: model_status(dispatcher)["state"] == "ok", "a capacity read again")
         assert start(dispatcher).status_code == 201
+
+
+def test_a_stopped_session_gives_its_stream_back_so_starts_stopped_at_once_lock_no_one_out(tmp_path: Path) -> None:
+    # A start counts against the free streams until its bot has opened its stream (600 s here, as the
+    # stand-in bots never do); a key that starts and stops at once would otherwise hold them all.
+    with model_server_process(streams=2) as model, dispatcher_for(tmp_path, model) as dispatcher:
+        for _ in range(3):
+            answer = start(dispatcher)
+            assert answer.status_code == 201, answer.text
+            stopped = httpx.delete(f"{dispatcher.base_url}/sessions/{answer.json()['session_id']}", timeout=30)
+            assert stopped.status_code in (202, 204), stopped.text
+        assert [start(dispatcher).status_code for _ in range(2)] == [201, 201]
+        refused(start(dispatcher), "model_service_capacity")
