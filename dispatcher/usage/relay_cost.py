@@ -22,13 +22,16 @@ from botchannel.transport_use import relayed
 from dispatcher.usage.relay_price import RelayPrice
 
 PACKET_OVERHEAD_BYTES = 20 + 8 + 4  # IPv4 + UDP + TURN ChannelData (RFC 8656 §12.4), per relayed packet
-MAX_BYTES_PER_SECOND = 2_500_000.0  # 20 Mbit/s: a voice call carries ~10 kB/s each way
-SLACK_SECONDS = 60.0  # the bot's clock and the machine's differ; a short call is not cut for it
+# The stack's coturn lets an allocation carry 64 KiB/s each way (stacks/shared/turn_server.py,
+# `max-bps`, in and out counted apart): a bot's count past both is not what the relay forwarded.
+# A voice call carries ~10 kB/s each way.
+MAX_BYTES_PER_SECOND = 2 * 64 * 1024.0
+SLACK_SECONDS = 10.0  # the bot's clock and the machine's differ; a short call is not cut for it
 NOT_MEASURED = "TURN relay: its bot reported no WebRTC transport (a phone or Daily call, or a bot killed first)"
 NOT_RELAYED = "none: the call's media went direct (no relay candidate in its selected pair)"
 UNPRICED = ("TURN relay: not priced (no egress price for this provider's cloud; TURN_RELAY_USD_PER_GB "
             "sets one)")
-CUT = "TURN relay: the bot's byte count past 20 Mbit/s over the session, cut there"
+CUT = "TURN relay: the bot's byte count past what the relay lets a call carry (1 Mbit/s), cut there"
 
 
 @dataclass(frozen=True)

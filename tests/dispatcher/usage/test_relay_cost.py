@@ -137,7 +137,7 @@ def test_a_count_past_what_the_session_could_carry_is_cut_there_and_said() -> No
     costs = SessionCosts("ecs", PRICE, relay=relay_price({}, "ecs"))
     cost = costs.of(ended({**RELAYED, "bytes_sent": 1e12}, seconds=10.0), running=False)
     assert cost is not None and CUT in cost.not_counted
-    assert cost.relay is not None and cost.relay.priced_bytes == pytest.approx(MAX_BYTES_PER_SECOND * (10 + 60))
+    assert cost.relay is not None and cost.relay.priced_bytes == pytest.approx(MAX_BYTES_PER_SECOND * (10 + 10))
 
 
 async def test_the_rollups_and_the_usage_answer_add_the_relay_to_the_cost() -> None:
