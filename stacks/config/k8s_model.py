@@ -22,8 +22,9 @@ NODE_SELECTOR_KEY, TOLERATIONS_KEY = "k8sModelNodeSelector", "k8sModelToleration
 # The keys that mean something only with the image: set without it, nothing would read them.
 WITH_IMAGE = (NAMESPACE_KEY, REPLICAS_KEY, GPUS_KEY, CPU_KEY, MEMORY_KEY, STREAMS_KEY, PORT_KEY, NODE_SELECTOR_KEY,
               TOLERATIONS_KEY)
-# NVIDIA's device plugin taints nothing itself, but the clouds' GPU node pools do (GKE, AKS, EKS's
-# accelerated AMIs with eksctl): `nvidia.com/gpu`, NoSchedule.
+# GKE's taint of a GPU node pool in a cluster with other pools: `nvidia.com/gpu`, NoSchedule. NVIDIA's
+# device plugin, AKS and eksctl taint nothing by default (AKS's docs suggest `sku=gpu:NoSchedule`, which
+# k8sModelTolerations then names); a toleration of an absent taint changes nothing.
 DEFAULT_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
 TOLERATION_FIELDS = ("key", "operator", "value", "effect")
 OPERATORS, EFFECTS = ("Exists", "Equal"), ("NoSchedule", "PreferNoSchedule", "NoExecute")

@@ -3,8 +3,9 @@
 The model's pods hear every converged call's audio. The bots' policy (stacks/k8s/admission.py) matches the
 bots' namespace alone, so the model's namespace has one of its own, in the same terms:
 
-- only the ReplicaSet controller creates its pods (the Deployment's; a person with `edit` there cannot
-  start a pod of another image beside it), and a pod's update leaves its `spec`;
+- only the ReplicaSet controller creates its pods (a person with `edit` there cannot start a pod of another
+  image beside it), and a pod's update leaves its `spec`. It does not tell the stack's ReplicaSet from
+  another: RBAC must grant nobody `edit`, or another write on workloads, in the namespace;
 - each such pod runs the stack's model image (`k8sModelImage`, by digest) in every container, with no
   init or ephemeral container, no API token mounted and no volume but an `emptyDir` (its scratch space);
 - nobody adds an ephemeral container to, execs into, attaches to, port-forwards or proxies to it.

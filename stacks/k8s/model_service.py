@@ -6,7 +6,8 @@ MODEL_SERVICE_URL, and a NetworkPolicy under which only the bots' pods and the d
 its one port, and it reaches nothing. No PodDisruptionBudget: with one pod, a budget of no disruption would
 hold every drain of its node until someone deleted the pod by hand; an eviction's SIGTERM and the pod's
 grace let its calls run out instead (docs/kubernetes.md, "Node drains"). The admission
-policy beside it (stacks/k8s/model_admission.py) holds the namespace's pods to this Deployment's.
+policy beside it (stacks/k8s/model_admission.py) holds the namespace's pods to the ReplicaSet controller's,
+running the model image.
 
 The pod is the stack's other workloads' hardening: non-root, the runtime's seccomp profile, every capability
 dropped, no privilege escalation, no API token, no Service links; its root filesystem read-only, `/tmp` an
