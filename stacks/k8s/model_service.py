@@ -11,8 +11,9 @@ running the model image.
 
 The pod is the stack's other workloads' hardening: non-root, the runtime's seccomp profile, every capability
 dropped, no privilege escalation, no API token, no Service links; its root filesystem read-only, `/tmp` an
-emptyDir for the server's scratch files. The server is told its port and its streams (MODEL_SERVICE_PORT,
-MODEL_SERVICE_STREAMS) and loads its weights from the image, offline (HF_HUB_OFFLINE): its egress is closed.
+emptyDir for the server's scratch files and its HOME. The server is told its port and its
+streams (MODEL_SERVICE_PORT, MODEL_SERVICE_STREAMS) and loads its weights from the image, offline
+(HF_HUB_OFFLINE, the image's HF_HOME): its egress is closed.
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ def pod_spec(model: ModelService, max_session_seconds: int) -> dict[str, Any]:
             "ports": [{"name": PORT_NAME, "container_port": model.port}],
             "env": [{"name": "MODEL_SERVICE_PORT", "value": str(model.port)},
                     {"name": "MODEL_SERVICE_STREAMS", "value": str(model.streams)},
-                    {"name": "HF_HUB_OFFLINE", "value": "1"}],  # weights from the image: nothing to fetch
+                    {"name": "HF_HUB_OFFLINE", "value": "1"},  # weights from the image: nothing to fetch
+                    # The root filesystem is read-only: what a library writes under ~ (Triton's kernel cache)
+                    # goes to the scratch emptyDir. HF_HOME and XDG_CACHE_HOME stay the image's: the weights
+                    # are baked under them (docs/images.md), and overriding them would hide the weights.
+                    {"name": "HOME", "value": SCRATCH}],
             # Equal requests and limits (Guaranteed); an extended resource's request defaults to its limit.
             "resources": {"requests": sizes, "limits": {**sizes, "nvidia.com/gpu": str(model.gpus)}},
             "security_context": {"allow_privilege_escalation": False, "read_only_root_filesystem": True,

@@ -73,8 +73,10 @@ def test_the_model_runs_on_the_gpu_nodes_as_the_stacks_other_workloads_do(model_
                                             "capabilities": {"drop": ["ALL"]}}
     assert container["resources"] == {"requests": {"cpu": "8", "memory": "64Gi"},
                                       "limits": {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "2"}}
+    # HOME in the scratch emptyDir, the one place it writes; HF_HOME and XDG_CACHE_HOME are the image's (its weights).
     assert {e["name"]: e["value"] for e in container["env"]} == {
-        "MODEL_SERVICE_PORT": "8998", "MODEL_SERVICE_STREAMS": "96", "HF_HUB_OFFLINE": "1"}
+        "MODEL_SERVICE_PORT": "8998", "MODEL_SERVICE_STREAMS": "96", "HF_HUB_OFFLINE": "1", "HOME": "/tmp"}
+    assert {"name": "scratch", "mountPath": "/tmp"} in container["volumeMounts"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/api/capacity", "port": "http"}
     assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 600
