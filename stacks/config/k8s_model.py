@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.config.k8s_registry import IMAGE_BY_DIGEST
-from stacks.config.reader import Reader
+from stacks.config.reader import DEFAULTS, Reader
 
 IMAGE_KEY = "k8sModelImage"
 NAMESPACE_KEY, REPLICAS_KEY, GPUS_KEY = "k8sModelNamespace", "k8sModelReplicas", "k8sModelGpus"
@@ -22,8 +22,9 @@ NODE_SELECTOR_KEY, TOLERATIONS_KEY = "k8sModelNodeSelector", "k8sModelToleration
 # The keys that mean something only with the image: set without it, nothing would read them.
 WITH_IMAGE = (NAMESPACE_KEY, REPLICAS_KEY, GPUS_KEY, CPU_KEY, MEMORY_KEY, STREAMS_KEY, PORT_KEY, NODE_SELECTOR_KEY,
               TOLERATIONS_KEY)
-# NVIDIA's device plugin taints nothing itself, but the clouds' GPU node pools do (GKE, AKS, EKS's
-# accelerated AMIs with eksctl): `nvidia.com/gpu`, NoSchedule.
+# GKE's taint of a GPU node pool in a cluster with other pools: `nvidia.com/gpu`, NoSchedule. NVIDIA's
+# device plugin, AKS and eksctl taint nothing by default (AKS's docs suggest `sku=gpu:NoSchedule`, which
+# k8sModelTolerations then names); a toleration of an absent taint changes nothing.
 DEFAULT_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
 TOLERATION_FIELDS = ("key", "operator", "value", "effect")
 OPERATORS, EFFECTS = ("Exists", "Equal"), ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -64,7 +65,7 @@ def load(cfg: Reader, dns_label: re.Pattern[str], taken: tuple[str, ...]) -> Mod
     image = cfg.optional(IMAGE_KEY)
     if image is None:
         for key in WITH_IMAGE:
-            if cfg.raw(key) is not None:
+            if _set_by_someone(cfg, key):
                 raise cfg.fail(key, f"is used with {IMAGE_KEY} only (the shared model service's image, by digest): "
                                     f"pulumi config rm {cfg.command_key(key)}, or set {IMAGE_KEY} "
                                     "(docs/converged.md, \"On Kubernetes\")")
@@ -94,6 +95,19 @@ def load(cfg: Reader, dns_label: re.Pattern[str], taken: tuple[str, ...]) -> Mod
         # A non-root server cannot bind below 1024 without a capability the pod drops.
         port=cfg.integer(PORT_KEY, minimum=1024, maximum=65535),
         node_selector=_node_selector(cfg), tolerations=_tolerations(cfg))
+
+
+def _set_by_someone(cfg: Reader, key: str) -> bool:
+    """`pulumi up` hands the program Pulumi.yaml's default of every key the stack leaves unset
+    (ValidateStackConfigAndApplyProjectConfig): only another value was set by someone."""
+    raw = cfg.raw(key)
+    if raw is None:
+        return False
+    if key == NODE_SELECTOR_KEY:
+        return bool(cfg.structured(key) != {})
+    if key == TOLERATIONS_KEY:
+        return bool(cfg.structured(key) != [dict(t) for t in DEFAULT_TOLERATIONS])
+    return raw != str(DEFAULTS[key])
 
 
 def _node_selector(cfg: Reader) -> dict[str, str]:

@@ -3,10 +3,12 @@
 The model's pods hear every converged call's audio. The bots' policy (stacks/k8s/admission.py) matches the
 bots' namespace alone, so the model's namespace has one of its own, in the same terms:
 
-- only the ReplicaSet controller creates its pods (the Deployment's; a person with `edit` there cannot
-  start a pod of another image beside it), and a pod's update leaves its `spec`;
-- each such pod runs the stack's model image (`k8sModelImage`, by digest) in every container, with no
-  init or ephemeral container, no API token mounted and no volume but an `emptyDir` (its scratch space);
+- only the ReplicaSet controller creates its pods (a person with `edit` there cannot start a pod of another
+  image beside it), and a pod's update leaves its `spec`. It does not tell the stack's ReplicaSet from
+  another: RBAC must grant nobody `edit`, or another write on workloads, in the namespace;
+- each such pod is owned by a ReplicaSet (its controller) and runs the stack's model image (`k8sModelImage`,
+  by digest) in every container with the image's own command and arguments, with no init or ephemeral
+  container, no API token mounted and no volume but an `emptyDir` (its scratch space);
 - nobody adds an ephemeral container to, execs into, attaches to, port-forwards or proxies to it.
 
 Pod Security `restricted`, enforced on the namespace, holds the rest (no host access, no privilege).
@@ -27,8 +29,9 @@ from stacks.k8s.namespaces import NAME_LABEL
 # The ReplicaSet controller's identity: its own ServiceAccount when kube-controller-manager runs with
 # --use-service-account-credentials (kubeadm, GKE, EKS, AKS), else the manager's own user.
 POD_MAKERS = ("system:serviceaccount:kube-system:replicaset-controller", "system:kube-controller-manager")
-MESSAGE = ("only the model service's Deployment creates pods here, each running the stack's model image with no API "
-           "token, no init container and no volume but emptyDir, and nobody changes their spec")
+MESSAGE = ("only the model service's Deployment creates pods here, owned by a ReplicaSet, each running the stack's "
+           "model image as it starts (no command or args) with no API token, no init container and no volume but "
+           "emptyDir, and nobody changes their spec")
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,12 @@ class ModelAdmissionArgs:
 
 
 def policy_spec(args: ModelAdmissionArgs) -> dict[str, Any]:
-    pod = "object.spec"
-    made = (f"{pod}.containers.all(c, c.image == {literal(args.image)}) && {empty(pod + '.initContainers')} && "
+    pod, owners = "object.spec", "object.metadata.ownerReferences"
+    # The image's own entrypoint: another command or arguments would make the same image run something else.
+    made = (f"has({owners}) && {owners}.exists(o, o.apiVersion == 'apps/v1' && o.kind == 'ReplicaSet' && "
+            f"has(o.controller) && o.controller) && "
+            f"{pod}.containers.all(c, c.image == {literal(args.image)} && {empty('c.command')} && "
+            f"{empty('c.args')}) && {empty(pod + '.initContainers')} && "
             f"{empty(pod + '.ephemeralContainers')} && has({pod}.automountServiceAccountToken) && "
             f"!{pod}.automountServiceAccountToken && "
             f"(!has({pod}.volumes) || {pod}.volumes.all(v, has(v.emptyDir)))")

@@ -2,14 +2,18 @@
 
 Its own namespace (Pod Security `restricted`, enforced), and in it: one Deployment of one pod on the GPU
 nodes (the dispatcher reads one capacity: stacks/config/k8s_model.py), a ClusterIP Service whose name is
-MODEL_SERVICE_URL, a PodDisruptionBudget that lets no drain cut its calls, and a NetworkPolicy under which
-only the bots' pods and the dispatcher's reach it, on its one port, and it reaches nothing. The admission
-policy beside it (stacks/k8s/model_admission.py) holds the namespace's pods to this Deployment's.
+MODEL_SERVICE_URL, and a NetworkPolicy under which only the bots' pods and the dispatcher's reach it, on
+its one port, and it reaches nothing. No PodDisruptionBudget: with one pod, a budget of no disruption would
+hold every drain of its node until someone deleted the pod by hand; an eviction's SIGTERM and the pod's
+grace let its calls run out instead (docs/kubernetes.md, "Node drains"). The admission
+policy beside it (stacks/k8s/model_admission.py) holds the namespace's pods to the ReplicaSet controller's,
+running the model image.
 
 The pod is the stack's other workloads' hardening: non-root, the runtime's seccomp profile, every capability
 dropped, no privilege escalation, no API token, no Service links; its root filesystem read-only, `/tmp` an
-emptyDir for the server's scratch files. The server is told its port and its streams (MODEL_SERVICE_PORT,
-MODEL_SERVICE_STREAMS) and loads its weights from the image, offline (HF_HUB_OFFLINE): its egress is closed.
+emptyDir for the server's scratch files and its HOME. The server is told its port and its
+streams (MODEL_SERVICE_PORT, MODEL_SERVICE_STREAMS) and loads its weights from the image, offline
+(HF_HUB_OFFLINE, the image's HF_HOME): its egress is closed.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ PORT_NAME = "http"
 CONTAINER = "model"
 SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, the only place it writes
 SCRATCH_LIMIT = "2Gi"
-# Loading the weights (and a large image's first pull on a new node) takes minutes: the startup probe
-# allows 10, then readiness holds the pod out of the Service while its capacity does not answer.
+# Loading the weights takes minutes: the startup probe allows 10 from the container's start (the image's
+# pull comes before, outside every probe), then readiness holds the pod out of the Service while its
+# capacity does not answer.
 STARTUP_PERIOD_SECONDS, STARTUP_FAILURES = 10, 60
 # How long an `up` waits for the pod to be ready: the pull, the load, and with Recreate the old pod's drain.
 LOAD_SECONDS = 30 * 60
@@ -86,7 +91,11 @@ def pod_spec(model: ModelService, max_session_seconds: int) -> dict[str, Any]:
             "ports": [{"name": PORT_NAME, "container_port": model.port}],
             "env": [{"name": "MODEL_SERVICE_PORT", "value": str(model.port)},
                     {"name": "MODEL_SERVICE_STREAMS", "value": str(model.streams)},
-                    {"name": "HF_HUB_OFFLINE", "value": "1"}],  # weights from the image: nothing to fetch
+                    {"name": "HF_HUB_OFFLINE", "value": "1"},  # weights from the image: nothing to fetch
+                    # The root filesystem is read-only: what a library writes under ~ (Triton's kernel cache)
+                    # goes to the scratch emptyDir. HF_HOME and XDG_CACHE_HOME stay the image's: the weights
+                    # are baked under them (docs/images.md), and overriding them would hide the weights.
+                    {"name": "HOME", "value": SCRATCH}],
             # Equal requests and limits (Guaranteed); an extended resource's request defaults to its limit.
             "resources": {"requests": sizes, "limits": {**sizes, "nvidia.com/gpu": str(model.gpus)}},
             "security_context": {"allow_privilege_escalation": False, "read_only_root_filesystem": True,
@@ -141,11 +150,6 @@ class ModelServiceStack(pulumi.ComponentResource):
                          "spec": pod_spec(model, args.max_session_seconds)},
         }), opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], custom_timeouts=pulumi.CustomTimeouts(
             create=f"{LOAD_SECONDS}s", update=timeout, delete=timeout)))
-        # A drain waits for the operator: evicting the one pod would cut every call it serves.
-        k8s.policy.v1.PodDisruptionBudget(name, metadata={
-            "name": model.service_name, "namespace": here, "labels": labels},
-            spec={"max_unavailable": 0, "selector": {"match_labels": args.selector},
-                  "unhealthy_pod_eviction_policy": "AlwaysAllow"}, opts=child)
         k8s.core.v1.Service(name, metadata={"name": model.service_name, "namespace": here, "labels": labels}, spec={
             "type": "ClusterIP", "selector": args.selector,
             "ports": [{"name": PORT_NAME, "port": model.port, "target_port": PORT_NAME}]}, opts=child)

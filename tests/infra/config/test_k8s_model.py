@@ -57,3 +57,13 @@ def test_empty_tolerations_are_none(stack: StackRunner) -> None:
     run = stack("k8s", secrets=ALL_SECRETS, k8sModelImage=MODEL_IMAGE, k8sModelTolerations="[]")
     pod = named(run, "kubernetes:apps/v1:Deployment", "voicefleet-model")["spec"]["template"]["spec"]
     assert "tolerations" not in pod
+
+
+@pytest.mark.parametrize(("key", "value"), [("k8sModelTolerations", "[]"),
+                                            ("k8sModelNodeSelector", json.dumps({"gpu": "h100"})),
+                                            ("k8sModelCpu", "8")])
+def test_a_value_other_than_pulumi_yamls_default_without_the_image_is_refused(
+        stack: StackRunner, key: str, value: str) -> None:
+    """The CLI hands the program every default (test_settings.py's every-default test): another value is a
+    person's, and nothing reads it without the image."""
+    assert f"voicefleet:{key} is used with k8sModelImage only" in error(stack, **{key: value})

@@ -9,7 +9,7 @@ import yaml
 
 from stacks.config.derived import derived_keys
 from stacks.config.settings import DEFAULTS, SettingsError
-from tests.infra.conftest import SECRETS, StackRunner, config_for
+from tests.infra.conftest import K8S_STACK_SECRETS, SECRETS, StackRunner, config_for
 from tests.infra.helpers import ROOT
 
 
@@ -136,8 +136,10 @@ def pulumi_yaml_defaults() -> dict[str, str]:
             if isinstance(spec, dict) and "default" in spec and ":" not in key}
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure", "k8s"])
 def test_a_stack_previews_with_every_default_pulumi_hands_it(stack: StackRunner, cloud: str) -> None:
     """The harness gives the program only what a test sets; the CLI also gives it every default."""
-    given = config_for(cloud, {}, None)
-    stack(cloud, **{key: value for key, value in pulumi_yaml_defaults().items() if f"voicefleet:{key}" not in given})
+    secrets = K8S_STACK_SECRETS if cloud == "k8s" else None
+    given = config_for(cloud, {}, secrets)
+    stack(cloud, secrets=secrets,
+          **{key: value for key, value in pulumi_yaml_defaults().items() if f"voicefleet:{key}" not in given})

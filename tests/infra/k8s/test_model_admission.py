@@ -27,9 +27,12 @@ def policy() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pod() -> dict[str, Any]:
-    """The pod the ReplicaSet controller creates from the stack's Deployment's template."""
+    """The pod the ReplicaSet controller creates from the stack's Deployment's template, owned by its ReplicaSet."""
     template = named(model_program(), "kubernetes:apps/v1:Deployment", "voicefleet-model")["spec"]["template"]
-    return {"metadata": {**template["metadata"], "name": "voicefleet-model-5d8f-x2"}, "spec": template["spec"]}
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "voicefleet-model-5d8f", "uid": "4f1c-rs",
+             "controller": True, "blockOwnerDeletion": True}
+    return {"metadata": {**template["metadata"], "name": "voicefleet-model-5d8f-x2", "ownerReferences": [owner]},
+            "spec": template["spec"]}
 
 
 def created(policy: dict[str, Any], pod: dict[str, Any], user: str = REPLICASETS) -> str | None:
@@ -57,14 +60,25 @@ def altered(pod: dict[str, Any], change: str) -> dict[str, Any]:
         spec["initContainers"] = [{"name": "init", "image": MODEL_IMAGE}]
     elif change == "sidecar":
         spec["containers"] = [*spec["containers"], {"name": "side", "image": "busybox"}]
+    elif change == "command":  # the model's image, made to run something else
+        spec["containers"][0]["command"] = ["python", "-c", "print('not the server')"]
+    elif change == "args":
+        spec["containers"][0]["args"] = ["--host", "0.0.0.0", "--no-batching"]
+    elif change == "no owner":
+        del changed["metadata"]["ownerReferences"]
+    elif change == "owner not a ReplicaSet":
+        changed["metadata"]["ownerReferences"] = [{**changed["metadata"]["ownerReferences"][0], "kind": "Job",
+                                                   "apiVersion": "batch/v1"}]
     return changed
 
 
-@pytest.mark.parametrize("change", ["image", "token", "no token setting", "host volume", "init container", "sidecar"])
+@pytest.mark.parametrize("change", ["image", "token", "no token setting", "host volume", "init container", "sidecar",
+                                    "command", "args", "no owner", "owner not a ReplicaSet"])
 def test_an_altered_pod_is_refused(policy: dict[str, Any], pod: dict[str, Any], change: str) -> None:
     assert created(policy, altered(pod, change)) == (
-        "only the model service's Deployment creates pods here, each running the stack's model image with no API "
-        "token, no init container and no volume but emptyDir, and nobody changes their spec")
+        "only the model service's Deployment creates pods here, owned by a ReplicaSet, each running the stack's "
+        "model image as it starts (no command or args) with no API token, no init container and no volume but "
+        "emptyDir, and nobody changes their spec")
 
 
 def test_a_person_creating_the_very_same_pod_is_refused_naming_them(
