@@ -56,10 +56,17 @@ async def test_a_client_keys_eval_marked_calls_are_billed_to_it(make_api) -> Non
         assert answer["totals"]["sessions"] == 2 and answer["totals"]["minutes"] == row["minutes"]
         own = (await usage(api, TEAM_B)).json()  # the key reads the same of itself
         assert own["totals"]["sessions"] == 2 and own["totals"]["eval"]["sessions"] == 2
-        metrics = (await api.get("/metrics", headers=bearer(ADMIN))).text
-        assert 'voicefleet_key_sessions_total{key="team-b"} 2.0' in metrics
-        listed = (await api.get("/sessions", headers=bearer(TEAM_B))).json()["sessions"]
-        assert [item.get("cost_usd") for item in listed] == [0.0, 0.0]  # each one's cost, listed
+
+        async def metered_and_listed() -> tuple[str, list[dict[str, Any]]] | None:
+            # The per-key metrics and the listing's cost are noted just after the sums: read until both are.
+            metrics = (await api.get("/metrics", headers=bearer(ADMIN))).text
+            listed = (await api.get("/sessions", headers=bearer(TEAM_B))).json()["sessions"]
+            billed = 'voicefleet_key_sessions_total{key="team-b"} 2.0' in metrics
+            return (metrics, listed) if billed and all("cost_usd" in item for item in listed) else None
+
+        seen = await within(metered_and_listed, timeout=30)
+        assert seen is not None, "the evals are never in the key's metrics and listed costs"
+        assert [item["cost_usd"] for item in seen[1]] == [0.0, 0.0]  # each one's cost, listed
 
 
 async def test_the_daily_billing_file_lists_a_key_whose_only_calls_are_evals(make_api) -> None:
