@@ -32,7 +32,8 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     # What a call's services cost and the usage sums: priced below the sessions (their cost reads the
     # table), counted above them (the count reads a session's timeline).
     ("dispatcher.usage.price_table", "dispatcher.usage.service_cost", "dispatcher.usage.rollups",
-     "dispatcher.usage.key_metrics", "dispatcher.usage.relay_price", "dispatcher.usage.relay_cost"),
+     "dispatcher.usage.key_metrics", "dispatcher.usage.relay_price", "dispatcher.usage.relay_cost",
+     "dispatcher.usage.service_bounds"),
     ("dispatcher.sessions",),
     ("dispatcher.usage",),
     ("dispatcher.phone",),

@@ -88,7 +88,8 @@ class StartRequest(BaseModel):
         default=None,
         description="`true`: an eval's call (docs/evals.md). It runs a known release: `release`, else the key's, "
         "else the stable one (never drawn by weight; the answer's `release` names it). It is never judged by the "
-        "automatic rollback and is left out of the cost figures; `GET /sessions` shows it (`?eval=`). On a "
+        "automatic rollback and left out of the per-release cost metrics, yet billed to its key like any call "
+        "(`GET /usage`, with `eval` as of which evals); `GET /sessions` shows it (`?eval=`). On a "
         "phone transport the call token carries it (and `release`) to the session the carrier's stream opens.",
     )
 

@@ -175,18 +175,19 @@ class SessionCosts:
             not_counted.append(THAWED)
         if self.price is None:
             not_counted.insert(0, UNPRICED)
+        seconds = max(0.0, ended - began)
         services = None
         if self.prices is not None:
             usage = report.get("usage") if report is not None else None
             partial = not isinstance(usage, list) and so_far is not None
             services = price_usage(self.prices, list(so_far) if partial and so_far is not None else
-                                   usage if isinstance(usage, list) else None)
+                                   usage if isinstance(usage, list) else None, seconds)
             if partial:
                 not_counted.append(PARTIAL)
             elif not services.reported:
                 not_counted.append(NOT_YET if running and report is None else UNREPORTED)
             not_counted.extend(f"{name}: not priced" for name in services.unpriced)
-        seconds = max(0.0, ended - began)
+            not_counted.extend(services.cut)
         transport = _transport(report) or transport_so_far
         relay = price_relay(self.relay, transport, seconds)
         live = running and report is None

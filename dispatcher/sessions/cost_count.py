@@ -6,8 +6,9 @@ bot, so that replica counts the session, once, whichever replica started it. The
 events (its claim or launch, its release) are read back from its timeline in the background; at
 most `MAX_PENDING` reads at once (past it, the session is left uncounted and logged). A session
 whose bot never reports its end (its machine died with it) is not in the sums: its cost is still
-in `GET /sessions/{id}`, estimated. Nor is an eval's session (docs/evals.md): its cost is in its own
-`GET /sessions/{id}`.
+in `GET /sessions/{id}`, estimated. Nor is an eval's session (docs/evals.md): these sums are the
+callers' cost per release, read beside each release's health, where a suite of evals would read as
+traffic; who pays for it is billing (dispatcher/usage/usage_count.py), which counts it.
 """
 
 from __future__ import annotations

@@ -9,16 +9,19 @@ A service whose prompt count includes its cache reads and audio tokens (OpenAI's
 has them taken out of the prompt first, so nothing is counted twice; reasoning tokens are part of
 the completion and not priced again. A row is priced only when every count it has is: a model not in
 the table, or a count without a rate, leaves the row "not priced" (its amount left out, never 0),
-and the session's `services_usd` is the sum of the priced rows only.
+and the session's `services_usd` is the sum of the priced rows only. Each count is first bounded by
+the session's length (dispatcher/usage/service_bounds.py): what a bot reported past it is counted at
+the bound, and the row and the cost's `not_counted` say so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher.usage.price_table import PriceTable, ServicePrice
+from dispatcher.usage.service_bounds import bounded
 
 NOT_PRICED = "not priced"
 UNPRICED_COUNTS = ("reasoning_tokens",)  # part of completion_tokens: never priced on its own
@@ -33,9 +36,12 @@ class RowCost:
     usd: float | None
     why: str | None  # None when priced
     source: str | None
+    cut: Mapping[str, float] = field(default_factory=dict)  # count → the bot's figure, past its bound
 
     def as_json(self) -> dict[str, Any]:
         shown = dict(self.row)
+        if self.cut:
+            shown["cut"] = dict(self.cut)
         if self.usd is not None:
             shown["usd"] = round(self.usd, 6)
             shown["price_source"] = self.source
@@ -60,15 +66,27 @@ class ServicesCost:
         return [f"{row.row.get('kind')} {row.row.get('model') or row.row.get('processor')}"
                 for row in self.rows if row.usd is None]
 
+    @property
+    def cut(self) -> list[str]:
+        """Each row whose counts went past the session's bounds, and which."""
+        return [f"{row.row.get('kind')} {row.row.get('model') or row.row.get('processor')}: the bot's "
+                f"{', '.join(sorted(row.cut))} past what the session's length allows, cut there"
+                for row in self.rows if row.cut]
+
     def as_json(self) -> dict[str, Any]:
         return {"reported": self.reported, "usd": round(self.usd, 6), "not_priced": self.unpriced,
                 "usage": [row.as_json() for row in self.rows]}
 
 
-def price_usage(table: PriceTable, usage: Sequence[Mapping[str, Any]] | None) -> ServicesCost:
+def price_usage(table: PriceTable, usage: Sequence[Mapping[str, Any]] | None, seconds: float) -> ServicesCost:
+    """`usage`: the bot's rows (None: not reported); `seconds`: the session's, which bound the counts."""
     if usage is None:
         return ServicesCost((), reported=False)
-    return ServicesCost(tuple(_row_cost(table, row) for row in usage), reported=True)
+    rows = []
+    for reported in usage:
+        row, cut = bounded(reported, seconds)
+        rows.append(replace(_row_cost(table, row), cut=cut))
+    return ServicesCost(tuple(rows), reported=True)
 
 
 def _row_cost(table: PriceTable, row: Mapping[str, Any]) -> RowCost:

@@ -34,7 +34,7 @@ def _shown(sums: Mapping[str, float], by: str) -> dict[str, Any]:
         "sessions": int(sums.get("sessions", 0)), "minutes": round(sums.get("seconds", 0.0) / 60, 2),
         "machine_usd": round(machine, 6), "services_usd": round(services, 6), "relay_usd": round(relay, 6),
         "cost_usd": round(machine + services + relay, 6), "not_priced": not_priced}
-    if sums.get("eval_sessions"):  # eval calls: apart from the use above, never out of the record
+    if sums.get("eval_sessions"):  # of which evals: already in the figures above (an eval is billed)
         shown["eval"] = {"sessions": int(sums["eval_sessions"]),
                          "minutes": round(sums.get("eval_seconds", 0.0) / 60, 2),
                          "cost_usd": round(sums.get("eval_usd", 0.0), 6)}

@@ -9,9 +9,10 @@ in the background, at most `MAX_PENDING` at once, adds it, and notes its cost be
 entry (`GET /sessions`' `cost_usd`). The rollups' own marker makes a
 second report of the same end, here or at another replica, add nothing. A bot that ended without
 its report has its services counted as it last reported them during the call
-(dispatcher/usage/so_far.py). An eval's session is counted apart (`eval_sessions`, `eval_seconds`,
-`eval_usd`): left out of the key's sessions, minutes and cost, yet never out of its usage, so a start
-marked `"eval": true` cannot take a caller's use out of the record.
+(dispatcher/usage/so_far.py). An eval's session is billed to its key like any session (its
+sessions, minutes, cost and per-key metrics), and also counted in a breakdown of its own
+(`eval_sessions`, `eval_seconds`, `eval_usd`: "of which evals"): any key may mark its starts
+`"eval": true`, so the mark never takes a call out of what its key is billed.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class UsageCount:
             release = next((str(e["release"]) for e in events
                             if e.get("event") == "requested" and isinstance(e.get("release"), str)), UNKNOWN)
             day = datetime.fromtimestamp(at if at is not None else 0, UTC).date()
-            use = SessionUse(session_id, day, key, release, eval_amounts(cost) if evaluation else amounts(cost))
-            if await self.rollups.add(use) and not evaluation:
+            billed = amounts(cost) + (eval_amounts(cost) if evaluation else ())
+            if await self.rollups.add(SessionUse(session_id, day, key, release, billed)):
                 self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.total or 0.0)
                 if self._note is not None and cost.total is not None:  # the listing's COST
                     await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
@@ -138,7 +139,7 @@ def amounts(cost: SessionCost) -> tuple[Amount, ...]:
 
 
 def eval_amounts(cost: SessionCost) -> tuple[Amount, ...]:
-    """An eval's session: its own row only, under measures of their own (its services are not itemised)."""
+    """An eval's session's share, beside its billed rows (`amounts`): "of which evals"."""
     return (Amount("", "eval_sessions", 1.0), Amount("", "eval_seconds", cost.session_seconds),
             Amount("", "eval_usd", cost.total or 0.0))
 

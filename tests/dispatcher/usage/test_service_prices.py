@@ -12,6 +12,7 @@ from dispatcher.settings import SettingsError
 from dispatcher.usage.price_table import BUILT_IN, load_prices
 from dispatcher.usage.service_cost import NOT_PRICED, price_usage
 
+CALL = 120.0  # a session's seconds, which bound its services' counts
 MINI = {"kind": "llm", "processor": "OpenAILLMService#0", "model": "gpt-4o-mini",
         "prompt_tokens": 2700, "completion_tokens": 120, "cache_read_input_tokens": 1200}
 
@@ -25,7 +26,7 @@ def test_every_built_in_price_is_dated_and_cited() -> None:
 
 
 def test_an_openai_llm_is_priced_without_counting_its_cache_reads_twice() -> None:
-    cost = price_usage(load_prices({}), [MINI])
+    cost = price_usage(load_prices({}), [MINI], CALL)
     # prompt_tokens includes the cache reads (OpenAI's count): 1500 at the input rate, 1200 at the cached one.
     assert cost.usd == pytest.approx((1500 * 0.15 + 1200 * 0.075 + 120 * 0.60) / 1e6)
     [row] = cost.as_json()["usage"]
@@ -34,16 +35,16 @@ def test_an_openai_llm_is_priced_without_counting_its_cache_reads_twice() -> Non
 
 def test_a_model_not_in_the_table_is_not_priced_never_zero() -> None:
     unknown = {"kind": "stt", "processor": "DeepgramSTTService#0", "model": "nova-3", "audio_seconds": 93.5}
-    cost = price_usage(load_prices({}), [MINI, unknown])
+    cost = price_usage(load_prices({}), [MINI, unknown], CALL)
     shown = cost.as_json()
     assert shown["not_priced"] == ["stt nova-3"]
     assert shown["usage"][1]["priced"] == NOT_PRICED and "usd" not in shown["usage"][1]
     assert "no price for stt model nova-3" in shown["usage"][1]["why"]
-    assert cost.usd == price_usage(load_prices({}), [MINI]).usd  # the priced rows only
+    assert cost.usd == price_usage(load_prices({}), [MINI], CALL).usd  # the priced rows only
     # A count the entry has no rate for (audio tokens of a text model's price): the row is not priced.
     audio = {**MINI, "input_audio_tokens": 300}
-    assert price_usage(load_prices({}), [audio]).unpriced == ["llm gpt-4o-mini"]
-    assert price_usage(load_prices({}), None).as_json()["reported"] is False
+    assert price_usage(load_prices({}), [audio], CALL).unpriced == ["llm gpt-4o-mini"]
+    assert price_usage(load_prices({}), None, CALL).as_json()["reported"] is False
 
 
 def test_a_deployment_overrides_a_price_and_adds_one_from_a_file(tmp_path: Path) -> None:
@@ -54,7 +55,7 @@ def test_a_deployment_overrides_a_price_and_adds_one_from_a_file(tmp_path: Path)
     table = load_prices({"USAGE_PRICES": str(mine)})
     usage = [{"kind": "stt", "processor": "s", "model": "nova-3", "audio_seconds": 120.0},
              {"kind": "tts", "processor": "t", "model": "tts-1", "characters": 1000}]
-    assert price_usage(table, usage).usd == pytest.approx(2 * 0.0077 + 1000 * 10.0 / 1e6)
+    assert price_usage(table, usage, CALL).usd == pytest.approx(2 * 0.0077 + 1000 * 10.0 / 1e6)
     assert table.price("llm", "gpt-4o-mini") is not None  # the built-in entries stay under it
     inline = load_prices({"USAGE_PRICES": mine.read_text()})
     assert inline.entries == table.entries
@@ -96,7 +97,7 @@ def test_a_sessions_total_is_its_machine_and_its_priced_services() -> None:
     launched = {"event": "launched", "at": 100.0}
     cost = costs.of([launched, {"event": "ended", "at": 160.0, "usage": [MINI]}], running=False)
     assert cost is not None and cost.services is not None
-    assert cost.total == pytest.approx(cost.machine_usd + price_usage(load_prices({}), [MINI]).usd)
+    assert cost.total == pytest.approx(cost.machine_usd + price_usage(load_prices({}), [MINI], CALL).usd)
     assert not any("LLM, STT and TTS" in line for line in cost.not_counted)
     unreported = costs.of([launched, {"event": "ended", "at": 160.0}], running=False)
     assert unreported is not None and UNREPORTED in unreported.not_counted
@@ -122,7 +123,7 @@ async def test_a_sessions_read_prices_its_bots_last_report_when_its_end_carries_
     killed = [{"event": "launched", "at": 100.0}, {"event": "machine_ended", "at": 160.0}]
     cost = await costs.of_session("s-1", killed, running=False)
     assert cost is not None and cost.services is not None and cost.services.usd == pytest.approx(
-        price_usage(load_prices({}), [MINI]).usd)
+        price_usage(load_prices({}), [MINI], CALL).usd)
     reported = await costs.of_session("s-1", [*killed, {"event": "ended", "at": 161.0, "usage": []}], running=False)
     assert reported is not None and reported.services is not None and reported.services.usd == 0  # its own report
 

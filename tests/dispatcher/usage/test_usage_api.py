@@ -85,9 +85,10 @@ async def test_a_bad_query_is_refused_with_the_way_out(make_api) -> None:
         assert (await api.get("/usage")).status_code == 401
 
 
-async def test_an_eval_session_is_counted_apart_never_out_of_its_keys_usage(make_api) -> None:
-    """A start marked `"eval": true` runs a real bot on the key's account: it is shown apart from the key's
-    calls, not dropped (else any client could keep its use out of the record by marking its starts)."""
+async def test_an_eval_session_is_billed_to_its_key_and_shown_as_of_which_evals(make_api) -> None:
+    """A start marked `"eval": true` runs a real bot on the key's account: it counts in the key's
+    sessions like any call (else any client could keep its use out of its bill by marking its starts),
+    and `eval` says how many of them were evals."""
     async with keys(make_api) as api:
         plain = await start(api, TEAM_B)
         marked = await api.post("/start?wait=started", json={"eval": True}, headers=bearer(TEAM_B))
@@ -102,7 +103,7 @@ async def test_an_eval_session_is_counted_apart_never_out_of_its_keys_usage(make
         found = await within(both, timeout=30)
         assert found is not None, (await usage(api, TEAM_B)).json()
         totals = found[0]["totals"]
-        assert totals["sessions"] == 1 and totals["eval"]["sessions"] == 1
+        assert totals["sessions"] == 2 and totals["eval"]["sessions"] == 1
     assert totals["eval"]["minutes"] >= 0 and totals["eval"]["cost_usd"] == 0.0  # local machines: $0
 
 
