@@ -3,8 +3,9 @@
 The service's own count shows a stream once the bot has opened it, a few seconds after its start;
 until then the start is counted in the replicas' store (for MODEL_SERVICE_CONNECT_SECONDS, or until
 the session is stopped: a record per session in a reserved holder of the keys' session records), so
-a burst spread over every replica cannot be admitted on one read past the streams there are. Counted twice in that window (there and in the service's count once the bot connects),
-a start errs on the side of refusing. With the store down, each replica counts its own. A refusal is
+a burst spread over every replica cannot be admitted on one read past the streams there are.
+Counted twice in that window (there and in the service's count once the bot connects), a start
+errs on the side of refusing. With the store down, each replica counts its own. A refusal is
 `503` with `Retry-After`, as a provider at its cap is answered, naming the service and its free
 streams; an unknown capacity (docs: dispatcher/models/capacity.py) is refused too, saying why.
 """
