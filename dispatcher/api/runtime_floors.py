@@ -1,22 +1,11 @@
-"""Revoked runtime secrets compacted into one floor per key name, so that the runtime record stays
-bounded however often keys are rotated, and no region or old store copy brings a dropped one back.
-
-A revoked secret's entry keeps its slow hash (about 230 bytes) so every replica can tell its holder
-`api_key_revoked`. It is dropped once it is older than the retention (`REVOKED_KEYS_KEEP_DAYS`) or
-past the newest `REVOKED_KEYS_KEPT`, at the next change written in its region, and its name's floor
-rises to its revocation's version:
-
-    floors  key name → {"version"}: every secret of the name made at or before it that the record
-            does not hold is revoked
-
-A merge (runtime_entries.merged) takes each name's higher floor and drops a secret one side holds
-when the other side's floor covers it and that side does not hold it: that side held it once (a
-secret is made before it is revoked, and a region takes a secret within seconds), so it revoked it.
-So the live entry a region kept while away, or a store restored from an old copy, is dropped where
-it meets the compacted record, and the region takes that record at its next poll of its peers. A
-revoked entry without the slow hash (a key of DISPATCHER_API_KEYS, whose secret lives in the
-settings, or one revoked before hashes were kept) is never dropped: nothing else refuses it.
-"""
+"""Revoked runtime secrets compacted into one floor per key name, so the runtime record stays bounded
+however often keys are rotated. A revoked entry (with its slow hash) is dropped past
+`REVOKED_KEYS_KEEP_DAYS` or the newest `REVOKED_KEYS_KEPT`, and its name's floor rises to its
+revocation's version: every secret of the name made at or before the floor that the record does not
+hold is revoked. The merge (runtime_entries.merged) keeps the higher floor and drops a live secret the
+other side's floor covers, so a region that was away or an old store copy never brings one back.
+Entries without a slow hash (DISPATCHER_API_KEYS' revocations) are never dropped. docs/security.md,
+"Revoked runtime keys are compacted"."""
 
 from __future__ import annotations
 

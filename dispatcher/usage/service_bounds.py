@@ -1,18 +1,8 @@
-"""A bot's reported service counts, bounded by its session's length: a bot is trusted no further
-than a real service could go in that time (as the TURN relay's bytes are, dispatcher/usage/relay_cost.py),
-so one bot cannot run up its key's spend at will. A count past its bound is counted at the bound,
-and the cost says which were cut. Each bound is per second of the session, plus `SLACK_SECONDS`:
-
-    LLM input tokens (prompt, cache reads and writes, input audio)   1,000,000 /s
-        the largest context windows (1–2M tokens) sent again every second, all call long; a voice
-        bot sends about one request per user turn, and prefilling such a context takes seconds
-    LLM output tokens (completion, reasoning, output audio)               10,000 /s
-        the fastest hosted models stream a few thousand tokens a second
-    TTS characters                                                         1,000 /s
-        speech is about 15 characters a second; this is 60 times it, for text synthesised and cut off
-    STT audio seconds                                                          1 /s
-        an STT service hears the call's audio once, in real time
-"""
+"""A bot's reported service counts, bounded by its session's length (a rate per second, plus
+`SLACK_SECONDS`), as the relay's bytes are: a bot is trusted no further than a real service could go
+in that time, so one bot cannot run up its key's spend. A count past its bound is counted at the
+bound and the cost says so. The rates and why each is out of a real call's reach: docs/operations.md,
+"What a call costs, and who used it"."""
 
 from __future__ import annotations
 

@@ -1,20 +1,9 @@
-"""The shared GPU model service converged bots stream to (`k8sModelImage`; docs/converged.md, "On Kubernetes").
-
-Its own namespace (Pod Security `restricted`, enforced), and in it: one Deployment of one pod on the GPU
-nodes (the dispatcher reads one capacity: stacks/config/k8s_model.py), a ClusterIP Service whose name is
-MODEL_SERVICE_URL, and a NetworkPolicy under which only the bots' pods and the dispatcher's reach it, on
-its one port, and it reaches nothing. No PodDisruptionBudget: with one pod, a budget of no disruption would
-hold every drain of its node until someone deleted the pod by hand; an eviction's SIGTERM and the pod's
-grace let its calls run out instead (docs/kubernetes.md, "Node drains"). The admission
-policy beside it (stacks/k8s/model_admission.py) holds the namespace's pods to the ReplicaSet controller's,
-running the model image.
-
-The pod is the stack's other workloads' hardening: non-root, the runtime's seccomp profile, every capability
-dropped, no privilege escalation, no API token, no Service links; its root filesystem read-only, `/tmp` an
-emptyDir for the server's scratch files and its HOME. The server is told its port and its
-streams (MODEL_SERVICE_PORT, MODEL_SERVICE_STREAMS) and loads its weights from the image, offline
-(HF_HUB_OFFLINE, the image's HF_HOME): its egress is closed.
-"""
+"""The shared GPU model service converged bots stream to (`k8sModelImage`): its own namespace (Pod
+Security `restricted`), one Deployment of one pod on the GPU nodes (the dispatcher reads one capacity),
+a ClusterIP Service whose URL is MODEL_SERVICE_URL, and a NetworkPolicy under which only the bots and
+the dispatcher reach it and it reaches nothing. The pod has the stack's other workloads' hardening.
+No PodDisruptionBudget: with one pod it would hold every drain of its node. What each part does and
+why: docs/kubernetes.md, "A shared GPU model service"; the pods' policy: stacks/k8s/model_admission.py."""
 
 from __future__ import annotations
 
