@@ -194,10 +194,14 @@ async def test_a_page_on_an_allowed_origin_can_read_the_sessions_location(make_a
     assert "location" in response.headers["access-control-expose-headers"].lower()
 
 
-async def test_a_client_that_posts_connect_is_told_to_post_start_and_join_with_the_token(api, local_spy):
-    """pipecat-examples' clients (bot-ready-signalling, instant-voice) post `/connect` to their own server:
-    the answer is an error naming `POST /start` and what its answer holds, never a start."""
-    response = await api.post("/connect", json={})
+@pytest.mark.parametrize("path", ["/connect", "/"])
+async def test_a_client_that_posts_its_own_servers_route_is_told_to_post_start_and_join_with_the_token(
+    api, local_spy, path
+):
+    """pipecat-examples' clients post `/connect` (bot-ready-signalling, instant-voice) or `/` (storytelling) to
+    their own server: the answer is an error naming `POST /start` and what its answer holds, never a start
+    nor a bare 405."""
+    response = await api.post(path, json={})
     assert response.status_code == 404, response.text
     error = response.json()["error"]
     assert error["code"] == "use_start", error
