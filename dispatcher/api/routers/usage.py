@@ -84,6 +84,10 @@ def _day(raw: str, name: str) -> date:
 def _since(raw: str, last: date) -> date:
     days = _DAYS.fullmatch(raw)
     if days is not None:
-        return last - timedelta(days=int(days.group(1)) - 1)
+        try:
+            return last - timedelta(days=int(days.group(1)) - 1)
+        except OverflowError:  # before 1 January of year 1, the first day a date holds
+            raise invalid(f"since: {raw} back from {last.isoformat()} is before the year 1: ask for a later "
+                          "`until`, or fewer days") from None
     return _day(raw, "since (or a number of days, e.g. 30d)")
 
