@@ -4,7 +4,8 @@
 The query slots (dispatcher/api/usage_queries.py) bound how many run at once, not how often: two keys
 asking for 400 days again as soon as answered held both slots and the store all the time. Charged
 by its days, a key's longest query runs once a minute (two back to back: a table by key, then by
-model) while its one-day reads pass hundreds of times. GCRA per key in this process's memory, as the read limit; admin keys are not charged."""
+model) while its one-day reads pass hundreds of times. GCRA per key in this process's memory, as
+the read limit; admin keys are not charged."""
 
 from __future__ import annotations
 
