@@ -29,6 +29,7 @@ from botchannel.json_input import parse_json
 from botchannel.recording import RecordingPlan
 from botchannel.transport_use import parse_transport
 from botchannel.usage import UsageError, parse_usage
+from botchannel.utf8_text import may_hold_surrogates, utf8_strings
 
 PROTOCOL_VERSION = 1
 CHANNEL_PATH = "/bots/channel"
@@ -262,6 +263,8 @@ def parse_frame(raw: str | bytes) -> Frame:
         data = parse_json(raw)
     except ValueError:
         raise ProtocolError("frame is not JSON") from None
+    if may_hold_surrogates(raw):  # every string the other side sent, UTF-8-safe before any field is read
+        data = utf8_strings(data)
     if not isinstance(data, dict):
         raise ProtocolError("frame is not a JSON object")
     kind = data.get("type")

@@ -49,10 +49,10 @@ def _row(n: int, row: object) -> dict[str, Any]:
     if kind not in COUNTS:
         raise UsageError(f"usage[{n}].kind must be one of {', '.join(COUNTS)}")
     processor, model = row.get("processor"), row.get("model")
-    if not isinstance(processor, str) or not processor or len(processor) > MAX_NAME_CHARS:
-        raise UsageError(f"usage[{n}].processor must be a name of at most {MAX_NAME_CHARS} characters")
-    if model is not None and (not isinstance(model, str) or len(model) > MAX_NAME_CHARS):
-        raise UsageError(f"usage[{n}].model must be null or a name of at most {MAX_NAME_CHARS} characters")
+    if not _name(processor) or not processor:
+        raise UsageError(f"usage[{n}].processor must be a name of at most {MAX_NAME_CHARS} printable characters")
+    if model is not None and not _name(model):
+        raise UsageError(f"usage[{n}].model must be null or a name of at most {MAX_NAME_CHARS} printable characters")
     parsed: dict[str, Any] = {"kind": kind, "processor": processor, "model": model or None}
     for name, count in row.items():
         if name in ("kind", "processor", "model"):
@@ -63,6 +63,13 @@ def _row(n: int, row: object) -> dict[str, Any]:
             raise UsageError(f"usage[{n}].{name} must be a number from 0 to {MAX_COUNT:g}")
         parsed[name] = count
     return parsed
+
+
+def _name(value: object) -> bool:
+    """A service's or model's name as people read it (`voicefleet usage --by model`, a session's
+    services): no control characters, which a terminal would run as escapes (a clipboard write, a
+    link, a cleared screen), and no other unprintable ones."""
+    return isinstance(value, str) and len(value) <= MAX_NAME_CHARS and value.isprintable()
 
 
 def in_range(count: object) -> bool:

@@ -53,6 +53,7 @@ from tests.support.processes import run_dispatcher
 from tests.support.redis_server import redis_server
 
 KEY = "fleet-emulator-key-0123456789abcdef"
+ADMIN_KEY = "fleet-emulator-admin-key-0123456789"  # /metrics is an admin key's
 CHANNEL_PATH = "/bots/channel"
 READY_GRACE_SECONDS = 45.0  # after the last start: the slowest cold start still lands
 COLD_STARTS = "cold-starts.json"  # the emulated cloud's drawn cold starts, in creation order
@@ -65,7 +66,7 @@ def replica_env(name: str, fly_url: str, store_env: Mapping[str, str], channel_u
         "MACHINES": "fly", "FLY_API_TOKEN": API_TOKEN, "FLY_APP": APP, "FLY_APPS": ",".join(app_names(apps)),
         "FLY_API_HOST": fly_url, "BOT_IMAGE": IMAGE,
         "FLY_OIDC_ISSUER": f"{fly_url}/oidc/{ORG}", "BOT_IDENTITY_AUDIENCE": CHANNEL_AUDIENCE,
-        **store_env, "REPLICA_ID": name, "DISPATCHER_API_KEYS": KEY,
+        **store_env, "REPLICA_ID": name, "DISPATCHER_API_KEYS": KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY,
         "BOT_CHANNEL_URL": channel_url, "BOT_CHANNEL_TOKEN": "e" * 40,
         "TRANSPORTS": "webrtc", "TURN_URLS": "turn:127.0.0.1:3478?transport=udp", "TURN_SHARED_SECRET": "t" * 32,
         "MAX_SESSION_SECONDS": "2400", "MAX_CONCURRENT_SESSIONS": "2000",
@@ -208,12 +209,12 @@ MEASURES = {  # what the model's claim and resume times are calibrated from (ben
 }
 
 
-def dispatcher_measures(urls: list[str], key: str = KEY) -> dict[str, tuple[float, float]]:
+def dispatcher_measures(urls: list[str], key: str = ADMIN_KEY) -> dict[str, tuple[float, float]]:
     """name → (mean seconds, count) of the dispatchers' own histograms, summed over the replicas."""
     texts = []
     for url in urls:
         response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=10)
-        response.raise_for_status()  # /metrics wants an API key: an empty answer must not read as "none measured"
+        response.raise_for_status()  # /metrics wants an admin key: an empty answer must not read as "none measured"
         texts.append(response.text)
     return measures_of(texts)
 

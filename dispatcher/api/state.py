@@ -14,6 +14,9 @@ from dispatcher.api.runtime_capacity import Floors
 from dispatcher.api.runtime_settings import RuntimeSettings
 from dispatcher.api.status_view import StatusView
 from dispatcher.api.stream_slots import StreamSlots
+from dispatcher.api.usage_answers import RecentAnswers
+from dispatcher.api.usage_days import UsageDays
+from dispatcher.api.usage_queries import UsageQuerySlots
 from dispatcher.artifacts.building import Artifacts
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.bots import BotChannels
@@ -92,6 +95,9 @@ class AppState:
     capacity_floors: Floors | None = None
     artifacts: Artifacts | None = None  # every call kept: recordings, reports (docs/recording.md)
     usage: UsageCount | None = None  # ended sessions' use, rolled up per day (GET /usage)
+    usage_slots: UsageQuerySlots = field(default_factory=UsageQuerySlots)  # GET /usage queries in flight
+    usage_days: UsageDays = field(default_factory=UsageDays)  # the days each client key reads a minute
+    usage_answers: RecentAnswers = field(default_factory=RecentAnswers)  # the same query again, a few seconds
     usage_files: UsageFiles | None = None  # the daily usage files in the team's bucket (USAGE_FILES)
     model_service: ModelServiceAdmission | None = None  # the converged bots' shared model (MODEL_SERVICE_URL)
 

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from botchannel.recording import MAX_LOG_BYTES, MAX_LOG_LINES, MAX_LOG_MESSAGE
-from dispatcher.artifacts.utf8_text import utf8_text
+from botchannel.utf8_text import utf8_text
 from dispatcher.observability.log_redaction import MASK, mask_secret_paths
 
 LOGS = "logs.jsonl"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dispatcher.artifacts.utf8_text import utf8_text
+from botchannel.utf8_text import utf8_text
 
 MAX_LINES = 1000
 MAX_TEXT = 2000

@@ -14,7 +14,7 @@ from voicefleet.artifact_files import inside, listing, plainly, save
 from voicefleet.errors import Refused, UsageLine
 from voicefleet.options import common_options, print_json, wants_json
 from voicefleet.sessions import session_api
-from voicefleet.tables import table
+from voicefleet.tables import printable, table
 
 
 @click.group()
@@ -34,7 +34,7 @@ def list_artifacts(session_id: str) -> None:
         print_json(found)
         return
     click.echo(table(["NAME", "BYTES"], [[str(a.get("name")), str(a.get("size"))] for a in found["artifacts"]]))
-    click.echo(f"in {found.get('where')}: {found.get('folder')}", err=True)
+    click.echo(printable(f"in {found.get('where')}: {found.get('folder')}"), err=True)
 
 
 @artifacts.command("get")
@@ -56,7 +56,7 @@ def get(session_id: str, into: Path, force: bool) -> None:
         raise UsageLine(f"{there[0]} exists (an earlier download): --force to overwrite it, or -o another folder")
     written = [save(artifact, folder, timeout, found.get("expires_in")) for artifact in objects]
     for target, artifact in zip(written, objects, strict=True):
-        click.echo(f"{target}  {artifact.get('size')} bytes")
+        click.echo(printable(f"{target}  {artifact.get('size')} bytes"))
     click.echo(f"{len(written)} objects of session {session_id} written to {folder}")
 
 
@@ -77,5 +77,6 @@ def delete(session_id: str, yes: bool) -> None:
         print_json(erased)
         return
     for key in erased.get("erased", []):
-        click.echo(f"erased {key}")
-    click.echo(f"{len(erased.get('erased', []))} objects of session {session_id} erased (by {erased.get('by')})")
+        click.echo(printable(f"erased {key}"))
+    click.echo(printable(f"{len(erased.get('erased', []))} objects of session {session_id} erased "
+                         f"(by {erased.get('by')})"))

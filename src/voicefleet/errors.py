@@ -8,6 +8,8 @@ from typing import IO, Any
 
 import click
 
+from voicefleet.tables import printable_lines
+
 REFUSED = 1
 USAGE = 2  # click.UsageError's own code
 UNREACHABLE = 3
@@ -29,7 +31,7 @@ class Refused(click.ClickException):
         return f"{text}\n{self.hint}" if self.hint else text
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)
+        click.echo(printable_lines(f"voicefleet: {self.format_message()}"), file=file, err=file is None)
 
 
 class Unreachable(click.ClickException):
@@ -38,7 +40,7 @@ class Unreachable(click.ClickException):
     exit_code = UNREACHABLE
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)
+        click.echo(printable_lines(f"voicefleet: {self.format_message()}"), file=file, err=file is None)
 
 
 class UsageLine(click.ClickException):
@@ -48,7 +50,7 @@ class UsageLine(click.ClickException):
     exit_code = USAGE
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)
+        click.echo(printable_lines(f"voicefleet: {self.format_message()}"), file=file, err=file is None)
 
 
 class Failed(click.ClickException):
@@ -58,4 +60,4 @@ class Failed(click.ClickException):
     exit_code = REFUSED
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"voicefleet: {self.format_message()}", file=file, err=file is None)
+        click.echo(printable_lines(f"voicefleet: {self.format_message()}"), file=file, err=file is None)

@@ -10,7 +10,7 @@ import click
 from voicefleet.api import Api, call, path
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.smoke import smoke
-from voicefleet.tables import ago, moment, table
+from voicefleet.tables import ago, moment, printable, table
 
 
 def percent(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -54,7 +54,7 @@ def eval_cell(verdict: object) -> str:
 def show_change(body: dict[str, Any]) -> None:
     """A change's answer: what it did (on stderr, so the table stays a table), then the traffic."""
     if not wants_json(click.get_current_context()) and body.get("reason"):
-        click.echo(f"{body['reason']} (by {body.get('changed_by') or '-'})", err=True)
+        click.echo(printable(f"{body['reason']} (by {body.get('changed_by') or '-'})"), err=True)
     show_traffic(body)
 
 

@@ -14,7 +14,7 @@ from voicefleet.errors import Refused
 from voicefleet.moments import moment_option
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.relay_line import relay_line
-from voicefleet.tables import moment, table
+from voicefleet.tables import moment, printable, table
 
 MAX_PAGE = 100
 MAX_ALL = 1000  # sessions `--all` gathers at most: a day of a busy deployment is for --json and jq
@@ -68,7 +68,8 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
             if not every or params["cursor"] is None or len(found) >= MAX_ALL:
                 break
     for region, problem in sorted(missing.items()):
-        click.echo(f"warning: region {region} did not answer ({problem}): its sessions are not listed", err=True)
+        click.echo(printable(f"warning: region {region} did not answer ({problem}): its sessions are not listed"),
+                   err=True)
     if wants_json(click.get_current_context()):
         print_json({**body, "sessions": found})
         return
@@ -81,7 +82,7 @@ def sessions(status: str | None, failed: bool, release: str | None, region: str 
     click.echo(table(["SESSION", "STATUS", "CREATED", "ENDED", "RELEASE", "REGION", "EVAL", "COST $", "ERROR",
                       *(["KEY"] if admin else [])], rows))
     if params["cursor"] is not None:
-        click.echo(f"more: --cursor {params['cursor']}", err=True)
+        click.echo(printable(f"more: --cursor {params['cursor']}"), err=True)
 
 
 @click.command("show")
@@ -131,7 +132,7 @@ def show(session_id: str, transcript: bool) -> None:
     if (talk := conversation_line(timeline.get("events", []))) is not None:
         facts.append(("CONVERSATION", talk))
     width = max(len(label) for label, _ in facts)
-    click.echo("\n".join(f"{label.ljust(width)}  {value}" for label, value in facts))
+    click.echo("\n".join(f"{label.ljust(width)}  {printable(value)}" for label, value in facts))
     events = timeline.get("events", [])
     if events:
         click.echo()

@@ -19,6 +19,7 @@ import click
 from voicefleet.api import Api, path
 from voicefleet.errors import REFUSED, Refused, Unreachable
 from voicefleet.options import common_options, print_json, target_of, wants_json
+from voicefleet.tables import printable
 
 VERDICTS = ("passed", "failed")
 POLL_SECONDS = 1.0
@@ -68,8 +69,8 @@ def smoke(name: str, wav: Path | None, wait_seconds: float, suite: Path | None, 
     else:
         caller = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in heard.items())
         reason = f": {verdict['reason']}" if verdict.get("reason") else ""
-        click.echo(f"smoke {name}: {verdict.get('status')}{reason} (session {verdict.get('session_id')}; "
-                   f"the caller: {caller})")
+        click.echo(printable(f"smoke {name}: {verdict.get('status')}{reason} (session {verdict.get('session_id')}; "
+                             f"the caller: {caller})"))
     if verdict.get("status") != "passed":
         ctx.exit(REFUSED)
 

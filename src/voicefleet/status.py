@@ -15,7 +15,7 @@ from voicefleet.api import call, path
 from voicefleet.capacity import capacity_table
 from voicefleet.errors import Refused
 from voicefleet.options import common_options, print_json, wants_json
-from voicefleet.tables import moment, table
+from voicefleet.tables import moment, printable_lines, table
 
 
 @click.command()
@@ -43,7 +43,7 @@ def _show(watch: float | None, *, as_json: bool) -> None:
         else:
             if watch:
                 click.clear()
-            click.echo(report(body))
+            click.echo(printable_lines(report(body)))
         if watch is None:
             return
         sleep(watch)

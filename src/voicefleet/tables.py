@@ -1,5 +1,7 @@
 """Tables for people (`--json` is for scripts): upper-case headers, columns two spaces apart, as
-`kubectl get` and `gh ... list` print them."""
+`kubectl get` and `gh ... list` print them. What the dispatcher answers may hold text a bot chose (a
+model's name, a transcript): every string printed goes through `printable`, so a terminal shows an
+escape sequence (a clipboard write, a link, a cleared screen) rather than running it."""
 
 from __future__ import annotations
 
@@ -9,10 +11,32 @@ from datetime import UTC, datetime
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-             for line in (headers, *rows)]
+    shown = [[printable(cell) for cell in line] for line in (headers, *rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(*shown, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in shown]
     return "\n".join(lines)
+
+
+def printable(value: object) -> str:
+    """`value` as one line of text: each control character (ESC, BEL, CR, a C1 code) and every other
+    unprintable one (a bidirectional override, a line separator) written as its Python escape."""
+    text = str(value)
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable` for each line of a block printed as a whole (a report, a set of facts)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell a spreadsheet reads as text, never a formula: `printable`, and one that starts as a
+    formula does (`=`, `+`, `@`, or `-` with more after it) is led by `'`, as OWASP advises."""
+    text = printable(value)
+    return "'" + text if text[:1] in ("=", "+", "@") or (text[:1] == "-" and len(text) > 1) else text
 
 
 def moment(value: object) -> str:

@@ -11,7 +11,7 @@ import click
 
 from voicefleet.api import call
 from voicefleet.options import common_options, print_json, wants_json
-from voicefleet.tables import table
+from voicefleet.tables import csv_cell, printable, table
 
 BY = ("key", "release", "day", "model")
 
@@ -42,11 +42,11 @@ def usage(by: str, since: str, until: str | None, key: str | None, as_csv: bool)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([h.lower().replace(" $", "_usd").replace(" ", "_") for h in headers])
-        writer.writerows(rows)
+        writer.writerows([csv_cell(cell) for cell in row] for row in rows)
         click.echo(out.getvalue(), nl=False)
         return
     click.echo(table(headers, rows))
-    click.echo(f"{body.get('since')} to {body.get('until')} (UTC), in {body.get('currency', 'USD')}")
+    click.echo(printable(f"{body.get('since')} to {body.get('until')} (UTC), in {body.get('currency', 'USD')}"))
 
 
 def _rows(body: dict[str, Any], by: str) -> tuple[list[str], list[list[str]]]:

@@ -52,7 +52,7 @@ class Dispatcher:
         assert started.status_code == 201, started.text
         return str(started.json()["session_id"])
 
-    async def recorded(self) -> str:
+    async def recorded(self, turns: list[dict[str, Any]] = TURNS) -> str:
         """A session whose bot uploaded one part and handed over its turns and log lines, ended."""
         session_id = await self.start()
         recordings = self.state.artifacts.recordings
@@ -60,7 +60,7 @@ class Dispatcher:
         async with httpx.AsyncClient(timeout=30) as http:
             assert (await http.put(url, content=wav_header(16000) + b"\1\0\2\0" * 1600)).status_code == 200
         await recordings.bot_logs(session_id, {"lines": LOG_LINES, "dropped": 0})
-        await recordings.bot_finished(session_id, {"parts": 1, "bytes": 6444, "degraded": [], "transcript": TURNS})
+        await recordings.bot_finished(session_id, {"parts": 1, "bytes": 6444, "degraded": [], "transcript": turns})
         assert (await recordings.finish(session_id, "the bot ended the session"))["recording"]["status"] == "complete"
         return session_id
 
@@ -106,6 +106,18 @@ async def test_the_transcript_prints_each_turn_with_its_time_latency_and_barge_i
         "0:05.8  bot     0.63s    yes          On Sundays we"]
     as_json = await run(dispatcher, "session", session_id, "--transcript", "--json")
     assert json.loads(as_json.stdout) == {"session_id": session_id, "turns": TURNS}
+
+
+async def test_escapes_a_bot_put_in_its_turns_are_shown_never_run(dispatcher: Dispatcher) -> None:
+    """A turn's text is the bot's to write: a terminal escape in it (a clipboard write, a link, a
+    cleared screen) is printed as its escape, never sent to the terminal raw."""
+    hostile = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b]8;;https://evil.example/\x07docs\x1b]8;;\x07\x1b[2J\x9b31m"
+    session_id = await dispatcher.recorded([{**TURNS[0], "text": "hello" + hostile}, *TURNS[1:]])
+    result = await run(dispatcher, "session", session_id, "--transcript")
+    assert result.exit_code == 0, result.output
+    assert not any(c in result.output for c in "\x1b\x07\x9b"), repr(result.output)
+    assert result.stdout.splitlines()[1].endswith(
+        "hello\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b]8;;https://evil.example/\\x07docs\\x1b]8;;\\x07\\x1b[2J\\x9b31m")
 
 
 async def test_get_writes_every_object_as_stored_and_never_overwrites_unless_forced(

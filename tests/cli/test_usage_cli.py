@@ -53,3 +53,12 @@ def test_usage_per_key_as_a_table_csv_and_json(tmp_path: Path) -> None:
         assert [line[column:].split()[0] for line in listed[1:]] == ["0.000000"] * 3  # each ended session's cost
         refused = run(url, "--since", "500d")
         assert refused.exit_code == 1 and "at most 400 days" in refused.output, refused.output
+
+
+def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_text() -> None:
+    from voicefleet.tables import csv_cell
+
+    for formula in ('=HYPERLINK("https://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)"):
+        assert csv_cell(formula) == "'" + formula
+    assert [csv_cell(cell) for cell in ("llm:=x", "-", "0.000000", "acme")] == ["llm:=x", "-", "0.000000", "acme"]
+    assert csv_cell("sonic\x1b[2J") == "sonic\\x1b[2J"

@@ -17,6 +17,11 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   forged-times    after readiness, report `ended` at a time that is no number (NaN), then at one ten
                   years ahead, and exit 0: a hostile bot's clock
   ignore-sigterm  like serve, but ignore SIGTERM (the dispatcher must SIGKILL it)
+  surrogates      after readiness, report an error and end (exit 0) with a lone surrogate in the
+                  error's detail and in its usage rows' names (HOSTILE_USAGE), as JSON allows
+  escapes         the same with terminal escapes (HOSTILE_ESCAPES: a clipboard write, a link, a
+                  cleared screen) where the surrogates were, after a `usage.so_far` of a row whose
+                  model is a spreadsheet formula (FORMULA_ROW)
   controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
                   on SIGUSR2 ("failed"), exit 0 on SIGTERM
   record          like serve, recording as the bot's recorder does: before `ready`, a checkpoint of
@@ -183,6 +188,14 @@ class SignalFlag:
 
 
 PIPELINE_ERROR = "DeepgramSTTService#0: the API key was rejected (401)"
+# What the `surrogates` and `escapes` modes report; each name gets the hostile text appended.
+HOSTILE_USAGE = ({"kind": "llm", "processor": "OpenAILLMService#0", "model": "gpt-4o-mini", "prompt_tokens": 1200,
+                  "completion_tokens": 80},
+                 {"kind": "tts", "processor": "CartesiaTTSService#0", "model": "sonic", "characters": 32})
+FORMULA_ROW = {"kind": "llm", "processor": "OpenAILLMService#1", "model": '=HYPERLINK("https://evil.example","x")',
+               "prompt_tokens": 10}
+HOSTILE_ESCAPES = ("\x1b]52;c;cm0gLXJmIH4=\x07\x1b]8;;https://evil.example/\x07docs\x1b]8;;\x07\x1b[2K\r"
+                   "\x1b[2J\x1b[H\x9b31m")
 
 
 def record_session(session_id: str | None, body: str | None, ice: object = None, room_url: str | None = None) -> None:
@@ -270,6 +283,14 @@ def main() -> int:
         channel.report("error", reason="unusable", detail=PIPELINE_ERROR)
         channel.report("ended", reason="error", detail="the pipeline cannot go on", exit_code=1)
         return 1
+    if mode in ("surrogates", "escapes") and channel is not None:
+        hostile = "\ud800" if mode == "surrogates" else HOSTILE_ESCAPES
+        if mode == "escapes":
+            channel.ask("usage.so_far", {"usage": [FORMULA_ROW]})
+        channel.report("error", reason="unusable", detail=f"its speech service refused{hostile}")
+        channel.report("ended", reason="peer_left", usage=tuple(
+            {**row, "processor": row["processor"] + hostile, "model": row["model"] + hostile} for row in HOSTILE_USAGE))
+        return 0
     if mode == "forged-times" and channel is not None:
         with channel._lock:
             channel.ws.send(json.dumps({"type": "report", "event": "ended", "session_id": channel.session_id,

@@ -10,19 +10,20 @@ import httpx
 
 from dispatcher.reserve.neighbours import SETTLE_SECONDS
 from tests.regions.test_region_peers import regions, until
-from tests.regions.test_spill_over import AUTH, peer_view, start
+from tests.regions.test_spill_over import peer_view, start
 from tests.support.processes import DispatcherProcess
+from tests.support.session_api import METRICS_ADMIN, METRICS_AUTH
 
 
 def ready_target(process: DispatcherProcess, part: str) -> float | None:
-    for line in httpx.get(f"{process.base_url}/metrics", headers=AUTH, timeout=5).text.splitlines():
+    for line in httpx.get(f"{process.base_url}/metrics", headers=METRICS_AUTH, timeout=5).text.splitlines():
         if line.startswith("voicefleet_reserve_ready_target{") and f'part="{part}"' in line:
             return float(line.rsplit(" ", 1)[1])
     return None
 
 
 def test_a_quiet_region_keeps_fewer_warm_bots_while_its_neighbour_has_spare_ones(tmp_path: Path) -> None:
-    three = {"RESERVE_MIN_IDLE": "3", "RESERVE_MAX_IDLE": "3"}
+    three = {"RESERVE_MIN_IDLE": "3", "RESERVE_MAX_IDLE": "3", **METRICS_ADMIN}
     with regions(tmp_path, ("eu", "us"), {"eu": three, "us": three}) as (_, running):
         eu, us = running["eu"], running["us"]
         # us advertises its idle bots across its replicas and its demand (none: it is quiet too, and

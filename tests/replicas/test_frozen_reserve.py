@@ -24,7 +24,7 @@ from tests.fakes.fixtures import fake_fly
 from tests.fakes.fly import FakeFly
 from tests.replicas.fly_bots import FlyBots, fly_bots
 from tests.replicas.front import front
-from tests.replicas.test_redial import AUTH, DEADLINE, KEY, machine_of, port_of
+from tests.replicas.test_redial import ADMIN_KEY, AUTH, DEADLINE, KEY, METRICS, machine_of, port_of
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.waiting import wait_until
 
@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow  # a dispatcher and three bot processes per case
 
 
 def env(fly: FakeFly, channel_url: str) -> dict[str, str]:
-    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, "BOT_CHANNEL_URL": channel_url,
+    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY, **fly.env,
+            "BOT_CHANNEL_URL": channel_url,
             "BOT_IDENTITY_AUDIENCE": channel_url,  # the bots' tokens name the URL they dial (the front's)
             "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc", "TURN_URLS": "turn:127.0.0.1:3478?transport=udp",
             "TURN_SHARED_SECRET": "t" * 32, "MAX_SESSION_SECONDS": "600", "LOG_LEVEL": "info",
@@ -92,7 +93,7 @@ def answering_bot(dispatcher: DispatcherProcess, session_id: str) -> str:
 
 
 def metric(dispatcher: DispatcherProcess, line_start: str) -> float:
-    text = httpx.get(f"{dispatcher.base_url}/metrics", headers=AUTH, timeout=DEADLINE).text
+    text = httpx.get(f"{dispatcher.base_url}/metrics", headers=METRICS, timeout=DEADLINE).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
 
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.replicas.conftest import get, post, replica_env
+from tests.replicas.conftest import call, get, post, replica_env
 from tests.support.processes import run_dispatcher
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
 START_SECONDS = 3.0
 CONFIGURED_SECONDS = 0.5
+ADMIN_KEY = "honest-wait-admin-key-0123456789"  # /metrics is an admin key's
 
 
 def _env(store: RedisServer, tmp_path: Path) -> dict[str, str]:
     return replica_env(store, str(tmp_path), "r-0", STANDIN_START_SECONDS=str(START_SECONDS),
-                       RESERVE_MAX_IDLE="0", RESERVE_COLD_START_SECONDS=str(CONFIGURED_SECONDS))
+                       RESERVE_MAX_IDLE="0", RESERVE_COLD_START_SECONDS=str(CONFIGURED_SECONDS),
+                       DISPATCHER_ADMIN_KEYS=ADMIN_KEY)
 
 
 def _started(base_url: str, session_id: str, timeout: float = 30.0) -> float:
@@ -42,7 +44,8 @@ def _told_length(answer: dict) -> float:
 
 def planned(base_url: str) -> bool:
     """The planner's ready target is published (set only once a tick has planned)."""
-    return "voicefleet_reserve_ready_target{" in get(base_url, "/metrics").text
+    metrics = call("GET", base_url, "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    return "voicefleet_reserve_ready_target{" in metrics.text
 
 
 def test_the_wait_told_is_learnt_from_measured_starts_and_kept_across_a_restart(

@@ -19,7 +19,7 @@ import pytest
 
 from tests.fakes.fixtures import fake_fly
 from tests.fakes.fly import FakeFly
-from tests.replicas.test_redial import AUTH, DEADLINE, Fleet, fly_fleet, until
+from tests.replicas.test_redial import AUTH, DEADLINE, METRICS, Fleet, fly_fleet, until
 from tests.support.processes import DispatcherProcess
 from tests.support.redis_server import RedisServer
 
@@ -37,7 +37,7 @@ def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly) -> Iterator[Fle
 
 
 def metric(replica: DispatcherProcess, name: str) -> float:
-    text = httpx.get(f"{replica.base_url}/metrics", headers=AUTH, timeout=DEADLINE).text
+    text = httpx.get(f"{replica.base_url}/metrics", headers=METRICS, timeout=DEADLINE).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
 
 

@@ -37,11 +37,14 @@ pytestmark = pytest.mark.slow  # three dispatchers, a redis-server and four bot 
 
 KEY = "replicas-redial-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+ADMIN_KEY = "replicas-redial-admin-key-0123456789"
+METRICS = {"Authorization": f"Bearer {ADMIN_KEY}"}  # /metrics is an admin key's
 DEADLINE = 60.0  # generous: a machine shared with other test runs
 
 
 def env(fly: FakeFly, store: RedisServer, name: str, channel_url: str, **extra: str) -> dict[str, str]:
-    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, **fly.env, **store.env, "REPLICA_ID": name,
+    return {"MACHINES": "fly", "DISPATCHER_API_KEYS": KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY, **fly.env, **store.env,
+            "REPLICA_ID": name,
             "REDIS_LEASE_SECONDS": "3", "BOT_CHANNEL_URL": channel_url, "BOT_CHANNEL_TOKEN": "d" * 40,
             "BOT_IDENTITY_AUDIENCE": channel_url,  # the bots' tokens name the URL they dial (the front's)
             "TRANSPORTS": "webrtc", "TURN_URLS": "turn:127.0.0.1:3478?transport=udp",

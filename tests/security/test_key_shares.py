@@ -26,6 +26,7 @@ from dispatcher.settings import Settings, hash_api_key
 from tests.replicas.conftest import start_fleet
 from tests.security.conftest import MakeDispatcher
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.session_api import METRICS_ADMIN, METRICS_AUTH
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # two dispatchers, a redis-server and their bots
@@ -95,7 +96,7 @@ def test_a_key_alone_may_use_every_slot(tmp_path: Path, store: RedisServer) -> N
 
 
 def idle_bots(base: str) -> float:
-    text = httpx.get(f"{base}/metrics", headers=A, timeout=30).text
+    text = httpx.get(f"{base}/metrics", headers=METRICS_AUTH, timeout=30).text
     line = 'voicefleet_reserve_bots{provider="local",state="idle"}'
     return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line))
 
@@ -116,7 +117,8 @@ def test_one_key_claims_its_share_of_the_warm_reserve_and_the_rest_start_cold(
     tmp_path: Path, store: RedisServer
 ) -> None:
     with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=f"{KEY_A},{KEY_B}", MAX_CONCURRENT_SESSIONS="10",
-                     RESERVE_MIN_IDLE="2", RESERVE_MAX_IDLE="2", RESERVE_BUFFER="0", RESERVE_BURST="0") as fleet:
+                     RESERVE_MIN_IDLE="2", RESERVE_MAX_IDLE="2", RESERVE_BUFFER="0", RESERVE_BURST="0",
+                     **METRICS_ADMIN) as fleet:
         base = fleet.replicas[0].base_url
         deadline = time.monotonic() + 90
         while idle_bots(base) < 2:

@@ -36,6 +36,7 @@ from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.security.conftest import DEPLOYMENT_SECRET, KEY_A, WAIT
 from tests.support.dispatcher_server import in_process
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.session_api import METRICS_AUTH, METRICS_KEY
 
 RELAY = DEFAULT_PREFIX + "relay:"
 ATTACKER = "r-attacker"  # the reply channel the attacker names and listens on
@@ -48,7 +49,7 @@ class Replica:
     client: httpx.AsyncClient
 
     async def refused(self, reason: str) -> float:
-        metrics = (await self.client.get("/metrics")).text
+        metrics = (await self.client.get("/metrics", headers=METRICS_AUTH)).text
         line = f'voicefleet_store_messages_refused_total{{channel="relay",reason="{reason}"}} '
         return next((float(row.split()[-1]) for row in metrics.splitlines() if row.startswith(line)), 0.0)
 
@@ -60,7 +61,8 @@ async def replicas(tmp_path: Path) -> AsyncIterator[tuple[Replica, Replica, Redi
             pair = []
             for name in ("r-a", "r-b"):
                 settings = Settings(max_concurrent_sessions=50, bot_channel_token=DEPLOYMENT_SECRET,
-                                    api_key_hashes=frozenset({hash_api_key(KEY_A)}))
+                                    api_key_hashes=frozenset({hash_api_key(KEY_A)}),
+                                    admin_key_hashes=frozenset({hash_api_key(METRICS_KEY)}))
                 # The replicas' own local machines: each finds the other's bots through the store.
                 env = {**store.env, "REPLICA_ID": name, "RESERVE_MAX_IDLE": "0",
                        "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), **STANDIN_LOCAL_BOT_ENV}

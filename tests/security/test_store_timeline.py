@@ -21,6 +21,7 @@ from stacks.aws.store import USER
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.session_api import METRICS_ADMIN, METRICS_AUTH
 
 KEY = "store-timeline-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -34,7 +35,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServ
     root = tmp_path_factory.mktemp("store-timeline")
     with redis_server(root) as store:
         env = {**store.env, **STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT),
-               "STANDIN_MODE": "serve", "REPLICA_ID": "r-a", "DISPATCHER_API_KEYS": KEY, "RESERVE_MAX_IDLE": "0"}
+               "STANDIN_MODE": "serve", "REPLICA_ID": "r-a", "DISPATCHER_API_KEYS": KEY, "RESERVE_MAX_IDLE": "0",
+               **METRICS_ADMIN}
         with run_dispatcher(root, env) as dispatcher:
             yield store, dispatcher
 
@@ -68,7 +70,7 @@ def test_events_a_store_writer_pushes_are_not_told_to_the_sessions_key(served) -
     assert FORGED_ERROR not in status.text + timeline.text
     assert timeline.json()["trace_id"] == before["trace_id"]
     assert timeline.json()["events"] == before["events"]  # nothing else came or went
-    metrics = api.get("/metrics").text
+    metrics = api.get("/metrics", headers=METRICS_AUTH).text
     assert 'voicefleet_store_messages_refused_total{channel="timeline",reason="malformed"}' in metrics
 
 

@@ -14,6 +14,11 @@ import httpx
 from tests.support.processes import DispatcherProcess
 from tests.support.waiting import wait_until
 
+# /metrics is an admin key's: a dispatcher whose metrics a test reads is given this one too.
+METRICS_KEY = "metrics-admin-key-0123456789abcdef"
+METRICS_ADMIN = {"DISPATCHER_ADMIN_KEYS": METRICS_KEY}
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_KEY}"}
+
 
 class SessionApi:
     def __init__(self, running: DispatcherProcess, *, key: str, provider: str, deadline: float = 60.0) -> None:
@@ -26,7 +31,7 @@ class SessionApi:
         return wait_until(condition, what, timeout=self._deadline, detail=lambda: self.running.log()[-4000:])
 
     def call(self, method: str, path: str, expected: tuple[int, ...] = (200,), **kw: Any) -> httpx.Response:
-        answer = self._http.request(method, self.url + path, headers=self._auth, **kw)
+        answer = self._http.request(method, self.url + path, headers={**self._auth, **kw.pop("headers", {})}, **kw)
         assert answer.status_code in expected, f"{method} {path}: {answer.text}\n{self.running.log()[-4000:]}"
         return answer
 
@@ -44,5 +49,5 @@ class SessionApi:
 
     def idle_bots(self) -> float:
         line = f'voicefleet_reserve_bots{{provider="{self._provider}",state="idle"}}'
-        return sum(float(row.rsplit(" ", 1)[1]) for row in self.call("GET", "/metrics").text.splitlines()
-                   if row.startswith(line))
+        metrics = self.call("GET", "/metrics", headers=METRICS_AUTH).text
+        return sum(float(row.rsplit(" ", 1)[1]) for row in metrics.splitlines() if row.startswith(line))

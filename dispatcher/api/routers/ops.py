@@ -4,7 +4,8 @@
                     on local machines, `bots_lack`: each carrier's credentials its bots are not given;
                     with several regions each peer's reachability (and, to an API key, what it
                     last advertised: its room, idle bots and demand)
-    GET /metrics    Prometheus text, behind the API key like every route but `/healthz`
+    GET /metrics    Prometheus text, to an admin key (DISPATCHER_ADMIN_KEYS): it holds every key's
+                    usage and spend and the deployment's load; a client key reads its own at GET /usage
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.dependencies import app_state, client_address, identified
 from dispatcher.errors import ApiError
 from dispatcher.observability.metrics import CONTENT_TYPE
@@ -57,7 +59,13 @@ async def _has_key(request: Request) -> bool:
 
 @router.get("/metrics", summary="Prometheus metrics", tags=["ops"])
 async def prometheus(request: Request) -> Response:
-    await identified(request)  # the key, as every route asks it
     state = app_state(request)
+    settings = state.settings
+    keyless = not (settings.api_key_hashes or settings.admin_key_hashes)  # one local caller: all of it is theirs
+    if not keyless and admin_key(settings, request.headers.get("authorization")) is None:
+        await identified(request)  # no key, or a wrong one: 401 as on every route
+        raise ApiError(403, "admin_key_required", "/metrics holds every key's usage and spend and the deployment's "
+                       "load: scrape it with an admin key (DISPATCHER_ADMIN_KEYS) as its bearer; a client key "
+                       "reads its own key's figures at GET /usage", extra={})
     callers, evals = await state.sessions.active_by_release()
     return Response(state.metrics.render(callers, evals), media_type=CONTENT_TYPE)

@@ -21,6 +21,7 @@ from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import ERRORS, START_PARAMETERS, RecordingAsked, SessionOut, StartOut, StartRequest
 from dispatcher.api.state import AppState
 from dispatcher.api.stream_slots import HeldStream
+from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.artifacts.rules import Keeping
 from dispatcher.artifacts.wanted import Wanted, lowered, raised
 from dispatcher.errors import ApiError
@@ -71,6 +72,8 @@ async def start(
     wait = request.query_params.get("wait")
     if wait not in (None, "started"):
         raise ApiError(422, "invalid_request", "query.wait: only `started` (block until the bot runs), or leave it out")
+    if payload is not None:
+        utf8_only(payload.model_dump(exclude_none=True), "the start's JSON")
     idempotency_key = request.headers.get("idempotency-key")
     state = app_state(request)
     if payload is not None and payload.transport in PHONE_TRANSPORTS:

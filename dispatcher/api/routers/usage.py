@@ -15,7 +15,6 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.list_reads import invalid, only_known, reader
 from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import ERRORS
-from dispatcher.api.usage_queries import UsageQuerySlots
 from dispatcher.errors import ApiError
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from dispatcher.store.client import StoreUnavailable
@@ -27,7 +26,6 @@ router = APIRouter(responses=ERRORS, tags=["usage"])
 PARAMETERS = ("by", "since", "until", "key")
 _DAYS = re.compile(r"^(\d{1,4})d$")
 CALLER_KEY = re.compile(rf"^{re.escape(CALLER_PREFIX)}[a-z0-9-]{{1,64}}$")
-SLOTS = UsageQuerySlots()  # this process's queries in flight (dispatcher/api/usage_queries.py)
 
 
 @router.get("/usage", summary="Sessions, minutes and cost per key, release, day or model")
@@ -60,12 +58,18 @@ async def usage(request: Request) -> dict[str, Any]:
         key = own
     if state.usage is None:
         raise ApiError(404, "usage_not_kept", "this deployment keeps no usage", extra={})
-    try:
-        with SLOTS.taken(who.id if who is not None else f"admin:{admin}"):
-            grouped = await state.usage.rollups.grouped(first, last, by, key)
-    except StoreUnavailable:
-        raise ApiError(503, "usage_unavailable", "the usage could not be read (the store did not answer): try "
-                       "again once it answers", retry_after=5.0) from None
+    asked = (first, last, by, key)
+    grouped = state.usage_answers.get(asked)  # the same query a moment ago: its answer, nothing read
+    if grouped is None:
+        try:
+            with state.usage_slots.taken(who.id if who is not None else f"admin:{admin}", admin=who is None):
+                if who is not None:  # a client key's days a minute (dispatcher/api/usage_days.py)
+                    state.usage_days.charge(who.id, (last - first).days + 1)
+                grouped = await state.usage.rollups.grouped(first, last, by, key)
+        except StoreUnavailable:
+            raise ApiError(503, "usage_unavailable", "the usage could not be read (the store did not answer): try "
+                           "again once it answers", retry_after=5.0) from None
+        state.usage_answers.keep(asked, grouped)
     here = {**summarise(grouped, by), "since": first.isoformat(), "until": last.isoformat(), "key": key,
             "currency": "USD"}
     if not state.peers.by_name or relayed_by(request.scope) is not None:
@@ -84,6 +88,10 @@ def _day(raw: str, name: str) -> date:
 def _since(raw: str, last: date) -> date:
     days = _DAYS.fullmatch(raw)
     if days is not None:
-        return last - timedelta(days=int(days.group(1)) - 1)
+        try:
+            return last - timedelta(days=int(days.group(1)) - 1)
+        except OverflowError:  # before 1 January of year 1, the first day a date holds
+            raise invalid(f"since: {raw} back from {last.isoformat()} is before the year 1: ask for a later "
+                          "`until`, or fewer days") from None
     return _day(raw, "since (or a number of days, e.g. 30d)")
 

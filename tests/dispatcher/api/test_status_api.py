@@ -99,7 +99,7 @@ async def test_an_evals_session_is_counted_apart_from_callers_sessions(tmp_path:
         plain = await api.post("/start", json={"body": {}}, headers=CLIENT)
         assert plain.status_code == 201, plain.text
         both = await status_when(api, lambda b: b["sessions"]["running"] == 1, "the caller's session counted")
-        metrics = (await api.get("/metrics", headers=CLIENT)).text
+        metrics = (await api.get("/metrics", headers=ADMIN)).text
     assert (alone["sessions"]["running"], alone["sessions"]["by_release"]) == (0, {})
     assert alone["starts"]["1m"]["starts"] == 0 and both["starts"]["1m"]["starts"] == 1  # callers' load only
     # /metrics the same: callers' starts and sessions, and the evals' in their own series.

@@ -22,7 +22,7 @@ from botchannel.contract import CHANNEL_PATH
 from tests.fakes.arm_aci import FakeArmAci
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.session_api import SessionApi
+from tests.support.session_api import METRICS_ADMIN, SessionApi
 
 pytestmark = pytest.mark.slow  # a dispatcher and a bot process per case
 
@@ -41,7 +41,7 @@ def dispatcher(tmp_path: Path, fake: FakeArmAci, **env: str) -> Iterator[Dispatc
                                 env={**os.environ, **group_env}, stdout=log, stderr=log)
 
     fake.launcher = launch
-    settings = {**fake.env, "DISPATCHER_API_KEYS": KEY, "BOT_CHANNEL_URL": channel_url,
+    settings = {**fake.env, "DISPATCHER_API_KEYS": KEY, **METRICS_ADMIN, "BOT_CHANNEL_URL": channel_url,
                 "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
                 "TURN_URLS": "turn:127.0.0.1:3478?transport=tcp", "TURN_SHARED_SECRET": "t" * 32,
                 "MAX_SESSION_SECONDS": "600", "LOG_LEVEL": "info", **env}

@@ -19,6 +19,7 @@ from tests.fakes.modal_server import TERMINATED, FakeModal
 from tests.support.cold_bot import channel_url
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.session_api import METRICS_ADMIN
 
 KEY = "modal-session-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -39,7 +40,7 @@ def fake(tmp_path: Path) -> Iterator[FakeModal]:
 
 def dispatcher(tmp_path: Path, fake: FakeModal, daily: FakeDaily, **env: str) -> DispatcherProcess:
     port = free_port()
-    return run_dispatcher(tmp_path, {**fake.env, **daily.env, "DISPATCHER_API_KEYS": KEY,  # type: ignore[return-value]
+    return run_dispatcher(tmp_path, {**fake.env, **daily.env, "DISPATCHER_API_KEYS": KEY, **METRICS_ADMIN,  # type: ignore[return-value]
                                      "BOT_CHANNEL_TOKEN": "c" * 40, "BOT_CHANNEL_URL": channel_url(port),
                                      "MODAL_POLL_SECONDS": "0.1", **env}, port=port)
 
@@ -89,7 +90,7 @@ def test_a_start_claims_the_reserves_idle_sandbox_instead_of_creating_one(
                     TURN_SHARED_SECRET="t" * 40) as running:
         idle = until(lambda: [s for s in fake.creates if s.name.startswith("vf-idle-")])
         idle_bots = 'voicefleet_reserve_bots{provider="modal",state="idle"}'
-        until(lambda: metric(running, idle_bots, AUTH) == 1)  # its bot dialled in and waits on the channel
+        until(lambda: metric(running, idle_bots) == 1)  # its bot dialled in and waits on the channel
         started = httpx.post(f"{running.base_url}/start", json={"transport": "webrtc", "body": {"persona": "x"}},
                              headers=AUTH, timeout=30)
         assert started.status_code == 201, started.text

@@ -23,6 +23,7 @@ from tests.fakes.modal_server import FakeModal
 from tests.replicas.fly_bots import fly_bots
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.session_api import METRICS_ADMIN, METRICS_AUTH
 from tests.support.waiting import wait_until
 
 KEY = "reserve-transport-key-0123456789"
@@ -30,15 +31,17 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 REPO = Path(__file__).resolve().parents[3]
 TEST_ONLY = "VOICEFLEET_TEST_ONLY"  # in the test process alone: no machine's bot inherits it
 WEBRTC_IMAGE_ENV = {"BOT_TRANSPORT": "webrtc"}  # images/bot.Dockerfile, target runtime-webrtc
-WEBRTC_ONLY = {"DISPATCHER_API_KEYS": KEY, "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
+WEBRTC_ONLY = {"DISPATCHER_API_KEYS": KEY, **METRICS_ADMIN, "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
                "TURN_URLS": "turn:127.0.0.1:3478?transport=udp", "TURN_SHARED_SECRET": "t" * 32,
                "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
                "RESERVE_MIN_HOT": "1", "LOG_LEVEL": "info"}
 
 
-def metric(dispatcher: DispatcherProcess, line_start: str, headers: dict[str, str] = AUTH) -> float:
-    """The sum of the /metrics lines starting with `line_start` (read with the deployment's key)."""
-    text = httpx.get(f"{dispatcher.base_url}/metrics", headers=headers, timeout=30).text
+def metric(dispatcher: DispatcherProcess, line_start: str) -> float:
+    """The sum of the /metrics lines starting with `line_start` (read with the admin key of METRICS_ADMIN)."""
+    answer = httpx.get(f"{dispatcher.base_url}/metrics", headers=METRICS_AUTH, timeout=30)
+    answer.raise_for_status()
+    text = answer.text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
 
 

@@ -27,13 +27,14 @@ from tests.fakes.fly import FakeFly
 from tests.replicas.fly_bots import fly_bots
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.session_api import METRICS_ADMIN, METRICS_AUTH
 from tests.support.threaded_http import serving
 from tests.support.waiting import wait_until
 
 KEY = "session-cost-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 SECRET = "whsec_" + base64.b64encode(b"f" * 32).decode()
-DEPLOYMENT = {"DISPATCHER_API_KEYS": KEY, "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
+DEPLOYMENT = {"DISPATCHER_API_KEYS": KEY, **METRICS_ADMIN, "BOT_CHANNEL_TOKEN": "d" * 40, "TRANSPORTS": "webrtc",
               "TURN_URLS": "turn:127.0.0.1:3478?transport=udp", "TURN_SHARED_SECRET": "t" * 32,
               "RESERVE_MIN_IDLE": "1", "RESERVE_MAX_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0",
               "RESERVE_MIN_HOT": "1", "FLY_FROZEN_FORM": "off", "WEBHOOK_SECRET": SECRET}
@@ -56,7 +57,7 @@ class Hooks(BaseHTTPRequestHandler):
 
 
 def metric(dispatcher: DispatcherProcess, series: str) -> float:
-    text = httpx.get(f"{dispatcher.base_url}/metrics", headers=AUTH, timeout=30).text
+    text = httpx.get(f"{dispatcher.base_url}/metrics", headers=METRICS_AUTH, timeout=30).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series))
 
 
