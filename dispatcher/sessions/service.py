@@ -240,7 +240,8 @@ class SessionService:
                                 if self.model_service is not None:  # its bot needs a free stream there
                                     await admitted.enter_async_context(
                                         self.share.slot(owner.id, session_id, internal=owner.internal))
-                                    await admitted.enter_async_context(self.model_service.slot(session_id))
+                                    await admitted.enter_async_context(self.model_service.slot(
+                                        session_id, self.share.stream_share(owner.id, internal=owner.internal)))
                                     await admitted.enter_async_context(self._admission.slot())
                                 else:  # the key's share and the cap in one step (one store round trip)
                                     await admitted.enter_async_context(self.share.slot_with_cap(
