@@ -77,10 +77,15 @@ def sessions_field(now: float) -> str:
     return f"sessions:month:{datetime.datetime.fromtimestamp(now, datetime.UTC):%Y-%m}"
 
 
+def reserve_field(now: float) -> str:
+    """The spend of just those sessions (the month's spend may hold sessions the count does not)."""
+    return f"counted:dollars:month:{datetime.datetime.fromtimestamp(now, datetime.UTC):%Y-%m}"
+
+
 def fields_of(now: float) -> dict[str, str]:
     """The period fields a session ending at `now` adds to: field → "minutes", "dollars" or "sessions"."""
     return {field_of("minutes-day", now): "minutes", field_of("minutes-month", now): "minutes",
-            field_of("spend-month", now): "dollars", sessions_field(now): "sessions"}
+            field_of("spend-month", now): "dollars", reserve_field(now): "dollars", sessions_field(now): "sessions"}
 
 
 def unit_of(kind: str) -> str:
@@ -112,7 +117,7 @@ class LedgerUsage:
 
     def in_flight(self, now: float) -> InFlight:
         """How open sessions count against spend at `now` (this month's fields, the machine's price)."""
-        return InFlight(self._dollars, self._fields.field("spend-month", now), sessions_field(now))
+        return InFlight(self._dollars, reserve_field(now), sessions_field(now))
 
     def used(self, key: str, kind: str, now: float) -> float:
         """As the ledger's `admit` counts it, from this replica's last reading and the starts since."""
@@ -162,7 +167,7 @@ class LedgerUsage:
         if billed <= 0:
             return
         partial = {PARTIAL, PARTIAL_RELAY} & set(cost.not_counted)
-        await self._ledger.spent(key, session_id, billed, field_of("spend-month", at),
+        await self._ledger.spent(key, session_id, billed, [field_of("spend-month", at), reserve_field(at)],
                                  cost.metered_usd if partial else 0.0)
 
     def started(self, key: str, session_id: str) -> None:

@@ -41,8 +41,8 @@ class InFlight:
     """The deployment's machine price and this month's fields a key's reserve is worked out from."""
 
     dollars_per_second: float
-    dollars_field: str  # this month's spend, e.g. `dollars:month:2026-11`
-    sessions_field: str  # this month's sessions ended, e.g. `sessions:month:2026-11`
+    dollars_field: str  # the spend of this month's sessions counted, e.g. `counted:dollars:month:2026-11`
+    sessions_field: str  # how many they are, e.g. `sessions:month:2026-11`
 
     @property
     def floor(self) -> float:

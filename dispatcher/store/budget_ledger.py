@@ -154,21 +154,24 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return tostring(seconds)
 """
 # A session's billed spend (dispatcher/sessions/cost.py `billed_usd`: its machine with its idle
-# share, its services and relay), in place of the machine its close added (KEYS[3]'s `machine`),
-# once whichever replicas add it: KEYS[1] marks it added (ARGV[3]: the mark's life in ms); KEYS[3]
-# then says `billed`, so a close after it adds no machine. ARGV: the dollars, the usage hash's life
-# (ms), the mark's, the field, the estimated part (a killed bot's services), the session mark's life.
+# share, its services and relay), in place of the machine its close added (KEYS[3]'s `machine`) in
+# each field from ARGV[6], once whichever replicas add it: KEYS[1] marks it added (ARGV[3]: the
+# mark's life in ms); KEYS[3] then says `billed`, so a close after it adds no machine. ARGV: the
+# dollars, the usage hash's life (ms), the mark's, the estimated part (a killed bot's services, under
+# the first field's estimated one), the session mark's life, then the fields.
 _SPENT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
 local machine = tonumber(redis.call('HGET', KEYS[3], 'machine') or '0') or 0
 redis.call('HSET', KEYS[3], 'billed', '1')
-redis.call('PEXPIRE', KEYS[3], ARGV[6])
-local before = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0')
-redis.call('HSET', KEYS[2], ARGV[4], tostring(before + tonumber(ARGV[1]) - machine))
-if tonumber(ARGV[5]) > 0 then
-  local field = '""" + ESTIMATED + """' .. ARGV[4]
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+for i = 6, #ARGV do
+  local before = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  redis.call('HSET', KEYS[2], ARGV[i], tostring(before + tonumber(ARGV[1]) - machine))
+end
+if tonumber(ARGV[4]) > 0 then
+  local field = '""" + ESTIMATED + """' .. ARGV[6]
   local estimated = tonumber(redis.call('HGET', KEYS[2], field) or '0')
-  redis.call('HSET', KEYS[2], field, tostring(estimated + tonumber(ARGV[5])))
+  redis.call('HSET', KEYS[2], field, tostring(estimated + tonumber(ARGV[4])))
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
@@ -235,9 +238,10 @@ class BudgetLedger(Protocol):
         """True the first time any replica asks about `what` within `seconds`."""
         ...
 
-    async def spent(self, key: str, session_id: str, billed: float, field: str, estimated: float = 0.0) -> bool:
-        """A session's billed dollars in `field`, in place of the machine its close added, once per
-        session (True: added here); `estimated` of them also under ESTIMATED + `field`."""
+    async def spent(self, key: str, session_id: str, billed: float, fields: Sequence[str],
+                    estimated: float = 0.0) -> bool:
+        """A session's billed dollars in each of `fields`, in place of the machine its close added,
+        once per session (True: added here); `estimated` of them also under ESTIMATED + the first."""
         ...
 
     async def read(self, keys: Iterable[str], at: float = 0.0,
@@ -320,16 +324,18 @@ class MemoryBudgetLedger:
         self._seen.add(what)
         return not found
 
-    async def spent(self, key: str, session_id: str, billed: float, field: str, estimated: float = 0.0) -> bool:
+    async def spent(self, key: str, session_id: str, billed: float, fields: Sequence[str],
+                    estimated: float = 0.0) -> bool:
         if session_id in self._spent:
             return False
         _kept(self._spent, session_id, None)
         machine = self._machine.get(session_id) or 0.0
         _kept(self._machine, session_id, None)
         used = self._used.setdefault(key, {})
-        used[field] = used.get(field, 0.0) + billed - machine
-        if estimated > 0:
-            used[ESTIMATED + field] = used.get(ESTIMATED + field, 0.0) + estimated
+        for field in fields:
+            used[field] = used.get(field, 0.0) + billed - machine
+        if estimated > 0 and fields:
+            used[ESTIMATED + fields[0]] = used.get(ESTIMATED + fields[0], 0.0) + estimated
         return True
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
@@ -432,10 +438,11 @@ class StoreBudgetLedger:
         key = self._store.key("budget", "told", what)
         return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, ex=max(1, int(seconds)))))
 
-    async def spent(self, key: str, session_id: str, billed: float, field: str, estimated: float = 0.0) -> bool:
+    async def spent(self, key: str, session_id: str, billed: float, fields: Sequence[str],
+                    estimated: float = 0.0) -> bool:
         keys = [self._store.key("budget", "spent", session_id), self._keys(key)[1], self._ended_key(session_id)]
-        args = [repr(billed), str(KEEP_SECONDS * 1000), str(SPENT_MARK_SECONDS * 1000), field, repr(estimated),
-                str(ENDED_KEEP_SECONDS * 1000)]
+        args = [repr(billed), str(KEEP_SECONDS * 1000), str(SPENT_MARK_SECONDS * 1000), repr(estimated),
+                str(ENDED_KEEP_SECONDS * 1000), *fields]
         return bool(await self._store.call(lambda: self._spent(keys=keys, args=args)))
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,

@@ -157,10 +157,10 @@ async def billed_in_place_of_the_machine(here: BudgetLedger, there: BudgetLedger
     await here.open("acme", "s-1", 1000.0)
     await there.close("acme", "s-1", 1060.0, 0.01, fields)
     assert (await here.read(["acme"]))["acme"][SPEND] == pytest.approx(0.6)
-    assert await here.spent("acme", "s-1", 0.9, SPEND, estimated=0.2)
-    assert not await there.spent("acme", "s-1", 0.9, SPEND)
+    assert await here.spent("acme", "s-1", 0.9, [SPEND], estimated=0.2)
+    assert not await there.spent("acme", "s-1", 0.9, [SPEND])
     await here.open("acme", "s-2", 1000.0)
-    assert await there.spent("acme", "s-2", 0.5, SPEND)  # priced before its close was seen
+    assert await there.spent("acme", "s-2", 0.5, [SPEND])  # priced before its close was seen
     await here.close("acme", "s-2", 1060.0, 0.01, fields)
     read = (await there.read(["acme"], 1060.0, FLIGHT))["acme"]
     assert read[SPEND] == pytest.approx(1.4) and read["estimated:" + SPEND] == pytest.approx(0.2)
@@ -181,3 +181,17 @@ async def test_the_store_counts_a_sessions_bill_in_place_of_its_machine(store: S
 async def test_one_process_counts_its_bill_the_same() -> None:
     one = MemoryBudgetLedger()
     await billed_in_place_of_the_machine(one, one)
+
+
+async def test_a_reserve_is_the_average_of_the_sessions_it_counts_not_of_the_months_spend() -> None:
+    # Spend counted before the month's sessions were (an earlier release's) does not swell the
+    # average: one $0.60 session counted, beside $200 of the month's spend, reserves $0.60, not $200.60.
+    ledger, budgets, now = MemoryBudgetLedger(), Budgets(), 1_795_000_000.0
+    usage = LedgerUsage(ledger, budgets, dollars_per_second=0.01, clock=lambda: now)
+    budgets.limit({"budget.acme.spend-month": 1000})
+    await ledger.spent("acme", "before", 200.0, ["dollars:month:2026-11"])
+    await ledger.open("acme", "s-1", now - 60)
+    await ledger.close("acme", "s-1", now, 0.01, fields_of(now))
+    await ledger.open("acme", "s-2", now)
+    await usage.refresh()
+    assert usage.used("acme", "spend-month", now) == pytest.approx(200.0 + 0.6 + 0.6)  # s-2's reserve: $0.60

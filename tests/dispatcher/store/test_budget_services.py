@@ -80,7 +80,7 @@ async def test_a_bots_own_end_report_counts_in_full_and_nothing_priced_adds_noth
 async def test_a_sessions_spent_mark_outlives_the_usage_rollups_mark(store: Store, redis: RedisServer) -> None:
     """An end seen again on day two (the rollups still know it) must not add its services twice."""
     ledger = StoreBudgetLedger(store)
-    assert await ledger.spent("acme", "s-1", 0.75, "dollars:month:2026-11")
+    assert await ledger.spent("acme", "s-1", 0.75, ["dollars:month:2026-11"])
     with redis.admin() as admin:  # the store's own user may not read a TTL
         ttl = admin.pttl(store.key("budget", "spent", "s-1"))
     assert ttl >= MARKER_SECONDS * 1000 - 60_000
