@@ -1,23 +1,22 @@
-"""What each key used of its budgets, as this replica last read it from the deployment's ledger
-(dispatcher/store/budget_ledger.py), and the budget webhooks.
+"""What each key used of its budgets, in the deployment's ledger (dispatcher/store/budget_ledger.py),
+and the budget webhooks.
 
-A start admitted here is opened in the ledger in the background (never on the start's path); the
-end of a session, at whichever replica sees it (its stop, its bot's `ended`, its machine's end, all
-on the timeline), closes it and adds its minutes and spend to its periods; until then what it ran
-so far counts in its key's current periods. Once a second this replica reads the budgeted keys'
-usage: a start checks that reading plus the sessions it opened since, with no store call. So another
-replica's starts within the last second may not be seen yet: a budget of sessions at once can be
-passed by the starts of that second, at several replicas at once. A start the store does not take (it is down) goes on
-counting here, and is opened once the store answers again; an end it does not take is closed then.
+A budgeted key's start is checked against the ledger and opened there in one step (`admit`), so
+starts at several replicas at once cannot pass a budget together, and a refusal quotes the ledger's
+own figure; a store that does not answer leaves the check to what this replica last read, the open
+to when it answers again. An unbudgeted key's start is opened in the background. The end of a
+session, at whichever replica sees it (its stop, its bot's `ended`, its machine's end, all on the
+timeline), closes it and adds its minutes and machine to its periods; until then it counts what it
+ran so far, and against spend at least a reserve (dispatcher/store/budget_in_flight.py). Once a
+second this replica reads the budgeted keys' usage, for `GET /capacity` and the webhooks.
 
-A session's spend is its machine (its seconds at the deployment's bot price, added as it ends) and
-its services (its bot's LLM, TTS and STT, priced as its cost is, dispatcher/sessions/cost.py),
-added once its usage count has them (dispatcher/usage/usage_count.py: its bot's end report, or a bot
-killed before it: its use as it last reported it during the call, kept apart as estimated).
+A session's spend is what it is billed (dispatcher/sessions/cost.py `billed_usd`: its machine with a
+warm bot's idle share, its services and TURN relay, as `GET /usage` and the daily file count it),
+added in place of its machine once its usage count has priced it (dispatcher/usage/usage_count.py;
+a bot killed before its end: its use as it last reported it, the services kept apart as estimated).
 
 Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
 per key, budget and period across every replica (the ledger's one-time record decides which).
-The deployment's usage rollups, once there, are read here in place of the ledger's minutes and spend.
 """
 
 from __future__ import annotations
@@ -30,15 +29,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dispatcher.sessions.budgets import KINDS, Budgets, resets_at
+from dispatcher.sessions.budgets import KINDS, Budgets, Over, resets_at
 from dispatcher.sessions.cost import PARTIAL, PARTIAL_RELAY, SessionCost
-from dispatcher.store.budget_ledger import KEEP_SECONDS, BudgetLedger
+from dispatcher.store.budget_in_flight import ESTIMATED, InFlight
+from dispatcher.store.budget_ledger import KEEP_SECONDS, Budget, BudgetLedger
 from dispatcher.store.unavailable import StoreUnavailable
 
 log = logging.getLogger("dispatcher.sessions.budgets")
 READ_SECONDS = 1.0
 ENDS = ("stop_requested", "ended", "machine_ended", "failed")  # a session's end, as the timeline tells it
-ESTIMATED = "estimated:"  # before a spend field: the part of it a killed bot's last report gave
 THRESHOLDS = ((0.8, "key.budget.warning"), (1.0, "key.budget.reached"))
 Push = Callable[[str, str, dict[str, Any]], None]  # the webhooks' `push` (message id, type, data)
 
@@ -73,10 +72,25 @@ class PeriodFields:
         return self._fields[kind]
 
 
+def sessions_field(now: float) -> str:
+    """The ledger's count of sessions ended in the month of `now` (a reserve is their average spend)."""
+    return f"sessions:month:{datetime.datetime.fromtimestamp(now, datetime.UTC):%Y-%m}"
+
+
+def reserve_field(now: float) -> str:
+    """The spend of just those sessions (the month's spend may hold sessions the count does not)."""
+    return f"counted:dollars:month:{datetime.datetime.fromtimestamp(now, datetime.UTC):%Y-%m}"
+
+
 def fields_of(now: float) -> dict[str, str]:
-    """The period fields a session ending at `now` adds to: field → "minutes" or "dollars"."""
+    """The period fields a session ending at `now` adds to: field → "minutes", "dollars" or "sessions"."""
     return {field_of("minutes-day", now): "minutes", field_of("minutes-month", now): "minutes",
-            field_of("spend-month", now): "dollars"}
+            field_of("spend-month", now): "dollars", reserve_field(now): "dollars", sessions_field(now): "sessions"}
+
+
+def unit_of(kind: str) -> str:
+    """How the ledger counts budget `kind`: "sessions" (open now), "dollars" or "minutes"."""
+    return "sessions" if kind == "sessions" else "dollars" if KINDS[kind][0] == "dollars" else "minutes"
 
 
 class LedgerUsage:
@@ -86,6 +100,7 @@ class LedgerUsage:
         self._dollars = dollars_per_second or 0.0
         self.push = push
         self._read: dict[str, dict[str, float]] = {}
+        self._read_at = 0.0  # when `_read` was read (this replica's clock)
         self._fields = PeriodFields()
         # Sessions admitted here that a reading may not hold yet: key → their ids; and those whose
         # open the ledger took (a reading that begins after it holds them).
@@ -95,19 +110,49 @@ class LedgerUsage:
         # (session → key, its start); and closes it did not take, done then too (session → its end).
         self._unopened: dict[str, tuple[str, float]] = {}
         self._ended: dict[str, float] = {}
+        self._taken: set[str] = set()  # sessions `admit` opened (their `started` opens nothing more)
         self._tasks: set[asyncio.Task[Any]] = set()
         budgets.usage = self
         budgets.follow = self.run
 
+    def in_flight(self, now: float) -> InFlight:
+        """How open sessions count against spend at `now` (this month's fields, the machine's price)."""
+        return InFlight(self._dollars, reserve_field(now), sessions_field(now))
+
     def used(self, key: str, kind: str, now: float) -> float:
+        """As the ledger's `admit` counts it, from this replica's last reading and the starts since."""
         read = self._read.get(key, {})
+        pending = len(self._pending.get(key, ()))
         if kind == "sessions":
-            return read.get("sessions", 0.0) + len(self._pending.get(key, ()))
+            return read.get("sessions", 0.0) + pending
+        base = read.get(self._fields.field(kind, now), 0.0)
+        if KINDS[kind][0] == "dollars":  # open sessions' spend in flight, their machine run on since the reading
+            grown = read.get("sessions", 0.0) * max(0.0, now - self._read_at) * self._dollars
+            return base + read.get("in_flight", 0.0) + grown + pending * self.in_flight(now).reserve(read)
         # Its sessions open now count what they ran so far: else many long sessions at once took a
-        # key any distance past its minutes or spend before the first of them ended.
-        running = max(0.0, read.get("sessions", 0.0) * now - read.get("open_since", 0.0))
-        so_far = running * self._dollars if KINDS[kind][0] == "dollars" else running / 60
-        return read.get(self._fields.field(kind, now), 0.0) + so_far
+        # key any distance past its minutes before the first of them ended.
+        return base + max(0.0, read.get("sessions", 0.0) * now - read.get("open_since", 0.0)) / 60
+
+    async def admit(self, key: str, session_id: str, limits: Mapping[str, float], now: float) -> Over | bool:
+        budgets: list[Budget] = [(kind, self._fields.field(kind, now), unit_of(kind), limit)
+                                 for kind, limit in limits.items()]
+        try:
+            refused = await self._ledger.admit(key, session_id, now, budgets, self.in_flight(now))
+        except StoreUnavailable:
+            return False  # decided on the usage last read; opened once the store answers (`started`)
+        if refused is not None:
+            return Over(key, refused.kind, limits[refused.kind], refused.used,
+                        resets_at(KINDS[refused.kind][1], now), refused.estimated)
+        self._taken.add(session_id)
+        self._pending.setdefault(key, set()).add(session_id)
+        self._written.add(session_id)
+        return True
+
+    def cancel(self, key: str, session_id: str) -> None:
+        if session_id in self._taken:
+            self._taken.discard(session_id)
+            self._pending.get(key, set()).discard(session_id)
+            self._background(self._ledger.cancel(key, session_id))
 
     def estimated(self, key: str, kind: str, now: float) -> float:
         if KINDS[kind][0] != "dollars":
@@ -115,17 +160,21 @@ class LedgerUsage:
         return self._read.get(key, {}).get(ESTIMATED + self._fields.field(kind, now), 0.0)
 
     async def services_spent(self, key: str, session_id: str, cost: SessionCost, at: float) -> None:
-        """A session's priced services and TURN relay, added to its key's spend in the month it ended
-        (`at`), once whichever replicas add it; a killed bot's, as it last reported them, also as estimated."""
-        metered = cost.metered_usd  # its priced services and its priced TURN relay (sessions/cost.py)
-        if metered <= 0:
+        """A session's billed spend, in its key's spend in the month it ended (`at`) in place of the
+        machine its close added, once whichever replicas add it; a killed bot's services, as it last
+        reported them, also as estimated."""
+        billed = cost.billed_usd  # what GET /usage and the daily file count for it
+        if billed <= 0:
             return
-        field = field_of("spend-month", at)
         partial = {PARTIAL, PARTIAL_RELAY} & set(cost.not_counted)
-        await self._ledger.spent(key, session_id, metered, [field, ESTIMATED + field] if partial else [field])
+        await self._ledger.spent(key, session_id, billed, [field_of("spend-month", at), reserve_field(at)],
+                                 cost.metered_usd if partial else 0.0)
 
     def started(self, key: str, session_id: str) -> None:
-        """A session admitted here for `key`: opened in the ledger in the background."""
+        """A session admitted here for `key`: opened in the ledger in the background (unless `admit` did)."""
+        if session_id in self._taken:
+            self._taken.discard(session_id)
+            return
         self._pending.setdefault(key, set()).add(session_id)
         self._background(self._opened(key, session_id))
 
@@ -175,7 +224,8 @@ class LedgerUsage:
         await self._catch_up()
         budgeted = self._budgets.keys()
         written = set(self._written)
-        self._read = await self._ledger.read(budgeted)
+        now = self._clock()
+        self._read, self._read_at = await self._ledger.read(budgeted, now, self.in_flight(now)), now
         self._written -= written
         for key in list(self._pending):  # held by this reading from now on
             self._pending[key] -= written

@@ -4,11 +4,9 @@ budget, what was used and when it resets.
 
 A budget is a runtime capacity value named `budget.KEY.KIND` (dispatcher/api/runtime_capacity.py):
 it is kept, audited and carried to every replica and region as capacity is, within about a second,
-and applied here by `Budgets.limit`. The check on the start path reads only this replica's memory
-(the budgets as applied, the usage as counted): it adds no store round trip to a start.
-
-What a key used comes from a `Usage`: the deployment's ledger as this replica last read it
-(dispatcher/sessions/budget_usage.py).
+and applied here by `Budgets.limit`. A budgeted key's start is checked and its place taken in one
+step of the deployment's ledger (`Budgets.admit`, dispatcher/sessions/budget_usage.py), so a burst
+at every replica at once cannot pass a budget; a key without one adds no store round trip.
 """
 
 from __future__ import annotations
@@ -68,6 +66,15 @@ class Usage(Protocol):
         """The part of `used` that is services' use as last reported by bots killed before their end."""
         ...
 
+    async def admit(self, key: str, session_id: str, limits: Mapping[str, float], now: float) -> Over | bool:
+        """The start checked against `limits` and counted in the same step: the budget it would go
+        over, True (counted from now on), or False (not decided there: checked on what was last read)."""
+        ...
+
+    def cancel(self, key: str, session_id: str) -> None:
+        """A start `admit` counted, refused or failed after it: no longer counted (never waits)."""
+        ...
+
 
 class NothingUsed:
     """No usage known (a service built without a ledger): only a budget of 0 refuses."""
@@ -80,6 +87,12 @@ class NothingUsed:
 
     def estimated(self, key: str, kind: str, now: float) -> float:
         return 0.0
+
+    async def admit(self, key: str, session_id: str, limits: Mapping[str, float], now: float) -> Over | bool:
+        return False
+
+    def cancel(self, key: str, session_id: str) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,25 @@ class Budgets:
                 return Over(key, kind, budget, used, resets_at(KINDS[kind][1], now),
                             self.usage.estimated(key, kind, now))
         return None
+
+    async def admit(self, key: str, session_id: str) -> None:
+        """429 `over_budget` when a start by `key` would go over one of its budgets; else its place is
+        taken until `cancel` or its end: in the deployment's ledger, or, where that does not decide,
+        held here until `release` (as `check`)."""
+        now = _now()
+        limits = self._limits.get(key)
+        if not limits:
+            return
+        decided = await self.usage.admit(key, session_id, limits, now)
+        if isinstance(decided, Over):
+            raise decided.refusal()
+        if not decided:
+            self.check(key, now, hold=session_id)
+
+    def cancel(self, key: str, session_id: str) -> None:
+        """A start `admit` let through and then refused or failed: its place given back."""
+        self.release(key, session_id)
+        self.usage.cancel(key, session_id)
 
     def check(self, key: str, now: float | None = None, hold: str | None = None) -> None:
         """429 `over_budget` when a start by `key` would go over one of its budgets; else, with `hold`

@@ -89,6 +89,13 @@ class SessionCost:
         return (self.services.usd if self.services is not None else 0.0) + (self.relay_usd or 0.0)
 
     @property
+    def billed_usd(self) -> float:
+        """What the session is billed, the one figure of its spend: its priced machine (with a warm
+        bot's idle share), services and relay, as `GET /usage` and the daily file sum its rows and
+        as its key's spend budget counts it (dispatcher/sessions/budget_usage.py)."""
+        return (self.machine_usd or 0.0) + self.metered_usd
+
+    @property
     def total(self) -> float | None:
         """The machine, the priced services and the priced relay; None when the machine is not priced."""
         machine = self.machine_usd

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,7 @@ from contextlib import AbstractAsyncContextManager
 
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import Machine
+from dispatcher.models.admission import StreamShare
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import KeySessions, Rate
@@ -105,6 +107,14 @@ class KeyShare:
         except BaseException:
             await self._sessions.release(caller, [session_id])
             raise
+
+    def stream_share(self, caller: str, *, internal: bool) -> StreamShare | None:
+        """`caller`'s share of the model service's streams, where its share of sessions applies:
+        its fraction of them (as of the cap), each of its sessions holding one."""
+        if not self.applies(caller, internal=internal):
+            return None
+        return StreamShare(caller, self.share_of(caller)[0], self._record_seconds,
+                           functools.partial(self._released_ended, caller))
 
     async def hold_place(self, caller: str, session_id: str, seconds: float) -> None:
         """Counts the session a call token will start as `caller`'s for `seconds` (until its client

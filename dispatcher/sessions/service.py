@@ -232,14 +232,16 @@ class SessionService:
                             raise too_slow(quote, max_wait_seconds)
                         cold_because: str | None = None
                         async with contextlib.AsyncExitStack() as admitted:
-                            if owner.name is not None:  # in memory: no store round trip added to the start
-                                self.budgets.check(owner.name, hold=session_id)  # held until counted or failed
-                                admitted.callback(self.budgets.release, owner.name, session_id)
+                            if owner.name is not None:  # a budgeted key's place, taken for every replica
+                                await self.budgets.admit(owner.name, session_id)
+                                # Given back if the start goes no further (a start counted since keeps it).
+                                admitted.callback(self.budgets.cancel, owner.name, session_id)
                             with tracing.step("session.admission"):
                                 if self.model_service is not None:  # its bot needs a free stream there
                                     await admitted.enter_async_context(
                                         self.share.slot(owner.id, session_id, internal=owner.internal))
-                                    await admitted.enter_async_context(self.model_service.slot(session_id))
+                                    await admitted.enter_async_context(self.model_service.slot(
+                                        session_id, self.share.stream_share(owner.id, internal=owner.internal)))
                                     await admitted.enter_async_context(self._admission.slot())
                                 else:  # the key's share and the cap in one step (one store round trip)
                                     await admitted.enter_async_context(self.share.slot_with_cap(

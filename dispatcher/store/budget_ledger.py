@@ -1,23 +1,24 @@
 """What each API key used of its budgets, for the whole deployment: its sessions open now (each with
 when it started) and its minutes and spend by period (`minutes:day:2026-11-27`, `dollars:month:2026-11`).
 
-A start is opened in the background once admitted and closed by whichever replica sees the
-session end (its stop, its bot's end, its machine's end), which adds its minutes and spend to the
-periods it ended in: opening and closing are one step each, so a session is counted once however
-many replicas see its end. An end seen before its open was taken (the opening replica's store call
-held back by an outage, or slower than a crash's end at another replica) is kept a day at the
-session: the open, when it comes, adds the session's use then and opens nothing, so no session stays
-open for good counting against its key. The replicas read the budgeted keys' usage once a second
-(dispatcher/sessions/budget_usage.py): a start checks what was read, with no store call of its own.
+A budgeted key's start is checked and opened in one script (`admit`), so starts at every replica at
+once cannot pass a budget together; an unbudgeted key's is opened in the background. Whichever
+replica sees the session end (its stop, its bot's end, its machine's end) closes it, adding its
+minutes and machine to the periods it ended in; its billed spend replaces that machine once priced
+(`spent`). Each step is one script, so a session is counted once however many replicas see its end.
+An end seen before its open was taken is kept a day at the session: the open, when it comes, adds
+the session's use then and opens nothing, so no session stays open for good counting against its key.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from dispatcher.store.budget_in_flight import ESTIMATED, IN_FLIGHT_FUNCTIONS, NO_PRICE, InFlight
 from dispatcher.store.client import Store
 from dispatcher.store.together import together
 
@@ -35,31 +36,90 @@ MEMORY_ENDED_KEPT = 10_000
 # An open whose session has ended already (KEYS[3], a hash, holds its `end`, `dollars` and period
 # fields) adds its use to its usage hash (KEYS[4]) instead, as a close would have; one after a close
 # (`counted`) does nothing. Its loop is over the hash's reply, as every loop here is bounded.
-_OPEN = """
+# Lua: adds a session's use over `seconds` to the usage hash `used` for each (field, unit) pair of
+# `pairs` from `from` (minutes; dollars at `dps` a second, none when its billed figure is added
+# already; `sessions`: one); returns the machine's dollars it added.
+_ADD_USE = """
+local function add_use(used, seconds, dps, billed, pairs, from)
+  local machine = 0
+  for i = from, #pairs, 2 do
+    local field, unit = pairs[i], pairs[i + 1]
+    local amount = seconds / 60
+    if unit == 'dollars' then
+      amount = 0
+      if not billed then amount = seconds * dps end
+      machine = amount
+    elseif unit == 'sessions' then
+      amount = 1
+    end
+    local before = tonumber(redis.call('HGET', used, field) or '0')
+    redis.call('HSET', used, field, tostring(before + amount))
+  end
+  return machine
+end
+"""
+# An open whose session has ended already (KEYS[3], a hash, holds its `end`, `dollars` and period
+# fields) adds its use to its usage hash (KEYS[4]) instead, as a close would have; one after a close
+# (`counted`) does nothing. Its loop is over the hash's reply, as every loop here is bounded.
+_OPEN_BODY = """
 if redis.call('HGET', KEYS[3], 'counted') then return 0 end
 local end_at = redis.call('HGET', KEYS[3], 'end')
 if end_at then
   local dollars = tonumber(redis.call('HGET', KEYS[3], 'dollars') or '0')
+  local billed = redis.call('HGET', KEYS[3], 'billed')
   local seconds = math.max(0, tonumber(end_at) - tonumber(ARGV[2]))
   local ended = redis.call('HGETALL', KEYS[3])
+  local pairs = {}
   for i = 1, #ended, 2 do
-    local field, unit = ended[i], ended[i + 1]
-    if field ~= 'end' and field ~= 'dollars' then
-      local amount = seconds / 60
-      if unit == 'dollars' then amount = seconds * dollars end
-      local before = tonumber(redis.call('HGET', KEYS[4], field) or '0')
-      redis.call('HSET', KEYS[4], field, tostring(before + amount))
+    local field = ended[i]
+    if field ~= 'end' and field ~= 'dollars' and field ~= 'billed' then
+      pairs[#pairs + 1] = field
+      pairs[#pairs + 1] = ended[i + 1]
     end
   end
+  local machine = add_use(KEYS[4], seconds, dollars, billed, pairs, 1)
   redis.call('PEXPIRE', KEYS[4], ARGV[4])
   redis.call('DEL', KEYS[3])
-  redis.call('HSET', KEYS[3], 'counted', '1')
+  redis.call('HSET', KEYS[3], 'counted', '1', 'machine', tostring(machine))
+  if billed then redis.call('HSET', KEYS[3], 'billed', '1') end
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return 1
+"""
+_OPEN = _ADD_USE + _OPEN_BODY
+# A start's admission: each budget of its key (ARGV from 10: kind, field, unit, budget) checked
+# against the usage, its sessions open now and their spend in flight (ARGV[6..9]: the price, the
+# reserve's floor and its two fields, dispatcher/store/budget_in_flight.py), then the session opened
+# as `_OPEN` does, in one step: no other replica's start comes between the check and the open.
+# Returns {kind, used, estimated} for the first budget it would go over (nothing opened).
+_ADMIT = _ADD_USE + IN_FLIGHT_FUNCTIONS + """
+local at = tonumber(ARGV[2])
+local reserve = reserve_of(KEYS[4], ARGV[8], ARGV[9], tonumber(ARGV[7]))
+local count, since, flying = in_flight(redis.call('HGETALL', KEYS[1]), at, tonumber(ARGV[6]), reserve)
+for i = 10, #ARGV, 4 do
+  local unit, budget = ARGV[i + 2], tonumber(ARGV[i + 3])
+  local used = count
+  if unit ~= 'sessions' then
+    used = tonumber(redis.call('HGET', KEYS[4], ARGV[i + 1]) or '0') or 0
+    if unit == 'dollars' then used = used + flying else used = used + math.max(0, count * at - since) / 60 end
+  end
+  if used >= budget then
+    local estimated = redis.call('HGET', KEYS[4], '""" + ESTIMATED + """' .. ARGV[i + 1]) or '0'
+    return {ARGV[i], string.format('%.9f', used), estimated}
+  end
+end
+""" + _OPEN_BODY
+# A start admitted and then refused (the key's share, the cap) or failed before it ran: its open
+# taken back, nothing counted.
+_CANCEL = """
+if redis.call('HGET', KEYS[1], ARGV[1]) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[2])
+end
 return 1
 """
 # The end of a session no open holds: the key it is open for, if its open came in between (the
@@ -75,55 +135,88 @@ end
 return false
 """
 # Closes a session: its start is taken out of the open hash and, if it was there, its seconds (to
-# ARGV[1], the end) turn into minutes, or dollars at ARGV[2] a second, added to each period field given.
-_CLOSE = """
+# ARGV[1], the end) turn into minutes, or dollars of machine at ARGV[2] a second (none when its
+# billed figure came first), added to each period field given. Its mark (KEYS[4]) keeps the
+# machine's dollars, which its billed figure replaces when it comes.
+_CLOSE = _ADD_USE + """
 local started = redis.call('HGET', KEYS[1], ARGV[3])
 if not started then return false end
+local billed = redis.call('HGET', KEYS[4], 'billed')
 redis.call('HDEL', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[3])
 redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[4], 'counted', '1')
-redis.call('PEXPIRE', KEYS[4], ARGV[5])
 local seconds = math.max(0, tonumber(ARGV[1]) - tonumber(started))
-for i = 6, #ARGV, 2 do
-  local amount = seconds / 60
-  if ARGV[i + 1] == 'dollars' then amount = seconds * tonumber(ARGV[2]) end
-  local before = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
-  redis.call('HSET', KEYS[2], ARGV[i], tostring(before + amount))
-end
+local machine = add_use(KEYS[2], seconds, tonumber(ARGV[2]), billed, ARGV, 6)
+redis.call('HSET', KEYS[4], 'counted', '1', 'machine', tostring(machine))
+if billed then redis.call('HSET', KEYS[4], 'billed', '1') end
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return tostring(seconds)
 """
-# A session's services' spend (its bot's LLM, TTS and STT, priced), added once to its key's usage
-# hash (KEYS[2]) whichever replicas add it: KEYS[1] marks it added (ARGV[3]: the mark's life in ms).
-# ARGV[1]: the dollars; ARGV[2]: the hash's life in ms; then each field to add them to.
+# A session's billed spend (dispatcher/sessions/cost.py `billed_usd`: its machine with its idle
+# share, its services and relay), in place of the machine its close added (KEYS[3]'s `machine`) in
+# each field from ARGV[6], once whichever replicas add it: KEYS[1] marks it added (ARGV[3]: the
+# mark's life in ms); KEYS[3] then says `billed`, so a close after it adds no machine. ARGV: the
+# dollars, the usage hash's life (ms), the mark's, the estimated part (a killed bot's services, under
+# the first field's estimated one), the session mark's life, then the fields.
 _SPENT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
-for i = 4, #ARGV do
+local machine = tonumber(redis.call('HGET', KEYS[3], 'machine') or '0') or 0
+redis.call('HSET', KEYS[3], 'billed', '1')
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+for i = 6, #ARGV do
   local before = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
-  redis.call('HSET', KEYS[2], ARGV[i], tostring(before + tonumber(ARGV[1])))
+  redis.call('HSET', KEYS[2], ARGV[i], tostring(before + tonumber(ARGV[1]) - machine))
+end
+if tonumber(ARGV[4]) > 0 then
+  local field = '""" + ESTIMATED + """' .. ARGV[6]
+  local estimated = tonumber(redis.call('HGET', KEYS[2], field) or '0')
+  redis.call('HSET', KEYS[2], field, tostring(estimated + tonumber(ARGV[4])))
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """
-# Each key's (open hash, usage hash) pair: its sessions open with their starts' sum, and its usage
-# fields, flat. The sum is a string: a script's numbers reach the client as integers.
-_READ = """
+# Each key's (open hash, usage hash) pair: its sessions open with their starts' sum and their spend
+# in flight (ARGV: now, then as `_ADMIT`'s ARGV[6..9]), and its usage fields, flat. The sums are
+# strings: a script's numbers reach the client as integers.
+_READ = IN_FLIGHT_FUNCTIONS + """
 local found = {}
+local at = tonumber(ARGV[1])
 for i = 1, #KEYS, 2 do
-  local open = redis.call('HGETALL', KEYS[i])
-  local since = 0
-  for j = 2, #open, 2 do since = since + (tonumber(open[j]) or 0) end
-  found[#found + 1] = #open / 2
+  local reserve = reserve_of(KEYS[i + 1], ARGV[4], ARGV[5], tonumber(ARGV[3]))
+  local count, since, flying = in_flight(redis.call('HGETALL', KEYS[i]), at, tonumber(ARGV[2]), reserve)
+  found[#found + 1] = count
   found[#found + 1] = string.format('%.3f', since)
+  found[#found + 1] = string.format('%.9f', flying)
   found[#found + 1] = redis.call('HGETALL', KEYS[i + 1])
 end
 return found
 """
 
 
+@dataclass(frozen=True)
+class Refused:
+    """The first budget a start would go over: its kind, what was used, how much of that is estimated."""
+
+    kind: str
+    used: float
+    estimated: float
+
+
+Budget = tuple[str, str, str, float]  # a budget to check: its kind, its ledger field, its unit, its limit
+
+
 class BudgetLedger(Protocol):
     async def open(self, key: str, session_id: str, at: float) -> None: ...
+
+    async def admit(self, key: str, session_id: str, at: float, budgets: Sequence[Budget],
+                    in_flight: InFlight) -> Refused | None:
+        """Opens the session unless one of `budgets` is reached, checked in the same step (None: opened)."""
+        ...
+
+    async def cancel(self, key: str, session_id: str) -> None:
+        """Takes back the open of a start refused or failed after its admission: nothing counted."""
+        ...
 
     async def owner(self, session_id: str) -> str | None:
         """The key an open session is counted for (None: not open, or closed already)."""
@@ -132,7 +225,7 @@ class BudgetLedger(Protocol):
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> float | None:
         """Closes the session (None: not open, or closed already) and adds its use to each field
-        (field → "minutes" or "dollars"); its seconds. An open of it after this opens nothing."""
+        (field → "minutes", "dollars" or "sessions"); its seconds. An open of it after this opens nothing."""
         ...
 
     async def ended(self, session_id: str, at: float, dollars_per_second: float,
@@ -145,35 +238,74 @@ class BudgetLedger(Protocol):
         """True the first time any replica asks about `what` within `seconds`."""
         ...
 
-    async def spent(self, key: str, session_id: str, dollars: float, fields: Iterable[str]) -> bool:
-        """Adds a session's services' `dollars` to each of `fields`, once per session (True: added here)."""
+    async def spent(self, key: str, session_id: str, billed: float, fields: Sequence[str],
+                    estimated: float = 0.0) -> bool:
+        """A session's billed dollars in each of `fields`, in place of the machine its close added,
+        once per session (True: added here); `estimated` of them also under ESTIMATED + the first."""
         ...
 
-    async def read(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
-        """Each key's fields, its sessions open now (`sessions`) and the sum of their starts
-        (`open_since`, epoch seconds): what they have run so far counts before they end."""
+    async def read(self, keys: Iterable[str], at: float = 0.0,
+                   in_flight: InFlight = NO_PRICE) -> dict[str, dict[str, float]]:
+        """Each key's fields, its sessions open now (`sessions`), the sum of their starts
+        (`open_since`, epoch seconds) and their spend in flight at `at` (`in_flight`)."""
         ...
 
 
 class MemoryBudgetLedger:
-    """One replica: the ledger in its memory."""
+    """One replica: the ledger in its memory, counting as the store's scripts do."""
 
     def __init__(self) -> None:
         self._open: dict[str, dict[str, float]] = {}
+        self._since: dict[str, float] = {}  # per key, its open sessions' starts summed (no pass at a start)
         self._owners: dict[str, str] = {}
         self._used: dict[str, dict[str, float]] = {}
         self._seen: set[str] = set()
-        self._spent: OrderedDict[str, None] = OrderedDict()  # sessions whose services' spend is added
+        self._spent: OrderedDict[str, float | None] = OrderedDict()  # sessions whose billed spend is added
+        # Per session ended: the machine's dollars its close added, or None once its billed figure is.
+        self._machine: OrderedDict[str, float | None] = OrderedDict()
         # Ends no open held yet, the newest kept: in one process an open is taken before its end.
         self._ended: OrderedDict[str, tuple[float, float, Mapping[str, str]]] = OrderedDict()
 
     async def open(self, key: str, session_id: str, at: float) -> None:
         end = self._ended.pop(session_id, None)
         if end is not None:
-            self._add(key, max(0.0, end[0] - at), end[1], end[2])
+            self._add(key, session_id, max(0.0, end[0] - at), end[1], end[2])
             return
-        self._open.setdefault(key, {})[session_id] = at
-        self._owners[session_id] = key
+        self._opened(key, session_id, at)
+
+    def _opened(self, key: str, session_id: str, at: float | None) -> float | None:
+        """Opens the session at `at`, or (None) takes it out of its key's open ones: when it started."""
+        sessions = self._open.setdefault(key, {})
+        started = sessions.pop(session_id, None)
+        if started is not None:
+            self._since[key] -= started
+            self._owners.pop(session_id, None)
+        if at is not None:
+            sessions[session_id] = at
+            self._since[key] = self._since.get(key, 0.0) + at
+            self._owners[session_id] = key
+        if not sessions:
+            self._open.pop(key, None)
+            self._since.pop(key, None)
+        return started
+
+    async def admit(self, key: str, session_id: str, at: float, budgets: Sequence[Budget],
+                    in_flight: InFlight) -> Refused | None:
+        used = self._used.get(key, {})
+        count, since = float(len(self._open.get(key, {}))), self._since.get(key, 0.0)
+        for kind, field, unit, budget in budgets:
+            figure = count
+            if unit == "dollars":
+                figure = used.get(field, 0.0) + in_flight.dollars(count, since, at, used)
+            elif unit != "sessions":
+                figure = used.get(field, 0.0) + max(0.0, count * at - since) / 60
+            if figure >= budget:
+                return Refused(kind, figure, used.get(ESTIMATED + field, 0.0))
+        await self.open(key, session_id, at)
+        return None
+
+    async def cancel(self, key: str, session_id: str) -> None:
+        self._opened(key, session_id, None)
 
     async def ended(self, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> str | None:
@@ -192,35 +324,54 @@ class MemoryBudgetLedger:
         self._seen.add(what)
         return not found
 
-    async def spent(self, key: str, session_id: str, dollars: float, fields: Iterable[str]) -> bool:
+    async def spent(self, key: str, session_id: str, billed: float, fields: Sequence[str],
+                    estimated: float = 0.0) -> bool:
         if session_id in self._spent:
             return False
-        self._spent[session_id] = None
-        while len(self._spent) > MEMORY_ENDED_KEPT:
-            self._spent.popitem(last=False)
+        _kept(self._spent, session_id, None)
+        machine = self._machine.get(session_id) or 0.0
+        _kept(self._machine, session_id, None)
         used = self._used.setdefault(key, {})
         for field in fields:
-            used[field] = used.get(field, 0.0) + dollars
+            used[field] = used.get(field, 0.0) + billed - machine
+        if estimated > 0 and fields:
+            used[ESTIMATED + fields[0]] = used.get(ESTIMATED + fields[0], 0.0) + estimated
         return True
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> float | None:
-        started = self._open.get(key, {}).pop(session_id, None)
-        self._owners.pop(session_id, None)
+        started = self._opened(key, session_id, None)
         if started is None:
             return None
         seconds = max(0.0, at - started)
-        self._add(key, seconds, dollars_per_second, fields)
+        self._add(key, session_id, seconds, dollars_per_second, fields)
         return seconds
 
-    def _add(self, key: str, seconds: float, dollars_per_second: float, fields: Mapping[str, str]) -> None:
+    def _add(self, key: str, session_id: str, seconds: float, dollars_per_second: float,
+             fields: Mapping[str, str]) -> None:
         used = self._used.setdefault(key, {})
+        billed = session_id in self._machine and self._machine[session_id] is None
+        machine = 0.0 if billed else seconds * dollars_per_second
         for field, unit in fields.items():
-            used[field] = used.get(field, 0.0) + (seconds * dollars_per_second if unit == "dollars" else seconds / 60)
+            amount = machine if unit == "dollars" else 1.0 if unit == "sessions" else seconds / 60
+            used[field] = used.get(field, 0.0) + amount
+        if not billed:
+            _kept(self._machine, session_id, machine)
 
-    async def read(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
-        return {key: {**self._used.get(key, {}), "sessions": float(len(self._open.get(key, {}))),
-                      "open_since": sum(self._open.get(key, {}).values())} for key in keys}
+    async def read(self, keys: Iterable[str], at: float = 0.0,
+                   in_flight: InFlight = NO_PRICE) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        for key in keys:
+            used, count, since = self._used.get(key, {}), float(len(self._open.get(key, {}))), self._since.get(key, 0.0)
+            found[key] = {**used, "sessions": count, "open_since": since,
+                          "in_flight": in_flight.dollars(count, since, at, used)}
+        return found
+
+
+def _kept(marks: OrderedDict[str, float | None], session_id: str, value: float | None) -> None:
+    marks[session_id] = value
+    while len(marks) > MEMORY_ENDED_KEPT:
+        marks.popitem(last=False)
 
 
 class StoreBudgetLedger:
@@ -229,6 +380,8 @@ class StoreBudgetLedger:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._open = store.redis.register_script(_OPEN)
+        self._admit = store.redis.register_script(_ADMIT)
+        self._cancel = store.redis.register_script(_CANCEL)
         self._close = store.redis.register_script(_CLOSE)
         self._read = store.redis.register_script(_READ)
         self._ended = store.redis.register_script(_ENDED)
@@ -250,6 +403,24 @@ class StoreBudgetLedger:
         # It goes with the launch's record the start writes as its admission ends (one round trip).
         await together(self._store).run(self._open, keys, args)
 
+    async def admit(self, key: str, session_id: str, at: float, budgets: Sequence[Budget],
+                    in_flight: InFlight) -> Refused | None:
+        open_hash, used_hash = self._keys(key)
+        keys = [open_hash, self._owner_key(session_id), self._ended_key(session_id), used_hash]
+        args = [session_id, repr(at), key, str(KEEP_SECONDS * 1000), str(ENDED_KEEP_SECONDS * 1000),
+                *in_flight.args()]
+        for kind, field, unit, budget in budgets:
+            args += [kind, field, unit, repr(float(budget))]
+        answer = await self._store.call(lambda: self._admit(keys=keys, args=args))
+        if not isinstance(answer, list):
+            return None
+        kind, used, estimated = (str(part) for part in answer)
+        return Refused(kind, _number(used), _number(estimated))
+
+    async def cancel(self, key: str, session_id: str) -> None:
+        keys = [self._keys(key)[0], self._owner_key(session_id)]
+        await self._store.call(lambda: self._cancel(keys=keys, args=[session_id]))
+
     async def ended(self, session_id: str, at: float, dollars_per_second: float,
                     fields: Mapping[str, str]) -> str | None:
         keys = [self._owner_key(session_id), self._ended_key(session_id)]
@@ -267,9 +438,11 @@ class StoreBudgetLedger:
         key = self._store.key("budget", "told", what)
         return bool(await self._store.call(lambda: self._store.redis.set(key, "1", nx=True, ex=max(1, int(seconds)))))
 
-    async def spent(self, key: str, session_id: str, dollars: float, fields: Iterable[str]) -> bool:
-        keys = [self._store.key("budget", "spent", session_id), self._keys(key)[1]]
-        args = [repr(dollars), str(KEEP_SECONDS * 1000), str(SPENT_MARK_SECONDS * 1000), *fields]
+    async def spent(self, key: str, session_id: str, billed: float, fields: Sequence[str],
+                    estimated: float = 0.0) -> bool:
+        keys = [self._store.key("budget", "spent", session_id), self._keys(key)[1], self._ended_key(session_id)]
+        args = [repr(billed), str(KEEP_SECONDS * 1000), str(SPENT_MARK_SECONDS * 1000), repr(estimated),
+                str(ENDED_KEEP_SECONDS * 1000), *fields]
         return bool(await self._store.call(lambda: self._spent(keys=keys, args=args)))
 
     async def close(self, key: str, session_id: str, at: float, dollars_per_second: float,
@@ -282,22 +455,24 @@ class StoreBudgetLedger:
         answer = await self._store.call(lambda: self._close(keys=keys, args=args))
         return None if answer is None else float(answer)
 
-    async def read(self, keys: Iterable[str]) -> dict[str, dict[str, float]]:
+    async def read(self, keys: Iterable[str], at: float = 0.0,
+                   in_flight: InFlight = NO_PRICE) -> dict[str, dict[str, float]]:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
         flat_keys = [name for key in wanted for name in self._keys(key)]
-        answers = await self._store.call(lambda: self._read(keys=flat_keys))
+        args = [repr(at), *in_flight.args()]
+        answers = await self._store.call(lambda: self._read(keys=flat_keys, args=args))
         found: dict[str, dict[str, float]] = {}
         for n, key in enumerate(wanted):
-            count, since, used = answers[3 * n], answers[3 * n + 1], answers[3 * n + 2]
+            count, since, flying, used = answers[4 * n: 4 * n + 4]
             pairs = list(used) if isinstance(used, list) else []
             fields: dict[str, float] = {}
             for field, value in zip(pairs[::2], pairs[1::2], strict=True):
                 with contextlib.suppress(ValueError):
                     fields[str(field)] = float(value)
             found[key] = {**fields, "sessions": float(count) if isinstance(count, int) else 0.0,
-                          "open_since": _number(since)}
+                          "open_since": _number(since), "in_flight": _number(flying)}
         return found
 
 

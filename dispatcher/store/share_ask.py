@@ -16,6 +16,25 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+@dataclass(frozen=True)
+class CallerShare:
+    """A caller's share of what a holder's places stand for (the model service's streams): at most
+    `share` of its own sessions, recorded for `seconds` each, while the holder takes a place."""
+
+    caller: str
+    share: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HeldBy:
+    """A `hold_within` refused: `whose` share is full ("holder" or "caller"), and what it holds
+    (each session and how many seconds ago it was recorded)."""
+
+    whose: str
+    held: dict[str, float]
+
+
 class KeySessions(Protocol):
     """Each API key's sessions across replicas (dispatcher/store/key_sessions.py): a key's share of
     the session cap is checked and taken in one step."""
@@ -23,6 +42,12 @@ class KeySessions(Protocol):
     async def hold(self, caller: str, session_id: str, share: int, seconds: float) -> dict[str, float] | None:
         """Records `session_id` as `caller`'s for `seconds` if fewer than `share` are; else records
         nothing and returns the held sessions, each with how many seconds ago it was recorded."""
+        ...
+
+    async def hold_within(self, holder: str, session_id: str, share: int, seconds: float,
+                          caller: CallerShare) -> HeldBy | None:
+        """`hold` under `holder`, in the same step refused while `caller.caller` holds more than
+        `caller.share` sessions (this one among them): what refused, and what it holds."""
         ...
 
     async def release(self, caller: str, session_ids: Iterable[str]) -> None:

@@ -1,12 +1,13 @@
 """A bot's reported service counts, bounded by its session's length (a rate per second, plus
 `SLACK_SECONDS`), as the relay's bytes are: a bot is trusted no further than a real service could go
-in that time, so one bot cannot run up its key's spend. A count past its bound is counted at the
-bound and the cost says so. The rates and why each is out of a real call's reach: docs/operations.md,
-"What a call costs, and who used it"."""
+in that time, so one bot cannot run up its key's spend. The bound is the session's, for each kind
+and count summed over its rows: a bot that splits its use over many rows gets no more. A count past
+what is left of its bound is counted at that and the cost says so. The rates and why each is out of
+a real call's reach: docs/operations.md, "What a call costs, and who used it"."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 SLACK_SECONDS = 60.0  # the bot's clock and the machine's differ; a short call is not cut for it
@@ -23,18 +24,27 @@ PER_SECOND: dict[str, dict[str, float]] = {
 }
 
 
-def bounded(row: Mapping[str, Any], seconds: float) -> tuple[dict[str, Any], dict[str, float]]:
-    """The row with each count at most its bound over `seconds` (the session's), and the counts cut
-    (each with its reported figure). A count with no bound of its own here is left as reported
-    (botchannel/usage.py accepts only the counts listed above)."""
-    rates = PER_SECOND.get(str(row.get("kind")), {})
+Bounded = tuple[dict[str, Any], dict[str, float]]  # a row as counted, and its counts cut (the bot's figures)
+
+
+def bounded_rows(rows: Sequence[Mapping[str, Any]], seconds: float) -> list[Bounded]:
+    """Each row with its counts within what is left of its kind's bound over `seconds` (the
+    session's), in the bot's order, and the counts cut (each with its reported figure). A count with
+    no bound of its own here is left as reported (botchannel/usage.py accepts only those listed above)."""
     span = max(0.0, seconds) + SLACK_SECONDS
-    kept, cut = dict(row), {}
-    for name, value in row.items():
-        rate = rates.get(name)
-        if rate is None or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        bound = rate * span
-        if value > bound:
-            kept[name], cut[name] = bound, float(value)
-    return kept, cut
+    left: dict[tuple[str, str], float] = {}  # (kind, count) → what the session may still count of it
+    found: list[Bounded] = []
+    for row in rows:
+        kind = str(row.get("kind"))
+        rates = PER_SECOND.get(kind, {})
+        kept, cut = dict(row), {}
+        for name, value in row.items():
+            rate = rates.get(name)
+            if rate is None or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            room = left.get((kind, name), rate * span)
+            if value > room:
+                kept[name], cut[name] = room, float(value)
+            left[(kind, name)] = max(0.0, room - min(float(value), room))
+        found.append((kept, cut))
+    return found

@@ -10,8 +10,8 @@ has them taken out of the prompt first, so nothing is counted twice; reasoning t
 the completion and not priced again. A row is priced only when every count it has is: a model not in
 the table, or a count without a rate, leaves the row "not priced" (its amount left out, never 0),
 and the session's `services_usd` is the sum of the priced rows only. Each count is first bounded by
-the session's length (dispatcher/usage/service_bounds.py): what a bot reported past it is counted at
-the bound, and the row and the cost's `not_counted` say so.
+the session's length, summed over the rows of its kind (dispatcher/usage/service_bounds.py): what a
+bot reported past it is counted at the bound, and the row and the cost's `not_counted` say so.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dispatcher.usage.price_table import PriceTable, ServicePrice
-from dispatcher.usage.service_bounds import bounded
+from dispatcher.usage.service_bounds import bounded_rows
 
 NOT_PRICED = "not priced"
 UNPRICED_COUNTS = ("reasoning_tokens",)  # part of completion_tokens: never priced on its own
@@ -82,10 +82,7 @@ def price_usage(table: PriceTable, usage: Sequence[Mapping[str, Any]] | None, se
     """`usage`: the bot's rows (None: not reported); `seconds`: the session's, which bound the counts."""
     if usage is None:
         return ServicesCost((), reported=False)
-    rows = []
-    for reported in usage:
-        row, cut = bounded(reported, seconds)
-        rows.append(replace(_row_cost(table, row), cut=cut))
+    rows = [replace(_row_cost(table, row), cut=cut) for row, cut in bounded_rows(usage, seconds)]
     return ServicesCost(tuple(rows), reported=True)
 
 

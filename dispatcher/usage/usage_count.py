@@ -43,7 +43,7 @@ UNKNOWN = "(unknown)"  # a session whose `requested` event or listed entry is go
 # `local` never reads or joins another caller's usage.
 CALLER_PREFIX = "caller:"
 Entry = Callable[[str], Awaitable[dict[str, Any] | None]]
-# A named key's session, priced: its services added to the key's spend budget (sessions/budget_usage.py).
+# A named key's session, priced: its billed spend counted in the key's spend budget (sessions/budget_usage.py).
 Spent = Callable[[str, str, SessionCost, float], Awaitable[None]]
 Note = Callable[..., Awaitable[None]]  # the session index's `noted`
 
@@ -94,14 +94,14 @@ class UsageCount:
             day = datetime.fromtimestamp(at if at is not None else 0, UTC).date()
             billed = amounts(cost) + (eval_amounts(cost) if evaluation else ())
             if await self.rollups.add(SessionUse(session_id, day, key, release, billed)):
-                self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.total or 0.0)
+                self._metrics.ended(key, seconds=cost.session_seconds, dollars=cost.billed_usd)
                 if self._note is not None and cost.total is not None:  # the listing's COST
                     await self._note(session_id, {"cost_usd": round(cost.total, 6)}, record="costed")
         except Exception as exc:  # the store: the session goes uncounted, said
             log.warning("session %s: its usage is not added: %s", session_id, type(exc).__name__)
 
     async def _spend(self, name: object, session_id: str, cost: SessionCost, at: float | None) -> None:
-        """A named key's session: its services added to the key's spend, with a once-only mark of
+        """A named key's session: its billed spend counted in the key's spend, with a once-only mark of
         their own (whichever replicas see the end, whatever the rollups did); a failure is said, and
         the rollups are added all the same."""
         if self.spent is None or not isinstance(name, str) or not name:
@@ -141,7 +141,7 @@ def amounts(cost: SessionCost) -> tuple[Amount, ...]:
 def eval_amounts(cost: SessionCost) -> tuple[Amount, ...]:
     """An eval's session's share, beside its billed rows (`amounts`): "of which evals"."""
     return (Amount("", "eval_sessions", 1.0), Amount("", "eval_seconds", cost.session_seconds),
-            Amount("", "eval_usd", cost.total or 0.0))
+            Amount("", "eval_usd", cost.billed_usd))
 
 
 def usage_key(name: object, caller: object) -> str:

@@ -45,6 +45,9 @@ STORE_TRIPS = {
     # the key's share of the sessions and the session cap, decided in one script (two trips before)
     "launches.py:share_and_admit": 1,
     "rates.py:_turn": 1,  # Fly's create bucket
+    # A budgeted key's start: its budgets checked and its place taken in one script, so a burst at
+    # every replica at once cannot pass them (the open it replaces went with the launch's record).
+    "budget_ledger.py:admit": 1,
     # Those written at one moment go in one pipeline (dispatcher/store/together.py, named in TOGETHER):
     # the `requested` event with the session index's entry and the bot's values, then the machine's
     # record with the rest.
@@ -56,7 +59,6 @@ TOGETHER = {
     "session_index.py:opened": 1,  # the session index (GET /sessions)
     "timelines.py:append": 3,  # requested, recording_planned, launched (each in the background)
     "launches.py:landed": 1,  # the machine's record
-    "budget_ledger.py:open": 1,  # the session opened in the budgets' ledger (in the background)
 }
 BUDGET = {
     "shared": {

@@ -166,4 +166,4 @@ async def test_a_keys_spend_adds_its_relayed_calls_relay_with_its_services() -> 
     await ledger.open("acme", "s-1", end - 60)
     await usage.services_spent("acme", "s-1", cost, end)
     await usage.refresh()
-    assert usage.used("acme", "spend-month", end) == pytest.approx(cost.relay_usd)
+    assert usage.used("acme", "spend-month", end) == pytest.approx(cost.billed_usd)  # with its machine

@@ -62,3 +62,22 @@ def test_each_kind_is_bounded_by_the_sessions_length_and_a_real_call_is_not_cut(
     assert tts["characters"] == 1_000 * (10 + SLACK_SECONDS) and tts["cut"] == {"characters": 1e9}
     assert stt["audio_seconds"] == 10 + SLACK_SECONDS and stt["cut"] == {"audio_seconds": 1e6}
     assert len(short.cut) == 2 and short.cut[0].startswith("tts tts-1: the bot's characters past")
+
+
+def test_a_sessions_rows_of_one_kind_share_its_bound_so_splitting_them_gets_no_more() -> None:
+    """16 rows of 10^12 tokens each way in a 5.7-second session cost what one such row costs: the
+    bound is the session's, summed over its rows of a kind, not each row's."""
+    table = load_prices({})
+    one = price_usage(table, [HUGE], 5.7)
+    sixteen = price_usage(table, [{**HUGE, "processor": f"OpenAILLMService#{n}"} for n in range(16)], 5.7)
+    assert sixteen.usd == pytest.approx(one.usd) and one.usd < 11  # not $164
+    span = 5.7 + SLACK_SECONDS
+    rows = sixteen.as_json()["usage"]
+    assert sum(row["prompt_tokens"] for row in rows) == pytest.approx(INPUT_TOKENS_PER_SECOND * span)
+    assert rows[0]["prompt_tokens"] == INPUT_TOKENS_PER_SECOND * span and rows[1]["prompt_tokens"] == 0
+    assert all(row["cut"]["prompt_tokens"] == 1e12 for row in rows) and len(sixteen.cut) == 16
+    # Rows within the bound together are counted as reported; the one that passes it is cut there.
+    three = price_usage(table, [{"kind": "stt", "processor": "s", "model": "nova-3", "audio_seconds": 30.0}] * 3,
+                        10.0)
+    assert [row["audio_seconds"] for row in three.as_json()["usage"]] == [30.0, 30.0, 10.0]
+    assert [bool(row.get("cut")) for row in three.as_json()["usage"]] == [False, False, True]
