@@ -153,15 +153,15 @@ def build_state(
     timeline.closers.append(cost_count.aclose)
     usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry,  # GET /usage
                         coordination.session_index.noted, channels)
+    # The deployment's secret, the same at every replica and region: it binds key names' sessions and keys the draw.
+    deployment_secret = regions.secret or (settings.bot_channel_token or "").encode() or (
+        kept_names_secret(env) if settings.machines == "local" and settings.api_key_hashes else None)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
-                         names=dict(settings.api_key_names),
-                         owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (
-                             kept_names_secret(env) if settings.machines == "local" and settings.api_key_hashes
-                             else None))
+                         names=dict(settings.api_key_names), owner_secret=deployment_secret)
     reserve_settings = ReserveSettings.from_env(env, settings.machines)
     defaults = key_defaults(env, settings.api_key_hashes, auth.caller_of_hash, auth.names)
     releases = LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
-                            region=regions.here, key_defaults=defaults)
+                            region=regions.here, key_defaults=defaults, draw_secret=deployment_secret)
     if settings.machines == "local":  # a release's own Python (BOT_RELEASES' `@python`), for its reserve bots too
         from dispatcher.machines.local.provider import LocalMachines
         if isinstance(machines, LocalMachines):
