@@ -149,7 +149,9 @@ class ReleaseWatch:
             if last.get("event") == MACHINE_ENDED and _bot_up_unheard(events):
                 await asyncio.sleep(REPORT_GRACE_SECONDS)
                 events = await self._timeline(session_id, last)
-            outcome = outcome_of(events)
+            stable = self._releases.traffic.stable
+            await self.sample.catch_up(stable)  # its newest time to ready bounds a caller's wait
+            outcome = outcome_of(events, gave_up_after=self.health.stopped_waiting_bound(stable))
             if outcome is None or not await self.sample.add(session_id, outcome):
                 return  # no release of its own to speak for, or judged already (here or at another replica)
         except Exception as exc:  # the store: this session goes unjudged, never wrongly judged
