@@ -44,6 +44,10 @@ REPORT_GRACE_SECONDS = 2.0
 # How often each replica judges on the sessions other replicas recorded (as often as it reads the traffic:
 # a breach completed anywhere is acted on within it, and seen everywhere within the traffic's next read).
 JUDGE_SECONDS = 1.0
+# A bot that ended on a signal was told to stop: by its caller, whose stop is written down only once the
+# machine is stopped (its bot's report comes first), or by its provider. Its judgement waits for the
+# stop's word or the machine's end, looked for this often and this long.
+STOP_LOOK_SECONDS, STOP_WAIT_SECONDS = 0.5, 60.0
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 Push = Callable[[str, str, dict[str, Any]], None]
 
@@ -149,6 +153,11 @@ class ReleaseWatch:
             if last.get("event") == MACHINE_ENDED and _bot_up_unheard(events):
                 await asyncio.sleep(REPORT_GRACE_SECONDS)
                 events = await self._timeline(session_id, last)
+            waited = 0.0
+            while _told_to_stop_unheard(events) and waited < STOP_WAIT_SECONDS:
+                await asyncio.sleep(STOP_LOOK_SECONDS)
+                waited += STOP_LOOK_SECONDS
+                events = await self._timeline(session_id, last)
             stable = self._releases.traffic.stable
             await self.sample.catch_up(stable)  # its newest time to ready bounds a caller's wait
             outcome = outcome_of(events, gave_up_after=self.health.stopped_waiting_bound(stable))
@@ -225,6 +234,13 @@ def judged_afresh(before: Traffic, after: Traffic, breached: Callable[[str], boo
 def live_canaries(traffic: Traffic) -> set[str]:
     """The releases a breach would be acted on for: taking traffic, other than the stable release."""
     return {name for name, weight in traffic.weights.items() if weight > 0 and name != traffic.stable}
+
+
+def _told_to_stop_unheard(events: list[dict[str, Any]]) -> bool:
+    """The bot ended on a signal, and neither a stop nor the machine's end is written down yet."""
+    kinds = {e.get("event") for e in events}
+    signalled = any(e.get("event") == "ended" and e.get("reason") == "signal" for e in events)
+    return signalled and "stop_requested" not in kinds and MACHINE_ENDED not in kinds
 
 
 def _bot_up_unheard(events: list[dict[str, Any]]) -> bool:
