@@ -83,7 +83,9 @@ from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.budget_ledger import budget_ledger
+from dispatcher.store.client import Store
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.live_sessions import StoreLiveSessions
 from dispatcher.store.memory import LocalRate
 from dispatcher.usage.build import build_usage
 from dispatcher.usage.files_build import build_usage_files
@@ -290,7 +292,7 @@ def build_state(
         region_runtime=RegionalRuntime(peers, runtime, runtime_entries.checked) if regions.several else None,
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price,
-                          evals=sessions.listing.active_evals),
+                          evals=sessions.listing.active_evals, live=_live_sessions(coordination)),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
         artifacts=artifacts,
         runtime=runtime,
@@ -394,3 +396,9 @@ def _turn_quota(turn: TurnCredentials | None, coordination: Coordination) -> Tur
     if turn is None:
         return None
     return TurnQuota(turn.settings.credentials_per_key, turn.settings.ttl_seconds, coordination.turn_credentials())
+
+
+def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
+    """Where each replica publishes its own running sessions: the store, with several replicas."""
+    store = getattr(coordination, "store", None)
+    return StoreLiveSessions(store) if isinstance(store, Store) else None
