@@ -207,7 +207,7 @@ def build_state(
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     sample = SharedSample(ReleaseHealth(health_rule(env)), coordination.release_samples)  # the deployment's
     watch = ReleaseWatch(sessions.releases, sample, timeline.read, webhooks.push if webhooks is not None else None,
-                         act=rollback_on(env))
+                         act=rollback_on(env), cold_start=sessions.ready.before_launch)
     timeline.listeners.append(watch.timeline_event)
     smoke = SmokeWatch(sessions.releases, timeline.read, webhooks.push if webhooks is not None else None,
                        deadline_seconds=smoke_deadline(env))

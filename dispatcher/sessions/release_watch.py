@@ -54,8 +54,11 @@ Push = Callable[[str, str, dict[str, Any]], None]
 
 class ReleaseWatch:
     def __init__(self, releases: LiveReleases, sample: SharedSample, read: Reader, push: Push | None = None,
-                 *, act: bool = True) -> None:
+                 *, act: bool = True, cold_start: Callable[[], float] | None = None) -> None:
+        """`cold_start`: within how long a cold start is ready 9 times in 10 (sessions/ready_estimate.py):
+        a caller who gave up sooner is not held against a canary whose smaller reserve left it cold."""
         self._releases = releases
+        self._cold_start = cold_start
         self._act = act  # RELEASE_AUTO_ROLLBACK=off: a breach is shown and logged, traffic left alone
         self.sample = sample
         self.health = sample.health
@@ -160,7 +163,10 @@ class ReleaseWatch:
                 events = await self._timeline(session_id, last)
             stable = self._releases.traffic.stable
             await self.sample.catch_up(stable)  # its newest time to ready bounds a caller's wait
-            outcome = outcome_of(events, gave_up_after=self.health.stopped_waiting_bound(stable))
+            bound = self.health.stopped_waiting_bound(stable)
+            if self._cold_start is not None:
+                bound = max(bound, self._cold_start())
+            outcome = outcome_of(events, gave_up_after=bound)
             if outcome is None or not await self.sample.add(session_id, outcome):
                 return  # no release of its own to speak for, or judged already (here or at another replica)
         except Exception as exc:  # the store: this session goes unjudged, never wrongly judged

@@ -5,7 +5,7 @@ dispatcher with two releases of real bot files and callers that stop their sessi
 - A caller who hangs up on the canary as soon as its bot greets it, session after session, leaves a
   healthy canary healthy: the bot ended because it was told to.
 - Callers who give up on a canary whose bots never become ready, once they waited longer than the
-  stable release takes, roll it back: each such stop is a start that failed."""
+  stable release takes (and than a cold start takes), roll it back: each such stop is a start that failed."""
 
 from __future__ import annotations
 
@@ -129,8 +129,12 @@ async def test_callers_who_give_up_on_a_canary_whose_bots_never_get_ready_roll_i
                 ready, began = _at(events, "ready"), _at(events, "requested")
                 assert ready is not None and began is not None, events
                 readies.append(ready - began)
-            # Longer than the stable release's slowest start (so past its p95), and past the judge's floor.
-            patience = max(GAVE_UP_FLOOR, *readies) + 2.0
+            # Longer than the stable release's slowest start (so past its p95), than the dispatcher's own
+            # quote for a cold start (what a start with no patience is refused with), and the judge's floor.
+            refused = await caller.post("/start", json={"maxWaitSeconds": 0.1})
+            assert refused.status_code == 503, refused.text
+            quote = float(refused.json()["error"]["ready_in_seconds"])
+            patience = max(GAVE_UP_FLOOR, quote, *readies) + 2.0
             canary = [await stable_last.keyed_start(tester, n, "next") for n in range(SAMPLE)]
             seen = await asyncio.gather(*(_give_up(tester, s, patience) for s in canary))
             health = await _judged(tester, ADMIN)
