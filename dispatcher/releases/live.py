@@ -18,7 +18,7 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.releases.adoption import adoption_line, as_adopted, refusal_of
 from dispatcher.releases.catalogue import Catalogue, Release
-from dispatcher.releases.choice import draw_key, release_for
+from dispatcher.releases.choice import DrawKey, release_for
 from dispatcher.releases.traffic import Traffic, Version, as_changed
 from dispatcher.store.coordination import ReleaseBook
 from dispatcher.store.unavailable import StoreUnavailable
@@ -37,7 +37,7 @@ class LiveReleases:
         """`draw_secret`: the deployment's secret the draw is keyed with (the one that binds key names'
         sessions); without one, a secret of this process (a lone keyless dispatcher's ids are too)."""
         self.catalogue = catalogue
-        self._draw_key = draw_key(draw_secret or secrets.token_bytes(32))
+        self._draw_key = DrawKey(draw_secret or secrets.token_bytes(32))
         self._book = book
         self._region = region
         self._key_defaults = dict(key_defaults or {})

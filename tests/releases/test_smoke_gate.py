@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from dispatcher.api.auth import caller_of
-from dispatcher.releases.choice import draw_key, drawn
+from dispatcher.releases.choice import DrawKey, drawn
 from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import hash_api_key
@@ -51,7 +51,7 @@ def drawing(release: str, taken: set[str]) -> str:
     weights = Traffic({"stable": 100 - CANARY, "next": CANARY, "broken": 0}, "stable", (1, ""))
     for n in range(1000):
         key = f"draw-{release}-{n}"
-        if key not in taken and drawn(weights, new_session_id(owner, key), draw_key(TOKEN.encode())) == release:
+        if key not in taken and drawn(weights, new_session_id(owner, key), DrawKey(TOKEN.encode())) == release:
             taken.add(key)
             return key
     raise AssertionError("no key draws it")

@@ -9,7 +9,7 @@ import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.releases.catalogue import Catalogue, Release
-from dispatcher.releases.choice import draw_key, drawn, release_for
+from dispatcher.releases.choice import DrawKey, drawn, release_for
 from dispatcher.releases.live import LiveReleases
 from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.ids import new_session_id
@@ -17,7 +17,7 @@ from dispatcher.store.release_book import MemoryReleaseBook
 
 CATALOGUE = Catalogue((Release("stable", {"*": "a"}), Release("canary", {"*": "b"}), Release("staging", {"*": "c"})))
 TRAFFIC = Traffic({"stable": 90, "canary": 10, "staging": 0}, "stable", (1, ""))
-KEY = draw_key(b"a deployment secret")
+KEY = DrawKey(b"a deployment secret")
 
 
 def test_a_thousand_starts_split_by_weight_within_binomial_bounds() -> None:
@@ -68,7 +68,7 @@ def test_the_draw_turns_on_the_deployments_secret_so_a_client_knowing_its_ids_ca
     # An unnamed key can compute its own session ids; which of them land on the canary it cannot.
     ids = [new_session_id(b"owner-key", f"start-{n}", "") for n in range(400)]
     ours = [drawn(HALF, session_id, KEY) for session_id in ids]
-    guessed = [drawn(HALF, session_id, draw_key(b"any other secret")) for session_id in ids]
+    guessed = [drawn(HALF, session_id, DrawKey(b"any other secret")) for session_id in ids]
     agree = sum(a == b for a, b in zip(ours, guessed, strict=True))
     assert abs(agree - 200) <= 4 * math.sqrt(400 * 0.25), agree  # a coin's agreement, no better
 
