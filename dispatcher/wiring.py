@@ -83,7 +83,9 @@ from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
 from dispatcher.settings import Settings
 from dispatcher.store.budget_ledger import budget_ledger
+from dispatcher.store.client import Store
 from dispatcher.store.coordination import Coordination
+from dispatcher.store.live_sessions import StoreLiveSessions
 from dispatcher.store.memory import LocalRate
 from dispatcher.usage.build import build_usage
 from dispatcher.usage.files_build import build_usage_files
@@ -153,15 +155,15 @@ def build_state(
     timeline.closers.append(cost_count.aclose)
     usage = build_usage(env, coordination, costs, timeline, metrics, coordination.session_index.entry,  # GET /usage
                         coordination.session_index.noted, channels)
+    # The deployment's secret, the same at every replica and region: it binds key names' sessions and keys the draw.
+    deployment_secret = regions.secret or (settings.bot_channel_token or "").encode() or (
+        kept_names_secret(env) if settings.machines == "local" and settings.api_key_hashes else None)
     auth = Authenticator(settings.api_key_hashes, settings.bot_channel_token, settings.admin_key_hashes,
-                         names=dict(settings.api_key_names),
-                         owner_secret=regions.secret or (settings.bot_channel_token or "").encode() or (
-                             kept_names_secret(env) if settings.machines == "local" and settings.api_key_hashes
-                             else None))
+                         names=dict(settings.api_key_names), owner_secret=deployment_secret)
     reserve_settings = ReserveSettings.from_env(env, settings.machines)
     defaults = key_defaults(env, settings.api_key_hashes, auth.caller_of_hash, auth.names)
     releases = LiveReleases(Catalogue.from_env(env, local=not settings.cloud), coordination.releases,
-                            region=regions.here, key_defaults=defaults)
+                            region=regions.here, key_defaults=defaults, draw_secret=deployment_secret)
     if settings.machines == "local":  # a release's own Python (BOT_RELEASES' `@python`), for its reserve bots too
         from dispatcher.machines.local.provider import LocalMachines
         if isinstance(machines, LocalMachines):
@@ -205,7 +207,7 @@ def build_state(
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).
     sample = SharedSample(ReleaseHealth(health_rule(env)), coordination.release_samples)  # the deployment's
     watch = ReleaseWatch(sessions.releases, sample, timeline.read, webhooks.push if webhooks is not None else None,
-                         act=rollback_on(env))
+                         act=rollback_on(env), cold_start=sessions.ready.before_launch)
     timeline.listeners.append(watch.timeline_event)
     smoke = SmokeWatch(sessions.releases, timeline.read, webhooks.push if webhooks is not None else None,
                        deadline_seconds=smoke_deadline(env))
@@ -290,7 +292,7 @@ def build_state(
         region_runtime=RegionalRuntime(peers, runtime, runtime_entries.checked) if regions.several else None,
         status=StatusView(machines=machines, reserve=reserve, coordination=coordination, peers=peers,
                           activity=metrics.activity, region=regions.here, price=costs.price,
-                          evals=sessions.listing.active_evals),
+                          evals=sessions.listing.active_evals, live=_live_sessions(coordination)),
         dashboard=dashboard_enabled(env, local=not settings.cloud),
         artifacts=artifacts,
         runtime=runtime,
@@ -394,3 +396,9 @@ def _turn_quota(turn: TurnCredentials | None, coordination: Coordination) -> Tur
     if turn is None:
         return None
     return TurnQuota(turn.settings.credentials_per_key, turn.settings.ttl_seconds, coordination.turn_credentials())
+
+
+def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
+    """Where each replica publishes its own running sessions: the store, with several replicas."""
+    store = getattr(coordination, "store", None)
+    return StoreLiveSessions(store) if isinstance(store, Store) else None

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from dispatcher.api.replica_roll import ReplicaRoll
+from dispatcher.api.running_everywhere import RunningEverywhere
 from dispatcher.errors import ApiError
 from dispatcher.machines.base import FrozenMachines, Machines
-from dispatcher.machines.local.shared import SharedLocalMachines
 from dispatcher.observability.activity import SLOT_SECONDS, Activity
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.regions.peers import Peers
@@ -26,6 +26,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.reserve.prices import HOURS_PER_MONTH, BotPrice
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination, ReplicaPool
+from dispatcher.store.live_sessions import PUBLISH_SECONDS, StoreLiveSessions
 from dispatcher.store.unavailable import StoreUnavailable
 from voicefleet_settings.read import setting_bool
 
@@ -49,8 +50,9 @@ class StatusView:
     def __init__(self, *, machines: Machines, reserve: Reserve | None, coordination: Coordination, peers: Peers,
                  activity: Activity, region: str, price: BotPrice | None,
                  evals: Callable[[], Awaitable[set[str]]] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, live: StoreLiveSessions | None = None) -> None:
         self._machines = machines
+        self.running = RunningEverywhere(machines, live)  # the deployment's sessions (local bots: every replica's)
         self._evals = evals  # the evals' active sessions (the listing's): counted apart from callers' sessions
         self._price = price  # one running bot, the same price a session's cost reads (reserve/prices.py)
         self._reserve = reserve
@@ -90,13 +92,21 @@ class StatusView:
 
     async def run(self) -> None:
         """Counts every SAMPLE_SECONDS while the app serves, so the charts go on with no page open; a
-        failed count is a gap in the chart."""
+        failed count is a gap in the chart. Local bots with several replicas: this replica's running
+        sessions published every PUBLISH_SECONDS too, for the others' counts."""
+        due = 0.0
         while True:
             try:
-                await self._counted()
-            except Exception as exc:  # the provider or the store: the next sample tries again
-                log.info("status sample skipped: %s", exc)
-            await asyncio.sleep(SAMPLE_SECONDS)
+                await self.running.publish()
+            except Exception as exc:  # the store: the next publish tries again, within the lease
+                log.info("running sessions not published: %s", exc)
+            if self._clock() >= due:
+                due = self._clock() + SAMPLE_SECONDS
+                try:
+                    await self._counted()
+                except Exception as exc:  # the provider or the store: the next sample tries again
+                    log.info("status sample skipped: %s", exc)
+            await asyncio.sleep(PUBLISH_SECONDS if self.running.publishes else SAMPLE_SECONDS)
 
     def _fresh(self) -> dict[str, Any] | None:
         if self._last is not None and self._clock() - self._last[0] < FRESH_SECONDS:
@@ -105,7 +115,7 @@ class StatusView:
 
     async def _build(self) -> dict[str, Any]:
         try:
-            machines = [m for m in await self._machines.list() if m.state.is_active]
+            machines, whole = await self.running.running()
         except ProviderError as exc:
             raise as_api_error(exc) from exc
         views, uncounted = await self._pool()
@@ -120,8 +130,9 @@ class StatusView:
                       "by_release": _counted(m.release or DEFAULT_RELEASE for m in machines if m.session_id in evals)},
         }
         reserve = self._reserve_of(views)
-        # Local bots are each replica's own processes: its list holds its own (docs/replicas.md, "Limits").
-        sessions_scope = "replica" if isinstance(self._machines, SharedLocalMachines) else "region"
+        # Local bots are each replica's own processes: every replica's lists, or this one's alone when the
+        # store did not give the others' (docs/replicas.md, "Limits").
+        sessions_scope = "region" if whole else "replica"
         scope = {"sessions": sessions_scope, "reserve": "region", "cost": "region", "starts": "replica"}
         if uncounted is not None:
             reserve["problem"] = uncounted

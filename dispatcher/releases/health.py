@@ -33,6 +33,7 @@ from typing import Literal
 from dispatcher.releases.conversation import Talk
 from dispatcher.releases.health_stats import probability_worse, quantile_ranks
 from dispatcher.releases.health_window import Entry, Sample, Window
+from dispatcher.releases.key_shares import within_key_shares
 
 SHORT_SESSION_SECONDS = 5.0  # a session that ends sooner than this counts as one that failed the caller
 
@@ -58,9 +59,10 @@ class SessionOutcome:
     failed_start: bool
     bot_error: bool
     ready_seconds: float | None  # start requested → bot ready; None when it never got there
-    ended_within_seconds: float | None  # how long the session lasted; None while it is live
+    ended_within_seconds: float | None  # how long the session lasted; None while it is live, or its caller ended it
     first_audio_seconds: float | None = None  # joined → the bot's first audio, where the bot reports it
     talk: Talk | None = None  # the conversation's figures, where the bot host reported them
+    key: str | None = None  # the caller's id (not secret): each key weighs at most its share (key_shares.py)
 
     @property
     def failure(self) -> str | None:
@@ -104,6 +106,8 @@ class HealthRule:
     turn_latency_margin_seconds: float = 0.5
     conversation_margin: float = 0.05  # unanswered, left early: points above the stable's share
     cut_off_margin: float = 0.2  # the share of bot turns cut off, above the stable's quantile of it
+    gave_up_floor_seconds: float = 5.0  # a caller's stop before ready never counts against a bot sooner
+    start_wait_seconds: float = 30.0  # START_WAIT_SECONDS: the bound while the stable has no time to ready
 
     def __post_init__(self) -> None:
         if not (0.5 < self.confidence < 1.0):
@@ -143,15 +147,16 @@ class ReleaseHealth:
         """The canary's breach, judged now if it has none yet; None while it is not (yet) breached."""
         if canary in self._breaches or canary == stable:
             return self._breaches.get(canary)
-        ours, theirs = self._window(canary), self._window(stable)
-        if ours.recent.sessions < self.rule.min_canary or theirs.recent.sessions < self.rule.min_stable:
+        theirs = self._window(stable)
+        ours, start = self._counted(canary, theirs)
+        if ours.sessions < self.rule.min_canary or theirs.recent.sessions < self.rule.min_stable:
             return None
         for judge in (self._shares, self._latencies):
-            if judge(ours.recent, theirs.recent) is None:
+            if judge(ours, theirs.recent) is None:
                 continue
-            start, stable_start = ours.since, theirs.since_last(self.rule.stable_sample)
+            stable_start = theirs.since_last(self.rule.stable_sample)
             assert start is not None and stable_start is not None  # both windows hold sessions
-            found = judge(ours.recent, theirs.since_time(min(start, stable_start)))
+            found = judge(ours, theirs.since_time(min(start, stable_start)))
             if found is not None:
                 self._breaches[canary] = Breach(canary, *found)
                 return self._breaches[canary]
@@ -162,7 +167,8 @@ class ReleaseHealth:
         if breach is not None:
             return Health("breached", breach.reason)
         if release != stable:
-            seen, stable_seen = self._window(release).recent.sessions, self._window(stable).recent.sessions
+            theirs = self._window(stable)
+            seen, stable_seen = self._counted(release, theirs)[0].sessions, theirs.recent.sessions
             if seen < self.rule.min_canary or stable_seen < self.rule.min_stable:
                 return Health("watching", f"{seen} of {self.rule.min_canary} sessions judged "
                                           f"(stable: {stable_seen} of {self.rule.min_stable})")
@@ -172,6 +178,24 @@ class ReleaseHealth:
         """An operator changed this release's traffic: forget its breach and judge it afresh."""
         self._breaches.pop(release, None)
         self._windows.pop(release, None)
+
+    def stopped_waiting_bound(self, stable: str) -> float:
+        """How long a caller may wait for a bot before its stop counts as the bot's failed start: the
+        stable release's p95 time to ready, at least `gave_up_floor_seconds` (without a stable sample
+        yet: `start_wait_seconds`, the longest a start is waited for)."""
+        ready = self._window(stable).recent.ready
+        if not ready:
+            return self.rule.start_wait_seconds
+        return max(self.rule.gave_up_floor_seconds, _sample_quantile(ready, 0.95))
+
+    def _counted(self, canary: str, theirs: Window) -> tuple[Sample, float | None]:
+        """The canary's recent sessions as judged, each key's within its share (key_shares.py), and
+        when the oldest of them was observed."""
+        ours = self._window(canary)
+        kept = within_key_shares(ours.entries, theirs.entries)
+        if kept is None:
+            return ours.recent, ours.since
+        return Sample.of(kept), kept[0][0] if kept else None
 
     def _window(self, release: str) -> Window:
         window = self._windows.get(release)
@@ -222,7 +246,7 @@ class ReleaseHealth:
 
 def entry_of(outcome: SessionOutcome, at: float) -> Entry:
     """What the judge keeps of one session observed at `at`."""
-    return at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds, outcome.talk
+    return at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds, outcome.talk, outcome.key
 
 
 def _seconds(value: float) -> str:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from dispatcher.releases.conversation import Talk
 
 # (when observed, why it failed or None, ready seconds, first-audio seconds, the conversation's figures
-# or None: dispatcher/releases/conversation.py)
-Entry = tuple[float, str | None, float | None, float | None, Talk | None]
+# or None: dispatcher/releases/conversation.py, the caller's id or None: recorded before it was kept)
+Entry = tuple[float, str | None, float | None, float | None, Talk | None, str | None]
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Sample:
         return self.talked, getattr(self, signal)  # `unanswered`, `left_early`
 
     def add(self, entry: Entry, insort: bool = True) -> None:
-        _, failure, ready, first_audio, talk = entry
+        _, failure, ready, first_audio, talk, _ = entry
         self.sessions += 1
         if failure is not None:
             self.failures[failure] = self.failures.get(failure, 0) + 1
@@ -64,7 +64,7 @@ class Sample:
             self.left_early += talk.left_early
 
     def remove(self, entry: Entry) -> None:
-        _, failure, ready, first_audio, talk = entry
+        _, failure, ready, first_audio, talk, _ = entry
         self.sessions -= 1
         if failure is not None:
             self.failures[failure] -= 1
@@ -76,7 +76,7 @@ class Sample:
             self.left_early -= talk.left_early
 
     def _values(self, entry: Entry) -> list[tuple[list[float], float]]:
-        _, _, ready, first_audio, talk = entry
+        _, _, ready, first_audio, talk, _ = entry
         pairs = [(self.ready, ready), (self.first_audio, first_audio)]
         if talk is not None:
             pairs += [(self.turn_latency, talk.turn_latency), (self.cut_off, talk.cut_off)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.releases.adoption import adoption_line, as_adopted, refusal_of
 from dispatcher.releases.catalogue import Catalogue, Release
-from dispatcher.releases.choice import release_for
+from dispatcher.releases.choice import DrawKey, release_for
 from dispatcher.releases.traffic import Traffic, Version, as_changed
 from dispatcher.store.coordination import ReleaseBook
 from dispatcher.store.unavailable import StoreUnavailable
@@ -31,8 +32,12 @@ Change = Callable[[Traffic, Version], Traffic]
 
 class LiveReleases:
     def __init__(self, catalogue: Catalogue, book: ReleaseBook, *, region: str = "",
-                 key_defaults: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 key_defaults: Mapping[str, str] | None = None, clock: Callable[[], float] = time.time,
+                 draw_secret: bytes | None = None) -> None:
+        """`draw_secret`: the deployment's secret the draw is keyed with (the one that binds key names'
+        sessions); without one, a secret of this process (a lone keyless dispatcher's ids are too)."""
         self.catalogue = catalogue
+        self._draw_key = DrawKey(draw_secret or secrets.token_bytes(32))
         self._book = book
         self._region = region
         self._key_defaults = dict(key_defaults or {})
@@ -49,7 +54,7 @@ class LiveReleases:
 
     def choose(self, session_id: str, *, pinned: str | None, caller_id: str,
                drawn_by_weight: bool = True) -> tuple[Release, str]:
-        return release_for(self.traffic, self.catalogue, session_id, pinned=pinned,
+        return release_for(self.traffic, self.catalogue, session_id, self._draw_key, pinned=pinned,
                            key_default=self._key_defaults.get(caller_id), drawn_by_weight=drawn_by_weight)
 
     def version(self) -> Version:

@@ -1,10 +1,16 @@
 """One session's outcome for its release's health, from its whole timeline: what its caller got (a
 start that failed, a bot that failed, a machine that died before its bot could say, a session over
 at once), how long they waited, and how the conversation went, in the figures the bot host reported
-with its end (docs/releases.md, "What is compared")."""
+with its end (docs/releases.md, "What is compared").
+
+What the caller did is not the bot's doing: an end that followed the caller's own stop is no early
+end, and a stop before the bot was ready speaks only once the caller had waited longer than the
+stable release takes (`gave_up_after`): then it is a failed start, its wait a time to ready of at
+least that long; a quicker stop says nothing either way."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dispatcher.releases.conversation import Talk, talk_of
@@ -12,11 +18,11 @@ from dispatcher.releases.health import SessionOutcome
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 
 
-def outcome_of(events: list[dict[str, Any]]) -> SessionOutcome | None:
+def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf) -> SessionOutcome | None:
     """One session's outcome from its timeline; None when it names no release (a start refused
-    before it was a session, or one older than releases), its caller pinned it, or it is an eval's:
-    only callers' sessions the dispatcher gave a release (by weight, or by the key's configured release)
-    speak for it."""
+    before it was a session, or one older than releases), its caller pinned it, it is an eval's, or
+    its caller stopped it before its bot was ready within `gave_up_after` seconds: only callers'
+    sessions the dispatcher gave a release (by weight, or by the key's configured release) speak for it."""
     requested = next((e for e in events if e.get("event") == "requested"), None)
     if requested is None or not isinstance(requested.get("release"), str):
         return None
@@ -30,19 +36,29 @@ def outcome_of(events: list[dict[str, Any]]) -> SessionOutcome | None:
     # The machine's end speaks only where the bot did not report its own, and the caller did not stop it.
     machine = _machine_end(events) if "ended" not in at and "stop_requested" not in at else None
     never_served = machine is not None and "ready" not in at  # died at boot, or exited without serving
-    failed_start = ("failed" in at and not launched) or never_served
+    stopped, ready = at.get("stop_requested"), at.get("ready")
+    # How long the caller waited for a bot that was not ready when it stopped (None: no such stop).
+    waited = stopped - began if stopped is not None and (ready is None or ready > stopped) else None
+    hung = waited is not None and waited > gave_up_after  # longer than the stable release takes to be ready
+    failed_start = ("failed" in at and not launched) or never_served or hung
     errored = ("error" in at or ("failed" in at and launched) or _ended_badly(events)
                or (machine == "failed" and not never_served))
+    if waited is not None and not (failed_start or errored):
+        return None  # stopped before its bot could serve, and soon: no evidence for or against it
     joined = at.get("joined")
     ended = at.get("ended", at.get("machine_ended") if machine is not None else None)
+    if ended is not None and stopped is not None and stopped <= ended:
+        ended = None  # the caller's own stop ended it: how soon is the caller's choice, not the bot's failure
     return SessionOutcome(
         release=requested["release"],
         failed_start=failed_start,
         bot_error=errored,
-        ready_seconds=at["ready"] - began if "ready" in at else None,
+        # A caller who gave up on a bot never ready: it took at least that long (a censored time to ready).
+        ready_seconds=ready - began if ready is not None else waited if hung else None,
         ended_within_seconds=(ended - (joined if joined is not None else began)) if ended is not None else None,
         first_audio_seconds=at["first_audio"] - joined if "first_audio" in at and joined is not None else None,
         talk=_talk(events) if joined is not None else None,
+        key=requested["caller_id"] if isinstance(requested.get("caller_id"), str) else None,
     )
 
 

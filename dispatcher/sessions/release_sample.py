@@ -39,10 +39,12 @@ class SharedSample:
         """Records the session's outcome for the deployment; False when it was recorded already
         (its end seen twice, here or at another replica). Raises `StoreUnavailable`."""
         rule = self.health.rule
-        *first, talk = entry_of(outcome, self._clock())
+        *first, talk, key = entry_of(outcome, self._clock())
         entry: list[Any] = list(first)
-        if talk is not None:  # recorded after the four that dispatchers before conversations read
-            entry.append(talk.stored())
+        if talk is not None or key is not None:  # recorded after the four that dispatchers before conversations read
+            entry.append(talk.stored() if talk is not None else None)  # None: what those before keys read as no talk
+        if key is not None:
+            entry.append(key)
         return await self._samples.add(outcome.release, session_id, entry, keep=rule.history_cap,
                                        keep_seconds=rule.max_age_seconds)
 
@@ -80,10 +82,12 @@ class SharedSample:
 
 def _entry(raw: list[Any]) -> Entry | None:
     """A recorded entry, or None for one that is not ours (the store is written by others too); one
-    without the conversation's figures (no report of them, or recorded before them) has None there."""
+    without the conversation's figures or the caller's id (none reported, or recorded before them)
+    has None there."""
     try:
-        at, failure, ready, first_audio, *talk = raw
+        at, failure, ready, first_audio, *rest = raw
+        key = rest[1] if len(rest) > 1 and isinstance(rest[1], str) else None
         return (float(at), None if failure is None else str(failure), None if ready is None else float(ready),
-                None if first_audio is None else float(first_audio), Talk.from_stored(talk[0]) if talk else None)
+                None if first_audio is None else float(first_audio), Talk.from_stored(rest[0]) if rest else None, key)
     except (TypeError, ValueError):
         return None

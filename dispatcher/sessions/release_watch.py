@@ -44,14 +44,21 @@ REPORT_GRACE_SECONDS = 2.0
 # How often each replica judges on the sessions other replicas recorded (as often as it reads the traffic:
 # a breach completed anywhere is acted on within it, and seen everywhere within the traffic's next read).
 JUDGE_SECONDS = 1.0
+# A bot that ended on a signal was told to stop: by its caller, whose stop is written down only once the
+# machine is stopped (its bot's report comes first), or by its provider. Its judgement waits for the
+# stop's word or the machine's end, looked for this often and this long.
+STOP_LOOK_SECONDS, STOP_WAIT_SECONDS = 0.5, 60.0
 Reader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 Push = Callable[[str, str, dict[str, Any]], None]
 
 
 class ReleaseWatch:
     def __init__(self, releases: LiveReleases, sample: SharedSample, read: Reader, push: Push | None = None,
-                 *, act: bool = True) -> None:
+                 *, act: bool = True, cold_start: Callable[[], float] | None = None) -> None:
+        """`cold_start`: within how long a cold start is ready 9 times in 10 (sessions/ready_estimate.py):
+        a caller who gave up sooner is not held against a canary whose smaller reserve left it cold."""
         self._releases = releases
+        self._cold_start = cold_start
         self._act = act  # RELEASE_AUTO_ROLLBACK=off: a breach is shown and logged, traffic left alone
         self.sample = sample
         self.health = sample.health
@@ -149,7 +156,17 @@ class ReleaseWatch:
             if last.get("event") == MACHINE_ENDED and _bot_up_unheard(events):
                 await asyncio.sleep(REPORT_GRACE_SECONDS)
                 events = await self._timeline(session_id, last)
-            outcome = outcome_of(events)
+            waited = 0.0
+            while _told_to_stop_unheard(events) and waited < STOP_WAIT_SECONDS:
+                await asyncio.sleep(STOP_LOOK_SECONDS)
+                waited += STOP_LOOK_SECONDS
+                events = await self._timeline(session_id, last)
+            stable = self._releases.traffic.stable
+            await self.sample.catch_up(stable)  # its newest time to ready bounds a caller's wait
+            bound = self.health.stopped_waiting_bound(stable)
+            if self._cold_start is not None:
+                bound = max(bound, self._cold_start())
+            outcome = outcome_of(events, gave_up_after=bound)
             if outcome is None or not await self.sample.add(session_id, outcome):
                 return  # no release of its own to speak for, or judged already (here or at another replica)
         except Exception as exc:  # the store: this session goes unjudged, never wrongly judged
@@ -223,6 +240,13 @@ def judged_afresh(before: Traffic, after: Traffic, breached: Callable[[str], boo
 def live_canaries(traffic: Traffic) -> set[str]:
     """The releases a breach would be acted on for: taking traffic, other than the stable release."""
     return {name for name, weight in traffic.weights.items() if weight > 0 and name != traffic.stable}
+
+
+def _told_to_stop_unheard(events: list[dict[str, Any]]) -> bool:
+    """The bot ended on a signal, and neither a stop nor the machine's end is written down yet."""
+    kinds = {e.get("event") for e in events}
+    signalled = any(e.get("event") == "ended" and e.get("reason") == "signal" for e in events)
+    return signalled and "stop_requested" not in kinds and MACHINE_ENDED not in kinds
 
 
 def _bot_up_unheard(events: list[dict[str, Any]]) -> bool:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from dispatcher.api.auth import caller_of
-from dispatcher.releases.choice import drawn
+from dispatcher.releases.choice import DrawKey, drawn
 from dispatcher.releases.traffic import Traffic
 from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import hash_api_key
@@ -29,11 +29,13 @@ ADMIN_KEY, CLIENT_KEY = "smoke-admin-key-0123456789", "smoke-client-key-01234567
 ADMIN, CLIENT = {"Authorization": f"Bearer {ADMIN_KEY}"}, {"Authorization": f"Bearer {CLIENT_KEY}"}
 WAIT = 240.0  # a bot's first import of Pipecat on a busy machine: a safety net, never what is checked
 CANARY = 50
+# The deployment's secret: the draw is keyed with it, so only a test that holds it can tell a start's release ahead.
+TOKEN = "smoke-deployment-secret-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    env = smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY)
+    env = {**smoke_env(CANARY, CLIENT_KEY, ADMIN_KEY), "BOT_CHANNEL_TOKEN": TOKEN}
     with run_dispatcher(tmp_path_factory.mktemp("smoke"), env) as running:
         yield running
 
@@ -49,7 +51,7 @@ def drawing(release: str, taken: set[str]) -> str:
     weights = Traffic({"stable": 100 - CANARY, "next": CANARY, "broken": 0}, "stable", (1, ""))
     for n in range(1000):
         key = f"draw-{release}-{n}"
-        if key not in taken and drawn(weights, new_session_id(owner, key)) == release:
+        if key not in taken and drawn(weights, new_session_id(owner, key), DrawKey(TOKEN.encode())) == release:
             taken.add(key)
             return key
     raise AssertionError("no key draws it")

@@ -1,6 +1,6 @@
 """A start at one replica that claims an idle bot another replica holds is the session of the release
 the start chose, the release the bot was launched from: in the start's answer, in the session's status
-at both replicas, and in what each replica counts running by release (`GET /status`, `GET /releases`)."""
+at both replicas, and in what every replica counts running by release (`GET /status`, `GET /releases`)."""
 
 from __future__ import annotations
 
@@ -40,14 +40,15 @@ def test_a_bot_claimed_at_another_replica_serves_the_release_it_was_launched_fro
         assert started.json()["release"] == "stable", started.text
         for replica in (starter, holder):
             assert get(replica, f"/sessions/{session_id}").json()["release"] == "stable"
-        # Counted under its release where its bot runs (local bots: each replica counts its own
-        # processes, and says so), and nowhere under a release the deployment does not list.
-        for replica, running in ((holder, 1), (starter, 0)):
+        # Counted under its release at every replica (local bots are each replica's own processes: each
+        # publishes its own, and every replica counts them all), and nowhere under a release the
+        # deployment does not list.
+        for replica in (holder, starter):
             # `status` is a sample a few seconds old at most: the claim shows in the next one.
-            wait_until(lambda r=replica, n=running: admin("GET", r, "/status").json()["sessions"]["running"] == n,
-                       "the claimed bot counted where it runs", timeout=20, detail=fleet.logs)
+            wait_until(lambda r=replica: admin("GET", r, "/status").json()["sessions"]["running"] == 1,
+                       "the claimed bot counted at every replica", timeout=20, detail=fleet.logs)
             status = admin("GET", replica, "/status").json()
-            assert status["sessions"]["by_release"] == ({"stable": running} if running else {}), status
-            assert status["scope"]["sessions"] == "replica", status["scope"]
+            assert status["sessions"]["by_release"] == {"stable": 1}, status
+            assert status["scope"]["sessions"] == "region", status["scope"]
             live = {name: r["live_sessions"] for name, r in listed_releases(replica).items()}
-            assert live == {"stable": running, "next": 0}, live
+            assert live == {"stable": 1, "next": 0}, live

@@ -228,7 +228,10 @@ async def history(request: Request, _: Admin, limit: Annotated[int, Query(ge=1, 
 
 
 async def _view(state: AppState, traffic: Traffic) -> dict[str, Any]:
-    live = Counter(m.release or DEFAULT_RELEASE for m in await state.machines.list() if m.state.is_active)
+    # The deployment's sessions (local bots: every replica's, as `GET /status` counts them).
+    running = (await state.status.running.running())[0] if state.status is not None else [
+        m for m in await state.machines.list() if m.state.is_active]
+    live = Counter(m.release or DEFAULT_RELEASE for m in running)
     idle = await state.reserve.idle_by_release() if state.reserve is not None else {}
     health = state.release_health
     return {

@@ -71,5 +71,35 @@ def test_the_bots_own_account_or_the_callers_stop_outweighs_the_machines_end() -
                                    ("machine_ended", 108.2, {"state": "failed", "detail": "exit code 3"})))
     assert reported is not None and reported.failure is None
     stopped = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("stop_requested", 100.5, {}),
-                                  ("machine_ended", 100.7, {"state": "ended", "detail": "stopped"})))
-    assert stopped is not None and stopped.failure is None
+                                  ("machine_ended", 100.7, {"state": "ended", "detail": "stopped"})), gave_up_after=5.0)
+    assert stopped is None  # stopped at once: says nothing of its bot, for it or against it
+
+
+def test_a_caller_who_stops_a_ready_bot_at_once_is_no_early_end_of_its_release() -> None:
+    # The caller's own hang-up (DELETE) a second after ready: its choice, not its bot's failure.
+    stopped = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 101.2, {}), ("joined", 101.3, {}),
+                                  ("stop_requested", 101.9, {}), ("ended", 101.96, {"reason": "signal"}),
+                                  ("machine_ended", 103.6, {"state": "ended", "detail": "stopped"})),
+                         gave_up_after=5.0)
+    assert stopped is not None and stopped.failure is None and stopped.ready_seconds is not None
+    # The same session ended by its bot before any stop is a failure of the release.
+    by_itself = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 101.2, {}), ("joined", 101.3, {}),
+                                    ("ended", 101.96, {"reason": "peer_disconnected"}), ("stop_requested", 102.5, {})),
+                           gave_up_after=5.0)
+    assert by_itself is not None and by_itself.failure == "ended early"
+
+
+def test_a_caller_who_gave_up_on_a_bot_never_ready_after_the_bound_is_a_failed_start_censored_at_its_wait() -> None:
+    hung = outcome_of(timeline(REQUESTED, ("launched", 104.2, {}), ("stop_requested", 118.1, {}),
+                               ("machine_ended", 118.3, {"state": "ended", "detail": "stopped"})), gave_up_after=9.0)
+    assert hung is not None and hung.failure == "failed to start"
+    assert hung.ready_seconds is not None and round(hung.ready_seconds, 3) == 18.1  # at least that long
+    sooner = outcome_of(timeline(REQUESTED, ("launched", 104.2, {}), ("stop_requested", 108.1, {}),
+                                 ("machine_ended", 108.3, {"state": "ended", "detail": "stopped"})), gave_up_after=9.0)
+    assert sooner is None  # within what the stable release takes: neither good nor bad
+
+
+def test_the_callers_id_is_kept_with_its_outcome() -> None:
+    requested = ("requested", 100.0, {"release": "next", "caller_id": "0123456789abcdef"})
+    outcome = outcome_of(timeline(requested, ("launched", 100.1, {}), ("ready", 101.0, {}), ("ended", 130.0, {})))
+    assert outcome is not None and outcome.key == "0123456789abcdef"
