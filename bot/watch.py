@@ -27,6 +27,8 @@ from pipecat.pipeline.worker import PipelineWorker
 
 from bot.pipeline_errors import transport_failed
 from bot.usage_meter import UsageMeter, with_usage_metrics
+from bot.vendor_end import GEMINI_LOGGER, VendorEnd, VendorWatch
+from bot.vendor_goodbye import Goodbye
 
 if TYPE_CHECKING:  # aiortc's: a phone-only bot host may not have it
     from bot.transport_meter import TransportMeter
@@ -50,6 +52,12 @@ class SessionWatch:
         self.usage = UsageMeter()  # the services' usage metrics, summed for the `ended` report
         self.transport: TransportMeter | None = None  # a WebRTC call's connection (bot/transport_meter.py)
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
+        # A converged bot's vendor gone for good (bot/vendor_end.py): the caller is told, then the
+        # session ends (bot/user_session.py) with the end as its reason's detail.
+        self.vendor = VendorWatch()
+        self.goodbye = Goodbye()
+        self.on_vendor_end: Callable[[VendorEnd], None] | None = None
+        self.collapsed = 0  # the vendor's end's later errors, left out of the reports
 
     def install(self) -> None:
         """Attaches this watch to every `PipelineWorker` built from now on (the class is patched once
@@ -68,7 +76,7 @@ class SessionWatch:
                 original(worker, *args, **kwargs)
                 return
             kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), watch.usage,
-                                   *watch.observers]
+                                   watch.goodbye, *watch.observers]
             with_usage_metrics(kwargs)  # the services count their use (bot/usage_meter.py)
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
@@ -99,6 +107,14 @@ class SessionWatch:
         report.add_done_callback(self._reports.discard)
 
     async def _report(self, reason: str, detail: str) -> None:
+        ended = self.vendor.ended
+        if ended is not None and detail.split(":", 1)[0].startswith(ended.processor):
+            self.collapsed += 1  # one cause: each send to a closed socket fails after it
+            return
+        if (end := self.vendor.judge(detail)) is not None:
+            self.vendor.ended = end
+            reason, detail = end.kind.value, end.detail
+            self._vendor_gone(end)
         self.errors += 1
         if self.on_error is not None and self.errors <= MAX_ERROR_REPORTS:
             if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
@@ -109,6 +125,22 @@ class SessionWatch:
                 logger.exception("error report failed")
         if reason == "unusable" and transport_failed(detail):  # no media at all: end it now, not at the join deadline
             self._transport_failed(detail)
+
+    def _vendor_gone(self, end: VendorEnd) -> None:
+        """The caller hears that the assistant is gone, then the session ends: never a silent line."""
+        logger.error(f"session cannot go on: {end.detail}")
+
+        async def goodbye() -> None:
+            try:
+                await self.goodbye.say(end.unreachable)
+            except Exception:  # the session still ends: silence is what the caller had anyway
+                logger.exception("the vendor's end could not be said to the caller")
+            if self.on_vendor_end is not None:
+                self.on_vendor_end(end)
+
+        ending = asyncio.get_running_loop().create_task(goodbye(), name="vendor-goodbye")
+        self._reports.add(ending)
+        ending.add_done_callback(self._reports.discard)
 
     def _transport_failed(self, detail: str) -> None:
         """Nobody can join a session whose transport failed its set-up: the session ends now, failed
@@ -167,6 +199,12 @@ def _watch_task_crashes() -> None:
 
     watched = (TASK_MANAGER_LOGGER, EVENT_HANDLER_LOGGER)
     _crash_sink = logger.add(sink, level="ERROR", format="{message}", filter=lambda record: record["name"] in watched)
+
+    def gemini(message: Any) -> None:  # its connections' story: a refused resumption is told by it
+        if (watch := _current) is not None:
+            watch.vendor.logged(str(message.record["message"]))
+
+    logger.add(gemini, level="INFO", format="{message}", filter=lambda record: record["name"] == GEMINI_LOGGER)
 
 
 class _FirstAudio(BaseObserver):
