@@ -26,6 +26,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 
 from bot.pipeline_errors import transport_failed
+from bot.slow_answer import SlowAnswers
 from bot.usage_meter import UsageMeter, with_usage_metrics
 from bot.vendor_end import GEMINI_LOGGER, VendorEnd, VendorWatch
 from bot.vendor_goodbye import Goodbye
@@ -56,6 +57,7 @@ class SessionWatch:
         # session ends (bot/user_session.py) with the end as its reason's detail.
         self.vendor = VendorWatch()
         self.goodbye = Goodbye()
+        self.slow = SlowAnswers()  # a converged model's slow answers, for the timeline (`slow_answer`)
         self.on_vendor_end: Callable[[VendorEnd], None] | None = None
         self.collapsed = 0  # the vendor's end's later errors, left out of the reports
 
@@ -76,7 +78,7 @@ class SessionWatch:
                 original(worker, *args, **kwargs)
                 return
             kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), watch.usage,
-                                   watch.goodbye, *watch.observers]
+                                   watch.goodbye, watch.slow, *watch.observers]
             with_usage_metrics(kwargs)  # the services count their use (bot/usage_meter.py)
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
