@@ -24,6 +24,8 @@ _GEMINI_CONNECTED = "Connected to Gemini service"
 _SOCKET_CLOSED = re.compile(r"\b(received|sent) \d{4} \(")
 _HTTP_REFUSAL = re.compile(r"\bHTTP \d{3}\b")
 _CLOSE_CODE = re.compile(r"^\d{4} ")  # google-genai's `1007 None. Request contains an invalid argument.`
+VENDORS = {"OpenAIRealtimeLLMService": "OpenAI Realtime", "GeminiLiveLLMService": "Gemini Live",
+           "GrokRealtimeLLMService": "xAI Grok Voice", "AzureRealtimeLLMService": "Azure OpenAI Realtime"}
 
 
 class VendorEndKind(enum.StrEnum):
@@ -93,8 +95,7 @@ class VendorWatch:
             return None
         if kind is None:
             return None
-        vendor = "Gemini Live" if service.startswith("Gemini") else service.removesuffix("LLMService")
-        said = f"{vendor} {kind.what}"
+        said = f"{VENDORS.get(service, service.removesuffix('LLMService'))} {kind.what}"
         if kind is VendorEndKind.RESUMPTION_REFUSED:
             said += f" (after {self.resuming_after})"
         return VendorEnd(kind, name, bounded(f"{said}: {detail}"))

@@ -27,6 +27,7 @@ def test_openai_errors_tell_its_end_from_an_error_it_goes_on_after(detail: str, 
     end = VendorWatch().judge(detail)
     assert (end.kind if end else None) is kind
     if end is not None:
+        assert end.detail.startswith(f"OpenAI Realtime {kind.what}: ") if kind else False
         assert end.detail.endswith(detail) and end.processor == OPENAI
 
 
