@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from bot.pipeline_errors import bounded
 
 GEMINI_LOGGER = "pipecat.services.google.gemini_live.llm"
-_GEMINI_CLOSED = re.compile(r"Connection error \(failure \d+/\d+\): (?P<error>.*)", re.DOTALL)
+GEMINI_CLOSED = re.compile(r"Connection error \(failure \d+/\d+\): (?P<error>.*)", re.DOTALL)
 _GEMINI_RESUMING = "Connecting to Gemini service with session_resumption_handle"
-_GEMINI_CONNECTED = "Connected to Gemini service"
+GEMINI_CONNECTED = "Connected to Gemini service"
 # The websockets library's words for a closed connection: `received 1001 (going away) …; then sent …`.
 _SOCKET_CLOSED = re.compile(r"\b(received|sent) \d{4} \(")
 _HTTP_REFUSAL = re.compile(r"\bHTTP \d{3}\b")
@@ -76,11 +76,11 @@ class VendorWatch:
 
     def logged(self, message: str) -> None:
         """A line of Pipecat's Gemini Live service (`GEMINI_LOGGER`)."""
-        if (closed := _GEMINI_CLOSED.fullmatch(message)) is not None:
+        if (closed := GEMINI_CLOSED.fullmatch(message)) is not None:
             self._closed = closed["error"]
         elif message.startswith(_GEMINI_RESUMING):
             self.resuming_after = self._closed or "its connection ended"
-        elif message.startswith(_GEMINI_CONNECTED):
+        elif message.startswith(GEMINI_CONNECTED):
             self.connected, self.resuming_after, self._closed = True, None, None
 
     def judge(self, detail: str) -> VendorEnd | None:

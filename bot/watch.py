@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from pipecat.frames.frames import BotStartedSpeakingFrame
+from pipecat.frames.frames import BotStartedSpeakingFrame, Frame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 
+from bot.answer_again import AnswerAgain
 from bot.pipeline_errors import transport_failed
 from bot.slow_answer import SlowAnswers
 from bot.usage_meter import UsageMeter, with_usage_metrics
@@ -58,6 +59,7 @@ class SessionWatch:
         self.vendor = VendorWatch()
         self.goodbye = Goodbye()
         self.slow = SlowAnswers()  # a converged model's slow answers, for the timeline (`slow_answer`)
+        self.again = AnswerAgain(self._queue)  # an answer Gemini's connection cut, asked for once resumed
         self.on_vendor_end: Callable[[VendorEnd], None] | None = None
         self.collapsed = 0  # the vendor's end's later errors, left out of the reports
 
@@ -78,7 +80,7 @@ class SessionWatch:
                 original(worker, *args, **kwargs)
                 return
             kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), watch.usage,
-                                   watch.goodbye, watch.slow, *watch.observers]
+                                   watch.goodbye, watch.slow, watch.again, *watch.observers]
             with_usage_metrics(kwargs)  # the services count their use (bot/usage_meter.py)
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
@@ -87,6 +89,10 @@ class SessionWatch:
 
         init.watched = True  # type: ignore[attr-defined]
         PipelineWorker.__init__ = init  # type: ignore[method-assign,assignment]
+
+    async def _queue(self, frame: Frame) -> None:
+        for worker in self.workers:
+            await worker.queue_frame(frame)
 
     async def _idle(self, worker: object) -> None:
         if self.on_idle_timeout is not None:
@@ -202,9 +208,10 @@ def _watch_task_crashes() -> None:
     watched = (TASK_MANAGER_LOGGER, EVENT_HANDLER_LOGGER)
     _crash_sink = logger.add(sink, level="ERROR", format="{message}", filter=lambda record: record["name"] in watched)
 
-    def gemini(message: Any) -> None:  # its connections' story: a refused resumption is told by it
+    def gemini(message: Any) -> None:  # its connections' story: a refused resumption, a cut answer
         if (watch := _current) is not None:
             watch.vendor.logged(str(message.record["message"]))
+            watch.again.logged(str(message.record["message"]))
 
     logger.add(gemini, level="INFO", format="{message}", filter=lambda record: record["name"] == GEMINI_LOGGER)
 
