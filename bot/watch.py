@@ -8,6 +8,8 @@ the output transport push `BotStartedSpeakingFrame` (the bot's speech starting t
 not inferred from a queued frame), the worker's own `on_idle_timeout` and `on_pipeline_error`
 events, and the crash of a task a processor started or of an event handler (seen in Pipecat's log:
 bot/pipeline_errors.py, bot/handler_errors.py), and the services' usage metrics (bot/usage_meter.py).
+A converged bot's vendor is watched too: its end told to the caller (bot/vendor_end.py), a slow answer
+(bot/slow_answer.py), an answer a resumption cut (bot/answer_again.py).
 The user's code is unchanged and sees nothing of it.
 """
 
