@@ -456,8 +456,9 @@ def assigned_ice(config: BotConfig, assignment: Assignment) -> IceSettings:
 
 def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
     """Reports `first_audio` when the bot's speech starts playing to the caller (bot.watch), each
-    pipeline error as `error` (the dispatcher shows it in the session's timeline and status), and the
-    conversation's figures with the session's end."""
+    pipeline error as `error` (the dispatcher shows it in the session's timeline and status), a
+    converged model's slow answer as `slow_answer` (bot/slow_answer.py), and the conversation's
+    figures with the session's end."""
 
     async def first_audio() -> None:
         await channel.report("first_audio")
@@ -465,8 +466,12 @@ def report_first_audio(watch: SessionWatch, channel: ChannelSession) -> None:
     async def error(reason: str, detail: str) -> None:
         await channel.report("error", reason=reason, detail=detail)
 
+    async def slow_answer(detail: str) -> None:
+        await channel.report("slow_answer", detail=detail)
+
     watch.on_first_audio = first_audio
     watch.on_error = error
+    watch.slow.on_slow = slow_answer
     observe_conversation(watch, channel)
 
 

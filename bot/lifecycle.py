@@ -29,6 +29,7 @@ class EndReason(enum.StrEnum):
     BOT_FAILED = "bot_failed"  # the user's bot file is broken: import, `bot`, bot() raised or returned at once
     CHANNEL_LOST = "channel_lost"  # a reserve bot lost (or never got) its channel to the dispatcher
     RESERVE_EXPIRED = "reserve_expired"  # a reserve bot idle past BOT_MAX_IDLE_SECONDS: retired
+    VENDOR_ENDED = "vendor_ended"  # a converged bot's vendor ended its session: the caller was told (bot/vendor_end.py)
 
     @property
     def exit_code(self) -> int:

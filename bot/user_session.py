@@ -20,6 +20,7 @@ from loguru import logger
 from bot import tracing
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.user_bot import UserBot, describe, raised_where
+from bot.vendor_end import VendorEnd
 from bot.watch import SessionWatch
 
 if TYPE_CHECKING:
@@ -55,6 +56,11 @@ class UserBotSession:
         self._task: asyncio.Task[None] | None = None
         watch.on_idle_timeout = self._idle  # before the worker cancels itself and the peer goes
         watch.on_transport_failed = self._transport_failed
+        watch.on_vendor_end = self._vendor_ended
+
+    def _vendor_ended(self, end: VendorEnd) -> None:
+        # The caller has heard that the assistant is gone (bot/vendor_goodbye.py): nothing more can be said.
+        self.lifecycle.end(EndReason.VENDOR_ENDED, end.detail)
 
     def _transport_failed(self, detail: str) -> None:
         # The bot built a transport that cannot run (a Daily room of None: the detail says where the

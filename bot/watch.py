@@ -8,6 +8,8 @@ the output transport push `BotStartedSpeakingFrame` (the bot's speech starting t
 not inferred from a queued frame), the worker's own `on_idle_timeout` and `on_pipeline_error`
 events, and the crash of a task a processor started or of an event handler (seen in Pipecat's log:
 bot/pipeline_errors.py, bot/handler_errors.py), and the services' usage metrics (bot/usage_meter.py).
+A converged bot's vendor is watched too: its end told to the caller (bot/vendor_end.py), a slow answer
+(bot/slow_answer.py), an answer a resumption cut (bot/answer_again.py).
 The user's code is unchanged and sees nothing of it.
 """
 
@@ -21,12 +23,16 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from pipecat.frames.frames import BotStartedSpeakingFrame
+from pipecat.frames.frames import BotStartedSpeakingFrame, Frame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 
+from bot.answer_again import AnswerAgain
 from bot.pipeline_errors import transport_failed
+from bot.slow_answer import SlowAnswers
 from bot.usage_meter import UsageMeter, with_usage_metrics
+from bot.vendor_end import GEMINI_LOGGER, VendorEnd, VendorWatch
+from bot.vendor_goodbye import Goodbye
 
 if TYPE_CHECKING:  # aiortc's: a phone-only bot host may not have it
     from bot.transport_meter import TransportMeter
@@ -50,6 +56,14 @@ class SessionWatch:
         self.usage = UsageMeter()  # the services' usage metrics, summed for the `ended` report
         self.transport: TransportMeter | None = None  # a WebRTC call's connection (bot/transport_meter.py)
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
+        # A converged bot's vendor gone for good (bot/vendor_end.py): the caller is told, then the
+        # session ends (bot/user_session.py) with the end as its reason's detail.
+        self.vendor = VendorWatch()
+        self.goodbye = Goodbye()
+        self.slow = SlowAnswers()  # a converged model's slow answers, for the timeline (`slow_answer`)
+        self.again = AnswerAgain(self._queue)  # an answer Gemini's connection cut, asked for once resumed
+        self.on_vendor_end: Callable[[VendorEnd], None] | None = None
+        self.collapsed = 0  # the vendor's end's later errors, left out of the reports
 
     def install(self) -> None:
         """Attaches this watch to every `PipelineWorker` built from now on (the class is patched once
@@ -68,7 +82,7 @@ class SessionWatch:
                 original(worker, *args, **kwargs)
                 return
             kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), watch.usage,
-                                   *watch.observers]
+                                   watch.goodbye, watch.slow, watch.again, *watch.observers]
             with_usage_metrics(kwargs)  # the services count their use (bot/usage_meter.py)
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
@@ -77,6 +91,10 @@ class SessionWatch:
 
         init.watched = True  # type: ignore[attr-defined]
         PipelineWorker.__init__ = init  # type: ignore[method-assign,assignment]
+
+    async def _queue(self, frame: Frame) -> None:
+        for worker in self.workers:
+            await worker.queue_frame(frame)
 
     async def _idle(self, worker: object) -> None:
         if self.on_idle_timeout is not None:
@@ -99,6 +117,14 @@ class SessionWatch:
         report.add_done_callback(self._reports.discard)
 
     async def _report(self, reason: str, detail: str) -> None:
+        ended = self.vendor.ended
+        if ended is not None and detail.split(":", 1)[0].startswith(ended.processor):
+            self.collapsed += 1  # one cause: each send to a closed socket fails after it
+            return
+        if (end := self.vendor.judge(detail)) is not None:
+            self.vendor.ended = end
+            reason, detail = end.kind.value, end.detail
+            self._vendor_gone(end)
         self.errors += 1
         if self.on_error is not None and self.errors <= MAX_ERROR_REPORTS:
             if reason == "unusable":  # deaf or mute from now on: the session's own log says so too
@@ -109,6 +135,22 @@ class SessionWatch:
                 logger.exception("error report failed")
         if reason == "unusable" and transport_failed(detail):  # no media at all: end it now, not at the join deadline
             self._transport_failed(detail)
+
+    def _vendor_gone(self, end: VendorEnd) -> None:
+        """The caller hears that the assistant is gone, then the session ends: never a silent line."""
+        logger.error(f"session cannot go on: {end.detail}")
+
+        async def goodbye() -> None:
+            try:
+                await self.goodbye.say(end.unreachable)
+            except Exception:  # the session still ends: silence is what the caller had anyway
+                logger.exception("the vendor's end could not be said to the caller")
+            if self.on_vendor_end is not None:
+                self.on_vendor_end(end)
+
+        ending = asyncio.get_running_loop().create_task(goodbye(), name="vendor-goodbye")
+        self._reports.add(ending)
+        ending.add_done_callback(self._reports.discard)
 
     def _transport_failed(self, detail: str) -> None:
         """Nobody can join a session whose transport failed its set-up: the session ends now, failed
@@ -167,6 +209,13 @@ def _watch_task_crashes() -> None:
 
     watched = (TASK_MANAGER_LOGGER, EVENT_HANDLER_LOGGER)
     _crash_sink = logger.add(sink, level="ERROR", format="{message}", filter=lambda record: record["name"] in watched)
+
+    def gemini(message: Any) -> None:  # its connections' story: a refused resumption, a cut answer
+        if (watch := _current) is not None:
+            watch.vendor.logged(str(message.record["message"]))
+            watch.again.logged(str(message.record["message"]))
+
+    logger.add(gemini, level="INFO", format="{message}", filter=lambda record: record["name"] == GEMINI_LOGGER)
 
 
 class _FirstAudio(BaseObserver):

@@ -81,10 +81,11 @@ METHOD_STOP = "stop"
 # included) is the answer, so every bot, of any version, answers it.
 METHOD_PING = "ping"
 
-ReportEvent = Literal["ready", "joined", "first_audio", "error", "ended"]
+ReportEvent = Literal["ready", "joined", "first_audio", "error", "slow_answer", "ended"]
 # `error`: the pipeline reported a fatal error (a service that can no longer do its job), with its
-# `detail`; the session may still be up. A dispatcher that predates it logs the frame and drops it.
-REPORT_EVENTS: tuple[str, ...] = ("ready", "joined", "first_audio", "error", "ended")
+# `detail`; the session may still be up. `slow_answer`: a speech-to-speech model answered a turn late
+# (bot/slow_answer.py), its `detail` says how late. A dispatcher that predates one logs the frame and drops it.
+REPORT_EVENTS: tuple[str, ...] = ("ready", "joined", "first_audio", "error", "slow_answer", "ended")
 
 
 class ProtocolError(ValueError):

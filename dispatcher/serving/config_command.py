@@ -27,7 +27,7 @@ from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import deprecated, misspelt, nearest, spelt_as_key
 from voicefleet_settings.model import Setting
 from voicefleet_settings.names import by_name, meaning
-from voicefleet_settings.read import setting_choice
+from voicefleet_settings.read import setting_choice, setting_int, setting_text
 
 USAGE = "usage: voicefleet config check | explain NAME | diff [--stack NAME]"
 STACK_TOOL = "stacks.tools.config_check"
@@ -38,6 +38,10 @@ CONFIG_STDIN = "--config-stdin"
 # The stack's program runs under mocks: seconds on a busy machine (the clouds' SDKs import), never minutes.
 STACK_TIMEOUT_SECONDS = 300
 WIDTH = 100  # a meaning is a paragraph: wrapped for a terminal
+# A local BOT_FILE's realtime vendor caps: read by the stacks' tool (the same words as the plan's), in a
+# process of its own, as the dispatcher imports nothing of the stacks. It parses files: seconds at most.
+CAPS_TOOL = "stacks.tools.session_caps"
+CAPS_TIMEOUT_SECONDS = 60
 
 
 def faults(resolved: Resolved) -> list[str]:
@@ -131,6 +135,20 @@ def overrides_apart(argv: list[str], stdin: TextIO) -> tuple[list[str], list[str
     return rest, items
 
 
+def session_cap_notes(env: Mapping[str, str]) -> list[str]:
+    """The caps of BOT_FILE's realtime vendor that MAX_SESSION_SECONDS outlasts and Pipecat does not carry a
+    call past, one note each; none without a BOT_FILE, outside a checkout that has the stacks, or on a fault."""
+    bot_file = setting_text(env, "BOT_FILE")
+    if not bot_file or importlib.util.find_spec("stacks") is None:
+        return []
+    command = [sys.executable, "-m", CAPS_TOOL, bot_file, str(setting_int(env, "MAX_SESSION_SECONDS"))]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=CAPS_TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        return []
+    return done.stdout.splitlines() if done.returncode == 0 else []
+
+
 def stack_check(argv: list[str], stdin: TextIO = sys.stdin) -> int:
     """`… --stack NAME`: the stack's dispatcher environment, checked by the stacks' tool (its exit code).
     `--config` values (a mistaken secret among them) reach it on its stdin, never on its command line."""
@@ -165,6 +183,8 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
             print(line)
         if not found:
             print(f"configuration good (profile {resolved.profile}, size {resolved.size or 'unset'})")
+            for line in session_cap_notes(resolved.env):  # said, not refused: a bot may renew its session
+                print(f"note: {line}")
         return 1 if found else 0
     if len(argv) == 2 and argv[0] == "explain":
         name = argv[1].strip().upper()

@@ -11,7 +11,8 @@ Gemini Live (optional: GEMINI_LIVE_MODEL; the google-genai SDK's own GOOGLE_GEMI
 another endpoint, always over TLS). BOT_SYSTEM_PROMPT for either. A private endpoint, or a local fake
 in tests and benchmarks, takes the URL alone. The model's server VAD finds the end of each turn, so the
 bot runs no VAD itself. OpenAI caps a session at 60 minutes; Gemini a connection at about 10, and
-Pipecat resumes the session on a new one (docs/converged.md).
+Pipecat resumes the session on a new one, and an audio-only session at 15 minutes unless its context
+window is compressed, which this bot turns on (docs/converged.md).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.runner.types import DailyRunnerArguments, RunnerArguments
 from pipecat.runner.utils import create_transport
-from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
+from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
@@ -52,7 +53,11 @@ def build_llm(env: Mapping[str, str]) -> OpenAIRealtimeLLMService | GeminiLiveLL
 
 
 def build_gemini(env: Mapping[str, str]) -> GeminiLiveLLMService:
-    settings = GeminiLiveLLMService.Settings(system_instruction=env.get("BOT_SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT)
+    settings = GeminiLiveLLMService.Settings(
+        system_instruction=env.get("BOT_SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT,
+        # Without it Gemini ends an audio-only session at 15 minutes, past any resumption.
+        context_window_compression=ContextWindowCompressionParams(enabled=True),
+    )
     if env.get("GEMINI_LIVE_MODEL"):
         settings.model = env["GEMINI_LIVE_MODEL"]
     return GeminiLiveLLMService(api_key=env["GOOGLE_API_KEY"], settings=settings)

@@ -15,27 +15,10 @@ from pathlib import Path
 
 import pulumi
 
-from images.project_imports import imported_modules
 from stacks.config.bot import PULUMI_PROJECT_ROOT
 from stacks.config.model import Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE
-from stacks.config.realtime_caps import RealtimeCap, caps_of
-
-
-def over_cap(max_session_seconds: int, project: Path) -> list[RealtimeCap]:
-    """The caps of the bot's realtime services that `maxSessionSeconds` exceeds."""
-    modules = set(imported_modules(project))
-    return [cap for cap in caps_of(modules) if max_session_seconds > cap.cap_seconds]
-
-
-def said(cap: RealtimeCap, max_session_seconds: int, location: str) -> str:
-    head = (f"voicefleet:maxSessionSeconds = {max_session_seconds} is longer than {cap.vendor}'s session cap of "
-            f"{cap.cap_seconds} s ({cap.source}); voicefleet:botProject = {location!r} uses {cap.service}")
-    if cap.pipecat_continues:
-        return f"{head}: Pipecat reconnects and resumes it by itself (docs/converged.md)"
-    return (f"{head}, which Pipecat does not carry past the cap: the vendor ends the call there. Set "
-            f"maxSessionSeconds to at most {cap.cap_seconds} (`pulumi config set maxSessionSeconds "
-            f"{cap.cap_seconds}`), or have the bot start a new session before the cap (docs/converged.md)")
+from stacks.config.realtime_cap_notes import over_cap, said
 
 
 def check(settings: Settings) -> None:

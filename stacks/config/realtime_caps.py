@@ -1,6 +1,9 @@
 """How long each hosted speech-to-speech vendor lets one session (or connection) last, and whether the
 pinned Pipecat carries a call past it itself. Figures from the vendors' pages and reported practice
-(docs/converged.md cites each); `module` is where Pipecat 1.14 keeps the service."""
+(docs/converged.md cites each); `module` is where Pipecat 1.14 keeps the service. A vendor may have two
+caps (Gemini Live: its connection's, which Pipecat resumes past, and its session's without context
+window compression, which nothing carries a call past); `lifted_by` names the bot's setting that
+lifts one."""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ class RealtimeCap:
     cap_seconds: int
     pipecat_continues: bool  # Pipecat reconnects or resumes by itself, so the call outlives the cap
     source: str
+    limit: str = ""  # what the cap is of, where not the whole session, in the notes' words
+    # The service's keyword whose use in the bot's own code lifts the cap (its setting turned on).
+    lifted_by: str | None = None
 
 
 CAPS: tuple[RealtimeCap, ...] = (
@@ -23,7 +29,11 @@ CAPS: tuple[RealtimeCap, ...] = (
     RealtimeCap("xAI Grok Voice", "GrokRealtimeLLMService", "pipecat.services.xai.realtime", 1800, False,
                 "https://docs.x.ai/developers/models/voice-agent-api"),
     RealtimeCap("Gemini Live", "GeminiLiveLLMService", "pipecat.services.google.gemini_live", 600, True,
-                "https://docs.cloud.google.com/vertex-ai/generative-ai/docs/live-api/start-manage-session"),
+                "https://ai.google.dev/gemini-api/docs/live-session",
+                "per connection, a goAway about 60 s before; a resumption handle lasts 2 hours"),
+    RealtimeCap("Gemini Live", "GeminiLiveLLMService", "pipecat.services.google.gemini_live", 900, False,
+                "https://ai.google.dev/gemini-api/docs/live-session",
+                "an audio-only session without context window compression", "context_window_compression"),
     RealtimeCap("AWS Nova Sonic", "AWSNovaSonicLLMService", "pipecat.services.aws.nova_sonic", 480, True,
                 "https://docs.aws.amazon.com/guidance/latest/agentic-vehicle-experience-on-aws/nova-sonic-voice.md"),
 )  # fmt: skip

@@ -17,8 +17,9 @@ Cannot find field.`; a wrong key: `API key not valid. Please pass a valid API ke
 that is not `setup`: `Request contains an invalid argument.`), and 1008 for a model it does not serve.
 Google publishes no words for a refused resumption handle: `refuse_resumption` picks the close.
 
-The fake hears only real sound (RMS above comfort noise) and answers each turn with `answer_seconds`
-of a tone after `delay_seconds` (the scripted model time a benchmark subtracts).
+The fake hears only real sound (RMS above comfort noise) and answers each turn (or realtime text)
+with `answer_seconds` of a tone after `delay_seconds` (the scripted model time a benchmark subtracts),
+all at once or, `paced`, in real time.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class FakeGeminiLive:
         speech_seconds: float = 0.3,
         silence_seconds: float = 0.5,
         models: tuple[str, ...] = MODELS,
+        paced: bool = False,
     ) -> None:
         self.url = ""  # https://host:port (the SDK dials wss:// there), set by the fixture that serves it
         self.ca: Path | None = None  # the CA certificate a client trusts, set with `url`
@@ -99,6 +101,9 @@ class FakeGeminiLive:
         self.speech_seconds = speech_seconds
         self.silence_seconds = silence_seconds
         self.models = models
+        # The answer's audio sent in real time, as a model speaking it does, not all at once: a close
+        # mid-answer leaves the rest unsent.
+        self.paced = paced
         # A resumption with a handle this fake issued is accepted unless this is set: then the
         # connection is closed with it before `setupComplete`.
         self.refuse_resumption: Refusal | None = None
@@ -193,9 +198,13 @@ class FakeGeminiLive:
                 turn.responding = asyncio.create_task(self._respond(ws, conn, turn))
 
     async def _realtime_input(self, ws: WebSocket, conn: LiveConnection, turn: _Turn, event: dict) -> None:
+        if isinstance(event.get("text"), str) and event["text"].strip():
+            # Realtime text is a turn of the user's: the server infers its end and answers it.
+            turn.responding = asyncio.create_task(self._respond(ws, conn, turn))
+            return
         blob = event.get("audio")
         if not blob:
-            return  # text, video, activity markers: heard, not answered
+            return  # video, activity markers: heard, not answered
         mime = str(value(blob, "mimeType") or "")
         rate = IN_RATE
         if mime.startswith("audio/pcm;rate="):
@@ -232,7 +241,7 @@ class FakeGeminiLive:
                 return
             part = {"inlineData": {"mimeType": f"audio/pcm;rate={OUT_RATE}", "data": base64.b64encode(chunk).decode()}}
             await self._send(ws, conn, {"serverContent": {"modelTurn": {"parts": [part]}}})
-            await asyncio.sleep(0)
+            await asyncio.sleep(len(chunk) / (2 * OUT_RATE) if self.paced else 0)
         await self._send(ws, conn, {"serverContent": {"generationComplete": True}})
         usage = {"promptTokenCount": 1, "responseTokenCount": 1, "totalTokenCount": 2}
         await self._send(ws, conn, {"serverContent": {"turnComplete": True}, "usageMetadata": usage})

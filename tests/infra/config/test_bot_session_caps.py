@@ -1,5 +1,7 @@
 """The plan knows each realtime vendor's session cap and names a `maxSessionSeconds` past the cap of
-the service the bot project imports, where Pipecat would not carry the call past it."""
+the service the bot project imports, where Pipecat would not carry the call past it: OpenAI's hour,
+and Gemini Live's 15 minutes of an audio-only session without context window compression; a local
+`voicefleet config check` says the same of BOT_FILE and MAX_SESSION_SECONDS."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from tests.infra.conftest import SECRETS, StackRunner
 
 REALTIME_BOT = "from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService\n"
 GEMINI_BOT = "from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService\n"
+COMPRESSED = ("settings = GeminiLiveLLMService.Settings(context_window_compression={'enabled': True})\n"
+              "settings.context_window_compression = None\n")  # set once with a value: compression is on
 
 
 def bot_importing(tmp_path: Path, line: str, *, in_module: bool = False) -> Path:
@@ -57,9 +61,35 @@ def test_a_session_within_the_cap_or_a_bot_without_a_realtime_service_is_not_nam
 
 def test_a_cap_pipecat_resumes_past_is_noted_not_warned(
         stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    said = plan_messages(stack, monkeypatch, bot_importing(tmp_path, GEMINI_BOT), 1800)
+    said = plan_messages(stack, monkeypatch, bot_importing(tmp_path, GEMINI_BOT), 800)
     assert said["warn"] == [] and len(said["info"]) == 1
-    assert "Gemini Live's session cap of 600 s" in said["info"][0] and "resumes" in said["info"][0]
+    assert "Gemini Live's session cap of 600 s (per connection" in said["info"][0] and "resumes" in said["info"][0]
+
+
+def test_gemini_past_15_minutes_without_context_window_compression_is_warned(
+        stack: StackRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    said = plan_messages(stack, monkeypatch, bot_importing(tmp_path / "a", GEMINI_BOT), 1800)
+    (warning,) = said["warn"]
+    assert "Gemini Live's session cap of 900 s (an audio-only session without context window compression" in warning
+    assert "pulumi config set maxSessionSeconds 900" in warning and "context_window_compression" in warning
+    compressed = plan_messages(stack, monkeypatch, bot_importing(tmp_path / "b", GEMINI_BOT + COMPRESSED), 1800)
+    assert compressed["warn"] == [] and len(compressed["info"]) == 1, compressed
+
+
+def test_a_local_config_check_names_the_bot_files_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dispatcher.serving.config_command import main
+
+    bot = str(bot_importing(tmp_path, GEMINI_BOT) / "bot.py")
+    assert main(["check"], {"BOT_FILE": bot}) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1, notes
+    assert "MAX_SESSION_SECONDS = 1800 is longer than Gemini Live's session cap of 900 s" in notes[0]
+    assert "`MAX_SESSION_SECONDS=900`" in notes[0], notes
+    assert main(["check"], {"BOT_FILE": bot, "MAX_SESSION_SECONDS": "900"}) == 0
+    assert "note:" not in capsys.readouterr().out
+    realtime = Path(__file__).resolve().parents[3] / "examples" / "realtime" / "bot.py"  # it compresses
+    assert main(["check"], {"BOT_FILE": str(realtime)}) == 0
+    assert "note:" not in capsys.readouterr().out
 
 
 def test_config_check_names_a_session_longer_than_the_bots_realtime_cap(

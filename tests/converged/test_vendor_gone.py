@@ -1,0 +1,110 @@
+"""A converged call whose vendor is gone for good is never left open and silent: the caller hears words
+saying so, the session ends, and its timeline names the case in one `error` event. Each way the
+vendors end a session, against their fakes, with the real bot host and examples/realtime under a
+local dispatcher: OpenAI at its cap (`session_expired`, close 1001), Gemini refusing a resumption after
+its `goAway` and close, and either vendor unreachable as the session starts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bot.conftest import SPEECH_WAV
+from tests.fakes.gemini_live import FakeGeminiLive
+from tests.fakes.openai_realtime import EXPIRED, FakeOpenAIRealtime
+from tests.support.gemini_live import KEY as GEMINI_KEY
+from tests.support.gemini_live import gemini_env, gemini_fleet
+from tests.support.http_client import api_client
+from tests.support.ports import free_port
+from tests.support.realtime_turns import KEY, REALTIME_BOT, realtime_fleet, warm_fleet
+from tests.support.waiting import until
+from voicefleet.loadtest.audio import loud_segments, read_wav
+from voicefleet.loadtest.rail import offer_url
+from voicefleet.loadtest.webrtc import WebRTCClient
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+ENDED_WITHIN = 30.0  # the words (~4 s) and the end, on a busy machine; the idle timeout is 300 s
+WORDS_SECONDS = 2.0  # loud audio heard after the fault: the recorded line, not the fake's 0.4 s tone
+REFUSED = (1007, "Request contains an invalid argument.")
+
+Fault = Callable[[], Awaitable[None]]
+
+
+def test_openai_at_its_cap_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
+    fake = FakeOpenAIRealtime(KEY, delay_seconds=0.2, answer_seconds=0.4)
+
+    async def cap() -> None:
+        assert await asyncio.to_thread(fake.end_sessions, 1001, "", EXPIRED) == 1
+
+    with realtime_fleet(tmp_path, fake) as dispatcher:
+        errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, cap))
+    assert [e["reason"] for e in errors] == ["vendor_cap"], errors
+    assert "session_expired" in errors[0]["detail"] and "maximum duration" in errors[0]["detail"]
+    assert ended["reason"] == "vendor_ended", ended
+
+
+def test_gemini_refusing_a_resumption_tells_the_caller_and_ends_the_session(tmp_path: Path) -> None:
+    fake = FakeGeminiLive(GEMINI_KEY, delay_seconds=0.2, answer_seconds=0.4)
+
+    async def refused() -> None:
+        fake.refuse_resumption = REFUSED
+        assert await asyncio.to_thread(fake.go_away, 0.2) == 1
+
+    with gemini_fleet(tmp_path, fake) as dispatcher:
+        errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, refused))
+    assert fake.refused == [REFUSED]
+    assert [e["reason"] for e in errors] == ["vendor_resumption_refused"], errors
+    assert REFUSED[1] in errors[0]["detail"] and "Deadline expired" in errors[0]["detail"], errors
+    assert ended["reason"] == "vendor_ended", ended
+
+
+@pytest.mark.parametrize("vendor", ["openai", "gemini"])
+def test_a_vendor_unreachable_at_the_start_is_said_to_the_caller_and_ends_the_session(
+        tmp_path: Path, vendor: str) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    env = gemini_env(f"https://{nowhere}") if vendor == "gemini" else {
+        "BOT_FILE": str(REALTIME_BOT), "OPENAI_API_KEY": KEY, "OPENAI_REALTIME_URL": f"ws://{nowhere}/v1/realtime",
+        "LOCAL_BOT_ENV": "OPENAI_API_KEY,OPENAI_REALTIME_URL"}
+    with warm_fleet(tmp_path, env) as dispatcher:
+        errors, ended = asyncio.run(_vendor_gone(dispatcher.base_url, None))
+    assert [e["reason"] for e in errors] == ["vendor_unreachable"], errors
+    assert "Connect call failed" in errors[0]["detail"] or "Connection refused" in errors[0]["detail"], errors
+    assert ended["reason"] == "vendor_ended", ended
+
+
+async def _vendor_gone(base_url: str, fault: Fault | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One call: a turn answered (with a fault to cause), the fault, then what the caller heard from it
+    on and the session's end; returns the timeline's `error` events and its `ended`."""
+    async with api_client(base_url=base_url, timeout=30) as api:
+        answer = (await api.post("/start", json={})).json()
+        session_id = answer["session_id"]
+        async with WebRTCClient(offer_url(base_url, answer), connect_timeout=60) as client:
+            if fault is not None:
+                assert (await client.talk(read_wav(SPEECH_WAV), listen_seconds=10, until_reply=True)).replied
+                await asyncio.sleep(1.0)  # the answer's tone played out: what is heard after is not it
+                faulted_at = time.monotonic()
+                await fault()
+            else:
+                faulted_at = 0.0
+
+            async def ended() -> dict[str, Any] | None:
+                timeline = (await api.get(f"/sessions/{session_id}/timeline")).json()
+                return next((e for e in timeline.get("events", []) if e.get("event") == "ended"), None)
+
+            end: dict[str, Any] | None = await until(ended, "the session's end", timeout=ENDED_WITHIN, interval=0.2)
+            assert end is not None
+            rec = client.recording
+            heard = sum(s.end - s.start for s in loud_segments(rec.times, rec.levels) if s.start > faulted_at)
+            assert heard >= WORDS_SECONDS, (heard, loud_segments(rec.times, rec.levels))
+
+        async def status_ended() -> bool:  # the machine's end follows the bot's report
+            return bool((await api.get(f"/sessions/{session_id}")).json()["status"] == "ended")
+
+        _: bool = await until(status_ended, "the session's status ended", timeout=ENDED_WITHIN, interval=0.2)
+        timeline = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+    return [e for e in timeline if e.get("event") == "error"], end
