@@ -177,7 +177,9 @@ def build_state(
                                 cost=functools.partial(_reckoned, costs),
                                 key_names={name for _, name in settings.api_key_names},
                                 runtime_keys=bool(settings.api_key_hashes and settings.admin_key_hashes),
-                                releases=set(releases.catalogue.names))
+                                releases=set(releases.catalogue.names), replica_id=coordination.replica_id,
+                                ask=coordination.ask_replica)
+    replication.attach_recordings(artifacts.recordings)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else pool_sizing.launch if pool_sizing is not None else None,

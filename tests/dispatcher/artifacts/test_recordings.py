@@ -441,7 +441,7 @@ async def test_a_consent_session_whose_bot_never_said_it_announced_keeps_nothing
 async def test_a_consent_session_announced_keeps_its_call(tmp_path: Path, timeline: Timeline) -> None:
     kept, store = recordings(tmp_path, timeline, policy="consent")
     await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
-    kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.2})
+    await kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.2})
     data = wav_header(16000) + b"\1\0" * 3200
     await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], data)
     await kept.bot_finished(SESSION, {"parts": 1, "bytes": len(data), "degraded": [],
@@ -500,7 +500,7 @@ async def test_a_consent_sessions_log_lines_from_before_its_announcement_ended_a
         tmp_path: Path, timeline: Timeline) -> None:
     kept, _ = recordings(tmp_path, timeline, policy="consent")
     await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
-    kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.0})  # it ended at 11:06:45
+    await kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.0})  # it ended at 11:06:45
     lines = [{"time": LINE_AT.format(second), "level": "info", "logger": "bot", "message": f"at {second}"}
              for second in (42, 46)]
     await kept.bot_logs(SESSION, {"lines": lines})
