@@ -284,6 +284,25 @@ async def test_a_bot_that_died_hands_over_no_turns_and_the_report_says_so(tmp_pa
     assert "killed or lost" in report["transcript"]["why"]
 
 
+class StoppedTimeline(Timeline):
+    """A session stopped whose machine ended before its bot handed over its end (its stop's grace ran out)."""
+
+    async def read(self, session_id: str) -> list[dict[str, Any]]:
+        return [{"event": "joined", "at": 100.0}, {"event": "stop_requested", "at": 130.0},
+                {"event": "machine_ended", "at": 135.0, "state": "ended"}]
+
+
+async def test_a_bot_stopped_before_it_handed_over_its_end_is_said_so_not_killed_or_lost(tmp_path: Path) -> None:
+    kept, store = recordings(tmp_path, StoppedTimeline())
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 3200)
+    report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
+    assert report is not None and report["recording"]["status"] == "partial"
+    for said in (report["ended"]["how"], report["recording"]["why"], report["transcript"]["why"],
+                 report["bot_logs"]["why"]):
+        assert "killed or lost" not in said and "stop's grace ran out" in said, said
+
+
 class CannotSign(LocalFolderStore):
     """A store whose signer is refused (GCS's signBlob without its grant), on the thread that signs."""
 
