@@ -7,6 +7,8 @@ two-exchange transcript)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,28 @@ def test_a_warm_bot_claimed_at_another_replica_records_its_call_by_the_end(tmp_p
         assert kept["recording.wav"].stat().st_size == 5 * 1024 * 1024  # the end's part 1 replaced the checkpoint's
         timeline = [e["event"] for e in get(starter, f"/sessions/{session_id}/timeline").json()["events"]]
         assert "recording_ready" in timeline, timeline
+
+
+def test_a_warm_bot_claimed_at_another_replica_and_killed_leaves_its_partial_recording_at_once(
+        tmp_path: Path, store: RedisServer) -> None:
+    folder = tmp_path / "recordings"
+    with start_fleet(tmp_path, store, 2, **WARM_ONE, RECORDING="on", RECORDING_DESTINATION=str(folder),
+                     STANDIN_MODE="record") as fleet:
+        starter, _, started = warm_start_elsewhere(fleet)
+        session_id = started.json()["session_id"]
+        def timeline() -> list[dict[str, object]]:
+            events: list[dict[str, object]] = get(starter, f"/sessions/{session_id}/timeline").json()["events"]
+            return events
+
+        wait_until(lambda: any(e["event"] == "ready" for e in timeline()), "the bot's ready (after its checkpoint "
+                   "part)", detail=fleet.logs)
+        events = timeline()
+        machine = str(next(e["machine_id"] for e in events if e["event"] == "claimed"))
+        assert machine.startswith("pid-"), machine
+        os.kill(int(machine.removeprefix("pid-")), signal.SIGKILL)  # its checkpoint part uploaded, nothing more
+
+        wait_until(lambda: "report.json" in session_objects(folder, session_id), "the killed call's report",
+                   timeout=60, detail=fleet.logs)
+        report = json.loads(session_objects(folder, session_id)["report.json"].read_text())
+        assert report["recording"]["status"] == "partial" and report["recording"]["bytes"] == 4096, json.dumps(report)
+        assert report["kept"]["recording.wav"] is True, report
