@@ -71,3 +71,9 @@ def test_a_warm_bot_claimed_at_another_replica_and_killed_leaves_its_partial_rec
         report = json.loads(session_objects(folder, session_id)["report.json"].read_text())
         assert report["recording"]["status"] == "partial" and report["recording"]["bytes"] == 4096, json.dumps(report)
         assert report["kept"]["recording.wav"] is True, report
+        # One cost for the killed call: the report's is what either replica answers, a stop later included.
+        assert report["cost"]["estimated"] is True, report["cost"]
+        delete(starter, f"/sessions/{session_id}")
+        for replica in (r.base_url for r in fleet.replicas):
+            cost = get(replica, f"/sessions/{session_id}").json()["cost"]
+            assert cost["session_seconds"] == report["cost"]["session_seconds"], (replica, cost, report["cost"])
