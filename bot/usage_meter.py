@@ -8,7 +8,10 @@ sums the counts per service and model. The team's bot file is unchanged.
 
 An observer sees a frame at each hop it is passed along; only its first push (the service that
 counted it) is summed. The sums are bounded: at most `MAX_SERVICES` (kind, processor, model) rows,
-past it the rest are summed into one row whose processor says so.
+past it the rest are summed into one row whose processor says so. A streaming STT counts its audio
+only at its final transcripts and its stop, so audio after the last one is missing from a call cut
+short (or killed): its `audio_seconds` are reported as at least the caller audio passed to it
+(docs/operations.md, "What a call costs").
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.frames.frames import MetricsFrame
+from pipecat.frames.frames import InputAudioRawFrame, MetricsFrame
 from pipecat.metrics.metrics import LLMUsageMetricsData, MetricsData, STTUsageMetricsData, TTSUsageMetricsData
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineParams
+from pipecat.services.stt_service import SegmentedSTTService, STTService
 
 from botchannel.usage import COUNTS, MAX_NAME_CHARS
 from botchannel.usage import MAX_ROWS as MAX_SERVICES
@@ -50,11 +54,27 @@ class UsageMeter(BaseObserver):
     def __init__(self) -> None:
         super().__init__()
         self._rows: dict[tuple[str, str, str | None], ServiceUse] = {}
+        # A streaming STT's caller audio (processor → its model, seconds), which its vendor bills as streamed.
+        self._streamed: dict[str, tuple[str | None, float]] = {}
 
     async def on_push_frame(self, data: FramePushed) -> None:
         if isinstance(data.frame, MetricsFrame) and data.first_push:
             for item in data.frame.data:
                 self.count(item)
+        elif isinstance(data.frame, InputAudioRawFrame) and isinstance(data.destination, STTService) \
+                and not isinstance(data.destination, SegmentedSTTService):  # a segmented one bills its segments
+            frame, stt = data.frame, data.destination
+            bytes_per_second = frame.sample_rate * frame.num_channels * 2  # 16-bit PCM, as Pipecat's input is
+            if bytes_per_second > 0:
+                self.streamed(stt.name, stt.settings.model, len(frame.audio) / bytes_per_second)
+
+    def streamed(self, processor: str, model: object, seconds: float) -> None:
+        """Caller audio passed to a streaming STT (its row's lower bound)."""
+        processor = processor[:MAX_NAME_CHARS]
+        if processor not in self._streamed and len(self._streamed) >= MAX_SERVICES:
+            return
+        _, before = self._streamed.get(processor, (None, 0.0))
+        self._streamed[processor] = (str(model)[:MAX_NAME_CHARS] if model else None, before + seconds)
 
     def count(self, item: MetricsData) -> None:
         if isinstance(item, LLMUsageMetricsData):
@@ -78,8 +98,20 @@ class UsageMeter(BaseObserver):
         return self._rows[key]
 
     def report(self) -> list[dict[str, Any]]:
-        """The `ended` report's `usage`: one row per service and model, its counts so far."""
-        return [row.as_json() for row in self._rows.values() if row.counts]
+        """The `ended` report's `usage`: one row per service and model, its counts so far, a
+        streaming STT's audio seconds at least the caller audio passed to it (the sums kept as
+        counted: a later final transcript's count is not added twice)."""
+        rows = [row.as_json() for row in self._rows.values() if row.counts]
+        for processor, (model, seconds) in self._streamed.items():
+            stt = [row for row in rows if row["kind"] == "stt" and row["processor"] == processor]
+            missing = round(seconds - sum(row.get("audio_seconds", 0.0) for row in stt), 3)
+            if missing <= 0:
+                continue
+            if stt:
+                stt[-1]["audio_seconds"] = round(stt[-1].get("audio_seconds", 0.0) + missing, 3)
+            elif len(rows) < MAX_SERVICES:
+                rows.append(ServiceUse("stt", processor, model, {"audio_seconds": missing}).as_json())
+        return rows
 
 
 def with_usage_metrics(kwargs: dict[str, Any]) -> None:

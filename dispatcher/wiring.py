@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -72,6 +72,7 @@ from dispatcher.reserve.releases import follow as follow_releases
 from dispatcher.sessions.budget_usage import LedgerUsage
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.cost_count import CostCount
+from dispatcher.sessions.machine_ends import MachineEnds
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
 from dispatcher.sessions.release_sample import SharedSample
@@ -173,13 +174,17 @@ def build_state(
         follow_releases(reserve.releases, releases, reserve.wake)
     if pool_sizing is not None:
         follow_pool_releases(pool_sizing, releases)  # a pool per release, sized from its share
+    sessions: SessionService  # built below: the recordings' report reads its machine ends
     artifacts = build_artifacts(env, channels=channels, note=timeline.note, events=timeline.read, region=regions.here,
                                 provider=machines.name, running=functools.partial(_running, machines),
                                 max_session_seconds=settings.max_session_seconds,
-                                cost=functools.partial(_reckoned, costs),
+                                cost=functools.partial(_reckoned, costs, machines, timeline,
+                                                       lambda: sessions.ends),
                                 key_names={name for _, name in settings.api_key_names},
                                 runtime_keys=bool(settings.api_key_hashes and settings.admin_key_hashes),
-                                releases=set(releases.catalogue.names))
+                                releases=set(releases.catalogue.names), replica_id=coordination.replica_id,
+                                ask=coordination.ask_replica)
+    replication.attach_recordings(artifacts.recordings)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
         launch=reserve.launch if reserve is not None else pool_sizing.launch if pool_sizing is not None else None,
@@ -377,9 +382,18 @@ async def _running(machines: Machines, session_id: str) -> bool:
     return machine is not None and machine.state.is_active
 
 
-async def _reckoned(costs: SessionCosts, session_id: str, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+async def _reckoned(costs: SessionCosts, machines: Machines, timeline: SessionTimeline,
+                    ends: Callable[[], MachineEnds], session_id: str,
+                    events: list[dict[str, Any]]) -> dict[str, Any] | None:
     """An ended session's cost for its recording's report, as `GET /sessions/{id}` gives it: a bot
-    killed before its end has its services as it last reported them, marked so."""
+    killed before its end has its services as it last reported them, marked so, and its machine
+    until its end as the dispatcher records it once (`machine_ended`, written first if need be), so
+    the report's cost is the one every other view reads."""
+    if not any(e.get("event") in ("ended", "machine_ended") for e in events):
+        ends().observed(await machines.status(session_id))
+        await ends().settled()
+        await timeline.settled()
+        events = await timeline.read(session_id)
     cost = await costs.of_session(session_id, events, running=False)
     return cost.as_json() if cost is not None else None
 

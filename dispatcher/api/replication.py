@@ -5,7 +5,8 @@ It records the sessions whose bots are reached here (dispatcher/channel/ownershi
 what other replicas relay here (a bot's signalling; in local mode also `machine.*` requests for
 the bot processes this replica runs), finds another replica's bot for this one
 (dispatcher/channel/remote.py), answers other replicas' claims of the idle bots held here
-(dispatcher/reserve/elsewhere.py), and drains: on SIGTERM it tells the others, and the reserve
+(dispatcher/reserve/elsewhere.py), hands a recording under way to the replica its bot dialled
+(dispatcher/artifacts/hand_over.py), and drains: on SIGTERM it tells the others, and the reserve
 stops starting idle bots and hands planning over. docs/replicas.md has the whole picture.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER
+from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.ownership import Ownership
 from dispatcher.channel.remote import StoreRemote
@@ -33,9 +36,13 @@ class Replication:
         self.ownership = Ownership(channels, coordination)
         self.remote = StoreRemote(coordination)
         self._reserve: Reserve | None = None
+        self._recordings: SessionRecordings | None = None
 
     def attach_reserve(self, reserve: Reserve | None) -> None:
         self._reserve = reserve
+
+    def attach_recordings(self, recordings: SessionRecordings) -> None:
+        self._recordings = recordings
 
     def held(self) -> list[str]:
         local = self._machines.sessions() if self._machines is not None else []
@@ -48,6 +55,10 @@ class Replication:
             if self._reserve is None:
                 raise NotHere(session_id)  # no reserve here: the asker launches cold
             return await self._reserve.answer(session_id, method, params)
+        if method == METHOD_HAND_OVER:  # the session's bot dialled the asker: its recording goes there
+            if self._recordings is None:
+                raise NotHere(session_id)
+            return await self._recordings.hand_over(session_id)
         return await self.ownership.answer(session_id, method, params)
 
     async def start(self) -> None:

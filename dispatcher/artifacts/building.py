@@ -18,7 +18,7 @@ from dispatcher.artifacts.gcs_store import split_destination as split_gcs
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.orphans import OrphanSweep
 from dispatcher.artifacts.reading import ArtifactReader
-from dispatcher.artifacts.recordings import Cost, Events, Note, SessionRecordings
+from dispatcher.artifacts.recordings import Ask, Cost, Events, Note, SessionRecordings
 from dispatcher.artifacts.s3_store import S3Store, split_destination
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import SignedPaths
@@ -82,10 +82,12 @@ def build_store(settings: ArtifactSettings, env: Mapping[str, str]) -> ArtifactS
 def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note, events: Events, region: str,
                     provider: str, running: MachineRunning, max_session_seconds: float,
                     cost: Cost | None = None, key_names: set[str] | None = None,
-                    releases: set[str] | None = None, runtime_keys: bool = False) -> Artifacts:
+                    releases: set[str] | None = None, runtime_keys: bool = False, replica_id: str = "",
+                    ask: Ask | None = None) -> Artifacts:
     """`key_names`: the API keys' names (a rule naming another is refused, unless `runtime_keys`: an
     admin may make a key of that name at runtime, before or after this start, so it is a warning);
-    `releases`: the catalogue's (a rule naming another is a warning, shown in status: releases come and go)."""
+    `releases`: the catalogue's (a rule naming another is a warning, shown in status: releases come and go);
+    `ask`: another replica's answer, to take a recording over from it (recordings.py `here`)."""
     settings = ArtifactSettings.from_env(env)
     if key_names is not None and runtime_keys and (unnamed := sorted(settings.rules.named("key") - key_names)):
         log.warning("RECORDING_RULES names the API key(s) %s, which DISPATCHER_API_KEYS does not have: their rule "
@@ -96,7 +98,8 @@ def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note
         check_announcement(env)
     store = build_store(settings, env)
     recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider,
-                                   max_session_seconds=max_session_seconds, cost=cost)
+                                   max_session_seconds=max_session_seconds, cost=cost, replica_id=replica_id,
+                                   ask=ask)
     if releases is not None and (unknown := settings.unknown_releases(releases)):
         recordings.unknown_releases = unknown
         log.warning("RECORDING_RULES names the release(s) %s, which the catalogue does not have (yet): their rule "

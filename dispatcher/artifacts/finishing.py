@@ -20,6 +20,7 @@ from typing import Any
 
 from dispatcher.artifacts.bot_logs import logs_kept
 from dispatcher.artifacts.completion import abort_quietly, completed
+from dispatcher.artifacts.cut_short import cut_short_by_stop, told
 from dispatcher.artifacts.erasure_check import Erased, erasure_recorded
 from dispatcher.artifacts.keys import RECORDING, REPORT, TRANSCRIPT, index_key
 from dispatcher.artifacts.report import session_report
@@ -106,6 +107,8 @@ class SessionEnds:
                      outcome["why"])
             return False  # another replica's sweep completed it first: its report stands
         events = await self._safe_events(recording.session_id)
+        stopped = cut_short_by_stop(events)  # what cut the bot short, said as it was
+        why = told(why, stopped)
         pending: dict[str, tuple[bytes, str]] = {}
         if recording.upload_id is None:  # no index yet: a report it did not name could never be erased
             pending[index_key(self.store.prefix, recording.session_id, recording.keeping.days)] = (
@@ -116,6 +119,9 @@ class SessionEnds:
             pending[recording.folder + TRANSCRIPT] = (body, "application/x-ndjson")
         logs, name, body = logs_kept(recording.logs, withheld=self._logs_withheld(recording, unannounced),
                                      consent=_consent_end(recording.facts))
+        for section in (outcome, transcript, logs):
+            if isinstance(said := section.get("why"), str):
+                section["why"] = told(said, stopped)
         if body is not None:
             pending[recording.folder + name] = (body, "application/x-ndjson")
         report = session_report(recording.session_id, recording.facts, events, outcome, why=why,

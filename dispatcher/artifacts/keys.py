@@ -50,3 +50,8 @@ def index_of_folder(folder: str) -> str:
 
 def erasure_key(prefix: str, session_id: str, at: float) -> str:
     return _joined(prefix, "erasures", time.strftime("%Y/%m/%d", time.gmtime(at)), f"{session_id}.json")
+
+
+def names_secret_key(prefix: str, name: str) -> str:
+    """The key names' secret in a cloud store (names_secret.py): beside the retention folders, under none."""
+    return _joined(prefix, name)

@@ -87,9 +87,7 @@ class LocalFolderStore:
         def write() -> bool:
             if not folder.is_dir() or (folder / "key").read_text() != claims["key"]:
                 return False  # completed or aborted already
-            partial = target.with_suffix(".writing")
-            partial.write_bytes(data)
-            os.replace(partial, target)  # a part put again replaces the old one whole, never half
+            write_whole(target, target.with_suffix(".writing"), data)  # a part put again replaces the old one whole
             return True
 
         return await self._io(write)
@@ -151,9 +149,7 @@ class LocalFolderStore:
 
         def write() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".writing")
-            partial.write_bytes(data)
-            os.replace(partial, path)
+            write_whole(path, path.with_name(path.name + ".writing"), data)
 
         await self._io(write)
 
@@ -222,3 +218,14 @@ class LocalFolderStore:
             return await asyncio.to_thread(work)
         except OSError as exc:
             raise StoreError(f"the recordings folder: {exc.strerror or exc}", os_reason(exc)) from None
+
+
+def write_whole(target: Path, partial: Path, data: bytes) -> None:
+    """`data` at `target` whole or not at all: written beside it, then moved in. A write that fails
+    (a full disk) leaves no partial file holding the space its retry needs."""
+    try:
+        partial.write_bytes(data)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)

@@ -4,13 +4,14 @@ dispatcher that has no BOT_CHANNEL_TOKEN.
 A name's sessions (and so its recordings) belong to an owner key derived from the name and a
 deployment secret (dispatcher/api/auth.py). A local dispatcher without BOT_CHANNEL_TOKEN drew that
 secret at each run, so after a restart its recordings were no longer the name's: 404 to the key
-that made them. Kept in the recordings folder (created once, readable by its owner alone), the
-secret lives as long as the recordings it protects; a dispatcher with BOT_CHANNEL_TOKEN or
-REGION_SECRET uses that instead and never writes it.
+that made them. Kept with the recordings (a folder's file, readable by its owner alone; an object
+of a bucket's, beside its retention folders), the secret lives as long as the recordings it
+protects; a dispatcher with BOT_CHANNEL_TOKEN or REGION_SECRET uses that instead and never writes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,15 +19,21 @@ import re
 import secrets
 import stat
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dispatcher.artifacts.azure_sas import is_azure_destination
+from dispatcher.artifacts.azure_store import AzureBlobStore
+from dispatcher.artifacts.gcs_store import GcsStore
+from dispatcher.artifacts.keys import names_secret_key
 from dispatcher.artifacts.local_store import NAMES_SECRET
 from dispatcher.artifacts.settings import ArtifactSettings
+from dispatcher.artifacts.store import StoreError
 
 log = logging.getLogger(__name__)
 SECRET_FILE = NAMES_SECRET  # beside `.uploads` and `.holds`: no session's key reaches it, no listing shows it
 SECRET_BYTES = 32
+STORE_SECONDS = 30.0  # a bucket's read and write at start-up, bounded: past it, a secret of this run
 SECRET_SHAPE = re.compile(rb"[0-9a-f]{%d}" % (SECRET_BYTES * 2))
 
 
@@ -36,11 +43,13 @@ class UnsafeNamesSecret(ValueError):
 
 
 def kept_names_secret(env: Mapping[str, str]) -> bytes | None:
-    """The recordings folder's names secret (made on first use), or None where recordings are off,
-    kept in a cloud store, or the folder cannot be written (a secret of this run then, as before)."""
+    """The recordings' names secret (made on first use), or None where recordings are off or the
+    store cannot be written (a secret of this run then, as before)."""
     settings = ArtifactSettings.from_env(env)
-    if not settings.on or settings.s3 or settings.gcs or is_azure_destination(settings.destination):
+    if not settings.on:
         return None
+    if settings.s3 or settings.gcs or is_azure_destination(settings.destination):
+        return _kept_in_bucket(settings, env)
     path = Path(settings.destination) / SECRET_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +59,41 @@ def kept_names_secret(env: Mapping[str, str]) -> bytes | None:
                     "until this dispatcher stops; set BOT_CHANNEL_TOKEN to keep them its own after", path.parent,
                     exc.strerror or exc)
         return None
+
+
+def _kept_in_bucket(settings: ArtifactSettings, env: Mapping[str, str]) -> bytes | None:
+    """The secret as an object of the recordings' bucket, written first if there is none. Asked on a
+    thread of its own (the app is built inside a running loop), for at most STORE_SECONDS."""
+    worker = ThreadPoolExecutor(1, thread_name_prefix="names-secret")
+    try:
+        return worker.submit(asyncio.run, _in_bucket(settings, env)).result(timeout=STORE_SECONDS)
+    except (StoreError, TimeoutError) as exc:
+        log.warning("the key names' secret could not be kept in %s (%s): a named key's recordings are its own "
+                    "until this dispatcher stops; set BOT_CHANNEL_TOKEN to keep them its own after",
+                    settings.destination, exc)
+        return None
+    finally:
+        worker.shutdown(wait=False)  # a store still retrying after the bound is left to finish on its own
+
+
+async def _in_bucket(settings: ArtifactSettings, env: Mapping[str, str]) -> bytes:
+    from dispatcher.artifacts.building import build_store
+
+    store = build_store(settings, env)
+    try:
+        key = names_secret_key(store.prefix, SECRET_FILE)
+        value = await store.get(key)
+        if value is None:  # made once: two dispatchers starting at that instant on one bucket are not guarded
+            await store.put(key, secrets.token_hex(SECRET_BYTES).encode(), "text/plain")
+            value = await store.get(key)
+    finally:
+        if isinstance(store, GcsStore | AzureBlobStore):  # their own connection pools
+            await store.aclose()
+    if value is None or not SECRET_SHAPE.fullmatch(value.strip()):
+        raise UnsafeNamesSecret(f"{settings.destination}/{SECRET_FILE} holds no secret this dispatcher made (64 hex "
+                                "characters): remove it to make a new one (a name's earlier recordings are then "
+                                "the admin's alone)")
+    return value.strip()
 
 
 def _kept(path: Path) -> bytes:

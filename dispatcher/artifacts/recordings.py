@@ -13,7 +13,8 @@ nothing stays half-uploaded. A store that fails at the end is asked again with b
 FINISH_DEADLINE_SECONDS, what is still to write held meanwhile (bounded); after that the session is
 left (said on its timeline and in status) and tried again at each orphan sweep, its parts never
 dropped for a failure. The sessions under way are this replica's memory (the replica that holds
-the bot's channel); the timeline's `recording_planned` tells the others one is (erasure_check.py).
+the bot's channel, taken from the replica that planned it when the bot's channel ends elsewhere:
+hand_over.py); the timeline's `recording_planned` tells the others one is (erasure_check.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dispatcher.artifacts.completion import kept_parts
 from dispatcher.artifacts.end_retries import FINISH_DEADLINE_SECONDS, EndRetries
 from dispatcher.artifacts.erasure_check import still_finishing
 from dispatcher.artifacts.finishing import SessionEnds, index_body, tags_of
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, holder_of, record_of, recording_from
 from dispatcher.artifacts.keys import RECORDING, index_key, session_folder
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.session_recording import Recording
@@ -41,6 +43,8 @@ from dispatcher.artifacts.store import ArtifactStore, StoreError
 from dispatcher.artifacts.transcript import transcript_lines
 from dispatcher.artifacts.wanted import Wanted, lowered
 from dispatcher.errors import ApiError
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.relay import NotHere
 
 __all__ = ["Recording", "SessionRecordings", "kept_parts", "last_part"]
 log = logging.getLogger("dispatcher.artifacts")
@@ -49,6 +53,10 @@ Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timel
 # A session's cost from its id and timeline (dispatcher/sessions/cost.py's `of_session`: a bot killed
 # before its end has its services counted as it last reported them, as `GET /sessions/{id}` does).
 Cost = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any] | None]]
+# Another replica's answer (`Coordination.ask_replica`): replica, session, method, params, timeout.
+Ask = Callable[[str, str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
+HAND_OVER_TIMEOUT_SECONDS = 10.0  # the holder answers from its memory: milliseconds
+PLANNED_WAIT_SECONDS = 5.0  # a bot's first request may come before its timeline's `recording_planned` is in the store
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
 OVERRUN_SECONDS = 120.0  # a call's audio past its longest (a bot's clock, its end's last part), allowed for
@@ -65,7 +73,8 @@ class SessionRecordings:
     def __init__(self, settings: ArtifactSettings, store: ArtifactStore, *, note: Note, events: Events,
                  region: str, provider: str, clock: Callable[[], float] = time.time,
                  max_session_seconds: float | None = None, cost: Cost | None = None,
-                 finish_deadline_seconds: float = FINISH_DEADLINE_SECONDS) -> None:
+                 finish_deadline_seconds: float = FINISH_DEADLINE_SECONDS, replica_id: str = "",
+                 ask: Ask | None = None) -> None:
         self.settings = settings
         self.store = store
         self._note = note
@@ -75,6 +84,9 @@ class SessionRecordings:
         self._clock = clock
         self._max_seconds = max_session_seconds  # the longest a session runs: it bounds its part numbers
         self._cost = cost  # what the session cost, from its timeline (None: this dispatcher prices none)
+        self._replica_id = replica_id
+        self._ask = ask  # None: one process, every recording is held here
+        self._taking: dict[str, asyncio.Task[None]] = {}  # recordings being taken from another replica
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
         self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
                                    finish_deadline_seconds)
@@ -239,7 +251,7 @@ class SessionRecordings:
 
     async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
-        recording = self._open.get(session_id)
+        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
         if recording is None or not recording.plan.audio:
             raise RequestFailed(404, "not_recorded", "this session's audio is not being recorded")
         part = params.get("part")
@@ -272,7 +284,7 @@ class SessionRecordings:
 
     async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
-        recording = self._open.get(session_id)
+        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.bot_stats = bot_account(params)
@@ -282,9 +294,9 @@ class SessionRecordings:
             recording.transcript_why = why[:500] if isinstance(why, str) and why else None
         return {}
 
-    def consent(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def consent(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.consent` from the session's bot: its announcement played; noted on the timeline."""
-        recording = self._open.get(session_id)
+        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
         if recording is None or not recording.plan.consent:
             raise RequestFailed(404, "not_recorded", "this session's recording asks no consent")
         at, seconds = params.get("announced_at"), params.get("seconds")
@@ -297,12 +309,76 @@ class SessionRecordings:
 
     async def bot_logs(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.logs` from the session's bot: some of its last log lines (checked, bounded, kept)."""
-        recording = self._open.get(session_id)
+        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.logs = recording.logs or BotLogs()
         recording.logs.take(params)
         return {}
+
+    async def here(self, session_id: str, planned_wait: float = 0.0) -> Recording | None:
+        """The session's recording, held here: taken from the replica that holds it (the timeline
+        names it) when its bot's channel ends here. `planned_wait`: how long its plan may take to
+        reach the timeline (a bot's request: it was given one)."""
+        recording = self._open.get(session_id)
+        if recording is not None or self._ask is None or not self.settings.on or self.finishing(session_id):
+            return recording
+        taking = self._taking.get(session_id)
+        if taking is None:  # one hand-over at a time for a session; its other requests wait for it
+            taking = asyncio.get_running_loop().create_task(self._take(session_id, planned_wait),
+                                                            name="recording-hand-over")
+            self._taking[session_id] = taking
+            taking.add_done_callback(lambda _: self._taking.pop(session_id, None))
+        await asyncio.shield(taking)
+        return self._open.get(session_id)
+
+    async def _take(self, session_id: str, planned_wait: float) -> None:
+        assert self._ask is not None
+        deadline = time.monotonic() + planned_wait
+        while True:  # the timeline is in the store: read again until the plan's event is there, or the wait is over
+            holder = holder_of(await self._timeline(session_id))
+            if holder is not None or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.2)
+        if holder is None or holder == self._replica_id:
+            return  # never recorded, or finished here already
+        try:
+            answer = await self._ask(holder, session_id, METHOD_HAND_OVER, {}, HAND_OVER_TIMEOUT_SECONDS)
+            record = answer.get("recording") if answer is not None else None
+            recording = recording_from(session_id, record) if isinstance(record, Mapping) else None
+        except (TimeoutError, StoreUnavailable, ApiError, NotHere, ValueError) as exc:
+            # Left where it is: that replica completes it with what arrived (its grace, sweep or stop).
+            log.warning("session %s: its recording could not be taken from replica %s (%s)", session_id, holder,
+                        type(exc).__name__)
+            return
+        if recording is not None and session_id not in self._open:
+            self._open[session_id] = recording
+            self._note(session_id, "recording_moved", replica_from=holder)
+
+    async def _timeline(self, session_id: str) -> list[dict[str, Any]]:
+        try:
+            return await self._events(session_id)
+        except Exception:  # a store that does not answer: not recorded here, as if never planned
+            log.warning("session %s: its timeline could not be read to find its recording", session_id)
+            return []
+
+    async def hand_over(self, session_id: str) -> dict[str, Any]:
+        """Another replica holds the session's bot now: the recording goes there, to be written
+        at its end (`{"recording": None}`: not held here, or its end already being written)."""
+        recording = self._open.get(session_id)
+        if recording is None or session_id in self._finishing:
+            return {"recording": None}
+        async with recording.opening:  # an upload being opened here goes over opened
+            if self._open.get(session_id) is not recording or session_id in self._finishing:
+                return {"recording": None}
+            del self._open[session_id]
+        return {"recording": record_of(recording)}
+
+    async def finish_here(self, session_id: str, why: str) -> None:
+        """The session's end, told by its bot's channel here: its recording finished, taken first
+        from the replica that holds it if need be."""
+        if await self.here(session_id) is not None:
+            self.finish_soon(session_id, why)
 
     def finish_soon(self, session_id: str, why: str) -> None:
         """Finishes the session's recording in the background (once)."""
@@ -344,6 +420,8 @@ class SessionRecordings:
         """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
         if self._rechecking is not None:
             self._rechecking.cancel()
+        for taking in list(self._taking.values()):
+            taking.cancel()
         for session_id in list(self._open):
             self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:

@@ -7,7 +7,9 @@ cloud's egress price (dispatcher/usage/relay_cost.py).
 
 From the session's timeline (dispatcher/sessions/timeline.py): its machine is paid from its
 `launched` or `claimed` event until its bot's `ended` report (a live session: until now; one that
-ended without a report: until its last event, and the cost says it is estimated). The idle share is
+ended without a report: until its machine's end as the dispatcher recorded it once, `machine_ended`,
+else its last event, and the cost says it is estimated). So a killed bot's call has one cost, the
+same in every view that reads it after its end, however long after (a stop, its report's writing). The idle share is
 the claimed bot's own idle time before its claim, since its idle hello, which the reserve measured
 and the `claimed` event carries (`idle_seconds`). docs/operations.md ("What a call cost") has the
 formula, the choice of the idle share and its alternative, and what is not counted.
@@ -173,7 +175,9 @@ class SessionCosts:
         report = next((e for e in events if e.get("event") == "ended"), None)
         ended = ended_at if _time(ended_at) is not None else next(
             (_time(e.get("at")) for e in events if e.get("event") == "ended" and _time(e.get("at")) is not None), None)
-        estimated = ended is None
+        estimated = ended is None or report is None  # no bot's end: its services are as it last reported them
+        if ended is None and not running:
+            ended = _machine_end(events)
         if ended is None:
             ended = self._clock() if running else max(_time(e.get("at")) or began for e in events)
         idle = _time(start.get("idle_seconds")) if start.get("event") == "claimed" else 0.0
@@ -206,6 +210,13 @@ class SessionCosts:
                 not_counted.append(PARTIAL_RELAY)
         return SessionCost(self.provider, self.price, seconds, max(0.0, idle or 0.0),
                            estimated, tuple(not_counted), services, relay)
+
+
+def _machine_end(events: Sequence[dict[str, Any]]) -> float | None:
+    """When the dispatcher decided the session's machine was over (machine_ends.py: once, at one
+    replica): a stop or a write after it adds nothing to what the machine cost."""
+    return next((at for e in events if e.get("event") == "machine_ended" and (at := _time(e.get("at"))) is not None),
+                None)
 
 
 def _transport(report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -60,6 +60,11 @@ PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": 
           "ended": "session.ended", "failed": "session.failed",
           "recording_ready": "session.recording.ready", "recording_partial": "session.recording.partial"}
 
+# A bot killed before its `ended` report still ends its session: its machine's end (`machine_ended`,
+# written once) is pushed as `session.ended` when no report came within this (docs/http-api.md).
+MACHINE_END_GRACE_SECONDS = 3.0
+BOT_ENDS = ("ended", "failed")  # a session with either has had its end (or its failure) pushed
+
 
 @dataclass(frozen=True)
 class WebhookSettings:
@@ -151,11 +156,34 @@ class LifecycleWebhooks:
 
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: hands the events that are pushed to the outbox, never waits."""
+        if record.get("event") == "machine_ended":
+            try:
+                task = asyncio.get_running_loop().create_task(self._machine_ended(session_id, dict(record)))
+            except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to deliver with
+                return
+            self._puts.add(task)  # awaited at close, as the events' own writes are
+            task.add_done_callback(self._puts.discard)
+            return
         kind = PUSHED.get(str(record.get("event")))
         if kind is None:
             return
         data = {"session_id": session_id, **{k: v for k, v in record.items() if k not in ("event",)}}
         self.push(f"msg_{session_id}_{kind}", kind, data)
+
+    async def _machine_ended(self, session_id: str, record: dict[str, Any]) -> None:
+        """`session.ended` for a session whose machine ended without its bot's report (killed, lost)."""
+        await asyncio.sleep(MACHINE_END_GRACE_SECONDS)
+        try:
+            events = await self._read(session_id)
+        except Exception:  # the store: a bot's end may be in it; none is pushed rather than a second one
+            log.warning("session %s: its machine's end not pushed (its timeline could not be read)", session_id)
+            return
+        if any(e.get("event") in BOT_ENDS for e in events):
+            return
+        data = {"session_id": session_id, "at": record.get("at"), "replica": record.get("replica"),
+                "reason": "machine_ended", "state": record.get("state"), "detail": record.get("detail")}
+        self.push(f"msg_{session_id}_session.ended", "session.ended",
+                  {k: v for k, v in data.items() if v is not None})
 
     def push(self, message_id: str, kind: str, data: dict[str, Any]) -> None:
         """Hands one event to the outbox (`release.rolled_back` too, which is no session's), never waits."""

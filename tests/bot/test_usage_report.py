@@ -8,7 +8,17 @@ import asyncio
 import sys
 
 import pytest
-from pipecat.metrics.metrics import LLMTokenUsage, LLMUsageMetricsData, TTSUsageMetricsData
+from pipecat.frames.frames import InputAudioRawFrame
+from pipecat.metrics.metrics import (
+    LLMTokenUsage,
+    LLMUsageMetricsData,
+    STTUsage,
+    STTUsageMetricsData,
+    TTSUsageMetricsData,
+)
+from pipecat.observers.base_observer import FramePushed
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.stt_service import SegmentedSTTService, STTService
 
 from bot.usage_meter import UsageMeter, with_usage_metrics
 from botchannel.contract import CHANNEL_PATH, ProtocolError, Report, encode, parse_frame
@@ -84,6 +94,44 @@ def test_the_meter_sums_per_service_and_model_and_is_bounded() -> None:
     assert rows[0] == {"kind": "llm", "processor": "LLM#0", "model": "m", "prompt_tokens": 20, "completion_tokens": 4}
     assert len(rows) == 16 and sum(row.get("characters", 0) for row in rows) == 120
     assert parse_frame(encode(Report("ended", "s1", 1.0, usage=tuple(rows)))).usage == tuple(rows)
+
+
+class StreamingSTT(STTService):
+    """A streaming STT that bills, as a vendor's does, every second of audio streamed to it."""
+
+    async def run_stt(self, audio: bytes):
+        yield None
+
+
+class SegmentedSTT(SegmentedSTTService):
+    """A segmented STT: its vendor bills only the segments sent."""
+
+    async def run_stt(self, audio: bytes):
+        yield None
+
+
+async def audio_to(meter: UsageMeter, stt: FrameProcessor, seconds: int) -> None:
+    for _ in range(seconds * 50):  # 20 ms frames of 16 kHz mono 16-bit PCM
+        await meter.on_push_frame(FramePushed(FrameProcessor(), stt, InputAudioRawFrame(b"\0" * 640, 16000, 1),
+                                              FrameDirection.DOWNSTREAM, 0))
+
+
+async def test_a_streaming_stts_seconds_are_at_least_the_caller_audio_passed_to_it() -> None:
+    meter, stt, segmented = UsageMeter(), StreamingSTT(), SegmentedSTT()
+    await audio_to(meter, stt, 5)
+    await audio_to(meter, segmented, 5)
+    # Its metrics counted 2 s at its last final transcript; the 3 s after it had not been counted yet.
+    meter.count(STTUsageMetricsData(processor=stt.name, model=None, value=STTUsage(audio_seconds=2.0)))
+    meter.count(STTUsageMetricsData(processor=segmented.name, model=None, value=STTUsage(audio_seconds=1.5)))
+    seconds = {row["processor"]: row["audio_seconds"] for row in meter.report() if row["kind"] == "stt"}
+    assert seconds == {stt.name: 5.0, segmented.name: 1.5}
+    # Its stop flushes the 3 s: counted once, not on top of the bound.
+    meter.count(STTUsageMetricsData(processor=stt.name, model=None, value=STTUsage(audio_seconds=3.0)))
+    assert [row["audio_seconds"] for row in meter.report() if row["processor"] == stt.name] == [5.0]
+    # A bot killed before any final transcript: its streamed audio is its row.
+    silent, other = UsageMeter(), StreamingSTT()
+    await audio_to(silent, other, 2)
+    assert silent.report() == [{"kind": "stt", "processor": other.name, "model": None, "audio_seconds": 2.0}]
 
 
 @pytest.mark.parametrize("usage, says", [

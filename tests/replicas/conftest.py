@@ -23,6 +23,7 @@ import pytest
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_LOCAL_BOT_ENV
 from tests.support.processes import DispatcherProcess, processes_with_env, run_dispatcher
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.waiting import wait_until
 
 TIMEOUT = 60.0
 # Leases (a keyed start's, a session owner's record, a replica's own) that no stall of a loaded
@@ -111,6 +112,25 @@ def start_fleet(tmp_path: Path, store: RedisServer, count: int, **extra: str) ->
             env = replica_env(store, mark, f"r-{n}", **extra)
             replicas.append(stack.enter_context(run_dispatcher(log_dir, env)))
         yield Fleet(store, replicas, mark)
+
+
+PLANNER_KEY = "{voicefleet}:reserve-planner"  # the replica planning the reserve launches its bots
+WARM_ONE = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}  # one reserve bot, no more
+
+
+def warm_start_elsewhere(fleet: Fleet) -> tuple[str, str, httpx.Response]:
+    """A start at the replica that does not hold the fleet's one reserve bot (`WARM_ONE`), which it
+    claims there: (starter, holder, the start's answer)."""
+    wait_until(lambda: greeted(fleet.store) >= 1 and fleet.store.admin().get(PLANNER_KEY), "a reserve bot's hello",
+               timeout=90, detail=fleet.logs)
+    holder = fleet.replicas[int(str(fleet.store.admin().get(PLANNER_KEY)).removeprefix("r-"))].base_url
+    (starter,) = fleet.others(holder)
+    started = post(starter, "/start?wait=started", json={})
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    events = [e["event"] for e in get(starter, f"/sessions/{session_id}/timeline").json()["events"]]
+    assert "claimed" in events, f"the start was not warm: {events}\n{fleet.logs()}"
+    return starter, holder, started
 
 
 def call(method: str, base_url: str, path: str, *, headers: dict[str, str] | None = None,

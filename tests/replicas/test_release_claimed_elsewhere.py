@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.replicas.conftest import get, greeted, post, start_fleet
+from tests.replicas.conftest import WARM_ONE, get, start_fleet, warm_start_elsewhere
 from tests.support.redis_server import RedisServer
 from tests.support.releases import admin, listed_releases, release_env
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # two real dispatchers, a redis-server and a reserve bot: about 20 s
 
-PLANNER_KEY = "{voicefleet}:reserve-planner"  # the replica planning the reserve launches its bots
-RESERVE = {"RESERVE_MIN_IDLE": "1", "RESERVE_BUFFER": "0", "RESERVE_BURST": "0"}
 
 
 def test_a_bot_claimed_at_another_replica_serves_the_release_it_was_launched_from(
@@ -26,17 +24,9 @@ def test_a_bot_claimed_at_another_replica_serves_the_release_it_was_launched_fro
     releases = release_env(bots, "stable=100,next=0")  # `next` keeps no idle bots: the one is `stable`'s
     # `stable` runs the deployment's own BOT_FILE, whose bots a claim that lost the session's release
     # took as the `default` release's.
-    with start_fleet(tmp_path, store, 2, **releases, **RESERVE, BOT_FILE=str(bots / "bot.py")) as fleet:
-        wait_until(lambda: greeted(store) >= 1 and store.admin().get(PLANNER_KEY), "a reserve bot's hello",
-                   timeout=90, detail=fleet.logs)
-        holder = fleet.replicas[int(str(store.admin().get(PLANNER_KEY)).removeprefix("r-"))].base_url
-        (starter,) = fleet.others(holder)
-
-        started = post(starter, "/start?wait=started", json={})
-        assert started.status_code == 201, started.text
+    with start_fleet(tmp_path, store, 2, **releases, **WARM_ONE, BOT_FILE=str(bots / "bot.py")) as fleet:
+        starter, holder, started = warm_start_elsewhere(fleet)
         session_id = started.json()["session_id"]
-        events = [e["event"] for e in get(starter, f"/sessions/{session_id}/timeline").json()["events"]]
-        assert "claimed" in events, f"the start was not warm: {events}\n{fleet.logs()}"
         assert started.json()["release"] == "stable", started.text
         for replica in (starter, holder):
             assert get(replica, f"/sessions/{session_id}").json()["release"] == "stable"

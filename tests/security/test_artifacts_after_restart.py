@@ -15,6 +15,7 @@ import httpx
 
 from dispatcher.artifacts.names_secret import SECRET_FILE
 from dispatcher.settings import Settings, hash_api_key
+from tests.e2e.test_recording import s3_client, s3_store
 from tests.security.conftest import MakeDispatcher
 
 KEY, ADMIN = "named-client-key-0123456789abc", "admin-key-0123456789abcdef"
@@ -33,7 +34,12 @@ async def recorded(api: httpx.AsyncClient, recordings: object) -> str:
     assert started.status_code == 201, started.text
     session_id = str(started.json()["session_id"])
     url = (await recordings.part_url(session_id, {"part": 1}))["url"]  # type: ignore[attr-defined]
-    assert (await api.put(url, content=b"RIFF" + b"\0" * 40 + b"\1\0\2\0" * 100)).status_code == 200
+    part = b"RIFF" + b"\0" * 40 + b"\1\0\2\0" * 100
+    if url.startswith("/"):  # the folder store's signed path, at the dispatcher
+        assert (await api.put(url, content=part)).status_code == 200
+    else:  # a bucket's pre-signed URL
+        async with httpx.AsyncClient(timeout=30) as bucket:
+            assert (await bucket.put(url, content=part)).status_code == 200
     await recordings.bot_finished(session_id, {"parts": 1, "bytes": 444, "degraded": []})  # type: ignore[attr-defined]
     await recordings.finish(session_id, "the bot ended the session (test)")  # type: ignore[attr-defined]
     return session_id
@@ -53,3 +59,17 @@ async def test_a_named_keys_artifacts_stay_its_own_after_a_local_restart(
     assert read.status_code == 200, read.text
     kept = tmp_path / "recordings" / SECRET_FILE
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600  # the secret, readable by the dispatcher's user alone
+
+
+async def test_a_named_keys_artifacts_stay_its_own_after_a_local_restart_with_an_s3_store(
+        make_dispatcher: MakeDispatcher) -> None:
+    with s3_store() as bucket:
+        first = await make_dispatcher(keyed(), RECORDING="on", **bucket.env)
+        session_id = await recorded(first.client, first.state.artifacts.recordings)
+        await first.client.delete(f"/sessions/{session_id}", headers=MINE)
+
+        again = await make_dispatcher(keyed(), RECORDING="on", **bucket.env)  # the same deployment, run again
+        read = await again.client.get(f"/sessions/{session_id}/artifacts", headers=MINE)
+        assert read.status_code == 200, read.text
+        kept = s3_client(bucket.env["AWS_ENDPOINT_URL_S3"]).get_object(Bucket="team-calls", Key=f"voice/{SECRET_FILE}")
+        assert len(kept["Body"].read()) == 64  # beside the retention folders, which lifecycle rules expire

@@ -123,8 +123,8 @@ async def test_a_played_announcement_is_noted_on_the_timeline_and_in_the_report(
     plan = await recordings.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
     assert plan is not None and plan.consent
     with pytest.raises(RequestFailed, match="numbers of seconds"):
-        recordings.consent(SESSION, {"announced_at": "now", "seconds": 2.5})
-    recordings.consent(SESSION, {"announced_at": 1_795_000_001.5, "seconds": 2.5})
+        await recordings.consent(SESSION, {"announced_at": "now", "seconds": 2.5})
+    await recordings.consent(SESSION, {"announced_at": 1_795_000_001.5, "seconds": 2.5})
     assert timeline.notes[-1] == (SESSION, "recording_consent", {"announced_at": 1_795_000_001.5, "seconds": 2.5})
     report = await recordings.finish(SESSION, "the bot ended the session")
     assert report is not None and report["consent"] == {"announced_at": 1_795_000_001.5, "seconds": 2.5}

@@ -284,6 +284,25 @@ async def test_a_bot_that_died_hands_over_no_turns_and_the_report_says_so(tmp_pa
     assert "killed or lost" in report["transcript"]["why"]
 
 
+class StoppedTimeline(Timeline):
+    """A session stopped whose machine ended before its bot handed over its end (its stop's grace ran out)."""
+
+    async def read(self, session_id: str) -> list[dict[str, Any]]:
+        return [{"event": "joined", "at": 100.0}, {"event": "stop_requested", "at": 130.0},
+                {"event": "machine_ended", "at": 135.0, "state": "ended"}]
+
+
+async def test_a_bot_stopped_before_it_handed_over_its_end_is_said_so_not_killed_or_lost(tmp_path: Path) -> None:
+    kept, store = recordings(tmp_path, StoppedTimeline())
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], wav_header(16000) + b"\1\0" * 3200)
+    report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
+    assert report is not None and report["recording"]["status"] == "partial"
+    for said in (report["ended"]["how"], report["recording"]["why"], report["transcript"]["why"],
+                 report["bot_logs"]["why"]):
+        assert "killed or lost" not in said and "stop's grace ran out" in said, said
+
+
 class CannotSign(LocalFolderStore):
     """A store whose signer is refused (GCS's signBlob without its grant), on the thread that signs."""
 
@@ -441,7 +460,7 @@ async def test_a_consent_session_whose_bot_never_said_it_announced_keeps_nothing
 async def test_a_consent_session_announced_keeps_its_call(tmp_path: Path, timeline: Timeline) -> None:
     kept, store = recordings(tmp_path, timeline, policy="consent")
     await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
-    kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.2})
+    await kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.2})
     data = wav_header(16000) + b"\1\0" * 3200
     await upload(store, (await kept.part_url(SESSION, {"part": 1}))["url"], data)
     await kept.bot_finished(SESSION, {"parts": 1, "bytes": len(data), "degraded": [],
@@ -500,7 +519,7 @@ async def test_a_consent_sessions_log_lines_from_before_its_announcement_ended_a
         tmp_path: Path, timeline: Timeline) -> None:
     kept, _ = recordings(tmp_path, timeline, policy="consent")
     await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
-    kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.0})  # it ended at 11:06:45
+    await kept.consent(SESSION, {"announced_at": 1_795_000_001.0, "seconds": 4.0})  # it ended at 11:06:45
     lines = [{"time": LINE_AT.format(second), "level": "info", "logger": "bot", "message": f"at {second}"}
              for second in (42, 46)]
     await kept.bot_logs(SESSION, {"lines": lines})

@@ -25,6 +25,7 @@ from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.s3_store import S3Store
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
+from dispatcher.artifacts.store import StoreError
 from tests.support.file_limit import small_files
 from tests.support.tcp_gate import TcpGate, tcp_gate
 
@@ -145,6 +146,21 @@ async def test_a_folder_store_that_cannot_join_lists_no_recording_and_keeps_ever
     assert listing is not None
     assert {a["name"]: a["size"] for a in listing["artifacts"]}["recording.wav"] == len(audio)
 
+
+
+async def test_a_part_the_folder_cannot_take_leaves_no_partial_file_and_its_retry_lands(tmp_path: Path) -> None:
+    store = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32))
+    recordings = SessionRecordings(ArtifactSettings(policy="on"), store, note=Timeline().note,
+                                   events=Timeline().read, region="eu", provider="local")
+    await recordings.plan_for(SESSION, transport="webrtc", release="v7", key_name="acme")
+    audio = wav_header(16000) + b"\1\0" * (1024 * 1024)  # 2 MiB: past what may be written meanwhile
+    token = (await recordings.part_url(SESSION, {"part": 1}))["url"].removeprefix(PART_PATH)
+    with small_files(), pytest.raises(StoreError, match="File too large"):
+        await store.accept_part(token, audio)
+    (upload,) = (tmp_path / ".uploads").iterdir()
+    assert sorted(p.name for p in upload.iterdir()) == ["key"]  # no `.writing` holding the space
+    assert await store.accept_part(token, audio)  # the disk has room again: the bot's retry lands
+    assert (upload / "00001.part").stat().st_size == len(audio)
 
 
 async def test_every_object_of_a_session_carries_its_key_name_and_release(gated: tuple[TcpGate, S3Store]) -> None:

@@ -78,6 +78,17 @@ def test_a_live_session_is_priced_until_now_and_estimated() -> None:
     assert stopped is not None and (stopped.session_seconds, stopped.estimated) == (30.0, True)
 
 
+def test_a_killed_bots_session_is_priced_to_its_machines_recorded_end_whatever_came_after() -> None:
+    events = [{"event": "launched", "at": 100.0}, {"event": "ready", "at": 105.0},
+              {"event": "machine_ended", "at": 130.0, "state": "failed"}]
+    costs = SessionCosts("fly", FLY, clock=lambda: 999.0)
+    at_its_end = costs.of(events, running=False)
+    later = costs.of([*events, {"event": "stop_requested", "at": 151.0}, {"event": "recording_partial", "at": 160.0}],
+                     running=False)
+    assert at_its_end is not None and later is not None
+    assert at_its_end.as_json() == later.as_json() and later.session_seconds == 30.0 and later.estimated
+
+
 def test_no_machine_no_cost_and_no_price_no_amounts() -> None:
     assert SessionCosts("fly", FLY).of([{"event": "requested", "at": 1.0}, {"event": "failed", "at": 2.0}],
                                        running=False) is None

@@ -30,6 +30,15 @@ from tests.support.waiting import within
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
 
+def verified_into(received: list[dict]):
+    """A receiver that checks each event's signature and keeps it in `received`."""
+    async def hook(request: web.Request) -> web.Response:
+        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    return hook
+
+
 def app_with(url: str, **more: str):
     machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, bot_env=STANDIN_ENV))
     env = {"WEBHOOK_URL": url, "WEBHOOK_SECRET": SECRET, "RESERVE_MAX_IDLE": "0", **more}
@@ -152,12 +161,7 @@ async def test_a_slow_receiver_delays_no_start_and_gets_every_event(standin_mode
 async def test_a_failed_start_is_pushed_as_session_failed(standin_mode):
     standin_mode("fail-start")  # the bot exits before it is ready: `?wait=started` answers an error
     received: list[dict] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(Webhook(SECRET).verify(await request.read(), dict(request.headers)))
-        return web.Response(status=204)
-
-    async with hook_receiver(hook) as url, in_process(app_with(url)) as running:
+    async with hook_receiver(verified_into(received)) as url, in_process(app_with(url)) as running:
         start = await running.client.post("/start?wait=started", json={})
         assert start.status_code >= 400
         failure = start.json()["error"]
@@ -318,3 +322,21 @@ async def test_a_sessions_recording_outcome_is_pushed_signed():
     partial = by_type["session.recording.partial"]
     assert partial == {"session_id": "s1", "at": partial["at"], "reason": "killed", "seconds": 12.5}
     assert by_type["session.recording.ready"]["session_id"] == "s2"
+
+
+async def test_a_bot_gone_without_its_end_is_pushed_as_session_ended_with_the_cost_every_view_reads(standin_mode):
+    standin_mode("crash")  # ready, then its process exits without its `ended` report (as a killed bot)
+    received: list[dict] = []
+    async with hook_receiver(verified_into(received)) as url, in_process(app_with(url)) as running:
+        start = await running.client.post("/start?wait=started", json={})
+        session_id = start.json()["session_id"]
+        assert await within(lambda: any(e["type"] == "session.ended" for e in received), timeout=30)
+        ended = next(e for e in received if e["type"] == "session.ended")["data"]
+        # A stop long after the machine's end adds nothing to what the session cost.
+        await asyncio.sleep(1.0)
+        assert (await running.client.delete(f"/sessions/{session_id}")).status_code in (202, 204, 404)
+        read = (await running.client.get(f"/sessions/{session_id}")).json()
+    assert ended["reason"] == "machine_ended" and ended["session_id"] == session_id
+    assert ended["cost"]["estimated"] is True
+    assert read["cost"]["session_seconds"] == ended["cost"]["session_seconds"], (read["cost"], ended["cost"])
+    assert [e["type"] for e in received].count("session.ended") == 1

@@ -1,0 +1,81 @@
+"""A recording handed from the replica that planned it to the one its bot dialled
+(dispatcher/artifacts/hand_over.py): two replicas' recordings on one folder store and one timeline,
+the relay between them a direct call (tests/replicas/test_recording_elsewhere.py does it with real
+processes and a real redis-server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botchannel.contract import RequestFailed
+from botchannel.recording import wav_header
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER
+from dispatcher.artifacts.local_store import LocalFolderStore
+from dispatcher.artifacts.recordings import SessionRecordings
+from dispatcher.artifacts.settings import ArtifactSettings
+from dispatcher.artifacts.signed_paths import PART_PATH, SignedPaths
+from dispatcher.store.relay import RelayRefused
+
+SESSION = "0123456789abcdef01234567"
+
+
+class SharedTimeline:
+    """One timeline, noted by each replica under its own id (as dispatcher/sessions/timeline.py does)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def noter(self, replica: str) -> Any:
+        def note(session_id: str, event: str, **fields: Any) -> None:
+            self.events.append({"event": event, "at": 1.0, "replica": replica, **fields})
+        return note
+
+    async def read(self, session_id: str) -> list[dict[str, Any]]:
+        return list(self.events)
+
+
+def pair(tmp_path: Path, older_planner: bool = False) -> tuple[SessionRecordings, SessionRecordings,
+                                                                 LocalFolderStore]:
+    store, timeline = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32)), SharedTimeline()
+    replicas: dict[str, SessionRecordings] = {}
+
+    async def ask(replica: str, session_id: str, method: str, params: Mapping[str, Any],
+                  timeout: float) -> Mapping[str, Any]:
+        assert method == METHOD_HAND_OVER
+        if older_planner:  # a replica from before the hand-over: its relay answers the method unknown
+            raise RelayRefused(502, "relay_failed", "AttributeError")
+        return await replicas[replica].hand_over(session_id)
+
+    for name in ("a", "b"):
+        replicas[name] = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.noter(name),
+                                           events=timeline.read, region="eu", provider="local", replica_id=name,
+                                           ask=ask)
+    return replicas["a"], replicas["b"], store
+
+
+async def test_the_replica_its_bot_dialled_takes_the_recording_and_writes_its_end(tmp_path: Path) -> None:
+    planner, holder, store = pair(tmp_path)
+    await planner.plan_for(SESSION, transport="webrtc", release="v1", key_name="acme")
+    url = (await holder.part_url(SESSION, {"part": 1}))["url"]  # the bot's first request, at the other replica
+    assert not planner.recorded(SESSION) and holder.recorded(SESSION)
+    data = wav_header(16000) + b"\1\0" * 16000
+    assert await store.accept_part(url.removeprefix(PART_PATH), data)
+    await holder.bot_finished(SESSION, {"parts": 1, "bytes": len(data), "degraded": []})
+    await holder.finish_here(SESSION, "the bot ended the session")
+    await holder.aclose()
+    report = json.loads(next(tmp_path.glob(f"**/{SESSION}/report.json")).read_text())
+    assert report["recording"]["status"] == "complete" and report["key_name"] == "acme", report
+
+
+async def test_a_planner_that_cannot_hand_over_keeps_the_recording(tmp_path: Path) -> None:
+    planner, holder, _ = pair(tmp_path, older_planner=True)
+    await planner.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    with pytest.raises(RequestFailed) as refused:
+        await holder.part_url(SESSION, {"part": 1})
+    assert refused.value.status == 404 and not holder.recorded(SESSION)
+    assert planner.recorded(SESSION)  # it completes it itself (its grace, its sweep or its stop), as before
