@@ -89,8 +89,10 @@ def cold_edge(cold_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempP
 
 
 @contextmanager
-def run_edge(dispatcher: DispatcherProcess, workdir: Path) -> Iterator[EdgeProcess]:
-    """`python -m sipedge` in front of `dispatcher`, stopped (SIGTERM) on exit."""
+def run_edge(dispatcher: DispatcherProcess, workdir: Path, numbers: str = f'"{NUMBER}" = ""',
+             env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
+    """`python -m sipedge` in front of `dispatcher`, stopped (SIGTERM) on exit. `numbers`: the trunk's
+    TOML table of numbers (each to the variable holding its key: "" for none); `env`: those variables."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
     write_ulaw_wav(workdir / "speech.wav", speech_8k())
@@ -99,11 +101,11 @@ def run_edge(dispatcher: DispatcherProcess, workdir: Path) -> Iterator[EdgeProce
     config.write_text(
         f'dispatcher_url = "{dispatcher.base_url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
         f"rtp_port = {free_port_pair(RTP_PORTS)}\nrtp_port_count = {RTP_PORTS}\nanswer_seconds = 45\n\n"
-        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{NUMBER}" = "" }}\n')
+        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n')
     log_path = workdir / "edge.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,
-                                   env={**os.environ, "SIP_EDGE_CONFIG": str(config)})
+                                   env={**os.environ, **(env or {}), "SIP_EDGE_CONFIG": str(config)})
     running = EdgeProcess(process, sip_port, log_path, workdir)
     try:
         deadline = time.monotonic() + READY_SECONDS
