@@ -46,7 +46,7 @@ class TrunkFile(_Strict):
 
 
 class EdgeFile(_Strict):
-    dispatcher_url: str = "http://127.0.0.1:7860"
+    dispatcher_url: str = "http://127.0.0.1:8080"
     sip_address: str = "127.0.0.1"  # where SIP (UDP) is bound and what SDP names for RTP
     sip_port: int = Field(default=5060, ge=1, le=65535)
     rtp_port: int = Field(default=40000, ge=1024, le=65535)  # the first RTP port; each call takes two

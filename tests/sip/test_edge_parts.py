@@ -107,3 +107,9 @@ def test_a_keys_own_limit_is_busy_and_anything_else_unavailable_both_with_retry_
     assert (from_http(429, "17", "rate_limited").status, from_http(429, "17", "").retry_after) == (486, 17)
     assert from_http(503, None, "draining").status == 503
     assert from_http(401, "soon", "unauthorized").retry_after == DEFAULT_RETRY_SECONDS
+
+
+def test_the_example_configuration_the_docs_run_loads() -> None:
+    example = Path(__file__).parents[2] / "sipedge" / "trunks.example.toml"
+    (trunk,) = load({"SIP_EDGE_CONFIG": str(example)}).trunks
+    assert trunk.api_keys == {"+14155550199": None}
