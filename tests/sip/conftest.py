@@ -1,6 +1,7 @@
 """A real local dispatcher running the parrot (tests/phone's way), and `python -m sipedge` in front of
 it with one trunk: loopback 127.0.0.1 may call +14155550199; nothing else is allowed or served. The
-cold pair keeps no reserve and its bots start late, so a call rings for seconds."""
+cold pair keeps no reserve and its bots (tests/phone's echo bot, which reports what it was told)
+start late, so a call rings for seconds."""
 
 from __future__ import annotations
 
@@ -54,8 +55,14 @@ def parrot_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Disp
 
 
 @pytest.fixture(scope="module")
-def cold_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
-    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"), "RESERVE_MIN_IDLE": "0",
+def cold_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the cold pair's bot (tests/phone/echo_bot.py) writes what each call's bot was told."""
+    return tmp_path_factory.mktemp("calls")
+
+
+@pytest.fixture(scope="module")
+def cold_dispatcher(cold_reports: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    env = {**phone_env(cold_reports), "RESERVE_MIN_IDLE": "0",
            # A bot that takes COLD_START_SECONDS to start, at least: the call rings that long.
            "LOCAL_BOT_COMMAND": f"sh -c 'sleep {COLD_START_SECONDS}; exec {sys.executable} -m bot'"}
     with run_dispatcher(tmp_path_factory.mktemp("sip-cold-dispatcher"), env) as running:

@@ -5,7 +5,9 @@ source no trunk allows, 404 for a number none serves, 488 for an offer without G
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -91,6 +93,20 @@ async def test_a_call_cancelled_while_its_bot_starts_frees_its_session(
         assert session_id is not None, cold_edge.log()
         assert await wait_active_sessions(api, 0) == 0  # its bot's machine was stopped
         assert "machine_ended" in await timeline(api, session_id)
+
+
+async def test_the_bot_is_told_the_calls_from_to_call_id_and_x_headers(
+    cold_dispatcher: DispatcherProcess, cold_edge: EdgeProcess, cold_reports: Path,
+) -> None:
+    call = run_sipp("call_echo", NUMBER, cold_edge.sip_port, cold_edge.workdir, media_port=free_port_pair(2))
+    assert call.returncode == 0, f"{call.output}\n{cold_edge.log()}"
+    call_id = call_id_of(call.messages)
+    session_id = session_of(cold_edge, call_id)
+    assert session_id is not None, cold_edge.log()
+    told = json.loads((cold_reports / f"{session_id}.json").read_text())
+    assert told["body"] == {"from": '"Caller" <sip:+14155550100@127.0.0.1>', "to": f"<sip:{NUMBER}@127.0.0.1>",
+                            "call_id": call_id, "headers": {"X-Ticket": "T-1042"}}
+    assert told["call_data"]["call_id"] == call_id  # Pipecat read the stream's start as a carrier's
 
 
 @pytest.mark.parametrize(("scenario", "source", "number", "status"), [
