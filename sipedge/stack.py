@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pjsua2 as pj
 
 from sipedge.config import EdgeConfig, Trunk
+from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.sip_call import SipCall
 
 log = logging.getLogger("sipedge")
@@ -64,7 +65,11 @@ class SipStack:
     def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
         call = SipCall(account, prm.callId, self._ended.append)
         self.calls[prm.callId] = call
-        self._on_incoming(call, prm.rdata.srcAddress, prm.rdata.wholeMsg)
+        try:
+            self._on_incoming(call, prm.rdata.srcAddress, prm.rdata.wholeMsg)
+        except Exception:  # a bug of the edge's: the trunk tries its next route rather than waiting
+            log.exception("sipedge: an INVITE could not be handled")
+            call.respond(503, DEFAULT_RETRY_SECONDS)
 
     def _run(self) -> None:
         endpoint = pj.Endpoint()

@@ -1,10 +1,12 @@
 """A trunk's calls through `python -m sipedge` to a real local dispatcher and its parrot, with SIPp as
 the trunk: answered only once the bot has joined, the caller's words heard back over RTP, the
-caller's BYE ending the session, a CANCEL freeing it before the answer, and the refusals (403 for a
+caller's BYE ending the session and the session's end sending BYE, a CANCEL freeing it before the
+answer, and the refusals (403 for a
 source no trunk allows, 404 for a number none serves, 488 for an offer without G.711)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -78,6 +80,32 @@ async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_w
         # The caller's BYE ended the session and stopped its bot.
         assert await wait_active_sessions(api, 0) == 0
         assert "machine_ended" in await timeline(api, session_id)
+
+
+async def next_answered_session(edge: EdgeProcess, seen: int, timeout: float = 60.0) -> str:
+    """The session of the edge's next answered call, after the `seen` it had answered already."""
+    for _ in range(int(timeout * 10)):
+        answered = re.findall(r"answered \(session (\w+)\)", edge.log())
+        if len(answered) > seen:
+            return answered[seen]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no call answered within {timeout:g} s\n{edge.log()}")
+
+
+async def test_a_session_stopped_through_the_api_hangs_its_caller_up_with_bye(
+    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess,
+) -> None:
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        seen = len(re.findall(r"answered \(session", edge.log()))
+        calling = asyncio.create_task(asyncio.to_thread(
+            run_sipp, "call_hung_up_by_bot", NUMBER, edge.sip_port, edge.workdir))
+        session_id = await next_answered_session(edge, seen)
+        stopped = await api.delete(f"/sessions/{session_id}")
+        assert stopped.status_code in (202, 204), stopped.text
+        call = await calling  # its scenario ends only with the edge's BYE, answered
+        assert call.returncode == 0, f"{call.output}\n{edge.log()}"
+        assert await wait_active_sessions(api, 0) == 0
 
 
 async def test_a_call_cancelled_while_its_bot_starts_frees_its_session(
