@@ -26,9 +26,14 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.playout = Playout()
         self.events: CallEvents | None = None
         self.port: MediaPort | None = None
+        # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
+        # already have given its slot to a new call.
+        self.ended = False
         self._on_end = on_end
 
     def respond(self, status: int, retry_after: int | None = None) -> None:
+        if self.ended:
+            return
         param = pj.CallOpParam(True)
         param.statusCode = status
         if retry_after is not None:
@@ -42,7 +47,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
 
     def end(self) -> None:
         """BYE once answered, else 503 to the ringing caller: the bot's side ended first."""
-        if self.getInfo().state != pj.PJSIP_INV_STATE_DISCONNECTED:
+        if not self.ended:
             param = pj.CallOpParam(True)
             param.statusCode = 503
             self.hangup(param)
@@ -50,6 +55,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802  (PJSUA2's name)
         info = self.getInfo()
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.ended = True
             if self.events is not None:
                 self.events.hung_up(info.lastStatusCode)
             self._on_end(self)

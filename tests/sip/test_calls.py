@@ -87,7 +87,7 @@ async def next_answered_session(edge: EdgeProcess, seen: int, timeout: float = 6
     for _ in range(int(timeout * 10)):
         answered = re.findall(r"answered \(session (\w+)\)", edge.log())
         if len(answered) > seen:
-            return answered[seen]
+            return str(answered[seen])
         await asyncio.sleep(0.1)
     raise AssertionError(f"no call answered within {timeout:g} s\n{edge.log()}")
 
