@@ -33,7 +33,7 @@ NUMBER = "+14155550199"
 RTP_PORTS = 20
 READY_SECONDS = 60.0
 COLD_START_SECONDS = 5
-WAVE_FORMAT_MULAW = 7
+WAVE_FORMAT = {"alaw": 6, "ulaw": 7}
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class EdgeProcess:
     process: subprocess.Popen[bytes]
     sip_port: int
     log_path: Path
-    workdir: Path  # SIPp runs here: speech.wav is the caller's voice
+    workdir: Path  # SIPp runs here: speech_ulaw.wav and speech_alaw.wav are the caller's voice
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -69,17 +69,17 @@ def cold_dispatcher(cold_reports: Path, tmp_path_factory: pytest.TempPathFactory
         yield running
 
 
-def write_ulaw_wav(path: Path, pcm16: bytes) -> None:
-    """A G.711 μ-law WAV, the format SIPp's rtp_stream plays as payload type 0. The standard
-    library's `wave` writes PCM only, so its header is written for it with the μ-law format tag."""
-    ulaw = audioop.lin2ulaw(pcm16, 2)
+def write_g711_wav(path: Path, pcm16: bytes, law: str) -> None:
+    """A G.711 WAV (`law`: "ulaw" or "alaw"), the format SIPp's rtp_stream plays as payload type 0
+    or 8. The standard library's `wave` writes PCM only, so its header is given G.711's format tag."""
+    encoded = audioop.lin2ulaw(pcm16, 2) if law == "ulaw" else audioop.lin2alaw(pcm16, 2)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(1)
         out.setframerate(8000)
-        out.writeframes(ulaw)
+        out.writeframes(encoded)
     data = bytearray(path.read_bytes())
-    data[20:22] = WAVE_FORMAT_MULAW.to_bytes(2, "little")  # the fmt chunk's format tag (1: PCM)
+    data[20:22] = WAVE_FORMAT[law].to_bytes(2, "little")  # the fmt chunk's format tag (1: PCM)
     path.write_bytes(bytes(data))
 
 
@@ -102,7 +102,8 @@ def run_edge(dispatcher: DispatcherProcess, workdir: Path, numbers: str = f'"{NU
     TOML table of numbers (each to the variable holding its key: "" for none); `env`: those variables."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
-    write_ulaw_wav(workdir / "speech.wav", speech_8k())
+    for law in WAVE_FORMAT:
+        write_g711_wav(workdir / f"speech_{law}.wav", speech_8k(), law)
     sip_port = free_port(socket.SOCK_DGRAM)
     config = workdir / "edge.toml"
     config.write_text(

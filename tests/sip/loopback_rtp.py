@@ -70,14 +70,15 @@ class LoopbackRtp:
         self._thread.join(5)
         self._sock.close()
 
-    def pcm(self) -> bytes:
-        """The payloads as 16-bit PCM at 8 kHz (G.711 μ-law decoded), in sequence order. A call's
+    def pcm(self, law: str) -> bytes:
+        """The payloads as 16-bit PCM at 8 kHz (G.711 `law`, "ulaw" or "alaw", decoded), in sequence order. A call's
         sequence numbers start at random and may wrap: the order counts from the first packet seen."""
         if self._first is None:
             return b""
         first = self._first
         ordered = sorted(self._packets, key=lambda seq: (seq - first) % 65536)
-        return audioop.ulaw2lin(b"".join(self._packets[seq] for seq in ordered), 2)
+        payload = b"".join(self._packets[seq] for seq in ordered)
+        return audioop.ulaw2lin(payload, 2) if law == "ulaw" else audioop.alaw2lin(payload, 2)
 
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 30.0) -> None:
         """Until no packet has come for `seconds` (the call's media ended), within `timeout`."""

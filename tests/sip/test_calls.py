@@ -49,8 +49,9 @@ async def timeline(api: httpx.AsyncClient, session_id: str) -> dict[str, float]:
     return events
 
 
+@pytest.mark.parametrize(("scenario", "law"), [("call_echo", "ulaw"), ("call_echo_alaw", "alaw")])
 async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_words_back(
-    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess,
+    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess, scenario: str, law: str,
 ) -> None:
     if (why := can_capture()) is not None:
         pytest.skip(why)
@@ -59,7 +60,7 @@ async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_w
         await wait_for_idle_bot(api)
         capture = LoopbackRtp(media_port)
         try:
-            call = run_sipp("call_echo", NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
+            call = run_sipp(scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
             capture.wait_quiet()
         finally:
             capture.stop()
@@ -68,11 +69,12 @@ async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_w
         assert session_id is not None, edge.log()
         events = await timeline(api, session_id)
         ringing, answered = call.answered_at(180), call.answered_at(200)
-        assert ringing is not None and answered is not None, call.statuses()
+        assert call.statuses()[:3] == [100, 180, 200], call.statuses()  # Trying at once, then Ringing
+        assert ringing is not None and answered is not None
         # Ringing while the session started; 200 OK only once its bot had joined (its media socket up).
         assert ringing <= events["joined"] <= answered, (ringing, events, answered)
 
-        heard = np.frombuffer(capture.pcm(), dtype=np.int16)
+        heard = np.frombuffer(capture.pcm(law), dtype=np.int16)
         assert rms(heard[: 8000 * 2]) > BOT_AUDIO_RMS  # the parrot's greeting, in the first seconds
         speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
         similarity = echo_similarity(voiced(speech), heard, 8000)
