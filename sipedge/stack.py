@@ -46,7 +46,7 @@ class SipStack:
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self.started = threading.Event()
-        self.failed: BaseException | None = None
+        self.failed: str | None = None  # why PJSIP did not start
         self.calls: dict[int, SipCall] = {}
         self._ended: list[SipCall] = []
         self._accounts: list[_Account] = []
@@ -76,8 +76,8 @@ class SipStack:
         try:
             endpoint.libCreate()
             self._start(endpoint)
-        except BaseException as exc:  # noqa: BLE001  (handed to the main thread, which exits with it)
-            self.failed = exc
+        except pj.Error as exc:  # handed to the main thread, which exits with it
+            self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.config.sip_address}:{self.config.sip_port})"
             self.started.set()
             return
         self.started.set()
