@@ -122,8 +122,8 @@ async def _until_ready(flow: CallFlow, link: DispatcherLink, api_key: str | None
         return f"the bot was not ready within {answer_seconds:g} s"
     if bot_side in done and not spoke.is_set():
         return "the dispatcher closed the call's stream before its bot was ready"
-    if joined in done and isinstance(joined.exception(), SessionGone):
-        return f"the session {joined.exception()} before its bot joined"
+    if joined in done and (error := joined.exception()) is not None:
+        return f"the session {error} before its bot joined" if isinstance(error, SessionGone) else repr(error)
     return None
 
 

@@ -1,6 +1,7 @@
 """A session the dispatcher refuses is a SIP answer a trunk acts on: the number's key over its start
-rate is `486 Busy Here`, a key the dispatcher does not know is `503 Service Unavailable`, both with
-`Retry-After`; the INVITE rings (180) while the edge asks, and nothing is left started."""
+rate is `486 Busy Here`, a key the dispatcher does not know or a bot that cannot start is
+`503 Service Unavailable`, both with `Retry-After`; the INVITE rings (180) while the edge asks, and
+nothing is left started."""
 
 from __future__ import annotations
 
@@ -71,3 +72,21 @@ async def test_a_number_whose_key_the_dispatcher_refuses_is_unavailable(
     assert call.statuses()[-1] == 503
     assert retry_after(call.messages, 503) is not None, call.messages
     assert "HTTP 401" in keyed_edge.log()  # what the dispatcher said, in the edge's log
+
+
+@pytest.fixture(scope="module")
+def broken_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    """A dispatcher whose bots exit at once (a broken image), and the edge in front of it."""
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "RESERVE_MIN_IDLE": "0",
+           "LOCAL_BOT_COMMAND": "sh -c 'exit 3'"}
+    with run_dispatcher(tmp_path_factory.mktemp("sip-broken-dispatcher"), env) as dispatcher, \
+            run_edge(dispatcher, tmp_path_factory.mktemp("sip-broken-edge")) as edge:
+        yield edge
+
+
+def test_a_call_whose_bot_cannot_start_is_unavailable_rather_than_ringing_on(broken_edge: EdgeProcess) -> None:
+    call = run_sipp("call_unavailable", NUMBER, broken_edge.sip_port, broken_edge.workdir)
+    assert call.returncode == 0, f"{call.output}\n{broken_edge.log()}"
+    assert call.statuses()[-1] == 503
+    assert retry_after(call.messages, 503) is not None, call.messages
+    assert "refused 503" in broken_edge.log()
