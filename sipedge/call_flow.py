@@ -31,12 +31,13 @@ Submit = Callable[[Callable[[], None]], None]  # runs work on the SIP thread
 
 
 class CallFlow:
-    """`heard` and `hung_up` are called from PJSIP's threads; they hand over to the loop."""
+    """`heard`, `pressed` and `hung_up` are called from PJSIP's threads; they hand over to the loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, playout: Playout) -> None:
         self._loop = loop
         self.playout = playout
-        self.caller_audio: asyncio.Queue[bytes] = asyncio.Queue(maxsize=250)  # 5 s
+        # The caller's audio (PCM) and keys (a digit), in the order they came: 5 s of frames at most.
+        self.caller_audio: asyncio.Queue[bytes | str] = asyncio.Queue(maxsize=250)
         self.caller_gone = asyncio.Event()
         self.answered = False
 
@@ -46,7 +47,10 @@ class CallFlow:
     def hung_up(self, status: int) -> None:
         self._loop.call_soon_threadsafe(self.caller_gone.set)
 
-    def _queue_heard(self, pcm: bytes) -> None:
+    def pressed(self, digit: str) -> None:
+        self._loop.call_soon_threadsafe(self._queue_heard, digit)
+
+    def _queue_heard(self, pcm: bytes | str) -> None:
         if self.answered and not self.caller_gone.is_set():
             with contextlib.suppress(asyncio.QueueFull):  # a stalled stream: drop the caller's newest
                 self.caller_audio.put_nowait(pcm)
@@ -144,10 +148,13 @@ async def _caller_to_bot(stream: ClientConnection, flow: CallFlow, stream_id: st
     with contextlib.suppress(ConnectionClosed):
         while True:
             try:
-                pcm = await asyncio.wait_for(flow.caller_audio.get(), KEEPALIVE_SECONDS)
+                heard = await asyncio.wait_for(flow.caller_audio.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
-                pcm = SILENCE
-            await stream.send(stream_frames.media(stream_id, pcm))
+                heard = SILENCE
+            if isinstance(heard, str):
+                await stream.send(stream_frames.dtmf(stream_id, heard))
+            else:
+                await stream.send(stream_frames.media(stream_id, heard))
 
 
 async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:

@@ -18,6 +18,8 @@ class CallEvents(Protocol):
 
     def hung_up(self, status: int) -> None: ...  # the caller's BYE or CANCEL, or the call failed
 
+    def pressed(self, digit: str) -> None: ...  # a key the caller pressed (RFC 2833 or SIP INFO)
+
 
 class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type information
     def __init__(self, account: pj.Account, call_id: int, on_end: Callable[[SipCall], None]) -> None:
@@ -69,6 +71,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 self.port.createPort(f"bot{self.call_id}", audio_format())
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        if self.events is not None:
+            self.events.pressed(prm.digit)
 
     def _heard(self, pcm: bytes) -> None:
         if self.events is not None:

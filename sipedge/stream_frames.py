@@ -1,5 +1,5 @@
 """The frames the edge sends and reads on the dispatcher's carrier WebSocket: Exotel's media-stream
-shape (`connected`, `start`, `media` with base64 16-bit PCM at 8 kHz; `clear` from the bot).
+shape (`connected`, `start`, `media` with base64 16-bit PCM at 8 kHz, `dtmf`; `clear` from the bot).
 
 Why Exotel's: Pipecat's `parse_telephony_websocket` recognises it, so a bot that lists the phone
 carriers takes a SIP call unchanged, and its serializer carries linear PCM (PJSIP's conference
@@ -29,6 +29,11 @@ def handshake(stream_id: str, call_id: str, from_uri: str, to_uri: str) -> list[
 def media(stream_id: str, pcm: bytes) -> str:
     return json.dumps({"event": "media", "stream_sid": stream_id,
                        "media": {"payload": base64.b64encode(pcm).decode("ascii")}})
+
+
+def dtmf(stream_id: str, digit: str) -> str:
+    """A key the caller pressed: Pipecat's serializer makes it an InputDTMFFrame."""
+    return json.dumps({"event": "dtmf", "stream_sid": stream_id, "dtmf": {"digit": digit}})
 
 
 @dataclass(frozen=True)

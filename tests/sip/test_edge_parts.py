@@ -88,6 +88,7 @@ def test_pipecat_takes_the_edges_stream_for_a_carriers_and_reads_its_frames() ->
     assert _detect_transport_type_from_message(json.loads(start)) == "exotel"
     assert stream_frames.read_bot_frame(stream_frames.media("s1", b"\x01\x02")) == stream_frames.BotFrame(b"\x01\x02")
     assert stream_frames.read_bot_frame('{"event": "clear", "stream_sid": "s1"}') == stream_frames.BotFrame(clear=True)
+    assert json.loads(stream_frames.dtmf("s1", "#"))["dtmf"] == {"digit": "#"}  # what Exotel's serializer reads
     for junk in ("not json", "[]", '{"event": "media", "media": 3}', '{"event": "media", "media": {"payload": "*"}}'):
         assert stream_frames.read_bot_frame(junk) is None
 
