@@ -37,17 +37,17 @@ def params() -> FastAPIWebsocketParams:
 
 
 async def bot(runner_args: Any) -> None:
-    transport: Any = await create_transport(runner_args, {"exotel": params})  # its event_handler is untyped
+    transport = await create_transport(runner_args, {"exotel": params})
     keys = Path(os.environ["PHONE_TEST_REPORTS"], f"{runner_args.session_id}.keys")
     task = PipelineWorker(Pipeline([transport.input(), Keys(keys), transport.output()]),
                           params=PipelineParams(audio_in_sample_rate=RATE, audio_out_sample_rate=RATE))
 
-    @transport.event_handler("on_client_connected")
+    @transport.event_handler("on_client_connected")  # type: ignore[untyped-decorator]  # Pipecat's has no types
     async def on_connected(transport: Any, client: Any) -> None:
         tone = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / RATE))) for n in range(RATE // 5))
         await task.queue_frame(OutputAudioRawFrame(audio=tone, sample_rate=RATE, num_channels=1))
 
-    @transport.event_handler("on_client_disconnected")
+    @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
     async def on_disconnected(transport: Any, client: Any) -> None:
         await task.cancel()
 
