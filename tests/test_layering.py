@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("voicefleet_settings", "botchannel", "bot", "dispatcher", "examples", "images", "stacks", "policy")
+PACKAGES = ("voicefleet_settings", "botchannel", "bot", "dispatcher", "sipedge", "examples", "images", "stacks",
+            "policy")
 
 # Inside the dispatcher, lowest first; a module may import only from its own layer or lower ones.
 # A layer names packages (`dispatcher.api`) or single modules (`dispatcher.settings`).
@@ -62,12 +63,12 @@ MAX_DISPATCHER_ROOT_MODULES = 12
 MAX_STACKS_ROOT_MODULES = 6
 # A cloud is a package (stacks/aws/, stacks/gcp/), never a file-name prefix.
 # Between the repository's top-level packages, lowest first: the settings catalogue and the channel
-# contract both sides share, the bot host, the dispatcher, then the infrastructure that packages and
-# deploys them.
+# contract both sides share, the bot host, the dispatcher and the SIP edge beside it, then the
+# infrastructure that packages and deploys them.
 TOP_LAYERS: list[tuple[str, ...]] = [
     ("voicefleet_settings", "botchannel"),
     ("bot", "examples"),
-    ("dispatcher",),
+    ("dispatcher", "sipedge"),
     ("images", "stacks"),
     ("policy",),
 ]
@@ -239,6 +240,14 @@ def foreign_imports(graph: dict[str, set[str]], package: str) -> list[str]:
 def test_the_settings_catalogue_imports_nothing_of_voicefleets() -> None:
     # Both the bot host and the dispatcher read it: it is the standard library's alone.
     assert foreign_imports(imports(), "voicefleet_settings") == []
+
+
+def test_the_sip_edge_imports_only_the_shared_contracts() -> None:
+    # A process of its own beside the dispatcher: it speaks the dispatcher's HTTP API, as a carrier does,
+    # and may share only what the bot host shares with it (the settings catalogue, the channel contract).
+    shared = ("voicefleet_settings", "botchannel")
+    assert [line for line in foreign_imports(imports(), "sipedge")
+            if not line.split(" imports ")[1].startswith(shared)] == []
 
 
 def test_every_stacks_module_has_a_layer() -> None:

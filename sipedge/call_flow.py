@@ -1,0 +1,178 @@
+"""One call from INVITE to hang-up, on the event loop. The INVITE was admitted and is ringing (180);
+the flow asks the dispatcher for the call's session, opens its stream and sends a carrier's
+handshake, then answers `200 OK` once the bot has joined (its media socket is up) or has spoken,
+whichever comes first. From then the caller's audio goes to the stream and the bot's to the
+caller's RTP. Either side's end ends the other: the caller's BYE or CANCEL closes the stream (the
+dispatcher ends the session and stops its bot); the stream's close sends BYE. A refusal before the
+answer is 486 or 503 with Retry-After (refusals.py), and nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from sipedge import stream_frames
+from sipedge.dispatcher_link import CallToken, DispatcherLink, SessionGone
+from sipedge.playout import Playout
+from sipedge.refusals import SipRefusal, unavailable
+
+log = logging.getLogger("sipedge")
+
+KEEPALIVE_SECONDS = 1.0  # before the answer, silence now and then: the dispatcher ends a silent stream
+SILENCE = bytes(320)  # 20 ms
+Submit = Callable[[Callable[[], None]], None]  # runs work on the SIP thread
+
+
+class CallFlow:
+    """`heard`, `pressed` and `hung_up` are called from PJSIP's threads; they hand over to the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, playout: Playout) -> None:
+        self._loop = loop
+        self.playout = playout
+        # The caller's audio (PCM) and keys (a digit), in the order they came: 5 s of frames at most.
+        self.caller_audio: asyncio.Queue[bytes | str] = asyncio.Queue(maxsize=250)
+        self.caller_gone = asyncio.Event()
+        self.answered = False
+
+    def heard(self, pcm: bytes) -> None:
+        self._loop.call_soon_threadsafe(self._queue_heard, pcm)
+
+    def hung_up(self, status: int) -> None:
+        self._loop.call_soon_threadsafe(self.caller_gone.set)
+
+    def pressed(self, digit: str) -> None:
+        self._loop.call_soon_threadsafe(self._queue_heard, digit)
+
+    def _queue_heard(self, pcm: bytes | str) -> None:
+        if self.answered and not self.caller_gone.is_set():
+            with contextlib.suppress(asyncio.QueueFull):  # a stalled stream: drop the caller's newest
+                self.caller_audio.put_nowait(pcm)
+
+
+async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, body: dict[str, Any],
+                   respond: Callable[[int, int | None], None], end: Callable[[], None],
+                   answer_seconds: float) -> None:
+    """`respond(status, retry_after)` answers the INVITE, `end()` hangs up; both run on the SIP thread."""
+    token = await _until_caller_gone(flow, link.call_token(api_key, body))
+    if token is None:
+        return
+    if isinstance(token, SipRefusal):
+        _refuse(respond, token, body)
+        return
+    stream = await _until_caller_gone(flow, link.open_stream(token))
+    if stream is None:
+        return
+    if isinstance(stream, SipRefusal):
+        _refuse(respond, stream, body)
+        return
+    try:
+        await _call(flow, link, api_key, token, stream, body, respond, answer_seconds)
+    finally:
+        await stream.close()
+        if not flow.caller_gone.is_set():
+            end()
+        log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
+                 "caller" if flow.caller_gone.is_set() else "bot's side")
+
+
+async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token: CallToken,
+                stream: ClientConnection, body: dict[str, Any], respond: Callable[[int, int | None], None],
+                answer_seconds: float) -> None:
+    stream_id = uuid.uuid4().hex
+    for frame in stream_frames.handshake(stream_id, str(body.get("call_id", "")), str(body.get("from", "")),
+                                         str(body.get("to", ""))):
+        await stream.send(frame)
+    spoke = asyncio.Event()
+    tasks = [asyncio.create_task(_bot_to_caller(stream, flow.playout, spoke)),
+             asyncio.create_task(_caller_to_bot(stream, flow, stream_id))]
+    try:
+        ready = await _until_ready(flow, link, api_key, token.session_id, spoke, tasks[0], answer_seconds)
+        if flow.caller_gone.is_set():
+            return
+        if ready is not None:
+            _refuse(respond, unavailable(ready), body)
+            flow.caller_gone.set()  # the INVITE is answered: nothing more to say to the caller
+            return
+        flow.answered = True
+        respond(200, None)
+        log.info("sipedge: call %s answered (session %s)", body.get("call_id"), token.session_id)
+        gone = asyncio.create_task(flow.caller_gone.wait())
+        await asyncio.wait([tasks[0], gone], return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _until_ready(flow: CallFlow, link: DispatcherLink, api_key: str | None, session_id: str,
+                       spoke: asyncio.Event, bot_side: asyncio.Task[None], answer_seconds: float) -> str | None:
+    """None once the bot is ready (or the caller hung up); else why the call cannot be answered."""
+    joined = asyncio.create_task(link.until_joined(api_key, session_id))
+    waits = {joined, asyncio.create_task(spoke.wait()), asyncio.create_task(flow.caller_gone.wait()), bot_side}
+    try:
+        done, _ = await asyncio.wait(waits, timeout=answer_seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits - {bot_side}:
+            task.cancel()
+    if not done:
+        return f"the bot was not ready within {answer_seconds:g} s"
+    if bot_side in done and not spoke.is_set():
+        return "the dispatcher closed the call's stream before its bot was ready"
+    if joined in done and (error := joined.exception()) is not None:
+        return f"the session {error} before its bot joined" if isinstance(error, SessionGone) else repr(error)
+    return None
+
+
+async def _bot_to_caller(stream: ClientConnection, playout: Playout, spoke: asyncio.Event) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for message in stream:
+            frame = stream_frames.read_bot_frame(message)
+            if frame is None:
+                continue
+            if frame.clear:
+                playout.clear()
+            elif frame.pcm:
+                playout.add(frame.pcm)
+                spoke.set()
+
+
+async def _caller_to_bot(stream: ClientConnection, flow: CallFlow, stream_id: str) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            try:
+                heard = await asyncio.wait_for(flow.caller_audio.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                heard = SILENCE
+            if isinstance(heard, str):
+                await stream.send(stream_frames.dtmf(stream_id, heard))
+            else:
+                await stream.send(stream_frames.media(stream_id, heard))
+
+
+async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:
+    """`work`'s result, or None when the caller hung up (CANCEL) first: what it started is dropped."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.create_task(flow.caller_gone.wait())
+    await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    gone.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        result = await task
+        if isinstance(result, ClientConnection):
+            await result.close()
+    return None
+
+
+def _refuse(respond: Callable[[int, int | None], None], refusal: SipRefusal, body: dict[str, Any]) -> None:
+    log.warning("sipedge: call %s refused %d (%s)", body.get("call_id"), refusal.status, refusal.why)
+    respond(refusal.status, refusal.retry_after)

@@ -1,0 +1,116 @@
+"""The edge's trunks, read from the TOML file `SIP_EDGE_CONFIG` names (docs/sip.md#configuration).
+
+The file holds no secret: a trunk's digest password and each number's API key are read from the
+environment variables it names, so the file can sit in a repository or a config map.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """The edge's configuration cannot be used; the message says what to change."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrunkFile(_Strict):
+    name: str = Field(min_length=1)
+    # The addresses the trunk's INVITEs come from (CIDR): any other source is answered 403.
+    sources: tuple[str, ...] = Field(min_length=1)
+    # The number (To's user part) → the environment variable holding the API key its calls run as;
+    # "" for none (a keyless local dispatcher only).
+    numbers: dict[str, str] = Field(min_length=1)
+    registrar: str | None = None  # sip:pbx.example.com: the edge registers there with the digest below
+    digest_username: str | None = None
+    digest_password_env: str | None = None
+
+    @field_validator("sources")
+    @classmethod
+    def _networks(cls, sources: tuple[str, ...]) -> tuple[str, ...]:
+        for source in sources:
+            ipaddress.ip_network(source, strict=False)  # ValueError names the bad one
+        return sources
+
+
+class EdgeFile(_Strict):
+    dispatcher_url: str = "http://127.0.0.1:8080"
+    sip_address: str = "127.0.0.1"  # where SIP (UDP) is bound and what SDP names for RTP
+    sip_port: int = Field(default=5060, ge=1, le=65535)
+    rtp_port: int = Field(default=40000, ge=1024, le=65535)  # the first RTP port; each call takes two
+    rtp_port_count: int = Field(default=200, ge=2, le=30000)
+    # How long a caller hears ringing while the bot is claimed or started before the call is refused.
+    answer_seconds: float = Field(default=60.0, gt=0, le=300)
+    trunk: tuple[TrunkFile, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Trunk:
+    name: str
+    sources: tuple[Network, ...]
+    api_keys: Mapping[str, str | None] = field(repr=False)  # number → its calls' API key
+    registrar: str | None = None
+    digest_username: str | None = None
+    digest_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    dispatcher_url: str
+    sip_address: str
+    sip_port: int
+    rtp_port: int
+    rtp_port_count: int
+    answer_seconds: float
+    trunks: tuple[Trunk, ...]
+
+
+def load(env: Mapping[str, str]) -> EdgeConfig:
+    """The configuration `SIP_EDGE_CONFIG` names, its secrets read from `env`."""
+    path = env.get(CONFIG_VARIABLE, "")
+    if not path:
+        raise ConfigError(f"{CONFIG_VARIABLE} is unset: set it to the edge's TOML file (docs/sip.md#configuration)")
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: not TOML ({exc})") from None
+    try:
+        parsed = EdgeFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: {problems}") from None
+    return EdgeConfig(parsed.dispatcher_url.rstrip("/"), parsed.sip_address, parsed.sip_port, parsed.rtp_port,
+                      parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk))
+
+
+def _secret(env: Mapping[str, str], variable: str, what: str) -> str:
+    value = env.get(variable, "")
+    if not value:
+        raise ConfigError(f"{what}: the environment variable {variable} is unset or empty")
+    return value
+
+
+def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
+    keys = {number: _secret(env, variable, f"trunk {trunk.name!r}, number {number}") if variable else None
+            for number, variable in trunk.numbers.items()}
+    password = None
+    if trunk.registrar is not None:
+        if not (trunk.digest_username and trunk.digest_password_env):
+            raise ConfigError(f"trunk {trunk.name!r}: a registrar needs digest_username and digest_password_env")
+        password = _secret(env, trunk.digest_password_env, f"trunk {trunk.name!r}'s digest password")
+    return Trunk(trunk.name, tuple(ipaddress.ip_network(s, strict=False) for s in trunk.sources), keys,
+                 trunk.registrar, trunk.digest_username, password)

@@ -1,0 +1,82 @@
+"""The edge as the dispatcher's client, in the steps a carrier's call takes there: `POST /start` with
+the number's API key for a call token (`transport: exotel`: stream_frames.py says why), then the
+token's WebSocket, then `GET /sessions/{id}` for the bot's `joined` (its media socket is up: the
+call can be answered). Every request is bounded (REQUEST_SECONDS) and retried on a connection
+failure only, with backoff: a refusal is the dispatcher's answer, passed on to the trunk."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from sipedge.refusals import SipRefusal, from_http, unavailable
+
+REQUEST_SECONDS = 5.0
+ATTEMPTS = 3
+BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
+POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class CallToken:
+    url: str  # {wsUrl}/{token}: where the call's stream connects (a secret until spent)
+    session_id: str
+
+
+class DispatcherLink:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS))
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def call_token(self, api_key: str | None, body: dict[str, Any]) -> CallToken | SipRefusal:
+        payload = {"transport": "exotel", "body": body}
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self._http.post(f"{self.base_url}/start", json=payload, headers=_auth(api_key)) as answer:
+                    data = await answer.json(content_type=None) if answer.content_length != 0 else {}
+                    if answer.status in (200, 201) and isinstance(data, dict) and "token" in data:
+                        return CallToken(f"{data['wsUrl']}/{data['token']}", str(data["sessionId"]))
+                    code = data.get("code", "") if isinstance(data, dict) else ""
+                    return from_http(answer.status, answer.headers.get("Retry-After"), str(code))
+            except (aiohttp.ClientConnectionError, TimeoutError, ValueError) as exc:
+                if attempt + 1 == ATTEMPTS:
+                    return unavailable(f"the dispatcher did not answer POST /start ({type(exc).__name__})")
+                await asyncio.sleep(BACKOFF_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def open_stream(self, token: CallToken) -> ClientConnection | SipRefusal:
+        try:
+            return await websockets.connect(token.url, open_timeout=REQUEST_SECONDS, proxy=None)
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            return unavailable(f"the call's stream could not be opened ({type(exc).__name__})")
+
+    async def until_joined(self, api_key: str | None, session_id: str) -> None:
+        """Returns once the session reports `joined`; raises SessionGone if it ended or failed first.
+        The caller bounds the wait (the ringing's own deadline)."""
+        while True:
+            try:
+                async with self._http.get(f"{self.base_url}/sessions/{session_id}", headers=_auth(api_key)) as answer:
+                    status = (await answer.json(content_type=None)).get("status") if answer.status == 200 else None
+            except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+                status = None  # the session may not be known yet, or an answer was lost: ask again
+            if status == "joined":
+                return
+            if status in ("ended", "failed"):
+                raise SessionGone(str(status))
+            await asyncio.sleep(POLL_SECONDS)
+
+
+class SessionGone(Exception):
+    """The call's session ended or failed before its bot joined."""
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}

@@ -1,0 +1,40 @@
+"""A call's audio between PJSIP's conference bridge and Python: 20 ms frames of 16-bit PCM at 8 kHz,
+called from PJSIP's media clock thread. What the caller says goes to `heard` (which hands it to the
+event loop); what the bot says is taken from its Playout, silence when it has none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pjsua2 as pj
+
+from sipedge.playout import RATE, SAMPLE_BYTES, Playout
+
+FRAME_USEC = 20_000
+FRAME_BYTES = RATE * FRAME_USEC // 1_000_000 * SAMPLE_BYTES
+
+
+def audio_format() -> pj.MediaFormatAudio:
+    fmt = pj.MediaFormatAudio()
+    fmt.type = pj.PJMEDIA_TYPE_AUDIO
+    fmt.clockRate = RATE
+    fmt.channelCount = 1
+    fmt.bitsPerSample = SAMPLE_BYTES * 8
+    fmt.frameTimeUsec = FRAME_USEC
+    return fmt
+
+
+class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no type information
+    def __init__(self, heard: Callable[[bytes], None], playout: Playout) -> None:
+        super().__init__()
+        self._heard = heard
+        self._playout = playout
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
+        if frame.type == pj.PJMEDIA_TYPE_AUDIO and frame.size:
+            self._heard(bytes(frame.buf))
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
+        frame.type = pj.PJMEDIA_TYPE_AUDIO
+        frame.buf = pj.ByteVector(self._playout.take(FRAME_BYTES))
+        frame.size = FRAME_BYTES

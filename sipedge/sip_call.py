@@ -1,0 +1,81 @@
+"""One SIP call in PJSUA2's terms. Its methods run on the SIP thread (sipedge/stack.py); what the
+call flow must know (the media is up, the caller hung up) it is told through `CallEvents`, whose
+methods hand over to the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import pjsua2 as pj
+
+from sipedge.media_port import MediaPort, audio_format
+from sipedge.playout import Playout
+
+
+class CallEvents(Protocol):
+    def heard(self, pcm: bytes) -> None: ...  # from PJSIP's media thread
+
+    def hung_up(self, status: int) -> None: ...  # the caller's BYE or CANCEL, or the call failed
+
+    def pressed(self, digit: str) -> None: ...  # a key the caller pressed (RFC 2833 or SIP INFO)
+
+
+class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type information
+    def __init__(self, account: pj.Account, call_id: int, on_end: Callable[[SipCall], None]) -> None:
+        super().__init__(account, call_id)
+        self.call_id = call_id  # PJSUA's slot, kept: getId() answers nothing useful once the call ended
+        self.playout = Playout()
+        self.events: CallEvents | None = None
+        self.port: MediaPort | None = None
+        # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
+        # already have given its slot to a new call.
+        self.ended = False
+        self._on_end = on_end
+
+    def respond(self, status: int, retry_after: int | None = None) -> None:
+        if self.ended:
+            return
+        param = pj.CallOpParam(True)
+        param.statusCode = status
+        if retry_after is not None:
+            header = pj.SipHeader()
+            header.hName, header.hValue = "Retry-After", str(retry_after)
+            param.txOption.headers.append(header)
+        if status >= 300:
+            self.hangup(param)  # a final refusal of an INVITE not yet answered
+        else:
+            self.answer(param)
+
+    def end(self) -> None:
+        """BYE once answered, else 503 to the ringing caller: the bot's side ended first."""
+        if not self.ended:
+            param = pj.CallOpParam(True)
+            param.statusCode = 503
+            self.hangup(param)
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802  (PJSUA2's name)
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.ended = True
+            if self.events is not None:
+                self.events.hung_up(info.lastStatusCode)
+            self._on_end(self)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        info = self.getInfo()  # kept: its media vector is freed with it
+        for index, media in enumerate(info.media):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.port is None:
+                audio = self.getAudioMedia(index)
+                self.port = MediaPort(self._heard, self.playout)
+                self.port.createPort(f"bot{self.call_id}", audio_format())
+                audio.startTransmit(self.port)
+                self.port.startTransmit(audio)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        if self.events is not None:
+            self.events.pressed(prm.digit)
+
+    def _heard(self, pcm: bytes) -> None:
+        if self.events is not None:
+            self.events.heard(pcm)

@@ -1,0 +1,164 @@
+"""PJSIP, through PJSUA2, on a thread of its own: SIP over UDP on the configured address, RTP on the
+configured ports, G.711 μ-law and A-law only (any other offer is answered 488 by PJSIP's SDP
+negotiation), no sound device (a null one clocks the conference bridge). PJSUA2 objects are touched
+only on this thread: the event loop hands it work with `submit`. A trunk with a registrar gets an
+account that registers there with its digest credential."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+import pjsua2 as pj
+
+from sipedge.config import EdgeConfig, Trunk
+from sipedge.refusals import DEFAULT_RETRY_SECONDS
+from sipedge.sip_call import SipCall
+
+log = logging.getLogger("sipedge")
+
+CODECS = ("PCMU/8000", "PCMA/8000")  # G.711 μ-law first, as carriers offer it
+EVENT_POLL_MS = 10
+PJSIP_LOG_LEVEL = 2  # warnings and errors; PJSIP's own lines go to the edge's log
+Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
+
+
+class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type information
+    def __init__(self, stack: SipStack) -> None:
+        super().__init__()
+        self._stack = stack
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802  (PJSUA2's name)
+        self._stack.incoming(self, prm)
+
+
+class _Log(pj.LogWriter):  # type: ignore[misc]
+    def write(self, entry: pj.LogEntry) -> None:
+        log.warning("pjsip: %s", entry.msg.rstrip())
+
+
+class SipStack:
+    def __init__(self, config: EdgeConfig, on_incoming: Incoming) -> None:
+        self.config = config
+        self._on_incoming = on_incoming
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self.started = threading.Event()
+        self.failed: str | None = None  # why PJSIP did not start
+        self.calls: dict[int, SipCall] = {}
+        self._ended: list[SipCall] = []
+        self._accounts: list[_Account] = []
+        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        self._work.put(work)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
+        call = SipCall(account, prm.callId, self._ended.append)
+        self.calls[prm.callId] = call
+        try:
+            self._on_incoming(call, prm.rdata.srcAddress, prm.rdata.wholeMsg)
+        except Exception:  # a bug of the edge's: the trunk tries its next route rather than waiting
+            log.exception("sipedge: an INVITE could not be handled")
+            call.respond(503, DEFAULT_RETRY_SECONDS)
+
+    def _run(self) -> None:
+        endpoint = pj.Endpoint()
+        try:
+            endpoint.libCreate()
+            self._start(endpoint)
+        except pj.Error as exc:  # handed to the main thread, which exits with it
+            self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.config.sip_address}:{self.config.sip_port})"
+            self.started.set()
+            return
+        self.started.set()
+        try:
+            while not self._stopping.is_set():
+                endpoint.libHandleEvents(EVENT_POLL_MS)
+                self._do_work()
+                self._forget_ended()
+            endpoint.hangupAllCalls()
+            for _ in range(50):  # the BYEs' answers, briefly
+                endpoint.libHandleEvents(EVENT_POLL_MS)
+            self._forget_ended()
+        finally:
+            self.calls.clear()
+            self._accounts.clear()
+            endpoint.libDestroy()
+
+    def _start(self, endpoint: pj.Endpoint) -> None:
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0  # SIP events run here, in libHandleEvents
+        config.uaConfig.mainThreadOnly = False
+        config.uaConfig.userAgent = "voicefleet-sipedge"
+        config.logConfig.level = config.logConfig.consoleLevel = PJSIP_LOG_LEVEL
+        self._writer = _Log()
+        config.logConfig.writer = self._writer
+        media = config.medConfig
+        media.clockRate = media.sndClockRate = 8000
+        media.channelCount = 1
+        media.ecTailLen = 0  # the bot's audio is not played in a room: nothing to cancel
+        media.noVad = True
+        endpoint.libInit(config)
+        endpoint.audDevManager().setNullDev()
+        transport = pj.TransportConfig()
+        transport.boundAddress = transport.publicAddress = self.config.sip_address
+        transport.port = self.config.sip_port
+        endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        endpoint.libStart()
+        for codec in endpoint.codecEnum2():
+            wanted = codec.codecId.rsplit("/", 1)[0] in CODECS
+            endpoint.codecSetPriority(codec.codecId, 255 - CODECS.index(codec.codecId.rsplit("/", 1)[0])
+                                      if wanted else 0)
+        self._accounts.append(self._account(f"sip:edge@{self.config.sip_address}:{self.config.sip_port}", None))
+        for trunk in self.config.trunks:
+            if trunk.registrar is not None:
+                self._accounts.append(self._account(f"sip:{trunk.digest_username}@{_host(trunk.registrar)}", trunk))
+        log.info("sipedge: SIP on udp %s:%d, RTP from port %d", self.config.sip_address, self.config.sip_port,
+                 self.config.rtp_port)
+
+    def _account(self, uri: str, trunk: Trunk | None) -> _Account:
+        config = pj.AccountConfig()
+        config.idUri = uri
+        rtp = config.mediaConfig.transportConfig
+        rtp.boundAddress = rtp.publicAddress = self.config.sip_address
+        rtp.port = self.config.rtp_port
+        rtp.portRange = self.config.rtp_port_count
+        if trunk is not None and trunk.registrar is not None:
+            config.regConfig.registrarUri = trunk.registrar
+            config.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))
+        account = _Account(self)
+        account.create(config, trunk is None)  # the local account is the default one
+        return account
+
+    def _do_work(self) -> None:
+        while True:
+            try:
+                work = self._work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                work()
+            except pj.Error as exc:  # a call already gone: nothing to do
+                log.info("sipedge: %s", exc.info())
+
+    def _forget_ended(self) -> None:
+        """Drops PJSUA2's objects of calls that ended, once their callbacks have returned."""
+        while self._ended:
+            call = self._ended.pop()
+            call.port = None
+            self.calls.pop(call.call_id, None)
+
+
+def _host(registrar: str) -> str:
+    return registrar.split(":", 1)[-1].split(";", 1)[0]

@@ -1,0 +1,126 @@
+"""A real local dispatcher running the parrot (tests/phone's way), and `python -m sipedge` in front of
+it with one trunk: loopback 127.0.0.1 may call +14155550199; nothing else is allowed or served. The
+cold pair keeps no reserve and its bots (tests/phone's echo bot, which reports what it was told)
+start late, so a call rings for seconds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import warnings
+import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.phone.conftest import phone_env, speech_8k
+from tests.support.examples import PARROT
+from tests.support.ports import free_port, free_port_pair
+from tests.support.processes import DispatcherProcess, run_dispatcher, terminate
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+NUMBER = "+14155550199"
+RTP_PORTS = 20
+READY_SECONDS = 60.0
+COLD_START_SECONDS = 5
+WAVE_FORMAT = {"alaw": 6, "ulaw": 7}
+
+
+@dataclass(frozen=True)
+class EdgeProcess:
+    process: subprocess.Popen[bytes]
+    sip_port: int
+    log_path: Path
+    workdir: Path  # SIPp runs here: speech_ulaw.wav and speech_alaw.wav are the caller's voice
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def parrot_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py")}
+    with run_dispatcher(tmp_path_factory.mktemp("sip-dispatcher"), env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cold_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the cold pair's bot (tests/phone/echo_bot.py) writes what each call's bot was told."""
+    return tmp_path_factory.mktemp("calls")
+
+
+@pytest.fixture(scope="module")
+def cold_dispatcher(cold_reports: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    env = {**phone_env(cold_reports), "RESERVE_MIN_IDLE": "0",
+           # A bot that takes COLD_START_SECONDS to start, at least: the call rings that long.
+           "LOCAL_BOT_COMMAND": f"sh -c 'sleep {COLD_START_SECONDS}; exec {sys.executable} -m bot'"}
+    with run_dispatcher(tmp_path_factory.mktemp("sip-cold-dispatcher"), env) as running:
+        yield running
+
+
+def write_g711_wav(path: Path, pcm16: bytes, law: str) -> None:
+    """A G.711 WAV (`law`: "ulaw" or "alaw"), the format SIPp's rtp_stream plays as payload type 0
+    or 8. The standard library's `wave` writes PCM only, so its header is given G.711's format tag."""
+    encoded = audioop.lin2ulaw(pcm16, 2) if law == "ulaw" else audioop.lin2alaw(pcm16, 2)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(8000)
+        out.writeframes(encoded)
+    data = bytearray(path.read_bytes())
+    data[20:22] = WAVE_FORMAT[law].to_bytes(2, "little")  # the fmt chunk's format tag (1: PCM)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def edge(parrot_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    with run_edge(parrot_dispatcher, tmp_path_factory.mktemp("sip-edge")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cold_edge(cold_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    with run_edge(cold_dispatcher, tmp_path_factory.mktemp("sip-cold-edge")) as running:
+        yield running
+
+
+@contextmanager
+def run_edge(dispatcher: DispatcherProcess, workdir: Path, numbers: str = f'"{NUMBER}" = ""',
+             env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
+    """`python -m sipedge` in front of `dispatcher`, stopped (SIGTERM) on exit. `numbers`: the trunk's
+    TOML table of numbers (each to the variable holding its key: "" for none); `env`: those variables."""
+    if shutil.which("sipp") is None:
+        pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
+    for law in WAVE_FORMAT:
+        write_g711_wav(workdir / f"speech_{law}.wav", speech_8k(), law)
+    sip_port = free_port(socket.SOCK_DGRAM)
+    config = workdir / "edge.toml"
+    config.write_text(
+        f'dispatcher_url = "{dispatcher.base_url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
+        f"rtp_port = {free_port_pair(RTP_PORTS)}\nrtp_port_count = {RTP_PORTS}\nanswer_seconds = 45\n\n"
+        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n')
+    log_path = workdir / "edge.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,
+                                   env={**os.environ, **(env or {}), "SIP_EDGE_CONFIG": str(config)})
+    running = EdgeProcess(process, sip_port, log_path, workdir)
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while "sipedge: ready" not in running.log():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sipedge did not come up:\n{running.log()}")
+            time.sleep(0.05)
+        yield running
+    finally:
+        terminate(process)

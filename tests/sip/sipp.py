@@ -1,0 +1,49 @@
+"""SIPp (Debian's `sip-tester`) as the trunk's caller: one call of a scenario under tests/sip/,
+bounded by its own `-timeout`, with its messages traced so a test can tell what was answered when."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SIPP_SECONDS = 60  # a whole call, the bot's start included, on a loaded machine
+# A received message in SIPp's trace: its date line, "UDP message received [n] bytes :", a blank line, its first line.
+RECEIVED = re.compile(r"-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n[^\n]* received [^\n]*\n\n([^\r\n]*)")
+
+
+@dataclass(frozen=True)
+class SippRun:
+    returncode: int
+    output: str
+    messages: str  # SIPp's -trace_msg file: each message after a line with its date and time
+
+    def answered_at(self, status: int) -> float | None:
+        """When the first response with `status` arrived (epoch seconds), or None if none did."""
+        for stamp, first_line in RECEIVED.findall(self.messages):
+            if first_line.startswith(f"SIP/2.0 {status} "):
+                return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()  # SIPp's local time
+        return None
+
+    def statuses(self) -> list[int]:
+        return [int(code) for code in re.findall(r"^SIP/2\.0 (\d{3}) ", self.messages, re.MULTILINE)]
+
+
+def run_sipp(scenario: str, number: str, edge_port: int, workdir: Path, *, source: str = "127.0.0.1",
+             media_port: int | None = None, variables: dict[str, str] | None = None) -> SippRun:
+    trace = workdir / f"{scenario}.messages"
+    trace.unlink(missing_ok=True)
+    command = ["sipp", "-sf", str(HERE / f"{scenario}.xml"), "-s", number, "-i", source, "-p", "0",
+               f"127.0.0.1:{edge_port}", "-m", "1", "-nostdin", "-timeout", str(SIPP_SECONDS), "-timeout_error",
+               "-trace_msg", "-message_file", str(trace)]
+    if media_port is not None:
+        command += ["-mp", str(media_port)]
+    for name, value in (variables or {}).items():
+        command += ["-set", name, value]
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=SIPP_SECONDS + 30,
+                          check=False)
+    return SippRun(done.returncode, done.stdout[-3000:] + done.stderr[-3000:],
+                   trace.read_text(errors="replace") if trace.exists() else "")

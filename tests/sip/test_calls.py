@@ -1,0 +1,156 @@
+"""A trunk's calls through `python -m sipedge` to a real local dispatcher and its parrot, with SIPp as
+the trunk: answered only once the bot has joined, the caller's words heard back over RTP, the
+caller's BYE ending the session and the session's end sending BYE, a CANCEL freeing it before the
+answer, and the refusals (403 for a
+source no trunk allows, 404 for a number none serves, 488 for an offer without G.711)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.phone.conftest import speech_8k, wait_active_sessions, wait_for_idle_bot
+from tests.phone.test_parrot_websocket import voiced
+from tests.sip.conftest import NUMBER, EdgeProcess
+from tests.sip.loopback_rtp import LoopbackRtp, can_capture
+from tests.sip.sipp import run_sipp
+from tests.support.audio import BOT_AUDIO_RMS, Pcm, echo_similarity, rms
+from tests.support.http_client import api_client
+from tests.support.ports import free_port_pair
+from tests.support.processes import DispatcherProcess
+
+pytestmark = pytest.mark.slow  # a real dispatcher, the edge, a bot process importing Pipecat and Silero
+
+
+def session_of(edge: EdgeProcess, call_id: str) -> str | None:
+    found = re.search(rf"call {re.escape(call_id)} (?:answered )?\(session (\w+)\)", edge.log())
+    return found.group(1) if found else None
+
+
+def call_id_of(messages: str) -> str:
+    found = re.search(r"^Call-ID: (\S+)", messages, re.MULTILINE)
+    assert found, messages[:2000]
+    return found.group(1)
+
+
+async def timeline(api: httpx.AsyncClient, session_id: str) -> dict[str, float]:
+    """The session's events by name, each at its first time (epoch seconds)."""
+    answer = await api.get(f"/sessions/{session_id}/timeline")
+    assert answer.status_code == 200, answer.text
+    events: dict[str, float] = {}
+    for event in answer.json()["events"]:
+        events.setdefault(event["event"], event["at"])
+    return events
+
+
+@pytest.mark.parametrize(("scenario", "law"), [("call_echo", "ulaw"), ("call_echo_alaw", "alaw")])
+async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_words_back(
+    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess, scenario: str, law: str,
+) -> None:
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    media_port = free_port_pair(2)  # SIPp's RTP and RTCP
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        capture = LoopbackRtp(media_port)
+        try:
+            call = run_sipp(scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
+            capture.wait_quiet()
+        finally:
+            capture.stop()
+        assert call.returncode == 0, f"{call.output}\n{edge.log()}"
+        session_id = session_of(edge, call_id_of(call.messages))
+        assert session_id is not None, edge.log()
+        events = await timeline(api, session_id)
+        ringing, answered = call.answered_at(180), call.answered_at(200)
+        assert call.statuses()[:3] == [100, 180, 200], call.statuses()  # Trying at once, then Ringing
+        assert ringing is not None and answered is not None
+        # Ringing while the session started; 200 OK only once its bot had joined (its media socket up).
+        assert ringing <= events["joined"] <= answered, (ringing, events, answered)
+
+        heard = np.frombuffer(capture.pcm(law), dtype=np.int16)
+        # The parrot's greeting, before the echo (which starts 2.5 s in, after the caller's 4 s of speech).
+        assert rms(heard[: 8000 * 5]) > BOT_AUDIO_RMS
+        speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
+        similarity = echo_similarity(voiced(speech), heard, 8000)
+        assert similarity > 0.6, f"the caller's words came back at {similarity:.2f}\n{edge.log()}"
+        # The caller's BYE ended the session and stopped its bot.
+        assert await wait_active_sessions(api, 0) == 0
+        assert "machine_ended" in await timeline(api, session_id)
+
+
+async def next_answered_session(edge: EdgeProcess, seen: int, timeout: float = 60.0) -> str:
+    """The session of the edge's next answered call, after the `seen` it had answered already."""
+    for _ in range(int(timeout * 10)):
+        answered = re.findall(r"answered \(session (\w+)\)", edge.log())
+        if len(answered) > seen:
+            return str(answered[seen])
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no call answered within {timeout:g} s\n{edge.log()}")
+
+
+async def test_a_session_stopped_through_the_api_hangs_its_caller_up_with_bye(
+    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess,
+) -> None:
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        seen = len(re.findall(r"answered \(session", edge.log()))
+        calling = asyncio.create_task(asyncio.to_thread(
+            run_sipp, "call_hung_up_by_bot", NUMBER, edge.sip_port, edge.workdir))
+        session_id = await next_answered_session(edge, seen)
+        stopped = await api.delete(f"/sessions/{session_id}")
+        assert stopped.status_code in (202, 204), stopped.text
+        call = await calling  # its scenario ends only with the edge's BYE, answered
+        assert call.returncode == 0, f"{call.output}\n{edge.log()}"
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_call_cancelled_while_its_bot_starts_frees_its_session(
+    cold_dispatcher: DispatcherProcess, cold_edge: EdgeProcess,
+) -> None:
+    """No reserve and a bot that takes seconds to start: the caller gives up after one second of
+    ringing, by which time its session had been started."""
+    async with api_client(base_url=cold_dispatcher.base_url, timeout=30) as api:
+        call = run_sipp("call_cancelled", NUMBER, cold_edge.sip_port, cold_edge.workdir)
+        assert call.returncode == 0, f"{call.output}\n{cold_edge.log()}"
+        assert call.statuses()[-3:] == [200, 487, 487] or call.statuses()[-2:] == [200, 487], call.statuses()
+        session_id = session_of(cold_edge, call_id_of(call.messages))
+        assert session_id is not None, cold_edge.log()
+        assert await wait_active_sessions(api, 0) == 0  # its bot's machine was stopped
+        assert "machine_ended" in await timeline(api, session_id)
+
+
+async def test_the_bot_is_told_the_calls_from_to_call_id_and_x_headers(
+    cold_dispatcher: DispatcherProcess, cold_edge: EdgeProcess, cold_reports: Path,
+) -> None:
+    call = run_sipp("call_echo", NUMBER, cold_edge.sip_port, cold_edge.workdir, media_port=free_port_pair(2))
+    assert call.returncode == 0, f"{call.output}\n{cold_edge.log()}"
+    call_id = call_id_of(call.messages)
+    session_id = session_of(cold_edge, call_id)
+    assert session_id is not None, cold_edge.log()
+    told = json.loads((cold_reports / f"{session_id}.json").read_text())
+    assert told["body"] == {"from": '"Caller" <sip:+14155550100@127.0.0.1>', "to": f"<sip:{NUMBER}@127.0.0.1>",
+                            "call_id": call_id, "headers": {"X-Ticket": "T-1042"}}
+    assert told["call_data"]["call_id"] == call_id  # Pipecat read the stream's start as a carrier's
+
+
+@pytest.mark.parametrize(("scenario", "source", "number", "status"), [
+    ("call_forbidden", "127.0.0.2", NUMBER, 403),
+    ("call_unknown_number", "127.0.0.1", "+15550000000", 404),
+    ("call_no_common_codec", "127.0.0.1", NUMBER, 488),
+])
+async def test_a_call_the_edge_cannot_take_is_refused_before_any_session(
+    cold_dispatcher: DispatcherProcess, cold_edge: EdgeProcess, scenario: str, source: str, number: str, status: int,
+) -> None:
+    async with api_client(base_url=cold_dispatcher.base_url, timeout=30) as api:
+        before = (await api.get("/sessions")).json()
+        call = run_sipp(scenario, number, cold_edge.sip_port, cold_edge.workdir, source=source)
+        assert call.returncode == 0, f"{call.output}\n{cold_edge.log()}"
+        assert call.statuses()[-1] == status
+        assert (await api.get("/sessions")).json() == before  # nothing was started or asked for

@@ -1,0 +1,116 @@
+"""The edge's parts that need no SIP stack: its configuration's errors, who may call, what the bot is
+told, the frames Pipecat must recognise as a carrier's, the bounded playout and the refusals' codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipecat.runner.utils import _detect_transport_type_from_message
+
+from sipedge import stream_frames
+from sipedge.admission import Admitted, Refused, admit, dialled_number, source_host
+from sipedge.call_data import MAX_HEADERS, call_body
+from sipedge.config import ConfigError, load
+from sipedge.playout import Playout
+from sipedge.refusals import DEFAULT_RETRY_SECONDS, from_http
+
+TRUNK = """
+[[trunk]]
+name = "office"
+sources = ["10.0.0.0/24", "127.0.0.1"]
+numbers = { "+14155550199" = "SALES_KEY", "200" = "" }
+"""
+
+
+def config(tmp_path: Path, text: str, **env: str) -> dict[str, str]:
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return {"SIP_EDGE_CONFIG": str(path), **env}
+
+
+def test_a_number_runs_as_the_key_its_variable_holds_and_the_file_holds_no_secret(tmp_path: Path) -> None:
+    edge = load(config(tmp_path, TRUNK, SALES_KEY="k-123"))
+    (trunk,) = edge.trunks
+    assert trunk.api_keys == {"+14155550199": "k-123", "200": None}
+    assert "k-123" not in repr(edge)
+
+
+@pytest.mark.parametrize(("text", "env", "said"), [
+    (TRUNK, {}, "SALES_KEY is unset"),
+    (TRUNK.replace('"127.0.0.1"', '"not-an-address"'), {"SALES_KEY": "k"}, "trunk.0.sources"),
+    (TRUNK + "sip_port = 5060\n", {"SALES_KEY": "k"}, "trunk.0.sip_port: Extra inputs"),  # a key after a table is its
+    ("[[trunk]\n", {}, "not TOML"),
+    ("sip_port = 0\n" + TRUNK, {"SALES_KEY": "k"}, "sip_port"),
+    (TRUNK.replace("name =", "registrar = \"sip:pbx.example.com\"\nname ="), {"SALES_KEY": "k"},
+     "digest_username and digest_password_env"),
+    ("", {}, "trunk: Field required"),
+])
+def test_a_configuration_that_cannot_work_says_what_to_change(
+    tmp_path: Path, text: str, env: dict[str, str], said: str,
+) -> None:
+    with pytest.raises(ConfigError, match=said):
+        load(config(tmp_path, text, **env))
+
+
+def test_without_a_configuration_the_edge_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match="SIP_EDGE_CONFIG is unset"):
+        load({})
+
+
+def test_a_source_no_trunk_allows_is_403_and_a_number_none_serves_404(tmp_path: Path) -> None:
+    trunks = load(config(tmp_path, TRUNK, SALES_KEY="k")).trunks
+    assert admit(trunks, "192.0.2.7:5060", "<sip:+14155550199@edge>") == Refused(403, "no trunk allows this source")
+    assert admit(trunks, "10.0.0.9:5060", "<sip:+15550000000@edge>") == Refused(404, "no trunk serves this number")
+    admitted = admit(trunks, "10.0.0.9:5060", '"Sales" <sip:+14155550199@edge;user=phone>')
+    assert isinstance(admitted, Admitted) and (admitted.number, admitted.api_key) == ("+14155550199", "k")
+
+
+def test_addresses_and_numbers_are_read_as_pjsip_and_trunks_write_them() -> None:
+    assert [source_host(a) for a in ("127.0.0.1:5070", "[::1]:5070", "::1")] == ["127.0.0.1", "::1", "::1"]
+    assert [dialled_number(u) for u in ("sip:200@pbx", "<sips:+1415@x:5061>", "tel:+1415")] == ["200", "+1415", ""]
+
+
+def test_the_bot_is_told_from_to_call_id_and_the_x_headers_only() -> None:
+    invite = ("INVITE sip:200@edge SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9\r\nX-Ticket: T-1\r\nx-customer:  42 \r\n"
+              + "".join(f"X-Extra-{n}: {n}\r\n" for n in range(MAX_HEADERS)) + "Content-Length: 0\r\n\r\nv=0\r\n")
+    body = call_body("<sip:+1415@carrier>", "<sip:200@edge>", "abc@carrier", invite)
+    assert (body["from"], body["to"], body["call_id"]) == ("<sip:+1415@carrier>", "<sip:200@edge>", "abc@carrier")
+    assert list(body["headers"])[:2] == ["X-Ticket", "x-customer"] and body["headers"]["x-customer"] == "42"
+    assert len(body["headers"]) == MAX_HEADERS and "Via" not in body["headers"]
+
+
+def test_pipecat_takes_the_edges_stream_for_a_carriers_and_reads_its_frames() -> None:
+    import json
+
+    connected, start = stream_frames.handshake("s1", "abc@carrier", "<sip:+1415@c>", "<sip:200@edge>")
+    assert json.loads(connected) == {"event": "connected"}
+    assert _detect_transport_type_from_message(json.loads(start)) == "exotel"
+    assert stream_frames.read_bot_frame(stream_frames.media("s1", b"\x01\x02")) == stream_frames.BotFrame(b"\x01\x02")
+    assert stream_frames.read_bot_frame('{"event": "clear", "stream_sid": "s1"}') == stream_frames.BotFrame(clear=True)
+    assert json.loads(stream_frames.dtmf("s1", "#"))["dtmf"] == {"digit": "#"}  # what Exotel's serializer reads
+    for junk in ("not json", "[]", '{"event": "media", "media": 3}', '{"event": "media", "media": {"payload": "*"}}'):
+        assert stream_frames.read_bot_frame(junk) is None
+
+
+def test_the_bots_audio_waits_bounded_and_silence_fills_what_it_has_not_sent() -> None:
+    playout = Playout(max_seconds=0.001)  # 8 samples
+    playout.add(bytes(range(20)))
+    assert playout.dropped_bytes == 4
+    assert playout.take(6) == bytes(range(4, 10))
+    assert playout.take(12) == bytes(range(10, 20)) + bytes(2)
+    playout.add(b"\x07\x07")
+    playout.clear()
+    assert playout.take(2) == bytes(2)
+
+
+def test_a_keys_own_limit_is_busy_and_anything_else_unavailable_both_with_retry_after() -> None:
+    assert (from_http(429, "17", "rate_limited").status, from_http(429, "17", "").retry_after) == (486, 17)
+    assert from_http(503, None, "draining").status == 503
+    assert from_http(401, "soon", "unauthorized").retry_after == DEFAULT_RETRY_SECONDS
+
+
+def test_the_example_configuration_the_docs_run_loads() -> None:
+    example = Path(__file__).parents[2] / "sipedge" / "trunks.example.toml"
+    (trunk,) = load({"SIP_EDGE_CONFIG": str(example)}).trunks
+    assert trunk.api_keys == {"+14155550199": None}

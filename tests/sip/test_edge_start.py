@@ -1,0 +1,42 @@
+"""`python -m sipedge` that cannot start says why and exits non-zero: no configuration, or a SIP
+address another process holds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.sip.conftest import NUMBER
+from tests.support.ports import free_port_pair
+
+START_SECONDS = 60
+
+
+def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m sipedge` run with `env` (the whole environment) to its exit."""
+    return subprocess.run([sys.executable, "-m", "sipedge"], env=env, capture_output=True, text=True,
+                          timeout=START_SECONDS, check=False)
+
+
+def test_without_its_configuration_the_edge_names_the_variable_and_exits() -> None:
+    done = start({name: value for name, value in os.environ.items() if name != "SIP_EDGE_CONFIG"})
+    assert done.returncode == 1
+    assert "SIP_EDGE_CONFIG is unset: set it to the edge's TOML file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_sip_port_another_process_holds_is_named_and_the_edge_exits(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        config = tmp_path / "edge.toml"
+        config.write_text(f'sip_port = {port}\nrtp_port = {free_port_pair(4)}\nrtp_port_count = 4\n\n[[trunk]]\n'
+                          f'name = "t"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{NUMBER}" = "" }}\n')
+        done = start({**os.environ, "SIP_EDGE_CONFIG": str(config)})
+    assert done.returncode == 1
+    assert "the SIP stack did not start: Address already in use" in done.stderr
+    assert f"SIP on udp 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
