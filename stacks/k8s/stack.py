@@ -347,7 +347,9 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": bot_image,
             "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
-            **({"modelServiceUrl": model.url} if model is not None else {}),
+            **({"modelServiceUrl": model.url, last_outputs.MODEL_NAMESPACE: cfg.model.namespace,
+                last_outputs.MODEL_REPLICAS: cfg.model.replicas} if model is not None and cfg.model is not None
+               else {}),
             last_outputs.CHANNEL_TLS: cfg.channel_tls,
             # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
             **(tls.expiries if tls is not None else {}),
