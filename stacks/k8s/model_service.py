@@ -135,7 +135,9 @@ class ModelServiceStack(pulumi.ComponentResource):
             # One GPU pod: a rolling update would need a second GPU, and two pods behind the Service would split
             # the capacity the dispatcher reads. The old pod drains its calls before the new one starts.
             "strategy": {"type": "Recreate"},
-            "template": {"metadata": {"labels": labels, **({"annotations": notes} if notes else {})},
+            # The pods carry their selector alone: the stack's labels (its environment among them) on the pod
+            # template would make an `environment` change a new pod, the model's drain and reload.
+            "template": {"metadata": {"labels": args.selector, **({"annotations": notes} if notes else {})},
                          "spec": pod_spec(model, args.max_session_seconds)},
         }), opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], custom_timeouts=pulumi.CustomTimeouts(
             create=f"{LOAD_SECONDS}s", update=timeout, delete=timeout)))

@@ -45,14 +45,15 @@ def model_run() -> Run:
     return model_program()
 
 
-def model_program() -> Run:
+def model_program(**overrides: str) -> Run:
     """The stack with a model service of two GPUs on H200 nodes (program_cache keeps one run per config)."""
     from tests.infra import program_cache
     from tests.infra.conftest import K8S_STACK_SECRETS, config_for
 
     config = config_for("k8s", {"k8sModelImage": MODEL_IMAGE, "k8sModelGpus": "2", "k8sModelCpu": "8",
                                 "k8sModelMemory": "64Gi", "k8sModelStreams": "96",
-                                "k8sModelNodeSelector": json.dumps({"nvidia.com/gpu.product": "NVIDIA-H200"})},
+                                "k8sModelNodeSelector": json.dumps({"nvidia.com/gpu.product": "NVIDIA-H200"}),
+                                **overrides},
                         K8S_STACK_SECRETS)
     return program_cache.run(config, list(K8S_STACK_SECRETS), stack="k8s-test", generation=1, previous=None)
 
@@ -107,6 +108,19 @@ def test_the_service_is_what_the_dispatcher_and_every_bot_are_told(model_run: Ru
     assert read is not None and read.capacity_url == URL + "/api/capacity"
     assert dispatcher_settings({k: v for k, v in env.items() if v is not None}).model_service_url == URL
     assert stack_outputs(model_run)["modelServiceUrl"] == URL
+
+
+@pytest.mark.parametrize(("change", "environment"), [({"environment": "staging"}, "staging"),
+                                                     ({"profile": "prod"}, "prod")])
+def test_a_new_environment_or_profile_relabels_the_deployment_not_its_pod(
+        model_run: Run, change: dict[str, str], environment: str) -> None:
+    """A new pod template is a new pod (`Recreate`): the model's drain, up to maxSessionSeconds + 60 s of
+    refused converged starts, and its reload. The stack's labels stay on the Deployment and the Service."""
+    changed = model_program(**change)
+    before, after = named(model_run, DEPLOYMENT, "voicefleet-model"), named(changed, DEPLOYMENT, "voicefleet-model")
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert before["metadata"]["labels"]["voicefleet.io/environment"] != environment
+    assert after["metadata"]["labels"]["voicefleet.io/environment"] == environment
 
 
 def test_only_the_bots_and_the_dispatcher_reach_it_on_its_port_and_it_reaches_nothing(model_run: Run) -> None:
