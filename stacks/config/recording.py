@@ -27,6 +27,15 @@ HELD_STORE_DESTROY = (
     "(Cloud Storage and Azure refuse to delete a held object), so a store with holds is always left by a destroy. "
     "`pulumi config set recordingDeleteOnDestroy false`; to remove the store, lift every hold, `pulumi destroy`, "
     "then delete it yourself (docs/recording.md, \"Changing the recording store\")")
+# Pulumi refuses a protected resource's delete only as that step runs (pulumi/pulumi pkg/resource/deploy/step.go,
+# DeleteStep.Apply), and the bucket depends on no protected resource: a destroy that stops at a registry may
+# already have emptied it.
+PROTECTED_STORE_DESTROY = (
+    "protect (which `profile: prod` sets) keeps the stack's stateful resources from a destroy, but a destroy stops "
+    "at the first protected one only once it reaches it, and may have emptied the recording store before. "
+    "`pulumi config set recordingDeleteOnDestroy false` (a destroy then leaves the store and its recordings); to "
+    "delete them with the stack, `pulumi config set protect false` and `pulumi up` first (docs/recording.md, "
+    "\"Changing the recording store\")")
 # An S3 bucket name and its prefix (the k8s stack's recordingDestination).
 _S3_DESTINATION = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>[A-Za-z0-9._/-]*))?$")
 _KMS_KEY = {
@@ -101,6 +110,8 @@ def load(cfg: Reader, cloud: str) -> RecordingSettings | None:
     hold, delete_on_destroy = cfg.boolean("recordingHold"), cfg.boolean("recordingDeleteOnDestroy")
     if hold and delete_on_destroy and cloud != "k8s":
         raise cfg.fail("recordingDeleteOnDestroy", f"is true with recordingHold: {HELD_STORE_DESTROY}")
+    if cfg.boolean("protect") and delete_on_destroy and cloud != "k8s":
+        raise cfg.fail("recordingDeleteOnDestroy", f"is true with protect: {PROTECTED_STORE_DESTROY}")
     return RecordingSettings(
         policy=policy, transcript=transcript, rules_text=text.strip(), rules=rules, retention_days=days,
         hold=hold, kms_key=kms_key, delete_on_destroy=delete_on_destroy, store=_store(cfg) if cloud == "k8s" else None)
