@@ -28,6 +28,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pulumi
@@ -49,12 +50,39 @@ SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or inst
 BOT_ROLE = "botRole"  # pods: the EKS role botPermissions names on the bots' ServiceAccount (IRSA), if any
 CHANNEL_TLS = "channelTls"  # k8sChannelTls: a mesh's label is removed after the policies are updated
 BOT_SECRET = "botSecret"  # noqa: S105 - pods: the bots' keys' Secret its dispatcher names, if any
-# The Secret it wrote from botSecrets and its slot, kept one `up` longer (stacks/k8s/bot_secret_generations.py)
-KEYS_SECRET, KEYS_SLOT = "botKeysSecret", "botKeysSlot"
+# The Secret it wrote from botSecrets and its slot, and those it kept while their replicas drain, each with its
+# slot and the time it is kept until (stacks/k8s/bot_secret_generations.py)
+KEYS_SECRET, KEYS_SLOT, KEYS_KEPT = "botKeysSecret", "botKeysSlot", "botKeysKept"
 MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelImage: where its pod ran, and how many
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
-        BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, MODEL_NAMESPACE, MODEL_REPLICAS)
+        BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, MODEL_NAMESPACE, MODEL_REPLICAS)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A bots' keys' Secret an `up` replaced, kept in its slot until its replicas have drained."""
+
+    name: str
+    slot: str
+    until: datetime
+
+    def as_output(self) -> dict[str, str]:
+        return {"name": self.name, "slot": self.slot, "until": self.until.isoformat()}
+
+    @classmethod
+    def read(cls, value: object) -> Kept | None:
+        """One read back; None if it is not one (an output edited by hand): then it is not kept."""
+        if not isinstance(value, Mapping):
+            return None
+        name, slot, until = value.get("name"), value.get("slot"), value.get("until")
+        if not (isinstance(name, str) and name and isinstance(slot, str) and isinstance(until, str)):
+            return None
+        try:
+            moment = datetime.fromisoformat(until)
+        except ValueError:
+            return None
+        return cls(name, slot, moment) if moment.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,7 @@ class LastUp:
     bot_secret: str | None = None  # the bots' keys' Secret (pods mode only)
     keys_secret: str | None = None  # the Secret it wrote from botSecrets (either mode)
     keys_slot: str | None = None  # that Secret's slot
+    keys_kept: tuple[Kept, ...] = ()  # the earlier ones it kept
     model_namespace: str | None = None  # the model service's namespace (k8sModelImage only)
     model_replicas: int | None = None  # its replicas then
 
@@ -88,8 +117,13 @@ class LastUp:
                    drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
                    agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE),
                    channel_tls=text(CHANNEL_TLS), bot_secret=text(BOT_SECRET), keys_secret=text(KEYS_SECRET),
-                   keys_slot=text(KEYS_SLOT), model_namespace=text(MODEL_NAMESPACE),
-                   model_replicas=seconds(values.get(MODEL_REPLICAS)))
+                   keys_slot=text(KEYS_SLOT), keys_kept=kept(values.get(KEYS_KEPT)),
+                   model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)))
+
+
+def kept(value: object) -> tuple[Kept, ...]:
+    found = [Kept.read(item) for item in value] if isinstance(value, list) else []
+    return tuple(item for item in found if item is not None)
 
 
 def seconds(value: object) -> int | None:
