@@ -283,11 +283,15 @@ class K8sStack(pulumi.ComponentResource):
         model = None if cfg.model is None else ModelServiceStack(f"{name}-model", ModelServiceArgs(
             model=cfg.model, labels=labels, selector=model_selector(settings.project, settings.stack),
             bot_namespace=namespaces.bots, dispatcher_namespace=namespaces.dispatcher, dispatcher_selector=selector,
-            max_session_seconds=settings.max_session_seconds, after=ModelAdmission(f"{name}-model", ModelAdmissionArgs(
+            max_session_seconds=settings.max_session_seconds, channel_tls=mesh,
+            after=ModelAdmission(f"{name}-model", ModelAdmissionArgs(
                 prefix=settings.prefix, namespace=cfg.model.namespace, image=cfg.model.image, labels=labels),
                 opts=child).objects), opts=child)
-        # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py).
-        namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
+        # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py), the
+        # model service's namespace with the stack's two: the bots' streams to it carry every converged call.
+        namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ()),
+                                *((model.policy,) if model is not None else ())),
+                         others=(("model", model.namespace),) if model is not None else ())
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
         # The bots' keys' Secrets come before them through the values that name them (keys.after).

@@ -138,6 +138,27 @@ def test_only_the_bots_and_the_dispatcher_reach_it_on_its_port_and_it_reaches_no
          "ports": port}]
 
 
+def test_under_istio_ambient_its_namespace_joins_the_mesh_once_every_policy_lets_the_tunnel_through() -> None:
+    """The bots' streams to it carry every converged call's audio: in the mesh's mTLS as the channel is. Ambient
+    carries them as HBONE to the model pod's port 15008 and rewrites the kubelet's probes to 169.254.7.127
+    (Istio, "Ambient and Kubernetes NetworkPolicy"), so its policy and the bots' egress let both through first."""
+    run = model_program(k8sChannelTls="istio-ambient")
+    hbone, port = {"port": 15008, "protocol": "TCP"}, {"port": 8998, "protocol": "TCP"}
+    bots, dispatcher, probes = named(run, POLICY, "voicefleet-model")["spec"]["ingress"]
+    assert bots["ports"] == dispatcher["ports"] == [port, hbone]
+    assert probes == {"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}], "ports": [port]}
+    to_model = [rule for rule in named(run, POLICY, "voicefleet-bots")["spec"]["egress"]
+                if "voicefleet-model" in json.dumps(rule.get("to"))]
+    assert [rule["ports"] for rule in to_model] == [[port, hbone]]
+    (enrolment,) = [p for p in run.of_type("kubernetes:core/v1:NamespacePatch")
+                    if unwrap(p.inputs)["metadata"]["name"] == "voicefleet-model"]
+    assert unwrap(enrolment.inputs)["metadata"]["labels"] == {"istio.io/dataplane-mode": "ambient"}
+    policies = {r.urn for r in run.of_type(POLICY)}
+    assert len(policies) == 3 and policies <= set(enrolment.dependencies)  # the bots', the dispatcher's, its own
+    (space,) = [r for r in run.of_type("kubernetes:core/v1:Namespace") if r.name.endswith("-model")]
+    assert "istio.io/dataplane-mode" not in unwrap(space.inputs)["metadata"]["labels"]
+
+
 def test_the_bots_egress_gains_the_models_pods_on_its_port_alone(model_run: Run) -> None:
     bots = named(model_run, POLICY, "voicefleet-bots")
     *_, internet, model = bots["spec"]["egress"]
