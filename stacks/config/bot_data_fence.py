@@ -25,9 +25,10 @@ FENCED_SERVICES = ("s3", "ecr")
 RESOURCELESS = ("ecr:getauthorizationtoken", "s3:listallmybuckets")
 REPOSITORY_ROLES = ("bot", "dispatcher", "bot-webrtc")  # stacks/aws/stack.py's registry roles
 GCP_PROJECT_DATA = ("roles/storage.", "roles/artifactregistry.")
-# Predefined roles whose permissions stay within their own service (Google's "IAM roles and permissions"
-# reference, each role's page): what a voice bot calls. Add one after reading its permissions
-# (`gcloud iam roles describe roles/NAME`): no storage.*, artifactregistry.* or other service's data.
+# Predefined roles with no storage.* or artifactregistry.* permission: what a voice bot calls. Each was read
+# in `gcloud iam roles describe roles/NAME` as iann0036/iam-dataset gcp/roles/NAME.json holds it (2026-08):
+# their own service's, resourcemanager.projects.get/list, and BigQuery's Autokey key handles and data scans.
+# Add one only after reading its permissions so.
 GCP_BOT_ROLES = (
     "roles/aiplatform.user", "roles/speech.client", "roles/cloudtranslate.user", "roles/dialogflow.client",
     "roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/datastore.user", "roles/bigquery.dataEditor",
