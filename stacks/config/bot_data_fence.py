@@ -9,8 +9,11 @@ AWS: the stack names them from its prefix (`<project>-<stack>`): the recording b
 `<prefix>-rec-<generated>` (stacks/aws/stack.py, its name cut to S3's prefix limit), the repositories
 `<prefix>-<role>` (stacks/aws/registry.py). An `s3:` or `ecr:` action is refused on `*` and on any ARN
 whose pattern may name one of them (IAM's `*` and `?`, matched as IAM matches), except the few actions
-that have no resource-level form and reach no object or image. GCP: a storage or Artifact Registry
-role granted on the project reaches every bucket and repository in it, voicefleet's among them.
+that have no resource-level form and reach no object or image. GCP: a role granted on the project
+reaches every bucket and repository in it, voicefleet's among them, through whatever storage or registry
+permissions it holds, whatever its name (Dataflow Admin writes objects). The configuration names a role,
+not its permissions, so only predefined roles known to hold none of those are taken (GCP_BOT_ROLES); a
+custom role's permissions are the team's to change at any time, and it is refused too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ FENCED_SERVICES = ("s3", "ecr")
 RESOURCELESS = ("ecr:getauthorizationtoken", "s3:listallmybuckets")
 REPOSITORY_ROLES = ("bot", "dispatcher", "bot-webrtc")  # stacks/aws/stack.py's registry roles
 GCP_PROJECT_DATA = ("roles/storage.", "roles/artifactregistry.")
+# Predefined roles with no storage.* or artifactregistry.* permission: what a voice bot calls. Each was read
+# in `gcloud iam roles describe roles/NAME` as iann0036/iam-dataset gcp/roles/NAME.json holds it (2026-08):
+# their own service's, resourcemanager.projects.get/list, and BigQuery's Autokey key handles and data scans.
+# Add one only after reading its permissions so.
+GCP_BOT_ROLES = (
+    "roles/aiplatform.user", "roles/speech.client", "roles/cloudtranslate.user", "roles/dialogflow.client",
+    "roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/datastore.user", "roles/bigquery.dataEditor",
+    "roles/bigquery.jobUser", "roles/cloudsql.client", "roles/spanner.databaseUser", "roles/cloudtrace.agent",
+    "roles/monitoring.metricWriter",
+)
 # The recording bucket's name starts with `<prefix>-rec` cut to S3's bucket_prefix limit less its dash
 # (stacks/aws/stack.py, stacks/aws/recordings.py MAX_BUCKET_PREFIX; tests/infra/config/test_bot_permissions.py
 # holds the two together).
@@ -76,9 +89,16 @@ def aws_own_data(action: str, resources: list[str], stack_prefix: str) -> str | 
 
 
 def gcp_own_data(role: str) -> str | None:
-    """Why a role granted on the project reaches voicefleet's recordings or images; None: it does not."""
+    """Why a role granted on the project may reach voicefleet's recordings or images; None: it does not."""
     if not role.startswith(GCP_PROJECT_DATA):
-        return None
+        if role in GCP_BOT_ROLES:
+            return None
+        what = "a custom role, whose permissions" if not role.startswith("roles/") else "a role whose permissions"
+        return (f"{role} is {what} the stack cannot see: granted on the project, any storage or registry "
+                "permission in it reaches every bucket and repository, voicefleet's recordings and images among "
+                f"them. Name roles of {', '.join(GCP_BOT_ROLES)}, or grant it on your own resources (your "
+                "bucket, topic, dataset) outside this stack (docs/bring-your-bot.md, \"The bot's own cloud "
+                "access: `botPermissions`\")")
     what, command = (("bucket", "storage buckets") if role.startswith("roles/storage.") else
                      ("repository", "artifacts repositories"))
     return (f"{role} on the project reaches every {what} in it, voicefleet's recordings and images among them: "

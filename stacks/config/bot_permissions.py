@@ -270,10 +270,10 @@ def _gcp(cfg: Reader, value: Any) -> BotPermissions:
             raise _fail(cfg, "gcp", f"{role} on the project reaches every account and secret in it, the dispatcher's "
                                     "too: grant it on your own resource (your secret, your service account) "
                                     "outside this stack")
-        if (reached := gcp_own_data(role)) is not None:
-            raise _fail(cfg, "gcp", reached)
         if role in GCP_ALREADY_GRANTED:
             raise _fail(cfg, "gcp", f"the bot's account holds {role} already (voicefleet grants it): leave it out")
+        if (reached := gcp_own_data(role)) is not None:
+            raise _fail(cfg, "gcp", reached)
     return BotPermissions(gcp_roles=tuple(dict.fromkeys(roles)))
 
 

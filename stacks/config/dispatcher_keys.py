@@ -22,6 +22,7 @@ from stacks.config.bot_env import OTLP_ENDPOINT
 from stacks.config.channel import CHANNEL_KEY
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.observability import DASHBOARD_ENABLED, PROFILE, WEBHOOK_SECRET, WEBHOOK_URL
+from stacks.config.recording import USAGE_BESIDE_RECORDINGS, USAGE_FILES_KEY
 from stacks.config.regions import ACCEPTED_SECRET_KEY as REGION_ACCEPTED_SECRET_KEY
 from stacks.config.regions import SECRET_KEY as REGION_SECRET_KEY
 from stacks.config.settings import REQUIRED_SECRET_KEYS
@@ -142,6 +143,11 @@ def _gce(read: Callable[[GcpSettings], str]) -> Value:
     return lambda settings: read(_gcp(settings)) if _gcp(settings).bot_runtime == "gce" else None
 
 
+def _usage_files(settings: Settings) -> str | None:
+    """USAGE_FILES=recordings when the stack records and puts the file beside (refused otherwise)."""
+    return USAGE_BESIDE_RECORDINGS if settings.recording is not None and settings.recording.usage_files else None
+
+
 def _recording(read: Callable[[RecordingSettings], object]) -> Value:
     """A recording setting, with recording on only."""
     return lambda settings: None if settings.recording is None else str(read(settings.recording))
@@ -177,6 +183,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT", value=_recording(lambda r: r.transcript)),
     KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS", value=_recording(lambda r: r.retention_days)),
     KeySetting("recordingRules", "RECORDING_RULES", value=_recording(lambda r: r.rules_text)),
+    KeySetting(USAGE_FILES_KEY, "USAGE_FILES", "its value when `recordings` (`off` is the dispatcher's default)",
+               value=_usage_files),
     # AWS
     KeySetting("aws:region", "AWS_REGION", clouds=("aws",), value=lambda s: _aws(s).region),
     KeySetting("keepAliveSeconds", "KEEP_ALIVE_SECONDS", clouds=("aws",),

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from dispatcher.artifacts.rules import POLICIES
 from dispatcher.machines.k8s.settings import MODES as K8S_MODES
-from stacks.config import admin_keys, channel, front_door, k8s, k8s_model, made_secrets, phone, regions, store, turn
+from stacks.config import (
+    admin_keys,
+    channel,
+    front_door,
+    k8s,
+    k8s_model,
+    made_secrets,
+    phone,
+    recording,
+    regions,
+    store,
+    turn,
+)
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES
 from stacks.config.reader import DEFAULTS
 from stacks.config.settings import BOT_RUNTIMES, BOT_SECRET_KEYS, CLOUDS, REQUIRED_SECRET_KEYS
@@ -49,6 +61,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "turn": turn.MODES,
     "recording": tuple(POLICIES),
     "recordingTranscript": tuple(POLICIES),
+    recording.USAGE_FILES_KEY: recording.USAGE_FILES_CHOICES,
     "botRuntime": BOT_RUNTIMES,
     "k8sMode": tuple(K8S_MODES),
     k8s.AGENT_SANDBOX_KEY: k8s.AGENT_SANDBOX_CHOICES,

@@ -67,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "recordingKmsKey": "",  # "" = the cloud's own keys
     "recordingDeleteOnDestroy": False,
     "recordingRemoveStore": False,  # true: confirms an `up` with recording off that takes the store out of the stack
+    "usageFiles": "off",  # recordings: the dispatcher's daily usage file beside the recordings
     "recordingDestination": "",  # k8s: s3://bucket/prefix of an S3-compatible store
     "recordingEndpoint": "",  # k8s: that store's URL
     # AWS

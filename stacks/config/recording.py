@@ -19,6 +19,10 @@ from dispatcher.artifacts.rules import MAX_DAYS, POLICIES, Keeping, RecordingRul
 from stacks.config.reader import Reader
 
 PREFIX = "recordings"  # the folder the dispatcher writes under, in the stack's own bucket
+# `usageFiles`: the dispatcher's daily usage file (USAGE_FILES), beside the recordings or not at all. It goes
+# under the prefix, so the dispatcher's recordings grant covers it on every cloud (put, read, tag, overwrite),
+# and no retention folder's rule expires it.
+USAGE_FILES_KEY, USAGE_FILES_CHOICES, USAGE_BESIDE_RECORDINGS = "usageFiles", ("off", "recordings"), "recordings"
 # Confirms the `up` that turns recording off on a stack whose last `up` made the store
 # (stacks/shared/recording_last_up.py).
 REMOVE_STORE = "recordingRemoveStore"
@@ -27,6 +31,15 @@ HELD_STORE_DESTROY = (
     "(Cloud Storage and Azure refuse to delete a held object), so a store with holds is always left by a destroy. "
     "`pulumi config set recordingDeleteOnDestroy false`; to remove the store, lift every hold, `pulumi destroy`, "
     "then delete it yourself (docs/recording.md, \"Changing the recording store\")")
+# Pulumi refuses a protected resource's delete only as that step runs (pulumi/pulumi pkg/resource/deploy/step.go,
+# DeleteStep.Apply), and the bucket depends on no protected resource: a destroy that stops at a registry may
+# already have emptied it.
+PROTECTED_STORE_DESTROY = (
+    "protect (which `profile: prod` sets) keeps the stack's stateful resources from a destroy, but a destroy stops "
+    "at the first protected one only once it reaches it, and may have emptied the recording store before. "
+    "`pulumi config set recordingDeleteOnDestroy false` (a destroy then leaves the store and its recordings); to "
+    "delete them with the stack, `pulumi config set protect false` and `pulumi up` first (docs/recording.md, "
+    "\"Changing the recording store\")")
 # An S3 bucket name and its prefix (the k8s stack's recordingDestination).
 _S3_DESTINATION = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>[A-Za-z0-9._/-]*))?$")
 _KMS_KEY = {
@@ -60,6 +73,7 @@ class RecordingSettings:
     hold: bool  # legal holds possible: S3 Object Lock / GCS versioning / Azure version-level immutability
     kms_key: str | None  # the customer-managed key; None: the cloud's own keys
     delete_on_destroy: bool  # false: `destroy` leaves the bucket and its recordings
+    usage_files: bool = False  # USAGE_FILES=recordings: the daily usage file beside the recordings
     prefix: str = PREFIX
     store: S3CompatibleStore | None = None  # k8s only
 
@@ -75,7 +89,13 @@ class RecordingSettings:
 
 def load(cfg: Reader, cloud: str) -> RecordingSettings | None:
     policy = cfg.string("recording", choices=POLICIES)
+    usage_files = cfg.string(USAGE_FILES_KEY, choices=USAGE_FILES_CHOICES) == USAGE_BESIDE_RECORDINGS
     if policy == "off":
+        if usage_files:
+            raise cfg.fail(USAGE_FILES_KEY, "is recordings, but recording is off: the daily usage file goes beside "
+                                            "the recordings, in the recording store, which the stack then does not "
+                                            f"have. `pulumi config set {USAGE_FILES_KEY} off`, or turn recording on "
+                                            "(docs/operations.md, \"A daily usage file for billing\")")
         return None
     transcript = cfg.string("recordingTranscript", choices=POLICIES)
     days = cfg.integer("recordingRetentionDays", minimum=0, maximum=MAX_DAYS)
@@ -101,9 +121,12 @@ def load(cfg: Reader, cloud: str) -> RecordingSettings | None:
     hold, delete_on_destroy = cfg.boolean("recordingHold"), cfg.boolean("recordingDeleteOnDestroy")
     if hold and delete_on_destroy and cloud != "k8s":
         raise cfg.fail("recordingDeleteOnDestroy", f"is true with recordingHold: {HELD_STORE_DESTROY}")
+    if cfg.boolean("protect") and delete_on_destroy and cloud != "k8s":
+        raise cfg.fail("recordingDeleteOnDestroy", f"is true with protect: {PROTECTED_STORE_DESTROY}")
     return RecordingSettings(
         policy=policy, transcript=transcript, rules_text=text.strip(), rules=rules, retention_days=days,
-        hold=hold, kms_key=kms_key, delete_on_destroy=delete_on_destroy, store=_store(cfg) if cloud == "k8s" else None)
+        hold=hold, kms_key=kms_key, delete_on_destroy=delete_on_destroy, usage_files=usage_files,
+        store=_store(cfg) if cloud == "k8s" else None)
 
 
 def remove_store(cfg: Reader) -> bool:

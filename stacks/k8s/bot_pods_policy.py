@@ -187,13 +187,13 @@ def pod_lifetime(environment: Mapping[str, str]) -> int:
 
 def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetime: int | None = None,
             account_annotations: Mapping[str, str] | None = None, last_role: str | None = None,
-            last_secret: str | None = None) -> BotPod:
+            earlier_secrets: Sequence[str] = ()) -> BotPod:
     """The dispatcher's pods, from the environment the stack gives it (read as the dispatcher reads it); a
     replica the last `up` made, not yet rolled, still gives its own pods' lifetime; the bots' ServiceAccount's
     annotations (botPermissions) say what a cloud's webhook adds to them, and so does the last `up`'s role
     while the account still carries it (Access updates the account after this policy); a replica not yet rolled
-    still names the last `up`'s Secret of the bots' keys (which the stack keeps until the next `up` when it wrote it:
-    stacks/k8s/bot_secret_generations.py)."""
+    still names an earlier `up`'s Secret of the bots' keys (`earlier_secrets`: the last `up`'s, and those the stack
+    keeps while their replicas drain, stacks/k8s/bot_secret_generations.py)."""
     account_annotations = account_annotations or {}
     if last_role is not None and ROLE_ANNOTATION not in account_annotations:
         account_annotations = {**account_annotations, ROLE_ANNOTATION: last_role}
@@ -203,5 +203,5 @@ def bot_pod(environment: Mapping[str, str], allowed: Sequence[str], last_lifetim
                   runtime_class=settings.runtime_class, ca_configmap=settings.channel_ca_configmap,
                   namespace=settings.namespace,
                   lifetime=max(pod_lifetime(environment), last_lifetime or 0),
-                  secrets=tuple(dict.fromkeys(name for name in (settings.bot_secret, last_secret) if name)),
+                  secrets=tuple(dict.fromkeys(name for name in (settings.bot_secret, *earlier_secrets) if name)),
                   web_identity=web_identity_volume(account_annotations))

@@ -12,8 +12,8 @@ The name is the rollout marker. It ends with a keyed digest of the keys and thei
 whoever lacks the stack's secrets), so a changed value is a new Secret under a new name: pulumi-kubernetes
 creates it, updates what names it (the dispatcher's Deployment rolls; the SandboxTemplates change, and
 their `Recreate` pools replace the warm bots of the old keys; in the pods mode the replicas retire idle pods
-of another name), and keeps the old one until the next `up`, which deletes it, while the last `up`'s replicas
-drain (stacks/k8s/bot_secret_generations.py). An `envFrom` is read once, when a
+of another name), and keeps the old one while the replicas that name it drain
+(stacks/k8s/bot_secret_generations.py). An `envFrom` is read once, when a
 container starts, so a Secret edited in place would reach no running bot and leave warm ones on the old
 keys: the stack's is `immutable`, and a team that rotates its own writes a new Secret and names it.
 """

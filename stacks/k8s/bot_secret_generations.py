@@ -1,17 +1,20 @@
-"""The bots' keys' Secret of this `up`, and the last `up`'s kept one `up` longer: two slots, taken in turn.
+"""The bots' keys' Secret of this `up`, and the ones it replaced, kept until their replicas have drained.
 
-Pulumi deletes a replaced resource at the end of its `up`, so one resource cannot keep its old object:
-`<stack>-bot-keys` (the resource older stacks kept their Secret under) and `<stack>-bot-keys-b`. A new
-Secret takes the slot the last `up`'s is not in; the last `up`'s is declared again with its values and
-name ignored, so it has no diff, and the `up` after deletes it. What the last `up` wrote comes back
-through the StackReference to the stack itself (stacks/k8s/last_outputs.py). Why, and the engine's and
-provider's source it relies on: docs/kubernetes.md, "The old Secret stays until the next `up`".
+Pulumi deletes a replaced resource at the end of its `up`, so one resource cannot keep its old object: a
+slot each, `<stack>-bot-keys` (the resource older stacks kept their Secret under), `-b` and `-c`. A new
+Secret takes a slot no kept one is in; a kept one is declared again with its values and name ignored, so
+it has no diff, until the time the `up` that replaced it wrote (its `until`: the rollout's wait, in which
+each replica naming it drains); the first `up` after that deletes it. What the last `up` wrote and kept
+comes back through the StackReference to the stack itself (stacks/k8s/last_outputs.py). Why, and the
+engine's and provider's source it relies on: docs/kubernetes.md, "The old Secret stays until its replicas
+have drained".
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pulumi
@@ -19,9 +22,13 @@ from pulumi.output import contains_unknowns
 
 from stacks.config.model import Settings
 from stacks.k8s.bot_secret import DIGEST_CHARACTERS, BotSecret
-from stacks.k8s.last_outputs import LastUp
+from stacks.k8s.dispatcher import rollout_seconds
+from stacks.k8s.last_outputs import Kept, LastUp
+from stacks.shared.release_builds import up_time
 
-SLOTS = ("a", "b")
+# Three: a second change within the first's keep still keeps both earlier Secrets. A third such change
+# gives up the oldest (its replicas have had two `up`s to drain).
+SLOTS = ("a", "b", "c")
 T = TypeVar("T")
 
 
@@ -30,8 +37,7 @@ class Placement:
     """Where this `up` declares the bots' keys' Secrets."""
 
     current: str | None  # the slot of this `up`'s Secret (None: it writes none)
-    kept: str | None = None  # the slot of the last `up`'s, kept one `up` longer (None: nothing kept)
-    kept_name: str | None = None
+    kept: tuple[Kept, ...] = ()  # the earlier ones still named by draining replicas, each in its own slot
 
 
 @dataclass(frozen=True)
@@ -58,15 +64,40 @@ def last_written(last: LastUp, prefix: str) -> tuple[str | None, str]:
     return None, SLOTS[0]
 
 
-def placement(written: str | None, slot: str, now: Now, same_namespace: bool = True) -> Placement:
-    """The last `up`'s Secret (`written`, in `slot`) is kept unless this one writes the same; a new one takes
-    the other slot. A name unknown at a preview is taken as new. After a move of the bots' namespace (a
-    drained stack: no replica names the old one) nothing is kept."""
-    keep = written is not None and same_namespace and (not now.known or now.name != written)
-    if not keep:
+def placement(written: str | None, slot: str, now: Now, *, same_namespace: bool = True, kept: tuple[Kept, ...] = (),
+              at: datetime, keep_seconds: int) -> Placement:
+    """The last `up`'s Secret (`written`, in `slot`) is kept until `at` + `keep_seconds` unless this one writes
+    the same; earlier kept ones (`kept`) until their own time. A new one takes a slot none of them is in (one
+    of them back, if it names that one). A name unknown at a preview is taken as new. After a move of the bots'
+    namespace (a drained stack: no replica names the old one) nothing is kept."""
+    if not same_namespace:
         return Placement(None if now.known and now.name is None else slot)
-    current = None if now.known and now.name is None else SLOTS[1 - SLOTS.index(slot)]
-    return Placement(current, slot, written)
+    still = [k for k in kept if k.until > at and k.name != written and k.slot != slot and k.slot in SLOTS]
+    changed = written is not None and (not now.known or now.name != written)
+    if changed:
+        assert written is not None
+        still.append(Kept(written, slot, at + timedelta(seconds=keep_seconds)))
+    if now.known and now.name is None:
+        return Placement(None, tuple(still))
+    if not changed and written is not None:
+        return Placement(slot, tuple(still))
+    back = [k for k in still if now.known and k.name == now.name]
+    if back:  # the keys of a kept Secret again: that one is this `up`'s, its values declared anew
+        still.remove(back[0])
+        return Placement(back[0].slot, tuple(still))
+    taken = {k.slot for k in still}
+    free = [candidate for candidate in (slot, *SLOTS) if candidate not in taken]
+    if not free:  # every slot kept: the oldest gives its slot up
+        oldest = min(still, key=lambda k: k.until)
+        still.remove(oldest)
+        free = [oldest.slot]
+    return Placement(free[0], tuple(still))
+
+
+def keep_seconds(max_session_seconds: int) -> int:
+    """How long a replaced Secret is kept from the `up` that replaced it: that `up` waits this long for the
+    dispatcher's rollout (stacks/k8s/dispatcher.py `rollout_wait`), and a replica it replaces drains within it."""
+    return rollout_seconds(max_session_seconds)
 
 
 class Generations:
@@ -82,14 +113,20 @@ class Generations:
             lambda found: Now(None, known=False) if contains_unknowns(found) else Now(str(found)),
             run_with_unknowns=True))
 
-        def declare(found: list[Any]) -> pulumi.Output[Placement]:
+        at, keep = up_time(), keep_seconds(settings.max_session_seconds)
+
+        def place(found: list[Any]) -> Placement:
             last, current = found
             was, slot = last_written(last, settings.prefix)
-            place = placement(was, slot, current, last.bot_namespace in (None, cfg.bot_namespace))
-            made = []
-            if place.kept is not None:
-                made.append(BotSecret(slot_name(name, place.kept), str(place.kept_name), namespace, None, labels,
-                                      opts))
+            return placement(was, slot, current, same_namespace=last.bot_namespace in (None, cfg.bot_namespace),
+                             kept=last.keys_kept, at=at, keep_seconds=keep)
+
+        # Known without waiting on any resource: the pods' admission policy names the kept ones before they exist.
+        self.plan: pulumi.Output[Placement] = pulumi.Output.all(recorded, now).apply(place)
+
+        def declare(place: Placement) -> pulumi.Output[Placement]:
+            made = [BotSecret(slot_name(name, kept.slot), kept.name, namespace, None, labels, opts)
+                    for kept in place.kept]
             if place.current is not None:
                 assert written is not None
                 made.append(BotSecret(slot_name(name, place.current), written, namespace, settings.secrets.bot,
@@ -99,8 +136,10 @@ class Generations:
             # A resource's URN is known once it is registered, at a preview too, and carries the resource.
             return pulumi.Output.all(*(secret.secret.urn for secret in made)).apply(lambda _: place)
 
-        self.placed: pulumi.Output[Placement] = pulumi.Output.all(recorded, now).apply(declare)
+        self.placed: pulumi.Output[Placement] = self.plan.apply(declare)
         self.slot = self.placed.apply(lambda place: place.current)
+        # Read back by the next `up` (stacks/k8s/last_outputs.py): names, slots and times, never a value.
+        self.kept = self.placed.apply(lambda place: [kept.as_output() for kept in place.kept])
 
     def after(self, value: pulumi.Output[T]) -> pulumi.Output[T]:
         """`value`, as a value that depends on the Secrets: what names them comes after them, and a destroy

@@ -90,13 +90,18 @@ def probes() -> dict[str, dict[str, Any]]:
     }
 
 
+def rollout_seconds(max_session_seconds: int) -> int:
+    """The longest an update's rollout runs: each replaced replica's drain and the margin."""
+    return grace_seconds(max_session_seconds) + ROLLOUT_MARGIN_SECONDS
+
+
 def rollout_wait(max_session_seconds: int) -> pulumi.CustomTimeouts:
     """How long `up` waits for the Deployment's rollout (pulumi-kubernetes waits for it, 10 minutes by
     default): an update may wait on a replica still draining where a node has no room for a new one,
     and an `up` that stops waiting fails while the rollout goes on. A destroy deletes the Deployment
     in the foreground (pulumi-kubernetes' default) and waits until its pods are gone, each draining
     up to its grace; the provider's own wait is 10 minutes (provider/pkg/await/await.go, `Deletion`)."""
-    drained = grace_seconds(max_session_seconds) + ROLLOUT_MARGIN_SECONDS
+    drained = rollout_seconds(max_session_seconds)
     return pulumi.CustomTimeouts(create=f"{ROLLOUT_MARGIN_SECONDS}s", update=f"{drained}s", delete=f"{drained}s")
 
 

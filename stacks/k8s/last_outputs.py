@@ -2,12 +2,15 @@
 
 The program sees only the configuration of this `up`; what runs is what the last one made. Its
 outputs say that (read back through a StackReference to the stack itself, as stacks/shared/releases.py
-reads its releases). Two changes are refused here, whatever tool runs the `up`:
+reads its releases). The changes refused here, whatever tool runs the `up`:
 
 - a new `k8sBotNamespace` or `k8sDispatcherNamespace`: pulumi-kubernetes replaces a Namespace whose
   name changes, and the old one is deleted at the end of the `up` with every pod in it (the bots'
   running sessions, or the dispatcher and its relayed calls). A stack whose last `up` was drained
   (`drain: true`, no dispatcher launching bots) may move;
+- a new `k8sModelNamespace` while the last `up` ran the model: its Deployment would be created in the
+  new namespace before the old one goes, its pod waiting for the GPU the old pod holds, so every `up`
+  fails at its timeout and the stack's URL and policies name the empty namespace meanwhile;
 - agent-sandbox: a new `k8sDeployer` with a change to the bots' templates or pools in the same `up`
   (their spec, or their metadata: labels, release names, a pool turned retiring). The admission policy
   naming the new deployer is updated first, and the API server takes about a second to enforce it:
@@ -25,12 +28,15 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pulumi
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from stacks.config.k8s import AGENT_SANDBOX_KEY, INSTALL
+from stacks.config.k8s_model import NAMESPACE_KEY as MODEL_NAMESPACE_KEY
+from stacks.config.k8s_model import REPLICAS_KEY as MODEL_REPLICAS_KEY
 from stacks.config.model import KubernetesSettings
 from stacks.config.reader import SettingsError
 from stacks.config.refused import reported_once
@@ -44,11 +50,39 @@ SANDBOX_SOURCE = "agentSandbox"  # agent-sandbox: k8sAgentSandbox, adopt or inst
 BOT_ROLE = "botRole"  # pods: the EKS role botPermissions names on the bots' ServiceAccount (IRSA), if any
 CHANNEL_TLS = "channelTls"  # k8sChannelTls: a mesh's label is removed after the policies are updated
 BOT_SECRET = "botSecret"  # noqa: S105 - pods: the bots' keys' Secret its dispatcher names, if any
-# The Secret it wrote from botSecrets and its slot, kept one `up` longer (stacks/k8s/bot_secret_generations.py)
-KEYS_SECRET, KEYS_SLOT = "botKeysSecret", "botKeysSlot"
+# The Secret it wrote from botSecrets and its slot, and those it kept while their replicas drain, each with its
+# slot and the time it is kept until (stacks/k8s/bot_secret_generations.py)
+KEYS_SECRET, KEYS_SLOT, KEYS_KEPT = "botKeysSecret", "botKeysSlot", "botKeysKept"
+MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelImage: where its pod ran, and how many
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
-        BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT)
+        BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, MODEL_NAMESPACE, MODEL_REPLICAS)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A bots' keys' Secret an `up` replaced, kept in its slot until its replicas have drained."""
+
+    name: str
+    slot: str
+    until: datetime
+
+    def as_output(self) -> dict[str, str]:
+        return {"name": self.name, "slot": self.slot, "until": self.until.isoformat()}
+
+    @classmethod
+    def read(cls, value: object) -> Kept | None:
+        """One read back; None if it is not one (an output edited by hand): then it is not kept."""
+        if not isinstance(value, Mapping):
+            return None
+        name, slot, until = value.get("name"), value.get("slot"), value.get("until")
+        if not (isinstance(name, str) and name and isinstance(slot, str) and isinstance(until, str)):
+            return None
+        try:
+            moment = datetime.fromisoformat(until)
+        except ValueError:
+            return None
+        return cls(name, slot, moment) if moment.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -68,6 +102,9 @@ class LastUp:
     bot_secret: str | None = None  # the bots' keys' Secret (pods mode only)
     keys_secret: str | None = None  # the Secret it wrote from botSecrets (either mode)
     keys_slot: str | None = None  # that Secret's slot
+    keys_kept: tuple[Kept, ...] = ()  # the earlier ones it kept
+    model_namespace: str | None = None  # the model service's namespace (k8sModelImage only)
+    model_replicas: int | None = None  # its replicas then
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> LastUp:
@@ -80,11 +117,17 @@ class LastUp:
                    drained=values.get(DRAINED) is True, bot_lifetime=seconds(values.get(BOT_LIFETIME)),
                    agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE),
                    channel_tls=text(CHANNEL_TLS), bot_secret=text(BOT_SECRET), keys_secret=text(KEYS_SECRET),
-                   keys_slot=text(KEYS_SLOT))
+                   keys_slot=text(KEYS_SLOT), keys_kept=kept(values.get(KEYS_KEPT)),
+                   model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)))
+
+
+def kept(value: object) -> tuple[Kept, ...]:
+    found = [Kept.read(item) for item in value] if isinstance(value, list) else []
+    return tuple(item for item in found if item is not None)
 
 
 def seconds(value: object) -> int | None:
-    """A whole number of seconds read back (a StackReference's numbers are doubles, as protobuf's Struct has them)."""
+    """A whole number (seconds, replicas) read back (a StackReference's numbers are doubles, as protobuf's Struct)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
         return None
     return int(value)
@@ -123,6 +166,27 @@ def refuse_moved_namespaces(last: LastUp, cfg: KubernetesSettings) -> None:
                 "replacement of the namespaces")
 
 
+def refuse_moved_model(last: LastUp, cfg: KubernetesSettings) -> None:
+    """The model's Deployment keeps its name in the new namespace, so pulumi-kubernetes does not ask for a
+    delete first (pulumi-kubernetes provider/pkg/provider/provider.go Diff: a namespace change replaces,
+    create-first): the new pod waits for the GPU the old one holds until the create times out, and the old
+    Deployment is deleted only after an `up` that succeeds (pulumi/pulumi pkg/resource/deploy
+    deployment_executor.go, pending deletes). So every `up` would fail the same way. Stopped first, no GPU
+    is held and the move is one `up`."""
+    if cfg.model is None or last.model_namespace is None or last.model_namespace == cfg.model.namespace:
+        return
+    if last.model_replicas == 0:
+        return
+    was, now = last.model_namespace, cfg.model.namespace
+    raise SettingsError(
+        f"Invalid stack configuration: {MODEL_NAMESPACE_KEY} is {now!r}, but this stack's last `up` runs the model "
+        f"service in {was!r}: the new pod would wait for the GPU the running one holds, and every `up` would fail "
+        f"at its timeout while converged starts are refused. Set it back (`pulumi config set {MODEL_NAMESPACE_KEY} "
+        f"{was}`). To move: `pulumi config set {MODEL_REPLICAS_KEY} 0`, `pulumi up` (the pod drains its calls), "
+        f"then change the name and set {MODEL_REPLICAS_KEY} back in the next `up` (docs/kubernetes.md, "
+        "\"A shared GPU model service\")")
+
+
 def refuse_deployer_with_template(last: LastUp, cfg: KubernetesSettings, template: str | None) -> None:
     if last.deployer is None or cfg.deployer is None or last.deployer == cfg.deployer:
         return
@@ -154,6 +218,7 @@ def checked(last: pulumi.Output[LastUp], cfg: KubernetesSettings,
     def check(found: LastUp, template: str | None) -> LastUp:
         try:
             refuse_moved_namespaces(found, cfg)
+            refuse_moved_model(found, cfg)
             refuse_deployer_with_template(found, cfg, template)
             refuse_dropped_install(found, cfg)
         except SettingsError as refused:

@@ -7,7 +7,8 @@ bots' namespace enforces Pod Security `restricted` (no NET_ADMIN init container)
 - `istio-ambient`: Istio's ambient mode. Its node proxy (ztunnel) redirects inside the pod's network
   namespace and carries pod-to-pod traffic as HBONE on port 15008 of the destination pod, which
   NetworkPolicy sees and must allow (Istio's "Ambient and Kubernetes NetworkPolicy"); kubelet probes
-  reach an ambient pod from 169.254.7.127. Both namespaces are labelled `istio.io/dataplane-mode: ambient`.
+  reach an ambient pod from 169.254.7.127. Both namespaces, and the model service's, are labelled
+  `istio.io/dataplane-mode: ambient`.
 - `cilium`: Cilium's transparent encryption (WireGuard or IPsec between nodes): no pod, port or
   policy changes.
 

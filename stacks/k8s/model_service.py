@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from dispatcher.models.settings import CAPACITY_PATH
 from stacks.config.k8s_model import ModelService
 from stacks.k8s.dispatcher import grace_seconds, pod_annotations
+from stacks.k8s.mesh import probe_sources, tunnel_ports
 from stacks.k8s.namespaces import pod_security_labels
 from stacks.k8s.network_policies import BOT_SELECTOR, ModelPods, namespace
 
@@ -41,6 +42,9 @@ class ModelServiceArgs:
     dispatcher_selector: dict[str, str]
     max_session_seconds: int
     after: tuple[pulumi.Resource, ...] = ()  # its admission policy: created first, deleted last
+    # the mesh whose tunnel port and probe source its policy lets through (stacks/k8s/mesh.py kept_mesh): its
+    # namespace is enrolled with the stack's two, so every converged call's audio is in the mesh's mTLS
+    channel_tls: pulumi.Input[str] = ""
 
 
 def model_selector(project: str, stack: str) -> dict[str, str]:
@@ -95,19 +99,23 @@ def pod_spec(model: ModelService, max_session_seconds: int) -> dict[str, Any]:
     }
 
 
-def ingress(args: ModelServiceArgs) -> list[dict[str, Any]]:
-    """The bots' pods (their streams) and the dispatcher's (its capacity reads), on the one port both use."""
+def ingress(args: ModelServiceArgs, mesh: str) -> list[dict[str, Any]]:
+    """The bots' pods (their streams) and the dispatcher's (its capacity reads), on the one port both use and
+    the mesh's tunnel port; the kubelet's probes from the mesh's source."""
     port = [{"port": args.model.port, "protocol": "TCP"}]
     return [
         {"from": [{"namespace_selector": namespace(args.bot_namespace),
-                   "pod_selector": {"match_labels": BOT_SELECTOR}}], "ports": port},
+                   "pod_selector": {"match_labels": BOT_SELECTOR}}], "ports": [*port, *tunnel_ports(mesh)]},
         {"from": [{"namespace_selector": namespace(args.dispatcher_namespace),
-                   "pod_selector": {"match_labels": args.dispatcher_selector}}], "ports": port},
+                   "pod_selector": {"match_labels": args.dispatcher_selector}}], "ports": [*port, *tunnel_ports(mesh)]},
+        *([{"from": probes, "ports": port}] if (probes := probe_sources(mesh)) else []),
     ]
 
 
 class ModelServiceStack(pulumi.ComponentResource):
     url: str
+    policy: pulumi.Resource  # its NetworkPolicy: the mesh's label waits for it
+    namespace: pulumi.Output[str]
 
     def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("voicefleet:k8s:ModelService", name, None, opts)
@@ -125,7 +133,12 @@ class ModelServiceStack(pulumi.ComponentResource):
             "name": "voicefleet-model", "namespace": here, "labels": args.labels}, spec=cast(
             k8s.networking.v1.NetworkPolicySpecArgsDict, {
                 "pod_selector": {"match_labels": args.selector},
-                "policy_types": ["Ingress", "Egress"], "ingress": ingress(args), "egress": []}), opts=child)
+                "policy_types": ["Ingress", "Egress"], "egress": [],
+                "ingress": pulumi.Output.from_input(args.channel_tls).apply(
+                    lambda mesh: pulumi.Output.from_input(ingress(args, mesh)))}),
+            opts=child)
+        self.policy = policy
+        self.namespace = here
         notes = pod_annotations(args.max_session_seconds)
         timeout = f"{grace_seconds(args.max_session_seconds) + LOAD_SECONDS}s"
         k8s.apps.v1.Deployment(name, metadata={"name": model.service_name, "namespace": here, "labels": labels},
@@ -135,7 +148,9 @@ class ModelServiceStack(pulumi.ComponentResource):
             # One GPU pod: a rolling update would need a second GPU, and two pods behind the Service would split
             # the capacity the dispatcher reads. The old pod drains its calls before the new one starts.
             "strategy": {"type": "Recreate"},
-            "template": {"metadata": {"labels": labels, **({"annotations": notes} if notes else {})},
+            # The pods carry their selector alone: the stack's labels (its environment among them) on the pod
+            # template would make an `environment` change a new pod, the model's drain and reload.
+            "template": {"metadata": {"labels": args.selector, **({"annotations": notes} if notes else {})},
                          "spec": pod_spec(model, args.max_session_seconds)},
         }), opts=pulumi.ResourceOptions(parent=self, depends_on=[policy], custom_timeouts=pulumi.CustomTimeouts(
             create=f"{LOAD_SECONDS}s", update=timeout, delete=timeout)))

@@ -62,12 +62,14 @@ class Namespaces(pulumi.ComponentResource):
         self._mesh_labels = args.mesh_labels
         self.register_outputs({"dispatcher": self.dispatcher, "bots": self.bots})
 
-    def enrol(self, name: str, after: tuple[pulumi.Resource, ...]) -> None:
-        """The mesh's label on both namespaces, written (server-side apply, its own field manager) once every
-        policy in `after` lets the mesh's tunnel and probes through: the label enrols the running pods at once."""
+    def enrol(self, name: str, after: tuple[pulumi.Resource, ...],
+              others: tuple[tuple[str, pulumi.Input[str]], ...] = ()) -> None:
+        """The mesh's label on both namespaces, and `others` (suffix, name: the model service's), written
+        (server-side apply, its own field manager) once every policy in `after` lets the mesh's tunnel and
+        probes through: the label enrols the running pods at once."""
         if not self._mesh_labels:
             return
-        for suffix, namespace in (("dispatcher", self.dispatcher), ("bots", self.bots)):
+        for suffix, namespace in (("dispatcher", self.dispatcher), ("bots", self.bots), *others):
             k8s.core.v1.NamespacePatch(f"{name}-{suffix}-mesh", metadata={"name": namespace,
                                                                        "labels": dict(self._mesh_labels)},
                                        opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)))

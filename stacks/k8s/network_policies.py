@@ -93,11 +93,17 @@ def bot_egress(args: NetworkPoliciesArgs) -> list[dict[str, Any]]:
         {"to": [dispatcher_pods], "ports": pulumi.Output.from_input(args.channel_tls).apply(lambda mesh: [
             {"port": contract.DISPATCHER_CHANNEL_PORT, "protocol": "TCP"}, *tunnel_ports(mesh)])},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": left_out}}]},
-        # the private ranges left out above hold the model's pods: they are let through on its port alone
-        *([{"to": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: model.namespace}},
-                    "podSelector": {"matchLabels": model.selector}}],
-            "ports": [{"port": model.port, "protocol": "TCP"}]}] if (model := args.model) is not None else []),
+        # the private ranges left out above hold the model's pods: they are let through on its port alone (and
+        # the mesh's tunnel port: its namespace is enrolled too)
+        *([model_egress(model, args.channel_tls)] if (model := args.model) is not None else []),
     ]
+
+
+def model_egress(model: ModelPods, channel_tls: pulumi.Input[str]) -> dict[str, Any]:
+    return {"to": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: model.namespace}},
+                    "podSelector": {"matchLabels": model.selector}}],
+            "ports": pulumi.Output.from_input(channel_tls).apply(lambda mesh: [
+                {"port": model.port, "protocol": "TCP"}, *tunnel_ports(mesh)])}
 
 
 def url_host(url: str) -> str:

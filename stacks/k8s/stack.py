@@ -234,16 +234,20 @@ class K8sStack(pulumi.ComponentResource):
             bot_millicores=cfg.bot_millicores, bot_mebibytes=cfg.bot_mebibytes, protect=settings.protect,
             mesh_labels=namespace_labels(cfg.channel_tls)), opts=child)
         pulls = pull_secrets(name, cfg.registry, (namespaces.dispatcher, namespaces.bots), labels, child)
+        # This `up`'s Secret from botSecrets, and the earlier ones kept while their replicas drain.
+        keys = Generations(name, settings, keys_name if cfg.bot_secret is None else None, recorded,
+                           namespaces.bots, labels, child)
         # The policy first, and deleted last: a policy never looks again at what was made before it, so
         # the pool and the dispatcher come after it (the API server takes about a second to enforce it).
         admission = BotAdmission(name, AdmissionArgs(
             prefix=settings.prefix, bot_namespace=cfg.bot_namespace,
             dispatcher=(cfg.dispatcher_namespace, DISPATCHER_ACCOUNT), bot_account=BOT_ACCOUNT, labels=labels,
             mode=cfg.mode, controller=cfg.sandbox_controller, deployer=cfg.deployer or "",
-            bot_pod=None if template is not None else pulumi.Output.all(last, launching).apply(
+            bot_pod=None if template is not None else pulumi.Output.all(last, launching, keys.plan).apply(
                 lambda found: bot_pod(found[1], launchable_images(found[1]["BOT_IMAGE"], found[0].bot_image),
                                       found[0].bot_lifetime, settings.bot_permissions.k8s_annotations,
-                                      found[0].bot_role, found[0].bot_secret))),
+                                      found[0].bot_role, (found[0].bot_secret or "",
+                                                          *(kept.name for kept in found[2].kept))))),
             opts=child)
         access = Access(name, AccessArgs(prefix=settings.prefix, dispatcher_namespace=namespaces.dispatcher,
                                          bot_namespace=namespaces.bots, labels=labels, mode=cfg.mode,
@@ -268,9 +272,6 @@ class K8sStack(pulumi.ComponentResource):
                                   {key: stored[key] for key in dispatcher_secret_names(settings, stored)}, labels,
                                   opts=child)
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
-        # This `up`'s Secret from botSecrets, and the last one's kept while its replicas drain.
-        keys = Generations(name, settings, keys_name if cfg.bot_secret is None else None, recorded,
-                           namespaces.bots, labels, child)
         if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
             BotSecretKeys(f"{name}-bot-secret-keys", settings.prefix, cfg.bot_namespace, labels, opts=child)
         network = NetworkPoliciesArgs(
@@ -282,11 +283,15 @@ class K8sStack(pulumi.ComponentResource):
         model = None if cfg.model is None else ModelServiceStack(f"{name}-model", ModelServiceArgs(
             model=cfg.model, labels=labels, selector=model_selector(settings.project, settings.stack),
             bot_namespace=namespaces.bots, dispatcher_namespace=namespaces.dispatcher, dispatcher_selector=selector,
-            max_session_seconds=settings.max_session_seconds, after=ModelAdmission(f"{name}-model", ModelAdmissionArgs(
+            max_session_seconds=settings.max_session_seconds, channel_tls=mesh,
+            after=ModelAdmission(f"{name}-model", ModelAdmissionArgs(
                 prefix=settings.prefix, namespace=cfg.model.namespace, image=cfg.model.image, labels=labels),
                 opts=child).objects), opts=child)
-        # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py).
-        namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ())))
+        # Enrolled in the mesh once every policy takes its tunnel port and probe source (stacks/k8s/mesh.py), the
+        # model service's namespace with the stack's two: the bots' streams to it carry every converged call.
+        namespaces.enrol(name, (*policies.policies, *(store.policies if store is not None else ()),
+                                *((model.policy,) if model is not None else ())),
+                         others=(("model", model.namespace),) if model is not None else ())
         # The bots mount the channel's CA and take their account's pull secret, copied at a pod's creation:
         # their pools and pods come after the ConfigMap and the accounts.
         # The bots' keys' Secrets come before them through the values that name them (keys.after).
@@ -347,7 +352,9 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": bot_image,
             "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
-            **({"modelServiceUrl": model.url} if model is not None else {}),
+            **({"modelServiceUrl": model.url, last_outputs.MODEL_NAMESPACE: cfg.model.namespace,
+                last_outputs.MODEL_REPLICAS: cfg.model.replicas} if model is not None and cfg.model is not None
+               else {}),
             last_outputs.CHANNEL_TLS: cfg.channel_tls,
             # The channel's certificate's and CA's ends (stacks/k8s/channel_tls.py): renewed by the `up`s before.
             **(tls.expiries if tls is not None else {}),
@@ -360,6 +367,7 @@ class K8sStack(pulumi.ComponentResource):
             # Read back by the next `up` (stacks/k8s/last_outputs.py): a name and a slot, never a value.
             **({last_outputs.KEYS_SECRET: keys_name, last_outputs.KEYS_SLOT: keys.slot}
                if keys_name is not None and cfg.bot_secret is None else {}),
+            last_outputs.KEYS_KEPT: keys.kept,
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest,
                 last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment),

@@ -48,6 +48,7 @@ class Registration:
     parent: str
     protect: bool
     dependencies: tuple[str, ...] = ()  # URNs of explicit `depends_on` (and input dependencies)
+    depends_on: tuple[str, ...] = ()  # those no input carries: what `depends_on` alone adds
     ignore_changes: tuple[str, ...] = ()
     delete_before_replace: bool = False
     retain_on_delete: bool = False
@@ -422,6 +423,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=rpc.deserialize_properties(request.object), custom=bool(request.custom),
                 provider=request.provider, parent=request.parent, protect=bool(request.protect),
                 dependencies=tuple(sorted(request.dependencies)),
+                depends_on=tuple(sorted(set(request.dependencies) - {
+                    urn for urns in request.propertyDependencies.values() for urn in urns.urns})),
                 ignore_changes=tuple(request.ignoreChanges), delete_before_replace=bool(request.deleteBeforeReplace),
                 retain_on_delete=bool(request.retainOnDelete), outputs=rpc.deserialize_properties(response.object),
                 custom_timeouts={key: getattr(request.customTimeouts, key) for key in ("create", "update", "delete")

@@ -26,6 +26,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +38,7 @@ from stacks.config.masked import mask
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools import dispatcher_env, env_keys
-from stacks.tools.mocks import Registration, decode_json, is_secret, run_program
+from stacks.tools.mocks import Deployed, Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_document, stack_file, stack_names
 from stacks.tools.preflight import (
     bot_files,
@@ -55,6 +56,8 @@ SECRET = "[secret]"  # noqa: S105 - the mask shown instead of a value
 # The plan must not depend on who renders it: fixed instead of git or the environment.
 PLAN_REVISION = "plan"
 # The plan stands in for a stack header's documented `pulumi config set` lines with fixed, fake values.
+# Longer single-line values with `&&` clauses print a clause a line.
+LONG_LINE, CLAUSE = 120, " && "
 PLACEHOLDERS = {"certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/00000000-plan-placeholder",
                 "dispatcherDomain": "voicefleet.example.com"}
 
@@ -180,8 +183,18 @@ def _scalar(value: Any) -> str:
     if isinstance(value, str):
         if "\n" in value:
             return "|\n" + "\n".join("      " + line for line in value.splitlines())
+        if len(value) > LONG_LINE and CLAUSE in value:
+            # A long condition (an admission policy's CEL) a clause a line, folded as YAML's `>` folds: a change
+            # to one clause is then a one-line diff. The value is the lines joined by spaces.
+            first, *rest = value.split(CLAUSE)
+            return ">\n" + "\n".join("      " + line for line in (first, *(f"&& {clause}" for clause in rest)))
         return value
     return json.dumps(value)
+
+
+def _named(urn: str) -> str:
+    """A resource as its plan's header line names it: its type and name."""
+    return f"{urn.split('::')[2].rsplit('$', 1)[-1]}  {urn.split('::')[-1]}"
 
 
 def derivation(stack: str, overrides: Mapping[str, str] | None = None) -> list[str]:
@@ -206,6 +219,11 @@ def render(stack: str, registrations: list[Registration], derived: Sequence[str]
             lines.append(f"  provider: {reg.provider.split('::')[-2]}")
         if reg.custom_timeouts:
             lines.append("  customTimeouts: " + ", ".join(f"{k}={v}" for k, v in sorted(reg.custom_timeouts.items())))
+        # What a lifecycle hinges on: what the engine never compares, and what it waits for beyond the inputs.
+        if reg.ignore_changes:
+            lines.append("  ignoreChanges: " + ", ".join(sorted(reg.ignore_changes)))
+        if reg.depends_on:
+            lines.append("  dependsOn: " + ", ".join(_named(urn) for urn in reg.depends_on))
         inputs = {k: v for k, v in reg.inputs.items() if not k.startswith("__")}
         lines.extend(_value(inputs, 1))
     return "\n".join(lines) + "\n"
@@ -245,17 +263,26 @@ def _diagnostics() -> Iterator[list[str]]:
 def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tuple[str, list[str], list[str]]:
     """The plan, the preflight's violations and the notes for the operator (what the program says for
     `pulumi preview` to show, then the preflight's), for one run of the program. With `overrides`, the
-    stack file's own configuration stands for what is deployed: what they would change that the cloud
-    refuses to change is a violation too (preflight/immutable.py), and so is a Kubernetes replacement that
-    cuts sessions (preflight/replacements.py)."""
+    stack file's own configuration stands for what is deployed: it runs first and its outputs are recorded,
+    so the change runs as the next `up` would, against them, and meets the refusals the program makes from
+    its last outputs (a SettingsError, as `pulumi up` fails). What they would change that the cloud refuses
+    to change is a violation too (preflight/immutable.py), and so is a Kubernetes replacement that cuts
+    sessions (preflight/replacements.py)."""
     deployed_config, deployed_secrets = stack_config(stack)
     config, secret_keys = dict(deployed_config), list(deployed_secrets)
     for key, value in (overrides or {}).items():  # as `pulumi config set KEY VALUE` writes them: plain
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         config[full] = value
         secret_keys = [name for name in secret_keys if name != full]
+    last_up: Deployed | None = None
+    deployed: list[Registration] = []
+    if overrides:
+        with _diagnostics():  # what the deployed configuration says is not this plan's to note
+            before = run_program(deployed_config, deployed_secrets, stack=stack)
+        deployed, last_up = before.registrations, Deployed()
+        last_up.record(before)  # its outputs, read back by the change's run through its own StackReference
     with _diagnostics() as said:
-        run = run_program(config, secret_keys, stack=stack)
+        run = run_program(config, secret_keys, stack=stack, deployed=last_up)
     with _diagnostics():  # the same program again says the same: its notes are the first run's, said once
         recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
@@ -270,8 +297,6 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     # The dispatcher's own start-up check on the environment the stack gives it (secrets standing in as set).
     found += dispatcher_env.refusals(run.registrations)
     if overrides:
-        with _diagnostics():  # what the deployed configuration says is not this plan's to note
-            deployed = run_program(deployed_config, deployed_secrets, stack=stack).registrations
         found += immutable.violations(deployed, run.registrations, overrides)
         found += replacements.violations(deployed, run.registrations, overrides)
     return render(stack, run.registrations, derivation(stack, overrides)), found, notes
@@ -288,8 +313,31 @@ def committed_snapshot(stack: str, ref: str) -> str:
 
 
 def diff(stack: str, before: str, after: str, ref: str) -> str:
-    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                        fromfile=f"{stack} @ {ref}", tofile=f"{stack} (this tree)", n=3))
+    """A unified diff whose hunk headers name the resource each hunk's first change is in, as git's funcname
+    names a function."""
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    lines = list(difflib.unified_diff(old, new, fromfile=f"{stack} @ {ref}", tofile=f"{stack} (this tree)", n=3))
+    return "".join(_located(lines, index, old, new) if _HUNK.match(line) else line for index, line in enumerate(lines))
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@$")
+
+
+def _located(lines: list[str], index: int, old: list[str], new: list[str]) -> str:
+    """The hunk header at `index` with the header line of the resource its first changed line is in: in the
+    new text for an added line, the old for a removed one."""
+    found = _HUNK.match(lines[index])
+    assert found is not None
+    context = 0
+    for line in lines[index + 1:]:
+        if line[:1] != " ":
+            break
+        context += 1
+    added = index + 1 + context < len(lines) and lines[index + 1 + context][:1] == "+"
+    text, position = (new, int(found[2]) + context) if added else (old, int(found[1]) + context)
+    above = next((text[i].strip() for i in range(min(position, len(text)) - 1, -1, -1)
+                  if text[i][:1] not in (" ", "#", "\n")), "")
+    return f"{lines[index].rstrip(chr(10))} {above}\n" if above else lines[index]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,7 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("botMemory", "ACI_MEMORY_GB"): ("azure-prod", {}, "2048", "4096"),
     ("gcpZone", "GCE_ZONE"): ("gcp-prod", {}, "europe-west1-b", "europe-west1-c"),
     ("k8sMode", "K8S_MODE"): ("k8s-sandbox-dev", {"k8sAgentSandbox": "adopt"}, "pods", "agent-sandbox"),
+    ("usageFiles", "USAGE_FILES"): ("gcp-prod", {"recording": "on"}, "off", "recordings"),
 }
 
 

@@ -1,6 +1,6 @@
-"""A change of the bots' keys keeps the last `up`'s Secret one `up` longer (stacks/k8s/bot_secret_generations.py):
-the dispatcher's replicas of the last `up` name it while they drain, and a pod one of them starts in the `up`'s
-last seconds reads it when its container starts.
+"""A change of the bots' keys keeps the last `up`'s Secret until that `up`'s rollout wait has passed, whatever the
+`up`s between (stacks/k8s/bot_secret_generations.py): the dispatcher's replicas it replaced name it while they
+drain, and a pod one of them starts in its last seconds reads it when its container starts.
 
 Each `up` is the program's own run after the one before it (its outputs read back through the StackReference
 to itself, as `pulumi up` does), and the engine's steps for the Secrets are modelled from the state the `up`s
@@ -11,6 +11,7 @@ destroy.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ from pulumi.output import contains_unknowns
 from pulumi.runtime import rpc
 
 from dispatcher.machines.k8s.pods import NOTE_LAUNCH, pod_body
-from stacks.k8s.bot_secret_generations import Now, Placement, placement
+from stacks.config.reader import DEFAULTS
+from stacks.k8s.bot_secret_generations import Now, Placement, keep_seconds, placement
+from stacks.k8s.last_outputs import Kept
 from stacks.k8s.pool_template import dispatcher_settings
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from tests.infra.conftest import config_for
@@ -137,8 +140,9 @@ def test_a_key_change_makes_the_new_secret_beside_the_last_ones_which_it_keeps_u
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_next_up_with_nothing_changed_deletes_the_kept_secret_and_changes_nothing_else(
+def test_the_next_up_past_the_keep_deletes_the_kept_secret_and_changes_nothing_else(
         mode: dict[str, str]) -> None:
+    """The mocks' clock moves an hour per `up`: past the key change's rollout wait."""
     stack = Stack()
     stack.up(KEYS, **mode)
     second, _ = stack.up(ROTATED, **mode)
@@ -156,6 +160,33 @@ def test_the_next_up_with_nothing_changed_deletes_the_kept_secret_and_changes_no
     assert changed == ([] if mode else [POLICY])
     if not mode:
         assert admitted(third, new) and not admitted(third, old)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_up_soon_after_a_key_change_keeps_the_last_secret_until_its_replicas_have_drained(
+        mode: dict[str, str]) -> None:
+    """A CI pipeline's next merge a minute later: the replicas the key change replaced may still be draining
+    (each up to maxSessionSeconds + 60 s once the rollout reaches it), and a pod one of them started reads the
+    Secret as its container starts. It is kept, and admitted, until the change's rollout wait has passed."""
+    stack = Stack()
+    first, _ = stack.up(KEYS, **mode)
+    second, _ = stack.up(ROTATED, **mode)
+    old, new = name_of(bots_secrets(first)[SLOT_A]), name_of(bots_secrets(second)[SLOT_B])
+    changed_at = stack.deployed.now - timedelta(hours=1)  # the mocks' clock moves an hour per `up`
+    keep = keep_seconds(int(DEFAULTS["maxSessionSeconds"]))  # the stack's default: 1,800 + 60 + 600 s
+    stack.deployed.now = changed_at + timedelta(minutes=1)
+    third, steps = stack.up(ROTATED, **mode)
+    assert sorted(steps.same) == sorted(urns(second, SLOT_A, SLOT_B)) and steps.deleted == []
+    assert named(third) == new
+    until = (changed_at + timedelta(seconds=keep)).isoformat()
+    assert outputs(third)["botKeysKept"] == [{"name": old, "slot": "a", "until": until}]
+    if not mode:
+        assert admitted(third, new) and admitted(third, old)
+    stack.deployed.now = changed_at + timedelta(seconds=keep)  # its replicas have drained
+    fourth, steps = stack.up(ROTATED, **mode)
+    assert steps.deleted == urns(second, SLOT_A) and outputs(fourth)["botKeysKept"] == []
+    if not mode:
+        assert admitted(fourth, new) and not admitted(fourth, old)
 
 
 def test_a_change_before_the_quiet_up_replaces_the_secret_of_two_ups_ago_and_keeps_the_last() -> None:
@@ -222,20 +253,41 @@ def test_a_namespace_move_of_a_drained_stack_keeps_nothing() -> None:
     assert secret.name == SLOT_A and steps.replaced == [secret.urn]
 
 
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+KEEP = 1560  # maxSessionSeconds 900 + 60 s, and the rollout's 600 s margin
+UNTIL = AT + timedelta(seconds=KEEP)
+
+
 @pytest.mark.parametrize(("written", "slot", "now", "placed"), [
     (None, "a", Now("n1"), Placement("a")),  # a first `up`
     ("n1", "a", Now("n1"), Placement("a")),  # nothing changed
-    ("n1", "a", Now("n2"), Placement("b", "a", "n1")),  # a change: the other slot, the last kept
-    ("n2", "b", Now("n3"), Placement("a", "b", "n2")),
-    ("n1", "a", Now(None), Placement(None, "a", "n1")),  # no keys any more: the last kept once
+    ("n1", "a", Now("n2"), Placement("b", (Kept("n1", "a", UNTIL),))),  # a change: another slot, the last kept
+    ("n2", "b", Now("n3"), Placement("a", (Kept("n2", "b", UNTIL),))),
+    ("n1", "a", Now(None), Placement(None, (Kept("n1", "a", UNTIL),))),  # no keys any more: the last kept
     (None, "a", Now(None), Placement(None)),
     # A preview that cannot know the new name (a made storeMessageSecret drawn anew) shows it beside the last.
-    ("n1", "a", Now(None, known=False), Placement("b", "a", "n1")),
+    ("n1", "a", Now(None, known=False), Placement("b", (Kept("n1", "a", UNTIL),))),
     (None, "a", Now(None, known=False), Placement("a")),
 ])  # fmt: skip
 def test_the_placement(written: str | None, slot: str, now: Now, placed: Placement) -> None:
-    assert placement(written, slot, now) == placed
-    assert placement(written, slot, now, same_namespace=False).kept is None
+    assert placement(written, slot, now, at=AT, keep_seconds=KEEP) == placed
+    assert placement(written, slot, now, same_namespace=False, at=AT, keep_seconds=KEEP).kept == ()
+
+
+def test_a_kept_secret_stays_until_its_time_whatever_the_ups_between() -> None:
+    earlier = Kept("n1", "a", UNTIL)
+    soon = AT + timedelta(seconds=60)
+    assert placement("n2", "b", Now("n2"), kept=(earlier,), at=soon, keep_seconds=KEEP) == Placement("b", (earlier,))
+    assert placement("n2", "b", Now("n2"), kept=(earlier,), at=UNTIL, keep_seconds=KEEP) == Placement("b")
+    # A second change within the first's keep: the third slot, both earlier ones kept.
+    second = placement("n2", "b", Now("n3"), kept=(earlier,), at=soon, keep_seconds=KEEP)
+    assert second == Placement("c", (earlier, Kept("n2", "b", soon + timedelta(seconds=KEEP))))
+    # A third: every slot kept, the oldest gives its slot up.
+    third = placement("n3", "c", Now("n4"), kept=second.kept, at=soon, keep_seconds=KEEP)
+    assert third.current == "a" and [k.name for k in third.kept] == ["n2", "n3"]
+    # Back to a kept one's keys: that Secret is this `up`'s again, in its slot.
+    back = placement("n2", "b", Now("n1"), kept=(earlier,), at=soon, keep_seconds=KEEP)
+    assert back == Placement("a", (Kept("n2", "b", soon + timedelta(seconds=KEEP)),))
 
 
 def test_a_preview_that_cannot_know_the_new_name_shows_it_made_beside_the_kept_one(

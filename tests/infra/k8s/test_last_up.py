@@ -12,7 +12,7 @@ import gc
 import pytest
 
 from stacks.config.reader import SettingsError
-from stacks.tools.mocks import Deployed, Run, run_program
+from stacks.tools.mocks import Deployed, Run, run_program, unwrap
 from tests.infra.conftest import config_for
 from tests.infra.helpers import changed_names, watched_monitors
 from tests.infra.k8s.conftest import ALL_SECRETS
@@ -69,6 +69,30 @@ def test_a_drained_stack_may_move_its_namespaces() -> None:
     up(deployed, k8sBotNamespace="voicefleet-moved", k8sDispatcherNamespace="vf-moved")  # back in service
     with pytest.raises(SettingsError, match="k8sBotNamespace"):  # and once moved, that is the name kept
         up(deployed, k8sBotNamespace="voicefleet-bots", k8sDispatcherNamespace="vf-moved")
+
+
+MODEL = {"k8sModelImage": "registry.example.com/team/moshi-batched@sha256:" + "e" * 64}
+
+
+def test_a_running_models_namespace_move_is_refused_and_stopped_first_it_goes_through() -> None:
+    """The new Deployment (its name kept, in another namespace) is created before the old goes, its pod
+    waiting for the GPU the old one holds (pulumi-kubernetes provider.go Diff: no delete-first for a
+    namespace change); the old one is deleted only after an `up` that succeeds (pulumi/pulumi
+    deployment_executor.go): every `up` would fail at the create timeout."""
+    deployed = Deployed()
+    up(deployed, **MODEL)
+    with pytest.raises(SettingsError) as refused:
+        up(deployed, **MODEL, k8sModelNamespace="voicefleet-gpu")
+    message = str(refused.value)
+    assert "k8sModelNamespace is 'voicefleet-gpu', but this stack's last `up` runs the model service in " \
+           "'voicefleet-model'" in message
+    assert "pulumi config set k8sModelNamespace voicefleet-model" in message
+    assert "pulumi config set k8sModelReplicas 0" in message
+    up(deployed, **MODEL, k8sModelReplicas="0")  # stopped: its GPU freed
+    moved = up(deployed, **MODEL, k8sModelNamespace="voicefleet-gpu")
+    (deployment,) = [r for r in moved.of_type("kubernetes:apps/v1:Deployment") if r.name.endswith("-model")]
+    assert unwrap(deployment.inputs)["metadata"]["namespace"] == "voicefleet-gpu"
+    up(deployed, k8sBotNamespace="voicefleet-bots")  # the model taken out: nothing to move
 
 
 def test_a_new_deployer_with_a_new_bot_template_is_refused_and_each_alone_goes_through() -> None:

@@ -45,14 +45,15 @@ def model_run() -> Run:
     return model_program()
 
 
-def model_program() -> Run:
+def model_program(**overrides: str) -> Run:
     """The stack with a model service of two GPUs on H200 nodes (program_cache keeps one run per config)."""
     from tests.infra import program_cache
     from tests.infra.conftest import K8S_STACK_SECRETS, config_for
 
     config = config_for("k8s", {"k8sModelImage": MODEL_IMAGE, "k8sModelGpus": "2", "k8sModelCpu": "8",
                                 "k8sModelMemory": "64Gi", "k8sModelStreams": "96",
-                                "k8sModelNodeSelector": json.dumps({"nvidia.com/gpu.product": "NVIDIA-H200"})},
+                                "k8sModelNodeSelector": json.dumps({"nvidia.com/gpu.product": "NVIDIA-H200"}),
+                                **overrides},
                         K8S_STACK_SECRETS)
     return program_cache.run(config, list(K8S_STACK_SECRETS), stack="k8s-test", generation=1, previous=None)
 
@@ -109,6 +110,19 @@ def test_the_service_is_what_the_dispatcher_and_every_bot_are_told(model_run: Ru
     assert stack_outputs(model_run)["modelServiceUrl"] == URL
 
 
+@pytest.mark.parametrize(("change", "environment"), [({"environment": "staging"}, "staging"),
+                                                     ({"profile": "prod"}, "prod")])
+def test_a_new_environment_or_profile_relabels_the_deployment_not_its_pod(
+        model_run: Run, change: dict[str, str], environment: str) -> None:
+    """A new pod template is a new pod (`Recreate`): the model's drain, up to maxSessionSeconds + 60 s of
+    refused converged starts, and its reload. The stack's labels stay on the Deployment and the Service."""
+    changed = model_program(**change)
+    before, after = named(model_run, DEPLOYMENT, "voicefleet-model"), named(changed, DEPLOYMENT, "voicefleet-model")
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert before["metadata"]["labels"]["voicefleet.io/environment"] != environment
+    assert after["metadata"]["labels"]["voicefleet.io/environment"] == environment
+
+
 def test_only_the_bots_and_the_dispatcher_reach_it_on_its_port_and_it_reaches_nothing(model_run: Run) -> None:
     model = named(model_run, POLICY, "voicefleet-model")
     assert model["metadata"]["namespace"] == "voicefleet-model"
@@ -122,6 +136,27 @@ def test_only_the_bots_and_the_dispatcher_reach_it_on_its_port_and_it_reaches_no
                    "podSelector": {"matchLabels": {"voicefleet.io/app": "bot"}}}], "ports": port},
         {"from": [{"namespaceSelector": {"matchLabels": {NS: "voicefleet"}}, "podSelector": dispatcher}],
          "ports": port}]
+
+
+def test_under_istio_ambient_its_namespace_joins_the_mesh_once_every_policy_lets_the_tunnel_through() -> None:
+    """The bots' streams to it carry every converged call's audio: in the mesh's mTLS as the channel is. Ambient
+    carries them as HBONE to the model pod's port 15008 and rewrites the kubelet's probes to 169.254.7.127
+    (Istio, "Ambient and Kubernetes NetworkPolicy"), so its policy and the bots' egress let both through first."""
+    run = model_program(k8sChannelTls="istio-ambient")
+    hbone, port = {"port": 15008, "protocol": "TCP"}, {"port": 8998, "protocol": "TCP"}
+    bots, dispatcher, probes = named(run, POLICY, "voicefleet-model")["spec"]["ingress"]
+    assert bots["ports"] == dispatcher["ports"] == [port, hbone]
+    assert probes == {"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}], "ports": [port]}
+    to_model = [rule for rule in named(run, POLICY, "voicefleet-bots")["spec"]["egress"]
+                if "voicefleet-model" in json.dumps(rule.get("to"))]
+    assert [rule["ports"] for rule in to_model] == [[port, hbone]]
+    (enrolment,) = [p for p in run.of_type("kubernetes:core/v1:NamespacePatch")
+                    if unwrap(p.inputs)["metadata"]["name"] == "voicefleet-model"]
+    assert unwrap(enrolment.inputs)["metadata"]["labels"] == {"istio.io/dataplane-mode": "ambient"}
+    policies = {r.urn for r in run.of_type(POLICY)}
+    assert len(policies) == 3 and policies <= set(enrolment.dependencies)  # the bots', the dispatcher's, its own
+    (space,) = [r for r in run.of_type("kubernetes:core/v1:Namespace") if r.name.endswith("-model")]
+    assert "istio.io/dataplane-mode" not in unwrap(space.inputs)["metadata"]["labels"]
 
 
 def test_the_bots_egress_gains_the_models_pods_on_its_port_alone(model_run: Run) -> None:

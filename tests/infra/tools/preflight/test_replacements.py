@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from stacks.config.reader import SettingsError
 from stacks.tools.plan import checked_plan
 from stacks.tools.preflight import replacements
 from tests.infra.k8s.conftest import ALL_SECRETS, K8sRunner
@@ -40,8 +43,10 @@ def test_changes_that_update_in_place_pass(k8s_stack: K8sRunner) -> None:
 
 
 def test_the_plan_refuses_the_change() -> None:
-    _, found, _ = checked_plan("k8s-dev", {"k8sBotNamespace": "bots"})
-    assert any("k8sBotNamespace=bots" in line for line in found)
+    """The plan runs the change as the next `up`, against the stack file's outputs: the program's own refusal
+    (stacks/k8s/last_outputs.py) comes first, as in `pulumi up`."""
+    with pytest.raises(SettingsError, match="k8sBotNamespace is 'bots', but this stack's last `up` made"):
+        checked_plan("k8s-dev", {"k8sBotNamespace": "bots"})
     _, found, _ = checked_plan("k8s-dev", {"k8sBotMemory": "2Gi"})
     assert found == []
 
