@@ -14,6 +14,7 @@ import pytest
 from tests.replicas.conftest import start_fleet
 from tests.security.test_key_shares import KEY_A, KEY_B, A, idle_bots, launch_of, start, store  # noqa: F401
 from tests.support.redis_server import RedisServer
+from tests.support.session_api import METRICS_KEY
 
 pytestmark = pytest.mark.slow  # a dispatcher, its reserve's bots and a redis-server
 
@@ -27,7 +28,7 @@ def requested(base: str, session_id: str) -> dict:
 
 
 def test_a_keys_warm_share_follows_the_reserve_raised_at_runtime(tmp_path: Path, store: RedisServer) -> None:  # noqa: F811
-    with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=f"{KEY_A},{KEY_B}", DISPATCHER_ADMIN_KEYS=ADMIN_KEY,
+    with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=f"{KEY_A},{KEY_B}", DISPATCHER_ADMIN_KEYS=f"{ADMIN_KEY},{METRICS_KEY}",
                      MAX_CONCURRENT_SESSIONS="10", RESERVE_MIN_IDLE="2", RESERVE_MAX_IDLE="2", RESERVE_BUFFER="0",
                      RESERVE_BURST="0") as fleet:
         base = fleet.replicas[0].base_url
