@@ -75,6 +75,14 @@ class Usage(Protocol):
         """A start `admit` counted, refused or failed after it: no longer counted (never waits)."""
         ...
 
+    def elsewhere(self, key: str, kind: str, now: float) -> float:
+        """The part of `used` the other regions last told (0 with one region)."""
+        ...
+
+    def shared(self, now: float) -> dict[str, dict[str, float]]:
+        """What this region tells its peers: each budgeted key's own use here, by ledger field."""
+        ...
+
 
 class NothingUsed:
     """No usage known (a service built without a ledger): only a budget of 0 refuses."""
@@ -94,6 +102,12 @@ class NothingUsed:
     def cancel(self, key: str, session_id: str) -> None:
         return None
 
+    def elsewhere(self, key: str, kind: str, now: float) -> float:
+        return 0.0
+
+    def shared(self, now: float) -> dict[str, dict[str, float]]:
+        return {}
+
 
 @dataclass(frozen=True)
 class Over:
@@ -105,6 +119,7 @@ class Over:
     used: float
     resets: float | None  # epoch seconds; None: when a session ends
     estimated: float = 0.0  # of `used`: services as last reported by bots killed before their end
+    elsewhere: float = 0.0  # of `used`: the other regions' use, as they last told it
 
     def refusal(self) -> ApiError:
         unit = KINDS[self.kind][0]
@@ -113,12 +128,16 @@ class Over:
         retry = max(1.0, self.resets - _now()) if self.resets is not None else RETRY_AFTER_SESSIONS_SECONDS
         partly = (f" ({_figure(self.estimated)} of it estimated: the services of sessions whose bot ended "
                   "without its report, as it last reported them)" if self.estimated > 0 else "")
+        regions = (f" across the regions ({_figure(self.elsewhere)} in the others, as they last told it)"
+                   if self.elsewhere > 0 else "")
         extra: dict[str, object] = {"budget": f"{self.kind}", "limit": self.budget, "used": self.used,
                                     "resets_at": _iso(self.resets) if self.resets is not None else None}
         if self.estimated > 0:
             extra["estimated"] = self.estimated
+        if self.elsewhere > 0:
+            extra["used_in_other_regions"] = self.elsewhere
         return ApiError(429, "over_budget", f"key {self.key!r} is at its {self.kind} budget: {_figure(self.used)} "
-                        f"of {_figure(self.budget)} {unit} used{partly}; {when} (an admin raises it with "
+                        f"of {_figure(self.budget)} {unit} used{regions}{partly}; {when} (an admin raises it with "
                         f"`voicefleet keys limit {self.key} --{self.kind} N`)", retry_after=retry, extra=extra)
 
 
@@ -162,7 +181,7 @@ class Budgets:
                 used += len(self._held.get(key, ()))
             if used >= budget:
                 return Over(key, kind, budget, used, resets_at(KINDS[kind][1], now),
-                            self.usage.estimated(key, kind, now))
+                            self.usage.estimated(key, kind, now), self.usage.elsewhere(key, kind, now))
         return None
 
     async def admit(self, key: str, session_id: str) -> None:
