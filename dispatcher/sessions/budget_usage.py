@@ -16,7 +16,9 @@ added in place of its machine once its usage count has priced it (dispatcher/usa
 a bot killed before its end: its use as it last reported it, the services kept apart as estimated).
 
 Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
-per key, budget and period across every replica (the ledger's one-time record decides which).
+per key, budget and period across every replica (the ledger's one-time record decides which), from
+one region. With several regions every figure but what this region tells its peers (`own`) adds the
+others' last-told use (dispatcher/regions/budget_use.py).
 """
 
 from __future__ import annotations

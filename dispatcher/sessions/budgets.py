@@ -6,7 +6,8 @@ A budget is a runtime capacity value named `budget.KEY.KIND` (dispatcher/api/run
 it is kept, audited and carried to every replica and region as capacity is, within about a second,
 and applied here by `Budgets.limit`. A budgeted key's start is checked and its place taken in one
 step of the deployment's ledger (`Budgets.admit`, dispatcher/sessions/budget_usage.py), so a burst
-at every replica at once cannot pass a budget; a key without one adds no store round trip.
+at every replica at once cannot pass a budget; a key without one adds no store round trip. With
+several regions the others' use, as they last told it, is added (dispatcher/regions/budget_use.py).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def value_checked(name: str, value: object) -> float | int:
 
 class Usage(Protocol):
     def used(self, key: str, kind: str, now: float) -> float:
-        """What key `key` used of budget `kind` in its current period (at `now`, epoch seconds)."""
+        """What key `key` used of budget `kind` in its current period (at `now`, epoch seconds), in
+        every region."""
         ...
 
     def started(self, key: str, session_id: str) -> None:
