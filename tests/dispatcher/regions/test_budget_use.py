@@ -103,3 +103,16 @@ def test_one_region_of_those_that_see_each_other_pushes_a_keys_webhooks() -> Non
     assert all(sum(pair) == 1 for pair in tellers) and {pair[0] for pair in tellers} == {True, False}
     eu.by_name["us"].reachable = False  # us unreachable from eu: eu pushes every key's itself
     assert all(PeerBudgetUse(eu).tells(key) for key in keys)
+
+
+async def test_the_webhooks_push_the_deployments_figure() -> None:
+    clock = [100.0]
+    peers, told, usage, _, _ = region("us", clock)
+    pushed: list[tuple[str, dict[str, object]]] = []
+    usage.push = lambda _id, kind, data: pushed.append((kind, data))
+    today = field_of("minutes-day", time.time())
+    # eu told its 8.5 minutes, then stopped answering: they were used, so they still count.
+    await told.polled(peers.by_name["eu"], {FIELD: {"acme": {today: 8.5}}})
+    await usage.refresh()
+    assert [(kind, data["used"], data["budget"]) for kind, data in pushed] == [
+        ("key.budget.warning", 8.5, "minutes-day")]
