@@ -49,6 +49,7 @@ from dispatcher.models.settings import ModelServiceSettings
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
+from dispatcher.regions.budget_use import PeerBudgetUse
 from dispatcher.regions.calls import CallHandoffs
 from dispatcher.regions.capacity import neighbours_of
 from dispatcher.regions.config import Regions
@@ -218,6 +219,8 @@ def build_state(
                        deadline_seconds=smoke_deadline(env))
     timeline.listeners.append(smoke.timeline_event)
     peers = Peers(regions)
+    if regions.several:  # a key's budgets hold for the deployment: the peers' use added at each check
+        budget_usage.other_regions = PeerBudgetUse(peers)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
         reserve.planning.region = regions.here
         reserve.planning.neighbours = functools.partial(neighbours_of, peers)

@@ -32,6 +32,7 @@ POLL_SECONDS = 0.5  # a region that stops answering is known unreachable within 
 ANSWER_SECONDS = 1.0
 RTT_WEIGHT = 0.3  # the newest poll's share of the round trip's running mean
 MAX_ANSWER_BYTES = 64 * 1024  # a region's answer is a few hundred bytes
+STATE_ANSWER_BYTES = 256 * 1024  # its state with up to 500 keys' budget use (dispatcher/regions/budget_use.py)
 
 
 def region_client(timeout: float = ANSWER_SECONDS, max_answer_bytes: int = MAX_ANSWER_BYTES) -> HttpClient:
@@ -152,7 +153,7 @@ class Peers:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.regions = regions
         self._signer = RegionSigner(regions)
-        self._client = client or region_client()
+        self._client = client or region_client(max_answer_bytes=STATE_ANSWER_BYTES)
         self._clock = clock
         self.by_name: dict[str, Peer] = {name: Peer(name, url) for name, url in regions.peers.items()}
         self._warned: set[str] = set()

@@ -16,7 +16,9 @@ added in place of its machine once its usage count has priced it (dispatcher/usa
 a bot killed before its end: its use as it last reported it, the services kept apart as estimated).
 
 Crossing 80 % and 100 % of a budget pushes `key.budget.warning` and `key.budget.reached`, once each
-per key, budget and period across every replica (the ledger's one-time record decides which).
+per key, budget and period across every replica (the ledger's one-time record decides which), from
+one region. With several regions every figure but what this region tells its peers (`own`) adds the
+others' last-told use (dispatcher/regions/budget_use.py).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from dispatcher.regions.budget_use import MAX_KEYS
 from dispatcher.sessions.budgets import KINDS, Budgets, Over, resets_at
 from dispatcher.sessions.cost import PARTIAL, PARTIAL_RELAY, SessionCost
 from dispatcher.store.budget_in_flight import ESTIMATED, InFlight
@@ -40,6 +44,26 @@ READ_SECONDS = 1.0
 ENDS = ("stop_requested", "ended", "machine_ended", "failed")  # a session's end, as the timeline tells it
 THRESHOLDS = ((0.8, "key.budget.warning"), (1.0, "key.budget.reached"))
 Push = Callable[[str, str, dict[str, Any]], None]  # the webhooks' `push` (message id, type, data)
+
+
+class Elsewhere(Protocol):
+    """The other regions' use of a key's budgets (dispatcher/regions/budget_use.py)."""
+
+    def used(self, key: str, ledger_field: str) -> float: ...
+
+    def tells(self, key: str) -> bool:
+        """Whether this region pushes `key`'s budget webhooks (one region for the deployment)."""
+        ...
+
+
+class NoOtherRegion:
+    """One region: nothing used elsewhere, and this region tells every webhook."""
+
+    def used(self, key: str, ledger_field: str) -> float:
+        return 0.0
+
+    def tells(self, key: str) -> bool:
+        return True
 
 
 def field_of(kind: str, now: float) -> str:
@@ -112,6 +136,7 @@ class LedgerUsage:
         self._ended: dict[str, float] = {}
         self._taken: set[str] = set()  # sessions `admit` opened (their `started` opens nothing more)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.other_regions: Elsewhere = NoOtherRegion()
         budgets.usage = self
         budgets.follow = self.run
 
@@ -120,7 +145,30 @@ class LedgerUsage:
         return InFlight(self._dollars, reserve_field(now), sessions_field(now))
 
     def used(self, key: str, kind: str, now: float) -> float:
-        """As the ledger's `admit` counts it, from this replica's last reading and the starts since."""
+        """The deployment's: this region's (`own`) and the other regions' as they last told it."""
+        return self.own(key, kind, now) + self.elsewhere(key, kind, now)
+
+    def elsewhere(self, key: str, kind: str, now: float) -> float:
+        return self.other_regions.used(key, self._fields.field(kind, now))
+
+    def shared(self, now: float) -> dict[str, dict[str, float]]:
+        """Each budgeted key's own use here by ledger field, for the peers: the `MAX_KEYS` nearest
+        a budget (a key that used nothing here is left out)."""
+        found: list[tuple[float, str, dict[str, float]]] = []
+        for key in self._budgets.keys():
+            limits, fields, nearest = self._budgets.of(key), {}, 0.0
+            for kind, limit in limits.items():
+                used = self.own(key, kind, now)
+                if used > 0:
+                    fields[self._fields.field(kind, now)] = round(used, 6)
+                    nearest = max(nearest, used / limit if limit > 0 else math.inf)
+            if fields:
+                found.append((nearest, key, fields))
+        found.sort(key=lambda each: (-each[0], each[1]))
+        return {key: fields for _, key, fields in found[:MAX_KEYS]}
+
+    def own(self, key: str, kind: str, now: float) -> float:
+        """This region's, as the ledger's `admit` counts it, from this replica's last reading and the starts since."""
         read = self._read.get(key, {})
         pending = len(self._pending.get(key, ()))
         if kind == "sessions":
@@ -134,15 +182,18 @@ class LedgerUsage:
         return base + max(0.0, read.get("sessions", 0.0) * now - read.get("open_since", 0.0)) / 60
 
     async def admit(self, key: str, session_id: str, limits: Mapping[str, float], now: float) -> Over | bool:
-        budgets: list[Budget] = [(kind, self._fields.field(kind, now), unit_of(kind), limit)
+        # The other regions' use is an addend to the ledger's figure: checked as what is left of each
+        # budget here, so the store's one step is the same script with or without regions.
+        elsewhere = {kind: self.elsewhere(key, kind, now) for kind in limits}
+        budgets: list[Budget] = [(kind, self._fields.field(kind, now), unit_of(kind), limit - elsewhere[kind])
                                  for kind, limit in limits.items()]
         try:
             refused = await self._ledger.admit(key, session_id, now, budgets, self.in_flight(now))
         except StoreUnavailable:
             return False  # decided on the usage last read; opened once the store answers (`started`)
         if refused is not None:
-            return Over(key, refused.kind, limits[refused.kind], refused.used,
-                        resets_at(KINDS[refused.kind][1], now), refused.estimated)
+            return Over(key, refused.kind, limits[refused.kind], refused.used + elsewhere[refused.kind],
+                        resets_at(KINDS[refused.kind][1], now), refused.estimated, elsewhere[refused.kind])
         self._taken.add(session_id)
         self._pending.setdefault(key, set()).add(session_id)
         self._written.add(session_id)
@@ -237,7 +288,7 @@ class LedgerUsage:
                 await self._tell(key, kind, budget, self.used(key, kind, now), now)
 
     async def _tell(self, key: str, kind: str, budget: float, used: float, now: float) -> None:
-        if self.push is None or budget <= 0:
+        if self.push is None or budget <= 0 or not self.other_regions.tells(key):
             return
         for share, kind_of_event in THRESHOLDS:
             if used < share * budget:

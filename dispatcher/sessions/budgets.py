@@ -6,7 +6,8 @@ A budget is a runtime capacity value named `budget.KEY.KIND` (dispatcher/api/run
 it is kept, audited and carried to every replica and region as capacity is, within about a second,
 and applied here by `Budgets.limit`. A budgeted key's start is checked and its place taken in one
 step of the deployment's ledger (`Budgets.admit`, dispatcher/sessions/budget_usage.py), so a burst
-at every replica at once cannot pass a budget; a key without one adds no store round trip.
+at every replica at once cannot pass a budget; a key without one adds no store round trip. With
+several regions the others' use, as they last told it, is added (dispatcher/regions/budget_use.py).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def value_checked(name: str, value: object) -> float | int:
 
 class Usage(Protocol):
     def used(self, key: str, kind: str, now: float) -> float:
-        """What key `key` used of budget `kind` in its current period (at `now`, epoch seconds)."""
+        """What key `key` used of budget `kind` in its current period (at `now`, epoch seconds), in
+        every region."""
         ...
 
     def started(self, key: str, session_id: str) -> None:
@@ -73,6 +75,14 @@ class Usage(Protocol):
 
     def cancel(self, key: str, session_id: str) -> None:
         """A start `admit` counted, refused or failed after it: no longer counted (never waits)."""
+        ...
+
+    def elsewhere(self, key: str, kind: str, now: float) -> float:
+        """The part of `used` the other regions last told (0 with one region)."""
+        ...
+
+    def shared(self, now: float) -> dict[str, dict[str, float]]:
+        """What this region tells its peers: each budgeted key's own use here, by ledger field."""
         ...
 
 
@@ -94,6 +104,12 @@ class NothingUsed:
     def cancel(self, key: str, session_id: str) -> None:
         return None
 
+    def elsewhere(self, key: str, kind: str, now: float) -> float:
+        return 0.0
+
+    def shared(self, now: float) -> dict[str, dict[str, float]]:
+        return {}
+
 
 @dataclass(frozen=True)
 class Over:
@@ -105,6 +121,7 @@ class Over:
     used: float
     resets: float | None  # epoch seconds; None: when a session ends
     estimated: float = 0.0  # of `used`: services as last reported by bots killed before their end
+    elsewhere: float = 0.0  # of `used`: the other regions' use, as they last told it
 
     def refusal(self) -> ApiError:
         unit = KINDS[self.kind][0]
@@ -113,12 +130,16 @@ class Over:
         retry = max(1.0, self.resets - _now()) if self.resets is not None else RETRY_AFTER_SESSIONS_SECONDS
         partly = (f" ({_figure(self.estimated)} of it estimated: the services of sessions whose bot ended "
                   "without its report, as it last reported them)" if self.estimated > 0 else "")
+        regions = (f" across the regions ({_figure(self.elsewhere)} in the others, as they last told it)"
+                   if self.elsewhere > 0 else "")
         extra: dict[str, object] = {"budget": f"{self.kind}", "limit": self.budget, "used": self.used,
                                     "resets_at": _iso(self.resets) if self.resets is not None else None}
         if self.estimated > 0:
             extra["estimated"] = self.estimated
+        if self.elsewhere > 0:
+            extra["used_in_other_regions"] = self.elsewhere
         return ApiError(429, "over_budget", f"key {self.key!r} is at its {self.kind} budget: {_figure(self.used)} "
-                        f"of {_figure(self.budget)} {unit} used{partly}; {when} (an admin raises it with "
+                        f"of {_figure(self.budget)} {unit} used{regions}{partly}; {when} (an admin raises it with "
                         f"`voicefleet keys limit {self.key} --{self.kind} N`)", retry_after=retry, extra=extra)
 
 
@@ -162,7 +183,7 @@ class Budgets:
                 used += len(self._held.get(key, ()))
             if used >= budget:
                 return Over(key, kind, budget, used, resets_at(KINDS[kind][1], now),
-                            self.usage.estimated(key, kind, now))
+                            self.usage.estimated(key, kind, now), self.usage.elsewhere(key, kind, now))
         return None
 
     async def admit(self, key: str, session_id: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -34,6 +35,7 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import PHONE_TRANSPORT
+from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
 from dispatcher.regions.peers import STATE_PATH, Capacity
@@ -124,6 +126,8 @@ async def region_state(request: Request) -> Response:
         answer[STATE_FIELD] = traffic  # how a region that missed a pushed change gets it
     if state.region_runtime is not None:
         answer[RUNTIME_FIELD] = state.region_runtime.state()  # the same for the runtime settings
+    # Each budgeted key's use here, which the peers add to theirs at a start (one budget for the deployment).
+    answer[BUDGET_USE_FIELD] = state.sessions.budgets.usage.shared(time.time())
     return signed_answer(request, state, answer)
 
 
