@@ -145,7 +145,7 @@ class LedgerUsage:
             return False  # decided on the usage last read; opened once the store answers (`started`)
         if refused is not None:
             return Over(key, refused.kind, limits[refused.kind], refused.used,
-                        resets_at(KINDS[refused.kind][1], now), refused.estimated)
+                        resets_at(KINDS[refused.kind][1], now), refused.estimated, refused.reserved)
         self._taken.add(session_id)
         self._pending.setdefault(key, set()).add(session_id)
         self._written.add(session_id)

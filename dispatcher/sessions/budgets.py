@@ -105,6 +105,7 @@ class Over:
     used: float
     resets: float | None  # epoch seconds; None: when a session ends
     estimated: float = 0.0  # of `used`: services as last reported by bots killed before their end
+    reserved: float = 0.0  # of `used`: the reserves of the key's sessions still running (start_reserve.py)
 
     def refusal(self) -> ApiError:
         unit = KINDS[self.kind][0]
@@ -113,12 +114,17 @@ class Over:
         retry = max(1.0, self.resets - _now()) if self.resets is not None else RETRY_AFTER_SESSIONS_SECONDS
         partly = (f" ({_figure(self.estimated)} of it estimated: the services of sessions whose bot ended "
                   "without its report, as it last reported them)" if self.estimated > 0 else "")
+        # A reserve is no spend yet: said, so that "11.16 of 0.006 used" by a key that spent nothing reads.
+        held = (f" ({_figure(self.reserved)} of it held for its sessions still running until their bills replace "
+                "it, at least BUDGET_START_RESERVE_USD each)" if self.reserved > 0 else "")
         extra: dict[str, object] = {"budget": f"{self.kind}", "limit": self.budget, "used": self.used,
                                     "resets_at": _iso(self.resets) if self.resets is not None else None}
         if self.estimated > 0:
             extra["estimated"] = self.estimated
+        if self.reserved > 0:
+            extra["reserved"] = self.reserved
         return ApiError(429, "over_budget", f"key {self.key!r} is at its {self.kind} budget: {_figure(self.used)} "
-                        f"of {_figure(self.budget)} {unit} used{partly}; {when} (an admin raises it with "
+                        f"of {_figure(self.budget)} {unit} used{partly}{held}; {when} (an admin raises it with "
                         f"`voicefleet keys limit {self.key} --{self.kind} N`)", retry_after=retry, extra=extra)
 
 

@@ -117,6 +117,7 @@ def test_a_burst_at_a_real_machine_price_or_none_admits_only_the_starts_the_room
         assert Counter(a.status_code for a in answers) == {201: admitted, 429: 8 - admitted}, [a.text for a in answers]
         error = refusal(answers)
         assert error["budget"] == "spend-month" and error["used"] >= ROOM, error
+        assert error["reserved"] >= ROOM and "held for its sessions still running" in error["message"], error
 
 
 def test_the_first_refusal_after_a_budget_is_set_quotes_what_the_key_uses(cold: list[DispatcherProcess]) -> None:

@@ -79,3 +79,7 @@ async def test_a_keys_own_short_sessions_do_not_lower_it_so_a_burst_still_fits_t
     assert answers[0] is True and all(isinstance(answer, Over) for answer in answers[1:]), answers
     refused = answers[1]
     assert isinstance(refused, Over) and refused.used == pytest.approx(20 * FARGATE + 11.16 + 60 * FARGATE)
+    # Nothing of it is spent yet: the refusal says how much is held for the start still running.
+    assert refused.reserved == pytest.approx(11.16 + 60 * FARGATE)
+    error = refused.refusal()
+    assert error.extra["reserved"] == refused.reserved and "held for its sessions still running" in error.message

@@ -172,6 +172,7 @@ async def billed_in_place_of_the_machine(here: BudgetLedger, there: BudgetLedger
     refused = await here.admit("acme", "s-5", 1070.0, [("spend-month", SPEND, "dollars", 2.3)], FLIGHT)
     assert refused is not None and refused.used == pytest.approx(1.4 + 0.1 + 2 * 0.7)
     assert refused.kind == "spend-month" and refused.estimated == pytest.approx(0.2)
+    assert refused.reserved == pytest.approx(2 * 0.7)  # of `used`, held for s-3 and s-4 still running
 
 
 async def test_the_store_counts_a_sessions_bill_in_place_of_its_machine(store: Store) -> None:
