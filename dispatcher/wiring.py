@@ -80,6 +80,7 @@ from dispatcher.sessions.release_sample import SharedSample
 from dispatcher.sessions.release_watch import ReleaseWatch
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.smoke_watch import SmokeWatch, smoke_deadline
+from dispatcher.sessions.start_reserve import start_reserve
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
@@ -205,9 +206,10 @@ def build_state(
         machines.end_listeners.append(sessions.ends.observed)
     sessions.recordings = artifacts.recordings
     # Each key's budgets: its usage counted in the deployment's ledger, read once a second.
-    budget_usage = LedgerUsage(budget_ledger(coordination), sessions.budgets,
-                               costs.price.dollars_per_second if costs.price is not None else None,
-                               webhooks.push if webhooks is not None else None)
+    machine_price = costs.price.dollars_per_second if costs.price is not None else None
+    budget_usage = LedgerUsage(budget_ledger(coordination), sessions.budgets, machine_price,
+                               webhooks.push if webhooks is not None else None,
+                               start_reserve=start_reserve(env, costs.prices, machine_price))
     timeline.listeners.append(budget_usage.timeline_event)
     usage.spent = budget_usage.services_spent  # a session's services count in its key's spend too
     # Automatic rollback: every session's outcome judged for its release (docs/releases.md).

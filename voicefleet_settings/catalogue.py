@@ -693,6 +693,18 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "BUDGET_START_RESERVE_USD", "sessions", NUMBER, minimum=0.0001, maximum=1_000_000,
+        shown="what a session can be billed at most as it starts: its services' bound over 60 s at the price "
+              "table's dearest rates plus a minute of its machine ($11.16 and the minute with the built-in table), "
+              "at least $0.01",
+        meaning=(
+            "what each running session of a key with a spend budget holds against it from its admission, in "
+            "dollars, until its bill replaces it (the key's average call this month when that is more), so a burst "
+            "of starts cannot pass the budget ([operations.md](operations.md#budgets-per-key)). One figure for "
+            "every key: lower it where budgets are a few dollars and calls cost cents"
+        ),
+    ),
+    Setting(
         "TURN_RELAY_USD_PER_GB", "sessions", NUMBER, minimum=0, maximum=1000,
         shown="the internet egress of the relay's cloud (dispatcher/usage/prices.json)",
         meaning=(

@@ -7,7 +7,7 @@ own figure; a store that does not answer leaves the check to what this replica l
 to when it answers again. An unbudgeted key's start is opened in the background. The end of a
 session, at whichever replica sees it (its stop, its bot's `ended`, its machine's end, all on the
 timeline), closes it and adds its minutes and machine to its periods; until then it counts what it
-ran so far, and against spend at least a reserve (dispatcher/store/budget_in_flight.py). Once a
+ran so far, and against spend at least a reserve (dispatcher/sessions/start_reserve.py). Once a
 second this replica reads the budgeted keys' usage, for `GET /capacity` and the webhooks.
 
 A session's spend is what it is billed (dispatcher/sessions/cost.py `billed_usd`: its machine with a
@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from dispatcher.regions.budget_use import MAX_KEYS
 from dispatcher.sessions.budgets import KINDS, Budgets, Over, resets_at
 from dispatcher.sessions.cost import PARTIAL, PARTIAL_RELAY, SessionCost
+from dispatcher.sessions.start_reserve import LEAST_USD
 from dispatcher.store.budget_in_flight import ESTIMATED, InFlight
 from dispatcher.store.budget_ledger import KEEP_SECONDS, Budget, BudgetLedger
 from dispatcher.store.unavailable import StoreUnavailable
@@ -119,9 +120,11 @@ def unit_of(kind: str) -> str:
 
 class LedgerUsage:
     def __init__(self, ledger: BudgetLedger, budgets: Budgets, dollars_per_second: float | None,
-                 push: Push | None = None, clock: Callable[[], float] = time.time) -> None:
+                 push: Push | None = None, clock: Callable[[], float] = time.time,
+                 start_reserve: float = LEAST_USD) -> None:
         self._ledger, self._budgets, self._clock = ledger, budgets, clock
         self._dollars = dollars_per_second or 0.0
+        self._start_reserve = start_reserve  # each running session's reserve at least (start_reserve.py)
         self.push = push
         self._read: dict[str, dict[str, float]] = {}
         self._read_at = 0.0  # when `_read` was read (this replica's clock)
@@ -142,7 +145,7 @@ class LedgerUsage:
 
     def in_flight(self, now: float) -> InFlight:
         """How open sessions count against spend at `now` (this month's fields, the machine's price)."""
-        return InFlight(self._dollars, reserve_field(now), sessions_field(now))
+        return InFlight(self._dollars, self._start_reserve, reserve_field(now), sessions_field(now))
 
     def used(self, key: str, kind: str, now: float) -> float:
         """The deployment's: this region's (`own`) and the other regions' as they last told it."""
@@ -193,7 +196,8 @@ class LedgerUsage:
             return False  # decided on the usage last read; opened once the store answers (`started`)
         if refused is not None:
             return Over(key, refused.kind, limits[refused.kind], refused.used + elsewhere[refused.kind],
-                        resets_at(KINDS[refused.kind][1], now), refused.estimated, elsewhere[refused.kind])
+                        resets_at(KINDS[refused.kind][1], now), refused.estimated, elsewhere[refused.kind],
+                        refused.reserved)
         self._taken.add(session_id)
         self._pending.setdefault(key, set()).add(session_id)
         self._written.add(session_id)

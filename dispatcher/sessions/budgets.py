@@ -122,6 +122,7 @@ class Over:
     resets: float | None  # epoch seconds; None: when a session ends
     estimated: float = 0.0  # of `used`: services as last reported by bots killed before their end
     elsewhere: float = 0.0  # of `used`: the other regions' use, as they last told it
+    reserved: float = 0.0  # of `used`: the reserves of the key's sessions still running (start_reserve.py)
 
     def refusal(self) -> ApiError:
         unit = KINDS[self.kind][0]
@@ -132,15 +133,21 @@ class Over:
                   "without its report, as it last reported them)" if self.estimated > 0 else "")
         regions = (f" across the regions ({_figure(self.elsewhere)} in the others, as they last told it)"
                    if self.elsewhere > 0 else "")
+        # A reserve is no spend yet: said, so that "11.16 of 0.006 used" by a key that spent nothing reads.
+        held = (f" ({_figure(self.reserved)} of it held for its sessions still running until their bills replace "
+                "it, at least BUDGET_START_RESERVE_USD each)" if self.reserved > 0 else "")
         extra: dict[str, object] = {"budget": f"{self.kind}", "limit": self.budget, "used": self.used,
                                     "resets_at": _iso(self.resets) if self.resets is not None else None}
         if self.estimated > 0:
             extra["estimated"] = self.estimated
         if self.elsewhere > 0:
             extra["used_in_other_regions"] = self.elsewhere
+        if self.reserved > 0:
+            extra["reserved"] = self.reserved
         return ApiError(429, "over_budget", f"key {self.key!r} is at its {self.kind} budget: {_figure(self.used)} "
-                        f"of {_figure(self.budget)} {unit} used{regions}{partly}; {when} (an admin raises it with "
-                        f"`voicefleet keys limit {self.key} --{self.kind} N`)", retry_after=retry, extra=extra)
+                        f"of {_figure(self.budget)} {unit} used{regions}{partly}{held}; {when} "
+                        f"(an admin raises it with `voicefleet keys limit {self.key} --{self.kind} N`)",
+                        retry_after=retry, extra=extra)
 
 
 class Budgets:

@@ -1,5 +1,6 @@
 """What a key's sessions still running count against its spend budget: their machine so far, plus a
-reserve for each, the key's average billed session this month (at least a minute of machine).
+reserve for each: the deployment's start reserve (dispatcher/sessions/start_reserve.py), or the key's
+average billed session this month when that is more, so a key's short sessions never lower it.
 
 A session's services and a warm bot's idle share are priced only at its end, so without a reserve a
 burst of starts saw none of them and all were admitted past the budget; the reserve is held from
@@ -13,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-RESERVE_FLOOR_SECONDS = 60.0  # a start's reserve is at least this much of its machine
 ESTIMATED = "estimated:"  # before a spend field: the part of it a killed bot's last report gave
 
 # Lua functions for the ledger's scripts: the reserve of a key's usage hash `used`, and its open
@@ -38,15 +38,12 @@ end
 
 @dataclass(frozen=True)
 class InFlight:
-    """The deployment's machine price and this month's fields a key's reserve is worked out from."""
+    """The deployment's machine price, its start reserve and this month's fields a key's reserve is worked out from."""
 
     dollars_per_second: float
+    floor: float  # a running session's reserve at least, in dollars: the start reserve
     dollars_field: str  # the spend of this month's sessions counted, e.g. `counted:dollars:month:2026-11`
     sessions_field: str  # how many they are, e.g. `sessions:month:2026-11`
-
-    @property
-    def floor(self) -> float:
-        return self.dollars_per_second * RESERVE_FLOOR_SECONDS
 
     def args(self) -> list[str]:
         """As the Lua functions take them: the price, the floor, the two fields."""
@@ -63,4 +60,4 @@ class InFlight:
         return max(0.0, count * at - since) * self.dollars_per_second + count * self.reserve(used)
 
 
-NO_PRICE = InFlight(0.0, "", "")  # a ledger read without a price: no spend in flight
+NO_PRICE = InFlight(0.0, 0.0, "", "")  # a ledger read without a price: no spend in flight

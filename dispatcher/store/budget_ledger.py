@@ -95,7 +95,7 @@ _OPEN = _ADD_USE + _OPEN_BODY
 # against the usage, its sessions open now and their spend in flight (ARGV[6..9]: the price, the
 # reserve's floor and its two fields, dispatcher/store/budget_in_flight.py), then the session opened
 # as `_OPEN` does, in one step: no other replica's start comes between the check and the open.
-# Returns {kind, used, estimated} for the first budget it would go over (nothing opened).
+# Returns {kind, used, estimated, reserved} for the first budget it would go over (nothing opened).
 _ADMIT = _ADD_USE + IN_FLIGHT_FUNCTIONS + """
 local at = tonumber(ARGV[2])
 local reserve = reserve_of(KEYS[4], ARGV[8], ARGV[9], tonumber(ARGV[7]))
@@ -109,7 +109,9 @@ for i = 10, #ARGV, 4 do
   end
   if used >= budget then
     local estimated = redis.call('HGET', KEYS[4], '""" + ESTIMATED + """' .. ARGV[i + 1]) or '0'
-    return {ARGV[i], string.format('%.9f', used), estimated}
+    local reserved = 0
+    if unit == 'dollars' then reserved = count * reserve end
+    return {ARGV[i], string.format('%.9f', used), estimated, string.format('%.9f', reserved)}
   end
 end
 """ + _OPEN_BODY
@@ -196,11 +198,13 @@ return found
 
 @dataclass(frozen=True)
 class Refused:
-    """The first budget a start would go over: its kind, what was used, how much of that is estimated."""
+    """The first budget a start would go over: its kind, what was used, how much of that is estimated,
+    and how much the reserves of the key's sessions still running (of a spend budget)."""
 
     kind: str
     used: float
     estimated: float
+    reserved: float = 0.0
 
 
 Budget = tuple[str, str, str, float]  # a budget to check: its kind, its ledger field, its unit, its limit
@@ -294,13 +298,14 @@ class MemoryBudgetLedger:
         used = self._used.get(key, {})
         count, since = float(len(self._open.get(key, {}))), self._since.get(key, 0.0)
         for kind, field, unit, budget in budgets:
-            figure = count
+            figure, reserved = count, 0.0
             if unit == "dollars":
                 figure = used.get(field, 0.0) + in_flight.dollars(count, since, at, used)
+                reserved = count * in_flight.reserve(used)
             elif unit != "sessions":
                 figure = used.get(field, 0.0) + max(0.0, count * at - since) / 60
             if figure >= budget:
-                return Refused(kind, figure, used.get(ESTIMATED + field, 0.0))
+                return Refused(kind, figure, used.get(ESTIMATED + field, 0.0), reserved)
         await self.open(key, session_id, at)
         return None
 
@@ -414,8 +419,8 @@ class StoreBudgetLedger:
         answer = await self._store.call(lambda: self._admit(keys=keys, args=args))
         if not isinstance(answer, list):
             return None
-        kind, used, estimated = (str(part) for part in answer)
-        return Refused(kind, _number(used), _number(estimated))
+        kind, used, estimated, reserved = (str(part) for part in answer)
+        return Refused(kind, _number(used), _number(estimated), _number(reserved))
 
     async def cancel(self, key: str, session_id: str) -> None:
         keys = [self._keys(key)[0], self._owner_key(session_id)]

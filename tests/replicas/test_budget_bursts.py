@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,25 @@ pytestmark = pytest.mark.slow  # two real dispatchers, their bots and a redis-se
 
 DOLLARS_PER_SECOND = 0.01  # the bots' machine, priced high enough to see a second of it
 PER_MONTH = str(DOLLARS_PER_SECOND * 730 * 3600)  # RESERVE_HOT_DOLLARS_PER_MONTH for it
-RESERVE_FLOOR = 60 * DOLLARS_PER_SECOND  # a start's spend reserve without a month's history: a minute
+FARGATE_PER_MONTH = "36.04"  # a real machine's price: Fargate's 1 vCPU and 2 GB, a month
+RESERVE_FLOOR = 60 * DOLLARS_PER_SECOND  # a start's spend reserve is at least a minute of its machine
 
 
-def fleet(tmp_path: Path, store: RedisServer, **extra: str) -> Iterator[list[DispatcherProcess]]:
+def fleet(tmp_path: Path, store: RedisServer, per_month: str | None = PER_MONTH,
+          **extra: str) -> Iterator[list[DispatcherProcess]]:
+    """Two replicas on one store; `per_month` None: no machine price (local bots, as an unknown type)."""
+    priced = {"RESERVE_HOT_DOLLARS_PER_MONTH": per_month} if per_month is not None else {}
     with ExitStack() as stack:
         replicas = []
         for n in range(2):
             (tmp_path / f"r{n}").mkdir()
             env = replica_env(store, str(tmp_path), f"r-{n}", DISPATCHER_API_KEYS=f"team:{TEAM_KEY},other:{OTHER_KEY}",
-                              DISPATCHER_ADMIN_KEYS=ADMIN_KEY, BOT_CHANNEL_TOKEN=TOKEN,
-                              RESERVE_HOT_DOLLARS_PER_MONTH=PER_MONTH, **extra)
+                              DISPATCHER_ADMIN_KEYS=ADMIN_KEY, BOT_CHANNEL_TOKEN=TOKEN, **priced, **extra)
             replicas.append(stack.enter_context(run_dispatcher(tmp_path / f"r{n}", env)))
         yield replicas
+
+
+running = contextmanager(fleet)  # the fleet in a test's own `with`: stopped however the test ends
 
 
 @pytest.fixture
@@ -87,6 +93,31 @@ def test_a_burst_over_both_replicas_holds_a_spend_reserve_for_each_start_running
     assert Counter(a.status_code for a in answers) == {201: 1, 429: 7}, [a.text for a in answers]
     error = refusal(answers)
     assert error["budget"] == "spend-month" and error["used"] >= RESERVE_FLOOR, error
+
+
+ROOM = 0.006  # dollars of spend left to the key: less than any start reserve below but the set one
+
+
+@pytest.mark.parametrize(("per_month", "reserve", "admitted"), [
+    (FARGATE_PER_MONTH, None, 1),  # by default: what a session can be billed at most as it starts
+    (None, None, 1),  # no machine price (local bots, an unpriced GCE type or GPU): the services' bound still
+    (None, "0.002", 3),  # BUDGET_START_RESERVE_USD a third of the room: three starts fit, not eight
+], ids=["fargate-price", "no-price", "reserve-set"])
+def test_a_burst_at_a_real_machine_price_or_none_admits_only_the_starts_the_room_holds_reserves_for(
+        tmp_path: Path, store: RedisServer, per_month: str | None, reserve: str | None, admitted: int) -> None:
+    # A minute of a real machine is a fraction of a cent (nothing without a price): a reserve of it
+    # let all 8 starts at once into $0.006 of room.
+    settings = {"BUDGET_START_RESERVE_USD": reserve} if reserve is not None else {}
+    with running(tmp_path, store, per_month, RESERVE_MAX_IDLE="0", **settings) as replicas:
+        cli(replicas[0], "keys", "limit", "team", "--spend-month", str(ROOM))
+        wait_until(lambda: start(replicas[1], OTHER_KEY).status_code == 201 and replicas, "the fleet answering",
+                   timeout=30)
+        time.sleep(2.0)  # the budget, carried within a second, applied at both
+        answers = burst(replicas, TEAM_KEY, 8)
+        assert Counter(a.status_code for a in answers) == {201: admitted, 429: 8 - admitted}, [a.text for a in answers]
+        error = refusal(answers)
+        assert error["budget"] == "spend-month" and error["used"] >= ROOM, error
+        assert error["reserved"] >= ROOM and "held for its sessions still running" in error["message"], error
 
 
 def test_the_first_refusal_after_a_budget_is_set_quotes_what_the_key_uses(cold: list[DispatcherProcess]) -> None:

@@ -51,7 +51,7 @@ async def test_sessions_still_running_count_what_they_ran_so_far_against_minutes
     now = [1_795_000_000.0]
     ledger = StoreBudgetLedger(store)
     budgets = Budgets()
-    usage = LedgerUsage(ledger, budgets, dollars_per_second=0.01, clock=lambda: now[0])
+    usage = LedgerUsage(ledger, budgets, dollars_per_second=0.01, clock=lambda: now[0], start_reserve=0.6)
     budgets.limit({"budget.acme.minutes-day": 60, "budget.acme.spend-month": 100})
     await ledger.open("acme", "s-1", now[0])
     await ledger.open("acme", "s-2", now[0] + 60)
@@ -62,7 +62,7 @@ async def test_sessions_still_running_count_what_they_ran_so_far_against_minutes
     now[0] += 30
     over = budgets.over("acme", now[0])
     assert over is not None and over.kind == "minutes-day" and over.used == pytest.approx(60.0)
-    # 3600 s at $0.01, and each session's reserve (a minute of machine: the key has no month yet)
+    # 3600 s at $0.01, and each session's reserve (the start reserve: the key has no month yet)
     assert usage.used("acme", "spend-month", now[0]) == pytest.approx(36.0 + 2 * 0.6)
     await ledger.close("acme", "s-1", now[0], 0.01, fields_of(now[0]))
     await usage.refresh()
@@ -124,7 +124,7 @@ async def test_a_session_ended_at_one_replica_before_the_other_took_its_open_is_
 
 
 SPEND = "dollars:month:2026-11"
-FLIGHT = InFlight(0.01, SPEND, "sessions:month:2026-11")
+FLIGHT = InFlight(0.01, 0.6, SPEND, "sessions:month:2026-11")  # a start reserve of a minute of machine
 
 
 async def admitted_at_once(here: BudgetLedger, there: BudgetLedger) -> None:
@@ -172,6 +172,7 @@ async def billed_in_place_of_the_machine(here: BudgetLedger, there: BudgetLedger
     refused = await here.admit("acme", "s-5", 1070.0, [("spend-month", SPEND, "dollars", 2.3)], FLIGHT)
     assert refused is not None and refused.used == pytest.approx(1.4 + 0.1 + 2 * 0.7)
     assert refused.kind == "spend-month" and refused.estimated == pytest.approx(0.2)
+    assert refused.reserved == pytest.approx(2 * 0.7)  # of `used`, held for s-3 and s-4 still running
 
 
 async def test_the_store_counts_a_sessions_bill_in_place_of_its_machine(store: Store) -> None:

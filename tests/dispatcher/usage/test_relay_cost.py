@@ -18,6 +18,7 @@ from dispatcher.reserve.prices import BotPrice
 from dispatcher.sessions.budget_usage import LedgerUsage
 from dispatcher.sessions.budgets import Budgets
 from dispatcher.sessions.cost import NOT_COUNTED, PARTIAL_RELAY, RELAY_NOT_YET, SessionCosts
+from dispatcher.sessions.start_reserve import LEAST_USD
 from dispatcher.settings import SettingsError
 from dispatcher.store.budget_ledger import MemoryBudgetLedger
 from dispatcher.usage.price_table import load_prices
@@ -166,4 +167,5 @@ async def test_a_keys_spend_adds_its_relayed_calls_relay_with_its_services() -> 
     await ledger.open("acme", "s-1", end - 60)
     await usage.services_spent("acme", "s-1", cost, end)
     await usage.refresh()
-    assert usage.used("acme", "spend-month", end) == pytest.approx(cost.billed_usd)  # with its machine
+    # With its machine, and the start reserve it holds while the ledger has it open.
+    assert usage.used("acme", "spend-month", end) == pytest.approx(cost.billed_usd + LEAST_USD)
