@@ -36,10 +36,14 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
         "crash": planted(root, "crash", "booking_flow.py", "            return self._book()\n",
                          "            raise RuntimeError('the booking system is down')\n"),
     }
-    env = {"BOT_RELEASES": ",".join(f"{name}={path}" for name, path in releases.items()),
-           "RELEASE_WEIGHTS": "stable=100", "RESERVE_MAX_IDLE": "0"}
-    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), with_releases(releases)) as running:
         yield running
+
+
+def with_releases(releases: dict[str, Path]) -> dict[str, str]:
+    """A local dispatcher's environment serving these bots as its releases, all the weight on `stable`."""
+    return {"BOT_RELEASES": ",".join(f"{name}={path}" for name, path in releases.items()),
+            "RELEASE_WEIGHTS": "stable=100", "RESERVE_MAX_IDLE": "0"}
 
 
 def run_eval(url: str, *args: str) -> Result:
@@ -138,3 +142,4 @@ def test_a_rubric_is_judged_by_the_named_judge_and_a_no_fails_its_turn(dispatche
     asked = [call.json()["messages"][-1]["content"] for call in judge.calls]
     assert len(asked) == 2 and "bot: We are open every day" in asked[0], asked  # the turn's, then the call's
     assert running(dispatcher) == []
+

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.outcome import CallResult, Target, TurnResult
@@ -26,7 +27,7 @@ from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
-from voicefleet.loadtest.webrtc import WebRTCClient, post_json
+from voicefleet.loadtest.webrtc import CallEnded, WebRTCClient, post_json
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
@@ -40,7 +41,8 @@ QUIET_WHEN_DONE = 0.2
 
 async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
                    talked: Callable[[], None] = lambda: None) -> CallResult:
-    """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too).
+    """Places the scenario's call and judges it; never raises. Cancelled (Ctrl-C), it stops the call and
+    returns it marked interrupted, so the run's report still has it.
 
     `talked` is called once the caller has hung up: the runner's next call starts then, while this
     one's session is read, its rubrics judged (an LLM's answers) and its session stopped (a local
@@ -62,6 +64,11 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
                     result.problems.append(f"the session recorded an error: {recorded}")
                 if target.judge is not None and not result.problems:
                     await _judge(target.judge, scenario, http, result)
+    except Exception as error:  # the caller's own fault: this call's failure, never the run's end
+        result.problems.append(f"the caller failed: {type(error).__name__}: {error}"[:300])
+    except asyncio.CancelledError:  # Ctrl-C: reported as what it is, once the session is stopped below
+        result.interrupted = True
+        result.problems.append(f"interrupted during turn {len(result.turns) + 1}: the run was stopped")
     finally:
         _free(phases, talked)
         with phases.timed("stop"):
@@ -126,17 +133,28 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
         if scenario.call.greeting is not None:
             if problems := failures(scenario.call.greeting, greeting):
                 result.problems.append(f"greeting: {problems[0]}")
-        for turn in scenario.turns:
+        ended_at: int | None = None  # the turn under which the call ended
+        for number, turn in enumerate(scenario.turns, 1):
+            if ended_at is not None:
+                result.turns.append(not_taken(turn.said))
+                continue
             with phases.timed("synthesis"):
                 speech = speech_of(turn.say, turn.wav, scenario.source)
             seen = len(client.rtvi_messages)
-            with phases.timed("speaking"):  # at once: the answer's quiet already kept the turns apart
-                await client.talk(speech, listen_seconds=0, lead_seconds=0)
-            phases.caller_speech += speech.seconds
-            heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases)
-            result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms,
-                                           failures(turn.expect, heard), heard.caller_as_heard))
-        if scenario.call.bot_ends is not None:
+            try:
+                with phases.timed("speaking"):  # at once: the answer's quiet already kept the turns apart
+                    await client.talk(speech, listen_seconds=0, lead_seconds=0)
+            except CallEnded:  # the bot hung up (or crashed) before the caller's speech was all sent
+                heard = Answer("", None)
+            else:
+                phases.caller_speech += speech.seconds
+                heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases)
+            problems = failures(turn.expect, heard)
+            if problems and (reason := await ended_reason(target, http, result.session_id, number,
+                                                          hung_up=client.ended.is_set())):
+                problems, ended_at = [reason, *problems], number
+            result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms, problems, heard.caller_as_heard))
+        if scenario.call.bot_ends is not None and ended_at is None:
             with phases.timed("hang_up"):
                 ended = await _bot_hung_up(client)
             if ended and not scenario.call.bot_ends:
@@ -173,7 +191,7 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
     began_speaking: float | None = None
     # Woken by each RTVI event, or when the quiet is over: a poll every 50 ms ended each answer up to
     # 50 ms late, and read the messages 20 times a second through every answer.
-    while (now := time.monotonic()) < deadline:
+    while (now := time.monotonic()) < deadline and not client.ended.is_set():  # a hang-up ends the answer
         count = len(client.rtvi_messages)
         kinds = [str(m.get("type")) for m in client.rtvi_messages[since:count]]
         if began_speaking is None and "bot-started-speaking" in kinds:

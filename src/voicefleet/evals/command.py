@@ -72,7 +72,7 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not)
         health = api.call("GET", path("healthz"))
     phone_ready(scenarios, health, target)
-    from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
+    from voicefleet.evals.run import INTERRUPTED, interrupted, run_suite  # aiortc and the voice: by a run only
 
     results = asyncio.run(run_suite(target.url, key, release, scenarios, repeat, concurrency,
                                     progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge))
@@ -85,6 +85,10 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
         print_json(summary(results))
     else:
         click.echo(table(results))
+    if interrupted(results, scenarios, repeat):
+        click.echo(f"voicefleet: interrupted: {len(results)} of {len(scenarios) * repeat} calls placed, those under "
+                   "way stopped; the report above is of those", err=True)
+        ctx.exit(INTERRUPTED)
     failed = [r for r in results if not r.passed]
     if failed:
         click.echo(f"voicefleet: {len(failed)} of {len(results)} calls failed; the first: {failed[0].scenario}: "

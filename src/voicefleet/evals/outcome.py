@@ -28,6 +28,7 @@ class CallResult:
     problems: list[str] = field(default_factory=list)  # the call's own: start, greeting, hang-up, errors
     seconds: float = 0.0
     phases: Phases = field(default_factory=Phases)  # where the call's time went (started when the result is)
+    interrupted: bool = False  # cut short by the run's interruption (Ctrl-C), not by the bot
 
     @property
     def passed(self) -> bool:

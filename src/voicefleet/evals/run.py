@@ -1,4 +1,5 @@
-"""A suite's calls, `concurrency` at a time, each scenario `repeat` times, with a progress line."""
+"""A suite's calls, `concurrency` at a time, each scenario `repeat` times, with a progress line; cut
+short by Ctrl-C, the calls that ran, those under way stopped and marked interrupted."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import caller_voice
 
 HTTP_TIMEOUT = 30.0
+INTERRUPTED = 130  # the exit code of a run cut short by Ctrl-C, as a shell reports SIGINT's
 
 
 async def run_suite(base_url: str, api_key: str | None, release: str | None, scenarios: Sequence[Scenario],
@@ -42,10 +44,19 @@ async def run_suite(base_url: str, api_key: str | None, release: str | None, sce
                 passed = sum(bool(r and r.passed) for r in results)
                 print(f"\r{done}/{len(queue)} calls, {passed} passed", end="", file=sys.stderr, flush=True)
 
-        await asyncio.gather(*(one(i, s) for i, s in enumerate(queue)))
+        try:
+            await asyncio.gather(*(one(i, s) for i, s in enumerate(queue)))
+        except asyncio.CancelledError:  # Ctrl-C: the calls under way were stopped and say so; the rest never ran
+            if (task := asyncio.current_task()) is not None:
+                task.uncancel()
     if progress:
         print(file=sys.stderr)
     return [r for r in results if r is not None]
+
+
+def interrupted(results: Sequence[CallResult], scenarios: Sequence[Scenario], repeat: int) -> bool:
+    """Whether the run was cut short (Ctrl-C): a call says it was, or some were never placed."""
+    return any(r.interrupted for r in results) or len(results) < len(scenarios) * repeat
 
 
 class _Slot:

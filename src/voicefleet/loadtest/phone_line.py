@@ -28,6 +28,10 @@ MAX_MESSAGE_BYTES = 2**20
 KEY_SECONDS = 0.25  # between two keys a caller presses
 
 
+class StreamClosed(ConnectionError):
+    """The call's stream closed (the bot hung up) before the caller's speech or keys were all sent."""
+
+
 class PhoneCall:
     """One call on `url` (`{wsUrl}/{token}`) in `framing`'s protocol; `headers` for an upgrade that
     carries its proof there."""
@@ -69,14 +73,9 @@ class PhoneCall:
         `listen_seconds`): the reply's latency from the end of the speech, or None without one."""
         self._speech = np.concatenate([self._speech, resample(speech, LINE_RATE).samples])
         self._drained.clear()
-        try:
-            await asyncio.wait_for(self._drained.wait(), speech.seconds + 5.0)
-        except TimeoutError:  # the line stops sending once the stream is closed
-            if self.ws is not None and self.ws.close_code is not None:
-                raise ConnectionError(f"the call's stream closed mid-turn (code {self.ws.close_code})") from None
-            raise
+        await self._sent(speech.seconds + 5.0)
         deadline = time.monotonic() + listen_seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.closed():  # a hang-up ends the answer
             if reply_heard(self.times, self.levels, self.last_speech_at, time.monotonic()):
                 break
             await asyncio.sleep(0.05)
@@ -85,6 +84,26 @@ class PhoneCall:
         reply = first_reply(self.times, self.levels, self.last_speech_at)
         return None if reply is None else reply.start - self.last_speech_at
 
+    async def _sent(self, timeout: float) -> None:
+        """Until the line has sent the speech; StreamClosed as soon as the stream closes first (the line
+        then stops sending), TimeoutError past `timeout`."""
+        sending = asyncio.ensure_future(self._drained.wait())
+        try:
+            await asyncio.wait({sending, *self._tasks}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sending.cancel()
+        if not self._drained.is_set():
+            if self.closed():
+                raise StreamClosed(f"the call's stream closed mid-turn (code {self._close_code()})")
+            raise TimeoutError(f"the caller's speech was not all sent within {timeout:g} s")
+
+    def closed(self) -> bool:
+        """Whether the stream has closed (the bot hung up, or the caller did)."""
+        return self.ws is not None and self.ws.close_code is not None or any(t.done() for t in self._tasks)
+
+    def _close_code(self) -> int | None:
+        return None if self.ws is None else self.ws.close_code
+
     async def press(self, digits: str, *, every: float = KEY_SECONDS) -> None:
         """Presses each key of `digits` (0-9, *, #) in turn, `every` seconds apart, as a person does:
         one of the carrier's `dtmf` messages a key."""
@@ -92,7 +111,11 @@ class PhoneCall:
             if index:
                 await asyncio.sleep(every)
             self.keys_pressed += 1
-            await self._send(self.framing.key(self.ids, self._next(), digit))
+            try:
+                await self._send(self.framing.key(self.ids, self._next(), digit))
+            except ConnectionClosed:
+                raise StreamClosed(f"the call's stream closed before key {digit!r} (code {self._close_code()})"
+                                   ) from None
 
     async def close(self) -> None:
         """Hangs up as the carrier does: its last message (Twilio's, Telnyx's, Exotel's `stop`), then
