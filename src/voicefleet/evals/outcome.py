@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from voicefleet.evals.judge import Judge
 from voicefleet.evals.phases import Phases
 
+# The seconds a caller waits for a bot's first words before it speaks first: bots that greet do within
+# a few seconds, even on a loaded machine; one that waits to be spoken to (as a speech-to-speech bot
+# may) then costs each call this, not the greeting's whole wait.
+SPEAK_FIRST_AFTER = 10.0
+
 
 @dataclass
 class TurnResult:
@@ -48,6 +53,7 @@ class Target:
     api_key: str | None
     release: str | None
     judge: Judge | None = None  # the scenarios' rubrics are judged only with one
+    speak_first_after: float = SPEAK_FIRST_AFTER  # a bot silent this long after the call connected is spoken to
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

@@ -48,7 +48,8 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
     ended: bool | None = None
     ended_at: int | None = None  # the turn by whose end the bot had closed the stream
     try:
-        await _answer(call, after=0.0, listen=GREETING_WAIT)
+        begin = None if scenario.call.greeting is not None else target.speak_first_after
+        await _answer(call, after=0.0, listen=GREETING_WAIT, begin_within=begin)
         for turn in scenario.turns:
             began.append(time.monotonic())
             try:
@@ -104,14 +105,20 @@ def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None]
                                        answer.caller_as_heard))
 
 
-async def _answer(call: PhoneCall, *, after: float, listen: float) -> float | None:
-    """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds;
-    the answer's latency in seconds, or None when it said nothing."""
-    deadline = time.monotonic() + listen
+async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within: float | None = None
+                  ) -> float | None:
+    """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds
+    (or `begin_within` seconds, when it has not begun by then); the answer's latency in seconds, or
+    None when it said nothing."""
+    began = time.monotonic()
+    deadline = began + listen
     while time.monotonic() < deadline and not reply_heard(call.times, call.levels, after, time.monotonic(),
                                                           quiet_after=QUIET_AFTER):
         if call.ws is not None and call.ws.close_code is not None:
             break
+        if begin_within is not None and time.monotonic() - began > begin_within and first_reply(
+                call.times, call.levels, after) is None:
+            break  # silent so far: the caller speaks first
         await asyncio.sleep(0.05)
     reply = first_reply(call.times, call.levels, after)
     return None if reply is None else reply.start - after

@@ -11,7 +11,7 @@ import httpx
 
 from voicefleet.evals.call import run_call
 from voicefleet.evals.judge import Judge
-from voicefleet.evals.outcome import CallResult, Target
+from voicefleet.evals.outcome import SPEAK_FIRST_AFTER, CallResult, Target
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import caller_voice
 
@@ -21,9 +21,9 @@ INTERRUPTED = 130  # the exit code of a run cut short by Ctrl-C, as a shell repo
 
 async def run_suite(base_url: str, api_key: str | None, release: str | None, scenarios: Sequence[Scenario],
                     repeat: int, concurrency: int, *, progress: bool, run_id: str,
-                    judge: Judge | None = None) -> list[CallResult]:
+                    judge: Judge | None = None, speak_first_after: float = SPEAK_FIRST_AFTER) -> list[CallResult]:
     caller_voice()  # loaded before the first call: a voice that cannot load fails the run, not each call
-    target = Target(base_url.rstrip("/"), api_key, release, judge)
+    target = Target(base_url.rstrip("/"), api_key, release, judge, speak_first_after)
     queue = [scenario for scenario in scenarios for _ in range(repeat)]
     results: list[CallResult | None] = [None] * len(queue)
     slots = asyncio.Semaphore(concurrency)

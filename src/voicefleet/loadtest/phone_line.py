@@ -71,18 +71,21 @@ class PhoneCall:
     async def turn(self, speech: Pcm, *, listen_seconds: float) -> float | None:
         """Says `speech` (any rate: sent at 8 kHz) and listens until a whole reply was heard (at most
         `listen_seconds`): the reply's latency from the end of the speech, or None without one."""
+        began = time.monotonic()
         self._speech = np.concatenate([self._speech, resample(speech, LINE_RATE).samples])
         self._drained.clear()
         await self._sent(speech.seconds + 5.0)
+        # Timed from this turn's own speech; a turn of silence (no loud frame) from its audio's end, not
+        # from the previous turn's speech, whose answer would count as its reply.
+        spoken = self.last_speech_at if self.last_speech_at is not None and self.last_speech_at >= began \
+            else time.monotonic()
         deadline = time.monotonic() + listen_seconds
         while time.monotonic() < deadline and not self.closed():  # a hang-up ends the answer
-            if reply_heard(self.times, self.levels, self.last_speech_at, time.monotonic()):
+            if reply_heard(self.times, self.levels, spoken, time.monotonic()):
                 break
             await asyncio.sleep(0.05)
-        if self.last_speech_at is None:
-            return None
-        reply = first_reply(self.times, self.levels, self.last_speech_at)
-        return None if reply is None else reply.start - self.last_speech_at
+        reply = first_reply(self.times, self.levels, spoken)
+        return None if reply is None else reply.start - spoken
 
     async def _sent(self, timeout: float) -> None:
         """Until the line has sent the speech; StreamClosed as soon as the stream closes first (the line
