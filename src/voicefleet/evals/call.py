@@ -148,6 +148,7 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
                 heard = Answer("", None)
             else:
                 phases.caller_speech += speech.seconds
+                result.caller_behind = max(result.caller_behind, client.mic.behind())
                 heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases,
                                     turn_began=turn_began)
             problems = failures(turn.expect, heard)

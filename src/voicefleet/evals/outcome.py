@@ -12,6 +12,9 @@ from voicefleet.evals.phases import Phases
 # a few seconds, even on a loaded machine; one that waits to be spoken to (as a speech-to-speech bot
 # may) then costs each call this, not the greeting's whole wait.
 SPEAK_FIRST_AFTER = 10.0
+# A caller's audio this far behind real time makes its call inconclusive: a tenth of a turn's usual
+# latency budget, and five of the mic's 100 ms catch-up bursts (loadtest/webrtc.py).
+CALLER_BEHIND_LIMIT = 0.5
 
 
 @dataclass
@@ -34,6 +37,12 @@ class CallResult:
     seconds: float = 0.0
     phases: Phases = field(default_factory=Phases)  # where the call's time went (started when the result is)
     interrupted: bool = False  # cut short by the run's interruption (Ctrl-C), not by the bot
+    caller_behind: float = 0.0  # the most the caller's audio was behind real time at a turn's end of speech
+
+    def keeps_time(self) -> bool:
+        """Whether the caller kept real time: one that fell behind (a machine short of CPU) sent its
+        speech late, so the turns' timing, and maybe what the bot heard, are not the bot's alone."""
+        return self.caller_behind <= CALLER_BEHIND_LIMIT
 
     @property
     def passed(self) -> bool:

@@ -59,6 +59,7 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
                 else:
                     speech = speech_of(turn.say, turn.wav, scenario.source)
                     latencies.append(await call.turn(speech, listen_seconds=turn.listen_ms / 1000))
+                result.caller_behind = max(result.caller_behind, call.behind())
             except StreamClosed:  # the bot hung up (or crashed) before the caller's turn was all sent
                 latencies.append(None)
             if call.closed():

@@ -52,6 +52,7 @@ class PhoneCall:
         self._speech = np.zeros(0, dtype=np.int16)
         self._drained = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._due: float | None = None  # monotonic time the line's next frame is due
 
     async def connect(self) -> None:
         self.ws = await connect(self.url, additional_headers=self.headers, proxy=None, compression=None,
@@ -60,6 +61,10 @@ class PhoneCall:
             await self.ws.send(json.dumps(message))
         self.connected_at = time.monotonic()
         self._tasks += [asyncio.create_task(self._line()), asyncio.create_task(self._listen())]
+
+    def behind(self) -> float:
+        """Seconds the line is behind real time: how late its next frame is (0 before it started)."""
+        return 0.0 if self._due is None else max(0.0, time.monotonic() - self._due)
 
     def first_frame_at(self) -> float | None:
         return self.times[0] if self.times else None
@@ -157,7 +162,8 @@ class PhoneCall:
                     self.last_speech_at = time.monotonic()
                 if len(self._speech) == 0:
                     self._drained.set()
-                await asyncio.sleep(max(0.0, began + chunk * self.framing.frame_seconds - loop.time()))
+                self._due = began + chunk * self.framing.frame_seconds
+                await asyncio.sleep(max(0.0, self._due - loop.time()))
 
     async def _listen(self) -> None:
         assert self.ws is not None
