@@ -11,6 +11,7 @@ is every `bot-output` between the end of the caller's speech and the quiet that 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,7 @@ from voicefleet.loadtest.webrtc import CallEnded, WebRTCClient, post_json
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
+START_AFTER_CANCEL = 10.0  # a start under way when the run is interrupted: its answer awaited this long
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
 
 
@@ -91,8 +93,14 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
     body["transport"] = scenario.transport
     if target.release:
         body["release"] = target.release
+    posting = asyncio.ensure_future(http.post(f"{target.base_url}/start", json=body, headers=target.headers()))
     try:
-        response = await http.post(f"{target.base_url}/start", json=body, headers=target.headers())
+        response = await asyncio.shield(posting)
+    except asyncio.CancelledError:  # Ctrl-C mid-start: the session the start made is still learnt, to be stopped
+        with contextlib.suppress(Exception):
+            started = json_object(await asyncio.wait_for(posting, START_AFTER_CANCEL))
+            result.session_id = started.get("session_id") or started.get("sessionId")
+        raise
     except httpx.TransportError as error:
         result.problems.append(f"POST /start: {type(error).__name__} {error}".strip())
         return None
@@ -125,6 +133,9 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
         result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
         await client.close()
         return
+    except asyncio.CancelledError:  # interrupted while connecting: hung up all the same
+        await client.close()
+        raise
     try:
         # A bot that waits to be spoken to is spoken to once it stayed silent `speak_first_after`, unless
         # the scenario expects a greeting: then the caller waits for it.
