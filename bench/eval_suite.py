@@ -6,7 +6,7 @@ Starts a local dispatcher (`python -m dispatcher`, `BOT_FILE=examples/booking/bo
 `RESERVE_MIN_IDLE` warm bots: by default as many as calls run at once, as a deployment's reserve
 gives each caller one; `--reserve 0` turns the reserve off, so every call starts its own bot), then
 runs `voicefleet eval examples/booking/scenarios --repeat 3 --concurrency 2 --json` as its own
-process, `--runs` times. For each run it prints:
+process, `--runs` times, each once the reserve's bots are all idle (`GET /status`). For each run it prints:
 
 - the wall time of the command, start to exit (the goal: at most 3 minutes);
 - the calls passed;
@@ -21,6 +21,7 @@ Asserts nothing; prints the load average before and after each run (the machine 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -63,6 +64,24 @@ def call_seconds(base_url: str, summary: dict[str, object]) -> float:
     return total
 
 
+RESERVE_WAIT = 300.0  # the warm bots' first start: Pipecat and the recogniser imported, on a loaded machine
+
+
+def wait_for_reserve(base_url: str, bots: int) -> None:
+    """Until `bots` reserve bots are idle (GET /status): the first calls of a run would otherwise start
+    cold bots of their own, and the run's figures would mix cold and warm starts."""
+    deadline = time.monotonic() + RESERVE_WAIT
+    idle = 0
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                idle = int(http.get("/status").json()["reserve"]["by_state"].get("idle", 0))
+            if idle >= bots:
+                return
+            time.sleep(1.0)
+    raise SystemExit(f"only {idle} of {bots} reserve bots idle after {RESERVE_WAIT:g} s: no run on a half-warm reserve")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
@@ -75,6 +94,7 @@ def main() -> None:
     env = {"BOT_FILE": str(BOT_FILE), **warm}
     with tempfile.TemporaryDirectory() as logs, run_dispatcher(Path(logs), env) as dispatcher:
         for run in range(1, args.runs + 1):
+            wait_for_reserve(dispatcher.base_url, reserve)  # also after a run: its bots were used up
             load_before = os.getloadavg()[0]
             wall, cpu, summary = eval_run(dispatcher.base_url, args.repeat, args.concurrency)
             seconds = call_seconds(dispatcher.base_url, summary)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +18,15 @@ from tests.fakes.openai_chat import FakeOpenAIChat
 from tests.fakes.server import serve
 from tests.support.examples import BOOKING, planted
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from voicefleet.evals.call import GREETING_WAIT
 from voicefleet.main import voicefleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # real bots hearing real speech over WebRTC
 
 SUITE = BOOKING / "scenarios"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SYNTHESIS = "            pcm = await asyncio.to_thread(self._engine.synthesise, text)\n"
+STARVED = (SYNTHESIS, "            if '?' in text:\n                await asyncio.sleep(5.0)\n" + SYNTHESIS)
 SLEEP_FIRST = "        await __import__('asyncio').sleep(1.0)\n        await self.start_processing_metrics()\n"
 
 
@@ -35,16 +40,40 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherP
         "mute": planted(root, "mute", "booking_flow.py", "return Reply(NOTHING_TO_CANCEL)", "return Reply('')"),
         "crash": planted(root, "crash", "booking_flow.py", "            return self._book()\n",
                          "            raise RuntimeError('the booking system is down')\n"),
+        # Its voice starved for 5 s before each question: an answer's second sentence comes seconds late.
+        "starved": planted(root, "starved", "voice.py", STARVED[0], STARVED[1]),
+        # No greeting: it waits to be spoken to.
+        "quiet": planted(root, "quiet", "bot.py", '        transport.add_event_handler("on_client_connected", greet)\n',
+                         ""),
     }
-    env = {"BOT_RELEASES": ",".join(f"{name}={path}" for name, path in releases.items()),
-           "RELEASE_WEIGHTS": "stable=100", "RESERVE_MAX_IDLE": "0"}
-    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as running:
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), with_releases(releases)) as running:
         yield running
+
+
+def with_releases(releases: dict[str, Path]) -> dict[str, str]:
+    """A local dispatcher's environment serving these bots as its releases, all the weight on `stable`."""
+    return {"BOT_RELEASES": ",".join(f"{name}={path}" for name, path in releases.items()),
+            "RELEASE_WEIGHTS": "stable=100", "RESERVE_MAX_IDLE": "0"}
 
 
 def run_eval(url: str, *args: str) -> Result:
     return CliRunner().invoke(voicefleet, ["eval", *args, "--url", url], prog_name="voicefleet",
                               env={"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_ADMIN_KEY": None})
+
+
+def silence_after_a_turn(folder: Path, transport: str = "webrtc") -> Path:
+    """A scenario whose second turn is 2.5 s of digital silence (a 16 kHz WAV of zeros beside it) that
+    the bot must not answer, after a first turn it does answer."""
+    with wave.open(str(folder / "silence.wav"), "wb") as silence:
+        silence.setnchannels(1)
+        silence.setsampwidth(2)
+        silence.setframerate(16000)
+        silence.writeframes(b"\0\0" * 40000)
+    path = folder / "silence.toml"
+    path.write_text(f'name = "silence after a turn"\ntransport = "{transport}"\n[[turns]]\n'
+                    'say = "I want to make a booking"\nexpect = { contains = ["how many people"] }\n'
+                    '[[turns]]\nwav = "silence.wav"\nlisten_ms = 4000\nexpect = { silent = true }\n')
+    return path
 
 
 def failures_of(result: Result) -> dict[str, str]:
@@ -138,3 +167,48 @@ def test_a_rubric_is_judged_by_the_named_judge_and_a_no_fails_its_turn(dispatche
     asked = [call.json()["messages"][-1]["content"] for call in judge.calls]
     assert len(asked) == 2 and "bot: We are open every day" in asked[0], asked  # the turn's, then the call's
     assert running(dispatcher) == []
+
+
+def test_the_first_example_in_the_docs_passes_against_the_booking_line(dispatcher: DispatcherProcess,
+                                                                       tmp_path: Path) -> None:
+    """What a team copies first works as written: the docs' first scenario, run as it stands there."""
+    example = re.search(r"```toml\n(.*?)```", (DOCS / "evals.md").read_text(), re.DOTALL)
+    assert example is not None
+    scenario = tmp_path / "example.toml"
+    scenario.write_text(example.group(1))
+    result = run_eval(dispatcher.base_url, str(scenario), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] == 1
+
+
+def test_a_silent_turn_after_an_answer_passes_when_the_bot_says_nothing(dispatcher: DispatcherProcess,
+                                                                        tmp_path: Path) -> None:
+    """2.5 s of digital silence sends no loud block, so the caller's last speech is the previous turn's;
+    that turn's answer is no reply to the silence."""
+    result = run_eval(dispatcher.base_url, str(silence_after_a_turn(tmp_path)), "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_bot_that_waits_to_be_spoken_to_is_spoken_to_first(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """The caller speaks once the bot has said nothing for `--speak-first-after`, not after the whole
+    wait a greeting is given (GREETING_WAIT); the bot then answers as to any first turn."""
+    scenario = tmp_path / "first.toml"
+    scenario.write_text('name = "caller first"\n[[turns]]\nsay = "What are your opening hours"\n'
+                        'expect = { contains = ["open every day"] }\n')
+    result = run_eval(dispatcher.base_url, str(scenario), "--release", "quiet", "--speak-first-after", "2", "--json")
+    assert result.exit_code == 0, result.output
+    phases = json.loads(result.stdout)["scenarios"][0]["timings"][0]["phases"]
+    assert phases["greeting_wait"] < GREETING_WAIT, phases
+
+
+def test_an_answer_with_a_pause_between_its_sentences_is_heard_whole(dispatcher: DispatcherProcess,
+                                                                     tmp_path: Path) -> None:
+    """A bot whose voice pauses seconds before its answer's second sentence (a starved bot): the
+    answer is both sentences, and the next turn's answer is its own, not the first one's tail."""
+    scenario = tmp_path / "pause.toml"
+    scenario.write_text('name = "pause"\n[[turns]]\nsay = "I would like to book a table for two people tomorrow '
+                        'at seven"\nexpect = { contains = ["table for two", "shall i book it"] }\n'
+                        '[[turns]]\nsay = "Yes please"\n'
+                        'expect = { contains = ["booked", "is there anything else"], not_contains = ["shall i"] }\n')
+    result = run_eval(dispatcher.base_url, str(scenario), "--release", "starved", "--json")
+    assert result.exit_code == 0, result.output

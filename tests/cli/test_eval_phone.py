@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_eval_dispatcher import evals_listed, run_eval, running
+from tests.cli.test_eval_dispatcher import evals_listed, run_eval, running, silence_after_a_turn
 from tests.phone.conftest import phone_env
 from tests.support.examples import BOOKING
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -104,3 +104,11 @@ def test_the_keypad_scenario_passes_over_telnyx_plivo_and_exotel_and_a_wrong_wor
         session = scenarios[f"keypad over {carrier}"]["sessions"][0]
         assert re.search(rf"\[{session}\].*telephony provider: {carrier}\b", log), (carrier, session)
     assert running(dispatcher) == []
+
+
+def test_a_silent_turn_after_an_answer_passes_when_the_bot_says_nothing(dispatcher: DispatcherProcess,
+                                                                        tmp_path: Path) -> None:
+    """2.5 s of digital silence on the line sends no loud frame: the turn is timed from its own end, so
+    the previous turn's answer is no reply to it."""
+    result = run_eval(dispatcher.base_url, str(silence_after_a_turn(tmp_path, "twilio")), "--json")
+    assert result.exit_code == 0, result.output

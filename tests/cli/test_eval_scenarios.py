@@ -130,3 +130,25 @@ def test_a_phone_scenario_that_checks_only_audio_reads_no_words(tmp_path: Path) 
 def test_audio_heard_is_no_silence_even_without_words() -> None:
     assert failures(Expect(silent=True), Answer("", 640.0)) == ["expected silence, the bot spoke after 640 ms"]
     assert failures(Expect(silent=True), Answer("", None)) == []
+
+
+@pytest.mark.parametrize("field", ["contains", "not_contains"])
+def test_a_phrase_with_no_word_is_refused(tmp_path: Path, field: str) -> None:
+    """`contains = [""]` could never pass and `not_contains = [""]` never fail: refused, not kept."""
+    for phrase in ('""', '"  "', '"?!"'):
+        path = write(tmp_path, "a.toml", f'[[turns]]\nsay = "hi"\nexpect = {{ {field} = ["booked", {phrase}] }}\n')
+        with pytest.raises(ScenarioError) as raised:
+            load_scenario(path)
+        assert str(raised.value) == (f"{path}: turns.0.expect.{field}: Value error, a phrase holds no word: write "
+                                     "the words to look for, or leave the list out")
+
+
+def test_an_expectation_written_as_a_string_names_the_table_to_write(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.toml", '[call]\ngreeting = "booking line"\n[[turns]]\nsay = "hi"\nexpect = "hello"\n')
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path)
+    assert str(raised.value).splitlines() == [
+        f"{path}: turns.0.expect: an expectation is a table of checks, not 'hello': write expect = "
+        '{ contains = ["hello"] } (or matches, not_contains, within_ms, silent)',
+        f"{path}: call.greeting: an expectation is a table of checks, not 'booking line': write greeting = "
+        '{ contains = ["booking line"] } (or matches, not_contains, within_ms, silent)']

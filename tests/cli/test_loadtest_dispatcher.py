@@ -6,6 +6,7 @@ and a dispatcher that refuses counted by code with a non-zero exit."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def test_three_sessions_are_measured_and_agree_with_their_timelines(dispatcher: 
     written = json.loads((out / "result.json").read_text())
     sessions = written["sessions"]
     assert [s["outcome"] for s in sessions] == ["ok", "ok", "ok"], sessions
-    assert written["summary"]["sessions"] == {"due": 3, "placed": 3, "ok": 3, "refused": 0, "failed": 0, "dropped": 0}
+    assert written["summary"]["sessions"] == {"due": 3, "placed": 3, "ok": 3, "refused": 0, "failed": 0, "dropped": 0,
+                                           "caller_spoke_first": 0}
     for session in sessions:
         assert session["status"] == 201
         assert 0 < session["start_answer"] <= session["ready"] <= session["first_audio"], session
@@ -132,3 +134,25 @@ def test_a_run_over_the_session_cap_is_refused_before_any_start(dispatcher: Disp
     assert "places 200 sessions, over --max-sessions 50" in result.stderr
     assert starts(dispatcher) == before
     assert not (tmp_path / "capped").exists()
+
+
+def test_a_bot_that_waits_to_be_spoken_to_is_spoken_to_first(tmp_path: Path) -> None:
+    """A bot that says nothing until the caller speaks (as a speech-to-speech bot may): the caller speaks
+    first after `--speak-first-after` (its default here) and the session is measured, not failed
+    `no_first_audio`. The parrot without its greeting tone is such a bot."""
+    quiet = tmp_path / "quiet"
+    shutil.copytree(PARROT, quiet, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (quiet / "bot.py").read_text()
+    tone = "        await worker.queue_frames([greeting_frame(sample_rate(runner_args))])\n"
+    assert tone in source
+    (quiet / "bot.py").write_text(source.replace(tone, "        pass\n"))
+    logs, out = tmp_path / "dispatcher", tmp_path / "run"
+    logs.mkdir()
+    with run_dispatcher(logs, {"BOT_FILE": str(quiet / "bot.py"), "RESERVE_MAX_IDLE": "0"}) as running:
+        result = loadtest(running.base_url, "--rate", "60/min", "--duration", "1s", "--turns", "1",
+                          "--out", str(out), key=None)
+    assert result.exit_code == 0, result.output
+    session, = json.loads((out / "result.json").read_text())["sessions"]
+    assert session["outcome"] == "ok" and session["caller_spoke_first"] is True, session
+    assert session["first_audio"] is None and session["turns"][0] > 0, session
+    assert "the bot said nothing first in 1 session: the caller spoke first" in result.stdout

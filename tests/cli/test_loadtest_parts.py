@@ -79,7 +79,8 @@ def test_outcomes_are_counted_by_code_and_set_beside_the_timeline() -> None:
     refused = SessionRecord(1, 1.0, "webrtc", outcome="refused", code="at_capacity", status=429)
     failed = SessionRecord(2, 2.0, "webrtc", outcome="failed", code="no_first_audio", ready=2.0)
     summary = summarise([ok, refused, failed])
-    assert summary["sessions"] == {"due": 3, "placed": 3, "ok": 1, "refused": 1, "failed": 1, "dropped": 0}
+    assert summary["sessions"] == {"due": 3, "placed": 3, "ok": 1, "refused": 1, "failed": 1, "dropped": 0,
+                                  "caller_spoke_first": 0}
     assert summary["refused_by_code"] == {"at_capacity": 1}
     assert summary["failed_by_code"] == {"no_first_audio": 1}
     assert summary["seconds"]["turn"]["n"] == 1

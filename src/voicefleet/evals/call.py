@@ -4,19 +4,22 @@ spoken and its answer heard, then the call's own checks, and nothing left runnin
 
 How the caller hears the bot: the bot's RTVI `bot-output` text events (what its TTS spoke, on the
 data channel Pipecat's clients use) for the words, the audio it receives for the timing. An answer
-is every `bot-output` between the end of the caller's speech and the bot's next
-`bot-stopped-speaking`, or nothing when the bot stays quiet for the turn's `listen_ms`.
+is every `bot-output` between the end of the caller's speech and the quiet that ends the bot's turn
+(answer_end.py), or nothing when the bot stays quiet for the turn's `listen_ms`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from voicefleet.evals.answer_end import quiet_needed, texts
+from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
 from voicefleet.evals.outcome import CallResult, Target, TurnResult
@@ -24,23 +27,21 @@ from voicefleet.evals.phases import Phases, audible
 from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
+from voicefleet.loadtest.audio import first_reply
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
-from voicefleet.loadtest.webrtc import WebRTCClient, post_json
+from voicefleet.loadtest.webrtc import CallEnded, WebRTCClient, post_json
 
 CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
+START_AFTER_CANCEL = 10.0  # a start under way when the run is interrupted: its answer awaited this long
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
-QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking with nothing more said
-# ... or this long, once the bot's events say it has nothing more to say: its LLM's response ended and
-# its TTS synthesised all of it (RTVI's bot-llm-stopped and bot-tts-stopped), so the quiet is the end of
-# the answer, not a pause between sentences. 0.5 s less per answer: about 2 s of a 4-turn call.
-QUIET_WHEN_DONE = 0.2
 
 
 async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
                    talked: Callable[[], None] = lambda: None) -> CallResult:
-    """Places the scenario's call and judges it; never raises but for cancellation (cleaned up too).
+    """Places the scenario's call and judges it; never raises. Cancelled (Ctrl-C), it stops the call and
+    returns it marked interrupted, so the run's report still has it.
 
     `talked` is called once the caller has hung up: the runner's next call starts then, while this
     one's session is read, its rubrics judged (an LLM's answers) and its session stopped (a local
@@ -62,6 +63,11 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
                     result.problems.append(f"the session recorded an error: {recorded}")
                 if target.judge is not None and not result.problems:
                     await _judge(target.judge, scenario, http, result)
+    except Exception as error:  # the caller's own fault: this call's failure, never the run's end
+        result.problems.append(f"the caller failed: {type(error).__name__}: {error}"[:300])
+    except asyncio.CancelledError:  # Ctrl-C: reported as what it is, once the session is stopped below
+        result.interrupted = True
+        result.problems.append(f"interrupted during turn {len(result.turns) + 1}: the run was stopped")
     finally:
         _free(phases, talked)
         with phases.timed("stop"):
@@ -87,8 +93,14 @@ async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, ru
     body["transport"] = scenario.transport
     if target.release:
         body["release"] = target.release
+    posting = asyncio.ensure_future(http.post(f"{target.base_url}/start", json=body, headers=target.headers()))
     try:
-        response = await http.post(f"{target.base_url}/start", json=body, headers=target.headers())
+        response = await asyncio.shield(posting)
+    except asyncio.CancelledError:  # Ctrl-C mid-start: the session the start made is still learnt, to be stopped
+        with contextlib.suppress(Exception):
+            started = json_object(await asyncio.wait_for(posting, START_AFTER_CANCEL))
+            result.session_id = started.get("session_id") or started.get("sessionId")
+        raise
     except httpx.TransportError as error:
         result.problems.append(f"POST /start: {type(error).__name__} {error}".strip())
         return None
@@ -121,22 +133,41 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
         result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
         await client.close()
         return
+    except asyncio.CancelledError:  # interrupted while connecting: hung up all the same
+        await client.close()
+        raise
     try:
-        greeting = await _hear(client, since=0, listen=GREETING_WAIT, phases=phases, greeting=True)
+        # A bot that waits to be spoken to is spoken to once it stayed silent `speak_first_after`, unless
+        # the scenario expects a greeting: then the caller waits for it.
+        begin = None if scenario.call.greeting is not None else target.speak_first_after
+        greeting = await _hear(client, since=0, listen=GREETING_WAIT, phases=phases, greeting=True, begin_within=begin)
         if scenario.call.greeting is not None:
             if problems := failures(scenario.call.greeting, greeting):
                 result.problems.append(f"greeting: {problems[0]}")
-        for turn in scenario.turns:
+        ended_at: int | None = None  # the turn under which the call ended
+        for number, turn in enumerate(scenario.turns, 1):
+            if ended_at is not None:
+                result.turns.append(not_taken(turn.said))
+                continue
             with phases.timed("synthesis"):
                 speech = speech_of(turn.say, turn.wav, scenario.source)
-            seen = len(client.rtvi_messages)
-            with phases.timed("speaking"):  # at once: the answer's quiet already kept the turns apart
-                await client.talk(speech, listen_seconds=0, lead_seconds=0)
-            phases.caller_speech += speech.seconds
-            heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases)
-            result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms,
-                                           failures(turn.expect, heard), heard.caller_as_heard))
-        if scenario.call.bot_ends is not None:
+            seen, turn_began = len(client.rtvi_messages), time.monotonic()
+            try:
+                with phases.timed("speaking"):  # at once: the answer's quiet already kept the turns apart
+                    await client.talk(speech, listen_seconds=0, lead_seconds=0)
+            except CallEnded:  # the bot hung up (or crashed) before the caller's speech was all sent
+                heard = Answer("", None)
+            else:
+                phases.caller_speech += speech.seconds
+                result.caller_behind = max(result.caller_behind, client.mic.behind())
+                heard = await _hear(client, since=seen, listen=turn.listen_ms / 1000, phases=phases,
+                                    turn_began=turn_began)
+            problems = failures(turn.expect, heard)
+            if problems and (reason := await ended_reason(target, http, result.session_id, number,
+                                                          hung_up=client.ended.is_set())):
+                problems, ended_at = [reason, *problems], number
+            result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms, problems, heard.caller_as_heard))
+        if scenario.call.bot_ends is not None and ended_at is None:
             with phases.timed("hang_up"):
                 ended = await _bot_hung_up(client)
             if ended and not scenario.call.bot_ends:
@@ -164,21 +195,29 @@ async def _judge(judge: Judge, scenario: Scenario, http: httpx.AsyncClient, resu
 
 
 async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phases,
-                greeting: bool = False) -> Answer:
-    """What the bot said from RTVI message `since` on, until it stopped speaking and stayed quiet."""
+                greeting: bool = False, turn_began: float | None = None, begin_within: float | None = None
+                ) -> Answer:
+    """What the bot said from RTVI message `since` on, until it stopped speaking and stayed quiet (or,
+    with `begin_within`, nothing when it has not begun by then); the latency of a turn (begun at
+    `turn_began`) from the end of its own speech."""
     spoke_at = time.monotonic()
+    # A turn of silence sends no loud block, so the mic's last speech is the previous turn's: the
+    # previous answer would count as this turn's reply. Such a turn is timed from its audio's end.
     speech_end = client.mic.last_speech_at
+    if turn_began is not None and (speech_end is None or speech_end < turn_began):
+        speech_end = spoke_at
     deadline = spoke_at + listen
+    begin_by = None if begin_within is None else spoke_at + begin_within
     quiet_since: float | None = None
     began_speaking: float | None = None
     # Woken by each RTVI event, or when the quiet is over: a poll every 50 ms ended each answer up to
     # 50 ms late, and read the messages 20 times a second through every answer.
-    while (now := time.monotonic()) < deadline:
+    while (now := time.monotonic()) < deadline and not client.ended.is_set():  # a hang-up ends the answer
         count = len(client.rtvi_messages)
-        kinds = [str(m.get("type")) for m in client.rtvi_messages[since:count]]
-        if began_speaking is None and "bot-started-speaking" in kinds:
+        messages = client.rtvi_messages[since:count]
+        if began_speaking is None and any(m.get("type") == "bot-started-speaking" for m in messages):
             began_speaking = now
-        quiet = quiet_needed(kinds)
+        quiet = quiet_needed(messages)
         wake = deadline
         if quiet is not None:
             quiet_since = quiet_since or now
@@ -187,15 +226,22 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
             wake = min(deadline, quiet_since + quiet)
         else:
             quiet_since = None
+        if began_speaking is None and begin_by is not None:
+            if now >= begin_by:
+                if not audible(client.recording.times, client.recording.levels, after=spoke_at):
+                    break  # silent so far: the caller speaks first
+                begin_by = None  # audio without RTVI events: heard out as before
+            else:
+                wake = min(wake, begin_by)
         await client.rtvi_after(count, wake - now)
     _heard_phases(phases, spoke_at, began_speaking, quiet_since, greeting=greeting)
     phases.bot_speech += audible(client.recording.times, client.recording.levels, after=spoke_at)
-    text = " ".join(_texts(client.rtvi_messages[since:], "bot-output"))
+    text = " ".join(texts(client.rtvi_messages[since:], "bot-output"))
     latency = None
-    if speech_end is not None and since:
-        reply = client.result().reply_latency
-        latency = None if reply is None else reply * 1000
-    transcripts = " | ".join(_texts(client.rtvi_messages[since:], "user-transcription"))
+    if turn_began is not None and speech_end is not None:
+        reply = first_reply(client.recording.times, client.recording.levels, speech_end)
+        latency = None if reply is None else (reply.start - speech_end) * 1000
+    transcripts = " | ".join(texts(client.rtvi_messages[since:], "user-transcription"))
     return Answer(" ".join(text.split()), latency, transcripts)
 
 
@@ -208,26 +254,6 @@ def _heard_phases(phases: Phases, spoke_at: float, began_speaking: float | None,
     phases.add("greeting_wait" if greeting else "reply_wait", began_speaking - spoke_at)
     phases.add("greeting" if greeting else "bot_speaking", stopped - began_speaking)
     phases.add("quiet", ended - stopped)
-
-
-def quiet_needed(kinds: list[str]) -> float | None:
-    """How long a quiet bot must stay quiet for its answer to be over, from the RTVI event types since the
-    turn; None while it speaks (or has not begun). A bot whose events say its response is all generated and
-    synthesised is over sooner than one that sends no such events (or is still at work)."""
-    started, stopped = kinds.count("bot-started-speaking"), kinds.count("bot-stopped-speaking")
-    if not started or stopped < started:
-        return None
-    synthesised = "bot-tts-started" in kinds and kinds.count("bot-tts-stopped") >= kinds.count("bot-tts-started")
-    generated = kinds.count("bot-llm-stopped") >= kinds.count("bot-llm-started")
-    return QUIET_WHEN_DONE if synthesised and generated else QUIET_AFTER
-
-
-def _texts(messages: list[dict[str, Any]], kind: str) -> list[str]:
-    """The texts of one kind of RTVI message: for `bot-output`, what was spoken (`spoken: true`), not
-    what the bot only meant to say; for `user-transcription`, the final transcripts."""
-    datas = [m.get("data") or {} for m in messages if m.get("type") == kind]
-    wanted = "spoken" if kind == "bot-output" else "final"
-    return [str(d.get("text", "")).strip() for d in datas if d.get(wanted) is True and d.get("text")]
 
 
 async def _bot_hung_up(client: WebRTCClient) -> bool:

@@ -16,6 +16,7 @@ import httpx
 from voicefleet.api import Api, path
 from voicefleet.errors import REFUSED, Refused
 from voicefleet.evals.judge import Judge, judge_from
+from voicefleet.evals.outcome import SPEAK_FIRST_AFTER
 from voicefleet.evals.phone_checks import phone_refusal
 from voicefleet.evals.rubric_count import rubrics
 from voicefleet.evals.scenario import Scenario, ScenarioError, load_suite, schema
@@ -37,10 +38,14 @@ MAX_CALLS = 1000
 @click.option("--judge-url", metavar="URL", help="An OpenAI-compatible API (e.g. https://api.openai.com/v1) that "
               "judges the scenarios' rubrics; its key in VOICEFLEET_JUDGE_API_KEY. Without it rubrics are skipped.")
 @click.option("--judge-model", metavar="MODEL", help="The model that judges the rubrics (with --judge-url).")
+@click.option("--speak-first-after", default=SPEAK_FIRST_AFTER, show_default=True, type=click.FloatRange(0.5, 60),
+              metavar="SECONDS", help="The caller speaks first when the bot has said nothing this long after the "
+              "call connected (a bot that waits to be spoken to); a scenario with a greeting waits for it.")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the scenario files' JSON Schema and exit.")
 @common_options
 def eval_command(suite: Path | None, release: str | None, repeat: int, concurrency: int, junit: Path | None,
-                 allow_remote: bool, judge_url: str | None, judge_model: str | None, show_schema: bool) -> None:
+                 allow_remote: bool, judge_url: str | None, judge_model: str | None, speak_first_after: float,
+                 show_schema: bool) -> None:
     """Run a suite of scenarios (a folder of *.toml files, or one) as real calls and check each turn.
 
     \b
@@ -72,10 +77,11 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     with Api(Target(target.url, None, target.timeout)) as api:  # reached at all? (exit 3 if not)
         health = api.call("GET", path("healthz"))
     phone_ready(scenarios, health, target)
-    from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
+    from voicefleet.evals.run import INTERRUPTED, interrupted, run_suite  # aiortc and the voice: by a run only
 
     results = asyncio.run(run_suite(target.url, key, release, scenarios, repeat, concurrency,
-                                    progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge))
+                                    progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge,
+                                    speak_first_after=speak_first_after))
     from voicefleet.evals.report import junit as junit_xml
     from voicefleet.evals.report import summary, table
 
@@ -85,6 +91,10 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
         print_json(summary(results))
     else:
         click.echo(table(results))
+    if interrupted(results, scenarios, repeat):
+        click.echo(f"voicefleet: interrupted: {len(results)} of {len(scenarios) * repeat} calls placed, those under "
+                   "way stopped; the report above is of those", err=True)
+        ctx.exit(INTERRUPTED)
     failed = [r for r in results if not r.passed]
     if failed:
         click.echo(f"voicefleet: {len(failed)} of {len(results)} calls failed; the first: {failed[0].scenario}: "

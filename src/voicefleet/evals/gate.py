@@ -31,12 +31,14 @@ def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit:
     target = target_of(ctx)
     with Api(target) as api:
         _known(api, name)  # before any call is placed: a typo costs nothing
-        from voicefleet.evals.run import run_suite  # aiortc and the voice: imported by a run only
+        from voicefleet.evals.run import INTERRUPTED, interrupted, run_suite  # aiortc and the voice: by a run only
 
         results = asyncio.run(run_suite(target.url, target.admin_key, name, scenarios, repeat, concurrency,
                                         progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge))
         _report(results, junit, quiet=wants_json(ctx))
-        body = api.call("POST", path("releases", name, "smoke"), _verdict(suite_id(suite, scenarios), results))
+        cut_short = interrupted(results, scenarios, repeat)
+        body = api.call("POST", path("releases", name, "smoke"),
+                        verdict_body(suite_id(suite, scenarios), results, cut_short=cut_short))
     release: dict[str, Any] = next((r for r in body.get("releases", []) if r.get("name") == name), {})
     verdict = release.get("eval") or {}
     if wants_json(ctx):
@@ -45,6 +47,10 @@ def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit:
         click.echo(f"smoke {name} by its suite: {'passed' if verdict.get('ok') else 'failed'} "
                    f"{verdict.get('passed')}/{verdict.get('runs')} (suite {str(verdict.get('suite'))[:12]}); "
                    f"{name} takes {release.get('weight', 0)}% of the traffic")
+    if cut_short:
+        click.echo(f"voicefleet: interrupted: {len(results)} of {len(scenarios) * repeat} calls placed; the "
+                   "failed verdict above is of those", err=True)
+        ctx.exit(INTERRUPTED)
     if not verdict.get("ok"):
         ctx.exit(REFUSED)
 
@@ -65,9 +71,21 @@ def _report(results: list[CallResult], junit: Path | None, *, quiet: bool) -> No
         click.echo(table(results))
 
 
-def _verdict(suite: str, results: list[CallResult]) -> dict[str, Any]:
+def verdict_body(suite: str, results: list[CallResult], *, cut_short: bool = False) -> dict[str, Any]:
     """What the dispatcher records. A call that never started a session cannot be shown to it, so
-    the verdict is not sent: a pass would hide that call, and the gate stays as it was."""
+    the verdict is not sent: a pass would hide that call, and the gate stays as it was. A run cut
+    short (Ctrl-C) records the calls that started, as failed as its interrupted calls make it; one
+    with no such failure to show is not recorded, as it proves nothing."""
+    if cut_short:
+        results = [r for r in results if r.session_id is not None]
+        if all(r.passed for r in results):
+            raise Failed(f"not recorded: the run was interrupted before any call failed ({len(results)} passed); "
+                         "the release's gate is as it was")
+    late = [r for r in results if not r.keeps_time()]
+    if any(not r.passed for r in late):  # a failure the caller's own lag may have made
+        raise Failed(f"not recorded: {len(late)} of {len(results)} calls' caller fell behind real time and "
+                     f"{sum(not r.passed for r in late)} of them failed, which proves nothing of the release; run the "
+                     "suite where the caller has a core to itself. The release's gate is as it was")
     unstarted = [r for r in results if r.session_id is None]
     if unstarted:
         raise Failed(f"not recorded: {len(unstarted)} of {len(results)} calls started no session (the first: "

@@ -8,6 +8,14 @@ from dataclasses import dataclass, field
 from voicefleet.evals.judge import Judge
 from voicefleet.evals.phases import Phases
 
+# The seconds a caller waits for a bot's first words before it speaks first: bots that greet do within
+# a few seconds, even on a loaded machine; one that waits to be spoken to (as a speech-to-speech bot
+# may) then costs each call this, not the greeting's whole wait.
+SPEAK_FIRST_AFTER = 10.0
+# A caller's audio this far behind real time makes its call inconclusive: a tenth of a turn's usual
+# latency budget, and five of the mic's 100 ms catch-up bursts (loadtest/webrtc.py).
+CALLER_BEHIND_LIMIT = 0.5
+
 
 @dataclass
 class TurnResult:
@@ -28,6 +36,13 @@ class CallResult:
     problems: list[str] = field(default_factory=list)  # the call's own: start, greeting, hang-up, errors
     seconds: float = 0.0
     phases: Phases = field(default_factory=Phases)  # where the call's time went (started when the result is)
+    interrupted: bool = False  # cut short by the run's interruption (Ctrl-C), not by the bot
+    caller_behind: float = 0.0  # the most the caller's audio was behind real time at a turn's end of speech
+
+    def keeps_time(self) -> bool:
+        """Whether the caller kept real time: one that fell behind (a machine short of CPU) sent its
+        speech late, so the turns' timing, and maybe what the bot heard, are not the bot's alone."""
+        return self.caller_behind <= CALLER_BEHIND_LIMIT
 
     @property
     def passed(self) -> bool:
@@ -47,6 +62,7 @@ class Target:
     api_key: str | None
     release: str | None
     judge: Judge | None = None  # the scenarios' rubrics are judged only with one
+    speak_first_after: float = SPEAK_FIRST_AFTER  # a bot silent this long after the call connected is spoken to
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

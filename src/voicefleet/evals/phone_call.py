@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.outcome import CallResult, Target, TurnResult
 from voicefleet.evals.phone_words import Heard, laid_on_turns, transcript_lines
@@ -25,7 +26,7 @@ from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.audio import first_reply, reply_heard
 from voicefleet.loadtest.carrier_frames import FRAMINGS
-from voicefleet.loadtest.phone_line import PhoneCall
+from voicefleet.loadtest.phone_line import PhoneCall, StreamClosed
 
 GREETING_WAIT = 30.0
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
@@ -45,25 +46,37 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
     began: list[float] = []
     latencies: list[float | None] = []
     ended: bool | None = None
+    ended_at: int | None = None  # the turn by whose end the bot had closed the stream
     try:
-        await _answer(call, after=0.0, listen=GREETING_WAIT)
+        begin = None if scenario.call.greeting is not None else target.speak_first_after
+        await _answer(call, after=0.0, listen=GREETING_WAIT, begin_within=begin)
         for turn in scenario.turns:
             began.append(time.monotonic())
-            if turn.dtmf is not None:
-                await call.press(turn.dtmf)
-                latencies.append(await _answer(call, after=time.monotonic(), listen=turn.listen_ms / 1000))
-            else:
-                speech = speech_of(turn.say, turn.wav, scenario.source)
-                latencies.append(await call.turn(speech, listen_seconds=turn.listen_ms / 1000))
+            try:
+                if turn.dtmf is not None:
+                    await call.press(turn.dtmf)
+                    latencies.append(await _answer(call, after=time.monotonic(), listen=turn.listen_ms / 1000))
+                else:
+                    speech = speech_of(turn.say, turn.wav, scenario.source)
+                    latencies.append(await call.turn(speech, listen_seconds=turn.listen_ms / 1000))
+                result.caller_behind = max(result.caller_behind, call.behind())
+            except StreamClosed:  # the bot hung up (or crashed) before the caller's turn was all sent
+                latencies.append(None)
+            if call.closed():
+                ended_at = len(began)
+                break
         if scenario.call.bot_ends is not None:
-            ended = await _bot_hung_up(call)
-    except ConnectionError as error:  # the bot hung up mid-call: the turns not taken fail below
-        result.problems.append(f"the call's stream closed before the scenario ended: {error}")
+            ended = ended_at is not None or await _bot_hung_up(call)
     finally:
         await call.close()
     heard = await _words(target, http, result, scenario, call.first_audio_at(), began)
     _judge_turns(scenario, heard, latencies, result)
-    if ended is not None and ended != scenario.call.bot_ends:
+    if ended_at is not None:  # the first turn that failed once the bot had ended the call says why
+        failed = next((n for n, t in enumerate(result.turns[ended_at - 1:], ended_at) if t.problems), None)
+        if failed is not None and (reason := await ended_reason(target, http, result.session_id, failed,
+                                                                hung_up=True)):
+            result.turns[failed - 1].problems.insert(0, reason)
+    if ended is not None and ended != scenario.call.bot_ends and not (ended and result.turns[-1].problems):
         result.problems.append("the bot ended the call, which it should not" if ended
                                else "expected the bot to end the call after its last answer")
 
@@ -85,7 +98,7 @@ def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None]
         result.problems.append(f"greeting: {problems[0]}")
     for index, turn in enumerate(scenario.turns):
         if index >= len(latencies):
-            result.turns.append(TurnResult(turn.said, "", None, ["not taken: the call had ended"]))
+            result.turns.append(not_taken(turn.said))
             continue
         latency = None if latencies[index] is None else latencies[index] * 1000  # type: ignore[operator]
         answer = Answer(heard.answers[index], latency, heard.caller[index])
@@ -93,14 +106,20 @@ def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None]
                                        answer.caller_as_heard))
 
 
-async def _answer(call: PhoneCall, *, after: float, listen: float) -> float | None:
-    """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds;
-    the answer's latency in seconds, or None when it said nothing."""
-    deadline = time.monotonic() + listen
+async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within: float | None = None
+                  ) -> float | None:
+    """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds
+    (or `begin_within` seconds, when it has not begun by then); the answer's latency in seconds, or
+    None when it said nothing."""
+    began = time.monotonic()
+    deadline = began + listen
     while time.monotonic() < deadline and not reply_heard(call.times, call.levels, after, time.monotonic(),
                                                           quiet_after=QUIET_AFTER):
         if call.ws is not None and call.ws.close_code is not None:
             break
+        if begin_within is not None and time.monotonic() - began > begin_within and first_reply(
+                call.times, call.levels, after) is None:
+            break  # silent so far: the caller speaks first
         await asyncio.sleep(0.05)
     reply = first_reply(call.times, call.levels, after)
     return None if reply is None else reply.start - after

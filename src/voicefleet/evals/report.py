@@ -44,7 +44,27 @@ def summary(results: Sequence[CallResult]) -> dict[str, Any]:
         "runs": len(results),
         "scenarios": scenarios,
         "release": next((r.release for r in results if r.release), None),
+        "inconclusive": inconclusive(results),
     }
+
+
+def inconclusive(results: Sequence[CallResult]) -> dict[str, Any] | None:
+    """The calls whose caller fell behind real time (CallResult.keeps_time), or None when every caller kept it."""
+    late = [r for r in results if not r.keeps_time()]
+    if not late:
+        return None
+    return {"calls": len(late), "failed": sum(not r.passed for r in late),
+            "caller_behind_s": round(max(r.caller_behind for r in late), 3),
+            "sessions": [r.session_id for r in late]}
+
+
+def inconclusive_line(results: Sequence[CallResult]) -> str | None:
+    """The run's inconclusive calls in a sentence, with what to do; None when there are none."""
+    if (late := inconclusive(results)) is None:
+        return None
+    return (f"inconclusive: in {late['calls']} of {len(results)} calls the caller fell behind real time (up to "
+            f"{late['caller_behind_s']:.1f} s; {late['failed']} of them failed): their timing, and what the bot heard, "
+            "are not the bot's alone. Run the suite where the caller has a core to itself")
 
 
 def table(results: Sequence[CallResult]) -> str:
@@ -54,8 +74,9 @@ def table(results: Sequence[CallResult]) -> str:
         failure = entry["failures"][0]["failure"] if entry["failures"] else ""
         rows.append((entry["scenario"], f"{entry['passed']}/{entry['runs']}", _ms(p50), _ms(p95), failure))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
-                     for row in rows)
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
+             for row in rows]
+    return "\n".join([*lines, *filter(None, [inconclusive_line(results)])])
 
 
 def junit(results: Sequence[CallResult]) -> str:

@@ -8,6 +8,7 @@ field is refused with the nearest known one, so a typo never turns an expectatio
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -43,6 +44,15 @@ class Expect(Strict):
     rubric: str | None = Field(default=None, min_length=1, max_length=MAX_RUBRIC, description=(
         "A yes/no question an LLM judge answers about the call so far (optional: judged only with "
         "--judge-url and --judge-model; the deterministic checks decide without it)."))
+
+    @field_validator("contains", "not_contains")
+    @classmethod
+    def _words_in_each(cls, phrases: list[str]) -> list[str]:
+        # An empty phrase is found in no answer (so `contains` could never pass) and `not_contains`
+        # would never fail: either way a check that does not check, refused rather than kept.
+        if any(not re.search(r"[A-Za-z0-9]", phrase) for phrase in phrases):
+            raise ValueError("a phrase holds no word: write the words to look for, or leave the list out")
+        return phrases
 
     @field_validator("matches")
     @classmethod
@@ -167,6 +177,11 @@ def _explain(file: Path, problem: ErrorDetails) -> str:
         nearest = difflib.get_close_matches(location[-1], known, n=1)
         hint = f"; did you mean {nearest[0]!r}?" if nearest else f"; known here: {', '.join(sorted(known))}"
         return f"{file}: {where}: unknown field{hint}"
+    if problem.get("type") == "model_type" and problem.get("ctx", {}).get("class_name") == "Expect":
+        given = problem.get("input")
+        phrase = json.dumps(given if isinstance(given, str) else "…", ensure_ascii=False)
+        return (f"{file}: {where}: an expectation is a table of checks, not {given!r}: write "
+                f"{location[-1]} = {{ contains = [{phrase}] }} (or matches, not_contains, within_ms, silent)")
     return f"{file}: {where}: {problem.get('msg')}"
 
 

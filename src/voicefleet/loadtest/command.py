@@ -48,6 +48,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--turns", default=1, show_default=True, type=click.IntRange(0, 100),
               help="Times the caller speaks and waits for the bot's reply, per session.")
 @click.option("--release", metavar="NAME", help="Run every session on this release of the bot (a pinned start).")
+@click.option("--speak-first-after", default=10.0, show_default=True, type=click.FloatRange(0, 60), metavar="SECONDS",
+              help="The caller speaks first when the bot has said nothing this long after connecting (a bot that "
+                   "waits to be spoken to); 0: never, such a session fails no_first_audio.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where result.json and chart.png go [default: ./loadtest-<UTC time>].")
 @click.option("--max-sessions", default=100, show_default=True, type=click.IntRange(1, MAX_SESSIONS_CEILING),
@@ -57,7 +60,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
               metavar="RESULT.json", help="No run: a saved result's tables again, and its chart (beside it, or --out).")
 @common_options
 def loadtest(per_second: float, concurrency: int, seconds: float, transport: str, wav: Path | None, turns: int,
-             release: str | None, out: Path | None, max_sessions: int, allow_remote: bool,
+             release: str | None, speak_first_after: float, out: Path | None, max_sessions: int, allow_remote: bool,
              report: Path | None) -> None:
     """Place real voice sessions against a dispatcher and measure each.
 
@@ -94,6 +97,7 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
     if not may_run:
         ctx.exit(USAGE)
     settings = _settings(target.url, transport, plan, turns, wav, release)
+    settings["speak_first_after_seconds"] = speak_first_after
     directory = out or Path(f"loadtest-{settings['started_at'].replace(':', '').replace('-', '')}")
     directory.mkdir(parents=True, exist_ok=True)
     result = _run(target, key, transport, plan, wav, turns, release, allow_remote, settings, directory)
@@ -162,7 +166,8 @@ def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path 
     caller = "webrtc_caller" if transport == "webrtc" else "phone_line"
     importlib.import_module(f"voicefleet.loadtest.{caller}")
     call = Call(base_url=target.url, api_key=key, transport=transport, speech=speech, turns=turns, release=release,
-                run_id=settings["run_id"], allow_remote=allow_remote)
+                run_id=settings["run_id"], allow_remote=allow_remote,
+                speak_first_after=settings["speak_first_after_seconds"])
     test = LoadTest(plan, call, Progress(plan.sessions, plan.duration), http_timeout=target.timeout)
     settings["ends_within_seconds"] = round(plan.duration + test.ends_within, 1)
     click.echo(f"voicefleet: placing sessions for {plan.duration:g} s; the sessions under way then get at most "

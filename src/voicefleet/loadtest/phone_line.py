@@ -28,6 +28,10 @@ MAX_MESSAGE_BYTES = 2**20
 KEY_SECONDS = 0.25  # between two keys a caller presses
 
 
+class StreamClosed(ConnectionError):
+    """The call's stream closed (the bot hung up) before the caller's speech or keys were all sent."""
+
+
 class PhoneCall:
     """One call on `url` (`{wsUrl}/{token}`) in `framing`'s protocol; `headers` for an upgrade that
     carries its proof there."""
@@ -48,6 +52,7 @@ class PhoneCall:
         self._speech = np.zeros(0, dtype=np.int16)
         self._drained = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._due: float | None = None  # monotonic time the line's next frame is due
 
     async def connect(self) -> None:
         self.ws = await connect(self.url, additional_headers=self.headers, proxy=None, compression=None,
@@ -56,6 +61,10 @@ class PhoneCall:
             await self.ws.send(json.dumps(message))
         self.connected_at = time.monotonic()
         self._tasks += [asyncio.create_task(self._line()), asyncio.create_task(self._listen())]
+
+    def behind(self) -> float:
+        """Seconds the line is behind real time: how late its next frame is (0 before it started)."""
+        return 0.0 if self._due is None else max(0.0, time.monotonic() - self._due)
 
     def first_frame_at(self) -> float | None:
         return self.times[0] if self.times else None
@@ -67,23 +76,41 @@ class PhoneCall:
     async def turn(self, speech: Pcm, *, listen_seconds: float) -> float | None:
         """Says `speech` (any rate: sent at 8 kHz) and listens until a whole reply was heard (at most
         `listen_seconds`): the reply's latency from the end of the speech, or None without one."""
+        began = time.monotonic()
         self._speech = np.concatenate([self._speech, resample(speech, LINE_RATE).samples])
         self._drained.clear()
-        try:
-            await asyncio.wait_for(self._drained.wait(), speech.seconds + 5.0)
-        except TimeoutError:  # the line stops sending once the stream is closed
-            if self.ws is not None and self.ws.close_code is not None:
-                raise ConnectionError(f"the call's stream closed mid-turn (code {self.ws.close_code})") from None
-            raise
+        await self._sent(speech.seconds + 5.0)
+        # Timed from this turn's own speech; a turn of silence (no loud frame) from its audio's end, not
+        # from the previous turn's speech, whose answer would count as its reply.
+        spoken = self.last_speech_at if self.last_speech_at is not None and self.last_speech_at >= began \
+            else time.monotonic()
         deadline = time.monotonic() + listen_seconds
-        while time.monotonic() < deadline:
-            if reply_heard(self.times, self.levels, self.last_speech_at, time.monotonic()):
+        while time.monotonic() < deadline and not self.closed():  # a hang-up ends the answer
+            if reply_heard(self.times, self.levels, spoken, time.monotonic()):
                 break
             await asyncio.sleep(0.05)
-        if self.last_speech_at is None:
-            return None
-        reply = first_reply(self.times, self.levels, self.last_speech_at)
-        return None if reply is None else reply.start - self.last_speech_at
+        reply = first_reply(self.times, self.levels, spoken)
+        return None if reply is None else reply.start - spoken
+
+    async def _sent(self, timeout: float) -> None:
+        """Until the line has sent the speech; StreamClosed as soon as the stream closes first (the line
+        then stops sending), TimeoutError past `timeout`."""
+        sending = asyncio.ensure_future(self._drained.wait())
+        try:
+            await asyncio.wait({sending, *self._tasks}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sending.cancel()
+        if not self._drained.is_set():
+            if self.closed():
+                raise StreamClosed(f"the call's stream closed mid-turn (code {self._close_code()})")
+            raise TimeoutError(f"the caller's speech was not all sent within {timeout:g} s")
+
+    def closed(self) -> bool:
+        """Whether the stream has closed (the bot hung up, or the caller did)."""
+        return self.ws is not None and self.ws.close_code is not None or any(t.done() for t in self._tasks)
+
+    def _close_code(self) -> int | None:
+        return None if self.ws is None else self.ws.close_code
 
     async def press(self, digits: str, *, every: float = KEY_SECONDS) -> None:
         """Presses each key of `digits` (0-9, *, #) in turn, `every` seconds apart, as a person does:
@@ -92,7 +119,11 @@ class PhoneCall:
             if index:
                 await asyncio.sleep(every)
             self.keys_pressed += 1
-            await self._send(self.framing.key(self.ids, self._next(), digit))
+            try:
+                await self._send(self.framing.key(self.ids, self._next(), digit))
+            except ConnectionClosed:
+                raise StreamClosed(f"the call's stream closed before key {digit!r} (code {self._close_code()})"
+                                   ) from None
 
     async def close(self) -> None:
         """Hangs up as the carrier does: its last message (Twilio's, Telnyx's, Exotel's `stop`), then
@@ -131,7 +162,8 @@ class PhoneCall:
                     self.last_speech_at = time.monotonic()
                 if len(self._speech) == 0:
                     self._drained.set()
-                await asyncio.sleep(max(0.0, began + chunk * self.framing.frame_seconds - loop.time()))
+                self._due = began + chunk * self.framing.frame_seconds
+                await asyncio.sleep(max(0.0, self._due - loop.time()))
 
     async def _listen(self) -> None:
         assert self.ws is not None

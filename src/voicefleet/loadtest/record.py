@@ -29,6 +29,7 @@ class SessionRecord:
     first_frame: float | None = None  # POST /start → the first bot audio received, silent or not (WebRTC: out of
     # aiortc's jitter buffer, which holds a new stream's first 4 packets, 80 ms, before it gives any)
     first_audio: float | None = None  # POST /start → the first non-silent bot audio the caller hears
+    caller_spoke_first: bool = False  # the bot said nothing first (within --speak-first-after): the caller did
     turns: list[float | None] = field(default_factory=list)  # per turn: end of the caller's speech → reply
     timeline: dict[str, float] = field(default_factory=dict)  # the dispatcher's: requested → joined, ready, first_audio
     bot_end: str | None = None  # the bot's own account of the end (the timeline's `ended`), read after the hang-up

@@ -44,6 +44,8 @@ def tables(summary: dict[str, Any], own_cost: dict[str, Any]) -> str:
     sessions = summary["sessions"]
     parts = [table(["DUE", "PLACED", "OK", "REFUSED", "FAILED", "DROPPED"],
                    [[str(sessions[k]) for k in ("due", "placed", "ok", "refused", "failed", "dropped")]])]
+    if first := sessions.get("caller_spoke_first"):  # an older result has no such count
+        parts.append(f"the bot said nothing first in {first} session{'s' if first > 1 else ''}: the caller spoke first")
     codes = [[outcome, code, str(n)] for outcome in ("refused", "failed")
              for code, n in summary[f"{outcome}_by_code"].items()]
     if codes:

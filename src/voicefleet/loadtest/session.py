@@ -47,6 +47,9 @@ class Call:
     allow_remote: bool = False  # else a session sent to another host than base_url's is refused (rail.py)
     ready_timeout: float = 180.0  # a cold start on a cloud provider, with a margin
     audio_timeout: float = 60.0  # connected → the bot's first audio
+    # connected → the caller speaks first, when the bot has said nothing (it waits to be spoken to, as a
+    # speech-to-speech bot may); 0: never, a bot that does not greet fails `no_first_audio`.
+    speak_first_after: float = 10.0
     listen_seconds: float = 15.0  # the end of the caller's speech → a whole reply heard
 
     def headers(self) -> dict[str, str]:
@@ -158,12 +161,18 @@ async def _connect(caller: Caller, record: SessionRecord) -> None:
 
 
 async def _first_audio(call: Call, caller: Caller, record: SessionRecord, began: float) -> None:
-    deadline = time.monotonic() + call.audio_timeout
+    """The bot's first audio; or, once `speak_first_after` passed in silence, the caller speaks first
+    (a session with turns to take)."""
+    speaks_first = call.speak_first_after > 0 and call.turns > 0
+    wait = min(call.audio_timeout, call.speak_first_after) if speaks_first else call.audio_timeout
+    deadline = time.monotonic() + wait
     while (heard := caller.first_audio_at()) is None:
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.02)
-    if heard is None:
+    if heard is None and speaks_first:
+        record.caller_spoke_first = True
+    elif heard is None:
         record.fail("no_first_audio", f"connected, and no bot audio within {call.audio_timeout:g} s")
     else:
         record.first_audio = heard - began

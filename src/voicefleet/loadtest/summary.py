@@ -92,7 +92,8 @@ def summarise(records: Sequence[SessionRecord]) -> dict[str, Any]:
     counted = Counter(r.outcome for r in records)
     return {
         "sessions": {"due": len(records), "placed": len(records) - counted[DROPPED], "ok": counted[OK],
-                     "refused": counted[REFUSED], "failed": counted[FAILED], "dropped": counted[DROPPED]},
+                     "refused": counted[REFUSED], "failed": counted[FAILED], "dropped": counted[DROPPED],
+                     "caller_spoke_first": sum(r.caller_spoke_first for r in records)},
         "refused_by_code": dict(Counter(str(r.code) for r in records if r.outcome == REFUSED)),
         "failed_by_code": dict(Counter(str(r.code) for r in records if r.outcome == FAILED)),
         "seconds": {m: spread(values_of(records, m)) for m in MEASUREMENTS},  # the caller's clock

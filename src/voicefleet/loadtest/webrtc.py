@@ -63,6 +63,10 @@ OPUS_TIME_BASE = fractions.Fraction(1, 48000)  # Opus's RTP clock, whatever the 
 CLOSE_SECONDS = 10.0  # a hang-up takes milliseconds; past this the connection is left to the collector
 
 
+class CallEnded(ConnectionError):
+    """The far end hung up (or the connection failed) before the caller's speech was all sent."""
+
+
 class OfferRejected(Exception):
     def __init__(self, status: int, body: Any) -> None:
         super().__init__(f"offer rejected with HTTP {status}: {body}")
@@ -242,6 +246,10 @@ class WebRTCClient:
         self._rtvi_arrived = asyncio.Condition()
         self._channel: Any = None
         self._channel_open = asyncio.Event()
+        # Set once the call is over: the connection closed or failed, or aiortc stopped the mic's
+        # track (its sender does when the bot closes the connection, and then never drains the mic).
+        self.ended = asyncio.Event()
+        self.mic.on("ended", self._end)
 
     async def __aenter__(self) -> WebRTCClient:
         try:
@@ -287,6 +295,8 @@ class WebRTCClient:
             if self.pc.connectionState == "connected" and not self._connected.is_set():
                 self.connected_at = time.monotonic()
                 self._connected.set()
+            elif self.pc.connectionState in ("closed", "failed"):
+                self._end()
 
         self._tasks.append(asyncio.create_task(self._ping(channel)))
         await self.pc.setLocalDescription(await self.pc.createOffer())  # waits for ICE gathering
@@ -311,13 +321,28 @@ class WebRTCClient:
             raise ValueError(f"{wav_path}: the mic runs at {MIC_RATE} Hz, the file is {pcm.sample_rate} Hz")
         await asyncio.sleep(lead_seconds)
         self.mic.play(pcm.samples)
-        await asyncio.wait_for(self.mic.drained.wait(), pcm.seconds + 5.0)
+        await self._sent(pcm.seconds + 5.0)
         deadline = time.monotonic() + listen_seconds
         while time.monotonic() < deadline:
             if until_reply and self._reply_heard():
                 break
             await asyncio.sleep(0.05)
         return self.result()
+
+    async def _sent(self, timeout: float) -> None:
+        """Until the mic has sent what it was given; CallEnded if the call ends first (the mic is then
+        never drained), TimeoutError past `timeout`."""
+        sending = asyncio.ensure_future(self.mic.drained.wait())
+        ending = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({sending, ending}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sending.cancel()
+            ending.cancel()
+        if not self.mic.drained.is_set():
+            if self.ended.is_set():
+                raise CallEnded(f"the call ended (connection {self.pc.connectionState}) before the speech was sent")
+            raise TimeoutError(f"the caller's speech was not all sent within {timeout:g} s")
 
     def _reply_heard(self) -> bool:
         return reply_heard(self.recording.times, self.recording.levels, self.mic.last_speech_at, time.monotonic())
@@ -369,21 +394,27 @@ class WebRTCClient:
             raise AssertionError(f"no RTVI {kind!r} within {timeout}s; got {kinds}") from None
 
     async def rtvi_after(self, count: int, timeout: float) -> bool:
-        """Waits until more than `count` RTVI messages have arrived, at most `timeout` seconds; whether they
-        did. A caller waiting on the bot's events wakes when one comes, not on a poll's next tick."""
+        """Waits until more than `count` RTVI messages have arrived (or the call ended), at most `timeout`
+        seconds; whether they did. A caller waiting on the bot's events wakes when one comes, not on a
+        poll's next tick."""
         if len(self.rtvi_messages) > count:
             return True
         if timeout <= 0:
             return False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout), self._rtvi_arrived:
-                await self._rtvi_arrived.wait_for(lambda: len(self.rtvi_messages) > count)
+                await self._rtvi_arrived.wait_for(lambda: len(self.rtvi_messages) > count or self.ended.is_set())
         return len(self.rtvi_messages) > count
 
     async def send_rtvi(self, kind: str, data: dict[str, Any] | None = None) -> None:
         await asyncio.wait_for(self._channel_open.wait(), self.connect_timeout)
         message = {"label": "rtvi-ai", "type": kind, "id": uuid.uuid4().hex[:8], "data": data or {}}
         self._channel.send(json.dumps(message))
+
+    def _end(self) -> None:
+        if not self.ended.is_set():
+            self.ended.set()
+            self._tasks.append(asyncio.ensure_future(self._notify_rtvi()))  # wakes rtvi_after's waiters
 
     async def _notify_rtvi(self) -> None:
         async with self._rtvi_arrived:

@@ -1,0 +1,142 @@
+"""A bot that hangs up or crashes mid-call is a failed turn with its reason, never a crash of the tool:
+`voicefleet eval` and `voicefleet releases smoke --suite` against a real `python -m dispatcher` whose
+releases are the booking line, a copy that ends the call after its first answer and a copy that raises
+3 s into the call, on WebRTC and on a Plivo stream; each prints its table, writes its JUnit file (and
+the release's verdict) and exits 1, with no traceback and no call left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.cli.test_eval_dispatcher import run_eval, running, with_releases
+from tests.phone.conftest import phone_env
+from tests.support.examples import BOOKING, planted
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from voicefleet.main import voicefleet
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # real bots hearing real speech
+
+TWO_TURNS = """name = "two turns"
+{transport}
+[[turns]]
+say = "I want to make a booking"
+expect = {{ contains = ["how many people"] }}
+
+[[turns]]
+{second}
+expect = {{ contains = ["what time"] }}
+"""
+CRASH_LATER = ("    await runner.run()\n",
+               "    async def crash() -> None:\n"
+               "        await __import__('asyncio').sleep(3.0)\n"
+               "        raise RuntimeError('the booking system is down')\n"
+               "    await __import__('asyncio').gather(runner.run(), crash())\n")
+
+
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    root = tmp_path_factory.mktemp("ends")
+    releases = with_releases({
+        "stable": BOOKING / "bot.py",
+        # Every answer ends the call once it is spoken, as a goodbye does.
+        "hangup": planted(root, "hangup", "responder.py", "        if reply.ends_call:\n", "        if True:\n"),
+        "crash": planted(root, "crash", "bot.py", *CRASH_LATER),
+    })
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), **releases, "BOT_FILE": str(BOOKING / "bot.py"),
+           "RECORDING": "off", "RECORDING_TRANSCRIPT": "on",
+           "RECORDING_DESTINATION": str(tmp_path_factory.mktemp("recordings"))}
+    with run_dispatcher(tmp_path_factory.mktemp("dispatcher"), env) as process:
+        yield process
+
+
+def scenario(folder: Path, *, phone: bool = False) -> Path:
+    path = folder / "two_turns.toml"
+    path.write_text(TWO_TURNS.format(transport='transport = "plivo"' if phone else "",
+                                     second='dtmf = "4#"' if phone else 'say = "For four people"'))
+    return path
+
+
+def reported(result: Result, junit: Path) -> str:
+    """The run's first failure, as its table and its JUnit file both say it; the run ended as a run does."""
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output, result.output
+    assert "SCENARIO" in result.stdout and "two turns" in result.stdout, result.stdout  # the table
+    failure = result.stdout.split("two turns", 1)[1].split("\n", 1)[0]
+    assert failure.strip() and failure.strip().split("  ")[-1].strip() in junit.read_text(), junit.read_text()
+    return failure
+
+
+def test_a_bot_that_hangs_up_fails_the_turn_it_hung_up_on(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    junit = tmp_path / "eval.xml"
+    result = run_eval(dispatcher.base_url, str(scenario(tmp_path)), "--release", "hangup", "--junit", str(junit))
+    assert "turn 2 ('For four people'): the bot ended the call at turn 2" in reported(result, junit), result.output
+    assert running(dispatcher) == []
+
+
+def test_a_bot_that_crashes_fails_with_its_sessions_error(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    junit = tmp_path / "eval.xml"
+    result = run_eval(dispatcher.base_url, str(scenario(tmp_path)), "--release", "crash", "--junit", str(junit))
+    failure = reported(result, junit)
+    assert "the bot's session failed: " in failure and "the booking system is down" in failure, result.output
+    assert running(dispatcher) == []
+
+
+def test_a_bot_that_hangs_up_before_a_keypad_turn_fails_that_turn(dispatcher: DispatcherProcess,
+                                                                  tmp_path: Path) -> None:
+    junit = tmp_path / "eval.xml"
+    result = run_eval(dispatcher.base_url, str(scenario(tmp_path, phone=True)), "--release", "hangup",
+                      "--junit", str(junit))
+    assert "turn 2 ('keys 4#'): the bot ended the call at turn 2" in reported(result, junit), result.output
+    assert running(dispatcher) == []
+
+
+def test_a_suite_smoke_of_a_crashing_release_records_its_failure(dispatcher: DispatcherProcess,
+                                                                  tmp_path: Path) -> None:
+    junit = tmp_path / "smoke.xml"
+    result = CliRunner().invoke(
+        voicefleet, ["releases", "smoke", "crash", "--suite", str(scenario(tmp_path)), "--junit", str(junit),
+                     "--url", dispatcher.base_url], prog_name="voicefleet",
+        env={"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_ADMIN_KEY": None})
+    assert "the bot's session failed: " in reported(result, junit)
+    assert "smoke crash by its suite: failed 0/1" in result.stdout, result.output
+    releases = httpx.get(f"{dispatcher.base_url}/releases", timeout=30).json()["releases"]
+    verdict = next(r for r in releases if r["name"] == "crash")["eval"]
+    assert (verdict["passed"], verdict["runs"], verdict["ok"]) == (0, 1, False), verdict
+    assert running(dispatcher) == []
+
+
+def test_ctrl_c_still_writes_the_table_and_junit(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
+    """SIGINT once the call's session is live: the call is stopped, reported as interrupted, and the
+    run's report written before the command exits."""
+    junit = tmp_path / "eval.xml"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for name in ("VOICEFLEET_URL", "VOICEFLEET_API_KEY", "VOICEFLEET_ADMIN_KEY"):
+        env.pop(name, None)
+    command = [sys.executable, "-c", "from voicefleet.main import main; main()", "eval", str(scenario(tmp_path)),
+               "--url", dispatcher.base_url, "--junit", str(junit)]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            deadline = time.monotonic() + 120
+            while not running(dispatcher):
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+                time.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in err and "two turns" in out and "interrupted" in out, (out, err)
+    assert 'failures="1"' in junit.read_text() and "interrupted" in junit.read_text()
+    assert running(dispatcher) == []
