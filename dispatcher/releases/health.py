@@ -26,7 +26,7 @@ The stable release is never judged.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -147,16 +147,16 @@ class ReleaseHealth:
         """The canary's breach, judged now if it has none yet; None while it is not (yet) breached."""
         if canary in self._breaches or canary == stable:
             return self._breaches.get(canary)
-        theirs = self._window(stable)
-        ours, start = self._counted(canary, theirs)
-        if ours.sessions < self.rule.min_canary or theirs.recent.sessions < self.rule.min_stable:
+        window = self._window(stable)
+        ours, start, theirs, drawn = self._counted(canary, window)
+        if ours.sessions < self.rule.min_canary or theirs.sessions < self.rule.min_stable:
             return None
         for judge in (self._shares, self._latencies):
-            if judge(ours, theirs.recent) is None:
+            if judge(ours, theirs) is None:
                 continue
-            stable_start = theirs.since_last(self.rule.stable_sample)
+            stable_start = window.since_last(self.rule.stable_sample)
             assert start is not None and stable_start is not None  # both windows hold sessions
-            found = judge(ours, theirs.since_time(min(start, stable_start)))
+            found = judge(ours, _bounded(window.entries_since(min(start, stable_start)), drawn))
             if found is not None:
                 self._breaches[canary] = Breach(canary, *found)
                 return self._breaches[canary]
@@ -167,8 +167,8 @@ class ReleaseHealth:
         if breach is not None:
             return Health("breached", breach.reason)
         if release != stable:
-            theirs = self._window(stable)
-            seen, stable_seen = self._counted(release, theirs)[0].sessions, theirs.recent.sessions
+            ours, _, theirs, _ = self._counted(release, self._window(stable))
+            seen, stable_seen = ours.sessions, theirs.sessions
             if seen < self.rule.min_canary or stable_seen < self.rule.min_stable:
                 return Health("watching", f"{seen} of {self.rule.min_canary} sessions judged "
                                           f"(stable: {stable_seen} of {self.rule.min_stable})")
@@ -188,14 +188,17 @@ class ReleaseHealth:
             return self.rule.start_wait_seconds
         return max(self.rule.gave_up_floor_seconds, _sample_quantile(ready, 0.95))
 
-    def _counted(self, canary: str, theirs: Window) -> tuple[Sample, float | None]:
-        """The canary's recent sessions as judged, each key's within its share (key_shares.py), and
-        when the oldest of them was observed."""
+    def _counted(self, canary: str, stable: Window) -> tuple[Sample, float | None, Sample, list[Entry]]:
+        """Both releases' recent sessions as judged, each key's within its share of the other
+        release's (key_shares.py): the canary's, when the oldest of them was observed, the stable's,
+        and the canary's sessions as drawn (what the stable's older sessions are bounded by)."""
         ours = self._window(canary)
-        kept = within_key_shares(ours.entries, theirs.entries)
+        drawn = list(ours.entries)
+        kept = within_key_shares(drawn, stable.entries)
+        theirs = _bounded(stable.entries, drawn, stable.recent)
         if kept is None:
-            return ours.recent, ours.since
-        return Sample.of(kept), kept[0][0] if kept else None
+            return ours.recent, ours.since, theirs, drawn
+        return Sample.of(kept), kept[0][0] if kept else None, theirs, drawn
 
     def _window(self, release: str) -> Window:
         window = self._windows.get(release)
@@ -242,6 +245,14 @@ class ReleaseHealth:
         rule = self.rule
         seconds = rule.turn_latency_margin_seconds if signal == "turn_latency" else rule.latency_margin_seconds
         return max(seconds, rule.latency_margin_share * stable_q)
+
+
+def _bounded(entries: Sequence[Entry], other: Sequence[Entry], whole: Sample | None = None) -> Sample:
+    """`entries` as judged, each key's within its share of `other` (`whole`: all of them, counted already)."""
+    kept = within_key_shares(entries, other)
+    if kept is None:
+        return whole if whole is not None else Sample.of(entries)
+    return Sample.of(kept)
 
 
 def entry_of(outcome: SessionOutcome, at: float) -> Entry:

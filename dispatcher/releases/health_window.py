@@ -124,11 +124,12 @@ class Window:
             return None
         return self.history[max(0, len(self.history) - count)][0]
 
-    def since_time(self, start: float) -> Sample:
-        """The sessions observed at or after `start`."""
+    def entries_since(self, start: float) -> list[Entry]:
+        """The sessions observed at or after `start`, oldest first."""
         taken: list[Entry] = []
         for entry in reversed(self.history):
             if entry[0] < start:
                 break
             taken.append(entry)
-        return Sample.of(taken)
+        taken.reverse()
+        return taken

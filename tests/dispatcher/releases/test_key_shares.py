@@ -1,5 +1,5 @@
 """No one key decides a canary's verdict (dispatcher/releases/key_shares.py): each key's sessions
-weigh in the canary's sample at most twice its share of the two releases' sessions."""
+weigh in each release's sample at most twice its share of the other release's sessions."""
 
 from __future__ import annotations
 
@@ -69,9 +69,10 @@ def test_keys_drawn_by_weight_keep_every_session_and_a_crowding_key_keeps_its_ne
     kept = within_key_shares(crowded, stable)
     assert kept is not None
     from_c = [entry for entry in kept if entry[5] == "c"]
-    # c: 20 of 220 sessions, twice its share of the canary's 40 is 8 (rounded up); a and b are untouched.
-    assert [entry[0] for entry in from_c] == [112.0 + n for n in range(8)]
-    assert len(kept) == 20 + 8
+    # c: none of the stable's 180 sessions: twice (0 + 1) in 181 of the canary's 40 is 1 (rounded up);
+    # a and b are untouched.
+    assert [entry[0] for entry in from_c] == [119.0]
+    assert len(kept) == 20 + 1
     unkeyed = [(float(n), None, 1.0, None, None, None) for n in range(30)]
     assert within_key_shares(unkeyed, stable) is None
 
@@ -85,3 +86,27 @@ async def test_each_sessions_key_travels_through_the_deployments_sample_where_ol
     assert recorded[4:] == [None, GRINDER]  # the conversation's slot: None, as a reader before keys takes it
     await shared.catch_up("next", "stable")
     assert shared.health.verdict("next", "stable") is None
+
+
+def _entries(keys: list[str], start: float = 0.0) -> list[tuple[float, None, float, None, None, str]]:
+    return [(start + n, None, 1.0, None, None, key) for n, key in enumerate(keys)]
+
+
+def test_a_key_with_every_session_of_a_full_canary_window_and_none_of_the_stables_is_still_bounded() -> None:
+    # Both windows full (300 each, the default): the bound compares shares per release, not entry counts.
+    stable = _entries(["honest"] * 300)
+    for crowding in (300, 150):
+        canary = _entries(["beta"] * crowding + ["honest"] * (300 - crowding))
+        kept = within_key_shares(canary, stable)
+        assert kept is not None and sum(entry[5] == "beta" for entry in kept) <= 2, crowding
+        assert sum(entry[5] == "honest" for entry in kept) == 300 - crowding
+
+
+def test_keys_drawn_by_weight_into_two_full_windows_keep_nearly_every_session() -> None:
+    rng = random.Random(11)
+    keys = [f"key-{n}" for n in range(8)]
+    weights = [30, 20, 15, 10, 10, 5, 5, 5]
+    canary, stable = (_entries(rng.choices(keys, weights, k=300)) for _ in range(2))
+    for ours, theirs in ((canary, stable), (stable, canary)):
+        kept = within_key_shares(ours, theirs)
+        assert kept is None or len(kept) >= 290  # a binomial wander past twice a share is rare
