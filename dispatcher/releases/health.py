@@ -34,6 +34,7 @@ from dispatcher.releases.conversation import Talk
 from dispatcher.releases.health_stats import probability_worse, quantile_ranks
 from dispatcher.releases.health_window import Entry, Sample, Window
 from dispatcher.releases.key_shares import within_key_shares
+from dispatcher.releases.one_key import CALLER_LED, one_key_decides
 
 SHORT_SESSION_SECONDS = 5.0  # a session that ends sooner than this counts as one that failed the caller
 
@@ -148,15 +149,19 @@ class ReleaseHealth:
         if canary in self._breaches or canary == stable:
             return self._breaches.get(canary)
         window = self._window(stable)
-        ours, start, theirs, drawn = self._counted(canary, window)
+        ours, counted, theirs, drawn = self._counted(canary, window)
         if ours.sessions < self.rule.min_canary or theirs.sessions < self.rule.min_stable:
             return None
         for judge in (self._shares, self._latencies):
             if judge(ours, theirs) is None:
                 continue
             stable_start = window.since_last(self.rule.stable_sample)
-            assert start is not None and stable_start is not None  # both windows hold sessions
-            found = judge(ours, _bounded(window.entries_since(min(start, stable_start)), drawn))
+            assert counted and stable_start is not None  # both windows hold sessions
+            stable_entries = _within(window.entries_since(min(counted[0][0], stable_start)), drawn)
+            found = judge(ours, Sample.of(stable_entries))
+            if found is not None and found[0] in CALLER_LED and one_key_decides(
+                    judge, counted, stable_entries, min_canary=self.rule.min_canary, min_stable=self.rule.min_stable):
+                found = None  # what one key's callers did, not the release
             if found is not None:
                 self._breaches[canary] = Breach(canary, *found)
                 return self._breaches[canary]
@@ -188,17 +193,18 @@ class ReleaseHealth:
             return self.rule.start_wait_seconds
         return max(self.rule.gave_up_floor_seconds, _sample_quantile(ready, 0.95))
 
-    def _counted(self, canary: str, stable: Window) -> tuple[Sample, float | None, Sample, list[Entry]]:
+    def _counted(self, canary: str, stable: Window) -> tuple[Sample, Sequence[Entry], Sample, list[Entry]]:
         """Both releases' recent sessions as judged, each key's within its share of the other
-        release's (key_shares.py): the canary's, when the oldest of them was observed, the stable's,
-        and the canary's sessions as drawn (what the stable's older sessions are bounded by)."""
+        release's (key_shares.py): the canary's sample and its sessions, the stable's sample, and the
+        canary's sessions as drawn (what the stable's older sessions are bounded by)."""
         ours = self._window(canary)
         drawn = list(ours.entries)
         kept = within_key_shares(drawn, stable.entries)
-        theirs = _bounded(stable.entries, drawn, stable.recent)
+        theirs_kept = within_key_shares(stable.entries, drawn)
+        theirs = stable.recent if theirs_kept is None else Sample.of(theirs_kept)
         if kept is None:
-            return ours.recent, ours.since, theirs, drawn
-        return Sample.of(kept), kept[0][0] if kept else None, theirs, drawn
+            return ours.recent, drawn, theirs, drawn
+        return Sample.of(kept), kept, theirs, drawn
 
     def _window(self, release: str) -> Window:
         window = self._windows.get(release)
@@ -247,12 +253,10 @@ class ReleaseHealth:
         return max(seconds, rule.latency_margin_share * stable_q)
 
 
-def _bounded(entries: Sequence[Entry], other: Sequence[Entry], whole: Sample | None = None) -> Sample:
-    """`entries` as judged, each key's within its share of `other` (`whole`: all of them, counted already)."""
+def _within(entries: Sequence[Entry], other: Sequence[Entry]) -> Sequence[Entry]:
+    """`entries` as judged, each key's within its share of `other`'s (key_shares.py)."""
     kept = within_key_shares(entries, other)
-    if kept is None:
-        return whole if whole is not None else Sample.of(entries)
-    return Sample.of(kept)
+    return entries if kept is None else kept
 
 
 def entry_of(outcome: SessionOutcome, at: float) -> Entry:

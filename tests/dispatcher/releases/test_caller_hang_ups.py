@@ -2,6 +2,8 @@
 each session a timeline as the dispatcher writes it (`outcome_of`), judged by `ReleaseHealth` with
 the default rule; only the traffic is simulated (HMAC-drawn, 90/10).
 
+- Hanging up over the transport (no stop) at once on the canary's sessions rolls back nothing: not
+  as sessions ended early, nor as callers who left within the first turn (one key's doing).
 - Hanging up at once on the stable release's sessions does not hide a broken canary.
 - Crowding the stable's sample (the key's canary sessions stopped at once, never judged, its stable
   sessions left in the first turn) does not hide a canary its callers leave."""
@@ -49,6 +51,20 @@ def _drawn(rng: random.Random, n: int) -> list[str]:
     return ["next" if rng.random() < 0.1 else "stable" for _ in range(n)]
 
 
+def test_a_key_hanging_up_over_the_transport_on_the_canarys_sessions_rolls_back_nothing() -> None:
+    rng = random.Random(7)
+    for share in (0.15, 0.3):  # a key with more than half of the canary's sample is most of its callers
+        sessions = []
+        for release in _drawn(rng, 1000):
+            if rng.random() < share and release == "next":  # two seconds in, before the bot could answer
+                sessions.append(_timeline(release, "attacker", end=4.0, figures=LEFT_IN_FIRST_TURN))
+            else:
+                sessions.append(_timeline(release, "attacker" if rng.random() < share else "honest"))
+        health = _judge(sessions)
+        assert health.verdict("next", "stable") is None, (share, health.health("next", "stable"))
+        assert health.health("next", "stable").state == "healthy"
+
+
 def test_a_key_hanging_up_on_the_stables_sessions_does_not_hide_a_canary_whose_bot_errors() -> None:
     rng = random.Random(7)
     for share in (0.0, 0.1, 0.15):
@@ -79,6 +95,18 @@ def test_a_key_crowding_the_stables_sample_does_not_hide_a_canary_its_callers_le
             continue
         left = rng.random() < (0.3 if release == "next" else 0.05)
         sessions.append(_timeline(release, "honest", end=30.0 if left else 60.0,
+                                  figures=LEFT_IN_FIRST_TURN if left else FIGURES))
+    breach = _judge(sessions).verdict("next", "stable")
+    assert breach is not None and breach.signal == "left_early", breach
+
+
+def test_a_canary_that_every_keys_callers_leave_is_rolled_back_whichever_key_is_left_out() -> None:
+    rng = random.Random(9)
+    keys, weights = ["big", "mid", "small", "tiny"], [45, 30, 20, 5]
+    sessions = []
+    for release in _drawn(rng, 3000):
+        left = rng.random() < (0.3 if release == "next" else 0.05)
+        sessions.append(_timeline(release, rng.choices(keys, weights)[0], end=30.0 if left else 60.0,
                                   figures=LEFT_IN_FIRST_TURN if left else FIGURES))
     breach = _judge(sessions).verdict("next", "stable")
     assert breach is not None and breach.signal == "left_early", breach
