@@ -37,6 +37,7 @@ from dispatcher.releases.key_shares import within_key_shares
 from dispatcher.releases.one_key import CALLER_LED, one_key_decides
 
 SHORT_SESSION_SECONDS = 5.0  # a session that ends sooner than this counts as one that failed the caller
+BOUND_SAMPLE = 20  # the stable's starts of one kind (warm, cold) a caller's wait is bounded by, at least
 
 Signal = Literal["failures", "ready", "first_audio", "unanswered", "left_early", "turn_latency", "cut_off"]
 ShareSignal = Literal["failures", "unanswered", "left_early"]
@@ -64,6 +65,8 @@ class SessionOutcome:
     first_audio_seconds: float | None = None  # joined → the bot's first audio, where the bot reports it
     talk: Talk | None = None  # the conversation's figures, where the bot host reported them
     key: str | None = None  # the caller's id (not secret): each key weighs at most its share (key_shares.py)
+    warm: bool | None = None  # the reserve served its start
+    ready_censored: bool = False  # stopped by its caller before ready: `ready_seconds` is their wait
 
     @property
     def failure(self) -> str | None:
@@ -184,11 +187,19 @@ class ReleaseHealth:
         self._breaches.pop(release, None)
         self._windows.pop(release, None)
 
-    def stopped_waiting_bound(self, stable: str) -> float:
+    def stopped_waiting_bound(self, stable: str, *, warm: bool, cold_start: float | None = None) -> float:
         """How long a caller may wait for a bot before its stop counts as the bot's failed start: the
-        stable release's p95 time to ready, at least `gave_up_floor_seconds` (without a stable sample
-        yet: `start_wait_seconds`, the longest a start is waited for)."""
-        ready = self._window(stable).recent.ready
+        stable release's p95 time to ready over its starts of the same kind (`warm`: the reserve served
+        it), at least `gave_up_floor_seconds`. Where the stable has too few of that kind: for a cold
+        start the dispatcher's quote for one (`cold_start`), else the p95 over all its starts; without
+        any yet, `start_wait_seconds`, the longest a start is waited for."""
+        entries = self._window(stable).entries
+        ready = sorted(e.ready for e in entries if e.ready is not None and not e.censored)
+        alike = sorted(e.ready for e in entries if e.ready is not None and not e.censored and e.warm is warm)
+        if len(alike) >= BOUND_SAMPLE:
+            return max(self.rule.gave_up_floor_seconds, _sample_quantile(alike, 0.95))
+        if not warm and cold_start is not None:
+            return max(self.rule.gave_up_floor_seconds, cold_start)
         if not ready:
             return self.rule.start_wait_seconds
         return max(self.rule.gave_up_floor_seconds, _sample_quantile(ready, 0.95))
@@ -229,7 +240,7 @@ class ReleaseHealth:
     def _latencies(self, ours: Sample, theirs: Sample) -> tuple[Signal, str] | None:
         alpha = (1.0 - self.rule.confidence) / 2.0
         for signal, quantiles in LATENCY_QUANTILES.items():
-            values, stable_values = ours.latency(signal), theirs.latency(signal)
+            values, stable_values = ours.latency(signal), theirs.latency(signal, censored_high=True)
             if len(values) < self.rule.min_canary or len(stable_values) < self.rule.min_stable:
                 continue
             for q in quantiles:
@@ -261,7 +272,8 @@ def _within(entries: Sequence[Entry], other: Sequence[Entry]) -> Sequence[Entry]
 
 def entry_of(outcome: SessionOutcome, at: float) -> Entry:
     """What the judge keeps of one session observed at `at`."""
-    return at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds, outcome.talk, outcome.key
+    return Entry(at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds, outcome.talk, outcome.key,
+                 outcome.warm, outcome.ready_censored)
 
 
 def _seconds(value: float) -> str:

@@ -7,6 +7,7 @@ import random
 from dataclasses import replace
 
 from dispatcher.releases.health import HealthRule, ReleaseHealth, SessionOutcome
+from dispatcher.releases.health_window import Entry
 from dispatcher.releases.key_shares import within_key_shares
 from dispatcher.sessions.release_sample import SharedSample
 from dispatcher.store.release_samples import MemoryReleaseSamples
@@ -62,10 +63,10 @@ def test_a_key_that_is_the_whole_deployments_traffic_still_rolls_back_a_broken_c
 
 
 def test_keys_drawn_by_weight_keep_every_session_and_a_crowding_key_keeps_its_newest() -> None:
-    stable = [(float(n), None, 1.0, None, None, key) for n, key in enumerate(["a"] * 90 + ["b"] * 90)]
-    canary = [(float(n), None, 1.0, None, None, key) for n, key in enumerate(["a"] * 10 + ["b"] * 10)]
+    stable = [Entry(float(n), None, 1.0, None, None, key) for n, key in enumerate(["a"] * 90 + ["b"] * 90)]
+    canary = [Entry(float(n), None, 1.0, None, None, key) for n, key in enumerate(["a"] * 10 + ["b"] * 10)]
     assert within_key_shares(canary, stable) is None
-    crowded = canary + [(100.0 + n, "ended early", 1.0, None, None, "c") for n in range(20)]
+    crowded = canary + [Entry(100.0 + n, "ended early", 1.0, None, None, "c") for n in range(20)]
     kept = within_key_shares(crowded, stable)
     assert kept is not None
     from_c = [entry for entry in kept if entry[5] == "c"]
@@ -73,7 +74,7 @@ def test_keys_drawn_by_weight_keep_every_session_and_a_crowding_key_keeps_its_ne
     # a and b are untouched.
     assert [entry[0] for entry in from_c] == [119.0]
     assert len(kept) == 20 + 1
-    unkeyed = [(float(n), None, 1.0, None, None, None) for n in range(30)]
+    unkeyed = [Entry(float(n), None, 1.0, None, None, None) for n in range(30)]
     assert within_key_shares(unkeyed, stable) is None
 
 
@@ -88,8 +89,8 @@ async def test_each_sessions_key_travels_through_the_deployments_sample_where_ol
     assert shared.health.verdict("next", "stable") is None
 
 
-def _entries(keys: list[str], start: float = 0.0) -> list[tuple[float, None, float, None, None, str]]:
-    return [(start + n, None, 1.0, None, None, key) for n, key in enumerate(keys)]
+def _entries(keys: list[str], start: float = 0.0) -> list[Entry]:
+    return [Entry(start + n, None, 1.0, None, None, key) for n, key in enumerate(keys)]
 
 
 def test_a_key_with_every_session_of_a_full_canary_window_and_none_of_the_stables_is_still_bounded() -> None:

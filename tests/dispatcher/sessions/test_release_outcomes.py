@@ -111,7 +111,9 @@ def test_the_bots_own_account_or_the_callers_stop_outweighs_the_machines_end() -
     assert reported is not None and reported.failure is None
     stopped = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("stop_requested", 100.5, {}),
                                   ("machine_ended", 100.7, {"state": "ended", "detail": "stopped"})), gave_up_after=5.0)
-    assert stopped is None  # stopped at once: says nothing of its bot, for it or against it
+    # Stopped at once: nothing of its bot's failures, for it or against it; its bot not ready by then.
+    assert stopped is not None and stopped.failure is None and stopped.ready_censored
+    assert stopped.ready_seconds is not None and round(stopped.ready_seconds, 3) == 0.5
 
 
 def test_a_caller_who_stops_a_ready_bot_at_once_is_no_early_end_of_its_release() -> None:
@@ -132,10 +134,12 @@ def test_a_caller_who_gave_up_on_a_bot_never_ready_after_the_bound_is_a_failed_s
     hung = outcome_of(timeline(REQUESTED, ("launched", 104.2, {}), ("stop_requested", 118.1, {}),
                                ("machine_ended", 118.3, {"state": "ended", "detail": "stopped"})), gave_up_after=9.0)
     assert hung is not None and hung.failure == "failed to start"
-    assert hung.ready_seconds is not None and round(hung.ready_seconds, 3) == 18.1  # at least that long
+    assert hung.ready_seconds is not None and round(hung.ready_seconds, 3) == 18.1 and hung.ready_censored
     sooner = outcome_of(timeline(REQUESTED, ("launched", 104.2, {}), ("stop_requested", 108.1, {}),
                                  ("machine_ended", 108.3, {"state": "ended", "detail": "stopped"})), gave_up_after=9.0)
-    assert sooner is None  # within what the stable release takes: neither good nor bad
+    # Within what the stable release takes: no failure, a time to ready of at least its wait.
+    assert sooner is not None and sooner.failure is None and sooner.ready_censored and not sooner.warm
+    assert sooner.ready_seconds is not None and round(sooner.ready_seconds, 3) == 8.1
 
 
 def test_the_callers_id_is_kept_with_its_outcome() -> None:
