@@ -152,7 +152,7 @@ class ReleaseHealth:
         if canary in self._breaches or canary == stable:
             return self._breaches.get(canary)
         window = self._window(stable)
-        ours, counted, theirs, drawn = self._counted(canary, window)
+        ours, counted, theirs = self._counted(canary, window)
         if ours.sessions < self.rule.min_canary or theirs.sessions < self.rule.min_stable:
             return None
         for judge in (self._shares, self._latencies):
@@ -160,7 +160,8 @@ class ReleaseHealth:
                 continue
             stable_start = window.since_last(self.rule.stable_sample)
             assert counted and stable_start is not None  # both windows hold sessions
-            stable_entries = _within(window.entries_since(min(counted[0][0], stable_start)), drawn)
+            since = min(counted[0].at, stable_start)
+            stable_entries = _within(window.entries_since(since), self._window(canary).entries_since(since))
             found = judge(ours, Sample.of(stable_entries))
             if found is not None and found[0] in CALLER_LED and one_key_decides(
                     judge, counted, stable_entries, min_canary=self.rule.min_canary, min_stable=self.rule.min_stable):
@@ -175,7 +176,7 @@ class ReleaseHealth:
         if breach is not None:
             return Health("breached", breach.reason)
         if release != stable:
-            ours, _, theirs, _ = self._counted(release, self._window(stable))
+            ours, _, theirs = self._counted(release, self._window(stable))
             seen, stable_seen = ours.sessions, theirs.sessions
             if seen < self.rule.min_canary or stable_seen < self.rule.min_stable:
                 return Health("watching", f"{seen} of {self.rule.min_canary} sessions judged "
@@ -204,18 +205,17 @@ class ReleaseHealth:
             return self.rule.start_wait_seconds
         return max(self.rule.gave_up_floor_seconds, _sample_quantile(ready, 0.95))
 
-    def _counted(self, canary: str, stable: Window) -> tuple[Sample, Sequence[Entry], Sample, list[Entry]]:
-        """Both releases' recent sessions as judged, each key's within its share of the other
-        release's (key_shares.py): the canary's sample and its sessions, the stable's sample, and the
-        canary's sessions as drawn (what the stable's older sessions are bounded by)."""
+    def _counted(self, canary: str, stable: Window) -> tuple[Sample, Sequence[Entry], Sample]:
+        """Both releases' recent sessions as judged, each key's within its share of the traffic over
+        the same hours (key_shares.py): the canary's sample and its sessions, and the stable's sample."""
         ours = self._window(canary)
         drawn = list(ours.entries)
-        kept = within_key_shares(drawn, stable.entries)
-        theirs_kept = within_key_shares(stable.entries, drawn)
+        kept = _keyed_within(drawn, stable, drawn[0].at) if drawn else None
+        theirs_kept = _keyed_within(stable.entries, ours, stable.since) if stable.entries else None
         theirs = stable.recent if theirs_kept is None else Sample.of(theirs_kept)
         if kept is None:
-            return ours.recent, drawn, theirs, drawn
-        return Sample.of(kept), kept, theirs, drawn
+            return ours.recent, drawn, theirs
+        return Sample.of(kept), kept, theirs
 
     def _window(self, release: str) -> Window:
         window = self._windows.get(release)
@@ -262,6 +262,14 @@ class ReleaseHealth:
         rule = self.rule
         seconds = rule.turn_latency_margin_seconds if signal == "turn_latency" else rule.latency_margin_seconds
         return max(seconds, rule.latency_margin_share * stable_q)
+
+
+def _keyed_within(entries: Sequence[Entry], other: Window, since: float | None) -> list[Entry] | None:
+    """`entries` cut to each key's share of the traffic with `other`'s sessions since `since`, or None
+    when none is cut (at once where no entry has a key: one look, not a walk through `other`)."""
+    if since is None or all(entry.key is None for entry in entries):
+        return None
+    return within_key_shares(entries, other.entries_since(since))
 
 
 def _within(entries: Sequence[Entry], other: Sequence[Entry]) -> Sequence[Entry]:

@@ -1,5 +1,5 @@
 """No one key decides a canary's verdict (dispatcher/releases/key_shares.py): each key's sessions
-weigh in each release's sample at most twice its share of the other release's sessions."""
+weigh in each release's sample at most twice its share of the traffic over the same hours."""
 
 from __future__ import annotations
 
@@ -70,10 +70,9 @@ def test_keys_drawn_by_weight_keep_every_session_and_a_crowding_key_keeps_its_ne
     kept = within_key_shares(crowded, stable)
     assert kept is not None
     from_c = [entry for entry in kept if entry[5] == "c"]
-    # c: none of the stable's 180 sessions: twice (0 + 1) in 181 of the canary's 40 is 1 (rounded up);
-    # a and b are untouched.
-    assert [entry[0] for entry in from_c] == [119.0]
-    assert len(kept) == 20 + 1
+    # c: 20 of 220 sessions, twice its share of the canary's 40 is 8 (rounded up); a and b are untouched.
+    assert [entry[0] for entry in from_c] == [112.0 + n for n in range(8)]
+    assert len(kept) == 20 + 8
     unkeyed = [Entry(float(n), None, 1.0, None, None, None) for n in range(30)]
     assert within_key_shares(unkeyed, stable) is None
 
@@ -93,14 +92,26 @@ def _entries(keys: list[str], start: float = 0.0) -> list[Entry]:
     return [Entry(start + n, None, 1.0, None, None, key) for n, key in enumerate(keys)]
 
 
-def test_a_key_with_every_session_of_a_full_canary_window_and_none_of_the_stables_is_still_bounded() -> None:
-    # Both windows full (300 each, the default): the bound compares shares per release, not entry counts.
-    stable = _entries(["honest"] * 300)
-    for crowding in (300, 150):
-        canary = _entries(["beta"] * crowding + ["honest"] * (300 - crowding))
-        kept = within_key_shares(canary, stable)
-        assert kept is not None and sum(entry[5] == "beta" for entry in kept) <= 2, crowding
-        assert sum(entry[5] == "honest" for entry in kept) == 300 - crowding
+def test_a_key_crowding_a_full_canary_window_weighs_as_its_share_of_the_traffic_over_the_same_hours() -> None:
+    # A 10 % canary: its window of 300 spans the stable release's 2,700 sessions, not the stable's last
+    # 300. A key configured to the canary, half of its window, is a twentieth of the traffic.
+    health = ReleaseHealth(HealthRule(min_canary=250), clock=Clock())
+    for n in range(3000):
+        canary = n % 10 == 0
+        key = "beta" if canary and n % 20 == 0 else HONEST
+        health.observe(SessionOutcome("next" if canary else "stable", False, False, 1.2, None, key=key))
+    # beta: 150 in 3,000 sessions, counted twice that share of the canary's 300, beside the other 150.
+    assert health.health("next", "stable").reason == "180 of 250 sessions judged (stable: 300 of 100)"
+
+
+def test_a_key_crowding_the_stables_sample_is_bounded_there_too() -> None:
+    # A canary at 80 %: a key configured to the stable release, 100 of the 520 sessions over the same
+    # hours, is most of the stable's 120; it counts twice its share of the traffic of them, 47.
+    health = ReleaseHealth(HealthRule(), clock=Clock())
+    for n in range(520):
+        release, key = ("stable", "crowder") if n % 26 < 5 else ("stable", HONEST) if n % 26 == 5 else ("next", HONEST)
+        health.observe(SessionOutcome(release, False, False, 1.2, None, key=key))
+    assert health.health("next", "stable").reason == "300 of 20 sessions judged (stable: 67 of 100)"  # 20 + 47
 
 
 def test_keys_drawn_by_weight_into_two_full_windows_keep_nearly_every_session() -> None:
