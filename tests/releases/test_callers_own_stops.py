@@ -57,20 +57,23 @@ async def _judged(api: httpx.AsyncClient, headers: dict[str, str] | None = None)
     return seen
 
 
-async def _hang_up_once_greeted(api: httpx.AsyncClient, session_id: str) -> None:
-    """A caller who connects, hears the greeting and stops the session at once."""
+async def _hang_up_once_greeted(api: httpx.AsyncClient, session_id: str, *, stop: bool) -> None:
+    """A caller who connects, hears the greeting and hangs up at once: by stopping the session (`stop`),
+    or by closing its peer connection, as a WebRTC caller who leaves does."""
     async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer", connect_timeout=WAIT) as client:
         deadline = time.monotonic() + WAIT
         while client.result().connect_to_first_audio is None:
             assert time.monotonic() < deadline, "the canary's greeting never came"
             await asyncio.sleep(0.1)
-        stopped = await api.delete(f"/sessions/{session_id}")
-        assert stopped.status_code in (202, 204), stopped.text
+        if stop:
+            stopped = await api.delete(f"/sessions/{session_id}")
+            assert stopped.status_code in (202, 204), stopped.text
     await session_over(api, session_id)
 
 
-async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_healthy_canary_healthy(
-        tmp_path: Path) -> None:
+async def _hung_up_on_every_canary_session(tmp_path: Path, *, stop: bool) -> tuple[dict[str, Any], list[Events]]:
+    """Two releases of the same good bot, 50/50: a key hangs up on each canary session once greeted.
+    The canary's entry in `GET /releases` once judged, and its sessions' timelines."""
     env = {**rollback_env(BOTS / "greeter.py", BOTS / "greeter.py"),
            "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
            # A stable session nobody joins ends after this, no fault of its bot, and not "within 5 s".
@@ -83,10 +86,14 @@ async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_he
                 session_id, release = await drawn_start(api, n := n + 1)
                 drawn[release].append(session_id)
                 if release == "next":  # one at a time: two cores shared with other work
-                    await _hang_up_once_greeted(api, session_id)
+                    await _hang_up_once_greeted(api, session_id, stop=stop)
             await asyncio.gather(*(session_over(api, s) for s in drawn["stable"]))
-            canary = await _judged(api)
-            timelines = [await _timeline(api, s) for s in drawn["next"]]
+            return await _judged(api), [await _timeline(api, s) for s in drawn["next"]]
+
+
+async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_healthy_canary_healthy(
+        tmp_path: Path) -> None:
+    canary, timelines = await _hung_up_on_every_canary_session(tmp_path, stop=True)
     # What each canary session was: a bot ready and greeting, its caller's stop, the bot's end on it,
     # all within seconds of joining (judged "ended early", a failure of the release, were it the bot's doing).
     for events in timelines:
@@ -96,33 +103,9 @@ async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_he
     assert canary["weight"] == 50 and canary["health"] == {"state": "healthy", "reason": None}, canary["health"]
 
 
-async def _hang_up_by_transport_once_greeted(api: httpx.AsyncClient, session_id: str) -> None:
-    """A caller who connects, hears the greeting and hangs up by closing its peer connection (no stop)."""
-    async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer", connect_timeout=WAIT) as client:
-        deadline = time.monotonic() + WAIT
-        while client.result().connect_to_first_audio is None:
-            assert time.monotonic() < deadline, "the canary's greeting never came"
-            await asyncio.sleep(0.1)
-    await session_over(api, session_id)
-
-
 async def test_a_key_hanging_up_over_the_transport_on_every_canary_session_leaves_a_healthy_canary_healthy(
         tmp_path: Path) -> None:
-    env = {**rollback_env(BOTS / "greeter.py", BOTS / "greeter.py"),
-           "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
-           "BOT_CONNECT_TIMEOUT_SECONDS": "6"}
-    with run_dispatcher(tmp_path, env) as dispatcher:
-        async with api_client(base_url=dispatcher.base_url, timeout=WAIT) as api:
-            drawn: dict[str, list[str]] = {"stable": [], "next": []}
-            n = 0
-            while len(drawn["stable"]) < SAMPLE or len(drawn["next"]) < SAMPLE:
-                session_id, release = await drawn_start(api, n := n + 1)
-                drawn[release].append(session_id)
-                if release == "next":
-                    await _hang_up_by_transport_once_greeted(api, session_id)
-            await asyncio.gather(*(session_over(api, s) for s in drawn["stable"]))
-            canary = await _judged(api)
-            timelines = [await _timeline(api, s) for s in drawn["next"]]
+    canary, timelines = await _hung_up_on_every_canary_session(tmp_path, stop=False)
     # Each canary session: greeted, then over within seconds of joining on the peer's leaving, no stop.
     for events in timelines:
         joined, ended = _at(events, "joined"), _at(events, "ended")
