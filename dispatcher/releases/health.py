@@ -26,7 +26,7 @@ The stable release is never judged.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,8 +34,10 @@ from dispatcher.releases.conversation import Talk
 from dispatcher.releases.health_stats import probability_worse, quantile_ranks
 from dispatcher.releases.health_window import Entry, Sample, Window
 from dispatcher.releases.key_shares import within_key_shares
+from dispatcher.releases.one_key import CALLER_LED, one_key_decides
 
 SHORT_SESSION_SECONDS = 5.0  # a session that ends sooner than this counts as one that failed the caller
+BOUND_SAMPLE = 20  # the stable's starts of one kind (warm, cold) a caller's wait is bounded by, at least
 
 Signal = Literal["failures", "ready", "first_audio", "unanswered", "left_early", "turn_latency", "cut_off"]
 ShareSignal = Literal["failures", "unanswered", "left_early"]
@@ -63,6 +65,8 @@ class SessionOutcome:
     first_audio_seconds: float | None = None  # joined → the bot's first audio, where the bot reports it
     talk: Talk | None = None  # the conversation's figures, where the bot host reported them
     key: str | None = None  # the caller's id (not secret): each key weighs at most its share (key_shares.py)
+    warm: bool | None = None  # the reserve served its start
+    ready_censored: bool = False  # stopped by its caller before ready: `ready_seconds` is their wait
 
     @property
     def failure(self) -> str | None:
@@ -147,16 +151,21 @@ class ReleaseHealth:
         """The canary's breach, judged now if it has none yet; None while it is not (yet) breached."""
         if canary in self._breaches or canary == stable:
             return self._breaches.get(canary)
-        theirs = self._window(stable)
-        ours, start = self._counted(canary, theirs)
-        if ours.sessions < self.rule.min_canary or theirs.recent.sessions < self.rule.min_stable:
+        window = self._window(stable)
+        ours, counted, theirs = self._counted(canary, window)
+        if ours.sessions < self.rule.min_canary or theirs.sessions < self.rule.min_stable:
             return None
         for judge in (self._shares, self._latencies):
-            if judge(ours, theirs.recent) is None:
+            if judge(ours, theirs) is None:
                 continue
-            stable_start = theirs.since_last(self.rule.stable_sample)
-            assert start is not None and stable_start is not None  # both windows hold sessions
-            found = judge(ours, theirs.since_time(min(start, stable_start)))
+            stable_start = window.since_last(self.rule.stable_sample)
+            assert counted and stable_start is not None  # both windows hold sessions
+            since = min(counted[0].at, stable_start)
+            stable_entries = _within(window.entries_since(since), self._window(canary).entries_since(since))
+            found = judge(ours, Sample.of(stable_entries))
+            if found is not None and found[0] in CALLER_LED and one_key_decides(
+                    judge, counted, stable_entries, min_canary=self.rule.min_canary, min_stable=self.rule.min_stable):
+                found = None  # what one key's callers did, not the release
             if found is not None:
                 self._breaches[canary] = Breach(canary, *found)
                 return self._breaches[canary]
@@ -167,8 +176,8 @@ class ReleaseHealth:
         if breach is not None:
             return Health("breached", breach.reason)
         if release != stable:
-            theirs = self._window(stable)
-            seen, stable_seen = self._counted(release, theirs)[0].sessions, theirs.recent.sessions
+            ours, _, theirs = self._counted(release, self._window(stable))
+            seen, stable_seen = ours.sessions, theirs.sessions
             if seen < self.rule.min_canary or stable_seen < self.rule.min_stable:
                 return Health("watching", f"{seen} of {self.rule.min_canary} sessions judged "
                                           f"(stable: {stable_seen} of {self.rule.min_stable})")
@@ -179,23 +188,34 @@ class ReleaseHealth:
         self._breaches.pop(release, None)
         self._windows.pop(release, None)
 
-    def stopped_waiting_bound(self, stable: str) -> float:
+    def stopped_waiting_bound(self, stable: str, *, warm: bool, cold_start: float | None = None) -> float:
         """How long a caller may wait for a bot before its stop counts as the bot's failed start: the
-        stable release's p95 time to ready, at least `gave_up_floor_seconds` (without a stable sample
-        yet: `start_wait_seconds`, the longest a start is waited for)."""
-        ready = self._window(stable).recent.ready
+        stable release's p95 time to ready over its starts of the same kind (`warm`: the reserve served
+        it), at least `gave_up_floor_seconds`. Where the stable has too few of that kind: for a cold
+        start the dispatcher's quote for one (`cold_start`), else the p95 over all its starts; without
+        any yet, `start_wait_seconds`, the longest a start is waited for."""
+        entries = self._window(stable).entries
+        ready = sorted(e.ready for e in entries if e.ready is not None and not e.censored)
+        alike = sorted(e.ready for e in entries if e.ready is not None and not e.censored and e.warm is warm)
+        if len(alike) >= BOUND_SAMPLE:
+            return max(self.rule.gave_up_floor_seconds, _sample_quantile(alike, 0.95))
+        if not warm and cold_start is not None:
+            return max(self.rule.gave_up_floor_seconds, cold_start)
         if not ready:
             return self.rule.start_wait_seconds
         return max(self.rule.gave_up_floor_seconds, _sample_quantile(ready, 0.95))
 
-    def _counted(self, canary: str, theirs: Window) -> tuple[Sample, float | None]:
-        """The canary's recent sessions as judged, each key's within its share (key_shares.py), and
-        when the oldest of them was observed."""
+    def _counted(self, canary: str, stable: Window) -> tuple[Sample, Sequence[Entry], Sample]:
+        """Both releases' recent sessions as judged, each key's within its share of the traffic over
+        the same hours (key_shares.py): the canary's sample and its sessions, and the stable's sample."""
         ours = self._window(canary)
-        kept = within_key_shares(ours.entries, theirs.entries)
+        drawn = list(ours.entries)
+        kept = _keyed_within(drawn, stable, drawn[0].at) if drawn else None
+        theirs_kept = _keyed_within(stable.entries, ours, stable.since) if stable.entries else None
+        theirs = stable.recent if theirs_kept is None else Sample.of(theirs_kept)
         if kept is None:
-            return ours.recent, ours.since
-        return Sample.of(kept), kept[0][0] if kept else None
+            return ours.recent, drawn, theirs
+        return Sample.of(kept), kept, theirs
 
     def _window(self, release: str) -> Window:
         window = self._windows.get(release)
@@ -220,7 +240,7 @@ class ReleaseHealth:
     def _latencies(self, ours: Sample, theirs: Sample) -> tuple[Signal, str] | None:
         alpha = (1.0 - self.rule.confidence) / 2.0
         for signal, quantiles in LATENCY_QUANTILES.items():
-            values, stable_values = ours.latency(signal), theirs.latency(signal)
+            values, stable_values = ours.latency(signal), theirs.latency(signal, censored_high=True)
             if len(values) < self.rule.min_canary or len(stable_values) < self.rule.min_stable:
                 continue
             for q in quantiles:
@@ -244,9 +264,24 @@ class ReleaseHealth:
         return max(seconds, rule.latency_margin_share * stable_q)
 
 
+def _keyed_within(entries: Sequence[Entry], other: Window, since: float | None) -> list[Entry] | None:
+    """`entries` cut to each key's share of the traffic with `other`'s sessions since `since`, or None
+    when none is cut (at once where no entry has a key: one look, not a walk through `other`)."""
+    if since is None or all(entry.key is None for entry in entries):
+        return None
+    return within_key_shares(entries, other.entries_since(since))
+
+
+def _within(entries: Sequence[Entry], other: Sequence[Entry]) -> Sequence[Entry]:
+    """`entries` as judged, each key's within its share of `other`'s (key_shares.py)."""
+    kept = within_key_shares(entries, other)
+    return entries if kept is None else kept
+
+
 def entry_of(outcome: SessionOutcome, at: float) -> Entry:
     """What the judge keeps of one session observed at `at`."""
-    return at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds, outcome.talk, outcome.key
+    return Entry(at, outcome.failure, outcome.ready_seconds, outcome.first_audio_seconds, outcome.talk, outcome.key,
+                 outcome.warm, outcome.ready_censored)
 
 
 def _seconds(value: float) -> str:

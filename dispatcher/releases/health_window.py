@@ -9,15 +9,30 @@ the same hours as a canary's window are drawn.
 from __future__ import annotations
 
 import bisect
+import heapq
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dispatcher.releases.conversation import Talk
 
-# (when observed, why it failed or None, ready seconds, first-audio seconds, the conversation's figures
-# or None: dispatcher/releases/conversation.py, the caller's id or None: recorded before it was kept)
-Entry = tuple[float, str | None, float | None, float | None, Talk | None, str | None]
+
+class Entry(NamedTuple):
+    """What the judge keeps of one session (None where it was not reported, or recorded before it was kept)."""
+
+    at: float  # when observed (epoch seconds)
+    failure: str | None  # why it failed, or None
+    ready: float | None  # seconds to a ready bot; at least that long where `censored`
+    first_audio: float | None
+    talk: Talk | None = None  # the conversation's figures: dispatcher/releases/conversation.py
+    key: str | None = None  # the caller's id
+    warm: bool | None = None  # the reserve served its start (its time to ready is a warm one's)
+    # Its caller stopped it before its bot was ready: `ready` is how long they waited, the bot not
+    # ready by then. Without a failure it counts for the time to ready only (a quicker stop than the
+    # stable release takes says nothing of the release's failures, for it or against it).
+    censored: bool = False
 
 
 @dataclass
@@ -25,9 +40,10 @@ class Sample:
     """Sessions as a comparison sees them: how many, failures by kind, each latency sorted, and the
     conversation's figures of those whose bot host reported them (`talked`)."""
 
-    sessions: int = 0
+    sessions: int = 0  # judged for failures: all but the stops before ready that say nothing of them
     failures: dict[str, int] = field(default_factory=dict)
     ready: list[float] = field(default_factory=list)
+    waited: list[float] = field(default_factory=list)  # censored times to ready: at least these long
     first_audio: list[float] = field(default_factory=list)
     talked: int = 0
     unanswered: int = 0  # sessions with a caller turn the bot left unanswered
@@ -39,10 +55,16 @@ class Sample:
     def failed(self) -> int:
         return sum(self.failures.values())
 
-    def latency(self, signal: str) -> list[float]:
-        """The sorted values of a quantile signal (`ready`, `first_audio`, `turn_latency`, `cut_off`)."""
+    def latency(self, signal: str, *, censored_high: bool = False) -> list[float]:
+        """The sorted values of a quantile signal (`ready`, `first_audio`, `turn_latency`, `cut_off`).
+        A censored time to ready is taken at its wait, or as unbounded (`censored_high`): each side of a
+        comparison reads them so that they can only make the canary look better, never worse."""
         values: list[float] = getattr(self, signal)
-        return values
+        if signal != "ready" or not self.waited:
+            return values
+        if censored_high:
+            return [*values, *([math.inf] * len(self.waited))]
+        return list(heapq.merge(values, self.waited))
 
     def count(self, signal: str) -> tuple[int, int]:
         """(sessions that count for a share signal, those among them it counts against the release)."""
@@ -51,8 +73,8 @@ class Sample:
         return self.talked, getattr(self, signal)  # `unanswered`, `left_early`
 
     def add(self, entry: Entry, insort: bool = True) -> None:
-        _, failure, ready, first_audio, talk, _ = entry
-        self.sessions += 1
+        failure, talk = entry.failure, entry.talk
+        self.sessions += _judged(entry)
         if failure is not None:
             self.failures[failure] = self.failures.get(failure, 0) + 1
         put = bisect.insort if insort else list.append
@@ -64,8 +86,8 @@ class Sample:
             self.left_early += talk.left_early
 
     def remove(self, entry: Entry) -> None:
-        _, failure, ready, first_audio, talk, _ = entry
-        self.sessions -= 1
+        failure, talk = entry.failure, entry.talk
+        self.sessions -= _judged(entry)
         if failure is not None:
             self.failures[failure] -= 1
         for values, value in self._values(entry):
@@ -76,8 +98,8 @@ class Sample:
             self.left_early -= talk.left_early
 
     def _values(self, entry: Entry) -> list[tuple[list[float], float]]:
-        _, _, ready, first_audio, talk, _ = entry
-        pairs = [(self.ready, ready), (self.first_audio, first_audio)]
+        talk = entry.talk
+        pairs = [(self.waited if entry.censored else self.ready, entry.ready), (self.first_audio, entry.first_audio)]
         if talk is not None:
             pairs += [(self.turn_latency, talk.turn_latency), (self.cut_off, talk.cut_off)]
         return [(values, value) for values, value in pairs if value is not None]
@@ -87,15 +109,20 @@ class Sample:
         sample = cls()
         for entry in entries:
             sample.add(entry, insort=False)
-        for values in (sample.ready, sample.first_audio, sample.turn_latency, sample.cut_off):
+        for values in (sample.ready, sample.waited, sample.first_audio, sample.turn_latency, sample.cut_off):
             values.sort()
         return sample
+
+
+def _judged(entry: Entry) -> int:
+    """1 for a session judged for failures, 0 for a stop before ready that says nothing of them."""
+    return int(not entry.censored or entry.failure is not None)
 
 
 class Window:
     def __init__(self, size: int, max_age: float, history_cap: int) -> None:
         self.size, self.max_age, self.history_cap = size, max_age, history_cap
-        self.entries: deque[Entry] = deque()  # the recent ones, oldest first
+        self.entries: deque[Entry] = deque()  # the recent ones, oldest first (`expire`: how many)
         self.recent = Sample()
         self.history: deque[Entry] = deque()
 
@@ -106,8 +133,10 @@ class Window:
         self.expire(entry[0])
 
     def expire(self, now: float) -> None:
-        oldest, entries, size = now - self.max_age, self.entries, self.size
-        while entries and (len(entries) > size or entries[0][0] < oldest):
+        oldest, entries, size, recent = now - self.max_age, self.entries, self.size, self.recent
+        # `size` sessions judged for failures, and at most as many stops before ready beside them: a
+        # caller's quick stops do not push the sessions that speak for failures out of the window.
+        while entries and (recent.sessions > size or len(entries) > 2 * size or entries[0][0] < oldest):
             self.recent.remove(entries.popleft())
         history = self.history
         while history and (len(history) > self.history_cap or history[0][0] < oldest):
@@ -124,11 +153,12 @@ class Window:
             return None
         return self.history[max(0, len(self.history) - count)][0]
 
-    def since_time(self, start: float) -> Sample:
-        """The sessions observed at or after `start`."""
+    def entries_since(self, start: float) -> list[Entry]:
+        """The sessions observed at or after `start`, oldest first."""
         taken: list[Entry] = []
         for entry in reversed(self.history):
             if entry[0] < start:
                 break
             taken.append(entry)
-        return Sample.of(taken)
+        taken.reverse()
+        return taken

@@ -3,10 +3,12 @@ start that failed, a bot that failed, a machine that died before its bot could s
 at once), how long they waited, and how the conversation went, in the figures the bot host reported
 with its end (docs/releases.md, "What is compared").
 
-What the caller did is not the bot's doing: an end that followed the caller's own stop is no early
-end, and a stop before the bot was ready speaks only once the caller had waited longer than the
-stable release takes (`gave_up_after`): then it is a failed start, its wait a time to ready of at
-least that long; a quicker stop says nothing either way."""
+What the caller did is not the bot's doing: an end that followed the caller's own stop, or the
+caller hanging up over the transport before any exchange with the bot was over, is no early end
+(the bot's own early ends still count), and a stop before the bot was ready speaks only once the
+caller had waited longer than the stable release takes (`gave_up_after`): then it is a failed
+start; a quicker stop says nothing of the release's failures. Either way its wait is a time to
+ready of at least that long (censored: the bot was not ready by then)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 
 def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf) -> SessionOutcome | None:
     """One session's outcome from its timeline; None when it names no release (a start refused
-    before it was a session, or one older than releases), its caller pinned it, it is an eval's, or
-    its caller stopped it before its bot was ready within `gave_up_after` seconds: only callers'
-    sessions the dispatcher gave a release (by weight, or by the key's configured release) speak for it."""
+    before it was a session, or one older than releases), its caller pinned it, or it is an eval's:
+    only callers' sessions the dispatcher gave a release (by weight, or by the key's configured
+    release) speak for it. `gave_up_after`: how long a caller may wait for a bot not ready before
+    its stop is the bot's failed start (ReleaseHealth.stopped_waiting_bound)."""
     requested = next((e for e in events if e.get("event") == "requested"), None)
     if requested is None or not isinstance(requested.get("release"), str):
         return None
@@ -43,22 +46,27 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     failed_start = ("failed" in at and not launched) or never_served or hung
     errored = ("error" in at or ("failed" in at and launched) or _ended_badly(events)
                or (machine == "failed" and not never_served))
-    if waited is not None and not (failed_start or errored):
-        return None  # stopped before its bot could serve, and soon: no evidence for or against it
+    # Stopped before its bot could serve, and soon: nothing for or against its failures, but the
+    # bot was not ready by then (a time to ready of at least that long, `censored`).
+    censored = waited is not None
     joined = at.get("joined")
     ended = at.get("ended", at.get("machine_ended") if machine is not None else None)
     if ended is not None and stopped is not None and stopped <= ended:
         ended = None  # the caller's own stop ended it: how soon is the caller's choice, not the bot's failure
+    talk = _talk(events) if joined is not None else None
+    if ended is not None and _hung_up_in_first_turn(events, talk):
+        ended = None  # the caller left before the bot could answer them: their choice, `left_early` says it
     return SessionOutcome(
         release=requested["release"],
         failed_start=failed_start,
         bot_error=errored,
-        # A caller who gave up on a bot never ready: it took at least that long (a censored time to ready).
-        ready_seconds=ready - began if ready is not None else waited if hung else None,
+        ready_seconds=waited if censored else ready - began if ready is not None else None,
         ended_within_seconds=(ended - (joined if joined is not None else began)) if ended is not None else None,
         first_audio_seconds=at["first_audio"] - joined if "first_audio" in at and joined is not None else None,
-        talk=_talk(events) if joined is not None else None,
+        talk=talk,
         key=requested["caller_id"] if isinstance(requested.get("caller_id"), str) else None,
+        warm="claimed" in at,
+        ready_censored=censored,
     )
 
 
@@ -76,6 +84,18 @@ def _machine_end(events: list[dict[str, Any]]) -> str | None:
 # The bot host's own end reasons for a failure of the bot (bot/lifecycle.py): a caller who hung up or
 # never connected is no fault of the release, and happens to every release alike.
 BOT_FAULTS = ("error", "bot_failed", "config_error")
+
+
+# The bot host's end reasons for a caller who hung up over the transport (a WebRTC peer gone, a Daily
+# participant who left, a phone caller's hang-up relayed as the peer leaving): the caller's doing.
+CALLER_HANG_UPS = ("peer_disconnected", "participant_left")
+
+
+def _hung_up_in_first_turn(events: list[dict[str, Any]], talk: Talk | None) -> bool:
+    """The bot ended because its caller hung up, before any exchange with them was over (or with no
+    figures to say one was)."""
+    hung_up = any(e.get("event") == "ended" and e.get("reason") in CALLER_HANG_UPS for e in events)
+    return hung_up and (talk is None or talk.left_early)
 
 
 def _ended_badly(events: list[dict[str, Any]]) -> bool:

@@ -39,13 +39,16 @@ class SharedSample:
         """Records the session's outcome for the deployment; False when it was recorded already
         (its end seen twice, here or at another replica). Raises `StoreUnavailable`."""
         rule = self.health.rule
-        *first, talk, key = entry_of(outcome, self._clock())
-        entry: list[Any] = list(first)
-        if talk is not None or key is not None:  # recorded after the four that dispatchers before conversations read
-            entry.append(talk.stored() if talk is not None else None)  # None: what those before keys read as no talk
-        if key is not None:
-            entry.append(key)
-        return await self._samples.add(outcome.release, session_id, entry, keep=rule.history_cap,
+        entry = entry_of(outcome, self._clock())
+        # After the four that dispatchers before conversations read, each slot only where one after
+        # it is set: None is what readers before it take as none (no talk, no key, a start of no kind).
+        later: list[Any] = [entry.talk.stored() if entry.talk is not None else None, entry.key, entry.warm]
+        if entry.censored:
+            later.append(True)
+        while later and later[-1] is None:
+            later.pop()
+        recorded = [entry.at, entry.failure, entry.ready, entry.first_audio, *later]
+        return await self._samples.add(outcome.release, session_id, recorded, keep=rule.history_cap,
                                        keep_seconds=rule.max_age_seconds)
 
     async def catch_up(self, *releases: str) -> None:
@@ -82,12 +85,14 @@ class SharedSample:
 
 def _entry(raw: list[Any]) -> Entry | None:
     """A recorded entry, or None for one that is not ours (the store is written by others too); one
-    without the conversation's figures or the caller's id (none reported, or recorded before them)
-    has None there."""
+    without the conversation's figures, the caller's id or its start's kind (none reported, or
+    recorded before them) has None there."""
     try:
         at, failure, ready, first_audio, *rest = raw
         key = rest[1] if len(rest) > 1 and isinstance(rest[1], str) else None
-        return (float(at), None if failure is None else str(failure), None if ready is None else float(ready),
-                None if first_audio is None else float(first_audio), Talk.from_stored(rest[0]) if rest else None, key)
+        warm = rest[2] if len(rest) > 2 and isinstance(rest[2], bool) else None
+        return Entry(float(at), None if failure is None else str(failure), None if ready is None else float(ready),
+                     None if first_audio is None else float(first_audio), Talk.from_stored(rest[0]) if rest else None,
+                     key, warm, len(rest) > 3 and rest[3] is True)
     except (TypeError, ValueError):
         return None

@@ -56,7 +56,8 @@ class ReleaseWatch:
     def __init__(self, releases: LiveReleases, sample: SharedSample, read: Reader, push: Push | None = None,
                  *, act: bool = True, cold_start: Callable[[], float] | None = None) -> None:
         """`cold_start`: within how long a cold start is ready 9 times in 10 (sessions/ready_estimate.py):
-        a caller who gave up sooner is not held against a canary whose smaller reserve left it cold."""
+        a caller's wait on a cold start is bounded by it while the stable release has too few cold
+        starts of its own to say."""
         self._releases = releases
         self._cold_start = cold_start
         self._act = act  # RELEASE_AUTO_ROLLBACK=off: a breach is shown and logged, traffic left alone
@@ -163,9 +164,9 @@ class ReleaseWatch:
                 events = await self._timeline(session_id, last)
             stable = self._releases.traffic.stable
             await self.sample.catch_up(stable)  # its newest time to ready bounds a caller's wait
-            bound = self.health.stopped_waiting_bound(stable)
-            if self._cold_start is not None:
-                bound = max(bound, self._cold_start())
+            warm = any(e.get("event") == "claimed" for e in events)  # the reserve served its start
+            cold_start = self._cold_start() if self._cold_start is not None else None
+            bound = self.health.stopped_waiting_bound(stable, warm=warm, cold_start=cold_start)
             outcome = outcome_of(events, gave_up_after=bound)
             if outcome is None or not await self.sample.add(session_id, outcome):
                 return  # no release of its own to speak for, or judged already (here or at another replica)

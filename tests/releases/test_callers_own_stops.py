@@ -3,7 +3,8 @@ dispatcher with two releases of real bot files and callers that stop their sessi
 (`DELETE /sessions/{id}`), as clients with a timeout, or a key out to sink a canary, do.
 
 - A caller who hangs up on the canary as soon as its bot greets it, session after session, leaves a
-  healthy canary healthy: the bot ended because it was told to.
+  healthy canary healthy: the bot ended because it was told to, or because its caller left (the
+  peer connection closed, no stop) before any exchange.
 - Callers who give up on a canary whose bots never become ready, once they waited longer than the
   stable release takes (and than a cold start takes), roll it back: each such stop is a start that failed."""
 
@@ -56,20 +57,23 @@ async def _judged(api: httpx.AsyncClient, headers: dict[str, str] | None = None)
     return seen
 
 
-async def _hang_up_once_greeted(api: httpx.AsyncClient, session_id: str) -> None:
-    """A caller who connects, hears the greeting and stops the session at once."""
+async def _hang_up_once_greeted(api: httpx.AsyncClient, session_id: str, *, stop: bool) -> None:
+    """A caller who connects, hears the greeting and hangs up at once: by stopping the session (`stop`),
+    or by closing its peer connection, as a WebRTC caller who leaves does."""
     async with WebRTCClient(f"{api.base_url}/sessions/{session_id}/api/offer", connect_timeout=WAIT) as client:
         deadline = time.monotonic() + WAIT
         while client.result().connect_to_first_audio is None:
             assert time.monotonic() < deadline, "the canary's greeting never came"
             await asyncio.sleep(0.1)
-        stopped = await api.delete(f"/sessions/{session_id}")
-        assert stopped.status_code in (202, 204), stopped.text
+        if stop:
+            stopped = await api.delete(f"/sessions/{session_id}")
+            assert stopped.status_code in (202, 204), stopped.text
     await session_over(api, session_id)
 
 
-async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_healthy_canary_healthy(
-        tmp_path: Path) -> None:
+async def _hung_up_on_every_canary_session(tmp_path: Path, *, stop: bool) -> tuple[dict[str, Any], list[Events]]:
+    """Two releases of the same good bot, 50/50: a key hangs up on each canary session once greeted.
+    The canary's entry in `GET /releases` once judged, and its sessions' timelines."""
     env = {**rollback_env(BOTS / "greeter.py", BOTS / "greeter.py"),
            "RELEASE_HEALTH_MIN_CANARY": str(SAMPLE), "RELEASE_HEALTH_MIN_STABLE": str(SAMPLE),
            # A stable session nobody joins ends after this, no fault of its bot, and not "within 5 s".
@@ -82,16 +86,32 @@ async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_he
                 session_id, release = await drawn_start(api, n := n + 1)
                 drawn[release].append(session_id)
                 if release == "next":  # one at a time: two cores shared with other work
-                    await _hang_up_once_greeted(api, session_id)
+                    await _hang_up_once_greeted(api, session_id, stop=stop)
             await asyncio.gather(*(session_over(api, s) for s in drawn["stable"]))
-            canary = await _judged(api)
-            timelines = [await _timeline(api, s) for s in drawn["next"]]
+            return await _judged(api), [await _timeline(api, s) for s in drawn["next"]]
+
+
+async def test_a_key_hanging_up_on_every_canary_session_once_greeted_leaves_a_healthy_canary_healthy(
+        tmp_path: Path) -> None:
+    canary, timelines = await _hung_up_on_every_canary_session(tmp_path, stop=True)
     # What each canary session was: a bot ready and greeting, its caller's stop, the bot's end on it,
     # all within seconds of joining (judged "ended early", a failure of the release, were it the bot's doing).
     for events in timelines:
         joined, stop, ended = _at(events, "joined"), _at(events, "stop_requested"), _at(events, "ended")
         assert joined is not None and stop is not None and ended is not None, events
         assert joined <= stop <= ended and ended - joined < GAVE_UP_FLOOR, events
+    assert canary["weight"] == 50 and canary["health"] == {"state": "healthy", "reason": None}, canary["health"]
+
+
+async def test_a_key_hanging_up_over_the_transport_on_every_canary_session_leaves_a_healthy_canary_healthy(
+        tmp_path: Path) -> None:
+    canary, timelines = await _hung_up_on_every_canary_session(tmp_path, stop=False)
+    # Each canary session: greeted, then over within seconds of joining on the peer's leaving, no stop.
+    for events in timelines:
+        joined, ended = _at(events, "joined"), _at(events, "ended")
+        assert joined is not None and ended is not None and _at(events, "stop_requested") is None, events
+        reasons = [e.get("reason") for e in events if e.get("event") == "ended"]
+        assert reasons == ["peer_disconnected"] and ended - joined < GAVE_UP_FLOOR, events
     assert canary["weight"] == 50 and canary["health"] == {"state": "healthy", "reason": None}, canary["health"]
 
 

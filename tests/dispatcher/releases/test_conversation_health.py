@@ -14,7 +14,7 @@ from botchannel.conversation import MAX_LATENCIES, conversation_figures
 from dispatcher.releases.conversation import Talk, talk_of
 from dispatcher.releases.health import HealthRule, ReleaseHealth, SessionOutcome
 from dispatcher.releases.health_settings import health_rule
-from dispatcher.releases.health_window import Sample, Window
+from dispatcher.releases.health_window import Entry, Sample, Window
 
 SLOWER_WITHIN = 40  # a canary 1 s slower per turn: rolled back within these many of its sessions
 
@@ -107,9 +107,9 @@ def test_sessions_without_figures_are_not_counted_for_the_conversation() -> None
 def test_the_window_forgets_a_sessions_conversation_with_the_session() -> None:
     window = Window(size=2, max_age=100.0, history_cap=10)
     slow = Talk(2.0, True, 0.5, True)
-    window.add((1.0, None, 1.0, 0.5, slow, None))
-    window.add((2.0, None, 1.0, 0.5, None, None))
-    window.add((3.0, None, 1.0, 0.5, Talk(0.8, False, 0.0, False), None))
+    window.add(Entry(1.0, None, 1.0, 0.5, slow, None))
+    window.add(Entry(2.0, None, 1.0, 0.5, None, None))
+    window.add(Entry(3.0, None, 1.0, 0.5, Talk(0.8, False, 0.0, False), None))
     recent = window.recent
     assert (recent.talked, recent.unanswered, recent.left_early) == (1, 0, 0)
     assert recent.turn_latency == [0.8] and recent.cut_off == [0.0]

@@ -32,11 +32,50 @@ def test_a_start_that_failed_before_a_machine_is_a_failed_start() -> None:
     assert outcome is not None and outcome.failure == "failed to start"
 
 
-def test_a_session_over_within_seconds_of_joining_failed_its_caller_and_first_audio_counts_from_joining() -> None:
+def test_a_session_its_bot_ended_within_seconds_of_joining_failed_its_caller_and_first_audio_counts_from_joining(
+) -> None:
     outcome = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 100.3, {}), ("joined", 102.0, {}),
-                                  ("first_audio", 102.8, {}), ("ended", 104.0, {"reason": "peer_disconnected"})))
+                                  ("first_audio", 102.8, {}), ("ended", 104.0, {"reason": "pipeline_finished"})))
     assert outcome is not None and outcome.failure == "ended early"
     assert round(outcome.first_audio_seconds or 0, 3) == 0.8
+
+
+def _hung_up(reason: str, conversation: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A caller who joined a ready bot, heard its first audio, and the session ended two seconds in."""
+    ended: dict[str, Any] = {"reason": reason, **({"conversation": conversation} if conversation else {})}
+    return timeline(REQUESTED, ("launched", 100.1, {}), ("ready", 101.0, {}), ("joined", 101.2, {}),
+                    ("first_audio", 101.5, {}), ("ended", 103.2, ended), ("machine_ended", 103.4, {"state": "ended"}))
+
+
+FIRST_TURN = {"caller_turns": 0, "unanswered": 0, "bot_turns": 1, "cut_off": 0, "latencies": [],
+              "left_in_first_turn": True}
+
+
+def test_a_caller_who_hangs_up_over_the_transport_in_the_first_turn_is_no_early_end_of_its_release() -> None:
+    # WebRTC's peer gone, Daily's participant left (a phone caller's hang-up reaches the bot as the peer
+    # leaving): the caller's choice, whether or not the bot host reported the conversation's figures.
+    for reason in ("peer_disconnected", "participant_left"):
+        for figures in (None, FIRST_TURN):
+            outcome = outcome_of(_hung_up(reason, figures))
+            assert outcome is not None and outcome.failure is None, (reason, figures)
+            assert outcome.ended_within_seconds is None and outcome.first_audio_seconds is not None
+            assert figures is None or (outcome.talk is not None and outcome.talk.left_early)
+
+
+def test_the_bots_own_early_end_still_counts_however_its_caller_left() -> None:
+    for reason, failure in (("error", "bot error"), ("bot_failed", "bot error"), ("pipeline_finished", "ended early")):
+        outcome = outcome_of(_hung_up(reason, FIRST_TURN))
+        assert outcome is not None and outcome.failure == failure, reason
+    exited = [e for e in _hung_up("peer_disconnected") if e["event"] != "ended"]  # the bot's process died
+    exited[-1]["state"] = "failed"
+    outcome = outcome_of(exited)
+    assert outcome is not None and outcome.failure == "bot error"
+
+
+def test_a_hang_up_after_the_first_exchange_was_over_is_still_an_early_end() -> None:
+    exchanged = {**FIRST_TURN, "caller_turns": 1, "bot_turns": 2, "latencies": [0.4], "left_in_first_turn": False}
+    outcome = outcome_of(_hung_up("peer_disconnected", exchanged))
+    assert outcome is not None and outcome.failure == "ended early"
 
 
 def test_a_timeline_without_a_release_is_not_judged() -> None:
@@ -72,7 +111,9 @@ def test_the_bots_own_account_or_the_callers_stop_outweighs_the_machines_end() -
     assert reported is not None and reported.failure is None
     stopped = outcome_of(timeline(REQUESTED, ("launched", 100.1, {}), ("stop_requested", 100.5, {}),
                                   ("machine_ended", 100.7, {"state": "ended", "detail": "stopped"})), gave_up_after=5.0)
-    assert stopped is None  # stopped at once: says nothing of its bot, for it or against it
+    # Stopped at once: nothing of its bot's failures, for it or against it; its bot not ready by then.
+    assert stopped is not None and stopped.failure is None and stopped.ready_censored
+    assert stopped.ready_seconds is not None and round(stopped.ready_seconds, 3) == 0.5
 
 
 def test_a_caller_who_stops_a_ready_bot_at_once_is_no_early_end_of_its_release() -> None:
@@ -84,7 +125,7 @@ def test_a_caller_who_stops_a_ready_bot_at_once_is_no_early_end_of_its_release()
     assert stopped is not None and stopped.failure is None and stopped.ready_seconds is not None
     # The same session ended by its bot before any stop is a failure of the release.
     by_itself = outcome_of(timeline(REQUESTED, ("claimed", 100.1, {}), ("ready", 101.2, {}), ("joined", 101.3, {}),
-                                    ("ended", 101.96, {"reason": "peer_disconnected"}), ("stop_requested", 102.5, {})),
+                                    ("ended", 101.96, {"reason": "pipeline_finished"}), ("stop_requested", 102.5, {})),
                            gave_up_after=5.0)
     assert by_itself is not None and by_itself.failure == "ended early"
 
@@ -93,10 +134,12 @@ def test_a_caller_who_gave_up_on_a_bot_never_ready_after_the_bound_is_a_failed_s
     hung = outcome_of(timeline(REQUESTED, ("launched", 104.2, {}), ("stop_requested", 118.1, {}),
                                ("machine_ended", 118.3, {"state": "ended", "detail": "stopped"})), gave_up_after=9.0)
     assert hung is not None and hung.failure == "failed to start"
-    assert hung.ready_seconds is not None and round(hung.ready_seconds, 3) == 18.1  # at least that long
+    assert hung.ready_seconds is not None and round(hung.ready_seconds, 3) == 18.1 and hung.ready_censored
     sooner = outcome_of(timeline(REQUESTED, ("launched", 104.2, {}), ("stop_requested", 108.1, {}),
                                  ("machine_ended", 108.3, {"state": "ended", "detail": "stopped"})), gave_up_after=9.0)
-    assert sooner is None  # within what the stable release takes: neither good nor bad
+    # Within what the stable release takes: no failure, a time to ready of at least its wait.
+    assert sooner is not None and sooner.failure is None and sooner.ready_censored and not sooner.warm
+    assert sooner.ready_seconds is not None and round(sooner.ready_seconds, 3) == 8.1
 
 
 def test_the_callers_id_is_kept_with_its_outcome() -> None:
