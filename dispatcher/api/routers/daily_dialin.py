@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 import dispatcher.observability.tracing as tracing
 from botchannel.json_input import parse_json
+from botchannel.utf8_text import may_hold_surrogates, utf8_strings
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.region_choice import spilled_from, started_elsewhere
 from dispatcher.api.region_relay import relayed_by
@@ -130,12 +131,15 @@ async def pinless_call_update(request: Request, session_id: str) -> JSONResponse
 
 async def _json(request: Request) -> dict[str, Any]:
     try:
-        payload = parse_json(await request.body())
+        body = await request.body()
+        payload = parse_json(body)
     except ValueError:
         raise ApiError(400, "invalid_json", "the body is not JSON") from None
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "the body is not a JSON object")
-    return payload
+    # A caller's From or SIP header may carry a lone surrogate, which UTF-8 (Daily's API, a bot's
+    # environment) cannot hold: it becomes U+FFFD and the call goes on, as a bot's frame's does.
+    return utf8_strings(payload) if may_hold_surrogates(body) else payload
 
 
 def _no_daily_rooms(cloud: bool) -> str:
