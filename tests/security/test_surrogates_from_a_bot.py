@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from botchannel.contract import Request, parse_frame
+from botchannel.contract import ProtocolError, Request, parse_frame
 from botchannel.usage import UsageError, parse_usage
 from dispatcher.settings import Settings, hash_api_key
 from tests.security.conftest import KEY_A, WAIT, MakeDispatcher
@@ -67,3 +67,14 @@ def test_a_usage_name_a_terminal_would_run_is_refused(name: str) -> None:
         with pytest.raises(UsageError, match="printable characters"):
             parse_usage([{**row, field: name}])
     assert parse_usage([{**row, "model": "sonic 2 é"}])[0]["model"] == "sonic 2 é"  # spaces and letters are names
+
+
+@pytest.mark.parametrize("raw", [b'{"type": "request", "id": 1, "method": "m", "params": {"x": "a\xed\xa0\x80b"}}',
+                                 b'{"type": "request", "id": 1, "method": "m\xff", "params": {}}'])
+def test_a_frame_of_bytes_that_are_not_utf8_is_refused(raw: bytes) -> None:
+    # `json.loads(bytes)` decodes with surrogatepass: ED A0 80 (a surrogate's own bytes) was read
+    # as a lone surrogate with no `\u` escape to warn of it, and kept past the check above.
+    with pytest.raises(ProtocolError, match="UTF-8"):
+        parse_frame(raw)
+    assert isinstance(parse_frame('{"type": "request", "id": 1, "method": "m", "params": {"x": "é"}}'.encode()),
+                      Request)

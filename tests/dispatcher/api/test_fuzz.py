@@ -115,6 +115,8 @@ SURROGATE_STARTS = [
     ("/phone/daily/dialin", {"From": "\ud800", "To": "+14155550199", "callId": "call-s1", "callDomain": "d"}),
     ("/phone/daily/dialin", {"From": "+1", "To": "+2", "callId": "call-s2", "callDomain": "d",
                              "sipHeaders": {"X-Who": "\udc00"}}),
+    # A surrogate's own UTF-8 bytes (ED A0 80), no escape: json.loads(bytes) reads it all the same.
+    ("/phone/daily/dialin", b'{"From": "\xed\xa0\x80", "To": "+2", "callId": "call-s3", "callDomain": "d"}'),
 ]
 
 
@@ -126,9 +128,10 @@ async def test_a_lone_surrogate_in_any_start_body_is_never_a_5xx(fake_daily, tmp
     try:
         async with serving(app):  # the offer reaches its bot over a loopback port
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-                if "callId" in payload:
-                    fake_daily.hold_call(payload["callId"], payload["callDomain"])
-                content = json.dumps(payload).encode()  # ensure_ascii: the surrogate travels as its escape
+                content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()  # as escapes
+                call = json.loads(content)
+                if "callId" in call:
+                    fake_daily.hold_call(call["callId"], call["callDomain"])
                 answer = await http.post(path, content=content, headers={"Content-Type": "application/json"})
                 assert answer.status_code in (200, 201), answer.text  # the call or the offer goes on
                 if "Location" in answer.headers:  # a dial-in's session is the phone's, read with its key
