@@ -53,6 +53,51 @@ async def test_a_bots_lone_surrogates_leave_its_session_readable(
     assert "unhandled error" not in caplog.text and "UnicodeEncodeError" not in caplog.text
 
 
+async def test_a_local_bots_stdout_surrogates_leave_its_session_readable(
+    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The local provider reads a bot's `ended` line from its stdout, not the channel: a surrogate's own
+    # bytes and a `\ud800` escape there were its session's detail, and its session and timeline a 500.
+    monkeypatch.setenv("STANDIN_MODE", "stdout-surrogates")
+    d = await make_dispatcher(Settings(api_key_hashes=frozenset({hash_api_key(KEY_A)}), max_concurrent_sessions=5))
+    started = await d.client.post("/start?wait=started", json={"body": {}}, headers=A)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+
+    async def failed() -> tuple[dict] | None:
+        answer = await d.client.get(f"/sessions/{session_id}", headers=A)
+        assert answer.status_code == 200, answer.text
+        return (answer.json(),) if answer.json()["status"] == "failed" else None
+
+    with caplog.at_level(logging.WARNING):
+        found = await within(failed, timeout=WAIT)
+        assert found is not None, "the bot's exit never reached its session"
+        assert found[0]["detail"] == "exit code 1: raw \ufffd\ufffd\ufffd escaped \ufffd"
+        timeline = await d.client.get(f"/sessions/{session_id}/timeline", headers=A)
+        assert timeline.status_code == 200, timeline.text
+    assert "unhandled error" not in caplog.text and "UnicodeEncodeError" not in caplog.text
+
+
+async def test_an_answer_holding_a_lone_surrogate_is_written_with_u_fffd(make_dispatcher: MakeDispatcher) -> None:
+    # Whatever puts one in a session's record (a provider's message, a store written by an older
+    # replica), the answer is written, each lone surrogate as U+FFFD, rather than a 500.
+    d = await make_dispatcher(Settings(api_key_hashes=frozenset({hash_api_key(KEY_A)}), max_concurrent_sessions=5))
+    started = await d.client.post("/start?wait=started", json={"body": {}}, headers=A)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    d.state.sessions.timeline.note(session_id, "spilled", from_region="eu\ud800", reason="\udfffcold")
+
+
+    async def noted() -> tuple[dict] | None:  # the timeline is written in the background
+        timeline = await d.client.get(f"/sessions/{session_id}/timeline", headers=A)
+        assert timeline.status_code == 200, timeline.text
+        return next(((e,) for e in timeline.json()["events"] if e["event"] == "spilled"), None)
+
+    found = await within(noted, timeout=WAIT)
+    assert found is not None, "the note never reached the timeline"
+    assert (found[0]["from_region"], found[0]["reason"]) == ("eu\ufffd", "\ufffdcold")
+
+
 def test_every_string_of_a_frame_is_made_utf8_safe_and_nothing_else_changes() -> None:
     frame = parse_frame('{"type": "request", "id": 1, "method": "usage.so_far", "params": {"\\udfff": '
                         '["\\ud800", {"sdp": "v=0\\r\\no=- 1 2 IN IP4 0.0.0.0\\r\\n", "pair": "\\ud83d\\ude00"}]}}')
