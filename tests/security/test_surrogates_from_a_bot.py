@@ -14,23 +14,28 @@ import pytest
 from botchannel.contract import ProtocolError, Request, parse_frame
 from botchannel.usage import UsageError, parse_usage
 from dispatcher.settings import Settings, hash_api_key
-from tests.security.conftest import KEY_A, WAIT, MakeDispatcher
+from tests.security.conftest import KEY_A, WAIT, Dispatcher, MakeDispatcher
 from tests.support.waiting import within
 
 ADMIN_KEY = "surrogates-admin-key-0123456789"
 A, ADMIN = {"Authorization": f"Bearer {KEY_A}"}, {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-async def test_a_bots_lone_surrogates_leave_its_session_readable(
-    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("STANDIN_MODE", "surrogates")  # tests/dispatcher/standin_bot.py: error, then end, each with one
+async def started_session(make_dispatcher: MakeDispatcher) -> tuple[Dispatcher, str]:
+    """A dispatcher with key A and an admin key, and a session of key A's, its bot started."""
     d = await make_dispatcher(Settings(api_key_hashes=frozenset({hash_api_key(KEY_A)}),
                                        admin_key_hashes=frozenset({hash_api_key(ADMIN_KEY)}),
                                        max_concurrent_sessions=5))
     started = await d.client.post("/start?wait=started", json={"body": {}}, headers=A)
     assert started.status_code == 201, started.text
-    session_id = started.json()["session_id"]
+    return d, started.json()["session_id"]
+
+
+async def test_a_bots_lone_surrogates_leave_its_session_readable(
+    make_dispatcher: MakeDispatcher, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("STANDIN_MODE", "surrogates")  # tests/dispatcher/standin_bot.py: error, then end, each with one
+    d, session_id = await started_session(make_dispatcher)
 
     async def reported() -> tuple[dict] | None:
         answer = await d.client.get(f"/sessions/{session_id}", headers=A)
@@ -59,10 +64,7 @@ async def test_a_local_bots_stdout_surrogates_leave_its_session_readable(
     # The local provider reads a bot's `ended` line from its stdout, not the channel: a surrogate's own
     # bytes and a `\ud800` escape there were its session's detail, and its session and timeline a 500.
     monkeypatch.setenv("STANDIN_MODE", "stdout-surrogates")
-    d = await make_dispatcher(Settings(api_key_hashes=frozenset({hash_api_key(KEY_A)}), max_concurrent_sessions=5))
-    started = await d.client.post("/start?wait=started", json={"body": {}}, headers=A)
-    assert started.status_code == 201, started.text
-    session_id = started.json()["session_id"]
+    d, session_id = await started_session(make_dispatcher)
 
     async def failed() -> tuple[dict] | None:
         answer = await d.client.get(f"/sessions/{session_id}", headers=A)
@@ -81,10 +83,7 @@ async def test_a_local_bots_stdout_surrogates_leave_its_session_readable(
 async def test_an_answer_holding_a_lone_surrogate_is_written_with_u_fffd(make_dispatcher: MakeDispatcher) -> None:
     # Whatever puts one in a session's record (a provider's message, a store written by an older
     # replica), the answer is written, each lone surrogate as U+FFFD, rather than a 500.
-    d = await make_dispatcher(Settings(api_key_hashes=frozenset({hash_api_key(KEY_A)}), max_concurrent_sessions=5))
-    started = await d.client.post("/start?wait=started", json={"body": {}}, headers=A)
-    assert started.status_code == 201, started.text
-    session_id = started.json()["session_id"]
+    d, session_id = await started_session(make_dispatcher)
     d.state.sessions.timeline.note(session_id, "spilled", from_region="eu\ud800", reason="\udfffcold")
 
 
