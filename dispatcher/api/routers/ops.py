@@ -11,11 +11,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from dispatcher.api.admin_auth import admin_key
 from dispatcher.api.dependencies import app_state, identified
-from dispatcher.errors import ApiError
+from dispatcher.errors import ApiError, Utf8JSONResponse
 from dispatcher.observability.metrics import CONTENT_TYPE
 from dispatcher.phone.bot_credentials import ShowsBotVariables, lacking
 
@@ -23,10 +22,10 @@ router = APIRouter()
 
 
 @router.get("/healthz", summary="Liveness", tags=["ops"])
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(request: Request) -> Utf8JSONResponse:
     state = app_state(request)
     if state.phone.draining:  # a load balancer sends new calls to other replicas
-        return JSONResponse({"status": "draining", "machines": state.machines.name}, status_code=503)
+        return Utf8JSONResponse({"status": "draining", "machines": state.machines.name}, status_code=503)
     # Liveness stays 200 (a broken bot is no reason to restart the dispatcher, and a balancer
     # that took every replica out while the store is down would turn a degraded deployment
     # into a dead one: docs/replicas.md); what is wrong is said.
@@ -47,7 +46,7 @@ async def healthz(request: Request) -> JSONResponse:
         body["store"] = health
         if health["status"] != "ok":
             body["status"] = "degraded"
-    return JSONResponse(body)
+    return Utf8JSONResponse(body)
 
 
 def _is_admin(request: Request) -> bool:

@@ -129,6 +129,19 @@ async def test_healthz_shows_the_peers_load_to_an_admin_key_only_and_costs_a_run
         assert admin["url"] == "https://eu.example.com" and {"capacity", "round_trip_ms", "problem"} <= set(admin)
 
 
+async def test_healthz_writes_a_peers_lone_surrogate_as_u_fffd(make_api: ClientFactory) -> None:
+    """A route that builds its own JSON answer (/healthz: what a peer region last said) writes it as
+    every answer is, a lone surrogate as U+FFFD, never a 500."""
+    context = keyed(make_api)
+    async with context as api:
+        peer = Peer("eu", "https://eu.example.com")
+        peer.problem = "REGIONS differ: \ud800"
+        context.app.state.voicefleet.peers.by_name["eu"] = peer
+        answer = await api.get("/healthz", headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["regions"]["eu"]["problem"] == "REGIONS differ: \ufffd"
+
+
 async def test_the_releases_client_view_checks_a_runtime_key_off_the_event_loop_by_its_address(
         make_api: ClientFactory, monkeypatch) -> None:
     """GET /releases answers a client key too: its scrypt runs in a worker thread (a forged secret
