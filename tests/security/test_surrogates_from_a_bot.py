@@ -8,6 +8,7 @@ A real dispatcher (its channel on a loopback port), a stand-in bot process sendi
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -81,20 +82,16 @@ async def test_a_local_bots_stdout_surrogates_leave_its_session_readable(
 
 
 async def test_an_answer_holding_a_lone_surrogate_is_written_with_u_fffd(make_dispatcher: MakeDispatcher) -> None:
-    # Whatever puts one in a session's record (a provider's message, a store written by an older
-    # replica), the answer is written, each lone surrogate as U+FFFD, rather than a 500.
+    # Whatever puts one in a session's record (here its timeline in the store, as a replica that
+    # wrote it unescaped would leave it), the answer is written, each lone surrogate as U+FFFD.
     d, session_id = await started_session(make_dispatcher)
-    d.state.sessions.timeline.note(session_id, "spilled", from_region="eu\ud800", reason="\udfffcold")
-
-
-    async def noted() -> tuple[dict] | None:  # the timeline is written in the background
-        timeline = await d.client.get(f"/sessions/{session_id}/timeline", headers=A)
-        assert timeline.status_code == 200, timeline.text
-        return next(((e,) for e in timeline.json()["events"] if e["event"] == "spilled"), None)
-
-    found = await within(noted, timeout=WAIT)
-    assert found is not None, "the note never reached the timeline"
-    assert (found[0]["from_region"], found[0]["reason"]) == ("eu\ufffd", "\ufffdcold")
+    written = {"event": "spilled", "at": round(time.time(), 3), "replica": "r-older", "from_region": "eu\ud800",
+               "reason": "\udfffcold"}
+    await d.state.replication.coordination.timelines.append(session_id, written)
+    timeline = await d.client.get(f"/sessions/{session_id}/timeline", headers=A)
+    assert timeline.status_code == 200, timeline.text
+    spilled = next(e for e in timeline.json()["events"] if e["event"] == "spilled")
+    assert (spilled["from_region"], spilled["reason"]) == ("eu\ufffd", "\ufffdcold")
 
 
 def test_every_string_of_a_frame_is_made_utf8_safe_and_nothing_else_changes() -> None:
