@@ -260,6 +260,13 @@ def encode(frame: Frame) -> str:
 def parse_frame(raw: str | bytes) -> Frame:
     if len(raw) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame larger than {MAX_FRAME_BYTES} bytes")
+    if not isinstance(raw, str):
+        # Strictly: json.loads(bytes) decodes with surrogatepass, so a surrogate's own bytes (ED A0 80)
+        # would be a lone surrogate with no `\u` escape for may_hold_surrogates to see.
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("frame is not UTF-8") from None
     try:
         data = parse_json(raw)
     except ValueError:

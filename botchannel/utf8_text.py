@@ -15,9 +15,10 @@ def utf8_text(text: str) -> str:
 
 
 def may_hold_surrogates(raw: str | bytes | bytearray) -> bool:
-    """Whether JSON text may hold a lone surrogate: only as a `\\u` escape (strict UTF-8 bytes, and the
-    text a WebSocket frame is decoded into, hold none), so most frames are not walked at all."""
-    return ("\\u" in raw) if isinstance(raw, str) else (b"\\u" in raw)
+    """Whether JSON text may hold a lone surrogate, so most frames are not walked at all: as a `\\u`
+    escape, or in bytes as its own encoding (ED A0-BF ..), which json.loads(bytes) decodes with
+    surrogatepass (ED also leads U+D000-D7FF, Hangul: those are walked, and kept)."""
+    return ("\\u" in raw) if isinstance(raw, str) else (b"\\u" in raw or b"\xed" in raw)
 
 
 def utf8_strings(value: Any) -> Any:

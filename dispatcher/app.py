@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from dispatcher.api.mount import mount_api
+from dispatcher.errors import Utf8JSONResponse
 from dispatcher.machines.base import Machines
 from dispatcher.media.ice import IceServers
 from dispatcher.media.rooms import Rooms
@@ -32,6 +33,7 @@ def create_app(
         version="0.1.0",
         summary="Starts one fresh machine per Pipecat voice session.",
         lifespan=lambda _app: running(state),
+        default_response_class=Utf8JSONResponse,  # never a 500 for a lone surrogate in an answer
         docs_url=None,  # served by dispatcher/api/routers/docs.py, from here rather than a CDN, and behind the key
         redoc_url=None,
         openapi_url=None,

@@ -31,6 +31,7 @@ from dispatcher.api.settings_key_ids import revoked_ids
 from dispatcher.api.state import AppState
 from dispatcher.api.status_view import StatusView, dashboard_enabled
 from dispatcher.api.stream_slots import StreamSlots
+from dispatcher.api.usage_days import BURST_DAYS, DAYS_PER_MINUTE, USAGE_DAYS, UsageDays
 from dispatcher.artifacts.building import build_artifacts
 from dispatcher.artifacts.names_secret import kept_names_secret
 from dispatcher.channel.access import ChannelAccess
@@ -270,6 +271,7 @@ def build_state(
                                  refresh=refresh_gauges, store_up=store_up),
         channel_access=channel_access,
         start_limit=PerKeyLimit(coordination.start_rate(settings.start_rate_per_key, settings.start_burst_per_key)),
+        usage_days=UsageDays(coordination.weighted_rate(USAGE_DAYS, DAYS_PER_MINUTE / 60, BURST_DAYS)),
         read_limit=PerKeyLimit(LocalRate(settings.read_rate_per_key, settings.read_burst_per_key), calls="session"),
         reaper=Reaper(
             machines,

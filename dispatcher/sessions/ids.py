@@ -89,9 +89,11 @@ def digest_key(owner_key: bytes, deployment_secret: str | None) -> bytes:
 
 
 def body_digest(body: Mapping[str, Any], key: bytes) -> str:
-    """A keyed fingerprint of the client's body (`digest_key`); equal JSON objects give equal digests."""
+    """A keyed fingerprint of the client's body (`digest_key`); equal JSON objects give equal digests.
+    `surrogatepass`: a lone surrogate (JSON allows `"\\ud800"`) in any body that starts a session (an
+    offer's requestData, a dial-in's From) gets a digest too, where it was a 500; others' are unchanged."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key, canonical.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
 
 def is_session_id(value: str) -> bool:

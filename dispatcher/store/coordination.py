@@ -285,6 +285,13 @@ class Rate(Protocol):
         ...
 
 
+class WeightedRate(Protocol):
+    async def take(self, caller: str, cost: int) -> float:
+        """0 if the caller's call, costing `cost` tokens, may go (and takes them); else the seconds
+        until it could (taking none)."""
+        ...
+
+
 class CredentialCounts(Protocol):
     """Credentials a caller holds until they expire (TURN: dispatcher/media/turn_quota.py)."""
 
@@ -539,6 +546,10 @@ class Coordination(Protocol):
 
     def start_rate(self, per_second: float, burst: int) -> Rate:
         """Per-key start rate for the whole deployment."""
+        ...
+
+    def weighted_rate(self, name: str, per_second: float, burst: int) -> WeightedRate:
+        """A per-caller rate whose calls cost several tokens (`GET /usage`'s days), for the whole deployment."""
         ...
 
     def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:

@@ -42,6 +42,7 @@ from dispatcher.store.coordination import (
     SessionValues,
     StartLease,
     Timelines,
+    WeightedRate,
 )
 from dispatcher.store.held_places import HeldPlaceRecords
 from dispatcher.store.key_sessions import LocalKeySessions
@@ -62,6 +63,7 @@ from dispatcher.store.runtime_book import MemoryRuntimeBook
 from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.session_index import MemorySessionIndex
 from dispatcher.store.timelines import MemoryTimelines
+from dispatcher.store.weighted_rates import LocalWeightedRate
 
 LOCAL_REPLICA = "local"
 
@@ -202,6 +204,9 @@ class LocalCoordination:
 
     def start_rate(self, per_second: float, burst: int) -> Rate:
         return LocalRate(per_second, burst)
+
+    def weighted_rate(self, name: str, per_second: float, burst: int) -> WeightedRate:
+        return LocalWeightedRate(per_second, burst)
 
     def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
         if name not in self._create_limits:  # one bucket per limit: the provider's and the reserve's

@@ -47,6 +47,7 @@ from dispatcher.store.coordination import (
     SessionValues,
     StartLease,
     Timelines,
+    WeightedRate,
 )
 from dispatcher.store.credential_counts import SharedCredentialCounts
 from dispatcher.store.first_claims import StoreFirstClaims
@@ -88,6 +89,7 @@ from dispatcher.store.session_index import ForgivingSessionIndex, MemorySessionI
 from dispatcher.store.spent import Remembered, SpentOnce
 from dispatcher.store.starts import StartLeases
 from dispatcher.store.timelines import ForgivingTimelines, MemoryTimelines, StoreTimelines
+from dispatcher.store.weighted_rates import ForgivingWeightedRate, LocalWeightedRate, SharedWeightedRate
 
 log = logging.getLogger("dispatcher.store")
 
@@ -162,6 +164,10 @@ class RedisCoordination:
 
     def start_rate(self, per_second: float, burst: int) -> Rate:
         return ForgivingRate(SharedRate(self.store, per_second, burst), LocalRate(per_second, burst))
+
+    def weighted_rate(self, name: str, per_second: float, burst: int) -> WeightedRate:
+        return ForgivingWeightedRate(SharedWeightedRate(self.store, name, per_second, burst),
+                                     LocalWeightedRate(per_second, burst))
 
     def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
         if name not in self._create_limits:  # one per limit: its fallback count is this replica's

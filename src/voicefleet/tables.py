@@ -20,7 +20,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def printable(value: object) -> str:
     """`value` as one line of text: each control character (ESC, BEL, CR, a C1 code) and every other
-    unprintable one (a bidirectional override, a line separator) written as its Python escape."""
+    unprintable one (a bidirectional override, a line separator) written as its Python escape. The
+    dispatcher's logs escape by this same rule (`shown`, dispatcher/observability/log_text.py)."""
     text = str(value)
     if text.isprintable():  # the common case: nothing to escape
         return text

@@ -22,6 +22,9 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   escapes         the same with terminal escapes (HOSTILE_ESCAPES: a clipboard write, a link, a
                   cleared screen) where the surrogates were, after a `usage.so_far` of a row whose
                   model is a spreadsheet formula (FORMULA_ROW)
+  stdout-surrogates  after readiness, write an `ended` event to stdout (the local provider's line,
+                  not the channel) whose detail holds a surrogate's own bytes (ED A0 80) and a
+                  `\ud800` escape, and exit 1
   controlled      driven by signals, for the machines contract suite: ready on SIGUSR1, exit 3
                   on SIGUSR2 ("failed"), exit 0 on SIGTERM
   record          like serve, recording as the bot's recorder does: before `ready`, a checkpoint of
@@ -291,6 +294,11 @@ def main() -> int:
         channel.report("ended", reason="peer_left", usage=tuple(
             {**row, "processor": row["processor"] + hostile, "model": row["model"] + hostile} for row in HOSTILE_USAGE))
         return 0
+    if mode == "stdout-surrogates":
+        sys.stdout.buffer.write(b'{"event":"ended","reason":"bot_failed","exit_code":1,'
+                                b'"detail":"raw \xed\xa0\x80 escaped \\ud800"}\n')
+        sys.stdout.flush()
+        return 1
     if mode == "forged-times" and channel is not None:
         with channel._lock:
             channel.ws.send(json.dumps({"type": "report", "event": "ended", "session_id": channel.session_id,

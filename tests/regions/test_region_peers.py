@@ -25,11 +25,12 @@ from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 SECRET = "region-secret-0123456789abcdefghij"
+ADMIN_KEY = "region-peers-admin-key-0123456789"  # what a peer last advertised is an admin's read at /healthz
 
 
 def region_env(name: str, urls: dict[str, str], secret: str = SECRET) -> dict[str, str]:
     return {**STANDIN_LOCAL_BOT_ENV, "LOCAL_BOT_COMMAND": shlex.join(STANDIN_BOT), "STANDIN_MODE": "serve",
-            "RESERVE_MAX_IDLE": "0", "DISPATCHER_API_KEYS": API_KEY, "REGION": name,
+            "RESERVE_MAX_IDLE": "0", "DISPATCHER_API_KEYS": API_KEY, "DISPATCHER_ADMIN_KEYS": ADMIN_KEY, "REGION": name,
             "REGIONS": ",".join(f"{n}={u}" for n, u in urls.items()), "REGION_SECRET": secret}
 
 
@@ -47,8 +48,8 @@ def regions(tmp_path: Path, names: tuple[str, ...], extra: dict[str, dict[str, s
 
 
 def health(process: DispatcherProcess) -> dict:
-    """Its /healthz as an API key reads it: each peer's whole view (anyone else sees reachability only)."""
-    return httpx.get(f"{process.base_url}/healthz", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=2).json()
+    """Its /healthz as an admin key reads it: each peer's whole view (anyone else sees reachability only)."""
+    return httpx.get(f"{process.base_url}/healthz", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=2).json()
 
 
 def until(condition: Callable[[], bool], timeout: float) -> float:

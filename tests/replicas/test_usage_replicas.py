@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.replicas.conftest import TIMEOUT, delete, post, start_fleet
+from tests.replicas.conftest import AUTH, TIMEOUT, delete, post, start_fleet
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
@@ -40,3 +40,18 @@ def test_two_replicas_count_each_session_once_in_one_total(tmp_path: Path, store
             listed = httpx.get(f"{replica}/sessions", timeout=TIMEOUT,
                                headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["sessions"]
             assert [item["cost_usd"] for item in listed] == [0.0] * SESSIONS, listed
+
+
+def test_a_client_keys_days_of_usage_are_one_budget_across_replicas(tmp_path: Path, store: RedisServer) -> None:
+    # GET /usage charges a client key by the days it reads (800, then 400 a minute). Counted in each
+    # replica's memory, a key alternating between two read twice what docs/http-api.md says.
+    with start_fleet(tmp_path, store, 2, RESERVE_MAX_IDLE="0", DISPATCHER_ADMIN_KEYS=ADMIN_KEY) as fleet:
+        a, b = (r.base_url for r in fleet.replicas)
+        codes = []
+        for base, days in ((a, 400), (b, 399), (a, 398), (b, 397)):  # each new (no answer kept), ~800 days at once
+            answer = httpx.get(f"{base}/usage?since={days}d", timeout=TIMEOUT, headers=AUTH)
+            codes.append(answer.status_code if answer.status_code == 200 else answer.json()["error"]["code"])
+        # The third needs a minute's days given back first, whichever replica it asks.
+        assert codes == [200, 200, "usage_days_exhausted", "usage_days_exhausted"], codes
+        assert store.admin().keys("{voicefleet}:usage-days:*"), "the bucket is the store's"
+        assert usage(b, "?since=400d")["since"]  # an admin's read is not charged

@@ -20,14 +20,15 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 import dispatcher.observability.tracing as tracing
 from botchannel.json_input import parse_json
+from botchannel.utf8_text import may_hold_surrogates, utf8_strings
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.region_choice import spilled_from, started_elsewhere
 from dispatcher.api.region_relay import relayed_by
-from dispatcher.errors import ApiError
+from dispatcher.errors import ApiError, Utf8JSONResponse
 from dispatcher.media.daily import DailyRooms
 from dispatcher.outbound.provider_errors import ProviderError, as_api_error
 from dispatcher.phone.access import handed_out_base
@@ -63,7 +64,7 @@ async def _dialin(request: Request) -> Response:
     payload = await _json(request)
     call_id, call_domain = payload.get("callId"), payload.get("callDomain")
     if call_id is None and call_domain is None:  # Daily's verification ping when the number is configured
-        return JSONResponse({"status": "ok"})
+        return Utf8JSONResponse({"status": "ok"})
     fields = {"callId": call_id, "callDomain": call_domain, "From": payload.get("From"), "To": payload.get("To")}
     for name, value in fields.items():
         required = name in ("callId", "callDomain")
@@ -100,11 +101,11 @@ async def _dialin(request: Request) -> Response:
     answer = {"sessionId": session.machine.session_id, "status": session.machine.state.value}
     if session.room_url:
         answer["dailyRoom"] = session.room_url
-    return JSONResponse(answer, status_code=201 if session.created else 200)
+    return Utf8JSONResponse(answer, status_code=201 if session.created else 200)
 
 
 @router.post("/phone/daily/{session_id}/dialin/pinlessCallUpdate", include_in_schema=False)
-async def pinless_call_update(request: Request, session_id: str) -> JSONResponse:
+async def pinless_call_update(request: Request, session_id: str) -> Utf8JSONResponse:
     """The bot's `pinlessCallUpdate` (Pipecat's DailyTransport on `dialin-ready`), forwarded."""
     state = app_state(request)
     payload = await _json(request)
@@ -125,17 +126,20 @@ async def pinless_call_update(request: Request, session_id: str) -> JSONResponse
             error = as_api_error(exc)
             tracing.failed(span, error.code)
             raise error from exc
-    return JSONResponse({"status": "success"})
+    return Utf8JSONResponse({"status": "success"})
 
 
 async def _json(request: Request) -> dict[str, Any]:
     try:
-        payload = parse_json(await request.body())
+        body = await request.body()
+        payload = parse_json(body)
     except ValueError:
         raise ApiError(400, "invalid_json", "the body is not JSON") from None
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "the body is not a JSON object")
-    return payload
+    # A caller's From or SIP header may carry a lone surrogate, which UTF-8 (Daily's API, a bot's
+    # environment) cannot hold: it becomes U+FFFD and the call goes on, as a bot's frame's does.
+    return utf8_strings(payload) if may_hold_surrogates(body) else payload
 
 
 def _no_daily_rooms(cloud: bool) -> str:

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from dispatcher.api.dependencies import caller
+from dispatcher.errors import Utf8JSONResponse
 
 ASSETS_DIR = Path(__file__).parents[1] / "docs_assets"
 ASSETS_PATH = "/docs-assets"
@@ -35,8 +36,8 @@ def mount(app: FastAPI) -> None:
     CDN as well, and FastAPI's own document route takes no key."""
 
     @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(caller)])
-    async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
+    async def openapi() -> Utf8JSONResponse:
+        return Utf8JSONResponse(app.openapi())
 
     @app.get("/docs", include_in_schema=False, dependencies=[Depends(caller)])
     async def docs() -> HTMLResponse:

@@ -11,26 +11,25 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 
 import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state, caller, identified, owned_id
 from dispatcher.api.schemas import ERRORS, CandidatesPatch, Offer
 from dispatcher.api.state import AppState
 from dispatcher.channel.signalling import Kind, signal_bot
-from dispatcher.errors import ApiError
+from dispatcher.errors import ApiError, Utf8JSONResponse
 
 router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
 
 
 @router.post("/sessions/{session_id}/api/offer", summary="SmallWebRTC offer, sent to the session's bot (local)")
-async def post_offer(request: Request, session_id: str, offer: Offer) -> JSONResponse:
-    return JSONResponse(await signal(request, session_id, "offer", offer_payload(app_state(request), offer)))
+async def post_offer(request: Request, session_id: str, offer: Offer) -> Utf8JSONResponse:
+    return Utf8JSONResponse(await signal(request, session_id, "offer", offer_payload(app_state(request), offer)))
 
 
 @router.patch("/sessions/{session_id}/api/offer", summary="Trickle ICE candidates for the session's bot (local)")
-async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch) -> JSONResponse:
-    return JSONResponse(await signal(request, session_id, "ice", patch.model_dump()))
+async def patch_offer(request: Request, session_id: str, patch: CandidatesPatch) -> Utf8JSONResponse:
+    return Utf8JSONResponse(await signal(request, session_id, "ice", patch.model_dump()))
 
 
 def offer_payload(state: AppState, offer: Offer) -> dict[str, Any]:

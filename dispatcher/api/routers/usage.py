@@ -64,7 +64,7 @@ async def usage(request: Request) -> dict[str, Any]:
         try:
             with state.usage_slots.taken(who.id if who is not None else f"admin:{admin}", admin=who is None):
                 if who is not None:  # a client key's days a minute (dispatcher/api/usage_days.py)
-                    state.usage_days.charge(who.id, (last - first).days + 1)
+                    await state.usage_days.charge(who.id, (last - first).days + 1)
                 grouped = await state.usage.rollups.grouped(first, last, by, key)
         except StoreUnavailable:
             raise ApiError(503, "usage_unavailable", "the usage could not be read (the store did not answer): try "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from botchannel.contract import CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE, IMAGE_VARIABLE, MACHINE_ID_VARIABLE
+from botchannel.json_input import parse_json
+from botchannel.utf8_text import may_hold_surrogates, utf8_strings
 from dispatcher.channel.access import ChannelAccess
 from dispatcher.channel.identity import MachineIdentity
 from dispatcher.machines.base import (
@@ -430,10 +431,15 @@ def _bot_environment(spec: LaunchSpec, channel: ChannelAccess | None, named: tup
 
 
 def _parse_event(raw: bytes) -> dict[str, object]:
+    """A line of the bot's stdout as its event, its text as UTF-8 can hold it (its `detail` reaches the
+    session's answer): bytes not UTF-8 (a surrogate's own, ED A0 80) and `\\ud800` escapes become U+FFFD."""
+    text = raw.decode("utf-8", "replace")
     try:
-        event = json.loads(raw)
+        event = parse_json(text)
     except ValueError:
         return {}
+    if may_hold_surrogates(text):
+        event = utf8_strings(event)
     return event if isinstance(event, dict) else {}
 
 

@@ -22,6 +22,7 @@ from voicefleet.evals.rubric_count import rubrics
 from voicefleet.evals.scenario import Scenario, ScenarioError, load_suite, schema
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.settings import ADMIN_KEY_VARIABLE, API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
+from voicefleet.tables import printable
 
 MAX_CALLS = 1000
 
@@ -97,8 +98,9 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
         ctx.exit(INTERRUPTED)
     failed = [r for r in results if not r.passed]
     if failed:
-        click.echo(f"voicefleet: {len(failed)} of {len(results)} calls failed; the first: {failed[0].scenario}: "
-                   f"{failed[0].first_failure()} (session {failed[0].session_id})", err=True)
+        click.echo(printable(f"voicefleet: {len(failed)} of {len(results)} calls failed; the first: "
+                             f"{failed[0].scenario}: {failed[0].first_failure()} (session {failed[0].session_id})"),
+                   err=True)
         ctx.exit(REFUSED)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from voicefleet.evals.outcome import CallResult
+from voicefleet.tables import printable
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -72,7 +73,9 @@ def table(results: Sequence[CallResult]) -> str:
     for entry in summary(results)["scenarios"]:
         p50, p95 = entry["turn_latency_ms"]["p50"], entry["turn_latency_ms"]["p95"]
         failure = entry["failures"][0]["failure"] if entry["failures"] else ""
-        rows.append((entry["scenario"], f"{entry['passed']}/{entry['runs']}", _ms(p50), _ms(p95), failure))
+        # A failure quotes what a bot said and an LLM judge's reason: shown, never run by the terminal.
+        rows.append((printable(entry["scenario"]), f"{entry['passed']}/{entry['runs']}", _ms(p50), _ms(p95),
+                     printable(failure)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
              for row in rows]

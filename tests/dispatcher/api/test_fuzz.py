@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings
-from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
+from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV, STANDIN_LOCAL_BOT_ENV
+from tests.support.dispatcher_server import serving
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
@@ -33,7 +34,10 @@ bodies = st.one_of(
     ),
     st.binary(max_size=200),
     # Valid JSON UTF-8 cannot encode (a lone surrogate), which hypothesis' text never generates.
-    st.sampled_from([b'{"body": {"x": "\\ud800"}}', b'{"requestData": {"\\ud800": "\\ud800"}}']),
+    st.sampled_from([b'{"body": {"x": "\\ud800"}}', b'{"requestData": {"\\ud800": "\\ud800"}}',
+                     b'{"sdp": "v=0", "type": "offer", "requestData": {"x": "\\ud800"}}',
+                     b'{"From": "\\ud800", "To": "+1", "callId": "c", "callDomain": "d",'
+                     b' "sipHeaders": {"X": "\\udc00"}}']),
 )
 header_text = st.text(alphabet=string.printable.strip() + " ", max_size=80)
 session_ids = st.one_of(
@@ -62,6 +66,7 @@ routes = st.sampled_from([
     ("POST", "/start?wait=started"), ("POST", "/start?wait=x"),  # query parameters
     ("GET", "/usage?until=0001-01-01"), ("GET", "/usage?until=0001-01-09&since=9d"),  # before year 1
     ("GET", "/"), ("GET", "/openapi.json"), ("PUT", "/start"), ("GET", "/nope"),  # off the document
+    ("POST", "/api/offer"), ("POST", "/phone/daily/dialin"),  # where a body reaches a start without /start
 ])  # fmt: skip
 
 
@@ -100,3 +105,37 @@ def test_the_fuzzer_covers_the_whole_openapi_document():
     assert {("POST", "/start"), ("GET", "/sessions/{session_id}"), ("DELETE", "/sessions/{session_id}"),
             ("POST", "/sessions/{session_id}/api/offer"), ("PATCH", "/sessions/{session_id}/api/offer"),
             ("GET", "/healthz"), ("GET", "/metrics")} <= set(DOCUMENTED)  # fmt: skip
+
+
+# Each JSON body that starts a session without `/start` (the runner's offer; Daily's dial-in webhook, its
+# From and SIP headers chosen by whoever calls), a lone surrogate in it, with Daily's rooms behind it.
+SURROGATE_STARTS = [
+    ("/api/offer", {"sdp": "v=0", "type": "offer", "requestData": {"x": "\ud800"}}),
+    ("/api/offer", {"sdp": "v=0", "type": "offer", "requestData": {"\udfff": ["a\ud800b"]}}),
+    ("/phone/daily/dialin", {"From": "\ud800", "To": "+14155550199", "callId": "call-s1", "callDomain": "d"}),
+    ("/phone/daily/dialin", {"From": "+1", "To": "+2", "callId": "call-s2", "callDomain": "d",
+                             "sipHeaders": {"X-Who": "\udc00"}}),
+    # A surrogate's own UTF-8 bytes (ED A0 80), no escape: json.loads(bytes) reads it all the same.
+    ("/phone/daily/dialin", b'{"From": "\xed\xa0\x80", "To": "+2", "callId": "call-s3", "callDomain": "d"}'),
+]
+
+
+@pytest.mark.parametrize(("path", "payload"), SURROGATE_STARTS)
+async def test_a_lone_surrogate_in_any_start_body_is_never_a_5xx(fake_daily, tmp_path, path, payload):
+    env = {**fake_daily.env, "TRANSPORTS": "webrtc,daily", "LOCAL_BOT_COMMAND": " ".join(STANDIN_BOT),
+           **STANDIN_LOCAL_BOT_ENV}
+    app = create_app(Settings.from_env(env), env=env)
+    try:
+        async with serving(app):  # the offer reaches its bot over a loopback port
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+                content = payload if isinstance(payload, bytes) else json.dumps(payload).encode()  # as escapes
+                call = json.loads(content)
+                if "callId" in call:
+                    fake_daily.hold_call(call["callId"], call["callDomain"])
+                answer = await http.post(path, content=content, headers={"Content-Type": "application/json"})
+                assert answer.status_code in (200, 201), answer.text  # the call or the offer goes on
+                if "Location" in answer.headers:  # a dial-in's session is the phone's, read with its key
+                    for read in (answer.headers["Location"], answer.headers["Location"] + "/timeline"):
+                        assert (await http.get(read)).status_code == 200
+    finally:
+        await app.state.voicefleet.aclose()

@@ -108,17 +108,38 @@ def scrypt_threads(monkeypatch) -> list[threading.Thread]:  # type: ignore[no-un
     return threads
 
 
-async def test_healthz_checks_a_runtime_key_off_the_event_loop(make_api: ClientFactory, monkeypatch) -> None:
-    """/healthz answers anyone (a balancer): a runtime secret sent there pays its scrypt in a worker
-    thread, never on the loop every other request waits for."""
+async def test_healthz_shows_the_peers_load_to_an_admin_key_only_and_costs_a_runtime_key_no_scrypt(
+        make_api: ClientFactory, monkeypatch) -> None:
+    """/healthz answers anyone (a balancer): each peer's reachability. What a peer last advertised
+    (its room, idle bots, demand, cold start, URL) is the deployment's load, an admin's read as at
+    /metrics and /status: a client key, settings' or runtime, sees reachability only, and a runtime
+    secret sent there pays no scrypt at all (it is never checked)."""
     context = keyed(make_api)
     async with context as api:
         secret = (await api.post("/keys", json={"name": "acme"}, headers=ADMIN)).json()["secret"]
         state = context.app.state.voicefleet
         state.peers.by_name["eu"] = Peer("eu", "https://eu.example.com")
         threads = scrypt_threads(monkeypatch)
-        assert (await api.get("/healthz", headers=bearer(secret))).status_code == 200
-        assert threads and threading.current_thread() not in threads
+        for client in (bearer(secret), bearer(API_KEY), {}, bearer("no-such-key-0123456789")):
+            answer = await api.get("/healthz", headers=client)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["regions"] == {"eu": {"reachable": False}}, client
+        assert not threads
+        admin = (await api.get("/healthz", headers=ADMIN)).json()["regions"]["eu"]
+        assert admin["url"] == "https://eu.example.com" and {"capacity", "round_trip_ms", "problem"} <= set(admin)
+
+
+async def test_healthz_writes_a_peers_lone_surrogate_as_u_fffd(make_api: ClientFactory) -> None:
+    """A route that builds its own JSON answer (/healthz: what a peer region last said) writes it as
+    every answer is, a lone surrogate as U+FFFD, never a 500."""
+    context = keyed(make_api)
+    async with context as api:
+        peer = Peer("eu", "https://eu.example.com")
+        peer.problem = "REGIONS differ: \ud800"
+        context.app.state.voicefleet.peers.by_name["eu"] = peer
+        answer = await api.get("/healthz", headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["regions"]["eu"]["problem"] == "REGIONS differ: \ufffd"
 
 
 async def test_the_releases_client_view_checks_a_runtime_key_off_the_event_loop_by_its_address(

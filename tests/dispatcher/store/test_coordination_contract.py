@@ -121,6 +121,15 @@ async def test_the_start_rate_lets_the_burst_through_then_says_how_long_to_wait(
     assert await rate.take("another caller") == 0  # each key its own bucket
 
 
+async def test_a_weighted_rate_takes_each_calls_cost_and_refuses_what_would_pass_its_burst(coordination) -> None:
+    days = coordination.weighted_rate("usage-days", per_second=10, burst=800)  # 0.1 s a token after the burst
+    assert [await days.take("key", 400), await days.take("key", 399)] == [0, 0]
+    waited = await days.take("key", 398)  # nothing taken: 397 of 800 tokens must come back first
+    assert 38.0 <= waited <= 39.8, waited
+    assert await days.take("key", 1) == 0  # a smaller call still fits (that refusal took nothing)
+    assert await days.take("another key", 800) == 0  # each caller its own bucket
+
+
 async def test_the_create_limit_keeps_one_token_for_a_cold_start_and_cold_starts_go_first(coordination) -> None:
     creates = coordination.create_limit("fly", per_second=0.01, burst=3)  # the next token 100 s later
     assert coordination.create_limit("fly", per_second=0.01, burst=3) is creates  # the provider's and the reserve's
