@@ -21,7 +21,6 @@ from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from dispatcher.api.admin_auth import admin_of
 from dispatcher.api.dependencies import app_state, client_address
@@ -30,7 +29,7 @@ from dispatcher.api.pipecat import plan_start
 from dispatcher.api.routers.sessions import launched
 from dispatcher.api.schemas import StartOut
 from dispatcher.api.state import AppState
-from dispatcher.errors import ApiError
+from dispatcher.errors import ApiError, Utf8JSONResponse
 from dispatcher.machines.base import ChecksImages
 from dispatcher.releases.eval_gate import not_found, plain_smoke_refusal, with_eval
 from dispatcher.releases.names import DEFAULT_RELEASE
@@ -185,7 +184,7 @@ async def smoke(request: Request, response: Response, by: Admin, name: str,
     by `voicefleet releases smoke NAME --suite PATH`, recorded as its smoke (answered as `GET /releases`)."""
     state = app_state(request)
     if payload is not None:
-        return JSONResponse(await _eval_verdict(state, name, payload, by))
+        return Utf8JSONResponse(await _eval_verdict(state, name, payload, by))
     watch = state.smoke
     if watch is None:
         raise ApiError(503, "smoke_unavailable", "this dispatcher runs no smoke sessions")
