@@ -41,6 +41,7 @@ from dispatcher.releases.names import DEFAULT_RELEASE
 from dispatcher.sessions.admission import CAPACITY_RETRY_AFTER_SECONDS
 from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.key_share import KeyShare
+from dispatcher.sessions.timeline import CALLER_HUNG_UP
 from dispatcher.store.coordination import CallHandle, CallMedia, KeySessions, Rate
 
 log = logging.getLogger("dispatcher.phone")
@@ -228,6 +229,12 @@ class PhoneCalls:
             if exc.status != 503:
                 raise
             return False
+
+    def caller_hung_up(self, call: PhoneCall, carrier: str, at: float, how: str) -> None:
+        """The session's timeline says its caller hung up (`caller_hung_up`, when the relay saw it):
+        the bot reports that end as its own pipeline finishing (dispatcher/phone/hang_up.py)."""
+        if call.session_id is not None and self._timeline is not None:
+            self._timeline.note(call.session_id, CALLER_HUNG_UP, at=at, how=how, carrier=carrier)
 
     async def end(self, call: PhoneCall, reason: str) -> None:
         """The call is over: release the bot's media route; stop the machine once its bot has

@@ -39,6 +39,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 import dispatcher.observability.tracing as tracing
 from botchannel.json_input import parse_json
+from dispatcher.phone.hang_up import CLOSED, STOP, is_stop
 from dispatcher.phone.silence import CARRIER_SILENT, SilenceBound
 from dispatcher.store.media_bus import LINE_LOST
 
@@ -83,6 +84,9 @@ class CallStats:
     # "carrier" / "bot" / "start_failed" / CARRIER_OVER_RATE / BOT_OVER_RATE / BOT_UNREACHABLE / CARRIER_UNREACHABLE
     ended_by: str | None = None
     over_rate_at: float | None = None  # epoch seconds: this replica closed a side for its frame rate
+    # Epoch seconds and how (dispatcher/phone/hang_up.py): the caller hung up before the bot's side ended.
+    caller_hung_up_at: float | None = None
+    caller_hung_up_how: str | None = None
 
 
 # A side may send this many seconds' worth at once: a carrier's or a client's frames held up by a
@@ -215,13 +219,23 @@ async def relay_call(
     handshake_seconds: float | None = None,
     max_frames_per_second: int = MAX_FRAMES_PER_SECOND,
     silence_seconds: float | None = None,
+    caller_hung_up: Callable[[float, str], None] | None = None,
 ) -> CallStats:
     """Runs the call to its end. `attach_bot` starts (or claims) the bot and returns its media
     socket; `end_session(reason)` stops the machine. The carrier socket is accepted already.
     `silence_seconds`: past the handshake, a carrier that sends nothing for this long is ended
-    (dispatcher/phone/silence.py)."""
+    (dispatcher/phone/silence.py). `caller_hung_up(at, how)`: told at once when the caller hangs
+    up on a bot attached (the carrier's stop, or its socket closed, before the bot's side ended)."""
     stats = stats or CallStats()
     heard = SilenceBound(carrier, silence_seconds)
+    attached = False
+
+    def heard_hang_up(how: str) -> None:
+        if heard.fell_silent or stats.caller_hung_up_at is not None:  # a line closed for silence hung up nothing
+            return
+        stats.caller_hung_up_at, stats.caller_hung_up_how = time.time(), how
+        if attached:
+            _tell_hang_up(stats, caller_hung_up)
     buffer = CarrierBuffer()
     rates = FrameRates(max_frames_per_second)
     carrier_gone: list[str] = []  # how the carrier's side ended while the bot was starting
@@ -253,8 +267,11 @@ async def relay_call(
         while True:
             message = await heard.receive()
             if message["type"] == "websocket.disconnect":
+                heard_hang_up(CLOSED)
                 carrier_gone.append(CARRIER_SILENT if heard.fell_silent else "carrier")
                 return
+            if is_stop(message):
+                heard_hang_up(STOP)
             if not rates.carrier.take(frame_size(message)):
                 stats.over_rate_at = time.time()
                 carrier_gone.append(CARRIER_OVER_RATE)
@@ -299,6 +316,8 @@ async def relay_call(
             return stats
     stats.bot_attached = time.monotonic()
     stats.dropped = buffer.dropped
+    attached = True
+    _tell_hang_up(stats, caller_hung_up)  # the caller hung up as the bot attached: a session with a bot
     with tracing.step("phone.relay") as span:
         try:
             for message in buffer.drain():
@@ -307,7 +326,7 @@ async def relay_call(
             if carrier_gone:
                 stats.ended_by = carrier_gone[0]
             else:
-                stats.ended_by = await pump_both(heard, bot, stats, rates.not_here(carrier, bot))
+                stats.ended_by = await pump_both(heard, bot, stats, rates.not_here(carrier, bot), heard_hang_up)
                 if heard.fell_silent:
                     stats.ended_by = CARRIER_SILENT
         except Exception as exc:  # a socket failed mid-call: the call is over either way
@@ -332,6 +351,11 @@ async def relay_call(
     return stats
 
 
+def _tell_hang_up(stats: CallStats, caller_hung_up: Callable[[float, str], None] | None) -> None:
+    if caller_hung_up is not None and stats.caller_hung_up_at is not None and stats.caller_hung_up_how is not None:
+        caller_hung_up(stats.caller_hung_up_at, stats.caller_hung_up_how)
+
+
 def _end_reason(ended_by: str | None) -> str:
     if ended_by in ("carrier", "bot"):
         return f"{ended_by}_hung_up"
@@ -347,9 +371,13 @@ async def _close_over_rate(socket: MediaSocket, rates: FrameRates, stats: CallSt
     await close_socket(socket, CLOSE_OVER_RATE, reason)
 
 
-async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, rates: FrameRates | None = None) -> str:
+async def pump_both(
+    carrier: MediaSocket, bot: MediaSocket, stats: CallStats, rates: FrameRates | None = None,
+    hung_up: Callable[[str], None] | None = None,
+) -> str:
     """Frames both ways until one side ends: "carrier" or "bot" (whichever did), CARRIER_OVER_RATE or
-    BOT_OVER_RATE (a side past its frame rate; closing it is the caller's), or "error"."""
+    BOT_OVER_RATE (a side past its frame rate; closing it is the caller's), or "error". `hung_up(how)`:
+    the carrier's stop or close, as it is read (before the bot's side has ended: else this is cancelled)."""
     rates = rates or FrameRates()
 
     def over(ended_by: str) -> str:
@@ -360,9 +388,15 @@ async def pump_both(carrier: MediaSocket, bot: MediaSocket, stats: CallStats, ra
         while True:
             message = await carrier.receive()
             if message["type"] == "websocket.disconnect":
-                return CARRIER_UNREACHABLE if hop_reason(carrier, message) in LINE_LOST else "carrier"
+                if hop_reason(carrier, message) in LINE_LOST:
+                    return CARRIER_UNREACHABLE
+                if hung_up is not None:
+                    hung_up(CLOSED)
+                return "carrier"
             if not rates.carrier.take(frame_size(message)):
                 return over(CARRIER_OVER_RATE)
+            if hung_up is not None and is_stop(message):
+                hung_up(STOP)
             await bot.send(_outgoing(message))
             stats.carrier_frames += 1
 

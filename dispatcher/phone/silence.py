@@ -65,11 +65,16 @@ def is_audio(message: Message) -> bool:
     """A binary frame, or a carrier's `media` event (Twilio, Telnyx, Plivo and Exotel all say so)."""
     if message.get("bytes") is not None:
         return True
+    return is_carrier_event(message, "media")
+
+
+def is_carrier_event(message: Message, event: str) -> bool:
+    """A carrier's JSON frame of this `event` (`media`, `stop`)."""
     text = message.get("text")
-    if not text or '"media"' not in text:  # most frames are audio: parsed only when it may be
+    if not text or f'"{event}"' not in text:  # most frames are audio: parsed only when it may be
         return False
     try:
         frame = parse_json(text)
     except ValueError:
         return False
-    return isinstance(frame, dict) and frame.get("event") == "media"
+    return isinstance(frame, dict) and frame.get("event") == event

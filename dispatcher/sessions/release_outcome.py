@@ -4,11 +4,12 @@ at once), how long they waited, and how the conversation went, in the figures th
 with its end (docs/releases.md, "What is compared").
 
 What the caller did is not the bot's doing: an end that followed the caller's own stop, or the
-caller hanging up over the transport before any exchange with the bot was over, is no early end
-(the bot's own early ends still count), and a stop before the bot was ready speaks only once the
-caller had waited longer than the stable release takes (`gave_up_after`): then it is a failed
-start; a quicker stop says nothing of the release's failures. Either way its wait is a time to
-ready of at least that long (censored: the bot was not ready by then)."""
+caller hanging up over the transport before any exchange with the bot was over (a phone caller's:
+the relay's `caller_hung_up`, at or before the bot's end), is no early end (the bot's own early ends
+still count), and a stop before the bot was ready speaks only once the caller had waited longer than
+the stable release takes (`gave_up_after`): then it is a failed start; a quicker stop says nothing
+of the release's failures. Either way its wait is a time to ready of at least that long (censored:
+the bot was not ready by then)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 from dispatcher.releases.conversation import Talk, talk_of
 from dispatcher.releases.health import SessionOutcome
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
+from dispatcher.sessions.timeline import CALLER_HUNG_UP
 
 
 def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf) -> SessionOutcome | None:
@@ -54,7 +56,7 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     if ended is not None and stopped is not None and stopped <= ended:
         ended = None  # the caller's own stop ended it: how soon is the caller's choice, not the bot's failure
     talk = _talk(events) if joined is not None else None
-    if ended is not None and _hung_up_in_first_turn(events, talk):
+    if ended is not None and _hung_up_in_first_turn(events, talk, ended):
         ended = None  # the caller left before the bot could answer them: their choice, `left_early` says it
     return SessionOutcome(
         release=requested["release"],
@@ -91,10 +93,13 @@ BOT_FAULTS = ("error", "bot_failed", "config_error")
 CALLER_HANG_UPS = ("peer_disconnected", "participant_left")
 
 
-def _hung_up_in_first_turn(events: list[dict[str, Any]], talk: Talk | None) -> bool:
+def _hung_up_in_first_turn(events: list[dict[str, Any]], talk: Talk | None, ended: float) -> bool:
     """The bot ended because its caller hung up, before any exchange with them was over (or with no
-    figures to say one was)."""
-    hung_up = any(e.get("event") == "ended" and e.get("reason") in CALLER_HANG_UPS for e in events)
+    figures to say one was). A phone bot reports its caller's hang-up as its pipeline finishing, as
+    it does its own end: the relay's `caller_hung_up` at or before the bot's end says whose it was."""
+    hung_up = any(e.get("event") == "ended" and e.get("reason") in CALLER_HANG_UPS for e in events) or any(
+        e.get("event") == CALLER_HUNG_UP and isinstance(e.get("at"), int | float) and e["at"] <= ended
+        for e in events)
     return hung_up and (talk is None or talk.left_early)
 
 

@@ -6,9 +6,9 @@ Events are `{"event", "at" (epoch seconds, the replica's clock), "replica", ...}
 `ready`, `joined`, `first_audio`, `error` (a fatal pipeline error, its `detail`) and `ended` (its
 `reason`, `detail`, `exit_code`, its services' `usage`: botchannel/usage.py, and the call's
 `conversation` in figures: botchannel/conversation.py, and how its WebRTC media went, its
-`transport`: botchannel/transport_use.py), timed as they arrived
-(dispatcher/channel/bots.py), and `stop_requested`. They are kept in the coordination store
-(dispatcher/store/timelines.py: bounded length, a day), so any replica answers
+`transport`: botchannel/transport_use.py), timed as they arrived (dispatcher/channel/bots.py),
+`caller_hung_up` (dispatcher/phone/hang_up.py) and `stop_requested`. They are kept in the
+coordination store (dispatcher/store/timelines.py: bounded length, a day), so any replica answers
 `GET /sessions/{id}/timeline`.
 
 Recording never delays a start nor fails one: each event is written in the background, at most
@@ -36,6 +36,8 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 MAX_PENDING = 1_000
 MAX_TEXT_CHARS = 512  # a provider's message or a bot's detail, as the channel bounds it
+# A phone caller hung up before the bot's side of the call ended (dispatcher/phone/hang_up.py).
+CALLER_HUNG_UP = "caller_hung_up"
 
 
 class SessionTimeline:

@@ -5,6 +5,7 @@ import warnings
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,3 +82,14 @@ async def wait_active_sessions(api: httpx.AsyncClient, wanted: int, timeout: flo
             return active
         await asyncio.sleep(0.1)
     return active
+
+
+async def ended_timeline(api: httpx.AsyncClient, session_id: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """The session's timeline once its bot reported its end."""
+    events: list[dict[str, Any]] = []
+    for _ in range(int(timeout * 10)):
+        events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+        if any(e["event"] == "ended" for e in events):
+            return events
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no end reported: {[e['event'] for e in events]}")

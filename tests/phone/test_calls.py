@@ -10,8 +10,9 @@ import httpx
 import numpy as np
 import pytest
 
+from dispatcher.sessions.release_outcome import outcome_of
 from tests.fakes.carriers import CarrierCall
-from tests.phone.conftest import metric, speech_8k, wait_active_sessions, wait_for_idle_bot
+from tests.phone.conftest import ended_timeline, metric, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.support.audio import rms as rms_of
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess
@@ -80,3 +81,8 @@ async def test_the_bot_hanging_up_closes_the_carriers_stream_and_ends_the_machin
         call, session_id = await place_call(api, "twilio", {"hang_up_after_greeting": True})
         assert await call.wait_closed_by_bot(timeout=30) is not None
         assert await wait_active_sessions(api, 0) == 0  # its machine ended
+        events = await ended_timeline(api, session_id)
+    # Its caller did not hang up: the bot ended its own call within seconds, which its release answers for.
+    assert not [e for e in events if e["event"] == "caller_hung_up"], events
+    outcome = outcome_of(events)
+    assert outcome is not None and outcome.failure == "ended early"

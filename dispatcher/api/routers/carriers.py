@@ -132,6 +132,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             handshake_seconds=state.settings.handshake_seconds if carrier != "generic" else None,
             silence_seconds=state.settings.silence_seconds if carrier != "generic" else None,
             max_frames_per_second=state.settings.max_frames_per_second,
+            caller_hung_up=lambda at, how: state.calls.caller_hung_up(call, carrier, at, how),
         )
         if call.session_id is not None:
             call_span.set_attribute("voicefleet.session.id", call.session_id)

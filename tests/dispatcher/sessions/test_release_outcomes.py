@@ -62,6 +62,30 @@ def test_a_caller_who_hangs_up_over_the_transport_in_the_first_turn_is_no_early_
             assert figures is None or (outcome.talk is not None and outcome.talk.left_early)
 
 
+def _phone_call(hung_up_at: float, conversation: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A phone call whose bot reported its end as its pipeline finishing (as it does for its caller's
+    hang-up and for its own), two seconds in, and the relay's word that the caller hung up."""
+    events = _hung_up("pipeline_finished", conversation)
+    events.append({"event": "caller_hung_up", "at": hung_up_at, "how": "stop", "carrier": "twilio"})
+    return sorted(events, key=lambda e: e["at"])
+
+
+def test_a_phone_caller_who_hangs_up_before_the_bot_ends_in_the_first_turn_is_no_early_end() -> None:
+    for figures in (None, FIRST_TURN):
+        outcome = outcome_of(_phone_call(103.1, figures))  # the carrier's stop, then the bot's end
+        assert outcome is not None and outcome.failure is None, figures
+        assert outcome.ended_within_seconds is None
+
+
+def test_a_phone_bot_that_ends_its_call_before_its_caller_hangs_up_still_ended_early() -> None:
+    for figures in (None, FIRST_TURN):
+        outcome = outcome_of(_phone_call(103.3, figures))  # the bot's end, then the carrier's line closed
+        assert outcome is not None and outcome.failure == "ended early", figures
+    exchanged = {**FIRST_TURN, "caller_turns": 1, "bot_turns": 2, "latencies": [0.4], "left_in_first_turn": False}
+    outcome = outcome_of(_phone_call(103.1, exchanged))  # the caller hung up after an exchange was over
+    assert outcome is not None and outcome.failure == "ended early"
+
+
 def test_the_bots_own_early_end_still_counts_however_its_caller_left() -> None:
     for reason, failure in (("error", "bot error"), ("bot_failed", "bot error"), ("pipeline_finished", "ended early")):
         outcome = outcome_of(_hung_up(reason, FIRST_TURN))
