@@ -265,7 +265,8 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     `pulumi preview` to show, then the preflight's), for one run of the program. With `overrides`, the
     stack file's own configuration stands for what is deployed: it runs first and its outputs are recorded,
     so the change runs as the next `up` would, against them, and meets the refusals the program makes from
-    its last outputs (a SettingsError, as `pulumi up` fails). What they would change that the cloud refuses
+    its last outputs (a SettingsError, as `pulumi up` fails). A stack file this version refuses has no outputs
+    to replay: the change plans as a first up, with a note saying so. What they would change that the cloud refuses
     to change is a violation too (preflight/immutable.py), and so is a Kubernetes replacement that cuts
     sessions (preflight/replacements.py)."""
     deployed_config, deployed_secrets = stack_config(stack)
@@ -276,18 +277,25 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
         secret_keys = [name for name in secret_keys if name != full]
     last_up: Deployed | None = None
     deployed: list[Registration] = []
+    refused_file: list[str] = []
     if overrides:
-        with _diagnostics():  # what the deployed configuration says is not this plan's to note
-            before = run_program(deployed_config, deployed_secrets, stack=stack)
-        deployed, last_up = before.registrations, Deployed()
-        last_up.record(before)  # its outputs, read back by the change's run through its own StackReference
+        try:
+            with _diagnostics():  # what the deployed configuration says is not this plan's to note
+                before = run_program(deployed_config, deployed_secrets, stack=stack)
+        except SettingsError as refused:  # often the very value the change fixes: no outputs to replay
+            refused_file.append(f"the deployed file is refused by this version ({refused}); planning the change "
+                                "as a first up")
+        else:
+            deployed, last_up = before.registrations, Deployed()
+            last_up.record(before)  # its outputs, read back by the change's run through its own StackReference
     with _diagnostics() as said:
         run = run_program(config, secret_keys, stack=stack, deployed=last_up)
     with _diagnostics():  # the same program again says the same: its notes are the first run's, said once
         recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
-    notes = list(dict.fromkeys(said)) + first_up_notes(stack, overrides) + env_keys.hints(os.environ, stack)
+    notes = refused_file + list(dict.fromkeys(said)) + first_up_notes(stack, overrides)
+    notes += env_keys.hints(os.environ, stack)
     notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += held_subnets.leftover_notes(run.registrations, config.get("azure-native:subscriptionId", ""))
     notes += store_rotation.notes(run.registrations, stack)

@@ -30,6 +30,22 @@ def test_a_change_the_next_up_refuses_is_refused_by_the_plan(
     assert line.startswith("aws-dev: Invalid stack configuration: ") and "this stack" in line
 
 
+def test_the_fix_a_refused_stack_file_needs_plans_as_a_first_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stack file this version refuses (delete-on-destroy beside prod's protect) cannot be replayed as the
+    deployed stack: the change that fixes it plans without the replay, saying why, and the file alone is
+    still refused."""
+    stack = write_stack(tmp_path, monkeypatch, "aws-prod", "", {"recording": "on",
+                                                                "recordingDeleteOnDestroy": "true"})
+    assert main([stack, "--config", "recordingDeleteOnDestroy=false"]) == 0
+    err = capsys.readouterr().err
+    assert ("# aws-prod note: the deployed file is refused by this version (Invalid stack configuration: "
+            "voicefleet:recordingDeleteOnDestroy is true with protect") in err
+    assert "planning the change as a first up" in err
+    assert main([stack, "--config", "recordingRules=key:acme days=30"]) == 2
+    assert "recordingDeleteOnDestroy is true with protect" in capsys.readouterr().err
+
+
 def test_a_namespace_move_the_k8s_stack_refuses_is_refused_by_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["k8s-dev", "--config", "k8sBotNamespace=voicefleet-moved"]) == 2
     assert "k8sBotNamespace is 'voicefleet-moved', but this stack's last `up` made" in capsys.readouterr().err
