@@ -156,7 +156,7 @@ def _value(value: Any, indent: int) -> list[str]:
         for key in sorted(value):
             inner = _decode(value[key])
             if is_secret(inner) or not isinstance(inner, (dict, list)) or not inner:
-                lines.append(f"{pad}{key}: {_scalar(inner)}")
+                lines.append(f"{pad}{key}: {_scalar(inner, pad)}")
             else:
                 lines.append(f"{pad}{key}:")
                 lines.extend(_value(inner, indent + 1))
@@ -170,24 +170,26 @@ def _value(value: Any, indent: int) -> list[str]:
                 lines.append(f"{pad}- {sub[0].strip()}")
                 lines.extend(sub[1:])
             else:
-                lines.append(f"{pad}- {_scalar(item)}")
+                lines.append(f"{pad}- {_scalar(item, pad)}")
         return lines
-    return [f"{pad}{_scalar(value)}"]
+    return [f"{pad}{_scalar(value, pad)}"]
 
 
-def _scalar(value: Any) -> str:
+def _scalar(value: Any, pad: str = "") -> str:
+    """A value after its key (or `- `) at indent `pad`: a block's lines go two further in, as YAML reads them."""
     if is_secret(value):
         return SECRET
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # the engine sends every number as a float
     if isinstance(value, str):
+        inner = pad + "  "
         if "\n" in value:
-            return "|\n" + "\n".join("      " + line for line in value.splitlines())
+            return "|\n" + "\n".join(inner + line for line in value.splitlines())
         if len(value) > LONG_LINE and CLAUSE in value:
             # A long condition (an admission policy's CEL) a clause a line, folded as YAML's `>` folds: a change
             # to one clause is then a one-line diff. The value is the lines joined by spaces.
             first, *rest = value.split(CLAUSE)
-            return ">\n" + "\n".join("      " + line for line in (first, *(f"&& {clause}" for clause in rest)))
+            return ">\n" + "\n".join(inner + line for line in (first, *(f"&& {clause}" for clause in rest)))
         return value
     return json.dumps(value)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stacks.tools import plan as plan_module
 from stacks.tools.paths import SNAPSHOTS
@@ -77,8 +78,19 @@ def test_each_hunk_names_the_resource_its_change_is_in() -> None:
 
 def test_a_long_condition_prints_a_clause_a_line() -> None:
     clauses = [f"object.spec.field{i} == 'a-value-long-enough-to-matter-{i}'" for i in range(6)]
-    shown = plan_module._scalar(" && ".join(clauses))
+    shown = plan_module._scalar(" && ".join(clauses), "    ")
     assert shown.splitlines() == [">", f"      {clauses[0]}", *(f"      && {c}" for c in clauses[1:])]
     assert plan_module._scalar("a && b") == "a && b"  # short: as it is
     k8s, _, _ = checked_plan("k8s-dev", {"k8sModelImage": "registry.example.com/m@sha256:" + "e" * 64})
     assert not [line for line in k8s.splitlines() if len(line) > 300 and " && " in line]
+
+
+def test_a_folded_or_literal_block_under_a_nested_key_reads_back_as_yaml() -> None:
+    """A block's lines go two further in than its key, at any depth: YAML reads the plan's text as the value."""
+    condition = " && ".join(f"object.spec.field{i} == 'a-value-long-enough-to-matter-{i}'" for i in range(6))
+    script = "#!/bin/sh\nset -eu\nexec /bot"
+    document = {"spec": {"validations": [{"expression": condition, "script": script}]}}
+    lines = plan_module._value(document, 2)
+    # A block's value ends in one newline as YAML reads it (clip): the plan shows the text, not the chomping.
+    assert yaml.safe_load("\n".join(lines) + "\n") == {"spec": {"validations": [
+        {"expression": condition + "\n", "script": script + "\n"}]}}
