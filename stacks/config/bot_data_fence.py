@@ -11,9 +11,10 @@ AWS: the stack names them from its prefix (`<project>-<stack>`): the recording b
 whose pattern may name one of them (IAM's `*` and `?`, matched as IAM matches), except the few actions
 that have no resource-level form and reach no object or image. GCP: a role granted on the project
 reaches every bucket and repository in it, voicefleet's among them, through whatever storage or registry
-permissions it holds, whatever its name (Dataflow Admin writes objects). The configuration names a role,
-not its permissions, so only predefined roles known to hold none of those are taken (GCP_BOT_ROLES); a
-custom role's permissions are the team's to change at any time, and it is refused too.
+permissions it holds, whatever its name (Dataflow Admin writes objects), or through a job it may start
+that Google runs as a service agent holding the project's storage (a Vertex AI custom job). The
+configuration names a role, not its permissions, so only predefined roles known to hold none of those are
+taken (GCP_BOT_ROLES); a custom role's permissions are the team's to change at any time, and it is refused too.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ FENCED_SERVICES = ("s3", "ecr")
 RESOURCELESS = ("ecr:getauthorizationtoken", "s3:listallmybuckets")
 REPOSITORY_ROLES = ("bot", "dispatcher", "bot-webrtc")  # stacks/aws/stack.py's registry roles
 GCP_PROJECT_DATA = ("roles/storage.", "roles/artifactregistry.")
-# Predefined roles with no storage.* or artifactregistry.* permission: what a voice bot calls. Each was read
-# in `gcloud iam roles describe roles/NAME` as iann0036/iam-dataset gcp/roles/NAME.json holds it (2026-08):
-# their own service's, resourcemanager.projects.get/list, and BigQuery's Autokey key handles and data scans.
+# Predefined roles with no storage.* or artifactregistry.* permission and none that makes Google run work on a
+# bucket as a service agent (a job, a batch, an import or export): each read in iann0036/iam-dataset
+# gcp/roles/NAME.json (2026-11). Left out for that: aiplatform.user (customJobs.create runs as the Vertex AI
+# Custom Code Service Agent, which holds storage.objects.* on the project), speech.client (batch recognize of
+# gs:// audio), cloudtranslate.user (batchPredict, batchDocPredict write gs:// output), dialogflow.client
+# (conversations whose profile and agent export audio), bigquery.dataEditor (dataplex.datascans.create/run
+# scan as the Dataplex service agent). bigquery.jobUser's load and extract jobs run as the caller.
 # Add one only after reading its permissions so.
 GCP_BOT_ROLES = (
-    "roles/aiplatform.user", "roles/speech.client", "roles/cloudtranslate.user", "roles/dialogflow.client",
-    "roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/datastore.user", "roles/bigquery.dataEditor",
-    "roles/bigquery.jobUser", "roles/cloudsql.client", "roles/spanner.databaseUser", "roles/cloudtrace.agent",
-    "roles/monitoring.metricWriter",
+    "roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/datastore.user", "roles/bigquery.jobUser",
+    "roles/cloudsql.client", "roles/spanner.databaseUser", "roles/cloudtrace.agent", "roles/monitoring.metricWriter",
 )
 # The recording bucket's name starts with `<prefix>-rec` cut to S3's bucket_prefix limit less its dash
 # (stacks/aws/stack.py, stacks/aws/recordings.py MAX_BUCKET_PREFIX; tests/infra/config/test_bot_permissions.py
@@ -98,7 +101,7 @@ def gcp_own_data(role: str) -> str | None:
                 "permission in it reaches every bucket and repository, voicefleet's recordings and images among "
                 f"them. Name roles of {', '.join(GCP_BOT_ROLES)}, or grant it on your own resources (your "
                 "bucket, topic, dataset) outside this stack (docs/bring-your-bot.md, \"The bot's own cloud "
-                "access: `botPermissions`\")")
+                "access: `botPermissions`\"; Vertex AI's models: docs/pulumi.md, \"Vertex AI from a GCP bot\")")
     what, command = (("bucket", "storage buckets") if role.startswith("roles/storage.") else
                      ("repository", "artifacts repositories"))
     return (f"{role} on the project reaches every {what} in it, voicefleet's recordings and images among them: "

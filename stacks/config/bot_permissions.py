@@ -86,7 +86,7 @@ UNREACHABLE_ON_K8S = {
 SHAPES = {
     "aws": "a list of IAM statements, e.g. `pulumi config set --path 'botPermissions[0].actions[0]' s3:PutObject` "
            "and `pulumi config set --path 'botPermissions[0].resources[0]' 'arn:aws:s3:::my-bucket/*'`",
-    "gcp": "a list of IAM roles, e.g. `pulumi config set --path 'botPermissions[0]' roles/aiplatform.user`",
+    "gcp": "a list of IAM roles, e.g. `pulumi config set --path 'botPermissions[0]' roles/pubsub.publisher`",
     "azure": "a list of role assignments, e.g. `pulumi config set --path 'botPermissions[0].role' "
              "ba92f5b4-2d11-453d-a403-e96b0029c9fe` and `pulumi config set --path 'botPermissions[0].scope' "
              "/subscriptions/…/storageAccounts/NAME`",

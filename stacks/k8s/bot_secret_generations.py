@@ -4,10 +4,11 @@ Pulumi deletes a replaced resource at the end of its `up`, so one resource canno
 slot each, `<stack>-bot-keys` (the resource older stacks kept their Secret under), `-b` and `-c`. A new
 Secret takes a slot no kept one is in; a kept one is declared again with its values and name ignored, so
 it has no diff, until the time the `up` that replaced it wrote (its `until`: the rollout's wait, in which
-each replica naming it drains); the first `up` after that deletes it. What the last `up` wrote and kept
-comes back through the StackReference to the stack itself (stacks/k8s/last_outputs.py). Why, and the
-engine's and provider's source it relies on: docs/kubernetes.md, "The old Secret stays until its replicas
-have drained".
+each replica naming it drains, counted from the end of this `up`'s rollout with the longer of the last
+and this `up`'s drain); the first `up` after that deletes it. A change while all three are kept is refused.
+What the last `up` wrote and kept comes back through the StackReference to the stack itself
+(stacks/k8s/last_outputs.py). Why, and the provider's source it relies on: docs/kubernetes.md, "The old
+Secret stays until its replicas have drained".
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import pulumi
 from pulumi.output import contains_unknowns
 
 from stacks.config.model import Settings
+from stacks.config.reader import SettingsError
+from stacks.config.refused import reported_once
 from stacks.k8s.bot_secret import DIGEST_CHARACTERS, BotSecret
 from stacks.k8s.dispatcher import rollout_seconds
 from stacks.k8s.last_outputs import Kept, LastUp
 from stacks.shared.release_builds import up_time
 
-# Three: a second change within the first's keep still keeps both earlier Secrets. A third such change
-# gives up the oldest (its replicas have had two `up`s to drain).
+# Three: a second change within the first's keep still keeps both earlier Secrets. A third such change is
+# refused until the oldest's time has passed: its replicas may still be draining.
 SLOTS = ("a", "b", "c")
 T = TypeVar("T")
 
@@ -87,17 +90,43 @@ def placement(written: str | None, slot: str, now: Now, *, same_namespace: bool 
         return Placement(back[0].slot, tuple(still))
     taken = {k.slot for k in still}
     free = [candidate for candidate in (slot, *SLOTS) if candidate not in taken]
-    if not free:  # every slot kept: the oldest gives its slot up
+    if not free:
         oldest = min(still, key=lambda k: k.until)
+        if now.known:
+            raise full(still, oldest)
+        # A preview that cannot know the name shows the oldest's slot taken; the `up` knows it and refuses.
         still.remove(oldest)
         free = [oldest.slot]
     return Placement(free[0], tuple(still))
 
 
+def full(kept: list[Kept], oldest: Kept) -> SettingsError:
+    """A fourth Secret while the three slots hold ones still named by draining replicas."""
+    held = ", ".join(f"{k.name} until {k.until:%Y-%m-%d %H:%M:%S} UTC" for k in sorted(kept, key=lambda k: k.until))
+    return SettingsError(
+        "Invalid stack configuration: botSecrets changed while the bots' keys' three Secrets are each kept for "
+        f"replicas still draining ({held}): a new one would delete {oldest.name} under them. Run this `up` after "
+        f"{oldest.until:%Y-%m-%d %H:%M:%S} UTC, when the oldest frees its slot, or set botSecrets back to the keys "
+        "of the last `up` (docs/kubernetes.md, \"The old Secret stays until its replicas have drained\")")
+
+
 def keep_seconds(max_session_seconds: int) -> int:
-    """How long a replaced Secret is kept from the `up` that replaced it: that `up` waits this long for the
-    dispatcher's rollout (stacks/k8s/dispatcher.py `rollout_wait`), and a replica it replaces drains within it."""
+    """How long a replica of a dispatcher with this maxSessionSeconds drains once its rollout has sent it
+    SIGTERM (its termination grace), with the rollout's margin (stacks/k8s/dispatcher.py `rollout_seconds`)."""
     return rollout_seconds(max_session_seconds)
+
+
+def replaced_keep(last: LastUp, max_session_seconds: int) -> int:
+    """The keep of the Secret this `up` replaces: its replicas are the last `up`'s and drain with that `up`'s
+    grace, which a lowered maxSessionSeconds does not shorten (a last `up` that predates the output: this one's)."""
+    return max(last.keys_grace or 0, keep_seconds(max_session_seconds))
+
+
+def retimed(place: Placement, last: LastUp, finished: datetime, keep: int) -> list[dict[str, str]]:
+    """The kept Secrets as the next `up` reads them: the one this `up` replaced is kept `keep` seconds from
+    `finished`, when the dispatcher's rollout ended (a replica it replaced may get SIGTERM only then)."""
+    return [(kept if kept in last.keys_kept else Kept(kept.name, kept.slot, finished + timedelta(seconds=keep)))
+            .as_output() for kept in place.kept]
 
 
 class Generations:
@@ -113,13 +142,21 @@ class Generations:
             lambda found: Now(None, known=False) if contains_unknowns(found) else Now(str(found)),
             run_with_unknowns=True))
 
-        at, keep = up_time(), keep_seconds(settings.max_session_seconds)
+        at = up_time()
+        self.recorded = recorded
+        self.max_session_seconds = settings.max_session_seconds
+        # Recorded for the next `up`: how long this `up`'s replicas drain when it replaces them.
+        self.grace = keep_seconds(settings.max_session_seconds)
 
         def place(found: list[Any]) -> Placement:
             last, current = found
             was, slot = last_written(last, settings.prefix)
-            return placement(was, slot, current, same_namespace=last.bot_namespace in (None, cfg.bot_namespace),
-                             kept=last.keys_kept, at=at, keep_seconds=keep)
+            try:
+                return placement(was, slot, current, same_namespace=last.bot_namespace in (None, cfg.bot_namespace),
+                                 kept=last.keys_kept, at=at, keep_seconds=replaced_keep(last, self.max_session_seconds))
+            except SettingsError as refused:
+                reported_once(refused)
+                raise
 
         # Known without waiting on any resource: the pods' admission policy names the kept ones before they exist.
         self.plan: pulumi.Output[Placement] = pulumi.Output.all(recorded, now).apply(place)
@@ -138,8 +175,13 @@ class Generations:
 
         self.placed: pulumi.Output[Placement] = self.plan.apply(declare)
         self.slot = self.placed.apply(lambda place: place.current)
-        # Read back by the next `up` (stacks/k8s/last_outputs.py): names, slots and times, never a value.
-        self.kept = self.placed.apply(lambda place: [kept.as_output() for kept in place.kept])
+
+    def kept_after(self, rolled_out: pulumi.Output[Any]) -> pulumi.Output[list[dict[str, str]]]:
+        """The kept Secrets, read back by the next `up` (stacks/k8s/last_outputs.py): names, slots and times,
+        never a value. `rolled_out` resolves when the dispatcher's rollout has ended (pulumi-kubernetes
+        returns from a Deployment's update then), and this `up`'s clock is read again at that moment."""
+        return pulumi.Output.all(self.placed, self.recorded, rolled_out).apply(
+            lambda found: retimed(found[0], found[1], up_time(), replaced_keep(found[1], self.max_session_seconds)))
 
     def after(self, value: pulumi.Output[T]) -> pulumi.Output[T]:
         """`value`, as a value that depends on the Secrets: what names them comes after them, and a destroy

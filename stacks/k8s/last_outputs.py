@@ -53,9 +53,13 @@ BOT_SECRET = "botSecret"  # noqa: S105 - pods: the bots' keys' Secret its dispat
 # The Secret it wrote from botSecrets and its slot, and those it kept while their replicas drain, each with its
 # slot and the time it is kept until (stacks/k8s/bot_secret_generations.py)
 KEYS_SECRET, KEYS_SLOT, KEYS_KEPT = "botKeysSecret", "botKeysSlot", "botKeysKept"
+# How long a replica of its dispatcher drains, with the rollout's margin: the keep of the Secret it names when
+# the next `up` replaces it, which may have lowered maxSessionSeconds (stacks/k8s/bot_secret_generations.py).
+KEYS_GRACE = "dispatcherDrainSeconds"
 MODEL_NAMESPACE, MODEL_REPLICAS = "modelNamespace", "modelReplicas"  # k8sModelImage: where its pod ran, and how many
 READ = (BOT_NAMESPACE, DISPATCHER_NAMESPACE, BOT_IMAGE, DEPLOYER, TEMPLATE, DRAINED, BOT_LIFETIME, SANDBOX_SOURCE,
-        BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, MODEL_NAMESPACE, MODEL_REPLICAS)
+        BOT_ROLE, CHANNEL_TLS, BOT_SECRET, KEYS_SECRET, KEYS_SLOT, KEYS_KEPT, KEYS_GRACE, MODEL_NAMESPACE,
+        MODEL_REPLICAS)
 MOVES = "docs/kubernetes.md, \"Moving to other namespaces\""
 
 
@@ -103,6 +107,7 @@ class LastUp:
     keys_secret: str | None = None  # the Secret it wrote from botSecrets (either mode)
     keys_slot: str | None = None  # that Secret's slot
     keys_kept: tuple[Kept, ...] = ()  # the earlier ones it kept
+    keys_grace: int | None = None  # how long its dispatcher's replicas drain, with the rollout's margin
     model_namespace: str | None = None  # the model service's namespace (k8sModelImage only)
     model_replicas: int | None = None  # its replicas then
 
@@ -118,6 +123,7 @@ class LastUp:
                    agent_sandbox=text(SANDBOX_SOURCE), bot_role=text(BOT_ROLE),
                    channel_tls=text(CHANNEL_TLS), bot_secret=text(BOT_SECRET), keys_secret=text(KEYS_SECRET),
                    keys_slot=text(KEYS_SLOT), keys_kept=kept(values.get(KEYS_KEPT)),
+                   keys_grace=seconds(values.get(KEYS_GRACE)),
                    model_namespace=text(MODEL_NAMESPACE), model_replicas=seconds(values.get(MODEL_REPLICAS)))
 
 

@@ -367,7 +367,8 @@ class K8sStack(pulumi.ComponentResource):
             # Read back by the next `up` (stacks/k8s/last_outputs.py): a name and a slot, never a value.
             **({last_outputs.KEYS_SECRET: keys_name, last_outputs.KEYS_SLOT: keys.slot}
                if keys_name is not None and cfg.bot_secret is None else {}),
-            last_outputs.KEYS_KEPT: keys.kept,
+            last_outputs.KEYS_KEPT: keys.kept_after(dispatcher.deployment),
+            last_outputs.KEYS_GRACE: keys.grace,
             **({last_outputs.DEPLOYER: cfg.deployer, last_outputs.TEMPLATE: digest,
                 last_outputs.SANDBOX_SOURCE: cfg.agent_sandbox} if digest is not None else
                {last_outputs.BOT_LIFETIME: pod_lifetime(environment),

@@ -156,7 +156,7 @@ def _value(value: Any, indent: int) -> list[str]:
         for key in sorted(value):
             inner = _decode(value[key])
             if is_secret(inner) or not isinstance(inner, (dict, list)) or not inner:
-                lines.append(f"{pad}{key}: {_scalar(inner)}")
+                lines.append(f"{pad}{key}: {_scalar(inner, pad)}")
             else:
                 lines.append(f"{pad}{key}:")
                 lines.extend(_value(inner, indent + 1))
@@ -170,24 +170,26 @@ def _value(value: Any, indent: int) -> list[str]:
                 lines.append(f"{pad}- {sub[0].strip()}")
                 lines.extend(sub[1:])
             else:
-                lines.append(f"{pad}- {_scalar(item)}")
+                lines.append(f"{pad}- {_scalar(item, pad)}")
         return lines
-    return [f"{pad}{_scalar(value)}"]
+    return [f"{pad}{_scalar(value, pad)}"]
 
 
-def _scalar(value: Any) -> str:
+def _scalar(value: Any, pad: str = "") -> str:
+    """A value after its key (or `- `) at indent `pad`: a block's lines go two further in, as YAML reads them."""
     if is_secret(value):
         return SECRET
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # the engine sends every number as a float
     if isinstance(value, str):
+        inner = pad + "  "
         if "\n" in value:
-            return "|\n" + "\n".join("      " + line for line in value.splitlines())
+            return "|\n" + "\n".join(inner + line for line in value.splitlines())
         if len(value) > LONG_LINE and CLAUSE in value:
             # A long condition (an admission policy's CEL) a clause a line, folded as YAML's `>` folds: a change
             # to one clause is then a one-line diff. The value is the lines joined by spaces.
             first, *rest = value.split(CLAUSE)
-            return ">\n" + "\n".join("      " + line for line in (first, *(f"&& {clause}" for clause in rest)))
+            return ">\n" + "\n".join(inner + line for line in (first, *(f"&& {clause}" for clause in rest)))
         return value
     return json.dumps(value)
 
@@ -265,7 +267,8 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     `pulumi preview` to show, then the preflight's), for one run of the program. With `overrides`, the
     stack file's own configuration stands for what is deployed: it runs first and its outputs are recorded,
     so the change runs as the next `up` would, against them, and meets the refusals the program makes from
-    its last outputs (a SettingsError, as `pulumi up` fails). What they would change that the cloud refuses
+    its last outputs (a SettingsError, as `pulumi up` fails). A stack file this version refuses has no outputs
+    to replay: the change plans as a first up, with a note saying so. What they would change that the cloud refuses
     to change is a violation too (preflight/immutable.py), and so is a Kubernetes replacement that cuts
     sessions (preflight/replacements.py)."""
     deployed_config, deployed_secrets = stack_config(stack)
@@ -276,18 +279,25 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
         secret_keys = [name for name in secret_keys if name != full]
     last_up: Deployed | None = None
     deployed: list[Registration] = []
+    refused_file: list[str] = []
     if overrides:
-        with _diagnostics():  # what the deployed configuration says is not this plan's to note
-            before = run_program(deployed_config, deployed_secrets, stack=stack)
-        deployed, last_up = before.registrations, Deployed()
-        last_up.record(before)  # its outputs, read back by the change's run through its own StackReference
+        try:
+            with _diagnostics():  # what the deployed configuration says is not this plan's to note
+                before = run_program(deployed_config, deployed_secrets, stack=stack)
+        except SettingsError as refused:  # often the very value the change fixes: no outputs to replay
+            refused_file.append(f"the deployed file is refused by this version ({refused}); planning the change "
+                                "as a first up")
+        else:
+            deployed, last_up = before.registrations, Deployed()
+            last_up.record(before)  # its outputs, read back by the change's run through its own StackReference
     with _diagnostics() as said:
         run = run_program(config, secret_keys, stack=stack, deployed=last_up)
     with _diagnostics():  # the same program again says the same: its notes are the first run's, said once
         recreated = run_program(config, secret_keys, stack=stack, generation=2).registrations
     outputs = next((o for urn, o in run.completed.items() if urn.endswith(f"Stack::{NAMESPACE}-{stack}")
                     and "$" in urn), {})  # the stack component's outputs: what infra/__main__.py exports
-    notes = list(dict.fromkeys(said)) + first_up_notes(stack, overrides) + env_keys.hints(os.environ, stack)
+    notes = refused_file + list(dict.fromkeys(said)) + first_up_notes(stack, overrides)
+    notes += env_keys.hints(os.environ, stack)
     notes += destroy.leftover_notes(run.registrations, config.get("gcp:project", ""), config.get("gcp:region", ""))
     notes += held_subnets.leftover_notes(run.registrations, config.get("azure-native:subscriptionId", ""))
     notes += store_rotation.notes(run.registrations, stack)

@@ -148,11 +148,11 @@ def gcp_stack(stack: StackRunner, runtime: str, **overrides: str) -> Run:
 
 @pytest.mark.parametrize("runtime", ["gce", "cloudrun"])
 def test_gcp_roles_are_granted_on_the_project_to_the_bots_own_account(stack: StackRunner, runtime: str) -> None:
-    run = gcp_stack(stack, runtime, botPermissions=json.dumps(["roles/aiplatform.user"]))
+    run = gcp_stack(stack, runtime, botPermissions=json.dumps(["roles/pubsub.publisher"]))
     (grant,) = [r for r in run.of_type("gcp:projects/iAMMember:IAMMember") if "-permission-" in r.name]
     account = next(r for r in run.of_type("gcp:serviceaccount/account:Account")
                    if unwrap(r.inputs["accountId"]).endswith("botjob" if runtime == "cloudrun" else "bot"))
-    assert unwrap(grant.inputs)["role"] == "roles/aiplatform.user"
+    assert unwrap(grant.inputs)["role"] == "roles/pubsub.publisher"
     assert unwrap(grant.inputs)["project"] == "vf-test"
     assert unwrap(account.inputs["accountId"]) in unwrap(grant.inputs["member"])
     assert not [r for r in gcp_stack(stack, runtime).of_type("gcp:projects/iAMMember:IAMMember")
@@ -160,7 +160,7 @@ def test_gcp_roles_are_granted_on_the_project_to_the_bots_own_account(stack: Sta
 
 
 @pytest.mark.parametrize(("roles", "problem"), [
-    (["roles/editor"], "basic role"), (["storage.admin"], "is not a role name"), ("roles/aiplatform.user", "list"),
+    (["roles/editor"], "basic role"), (["storage.admin"], "is not a role name"), ("roles/pubsub.publisher", "list"),
     (["roles/iam.serviceAccountTokenCreator"], "reaches every account and secret in it"),
     (["roles/iam.serviceAccountUser"], "reaches every account"), (["roles/resourcemanager.projectIamAdmin"],
                                                                    "reaches every account"),
@@ -176,7 +176,14 @@ def test_gcp_roles_are_granted_on_the_project_to_the_bots_own_account(stack: Sta
     # and a custom role may hold anything: only the listed predefined roles are taken
     (["roles/dataflow.admin"], "roles/dataflow.admin is a role whose permissions the stack cannot see: granted on "
                                "the project, any storage or registry permission in it reaches every bucket"),
-    (["roles/dataflow.worker"], "Name roles of roles/aiplatform.user, "),
+    (["roles/dataflow.worker"], "Name roles of roles/pubsub.publisher, "),
+    # roles whose jobs, batches or scans Google runs as a service agent that reaches the project's buckets
+    (["roles/aiplatform.user"], "roles/aiplatform.user is a role whose permissions the stack cannot see.*Vertex AI's "
+                                "models: docs/pulumi.md"),
+    (["roles/speech.client"], "roles/speech.client is a role whose permissions the stack cannot see"),
+    (["roles/cloudtranslate.user"], "roles/cloudtranslate.user is a role whose permissions the stack cannot see"),
+    (["roles/dialogflow.client"], "roles/dialogflow.client is a role whose permissions the stack cannot see"),
+    (["roles/bigquery.dataEditor"], "roles/bigquery.dataEditor is a role whose permissions the stack cannot see"),
     (["projects/vf-test/roles/teamReader"], "is a custom role, whose permissions the stack cannot see.* grant it on "
                                             "your own resources"),
 ])
@@ -187,7 +194,7 @@ def test_gcp_roles_that_are_every_permission_or_no_role_are_refused(
 
 
 def test_each_listed_role_is_a_grant_of_its_own(stack: StackRunner) -> None:
-    roles = ["roles/aiplatform.user", "roles/pubsub.publisher"]
+    roles = ["roles/bigquery.jobUser", "roles/pubsub.publisher"]
     run = stack("gcp", botPermissions=json.dumps(roles))
     assert sorted(unwrap(r.inputs["role"]) for r in run.of_type("gcp:projects/iAMMember:IAMMember")
                   if "-permission-" in r.name) == sorted(roles)
@@ -289,7 +296,7 @@ def test_a_setting_with_a_clouds_prefix_that_no_sdk_reads_reaches_the_bot(stack:
 
 
 def test_the_policy_pack_refuses_all_permission_roles_and_passes_the_bots_named_ones(stack: StackRunner) -> None:
-    granted = stack("gcp", botPermissions=json.dumps(["roles/aiplatform.user"]))
+    granted = stack("gcp", botPermissions=json.dumps(["roles/pubsub.publisher"]))
     for registration in granted.registrations:
         assert not list(rules.all_permission_roles(registration.type, unwrap(registration.inputs))), registration
     assert list(rules.all_permission_roles("gcp:projects/iAMMember:IAMMember", {"role": "roles/editor"}))

@@ -19,11 +19,11 @@ from pulumi.output import contains_unknowns
 from pulumi.runtime import rpc
 
 from dispatcher.machines.k8s.pods import NOTE_LAUNCH, pod_body
-from stacks.config.reader import DEFAULTS
+from stacks.config.reader import DEFAULTS, SettingsError
 from stacks.k8s.bot_secret_generations import Now, Placement, keep_seconds, placement
 from stacks.k8s.last_outputs import Kept
 from stacks.k8s.pool_template import dispatcher_settings
-from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
+from stacks.tools.mocks import Deployed, RecordingMocks, Registration, Run, run_program, unwrap
 from tests.infra.conftest import config_for
 from tests.infra.helpers import with_state
 from tests.infra.k8s.admission_cel import refusal
@@ -282,9 +282,7 @@ def test_a_kept_secret_stays_until_its_time_whatever_the_ups_between() -> None:
     # A second change within the first's keep: the third slot, both earlier ones kept.
     second = placement("n2", "b", Now("n3"), kept=(earlier,), at=soon, keep_seconds=KEEP)
     assert second == Placement("c", (earlier, Kept("n2", "b", soon + timedelta(seconds=KEEP))))
-    # A third: every slot kept, the oldest gives its slot up.
-    third = placement("n3", "c", Now("n4"), kept=second.kept, at=soon, keep_seconds=KEEP)
-    assert third.current == "a" and [k.name for k in third.kept] == ["n2", "n3"]
+    # A third: every slot kept, refused (below).
     # Back to a kept one's keys: that Secret is this `up`'s again, in its slot.
     back = placement("n2", "b", Now("n1"), kept=(earlier,), at=soon, keep_seconds=KEEP)
     assert back == Placement("a", (Kept("n2", "b", soon + timedelta(seconds=KEEP)),))
@@ -339,3 +337,72 @@ def test_a_kept_secret_is_never_replaced_under_another_name() -> None:
                                               "name": "voicefleet-k8s-test-bot-keys-0123456789ab"}
     _, steps = stack.up(ROTATED)
     assert steps.same == [slot_a] and steps.replaced == steps.deleted == steps.deleted_first == []
+
+
+def test_a_third_change_while_every_slot_is_kept_is_refused_naming_when_the_oldest_frees() -> None:
+    """Changes at t0, +2 and +4 minutes: the first `up`'s Secret is named by replicas draining until t0 + keep.
+    Giving its slot to a fourth Secret would delete it under them: refused until then, the oldest's time named."""
+    first = placement("A", "a", Now("B"), at=AT, keep_seconds=KEEP)
+    second = placement("B", first.current or "", Now("C"), kept=first.kept, at=AT + timedelta(minutes=2),
+                       keep_seconds=KEEP)
+    with pytest.raises(SettingsError, match=f"Run this `up` after {UNTIL:%Y-%m-%d %H:%M:%S} UTC, when the oldest "
+                                            "frees its slot") as refused:
+        placement("C", second.current or "", Now("D"), kept=second.kept, at=AT + timedelta(minutes=4),
+                  keep_seconds=KEEP)
+    assert "a new one would delete A under them" in str(refused.value)
+    # Its time passed, the slot is free; back to the last `up`'s keys needs no slot.
+    later = placement("C", second.current or "", Now("D"), kept=second.kept, at=UNTIL, keep_seconds=KEEP)
+    assert later.current == "a" and [k.name for k in later.kept] == ["B", "C"]
+    same = placement("C", "c", Now("C"), kept=second.kept, at=AT + timedelta(minutes=4), keep_seconds=KEEP)
+    assert same.current == "c"
+
+
+def test_an_up_of_a_third_change_within_the_keeps_is_refused() -> None:
+    stack = Stack()
+    stack.up(KEYS)
+    stack.up(ROTATED)
+    stack.deployed.now -= timedelta(minutes=58)  # the mocks' clock moves an hour per `up`: two minutes later
+    stack.up(AGAIN)
+    stack.deployed.now -= timedelta(minutes=58)
+    with pytest.raises(SettingsError, match="botSecrets changed while the bots' keys' three Secrets are each kept"):
+        stack.up({**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-fourth"})
+
+
+def test_a_lowered_max_session_seconds_keeps_the_secret_for_the_replaced_replicas_drain() -> None:
+    """The replicas a change replaces drain with the last `up`'s termination grace (maxSessionSeconds 3,600 +
+    60 s), not the new one's (300 + 60 s): the Secret they name is kept for the longer."""
+    stack = Stack()
+    first, _ = stack.up(KEYS, maxSessionSeconds="3600")
+    changed_at = stack.deployed.now
+    second, _ = stack.up(ROTATED, maxSessionSeconds="300")
+    old = name_of(bots_secrets(first)[SLOT_A])
+    until = changed_at + timedelta(seconds=keep_seconds(3600))
+    assert outputs(second)["botKeysKept"] == [{"name": old, "slot": "a", "until": until.isoformat()}]
+    # Each `up` records its replicas' drain, which the next one reads back.
+    assert [outputs(run)["dispatcherDrainSeconds"] for run in (first, second)] == [keep_seconds(3600),
+                                                                                    keep_seconds(300)]
+    stack.deployed.now = changed_at + timedelta(minutes=20)  # the old replicas drain until +61 minutes
+    third, steps = stack.up(ROTATED, maxSessionSeconds="300")
+    assert steps.deleted == [] and admitted(third, old)
+
+
+def test_the_keep_is_counted_from_the_end_of_the_dispatchers_rollout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pulumi-kubernetes returns from a Deployment's update once its rollout is complete, which is when the last
+    replaced replica gets SIGTERM: a rollout of 20 minutes (a node with no room for a new replica) moves the
+    keep 20 minutes on."""
+    rollout = timedelta(minutes=20)
+    create = RecordingMocks.new_resource
+
+    def rolling_out(mocks: RecordingMocks, args: Any) -> tuple[str, dict[str, Any]]:
+        if args.typ == DEPLOYMENT and args.name.endswith("-dispatcher"):
+            mocks.deployed.now += rollout
+        return create(mocks, args)
+
+    monkeypatch.setattr(RecordingMocks, "new_resource", rolling_out)
+    stack = Stack()
+    first, _ = stack.up(KEYS)
+    changed_at = stack.deployed.now
+    second, _ = stack.up(ROTATED)
+    until = changed_at + rollout + timedelta(seconds=keep_seconds(int(DEFAULTS["maxSessionSeconds"])))
+    assert outputs(second)["botKeysKept"] == [
+        {"name": name_of(bots_secrets(first)[SLOT_A]), "slot": "a", "until": until.isoformat()}]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stacks.tools import plan as plan_module
 from stacks.tools.paths import SNAPSHOTS
@@ -28,6 +29,22 @@ def test_a_change_the_next_up_refuses_is_refused_by_the_plan(
     assert main([stack, *(f"--config={item}" for item in change)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("aws-dev: Invalid stack configuration: ") and "this stack" in line
+
+
+def test_the_fix_a_refused_stack_file_needs_plans_as_a_first_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stack file this version refuses (delete-on-destroy beside prod's protect) cannot be replayed as the
+    deployed stack: the change that fixes it plans without the replay, saying why, and the file alone is
+    still refused."""
+    stack = write_stack(tmp_path, monkeypatch, "aws-prod", "", {"recording": "on",
+                                                                "recordingDeleteOnDestroy": "true"})
+    assert main([stack, "--config", "recordingDeleteOnDestroy=false"]) == 0
+    err = capsys.readouterr().err
+    assert ("# aws-prod note: the deployed file is refused by this version (Invalid stack configuration: "
+            "voicefleet:recordingDeleteOnDestroy is true with protect") in err
+    assert "planning the change as a first up" in err
+    assert main([stack, "--config", "recordingRules=key:acme days=30"]) == 2
+    assert "recordingDeleteOnDestroy is true with protect" in capsys.readouterr().err
 
 
 def test_a_namespace_move_the_k8s_stack_refuses_is_refused_by_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,8 +78,19 @@ def test_each_hunk_names_the_resource_its_change_is_in() -> None:
 
 def test_a_long_condition_prints_a_clause_a_line() -> None:
     clauses = [f"object.spec.field{i} == 'a-value-long-enough-to-matter-{i}'" for i in range(6)]
-    shown = plan_module._scalar(" && ".join(clauses))
+    shown = plan_module._scalar(" && ".join(clauses), "    ")
     assert shown.splitlines() == [">", f"      {clauses[0]}", *(f"      && {c}" for c in clauses[1:])]
     assert plan_module._scalar("a && b") == "a && b"  # short: as it is
     k8s, _, _ = checked_plan("k8s-dev", {"k8sModelImage": "registry.example.com/m@sha256:" + "e" * 64})
     assert not [line for line in k8s.splitlines() if len(line) > 300 and " && " in line]
+
+
+def test_a_folded_or_literal_block_under_a_nested_key_reads_back_as_yaml() -> None:
+    """A block's lines go two further in than its key, at any depth: YAML reads the plan's text as the value."""
+    condition = " && ".join(f"object.spec.field{i} == 'a-value-long-enough-to-matter-{i}'" for i in range(6))
+    script = "#!/bin/sh\nset -eu\nexec /bot"
+    document = {"spec": {"validations": [{"expression": condition, "script": script}]}}
+    lines = plan_module._value(document, 2)
+    # A block's value ends in one newline as YAML reads it (clip): the plan shows the text, not the chomping.
+    assert yaml.safe_load("\n".join(lines) + "\n") == {"spec": {"validations": [
+        {"expression": condition + "\n", "script": script + "\n"}]}}
