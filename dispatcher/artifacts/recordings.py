@@ -32,9 +32,9 @@ from dispatcher.artifacts.bot_account import bot_account
 from dispatcher.artifacts.bot_logs import BotLogs
 from dispatcher.artifacts.completion import kept_parts
 from dispatcher.artifacts.end_retries import FINISH_DEADLINE_SECONDS, EndRetries
-from dispatcher.artifacts.erasure_check import still_finishing
+from dispatcher.artifacts.erasure_check import FINISHED, still_finishing
 from dispatcher.artifacts.finishing import SessionEnds, index_body, tags_of
-from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, holder_of, record_of, recording_from
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, holders, record_of, recording_from
 from dispatcher.artifacts.keys import RECORDING, index_key, session_folder
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.session_recording import Recording
@@ -56,6 +56,9 @@ Cost = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any] | None]]
 # Another replica's answer (`Coordination.ask_replica`): replica, session, method, params, timeout.
 Ask = Callable[[str, str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
 HAND_OVER_TIMEOUT_SECONDS = 10.0  # the holder answers from its memory: milliseconds
+HAND_OVER_ASKS = 4  # a holder stalled past one ask's wait is asked again (its first answer was lost)
+HAND_OVER_BACKOFF_SECONDS = 1.0  # doubled before each ask again
+HANDED_KEEP_SECONDS = 600.0  # what a holder handed over, kept for a repeat ask from the same replica
 PLANNED_WAIT_SECONDS = 5.0  # a bot's first request may come before its timeline's `recording_planned` is in the store
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
@@ -87,6 +90,7 @@ class SessionRecordings:
         self._replica_id = replica_id
         self._ask = ask  # None: one process, every recording is held here
         self._taking: dict[str, asyncio.Task[None]] = {}  # recordings being taken from another replica
+        self._handed: dict[str, tuple[str, dict[str, Any], float]] = {}  # session: (taker, record, when)
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
         self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
                                    finish_deadline_seconds)
@@ -336,24 +340,46 @@ class SessionRecordings:
         assert self._ask is not None
         deadline = time.monotonic() + planned_wait
         while True:  # the timeline is in the store: read again until the plan's event is there, or the wait is over
-            holder = holder_of(await self._timeline(session_id))
-            if holder is not None or time.monotonic() >= deadline:
+            events = await self._timeline(session_id)
+            chain = holders(events)
+            if chain or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.2)
+        holder = chain[-1] if chain else None
+        if holder == self._replica_id and len(chain) > 1 and not any(e.get("event") in FINISHED for e in events):
+            holder = chain[-2]  # handed here, its answer lost: the replica that handed it answers it again
         if holder is None or holder == self._replica_id:
             return  # never recorded, or finished here already
+        answer = await self._asked(session_id, holder)
+        record = answer.get("recording") if answer is not None else None
         try:
-            answer = await self._ask(holder, session_id, METHOD_HAND_OVER, {}, HAND_OVER_TIMEOUT_SECONDS)
-            record = answer.get("recording") if answer is not None else None
             recording = recording_from(session_id, record) if isinstance(record, Mapping) else None
-        except (TimeoutError, StoreUnavailable, ApiError, NotHere, ValueError) as exc:
-            # Left where it is: that replica completes it with what arrived (its grace, sweep or stop).
-            log.warning("session %s: its recording could not be taken from replica %s (%s)", session_id, holder,
-                        type(exc).__name__)
+        except ValueError:
+            log.warning("session %s: replica %s handed over no recording this version reads", session_id, holder)
             return
         if recording is not None and session_id not in self._open:
             self._open[session_id] = recording
-            self._note(session_id, "recording_moved", replica_from=holder)
+            if answer is not None and not answer.get("moved"):  # a holder of an earlier version did not note it
+                self._note(session_id, "recording_moved", replica_from=holder)
+
+    async def _asked(self, session_id: str, holder: str) -> Mapping[str, Any] | None:
+        """The holder's answer to the hand-over, asked again (with backoff) when it does not come:
+        the relay answers at most once, and the holder keeps what it handed for this replica's repeat."""
+        assert self._ask is not None
+        params = {"asker": self._replica_id}
+        for ask in range(HAND_OVER_ASKS):
+            try:
+                return await self._ask(holder, session_id, METHOD_HAND_OVER, params, HAND_OVER_TIMEOUT_SECONDS)
+            except (TimeoutError, StoreUnavailable) as exc:
+                failure: Exception = exc
+            except (ApiError, NotHere) as exc:  # a holder gone or of an earlier version: asking again changes nothing
+                failure = exc
+                break
+            await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
+        # Left where it is: that replica completes it with what arrived (its grace, sweep or stop).
+        log.warning("session %s: its recording could not be taken from replica %s (%s)", session_id, holder,
+                    type(failure).__name__)
+        return None
 
     async def _timeline(self, session_id: str) -> list[dict[str, Any]]:
         try:
@@ -362,17 +388,31 @@ class SessionRecordings:
             log.warning("session %s: its timeline could not be read to find its recording", session_id)
             return []
 
-    async def hand_over(self, session_id: str) -> dict[str, Any]:
+    async def hand_over(self, session_id: str, asker: str = "", *, bot_here: bool = False) -> dict[str, Any]:
         """Another replica holds the session's bot now: the recording goes there, to be written
-        at its end (`{"recording": None}`: not held here, or its end already being written)."""
+        at its end (`{"recording": None}`: not held here, its end already being written, or its bot's
+        channel still live here, so the asker's is a stale one). `asker`: the replica asking, answered
+        the same record again when it asks again (its first answer lost)."""
+        handed = self._handed.get(session_id)
+        if handed is not None and asker and handed[0] == asker and session_id not in self._open:
+            return {"recording": handed[1], "moved": True}
         recording = self._open.get(session_id)
-        if recording is None or session_id in self._finishing:
+        if recording is None or session_id in self._finishing or bot_here:
             return {"recording": None}
         async with recording.opening:  # an upload being opened here goes over opened
             if self._open.get(session_id) is not recording or session_id in self._finishing:
                 return {"recording": None}
             del self._open[session_id]
-        return {"recording": record_of(recording)}
+        record = record_of(recording)
+        if not asker:  # a replica of an earlier version: it notes the move itself
+            return {"recording": record}
+        now = self._clock()
+        self._handed = {sid: kept for sid, kept in self._handed.items() if now - kept[2] < HANDED_KEEP_SECONDS}
+        if len(self._handed) < MAX_OPEN:
+            self._handed[session_id] = (asker, record, now)
+        # Noted before the answer: an answer lost on its way still leaves the timeline naming the taker.
+        self._note(session_id, "recording_moved", replica_from=self._replica_id, replica_to=asker)
+        return {"recording": record, "moved": True}
 
     async def finish_here(self, session_id: str, why: str) -> None:
         """The session's end, told by its bot's channel here: its recording finished, taken first

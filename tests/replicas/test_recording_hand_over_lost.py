@@ -1,0 +1,86 @@
+"""A recording handed over whose answer never arrives (the planner stalled past the asker's wait, then
+answered the queued ask) is asked for again and answered the same: the replica the bot dialled ends it.
+Two real dispatchers on one redis-server, the planner stopped with SIGSTOP, and a reserve bot the test
+steers (tests/replicas/commanded_bot.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dispatcher.conftest import STANDIN_ENV
+from tests.replicas.conftest import WARM_ONE, get, start_fleet, warm_start_elsewhere
+from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # two real dispatchers, a redis-server, a reserve bot and a 12 s stall
+BOT = Path(__file__).with_name("commanded_bot.py")
+ENDED = {"recording_ready", "recording_partial", "recording_missing"}
+
+
+class Steered:
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.n = folder, 0
+
+    def send(self, **command: object) -> Path:
+        """Tells the bot its next step; the file its answer will be in."""
+        (self.folder / f"cmd-{self.n}.tmp").write_text(json.dumps(command))
+        os.replace(self.folder / f"cmd-{self.n}.tmp", self.folder / f"cmd-{self.n}.json")
+        self.n += 1
+        return self.folder / f"res-{self.n - 1}.json"
+
+    def do(self, **command: object) -> dict[str, Any]:
+        return answered(self.send(**command))
+
+
+def answered(answer: Path) -> dict[str, Any]:
+    wait_until(answer.exists, f"the bot's answer ({answer.name})", timeout=120)
+    result: dict[str, Any] = json.loads(answer.read_text())
+    return result
+
+
+def steered_fleet_env(tmp_path: Path, folder: Path) -> dict[str, str]:
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    return {**WARM_ONE, "RECORDING": "on", "RECORDING_DESTINATION": str(folder),
+            "LOCAL_BOT_COMMAND": shlex.join([sys.executable, str(BOT)]),
+            "LOCAL_BOT_ENV": ",".join((*STANDIN_ENV, "COMMANDED_DIR")), "COMMANDED_DIR": str(steps)}
+
+
+def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_the_call_recorded(tmp_path: Path,
+                                                                                 store: RedisServer) -> None:
+    folder = tmp_path / "recordings"
+    with start_fleet(tmp_path, store, 2, **steered_fleet_env(tmp_path, folder)) as fleet:
+        starter, _, started = warm_start_elsewhere(fleet)
+        session_id = started.json()["session_id"]
+        bot = Steered(tmp_path / "steps")
+        planner = next(r for r in fleet.replicas if r.base_url == starter)
+        os.kill(planner.process.pid, signal.SIGSTOP)  # stalled past one hand-over ask's wait (10 s)
+        try:
+            first_part = bot.send(op="put", part=1, size=4096)  # its first ask's answer comes too late
+            stalled_at = time.monotonic()
+            while time.monotonic() - stalled_at < 12:
+                time.sleep(0.5)
+        finally:
+            os.kill(planner.process.pid, signal.SIGCONT)
+        assert answered(first_part) == {"status": 200}  # asked again, answered the same record
+        finished = bot.do(op="ask", method="recording.finished", params={"parts": 1, "bytes": 4096, "transcript": []})
+        assert finished == {"ok": {}}, finished
+        bot.send(op="report", event="ended", fields={"reason": "peer_left", "exit_code": 0})
+
+        def events() -> list[dict[str, Any]]:
+            timeline: list[dict[str, Any]] = get(starter, f"/sessions/{session_id}/timeline").json()["events"]
+            return timeline
+        wait_until(lambda: any(e["event"] in ENDED for e in events()), "the recording's end", timeout=60,
+                   detail=lambda: f"{events()}\n{fleet.logs()}")
+        bot.send(op="exit")
+        report = json.loads(next(folder.rglob(f"{session_id}/report.json")).read_text())
+        assert report["recording"]["bytes"] == 4096, report
