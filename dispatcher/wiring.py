@@ -184,7 +184,7 @@ def build_state(
                                 key_names={name for _, name in settings.api_key_names},
                                 runtime_keys=bool(settings.api_key_hashes and settings.admin_key_hashes),
                                 releases=set(releases.catalogue.names), replica_id=coordination.replica_id,
-                                ask=coordination.ask_replica)
+                                ask=coordination.ask_replica, ask_owner=coordination.ask_owner)
     replication.attach_recordings(artifacts.recordings)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,

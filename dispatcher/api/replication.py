@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dispatcher.artifacts.hand_over import METHOD_HAND_OVER
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, METHOD_TAKE_OVER
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.ownership import Ownership
@@ -62,6 +62,10 @@ class Replication:
             asker = params.get("asker")
             return await self._recordings.hand_over(session_id, asker if isinstance(asker, str) else "",
                                                     bot_here=self._channels.link_for(session_id) is not None)
+        if method == METHOD_TAKE_OVER:  # a draining replica gives this one, its bot's, the recording
+            if self._recordings is None:
+                raise NotHere(session_id)
+            return await self._recordings.take_over(session_id, params)
         return await self.ownership.answer(session_id, method, params)
 
     async def start(self) -> None:

@@ -20,6 +20,7 @@ from dispatcher.artifacts.rules import POLICIES, Keeping
 from dispatcher.artifacts.session_recording import Recording
 
 METHOD_HAND_OVER = "recording.hand_over"
+METHOD_TAKE_OVER = "recording.take_over"  # a draining replica gives its recording to the bot's replica
 PLANNED, MOVED = "recording_planned", "recording_moved"
 FACTS = ("release", "region", "key_name", "provider", "transport", "retention_days", "consent")
 

@@ -34,7 +34,7 @@ from dispatcher.artifacts.completion import kept_parts
 from dispatcher.artifacts.end_retries import FINISH_DEADLINE_SECONDS, EndRetries
 from dispatcher.artifacts.erasure_check import FINISHED, still_finishing
 from dispatcher.artifacts.finishing import SessionEnds, index_body, tags_of
-from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, holders, record_of, recording_from
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, METHOD_TAKE_OVER, holders, record_of, recording_from
 from dispatcher.artifacts.keys import RECORDING, index_key, session_folder
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.session_recording import Recording
@@ -55,6 +55,9 @@ Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timel
 Cost = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any] | None]]
 # Another replica's answer (`Coordination.ask_replica`): replica, session, method, params, timeout.
 Ask = Callable[[str, str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
+# The answer of the replica whose channel the session's bot dialled (`Coordination.ask_owner`):
+# session, method, params, timeout; None when no other replica holds it.
+AskOwner = Callable[[str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
 HAND_OVER_TIMEOUT_SECONDS = 10.0  # the holder answers from its memory: milliseconds
 HAND_OVER_ASKS = 4  # a holder stalled past one ask's wait is asked again (its first answer was lost)
 HAND_OVER_BACKOFF_SECONDS = 1.0  # doubled before each ask again
@@ -77,7 +80,7 @@ class SessionRecordings:
                  region: str, provider: str, clock: Callable[[], float] = time.time,
                  max_session_seconds: float | None = None, cost: Cost | None = None,
                  finish_deadline_seconds: float = FINISH_DEADLINE_SECONDS, replica_id: str = "",
-                 ask: Ask | None = None) -> None:
+                 ask: Ask | None = None, ask_owner: AskOwner | None = None) -> None:
         self.settings = settings
         self.store = store
         self._note = note
@@ -89,6 +92,7 @@ class SessionRecordings:
         self._cost = cost  # what the session cost, from its timeline (None: this dispatcher prices none)
         self._replica_id = replica_id
         self._ask = ask  # None: one process, every recording is held here
+        self._ask_owner = ask_owner  # None: one process
         self._taking: dict[str, asyncio.Task[None]] = {}  # recordings being taken from another replica
         self._handed: dict[str, tuple[str, dict[str, Any], float]] = {}  # session: (taker, record, when)
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
@@ -414,6 +418,39 @@ class SessionRecordings:
         self._note(session_id, "recording_moved", replica_from=self._replica_id, replica_to=asker)
         return {"recording": record, "moved": True}
 
+    async def take_over(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A draining replica gives the session's recording to this one, its bot's: held here till its end."""
+        giver, record = params.get("from"), params.get("recording")
+        if session_id in self._open or self.finishing(session_id) or not isinstance(record, Mapping) \
+                or not isinstance(giver, str):
+            return {"taken": False}
+        try:
+            self._open[session_id] = recording_from(session_id, record)
+        except ValueError:
+            return {"taken": False}
+        self._note(session_id, "recording_moved", replica_from=giver, replica_to=self._replica_id)
+        return {"taken": True}
+
+    async def _given_to_bot_replica(self, session_id: str) -> bool:
+        """At a drain: the recording given to the replica its bot dialled, which ends it with the call
+        (this replica finishing it now would lose the rest of the call)."""
+        recording = self._open.get(session_id)
+        if recording is None or self._ask_owner is None:
+            return False
+        try:  # None: its bot is here (a re-dial elsewhere is handed it there) or nowhere yet
+            async with recording.opening:
+                answer = await self._ask_owner(session_id, METHOD_TAKE_OVER,
+                                               {"recording": record_of(recording), "from": self._replica_id},
+                                               HAND_OVER_TIMEOUT_SECONDS)
+        except (TimeoutError, StoreUnavailable, ApiError, NotHere) as exc:
+            log.warning("session %s: its recording could not be given to its bot's replica (%s); finished here",
+                        session_id, type(exc).__name__)
+            return False
+        if answer is None or answer.get("taken") is not True:
+            return False
+        self._open.pop(session_id, None)
+        return True
+
     async def finish_here(self, session_id: str, why: str) -> None:
         """The session's end, told by its bot's channel here: its recording finished, taken first
         from the replica that holds it if need be."""
@@ -463,7 +500,8 @@ class SessionRecordings:
         for taking in list(self._taking.values()):
             taking.cancel()
         for session_id in list(self._open):
-            self.finish_soon(session_id, "the dispatcher stopped")
+            if session_id not in self._finishing and not await self._given_to_bot_replica(session_id):
+                self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:
             await asyncio.wait(set(self._finishing.values()), timeout=10)
         if self._left:

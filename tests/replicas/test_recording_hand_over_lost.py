@@ -84,3 +84,29 @@ def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_the_call_recorded(t
         bot.send(op="exit")
         report = json.loads(next(folder.rglob(f"{session_id}/report.json")).read_text())
         assert report["recording"]["bytes"] == 4096, report
+
+
+def test_a_planner_that_drains_before_the_bots_first_part_gives_its_recording_to_the_bots_replica(
+        tmp_path: Path, store: RedisServer) -> None:
+    folder = tmp_path / "recordings"
+    with start_fleet(tmp_path, store, 2, **steered_fleet_env(tmp_path, folder)) as fleet:
+        starter, holder, started = warm_start_elsewhere(fleet)
+        session_id = started.json()["session_id"]
+        bot = Steered(tmp_path / "steps")
+        planner = next(r for r in fleet.replicas if r.base_url == starter)
+        planner.process.send_signal(signal.SIGTERM)  # a rolling deploy drains it; the call goes on
+        planner.process.wait(timeout=90)
+        assert bot.do(op="put", part=1, size=4096) == {"status": 200}
+        finished = bot.do(op="ask", method="recording.finished", params={"parts": 1, "bytes": 4096, "transcript": []})
+        assert finished == {"ok": {}}, finished
+        bot.send(op="report", event="ended", fields={"reason": "peer_left", "exit_code": 0})
+
+        def events() -> list[dict[str, Any]]:
+            timeline: list[dict[str, Any]] = get(holder, f"/sessions/{session_id}/timeline").json()["events"]
+            return timeline
+        wait_until(lambda: any(e["event"] in ENDED for e in events()), "the recording's end", timeout=60,
+                   detail=lambda: f"{events()}\n{fleet.logs()}")
+        bot.send(op="exit")
+        assert [e["event"] for e in events() if e["event"] in ENDED] == ["recording_ready"], events()
+        report = json.loads(next(folder.rglob(f"{session_id}/report.json")).read_text())
+        assert report["recording"]["bytes"] == 4096, report
