@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.dispatcher.conftest import STANDIN_ENV
-from tests.replicas.conftest import WARM_ONE, get, start_fleet, warm_start_elsewhere
+from tests.replicas.conftest import WARM_ONE, Fleet, get, start_fleet, warm_start_elsewhere
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
@@ -55,6 +55,24 @@ def steered_fleet_env(tmp_path: Path, folder: Path) -> dict[str, str]:
             "LOCAL_BOT_ENV": ",".join((*STANDIN_ENV, "COMMANDED_DIR")), "COMMANDED_DIR": str(steps)}
 
 
+def ended_by_the_bot(bot: Steered, replica: str, session_id: str, folder: Path, fleet: Fleet) -> list[str]:
+    """The bot's end as a recorder's: its account, then `ended`; the recording's end events, once
+    there is one (its report's one part checked)."""
+    finished = bot.do(op="ask", method="recording.finished", params={"parts": 1, "bytes": 4096, "transcript": []})
+    assert finished == {"ok": {}}, finished
+    bot.send(op="report", event="ended", fields={"reason": "peer_left", "exit_code": 0})
+
+    def events() -> list[dict[str, Any]]:
+        timeline: list[dict[str, Any]] = get(replica, f"/sessions/{session_id}/timeline").json()["events"]
+        return timeline
+    wait_until(lambda: any(e["event"] in ENDED for e in events()), "the recording's end", timeout=60,
+               detail=lambda: f"{events()}\n{fleet.logs()}")
+    bot.send(op="exit")
+    report = json.loads(next(folder.rglob(f"{session_id}/report.json")).read_text())
+    assert report["recording"]["bytes"] == 4096, report
+    return [e["event"] for e in events() if e["event"] in ENDED]
+
+
 def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_the_call_recorded(tmp_path: Path,
                                                                                  store: RedisServer) -> None:
     folder = tmp_path / "recordings"
@@ -72,18 +90,7 @@ def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_the_call_recorded(t
         finally:
             os.kill(planner.process.pid, signal.SIGCONT)
         assert answered(first_part) == {"status": 200}  # asked again, answered the same record
-        finished = bot.do(op="ask", method="recording.finished", params={"parts": 1, "bytes": 4096, "transcript": []})
-        assert finished == {"ok": {}}, finished
-        bot.send(op="report", event="ended", fields={"reason": "peer_left", "exit_code": 0})
-
-        def events() -> list[dict[str, Any]]:
-            timeline: list[dict[str, Any]] = get(starter, f"/sessions/{session_id}/timeline").json()["events"]
-            return timeline
-        wait_until(lambda: any(e["event"] in ENDED for e in events()), "the recording's end", timeout=60,
-                   detail=lambda: f"{events()}\n{fleet.logs()}")
-        bot.send(op="exit")
-        report = json.loads(next(folder.rglob(f"{session_id}/report.json")).read_text())
-        assert report["recording"]["bytes"] == 4096, report
+        assert ended_by_the_bot(bot, starter, session_id, folder, fleet) == ["recording_ready"]
 
 
 def test_a_planner_that_drains_before_the_bots_first_part_gives_its_recording_to_the_bots_replica(
@@ -97,16 +104,4 @@ def test_a_planner_that_drains_before_the_bots_first_part_gives_its_recording_to
         planner.process.send_signal(signal.SIGTERM)  # a rolling deploy drains it; the call goes on
         planner.process.wait(timeout=90)
         assert bot.do(op="put", part=1, size=4096) == {"status": 200}
-        finished = bot.do(op="ask", method="recording.finished", params={"parts": 1, "bytes": 4096, "transcript": []})
-        assert finished == {"ok": {}}, finished
-        bot.send(op="report", event="ended", fields={"reason": "peer_left", "exit_code": 0})
-
-        def events() -> list[dict[str, Any]]:
-            timeline: list[dict[str, Any]] = get(holder, f"/sessions/{session_id}/timeline").json()["events"]
-            return timeline
-        wait_until(lambda: any(e["event"] in ENDED for e in events()), "the recording's end", timeout=60,
-                   detail=lambda: f"{events()}\n{fleet.logs()}")
-        bot.send(op="exit")
-        assert [e["event"] for e in events() if e["event"] in ENDED] == ["recording_ready"], events()
-        report = json.loads(next(folder.rglob(f"{session_id}/report.json")).read_text())
-        assert report["recording"]["bytes"] == 4096, report
+        assert ended_by_the_bot(bot, holder, session_id, folder, fleet) == ["recording_ready"]
