@@ -147,7 +147,8 @@ def build_state(
     costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env),
                          relay=relay_price(env, machines.name))
     webhook_settings = WebhookSettings.from_env(env)
-    webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs)
+    webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs,
+                                  once=coordination.spent)
                 if webhook_settings is not None else None)
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
