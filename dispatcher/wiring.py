@@ -399,7 +399,12 @@ async def _reckoned(costs: SessionCosts, machines: Machines, timeline: SessionTi
         await timeline.settled()
         events = await timeline.read(session_id)
     cost = await costs.of_session(session_id, events, running=False)
-    return cost.as_json() if cost is not None else None
+    if cost is None:
+        return None
+    if not any(e.get("event") in ("ended", "machine_ended") for e in events):  # its machine still runs
+        return {**cost.as_json(), "provisional": "its machine was still running when this report was written: "
+                "GET /sessions/{id} gives its cost once the machine has ended"}
+    return cost.as_json()
 
 
 def _channel_access(settings: Settings) -> ChannelAccess | None:

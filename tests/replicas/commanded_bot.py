@@ -1,7 +1,7 @@
 """A reserve bot that does what its test tells it, one step at a time, for the recording hand-over
 tests: the test writes COMMANDED_DIR/cmd-N.json and reads res-N.json. Steps: `put` (ask a part's URL
-and upload that many bytes), `ask` (any channel method), `report` (an event), `exit`. It speaks
-through the stand-in bot's channel (tests/dispatcher/standin_bot.py)."""
+and upload that many bytes), `ask` (any channel method), `report` (an event), `close` (its
+channel), `exit`. It speaks through the stand-in bot's channel (tests/dispatcher/standin_bot.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def step(channel: Channel, url: str, command: dict[str, Any]) -> dict[str, Any]:
             return {"status": httpx.put(part_url, content=b"\1\0" * (command["size"] // 2), timeout=60).status_code}
         if op == "ask":
             return {"ok": channel.ask(command["method"], command.get("params", {}), timeout=60)}
+        if op == "close":  # its channel drops; the process (its machine) goes on
+            channel.ws.close()
+            return {"closed": True}
         if op == "report":
             channel.report(command["event"], **command.get("fields", {}))
             return {"sent": True}

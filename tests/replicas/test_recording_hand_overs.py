@@ -1,7 +1,8 @@
-"""A recording handed over whose answer never arrives (the planner stalled past the asker's wait, then
-answered the queued ask) is asked for again and answered the same: the replica the bot dialled ends it.
-Two real dispatchers on one redis-server, the planner stopped with SIGSTOP, and a reserve bot the test
-steers (tests/replicas/commanded_bot.py)."""
+"""A recording under way with two real dispatchers on one redis-server and a reserve bot the test
+steers (tests/replicas/commanded_bot.py): a hand-over whose answer is lost (the planner stopped with
+SIGSTOP past the asker's wait) is asked again and answered the same; a planner that drains before the
+bot's first part gives the recording to the bot's replica; a report written while the bot's machine
+still runs says its cost is provisional."""
 
 from __future__ import annotations
 
@@ -105,3 +106,20 @@ def test_a_planner_that_drains_before_the_bots_first_part_gives_its_recording_to
         planner.process.wait(timeout=90)
         assert bot.do(op="put", part=1, size=4096) == {"status": 200}
         assert ended_by_the_bot(bot, holder, session_id, folder, fleet) == ["recording_ready"]
+
+
+def test_a_report_written_while_its_machine_still_runs_says_its_cost_is_provisional(tmp_path: Path,
+                                                                                      store: RedisServer) -> None:
+    folder = tmp_path / "recordings"
+    with start_fleet(tmp_path, store, 2, **steered_fleet_env(tmp_path, folder),
+                     RECORDING_END_GRACE_SECONDS="4") as fleet:
+        _, _, started = warm_start_elsewhere(fleet)
+        session_id = started.json()["session_id"]
+        bot = Steered(tmp_path / "steps")
+        assert bot.do(op="put", part=1, size=4096) == {"status": 200}
+        assert bot.do(op="close") == {"closed": True}  # its channel gone, its process running past the grace
+        wait_until(lambda: any(folder.rglob(f"{session_id}/report.json")), "the report after the grace",
+                   timeout=90, detail=fleet.logs)
+        bot.send(op="exit")
+        cost = json.loads(next(folder.rglob(f"{session_id}/report.json")).read_text())["cost"]
+        assert "still running" in cost["provisional"] and cost["estimated"] is True, cost
