@@ -61,6 +61,7 @@ AskOwner = Callable[[str, str, Mapping[str, Any], float], Awaitable[Mapping[str,
 HAND_OVER_TIMEOUT_SECONDS = 10.0  # the holder answers from its memory: milliseconds
 HAND_OVER_ASKS = 4  # a holder stalled past one ask's wait is asked again (its first answer was lost)
 HAND_OVER_BACKOFF_SECONDS = 1.0  # doubled before each ask again
+GIVEN_AT_ONCE = 64  # recordings given to their bots' replicas at once when this one drains
 HANDED_KEEP_SECONDS = 600.0  # what a holder handed over, kept for a repeat ask from the same replica
 PLANNED_WAIT_SECONDS = 5.0  # a bot's first request may come before its timeline's `recording_planned` is in the store
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
@@ -499,8 +500,14 @@ class SessionRecordings:
             self._rechecking.cancel()
         for taking in list(self._taking.values()):
             taking.cancel()
-        for session_id in list(self._open):
-            if session_id not in self._finishing and not await self._given_to_bot_replica(session_id):
+        under_way = [session_id for session_id in self._open if session_id not in self._finishing]
+        gate = asyncio.Semaphore(GIVEN_AT_ONCE)  # a drain with many calls waits one ask's bound, not one per call
+
+        async def given(session_id: str) -> bool:
+            async with gate:
+                return await self._given_to_bot_replica(session_id)
+        for session_id, gone in zip(under_way, await asyncio.gather(*map(given, under_way)), strict=True):
+            if not gone:
                 self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:
             await asyncio.wait(set(self._finishing.values()), timeout=10)
