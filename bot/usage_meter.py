@@ -10,8 +10,10 @@ An observer sees a frame at each hop it is passed along; only its first push (th
 counted it) is summed. The sums are bounded: at most `MAX_SERVICES` (kind, processor, model) rows,
 past it the rest are summed into one row whose processor says so. A streaming STT counts its audio
 only at its final transcripts and its stop, so audio after the last one is missing from a call cut
-short (or killed): its `audio_seconds` are reported as at least the caller audio passed to it
-(docs/operations.md, "What a call costs").
+short (or killed): its `audio_seconds` are reported as at least the caller audio it sent its vendor
+(docs/operations.md, "What a call costs"): counted where Pipecat's STTService counts it, after
+dropping what a muted, unusable or reconnecting STT does not send (`_record_stt_audio_usage`,
+pipecat 1.14), which the meter wraps on each streaming STT it sees a frame pushed to.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.frames.frames import InputAudioRawFrame, MetricsFrame
+from pipecat.frames.frames import MetricsFrame
 from pipecat.metrics.metrics import LLMUsageMetricsData, MetricsData, STTUsageMetricsData, TTSUsageMetricsData
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.worker import PipelineParams
@@ -61,15 +63,24 @@ class UsageMeter(BaseObserver):
         if isinstance(data.frame, MetricsFrame) and data.first_push:
             for item in data.frame.data:
                 self.count(item)
-        elif isinstance(data.frame, InputAudioRawFrame) and isinstance(data.destination, STTService) \
-                and not isinstance(data.destination, SegmentedSTTService):  # a segmented one bills its segments
-            frame, stt = data.frame, data.destination
-            bytes_per_second = frame.sample_rate * frame.num_channels * 2  # 16-bit PCM, as Pipecat's input is
-            if bytes_per_second > 0:
-                self.streamed(stt.name, stt.settings.model, len(frame.audio) / bytes_per_second)
+        elif isinstance(data.destination, STTService) and not isinstance(data.destination, SegmentedSTTService):
+            self.meter_sent(data.destination)  # a segmented one bills its segments: its metrics say them
+
+    def meter_sent(self, stt: STTService) -> None:
+        """Counts the audio `stt` sends its vendor from now on (once per service; its StartFrame
+        comes before any audio)."""
+        if "_record_stt_audio_usage" in vars(stt):
+            return  # wrapped already
+        recorded = stt._record_stt_audio_usage
+
+        def sent(audio: bytes | bytearray) -> None:
+            recorded(audio)
+            if stt.sample_rate > 0:  # 16-bit mono PCM, as Pipecat's STTService counts it
+                self.streamed(stt.name, stt.settings.model, len(audio) / (stt.sample_rate * 2))
+        stt._record_stt_audio_usage = sent  # type: ignore[method-assign]
 
     def streamed(self, processor: str, model: object, seconds: float) -> None:
-        """Caller audio passed to a streaming STT (its row's lower bound)."""
+        """Caller audio a streaming STT sent its vendor (its row's lower bound)."""
         processor = processor[:MAX_NAME_CHARS]
         if processor not in self._streamed and len(self._streamed) >= MAX_SERVICES:
             return
@@ -99,7 +110,7 @@ class UsageMeter(BaseObserver):
 
     def report(self) -> list[dict[str, Any]]:
         """The `ended` report's `usage`: one row per service and model, its counts so far, a
-        streaming STT's audio seconds at least the caller audio passed to it (the sums kept as
+        streaming STT's audio seconds at least the caller audio it sent (the sums kept as
         counted: a later final transcript's count is not added twice)."""
         rows = [row.as_json() for row in self._rows.values() if row.counts]
         for processor, (model, seconds) in self._streamed.items():

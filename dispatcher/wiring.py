@@ -149,7 +149,8 @@ def build_state(
     costs = SessionCosts(machines.name, bot_price(machines, env), prices=load_prices(env),
                          relay=relay_price(env, machines.name))
     webhook_settings = WebhookSettings.from_env(env)
-    webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs)
+    webhooks = (LifecycleWebhooks(webhook_settings, timeline.read, webhook_outbox(coordination), costs=costs,
+                                  once=coordination.spent)
                 if webhook_settings is not None else None)
     if webhooks is not None:
         timeline.listeners.append(webhooks.timeline_event)
@@ -186,7 +187,7 @@ def build_state(
                                 key_names={name for _, name in settings.api_key_names},
                                 runtime_keys=bool(settings.api_key_hashes and settings.admin_key_hashes),
                                 releases=set(releases.catalogue.names), replica_id=coordination.replica_id,
-                                ask=coordination.ask_replica)
+                                ask=coordination.ask_replica, ask_owner=coordination.ask_owner)
     replication.attach_recordings(artifacts.recordings)
     sessions = SessionService(
         settings, machines, resolved_rooms, metrics,
@@ -402,7 +403,12 @@ async def _reckoned(costs: SessionCosts, machines: Machines, timeline: SessionTi
         await timeline.settled()
         events = await timeline.read(session_id)
     cost = await costs.of_session(session_id, events, running=False)
-    return cost.as_json() if cost is not None else None
+    if cost is None:
+        return None
+    if not any(e.get("event") in ("ended", "machine_ended") for e in events):  # its machine still runs
+        return {**cost.as_json(), "provisional": "its machine was still running when this report was written: "
+                "GET /sessions/{id} gives its cost once the machine has ended"}
+    return cost.as_json()
 
 
 def _channel_access(settings: Settings) -> ChannelAccess | None:

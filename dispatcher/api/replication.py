@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dispatcher.artifacts.hand_over import METHOD_HAND_OVER
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, METHOD_TAKE_OVER
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.ownership import Ownership
@@ -33,6 +33,7 @@ class Replication:
     def __init__(self, coordination: Coordination, channels: BotChannels, machines: Machines) -> None:
         self.coordination = coordination
         self._machines = machines if isinstance(machines, SharedLocalMachines) else None
+        self._channels = channels
         self.ownership = Ownership(channels, coordination)
         self.remote = StoreRemote(coordination)
         self._reserve: Reserve | None = None
@@ -58,7 +59,13 @@ class Replication:
         if method == METHOD_HAND_OVER:  # the session's bot dialled the asker: its recording goes there
             if self._recordings is None:
                 raise NotHere(session_id)
-            return await self._recordings.hand_over(session_id)
+            asker = params.get("asker")
+            return await self._recordings.hand_over(session_id, asker if isinstance(asker, str) else "",
+                                                    bot_here=self._channels.link_for(session_id) is not None)
+        if method == METHOD_TAKE_OVER:  # a draining replica gives this one, its bot's, the recording
+            if self._recordings is None:
+                raise NotHere(session_id)
+            return await self._recordings.take_over(session_id, params)
         return await self.ownership.answer(session_id, method, params)
 
     async def start(self) -> None:

@@ -186,6 +186,12 @@ class AzureBlobStore:
     async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
         await self._put_blob(key, data, content_type, "write an object", metadata(tags))
 
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        answer = await self._call("PUT", key, "write an object", content=data, exists_ok=True,
+                                  headers={"x-ms-blob-type": "BlockBlob", "Content-Type": content_type,
+                                           "If-None-Match": "*"})
+        return answer.status_code < 300
+
     async def get(self, key: str) -> bytes | None:
         answer = await self._call("GET", key, "read an object", missing_ok=True)
         return None if answer.status_code == 404 else answer.content
@@ -298,13 +304,13 @@ class AzureBlobStore:
 
     async def _call(self, method: str, key: str, what: str, params: Mapping[str, str] | None = None, *,
                     headers: Mapping[str, str] | None = None, content: bytes | None = None,
-                    missing_ok: bool = False) -> HttpResponse:
+                    missing_ok: bool = False, exists_ok: bool = False) -> HttpResponse:
         return await self._request(method, self._url(key), what, params, headers=headers, content=content,
-                                   missing_ok=missing_ok)
+                                   missing_ok=missing_ok, exists_ok=exists_ok)
 
     async def _request(self, method: str, url: str, what: str, params: Mapping[str, str] | None = None, *,
                        headers: Mapping[str, str] | None = None, content: bytes | None = None,
-                       missing_ok: bool = False, key_first: bool = True) -> HttpResponse:
+                       missing_ok: bool = False, key_first: bool = True, exists_ok: bool = False) -> HttpResponse:
         if key_first:  # the SAS this store signs next must find a key; a store that cannot give one is said now
             await self._fresh_key()
         try:
@@ -319,7 +325,8 @@ class AzureBlobStore:
                              STORE_ACCESS_DENIED) from None
         except Transient as exc:
             raise StoreError(f"{self.where}: cannot {what}: {exc}", STORE_UNREACHABLE) from None
-        if answer.status_code < 300 or (missing_ok and answer.status_code == 404):
+        if answer.status_code < 300 or (missing_ok and answer.status_code == 404) \
+                or (exists_ok and answer.status_code in (409, 412)):  # a conditional create that found one
             return answer
         raise self._refused(answer, what)
 

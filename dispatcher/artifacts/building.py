@@ -18,7 +18,7 @@ from dispatcher.artifacts.gcs_store import split_destination as split_gcs
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.orphans import OrphanSweep
 from dispatcher.artifacts.reading import ArtifactReader
-from dispatcher.artifacts.recordings import Ask, Cost, Events, Note, SessionRecordings
+from dispatcher.artifacts.recordings import Ask, AskOwner, Cost, Events, Note, SessionRecordings
 from dispatcher.artifacts.s3_store import S3Store, split_destination
 from dispatcher.artifacts.settings import ArtifactSettings
 from dispatcher.artifacts.signed_paths import SignedPaths
@@ -83,11 +83,12 @@ def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note
                     provider: str, running: MachineRunning, max_session_seconds: float,
                     cost: Cost | None = None, key_names: set[str] | None = None,
                     releases: set[str] | None = None, runtime_keys: bool = False, replica_id: str = "",
-                    ask: Ask | None = None) -> Artifacts:
+                    ask: Ask | None = None, ask_owner: AskOwner | None = None) -> Artifacts:
     """`key_names`: the API keys' names (a rule naming another is refused, unless `runtime_keys`: an
     admin may make a key of that name at runtime, before or after this start, so it is a warning);
     `releases`: the catalogue's (a rule naming another is a warning, shown in status: releases come and go);
-    `ask`: another replica's answer, to take a recording over from it (recordings.py `here`)."""
+    `ask`: another replica's answer, to take a recording over from it (recordings.py `here`);
+    `ask_owner`: the answer of the replica a session's bot dialled, given its recording at a drain."""
     settings = ArtifactSettings.from_env(env)
     if key_names is not None and runtime_keys and (unnamed := sorted(settings.rules.named("key") - key_names)):
         log.warning("RECORDING_RULES names the API key(s) %s, which DISPATCHER_API_KEYS does not have: their rule "
@@ -99,7 +100,7 @@ def build_artifacts(env: Mapping[str, str], *, channels: BotChannels, note: Note
     store = build_store(settings, env)
     recordings = SessionRecordings(settings, store, note=note, events=events, region=region, provider=provider,
                                    max_session_seconds=max_session_seconds, cost=cost, replica_id=replica_id,
-                                   ask=ask)
+                                   ask=ask, ask_owner=ask_owner)
     if releases is not None and (unknown := settings.unknown_releases(releases)):
         recordings.unknown_releases = unknown
         log.warning("RECORDING_RULES names the release(s) %s, which the catalogue does not have (yet): their rule "

@@ -13,7 +13,8 @@ STOPPED = ("stopped, and its machine ended while the bot was still handing over 
 
 
 def cut_short_by_stop(events: Iterable[Mapping[str, Any]]) -> bool:
-    """No end from the bot, a stop asked, and its machine not over before that stop."""
+    """No end from the bot, a stop asked, and its machine then ended as a stop ends it (`ended`: a
+    machine that `failed` crashed, whatever was asked of it)."""
     stopped = machine_over = None
     for event in events:
         name, at = event.get("event"), event.get("at")
@@ -22,8 +23,10 @@ def cut_short_by_stop(events: Iterable[Mapping[str, Any]]) -> bool:
         if name == "stop_requested" and stopped is None and isinstance(at, int | float):
             stopped = at
         if name == "machine_ended" and machine_over is None and isinstance(at, int | float):
+            if event.get("state") != "ended":
+                return False
             machine_over = at
-    return stopped is not None and (machine_over is None or machine_over >= stopped)
+    return stopped is not None and machine_over is not None and machine_over >= stopped
 
 
 def told(text: str, stopped: bool) -> str:

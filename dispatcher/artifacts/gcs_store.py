@@ -211,6 +211,11 @@ class GcsStore:
         await self._xml("PUT", key, "write an object", content=data,
                         headers={"Content-Type": content_type, **metadata(tags)})
 
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        answer = await self._xml("PUT", key, "write an object", content=data, exists_ok=True,
+                                 headers={"Content-Type": content_type, "x-goog-if-generation-match": "0"})
+        return answer.status_code < 300
+
     async def get(self, key: str) -> bytes | None:
         answer = await self._xml("GET", key, "read an object", missing_ok=True)
         return None if answer.status_code == 404 else answer.content
@@ -281,7 +286,7 @@ class GcsStore:
 
     async def _call(self, method: str, path: str, what: str, *, params: Mapping[str, str] | None = None,
                     content: bytes | None = None, json: Any = None, headers: Mapping[str, str] | None = None,
-                    missing_ok: bool = False, retried: bool = True) -> HttpResponse:
+                    missing_ok: bool = False, retried: bool = True, exists_ok: bool = False) -> HttpResponse:
         for attempt in range(1, TRIES + 1):
             sent = {**(headers or {}), "Authorization": f"Bearer {await self._credentials.token()}"}
             try:
@@ -291,7 +296,8 @@ class GcsStore:
                 if attempt == TRIES or not retried:
                     raise StoreError(f"{self.where}: cannot {what}: {exc}", STORE_UNREACHABLE) from None
             else:
-                if answer.status_code < 300 or (missing_ok and answer.status_code == 404):
+                if answer.status_code < 300 or (missing_ok and answer.status_code == 404) \
+                        or (exists_ok and answer.status_code == 412):  # a conditional create that found one
                     return answer
                 if answer.status_code not in RETRYABLE or attempt == TRIES or not retried:
                     raise self._refused(answer, what)

@@ -3,8 +3,10 @@
 The replica that admits a start plans its recording; its bot's channel may end at another replica
 (a warm bot held there, a cold bot or a re-dial through a load balancer). The bot asks for its
 part URLs, hands over its turns and logs, and reports its end on that channel, so the recording
-must be held there: that replica reads from the session's timeline which replica holds it (the
-last `recording_planned` or `recording_moved`) and asks it, over the store's relay, for the record.
+must be held there: that replica reads from the session's timeline which replica holds it and
+asks it, over the store's relay, for the record. The holder notes `recording_moved` (from, to)
+itself before it answers, and keeps what it handed for a repeat ask from the same replica: the relay
+answers at most once, and an answer lost (the holder stalled past the asker's wait) is asked again.
 """
 
 from __future__ import annotations
@@ -18,17 +20,34 @@ from dispatcher.artifacts.rules import POLICIES, Keeping
 from dispatcher.artifacts.session_recording import Recording
 
 METHOD_HAND_OVER = "recording.hand_over"
-HELD = ("recording_planned", "recording_moved")  # timeline events naming the replica that holds it
+METHOD_TAKE_OVER = "recording.take_over"  # a draining replica gives its recording to the bot's replica
+PLANNED, MOVED = "recording_planned", "recording_moved"
 FACTS = ("release", "region", "key_name", "provider", "transport", "retention_days", "consent")
 
 
 def holder_of(events: Iterable[Mapping[str, Any]]) -> str | None:
     """The replica that last took up the session's recording, from its timeline; None: never planned."""
-    holder: str | None = None
-    for event in events:
-        if event.get("event") in HELD and isinstance(event.get("replica"), str):
-            holder = event["replica"]
-    return holder
+    chain = holders(events)
+    return chain[-1] if chain else None
+
+
+def holders(events: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The replicas that held the recording, the planner first: each move followed from the replica
+    it left (the timeline's order is by each replica's own clock, which may disagree across replicas;
+    one replica's moves away are in its own clock's order)."""
+    events = list(events)
+    planner = next((e.get("replica") for e in events if e.get("event") == PLANNED), None)
+    if not isinstance(planner, str):
+        return []
+    moves = [(e.get("replica_from"), e.get("replica_to") or e.get("replica")) for e in events
+             if e.get("event") == MOVED]
+    chain = [planner]
+    while moves:  # each move followed once: a cycle of moves ends
+        step = next((i for i, (from_, to) in enumerate(moves) if from_ == chain[-1] and isinstance(to, str)), None)
+        if step is None:
+            break
+        chain.append(str(moves.pop(step)[1]))
+    return chain
 
 
 def record_of(recording: Recording) -> dict[str, Any]:

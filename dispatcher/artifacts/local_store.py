@@ -153,6 +153,23 @@ class LocalFolderStore:
 
         await self._io(write)
 
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        path = self._path(key)
+
+        def create() -> bool:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made = path.with_name(f"{path.name}.{secrets.token_hex(6)}.writing")
+            write_whole(made, made.with_name(made.name + ".part"), data)
+            try:
+                os.link(made, path)  # whole or not at all; another writer's, linked first, stands
+            except FileExistsError:
+                return False
+            finally:
+                made.unlink(missing_ok=True)
+            return True
+
+        return await self._io(create)
+
     async def get(self, key: str) -> bytes | None:
         path = self._path(key)
         return await self._io(lambda: path.read_bytes() if path.is_file() else None)

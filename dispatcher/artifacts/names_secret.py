@@ -83,8 +83,8 @@ async def _in_bucket(settings: ArtifactSettings, env: Mapping[str, str]) -> byte
     try:
         key = names_secret_key(store.prefix, SECRET_FILE)
         value = await store.get(key)
-        if value is None:  # made once: two dispatchers starting at that instant on one bucket are not guarded
-            await store.put(key, secrets.token_hex(SECRET_BYTES).encode(), "text/plain")
+        if value is None:  # made once: of two dispatchers starting at that instant, the first write stands
+            await store.put_new(key, secrets.token_hex(SECRET_BYTES).encode(), "text/plain")
             value = await store.get(key)
     finally:
         if isinstance(store, GcsStore | AzureBlobStore):  # their own connection pools

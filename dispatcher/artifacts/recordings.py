@@ -32,9 +32,9 @@ from dispatcher.artifacts.bot_account import bot_account
 from dispatcher.artifacts.bot_logs import BotLogs
 from dispatcher.artifacts.completion import kept_parts
 from dispatcher.artifacts.end_retries import FINISH_DEADLINE_SECONDS, EndRetries
-from dispatcher.artifacts.erasure_check import still_finishing
+from dispatcher.artifacts.erasure_check import FINISHED, still_finishing
 from dispatcher.artifacts.finishing import SessionEnds, index_body, tags_of
-from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, holder_of, record_of, recording_from
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, METHOD_TAKE_OVER, holders, record_of, recording_from
 from dispatcher.artifacts.keys import RECORDING, index_key, session_folder
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.session_recording import Recording
@@ -55,7 +55,14 @@ Events = Callable[[str], Awaitable[list[dict[str, Any]]]]  # the session's timel
 Cost = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any] | None]]
 # Another replica's answer (`Coordination.ask_replica`): replica, session, method, params, timeout.
 Ask = Callable[[str, str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
+# The answer of the replica whose channel the session's bot dialled (`Coordination.ask_owner`):
+# session, method, params, timeout; None when no other replica holds it.
+AskOwner = Callable[[str, str, Mapping[str, Any], float], Awaitable[Mapping[str, Any] | None]]
 HAND_OVER_TIMEOUT_SECONDS = 10.0  # the holder answers from its memory: milliseconds
+HAND_OVER_ASKS = 4  # a holder stalled past one ask's wait is asked again (its first answer was lost)
+HAND_OVER_BACKOFF_SECONDS = 1.0  # doubled before each ask again
+GIVEN_AT_ONCE = 64  # recordings given to their bots' replicas at once when this one drains
+HANDED_KEEP_SECONDS = 600.0  # what a holder handed over, kept for a repeat ask from the same replica
 PLANNED_WAIT_SECONDS = 5.0  # a bot's first request may come before its timeline's `recording_planned` is in the store
 MAX_OPEN = 10_000  # sessions recorded at once in one replica
 RECHECK_SECONDS = 60.0  # a store that failed its check is tried again this often (fixed: recording resumes)
@@ -74,7 +81,7 @@ class SessionRecordings:
                  region: str, provider: str, clock: Callable[[], float] = time.time,
                  max_session_seconds: float | None = None, cost: Cost | None = None,
                  finish_deadline_seconds: float = FINISH_DEADLINE_SECONDS, replica_id: str = "",
-                 ask: Ask | None = None) -> None:
+                 ask: Ask | None = None, ask_owner: AskOwner | None = None) -> None:
         self.settings = settings
         self.store = store
         self._note = note
@@ -86,7 +93,9 @@ class SessionRecordings:
         self._cost = cost  # what the session cost, from its timeline (None: this dispatcher prices none)
         self._replica_id = replica_id
         self._ask = ask  # None: one process, every recording is held here
+        self._ask_owner = ask_owner  # None: one process
         self._taking: dict[str, asyncio.Task[None]] = {}  # recordings being taken from another replica
+        self._handed: dict[str, tuple[str, dict[str, Any], float]] = {}  # session: (taker, record, when)
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
         self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
                                    finish_deadline_seconds)
@@ -336,24 +345,46 @@ class SessionRecordings:
         assert self._ask is not None
         deadline = time.monotonic() + planned_wait
         while True:  # the timeline is in the store: read again until the plan's event is there, or the wait is over
-            holder = holder_of(await self._timeline(session_id))
-            if holder is not None or time.monotonic() >= deadline:
+            events = await self._timeline(session_id)
+            chain = holders(events)
+            if chain or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.2)
+        holder = chain[-1] if chain else None
+        if holder == self._replica_id and len(chain) > 1 and not any(e.get("event") in FINISHED for e in events):
+            holder = chain[-2]  # handed here, its answer lost: the replica that handed it answers it again
         if holder is None or holder == self._replica_id:
             return  # never recorded, or finished here already
+        answer = await self._asked(session_id, holder)
+        record = answer.get("recording") if answer is not None else None
         try:
-            answer = await self._ask(holder, session_id, METHOD_HAND_OVER, {}, HAND_OVER_TIMEOUT_SECONDS)
-            record = answer.get("recording") if answer is not None else None
             recording = recording_from(session_id, record) if isinstance(record, Mapping) else None
-        except (TimeoutError, StoreUnavailable, ApiError, NotHere, ValueError) as exc:
-            # Left where it is: that replica completes it with what arrived (its grace, sweep or stop).
-            log.warning("session %s: its recording could not be taken from replica %s (%s)", session_id, holder,
-                        type(exc).__name__)
+        except ValueError:
+            log.warning("session %s: replica %s handed over no recording this version reads", session_id, holder)
             return
         if recording is not None and session_id not in self._open:
             self._open[session_id] = recording
-            self._note(session_id, "recording_moved", replica_from=holder)
+            if answer is not None and not answer.get("moved"):  # a holder of an earlier version did not note it
+                self._note(session_id, "recording_moved", replica_from=holder)
+
+    async def _asked(self, session_id: str, holder: str) -> Mapping[str, Any] | None:
+        """The holder's answer to the hand-over, asked again (with backoff) when it does not come:
+        the relay answers at most once, and the holder keeps what it handed for this replica's repeat."""
+        assert self._ask is not None
+        params = {"asker": self._replica_id}
+        for ask in range(HAND_OVER_ASKS):
+            try:
+                return await self._ask(holder, session_id, METHOD_HAND_OVER, params, HAND_OVER_TIMEOUT_SECONDS)
+            except (TimeoutError, StoreUnavailable) as exc:
+                failure: Exception = exc
+            except (ApiError, NotHere) as exc:  # a holder gone or of an earlier version: asking again changes nothing
+                failure = exc
+                break
+            await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
+        # Left where it is: that replica completes it with what arrived (its grace, sweep or stop).
+        log.warning("session %s: its recording could not be taken from replica %s (%s)", session_id, holder,
+                    type(failure).__name__)
+        return None
 
     async def _timeline(self, session_id: str) -> list[dict[str, Any]]:
         try:
@@ -362,17 +393,64 @@ class SessionRecordings:
             log.warning("session %s: its timeline could not be read to find its recording", session_id)
             return []
 
-    async def hand_over(self, session_id: str) -> dict[str, Any]:
+    async def hand_over(self, session_id: str, asker: str = "", *, bot_here: bool = False) -> dict[str, Any]:
         """Another replica holds the session's bot now: the recording goes there, to be written
-        at its end (`{"recording": None}`: not held here, or its end already being written)."""
+        at its end (`{"recording": None}`: not held here, its end already being written, or its bot's
+        channel still live here, so the asker's is a stale one). `asker`: the replica asking, answered
+        the same record again when it asks again (its first answer lost)."""
+        handed = self._handed.get(session_id)
+        if handed is not None and asker and handed[0] == asker and session_id not in self._open:
+            return {"recording": handed[1], "moved": True}
         recording = self._open.get(session_id)
-        if recording is None or session_id in self._finishing:
+        if recording is None or session_id in self._finishing or bot_here:
             return {"recording": None}
         async with recording.opening:  # an upload being opened here goes over opened
             if self._open.get(session_id) is not recording or session_id in self._finishing:
                 return {"recording": None}
             del self._open[session_id]
-        return {"recording": record_of(recording)}
+        record = record_of(recording)
+        if not asker:  # a replica of an earlier version: it notes the move itself
+            return {"recording": record}
+        now = self._clock()
+        self._handed = {sid: kept for sid, kept in self._handed.items() if now - kept[2] < HANDED_KEEP_SECONDS}
+        if len(self._handed) < MAX_OPEN:
+            self._handed[session_id] = (asker, record, now)
+        # Noted before the answer: an answer lost on its way still leaves the timeline naming the taker.
+        self._note(session_id, "recording_moved", replica_from=self._replica_id, replica_to=asker)
+        return {"recording": record, "moved": True}
+
+    async def take_over(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A draining replica gives the session's recording to this one, its bot's: held here till its end."""
+        giver, record = params.get("from"), params.get("recording")
+        if session_id in self._open or self.finishing(session_id) or not isinstance(record, Mapping) \
+                or not isinstance(giver, str):
+            return {"taken": False}
+        try:
+            self._open[session_id] = recording_from(session_id, record)
+        except ValueError:
+            return {"taken": False}
+        self._note(session_id, "recording_moved", replica_from=giver, replica_to=self._replica_id)
+        return {"taken": True}
+
+    async def _given_to_bot_replica(self, session_id: str) -> bool:
+        """At a drain: the recording given to the replica its bot dialled, which ends it with the call
+        (this replica finishing it now would lose the rest of the call)."""
+        recording = self._open.get(session_id)
+        if recording is None or self._ask_owner is None:
+            return False
+        try:  # None: its bot is here (a re-dial elsewhere is handed it there) or nowhere yet
+            async with recording.opening:
+                answer = await self._ask_owner(session_id, METHOD_TAKE_OVER,
+                                               {"recording": record_of(recording), "from": self._replica_id},
+                                               HAND_OVER_TIMEOUT_SECONDS)
+        except (TimeoutError, StoreUnavailable, ApiError, NotHere) as exc:
+            log.warning("session %s: its recording could not be given to its bot's replica (%s); finished here",
+                        session_id, type(exc).__name__)
+            return False
+        if answer is None or answer.get("taken") is not True:
+            return False
+        self._open.pop(session_id, None)
+        return True
 
     async def finish_here(self, session_id: str, why: str) -> None:
         """The session's end, told by its bot's channel here: its recording finished, taken first
@@ -422,8 +500,15 @@ class SessionRecordings:
             self._rechecking.cancel()
         for taking in list(self._taking.values()):
             taking.cancel()
-        for session_id in list(self._open):
-            self.finish_soon(session_id, "the dispatcher stopped")
+        under_way = [session_id for session_id in self._open if session_id not in self._finishing]
+        gate = asyncio.Semaphore(GIVEN_AT_ONCE)  # a drain with many calls waits one ask's bound, not one per call
+
+        async def given(session_id: str) -> bool:
+            async with gate:
+                return await self._given_to_bot_replica(session_id)
+        for session_id, gone in zip(under_way, await asyncio.gather(*map(given, under_way)), strict=True):
+            if not gone:
+                self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:
             await asyncio.wait(set(self._finishing.values()), timeout=10)
         if self._left:

@@ -149,6 +149,19 @@ class S3Store:
         await self._call(lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data,
                                                          ContentType=content_type, **tagging(tags)), "write an object")
 
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        def create() -> bool:
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                                        IfNoneMatch="*")
+            except self._client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    return False  # another writer's came first (or is being written): that one stands
+                raise
+            return True
+
+        return await self._call(create, "write an object")
+
     async def hold(self, keys: list[str], on: bool) -> None:
         def mark() -> None:
             for key in keys:

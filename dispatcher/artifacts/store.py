@@ -127,6 +127,10 @@ class ArtifactStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str, tags: Mapping[str, str] | None = None) -> None:
         """Writes a small object, tagged with `tags` where the store has tags (the key name, the release)."""
 
+    async def put_new(self, key: str, data: bytes, content_type: str) -> bool:
+        """Writes a small object only if there is none (a conditional create: of two writers at
+        once, one wins); False when one was there already."""
+
     async def get(self, key: str) -> bytes | None:
         """A small object (a report, an index), or None when there is none."""
 

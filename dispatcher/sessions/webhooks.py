@@ -33,7 +33,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,8 @@ from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError
 from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import OneTimeUse
+from dispatcher.store.memory import LocalOnce
 from voicefleet_settings.read import setting_float, setting_int, setting_text
 
 log = logging.getLogger("dispatcher.sessions.webhooks")
@@ -64,6 +66,11 @@ PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": 
 # written once) is pushed as `session.ended` when no report came within this (docs/http-api.md).
 MACHINE_END_GRACE_SECONDS = 3.0
 BOT_ENDS = ("ended", "failed")  # a session with either has had its end (or its failure) pushed
+# `session.ended` is pushed once per session across replicas (a bot's late `ended` after its machine's
+# end was pushed would be a second payload under the same webhook-id); kept as long as an event is.
+ENDED_ONCE_SECONDS = 86_400.0
+READ_TRIES = 3  # a timeline read for a machine's end, tried again before that end goes unpushed
+READ_BACKOFF_SECONDS = 1.0  # doubled before each try again
 
 
 @dataclass(frozen=True)
@@ -133,10 +140,12 @@ def keep_seconds(settings: WebhookSettings) -> float:
 
 class LifecycleWebhooks:
     def __init__(self, settings: WebhookSettings, read: Reader, outbox: Outbox,
-                 client: HttpClient | None = None, costs: SessionCosts | None = None) -> None:
+                 client: HttpClient | None = None, costs: SessionCosts | None = None,
+                 once: OneTimeUse | None = None) -> None:
         self._settings = settings
         self._read = read  # the session's timeline: an ended session's duration is since its request
         self._costs = costs  # an ended session's cost, from the same timeline (None: not priced)
+        self._once = once or LocalOnce()  # which sessions' `session.ended` was pushed (the store's: every replica's)
         # Redirects not followed: a receiver (or whoever answers for its name) that answers 3xx must not
         # turn this deliverer into a POSTer of signed events to an address of its choosing (a metadata
         # endpoint, the store's host). A 3xx is a failed attempt, logged with where it pointed.
@@ -157,33 +166,57 @@ class LifecycleWebhooks:
     def timeline_event(self, session_id: str, record: Mapping[str, Any]) -> None:
         """A timeline listener: hands the events that are pushed to the outbox, never waits."""
         if record.get("event") == "machine_ended":
-            try:
-                task = asyncio.get_running_loop().create_task(self._machine_ended(session_id, dict(record)))
-            except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to deliver with
-                return
-            self._puts.add(task)  # awaited at close, as the events' own writes are
-            task.add_done_callback(self._puts.discard)
+            self._later(self._machine_ended(session_id, dict(record)))
             return
         kind = PUSHED.get(str(record.get("event")))
         if kind is None:
             return
         data = {"session_id": session_id, **{k: v for k, v in record.items() if k not in ("event",)}}
-        self.push(f"msg_{session_id}_{kind}", kind, data)
+        if kind == "session.ended":
+            self._later(self._ended_once(session_id, data))
+        else:
+            self.push(f"msg_{session_id}_{kind}", kind, data)
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to deliver with
+            work.close()
+            return
+        self._puts.add(task)  # awaited at close, as the events' own writes are
+        task.add_done_callback(self._puts.discard)
+
+    async def _ended_once(self, session_id: str, data: dict[str, Any]) -> None:
+        """`session.ended`, unless one was pushed for the session already (at any replica); a store
+        that does not answer has it pushed all the same: twice is better than never."""
+        try:
+            first = await self._once.first_use(f"session.ended:{session_id}", ENDED_ONCE_SECONDS)
+        except Exception as exc:
+            log.warning("session %s: whether its end was pushed could not be read (%s): pushed", session_id,
+                        type(exc).__name__)
+            first = True
+        if first:
+            self.push(f"msg_{session_id}_session.ended", "session.ended", data)
 
     async def _machine_ended(self, session_id: str, record: dict[str, Any]) -> None:
         """`session.ended` for a session whose machine ended without its bot's report (killed, lost)."""
         await asyncio.sleep(MACHINE_END_GRACE_SECONDS)
-        try:
-            events = await self._read(session_id)
-        except Exception:  # the store: a bot's end may be in it; none is pushed rather than a second one
-            log.warning("session %s: its machine's end not pushed (its timeline could not be read)", session_id)
+        for attempt in range(READ_TRIES):
+            try:
+                events = await self._read(session_id)
+                break
+            except Exception as exc:  # the store: a bot's end may be in it; read again before giving up
+                failure = exc
+            await asyncio.sleep(READ_BACKOFF_SECONDS * 2 ** attempt)
+        else:
+            log.warning("session %s: its machine's end not pushed (its timeline could not be read: %s)", session_id,
+                        type(failure).__name__)
             return
         if any(e.get("event") in BOT_ENDS for e in events):
             return
         data = {"session_id": session_id, "at": record.get("at"), "replica": record.get("replica"),
                 "reason": "machine_ended", "state": record.get("state"), "detail": record.get("detail")}
-        self.push(f"msg_{session_id}_session.ended", "session.ended",
-                  {k: v for k, v in data.items() if v is not None})
+        await self._ended_once(session_id, {k: v for k, v in data.items() if v is not None})
 
     def push(self, message_id: str, kind: str, data: dict[str, Any]) -> None:
         """Hands one event to the outbox (`release.rolled_back` too, which is no session's), never waits."""

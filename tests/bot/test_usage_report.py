@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 import pytest
-from pipecat.frames.frames import InputAudioRawFrame
+from pipecat.frames.frames import EndFrame, InputAudioRawFrame, STTMuteFrame
 from pipecat.metrics.metrics import (
     LLMTokenUsage,
     LLMUsageMetricsData,
@@ -16,9 +17,10 @@ from pipecat.metrics.metrics import (
     STTUsageMetricsData,
     TTSUsageMetricsData,
 )
-from pipecat.observers.base_observer import FramePushed
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.services.stt_service import SegmentedSTTService, STTService
+from pipecat.workers.runner import WorkerRunner
 
 from bot.usage_meter import UsageMeter, with_usage_metrics
 from botchannel.contract import CHANNEL_PATH, ProtocolError, Report, encode, parse_frame
@@ -99,7 +101,12 @@ def test_the_meter_sums_per_service_and_model_and_is_bounded() -> None:
 class StreamingSTT(STTService):
     """A streaming STT that bills, as a vendor's does, every second of audio streamed to it."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0  # bytes streamed to its vendor
+
     async def run_stt(self, audio: bytes):
+        self.sent += len(audio)
         yield None
 
 
@@ -110,16 +117,33 @@ class SegmentedSTT(SegmentedSTTService):
         yield None
 
 
-async def audio_to(meter: UsageMeter, stt: FrameProcessor, seconds: int) -> None:
-    for _ in range(seconds * 50):  # 20 ms frames of 16 kHz mono 16-bit PCM
-        await meter.on_push_frame(FramePushed(FrameProcessor(), stt, InputAudioRawFrame(b"\0" * 640, 16000, 1),
-                                              FrameDirection.DOWNSTREAM, 0))
+async def audio_to(meter: UsageMeter, stt: STTService, seconds: int, *, muted: bool = False) -> None:
+    """`seconds` of caller audio through a real pipeline into `stt` (muted first, if so), then its end."""
+    worker = PipelineWorker(Pipeline([stt]), observers=[meter], enable_rtvi=False)
+
+    async def feed() -> None:
+        await wait_for(lambda: "_record_stt_audio_usage" in vars(stt) or isinstance(stt, SegmentedSTTService))
+        if muted:  # a mute strategy while the bot speaks: Pipecat's STTService drops the audio
+            await worker.queue_frame(STTMuteFrame(mute=True))
+        for _ in range(seconds * 50):  # 20 ms frames of 16 kHz mono 16-bit PCM
+            await worker.queue_frame(InputAudioRawFrame(b"\0" * 640, 16000, 1))
+        await worker.queue_frame(EndFrame())
+    await asyncio.wait_for(asyncio.gather(WorkerRunner(handle_sigint=False).run(worker), feed()), 120)
 
 
-async def test_a_streaming_stts_seconds_are_at_least_the_caller_audio_passed_to_it() -> None:
+async def wait_for(condition: Callable[[], bool]) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the meter never saw the STT started")
+
+
+async def test_a_streaming_stts_seconds_are_at_least_the_caller_audio_it_sent() -> None:
     meter, stt, segmented = UsageMeter(), StreamingSTT(), SegmentedSTT()
     await audio_to(meter, stt, 5)
     await audio_to(meter, segmented, 5)
+    assert stt.sent == 5 * 50 * 640
     # Its metrics counted 2 s at its last final transcript; the 3 s after it had not been counted yet.
     meter.count(STTUsageMetricsData(processor=stt.name, model=None, value=STTUsage(audio_seconds=2.0)))
     meter.count(STTUsageMetricsData(processor=segmented.name, model=None, value=STTUsage(audio_seconds=1.5)))
@@ -132,6 +156,12 @@ async def test_a_streaming_stts_seconds_are_at_least_the_caller_audio_passed_to_
     silent, other = UsageMeter(), StreamingSTT()
     await audio_to(silent, other, 2)
     assert silent.report() == [{"kind": "stt", "processor": other.name, "model": None, "audio_seconds": 2.0}]
+
+
+async def test_audio_a_muted_stt_never_sent_is_not_counted() -> None:
+    meter, stt = UsageMeter(), StreamingSTT()
+    await audio_to(meter, stt, 5, muted=True)
+    assert stt.sent == 0 and meter.report() == []
 
 
 @pytest.mark.parametrize("usage, says", [

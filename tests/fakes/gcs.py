@@ -275,6 +275,9 @@ class FakeGcs(FakeApi):
         if request.method == "PUT":
             if (held := objects.get(key)) is not None and held.temporary_hold:
                 return xml_error(403, "AccessDenied", "Access denied.", self._hold_message(bucket, key))
+            if request.headers.get("x-goog-if-generation-match") == "0" and key in objects:  # create only
+                return xml_error(412, "PreconditionFailed", "At least one of the pre-conditions you specified "
+                                 "did not hold.")
             objects[key] = Stored(await request.body(), request.headers.get("content-type", "application/octet-stream"),
                                   metadata=_metadata(request))
             return Response(status_code=200, headers={"ETag": _etag(objects[key].data)})

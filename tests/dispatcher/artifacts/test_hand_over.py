@@ -14,7 +14,8 @@ import pytest
 
 from botchannel.contract import RequestFailed
 from botchannel.recording import wav_header
-from dispatcher.artifacts.hand_over import METHOD_HAND_OVER
+from dispatcher.artifacts import recordings
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, holder_of
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.settings import ArtifactSettings
@@ -39,17 +40,32 @@ class SharedTimeline:
         return list(self.events)
 
 
-def pair(tmp_path: Path, older_planner: bool = False) -> tuple[SessionRecordings, SessionRecordings,
-                                                                 LocalFolderStore]:
+class Relay:
+    """What the store's relay does between replicas: `lost` answers are served but never delivered
+    (the holder stalled past the asker's wait); `linked`: the replicas whose bot channel is live."""
+
+    def __init__(self) -> None:
+        self.lost = 0
+        self.linked: set[str] = set()
+
+
+def pair(tmp_path: Path, older_planner: bool = False,
+         relay: Relay | None = None) -> tuple[SessionRecordings, SessionRecordings, LocalFolderStore]:
     store, timeline = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32)), SharedTimeline()
     replicas: dict[str, SessionRecordings] = {}
+    relay = relay or Relay()
 
     async def ask(replica: str, session_id: str, method: str, params: Mapping[str, Any],
                   timeout: float) -> Mapping[str, Any]:
         assert method == METHOD_HAND_OVER
         if older_planner:  # a replica from before the hand-over: its relay answers the method unknown
             raise RelayRefused(502, "relay_failed", "AttributeError")
-        return await replicas[replica].hand_over(session_id)
+        answer = await replicas[replica].hand_over(session_id, params.get("asker", ""),
+                                                   bot_here=replica in relay.linked)
+        if relay.lost:
+            relay.lost -= 1
+            raise TimeoutError
+        return answer
 
     for name in ("a", "b"):
         replicas[name] = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.noter(name),
@@ -79,3 +95,39 @@ async def test_a_planner_that_cannot_hand_over_keeps_the_recording(tmp_path: Pat
         await holder.part_url(SESSION, {"part": 1})
     assert refused.value.status == 404 and not holder.recorded(SESSION)
     assert planner.recorded(SESSION)  # it completes it itself (its grace, its sweep or its stop), as before
+
+
+async def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_answered_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recordings, "HAND_OVER_BACKOFF_SECONDS", 0.01)
+    relay = Relay()
+    planner, holder, store = pair(tmp_path, relay=relay)
+    await planner.plan_for(SESSION, transport="webrtc", release="v1", key_name="acme")
+    relay.lost = 2  # the planner stalled: two asks served after the asker stopped waiting
+    url = (await holder.part_url(SESSION, {"part": 1}))["url"]
+    assert not planner.recorded(SESSION) and holder.recorded(SESSION)
+    assert await store.accept_part(url.removeprefix(PART_PATH), wav_header(16000) + b"\1\0" * 16000)
+    await holder.finish_here(SESSION, "the bot ended the session")
+    await holder.aclose()
+    report = json.loads(next(tmp_path.glob(f"**/{SESSION}/report.json")).read_text())
+    assert report["recording"]["status"] == "partial" and report["recording"]["parts"] == 1, report
+
+
+async def test_a_replica_whose_bot_channel_is_live_keeps_the_recording_from_a_stale_close_elsewhere(
+        tmp_path: Path) -> None:
+    relay = Relay()
+    planner, holder, _ = pair(tmp_path, relay=relay)
+    await planner.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    await holder.part_url(SESSION, {"part": 1})  # the bot dialled the holder: the recording went there
+    relay.linked.add("b")  # its channel is live there; an old one at the planner closes late
+    await planner.finish_here(SESSION, "its bot's channel closed without its end")
+    assert holder.recorded(SESSION) and not planner.recorded(SESSION)
+
+
+def test_the_holder_follows_each_move_from_the_replica_it_left_whatever_the_clocks() -> None:
+    events = [{"event": "recording_moved", "at": 99.5, "replica": "c", "replica_from": "b"},  # c's clock behind
+              {"event": "recording_planned", "at": 100.0, "replica": "a"},
+              {"event": "recording_moved", "at": 101.0, "replica": "b", "replica_from": "a"}]
+    assert holder_of(events) == "c"
+    assert holder_of([*events, {"event": "recording_moved", "at": 98.0, "replica": "c", "replica_from": "c",
+                                "replica_to": "a"}]) == "a"

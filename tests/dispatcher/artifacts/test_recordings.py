@@ -303,6 +303,22 @@ async def test_a_bot_stopped_before_it_handed_over_its_end_is_said_so_not_killed
         assert "killed or lost" not in said and "stop's grace ran out" in said, said
 
 
+class CrashedAfterStopTimeline(Timeline):
+    """A session stopped whose bot crashed before the stop reached it: its machine `failed`."""
+
+    async def read(self, session_id: str) -> list[dict[str, Any]]:
+        return [{"event": "joined", "at": 100.0}, {"event": "stop_requested", "at": 130.0},
+                {"event": "machine_ended", "at": 131.0, "state": "failed", "detail": "exit code 139"}]
+
+
+async def test_a_bot_that_crashed_after_its_stop_was_asked_is_not_blamed_on_the_stops_grace(tmp_path: Path) -> None:
+    kept, _ = recordings(tmp_path, CrashedAfterStopTimeline())
+    await kept.plan_for(SESSION, transport="webrtc", release="v1", key_name=None)
+    report = await kept.finish(SESSION, "its machine ended without the bot's end (killed or lost)")
+    assert report is not None
+    assert "killed or lost" in report["ended"]["how"] and "grace" not in report["ended"]["how"], report["ended"]
+
+
 class CannotSign(LocalFolderStore):
     """A store whose signer is refused (GCS's signBlob without its grant), on the thread that signs."""
 

@@ -340,3 +340,48 @@ async def test_a_bot_gone_without_its_end_is_pushed_as_session_ended_with_the_co
     assert ended["cost"]["estimated"] is True
     assert read["cost"]["session_seconds"] == ended["cost"]["session_seconds"], (read["cost"], ended["cost"])
     assert [e["type"] for e in received].count("session.ended") == 1
+
+
+async def test_a_bots_end_after_its_machines_end_was_pushed_is_not_pushed_again(monkeypatch):
+    monkeypatch.setattr(webhooks, "MACHINE_END_GRACE_SECONDS", 0.01)
+    received: list[tuple[str, str]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((request.headers["webhook-id"], (await request.json())["data"].get("reason")))
+        return web.Response(status=204)
+
+    async with hook_receiver(hook) as url:
+        hooks = lone_webhooks(url)
+        hooks.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "ended"})
+        assert await within(lambda: len(received) == 1, timeout=30)
+        # The bot's own end comes late (a child process that kept its channel), after a recording's.
+        hooks.timeline_event("s1", {"event": "ended", "at": time.time(), "reason": "peer_left"})
+        assert await within(lambda: not hooks._puts, timeout=30)  # its end looked at (and queued, were it pushed)
+        hooks.timeline_event("s1", {"event": "recording_partial", "at": time.time()})
+        assert await within(lambda: any(i == "msg_s1_session.recording.partial" for i, _ in received), timeout=30)
+        await hooks.aclose()
+    assert [r for r in received if r[0] == "msg_s1_session.ended"] == [("msg_s1_session.ended", "machine_ended")]
+
+
+async def test_a_machines_end_whose_timeline_read_fails_once_is_read_again_and_pushed(monkeypatch):
+    monkeypatch.setattr(webhooks, "MACHINE_END_GRACE_SECONDS", 0.01)
+    monkeypatch.setattr(webhooks, "READ_BACKOFF_SECONDS", 0.01)
+    received: list[str] = []
+    reads = Counter[str]()
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(request.headers["webhook-id"])
+        return web.Response(status=204)
+
+    async def blinking_timeline(session_id: str) -> list[dict]:
+        reads[session_id] += 1
+        if reads[session_id] == 1:
+            raise ConnectionError("the store blinked")
+        return []
+
+    async with hook_receiver(hook) as url:
+        hooks = LifecycleWebhooks(WebhookSettings(url, secret_key(SECRET), timeout_seconds=2.0), blinking_timeline,
+                                  MemoryOutbox())
+        hooks.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "failed"})
+        assert await within(lambda: received == ["msg_s1_session.ended"], timeout=30), received
+        await hooks.aclose()
