@@ -4,6 +4,7 @@ methods hand over to the event loop."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -25,8 +26,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def __init__(self, account: pj.Account, call_id: int, on_end: Callable[[SipCall], None]) -> None:
         super().__init__(account, call_id)
         self.call_id = call_id  # PJSUA's slot, kept: getId() answers nothing useful once the call ended
+        self.created = time.monotonic()
         self.playout = Playout()
         self.events: CallEvents | None = None
+        self.admitted_from: str | None = None  # the trunk's source host, once the edge admitted the call
         self.port: MediaPort | None = None
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
