@@ -10,7 +10,7 @@ from pipecat.runner.utils import _detect_transport_type_from_message
 
 from sipedge import stream_frames
 from sipedge.admission import Admitted, Refused, admit, dialled_number, source_host
-from sipedge.call_data import MAX_HEADERS, call_body
+from sipedge.call_data import MAX_HEADERS, body_bytes, call_body
 from sipedge.config import ConfigError, load
 from sipedge.playout import Playout
 from sipedge.refusals import DEFAULT_RETRY_SECONDS, from_http
@@ -114,3 +114,11 @@ def test_the_example_configuration_the_docs_run_loads() -> None:
     example = Path(__file__).parents[2] / "sipedge" / "trunks.example.toml"
     (trunk,) = load({"SIP_EDGE_CONFIG": str(example)}).trunks
     assert trunk.api_keys == {"+14155550199": None}
+
+
+def test_the_call_data_fits_the_dispatchers_body_bound_whatever_the_caller_sends() -> None:
+    long_value = "é" * 100  # six bytes each once JSON escapes it, as the dispatcher measures
+    invite = "INVITE sip:200@edge SIP/2.0\r\n" + "".join(f"X-Field-{n}: {long_value}\r\n" for n in range(MAX_HEADERS))
+    body = call_body("<sip:" + "1" * 5000 + "@carrier>", "<sip:200@edge>", "c" * 5000, invite + "\r\n")
+    assert body_bytes(body) <= 2048  # dispatcher/phone/tokens.py's MAX_TOKEN_BODY_BYTES
+    assert body["to"] == "<sip:200@edge>" and body["headers"]  # what fits is kept
