@@ -62,6 +62,8 @@ class Edge:
         self._admitted.add(call.call_id)
         self._limits.started(host)
         call.admitted_from = host
+        trunk = decision.trunk
+        call.from_trunk = lambda source: not isinstance(admit((trunk,), source, info.localUri), Refused)
         flow = CallFlow(self._loop, call.playout)
         call.events = flow
         self.stack.submit(lambda: call.respond(180))

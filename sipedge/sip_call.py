@@ -30,6 +30,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.playout = Playout()
         self.events: CallEvents | None = None
         self.admitted_from: str | None = None  # the trunk's source host, once the edge admitted the call
+        # Whether an in-dialog request's source (PJSIP's "host:port") is the call's trunk: PJSIP
+        # matches dialogs by their identifiers alone, which the bot and the log both know.
+        self.from_trunk: Callable[[str], bool] = lambda source: False
         self.port: MediaPort | None = None
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
@@ -74,6 +77,16 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 self.port.createPort(f"bot{self.call_id}", audio_format())
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
+
+    def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
+        if not self.from_trunk(prm.rdata.srcAddress):  # a stranger moving the call's media elsewhere
+            prm.statusCode = 403
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        prm.statusCode = 603  # a REFER would have the edge call anyone the sender names: never
+
+    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:  # noqa: N802
+        prm.statusCode = 603  # the edge takes no call over from another dialog
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         if self.events is not None:

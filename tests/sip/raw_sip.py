@@ -14,6 +14,17 @@ TRUNCATED_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\
 
 
 @dataclass
+class Dialog:
+    call_id: str
+    from_tag: str
+    to: str  # the To header, with the edge's tag once it answered
+
+    def answered(self, response: str) -> Dialog:
+        to = next(line.split(":", 1)[1].strip() for line in response.split("\r\n") if line.lower().startswith("to:"))
+        return Dialog(self.call_id, self.from_tag, to)
+
+
+@dataclass
 class RawSip:
     """A UDP socket bound on `source` (any 127.0.0.0/8 address is loopback on Linux) that talks to
     the edge on 127.0.0.1:`edge_port`."""
@@ -29,20 +40,28 @@ class RawSip:
     def close(self) -> None:
         self.sock.close()
 
-    def _send(self, method: str, number: str, body: str, extra: str = "") -> None:
+    def _send(self, method: str, number: str, body: str, dialog: Dialog | None = None, cseq: int = 1,
+              extra: str = "") -> Dialog:
         port = self.sock.getsockname()[1]
-        tag, call_id, branch = secrets.token_hex(4), secrets.token_hex(8), secrets.token_hex(8)
+        dialog = dialog or Dialog(f"{secrets.token_hex(8)}@{self.source}", secrets.token_hex(4),
+                                  f"<sip:{number}@127.0.0.1>")
         content_type = "Content-Type: application/sdp\r\n" if body else ""
         message = (f"{method} sip:{number}@127.0.0.1:{self.edge_port} SIP/2.0\r\n"
-                   f"Via: SIP/2.0/UDP {self.source}:{port};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\n"
-                   f"From: <sip:+14155550100@{self.source}>;tag={tag}\r\nTo: <sip:{number}@127.0.0.1>\r\n"
-                   f"Call-ID: {call_id}@{self.source}\r\nCSeq: 1 {method}\r\n"
-                   f"Contact: <sip:caller@{self.source}:{port}>\r\n"
-                   f"{extra}{content_type}Content-Length: {len(body.encode())}\r\n\r\n{body}")
+                   f"Via: SIP/2.0/UDP {self.source}:{port};branch=z9hG4bK{secrets.token_hex(8)};rport\r\n"
+                   f"Max-Forwards: 70\r\nFrom: <sip:+14155550100@127.0.0.1>;tag={dialog.from_tag}\r\n"
+                   f"To: {dialog.to}\r\nCall-ID: {dialog.call_id}\r\nCSeq: {cseq} {method}\r\n"
+                   f"Contact: <sip:caller@{self.source}:{port}>\r\n{extra}"
+                   f"{content_type}Content-Length: {len(body.encode())}\r\n\r\n{body}")
         self.sock.sendto(message.encode(), ("127.0.0.1", self.edge_port))
+        return dialog
 
-    def invite(self, number: str, body: str = GOOD_SDP) -> None:
-        self._send("INVITE", number, body)
+    def invite(self, number: str, body: str = GOOD_SDP) -> Dialog:
+        return self._send("INVITE", number, body)
+
+    def in_dialog(self, method: str, number: str, dialog: Dialog, cseq: int, body: str = "", extra: str = "") -> None:
+        """A request within `dialog` (an ACK, a re-INVITE, a REFER...), from this socket's source;
+        `extra`: more header lines, each ending in CRLF."""
+        self._send(method, number, body, dialog, cseq, extra)
 
     def options(self, number: str) -> None:
         self._send("OPTIONS", number, "")

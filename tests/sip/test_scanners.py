@@ -14,6 +14,7 @@ import pytest
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.raw_sip import GOOD_SDP, TRUNCATED_SDP, RawSip, status_of
 from tests.support.ports import free_port
+from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # the edge, a real PJSIP process
 
@@ -124,3 +125,34 @@ def test_calls_beyond_the_edges_capacity_are_unavailable_at_once_with_retry_afte
     finally:
         for sip in ringing + over:
             sip.close()
+
+
+@pytest.fixture
+def answering_edge(parrot_dispatcher: DispatcherProcess, tmp_path: Path) -> Iterator[EdgeProcess]:
+    with run_edge(parrot_dispatcher, tmp_path) as running:
+        yield running
+
+
+def test_a_stranger_with_a_calls_ids_cannot_move_its_media_and_no_one_can_transfer_it(
+    answering_edge: EdgeProcess,
+) -> None:
+    trunk, stranger = RawSip(TRUNK, answering_edge.sip_port), RawSip(STRANGER, answering_edge.sip_port)
+    try:
+        dialog = trunk.invite(NUMBER)
+        answer = trunk.final_answer(60.0)  # once the parrot's bot has joined
+        assert answer is not None and status_of(answer) == 200, f"{answer}\n{answering_edge.log()}"
+        dialog = dialog.answered(answer)
+        trunk.in_dialog("ACK", NUMBER, dialog, 1)
+        elsewhere = GOOD_SDP.replace("127.0.0.1", STRANGER).replace("o=- 1 1", "o=- 1 2")  # a new offer
+        stranger.in_dialog("INVITE", NUMBER, dialog, 2, elsewhere)
+        moved = stranger.final_answer(ANSWER_SECONDS)
+        # Refused (PJSIP turns the edge's 403 into 488, an offer it leaves unanswered); main answered 200.
+        assert moved is not None and status_of(moved) in (403, 488), f"{moved}\n{answering_edge.log()}"
+        trunk.in_dialog("REFER", NUMBER, dialog, 3, extra="Refer-To: <sip:+19995550100@198.51.100.7>\r\n")
+        transferred = trunk.final_answer(ANSWER_SECONDS)
+        assert transferred is not None and status_of(transferred) == 603, transferred
+        trunk.in_dialog("BYE", NUMBER, dialog, 4)
+        assert alive(answering_edge), answering_edge.log()
+    finally:
+        trunk.close()
+        stranger.close()
