@@ -1,14 +1,18 @@
 """What the bot is told about its call (`runner_args.body`): the INVITE's From, To and Call-ID and
 its `X-` headers, as a carrier's custom parameters reach it. The headers are read with the standard
-library's RFC 5322 parser (SIP's header syntax is that of mail)."""
+library's RFC 5322 parser (SIP's header syntax is that of mail). All of it is the caller's text, cut
+to BODY_BYTES as the dispatcher measures it (JSON), so the dispatcher never refuses the session."""
 
 from __future__ import annotations
 
+import json
 from email.parser import HeaderParser
 from typing import Any
 
 MAX_HEADER_VALUE = 256  # the call's body rides in a token of at most 2 KB (docs/phone.md)
 MAX_HEADERS = 8
+MAX_URI = 256  # From, To and Call-ID each: a caller's own text
+BODY_BYTES = 2000  # under the dispatcher's 2048 bytes of a call's body (dispatcher/phone/tokens.py)
 
 
 def custom_headers(message: str) -> dict[str, str]:
@@ -22,5 +26,17 @@ def custom_headers(message: str) -> dict[str, str]:
     return found
 
 
+def body_bytes(body: dict[str, Any]) -> int:
+    """The body's size as the dispatcher measures it."""
+    return len(json.dumps(body, separators=(",", ":")).encode())
+
+
 def call_body(from_uri: str, to_uri: str, call_id: str, message: str) -> dict[str, Any]:
-    return {"from": from_uri, "to": to_uri, "call_id": call_id, "headers": custom_headers(message)}
+    """The headers that fit BODY_BYTES, in the order sent; the rest are left out."""
+    headers: dict[str, str] = {}
+    body = {"from": from_uri[:MAX_URI], "to": to_uri[:MAX_URI], "call_id": call_id[:MAX_URI], "headers": headers}
+    for name, value in custom_headers(message).items():
+        headers[name] = value
+        if body_bytes(body) > BODY_BYTES:
+            del headers[name]
+    return body

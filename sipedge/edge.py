@@ -1,24 +1,35 @@
 """The edge's process: the SIP thread (stack.py) and the event loop that runs each admitted call's
 flow (call_flow.py) against the dispatcher. An INVITE is admitted or refused on the SIP thread
 (PJSIP has already sent `100 Trying`): a source no trunk allows is 403, a number none serves 404,
-else `180 Ringing` at once while the flow asks for the session."""
+a trunk over its source's limits or the edge full 503 with Retry-After, else `180 Ringing` while
+the flow asks for the session. Every answer is sent after PJSUA's callback returns."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import signal
 
-from sipedge.admission import Refused, admit
+from sipedge.admission import Refused, admit, source_host
 from sipedge.call_data import call_body
 from sipedge.call_flow import CallFlow, run_call
 from sipedge.config import EdgeConfig
 from sipedge.dispatcher_link import DispatcherLink
+from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
+from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.sip_call import SipCall
+from sipedge.source_limits import SourceLimits
 from sipedge.stack import SipStack
 
 log = logging.getLogger("sipedge")
+
+# PJSUA's slots kept free of admitted calls, so that an INVITE over capacity still gets the edge's own
+# 503 with Retry-After (PJSUA's answer when every slot is taken is a bare 486).
+SLOTS_FOR_REFUSALS = 1
+# A source's INVITEs: a trunk starts a few calls a second at most; a scanner sends hundreds.
+SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS = 10, 1.0, 30.0
 
 
 class Edge:
@@ -26,32 +37,56 @@ class Edge:
         self.config = config
         self._loop = loop
         self.link = DispatcherLink(config.dispatcher_url)
-        self.stack = SipStack(config, self._incoming)
+        self.stack = SipStack(config, self._incoming, self._ended)
         self._flows: set[asyncio.Future[None]] = set()
+        self.capacity = max(1, self.stack.max_calls() - SLOTS_FOR_REFUSALS)
+        self._admitted: set[int] = set()  # PJSUA's slots of the calls admitted and not yet ended
+        self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS,
+                                    max(1, self.capacity - 1))  # another trunk always finds a slot
+        self.refusals = RefusalLog()
 
     def _incoming(self, call: SipCall, source: str, message: str) -> None:
         """On the SIP thread."""
         info = call.getInfo()
+        host = source_host(source)
         decision = admit(self.config.trunks, source, info.localUri)
-        if isinstance(decision, Refused):
-            log.warning("sipedge: INVITE from %s to %s refused %d: %s", source, info.localUri, decision.status,
-                        decision.reason)
-            call.respond(decision.status)
+        over = self._limits.check(host)
+        if not isinstance(decision, Refused) and over is None and len(self._admitted) >= self.capacity:
+            over = f"the edge's {self.capacity} calls are all taken"
+        if isinstance(decision, Refused) or over is not None:
+            status, why = (decision.status, decision.reason) if isinstance(decision, Refused) else (503, over or "")
+            self.refusals.refused(host, info.localUri, status, why)
+            retry_after = DEFAULT_RETRY_SECONDS if status == 503 else None
+            self.stack.after_hold(call, lambda: call.respond(status, retry_after))
             return
+        self._admitted.add(call.call_id)
+        self._limits.started(host)
+        call.admitted_from = host
+        trunk = decision.trunk
+        call.from_trunk = lambda source: not isinstance(admit((trunk,), source, info.localUri), Refused)
         flow = CallFlow(self._loop, call.playout)
         call.events = flow
-        call.respond(180)
+        self.stack.submit(lambda: call.respond(180))
         body = call_body(info.remoteUri, info.localUri, info.callIdString, message)
         log.info("sipedge: call %s from %s to %s (trunk %s) ringing", info.callIdString, source, decision.number,
                  decision.trunk.name)
 
         def respond(status: int, retry_after: int | None) -> None:
-            self.stack.submit(lambda: call.respond(status, retry_after))
+            if status >= 300:
+                self.stack.after_hold(call, lambda: call.respond(status, retry_after))
+            else:
+                self.stack.submit(lambda: call.respond(status, retry_after))
 
         future = asyncio.run_coroutine_threadsafe(
-            run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.submit(call.end),
+            run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),
                      self.config.answer_seconds), self._loop)
         self._loop.call_soon_threadsafe(self._track, future)
+
+    def _ended(self, call: SipCall) -> None:
+        """On the SIP thread, once PJSUA has ended `call`."""
+        if call.admitted_from is not None and call.call_id in self._admitted:
+            self._admitted.discard(call.call_id)
+            self._limits.ended(call.admitted_from)
 
     def _track(self, future: concurrent.futures.Future[None]) -> None:
         wrapped = asyncio.wrap_future(future)
@@ -68,7 +103,10 @@ class Edge:
             await self.link.close()
             raise SystemExit(f"sipedge: the SIP stack did not start: {self.stack.failed}")
         print("sipedge: ready", flush=True)
-        await stop.wait()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PERIOD_SECONDS)
+            self.refusals.end_period()
         log.info("sipedge: stopping; %d calls in flight are hung up", len(self._flows))
         await asyncio.to_thread(self.stack.stop)
         for flow in list(self._flows):

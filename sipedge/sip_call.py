@@ -4,6 +4,7 @@ methods hand over to the event loop."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -25,8 +26,13 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def __init__(self, account: pj.Account, call_id: int, on_end: Callable[[SipCall], None]) -> None:
         super().__init__(account, call_id)
         self.call_id = call_id  # PJSUA's slot, kept: getId() answers nothing useful once the call ended
+        self.created = time.monotonic()
         self.playout = Playout()
         self.events: CallEvents | None = None
+        self.admitted_from: str | None = None  # the trunk's source host, once the edge admitted the call
+        # Whether an in-dialog request's source (PJSIP's "host:port") is the call's trunk: PJSIP
+        # matches dialogs by their identifiers alone, which the bot and the log both know.
+        self.from_trunk: Callable[[str], bool] = lambda source: False
         self.port: MediaPort | None = None
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
@@ -71,6 +77,16 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 self.port.createPort(f"bot{self.call_id}", audio_format())
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
+
+    def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
+        if not self.from_trunk(prm.rdata.srcAddress):  # a stranger moving the call's media elsewhere
+            prm.statusCode = 403
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        prm.statusCode = 603  # a REFER would have the edge call anyone the sender names: never
+
+    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:  # noqa: N802
+        prm.statusCode = 603  # the edge takes no call over from another dialog
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         if self.events is not None:

@@ -6,9 +6,12 @@ account that registers there with its digest credential."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import pjsua2 as pj
@@ -21,8 +24,16 @@ log = logging.getLogger("sipedge")
 
 CODECS = ("PCMU/8000", "PCMA/8000")  # G.711 μ-law first, as carriers offer it
 EVENT_POLL_MS = 10
-PJSIP_LOG_LEVEL = 2  # warnings and errors; PJSIP's own lines go to the edge's log
+PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner would write one per packet)
+# PJSUA gives every INVITE its RTP and RTCP sockets before the edge sees it, and PJSIP's ioqueue
+# (64 sockets in the pjsua2 wheel) keeps a closed socket's slot 0.5 s longer: an INVITE refused at
+# once, thousands a second, used them all up. So a call holds its PJSUA slot at least
+# REFUSAL_HOLD_SECONDS, and PJSUA answers 486 itself, before any socket, once its PJSUA_CALLS slots
+# are taken: PJSUA_CALLS * 2 sockets live and as many closing at most (docs/sip.md#capacity).
+PJSUA_CALLS = 4  # the wheel's PJSUA_MAX_CALLS: PJSUA takes no more whatever maxCalls says
+REFUSAL_HOLD_SECONDS = 0.5
 Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
+Ended = Callable[[SipCall], None]
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type information
@@ -40,10 +51,13 @@ class _Log(pj.LogWriter):  # type: ignore[misc]
 
 
 class SipStack:
-    def __init__(self, config: EdgeConfig, on_incoming: Incoming) -> None:
+    def __init__(self, config: EdgeConfig, on_incoming: Incoming, on_ended: Ended) -> None:
         self.config = config
         self._on_incoming = on_incoming
+        self._on_ended = on_ended
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._later: list[tuple[float, int, Callable[[], None]]] = []  # (when, order, work), a heap
+        self._order = itertools.count()
         self._stopping = threading.Event()
         self.started = threading.Event()
         self.failed: str | None = None  # why PJSIP did not start
@@ -58,6 +72,16 @@ class SipStack:
     def submit(self, work: Callable[[], None]) -> None:
         self._work.put(work)
 
+    def submit_at(self, when: float, work: Callable[[], None]) -> None:
+        """`work` on the SIP thread once `time.monotonic()` reaches `when`; on the SIP thread only."""
+        heapq.heappush(self._later, (when, next(self._order), work))
+
+    def after_hold(self, call: SipCall, work: Callable[[], None]) -> None:
+        """`work` that ends `call` (a refusal, a hang-up), run after PJSUA's callback has returned
+        (PJSUA frees the INVITE it is handling if the call ends inside it) and once the call has
+        held its slot REFUSAL_HOLD_SECONDS."""
+        self.submit(lambda: self.submit_at(call.created + REFUSAL_HOLD_SECONDS, work))
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self._thread.join(timeout)
@@ -69,7 +93,7 @@ class SipStack:
             self._on_incoming(call, prm.rdata.srcAddress, prm.rdata.wholeMsg)
         except Exception:  # a bug of the edge's: the trunk tries its next route rather than waiting
             log.exception("sipedge: an INVITE could not be handled")
-            call.respond(503, DEFAULT_RETRY_SECONDS)
+            self.after_hold(call, lambda: call.respond(503, DEFAULT_RETRY_SECONDS))
 
     def _run(self) -> None:
         endpoint = pj.Endpoint()
@@ -85,7 +109,9 @@ class SipStack:
             while not self._stopping.is_set():
                 endpoint.libHandleEvents(EVENT_POLL_MS)
                 self._do_work()
+                self._do_due()
                 self._forget_ended()
+            self._later.clear()
             endpoint.hangupAllCalls()
             for _ in range(50):  # the BYEs' answers, briefly
                 endpoint.libHandleEvents(EVENT_POLL_MS)
@@ -99,7 +125,7 @@ class SipStack:
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0  # SIP events run here, in libHandleEvents
         config.uaConfig.mainThreadOnly = False
-        config.uaConfig.userAgent = "voicefleet-sipedge"
+        config.uaConfig.maxCalls = self.max_calls()
         config.logConfig.level = config.logConfig.consoleLevel = PJSIP_LOG_LEVEL
         self._writer = _Log()
         config.logConfig.writer = self._writer
@@ -141,23 +167,37 @@ class SipStack:
         account.create(config, trunk is None)  # the local account is the default one
         return account
 
+    def max_calls(self) -> int:
+        """Each call takes two RTP ports (RTP and RTCP) of the configured range."""
+        return min(PJSUA_CALLS, self.config.rtp_port_count // 2)
+
     def _do_work(self) -> None:
         while True:
             try:
                 work = self._work.get_nowait()
             except queue.Empty:
                 return
-            try:
-                work()
-            except pj.Error as exc:  # a call already gone: nothing to do
-                log.info("sipedge: %s", exc.info())
+            _run_work(work)
+
+    def _do_due(self) -> None:
+        now = time.monotonic()
+        while self._later and self._later[0][0] <= now:
+            _run_work(heapq.heappop(self._later)[2])
 
     def _forget_ended(self) -> None:
         """Drops PJSUA2's objects of calls that ended, once their callbacks have returned."""
         while self._ended:
             call = self._ended.pop()
+            self._on_ended(call)
             call.port = None
             self.calls.pop(call.call_id, None)
+
+
+def _run_work(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except pj.Error as exc:  # a call already gone: nothing to do
+        log.info("sipedge: %s", exc.info())
 
 
 def _host(registrar: str) -> str:

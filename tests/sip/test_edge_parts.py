@@ -3,6 +3,7 @@ told, the frames Pipecat must recognise as a carrier's, the bounded playout and 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ from pipecat.runner.utils import _detect_transport_type_from_message
 
 from sipedge import stream_frames
 from sipedge.admission import Admitted, Refused, admit, dialled_number, source_host
-from sipedge.call_data import MAX_HEADERS, call_body
+from sipedge.call_data import MAX_HEADERS, body_bytes, call_body
 from sipedge.config import ConfigError, load
 from sipedge.playout import Playout
+from sipedge.refusal_log import RefusalLog
 from sipedge.refusals import DEFAULT_RETRY_SECONDS, from_http
+from sipedge.source_limits import SourceLimits
 
 TRUNK = """
 [[trunk]]
@@ -114,3 +117,43 @@ def test_the_example_configuration_the_docs_run_loads() -> None:
     example = Path(__file__).parents[2] / "sipedge" / "trunks.example.toml"
     (trunk,) = load({"SIP_EDGE_CONFIG": str(example)}).trunks
     assert trunk.api_keys == {"+14155550199": None}
+
+
+def test_the_call_data_fits_the_dispatchers_body_bound_whatever_the_caller_sends() -> None:
+    long_value = "é" * 100  # six bytes each once JSON escapes it, as the dispatcher measures
+    invite = "INVITE sip:200@edge SIP/2.0\r\n" + "".join(f"X-Field-{n}: {long_value}\r\n" for n in range(MAX_HEADERS))
+    body = call_body("<sip:" + "1" * 5000 + "@carrier>", "<sip:200@edge>", "c" * 5000, invite + "\r\n")
+    assert body_bytes(body) <= 2048  # dispatcher/phone/tokens.py's MAX_TOKEN_BODY_BYTES
+    assert body["to"] == "<sip:200@edge>" and body["headers"]  # what fits is kept
+
+
+def test_a_source_over_its_invite_rate_cools_down_and_one_source_cannot_take_every_call() -> None:
+    now = [0.0]
+    limits = SourceLimits(rate=10, period=1.0, cool_down=30.0, calls=2, clock=lambda: now[0])
+    assert [limits.check("192.0.2.9") for _ in range(10)] == [None] * 10
+    assert limits.check("192.0.2.9") == "source over 10 INVITEs in 1 s"
+    now[0] = 29.0
+    assert limits.check("192.0.2.9") == "source cooling down after too many INVITEs"
+    assert limits.check("192.0.2.10") is None  # another source is not held back
+    now[0] = 31.0
+    assert limits.check("192.0.2.9") is None
+    limits.started("192.0.2.9")
+    limits.started("192.0.2.9")
+    assert limits.check("192.0.2.9") == "source already has 2 calls"
+    limits.ended("192.0.2.9")
+    assert limits.check("192.0.2.9") is None
+
+
+def test_thousands_of_refusals_cost_a_line_each_source_and_one_line_a_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refusals = RefusalLog()
+    with caplog.at_level(logging.WARNING, logger="sipedge"):
+        for n in range(3000):
+            refusals.refused(f"192.0.2.{n % 3}", "<sip:+1415\x1b[2J@edge>", 403, "no trunk allows this source")
+        refusals.end_period()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4, lines
+    assert "\x1b" not in "".join(lines)  # the caller's text is escaped
+    assert lines[-1].startswith("sipedge: 3000 INVITEs refused in the last") and "{403: 3000}" in lines[-1]
+    assert refusals.total == 3000

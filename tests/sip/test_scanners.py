@@ -1,0 +1,158 @@
+"""What a SIP scanner sends, and a trunk's own odd INVITEs, against `python -m sipedge`: INVITEs with
+no SDP or a truncated one, hundreds back to back from a stranger and from the trunk, OPTIONS, and
+calls beyond the edge's capacity. The edge answers each and stays up; its log stays short. No bot
+is needed: the edge's dispatcher is a port that refuses or never answers."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.raw_sip import GOOD_SDP, TRUNCATED_SDP, RawSip, status_of
+from tests.support.ports import free_port
+from tests.support.processes import DispatcherProcess
+
+pytestmark = pytest.mark.slow  # the edge, a real PJSIP process
+
+TRUNK = "127.0.0.1"  # the trunk's source in tests/sip/conftest.py
+STRANGER = "127.0.0.2"  # loopback too, but no trunk allows it
+UNSERVED = "+14155550000"
+ANSWER_SECONDS = 20.0  # generous: the machine may be loaded
+BURST = 300
+
+
+def alive(edge: EdgeProcess) -> bool:
+    return edge.process.poll() is None
+
+
+def answer_to(source: str, edge: EdgeProcess, number: str, body: str | None = None) -> str | None:
+    sip = RawSip(source, edge.sip_port)
+    try:
+        sip.invite(number, *(() if body is None else (body,)))
+        return sip.final_answer(ANSWER_SECONDS)
+    finally:
+        sip.close()
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[EdgeProcess]:
+    """The edge in front of a closed port: an admitted call is refused 503 once it asks."""
+    with run_edge(f"http://127.0.0.1:{free_port()}", tmp_path) as running:
+        yield running
+
+
+@pytest.mark.parametrize(("source", "number", "body", "status"), [
+    (TRUNK, UNSERVED, "", 404), (STRANGER, NUMBER, "", 403), (STRANGER, UNSERVED, TRUNCATED_SDP, 400),
+    (TRUNK, UNSERVED, TRUNCATED_SDP, 400),
+], ids=["no-sdp-unserved", "no-sdp-stranger", "truncated-stranger", "truncated-unserved"])
+def test_an_invite_without_a_usable_offer_is_refused_and_the_edge_stays_up(
+    edge: EdgeProcess, source: str, number: str, body: str, status: int,
+) -> None:
+    answer = answer_to(source, edge, number, body)
+    assert answer is not None and status_of(answer) == status, f"{answer}\n{edge.log()}"
+    again = answer_to(TRUNK, edge, UNSERVED)  # still serving
+    assert again is not None and status_of(again) == 404, edge.log()
+    assert alive(edge), edge.log()
+
+
+def test_a_late_offer_from_the_trunk_rings_then_is_refused_cleanly(edge: EdgeProcess) -> None:
+    answer = answer_to(TRUNK, edge, NUMBER, "")
+    assert answer is not None and status_of(answer) == 503, f"{answer}\n{edge.log()}"
+    assert "Retry-After: " in answer
+    assert alive(edge), edge.log()
+
+
+def test_hundreds_of_invites_back_to_back_leave_the_edge_up_and_its_log_short(edge: EdgeProcess) -> None:
+    before = len(edge.log().splitlines())
+    for source, numbers in ((STRANGER, (NUMBER, UNSERVED)), (TRUNK, (NUMBER, UNSERVED))):
+        sip = RawSip(source, edge.sip_port)
+        for index in range(BURST):
+            sip.invite(numbers[index % 2], ("", TRUNCATED_SDP, GOOD_SDP)[index % 3])
+        answers = sip.answers(3.0)
+        sip.close()
+        assert answers, edge.log()[-3000:]
+        assert all(status_of(a) in (100, 180, 400, 403, 404, 486, 503) for a in answers), answers[:5]
+    again = answer_to(TRUNK, edge, UNSERVED)
+    assert again is not None and status_of(again) == 404, edge.log()[-3000:]
+    assert alive(edge), edge.log()[-3000:]
+    assert len(edge.log().splitlines()) - before < 60, edge.log()[-3000:]  # counted, not one line each
+
+
+def test_options_from_anyone_do_not_name_the_software(edge: EdgeProcess) -> None:
+    sip = RawSip(STRANGER, edge.sip_port)
+    try:
+        sip.options(NUMBER)
+        answer = sip.final_answer(ANSWER_SECONDS)
+    finally:
+        sip.close()
+    assert answer is not None, edge.log()
+    assert "user-agent" not in answer.lower() and "server:" not in answer.lower(), answer
+    assert "voicefleet" not in answer.lower() and "pjsip" not in answer.lower(), answer
+
+
+@pytest.fixture
+def silent_edge(tmp_path: Path) -> Iterator[EdgeProcess]:
+    """The edge in front of a dispatcher that takes connections and never answers: an admitted call
+    rings until the edge's request times out."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        with run_edge(f"http://127.0.0.1:{silent.getsockname()[1]}", tmp_path) as running:
+            yield running
+
+
+def test_calls_beyond_the_edges_capacity_are_unavailable_at_once_with_retry_after(
+    silent_edge: EdgeProcess,
+) -> None:
+    ringing = [RawSip(TRUNK, silent_edge.sip_port) for _ in range(2)]
+    over = [RawSip(TRUNK, silent_edge.sip_port) for _ in range(2)]
+    try:
+        for sip in ringing:
+            sip.invite(NUMBER)
+            assert any(status_of(m) == 180 for m in sip.answers(3.0)), silent_edge.log()
+        for sip in over:  # together, while the first two still ring
+            sip.invite(NUMBER)
+        for sip in over:
+            answers = sip.answers(3.0)
+            assert [status_of(m) for m in answers if status_of(m) >= 180][:1] == [503], \
+                f"{answers}\n{silent_edge.log()}"
+            assert "Retry-After: " in next(m for m in answers if status_of(m) == 503)
+        assert alive(silent_edge), silent_edge.log()
+    finally:
+        for sip in ringing + over:
+            sip.close()
+
+
+@pytest.fixture
+def answering_edge(parrot_dispatcher: DispatcherProcess, tmp_path: Path) -> Iterator[EdgeProcess]:
+    with run_edge(parrot_dispatcher, tmp_path) as running:
+        yield running
+
+
+def test_a_stranger_with_a_calls_ids_cannot_move_its_media_and_no_one_can_transfer_it(
+    answering_edge: EdgeProcess,
+) -> None:
+    trunk, stranger = RawSip(TRUNK, answering_edge.sip_port), RawSip(STRANGER, answering_edge.sip_port)
+    try:
+        dialog = trunk.invite(NUMBER)
+        answer = trunk.final_answer(60.0)  # once the parrot's bot has joined
+        assert answer is not None and status_of(answer) == 200, f"{answer}\n{answering_edge.log()}"
+        dialog = dialog.answered(answer)
+        trunk.in_dialog("ACK", NUMBER, dialog, 1)
+        elsewhere = GOOD_SDP.replace("127.0.0.1", STRANGER).replace("o=- 1 1", "o=- 1 2")  # a new offer
+        stranger.in_dialog("INVITE", NUMBER, dialog, 2, elsewhere)
+        moved = stranger.final_answer(ANSWER_SECONDS)
+        # Refused (PJSIP turns the edge's 403 into 488, an offer it leaves unanswered); main answered 200.
+        assert moved is not None and status_of(moved) in (403, 488), f"{moved}\n{answering_edge.log()}"
+        trunk.in_dialog("REFER", NUMBER, dialog, 3, extra="Refer-To: <sip:+19995550100@198.51.100.7>\r\n")
+        transferred = trunk.final_answer(ANSWER_SECONDS)
+        assert transferred is not None and status_of(transferred) == 603, transferred
+        trunk.in_dialog("BYE", NUMBER, dialog, 4)
+        assert alive(answering_edge), answering_edge.log()
+    finally:
+        trunk.close()
+        stranger.close()
