@@ -54,6 +54,7 @@ def test_the_keypad_scenario_passes_over_a_twilio_stream(dispatcher: DispatcherP
     summary = json.loads(result.stdout)
     scenario = summary["scenarios"][0]
     assert scenario["passed"] == 1 and scenario["turn_latency_ms"]["p50"], scenario
+    assert scenario["bot_turn_latency_ms"]["p50"], scenario  # the bot host's own figure, from the session's end
     assert summary["release"] == "stable"  # an eval's session runs the stable release, never a canary's share
     assert set(evals_listed(dispatcher, result).values()) == {"stable"}  # marked as an eval's session
     assert running(dispatcher) == []

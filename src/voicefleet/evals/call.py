@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from voicefleet.evals.answer_end import quiet_needed, texts
+from voicefleet.evals.bot_latency import bot_latencies_ms
 from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
@@ -28,6 +29,7 @@ from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.audio import first_reply
+from voicefleet.loadtest.lag import own_latency
 from voicefleet.loadtest.rail import offer_url
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
 from voicefleet.loadtest.webrtc import CallEnded, WebRTCClient, post_json
@@ -72,6 +74,9 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
         _free(phases, talked)
         with phases.timed("stop"):
             await _stop(target, http, result)
+            if not result.interrupted:  # the bot host reports its figures as its session ends
+                with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C now: the call is reported without them
+                    result.bot_latencies_ms = await bot_latencies_ms(target, http, result.session_id)
         result.seconds = time.monotonic() - phases.began
     return result
 
@@ -240,7 +245,8 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
     latency = None
     if turn_began is not None and speech_end is not None:
         reply = first_reply(client.recording.times, client.recording.levels, speech_end)
-        latency = None if reply is None else (reply.start - speech_end) * 1000
+        # Less the caller's own lag meanwhile: its silence reached the bot late, or it read the answer late.
+        latency = None if reply is None else own_latency(client.mic.lag, speech_end, reply.start) * 1000
     transcripts = " | ".join(texts(client.rtvi_messages[since:], "user-transcription"))
     return Answer(" ".join(text.split()), latency, transcripts)
 

@@ -38,6 +38,7 @@ class CallResult:
     phases: Phases = field(default_factory=Phases)  # where the call's time went (started when the result is)
     interrupted: bool = False  # cut short by the run's interruption (Ctrl-C), not by the bot
     caller_behind: float = 0.0  # the most the caller's audio was behind real time at a turn's end of speech
+    bot_latencies_ms: list[float] | None = None  # the bot host's own, from the session's end (bot_latency.py)
 
     def keeps_time(self) -> bool:
         """Whether the caller kept real time: one that fell behind (a machine short of CPU) sent its

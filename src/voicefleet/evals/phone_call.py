@@ -26,6 +26,7 @@ from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
 from voicefleet.loadtest.audio import first_reply, reply_heard
 from voicefleet.loadtest.carrier_frames import FRAMINGS
+from voicefleet.loadtest.lag import own_latency
 from voicefleet.loadtest.phone_line import PhoneCall, StreamClosed
 
 GREETING_WAIT = 30.0
@@ -58,7 +59,9 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
                     latencies.append(await _answer(call, after=time.monotonic(), listen=turn.listen_ms / 1000))
                 else:
                     speech = speech_of(turn.say, turn.wav, scenario.source)
-                    latencies.append(await call.turn(speech, listen_seconds=turn.listen_ms / 1000))
+                    latency = await call.turn(speech, listen_seconds=turn.listen_ms / 1000)
+                    latencies.append(None if latency is None or call.spoken_at is None
+                                     else own_latency(call.lag, call.spoken_at, call.spoken_at + latency))
                 result.caller_behind = max(result.caller_behind, call.behind())
             except StreamClosed:  # the bot hung up (or crashed) before the caller's turn was all sent
                 latencies.append(None)
@@ -109,8 +112,8 @@ def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None]
 async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within: float | None = None
                   ) -> float | None:
     """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds
-    (or `begin_within` seconds, when it has not begun by then); the answer's latency in seconds, or
-    None when it said nothing."""
+    (or `begin_within` seconds, when it has not begun by then); the answer's latency in seconds (less
+    the caller's own lag meanwhile), or None when it said nothing."""
     began = time.monotonic()
     deadline = began + listen
     while time.monotonic() < deadline and not reply_heard(call.times, call.levels, after, time.monotonic(),
@@ -122,7 +125,7 @@ async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within:
             break  # silent so far: the caller speaks first
         await asyncio.sleep(0.05)
     reply = first_reply(call.times, call.levels, after)
-    return None if reply is None else reply.start - after
+    return None if reply is None else own_latency(call.lag, after, reply.start)
 
 
 async def _bot_hung_up(call: PhoneCall) -> bool:

@@ -30,12 +30,16 @@ def summary(results: Sequence[CallResult]) -> dict[str, Any]:
     run_began = min((r.phases.began for r in results), default=0.0)
     for name, runs in by_scenario(results).items():
         latencies = [t.latency_ms for r in runs for t in r.turns if t.latency_ms is not None]
+        # The bot host's own figures (its VAD's end of the caller's speech → its first audio played), beside
+        # the caller's: the canary judge reads these; a gap between the two is the network's and the caller's.
+        bot = [ms for r in runs for ms in r.bot_latencies_ms or []]
         scenarios.append({
             "scenario": name,
             "source": runs[0].source,
             "passed": sum(r.passed for r in runs),
             "runs": len(runs),
             "turn_latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)},
+            "bot_turn_latency_ms": {"p50": percentile(bot, 0.5), "p95": percentile(bot, 0.95)},
             "failures": [{"session_id": r.session_id, "failure": r.first_failure()} for r in runs if not r.passed],
             "sessions": [r.session_id for r in runs],
             "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began)} for r in runs],
@@ -69,15 +73,16 @@ def inconclusive_line(results: Sequence[CallResult]) -> str | None:
 
 
 def table(results: Sequence[CallResult]) -> str:
-    rows = [("SCENARIO", "PASSED", "TURN P50", "TURN P95", "FIRST FAILURE")]
+    rows = [("SCENARIO", "PASSED", "TURN P50", "TURN P95", "BOT P50", "BOT P95", "FIRST FAILURE")]
     for entry in summary(results)["scenarios"]:
-        p50, p95 = entry["turn_latency_ms"]["p50"], entry["turn_latency_ms"]["p95"]
+        caller, bot = entry["turn_latency_ms"], entry["bot_turn_latency_ms"]
         failure = entry["failures"][0]["failure"] if entry["failures"] else ""
         # A failure quotes what a bot said and an LLM judge's reason: shown, never run by the terminal.
-        rows.append((printable(entry["scenario"]), f"{entry['passed']}/{entry['runs']}", _ms(p50), _ms(p95),
-                     printable(failure)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)), row[4]]).rstrip()
+        rows.append((printable(entry["scenario"]), f"{entry['passed']}/{entry['runs']}", _ms(caller["p50"]),
+                     _ms(caller["p95"]), _ms(bot["p50"]), _ms(bot["p95"]), printable(failure)))
+    columns = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:columns], widths, strict=True)), row[columns]]).rstrip()
              for row in rows]
     return "\n".join([*lines, *filter(None, [inconclusive_line(results)])])
 

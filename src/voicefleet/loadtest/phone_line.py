@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voicefleet.loadtest.audio import SPEECH_RMS, Pcm, first_reply, loud_segments, reply_heard, resample, rms
 from voicefleet.loadtest.carrier_frames import Framing
+from voicefleet.loadtest.lag import LagTrace
 
 LINE_RATE = 8000
 OPEN_TIMEOUT = 30.0  # the socket's upgrade, which starts the call's bot at the dispatcher
@@ -46,6 +47,8 @@ class PhoneCall:
         self.times: list[float] = []  # monotonic arrival of each frame of the bot's audio
         self.levels: list[float] = []
         self.last_speech_at: float | None = None  # monotonic time the caller's last loud frame went out
+        self.spoken_at: float | None = None  # the last turn's end of speech, its reply timed from there
+        self.lag = LagTrace()  # how far behind real time each frame went out
         self.keys_pressed: int = 0
         self._sequence = 1  # the carrier's number of its last message: `start` is 1
         self._frame = round(LINE_RATE * framing.frame_seconds)
@@ -84,6 +87,7 @@ class PhoneCall:
         # from the previous turn's speech, whose answer would count as its reply.
         spoken = self.last_speech_at if self.last_speech_at is not None and self.last_speech_at >= began \
             else time.monotonic()
+        self.spoken_at = spoken
         deadline = time.monotonic() + listen_seconds
         while time.monotonic() < deadline and not self.closed():  # a hang-up ends the answer
             if reply_heard(self.times, self.levels, spoken, time.monotonic()):
@@ -158,8 +162,10 @@ class PhoneCall:
                 self._speech = self._speech[self._frame :]
                 chunk += 1
                 await self._send(self.framing.media(self.ids, self._next(), chunk, block))
+                now = time.monotonic()
+                self.lag.note(now, now - (began + (chunk - 1) * self.framing.frame_seconds))
                 if rms(block) > SPEECH_RMS:
-                    self.last_speech_at = time.monotonic()
+                    self.last_speech_at = now
                 if len(self._speech) == 0:
                     self._drained.set()
                 self._due = began + chunk * self.framing.frame_seconds

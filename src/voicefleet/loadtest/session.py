@@ -22,7 +22,7 @@ import httpx
 from voicefleet.loadtest.audio import Pcm
 from voicefleet.loadtest.rail import elsewhere, offer_url
 from voicefleet.loadtest.record import REFUSED, SessionRecord
-from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session
+from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session, timeline_once_ended
 from voicefleet.loadtest.timeline import durations, end_reason
 
 START_ATTEMPTS = 3  # a start whose connection dropped before its answer, sent again
@@ -234,15 +234,7 @@ async def _read_timeline(call: Call, http: httpx.AsyncClient, record: SessionRec
     """The timeline once the bot has reported its end (at most END_WAIT_SECONDS after the hang-up)."""
     if record.session_id is None:
         return
-    route = f"{session_url(call.base_url, record.session_id)}/timeline"
-    deadline = time.monotonic() + END_WAIT_SECONDS
-    while True:
-        try:
-            response = await http.get(route, headers=call.headers())
-        except httpx.TransportError:
-            return
-        events = json_object(response).get("events") or [] if response.is_success else []
+    events = await timeline_once_ended(http, call.base_url, record.session_id, call.headers(), END_WAIT_SECONDS,
+                                       END_POLL_SECONDS)
+    if events is not None:
         record.timeline, record.bot_end = durations(events), end_reason(events)
-        if record.bot_end is not None or not response.is_success or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(END_POLL_SECONDS)

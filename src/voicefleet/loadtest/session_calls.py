@@ -1,10 +1,12 @@
 """The dispatcher's session calls every placed call makes, one implementation for the load test and
-the evals: an answer's JSON object, a refusal's code and words, and the stop that leaves nothing
-running."""
+the evals: an answer's JSON object, a refusal's code and words, the timeline once the bot reported
+its end, and the stop that leaves nothing running."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +30,26 @@ def refusal(response: httpx.Response) -> tuple[str, str]:
 
 def session_url(base_url: str, session_id: str) -> str:
     return f"{base_url}/sessions/{quote(session_id, safe='')}"
+
+
+async def timeline_once_ended(http: httpx.AsyncClient, base_url: str, session_id: str, headers: dict[str, str],
+                              wait: float, poll: float = 0.5) -> list[dict[str, Any]] | None:
+    """The session's timeline events once they hold the bot's `ended` report, or as they are `wait`
+    seconds on; None when the timeline cannot be read."""
+    route = f"{session_url(base_url, session_id)}/timeline"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            response = await http.get(route, headers=headers)
+        except httpx.TransportError:
+            return None
+        if not response.is_success:
+            return None
+        events = json_object(response).get("events")
+        events = [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+        if any(e.get("event") == "ended" for e in events) or time.monotonic() > deadline:
+            return events
+        await asyncio.sleep(poll)
 
 
 async def stop_session(http: httpx.AsyncClient, base_url: str, session_id: str | None,

@@ -54,6 +54,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from av import AudioFrame, Packet
 
 from voicefleet.loadtest.audio import SPEECH_RMS, Pcm, Segment, loud_segments, read_wav, reply_heard, rms
+from voicefleet.loadtest.lag import LagTrace
 from voicefleet.loadtest.own_cost import HEARD, LEDGER, MIC
 
 MIC_RATE = 16000
@@ -101,6 +102,7 @@ class PacedMic(MediaStreamTrack):
         self._sent = 0
         self.last_speech_at: float | None = None  # monotonic time the last loud block went out
         self.last_pulled_at: float | None = None  # monotonic time aiortc's sender last asked for a packet
+        self.lag = LagTrace()  # how far behind real time each block went out
         self.drained = asyncio.Event()
 
     def play(self, samples: np.ndarray) -> None:
@@ -155,8 +157,10 @@ class PacedMic(MediaStreamTrack):
         chunk = self._queue[:BLOCK_SAMPLES]
         block[: len(chunk)] = chunk
         self._queue = self._queue[BLOCK_SAMPLES:]
+        now = time.monotonic()
+        self.lag.note(now, now - (self._start or now) - self._sent / MIC_RATE)
         if rms(block) > SPEECH_RMS:
-            self.last_speech_at = time.monotonic()
+            self.last_speech_at = now
         if len(self._queue) == 0:
             self.drained.set()
         self._sent += BLOCK_SAMPLES
