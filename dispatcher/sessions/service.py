@@ -259,7 +259,8 @@ class SessionService:
                             self.timeline.note(session_id, "requested", trace_id=trace.trace_id,
                                                transport=transport, keyed=keyed, traceparent=trace.traceparent,
                                                release=chosen.name, release_chosen_by=chosen_by,
-                                               caller_id=owner.id, cold_because=cold_because, **marked)
+                                               caller_id=owner.id, caller_internal=owner.internal or None,
+                                               cold_because=cold_because, **marked)
                             self.listing.opened(session_id, owner, chosen.name, transport, **marked)
                             requested = True
                             plan = await self.recordings.plan_for(
