@@ -59,6 +59,8 @@ class PeerBudgetUse:
         peers.answer_listeners.append(self.polled)
 
     async def polled(self, peer: Peer, answer: Mapping[str, Any]) -> None:
+        if FIELD not in answer:  # a replica there that has not read its ledger yet: what it told before stands
+            return
         self._told[peer.name] = Told(parsed(answer.get(FIELD)), self._clock())
 
     def used(self, key: str, ledger_field: str) -> float:

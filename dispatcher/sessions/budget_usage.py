@@ -154,9 +154,12 @@ class LedgerUsage:
     def elsewhere(self, key: str, kind: str, now: float) -> float:
         return self.other_regions.used(key, self._fields.field(kind, now))
 
-    def shared(self, now: float) -> dict[str, dict[str, float]]:
+    def shared(self, now: float) -> dict[str, dict[str, float]] | None:
         """Each budgeted key's own use here by ledger field, for the peers: the `MAX_KEYS` nearest
-        a budget (a key that used nothing here is left out)."""
+        a budget (a key that used nothing here is left out). None before this replica first read its
+        ledger: an empty answer would make the peers forget this region's minutes and spend."""
+        if self._read_at == 0.0 and self._budgets.keys():
+            return None
         found: list[tuple[float, str, dict[str, float]]] = []
         for key in self._budgets.keys():
             limits, fields, nearest = self._budgets.of(key), {}, 0.0

@@ -81,8 +81,9 @@ class Usage(Protocol):
         """The part of `used` the other regions last told (0 with one region)."""
         ...
 
-    def shared(self, now: float) -> dict[str, dict[str, float]]:
-        """What this region tells its peers: each budgeted key's own use here, by ledger field."""
+    def shared(self, now: float) -> dict[str, dict[str, float]] | None:
+        """What this region tells its peers: each budgeted key's own use here, by ledger field (None:
+        not read yet, nothing to tell)."""
         ...
 
 
@@ -107,7 +108,7 @@ class NothingUsed:
     def elsewhere(self, key: str, kind: str, now: float) -> float:
         return 0.0
 
-    def shared(self, now: float) -> dict[str, dict[str, float]]:
+    def shared(self, now: float) -> dict[str, dict[str, float]] | None:
         return {}
 
 

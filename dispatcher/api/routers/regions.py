@@ -127,7 +127,8 @@ async def region_state(request: Request) -> Response:
     if state.region_runtime is not None:
         answer[RUNTIME_FIELD] = state.region_runtime.state()  # the same for the runtime settings
     # Each budgeted key's use here, which the peers add to theirs at a start (one budget for the deployment).
-    answer[BUDGET_USE_FIELD] = state.sessions.budgets.usage.shared(time.time())
+    if (budget_use := state.sessions.budgets.usage.shared(time.time())) is not None:
+        answer[BUDGET_USE_FIELD] = budget_use
     return signed_answer(request, state, answer)
 
 

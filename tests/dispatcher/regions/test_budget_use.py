@@ -79,7 +79,10 @@ async def test_a_silent_peers_sessions_expire_and_its_period_sums_stay() -> None
     assert (told.used("acme", "sessions"), told.used("acme", today)) == (2.0, 4.5)
     clock[0] += 1
     assert (told.used("acme", "sessions"), told.used("acme", today)) == (0.0, 4.5)
-    await told.polled(peers.by_name["eu"], {"region": "eu"})  # an answer without it (an earlier release)
+    # An answer without it (a replica there not read yet): what the region told stands.
+    await told.polled(peers.by_name["eu"], {"region": "eu"})
+    assert told.used("acme", today) == 4.5
+    await told.polled(peers.by_name["eu"], {FIELD: {}})  # read, and nothing used: told
     assert told.used("acme", today) == 0.0
 
 
@@ -116,3 +119,22 @@ async def test_the_webhooks_push_the_deployments_figure() -> None:
     await usage.refresh()
     assert [(kind, data["used"], data["budget"]) for kind, data in pushed] == [
         ("key.budget.warning", 8.5, "minutes-day")]
+
+
+async def test_a_replica_that_has_not_read_its_ledger_tells_nothing_and_what_its_region_told_stands() -> None:
+    """A replica just started answers before its first read of the ledger: an empty figure would make
+    the peers forget its region's minutes and spend, which count until their period ends."""
+    clock = [100.0]
+    eu_peers, _, eu_usage, eu_ledger, _ = region("eu", clock)
+    us_peers, _, us_usage, _, _ = region("us", clock)
+    await used_minutes(eu_ledger, "s-eu", 6.0)
+    await eu_usage.refresh()
+    now = time.time()
+    listen = us_peers.answer_listeners
+    for listener in listen:
+        await listener(us_peers.by_name["eu"], {FIELD: eu_usage.shared(now)})
+    _, _, restarted, _, _ = region("eu", clock)  # another replica of eu, not read yet
+    assert restarted.shared(now) is None
+    for listener in listen:
+        await listener(us_peers.by_name["eu"], {})  # its answer leaves the field out
+    assert us_usage.used("acme", "minutes-day", now) == pytest.approx(6.0)
