@@ -118,8 +118,12 @@ def keep_seconds(max_session_seconds: int) -> int:
 
 def replaced_keep(last: LastUp, max_session_seconds: int) -> int:
     """The keep of the Secret this `up` replaces: its replicas are the last `up`'s and drain with that `up`'s
-    grace, which a lowered maxSessionSeconds does not shorten (a last `up` that predates the output: this one's)."""
-    return max(last.keys_grace or 0, keep_seconds(max_session_seconds))
+    grace, which a lowered maxSessionSeconds does not shorten. A last `up` that predates that output recorded its
+    bot pods' lifetime, never shorter than its sessions: kept as if that were its maxSessionSeconds."""
+    grace = last.keys_grace
+    if grace is None and last.bot_lifetime is not None:
+        grace = keep_seconds(last.bot_lifetime)
+    return max(grace or 0, keep_seconds(max_session_seconds))
 
 
 def retimed(place: Placement, last: LastUp, finished: datetime, keep: int) -> list[dict[str, str]]:

@@ -386,6 +386,25 @@ def test_a_lowered_max_session_seconds_keeps_the_secret_for_the_replaced_replica
     assert steps.deleted == [] and admitted(third, old)
 
 
+def test_a_last_up_without_its_drain_keeps_the_secret_for_its_bot_pods_lifetime() -> None:
+    """The first `up` after an upgrade reads a last `up` that recorded no dispatcherDrainSeconds: its bot pods'
+    lifetime (pods mode: maxSessionSeconds 3,600 and more) bounds how long its replicas drain, not this `up`'s
+    300 s, which would delete the Secret at +20 minutes under replicas draining to +61."""
+    stack = Stack()
+    first, _ = stack.up(KEYS, maxSessionSeconds="3600")
+    del stack.deployed.outputs["dispatcherDrainSeconds"]  # as a version before the output left them
+    lifetime = int(stack.deployed.outputs["botPodLifetime"])
+    assert lifetime >= 3600
+    changed_at = stack.deployed.now
+    second, _ = stack.up(ROTATED, maxSessionSeconds="300")
+    old = name_of(bots_secrets(first)[SLOT_A])
+    until = changed_at + timedelta(seconds=lifetime + 60 + 600)
+    assert outputs(second)["botKeysKept"] == [{"name": old, "slot": "a", "until": until.isoformat()}]
+    stack.deployed.now = changed_at + timedelta(minutes=20)
+    third, steps = stack.up(ROTATED, maxSessionSeconds="300")
+    assert steps.deleted == [] and admitted(third, old)
+
+
 def test_the_keep_is_counted_from_the_end_of_the_dispatchers_rollout(monkeypatch: pytest.MonkeyPatch) -> None:
     """pulumi-kubernetes returns from a Deployment's update once its rollout is complete, which is when the last
     replaced replica gets SIGTERM: a rollout of 20 minutes (a node with no room for a new replica) moves the
