@@ -107,7 +107,9 @@ def full(kept: list[Kept], oldest: Kept) -> SettingsError:
         "Invalid stack configuration: botSecrets changed while the bots' keys' three Secrets are each kept for "
         f"replicas still draining ({held}): a new one would delete {oldest.name} under them. Run this `up` after "
         f"{oldest.until:%Y-%m-%d %H:%M:%S} UTC, when the oldest frees its slot, or set botSecrets back to the keys "
-        "of the last `up` (docs/kubernetes.md, \"The old Secret stays until its replicas have drained\")")
+        "of the last `up`; for keys that must change now (a leaked one), make a Secret with the new keys yourself, "
+        "`pulumi config set k8sBotSecret <its name>` and `pulumi config rm botSecrets`: the kept ones stay their time "
+        "(docs/kubernetes.md, \"The old Secret stays until its replicas have drained\")")
 
 
 def keep_seconds(max_session_seconds: int) -> int:

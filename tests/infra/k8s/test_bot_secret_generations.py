@@ -368,6 +368,22 @@ def test_an_up_of_a_third_change_within_the_keeps_is_refused() -> None:
         stack.up({**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-fourth"})
 
 
+def test_the_refusal_of_a_third_change_names_the_way_to_rotate_now_and_that_way_passes() -> None:
+    """A leaked key cannot wait up to maxSessionSeconds + 660 s: the refusal names a Secret made by hand
+    (`k8sBotSecret`, `botSecrets` removed), which writes no Secret and so takes no slot."""
+    stack = Stack()
+    stack.up(KEYS)
+    stack.up(ROTATED)
+    stack.deployed.now -= timedelta(minutes=58)
+    stack.up(AGAIN)
+    stack.deployed.now -= timedelta(minutes=58)
+    with pytest.raises(SettingsError, match=r"`pulumi config set k8sBotSecret <its name>` and `pulumi config rm "
+                                            r"botSecrets`: the kept ones stay their time"):
+        stack.up({**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-leaked"})
+    run, steps = stack.up(None, k8sBotSecret="team-bot-keys")
+    assert steps.deleted == [] and len(outputs(run)["botKeysKept"]) == 3
+
+
 def test_a_lowered_max_session_seconds_keeps_the_secret_for_the_replaced_replicas_drain() -> None:
     """The replicas a change replaces drain with the last `up`'s termination grace (maxSessionSeconds 3,600 +
     60 s), not the new one's (300 + 60 s): the Secret they name is kept for the longer."""
