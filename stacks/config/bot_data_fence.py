@@ -32,11 +32,13 @@ GCP_PROJECT_DATA = ("roles/storage.", "roles/artifactregistry.")
 # Custom Code Service Agent, which holds storage.objects.* on the project), speech.client (batch recognize of
 # gs:// audio), cloudtranslate.user (batchPredict, batchDocPredict write gs:// output), dialogflow.client
 # (conversations whose profile and agent export audio), bigquery.dataEditor (dataplex.datascans.create/run
-# scan as the Dataplex service agent). bigquery.jobUser's load and extract jobs run as the caller.
+# scan as the Dataplex service agent), bigquery.jobUser (dataform.repositories.create: Google's Dataform
+# access-control page says its holder "can execute code in BigQuery using the default Dataform service account"),
+# spanner.databaseUser (updateDdl's CREATE MODEL makes Spanner's service agent call Vertex AI predictions).
 # Add one only after reading its permissions so.
 GCP_BOT_ROLES = (
-    "roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/datastore.user", "roles/bigquery.jobUser",
-    "roles/cloudsql.client", "roles/spanner.databaseUser", "roles/cloudtrace.agent", "roles/monitoring.metricWriter",
+    "roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/datastore.user", "roles/cloudsql.client",
+    "roles/cloudtrace.agent", "roles/monitoring.metricWriter",
 )
 # The recording bucket's name starts with `<prefix>-rec` cut to S3's bucket_prefix limit less its dash
 # (stacks/aws/stack.py, stacks/aws/recordings.py MAX_BUCKET_PREFIX; tests/infra/config/test_bot_permissions.py

@@ -107,7 +107,9 @@ def full(kept: list[Kept], oldest: Kept) -> SettingsError:
         "Invalid stack configuration: botSecrets changed while the bots' keys' three Secrets are each kept for "
         f"replicas still draining ({held}): a new one would delete {oldest.name} under them. Run this `up` after "
         f"{oldest.until:%Y-%m-%d %H:%M:%S} UTC, when the oldest frees its slot, or set botSecrets back to the keys "
-        "of the last `up` (docs/kubernetes.md, \"The old Secret stays until its replicas have drained\")")
+        "of the last `up`; for keys that must change now (a leaked one), make a Secret with the new keys yourself, "
+        "`pulumi config set k8sBotSecret <its name>` and `pulumi config rm botSecrets`: the kept ones stay their time "
+        "(docs/kubernetes.md, \"The old Secret stays until its replicas have drained\")")
 
 
 def keep_seconds(max_session_seconds: int) -> int:
@@ -118,8 +120,12 @@ def keep_seconds(max_session_seconds: int) -> int:
 
 def replaced_keep(last: LastUp, max_session_seconds: int) -> int:
     """The keep of the Secret this `up` replaces: its replicas are the last `up`'s and drain with that `up`'s
-    grace, which a lowered maxSessionSeconds does not shorten (a last `up` that predates the output: this one's)."""
-    return max(last.keys_grace or 0, keep_seconds(max_session_seconds))
+    grace, which a lowered maxSessionSeconds does not shorten. A last `up` that predates that output recorded its
+    bot pods' lifetime, never shorter than its sessions: kept as if that were its maxSessionSeconds."""
+    grace = last.keys_grace
+    if grace is None and last.bot_lifetime is not None:
+        grace = keep_seconds(last.bot_lifetime)
+    return max(grace or 0, keep_seconds(max_session_seconds))
 
 
 def retimed(place: Placement, last: LastUp, finished: datetime, keep: int) -> list[dict[str, str]]:

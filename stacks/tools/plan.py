@@ -37,7 +37,7 @@ from stacks.config.derived import explain
 from stacks.config.masked import mask
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
-from stacks.tools import dispatcher_env, env_keys
+from stacks.tools import dispatcher_env, env_keys, refused_replay
 from stacks.tools.mocks import Deployed, Registration, decode_json, is_secret, run_program
 from stacks.tools.paths import REPOSITORY, SNAPSHOTS, stack_document, stack_file, stack_names
 from stacks.tools.preflight import (
@@ -268,9 +268,10 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     stack file's own configuration stands for what is deployed: it runs first and its outputs are recorded,
     so the change runs as the next `up` would, against them, and meets the refusals the program makes from
     its last outputs (a SettingsError, as `pulumi up` fails). A stack file this version refuses has no outputs
-    to replay: the change plans as a first up, with a note saying so. What they would change that the cloud refuses
-    to change is a violation too (preflight/immutable.py), and so is a Kubernetes replacement that cuts
-    sessions (preflight/replacements.py)."""
+    to replay: a change to only the keys its refusal names plans as a first up, with a note saying so; any
+    other change is refused (a SettingsError), as nothing could check it against the deployed stack. What
+    they would change that the cloud refuses to change is a violation too (preflight/immutable.py), and so
+    is a Kubernetes replacement that cuts sessions (preflight/replacements.py)."""
     deployed_config, deployed_secrets = stack_config(stack)
     config, secret_keys = dict(deployed_config), list(deployed_secrets)
     for key, value in (overrides or {}).items():  # as `pulumi config set KEY VALUE` writes them: plain
@@ -285,6 +286,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
             with _diagnostics():  # what the deployed configuration says is not this plan's to note
                 before = run_program(deployed_config, deployed_secrets, stack=stack)
         except SettingsError as refused:  # often the very value the change fixes: no outputs to replay
+            refused_replay.check_change(refused, deployed_config, overrides)  # nothing else, unchecked
             refused_file.append(f"the deployed file is refused by this version ({refused}); planning the change "
                                 "as a first up")
         else:

@@ -184,6 +184,9 @@ def test_gcp_roles_are_granted_on_the_project_to_the_bots_own_account(stack: Sta
     (["roles/cloudtranslate.user"], "roles/cloudtranslate.user is a role whose permissions the stack cannot see"),
     (["roles/dialogflow.client"], "roles/dialogflow.client is a role whose permissions the stack cannot see"),
     (["roles/bigquery.dataEditor"], "roles/bigquery.dataEditor is a role whose permissions the stack cannot see"),
+    # Dataform runs a repository's code as its default service account; Spanner's CREATE MODEL, Vertex AI as its agent.
+    (["roles/bigquery.jobUser"], "roles/bigquery.jobUser is a role whose permissions the stack cannot see"),
+    (["roles/spanner.databaseUser"], "roles/spanner.databaseUser is a role whose permissions the stack cannot see"),
     (["projects/vf-test/roles/teamReader"], "is a custom role, whose permissions the stack cannot see.* grant it on "
                                             "your own resources"),
 ])
@@ -194,7 +197,7 @@ def test_gcp_roles_that_are_every_permission_or_no_role_are_refused(
 
 
 def test_each_listed_role_is_a_grant_of_its_own(stack: StackRunner) -> None:
-    roles = ["roles/bigquery.jobUser", "roles/pubsub.publisher"]
+    roles = ["roles/datastore.user", "roles/pubsub.publisher"]
     run = stack("gcp", botPermissions=json.dumps(roles))
     assert sorted(unwrap(r.inputs["role"]) for r in run.of_type("gcp:projects/iAMMember:IAMMember")
                   if "-permission-" in r.name) == sorted(roles)

@@ -368,6 +368,22 @@ def test_an_up_of_a_third_change_within_the_keeps_is_refused() -> None:
         stack.up({**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-fourth"})
 
 
+def test_the_refusal_of_a_third_change_names_the_way_to_rotate_now_and_that_way_passes() -> None:
+    """A leaked key cannot wait up to maxSessionSeconds + 660 s: the refusal names a Secret made by hand
+    (`k8sBotSecret`, `botSecrets` removed), which writes no Secret and so takes no slot."""
+    stack = Stack()
+    stack.up(KEYS)
+    stack.up(ROTATED)
+    stack.deployed.now -= timedelta(minutes=58)
+    stack.up(AGAIN)
+    stack.deployed.now -= timedelta(minutes=58)
+    with pytest.raises(SettingsError, match=r"`pulumi config set k8sBotSecret <its name>` and `pulumi config rm "
+                                            r"botSecrets`: the kept ones stay their time"):
+        stack.up({**KEYS, "CARTESIA_API_KEY": "SENTINEL-cartesia-key-leaked"})
+    run, steps = stack.up(None, k8sBotSecret="team-bot-keys")
+    assert steps.deleted == [] and len(outputs(run)["botKeysKept"]) == 3
+
+
 def test_a_lowered_max_session_seconds_keeps_the_secret_for_the_replaced_replicas_drain() -> None:
     """The replicas a change replaces drain with the last `up`'s termination grace (maxSessionSeconds 3,600 +
     60 s), not the new one's (300 + 60 s): the Secret they name is kept for the longer."""
@@ -382,6 +398,25 @@ def test_a_lowered_max_session_seconds_keeps_the_secret_for_the_replaced_replica
     assert [outputs(run)["dispatcherDrainSeconds"] for run in (first, second)] == [keep_seconds(3600),
                                                                                     keep_seconds(300)]
     stack.deployed.now = changed_at + timedelta(minutes=20)  # the old replicas drain until +61 minutes
+    third, steps = stack.up(ROTATED, maxSessionSeconds="300")
+    assert steps.deleted == [] and admitted(third, old)
+
+
+def test_a_last_up_without_its_drain_keeps_the_secret_for_its_bot_pods_lifetime() -> None:
+    """The first `up` after an upgrade reads a last `up` that recorded no dispatcherDrainSeconds: its bot pods'
+    lifetime (pods mode: maxSessionSeconds 3,600 and more) bounds how long its replicas drain, not this `up`'s
+    300 s, which would delete the Secret at +20 minutes under replicas draining to +61."""
+    stack = Stack()
+    first, _ = stack.up(KEYS, maxSessionSeconds="3600")
+    del stack.deployed.outputs["dispatcherDrainSeconds"]  # as a version before the output left them
+    lifetime = int(stack.deployed.outputs["botPodLifetime"])
+    assert lifetime >= 3600
+    changed_at = stack.deployed.now
+    second, _ = stack.up(ROTATED, maxSessionSeconds="300")
+    old = name_of(bots_secrets(first)[SLOT_A])
+    until = changed_at + timedelta(seconds=lifetime + 60 + 600)
+    assert outputs(second)["botKeysKept"] == [{"name": old, "slot": "a", "until": until.isoformat()}]
+    stack.deployed.now = changed_at + timedelta(minutes=20)
     third, steps = stack.up(ROTATED, maxSessionSeconds="300")
     assert steps.deleted == [] and admitted(third, old)
 

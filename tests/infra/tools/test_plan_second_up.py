@@ -47,6 +47,19 @@ def test_the_fix_a_refused_stack_file_needs_plans_as_a_first_up(
     assert "recordingDeleteOnDestroy is true with protect" in capsys.readouterr().err
 
 
+def test_a_refused_stack_file_plans_as_a_first_up_only_the_fix_its_refusal_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without the replay nothing checks a change against the last `up` (its outputs' refusals, immutable
+    fields, replacements): lifting the holds beside the fix used to plan as a first up and exit 0."""
+    stack = write_stack(tmp_path, monkeypatch, "aws-prod", "", {**RECORDING, "recordingDeleteOnDestroy": "true"})
+    assert main([stack, "--config", "recordingDeleteOnDestroy=false", "--config", "recordingHold=false"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("aws-prod: the deployed file is refused by this version (Invalid stack configuration: ")
+    assert line.endswith("then the change to voicefleet:recordingHold")
+    assert main([stack, "--config", "recordingDeleteOnDestroy=false"]) == 0
+    assert "planning the change as a first up" in capsys.readouterr().err
+
+
 def test_a_namespace_move_the_k8s_stack_refuses_is_refused_by_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["k8s-dev", "--config", "k8sBotNamespace=voicefleet-moved"]) == 2
     assert "k8sBotNamespace is 'voicefleet-moved', but this stack's last `up` made" in capsys.readouterr().err
