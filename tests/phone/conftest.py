@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.session_api import METRICS_AUTH
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -58,7 +59,9 @@ def phone_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
 
 
 async def metric(api: httpx.AsyncClient, prefix: str) -> float:
-    for line in (await api.get("/metrics")).text.splitlines():
+    # Only an admin key reads /metrics: a keyed dispatcher's tests name METRICS_ADMIN among its admin keys.
+    headers = METRICS_AUTH if "authorization" in api.headers else None
+    for line in (await api.get("/metrics", headers=headers)).text.splitlines():
         if line.startswith(prefix):
             return float(line.rsplit(" ", 1)[1])
     return 0.0

@@ -28,6 +28,7 @@ from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_
 from tests.phone.test_calls import rms
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from tests.support.session_api import METRICS_ADMIN
 
 pytestmark = pytest.mark.slow  # real processes importing Pipecat
 
@@ -76,7 +77,7 @@ async def carrier_fetches_answer(server: FastAPI, body: dict[str, object]) -> ht
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DispatcherProcess, Path]]:
     reports = tmp_path_factory.mktemp("calls")
-    env = {**phone_env(reports), "DISPATCHER_API_KEYS": KEY}
+    env = {**phone_env(reports), "DISPATCHER_API_KEYS": KEY, **METRICS_ADMIN}
     with run_dispatcher(tmp_path_factory.mktemp("outbound"), env) as running:
         yield running, reports
 
@@ -111,7 +112,7 @@ async def test_an_outbound_calls_answer_streams_to_voicefleet_with_its_body(
 async def test_a_vonage_call_reaches_its_bot_on_the_generic_path(tmp_path: Path) -> None:
     reports = tmp_path / "calls"
     reports.mkdir()
-    env = {**phone_env(reports), "BOT_FILE": str(VONAGE_BOT), "DISPATCHER_API_KEYS": KEY}
+    env = {**phone_env(reports), "BOT_FILE": str(VONAGE_BOT), "DISPATCHER_API_KEYS": KEY, **METRICS_ADMIN}
     with run_dispatcher(tmp_path, env) as dispatcher:
         server = teams_server(dispatcher.base_url, KEY, "websocket")
         answered = await carrier_fetches_answer(server, {"plan": "gold"})

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.processes import run_dispatcher
-from tests.support.releases import WAIT, release_env
+from tests.support.releases import ADMIN_KEY, WAIT, release_env
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(300)  # a real dispatcher and two bot processes importing Pipecat
@@ -37,7 +37,7 @@ def test_each_session_metric_and_log_line_names_the_release_it_ran(tmp_path) -> 
             any(e["event"] == "ready" for e in httpx.get(f"{base}/sessions/{s['session_id']}/timeline",
                                                          timeout=WAIT).json()["events"])
             for s in started.values()), "both bots ready", timeout=WAIT * 2, detail=dispatcher.log)
-        text = httpx.get(f"{base}/metrics", timeout=WAIT).text
+        text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=WAIT).text
         log = dispatcher.log()
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "at_capacity", refused.text
     assert {name: answer["release"] for name, answer in started.items()} == {"stable": "stable", "next": "next"}

@@ -29,6 +29,7 @@ from tests.support.audio import rms
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.redis_server import CommandLog, RedisServer, redis_server
+from tests.support.session_api import METRICS_ADMIN
 from tests.support.store_commands import dispatcher_commands
 from tests.support.waiting import until
 
@@ -68,6 +69,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             "REDIS_LEASE_SECONDS": "3",
             "BOT_CHANNEL_TOKEN": "phone-replicas-deployment-secret-0123456789",
             "DISPATCHER_API_KEYS": API_KEY,
+            **METRICS_ADMIN,
             "RESERVE_MIN_IDLE": "0",
             "RESERVE_MAX_IDLE": "0",  # every call's bot is launched cold by the carrier's replica
             "START_WAIT_SECONDS": "120",  # a cold bot imports Pipecat first (seconds on a busy host)
