@@ -96,6 +96,7 @@ class SessionRecordings:
         self._ask_owner = ask_owner  # None: one process
         self._taking: dict[str, asyncio.Task[None]] = {}  # recordings being taken from another replica
         self._handed: dict[str, tuple[str, dict[str, Any], float]] = {}  # session: (taker, record, when)
+        self._taken: dict[str, tuple[str, float]] = {}  # session: (giver, when), given here by a draining replica
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
         self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
                                    finish_deadline_seconds)
@@ -420,37 +421,62 @@ class SessionRecordings:
         return {"recording": record, "moved": True}
 
     async def take_over(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """A draining replica gives the session's recording to this one, its bot's: held here till its end."""
+        """A draining replica gives the session's recording to this one, its bot's: held here till its end.
+        The giver asking again (its first answer lost) is answered the same: it must not finish it too."""
         giver, record = params.get("from"), params.get("recording")
-        if session_id in self._open or self.finishing(session_id) or not isinstance(record, Mapping) \
-                or not isinstance(giver, str):
+        if not isinstance(record, Mapping) or not isinstance(giver, str):
+            return {"taken": False}
+        taken = self._taken.get(session_id)
+        if taken is not None and taken[0] == giver:
+            return {"taken": True}
+        if session_id in self._open or self.finishing(session_id):
             return {"taken": False}
         try:
             self._open[session_id] = recording_from(session_id, record)
         except ValueError:
             return {"taken": False}
+        now = self._clock()
+        self._taken = {sid: kept for sid, kept in self._taken.items() if now - kept[1] < HANDED_KEEP_SECONDS}
+        if len(self._taken) < MAX_OPEN:
+            self._taken[session_id] = (giver, now)
         self._note(session_id, "recording_moved", replica_from=giver, replica_to=self._replica_id)
         return {"taken": True}
 
-    async def _given_to_bot_replica(self, session_id: str) -> bool:
+    async def _given_to_bot_replica(self, session_id: str) -> bool | None:
         """At a drain: the recording given to the replica its bot dialled, which ends it with the call
-        (this replica finishing it now would lose the rest of the call)."""
+        (this replica finishing it now would lose the rest of the call). True: given; False: kept here;
+        None: unclear (every answer lost), so not finished here either: two ends would overwrite each other."""
         recording = self._open.get(session_id)
         if recording is None or self._ask_owner is None:
             return False
-        try:  # None: its bot is here (a re-dial elsewhere is handed it there) or nowhere yet
-            async with recording.opening:
-                answer = await self._ask_owner(session_id, METHOD_TAKE_OVER,
-                                               {"recording": record_of(recording), "from": self._replica_id},
-                                               HAND_OVER_TIMEOUT_SECONDS)
-        except (TimeoutError, StoreUnavailable, ApiError, NotHere) as exc:
-            log.warning("session %s: its recording could not be given to its bot's replica (%s); finished here",
-                        session_id, type(exc).__name__)
+        params = {"recording": record_of(recording), "from": self._replica_id}
+        unclear: Exception | None = None
+        for ask in range(HAND_OVER_ASKS):
+            try:  # None: its bot is here (a re-dial elsewhere is handed it there) or nowhere yet
+                async with recording.opening:
+                    answer = await self._ask_owner(session_id, METHOD_TAKE_OVER, params, HAND_OVER_TIMEOUT_SECONDS)
+            except (TimeoutError, StoreUnavailable) as exc:  # it may have been taken: ask again, answered the same
+                unclear = exc
+            except (ApiError, NotHere) as exc:
+                log.warning("session %s: its recording could not be given to its bot's replica (%s)",
+                            session_id, type(exc).__name__)
+                break
+            else:
+                if answer is not None and answer.get("taken") is True:
+                    self._open.pop(session_id, None)
+                    return True
+                if answer is not None or unclear is None:  # refused: a taker answers a repeat as it did the first
+                    return False
+                break
+            if ask + 1 < HAND_OVER_ASKS:
+                await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
+        if unclear is None:
             return False
-        if answer is None or answer.get("taken") is not True:
-            return False
+        # Its upload stays open: the orphan sweep completes it with its parts if the bot's replica never took it.
+        log.warning("session %s: whether its bot's replica took its recording is unknown (%s); not finished here",
+                    session_id, type(unclear).__name__)
         self._open.pop(session_id, None)
-        return True
+        return None
 
     async def finish_here(self, session_id: str, why: str) -> None:
         """The session's end, told by its bot's channel here: its recording finished, taken first
@@ -503,11 +529,11 @@ class SessionRecordings:
         under_way = [session_id for session_id in self._open if session_id not in self._finishing]
         gate = asyncio.Semaphore(GIVEN_AT_ONCE)  # a drain with many calls waits one ask's bound, not one per call
 
-        async def given(session_id: str) -> bool:
+        async def given(session_id: str) -> bool | None:
             async with gate:
                 return await self._given_to_bot_replica(session_id)
         for session_id, gone in zip(under_way, await asyncio.gather(*map(given, under_way)), strict=True):
-            if not gone:
+            if gone is False:
                 self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:
             await asyncio.wait(set(self._finishing.values()), timeout=10)
