@@ -381,7 +381,8 @@ class SessionRecordings:
             except (ApiError, NotHere) as exc:  # a holder gone or of an earlier version: asking again changes nothing
                 failure = exc
                 break
-            await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
+            if ask + 1 < HAND_OVER_ASKS:
+                await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
         # Left where it is: that replica completes it with what arrived (its grace, sweep or stop).
         log.warning("session %s: its recording could not be taken from replica %s (%s)", session_id, holder,
                     type(failure).__name__)
