@@ -94,7 +94,7 @@ class SessionRecordings:
         self._replica_id = replica_id
         self._ask = ask  # None: one process, every recording is held here
         self._ask_owner = ask_owner  # None: one process
-        self._taking: dict[str, asyncio.Task[None]] = {}  # recordings being taken from another replica
+        self._taking: dict[str, asyncio.Task[bool]] = {}  # recordings being taken from another replica
         self._handed: dict[str, tuple[str, dict[str, Any], float]] = {}  # session: (taker, record, when)
         self._taken: dict[str, tuple[str, float]] = {}  # session: (giver, when), given here by a draining replica
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
@@ -261,7 +261,7 @@ class SessionRecordings:
 
     async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None or not recording.plan.audio:
             raise RequestFailed(404, "not_recorded", "this session's audio is not being recorded")
         part = params.get("part")
@@ -294,7 +294,7 @@ class SessionRecordings:
 
     async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.bot_stats = bot_account(params)
@@ -306,7 +306,7 @@ class SessionRecordings:
 
     async def consent(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.consent` from the session's bot: its announcement played; noted on the timeline."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None or not recording.plan.consent:
             raise RequestFailed(404, "not_recorded", "this session's recording asks no consent")
         at, seconds = params.get("announced_at"), params.get("seconds")
@@ -319,7 +319,7 @@ class SessionRecordings:
 
     async def bot_logs(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.logs` from the session's bot: some of its last log lines (checked, bounded, kept)."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.logs = recording.logs or BotLogs()
@@ -330,19 +330,34 @@ class SessionRecordings:
         """The session's recording, held here: taken from the replica that holds it (the timeline
         names it) when its bot's channel ends here. `planned_wait`: how long its plan may take to
         reach the timeline (a bot's request: it was given one)."""
+        return (await self._held(session_id, planned_wait))[0]
+
+    async def _for_bot(self, session_id: str) -> Recording | None:
+        """`here`, for a request of the session's bot. The holder's channel of the same bot still
+        answering (this one's drop is not seen there yet) is no final no: the bot is told to ask again."""
+        recording, bot_elsewhere = await self._held(session_id, PLANNED_WAIT_SECONDS)
+        if bot_elsewhere:
+            raise RequestFailed(503, "recording_elsewhere", "this session's recording is held by another replica "
+                                "where its bot's channel still answers; ask again in a few seconds")
+        return recording
+
+    async def _held(self, session_id: str, planned_wait: float) -> tuple[Recording | None, bool]:
+        """The recording held here, and whether its holder kept it because its bot's channel answers there."""
         recording = self._open.get(session_id)
         if recording is not None or self._ask is None or not self.settings.on or self.finishing(session_id):
-            return recording
+            return recording, False
         taking = self._taking.get(session_id)
         if taking is None:  # one hand-over at a time for a session; its other requests wait for it
             taking = asyncio.get_running_loop().create_task(self._take(session_id, planned_wait),
                                                             name="recording-hand-over")
             self._taking[session_id] = taking
             taking.add_done_callback(lambda _: self._taking.pop(session_id, None))
-        await asyncio.shield(taking)
-        return self._open.get(session_id)
+        bot_elsewhere = await asyncio.shield(taking)
+        recording = self._open.get(session_id)
+        return recording, recording is None and bot_elsewhere
 
-    async def _take(self, session_id: str, planned_wait: float) -> None:
+    async def _take(self, session_id: str, planned_wait: float) -> bool:
+        """Takes the recording from its holder; True when the holder keeps it for its bot's live channel there."""
         assert self._ask is not None
         deadline = time.monotonic() + planned_wait
         while True:  # the timeline is in the store: read again until the plan's event is there, or the wait is over
@@ -355,18 +370,19 @@ class SessionRecordings:
         if holder == self._replica_id and len(chain) > 1 and not any(e.get("event") in FINISHED for e in events):
             holder = chain[-2]  # handed here, its answer lost: the replica that handed it answers it again
         if holder is None or holder == self._replica_id:
-            return  # never recorded, or finished here already
+            return False  # never recorded, or finished here already
         answer = await self._asked(session_id, holder)
         record = answer.get("recording") if answer is not None else None
         try:
             recording = recording_from(session_id, record) if isinstance(record, Mapping) else None
         except ValueError:
             log.warning("session %s: replica %s handed over no recording this version reads", session_id, holder)
-            return
+            return False
         if recording is not None and session_id not in self._open:
             self._open[session_id] = recording
             if answer is not None and not answer.get("moved"):  # a holder of an earlier version did not note it
                 self._note(session_id, "recording_moved", replica_from=holder)
+        return answer is not None and answer.get("bot_here") is True
 
     async def _asked(self, session_id: str, holder: str) -> Mapping[str, Any] | None:
         """The holder's answer to the hand-over, asked again (with backoff) when it does not come:
@@ -404,8 +420,10 @@ class SessionRecordings:
         if handed is not None and asker and handed[0] == asker and session_id not in self._open:
             return {"recording": handed[1], "moved": True}
         recording = self._open.get(session_id)
-        if recording is None or session_id in self._finishing or bot_here:
+        if recording is None or session_id in self._finishing:
             return {"recording": None}
+        if bot_here:  # the asker's channel is the stale one, or this one's drop is not seen yet: ask again
+            return {"recording": None, "bot_here": True}
         async with recording.opening:  # an upload being opened here goes over opened
             if self._open.get(session_id) is not recording or session_id in self._finishing:
                 return {"recording": None}
