@@ -96,6 +96,7 @@ class SessionRecordings:
         self._ask_owner = ask_owner  # None: one process
         self._taking: dict[str, asyncio.Task[bool]] = {}  # recordings being taken from another replica
         self._handed: dict[str, tuple[str, dict[str, Any], float]] = {}  # session: (taker, record, when)
+        self._closing = False  # `aclose` began: another replica's recording is no longer taken here
         self._taken: dict[str, tuple[str, float]] = {}  # session: (giver, when), given here by a draining replica
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
         self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
@@ -336,6 +337,9 @@ class SessionRecordings:
         """`here`, for a request of the session's bot. The holder's channel of the same bot still
         answering (this one's drop is not seen there yet) is no final no: the bot is told to ask again."""
         recording, bot_elsewhere = await self._held(session_id, PLANNED_WAIT_SECONDS)
+        if recording is None and self._closing and self._ask is not None:  # its holder keeps it; the bot re-dials
+            raise RequestFailed(503, "replica_stopping", "this replica is stopping and takes no recording over; "
+                                "ask again once the channel is dialled again")
         if bot_elsewhere:
             raise RequestFailed(503, "recording_elsewhere", "this session's recording is held by another replica "
                                 "where its bot's channel still answers; ask again in a few seconds")
@@ -344,7 +348,8 @@ class SessionRecordings:
     async def _held(self, session_id: str, planned_wait: float) -> tuple[Recording | None, bool]:
         """The recording held here, and whether its holder kept it because its bot's channel answers there."""
         recording = self._open.get(session_id)
-        if recording is not None or self._ask is None or not self.settings.on or self.finishing(session_id):
+        if recording is not None or self._ask is None or not self.settings.on or self.finishing(session_id) \
+                or self._closing:  # a replica stopping takes nothing it would not finish
             return recording, False
         taking = self._taking.get(session_id)
         if taking is None:  # one hand-over at a time for a session; its other requests wait for it
@@ -448,7 +453,7 @@ class SessionRecordings:
         taken = self._taken.get(session_id)
         if taken is not None and taken[0] == giver:
             return {"taken": True}
-        if session_id in self._open or self.finishing(session_id):
+        if session_id in self._open or self.finishing(session_id) or self._closing:
             return {"taken": False}
         try:
             self._open[session_id] = recording_from(session_id, record)
@@ -541,6 +546,7 @@ class SessionRecordings:
 
     async def aclose(self) -> None:
         """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
+        self._closing = True  # from here nothing is taken: a recording taken now would never be finished
         if self._rechecking is not None:
             self._rechecking.cancel()
         for taking in list(self._taking.values()):

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from botchannel.contract import RequestFailed
 from dispatcher.artifacts import recordings
-from dispatcher.artifacts.hand_over import METHOD_TAKE_OVER
+from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, METHOD_TAKE_OVER
 from dispatcher.artifacts.local_store import LocalFolderStore
 from dispatcher.artifacts.recordings import SessionRecordings
 from dispatcher.artifacts.settings import ArtifactSettings
@@ -35,6 +36,12 @@ def fleet(tmp_path: Path, owners: Owners) -> tuple[dict[str, SessionRecordings],
     store, timeline = LocalFolderStore(tmp_path, SignedPaths(b"k" * 32)), SharedTimeline()
     replicas: dict[str, SessionRecordings] = {}
 
+    async def ask(replica: str, session_id: str, method: str, params: Mapping[str, Any],
+                  timeout: float) -> Mapping[str, Any]:
+        assert method == METHOD_HAND_OVER
+        return await replicas[replica].hand_over(session_id, params.get("asker", ""),
+                                                 bot_here=owners.of.get(session_id) == replica)
+
     def asker(me: str) -> Any:
         async def ask_owner(session_id: str, method: str, params: Mapping[str, Any],
                             timeout: float) -> Mapping[str, Any] | None:
@@ -52,7 +59,7 @@ def fleet(tmp_path: Path, owners: Owners) -> tuple[dict[str, SessionRecordings],
     for name in ("a", "b"):
         replicas[name] = SessionRecordings(ArtifactSettings(policy="on"), store, note=timeline.noter(name),
                                            events=timeline.read, region="eu", provider="local", replica_id=name,
-                                           ask_owner=asker(name))
+                                           ask=ask, ask_owner=asker(name))
     return replicas, timeline
 
 
@@ -98,3 +105,25 @@ async def test_a_refused_take_over_is_finished_by_the_giver(tmp_path: Path) -> N
     owners.of[SESSION] = "b"
     await replicas["a"].aclose()
     assert ("recording_missing", "a") in ends(timeline)
+
+
+async def test_a_replica_draining_takes_no_recording_from_another_draining_after_it(tmp_path: Path) -> None:
+    owners = Owners()
+    replicas, timeline = fleet(tmp_path, owners)
+    await replicas["a"].plan_for(SESSION, transport="webrtc", release="v1", key_name="acme")
+    owners.of[SESSION] = "b"  # its bot dialled b, which drains first, then a
+    await replicas["b"].aclose()
+    await replicas["a"].aclose()  # b refuses it: a ends it, rather than b after its own stop (never)
+    assert ends(timeline) == [("recording_missing", "a")] and not replicas["b"].recorded(SESSION)
+    assert list(tmp_path.glob(f"**/{SESSION}/report.json"))
+
+
+async def test_a_replica_draining_does_not_take_a_recording_for_its_bots_request(tmp_path: Path) -> None:
+    owners = Owners()
+    replicas, _ = fleet(tmp_path, owners)
+    await replicas["a"].plan_for(SESSION, transport="webrtc", release="v1", key_name="acme")
+    await replicas["b"].aclose()
+    with pytest.raises(RequestFailed) as refused:
+        await replicas["b"].part_url(SESSION, {"part": 1})  # a late request over b's closing channel
+    assert (refused.value.status, refused.value.code) == (503, "replica_stopping")  # the bot asks again, re-dialled
+    assert replicas["a"].recorded(SESSION) and not replicas["b"].recorded(SESSION)
