@@ -17,7 +17,7 @@ from typing import Any
 
 from dispatcher.artifacts.hand_over import METHOD_HAND_OVER, METHOD_TAKE_OVER
 from dispatcher.artifacts.recordings import SessionRecordings
-from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.bots import LIVE_LINK_PING_SECONDS, BotChannels
 from dispatcher.channel.ownership import Ownership
 from dispatcher.channel.remote import StoreRemote
 from dispatcher.machines.base import Machines
@@ -61,12 +61,18 @@ class Replication:
                 raise NotHere(session_id)
             asker = params.get("asker")
             return await self._recordings.hand_over(session_id, asker if isinstance(asker, str) else "",
-                                                    bot_here=self._channels.link_for(session_id) is not None)
+                                                    bot_here=await self._bot_answers_here(session_id))
         if method == METHOD_TAKE_OVER:  # a draining replica gives this one, its bot's, the recording
             if self._recordings is None:
                 raise NotHere(session_id)
             return await self._recordings.take_over(session_id, params)
         return await self.ownership.answer(session_id, method, params)
+
+    async def _bot_answers_here(self, session_id: str) -> bool:
+        """Whether the session's bot channel here is live: one half-open since the bot re-dialled
+        elsewhere is still listed until its socket notices, and must not keep the recording from it."""
+        link = self._channels.link_for(session_id)
+        return link is not None and not link.closed.is_set() and await link.answers(LIVE_LINK_PING_SECONDS)
 
     async def start(self) -> None:
         await self.coordination.start(self.handle, held=self.held)

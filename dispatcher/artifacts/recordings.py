@@ -94,8 +94,10 @@ class SessionRecordings:
         self._replica_id = replica_id
         self._ask = ask  # None: one process, every recording is held here
         self._ask_owner = ask_owner  # None: one process
-        self._taking: dict[str, asyncio.Task[None]] = {}  # recordings being taken from another replica
+        self._taking: dict[str, asyncio.Task[bool]] = {}  # recordings being taken from another replica
         self._handed: dict[str, tuple[str, dict[str, Any], float]] = {}  # session: (taker, record, when)
+        self._closing = False  # `aclose` began: another replica's recording is no longer taken here
+        self._taken: dict[str, tuple[str, float]] = {}  # session: (giver, when), given here by a draining replica
         self.fault: StoreError | None = None  # the store's last failure: sessions go unrecorded meanwhile
         self._retries = EndRetries(SessionEnds(store, note=note, events=events, priced=self._priced), note,
                                    finish_deadline_seconds)
@@ -260,7 +262,7 @@ class SessionRecordings:
 
     async def part_url(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.part` from the session's bot: one part's upload URL, opening the upload first."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None or not recording.plan.audio:
             raise RequestFailed(404, "not_recorded", "this session's audio is not being recorded")
         part = params.get("part")
@@ -293,7 +295,7 @@ class SessionRecordings:
 
     async def bot_finished(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.finished` from the session's bot: its own account (bounded, kept for the report)."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.bot_stats = bot_account(params)
@@ -305,7 +307,7 @@ class SessionRecordings:
 
     async def consent(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.consent` from the session's bot: its announcement played; noted on the timeline."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None or not recording.plan.consent:
             raise RequestFailed(404, "not_recorded", "this session's recording asks no consent")
         at, seconds = params.get("announced_at"), params.get("seconds")
@@ -318,7 +320,7 @@ class SessionRecordings:
 
     async def bot_logs(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """`recording.logs` from the session's bot: some of its last log lines (checked, bounded, kept)."""
-        recording = await self.here(session_id, PLANNED_WAIT_SECONDS)
+        recording = await self._for_bot(session_id)
         if recording is None:
             raise RequestFailed(404, "not_recorded", "this session is not being recorded")
         recording.logs = recording.logs or BotLogs()
@@ -329,19 +331,38 @@ class SessionRecordings:
         """The session's recording, held here: taken from the replica that holds it (the timeline
         names it) when its bot's channel ends here. `planned_wait`: how long its plan may take to
         reach the timeline (a bot's request: it was given one)."""
+        return (await self._held(session_id, planned_wait))[0]
+
+    async def _for_bot(self, session_id: str) -> Recording | None:
+        """`here`, for a request of the session's bot. The holder's channel of the same bot still
+        answering (this one's drop is not seen there yet) is no final no: the bot is told to ask again."""
+        recording, bot_elsewhere = await self._held(session_id, PLANNED_WAIT_SECONDS)
+        if recording is None and self._closing and self._ask is not None:  # its holder keeps it; the bot re-dials
+            raise RequestFailed(503, "replica_stopping", "this replica is stopping and takes no recording over; "
+                                "ask again once the channel is dialled again")
+        if bot_elsewhere:
+            raise RequestFailed(503, "recording_elsewhere", "this session's recording is held by another replica "
+                                "where its bot's channel still answers; ask again in a few seconds")
+        return recording
+
+    async def _held(self, session_id: str, planned_wait: float) -> tuple[Recording | None, bool]:
+        """The recording held here, and whether its holder kept it because its bot's channel answers there."""
         recording = self._open.get(session_id)
-        if recording is not None or self._ask is None or not self.settings.on or self.finishing(session_id):
-            return recording
+        if recording is not None or self._ask is None or not self.settings.on or self.finishing(session_id) \
+                or self._closing:  # a replica stopping takes nothing it would not finish
+            return recording, False
         taking = self._taking.get(session_id)
         if taking is None:  # one hand-over at a time for a session; its other requests wait for it
             taking = asyncio.get_running_loop().create_task(self._take(session_id, planned_wait),
                                                             name="recording-hand-over")
             self._taking[session_id] = taking
             taking.add_done_callback(lambda _: self._taking.pop(session_id, None))
-        await asyncio.shield(taking)
-        return self._open.get(session_id)
+        bot_elsewhere = await asyncio.shield(taking)
+        recording = self._open.get(session_id)
+        return recording, recording is None and bot_elsewhere
 
-    async def _take(self, session_id: str, planned_wait: float) -> None:
+    async def _take(self, session_id: str, planned_wait: float) -> bool:
+        """Takes the recording from its holder; True when the holder keeps it for its bot's live channel there."""
         assert self._ask is not None
         deadline = time.monotonic() + planned_wait
         while True:  # the timeline is in the store: read again until the plan's event is there, or the wait is over
@@ -354,18 +375,19 @@ class SessionRecordings:
         if holder == self._replica_id and len(chain) > 1 and not any(e.get("event") in FINISHED for e in events):
             holder = chain[-2]  # handed here, its answer lost: the replica that handed it answers it again
         if holder is None or holder == self._replica_id:
-            return  # never recorded, or finished here already
+            return False  # never recorded, or finished here already
         answer = await self._asked(session_id, holder)
         record = answer.get("recording") if answer is not None else None
         try:
             recording = recording_from(session_id, record) if isinstance(record, Mapping) else None
         except ValueError:
             log.warning("session %s: replica %s handed over no recording this version reads", session_id, holder)
-            return
+            return False
         if recording is not None and session_id not in self._open:
             self._open[session_id] = recording
             if answer is not None and not answer.get("moved"):  # a holder of an earlier version did not note it
                 self._note(session_id, "recording_moved", replica_from=holder)
+        return answer is not None and answer.get("bot_here") is True
 
     async def _asked(self, session_id: str, holder: str) -> Mapping[str, Any] | None:
         """The holder's answer to the hand-over, asked again (with backoff) when it does not come:
@@ -380,7 +402,8 @@ class SessionRecordings:
             except (ApiError, NotHere) as exc:  # a holder gone or of an earlier version: asking again changes nothing
                 failure = exc
                 break
-            await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
+            if ask + 1 < HAND_OVER_ASKS:
+                await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
         # Left where it is: that replica completes it with what arrived (its grace, sweep or stop).
         log.warning("session %s: its recording could not be taken from replica %s (%s)", session_id, holder,
                     type(failure).__name__)
@@ -402,8 +425,10 @@ class SessionRecordings:
         if handed is not None and asker and handed[0] == asker and session_id not in self._open:
             return {"recording": handed[1], "moved": True}
         recording = self._open.get(session_id)
-        if recording is None or session_id in self._finishing or bot_here:
+        if recording is None or session_id in self._finishing:
             return {"recording": None}
+        if bot_here:  # the asker's channel is the stale one, or this one's drop is not seen yet: ask again
+            return {"recording": None, "bot_here": True}
         async with recording.opening:  # an upload being opened here goes over opened
             if self._open.get(session_id) is not recording or session_id in self._finishing:
                 return {"recording": None}
@@ -420,37 +445,62 @@ class SessionRecordings:
         return {"recording": record, "moved": True}
 
     async def take_over(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """A draining replica gives the session's recording to this one, its bot's: held here till its end."""
+        """A draining replica gives the session's recording to this one, its bot's: held here till its end.
+        The giver asking again (its first answer lost) is answered the same: it must not finish it too."""
         giver, record = params.get("from"), params.get("recording")
-        if session_id in self._open or self.finishing(session_id) or not isinstance(record, Mapping) \
-                or not isinstance(giver, str):
+        if not isinstance(record, Mapping) or not isinstance(giver, str):
+            return {"taken": False}
+        taken = self._taken.get(session_id)
+        if taken is not None and taken[0] == giver:
+            return {"taken": True}
+        if session_id in self._open or self.finishing(session_id) or self._closing:
             return {"taken": False}
         try:
             self._open[session_id] = recording_from(session_id, record)
         except ValueError:
             return {"taken": False}
+        now = self._clock()
+        self._taken = {sid: kept for sid, kept in self._taken.items() if now - kept[1] < HANDED_KEEP_SECONDS}
+        if len(self._taken) < MAX_OPEN:
+            self._taken[session_id] = (giver, now)
         self._note(session_id, "recording_moved", replica_from=giver, replica_to=self._replica_id)
         return {"taken": True}
 
-    async def _given_to_bot_replica(self, session_id: str) -> bool:
+    async def _given_to_bot_replica(self, session_id: str) -> bool | None:
         """At a drain: the recording given to the replica its bot dialled, which ends it with the call
-        (this replica finishing it now would lose the rest of the call)."""
+        (this replica finishing it now would lose the rest of the call). True: given; False: kept here;
+        None: unclear (every answer lost), so not finished here either: two ends would overwrite each other."""
         recording = self._open.get(session_id)
         if recording is None or self._ask_owner is None:
             return False
-        try:  # None: its bot is here (a re-dial elsewhere is handed it there) or nowhere yet
-            async with recording.opening:
-                answer = await self._ask_owner(session_id, METHOD_TAKE_OVER,
-                                               {"recording": record_of(recording), "from": self._replica_id},
-                                               HAND_OVER_TIMEOUT_SECONDS)
-        except (TimeoutError, StoreUnavailable, ApiError, NotHere) as exc:
-            log.warning("session %s: its recording could not be given to its bot's replica (%s); finished here",
-                        session_id, type(exc).__name__)
+        params = {"recording": record_of(recording), "from": self._replica_id}
+        unclear: Exception | None = None
+        for ask in range(HAND_OVER_ASKS):
+            try:  # None: its bot is here (a re-dial elsewhere is handed it there) or nowhere yet
+                async with recording.opening:
+                    answer = await self._ask_owner(session_id, METHOD_TAKE_OVER, params, HAND_OVER_TIMEOUT_SECONDS)
+            except (TimeoutError, StoreUnavailable) as exc:  # it may have been taken: ask again, answered the same
+                unclear = exc
+            except (ApiError, NotHere) as exc:
+                log.warning("session %s: its recording could not be given to its bot's replica (%s)",
+                            session_id, type(exc).__name__)
+                break
+            else:
+                if answer is not None and answer.get("taken") is True:
+                    self._open.pop(session_id, None)
+                    return True
+                if answer is not None or unclear is None:  # refused: a taker answers a repeat as it did the first
+                    return False
+                break
+            if ask + 1 < HAND_OVER_ASKS:
+                await asyncio.sleep(HAND_OVER_BACKOFF_SECONDS * 2 ** ask)
+        if unclear is None:
             return False
-        if answer is None or answer.get("taken") is not True:
-            return False
+        # Its upload stays open: the orphan sweep completes it with its parts if the bot's replica never took it.
+        log.warning("session %s: whether its bot's replica took its recording is unknown (%s); not finished here",
+                    session_id, type(unclear).__name__)
         self._open.pop(session_id, None)
-        return True
+        return None
 
     async def finish_here(self, session_id: str, why: str) -> None:
         """The session's end, told by its bot's channel here: its recording finished, taken first
@@ -496,6 +546,7 @@ class SessionRecordings:
 
     async def aclose(self) -> None:
         """Finishes what is under way (a dispatcher that stops: its sessions' parts are kept)."""
+        self._closing = True  # from here nothing is taken: a recording taken now would never be finished
         if self._rechecking is not None:
             self._rechecking.cancel()
         for taking in list(self._taking.values()):
@@ -503,11 +554,11 @@ class SessionRecordings:
         under_way = [session_id for session_id in self._open if session_id not in self._finishing]
         gate = asyncio.Semaphore(GIVEN_AT_ONCE)  # a drain with many calls waits one ask's bound, not one per call
 
-        async def given(session_id: str) -> bool:
+        async def given(session_id: str) -> bool | None:
             async with gate:
                 return await self._given_to_bot_replica(session_id)
         for session_id, gone in zip(under_way, await asyncio.gather(*map(given, under_way)), strict=True):
-            if not gone:
+            if gone is False:
                 self.finish_soon(session_id, "the dispatcher stopped")
         if self._finishing:
             await asyncio.wait(set(self._finishing.values()), timeout=10)

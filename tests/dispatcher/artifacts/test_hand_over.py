@@ -5,6 +5,7 @@ processes and a real redis-server)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -111,6 +112,24 @@ async def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_answered_the_
     await holder.aclose()
     report = json.loads(next(tmp_path.glob(f"**/{SESSION}/report.json")).read_text())
     assert report["recording"]["status"] == "partial" and report["recording"]["parts"] == 1, report
+
+
+async def test_a_hand_over_asked_in_vain_pauses_1_2_and_4_s_between_its_asks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def noted(seconds: float) -> None:  # the pauses docs/recording.md gives, noted rather than waited
+        pauses.append(seconds)
+        await real_sleep(0)
+    monkeypatch.setattr(asyncio, "sleep", noted)
+    relay = Relay()
+    planner, holder, _ = pair(tmp_path, relay=relay)
+    await planner.plan_for(SESSION, transport="webrtc", release="v1", key_name="acme")
+    relay.lost = recordings.HAND_OVER_ASKS
+    with pytest.raises(RequestFailed):
+        await holder.part_url(SESSION, {"part": 1})
+    assert pauses == [1.0, 2.0, 4.0]  # asked 4 times, no pause after the last
 
 
 async def test_a_replica_whose_bot_channel_is_live_keeps_the_recording_from_a_stale_close_elsewhere(
