@@ -28,8 +28,9 @@ def requested(base: str, session_id: str) -> dict:
 
 
 def test_a_keys_warm_share_follows_the_reserve_raised_at_runtime(tmp_path: Path, store: RedisServer) -> None:  # noqa: F811
-    with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=f"{KEY_A},{KEY_B}", DISPATCHER_ADMIN_KEYS=f"{ADMIN_KEY},{METRICS_KEY}",
-                     MAX_CONCURRENT_SESSIONS="10", RESERVE_MIN_IDLE="2", RESERVE_MAX_IDLE="2", RESERVE_BUFFER="0",
+    with start_fleet(tmp_path, store, 1, DISPATCHER_API_KEYS=f"{KEY_A},{KEY_B}",
+                     DISPATCHER_ADMIN_KEYS=f"{ADMIN_KEY},{METRICS_KEY}", MAX_CONCURRENT_SESSIONS="10",
+                     RESERVE_MIN_IDLE="2", RESERVE_MAX_IDLE="2", RESERVE_BUFFER="0",
                      RESERVE_BURST="0") as fleet:
         base = fleet.replicas[0].base_url
         # KEY_WARM_SHARE 0.5 of 2: one warm claim a minute; of 4: two.
