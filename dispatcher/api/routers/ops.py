@@ -32,7 +32,8 @@ async def healthz(request: Request) -> Utf8JSONResponse:
     body: dict[str, object] = {"status": "ok", "machines": state.machines.name}
     if isinstance(state.machines, ShowsBotVariables):  # a phone call's bot needs its carrier's credentials
         body["bots_lack"] = lacking(state.machines.bot_variables())
-    if state.reserve is not None and (detail := state.reserve.health()) is not None:
+    # The reason a bot failed is its own error text (a tenant's, and what a start body chose): an admin's.
+    if state.reserve is not None and (detail := state.reserve.health(with_reason=_is_admin(request))) is not None:
         body["detail"] = detail
     if state.peers.by_name:  # several regions: which answer (a region down degrades none of the others)
         body["region"] = state.peers.regions.here
