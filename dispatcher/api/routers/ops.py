@@ -2,6 +2,7 @@
 
     GET /healthz    200 `ok` (or `degraded`, saying what is wrong); 503 `draining` during a deploy;
                     on local machines, `bots_lack`: each carrier's credentials its bots are not given;
+                    while the reserve backs off, `detail` (the last bot's error to an admin key only);
                     with several regions each peer's reachability (and, to an admin key, what it
                     last advertised: its room, idle bots and demand)
     GET /metrics    Prometheus text, to an admin key (DISPATCHER_ADMIN_KEYS): it holds every key's
