@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,9 @@ from dispatcher.regions.relay import RegionUnreachable
 FANOUT_SECONDS = 5.0
 MAX_ANSWER_BYTES = 1_000_000  # 100 sessions are ~30 KB
 PREFIX = "r1."  # a cursor over several regions
+# A region's own cursor is URL-safe base64 of a short position ("" before its first page); anything
+# else was not made here, and would go on, escaped or not, in a query to a peer.
+_REGION_CURSOR = re.compile(r"[A-Za-z0-9_-]{0,128}")
 
 Page = tuple[list[dict[str, Any]], str | None]  # a region's sessions, newest first, and its own next cursor
 Local = Callable[[str | None], Awaitable[Page]]  # this region's page below its own cursor
@@ -39,10 +43,13 @@ def decode(cursor: str | None, names: list[str]) -> dict[str, str | None] | None
     if cursor is None:
         return dict.fromkeys(names, "")
     try:
-        given = parse_json(base64.urlsafe_b64decode(cursor[len(PREFIX):] + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
+        # Strict UTF-8 first: the parser alone would read UTF-16 and a surrogate's bytes, which no
+        # peer's query can carry on.
+        given = parse_json(base64.urlsafe_b64decode(cursor[len(PREFIX):] + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
         return None
-    if not isinstance(given, dict) or not all(v is None or isinstance(v, str) for v in given.values()):
+    if not isinstance(given, dict) or not all(v is None or (isinstance(v, str) and _REGION_CURSOR.fullmatch(v))
+                                              for v in given.values()):
         return None
     return {name: given.get(name) for name in names}
 

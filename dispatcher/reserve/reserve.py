@@ -31,6 +31,7 @@ from typing import Any
 from botchannel.contract import Report
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.machines.base import FrozenMachines, IdleMachine, LaunchResult, LaunchSpec, WarmMachines
+from dispatcher.observability.log_text import shown
 from dispatcher.reserve import elsewhere
 from dispatcher.reserve.backoff import FailedBotsByImage
 from dispatcher.reserve.claim import StartRecord, WarmClaim, serves
@@ -412,14 +413,16 @@ class Reserve:
         log.warning("reserve: %d failed bot(s) of image %s in a row, its next launch in %.0f s: %s",
                     failed.in_a_row, image, failed.waiting_seconds(self._clock()), reason)
 
-    def health(self) -> str | None:
+    def health(self, *, with_reason: bool = False) -> str | None:
         """A line for /healthz while the reserve is backing off after failed bots (the image backing
-        off the most); None otherwise."""
+        off the most); None otherwise. The last failure's text is a bot's own error, which a caller
+        can choose through its start body: only `with_reason` (an admin's) adds it, escaped."""
         failed = self.failed_bots.worst()
         if not failed.in_a_row:
             return None
-        return (f"reserve backing off: {failed.in_a_row} failed bot(s) in a row, next launch in "
-                f"{failed.waiting_seconds(self._clock()):.0f} s; last: {failed.last_reason}")
+        line = (f"reserve backing off: {failed.in_a_row} failed bot(s) in a row, next launch in "
+                f"{failed.waiting_seconds(self._clock()):.0f} s")
+        return f"{line}; last: {shown(failed.last_reason, limit=1000)}" if with_reason else line
 
     def _account(self, now: float) -> None:
         """Adds the last interval's idle and warming machine-seconds (the reserve's cost)."""

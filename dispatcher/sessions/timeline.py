@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botchannel.contract import Report
+from botchannel.utf8_text import utf8_text
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.observability.log_format import KNOWN_SESSIONS
-from dispatcher.observability.log_text import shown
 from dispatcher.store.coordination import Timelines
 
 log = logging.getLogger("dispatcher.sessions.timeline")
@@ -151,5 +152,15 @@ def _in_time_order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: e.get("at", 0) if isinstance(e.get("at"), int | float) else 0)
 
 
+# What steers a terminal or reorders a line: C0 but TAB, DEL, C1, the bidirectional embeddings,
+# overrides and isolates, and the line and paragraph separators. Only these are escaped in what is
+# stored: anything else (a ZWJ in an emoji, a narrow NBSP, a ZWNJ) is ordinary text, kept as sent;
+# whoever prints it to a terminal (the CLI, the log) escapes by its own wider rule.
+_STEERING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _bounded(value: Any) -> Any:
-    return shown(value, MAX_TEXT_CHARS) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    text = _STEERING.sub(lambda found: repr(found.group())[1:-1], utf8_text(value))
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "…"

@@ -1,12 +1,19 @@
 """A rate whose calls cost more than one token each (`GET /usage`'s days: a query takes the days it
 spans), GCRA as the start rate (dispatcher/store/rates.py): kept in the store, one script reading
 and advancing a caller's bucket with the store's clock, so every replica takes from the same
-bucket; while the store does not answer, this replica's own count (as every limit here)."""
+bucket; while the store does not answer, this replica's own count (as every limit here).
+
+A cost is a whole number from 1 to the burst (ValueError otherwise): zero or less would give
+tokens back, a float past the store's integers would wrap its wait to a negative one (a pass),
+and NaN would poison this replica's bucket for good. A store that answers with an error (its
+script refused) is no store that is down: that raises, and is never forgiven with a local pass."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from dispatcher.store.client import Store
 from dispatcher.store.forgiving import forgiving
@@ -31,6 +38,16 @@ return 0
 """
 
 
+class StoreRefused(RuntimeError):
+    """The store answered the rate's script with an error: not a store that is down."""
+
+
+def checked_cost(cost: object, burst: int) -> int:
+    if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= burst:
+        raise ValueError(f"a weighted rate's cost is a whole number from 1 to its burst ({burst}), not {cost!r}")
+    return cost
+
+
 class LocalWeightedRate:
     """`burst` tokens at once, then `per_second`, per caller, counted in this process."""
 
@@ -41,6 +58,7 @@ class LocalWeightedRate:
         self._owed_until: dict[str, float] = {}  # caller → when all it took is given back
 
     async def take(self, caller: str, cost: int) -> float:
+        cost = checked_cost(cost, self._burst)
         now = self._clock()
         owed_until = max(self._owed_until.get(caller, now), now) + cost * self._interval
         wait = owed_until - now - self._burst * self._interval
@@ -64,9 +82,17 @@ class SharedWeightedRate:
 
     async def take(self, caller: str, cost: int) -> float:
         key = self._store.key(self._name, caller)
-        args = [self._interval_ms, self._burst, cost]
-        wait_ms = await self._store.call(lambda: self._script(keys=[key], args=args))
-        return float(wait_ms) / 1000
+        args = [self._interval_ms, self._burst, checked_cost(cost, self._burst)]
+
+        async def run() -> float:
+            try:
+                return float(await self._script(keys=[key], args=args))
+            except ReadOnlyError:  # a replica mid-failover: a store that does not answer yet
+                raise
+            except ResponseError as exc:  # outside the RedisError that Store.call counts as down
+                raise StoreRefused(f"the store refused the {self._name} rate's script: {exc}") from exc
+
+        return await self._store.call(run) / 1000
 
 
 class ForgivingWeightedRate:

@@ -1,11 +1,13 @@
 """`voicefleet eval` prints what a bot said and what an LLM judge answered (a failing turn's reason):
 a C1 control (U+009B is a CSI), a bidirectional override or an ESC sequence in it is shown as its
-escape in the table and in the failure line, never run by the terminal."""
+escape in the table and in the failure line, never run by the terminal; its JUnit file stays XML
+that parses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
@@ -52,3 +54,25 @@ def test_the_failure_line_shows_a_failures_escapes_rather_than_running_them(
     assert result.exit_code == 1, result.output
     assert "calls failed; the first: greets" in result.output and "\\u202e0.01" in result.output, result.output
     assert not any(char in result.output for char in RAW), result.output
+
+
+def test_the_junit_file_parses_with_a_failure_holding_what_xml_cannot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def ran(*_args: Any, **_kwargs: Any) -> list[CallResult]:
+        result = hostile_result()
+        result.problems.append("a judge's reason with a NUL\x00 and a lone surrogate \ud800")
+        return [result]
+
+    monkeypatch.setattr(run_module, "run_suite", ran)
+    scenario, junit_file = tmp_path / "greets.toml", tmp_path / "eval.xml"
+    scenario.write_text('[[turns]]\nsay = "hello"\nexpect = { contains = ["welcome"] }\n')
+    health = Starlette(routes=[Route("/healthz", lambda _: JSONResponse({"status": "ok"}))])
+    with FakeServer(health) as dispatcher:
+        result = CliRunner().invoke(voicefleet, ["eval", str(scenario), "--url", dispatcher.url,
+                                                 "--junit", str(junit_file)],
+                                    env={"VOICEFLEET_API_KEY": None, "VOICEFLEET_URL": None})
+    assert result.exit_code == 1, result.output
+    failure = ElementTree.parse(junit_file).getroot().find("testcase/failure")
+    assert failure is not None and failure.text is not None
+    assert "\\x1b]52" in failure.get("message", "") and "NUL\\x00 and a lone surrogate \\ud800" in failure.text
+    assert "\x9b2J" in failure.text  # XML holds a C1: kept as the bot sent it, escaped where the table prints it

@@ -22,6 +22,9 @@ for every session; the real bot runs in tests/e2e. `STANDIN_MODE` picks a behavi
   escapes         the same with terminal escapes (HOSTILE_ESCAPES: a clipboard write, a link, a
                   cleared screen) where the surrogates were, after a `usage.so_far` of a row whose
                   model is a spreadsheet formula (FORMULA_ROW)
+  intl            the same with ordinary international text (INTL_TEXT: an emoji joined by ZWJ, a
+                  French narrow NBSP, a Persian ZWNJ) followed by an ESC, a C1 CSI and an RLO, in
+                  the error's detail only
   stdout-surrogates  after readiness, write an `ended` event to stdout (the local provider's line,
                   not the channel) whose detail holds a surrogate's own bytes (ED A0 80) and a
                   `\ud800` escape, and exit 1
@@ -200,6 +203,10 @@ FORMULA_ROW = {"kind": "llm", "processor": "OpenAILLMService#1", "model": '=HYPE
 HOSTILE_ESCAPES = ("\x1b]52;c;cm0gLXJmIH4=\x07\x1b]8;;https://evil.example/\x07docs\x1b]8;;\x07\x1b[2K\r"
                    "\x1b[2J\x1b[H\x9b31m")
 
+INTL_TEXT = ("famille \U0001F468\u200d\U0001F469\u200d\U0001F467 \u00abBonjour\u202f!\u00bb "
+             "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645\u00a0x")
+INTL_STEERING = "\x1b[2J\x9b31m\u202eevil"
+
 
 def record_session(session_id: str | None, body: str | None, ice: object = None, room_url: str | None = None) -> None:
     if (record := os.environ.get("STANDIN_RECORD_DIR")) and session_id:
@@ -286,13 +293,14 @@ def main() -> int:
         channel.report("error", reason="unusable", detail=PIPELINE_ERROR)
         channel.report("ended", reason="error", detail="the pipeline cannot go on", exit_code=1)
         return 1
-    if mode in ("surrogates", "escapes") and channel is not None:
-        hostile = "\ud800" if mode == "surrogates" else HOSTILE_ESCAPES
+    if mode in ("surrogates", "escapes", "intl") and channel is not None:
+        hostile = {"surrogates": "\ud800", "escapes": HOSTILE_ESCAPES, "intl": INTL_TEXT + INTL_STEERING}[mode]
         if mode == "escapes":
             channel.ask("usage.so_far", {"usage": [FORMULA_ROW]})
         channel.report("error", reason="unusable", detail=f"its speech service refused{hostile}")
+        named = "" if mode == "intl" else hostile  # a usage row's names are printable or refused whole
         channel.report("ended", reason="peer_left", usage=tuple(
-            {**row, "processor": row["processor"] + hostile, "model": row["model"] + hostile} for row in HOSTILE_USAGE))
+            {**row, "processor": row["processor"] + named, "model": row["model"] + named} for row in HOSTILE_USAGE))
         return 0
     if mode == "stdout-surrogates":
         sys.stdout.buffer.write(b'{"event":"ended","reason":"bot_failed","exit_code":1,'

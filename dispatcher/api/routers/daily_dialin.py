@@ -131,7 +131,12 @@ async def pinless_call_update(request: Request, session_id: str) -> Utf8JSONResp
 
 async def _json(request: Request) -> dict[str, Any]:
     try:
-        body = await request.body()
+        # Strict UTF-8 first (JSON's one encoding): json.loads(bytes) would also read UTF-16 and
+        # UTF-32, and a surrogate's own bytes, past the check for lone surrogates below.
+        body = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not UTF-8: send the webhook's JSON as UTF-8") from None
+    try:
         payload = parse_json(body)
     except ValueError:
         raise ApiError(400, "invalid_json", "the body is not JSON") from None

@@ -2,6 +2,7 @@
 
     GET /healthz    200 `ok` (or `degraded`, saying what is wrong); 503 `draining` during a deploy;
                     on local machines, `bots_lack`: each carrier's credentials its bots are not given;
+                    while the reserve backs off, `detail` (the last bot's error to an admin key only);
                     with several regions each peer's reachability (and, to an admin key, what it
                     last advertised: its room, idle bots and demand)
     GET /metrics    Prometheus text, to an admin key (DISPATCHER_ADMIN_KEYS): it holds every key's
@@ -32,7 +33,8 @@ async def healthz(request: Request) -> Utf8JSONResponse:
     body: dict[str, object] = {"status": "ok", "machines": state.machines.name}
     if isinstance(state.machines, ShowsBotVariables):  # a phone call's bot needs its carrier's credentials
         body["bots_lack"] = lacking(state.machines.bot_variables())
-    if state.reserve is not None and (detail := state.reserve.health()) is not None:
+    # The reason a bot failed is its own error text (a tenant's, and what a start body chose): an admin's.
+    if state.reserve is not None and (detail := state.reserve.health(with_reason=_is_admin(request))) is not None:
         body["detail"] = detail
     if state.peers.by_name:  # several regions: which answer (a region down degrades none of the others)
         body["region"] = state.peers.regions.here

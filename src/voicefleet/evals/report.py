@@ -3,6 +3,7 @@ and for CI (`--json`, JUnit XML that CI systems show as tests)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree
@@ -92,13 +93,23 @@ def junit(results: Sequence[CallResult]) -> str:
                                 failures=str(sum(not r.passed for r in results)),
                                 time=f"{sum(r.seconds for r in results):.1f}")
     for index, result in enumerate(results):
-        case = ElementTree.SubElement(suite, "testcase", classname=result.source or "scenario",
-                                      name=f"{result.scenario} [{index}]", time=f"{result.seconds:.1f}")
+        case = ElementTree.SubElement(suite, "testcase", classname=_xml_text(result.source or "scenario"),
+                                      name=_xml_text(f"{result.scenario} [{index}]"), time=f"{result.seconds:.1f}")
         if not result.passed:
-            failure = ElementTree.SubElement(case, "failure", message=result.first_failure())
-            failure.text = "\n".join([*result.problems, *(f"turn {i}: {p}" for i, t in enumerate(result.turns, 1)
-                                                           for p in t.problems), f"session {result.session_id}"])
+            failure = ElementTree.SubElement(case, "failure", message=_xml_text(result.first_failure()))
+            failure.text = _xml_text("\n".join([*result.problems, *(f"turn {i}: {p}" for i, t in
+                                                                   enumerate(result.turns, 1) for p in t.problems),
+                                                f"session {result.session_id}"]))
     return ElementTree.tostring(suite, encoding="unicode")
+
+
+# What XML 1.0 can hold (its `Char`); ElementTree writes anything else as is, and no parser reads the file.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    """`text` with each character XML 1.0 cannot hold (NUL, ESC, a lone surrogate) as its Python escape."""
+    return _NOT_XML.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 def _ms(value: float | None) -> str:

@@ -115,8 +115,6 @@ SURROGATE_STARTS = [
     ("/phone/daily/dialin", {"From": "\ud800", "To": "+14155550199", "callId": "call-s1", "callDomain": "d"}),
     ("/phone/daily/dialin", {"From": "+1", "To": "+2", "callId": "call-s2", "callDomain": "d",
                              "sipHeaders": {"X-Who": "\udc00"}}),
-    # A surrogate's own UTF-8 bytes (ED A0 80), no escape: json.loads(bytes) reads it all the same.
-    ("/phone/daily/dialin", b'{"From": "\xed\xa0\x80", "To": "+2", "callId": "call-s3", "callDomain": "d"}'),
 ]
 
 
@@ -137,5 +135,32 @@ async def test_a_lone_surrogate_in_any_start_body_is_never_a_5xx(fake_daily, tmp
                 if "Location" in answer.headers:  # a dial-in's session is the phone's, read with its key
                     for read in (answer.headers["Location"], answer.headers["Location"] + "/timeline"):
                         assert (await http.get(read)).status_code == 200
+    finally:
+        await app.state.voicefleet.aclose()
+
+
+# Bodies json.loads(bytes) reads but that are not UTF-8, a lone surrogate in each: a surrogate's own
+# bytes (ED A0 80, no escape), and UTF-16 and UTF-32, which carry one with neither an escape nor ED.
+UTF16_CALL = {"From": "\ud800", "To": "+14155550199", "callId": "call-u16", "callDomain": "d",
+              "sipHeaders": {"X-Who": "a\udc00"}}
+DIALIN_NOT_UTF8 = {"raw ED A0 80": b'{"From": "\xed\xa0\x80", "To": "+2", "callId": "call-s3", "callDomain": "d"}',
+                   **{codec: json.dumps(UTF16_CALL, ensure_ascii=False).encode(codec, "surrogatepass")
+                      for codec in ("utf-16-le", "utf-16-be", "utf-32-le")}}
+
+
+@pytest.mark.parametrize("body", DIALIN_NOT_UTF8.values(), ids=DIALIN_NOT_UTF8.keys())
+async def test_a_dialin_body_that_is_not_utf8_is_refused_400_naming_utf8(fake_daily, body):
+    env = {**fake_daily.env, "TRANSPORTS": "webrtc,daily", "LOCAL_BOT_COMMAND": " ".join(STANDIN_BOT),
+           **STANDIN_LOCAL_BOT_ENV}
+    app = create_app(Settings.from_env(env), env=env)
+    try:
+        async with serving(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+                fake_daily.hold_call("call-u16", "d")
+                fake_daily.hold_call("call-s3", "d")
+                answer = await http.post("/phone/daily/dialin", content=body,
+                                         headers={"Content-Type": "application/json"})
+                assert answer.status_code == 400, answer.text
+                assert answer.json()["error"]["code"] == "invalid_json" and "UTF-8" in answer.text
     finally:
         await app.state.voicefleet.aclose()

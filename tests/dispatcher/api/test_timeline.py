@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dispatcher.settings import hash_api_key
 from tests.dispatcher.conftest import API_KEY
-from tests.dispatcher.standin_bot import PIPELINE_ERROR
+from tests.dispatcher.standin_bot import INTL_TEXT, PIPELINE_ERROR
 from tests.support.waiting import within
 
 OTHER_KEY = "another-key-987654321"
@@ -75,3 +75,16 @@ async def test_a_start_that_fails_is_in_its_timeline_with_the_error_it_answered(
         assert [e["event"] for e in events] == ["requested", "failed"]
         # What the caller was told, no more (the provider's own words stay in the dispatcher's log).
         assert (events[1]["code"], events[1]["message"]) == ("local_rejected", answer.json()["error"]["message"])
+
+
+async def test_a_bots_international_text_is_kept_as_sent_and_only_what_steers_a_terminal_is_escaped(
+        make_api, standin_mode):
+    standin_mode("intl")
+    async with two_keys(make_api) as api:
+        session_id = (await api.post("/start", json={}, headers=MINE)).json()["session_id"]
+        events = await ended(api, session_id)
+        assert events is not None
+        [error] = [e for e in events if e["event"] == "error"]
+        expected = f"its speech service refused{INTL_TEXT}\\x1b[2J\\x9b31m\\u202eevil"
+        assert error["detail"] == expected  # ZWJ, narrow NBSP, ZWNJ, NBSP as sent; ESC, CSI, RLO escaped
+        assert (await api.get(f"/sessions/{session_id}", headers=MINE)).json()["error"] == expected

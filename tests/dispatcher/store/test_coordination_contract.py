@@ -19,6 +19,7 @@ from dispatcher.store.coordination import AtCapacity, Coordination
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.timelines import MAX_EVENTS, StoreTimelines
+from dispatcher.store.weighted_rates import StoreRefused
 from tests.dispatcher.store.conftest import settings_for
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
@@ -128,6 +129,30 @@ async def test_a_weighted_rate_takes_each_calls_cost_and_refuses_what_would_pass
     assert 38.0 <= waited <= 39.8, waited
     assert await days.take("key", 1) == 0  # a smaller call still fits (that refusal took nothing)
     assert await days.take("another key", 800) == 0  # each caller its own bucket
+
+
+async def test_a_weighted_rate_refuses_a_cost_that_is_no_whole_number_from_1_to_its_burst(coordination) -> None:
+    days = coordination.weighted_rate("usage-days", per_second=10, burst=800)
+    for cost in (0, -1_000_000, 801, 10**20, 1.5, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="from 1 to its burst"):
+            await days.take("key", cost)
+    assert await days.take("key", 800) == 0  # none of them took or gave back a token
+    assert await days.take("key", 1) > 0
+
+
+async def test_the_store_refusing_a_weighted_rates_script_is_no_outage_and_no_pass(
+        redis: RedisServer, prefix: str) -> None:
+    coordination = RedisCoordination(settings_for(redis, "r-a", prefix))
+    try:
+        # A caller's bucket of the wrong type: the store answers, with an error (WRONGTYPE).
+        await coordination.store.call(lambda: coordination.store.redis.hset(
+            coordination.store.key("usage-days", "key"), "f", "v"))
+        days = coordination.weighted_rate("usage-days", per_second=10, burst=800)
+        with pytest.raises(StoreRefused, match="WRONGTYPE"):
+            await days.take("key", 1)
+        assert coordination.health()["status"] == "ok"  # not reported down, nor forgiven with a local pass
+    finally:
+        await coordination.aclose()
 
 
 async def test_the_create_limit_keeps_one_token_for_a_cold_start_and_cold_starts_go_first(coordination) -> None:
