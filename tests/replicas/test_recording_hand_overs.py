@@ -12,6 +12,9 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import pytest
 
 from tests.dispatcher.conftest import STANDIN_ENV
 from tests.replicas.conftest import WARM_ONE, Fleet, get, start_fleet, warm_start_elsewhere
+from tests.support.processes import DispatcherProcess
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
@@ -74,38 +78,50 @@ def ended_by_the_bot(bot: Steered, replica: str, session_id: str, folder: Path, 
     return [e["event"] for e in events() if e["event"] in ENDED]
 
 
-def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_the_call_recorded(tmp_path: Path,
-                                                                                 store: RedisServer) -> None:
+@dataclass
+class WarmCall:
+    fleet: Fleet
+    folder: Path
+    starter: str
+    holder: str
+    session_id: str
+    bot: Steered
+    planner: DispatcherProcess  # the starter's
+
+
+@contextmanager
+def warm_call_elsewhere(tmp_path: Path, store: RedisServer) -> Iterator[WarmCall]:
+    """Two replicas, a steered bot warm at one and its call started at the other (the planner)."""
     folder = tmp_path / "recordings"
     with start_fleet(tmp_path, store, 2, **steered_fleet_env(tmp_path, folder)) as fleet:
-        starter, _, started = warm_start_elsewhere(fleet)
-        session_id = started.json()["session_id"]
-        bot = Steered(tmp_path / "steps")
+        starter, holder, started = warm_start_elsewhere(fleet)
         planner = next(r for r in fleet.replicas if r.base_url == starter)
-        os.kill(planner.process.pid, signal.SIGSTOP)  # stalled past one hand-over ask's wait (10 s)
+        yield WarmCall(fleet, folder, starter, holder, started.json()["session_id"], Steered(tmp_path / "steps"),
+                       planner)
+
+
+def test_a_hand_over_whose_answer_is_lost_is_asked_again_and_the_call_recorded(tmp_path: Path,
+                                                                                 store: RedisServer) -> None:
+    with warm_call_elsewhere(tmp_path, store) as call:
+        os.kill(call.planner.process.pid, signal.SIGSTOP)  # stalled past one hand-over ask's wait (10 s)
         try:
-            first_part = bot.send(op="put", part=1, size=4096)  # its first ask's answer comes too late
-            stalled_at = time.monotonic()
-            while time.monotonic() - stalled_at < 12:
-                time.sleep(0.5)
+            first_part = call.bot.send(op="put", part=1, size=4096)  # its first ask's answer comes too late
+            time.sleep(12)
         finally:
-            os.kill(planner.process.pid, signal.SIGCONT)
+            os.kill(call.planner.process.pid, signal.SIGCONT)
         assert answered(first_part) == {"status": 200}  # asked again, answered the same record
-        assert ended_by_the_bot(bot, starter, session_id, folder, fleet) == ["recording_ready"]
+        assert ended_by_the_bot(call.bot, call.starter, call.session_id, call.folder, call.fleet) == [
+            "recording_ready"]
 
 
 def test_a_planner_that_drains_before_the_bots_first_part_gives_its_recording_to_the_bots_replica(
         tmp_path: Path, store: RedisServer) -> None:
-    folder = tmp_path / "recordings"
-    with start_fleet(tmp_path, store, 2, **steered_fleet_env(tmp_path, folder)) as fleet:
-        starter, holder, started = warm_start_elsewhere(fleet)
-        session_id = started.json()["session_id"]
-        bot = Steered(tmp_path / "steps")
-        planner = next(r for r in fleet.replicas if r.base_url == starter)
-        planner.process.send_signal(signal.SIGTERM)  # a rolling deploy drains it; the call goes on
-        planner.process.wait(timeout=90)
-        assert bot.do(op="put", part=1, size=4096) == {"status": 200}
-        assert ended_by_the_bot(bot, holder, session_id, folder, fleet) == ["recording_ready"]
+    with warm_call_elsewhere(tmp_path, store) as call:
+        call.planner.process.send_signal(signal.SIGTERM)  # a rolling deploy drains it; the call goes on
+        call.planner.process.wait(timeout=90)
+        assert call.bot.do(op="put", part=1, size=4096) == {"status": 200}
+        assert ended_by_the_bot(call.bot, call.holder, call.session_id, call.folder, call.fleet) == [
+            "recording_ready"]
 
 
 def test_a_report_written_while_its_machine_still_runs_says_its_cost_is_provisional(tmp_path: Path,
