@@ -60,14 +60,24 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
                    respond: Callable[[int, int | None], None], end: Callable[[], None],
                    answer_seconds: float) -> None:
     """`respond(status, retry_after)` answers the INVITE, `end()` hangs up; both run on the SIP thread."""
-    token = await _until_caller_gone(flow, link.call_token(api_key, body))
-    if token is None:
-        return
+    # Not given up at a CANCEL: the dispatcher may have made the session already, and only its
+    # answer says which one to stop. The wait is bounded (REQUEST_SECONDS a try).
+    token = await link.call_token(api_key, body)
     if isinstance(token, SipRefusal):
-        _refuse(respond, token, body)
+        if not flow.caller_gone.is_set():
+            _refuse(respond, token, body)
+        return
+    log.info("sipedge: call %s (session %s) started", body.get("call_id"), token.session_id)
+    if flow.caller_gone.is_set():
+        stopped = await link.stop(api_key, token.session_id)
+        log.info("sipedge: call %s (session %s) ended by the caller before its stream opened%s",
+                 body.get("call_id"), token.session_id, "" if stopped else "; the stop was not taken")
         return
     stream = await _until_caller_gone(flow, link.open_stream(token))
-    if stream is None:
+    if stream is None:  # a stream never opened holds its session until its token expires: stop it now
+        await link.stop(api_key, token.session_id)
+        log.info("sipedge: call %s (session %s) ended by the caller before its stream opened",
+                 body.get("call_id"), token.session_id)
         return
     if isinstance(stream, SipRefusal):
         _refuse(respond, stream, body)

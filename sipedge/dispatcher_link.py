@@ -2,11 +2,14 @@
 the number's API key for a call token (`transport: exotel`: stream_frames.py says why), then the
 token's WebSocket, then `GET /sessions/{id}` for the bot's `joined` (its media socket is up: the
 call can be answered). Every request is bounded (REQUEST_SECONDS) and retried on a connection
-failure only, with backoff: a refusal is the dispatcher's answer, passed on to the trunk."""
+failure only, with backoff: a refusal is the dispatcher's answer, passed on to the trunk. A retried
+`POST /start` carries the first try's Idempotency-Key, so an answer lost on the way makes no second
+session."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +41,10 @@ class DispatcherLink:
 
     async def call_token(self, api_key: str | None, body: dict[str, Any]) -> CallToken | SipRefusal:
         payload = {"transport": "exotel", "body": body}
+        headers = {**_auth(api_key), "Idempotency-Key": uuid.uuid4().hex}
         for attempt in range(ATTEMPTS):
             try:
-                async with self._http.post(f"{self.base_url}/start", json=payload, headers=_auth(api_key)) as answer:
+                async with self._http.post(f"{self.base_url}/start", json=payload, headers=headers) as answer:
                     data = await answer.json(content_type=None) if answer.content_length != 0 else {}
                     if answer.status in (200, 201) and isinstance(data, dict) and "token" in data:
                         return CallToken(f"{data['wsUrl']}/{data['token']}", str(data["sessionId"]))
@@ -57,6 +61,21 @@ class DispatcherLink:
             return await websockets.connect(token.url, open_timeout=REQUEST_SECONDS, proxy=None)
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             return unavailable(f"the call's stream could not be opened ({type(exc).__name__})")
+
+    async def stop(self, api_key: str | None, session_id: str) -> bool:
+        """`DELETE /sessions/{id}`: a session whose caller left before its stream opened. True once the
+        dispatcher took the stop (or the session had ended); bounded like every request."""
+        for attempt in range(ATTEMPTS):
+            try:
+                url = f"{self.base_url}/sessions/{session_id}"
+                async with self._http.delete(url, headers=_auth(api_key)) as answer:
+                    if answer.status in (202, 204, 404):
+                        return True
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                pass
+            if attempt + 1 < ATTEMPTS:
+                await asyncio.sleep(BACKOFF_SECONDS * 2**attempt)
+        return False
 
     async def until_joined(self, api_key: str | None, session_id: str) -> None:
         """Returns once the session reports `joined`; raises SessionGone if it ended or failed first.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -28,8 +29,13 @@ from tests.support.processes import DispatcherProcess
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, a bot process importing Pipecat and Silero
 
 
-def session_of(edge: EdgeProcess, call_id: str) -> str | None:
-    found = re.search(rf"call {re.escape(call_id)} (?:answered )?\(session (\w+)\)", edge.log())
+def session_of(edge: EdgeProcess, call_id: str, timeout: float = 15.0) -> str | None:
+    """The session the edge started for the call. Its line is written on the edge's loop, which may
+    come after SIPp saw the call's last message (a CANCEL's 487 is PJSIP's own, at once)."""
+    pattern = re.compile(rf"call {re.escape(call_id)} (?:answered )?\(session (\w+)\)")
+    deadline = time.monotonic() + timeout
+    while (found := pattern.search(edge.log())) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     return found.group(1) if found else None
 
 
