@@ -9,21 +9,22 @@ from pathlib import Path
 import httpx
 
 from dispatcher.reserve.neighbours import SETTLE_SECONDS
-from tests.regions.test_region_peers import regions, until
+from tests.regions.test_region_peers import ADMIN_KEY, regions, until
 from tests.regions.test_spill_over import peer_view, start
 from tests.support.processes import DispatcherProcess
-from tests.support.session_api import METRICS_ADMIN, METRICS_AUTH
 
 
 def ready_target(process: DispatcherProcess, part: str) -> float | None:
-    for line in httpx.get(f"{process.base_url}/metrics", headers=METRICS_AUTH, timeout=5).text.splitlines():
+    # The regions' own admin key: the one that also reads a peer's whole view at /healthz.
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    for line in httpx.get(f"{process.base_url}/metrics", headers=admin, timeout=5).text.splitlines():
         if line.startswith("voicefleet_reserve_ready_target{") and f'part="{part}"' in line:
             return float(line.rsplit(" ", 1)[1])
     return None
 
 
 def test_a_quiet_region_keeps_fewer_warm_bots_while_its_neighbour_has_spare_ones(tmp_path: Path) -> None:
-    three = {"RESERVE_MIN_IDLE": "3", "RESERVE_MAX_IDLE": "3", **METRICS_ADMIN}
+    three = {"RESERVE_MIN_IDLE": "3", "RESERVE_MAX_IDLE": "3"}
     with regions(tmp_path, ("eu", "us"), {"eu": three, "us": three}) as (_, running):
         eu, us = running["eu"], running["us"]
         # us advertises its idle bots across its replicas and its demand (none: it is quiet too, and
