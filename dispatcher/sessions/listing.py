@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.machines.base import Machine, MachineState
+from dispatcher.sessions.failure import shown_status
 from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
 from dispatcher.store.coordination import SessionIndex
@@ -45,7 +46,7 @@ _ENDS: dict[str, tuple[str, str | None, bool]] = {
     "stop_requested": ("ended", None, False),
     "ended": ("ended", None, False),
 }
-PIPELINE_ERROR = "bot_error"  # the entry's `error` once its bot reported one; the status stays
+PIPELINE_ERROR = "bot_error"  # the entry's `error` once its bot reported one (failure.py: failed once over)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class SessionListing:
         status = entry.get("status")
         if status is None:
             status = "ended" if now - float(entry.get("created", 0)) > self._lasts else "active"
+        status = shown_status(str(status), bool(entry.get("pipeline_error")))
         return {"session_id": entry["session_id"], "status": status, "created": entry.get("created"),
                 "ended": entry.get("ended"), "release": entry.get("release"), "region": entry.get("region"),
                 "transport": entry.get("transport"), "error": entry.get("pipeline_error") or entry.get("error"),
