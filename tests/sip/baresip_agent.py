@@ -8,6 +8,7 @@ baresip's events over `ctrl_tcp` (JSON in netstrings: `len:{...},`). On exit bar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -43,13 +44,16 @@ class Baresip:
 
     def command(self, command: str, params: str = "", timeout: float = 10.0) -> dict[str, Any]:
         """Runs one of baresip's long commands; its answer (`ok`, `data`)."""
-        message = json.dumps({"command": command, "params": params, "token": command}).encode()
-        self._control.sendall(b"%d:%s," % (len(message), message))
+        self.send(command, params)
         return self.next_message(lambda m: m.get("response") is True and m.get("token") == command, timeout)
 
-    def wait_event(self, kind: str, timeout: float) -> dict[str, Any]:
-        """The next event of `kind` (baresip's UA event names: CALL_ESTABLISHED, CALL_CLOSED…)."""
-        return self.next_message(lambda m: m.get("event") is True and m.get("type") == kind, timeout)
+    def send(self, command: str, params: str = "") -> None:
+        message = json.dumps({"command": command, "params": params, "token": command}).encode()
+        self._control.sendall(b"%d:%s," % (len(message), message))
+
+    def wait_event(self, *kinds: str, timeout: float) -> dict[str, Any]:
+        """The next event of one of `kinds` (baresip's UA event names: CALL_ESTABLISHED, CALL_CLOSED…)."""
+        return self.next_message(lambda m: m.get("event") is True and m.get("type") in kinds, timeout)
 
     def next_message(self, wanted: Any, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -109,8 +113,9 @@ def run_baresip(folder: Path, caller_wav: Path) -> Iterator[Baresip]:
                 yield agent
             finally:
                 if process.poll() is None:
-                    agent.command("quit")
-                    process.wait(QUIT_SECONDS)
+                    agent.send("quit")  # not answered once baresip has gone: its exit is the answer
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(QUIT_SECONDS)
     finally:
         if process.poll() is None:
             terminate(process)

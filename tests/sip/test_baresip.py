@@ -49,8 +49,9 @@ async def test_baresip_calls_the_edge_and_hears_its_words_back(
         with run_baresip(tmp_path, tmp_path / "caller.wav") as phone:
             dialled = phone.command("dial", f"sip:{NUMBER}@127.0.0.1:{edge.sip_port}")
             assert dialled["ok"], dialled
-            phone.wait_event("CALL_ESTABLISHED", CALL_SECONDS)
-            closed = phone.wait_event("CALL_CLOSED", CALL_SECONDS)  # the WAV ended: baresip's BYE
+            answered = phone.wait_event("CALL_ESTABLISHED", "CALL_CLOSED", timeout=CALL_SECONDS)
+            assert answered["type"] == "CALL_ESTABLISHED", f"{answered}\n{edge.log()}"
+            closed = phone.wait_event("CALL_CLOSED", timeout=CALL_SECONDS)  # the WAV ended: baresip's BYE
             assert "end of file" in closed.get("param", ""), f"{closed}\n{edge.log()}"
         assert phone.process.returncode == 0, phone.log()  # it quit when told
         # The caller's BYE ended the session and stopped its bot.
