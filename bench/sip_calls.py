@@ -16,7 +16,8 @@ wire's, not SIPp's log:
    on the call's stream to the dispatcher, split into PJSIP's part and Python's. The edge stamps
    the caller's frames when SIPEDGE_FRAME_TRACE is set (sipedge/frame_trace.py);
    bench/sip_edge_frames.py matches them with the packets.
-4. The edge's CPU per call (/proc/<pid>/stat over each call, INVITE to the BYE's answer), and idle.
+4. The edge's CPU per call (/proc/<pid>/stat over each call, INVITE to the BYE's answer), and idle;
+   with `--no-trace`, without the frame trace's writes (and without figure 3).
 
 Prints each call, then p50/p95 with N and the load average before and after; asserts nothing.
 """
@@ -79,7 +80,8 @@ def first_audio(datagrams: list[Datagram], media_port: int, after: float) -> flo
     return None
 
 
-async def one_call(api: httpx.AsyncClient, edge_pid: int, sip_port: int, workdir: Path, trace: Path) -> CallFigures:
+async def one_call(api: httpx.AsyncClient, edge_pid: int, sip_port: int, workdir: Path,
+                   trace: Path | None) -> CallFigures:
     await wait_for_idle_bot(api)
     media_port = free_port_pair(2)  # SIPp's RTP and RTCP
     capture = LoopbackUdp({sip_port, media_port})
@@ -100,7 +102,8 @@ async def one_call(api: httpx.AsyncClient, edge_pid: int, sip_port: int, workdir
         raise RuntimeError(f"the capture lacks the INVITE, 180 or 200 ({len(datagrams)} datagrams)")
     ended = datagrams[-1].at if datagrams else answer
     audio = first_audio(datagrams, media_port, answer)
-    edge = edge_latency(datagrams, media_port, sip_port, read_trace(trace, invite, ended + 1))
+    stamps = [] if trace is None else read_trace(trace, invite, ended + 1)
+    edge = edge_latency(datagrams, media_port, sip_port, stamps)
     return CallFigures(ringing - invite, answer - invite, None if audio is None else audio - answer, edge,
                        cpu_after - cpu_before, ended - invite)
 
@@ -114,6 +117,8 @@ def summary(values: list[float]) -> str:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--no-trace", action="store_true",
+                        help="leave the edge's frame trace off: its CPU without the trace's writes, no edge latency")
     args = parser.parse_args()
     if (why := can_capture()) is not None or (why := None if shutil.which("sipp") else "SIPp is not installed"):
         print(f"cannot run: {why}")
@@ -122,12 +127,12 @@ async def main() -> int:
     calls: list[CallFigures] = []
     with tempfile.TemporaryDirectory(prefix="sip-calls-") as tmp:
         root = Path(tmp)
-        trace = root / "frames.trace"
+        trace = None if args.no_trace else root / "frames.trace"
         (root / "dispatcher").mkdir()
         (root / "edge").mkdir()
         env = {**phone_env(root), "BOT_FILE": str(PARROT / "bot.py"), "RESERVE_MIN_IDLE": "1", "LOG_LEVEL": "warning"}
         with run_dispatcher(root / "dispatcher", env) as dispatcher, \
-                run_edge(dispatcher, root / "edge", env={TRACE_ENV: str(trace)}) as edge:
+                run_edge(dispatcher, root / "edge", env={} if trace is None else {TRACE_ENV: str(trace)}) as edge:
             _, idle_before = proc_usage(edge.process.pid)
             await asyncio.sleep(IDLE_SECONDS)
             _, idle_after = proc_usage(edge.process.pid)
@@ -166,7 +171,9 @@ async def main() -> int:
         print(f"| {what} | {summary(values)} | {met} |")
     cpu = [c.cpu_seconds / c.call_seconds * 100 for c in calls]
     idle = (idle_after - idle_before) / IDLE_SECONDS * 100
-    print(f"| the edge's CPU during a call (one at a time) | p50 {pct(cpu, 0.5):.1f} %, p95 {pct(cpu, 0.95):.1f} % "
+    traced = "off" if args.no_trace else "on"
+    print(f"| the edge's CPU during a call (one at a time; the frame trace {traced}) | "
+          f"p50 {pct(cpu, 0.5):.1f} %, p95 {pct(cpu, 0.95):.1f} % "
           f"of a core (N={len(cpu)}); idle {idle:.1f} % | |")
     print(f"caller packets found in the stream's audio: {len(totals.whole)} of {totals.packets} "
           "(silence and other repeated audio is left out)")
