@@ -18,7 +18,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from sipedge import stream_frames
+from sipedge import frame_trace, stream_frames
 from sipedge.dispatcher_link import CallToken, DispatcherLink, SessionGone
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal, unavailable
@@ -165,6 +165,7 @@ async def _caller_to_bot(stream: ClientConnection, flow: CallFlow, stream_id: st
                 await stream.send(stream_frames.dtmf(stream_id, heard))
             else:
                 await stream.send(stream_frames.media(stream_id, heard))
+                frame_trace.sent(heard)
 
 
 async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:
