@@ -167,29 +167,25 @@ def test_a_bot_py_that_defines_no_bot_is_refused_naming_the_contract_and_the_fil
     assert '"A bot whose entry point is main() or main(room_url, token)"' in message, message
 
 
-@pytest.mark.parametrize("source", [
-    "async def run_bot(webrtc_connection):\n    pass\n",  # entry points the bot host runs unchanged
-    "async def run_bot(webrtc_connection, *, greeting='hi'):\n    pass\n",
-    "async def main(room_url: str, token: str):\n    pass\n",
-    "async def main():\n    pass\n",
-    "async def main(verbose=False):\n    pass\n",
+@pytest.mark.parametrize(("source", "runs"), [
+    ("async def run_bot(webrtc_connection):\n    pass\n", True),  # entry points the bot host runs unchanged
+    ("async def run_bot(webrtc_connection, *, greeting='hi'):\n    pass\n", True),
+    ("async def main(room_url: str, token: str):\n    pass\n", True),
+    ("async def main():\n    pass\n", True),
+    ("async def main(verbose=False):\n    pass\n", True),
+    ("def main():\n    pass\n", False),  # not a coroutine: the host runs none
+    ("async def main(*, room):\n    pass\n", False),
+    ("async def run_bot(connection):\n    pass\n", False),
+    ("async def run_bot(webrtc_connection, room):\n    pass\n", False),
 ])
-def test_a_bot_py_with_an_entry_point_the_host_runs_unchanged_passes(tmp_path: Path, source: str) -> None:
+def test_a_bot_py_without_bot_passes_only_with_an_entry_point_the_host_runs(tmp_path: Path, source: str,
+                                                                             runs: bool) -> None:
     folder = project(tmp_path)
     (folder / "bot.py").write_text(source)
-    assert read(folder).path == folder
-
-
-@pytest.mark.parametrize("source", [
-    "def main():\n    pass\n",  # not a coroutine: the host runs none
-    "async def main(*, room):\n    pass\n",
-    "async def run_bot(connection):\n    pass\n",
-    "async def run_bot(webrtc_connection, room):\n    pass\n",
-])
-def test_a_bot_py_with_another_entry_point_is_refused(tmp_path: Path, source: str) -> None:
-    folder = project(tmp_path)
-    (folder / "bot.py").write_text(source)
-    assert "defines no `bot`" in refusal(folder)
+    if runs:
+        assert read(folder).path == folder
+    else:
+        assert "defines no `bot`" in refusal(folder)
 
 
 @pytest.mark.parametrize("source", [
