@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "sip" / "call_echo.xml"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_SECONDS = 5.0
+CALLS_PER_SECOND = 10  # SIPp's rate: the last call starts calls / 10 s after the first
+UP_SECONDS = 8.0  # after the last call started, all are up by then or they never will be
 CLOSE_SECONDS = 20.0  # a call's stream closes within this of its BYE, or it counts as left open
 
 
@@ -90,7 +92,8 @@ class FakeDispatcher:
         try:
             async for message in socket:
                 if message.type == WSMsgType.TEXT and json.loads(message.data).get("event") == "media":
-                    await socket.send_str(message.data)  # the bot's voice: the caller's own
+                    with contextlib.suppress(ConnectionResetError):  # the edge closed it meanwhile
+                        await socket.send_str(message.data)  # the bot's voice: the caller's own
         finally:
             self.open_streams -= 1
             if self.open_streams == 0:
@@ -194,12 +197,12 @@ async def measure(calls: int, workers: int) -> None:
                 idle_cpu, idle_rss = await cpu_percent(edge.pid), rss_mb(tree(edge.pid))
                 sipp = await asyncio.create_subprocess_exec(
                     "sipp", "-sf", str(SCENARIO), "-s", NUMBER, "-i", "127.0.0.1", "-p", "0", f"127.0.0.1:{sip_port}",
-                    "-m", str(calls), "-l", str(calls), "-r", "10", "-mp", str(free_port_pair(2 * calls)),
-                    "-nostdin", "-timeout", "120", "-timeout_error", cwd=folder,
+                    "-m", str(calls), "-l", str(calls), "-r", str(CALLS_PER_SECOND),
+                    "-mp", str(free_port_pair(2 * calls)), "-nostdin", "-timeout", "120", "-timeout_error", cwd=folder,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
                 dispatcher.wanted = calls
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(dispatcher.all_open.wait(), 60)
+                    await asyncio.wait_for(dispatcher.all_open.wait(), calls / CALLS_PER_SECOND + UP_SECONDS)
                 held = dispatcher.open_streams
                 busy_cpu, busy_rss = await cpu_percent(edge.pid), rss_mb(tree(edge.pid))
                 output, _ = await sipp.communicate()
@@ -209,6 +212,8 @@ async def measure(calls: int, workers: int) -> None:
             finally:
                 edge.terminate()
                 edge.wait(30)
+            refusals = [line for line in (folder / "edge.log").read_text(errors="replace").splitlines()
+                        if "refused" in line]
         text = output.decode(errors="replace")
         succeeded = next((line.split("|")[-1].strip() for line in text.splitlines()
                           if line.startswith("  Successful call")), "?")
@@ -217,6 +222,10 @@ async def measure(calls: int, workers: int) -> None:
         print(f"  process start to 'sipedge: ready': {ready:.1f} s")
         print(f"  calls held at once (open streams): {held} (most seen {dispatcher.most_streams}); "
               f"SIPp's successful calls: {succeeded} of {calls}")
+        for line in [line for line in text.splitlines() if line.startswith("  Failed")][:8]:
+            print(f"  SIPp: {line.strip()}")
+        for line in refusals[:5]:
+            print(f"  edge: {line.strip()[:160]}")
         print(f"  streams still open {CLOSE_SECONDS:g} s after SIPp's last BYE was answered: {left_open}")
         print(f"  idle: CPU {idle_cpu:.1f} % of a core, RSS {idle_rss:.0f} MB (the whole process tree)")
         print(f"  {held} calls: CPU {busy_cpu:.1f} % of a core, RSS {busy_rss:.0f} MB; "

@@ -17,7 +17,8 @@ from sipedge.worker_place import SOURCE_HEADER, WORKER_HOST
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 WORKER_SET = 1  # the dispatcher set of the workers
 # A trunk starts a few calls a second; a scanner or an INVITE+CANCEL flood sends hundreds.
-PIKE_UNIT_SECONDS, PIKE_REQUESTS_PER_UNIT, PIKE_BLOCK_SECONDS = 2, 40, 30
+# Each call is 3 requests from the trunk (INVITE, ACK, BYE): 100 in 2 s is a trunk starting ~15 calls a second.
+PIKE_UNIT_SECONDS, PIKE_REQUESTS_PER_UNIT, PIKE_BLOCK_SECONDS = 2, 100, 30
 INVITES_PER_SECOND = 60  # all sources together: what the workers' PJSIP can take without running out of sockets
 RETRY_AFTER_SECONDS = 5
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
