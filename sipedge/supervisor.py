@@ -77,6 +77,12 @@ class Supervisor:
         self._folder = Path(tempfile.mkdtemp(prefix="sipedge-front-"))  # 0700: this user's only
         self._stopping = asyncio.Event()
         self.failed: str | None = None
+        self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Holds `task` until it ends: the loop itself keeps only a weak reference."""
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
 
     def _children(self) -> list[Child]:
         from sipedge.front_config import worker_capacity
@@ -112,7 +118,9 @@ class Supervisor:
         finally:
             log.info("sipedge: stopping Kamailio and %d workers; their calls in flight are hung up",
                      self.config.workers)
-            await asyncio.gather(*(child.stop() for child in children), return_exceptions=True)
+            # The workers first, while Kamailio can still carry their BYEs to the trunk.
+            await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
+            await children[-1].stop()
             shutil.rmtree(self._folder, ignore_errors=True)
         if self.failed is not None:
             raise SystemExit(f"sipedge: {self.failed}")
@@ -146,7 +154,7 @@ class Supervisor:
             while line := await stdout.readline():
                 if line.strip() == b"sipedge: ready":
                     log.info("sipedge: %s ready", child.name)
-                    asyncio.get_running_loop().create_task(_relay(stdout))
+                    self._keep(asyncio.get_running_loop().create_task(_relay(stdout)))
                     return
                 sys.stdout.buffer.write(line)
             raise OSError(f"{child.name} exited before it was ready")
@@ -156,7 +164,7 @@ class Supervisor:
     async def _front_ready(self, child: Child) -> None:
         """Kamailio answers SIP: an OPTIONS to its port is answered."""
         assert child.process is not None and child.process.stdout is not None
-        asyncio.get_running_loop().create_task(_relay(child.process.stdout))
+        self._keep(asyncio.get_running_loop().create_task(_relay(child.process.stdout)))
         deadline = time.monotonic() + READY_SECONDS
         while not await asyncio.to_thread(_answers_options, self.config.sip_address, self.config.sip_port):
             if child.process.returncode is not None or time.monotonic() > deadline:
