@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import grp
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -30,6 +32,7 @@ from sipedge.worker_place import WORKER_VARIABLE
 log = logging.getLogger("sipedge")
 
 KAMAILIO = "/usr/sbin/kamailio"
+UNPRIVILEGED_USER, UNPRIVILEGED_GROUP = "nobody", "nogroup"  # Debian's
 READY_SECONDS = 60.0  # a worker imports PJSIP and the edge's code: seconds on a loaded host
 RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 0.5, 30.0
 RESTART_LIMIT, STEADY_SECONDS = 8, 60.0
@@ -88,7 +91,7 @@ class Supervisor:
         from sipedge.front_config import worker_capacity
         files = write_front(self.config, self._folder, worker_capacity())
         kamailio = Child("kamailio", [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder),
-                                      "-w", str(self._folder)], dict(os.environ), self._front_ready)
+                                      "-w", str(self._folder), *_unprivileged()], dict(os.environ), self._front_ready)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index)}, self._worker_ready)
                    for index in range(self.config.workers)]
@@ -104,17 +107,7 @@ class Supervisor:
             loop.add_signal_handler(signum, self._stopping.set)
         children = self._children()
         try:
-            # The workers first: Kamailio's first probe of a worker not yet up would mark it inactive.
-            await asyncio.gather(*(child.start() for child in children[:-1]))
-            await children[-1].start()
-            print("sipedge: ready", flush=True)
-            log.info("sipedge: Kamailio on udp %s:%d in front of %d workers", self.config.sip_address,
-                     self.config.sip_port, self.config.workers)
-            watchers = [asyncio.create_task(self._watch(child)) for child in children]
-            stop = asyncio.create_task(self._stopping.wait())
-            await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
-            for task in (stop, *watchers):
-                task.cancel()
+            await self._serve(children)
         finally:
             log.info("sipedge: stopping Kamailio and %d workers; their calls in flight are hung up",
                      self.config.workers)
@@ -124,6 +117,29 @@ class Supervisor:
             shutil.rmtree(self._folder, ignore_errors=True)
         if self.failed is not None:
             raise SystemExit(f"sipedge: {self.failed}")
+
+    async def _serve(self, children: list[Child]) -> None:
+        """Starts `children`, then watches them until the edge is stopped or one keeps failing."""
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            starting = asyncio.create_task(_start_all(children))
+            await asyncio.wait([stop, starting], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():  # stopped while starting
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                return
+            if (error := starting.exception()) is not None:
+                self.failed = f"the edge did not start: {error}"
+                return
+            print("sipedge: ready", flush=True)
+            log.info("sipedge: Kamailio on udp %s:%d in front of %d workers", self.config.sip_address,
+                     self.config.sip_port, self.config.workers)
+            watchers = [asyncio.create_task(self._watch(child)) for child in children]
+            await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            for task in watchers:
+                task.cancel()
+        finally:
+            stop.cancel()
 
     async def _watch(self, child: Child) -> None:
         """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running."""
@@ -169,6 +185,24 @@ class Supervisor:
         while not await asyncio.to_thread(_answers_options, self.config.sip_address, self.config.sip_port):
             if child.process.returncode is not None or time.monotonic() > deadline:
                 raise OSError(f"Kamailio did not answer on udp {self.config.sip_address}:{self.config.sip_port}")
+
+
+async def _start_all(children: list[Child]) -> None:
+    """The workers, then Kamailio: its first probe of a worker not yet up would mark that worker inactive."""
+    await asyncio.gather(*(child.start() for child in children[:-1]))
+    await children[-1].start()
+
+
+def _unprivileged() -> list[str]:
+    """Run as root, Kamailio reads its files, binds, then drops to nobody: it needs nothing more."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam(UNPRIVILEGED_USER)
+        grp.getgrnam(UNPRIVILEGED_GROUP)
+    except KeyError:
+        return []
+    return ["-u", UNPRIVILEGED_USER, "-g", UNPRIVILEGED_GROUP]
 
 
 async def _relay(stream: asyncio.StreamReader) -> None:
