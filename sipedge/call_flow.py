@@ -158,7 +158,10 @@ async def _caller_to_bot(stream: ClientConnection, flow: CallFlow, stream_id: st
     with contextlib.suppress(ConnectionClosed):
         while True:
             try:
-                heard = await asyncio.wait_for(flow.caller_audio.get(), KEEPALIVE_SECONDS)
+                # Not asyncio.wait_for: on Python 3.11 it loses a cancel that comes as a frame does,
+                # and this loop would then outlive its call, holding the call's stream open.
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    heard = await flow.caller_audio.get()
             except TimeoutError:
                 heard = SILENCE
             if isinstance(heard, str):

@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
+MAX_WORKERS = 64
+WORKER_RTP_PORTS = 8  # a worker's PJSIP holds 4 calls, each with an RTP and an RTCP port
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -53,6 +55,10 @@ class EdgeFile(_Strict):
     rtp_port_count: int = Field(default=200, ge=2, le=30000)
     # How long a caller hears ringing while the bot is claimed or started before the call is refused.
     answer_seconds: float = Field(default=60.0, gt=0, le=300)
+    # Edge workers (PJSIP processes) behind one Kamailio on sip_port; 1: one PJSIP process, no Kamailio.
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    # Workers' own SIP ports, on loopback from this one (sip_port + 1 when unset): only Kamailio reaches them.
+    worker_sip_port: int | None = Field(default=None, ge=1024, le=65535)
     trunk: tuple[TrunkFile, ...] = Field(min_length=1)
 
 
@@ -75,6 +81,9 @@ class EdgeConfig:
     rtp_port_count: int
     answer_seconds: float
     trunks: tuple[Trunk, ...]
+    workers: int = 1
+    worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 with one worker
+    worker: int | None = None  # which worker this process is (sipedge/worker_place.py); None: the edge itself
 
 
 def load(env: Mapping[str, str]) -> EdgeConfig:
@@ -93,8 +102,33 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: {problems}") from None
-    return EdgeConfig(parsed.dispatcher_url.rstrip("/"), parsed.sip_address, parsed.sip_port, parsed.rtp_port,
-                      parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk))
+    config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), parsed.sip_address, parsed.sip_port, parsed.rtp_port,
+                        parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk),
+                        parsed.workers, _worker_sip_port(parsed))
+    _check_workers(path, config)
+    return config
+
+
+def _worker_sip_port(parsed: EdgeFile) -> int:
+    if parsed.workers == 1:
+        return 0
+    return parsed.worker_sip_port if parsed.worker_sip_port is not None else parsed.sip_port + 1
+
+
+def _check_workers(path: str, config: EdgeConfig) -> None:
+    """What several workers need: their own RTP ports and SIP ports clear of the edge's own."""
+    if config.workers == 1:
+        return
+    if config.rtp_port_count // config.workers // 2 * 2 < WORKER_RTP_PORTS:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: rtp_port_count: {config.workers} workers need at least "
+                          f"{config.workers * WORKER_RTP_PORTS} RTP ports ({WORKER_RTP_PORTS} each)")
+    last = config.worker_sip_port + config.workers - 1
+    if last > 65535 or config.worker_sip_port <= config.sip_port <= last:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: worker_sip_port: the workers' ports {config.worker_sip_port}-"
+                          f"{last} must be valid ports apart from sip_port {config.sip_port}")
+    if any(t.registrar is not None for t in config.trunks):
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: a trunk with a registrar needs workers = 1 "
+                          "(registering through the workers' front is not supported yet)")
 
 
 def _secret(env: Mapping[str, str], variable: str, what: str) -> str:

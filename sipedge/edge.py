@@ -41,8 +41,9 @@ class Edge:
         self._flows: set[asyncio.Future[None]] = set()
         self.capacity = max(1, self.stack.max_calls() - SLOTS_FOR_REFUSALS)
         self._admitted: set[int] = set()  # PJSUA's slots of the calls admitted and not yet ended
-        self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS,
-                                    max(1, self.capacity - 1))  # another trunk always finds a slot
+        # Alone, another trunk always finds a slot; a worker behind the front has others beside it.
+        share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
+        self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
         self.refusals = RefusalLog()
 
     def _incoming(self, call: SipCall, source: str, message: str) -> None:

@@ -33,6 +33,8 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # Whether an in-dialog request's source (PJSIP's "host:port") is the call's trunk: PJSIP
         # matches dialogs by their identifiers alone, which the bot and the log both know.
         self.from_trunk: Callable[[str], bool] = lambda source: False
+        # A request's source as "host:port": the trunk's, also when the edge's front relayed it.
+        self.source_of: Callable[[pj.SipRxData], str] = lambda rdata: str(rdata.srcAddress)
         self.port: MediaPort | None = None
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
@@ -79,7 +81,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 self.port.startTransmit(audio)
 
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
-        if not self.from_trunk(prm.rdata.srcAddress):  # a stranger moving the call's media elsewhere
+        if not self.from_trunk(self.source_of(prm.rdata)):  # a stranger moving the call's media elsewhere
             prm.statusCode = 403
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802

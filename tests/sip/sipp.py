@@ -33,11 +33,13 @@ class SippRun:
 
 
 def run_sipp(scenario: str, number: str, edge_port: int, workdir: Path, *, source: str = "127.0.0.1",
-             media_port: int | None = None, variables: dict[str, str] | None = None) -> SippRun:
+             media_port: int | None = None, variables: dict[str, str] | None = None, calls: int = 1) -> SippRun:
+    """`calls` > 1: that many calls of the scenario at once (SIPp's -l), started as fast as SIPp may."""
     trace = workdir / f"{scenario}.messages"
     trace.unlink(missing_ok=True)
     command = ["sipp", "-sf", str(HERE / f"{scenario}.xml"), "-s", number, "-i", source, "-p", "0",
-               f"127.0.0.1:{edge_port}", "-m", "1", "-nostdin", "-timeout", str(SIPP_SECONDS), "-timeout_error",
+               f"127.0.0.1:{edge_port}", "-m", str(calls), "-l", str(calls), "-r", str(calls), "-nostdin",
+               "-timeout", str(SIPP_SECONDS), "-timeout_error",
                "-trace_msg", "-message_file", str(trace)]
     if media_port is not None:
         command += ["-mp", str(media_port)]
