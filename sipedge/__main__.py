@@ -8,12 +8,22 @@ import os
 import sys
 
 from sipedge.config import ConfigError, load
+from sipedge.control import Control
 from sipedge.edge import Edge
 
 
 async def _main() -> None:
     config = load(os.environ)
-    await Edge(config, asyncio.get_running_loop()).run()
+    edge = Edge(config, asyncio.get_running_loop())
+    if config.control_secret is None:
+        await edge.run()
+        return
+    control = Control(edge, config.control_secret)  # outbound calls, handed over by the dispatcher
+    await control.start()
+    try:
+        await edge.run()
+    finally:
+        await control.close()
 
 
 def main() -> None:
