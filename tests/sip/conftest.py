@@ -97,10 +97,10 @@ def cold_edge(cold_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempP
 
 @contextmanager
 def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = f'"{NUMBER}" = ""',
-             env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
+             env: dict[str, str] | None = None, settings: str = "", trunks: str = "") -> Iterator[EdgeProcess]:
     """`python -m sipedge` in front of `dispatcher` (or the URL given), stopped (SIGTERM) on exit.
     `numbers`: the trunk's TOML table of numbers (each to the variable holding its key: "" for none);
-    `env`: those variables."""
+    `env`: those variables; `settings`: more top-level TOML lines, `trunks`: more `[[trunk]]` tables."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
     for law in WAVE_FORMAT:
@@ -110,8 +110,8 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
     url = dispatcher if isinstance(dispatcher, str) else dispatcher.base_url
     config.write_text(
         f'dispatcher_url = "{url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
-        f"rtp_port = {free_port_pair(RTP_PORTS)}\nrtp_port_count = {RTP_PORTS}\nanswer_seconds = 45\n\n"
-        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n')
+        f"rtp_port = {free_port_pair(RTP_PORTS)}\nrtp_port_count = {RTP_PORTS}\nanswer_seconds = 45\n{settings}\n"
+        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n{trunks}')
     log_path = workdir / "edge.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,

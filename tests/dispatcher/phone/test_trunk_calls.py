@@ -1,0 +1,101 @@
+"""`POST /calls`'s own checks, before any SIP edge is asked (numbers, body, Idempotency-Key, the edge's
+settings), and each trunk's pace: the deployment's one bucket (the store's, here this process's),
+a call waiting for its turn up to SIP_CALL_MAX_WAIT_SECONDS, past it refused 429 with the wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.errors import ApiError
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings, TrunkInfo
+from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.local import LocalCoordination
+
+SECRET = "edge-control-secret-for-the-tests-0123456789"
+GOOD = {"to": "+14155550100", "from": "+14155550199", "trunk": "far"}
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[httpx.AsyncClient]:
+    """A keyless local dispatcher whose SIP edge is at a port nothing listens on: every check below is
+    made before the edge is asked."""
+    app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        yield client
+    await app.state.voicefleet.aclose()
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    ({"to": "4155550100"}, "to"), ({"to": "+0155550100"}, "to"), ({"from": "+1415555010012345"}, "from"),
+    ({"trunk": "far away"}, "trunk"), ({"trunk": ""}, "trunk"), ({"extra": 1}, "extra")])
+async def test_a_call_with_a_bad_field_is_422_naming_it(api: httpx.AsyncClient, change: dict[str, object],
+                                                       where: str) -> None:
+    answer = await api.post("/calls", json={**GOOD, **change})
+    assert answer.status_code == 422, answer.text
+    assert where in answer.text
+
+
+async def test_a_body_over_the_start_s_bound_is_413(api: httpx.AsyncClient) -> None:
+    answer = await api.post("/calls", json={**GOOD, "body": {"notes": "x" * 5000}})
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "body_too_large"
+
+
+async def test_a_bad_idempotency_key_is_400(api: httpx.AsyncClient) -> None:
+    answer = await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "k" * 300})
+    assert answer.status_code == 400, answer.text
+
+
+async def test_an_edge_that_cannot_be_reached_is_503_with_retry_after(api: httpx.AsyncClient) -> None:
+    answer = await api.post("/calls", json=GOOD)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "sip_edge_unavailable"
+    assert int(answer.headers["Retry-After"]) >= 1
+
+
+async def test_without_an_edge_post_calls_says_which_settings_to_set() -> None:
+    app = create_app(Settings(), env={}, machines=LocalMachines(LocalSettings()), rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        answer = await client.post("/calls", json=GOOD)
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == 503
+    assert "SIP_EDGE_URL" in answer.json()["error"]["message"]
+
+
+async def test_the_edge_s_routes_refuse_a_request_without_its_secret(api: httpx.AsyncClient) -> None:
+    for given in ({}, {"Authorization": "Bearer not-the-secret"}):
+        answer = await api.post("/edge/calls/abc/outcome", json={"outcome": "busy", "trunk": "far"}, headers=given)
+        assert answer.status_code == 401, answer.text
+        assert (await api.get("/edge/calls/abc", headers=given)).status_code == 401
+
+
+def test_a_short_edge_secret_is_refused_at_start() -> None:
+    with pytest.raises(SettingsError, match="SIP_EDGE_SECRET must be at least 32"):
+        TrunkCallSettings.from_env({"SIP_EDGE_URL": "http://edge:5080", "SIP_EDGE_SECRET": "short"})
+
+
+async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refused_with_the_wait() -> None:
+    calls = TrunkCalls(TrunkCallSettings("http://127.0.0.1:9", SECRET, max_wait_seconds=0.6), LocalCoordination())
+    trunk = TrunkInfo("far", cps=2.0)  # a turn every 0.5 s
+    try:
+        began = time.monotonic()
+        assert await calls.pace(trunk) == 0  # the first goes at once
+        waited = await calls.pace(trunk)  # the next waits for its turn
+        assert 0.3 <= waited <= 0.5 and time.monotonic() - began >= 0.3
+        # Two at once: one takes the next turn (0.5 s), the other's (1 s) is past the bound.
+        results = await asyncio.gather(calls.pace(trunk), calls.pace(trunk), return_exceptions=True)
+        refused = [r for r in results if isinstance(r, ApiError)]
+        assert len(refused) == 1 and refused[0].status == 429, results
+        assert refused[0].retry_after is not None and refused[0].retry_after >= 1
+        assert "would wait" in refused[0].message
+        assert await calls.pace(TrunkInfo("other", cps=2.0)) == 0  # each trunk has its own pace
+    finally:
+        await calls.aclose()
