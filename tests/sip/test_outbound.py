@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
 from tests.phone.test_parrot_websocket import voiced
@@ -36,6 +37,7 @@ from tests.support.examples import PARROT
 from tests.support.http_client import api_client
 from tests.support.ports import free_port, free_port_pair
 from tests.support.processes import DispatcherProcess, run_dispatcher, terminate
+from voicefleet.main import voicefleet
 
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, SIPp, a bot process importing Pipecat
 
@@ -235,3 +237,24 @@ async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outboun
         bad = await edge.post("/calls", json={**order, "to": "12"}, headers=signed)
         assert bad.status_code == 422 and "to" in bad.json()["error"]["message"]
 
+
+async def test_the_command_places_a_call_prints_its_session_and_follows_it_to_its_outcome(outbound: Outbound) -> None:
+    callee = asyncio.create_task(asyncio.to_thread(run_callee, "callee_declines", outbound.callee_port,
+                                                   outbound.edge.workdir))
+    await asyncio.sleep(0.5)  # SIPp binds its port
+    result = await asyncio.to_thread(
+        CliRunner().invoke, voicefleet,
+        ["calls", "place", TO, "--from", FROM, "--trunk", "far", "--body", '{"ticket": "T-2"}', "--wait", "60"],
+        env={"VOICEFLEET_URL": outbound.dispatcher.base_url, "VOICEFLEET_ADMIN_KEY": None, "VOICEFLEET_API_KEY": None})
+    assert (await callee).returncode == 0
+    session_id, said = result.output.splitlines()[:2]
+    assert re.fullmatch(r"[0-9a-f]{24}", session_id), result.output
+    assert said == "rejected (SIP 603)", result.output
+    assert result.exit_code == 1, result.output  # not answered: a script can tell
+    assert "not answered" in result.output
+
+
+def test_the_command_refuses_a_body_that_is_not_a_json_object() -> None:
+    result = CliRunner().invoke(voicefleet, ["calls", "place", TO, "--from", FROM, "--trunk", "far",
+                                             "--body", "[1]", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2 and "--body must be a JSON object" in result.output
