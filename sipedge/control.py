@@ -3,7 +3,8 @@
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas) and `ring_seconds`;
 - `POST /calls` `{session_id, stream_url, to, from, trunk}`: `202` once the call is taken (its flow,
-  sipedge/outbound_call.py, then reports the outcome), `404` naming the trunks for an unknown one,
+  sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing placed
+  twice), `404` naming the trunks for an unknown one,
   `503` with `Retry-After` while the edge is full or not ready.
 
 Every request presents the control secret (`Authorization: Bearer`, compared in constant time); it
@@ -30,6 +31,7 @@ log = logging.getLogger("sipedge")
 
 E164 = r"^\+[1-9][0-9]{1,14}$"
 MAX_BODY_BYTES = 8192
+REMEMBERED_CALLS = 1000  # a retried hand-over comes within seconds: far fewer calls are taken meanwhile
 
 
 class CallAsked(BaseModel):
@@ -53,6 +55,7 @@ class Control:
         self._secret = secret.encode()
         self.reports = CallReports(edge.config.dispatcher_url, secret)
         self.placing: set[asyncio.Task[None]] = set()
+        self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
         self._runner: web.AppRunner | None = None
 
     def outbound(self) -> dict[str, Trunk]:
@@ -112,10 +115,15 @@ class Control:
         if self.edge.calls_in_flight() + len(self.placing) >= self.edge.capacity:
             return _error(503, "edge_full", f"the edge's {self.edge.capacity} calls are all taken",
                           DEFAULT_RETRY_SECONDS)
+        if asked.session_id in self._taken:  # the dispatcher's retry of a hand-over whose answer was lost
+            return web.json_response({"session_id": asked.session_id}, status=202)
         order = CallOrder(asked.session_id, asked.stream_url, asked.to, asked.caller_id, trunk.name)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
                                                 self.edge.config.answer_seconds))
         self.placing.add(task)
+        self._taken[asked.session_id] = None
+        while len(self._taken) > REMEMBERED_CALLS:
+            self._taken.pop(next(iter(self._taken)))
         task.add_done_callback(self._done)
         log.info("sipedge: call to %s through trunk %s taken for session %s", asked.to, trunk.name, asked.session_id)
         return web.json_response({"session_id": asked.session_id}, status=202)

@@ -236,6 +236,16 @@ async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outboun
         assert unknown.status_code == 404 and "far, guarded, slow" in unknown.json()["error"]["message"]
         bad = await edge.post("/calls", json={**order, "to": "12"}, headers=signed)
         assert bad.status_code == 422 and "to" in bad.json()["error"]["message"]
+        # A hand-over retried (its answer lost) places nothing twice. Its stream's URL leads nowhere:
+        # the call is reported not placed.
+        for _ in range(2):
+            assert (await edge.post("/calls", json={**order, "session_id": "retried"}, headers=signed)).status_code \
+                == 202
+    deadline = time.monotonic() + 30
+    while "call retried (session retried) not_placed" not in outbound.edge.log() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert outbound.edge.log().count("taken for session retried") == 1, outbound.edge.log()
+    assert "call retried (session retried) not_placed" in outbound.edge.log()
 
 
 async def test_the_command_places_a_call_prints_its_session_and_follows_it_to_its_outcome(outbound: Outbound) -> None:
