@@ -268,3 +268,20 @@ def test_the_command_refuses_a_body_that_is_not_a_json_object() -> None:
     result = CliRunner().invoke(voicefleet, ["calls", "place", TO, "--from", FROM, "--trunk", "far",
                                              "--body", "[1]", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and "--body must be a JSON object" in result.output
+
+
+async def test_the_same_idempotency_key_answers_the_same_session_and_places_nothing_twice(outbound: Outbound) -> None:
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        callee = asyncio.create_task(asyncio.to_thread(run_callee, "callee_busy", outbound.callee_port,
+                                                       outbound.edge.workdir))
+        await asyncio.sleep(0.5)  # SIPp binds its port
+        asked = {"to": TO, "from": FROM, "trunk": "far"}
+        first = await api.post("/calls", json=asked, headers={"Idempotency-Key": "order-1042"})
+        assert first.status_code == 201, first.text
+        session_id = first.json()["session_id"]
+        assert (await outcome_of(api, outbound, session_id))["outcome"] == "busy"
+        assert (await callee).returncode == 0
+        again = await api.post("/calls", json=asked, headers={"Idempotency-Key": "order-1042"})
+        assert again.status_code == 200, again.text
+        assert again.json()["session_id"] == session_id
+        assert outbound.edge.log().count(f"taken for session {session_id}") == 1
