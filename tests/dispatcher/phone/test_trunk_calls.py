@@ -1,12 +1,15 @@
 """`POST /calls`'s own checks, before any SIP edge is asked (numbers, body, Idempotency-Key, the edge's
-settings), and each trunk's pace: the deployment's one bucket (the store's, here this process's),
-a call waiting for its turn up to SIP_CALL_MAX_WAIT_SECONDS, past it refused 429 with the wait."""
+settings), and each trunk's pace: the deployment's one bucket (this process's, and with several
+replicas a real redis-server's), a call waiting for its turn up to SIP_CALL_MAX_WAIT_SECONDS, past it
+refused 429 with the wait."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +19,11 @@ from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings, TrunkInfo
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
+from dispatcher.store.redis_coordination import RedisCoordination
+from tests.dispatcher.store.conftest import settings_for
+from tests.support.redis_server import RedisServer, redis_server
 
 SECRET = "edge-control-secret-for-the-tests-0123456789"
 GOOD = {"to": "+14155550100", "from": "+14155550199", "trunk": "far"}
@@ -99,3 +106,29 @@ async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refus
         assert await calls.pace(TrunkInfo("other", cps=2.0)) == 0  # each trunk has its own pace
     finally:
         await calls.aclose()
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as server:
+        yield server
+
+
+async def test_two_replicas_pace_a_trunk_s_calls_from_one_bucket_in_the_store(redis: RedisServer) -> None:
+    """Two replicas on one real redis-server: a trunk of 0.1 calls a second lets one call through
+    between them, however the calls are spread, and refuses the other with the wait (about 10 s)."""
+    prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
+    replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
+    calls = [TrunkCalls(TrunkCallSettings("http://127.0.0.1:9", SECRET, max_wait_seconds=1.0), c) for c in replicas]
+    trunk = TrunkInfo("twilio", cps=0.1)
+    try:
+        assert await calls[0].pace(trunk) == 0
+        with pytest.raises(ApiError) as refused:
+            await calls[1].pace(trunk)  # the other replica: the same bucket
+        assert refused.value.status == 429 and refused.value.retry_after is not None
+        assert 8 <= refused.value.retry_after <= 10, refused.value.retry_after
+    finally:
+        for each in calls:
+            await each.aclose()
+        for coordination in replicas:
+            await coordination.aclose()
