@@ -10,6 +10,7 @@ carries it). A call never handed over is ended the same way, with `not_placed`: 
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -58,31 +59,36 @@ async def place_call(
                 "body": user_body}
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
-    answer, _ = phone_start(state.phone, CARRIER, bot_body, base, who, state.settings.region, session_key=session_key)
+    answer, grant = phone_start(state.phone, CARRIER, bot_body, base, who, state.settings.region,
+                                session_key=session_key)
     session_id = str(answer["sessionId"])
     shown = {"session_id": session_id, "to": payload.to, "caller_id": payload.caller_id, "trunk": trunk.name}
     if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
             f"call:{session_id}", REPLAY_SECONDS):
-        return await _replayed(state, response, shown)
+        replayed = await _replayed(state, response, shown)
+        if replayed is not None:
+            return replayed
     waited = await calls.pace(trunk)
-    timeline = state.sessions.timeline
-    timeline.note(session_id, "call_requested", to=payload.to, caller_id=payload.caller_id, trunk=trunk.name,
-                  paced_seconds=round(waited, 3) if waited else None)
     order = {"session_id": session_id, "stream_url": f"{answer['wsUrl']}/{answer['token']}", "to": payload.to,
              "from": payload.caller_id, "trunk": trunk.name}
     try:
         await calls.hand_over(order)
-    except ApiError as exc:  # no stream was opened: the session never ran, and ends here with why
-        timeline.note(session_id, "ended", reason="not_placed", detail=exc.message, trunk=trunk.name)
+    except ApiError as exc:  # the session never ran, and ends here with why
+        # Its token spent now: an edge that took the call after all (its answer lost) cannot open it.
+        await state.phone.spent.first_use(grant.token_id, grant.expires - time.time() + 60.0)
+        await ended_unstarted(state, session_id, trunk=trunk.name, detail=exc.message, handed_over=False)
         raise
     response.headers["Location"] = f"/sessions/{session_id}"
     return {**shown, "status": "starting", "paced_seconds": round(waited, 3) if waited else None}
 
 
-async def _replayed(state: AppState, response: Response, shown: dict[str, Any]) -> dict[str, Any]:
-    """The same Idempotency-Key again: the first call's session, nothing placed twice."""
+async def _replayed(state: AppState, response: Response, shown: dict[str, Any]) -> dict[str, Any] | None:
+    """The same Idempotency-Key again: the first call's session, nothing placed twice; None when the
+    first try never reached the edge (answered 503): this one places the call."""
     session = await state.sessions.get(shown["session_id"])
     events = await state.sessions.timeline.read(shown["session_id"]) if session is None else []
+    if session is None and any(e.get("event") == "ended" and e.get("handed_over") is False for e in events):
+        return None
     if session is None and not events:
         raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
                        "(or follow its session)", retry_after=1)
@@ -108,12 +114,26 @@ async def call_status(request: Request, session_id: str) -> dict[str, Any]:
     return {"session_id": session_id, "status": session.machine.state.value}
 
 
+async def ended_unstarted(state: AppState, session_id: str, **fields: Any) -> None:
+    """A call whose session never ran (its stream never opened): the session's timeline is opened here
+    (only a `requested` opens one), then ended `not_placed`, in that order, before the answer, so a
+    retry of the same Idempotency-Key and the `session.ended` webhook see it."""
+    timeline = state.sessions.timeline
+    timeline.note(session_id, "requested", trunk=fields.get("trunk"))
+    await timeline.settled()
+    timeline.note(session_id, "ended", reason="not_placed", **fields)
+    await timeline.settled()
+
+
 @router.post("/edge/calls/{session_id}/outcome", status_code=204, include_in_schema=False)
 async def call_outcome(request: Request, session_id: str, outcome: Annotated[CallOutcome, Body()]) -> Response:
     """What the far end answered. Not answered: the session ends, with the outcome as its reason."""
     state = _edge(request)
     timeline = state.sessions.timeline
     fields = outcome.model_dump(exclude_none=True)
+    if outcome.outcome == "not_placed" and await state.sessions.get(session_id) is None:
+        await ended_unstarted(state, session_id, trunk=outcome.trunk, detail=outcome.detail)
+        return Response(status_code=204)
     timeline.note(session_id, "call_outcome", **fields)
     if outcome.outcome != "answered":
         timeline.note(session_id, "ended", reason=fields.pop("outcome"), **fields)

@@ -14,10 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dispatcher.api.auth import LOCAL_CALLER
 from dispatcher.app import create_app
 from dispatcher.errors import ApiError
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings, TrunkInfo
+from dispatcher.sessions.ids import new_session_id
 from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
@@ -66,6 +68,27 @@ async def test_an_edge_that_cannot_be_reached_is_503_with_retry_after(api: httpx
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "sip_edge_unavailable"
     assert int(answer.headers["Retry-After"]) >= 1
+
+
+async def test_a_call_the_edge_never_took_ends_not_placed_and_its_retry_with_the_same_key_places_it_again() -> None:
+    """The edge's trunks were listed (kept for TRUNKS_SECONDS), then the edge went away."""
+    app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    calls = app.state.voicefleet.trunk_calls
+    calls._trunks, calls._trunks_at = {"far": TrunkInfo("far", 50.0)}, time.monotonic()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        for _ in range(2):  # not a replay of the first (a session that never ran): asked of the edge again
+            answer = await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "order-7"})
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "sip_edge_unavailable"
+            assert int(answer.headers["Retry-After"]) >= 1
+        state = app.state.voicefleet
+        session_id = new_session_id(state.auth.by_id(LOCAL_CALLER).owner_key, "call-order-7")
+        events = await state.sessions.timeline.read(session_id)
+    await app.state.voicefleet.aclose()
+    ended = [e for e in events if e["event"] == "ended"]
+    assert [e["reason"] for e in ended] == ["not_placed", "not_placed"], events  # each try ended, with why
+    assert "SIP edge did not take the request" in ended[0]["detail"]
 
 
 async def test_without_an_edge_post_calls_says_which_settings_to_set() -> None:
