@@ -32,7 +32,7 @@ from tests.phone.test_parrot_websocket import voiced
 from tests.sip.conftest import EdgeProcess, run_edge
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.sipp import RECEIVED, SippRun, run_callee
-from tests.support.audio import Pcm, echo_similarity
+from tests.support.audio import BOT_AUDIO_RMS, Pcm, echo_similarity, rms
 from tests.support.examples import PARROT
 from tests.support.http_client import api_client
 from tests.support.ports import free_port, free_port_pair
@@ -163,6 +163,9 @@ async def test_an_answered_call_goes_out_once_its_bot_joined_and_the_callee_hear
         invited = first_received(call, "INVITE")
         assert invited is not None and events["joined"] <= invited, (events, invited)  # the bot was ready first
         heard = np.frombuffer(capture.pcm("ulaw"), dtype=np.int16)
+        # The parrot's greeting, said as its stream opened while the phone rang, is the callee's first
+        # words (before they speak, 2.5 s in): nothing the bot said was lost to the ringing.
+        assert rms(heard[: 8000 * 2]) > BOT_AUDIO_RMS, outbound.edge.log()
         speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
         similarity = echo_similarity(voiced(speech), heard, 8000)
         assert similarity > 0.6, f"the callee's words came back at {similarity:.2f}\n{outbound.edge.log()}"
