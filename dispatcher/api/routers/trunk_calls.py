@@ -63,12 +63,16 @@ async def place_call(
                                 session_key=session_key)
     session_id = str(answer["sessionId"])
     shown = {"session_id": session_id, "to": payload.to, "caller_id": payload.caller_id, "trunk": trunk.name}
-    if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
-            f"call:{session_id}", REPLAY_SECONDS):
-        replayed = await _replayed(state, response, shown)
+    attempt = 0
+    if idempotency_key is not None:
+        replayed, attempt = await _earlier(state, response, shown)
         if replayed is not None:
             return replayed
-    waited = await calls.pace(trunk)
+    waited = await calls.pace(trunk)  # a call refused here was never asked for: its retry is a first try
+    if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
+            f"call:{session_id}:{attempt}", REPLAY_SECONDS):
+        raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
+                       "(or follow its session)", retry_after=1)
     order = {"session_id": session_id, "stream_url": f"{answer['wsUrl']}/{answer['token']}", "to": payload.to,
              "from": payload.caller_id, "trunk": trunk.name}
     try:
@@ -82,19 +86,19 @@ async def place_call(
     return {**shown, "status": "starting", "paced_seconds": round(waited, 3) if waited else None}
 
 
-async def _replayed(state: AppState, response: Response, shown: dict[str, Any]) -> dict[str, Any] | None:
-    """The same Idempotency-Key again: the first call's session, nothing placed twice; None when the
-    first try never reached the edge (answered 503): this one places the call."""
+async def _earlier(state: AppState, response: Response,
+                  shown: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+    """The same Idempotency-Key again: the first call's session (`200`), nothing placed twice. Else
+    (None, the tries before this one): a call whose tries all ended before reaching the edge (each
+    answered 503) is placed by this one; one being handed over now is refused 409 after the pace."""
     session = await state.sessions.get(shown["session_id"])
     events = await state.sessions.timeline.read(shown["session_id"]) if session is None else []
-    if session is None and any(e.get("event") == "ended" and e.get("handed_over") is False for e in events):
-        return None
-    if session is None and not events:
-        raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
-                       "(or follow its session)", retry_after=1)
+    ends = [e for e in events if e.get("event") == "ended"]
+    if session is None and (not ends or all(e.get("handed_over") is False for e in ends)):
+        return None, len(ends)
     response.status_code = 200
     response.headers["Location"] = f"/sessions/{shown['session_id']}"
-    return {**shown, "status": session.machine.state.value if session is not None else "ended"}
+    return {**shown, "status": session.machine.state.value if session is not None else "ended"}, 0
 
 
 def _edge(request: Request) -> AppState:

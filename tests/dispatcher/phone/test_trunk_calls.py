@@ -91,6 +91,20 @@ async def test_a_call_the_edge_never_took_ends_not_placed_and_its_retry_with_the
     assert "SIP edge did not take the request" in ended[0]["detail"]
 
 
+async def test_a_call_refused_for_its_trunk_s_pace_is_retried_with_the_same_key_as_a_first_try() -> None:
+    app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET,
+                                      "SIP_CALL_MAX_WAIT_SECONDS": "0"},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    calls = app.state.voicefleet.trunk_calls
+    calls._trunks, calls._trunks_at = {"far": TrunkInfo("far", 0.01)}, time.monotonic()  # a turn a 100 s
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        assert (await api.post("/calls", json=GOOD)).status_code == 503  # took the turn (the edge is away)
+        statuses = [(await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "order-8"})).status_code
+                    for _ in range(2)]
+    await app.state.voicefleet.aclose()
+    assert statuses == [429, 429]  # the retry is paced again, not taken for a call in progress
+
+
 async def test_without_an_edge_post_calls_says_which_settings_to_set() -> None:
     app = create_app(Settings(), env={}, machines=LocalMachines(LocalSettings()), rooms=None)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
