@@ -93,6 +93,8 @@ async def place(api: httpx.AsyncClient, out: Outbound, trunk: str, scenario: str
     answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": trunk, "body": {"ticket": "T-1"}})
     assert answer.status_code == 201, answer.text
     assert answer.json()["status"] == "starting"
+    assert (answer.json()["to"], answer.json()["from"], answer.json()["trunk"]) == (TO, FROM, trunk)
+    assert answer.headers["Location"] == f"/sessions/{answer.json()['session_id']}"
     return answer.json()["session_id"], callee
 
 
