@@ -10,6 +10,7 @@ import os
 import sys
 
 from sipedge.config import ConfigError, load
+from sipedge.control import Control
 from sipedge.edge import Edge
 from sipedge.supervisor import Supervisor
 from sipedge.worker_place import WORKER_VARIABLE, worker_index
@@ -21,7 +22,16 @@ async def _main() -> None:
     if worker is None and config.workers > 1:
         await Supervisor(config).run()
         return
-    await Edge(dataclasses.replace(config, worker=worker), asyncio.get_running_loop()).run()
+    edge = Edge(dataclasses.replace(config, worker=worker), asyncio.get_running_loop())
+    if config.control_secret is None:
+        await edge.run()
+        return
+    control = Control(edge, config.control_secret)  # outbound calls, handed over by the dispatcher
+    await control.start()
+    try:
+        await edge.run()
+    finally:
+        await control.close()
 
 
 def main() -> None:

@@ -83,6 +83,10 @@ class Edge:
                      self.config.answer_seconds), self._loop)
         self._loop.call_soon_threadsafe(self._track, future)
 
+    def calls_in_flight(self) -> int:
+        """The inbound calls admitted and not yet ended."""
+        return len(self._admitted)
+
     def _ended(self, call: SipCall) -> None:
         """On the SIP thread, once PJSUA has ended `call`."""
         if call.admitted_from is not None and call.call_id in self._admitted:

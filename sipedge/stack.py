@@ -66,6 +66,7 @@ class SipStack:
         self.calls: dict[int, SipCall] = {}
         self._ended: list[SipCall] = []
         self._accounts: list[_Account] = []
+        self.outbound_accounts: dict[str, pj.Account] = {}  # trunk name → the account its calls go out by
         self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
 
     def start(self) -> None:
@@ -87,6 +88,12 @@ class SipStack:
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self._thread.join(timeout)
+
+    def outgoing(self, make: Callable[[Ended], SipCall]) -> SipCall:
+        """A call the edge places, on the SIP thread: `make(on_end)` sends its INVITE."""
+        call = make(self._ended.append)
+        self.calls[call.call_id] = call
+        return call
 
     def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
         call = SipCall(account, prm.callId, self._ended.append)
@@ -156,18 +163,24 @@ class SipStack:
         for trunk in self.config.trunks:
             if trunk.registrar is not None:
                 self._accounts.append(self._account(f"sip:{trunk.digest_username}@{_host(trunk.registrar)}", trunk))
+            if trunk.termination_uri is not None:  # answers the trunk's digest challenge to an outbound INVITE
+                account = self._account(f"sip:edge@{self.config.sip_address}:{self.config.sip_port}", trunk,
+                                        registers=False)
+                self._accounts.append(account)
+                self.outbound_accounts[trunk.name] = account
         log.info("sipedge: SIP on udp %s:%d, RTP from port %d", self.place.sip_host, self.place.sip_port,
                  self.place.rtp_port)
 
-    def _account(self, uri: str, trunk: Trunk | None) -> _Account:
+    def _account(self, uri: str, trunk: Trunk | None, registers: bool = True) -> _Account:
         config = pj.AccountConfig()
         config.idUri = uri
         rtp = config.mediaConfig.transportConfig
         rtp.boundAddress = rtp.publicAddress = self.config.sip_address
         rtp.port = self.place.rtp_port
         rtp.portRange = self.place.rtp_port_count
-        if trunk is not None and trunk.registrar is not None:
+        if trunk is not None and registers and trunk.registrar is not None:
             config.regConfig.registrarUri = trunk.registrar
+        if trunk is not None and trunk.digest_password is not None:
             config.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))
         account = _Account(self)

@@ -1483,6 +1483,29 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "SIP_EDGE_URL", "phone", STRING,
+        shown="unset",
+        meaning=(
+            "the SIP edge's control API (`http://10.0.1.5:5080`, its `control_port`): `POST /calls` hands it the "
+            "calls to place through its trunks ([sip.md](sip.md#outbound-calls)); unset: `POST /calls` answers 503"
+        ),
+    ),
+    Setting(
+        "SIP_EDGE_SECRET", "phone", STRING, secret=True,
+        shown="unset",
+        meaning=(
+            "the secret (≥ 32 characters) the dispatcher and the SIP edge present to each other: the edge's "
+            "`control_secret_env` names the variable holding the same value"
+        ),
+    ),
+    Setting(
+        "SIP_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
+        meaning=(
+            "how long `POST /calls` waits for its trunk's pace (the trunk's `cps`, counted across replicas); a call "
+            "that would wait longer is refused `429` with `Retry-After`"
+        ),
+    ),
+    Setting(
         "PHONE_DRAIN_SECONDS", "phone", INTEGER, minimum=0, shown="`MAX_SESSION_SECONDS`",
         meaning=(
             "on SIGTERM with calls in flight: how long they may go on before the dispatcher exits (new calls are "

@@ -78,12 +78,13 @@ class CallTokens:
     def mint(
         self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
         handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
-        recording: Wanted | None = None,
+        recording: Wanted | None = None, session_key: str | None = None,
     ) -> tuple[str, CallGrant]:
+        """`session_key`: the session's idempotency key (`POST /calls`'s Idempotency-Key); else a fresh one."""
         grant = CallGrant(
             token_id=secrets.token_urlsafe(12),
             carrier=carrier,
-            session_key=f"phone-{secrets.token_urlsafe(16)}",
+            session_key=session_key or f"phone-{secrets.token_urlsafe(16)}",
             expires=float(int(self._clock()) + self._seconds),
             body=dict(body or {}),
             owner=owner,

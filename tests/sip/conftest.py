@@ -98,10 +98,12 @@ def cold_edge(cold_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempP
 
 @contextmanager
 def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = f'"{NUMBER}" = ""',
-             env: dict[str, str] | None = None, workers: int = 1) -> Iterator[EdgeProcess]:
+             env: dict[str, str] | None = None, workers: int = 1, settings: str = "",
+             trunks: str = "") -> Iterator[EdgeProcess]:
     """`python -m sipedge` in front of `dispatcher` (or the URL given), stopped (SIGTERM) on exit.
     `numbers`: the trunk's TOML table of numbers (each to the variable holding its key: "" for none);
-    `env`: those variables; `workers` > 1: Kamailio in front of that many PJSIP workers."""
+    `env`: those variables; `workers` > 1: Kamailio in front of that many PJSIP workers; `settings`:
+    more top-level TOML lines, `trunks`: more `[[trunk]]` tables."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
     if workers > 1 and not os.access(KAMAILIO, os.X_OK):
@@ -115,8 +117,9 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
     several = f"workers = {workers}\nworker_sip_port = {free_port_pair(workers)}\n" if workers > 1 else ""
     config.write_text(
         f'dispatcher_url = "{url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
-        f"rtp_port = {free_port_pair(rtp_ports)}\nrtp_port_count = {rtp_ports}\nanswer_seconds = 45\n{several}\n"
-        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n')
+        f"rtp_port = {free_port_pair(rtp_ports)}\nrtp_port_count = {rtp_ports}\nanswer_seconds = 45\n{several}"
+        f"{settings}\n"
+        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n{trunks}')
     log_path = workdir / "edge.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,
