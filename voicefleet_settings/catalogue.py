@@ -1408,6 +1408,30 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="checks `X-Twilio-Signature` on Twilio's webhooks and WebSocket upgrades",
     ),
     Setting(
+        "TWILIO_ACCOUNT_SID", "phone", STRING,
+        shown="unset",
+        meaning=(
+            "the Twilio account (`AC…`) whose live calls the dispatcher may update to transfer them "
+            "([phone.md](phone.md#handing-a-call-to-a-person)), with `TWILIO_AUTH_TOKEN` or an API key; "
+            "unset, transfers are refused"
+        ),
+    ),
+    Setting(
+        "TWILIO_API_KEY_SID", "phone", STRING, secret=True,
+        shown="unset",
+        meaning="a Twilio API key (`SK…`) the dispatcher transfers calls with instead of the auth token, "
+                "with `TWILIO_API_KEY_SECRET`: revocable on its own",
+    ),
+    Setting(
+        "TWILIO_API_KEY_SECRET", "phone", STRING, secret=True,
+        shown="unset",
+        meaning="the secret of `TWILIO_API_KEY_SID`",
+    ),
+    Setting(
+        "TWILIO_API_URL", "phone", STRING, default="https://api.twilio.com",
+        meaning="where Twilio's REST API is reached for transfers (a regional edge, or a test's fake)",
+    ),
+    Setting(
         "TWILIO_SIGNED_STREAMS", "phone", BOOLEAN, default="0",
         meaning=(
             "`1`: a Twilio stream may be admitted by its upgrade's signature alone (a TwiML Bin naming "

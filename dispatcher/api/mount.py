@@ -36,6 +36,7 @@ from dispatcher.api.routers import (
     sessions,
     status,
     timeline,
+    transfer,
     usage,
     webhooks,
 )
@@ -45,7 +46,7 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
-           connect_hint.router)
+           connect_hint.router, transfer.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:
