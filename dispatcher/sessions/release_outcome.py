@@ -19,7 +19,6 @@ from typing import Any
 from dispatcher.releases.conversation import Talk, talk_of
 from dispatcher.releases.health import SessionOutcome
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
-from dispatcher.sessions.timeline import TRANSFERRED
 
 
 def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf) -> SessionOutcome | None:
@@ -55,8 +54,6 @@ def outcome_of(events: list[dict[str, Any]], *, gave_up_after: float = math.inf)
     ended = at.get("ended", at.get("machine_ended") if machine is not None else None)
     if ended is not None and stopped is not None and stopped <= ended:
         ended = None  # the caller's own stop ended it: how soon is the caller's choice, not the bot's failure
-    if TRANSFERRED in at:
-        ended = None  # its call was handed to a person: how soon is the caller's (or the bot's design's) choice
     talk = _talk(events) if joined is not None else None
     if ended is not None and _hung_up_in_first_turn(events, talk):
         ended = None  # the caller left before the bot could answer them: their choice, `left_early` says it
