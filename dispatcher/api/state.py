@@ -119,6 +119,7 @@ class AppState:
         if self.rooms is not None:
             await self.rooms.aclose()
         await self.replication.aclose()
+        await self.phone.transfers.aclose()
         await self.peers.aclose()
         await self.region_relay.aclose()
         if self.key_homes is not None:
