@@ -82,11 +82,17 @@ def wait_for_reserve(base_url: str, bots: int) -> None:
     raise SystemExit(f"only {idle} of {bots} reserve bots idle after {RESERVE_WAIT:g} s: no run on a half-warm reserve")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_arguments(description: str | None, runs: int) -> argparse.ArgumentParser:
+    """The options every bench of the suite takes: `--repeat`, `--concurrency` and `--runs`."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=runs)
+    return parser
+
+
+def main() -> None:
+    parser = run_arguments(__doc__, runs=2)
     parser.add_argument("--reserve", type=int, default=None, help="warm bots kept (default: --concurrency)")
     args = parser.parse_args()
     reserve = args.concurrency if args.reserve is None else args.reserve

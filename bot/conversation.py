@@ -18,7 +18,7 @@ from pipecat.frames.frames import UserStartedSpeakingFrame, UserStoppedSpeakingF
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 
 from bot.recording.tap import pushed_at
-from bot.recording.turns import TURN_FRAMES, TurnLog
+from bot.recording.turns import TURN_FRAMES, TurnLog, one_event
 from botchannel.conversation import CALLER_ENDS, MAX_LATENCIES
 
 # A caller turn still unanswered when the call ended counts as unanswered only if the call went on
@@ -41,6 +41,8 @@ class ConversationLog(TurnLog):
         self._answering = False  # the bot turn under way answers a caller turn
 
     def heard(self, frame: object, source: object, direction: Any, at: float) -> None:
+        if not one_event(direction):
+            return
         speaking = self._bot is not None
         super().heard(frame, source, direction, at)
         if isinstance(frame, UserStartedSpeakingFrame) and self._waiting is not None:

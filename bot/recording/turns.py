@@ -1,6 +1,7 @@
 """The call's turns, as the pipeline saw them: who spoke, what was said, when, and how fast the bot answered.
 
-From the frames the tap sees (first pushes only: a frame passed on by each processor is one event):
+From the frames the tap sees (first pushes downstream only: a frame passed on by each processor, or
+broadcast both ways, is one event):
 the caller's final transcriptions (`TranscriptionFrame`, from the user's STT service), the bot's
 speech as the output transport played it (`BotStartedSpeakingFrame` … `BotStoppedSpeakingFrame`
 going downstream, with the `TTSTextFrame` words spoken meanwhile), the end of the caller's speech
@@ -53,6 +54,8 @@ class TurnLog:
 
     def heard(self, frame: object, source: object, direction: FrameDirection, at: float) -> None:
         """One first push of a turn frame, `at` seconds on the recording's clock."""
+        if not one_event(direction):
+            return
         if isinstance(frame, UserStartedSpeakingFrame):
             self._user_started = at
         elif isinstance(frame, VADUserStartedSpeakingFrame):
@@ -110,6 +113,16 @@ class TurnLog:
             self.dropped += 1
             return
         self.lines.append(line)
+
+
+def one_event(direction: FrameDirection) -> bool:
+    """Whether a turn frame pushed this way is the event itself. Pipecat broadcasts its turn frames
+    (`FrameProcessor.broadcast_frame`: a VAD's stop, the user aggregator's `UserStoppedSpeakingFrame`)
+    as two frames, one each way; the downstream one is the event, as Pipecat's own
+    `UserBotLatencyObserver` reads it (it skips every upstream push). Taking the upstream copy too
+    ended the caller's turn a second time, after the transcript, and left out the VAD's and the
+    recogniser's wait."""
+    return direction is FrameDirection.DOWNSTREAM
 
 
 def played(frame: object, source: object, direction: FrameDirection, kind: type) -> bool:

@@ -50,6 +50,7 @@ from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.listing import SessionListing
 from dispatcher.sessions.machine_ends import MachineEnds
 from dispatcher.sessions.ready_estimate import ReadyEstimate, never_warm, none_claimable, too_slow
+from dispatcher.sessions.reported_end import as_reported
 from dispatcher.sessions.timeline import SessionTimeline, is_eval, session_error, trace_id_of
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination
@@ -544,6 +545,8 @@ class SessionService:
             ended = await self.listing.ended(session_id, events)
             return await self._session(ended, None, events) if ended is not None else None
         self.ends.observed(machine)  # a machine that died unreported: a read may be the first to see it
+        events = await self.timeline.read(session_id)
+        machine = as_reported(machine, events)  # its bot said it ended: over, while its machine winds down
         rooms = self._rooms if machine.has_room else None
         if machine.state is MachineState.STARTED and rooms is not None:
             # "Machine started" is not "bot in room": presence tells the second.
@@ -554,7 +557,7 @@ class SessionService:
         room_url = None
         if rooms is not None and machine.state.is_active:
             room_url = await self._call(rooms.room_url(session_id))
-        return await self._session(machine, room_url, await self.timeline.read(session_id))
+        return await self._session(machine, room_url, events)
 
     async def _session(self, machine: Machine, room_url: str | None, events: list[dict[str, Any]]) -> Session:
         cost = await self.costs.of_session(machine.session_id, events, running=machine.state.is_active)

@@ -3,56 +3,19 @@ and voice in its own pipeline, fed a caller's sentence spoken by another eSpeak 
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-import numpy as np
-import soxr
-from booking_line import VOICE, build_pipeline
+from booking_line import build_pipeline
 from pipecat.frames.frames import (
     EndWorkerFrame,
-    Frame,
-    InputAudioRawFrame,
     LLMContextAssistantTurnFrame,
     LLMContextUserTurnFrame,
     TTSAudioRawFrame,
 )
 from pipecat.processors.filters.identity_filter import IdentityFilter
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import run_test
 from responder import BookingResponder
 from voice import Espeak
 
-RATE = 16000
-CALLER_VOICE = "en-us+f3"  # not the bot's own en-us timbre: the recogniser hears another voice
-
-
-def caller_says(*sentences: str) -> list[InputAudioRawFrame]:
-    """Each sentence as the caller's 20 ms frames, with a second of silence around it."""
-    pause = np.zeros(RATE, dtype=np.int16)
-    parts = [pause]
-    for sentence in sentences:
-        speech = np.frombuffer(VOICE.synthesise(sentence, voice=CALLER_VOICE), dtype=np.int16)
-        parts += [soxr.resample(speech, VOICE.sample_rate, RATE).astype(np.int16), pause, pause]
-    audio = np.concatenate(parts)
-    return [InputAudioRawFrame(audio[i : i + 320].tobytes(), RATE, 1) for i in range(0, len(audio), 320)]
-
-
-class RealTime(FrameProcessor):
-    """The transport's input, in time: each audio frame passed on when a microphone would have had
-    it. The turn-taking waits in wall time, so audio pushed all at once would end no turn."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._due: float | None = None
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, InputAudioRawFrame):
-            now = time.monotonic()
-            self._due = max(self._due or now, now - 0.1) + len(frame.audio) / 2 / frame.sample_rate
-            await asyncio.sleep(self._due - now)
-        await self.push_frame(frame, direction)
+from tests.support.booking_caller import RATE, RealTime, caller_says
 
 
 async def converse(*sentences: str) -> list[object]:
