@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "protect": False,
     "maxConcurrentSessions": 10,
     "maxSessionSeconds": 1800,
+    "expectedCallMinutes": 4,  # a session's expected length: the launch rate's ceiling (stacks/config/ceiling.py)
     "platforms": ["linux/amd64"],
     "buildOnPreview": True,
     "imageRetentionCount": 20,
