@@ -11,7 +11,8 @@ quotas are the ceiling, in two shapes:
   bot channel; without it there is no reserve).
 
 Offline (the plan, `voicefleet config check`) each quota is the provider's documented default, not
-the account's, and says so; a value the stack states (`cloudRunExecutionQuota`) is used as stated.
+the account's, and says so; a value the stack states (`cloudRunExecutionQuota`) is used as stated, and
+one a preview read from the account (`accountQuotas`, AWS) as read.
 Pure arithmetic: no Pulumi here (stacks/config/ceiling_notes.py says it).
 """
 
@@ -58,6 +59,7 @@ ACI_CPU_UNITS = 1024  # botCpu units a core
 ACCOUNT_DEFAULT = "documented default, not your account's"
 FIXED = "documented, the same for every account"
 STATED = "as the stack states it"
+READ = "your account's, read from Service Quotas by this preview"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def _rate_limit(quota: str, code: str, per_second: float, paced: float, call_min
 
 
 def fargate(region: str, bot_cpu_units: int, call_minutes: float, vcpu_quota: float = FARGATE_VCPU_DEFAULT, *,
-            stated: bool = False) -> Ceiling:
+            origin: str = "") -> Ceiling:
     """ECS on Fargate: the account's launch bucket, and its On-Demand vCPU quota ÷ the bot task's vCPUs."""
     vcpus = bot_cpu_units / FARGATE_CPU_UNITS
     code = FARGATE_VCPU_QUOTA_CODE
@@ -132,7 +134,7 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, vcpu_quota: fl
         call_minutes, show="docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html",
         raise_it="fixed per account and region: spread sessions over more regions (docs/regions.md)")
     cap = Limit("Fargate On-Demand vCPU resource count", code, vcpu_quota, "vCPUs", math.floor(vcpu_quota / vcpus),
-                rate=False, origin=STATED if stated else ACCOUNT_DEFAULT, per_bot=vcpus,
+                rate=False, origin=origin or ACCOUNT_DEFAULT, per_bot=vcpus,
                 how=f"{vcpu_quota:g} vCPUs ÷ {vcpus:g} vCPU a bot (botCpu={bot_cpu_units})",
                 show=show, raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate "
                                     f"--quota-code {code} --desired-value {{needed}} --region {region}` or the Service "
@@ -140,7 +142,7 @@ def fargate(region: str, bot_cpu_units: int, call_minutes: float, vcpu_quota: fl
     return Ceiling("Fargate", region, (launches, cap))
 
 
-def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, stated: bool) -> Ceiling:
+def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "") -> Ceiling:
     """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota."""
     launches = _rate_limit(
         "Cloud Run job runs (no published rate; the dispatcher paces them)", "", CLOUD_RUN_RUN_RATE.per_second,
@@ -148,7 +150,7 @@ def cloud_run(project: str, region: str, call_minutes: float, execution_quota: i
         raise_it="the dispatcher's CLOUDRUN_RUN_RATE, within the Cloud Run Admin API's rate quotas")
     executions = Limit(
         "Cloud Run running job executions", "", execution_quota, "executions", execution_quota, rate=False,
-        origin=STATED if stated else ACCOUNT_DEFAULT, per_bot=1,
+        origin=origin or ACCOUNT_DEFAULT, per_bot=1,
         how=f"{execution_quota:,} executions per project and region",
         show=f"Google Cloud console, IAM & Admin > Quotas, Cloud Run Admin API, project {project}, {region}",
         raise_it="a quota increase request there, then `pulumi config set cloudRunExecutionQuota {needed}`")

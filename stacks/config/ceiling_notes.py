@@ -11,13 +11,15 @@ from collections.abc import Callable, Mapping
 import pulumi
 
 from stacks.config import ceiling
-from stacks.config.ceiling import CALL_MINUTES_KEY, Ceiling
+from stacks.config.ceiling import CALL_MINUTES_KEY, FARGATE_VCPU_QUOTA_CODE, READ, STATED, Ceiling
 from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.model import Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
 
 MAX_CALL_MINUTES = 24 * 60
+# true: a preview reads the account's quota where the provider's Pulumi package can (AWS Service Quotas).
+ACCOUNT_QUOTAS_KEY = "accountQuotas"
 
 
 def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
@@ -56,7 +58,7 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
         if gcp.bot_runtime == "cloudrun":
             quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
             return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
-                                     stated=cfg.optional(EXECUTION_QUOTA_KEY) is not None)
+                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "")
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions + reserve_bots(settings))
     return None
@@ -68,10 +70,30 @@ def reserve_bots(settings: Settings) -> int:
 
 
 def check(cfg: Reader, settings: Settings) -> None:
-    """The plan and a preview: the note, and a warning for each quota the stack goes past."""
+    """The plan and a preview: the note, and a warning for each quota the stack goes past. With
+    `accountQuotas` on AWS, the account's Fargate vCPU quota as Service Quotas answers the preview."""
     found = of_settings(cfg, settings)
     if found is None:
         return
+    if settings.aws is not None and cfg.boolean(ACCOUNT_QUOTAS_KEY):
+        region, cpu = settings.aws.region, settings.aws.bot_cpu
+        minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
+        account_vcpu_quota(region).apply(lambda value: _log(
+            ceiling.fargate(region, cpu, minutes, value, origin=READ) if value is not None else found, settings))
+        return
+    _log(found, settings)
+
+
+def account_vcpu_quota(region: str) -> pulumi.Output[float | None]:
+    """The account's Fargate On-Demand vCPU quota in `region`, read by the preview (the deployer needs
+    servicequotas:GetServiceQuota). Under the offline plan's mocks nothing answers: None."""
+    import pulumi_aws as aws  # only the AWS program reads it
+
+    return aws.servicequotas.get_service_quota_output(service_code="fargate", quota_code=FARGATE_VCPU_QUOTA_CODE,
+                                                      region=region).value
+
+
+def _log(found: Ceiling, settings: Settings) -> None:
     note, warnings = said(found, settings.max_concurrent_sessions, reserve_bots(settings))
     pulumi.log.info(note)
     for warning in warnings:
@@ -119,5 +141,5 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
     if value("botRuntime") == "cloudrun":
         quota = number(EXECUTION_QUOTA_KEY) or DEFAULT_EXECUTION_QUOTA
         return ceiling.cloud_run(project, region, minutes, quota,
-                                 stated=f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config)
+                                 origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
     return ceiling.gce(project, region, value("botMachineType") or "e2-small", minutes, bots)

@@ -16,7 +16,7 @@ def test_fargate_holds_its_vcpu_quota_over_the_bots_vcpu_and_launches_twenty_a_s
     assert (vcpus.code, vcpus.figure, vcpus.bots) == ("L-3032A538", 6, 12)  # 6 vCPUs ÷ 0.5 vCPU
     assert found.sessions(reserve=0) == 12 and found.sessions(reserve=10) == 2
     assert found.binding(reserve=0) is vcpus
-    raised = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=10_000, stated=True)
+    raised = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=10_000, origin=ceiling.READ)
     assert raised.sessions(reserve=400) == 4800  # the launch rate binds once the quota is raised
     assert raised.binding(reserve=400).rate
 
@@ -27,7 +27,7 @@ def test_a_longer_call_holds_more_sessions_at_the_same_launch_rate() -> None:
 
 
 def test_cloud_run_is_its_run_pace_and_its_running_executions() -> None:
-    found = ceiling.cloud_run("p", "europe-west1", 4, 1000, stated=False)
+    found = ceiling.cloud_run("p", "europe-west1", 4, 1000)
     runs, executions = found.limits
     assert runs.bots == 240  # the dispatcher's 1 run a second × 240 s
     assert executions.bots == 1000 and executions.sessions(reserve=400) == 600

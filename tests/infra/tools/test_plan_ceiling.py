@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pulumi.runtime import mocks as pulumi_mocks
 
+from stacks.tools import mocks
 from stacks.tools.config_check import main as config_check
 from stacks.tools.plan import checked_plan
 from tests.infra.tools.test_config_check import faults
@@ -76,3 +78,33 @@ def test_config_check_says_the_note_and_the_warnings_and_refuses_nothing(capsys:
 def test_a_bad_expected_call_length_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
     assert config_check(["check", "--stack", "aws-dev", "--config", "expectedCallMinutes=0"]) == 1
     assert "voicefleet:expectedCallMinutes" in capsys.readouterr().out
+
+
+QUOTA_TOKEN = "aws:servicequotas/getServiceQuota:getServiceQuota"
+
+
+def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS Service Quotas stands in for the account (an outside service): it answers what it holds."""
+    asked: list[dict[str, object]] = []
+    answer = mocks.RecordingMocks.call
+
+    def service_quotas(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != QUOTA_TOKEN:
+            return answer(self, args)
+        asked.append(dict(args.args))
+        return {"serviceCode": "fargate", "quotaCode": "L-3032A538", "value": 3000.0}
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
+    _, problems, notes = checked_plan("aws-prod", {"accountQuotas": "true"})
+    (note,), warnings = _ceiling(notes)
+    assert problems == [] and warnings == []  # 2,900 bots fit in 3,000 vCPUs
+    assert {"serviceCode": "fargate", "quotaCode": "L-3032A538", "region": "us-east-1"}.items() <= asked[-1].items()
+    assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,000 vCPUs (your account's, read from Service "
+            "Quotas by this preview)") in note and "100 sessions beside reserveMaxIdle=400" not in note
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,600 sessions at once")  # 3,000 - 400 reserve bots
+
+
+def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
+    _, _, notes = checked_plan("aws-dev", {"accountQuotas": "true"})  # the plan's mocks answer no quota
+    (note,), _ = _ceiling(notes)
+    assert "of 6 vCPUs (documented default, not your account's)" in note
