@@ -108,3 +108,13 @@ def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
     _, _, notes = checked_plan("aws-dev", {"accountQuotas": "true"})  # the plan's mocks answer no quota
     (note,), _ = _ceiling(notes)
     assert "of 6 vCPUs (documented default, not your account's)" in note
+
+
+def test_a_stated_vcpu_request_asks_service_quotas_for_it_and_none_is_asked_by_default() -> None:
+    text, problems, _ = checked_plan("aws-dev", {"fargateVcpuQuotaRequest": "2900"})
+    assert problems == []
+    request = text.split("aws:servicequotas/serviceQuota:ServiceQuota  ", 1)[1].split("\n\n", 1)[0]
+    assert request.splitlines()[0] == "voicefleet-aws-dev-fargate-vcpu-quota"
+    assert {"  quotaCode: L-3032A538", "  serviceCode: fargate", "  value: 2900"} <= set(request.splitlines())
+    text, _, _ = checked_plan("aws-dev")
+    assert "aws:servicequotas/serviceQuota:ServiceQuota" not in text
