@@ -23,6 +23,7 @@ from stacks.config import (
     bot_env_reads,
     bot_permissions,
     bot_session_caps,
+    ceiling_notes,
     channel_capacity,
     cloud_run,
     k8s_registry,
@@ -202,9 +203,11 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     # A roll keeps the made message secret and password of the generation it replaces: the next `up` checks its step.
     rolls = store and (settings.secrets.store_message_secret is None
                        or (password and settings.secrets.store_password is None))
-    return _with(settings, secrets=store_settings.with_made(cfg, settings.secrets, rotation, store=store,
-                                                            password=password),
-                 secrets_rotation=rotation.output(rolls), secrets_ready=rotation.ready)
+    settings = _with(settings, secrets=store_settings.with_made(cfg, settings.secrets, rotation, store=store,
+                                                                password=password),
+                     secrets_rotation=rotation.output(rolls), secrets_ready=rotation.ready)
+    ceiling_notes.check(cfg, settings)  # the provider's quotas against the sessions: said, not refused
+    return settings
 
 
 def _stack_secret_keys(secrets: Secrets) -> dict[str, str]:
@@ -321,6 +324,7 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         log_retention_days=retention,
         secret_recovery_days=recovery,
         alarm_topic_arn=alarms.topic_arn(cfg, region),
+        fargate_vcpu_quota_request=cfg.integer("fargateVcpuQuotaRequest", minimum=0),
     )
 
 

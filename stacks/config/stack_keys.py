@@ -41,7 +41,8 @@ OTHER_PACKAGES = frozenset({"awsx"})
 CLOUD_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "ecsCapacityProviders", "albIdleTimeoutSeconds",
                      "keepAliveSeconds", "allowedCidrs", "containerInsights", "secretRecoveryDays", "alarmTopicArn",
-                     "turnInstanceType"), ("aws",)),
+                     "turnInstanceType", "accountQuotas",
+                     "fargateVcpuQuotaRequest"), ("aws",)),
     **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "botMachineType", "botDiskGb",
                      "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",
                      "alertPolicies", "turnMachineType"), ("gcp",)),

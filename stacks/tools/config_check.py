@@ -31,7 +31,7 @@ from dispatcher.serving.config_command import CONFIG_STDIN, diff, explain, fault
 from dispatcher.settings.derived import DEFAULT_PROFILE
 from dispatcher.settings.sources import Resolved, SourceError, resolve
 from dispatcher.settings.typos import nearest, spelt_as_key
-from stacks.config import bot_session_caps
+from stacks.config import bot_session_caps, ceiling_notes
 from stacks.config.channel import cold_starts
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.config.dispatcher_keys import ENTRIES, SECRET, keys_of
@@ -218,6 +218,9 @@ def run(command: Sequence[str], stack: str, overrides: Mapping[str, str]) -> int
             # A session longer than the bot's realtime vendor allows: said, not refused (as the plan does).
             for line in bot_session_caps.stack_notes(config):
                 print(f"{stack}: note: {line}")
+            # The provider's quotas against the sessions (stacks/config/ceiling_notes.py): said, not refused.
+            for line in ceiling_notes.stack_notes(config) if env is envs[0] else []:
+                print(f"{stack}: {line}")
         elif command[0] == "explain":
             print("\n".join(prefix + line for line in env.masked_lines(explain(command[1], resolved))))
         else:

@@ -1,0 +1,212 @@
+"""The concurrency ceiling a stack's provider sets, known before a deploy.
+
+One fresh machine per session makes launches a second the sessions a second, so the provider's
+quotas are the ceiling, in two shapes:
+
+- **A launch rate** holds sessions at once to rate × the expected call length (Little's law:
+  `expectedCallMinutes`, 4 by default). The rate is the lower of the provider's documented one and
+  the dispatcher's own pacing for it (its defaults; the stacks set no other).
+- **A cap on what runs** (executions, container groups, vCPUs or cores ÷ the bot's) holds every
+  running bot: each session's and each idle or warming reserve bot's (`reserveMaxIdle`, with the
+  bot channel; without it there is no reserve).
+
+Offline (the plan, `voicefleet config check`) each quota is the provider's documented default, not
+the account's, and says so; a value the stack states (`cloudRunExecutionQuota`) is used as stated, and
+one a preview read from the account (`accountQuotas`, AWS) as read.
+Pure arithmetic: no Pulumi here (stacks/config/ceiling_notes.py says it).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
+from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUD_RUN_RUN_RATE
+from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE as ECS_RUN_TASK_RATE
+from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE as GCE_INSERT_RATE
+
+CALL_MINUTES_KEY = "expectedCallMinutes"
+DEFAULT_CALL_MINUTES = 4
+
+# AWS: "Fargate Resource rate quota for On Demand Amazon ECS tasks": a bucket of 100 refilled at 20 a
+# second per account and region (docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html).
+FARGATE_LAUNCHES_PER_SECOND = 20.0
+# "Fargate On-Demand vCPU resource count | Each supported Region: 6 | Yes", and "New AWS accounts might
+# have initial lower quotas" (docs.aws.amazon.com/general/latest/gr/ecs-service.html).
+FARGATE_VCPU_QUOTA_CODE = "L-3032A538"
+FARGATE_VCPU_DEFAULT = 6
+FARGATE_CPU_UNITS = 1024  # CPU units a vCPU
+# GCP: Compute Engine's mutation requests, 1,500 a minute per project
+# (cloud.google.com/compute/docs/api-rate-limits); a region's CPUS quota has no fixed documented
+# default (it varies by project), so it is named with what the stack needs, not counted.
+GCE_MUTATIONS_PER_SECOND = 1500 / 60
+# Shared-core machine types and the vCPUs each counts against the CPUS quota.
+GCE_SHARED_CORE_VCPUS = {"e2-micro": 2, "e2-small": 2, "e2-medium": 2, "f1-micro": 1, "g1-small": 1}
+GCE_FAMILIES_ON_CPUS = ("e2", "n1", "f1", "g1")  # the others have a quota of their own (N2_CPUS, …)
+# Cloud Run publishes no rate for jobs.run: the dispatcher's pacing is the one counted. Running job
+# executions: 1,000 per project and region (cloud.google.com/run/quotas; stacks/config/cloud_run.py).
+# Azure Container Instances, per subscription and region: 100 container groups, 100 standard cores, and
+# at most 100 creates per 5 minutes and 300 an hour, deletes the same
+# (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
+ACI_CREATES_PER_SECOND = 300 / 3600
+ACI_CONTAINER_GROUPS_DEFAULT = 100
+ACI_CORES_DEFAULT = 100
+ACI_CPU_UNITS = 1024  # botCpu units a core
+
+
+ACCOUNT_DEFAULT = "documented default, not your account's"
+FIXED = "documented, the same for every account"
+STATED = "as the stack states it"
+READ = "your account's, read from Service Quotas by this preview"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One quota and the sessions it lets the stack hold at once."""
+
+    quota: str  # the provider's name for it
+    code: str  # its code or metric (L-3032A538, CPUS), "" where it has none
+    figure: float  # the quota's value
+    unit: str  # what the figure counts ("vCPUs", "launches a second")
+    bots: int  # running bots it allows at once (a rate: sessions, sustained)
+    rate: bool  # a launch rate (holds sessions) rather than a cap (holds sessions and reserve bots)
+    origin: str  # where the figure comes from (ACCOUNT_DEFAULT, FIXED, STATED)
+    per_bot: float  # what one running bot takes of a cap; a rate: launches a second per session at once
+    how: str  # how the figure is reached
+    show: str  # the command or page that shows the account's value
+    raise_it: str  # how to raise it; `{needed}` stands for the figure the stack needs
+
+    def sessions(self, reserve: int) -> int:
+        """Sessions at once it allows, beside `reserve` reserve bots (a rate holds no reserve bot)."""
+        return self.bots if self.rate else max(0, self.bots - reserve)
+
+    def needed(self, sessions: int, reserve: int) -> str:
+        """The figure that would hold `sessions` beside `reserve` reserve bots."""
+        if self.rate:
+            return f"{sessions * self.per_bot:.3g}"
+        return f"{math.ceil((sessions + reserve) * self.per_bot - 1e-9)}"
+
+    def figure_said(self) -> str:
+        value = f"{self.figure:,g}" if self.figure >= 1 else f"{self.figure:.3g}"
+        return f"{self.quota}{f' ({self.code})' if self.code else ''} of {value} {self.unit} ({self.origin})"
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    provider: str  # "Fargate", "Cloud Run jobs", …
+    where: str  # the account's scope: the region, the project and region
+    limits: tuple[Limit, ...]
+    needs: tuple[str, ...] = ()  # quotas with no documented default: what the stack needs of them
+
+    def sessions(self, reserve: int) -> int:
+        return min(limit.sessions(reserve) for limit in self.limits)
+
+    def binding(self, reserve: int) -> Limit:
+        return min(self.limits, key=lambda limit: limit.sessions(reserve))
+
+
+def sustained(per_second: float, call_minutes: float) -> int:
+    """Sessions at once a launch rate holds when each lasts `call_minutes` (Little's law)."""
+    return math.floor(per_second * call_minutes * 60 + 1e-9)
+
+
+def _rate_limit(quota: str, code: str, per_second: float, paced: float, call_minutes: float, *, show: str,
+                raise_it: str) -> Limit:
+    """A launch rate: the lower of the provider's and the dispatcher's pacing, × the call's length."""
+    rate = min(per_second, paced)
+    by = "the dispatcher's pacing" if paced < per_second else "the provider's rate"
+    return Limit(quota, code, per_second, "launches a second", sustained(rate, call_minutes), rate=True,
+                 origin=FIXED, per_bot=1 / (call_minutes * 60),
+                 how=f"{rate:.3g} launches a second ({by}) × {call_minutes:g}-minute calls "
+                     f"({CALL_MINUTES_KEY})", show=show, raise_it=raise_it)
+
+
+def fargate(region: str, bot_cpu_units: int, call_minutes: float, vcpu_quota: float = FARGATE_VCPU_DEFAULT, *,
+            origin: str = "") -> Ceiling:
+    """ECS on Fargate: the account's launch bucket, and its On-Demand vCPU quota ÷ the bot task's vCPUs."""
+    vcpus = bot_cpu_units / FARGATE_CPU_UNITS
+    code = FARGATE_VCPU_QUOTA_CODE
+    show = f"aws service-quotas get-service-quota --service-code fargate --quota-code {code} --region {region}"
+    launches = _rate_limit(
+        "Fargate On-Demand task launch rate", "", FARGATE_LAUNCHES_PER_SECOND, ECS_RUN_TASK_RATE.per_second,
+        call_minutes, show="docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html",
+        raise_it="fixed per account and region: spread sessions over more regions (docs/regions.md)")
+    cap = Limit("Fargate On-Demand vCPU resource count", code, vcpu_quota, "vCPUs", math.floor(vcpu_quota / vcpus),
+                rate=False, origin=origin or ACCOUNT_DEFAULT, per_bot=vcpus,
+                how=f"{vcpu_quota:g} vCPUs ÷ {vcpus:g} vCPU a bot (botCpu={bot_cpu_units})",
+                show=show, raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate "
+                                    f"--quota-code {code} --desired-value {{needed}} --region {region}` or the Service "
+                                    "Quotas console (AWS Fargate)")
+    return Ceiling("Fargate", region, (launches, cap))
+
+
+def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "") -> Ceiling:
+    """Cloud Run jobs: the dispatcher's pace of runs, and the running executions quota."""
+    launches = _rate_limit(
+        "Cloud Run job runs (no published rate; the dispatcher paces them)", "", CLOUD_RUN_RUN_RATE.per_second,
+        CLOUD_RUN_RUN_RATE.per_second, call_minutes, show="cloud.google.com/run/quotas",
+        raise_it="the dispatcher's CLOUDRUN_RUN_RATE, within the Cloud Run Admin API's rate quotas")
+    executions = Limit(
+        "Cloud Run running job executions", "", execution_quota, "executions", execution_quota, rate=False,
+        origin=origin or ACCOUNT_DEFAULT, per_bot=1,
+        how=f"{execution_quota:,} executions per project and region",
+        show=f"Google Cloud console, IAM & Admin > Quotas, Cloud Run Admin API, project {project}, {region}",
+        raise_it="a quota increase request there, then `pulumi config set cloudRunExecutionQuota {needed}`")
+    return Ceiling("Cloud Run jobs", f"project {project}, {region}", (launches, executions))
+
+
+def gce_vcpus(machine_type: str) -> int | None:
+    """vCPUs a machine type counts against its CPU quota (None: a custom or unknown shape)."""
+    if machine_type in GCE_SHARED_CORE_VCPUS:
+        return GCE_SHARED_CORE_VCPUS[machine_type]
+    found = re.fullmatch(r"[a-z0-9]+-[a-z]+-(\d+)", machine_type)
+    return int(found[1]) if found else None
+
+
+def gce_cpu_metric(machine_type: str) -> str:
+    family = machine_type.split("-", 1)[0]
+    return "CPUS" if family in GCE_FAMILIES_ON_CPUS else f"{family.upper()}_CPUS"
+
+
+def gce(project: str, region: str, machine_type: str, call_minutes: float, bots: int) -> Ceiling:
+    """Compute Engine: the project's mutation rate and the dispatcher's insert pacing; the region's CPU
+    quota has no documented default, so what `bots` VMs need of it is said instead."""
+    launches = _rate_limit(
+        "Compute Engine API mutation requests", "", GCE_MUTATIONS_PER_SECOND, GCE_INSERT_RATE.per_second,
+        call_minutes, show="cloud.google.com/compute/docs/api-rate-limits",
+        raise_it="the dispatcher's GCE_INSERT_RATE, within the project's Compute Engine API rate quotas")
+    metric = gce_cpu_metric(machine_type)
+    vcpus = gce_vcpus(machine_type)
+    show = (f"`gcloud compute regions describe {region} --project {project} --flatten=quotas "
+            f"--filter=quotas.metric={metric} --format='value(quotas.limit,quotas.usage)'`")
+    need = (f"{bots:,} bots × {vcpus} vCPUs ({machine_type}) = {bots * vcpus:,}" if vcpus is not None
+            else f"{bots:,} bots' vCPUs ({machine_type})")
+    needs = (f"Compute Engine's {metric} quota in {region} has no documented default (it varies by project): "
+             f"it must hold {need}; yours: {show}; raise it in the console, IAM & Admin > Quotas",)
+    return Ceiling("Compute Engine", f"project {project}, {region}", (launches,), needs)
+
+
+def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:
+    """Azure Container Instances: the region's create budget (a session costs a create and a delete, and
+    the dispatcher's budget counts both), its container groups and its standard cores ÷ the bot's."""
+    show = ("`az rest --method get --url https://management.azure.com/subscriptions/<subscription>/providers/"
+            f"Microsoft.ContainerInstance/locations/{location}/usages?api-version=2023-05-01`")
+    raise_it = ("a support request in the Azure portal (Help + support, Service and subscription limits (quotas), "
+                "Container Instances)")
+    launches = _rate_limit("Container Instances container group creates", "", ACI_CREATES_PER_SECOND,
+                           ACI_CREATE_RATE.per_second / 2, call_minutes,
+                           show="learn.microsoft.com/azure/container-instances/"
+                                "container-instances-resource-and-quota-limits",
+                           raise_it="fixed per region (300 creates and 300 deletes an hour; the dispatcher's "
+                                    "ACI_CREATE_RATE spends them): spread sessions over more regions (docs/regions.md)")
+    groups = Limit("Container Instances container groups per region", "ContainerGroups", ACI_CONTAINER_GROUPS_DEFAULT,
+                   "groups", ACI_CONTAINER_GROUPS_DEFAULT, rate=False, origin=ACCOUNT_DEFAULT, per_bot=1,
+                   how=f"{ACI_CONTAINER_GROUPS_DEFAULT} groups, one a bot", show=show, raise_it=raise_it)
+    cores = bot_cpu_units / ACI_CPU_UNITS
+    core_limit = Limit("Container Instances standard cores per region", "StandardCores", ACI_CORES_DEFAULT, "cores",
+                       math.floor(ACI_CORES_DEFAULT / cores), rate=False, origin=ACCOUNT_DEFAULT, per_bot=cores,
+                       how=f"{ACI_CORES_DEFAULT} cores ÷ {cores:g} a bot (botCpu={bot_cpu_units})", show=show,
+                       raise_it=raise_it)
+    return Ceiling("Azure Container Instances", location, (launches, groups, core_limit))

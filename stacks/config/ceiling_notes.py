@@ -1,0 +1,145 @@
+"""What the plan, a preview and `voicefleet config check --stack` say of a stack's concurrency ceiling
+(stacks/config/ceiling.py): a note with the ceiling and what sets it, and a warning for each quota
+`maxConcurrentSessions` (with the reserve's bots, for a cap) goes past, naming the quota, its code, the
+figure, and how to see and raise yours. A warning, never a refusal: the account may hold more than
+the documented default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pulumi
+
+from stacks.config import ceiling
+from stacks.config.ceiling import CALL_MINUTES_KEY, FARGATE_VCPU_QUOTA_CODE, READ, STATED, Ceiling
+from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
+from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
+from stacks.config.model import Settings
+from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
+
+MAX_CALL_MINUTES = 24 * 60
+# true: a preview reads the account's quota where the provider's Pulumi package can (AWS Service Quotas).
+ACCOUNT_QUOTAS_KEY = "accountQuotas"
+
+
+def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
+    """The note and the warnings for `sessions` at once beside `reserve` reserve bots."""
+    binding = found.binding(reserve)
+    each = "; ".join(f"{limit.figure_said()}: {limit.how} = {limit.sessions(reserve):,} sessions"
+                     + ("" if limit.rate or not reserve else f" beside reserveMaxIdle={reserve}")
+                     for limit in found.limits)
+    note = (f"concurrency ceiling ({found.provider}, {found.where}): {found.sessions(reserve):,} sessions at once, "
+            f"set by the {binding.quota} (docs/operations.md, \"Your ceiling and how to raise it\"). {each}")
+    note += "".join(f". {need}" for need in found.needs)
+    warnings = []
+    for limit in found.limits:
+        if sessions <= limit.sessions(reserve):
+            continue
+        asked = (f"maxConcurrentSessions={sessions:,}" if limit.rate or not reserve
+                 else f"maxConcurrentSessions={sessions:,} + reserveMaxIdle={reserve:,} = {sessions + reserve:,} bots")
+        needed = limit.needed(sessions, reserve)
+        warnings.append(
+            f"{asked} is above the {limit.figure_said()} in {found.where}, which holds {limit.sessions(reserve):,} "
+            f"sessions at once ({limit.how}), and the stack needs {needed} {limit.unit}: past it launches are "
+            f"refused or wait, and sessions fail to start. Yours: {limit.show}. Raise it: "
+            f"{limit.raise_it.format(needed=needed)}; or lower maxConcurrentSessions")
+    return note, warnings
+
+
+def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
+    """The program's: the stack's provider and bot size from its validated settings (k8s: none)."""
+    minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
+    if settings.aws is not None:
+        return ceiling.fargate(settings.aws.region, settings.aws.bot_cpu, minutes)
+    if settings.azure is not None:
+        return ceiling.aci(settings.azure.location, settings.azure.bot_cpu, minutes)
+    if settings.gcp is not None:
+        gcp = settings.gcp
+        if gcp.bot_runtime == "cloudrun":
+            quota = cfg.integer(EXECUTION_QUOTA_KEY, minimum=1)
+            return ceiling.cloud_run(gcp.project, gcp.region, minutes, quota,
+                                     origin=STATED if cfg.optional(EXECUTION_QUOTA_KEY) is not None else "")
+        return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
+                           settings.max_concurrent_sessions + reserve_bots(settings))
+    return None
+
+
+def reserve_bots(settings: Settings) -> int:
+    """The reserve's bots at most: none without the bot channel (no warm reserve then)."""
+    return settings.reserve.max_idle if settings.secrets.bot_channel_token is not None else 0
+
+
+def check(cfg: Reader, settings: Settings) -> None:
+    """The plan and a preview: the note, and a warning for each quota the stack goes past. With
+    `accountQuotas` on AWS, the account's Fargate vCPU quota as Service Quotas answers the preview."""
+    found = of_settings(cfg, settings)
+    if found is None:
+        return
+    if settings.aws is not None and cfg.boolean(ACCOUNT_QUOTAS_KEY):
+        region, cpu = settings.aws.region, settings.aws.bot_cpu
+        minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
+        account_vcpu_quota(region).apply(lambda value: _log(
+            ceiling.fargate(region, cpu, minutes, value, origin=READ) if value is not None else found, settings))
+        return
+    _log(found, settings)
+
+
+def account_vcpu_quota(region: str) -> pulumi.Output[float | None]:
+    """The account's Fargate On-Demand vCPU quota in `region`, read by the preview (the deployer needs
+    servicequotas:GetServiceQuota). Under the offline plan's mocks nothing answers: None."""
+    import pulumi_aws as aws  # only the AWS program reads it
+
+    return aws.servicequotas.get_service_quota_output(service_code="fargate", quota_code=FARGATE_VCPU_QUOTA_CODE,
+                                                      region=region).value
+
+
+def _log(found: Ceiling, settings: Settings) -> None:
+    note, warnings = said(found, settings.max_concurrent_sessions, reserve_bots(settings))
+    pulumi.log.info(note)
+    for warning in warnings:
+        pulumi.log.warn(warning)
+
+
+def stack_notes(config: Mapping[str, str]) -> list[str]:
+    """`voicefleet config check --stack`: the same note and warnings from the stack file's keys (full
+    names, as text), a size's or profile's derived values and the defaults standing in for unset ones.
+    A value the program would refuse says nothing here: the check names it."""
+    if config.get(f"{NAMESPACE}:role") == "frontDoor":
+        return []  # a front door runs no bots
+    size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
+    from_size = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None)
+
+    def value(key: str) -> str:
+        return config.get(f"{NAMESPACE}:{key}") or from_size.get(key, (str(DEFAULTS.get(key, "")), "default"))[0]
+
+    def number(key: str) -> int | None:
+        text = value(key)
+        return int(text) if text.isdigit() and int(text) > 0 else None
+
+    sessions, reserve, minutes = number("maxConcurrentSessions"), number("reserveMaxIdle"), number(CALL_MINUTES_KEY)
+    if sessions is None or minutes is None or minutes > MAX_CALL_MINUTES:
+        return []
+    channel = f"{NAMESPACE}:botChannelToken" in config or value("botChannel").lower() == "true"
+    reserve = (reserve or 0) if channel else 0
+    found = _of_config(config, value, number, minutes, sessions + reserve)
+    if found is None:
+        return []
+    note, warnings = said(found, sessions, reserve)
+    return [f"note: {note}", *(f"warning: {warning}" for warning in warnings)]
+
+
+def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: Callable[[str], int | None],
+               minutes: int, bots: int) -> Ceiling | None:
+    cloud = value("cloud")
+    if cloud == "aws" and (cpu := number("botCpu")) is not None:
+        return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes)
+    if cloud == "azure" and (cpu := number("botCpu")) is not None:
+        return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
+    if cloud != "gcp":
+        return None
+    project, region = config.get("gcp:project", "<project>"), config.get("gcp:region", "<region>")
+    if value("botRuntime") == "cloudrun":
+        quota = number(EXECUTION_QUOTA_KEY) or DEFAULT_EXECUTION_QUOTA
+        return ceiling.cloud_run(project, region, minutes, quota,
+                                 origin=STATED if f"{NAMESPACE}:{EXECUTION_QUOTA_KEY}" in config else "")
+    return ceiling.gce(project, region, value("botMachineType") or "e2-small", minutes, bots)

@@ -1,0 +1,68 @@
+"""The concurrency ceiling's arithmetic per provider (stacks/config/ceiling.py): launches a second ×
+the expected call length, and each cap ÷ what a bot takes of it, less the reserve's bots."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config import ceiling
+from stacks.config.ceiling_notes import said
+
+
+def test_fargate_holds_its_vcpu_quota_over_the_bots_vcpu_and_launches_twenty_a_second() -> None:
+    found = ceiling.fargate("us-east-1", 512, 4)
+    launches, vcpus = found.limits
+    assert launches.bots == 20 * 4 * 60 == 4800 and launches.rate
+    assert (vcpus.code, vcpus.figure, vcpus.bots) == ("L-3032A538", 6, 12)  # 6 vCPUs ÷ 0.5 vCPU
+    assert found.sessions(reserve=0) == 12 and found.sessions(reserve=10) == 2
+    assert found.binding(reserve=0) is vcpus
+    raised = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=10_000, origin=ceiling.READ)
+    assert raised.sessions(reserve=400) == 4800  # the launch rate binds once the quota is raised
+    assert raised.binding(reserve=400).rate
+
+
+def test_a_longer_call_holds_more_sessions_at_the_same_launch_rate() -> None:
+    assert ceiling.fargate("eu-west-1", 256, 10, vcpu_quota=1e6).sessions(reserve=0) == 20 * 600
+    assert ceiling.sustained(1 / 36, 4) == 6  # 6.67 sessions: a whole session only
+
+
+def test_cloud_run_is_its_run_pace_and_its_running_executions() -> None:
+    found = ceiling.cloud_run("p", "europe-west1", 4, 1000)
+    runs, executions = found.limits
+    assert runs.bots == 240  # the dispatcher's 1 run a second × 240 s
+    assert executions.bots == 1000 and executions.sessions(reserve=400) == 600
+    assert found.sessions(reserve=0) == 240
+
+
+def test_gce_paces_inserts_below_the_projects_mutation_rate_and_names_the_cpu_quota_it_needs() -> None:
+    found = ceiling.gce("p", "us-central1", "e2-standard-2", 4, bots=110)
+    (inserts,) = found.limits
+    assert inserts.figure == 25 and inserts.bots == 10 * 240  # 1,500/min documented, 10/s paced
+    (need,) = found.needs
+    assert "CPUS quota in us-central1" in need and "110 bots × 2 vCPUs (e2-standard-2) = 220" in need
+    assert ceiling.gce_cpu_metric("n2-standard-4") == "N2_CPUS" and ceiling.gce_vcpus("n2-standard-4") == 4
+    assert ceiling.gce_vcpus("e2-small") == 2 and ceiling.gce_vcpus("custom-6-8192") is None
+
+
+def test_aci_counts_a_create_and_a_delete_a_session_and_its_groups_and_cores() -> None:
+    found = ceiling.aci("westeurope", 2048, 4)
+    creates, groups, cores = found.limits
+    assert creates.bots == 6  # the dispatcher's 1 per 18 s, shared by creates and deletes: 1 session per 36 s
+    assert groups.bots == 100 and cores.bots == 50  # 100 cores ÷ 2 a bot
+    assert found.sessions(reserve=0) == 6
+
+
+@pytest.mark.parametrize(("sessions", "reserve", "warned"), [(12, 0, False), (13, 0, True), (3, 10, True)])
+def test_a_warning_names_the_quota_its_code_the_figure_and_how_to_raise_it(sessions: int, reserve: int,
+                                                                          warned: bool) -> None:
+    note, warnings = said(ceiling.fargate("us-east-1", 512, 4), sessions, reserve)
+    assert note.startswith("concurrency ceiling (Fargate, us-east-1): ")
+    assert "documented default, not your account's" in note
+    if not warned:
+        assert warnings == []
+        return
+    (warning,) = warnings
+    assert "Fargate On-Demand vCPU resource count (L-3032A538) of 6 vCPUs" in warning
+    needed = (sessions + reserve) // 2 + (sessions + reserve) % 2
+    assert f"--quota-code L-3032A538 --desired-value {needed} --region us-east-1" in warning
+    assert "aws service-quotas get-service-quota --service-code fargate" in warning

@@ -1,0 +1,120 @@
+"""The shipped stacks' concurrency ceiling (stacks/config/ceiling_notes.py), as the plan and `voicefleet
+config check --stack` say it: a note on every stack that runs bots, and a warning, never a refusal, where
+maxConcurrentSessions (with the reserve's bots) goes past a quota."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pulumi.runtime import mocks as pulumi_mocks
+
+from stacks.tools import mocks
+from stacks.tools.config_check import main as config_check
+from stacks.tools.plan import checked_plan
+from tests.infra.tools.test_config_check import faults
+
+NOTE = "concurrency ceiling ("
+VCPU_QUOTA = "Fargate On-Demand vCPU resource count (L-3032A538) of 6 vCPUs (documented default, not your account's)"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _ceiling(notes: list[str]) -> tuple[list[str], list[str]]:
+    """The plan's ceiling note and its warnings (each names maxConcurrentSessions first)."""
+    return ([n for n in notes if n.startswith(NOTE)],
+            [n for n in notes if n.startswith("maxConcurrentSessions=") and "sessions at once (" in n])
+
+
+def test_aws_prod_plans_with_a_warning_that_its_bots_pass_fargates_documented_vcpu_quota() -> None:
+    _, problems, notes = checked_plan("aws-prod")
+    assert problems == []  # said, not refused
+    (note,), (warning,) = _ceiling(notes)
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 0 sessions at once, set by the Fargate On-Demand vCPU")
+    assert "20 launches a second (the provider's rate) × 4-minute calls (expectedCallMinutes) = 4,800 sessions" in note
+    assert warning.startswith(f"maxConcurrentSessions=2,500 + reserveMaxIdle=400 = 2,900 bots is above the "
+                              f"{VCPU_QUOTA}")
+    assert "--quota-code L-3032A538 --desired-value 2900 --region us-east-1" in warning
+
+
+def test_aws_dev_notes_its_ceiling_and_warns_only_past_it() -> None:
+    _, problems, notes = checked_plan("aws-dev")
+    (note,), warnings = _ceiling(notes)
+    assert problems == [] and warnings == []
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 12 sessions at once")  # 6 vCPUs ÷ 0.5, no reserve
+    _, problems, notes = checked_plan("aws-dev", {"maxConcurrentSessions": "13"})
+    (_,), (warning,) = _ceiling(notes)
+    assert problems == [] and warning.startswith(f"maxConcurrentSessions=13 is above the {VCPU_QUOTA}")
+
+
+def test_a_longer_expected_call_raises_gces_launch_ceiling_past_gcp_prods_sessions() -> None:
+    _, _, notes = checked_plan("gcp-prod")
+    (note,), (warning,) = _ceiling(notes)
+    assert "2,400 sessions at once" in note and "CPUS quota in europe-west1 has no documented default" in note
+    assert warning.startswith("maxConcurrentSessions=2,500 is above the Compute Engine API mutation requests")
+    assert "GCE_INSERT_RATE" in warning
+    _, _, notes = checked_plan("gcp-prod", {"expectedCallMinutes": "5"})
+    (note,), warnings = _ceiling(notes)
+    assert "3,000 sessions at once" in note and warnings == []
+
+
+def test_config_check_says_the_note_and_the_warnings_and_refuses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    config_check(["check", "--stack", "azure-prod"])  # 1: the secrets its first `up` needs, named apart
+    out = capsys.readouterr().out
+    assert faults(out) == []  # every line is a first-up value, a note or a warning: no refusal
+    assert f"azure-prod: note: {NOTE}Azure Container Instances, northeurope): 6 sessions at once" in out
+    warnings = [line for line in out.splitlines() if line.startswith("azure-prod: warning: ")]
+    assert len(warnings) == 3  # the creates, the container groups and the cores
+    assert any("Container Instances container groups per region (ContainerGroups) of 100 groups (documented "
+               "default, not your account's)" in line and "the stack needs 240 groups" in line for line in warnings)
+    config_check(["check", "--stack", "aws-dev", "--config", "maxConcurrentSessions=12"])
+    out = capsys.readouterr().out
+    assert f"aws-dev: note: {NOTE}Fargate, us-east-1): 12 sessions at once" in out and ": warning: " not in out
+
+
+def test_a_bad_expected_call_length_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert config_check(["check", "--stack", "aws-dev", "--config", "expectedCallMinutes=0"]) == 1
+    assert "voicefleet:expectedCallMinutes" in capsys.readouterr().out
+
+
+QUOTA_TOKEN = "aws:servicequotas/getServiceQuota:getServiceQuota"
+
+
+def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS Service Quotas stands in for the account (an outside service): it answers what it holds."""
+    asked: list[dict[str, object]] = []
+    answer = mocks.RecordingMocks.call
+
+    def service_quotas(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != QUOTA_TOKEN:
+            return answer(self, args)
+        asked.append(dict(args.args))
+        return {"serviceCode": "fargate", "quotaCode": "L-3032A538", "value": 3000.0}
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
+    _, problems, notes = checked_plan("aws-prod", {"accountQuotas": "true"})
+    (note,), warnings = _ceiling(notes)
+    assert problems == [] and warnings == []  # 2,900 bots fit in 3,000 vCPUs
+    assert {"serviceCode": "fargate", "quotaCode": "L-3032A538", "region": "us-east-1"}.items() <= asked[-1].items()
+    assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,000 vCPUs (your account's, read from Service "
+            "Quotas by this preview)") in note and "100 sessions beside reserveMaxIdle=400" not in note
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,600 sessions at once")  # 3,000 - 400 reserve bots
+
+
+def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
+    _, _, notes = checked_plan("aws-dev", {"accountQuotas": "true"})  # the plan's mocks answer no quota
+    (note,), _ = _ceiling(notes)
+    assert "of 6 vCPUs (documented default, not your account's)" in note
+
+
+def test_a_stated_vcpu_request_asks_service_quotas_for_it_and_none_is_asked_by_default() -> None:
+    text, problems, _ = checked_plan("aws-dev", {"fargateVcpuQuotaRequest": "2900"})
+    assert problems == []
+    request = text.split("aws:servicequotas/serviceQuota:ServiceQuota  ", 1)[1].split("\n\n", 1)[0]
+    assert request.splitlines()[0] == "voicefleet-aws-dev-fargate-vcpu-quota"
+    assert {"  quotaCode: L-3032A538", "  serviceCode: fargate", "  value: 2900"} <= set(request.splitlines())
+    text, _, _ = checked_plan("aws-dev")
+    assert "aws:servicequotas/serviceQuota:ServiceQuota" not in text
