@@ -22,11 +22,13 @@ from sipedge import stream_frames
 from sipedge.dispatcher_link import CallToken, DispatcherLink, SessionGone
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal, unavailable
+from sipedge.sip_end import SipEnd, edge_hung_up
 
 log = logging.getLogger("sipedge")
 
 KEEPALIVE_SECONDS = 1.0  # before the answer, silence now and then: the dispatcher ends a silent stream
 SILENCE = bytes(320)  # 20 ms
+TELL_FIRST_SECONDS = 1.0  # the wait for the dispatcher to take the call's SIP end before its stream closes
 Submit = Callable[[Callable[[], None]], None]  # runs work on the SIP thread
 
 
@@ -39,13 +41,18 @@ class CallFlow:
         # The caller's audio (PCM) and keys (a digit), in the order they came: 5 s of frames at most.
         self.caller_audio: asyncio.Queue[bytes | str] = asyncio.Queue(maxsize=250)
         self.caller_gone = asyncio.Event()
+        self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set with caller_gone)
         self.answered = False
 
     def heard(self, pcm: bytes) -> None:
         self._loop.call_soon_threadsafe(self._queue_heard, pcm)
 
-    def hung_up(self, status: int) -> None:
-        self._loop.call_soon_threadsafe(self.caller_gone.set)
+    def hung_up(self, end: SipEnd) -> None:
+        self._loop.call_soon_threadsafe(self._gone, end)
+
+    def _gone(self, end: SipEnd) -> None:
+        self.sip_end = self.sip_end or end
+        self.caller_gone.set()
 
     def pressed(self, digit: str) -> None:
         self._loop.call_soon_threadsafe(self._queue_heard, digit)
@@ -69,32 +76,45 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
         return
     log.info("sipedge: call %s (session %s) started", body.get("call_id"), token.session_id)
     if flow.caller_gone.is_set():
+        await _tell(link, api_key, token.session_id, flow.sip_end)  # before the stop ends the session
         stopped = await link.stop(api_key, token.session_id)
         log.info("sipedge: call %s (session %s) ended by the caller before its stream opened%s",
                  body.get("call_id"), token.session_id, "" if stopped else "; the stop was not taken")
         return
     stream = await _until_caller_gone(flow, link.open_stream(token))
     if stream is None:  # a stream never opened holds its session until its token expires: stop it now
+        await _tell(link, api_key, token.session_id, flow.sip_end)
         await link.stop(api_key, token.session_id)
         log.info("sipedge: call %s (session %s) ended by the caller before its stream opened",
                  body.get("call_id"), token.session_id)
         return
     if isinstance(stream, SipRefusal):
         _refuse(respond, stream, body)
+        await _tell(link, api_key, token.session_id, _refused(stream))
         return
+    refused: list[SipEnd] = []
     try:
-        await _call(flow, link, api_key, token, stream, body, respond, answer_seconds)
+        await _call(flow, link, api_key, token, stream, body, respond, answer_seconds, refused)
     finally:
+        # The caller's end (or the edge's refusal) is told before the stream closes, so the session's
+        # end (its webhook, its report) finds it; briefly, so a slow dispatcher holds no bot up.
+        told = _telling(link, api_key, token.session_id, refused[0] if refused else flow.sip_end)
+        if told is not None:
+            await asyncio.wait({told}, timeout=TELL_FIRST_SECONDS)
         await stream.close()
         if not flow.caller_gone.is_set():
             end()
+            told = told or _telling(link, api_key, token.session_id, edge_hung_up(flow.answered))
+        if told is not None:
+            await told
         log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
                  "caller" if flow.caller_gone.is_set() else "bot's side")
 
 
 async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token: CallToken,
                 stream: ClientConnection, body: dict[str, Any], respond: Callable[[int, int | None], None],
-                answer_seconds: float) -> None:
+                answer_seconds: float, refused: list[SipEnd]) -> None:
+    """`refused` gets the edge's refusal, if it refused the call before its answer."""
     stream_id = uuid.uuid4().hex
     for frame in stream_frames.handshake(stream_id, str(body.get("call_id", "")), str(body.get("from", "")),
                                          str(body.get("to", ""))):
@@ -108,6 +128,7 @@ async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token
             return
         if ready is not None:
             _refuse(respond, unavailable(ready), body)
+            refused.append(_refused(unavailable(ready)))
             flow.caller_gone.set()  # the INVITE is answered: nothing more to say to the caller
             return
         flow.answered = True
@@ -181,6 +202,26 @@ async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:
         if isinstance(result, ClientConnection):
             await result.close()
     return None
+
+
+def _refused(refusal: SipRefusal) -> SipEnd:
+    return SipEnd("edge", "refused", refusal.status, refusal.why)
+
+
+def _telling(link: DispatcherLink, api_key: str | None, session_id: str,
+             end: SipEnd | None) -> asyncio.Task[bool] | None:
+    """The call's SIP end told to the dispatcher, under way; None when there is nothing to tell, or
+    the edge is stopping (its calls were hung up by PJSIP: no end of theirs to tell)."""
+    task = asyncio.current_task()
+    if end is None or (task is not None and task.cancelling()):
+        return None
+    return asyncio.create_task(link.tell_end(api_key, session_id, end))
+
+
+async def _tell(link: DispatcherLink, api_key: str | None, session_id: str, end: SipEnd | None) -> None:
+    told = _telling(link, api_key, session_id, end)
+    if told is not None:
+        await told
 
 
 def _refuse(respond: Callable[[int, int | None], None], refusal: SipRefusal, body: dict[str, Any]) -> None:

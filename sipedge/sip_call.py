@@ -12,12 +12,13 @@ import pjsua2 as pj
 
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
+from sipedge.sip_end import SipEnd, disconnected
 
 
 class CallEvents(Protocol):
     def heard(self, pcm: bytes) -> None: ...  # from PJSIP's media thread
 
-    def hung_up(self, status: int) -> None: ...  # the caller's BYE or CANCEL, or the call failed
+    def hung_up(self, end: SipEnd) -> None: ...  # the caller's BYE or CANCEL, the call failed, or the edge's own end
 
     def pressed(self, digit: str) -> None: ...  # a key the caller pressed (RFC 2833 or SIP INFO)
 
@@ -37,6 +38,8 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
         self.ended = False
+        self.confirmed = False  # answered and ACKed
+        self.edge_ended: SipEnd | None = None  # the edge's own end, once it hung up (a refusal, its BYE)
         self._on_end = on_end
 
     def respond(self, status: int, retry_after: int | None = None) -> None:
@@ -49,6 +52,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
             header.hName, header.hValue = "Retry-After", str(retry_after)
             param.txOption.headers.append(header)
         if status >= 300:
+            self.edge_ended = SipEnd("edge", "refused", status)
             self.hangup(param)  # a final refusal of an INVITE not yet answered
         else:
             self.answer(param)
@@ -58,14 +62,17 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         if not self.ended:
             param = pj.CallOpParam(True)
             param.statusCode = 503
+            self.edge_ended = SipEnd("edge", "bye") if self.confirmed else SipEnd("edge", "refused", 503)
             self.hangup(param)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802  (PJSUA2's name)
         info = self.getInfo()
+        self.confirmed = self.confirmed or info.state == pj.PJSIP_INV_STATE_CONFIRMED
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.ended = True
             if self.events is not None:
-                self.events.hung_up(info.lastStatusCode)
+                self.events.hung_up(self.edge_ended or disconnected(_received(prm.e), self.confirmed,
+                                                                    info.lastStatusCode, info.lastReason))
             self._on_end(self)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
@@ -95,3 +102,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def _heard(self, pcm: bytes) -> None:
         if self.events is not None:
             self.events.heard(pcm)
+
+
+def _received(event: pj.SipEvent) -> str | None:
+    """The request an event is about, as received (a caller's BYE or CANCEL), or None."""
+    if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+        return str(event.body.tsxState.src.rdata.wholeMsg) or None
+    return None

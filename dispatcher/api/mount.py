@@ -34,6 +34,7 @@ from dispatcher.api.routers import (
     runner_offer,
     session_list,
     sessions,
+    sip_end,
     status,
     timeline,
     usage,
@@ -45,7 +46,7 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
-           connect_hint.router)
+           connect_hint.router, sip_end.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:
