@@ -12,7 +12,11 @@ import pjsua2 as pj
 
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
+from sipedge.reinvite import offer_refusal
 from sipedge.sip_end import SipEnd, disconnected
+
+# The media states in which the caller's audio reaches the edge: on hold (a=sendonly from the trunk) it still does.
+_AUDIO_FLOWS = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 
 class CallEvents(Protocol):
@@ -78,16 +82,20 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         info = self.getInfo()  # kept: its media vector is freed with it
         for index, media in enumerate(info.media):
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.port is None:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in _AUDIO_FLOWS:
                 audio = self.getAudioMedia(index)
-                self.port = MediaPort(self._heard, self.playout)
-                self.port.createPort(f"bot{self.call_id}", audio_format())
+                if self.port is None:
+                    self.port = MediaPort(self._heard, self.playout)
+                    self.port.createPort(f"bot{self.call_id}", audio_format())
+                # Again after each re-INVITE: a changed stream (another codec) is a new port of the bridge.
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
 
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
         if not self.from_trunk(prm.rdata.srcAddress):  # a stranger moving the call's media elsewhere
             prm.statusCode = 403
+        elif (refusal := offer_refusal(prm.offer.wholeSdp)) is not None:  # PJSIP's own answer would be 500
+            prm.statusCode = refusal
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         prm.statusCode = 603  # a REFER would have the edge call anyone the sender names: never

@@ -37,6 +37,7 @@ class LoopbackRtp:
     def __init__(self, port: int) -> None:
         self.port = port
         self._packets: dict[int, bytes] = {}
+        self._types: dict[int, int] = {}  # each packet's payload type: 0 μ-law, 8 A-law
         self._first: int | None = None  # the first sequence number seen: the order counts from it
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(ETH_P_ALL))
         self._sock.bind(("lo", 0))
@@ -64,6 +65,7 @@ class LoopbackRtp:
             sequence = int.from_bytes(rtp[2:4], "big")
             self._first = sequence if self._first is None else self._first
             self._packets[sequence] = rtp[header:]
+            self._types[sequence] = rtp[1] & 0x7F
 
     def stop(self) -> None:
         self._stop.set()
@@ -73,12 +75,25 @@ class LoopbackRtp:
     def pcm(self, law: str) -> bytes:
         """The payloads as 16-bit PCM at 8 kHz (G.711 `law`, "ulaw" or "alaw", decoded), in sequence order. A call's
         sequence numbers start at random and may wrap: the order counts from the first packet seen."""
-        if self._first is None:
-            return b""
-        first = self._first
-        ordered = sorted(self._packets, key=lambda seq: (seq - first) % 65536)
-        payload = b"".join(self._packets[seq] for seq in ordered)
+        payload = b"".join(self._packets[seq] for seq in self._ordered())
         return audioop.ulaw2lin(payload, 2) if law == "ulaw" else audioop.alaw2lin(payload, 2)
+
+    def payload_types(self) -> list[int]:
+        """Each packet's payload type, in sequence order."""
+        return [self._types[seq] for seq in self._ordered()]
+
+    def pcm_as_sent(self) -> bytes:
+        """The payloads as 16-bit PCM at 8 kHz, each decoded by its own payload type (a call whose
+        codec changed midway)."""
+        decode = {0: audioop.ulaw2lin, 8: audioop.alaw2lin}
+        return b"".join(decode[self._types[seq]](self._packets[seq], 2) for seq in self._ordered()
+                        if self._types[seq] in decode)
+
+    def _ordered(self) -> list[int]:
+        if self._first is None:
+            return []
+        first = self._first
+        return sorted(self._packets, key=lambda seq: (seq - first) % 65536)
 
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 30.0) -> None:
         """Until no packet has come for `seconds` (the call's media ended), within `timeout`."""
