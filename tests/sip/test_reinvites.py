@@ -2,7 +2,8 @@
 dispatcher running the echo bot: hold (a=sendonly) and back, a codec change from μ-law to A-law, and
 session timers (RFC 4028) refreshed by UPDATE and by re-INVITE. Each is answered 200 (the scenario
 checks what the answer's SDP and headers say), the call survives it, and the caller's words come back
-over RTP after it; a re-INVITE offering no G.711 is refused 488 and the call goes on as it was."""
+over RTP after it; a re-INVITE offering no G.711 is refused 488 and the call goes on as it was, and a
+session interval under PJSIP's least (90 s) is refused 422 before any session."""
 
 from __future__ import annotations
 
@@ -79,3 +80,14 @@ async def test_a_codec_change_to_a_law_is_answered_and_the_edge_sends_a_law_afte
     assert types[0] == ULAW and types[-1] == ALAW and types == sorted(types), set(types)  # μ-law, then A-law only
     similarity = words_came_back(capture.pcm_as_sent())
     assert similarity > 0.6, f"the caller's words came back at {similarity:.2f} after the change\n{echo_edge.log()}"
+
+
+async def test_a_session_interval_below_the_edges_least_is_422_before_any_session(
+    echo_dispatcher: DispatcherProcess, echo_edge: EdgeProcess,
+) -> None:
+    async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
+        before = (await api.get("/sessions")).json()
+        call = run_sipp("call_session_timer_too_short", NUMBER, echo_edge.sip_port, echo_edge.workdir)
+        assert call.returncode == 0, f"{call.output}\n{echo_edge.log()}"  # the 422 names Min-SE: 90
+        assert call.statuses()[-1] == 422
+        assert (await api.get("/sessions")).json() == before  # nothing was started or asked for
