@@ -28,7 +28,6 @@ log = logging.getLogger("sipedge")
 
 KEEPALIVE_SECONDS = 1.0  # before the answer, silence now and then: the dispatcher ends a silent stream
 SILENCE = bytes(320)  # 20 ms
-TELL_FIRST_SECONDS = 1.0  # the wait for the dispatcher to take the call's SIP end before its stream closes
 Submit = Callable[[Callable[[], None]], None]  # runs work on the SIP thread
 
 
@@ -97,16 +96,13 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
         await _call(flow, link, api_key, token, stream, body, respond, answer_seconds, refused)
     finally:
         # The caller's end (or the edge's refusal) is told before the stream closes, so the session's
-        # end (its webhook, its report) finds it; briefly, so a slow dispatcher holds no bot up.
-        told = _telling(link, api_key, token.session_id, refused[0] if refused else flow.sip_end)
-        if told is not None:
-            await asyncio.wait({told}, timeout=TELL_FIRST_SECONDS)
+        # end (its webhook, its report) finds it: the bot ends only once the dispatcher took it (or,
+        # the dispatcher not answering, its tries ran out: the stream to it is then likely gone too).
+        await _tell(link, api_key, token.session_id, refused[0] if refused else flow.sip_end)
         await stream.close()
         if not flow.caller_gone.is_set():
             end()
-            told = told or _telling(link, api_key, token.session_id, edge_hung_up(flow.answered))
-        if told is not None:
-            await told
+            await _tell(link, api_key, token.session_id, edge_hung_up(flow.answered))
         log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
                  "caller" if flow.caller_gone.is_set() else "bot's side")
 
@@ -208,20 +204,12 @@ def _refused(refusal: SipRefusal) -> SipEnd:
     return SipEnd("edge", "refused", refusal.status, refusal.why)
 
 
-def _telling(link: DispatcherLink, api_key: str | None, session_id: str,
-             end: SipEnd | None) -> asyncio.Task[bool] | None:
-    """The call's SIP end told to the dispatcher, under way; None when there is nothing to tell, or
-    the edge is stopping (its calls were hung up by PJSIP: no end of theirs to tell)."""
-    task = asyncio.current_task()
-    if end is None or (task is not None and task.cancelling()):
-        return None
-    return asyncio.create_task(link.tell_end(api_key, session_id, end))
-
-
 async def _tell(link: DispatcherLink, api_key: str | None, session_id: str, end: SipEnd | None) -> None:
-    told = _telling(link, api_key, session_id, end)
-    if told is not None:
-        await told
+    """The call's SIP end told to the dispatcher; nothing when there is nothing to tell, or the edge
+    is stopping (its calls were hung up by PJSIP: no end of theirs to tell)."""
+    task = asyncio.current_task()
+    if end is not None and not (task is not None and task.cancelling()):
+        await link.tell_end(api_key, session_id, end)
 
 
 def _refuse(respond: Callable[[int, int | None], None], refusal: SipRefusal, body: dict[str, Any]) -> None:
