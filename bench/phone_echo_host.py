@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.carrier_socket import CarrierSocket, dial_media  # noqa: E402
 from bot.channel_client import BotChannel
-from bot.identity import MachineIdentity  # noqa: E402
+from bot.identity import MachineIdentity, identity_source  # noqa: E402
 from botchannel.contract import METHOD_ASSIGN, METHOD_MEDIA_ATTACH, Assignment, Hello, RequestFailed  # noqa: E402
 
 
@@ -53,7 +53,7 @@ async def host(session_id: str | None) -> int:
     hello = Hello(machine_id=machine_id, image=os.environ.get("BOT_IMAGE_DIGEST", "dev"),
                   capabilities=("websocket", "webrtc"), session_id=session_id)
     channel = BotChannel(url, token, hello, {METHOD_ASSIGN: assign, METHOD_MEDIA_ATTACH: attach},
-                         MachineIdentity(None, url, os.environ))  # a local process: no provider identity
+                         MachineIdentity(identity_source(os.environ), url, os.environ))  # a local bot's launch proof
     await channel.connect()
     serving = asyncio.create_task(channel.serve())
     print(json.dumps({"event": "ready", "pid": os.getpid()}), flush=True)
@@ -86,7 +86,8 @@ def main() -> int:
     if args.serve is not None:
         asyncio.run(serve(args.serve))
         return 0
-    return asyncio.run(host(args.session_id))
+    session_id = args.session_id or os.environ.get("VOICEFLEET_SESSION_ID")  # a cold bot's, from its launcher
+    return asyncio.run(host(session_id))
 
 
 if __name__ == "__main__":

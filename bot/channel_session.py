@@ -45,6 +45,7 @@ from bot.frozen_watch import FrozenWatch
 from bot.ice import CONFIG_VARIABLE, TURN_TRANSPORT_VARIABLE, IceSettings, ice_settings
 from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
+from bot.transfer import serve_transfers
 from botchannel.contract import (
     CLOUD_RUN_EXECUTION_VARIABLE,
     FIRST_DIAL_DELAYS_SECONDS,
@@ -128,6 +129,7 @@ class ChannelSession:
             MachineIdentity(self.settings.identity, self.settings.url, os.environ),
             ca_file=self.settings.ca_file,
         )
+        serve_transfers(self.channel.request)  # `transfer_call` (bot/transfer.py) asks on this channel
         self._serving: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_failure: str | None = None  # why the last dial failed (the failure report says it)

@@ -10,6 +10,8 @@
 - `input()` at EOF: a bot has no terminal (its stdin is closed, locally and in the cloud), so a
   question a script asks at its start (pipecat-examples' studypal asks for an article's URL) reads
   nothing; the value belongs in the client's `POST /start` body or the bot's environment.
+- A `SystemExit` while it runs: a script started from its `main()` (bot/entry_shapes.py) whose
+  argparse wants more than the room and token its server would pass.
 - A Daily-only bot given a SmallWebRTC session: bot/transport_advice.py.
 A transport's own missing package is named by bot/missing_extra.py (a Pipecat extra), not here.
 """
@@ -45,6 +47,9 @@ def way_out(exc: BaseException) -> str | None:
     if isinstance(exc, EOFError) and _raised_by_input(exc):
         return ("input() asks the terminal, and a bot has none (its stdin is closed): take the value from "
                 "the client's POST /start body (runner_args.body) or an environment variable")
+    if isinstance(exc, SystemExit):
+        return ("a script's exit: sys.exit(), or argparse refusing its command line (its message is in the "
+                "session's log); a main() is given -u ROOM -t TOKEN alone: take other values from the environment")
     return daily_only_way_out(exc)
 
 

@@ -1,8 +1,9 @@
 """A transport whose packages the bot's Python lacks: which Pipecat extra brings them, and what a
 bot does then.
 
-A bot whose own `transport_params` has no entry for the transport is told so at once: adding the
-extra alone would only lead to Pipecat's "Missing transport params" at the next session.
+A bot whose own `transport_params` has no entry for the transport (or whose entry shape serves
+another, bot/entry_shapes.py) is told so at once: adding the extra alone would only lead to
+Pipecat's "Missing transport params" (or the shape's refusal) at the next session.
 
 A project installs the extras of the transports its bot builds (a Twilio bot locks `websocket`,
 not `webrtc` or `daily`), and its interpreter may be the one that runs voicefleet's host
@@ -87,6 +88,10 @@ def and_the_files_problem(why: str, transport: str, load: Callable[[], object]) 
         if isinstance(cause, ImportError) and missing_extra(transport, cause) is not None:
             return why
         return f"{why}; and {exc}"
+    shape = getattr(loaded, "transport", None)
+    if shape is not None and shape != transport:  # an entry shape of one transport (bot/entry_shapes.py)
+        return (f"{why}; and its entry point {getattr(loaded, 'entry', '')} serves {shape} sessions only, so with the "
+                f"extra the session would still fail: start {shape} sessions for it")
     served = declared_transports(loaded)
     if served is not None and transport not in served:
         return (f"{why}; and its transport_params has no {transport!r} entry (only {', '.join(map(repr, served))}), "

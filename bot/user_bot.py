@@ -1,17 +1,21 @@
 """The user's bot file: found, imported while the host is warm, and checked for Pipecat's contract.
 
 The contract is Pipecat's own (its development runner and Pipecat Cloud's base image): a Python
-file that defines `async def bot(runner_args)`. The file is imported the way `python bot.py`
-would see it: its folder first on `sys.path`, so its sibling modules import as they do under
-Pipecat's runner, and its folder as the working directory. It is imported under its own module
-name (never `__main__`, so its `if __name__ == "__main__":` block stays unrun).
+file that defines `async def bot(runner_args)`. A file without one whose entry point is a shape
+pipecat-examples' own servers run (`run_bot(webrtc_connection)`, `main(room_url, token)`, `main()`)
+runs unchanged too, handed what its server would hand it (bot/entry_shapes.py).
+
+The file is imported the way `python bot.py` would see it: its folder first on `sys.path`, so its
+sibling modules import as they do under Pipecat's runner, and its folder as the working directory.
+It is imported under its own module name (never `__main__`, so its `if __name__ == "__main__":`
+block stays unrun).
 
 One optional hook, for what Pipecat has no place for: a module-level `prewarm()` (plain or
 `async`, no arguments), called once after the import and before the host reports itself ready,
 for work that should be paid before a session rather than during it (loading a model, opening a
 pool). A bot without it loses nothing.
 
-Whatever goes wrong here (no such file, a syntax error, an import error, no `bot`, a failing
+Whatever goes wrong here (no such file, a syntax error, an import error, no entry point, a failing
 `prewarm()`) is a `BotFileError` whose message names the file and the exception: that message is
 what the dispatcher shows in its log, the failed start's answer and the session's `detail`.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bot.entry_shapes import known_entry
 from bot.error_advice import way_out
 from bot.no_bot_advice import found_instead
 from voicefleet_settings.read import setting_text
@@ -54,7 +59,9 @@ class NoBotError(BotFileError):
 class UserBot:
     path: Path
     module: ModuleType
-    bot: BotFunction
+    bot: BotFunction  # called with the session's runner arguments
+    entry: str = "bot()"  # what the session's messages name: `main()` for a file started from its main()
+    transport: str | None = None  # the one transport a known entry shape serves; None: what bot() builds
 
 
 def bot_file_path(env: Mapping[str, str]) -> Path:
@@ -84,7 +91,8 @@ def raised_where(path: Path, exc: BaseException) -> str:
 
 
 def load_user_bot(path: Path) -> UserBot:
-    """Imports the file (with everything it imports at module level) and finds its `bot`."""
+    """Imports the file (with everything it imports at module level) and finds its `bot` (or a known
+    entry shape in its place)."""
     if not path.is_file():
         raise BotFileError(f"{path}: no such file (set BOT_FILE to your bot's bot.py)")
     folder = str(path.parent)
@@ -101,6 +109,8 @@ def load_user_bot(path: Path) -> UserBot:
         sys.modules.pop(MODULE_NAME, None)
         raise BotFileError(f"{path}: importing it failed: {describe(exc)}") from exc
     bot = getattr(module, "bot", None)
+    if bot is None and (entry := known_entry(module, path)) is not None:
+        return UserBot(path=path, module=module, bot=entry.call, entry=entry.name, transport=entry.transport)
     if bot is None:
         raise NoBotError(f"{path}: defines no `bot` (Pipecat's entry point: async def bot(runner_args))"
                          f"{found_instead(module)}")

@@ -1,4 +1,5 @@
-"""Runs the user's `bot(runner_args)` for the one session and stops it when the session ends.
+"""Runs the user's `bot(runner_args)` (or its known entry shape) for the one session and stops it when
+the session ends.
 
 The bot runs in a background task, as Pipecat's runner runs it. Its ending is a reason like any
 other (the first reason wins): returning after the session connected is the pipeline finishing
@@ -7,7 +8,8 @@ reported with the file, its last line the exception went through, and the except
 that returned, the last warning or error it logged: why it gave up is usually there). Whatever ends
 the session for the host's own reasons (peer gone, max duration, a signal), `stop()` cancels the
 user's workers and waits a bounded time, then cancels the task, so the process exits within
-seconds even mid-utterance.
+seconds even mid-utterance. The messages name what ran: `bot()`, or `main()` for a script started
+from its main() (bot/entry_shapes.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from bot import tracing
+from bot.entry_shapes import WrongSession
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.user_bot import UserBot, describe, raised_where
 from bot.vendor_end import VendorEnd
@@ -78,22 +81,27 @@ class UserBotSession:
         self._task = asyncio.create_task(self._run(runner_args), name="user-bot")
 
     async def _run(self, runner_args: object) -> None:
-        where = str(self.user_bot.path)
+        where, entry = str(self.user_bot.path), self.user_bot.entry
         last_warning = LastWarning()
         sink = logger.add(last_warning.keep, level="WARNING", filter=last_warning.theirs, format="{message}")
         try:
             with tracing.SESSION.current():  # the user's Pipecat spans join the session's trace
                 await self.user_bot.bot(runner_args)
-        except Exception as exc:  # the user's crash ends the session and is reported, never hangs it
-            logger.opt(exception=exc).error(f"{where}: bot() raised")
+        except WrongSession as exc:  # an entry shape given a transport it cannot take: the way out, no traceback
+            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: {exc}")
+            return
+        # The user's crash ends the session and is reported, never hangs it; a SystemExit too (a
+        # script's argparse meeting arguments it does not know), which would otherwise stop the loop.
+        except (Exception, SystemExit) as exc:
+            logger.opt(exception=exc).error(f"{where}: {entry} raised")
             self.lifecycle.end(EndReason.BOT_FAILED,
-                               f"{raised_where(self.user_bot.path, exc)}: bot() raised {describe(exc)}")
+                               f"{raised_where(self.user_bot.path, exc)}: {entry} raised {describe(exc)}")
             return
         finally:
             logger.remove(sink)
         if not self.connected:
             said = f", after logging: {last_warning.line}" if last_warning.line else " (it logged no warning or error)"
-            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: bot() returned before the session connected{said}")
+            self.lifecycle.end(EndReason.BOT_FAILED, f"{where}: {entry} returned before the session connected{said}")
         else:
             self.lifecycle.end(EndReason.PIPELINE_FINISHED)
 
@@ -107,7 +115,8 @@ class UserBotSession:
         if not task.done():
             # E.g. a Daily join still waiting on the network, or a bot that ignores its worker's
             # cancellation: cancel it, and leave the rest to the bounded loop shutdown (bot.shutdown).
-            logger.warning(f"bot() did not return within {STOP_GRACE_SECONDS:g}s of the session's end; cancelling it")
+            logger.warning(f"{self.user_bot.entry} did not return within {STOP_GRACE_SECONDS:g}s of the session's end; "
+                           "cancelling it")
             task.cancel()
             await asyncio.wait([task], timeout=0.5)
         cancelling.cancel()

@@ -50,6 +50,7 @@ from dispatcher.models.settings import ModelServiceSettings
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import build_phone_state
+from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.regions.budget_use import PeerBudgetUse
 from dispatcher.regions.calls import CallHandoffs
 from dispatcher.regions.capacity import neighbours_of
@@ -311,6 +312,7 @@ def build_state(
         runtime=runtime,
         capacity_floors=floors,
         model_service=sessions.model_service,
+        trunk_calls=_trunk_calls(env, coordination),
     )
 
 
@@ -429,3 +431,9 @@ def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
     """Where each replica publishes its own running sessions: the store, with several replicas."""
     store = getattr(coordination, "store", None)
     return StoreLiveSessions(store) if isinstance(store, Store) else None
+
+
+def _trunk_calls(env: Mapping[str, str], coordination: Coordination) -> TrunkCalls | None:
+    """`POST /calls` through the SIP edge, when SIP_EDGE_URL names one (docs/sip.md#outbound-calls)."""
+    settings = TrunkCallSettings.from_env(env)
+    return TrunkCalls(settings, coordination) if settings is not None else None

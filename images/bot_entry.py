@@ -6,6 +6,10 @@ build and fail at its first session. `bot` counts when a top-level statement bin
 `def`/`async def`, an import (`from pipeline import bot`, `… import run as bot`), an assignment; also
 inside a top-level `if`/`try`/`with`, which run at import. A `from x import *` may bind it, and a file
 Python cannot parse is reported by the build with Python's own message: neither is refused here.
+A file without `bot` whose top level has one of the entry points the bot host runs unchanged
+(bot/entry_shapes.py: `async def run_bot(webrtc_connection)`, `async def main(room_url, token)`,
+`async def main()`, each other parameter with a default) is accepted: `known_shape` reads it here
+from the source, as the host reads it from the imported function.
 """
 
 from __future__ import annotations
@@ -46,6 +50,35 @@ def _bound(statements: list[ast.stmt]) -> Iterator[str]:
         elif isinstance(statement, ast.Try):
             yield from _bound([*statement.body, *statement.orelse, *statement.finalbody,
                                *(line for handler in statement.handlers for line in handler.body)])
+
+
+# (function name, its first positional parameters, the one transport it serves): bot/entry_shapes.py's.
+SHAPES = (("run_bot", ("webrtc_connection",), "webrtc"), ("main", ("room_url", "token"), "daily"),
+          ("main", (), "daily"))
+
+
+def known_shape(path: Path) -> tuple[str, str] | None:
+    """(`run_bot(webrtc_connection)`, `webrtc`): the entry point the host runs unchanged in a file
+    without `bot`, and the transport it serves; None when it has none (or does not parse)."""
+    try:
+        tree = parse_python(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        return None
+    defined = {statement.name: statement for statement in tree.body if isinstance(statement, ast.AsyncFunctionDef)}
+    for name, first, transport in SHAPES:
+        if (function := defined.get(name)) is not None and _takes(function.args, first):
+            return f"{name}({', '.join(first)})", transport
+    return None
+
+
+def _takes(args: ast.arguments, first: tuple[str, ...]) -> bool:
+    """Called with `first` as its positional arguments and nothing else (every other one defaulted)."""
+    positional = [*args.posonlyargs, *args.args]
+    if tuple(arg.arg for arg in positional[: len(first)]) != first:
+        return False
+    undefaulted = len(positional) - len(args.defaults)  # defaults belong to the last positional ones
+    kw_undefaulted = sum(default is None for default in args.kw_defaults)
+    return undefaulted <= len(first) and kw_undefaulted == 0
 
 
 def main_found(path: Path) -> str | None:

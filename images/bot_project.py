@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bot.no_bot_advice import RECIPE  # where the wrapper for a script's `main` is shown
-from images.bot_entry import CONTRACT, ENTRY_POINT, lacks_bot, main_found
+from images.bot_entry import CONTRACT, ENTRY_POINT, known_shape, lacks_bot, main_found
 from images.bot_transports import (
     IMAGE_LEAVES_OUT,
     TRANSPORT_PACKAGES,
@@ -106,7 +106,7 @@ def read(path: Path) -> BotProject:
     if not (path / BOT_FILE).is_file():
         raise BotProjectError(f"{path} has no {BOT_FILE}: the project's entry point is bot.py with "
                               "`async def bot(runner_args)` (Pipecat's runner contract)")
-    if lacks_bot(path / BOT_FILE):
+    if lacks_bot(path / BOT_FILE) and known_shape(path / BOT_FILE) is None:
         main = main_found(path / BOT_FILE)
         found = f"; it has `{main}`" if main else ""
         raise BotProjectError(f"{path / BOT_FILE} defines no `{ENTRY_POINT}`{found}: the bot host calls `{CONTRACT}` "

@@ -1,24 +1,44 @@
-"""`python -m sipedge`: the SIP edge, configured by the TOML file SIP_EDGE_CONFIG names (docs/sip.md)."""
+"""`python -m sipedge`: the SIP edge, configured by the TOML file SIP_EDGE_CONFIG names (docs/sip.md):
+one PJSIP process, or with `workers` > 1 Kamailio in front of that many, started and watched here."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
 
 from sipedge.config import ConfigError, load
+from sipedge.control import Control
 from sipedge.edge import Edge
+from sipedge.supervisor import Supervisor
+from sipedge.worker_place import WORKER_VARIABLE, worker_index
 
 
 async def _main() -> None:
     config = load(os.environ)
-    await Edge(config, asyncio.get_running_loop()).run()
+    worker = worker_index(os.environ, config)
+    if worker is None and config.workers > 1:
+        await Supervisor(config).run()
+        return
+    edge = Edge(dataclasses.replace(config, worker=worker), asyncio.get_running_loop())
+    if config.control_secret is None:
+        await edge.run()
+        return
+    control = Control(edge, config.control_secret)  # outbound calls, handed over by the dispatcher
+    await control.start()
+    try:
+        await edge.run()
+    finally:
+        await control.close()
 
 
 def main() -> None:
+    worker = os.environ.get(WORKER_VARIABLE, "")  # a worker's lines name it: the edge's log is theirs together
+    named = f"[worker {worker}] " if worker.isdigit() else ""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+                        format=f"%(asctime)s %(levelname)s %(name)s {named}%(message)s")
     try:
         asyncio.run(_main())
     except ConfigError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from sipedge import stream_frames
+from sipedge import frame_trace, stream_frames
 from sipedge.dispatcher_link import CallToken, DispatcherLink, SessionGone
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal, unavailable
@@ -40,18 +40,21 @@ class CallFlow:
         # The caller's audio (PCM) and keys (a digit), in the order they came: 5 s of frames at most.
         self.caller_audio: asyncio.Queue[bytes | str] = asyncio.Queue(maxsize=250)
         self.caller_gone = asyncio.Event()
-        self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set with caller_gone)
+        self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set before caller_gone)
         self.answered = False
 
     def heard(self, pcm: bytes) -> None:
         self._loop.call_soon_threadsafe(self._queue_heard, pcm)
 
-    def hung_up(self, end: SipEnd) -> None:
-        self._loop.call_soon_threadsafe(self._gone, end)
+    def sip_ended(self, end: SipEnd) -> None:
+        """How PJSUA ended the call: told just before `hung_up`, and so handed over before it."""
+        self._loop.call_soon_threadsafe(self._sip_ended, end)
 
-    def _gone(self, end: SipEnd) -> None:
+    def _sip_ended(self, end: SipEnd) -> None:
         self.sip_end = self.sip_end or end
-        self.caller_gone.set()
+
+    def hung_up(self, status: int) -> None:
+        self._loop.call_soon_threadsafe(self.caller_gone.set)
 
     def pressed(self, digit: str) -> None:
         self._loop.call_soon_threadsafe(self._queue_heard, digit)
@@ -175,13 +178,17 @@ async def _caller_to_bot(stream: ClientConnection, flow: CallFlow, stream_id: st
     with contextlib.suppress(ConnectionClosed):
         while True:
             try:
-                heard = await asyncio.wait_for(flow.caller_audio.get(), KEEPALIVE_SECONDS)
+                # Not asyncio.wait_for: on Python 3.11 it loses a cancel that comes as a frame does,
+                # and this loop would then outlive its call, holding the call's stream open.
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    heard = await flow.caller_audio.get()
             except TimeoutError:
                 heard = SILENCE
             if isinstance(heard, str):
                 await stream.send(stream_frames.dtmf(stream_id, heard))
             else:
                 await stream.send(stream_frames.media(stream_id, heard))
+                frame_trace.sent(heard)
 
 
 async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:

@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
+MAX_WORKERS = 64
+WORKER_RTP_PORTS = 8  # a worker's PJSIP holds 4 calls, each with an RTP and an RTCP port
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -29,13 +31,18 @@ class _Strict(BaseModel):
 class TrunkFile(_Strict):
     name: str = Field(min_length=1)
     # The addresses the trunk's INVITEs come from (CIDR): any other source is answered 403.
-    sources: tuple[str, ...] = Field(min_length=1)
+    sources: tuple[str, ...] = ()
     # The number (To's user part) → the environment variable holding the API key its calls run as;
     # "" for none (a keyless local dispatcher only).
-    numbers: dict[str, str] = Field(min_length=1)
+    numbers: dict[str, str] = Field(default_factory=dict)
     registrar: str | None = None  # sip:pbx.example.com: the edge registers there with the digest below
     digest_username: str | None = None
     digest_password_env: str | None = None
+    # Outbound calls (docs/sip.md#outbound-calls): where their INVITEs go, how many a second the
+    # trunk takes (paced by the dispatcher across its replicas), how long one may ring.
+    termination_uri: str | None = Field(default=None, pattern=r"^sips?:[^\s]+$")
+    cps: float = Field(default=1.0, gt=0, le=1000)
+    ring_seconds: float = Field(default=30.0, gt=0, le=300)
 
     @field_validator("sources")
     @classmethod
@@ -53,7 +60,15 @@ class EdgeFile(_Strict):
     rtp_port_count: int = Field(default=200, ge=2, le=30000)
     # How long a caller hears ringing while the bot is claimed or started before the call is refused.
     answer_seconds: float = Field(default=60.0, gt=0, le=300)
+    # Edge workers (PJSIP processes) behind one Kamailio on sip_port; 1: one PJSIP process, no Kamailio.
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    # Workers' own SIP ports, on loopback from this one (sip_port + 1 when unset): only Kamailio reaches them.
+    worker_sip_port: int | None = Field(default=None, ge=1024, le=65535)
     trunk: tuple[TrunkFile, ...] = Field(min_length=1)
+    # The control API the dispatcher hands outbound calls to (sipedge/control.py); unset: none.
+    control_address: str = "127.0.0.1"
+    control_port: int | None = Field(default=None, ge=1, le=65535)
+    control_secret_env: str | None = None  # the variable holding the secret the dispatcher presents
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,9 @@ class Trunk:
     registrar: str | None = None
     digest_username: str | None = None
     digest_password: str | None = field(default=None, repr=False)
+    termination_uri: str | None = None
+    cps: float = 1.0
+    ring_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,12 @@ class EdgeConfig:
     rtp_port_count: int
     answer_seconds: float
     trunks: tuple[Trunk, ...]
+    workers: int = 1
+    worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 with one worker
+    worker: int | None = None  # which worker this process is (sipedge/worker_place.py); None: the edge itself
+    control_address: str = "127.0.0.1"
+    control_port: int | None = None
+    control_secret: str | None = field(default=None, repr=False)
 
 
 def load(env: Mapping[str, str]) -> EdgeConfig:
@@ -93,8 +117,53 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: {problems}") from None
-    return EdgeConfig(parsed.dispatcher_url.rstrip("/"), parsed.sip_address, parsed.sip_port, parsed.rtp_port,
-                      parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk))
+    names = [t.name for t in parsed.trunk]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk names must differ (outbound calls name their trunk)")
+    config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), parsed.sip_address, parsed.sip_port, parsed.rtp_port,
+                        parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk),
+                        workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
+                        control_address=parsed.control_address, control_port=parsed.control_port,
+                        control_secret=_control_secret(parsed, env))
+    _check_workers(path, config)
+    return config
+
+
+def _worker_sip_port(parsed: EdgeFile) -> int:
+    if parsed.workers == 1:
+        return 0
+    return parsed.worker_sip_port if parsed.worker_sip_port is not None else parsed.sip_port + 1
+
+
+def _check_workers(path: str, config: EdgeConfig) -> None:
+    """What several workers need: their own RTP ports and SIP ports clear of the edge's own."""
+    if config.workers == 1:
+        return
+    if config.rtp_port_count // config.workers // 2 * 2 < WORKER_RTP_PORTS:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: rtp_port_count: {config.workers} workers need at least "
+                          f"{config.workers * WORKER_RTP_PORTS} RTP ports ({WORKER_RTP_PORTS} each)")
+    last = config.worker_sip_port + config.workers - 1
+    if last > 65535 or config.worker_sip_port <= config.sip_port <= last:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: worker_sip_port: the workers' ports {config.worker_sip_port}-"
+                          f"{last} must be valid ports apart from sip_port {config.sip_port}")
+    if config.control_port is not None:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: outbound calls (control_port) need workers = 1 "
+                          "(placing calls through the workers' front is not supported yet)")
+    if any(t.registrar is not None for t in config.trunks):
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: workers: a trunk with a registrar needs workers = 1 "
+                          "(registering through the workers' front is not supported yet)")
+
+
+def _control_secret(parsed: EdgeFile, env: Mapping[str, str]) -> str | None:
+    if parsed.control_port is None:
+        return None
+    if not parsed.control_secret_env:
+        raise ConfigError("control_port needs control_secret_env: the variable holding the secret the dispatcher "
+                          "presents (its SIP_EDGE_SECRET)")
+    secret = _secret(env, parsed.control_secret_env, "the control API's secret")
+    if len(secret) < 32:
+        raise ConfigError(f"the control API's secret ({parsed.control_secret_env}) must be at least 32 characters")
+    return secret
 
 
 def _secret(env: Mapping[str, str], variable: str, what: str) -> str:
@@ -107,10 +176,19 @@ def _secret(env: Mapping[str, str], variable: str, what: str) -> str:
 def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
     keys = {number: _secret(env, variable, f"trunk {trunk.name!r}, number {number}") if variable else None
             for number, variable in trunk.numbers.items()}
+    if not trunk.numbers and trunk.termination_uri is None:
+        raise ConfigError(f"trunk {trunk.name!r}: give it numbers (calls it brings in) or a termination_uri "
+                          "(calls the edge places through it), or both")
+    if trunk.numbers and not trunk.sources:
+        raise ConfigError(f"trunk {trunk.name!r}: numbers need sources, the addresses (CIDR) its INVITEs come from")
     password = None
-    if trunk.registrar is not None:
+    if trunk.registrar is not None and not (trunk.digest_username and trunk.digest_password_env):
+        raise ConfigError(f"trunk {trunk.name!r}: a registrar needs digest_username and digest_password_env")
+    if trunk.digest_username is not None or trunk.digest_password_env is not None:
         if not (trunk.digest_username and trunk.digest_password_env):
-            raise ConfigError(f"trunk {trunk.name!r}: a registrar needs digest_username and digest_password_env")
+            raise ConfigError(f"trunk {trunk.name!r}: a digest credential needs both digest_username and "
+                              "digest_password_env")
         password = _secret(env, trunk.digest_password_env, f"trunk {trunk.name!r}'s digest password")
     return Trunk(trunk.name, tuple(ipaddress.ip_network(s, strict=False) for s in trunk.sources), keys,
-                 trunk.registrar, trunk.digest_username, password)
+                 trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
+                 trunk.ring_seconds)

@@ -41,8 +41,9 @@ class Edge:
         self._flows: set[asyncio.Future[None]] = set()
         self.capacity = max(1, self.stack.max_calls() - SLOTS_FOR_REFUSALS)
         self._admitted: set[int] = set()  # PJSUA's slots of the calls admitted and not yet ended
-        self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS,
-                                    max(1, self.capacity - 1))  # another trunk always finds a slot
+        # Alone, another trunk always finds a slot; a worker behind the front has others beside it.
+        share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
+        self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
         self.refusals = RefusalLog()
 
     def _incoming(self, call: SipCall, source: str, message: str) -> None:
@@ -66,6 +67,7 @@ class Edge:
         call.from_trunk = lambda source: not isinstance(admit((trunk,), source, info.localUri), Refused)
         flow = CallFlow(self._loop, call.playout)
         call.events = flow
+        call.on_sip_end = flow.sip_ended
         self.stack.submit(lambda: call.respond(180))
         body = call_body(info.remoteUri, info.localUri, info.callIdString, message)
         log.info("sipedge: call %s from %s to %s (trunk %s) ringing", info.callIdString, source, decision.number,
@@ -81,6 +83,10 @@ class Edge:
             run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),
                      self.config.answer_seconds), self._loop)
         self._loop.call_soon_threadsafe(self._track, future)
+
+    def calls_in_flight(self) -> int:
+        """The inbound calls admitted and not yet ended."""
+        return len(self._admitted)
 
     def _ended(self, call: SipCall) -> None:
         """On the SIP thread, once PJSUA has ended `call`."""

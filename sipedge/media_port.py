@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pjsua2 as pj
 
+from sipedge import frame_trace
 from sipedge.playout import RATE, SAMPLE_BYTES, Playout
 
 FRAME_USEC = 20_000
@@ -32,7 +33,9 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
         if frame.type == pj.PJMEDIA_TYPE_AUDIO and frame.size:
-            self._heard(bytes(frame.buf))
+            pcm = bytes(frame.buf)
+            frame_trace.heard(pcm)
+            self._heard(pcm)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         frame.type = pj.PJMEDIA_TYPE_AUDIO

@@ -22,7 +22,7 @@ _AUDIO_FLOWS = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 class CallEvents(Protocol):
     def heard(self, pcm: bytes) -> None: ...  # from PJSIP's media thread
 
-    def hung_up(self, end: SipEnd) -> None: ...  # the caller's BYE or CANCEL, the call failed, or the edge's own end
+    def hung_up(self, status: int) -> None: ...  # the caller's BYE or CANCEL, or the call failed
 
     def pressed(self, digit: str) -> None: ...  # a key the caller pressed (RFC 2833 or SIP INFO)
 
@@ -38,12 +38,15 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # Whether an in-dialog request's source (PJSIP's "host:port") is the call's trunk: PJSIP
         # matches dialogs by their identifiers alone, which the bot and the log both know.
         self.from_trunk: Callable[[str], bool] = lambda source: False
+        # A request's source as "host:port": the trunk's, also when the edge's front relayed it.
+        self.source_of: Callable[[pj.SipRxData], str] = lambda rdata: str(rdata.srcAddress)
         self.port: MediaPort | None = None
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
         self.ended = False
         self.confirmed = False  # answered and ACKed
         self.edge_ended: SipEnd | None = None  # the edge's own end, once it hung up (a refusal, its BYE)
+        self.on_sip_end: Callable[[SipEnd], None] | None = None  # told how the call ended, before `hung_up`
         self._on_end = on_end
 
     def respond(self, status: int, retry_after: int | None = None) -> None:
@@ -74,9 +77,11 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.confirmed = self.confirmed or info.state == pj.PJSIP_INV_STATE_CONFIRMED
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.ended = True
+            if self.on_sip_end is not None:
+                self.on_sip_end(self.edge_ended or disconnected(_received(prm.e), self.confirmed,
+                                                                info.lastStatusCode, info.lastReason))
             if self.events is not None:
-                self.events.hung_up(self.edge_ended or disconnected(_received(prm.e), self.confirmed,
-                                                                    info.lastStatusCode, info.lastReason))
+                self.events.hung_up(info.lastStatusCode)
             self._on_end(self)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
@@ -92,7 +97,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 self.port.startTransmit(audio)
 
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
-        if not self.from_trunk(prm.rdata.srcAddress):  # a stranger moving the call's media elsewhere
+        if not self.from_trunk(self.source_of(prm.rdata)):  # a stranger moving the call's media elsewhere
             prm.statusCode = 403
         elif (refusal := offer_refusal(prm.offer.wholeSdp)) is not None:  # PJSIP's own answer would be 500
             prm.statusCode = refusal

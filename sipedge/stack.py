@@ -19,6 +19,7 @@ import pjsua2 as pj
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.sip_call import SipCall
+from sipedge.worker_place import Place, place, true_source
 
 log = logging.getLogger("sipedge")
 
@@ -53,6 +54,7 @@ class _Log(pj.LogWriter):  # type: ignore[misc]
 class SipStack:
     def __init__(self, config: EdgeConfig, on_incoming: Incoming, on_ended: Ended) -> None:
         self.config = config
+        self.place: Place = place(config, config.worker)
         self._on_incoming = on_incoming
         self._on_ended = on_ended
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -64,6 +66,7 @@ class SipStack:
         self.calls: dict[int, SipCall] = {}
         self._ended: list[SipCall] = []
         self._accounts: list[_Account] = []
+        self.outbound_accounts: dict[str, pj.Account] = {}  # trunk name → the account its calls go out by
         self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
 
     def start(self) -> None:
@@ -86,14 +89,25 @@ class SipStack:
         self._stopping.set()
         self._thread.join(timeout)
 
+    def outgoing(self, make: Callable[[Ended], SipCall]) -> SipCall:
+        """A call the edge places, on the SIP thread: `make(on_end)` sends its INVITE."""
+        call = make(self._ended.append)
+        self.calls[call.call_id] = call
+        return call
+
     def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
         call = SipCall(account, prm.callId, self._ended.append)
+        call.source_of = self.source_of
         self.calls[prm.callId] = call
         try:
-            self._on_incoming(call, prm.rdata.srcAddress, prm.rdata.wholeMsg)
+            self._on_incoming(call, self.source_of(prm.rdata), prm.rdata.wholeMsg)
         except Exception:  # a bug of the edge's: the trunk tries its next route rather than waiting
             log.exception("sipedge: an INVITE could not be handled")
             self.after_hold(call, lambda: call.respond(503, DEFAULT_RETRY_SECONDS))
+
+    def source_of(self, rdata: pj.SipRxData) -> str:
+        """Who sent a request: the trunk's address, also when the edge's front relayed it."""
+        return true_source(rdata.srcAddress, rdata.wholeMsg, self.place.front)
 
     def _run(self) -> None:
         endpoint = pj.Endpoint()
@@ -101,7 +115,7 @@ class SipStack:
             endpoint.libCreate()
             self._start(endpoint)
         except pj.Error as exc:  # handed to the main thread, which exits with it
-            self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.config.sip_address}:{self.config.sip_port})"
+            self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.place.sip_host}:{self.place.sip_port})"
             self.started.set()
             return
         self.started.set()
@@ -137,30 +151,36 @@ class SipStack:
         endpoint.libInit(config)
         endpoint.audDevManager().setNullDev()
         transport = pj.TransportConfig()
-        transport.boundAddress = transport.publicAddress = self.config.sip_address
-        transport.port = self.config.sip_port
+        transport.boundAddress = transport.publicAddress = self.place.sip_host
+        transport.port = self.place.sip_port
         endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         endpoint.libStart()
         for codec in endpoint.codecEnum2():
             wanted = codec.codecId.rsplit("/", 1)[0] in CODECS
             endpoint.codecSetPriority(codec.codecId, 255 - CODECS.index(codec.codecId.rsplit("/", 1)[0])
                                       if wanted else 0)
-        self._accounts.append(self._account(f"sip:edge@{self.config.sip_address}:{self.config.sip_port}", None))
+        self._accounts.append(self._account(f"sip:edge@{self.place.sip_host}:{self.place.sip_port}", None))
         for trunk in self.config.trunks:
             if trunk.registrar is not None:
                 self._accounts.append(self._account(f"sip:{trunk.digest_username}@{_host(trunk.registrar)}", trunk))
-        log.info("sipedge: SIP on udp %s:%d, RTP from port %d", self.config.sip_address, self.config.sip_port,
-                 self.config.rtp_port)
+            if trunk.termination_uri is not None:  # answers the trunk's digest challenge to an outbound INVITE
+                account = self._account(f"sip:edge@{self.config.sip_address}:{self.config.sip_port}", trunk,
+                                        registers=False)
+                self._accounts.append(account)
+                self.outbound_accounts[trunk.name] = account
+        log.info("sipedge: SIP on udp %s:%d, RTP from port %d", self.place.sip_host, self.place.sip_port,
+                 self.place.rtp_port)
 
-    def _account(self, uri: str, trunk: Trunk | None) -> _Account:
+    def _account(self, uri: str, trunk: Trunk | None, registers: bool = True) -> _Account:
         config = pj.AccountConfig()
         config.idUri = uri
         rtp = config.mediaConfig.transportConfig
         rtp.boundAddress = rtp.publicAddress = self.config.sip_address
-        rtp.port = self.config.rtp_port
-        rtp.portRange = self.config.rtp_port_count
-        if trunk is not None and trunk.registrar is not None:
+        rtp.port = self.place.rtp_port
+        rtp.portRange = self.place.rtp_port_count
+        if trunk is not None and registers and trunk.registrar is not None:
             config.regConfig.registrarUri = trunk.registrar
+        if trunk is not None and trunk.digest_password is not None:
             config.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))
         account = _Account(self)
@@ -169,7 +189,7 @@ class SipStack:
 
     def max_calls(self) -> int:
         """Each call takes two RTP ports (RTP and RTCP) of the configured range."""
-        return min(PJSUA_CALLS, self.config.rtp_port_count // 2)
+        return min(PJSUA_CALLS, self.place.rtp_port_count // 2)
 
     def _do_work(self) -> None:
         while True:

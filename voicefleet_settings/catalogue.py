@@ -1015,7 +1015,8 @@ SETTINGS: tuple[Setting, ...] = (
             "bundles, `PYTHON*`, `OTEL_*` but `OTEL_EXPORTER_OTLP_*HEADERS`, a collector's key, which must be "
             "named here) and the bot host's own variables ([The bot](#the-bot)). The dispatcher's own secrets "
             "(`DISPATCHER_API_KEYS`, `BOT_CHANNEL_TOKEN`, `REDIS_*`, `PHONE_TOKEN_SECRET`, `TURN_SHARED_SECRET`, "
-            "`DAILY_API_KEY`, `DAILY_DIALIN_SECRET`, `FLY_API_TOKEN`, `WEBHOOK_SECRET`) and the session's values "
+            "`DAILY_API_KEY`, `DAILY_DIALIN_SECRET`, `FLY_API_TOKEN`, `WEBHOOK_SECRET`, the transfers' "
+            "`TWILIO_API_KEY_SID` and `TWILIO_API_KEY_SECRET`) and the session's values "
             "cannot be named, nor can a cloud SDK's credential variable (`AWS_SECRET_ACCESS_KEY`, "
             "`GOOGLE_APPLICATION_CREDENTIALS`, `AZURE_CLIENT_SECRET`, …: on your laptop the SDK reads your own "
             "login through `HOME`; a deployed bot's access is the stack's `botPermissions`): the dispatcher "
@@ -1408,6 +1409,30 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="checks `X-Twilio-Signature` on Twilio's webhooks and WebSocket upgrades",
     ),
     Setting(
+        "TWILIO_ACCOUNT_SID", "phone", STRING,
+        shown="unset",
+        meaning=(
+            "the Twilio account (`AC…`) whose live calls the dispatcher may update to transfer them "
+            "([phone.md](phone.md#handing-a-call-to-a-person)), with `TWILIO_AUTH_TOKEN` or an API key; "
+            "unset, transfers are refused"
+        ),
+    ),
+    Setting(
+        "TWILIO_API_KEY_SID", "phone", STRING, secret=True,
+        shown="unset",
+        meaning="a Twilio API key (`SK…`) the dispatcher transfers calls with instead of the auth token, "
+                "with `TWILIO_API_KEY_SECRET`: revocable on its own",
+    ),
+    Setting(
+        "TWILIO_API_KEY_SECRET", "phone", STRING, secret=True,
+        shown="unset",
+        meaning="the secret of `TWILIO_API_KEY_SID`",
+    ),
+    Setting(
+        "TWILIO_API_URL", "phone", STRING, default="https://api.twilio.com",
+        meaning="where Twilio's REST API is reached for transfers (a regional edge, or a test's fake)",
+    ),
+    Setting(
         "TWILIO_SIGNED_STREAMS", "phone", BOOLEAN, default="0",
         meaning=(
             "`1`: a Twilio stream may be admitted by its upgrade's signature alone (a TwiML Bin naming "
@@ -1480,6 +1505,29 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds (no idle bot), or that finds this region at `MAX_CONCURRENT_SESSIONS`, hands the call to the "
             "nearest region that can take it ([regions.md](regions.md#phone-calls-across-regions)); a Daily "
             "dial-in likewise; `inf`: only at the cap"
+        ),
+    ),
+    Setting(
+        "SIP_EDGE_URL", "phone", STRING,
+        shown="unset",
+        meaning=(
+            "the SIP edge's control API (`http://10.0.1.5:5080`, its `control_port`): `POST /calls` hands it the "
+            "calls to place through its trunks ([sip.md](sip.md#outbound-calls)); unset: `POST /calls` answers 503"
+        ),
+    ),
+    Setting(
+        "SIP_EDGE_SECRET", "phone", STRING, secret=True,
+        shown="unset",
+        meaning=(
+            "the secret (≥ 32 characters) the dispatcher and the SIP edge present to each other: the edge's "
+            "`control_secret_env` names the variable holding the same value"
+        ),
+    ),
+    Setting(
+        "SIP_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
+        meaning=(
+            "how long `POST /calls` waits for its trunk's pace (the trunk's `cps`, counted across replicas); a call "
+            "that would wait longer is refused `429` with `Retry-After`"
         ),
     ),
     Setting(

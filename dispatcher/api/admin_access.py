@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 READ = "session.read"
 READ_TIMELINE = "session.timeline"
 STOP = "session.stop"
+TRANSFER = "session.transfer"
 # The routes that call `reachable_id`, as (method, what follows /sessions/{id}): a region relays an
 # admin's request for one of them to the region holding the session, which records it there.
 ADMIN_ROUTES = frozenset({("GET", ""), ("GET", "/timeline"), ("DELETE", "")})
@@ -47,7 +48,7 @@ async def reachable_id(request: Request, session_id: str, who: Caller, action: s
     if owned_by(session_id, who.owner_key):
         if exists is not None and not await exists(session_id):
             raise not_found(session_id)
-        if admin is None or action != STOP:
+        if admin is None or action not in (STOP, TRANSFER):
             return session_id
         # An admin's stop is on the record even of its own session: the stop ends a caller's call, and
         # nothing else says which admin asked (the timeline's stop_requested names nobody).

@@ -27,14 +27,14 @@ PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 def phone_start(
     state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller, region: str = "",
     handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
-    recording: Wanted | None = None,
+    recording: Wanted | None = None, session_key: str | None = None,
 ) -> tuple[dict[str, Any], CallGrant]:
     """The answer and its token's grant. `handed_from`: (the region the start arrived at, why it
     could not start it warm there): the token is a handed call's, whose place the caller holds."""
     carrier = "generic" if transport == "websocket" else transport
     try:
         token, grant = state.tokens.mint(carrier, body, owner=who.id, handed_from=handed_from, release=release,
-                                         evaluation=evaluation, recording=recording)
+                                         evaluation=evaluation, recording=recording, session_key=session_key)
     except ValueError:
         limit = MAX_TOKEN_BODY_BYTES
         raise ApiError(413, "body_too_large", f"a call's `body` rides in its token: at most {limit} bytes") from None

@@ -29,6 +29,7 @@ from dispatcher.models.admission import ModelServiceAdmission
 from dispatcher.observability.metric_lines import MetricLines
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.state import PhoneState
+from dispatcher.phone.trunk_calls import TrunkCalls
 from dispatcher.regions.calls import CallHandoffs
 from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
@@ -100,6 +101,7 @@ class AppState:
     usage_answers: RecentAnswers = field(default_factory=RecentAnswers)  # the same query again, a few seconds
     usage_files: UsageFiles | None = None  # the daily usage files in the team's bucket (USAGE_FILES)
     model_service: ModelServiceAdmission | None = None  # the converged bots' shared model (MODEL_SERVICE_URL)
+    trunk_calls: TrunkCalls | None = None  # calls placed through the SIP edge's trunks (SIP_EDGE_URL)
 
     @property
     def releases(self) -> LiveReleases:
@@ -117,6 +119,7 @@ class AppState:
         if self.rooms is not None:
             await self.rooms.aclose()
         await self.replication.aclose()
+        await self.phone.transfers.aclose()
         await self.peers.aclose()
         await self.region_relay.aclose()
         if self.key_homes is not None:
@@ -133,3 +136,5 @@ class AppState:
             self.smoke.aclose()
         if self.model_service is not None:
             await self.model_service.capacity.aclose()
+        if self.trunk_calls is not None:
+            await self.trunk_calls.aclose()

@@ -54,6 +54,7 @@ class Admitted:
     release: str | None = None  # from a token: the release its start pinned
     evaluation: bool = False  # from a token: an eval's call
     recording: Wanted | None = None  # from a token: the recording its start asked for
+    call: str | None = None  # from a webhook's token: the carrier's id for the call, as it signed it
 
 
 class Refused(Exception):
@@ -112,7 +113,7 @@ def admit_upgrade(
         except TokenRefused as exc:
             raise Refused(f"token_{exc.reason}") from None
         return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires, grant.owner,
-                        grant.handed_from, grant.release, grant.evaluation, grant.recording)
+                        grant.handed_from, grant.release, grant.evaluation, grant.recording, grant.call)
     signature = headers.get("x-twilio-signature")
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):

@@ -7,6 +7,7 @@ loopback dispatcher. Each variable is documented in docs/phone.md.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
+from dispatcher.phone.twilio_calls import TwilioCredentials
 from dispatcher.settings import SettingsError
 from voicefleet_settings.read import setting_bool, setting_float, setting_int, setting_text
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
+TWILIO_API_URL = "https://api.twilio.com"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class PhoneSettings:
     token_key: bytes = field(repr=False)
     public_url: str | None = None  # https://calls.example.com: what carriers were told (signatures cover it)
     twilio_auth_token: str | None = field(default=None, repr=False)
+    # The REST credentials a transfer updates calls with (dispatcher/phone/twilio_calls.py): None, no transfers.
+    twilio_rest: TwilioCredentials | None = field(default=None, repr=False)
+    twilio_api_url: str = TWILIO_API_URL
     telnyx_key: TelnyxKey | None = field(default=None, repr=False)
     plivo_auth_token: str | None = field(default=None, repr=False)
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
@@ -71,6 +77,10 @@ class PhoneSettings:
         dialin = setting_text(env, "DAILY_DIALIN_SECRET") or None
         if dialin is not None and (len(dialin) < 32 or not all(c.isalnum() or c in "-_" for c in dialin)):
             raise SettingsError("DAILY_DIALIN_SECRET must be at least 32 letters, digits, - or _ (it is a URL segment)")
+        twilio_rest = _twilio_rest(env)
+        twilio_api_url = setting_text(env, "TWILIO_API_URL").rstrip("/")
+        if not twilio_api_url.startswith(("https://", "http://")):
+            raise SettingsError(f"TWILIO_API_URL={twilio_api_url!r} must start with https://")
         carrier_recording = parse_carrier_recording(setting_text(env, "PHONE_CARRIER_RECORDING"))
         for carrier, credential in (("twilio", "TWILIO_AUTH_TOKEN"), ("telnyx", "TELNYX_PUBLIC_KEY")):
             if carrier in carrier_recording and not env.get(credential, "").strip():
@@ -82,6 +92,8 @@ class PhoneSettings:
             daily_dialin_secret=dialin,
             public_url=public_url,
             twilio_auth_token=setting_text(env, "TWILIO_AUTH_TOKEN") or None,
+            twilio_rest=twilio_rest,
+            twilio_api_url=twilio_api_url,
             telnyx_key=telnyx_key,
             plivo_auth_token=setting_text(env, "PLIVO_AUTH_TOKEN") or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
@@ -100,3 +112,25 @@ class PhoneSettings:
         """EXOTEL_MAX_CALLS, else half of `carriers_share` (the sessions the calls carriers open may
         hold), at least one: a credential that never expires does not get all of it."""
         return self.exotel_max_calls or max(1, carriers_share // 2)
+
+
+def _twilio_rest(env: Mapping[str, str]) -> TwilioCredentials | None:
+    """TWILIO_ACCOUNT_SID with an API key (TWILIO_API_KEY_SID + TWILIO_API_KEY_SECRET), else with
+    TWILIO_AUTH_TOKEN: what a transfer updates calls with. None without the Account SID."""
+    account = setting_text(env, "TWILIO_ACCOUNT_SID")
+    key_sid, key_secret = setting_text(env, "TWILIO_API_KEY_SID"), setting_text(env, "TWILIO_API_KEY_SECRET")
+    if bool(key_sid) != bool(key_secret):
+        raise SettingsError("TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET are set together or not at all")
+    if not account:
+        if key_sid:
+            raise SettingsError("TWILIO_API_KEY_SID needs TWILIO_ACCOUNT_SID: the calls it updates are that account's")
+        return None
+    if not re.fullmatch(r"AC[0-9a-fA-F]{32}", account):
+        raise SettingsError("TWILIO_ACCOUNT_SID must be the account's SID: AC and 32 hex digits")
+    if key_sid:
+        return TwilioCredentials(account, key_sid, key_secret)
+    token = setting_text(env, "TWILIO_AUTH_TOKEN")
+    if not token:
+        raise SettingsError("TWILIO_ACCOUNT_SID needs TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and "
+                            "TWILIO_API_KEY_SECRET, to update calls")
+    return TwilioCredentials(account, account, token)

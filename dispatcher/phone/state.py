@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from botchannel.transfer import METHOD_CALL_TRANSFER
 from dispatcher.channel.bots import BotChannels
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
@@ -14,6 +15,9 @@ from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.tokens import CallTokens
+from dispatcher.phone.transfer_asks import bot_transfer
+from dispatcher.phone.transfers import Transfers
+from dispatcher.phone.twilio_calls import TwilioCalls
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination, HeldPlaces, OneTimeUse
@@ -31,6 +35,7 @@ class PhoneState:
     # The places under the session cap that calls other regions handed here hold until their
     # streams connect, for the whole region (dispatcher/store/held_places.py).
     handed: HeldPlaces
+    transfers: Transfers  # the calls relayed here, each of which may be handed to a person
     metrics: PhoneMetrics | None = None
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
@@ -61,6 +66,9 @@ def build_phone_state(
         env, keyless=keyless, bot_channel_token=settings.bot_channel_token,
         default_drain_seconds=settings.max_session_seconds,
     )
+    twilio = TwilioCalls(phone.twilio_rest, phone.twilio_api_url) if phone.twilio_rest is not None else None
+    transfers = Transfers(twilio, timeline)
+    channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(transfers)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,
@@ -74,6 +82,7 @@ def build_phone_state(
         spent=coordination.spent,
         webhooks=coordination.webhooks,
         handed=coordination.held_places,
+        transfers=transfers,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
         owners=owners,
     )

@@ -2,6 +2,7 @@
 
 Carriers cannot send headers or query strings with a media stream, so the path carries the proof:
 `base64url(payload).base64url(HMAC-SHA256(payload))`, payload `{jti, exp, carrier, sid, own, body}`
+(and `call`, the carrier's call id from a signed webhook)
 (with several regions also `rgn`, the region it opens a call in, and `via`, a call handed there; for
 a start that named them, `rel`, the release it is pinned to, `ev`, an eval's call, and `rec`, the
 recording it asked for, already checked against its key's policy).
@@ -58,6 +59,9 @@ class CallGrant:
     handed_from: tuple[str, str] | None = None
     release: str | None = None  # the start's pin (`release`): None, the key's default or one drawn
     evaluation: bool = False  # an eval's call (the start's `eval`): pinned, never judged, counted apart
+    # The carrier's id for the call (Twilio's CallSid), from its signed webhook: the stream that presents
+    # this token must name the same call, and only then may the call be transferred (docs/phone.md).
+    call: str | None = None
     recording: Wanted | None = None  # the start's `recording`: it lowers the session's policy, as a web start's
 
 
@@ -78,12 +82,13 @@ class CallTokens:
     def mint(
         self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
         handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
-        recording: Wanted | None = None,
+        recording: Wanted | None = None, session_key: str | None = None, call: str | None = None,
     ) -> tuple[str, CallGrant]:
+        """`session_key`: the session's idempotency key (`POST /calls`'s Idempotency-Key); else a fresh one."""
         grant = CallGrant(
             token_id=secrets.token_urlsafe(12),
             carrier=carrier,
-            session_key=f"phone-{secrets.token_urlsafe(16)}",
+            session_key=session_key or f"phone-{secrets.token_urlsafe(16)}",
             expires=float(int(self._clock()) + self._seconds),
             body=dict(body or {}),
             owner=owner,
@@ -91,6 +96,7 @@ class CallTokens:
             release=release,
             evaluation=evaluation,
             recording=recording,
+            call=call,
         )
         payload: dict[str, Any] = {
             "jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key,
@@ -107,6 +113,8 @@ class CallTokens:
             payload["rel"] = release
         if evaluation:
             payload["ev"] = True
+        if call is not None:
+            payload["call"] = call
         if recording is not None:
             payload["rec"] = {name: value for name, value in (("audio", recording.audio),
                                                              ("transcript", recording.transcript)) if value}
@@ -146,6 +154,7 @@ class CallTokens:
             release=release if isinstance(release, str) else None,
             evaluation=payload.get("ev") is True,
             recording=_wanted(payload.get("rec")),
+            call=payload["call"] if isinstance(payload.get("call"), str) else None,
         )
         if grant.expires <= self._clock():
             raise TokenRefused("expired")

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.machines.base import Machine, MachineState
+from dispatcher.sessions.failure import shown_status
 from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.machine_ends import EVENT as MACHINE_ENDED
+from dispatcher.sessions.timeline import TRANSFERRED
 from dispatcher.store.coordination import SessionIndex
 from dispatcher.store.session_index import ALL, Position
 
@@ -45,7 +47,7 @@ _ENDS: dict[str, tuple[str, str | None, bool]] = {
     "stop_requested": ("ended", None, False),
     "ended": ("ended", None, False),
 }
-PIPELINE_ERROR = "bot_error"  # the entry's `error` once its bot reported one; the status stays
+PIPELINE_ERROR = "bot_error"  # the entry's `error` once its bot reported one (failure.py: failed once over)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class SessionListing:
         event = record.get("event")
         if event == "error":
             self._spawn(session_id, self._index.noted(session_id, {"pipeline_error": PIPELINE_ERROR}))
+            return
+        if event == TRANSFERRED:  # its phone call went to a person (dispatcher/phone/transfers.py): how it ends
+            self._spawn(session_id, self._index.noted(session_id, {"end_reason": TRANSFERRED}, record=TRANSFERRED))
             return
         if event == "failed":
             end: tuple[str, str | None, bool] = ("failed", str(record.get("code") or "failed"), True)
@@ -150,7 +155,9 @@ class SessionListing:
         status = entry.get("status")
         if status is None:
             status = "ended" if now - float(entry.get("created", 0)) > self._lasts else "active"
-        return {"session_id": entry["session_id"], "status": status, "created": entry.get("created"),
+        status = shown_status(str(status), bool(entry.get("pipeline_error")))
+        handed = {"end_reason": entry["end_reason"]} if entry.get("end_reason") else {}  # `transferred`
+        return {**handed, "session_id": entry["session_id"], "status": status, "created": entry.get("created"),
                 "ended": entry.get("ended"), "release": entry.get("release"), "region": entry.get("region"),
                 "transport": entry.get("transport"), "error": entry.get("pipeline_error") or entry.get("error"),
                 "eval": entry.get("eval") is True,

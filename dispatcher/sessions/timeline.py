@@ -40,6 +40,8 @@ MAX_PENDING = 1_000
 MAX_TEXT_CHARS = 512  # a provider's message or a bot's detail, as the channel bounds it
 # A phone caller hung up before the bot's side of the call ended (dispatcher/phone/hang_up.py).
 CALLER_HUNG_UP = "caller_hung_up"
+# A phone call handed to a person (dispatcher/phone/transfers.py): an event, and the session's end reason.
+TRANSFERRED = "transferred"
 
 
 class SessionTimeline:

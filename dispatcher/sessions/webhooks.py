@@ -60,7 +60,7 @@ KEEP_MARGIN_SECONDS = 60.0  # past an event's delivery budget, before it is drop
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the scheme's marker, not a secret)
 # The timeline's events that are pushed, and the type each is pushed as.
 PUSHED = {"claimed": "session.started", "launched": "session.started", "ready": "session.ready",
-          "ended": "session.ended", "failed": "session.failed",
+          "ended": "session.ended", "failed": "session.failed", "transferred": "session.transferred",
           "recording_ready": "session.recording.ready", "recording_partial": "session.recording.partial"}
 
 # A bot killed before its `ended` report still ends its session: its machine's end (`machine_ended`,

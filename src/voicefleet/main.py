@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from voicefleet.audit import audit
+from voicefleet.calls import calls
 from voicefleet.capacity import capacity
 from voicefleet.context_commands import context
 from voicefleet.key_limits import limit
@@ -42,6 +43,7 @@ def voicefleet() -> None:
 voicefleet.add_command(releases)
 voicefleet.add_command(status)
 voicefleet.add_command(sessions)
+voicefleet.add_command(calls)
 voicefleet.add_command(session)
 voicefleet.add_command(audit)
 voicefleet.add_command(capacity)

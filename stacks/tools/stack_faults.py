@@ -3,7 +3,8 @@
 The program stops at the first value it refuses. A refusal names the key it is about; when the stack
 file (or `--config`) sets that key, the program runs again without it (its default in its place), so
 the next refusal shows, up to `MAX_RUNS` runs. A refusal that names no key the file sets (a required key
-left out) ends the search: what the program would refuse after it is not known yet.
+left out) ends the search: what the program would refuse after it is not known yet. So does a refusal
+of a key the search itself left out: that key is already refused, and its absence is the search's doing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def every_refusal(run: Run, set_keys: Mapping[str, object]) -> tuple[list[str], 
             envs = run(frozenset(dropped))
         except SettingsError as refused:
             line = " ".join(str(refused).split())
+            if (subject := _KEY.findall(line)[:1]) and subject[0] in dropped:
+                break  # refused for the key this search left out (`is required`): no fault of the file's
             refusals.extend(part for part in _apart(line) if part not in refusals)
             named = [key for key in _KEY.findall(line) if key in set_keys and key not in dropped]
             if not named:

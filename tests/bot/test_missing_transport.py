@@ -21,6 +21,15 @@ def check(python: Path, transport: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, env=bot_env(BOT_TRANSPORT=transport, BOT_FILE=PHONE_BOT), check=False)
 
 
+def check_webrtc_without_aiortc(tmp_path: Path, bot_file: Path | str) -> subprocess.CompletedProcess[str]:
+    """The image check of `bot_file` for WebRTC by a Python with neither aiortc nor FastAPI (no calls either)."""
+    return subprocess.run(
+        [str(venv_without(tmp_path / "venv", "aiortc", "fastapi")), "-m", "bot", "--check"], cwd=REPO,
+        capture_output=True, text=True, timeout=120, env=bot_env(BOT_TRANSPORT="webrtc", BOT_FILE=str(bot_file)),
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(("transport", "module"), [("daily", "daily"), ("webrtc", "aiortc")])
 def test_the_image_check_of_a_phone_only_closure_checks_calls(tmp_path: Path, transport: str, module: str) -> None:
     done = check(venv_without(tmp_path / "venv", module), transport)
@@ -41,11 +50,7 @@ def test_without_the_transport_and_without_calls_the_bot_ends_naming_the_extra(t
 
 def test_a_daily_only_bot_without_aiortc_is_told_that_the_extra_alone_is_not_enough(tmp_path: Path) -> None:
     daily_only = str(REPO / "tests" / "bots" / "daily_only.py")
-    done = subprocess.run(
-        [str(venv_without(tmp_path / "venv", "aiortc", "fastapi")), "-m", "bot", "--check"], cwd=REPO,
-        capture_output=True, text=True, timeout=120, env=bot_env(BOT_TRANSPORT="webrtc", BOT_FILE=daily_only),
-        check=False,
-    )
+    done = check_webrtc_without_aiortc(tmp_path, daily_only)
     assert done.returncode == 2, done.stderr[-2000:]
     ended = json.loads(done.stdout.splitlines()[-1])
     assert "pipecat-ai[webrtc]" in ended["detail"] and "transport 'daily', which this bot serves" in ended["detail"]
@@ -56,16 +61,26 @@ def test_a_daily_only_bot_without_aiortc_is_told_that_the_extra_alone_is_not_eno
 
 
 def test_a_script_with_main_and_no_bot_is_told_its_own_way_out_not_the_missing_transports(tmp_path: Path) -> None:
-    """instant-voice's `single_bot.py` (an argparse `main()`, Daily only) in a webrtc session: the detail
-    was aiortc's missing extra, then "defines no `bot`"; the file's own way out is what applies."""
-    script = REPO / "tests" / "bots" / "broken_main_argparse.py"
-    done = subprocess.run(
-        [str(venv_without(tmp_path / "venv", "aiortc", "fastapi")), "-m", "bot", "--check"], cwd=REPO,
-        capture_output=True, text=True, timeout=120, env=bot_env(BOT_TRANSPORT="webrtc", BOT_FILE=str(script)),
-        check=False,
-    )
+    """local-input-select-stt's `main(input_device, output_device)` in a webrtc session: the detail was
+    aiortc's missing extra, then "defines no `bot`"; the file's own way out is what applies."""
+    script = REPO / "tests" / "bots" / "broken_main_devices.py"
+    done = check_webrtc_without_aiortc(tmp_path, script)
     assert done.returncode == 4, done.stderr[-2000:]
     ended = json.loads(done.stdout.splitlines()[-1])
     assert ended["reason"] == "bot_failed", ended
     assert ended["detail"].startswith(f"{script}: defines no `bot`") and "aiortc" not in ended["detail"], ended
-    assert "it has `async def main() -> None`" in ended["detail"], ended
+    assert "it has `async def main(input_device: int, output_device: int) -> None`" in ended["detail"], ended
+
+
+def test_a_daily_main_without_aiortc_is_told_the_transport_it_serves(tmp_path: Path) -> None:
+    """instant-voice's `single_bot.py` (an argparse `main()`, which the host runs on Daily sessions) checked
+    for webrtc without aiortc: the extra alone would not serve it, and the detail says which sessions do."""
+    script = REPO / "tests" / "bots" / "main_reads_its_room.py"
+    done = check_webrtc_without_aiortc(tmp_path, script)
+    assert done.returncode == 2, done.stderr[-2000:]
+    ended = json.loads(done.stdout.splitlines()[-1])
+    assert "pipecat-ai[webrtc]" in ended["detail"], ended
+    assert ended["detail"].endswith(
+        "; and its entry point main() serves daily sessions only, so with the extra the session would still "
+        "fail: start daily sessions for it"
+    ), ended

@@ -5,6 +5,7 @@ host reports (tests/bot/test_user_bots.py). Nothing here imports voicefleet into
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,13 @@ BOTS = REPO / "tests" / "bots"
 START_TIMEOUT = 60.0
 
 
+def user_env() -> dict[str, str]:
+    """This environment without PYTHONPATH, as a user's shell runs `python bot.py`. The suite's may name
+    the repository, whose `bot` package (voicefleet's host) the runner would import in place of a bot
+    file: it looks for a module named `bot` before the files in the bot's folder."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+
 @contextmanager
 def pipecat_runner(bot_file: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`python bot.py -t webrtc` from the bot's folder, as Pipecat's docs run it; yields (process, offer URL)."""
@@ -37,6 +45,7 @@ def pipecat_runner(bot_file: Path) -> Iterator[tuple[subprocess.Popen[str], str]
     process = subprocess.Popen(
         [sys.executable, bot_file.name, "--host", "127.0.0.1", "--port", str(port), "-t", "webrtc"],
         cwd=bot_file.parent,
+        env=user_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -77,3 +77,27 @@ def test_echo_similarity_judges_an_echo_without_its_start_between_a_beep_and_sil
     reply = np.repeat(np.concatenate([beep, late, np.zeros(sent.sample_rate // 2, dtype=np.int16)]), 3)
     assert len(reply) > 3 * len(sent.samples)
     assert echo_similarity(sent, reply, 48000) > 0.8
+
+
+def _with_silences(samples: np.ndarray, rate: int, gaps: list[float]) -> np.ndarray:
+    """Silence slipped into the utterance at even intervals: a playout that ran dry while the speech
+    was late (a starved process), then played the rest after it, `gaps` seconds each."""
+    parts = np.array_split(samples, len(gaps) + 1)
+    out = [parts[0]]
+    for gap, part in zip(gaps, parts[1:], strict=True):
+        out += [np.zeros(int(gap * rate), dtype=np.int16), part]
+    return np.concatenate(out)
+
+
+def test_echo_similarity_follows_an_echo_that_silences_pushed_later_and_later() -> None:
+    """Gaps as a SIP caller heard them from a parrot on a host at a load average of 8 to 10: short
+    ones that together push the end of the echo 0.8 s past where it began, or one of half a second.
+    The words all came back, in order: each half second of them is found after the one before."""
+    sent = read_wav(SPEECH_WAV)
+    lead = np.zeros(sent.sample_rate, dtype=np.int16)
+    for gaps in ([0.1, 0.12, 0.2, 0.04, 0.2, 0.14], [0.06, 0.04, 0.06, 0.5, 0.02]):
+        stretched = _with_silences(sent.samples, sent.sample_rate, gaps)
+        assert echo_similarity(sent, np.repeat(np.concatenate([lead, stretched]), 3), 48000) > 0.8, gaps
+    # Its first half alone, stretched the same way, is still half the utterance.
+    half = _with_silences(sent.samples[: len(sent.samples) // 2], sent.sample_rate, [0.1, 0.12, 0.2])
+    assert echo_similarity(sent, np.repeat(half, 3), 48000) < 0.65

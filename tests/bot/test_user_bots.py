@@ -86,13 +86,14 @@ SYNTAX_ERROR = "from pipecat.runner.types import RunnerArguments\n\nasync def bo
                                   "(add its package to your project (uv add …) and run bots with the project's "
                                   "Python: BOT_PYTHON=path/to/.venv/bin/python for a local dispatcher)"),
         ("broken_no_bot", "defines no `bot`"),
-        ("broken_main_room_token", "defines no `bot` (Pipecat's entry point: async def bot(runner_args)); it has "
-                                   "`async def main(room_url: str, token: str) -> None`: add `async def bot("
-                                   "runner_args): await main(runner_args.room_url, runner_args.token)` "
-                                   '(docs/from-pipecat-examples.md, "A bot whose entry point is main() or '
-                                   'main(room_url, token)")'),
-        ("broken_main_argparse", "; it has `async def main() -> None`: move its body into `async def bot("
-                                 "runner_args)`, taking the room and the bot's token from runner_args.room_url"),
+        ("broken_run_bot_room_token", "defines no `bot` (Pipecat's entry point: async def bot(runner_args)); it "
+                                      "has `async def run_bot(room_url: str, token: str) -> None`: add `async def "
+                                      "bot(runner_args): await run_bot(runner_args.room_url, runner_args.token)` "
+                                      '(docs/from-pipecat-examples.md, "A bot whose entry point is main() or '
+                                      'main(room_url, token)")'),
+        ("broken_main_devices", "; it has `async def main(input_device: int, output_device: int) -> None`: move its "
+                                "body into `async def bot(runner_args)`, taking the room and the bot's token from "
+                                "runner_args.room_url"),
     ],
 )
 def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
@@ -135,6 +136,13 @@ def test_a_bot_file_that_cannot_load_exits_4_naming_the_file_and_the_exception(
                            "'room_url' (this session is not Daily's (SmallWebRTCRunnerArguments); a Daily-only bot "
                            "needs Daily sessions: TRANSPORTS=webrtc,daily (with DAILY_API_KEY) on the dispatcher and "
                            'POST /start {"transport": "daily"})'),
+        ("main_room_token", ": main(room_url, token) joins a Daily room, and this session is SmallWebRTC's "
+                            "(SmallWebRTCRunnerArguments); a Daily-only bot needs Daily sessions: TRANSPORTS=webrtc,"
+                            'daily (with DAILY_API_KEY) on the dispatcher and POST /start {"transport": "daily"}'),
+        ("main_reads_its_room", ": main() joins a Daily room, and this session is SmallWebRTC's "
+                                "(SmallWebRTCRunnerArguments); a Daily-only bot needs Daily sessions: TRANSPORTS="
+                                'webrtc,daily (with DAILY_API_KEY) on the dispatcher and POST /start {"transport": '
+                                '"daily"}'),
         ("daily_only", ":13: bot() raised ValueError: Missing transport params for 'webrtc'. Please add 'webrtc' key "
                        "to your transport_params dict. (this session is SmallWebRTC's; a Daily-only bot needs Daily "
                        "sessions: TRANSPORTS=webrtc,daily (with DAILY_API_KEY) on the dispatcher and POST /start "

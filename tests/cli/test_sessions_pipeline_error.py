@@ -1,7 +1,7 @@
 """`voicefleet sessions` against a real dispatcher whose real bot (tests/bots/recoverable_error.py)
 pushes a non-fatal `ErrorFrame` as its pipeline starts and goes on: the listing shows the error
-(`bot_error`) on a session that is still `active` (so `--status active` lists it), and only the
-session's own end changes its status."""
+(`bot_error`) on a session that is still `active` (so `--status active` lists it, and `--failed`
+does not: the bot goes on), and once it is over it is `failed`, in the list and its own answer."""
 
 from __future__ import annotations
 
@@ -60,9 +60,12 @@ async def test_a_session_with_a_non_fatal_pipeline_error_stays_active_with_its_e
             stop = await api.delete(f"/sessions/{session_id}")
             assert stop.status_code in (200, 202, 204), stop.text
 
+            # Over, with its bot's error: failed, in the list (`--failed`) as in the session's own answer.
             async def ended() -> dict[str, Any] | None:
-                found = await asyncio.to_thread(listed, url, "--status", "ended")
+                found = await asyncio.to_thread(listed, url, "--failed")
                 return found[0] if found else None
 
-            entry = await until(ended, "the session's end in `voicefleet sessions`", timeout=60, interval=0.2)
-            assert (entry["session_id"], entry["error"]) == (session_id, "bot_error"), entry
+            entry = await until(ended, "the session's end in `voicefleet sessions --failed`", timeout=60, interval=0.2)
+            assert (entry["session_id"], entry["status"], entry["error"]) == (session_id, "failed", "bot_error"), entry
+            assert await asyncio.to_thread(listed, url, "--status", "ended") == []
+            assert (await api.get(f"/sessions/{session_id}")).json()["status"] == "failed"

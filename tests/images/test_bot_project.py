@@ -140,19 +140,20 @@ def test_no_bot_py_no_lock_or_no_dependencies_are_each_refused_with_the_fix(tmp_
     assert "is not a folder" in refusal(tmp_path / "missing")
 
 
-# A pipecat-examples script run with argparse: the bot host would import it and find no `bot` to call.
+# A script run with argparse whose main() is no shape the bot host runs unchanged (its `config` has
+# no default): the bot host would import it and find nothing to call.
 SCRIPT_WITHOUT_BOT = """\
 import argparse
 import asyncio
 
 
-async def main(room_url: str, token: str):
+async def main(room_url: str, token: str, config):
     bot = object()  # a local name is not the module's `bot`
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    asyncio.run(main(parser.parse_args().url, ""))
+    asyncio.run(main(parser.parse_args().url, "", {}))
 """
 
 
@@ -162,8 +163,29 @@ def test_a_bot_py_that_defines_no_bot_is_refused_naming_the_contract_and_the_fil
     message = refusal(folder)
     assert f"{folder / 'bot.py'} defines no `bot`" in message and "async def bot(runner_args)" in message, message
     # What it has instead, and where the wrapper for it is shown.
-    assert "; it has `async def main(room_url: str, token: str)`:" in message, message
+    assert "; it has `async def main(room_url: str, token: str, config)`:" in message, message
     assert '"A bot whose entry point is main() or main(room_url, token)"' in message, message
+
+
+@pytest.mark.parametrize(("source", "runs"), [
+    ("async def run_bot(webrtc_connection):\n    pass\n", True),  # entry points the bot host runs unchanged
+    ("async def run_bot(webrtc_connection, *, greeting='hi'):\n    pass\n", True),
+    ("async def main(room_url: str, token: str):\n    pass\n", True),
+    ("async def main():\n    pass\n", True),
+    ("async def main(verbose=False):\n    pass\n", True),
+    ("def main():\n    pass\n", False),  # not a coroutine: the host runs none
+    ("async def main(*, room):\n    pass\n", False),
+    ("async def run_bot(connection):\n    pass\n", False),
+    ("async def run_bot(webrtc_connection, room):\n    pass\n", False),
+])
+def test_a_bot_py_without_bot_passes_only_with_an_entry_point_the_host_runs(tmp_path: Path, source: str,
+                                                                             runs: bool) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text(source)
+    if runs:
+        assert read(folder).path == folder
+    else:
+        assert "defines no `bot`" in refusal(folder)
 
 
 @pytest.mark.parametrize("source", [

@@ -3,9 +3,13 @@
 It greets the caller with a short tone as soon as the call connects (the "first bot audio" the
 benchmark times), then echoes whatever it hears, so a test can send speech in and find it coming
 back out through the carrier's own protocol. It hangs up (ends its pipeline, which closes the
-socket) right after the greeting when its body says `hang_up_after_greeting`.
+socket) right after the greeting when its body says `hang_up_after_greeting`. A call to the line
+`PHONE_TEST_TRANSFER_LINE` (the number dialled, a Twilio `<Parameter>`) is handed after the greeting
+to `PHONE_TEST_TRANSFER_TO` with voicefleet's `transfer_call`, as an LLM tool would, its answer written
+beside the report: the one thing here that imports from voicefleet, and only for that call.
 """
 
+import asyncio
 import json
 import math
 import os
@@ -59,18 +63,37 @@ async def bot(runner_args):
                 "call_data": runner_args.call_data.model_dump(by_alias=True) if runner_args.call_data else None}
         Path(reports, f"{runner_args.session_id}.json").write_text(json.dumps(seen))
 
-    await greet_echo_and_run(transport, task, runner_args, hang_up=bool(body.get("hang_up_after_greeting")))
+    custom = (runner_args.call_data.body if runner_args.call_data else None) or {}
+    line = os.environ.get("PHONE_TEST_TRANSFER_LINE")
+    transfer = os.environ.get("PHONE_TEST_TRANSFER_TO") if line and custom.get("to_number") == line else None
+    await greet_echo_and_run(transport, task, runner_args, hang_up=bool(body.get("hang_up_after_greeting")),
+                             transfer_to=transfer, reports=reports)
 
 
-async def greet_echo_and_run(transport, task: PipelineWorker, runner_args, hang_up: bool = False) -> None:
-    """The greeting once the caller is connected (then the end, with `hang_up`), the end when the
-    caller leaves, and the worker run until then."""
+async def greet_echo_and_run(transport, task: PipelineWorker, runner_args, hang_up: bool = False,
+                             transfer_to: str | None = None, reports: str | None = None) -> None:
+    """The greeting once the caller is connected (then the end, with `hang_up`, or the transfer to
+    `transfer_to`), the end when the caller leaves, and the worker run until then."""
 
     @transport.event_handler("on_client_connected")
     async def on_connected(transport, client):
         await task.queue_frame(OutputAudioRawFrame(audio=greeting(), sample_rate=RATE, num_channels=1))
         if hang_up:
             await task.queue_frame(EndFrame())
+        if transfer_to:  # in a task of its own, as an LLM tool's call: the pipeline goes on meanwhile
+            handing.add(asyncio.create_task(hand_over(transfer_to)))
+
+    handing: set[asyncio.Task[None]] = set()
+
+    async def hand_over(to: str) -> None:
+        from bot.transfer import TransferFailed, transfer_call
+
+        try:
+            answer = await transfer_call(to)
+        except TransferFailed as exc:
+            answer = {"failed": exc.code, "message": exc.message}
+        if reports:
+            Path(reports, f"{runner_args.session_id}.transfer.json").write_text(json.dumps(answer))
 
     @transport.event_handler("on_client_disconnected")
     async def on_disconnected(transport, client):

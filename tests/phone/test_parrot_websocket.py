@@ -160,7 +160,7 @@ async def test_a_protobuf_websocket_client_hears_the_parrot_say_its_words_back(
                 pytest.fail(f"no reply within 30 s; events: {client.events}; "
                             f"{turns_heard(parrot_dispatcher, started['sessionId'], 0)}")
             similarity = echo_similarity(voiced(speech), np.frombuffer(reply, dtype=np.int16), RATE)
-            assert similarity > 0.6, turns_heard(parrot_dispatcher, started["sessionId"], len(reply) / 2 / RATE)
+            assert similarity > 0.7, turns_heard(parrot_dispatcher, started["sessionId"], len(reply) / 2 / RATE)
         finally:
             await client.hang_up()
         assert await wait_active_sessions(api, 0) == 0  # the client hung up: its machine ended
@@ -186,7 +186,7 @@ async def test_a_reply_soon_after_the_greeting_is_told_as_speech_of_its_own(
             except TimeoutError:
                 pytest.fail(f"no reply of its own within 10 s; events: {client.events}; "
                             f"{turns_heard(parrot_dispatcher, started['sessionId'], 0)}")
-            assert echo_similarity(voiced(short), np.frombuffer(reply, dtype=np.int16), RATE) > 0.6, \
+            assert echo_similarity(voiced(short), np.frombuffer(reply, dtype=np.int16), RATE) > 0.7, \
                 turns_heard(parrot_dispatcher, started["sessionId"], len(reply) / 2 / RATE)
         finally:
             await client.hang_up()

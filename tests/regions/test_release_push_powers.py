@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.regions.test_region_peers import reachable, regions
 from tests.regions.test_releases_across_regions import push
-from tests.support.releases import admin, release_env, until, weights
+from tests.support.releases import admin, held_version, release_env, until, weights
 
 FORGER = "admin-0a1b2c3d4e5f"
 
@@ -38,18 +38,24 @@ def test_a_signed_push_cannot_pass_the_smoke_gate_forge_its_region_or_freeze_the
                         generation="9999-12-31T23:59:59Z", reason="v9 listed")
         taken = push(urls, "eu", "us", frozen)
         assert taken.status_code == 200 and taken.json()["adopted"] is True, taken.text
-        # Each region fits the weights to its own list again: v9 is none of theirs, next still waits.
-        until(lambda: weights(urls["us"]) == untouched and weights(urls["eu"]) == untouched)
+        # Each region fits the weights to its own list again: v9 is none of theirs, next still waits. `us`
+        # records that fitting as a change of its own (its reading loop's, within a second), newer than
+        # anything pushed so far: the pushes below are versioned after it, or `us` would answer them
+        # 409 "holds a newer change" before judging them.
+        until(lambda: held_version(urls["us"])[1] == "us" and weights(urls["us"]) == untouched
+              and weights(urls["eu"]) == untouched)
+        fitted = held_version(urls["us"])[0]
         trail = admin("GET", urls["us"], "/releases/history").json()["changes"]
         line = next(change for change in trail if change["reason"] == "v9 listed")
         assert line["by"] == f"region eu: {FORGER}" and line["region"] == "eu"
 
         # Nothing moved but a verdict (no entry reads as passed): kept, it would open the gate to the next raise.
-        marked = push(urls, "eu", "us", record(now + 3, "eu", untouched, reason="nothing moved"))
+        marked = push(urls, "eu", "us", record(fitted + 1, "eu", untouched, reason="nothing moved"))
         assert marked.status_code == 409 and "next" in marked.text, marked.text
         # A release `us` does not list: the next fitting would make the untested `next` the stable one.
         pending = {"next": {"status": "pending"}}
-        ghost = push(urls, "eu", "us", record(now + 4, "eu", {"ghost": 100, "next": 0}, stable="ghost", smoke=pending))
+        ghost = push(urls, "eu", "us", record(fitted + 2, "eu", {"ghost": 100, "next": 0}, stable="ghost",
+                                              smoke=pending))
         assert ghost.status_code == 422 and ghost.json()["error"]["code"] == "unknown_release", ghost.text
         assert admin("PUT", urls["us"], "/releases/next", json={"weight": 100}).status_code == 409
         assert weights(urls["us"]) == untouched

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from sipedge.supervisor import KAMAILIO
 from tests.phone.conftest import phone_env, speech_8k
 from tests.support.examples import PARROT
 from tests.support.ports import free_port, free_port_pair
@@ -97,21 +98,28 @@ def cold_edge(cold_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempP
 
 @contextmanager
 def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = f'"{NUMBER}" = ""',
-             env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
+             env: dict[str, str] | None = None, workers: int = 1, settings: str = "",
+             trunks: str = "") -> Iterator[EdgeProcess]:
     """`python -m sipedge` in front of `dispatcher` (or the URL given), stopped (SIGTERM) on exit.
     `numbers`: the trunk's TOML table of numbers (each to the variable holding its key: "" for none);
-    `env`: those variables."""
+    `env`: those variables; `workers` > 1: Kamailio in front of that many PJSIP workers; `settings`:
+    more top-level TOML lines, `trunks`: more `[[trunk]]` tables."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
+    if workers > 1 and not os.access(KAMAILIO, os.X_OK):
+        pytest.skip(f"Kamailio is not installed at {KAMAILIO} (Debian's kamailio: .ci/run installs it)")
     for law in WAVE_FORMAT:
         write_g711_wav(workdir / f"speech_{law}.wav", speech_8k(), law)
     sip_port = free_port(socket.SOCK_DGRAM)
     config = workdir / "edge.toml"
     url = dispatcher if isinstance(dispatcher, str) else dispatcher.base_url
+    rtp_ports = RTP_PORTS * workers
+    several = f"workers = {workers}\nworker_sip_port = {free_port_pair(workers)}\n" if workers > 1 else ""
     config.write_text(
         f'dispatcher_url = "{url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
-        f"rtp_port = {free_port_pair(RTP_PORTS)}\nrtp_port_count = {RTP_PORTS}\nanswer_seconds = 45\n\n"
-        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n')
+        f"rtp_port = {free_port_pair(rtp_ports)}\nrtp_port_count = {rtp_ports}\nanswer_seconds = 45\n{several}"
+        f"{settings}\n"
+        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n{trunks}')
     log_path = workdir / "edge.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,

@@ -38,12 +38,26 @@ class SippRun:
 
 
 def run_sipp(scenario: str, number: str, edge_port: int, workdir: Path, *, source: str = "127.0.0.1",
-             media_port: int | None = None, variables: dict[str, str] | None = None) -> SippRun:
+             media_port: int | None = None, variables: dict[str, str] | None = None, calls: int = 1) -> SippRun:
+    """`calls` of `scenario` to the edge, SIPp the caller; > 1: that many at once (SIPp's -l), started as
+    fast as SIPp may."""
+    return _run(scenario, ["-s", number, "-i", source, "-p", "0", f"127.0.0.1:{edge_port}"], workdir,
+                media_port, variables, calls)
+
+
+def run_callee(scenario: str, port: int, workdir: Path, *, media_port: int | None = None,
+               variables: dict[str, str] | None = None) -> SippRun:
+    """One call of `scenario` from the edge, SIPp the far end listening on 127.0.0.1:`port`."""
+    return _run(scenario, ["-i", "127.0.0.1", "-p", str(port)], workdir, media_port, variables)
+
+
+def _run(scenario: str, where: list[str], workdir: Path, media_port: int | None,
+         variables: dict[str, str] | None, calls: int = 1) -> SippRun:
     trace = workdir / f"{scenario}.messages"
     trace.unlink(missing_ok=True)
-    command = ["sipp", "-sf", str(HERE / f"{scenario}.xml"), "-s", number, "-i", source, "-p", "0",
-               f"127.0.0.1:{edge_port}", "-m", "1", "-nostdin", "-timeout", str(SIPP_SECONDS), "-timeout_error",
-               "-trace_msg", "-message_file", str(trace)]
+    command = ["sipp", "-sf", str(HERE / f"{scenario}.xml"), *where, "-m", str(calls), "-l", str(calls),
+               "-r", str(calls), "-nostdin", "-timeout", str(SIPP_SECONDS), "-timeout_error", "-trace_msg",
+               "-message_file", str(trace)]
     if media_port is not None:
         command += ["-mp", str(media_port)]
     for name, value in (variables or {}).items():

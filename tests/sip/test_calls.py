@@ -99,7 +99,9 @@ async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_w
         assert rms(heard[: 8000 * 5]) > BOT_AUDIO_RMS
         speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
         similarity = echo_similarity(voiced(speech), heard, 8000)
-        assert similarity > 0.6, f"the caller's words came back at {similarity:.2f}\n{edge.log()}"
+        # Either law: 1.00 while the host keeps up, 0.87 and more with silences slipped in at a load
+        # average of 10; half the words, or all of them out of order, score 0.60.
+        assert similarity > 0.7, f"the caller's words came back at {similarity:.2f}\n{edge.log()}"
         # The caller's BYE ended the session and stopped its bot.
         assert await wait_active_sessions(api, 0) == 0
         assert "machine_ended" in await timeline(api, session_id)

@@ -1,5 +1,5 @@
 """`python -m sipedge` that cannot start says why and exits non-zero: no configuration, or a SIP
-address another process holds."""
+address another process holds, its own or one of its workers'."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
+
+from sipedge.supervisor import KAMAILIO
 from tests.sip.conftest import NUMBER
 from tests.support.ports import free_port_pair
 
@@ -40,3 +44,21 @@ def test_a_sip_port_another_process_holds_is_named_and_the_edge_exits(tmp_path: 
     assert "the SIP stack did not start: Address already in use" in done.stderr
     assert f"SIP on udp 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
+def test_a_workers_port_another_process_holds_is_named_and_the_whole_edge_exits(tmp_path: Path) -> None:
+    workers = free_port_pair(2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", workers + 1))
+        config = tmp_path / "edge.toml"
+        config.write_text(f"sip_port = {free_port_pair(1)}\nrtp_port = {free_port_pair(16)}\nrtp_port_count = 16\n"
+                          f"workers = 2\nworker_sip_port = {workers}\n\n[[trunk]]\n"
+                          f'name = "t"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{NUMBER}" = "" }}\n')
+        done = start({**os.environ, "SIP_EDGE_CONFIG": str(config)})
+    assert done.returncode == 1
+    assert "sipedge: the edge did not start: worker 1 exited before it was ready" in done.stderr
+    assert "the SIP stack did not start: Address already in use" in done.stderr  # the worker's own line
+    assert f"SIP on udp 127.0.0.1:{workers + 1})" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(Path(tempfile.gettempdir()).glob("sipedge-front-*"))  # its folder went with it

@@ -26,11 +26,22 @@ def release_env(folder: Path, weights: str = "stable=90,next=10") -> dict[str, s
             "DISPATCHER_ADMIN_KEYS": ADMIN_KEY}
 
 
-def listed_releases(base_url: str, admin_key: str = ADMIN_KEY) -> dict[str, dict[str, Any]]:
-    """Each release as `GET /releases` at `base_url` shows it, by name."""
+def releases_answer(base_url: str, admin_key: str = ADMIN_KEY) -> dict[str, Any]:
+    """`GET /releases` at `base_url`: the traffic held there, its version and each release."""
     answer = httpx.get(f"{base_url}/releases", headers={"Authorization": f"Bearer {admin_key}"}, timeout=WAIT)
     assert answer.status_code == 200, answer.text
-    return {r["name"]: r for r in answer.json()["releases"]}
+    return dict(answer.json())
+
+
+def listed_releases(base_url: str, admin_key: str = ADMIN_KEY) -> dict[str, dict[str, Any]]:
+    """Each release as `GET /releases` at `base_url` shows it, by name."""
+    return {r["name"]: r for r in releases_answer(base_url, admin_key)["releases"]}
+
+
+def held_version(base_url: str) -> tuple[int, str]:
+    """The version of the traffic held at `base_url`: (milliseconds, the region that made it)."""
+    ms, region = releases_answer(base_url)["version"]
+    return int(ms), str(region)
 
 
 def weights(base_url: str) -> dict[str, int]:

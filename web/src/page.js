@@ -11,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 const state = (window.voicefleet = {
   status: "idle", sessionId: null, transportState: null, botAudioStartedAt: null,
   maxBotLevel: 0, maxMicLevel: 0, events: [], errors: [], readyIn: null, readyInShown: [], problem: null,
+  waitFirstTold: null, waitSince: null, waitOverdue: false,
   record: null, recordFor: null,
 });
 let client = null;
@@ -28,6 +29,11 @@ function log(message) {
 
 function render() {
   const waiting = state.readyIn !== null && ["starting", "connecting"].includes(state.status);
+  if (waiting && state.waitOverdue) {
+    const since = Math.round((performance.now() - state.waitSince) / 1000);
+    $("status").textContent = `connecting, longer than the ${state.waitFirstTold} s estimated (${since} s so far)`;
+    return;
+  }
   $("status").textContent = waiting ? `connecting, about ${state.readyIn} s` : state.status;
 }
 
@@ -111,18 +117,26 @@ function onTrackStarted(track, participant) {
 // A cold bot takes a while: the dispatcher says how long (`ready_in_seconds`, 90 % of its measured
 // cold starts are ready within it). A long-poll answers as soon as the bot is up, and every few
 // seconds meanwhile with the rest of the wait (the server's estimate grows if the start runs late);
-// between answers the page counts down, never below 1 s.
+// between answers the page counts down, never below 1 s. Past the first estimate it told, the page
+// says so with the time waited, rather than "about 1 s" for as long as the bot takes.
 function showWait(seconds) {
   clearInterval(countdown);
   countdown = null;
   if (seconds == null) {
     state.readyIn = null;
+    state.waitFirstTold = state.waitSince = null;
+    state.waitOverdue = false;
     render();
     return;
+  }
+  if (state.waitSince === null) {
+    state.waitSince = performance.now();
+    state.waitFirstTold = Math.max(1, Math.ceil(seconds));
   }
   const until = performance.now() + seconds * 1000;
   const tick = () => {
     state.readyIn = Math.max(1, Math.ceil((until - performance.now()) / 1000));
+    state.waitOverdue = performance.now() - state.waitSince > state.waitFirstTold * 1000;
     state.readyInShown.push(state.readyIn);
     render();
   };
@@ -190,6 +204,8 @@ async function connect() {
   setStatus("starting");
   state.errors = [];
   state.readyInShown = [];
+  state.waitFirstTold = state.waitSince = null;
+  state.waitOverdue = false;
   state.events = [];
   state.sessionId = null;
   showProblem(null);

@@ -23,6 +23,7 @@ import logging
 
 from fastapi import APIRouter, WebSocket
 from opentelemetry.trace import Span
+from starlette.types import Message
 
 import dispatcher.observability.tracing as tracing
 from dispatcher.api import carrier_refusals
@@ -40,8 +41,9 @@ from dispatcher.phone.access import (
     websocket_url,
 )
 from dispatcher.phone.calls import PhoneCall
-from dispatcher.phone.relay import relay_call
+from dispatcher.phone.relay import MediaSocket, relay_call
 from dispatcher.phone.settings import CARRIERS
+from dispatcher.phone.transfers import LiveCall
 
 log = logging.getLogger("dispatcher.phone")  # a call's lines, wherever its sockets are served
 
@@ -120,19 +122,38 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
         span.set_attribute("voicefleet.phone.admitted", admitted.how)
     await websocket.accept()
     call = PhoneCall()
+    handshake: list[Message] = []
+    live: list[LiveCall] = []  # the call once its bot is attached: it may be transferred from then on
+
+    async def attach() -> MediaSocket:
+        bot = await state.calls.attach(call, carrier, admitted.session_key, body, owner,
+                                       standing=admitted.how == "exotel_basic", handed_from=admitted.handed_from,
+                                       release=admitted.release, evaluation=admitted.evaluation,
+                                       recording=admitted.recording)
+        if call.session_id is not None:
+            live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake))
+        return bot
+
+    async def end(reason: str) -> None:
+        if live:
+            state.transfers.closed(live[0])
+        await state.calls.end(call, state.transfers.end_reason(live[0] if live else None, reason))
+
+    def hung_up(at: float, how: str) -> None:
+        if state.transfers.heard_hang_up(live[0] if live else None, at, how):
+            state.calls.caller_hung_up(call, carrier, at, how)
+
     state.active_calls += 1
     try:
         stats = await relay_call(
             websocket,
-            lambda: state.calls.attach(call, carrier, admitted.session_key, body, owner,
-                                      standing=admitted.how == "exotel_basic", handed_from=admitted.handed_from,
-                                      release=admitted.release, evaluation=admitted.evaluation,
-                                      recording=admitted.recording),
-            lambda reason: state.calls.end(call, reason),
+            attach,
+            end,
             handshake_seconds=state.settings.handshake_seconds if carrier != "generic" else None,
             silence_seconds=state.settings.silence_seconds if carrier != "generic" else None,
             max_frames_per_second=state.settings.max_frames_per_second,
-            caller_hung_up=lambda at, how: state.calls.caller_hung_up(call, carrier, at, how),
+            caller_hung_up=hung_up,
+            handshake_read=handshake.extend,
         )
         if call.session_id is not None:
             call_span.set_attribute("voicefleet.session.id", call.session_id)
@@ -148,5 +169,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
             state.metrics.call_ended(stats, media="store" if call.relayed else "direct", release=call.release)
     finally:
         state.active_calls -= 1
+        if live:  # also when the relay failed before its end
+            state.transfers.closed(live[0])
         with contextlib.suppress(Exception):
             await websocket.close()

@@ -30,6 +30,7 @@ from dispatcher.media.ice import ice_config
 from dispatcher.media.rooms import NO_OPTIONS
 from dispatcher.phone.access import handed_out_base
 from dispatcher.phone.calls import PHONE_TRANSPORT
+from dispatcher.sessions.failure import shown_status
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller, owned_by
 from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
@@ -310,7 +311,7 @@ def _session_fields(session: Session, ready: ReadyEstimate, region: str) -> dict
     fields: dict[str, Any] = {
         "session_id": machine.session_id,
         "region": region or None,  # with several regions: the one that holds the session
-        "status": machine.state.value,
+        "status": shown_status(machine.state.value, session.error is not None),
         "created_at": machine.created_at,
         "detail": machine.detail,
         "ready_in_seconds": ready.remaining(machine),

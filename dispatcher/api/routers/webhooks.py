@@ -79,8 +79,8 @@ async def twilio_webhook(request: Request) -> Response:
             await _first_time(request, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
-    stream, recording = await _answer(request, "twilio")
     fields = dict(params)
+    stream, recording = await _answer(request, "twilio", call=fields.get("CallSid") or None)
     parameters = "".join(
         f"<Parameter name={quoteattr(name)} value={quoteattr(fields[key])}/>"
         for key, name in (("From", "from_number"), ("To", "to_number"))
@@ -187,15 +187,16 @@ async def _stream_url(request: Request, carrier: str) -> str:
     return stream
 
 
-async def _answer(request: Request, carrier: str) -> tuple[str, str]:
+async def _answer(request: Request, carrier: str, call: str | None = None) -> tuple[str, str]:
     """Where the carrier streams the call (here, or the region it was handed to: docs/regions.md),
-    and the `<Start><Recording>` that goes before it when the carrier's own copy is kept (else "")."""
+    and the `<Start><Recording>` that goes before it when the carrier's own copy is kept (else "").
+    `call`: the carrier's id for the call, as its webhook signed it, carried in the token."""
     state = app_state(request)
     handed = await handed_elsewhere(state, carrier)
     if handed is not None:
         stream, session_id, base = handed.stream_url, handed.session_id, state.peers.regions.urls[handed.region]
     else:
-        token, grant = state.phone.tokens.mint(carrier)
+        token, grant = state.phone.tokens.mint(carrier, call=call)
         base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
         stream = websocket_url(base, f"/ws/{carrier}/{token}")
         session_id = state.sessions.session_id_for(Caller.named(PHONE_CALLER).owner_key, grant.session_key)

@@ -32,6 +32,7 @@ from dispatcher.api.routers import (
     sip_end,
     status,
     timeline,
+    trunk_calls,
     usage,
     webhooks,
 )
@@ -70,10 +71,11 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 # the admin keys (releases, status, the audit trails, capacity and runtime keys: checked in each route,
 # dispatcher/api/admin_auth.py), an admin key or a client's (the sessions' listing, the usage, and a session's
 # artifacts, checked in the route; their files and a bot's recording parts: a signed path,
-# dispatcher/artifacts/signed_paths.py).
+# dispatcher/artifacts/signed_paths.py), a client's key or the SIP edge's secret (`POST /calls`, the key in
+# its route; the edge's routes for its calls, SIP_EDGE_SECRET).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
              releases.router, status.router, session_list.router, audit.router, artifacts.router, capacity.router,
-             keys.router, usage.router)
+             keys.router, usage.router, trunk_calls.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:

@@ -114,3 +114,11 @@ def test_a_tokens_recording_wish_comes_back_as_minted_and_a_token_without_one_as
     plain, _ = issuer.mint("exotel")
     assert issuer.redeem(wished, "exotel").recording == Wanted(audio="off", transcript=None)
     assert issuer.redeem(plain, "exotel").recording is None
+
+
+def test_a_webhooks_token_carries_the_call_twilio_signed_and_a_starts_names_none() -> None:
+    issuer = tokens([1000.0])
+    signed, _ = issuer.mint("twilio", call="CA" + "a" * 32)
+    started, _ = issuer.mint("twilio", {"user": "ada"})
+    assert issuer.redeem(signed, "twilio").call == "CA" + "a" * 32
+    assert issuer.redeem(started, "twilio").call is None

@@ -385,3 +385,16 @@ async def test_a_machines_end_whose_timeline_read_fails_once_is_read_again_and_p
         hooks.timeline_event("s1", {"event": "machine_ended", "at": time.time(), "state": "failed"})
         assert await within(lambda: received == ["msg_s1_session.ended"], timeout=30), received
         await hooks.aclose()
+
+
+async def test_a_call_handed_to_a_person_is_pushed_signed_as_session_transferred():
+    received: list[dict] = []
+    async with hook_receiver(verified_into(received)) as url:
+        hooks = lone_webhooks(url)
+        hooks.timeline_event("s1", {"event": "transferred", "at": time.time(), "to": "+14155550123",
+                                    "mode": "cold", "carrier": "twilio", "carrier_status": "in-progress"})
+        assert await within(lambda: hooks.delivered == 1, timeout=10)
+        await hooks.aclose()
+    assert received[0]["type"] == "session.transferred"
+    assert {k: received[0]["data"][k] for k in ("session_id", "to", "mode", "carrier_status")} == {
+        "session_id": "s1", "to": "+14155550123", "mode": "cold", "carrier_status": "in-progress"}

@@ -89,7 +89,7 @@ def test_a_bot_project_that_is_not_one_fails_the_preview(stack: StackRunner, tmp
 def test_a_bot_py_that_defines_no_bot_fails_the_preview_naming_the_contract(
         stack: StackRunner, tmp_path: Path) -> None:
     folder = project(tmp_path)
-    (folder / "bot.py").write_text("async def main():\n    pass\n")
+    (folder / "bot.py").write_text("async def main(input_device, output_device):\n    pass\n")  # no shape the host runs
     with pytest.raises(SettingsError, match=r"voicefleet:botProject .*bot\.py defines no `bot`.*: the bot host calls "
                                             r"`async def bot\(runner_args\)`"):
         stack("aws", botProject=str(folder))

@@ -61,6 +61,11 @@ def test_two_secrets_of_one_ciphertext_are_still_the_same_secret(
     stack = write_stack(tmp_path / "stacks", monkeypatch, "aws-prod", secure_lines(copied), AWS_PROD_PLAIN)
     assert plan.main([stack]) == 2
     assert "dispatcherAdminKeys shares a key with voicefleet:dispatcherApiKeys" in capsys.readouterr().err
+    # config check names it once, and not also as missing (the search for further faults left it out).
+    assert config_check.main(["check", "--stack", stack]) == 1
+    said = capsys.readouterr().out
+    assert "dispatcherAdminKeys shares a key with voicefleet:dispatcherApiKeys" in said
+    assert "is required" not in said, said
 
 
 @pytest.mark.parametrize("stack", ["aws-dev", "gcp-dev", "azure-dev"])

@@ -1,0 +1,158 @@
+"""Entry points other than Pipecat's `bot(runner_args)` that the host runs unchanged, found by signature.
+
+Some pipecat-examples scripts were written for a server of their own, not for Pipecat's runner, and
+their server hands them what the host already has for the session:
+
+- `async def run_bot(webrtc_connection)` (whatsapp, p2p-webrtc/voice-agent): their server answers the
+  SmallWebRTC offer and hands over the connection; here, the connection the host answered, the one
+  `SmallWebRTCRunnerArguments` carries.
+- `async def main(room_url, token)` (storytelling-chatbot, deployment/flyio-example): their server
+  makes a Daily room and passes it; here, the session's room and the bot's token.
+- `async def main()` that reads its room from its command line (instant-voice: its server runs
+  `python -m single_bot -u ROOM -t TOKEN`), falling back on `DAILY_SAMPLE_ROOM_URL`: both are set to
+  the session's room (and token) while it runs. No Daily API call is made for it: the dispatcher made
+  the room and the token already, as Pipecat's runner hands its bot the ones it made.
+
+Each is found by its function's name and parameters (`inspect`), never by the file's name; the other
+parameters must have defaults. Each serves one transport: a session of another fails with
+`WrongSession`, which names the way (the transport to start, or the `bot(runner_args)` to write).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from bot.transport_advice import DAILY_ONLY
+
+if TYPE_CHECKING:  # imported when a session runs: bot/app.py imports nothing of Pipecat before its config
+    from pipecat.runner.types import DailyRunnerArguments, RunnerArguments
+
+# What instant-voice's and bot-ready-signalling's argparse fall back on without `-u`.
+SAMPLE_ROOM_VARIABLE = "DAILY_SAMPLE_ROOM_URL"
+_SESSION_KINDS = {
+    "DailyRunnerArguments": "Daily's",
+    "SmallWebRTCRunnerArguments": "SmallWebRTC's",
+    "WebSocketRunnerArguments": "a phone call's",
+}
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_NEEDS_WEBRTC = ('start WebRTC sessions (POST /start {"transport": "webrtc"}, with webrtc in the dispatcher\'s '
+                 "TRANSPORTS), or add `async def bot(runner_args)` that builds its transport with Pipecat's "
+                 "create_transport(runner_args, …) for this one")
+
+
+class WrongSession(Exception):
+    """The entry point cannot take this session's transport; the message names the way out."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A known entry point: `call(runner_args)` runs it for a session of `transport`."""
+
+    name: str  # `run_bot(webrtc_connection)`: how the session's messages name what ran
+    transport: str  # the one transport it serves ("webrtc", "daily")
+    call: Callable[[Any], Awaitable[None]]
+
+
+def takes(function: object, names: tuple[str, ...]) -> bool:
+    """Whether `function` is an `async def` called with `names` as its positional arguments and nothing
+    else: those first, in that order, and every other parameter with a default."""
+    if not inspect.iscoroutinefunction(function):
+        return False
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in _POSITIONAL]
+    if tuple(p.name for p in positional[: len(names)]) != names:
+        return False
+    rest = positional[len(names):] + [p for p in parameters if p.kind == inspect.Parameter.KEYWORD_ONLY]
+    return all(p.default is not inspect.Parameter.empty for p in rest)
+
+
+def known_entry(module: ModuleType, path: Path) -> Entry | None:
+    """The file's entry point when it has no `bot` but one of the shapes above; None otherwise."""
+    run_bot = getattr(module, "run_bot", None)
+    if takes(run_bot, ("webrtc_connection",)):
+        return Entry("run_bot(webrtc_connection)", "webrtc", _with_connection(run_bot))
+    main = getattr(module, "main", None)
+    if takes(main, ("room_url", "token")):
+        return Entry("main(room_url, token)", "daily", _with_room(main))
+    if takes(main, ()):
+        return Entry("main()", "daily", _with_command_line(main, path))
+    return None
+
+
+def _session_kind(runner_args: object) -> str:
+    name = type(runner_args).__name__
+    return f"{_SESSION_KINDS.get(name, 'another transport')} ({name})"
+
+
+def _with_connection(run_bot: Any) -> Callable[[Any], Awaitable[None]]:
+    async def call(runner_args: RunnerArguments) -> None:
+        from pipecat.runner.types import SmallWebRTCRunnerArguments
+
+        if not isinstance(runner_args, SmallWebRTCRunnerArguments):
+            raise WrongSession(f"run_bot(webrtc_connection) is handed a WebRTC connection, and this session is "
+                               f"{_session_kind(runner_args)}: {_NEEDS_WEBRTC}")
+        await run_bot(runner_args.webrtc_connection)
+
+    return call
+
+
+def _daily_only(entry: str, runner_args: RunnerArguments) -> DailyRunnerArguments:
+    from pipecat.runner.types import DailyRunnerArguments
+
+    if not isinstance(runner_args, DailyRunnerArguments):
+        raise WrongSession(f"{entry} joins a Daily room, and this session is {_session_kind(runner_args)}; "
+                           f"{DAILY_ONLY}")
+    return runner_args
+
+
+def _with_room(main: Any) -> Callable[[Any], Awaitable[None]]:
+    async def call(runner_args: RunnerArguments) -> None:
+        daily = _daily_only("main(room_url, token)", runner_args)
+        await main(daily.room_url, daily.token)
+
+    return call
+
+
+def _with_command_line(main: Any, path: Path) -> Callable[[Any], Awaitable[None]]:
+    async def call(runner_args: RunnerArguments) -> None:
+        daily = _daily_only("main()", runner_args)
+        # The command line the examples' servers give it; held in this process only (never in `ps`).
+        argv = [str(path), "-u", daily.room_url, *(("-t", daily.token) if daily.token else ())]
+        with _command_line(argv), _variable(SAMPLE_ROOM_VARIABLE, daily.room_url):
+            await main()
+
+    return call
+
+
+@contextmanager
+def _command_line(argv: list[str]) -> Iterator[None]:
+    before = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = before
+
+
+@contextmanager
+def _variable(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -1,0 +1,42 @@
+"""`POST /calls`'s shapes: a call placed through a SIP trunk (docs/sip.md#outbound-calls), and the
+outcome the SIP edge reports for it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+E164 = r"^\+[1-9][0-9]{1,14}$"
+
+
+class CallRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    to: str = Field(pattern=E164, description="The number called, E.164 (`+14155550100`).")
+    caller_id: str = Field(alias="from", pattern=E164, description="The number the call comes from, E.164: one "
+                           "the trunk lets you present.")
+    trunk: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
+                       description="The SIP edge's trunk the call goes out through (its `name`).")
+    body: dict[str, Any] | None = Field(default=None, description="Passed to the bot as `runner_args.body['body']`.")
+
+
+class CallOut(BaseModel):
+    session_id: str
+    status: str = Field(description="`starting`: the call is handed to the SIP edge; follow the session for its "
+                        "outcome (`GET /sessions/{id}/timeline`: `call_outcome`).")
+    to: str
+    caller_id: str = Field(serialization_alias="from")
+    trunk: str
+    paced_seconds: float | None = Field(default=None, description="How long the call waited for its trunk's pace.")
+
+
+class CallOutcome(BaseModel):
+    """What the SIP edge reports once the far end answered the INVITE (or it never went out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["answered", "busy", "no_answer", "rejected", "not_placed"]
+    trunk: str = Field(max_length=128)
+    sip_status: int | None = Field(default=None, ge=100, le=699)
+    detail: str | None = Field(default=None, max_length=256)

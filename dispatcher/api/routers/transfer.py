@@ -1,0 +1,52 @@
+"""`POST /sessions/{id}/transfer`: hand a live phone call to a person (docs/phone.md, "Handing a call to
+a person"). For the key that started the session, or an admin key on the record (admin_access.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from dispatcher.api.admin_access import TRANSFER, reachable_id
+from dispatcher.api.dependencies import app_state, identified, not_found
+from dispatcher.api.schemas import ERRORS
+from dispatcher.errors import ApiError
+from dispatcher.phone.calls import PHONE_TRANSPORT
+from dispatcher.phone.transfer_target import transfer_target
+from dispatcher.sessions.ids import Caller
+
+router = APIRouter(responses=ERRORS)
+
+
+@router.post("/sessions/{session_id}/transfer", summary="Hand a live phone call to a person (cold)")
+async def transfer_session(
+    request: Request, session_id: str, who: Annotated[Caller, Depends(identified)],
+    to: Annotated[Any, Body(description="`+14155550100` (E.164) or `sip:desk@pbx.example.com`")] = None,
+    mode: Annotated[Any, Body(description="`cold` (the only mode yet; `warm` is answered 422)")] = "cold",
+) -> dict[str, Any]:
+    """Twilio rings `to` and connects the caller when they answer; the call's stream to the bot ends and
+    the session ends as `transferred` (its timeline's `transferred`, the `session.transferred` webhook).
+    Refused before anything changes: 422 for a bad `to` or a `warm` mode, 409 for a session with no live
+    Twilio call here (a WebRTC or Daily session, another carrier, a call over)."""
+    state = app_state(request)
+    target = transfer_target(to, mode)  # a bad request is answered before any look-up
+    reached = await reachable_id(request, session_id, who, TRANSFER, exists=state.sessions.ever_existed)
+    call = state.phone.transfers.live(reached)
+    if call is None:
+        raise await _no_live_call(request, reached)
+    return await state.phone.transfers.transfer(call, target)
+
+
+async def _no_live_call(request: Request, session_id: str) -> ApiError:
+    """Why this session has no call to transfer here, said before anything changed."""
+    session = await app_state(request).sessions.get(session_id)
+    if session is None:
+        return not_found(session_id)
+    transport = session.machine.transport
+    if transport != PHONE_TRANSPORT:
+        return ApiError(409, "transfer_unsupported", f"a {transport or 'daily'} session has no phone line to "
+                        "hand over: transfers work on Twilio media-stream calls for now")
+    if not session.machine.state.is_active:
+        return ApiError(409, "call_over", "this session's call has ended")
+    return ApiError(409, "no_live_call", "this session's call is not relayed by this dispatcher (not connected "
+                    "yet, or its stream is held by another replica): try again at the replica holding the call")

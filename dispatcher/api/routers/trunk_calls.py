@@ -1,0 +1,145 @@
+"""`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls), and the SIP edge's
+two routes for it (`SIP_EDGE_SECRET`, never a client's key): the session's status, and the outcome.
+
+The call's session is a carrier stream's (`transport: exotel`, as an inbound SIP call's): the key
+that asked owns it. The edge opens its stream, so its bot is claimed and joins before the INVITE
+goes out; the far end's answer comes back as a `call_outcome` timeline event, and a call that was
+not answered ends its session with the outcome as the `ended` reason (the `session.ended` webhook
+carries it). A call never handed over is ended the same way, with `not_placed`: none is left open."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+
+from dispatcher.api.call_schemas import CallOut, CallOutcome, CallRequest
+from dispatcher.api.dependencies import app_state, not_found
+from dispatcher.api.phone_start import phone_start
+from dispatcher.api.routers.sessions import authenticated
+from dispatcher.api.schemas import ERRORS
+from dispatcher.api.state import AppState
+from dispatcher.api.utf8_bodies import utf8_only
+from dispatcher.errors import ApiError
+from dispatcher.phone.access import handed_out_base
+from dispatcher.phone.trunk_calls import TrunkCalls
+from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
+
+router = APIRouter(responses=ERRORS)
+REPLAY_SECONDS = 86_400.0  # an Idempotency-Key's call is placed once within a day
+CARRIER = "exotel"  # the edge's stream speaks Exotel's shape (sipedge/stream_frames.py)
+
+
+def _calls(state: AppState) -> TrunkCalls:
+    if state.trunk_calls is None:
+        raise ApiError(503, "sip_edge_not_configured", "no SIP edge places calls for this dispatcher: set SIP_EDGE_URL "
+                       "and SIP_EDGE_SECRET (docs/sip.md#outbound-calls)", retry_after=60)
+    return state.trunk_calls
+
+
+@router.post("/calls", response_model=CallOut, status_code=201, summary="Place a call through a SIP trunk")
+async def place_call(
+    request: Request, response: Response, who: Annotated[Caller, Depends(authenticated)],
+    payload: Annotated[CallRequest, Body()],
+) -> dict[str, Any]:
+    state = app_state(request)
+    calls = _calls(state)
+    utf8_only(payload.model_dump(exclude_none=True), "the call's JSON")
+    user_body = payload.body or {}
+    if len(json.dumps(user_body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
+        raise ApiError(413, "body_too_large", f"`body` exceeds {state.settings.max_body_bytes} bytes as JSON")
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
+    await state.start_limit.check(who.id)
+    trunk = await calls.trunk(payload.trunk)
+    bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, "trunk": trunk.name,
+                "body": user_body}
+    base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
+    session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
+    answer, grant = phone_start(state.phone, CARRIER, bot_body, base, who, state.settings.region,
+                                session_key=session_key)
+    session_id = str(answer["sessionId"])
+    shown = {"session_id": session_id, "to": payload.to, "caller_id": payload.caller_id, "trunk": trunk.name}
+    attempt = 0
+    if idempotency_key is not None:
+        replayed, attempt = await _earlier(state, response, shown)
+        if replayed is not None:
+            return replayed
+    waited = await calls.pace(trunk)  # a call refused here was never asked for: its retry is a first try
+    if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
+            f"call:{session_id}:{attempt}", REPLAY_SECONDS):
+        raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
+                       "(or follow its session)", retry_after=1)
+    order = {"session_id": session_id, "stream_url": f"{answer['wsUrl']}/{answer['token']}", "to": payload.to,
+             "from": payload.caller_id, "trunk": trunk.name}
+    try:
+        await calls.hand_over(order)
+    except ApiError as exc:  # the session never ran, and ends here with why
+        # Its token spent now: an edge that took the call after all (its answer lost) cannot open it.
+        await state.phone.spent.first_use(grant.token_id, grant.expires - time.time() + 60.0)
+        await ended_unstarted(state, session_id, trunk=trunk.name, detail=exc.message, handed_over=False)
+        raise
+    response.headers["Location"] = f"/sessions/{session_id}"
+    return {**shown, "status": "starting", "paced_seconds": round(waited, 3) if waited else None}
+
+
+async def _earlier(state: AppState, response: Response,
+                  shown: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+    """The same Idempotency-Key again: the first call's session (`200`), nothing placed twice. Else
+    (None, the tries before this one): a call whose tries all ended before reaching the edge (each
+    answered 503) is placed by this one; one being handed over now is refused 409 after the pace."""
+    session = await state.sessions.get(shown["session_id"])
+    events = await state.sessions.timeline.read(shown["session_id"]) if session is None else []
+    ends = [e for e in events if e.get("event") == "ended"]
+    if session is None and (not ends or all(e.get("handed_over") is False for e in ends)):
+        return None, len(ends)
+    response.status_code = 200
+    response.headers["Location"] = f"/sessions/{shown['session_id']}"
+    return {**shown, "status": session.machine.state.value if session is not None else "ended"}, 0
+
+
+def _edge(request: Request) -> AppState:
+    state = app_state(request)
+    if state.trunk_calls is None or not state.trunk_calls.is_edge(request.headers.get("authorization")):
+        raise ApiError(401, "unauthorized", "the SIP edge's routes take its secret (SIP_EDGE_SECRET) as a Bearer token")
+    return state
+
+
+@router.get("/edge/calls/{session_id}", include_in_schema=False)
+async def call_status(request: Request, session_id: str) -> dict[str, Any]:
+    """The session's status for the edge: its INVITE waits for `joined`."""
+    state = _edge(request)
+    session = await state.sessions.get(session_id)
+    if session is None:
+        raise not_found(session_id)
+    return {"session_id": session_id, "status": session.machine.state.value}
+
+
+async def ended_unstarted(state: AppState, session_id: str, **fields: Any) -> None:
+    """A call whose session never ran (its stream never opened): the session's timeline is opened here
+    (only a `requested` opens one), then ended `not_placed`, in that order, before the answer, so a
+    retry of the same Idempotency-Key and the `session.ended` webhook see it."""
+    timeline = state.sessions.timeline
+    timeline.note(session_id, "requested", trunk=fields.get("trunk"))
+    await timeline.settled()
+    timeline.note(session_id, "ended", reason="not_placed", **fields)
+    await timeline.settled()
+
+
+@router.post("/edge/calls/{session_id}/outcome", status_code=204, include_in_schema=False)
+async def call_outcome(request: Request, session_id: str, outcome: Annotated[CallOutcome, Body()]) -> Response:
+    """What the far end answered. Not answered: the session ends, with the outcome as its reason."""
+    state = _edge(request)
+    timeline = state.sessions.timeline
+    fields = outcome.model_dump(exclude_none=True)
+    if outcome.outcome == "not_placed" and await state.sessions.get(session_id) is None:
+        await ended_unstarted(state, session_id, trunk=outcome.trunk, detail=outcome.detail)
+        return Response(status_code=204)
+    timeline.note(session_id, "call_outcome", **fields)
+    if outcome.outcome != "answered":
+        timeline.note(session_id, "ended", reason=fields.pop("outcome"), **fields)
+        await state.sessions.stop(session_id)
+    return Response(status_code=204)

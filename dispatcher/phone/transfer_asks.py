@@ -1,0 +1,29 @@
+"""The two ways a call is handed to a person, to one `Transfers`: a client's `POST /sessions/{id}/transfer`
+(dispatcher/api/routers/transfer.py) and the session's own bot over its channel (`call.transfer`).
+A bot's channel is its session's alone, so the bot transfers its own call and no other."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from botchannel.contract import RequestFailed
+from dispatcher.channel.bots import BotLink
+from dispatcher.errors import ApiError
+from dispatcher.phone.transfer_target import transfer_target
+from dispatcher.phone.transfers import Transfers
+
+
+def bot_transfer(transfers: Transfers) -> Callable[[BotLink, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]:
+    async def answer(link: BotLink, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        try:
+            target = transfer_target(params.get("to"), params.get("mode"))
+            call = transfers.live(str(link.session_id))
+            if call is None:
+                raise ApiError(409, "no_live_call", "this session has no phone call relayed by the dispatcher this "
+                               "bot's channel reached: transfers work on Twilio media-stream calls")
+            return await transfers.transfer(call, target)
+        except ApiError as exc:
+            raise RequestFailed(exc.status, exc.code, exc.message) from None
+
+    return answer

@@ -1,0 +1,55 @@
+"""Where a call is handed, checked before anything changes: a phone number in E.164 (`+` and up to
+15 digits, the first not 0) or a `sip:`/`sips:` URI, and the TwiML that makes Twilio ring it.
+
+The TwiML is built here and nowhere else: `to` is escaped as XML text, so a target cannot add verbs
+of its own to the call (a `</Number><Play>` in it stays characters of a number that does not exist).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from dispatcher.errors import ApiError
+
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+# user@host[:port][;params]: no spaces, quotes, angle brackets or XML-special characters.
+SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?(;[A-Za-z0-9_.=\-]+)*")
+MAX_TARGET_CHARS = 255
+COLD, WARM = "cold", "warm"
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    to: str
+    mode: str = COLD
+
+    @property
+    def is_sip(self) -> bool:
+        return self.to.startswith(("sip:", "sips:"))
+
+    def twiml(self) -> str:
+        """`<Response><Dial><Number>…` (or `<Sip>`): Twilio ends the call's stream and rings `to`; the
+        caller hears ringing, then the person. The call ends when either of them hangs up."""
+        noun = "Sip" if self.is_sip else "Number"
+        return f"<Response><Dial><{noun}>{escape(self.to)}</{noun}></Dial></Response>"
+
+
+def transfer_target(to: object, mode: object) -> TransferTarget:
+    """The request's target, or a 422 that says what is accepted."""
+    if mode is None:
+        mode = COLD
+    if mode == WARM:
+        raise ApiError(422, "mode_not_supported", "a warm transfer (the bot briefs the person before the caller "
+                       "joins) is not supported yet: use \"mode\": \"cold\", which rings the person and connects "
+                       "the caller when they answer")
+    if mode != COLD:
+        raise ApiError(422, "invalid_mode", f"mode must be \"cold\" (or, later, \"warm\"), not {str(mode)[:40]!r}")
+    if not isinstance(to, str) or not to:
+        raise ApiError(422, "invalid_target", "to is required: a phone number in E.164 (\"+14155550100\") "
+                       "or a SIP URI (\"sip:desk@pbx.example.com\")")
+    if len(to) > MAX_TARGET_CHARS or not (E164.fullmatch(to) or SIP_URI.fullmatch(to)):
+        raise ApiError(422, "invalid_target", f"to {to[:40]!r} is neither a phone number in E.164 (\"+\" then up "
+                       "to 15 digits, as \"+14155550100\") nor a SIP URI (\"sip:desk@pbx.example.com\")")
+    return TransferTarget(to, COLD)

@@ -1,0 +1,195 @@
+"""A live call handed to a person, cold: the carrier is told to ring `to` instead of streaming to the
+bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_calls.py), which ends
+the call's stream; the session then ends as `transferred`.
+
+The calls this replica relays are kept here while they last, with the carrier's id for each call.
+A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
+the same call: the stream's own `start` message could name any call of the account (whoever holds a
+`POST /start` token writes it), and the update redirects whichever call it names.
+
+An update that got no answer is reconciled, never guessed: the call is read back; over, the transfer
+failed; still up and its stream closed (Twilio ends the stream when new TwiML takes over), it was done;
+still streaming after `settle_seconds`, it was not, and is sent once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Message
+
+from botchannel.json_input import parse_json
+from dispatcher.errors import ApiError
+from dispatcher.phone.calls import Timeline
+from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.twilio_calls import CALL_SID, TwilioCalls, TwilioRefused, Unanswered
+from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
+
+log = logging.getLogger("dispatcher.phone")
+
+SETTLE_SECONDS = 3.0  # after an unanswered update, how long a stream that took it takes to close
+CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})  # Twilio's ended statuses
+
+
+@dataclass
+class LiveCall:
+    session_id: str
+    carrier: str
+    signed_call: str | None  # the CallSid the webhook signed (its token carries it), else None
+    call_sid: str | None = None  # the stream's own, once its `start` matched the signed one
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    transferring: bool = False
+    transferred: dict[str, Any] | None = None
+    held_hang_up: tuple[float, str] | None = None  # a hang-up heard while the transfer was under way
+
+
+class Transfers:
+    def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None,
+                 settle_seconds: float = SETTLE_SECONDS) -> None:
+        self._twilio = twilio
+        self._timeline = timeline
+        self._settle = settle_seconds
+        self._live: dict[str, LiveCall] = {}
+
+    def opened(self, session_id: str, carrier: str, signed_call: str | None, handshake: Iterable[Message]) -> LiveCall:
+        """The call's bot is attached: its session may be transferred from now on, its CallSid read
+        from the carrier's first messages (Twilio's `start`)."""
+        call = LiveCall(session_id, carrier, signed_call)
+        said = _twilio_call_sid(handshake) if carrier == "twilio" else None
+        if said is not None and said == signed_call:
+            call.call_sid = said
+        self._live[session_id] = call
+        return call
+
+    def closed(self, call: LiveCall) -> None:
+        call.ended.set()
+        if self._live.get(call.session_id) is call:
+            del self._live[call.session_id]
+
+    def live(self, session_id: str) -> LiveCall | None:
+        return self._live.get(session_id)
+
+    def heard_hang_up(self, call: LiveCall | None, at: float, how: str) -> bool:
+        """Whether a carrier's stop is the caller's hang-up to note: during a transfer it is the carrier
+        leaving the stream for the person, noted only if the transfer fails."""
+        if call is None or not (call.transferring or call.transferred):
+            return True
+        if call.transferred is None:
+            call.held_hang_up = (at, how)
+        return False
+
+    async def transfer(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
+        """Hands the call to `target`: the answer's fields, or an `ApiError` (nothing changed, unless it says)."""
+        if call.carrier != "twilio":
+            raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
+                           "transfers work on Twilio media-stream calls (docs/phone.md)")
+        if self._twilio is None:
+            raise ApiError(409, "transfer_not_configured", "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or "
+                           "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so the dispatcher can update Twilio calls")
+        if call.call_sid is None or not CALL_SID.fullmatch(call.call_sid):
+            raise ApiError(409, "call_not_verified", "this call's CallSid was not signed by Twilio: only a call "
+                           "that came in through the webhook (POST /phone/twilio) can be transferred, since a "
+                           "stream opened with a POST /start token could name any call of the account")
+        if call.transferring or call.transferred is not None:
+            raise ApiError(409, "already_transferring", "this call is already being transferred")
+        if call.ended.is_set():
+            raise ApiError(409, "call_over", "this call has ended")
+        call.transferring = True
+        try:
+            answer, reconciled = await self._update(call, target)
+        except BaseException:
+            call.transferring = False
+            if call.held_hang_up is not None and self._timeline is not None:
+                at, how = call.held_hang_up
+                self._timeline.note(call.session_id, CALLER_HUNG_UP, at=at, how=how, carrier=call.carrier)
+            raise
+        status = str(answer.get("status") or "unknown")
+        call.transferred = {"to": target.to, "mode": target.mode, "at": round(time.time(), 3),
+                            "carrier": call.carrier, "carrier_status": status}
+        call.transferring = False
+        if self._timeline is not None:
+            self._timeline.note(call.session_id, TRANSFERRED, at=call.transferred["at"], to=target.to,
+                                mode=target.mode, carrier=call.carrier, carrier_status=status,
+                                reconciled=reconciled or None)
+        log.info("phone call %s: transferred (%s, Twilio: %s)", call.session_id, target.mode, status)
+        return {"session_id": call.session_id, **call.transferred, "status": TRANSFERRED}
+
+    async def _update(self, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
+        """Twilio's answer to the update, and whether it was found by reading the call back."""
+        assert self._twilio is not None and call.call_sid is not None
+        for attempt in range(2):
+            try:
+                return await self._twilio.update(call.call_sid, target.twiml()), attempt > 0
+            except Unanswered as exc:
+                log.warning("phone call %s: Twilio did not answer the transfer (%s); reading the call back",
+                            call.session_id, exc)
+            except TwilioRefused as exc:
+                raise _refusal(exc) from None
+            done = await self._reconcile(call)
+            if done is not None:
+                return done, True
+        raise ApiError(504, "carrier_unanswered", "Twilio answered neither the transfer nor a read of the call: "
+                       "whether it was transferred is unknown; the session's timeline says so once its stream ends",
+                       retry_after=5.0)
+
+    async def _reconcile(self, call: LiveCall) -> dict[str, Any] | None:
+        """The call read back after an unanswered update: its resource when the update took (its stream
+        closed), None when it did not (still streaming); `ApiError` when the call is over."""
+        assert self._twilio is not None and call.call_sid is not None
+        try:
+            now = await self._twilio.fetch(call.call_sid)
+        except TwilioRefused as exc:
+            raise _refusal(exc) from None
+        except Unanswered:
+            return None
+        if str(now.get("status")) in CALL_OVER:
+            raise ApiError(409, "call_over", f"the call ended before it could be transferred (Twilio: {now['status']})")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call.ended.wait(), self._settle)
+        return now if call.ended.is_set() else None
+
+    def end_reason(self, call: LiveCall | None, reason: str) -> str:
+        """The call's end reason: `transferred` once the carrier took the transfer, whatever closed the stream."""
+        return TRANSFERRED if call is not None and call.transferred is not None else reason
+
+    async def aclose(self) -> None:
+        if self._twilio is not None:
+            await self._twilio.aclose()
+
+
+def _refusal(exc: TwilioRefused) -> ApiError:
+    """Twilio's refusal as this API's answer: the caller's doing (the call is over) or the deployment's."""
+    if exc.status == 404 or exc.code in (20404, 21220):
+        return ApiError(409, "call_over", f"Twilio no longer has this call in progress ({exc.message})")
+    if exc.status == 429:
+        return ApiError(503, "carrier_throttled", "Twilio is throttling this account's API requests: try again",
+                        retry_after=exc.retry_after or 1.0)
+    if exc.status in (401, 403):
+        return ApiError(502, "carrier_refused", "Twilio refused the dispatcher's credentials: check "
+                        "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)")
+    if exc.status >= 500:
+        return ApiError(503, "carrier_unavailable", f"Twilio did not take the transfer: {exc}",
+                        retry_after=exc.retry_after or 1.0)
+    return ApiError(502, "carrier_refused", f"Twilio refused the transfer: {exc}")
+
+
+def _twilio_call_sid(handshake: Iterable[Message]) -> str | None:
+    """The CallSid of Twilio's `start` message (`{"event": "start", "start": {"callSid": …}}`)."""
+    for message in handshake:
+        text = message.get("text")
+        if text is None:
+            continue
+        try:
+            event = parse_json(text)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "start" and isinstance(event.get("start"), dict):
+            sid = event["start"].get("callSid")
+            return sid if isinstance(sid, str) else None
+    return None

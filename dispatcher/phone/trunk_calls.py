@@ -1,0 +1,130 @@
+"""Calls placed through a SIP trunk (`POST /calls`, docs/sip.md#outbound-calls): the dispatcher's side.
+
+The SIP edge (`python -m sipedge`) owns the trunks; the dispatcher asks it which trunks place calls
+and at what pace (`GET /trunks`, kept `TRUNKS_SECONDS`), paces each trunk's calls across every
+replica with the store's deployment-wide bucket (the one a provider's create limit uses: a call may
+reserve the next turn, waiting at most `max_wait_seconds`, else it is refused with the wait), and
+hands each call over (`POST /calls` with the session's stream URL). Every request to the edge is
+bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.outbound.http_client import HttpClient
+from dispatcher.outbound.retry import Backoff, Transient, send
+from dispatcher.settings import SettingsError
+from dispatcher.store.coordination import CreateLimits
+from voicefleet_settings.read import setting_float, setting_text
+
+REQUEST_SECONDS = 5.0
+BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=12.0)
+TRUNKS_SECONDS = 30.0  # how long the edge's list of trunks is trusted before it is asked again
+MIN_SECRET_CHARS = 32
+OUTCOMES = ("answered", "busy", "no_answer", "rejected", "not_placed")
+
+
+@dataclass(frozen=True)
+class TrunkCallSettings:
+    edge_url: str
+    secret: str = field(repr=False)
+    max_wait_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TrunkCallSettings | None:
+        url, secret = setting_text(env, "SIP_EDGE_URL"), setting_text(env, "SIP_EDGE_SECRET")
+        if not url:
+            return None
+        if len(secret) < MIN_SECRET_CHARS:
+            raise SettingsError(f"SIP_EDGE_URL is set: SIP_EDGE_SECRET must be at least {MIN_SECRET_CHARS} characters "
+                             "(the value the edge's control_secret_env names)")
+        return cls(url.rstrip("/"), secret, setting_float(env, "SIP_CALL_MAX_WAIT_SECONDS"))
+
+
+@dataclass(frozen=True)
+class TrunkInfo:
+    name: str
+    cps: float
+
+
+class TrunkCalls:
+    def __init__(self, settings: TrunkCallSettings, limits: CreateLimits, client: HttpClient | None = None) -> None:
+        self.settings = settings
+        self._limits = limits
+        self._client = client or HttpClient(settings.edge_url, timeout=REQUEST_SECONDS, follow_redirects=False,
+                                            max_answer_bytes=65536, headers=self._auth())
+        self._trunks: dict[str, TrunkInfo] = {}
+        self._trunks_at = -math.inf
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.secret}"}
+
+    def is_edge(self, authorization: str | None) -> bool:
+        """Whether a request presents the edge's secret (compared in constant time)."""
+        given = (authorization or "").removeprefix("Bearer ").encode()
+        return hmac.compare_digest(given, self.settings.secret.encode())
+
+    async def trunk(self, name: str) -> TrunkInfo:
+        """The trunk `name` places calls through; 404 naming the trunks there are, 503 if the edge is away."""
+        if time.monotonic() - self._trunks_at > TRUNKS_SECONDS or name not in self._trunks:
+            answer = await self._request("GET", "/trunks")
+            listed = answer.get("trunks") if isinstance(answer, dict) else None
+            if not isinstance(listed, list):
+                raise ApiError(502, "sip_edge_failed", "the SIP edge's list of trunks could not be read")
+            self._trunks = {str(t["name"]): TrunkInfo(str(t["name"]), float(t["cps"])) for t in listed
+                            if isinstance(t, dict) and "name" in t and "cps" in t}
+            self._trunks_at = time.monotonic()
+        found = self._trunks.get(name)
+        if found is None:
+            names = ", ".join(sorted(self._trunks)) or "none (give a trunk a termination_uri in the edge's file)"
+            raise ApiError(404, "unknown_trunk", f"no trunk named {name!r} places calls; the trunks: {names}")
+        return found
+
+    async def pace(self, trunk: TrunkInfo) -> float:
+        """Waits for the trunk's next turn (its `cps`, across every replica); the seconds waited. A call
+        that would wait more than `max_wait_seconds` is refused 429 with the wait."""
+        limit = self._limits.create_limit(f"trunk:{trunk.name}:{trunk.cps:g}", trunk.cps, 1)
+        turn = await limit.cold(self.settings.max_wait_seconds)
+        if not turn.granted:
+            raise ApiError(429, "trunk_paced", f"trunk {trunk.name!r} takes {trunk.cps:g} calls a second: this call "
+                           f"would wait {turn.wait:.1f} s, more than SIP_CALL_MAX_WAIT_SECONDS "
+                           f"({self.settings.max_wait_seconds:g} s); try again after Retry-After",
+                           retry_after=max(1.0, math.ceil(turn.wait)))
+        if turn.wait > 0:
+            await asyncio.sleep(turn.wait)
+        return turn.wait
+
+    async def hand_over(self, order: Mapping[str, Any]) -> None:
+        """`POST /calls` at the edge: returns once it took the call; an `ApiError` saying why not."""
+        await self._request("POST", "/calls", json=dict(order))
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            answer = await send(self._client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, **kwargs)
+        except Transient as exc:
+            retry = exc.retry_after if exc.retry_after is not None else 5.0
+            raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request ({exc}); try again",
+                           retry_after=retry) from None
+        try:
+            data = answer.json()
+        except ValueError:
+            data = None
+        if answer.status_code == 404 and path == "/calls":  # the edge's list changed since it was read
+            self._trunks_at = -math.inf
+        if answer.status_code >= 300:
+            error = data.get("error") if isinstance(data, dict) else None
+            message = str(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
+            status = answer.status_code if answer.status_code in (404, 422) else 502
+            raise ApiError(status, "sip_edge_refused", f"the SIP edge refused the call: {message}")
+        return data
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

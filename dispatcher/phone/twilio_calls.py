@@ -1,0 +1,117 @@
+"""Twilio's Calls resource, the two requests a transfer needs: update a live call with new TwiML, and
+read a call back (https://www.twilio.com/docs/voice/api/call-resource).
+
+    POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   form: Twiml=<Response>…
+    GET  {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json
+
+HTTP Basic: the Account SID and its auth token, or an API key's SID and secret (a key can be revoked
+alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, …), or an error body
+`{"code", "message", "more_info", "status"}` (20404: no such call; 21220: the call is not in progress).
+
+An update is retried on 429 and 5xx (nothing was done) within `Backoff`; an update that got no answer
+at all may have been done, so it is never sent again blind: `Unanswered` tells the caller to read the
+call back (dispatcher/phone/transfers.py). A read is safe to repeat and is retried on every failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
+from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send, with_retries
+
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a second
+UPDATE_BACKOFF = Backoff(attempts=3, base=0.5, cap=4.0, deadline=15.0)
+
+
+@dataclass(frozen=True)
+class TwilioCredentials:
+    account_sid: str
+    user: str = field(repr=False)  # the Account SID, or an API key's SID (SK…)
+    secret: str = field(repr=False)  # its auth token, or the API key's secret
+
+
+class TwilioRefused(Exception):
+    """Twilio answered with an error: its HTTP status, its error code (20404, 21220, …) and message."""
+
+    def __init__(self, status: int, code: int | None, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"Twilio answered {status}" + (f" (error {code})" if code else "") + f": {message}")
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+class Unanswered(Exception):
+    """No answer to an update (timed out, connection lost): it may or may not have been done."""
+
+
+class TwilioCalls:
+    def __init__(self, credentials: TwilioCredentials, base_url: str, *, timeout: float = TIMEOUT_SECONDS,
+                 backoff: Backoff = UPDATE_BACKOFF) -> None:
+        self._credentials = credentials
+        self._backoff = backoff
+        self._timeout = timeout
+        self._client = HttpClient(base_url, timeout=timeout, follow_redirects=False, max_answer_bytes=1 << 20)
+
+    def _path(self, call_sid: str) -> str:
+        if not CALL_SID.fullmatch(call_sid):  # it names a URL path: nothing but a SID goes there
+            raise ValueError("not a Twilio call SID")
+        return f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls/{call_sid}.json"
+
+    def _auth(self) -> dict[str, str]:
+        pair = f"{self._credentials.user}:{self._credentials.secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    async def update(self, call_sid: str, twiml: str) -> dict[str, Any]:
+        """The call with `twiml` in force, as Twilio answers it; `TwilioRefused`, `Unanswered`."""
+        path = self._path(call_sid)
+        body = urlencode({"Twiml": twiml}).encode()
+        headers = {**self._auth(), "Content-Type": "application/x-www-form-urlencoded"}
+
+        async def once() -> HttpResponse:
+            try:
+                response = await self._client.request("POST", path, content=body, headers=headers)
+            except HttpError as exc:
+                raise Unanswered(str(exc)) from None
+            if response.status_code in RETRYABLE_STATUSES:
+                raise Transient(f"POST {path}: HTTP {response.status_code}",
+                                retry_after=retry_after_of(response.headers), status=response.status_code)
+            return response
+
+        try:
+            response = await with_retries(once, self._backoff)
+        except Transient as exc:
+            raise TwilioRefused(exc.status or 503, None, "Twilio kept answering " + str(exc.status),
+                                retry_after=exc.retry_after) from None
+        return _answer(response)
+
+    async def fetch(self, call_sid: str) -> dict[str, Any]:
+        """The call as Twilio has it now; `TwilioRefused`, or `Unanswered` once every try went unanswered."""
+        try:
+            response = await send(self._client, "GET", self._path(call_sid), backoff=self._backoff,
+                                  headers=self._auth())
+        except Transient as exc:
+            if exc.status is not None:
+                raise TwilioRefused(exc.status, None, "Twilio kept answering " + str(exc.status),
+                                    retry_after=exc.retry_after) from None
+            raise Unanswered(str(exc)) from None
+        return _answer(response)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _answer(response: HttpResponse) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if 200 <= response.status_code < 300 and isinstance(data, dict):
+        return data
+    error = data if isinstance(data, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    message = str(error.get("message") or response.text[:200] or "no message")[:300]
+    raise TwilioRefused(response.status_code, code, message, retry_after=retry_after_of(response.headers))

@@ -1,0 +1,68 @@
+"""The edge's side of an outbound call's reports to the dispatcher, signed with the control secret
+(the edge holds no client's API key): `GET /edge/calls/{id}` for the session's status (its bot
+`joined`: the INVITE may go) and `POST /edge/calls/{id}/outcome` for what the far end answered.
+Every request is bounded (REQUEST_SECONDS) and retried with backoff when the dispatcher cannot be
+reached or answers 5xx; an outcome that still cannot be told is logged, and the edge closes the
+call's stream, which ends the session anyway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger("sipedge")
+
+REQUEST_SECONDS = 5.0
+ATTEMPTS = 3
+BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
+POLL_SECONDS = 0.2
+
+
+class CallReports:
+    def __init__(self, base_url: str, secret: str) -> None:
+        self.base_url = base_url
+        self._headers = {"Authorization": f"Bearer {secret}"}
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS))
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def until_joined(self, session_id: str) -> str | None:
+        """None once the session's bot has joined; else the session's end (`ended`, `failed`).
+        The caller bounds the wait."""
+        while True:
+            try:
+                async with self._http.get(self._url(session_id), headers=self._headers) as answer:
+                    status = (await answer.json(content_type=None)).get("status") if answer.status == 200 else None
+            except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+                status = None  # not known yet (its stream is still being taken), or an answer lost
+            if status == "joined":
+                return None
+            if status in ("ended", "failed"):
+                return str(status)
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def outcome(self, session_id: str, report: dict[str, Any]) -> bool:
+        """True once the dispatcher took the outcome."""
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self._http.post(f"{self._url(session_id)}/outcome", json=report,
+                                           headers=self._headers) as answer:
+                    if answer.status < 500:
+                        if answer.status >= 300:
+                            log.warning("sipedge: the dispatcher refused session %s's outcome: HTTP %d",
+                                        session_id, answer.status)
+                        return answer.status < 300
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if attempt + 1 < ATTEMPTS:
+                await asyncio.sleep(BACKOFF_SECONDS * 2**attempt)
+        log.warning("sipedge: session %s's outcome (%s) could not be told to the dispatcher", session_id,
+                    report.get("outcome"))
+        return False
+
+    def _url(self, session_id: str) -> str:
+        return f"{self.base_url}/edge/calls/{session_id}"

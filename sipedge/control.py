@@ -1,0 +1,134 @@
+"""The edge's control API, where the dispatcher hands it outbound calls (docs/sip.md#outbound-calls):
+
+- `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
+  replicas) and `ring_seconds`;
+- `POST /calls` `{session_id, stream_url, to, from, trunk}`: `202` once the call is taken (its flow,
+  sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing placed
+  twice), `404` naming the trunks for an unknown one,
+  `503` with `Retry-After` while the edge is full or not ready.
+
+Every request presents the control secret (`Authorization: Bearer`, compared in constant time); it
+is served on `control_address` (loopback by default: put it on a private network, never the SIP
+side's public one)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sipedge.call_reports import CallReports
+from sipedge.config import Trunk
+from sipedge.edge import Edge
+from sipedge.outbound_call import CallOrder, run_outbound
+from sipedge.refusals import DEFAULT_RETRY_SECONDS
+
+log = logging.getLogger("sipedge")
+
+E164 = r"^\+[1-9][0-9]{1,14}$"
+MAX_BODY_BYTES = 8192
+REMEMBERED_CALLS = 1000  # a retried hand-over comes within seconds: far fewer calls are taken meanwhile
+
+
+class CallAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    session_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")
+    stream_url: str = Field(pattern=r"^wss?://\S+$", max_length=4096)
+    to: str = Field(pattern=E164)
+    caller_id: str = Field(alias="from", pattern=E164)
+    trunk: str = Field(min_length=1, max_length=128)
+
+
+def _error(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+class Control:
+    def __init__(self, edge: Edge, secret: str) -> None:
+        self.edge = edge
+        self._secret = secret.encode()
+        self.reports = CallReports(edge.config.dispatcher_url, secret)
+        self.placing: set[asyncio.Task[None]] = set()
+        self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
+        self._runner: web.AppRunner | None = None
+
+    def outbound(self) -> dict[str, Trunk]:
+        return {t.name: t for t in self.edge.config.trunks if t.termination_uri is not None}
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._authenticated])
+        app.router.add_get("/trunks", self._trunks)
+        app.router.add_post("/calls", self._calls)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.edge.config.control_address, self.edge.config.control_port)
+        await site.start()
+        log.info("sipedge: control API on http://%s:%s", self.edge.config.control_address,
+                 self.edge.config.control_port)
+
+    async def close(self) -> None:
+        for task in list(self.placing):
+            task.cancel()
+        await asyncio.gather(*self.placing, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.reports.close()
+
+    @web.middleware
+    async def _authenticated(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        token = given.removeprefix("Bearer ").encode() if given.startswith("Bearer ") else b""
+        if not hmac.compare_digest(token, self._secret):
+            return _error(401, "unauthorized", "present the edge's control secret as `Authorization: Bearer` "
+                          "(the dispatcher's SIP_EDGE_SECRET)")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _trunks(self, request: web.Request) -> web.Response:
+        trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds} for t in self.outbound().values()]
+        return web.json_response({"trunks": trunks})
+
+    async def _calls(self, request: web.Request) -> web.Response:
+        try:
+            asked = CallAsked.model_validate_json(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, "body_too_large", f"a call's hand-over is at most {MAX_BODY_BYTES} bytes")
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            return _error(422, "invalid_request", problems)
+        trunks = self.outbound()
+        trunk = trunks.get(asked.trunk)
+        if trunk is None:
+            return _error(404, "unknown_trunk", f"no trunk named {asked.trunk!r} places calls here; the edge's "
+                          f"trunks: {', '.join(sorted(trunks)) or 'none (give a trunk a termination_uri)'}")
+        if not self.edge.stack.started.is_set() or self.edge.stack.failed is not None:
+            return _error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
+        if self.edge.calls_in_flight() + len(self.placing) >= self.edge.capacity:
+            return _error(503, "edge_full", f"the edge's {self.edge.capacity} calls are all taken",
+                          DEFAULT_RETRY_SECONDS)
+        if asked.session_id in self._taken:  # the dispatcher's retry of a hand-over whose answer was lost
+            return web.json_response({"session_id": asked.session_id}, status=202)
+        order = CallOrder(asked.session_id, asked.stream_url, asked.to, asked.caller_id, trunk.name)
+        task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
+                                                self.edge.config.answer_seconds))
+        self.placing.add(task)
+        self._taken[asked.session_id] = None
+        while len(self._taken) > REMEMBERED_CALLS:
+            self._taken.pop(next(iter(self._taken)))
+        task.add_done_callback(self._done)
+        log.info("sipedge: call to %s through trunk %s taken for session %s", asked.to, trunk.name, asked.session_id)
+        return web.json_response({"session_id": asked.session_id}, status=202)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.placing.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("sipedge: an outbound call failed: %r", error)

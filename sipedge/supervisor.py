@@ -1,0 +1,226 @@
+"""`python -m sipedge` with `workers` > 1: the edge as Kamailio in front of several PJSIP workers, all
+this process's children (docs/sip.md#capacity). The front's kamailio.cfg is written into a private
+temporary folder (no secret in it, nor on any command line: the workers read the same TOML file and
+environment as the edge). A child that exits is started again after a backoff that doubles up to
+RESTART_MAX_SECONDS; one that keeps failing (RESTART_LIMIT times without staying up
+STEADY_SECONDS) stops the edge with a line saying which, so whatever runs the edge restarts it.
+A dead worker's calls end with it: the kernel closes its streams to the dispatcher, which ends
+their sessions; Kamailio's probes skip it until its replacement answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import grp
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sipedge.config import EdgeConfig
+from sipedge.front_config import write_front
+from sipedge.worker_place import WORKER_VARIABLE
+
+log = logging.getLogger("sipedge")
+
+KAMAILIO = "/usr/sbin/kamailio"
+UNPRIVILEGED_USER, UNPRIVILEGED_GROUP = "nobody", "nogroup"  # Debian's
+READY_SECONDS = 60.0  # a worker imports PJSIP and the edge's code: seconds on a loaded host
+RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 0.5, 30.0
+RESTART_LIMIT, STEADY_SECONDS = 8, 60.0
+STOP_SECONDS = 10.0
+PROBE_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel kills it if the edge dies, however it dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Child:
+    """One supervised process: Kamailio or a worker."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[Child], Awaitable[None]]):
+        self.name, self.argv, self.env = name, argv, env
+        self._ready = ready
+        self.process: asyncio.subprocess.Process | None = None
+        self.failures = 0
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent)
+        await self._ready(self)
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+class Supervisor:
+    def __init__(self, config: EdgeConfig) -> None:
+        self.config = config
+        self._folder = Path(tempfile.mkdtemp(prefix="sipedge-front-"))  # 0700: this user's only
+        self._stopping = asyncio.Event()
+        self.failed: str | None = None
+        self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Holds `task` until it ends: the loop itself keeps only a weak reference."""
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
+
+    def _children(self) -> list[Child]:
+        from sipedge.front_config import worker_capacity
+        files = write_front(self.config, self._folder, worker_capacity())
+        kamailio = Child("kamailio", [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder),
+                                      "-w", str(self._folder), *_unprivileged()], dict(os.environ), self._front_ready)
+        workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
+                         {**os.environ, WORKER_VARIABLE: str(index)}, self._worker_ready)
+                   for index in range(self.config.workers)]
+        return [*workers, kamailio]
+
+    async def run(self) -> None:
+        if not os.access(KAMAILIO, os.X_OK):
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise SystemExit(f"sipedge: workers = {self.config.workers} needs Kamailio at {KAMAILIO} (Debian's "
+                             "kamailio package), or set workers = 1")
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        children = self._children()
+        try:
+            await self._serve(children)
+        finally:
+            log.info("sipedge: stopping Kamailio and %d workers; their calls in flight are hung up",
+                     self.config.workers)
+            # The workers first, while Kamailio can still carry their BYEs to the trunk.
+            await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
+            await children[-1].stop()
+            shutil.rmtree(self._folder, ignore_errors=True)
+        if self.failed is not None:
+            raise SystemExit(f"sipedge: {self.failed}")
+
+    async def _serve(self, children: list[Child]) -> None:
+        """Starts `children`, then watches them until the edge is stopped or one keeps failing."""
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            starting = asyncio.create_task(_start_all(children))
+            await asyncio.wait([stop, starting], return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():  # stopped while starting
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                return
+            if (error := starting.exception()) is not None:
+                self.failed = f"the edge did not start: {error}"
+                return
+            print("sipedge: ready", flush=True)
+            log.info("sipedge: Kamailio on udp %s:%d in front of %d workers", self.config.sip_address,
+                     self.config.sip_port, self.config.workers)
+            watchers = [asyncio.create_task(self._watch(child)) for child in children]
+            await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            for task in watchers:
+                task.cancel()
+        finally:
+            stop.cancel()
+
+    async def _watch(self, child: Child) -> None:
+        """Starts `child` again each time it exits; returns once it has failed RESTART_LIMIT times running."""
+        while True:
+            assert child.process is not None
+            started = time.monotonic()
+            code = await child.process.wait()
+            if self._stopping.is_set():
+                return
+            child.failures = 1 if time.monotonic() - started >= STEADY_SECONDS else child.failures + 1
+            if child.failures > RESTART_LIMIT:
+                self.failed = f"{child.name} exited {child.failures} times in a row (last: {code}); the edge stops"
+                return
+            delay = min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (child.failures - 1))
+            log.error("sipedge: %s exited (%s); starting it again in %.1f s", child.name, code, delay)
+            await asyncio.sleep(delay)
+            try:
+                await child.start()
+            except (OSError, TimeoutError) as exc:
+                log.error("sipedge: %s did not start again: %s", child.name, exc)
+
+    async def _worker_ready(self, child: Child) -> None:
+        """Its "sipedge: ready" line; what else it prints is passed on."""
+        assert child.process is not None and child.process.stdout is not None
+        stdout = child.process.stdout
+
+        async def ready() -> None:
+            while line := await stdout.readline():
+                if line.strip() == b"sipedge: ready":
+                    log.info("sipedge: %s ready", child.name)
+                    self._keep(asyncio.get_running_loop().create_task(_relay(stdout)))
+                    return
+                sys.stdout.buffer.write(line)
+            raise OSError(f"{child.name} exited before it was ready")
+
+        await asyncio.wait_for(ready(), READY_SECONDS)
+
+    async def _front_ready(self, child: Child) -> None:
+        """Kamailio answers SIP: an OPTIONS to its port is answered."""
+        assert child.process is not None and child.process.stdout is not None
+        self._keep(asyncio.get_running_loop().create_task(_relay(child.process.stdout)))
+        deadline = time.monotonic() + READY_SECONDS
+        while not await asyncio.to_thread(_answers_options, self.config.sip_address, self.config.sip_port):
+            if child.process.returncode is not None or time.monotonic() > deadline:
+                raise OSError(f"Kamailio did not answer on udp {self.config.sip_address}:{self.config.sip_port}")
+
+
+async def _start_all(children: list[Child]) -> None:
+    """The workers, then Kamailio: its first probe of a worker not yet up would mark that worker inactive."""
+    await asyncio.gather(*(child.start() for child in children[:-1]))
+    await children[-1].start()
+
+
+def _unprivileged() -> list[str]:
+    """Run as root, Kamailio reads its files, binds, then drops to nobody: it needs nothing more."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam(UNPRIVILEGED_USER)
+        grp.getgrnam(UNPRIVILEGED_GROUP)
+    except KeyError:
+        return []
+    return ["-u", UNPRIVILEGED_USER, "-g", UNPRIVILEGED_GROUP]
+
+
+async def _relay(stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+
+
+def _answers_options(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        probe.settimeout(PROBE_SECONDS)
+        local = probe.getsockname()[1]
+        probe.sendto((f"OPTIONS sip:{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{local};branch=z9hG4bK-ready\r\n"
+                      f"Max-Forwards: 70\r\nFrom: <sip:probe@{host}>;tag=ready\r\nTo: <sip:{host}:{port}>\r\n"
+                      f"Call-ID: ready-{local}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(), (host, port))
+        try:
+            return probe.recv(4096).startswith(b"SIP/2.0 200")
+        except OSError:
+            return False

@@ -1,0 +1,61 @@
+"""Where one PJSIP process binds: the edge's own address and ports when it runs alone, or, as one of
+several workers behind the edge's Kamailio front, a SIP port of its own on loopback and its share
+of the RTP range (RTP still on the edge's address, which its SDP names, so media goes straight
+between the trunk and the worker). A worker believes the source the front writes in SOURCE_HEADER
+only on requests the front itself sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sipedge.config import ConfigError, EdgeConfig
+
+WORKER_VARIABLE = "SIP_EDGE_WORKER"  # set by the edge for each worker it starts: the worker's index
+WORKER_HOST = "127.0.0.1"
+SOURCE_HEADER = "P-Edge-Source"  # not an X- header: those reach the bot's body (sipedge/call_data.py)
+_SOURCE = re.compile(rf"^{SOURCE_HEADER}:[ \t]*(\S+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Place:
+    sip_host: str
+    sip_port: int
+    rtp_port: int
+    rtp_port_count: int
+    front: str | None  # "host:port" the front sends from, whose SOURCE_HEADER is believed; None alone
+
+
+def place(config: EdgeConfig, worker: int | None) -> Place:
+    if worker is None:
+        return Place(config.sip_address, config.sip_port, config.rtp_port, config.rtp_port_count, None)
+    share = rtp_share(config)
+    return Place(WORKER_HOST, config.worker_sip_port + worker, config.rtp_port + worker * share, share,
+                 f"{config.sip_address}:{config.sip_port}")
+
+
+def rtp_share(config: EdgeConfig) -> int:
+    """Each worker's RTP ports: an even count, so every worker's RTP ports are even and RTCP's odd."""
+    return config.rtp_port_count // config.workers // 2 * 2
+
+
+def worker_index(env: Mapping[str, str], config: EdgeConfig) -> int | None:
+    """This process's worker index, or None when it is the edge itself."""
+    raw = env.get(WORKER_VARIABLE)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) >= config.workers:
+        raise ConfigError(f"{WORKER_VARIABLE}={raw!r}: not a worker of {config.workers} (the edge sets it itself)")
+    return int(raw)
+
+
+def true_source(received_from: str, message: str, front: str | None) -> str:
+    """The address a request came from: the front's SOURCE_HEADER when the front sent it."""
+    if front is None or received_from != front:
+        return received_from
+    head = message.split("\r\n\r\n", 1)[0]
+    found = _SOURCE.findall(head)
+    if not found:
+        return received_from
+    return f"[{found[-1]}]:0" if ":" in found[-1] else f"{found[-1]}:0"  # PJSIP's "host:port" form

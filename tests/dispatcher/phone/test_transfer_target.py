@@ -1,0 +1,42 @@
+"""A transfer's target, checked before anything changes, and the TwiML that rings it."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from dispatcher.errors import ApiError
+from dispatcher.phone.transfer_target import TransferTarget, transfer_target
+
+
+@pytest.mark.parametrize("to", ["+14155550123", "+442071838750", "sip:desk@pbx.example.com",
+                                "sips:desk@pbx.example.com:5061;transport=tls"])
+def test_e164_numbers_and_sip_uris_are_taken(to: str) -> None:
+    assert transfer_target(to, "cold") == TransferTarget(to, "cold")
+    assert transfer_target(to, None).mode == "cold"
+
+
+@pytest.mark.parametrize("to", ["4155550123", "+0123", "+1" + "2" * 15, "sip:no-host", "tel:+14155550123",
+                                "+1415</Number><Play>x</Play>", "", None, 14155550123])
+def test_anything_else_is_a_422_naming_both_forms(to: object) -> None:
+    with pytest.raises(ApiError) as refused:
+        transfer_target(to, "cold")
+    assert (refused.value.status, refused.value.code) == (422, "invalid_target")
+    assert "E.164" in refused.value.message and "sip:" in refused.value.message
+
+
+def test_warm_is_a_422_that_says_to_use_cold_and_an_unknown_mode_is_its_own_422() -> None:
+    with pytest.raises(ApiError) as warm:
+        transfer_target("+14155550123", "warm")
+    assert (warm.value.status, warm.value.code) == (422, "mode_not_supported") and '"cold"' in warm.value.message
+    with pytest.raises(ApiError) as other:
+        transfer_target("+14155550123", "blind")
+    assert other.value.code == "invalid_mode"
+
+
+def test_the_twiml_dials_the_number_or_the_sip_uri_and_nothing_else() -> None:
+    number = ET.fromstring(TransferTarget("+14155550123").twiml())
+    assert [(e.tag, e.text) for e in number.iter()] == [("Response", None), ("Dial", None), ("Number", "+14155550123")]
+    sip = ET.fromstring(TransferTarget("sip:a&b@pbx.example.com").twiml())  # escaped, still one SIP URI
+    assert [(e.tag, e.text) for e in sip.iter()][-1] == ("Sip", "sip:a&b@pbx.example.com")

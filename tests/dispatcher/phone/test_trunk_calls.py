@@ -1,0 +1,171 @@
+"""`POST /calls`'s own checks, before any SIP edge is asked (numbers, body, Idempotency-Key, the edge's
+settings), and each trunk's pace: the deployment's one bucket (this process's, and with several
+replicas a real redis-server's), a call waiting for its turn up to SIP_CALL_MAX_WAIT_SECONDS, past it
+refused 429 with the wait."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dispatcher.api.auth import LOCAL_CALLER
+from dispatcher.app import create_app
+from dispatcher.errors import ApiError
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings, TrunkInfo
+from dispatcher.sessions.ids import new_session_id
+from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.client import DEFAULT_PREFIX
+from dispatcher.store.local import LocalCoordination
+from dispatcher.store.redis_coordination import RedisCoordination
+from tests.dispatcher.store.conftest import settings_for
+from tests.support.redis_server import RedisServer, redis_server
+
+SECRET = "edge-control-secret-for-the-tests-0123456789"
+GOOD = {"to": "+14155550100", "from": "+14155550199", "trunk": "far"}
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[httpx.AsyncClient]:
+    """A keyless local dispatcher whose SIP edge is at a port nothing listens on: every check below is
+    made before the edge is asked."""
+    app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        yield client
+    await app.state.voicefleet.aclose()
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    ({"to": "4155550100"}, "to"), ({"to": "+0155550100"}, "to"), ({"from": "+1415555010012345"}, "from"),
+    ({"trunk": "far away"}, "trunk"), ({"trunk": ""}, "trunk"), ({"extra": 1}, "extra")])
+async def test_a_call_with_a_bad_field_is_422_naming_it(api: httpx.AsyncClient, change: dict[str, object],
+                                                       where: str) -> None:
+    answer = await api.post("/calls", json={**GOOD, **change})
+    assert answer.status_code == 422, answer.text
+    assert where in answer.text
+
+
+async def test_a_body_over_the_start_s_bound_is_413(api: httpx.AsyncClient) -> None:
+    answer = await api.post("/calls", json={**GOOD, "body": {"notes": "x" * 5000}})
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "body_too_large"
+
+
+async def test_a_bad_idempotency_key_is_400(api: httpx.AsyncClient) -> None:
+    answer = await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "k" * 300})
+    assert answer.status_code == 400, answer.text
+
+
+async def test_an_edge_that_cannot_be_reached_is_503_with_retry_after(api: httpx.AsyncClient) -> None:
+    answer = await api.post("/calls", json=GOOD)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "sip_edge_unavailable"
+    assert int(answer.headers["Retry-After"]) >= 1
+
+
+async def test_a_call_the_edge_never_took_ends_not_placed_and_its_retry_with_the_same_key_places_it_again() -> None:
+    """The edge's trunks were listed (kept for TRUNKS_SECONDS), then the edge went away."""
+    app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    calls = app.state.voicefleet.trunk_calls
+    calls._trunks, calls._trunks_at = {"far": TrunkInfo("far", 50.0)}, time.monotonic()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        for _ in range(2):  # not a replay of the first (a session that never ran): asked of the edge again
+            answer = await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "order-7"})
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "sip_edge_unavailable"
+            assert int(answer.headers["Retry-After"]) >= 1
+        state = app.state.voicefleet
+        session_id = new_session_id(state.auth.by_id(LOCAL_CALLER).owner_key, "call-order-7")
+        events = await state.sessions.timeline.read(session_id)
+    await app.state.voicefleet.aclose()
+    ended = [e for e in events if e["event"] == "ended"]
+    assert [e["reason"] for e in ended] == ["not_placed", "not_placed"], events  # each try ended, with why
+    assert "SIP edge did not take the request" in ended[0]["detail"]
+
+
+async def test_a_call_refused_for_its_trunk_s_pace_is_retried_with_the_same_key_as_a_first_try() -> None:
+    app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET,
+                                      "SIP_CALL_MAX_WAIT_SECONDS": "0"},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    calls = app.state.voicefleet.trunk_calls
+    calls._trunks, calls._trunks_at = {"far": TrunkInfo("far", 0.01)}, time.monotonic()  # a turn a 100 s
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        assert (await api.post("/calls", json=GOOD)).status_code == 503  # took the turn (the edge is away)
+        statuses = [(await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "order-8"})).status_code
+                    for _ in range(2)]
+    await app.state.voicefleet.aclose()
+    assert statuses == [429, 429]  # the retry is paced again, not taken for a call in progress
+
+
+async def test_without_an_edge_post_calls_says_which_settings_to_set() -> None:
+    app = create_app(Settings(), env={}, machines=LocalMachines(LocalSettings()), rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        answer = await client.post("/calls", json=GOOD)
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == 503
+    assert "SIP_EDGE_URL" in answer.json()["error"]["message"]
+
+
+async def test_the_edge_s_routes_refuse_a_request_without_its_secret(api: httpx.AsyncClient) -> None:
+    for given in ({}, {"Authorization": "Bearer not-the-secret"}):
+        answer = await api.post("/edge/calls/abc/outcome", json={"outcome": "busy", "trunk": "far"}, headers=given)
+        assert answer.status_code == 401, answer.text
+        assert (await api.get("/edge/calls/abc", headers=given)).status_code == 401
+
+
+def test_a_short_edge_secret_is_refused_at_start() -> None:
+    with pytest.raises(SettingsError, match="SIP_EDGE_SECRET must be at least 32"):
+        TrunkCallSettings.from_env({"SIP_EDGE_URL": "http://edge:5080", "SIP_EDGE_SECRET": "short"})
+
+
+async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refused_with_the_wait() -> None:
+    calls = TrunkCalls(TrunkCallSettings("http://127.0.0.1:9", SECRET, max_wait_seconds=0.6), LocalCoordination())
+    trunk = TrunkInfo("far", cps=2.0)  # a turn every 0.5 s
+    try:
+        began = time.monotonic()
+        assert await calls.pace(trunk) == 0  # the first goes at once
+        waited = await calls.pace(trunk)  # the next waits for its turn
+        assert 0.3 <= waited <= 0.5 and time.monotonic() - began >= 0.3
+        # Two at once: one takes the next turn (0.5 s), the other's (1 s) is past the bound.
+        results = await asyncio.gather(calls.pace(trunk), calls.pace(trunk), return_exceptions=True)
+        refused = [r for r in results if isinstance(r, ApiError)]
+        assert len(refused) == 1 and refused[0].status == 429, results
+        assert refused[0].retry_after is not None and refused[0].retry_after >= 1
+        assert "would wait" in refused[0].message
+        assert await calls.pace(TrunkInfo("other", cps=2.0)) == 0  # each trunk has its own pace
+    finally:
+        await calls.aclose()
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as server:
+        yield server
+
+
+async def test_two_replicas_pace_a_trunk_s_calls_from_one_bucket_in_the_store(redis: RedisServer) -> None:
+    """Two replicas on one real redis-server: a trunk of 0.1 calls a second lets one call through
+    between them, however the calls are spread, and refuses the other with the wait (about 10 s)."""
+    prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
+    replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
+    calls = [TrunkCalls(TrunkCallSettings("http://127.0.0.1:9", SECRET, max_wait_seconds=1.0), c) for c in replicas]
+    trunk = TrunkInfo("twilio", cps=0.1)
+    try:
+        assert await calls[0].pace(trunk) == 0
+        with pytest.raises(ApiError) as refused:
+            await calls[1].pace(trunk)  # the other replica: the same bucket
+        assert refused.value.status == 429 and refused.value.retry_after is not None
+        assert 8 <= refused.value.retry_after <= 10, refused.value.retry_after
+    finally:
+        for each in calls:
+            await each.aclose()
+        for coordination in replicas:
+            await coordination.aclose()

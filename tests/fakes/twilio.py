@@ -1,0 +1,140 @@
+"""A fake of Twilio's Calls resource, the two requests a transfer makes
+(https://www.twilio.com/docs/voice/api/call-resource):
+
+    POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   update a live call (form-encoded)
+    GET  /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   read a call
+
+Strict where Twilio is: HTTP Basic with the Account SID and auth token or an API key's SID and secret
+(401, error 20003); a form body (`application/x-www-form-urlencoded`) of the update's documented fields
+only (`Url`, `Method`, `Status`, `FallbackUrl`, `FallbackMethod`, `StatusCallback`, `StatusCallbackMethod`,
+`Twiml`, `TimeLimit`), `Twiml` at most 4,000 characters and a `<Response>` document; anything else is a
+400. An unknown call (or another account's) is 404 with error 20404; new TwiML for a call that is no
+longer in progress is 400 with error 21220, as Twilio refuses to redirect it; past `max_per_second`
+requests a second, 429 with error 20429. Errors have Twilio's body `{code, message, more_info, status}`.
+
+A call whose TwiML was replaced is `redirected`: Twilio then ends its media stream, which a test does
+with the stream it holds (tests/fakes/carriers.py `hang_up`: `stop`, then the close).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import FakeApi
+
+ACCOUNT_SID = "AC00000000000000000000000000000001"
+AUTH_TOKEN = "test-twilio-auth-token"  # noqa: S105 (a test's)
+UPDATE_FIELDS = frozenset({"Url", "Method", "Status", "FallbackUrl", "FallbackMethod", "StatusCallback",
+                           "StatusCallbackMethod", "Twiml", "TimeLimit"})
+MAX_TWIML_CHARS = 4000
+LIVE = frozenset({"queued", "ringing", "in-progress"})
+
+
+def error(status: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                         "status": status}, status_code=status)
+
+
+@dataclass
+class FakeCall:
+    sid: str
+    status: str = "in-progress"
+    twiml: list[str] = field(default_factory=list)  # each update's TwiML, in order
+    redirected: threading.Event = field(default_factory=threading.Event)
+
+
+class FakeTwilio(FakeApi):
+    error_body = staticmethod(lambda status: {
+        "code": 20429 if status == 429 else 20500, "message": "Too Many Requests" if status == 429 else "injected",
+        "more_info": "https://www.twilio.com/docs/errors/20429", "status": status})
+
+    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
+                 api_key: tuple[str, str] | None = None, max_per_second: float = 10.0) -> None:
+        super().__init__()
+        self.account_sid = account_sid
+        self.logins = {(account_sid, auth_token)} | ({api_key} if api_key else set())
+        self.calls_by_sid: dict[str, FakeCall] = {}
+        self.max_per_second = max_per_second
+        self._seen: list[float] = []
+
+    def env(self) -> dict[str, str]:
+        """What points the dispatcher's transfers at this fake."""
+        return {"TWILIO_ACCOUNT_SID": self.account_sid, "TWILIO_API_URL": self.url}
+
+    def live_call(self, sid: str) -> FakeCall:
+        self.calls_by_sid[sid] = call = FakeCall(sid)
+        return call
+
+    def routes(self) -> list[Route]:
+        return [Route("/2010-04-01/Accounts/{account}/Calls/{sid}.json", self._call, methods=["GET", "POST"])]
+
+    def _over_rate(self) -> bool:
+        now = time.monotonic()
+        self._seen = [t for t in self._seen if now - t < 1.0]
+        self._seen.append(now)
+        return len(self._seen) > self.max_per_second
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except ValueError:
+            return False
+        return (user, secret) in self.logins
+
+    async def _call(self, request: Request) -> Response:
+        if self._over_rate():
+            return error(429, 20429, "Too Many Requests")
+        if not self._authorized(request):
+            return error(401, 20003, "Authenticate")
+        account, sid = request.path_params["account"], request.path_params["sid"]
+        call = self.calls_by_sid.get(sid) if account == self.account_sid else None
+        if call is None:
+            return error(404, 20404, f"The requested resource {request.url.path} was not found")
+        if request.method == "GET":
+            return JSONResponse(self._resource(call))
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+            return error(400, 20001, "the request body must be application/x-www-form-urlencoded")
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        unknown = set(form) - UPDATE_FIELDS
+        if unknown:
+            return error(400, 20001, f"Unknown parameters: {', '.join(sorted(unknown))}")
+        if not {"Url", "Twiml", "Status"} & set(form):
+            return error(400, 20001, "Url, Twiml or Status is required")
+        twiml = form.get("Twiml")
+        if twiml is not None:
+            if len(twiml) > MAX_TWIML_CHARS:
+                return error(400, 20001, f"Twiml exceeds {MAX_TWIML_CHARS} characters")
+            try:
+                root = ET.fromstring(twiml)  # noqa: S314 (the test's own input)
+            except ET.ParseError:
+                return error(400, 20001, "Twiml is not a valid XML document")
+            if root.tag != "Response":
+                return error(400, 20001, "Twiml must be a <Response> document")
+            if call.status != "in-progress":
+                return error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            call.twiml.append(twiml)
+            call.redirected.set()
+        status = form.get("Status")
+        if status is not None:
+            if status not in ("completed", "canceled"):
+                return error(400, 20001, "Status must be completed or canceled")
+            if call.status in LIVE:
+                call.status = status
+        return JSONResponse(self._resource(call))
+
+    def _resource(self, call: FakeCall) -> dict[str, Any]:
+        return {"sid": call.sid, "account_sid": self.account_sid, "status": call.status, "direction": "inbound",
+                "api_version": "2010-04-01", "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json"}

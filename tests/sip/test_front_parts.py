@@ -1,0 +1,94 @@
+"""The parts of an edge with several workers that need no running process: the configuration's
+checks, where each worker binds, whose word a worker takes for a request's source, and the
+kamailio.cfg the edge writes, which Kamailio itself must accept."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sipedge.config import ConfigError, EdgeConfig, load
+from sipedge.front_config import write_front
+from sipedge.supervisor import KAMAILIO
+from sipedge.worker_place import SOURCE_HEADER, place, true_source, worker_index
+
+EDGE = """
+sip_address = "10.0.0.5"
+sip_port = 5060
+rtp_port = 40000
+rtp_port_count = 200
+{extra}
+
+[[trunk]]
+name = "carrier"
+sources = ["192.0.2.0/24"]
+numbers = {{ "+14155550199" = "" }}
+{trunk}
+"""
+
+
+def edge(tmp_path: Path, extra: str = "", trunk: str = "") -> EdgeConfig:
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE.format(extra=extra, trunk=trunk))
+    return load({"SIP_EDGE_CONFIG": str(path), "PBX_PASSWORD": "secret"})
+
+
+def test_workers_bind_loopback_ports_of_their_own_and_share_the_rtp_range(tmp_path: Path) -> None:
+    config = edge(tmp_path, "workers = 17")
+    assert config.worker_sip_port == 5061  # sip_port + 1 unless set
+    places = [place(config, index) for index in range(17)]
+    assert {p.sip_host for p in places} == {"127.0.0.1"}
+    assert [p.sip_port for p in places] == list(range(5061, 5078))
+    assert all(p.rtp_port_count == 10 and p.rtp_port % 2 == 0 for p in places)  # 200 // 17, even
+    assert places[-1].rtp_port + places[-1].rtp_port_count <= 40200
+    assert all(p.front == "10.0.0.5:5060" for p in places)
+    alone = place(edge(tmp_path), None)
+    assert (alone.sip_host, alone.sip_port, alone.front) == ("10.0.0.5", 5060, None)
+
+
+@pytest.mark.parametrize(("extra", "trunk", "names"), [
+    ("workers = 30", "", "rtp_port_count: 30 workers need at least 240 RTP ports"),
+    ("workers = 3\nworker_sip_port = 5059", "", "worker_sip_port: the workers' ports 5059-5061"),
+    ("workers = 65", "", "workers: Input should be less than or equal to 64"),
+    ("workers = 2", 'registrar = "sip:pbx.example.com"\ndigest_username = "edge"\ndigest_password_env = "PBX_PASSWORD"',
+     "a trunk with a registrar needs workers = 1"),
+])
+def test_workers_that_cannot_work_say_what_to_change(tmp_path: Path, extra: str, trunk: str, names: str) -> None:
+    with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
+        edge(tmp_path, extra, trunk)
+
+
+def test_a_worker_index_comes_only_from_the_edge_and_must_be_one_of_its_workers(tmp_path: Path) -> None:
+    config = edge(tmp_path, "workers = 2")
+    assert worker_index({}, config) is None
+    assert worker_index({"SIP_EDGE_WORKER": "1"}, config) == 1
+    with pytest.raises(ConfigError, match="not a worker of 2"):
+        worker_index({"SIP_EDGE_WORKER": "2"}, config)
+
+
+def test_a_worker_takes_the_fronts_word_for_the_source_and_nobody_elses() -> None:
+    front = "10.0.0.5:5060"
+    invite = (f"INVITE sip:x@y SIP/2.0\r\nVia: a\r\n{SOURCE_HEADER}: 192.0.2.7\r\n\r\n"
+              f"v=0\r\n{SOURCE_HEADER}: 1.2.3.4\r\n")  # the body is not the head
+    assert true_source(front, invite, front) == "192.0.2.7:0"
+    assert true_source("127.0.0.1:40000", invite, front) == "127.0.0.1:40000"  # not the front: its own address
+    assert true_source(front, invite, None) == front  # a lone edge has no front
+    assert true_source(front, "OPTIONS sip:x SIP/2.0\r\n\r\n", front) == front
+    assert true_source(front, f"BYE x SIP/2.0\r\n{SOURCE_HEADER}: 2001:db8::1\r\n\r\n", front) == "[2001:db8::1]:0"
+
+
+@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
+def test_kamailio_accepts_the_configuration_the_edge_writes(tmp_path: Path) -> None:
+    config = dataclasses.replace(edge(tmp_path, "workers = 3"), sip_address="127.0.0.1")  # one of this host's
+    files = write_front(config, tmp_path, 3)
+    checked = subprocess.run([KAMAILIO, "-c", "-f", str(files.config)], capture_output=True, text=True, timeout=30,
+                             check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = files.config.read_text()
+    assert "src_ip == 192.0.2.0/24" in text  # the trunk's sources, allowed by Kamailio itself
+    assert files.workers.read_text().splitlines() == [
+        f"1 sip:127.0.0.1:{5061 + index} 0 0 duid=w{index};maxload=3" for index in range(3)]

@@ -1,0 +1,292 @@
+"""Calls placed through a trunk: `POST /calls` at a real local dispatcher hands the call to
+`python -m sipedge`, whose INVITE reaches SIPp as the far end (tests/sip/callee_*.xml) once the
+session's bot (the parrot) has joined. The far end answers (and hears the bot say its words back),
+is busy, never answers (the edge CANCELs), declines, or challenges the INVITE for a digest; each
+outcome is a `call_outcome` event, and a call not answered ends its session with the outcome as
+its reason, which the `session.ended` webhook carries."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from hashlib import md5
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
+from tests.phone.test_parrot_websocket import voiced
+from tests.sip.conftest import EdgeProcess, run_edge
+from tests.sip.loopback_rtp import LoopbackRtp, can_capture
+from tests.sip.sipp import RECEIVED, SippRun, run_callee
+from tests.support.audio import BOT_AUDIO_RMS, Pcm, echo_similarity, rms
+from tests.support.examples import PARROT
+from tests.support.http_client import api_client
+from tests.support.ports import free_port, free_port_pair
+from tests.support.processes import DispatcherProcess, run_dispatcher, terminate
+from voicefleet.main import voicefleet
+
+pytestmark = pytest.mark.slow  # a real dispatcher, the edge, SIPp, a bot process importing Pipecat
+
+EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"outbound-webhook-secret-32-bytes").decode()
+DIGEST = ("carol", "digest-password-42")
+TO, FROM = "+14155550100", "+14155550199"
+OUTCOME_SECONDS = 60.0
+
+
+class Outbound:
+    def __init__(self, dispatcher: DispatcherProcess, edge: EdgeProcess, callee_port: int, hooks: Path,
+                 control_port: int) -> None:
+        self.control = f"http://127.0.0.1:{control_port}"
+        self.dispatcher = dispatcher
+        self.edge = edge
+        self.callee_port = callee_port
+        self.hooks = hooks
+
+
+@pytest.fixture(scope="module")
+def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
+    control_port, callee_port, hook_port = free_port(), free_port(socket.SOCK_DGRAM), free_port()
+    hooks = tmp_path_factory.mktemp("hooks") / "deliveries.jsonl"
+    receiver = subprocess.Popen([sys.executable, "-m", "tests.replicas.webhook_receiver", str(hook_port), str(hooks)],
+                                env={**os.environ, "WEBHOOK_SECRET": WEBHOOK_SECRET})
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
+           "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
+           "SIP_CALL_MAX_WAIT_SECONDS": "1",
+           "WEBHOOK_URL": f"http://127.0.0.1:{hook_port}/hooks", "WEBHOOK_SECRET": WEBHOOK_SECRET}
+    far = f'termination_uri = "sip:127.0.0.1:{callee_port}"'
+    trunks = (f'\n[[trunk]]\nname = "far"\n{far}\ncps = 50\nring_seconds = 3\n'
+              f'\n[[trunk]]\nname = "guarded"\n{far}\ncps = 50\ndigest_username = "{DIGEST[0]}"\n'
+              'digest_password_env = "GUARDED_PASSWORD"\n'
+              f'\n[[trunk]]\nname = "slow"\n{far}\ncps = 0.1\n')
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    try:
+        with (run_dispatcher(tmp_path_factory.mktemp("sip-out-dispatcher"), env) as dispatcher,
+              run_edge(dispatcher, tmp_path_factory.mktemp("sip-out-edge"), settings=settings, trunks=trunks,
+                       env={"EDGE_SECRET": EDGE_SECRET, "GUARDED_PASSWORD": DIGEST[1]}) as edge):
+            yield Outbound(dispatcher, edge, callee_port, hooks, control_port)
+    finally:
+        terminate(receiver)
+
+
+async def place(api: httpx.AsyncClient, out: Outbound, trunk: str, scenario: str, *,
+                media_port: int | None = None, variables: dict[str, str] | None = None,
+                ) -> tuple[str, asyncio.Task[SippRun]]:
+    """SIPp listening as the far end, then `POST /calls`: the call's session and SIPp's run."""
+    callee = asyncio.create_task(asyncio.to_thread(run_callee, scenario, out.callee_port, out.edge.workdir,
+                                                   media_port=media_port, variables=variables))
+    await asyncio.sleep(0.5)  # SIPp binds its port
+    answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": trunk, "body": {"ticket": "T-1"}})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "starting"
+    assert (answer.json()["to"], answer.json()["from"], answer.json()["trunk"]) == (TO, FROM, trunk)
+    assert answer.headers["Location"] == f"/sessions/{answer.json()['session_id']}"
+    return answer.json()["session_id"], callee
+
+
+async def events_of(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    answer = await api.get(f"/sessions/{session_id}/timeline")
+    return list(answer.json()["events"]) if answer.status_code == 200 else []
+
+
+async def outcome_of(api: httpx.AsyncClient, out: Outbound, session_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + OUTCOME_SECONDS
+    while time.monotonic() < deadline:
+        found = [e for e in await events_of(api, session_id) if e["event"] == "call_outcome"]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no outcome for {session_id}\n{out.edge.log()}\n{out.dispatcher.log()[-4000:]}")
+
+
+async def ended_webhook(out: Outbound, session_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if out.hooks.exists():
+            for line in out.hooks.read_text().splitlines():
+                hook = json.loads(line)
+                if hook.get("type") == "session.ended" and hook["data"]["session_id"] == session_id:
+                    return dict(hook["data"])
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no session.ended webhook for {session_id}")
+
+
+def first_received(run: SippRun, method: str) -> float | None:
+    """When SIPp first received a `method` request (epoch seconds)."""
+    for stamp, first_line in RECEIVED.findall(run.messages):
+        if first_line.startswith(f"{method} "):
+            return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    return None
+
+
+async def assert_ended_with(api: httpx.AsyncClient, out: Outbound, session_id: str, reason: str,
+                            sip_status: int) -> None:
+    ended = [e for e in await events_of(api, session_id) if e["event"] == "ended"]
+    assert ended and ended[0]["reason"] == reason and ended[0]["sip_status"] == sip_status, ended
+    hook = await ended_webhook(out, session_id)
+    assert (hook["reason"], hook["sip_status"]) == (reason, sip_status), hook
+    assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_an_answered_call_goes_out_once_its_bot_joined_and_the_callee_hears_the_bot(outbound: Outbound) -> None:
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    media_port = free_port_pair(2)
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+        capture = LoopbackRtp(media_port)
+        try:
+            session_id, callee = await place(api, outbound, "far", "callee_answers", media_port=media_port)
+            outcome = await outcome_of(api, outbound, session_id)
+            assert outcome["outcome"] == "answered", outcome
+            await asyncio.sleep(9)  # the callee speaks 2.5 s after the answer, 4 s; the parrot says it back
+            stopped = await api.delete(f"/sessions/{session_id}")  # the bot's side ends: the edge sends BYE
+            assert stopped.status_code in (202, 204), stopped.text
+            call = await callee
+            capture.wait_quiet()
+        finally:
+            capture.stop()
+        assert call.returncode == 0, f"{call.output}\n{outbound.edge.log()}"
+        events = {e["event"]: e["at"] for e in reversed(await events_of(api, session_id))}
+        invited = first_received(call, "INVITE")
+        assert invited is not None and events["joined"] <= invited, (events, invited)  # the bot was ready first
+        heard = np.frombuffer(capture.pcm("ulaw"), dtype=np.int16)
+        # The parrot's greeting, said as its stream opened while the phone rang, is the callee's first
+        # words (before they speak, 2.5 s in): nothing the bot said was lost to the ringing.
+        assert rms(heard[: 8000 * 2]) > BOT_AUDIO_RMS, outbound.edge.log()
+        speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
+        similarity = echo_similarity(voiced(speech), heard, 8000)
+        assert similarity > 0.6, f"the callee's words came back at {similarity:.2f}\n{outbound.edge.log()}"
+        assert await wait_active_sessions(api, 0) == 0
+
+
+@pytest.mark.parametrize(("scenario", "reason", "sip_status"), [
+    ("callee_busy", "busy", 486), ("callee_declines", "rejected", 603), ("callee_rings", "no_answer", 487)])
+async def test_a_call_not_answered_ends_its_session_with_the_outcome(
+    outbound: Outbound, scenario: str, reason: str, sip_status: int,
+) -> None:
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        started = time.monotonic()
+        session_id, callee = await place(api, outbound, "far", scenario)
+        outcome = await outcome_of(api, outbound, session_id)
+        assert (outcome["outcome"], outcome["sip_status"]) == (reason, sip_status), outcome
+        call = await callee
+        assert call.returncode == 0, f"{call.output}\n{outbound.edge.log()}"
+        if scenario == "callee_rings":  # rang the trunk's ring_seconds (3), then the edge's CANCEL
+            rang, cancelled = first_received(call, "INVITE"), first_received(call, "CANCEL")
+            assert rang is not None and cancelled is not None and 2.5 <= cancelled - rang <= 6, (rang, cancelled)
+        assert time.monotonic() - started < OUTCOME_SECONDS
+        await assert_ended_with(api, outbound, session_id, reason, sip_status)
+
+
+async def test_a_trunk_s_digest_challenge_is_answered_with_its_credential(outbound: Outbound) -> None:
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        session_id, callee = await place(api, outbound, "guarded", "callee_challenges")
+        outcome = await outcome_of(api, outbound, session_id)
+        call = await callee
+        assert call.returncode == 0, f"{call.output}\n{outbound.edge.log()}"
+        # The retried INVITE's digest (RFC 2617, no qop) is the one carol's password makes.
+        found = re.search(r"^Proxy-Authorization: Digest (.*)$", call.messages, re.MULTILINE)
+        assert found is not None, call.messages
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1)))
+        assert (fields["username"], fields["realm"]) == (DIGEST[0], "trunk.example")
+        ha1 = md5(f"{DIGEST[0]}:trunk.example:{DIGEST[1]}".encode()).hexdigest()
+        ha2 = md5(f"INVITE:{fields['uri']}".encode()).hexdigest()
+        assert fields["response"] == md5(f"{ha1}:{fields['nonce']}:{ha2}".encode()).hexdigest()
+        assert (outcome["outcome"], outcome["sip_status"]) == ("busy", 486), outcome  # the retried INVITE's answer
+
+
+async def test_an_unknown_trunk_is_refused_naming_the_trunks(outbound: Outbound) -> None:
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "nowhere"})
+        assert answer.status_code == 404, answer.text
+        assert "far, guarded, slow" in answer.json()["error"]["message"]
+
+
+async def test_a_call_over_its_trunk_s_pace_is_refused_with_the_wait(outbound: Outbound) -> None:
+    """The `slow` trunk takes 0.1 calls a second and a call waits at most 1 s (SIP_CALL_MAX_WAIT_SECONDS)."""
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        session_id, callee = await place(api, outbound, "slow", "callee_busy")
+        again = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "slow"})
+        assert again.status_code == 429, again.text
+        assert 5 <= int(again.headers["Retry-After"]) <= 10
+        assert "would wait" in again.json()["error"]["message"]
+        assert (await outcome_of(api, outbound, session_id))["outcome"] == "busy"
+        assert (await callee).returncode == 0
+
+
+async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outbound: Outbound) -> None:
+    order = {"session_id": "abc", "stream_url": "ws://127.0.0.1:9/ws/exotel/t", "to": TO, "from": FROM,
+             "trunk": "far"}
+    async with httpx.AsyncClient(base_url=outbound.control, timeout=10) as edge:
+        for given in ({}, {"Authorization": "Bearer not-the-secret"}):
+            assert (await edge.post("/calls", json=order, headers=given)).status_code == 401
+            assert (await edge.get("/trunks", headers=given)).status_code == 401
+        signed = {"Authorization": f"Bearer {EDGE_SECRET}"}
+        unknown = await edge.post("/calls", json={**order, "trunk": "loopback"}, headers=signed)  # inbound only
+        assert unknown.status_code == 404 and "far, guarded, slow" in unknown.json()["error"]["message"]
+        bad = await edge.post("/calls", json={**order, "to": "12"}, headers=signed)
+        assert bad.status_code == 422 and "to" in bad.json()["error"]["message"]
+        # A hand-over retried (its answer lost) places nothing twice. Its stream's URL leads nowhere:
+        # the call is reported not placed.
+        for _ in range(2):
+            assert (await edge.post("/calls", json={**order, "session_id": "retried"}, headers=signed)).status_code \
+                == 202
+    deadline = time.monotonic() + 30
+    while "call retried (session retried) not_placed" not in outbound.edge.log() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert outbound.edge.log().count("taken for session retried") == 1, outbound.edge.log()
+    assert "call retried (session retried) not_placed" in outbound.edge.log()
+
+
+async def test_the_command_places_a_call_prints_its_session_and_follows_it_to_its_outcome(outbound: Outbound) -> None:
+    callee = asyncio.create_task(asyncio.to_thread(run_callee, "callee_declines", outbound.callee_port,
+                                                   outbound.edge.workdir))
+    await asyncio.sleep(0.5)  # SIPp binds its port
+    result = await asyncio.to_thread(
+        CliRunner().invoke, voicefleet,
+        ["calls", "place", TO, "--from", FROM, "--trunk", "far", "--body", '{"ticket": "T-2"}', "--wait", "60"],
+        env={"VOICEFLEET_URL": outbound.dispatcher.base_url, "VOICEFLEET_ADMIN_KEY": None, "VOICEFLEET_API_KEY": None})
+    assert (await callee).returncode == 0
+    session_id, said = result.output.splitlines()[:2]
+    assert re.fullmatch(r"[0-9a-f]{24}", session_id), result.output
+    assert said == "rejected (SIP 603)", result.output
+    assert result.exit_code == 1, result.output  # not answered: a script can tell
+    assert "not answered" in result.output
+
+
+def test_the_command_refuses_a_body_that_is_not_a_json_object() -> None:
+    result = CliRunner().invoke(voicefleet, ["calls", "place", TO, "--from", FROM, "--trunk", "far",
+                                             "--body", "[1]", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2 and "--body must be a JSON object" in result.output
+
+
+async def test_the_same_idempotency_key_answers_the_same_session_and_places_nothing_twice(outbound: Outbound) -> None:
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        callee = asyncio.create_task(asyncio.to_thread(run_callee, "callee_busy", outbound.callee_port,
+                                                       outbound.edge.workdir))
+        await asyncio.sleep(0.5)  # SIPp binds its port
+        asked = {"to": TO, "from": FROM, "trunk": "far"}
+        first = await api.post("/calls", json=asked, headers={"Idempotency-Key": "order-1042"})
+        assert first.status_code == 201, first.text
+        session_id = first.json()["session_id"]
+        assert (await outcome_of(api, outbound, session_id))["outcome"] == "busy"
+        assert (await callee).returncode == 0
+        again = await api.post("/calls", json=asked, headers={"Idempotency-Key": "order-1042"})
+        assert again.status_code == 200, again.text
+        assert again.json()["session_id"] == session_id
+        assert outbound.edge.log().count(f"taken for session {session_id}") == 1

@@ -1,0 +1,76 @@
+"""The edge's outbound parts without a call: a trunk's outbound settings as the file gives them, and
+the far end's final answer read as an outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sipedge.config import ConfigError, load
+from sipedge.outbound_call import outcome_of
+from sipedge.outbound_sip import target_uri
+
+OUT = """
+control_port = 5080
+control_secret_env = "EDGE_SECRET"
+
+[[trunk]]
+name = "twilio"
+termination_uri = "sip:example.pstn.twilio.com"
+digest_username = "carol"
+digest_password_env = "TWILIO_SIP_PASSWORD"
+cps = 1
+ring_seconds = 25
+"""
+SECRET = "s" * 40
+
+
+def config(tmp_path: Path, text: str, **env: str) -> dict[str, str]:
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return {"SIP_EDGE_CONFIG": str(path), **env}
+
+
+def test_an_outbound_trunk_reads_its_password_and_the_control_secret_from_the_environment(tmp_path: Path) -> None:
+    edge = load(config(tmp_path, OUT, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw-1"))
+    (trunk,) = edge.trunks
+    assert (trunk.termination_uri, trunk.cps, trunk.ring_seconds) == ("sip:example.pstn.twilio.com", 1, 25)
+    assert (trunk.digest_username, trunk.digest_password, edge.control_secret) == ("carol", "pw-1", SECRET)
+    assert "pw-1" not in repr(edge) and SECRET not in repr(edge)
+    assert not trunk.api_keys and not trunk.sources  # it brings no calls in
+
+
+@pytest.mark.parametrize(("text", "env", "said"), [
+    (OUT, {"TWILIO_SIP_PASSWORD": "pw"}, "EDGE_SECRET is unset"),
+    (OUT, {"TWILIO_SIP_PASSWORD": "pw", "EDGE_SECRET": "short"}, "at least 32 characters"),
+    (OUT.replace('control_secret_env = "EDGE_SECRET"\n', ""), {"TWILIO_SIP_PASSWORD": "pw"},
+     "control_port needs control_secret_env"),
+    (OUT, {"EDGE_SECRET": SECRET}, "TWILIO_SIP_PASSWORD is unset"),
+    (OUT.replace('digest_username = "carol"\n', ""), {"EDGE_SECRET": SECRET, "TWILIO_SIP_PASSWORD": "pw"},
+     "needs both digest_username and digest_password_env"),
+    (OUT.replace("cps = 1", "cps = 0"), {"EDGE_SECRET": SECRET, "TWILIO_SIP_PASSWORD": "pw"}, "trunk.0.cps"),
+    (OUT.replace('"sip:example.pstn.twilio.com"', '"example.pstn.twilio.com"'),
+     {"EDGE_SECRET": SECRET, "TWILIO_SIP_PASSWORD": "pw"}, "trunk.0.termination_uri"),
+    (OUT.replace('termination_uri = "sip:example.pstn.twilio.com"\n', ""),
+     {"EDGE_SECRET": SECRET, "TWILIO_SIP_PASSWORD": "pw"}, "give it numbers .* or a termination_uri"),
+    (OUT + OUT[OUT.index("[[trunk]]"):], {"EDGE_SECRET": SECRET, "TWILIO_SIP_PASSWORD": "pw"},
+     "trunk names must differ"),
+])
+def test_an_outbound_configuration_that_cannot_work_says_what_to_change(
+    tmp_path: Path, text: str, env: dict[str, str], said: str,
+) -> None:
+    with pytest.raises(ConfigError, match=said):
+        load(config(tmp_path, text, **env))
+
+
+@pytest.mark.parametrize(("status", "outcome"), [
+    (200, "answered"), (486, "busy"), (600, "busy"), (408, "no_answer"), (480, "no_answer"), (487, "no_answer"),
+    (404, "rejected"), (403, "rejected"), (503, "rejected"), (603, "rejected")])
+def test_the_far_end_s_final_answer_is_the_call_s_outcome(status: int, outcome: str) -> None:
+    assert outcome_of(status) == outcome
+
+
+def test_the_called_number_goes_to_the_termination_uri_s_host(tmp_path: Path) -> None:
+    (trunk,) = load(config(tmp_path, OUT, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")).trunks
+    assert target_uri(trunk, "+14155550100") == "sip:+14155550100@example.pstn.twilio.com"

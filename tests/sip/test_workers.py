@@ -1,0 +1,203 @@
+"""One edge with several PJSIP workers behind its Kamailio front holds more calls at once than one
+PJSIP process can (3): SIPp places CALLS calls together through the edge's one SIP port, to a real
+local dispatcher whose bots are bench/phone_echo_host.py (the channel, `media.attach` and the
+Exotel stream a real bot host opens, each frame sent straight back; no Pipecat, so eight fit on a
+small host). Each call is answered once its bot has joined, hears its own words back, and its
+session ends at the caller's BYE."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sipedge.front_config import PROBE_SECONDS
+from sipedge.worker_place import WORKER_VARIABLE
+from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions
+from tests.phone.test_parrot_websocket import voiced
+from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.loopback_rtp import LoopbackRtp, can_capture
+from tests.sip.raw_sip import GOOD_SDP
+from tests.sip.sipp import run_sipp
+from tests.sip.test_calls import timeline
+from tests.support.audio import Pcm, echo_similarity
+from tests.support.http_client import api_client
+from tests.support.ports import free_port_pair
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+pytestmark = pytest.mark.slow  # a real dispatcher, Kamailio, three PJSIP workers, eight bot processes
+
+ECHO_HOST = Path(__file__).resolve().parents[2] / "bench" / "phone_echo_host.py"
+CALLS = 8
+WORKERS = 3  # 3 calls each: 9 slots, for 8 calls
+STRANGER = "127.0.0.2"  # loopback too, but no trunk allows it
+FLOOD_SECONDS, FLOOD_PER_SECOND = 20.0, 300  # through the whole of a call's 17 s
+
+
+@pytest.fixture(scope="module")
+def echo_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "LOCAL_BOT_COMMAND": f"{sys.executable} {ECHO_HOST}",
+           "RESERVE_MIN_IDLE": "0", "MAX_CONCURRENT_SESSIONS": str(CALLS + 4)}
+    with run_dispatcher(tmp_path_factory.mktemp("sip-echo-dispatcher"), env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def fronted_edge(echo_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+    with run_edge(echo_dispatcher, tmp_path_factory.mktemp("sip-fronted-edge"), workers=WORKERS) as running:
+        yield running
+
+
+async def test_one_edge_holds_more_calls_at_once_than_one_pjsip_worker(
+    echo_dispatcher: DispatcherProcess, fronted_edge: EdgeProcess,
+) -> None:
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    media_port = free_port_pair(2 * CALLS)  # SIPp's first call's RTP port; the others follow it
+    async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
+        capture = LoopbackRtp(media_port)
+        try:
+            calling = asyncio.create_task(asyncio.to_thread(
+                run_sipp, "call_echo", NUMBER, fronted_edge.sip_port, fronted_edge.workdir, media_port=media_port,
+                calls=CALLS))
+            held = await wait_active_sessions(api, CALLS, timeout=60)  # all at once, each with its bot
+            calls = await calling
+            capture.wait_quiet()
+        finally:
+            capture.stop()
+        log = fronted_edge.log()
+        assert held == CALLS, log
+        assert calls.returncode == 0, f"{calls.output}\n{log}"
+        assert calls.statuses().count(200) == 2 * CALLS  # each INVITE answered, each BYE too
+        sessions = re.findall(r"answered \(session (\w+)\)", log)
+        assert len(set(sessions)) == CALLS, log
+        # Every worker took calls: one alone could not hold them all.
+        ports = set(re.findall(r"^Contact: <sip:[^>]*127\.0\.0\.1:(\d+)", calls.messages, re.MULTILINE))
+        assert len(ports) >= 2, ports
+        # The caller heard its own words come back through the Exotel stream and the edge.
+        heard = np.frombuffer(capture.pcm("ulaw"), dtype=np.int16)
+        speech = Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000)
+        assert echo_similarity(voiced(speech), heard, 8000) > 0.6
+        assert await wait_active_sessions(api, 0) == 0
+        for session_id in sessions:
+            assert "machine_ended" in await timeline(api, session_id)
+
+
+def worker_pids(edge: EdgeProcess) -> dict[int, int]:
+    """The edge's workers now: their index → their process id (the edge's children that are workers)."""
+    found: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            environ = (stat.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        index = next((v.split(b"=", 1)[1] for v in environ if v.startswith(WORKER_VARIABLE.encode() + b"=")), None)
+        if parent == edge.process.pid and index is not None:
+            found[int(index)] = int(stat.parent.name)
+    return found
+
+
+async def wait_for_workers(edge: EdgeProcess, timeout: float = 60.0) -> dict[int, int]:
+    """The workers' process ids once each is up and Kamailio's probes have found it answering."""
+    for _ in range(int(timeout * 10)):
+        pids = worker_pids(edge)
+        ready = len(re.findall(r"sipedge: worker \d+ ready", edge.log()))
+        restarted = len(re.findall(r"sipedge: worker \d+ exited", edge.log()))
+        if len(pids) == WORKERS and ready == WORKERS + restarted:
+            await asyncio.sleep(PROBE_SECONDS * 2)  # the front's next probe finds a new one answering
+            return pids
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the edge's workers are not all up\n{edge.log()[-6000:]}")
+
+
+async def test_a_dead_workers_calls_end_their_sessions_and_it_is_started_again(
+    echo_dispatcher: DispatcherProcess, fronted_edge: EdgeProcess,
+) -> None:
+    async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
+        before = await wait_for_workers(fronted_edge)
+        calling = asyncio.create_task(asyncio.to_thread(
+            run_sipp, "call_echo", NUMBER, fronted_edge.sip_port, fronted_edge.workdir, media_port=free_port_pair(2)))
+        holder = await answering_worker(fronted_edge, len(re.findall(ANSWERED, fronted_edge.log())))
+        os.kill(before[holder], signal.SIGKILL)  # no BYE can come from it
+        # Its call's stream closed with it: the session ended long before the caller's BYE (17 s in).
+        assert await wait_active_sessions(api, 0, timeout=10) == 0, fronted_edge.log()[-6000:]
+        await calling  # the caller's BYE then reaches no worker that knows the call: no matter
+        after = await wait_for_workers(fronted_edge)
+        assert after[holder] != before[holder]
+        assert re.search(rf"worker {holder} exited \(-9\); starting it again", fronted_edge.log())
+        # The edge takes calls again, on every worker.
+        calls = run_sipp("call_echo", NUMBER, fronted_edge.sip_port, fronted_edge.workdir,
+                         media_port=free_port_pair(2 * CALLS), calls=CALLS)
+        assert calls.returncode == 0, f"{calls.output}\n{fronted_edge.log()[-6000:]}"
+        assert await wait_active_sessions(api, 0) == 0
+
+
+ANSWERED = re.compile(r"\[worker (\d+)\] sipedge: call \S+ answered \(session \w+\)")
+
+
+async def answering_worker(edge: EdgeProcess, seen: int, timeout: float = 60.0) -> int:
+    """The worker that answered the edge's next call, after the `seen` answered already."""
+    for _ in range(int(timeout * 10)):
+        answered = ANSWERED.findall(edge.log())
+        if len(answered) > seen:
+            return int(answered[seen])
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no call answered within {timeout:g} s\n{edge.log()[-6000:]}")
+
+
+def invite_cancel_flood(target_port: int, source: str, seconds: float, per_second: int) -> int:
+    """INVITEs each followed at once by its CANCEL (same transaction), `per_second` pairs a second
+    from `source`, as a scanner sends them; the answers are not read. Returns the pairs sent."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((source, 0))
+    port = sock.getsockname()[1]
+    sent, start = 0, time.monotonic()
+    try:
+        while (elapsed := time.monotonic() - start) < seconds:
+            if sent > elapsed * per_second:
+                time.sleep(1 / per_second)
+                continue
+            call_id, branch = f"{secrets.token_hex(8)}@{source}", f"z9hG4bK{secrets.token_hex(8)}"
+            head = (f"sip:{NUMBER}@127.0.0.1:{target_port} SIP/2.0\r\nVia: SIP/2.0/UDP {source}:{port};branch={branch}"
+                    f"\r\nMax-Forwards: 70\r\nFrom: <sip:scanner@{source}>;tag={secrets.token_hex(4)}\r\n"
+                    f"To: <sip:{NUMBER}@127.0.0.1>\r\nCall-ID: {call_id}\r\n")
+            sdp = GOOD_SDP.encode()
+            invite = (f"INVITE {head}CSeq: 1 INVITE\r\nContact: <sip:scanner@{source}:{port}>\r\n"
+                      f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n").encode() + sdp
+            cancel = f"CANCEL {head}CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n".encode()
+            sock.sendto(invite, ("127.0.0.1", target_port))
+            sock.sendto(cancel, ("127.0.0.1", target_port))
+            sent += 1
+    finally:
+        sock.close()
+    return sent
+
+
+async def test_an_invite_cancel_flood_leaves_the_edge_serving_its_trunk(
+    echo_dispatcher: DispatcherProcess, fronted_edge: EdgeProcess,
+) -> None:
+    async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
+        await wait_for_workers(fronted_edge)
+        exits = len(re.findall(r"exited \(", fronted_edge.log()))
+        flooding = asyncio.create_task(asyncio.to_thread(
+            invite_cancel_flood, fronted_edge.sip_port, STRANGER, FLOOD_SECONDS, FLOOD_PER_SECOND))
+        call = await asyncio.to_thread(run_sipp, "call_echo", NUMBER, fronted_edge.sip_port, fronted_edge.workdir,
+                                       media_port=free_port_pair(2))
+        sent = await flooding
+        assert sent >= FLOOD_SECONDS * FLOOD_PER_SECOND * 0.5, sent  # the flood really was hundreds a second
+        assert call.returncode == 0, f"{call.output}\n{fronted_edge.log()[-6000:]}"
+        assert call.statuses()[-1] == 200  # answered, and its BYE too
+        assert fronted_edge.process.poll() is None
+        assert len(re.findall(r"exited \(", fronted_edge.log())) == exits, fronted_edge.log()[-6000:]
+        assert await wait_active_sessions(api, 0) == 0
