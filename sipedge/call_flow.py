@@ -22,6 +22,7 @@ from sipedge import frame_trace, stream_frames
 from sipedge.dispatcher_link import CallToken, DispatcherLink, SessionGone
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal, unavailable
+from sipedge.sip_end import SipEnd, edge_hung_up
 
 log = logging.getLogger("sipedge")
 
@@ -39,10 +40,18 @@ class CallFlow:
         # The caller's audio (PCM) and keys (a digit), in the order they came: 5 s of frames at most.
         self.caller_audio: asyncio.Queue[bytes | str] = asyncio.Queue(maxsize=250)
         self.caller_gone = asyncio.Event()
+        self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set before caller_gone)
         self.answered = False
 
     def heard(self, pcm: bytes) -> None:
         self._loop.call_soon_threadsafe(self._queue_heard, pcm)
+
+    def sip_ended(self, end: SipEnd) -> None:
+        """How PJSUA ended the call: told just before `hung_up`, and so handed over before it."""
+        self._loop.call_soon_threadsafe(self._sip_ended, end)
+
+    def _sip_ended(self, end: SipEnd) -> None:
+        self.sip_end = self.sip_end or end
 
     def hung_up(self, status: int) -> None:
         self._loop.call_soon_threadsafe(self.caller_gone.set)
@@ -69,32 +78,42 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
         return
     log.info("sipedge: call %s (session %s) started", body.get("call_id"), token.session_id)
     if flow.caller_gone.is_set():
+        await _tell(link, api_key, token.session_id, flow.sip_end)  # before the stop ends the session
         stopped = await link.stop(api_key, token.session_id)
         log.info("sipedge: call %s (session %s) ended by the caller before its stream opened%s",
                  body.get("call_id"), token.session_id, "" if stopped else "; the stop was not taken")
         return
     stream = await _until_caller_gone(flow, link.open_stream(token))
     if stream is None:  # a stream never opened holds its session until its token expires: stop it now
+        await _tell(link, api_key, token.session_id, flow.sip_end)
         await link.stop(api_key, token.session_id)
         log.info("sipedge: call %s (session %s) ended by the caller before its stream opened",
                  body.get("call_id"), token.session_id)
         return
     if isinstance(stream, SipRefusal):
         _refuse(respond, stream, body)
+        await _tell(link, api_key, token.session_id, _refused(stream))
         return
+    refused: list[SipEnd] = []
     try:
-        await _call(flow, link, api_key, token, stream, body, respond, answer_seconds)
+        await _call(flow, link, api_key, token, stream, body, respond, answer_seconds, refused)
     finally:
+        # The caller's end (or the edge's refusal) is told before the stream closes, so the session's
+        # end (its webhook, its report) finds it: the bot ends only once the dispatcher took it (or,
+        # the dispatcher not answering, its tries ran out: the stream to it is then likely gone too).
+        await _tell(link, api_key, token.session_id, refused[0] if refused else flow.sip_end)
         await stream.close()
         if not flow.caller_gone.is_set():
             end()
+            await _tell(link, api_key, token.session_id, edge_hung_up(flow.answered))
         log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
                  "caller" if flow.caller_gone.is_set() else "bot's side")
 
 
 async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token: CallToken,
                 stream: ClientConnection, body: dict[str, Any], respond: Callable[[int, int | None], None],
-                answer_seconds: float) -> None:
+                answer_seconds: float, refused: list[SipEnd]) -> None:
+    """`refused` gets the edge's refusal, if it refused the call before its answer."""
     stream_id = uuid.uuid4().hex
     for frame in stream_frames.handshake(stream_id, str(body.get("call_id", "")), str(body.get("from", "")),
                                          str(body.get("to", ""))):
@@ -108,6 +127,7 @@ async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token
             return
         if ready is not None:
             _refuse(respond, unavailable(ready), body)
+            refused.append(_refused(unavailable(ready)))
             flow.caller_gone.set()  # the INVITE is answered: nothing more to say to the caller
             return
         flow.answered = True
@@ -185,6 +205,18 @@ async def _until_caller_gone(flow: CallFlow, work: Any) -> Any:
         if isinstance(result, ClientConnection):
             await result.close()
     return None
+
+
+def _refused(refusal: SipRefusal) -> SipEnd:
+    return SipEnd("edge", "refused", refusal.status, refusal.why)
+
+
+async def _tell(link: DispatcherLink, api_key: str | None, session_id: str, end: SipEnd | None) -> None:
+    """The call's SIP end told to the dispatcher; nothing when there is nothing to tell, or the edge
+    is stopping (its calls were hung up by PJSIP: no end of theirs to tell)."""
+    task = asyncio.current_task()
+    if end is not None and not (task is not None and task.cancelling()):
+        await link.tell_end(api_key, session_id, end)
 
 
 def _refuse(respond: Callable[[int, int | None], None], refusal: SipRefusal, body: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from sipedge.refusals import SipRefusal, from_http, unavailable
+from sipedge.sip_end import SipEnd
 
 REQUEST_SECONDS = 5.0
 ATTEMPTS = 3
@@ -65,11 +66,22 @@ class DispatcherLink:
     async def stop(self, api_key: str | None, session_id: str) -> bool:
         """`DELETE /sessions/{id}`: a session whose caller left before its stream opened. True once the
         dispatcher took the stop (or the session had ended); bounded like every request."""
+        return await self._taken("DELETE", f"/sessions/{session_id}", api_key, (202, 204, 404))
+
+    async def tell_end(self, api_key: str | None, session_id: str, end: SipEnd) -> bool:
+        """`POST /sessions/{id}/sip_end`: how the call's SIP side ended, for the session's timeline,
+        webhook and report. True once the dispatcher took it."""
+        return await self._taken("POST", f"/sessions/{session_id}/sip_end", api_key, (204,), end.as_json())
+
+    async def _taken(self, method: str, path: str, api_key: str | None, taken: tuple[int, ...],
+                     body: dict[str, Any] | None = None) -> bool:
+        """Whether the dispatcher answered one of `taken`, trying again (with backoff) while it cannot
+        be reached or answers anything else."""
         for attempt in range(ATTEMPTS):
             try:
-                url = f"{self.base_url}/sessions/{session_id}"
-                async with self._http.delete(url, headers=_auth(api_key)) as answer:
-                    if answer.status in (202, 204, 404):
+                async with self._http.request(method, f"{self.base_url}{path}", headers=_auth(api_key),
+                                              json=body) as answer:
+                    if answer.status in taken:
                         return True
             except (aiohttp.ClientConnectionError, TimeoutError):
                 pass

@@ -67,6 +67,7 @@ class Edge:
         call.from_trunk = lambda source: not isinstance(admit((trunk,), source, info.localUri), Refused)
         flow = CallFlow(self._loop, call.playout)
         call.events = flow
+        call.on_sip_end = flow.sip_ended
         self.stack.submit(lambda: call.respond(180))
         body = call_body(info.remoteUri, info.localUri, info.callIdString, message)
         log.info("sipedge: call %s from %s to %s (trunk %s) ringing", info.callIdString, source, decision.number,

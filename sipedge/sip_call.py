@@ -12,6 +12,11 @@ import pjsua2 as pj
 
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
+from sipedge.reinvite import offer_refusal
+from sipedge.sip_end import SipEnd, disconnected
+
+# The media states in which the caller's audio reaches the edge: on hold (a=sendonly from the trunk) it still does.
+_AUDIO_FLOWS = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 
 class CallEvents(Protocol):
@@ -39,6 +44,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
         self.ended = False
+        self.confirmed = False  # answered and ACKed
+        self.edge_ended: SipEnd | None = None  # the edge's own end, once it hung up (a refusal, its BYE)
+        self.on_sip_end: Callable[[SipEnd], None] | None = None  # told how the call ended, before `hung_up`
         self._on_end = on_end
 
     def respond(self, status: int, retry_after: int | None = None) -> None:
@@ -51,6 +59,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
             header.hName, header.hValue = "Retry-After", str(retry_after)
             param.txOption.headers.append(header)
         if status >= 300:
+            self.edge_ended = SipEnd("edge", "refused", status)
             self.hangup(param)  # a final refusal of an INVITE not yet answered
         else:
             self.answer(param)
@@ -60,12 +69,17 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         if not self.ended:
             param = pj.CallOpParam(True)
             param.statusCode = 503
+            self.edge_ended = SipEnd("edge", "bye") if self.confirmed else SipEnd("edge", "refused", 503)
             self.hangup(param)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802  (PJSUA2's name)
         info = self.getInfo()
+        self.confirmed = self.confirmed or info.state == pj.PJSIP_INV_STATE_CONFIRMED
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.ended = True
+            if self.on_sip_end is not None:
+                self.on_sip_end(self.edge_ended or disconnected(_received(prm.e), self.confirmed,
+                                                                info.lastStatusCode, info.lastReason))
             if self.events is not None:
                 self.events.hung_up(info.lastStatusCode)
             self._on_end(self)
@@ -73,16 +87,20 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         info = self.getInfo()  # kept: its media vector is freed with it
         for index, media in enumerate(info.media):
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.port is None:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in _AUDIO_FLOWS:
                 audio = self.getAudioMedia(index)
-                self.port = MediaPort(self._heard, self.playout)
-                self.port.createPort(f"bot{self.call_id}", audio_format())
+                if self.port is None:
+                    self.port = MediaPort(self._heard, self.playout)
+                    self.port.createPort(f"bot{self.call_id}", audio_format())
+                # Again after each re-INVITE: a changed stream (another codec) is a new port of the bridge.
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
 
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
         if not self.from_trunk(self.source_of(prm.rdata)):  # a stranger moving the call's media elsewhere
             prm.statusCode = 403
+        elif (refusal := offer_refusal(prm.offer.wholeSdp)) is not None:  # PJSIP's own answer would be 500
+            prm.statusCode = refusal
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         prm.statusCode = 603  # a REFER would have the edge call anyone the sender names: never
@@ -97,3 +115,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def _heard(self, pcm: bytes) -> None:
         if self.events is not None:
             self.events.heard(pcm)
+
+
+def _received(event: pj.SipEvent) -> str | None:
+    """The request an event is about, as received (a caller's BYE or CANCEL), or None."""
+    if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
+        return str(event.body.tsxState.src.rdata.wholeMsg) or None
+    return None

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatcher.observability.log_text import shown
+from dispatcher.observability.sip_end import sip_end_of
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
@@ -306,8 +307,8 @@ class LifecycleWebhooks:
             log.warning("webhook %s: the store did not answer after an attempt", message_id)
 
     async def _summary(self, data: dict[str, Any]) -> dict[str, Any]:
-        """An ended session's duration (since its request) and its cost, from its timeline; kept in
-        the entry, so a retry sends what the first attempt did."""
+        """An ended session's duration (since its request), its cost and a SIP call's `sip` end, from its
+        timeline; kept in the entry, so a retry sends what the first attempt did."""
         try:
             events = await self._read(str(data["session_id"]))
         except Exception:  # the store: the event goes without its duration and cost
@@ -320,7 +321,9 @@ class LifecycleWebhooks:
         cost = None
         if self._costs is not None:
             cost = await self._costs.of_session(str(data["session_id"]), events, running=False, ended_at=ended)
-        return {"duration_seconds": duration, **({"cost": cost.as_json()} if cost is not None else {})}
+        sip = sip_end_of(events)  # a SIP call's end as its edge told it (dispatcher/observability/sip_end.py)
+        return {"duration_seconds": duration, **({"cost": cost.as_json()} if cost is not None else {}),
+                **({"sip": sip} if sip is not None else {})}
 
     async def aclose(self) -> None:
         if self._puts:  # this replica's last events reach the outbox, where another replica finds them

@@ -48,14 +48,29 @@ class LoopbackRtp:
         self._capture.stop()
 
     def pcm(self, law: str) -> bytes:
-        """The payloads as 16-bit PCM at 8 kHz (G.711 `law`, "ulaw" or "alaw", decoded), in sequence order. A call's
-        sequence numbers start at random and may wrap: the order counts from the first packet seen."""
-        packets = {rtp_sequence(d.payload): rtp_payload(d.payload) for d in self._packets()}
+        """The payloads as 16-bit PCM at 8 kHz (G.711 `law`, "ulaw" or "alaw", decoded), in sequence order."""
+        return decode(b"".join(rtp_payload(packet) for packet in self._ordered()), law)
+
+    def payload_types(self) -> list[int]:
+        """Each packet's payload type (0 μ-law, 8 A-law), in sequence order."""
+        return [packet[1] & 0x7F for packet in self._ordered()]
+
+    def pcm_as_sent(self) -> bytes:
+        """The payloads as 16-bit PCM at 8 kHz, each decoded by its own payload type (a call whose
+        codec changed midway)."""
+        laws = {0: "ulaw", 8: "alaw"}
+        return b"".join(decode(rtp_payload(packet), laws[packet[1] & 0x7F]) for packet in self._ordered()
+                        if packet[1] & 0x7F in laws)
+
+    def _ordered(self) -> list[bytes]:
+        """The RTP packets, one per sequence number, in sequence order. A call's sequence numbers start
+        at random and may wrap: the order counts from the first packet seen."""
+        seen = self._packets()
+        packets = {rtp_sequence(d.payload): d.payload for d in seen}
         if not packets:
-            return b""
-        first = rtp_sequence(self._packets()[0].payload)
-        ordered = sorted(packets, key=lambda seq: (seq - first) % 65536)
-        return decode(b"".join(packets[seq] for seq in ordered), law)
+            return []
+        first = rtp_sequence(seen[0].payload)
+        return [packets[seq] for seq in sorted(packets, key=lambda seq: (seq - first) % 65536)]
 
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 30.0) -> None:
         """Until no packet has come for `seconds` (the call's media ended), within `timeout`."""

@@ -23,8 +23,13 @@ class SippRun:
 
     def answered_at(self, status: int) -> float | None:
         """When the first response with `status` arrived (epoch seconds), or None if none did."""
-        for stamp, first_line in RECEIVED.findall(self.messages):
-            if first_line.startswith(f"SIP/2.0 {status} "):
+        return self.received_at(f"SIP/2.0 {status} ")
+
+    def received_at(self, first_line: str) -> float | None:
+        """When the first message whose first line starts with `first_line` (a request: "BYE ")
+        arrived (epoch seconds), or None if none did."""
+        for stamp, line in RECEIVED.findall(self.messages):
+            if line.startswith(first_line):
                 return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()  # SIPp's local time
         return None
 

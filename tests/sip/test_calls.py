@@ -11,6 +11,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -53,6 +54,19 @@ async def timeline(api: httpx.AsyncClient, session_id: str) -> dict[str, float]:
     for event in answer.json()["events"]:
         events.setdefault(event["event"], event["at"])
     return events
+
+
+async def sip_ended(api: httpx.AsyncClient, session_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The session's `sip_ended` event (its SIP fields), once the edge told it."""
+    events: list[dict[str, Any]] = []
+    for _ in range(int(timeout * 10)):
+        events = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
+        told: list[dict[str, Any]] = [{k: e[k] for k in ("by", "how", "status", "reason") if k in e}
+                                      for e in events if e["event"] == "sip_ended"]
+        if told:
+            return told[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no sip_ended on {session_id}'s timeline: {events}")
 
 
 @pytest.mark.parametrize(("scenario", "law"), [("call_echo", "ulaw"), ("call_echo_alaw", "alaw")])
@@ -132,6 +146,7 @@ async def test_a_call_cancelled_while_its_bot_starts_frees_its_session(
         assert session_id is not None, cold_edge.log()
         assert await wait_active_sessions(api, 0) == 0  # its bot's machine was stopped
         assert "machine_ended" in await timeline(api, session_id)
+        assert await sip_ended(api, session_id) == {"by": "caller", "how": "cancel", "status": 487}
 
 
 async def test_the_bot_is_told_the_calls_from_to_call_id_and_x_headers(

@@ -6,6 +6,7 @@ nothing is left started."""
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.phone.conftest import phone_env
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.sipp import run_sipp
+from tests.sip.test_calls import call_id_of, session_of, sip_ended
 from tests.support.examples import PARROT
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -90,3 +92,15 @@ def test_a_call_whose_bot_cannot_start_is_unavailable_rather_than_ringing_on(bro
     assert call.statuses()[-1] == 503
     assert retry_after(call.messages, 503) is not None, call.messages
     assert "refused 503" in broken_edge.log()
+
+
+async def test_the_edges_503_after_the_session_started_is_the_sessions_sip_end(broken_edge: EdgeProcess) -> None:
+    call = run_sipp("call_unavailable", NUMBER, broken_edge.sip_port, broken_edge.workdir)
+    assert call.returncode == 0, f"{call.output}\n{broken_edge.log()}"
+    session_id = session_of(broken_edge, call_id_of(call.messages))
+    assert session_id is not None, broken_edge.log()
+    dispatcher_url = tomllib.loads((broken_edge.workdir / "edge.toml").read_text())["dispatcher_url"]
+    async with api_client(base_url=dispatcher_url, timeout=30) as api:
+        told = await sip_ended(api, session_id)
+    assert (told["by"], told["how"], told["status"]) == ("edge", "refused", 503), told
+    assert f"refused 503 ({told['reason']})" in broken_edge.log(), told  # the edge's own words, as it logged them

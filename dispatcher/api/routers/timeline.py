@@ -21,8 +21,9 @@ async def get_timeline(
     request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]
 ) -> dict[str, Any]:
     """`requested`, `claimed`/`launched`, `machine_started`, `ready`, `joined`, `first_audio`, `error`,
-    `failed`, `stop_requested`, `ended`, `machine_ended` (the provider's word on its machine's end): each with
-    `at` (epoch seconds) and the replica that saw it.
+    `failed`, `sip_ended` (a SIP call's end, as its edge told it), `stop_requested`, `ended`,
+    `machine_ended` (the provider's word on its machine's end): each with `at` (epoch seconds) and the
+    replica that saw it.
     Kept a day at most (another client key, or an unknown or forgotten session: 404)."""
     state = app_state(request)
     events = await state.sessions.timeline.read(await reachable_id(request, session_id, who, READ_TIMELINE))

@@ -1,0 +1,42 @@
+"""`POST /sessions/{id}/sip_end`: the SIP edge (sipedge/) tells how a call's SIP side ended, with the
+number's API key, the session's own (another key's session, or one never started: 404). Recorded on
+the session's timeline as `sip_ended` (dispatcher/observability/sip_end.py); said more than once, the
+first is the one the webhook and the report carry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from dispatcher.api.dependencies import app_state, not_found, owned_id
+from dispatcher.api.routers.sessions import authenticated
+from dispatcher.api.schemas import ERRORS
+from dispatcher.observability.sip_end import SIP_ENDED
+from dispatcher.sessions.ids import Caller
+
+router = APIRouter(responses=ERRORS)
+
+
+class SipEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: Literal["caller", "edge"] = Field(description="who hung up: the caller (the trunk), or the edge")
+    how: Literal["bye", "cancel", "refused", "failed"] = Field(
+        description="`bye`; `cancel` while it rang; `refused`: the edge's final answer before the call was "
+                    "answered; `failed`: PJSIP ended it (a 200 OK never acknowledged)")
+    status: int | None = Field(default=None, ge=100, le=699, description="the SIP status, where there was one")
+    reason: str | None = Field(default=None, max_length=256,
+                               description="the BYE's or CANCEL's `Reason:` header, or the edge's own words")
+
+
+@router.post("/sessions/{session_id}/sip_end", status_code=204, summary="How a SIP call's SIP side ended")
+async def sip_end(request: Request, session_id: str, end: SipEnd,
+                  who: Annotated[Caller, Depends(authenticated)]) -> Response:
+    state = app_state(request)
+    owned = await owned_id(state, session_id, who)
+    if not await state.sessions.ever_existed(owned):
+        raise not_found(session_id)
+    state.sessions.timeline.note(owned, SIP_ENDED, **end.model_dump(exclude_none=True))
+    return Response(status_code=204)

@@ -1,0 +1,39 @@
+"""How the edge names a call's SIP end from what PJSUA reports (sipedge/sip_end.py): the request that
+ended it as received, whether it was answered, PJSUA's last status."""
+
+from __future__ import annotations
+
+from sipedge.sip_end import MAX_REASON_CHARS, SipEnd, disconnected, edge_hung_up, reason_header
+
+BYE = ("BYE sip:+14155550199@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
+       "reason :  Q.850;cause=16;text=\"Normal call clearing\"\r\nReason: SIP;cause=200\r\nContent-Length: 0\r\n\r\n")
+CANCEL = "CANCEL sip:+14155550199@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070\r\n\r\n"
+
+
+def test_a_trunks_bye_is_the_callers_with_its_first_reason_header() -> None:
+    assert disconnected(BYE, True, 200, "Normal call clearing") == SipEnd(
+        "caller", "bye", None, 'Q.850;cause=16;text="Normal call clearing"')
+
+
+def test_a_cancel_is_the_callers_487_whether_or_not_pjsua_names_the_request() -> None:
+    assert disconnected(CANCEL, False, 487, "Request Terminated") == SipEnd("caller", "cancel", 487)
+    assert disconnected(None, False, 487, "Request Terminated") == SipEnd("caller", "cancel", 487)
+
+
+def test_an_answered_call_ended_by_a_request_pjsua_does_not_name_is_the_callers_bye() -> None:
+    assert disconnected(None, True, 200, "Normal call clearing") == SipEnd("caller", "bye")
+
+
+def test_a_200_ok_never_acknowledged_is_pjsips_own_end() -> None:
+    assert disconnected(None, False, 408, "ACK timeout") == SipEnd("edge", "failed", 408, "ACK timeout")
+
+
+def test_the_edges_own_end_is_bye_once_answered_else_503() -> None:
+    assert edge_hung_up(True) == SipEnd("edge", "bye", reason="the bot's side ended")
+    assert edge_hung_up(False) == SipEnd("edge", "refused", 503, "the bot's side ended")
+
+
+def test_a_reason_is_read_from_the_head_only_and_cut_to_the_dispatchers_bound() -> None:
+    assert reason_header("BYE x SIP/2.0\r\n\r\nReason: in the body") is None
+    long = SipEnd("caller", "bye", reason="Q.850;text=" + "x" * 400).as_json()
+    assert len(long["reason"]) == MAX_REASON_CHARS and "status" not in long
