@@ -27,12 +27,15 @@ from starlette.types import Message
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
+from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
+from dispatcher.phone.transfer_allow import TransferTargets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_calls import CALL_SID, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
 
 log = logging.getLogger("dispatcher.phone")
 
+TIME_LIMIT_SECONDS = 3600  # the transferred call's longest, unless PHONE_TRANSFER_TIME_LIMIT_SECONDS says
 SETTLE_SECONDS = 3.0  # after an unanswered update, how long a stream that took it takes to close
 CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})  # Twilio's ended statuses
 
@@ -50,9 +53,11 @@ class LiveCall:
 
 
 class Transfers:
-    def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None,
-                 settle_seconds: float = SETTLE_SECONDS) -> None:
+    def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None, targets: TransferTargets | None,
+                 *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS) -> None:
         self._twilio = twilio
+        self._targets = targets
+        self._time_limit = time_limit
         self._timeline = timeline
         self._settle = settle_seconds
         self._live: dict[str, LiveCall] = {}
@@ -92,6 +97,7 @@ class Transfers:
         if self._twilio is None:
             raise ApiError(409, "transfer_not_configured", "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or "
                            "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so the dispatcher can update Twilio calls")
+        self._check_allowed(target)
         if call.call_sid is None or not CALL_SID.fullmatch(call.call_sid):
             raise ApiError(409, "call_not_verified", "this call's CallSid was not signed by Twilio: only a call "
                            "that came in through the webhook (POST /phone/twilio) can be transferred, since a "
@@ -120,12 +126,21 @@ class Transfers:
         log.info("phone call %s: transferred (%s, Twilio: %s)", call.session_id, target.mode, status)
         return {"session_id": call.session_id, **call.transferred, "status": TRANSFERRED}
 
+    def _check_allowed(self, target: TransferTarget) -> None:
+        """A 403 unless `target` is on PHONE_TRANSFER_TARGETS (no list: no transfers at all)."""
+        if self._targets is None:
+            raise ApiError(403, "transfer_targets_unset", f"set {TARGETS_SETTING} to the numbers, +prefixes* "
+                           "and SIP hosts calls may be handed to: with no list, no call is transferred")
+        if not self._targets.allows(target):
+            raise ApiError(403, "target_not_allowed", f"{target.to[:40]!r} is not on {TARGETS_SETTING}, the "
+                           "numbers and SIP hosts this deployment hands calls to")
+
     async def _update(self, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
         """Twilio's answer to the update, and whether it was found by reading the call back."""
         assert self._twilio is not None and call.call_sid is not None
         for attempt in range(2):
             try:
-                return await self._twilio.update(call.call_sid, target.twiml()), attempt > 0
+                return await self._twilio.update(call.call_sid, target.twiml(self._time_limit)), attempt > 0
             except Unanswered as exc:
                 log.warning("phone call %s: Twilio did not answer the transfer (%s); reading the call back",
                             call.session_id, exc)
