@@ -4,19 +4,22 @@ whole calls through a real dispatcher)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
 from dispatcher.outbound.retry import Backoff
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.transfer_target import TransferTarget
-from dispatcher.phone.transfers import LiveCall, Transfers
-from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
+from dispatcher.phone.transfers import BUDGET_SECONDS, READ_SECONDS, SETTLE_SECONDS, LiveCall, Transfers
+from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, TwilioCalls, TwilioCredentials
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeCall, FakeTwilio
 
@@ -106,3 +109,101 @@ async def test_with_no_list_no_call_is_transferred(make: Callable[..., Setup], t
     error = await refused(setup.transfers, setup.call, DESK)
     assert (error.status, error.code) == (403, "transfer_targets_unset") and "PHONE_TRANSFER_TARGETS" in error.message
     assert not twilio.calls_to("POST")
+
+
+def twilio_ends_the_stream(setup: Setup) -> None:
+    """What the relay does when Twilio's `stop` comes and the stream closes."""
+    setup.transfers.heard_hang_up(setup.call, time.time(), "stop")
+    setup.transfers.closed(setup.call)
+
+
+async def when(condition: Callable[[], bool]) -> None:
+    assert await FakeTwilio.eventually(condition, timeout=10)
+
+
+async def test_an_update_taken_whose_answer_was_lost_is_read_back_once_the_stream_closed(
+    setup: Setup, twilio: FakeTwilio,
+) -> None:
+    twilio.lose_answer(setup.at_twilio.sid)
+    asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
+    await when(setup.at_twilio.redirected.is_set)
+    twilio_ends_the_stream(setup)
+    answer = await asking
+    assert answer["status"] == "transferred" and len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+    assert [f.get("reconciled") for e, f in setup.notes.events if e == "transferred"] == [True]
+
+
+async def test_a_when_neither_the_update_nor_the_read_is_answered_nothing_is_sent_again(
+    setup: Setup, twilio: FakeTwilio,
+) -> None:
+    twilio.lose_answer(setup.at_twilio.sid)
+    twilio.hold(method="GET", path_contains=setup.at_twilio.sid, times=99)
+    asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
+    await when(setup.at_twilio.redirected.is_set)
+    twilio_ends_the_stream(setup)
+    with pytest.raises(ApiError) as unknown:
+        await asking
+    assert (unknown.value.status, unknown.value.code) == (504, "transfer_outcome_unknown")
+    assert unknown.value.extra == {"outcome": "unknown"}
+    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1 and len(setup.at_twilio.twiml) == 1
+    assert setup.call.transferring  # no second transfer of this call can start
+    assert not [e for e, _ in setup.notes.events if e == "caller_hung_up"]  # not known to be a hang-up
+
+
+async def test_b_a_read_answered_503_leaves_the_outcome_unknown_and_a_retry_is_refused(
+    setup: Setup, twilio: FakeTwilio,
+) -> None:
+    twilio.lose_answer(setup.at_twilio.sid)
+    twilio.fail(503, method="GET", path_contains=setup.at_twilio.sid, times=99)
+    with pytest.raises(ApiError) as unknown:
+        await setup.transfers.transfer(setup.call, TransferTarget(DESK))
+    assert (unknown.value.status, unknown.value.code) == (504, "transfer_outcome_unknown")
+    again = await refused(setup.transfers, setup.call, "sip:desk@pbx.example.com")
+    assert (again.status, again.code) == (409, "already_transferring")
+    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+
+
+async def test_c_a_caller_who_hangs_up_after_the_update_went_unanswered_is_not_counted_transferred(
+    make: Callable[..., Setup], twilio: FakeTwilio,
+) -> None:
+    setup = make(settle_seconds=10.0)  # the stream closing, not the settle, ends the wait
+    twilio.hold(method="POST", path_contains=setup.at_twilio.sid)  # never reaches Twilio's call
+    asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
+    await when(lambda: bool(twilio.calls_to("POST", setup.at_twilio.sid)))
+    await asyncio.sleep(0.5)  # past the update's 0.3 s: the dispatcher is waiting for the stream to close
+    setup.at_twilio.status = "completed"  # the caller hangs up: Twilio ends the call and its stream
+    twilio_ends_the_stream(setup)
+    with pytest.raises(ApiError) as over:
+        await asking
+    assert (over.value.status, over.value.code) == (409, "call_over")
+    assert setup.transfers.end_reason(setup.call, "caller_hung_up") == "caller_hung_up"
+    assert [e for e, _ in setup.notes.events] == ["caller_hung_up"]
+
+
+async def test_an_update_not_taken_while_the_call_still_streams_is_not_sent_again_and_may_be_asked_again(
+    setup: Setup, twilio: FakeTwilio,
+) -> None:
+    twilio.hold(method="POST", path_contains=setup.at_twilio.sid)
+    with pytest.raises(ApiError) as not_taken:
+        await setup.transfers.transfer(setup.call, TransferTarget(DESK))
+    assert (not_taken.value.status, not_taken.value.code) == (504, "carrier_unanswered")
+    assert not_taken.value.extra == {"outcome": "not_transferred"} and not setup.call.transferring
+    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+
+
+async def test_d_a_hanging_twilio_is_answered_within_the_budget_whatever_each_request_waits(
+    make: Callable[..., Setup], twilio: FakeTwilio,
+) -> None:
+    setup = make(timeout=TIMEOUT_SECONDS, budget_seconds=1.5, read_seconds=0.5, settle_seconds=0.3)
+    twilio.hold(method="POST", path_contains=setup.at_twilio.sid)
+    twilio.hold(method="GET", path_contains=setup.at_twilio.sid, times=99)
+    started = time.monotonic()
+    with pytest.raises(ApiError) as unknown:
+        await setup.transfers.transfer(setup.call, TransferTarget(DESK))
+    assert unknown.value.code == "transfer_outcome_unknown"
+    assert time.monotonic() - started < TIMEOUT_SECONDS  # cut by the budget, not by one request's timeout
+    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+
+
+def test_the_budget_holds_an_update_a_settle_and_a_read_and_ends_before_the_bot_stops_waiting() -> None:
+    assert TIMEOUT_SECONDS + SETTLE_SECONDS + READ_SECONDS <= BUDGET_SECONDS < TRANSFER_TIMEOUT_SECONDS
