@@ -153,7 +153,7 @@ class Transfers:
             async with asyncio.timeout_at(deadline - self._settle - self._read):
                 return await self._twilio.update(call.call_sid, target.twiml(self._time_limit)), False
         except TwilioRefused as exc:
-            raise _refusal(exc) from None
+            raise _refusal(exc, call.session_id) from None
         except (Unanswered, TimeoutError) as exc:
             log.warning("phone call %s: Twilio did not answer the transfer (%s); reading the call back once "
                         "its stream closes", call.session_id, exc or "out of time")
@@ -171,7 +171,7 @@ class Transfers:
                 now = await self._twilio.fetch(call.call_sid)
         except TwilioRefused as exc:
             if _call_gone(exc):
-                raise _refusal(exc) from None
+                raise _refusal(exc, call.session_id) from None
             log.warning("phone call %s: reading the call back failed (%s)", call.session_id, exc)
             raise OutcomeUnknown() from None
         except (Unanswered, TimeoutError) as exc:
@@ -210,10 +210,14 @@ def _call_gone(exc: TwilioRefused) -> bool:
     return exc.status == 404 or exc.code in (20404, 21220)
 
 
-def _refusal(exc: TwilioRefused) -> ApiError:
-    """Twilio's refusal as this API's answer: the caller's doing (the call is over) or the deployment's."""
+def _refusal(exc: TwilioRefused, session_id: str) -> ApiError:
+    """Twilio's refusal as this API's answer: the caller's doing (the call is over) or the deployment's.
+    Twilio's own text is logged, never answered: it names the account (`/Accounts/AC…`), which is half of
+    the Basic pair and no business of a client's or a bot's; its status and error code say enough."""
+    log.warning("phone call %s: the transfer was refused: %s", session_id, exc)
+    said = f"Twilio answered {exc.status}" + (f", error {exc.code}" if exc.code else "")
     if _call_gone(exc):
-        return ApiError(409, "call_over", f"Twilio no longer has this call in progress ({exc.message})")
+        return ApiError(409, "call_over", f"Twilio no longer has this call in progress ({said})")
     if exc.status == 429:
         return ApiError(503, "carrier_throttled", "Twilio is throttling this account's API requests: try again",
                         retry_after=exc.retry_after or 1.0)
@@ -221,9 +225,10 @@ def _refusal(exc: TwilioRefused) -> ApiError:
         return ApiError(502, "carrier_refused", "Twilio refused the dispatcher's credentials: check "
                         "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)")
     if exc.status >= 500:
-        return ApiError(503, "carrier_unavailable", f"Twilio did not take the transfer: {exc}",
+        return ApiError(503, "carrier_unavailable", f"Twilio did not take the transfer ({said}): try again",
                         retry_after=exc.retry_after or 1.0)
-    return ApiError(502, "carrier_refused", f"Twilio refused the transfer: {exc}")
+    return ApiError(502, "carrier_refused", f"Twilio refused the transfer ({said}; the dispatcher's log has "
+                    "Twilio's message)")
 
 
 def _twilio_call_sid(handshake: Iterable[Message]) -> str | None:

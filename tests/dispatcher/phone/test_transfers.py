@@ -207,3 +207,18 @@ async def test_d_a_hanging_twilio_is_answered_within_the_budget_whatever_each_re
 
 def test_the_budget_holds_an_update_a_settle_and_a_read_and_ends_before_the_bot_stops_waiting() -> None:
     assert TIMEOUT_SECONDS + SETTLE_SECONDS + READ_SECONDS <= BUDGET_SECONDS < TRANSFER_TIMEOUT_SECONDS
+
+
+async def test_twilios_error_text_which_names_the_account_is_logged_and_not_answered(
+    setup: Setup, twilio: FakeTwilio, caplog: pytest.LogCaptureFixture,
+) -> None:
+    del twilio.calls_by_sid[setup.at_twilio.sid]  # Twilio: 20404, "The requested resource /…/Accounts/AC…"
+    gone = await refused(setup.transfers, setup.call, DESK)
+    assert (gone.status, gone.code) == (409, "call_over") and "20404" in gone.message
+    twilio.fail(400, body={"code": 13223, "message": f"Dial: Invalid phone number format ({ACCOUNT_SID})",
+                           "more_info": "https://www.twilio.com/docs/errors/13223", "status": 400})
+    bad = await refused(setup.transfers, setup.call, DESK)
+    assert (bad.status, bad.code) == (502, "carrier_refused") and "13223" in bad.message
+    for error in (gone, bad):
+        assert ACCOUNT_SID not in error.message and "Accounts" not in error.message
+    assert sum(ACCOUNT_SID in record.getMessage() for record in caplog.records) == 2  # for the operator
