@@ -1430,7 +1430,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "TWILIO_API_URL", "phone", STRING, default="https://api.twilio.com",
-        meaning="where Twilio's REST API is reached for transfers (a regional edge, or a test's fake)",
+        meaning=(
+            "where Twilio's REST API is reached for transfers (a regional edge, or a test's fake): `https://`, "
+            "or `http://` to a loopback host only, since each request carries the account's credentials"
+        ),
     ),
     Setting(
         "PHONE_TRANSFER_TARGETS", "phone", STRING,
