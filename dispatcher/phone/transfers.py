@@ -156,7 +156,7 @@ class Transfers:
             raise _refusal(exc, call.session_id) from None
         except (Unanswered, TimeoutError) as exc:
             log.warning("phone call %s: Twilio did not answer the transfer (%s); reading the call back once "
-                        "its stream closes", call.session_id, exc or "out of time")
+                        "its stream closes", call.session_id, str(exc) or "out of time")
         return await self._reconcile(call, deadline), True
 
     async def _reconcile(self, call: LiveCall, deadline: float) -> dict[str, Any]:
@@ -176,7 +176,7 @@ class Transfers:
             raise OutcomeUnknown() from None
         except (Unanswered, TimeoutError) as exc:
             log.warning("phone call %s: reading the call back went unanswered (%s)", call.session_id,
-                        exc or "out of time")
+                        str(exc) or "out of time")
             raise OutcomeUnknown() from None
         if str(now.get("status")) in CALL_OVER:
             raise ApiError(409, "call_over", f"the caller hung up before the call was transferred (Twilio: "
