@@ -1430,7 +1430,23 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "TWILIO_API_URL", "phone", STRING, default="https://api.twilio.com",
-        meaning="where Twilio's REST API is reached for transfers (a regional edge, or a test's fake)",
+        meaning=(
+            "where Twilio's REST API is reached for transfers (a regional edge, or a test's fake): `https://`, "
+            "or `http://` to a loopback host only, since each request carries the account's credentials"
+        ),
+    ),
+    Setting(
+        "PHONE_TRANSFER_TARGETS", "phone", STRING,
+        shown="unset",
+        meaning=(
+            "where a call may be handed to a person ([phone.md](phone.md#handing-a-call-to-a-person)), "
+            "comma-separated: numbers in E.164 (`+14155550123`), prefixes (`+1415*`) and SIP hosts "
+            "(`pbx.example.com`); unset, every transfer is refused `403 transfer_targets_unset`"
+        ),
+    ),
+    Setting(
+        "PHONE_TRANSFER_TIME_LIMIT_SECONDS", "phone", INTEGER, minimum=1, default="3600",
+        meaning="a transferred call's longest, in seconds (`<Dial timeLimit>`): Twilio then hangs up",
     ),
     Setting(
         "TWILIO_SIGNED_STREAMS", "phone", BOOLEAN, default="0",

@@ -11,13 +11,15 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
+from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.twilio_calls import TwilioCredentials
-from dispatcher.settings import SettingsError
+from dispatcher.settings import SettingsError, is_loopback
 from voicefleet_settings.read import setting_bool, setting_float, setting_int, setting_text
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
@@ -32,6 +34,9 @@ class PhoneSettings:
     # The REST credentials a transfer updates calls with (dispatcher/phone/twilio_calls.py): None, no transfers.
     twilio_rest: TwilioCredentials | None = field(default=None, repr=False)
     twilio_api_url: str = TWILIO_API_URL
+    # PHONE_TRANSFER_TARGETS: where calls may be handed (dispatcher/phone/transfer_allow.py); None, nowhere.
+    transfer_targets: TransferTargets | None = None
+    transfer_time_limit: int = 3600  # a transferred call's longest, in seconds (`<Dial timeLimit>`)
     telnyx_key: TelnyxKey | None = field(default=None, repr=False)
     plivo_auth_token: str | None = field(default=None, repr=False)
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
@@ -78,9 +83,11 @@ class PhoneSettings:
         if dialin is not None and (len(dialin) < 32 or not all(c.isalnum() or c in "-_" for c in dialin)):
             raise SettingsError("DAILY_DIALIN_SECRET must be at least 32 letters, digits, - or _ (it is a URL segment)")
         twilio_rest = _twilio_rest(env)
-        twilio_api_url = setting_text(env, "TWILIO_API_URL").rstrip("/")
-        if not twilio_api_url.startswith(("https://", "http://")):
-            raise SettingsError(f"TWILIO_API_URL={twilio_api_url!r} must start with https://")
+        twilio_api_url = _twilio_api_url(setting_text(env, "TWILIO_API_URL").rstrip("/"))
+        try:
+            transfer_targets = parse_transfer_targets(setting_text(env, "PHONE_TRANSFER_TARGETS"))
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         carrier_recording = parse_carrier_recording(setting_text(env, "PHONE_CARRIER_RECORDING"))
         for carrier, credential in (("twilio", "TWILIO_AUTH_TOKEN"), ("telnyx", "TELNYX_PUBLIC_KEY")):
             if carrier in carrier_recording and not env.get(credential, "").strip():
@@ -94,6 +101,8 @@ class PhoneSettings:
             twilio_auth_token=setting_text(env, "TWILIO_AUTH_TOKEN") or None,
             twilio_rest=twilio_rest,
             twilio_api_url=twilio_api_url,
+            transfer_targets=transfer_targets,
+            transfer_time_limit=setting_int(env, "PHONE_TRANSFER_TIME_LIMIT_SECONDS"),
             telnyx_key=telnyx_key,
             plivo_auth_token=setting_text(env, "PLIVO_AUTH_TOKEN") or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
@@ -112,6 +121,16 @@ class PhoneSettings:
         """EXOTEL_MAX_CALLS, else half of `carriers_share` (the sessions the calls carriers open may
         hold), at least one: a credential that never expires does not get all of it."""
         return self.exotel_max_calls or max(1, carriers_share // 2)
+
+
+def _twilio_api_url(url: str) -> str:
+    """https, since every request carries the account's Basic credentials; plain http only to a
+    loopback host (a test's fake on this machine)."""
+    parsed = urlsplit(url)
+    if parsed.scheme == "https" and parsed.hostname or parsed.scheme == "http" and is_loopback(parsed.hostname or ""):
+        return url
+    raise SettingsError(f"TWILIO_API_URL={url[:80]!r} must start with https:// (plain http:// only to a loopback "
+                        "host such as 127.0.0.1): each request carries the account's credentials")
 
 
 def _twilio_rest(env: Mapping[str, str]) -> TwilioCredentials | None:

@@ -67,7 +67,7 @@ def build_phone_state(
         default_drain_seconds=settings.max_session_seconds,
     )
     twilio = TwilioCalls(phone.twilio_rest, phone.twilio_api_url) if phone.twilio_rest is not None else None
-    transfers = Transfers(twilio, timeline)
+    transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(transfers)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(

@@ -29,11 +29,12 @@ class TransferTarget:
     def is_sip(self) -> bool:
         return self.to.startswith(("sip:", "sips:"))
 
-    def twiml(self) -> str:
-        """`<Response><Dial><Number>…` (or `<Sip>`): Twilio ends the call's stream and rings `to`; the
-        caller hears ringing, then the person. The call ends when either of them hangs up."""
+    def twiml(self, time_limit: int) -> str:
+        """`<Response><Dial timeLimit=…><Number>…` (or `<Sip>`): Twilio ends the call's stream and rings
+        `to`; the caller hears ringing, then the person. The call ends when either of them hangs up, or
+        after `time_limit` seconds (else Twilio's own limit, hours, would bound what a call costs)."""
         noun = "Sip" if self.is_sip else "Number"
-        return f"<Response><Dial><{noun}>{escape(self.to)}</{noun}></Dial></Response>"
+        return f'<Response><Dial timeLimit="{int(time_limit)}"><{noun}>{escape(self.to)}</{noun}></Dial></Response>'
 
 
 def transfer_target(to: object, mode: object) -> TransferTarget:

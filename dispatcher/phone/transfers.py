@@ -7,9 +7,12 @@ A Twilio CallSid is trusted only when the call's token came from Twilio's signed
 the same call: the stream's own `start` message could name any call of the account (whoever holds a
 `POST /start` token writes it), and the update redirects whichever call it names.
 
-An update that got no answer is reconciled, never guessed: the call is read back; over, the transfer
-failed; still up and its stream closed (Twilio ends the stream when new TwiML takes over), it was done;
-still streaming after `settle_seconds`, it was not, and is sent once more.
+An update that got no answer may have been done, so it is never sent again: the call is read back once
+its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
+Over, the caller left (a stream closed by a hang-up is not a transfer); still up with its stream
+closed, it was transferred; still streaming, it was not. A read that fails leaves the outcome unknown:
+the call stays `transferring`, so no second `<Dial>` can stack on one Twilio may have taken. The
+whole request fits in `budget_seconds`, under the bot's wait for its answer (botchannel/transfer.py).
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ from starlette.types import Message
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
+from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
+from dispatcher.phone.transfer_allow import TransferTargets
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.twilio_calls import CALL_SID, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
 
 log = logging.getLogger("dispatcher.phone")
 
+TIME_LIMIT_SECONDS = 3600  # the transferred call's longest, unless PHONE_TRANSFER_TIME_LIMIT_SECONDS says
 SETTLE_SECONDS = 3.0  # after an unanswered update, how long a stream that took it takes to close
+# One request, all of it: the update (5 s a try), the settle and one read back, under the bot's 30 s.
+BUDGET_SECONDS = 25.0
+READ_SECONDS = 6.0  # of the budget, kept for the read back after an unanswered update
 CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})  # Twilio's ended statuses
 
 
@@ -50,9 +59,13 @@ class LiveCall:
 
 
 class Transfers:
-    def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None,
-                 settle_seconds: float = SETTLE_SECONDS) -> None:
+    def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None, targets: TransferTargets | None,
+                 *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS,
+                 budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS) -> None:
         self._twilio = twilio
+        self._budget, self._read = budget_seconds, read_seconds
+        self._targets = targets
+        self._time_limit = time_limit
         self._timeline = timeline
         self._settle = settle_seconds
         self._live: dict[str, LiveCall] = {}
@@ -92,6 +105,7 @@ class Transfers:
         if self._twilio is None:
             raise ApiError(409, "transfer_not_configured", "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or "
                            "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so the dispatcher can update Twilio calls")
+        self._check_allowed(target)
         if call.call_sid is None or not CALL_SID.fullmatch(call.call_sid):
             raise ApiError(409, "call_not_verified", "this call's CallSid was not signed by Twilio: only a call "
                            "that came in through the webhook (POST /phone/twilio) can be transferred, since a "
@@ -103,6 +117,8 @@ class Transfers:
         call.transferring = True
         try:
             answer, reconciled = await self._update(call, target)
+        except OutcomeUnknown:
+            raise  # still `transferring`: Twilio may hold the first TwiML, a second one must not follow
         except BaseException:
             call.transferring = False
             if call.held_hang_up is not None and self._timeline is not None:
@@ -120,39 +136,56 @@ class Transfers:
         log.info("phone call %s: transferred (%s, Twilio: %s)", call.session_id, target.mode, status)
         return {"session_id": call.session_id, **call.transferred, "status": TRANSFERRED}
 
+    def _check_allowed(self, target: TransferTarget) -> None:
+        """A 403 unless `target` is on PHONE_TRANSFER_TARGETS (no list: no transfers at all)."""
+        if self._targets is None:
+            raise ApiError(403, "transfer_targets_unset", f"set {TARGETS_SETTING} to the numbers, +prefixes* "
+                           "and SIP hosts calls may be handed to: with no list, no call is transferred")
+        if not self._targets.allows(target):
+            raise ApiError(403, "target_not_allowed", f"{target.to[:40]!r} is not on {TARGETS_SETTING}, the "
+                           "numbers and SIP hosts this deployment hands calls to")
+
     async def _update(self, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
         """Twilio's answer to the update, and whether it was found by reading the call back."""
         assert self._twilio is not None and call.call_sid is not None
-        for attempt in range(2):
-            try:
-                return await self._twilio.update(call.call_sid, target.twiml()), attempt > 0
-            except Unanswered as exc:
-                log.warning("phone call %s: Twilio did not answer the transfer (%s); reading the call back",
-                            call.session_id, exc)
-            except TwilioRefused as exc:
-                raise _refusal(exc) from None
-            done = await self._reconcile(call)
-            if done is not None:
-                return done, True
-        raise ApiError(504, "carrier_unanswered", "Twilio answered neither the transfer nor a read of the call: "
-                       "whether it was transferred is unknown; the session's timeline says so once its stream ends",
-                       retry_after=5.0)
-
-    async def _reconcile(self, call: LiveCall) -> dict[str, Any] | None:
-        """The call read back after an unanswered update: its resource when the update took (its stream
-        closed), None when it did not (still streaming); `ApiError` when the call is over."""
-        assert self._twilio is not None and call.call_sid is not None
+        deadline = asyncio.get_running_loop().time() + self._budget
         try:
-            now = await self._twilio.fetch(call.call_sid)
+            async with asyncio.timeout_at(deadline - self._settle - self._read):
+                return await self._twilio.update(call.call_sid, target.twiml(self._time_limit)), False
         except TwilioRefused as exc:
-            raise _refusal(exc) from None
-        except Unanswered:
-            return None
-        if str(now.get("status")) in CALL_OVER:
-            raise ApiError(409, "call_over", f"the call ended before it could be transferred (Twilio: {now['status']})")
+            raise _refusal(exc, call.session_id) from None
+        except (Unanswered, TimeoutError) as exc:
+            log.warning("phone call %s: Twilio did not answer the transfer (%s); reading the call back once "
+                        "its stream closes", call.session_id, str(exc) or "out of time")
+        return await self._reconcile(call, deadline), True
+
+    async def _reconcile(self, call: LiveCall, deadline: float) -> dict[str, Any]:
+        """After an unanswered update, the call read back once its stream closed (or `settle` passed): its
+        resource when the update took; `ApiError` when the caller left or it did not take, `OutcomeUnknown`
+        when Twilio cannot say."""
+        assert self._twilio is not None and call.call_sid is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.ended.wait(), self._settle)
-        return now if call.ended.is_set() else None
+        try:
+            async with asyncio.timeout_at(deadline):
+                now = await self._twilio.fetch(call.call_sid)
+        except TwilioRefused as exc:
+            if _call_gone(exc):
+                raise _refusal(exc, call.session_id) from None
+            log.warning("phone call %s: reading the call back failed (%s)", call.session_id, exc)
+            raise OutcomeUnknown() from None
+        except (Unanswered, TimeoutError) as exc:
+            log.warning("phone call %s: reading the call back went unanswered (%s)", call.session_id,
+                        str(exc) or "out of time")
+            raise OutcomeUnknown() from None
+        if str(now.get("status")) in CALL_OVER:
+            raise ApiError(409, "call_over", f"the caller hung up before the call was transferred (Twilio: "
+                           f"{now['status']})")
+        if call.ended.is_set():
+            return now
+        raise ApiError(504, "carrier_unanswered", "Twilio did not answer the transfer and the call still streams "
+                       "to the bot: it was not transferred; ask again", retry_after=1.0,
+                       extra={"outcome": "not_transferred"})
 
     def end_reason(self, call: LiveCall | None, reason: str) -> str:
         """The call's end reason: `transferred` once the carrier took the transfer, whatever closed the stream."""
@@ -163,10 +196,28 @@ class Transfers:
             await self._twilio.aclose()
 
 
-def _refusal(exc: TwilioRefused) -> ApiError:
-    """Twilio's refusal as this API's answer: the caller's doing (the call is over) or the deployment's."""
-    if exc.status == 404 or exc.code in (20404, 21220):
-        return ApiError(409, "call_over", f"Twilio no longer has this call in progress ({exc.message})")
+class OutcomeUnknown(ApiError):
+    """Twilio answered neither the update nor the read back: the call may or may not be with the person."""
+
+    def __init__(self) -> None:
+        super().__init__(504, "transfer_outcome_unknown", "Twilio answered neither the transfer nor a read of the "
+                         "call: it may have been transferred. It is not sent again, and a new transfer of this "
+                         "call is refused while its stream lasts (Twilio's console shows where the call went)",
+                         extra={"outcome": "unknown"})
+
+
+def _call_gone(exc: TwilioRefused) -> bool:
+    return exc.status == 404 or exc.code in (20404, 21220)
+
+
+def _refusal(exc: TwilioRefused, session_id: str) -> ApiError:
+    """Twilio's refusal as this API's answer: the caller's doing (the call is over) or the deployment's.
+    Twilio's own text is logged, never answered: it names the account (`/Accounts/AC…`), which is half of
+    the Basic pair and no business of a client's or a bot's; its status and error code say enough."""
+    log.warning("phone call %s: the transfer was refused: %s", session_id, exc)
+    said = f"Twilio answered {exc.status}" + (f", error {exc.code}" if exc.code else "")
+    if _call_gone(exc):
+        return ApiError(409, "call_over", f"Twilio no longer has this call in progress ({said})")
     if exc.status == 429:
         return ApiError(503, "carrier_throttled", "Twilio is throttling this account's API requests: try again",
                         retry_after=exc.retry_after or 1.0)
@@ -174,9 +225,10 @@ def _refusal(exc: TwilioRefused) -> ApiError:
         return ApiError(502, "carrier_refused", "Twilio refused the dispatcher's credentials: check "
                         "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)")
     if exc.status >= 500:
-        return ApiError(503, "carrier_unavailable", f"Twilio did not take the transfer: {exc}",
+        return ApiError(503, "carrier_unavailable", f"Twilio did not take the transfer ({said}): try again",
                         retry_after=exc.retry_after or 1.0)
-    return ApiError(502, "carrier_refused", f"Twilio refused the transfer: {exc}")
+    return ApiError(502, "carrier_refused", f"Twilio refused the transfer ({said}; the dispatcher's log has "
+                    "Twilio's message)")
 
 
 def _twilio_call_sid(handshake: Iterable[Message]) -> str | None:

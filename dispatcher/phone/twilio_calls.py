@@ -11,12 +11,17 @@ alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, â€
 An update is retried on 429 and 5xx (nothing was done) within `Backoff`; an update that got no answer
 at all may have been done, so it is never sent again blind: `Unanswered` tells the caller to read the
 call back (dispatcher/phone/transfers.py). A read is safe to repeat and is retried on every failure.
+
+Twilio's rate limit is the account's: a 429 holds every request of this client (every call's) until
+its `Retry-After` has passed, refused unsent meanwhile, so callers retrying in a loop do not keep the
+account throttled, and with it Pipecat's own hang-ups, which share that account's API concurrency.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +32,8 @@ from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, re
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a second
 UPDATE_BACKOFF = Backoff(attempts=3, base=0.5, cap=4.0, deadline=15.0)
+THROTTLED_SECONDS = 1.0  # how long a 429 without Retry-After holds the account's requests
+PACING_SLACK_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,18 @@ class TwilioCalls:
         self._backoff = backoff
         self._timeout = timeout
         self._client = HttpClient(base_url, timeout=timeout, follow_redirects=False, max_answer_bytes=1 << 20)
+        self._throttled_until = 0.0  # time.monotonic(): Twilio's last 429 asked for quiet until then
+
+    def _paced(self) -> None:
+        """`TwilioRefused` (429, unsent) while Twilio's last 429 holds."""
+        wait = self._throttled_until - time.monotonic()
+        if wait > PACING_SLACK_SECONDS:  # a retry that slept out the Retry-After may wake a hair early
+            raise TwilioRefused(429, None, "not sent: Twilio is throttling this account", retry_after=wait)
+
+    def _heard(self, status: int | None, retry_after: float | None) -> None:
+        if status == 429:
+            until = time.monotonic() + (retry_after or THROTTLED_SECONDS)
+            self._throttled_until = max(self._throttled_until, until)
 
     def _path(self, call_sid: str) -> str:
         if not CALL_SID.fullmatch(call_sid):  # it names a URL path: nothing but a SID goes there
@@ -72,10 +91,12 @@ class TwilioCalls:
         headers = {**self._auth(), "Content-Type": "application/x-www-form-urlencoded"}
 
         async def once() -> HttpResponse:
+            self._paced()
             try:
                 response = await self._client.request("POST", path, content=body, headers=headers)
             except HttpError as exc:
                 raise Unanswered(str(exc)) from None
+            self._heard(response.status_code, retry_after_of(response.headers))
             if response.status_code in RETRYABLE_STATUSES:
                 raise Transient(f"POST {path}: HTTP {response.status_code}",
                                 retry_after=retry_after_of(response.headers), status=response.status_code)
@@ -90,10 +111,12 @@ class TwilioCalls:
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
         """The call as Twilio has it now; `TwilioRefused`, or `Unanswered` once every try went unanswered."""
+        self._paced()
         try:
             response = await send(self._client, "GET", self._path(call_sid), backoff=self._backoff,
                                   headers=self._auth())
         except Transient as exc:
+            self._heard(exc.status, exc.retry_after)
             if exc.status is not None:
                 raise TwilioRefused(exc.status, None, "Twilio kept answering " + str(exc.status),
                                     retry_after=exc.retry_after) from None

@@ -12,12 +12,16 @@ only (`Url`, `Method`, `Status`, `FallbackUrl`, `FallbackMethod`, `StatusCallbac
 longer in progress is 400 with error 21220, as Twilio refuses to redirect it; past `max_per_second`
 requests a second, 429 with error 20429. Errors have Twilio's body `{code, message, more_info, status}`.
 
+`lose_answer(sid)`: the next update of that call is done, and its answer held until the gate it
+returns is set (Twilio took it, its answer was lost on the way).
+
 A call whose TwiML was replaced is `redirected`: Twilio then ends its media stream, which a test does
 with the stream it holds (tests/fakes/carriers.py `hang_up`: `stop`, then the close).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 import time
@@ -66,6 +70,21 @@ class FakeTwilio(FakeApi):
         self.calls_by_sid: dict[str, FakeCall] = {}
         self.max_per_second = max_per_second
         self._seen: list[float] = []
+        self._lost: dict[str, threading.Event] = {}  # by call, the gate its next update's answer waits on
+        self._gates: list[threading.Event] = []  # every gate, opened by reset_knobs
+
+    def lose_answer(self, sid: str) -> threading.Event:
+        """The next update of call `sid` is done, its answer held until the returned event is set."""
+        self._lost[sid] = gate = threading.Event()
+        self._gates.append(gate)
+        return gate
+
+    def reset_knobs(self) -> None:
+        super().reset_knobs()
+        for gate in self._gates:
+            gate.set()
+        self._lost.clear()
+        self._gates.clear()
 
     def env(self) -> dict[str, str]:
         """What points the dispatcher's transfers at this fake."""
@@ -127,6 +146,9 @@ class FakeTwilio(FakeApi):
                 return error(400, 21220, "Call is not in-progress. Cannot redirect.")
             call.twiml.append(twiml)
             call.redirected.set()
+            gate = self._lost.pop(sid, None)
+            while gate is not None and not gate.is_set():  # the fake's loop runs in its own thread: poll
+                await asyncio.sleep(0.02)
         status = form.get("Status")
         if status is not None:
             if status not in ("completed", "canceled"):

@@ -66,6 +66,7 @@ router = APIRouter(prefix="/phone", tags=["phone"])
 async def twilio_webhook(request: Request) -> Response:
     state, raw, params, base = await _read(request)
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    signed_call: str | None = None  # only a CallSid Twilio signed is vouched for (transfers redirect it)
     with _verifying("twilio"):
         if state.settings.twilio_auth_token:
             signature = request.headers.get("x-twilio-signature")
@@ -77,10 +78,11 @@ async def twilio_webhook(request: Request) -> Response:
             # (only the canonical base64 spelling compares equal in twilio_valid), whatever URL it
             # came on: a query can take in the form's first pairs and still sign the same text.
             await _first_time(request, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
+            signed_call = dict(params)["CallSid"]
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
     fields = dict(params)
-    stream, recording = await _answer(request, "twilio", call=fields.get("CallSid") or None)
+    stream, recording = await _answer(request, "twilio", call=signed_call)
     parameters = "".join(
         f"<Parameter name={quoteattr(name)} value={quoteattr(fields[key])}/>"
         for key, name in (("From", "from_number"), ("To", "to_number"))

@@ -22,8 +22,8 @@ def twilio_headers(params: dict[str, str], token: str = TWILIO_TOKEN) -> dict[st
     return {**FORM, "X-Twilio-Signature": twilio_signature(token, f"{PUBLIC}/phone/twilio", params.items())}
 
 
-def stream_token(xml: str, carrier: str) -> str:
-    match = re.search(rf"wss://calls\.example\.com/ws/{carrier}/([A-Za-z0-9_\-.]+)", xml)
+def stream_token(xml: str, carrier: str, base: str = "wss://calls.example.com") -> str:
+    match = re.search(rf"{re.escape(base)}/ws/{carrier}/([A-Za-z0-9_\-.]+)", xml)
     assert match, xml
     return match.group(1)
 
@@ -36,7 +36,8 @@ async def test_twilio_webhook_answers_twiml_that_streams_to_a_one_time_url(keyed
     assert stream is not None
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params == {"from_number": "+14155550100", "to_number": "+14155550199"}
-    keyed.app.state.voicefleet.phone.tokens.check(stream_token(answer.text, "twilio"), "twilio")  # a valid token
+    grant = keyed.app.state.voicefleet.phone.tokens.check(stream_token(answer.text, "twilio"), "twilio")
+    assert grant.call == CALL["CallSid"]  # the signed CallSid: this call may be transferred
     assert keyed.launches == []  # nothing starts before the carrier opens the stream
 
 
@@ -98,4 +99,6 @@ async def test_telnyx_texml_webhook_valid_forged_expired_and_replayed(keyed: Pho
 async def test_a_keyless_local_dispatcher_answers_unsigned_webhooks(keyless: Phone) -> None:
     answer = await keyless.api.post("/phone/twilio", content=urlencode(CALL), headers=FORM)
     assert answer.status_code == 200
-    assert "/ws/twilio/" in answer.text
+    # Nothing signed the CallSid: the token vouches for none, so no transfer can redirect the call it names.
+    grant = keyless.app.state.voicefleet.phone.tokens.check(stream_token(answer.text, "twilio", "ws://127.0.0.1"), "twilio")
+    assert grant.call is None

@@ -35,8 +35,9 @@ def test_warm_is_a_422_that_says_to_use_cold_and_an_unknown_mode_is_its_own_422(
     assert other.value.code == "invalid_mode"
 
 
-def test_the_twiml_dials_the_number_or_the_sip_uri_and_nothing_else() -> None:
-    number = ET.fromstring(TransferTarget("+14155550123").twiml())
+def test_the_twiml_dials_the_number_or_the_sip_uri_and_nothing_else_for_at_most_the_time_limit() -> None:
+    number = ET.fromstring(TransferTarget("+14155550123").twiml(600))
     assert [(e.tag, e.text) for e in number.iter()] == [("Response", None), ("Dial", None), ("Number", "+14155550123")]
-    sip = ET.fromstring(TransferTarget("sip:a&b@pbx.example.com").twiml())  # escaped, still one SIP URI
+    assert number.find("Dial").attrib == {"timeLimit": "600"}  # type: ignore[union-attr]
+    sip = ET.fromstring(TransferTarget("sip:a&b@pbx.example.com").twiml(600))  # escaped, still one SIP URI
     assert [(e.tag, e.text) for e in sip.iter()][-1] == ("Sip", "sip:a&b@pbx.example.com")

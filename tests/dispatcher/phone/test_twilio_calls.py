@@ -3,6 +3,7 @@ answer becomes, what is retried, what is never sent twice, and what the fake ref
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 
@@ -116,3 +117,22 @@ async def test_past_its_rate_the_fake_answers_429() -> None:
             await calls.fetch(call.sid)
         await calls.aclose()
     assert (throttled.value.status, throttled.value.code) == (429, None)
+
+
+async def test_while_twilio_throttles_the_account_no_request_of_any_call_is_sent(twilio: FakeTwilio) -> None:
+    first, second = twilio.live_call("CA" + "9" * 32), twilio.live_call("CA" + "a" * 32)
+    calls = TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), twilio.url,
+                        backoff=Backoff(attempts=1))
+    twilio.fail(429, retry_after=0.5, method="POST")
+    with pytest.raises(TwilioRefused) as throttled:
+        await calls.update(first.sid, DIAL)
+    with pytest.raises(TwilioRefused) as paced_update:
+        await calls.update(second.sid, DIAL)
+    with pytest.raises(TwilioRefused) as paced_read:
+        await calls.fetch(second.sid)
+    for paced in (paced_update, paced_read):
+        assert paced.value.status == 429 and 0 < (paced.value.retry_after or 0) <= 0.5
+    assert len(twilio.calls) == 1 and throttled.value.status == 429  # only the one Twilio throttled
+    await asyncio.sleep(0.6)  # past Twilio's Retry-After
+    assert (await calls.update(second.sid, DIAL))["status"] == "in-progress"
+    await calls.aclose()

@@ -1,0 +1,63 @@
+"""Where calls may be handed at all: `PHONE_TRANSFER_TARGETS`, an allow list the deployment writes.
+
+A transfer's `to` comes from a client or from a bot, and a bot's tool call is steered by whatever the
+caller says: without a list, a caller could talk the bot into dialling a premium or satellite number
+paid for on the deployment's account (toll fraud), or into streaming the caller to any SIP host. So no
+list, no transfers; and every target must be on it:
+
+    +14155550123     that number exactly
+    +1415*           numbers that start with +1415
+    pbx.example.com  SIP URIs (`sip:`/`sips:`) whose host is that one, any user or port
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dispatcher.phone.transfer_target import E164, TransferTarget
+
+SETTING = "PHONE_TRANSFER_TARGETS"
+_PREFIX = re.compile(r"\+[1-9][0-9]{0,14}\*")
+# A host name or an IPv4 address: a bare run of digits is a number missing its +, not a host.
+_HOST = re.compile(r"(?=.*[A-Za-z.])[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
+
+
+@dataclass(frozen=True)
+class TransferTargets:
+    numbers: frozenset[str]
+    prefixes: tuple[str, ...]
+    sip_hosts: frozenset[str]  # lower case
+
+    def allows(self, target: TransferTarget) -> bool:
+        if target.is_sip:
+            return _sip_host(target.to) in self.sip_hosts
+        return target.to in self.numbers or target.to.startswith(self.prefixes)
+
+
+def parse_transfer_targets(text: str) -> TransferTargets | None:
+    """The list in `text` (comma-separated), None when empty; `ValueError` naming a bad entry."""
+    numbers: set[str] = set()
+    prefixes: list[str] = []
+    hosts: set[str] = set()
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        if E164.fullmatch(entry):
+            numbers.add(entry)
+        elif _PREFIX.fullmatch(entry):
+            prefixes.append(entry[:-1])
+        elif _HOST.fullmatch(entry):
+            hosts.add(entry.lower())
+        else:
+            raise ValueError(f"{SETTING}: {entry[:40]!r} is none of a number in E.164 (+14155550123), a prefix "
+                             "(+1415*) or a SIP host (pbx.example.com)")
+    if not (numbers or prefixes or hosts):
+        return None
+    return TransferTargets(frozenset(numbers), tuple(prefixes), frozenset(hosts))
+
+
+def _sip_host(uri: str) -> str:
+    """`sip:user@Host:5060;transport=tcp` → `host`."""
+    host = uri.partition("@")[2]
+    return re.split(r"[:;]", host, maxsplit=1)[0].lower()

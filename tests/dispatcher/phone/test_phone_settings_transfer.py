@@ -1,0 +1,34 @@
+"""The transfer's settings, checked at start: where Twilio's REST API is (it carries the account's
+Basic credentials, so https, or plain http to a loopback fake) and where calls may go."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.phone.settings import PhoneSettings
+from dispatcher.settings import SettingsError
+
+
+def phone(**env: str) -> PhoneSettings:
+    return PhoneSettings.from_env(env, keyless=False, bot_channel_token=None)
+
+
+@pytest.mark.parametrize("url", ["https://api.twilio.com", "https://api.dublin.ie1.twilio.com/",
+                                 "http://127.0.0.1:8123", "http://localhost:8123", "http://[::1]:8123"])
+def test_twilio_api_url_is_https_or_a_loopback_fake(url: str) -> None:
+    assert phone(TWILIO_API_URL=url).twilio_api_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize("url", ["http://api.twilio.com", "http://10.0.0.5:8080", "ftp://api.twilio.com",
+                                 "api.twilio.com", "http://127.0.0.1.attacker.example"])
+def test_twilio_api_url_in_clear_text_to_another_host_is_refused(url: str) -> None:
+    with pytest.raises(SettingsError, match="TWILIO_API_URL.*https://"):
+        phone(TWILIO_API_URL=url)
+
+
+def test_transfer_targets_are_read_and_a_bad_one_is_named() -> None:
+    assert phone().transfer_targets is None
+    targets = phone(PHONE_TRANSFER_TARGETS="+14155550123,+1415*").transfer_targets
+    assert targets is not None and targets.numbers == {"+14155550123"} and targets.prefixes == ("+1415",)
+    with pytest.raises(SettingsError, match="PHONE_TRANSFER_TARGETS.*'4155550123'"):
+        phone(PHONE_TRANSFER_TARGETS="4155550123")
