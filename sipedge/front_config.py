@@ -50,14 +50,27 @@ def write_front(config: EdgeConfig, folder: Path, capacity: int) -> FrontFiles:
     return FrontFiles(cfg, workers)
 
 
+def _networks(config: EdgeConfig) -> list[str]:
+    return sorted({str(network) for trunk in config.trunks for network in trunk.sources})
+
+
 def _trunk_sources(config: EdgeConfig) -> str:
-    networks = sorted({str(network) for trunk in config.trunks for network in trunk.sources})
-    return " || ".join(f"src_ip == {network}" for network in networks)
+    return " || ".join(f"src_ip == {network}" for network in _networks(config))
+
+
+def _trunk_networks(config: EdgeConfig) -> str:
+    return ",".join(_networks(config))
+
+
+def _is_worker(uri: str, config: EdgeConfig) -> str:
+    """A Kamailio condition: `uri` names one of the workers' loopback ports."""
+    ports = "|".join(str(config.worker_sip_port + index) for index in range(config.workers))
+    return f'$({uri[1:]}{{uri.host}}) == "{WORKER_HOST}" && $({uri[1:]}{{uri.port}}) =~ "^({ports})$"'
 
 
 def render(config: EdgeConfig, workers: Path) -> str:
     modules = ("tm", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
-               "dispatcher", "htable")
+               "dispatcher", "htable", "ipops")
     loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
     retry = f'append_to_reply("Retry-After: {RETRY_AFTER_SECONDS}\\r\\n");'
     return f"""#!KAMAILIO
@@ -128,10 +141,17 @@ route[TO_WORKER] {{
 }}
 
 route[IN_DIALOG] {{
-    # A trunk's request within a call: by the Route the front recorded, else (a caller that ignores
-    # Record-Route) to the worker the call's INVITE went to.
+    # A trunk's request within a call goes to the call's worker and nowhere else: by the Route the
+    # front recorded when it leads to a worker, else (a caller that ignores Record-Route) by its
+    # Call-ID. A Route that leads anywhere else would have the front relay a stranger's requests.
+    if (!is_method("ACK")) {{ t_check_trans(); }}  # a retransmission: its transaction answers it
     if (is_method("BYE")) {{ ds_load_update(); }}
-    if (loose_route()) {{ t_relay(); exit; }}
+    $var(routed) = 0;
+    if (loose_route()) {{
+        route(NEXT_HOP);
+        if ({_is_worker("$var(next)", config)}) {{ t_relay(); exit; }}
+        $var(routed) = 1;
+    }}
     if ($sht(calls=>$ci) != $null) {{
         $du = $sht(calls=>$ci);
         if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; }}
@@ -139,19 +159,37 @@ route[IN_DIALOG] {{
         exit;
     }}
     if (is_method("ACK")) {{ t_check_trans(); exit; }}  # a refusal's ACK: the front's transaction takes it
+    if ($var(routed) == 1) {{
+        xlog("L_WARN", "$rm $ci from $si refused 403: its Route leads to $var(next), not a worker\n");
+        sl_send_reply("403", "Forbidden");
+        exit;
+    }}
     sl_send_reply("481", "Call/Transaction Does Not Exist");
 }}
 
 route[FROM_WORKER] {{
-    # A worker's BYE (its bot hung up) or its answer to Kamailio's OPTIONS probe.
+    # A worker's BYE (its bot hung up) or its answer to Kamailio's OPTIONS probe: within a call the
+    # front knows, and only to a trunk's address (the dialog's remote target, within its sources).
+    if (!is_method("ACK")) {{ t_check_trans(); }}
     if (is_method("BYE")) {{ ds_load_update(); }}
     if (has_totag() && loose_route()) {{
+        route(NEXT_HOP);
+        if ($sht(calls=>$ci) == $null || !is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")) {{
+            xlog("L_WARN", "$rm $ci from worker $si:$sp refused 403: $var(next) is not a trunk of a call here\n");
+            sl_send_reply("403", "Forbidden");
+            exit;
+        }}
         if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; }}
         t_relay();
         exit;
     }}
     if (is_method("ACK") && t_check_trans()) {{ t_relay(); exit; }}
     sl_send_reply("404", "Not Here");
+}}
+
+route[NEXT_HOP] {{
+    # Where loose_route() would send the request: the next Route, else the Request-URI.
+    if ($du != $null) {{ $var(next) = $du; }} else {{ $var(next) = $ru; }}
 }}
 
 onreply_route[WORKER_REPLY] {{

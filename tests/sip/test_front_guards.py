@@ -1,0 +1,94 @@
+"""What the edge's Kamailio front refuses to do for a stranger, on the kamailio.cfg the edge writes
+(tests/sip/kamailio_front.py: real Kamailio, stand-in workers): relay anything anywhere but to a
+worker, believe a source line a sender wrote, lock a trunk out for someone else's flood, or name
+its software."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from sipedge.supervisor import KAMAILIO
+from tests.sip.kamailio_front import NUMBER, STRANGER, TRUNK, Front, Peer, running_front, wait_for
+
+pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
+                                reason="Kamailio is not installed (.ci/run installs it)")
+
+FAR_HOST = "127.0.0.77"
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    with running_front(tmp_path_factory.mktemp("front")) as running:
+        yield running
+
+
+@pytest.fixture
+def far_host() -> Iterator[tuple[socket.socket, list[str]]]:
+    """A host nobody should reach through the front: what arrives there is kept."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((FAR_HOST, 0))
+    got: list[str] = []
+
+    def keep() -> None:
+        while True:
+            try:
+                got.append(sock.recv(65535).decode(errors="replace"))
+            except OSError:
+                return
+
+    threading.Thread(target=keep, daemon=True).start()
+    yield sock, got
+    sock.close()
+
+
+def test_a_strangers_in_dialog_request_with_its_own_route_is_refused_not_relayed(
+        front: Front, far_host: tuple[socket.socket, list[str]]) -> None:
+    sock, got = far_host
+    far = f"{FAR_HOST}:{sock.getsockname()[1]}"
+    stranger = Peer(STRANGER, front)
+    try:
+        for method in ("MESSAGE", "INVITE", "BYE"):
+            stranger.send(method, f"sip:{NUMBER}@{far}", call_id=secrets.token_hex(6), to_tag="t1",
+                          extra=(f"Route: <sip:{far};lr>",))
+            assert stranger.answers() == ["SIP/2.0 403 Forbidden"], method
+        # A Route naming the front itself, then a Request-URI elsewhere: the same.
+        front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+        stranger.send("BYE", f"sip:{NUMBER}@{far}", call_id=secrets.token_hex(6), to_tag="t1",
+                      extra=(f"Route: <sip:{front_uri};lr>",))
+        assert stranger.answers() == ["SIP/2.0 403 Forbidden"]
+    finally:
+        stranger.close()
+    assert got == []
+
+
+def test_a_trunks_in_dialog_request_still_reaches_the_calls_worker(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    worker = front.config.worker_sip_port + 1
+    front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+    call_id = secrets.token_hex(6)
+    try:
+        trunk.send("BYE", f"sip:edge@127.0.0.1:{worker}", call_id=call_id, to_tag="t1",
+                   extra=(f"Route: <sip:{front_uri};lr>",))
+        assert wait_for(lambda: any(call_id in text for text in front.workers[1].received))
+    finally:
+        trunk.close()
+
+
+def test_a_workers_request_goes_only_to_a_trunk_of_a_call_the_front_knows(
+        front: Front, far_host: tuple[socket.socket, list[str]]) -> None:
+    sock, got = far_host
+    far = f"{FAR_HOST}:{sock.getsockname()[1]}"
+    front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+    worker = Peer("127.0.0.1", front)
+    worker.sock.close()  # from a worker's own port, as a worker (or whoever took its port) sends
+    worker.sock, worker.port = front.workers[0].sock, front.config.worker_sip_port
+    worker.send("BYE", f"sip:{NUMBER}@{far}", call_id=secrets.token_hex(6), to_tag="t1",
+                extra=(f"Route: <sip:{front_uri};lr>",))
+    assert wait_for(lambda: "is not a trunk of a call here" in front.log_path.read_text(errors="replace"))
+    assert got == []
