@@ -68,11 +68,13 @@ def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
            "SIP_CALL_MAX_WAIT_SECONDS": "1",
            "WEBHOOK_URL": f"http://127.0.0.1:{hook_port}/hooks", "WEBHOOK_SECRET": WEBHOOK_SECRET}
-    far = f'termination_uri = "sip:127.0.0.1:{callee_port}"'
+    # The keyless local dispatcher's calls are the key "local"'s; `others` places calls for another team only.
+    far = f'termination_uri = "sip:127.0.0.1:{callee_port}"\ncallers = ["local"]\ncaller_ids = ["{FROM}"]'
     trunks = (f'\n[[trunk]]\nname = "far"\n{far}\ncps = 50\nring_seconds = 3\n'
               f'\n[[trunk]]\nname = "guarded"\n{far}\ncps = 50\ndigest_username = "{DIGEST[0]}"\n'
               'digest_password_env = "GUARDED_PASSWORD"\n'
-              f'\n[[trunk]]\nname = "slow"\n{far}\ncps = 0.1\n')
+              f'\n[[trunk]]\nname = "slow"\n{far}\ncps = 0.1\n'
+              f'\n[[trunk]]\nname = "others"\ntermination_uri = "sip:127.0.0.1:{callee_port}"\ncallers = ["team-b"]\n')
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
     try:
         with (run_dispatcher(tmp_path_factory.mktemp("sip-out-dispatcher"), env) as dispatcher,
@@ -214,7 +216,22 @@ async def test_an_unknown_trunk_is_refused_naming_the_trunks(outbound: Outbound)
     async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
         answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "nowhere"})
         assert answer.status_code == 404, answer.text
-        assert "far, guarded, slow" in answer.json()["error"]["message"]
+        assert "far, guarded, others, slow" in answer.json()["error"]["message"]
+
+
+async def test_a_key_calls_only_through_trunks_that_name_it_to_allowed_numbers_from_their_numbers(
+        outbound: Outbound) -> None:
+    async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+        others = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "others"})
+        assert others.status_code == 403, others.text
+        assert "`callers`" in others.json()["error"]["message"]
+        for to, setting in (("+19005550100", "`destinations`"), ("+911", "`destinations`")):
+            premium = await api.post("/calls", json={"to": to, "from": FROM, "trunk": "far"})
+            assert premium.status_code == 403, premium.text
+            assert setting in premium.json()["error"]["message"]
+        spoofed = await api.post("/calls", json={"to": TO, "from": "+14155550123", "trunk": "far"})
+        assert spoofed.status_code == 403 and "`caller_ids`" in spoofed.json()["error"]["message"], spoofed.text
+    assert outbound.edge.log().count("refused: trunk 'far' does not call") == 3, outbound.edge.log()
 
 
 async def test_a_call_over_its_trunk_s_pace_is_refused_with_the_wait(outbound: Outbound) -> None:
@@ -231,14 +248,14 @@ async def test_a_call_over_its_trunk_s_pace_is_refused_with_the_wait(outbound: O
 
 async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outbound: Outbound) -> None:
     order = {"session_id": "abc", "stream_url": "ws://127.0.0.1:9/ws/exotel/t", "to": TO, "from": FROM,
-             "trunk": "far"}
+             "trunk": "far", "caller": "local"}
     async with httpx.AsyncClient(base_url=outbound.control, timeout=10) as edge:
         for given in ({}, {"Authorization": "Bearer not-the-secret"}):
             assert (await edge.post("/calls", json=order, headers=given)).status_code == 401
             assert (await edge.get("/trunks", headers=given)).status_code == 401
         signed = {"Authorization": f"Bearer {EDGE_SECRET}"}
         unknown = await edge.post("/calls", json={**order, "trunk": "loopback"}, headers=signed)  # inbound only
-        assert unknown.status_code == 404 and "far, guarded, slow" in unknown.json()["error"]["message"]
+        assert unknown.status_code == 404 and "far, guarded, others, slow" in unknown.json()["error"]["message"]
         bad = await edge.post("/calls", json={**order, "to": "12"}, headers=signed)
         assert bad.status_code == 422 and "to" in bad.json()["error"]["message"]
         # A hand-over retried (its answer lost) places nothing twice. Its stream's URL leads nowhere:
