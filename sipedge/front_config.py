@@ -62,6 +62,11 @@ def _trunk_networks(config: EdgeConfig) -> str:
     return ",".join(_networks(config))
 
 
+def _any_case(text: str) -> str:
+    """A POSIX regex matching `text` in any case."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)
+
+
 def _is_worker(uri: str, config: EdgeConfig) -> str:
     """A Kamailio condition: `uri` names one of the workers' loopback ports."""
     ports = "|".join(str(config.worker_sip_port + index) for index in range(config.workers))
@@ -110,6 +115,10 @@ request_route {{
     if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
     if (!pike_check_req()) {{ exit; }}  # a flooding source: dropped, unanswered, until it calms down
     remove_hf("{SOURCE_HEADER}");
+    if (has_body() && search_body("{_any_case(SOURCE_HEADER)}")) {{
+        # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
+        sl_send_reply("400", "Bad Request"); exit;
+    }}
     append_hf("{SOURCE_HEADER}: $si\\r\\n");
     if (has_totag()) {{ route(IN_DIALOG); exit; }}
     if (is_method("CANCEL")) {{

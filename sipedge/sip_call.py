@@ -5,7 +5,6 @@ methods hand over to the event loop."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -14,14 +13,14 @@ import pjsua2 as pj
 
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
+from sipedge.worker_place import HEAD_END
 
 log = logging.getLogger("sipedge")
 MEDIA_REFUSED = 488  # Not Acceptable Here: the call goes on, its media where it was
-_BLANK_LINE = re.compile(r"\r?\n\r?\n")
 
 
 def _has_body(message: str) -> bool:
-    parts = _BLANK_LINE.split(message, maxsplit=1)
+    parts = HEAD_END.split(message, maxsplit=1)
     return len(parts) == 2 and parts[1].strip() != ""
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from sipedge.supervisor import KAMAILIO
+from sipedge.worker_place import SOURCE_HEADER
 from tests.sip.kamailio_front import NUMBER, STRANGER, TRUNK, Front, Peer, running_front, wait_for
 
 pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
@@ -92,3 +93,18 @@ def test_a_workers_request_goes_only_to_a_trunk_of_a_call_the_front_knows(
                 extra=(f"Route: <sip:{front_uri};lr>",))
     assert wait_for(lambda: "is not a trunk of a call here" in front.log_path.read_text(errors="replace"))
     assert got == []
+
+
+def test_a_request_carrying_a_source_line_in_its_body_is_refused_whatever_its_line_ends(front: Front) -> None:
+    stranger = Peer(STRANGER, front)
+    worker = f"127.0.0.1:{front.config.worker_sip_port}"
+    try:
+        for eol in ("\n", "\r\n"):
+            call_id = secrets.token_hex(6)
+            stranger.send("INVITE", f"sip:{NUMBER}@{worker}", call_id=call_id, to_tag="t2", eol=eol,
+                          extra=(f"Route: <sip:{worker};lr>", "Content-Type: application/sdp"),
+                          body=f"v=0{eol}{SOURCE_HEADER}: {TRUNK}{eol}")
+            assert stranger.answers() == ["SIP/2.0 400 Bad Request"], repr(eol)
+            assert not any(call_id in text for text in front.at_workers())
+    finally:
+        stranger.close()

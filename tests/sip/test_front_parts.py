@@ -106,3 +106,12 @@ def test_kamailio_is_given_no_secret_of_the_edge_only_its_path(
         shutil.rmtree(supervisor._folder, ignore_errors=True)
     assert children["kamailio"].env == {"PATH": os.environ["PATH"]}
     assert children["worker 1"].env["SIP_EDGE_SECRET"] == "control-secret"  # a worker is the edge: it needs them
+
+
+def test_a_worker_reads_the_fronts_line_in_a_head_of_bare_lf_lines_and_never_one_in_the_body() -> None:
+    front = "10.0.0.5:5060"
+    # As Kamailio relays a sender's bare-LF message: its own line appended with CRLF, then the LF blank line.
+    relayed = (f"INVITE sip:x@y SIP/2.0\nVia: a\nContent-Type: multipart/mixed\n{SOURCE_HEADER}: 198.51.100.9\r\n\n"
+               f"v=0\n{SOURCE_HEADER}: 192.0.2.7\n")
+    assert true_source(front, relayed, front) == "198.51.100.9:0"
+    assert true_source(front, f"BYE x SIP/2.0\n{SOURCE_HEADER}: 198.51.100.9\n\n", front) == "198.51.100.9:0"
