@@ -19,6 +19,8 @@ WORKER_SET = 1  # the dispatcher set of the workers
 # A trunk starts a few calls a second; a scanner or an INVITE+CANCEL flood sends hundreds.
 # Each call is 3 requests from the trunk (INVITE, ACK, BYE): 100 in 2 s is a trunk starting ~15 calls a second.
 PIKE_UNIT_SECONDS, PIKE_REQUESTS_PER_UNIT, PIKE_BLOCK_SECONDS = 2, 100, 30
+# A trunk's own requests, from all its sources together: pike's rate for one source, never a lock-out.
+TRUNK_REQUESTS_PER_SECOND = PIKE_REQUESTS_PER_UNIT // PIKE_UNIT_SECONDS
 INVITES_PER_SECOND = 60  # all sources together: what the workers' PJSIP can take without running out of sockets
 RETRY_AFTER_SECONDS = 5
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
@@ -54,12 +56,29 @@ def _networks(config: EdgeConfig) -> list[str]:
     return sorted({str(network) for trunk in config.trunks for network in trunk.sources})
 
 
+def _from_any(networks: list[str]) -> str:
+    return " || ".join(f"src_ip == {network}" for network in networks)
+
+
 def _trunk_sources(config: EdgeConfig) -> str:
-    return " || ".join(f"src_ip == {network}" for network in _networks(config))
+    return _from_any(_networks(config))
 
 
 def _trunk_networks(config: EdgeConfig) -> str:
     return ",".join(_networks(config))
+
+
+def _trunk_limits(config: EdgeConfig, retry: str) -> str:
+    blocks = []
+    for index, trunk in enumerate(t for t in config.trunks if t.sources):
+        blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
+        if (!is_method("ACK|CANCEL|BYE") && !pl_check("trunk{index}", "TAILDROP", {TRUNK_REQUESTS_PER_SECOND})) {{
+            xlog("L_WARN", "$rm $ci from $si refused 503: trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s\\n");
+            {retry} sl_send_reply("503", "Service Unavailable"); exit;
+        }}
+        return;
+    }}""")
+    return "\n".join(blocks)
 
 
 def _any_case(text: str) -> str:
@@ -113,7 +132,7 @@ request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (!sanity_check("17895", "7")) {{ exit; }}
     if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
-    if (!pike_check_req()) {{ exit; }}  # a flooding source: dropped, unanswered, until it calms down
+    route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
     if (has_body() && search_body("{_any_case(SOURCE_HEADER)}")) {{
         # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
@@ -140,6 +159,13 @@ request_route {{
         {retry} sl_send_reply("503", "Service Unavailable"); exit;
     }}
     route(TO_WORKER);
+}}
+
+route[LIMIT_SOURCE] {{
+    # A trunk's address is easily spoofed over UDP: pike would lock the trunk out for someone else's
+    # flood. Each trunk's requests share a pipe of their own instead, past its rate answered 503.
+{_trunk_limits(config, retry)}
+    if (!pike_check_req()) {{ exit; }}  # a flooding source: dropped, unanswered, until it calms down
 }}
 
 route[TO_WORKER] {{

@@ -9,13 +9,16 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from sipedge.front_config import PIKE_REQUESTS_PER_UNIT
 from sipedge.supervisor import KAMAILIO
 from sipedge.worker_place import SOURCE_HEADER
 from tests.sip.kamailio_front import NUMBER, STRANGER, TRUNK, Front, Peer, running_front, wait_for
+from tests.sip.raw_sip import GOOD_SDP
 
 pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
                                 reason="Kamailio is not installed (.ci/run installs it)")
@@ -108,3 +111,20 @@ def test_a_request_carrying_a_source_line_in_its_body_is_refused_whatever_its_li
             assert not any(call_id in text for text in front.at_workers())
     finally:
         stranger.close()
+
+
+def test_a_flood_from_a_trunks_address_is_answered_503_and_never_locks_the_trunk_out(front: Front) -> None:
+    flood, trunk = Peer(TRUNK, front), Peer(TRUNK, front)
+    try:
+        for _ in range(3 * PIKE_REQUESTS_PER_UNIT):  # pike's limit thrice over, at once
+            flood.send("OPTIONS", f"sip:{front.config.sip_address}", call_id=secrets.token_hex(6))
+        answers = flood.answers(2.0)
+        assert "SIP/2.0 503 Service Unavailable" in answers, answers[:5]  # answered, not dropped
+        time.sleep(1.5)  # the trunk's pipe is counted a second at a time
+        call_id = secrets.token_hex(6)
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=("Content-Type: application/sdp",), body=GOOD_SDP)
+        assert wait_for(lambda: any(call_id in text for text in front.at_workers())), trunk.answers(0.2)
+    finally:
+        flood.close()
+        trunk.close()
