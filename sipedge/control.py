@@ -118,13 +118,15 @@ class Control:
         if refused is not None:
             log.warning("sipedge: call to %s through trunk %s refused: %s", asked.to, trunk.name, refused)
             return _error(403, "call_not_allowed", refused)
+        # The dispatcher's retry of a hand-over whose answer was lost: taken already, however full the
+        # edge is now (a 503 would end the session of a call that is ringing).
+        if asked.session_id in self._taken:
+            return web.json_response({"session_id": asked.session_id}, status=202)
         if not self.edge.stack.started.is_set() or self.edge.stack.failed is not None:
             return _error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
         if self.edge.calls_in_flight() + len(self.placing) >= self.edge.capacity:
             return _error(503, "edge_full", f"the edge's {self.edge.capacity} calls are all taken",
                           DEFAULT_RETRY_SECONDS)
-        if asked.session_id in self._taken:  # the dispatcher's retry of a hand-over whose answer was lost
-            return web.json_response({"session_id": asked.session_id}, status=202)
         order = CallOrder(asked.session_id, asked.stream_url, asked.to, asked.caller_id, trunk.name)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
                                                 self.edge.config.answer_seconds))

@@ -3,14 +3,18 @@ the far end's final answer read as an outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from sipedge import control
 from sipedge.call_policy import refusal
 from sipedge.config import ConfigError, load
-from sipedge.outbound_call import outcome_of
+from sipedge.edge import Edge
+from sipedge.outbound_call import CallOrder, outcome_of
 from sipedge.outbound_sip import target_uri
 
 OUT = """
@@ -101,3 +105,33 @@ def test_a_trunk_calls_for_the_keys_it_names_to_the_numbers_it_allows_from_its_o
 def test_a_destination_that_is_no_e164_pattern_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"destinations.*'1\*' is not an E.164 pattern"):
         load(config(tmp_path, OUT + 'destinations = ["1*"]\n', EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw"))
+
+
+async def test_a_retried_hand_over_is_taken_again_though_the_edge_is_full_now(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher's retry of a hand-over whose 202 was lost, arriving once the call filled the edge:
+    202 (the call rings), not 503 edge_full (which would end its session `not_placed`)."""
+    ringing: list[str] = []
+
+    async def rings(order: CallOrder, *args: object) -> None:  # the SIP call itself: not tested here
+        ringing.append(order.session_id)
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(control, "run_outbound", rings)
+    text = OUT + 'callers = ["team-a"]\ncaller_ids = ["+14155550199"]\n'
+    edge = Edge(load(config(tmp_path, text, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")),
+                asyncio.get_running_loop())
+    edge.capacity = 1
+    edge.stack.started.set()  # PJSIP itself is not started: no call goes out
+    api = control.Control(edge, SECRET)
+    order = {"session_id": "s1", "stream_url": "wss://d/ws/exotel/t", "to": "+14155550100", "from": "+14155550199",
+             "trunk": "twilio", "caller": "team-a"}
+    async with TestClient(TestServer(api.app())) as client:
+        signed = {"Authorization": f"Bearer {SECRET}"}
+        statuses = [(await client.post("/calls", json=order, headers=signed)).status for _ in range(2)]
+        other = await client.post("/calls", json={**order, "session_id": "s2"}, headers=signed)
+        assert (other.status, (await other.json())["error"]["code"]) == (503, "edge_full")
+    await api.close()
+    await edge.link.close()
+    assert statuses == [202, 202]
+    assert ringing == ["s1"]  # placed once
