@@ -112,6 +112,7 @@ mpath="{MODULES}/"
 {loads}
 
 modparam("tm", "fr_timer", 3000)
+modparam("tm", "auto_inv_100_reason", "Trying")  # not Kamailio's own words, which name it
 modparam("tm", "fr_inv_timer", {int(config.answer_seconds * 1000) + 10000})
 modparam("rr", "enable_full_lr", 1)
 modparam("pike", "sampling_time_unit", {PIKE_UNIT_SECONDS})

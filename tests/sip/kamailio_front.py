@@ -148,12 +148,16 @@ class Peer:
 
     def answers(self, seconds: float = 1.0) -> list[str]:
         """The status lines of what came back within `seconds`."""
+        return [message.split("\r\n", 1)[0] for message in self.messages(seconds)]
+
+    def messages(self, seconds: float = 1.0) -> list[str]:
+        """What came back within `seconds`, whole."""
         found: list[str] = []
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             self.sock.settimeout(left)
             try:
-                found.append(self.sock.recv(65535).decode(errors="replace").split("\r\n", 1)[0])
+                found.append(self.sock.recv(65535).decode(errors="replace"))
             except OSError:
                 break
         return found

@@ -128,3 +128,16 @@ def test_a_flood_from_a_trunks_address_is_answered_503_and_never_locks_the_trunk
     finally:
         flood.close()
         trunk.close()
+
+
+def test_the_fronts_answers_name_no_software(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    try:
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=secrets.token_hex(6),
+                   extra=("Content-Type: application/sdp",), body=GOOD_SDP)
+        trunk.send("OPTIONS", f"sip:{front.config.sip_address}", call_id=secrets.token_hex(6))
+        got = trunk.messages(1.0)
+    finally:
+        trunk.close()
+    assert "SIP/2.0 100 Trying" in [message.split("\r\n", 1)[0] for message in got], got
+    assert not [message for message in got if "kamailio" in message.lower() or "your call is important" in message]
