@@ -141,3 +141,23 @@ def test_the_fronts_answers_name_no_software(front: Front) -> None:
         trunk.close()
     assert "SIP/2.0 100 Trying" in [message.split("\r\n", 1)[0] for message in got], got
     assert not [message for message in got if "kamailio" in message.lower() or "your call is important" in message]
+
+
+def test_a_workers_bye_for_a_call_the_front_brought_reaches_the_trunk(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    call_id = secrets.token_hex(6)
+    front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+    try:
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=("Content-Type: application/sdp",), body=GOOD_SDP)
+        assert wait_for(lambda: any(call_id in text for text in front.at_workers()))
+        worker = next(w for w in front.workers if any(call_id in text for text in w.received))
+        bye = (f"BYE sip:caller@{TRUNK}:{trunk.port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{worker.sock.getsockname()[1]};branch=z9hG4bK{call_id}bye\r\n"
+               f"Route: <sip:{front_uri};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:{NUMBER}@127.0.0.1>;tag=edge\r\n"
+               f"To: <sip:+14155550100@{TRUNK}>;tag=caller\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\n"
+               "Content-Length: 0\r\n\r\n")
+        worker.sock.sendto(bye.encode(), front.address)
+        assert any(message.startswith("BYE ") and call_id in message for message in trunk.messages(2.0))
+    finally:
+        trunk.close()
