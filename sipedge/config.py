@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sipedge.call_policy import ANY_NUMBER, DESTINATION
+
 CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
 MAX_WORKERS = 64
 WORKER_RTP_PORTS = 8  # a worker's PJSIP holds 4 calls, each with an RTP and an RTCP port
@@ -43,6 +45,18 @@ class TrunkFile(_Strict):
     termination_uri: str | None = Field(default=None, pattern=r"^sips?:[^\s]+$")
     cps: float = Field(default=1.0, gt=0, le=1000)
     ring_seconds: float = Field(default=30.0, gt=0, le=300)
+    # Who may place calls through it (sipedge/call_policy.py): API key names; none: it places no calls.
+    callers: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = (ANY_NUMBER,)  # E.164 patterns: `+1*`, `+14155550100`
+    caller_ids: tuple[str, ...] | None = None  # the `from` numbers it shows; unset: its own `numbers`
+
+    @field_validator("destinations")
+    @classmethod
+    def _patterns(cls, destinations: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in destinations:
+            if not DESTINATION.fullmatch(pattern):
+                raise ValueError(f"{pattern!r} is not an E.164 pattern such as \"+1*\" or \"+14155550100\"")
+        return destinations
 
     @field_validator("sources")
     @classmethod
@@ -82,6 +96,9 @@ class Trunk:
     termination_uri: str | None = None
     cps: float = 1.0
     ring_seconds: float = 30.0
+    callers: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = (ANY_NUMBER,)
+    caller_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,4 +208,5 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
         password = _secret(env, trunk.digest_password_env, f"trunk {trunk.name!r}'s digest password")
     return Trunk(trunk.name, tuple(ipaddress.ip_network(s, strict=False) for s in trunk.sources), keys,
                  trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
-                 trunk.ring_seconds)
+                 trunk.ring_seconds, trunk.callers, trunk.destinations,
+                 trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers))

@@ -2,9 +2,10 @@
 
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas) and `ring_seconds`;
-- `POST /calls` `{session_id, stream_url, to, from, trunk}`: `202` once the call is taken (its flow,
-  sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing placed
-  twice), `404` naming the trunks for an unknown one,
+- `POST /calls` `{session_id, stream_url, to, from, trunk, caller}`: `202` once the call is taken (its
+  flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
+  placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
+  the key `caller` may not call `to` as `from` through it (sipedge/call_policy.py),
   `503` with `Retry-After` while the edge is full or not ready.
 
 Every request presents the control secret (`Authorization: Bearer`, compared in constant time); it
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sipedge.call_policy import refusal
 from sipedge.call_reports import CallReports
 from sipedge.config import Trunk
 from sipedge.edge import Edge
@@ -42,6 +44,7 @@ class CallAsked(BaseModel):
     to: str = Field(pattern=E164)
     caller_id: str = Field(alias="from", pattern=E164)
     trunk: str = Field(min_length=1, max_length=128)
+    caller: str = Field(min_length=1, max_length=128)  # the name of the API key that asked for the call
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
@@ -94,7 +97,8 @@ class Control:
         return response
 
     async def _trunks(self, request: web.Request) -> web.Response:
-        trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds} for t in self.outbound().values()]
+        trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds, "callers": list(t.callers)}
+                  for t in self.outbound().values()]
         return web.json_response({"trunks": trunks})
 
     async def _calls(self, request: web.Request) -> web.Response:
@@ -110,13 +114,19 @@ class Control:
         if trunk is None:
             return _error(404, "unknown_trunk", f"no trunk named {asked.trunk!r} places calls here; the edge's "
                           f"trunks: {', '.join(sorted(trunks)) or 'none (give a trunk a termination_uri)'}")
+        refused = refusal(trunk, asked.caller, asked.to, asked.caller_id)
+        if refused is not None:
+            log.warning("sipedge: call to %s through trunk %s refused: %s", asked.to, trunk.name, refused)
+            return _error(403, "call_not_allowed", refused)
+        # The dispatcher's retry of a hand-over whose answer was lost: taken already, however full the
+        # edge is now (a 503 would end the session of a call that is ringing).
+        if asked.session_id in self._taken:
+            return web.json_response({"session_id": asked.session_id}, status=202)
         if not self.edge.stack.started.is_set() or self.edge.stack.failed is not None:
             return _error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
         if self.edge.calls_in_flight() + len(self.placing) >= self.edge.capacity:
             return _error(503, "edge_full", f"the edge's {self.edge.capacity} calls are all taken",
                           DEFAULT_RETRY_SECONDS)
-        if asked.session_id in self._taken:  # the dispatcher's retry of a hand-over whose answer was lost
-            return web.json_response({"session_id": asked.session_id}, status=202)
         order = CallOrder(asked.session_id, asked.stream_url, asked.to, asked.caller_id, trunk.name)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
                                                 self.edge.config.answer_seconds))

@@ -19,6 +19,8 @@ WORKER_SET = 1  # the dispatcher set of the workers
 # A trunk starts a few calls a second; a scanner or an INVITE+CANCEL flood sends hundreds.
 # Each call is 3 requests from the trunk (INVITE, ACK, BYE): 100 in 2 s is a trunk starting ~15 calls a second.
 PIKE_UNIT_SECONDS, PIKE_REQUESTS_PER_UNIT, PIKE_BLOCK_SECONDS = 2, 100, 30
+# A trunk's own requests, from all its sources together: pike's rate for one source, never a lock-out.
+TRUNK_REQUESTS_PER_SECOND = PIKE_REQUESTS_PER_UNIT // PIKE_UNIT_SECONDS
 INVITES_PER_SECOND = 60  # all sources together: what the workers' PJSIP can take without running out of sockets
 RETRY_AFTER_SECONDS = 5
 CALL_SECONDS = 4 * 3600  # how long the front remembers a call's worker, at most
@@ -50,14 +52,49 @@ def write_front(config: EdgeConfig, folder: Path, capacity: int) -> FrontFiles:
     return FrontFiles(cfg, workers)
 
 
-def _trunk_sources(config: EdgeConfig) -> str:
-    networks = sorted({str(network) for trunk in config.trunks for network in trunk.sources})
+def _networks(config: EdgeConfig) -> list[str]:
+    return sorted({str(network) for trunk in config.trunks for network in trunk.sources})
+
+
+def _from_any(networks: list[str]) -> str:
     return " || ".join(f"src_ip == {network}" for network in networks)
+
+
+def _trunk_sources(config: EdgeConfig) -> str:
+    return _from_any(_networks(config))
+
+
+def _trunk_networks(config: EdgeConfig) -> str:
+    return ",".join(_networks(config))
+
+
+def _trunk_limits(config: EdgeConfig, retry: str) -> str:
+    blocks = []
+    for index, trunk in enumerate(t for t in config.trunks if t.sources):
+        blocks.append(f"""    if ({_from_any(sorted({str(n) for n in trunk.sources}))}) {{
+        if (!is_method("ACK|CANCEL|BYE") && !pl_check("trunk{index}", "TAILDROP", {TRUNK_REQUESTS_PER_SECOND})) {{
+            xlog("L_WARN", "$rm $ci from $si refused 503: trunk{index} over {TRUNK_REQUESTS_PER_SECOND}/s\\n");
+            {retry} sl_send_reply("503", "Service Unavailable"); exit;
+        }}
+        return;
+    }}""")
+    return "\n".join(blocks)
+
+
+def _any_case(text: str) -> str:
+    """A POSIX regex matching `text` in any case."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)
+
+
+def _is_worker(uri: str, config: EdgeConfig) -> str:
+    """A Kamailio condition: `uri` names one of the workers' loopback ports."""
+    ports = "|".join(str(config.worker_sip_port + index) for index in range(config.workers))
+    return f'$({uri[1:]}{{uri.host}}) == "{WORKER_HOST}" && $({uri[1:]}{{uri.port}}) =~ "^({ports})$"'
 
 
 def render(config: EdgeConfig, workers: Path) -> str:
     modules = ("tm", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
-               "dispatcher", "htable")
+               "dispatcher", "htable", "ipops")
     loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
     retry = f'append_to_reply("Retry-After: {RETRY_AFTER_SECONDS}\\r\\n");'
     return f"""#!KAMAILIO
@@ -75,6 +112,7 @@ mpath="{MODULES}/"
 {loads}
 
 modparam("tm", "fr_timer", 3000)
+modparam("tm", "auto_inv_100_reason", "Trying")  # not Kamailio's own words, which name it
 modparam("tm", "fr_inv_timer", {int(config.answer_seconds * 1000) + 10000})
 modparam("rr", "enable_full_lr", 1)
 modparam("pike", "sampling_time_unit", {PIKE_UNIT_SECONDS})
@@ -95,8 +133,12 @@ request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (!sanity_check("17895", "7")) {{ exit; }}
     if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
-    if (!pike_check_req()) {{ exit; }}  # a flooding source: dropped, unanswered, until it calms down
+    route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
+    if (has_body() && search_body("{_any_case(SOURCE_HEADER)}")) {{
+        # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
+        sl_send_reply("400", "Bad Request"); exit;
+    }}
     append_hf("{SOURCE_HEADER}: $si\\r\\n");
     if (has_totag()) {{ route(IN_DIALOG); exit; }}
     if (is_method("CANCEL")) {{
@@ -120,6 +162,13 @@ request_route {{
     route(TO_WORKER);
 }}
 
+route[LIMIT_SOURCE] {{
+    # A trunk's address is easily spoofed over UDP: pike would lock the trunk out for someone else's
+    # flood. Each trunk's requests share a pipe of their own instead, past its rate answered 503.
+{_trunk_limits(config, retry)}
+    if (!pike_check_req()) {{ exit; }}  # a flooding source: dropped, unanswered, until it calms down
+}}
+
 route[TO_WORKER] {{
     $sht(calls=>$ci) = $du;
     t_on_reply("WORKER_REPLY");
@@ -128,10 +177,17 @@ route[TO_WORKER] {{
 }}
 
 route[IN_DIALOG] {{
-    # A trunk's request within a call: by the Route the front recorded, else (a caller that ignores
-    # Record-Route) to the worker the call's INVITE went to.
+    # A trunk's request within a call goes to the call's worker and nowhere else: by the Route the
+    # front recorded when it leads to a worker, else (a caller that ignores Record-Route) by its
+    # Call-ID. A Route that leads anywhere else would have the front relay a stranger's requests.
+    if (!is_method("ACK")) {{ t_check_trans(); }}  # a retransmission: its transaction answers it
     if (is_method("BYE")) {{ ds_load_update(); }}
-    if (loose_route()) {{ t_relay(); exit; }}
+    $var(routed) = 0;
+    if (loose_route()) {{
+        route(NEXT_HOP);
+        if ({_is_worker("$var(next)", config)}) {{ t_relay(); exit; }}
+        $var(routed) = 1;
+    }}
     if ($sht(calls=>$ci) != $null) {{
         $du = $sht(calls=>$ci);
         if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; }}
@@ -139,19 +195,37 @@ route[IN_DIALOG] {{
         exit;
     }}
     if (is_method("ACK")) {{ t_check_trans(); exit; }}  # a refusal's ACK: the front's transaction takes it
+    if ($var(routed) == 1) {{
+        xlog("L_WARN", "$rm $ci from $si refused 403: its Route leads to $var(next), not a worker\n");
+        sl_send_reply("403", "Forbidden");
+        exit;
+    }}
     sl_send_reply("481", "Call/Transaction Does Not Exist");
 }}
 
 route[FROM_WORKER] {{
-    # A worker's BYE (its bot hung up) or its answer to Kamailio's OPTIONS probe.
+    # A worker's BYE (its bot hung up) or its answer to Kamailio's OPTIONS probe: within a call the
+    # front knows, and only to a trunk's address (the dialog's remote target, within its sources).
+    if (!is_method("ACK")) {{ t_check_trans(); }}
     if (is_method("BYE")) {{ ds_load_update(); }}
     if (has_totag() && loose_route()) {{
+        route(NEXT_HOP);
+        if ($sht(calls=>$ci) == $null || !is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")) {{
+            xlog("L_WARN", "$rm $ci from worker $si:$sp refused 403: $var(next) is not a trunk of a call here\n");
+            sl_send_reply("403", "Forbidden");
+            exit;
+        }}
         if (is_method("BYE")) {{ $sht(calls=>$ci) = $null; }}
         t_relay();
         exit;
     }}
     if (is_method("ACK") && t_check_trans()) {{ t_relay(); exit; }}
     sl_send_reply("404", "Not Here");
+}}
+
+route[NEXT_HOP] {{
+    # Where loose_route() would send the request: the next Route, else the Request-URI.
+    if ($du != $null) {{ $var(next) = $du; }} else {{ $var(next) = $ru; }}
 }}
 
 onreply_route[WORKER_REPLY] {{

@@ -4,6 +4,7 @@ methods hand over to the event loop."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -14,9 +15,18 @@ from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
 from sipedge.reinvite import offer_refusal
 from sipedge.sip_end import SipEnd, disconnected
+from sipedge.worker_place import HEAD_END
 
 # The media states in which the caller's audio reaches the edge: on hold (a=sendonly from the trunk) it still does.
 _AUDIO_FLOWS = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
+
+log = logging.getLogger("sipedge")
+MEDIA_REFUSED = 488  # Not Acceptable Here: the call goes on, its media where it was
+
+
+def _has_body(message: str) -> bool:
+    parts = HEAD_END.split(message, maxsplit=1)
+    return len(parts) == 2 and parts[1].strip() != ""
 
 
 class CallEvents(Protocol):
@@ -48,6 +58,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.edge_ended: SipEnd | None = None  # the edge's own end, once it hung up (a refusal, its BYE)
         self.on_sip_end: Callable[[SipEnd], None] | None = None  # told how the call ended, before `hung_up`
         self._on_end = on_end
+        self._offer_checked = False  # a trunk's re-INVITE whose offer PJSUA passes on next
 
     def respond(self, status: int, retry_after: int | None = None) -> None:
         if self.ended:
@@ -98,9 +109,32 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
 
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
         if not self.from_trunk(self.source_of(prm.rdata)):  # a stranger moving the call's media elsewhere
-            prm.statusCode = 403
+            prm.statusCode = MEDIA_REFUSED
         elif (refusal := offer_refusal(prm.offer.wholeSdp)) is not None:  # PJSIP's own answer would be 500
             prm.statusCode = refusal
+        else:
+            self._offer_checked = True  # PJSUA calls onCallRxOffer next, for this re-INVITE's offer
+
+    def onCallRxOffer(self, prm: pj.OnCallRxOfferParam) -> None:  # noqa: N802
+        # PJSUA2 tells no source here. A re-INVITE's offer was checked just before; any other (an
+        # UPDATE's) could be anyone's who knows the dialog's ids: the media stays where it is.
+        if not self._offer_checked:
+            prm.statusCode = MEDIA_REFUSED
+        self._offer_checked = False
+
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802
+        # A re-INVITE without an offer: PJSIP answers it with the edge's own offer before any callback
+        # can refuse it, and the sender's ACK would move the media. From a stranger, the call ends now
+        # (anyone with the dialog's ids can end it with a BYE anyway; nobody may take it over).
+        state = prm.e.body.tsxState
+        if (prm.e.type != pj.PJSIP_EVENT_TSX_STATE or state.type != pj.PJSIP_EVENT_RX_MSG
+                or state.tsx.role != pj.PJSIP_ROLE_UAS or state.tsx.method != "INVITE" or self.ended
+                or self.getInfo().state != pj.PJSIP_INV_STATE_CONFIRMED):
+            return
+        if not self.from_trunk(self.source_of(state.src.rdata)) and not _has_body(state.src.rdata.wholeMsg):
+            log.warning("sipedge: a re-INVITE without an offer from %s, not the call's trunk: the call is ended",
+                        self.source_of(state.src.rdata))
+            self.end()
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         prm.statusCode = 603  # a REFER would have the edge call anyone the sender names: never

@@ -22,7 +22,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from sipedge.config import EdgeConfig
@@ -90,8 +90,9 @@ class Supervisor:
     def _children(self) -> list[Child]:
         from sipedge.front_config import worker_capacity
         files = write_front(self.config, self._folder, worker_capacity())
-        kamailio = Child("kamailio", [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder),
-                                      "-w", str(self._folder), *_unprivileged()], dict(os.environ), self._front_ready)
+        argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
+                *_unprivileged()]
+        kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index)}, self._worker_ready)
                    for index in range(self.config.workers)]
@@ -185,6 +186,12 @@ class Supervisor:
         while not await asyncio.to_thread(_answers_options, self.config.sip_address, self.config.sip_port):
             if child.process.returncode is not None or time.monotonic() > deadline:
                 raise OSError(f"Kamailio did not answer on udp {self.config.sip_address}:{self.config.sip_port}")
+
+
+def front_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Kamailio's environment: PATH alone. It parses every stranger's packet and runs as a shared
+    user, whose other processes may read /proc/PID/environ: no secret of the edge belongs there."""
+    return {"PATH": env.get("PATH", "/usr/bin:/bin")}
 
 
 async def _start_all(children: list[Child]) -> None:

@@ -15,7 +15,9 @@ from sipedge.config import ConfigError, EdgeConfig
 WORKER_VARIABLE = "SIP_EDGE_WORKER"  # set by the edge for each worker it starts: the worker's index
 WORKER_HOST = "127.0.0.1"
 SOURCE_HEADER = "P-Edge-Source"  # not an X- header: those reach the bot's body (sipedge/call_data.py)
-_SOURCE = re.compile(rf"^{SOURCE_HEADER}:[ \t]*(\S+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+# Lines may end in CRLF or a bare LF (Kamailio and PJSIP take both), and so may the head.
+_SOURCE = re.compile(rf"^{SOURCE_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+HEAD_END = re.compile(r"\r?\n\r?\n")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def true_source(received_from: str, message: str, front: str | None) -> str:
     """The address a request came from: the front's SOURCE_HEADER when the front sent it."""
     if front is None or received_from != front:
         return received_from
-    head = message.split("\r\n\r\n", 1)[0]
+    head = HEAD_END.split(message, maxsplit=1)[0]  # the front's line is the head's last; the body is the sender's
     found = _SOURCE.findall(head)
     if not found:
         return received_from

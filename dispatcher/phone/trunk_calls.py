@@ -53,6 +53,20 @@ class TrunkCallSettings:
 class TrunkInfo:
     name: str
     cps: float
+    callers: tuple[str, ...] | None = None  # the key names it places calls for; None: the edge did not say
+
+    def check_caller(self, caller: str) -> None:
+        """403 before the trunk's pace is spent: a key the trunk's `callers` do not name (the edge checks it
+        again, with the numbers)."""
+        if self.callers is not None and caller not in self.callers:
+            raise ApiError(403, "call_not_allowed", f"the key {caller!r} may not place calls through trunk "
+                           f"{self.name!r}: the trunk's `callers` in the SIP edge's file must name it")
+
+
+def _trunk_info(listed: Mapping[str, Any]) -> TrunkInfo:
+    callers = listed.get("callers")
+    return TrunkInfo(str(listed["name"]), float(listed["cps"]),
+                     tuple(str(c) for c in callers) if isinstance(callers, list) else None)
 
 
 class TrunkCalls:
@@ -79,7 +93,7 @@ class TrunkCalls:
             listed = answer.get("trunks") if isinstance(answer, dict) else None
             if not isinstance(listed, list):
                 raise ApiError(502, "sip_edge_failed", "the SIP edge's list of trunks could not be read")
-            self._trunks = {str(t["name"]): TrunkInfo(str(t["name"]), float(t["cps"])) for t in listed
+            self._trunks = {str(t["name"]): _trunk_info(t) for t in listed
                             if isinstance(t, dict) and "name" in t and "cps" in t}
             self._trunks_at = time.monotonic()
         found = self._trunks.get(name)
@@ -122,8 +136,9 @@ class TrunkCalls:
         if answer.status_code >= 300:
             error = data.get("error") if isinstance(data, dict) else None
             message = str(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
-            status = answer.status_code if answer.status_code in (404, 422) else 502
-            raise ApiError(status, "sip_edge_refused", f"the SIP edge refused the call: {message}")
+            status = answer.status_code if answer.status_code in (403, 404, 422) else 502
+            code = "call_not_allowed" if status == 403 else "sip_edge_refused"
+            raise ApiError(status, code, f"the SIP edge refused the call: {message}")
         return data
 
     async def aclose(self) -> None:

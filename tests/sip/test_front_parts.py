@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from sipedge.config import ConfigError, EdgeConfig, load
 from sipedge.front_config import write_front
-from sipedge.supervisor import KAMAILIO
+from sipedge.supervisor import KAMAILIO, Supervisor
 from sipedge.worker_place import SOURCE_HEADER, place, true_source, worker_index
 
 EDGE = """
@@ -92,3 +93,25 @@ def test_kamailio_accepts_the_configuration_the_edge_writes(tmp_path: Path) -> N
     assert "src_ip == 192.0.2.0/24" in text  # the trunk's sources, allowed by Kamailio itself
     assert files.workers.read_text().splitlines() == [
         f"1 sip:127.0.0.1:{5061 + index} 0 0 duid=w{index};maxload=3" for index in range(3)]
+
+
+def test_kamailio_is_given_no_secret_of_the_edge_only_its_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIP_EDGE_SECRET", "control-secret")
+    monkeypatch.setenv("PBX_PASSWORD", "secret")
+    supervisor = Supervisor(edge(tmp_path, "workers = 2"))
+    try:
+        children = {child.name: child for child in supervisor._children()}
+    finally:
+        shutil.rmtree(supervisor._folder, ignore_errors=True)
+    assert children["kamailio"].env == {"PATH": os.environ["PATH"]}
+    assert children["worker 1"].env["SIP_EDGE_SECRET"] == "control-secret"  # a worker is the edge: it needs them
+
+
+def test_a_worker_reads_the_fronts_line_in_a_head_of_bare_lf_lines_and_never_one_in_the_body() -> None:
+    front = "10.0.0.5:5060"
+    # As Kamailio relays a sender's bare-LF message: its own line appended with CRLF, then the LF blank line.
+    relayed = (f"INVITE sip:x@y SIP/2.0\nVia: a\nContent-Type: multipart/mixed\n{SOURCE_HEADER}: 198.51.100.9\r\n\n"
+               f"v=0\n{SOURCE_HEADER}: 192.0.2.7\n")
+    assert true_source(front, relayed, front) == "198.51.100.9:0"
+    assert true_source(front, f"BYE x SIP/2.0\n{SOURCE_HEADER}: 198.51.100.9\n\n", front) == "198.51.100.9:0"

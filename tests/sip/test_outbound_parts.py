@@ -3,12 +3,18 @@ the far end's final answer read as an outcome."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from sipedge import control
+from sipedge.call_policy import refusal
 from sipedge.config import ConfigError, load
-from sipedge.outbound_call import outcome_of
+from sipedge.edge import Edge
+from sipedge.outbound_call import CallOrder, outcome_of
 from sipedge.outbound_sip import target_uri
 
 OUT = """
@@ -74,3 +80,58 @@ def test_the_far_end_s_final_answer_is_the_call_s_outcome(status: int, outcome: 
 def test_the_called_number_goes_to_the_termination_uri_s_host(tmp_path: Path) -> None:
     (trunk,) = load(config(tmp_path, OUT, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")).trunks
     assert target_uri(trunk, "+14155550100") == "sip:+14155550100@example.pstn.twilio.com"
+
+
+def test_a_trunk_calls_for_the_keys_it_names_to_the_numbers_it_allows_from_its_own_numbers(tmp_path: Path) -> None:
+    text = OUT + 'callers = ["team-a"]\ndestinations = ["+1*", "+44*", "+1900555*"]\nsources = ["192.0.2.0/24"]\n' \
+        'numbers = { "+14155550199" = "" }\n'
+    trunk = load(config(tmp_path, text, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")).trunks[0]
+    assert trunk.caller_ids == ("+14155550199",)  # its own numbers unless set
+    assert refusal(trunk, "team-a", "+14155550100", "+14155550199") is None
+    assert refusal(trunk, "team-a", "+442071234567", "+14155550199") is None
+    assert refusal(trunk, "team-a", "+19005550100", "+14155550199") is None  # named at least as closely
+    assert "`callers`" in str(refusal(trunk, "team-b", "+14155550100", "+14155550199"))
+    for far in ("+19765550100", "+19001230000", "+911", "+4915155550100"):
+        assert "`destinations`" in str(refusal(trunk, "team-a", far, "+14155550199")), far
+    assert "`caller_ids`" in str(refusal(trunk, "team-a", "+14155550100", "+14155550123"))
+    nobody = load(config(tmp_path, OUT, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")).trunks[0]
+    assert "(now: none)" in str(refusal(nobody, "team-a", "+14155550100", "+14155550199"))  # no callers: no calls
+    anywhere = dataclasses.replace(trunk, destinations=("+*",), caller_ids=("+14155550199",))
+    for risky in ("+911", "+112", "+8821234567", "+19005550100"):
+        assert refusal(anywhere, "team-a", risky, "+14155550199") is not None, risky
+    assert refusal(dataclasses.replace(trunk, destinations=("+911",)), "team-a", "+911", "+14155550199") is None
+
+
+def test_a_destination_that_is_no_e164_pattern_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"destinations.*'1\*' is not an E.164 pattern"):
+        load(config(tmp_path, OUT + 'destinations = ["1*"]\n', EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw"))
+
+
+async def test_a_retried_hand_over_is_taken_again_though_the_edge_is_full_now(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher's retry of a hand-over whose 202 was lost, arriving once the call filled the edge:
+    202 (the call rings), not 503 edge_full (which would end its session `not_placed`)."""
+    ringing: list[str] = []
+
+    async def rings(order: CallOrder, *args: object) -> None:  # the SIP call itself: not tested here
+        ringing.append(order.session_id)
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(control, "run_outbound", rings)
+    text = OUT + 'callers = ["team-a"]\ncaller_ids = ["+14155550199"]\n'
+    edge = Edge(load(config(tmp_path, text, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")),
+                asyncio.get_running_loop())
+    edge.capacity = 1
+    edge.stack.started.set()  # PJSIP itself is not started: no call goes out
+    api = control.Control(edge, SECRET)
+    order = {"session_id": "s1", "stream_url": "wss://d/ws/exotel/t", "to": "+14155550100", "from": "+14155550199",
+             "trunk": "twilio", "caller": "team-a"}
+    async with TestClient(TestServer(api.app())) as client:
+        signed = {"Authorization": f"Bearer {SECRET}"}
+        statuses = [(await client.post("/calls", json=order, headers=signed)).status for _ in range(2)]
+        other = await client.post("/calls", json={**order, "session_id": "s2"}, headers=signed)
+        assert (other.status, (await other.json())["error"]["code"]) == (503, "edge_full")
+    await api.close()
+    await edge.link.close()
+    assert statuses == [202, 202]
+    assert ringing == ["s1"]  # placed once

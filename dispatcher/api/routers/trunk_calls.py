@@ -55,6 +55,8 @@ async def place_call(
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
     await state.start_limit.check(who.id)
     trunk = await calls.trunk(payload.trunk)
+    caller = who.name or who.id  # the key's name: the edge's trunks name the keys that may use them
+    trunk.check_caller(caller)
     bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, "trunk": trunk.name,
                 "body": user_body}
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
@@ -74,7 +76,7 @@ async def place_call(
         raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
                        "(or follow its session)", retry_after=1)
     order = {"session_id": session_id, "stream_url": f"{answer['wsUrl']}/{answer['token']}", "to": payload.to,
-             "from": payload.caller_id, "trunk": trunk.name}
+             "from": payload.caller_id, "trunk": trunk.name, "caller": caller}
     try:
         await calls.hand_over(order)
     except ApiError as exc:  # the session never ran, and ends here with why

@@ -169,3 +169,19 @@ async def test_two_replicas_pace_a_trunk_s_calls_from_one_bucket_in_the_store(re
             await each.aclose()
         for coordination in replicas:
             await coordination.aclose()
+
+
+async def test_a_key_the_trunk_does_not_name_is_refused_403_before_its_pace_is_spent() -> None:
+    app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET,
+                                      "SIP_CALL_MAX_WAIT_SECONDS": "0"},
+                     machines=LocalMachines(LocalSettings()), rooms=None)
+    calls = app.state.voicefleet.trunk_calls
+    calls._trunks = {"far": TrunkInfo("far", 0.01, ("team-a",)), "ours": TrunkInfo("ours", 0.01, ("local",))}
+    calls._trunks_at = time.monotonic()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+        refused = [await api.post("/calls", json=GOOD) for _ in range(3)]
+        ours = await api.post("/calls", json={**GOOD, "trunk": "ours"})
+    await app.state.voicefleet.aclose()
+    assert [r.status_code for r in refused] == [403, 403, 403], refused[0].text  # not 429: no turn was taken
+    assert "`callers`" in refused[0].json()["error"]["message"] and "'far'" in refused[0].json()["error"]["message"]
+    assert ours.status_code == 503  # its own trunk: asked of the edge (away here)

@@ -1,0 +1,172 @@
+"""The edge's Kamailio front alone, on the kamailio.cfg the edge writes, with stand-in workers: UDP
+sockets on the workers' ports that answer Kamailio's OPTIONS probes and keep every other request.
+What the front lets through, refuses or relays is then seen without PJSIP in the way (the workers'
+own behaviour has its tests in test_workers.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sipedge.config import EdgeConfig, load
+from sipedge.front_config import write_front
+from sipedge.supervisor import KAMAILIO, _answers_options
+from tests.support.ports import free_port
+from tests.support.processes import terminate
+
+FRONT_HOST = "127.0.0.1"
+TRUNK = "127.0.0.20"  # the only source the trunk allows
+STRANGER = "127.0.0.99"
+NUMBER = "+14155550199"
+READY_SECONDS = 30.0
+ANSWER_HEADERS = ("via", "from", "to", "call-id", "cseq")
+
+EDGE = """
+dispatcher_url = "http://127.0.0.1:9"
+sip_address = "{host}"
+sip_port = {port}
+rtp_port = 41000
+rtp_port_count = 40
+workers = 2
+worker_sip_port = {worker_port}
+
+[[trunk]]
+name = "carrier"
+sources = ["{trunk}/32"]
+numbers = {{ "{number}" = "" }}
+"""
+
+
+@dataclass
+class StandInWorker:
+    sock: socket.socket
+    received: list[str] = field(default_factory=list)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                data, source = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            text = data.decode(errors="replace")
+            if text.startswith("OPTIONS"):
+                head = text.split("\r\n\r\n", 1)[0].split("\r\n")
+                keep = [line for line in head[1:] if line.split(":", 1)[0].lower() in ANSWER_HEADERS]
+                self.sock.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode(),
+                                 source)
+            elif not text.startswith("SIP/2.0"):
+                self.received.append(text)
+
+
+@dataclass
+class Front:
+    config: EdgeConfig
+    workers: list[StandInWorker]
+    log_path: Path
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.config.sip_address, self.config.sip_port)
+
+    def at_workers(self) -> list[str]:
+        return [text for worker in self.workers for text in worker.received]
+
+
+def _worker_sockets(count: int) -> tuple[int, list[socket.socket]]:
+    """`count` UDP sockets on consecutive loopback ports (the front's workers' list is a range)."""
+    for _ in range(50):
+        first = free_port(socket.SOCK_DGRAM)
+        sockets: list[socket.socket] = []
+        try:
+            for index in range(count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", first + index))
+            return first, sockets
+        except OSError:
+            for sock in sockets:
+                sock.close()
+    raise OSError("no two consecutive free UDP ports on loopback")
+
+
+@contextlib.contextmanager
+def running_front(folder: Path) -> Iterator[Front]:
+    first, sockets = _worker_sockets(2)
+    path = folder / "edge.toml"
+    path.write_text(EDGE.format(host=FRONT_HOST, port=free_port(socket.SOCK_DGRAM), worker_port=first,
+                                trunk=TRUNK, number=NUMBER))
+    config = load({"SIP_EDGE_CONFIG": str(path)})
+    workers = [StandInWorker(sock) for sock in sockets]
+    for worker in workers:
+        threading.Thread(target=worker.serve, daemon=True).start()
+    files = write_front(config, folder, 3)
+    log_path = folder / "kamailio.log"
+    with log_path.open("wb") as log:
+        argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(folder), "-w", str(folder)]
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin"})
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while not _answers_options(config.sip_address, config.sip_port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("Kamailio did not start:\n" + log_path.read_text(errors="replace"))
+        yield Front(config, workers, log_path)
+    finally:
+        terminate(process)
+        for sock in sockets:
+            sock.close()
+
+
+class Peer:
+    """A SIP peer on its own loopback address: sends raw requests to the front and reads its answers."""
+
+    def __init__(self, host: str, front: Front) -> None:
+        self.host, self.front = host, front
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.port = self.sock.getsockname()[1]
+        self._branch = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, method: str, uri: str, *, call_id: str, to_tag: str | None = None, extra: tuple[str, ...] = (),
+             body: str = "", eol: str = "\r\n", cseq: int = 1) -> None:
+        self._branch += 1
+        to = f"<sip:{NUMBER}@{self.front.config.sip_address}>" + (f";tag={to_tag}" if to_tag else "")
+        branch = f"z9hG4bK{call_id}{self._branch}"
+        lines = [f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch}",
+                 "Max-Forwards: 70", f"From: <sip:+14155550100@{self.host}>;tag=caller", f"To: {to}",
+                 f"Call-ID: {call_id}", f"CSeq: {cseq} {method}", f"Contact: <sip:caller@{self.host}:{self.port}>",
+                 *extra, f"Content-Length: {len(body.encode())}"]
+        self.sock.sendto((eol.join(lines) + eol + eol + body).encode(), self.front.address)
+
+    def answers(self, seconds: float = 1.0) -> list[str]:
+        """The status lines of what came back within `seconds`."""
+        return [message.split("\r\n", 1)[0] for message in self.messages(seconds)]
+
+    def messages(self, seconds: float = 1.0) -> list[str]:
+        """What came back within `seconds`, whole."""
+        found: list[str] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                found.append(self.sock.recv(65535).decode(errors="replace"))
+            except OSError:
+                break
+        return found
+
+
+def wait_for(check: object, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,163 @@
+"""What the edge's Kamailio front refuses to do for a stranger, on the kamailio.cfg the edge writes
+(tests/sip/kamailio_front.py: real Kamailio, stand-in workers): relay anything anywhere but to a
+worker, believe a source line a sender wrote, lock a trunk out for someone else's flood, or name
+its software."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sipedge.front_config import PIKE_REQUESTS_PER_UNIT
+from sipedge.supervisor import KAMAILIO
+from sipedge.worker_place import SOURCE_HEADER
+from tests.sip.kamailio_front import NUMBER, STRANGER, TRUNK, Front, Peer, running_front, wait_for
+from tests.sip.raw_sip import GOOD_SDP
+
+pytestmark = pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK),
+                                reason="Kamailio is not installed (.ci/run installs it)")
+
+FAR_HOST = "127.0.0.77"
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    with running_front(tmp_path_factory.mktemp("front")) as running:
+        yield running
+
+
+@pytest.fixture
+def far_host() -> Iterator[tuple[socket.socket, list[str]]]:
+    """A host nobody should reach through the front: what arrives there is kept."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((FAR_HOST, 0))
+    got: list[str] = []
+
+    def keep() -> None:
+        while True:
+            try:
+                got.append(sock.recv(65535).decode(errors="replace"))
+            except OSError:
+                return
+
+    threading.Thread(target=keep, daemon=True).start()
+    yield sock, got
+    sock.close()
+
+
+def test_a_strangers_in_dialog_request_with_its_own_route_is_refused_not_relayed(
+        front: Front, far_host: tuple[socket.socket, list[str]]) -> None:
+    sock, got = far_host
+    far = f"{FAR_HOST}:{sock.getsockname()[1]}"
+    stranger = Peer(STRANGER, front)
+    try:
+        for method in ("MESSAGE", "INVITE", "BYE"):
+            stranger.send(method, f"sip:{NUMBER}@{far}", call_id=secrets.token_hex(6), to_tag="t1",
+                          extra=(f"Route: <sip:{far};lr>",))
+            assert stranger.answers() == ["SIP/2.0 403 Forbidden"], method
+        # A Route naming the front itself, then a Request-URI elsewhere: the same.
+        front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+        stranger.send("BYE", f"sip:{NUMBER}@{far}", call_id=secrets.token_hex(6), to_tag="t1",
+                      extra=(f"Route: <sip:{front_uri};lr>",))
+        assert stranger.answers() == ["SIP/2.0 403 Forbidden"]
+    finally:
+        stranger.close()
+    assert got == []
+
+
+def test_a_trunks_in_dialog_request_still_reaches_the_calls_worker(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    worker = front.config.worker_sip_port + 1
+    front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+    call_id = secrets.token_hex(6)
+    try:
+        trunk.send("BYE", f"sip:edge@127.0.0.1:{worker}", call_id=call_id, to_tag="t1",
+                   extra=(f"Route: <sip:{front_uri};lr>",))
+        assert wait_for(lambda: any(call_id in text for text in front.workers[1].received))
+    finally:
+        trunk.close()
+
+
+def test_a_workers_request_goes_only_to_a_trunk_of_a_call_the_front_knows(
+        front: Front, far_host: tuple[socket.socket, list[str]]) -> None:
+    sock, got = far_host
+    far = f"{FAR_HOST}:{sock.getsockname()[1]}"
+    front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+    worker = Peer("127.0.0.1", front)
+    worker.sock.close()  # from a worker's own port, as a worker (or whoever took its port) sends
+    worker.sock, worker.port = front.workers[0].sock, front.config.worker_sip_port
+    worker.send("BYE", f"sip:{NUMBER}@{far}", call_id=secrets.token_hex(6), to_tag="t1",
+                extra=(f"Route: <sip:{front_uri};lr>",))
+    assert wait_for(lambda: "is not a trunk of a call here" in front.log_path.read_text(errors="replace"))
+    assert got == []
+
+
+def test_a_request_carrying_a_source_line_in_its_body_is_refused_whatever_its_line_ends(front: Front) -> None:
+    stranger = Peer(STRANGER, front)
+    worker = f"127.0.0.1:{front.config.worker_sip_port}"
+    try:
+        for eol in ("\n", "\r\n"):
+            call_id = secrets.token_hex(6)
+            stranger.send("INVITE", f"sip:{NUMBER}@{worker}", call_id=call_id, to_tag="t2", eol=eol,
+                          extra=(f"Route: <sip:{worker};lr>", "Content-Type: application/sdp"),
+                          body=f"v=0{eol}{SOURCE_HEADER}: {TRUNK}{eol}")
+            assert stranger.answers() == ["SIP/2.0 400 Bad Request"], repr(eol)
+            assert not any(call_id in text for text in front.at_workers())
+    finally:
+        stranger.close()
+
+
+def test_a_flood_from_a_trunks_address_is_answered_503_and_never_locks_the_trunk_out(front: Front) -> None:
+    flood, trunk = Peer(TRUNK, front), Peer(TRUNK, front)
+    try:
+        for _ in range(3 * PIKE_REQUESTS_PER_UNIT):  # pike's limit thrice over, at once
+            flood.send("OPTIONS", f"sip:{front.config.sip_address}", call_id=secrets.token_hex(6))
+        answers = flood.answers(2.0)
+        assert "SIP/2.0 503 Service Unavailable" in answers, answers[:5]  # answered, not dropped
+        time.sleep(1.5)  # the trunk's pipe is counted a second at a time
+        call_id = secrets.token_hex(6)
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=("Content-Type: application/sdp",), body=GOOD_SDP)
+        assert wait_for(lambda: any(call_id in text for text in front.at_workers())), trunk.answers(0.2)
+    finally:
+        flood.close()
+        trunk.close()
+
+
+def test_the_fronts_answers_name_no_software(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    try:
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=secrets.token_hex(6),
+                   extra=("Content-Type: application/sdp",), body=GOOD_SDP)
+        trunk.send("OPTIONS", f"sip:{front.config.sip_address}", call_id=secrets.token_hex(6))
+        got = trunk.messages(1.0)
+    finally:
+        trunk.close()
+    assert "SIP/2.0 100 Trying" in [message.split("\r\n", 1)[0] for message in got], got
+    assert not [message for message in got if "kamailio" in message.lower() or "your call is important" in message]
+
+
+def test_a_workers_bye_for_a_call_the_front_brought_reaches_the_trunk(front: Front) -> None:
+    trunk = Peer(TRUNK, front)
+    call_id = secrets.token_hex(6)
+    front_uri = f"{front.config.sip_address}:{front.config.sip_port}"
+    try:
+        trunk.send("INVITE", f"sip:{NUMBER}@{front.config.sip_address}", call_id=call_id,
+                   extra=("Content-Type: application/sdp",), body=GOOD_SDP)
+        assert wait_for(lambda: any(call_id in text for text in front.at_workers()))
+        worker = next(w for w in front.workers if any(call_id in text for text in w.received))
+        bye = (f"BYE sip:caller@{TRUNK}:{trunk.port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{worker.sock.getsockname()[1]};branch=z9hG4bK{call_id}bye\r\n"
+               f"Route: <sip:{front_uri};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:{NUMBER}@127.0.0.1>;tag=edge\r\n"
+               f"To: <sip:+14155550100@{TRUNK}>;tag=caller\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\n"
+               "Content-Length: 0\r\n\r\n")
+        worker.sock.sendto(bye.encode(), front.address)
+        assert any(message.startswith("BYE ") and call_id in message for message in trunk.messages(2.0))
+    finally:
+        trunk.close()
