@@ -100,5 +100,6 @@ async def test_a_keyless_local_dispatcher_answers_unsigned_webhooks(keyless: Pho
     answer = await keyless.api.post("/phone/twilio", content=urlencode(CALL), headers=FORM)
     assert answer.status_code == 200
     # Nothing signed the CallSid: the token vouches for none, so no transfer can redirect the call it names.
-    grant = keyless.app.state.voicefleet.phone.tokens.check(stream_token(answer.text, "twilio", "ws://127.0.0.1"), "twilio")
+    tokens = keyless.app.state.voicefleet.phone.tokens
+    grant = tokens.check(stream_token(answer.text, "twilio", "ws://127.0.0.1"), "twilio")
     assert grant.call is None
