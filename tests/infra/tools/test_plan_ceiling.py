@@ -110,11 +110,14 @@ def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
     assert "of 6 vCPUs (documented default, not your account's)" in note
 
 
-def test_a_stated_vcpu_request_asks_service_quotas_for_it_and_none_is_asked_by_default() -> None:
-    text, problems, _ = checked_plan("aws-dev", {"fargateVcpuQuotaRequest": "2900"})
-    assert problems == []
-    request = text.split("aws:servicequotas/serviceQuota:ServiceQuota  ", 1)[1].split("\n\n", 1)[0]
-    assert request.splitlines()[0] == "voicefleet-aws-dev-fargate-vcpu-quota"
-    assert {"  quotaCode: L-3032A538", "  serviceCode: fargate", "  value: 2900"} <= set(request.splitlines())
-    text, _, _ = checked_plan("aws-dev")
-    assert "aws:servicequotas/serviceQuota:ServiceQuota" not in text
+def test_the_stack_files_no_quota_request_and_refuses_the_key_that_did_naming_the_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Service Quotas' increase request is a one-off with AWS, not state: the provider's resource fails `up`
+    once the account holds more than it or a request is open, so the stack never makes one."""
+    for stack in ("aws-dev", "aws-prod"):
+        text, _, _ = checked_plan(stack)
+        assert "aws:servicequotas/" not in text
+    assert config_check(["check", "--stack", "aws-dev", "--config", "fargateVcpuQuotaRequest=2900"]) == 1
+    (refusal,) = [line for line in capsys.readouterr().out.splitlines() if "fargateVcpuQuotaRequest" in line]
+    assert "`pulumi config rm fargateVcpuQuotaRequest`" in refusal
+    assert "aws service-quotas request-service-quota-increase" in refusal
