@@ -38,6 +38,9 @@ FARGATE_LAUNCHES_PER_SECOND = 20.0
 FARGATE_VCPU_QUOTA_CODE = "L-3032A538"
 FARGATE_VCPU_DEFAULT = 6
 FARGATE_CPU_UNITS = 1024  # CPU units a vCPU
+# The dispatcher service's deploymentMaximumPercent (stacks/aws/dispatcher.py): a rolling deploy runs up to
+# twice its tasks, and they take the same On-Demand vCPU quota as the bots.
+DISPATCHER_MAXIMUM_PERCENT = 200
 # GCP: Compute Engine's mutation requests, 1,500 a minute per project
 # (cloud.google.com/compute/docs/api-rate-limits); a region's CPUS quota has no fixed documented
 # default (it varies by project), so it is named with what the stack needs, not counted.
@@ -59,6 +62,8 @@ ACI_CPU_UNITS = 1024  # botCpu units a core
 ACCOUNT_DEFAULT = "documented default, not your account's"
 FIXED = "documented, the same for every account"
 STATED = "as the stack states it"
+FARGATE_SHARED = ("every Fargate task in the account and region takes from it, other stacks' and services' too, so "
+                  "the stack holds fewer where they run")
 READ = "your account's, read from Service Quotas by this preview"
 
 
@@ -77,6 +82,7 @@ class Limit:
     how: str  # how the figure is reached
     show: str  # the command or page that shows the account's value
     raise_it: str  # how to raise it; `{needed}` stands for the figure the stack needs
+    taken: float = 0  # what the stack's other tasks (the dispatcher's) hold of a cap
 
     def sessions(self, reserve: int) -> int:
         """Sessions at once it allows, beside `reserve` reserve bots (a rate holds no reserve bot)."""
@@ -86,7 +92,7 @@ class Limit:
         """The figure that would hold `sessions` beside `reserve` reserve bots."""
         if self.rate:
             return f"{sessions * self.per_bot:.3g}"
-        return f"{math.ceil((sessions + reserve) * self.per_bot - 1e-9)}"
+        return f"{math.ceil((sessions + reserve) * self.per_bot + self.taken - 1e-9)}"
 
     def figure_said(self) -> str:
         value = f"{self.figure:,g}" if self.figure >= 1 else f"{self.figure:.3g}"
@@ -123,19 +129,44 @@ def _rate_limit(quota: str, code: str, per_second: float, paced: float, call_min
                      f"({CALL_MINUTES_KEY})", show=show, raise_it=raise_it)
 
 
+@dataclass(frozen=True)
+class Dispatchers:
+    """The dispatcher service's Fargate On-Demand tasks, which hold vCPUs of the bots' quota."""
+
+    count: int
+    cpu_units: int
+    maximum_percent: int = DISPATCHER_MAXIMUM_PERCENT  # a rolling deploy runs up to this share of `count`
+
+    @property
+    def vcpus(self) -> float:
+        return self.count * self.cpu_units / FARGATE_CPU_UNITS * self.maximum_percent / 100
+
+    def said(self) -> str:
+        return (f"{self.vcpus:g} vCPUs for the dispatcher ({self.count} × {self.cpu_units} CPU units × "
+                f"{self.maximum_percent} % during a deploy)")
+
+
+def _cap(figure: float, taken: float, per_bot: float) -> int:
+    """Bots a cap holds once the stack's other tasks have `taken` of it."""
+    return max(0, math.floor((figure - taken) / per_bot + 1e-9))
+
+
 def fargate(region: str, bot_cpu_units: int, call_minutes: float, vcpu_quota: float = FARGATE_VCPU_DEFAULT, *,
-            origin: str = "") -> Ceiling:
-    """ECS on Fargate: the account's launch bucket, and its On-Demand vCPU quota ÷ the bot task's vCPUs."""
+            dispatchers: Dispatchers, origin: str = "") -> Ceiling:
+    """ECS on Fargate: the account's launch bucket, and its On-Demand vCPU quota, less the dispatcher's
+    tasks, ÷ the bot task's vCPUs. The quota counts every Fargate task in the account and region."""
     vcpus = bot_cpu_units / FARGATE_CPU_UNITS
+    held = dispatchers.vcpus
     code = FARGATE_VCPU_QUOTA_CODE
     show = f"aws service-quotas get-service-quota --service-code fargate --quota-code {code} --region {region}"
     launches = _rate_limit(
         "Fargate On-Demand task launch rate", "", FARGATE_LAUNCHES_PER_SECOND, ECS_RUN_TASK_RATE.per_second,
         call_minutes, show="docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html",
         raise_it="fixed per account and region: spread sessions over more regions (docs/regions.md)")
-    cap = Limit("Fargate On-Demand vCPU resource count", code, vcpu_quota, "vCPUs", math.floor(vcpu_quota / vcpus),
-                rate=False, origin=origin or ACCOUNT_DEFAULT, per_bot=vcpus,
-                how=f"{vcpu_quota:g} vCPUs ÷ {vcpus:g} vCPU a bot (botCpu={bot_cpu_units})",
+    cap = Limit("Fargate On-Demand vCPU resource count", code, vcpu_quota, "vCPUs", _cap(vcpu_quota, held, vcpus),
+                rate=False, origin=origin or ACCOUNT_DEFAULT, per_bot=vcpus, taken=held,
+                how=f"({vcpu_quota:g} vCPUs - {dispatchers.said()}) ÷ {vcpus:g} vCPU a bot (botCpu={bot_cpu_units}); "
+                    f"{FARGATE_SHARED}",
                 show=show, raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate "
                                     f"--quota-code {code} --desired-value {{needed}} --region {region}` or the Service "
                                     "Quotas console (AWS Fargate)")

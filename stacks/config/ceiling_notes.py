@@ -14,7 +14,7 @@ from stacks.config import ceiling
 from stacks.config.ceiling import CALL_MINUTES_KEY, FARGATE_VCPU_QUOTA_CODE, READ, STATED, Ceiling
 from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
-from stacks.config.model import Settings
+from stacks.config.model import AwsSettings, Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
 
 MAX_CALL_MINUTES = 24 * 60
@@ -49,8 +49,8 @@ def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
 def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
     """The program's: the stack's provider and bot size from its validated settings (k8s: none)."""
     minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
-    if settings.aws is not None:
-        return ceiling.fargate(settings.aws.region, settings.aws.bot_cpu, minutes)
+    if (aws := settings.aws) is not None:
+        return ceiling.fargate(aws.region, aws.bot_cpu, minutes, dispatchers=_dispatchers(aws))
     if settings.azure is not None:
         return ceiling.aci(settings.azure.location, settings.azure.bot_cpu, minutes)
     if settings.gcp is not None:
@@ -62,6 +62,10 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
         return ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
                            settings.max_concurrent_sessions + reserve_bots(settings))
     return None
+
+
+def _dispatchers(aws: AwsSettings) -> ceiling.Dispatchers:
+    return ceiling.Dispatchers(aws.dispatcher_count, aws.dispatcher_cpu)
 
 
 def reserve_bots(settings: Settings) -> int:
@@ -76,10 +80,11 @@ def check(cfg: Reader, settings: Settings) -> None:
     if found is None:
         return
     if settings.aws is not None and cfg.boolean(ACCOUNT_QUOTAS_KEY):
-        region, cpu = settings.aws.region, settings.aws.bot_cpu
+        region, cpu, dispatchers = settings.aws.region, settings.aws.bot_cpu, _dispatchers(settings.aws)
         minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
         account_vcpu_quota(region).apply(lambda value: _log(
-            ceiling.fargate(region, cpu, minutes, value, origin=READ) if value is not None else found, settings))
+            ceiling.fargate(region, cpu, minutes, value, dispatchers=dispatchers, origin=READ)
+            if value is not None else found, settings))
         return
     _log(found, settings)
 
@@ -132,7 +137,8 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
                minutes: int, bots: int) -> Ceiling | None:
     cloud = value("cloud")
     if cloud == "aws" and (cpu := number("botCpu")) is not None:
-        return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes)
+        dispatchers = ceiling.Dispatchers(number("dispatcherCount") or 1, number("dispatcherCpu") or 256)
+        return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes, dispatchers=dispatchers)
     if cloud == "azure" and (cpu := number("botCpu")) is not None:
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
     if cloud != "gcp":

@@ -3,26 +3,45 @@ the expected call length, and each cap ÷ what a bot takes of it, less the reser
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from stacks.config import ceiling
 from stacks.config.ceiling_notes import said
 
+ONE_DISPATCHER = ceiling.Dispatchers(1, 256)  # aws-dev's: 0.25 vCPU, 0.5 during a deploy
+
 
 def test_fargate_holds_its_vcpu_quota_over_the_bots_vcpu_and_launches_twenty_a_second() -> None:
-    found = ceiling.fargate("us-east-1", 512, 4)
+    found = ceiling.fargate("us-east-1", 512, 4, dispatchers=ONE_DISPATCHER)
     launches, vcpus = found.limits
     assert launches.bots == 20 * 4 * 60 == 4800 and launches.rate
-    assert (vcpus.code, vcpus.figure, vcpus.bots) == ("L-3032A538", 6, 12)  # 6 vCPUs ÷ 0.5 vCPU
-    assert found.sessions(reserve=0) == 12 and found.sessions(reserve=10) == 2
+    assert (vcpus.code, vcpus.figure, vcpus.bots) == ("L-3032A538", 6, 11)  # (6 - 0.5 vCPUs) ÷ 0.5 vCPU
+    assert found.sessions(reserve=0) == 11 and found.sessions(reserve=10) == 1
     assert found.binding(reserve=0) is vcpus
-    raised = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=10_000, origin=ceiling.READ)
+    raised = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=10_000, dispatchers=ceiling.Dispatchers(3, 512),
+                             origin=ceiling.READ)
     assert raised.sessions(reserve=400) == 4800  # the launch rate binds once the quota is raised
     assert raised.binding(reserve=400).rate
 
 
+def test_the_dispatchers_own_fargate_tasks_and_their_deploy_surge_come_off_the_bots_vcpus() -> None:
+    """aws-prod: 3 dispatchers of 512 CPU units run 6 during a rolling deploy (deploymentMaximumPercent 200)."""
+    found = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=4000, dispatchers=ceiling.Dispatchers(3, 512))
+    vcpus = found.limits[1]
+    assert ceiling.Dispatchers(3, 512).vcpus == 3 and vcpus.bots == 3997
+    assert vcpus.sessions(reserve=400) == 3597 and vcpus.needed(3597, 400) == "4000"
+    assert vcpus.needed(3600, 400) == "4003"  # the bots' 4,000 and the dispatchers' 3
+    assert "(4000 vCPUs - 3 vCPUs for the dispatcher (3 × 512 CPU units × 200 % during a deploy))" in vcpus.how
+    assert "every Fargate task in the account and region takes from it" in vcpus.how
+    too_small = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=2, dispatchers=ceiling.Dispatchers(3, 512))
+    assert too_small.sessions(reserve=0) == 0  # the dispatchers alone pass it
+
+
 def test_a_longer_call_holds_more_sessions_at_the_same_launch_rate() -> None:
-    assert ceiling.fargate("eu-west-1", 256, 10, vcpu_quota=1e6).sessions(reserve=0) == 20 * 600
+    longer = ceiling.fargate("eu-west-1", 256, 10, vcpu_quota=1e6, dispatchers=ONE_DISPATCHER)
+    assert longer.sessions(reserve=0) == 20 * 600
     assert ceiling.sustained(1 / 36, 4) == 6  # 6.67 sessions: a whole session only
 
 
@@ -52,10 +71,10 @@ def test_aci_counts_a_create_and_a_delete_a_session_and_its_groups_and_cores() -
     assert found.sessions(reserve=0) == 6
 
 
-@pytest.mark.parametrize(("sessions", "reserve", "warned"), [(12, 0, False), (13, 0, True), (3, 10, True)])
+@pytest.mark.parametrize(("sessions", "reserve", "warned"), [(11, 0, False), (12, 0, True), (3, 10, True)])
 def test_a_warning_names_the_quota_its_code_the_figure_and_how_to_raise_it(sessions: int, reserve: int,
                                                                           warned: bool) -> None:
-    note, warnings = said(ceiling.fargate("us-east-1", 512, 4), sessions, reserve)
+    note, warnings = said(ceiling.fargate("us-east-1", 512, 4, dispatchers=ONE_DISPATCHER), sessions, reserve)
     assert note.startswith("concurrency ceiling (Fargate, us-east-1): ")
     assert "documented default, not your account's" in note
     if not warned:
@@ -63,6 +82,6 @@ def test_a_warning_names_the_quota_its_code_the_figure_and_how_to_raise_it(sessi
         return
     (warning,) = warnings
     assert "Fargate On-Demand vCPU resource count (L-3032A538) of 6 vCPUs" in warning
-    needed = (sessions + reserve) // 2 + (sessions + reserve) % 2
+    needed = math.ceil((sessions + reserve + 1) / 2)  # half a vCPU a bot, and the dispatcher's half in a deploy
     assert f"--quota-code L-3032A538 --desired-value {needed} --region us-east-1" in warning
     assert "aws service-quotas get-service-quota --service-code fargate" in warning

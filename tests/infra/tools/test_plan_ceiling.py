@@ -37,17 +37,19 @@ def test_aws_prod_plans_with_a_warning_that_its_bots_pass_fargates_documented_vc
     assert "20 launches a second (the provider's rate) × 4-minute calls (expectedCallMinutes) = 4,800 sessions" in note
     assert warning.startswith(f"maxConcurrentSessions=2,500 + reserveMaxIdle=400 = 2,900 bots is above the "
                               f"{VCPU_QUOTA}")
-    assert "--quota-code L-3032A538 --desired-value 2900 --region us-east-1" in warning
+    assert "--quota-code L-3032A538 --desired-value 2903 --region us-east-1" in warning  # + 3 dispatcher vCPUs
+    assert "3 vCPUs for the dispatcher (3 × 512 CPU units × 200 % during a deploy)" in note
 
 
 def test_aws_dev_notes_its_ceiling_and_warns_only_past_it() -> None:
     _, problems, notes = checked_plan("aws-dev")
     (note,), warnings = _ceiling(notes)
     assert problems == [] and warnings == []
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 12 sessions at once")  # 6 vCPUs ÷ 0.5, no reserve
-    _, problems, notes = checked_plan("aws-dev", {"maxConcurrentSessions": "13"})
+    # (6 vCPUs - the dispatcher's 0.25 × 2 during a deploy) ÷ 0.5, no reserve
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 11 sessions at once")
+    _, problems, notes = checked_plan("aws-dev", {"maxConcurrentSessions": "12"})
     (_,), (warning,) = _ceiling(notes)
-    assert problems == [] and warning.startswith(f"maxConcurrentSessions=13 is above the {VCPU_QUOTA}")
+    assert problems == [] and warning.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
 
 
 def test_a_longer_expected_call_raises_gces_launch_ceiling_past_gcp_prods_sessions() -> None:
@@ -70,9 +72,11 @@ def test_config_check_says_the_note_and_the_warnings_and_refuses_nothing(capsys:
     assert len(warnings) == 3  # the creates, the container groups and the cores
     assert any("Container Instances container groups per region (ContainerGroups) of 100 groups (documented "
                "default, not your account's)" in line and "the stack needs 240 groups" in line for line in warnings)
-    config_check(["check", "--stack", "aws-dev", "--config", "maxConcurrentSessions=12"])
+    config_check(["check", "--stack", "aws-dev", "--config", "maxConcurrentSessions=11"])
     out = capsys.readouterr().out
-    assert f"aws-dev: note: {NOTE}Fargate, us-east-1): 12 sessions at once" in out and ": warning: " not in out
+    assert f"aws-dev: note: {NOTE}Fargate, us-east-1): 11 sessions at once" in out and ": warning: " not in out
+    config_check(["check", "--stack", "aws-prod"])  # the stack file's dispatchers, as the plan counts them
+    assert "--desired-value 2903 --region us-east-1" in capsys.readouterr().out
 
 
 def test_a_bad_expected_call_length_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,11 +101,11 @@ def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monk
     monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
     _, problems, notes = checked_plan("aws-prod", {"accountQuotas": "true"})
     (note,), warnings = _ceiling(notes)
-    assert problems == [] and warnings == []  # 2,900 bots fit in 3,000 vCPUs
+    assert problems == [] and warnings == []  # 2,900 bots and 3 dispatcher vCPUs fit in 3,000 vCPUs
     assert {"serviceCode": "fargate", "quotaCode": "L-3032A538", "region": "us-east-1"}.items() <= asked[-1].items()
     assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,000 vCPUs (your account's, read from Service "
             "Quotas by this preview)") in note and "100 sessions beside reserveMaxIdle=400" not in note
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,600 sessions at once")  # 3,000 - 400 reserve bots
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,597 sessions at once")  # 3,000 - 3 - 400 reserve bots
 
 
 def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
