@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
 from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUD_RUN_RUN_RATE
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE as ECS_RUN_TASK_RATE
+from dispatcher.machines.ecs.provider import parse_capacity_providers
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE as GCE_INSERT_RATE
 
 CALL_MINUTES_KEY = "expectedCallMinutes"
@@ -37,6 +38,10 @@ FARGATE_LAUNCHES_PER_SECOND = 20.0
 # have initial lower quotas" (docs.aws.amazon.com/general/latest/gr/ecs-service.html).
 FARGATE_VCPU_QUOTA_CODE = "L-3032A538"
 FARGATE_VCPU_DEFAULT = 6
+# "Fargate Spot vCPU resource count": Spot tasks' own quota, 6 by default too (same page); Spot launches
+# have a bucket of their own, of the same size and rate as On-Demand's (throttling.html).
+FARGATE_SPOT_VCPU_QUOTA_CODE = "L-36FBB829"
+FARGATE_SPOT_VCPU_DEFAULT = 6
 FARGATE_CPU_UNITS = 1024  # CPU units a vCPU
 # The dispatcher service's deploymentMaximumPercent (stacks/aws/dispatcher.py): a rolling deploy runs up to
 # twice its tasks, and they take the same On-Demand vCPU quota as the bots.
@@ -151,26 +156,60 @@ def _cap(figure: float, taken: float, per_bot: float) -> int:
     return max(0, math.floor((figure - taken) / per_bot + 1e-9))
 
 
-def fargate(region: str, bot_cpu_units: int, call_minutes: float, vcpu_quota: float = FARGATE_VCPU_DEFAULT, *,
-            dispatchers: Dispatchers, origin: str = "") -> Ceiling:
-    """ECS on Fargate: the account's launch bucket, and its On-Demand vCPU quota, less the dispatcher's
-    tasks, ÷ the bot task's vCPUs. The quota counts every Fargate task in the account and region."""
+def spot_share(capacity_providers: str) -> float:
+    """The share of bot tasks `ecsCapacityProviders` (name[:weight], the dispatcher's parsing) puts on
+    FARGATE_SPOT. ECS refuses a strategy with no weight above 0, so one counts as even shares."""
+    strategy = parse_capacity_providers(capacity_providers)
+    weights = [item["weight"] for item in strategy] if any(item["weight"] for item in strategy) else [1] * len(strategy)
+    spot = sum(w for item, w in zip(strategy, weights, strict=True) if item["capacityProvider"] == "FARGATE_SPOT")
+    return spot / sum(weights)
+
+
+@dataclass(frozen=True)
+class FargateQuotas:
+    """The account's vCPU quotas as the ceiling counts them: documented defaults unless read or stated."""
+
+    on_demand: float = FARGATE_VCPU_DEFAULT
+    spot: float = FARGATE_SPOT_VCPU_DEFAULT
+    origin: str = ""  # where both figures come from; "": ACCOUNT_DEFAULT
+
+
+def _vcpu_limit(quota: str, code: str, region: str, figure: float, per_bot: float, held: float, how: str,
+                origin: str) -> Limit:
+    """A Fargate vCPU quota: `figure` less what the dispatcher holds of it, ÷ what a bot takes of it."""
+    return Limit(quota, code, figure, "vCPUs", _cap(figure, held, per_bot) if per_bot else 0, rate=False,
+                 origin=origin or ACCOUNT_DEFAULT, per_bot=per_bot, taken=held, how=f"{how}; {FARGATE_SHARED}",
+                 show=f"aws service-quotas get-service-quota --service-code fargate --quota-code {code} "
+                      f"--region {region}",
+                 raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate --quota-code "
+                          f"{code} --desired-value {{needed}} --region {region}` or the Service Quotas console "
+                          "(AWS Fargate)")
+
+
+def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: FargateQuotas = FargateQuotas(), *,
+            dispatchers: Dispatchers, spot: float = 0.0) -> Ceiling:
+    """ECS on Fargate: the account's launch buckets; its On-Demand vCPU quota, less the dispatcher's tasks
+    (On-Demand always), ÷ the vCPUs of the bots on FARGATE; and its Spot vCPU quota ÷ those of the `spot`
+    share of bots on FARGATE_SPOT. Each quota counts every Fargate task in the account and region."""
     vcpus = bot_cpu_units / FARGATE_CPU_UNITS
     held = dispatchers.vcpus
-    code = FARGATE_VCPU_QUOTA_CODE
-    show = f"aws service-quotas get-service-quota --service-code fargate --quota-code {code} --region {region}"
+    kind = "On-Demand" if spot == 0 else "Spot" if spot == 1 else "On-Demand and Spot (each)"
     launches = _rate_limit(
-        "Fargate On-Demand task launch rate", "", FARGATE_LAUNCHES_PER_SECOND, ECS_RUN_TASK_RATE.per_second,
+        f"Fargate {kind} task launch rate", "", FARGATE_LAUNCHES_PER_SECOND, ECS_RUN_TASK_RATE.per_second,
         call_minutes, show="docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html",
         raise_it="fixed per account and region: spread sessions over more regions (docs/regions.md)")
-    cap = Limit("Fargate On-Demand vCPU resource count", code, vcpu_quota, "vCPUs", _cap(vcpu_quota, held, vcpus),
-                rate=False, origin=origin or ACCOUNT_DEFAULT, per_bot=vcpus, taken=held,
-                how=f"({vcpu_quota:g} vCPUs - {dispatchers.said()}) ÷ {vcpus:g} vCPU a bot (botCpu={bot_cpu_units}); "
-                    f"{FARGATE_SHARED}",
-                show=show, raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate "
-                                    f"--quota-code {code} --desired-value {{needed}} --region {region}` or the Service "
-                                    "Quotas console (AWS Fargate)")
-    return Ceiling("Fargate", region, (launches, cap))
+    bot = f"{vcpus:g} vCPU a bot (botCpu={bot_cpu_units})"
+    limits = [launches]
+    if spot < 1 or quotas.on_demand < held:  # all on Spot, the dispatcher alone can still pass it
+        share = "" if spot == 0 else f" × the {1 - spot:.0%} of bots ecsCapacityProviders puts on FARGATE"
+        limits.append(_vcpu_limit("Fargate On-Demand vCPU resource count", FARGATE_VCPU_QUOTA_CODE, region,
+                                  quotas.on_demand, vcpus * (1 - spot), held,
+                                  f"({quotas.on_demand:g} vCPUs - {dispatchers.said()}) ÷ {bot}{share}", quotas.origin))
+    if spot > 0:
+        limits.append(_vcpu_limit("Fargate Spot vCPU resource count", FARGATE_SPOT_VCPU_QUOTA_CODE, region, quotas.spot,
+                                  vcpus * spot, 0, f"{quotas.spot:g} vCPUs ÷ {bot} × the {spot:.0%} of bots "
+                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.origin))
+    return Ceiling("Fargate", region, tuple(limits))
 
 
 def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "") -> Ceiling:

@@ -20,27 +20,27 @@ def test_fargate_holds_its_vcpu_quota_over_the_bots_vcpu_and_launches_twenty_a_s
     assert (vcpus.code, vcpus.figure, vcpus.bots) == ("L-3032A538", 6, 11)  # (6 - 0.5 vCPUs) ÷ 0.5 vCPU
     assert found.sessions(reserve=0) == 11 and found.sessions(reserve=10) == 1
     assert found.binding(reserve=0) is vcpus
-    raised = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=10_000, dispatchers=ceiling.Dispatchers(3, 512),
-                             origin=ceiling.READ)
+    raised = ceiling.fargate("us-east-1", 1024, 4, ceiling.FargateQuotas(10_000, origin=ceiling.READ),
+                             dispatchers=ceiling.Dispatchers(3, 512))
     assert raised.sessions(reserve=400) == 4800  # the launch rate binds once the quota is raised
     assert raised.binding(reserve=400).rate
 
 
 def test_the_dispatchers_own_fargate_tasks_and_their_deploy_surge_come_off_the_bots_vcpus() -> None:
     """aws-prod: 3 dispatchers of 512 CPU units run 6 during a rolling deploy (deploymentMaximumPercent 200)."""
-    found = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=4000, dispatchers=ceiling.Dispatchers(3, 512))
+    found = ceiling.fargate("us-east-1", 1024, 4, ceiling.FargateQuotas(4000), dispatchers=ceiling.Dispatchers(3, 512))
     vcpus = found.limits[1]
     assert ceiling.Dispatchers(3, 512).vcpus == 3 and vcpus.bots == 3997
     assert vcpus.sessions(reserve=400) == 3597 and vcpus.needed(3597, 400) == "4000"
     assert vcpus.needed(3600, 400) == "4003"  # the bots' 4,000 and the dispatchers' 3
     assert "(4000 vCPUs - 3 vCPUs for the dispatcher (3 × 512 CPU units × 200 % during a deploy))" in vcpus.how
     assert "every Fargate task in the account and region takes from it" in vcpus.how
-    too_small = ceiling.fargate("us-east-1", 1024, 4, vcpu_quota=2, dispatchers=ceiling.Dispatchers(3, 512))
+    too_small = ceiling.fargate("us-east-1", 1024, 4, ceiling.FargateQuotas(2), dispatchers=ceiling.Dispatchers(3, 512))
     assert too_small.sessions(reserve=0) == 0  # the dispatchers alone pass it
 
 
 def test_a_longer_call_holds_more_sessions_at_the_same_launch_rate() -> None:
-    longer = ceiling.fargate("eu-west-1", 256, 10, vcpu_quota=1e6, dispatchers=ONE_DISPATCHER)
+    longer = ceiling.fargate("eu-west-1", 256, 10, ceiling.FargateQuotas(1e6), dispatchers=ONE_DISPATCHER)
     assert longer.sessions(reserve=0) == 20 * 600
     assert ceiling.sustained(1 / 36, 4) == 6  # 6.67 sessions: a whole session only
 
@@ -85,3 +85,27 @@ def test_a_warning_names_the_quota_its_code_the_figure_and_how_to_raise_it(sessi
     needed = math.ceil((sessions + reserve + 1) / 2)  # half a vCPU a bot, and the dispatcher's half in a deploy
     assert f"--quota-code L-3032A538 --desired-value {needed} --region us-east-1" in warning
     assert "aws service-quotas get-service-quota --service-code fargate" in warning
+
+
+@pytest.mark.parametrize(("providers", "share"), [
+    ("FARGATE", 0), ("FARGATE_SPOT", 1), ("FARGATE_SPOT:1,FARGATE:1", 0.5), ("FARGATE_SPOT:3,FARGATE:1", 0.75),
+    ("FARGATE:2,FARGATE_SPOT", 1 / 3), ("FARGATE_SPOT:0,FARGATE:0", 0.5)])
+def test_the_spot_share_is_ecs_capacity_providers_weights(providers: str, share: float) -> None:
+    assert ceiling.spot_share(providers) == pytest.approx(share)
+
+
+def test_bots_on_fargate_spot_count_against_the_spot_vcpu_quota_by_their_share() -> None:
+    split = ceiling.fargate("us-east-1", 512, 4, spot=0.5, dispatchers=ONE_DISPATCHER)
+    launches, on_demand, spot = split.limits
+    assert (on_demand.code, on_demand.bots) == ("L-3032A538", 22)  # (6 - 0.5) ÷ (0.5 × half the bots)
+    assert (spot.quota, spot.code, spot.figure, spot.bots) == ("Fargate Spot vCPU resource count", "L-36FBB829", 6, 24)
+    assert spot.taken == 0 and "the 50% of bots ecsCapacityProviders puts on FARGATE_SPOT" in spot.how
+    assert launches.quota == "Fargate On-Demand and Spot (each) task launch rate"
+    all_spot = ceiling.fargate("us-east-1", 512, 4, spot=1, dispatchers=ONE_DISPATCHER)
+    assert [limit.code for limit in all_spot.limits] == ["", "L-36FBB829"]  # the dispatcher fits On-Demand's 6
+    assert all_spot.sessions(reserve=0) == 12
+    _, (warning,) = said(all_spot, 13, 0)
+    assert "--quota-code L-36FBB829 --desired-value 7 --region us-east-1" in warning
+    starved = ceiling.fargate("us-east-1", 512, 4, ceiling.FargateQuotas(on_demand=0.25), spot=1,
+                              dispatchers=ONE_DISPATCHER)
+    assert starved.sessions(reserve=0) == 0  # no dispatcher, no session, whatever Spot holds

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 
+from stacks.config import ceiling
 from stacks.tools import mocks
 from stacks.tools.config_check import main as config_check
 from stacks.tools.plan import checked_plan
@@ -106,6 +107,32 @@ def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monk
     assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,000 vCPUs (your account's, read from Service "
             "Quotas by this preview)") in note and "100 sessions beside reserveMaxIdle=400" not in note
     assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,597 sessions at once")  # 3,000 - 3 - 400 reserve bots
+
+
+def test_bots_on_fargate_spot_are_held_to_the_spot_vcpu_quota_and_a_preview_reads_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    spot = {"ecsCapacityProviders": "FARGATE_SPOT", "maxConcurrentSessions": "13"}
+    _, problems, notes = checked_plan("aws-dev", spot)
+    (note,), (warning,) = _ceiling(notes)
+    assert problems == []
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 12 sessions at once, set by the Fargate Spot vCPU")
+    assert f"Fargate Spot vCPU resource count (L-36FBB829) of 6 vCPUs ({ceiling.ACCOUNT_DEFAULT})" in warning
+    assert "--quota-code L-36FBB829 --desired-value 7 --region us-east-1" in warning
+    asked: list[str] = []
+    answer = mocks.RecordingMocks.call
+
+    def service_quotas(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != QUOTA_TOKEN:
+            return answer(self, args)
+        asked.append(str(args.args["quotaCode"]))
+        return {"value": {"L-3032A538": 100.0, "L-36FBB829": 20.0}[str(args.args["quotaCode"])]}
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
+    _, _, notes = checked_plan("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1", "accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert set(asked) == {"L-3032A538", "L-36FBB829"}
+    assert "Fargate Spot vCPU resource count (L-36FBB829) of 20 vCPUs (your account's" in note
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 80 sessions at once")  # 20 ÷ (0.5 × half the bots)
 
 
 def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
