@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from stacks.config import ceiling
@@ -152,3 +153,26 @@ def test_the_stack_files_no_quota_request_and_refuses_the_key_that_did_naming_th
     (refusal,) = [line for line in capsys.readouterr().out.splitlines() if "fargateVcpuQuotaRequest" in line]
     assert "`pulumi config rm fargateVcpuQuotaRequest`" in refusal
     assert "aws service-quotas request-service-quota-increase" in refusal
+
+
+def test_a_denied_quota_read_fails_the_preview_so_the_key_names_both_permissions_it_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider's data source calls GetAWSDefaultServiceQuota, then GetServiceQuota: a deployer without
+    either fails the preview (no fallback), which is why the key's description says both."""
+    answer = mocks.RecordingMocks.call
+
+    def denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != QUOTA_TOKEN:
+            return answer(self, args)
+        raise RuntimeError("AccessDeniedException: not authorized to perform: servicequotas:GetAWSDefaultServiceQuota")
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", denied)
+    with pytest.raises(Exception, match="GetAWSDefaultServiceQuota"):
+        checked_plan("aws-dev", {"accountQuotas": "true"})
+    root = Path(__file__).resolve().parents[3]
+    described = yaml.safe_load((root / "Pulumi.yaml").read_text())["config"]["accountQuotas"]["description"]
+    table = (root / "docs/pulumi.md").read_text().splitlines()
+    row = next(line for line in table if line.startswith("| `accountQuotas`"))
+    for said_it in (described, row):
+        assert "servicequotas:GetAWSDefaultServiceQuota" in said_it and "servicequotas:GetServiceQuota" in said_it
+        assert "fails the preview" in said_it
