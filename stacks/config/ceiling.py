@@ -47,17 +47,19 @@ FARGATE_CPU_UNITS = 1024  # CPU units a vCPU
 # twice its tasks, and they take the same On-Demand vCPU quota as the bots.
 DISPATCHER_MAXIMUM_PERCENT = 200
 # GCP: Compute Engine's mutation requests, 1,500 a minute per project
-# (cloud.google.com/compute/docs/api-rate-limits); a region's CPUS quota has no fixed documented
-# default (it varies by project), so it is named with what the stack needs, not counted.
+# (cloud.google.com/compute/docs/api-rate-limits): a session's VM is an insert and a delete, two of them,
+# so the provider holds half that in sessions. A region's CPUS quota has no fixed documented default
+# (it varies by project), so it is named with what the stack needs, not counted.
 GCE_MUTATIONS_PER_SECOND = 1500 / 60
+GCE_MUTATIONS_PER_SESSION = 2
 # Shared-core machine types and the vCPUs each counts against the CPUS quota.
 GCE_SHARED_CORE_VCPUS = {"e2-micro": 2, "e2-small": 2, "e2-medium": 2, "f1-micro": 1, "g1-small": 1}
 GCE_FAMILIES_ON_CPUS = ("e2", "n1", "f1", "g1")  # the others have a quota of their own (N2_CPUS, …)
 # Cloud Run publishes no rate for jobs.run: the dispatcher's pacing is the one counted. Running job
 # executions: 1,000 per project and region (cloud.google.com/run/quotas; stacks/config/cloud_run.py).
 # Azure Container Instances, per subscription and region: 100 container groups, 100 standard cores, and
-# at most 100 creates per 5 minutes and 300 an hour, deletes the same
-# (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
+# at most 100 creates per 5 minutes and 300 an hour, deletes the same, all "changeable limits" that a
+# support request raises (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
 ACI_CREATES_PER_SECOND = 300 / 3600
 ACI_CONTAINER_GROUPS_DEFAULT = 100
 ACI_CORES_DEFAULT = 100
@@ -124,12 +126,15 @@ def sustained(per_second: float, call_minutes: float) -> int:
 
 
 def _rate_limit(quota: str, code: str, per_second: float, paced: float, call_minutes: float, *, show: str,
-                raise_it: str) -> Limit:
-    """A launch rate: the lower of the provider's and the dispatcher's pacing, × the call's length."""
-    rate = min(per_second, paced)
-    by = "the dispatcher's pacing" if paced < per_second else "the provider's rate"
-    return Limit(quota, code, per_second, "launches a second", sustained(rate, call_minutes), rate=True,
-                 origin=FIXED, per_bot=1 / (call_minutes * 60),
+                raise_it: str, origin: str = FIXED, calls: tuple[int, str] = (1, "launches")) -> Limit:
+    """A launch rate: the lower of the provider's (÷ the calls a session makes of it: `calls`, with what
+    they are) and the dispatcher's pacing, × the call's length."""
+    per_session = per_second / calls[0]
+    rate = min(per_session, paced)
+    by = ("the dispatcher's pacing" if paced < per_session else "the provider's rate" if calls[0] == 1
+          else f"the provider's {per_second:.3g} {calls[1]} a second ÷ {calls[0]}, a session's")
+    return Limit(quota, code, per_second, f"{calls[1]} a second", sustained(rate, call_minutes), rate=True,
+                 origin=origin, per_bot=calls[0] / (call_minutes * 60),
                  how=f"{rate:.3g} launches a second ({by}) × {call_minutes:g}-minute calls "
                      f"({CALL_MINUTES_KEY})", show=show, raise_it=raise_it)
 
@@ -240,12 +245,14 @@ def gce_cpu_metric(machine_type: str) -> str:
     return "CPUS" if family in GCE_FAMILIES_ON_CPUS else f"{family.upper()}_CPUS"
 
 
-def gce(project: str, region: str, machine_type: str, call_minutes: float, bots: int) -> Ceiling:
-    """Compute Engine: the project's mutation rate and the dispatcher's insert pacing; the region's CPU
-    quota has no documented default, so what `bots` VMs need of it is said instead."""
+def gce(project: str, region: str, machine_type: str, call_minutes: float, bots: int, *,
+        paced: float = GCE_INSERT_RATE.per_second) -> Ceiling:
+    """Compute Engine: the project's mutation rate (an insert and a delete a session) and the dispatcher's
+    insert pacing (`paced`); the region's CPU quota has no documented default, so what `bots` VMs need of
+    it is said instead."""
     launches = _rate_limit(
-        "Compute Engine API mutation requests", "", GCE_MUTATIONS_PER_SECOND, GCE_INSERT_RATE.per_second,
-        call_minutes, show="cloud.google.com/compute/docs/api-rate-limits",
+        "Compute Engine API mutation requests", "", GCE_MUTATIONS_PER_SECOND, paced, call_minutes,
+        show="cloud.google.com/compute/docs/api-rate-limits", calls=(GCE_MUTATIONS_PER_SESSION, "mutations"),
         raise_it="the dispatcher's GCE_INSERT_RATE, within the project's Compute Engine API rate quotas")
     metric = gce_cpu_metric(machine_type)
     vcpus = gce_vcpus(machine_type)
@@ -269,8 +276,10 @@ def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:
                            ACI_CREATE_RATE.per_second / 2, call_minutes,
                            show="learn.microsoft.com/azure/container-instances/"
                                 "container-instances-resource-and-quota-limits",
-                           raise_it="fixed per region (300 creates and 300 deletes an hour; the dispatcher's "
-                                    "ACI_CREATE_RATE spends them): spread sessions over more regions (docs/regions.md)")
+                           origin=ACCOUNT_DEFAULT,
+                           raise_it=f"{raise_it} for the creates and the deletes an hour and per 5 minutes, then the "
+                                    "dispatcher's ACI_CREATE_RATE, which spends one budget on both; or spread sessions "
+                                    "over more regions (docs/regions.md)")
     groups = Limit("Container Instances container groups per region", "ContainerGroups", ACI_CONTAINER_GROUPS_DEFAULT,
                    "groups", ACI_CONTAINER_GROUPS_DEFAULT, rate=False, origin=ACCOUNT_DEFAULT, per_bot=1,
                    how=f"{ACI_CONTAINER_GROUPS_DEFAULT} groups, one a bot", show=show, raise_it=raise_it)

@@ -57,6 +57,11 @@ def test_gce_paces_inserts_below_the_projects_mutation_rate_and_names_the_cpu_qu
     found = ceiling.gce("p", "us-central1", "e2-standard-2", 4, bots=110)
     (inserts,) = found.limits
     assert inserts.figure == 25 and inserts.bots == 10 * 240  # 1,500/min documented, 10/s paced
+    assert inserts.unit == "mutations a second"
+    faster = ceiling.gce("p", "us-central1", "e2-standard-2", 4, bots=110, paced=20).limits[0]
+    assert faster.bots == 3000  # 25 mutations a second, an insert and a delete a session: 12.5 sessions a second
+    assert "(the provider's 25 mutations a second ÷ 2, a session's)" in faster.how
+    assert faster.needed(3000, 0) == "25"  # in the quota's own unit
     (need,) = found.needs
     assert "CPUS quota in us-central1" in need and "110 bots × 2 vCPUs (e2-standard-2) = 220" in need
     assert ceiling.gce_cpu_metric("n2-standard-4") == "N2_CPUS" and ceiling.gce_vcpus("n2-standard-4") == 4
@@ -69,6 +74,9 @@ def test_aci_counts_a_create_and_a_delete_a_session_and_its_groups_and_cores() -
     assert creates.bots == 6  # the dispatcher's 1 per 18 s, shared by creates and deletes: 1 session per 36 s
     assert groups.bots == 100 and cores.bots == 50  # 100 cores ÷ 2 a bot
     assert found.sessions(reserve=0) == 6
+    # Microsoft lists the create and delete limits as changeable, by the same support request as the groups
+    assert creates.origin == ceiling.ACCOUNT_DEFAULT and "fixed" not in creates.raise_it
+    assert creates.raise_it.startswith("a support request in the Azure portal")
 
 
 @pytest.mark.parametrize(("sessions", "reserve", "warned"), [(11, 0, False), (12, 0, True), (3, 10, True)])
