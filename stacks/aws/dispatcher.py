@@ -20,6 +20,7 @@ from stacks.aws.container import fargate_container, fargate_task_definition
 from stacks.aws.iam import assume_role_policy, policy_document
 from stacks.aws.secrets import SecretStore
 from stacks.config import store as store_settings
+from stacks.config.ceiling import DISPATCHER_MAXIMUM_PERCENT
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay, service_wait_seconds
 from stacks.shared import contract, turn_server
@@ -136,7 +137,7 @@ class Dispatcher(pulumi.ComponentResource):
             health_check_grace_period_seconds=30,
             deployment_circuit_breaker={"enable": True, "rollback": True},
             deployment_minimum_healthy_percent=100,
-            deployment_maximum_percent=200,
+            deployment_maximum_percent=DISPATCHER_MAXIMUM_PERCENT,  # the ceiling counts its surge
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             wait_for_steady_state=True,

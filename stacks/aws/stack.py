@@ -20,7 +20,6 @@ from stacks.aws.cluster import ecs_cluster
 from stacks.aws.dispatcher import Dispatcher, DispatcherArgs
 from stacks.aws.network import Network, NetworkArgs
 from stacks.aws.observability import Observability, ObservabilityArgs, metric_environment
-from stacks.aws.quota_request import fargate_vcpu_request
 from stacks.aws.recordings import RecordingBucket
 from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
@@ -71,7 +70,6 @@ class AwsStack(pulumi.ComponentResource):
             recovery_window_days=cfg.secret_recovery_days, protect=settings.protect), opts=child)
         cluster = ecs_cluster(name, physical_name=settings.prefix, container_insights=cfg.container_insights,
                               opts=child)
-        fargate_vcpu_request(name, cfg.fargate_vcpu_quota_request, child)  # the ceiling's quota, asked as code
         # A project whose bot builds SmallWebRTC only has no Daily image: its runtime pulls the other one.
         bot_args = self._bot_args(images.bot, registry.arn("bot" if images.daily else "bot-webrtc"), secrets)
         bot = BotRuntime(f"{name}-bot", bot_args, opts=child)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
 from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUD_RUN_RUN_RATE
 from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE as ECS_RUN_TASK_RATE
+from dispatcher.machines.ecs.provider import parse_capacity_providers
 from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE as GCE_INSERT_RATE
 
 CALL_MINUTES_KEY = "expectedCallMinutes"
@@ -37,19 +38,28 @@ FARGATE_LAUNCHES_PER_SECOND = 20.0
 # have initial lower quotas" (docs.aws.amazon.com/general/latest/gr/ecs-service.html).
 FARGATE_VCPU_QUOTA_CODE = "L-3032A538"
 FARGATE_VCPU_DEFAULT = 6
+# "Fargate Spot vCPU resource count": Spot tasks' own quota, 6 by default too (same page); Spot launches
+# have a bucket of their own, of the same size and rate as On-Demand's (throttling.html).
+FARGATE_SPOT_VCPU_QUOTA_CODE = "L-36FBB829"
+FARGATE_SPOT_VCPU_DEFAULT = 6
 FARGATE_CPU_UNITS = 1024  # CPU units a vCPU
+# The dispatcher service's deploymentMaximumPercent (stacks/aws/dispatcher.py): a rolling deploy runs up to
+# twice its tasks, and they take the same On-Demand vCPU quota as the bots.
+DISPATCHER_MAXIMUM_PERCENT = 200
 # GCP: Compute Engine's mutation requests, 1,500 a minute per project
-# (cloud.google.com/compute/docs/api-rate-limits); a region's CPUS quota has no fixed documented
-# default (it varies by project), so it is named with what the stack needs, not counted.
+# (cloud.google.com/compute/docs/api-rate-limits): a session's VM is an insert and a delete, two of them,
+# so the provider holds half that in sessions. A region's CPUS quota has no fixed documented default
+# (it varies by project), so it is named with what the stack needs, not counted.
 GCE_MUTATIONS_PER_SECOND = 1500 / 60
+GCE_MUTATIONS_PER_SESSION = 2
 # Shared-core machine types and the vCPUs each counts against the CPUS quota.
 GCE_SHARED_CORE_VCPUS = {"e2-micro": 2, "e2-small": 2, "e2-medium": 2, "f1-micro": 1, "g1-small": 1}
 GCE_FAMILIES_ON_CPUS = ("e2", "n1", "f1", "g1")  # the others have a quota of their own (N2_CPUS, …)
 # Cloud Run publishes no rate for jobs.run: the dispatcher's pacing is the one counted. Running job
 # executions: 1,000 per project and region (cloud.google.com/run/quotas; stacks/config/cloud_run.py).
 # Azure Container Instances, per subscription and region: 100 container groups, 100 standard cores, and
-# at most 100 creates per 5 minutes and 300 an hour, deletes the same
-# (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
+# at most 100 creates per 5 minutes and 300 an hour, deletes the same, all "changeable limits" that a
+# support request raises (learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits).
 ACI_CREATES_PER_SECOND = 300 / 3600
 ACI_CONTAINER_GROUPS_DEFAULT = 100
 ACI_CORES_DEFAULT = 100
@@ -59,6 +69,8 @@ ACI_CPU_UNITS = 1024  # botCpu units a core
 ACCOUNT_DEFAULT = "documented default, not your account's"
 FIXED = "documented, the same for every account"
 STATED = "as the stack states it"
+FARGATE_SHARED = ("every Fargate task in the account and region takes from it, other stacks' and services' too, so "
+                  "the stack holds fewer where they run")
 READ = "your account's, read from Service Quotas by this preview"
 
 
@@ -77,6 +89,7 @@ class Limit:
     how: str  # how the figure is reached
     show: str  # the command or page that shows the account's value
     raise_it: str  # how to raise it; `{needed}` stands for the figure the stack needs
+    taken: float = 0  # what the stack's other tasks (the dispatcher's) hold of a cap
 
     def sessions(self, reserve: int) -> int:
         """Sessions at once it allows, beside `reserve` reserve bots (a rate holds no reserve bot)."""
@@ -86,7 +99,7 @@ class Limit:
         """The figure that would hold `sessions` beside `reserve` reserve bots."""
         if self.rate:
             return f"{sessions * self.per_bot:.3g}"
-        return f"{math.ceil((sessions + reserve) * self.per_bot - 1e-9)}"
+        return f"{math.ceil((sessions + reserve) * self.per_bot + self.taken - 1e-9)}"
 
     def figure_said(self) -> str:
         value = f"{self.figure:,g}" if self.figure >= 1 else f"{self.figure:.3g}"
@@ -113,33 +126,95 @@ def sustained(per_second: float, call_minutes: float) -> int:
 
 
 def _rate_limit(quota: str, code: str, per_second: float, paced: float, call_minutes: float, *, show: str,
-                raise_it: str) -> Limit:
-    """A launch rate: the lower of the provider's and the dispatcher's pacing, × the call's length."""
-    rate = min(per_second, paced)
-    by = "the dispatcher's pacing" if paced < per_second else "the provider's rate"
-    return Limit(quota, code, per_second, "launches a second", sustained(rate, call_minutes), rate=True,
-                 origin=FIXED, per_bot=1 / (call_minutes * 60),
+                raise_it: str, origin: str = FIXED, calls: tuple[int, str] = (1, "launches")) -> Limit:
+    """A launch rate: the lower of the provider's (÷ the calls a session makes of it: `calls`, with what
+    they are) and the dispatcher's pacing, × the call's length."""
+    per_session = per_second / calls[0]
+    rate = min(per_session, paced)
+    by = ("the dispatcher's pacing" if paced < per_session else "the provider's rate" if calls[0] == 1
+          else f"the provider's {per_second:.3g} {calls[1]} a second ÷ {calls[0]}, a session's")
+    return Limit(quota, code, per_second, f"{calls[1]} a second", sustained(rate, call_minutes), rate=True,
+                 origin=origin, per_bot=calls[0] / (call_minutes * 60),
                  how=f"{rate:.3g} launches a second ({by}) × {call_minutes:g}-minute calls "
                      f"({CALL_MINUTES_KEY})", show=show, raise_it=raise_it)
 
 
-def fargate(region: str, bot_cpu_units: int, call_minutes: float, vcpu_quota: float = FARGATE_VCPU_DEFAULT, *,
-            origin: str = "") -> Ceiling:
-    """ECS on Fargate: the account's launch bucket, and its On-Demand vCPU quota ÷ the bot task's vCPUs."""
+@dataclass(frozen=True)
+class Dispatchers:
+    """The dispatcher service's Fargate On-Demand tasks, which hold vCPUs of the bots' quota."""
+
+    count: int
+    cpu_units: int
+    maximum_percent: int = DISPATCHER_MAXIMUM_PERCENT  # a rolling deploy runs up to this share of `count`
+
+    @property
+    def vcpus(self) -> float:
+        return self.count * self.cpu_units / FARGATE_CPU_UNITS * self.maximum_percent / 100
+
+    def said(self) -> str:
+        return (f"{self.vcpus:g} vCPUs for the dispatcher ({self.count} × {self.cpu_units} CPU units × "
+                f"{self.maximum_percent} % during a deploy)")
+
+
+def _cap(figure: float, taken: float, per_bot: float) -> int:
+    """Bots a cap holds once the stack's other tasks have `taken` of it."""
+    return max(0, math.floor((figure - taken) / per_bot + 1e-9))
+
+
+def spot_share(capacity_providers: str) -> float:
+    """The share of bot tasks `ecsCapacityProviders` (name[:weight], the dispatcher's parsing) puts on
+    FARGATE_SPOT. ECS refuses a strategy with no weight above 0, so one counts as even shares."""
+    strategy = parse_capacity_providers(capacity_providers)
+    weights = [item["weight"] for item in strategy] if any(item["weight"] for item in strategy) else [1] * len(strategy)
+    spot = sum(w for item, w in zip(strategy, weights, strict=True) if item["capacityProvider"] == "FARGATE_SPOT")
+    return spot / sum(weights)
+
+
+@dataclass(frozen=True)
+class FargateQuotas:
+    """The account's vCPU quotas as the ceiling counts them: documented defaults unless read or stated."""
+
+    on_demand: float = FARGATE_VCPU_DEFAULT
+    spot: float = FARGATE_SPOT_VCPU_DEFAULT
+    origin: str = ""  # where both figures come from; "": ACCOUNT_DEFAULT
+
+
+def _vcpu_limit(quota: str, code: str, region: str, figure: float, per_bot: float, held: float, how: str,
+                origin: str) -> Limit:
+    """A Fargate vCPU quota: `figure` less what the dispatcher holds of it, ÷ what a bot takes of it."""
+    return Limit(quota, code, figure, "vCPUs", _cap(figure, held, per_bot) if per_bot else 0, rate=False,
+                 origin=origin or ACCOUNT_DEFAULT, per_bot=per_bot, taken=held, how=f"{how}; {FARGATE_SHARED}",
+                 show=f"aws service-quotas get-service-quota --service-code fargate --quota-code {code} "
+                      f"--region {region}",
+                 raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate --quota-code "
+                          f"{code} --desired-value {{needed}} --region {region}` or the Service Quotas console "
+                          "(AWS Fargate)")
+
+
+def fargate(region: str, bot_cpu_units: int, call_minutes: float, quotas: FargateQuotas = FargateQuotas(), *,
+            dispatchers: Dispatchers, spot: float = 0.0) -> Ceiling:
+    """ECS on Fargate: the account's launch buckets; its On-Demand vCPU quota, less the dispatcher's tasks
+    (On-Demand always), ÷ the vCPUs of the bots on FARGATE; and its Spot vCPU quota ÷ those of the `spot`
+    share of bots on FARGATE_SPOT. Each quota counts every Fargate task in the account and region."""
     vcpus = bot_cpu_units / FARGATE_CPU_UNITS
-    code = FARGATE_VCPU_QUOTA_CODE
-    show = f"aws service-quotas get-service-quota --service-code fargate --quota-code {code} --region {region}"
+    held = dispatchers.vcpus
+    kind = "On-Demand" if spot == 0 else "Spot" if spot == 1 else "On-Demand and Spot (each)"
     launches = _rate_limit(
-        "Fargate On-Demand task launch rate", "", FARGATE_LAUNCHES_PER_SECOND, ECS_RUN_TASK_RATE.per_second,
+        f"Fargate {kind} task launch rate", "", FARGATE_LAUNCHES_PER_SECOND, ECS_RUN_TASK_RATE.per_second,
         call_minutes, show="docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html",
         raise_it="fixed per account and region: spread sessions over more regions (docs/regions.md)")
-    cap = Limit("Fargate On-Demand vCPU resource count", code, vcpu_quota, "vCPUs", math.floor(vcpu_quota / vcpus),
-                rate=False, origin=origin or ACCOUNT_DEFAULT, per_bot=vcpus,
-                how=f"{vcpu_quota:g} vCPUs ÷ {vcpus:g} vCPU a bot (botCpu={bot_cpu_units})",
-                show=show, raise_it=f"`aws service-quotas request-service-quota-increase --service-code fargate "
-                                    f"--quota-code {code} --desired-value {{needed}} --region {region}` or the Service "
-                                    "Quotas console (AWS Fargate)")
-    return Ceiling("Fargate", region, (launches, cap))
+    bot = f"{vcpus:g} vCPU a bot (botCpu={bot_cpu_units})"
+    limits = [launches]
+    if spot < 1 or quotas.on_demand < held:  # all on Spot, the dispatcher alone can still pass it
+        share = "" if spot == 0 else f" × the {1 - spot:.0%} of bots ecsCapacityProviders puts on FARGATE"
+        limits.append(_vcpu_limit("Fargate On-Demand vCPU resource count", FARGATE_VCPU_QUOTA_CODE, region,
+                                  quotas.on_demand, vcpus * (1 - spot), held,
+                                  f"({quotas.on_demand:g} vCPUs - {dispatchers.said()}) ÷ {bot}{share}", quotas.origin))
+    if spot > 0:
+        limits.append(_vcpu_limit("Fargate Spot vCPU resource count", FARGATE_SPOT_VCPU_QUOTA_CODE, region, quotas.spot,
+                                  vcpus * spot, 0, f"{quotas.spot:g} vCPUs ÷ {bot} × the {spot:.0%} of bots "
+                                  "ecsCapacityProviders puts on FARGATE_SPOT", quotas.origin))
+    return Ceiling("Fargate", region, tuple(limits))
 
 
 def cloud_run(project: str, region: str, call_minutes: float, execution_quota: int, *, origin: str = "") -> Ceiling:
@@ -170,12 +245,14 @@ def gce_cpu_metric(machine_type: str) -> str:
     return "CPUS" if family in GCE_FAMILIES_ON_CPUS else f"{family.upper()}_CPUS"
 
 
-def gce(project: str, region: str, machine_type: str, call_minutes: float, bots: int) -> Ceiling:
-    """Compute Engine: the project's mutation rate and the dispatcher's insert pacing; the region's CPU
-    quota has no documented default, so what `bots` VMs need of it is said instead."""
+def gce(project: str, region: str, machine_type: str, call_minutes: float, bots: int, *,
+        paced: float = GCE_INSERT_RATE.per_second) -> Ceiling:
+    """Compute Engine: the project's mutation rate (an insert and a delete a session) and the dispatcher's
+    insert pacing (`paced`); the region's CPU quota has no documented default, so what `bots` VMs need of
+    it is said instead."""
     launches = _rate_limit(
-        "Compute Engine API mutation requests", "", GCE_MUTATIONS_PER_SECOND, GCE_INSERT_RATE.per_second,
-        call_minutes, show="cloud.google.com/compute/docs/api-rate-limits",
+        "Compute Engine API mutation requests", "", GCE_MUTATIONS_PER_SECOND, paced, call_minutes,
+        show="cloud.google.com/compute/docs/api-rate-limits", calls=(GCE_MUTATIONS_PER_SESSION, "mutations"),
         raise_it="the dispatcher's GCE_INSERT_RATE, within the project's Compute Engine API rate quotas")
     metric = gce_cpu_metric(machine_type)
     vcpus = gce_vcpus(machine_type)
@@ -199,8 +276,10 @@ def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:
                            ACI_CREATE_RATE.per_second / 2, call_minutes,
                            show="learn.microsoft.com/azure/container-instances/"
                                 "container-instances-resource-and-quota-limits",
-                           raise_it="fixed per region (300 creates and 300 deletes an hour; the dispatcher's "
-                                    "ACI_CREATE_RATE spends them): spread sessions over more regions (docs/regions.md)")
+                           origin=ACCOUNT_DEFAULT,
+                           raise_it=f"{raise_it} for the creates and the deletes an hour and per 5 minutes, then the "
+                                    "dispatcher's ACI_CREATE_RATE, which spends one budget on both; or spread sessions "
+                                    "over more regions (docs/regions.md)")
     groups = Limit("Container Instances container groups per region", "ContainerGroups", ACI_CONTAINER_GROUPS_DEFAULT,
                    "groups", ACI_CONTAINER_GROUPS_DEFAULT, rate=False, origin=ACCOUNT_DEFAULT, per_bot=1,
                    how=f"{ACI_CONTAINER_GROUPS_DEFAULT} groups, one a bot", show=show, raise_it=raise_it)

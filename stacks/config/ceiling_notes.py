@@ -10,11 +10,19 @@ from collections.abc import Callable, Mapping
 
 import pulumi
 
+from dispatcher.settings import SettingsError
 from stacks.config import ceiling
-from stacks.config.ceiling import CALL_MINUTES_KEY, FARGATE_VCPU_QUOTA_CODE, READ, STATED, Ceiling
+from stacks.config.ceiling import (
+    CALL_MINUTES_KEY,
+    FARGATE_SPOT_VCPU_QUOTA_CODE,
+    FARGATE_VCPU_QUOTA_CODE,
+    READ,
+    STATED,
+    Ceiling,
+)
 from stacks.config.cloud_run import DEFAULT_EXECUTION_QUOTA, EXECUTION_QUOTA_KEY
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
-from stacks.config.model import Settings
+from stacks.config.model import AwsSettings, Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
 
 MAX_CALL_MINUTES = 24 * 60
@@ -49,8 +57,8 @@ def said(found: Ceiling, sessions: int, reserve: int) -> tuple[str, list[str]]:
 def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
     """The program's: the stack's provider and bot size from its validated settings (k8s: none)."""
     minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
-    if settings.aws is not None:
-        return ceiling.fargate(settings.aws.region, settings.aws.bot_cpu, minutes)
+    if (aws := settings.aws) is not None:
+        return _fargate(aws, minutes, ceiling.FargateQuotas())
     if settings.azure is not None:
         return ceiling.aci(settings.azure.location, settings.azure.bot_cpu, minutes)
     if settings.gcp is not None:
@@ -64,6 +72,11 @@ def of_settings(cfg: Reader, settings: Settings) -> Ceiling | None:
     return None
 
 
+def _fargate(aws: AwsSettings, minutes: int, quotas: ceiling.FargateQuotas) -> Ceiling:
+    return ceiling.fargate(aws.region, aws.bot_cpu, minutes, quotas, spot=ceiling.spot_share(aws.capacity_providers),
+                           dispatchers=ceiling.Dispatchers(aws.dispatcher_count, aws.dispatcher_cpu))
+
+
 def reserve_bots(settings: Settings) -> int:
     """The reserve's bots at most: none without the bot channel (no warm reserve then)."""
     return settings.reserve.max_idle if settings.secrets.bot_channel_token is not None else 0
@@ -75,22 +88,33 @@ def check(cfg: Reader, settings: Settings) -> None:
     found = of_settings(cfg, settings)
     if found is None:
         return
-    if settings.aws is not None and cfg.boolean(ACCOUNT_QUOTAS_KEY):
-        region, cpu = settings.aws.region, settings.aws.bot_cpu
+    if (aws := settings.aws) is not None and cfg.boolean(ACCOUNT_QUOTAS_KEY):
         minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
-        account_vcpu_quota(region).apply(lambda value: _log(
-            ceiling.fargate(region, cpu, minutes, value, origin=READ) if value is not None else found, settings))
+        codes = [FARGATE_VCPU_QUOTA_CODE]
+        if ceiling.spot_share(aws.capacity_providers) > 0:
+            codes.append(FARGATE_SPOT_VCPU_QUOTA_CODE)
+
+        def read(values: list[float | None]) -> None:
+            if None in values:  # the offline plan's mocks answer nothing: the documented defaults stand
+                return _log(found, settings)
+            read_values = [float(value) for value in values if value is not None]
+            spot = read_values[1] if len(read_values) > 1 else ceiling.FARGATE_SPOT_VCPU_DEFAULT
+            quotas = ceiling.FargateQuotas(read_values[0], spot, origin=READ)
+            return _log(_fargate(aws, minutes, quotas), settings)
+
+        pulumi.Output.all(*(account_vcpu_quota(aws.region, code) for code in codes)).apply(read)
         return
     _log(found, settings)
 
 
-def account_vcpu_quota(region: str) -> pulumi.Output[float | None]:
-    """The account's Fargate On-Demand vCPU quota in `region`, read by the preview (the deployer needs
-    servicequotas:GetServiceQuota). Under the offline plan's mocks nothing answers: None."""
+def account_vcpu_quota(region: str, code: str) -> pulumi.Output[float | None]:
+    """The account's Fargate vCPU quota `code` in `region`, read by the preview. The provider's data source
+    calls servicequotas:GetAWSDefaultServiceQuota, then GetServiceQuota: the deployer needs both, and a
+    refused read fails the preview (docs/pulumi.md, accountQuotas). Under the offline plan's mocks nothing
+    answers: None."""
     import pulumi_aws as aws  # only the AWS program reads it
 
-    return aws.servicequotas.get_service_quota_output(service_code="fargate", quota_code=FARGATE_VCPU_QUOTA_CODE,
-                                                      region=region).value
+    return aws.servicequotas.get_service_quota_output(service_code="fargate", quota_code=code, region=region).value
 
 
 def _log(found: Ceiling, settings: Settings) -> None:
@@ -132,7 +156,12 @@ def _of_config(config: Mapping[str, str], value: Callable[[str], str], number: C
                minutes: int, bots: int) -> Ceiling | None:
     cloud = value("cloud")
     if cloud == "aws" and (cpu := number("botCpu")) is not None:
-        return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes)
+        dispatchers = ceiling.Dispatchers(number("dispatcherCount") or 1, number("dispatcherCpu") or 256)
+        try:
+            spot = ceiling.spot_share(value("ecsCapacityProviders") or "FARGATE")
+        except SettingsError:
+            return None  # the check names the value
+        return ceiling.fargate(config.get("aws:region", "<region>"), cpu, minutes, spot=spot, dispatchers=dispatchers)
     if cloud == "azure" and (cpu := number("botCpu")) is not None:
         return ceiling.aci(config.get("azure-native:location", "<location>"), cpu, minutes)
     if cloud != "gcp":

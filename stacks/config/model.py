@@ -75,7 +75,6 @@ class AwsSettings:
     secret_recovery_days: int
     dispatcher_zone_id: str | None = None  # Route 53 hosted zone: the stack writes dispatcherDomain's record
     alarm_topic_arn: str | None = None  # the SNS topic alarms notify (stacks/config/alarms.py)
-    fargate_vcpu_quota_request: int = 0  # vCPUs asked of Service Quotas (stacks/aws/quota_request.py); 0: none
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ DEFAULTS: dict[str, Any] = {
     "maxSessionSeconds": 1800,
     "expectedCallMinutes": 4,  # a session's expected length: the launch rate's ceiling (stacks/config/ceiling.py)
     "accountQuotas": False,  # AWS, true: a preview reads the Fargate vCPU quota (stacks/config/ceiling_notes.py)
-    "fargateVcpuQuotaRequest": 0,  # AWS: 0 = none; N asks Service Quotas for N vCPUs (stacks/aws/quota_request.py)
     "platforms": ["linux/amd64"],
     "buildOnPreview": True,
     "imageRetentionCount": 20,

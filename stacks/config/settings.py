@@ -324,7 +324,6 @@ def _aws(cfg: Reader, settings: Settings) -> AwsSettings:
         log_retention_days=retention,
         secret_recovery_days=recovery,
         alarm_topic_arn=alarms.topic_arn(cfg, region),
-        fargate_vcpu_quota_request=cfg.integer("fargateVcpuQuotaRequest", minimum=0),
     )
 
 

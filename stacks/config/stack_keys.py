@@ -41,14 +41,21 @@ OTHER_PACKAGES = frozenset({"awsx"})
 CLOUD_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "ecsCapacityProviders", "albIdleTimeoutSeconds",
                      "keepAliveSeconds", "allowedCidrs", "containerInsights", "secretRecoveryDays", "alarmTopicArn",
-                     "turnInstanceType", "accountQuotas",
-                     "fargateVcpuQuotaRequest"), ("aws",)),
+                     "turnInstanceType", "accountQuotas"), ("aws",)),
     **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "botMachineType", "botDiskGb",
                      "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",
                      "alertPolicies", "turnMachineType"), ("gcp",)),
     **dict.fromkeys(("dispatcherMinReplicas", "dispatcherMaxReplicas", "alarmActionGroupId", "turnVmSize",
                      "turnSshPublicKey"), ("azure",)),
     **dict.fromkeys(("botCpu", "botMemory"), ("aws", "azure")),
+}
+# Keys the stacks once read and why they stopped, said in place of "no stack key".
+RETIRED = {
+    "fargateVcpuQuotaRequest": (
+        "the stack files no Service Quotas request (the provider's resource fails `up` once the account holds "
+        "more or a request is open, and re-files on refresh): `pulumi config rm fargateVcpuQuotaRequest`, and ask "
+        "once with the `aws service-quotas request-service-quota-increase` command the ceiling's warning names "
+        "(docs/operations.md, \"Your ceiling and how to raise it\")"),
 }
 CLOUD_PREFIXES = {"azure": ("azure",), "k8s": ("k8s",)}  # azureVnetCidr, k8sBotCpu, …
 PROVIDER_CLOUDS = {"aws": "aws", "gcp": "gcp", "azure-native": "azure", "kubernetes": "k8s"}
@@ -115,6 +122,9 @@ def unknown(keys: Iterable[str], read: Iterable[str] = (), *, misspelt_only: boo
                 lines.append(line)
             continue
         if not full.startswith(NAMESPACE + ":") or (name := full.split(":", 1)[1]) in names:
+            continue
+        if name in RETIRED:
+            lines.append(f"{full} is no stack key: {RETIRED[name]}")
             continue
         close = nearest(name, names) or _spelt_as_variable(name, names)
         if misspelt_only and close is None:

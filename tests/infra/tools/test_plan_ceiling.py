@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
+from stacks.config import ceiling
 from stacks.tools import mocks
 from stacks.tools.config_check import main as config_check
 from stacks.tools.plan import checked_plan
@@ -37,17 +39,19 @@ def test_aws_prod_plans_with_a_warning_that_its_bots_pass_fargates_documented_vc
     assert "20 launches a second (the provider's rate) × 4-minute calls (expectedCallMinutes) = 4,800 sessions" in note
     assert warning.startswith(f"maxConcurrentSessions=2,500 + reserveMaxIdle=400 = 2,900 bots is above the "
                               f"{VCPU_QUOTA}")
-    assert "--quota-code L-3032A538 --desired-value 2900 --region us-east-1" in warning
+    assert "--quota-code L-3032A538 --desired-value 2903 --region us-east-1" in warning  # + 3 dispatcher vCPUs
+    assert "3 vCPUs for the dispatcher (3 × 512 CPU units × 200 % during a deploy)" in note
 
 
 def test_aws_dev_notes_its_ceiling_and_warns_only_past_it() -> None:
     _, problems, notes = checked_plan("aws-dev")
     (note,), warnings = _ceiling(notes)
     assert problems == [] and warnings == []
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 12 sessions at once")  # 6 vCPUs ÷ 0.5, no reserve
-    _, problems, notes = checked_plan("aws-dev", {"maxConcurrentSessions": "13"})
+    # (6 vCPUs - the dispatcher's 0.25 × 2 during a deploy) ÷ 0.5, no reserve
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 11 sessions at once")
+    _, problems, notes = checked_plan("aws-dev", {"maxConcurrentSessions": "12"})
     (_,), (warning,) = _ceiling(notes)
-    assert problems == [] and warning.startswith(f"maxConcurrentSessions=13 is above the {VCPU_QUOTA}")
+    assert problems == [] and warning.startswith(f"maxConcurrentSessions=12 is above the {VCPU_QUOTA}")
 
 
 def test_a_longer_expected_call_raises_gces_launch_ceiling_past_gcp_prods_sessions() -> None:
@@ -70,9 +74,11 @@ def test_config_check_says_the_note_and_the_warnings_and_refuses_nothing(capsys:
     assert len(warnings) == 3  # the creates, the container groups and the cores
     assert any("Container Instances container groups per region (ContainerGroups) of 100 groups (documented "
                "default, not your account's)" in line and "the stack needs 240 groups" in line for line in warnings)
-    config_check(["check", "--stack", "aws-dev", "--config", "maxConcurrentSessions=12"])
+    config_check(["check", "--stack", "aws-dev", "--config", "maxConcurrentSessions=11"])
     out = capsys.readouterr().out
-    assert f"aws-dev: note: {NOTE}Fargate, us-east-1): 12 sessions at once" in out and ": warning: " not in out
+    assert f"aws-dev: note: {NOTE}Fargate, us-east-1): 11 sessions at once" in out and ": warning: " not in out
+    config_check(["check", "--stack", "aws-prod"])  # the stack file's dispatchers, as the plan counts them
+    assert "--desired-value 2903 --region us-east-1" in capsys.readouterr().out
 
 
 def test_a_bad_expected_call_length_is_refused_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,11 +103,37 @@ def test_account_quotas_reads_the_accounts_fargate_vcpu_quota_and_counts_it(monk
     monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
     _, problems, notes = checked_plan("aws-prod", {"accountQuotas": "true"})
     (note,), warnings = _ceiling(notes)
-    assert problems == [] and warnings == []  # 2,900 bots fit in 3,000 vCPUs
+    assert problems == [] and warnings == []  # 2,900 bots and 3 dispatcher vCPUs fit in 3,000 vCPUs
     assert {"serviceCode": "fargate", "quotaCode": "L-3032A538", "region": "us-east-1"}.items() <= asked[-1].items()
     assert ("Fargate On-Demand vCPU resource count (L-3032A538) of 3,000 vCPUs (your account's, read from Service "
             "Quotas by this preview)") in note and "100 sessions beside reserveMaxIdle=400" not in note
-    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,600 sessions at once")  # 3,000 - 400 reserve bots
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 2,597 sessions at once")  # 3,000 - 3 - 400 reserve bots
+
+
+def test_bots_on_fargate_spot_are_held_to_the_spot_vcpu_quota_and_a_preview_reads_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    spot = {"ecsCapacityProviders": "FARGATE_SPOT", "maxConcurrentSessions": "13"}
+    _, problems, notes = checked_plan("aws-dev", spot)
+    (note,), (warning,) = _ceiling(notes)
+    assert problems == []
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 12 sessions at once, set by the Fargate Spot vCPU")
+    assert f"Fargate Spot vCPU resource count (L-36FBB829) of 6 vCPUs ({ceiling.ACCOUNT_DEFAULT})" in warning
+    assert "--quota-code L-36FBB829 --desired-value 7 --region us-east-1" in warning
+    asked: list[str] = []
+    answer = mocks.RecordingMocks.call
+
+    def service_quotas(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != QUOTA_TOKEN:
+            return answer(self, args)
+        asked.append(str(args.args["quotaCode"]))
+        return {"value": {"L-3032A538": 100.0, "L-36FBB829": 20.0}[str(args.args["quotaCode"])]}
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", service_quotas)
+    _, _, notes = checked_plan("aws-dev", {"ecsCapacityProviders": "FARGATE_SPOT:1,FARGATE:1", "accountQuotas": "true"})
+    (note,), _ = _ceiling(notes)
+    assert set(asked) == {"L-3032A538", "L-36FBB829"}
+    assert "Fargate Spot vCPU resource count (L-36FBB829) of 20 vCPUs (your account's" in note
+    assert note.startswith(f"{NOTE}Fargate, us-east-1): 80 sessions at once")  # 20 ÷ (0.5 × half the bots)
 
 
 def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
@@ -110,11 +142,37 @@ def test_account_quotas_offline_falls_back_to_the_documented_default() -> None:
     assert "of 6 vCPUs (documented default, not your account's)" in note
 
 
-def test_a_stated_vcpu_request_asks_service_quotas_for_it_and_none_is_asked_by_default() -> None:
-    text, problems, _ = checked_plan("aws-dev", {"fargateVcpuQuotaRequest": "2900"})
-    assert problems == []
-    request = text.split("aws:servicequotas/serviceQuota:ServiceQuota  ", 1)[1].split("\n\n", 1)[0]
-    assert request.splitlines()[0] == "voicefleet-aws-dev-fargate-vcpu-quota"
-    assert {"  quotaCode: L-3032A538", "  serviceCode: fargate", "  value: 2900"} <= set(request.splitlines())
-    text, _, _ = checked_plan("aws-dev")
-    assert "aws:servicequotas/serviceQuota:ServiceQuota" not in text
+def test_the_stack_files_no_quota_request_and_refuses_the_key_that_did_naming_the_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Service Quotas' increase request is a one-off with AWS, not state: the provider's resource fails `up`
+    once the account holds more than it or a request is open, so the stack never makes one."""
+    for stack in ("aws-dev", "aws-prod"):
+        text, _, _ = checked_plan(stack)
+        assert "aws:servicequotas/" not in text
+    assert config_check(["check", "--stack", "aws-dev", "--config", "fargateVcpuQuotaRequest=2900"]) == 1
+    (refusal,) = [line for line in capsys.readouterr().out.splitlines() if "fargateVcpuQuotaRequest" in line]
+    assert "`pulumi config rm fargateVcpuQuotaRequest`" in refusal
+    assert "aws service-quotas request-service-quota-increase" in refusal
+
+
+def test_a_denied_quota_read_fails_the_preview_so_the_key_names_both_permissions_it_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider's data source calls GetAWSDefaultServiceQuota, then GetServiceQuota: a deployer without
+    either fails the preview (no fallback), which is why the key's description says both."""
+    answer = mocks.RecordingMocks.call
+
+    def denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != QUOTA_TOKEN:
+            return answer(self, args)
+        raise RuntimeError("AccessDeniedException: not authorized to perform: servicequotas:GetAWSDefaultServiceQuota")
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", denied)
+    with pytest.raises(Exception, match="GetAWSDefaultServiceQuota"):
+        checked_plan("aws-dev", {"accountQuotas": "true"})
+    root = Path(__file__).resolve().parents[3]
+    described = yaml.safe_load((root / "Pulumi.yaml").read_text())["config"]["accountQuotas"]["description"]
+    table = (root / "docs/pulumi.md").read_text().splitlines()
+    row = next(line for line in table if line.startswith("| `accountQuotas`"))
+    for said_it in (described, row):
+        assert "servicequotas:GetAWSDefaultServiceQuota" in said_it and "servicequotas:GetServiceQuota" in said_it
+        assert "fails the preview" in said_it
