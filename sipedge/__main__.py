@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import faulthandler
 import logging
 import os
+import signal
 import sys
 
 from sipedge.config import ConfigError, load
@@ -39,6 +41,9 @@ def main() -> None:
     named = f"[worker {worker}] " if worker.isdigit() else ""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format=f"%(asctime)s %(levelname)s %(name)s {named}%(message)s")
+    # `kill -USR1 PID` writes every thread's stack to the log: an edge that stops answering shows where
+    # its SIP, media and event-loop threads wait, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         asyncio.run(_main())
     except ConfigError as exc:

@@ -7,8 +7,11 @@ source no trunk allows, 404 for a number none serves, 488 for an offer without G
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -114,6 +117,9 @@ async def next_answered_session(edge: EdgeProcess, seen: int, timeout: float = 6
         if len(answered) > seen:
             return str(answered[seen])
         await asyncio.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):  # where its threads wait, into its log (sipedge/__main__.py)
+        os.kill(edge.process.pid, signal.SIGUSR1)
+    await asyncio.sleep(1)
     raise AssertionError(f"no call answered within {timeout:g} s\n{edge.log()}")
 
 
