@@ -26,7 +26,7 @@ log = logging.getLogger("dispatcher.sessions.webhooks")
 
 Entry = dict[str, Any]  # {"kind", "data", "attempts", "expires"}
 KINDS = frozenset({"session.started", "session.ready", "session.ended", "session.failed",  # what is pushed
-                   "session.recording.ready", "session.recording.partial"})
+                   "session.recording.ready", "session.recording.partial", "session.transferred"})
 # A release's events (release_watch.py, smoke_watch.py): no session's, so they name their release instead.
 RELEASE_KINDS = frozenset({"release.rolled_back", "release.smoke_passed", "release.smoke_failed"})
 # A key's budget crossed (budget_usage.py): they name the key.

@@ -102,9 +102,10 @@ async def _vendor_gone(base_url: str, fault: Fault | None) -> tuple[list[dict[st
             heard = sum(s.end - s.start for s in loud_segments(rec.times, rec.levels) if s.start > faulted_at)
             assert heard >= WORDS_SECONDS, (heard, loud_segments(rec.times, rec.levels))
 
-        async def status_ended() -> bool:  # the machine's end follows the bot's report
-            return bool((await api.get(f"/sessions/{session_id}")).json()["status"] == "ended")
+        # Over with its bot's error (the vendor's end): `failed`, as the list and the page say too.
+        async def status_failed() -> bool:
+            return bool((await api.get(f"/sessions/{session_id}")).json()["status"] == "failed")
 
-        _: bool = await until(status_ended, "the session's status ended", timeout=ENDED_WITHIN, interval=0.2)
+        _: bool = await until(status_failed, "the session's status failed", timeout=ENDED_WITHIN, interval=0.2)
         timeline = (await api.get(f"/sessions/{session_id}/timeline")).json()["events"]
     return [e for e in timeline if e.get("event") == "error"], end
