@@ -24,7 +24,7 @@ from tests.phone.conftest import speech_8k, wait_active_sessions, wait_for_idle_
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.conftest import NUMBER, EdgeProcess
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
-from tests.sip.sipp import run_sipp
+from tests.sip.sipp import SippRun, run_sipp
 from tests.support.audio import BOT_AUDIO_RMS, Pcm, echo_similarity, rms
 from tests.support.http_client import api_client
 from tests.support.ports import free_port_pair
@@ -72,22 +72,29 @@ async def sip_ended(api: httpx.AsyncClient, session_id: str, timeout: float = 10
     raise AssertionError(f"no sip_ended on {session_id}'s timeline: {events}")
 
 
+async def heard_call(dispatcher: DispatcherProcess, edge: EdgeProcess, scenario: str) -> tuple[SippRun, LoopbackRtp]:
+    """One call of `scenario` to a warm bot, with what the edge sent the caller read off loopback."""
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    media_port = free_port_pair(2)  # SIPp's RTP and RTCP
+    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
+        await wait_for_idle_bot(api)
+    capture = LoopbackRtp(media_port)
+    try:
+        call = run_sipp(scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
+        capture.wait_quiet()
+    finally:
+        capture.stop()
+    assert call.returncode == 0, f"{call.output}\n{call.messages[-4000:]}\n{edge.log()[-3000:]}"
+    return call, capture
+
+
 @pytest.mark.parametrize(("scenario", "law"), [("call_echo", "ulaw"), ("call_echo_alaw", "alaw")])
 async def test_a_call_is_answered_once_its_bot_joined_and_the_caller_hears_its_words_back(
     parrot_dispatcher: DispatcherProcess, edge: EdgeProcess, scenario: str, law: str,
 ) -> None:
-    if (why := can_capture()) is not None:
-        pytest.skip(why)
-    media_port = free_port_pair(2)  # SIPp's RTP and RTCP
+    call, capture = await heard_call(parrot_dispatcher, edge, scenario)
     async with api_client(base_url=parrot_dispatcher.base_url, timeout=30) as api:
-        await wait_for_idle_bot(api)
-        capture = LoopbackRtp(media_port)
-        try:
-            call = run_sipp(scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
-            capture.wait_quiet()
-        finally:
-            capture.stop()
-        assert call.returncode == 0, f"{call.output}\n{edge.log()}"
         session_id = session_of(edge, call_id_of(call.messages))
         assert session_id is not None, edge.log()
         events = await timeline(api, session_id)

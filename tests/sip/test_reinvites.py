@@ -12,14 +12,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.phone.conftest import phone_env, speech_8k, wait_for_idle_bot
+from tests.phone.conftest import phone_env, speech_8k
 from tests.phone.test_parrot_websocket import voiced
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
-from tests.sip.loopback_rtp import LoopbackRtp, can_capture
-from tests.sip.sipp import SippRun, run_sipp
+from tests.sip.sipp import run_sipp
+from tests.sip.test_calls import heard_call
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
-from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, bot processes importing Pipecat
@@ -38,23 +37,6 @@ def echo_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispat
 def echo_edge(echo_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
     with run_edge(echo_dispatcher, tmp_path_factory.mktemp("sip-echo-edge")) as running:
         yield running
-
-
-async def heard_call(dispatcher: DispatcherProcess, edge: EdgeProcess, scenario: str) -> tuple[SippRun, LoopbackRtp]:
-    """One call of `scenario` to a warm bot, with what the edge sent the caller read off loopback."""
-    if (why := can_capture()) is not None:
-        pytest.skip(why)
-    media_port = free_port_pair(2)  # SIPp's RTP and RTCP
-    async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
-        await wait_for_idle_bot(api)
-    capture = LoopbackRtp(media_port)
-    try:
-        call = run_sipp(scenario, NUMBER, edge.sip_port, edge.workdir, media_port=media_port)
-        capture.wait_quiet()
-    finally:
-        capture.stop()
-    assert call.returncode == 0, f"{call.output}\n{call.messages[-4000:]}\n{edge.log()[-3000:]}"
-    return call, capture
 
 
 def words_came_back(pcm: bytes) -> float:
