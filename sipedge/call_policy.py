@@ -8,10 +8,7 @@ emergency number is refused unless a pattern names it at least as closely as RIS
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sipedge.config import Trunk
+from typing import Protocol
 
 DESTINATION = re.compile(r"^\+[0-9]*\*?$")
 ANY_NUMBER = "+*"
@@ -20,6 +17,19 @@ ANY_NUMBER = "+*"
 # rate (+1900, +1976) and international networks billed at satellite rates (+881, +882, +883, +870, +979).
 RISKY_PREFIXES = ("+911", "+112", "+999", "+110", "+119", "+1900", "+1976", "+870", "+881", "+882", "+883",
                   "+979")
+
+
+class Trunk(Protocol):
+    """What the policy reads of a trunk (sipedge.config.Trunk), named here so the policy needs no config."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def callers(self) -> tuple[str, ...]: ...
+    @property
+    def destinations(self) -> tuple[str, ...]: ...
+    @property
+    def caller_ids(self) -> tuple[str, ...]: ...
 
 
 def _prefix(pattern: str) -> str:

@@ -10,6 +10,7 @@ from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens
+from dispatcher.phone.transfers import Transfers
 from dispatcher.store.client import Store, StoreSettings
 from dispatcher.store.coordination import OneTimeUse
 from dispatcher.store.forgiving import ForgivingOnce
@@ -28,7 +29,8 @@ def replica(spent: OneTimeUse) -> PhoneState:
     settings = PhoneSettings(token_key=KEY)
     return PhoneState(settings=settings, tokens=CallTokens(KEY),
                       calls=PhoneCalls(None, None, MediaLinks(), None, None, start_wait_seconds=1.0),  # type: ignore[arg-type]
-                      spent=spent, webhooks=LocalOnce(), handed=HeldPlaceRecords(LocalKeySessions()))
+                      spent=spent, webhooks=LocalOnce(), handed=HeldPlaceRecords(LocalKeySessions()),
+                      transfers=Transfers(None, None, None))
 
 
 async def admit(state: PhoneState, token: str) -> None:
