@@ -7,10 +7,13 @@ environment variables it names, so the file can sit in a repository or a config 
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -20,6 +23,8 @@ CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
 MAX_WORKERS = 64
 WORKER_RTP_PORTS = 8  # a worker's PJSIP holds 4 calls, each with an RTP and an RTCP port
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# SRTP (SDES keys in the SDP, RFC 4568) on a trunk's calls: "mandatory" refuses an offer without keys (488).
+Srtp = Literal["off", "optional", "mandatory"]
 
 
 class ConfigError(ValueError):
@@ -49,6 +54,7 @@ class TrunkFile(_Strict):
     callers: tuple[str, ...] = ()
     destinations: tuple[str, ...] = (ANY_NUMBER,)  # E.164 patterns: `+1*`, `+14155550100`
     caller_ids: tuple[str, ...] | None = None  # the `from` numbers it shows; unset: its own `numbers`
+    srtp: Srtp = "off"
 
     @field_validator("destinations")
     @classmethod
@@ -83,6 +89,21 @@ class EdgeFile(_Strict):
     control_address: str = "127.0.0.1"
     control_port: int | None = Field(default=None, ge=1, le=65535)
     control_secret_env: str | None = None  # the variable holding the secret the dispatcher presents
+    # SIP over TLS (docs/sip.md#tls-and-srtp): unset, none; the certificate and key are PEM files.
+    tls_port: int | None = Field(default=None, ge=1, le=65535)
+    tls_certificate_file: str | None = None
+    tls_private_key_file: str | None = None
+    tls_ca_file: str | None = None  # the CAs a client's certificate (tls_verify_client) must chain to
+    tls_verify_client: bool = False
+
+
+@dataclass(frozen=True)
+class Tls:
+    port: int
+    certificate_file: str
+    private_key_file: str
+    ca_file: str | None = None
+    verify_client: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +120,7 @@ class Trunk:
     callers: tuple[str, ...] = ()
     destinations: tuple[str, ...] = (ANY_NUMBER,)
     caller_ids: tuple[str, ...] = ()
+    srtp: Srtp = "off"
 
 
 @dataclass(frozen=True)
@@ -116,6 +138,7 @@ class EdgeConfig:
     control_address: str = "127.0.0.1"
     control_port: int | None = None
     control_secret: str | None = field(default=None, repr=False)
+    tls: Tls | None = None
 
 
 def load(env: Mapping[str, str]) -> EdgeConfig:
@@ -141,9 +164,52 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
                         parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk),
                         workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
                         control_address=parsed.control_address, control_port=parsed.control_port,
-                        control_secret=_control_secret(parsed, env))
+                        control_secret=_control_secret(parsed, env), tls=_tls(path, parsed))
     _check_workers(path, config)
     return config
+
+
+def _tls(path: str, parsed: EdgeFile) -> Tls | None:
+    """SIP over TLS, its files checked now rather than when PJSIP fails to read them."""
+    where = f"{CONFIG_VARIABLE}={path}"
+    secured = [t.name for t in parsed.trunk if t.srtp != "off" or _tls_uri(t.termination_uri)]
+    outbound = [t.name for t in parsed.trunk
+                if t.srtp != "off" and t.termination_uri and not _tls_uri(t.termination_uri)]
+    if outbound:
+        raise ConfigError(f"{where}: trunk {outbound[0]!r}: srtp on its calls needs a termination_uri over TLS "
+                          "(sips:… or …;transport=tls): PJSIP sends SRTP keys only over TLS")
+    if parsed.tls_port is None:
+        given = [k for k in ("tls_certificate_file", "tls_private_key_file", "tls_ca_file") if getattr(parsed, k)]
+        if given or parsed.tls_verify_client:
+            raise ConfigError(f"{where}: {', '.join(given) or 'tls_verify_client'} need tls_port (SIP over TLS)")
+        if secured:
+            raise ConfigError(f"{where}: trunk {secured[0]!r}: SRTP and a sips:/transport=tls termination_uri need "
+                              "tls_port: PJSIP sends SRTP keys (in the SDP) only over TLS signalling")
+        return None
+    if parsed.workers > 1:
+        raise ConfigError(f"{where}: tls_port needs workers = 1: the workers' front (Kamailio) has no TLS module "
+                          "here, so TLS is taken by a lone PJSIP process (docs/sip.md#tls-and-srtp)")
+    if not (parsed.tls_certificate_file and parsed.tls_private_key_file):
+        raise ConfigError(f"{where}: tls_port needs tls_certificate_file and tls_private_key_file (PEM files)")
+    if parsed.tls_verify_client and not parsed.tls_ca_file:
+        raise ConfigError(f"{where}: tls_verify_client needs tls_ca_file, the CAs a client's certificate chains to")
+    if parsed.tls_port == parsed.sip_port:
+        raise ConfigError(f"{where}: tls_port must differ from sip_port (5061 is TLS's usual port)")
+    for name in ("tls_certificate_file", "tls_private_key_file", "tls_ca_file"):
+        if (file := getattr(parsed, name)) and not os.access(file, os.R_OK):
+            raise ConfigError(f"{where}: {name}: {file} cannot be read by the edge")
+    mode = os.stat(parsed.tls_private_key_file).st_mode
+    if mode & stat.S_IRWXO:
+        raise ConfigError(f"{where}: tls_private_key_file: {parsed.tls_private_key_file} is open to every user "
+                          f"(mode {stat.S_IMODE(mode):o}): run `chmod o-rwx {parsed.tls_private_key_file}` "
+                          "(or chmod 600)")
+    return Tls(parsed.tls_port, parsed.tls_certificate_file, parsed.tls_private_key_file, parsed.tls_ca_file,
+               parsed.tls_verify_client)
+
+
+def _tls_uri(uri: str | None) -> bool:
+    """A termination URI whose calls go over TLS: `sips:…` or `…;transport=tls`."""
+    return uri is not None and (uri.lower().startswith("sips:") or ";transport=tls" in uri.lower())
 
 
 def _worker_sip_port(parsed: EdgeFile) -> int:
@@ -209,4 +275,4 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
     return Trunk(trunk.name, tuple(ipaddress.ip_network(s, strict=False) for s in trunk.sources), keys,
                  trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
                  trunk.ring_seconds, trunk.callers, trunk.destinations,
-                 trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers))
+                 trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp)

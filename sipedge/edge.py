@@ -21,6 +21,7 @@ from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.sip_call import SipCall
 from sipedge.source_limits import SourceLimits
+from sipedge.srtp_offer import NOT_ACCEPTABLE, srtp_refusal
 from sipedge.stack import SipStack
 
 log = logging.getLogger("sipedge")
@@ -51,6 +52,8 @@ class Edge:
         info = call.getInfo()
         host = source_host(source)
         decision = admit(self.config.trunks, source, info.localUri)
+        if not isinstance(decision, Refused) and (insecure := srtp_refusal(decision.trunk.srtp, message)):
+            decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
         if not isinstance(decision, Refused) and over is None and len(self._admitted) >= self.capacity:
             over = f"the edge's {self.capacity} calls are all taken"

@@ -18,6 +18,7 @@ import pjsua2 as pj
 
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
+from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
 from sipedge.worker_place import Place, place, true_source
 
@@ -115,7 +116,8 @@ class SipStack:
             endpoint.libCreate()
             self._start(endpoint)
         except pj.Error as exc:  # handed to the main thread, which exits with it
-            self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.place.sip_host}:{self.place.sip_port})"
+            tls = f", tls port {self.config.tls.port}" if self.config.tls is not None else ""
+            self.failed = f"{exc.reason} ({exc.title}, SIP on udp {self.place.sip_host}:{self.place.sip_port}{tls})"
             self.started.set()
             return
         self.started.set()
@@ -154,6 +156,8 @@ class SipStack:
         transport.boundAddress = transport.publicAddress = self.place.sip_host
         transport.port = self.place.sip_port
         endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        if self.config.tls is not None:  # one process only (config.py): no front between it and the trunk
+            endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls_transport(self.config.tls, self.place.sip_host))
         endpoint.libStart()
         for codec in endpoint.codecEnum2():
             wanted = codec.codecId.rsplit("/", 1)[0] in CODECS
@@ -168,7 +172,8 @@ class SipStack:
                                         registers=False)
                 self._accounts.append(account)
                 self.outbound_accounts[trunk.name] = account
-        log.info("sipedge: SIP on udp %s:%d, RTP from port %d", self.place.sip_host, self.place.sip_port,
+        tls = f", tls port {self.config.tls.port}" if self.config.tls is not None else ""
+        log.info("sipedge: SIP on udp %s:%d%s, RTP from port %d", self.place.sip_host, self.place.sip_port, tls,
                  self.place.rtp_port)
 
     def _account(self, uri: str, trunk: Trunk | None, registers: bool = True) -> _Account:
@@ -178,6 +183,13 @@ class SipStack:
         rtp.boundAddress = rtp.publicAddress = self.config.sip_address
         rtp.port = self.place.rtp_port
         rtp.portRange = self.place.rtp_port_count
+        # Inbound calls of every trunk share the local account: SRTP optional there when any trunk wants
+        # it, and a trunk's "mandatory" (TLS and keys) is the edge's own check (sipedge/srtp_offer.py).
+        if trunk is not None:
+            secure_media(config.mediaConfig, trunk.srtp, SIGNALLING_TLS_HOP)
+        else:
+            wanted = any(t.srtp != "off" for t in self.config.trunks)
+            secure_media(config.mediaConfig, "optional" if wanted else "off", SIGNALLING_ANY)
         if trunk is not None and registers and trunk.registrar is not None:
             config.regConfig.registrarUri = trunk.registrar
         if trunk is not None and trunk.digest_password is not None:

@@ -99,11 +99,11 @@ def cold_edge(cold_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempP
 @contextmanager
 def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = f'"{NUMBER}" = ""',
              env: dict[str, str] | None = None, workers: int = 1, settings: str = "",
-             trunks: str = "") -> Iterator[EdgeProcess]:
+             trunks: str = "", trunk_settings: str = "") -> Iterator[EdgeProcess]:
     """`python -m sipedge` in front of `dispatcher` (or the URL given), stopped (SIGTERM) on exit.
     `numbers`: the trunk's TOML table of numbers (each to the variable holding its key: "" for none);
     `env`: those variables; `workers` > 1: Kamailio in front of that many PJSIP workers; `settings`:
-    more top-level TOML lines, `trunks`: more `[[trunk]]` tables."""
+    more top-level TOML lines, `trunks`: more `[[trunk]]` tables, `trunk_settings`: more lines of the first."""
     if shutil.which("sipp") is None:
         pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
     if workers > 1 and not os.access(KAMAILIO, os.X_OK):
@@ -119,7 +119,8 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
         f'dispatcher_url = "{url}"\nsip_address = "127.0.0.1"\nsip_port = {sip_port}\n'
         f"rtp_port = {free_port_pair(rtp_ports)}\nrtp_port_count = {rtp_ports}\nanswer_seconds = 45\n{several}"
         f"{settings}\n"
-        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n{trunks}')
+        f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n{trunk_settings}\n'
+        f"{trunks}")
     log_path = workdir / "edge.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,
