@@ -91,13 +91,16 @@ class Baresip:
 
 
 @contextmanager
-def run_baresip(folder: Path, caller_wav: Path, more_config: str = "", account_params: str = "") -> Iterator[Baresip]:
-    """`more_config`: lines added to baresip's config; `account_params`: `;name=value` added to its account."""
+def run_baresip(folder: Path, caller_wav: Path, more_config: str = "", account_params: str = "",
+                sip_port: int | None = None) -> Iterator[Baresip]:
+    """`more_config`: lines added to baresip's config; `account_params`: `;name=value` added to its account;
+    `sip_port`: its SIP port (UDP and TCP; TLS on the next one), a free one when unset."""
     if shutil.which("baresip") is None:
         pytest.skip("baresip is not installed (Debian's baresip-core: .ci/run installs it)")
     control_port = free_port()
     first_rtp = free_port_pair(RTP_PORTS)
-    values = {"sip_port": str(free_port(socket.SOCK_DGRAM)), "rtp_ports": f"{first_rtp}-{first_rtp + RTP_PORTS - 1}",
+    values = {"sip_port": str(sip_port or free_port(socket.SOCK_DGRAM)),
+              "rtp_ports": f"{first_rtp}-{first_rtp + RTP_PORTS - 1}",
               "caller_wav": str(caller_wav), "recordings": str(folder), "control_port": str(control_port),
               "more_config": more_config, "account_params": account_params}
     for name in ("config", "accounts"):

@@ -26,7 +26,9 @@ from tests.support.processes import DispatcherProcess
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, baresip, a bot process importing Pipecat and Silero
 
 PLAIN_NUMBER = "+14155550198"
-SRTP = ";mediaenc=srtp-mand"  # baresip offers RTP/SAVP with SDES keys and takes nothing else
+# baresip offers RTP/SAVP with SDES keys and takes nothing else: its call is established only when the
+# edge answered with keys of its own (an edge without SRTP answers it 488).
+SRTP = ";mediaenc=srtp-mand"
 PROBE_SECONDS = 10.0
 
 
@@ -88,7 +90,6 @@ async def test_a_call_over_tls_with_srtp_is_answered_and_heard_back(
     write_caller_wav(tmp_path / "caller.wav")
     with run_baresip(tmp_path, tmp_path / "caller.wav", tls_lines(tmp_path, ca, ca), SRTP) as phone:
         await hear_call_back(phone, parrot_dispatcher, edge, tmp_path, NUMBER, tls_port, ";transport=tls")
-    assert "srtp" in phone.log().lower(), phone.log()  # baresip's srtp-mand took the edge's SDES answer
 
 
 async def test_plain_udp_still_works_beside_tls(
