@@ -151,6 +151,8 @@ def test_a_tls_caller_without_a_trusted_certificate_is_refused(
 
 def test_tls_1_2_is_the_newest_the_edge_speaks(tls_edge: tuple[EdgeProcess, int], ca: TestCa) -> None:
     """The wheel's OpenSSL 1.0.2k has no TLS 1.3 (docs/sip.md#tls-and-srtp): a client that asks for it is refused."""
-    _, tls_port = tls_edge
-    answer = options_over_tls(tls_port, ca, ca.issue("trunk"), least=ssl.TLSVersion.TLSv1_3)
+    edge, tls_port = tls_edge
+    trunk = ca.issue("trunk")
+    assert options_over_tls(tls_port, ca, trunk).startswith("TLSv1.2 "), edge.log()  # the same client, 1.2 allowed
+    answer = options_over_tls(tls_port, ca, trunk, least=ssl.TLSVersion.TLSv1_3)
     assert answer.startswith("refused"), answer
