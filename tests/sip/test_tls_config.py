@@ -41,6 +41,7 @@ def test_tls_and_a_trunks_srtp_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("settings", "trunk", "said"), [
     ("", 'srtp = "always"\n', "trunk.0.srtp: Input should be 'off', 'optional' or 'mandatory'"),
     ("", 'srtp = "optional"\n', "need tls_port: PJSIP sends SRTP keys"),
+    ("", 'termination_uri = "sips:sip.telnyx.com"\n', "trunk 'office': SRTP and a sips:/transport=tls"),
     ('tls_port = 5061\n', "", "tls_port needs tls_certificate_file and tls_private_key_file"),
     ('tls_certificate_file = "/etc/hostname"\n', "", "tls_certificate_file need tls_port"),
     ("FILES tls_verify_client = true\n", "", "tls_verify_client needs tls_ca_file"),
