@@ -130,6 +130,8 @@ async def test_a_transfer_asked_at_the_replica_without_the_call_is_done_by_the_o
     call, at_twilio = await webhook_call(a, pair.twilio)
     session_id = await session_of(a, call)
     assert held_at(pair, session_id) == ("r-a", "r-b")  # the stream at A, the bot at B
+    off_list = await b.post(f"/sessions/{session_id}/transfer", json={"to": "+882123456789"}, headers=ADMIN)
+    assert (off_list.status_code, off_list.json()["error"]["code"]) == (403, "target_not_allowed"), off_list.text
     ending = asyncio.create_task(twilio_ends_the_stream(at_twilio, call))
     answer = await b.post(f"/sessions/{session_id}/transfer", json={"to": DESK}, headers=ADMIN)
     if answer.status_code != 200:
