@@ -54,9 +54,9 @@ class TransfersAnywhere:
                            ) from None
         except TimeoutError:
             raise ApiError(504, "transfer_outcome_unknown", f"the replica holding this call did not answer within "
-                           f"{self._relay_seconds:g}s: the call may have been transferred. It is not sent again, and a new "
-                           "transfer of this call is refused while its stream lasts (the session's timeline says "
-                           "`transferred` if it was)", extra={"outcome": "unknown"}) from None
+                           f"{self._relay_seconds:g}s: the call may have been transferred. It is not sent again, and "
+                           "a new transfer of this call is refused while its stream lasts (the session's timeline "
+                           "says `transferred` if it was)", extra={"outcome": "unknown"}) from None
         return None if answer is None else dict(answer)
 
     async def answer_relayed(self, session_id: str, params: Mapping[str, Any]) -> Mapping[str, Any]:

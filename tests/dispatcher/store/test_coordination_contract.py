@@ -261,7 +261,7 @@ async def test_a_session_held_by_no_other_replica_is_not_asked_for(answering) ->
     assert await answering.ask_owner("s-unknown", "webrtc.offer", {}, timeout=1.0) is None
 
 
-async def test_a_call_held_by_no_other_replica_is_not_asked_for(answering) -> None:
+async def test_a_call_held_by_no_other_replica_is_not_asked_for(answering: Coordination) -> None:
     call = await answering.calls.open("s-1", "media-secret")  # its carrier socket is here
     try:
         assert await answering.ask_call("s-1", "phone.transfer", {}, timeout=1.0) is None
