@@ -171,7 +171,7 @@ async def test_the_bots_own_transfer_reaches_its_call_at_another_replica(
     assert held_at(pair, session_id)[1] in ("r-b", None)  # its channel was at B (gone once it ended)
 
 
-async def test_with_the_store_down_a_replica_without_the_call_says_to_try_again(
+async def test_a_call_that_cannot_be_transferred_is_refused_at_b_as_at_a_and_with_the_store_down_b_says_try_again(
     pair: Pair, apis: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
     a, b = apis
@@ -183,6 +183,9 @@ async def test_with_the_store_down_a_replica_without_the_call_says_to_try_again(
     await call.handshake()
     await call.next_bot_audio(timeout=120)
     assert held_at(pair, session_id)[0] == "r-a"
+    # Its stream names a CallSid no signature vouches for: A's refusal, said at B.
+    unverified = await b.post(f"/sessions/{session_id}/transfer", json={"to": DESK}, headers=TEAM)
+    assert (unverified.status_code, unverified.json()["error"]["code"]) == (409, "call_not_verified"), unverified.text
     pair.store.stop()
     try:
         answer = await b.post(f"/sessions/{session_id}/transfer", json={"to": DESK}, headers=TEAM)
