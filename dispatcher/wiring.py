@@ -253,6 +253,9 @@ def build_state(
         health = coordination.health()
         return health["status"] == "ok" if "status" in health else None
 
+    phone = build_phone_state(env, settings, sessions, channels, metrics, coordination, replication.remote,
+                              owners=auth.by_id, timeline=timeline)
+    replication.attach_transfers(phone.handing)  # a transfer another replica relays here
     return AppState(
         settings=settings,
         machines=machines,
@@ -287,10 +290,7 @@ def build_state(
         ),
         ice_servers=ice_servers,
         turn_quota=_turn_quota(turn, coordination),
-        phone=build_phone_state(
-            env, settings, sessions, channels, metrics, coordination, replication.remote, owners=auth.by_id,
-            timeline=timeline,
-        ),
+        phone=phone,
         peers=peers,  # one region unless REGION, REGIONS and REGION_SECRET are set
         region_relay=RegionRelay(regions, connections=settings.session_waits + 200),
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,

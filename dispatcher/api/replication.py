@@ -5,7 +5,8 @@ It records the sessions whose bots are reached here (dispatcher/channel/ownershi
 what other replicas relay here (a bot's signalling; in local mode also `machine.*` requests for
 the bot processes this replica runs), finds another replica's bot for this one
 (dispatcher/channel/remote.py), answers other replicas' claims of the idle bots held here
-(dispatcher/reserve/elsewhere.py), hands a recording under way to the replica its bot dialled
+(dispatcher/reserve/elsewhere.py), transfers the calls whose streams are here for the others
+(dispatcher/phone/transfer_anywhere.py), hands a recording under way to the replica its bot dialled
 (dispatcher/artifacts/hand_over.py), and drains: on SIGTERM it tells the others, and the reserve
 stops starting idle bots and hands planning over. docs/replicas.md has the whole picture.
 """
@@ -23,6 +24,7 @@ from dispatcher.channel.remote import StoreRemote
 from dispatcher.machines.base import Machines
 from dispatcher.machines.local.shared import METHODS as MACHINE_METHODS
 from dispatcher.machines.local.shared import SharedLocalMachines
+from dispatcher.phone.transfer_anywhere import METHOD_RELAYED_TRANSFER, TransfersAnywhere
 from dispatcher.reserve.elsewhere import METHODS as RESERVE_METHODS
 from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination
@@ -38,12 +40,16 @@ class Replication:
         self.remote = StoreRemote(coordination)
         self._reserve: Reserve | None = None
         self._recordings: SessionRecordings | None = None
+        self._transfers: TransfersAnywhere | None = None
 
     def attach_reserve(self, reserve: Reserve | None) -> None:
         self._reserve = reserve
 
     def attach_recordings(self, recordings: SessionRecordings) -> None:
         self._recordings = recordings
+
+    def attach_transfers(self, transfers: TransfersAnywhere) -> None:
+        self._transfers = transfers
 
     def held(self) -> list[str]:
         local = self._machines.sessions() if self._machines is not None else []
@@ -62,6 +68,10 @@ class Replication:
             asker = params.get("asker")
             return await self._recordings.hand_over(session_id, asker if isinstance(asker, str) else "",
                                                     bot_here=await self._bot_answers_here(session_id))
+        if method == METHOD_RELAYED_TRANSFER:  # a transfer checked at the asker, of a call whose stream is here
+            if self._transfers is None:
+                raise NotHere(session_id)
+            return await self._transfers.answer_relayed(session_id, params)
         if method == METHOD_TAKE_OVER:  # a draining replica gives this one, its bot's, the recording
             if self._recordings is None:
                 raise NotHere(session_id)

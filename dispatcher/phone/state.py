@@ -15,6 +15,7 @@ from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.tokens import CallTokens
+from dispatcher.phone.transfer_anywhere import TransfersAnywhere
 from dispatcher.phone.transfer_asks import bot_transfer
 from dispatcher.phone.transfers import Transfers
 from dispatcher.phone.twilio_calls import TwilioCalls
@@ -36,6 +37,7 @@ class PhoneState:
     # streams connect, for the whole region (dispatcher/store/held_places.py).
     handed: HeldPlaces
     transfers: Transfers  # the calls relayed here, each of which may be handed to a person
+    handing: TransfersAnywhere  # a call handed to a person at whichever replica holds it
     metrics: PhoneMetrics | None = None
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
@@ -68,7 +70,8 @@ def build_phone_state(
     )
     twilio = TwilioCalls(phone.twilio_rest, phone.twilio_api_url) if phone.twilio_rest is not None else None
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit)
-    channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(transfers)
+    handing = TransfersAnywhere(transfers, coordination)
+    channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,
@@ -83,6 +86,7 @@ def build_phone_state(
         webhooks=coordination.webhooks,
         handed=coordination.held_places,
         transfers=transfers,
+        handing=handing,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
         owners=owners,
     )

@@ -9,6 +9,9 @@ there opens a media socket, and a digest copied from another call does not match
 
 The carrier's replica writes it before it tells the bot where its media goes, and renews it while
 the call lives (a lease, so a replica killed outright leaves nothing behind one lease later).
+The same record says where a client's or a bot's transfer of the call goes (dispatcher/phone/
+transfer_anywhere.py): the carrier's replica alone can update the call and hear its stream close.
+
 Through a load balancer the bot's media socket may reach any replica: that replica spends the
 secret here, atomically (the digest is deleted by the script that matches it), so a secret opens
 one media socket across every replica, and learns where the call's frames go.
@@ -110,6 +113,12 @@ class CallMediaRecords:
         (spent now, everywhere); None otherwise. Raises `StoreUnavailable`."""
         digests: list[str | int] = [secret_digest(key, session_id, secret) for key in self._opening_keys]
         replica = await self._store.call(lambda: self._spend(keys=[self._key(session_id)], args=digests))
+        return None if replica is None else str(replica)
+
+    async def replica_of(self, session_id: str) -> str | None:
+        """The replica holding the call's carrier socket while its record lasts (a transfer goes there);
+        None when no call is recorded. Raises `StoreUnavailable`."""
+        replica = await self._store.call(lambda: self._store.redis.hget(self._key(session_id), "replica"))
         return None if replica is None else str(replica)
 
     async def renew(self, session_id: str) -> bool:

@@ -10,7 +10,7 @@ every consumer takes this contract: there is one code path, never a `None` for "
 When the store does not answer, the Redis implementation answers as one process would
 (dispatcher/store/forgiving.py: one policy, in one place). Three calls are not forgiven, because
 one process's answer would be wrong for several: the keyed start's lease (`StartLease.held`: two
-replicas could both launch), finding another replica's bot (`ask_owner`), and a carrier webhook's
+replicas could both launch), finding another replica's bot or call (`ask_owner`, `ask_call`), and a carrier webhook's
 sighting (`webhooks`: a security check; with the store down, the webhook seen at another replica
 would be new here, and mint one more call token). They raise `StoreUnavailable`, and their callers
 say what that means to their own clients.
@@ -567,6 +567,14 @@ class Coordination(Protocol):
     ) -> Mapping[str, Any] | None:
         """The answer of the replica holding `session_id`'s bot; None when no other replica holds
         it. Raises `StoreUnavailable` (not forgiven), or `TimeoutError` when the owner is silent."""
+        ...
+
+    async def ask_call(
+        self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        """The answer of the replica holding `session_id`'s phone call (its carrier socket, by the call's
+        media record); None when no other replica holds one. Raises `StoreUnavailable` (not forgiven),
+        `TimeoutError` when that replica is silent, `RelayRefused` with its refusal."""
         ...
 
     async def ask_replica(

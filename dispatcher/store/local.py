@@ -224,6 +224,11 @@ class LocalCoordination:
     ) -> Mapping[str, Any] | None:
         return None  # every session's bot is here, or nowhere
 
+    async def ask_call(
+        self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        return None  # every call's stream is here, or nowhere
+
     async def ask_replica(
         self, replica_id: str, session_id: str, method: str, params: Mapping[str, Any], timeout: float
     ) -> Mapping[str, Any] | None:

@@ -3,7 +3,7 @@
 
 Each of the contract's parts is the store's record (one module each in dispatcher/store/) paired
 with the one-process counterpart it falls back on when the store does not answer
-(dispatcher/store/forgiving.py). The start lease, `ask_owner` and webhook sightings are the store's alone.
+(dispatcher/store/forgiving.py). The start lease, `ask_owner`, `ask_call` and webhook sightings are the store's alone.
 
 The heartbeat (every third of a lease) tells the other replicas this one is serving or draining
 and renews the owner records of the sessions whose bots hold a channel here; a record that ran out
@@ -144,11 +144,24 @@ class RedisCoordination:
         """The answer of the replica holding `session_id`'s bot; None when no other replica holds
         it (or the one named no longer does). Raises `StoreUnavailable`, or `TimeoutError` when the
         owner does not answer: each caller says what that means to its own client."""
-        owner = await self.owner_records.owner_of(session_id)
-        if owner is None or owner == self.replica_id or self.relay is None:
+        return await self._ask_holder(await self.owner_records.owner_of(session_id), session_id, method, params,
+                                      timeout)
+
+    async def ask_call(
+        self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
+    ) -> Mapping[str, Any] | None:
+        """The answer of the replica holding `session_id`'s call (its media record, written when the call's
+        stream opened, released when it closed, a lease meanwhile); None when no other replica holds it."""
+        return await self._ask_holder(await self.call_records.replica_of(session_id), session_id, method, params,
+                                      timeout)
+
+    async def _ask_holder(self, holder: str | None, session_id: str, method: str, params: Mapping[str, Any],
+                          timeout: float) -> Mapping[str, Any] | None:
+        """`holder`'s answer; None when there is none, it is this replica, or it no longer holds the session."""
+        if holder is None or holder == self.replica_id or self.relay is None:
             return None
         try:
-            return await self.relay.ask(owner, session_id, method, params, timeout)
+            return await self.relay.ask(holder, session_id, method, params, timeout)
         except NotHere:
             return None
 

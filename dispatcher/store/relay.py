@@ -101,8 +101,11 @@ class Relay:
         error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         if error.get("code") == "not_here":
             raise NotHere(session_id)
+        retry_after, extra = error.get("retry_after"), error.get("extra")
         raise RelayRefused(int(error.get("status", 502)), str(error.get("code", "bot_error")),
-                           str(error.get("message", "refused")))
+                           str(error.get("message", "refused")),
+                           retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+                           extra=_plain_fields(extra))
 
     # --- this replica's channel ------------------------------------------------------------
 
@@ -151,8 +154,9 @@ class Relay:
             reply["result"] = dict(await self._handler(frame["session_id"], frame["method"], frame["params"]))
         except NotHere:
             reply["error"] = {"status": 404, "code": "not_here", "message": "no channel for that session here"}
-        except ApiError as exc:  # the bot's refusal (a bad offer, a second peer…)
-            reply["error"] = {"status": exc.status, "code": exc.code, "message": exc.message}
+        except ApiError as exc:  # the bot's refusal (a bad offer, a second peer…), told as the asker answers it
+            reply["error"] = {"status": exc.status, "code": exc.code, "message": exc.message,
+                              "retry_after": exc.retry_after, "extra": exc.extra}
         except Exception as exc:
             log.warning("relayed %s for %s failed: %s", frame["method"], frame["session_id"], exc)
             reply["error"] = {"status": 502, "code": "relay_failed", "message": type(exc).__name__}
@@ -179,3 +183,12 @@ class Relay:
         if len(sealed) > MAX_MESSAGE_BYTES:
             raise RelayRefused(413, "too_large", "the relayed request is too large")
         return sealed
+
+
+def _plain_fields(extra: Any) -> dict[str, Any] | None:
+    """A refusal's extra fields (`{"outcome": "unknown"}`): short strings and numbers under plain names,
+    nothing that could stand in for the error's own `code` or `message`."""
+    if not isinstance(extra, dict):
+        return None
+    return {k: v for k, v in extra.items() if isinstance(k, str) and k not in ("code", "message")
+            and len(k) <= 40 and (isinstance(v, int | float) or (isinstance(v, str) and len(v) <= 200))} or None

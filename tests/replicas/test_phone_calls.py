@@ -78,15 +78,20 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         (root / "b").mkdir()
         b = stack.enter_context(run_dispatcher(root / "b", {**common, "REPLICA_ID": "r-b"}))
         (root / "a").mkdir()
-        a = stack.enter_context(run_dispatcher(root / "a", {
-            **common,
-            "REPLICA_ID": "r-a",
-            "LOCAL_BOT_COMMAND": shlex.join([sys.executable, str(BOT_ELSEWHERE)]),
-            "PHONE_BOT_CHANNEL_URL": b.base_url.replace("http://", "ws://") + CHANNEL_PATH,
-            "PHONE_MEDIA_DIR": str(media),
-            "LOCAL_BOT_ENV": common["LOCAL_BOT_ENV"] + ",PHONE_BOT_CHANNEL_URL,PHONE_MEDIA_DIR",  # its bot reads them
-        }))
+        a = stack.enter_context(run_dispatcher(root / "a", {**common, **bots_dial(b, media, common["LOCAL_BOT_ENV"])}))
         yield Pair(store, a, b, media, commands)
+
+
+def bots_dial(b: DispatcherProcess, media: Path, bot_env: str, *more: str) -> dict[str, str]:
+    """Replica A's settings that launch its calls' bots dialling replica `b` (phone_bot_elsewhere.py,
+    which reads PHONE_BOT_CHANNEL_URL and PHONE_MEDIA_DIR), with `more` of A's variables handed to them."""
+    return {
+        "REPLICA_ID": "r-a",
+        "LOCAL_BOT_COMMAND": shlex.join([sys.executable, str(BOT_ELSEWHERE)]),
+        "PHONE_BOT_CHANNEL_URL": b.base_url.replace("http://", "ws://") + CHANNEL_PATH,
+        "PHONE_MEDIA_DIR": str(media),
+        "LOCAL_BOT_ENV": ",".join([bot_env, "PHONE_BOT_CHANNEL_URL", "PHONE_MEDIA_DIR", *more]),
+    }
 
 
 async def place_call(

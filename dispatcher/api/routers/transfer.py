@@ -26,15 +26,17 @@ async def transfer_session(
 ) -> dict[str, Any]:
     """Twilio rings `to` and connects the caller when they answer; the call's stream to the bot ends and
     the session ends as `transferred` (its timeline's `transferred`, the `session.transferred` webhook).
-    Refused before anything changes: 422 for a bad `to` or a `warm` mode, 409 for a session with no live
-    Twilio call here (a WebRTC or Daily session, another carrier, a call over)."""
+    Any replica answers: the one holding the call's stream does the transfer. Refused before anything
+    changes: 422 for a bad `to` or a `warm` mode, 409 for a session with no live Twilio call (a WebRTC or
+    Daily session, another carrier, a call over), 503 while the replicas' store cannot say where the call
+    is. A 504 with `outcome: unknown` may have been done: it is never tried again."""
     state = app_state(request)
     target = transfer_target(to, mode)  # a bad request is answered before any look-up
     reached = await reachable_id(request, session_id, who, TRANSFER, exists=state.sessions.ever_existed)
-    call = state.phone.transfers.live(reached)
-    if call is None:
+    answer = await state.phone.handing.transfer(reached, target)  # at whichever replica holds the call
+    if answer is None:
         raise await _no_live_call(request, reached)
-    return await state.phone.transfers.transfer(call, target)
+    return answer
 
 
 async def _no_live_call(request: Request, session_id: str) -> ApiError:
@@ -48,5 +50,5 @@ async def _no_live_call(request: Request, session_id: str) -> ApiError:
                         "hand over: transfers work on Twilio media-stream calls for now")
     if not session.machine.state.is_active:
         return ApiError(409, "call_over", "this session's call has ended")
-    return ApiError(409, "no_live_call", "this session's call is not relayed by this dispatcher (not connected "
-                    "yet, or its stream is held by another replica): try again at the replica holding the call")
+    return ApiError(409, "no_live_call", "this session's call is not connected to the dispatcher (not yet, or "
+                    "no longer): ask again once its stream is connected")

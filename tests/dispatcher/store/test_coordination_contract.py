@@ -261,9 +261,18 @@ async def test_a_session_held_by_no_other_replica_is_not_asked_for(answering) ->
     assert await answering.ask_owner("s-unknown", "webrtc.offer", {}, timeout=1.0) is None
 
 
+async def test_a_call_held_by_no_other_replica_is_not_asked_for(answering: Coordination) -> None:
+    call = await answering.calls.open("s-1", "media-secret")  # its carrier socket is here
+    try:
+        assert await answering.ask_call("s-1", "phone.transfer", {}, timeout=1.0) is None
+        assert await answering.ask_call("s-unknown", "phone.transfer", {}, timeout=1.0) is None
+    finally:
+        await call.end("caller")
+
+
 # --- the store down: never forgiven where one process's answer would be wrong ---------------
 
-async def test_with_the_store_down_the_start_lease_the_owner_lookup_and_webhooks_say_so(request) -> None:
+async def test_with_the_store_down_the_start_lease_the_owner_and_call_lookups_and_webhooks_say_so(request) -> None:
     down = build(REDIS_DOWN, request)
     try:
         with pytest.raises(StoreUnavailable):
@@ -271,6 +280,8 @@ async def test_with_the_store_down_the_start_lease_the_owner_lookup_and_webhooks
                 pass
         with pytest.raises(StoreUnavailable):
             await down.ask_owner("s-1", "webrtc.offer", {}, timeout=1.0)
+        with pytest.raises(StoreUnavailable):  # where a call's stream is: this replica alone cannot say
+            await down.ask_call("s-1", "phone.transfer", {}, timeout=1.0)
         with pytest.raises(StoreUnavailable):  # a security check: this replica alone cannot rule out a replay
             await down.webhooks.first_use("webhook:twilio:CA1", 25 * 3600)
         assert down.health()["status"] == "unreachable"

@@ -10,12 +10,14 @@ from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import CallTokens
+from dispatcher.phone.transfer_anywhere import TransfersAnywhere
 from dispatcher.phone.transfers import Transfers
 from dispatcher.store.client import Store, StoreSettings
 from dispatcher.store.coordination import OneTimeUse
 from dispatcher.store.forgiving import ForgivingOnce
 from dispatcher.store.held_places import HeldPlaceRecords
 from dispatcher.store.key_sessions import LocalKeySessions
+from dispatcher.store.local import LocalCoordination
 from dispatcher.store.memory import LocalOnce
 from dispatcher.store.redis_coordination import RedisCoordination
 from dispatcher.store.spent import SpentOnce
@@ -27,10 +29,11 @@ URL = "wss://calls.example.com/ws/twilio"
 
 def replica(spent: OneTimeUse) -> PhoneState:
     settings = PhoneSettings(token_key=KEY)
+    transfers = Transfers(None, None, None)
     return PhoneState(settings=settings, tokens=CallTokens(KEY),
                       calls=PhoneCalls(None, None, MediaLinks(), None, None, start_wait_seconds=1.0),  # type: ignore[arg-type]
                       spent=spent, webhooks=LocalOnce(), handed=HeldPlaceRecords(LocalKeySessions()),
-                      transfers=Transfers(None, None, None))
+                      transfers=transfers, handing=TransfersAnywhere(transfers, LocalCoordination()))
 
 
 async def admit(state: PhoneState, token: str) -> None:

@@ -1,0 +1,68 @@
+"""A call handed to a person from any replica: the one holding the call's carrier socket does it.
+
+Only that replica can transfer the call (it alone hears the stream close that confirms Twilio took the
+new TwiML, and keeps the call `transferring` so no second `<Dial>` follows). A client's request or a
+bot's `call.transfer` that reaches another replica, already checked there (its key, or the bot's own
+channel), goes to it over the store's relay (`Coordination.ask_call`, by the call's media record) as
+`phone.transfer`, a method only a replica's sealed relay carries; its answer comes back unchanged.
+
+The relay waits longer than the transfer's own budget, so a silent replica is the only cause of a
+timeout: the transfer may have been done there, and is answered as unknown, never tried again.
+One process has no other replica: a call not here is no call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
+from dispatcher.errors import ApiError
+from dispatcher.phone.transfer_target import TransferTarget, transfer_target
+from dispatcher.phone.transfers import BUDGET_SECONDS, Transfers
+from dispatcher.store.client import StoreUnavailable
+from dispatcher.store.coordination import Coordination
+from dispatcher.store.relay import NotHere
+
+METHOD_RELAYED_TRANSFER = "phone.transfer"
+# The call's replica answers within BUDGET_SECONDS; the relay's two hops and a busy replica get the rest,
+# and the whole stays under the bot's own wait for its answer.
+RELAY_SECONDS = BUDGET_SECONDS + 3.0
+STORE_RETRY_SECONDS = 2.0
+assert BUDGET_SECONDS < RELAY_SECONDS < TRANSFER_TIMEOUT_SECONDS
+
+
+class TransfersAnywhere:
+    def __init__(self, transfers: Transfers, coordination: Coordination, *,
+                 relay_seconds: float = RELAY_SECONDS) -> None:
+        self._transfers = transfers
+        self._coordination = coordination
+        self._relay_seconds = relay_seconds
+
+    async def transfer(self, session_id: str, target: TransferTarget) -> dict[str, Any] | None:
+        """The transfer's answer from the replica holding the call (this one, or another); None when no
+        replica holds a call of `session_id`. Raises the call's replica's `ApiError` unchanged."""
+        call = self._transfers.live(session_id)
+        if call is not None:
+            return await self._transfers.transfer(call, target)
+        try:
+            answer = await self._coordination.ask_call(session_id, METHOD_RELAYED_TRANSFER,
+                                                       {"to": target.to, "mode": target.mode}, self._relay_seconds)
+        except StoreUnavailable:
+            raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot find the replica "
+                           "holding this call; nothing was transferred, try again", retry_after=STORE_RETRY_SECONDS
+                           ) from None
+        except TimeoutError:
+            raise ApiError(504, "transfer_outcome_unknown", f"the replica holding this call did not answer within "
+                           f"{self._relay_seconds:g}s: the call may have been transferred. It is not sent again, and "
+                           "a new transfer of this call is refused while its stream lasts (the session's timeline "
+                           "says `transferred` if it was)", extra={"outcome": "unknown"}) from None
+        return None if answer is None else dict(answer)
+
+    async def answer_relayed(self, session_id: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A transfer another replica checked and relayed here; `NotHere` when this replica holds no call of
+        `session_id` (the asker says why there is none)."""
+        call = self._transfers.live(session_id)
+        if call is None:
+            raise NotHere(session_id)
+        return await self._transfers.transfer(call, transfer_target(params.get("to"), params.get("mode")))
