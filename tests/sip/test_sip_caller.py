@@ -44,6 +44,8 @@ def test_two_sip_calls_through_the_edge_are_measured_and_named_by_their_sessions
         assert isinstance(turns, list) and turns[0] is not None and 0 < turns[0] < 10  # the parrot's echo, timed
         assert call["first_audio"] and call["timeline"], call  # its greeting; the dispatcher's own figures
     assert len({c["session_id"] for c in calls}) == 2
+    own = json.loads((tmp_path / "result.json").read_text())["load_generator"]
+    assert own["caller_processes_cpu_seconds"] > 0  # the SIP callers' own processes, counted in the generator's cost
 
 
 def test_a_number_no_trunk_serves_is_refused_with_the_way_forward(

@@ -61,9 +61,12 @@ def tables(summary: dict[str, Any], own_cost: dict[str, Any]) -> str:
     if compared:
         parts.append(table(["SAME INTERVAL", "N", "CALLER'S CLOCK P50", "DISPATCHER'S CLOCK P50", "DIFF P50",
                             "REL DIFF P50", "MAX REL DIFF"], compared))
-    parts.append(table(["LOAD GENERATOR", "CPU S", "CPU S/SESSION", "SHARE OF A CORE", "LOOP LAG P99 S"],
-                       [["this process", str(own_cost["cpu_seconds"]), str(own_cost["cpu_seconds_per_session"]),
-                         str(own_cost["cpu_share_of_one_core"]), str(own_cost["loop_lag_p99_seconds"])]]))
+    generator = [["this process", str(own_cost["cpu_seconds"]), str(own_cost["cpu_seconds_per_session"]),
+                  str(own_cost["cpu_share_of_one_core"]), str(own_cost["loop_lag_p99_seconds"])]]
+    if callers := own_cost.get("caller_processes_cpu_seconds"):  # the SIP caller's, a process a call
+        generator.append(["its callers' processes", str(callers),
+                          str(own_cost.get("caller_processes_cpu_seconds_per_session")), "-", "-"])
+    parts.append(table(["LOAD GENERATOR", "CPU S", "CPU S/SESSION", "SHARE OF A CORE", "LOOP LAG P99 S"], generator))
     if by_phase := own_cost.get("cpu_seconds_per_session_by_phase"):  # a result written before it was split has none
         parts.append(table(["GENERATOR CPU S/SESSION", *(PHASE_HEADERS[name] for name in by_phase)],
                            [["by phase", *(f"{seconds:.3f}" for seconds in by_phase.values())]]))
