@@ -131,8 +131,8 @@ class SipLine:
             with contextlib.suppress(OSError):
                 process.stdin.write(b'{"event": "bye"}\n')
             process.stdin.close()
-        try:
-            await asyncio.wait_for(process.wait(), EXIT_SECONDS)
+        try:  # what it still hears is read and dropped: a full pipe would stall its media clock, and its BYE
+            await asyncio.wait_for(asyncio.gather(process.wait(), self._discard()), EXIT_SECONDS)
         except TimeoutError:
             process.kill()
             await process.wait()
@@ -149,6 +149,10 @@ class SipLine:
                     return message
         self.close_code = self.close_code or 1000
         return None
+
+    async def _discard(self) -> None:
+        while await self._next() is not None:
+            pass
 
     async def _keep_stderr(self) -> None:
         assert self._process is not None and self._process.stderr is not None
