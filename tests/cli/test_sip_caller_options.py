@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from voicefleet.loadtest.own_cost import OwnCost
+from voicefleet.loadtest.record import SessionRecord
+from voicefleet.loadtest.result import tables
+from voicefleet.loadtest.summary import summarise
 from voicefleet.main import voicefleet
 
 LOCAL = "http://127.0.0.1:9"  # nothing listens: a refusal comes before the dispatcher is asked
@@ -51,3 +55,11 @@ def test_an_eval_s_sip_scenarios_need_an_edge_on_this_machine(tmp_path: Path, ar
     result = run_eval(suite, *args)
     assert result.exit_code == 2, result.output
     assert said in result.output and "Traceback" not in result.output
+
+
+def test_a_sip_run_s_tables_time_its_sessions_from_the_invite() -> None:
+    call = SessionRecord(index=0, due=0.0, transport="sip", start_answer=0.4, ready=0.4, connected=0.4,
+                         first_audio=0.5, turns=[0.6])
+    text = tables(summarise([call]), OwnCost().figures(1), "sip")
+    assert "INVITE sent → 200 OK" in text and "INVITE sent → first bot audio heard" in text
+    assert "POST /start" not in text

@@ -166,7 +166,7 @@ def _show(ctx: click.Context, result: dict[str, Any]) -> None:
         return
     from voicefleet.loadtest.result import tables
 
-    click.echo(tables(result["summary"], result["load_generator"]))
+    click.echo(tables(result["summary"], result["load_generator"], result["settings"].get("transport")))
     click.echo(f"\nresult: {result['result']}\nchart:  {result['chart']}")
 
 
