@@ -1,7 +1,8 @@
 """`voicefleet loadtest --transport sip` through the real edge: a local dispatcher running the parrot,
 `python -m sipedge` in front of it, and the command's own SIP caller (PJSUA2, a process a call) as
 the trunk. Each call's session is learnt from the edge's `200 OK`, its turn timed from the parrot's
-echo, and its timeline read; a number no trunk serves is a refusal that names the way, not a traceback."""
+echo, and its timeline read; a number no trunk serves, or an edge whose dispatcher is gone, is a
+refusal that names the way (and when to try again), not a traceback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.sip.conftest import NUMBER, EdgeProcess
+from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess
 from voicefleet.main import voicefleet
 
@@ -58,3 +60,15 @@ def test_a_number_no_trunk_serves_is_refused_with_the_way_forward(
     (call,) = records(tmp_path)
     assert (call["outcome"], call["code"], call["status"]) == ("refused", "sip_404", 404), call
     assert "no trunk of the edge serves this number" in str(call["message"]), call
+
+
+def test_an_edge_that_cannot_reach_its_dispatcher_is_refused_with_its_retry_after(
+        parrot_dispatcher: DispatcherProcess, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    gone = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with run_edge(gone, tmp_path_factory.mktemp("lost-edge")) as lost:
+        result = loadtest(parrot_dispatcher.base_url, f"sip:{NUMBER}@127.0.0.1:{lost.sip_port}", tmp_path,
+                          "--rate", "1/s", "--duration", "1s", "--turns", "0")
+    assert result.exit_code == 1, result.output
+    (call,) = records(tmp_path)
+    assert (call["outcome"], call["code"]) == ("refused", "sip_503"), call
+    assert "(Retry-After: 5 s): the edge or its dispatcher cannot take the call now" in str(call["message"]), call

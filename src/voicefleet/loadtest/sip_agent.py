@@ -34,6 +34,7 @@ EVENT_POLL_MS = 10
 CODECS = {"PCMU/8000": 255, "PCMA/8000": 254}  # G.711 only, as a trunk offers it
 RTP_PORTS = 64  # from a random even base, so that many callers on one machine seldom try the same ports
 _SESSION = re.compile(rf"^{SESSION_HEADER}:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+_RETRY_AFTER = re.compile(r"^Retry-After:\s*([0-9]{1,6})\b", re.IGNORECASE | re.MULTILINE)
 _out = threading.Lock()
 
 
@@ -76,13 +77,16 @@ class Call(pj.Call):  # type: ignore[misc]
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
         info = self.getInfo()
-        if (received := _received(prm.e)) is not None and (found := _SESSION.search(received)):
+        received = _received(prm.e) or ""
+        if found := _SESSION.search(received):
             self.session_id = found.group(1)
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED and not self.answered:
             self.answered = True
             say("answered", session_id=self.session_id)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            say("ended" if self.answered else "refused", status=info.lastStatusCode, reason=info.lastReason)
+            retry = _RETRY_AFTER.search(received)
+            say("ended" if self.answered else "refused", status=info.lastStatusCode, reason=info.lastReason,
+                retry_after=int(retry.group(1)) if retry else None)
             self.over.set()
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802

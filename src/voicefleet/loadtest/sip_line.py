@@ -36,9 +36,10 @@ WAY = {404: "no trunk of the edge serves this number: check the URI's number aga
 class SipRefused(ConnectionError):
     """The edge's final answer to the INVITE was not 200 OK."""
 
-    def __init__(self, uri: str, status: int, reason: str) -> None:
+    def __init__(self, uri: str, status: int, reason: str, retry_after: int | None = None) -> None:
         way = WAY.get(status, "see the edge's log")
-        super().__init__(f"{uri} answered {status} {reason}".strip() + f": {way}")
+        again = "" if retry_after is None else f" (Retry-After: {retry_after} s)"
+        super().__init__(f"{uri} answered {status} {reason}".strip() + f"{again}: {way}")
         self.status = status
 
 
@@ -97,8 +98,9 @@ class SipLine:
                                                   "call's session is unknown (an edge older than this command?)")
                         return self
                     if message.get("event") == "refused":
+                        retry = message.get("retry_after")
                         raise SipRefused(self.target.uri, int(message.get("status") or 0),
-                                         str(message.get("reason") or ""))
+                                         str(message.get("reason") or ""), retry if isinstance(retry, int) else None)
         except BaseException:
             await self.close()
             raise
