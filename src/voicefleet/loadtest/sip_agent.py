@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import queue
 import random
@@ -29,7 +30,11 @@ from voicefleet.loadtest.sip_uri import SESSION_HEADER, SipUri, sip_uri
 RATE = 8000
 FRAME_BYTES = 320  # 20 ms of 16-bit PCM at 8 kHz
 FRAME_USEC = 20_000
-MAX_QUEUED = 250  # 5 s of the caller's audio: its parent sends it in real time
+# The caller's frames waiting for PJSIP's media clock, at most: its parent sends one every 20 ms, but a
+# parent short of CPU catches up in a burst, and a clock that takes one a tick would keep that burst as a
+# standing delay, every later word played (and its answer timed) late by it. So a frame later than this is
+# dropped, as a jitter buffer drops a late packet (the parent's own lag says when it fell behind).
+MAX_QUEUED = 3
 EVENT_POLL_MS = 10
 CODECS = {"PCMU/8000": 255, "PCMA/8000": 254}  # G.711 only, as a trunk offers it
 RTP_PORTS = 64  # from a random even base, so that many callers on one machine seldom try the same ports
@@ -46,12 +51,26 @@ def say(event: str, **fields: Any) -> None:
         sys.stdout.flush()
 
 
+class StderrLog(pj.LogWriter):  # type: ignore[misc]
+    """PJSIP's own log to stderr (its console writer prints on stdout, the parent's lines)."""
+
+    def write(self, entry: pj.LogEntry) -> None:
+        print(f"pjsip: {entry.msg.rstrip()}", file=sys.stderr, flush=True)
+
+
 class Line(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no type information
     """The call's audio between PJSIP's bridge and the parent, called on PJSIP's media clock."""
 
     def __init__(self) -> None:
         super().__init__()
         self.speech: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+
+    def play(self, pcm: bytes) -> None:
+        """A frame of the caller's speech (or silence) to play; the oldest dropped past MAX_QUEUED."""
+        while self.speech.qsize() >= MAX_QUEUED:
+            with contextlib.suppress(queue.Empty):
+                self.speech.get_nowait()
+        self.speech.put(pcm)
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
         if frame.type == pj.PJMEDIA_TYPE_AUDIO and frame.size:
@@ -140,7 +159,10 @@ def main() -> None:
     config = pj.EpConfig()
     config.uaConfig.threadCnt = 0  # events polled here: every PJSUA2 call stays on this thread
     config.uaConfig.mainThreadOnly = False
-    config.logConfig.level = config.logConfig.consoleLevel = 1
+    config.logConfig.level = config.logConfig.consoleLevel = 1  # errors only
+    writer = StderrLog()  # kept alive while PJSIP may write
+    config.logConfig.writer = writer
+    config.logConfig.decor = 0
     config.medConfig.noVad = True
     endpoint.libInit(config)
     transport = pj.TransportConfig()
@@ -181,12 +203,21 @@ def _serve(endpoint: pj.Endpoint, call: Call, commands: queue.SimpleQueue[dict[s
         while not commands.empty() and not call.over.is_set():
             command = commands.get_nowait()
             event = None if command is None else command.get("event")
-            if event == "media" and call.line is not None and call.line.speech.qsize() < MAX_QUEUED:
-                call.line.speech.put(_payload(command))
+            if event == "media" and call.line is not None:
+                call.line.play(_payload(command))
             elif event == "dtmf" and call.answered:
-                call.dialDtmf(str(command.get("digit", "")) if command else "")  # RFC 4733 events
+                _press(call, str(command.get("digit", "")) if command else "")
             elif (command is None or event == "bye") and not hanging_up:
                 hanging_up = _hang_up(call)
+
+
+def _press(call: Call, digit: str) -> None:
+    """One key as RFC 4733 telephone-events; one PJSIP refuses (the edge's answer offered no
+    telephone-event) is said on stderr, and the call goes on, as a phone's would."""
+    try:
+        call.dialDtmf(digit)
+    except pj.Error as error:
+        print(f"sip_agent: key {digit!r} not sent: {error.info()}", file=sys.stderr, flush=True)
 
 
 def _payload(command: dict[str, Any] | None) -> bytes:
