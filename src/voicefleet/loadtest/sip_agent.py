@@ -92,6 +92,7 @@ class Call(pj.Call):  # type: ignore[misc]
         self.line: Line | None = None
         self.session_id: str | None = None
         self.answered = False
+        self.gave_up: str | None = None  # why the caller CANCELled before any answer
         self.over = threading.Event()
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
@@ -104,7 +105,8 @@ class Call(pj.Call):  # type: ignore[misc]
             say("answered", session_id=self.session_id)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             retry = _RETRY_AFTER.search(received)
-            say("ended" if self.answered else "refused", status=info.lastStatusCode, reason=info.lastReason,
+            status, reason = (408, self.gave_up) if self.gave_up else (info.lastStatusCode, info.lastReason)
+            say("ended" if self.answered else "refused", status=status, reason=reason,
                 retry_after=int(retry.group(1)) if retry else None)
             self.over.set()
 
@@ -153,7 +155,11 @@ def main() -> None:
     parser.add_argument("--answer-seconds", type=float, default=180.0)
     args = parser.parse_args()
     target = sip_uri(args.uri)
-    address = local_address(target)
+    try:
+        address = local_address(target)
+    except OSError as error:  # a name that does not resolve, no route
+        say("refused", status=0, reason=f"{target.host} cannot be reached from here ({error})")
+        return
     endpoint = pj.Endpoint()
     endpoint.libCreate()
     config = pj.EpConfig()
@@ -199,7 +205,8 @@ def _serve(endpoint: pj.Endpoint, call: Call, commands: queue.SimpleQueue[dict[s
     while not call.over.is_set():
         endpoint.libHandleEvents(EVENT_POLL_MS)
         if not call.answered and not hanging_up and time.monotonic() > give_up:
-            hanging_up = _hang_up(call)  # CANCEL: no answer within the wait
+            call.gave_up = f"no answer within {answer_seconds:g} s"
+            hanging_up = _hang_up(call)  # CANCEL
         while not commands.empty() and not call.over.is_set():
             command = commands.get_nowait()
             event = None if command is None else command.get("event")

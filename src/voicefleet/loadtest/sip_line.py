@@ -30,7 +30,8 @@ WAY = {404: "no trunk of the edge serves this number: check the URI's number aga
        403: "the edge does not allow this machine's address: add it to a trunk's sources",
        486: "the number's API key is over its rate or share: retry later",
        503: "the edge or its dispatcher cannot take the call now (full, draining, the bot not ready)",
-       488: "the edge takes G.711 only", 408: "the edge did not answer: is it running at that address and port?"}
+       488: "the edge takes G.711 only", 408: "the edge did not answer: is it running at that address and port?",
+       0: "check the URI's host and port"}
 
 
 class SipRefused(ConnectionError):
@@ -39,7 +40,8 @@ class SipRefused(ConnectionError):
     def __init__(self, uri: str, status: int, reason: str, retry_after: int | None = None) -> None:
         way = WAY.get(status, "see the edge's log")
         again = "" if retry_after is None else f" (Retry-After: {retry_after} s)"
-        super().__init__(f"{uri} answered {status} {reason}".strip() + f"{again}: {way}")
+        said = f"answered {status} {reason}".strip() if status else f"was not called: {reason}"
+        super().__init__(f"{uri} {said}{again}: {way}")
         self.status = status
 
 

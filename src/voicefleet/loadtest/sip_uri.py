@@ -9,8 +9,8 @@ from dataclasses import dataclass
 SESSION_HEADER = "X-Voicefleet-Session-Id"  # the edge's 200 OK names the call's session in it
 DEFAULT_PORT = 5060
 EXAMPLE = "sip:+14155550199@127.0.0.1:5060"
-_URI = re.compile(r"^sip:(?P<user>[+0-9A-Za-z._*#-]{1,64})@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\])"
-                  r"(?::(?P<port>[0-9]{1,5}))?$")
+# The caller speaks SIP over UDP on IPv4, as the edge does: a host name or an IPv4 address.
+_URI = re.compile(r"^sip:(?P<user>[+0-9A-Za-z._*#-]{1,64})@(?P<host>[A-Za-z0-9.-]{1,253})(?::(?P<port>[0-9]{1,5}))?$")
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,7 @@ class SipUri:
 
     @property
     def uri(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"sip:{self.user}@{host}:{self.port}"
+        return f"sip:{self.user}@{self.host}:{self.port}"
 
 
 def sip_uri(text: str) -> SipUri:
@@ -31,5 +30,5 @@ def sip_uri(text: str) -> SipUri:
     port = int(found.group("port") or DEFAULT_PORT) if found else 0
     if found is None or not 0 < port < 65536:
         raise ValueError(f"{text!r} is not a SIP URI of the edge: write sip:NUMBER@HOST:PORT, e.g. {EXAMPLE} "
-                         f"(the number one of its trunks serves, UDP)")
-    return SipUri(found.group("user"), found.group("host").strip("[]"), port)
+                         f"(the number one of its trunks serves; HOST a name or an IPv4 address, UDP)")
+    return SipUri(found.group("user"), found.group("host"), port)
