@@ -46,7 +46,7 @@ _out = threading.Lock()
 def say(event: str, **fields: Any) -> None:
     """A line to the parent, from any thread (PJSIP's media clock writes the frames heard)."""
     line = json.dumps({"event": event, **fields})
-    with _out:
+    with _out, contextlib.suppress(OSError):  # a parent gone: its stdin's EOF hangs the call up
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
