@@ -42,6 +42,7 @@ class CallFlow:
         self.caller_gone = asyncio.Event()
         self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set before caller_gone)
         self.answered = False
+        self.session_id: str | None = None  # the call's session, once the dispatcher made it: named in the 200 OK
 
     def heard(self, pcm: bytes) -> None:
         self._loop.call_soon_threadsafe(self._queue_heard, pcm)
@@ -77,6 +78,7 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
             _refuse(respond, token, body)
         return
     log.info("sipedge: call %s (session %s) started", body.get("call_id"), token.session_id)
+    flow.session_id = token.session_id
     if flow.caller_gone.is_set():
         await _tell(link, api_key, token.session_id, flow.sip_end)  # before the stop ends the session
         stopped = await link.stop(api_key, token.session_id)

@@ -80,7 +80,7 @@ class Edge:
             if status >= 300:
                 self.stack.after_hold(call, lambda: call.respond(status, retry_after))
             else:
-                self.stack.submit(lambda: call.respond(status, retry_after))
+                self.stack.submit(lambda: call.respond(status, retry_after, flow.session_id))
 
         future = asyncio.run_coroutine_threadsafe(
             run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),

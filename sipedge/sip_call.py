@@ -21,6 +21,9 @@ from sipedge.worker_place import HEAD_END
 _AUDIO_FLOWS = (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
 
 log = logging.getLogger("sipedge")
+# The `200 OK` names the call's session, so a caller (`voicefleet loadtest --transport sip`, a PBX's log)
+# can find its timeline and report: the id alone opens nothing without the number's API key.
+SESSION_HEADER = "X-Voicefleet-Session-Id"
 MEDIA_REFUSED = 488  # Not Acceptable Here: the call goes on, its media where it was
 
 
@@ -60,15 +63,16 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self._on_end = on_end
         self._offer_checked = False  # a trunk's re-INVITE whose offer PJSUA passes on next
 
-    def respond(self, status: int, retry_after: int | None = None) -> None:
+    def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None:
         if self.ended:
             return
         param = pj.CallOpParam(True)
         param.statusCode = status
-        if retry_after is not None:
-            header = pj.SipHeader()
-            header.hName, header.hValue = "Retry-After", str(retry_after)
-            param.txOption.headers.append(header)
+        for name, value in (("Retry-After", retry_after), (SESSION_HEADER, session_id if status == 200 else None)):
+            if value is not None:
+                header = pj.SipHeader()
+                header.hName, header.hValue = name, str(value)
+                param.txOption.headers.append(header)
         if status >= 300:
             self.edge_ended = SipEnd("edge", "refused", status)
             self.hangup(param)  # a final refusal of an INVITE not yet answered

@@ -57,7 +57,7 @@ def test_a_suite_refuses_two_scenarios_of_one_name_and_an_empty_folder(tmp_path:
 def test_a_transport_the_caller_cannot_hear_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "a.toml", 'transport = "vonage"\n[[turns]]\nsay = "hi"\n')
     with pytest.raises(ScenarioError,
-                       match="transport: Input should be 'webrtc', 'twilio', 'telnyx', 'plivo' or 'exotel'"):
+                       match="transport: Input should be 'webrtc', 'twilio', 'telnyx', 'plivo', 'exotel' or 'sip'"):
         load_scenario(path)
 
 
@@ -97,7 +97,7 @@ def test_a_phone_scenario_presses_keys_and_a_web_one_is_refused_them(tmp_path: P
     with pytest.raises(ScenarioError) as refused:
         load_scenario(web)
     assert str(refused.value) == (f'{web}: (the file): Value error, dtmf is pressed on a phone call only: '
-                                  'set transport = "twilio", "telnyx", "plivo" or "exotel"')
+                                  'set transport = "twilio", "telnyx", "plivo", "exotel" or "sip"')
     typo = write(tmp_path, "typo.toml", 'transport = "twilio"\n[[turns]]\ndtfm = "1"\n')
     with pytest.raises(ScenarioError, match="turns.0.dtfm: unknown field; did you mean 'dtmf'"):
         load_scenario(typo)
@@ -152,3 +152,15 @@ def test_an_expectation_written_as_a_string_names_the_table_to_write(tmp_path: P
         '{ contains = ["hello"] } (or matches, not_contains, within_ms, silent)',
         f"{path}: call.greeting: an expectation is a table of checks, not 'booking line': write greeting = "
         '{ contains = ["booking line"] } (or matches, not_contains, within_ms, silent)']
+
+
+def test_a_sip_scenario_names_its_edge_by_a_sip_uri_and_only_it_does(tmp_path: Path) -> None:
+    sip = write(tmp_path, "sip.toml", 'transport = "sip"\nsip_uri = "sip:+14155550199@127.0.0.1"\n'
+                '[[turns]]\ndtmf = "1"\n')
+    assert load_scenario(sip).sip_uri == "sip:+14155550199@127.0.0.1:5060"  # SIP's default port, said
+    bad = write(tmp_path, "bad.toml", 'transport = "sip"\nsip_uri = "tel:+14155550199"\n[[turns]]\nsay = "hi"\n')
+    with pytest.raises(ScenarioError, match="sip_uri: Value error, 'tel:.*' is not a SIP URI of the edge: write sip:"):
+        load_scenario(bad)
+    web = write(tmp_path, "web.toml", 'sip_uri = "sip:+14155550199@127.0.0.1"\n[[turns]]\nsay = "hi"\n')
+    with pytest.raises(ScenarioError, match='sip_uri is where a SIP call goes: set transport = "sip"'):
+        load_scenario(web)

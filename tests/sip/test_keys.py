@@ -1,18 +1,22 @@
 """A key the caller presses (RFC 2833 telephone-events) reaches the bot as Pipecat's InputDTMFFrame,
-through the edge's stream (tests/sip/keypad_bot.py writes down what it gets)."""
+through the edge's stream (tests/sip/keypad_bot.py writes down what it gets): SIPp's, and those of
+`voicefleet eval`'s own SIP caller."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.phone.conftest import phone_env
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.sipp import run_sipp
 from tests.support.ports import free_port_pair
-from tests.support.processes import run_dispatcher
+from tests.support.processes import DispatcherProcess, run_dispatcher
+from voicefleet.main import voicefleet
 
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge and a bot process importing Pipecat
 
@@ -25,10 +29,16 @@ def keys_seen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def keypad_edge(keys_seen: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
+def keypad_dispatcher(keys_seen: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
     env = {**phone_env(keys_seen), "BOT_FILE": str(KEYPAD_BOT), "RESERVE_MIN_IDLE": "0"}
-    with run_dispatcher(tmp_path_factory.mktemp("sip-keypad-dispatcher"), env) as dispatcher, \
-            run_edge(dispatcher, tmp_path_factory.mktemp("sip-keypad-edge")) as edge:
+    with run_dispatcher(tmp_path_factory.mktemp("sip-keypad-dispatcher"), env) as dispatcher:
+        yield dispatcher
+
+
+@pytest.fixture(scope="module")
+def keypad_edge(keypad_dispatcher: DispatcherProcess, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[EdgeProcess]:
+    with run_edge(keypad_dispatcher, tmp_path_factory.mktemp("sip-keypad-edge")) as edge:
         yield edge
 
 
@@ -37,3 +47,26 @@ def test_a_key_the_caller_presses_reaches_the_bot(keypad_edge: EdgeProcess, keys
     assert call.returncode == 0, f"{call.output}\n{keypad_edge.log()}"
     (pressed,) = keys_seen.glob("*.keys")
     assert pressed.read_text().split() == ["1"]
+
+
+def test_an_eval_over_sip_presses_keys_that_reach_the_bot_of_the_session_the_edge_named(
+        keypad_edge: EdgeProcess, keypad_dispatcher: DispatcherProcess, keys_seen: Path, tmp_path: Path) -> None:
+    """`voicefleet eval` with two `transport = "sip"` scenarios, one pressing keys (RFC 4733 from the
+    command's own SIP caller): both pass, and the keys are written down by the bot of the session the
+    edge's 200 OK named."""
+    uri = f"sip:{NUMBER}@127.0.0.1:{keypad_edge.sip_port}"
+    (tmp_path / "keys.toml").write_text(f'name = "keys"\ntransport = "sip"\nsip_uri = "{uri}"\n'
+                                        '[[turns]]\ndtmf = "12#"\nlisten_ms = 2000\nexpect = { silent = true }\n')
+    (tmp_path / "words.toml").write_text('name = "words"\ntransport = "sip"\n[[turns]]\nsay = "Hello there"\n'
+                                         'listen_ms = 2000\nexpect = { silent = true }\n')  # its URI: --sip-uri
+    before = set(keys_seen.glob("*.keys"))
+    result = CliRunner().invoke(voicefleet, ["eval", str(tmp_path), "--url", keypad_dispatcher.base_url, "--sip-uri",
+                                             uri, "--json"], prog_name="voicefleet",
+                                env={"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_ADMIN_KEY": None})
+    assert result.exit_code == 0, f"{result.output}\n{keypad_edge.log()}"
+    scenarios = {s["scenario"]: s for s in json.loads(result.stdout)["scenarios"]}
+    assert {name: s["passed"] for name, s in scenarios.items()} == {"keys": 1, "words": 1}
+    (session,) = scenarios["keys"]["sessions"]
+    pressed = keys_seen / f"{session}.keys"
+    assert pressed in set(keys_seen.glob("*.keys")) - before
+    assert pressed.read_text().split() == ["1", "2", "#"]

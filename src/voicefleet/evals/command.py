@@ -25,6 +25,8 @@ from voicefleet.settings import ADMIN_KEY_VARIABLE, API_KEY_VARIABLE, Target, ap
 from voicefleet.tables import printable
 
 MAX_CALLS = 1000
+NO_SIP_PIN = ("--release pins the start a caller sends, and a SIP call sends none (the SIP edge starts its session): "
+              "run the SIP scenarios without --release, against the deployment's current release")
 
 
 @click.command("eval")
@@ -42,11 +44,14 @@ MAX_CALLS = 1000
 @click.option("--speak-first-after", default=SPEAK_FIRST_AFTER, show_default=True, type=click.FloatRange(0.5, 60),
               metavar="SECONDS", help="The caller speaks first when the bot has said nothing this long after the "
               "call connected (a bot that waits to be spoken to); a scenario with a greeting waits for it.")
+@click.option("--sip-uri", metavar="sip:NUMBER@HOST:PORT", default=None,
+              help='Where the suite\'s transport = "sip" scenarios call: the SIP edge and a number its trunk serves '
+                   "(over each one's own sip_uri).")
 @click.option("--schema", "show_schema", is_flag=True, help="Print the scenario files' JSON Schema and exit.")
 @common_options
 def eval_command(suite: Path | None, release: str | None, repeat: int, concurrency: int, junit: Path | None,
                  allow_remote: bool, judge_url: str | None, judge_model: str | None, speak_first_after: float,
-                 show_schema: bool) -> None:
+                 sip_uri: str | None, show_schema: bool) -> None:
     """Run a suite of scenarios (a folder of *.toml files, or one) as real calls and check each turn.
 
     \b
@@ -58,14 +63,17 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
 
     \b
     voicefleet eval examples/booking/scenarios
-    voicefleet eval scenarios/ --release next --repeat 3 --junit eval.xml"""
+    voicefleet eval scenarios/ --release next --repeat 3 --junit eval.xml
+    voicefleet eval scenarios/ --sip-uri sip:+14155550199@127.0.0.1:5060"""
     ctx = click.get_current_context()
     if show_schema:
         click.echo(json.dumps(schema(), indent=2))
         return
     if suite is None:
         raise click.UsageError("name a scenario file or folder: voicefleet eval PATH (--schema prints their schema)")
-    scenarios = loaded(suite, repeat)
+    scenarios = sip_targets(loaded(suite, repeat), sip_uri, allow_remote)
+    if release and any(s.transport == "sip" for s in scenarios):
+        raise click.UsageError(NO_SIP_PIN)
     judge = judged(scenarios, judge_url, judge_model)
     target = target_of(ctx)
     host = httpx.URL(target.url).host
@@ -112,6 +120,33 @@ def loaded(suite: Path, repeat: int) -> list[Scenario]:
         raise click.UsageError(str(error)) from None
     if len(scenarios) * repeat > MAX_CALLS:
         raise click.UsageError(f"{len(scenarios)} scenarios × {repeat} is over {MAX_CALLS} calls: run fewer at once")
+    return scenarios
+
+
+def sip_targets(scenarios: list[Scenario], uri: str | None, allow_remote: bool) -> list[Scenario]:
+    """The suite with --sip-uri in its SIP scenarios, each checked to have an edge to call, on this
+    machine unless --allow-remote, and a caller to call it with."""
+    from voicefleet.loadtest.sip_uri import EXAMPLE, sip_uri
+
+    if uri is not None:
+        try:
+            uri = sip_uri(uri).uri
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--sip-uri") from None
+        scenarios = [s.model_copy(update={"sip_uri": uri}) if s.transport == "sip" else s for s in scenarios]
+    sip = [s for s in scenarios if s.transport == "sip"]
+    for scenario in sip:
+        if scenario.sip_uri is None:
+            raise click.UsageError(f'{scenario.source}: transport = "sip" calls the SIP edge: name it with sip_uri = '
+                                   f'"{EXAMPLE}" in the file, or --sip-uri')
+        if not allow_remote and not is_loopback(sip_uri(scenario.sip_uri).host):
+            raise click.UsageError(f"{scenario.source}: {scenario.sip_uri} is not on this machine: each call starts "
+                                   "a real bot the deployment pays for. Pass --allow-remote to run the suite there")
+    if sip:
+        from voicefleet.loadtest.sip_line import caller_missing
+
+        if (missing := caller_missing()) is not None:
+            raise click.UsageError(missing)
     return scenarios
 
 

@@ -1,6 +1,7 @@
 """A scenario's call on a phone line: the load test's phone caller (loadtest/phone_line.py) on the
 session's media stream, in its carrier's own messages (loadtest/carrier_frames.py: Twilio, Telnyx,
-Plivo or Exotel), each turn spoken (or its keys pressed, as the carrier's DTMF events) and its
+Plivo or Exotel), or a SIP call through the SIP edge (loadtest/sip_line.py, its session named by the
+edge's answer), each turn spoken (or its keys pressed, as the carrier's DTMF events) and its
 answer timed from the audio the caller hears; once the caller has hung up and the session has ended,
 the bot's words from the session's transcript (phone_words.py), checked turn by turn.
 
@@ -28,22 +29,30 @@ from voicefleet.loadtest.audio import first_reply, reply_heard
 from voicefleet.loadtest.carrier_frames import FRAMINGS
 from voicefleet.loadtest.lag import own_latency
 from voicefleet.loadtest.phone_line import PhoneCall, StreamClosed
+from voicefleet.loadtest.sip_line import SIP_FRAMING, SipLine, SipRefused
+from voicefleet.loadtest.sip_uri import sip_uri
 
 GREETING_WAIT = 30.0
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
 QUIET_AFTER = 1.0  # an answer ends this long after the bot's last loud audio (the load test's rule)
 TRANSCRIPT_WAIT = 30.0  # the call's end → its transcript written
+SIP_ANSWER_WAIT = 180.0  # INVITE → 200 OK: the edge answers once the bot joined (a cold start, with a margin)
 
 
 async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str, Any], http: httpx.AsyncClient,
                             result: CallResult) -> None:
-    call = PhoneCall(f"{answer['wsUrl']}/{answer['token']}", FRAMINGS[scenario.transport])
+    line = SipLine(sip_uri(scenario.sip_uri), answer_seconds=SIP_ANSWER_WAIT) if scenario.sip_uri else None
+    call = PhoneCall(line.target.uri, SIP_FRAMING, open_line=line.open) if line is not None else \
+        PhoneCall(f"{answer['wsUrl']}/{answer['token']}", FRAMINGS[scenario.transport])
     try:
         await call.connect()
-    except Exception as error:  # a socket refused or never upgraded: the call's failure
-        result.problems.append(f"the caller could not connect: {type(error).__name__}: {error}"[:300])
+    except Exception as error:  # a socket refused or never upgraded, an INVITE refused: the call's failure
+        why = str(error) if isinstance(error, SipRefused) else f"{type(error).__name__}: {error}"
+        result.problems.append(f"the caller could not connect: {why}"[:300])
         await call.close()
         return
+    if line is not None:  # named in the edge's 200 OK: the session's transcript, its stop
+        result.session_id = line.session_id
     began: list[float] = []
     latencies: list[float | None] = []
     ended: bool | None = None

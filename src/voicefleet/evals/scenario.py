@@ -17,11 +17,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from voicefleet.loadtest.sip_uri import sip_uri
+
 # WebRTC, where the caller reads the bot's RTVI text events, and the media streams of every carrier the
 # dispatcher takes, which the load test's phone caller speaks each in its own messages
 # (loadtest/carrier_frames.py), where it reads the session's transcript. Every one of them also carries
-# the keys a caller presses, as `dtmf` events on its bidirectional stream (docs/evals.md).
-PHONE_TRANSPORTS = ("twilio", "telnyx", "plivo", "exotel")
+# the keys a caller presses, as `dtmf` events on its bidirectional stream (docs/evals.md). And a SIP call
+# through the SIP edge (loadtest/sip_line.py): G.711 RTP, its keys RFC 4733 events, its words the transcript.
+PHONE_TRANSPORTS = ("twilio", "telnyx", "plivo", "exotel", "sip")
 TRANSPORTS = ("webrtc", *PHONE_TRANSPORTS)
 MAX_TURNS = 50
 MAX_SCENARIOS = 500
@@ -108,9 +111,12 @@ class CallExpect(Strict):
 
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=120)
-    transport: Literal["webrtc", "twilio", "telnyx", "plivo", "exotel"] = Field(default="webrtc", description=(
+    transport: Literal["webrtc", "twilio", "telnyx", "plivo", "exotel", "sip"] = Field(default="webrtc", description=(
         "How the call is placed: webrtc, or a carrier's media stream as that carrier opens it: twilio (Media "
-        "Streams), telnyx (media streaming), plivo (audio streams) or exotel (the Voicebot applet)."))
+        "Streams), telnyx (media streaming), plivo (audio streams) or exotel (the Voicebot applet); or sip, a "
+        "SIP call through the SIP edge at sip_uri."))
+    sip_uri: str | None = Field(default=None, description=(
+        "transport = \"sip\": the SIP edge and a number its trunk serves, sip:NUMBER@HOST:PORT (or --sip-uri)."))
     turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
     call: CallExpect = Field(default_factory=CallExpect)
     source: str = Field(default="", exclude=True, description="The file it was read from (set by the loader).")
@@ -120,6 +126,17 @@ class Scenario(Strict):
         if self.transport not in PHONE_TRANSPORTS and any(turn.dtmf is not None for turn in self.turns):
             carriers = ", ".join(f'"{name}"' for name in PHONE_TRANSPORTS[:-1]) + f' or "{PHONE_TRANSPORTS[-1]}"'
             raise ValueError(f"dtmf is pressed on a phone call only: set transport = {carriers}")
+        return self
+
+    @field_validator("sip_uri")
+    @classmethod
+    def _a_sip_uri(cls, uri: str | None) -> str | None:
+        return None if uri is None else sip_uri(uri).uri
+
+    @model_validator(mode="after")
+    def _sip_uri_for_sip(self) -> Scenario:
+        if self.sip_uri is not None and self.transport != "sip":
+            raise ValueError('sip_uri is where a SIP call goes: set transport = "sip", or leave sip_uri out')
         return self
 
     @property

@@ -20,10 +20,11 @@ from voicefleet.errors import REFUSED, USAGE
 from voicefleet.loadtest.carrier import carrier_check
 from voicefleet.loadtest.plan import MAX_CONCURRENCY, MAX_SESSIONS_CEILING, Plan, checked, duration, rate
 from voicefleet.loadtest.rail import not_local
+from voicefleet.loadtest.sip_uri import EXAMPLE, SipUri, sip_uri
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.settings import API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
 
-TRANSPORTS = ("webrtc", "twilio")
+TRANSPORTS = ("webrtc", "twilio", "sip")
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -42,7 +43,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--duration", "seconds", default="1m", show_default=True, callback=_duration, metavar="TIME",
               help="How long new sessions are placed (90s, 2m, 1h).")
 @click.option("--transport", type=click.Choice(TRANSPORTS), default="webrtc", show_default=True,
-              help="webrtc: Pipecat's SmallWebRTC client; twilio: a phone call in Twilio Media Streams' shape.")
+              help="webrtc: Pipecat's SmallWebRTC client; twilio: a phone call in Twilio Media Streams' shape; sip: "
+                   "a SIP call through the SIP edge (--sip-uri), G.711 RTP.")
+@click.option("--sip-uri", metavar="sip:NUMBER@HOST:PORT", default=None,
+              help="--transport sip: the SIP edge and a number its trunk serves (sip:+14155550199@127.0.0.1:5060).")
 @click.option("--wav", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="What the caller says each turn: a 16-bit PCM WAV [default: one ~4 s English sentence].")
 @click.option("--turns", default=1, show_default=True, type=click.IntRange(0, 100),
@@ -59,9 +63,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--report", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               metavar="RESULT.json", help="No run: a saved result's tables again, and its chart (beside it, or --out).")
 @common_options
-def loadtest(per_second: float, concurrency: int, seconds: float, transport: str, wav: Path | None, turns: int,
-             release: str | None, speak_first_after: float, out: Path | None, max_sessions: int, allow_remote: bool,
-             report: Path | None) -> None:
+def loadtest(per_second: float, concurrency: int, seconds: float, transport: str, sip_uri: str | None,
+             wav: Path | None, turns: int, release: str | None, speak_first_after: float, out: Path | None,
+             max_sessions: int, allow_remote: bool, report: Path | None) -> None:
     """Place real voice sessions against a dispatcher and measure each.
 
     \b
@@ -73,6 +77,7 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
     \b
     voicefleet loadtest --rate 5/min --duration 2m
     voicefleet loadtest --rate 20/min --concurrency 10 --transport twilio --turns 2
+    voicefleet loadtest --transport sip --sip-uri sip:+14155550199@127.0.0.1:5060
     voicefleet loadtest --report loadtest-20261126T120000Z/result.json"""
     ctx = click.get_current_context()
     if report is not None:
@@ -84,6 +89,10 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
         raise click.UsageError(f"{target.url} is not on this machine: each session there starts a real bot the "
                                f"deployment pays for. Pass --allow-remote to load-test it")
     plan = checked(Plan(per_second, concurrency, seconds, max_sessions))
+    edge = sip_target(transport, sip_uri, allow_remote)
+    if edge is not None and release is not None:
+        raise click.UsageError("--release pins the start a caller sends, and a SIP call sends none (the SIP edge "
+                               "starts its session): load-test the SIP path without --release")
     key = api_key(os.environ)
     if key is not None and (warning := key_in_clear(target.url, API_KEY_VARIABLE)):
         click.echo(warning, err=True)
@@ -100,7 +109,8 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
     settings["speak_first_after_seconds"] = speak_first_after
     directory = out or Path(f"loadtest-{settings['started_at'].replace(':', '').replace('-', '')}")
     directory.mkdir(parents=True, exist_ok=True)
-    result = _run(target, key, transport, plan, wav, turns, release, allow_remote, settings, directory)
+    settings["sip_uri"] = edge.uri if edge else None
+    result = _run(target, key, transport, plan, wav, turns, release, allow_remote, settings, directory, edge)
     summary = result["summary"]
     _show(ctx, result)
     bad = summary["sessions"]["refused"] + summary["sessions"]["failed"]
@@ -110,6 +120,27 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
                    f"({', '.join(f'{c}: {n}' for c, n in codes.items())}); each one's code and message: "
                    f"{directory / 'result.json'}", err=True)
         ctx.exit(REFUSED)
+
+
+def sip_target(transport: str, uri: str | None, allow_remote: bool) -> SipUri | None:
+    """--sip-uri checked against --transport, parsed, and on this machine unless --allow-remote."""
+    if (transport == "sip") != (uri is not None):
+        raise click.UsageError(f"--transport sip calls the SIP edge named by --sip-uri (e.g. --sip-uri {EXAMPLE}); "
+                               "pass both or neither")
+    if uri is None:
+        return None
+    from voicefleet.loadtest.sip_line import caller_missing
+
+    try:
+        edge = sip_uri(uri)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--sip-uri") from None
+    if not allow_remote and not is_loopback(edge.host):
+        raise click.UsageError(f"{edge.uri} is not on this machine: each call there starts a real bot the deployment "
+                               "pays for. Pass --allow-remote to load-test it")
+    if (missing := caller_missing()) is not None:
+        raise click.UsageError(missing)
+    return edge
 
 
 def _report(ctx: click.Context, path: Path, out: Path | None) -> None:
@@ -135,7 +166,7 @@ def _show(ctx: click.Context, result: dict[str, Any]) -> None:
         return
     from voicefleet.loadtest.result import tables
 
-    click.echo(tables(result["summary"], result["load_generator"]))
+    click.echo(tables(result["summary"], result["load_generator"], result["settings"].get("transport")))
     click.echo(f"\nresult: {result['result']}\nchart:  {result['chart']}")
 
 
@@ -148,7 +179,7 @@ def _settings(url: str, transport: str, plan: Plan, turns: int, wav: Path | None
 
 
 def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path | None, turns: int, release: str | None,
-         allow_remote: bool, settings: dict[str, Any], directory: Path) -> dict[str, Any]:
+         allow_remote: bool, settings: dict[str, Any], directory: Path, edge: SipUri | None) -> dict[str, Any]:
     from voicefleet.loadtest.audio import SPEECH_WAV, read_wav
     from voicefleet.loadtest.chart import write_chart
     from voicefleet.loadtest.progress import Progress
@@ -163,11 +194,11 @@ def _run(target: Target, key: str | None, transport: str, plan: Plan, wav: Path 
     except (ValueError, EOFError, OSError) as error:
         raise click.BadParameter(f"{wav}: {error}", param_hint="--wav") from None
     # The caller's libraries loaded before the generator's own cost is counted: that is per session.
-    caller = "webrtc_caller" if transport == "webrtc" else "phone_line"
+    caller = {"webrtc": "webrtc_caller", "sip": "sip_line"}.get(transport, "phone_line")
     importlib.import_module(f"voicefleet.loadtest.{caller}")
     call = Call(base_url=target.url, api_key=key, transport=transport, speech=speech, turns=turns, release=release,
                 run_id=settings["run_id"], allow_remote=allow_remote,
-                speak_first_after=settings["speak_first_after_seconds"])
+                speak_first_after=settings["speak_first_after_seconds"], sip_uri=edge)
     test = LoadTest(plan, call, Progress(plan.sessions, plan.duration), http_timeout=target.timeout)
     settings["ends_within_seconds"] = round(plan.duration + test.ends_within, 1)
     click.echo(f"voicefleet: placing sessions for {plan.duration:g} s; the sessions under way then get at most "

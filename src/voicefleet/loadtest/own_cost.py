@@ -7,7 +7,9 @@ aiortc decodes each received track in a thread of its own. So the process's CPU 
 exited threads included) less the loop thread's (`thread_time` on the loop) is the decoders' (and any
 executor's). On the loop thread, the per-frame work the generator itself adds is charged to
 `LEDGER` by name, around synchronous code only, where no other task can run in between: what
-remains of the loop thread is aiortc's RTP, SRTP, RTCP and ICE, the HTTP calls and asyncio itself."""
+remains of the loop thread is aiortc's RTP, SRTP, RTCP and ICE, the HTTP calls and asyncio itself.
+The SIP caller places each call from a process of its own (sip_agent.py): their CPU, once each has
+exited, is the callers' processes' figure beside this process's."""
 
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ class OwnCost:
         self.loop_cpu_began = time.thread_time()
         self.ledger_began = ledger.snapshot()
         self.wall_began = time.monotonic()
+        self.children_began = _children_cpu()
         self.lags: list[float] = []
 
     async def watch_loop(self) -> None:
@@ -80,6 +83,7 @@ class OwnCost:
         cpu = time.process_time() - self.cpu_began
         wall = time.monotonic() - self.wall_began
         phases = self.phases()
+        children = _children_cpu() - self.children_began
         return {
             "cpu_seconds": round(cpu, 3),
             "wall_seconds": round(wall, 3),
@@ -90,4 +94,12 @@ class OwnCost:
             "loop_lag_p99_seconds": round(percentile(self.lags, 99), 4) if self.lags else None,
             "loop_lag_max_seconds": round(max(self.lags), 4) if self.lags else None,
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "caller_processes_cpu_seconds": round(children, 3),
+            "caller_processes_cpu_seconds_per_session": round(children / sessions, 3) if sessions else None,
         }
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have exited and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

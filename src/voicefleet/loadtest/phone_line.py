@@ -4,7 +4,8 @@ in the carrier's own messages (carrier_frames.py). `POST /start {"transport": "<
 URL the carrier dials carries it), sends the carrier's first messages, then a frame of 8 kHz audio
 every frame's length, as a live line does: silence, or the caller's speech while `turn()` plays it.
 Every frame of the bot's audio is decoded and timed, so the first loud one is the bot's first audio
-and the first loud one after the caller's speech is the turn's reply.
+and the first loud one after the caller's speech is the turn's reply. A SIP call (sip_line.py) is
+the same line over another `Line`: the process that places the call.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
@@ -29,20 +31,32 @@ MAX_MESSAGE_BYTES = 2**20
 KEY_SECONDS = 0.25  # between two keys a caller presses
 
 
+class Line(Protocol):
+    """What the caller needs of its stream: a carrier's WebSocket, or a SIP call's process."""
+
+    @property
+    def close_code(self) -> int | None: ...
+    async def send(self, message: str) -> None: ...
+    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
 class StreamClosed(ConnectionError):
     """The call's stream closed (the bot hung up) before the caller's speech or keys were all sent."""
 
 
 class PhoneCall:
     """One call on `url` (`{wsUrl}/{token}`) in `framing`'s protocol; `headers` for an upgrade that
-    carries its proof there."""
+    carries its proof there; `open_line` opens another line than the WebSocket to `url`."""
 
-    def __init__(self, url: str, framing: Framing, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, url: str, framing: Framing, *, headers: dict[str, str] | None = None,
+                 open_line: Callable[[], Awaitable[Line]] | None = None) -> None:
         self.url = url
         self.framing = framing
         self.headers = headers or {}
+        self.open_line = open_line or self._websocket
         self.ids = framing.new_ids()
-        self.ws: ClientConnection | None = None
+        self.ws: Line | None = None
         self.connected_at: float | None = None
         self.times: list[float] = []  # monotonic arrival of each frame of the bot's audio
         self.levels: list[float] = []
@@ -57,9 +71,12 @@ class PhoneCall:
         self._tasks: list[asyncio.Task[None]] = []
         self._due: float | None = None  # monotonic time the line's next frame is due
 
+    async def _websocket(self) -> ClientConnection:
+        return await connect(self.url, additional_headers=self.headers, proxy=None, compression=None,
+                             open_timeout=OPEN_TIMEOUT, max_size=MAX_MESSAGE_BYTES)
+
     async def connect(self) -> None:
-        self.ws = await connect(self.url, additional_headers=self.headers, proxy=None, compression=None,
-                                open_timeout=OPEN_TIMEOUT, max_size=MAX_MESSAGE_BYTES)
+        self.ws = await self.open_line()
         for message in self.framing.opening(self.ids):
             await self.ws.send(json.dumps(message))
         self.connected_at = time.monotonic()

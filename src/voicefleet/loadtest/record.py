@@ -1,5 +1,5 @@
 """What the load test measures of one session, every time in seconds from the moment its
-`POST /start` was sent (the caller's own monotonic clock), and how it ended."""
+`POST /start` was sent (a SIP call's: its INVITE; the caller's own monotonic clock), and how it ended."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from voicefleet.loadtest.audio import Pcm
 from voicefleet.loadtest.rail import elsewhere, offer_url
 from voicefleet.loadtest.record import REFUSED, SessionRecord
 from voicefleet.loadtest.session_calls import json_object, refusal, session_url, stop_session, timeline_once_ended
+from voicefleet.loadtest.sip_uri import SipUri
 from voicefleet.loadtest.timeline import durations, end_reason
 
 START_ATTEMPTS = 3  # a start whose connection dropped before its answer, sent again
@@ -39,7 +40,7 @@ class Call:
 
     base_url: str
     api_key: str | None
-    transport: str  # webrtc | twilio
+    transport: str  # webrtc | twilio | sip
     speech: Pcm
     turns: int
     release: str | None
@@ -48,9 +49,10 @@ class Call:
     ready_timeout: float = 180.0  # a cold start on a cloud provider, with a margin
     audio_timeout: float = 60.0  # connected → the bot's first audio
     # connected → the caller speaks first, when the bot has said nothing (it waits to be spoken to, as a
-    # speech-to-speech bot may); 0: never, a bot that does not greet fails `no_first_audio`.
+    # speech-to-speech bot may); 0: never, a bot that does not greet fails `nofirst_audio`.
     speak_first_after: float = 10.0
     listen_seconds: float = 15.0  # the end of the caller's speech → a whole reply heard
+    sip_uri: SipUri | None = None  # --transport sip: the edge and the number called
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -70,13 +72,18 @@ class Caller(Protocol):
 
 async def run_session(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
     """Places one session and fills `record`; never raises but for cancellation (cleaned up too)."""
+    if call.transport == "sip":
+        from voicefleet.loadtest.sip_session import run_sip_session  # the call is the start: no POST /start
+
+        await run_sip_session(call, http, record)
+        return
     began = time.monotonic()
     answer = await _start(call, http, record, began)
     if answer is None:
         return
     if not call.allow_remote and (why := elsewhere(call.base_url, answer)) is not None:
         record.fail("remote_session_url", why)
-        await _stop(call, http, record)
+        await stop(call, http, record)
         return
     caller: Caller | None = None
     try:
@@ -88,9 +95,9 @@ async def run_session(call: Call, http: httpx.AsyncClient, record: SessionRecord
             if connected and caller.connected_at is not None:
                 record.connected = caller.connected_at - began
             if record.outcome == "ok":
-                await _first_audio(call, caller, record, began)
+                await first_audio(call, caller, record, began)
             if record.outcome == "ok":
-                await _turns(call, caller, record)
+                await take_turns(call, caller, record)
             if connected:  # else there is nothing to wait for: a call's session exists once its stream does
                 await ready
         finally:
@@ -99,12 +106,12 @@ async def run_session(call: Call, http: httpx.AsyncClient, record: SessionRecord
     except BaseException:  # cancelled, past its deadline, or the caller's own fault: stopped at once
         if caller is not None:
             await caller.close()
-        await _stop(call, http, record)
+        await stop(call, http, record)
         raise
     await caller.close()  # the hang-up, as a caller ends a call: the bot ends the session itself
-    await _read_timeline(call, http, record)
+    await read_timeline(call, http, record)
     if record.bot_end is None:  # it did not say it ended: stopped, so nothing is left running
-        await _stop(call, http, record)
+        await stop(call, http, record)
 
 
 async def _start(call: Call, http: httpx.AsyncClient, record: SessionRecord, began: float) -> dict[str, Any] | None:
@@ -160,7 +167,7 @@ async def _connect(caller: Caller, record: SessionRecord) -> None:
         record.fail(f"connect_{status}" if status else "connect_failed", f"{type(error).__name__}: {error}"[:300])
 
 
-async def _first_audio(call: Call, caller: Caller, record: SessionRecord, began: float) -> None:
+async def first_audio(call: Call, caller: Caller, record: SessionRecord, began: float) -> None:
     """The bot's first audio; or, once `speak_first_after` passed in silence, the caller speaks first
     (a session with turns to take)."""
     speaks_first = call.speak_first_after > 0 and call.turns > 0
@@ -173,14 +180,14 @@ async def _first_audio(call: Call, caller: Caller, record: SessionRecord, began:
     if heard is None and speaks_first:
         record.caller_spoke_first = True
     elif heard is None:
-        record.fail("no_first_audio", f"connected, and no bot audio within {call.audio_timeout:g} s")
+        record.fail("nofirst_audio", f"connected, and no bot audio within {call.audio_timeout:g} s")
     else:
         record.first_audio = heard - began
         if (frame := caller.first_frame_at()) is not None:
             record.first_frame = frame - began
 
 
-async def _turns(call: Call, caller: Caller, record: SessionRecord) -> None:
+async def take_turns(call: Call, caller: Caller, record: SessionRecord) -> None:
     for number in range(call.turns):
         try:
             latency = await caller.turn(call.speech, listen_seconds=call.listen_seconds)
@@ -226,11 +233,11 @@ async def _wait_ready(call: Call, http: httpx.AsyncClient, record: SessionRecord
     record.fail("ready_timeout", f"the session was still starting after {call.ready_timeout:g} s")
 
 
-async def _stop(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
+async def stop(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
     await stop_session(http, call.base_url, record.session_id, call.headers())
 
 
-async def _read_timeline(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
+async def read_timeline(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
     """The timeline once the bot has reported its end (at most END_WAIT_SECONDS after the hang-up)."""
     if record.session_id is None:
         return
