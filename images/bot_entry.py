@@ -7,9 +7,9 @@ build and fail at its first session. `bot` counts when a top-level statement bin
 inside a top-level `if`/`try`/`with`, which run at import. A `from x import *` may bind it, and a file
 Python cannot parse is reported by the build with Python's own message: neither is refused here.
 A file without `bot` whose top level has one of the entry points the bot host runs unchanged
-(bot/entry_shapes.py: `async def run_bot(webrtc_connection)`, `async def main(room_url, token)`,
-`async def main()`, each other parameter with a default) is accepted: `known_shape` reads it here
-from the source, as the host reads it from the imported function.
+(bot/entry_shape_table.py: `async def run_bot(webrtc_connection)`, `async def main(room_url, token)`,
+`async def main()`, each other parameter with a default) is accepted: `known_shape` reads the same
+table here in the source, as the host reads it in the imported function (bot/entry_shapes.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+from bot.entry_shape_table import ENTRY_SHAPES
 from images.python_source import parse_python
 
 ENTRY_POINT = "bot"
@@ -52,11 +53,6 @@ def _bound(statements: list[ast.stmt]) -> Iterator[str]:
                                *(line for handler in statement.handlers for line in handler.body)])
 
 
-# (function name, its first positional parameters, the one transport it serves): bot/entry_shapes.py's.
-SHAPES = (("run_bot", ("webrtc_connection",), "webrtc"), ("main", ("room_url", "token"), "daily"),
-          ("main", (), "daily"))
-
-
 def known_shape(path: Path) -> tuple[str, str] | None:
     """(`run_bot(webrtc_connection)`, `webrtc`): the entry point the host runs unchanged in a file
     without `bot`, and the transport it serves; None when it has none (or does not parse)."""
@@ -65,9 +61,9 @@ def known_shape(path: Path) -> tuple[str, str] | None:
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         return None
     defined = {statement.name: statement for statement in tree.body if isinstance(statement, ast.AsyncFunctionDef)}
-    for name, first, transport in SHAPES:
-        if (function := defined.get(name)) is not None and _takes(function.args, first):
-            return f"{name}({', '.join(first)})", transport
+    for shape in ENTRY_SHAPES:
+        if (function := defined.get(shape.function)) is not None and _takes(function.args, shape.parameters):
+            return shape.entry, shape.transport
     return None
 
 
