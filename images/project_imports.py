@@ -23,7 +23,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from images.python_source import parse_python
+from images.python_source import parse_file
+from images.source_file import SourceRefused
 
 # Distributions whose import name is not their own name: the packages a project may think of
 # leaving out (the plan's slimming names them), and the common ones besides.
@@ -107,7 +108,8 @@ def own_modules(project: Path, entry: str = "bot.py", *, max_files: int = MAX_OW
                 skip: Callable[[Path], bool] = lambda path: False) -> Iterator[tuple[Path, ast.Module]]:
     """`entry` and the project's own modules it imports, transitively (`import x`, `from x import y`,
     `from . import y`, resolved against the project's folder), each parsed once, at most `max_files`
-    of them. A file `skip` refuses or Python cannot parse is passed over, and what it imports unread."""
+    of them. A file `skip` refuses, Python cannot parse, or images/source_file.py will not read is passed
+    over, and what it imports unread."""
     pending, seen = [project / entry], set[Path]()
     while pending and len(seen) < max_files:
         path = pending.pop(0)
@@ -117,8 +119,10 @@ def own_modules(project: Path, entry: str = "bot.py", *, max_files: int = MAX_OW
         if skip(path):
             continue
         try:
-            tree = parse_python(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+            tree = parse_file(path, project)
+        except SourceRefused:  # a link out of the project, too large: passed over unread, as a broken file is
+            tree = None
+        if tree is None:
             continue
         yield path, tree
         for dotted, _ in _imports(tree, _package_of(project, path)):

@@ -11,7 +11,7 @@ import pytest
 
 from bot.entry_shape_table import ENTRY_SHAPES, EntryShape
 from bot.entry_shapes import known_entry
-from images.bot_entry import known_shape
+from images.bot_entry import bot_tree, known_shape
 
 
 @pytest.mark.parametrize("shape", ENTRY_SHAPES, ids=lambda shape: shape.entry)
@@ -24,7 +24,7 @@ def test_the_host_and_the_deploy_check_find_each_shape_of_the_table(tmp_path: Pa
     spec.loader.exec_module(module)
     entry = known_entry(module, path)
     assert entry is not None and (entry.name, entry.transport) == (shape.entry, shape.transport)
-    assert known_shape(path) == (shape.entry, shape.transport)
+    assert known_shape(bot_tree(path)) == (shape.entry, shape.transport)
 
 
 def test_each_refusal_names_the_shape_the_session_and_a_way_out() -> None:
