@@ -18,7 +18,7 @@ import os
 import stat
 from pathlib import Path
 
-MAX_SOURCE_BYTES = 512 * 1024
+MAX_FILE_BYTES = 512 * 1024
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -42,8 +42,8 @@ def read_source(path: Path, project: Path) -> bytes:
     with os.fdopen(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise SourceRefused(f"{path} is not a regular file: make it the Python file itself")
-        source = handle.read(MAX_SOURCE_BYTES + 1)
-    if len(source) > MAX_SOURCE_BYTES:
-        raise SourceRefused(f"{path} is over {MAX_SOURCE_BYTES // 1024} KiB, more than a bot's source: keep data "
+        source = handle.read(MAX_FILE_BYTES + 1)
+    if len(source) > MAX_FILE_BYTES:
+        raise SourceRefused(f"{path} is over {MAX_FILE_BYTES // 1024} KiB, more than a bot's source: keep data "
                             "(prompts, tables, models) in files of their own that the bot reads when it runs")
     return source

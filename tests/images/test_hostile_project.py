@@ -11,7 +11,9 @@ import pytest
 
 from images.bot_entry import MAX_SHOWN_SIGNATURE, bot_tree
 from images.bot_project import read
-from images.source_file import MAX_SOURCE_BYTES, SourceRefused
+from images.env_reads import env_reads
+from images.project_imports import own_modules
+from images.source_file import MAX_FILE_BYTES, SourceRefused
 from tests.images.test_bot_project import BOT, project, refusal
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,8 +63,8 @@ def test_a_bot_py_larger_than_a_bots_source_is_refused_without_reading_it_all(tm
     folder = project(tmp_path)
     with (folder / "bot.py").open("w") as bot:
         bot.write(BOT)
-        bot.write(("# " + "x" * 1000 + "\n") * (MAX_SOURCE_BYTES // 1000 + 1))
-    assert f"is over {MAX_SOURCE_BYTES // 1024} KiB, more than a bot's source" in refusal(folder)
+        bot.write(("# " + "x" * 1000 + "\n") * (MAX_FILE_BYTES // 1000 + 1))
+    assert f"is over {MAX_FILE_BYTES // 1024} KiB, more than a bot's source" in refusal(folder)
 
 
 def test_a_bot_py_that_is_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
@@ -90,3 +92,22 @@ def test_an_own_module_linked_out_of_the_project_is_passed_over_unread(tmp_path:
     outside.write_text("import some_package_of_the_deploying_machine\n")
     (folder / "pipeline.py").symlink_to(outside)
     assert "some_package_of_the_deploying_machine" not in read(folder).imports
+
+
+def test_the_walk_of_own_modules_parses_a_bounded_number_of_bytes_in_all(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text("import first\nimport second\n")
+    (folder / "first.py").write_text("# " + "x" * 3000 + "\nimport os\n")
+    (folder / "second.py").write_text("import json\n")
+    bound = sum((folder / name).stat().st_size for name in ("bot.py", "first.py"))
+    assert [path.name for path, _ in own_modules(folder, max_bytes=bound)] == ["bot.py", "first.py"]
+    assert [path.name for path, _ in own_modules(folder, max_bytes=bound + 20)] == ["bot.py", "first.py",
+                                                                                    "second.py"]
+
+
+def test_an_own_module_over_the_bound_of_one_file_is_named_unread_by_the_variables_check(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    (folder / "bot.py").write_text("import generated\n" + BOT)
+    (folder / "generated.py").write_text('import os\nos.environ["FAR"]\n' + "# padding\n" * (MAX_FILE_BYTES // 10))
+    scanned = env_reads(folder)
+    assert scanned.unread == ("generated.py",) and "FAR" not in scanned.reads
