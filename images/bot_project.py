@@ -39,7 +39,7 @@ from images.bot_transports import (
 )
 from images.lock_closure import needing
 from images.project_imports import ModuleImport, imported_modules
-from images.source_file import SourceRefused
+from images.source_file import MAX_DEPENDENCIES_BYTES, MAX_LOCK_BYTES, SourceRefused, read_project_file
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
@@ -178,10 +178,26 @@ def _importable(path: Path, imports: Mapping[str, ModuleImport]) -> None:
                                   f"named '{module}'. Move src/{module} beside bot.py")
 
 
+def _text(path: Path) -> str:
+    """A dependency file at the project's root, read within bounds (images/source_file.py)."""
+    bound = MAX_LOCK_BYTES if path.name == "uv.lock" else MAX_DEPENDENCIES_BYTES
+    try:
+        content = read_project_file(path, path.parent, bound, "more than a project's dependency file")
+    except SourceRefused as refused:
+        raise BotProjectError(str(refused)) from None
+    except OSError as error:
+        raise BotProjectError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BotProjectError(f"{path} is not UTF-8 (byte {error.start}): save it as UTF-8, as uv and pip "
+                              "write it") from None
+
+
 def _toml(path: Path) -> dict[str, object]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        return tomllib.loads(_text(path))
+    except tomllib.TOMLDecodeError as error:
         raise BotProjectError(f"{path} is not valid TOML: {error}") from None
 
 
@@ -203,7 +219,7 @@ def _requirements(path: Path) -> tuple[dict[str, Version], set[str]]:
     Pipecat must be pinned exactly: with no lock, only `==` says at preview time which version the
     build will install.
     """
-    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    text = _text(path).replace("\\\n", " ")
     pins: dict[str, Version] = {}
     named: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):

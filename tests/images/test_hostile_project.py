@@ -13,7 +13,7 @@ from images.bot_entry import MAX_SHOWN_SIGNATURE, bot_tree
 from images.bot_project import read
 from images.env_reads import env_reads
 from images.project_imports import own_modules
-from images.source_file import MAX_FILE_BYTES, SourceRefused
+from images.source_file import MAX_DEPENDENCIES_BYTES, MAX_FILE_BYTES, SourceRefused
 from tests.images.test_bot_project import BOT, project, refusal
 
 pytestmark = pytest.mark.timeout(60)
@@ -111,3 +111,25 @@ def test_an_own_module_over_the_bound_of_one_file_is_named_unread_by_the_variabl
     (folder / "generated.py").write_text('import os\nos.environ["FAR"]\n' + "# padding\n" * (MAX_FILE_BYTES // 10))
     scanned = env_reads(folder)
     assert scanned.unread == ("generated.py",) and "FAR" not in scanned.reads
+
+
+def test_a_requirements_file_linked_to_a_file_of_the_machine_is_refused_without_quoting_it(tmp_path: Path) -> None:
+    folder = project(tmp_path, requirements="pipecat-ai[daily]==1.14.0\n")
+    credentials = tmp_path / "credentials"
+    credentials.write_text("API_KEY=sk-not-for-the-log\n")
+    (folder / "requirements.txt").unlink()
+    (folder / "requirements.txt").symlink_to(credentials)
+    message = refusal(folder)
+    assert "requirements.txt is a link to" in message and "outside the project" in message, message
+    assert "sk-not-for-the-log" not in message
+
+
+def test_a_requirements_file_that_is_not_utf8_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    folder = project(tmp_path, requirements="pipecat-ai[daily]==1.14.0\n")
+    (folder / "requirements.txt").write_bytes("# caf\xe9\npipecat-ai[daily]==1.14.0\n".encode("latin-1"))
+    assert "requirements.txt is not UTF-8 (byte 5): save it as UTF-8" in refusal(folder)
+
+
+def test_a_pyproject_larger_than_a_dependency_file_is_refused(tmp_path: Path) -> None:
+    folder = project(tmp_path, pyproject="# padding\n" * (MAX_DEPENDENCIES_BYTES // 10 + 1))
+    assert f"pyproject.toml is over {MAX_DEPENDENCIES_BYTES // 1024} KiB" in refusal(folder)
