@@ -14,8 +14,9 @@ their server hands them what the host already has for the session:
   the room and the token already, as Pipecat's runner hands its bot the ones it made.
 
 Each is found by its function's name and parameters (`inspect`), never by the file's name; the other
-parameters must have defaults. Each serves one transport: a session of another fails with
-`WrongSession`, which names the way (the transport to start, or the `bot(runner_args)` to write).
+parameters must have defaults. The shapes are bot/entry_shape_table.py's, the table the deploy check
+reads too. Each serves one transport: a session of another fails with `WrongSession`, which names the
+way (the transport to start, or the `bot(runner_args)` to write).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from bot.transport_advice import DAILY_ONLY
+from bot.entry_shape_table import ENTRY_SHAPES, MAIN_COMMAND_LINE, MAIN_ROOM, RUN_BOT, EntryShape
 
 if TYPE_CHECKING:  # imported when a session runs: bot/app.py imports nothing of Pipecat before its config
-    from pipecat.runner.types import DailyRunnerArguments, RunnerArguments
+    from pipecat.runner.types import RunnerArguments
 
 # What instant-voice's and bot-ready-signalling's argparse fall back on without `-u`.
 SAMPLE_ROOM_VARIABLE = "DAILY_SAMPLE_ROOM_URL"
@@ -42,10 +43,9 @@ _SESSION_KINDS = {
     "SmallWebRTCRunnerArguments": "SmallWebRTC's",
     "WebSocketRunnerArguments": "a phone call's",
 }
+# The runner arguments (pipecat.runner.types) of each transport's sessions.
+_RUNNER_ARGUMENTS = {"webrtc": "SmallWebRTCRunnerArguments", "daily": "DailyRunnerArguments"}
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_NEEDS_WEBRTC = ('start WebRTC sessions (POST /start {"transport": "webrtc"}, with webrtc in the dispatcher\'s '
-                 "TRANSPORTS), or add `async def bot(runner_args)` that builds its transport with Pipecat's "
-                 "create_transport(runner_args, …) for this one")
 
 
 class WrongSession(Exception):
@@ -78,15 +78,11 @@ def takes(function: object, names: tuple[str, ...]) -> bool:
 
 
 def known_entry(module: ModuleType, path: Path) -> Entry | None:
-    """The file's entry point when it has no `bot` but one of the shapes above; None otherwise."""
-    run_bot = getattr(module, "run_bot", None)
-    if takes(run_bot, ("webrtc_connection",)):
-        return Entry("run_bot(webrtc_connection)", "webrtc", _with_connection(run_bot))
-    main = getattr(module, "main", None)
-    if takes(main, ("room_url", "token")):
-        return Entry("main(room_url, token)", "daily", _with_room(main))
-    if takes(main, ()):
-        return Entry("main()", "daily", _with_command_line(main, path))
+    """The file's entry point when it has no `bot` but one of the table's shapes; None otherwise."""
+    for shape in ENTRY_SHAPES:
+        function = getattr(module, shape.function, None)
+        if takes(function, shape.parameters):
+            return Entry(shape.entry, shape.transport, _served(shape, function, path))
     return None
 
 
@@ -95,44 +91,39 @@ def _session_kind(runner_args: object) -> str:
     return f"{_SESSION_KINDS.get(name, 'another transport')} ({name})"
 
 
-def _with_connection(run_bot: Any) -> Callable[[Any], Awaitable[None]]:
-    async def call(runner_args: RunnerArguments) -> None:
-        from pipecat.runner.types import SmallWebRTCRunnerArguments
+def _served(shape: EntryShape, function: Any, path: Path) -> Callable[[Any], Awaitable[None]]:
+    """`function` run for a session of its shape's transport, handed what its own server would hand it."""
+    hand = _HANDS[shape]
 
-        if not isinstance(runner_args, SmallWebRTCRunnerArguments):
-            raise WrongSession(f"run_bot(webrtc_connection) is handed a WebRTC connection, and this session is "
-                               f"{_session_kind(runner_args)}: {_NEEDS_WEBRTC}")
-        await run_bot(runner_args.webrtc_connection)
+    async def call(runner_args: RunnerArguments) -> None:
+        from pipecat.runner import types
+
+        if not isinstance(runner_args, getattr(types, _RUNNER_ARGUMENTS[shape.transport])):
+            raise WrongSession(shape.refused(_session_kind(runner_args)))
+        await hand(function, runner_args, path)
 
     return call
 
 
-def _daily_only(entry: str, runner_args: RunnerArguments) -> DailyRunnerArguments:
-    from pipecat.runner.types import DailyRunnerArguments
-
-    if not isinstance(runner_args, DailyRunnerArguments):
-        raise WrongSession(f"{entry} joins a Daily room, and this session is {_session_kind(runner_args)}; "
-                           f"{DAILY_ONLY}")
-    return runner_args
+async def _hand_connection(run_bot: Any, runner_args: Any, path: Path) -> None:
+    await run_bot(runner_args.webrtc_connection)
 
 
-def _with_room(main: Any) -> Callable[[Any], Awaitable[None]]:
-    async def call(runner_args: RunnerArguments) -> None:
-        daily = _daily_only("main(room_url, token)", runner_args)
-        await main(daily.room_url, daily.token)
-
-    return call
+async def _hand_room(main: Any, runner_args: Any, path: Path) -> None:
+    await main(runner_args.room_url, runner_args.token)
 
 
-def _with_command_line(main: Any, path: Path) -> Callable[[Any], Awaitable[None]]:
-    async def call(runner_args: RunnerArguments) -> None:
-        daily = _daily_only("main()", runner_args)
-        # The command line the examples' servers give it; held in this process only (never in `ps`).
-        argv = [str(path), "-u", daily.room_url, *(("-t", daily.token) if daily.token else ())]
-        with _command_line(argv), _variable(SAMPLE_ROOM_VARIABLE, daily.room_url):
-            await main()
+async def _hand_command_line(main: Any, runner_args: Any, path: Path) -> None:
+    # The command line the examples' servers give it; held in this process only (never in `ps`).
+    argv = [str(path), "-u", runner_args.room_url, *(("-t", runner_args.token) if runner_args.token else ())]
+    with _command_line(argv), _variable(SAMPLE_ROOM_VARIABLE, runner_args.room_url):
+        await main()
 
-    return call
+
+# How each shape of the table is called: a shape the host cannot call has no business in the table.
+_HANDS: dict[EntryShape, Callable[[Any, Any, Path], Awaitable[None]]] = {
+    RUN_BOT: _hand_connection, MAIN_ROOM: _hand_room, MAIN_COMMAND_LINE: _hand_command_line,
+}
 
 
 @contextmanager

@@ -7,9 +7,12 @@ build and fail at its first session. `bot` counts when a top-level statement bin
 inside a top-level `if`/`try`/`with`, which run at import. A `from x import *` may bind it, and a file
 Python cannot parse is reported by the build with Python's own message: neither is refused here.
 A file without `bot` whose top level has one of the entry points the bot host runs unchanged
-(bot/entry_shapes.py: `async def run_bot(webrtc_connection)`, `async def main(room_url, token)`,
-`async def main()`, each other parameter with a default) is accepted: `known_shape` reads it here
-from the source, as the host reads it from the imported function.
+(bot/entry_shape_table.py: `async def run_bot(webrtc_connection)`, `async def main(room_url, token)`,
+`async def main()`, each other parameter with a default) is accepted: `known_shape` reads the same
+table here in the source, as the host reads it in the imported function (bot/entry_shapes.py).
+
+The source is a user's, read on the deploying machine: it is read once, bounded, and only inside the
+project (images/source_file.py), and what is quoted from it back is bounded too.
 """
 
 from __future__ import annotations
@@ -18,17 +21,24 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from images.python_source import parse_python
+from bot.entry_shape_table import ENTRY_SHAPES
+from images.python_source import parse_file
 
 ENTRY_POINT = "bot"
 CONTRACT = "async def bot(runner_args)"
+# What the refusal quotes of a script's `main` signature at most: a default may be any expression.
+MAX_SHOWN_SIGNATURE = 200
 
 
-def lacks_bot(path: Path) -> bool:
+def bot_tree(path: Path) -> ast.Module | None:
+    """bot.py's syntax tree for the checks below; None when it cannot be read or parsed (the build
+    reports that). SourceRefused (images/source_file.py) for a file the check will not read."""
+    return parse_file(path, path.parent)
+
+
+def lacks_bot(tree: ast.Module | None) -> bool:
     """True only when bot.py parses and surely binds no top-level `bot`."""
-    try:
-        tree = parse_python(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+    if tree is None:
         return False
     return not any(name in (ENTRY_POINT, "*") for name in _bound(tree.body))
 
@@ -52,22 +62,15 @@ def _bound(statements: list[ast.stmt]) -> Iterator[str]:
                                *(line for handler in statement.handlers for line in handler.body)])
 
 
-# (function name, its first positional parameters, the one transport it serves): bot/entry_shapes.py's.
-SHAPES = (("run_bot", ("webrtc_connection",), "webrtc"), ("main", ("room_url", "token"), "daily"),
-          ("main", (), "daily"))
-
-
-def known_shape(path: Path) -> tuple[str, str] | None:
+def known_shape(tree: ast.Module | None) -> tuple[str, str] | None:
     """(`run_bot(webrtc_connection)`, `webrtc`): the entry point the host runs unchanged in a file
     without `bot`, and the transport it serves; None when it has none (or does not parse)."""
-    try:
-        tree = parse_python(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+    if tree is None:
         return None
     defined = {statement.name: statement for statement in tree.body if isinstance(statement, ast.AsyncFunctionDef)}
-    for name, first, transport in SHAPES:
-        if (function := defined.get(name)) is not None and _takes(function.args, first):
-            return f"{name}({', '.join(first)})", transport
+    for shape in ENTRY_SHAPES:
+        if (function := defined.get(shape.function)) is not None and _takes(function.args, shape.parameters):
+            return shape.entry, shape.transport
     return None
 
 
@@ -81,15 +84,21 @@ def _takes(args: ast.arguments, first: tuple[str, ...]) -> bool:
     return undefaulted <= len(first) and kw_undefaulted == 0
 
 
-def main_found(path: Path) -> str | None:
+def main_found(tree: ast.Module | None) -> str | None:
     """`async def main(room_url: str, token: str)`: the script's top-level `main`, as written, for the
     refusal of a file with no `bot` (what to wrap); None without one or when the file does not parse."""
-    try:
-        tree = parse_python(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
-        return None
-    for statement in tree.body:
+    for statement in tree.body if tree is not None else []:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == "main":
             kind = "async def" if isinstance(statement, ast.AsyncFunctionDef) else "def"
-            return f"{kind} main({ast.unparse(statement.args)})"
+            return f"{kind} main({_shown(statement.args)})"
     return None
+
+
+def _shown(args: ast.arguments) -> str:
+    """The parameters as written, cut short: a default nested deeper than `ast.unparse` recurses is
+    named by the parameters alone."""
+    try:
+        written = ast.unparse(args)
+    except RecursionError:
+        written = ", ".join(arg.arg for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs])
+    return written if len(written) <= MAX_SHOWN_SIGNATURE else f"{written[:MAX_SHOWN_SIGNATURE]}…"

@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bot.no_bot_advice import RECIPE  # where the wrapper for a script's `main` is shown
-from images.bot_entry import CONTRACT, ENTRY_POINT, known_shape, lacks_bot, main_found
+from images.bot_entry import CONTRACT, ENTRY_POINT, bot_tree, known_shape, lacks_bot, main_found
 from images.bot_transports import (
     IMAGE_LEAVES_OUT,
     TRANSPORT_PACKAGES,
@@ -39,6 +39,7 @@ from images.bot_transports import (
 )
 from images.lock_closure import needing
 from images.project_imports import ModuleImport, imported_modules
+from images.source_file import MAX_DEPENDENCIES_BYTES, MAX_LOCK_BYTES, SourceRefused, read_project_file
 
 # The Pipecat versions voicefleet's host (`python -m bot`) is written against: the runner
 # argument types with `session_id`, PipelineWorker/WorkerRunner, the universal LLM context. The
@@ -106,8 +107,12 @@ def read(path: Path) -> BotProject:
     if not (path / BOT_FILE).is_file():
         raise BotProjectError(f"{path} has no {BOT_FILE}: the project's entry point is bot.py with "
                               "`async def bot(runner_args)` (Pipecat's runner contract)")
-    if lacks_bot(path / BOT_FILE) and known_shape(path / BOT_FILE) is None:
-        main = main_found(path / BOT_FILE)
+    try:
+        tree = bot_tree(path / BOT_FILE)
+    except SourceRefused as refused:
+        raise BotProjectError(str(refused)) from None
+    if lacks_bot(tree) and known_shape(tree) is None:
+        main = main_found(tree)
         found = f"; it has `{main}`" if main else ""
         raise BotProjectError(f"{path / BOT_FILE} defines no `{ENTRY_POINT}`{found}: the bot host calls `{CONTRACT}` "
                               "(Pipecat's runner contract). Add it at the file's top level, handing "
@@ -173,10 +178,26 @@ def _importable(path: Path, imports: Mapping[str, ModuleImport]) -> None:
                                   f"named '{module}'. Move src/{module} beside bot.py")
 
 
+def _text(path: Path) -> str:
+    """A dependency file at the project's root, read within bounds (images/source_file.py)."""
+    bound = MAX_LOCK_BYTES if path.name == "uv.lock" else MAX_DEPENDENCIES_BYTES
+    try:
+        content = read_project_file(path, path.parent, bound, "more than a project's dependency file")
+    except SourceRefused as refused:
+        raise BotProjectError(str(refused)) from None
+    except OSError as error:
+        raise BotProjectError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BotProjectError(f"{path} is not UTF-8 (byte {error.start}): save it as UTF-8, as uv and pip "
+                              "write it") from None
+
+
 def _toml(path: Path) -> dict[str, object]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        return tomllib.loads(_text(path))
+    except tomllib.TOMLDecodeError as error:
         raise BotProjectError(f"{path} is not valid TOML: {error}") from None
 
 
@@ -198,7 +219,7 @@ def _requirements(path: Path) -> tuple[dict[str, Version], set[str]]:
     Pipecat must be pinned exactly: with no lock, only `==` says at preview time which version the
     build will install.
     """
-    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    text = _text(path).replace("\\\n", " ")
     pins: dict[str, Version] = {}
     named: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):

@@ -26,7 +26,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from images.python_source import parse_python
+from images.python_source import parse_file
 
 # Pipecat's `create_transport` keys: the carriers' serializers run over its FastAPI WebSocket transport.
 TRANSPORT_KEYS = {
@@ -82,11 +82,8 @@ def transports_built(bot_file: Path) -> tuple[BuiltTransport, ...]:
 
 def _tree(bot_file: Path) -> ast.Module | None:
     """bot.py's syntax tree; None when it cannot be parsed (the image build's `--check` reports a
-    broken file with Python's own message)."""
-    try:
-        return parse_python(bot_file.read_text(encoding="utf-8"), str(bot_file))
-    except (SyntaxError, UnicodeDecodeError, ValueError):
-        return None
+    broken file with Python's own message). Read within bounds (images/source_file.py)."""
+    return parse_file(bot_file, bot_file.parent)
 
 
 def _module_signs(node: ast.AST) -> list[tuple[str, str]]:

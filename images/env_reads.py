@@ -10,7 +10,8 @@ at run time (`os.getenv(prefix + "_KEY")`) is not seen, nor are reads inside ins
 Only bot.py and the project's own modules it imports, transitively, are read
 (images/project_imports.py): a `server.py` or a test the bot never imports runs in no session, so
 what it reads is not the bot's. The plan parses at most MAX_SOURCE_BYTES of them, so a huge project
-cannot stall it; the files past that are named as unread.
+cannot stall it; the files past that, and any one file over images/source_file.py's bound, are named as
+unread.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from images.project_imports import own_modules
+from images.source_file import MAX_FILE_BYTES
 
 # A bot's own code is a few hundred kB: far more is generated or vendored code, which parses slowly.
 MAX_SOURCE_BYTES = 20_000_000
@@ -50,13 +52,13 @@ def env_reads(project: Path, max_bytes: int = MAX_SOURCE_BYTES, entry: str = "bo
             size = path.stat().st_size
         except OSError:
             return True  # gone or unreadable: the image build reports it
-        if size > budget:
+        if size > min(budget, MAX_FILE_BYTES):  # past the budget, or more than one file is read of
             unread.append(path.relative_to(project).as_posix())
             return True
         budget -= size
         return False
 
-    for path, tree in own_modules(project, entry, skip=past_budget):
+    for path, tree in own_modules(project, entry, max_bytes=max_bytes, skip=past_budget):
         relative = path.relative_to(project).as_posix()
         for name, line, defaulted in _reads(tree):
             every.add(name)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from images.python_source import parse_python
+from images.python_source import parse_file
+from images.source_file import MAX_FILE_BYTES, SourceRefused
 
 # Distributions whose import name is not their own name: the packages a project may think of
 # leaving out (the plan's slimming names them), and the common ones besides.
@@ -35,6 +36,9 @@ IMPORT_NAMES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 # A bot's own modules are a few dozen: the walk stops well past that, so a vendored tree cannot stall the plan.
 MAX_OWN_FILES = 2000
+# And it parses this much of them at most (each file at most images/source_file.py's bound): a parse
+# costs seconds and hundreds of MB a MB, so 2000 files of that bound would stall the plan for an hour.
+MAX_OWN_BYTES = 20_000_000
 OPTIONAL_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 
 
@@ -104,25 +108,39 @@ def imported_modules(project: Path, entry: str = "bot.py") -> dict[str, ModuleIm
 
 
 def own_modules(project: Path, entry: str = "bot.py", *, max_files: int = MAX_OWN_FILES,
+                max_bytes: int = MAX_OWN_BYTES,
                 skip: Callable[[Path], bool] = lambda path: False) -> Iterator[tuple[Path, ast.Module]]:
     """`entry` and the project's own modules it imports, transitively (`import x`, `from x import y`,
     `from . import y`, resolved against the project's folder), each parsed once, at most `max_files`
-    of them. A file `skip` refuses or Python cannot parse is passed over, and what it imports unread."""
-    pending, seen = [project / entry], set[Path]()
+    of them and `max_bytes` in all. A file `skip` refuses, one past the bytes left, one Python cannot
+    parse or images/source_file.py will not read is passed over, and what it imports unread."""
+    pending, seen, left = [project / entry], set[Path](), max_bytes
     while pending and len(seen) < max_files:
         path = pending.pop(0)
         if path in seen:
             continue
         seen.add(path)
-        if skip(path):
+        size = _size(path)
+        if skip(path) or size > left:
             continue
+        left -= size
         try:
-            tree = parse_python(path.read_text(encoding="utf-8"), str(path))
-        except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+            tree = parse_file(path, project)
+        except SourceRefused:  # a link out of the project, too large: passed over unread, as a broken file is
+            tree = None
+        if tree is None:
             continue
         yield path, tree
         for dotted, _ in _imports(tree, _package_of(project, path)):
             pending += _own_files(project, dotted) or []
+
+
+def _size(path: Path) -> int:
+    """What reading `path` costs the budget: a file over images/source_file.py's bound is refused unread."""
+    try:
+        return min(path.stat().st_size, MAX_FILE_BYTES)
+    except OSError:
+        return 0  # gone or unreadable: its read fails, and the image build reports it
 
 
 def _package_of(project: Path, path: Path) -> str:

@@ -77,20 +77,26 @@ async def test_a_whatsapp_shaped_run_bot_is_handed_the_webrtc_connection_and_tal
     assert bot.next_event("ended", 5)["reason"] == "peer_disconnected"
 
 
-def test_a_whatsapp_shaped_run_bot_on_a_daily_session_fails_it_naming_the_way_out(spawn_bot: SpawnBot) -> None:
-    path = BOTS / "webrtc_run_bot.py"
+def failed_daily_session(spawn_bot: SpawnBot, path: Path) -> tuple[str, str]:
+    """The `detail` of the session the bot file at `path` fails on a Daily room (exit 4), and the host's log."""
     env = bot_env(BOT_FILE=str(path), DAILY_ROOM_URL=ROOM, DAILY_TOKEN=TOKEN)
     bot = spawn_bot("--connect-timeout", "30", env=env, prefix=unshare_network_prefix())
     assert bot.wait(30) == 4
     ended = bot.next_event("ended", 5)
     assert (ended["reason"], ended["exit_code"]) == ("bot_failed", 4)
-    assert ended["detail"] == (
+    return ended["detail"], bot.stderr_tail(200)
+
+
+def test_a_whatsapp_shaped_run_bot_on_a_daily_session_fails_it_naming_the_way_out(spawn_bot: SpawnBot) -> None:
+    path = BOTS / "webrtc_run_bot.py"
+    detail, log = failed_daily_session(spawn_bot, path)
+    assert detail == (
         f"{path}: run_bot(webrtc_connection) is handed a WebRTC connection, and this session is Daily's "
         '(DailyRunnerArguments): start WebRTC sessions (POST /start {"transport": "webrtc"}, with webrtc in the '
         "dispatcher's TRANSPORTS), or add `async def bot(runner_args)` that builds its transport with Pipecat's "
         "create_transport(runner_args, …) for this one"
     )
-    assert "Traceback" not in bot.stderr_tail(200)
+    assert "Traceback" not in log
 
 
 @pytest.mark.parametrize(
@@ -133,14 +139,10 @@ def test_a_main_whose_argparse_wants_more_than_the_room_fails_its_session_naming
     line and the way out, and the host still reports its end rather than dying with the event loop."""
     path = tmp_path / "bot.py"
     path.write_text(ARGPARSE_WANTS_MORE)
-    env = bot_env(BOT_FILE=str(path), DAILY_ROOM_URL=ROOM, DAILY_TOKEN=TOKEN)
-    bot = spawn_bot("--connect-timeout", "30", env=env, prefix=unshare_network_prefix())
-    assert bot.wait(30) == 4
-    ended = bot.next_event("ended", 5)
-    assert (ended["reason"], ended["exit_code"]) == ("bot_failed", 4)
-    assert ended["detail"] == (
+    detail, log = failed_daily_session(spawn_bot, path)
+    assert detail == (
         f"{path}:8: main() raised SystemExit: 2 (a script's exit: sys.exit(), or argparse refusing its command "
         "line (its message is in the session's log); a main() is given -u ROOM -t TOKEN alone: take other values "
         "from the environment)"
     )
-    assert "the following arguments are required: --voice" in bot.stderr_tail(200)
+    assert "the following arguments are required: --voice" in log
