@@ -52,7 +52,7 @@ class DispatcherLink:
                     data = await answer.json(content_type=None) if answer.content_length != 0 else {}
                     if answer.status in (200, 201) and isinstance(data, dict) and "token" in data:
                         return CallToken(f"{data['wsUrl']}/{data['token']}", str(data["sessionId"]))
-                    return from_http(answer.status, answer.headers.get("Retry-After"), _error_code(data))
+                    return from_http(answer.status, answer.headers.get("Retry-After"), _error_code(data), release)
             except (aiohttp.ClientConnectionError, TimeoutError, ValueError) as exc:
                 if attempt + 1 == ATTEMPTS:
                     return unavailable(f"the dispatcher did not answer POST /start ({type(exc).__name__})")

@@ -24,10 +24,11 @@ class SipRefusal:
     why: str  # for the edge's log: the dispatcher's error code, or what failed
 
 
-def from_http(status: int, retry_after: str | None, code: str) -> SipRefusal:
+def from_http(status: int, retry_after: str | None, code: str, release: str | None = None) -> SipRefusal:
+    """`release`: the one the start pinned (the number's, in the edge's file), named in the log."""
     why = f"HTTP {status} {code}".strip()
     if code == UNKNOWN_RELEASE:
-        return SipRefusal(500, None, f"{why}: the number's release (the edge's file) is not live there")
+        return SipRefusal(500, None, f"{why}: the number's release {release!r} (the edge's file) is not live there")
     seconds = DEFAULT_RETRY_SECONDS
     if retry_after is not None and retry_after.strip().isdigit():
         seconds = max(1, int(retry_after.strip()))

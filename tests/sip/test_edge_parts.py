@@ -139,8 +139,8 @@ def test_a_keys_own_limit_is_busy_and_anything_else_unavailable_both_with_retry_
 
 
 def test_a_release_the_dispatcher_lacks_fails_this_call_over_without_marking_the_edge_down() -> None:
-    refusal = from_http(422, None, "unknown_release")
-    assert (refusal.status, refusal.retry_after) == (500, None)
+    refusal = from_http(422, None, "unknown_release", "canary-v2")
+    assert (refusal.status, refusal.retry_after) == (500, None) and "'canary-v2'" in refusal.why
     assert from_http(422, None, "invalid_body").status == 503  # any other refusal: as before
 
 

@@ -63,5 +63,5 @@ async def test_a_number_pinned_to_a_release_the_dispatcher_lacks_is_refused_500_
         assert call.returncode == 0, f"{call.output}\n{released_edge.log()}"
         assert call.statuses()[-1] == 500
         assert retry_after(call.messages, 500) is None  # the edge is not out: its other numbers still work
-        assert "unknown_release" in released_edge.log()  # what the dispatcher said, in the edge's log
+        assert "unknown_release: the number's release 'gone-v1'" in released_edge.log()  # the log names it
         assert (await api.get("/sessions")).json() == before
