@@ -18,6 +18,7 @@ class Admitted:
     trunk: Trunk
     number: str
     api_key: str | None
+    release: str | None = None  # the release its calls run; None: the dispatcher's choice
 
 
 @dataclass(frozen=True)
@@ -48,5 +49,5 @@ def admit(trunks: tuple[Trunk, ...], source: str, to_uri: str) -> Admitted | Ref
     number = dialled_number(to_uri)
     for trunk in allowed:
         if number in trunk.api_keys:
-            return Admitted(trunk, number, trunk.api_keys[number])
+            return Admitted(trunk, number, trunk.api_keys[number], trunk.releases.get(number))
     return Refused(404, "no trunk serves this number")

@@ -13,9 +13,9 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from sipedge.call_policy import ANY_NUMBER, DESTINATION
 
@@ -25,6 +25,7 @@ WORKER_RTP_PORTS = 8  # a worker's PJSIP holds 4 calls, each with an RTP and an 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # SRTP (SDES keys in the SDP, RFC 4568) on a trunk's calls: "mandatory" refuses an offer without keys (488).
 Srtp = Literal["off", "optional", "mandatory"]
+RELEASE_NAME = r"^[a-z0-9][a-z0-9-]{0,31}$"  # as the dispatcher names releases (docs/releases.md)
 
 
 class ConfigError(ValueError):
@@ -35,13 +36,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class NumberFile(_Strict):
+    """A number's table form: its key's variable and the release its calls run (docs/releases.md)."""
+
+    key: str
+    release: str | None = Field(default=None, pattern=RELEASE_NAME)
+
+
+# Which form a number's entry takes, told apart by its type so an error names that form's fault alone.
+NumberEntry = Annotated[Annotated[str, Tag("variable")] | Annotated[NumberFile, Tag("table")],
+                        Discriminator(lambda given: "variable" if isinstance(given, str) else "table")]
+
+
 class TrunkFile(_Strict):
     name: str = Field(min_length=1)
     # The addresses the trunk's INVITEs come from (CIDR): any other source is answered 403.
     sources: tuple[str, ...] = ()
-    # The number (To's user part) → the environment variable holding the API key its calls run as;
-    # "" for none (a keyless local dispatcher only).
-    numbers: dict[str, str] = Field(default_factory=dict)
+    # The number (To's user part) → the environment variable holding the API key its calls run as
+    # ("" for none: a keyless local dispatcher only), or a table naming that variable and a release.
+    numbers: dict[str, NumberEntry] = Field(default_factory=dict)
     registrar: str | None = None  # sip:pbx.example.com: the edge registers there with the digest below
     digest_username: str | None = None
     digest_password_env: str | None = None
@@ -111,6 +124,7 @@ class Trunk:
     name: str
     sources: tuple[Network, ...]
     api_keys: Mapping[str, str | None] = field(repr=False)  # number → its calls' API key
+    releases: Mapping[str, str] = field(default_factory=dict)  # number → its calls' release; absent: the default
     registrar: str | None = None
     digest_username: str | None = None
     digest_password: str | None = field(default=None, repr=False)
@@ -257,8 +271,11 @@ def _secret(env: Mapping[str, str], variable: str, what: str) -> str:
 
 
 def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
+    variables = {number: given if isinstance(given, str) else given.key for number, given in trunk.numbers.items()}
     keys = {number: _secret(env, variable, f"trunk {trunk.name!r}, number {number}") if variable else None
-            for number, variable in trunk.numbers.items()}
+            for number, variable in variables.items()}
+    releases = {number: given.release for number, given in trunk.numbers.items()
+                if isinstance(given, NumberFile) and given.release is not None}
     if not trunk.numbers and trunk.termination_uri is None:
         raise ConfigError(f"trunk {trunk.name!r}: give it numbers (calls it brings in) or a termination_uri "
                           "(calls the edge places through it), or both")
@@ -273,6 +290,6 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
                               "digest_password_env")
         password = _secret(env, trunk.digest_password_env, f"trunk {trunk.name!r}'s digest password")
     return Trunk(trunk.name, tuple(ipaddress.ip_network(s, strict=False) for s in trunk.sources), keys,
-                 trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
+                 releases, trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
                  trunk.ring_seconds, trunk.callers, trunk.destinations,
                  trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp)

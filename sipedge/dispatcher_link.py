@@ -40,8 +40,11 @@ class DispatcherLink:
     async def close(self) -> None:
         await self._http.close()
 
-    async def call_token(self, api_key: str | None, body: dict[str, Any]) -> CallToken | SipRefusal:
-        payload = {"transport": "exotel", "body": body}
+    async def call_token(self, api_key: str | None, body: dict[str, Any],
+                         release: str | None = None) -> CallToken | SipRefusal:
+        payload: dict[str, Any] = {"transport": "exotel", "body": body}
+        if release is not None:
+            payload["release"] = release  # pinned: unknown there is 422 `unknown_release` (refusals.py)
         headers = {**_auth(api_key), "Idempotency-Key": uuid.uuid4().hex}
         for attempt in range(ATTEMPTS):
             try:
@@ -49,8 +52,7 @@ class DispatcherLink:
                     data = await answer.json(content_type=None) if answer.content_length != 0 else {}
                     if answer.status in (200, 201) and isinstance(data, dict) and "token" in data:
                         return CallToken(f"{data['wsUrl']}/{data['token']}", str(data["sessionId"]))
-                    code = data.get("code", "") if isinstance(data, dict) else ""
-                    return from_http(answer.status, answer.headers.get("Retry-After"), str(code))
+                    return from_http(answer.status, answer.headers.get("Retry-After"), _error_code(data), release)
             except (aiohttp.ClientConnectionError, TimeoutError, ValueError) as exc:
                 if attempt + 1 == ATTEMPTS:
                     return unavailable(f"the dispatcher did not answer POST /start ({type(exc).__name__})")
@@ -107,6 +109,12 @@ class DispatcherLink:
 
 class SessionGone(Exception):
     """The call's session ended or failed before its bot joined."""
+
+
+def _error_code(data: Any) -> str:
+    """The code of the dispatcher's error answer, `{"error": {"code", "message"}}` (dispatcher/errors.py)."""
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error.get("code", "")) if isinstance(error, dict) else ""
 
 
 def _auth(api_key: str | None) -> dict[str, str]:

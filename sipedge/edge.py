@@ -84,7 +84,7 @@ class Edge:
 
         future = asyncio.run_coroutine_threadsafe(
             run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),
-                     self.config.answer_seconds), self._loop)
+                     self.config.answer_seconds, decision.release), self._loop)
         self._loop.call_soon_threadsafe(self._track, future)
 
     def calls_in_flight(self) -> int:

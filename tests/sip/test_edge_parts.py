@@ -56,6 +56,31 @@ def test_a_configuration_that_cannot_work_says_what_to_change(
         load(config(tmp_path, text, **env))
 
 
+PINNED = TRUNK.replace('"200" = ""', '"200" = { key = "SALES_KEY", release = "canary-v2" }, "201" = { key = "" }')
+
+
+def test_a_number_in_table_form_runs_as_its_key_and_release_beside_todays_form(tmp_path: Path) -> None:
+    (trunk,) = load(config(tmp_path, PINNED, SALES_KEY="k")).trunks
+    assert trunk.api_keys == {"+14155550199": "k", "200": "k", "201": None}
+    assert trunk.releases == {"200": "canary-v2"}  # the others: the dispatcher's own choice
+    pinned, plain = (admit((trunk,), "10.0.0.9:5060", f"<sip:{n}@edge>") for n in ("200", "201"))
+    assert isinstance(pinned, Admitted) and isinstance(plain, Admitted)
+    assert (pinned.api_key, pinned.release, plain.release) == ("k", "canary-v2", None)
+
+
+@pytest.mark.parametrize(("entry", "said"), [
+    ('{ key = "SALES_KEY", relase = "v2" }', r"numbers\.200\.table\.relase: Extra inputs are not permitted"),
+    ('{ release = "v2" }', r"numbers\.200\.table\.key: Field required"),
+    ('{ key = "SALES_KEY", release = "V 2" }', r"numbers\.200\.table\.release: String should match"),
+    ("5", r"numbers\.200\.table: Input should be a valid dictionary"),
+])
+def test_a_numbers_table_with_a_key_it_does_not_take_or_a_bad_release_is_refused_by_name(
+    tmp_path: Path, entry: str, said: str,
+) -> None:
+    with pytest.raises(ConfigError, match=said):
+        load(config(tmp_path, TRUNK.replace('"200" = ""', f'"200" = {entry}'), SALES_KEY="k"))
+
+
 def test_without_a_configuration_the_edge_names_its_variable() -> None:
     with pytest.raises(ConfigError, match="SIP_EDGE_CONFIG is unset"):
         load({})
@@ -111,6 +136,12 @@ def test_a_keys_own_limit_is_busy_and_anything_else_unavailable_both_with_retry_
     assert (from_http(429, "17", "rate_limited").status, from_http(429, "17", "").retry_after) == (486, 17)
     assert from_http(503, None, "draining").status == 503
     assert from_http(401, "soon", "unauthorized").retry_after == DEFAULT_RETRY_SECONDS
+
+
+def test_a_release_the_dispatcher_lacks_fails_this_call_over_without_marking_the_edge_down() -> None:
+    refusal = from_http(422, None, "unknown_release", "canary-v2")
+    assert (refusal.status, refusal.retry_after) == (500, None) and "'canary-v2'" in refusal.why
+    assert from_http(422, None, "invalid_body").status == 503  # any other refusal: as before
 
 
 def test_the_example_configuration_the_docs_run_loads() -> None:
