@@ -27,6 +27,9 @@ CONFIG = f"{FOLDER}/edge.toml"
 SECRETS = f"{FOLDER}/secrets.env"
 UNIT = "/etc/systemd/system/sipedge.service"
 IMAGE = "localhost/sipedge:host"
+EDGE_UID = 10001  # the dispatcher image's user (images/dispatcher.Dockerfile), which the edge runs as
+METADATA = "169.254.169.254"
+FIREWALL = f"{FOLDER}/metadata.nft"
 
 
 @cache
@@ -47,8 +50,23 @@ USER root
  && /usr/local/bin/python -m pip install --no-cache-dir --no-deps --require-hashes --target /opt/pjsip \\
     -r /tmp/pjsip.txt && rm /tmp/pjsip.txt
 ENV PYTHONPATH=/opt/pjsip SIP_EDGE_CONFIG={CONFIG}
-USER 10001:10001
+USER {EDGE_UID}:{EDGE_UID}
 ENTRYPOINT ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
+"""
+
+
+def metadata_firewall() -> str:
+    """nftables: the edge's user may not reach the instance metadata service. The container shares the
+    host's network (its RTP range and the private address), so without this it could take the role's
+    credentials; the host's own boot, as root, still reads its secrets. Loaded at every start of the unit."""
+    return f"""table inet sipedge_metadata
+delete table inet sipedge_metadata
+table inet sipedge_metadata {{
+  chain out {{
+    type filter hook output priority 0; policy accept;
+    meta skuid {EDGE_UID} ip daddr {METADATA} reject
+  }}
+}}
 """
 
 
@@ -63,7 +81,7 @@ set -euo pipefail
 umask 077
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends podman awscli ca-certificates
+apt-get install -y -qq --no-install-recommends podman awscli ca-certificates nftables
 {fetch_function}
 install -d -m 0700 {FOLDER} /root/sipedge-build
 aws ecr get-login-password --region {region} | podman login --username AWS --password-stdin {registry}
@@ -76,13 +94,16 @@ cat > {CONFIG} <<'EDGE'
 chmod 0644 {CONFIG}
 : > {SECRETS}
 {lines}
+cat > {FIREWALL} <<'NFT'
+{metadata_firewall()}NFT
 cat > {UNIT} <<'UNIT'
 [Unit]
 Description=voicefleet SIP edge
-After=network-online.target
+After=network-online.target nftables.service
 Wants=network-online.target
 
 [Service]
+ExecStartPre=/usr/sbin/nft -f {FIREWALL}
 ExecStartPre=-/usr/bin/podman rm -f sipedge
 ExecStart=/usr/bin/podman run --rm --name sipedge --network host --env-file {SECRETS} \\
   -v {CONFIG}:{CONFIG}:ro {IMAGE}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from stacks.tools.mocks import Run, unwrap
 from stacks.tools.preflight import lifecycle
 from tests.infra.conftest import SECRETS, StackRunner
-from tests.infra.helpers import container
+from tests.infra.helpers import ROOT, container
 
 API_KEY = "SENTINEL-team-a-key-0123456789"
 DIGEST = "SENTINEL-digest-password-42"
@@ -187,3 +188,23 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                         "allowAnySource": True}]})
     assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
+
+
+def test_the_edges_user_cannot_reach_the_metadata_service(edge_run: Run, tmp_path: Any) -> None:
+    """The container shares the host's network: nftables keeps the edge's user (the dispatcher image's)
+    from the role's credentials, loaded before every start of the edge."""
+    from stacks.shared import sip_edge_host
+
+    script = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    rules = script.split("<<'NFT'\n", 1)[1].split("NFT\n", 1)[0]
+    assert f"meta skuid {sip_edge_host.EDGE_UID} ip daddr 169.254.169.254 reject" in rules
+    assert f"ExecStartPre=/usr/sbin/nft -f {sip_edge_host.FIREWALL}\n" in script
+    dockerfile = (ROOT / "images" / "dispatcher.Dockerfile").read_text()
+    assert f"USER {sip_edge_host.EDGE_UID}:{sip_edge_host.EDGE_UID}" in dockerfile  # the user the rule names
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    if not Path(nft).exists():
+        pytest.skip("nftables is not installed")
+    (tmp_path / "rules.nft").write_text(rules)
+    checked = subprocess.run([nft, "-c", "-f", str(tmp_path / "rules.nft")], capture_output=True, text=True,
+                             timeout=30, check=False)
+    assert checked.returncode == 0, checked.stderr
