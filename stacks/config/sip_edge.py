@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
 from stacks.config import made_secrets
+from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 
 KEY = "sipEdge"
@@ -211,8 +212,7 @@ def _named_key(cfg: Reader, text: str, *, name: str) -> str:
         found, colon, value = part.strip().partition(":")
         if colon and found == name and value.strip():
             return value.strip()
-    from stacks.config.masked import is_masked
-    if is_masked(text):
+    if is_stand_in(text):
         return text  # an offline run sees no value: `pulumi up` checks the name
     raise cfg.fail(KEY, f"numbers name the API key {name!r}, which dispatcherApiKeys does not hold as {name}:KEY: "
                         "add it there, or name one it holds")
