@@ -126,3 +126,10 @@ def test_other_clouds_refuse_the_edge_and_say_how_to_run_it(stack: StackRunner, 
 def test_an_edge_left_disabled_changes_nothing(stack: StackRunner) -> None:
     run = run_with_edge(stack, {**EDGE, "enabled": False})
     assert not [r for r in run.registrations if "sip-edge" in r.name]
+
+
+def test_a_bot_secret_may_not_take_a_name_of_the_edges(stack: StackRunner) -> None:
+    """One secret store, one value per name: a bot's SIP_EDGE_SECRET would be overwritten by the edge's
+    (or the other way round), and the dispatcher keeps SIP_EDGE_* from every bot."""
+    refused = _refused(stack, EDGE, secrets={"voicefleet:botSecrets": json.dumps({"SIP_EDGE_SECRET": "mine"})})
+    assert "voicefleet:botSecrets" in refused and "SIP_EDGE_SECRET" in refused
