@@ -54,6 +54,9 @@ WORKDIR /app
 COPY dispatcher/ /app/dispatcher/
 COPY botchannel/ /app/botchannel/
 COPY voicefleet_settings/ /app/voicefleet_settings/
+# The SIP edge's code (no PJSIP: the edge's host adds its wheel, stacks/shared/sip_edge_host.py), so a
+# stack's edge runs the deploy's own code and closure, pulled with the dispatcher's image.
+COPY sipedge/ /app/sipedge/
 # In a container the dispatcher must listen on all interfaces; 8080 is what Cloud Run sends by
 # default (it overrides PORT) and what the ALB target group uses.
 ENV PATH=/opt/venv/bin:$PATH \

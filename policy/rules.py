@@ -15,6 +15,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -37,6 +38,10 @@ _SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/\d+$")
 TURN_ROLE = "turn"  # AWS tag / GCP label `role`
 TURN_TAG = "voicefleet-turn"  # GCP network tag
 TURN_SG_DESCRIPTION = "voicefleet TURN relay: TURN ports only"
+# The SIP edge (stacks/aws/sip_edge.py, stacks/config/sip_edge.py), repeated for the same reason.
+SIP_EDGE_SG_DESCRIPTION = "voicefleet SIP edge: SIP from the trunks, RTP, control from the dispatcher"
+SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
+SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 # What keeps a TURN server from being an open relay into the network (coturn options).
 TURN_REQUIRED = ("use-auth-secret", "no-multicast-peers", "no-cli",
                  "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
@@ -319,14 +324,19 @@ def bot_sg_standalone_ingress(args: StackValidationArgs, report_violation: Repor
                 report_violation(f"{resource.name} opens the bot security group to inbound traffic", resource.urn)
 
 
-def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Ingress rules on the relay's security group open TURN ports only (found through dependencies)."""
+def _ingress_into(args: StackValidationArgs, description: str) -> Iterator[PolicyResource]:
+    """The ingress rules on the security group of that description (found through dependencies)."""
     for resource in args.resources:
         if resource.resource_type != "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
             continue
         groups = resource.property_dependencies.get("securityGroupId", [])
-        if not any(group.props.get("description") == TURN_SG_DESCRIPTION for group in groups):
-            continue
+        if any(group.props.get("description") == description for group in groups):
+            yield resource
+
+
+def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Ingress rules on the relay's security group open TURN ports only."""
+    for resource in _ingress_into(args, TURN_SG_DESCRIPTION):
         props = resource.props
         protocol, low, high = props.get("ipProtocol"), props.get("fromPort"), props.get("toPort")
         port = f"{low}" if low == high else f"{low}-{high}"
@@ -335,12 +345,40 @@ def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) 
                              resource.urn)
 
 
+def sip_edge_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks narrower than the internet
+    (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from anywhere, and the
+    control API (TCP 5080) from another security group only; nothing else (no SSH)."""
+    for resource in _ingress_into(args, SIP_EDGE_SG_DESCRIPTION):
+        if (problem := _sip_edge_rule(resource.props)) is not None:
+            report_violation(f"{resource.name} {problem} on the SIP edge", resource.urn)
+
+
+def _sip_edge_rule(props: Props) -> str | None:
+    protocol, low, high = props.get("ipProtocol"), props.get("fromPort"), props.get("toPort")
+    cidr, group = props.get("cidrIpv4"), props.get("referencedSecurityGroupId")
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+        return None  # unknown at preview
+    if protocol == "udp" and low == high == SIP_EDGE_SIP_PORT:
+        if cidr in ("0.0.0.0/0", None) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
+            return "opens SIP to the whole internet (toll-fraud scanners): the trunks' sources only"
+        return None
+    if protocol == "udp" and low >= 1024 and high != SIP_EDGE_SIP_PORT and not low <= SIP_EDGE_SIP_PORT <= high:
+        return None  # RTP
+    if protocol == "tcp" and low == high == SIP_EDGE_CONTROL_PORT and cidr is None and group:
+        return None
+    return f"opens {protocol} {int(low)}-{int(high)} from {cidr or group} (SIP, RTP and the control API only)"
+
+
 POLICIES = [
     *(ResourceValidationPolicy(name=name, description=description, validate=_resource_validator(check),
                                enforcement_level=EnforcementLevel.MANDATORY)
       for name, (description, check) in RESOURCE_CHECKS.items()),
     StackValidationPolicy(name="no-bot-sg-ingress-rules", description="No ingress rule targets the bot security group",
                           validate=bot_sg_standalone_ingress, enforcement_level=EnforcementLevel.MANDATORY),
+    StackValidationPolicy(name="sip-edge-sg-edge-ports-only",
+                          description="The SIP edge's security group opens SIP from the trunks, RTP and control only",
+                          validate=sip_edge_sg_ports, enforcement_level=EnforcementLevel.MANDATORY),
     StackValidationPolicy(name="turn-sg-turn-ports-only",
                           description="The TURN relay's security group opens TURN ports only",
                           validate=turn_sg_ports, enforcement_level=EnforcementLevel.MANDATORY),

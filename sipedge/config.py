@@ -87,7 +87,10 @@ class TrunkFile(_Strict):
 
 class EdgeFile(_Strict):
     dispatcher_url: str = "http://127.0.0.1:8080"
-    sip_address: str = "127.0.0.1"  # where SIP (UDP) is bound and what SDP names for RTP
+    sip_address: str = "127.0.0.1"  # where SIP (UDP) and RTP are bound
+    # What SDP, Contact and Via name instead (a cloud host's public address, which its interface does
+    # not hold: the provider translates it to `sip_address`); unset: `sip_address` itself.
+    public_address: str | None = None
     sip_port: int = Field(default=5060, ge=1, le=65535)
     rtp_port: int = Field(default=40000, ge=1024, le=65535)  # the first RTP port; each call takes two
     rtp_port_count: int = Field(default=200, ge=2, le=30000)
@@ -153,6 +156,12 @@ class EdgeConfig:
     control_port: int | None = None
     control_secret: str | None = field(default=None, repr=False)
     tls: Tls | None = None
+    public_address: str = ""  # what SDP, Contact and Via name; `sip_address` when the file leaves it unset
+
+    @property
+    def advertised(self) -> str:
+        """The address the trunk is told to send SIP and RTP to."""
+        return self.public_address or self.sip_address
 
 
 def load(env: Mapping[str, str]) -> EdgeConfig:
@@ -178,7 +187,8 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
                         parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk),
                         workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
                         control_address=parsed.control_address, control_port=parsed.control_port,
-                        control_secret=_control_secret(parsed, env), tls=_tls(path, parsed))
+                        control_secret=_control_secret(parsed, env), tls=_tls(path, parsed),
+                        public_address=parsed.public_address or parsed.sip_address)
     _check_workers(path, config)
     return config
 

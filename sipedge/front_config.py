@@ -92,6 +92,13 @@ def _is_worker(uri: str, config: EdgeConfig) -> str:
     return f'$({uri[1:]}{{uri.host}}) == "{WORKER_HOST}" && $({uri[1:]}{{uri.port}}) =~ "^({ports})$"'
 
 
+def _advertise(config: EdgeConfig) -> str:
+    """Record-Route and Via name the public address when the host's interface holds a private one."""
+    if config.advertised == config.sip_address:
+        return ""
+    return f" advertise {config.advertised}:{config.sip_port}"
+
+
 def render(config: EdgeConfig, workers: Path) -> str:
     modules = ("tm", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
                "dispatcher", "htable", "ipops")
@@ -103,7 +110,7 @@ debug=2
 log_stderror=yes
 log_prefix="kamailio: "
 children=2
-listen=udp:{config.sip_address}:{config.sip_port}
+listen=udp:{config.sip_address}:{config.sip_port}{_advertise(config)}
 disable_tcp=yes
 auto_aliases=no
 server_signature=no

@@ -151,7 +151,7 @@ async def _invite(stack: SipStack, trunk: Trunk, order: CallOrder, flow: Outboun
     def send() -> None:
         try:
             sent.set_result(stack.outgoing(lambda on_end: place(
-                account, trunk, order.to, order.caller_id, stack.config.sip_address, on_end, flow)))
+                account, trunk, order.to, order.caller_id, stack.config.advertised, on_end, flow)))
         except pj.Error as exc:
             sent.set_exception(exc)
 

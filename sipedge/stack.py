@@ -153,7 +153,9 @@ class SipStack:
         endpoint.libInit(config)
         endpoint.audDevManager().setNullDev()
         transport = pj.TransportConfig()
-        transport.boundAddress = transport.publicAddress = self.place.sip_host
+        transport.boundAddress = self.place.sip_host
+        # A worker's SIP stays on loopback behind the front; the edge alone names its public address.
+        transport.publicAddress = self.config.advertised if self.place.front is None else self.place.sip_host
         transport.port = self.place.sip_port
         endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         if self.config.tls is not None:  # one process only (config.py): no front between it and the trunk
@@ -168,7 +170,7 @@ class SipStack:
             if trunk.registrar is not None:
                 self._accounts.append(self._account(f"sip:{trunk.digest_username}@{_host(trunk.registrar)}", trunk))
             if trunk.termination_uri is not None:  # answers the trunk's digest challenge to an outbound INVITE
-                account = self._account(f"sip:edge@{self.config.sip_address}:{self.config.sip_port}", trunk,
+                account = self._account(f"sip:edge@{self.config.advertised}:{self.config.sip_port}", trunk,
                                         registers=False)
                 self._accounts.append(account)
                 self.outbound_accounts[trunk.name] = account
@@ -180,7 +182,8 @@ class SipStack:
         config = pj.AccountConfig()
         config.idUri = uri
         rtp = config.mediaConfig.transportConfig
-        rtp.boundAddress = rtp.publicAddress = self.config.sip_address
+        rtp.boundAddress = self.config.sip_address
+        rtp.publicAddress = self.config.advertised  # what SDP names: the trunk sends RTP there
         rtp.port = self.place.rtp_port
         rtp.portRange = self.place.rtp_port_count
         # Inbound calls of every trunk share the local account: SRTP optional there when any trunk wants

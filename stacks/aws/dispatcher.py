@@ -23,6 +23,7 @@ from stacks.config import store as store_settings
 from stacks.config.ceiling import DISPATCHER_MAXIMUM_PERCENT
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.phone import FARGATE_MAX_STOP_TIMEOUT, deregistration_delay, service_wait_seconds
+from stacks.config.sip_edge import URL_VARIABLE
 from stacks.shared import contract, turn_server
 
 
@@ -68,6 +69,8 @@ class DispatcherArgs:
     # grant waits for (stacks/aws/recordings.py).
     recording_labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     recording_waits_for: Sequence[pulumi.Resource] = ()
+    # A SIP edge that places calls (stacks/aws/sip_edge.py): its control API on its private address.
+    sip_edge_url: pulumi.Input[str] | None = None
 
 
 def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
@@ -91,6 +94,7 @@ def environment(args: DispatcherArgs, subnets: pulumi.Output[str]) -> dict[str, 
         **({store_settings.URL_VARIABLE: args.store_url} if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
         **args.recording,
+        **({URL_VARIABLE: args.sip_edge_url} if args.sip_edge_url is not None else {}),
     }
 
 

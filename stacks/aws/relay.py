@@ -41,7 +41,7 @@ class TurnRelayArgs:
     secret_names: Sequence[str]  # TURN_SHARED_SECRET, then TURN_TLS_CERTIFICATE, TURN_TLS_PRIVATE_KEY
 
 
-def _fetch_function(region: str, refs: dict[str, tuple[str, str]]) -> str:
+def fetch_function(region: str, refs: dict[str, tuple[str, str]]) -> str:
     cases = "\n".join(f"    {name}) id='{arn}'; version='{version}';;" for name, (arn, version) in refs.items())
     return f"""fetch() {{
   local id version
@@ -51,6 +51,22 @@ def _fetch_function(region: str, refs: dict[str, tuple[str, str]]) -> str:
   aws secretsmanager get-secret-value --region {region} --secret-id "$id" --version-id "$version" \\
     --query SecretString --output text
 }}"""
+
+
+def debian_ami(parent: pulumi.Resource) -> pulumi.Output[Any]:
+    """Debian 12's newest x86_64 image: taken at a host's creation (its instance ignores `ami` changes)."""
+    return aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER], filters=[
+        {"name": "name", "values": ["debian-12-amd64-*"]}, {"name": "architecture", "values": ["x86_64"]}],
+        opts=pulumi.InvokeOutputOptions(parent=parent))
+
+
+def debian_host(ami: pulumi.Output[Any], *, volume_gb: int) -> dict[str, Any]:
+    """What the stack's hosts share: the image, IMDSv2 only, an encrypted gp3 root volume, and a boot
+    script that replaces the host when it changes (it runs once, at the first boot)."""
+    return {"ami": ami.id, "user_data_replace_on_change": True,
+            "metadata_options": {"http_tokens": "required", "http_endpoint": "enabled",
+                                 "http_put_response_hop_limit": 1},
+            "root_block_device": {"encrypted": True, "volume_type": "gp3", "volume_size": volume_gb}}
 
 
 class TurnRelay(pulumi.ComponentResource):
@@ -87,9 +103,7 @@ class TurnRelay(pulumi.ComponentResource):
         readable = args.secrets.grant_read("turn", role, args.secret_names)
         profile = aws.iam.InstanceProfile(name, role=role.name, opts=child)
 
-        ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER], filters=[
-            {"name": "name", "values": ["debian-12-amd64-*"]}, {"name": "architecture", "values": ["x86_64"]}],
-            opts=pulumi.InvokeOutputOptions(parent=self))
+        ami = debian_ami(self)
         address = aws.ec2.Eip(name, domain="vpc", tags={"Name": name, "role": TURN_TAG}, opts=child)
         refs = [args.secrets.version(env) for env in args.secret_names]
 
@@ -97,21 +111,18 @@ class TurnRelay(pulumi.ComponentResource):
             public_ip, flat = values[0], values[1:]
             pairs = {env: (flat[2 * i], flat[2 * i + 1]) for i, env in enumerate(args.secret_names)}
             return turn_server.boot_script(turn, public_ip=public_ip, private_ip_command=_PRIVATE_IP,
-                                           fetch_function=_fetch_function(args.region, pairs),
+                                           fetch_function=fetch_function(args.region, pairs),
                                            secrets=list(args.secret_names), packages=["awscli"])
 
         user_data = pulumi.Output.all(address.public_ip, *[part for ref in refs for part in ref]).apply(script)
         instance = aws.ec2.Instance(
             name,
-            ami=ami.id,
+            **debian_host(ami, volume_gb=8),
             instance_type=turn.instance_type,
             subnet_id=args.subnet_id,
             vpc_security_group_ids=[group.id],
             iam_instance_profile=profile.name,
             user_data=user_data,
-            user_data_replace_on_change=True,
-            metadata_options={"http_tokens": "required", "http_endpoint": "enabled", "http_put_response_hop_limit": 1},
-            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 8},
             tags={"Name": name, "role": TURN_TAG},
             # `ami` forces a replacement and the lookup picks Debian's newest image: without this, an
             # unchanged `up` after a Debian release would replace the relay and drop every call.

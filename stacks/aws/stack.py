@@ -24,6 +24,7 @@ from stacks.aws.recordings import RecordingBucket
 from stacks.aws.registry import Registry
 from stacks.aws.relay import TurnRelay, TurnRelayArgs
 from stacks.aws.secrets import SecretStore, SecretStoreArgs
+from stacks.aws.sip_edge import SipEdge, SipEdgeArgs
 from stacks.aws.store import CoordinationStore, CoordinationStoreArgs
 from stacks.aws.task_definitions import deregister_command
 from stacks.config import rotation_last_up
@@ -32,6 +33,8 @@ from stacks.config.channel import channel_secrets, channel_url
 from stacks.config.dispatcher_keys import plain_environment
 from stacks.config.model import Settings
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
+from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
+from stacks.config.sip_edge import origination_uri
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.shared import recording_last_up
 from stacks.shared.contract import DISPATCHER_PORT
@@ -81,9 +84,15 @@ class AwsStack(pulumi.ComponentResource):
         store = self._store(network)
         recordings = RecordingBucket(f"{name}-recordings", settings.recording, bucket_prefix=f"{settings.prefix}-rec",
                                      opts=child) if settings.recording is not None else None
+        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
+            edge=settings.sip_edge, vpc_id=network.vpc_id, subnet_id=network.public_subnet_ids[0], region=cfg.region,
+            secrets=secrets), opts=child) if settings.sip_edge is not None else None
         dispatcher_args = self._dispatcher_args(
             images.dispatcher, registry.arn("dispatcher"), network, cluster, secrets, bot, webrtc_bot, turn_urls,
             store, releases)
+        if sip_edge is not None and sip_edge.control_url is not None:  # a trunk places calls through the edge
+            dispatcher_args = replace(dispatcher_args, sip_edge_url=sip_edge.control_url,
+                                      secret_names=(*dispatcher_args.secret_names, SIP_EDGE_SECRET))
         if recordings is not None and settings.recording is not None:
             dispatcher_args = replace(dispatcher_args, recording=settings.recording.environment(recordings.destination),
                                       recording_statements=recordings.statements(),
@@ -92,6 +101,9 @@ class AwsStack(pulumi.ComponentResource):
         dispatcher = Dispatcher(f"{name}-dispatcher", dispatcher_args, opts=child)
         if store is not None:
             store.allow_from(dispatcher.security_group_id)
+        if sip_edge is not None:
+            sip_edge.run(dispatcher_url=dispatcher.url, dispatcher_security_group_id=dispatcher.security_group_id,
+                         image=images.dispatcher, repository_arn=registry.arn("dispatcher"))
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, namespace=settings.metric_namespace, region=cfg.region,
             reserve=self._bot_channel_url is not None, store=store is not None,
@@ -125,6 +137,9 @@ class AwsStack(pulumi.ComponentResource):
             "dashboardUrl": observability.dashboard_url,
             "alarmNames": observability.alarm_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
+            # The trunk's origination URI (Twilio Elastic SIP Trunking, Telnyx): where its calls come in.
+            **({"sipEdgeAddress": sip_edge.public_ip,
+                "sipEdgeOriginationUri": sip_edge.public_ip.apply(origination_uri)} if sip_edge is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.bucket} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).

@@ -13,6 +13,8 @@ import hashlib
 
 # Not a value anyone would choose as a secret: what marks the tools' stand-in apart from a real one.
 PREFIX = "voicefleet-offline-mask:"
+# What the plan stands in for a secret the stack file does not hold yet (stacks/tools/plan.py placeholders).
+PLACEHOLDER_PREFIX = "placeholder-"
 
 
 def mask(ciphertext: str) -> str:
@@ -22,3 +24,8 @@ def mask(ciphertext: str) -> str:
 
 def is_masked(value: str) -> bool:
     return value.startswith(PREFIX)
+
+
+def is_stand_in(value: str) -> bool:
+    """An offline run's value of a secret: a stack file's ciphertext masked, or the plan's placeholder."""
+    return is_masked(value) or value.startswith(PLACEHOLDER_PREFIX)

@@ -20,6 +20,7 @@ from stacks.config.observability import ObservabilitySettings
 from stacks.config.recording import RecordingSettings
 from stacks.config.regions import RegionSettings
 from stacks.config.releases import ReleaseSettings
+from stacks.config.sip_edge import SipEdgeSettings
 from stacks.config.turn import TurnSettings
 
 
@@ -180,6 +181,7 @@ class Settings:
     azure: AzureSettings | None = None
     kubernetes: KubernetesSettings | None = None
     turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
+    sip_edge: SipEdgeSettings | None = None  # the SIP edge's host (AWS only: stacks/config/sip_edge.py)
     # Before a destroy (docs/pulumi.md): no dispatcher runs, so nothing launches machines while
     # `python -m stacks.drain` removes the ones it launched.
     drain: bool = False

@@ -43,6 +43,7 @@ from stacks.config import recording as recording_settings
 from stacks.config import regions as region_settings
 from stacks.config import releases as release_settings
 from stacks.config import reserve as reserve_settings
+from stacks.config import sip_edge as sip_edge_settings
 from stacks.config import store as store_settings
 from stacks.config import turn as turn_settings
 from stacks.config.bot_env import OTLP_HEADERS
@@ -163,6 +164,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         tags=tags,
         secrets=secrets,
         turn=turn_settings.load(cfg, rotation),
+        sip_edge=sip_edge_settings.load(cfg, cloud, client_keys, rotation, platforms),
         reserve=_reserve(cfg, cloud),
         # A k8s stack without k8sRegistry runs images built elsewhere (stacks/config/k8s_registry.py): no bot
         # project to build.

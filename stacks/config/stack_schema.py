@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from stacks.config.key_table import CHOICES, PROVIDER_KEYS, SECRET_KEYS, keys, kinds
+from stacks.config.key_table import CHOICES, PROVIDER_KEYS, SECRET_KEYS, SECRET_MAPS, keys, kinds
 from stacks.config.reader import NAMESPACE
 from stacks.config.stack_keys import PROJECT_FILE
 
@@ -32,7 +32,7 @@ _SCALAR_TEXT: dict[str, dict[str, Any]] = {"boolean": {"type": "string", "enum":
 
 def _value(key: str) -> dict[str, Any]:
     """What the stack file may hold for one key of the namespace."""
-    if key == "botSecrets":  # `--secret --path 'botSecrets.NAME'`: a map of secrets
+    if key in SECRET_MAPS:  # `--secret --path 'botSecrets.NAME'`: a map of secrets
         return {"type": "object", "additionalProperties": {"$ref": "#/$defs/secure"}}
     if key in SECRET_KEYS:
         return {"$ref": "#/$defs/secure"}

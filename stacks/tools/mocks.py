@@ -206,6 +206,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             state["arn"] = f"arn:aws:secretsmanager:{self.region}:{ACCOUNT}:secret:{name}-AbCdEf"
         elif typ == "aws:ec2/eip:Eip":
             state |= {"publicIp": "203.0.113.10", "allocationId": f"eipalloc-{_digest(args.name)[:8]}"}
+        elif typ == "aws:ec2/networkInterface:NetworkInterface":
+            state["privateIp"] = "10.0.0.10"
         elif typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{name}-1234567890.{self.region}.elb.amazonaws.com"
         elif typ == "pulumi:pulumi:StackReference":

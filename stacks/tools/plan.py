@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.config.derived import explain
-from stacks.config.masked import mask
+from stacks.config.masked import PLACEHOLDER_PREFIX, mask
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS
 from stacks.tools import dispatcher_env, env_keys, refused_replay
@@ -123,11 +123,11 @@ def placeholders(stack: str) -> list[Placeholder]:
     for secret, key, value in documented_commands(stack):
         if f"{NAMESPACE}:{key}" not in held and key not in found:
             # Secrets: long enough for every length rule (botChannelToken: 32); they print as [secret].
-            found[key] = Placeholder(secret, key, f"placeholder-{key}-0123456789abcdef" if secret
-                                     else PLACEHOLDERS.get(key, f"placeholder-{key}"), value)
+            found[key] = Placeholder(secret, key, f"{PLACEHOLDER_PREFIX}{key}-0123456789abcdef" if secret
+                                     else PLACEHOLDERS.get(key, f"{PLACEHOLDER_PREFIX}{key}"), value)
     for key in REQUIRED_SECRET_KEYS:
         if f"{NAMESPACE}:{key}" not in held and key not in found:
-            found[key] = Placeholder(True, key, f"placeholder-{key}", "")
+            found[key] = Placeholder(True, key, f"{PLACEHOLDER_PREFIX}{key}", "")
     return list(found.values())
 
 

@@ -51,7 +51,8 @@ def test_dispatcher_entrypoint_is_python_m_dispatcher_under_tini(runtime: Stage)
 
 def test_dispatcher_runtime_copies_no_bot_code_and_installs_nothing(runtime: Stage) -> None:
     from_context = [copy.args.split()[:-1] for copy in runtime.all("COPY") if copy.flag("from") is None]
-    assert from_context == [["dispatcher/"], ["botchannel/"], ["voicefleet_settings/"]]  # no bot code
+    # No bot code; the SIP edge's, which its host runs from this image (stacks/shared/sip_edge_host.py).
+    assert from_context == [["dispatcher/"], ["botchannel/"], ["voicefleet_settings/"], ["sipedge/"]]
     assert all("apt-get" not in run.args and "pip" not in run.args for run in runtime.all("RUN"))
 
 

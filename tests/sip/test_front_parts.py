@@ -95,6 +95,18 @@ def test_kamailio_accepts_the_configuration_the_edge_writes(tmp_path: Path) -> N
         f"1 sip:127.0.0.1:{5061 + index} 0 0 duid=w{index};maxload=3" for index in range(3)]
 
 
+def test_behind_a_cloud_address_kamailio_binds_the_private_one_and_names_the_public_one(tmp_path: Path) -> None:
+    config = dataclasses.replace(edge(tmp_path, 'workers = 3\npublic_address = "203.0.113.7"'),
+                                 sip_address="127.0.0.1")
+    assert config.advertised == "203.0.113.7"
+    files = write_front(config, tmp_path, 3)
+    checked = subprocess.run([KAMAILIO, "-c", "-f", str(files.config)], capture_output=True, text=True, timeout=30,
+                             check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "listen=udp:127.0.0.1:5060 advertise 203.0.113.7:5060\n" in files.config.read_text()
+    assert edge(tmp_path).advertised == "10.0.0.5"  # unset: the bound address itself
+
+
 def test_kamailio_is_given_no_secret_of_the_edge_only_its_path(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIP_EDGE_SECRET", "control-secret")

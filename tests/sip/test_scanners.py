@@ -156,3 +156,21 @@ def test_a_stranger_with_a_calls_ids_cannot_move_its_media_and_no_one_can_transf
     finally:
         trunk.close()
         stranger.close()
+
+
+def test_behind_a_cloud_address_the_edge_binds_its_own_and_names_the_public_one(tmp_path: Path) -> None:
+    """On a cloud host the interface holds a private address and the provider translates the public
+    one to it: PJSIP binds the first and must name the second in Contact and SDP, or the trunk's
+    ACK, BYE and RTP go to an address it cannot reach."""
+    public = "192.0.2.10"
+    with run_edge(f"http://127.0.0.1:{free_port()}", tmp_path, settings=f'public_address = "{public}"') as running:
+        sip = RawSip(TRUNK, running.sip_port)
+        try:
+            sip.invite(NUMBER)
+            ringing = next((a for a in sip.answers(ANSWER_SECONDS / 2) if status_of(a) == 180), None)
+        finally:
+            sip.close()
+        assert ringing is not None, running.log()
+        contact = next(line for line in ringing.split("\r\n") if line.lower().startswith(("contact:", "m:")))
+        assert f"@{public}:{running.sip_port}" in contact, ringing
+        assert alive(running), running.log()

@@ -1,0 +1,136 @@
+"""SipEdge (AWS): `python -m sipedge` on one EC2 instance with an Elastic IP, in a public subnet, as an
+SBC runs: RTP takes a port per call, which a load balancer's listeners do not pass, so the edge has
+an address of its own (docs/sip.md#in-the-cloud).
+
+Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, the RTP range from
+anywhere (a carrier's media comes from addresses other than its signalling's, and changes by call:
+Twilio publishes its media range as the whole of its regions' edges), and, when a trunk places calls,
+the control API (TCP 5080) from the dispatcher's security group only; no SSH. Egress: UDP (RTP to the
+callers' media addresses, SIP to a trunk's termination URI, DNS), TCP 443 (the dispatcher's HTTPS
+API, ECR, Secrets Manager, PyPI) and TCP 80 (Debian's package mirror). The instance role may read
+the edge's secrets and pull the dispatcher image, nothing else; IMDSv2 only.
+
+The edge's private address is a network interface of its own, made before the dispatcher (which is
+told SIP_EDGE_URL on it) and kept across replacements of the host, with the Elastic IP on it. A
+changed boot script (a new dispatcher image, a changed trunk) replaces the host, deleted first so
+the interface is free: its calls in flight end (docs/sip.md, "Not done yet"). A newer Debian image
+does not (the AMI is taken at creation, as the TURN relay's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.aws.iam import assume_role_policy, policy_document, statement
+from stacks.aws.relay import debian_ami, debian_host, fetch_function
+from stacks.aws.secrets import SecretStore
+from stacks.config.sip_edge import ANY, CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.shared import sip_edge_host
+
+SIP_EDGE_TAG = "sip-edge"  # tag `role`
+SG_DESCRIPTION = "voicefleet SIP edge: SIP from the trunks, RTP, control from the dispatcher"
+
+
+@dataclass(frozen=True)
+class SipEdgeArgs:
+    edge: SipEdgeSettings
+    vpc_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    region: str
+    secrets: SecretStore
+
+
+def _rule(name: str, group: pulumi.Input[str], rule: str, protocol: str, ports: tuple[int, int],
+          parent: pulumi.Resource, *, cidr: str | None = None, other_group: pulumi.Input[str] | None = None,
+          egress: bool = False, note: str = "") -> None:
+    kind = aws.vpc.SecurityGroupEgressRule if egress else aws.vpc.SecurityGroupIngressRule
+    kind(f"{name}-{'out' if egress else 'in'}-{rule}", security_group_id=group, ip_protocol=protocol,
+         from_port=ports[0], to_port=ports[1], cidr_ipv4=cidr, referenced_security_group_id=other_group,
+         description=f"sip edge: {rule}{note}", opts=pulumi.ResourceOptions(parent=parent))
+
+
+class SipEdge(pulumi.ComponentResource):
+    """Made in two steps: the address and its security group (before the dispatcher, which is told the
+    control URL), then `run` the host (after it, whose URL the edge is told)."""
+
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    control_url: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:aws:SipEdge", name, None, opts)
+        self._name, self._args = name, args
+        child = pulumi.ResourceOptions(parent=self)
+        edge = args.edge
+        tags = {"Name": name, "role": SIP_EDGE_TAG}
+        self._group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION, tags=tags,
+                                            opts=child)
+        for index, source in enumerate(edge.sources):
+            # A rule open to all says why (a trunk's allowAnySource): the policy pack refuses one that does not.
+            note = " (a trunk's allowAnySource)" if source in ANY else ""
+            _rule(name, self._group.id, f"sip-{index}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source, note=note)
+        last = edge.rtp_port + edge.rtp_port_count - 1
+        _rule(name, self._group.id, "rtp", "udp", (edge.rtp_port, last), self, cidr="0.0.0.0/0")
+        for rule, protocol, ports in (("udp", "udp", (0, 65535)), ("https", "tcp", (443, 443)),
+                                      ("apt", "tcp", (80, 80))):
+            _rule(name, self._group.id, rule, protocol, ports, self, cidr="0.0.0.0/0", egress=True)
+        self._interface = aws.ec2.NetworkInterface(name, subnet_id=args.subnet_id, security_groups=[self._group.id],
+                                                   description="voicefleet SIP edge", tags=tags, opts=child)
+        address = aws.ec2.Eip(name, domain="vpc", tags=tags, opts=child)
+        aws.ec2.EipAssociation(name, network_interface_id=self._interface.id, allocation_id=address.allocation_id,
+                               opts=child)
+        self.public_ip = address.public_ip
+        self.private_ip = self._interface.private_ip
+        self.control_url = (pulumi.Output.concat("http://", self.private_ip, f":{CONTROL_PORT}")
+                            if edge.outbound else None)
+
+    def run(self, *, dispatcher_url: pulumi.Input[str], dispatcher_security_group_id: pulumi.Input[str],
+            image: pulumi.Input[str], repository_arn: pulumi.Input[str]) -> None:
+        """The host: its role, its boot script and the instance on the edge's interface."""
+        name, args, edge = self._name, self._args, self._args.edge
+        child = pulumi.ResourceOptions(parent=self)
+        if edge.outbound:  # the dispatcher's tasks to the control API, and nothing else to it
+            _rule(name, self._group.id, "control", "tcp", (CONTROL_PORT, CONTROL_PORT), self,
+                  other_group=dispatcher_security_group_id)
+            _rule(f"{name}-dispatcher", dispatcher_security_group_id, "control", "tcp", (CONTROL_PORT, CONTROL_PORT),
+                  self, other_group=self._group.id, egress=True)
+        role = aws.iam.Role(name, assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+                            description="voicefleet SIP edge: read its own secrets, pull the dispatcher image",
+                            opts=child)
+        readable = args.secrets.grant_read("sip-edge", role, edge.secret_names())
+        pull = aws.iam.RolePolicy(f"{name}-pull", role=role.id, policy=policy_document(
+            statement(["ecr:GetAuthorizationToken"], "*", sid="RegistryLogin"),  # has no resource-level form
+            statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                      repository_arn, sid="PullImage")), opts=child)
+        profile = aws.iam.InstanceProfile(name, role=role.name, opts=child)
+        ami = debian_ami(self)
+        names = edge.secret_names()
+        refs = [part for env in names for part in args.secrets.version(env)]
+
+        def script(values: list[Any]) -> str:
+            url, private_ip, public_ip, image_ref, flat = values[0], values[1], values[2], values[3], values[4:]
+            pairs = {env: (flat[2 * i], flat[2 * i + 1]) for i, env in enumerate(names)}
+            config = render(edge, dispatcher_url=url, sip_address=private_ip, public_address=public_ip)
+            return sip_edge_host.boot_script(
+                config=config, image=image_ref, registry=image_ref.split("/", 1)[0], region=args.region,
+                fetch_function=fetch_function(args.region, pairs), secrets=names, kamailio=edge.key.workers > 1)
+
+        user_data = pulumi.Output.all(dispatcher_url, self.private_ip, self.public_ip, image, *refs).apply(script)
+        aws.ec2.Instance(
+            name,
+            **debian_host(ami, volume_gb=16),  # the dispatcher image and the edge's built on it
+            instance_type=edge.key.instance_type,
+            primary_network_interface={"network_interface_id": self._interface.id, "delete_on_termination": False},
+            iam_instance_profile=profile.name,
+            user_data=user_data,
+            tags={"Name": name, "role": SIP_EDGE_TAG},
+            # The interface (and its Elastic IP) outlives the host: a replacement waits for the old host to
+            # let it go. `ami` is ignored as the relay's is: a Debian release must not replace the edge.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"], delete_before_replace=True,
+                                        depends_on=[r for r in (readable, pull) if r is not None]),
+        )
+        self.register_outputs({"public_ip": self.public_ip, "private_ip": self.private_ip})

@@ -1,0 +1,312 @@
+"""The SIP edge's stack keys (`sipEdge`, docs/sip.md#in-the-cloud): its host, its workers, its RTP
+range and its trunks, mapped one for one onto the edge's own TOML keys (sipedge/config.py), which
+`render` writes and the check loads with the edge's own loader, so a stack never ships a file the
+edge would refuse at boot.
+
+The file holds no secret, and neither does the key: a number names the dispatcher API key its calls
+run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is a secret of
+`sipEdgeDigestPasswords` (by trunk name), and the control API's secret, shared with the dispatcher
+(its SIP_EDGE_SECRET), is made by the stack (stacks/config/made_secrets.py). All three reach the
+edge's host only through the stack's secret store, read at boot by the host's own role.
+
+Only AWS runs the edge (stacks/aws/sip_edge.py): RTP needs an address of its own per edge, a port
+range a load balancer's listeners do not pass; the other clouds refuse the key, saying how to run
+the edge yourself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
+from stacks.config import made_secrets
+from stacks.config.masked import is_stand_in
+from stacks.config.reader import Reader
+
+KEY = "sipEdge"
+DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"
+SECRET_VARIABLE = "SIP_EDGE_SECRET"  # noqa: S105 - a variable's name: the dispatcher's and the edge's
+URL_VARIABLE = "SIP_EDGE_URL"
+MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
+CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), on its private address only
+SIP_PORT = 5060
+DOCS = "docs/sip.md#in-the-cloud"
+ANY = ("0.0.0.0/0", "::/0")
+_TRUNK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
+_ARM = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")  # Graviton families: c7g, t4g, m7gd, c7gn
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+# What each cloud but AWS says instead of running the edge.
+ELSEWHERE = {
+    "gcp": "the dispatcher runs on Cloud Run, which takes no inbound UDP, and this stack provisions no VM for SIP",
+    "azure": "this stack provisions no VM for SIP",
+    "k8s": "a Service's port range does not carry RTP (a port per call) and this stack runs no host network pod",
+}
+
+
+class _Key(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TrunkKey(_Key):
+    name: str = Field(pattern=_TRUNK_NAME.pattern)
+    sources: tuple[str, ...] = ()  # CIDRs the trunk's INVITEs come from
+    allow_any_source: bool = Field(default=False, alias="allowAnySource")
+    numbers: dict[str, str] = Field(default_factory=dict)  # number -> the dispatcher API key's name
+    registrar: str | None = None
+    digest_username: str | None = Field(default=None, alias="digestUsername")
+    termination_uri: str | None = Field(default=None, alias="terminationUri")
+    cps: float | None = None
+    ring_seconds: float | None = Field(default=None, alias="ringSeconds")
+    callers: tuple[str, ...] = ()
+    destinations: tuple[str, ...] | None = None
+    caller_ids: tuple[str, ...] | None = Field(default=None, alias="callerIds")
+
+
+class SipEdgeKey(_Key):
+    enabled: bool = False
+    instance_type: str = Field(default="c7i.large", alias="instanceType", pattern=_INSTANCE_TYPE.pattern)
+    workers: int = Field(default=1, ge=1, le=64)
+    rtp_ports: str = Field(default="40000-40399", alias="rtpPorts")
+    answer_seconds: float | None = Field(default=None, alias="answerSeconds")
+    trunks: tuple[TrunkKey, ...] = Field(default=(), min_length=1)
+
+
+@dataclass(frozen=True)
+class SipEdgeSettings:
+    key: SipEdgeKey
+    rtp_port: int
+    rtp_port_count: int
+    # Secret store entries (variable -> value), none of them the dispatcher's but SIP_EDGE_SECRET.
+    secrets: Mapping[str, pulumi.Output[str]] = field(repr=False)
+
+    @property
+    def outbound(self) -> bool:
+        """A trunk places calls: the dispatcher hands them to the edge's control API."""
+        return any(t.termination_uri is not None for t in self.key.trunks)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every trunk's source networks: the only senders the SIP port's ingress admits."""
+        return tuple(sorted({str(ipaddress.ip_network(s, strict=False)) for t in self.key.trunks
+                             for s in t.sources}))
+
+    @property
+    def calls(self) -> int:
+        """Calls held at once (docs/sip.md#capacity): 3 a PJSIP process."""
+        return 3 * self.key.workers
+
+    def secret_names(self) -> list[str]:
+        return sorted(self.secrets)
+
+
+def api_key_variable(name: str) -> str:
+    """The variable (and secret store entry) holding one dispatcher API key for the edge."""
+    return "SIP_EDGE_API_KEY_" + name.upper().replace("-", "_")
+
+
+def digest_variable(trunk: str) -> str:
+    return "SIP_EDGE_DIGEST_" + trunk.upper().replace("-", "_")
+
+
+def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_secrets.Rotation,
+         platforms: tuple[str, ...]) -> SipEdgeSettings | None:
+    raw = cfg.structured(KEY)
+    if raw is None or raw == {}:
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raw = None
+    if not isinstance(raw, dict):
+        raise cfg.fail(KEY, f"must be a map ({{enabled, trunks: [...]}}; {DOCS})")
+    try:
+        key = SipEdgeKey.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        raise cfg.fail(KEY, f"{problems} ({DOCS})") from None
+    if not key.enabled:
+        return None
+    if cloud != "aws":
+        raise cfg.fail(KEY, f"enabled: only an AWS stack runs the SIP edge; on {cloud} {ELSEWHERE[cloud]}. Run "
+                            "`python -m sipedge` on a VM of your own with a public address, its dispatcher_url "
+                            f"this stack's dispatcherUrl ({DOCS}, and docs/sip.md#configuration)")
+    if "linux/amd64" not in platforms or _ARM.match(key.instance_type):
+        raise cfg.fail(KEY, f"runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep linux/amd64 "
+                            f"in platforms and give it an x86_64 instanceType (c7i.large; got {key.instance_type})")
+    low, high = _ports(cfg, key.rtp_ports)
+    _check_trunks(cfg, key)
+    secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
+    if any(t.termination_uri is not None for t in key.trunks):  # the control API's, shared with the dispatcher
+        secrets[SECRET_VARIABLE] = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
+    found = SipEdgeSettings(key, low, high - low + 1, secrets)
+    _check_with_the_edge(cfg, found)
+    pulumi.log.info(capacity_note(found))
+    return found
+
+
+def capacity_note(edge: SipEdgeSettings) -> str:
+    """What the plan says the edge holds (docs/sip.md#capacity: 3 calls a PJSIP process, 17 workers 50 calls
+    at 1.2-1.8 % of a core a call and ~65 MB a worker)."""
+    more = ("; more take workers (3 calls each; outbound calls need workers = 1) or a second edge"
+            if edge.key.workers == 1 else "")
+    return (f"SIP edge: {edge.key.workers} worker(s) on one {edge.key.instance_type} hold {edge.calls} calls at "
+            f"once (3 a worker, docs/sip.md#capacity), each ~2 % of a vCPU and ~65 MB a worker{more}; its "
+            "address is the stack output sipEdgeOriginationUri, the trunk's origination URI")
+
+
+def _ports(cfg: Reader, text: str) -> tuple[int, int]:
+    ports = _PORTS.match(text)
+    low, high = (int(ports[1]), int(ports[2])) if ports else (0, 0)
+    if not ports or not 1024 <= low < high <= 65535 or low % 2:
+        raise cfg.fail(KEY, f"rtpPorts: must be a range like 40000-40399 above 1023 starting on an even port "
+                            f"(got {text!r})")
+    return low, high
+
+
+def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
+    for trunk in key.trunks:
+        where = f"trunks.{trunk.name}"
+        for source in trunk.sources:
+            try:
+                network = ipaddress.ip_network(source, strict=True)
+            except ValueError:
+                raise cfg.fail(KEY, f"{where}.sources: {source!r} is not a CIDR block such as 203.0.113.0/24 "
+                                    "(the trunk's published signalling addresses)") from None
+            if network.prefixlen == 0 and not trunk.allow_any_source:
+                raise cfg.fail(KEY, f"{where}.sources: {source} lets anyone send INVITEs to the edge's SIP port, "
+                                    "and toll-fraud scanners do within minutes: list the trunk's published "
+                                    "signalling ranges, or set allowAnySource: true on the trunk to mean it")
+            if network.version == 6:
+                raise cfg.fail(KEY, f"{where}.sources: {source} is IPv6; the edge's host has an IPv4 address only")
+        for number, name in trunk.numbers.items():
+            if not KEY_NAME.fullmatch(name):
+                raise cfg.fail(KEY, f"{where}.numbers.{number}: {name!r} must name a dispatcherApiKeys key "
+                                    f"(name:key), {KEY_NAME_RULE}: its calls run as that key")
+    names = [t.name for t in key.trunks]
+    if len(set(names)) != len(names):
+        raise cfg.fail(KEY, "trunks: names must differ (outbound calls name their trunk)")
+
+
+def _api_keys(cfg: Reader, key: SipEdgeKey, api_keys: pulumi.Output[str]) -> dict[str, pulumi.Output[str]]:
+    """Each named dispatcher key the numbers run as, taken from dispatcherApiKeys (a secret output)."""
+    names = sorted({name for trunk in key.trunks for name in trunk.numbers.values()})
+    return {api_key_variable(name): pulumi.Output.secret(api_keys.apply(partial(_named_key, cfg, name=name)))
+            for name in names}
+
+
+def _named_key(cfg: Reader, text: str, *, name: str) -> str:
+    for part in text.split(","):
+        found, colon, value = part.strip().partition(":")
+        if colon and found == name and value.strip():
+            return value.strip()
+    if is_stand_in(text):
+        return text  # an offline run sees no value: `pulumi up` checks the name
+    raise cfg.fail(KEY, f"numbers name the API key {name!r}, which dispatcherApiKeys does not hold as {name}:KEY: "
+                        "add it there, or name one it holds")
+
+
+def _digest_passwords(cfg: Reader, key: SipEdgeKey) -> dict[str, pulumi.Output[str]]:
+    wanted = {t.name for t in key.trunks if t.digest_username is not None}
+    if cfg.raw(DIGEST_PASSWORDS_KEY) is None:
+        values: Any = {}
+    else:
+        values = cfg.config.get_object(DIGEST_PASSWORDS_KEY)
+        if values and not pulumi.runtime.is_config_secret(cfg.key(DIGEST_PASSWORDS_KEY)):
+            raise cfg.fail(DIGEST_PASSWORDS_KEY, "is stored in plain text: set each with pulumi config set --secret "
+                                                 f"--path '{DIGEST_PASSWORDS_KEY}.TRUNK' …")
+    if not isinstance(values, dict):
+        raise cfg.fail(DIGEST_PASSWORDS_KEY, "must be a map of trunk names to passwords")
+    for name in sorted(set(values) - wanted):
+        raise cfg.fail(DIGEST_PASSWORDS_KEY, f"has {name!r}, which no trunk of {KEY} with a digestUsername is")
+    for name in sorted(wanted - set(values)):
+        raise cfg.fail(DIGEST_PASSWORDS_KEY, f"needs {name!r}: trunk {name} has a digestUsername (pulumi config set "
+                                             f"--secret --path '{DIGEST_PASSWORDS_KEY}.{name}' …)")
+    for name, value in values.items():
+        if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
+            raise cfg.fail(DIGEST_PASSWORDS_KEY, f"{name} must be a password of one line")
+    return {digest_variable(name): pulumi.Output.secret(value) for name, value in sorted(values.items())}
+
+
+def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str, public_address: str) -> str:
+    """The edge's TOML file (sipedge/config.py's keys): addresses, ports and variable names, no secret."""
+    key = settings.key
+    lines = [f"dispatcher_url = {_toml(dispatcher_url)}", f"sip_address = {_toml(sip_address)}",
+             f"public_address = {_toml(public_address)}", f"sip_port = {SIP_PORT}",
+             f"rtp_port = {settings.rtp_port}", f"rtp_port_count = {settings.rtp_port_count}",
+             f"workers = {key.workers}"]
+    if key.answer_seconds is not None:
+        lines.append(f"answer_seconds = {key.answer_seconds}")
+    if settings.outbound:
+        # On the private address: the dispatcher reaches it inside the VPC, and the SG admits it alone.
+        lines += [f"control_address = {_toml(sip_address)}", f"control_port = {CONTROL_PORT}",
+                  f"control_secret_env = {_toml(SECRET_VARIABLE)}"]
+    for trunk in key.trunks:
+        lines += ["", "[[trunk]]", f"name = {_toml(trunk.name)}"]
+        if trunk.sources:
+            lines.append(f"sources = {_toml(list(trunk.sources))}")
+        if trunk.numbers:
+            numbers = ", ".join(f"{_toml(n)} = {_toml(api_key_variable(k))}" for n, k in sorted(trunk.numbers.items()))
+            lines.append(f"numbers = {{ {numbers} }}")
+        optional: dict[str, object] = {
+            "registrar": trunk.registrar, "digest_username": trunk.digest_username,
+            "digest_password_env": digest_variable(trunk.name) if trunk.digest_username is not None else None,
+            "termination_uri": trunk.termination_uri, "cps": trunk.cps, "ring_seconds": trunk.ring_seconds,
+            "callers": list(trunk.callers) or None, "destinations": _list(trunk.destinations),
+            "caller_ids": _list(trunk.caller_ids)}
+        lines += [f"{name} = {_toml(value)}" for name, value in optional.items() if value is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _list(values: tuple[str, ...] | None) -> list[str] | None:
+    return None if values is None else list(values)
+
+
+def _toml(value: object) -> str:
+    """A TOML value: JSON's strings, numbers and arrays are TOML's too (basic strings, escapes alike)."""
+    return json.dumps(value)
+
+
+def edge_environment(settings: SipEdgeSettings) -> dict[str, str]:
+    """Every variable the rendered file names, with a stand-in value of the right shape."""
+    return {name: "x" * 48 for name in settings.secrets}
+
+
+def _check_with_the_edge(cfg: Reader, settings: SipEdgeSettings) -> None:
+    """The rendered file, loaded by the edge's own loader (with stand-in addresses and secrets)."""
+    from sipedge.config import CONFIG_VARIABLE, ConfigError
+    from sipedge.config import load as load_edge
+
+    text = render(settings, dispatcher_url="https://dispatcher.example.com", sip_address="10.0.0.10",
+                  public_address="203.0.113.10")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "edge.toml"
+        path.write_text(text)
+        try:
+            load_edge({CONFIG_VARIABLE: str(path), **edge_environment(settings)})
+        except ConfigError as exc:
+            said = str(exc).replace(f"{CONFIG_VARIABLE}={path}: ", "")
+            raise cfg.fail(KEY, f"the edge would refuse it: {said} ({DOCS})") from None
+
+
+def origination_uri(public_ip: str) -> str:
+    """What a trunk sends its calls to: the edge's public address and SIP port."""
+    return f"sip:{public_ip}:{SIP_PORT}"
+
+
+def secrets_of(settings: object) -> dict[str, pulumi.Output[str]]:
+    """What goes into the stack's secret store for the edge (nothing without one)."""
+    edge: SipEdgeSettings | None = getattr(settings, "sip_edge", None)
+    return dict(edge.secrets) if edge is not None else {}

@@ -1,0 +1,210 @@
+"""The SIP edge an AWS stack runs (stacks/aws/sip_edge.py): its exact ingress and egress, a host that
+reads only its own secrets by reference (none in its boot script) and pulls only the dispatcher's
+image, the dispatcher told the edge's control API on its private address, the trunk told the
+public one, and a second `up` or a re-created stack that replaces nothing it should not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.tools.mocks import Run, unwrap
+from stacks.tools.preflight import lifecycle
+from tests.infra.conftest import SECRETS, StackRunner
+from tests.infra.helpers import ROOT, container
+
+API_KEY = "SENTINEL-team-a-key-0123456789"
+DIGEST = "SENTINEL-digest-password-42"
+TWILIO_SIGNALLING = ("54.172.60.0/30", "54.244.51.0/30")  # two of Twilio's published signalling ranges
+EDGE: dict[str, Any] = {"enabled": True, "trunks": [
+    {"name": "twilio", "sources": list(TWILIO_SIGNALLING), "numbers": {"+14155550199": "team-a"},
+     "terminationUri": "sip:example.pstn.twilio.com", "callers": ["team-a"], "digestUsername": "voicefleet"}]}
+EDGE_SECRETS = {**SECRETS, "voicefleet:dispatcherApiKeys": f"team-a:{API_KEY},SENTINEL-client-key-2",
+                "voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": DIGEST})}
+NAME = "voicefleet-aws-test-sip-edge"
+
+
+def run_with_edge(stack: StackRunner, edge: dict[str, Any] | None = None, cloud: str = "aws",
+                  secrets: dict[str, str] | None = None, **overrides: Any) -> Run:
+    return stack(cloud, secrets={**EDGE_SECRETS, **(secrets or {})},
+                 **{"sipEdge": json.dumps(EDGE if edge is None else edge), **overrides})
+
+
+@pytest.fixture
+def edge_run(stack: StackRunner) -> Run:
+    return run_with_edge(stack)
+
+
+def _rules(run: Run, typ: str, group: str) -> list[tuple[Any, ...]]:
+    return sorted((r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["toPort"],
+                   r.inputs.get("cidrIpv4") or r.inputs.get("referencedSecurityGroupId"))
+                  for r in run.of_type(f"aws:vpc/{typ}:{typ[0].upper()}{typ[1:]}")
+                  if r.inputs["securityGroupId"] == group)
+
+
+def test_sip_comes_from_the_trunks_sources_only_rtp_from_anywhere_control_from_the_dispatcher(edge_run: Run) -> None:
+    ingress = _rules(edge_run, "securityGroupIngressRule", f"{NAME}-id")
+    assert ingress == [("tcp", 5080, 5080, "voicefleet-aws-test-dispatcher-app-id"),
+                       ("udp", 5060, 5060, TWILIO_SIGNALLING[0]), ("udp", 5060, 5060, TWILIO_SIGNALLING[1]),
+                       ("udp", 40000, 40399, "0.0.0.0/0")]
+    assert _rules(edge_run, "securityGroupEgressRule", f"{NAME}-id") == [
+        ("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"), ("udp", 0, 65535, "0.0.0.0/0")]
+    # The dispatcher's tasks may open the control port of the edge's group, and no other new port.
+    dispatcher_out = _rules(edge_run, "securityGroupEgressRule", "voicefleet-aws-test-dispatcher-app-id")
+    assert dispatcher_out == [("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 5080, 5080, f"{NAME}-id")]
+
+
+def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_is_told_nothing(
+        stack: StackRunner) -> None:
+    inbound = {"enabled": True, "trunks": [{"name": "pbx", "sources": ["198.51.100.7/32"],
+                                            "numbers": {"200": "team-a"}}]}
+    run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
+    assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
+    dispatcher = container(run, "-dispatcher")
+    assert "SIP_EDGE_URL" not in {e["name"] for e in dispatcher["environment"]}
+    assert "SIP_EDGE_SECRET" not in {s["name"] for s in dispatcher["secrets"]}
+    assert "control_port" not in unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+
+
+def test_the_host_reads_its_own_secrets_by_reference_with_imdsv2_and_pulls_one_image(edge_run: Run) -> None:
+    instance = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)
+    assert instance["metadataOptions"]["httpTokens"] == "required" and instance["rootBlockDevice"]["encrypted"]
+    assert instance["primaryNetworkInterface"]["networkInterfaceId"] == f"{NAME}-id"
+    assert instance["tags"]["role"] == "sip-edge" and "keyName" not in instance
+    made = unwrap(next(r for r in edge_run.registrations if r.name == f"{NAME}-secret"
+                       and r.type.endswith("SecretVersion")).inputs)["secretString"]
+    for secret in (API_KEY, DIGEST, made, *SECRETS.values()):
+        assert secret not in instance["userData"]
+    assert "secretsmanager get-secret-value" in instance["userData"] and "--password-stdin" in instance["userData"]
+    statements = {name: json.loads(unwrap(r.inputs["policy"]))["Statement"]
+                  for r in edge_run.of_type("aws:iam/rolePolicy:RolePolicy")
+                  if r.inputs["role"] == f"{NAME}-id" for name in [r.name]}
+    (read,) = statements["voicefleet-aws-test-read-sip-edge"]
+    assert read["Action"] == ["secretsmanager:GetSecretValue"]
+    assert sorted(arn.split(":secret:/voicefleet/aws-test/")[1].rsplit("-", 2)[0] for arn in read["Resource"]) == [
+        "sip-edge-api-key-team-a", "sip-edge-digest-twilio", "sip-edge-secret"]
+    login, pull = statements[f"{NAME}-pull"]
+    assert (login["Action"], login["Resource"]) == (["ecr:GetAuthorizationToken"], "*")
+    assert pull["Resource"].endswith(":repository/voicefleet-aws-test-dispatcher")
+    assert not any(a.startswith(("ecr:Put", "ecr:Delete", "iam:", "ec2:")) for a in pull["Action"])
+
+
+def test_the_store_holds_the_edges_secrets_and_the_dispatcher_takes_only_the_control_one(edge_run: Run) -> None:
+    stored = {unwrap(r.inputs["secretString"]) for r in edge_run.of_type(
+        "aws:secretsmanager/secretVersion:SecretVersion") if "sip-edge" in r.name}
+    assert {API_KEY, DIGEST} < stored and len(stored) == 3
+    dispatcher = container(edge_run, "-dispatcher")
+    env = {e["name"]: e["value"] for e in dispatcher["environment"]}
+    assert env["SIP_EDGE_URL"] == "http://10.0.0.10:5080"  # the edge's own interface, inside the VPC
+    secrets = {s["name"] for s in dispatcher["secrets"]}
+    assert "SIP_EDGE_SECRET" in secrets and not any(s.startswith(("SIP_EDGE_API_KEY", "SIP_EDGE_DIGEST"))
+                                                     for s in secrets)
+
+
+def test_the_edge_binds_its_private_address_and_names_the_public_one_the_stack_outputs(edge_run: Run) -> None:
+    script = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    config = script.split("<<'EDGE'\n", 1)[1].split("EDGE\n", 1)[0]
+    assert 'sip_address = "10.0.0.10"\npublic_address = "203.0.113.10"\n' in config
+    assert 'dispatcher_url = "http://voicefleet-aws-test-' in config
+    assert 'control_address = "10.0.0.10"' in config  # never the public address
+    outputs = unwrap(edge_run.completed[edge_run.one("voicefleet:aws:AwsStack").urn])  # what the program exports
+    assert outputs["sipEdgeAddress"] == "203.0.113.10"
+    assert outputs["sipEdgeOriginationUri"] == "sip:203.0.113.10:5060"
+    association = unwrap(edge_run.one("aws:ec2/eipAssociation:EipAssociation", NAME).inputs)
+    assert association["networkInterfaceId"] == f"{NAME}-id"
+
+
+def test_kamailio_is_installed_with_several_workers_only(stack: StackRunner) -> None:
+    inbound = {"enabled": True, "workers": 17, "rtpPorts": "40000-40399",
+               "trunks": [{"name": "pbx", "sources": ["198.51.100.7/32"], "numbers": {"200": "team-a"}}]}
+    several = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
+    assert "install -y -qq --no-install-recommends kamailio" in unwrap(
+        several.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    assert "kamailio" not in unwrap(run_with_edge(stack).one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_the_boot_script_is_valid_bash(edge_run: Run) -> None:
+    script = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30, check=False)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_second_up_replaces_nothing_and_a_re_created_stack_collides_with_nothing(stack: StackRunner) -> None:
+    first = run_with_edge(stack)
+    second = run_with_edge(stack, previous=unwrap(first.completed[first.one("voicefleet:aws:AwsStack").urn]))
+    mine = [r for r in first.registrations if r.name.startswith(NAME)]
+    again = {r.urn: r.inputs for r in second.registrations if r.name.startswith(NAME)}
+    assert {r.urn: r.inputs for r in mine} == again  # same inputs: no diff, so no replacement
+    instance = first.one("aws:ec2/instance:Instance", NAME)
+    assert "ami" in instance.ignore_changes and instance.delete_before_replace  # the interface is the old host's
+    assert lifecycle.replacement_violations(first.registrations, first.invokes) == []
+    assert lifecycle.recreate_violations(first.registrations, run_with_edge(stack, generation=2).registrations) == []
+
+
+def test_destroy_meets_nothing_protected_or_left_behind(edge_run: Run) -> None:
+    mine = [r for r in edge_run.registrations if r.name.startswith(NAME)]
+    assert mine and not any(r.protect or r.retain_on_delete for r in mine)
+    interface = edge_run.one("aws:ec2/networkInterface:NetworkInterface", NAME)
+    # The instance goes before the interface it holds (the engine deletes dependents first).
+    assert interface.urn in edge_run.one("aws:ec2/instance:Instance", NAME).dependencies
+
+
+def _policy_found(run: Run, *extra: dict[str, Any]) -> list[str]:
+    """The pack's check over the edge's group and its ingress rules as the stack declares them, plus `extra`."""
+    from pulumi_policy import PolicyResource, StackValidationArgs
+
+    from policy import rules
+    from tests.infra.policy.test_pack import options
+
+    def resource(typ: str, props: dict[str, Any], deps: dict[str, Any] | None = None) -> PolicyResource:
+        return PolicyResource(typ, props, f"urn:x::{typ}::r", "r", options(), None, None, [], deps or {})
+
+    group = resource("aws:ec2/securityGroup:SecurityGroup", unwrap(run.one("aws:ec2/securityGroup:SecurityGroup",
+                                                                           NAME).inputs))
+    typ = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+    declared = [unwrap(r.inputs) for r in run.of_type(typ) if r.inputs["securityGroupId"] == f"{NAME}-id"]
+    found: list[str] = []
+    rules.sip_edge_sg_ports(StackValidationArgs(
+        [group, *(resource(typ, props, {"securityGroupId": [group]}) for props in [*declared, *extra])]),
+        lambda message, urn=None: found.append(message))
+    return found
+
+
+def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyone(stack: StackRunner,
+                                                                                edge_run: Run) -> None:
+    assert _policy_found(edge_run) == []
+    ssh = {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv4": "0.0.0.0/0"}
+    open_sip = {"ipProtocol": "udp", "fromPort": 5060, "toPort": 5060, "cidrIpv4": "0.0.0.0/0",
+                "description": "sip edge: sip-9"}
+    control = {"ipProtocol": "tcp", "fromPort": 5080, "toPort": 5080, "cidrIpv4": "0.0.0.0/0"}
+    found = _policy_found(edge_run, ssh, open_sip, control)
+    assert len(found) == 3 and "tcp 22-22" in found[0] and "whole internet" in found[1] and "tcp 5080" in found[2]
+    anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
+                                                        "allowAnySource": True}]})
+    assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
+
+
+def test_the_edges_user_cannot_reach_the_metadata_service(edge_run: Run, tmp_path: Any) -> None:
+    """The container shares the host's network: nftables keeps the edge's user (the dispatcher image's)
+    from the role's credentials, loaded before every start of the edge."""
+    from stacks.shared import sip_edge_host
+
+    script = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    rules = script.split("<<'NFT'\n", 1)[1].split("NFT\n", 1)[0]
+    assert f"meta skuid {sip_edge_host.EDGE_UID} ip daddr 169.254.169.254 reject" in rules
+    assert f"ExecStartPre=/usr/sbin/nft -f {sip_edge_host.FIREWALL}\n" in script
+    dockerfile = (ROOT / "images" / "dispatcher.Dockerfile").read_text()
+    assert f"USER {sip_edge_host.EDGE_UID}:{sip_edge_host.EDGE_UID}" in dockerfile  # the user the rule names
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    if not Path(nft).exists():
+        pytest.skip("nftables is not installed")
+    (tmp_path / "rules.nft").write_text(rules)
+    checked = subprocess.run([nft, "-c", "-f", str(tmp_path / "rules.nft")], capture_output=True, text=True,
+                             timeout=30, check=False)
+    assert checked.returncode == 0, checked.stderr

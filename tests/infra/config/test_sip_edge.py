@@ -1,0 +1,135 @@
+"""The `sipEdge` stack key: each field lands on the edge's own TOML key (the rendered file loaded by
+sipedge.config's own loader), and a key the edge, the cloud or a trunk's safety refuses is refused at
+config check, naming what to change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sipedge.config import load as load_edge
+from stacks.config.reader import SettingsError
+from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, edge_environment, render
+from stacks.tools.mocks import unwrap
+from tests.infra.aws.test_sip_edge import API_KEY, EDGE, NAME, run_with_edge
+from tests.infra.conftest import K8S_SECRETS, StackRunner
+
+FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSeconds": 20, "trunks": [
+    {"name": "twilio", "sources": ["54.172.60.0/30"], "numbers": {"+14155550199": "team-a", "+14155550198": "ops"},
+     "terminationUri": "sip:example.pstn.twilio.com", "cps": 2, "ringSeconds": 25, "callers": ["team-a"],
+     "destinations": ["+1*"], "callerIds": ["+14155550199"], "digestUsername": "voicefleet"},
+    {"name": "pbx", "sources": ["198.51.100.7/32"], "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
+     "digestUsername": "edge"}]}
+
+
+def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: Path) -> None:
+    key = SipEdgeKey.model_validate(FULL)
+    # The file names the variables only: the secrets' values (outputs in a stack) are not read here.
+    named: Any = dict.fromkeys(("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_API_KEY_OPS", "SIP_EDGE_DIGEST_TWILIO",
+                                "SIP_EDGE_DIGEST_PBX", "SIP_EDGE_SECRET"))
+    settings = SipEdgeSettings(key, 41000, 200, named)
+    path = tmp_path / "edge.toml"
+    path.write_text(render(settings, dispatcher_url="https://voice.example.com", sip_address="10.0.0.10",
+                           public_address="203.0.113.10"))
+    env = {**edge_environment(settings), "SIP_EDGE_API_KEY_OPS": "ops-key"}
+    edge = load_edge({"SIP_EDGE_CONFIG": str(path), **env})
+    assert (edge.dispatcher_url, edge.sip_address, edge.advertised, edge.sip_port) == (
+        "https://voice.example.com", "10.0.0.10", "203.0.113.10", 5060)
+    assert (edge.rtp_port, edge.rtp_port_count, edge.answer_seconds, edge.workers) == (41000, 200, 20.0, 1)
+    assert (edge.control_address, edge.control_port, edge.control_secret) == ("10.0.0.10", 5080, "x" * 48)
+    twilio, pbx = edge.trunks
+    assert [str(n) for n in twilio.sources] == ["54.172.60.0/30"]
+    assert twilio.api_keys == {"+14155550198": "ops-key", "+14155550199": "x" * 48}
+    assert (twilio.termination_uri, twilio.cps, twilio.ring_seconds) == ("sip:example.pstn.twilio.com", 2.0, 25.0)
+    assert (twilio.callers, twilio.destinations, twilio.caller_ids) == (("team-a",), ("+1*",), ("+14155550199",))
+    assert (twilio.digest_username, twilio.digest_password, twilio.registrar) == ("voicefleet", "x" * 48, None)
+    assert (pbx.registrar, pbx.digest_username, pbx.api_keys) == ("sip:pbx.example.com", "edge", {"200": "ops-key"})
+    assert pbx.destinations == ("+*",) and pbx.caller_ids == ("200",)  # the edge's own defaults, left unset
+
+
+def _refused(stack: StackRunner, edge: dict[str, Any], **kwargs: Any) -> str:
+    with pytest.raises(SettingsError) as refused:
+        run_with_edge(stack, edge, **kwargs)
+    return str(refused.value)
+
+
+def _trunk(**changes: Any) -> dict[str, Any]:
+    return {**EDGE, "trunks": [{**EDGE["trunks"][0], **changes}]}
+
+
+@pytest.mark.parametrize(("edge", "said"), [
+    (_trunk(sources=["0.0.0.0/0"]), "toll-fraud scanners do within minutes"),
+    (_trunk(sources=["54.172.60.1/30"]), "is not a CIDR block"),
+    (_trunk(sources=["sip.twilio.com"]), "is not a CIDR block"),
+    (_trunk(numbers={"+14155550199": "Team A"}), "must name a dispatcherApiKeys key"),
+    (_trunk(port=5061), "trunks.0.port: Extra inputs are not permitted"),
+    ({**EDGE, "workers": 2}, "the edge would refuse it: workers: outbound calls (control_port) need workers = 1"),
+    ({**EDGE, "workers": 17, "rtpPorts": "40000-40099"}, "the edge would refuse it"),
+    ({**EDGE, "rtpPorts": "40001-40100"}, "rtpPorts: must be a range"),
+    ({**EDGE, "instanceType": "c7g.large"}, "x86_64 instanceType"),
+    ({**EDGE, "trunks": []}, "trunks: Tuple should have at least 1 item"),
+])
+def test_a_key_that_cannot_work_is_refused_naming_what_to_change(stack: StackRunner, edge: dict[str, Any],
+                                                                 said: str) -> None:
+    refused = _refused(stack, edge)
+    assert "voicefleet:sipEdge" in refused and said in refused
+
+
+def test_any_source_is_taken_only_when_the_trunk_says_so(stack: StackRunner) -> None:
+    run = run_with_edge(stack, _trunk(sources=["0.0.0.0/0"], allowAnySource=True))
+    assert ("udp", 5060, "0.0.0.0/0") in {(r.inputs["ipProtocol"], r.inputs["fromPort"], r.inputs["cidrIpv4"])
+                                          for r in run.of_type(
+                                              "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                                          if r.inputs["securityGroupId"] == f"{NAME}-id" and "cidrIpv4" in r.inputs}
+
+
+@pytest.mark.parametrize(("passwords", "said"), [
+    ({}, "needs 'twilio'"), ({"twilio": "a", "pbx": "b"}, "has 'pbx'"), ({"twilio": "two\nlines"}, "of one line")])
+def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, passwords: dict[str, str],
+                                                        said: str) -> None:
+    refused = _refused(stack, EDGE, secrets={"voicefleet:sipEdgeDigestPasswords": json.dumps(passwords)})
+    assert "voicefleet:sipEdgeDigestPasswords" in refused and said in refused
+
+
+def test_digest_passwords_in_plain_text_are_refused(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="sipEdgeDigestPasswords is stored in plain text"):
+        stack("aws", secrets={"voicefleet:dispatcherApiKeys": "team-a:k", **_admin()}, sipEdge=json.dumps(EDGE),
+              sipEdgeDigestPasswords=json.dumps({"twilio": "p"}), plaintext=("voicefleet:sipEdgeDigestPasswords",))
+
+
+def _admin() -> dict[str, str]:
+    from tests.infra.conftest import SECRETS
+    return {k: v for k, v in SECRETS.items() if k != "voicefleet:dispatcherApiKeys"}
+
+
+def test_a_number_runs_as_a_key_the_dispatcher_holds(stack: StackRunner) -> None:
+    with pytest.raises(Exception, match="numbers name the API key 'team-b'"):
+        run_with_edge(stack, _trunk(numbers={"+14155550199": "team-b"}))
+    run = run_with_edge(stack)
+    (version,) = [r for r in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+                  if r.name.endswith("sip-edge-api-key-team-a")]
+    assert unwrap(version.inputs["secretString"]) == API_KEY  # the key itself, not the dispatcher's whole list
+
+
+@pytest.mark.parametrize(("cloud", "said"), [
+    ("gcp", "Cloud Run, which takes no inbound UDP"), ("azure", "provisions no VM for SIP"),
+    ("k8s", "does not carry RTP")])
+def test_other_clouds_refuse_the_edge_and_say_how_to_run_it(stack: StackRunner, cloud: str, said: str) -> None:
+    extra = K8S_SECRETS if cloud == "k8s" else {}
+    refused = _refused(stack, EDGE, cloud=cloud, secrets=extra)
+    assert said in refused and "python -m sipedge" in refused and "docs/sip.md#in-the-cloud" in refused
+
+
+def test_an_edge_left_disabled_changes_nothing(stack: StackRunner) -> None:
+    run = run_with_edge(stack, {**EDGE, "enabled": False})
+    assert not [r for r in run.registrations if "sip-edge" in r.name]
+
+
+def test_a_bot_secret_may_not_take_a_name_of_the_edges(stack: StackRunner) -> None:
+    """One secret store, one value per name: a bot's SIP_EDGE_SECRET would be overwritten by the edge's
+    (or the other way round), and the dispatcher keeps SIP_EDGE_* from every bot."""
+    refused = _refused(stack, EDGE, secrets={"voicefleet:botSecrets": json.dumps({"SIP_EDGE_SECRET": "mine"})})
+    assert "voicefleet:botSecrets" in refused and "SIP_EDGE_SECRET" in refused

@@ -1,0 +1,55 @@
+"""The plan of a stack whose `sipEdge` was set with `pulumi config set --path` (strings at its leaves, as
+the CLI writes them) and whose digest password with `--secret --path`: offline, with every secret
+masked, it passes and says how many calls the edge holds; a file the edge would refuse is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stacks.tools import paths
+from stacks.tools import plan as plan_module
+from stacks.tools.plan import main
+
+SET_WITH_PATH = """\
+  voicefleet:sipEdge:
+    enabled: "true"
+    workers: "{workers}"
+    trunks:
+      - name: twilio
+        sources:
+          - 54.172.60.0/30
+        numbers:
+          "+14155550199": team-a
+        terminationUri: sip:example.pstn.twilio.com
+        callers:
+          - team-a
+        digestUsername: voicefleet
+  voicefleet:sipEdgeDigestPasswords:
+    twilio:
+      secure: v1:3b9Qk1QmN0Lx7y2d:Jt1m0Jf2Yk8m3Q==
+"""
+
+
+def _stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> str:
+    original = paths.stack_file("aws-dev").read_text()
+    edge = SET_WITH_PATH.format(workers=workers)
+    (tmp_path / "Pulumi.aws-dev.yaml").write_text(original.replace("config:\n", "config:\n" + edge, 1))
+    monkeypatch.setattr(paths, "STACK_FILES", tmp_path)
+    monkeypatch.setattr(plan_module, "REPOSITORY", tmp_path)
+    return "aws-dev"
+
+
+def test_the_plan_says_how_many_calls_the_edge_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([_stack(tmp_path, monkeypatch, 1)]) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "SIP edge: 1 worker(s) on one c7i.large hold 3 calls at once" in captured.err
+    assert "voicefleet-aws-dev-sip-edge" in captured.out and "v1:" not in captured.out
+
+
+def test_the_plan_refuses_what_the_edge_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([_stack(tmp_path, monkeypatch, 2)]) == 2
+    assert "outbound calls (control_port) need workers = 1" in capsys.readouterr().err
