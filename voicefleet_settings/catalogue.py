@@ -1014,7 +1014,7 @@ SETTINGS: tuple[Setting, ...] = (
             "dispatcher's environment reaches a bot but the system's (`PATH`, `HOME`, locale, `TZ`, proxies, CA "
             "bundles, `PYTHON*`, `OTEL_*` but `OTEL_EXPORTER_OTLP_*HEADERS`, a collector's key, which must be "
             "named here) and the bot host's own variables ([The bot](#the-bot)). The dispatcher's own secrets "
-            "(`DISPATCHER_API_KEYS`, `BOT_CHANNEL_TOKEN`, `REDIS_*`, `PHONE_TOKEN_SECRET`, `TURN_SHARED_SECRET`, "
+            "(`DISPATCHER_API_KEYS`, `BOT_CHANNEL_TOKEN`, `REDIS_*`, `SIP_EDGE_*`, `PHONE_TOKEN_SECRET`, `TURN_SHARED_SECRET`, "
             "`DAILY_API_KEY`, `DAILY_DIALIN_SECRET`, `FLY_API_TOKEN`, `WEBHOOK_SECRET`, the transfers' "
             "`TWILIO_API_KEY_SID` and `TWILIO_API_KEY_SECRET`) and the session's values "
             "cannot be named, nor can a cloud SDK's credential variable (`AWS_SECRET_ACCESS_KEY`, "
