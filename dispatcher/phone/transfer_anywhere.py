@@ -6,8 +6,10 @@ bot's `call.transfer` that reaches another replica, already checked there (its k
 channel), goes to it over the store's relay (`Coordination.ask_call`, by the call's media record) as
 `phone.transfer`, a method only a replica's sealed relay carries; its answer comes back unchanged.
 
-The relay waits longer than the transfer's own budget, so a silent replica is the only cause of a
-timeout: the transfer may have been done there, and is answered as unknown, never tried again.
+The relay waits longer than the transfer's own budget, so once the request may have been sent (its
+PUBLISH ran, or its reply from the store was lost), no answer means the transfer may have been done
+there: answered as unknown, never tried again. Only a failed look-up of the call's replica, before
+anything was sent, is "the store is unreachable, try again".
 One process has no other replica: a call not here is no call.
 """
 
@@ -53,10 +55,11 @@ class TransfersAnywhere:
                            "holding this call; nothing was transferred, try again", retry_after=STORE_RETRY_SECONDS
                            ) from None
         except TimeoutError:
-            raise ApiError(504, "transfer_outcome_unknown", f"the replica holding this call did not answer within "
-                           f"{self._relay_seconds:g}s: the call may have been transferred. It is not sent again, and "
-                           "a new transfer of this call is refused while its stream lasts (the session's timeline "
-                           "says `transferred` if it was)", extra={"outcome": "unknown"}) from None
+            raise ApiError(504, "transfer_outcome_unknown", "no answer came back from the replica holding this call "
+                           "in time: the request may have reached it, so the call may have been transferred, and it "
+                           "is not sent again. If it did reach that replica, a new transfer is refused (409 "
+                           "already_transferring) while the first is under way; the session's timeline says "
+                           "`transferred` if it was", extra={"outcome": "unknown"}) from None
         return None if answer is None else dict(answer)
 
     async def answer_relayed(self, session_id: str, params: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -151,9 +151,16 @@ class RedisCoordination:
         self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
     ) -> Mapping[str, Any] | None:
         """The answer of the replica holding `session_id`'s call (its media record, written when the call's
-        stream opened, released when it closed, a lease meanwhile); None when no other replica holds it."""
-        return await self._ask_holder(await self.call_records.replica_of(session_id), session_id, method, params,
-                                      timeout)
+        stream opened, released when it closed, a lease meanwhile); None when no other replica holds it.
+
+        Raises `StoreUnavailable` only while nothing was sent (the look-up failed); once the request may
+        have been published (a PUBLISH whose reply was lost or late still ran in the store and reached that
+        replica), a failure is a `TimeoutError`."""
+        holder = await self.call_records.replica_of(session_id)
+        try:
+            return await self._ask_holder(holder, session_id, method, params, timeout)
+        except StoreUnavailable as exc:
+            raise TimeoutError(f"the request may have been sent, but the store did not confirm it: {exc}") from exc
 
     async def _ask_holder(self, holder: str | None, session_id: str, method: str, params: Mapping[str, Any],
                           timeout: float) -> Mapping[str, Any] | None:
