@@ -9,7 +9,8 @@ channel), goes to it over the store's relay (`Coordination.ask_call`, by the cal
 The relay waits longer than the transfer's own budget, so once the request may have been sent (its
 PUBLISH ran, or its reply from the store was lost), no answer means the transfer may have been done
 there: answered as unknown, never tried again. Only a failed look-up of the call's replica, before
-anything was sent, is "the store is unreachable, try again".
+anything was sent, is "the store is unreachable, try again". The look-up, the send and the wait all
+come out of one budget, so the answer is given before a bot's `call.transfer` stops waiting.
 One process has no other replica: a call not here is no call.
 """
 
@@ -27,8 +28,8 @@ from dispatcher.store.coordination import Coordination
 from dispatcher.store.relay import NotHere
 
 METHOD_RELAYED_TRANSFER = "phone.transfer"
-# The call's replica answers within BUDGET_SECONDS; the relay's two hops and a busy replica get the rest,
-# and the whole stays under the bot's own wait for its answer.
+# The call's replica answers within BUDGET_SECONDS; the look-up, the relay's two hops and a busy replica get
+# the rest (one deadline for them all, however slow the store), and the whole stays under the bot's own wait.
 RELAY_SECONDS = BUDGET_SECONDS + 3.0
 STORE_RETRY_SECONDS = 2.0
 assert BUDGET_SECONDS < RELAY_SECONDS < TRANSFER_TIMEOUT_SECONDS

@@ -7,7 +7,9 @@ transferred, try again" (503); after, only "the outcome is unknown" (504), never
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -79,3 +81,35 @@ async def test_a_request_lost_in_flight_is_unknown_without_promising_a_refusal_a
         done = await at_b.transfer(setup.call.session_id, TransferTarget(DESK))
         assert done is not None and setup.call.transferred is not None
         assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+
+
+async def test_a_slow_store_comes_out_of_the_relays_budget_so_the_answer_is_never_later(
+    redis: RedisServer, prefix: str, make: Callable[..., Setup], twilio: FakeTwilio,  # noqa: F811
+) -> None:
+    setup = make(timeout=20.0, settle_seconds=0.3)
+    gate = twilio.lose_answer(setup.at_twilio.sid)  # A's transfer waits on Twilio: busy past B's budget
+    async with a_direct_b_proxied(redis, prefix, setup, b_timeout=5.0) as (proxy, at_b):
+        proxy.slow(1.5)  # each of B's look-up and PUBLISH takes 1.5 s, under B's REDIS_TIMEOUT_SECONDS
+        started = time.monotonic()
+        unknown = await refusal(at_b, setup.call.session_id)
+        waited = time.monotonic() - started
+        proxy.normal()
+        assert told(unknown) == UNKNOWN, unknown.message
+        assert setup.call.transferring  # the request did reach A
+        # B's budget is 3 s; the store's 3 s on top of it (6 s) would come after a caller allowed 3 s gave up.
+        assert waited < 4.5, waited
+        gate.set()
+        assert await FakeTwilio.eventually(lambda: not setup.call.transferring, timeout=30)
+
+
+async def test_a_look_up_that_outlasts_the_budget_sent_nothing_and_says_try_again(
+    redis: RedisServer, prefix: str, make: Callable[..., Setup], twilio: FakeTwilio,  # noqa: F811
+) -> None:
+    setup = make(settle_seconds=0.3)
+    async with a_direct_b_proxied(redis, prefix, setup, b_timeout=5.0) as (proxy, at_b):
+        proxy.slow(4.0)  # the call's record is read after B's 3 s budget
+        down = await refusal(at_b, setup.call.session_id)
+        assert (down.status, down.code) == (503, "store_unavailable") and down.retry_after
+        proxy.normal()
+        await asyncio.sleep(1.5)  # anything B might have sent would have reached A by now
+        assert not setup.call.transferring and not twilio.calls_to("POST", setup.at_twilio.sid)
