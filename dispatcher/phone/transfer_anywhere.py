@@ -25,13 +25,18 @@ from dispatcher.phone.transfer_target import TransferTarget, transfer_target
 from dispatcher.phone.transfers import BUDGET_SECONDS, Transfers
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
-from dispatcher.store.relay import NotHere
+from dispatcher.store.relay import NotHere, RelayRefused
 
 METHOD_RELAYED_TRANSFER = "phone.transfer"
 # The call's replica answers within BUDGET_SECONDS; the look-up, the relay's two hops and a busy replica get
 # the rest (one deadline for them all, however slow the store), and the whole stays under the bot's own wait.
 RELAY_SECONDS = BUDGET_SECONDS + 3.0
 STORE_RETRY_SECONDS = 2.0
+# A replica of the version before relayed transfers answers a method it does not relay so, having done
+# nothing; this version's call replica never does (its refusals are the transfer's own), so the asker
+# tells the client about the deploy instead of blaming its request.
+_NOT_RELAYED = (400, "invalid_request")
+DEPLOY_RETRY_SECONDS = 10.0
 assert BUDGET_SECONDS < RELAY_SECONDS < TRANSFER_TIMEOUT_SECONDS
 
 
@@ -54,6 +59,13 @@ class TransfersAnywhere:
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot find the replica "
                            "holding this call; nothing was transferred, try again", retry_after=STORE_RETRY_SECONDS
+                           ) from None
+        except RelayRefused as refused:
+            if (refused.status, refused.code) != _NOT_RELAYED:
+                raise
+            raise ApiError(503, "replica_outdated", "the replica holding this call runs an earlier dispatcher version "
+                           "that takes no transfer from another replica (a rolling deploy is under way): nothing was "
+                           "transferred; try again once the deploy is done", retry_after=DEPLOY_RETRY_SECONDS
                            ) from None
         except TimeoutError:
             raise ApiError(504, "transfer_outcome_unknown", "no answer came back from the replica holding this call "

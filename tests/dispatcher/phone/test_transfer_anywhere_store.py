@@ -13,13 +13,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from dispatcher.channel.bots import BotChannels
+from dispatcher.channel.credentials import BotCredentials
+from dispatcher.channel.identity import Unverified
+from dispatcher.channel.ownership import Ownership
 from dispatcher.phone.transfer_anywhere import TransfersAnywhere
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.transfers import Transfers
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.phone.test_transfer_anywhere import answering, refusal
 from tests.dispatcher.phone.test_transfers import DESK, Setup, make, twilio  # noqa: F401 (fixtures)
-from tests.dispatcher.store.conftest import prefix, redis, settings_for  # noqa: F401 (fixtures)
+from tests.dispatcher.store.conftest import prefix, redis, settings_for, two_replicas  # noqa: F401 (fixtures)
 from tests.fakes.twilio import FakeTwilio
 from tests.support.redis_server import RedisServer
 from tests.support.store_proxy import StoreProxy, store_proxy
@@ -113,3 +117,21 @@ async def test_a_look_up_that_outlasts_the_budget_sent_nothing_and_says_try_agai
         proxy.normal()
         await asyncio.sleep(1.5)  # anything B might have sent would have reached A by now
         assert not setup.call.transferring and not twilio.calls_to("POST", setup.at_twilio.sid)
+
+
+async def test_a_call_at_a_replica_of_the_previous_version_is_a_retryable_503_naming_the_deploy_not_a_bad_request(
+    redis: RedisServer, prefix: str, make: Callable[..., Setup], twilio: FakeTwilio,  # noqa: F811
+) -> None:
+    setup = make(settle_seconds=0.3)
+    async with two_replicas(redis, prefix) as (a, b):
+        # A as the previous version answers the relay: only its bots' methods, through `Ownership.answer`.
+        ownership = Ownership(BotChannels(BotCredentials("o" * 40), claims=a.claims, identity=Unverified("test")), a)
+        await a.start(ownership.answer, held=ownership.held)
+        await b.start(answering(None), held=tuple)
+        assert a.relay is not None and b.relay is not None
+        assert await a.relay.wait_subscribed(60) and await b.relay.wait_subscribed(60)
+        await a.call_records.record(setup.call.session_id, "media-secret")
+        outdated = await refusal(TransfersAnywhere(Transfers(None, None, None), b), setup.call.session_id)
+        assert (outdated.status, outdated.code) == (503, "replica_outdated") and outdated.retry_after
+        assert "deploy" in outdated.message
+        assert not twilio.calls_to("POST", setup.at_twilio.sid)
