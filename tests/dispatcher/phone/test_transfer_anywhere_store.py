@@ -60,8 +60,8 @@ async def test_a_publish_whose_reply_is_late_is_an_unknown_outcome_never_try_aga
     redis: RedisServer, prefix: str, make: Callable[..., Setup], twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     setup = make(settle_seconds=0.3)
-    async with a_direct_b_proxied(redis, prefix, setup, b_timeout=0.5) as (proxy, at_b):
-        proxy.late_publish_replies(2.0)  # B's PUBLISH runs in the store and reaches A; B hears of it too late
+    async with a_direct_b_proxied(redis, prefix, setup, b_timeout=1.0) as (proxy, at_b):
+        proxy.late_publish_replies(2.5)  # B's PUBLISH runs in the store and reaches A; B hears of it too late
         unknown = await refusal(at_b, setup.call.session_id)
         assert told(unknown) == UNKNOWN, unknown.message
         assert "try again" not in unknown.message
@@ -100,8 +100,8 @@ async def test_a_slow_store_comes_out_of_the_relays_budget_so_the_answer_is_neve
         proxy.normal()
         assert told(unknown) == UNKNOWN, unknown.message
         assert setup.call.transferring  # the request did reach A
-        # B's budget is 3 s; the store's 3 s on top of it (6 s) would come after a caller allowed 3 s gave up.
-        assert waited < 4.5, waited
+        # B's budget is 3 s (a margin for a loaded machine); the store's 3 s on top of it would make it 6 s.
+        assert waited < 5.0, waited
         gate.set()
         assert await FakeTwilio.eventually(lambda: not setup.call.transferring, timeout=30)
 
