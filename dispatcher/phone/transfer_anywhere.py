@@ -6,8 +6,11 @@ bot's `call.transfer` that reaches another replica, already checked there (its k
 channel), goes to it over the store's relay (`Coordination.ask_call`, by the call's media record) as
 `phone.transfer`, a method only a replica's sealed relay carries; its answer comes back unchanged.
 
-The relay waits longer than the transfer's own budget, so a silent replica is the only cause of a
-timeout: the transfer may have been done there, and is answered as unknown, never tried again.
+The relay waits longer than the transfer's own budget, so once the request may have been sent (its
+PUBLISH ran, or its reply from the store was lost), no answer means the transfer may have been done
+there: answered as unknown, never tried again. Only a failed look-up of the call's replica, before
+anything was sent, is "the store is unreachable, try again". The look-up, the send and the wait all
+come out of one budget, so the answer is given before a bot's `call.transfer` stops waiting.
 One process has no other replica: a call not here is no call.
 """
 
@@ -22,13 +25,18 @@ from dispatcher.phone.transfer_target import TransferTarget, transfer_target
 from dispatcher.phone.transfers import BUDGET_SECONDS, Transfers
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
-from dispatcher.store.relay import NotHere
+from dispatcher.store.relay import NotHere, RelayRefused
 
 METHOD_RELAYED_TRANSFER = "phone.transfer"
-# The call's replica answers within BUDGET_SECONDS; the relay's two hops and a busy replica get the rest,
-# and the whole stays under the bot's own wait for its answer.
+# The call's replica answers within BUDGET_SECONDS; the look-up, the relay's two hops and a busy replica get
+# the rest (one deadline for them all, however slow the store), and the whole stays under the bot's own wait.
 RELAY_SECONDS = BUDGET_SECONDS + 3.0
 STORE_RETRY_SECONDS = 2.0
+# A replica of the version before relayed transfers answers a method it does not relay so, having done
+# nothing; this version's call replica never does (its refusals are the transfer's own), so the asker
+# tells the client about the deploy instead of blaming its request.
+_NOT_RELAYED = (400, "invalid_request")
+DEPLOY_RETRY_SECONDS = 10.0
 assert BUDGET_SECONDS < RELAY_SECONDS < TRANSFER_TIMEOUT_SECONDS
 
 
@@ -52,11 +60,19 @@ class TransfersAnywhere:
             raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot find the replica "
                            "holding this call; nothing was transferred, try again", retry_after=STORE_RETRY_SECONDS
                            ) from None
+        except RelayRefused as refused:
+            if (refused.status, refused.code) != _NOT_RELAYED:
+                raise
+            raise ApiError(503, "replica_outdated", "the replica holding this call runs an earlier dispatcher version "
+                           "that takes no transfer from another replica (a rolling deploy is under way): nothing was "
+                           "transferred; try again once the deploy is done", retry_after=DEPLOY_RETRY_SECONDS
+                           ) from None
         except TimeoutError:
-            raise ApiError(504, "transfer_outcome_unknown", f"the replica holding this call did not answer within "
-                           f"{self._relay_seconds:g}s: the call may have been transferred. It is not sent again, and "
-                           "a new transfer of this call is refused while its stream lasts (the session's timeline "
-                           "says `transferred` if it was)", extra={"outcome": "unknown"}) from None
+            raise ApiError(504, "transfer_outcome_unknown", "no answer came back from the replica holding this call "
+                           "in time: the request may have reached it, so the call may have been transferred, and it "
+                           "is not sent again. If it did reach that replica, a new transfer is refused (409 "
+                           "already_transferring) while the first is under way; the session's timeline says "
+                           "`transferred` if it was", extra={"outcome": "unknown"}) from None
         return None if answer is None else dict(answer)
 
     async def answer_relayed(self, session_id: str, params: Mapping[str, Any]) -> Mapping[str, Any]:

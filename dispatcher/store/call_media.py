@@ -8,7 +8,8 @@ the call's frames to it, its caller's voice included. Without the key, nothing a
 there opens a media socket, and a digest copied from another call does not match this one.
 
 The carrier's replica writes it before it tells the bot where its media goes, and renews it while
-the call lives (a lease, so a replica killed outright leaves nothing behind one lease later).
+the call lives (a lease, so a replica killed outright leaves nothing behind one lease later; one
+that ran out while the store was out of reach is written again, without the spent-once digest).
 The same record says where a client's or a bot's transfer of the call goes (dispatcher/phone/
 transfer_anywhere.py): the carrier's replica alone can update the call and hear its stream close.
 
@@ -27,8 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 from dispatcher.store.client import Store
+
+log = logging.getLogger("dispatcher.store.call_media")
 
 # The newest call for a session replaces any older record (a retried call names the same session).
 _RECORD = """
@@ -56,12 +60,23 @@ for _, candidate in ipairs(ARGV) do
 end
 return false
 """
+# A record that ran out (the store out of reach for longer than a lease) is written again, naming this
+# replica alone: the digest is one-time and may have been spent meanwhile. A record naming another
+# replica (a newer call of the session) is left alone. 2: re-created, 1: renewed, 0: not this replica's.
 _RENEW = """
-if redis.call('HGET', KEYS[1], 'replica') == ARGV[1] then
+local replica = redis.call('HGET', KEYS[1], 'replica')
+if replica == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return 0
+if replica then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'replica', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 2
 """
+_RECREATED = 2
+
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'replica') == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -122,8 +137,14 @@ class CallMediaRecords:
         return None if replica is None else str(replica)
 
     async def renew(self, session_id: str) -> bool:
+        """True while the record names this replica, re-created if it had run out; False when it names
+        another replica. Raises `StoreUnavailable`."""
         args: list[str | int] = [self._store.replica_id, self._ms()]
-        return bool(await self._store.call(lambda: self._renew(keys=[self._key(session_id)], args=args)))
+        renewed = await self._store.call(lambda: self._renew(keys=[self._key(session_id)], args=args))
+        if renewed == _RECREATED:
+            log.warning("phone call %s's media record had run out (the store out of reach for a lease?): "
+                        "written again, so other replicas find the call", session_id)
+        return bool(renewed)
 
     async def release(self, session_id: str) -> None:
         await self._store.call(lambda: self._release(keys=[self._key(session_id)], args=[self._store.replica_id]))

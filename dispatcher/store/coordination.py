@@ -573,8 +573,9 @@ class Coordination(Protocol):
         self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
     ) -> Mapping[str, Any] | None:
         """The answer of the replica holding `session_id`'s phone call (its carrier socket, by the call's
-        media record); None when no other replica holds one. Raises `StoreUnavailable` (not forgiven),
-        `TimeoutError` when that replica is silent, `RelayRefused` with its refusal."""
+        media record); None when no other replica holds one. `timeout` bounds the whole ask, the look-up
+        included. Raises `StoreUnavailable` (not forgiven) only while nothing was sent, `TimeoutError` when
+        the request may have reached that replica but no answer came in time, `RelayRefused` with its refusal."""
         ...
 
     async def ask_replica(

@@ -151,9 +151,27 @@ class RedisCoordination:
         self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
     ) -> Mapping[str, Any] | None:
         """The answer of the replica holding `session_id`'s call (its media record, written when the call's
-        stream opened, released when it closed, a lease meanwhile); None when no other replica holds it."""
-        return await self._ask_holder(await self.call_records.replica_of(session_id), session_id, method, params,
-                                      timeout)
+        stream opened, released when it closed, a lease meanwhile); None when no other replica holds it.
+
+        `timeout` bounds the whole ask, the record's look-up and the send included, so the answer comes
+        within it however slow the store. Raises `StoreUnavailable` only while nothing was sent (the
+        look-up failed); once the request may have been published (a PUBLISH whose reply was lost or
+        late still ran in the store and reached that replica), a failure is a `TimeoutError`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                holder = await self.call_records.replica_of(session_id)
+        except TimeoutError:
+            raise StoreUnavailable(f"the call's record was not read within {timeout:g}s") from None
+        left = deadline - loop.time()
+        if left <= 0:
+            raise StoreUnavailable(f"the call's record was not read within {timeout:g}s")
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._ask_holder(holder, session_id, method, params, left)
+        except StoreUnavailable as exc:
+            raise TimeoutError(f"the request may have been sent, but the store did not confirm it: {exc}") from exc
 
     async def _ask_holder(self, holder: str | None, session_id: str, method: str, params: Mapping[str, Any],
                           timeout: float) -> Mapping[str, Any] | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import Message
 
@@ -17,7 +18,7 @@ from dispatcher.store import media_bus
 from dispatcher.store.media_bus import BINARY, HELLO, MAX_QUEUED, TEXT, CallLine
 from dispatcher.store.publisher import Publisher
 from dispatcher.store.redis_coordination import RedisCoordination
-from tests.dispatcher.store.conftest import settings_for
+from tests.dispatcher.store.conftest import settings_for, two_replicas
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.waiting import until
 
@@ -261,3 +262,41 @@ async def test_retries_of_one_failed_subscribe_replace_the_publisher_once(tmp_pa
             assert b.media._subscriptions == before + 1
         finally:
             await b.aclose()
+
+
+async def test_a_record_that_ran_out_is_written_again_by_its_replica_without_the_spent_once_digest(
+    replica_pair: Pair, admin: Redis,
+) -> None:
+    a, b = replica_pair
+    await a.call_records.record("s1", "the-secret")
+    await admin.delete(a.store.key("call", "s1"))  # as after a store outage longer than a lease
+    assert await a.call_records.renew("s1")
+    assert await b.call_records.replica_of("s1") == "r-a"  # a transfer at B finds the call again
+    assert await b.call_records.spend("s1", "the-secret") is None  # the secret may have been spent meanwhile
+    assert 0 < await admin.pttl(a.store.key("call", "s1")) <= a.call_records.lease_seconds * 1000
+
+
+async def test_a_renewal_never_takes_over_a_record_naming_another_replica(replica_pair: Pair) -> None:
+    a, b = replica_pair
+    await a.call_records.record("s1", "x")
+    await b.call_records.record("s1", "y")  # a newer call of the session, at B
+    assert not await a.call_records.renew("s1")
+    assert await a.call_records.replica_of("s1") == "r-b"
+
+
+async def test_a_live_call_whose_record_ran_out_is_found_again_at_its_next_renewal(
+    redis: RedisServer, prefix: str, admin: Redis,  # noqa: F811
+) -> None:
+    async with two_replicas(redis, prefix, lease_seconds=1.5) as (a, b):
+        call = await a.calls.open("s1", "media-secret")  # the carrier's stream opens at A
+        try:
+            await admin.delete(a.store.key("call", "s1"))
+
+            async def found_at_a() -> None:  # at A's next renewal, a third of a lease later
+                while await b.call_records.replica_of("s1") != "r-a":
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(found_at_a(), 30)
+        finally:
+            await call.end("caller")
+        assert await b.call_records.replica_of("s1") is None
