@@ -1,0 +1,101 @@
+"""A call that failed where its bot's machine held it back (its host waited for a CPU, bot/loop_lag.py)
+is inconclusive, not failed: its report says why, JUnit skips it, and a run with too many of them is
+inconclusive as a whole (exit 4) and records no verdict for a release's gate."""
+
+from __future__ import annotations
+
+import re
+from xml.etree import ElementTree
+
+import pytest
+from click.testing import CliRunner
+
+from voicefleet.errors import Failed
+from voicefleet.evals.gate import verdict_body
+from voicefleet.evals.outcome import CallResult, Stall, TurnResult
+from voicefleet.evals.report import junit, summary, table
+from voicefleet.evals.verdict import Rules, verdict_of
+from voicefleet.main import voicefleet
+
+T0 = 1_795_000_000.0
+LATE = "expected audio within 2500 ms, it began after 9200 ms"
+
+
+def call(session: str, failing: tuple[int, ...], stalls: list[Stall] | None, *, greeting: str = "") -> CallResult:
+    """A three-turn call begun at T0, its turns 10 s apart, failing the turns numbered in `failing`."""
+    turns = [TurnResult(f"turn {n}", "", 9200.0 if n in failing else 900.0, [LATE] if n in failing else [],
+                        began_at=T0 + 10 * n) for n in (1, 2, 3)]
+    return CallResult("book", "book.toml", session_id=session, turns=turns, bot_stalls=stalls,
+                      problems=[f"greeting: {greeting}"] if greeting else [])
+
+
+STARVED_IN_TURN_2 = [Stall(T0 + 5, 0.1, 0.2), Stall(T0 + 21, 2.0, 4.1), Stall(T0 + 22, 3.0, 5.1)]
+KEPT_TIME = [Stall(T0 + 21, 0.2, 0.3), Stall(T0 + 33, 3.0, 0.0)]  # a loop blocked 3 s by the bot itself
+
+
+def test_a_failure_where_the_bots_host_waited_for_a_cpu_is_inconclusive_with_its_reason() -> None:
+    rules = Rules()
+    starved = call("s1", (2,), STARVED_IN_TURN_2)
+    assert rules.outcome(starved) == "inconclusive"
+    assert rules.reason(starved) == ("the bot's host fell behind real time by 9.2 s in turn 2 (9.2 s waiting for "
+                                     "a CPU): its machine was busy")
+    # What follows a turn heard late is not the bot's alone either.
+    assert rules.outcome(call("s2", (2, 3), STARVED_IN_TURN_2)) == "inconclusive"
+
+
+@pytest.mark.parametrize(("failing", "stalls", "greeting"), [
+    ((2,), KEPT_TIME, ""),  # slow by design, or blocking its own loop: no CPU waited for
+    ((2,), None, ""),  # a bot host that reports no figures
+    ((1, 2), STARVED_IN_TURN_2, ""),  # turn 1 failed before the host fell behind
+    ((2,), STARVED_IN_TURN_2, "expected a greeting, heard nothing"),
+])
+def test_a_failure_the_bots_machine_cannot_explain_still_fails(failing: tuple[int, ...], stalls: list[Stall] | None,
+                                                               greeting: str) -> None:
+    assert Rules().outcome(call("s1", failing, stalls, greeting=greeting)) == "failed"
+
+
+def test_a_passed_call_passes_however_busy_its_host() -> None:
+    assert Rules().outcome(call("s1", (), STARVED_IN_TURN_2)) == "passed"
+
+
+def test_a_few_inconclusive_calls_pass_a_run_and_say_so_too_many_make_it_inconclusive() -> None:
+    rules = Rules(bot_behind_limit=1.0, max_inconclusive=0.25)
+    few = [call("s1", (2,), STARVED_IN_TURN_2), *(call(f"p{n}", (), None) for n in range(3))]
+    assert verdict_of(few, rules).as_dict() == {"verdict": "passed",
+                                                "calls": {"passed": 3, "inconclusive": 1, "failed": 0}}
+    assert table(few, rules).splitlines()[-1] == (
+        "inconclusive: in 1 of 4 calls the bot's host fell behind real time where they failed (by more than "
+        "1.0 s): not counted as failures (up to 25% of a run's calls may be). Run the suite where the bot's host "
+        "has the CPU it needs")
+    assert verdict_body("suite", few, rules)["failed"] == []
+
+    many = [*few, call("s2", (3,), STARVED_IN_TURN_2)]
+    assert verdict_of(many, rules).verdict == "inconclusive"
+    with pytest.raises(Failed, match="not recorded: inconclusive: in 2 of 5 calls .* the run is inconclusive"):
+        verdict_body("suite", many, rules)
+
+    failed = [*many, call("f1", (1,), KEPT_TIME)]
+    assert verdict_of(failed, rules).verdict == "failed"
+    assert verdict_body("suite", failed, rules)["failed"] == ["f1"]
+
+
+def test_the_json_summary_and_junit_carry_the_inconclusive_calls() -> None:
+    results = [call("s1", (2,), STARVED_IN_TURN_2), call("f1", (1,), KEPT_TIME)]
+    entry = summary(results)["scenarios"][0]
+    assert [f["session_id"] for f in entry["failures"]] == ["f1"]
+    assert entry["inconclusive"] == [{"session_id": "s1", "reason": Rules().reason(results[0]),
+                                      "failure": f"turn 2 ('turn 2'): {LATE}"}]
+    assert summary(results)["calls"] == {"passed": 0, "inconclusive": 1, "failed": 1}
+    xml = junit(results)
+    assert re.search(r'tests="2" failures="1" skipped="1"', xml), xml
+    skipped = ElementTree.fromstring(xml).find("testcase/skipped")
+    assert skipped is not None and skipped.get("message") == f"inconclusive: {Rules().reason(results[0])}: turn 2 " \
+        f"('turn 2'): {LATE}", xml
+
+
+def test_a_rule_set_wrongly_is_a_usage_error_naming_it() -> None:
+    assert Rules.from_env({"VOICEFLEET_EVAL_BOT_BEHIND": "2.5"}).bot_behind_limit == 2.5
+    result = CliRunner().invoke(voicefleet, ["eval", "examples/booking/scenarios", "--url", "http://127.0.0.1:9"],
+                                env={"VOICEFLEET_EVAL_MAX_INCONCLUSIVE": "ten percent"})
+    assert result.exit_code == 2, result.output
+    assert "VOICEFLEET_EVAL_MAX_INCONCLUSIVE='ten percent' is not a number from 0 to 1" in result.output
