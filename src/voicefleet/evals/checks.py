@@ -52,5 +52,15 @@ def failures(expect: Expect, answer: Answer) -> list[str]:
         if answer.latency_ms is None:
             problems.append(f"expected audio within {expect.within_ms} ms, heard none")
         elif answer.latency_ms > expect.within_ms:
-            problems.append(f"expected audio within {expect.within_ms} ms, it began after {answer.latency_ms:.0f} ms")
+            problems.append(_LATE.format(within=expect.within_ms, after=answer.latency_ms))
     return problems
+
+
+_LATE = "expected audio within {within} ms, it began after {after:.0f} ms"
+_LATE_PATTERN = re.compile(r"expected audio within (\d+) ms, it began after (\d+) ms")
+
+
+def late_by_ms(problem: str) -> float | None:
+    """How far past its `within_ms` an answer began, from the problem `failures` wrote; None for any other."""
+    found = _LATE_PATTERN.fullmatch(problem)
+    return None if found is None else float(found.group(2)) - float(found.group(1))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree
 
+from voicefleet.evals.bot_behind import behind_by_part
 from voicefleet.evals.outcome import CallResult
 from voicefleet.evals.verdict import DEFAULT_RULES, Rules, verdict_of
 from voicefleet.tables import printable
@@ -48,7 +49,8 @@ def summary(results: Sequence[CallResult], rules: Rules = DEFAULT_RULES) -> dict
             "inconclusive": [{"session_id": r.session_id, "reason": reason, "failure": r.first_failure()}
                              for r in runs if (reason := rules.reason(r)) is not None],
             "sessions": [r.session_id for r in runs],
-            "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began)} for r in runs],
+            "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began),
+                         "bot_behind_s": _most_behind(r)} for r in runs],
         })
     return {
         "passed": sum(r.passed for r in results),
@@ -122,6 +124,11 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def _xml_text(text: str) -> str:
     """`text` with each character XML 1.0 cannot hold (NUL, ESC, a lone surrogate) as its Python escape."""
     return _NOT_XML.sub(lambda found: repr(found.group())[1:-1], text)
+
+
+def _most_behind(result: CallResult) -> float | None:
+    """The most the call's bot host fell behind real time in a part of it (bot_behind.py); None without figures."""
+    return None if result.bot_stalls is None else round(max(behind_by_part(result)), 3)
 
 
 def _ms(value: float | None) -> str:

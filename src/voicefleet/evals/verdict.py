@@ -3,7 +3,7 @@ real time, bot_behind.py), and the run as a whole. Any call that failed fails th
 inconclusive calls than `max_inconclusive` of them make it inconclusive (exit 4, and a suite smoke
 records nothing: the release's gate stays as it was); fewer pass it, and the report says how many.
 
-Both rules are settings (docs/evals.md): `VOICEFLEET_EVAL_BOT_BEHIND` (seconds, default 1.0) and
+Both rules are settings (docs/evals.md): `VOICEFLEET_EVAL_BOT_BEHIND` (seconds, default 2.0) and
 `VOICEFLEET_EVAL_MAX_INCONCLUSIVE` (a share of the calls, default 0.1).
 """
 
