@@ -8,19 +8,23 @@ blocks its own loop (`time.sleep`) runs it late without waiting for a CPU. (A lo
 loaded host waits for a CPU often, a few ms at a time, yet wakes on time: the wait alone says little.)
 
 Each of the call's turns owns the seconds from the caller's start of it to the start of the next (the
-greeting, those before the first turn), laid on the caller's wall clock. A failed turn is
-inconclusive when its bot fell behind more than `bot_behind_limit` seconds in it and, for an answer
-that began too late, at least as much as it was late by: without the wait it may have been in time,
-while a bot slow by design is late by more than its machine held it back, and fails. A call is
-inconclusive when every one of its failures is.
+greeting, those before the first turn), laid on the caller's wall clock. A turn's failure is inconclusive
+- an answer that began too late (`within_ms`): when its bot was held behind at least as long as the
+  answer was late by; without the wait it may have been in time, while a bot slow by design is late
+  by more than its machine held it back, and fails;
+- an answer not heard at all: when its bot was held behind more than `bot_behind_limit` seconds;
+- any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
+  said (a sentence that reached it late and was split, its recogniser's transcript in its RTVI
+  events); a bot that heard them and answered wrong is wrong, however busy its machine.
+A call is inconclusive when every one of its failures is.
 """
 
 from __future__ import annotations
 
 import math
 
-from voicefleet.evals.checks import late_by_ms
-from voicefleet.evals.outcome import CallResult
+from voicefleet.evals.checks import late_by_ms, unheard, words
+from voicefleet.evals.outcome import CallResult, TurnResult
 
 # Seconds a turn's bot may fall behind before a failure in it proves nothing: a starved answer falls
 # seconds behind; a bot on a host at a load of 13 on 2 cores that keeps up, a few tenths
@@ -39,11 +43,19 @@ def behind_by_part(result: CallResult) -> list[float]:
     return behind
 
 
-def explained(problems: list[str], behind: float, limit: float) -> bool:
-    """Whether a part's failures may be its bot's machine's: it held the bot back more than `limit`
-    seconds, and at least as long as any answer in it was late."""
-    late = [ms for p in problems if (ms := late_by_ms(p)) is not None]
-    return behind > limit and all(ms <= behind * 1000 for ms in late)
+def explained(problem: str, behind: float, limit: float, *, misheard: bool) -> bool:
+    """Whether a failure may be its bot's machine's, which held it `behind` seconds in its part of the call."""
+    if (late_ms := late_by_ms(problem)) is not None:
+        return late_ms <= behind * 1000
+    return behind > limit and (misheard or unheard(problem))
+
+
+def misheard(turn: TurnResult) -> bool:
+    """Whether the bot's own transcript of the caller's turn is not the words said (a recording's turn:
+    unknown, taken as heard)."""
+    if not turn.bot_heard:
+        return False
+    return "|" in turn.bot_heard or words(turn.bot_heard) != words(turn.said)  # " | " joins its transcripts
 
 
 def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LIMIT) -> str | None:
@@ -52,12 +64,13 @@ def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LI
     if result.passed or result.interrupted or not result.bot_stalls:
         return None
     parts = behind_by_part(result)
-    greeting = [p for p in result.problems if p.startswith("greeting:")]
-    # The call's own checks after its turns (the bot's hang-up, its session's error) fall in its last part.
-    failing = [(0, greeting), *((n, t.problems) for n, t in enumerate(result.turns, 1)),
-               (len(parts) - 1, [p for p in result.problems if p not in greeting])]
-    failing = [(n, problems) for n, problems in failing if problems]
-    if not all(explained(problems, parts[n], limit) for n, problems in failing):
+    # The call's own checks: the greeting's before its first turn, the rest (the bot's hang-up, its
+    # session's error) after its last. Only a greeting not heard at all may be the machine's.
+    failing = [(0 if p.startswith("greeting:") else len(parts) - 1, p.removeprefix("greeting: "), False)
+               for p in result.problems]
+    failing += [(n, p, misheard(t)) for n, t in enumerate(result.turns, 1) for p in t.problems]
+    if not all(explained(p, parts[n], limit, misheard=heard) for n, p, heard in failing):
         return None
-    where = "before the first turn" if failing[0][0] == 0 else f"in turn {failing[0][0]}"
-    return f"the bot's host fell behind real time by {parts[failing[0][0]]:.1f} s {where}: its machine was busy"
+    first = min(n for n, _, _ in failing)
+    where = "before the first turn" if first == 0 else f"in turn {first}"
+    return f"the bot's host fell behind real time by {parts[first]:.1f} s {where}: its machine was busy"

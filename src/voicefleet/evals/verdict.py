@@ -1,7 +1,9 @@
 """A run's verdict: each call passed, failed, or inconclusive (failed where its bot host fell behind
 real time, bot_behind.py), and the run as a whole. Any call that failed fails the run; more
 inconclusive calls than `max_inconclusive` of them make it inconclusive (exit 4, and a suite smoke
-records nothing: the release's gate stays as it was); fewer pass it, and the report says how many.
+records nothing: the release's gate stays as it was), and so does a scenario none of whose calls
+passed (a fault in one scenario fails each of its calls: a busy machine must not hide it as a few
+inconclusive ones); otherwise it passes, and the report says how many were inconclusive.
 
 Both rules are settings (docs/evals.md): `VOICEFLEET_EVAL_BOT_BEHIND` (seconds, default 2.0) and
 `VOICEFLEET_EVAL_MAX_INCONCLUSIVE` (a share of the calls, default 0.1).
@@ -62,8 +64,10 @@ class Verdict:
         if not self.inconclusive:
             return None
         calls = self.passed + self.inconclusive + self.failed
-        whole = ("the run is inconclusive" if self.verdict == "inconclusive" else
-                 f"not counted as failures (up to {rules.max_inconclusive:.0%} of a run's calls may be)")
+        whole = ("the run is inconclusive (too many of them, or a scenario with no call passed)"
+                 if self.verdict == "inconclusive" else
+                 f"not counted as failures (up to {rules.max_inconclusive:.0%} of a run's calls may be, while each "
+                 "scenario passes a call)")
         return (f"inconclusive: in {self.inconclusive} of {calls} calls the bot's host fell behind real time where "
                 f"they failed (by more than {rules.bot_behind_limit:.1f} s): {whole}. Run the suite where the "
                 "bot's host has the CPU it needs")
@@ -75,9 +79,11 @@ DEFAULT_RULES = Rules()
 def verdict_of(results: Sequence[CallResult], rules: Rules) -> Verdict:
     outcomes = [rules.outcome(r) for r in results]
     passed, inconclusive, failed = (outcomes.count(o) for o in ("passed", "inconclusive", "failed"))
+    unproven = {r.scenario for r in results} - {r.scenario for r, o in zip(results, outcomes, strict=True)
+                                                if o == "passed"}
     if failed:
         whole: Outcome = "failed"
-    elif inconclusive > rules.max_inconclusive * len(results):
+    elif inconclusive > rules.max_inconclusive * len(results) or unproven:
         whole = "inconclusive"
     else:
         whole = "passed"
