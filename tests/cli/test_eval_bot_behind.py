@@ -45,6 +45,16 @@ def test_a_failure_where_the_bots_host_waited_for_a_cpu_is_inconclusive_with_its
     assert rules.reason(starved) == "the bot's host fell behind real time by 9.2 s in turn 2: its machine was busy"
 
 
+def test_a_late_answer_counts_only_what_held_the_bot_back_before_it_began() -> None:
+    """A bot asleep 3 s before answering on a busy host: its machine held it back 9.2 s in the turn, but
+    only 0.4 s of it before the answer (the rest as it played): late by 6.7 s, the bot's own."""
+    slow = call("s1", (2,), [Stall(T0 + 20, 0.4, 0.5), Stall(T0 + 29, 4.1, 4.0), Stall(T0 + 29.5, 5.2, 5.3)])
+    slow.turns[1].replied_at = T0 + 28.7
+    assert Rules().outcome(slow) == "failed"
+    slow.turns[1].replied_at = T0 + 29.9  # the answer came after the machine's 9.2 s
+    assert Rules().outcome(slow) == "inconclusive"
+
+
 def test_a_wrong_answer_is_inconclusive_only_where_the_bot_misheard_the_caller_while_behind() -> None:
     """A sentence heard seconds late is split in two, and the bot answers its half; a bot that heard
     the caller as said and answered wrong is wrong, however busy its machine."""

@@ -9,9 +9,9 @@ loaded host waits for a CPU often, a few ms at a time, yet wakes on time: the wa
 
 Each of the call's turns owns the seconds from the caller's start of it to the start of the next (the
 greeting, those before the first turn), laid on the caller's wall clock. A turn's failure is inconclusive
-- an answer that began too late (`within_ms`): when its bot was held behind at least as long as the
-  answer was late by; without the wait it may have been in time, while a bot slow by design is late
-  by more than its machine held it back, and fails;
+- an answer that began too late (`within_ms`): when its bot was held behind, before the answer began,
+  at least as long as the answer was late by; without the wait it may have been in time, while a bot
+  slow by design is late by more than its machine held it back, and fails;
 - an answer not heard at all: when its bot was held behind more than `bot_behind_limit` seconds;
 - any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
   said (a sentence that reached it late and was split, its recogniser's transcript in its RTVI
@@ -43,10 +43,19 @@ def behind_by_part(result: CallResult) -> list[float]:
     return behind
 
 
-def explained(problem: str, behind: float, limit: float, *, misheard: bool) -> bool:
-    """Whether a failure may be its bot's machine's, which held it `behind` seconds in its part of the call."""
+def behind_until_reply(result: CallResult, turn: TurnResult) -> float:
+    """Seconds the bot's machine held it behind from the caller's start of the turn to its answer's
+    first audio: what may have delayed the answer (what came after it did not)."""
+    if turn.began_at is None or turn.replied_at is None:
+        return math.inf  # not known: the turn's whole part decides
+    return sum(min(s.late, s.waited) for s in result.bot_stalls or [] if turn.began_at <= s.at < turn.replied_at)
+
+
+def explained(problem: str, behind: float, limit: float, *, misheard: bool, until_reply: float = math.inf) -> bool:
+    """Whether a failure may be its bot's machine's, which held it `behind` seconds in its part of the
+    call (`until_reply` of them before its answer began)."""
     if (late_ms := late_by_ms(problem)) is not None:
-        return late_ms <= behind * 1000
+        return late_ms <= min(behind, until_reply) * 1000
     return behind > limit and (misheard or unheard(problem))
 
 
@@ -66,11 +75,15 @@ def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LI
     parts = behind_by_part(result)
     # The call's own checks: the greeting's before its first turn, the rest (the bot's hang-up, its
     # session's error) after its last. Only a greeting not heard at all may be the machine's.
-    failing = [(0 if p.startswith("greeting:") else len(parts) - 1, p.removeprefix("greeting: "), False)
+    failing = [(0 if p.startswith("greeting:") else len(parts) - 1, p.removeprefix("greeting: "))
                for p in result.problems]
-    failing += [(n, p, misheard(t)) for n, t in enumerate(result.turns, 1) for p in t.problems]
-    if not all(explained(p, parts[n], limit, misheard=heard) for n, p, heard in failing):
+    if not all(explained(p, parts[n], limit, misheard=False) for n, p in failing):
         return None
-    first = min(n for n, _, _ in failing)
+    turns = [(n, p, t) for n, t in enumerate(result.turns, 1) for p in t.problems]
+    if not all(explained(p, parts[n], limit, misheard=misheard(t), until_reply=behind_until_reply(result, t))
+               for n, p, t in turns):
+        return None
+    failing += [(n, p) for n, p, _ in turns]
+    first = min(n for n, _ in failing)
     where = "before the first turn" if first == 0 else f"in turn {first}"
     return f"the bot's host fell behind real time by {parts[first]:.1f} s {where}: its machine was busy"

@@ -23,7 +23,7 @@ from voicefleet.evals.bot_latency import bot_figures
 from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
-from voicefleet.evals.outcome import CallResult, Target, TurnResult
+from voicefleet.evals.outcome import CallResult, Target, TurnResult, wall_clock
 from voicefleet.evals.phases import Phases, audible
 from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
@@ -171,8 +171,11 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
             if problems and (reason := await ended_reason(target, http, result.session_id, number,
                                                           hung_up=client.ended.is_set())):
                 problems, ended_at = [reason, *problems], number
+            spoken = client.mic.last_speech_at  # the answer's first audio, on the wall clock (bot_behind.py)
+            replied_at = None if heard.latency_ms is None or spoken is None or spoken < turn_began \
+                else wall_clock(spoken) + heard.latency_ms / 1000
             result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms, problems, heard.caller_as_heard,
-                                           began_at))
+                                           began_at, replied_at))
         if scenario.call.bot_ends is not None and ended_at is None:
             with phases.timed("hang_up"):
                 ended = await _bot_hung_up(client)
