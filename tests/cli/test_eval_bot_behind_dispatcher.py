@@ -61,4 +61,6 @@ def test_a_starved_bot_host_reads_inconclusive_while_a_bot_slow_by_design_still_
     inconclusive = summary["scenarios"][0]["inconclusive"][0]
     assert re.fullmatch(r"the bot.s host fell behind real time by [\d.]+ s in turn 1: its machine was busy",
                         inconclusive["reason"]), inconclusive
-    assert "expected audio within 2500 ms, it began after" in inconclusive["failure"], inconclusive
+    # Late, or so late the turn's listening was over (at a load of 20 it took 14 s): the machine's either way.
+    assert re.search("expected audio within 2500 ms, it began after|expected an answer, heard nothing",
+                     inconclusive["failure"]), inconclusive
