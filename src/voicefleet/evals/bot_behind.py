@@ -26,9 +26,9 @@ import math
 from voicefleet.evals.checks import late_by_ms, unheard, words
 from voicefleet.evals.outcome import CallResult, TurnResult
 
-# Seconds a turn's bot may fall behind before a failure in it proves nothing: a starved answer falls
-# seconds behind; a bot on a host at a load of 13 on 2 cores that keeps up, a few tenths
-# (docs/evals.md, "A bot whose machine was busy").
+# Seconds a turn's bot may be held behind before an answer not heard, or misheard words, prove nothing:
+# the booking line's calls that passed beside two busy processes on 2 cores (load 15-20) were held
+# 1-6 s in their worst turn, a starved test bot 13-14 s (docs/evals.md, "A bot whose machine was busy").
 DEFAULT_BOT_BEHIND_LIMIT = 2.0
 
 
