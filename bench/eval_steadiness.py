@@ -8,7 +8,8 @@ Starts a local dispatcher (`BOT_FILE=examples/booking/bot.py`, `RECORDING_TRANSC
 call's words, stand-in Plivo credentials passed to the bots, a warm reserve of `--concurrency` bots),
 then runs `voicefleet eval bench/eval_steadiness_suite --repeat 3 --json` as its own process, `--runs`
 times. For each run it prints whether the suite passed whole, its calls passed, the inconclusive
-calls (a caller that fell behind real time), each failure as the command names it, and the load
+calls (a caller that fell behind real time, or a failure where the bot's host did), each failure as
+the command names it, how far each call's bot host fell behind in its worst turn, and the load
 average before and after (the machine is shared); each run's `--json` is kept in `--out`.
 Asserts nothing.
 """
@@ -63,12 +64,22 @@ def main() -> None:
             (out / f"run{run:02d}.json").write_text(json.dumps(summary, indent=1))
             whole += code == 0
             late = summary.get("inconclusive") or {}
-            print(f"run {run}: exit {code}, {summary.get('passed')}/{summary.get('runs')} calls passed, "
-                  f"inconclusive {late.get('calls', 0) if isinstance(late, dict) else late}, wall {wall:.0f} s, "
+            calls = summary.get("calls")
+            calls = calls if isinstance(calls, dict) else {}
+            print(f"run {run}: exit {code}, verdict {summary.get('verdict')}, {summary.get('passed')}/"
+                  f"{summary.get('runs')} calls passed, {calls.get('inconclusive')} inconclusive (bot host behind), "
+                  f"{calls.get('failed')} failed; caller behind in "
+                  f"{late.get('calls', 0) if isinstance(late, dict) else late}, wall {wall:.0f} s, "
                   f"load average {load_before:.1f} → {os.getloadavg()[0]:.1f}", flush=True)
             for scenario in summary.get("scenarios") or []:  # type: ignore[attr-defined]
                 for failure in scenario["failures"]:
                     print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)
+                for call in scenario.get("inconclusive") or []:
+                    print(f"  inconclusive: {scenario['scenario']}: {call['reason']}: {call['failure']}", flush=True)
+                behind = [t["bot_behind_s"] for t in scenario.get("timings") or [] if t.get("bot_behind_s") is not None]
+                if behind:
+                    print(f"  {scenario['scenario']}: the bot host's most behind in a turn, per call: {behind}",
+                          flush=True)
             if "error" in summary:
                 print(f"  no summary: {summary['error']}", flush=True)
     print(f"{whole} of {args.runs} runs passed whole; each run's --json in {out}", flush=True)

@@ -17,6 +17,7 @@ from typing import Any
 from pipecat.frames.frames import UserStartedSpeakingFrame, UserStoppedSpeakingFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 
+from bot.loop_lag import LoopLag
 from bot.recording.tap import pushed_at
 from bot.recording.turns import TURN_FRAMES, TurnLog, one_event
 from botchannel.conversation import CALLER_ENDS, MAX_LATENCIES
@@ -78,18 +79,24 @@ class ConversationLog(TurnLog):
 
 
 class ConversationWatch(BaseObserver):
-    """Feeds every pipeline's turn frames (first pushes, timed when pushed) to one `ConversationLog`."""
+    """Feeds every pipeline's turn frames (first pushes, timed when pushed) to one `ConversationLog`,
+    and watches the pipelines' loop keep real time from the first frame on (bot/loop_lag.py)."""
 
     def __init__(self) -> None:
         super().__init__(observe_every_push=False)
         self.log = ConversationLog()
+        self.lag = LoopLag()
         self.heard_any = False
 
     async def on_push_frame(self, data: FramePushed) -> None:
+        self.lag.start()
         if isinstance(data.frame, TURN_FRAMES):
             self.heard_any = True
             self.log.heard(data.frame, data.source, data.direction, pushed_at(data))
 
     def figures(self, reason: str | None) -> dict[str, Any] | None:
         """The figures for the `ended` report; None when no turn frame was ever seen (nobody joined)."""
-        return self.log.figures(time.monotonic(), reason) if self.heard_any else None
+        self.lag.stop()
+        if not self.heard_any:
+            return None
+        return {**self.log.figures(time.monotonic(), reason), "behind": self.lag.report()}

@@ -2,7 +2,8 @@
 reports with the session's end (the timeline's `ended` event's `conversation.latencies`: the end of
 the caller's speech as the bot's VAD heard it → the bot's first audio as its output transport played
 it), the same the canary judge compares (docs/releases.md, "The conversation"). Where the two differ,
-the difference is the network's and the caller's, not the bot's."""
+the difference is the network's and the caller's, not the bot's. With them, the times the bot host's
+loop fell behind real time (`conversation.behind`), which bot_behind.py lays on the call's turns."""
 
 from __future__ import annotations
 
@@ -10,22 +11,34 @@ from typing import Any
 
 import httpx
 
-from voicefleet.evals.outcome import Target
+from voicefleet.evals.outcome import Stall, Target
 from voicefleet.loadtest.session_calls import timeline_once_ended
 
 # The call's end → the bot host's `ended` report at the dispatcher: seconds, even on a loaded machine.
 END_WAIT = 15.0
 
 
-async def bot_latencies_ms(target: Target, http: httpx.AsyncClient, session_id: str | None,
-                           wait: float = END_WAIT) -> list[float] | None:
-    """The bot's turn latencies in ms, its answered turns in order; None when its session's end
-    carried none within `wait` seconds (a bot host that reports no figures, a timeline not readable)."""
+async def bot_figures(target: Target, http: httpx.AsyncClient, session_id: str | None,
+                      wait: float = END_WAIT) -> tuple[list[float] | None, list[Stall] | None]:
+    """The bot's turn latencies in ms, its answered turns in order, and its host's stalls (a wall-clock
+    second, how late its loop woke in it and how long it waited for a CPU: bot/loop_lag.py); either None when
+    its session's end carried none within `wait` seconds (a bot host that reports no figures, or an
+    older one, a timeline not readable)."""
     if session_id is None:
-        return None
+        return None, None
     events = await timeline_once_ended(http, target.base_url, session_id, target.headers(), wait)
     ended = next((e for e in events or [] if e.get("event") == "ended"), None)
-    return None if ended is None else _latencies(ended.get("conversation"))
+    if ended is None:
+        return None, None
+    return _latencies(ended.get("conversation")), _stalls(ended.get("conversation"))
+
+
+def _stalls(conversation: Any) -> list[Stall] | None:
+    raw = conversation.get("behind") if isinstance(conversation, dict) else None
+    if not isinstance(raw, list):
+        return None
+    return [Stall(*(float(v) for v in s)) for s in raw
+            if isinstance(s, list) and len(s) == 3 and all(isinstance(v, int | float) for v in s)]
 
 
 def _latencies(conversation: Any) -> list[float] | None:

@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 
 from voicefleet.evals.answer_end import quiet_needed, texts
-from voicefleet.evals.bot_latency import bot_latencies_ms
+from voicefleet.evals.bot_latency import bot_figures
 from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
 from voicefleet.evals.judge import Judge, conversation_text
-from voicefleet.evals.outcome import CallResult, Target, TurnResult
+from voicefleet.evals.outcome import CallResult, Target, TurnResult, wall_clock
 from voicefleet.evals.phases import Phases, audible
 from voicefleet.evals.phone_call import converse_by_phone
 from voicefleet.evals.scenario import Scenario
@@ -76,7 +76,7 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
             await _stop(target, http, result)
             if not result.interrupted:  # the bot host reports its figures as its session ends
                 with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C now: the call is reported without them
-                    result.bot_latencies_ms = await bot_latencies_ms(target, http, result.session_id)
+                    result.bot_latencies_ms, result.bot_stalls = await bot_figures(target, http, result.session_id)
         result.seconds = time.monotonic() - phases.began
     return result
 
@@ -156,7 +156,7 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
                 continue
             with phases.timed("synthesis"):
                 speech = speech_of(turn.say, turn.wav, scenario.source)
-            seen, turn_began = len(client.rtvi_messages), time.monotonic()
+            seen, turn_began, began_at = len(client.rtvi_messages), time.monotonic(), time.time()
             try:
                 with phases.timed("speaking"):  # at once: the answer's quiet already kept the turns apart
                     await client.talk(speech, listen_seconds=0, lead_seconds=0)
@@ -171,7 +171,11 @@ async def _converse(target: Target, scenario: Scenario, answer: dict[str, Any], 
             if problems and (reason := await ended_reason(target, http, result.session_id, number,
                                                           hung_up=client.ended.is_set())):
                 problems, ended_at = [reason, *problems], number
-            result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms, problems, heard.caller_as_heard))
+            spoken = client.mic.last_speech_at  # the answer's first audio, on the wall clock (bot_behind.py)
+            replied_at = None if heard.latency_ms is None or spoken is None or spoken < turn_began \
+                else wall_clock(spoken) + heard.latency_ms / 1000
+            result.turns.append(TurnResult(turn.said, heard.text, heard.latency_ms, problems, heard.caller_as_heard,
+                                           began_at, replied_at))
         if scenario.call.bot_ends is not None and ended_at is None:
             with phases.timed("hang_up"):
                 ended = await _bot_hung_up(client)

@@ -39,7 +39,7 @@ def failures(expect: Expect, answer: Answer) -> list[str]:
         return [] if spoke is None else [f"expected silence, the bot spoke after {spoke:.0f} ms"]
     problems = []
     if not said and (expect.contains or expect.matches or expect.within_ms):
-        return ["expected an answer, heard nothing"]
+        return [HEARD_NOTHING]
     for phrase in expect.contains:
         if not _has(said, phrase):
             problems.append(f"expected {phrase!r}, heard {said!r}")
@@ -50,7 +50,25 @@ def failures(expect: Expect, answer: Answer) -> list[str]:
         problems.append(f"expected to match /{expect.matches}/, heard {said!r}")
     if expect.within_ms is not None:
         if answer.latency_ms is None:
-            problems.append(f"expected audio within {expect.within_ms} ms, heard none")
+            problems.append(_NO_AUDIO.format(within=expect.within_ms))
         elif answer.latency_ms > expect.within_ms:
-            problems.append(f"expected audio within {expect.within_ms} ms, it began after {answer.latency_ms:.0f} ms")
+            problems.append(_LATE.format(within=expect.within_ms, after=answer.latency_ms))
     return problems
+
+
+HEARD_NOTHING = "expected an answer, heard nothing"
+_NO_AUDIO = "expected audio within {within} ms, heard none"
+_LATE = "expected audio within {within} ms, it began after {after:.0f} ms"
+_LATE_PATTERN = re.compile(r"expected audio within (\d+) ms, it began after (\d+) ms")
+_NO_AUDIO_PATTERN = re.compile(r"expected audio within \d+ ms, heard none")
+
+
+def unheard(problem: str) -> bool:
+    """Whether the problem `failures` wrote is an answer not heard at all (too late for the turn, or never given)."""
+    return problem == HEARD_NOTHING or _NO_AUDIO_PATTERN.fullmatch(problem) is not None
+
+
+def late_by_ms(problem: str) -> float | None:
+    """How far past its `within_ms` an answer began, from the problem `failures` wrote; None for any other."""
+    found = _LATE_PATTERN.fullmatch(problem)
+    return None if found is None else float(found.group(2)) - float(found.group(1))

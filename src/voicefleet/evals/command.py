@@ -20,6 +20,7 @@ from voicefleet.evals.outcome import SPEAK_FIRST_AFTER
 from voicefleet.evals.phone_checks import phone_refusal
 from voicefleet.evals.rubric_count import rubrics
 from voicefleet.evals.scenario import Scenario, ScenarioError, load_suite, schema
+from voicefleet.evals.verdict import INCONCLUSIVE, Rules, verdict_of
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.settings import ADMIN_KEY_VARIABLE, API_KEY_VARIABLE, Target, api_key, is_loopback, key_in_clear
 from voicefleet.tables import printable
@@ -59,7 +60,8 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     eval in its start body. A table per scenario: passed runs, turn latency (the caller's end of speech
     → the bot's first audio) p50/p95, and the first failing turn with what was expected and heard.
     Exit 0: every call passed; 1: some failed; 2: a usage error (a bad scenario names its file and
-    field); 3: the dispatcher cannot be reached. The client key comes from VOICEFLEET_API_KEY.
+    field); 3: the dispatcher cannot be reached; 4: inconclusive (too many calls failed where the
+    bot's host fell behind real time). The client key comes from VOICEFLEET_API_KEY.
 
     \b
     voicefleet eval examples/booking/scenarios
@@ -75,6 +77,7 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     if release and any(s.transport == "sip" for s in scenarios):
         raise click.UsageError(NO_SIP_PIN)
     judge = judged(scenarios, judge_url, judge_model)
+    rules = verdict_rules()
     target = target_of(ctx)
     host = httpx.URL(target.url).host
     if not allow_remote and not is_loopback(host):
@@ -95,21 +98,31 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     from voicefleet.evals.report import summary, table
 
     if junit is not None:
-        junit.write_text(junit_xml(results))
+        junit.write_text(junit_xml(results, rules))
     if wants_json(ctx):
-        print_json(summary(results))
+        print_json(summary(results, rules))
     else:
-        click.echo(table(results))
+        click.echo(table(results, rules))
     if interrupted(results, scenarios, repeat):
         click.echo(f"voicefleet: interrupted: {len(results)} of {len(scenarios) * repeat} calls placed, those under "
                    "way stopped; the report above is of those", err=True)
         ctx.exit(INTERRUPTED)
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if rules.outcome(r) == "failed"]
     if failed:
         click.echo(printable(f"voicefleet: {len(failed)} of {len(results)} calls failed; the first: "
                              f"{failed[0].scenario}: {failed[0].first_failure()} (session {failed[0].session_id})"),
                    err=True)
         ctx.exit(REFUSED)
+    if verdict_of(results, rules).verdict == "inconclusive":
+        ctx.exit(INCONCLUSIVE)
+
+
+def verdict_rules() -> Rules:
+    """The verdict's rules from the environment (evals/verdict.py), or a usage error naming the variable."""
+    try:
+        return Rules.from_env(os.environ)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def loaded(suite: Path, repeat: int) -> list[Scenario]:

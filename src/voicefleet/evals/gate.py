@@ -16,8 +16,9 @@ import click
 
 from voicefleet.api import Api, path
 from voicefleet.errors import REFUSED, Failed
-from voicefleet.evals.command import judged, loaded
+from voicefleet.evals.command import judged, loaded, verdict_rules
 from voicefleet.evals.suite_id import suite_id
+from voicefleet.evals.verdict import DEFAULT_RULES, Rules, verdict_of
 from voicefleet.options import print_json, target_of, wants_json
 
 if TYPE_CHECKING:  # the caller's libraries (aiortc) are imported by a run only
@@ -28,6 +29,7 @@ def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit:
     ctx = click.get_current_context()
     scenarios = loaded(suite, repeat)
     judge = judged(scenarios, None, None)  # VOICEFLEET_JUDGE_URL / _MODEL, as in CI
+    rules = verdict_rules()
     target = target_of(ctx)
     with Api(target) as api:
         _known(api, name)  # before any call is placed: a typo costs nothing
@@ -35,10 +37,10 @@ def smoke_by_suite(name: str, suite: Path, repeat: int, concurrency: int, junit:
 
         results = asyncio.run(run_suite(target.url, target.admin_key, name, scenarios, repeat, concurrency,
                                         progress=not wants_json(ctx), run_id=uuid.uuid4().hex[:12], judge=judge))
-        _report(results, junit, quiet=wants_json(ctx))
+        _report(results, junit, rules, quiet=wants_json(ctx))
         cut_short = interrupted(results, scenarios, repeat)
         body = api.call("POST", path("releases", name, "smoke"),
-                        verdict_body(suite_id(suite, scenarios), results, cut_short=cut_short))
+                        verdict_body(suite_id(suite, scenarios), results, rules, cut_short=cut_short))
     release: dict[str, Any] = next((r for r in body.get("releases", []) if r.get("name") == name), {})
     verdict = release.get("eval") or {}
     if wants_json(ctx):
@@ -61,21 +63,25 @@ def _known(api: Api, name: str) -> None:
         raise Failed(f"no release {name!r} here (the releases: {', '.join(names)}); `voicefleet releases` lists them")
 
 
-def _report(results: list[CallResult], junit: Path | None, *, quiet: bool) -> None:
+def _report(results: list[CallResult], junit: Path | None, rules: Rules, *, quiet: bool) -> None:
     from voicefleet.evals.report import junit as junit_xml
     from voicefleet.evals.report import table
 
     if junit is not None:
-        junit.write_text(junit_xml(results))
+        junit.write_text(junit_xml(results, rules))
     if not quiet:
-        click.echo(table(results))
+        click.echo(table(results, rules))
 
 
-def verdict_body(suite: str, results: list[CallResult], *, cut_short: bool = False) -> dict[str, Any]:
+def verdict_body(suite: str, results: list[CallResult], rules: Rules = DEFAULT_RULES, *,
+                 cut_short: bool = False) -> dict[str, Any]:
     """What the dispatcher records. A call that never started a session cannot be shown to it, so
     the verdict is not sent: a pass would hide that call, and the gate stays as it was. A run cut
     short (Ctrl-C) records the calls that started, as failed as its interrupted calls make it; one
-    with no such failure to show is not recorded, as it proves nothing."""
+    with no such failure to show is not recorded, as it proves nothing. A call inconclusive because
+    its bot's host fell behind real time (evals/verdict.py) is not among the failed: a run with more
+    of them than the rules allow is inconclusive and not recorded, one with fewer is recorded as its
+    other calls make it (the command's report names them)."""
     if cut_short:
         results = [r for r in results if r.session_id is not None]
         if all(r.passed for r in results):
@@ -90,5 +96,8 @@ def verdict_body(suite: str, results: list[CallResult], *, cut_short: bool = Fal
     if unstarted:
         raise Failed(f"not recorded: {len(unstarted)} of {len(results)} calls started no session (the first: "
                      f"{unstarted[0].scenario}: {unstarted[0].first_failure()}); the release's gate is as it was")
-    return {"suite": suite, "sessions": [r.session_id for r in results],
-            "failed": [r.session_id for r in results if not r.passed]}
+    failed = [r.session_id for r in results if rules.outcome(r) == "failed"]
+    verdict = verdict_of(results, rules)
+    if not failed and verdict.verdict == "inconclusive":
+        raise Failed(f"not recorded: {verdict.line(rules)}. The release's gate is as it was")
+    return {"suite": suite, "sessions": [r.session_id for r in results], "failed": failed}

@@ -3,7 +3,9 @@ WebRTC caller (call.py) and the phone caller (phone_call.py)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from voicefleet.evals.judge import Judge
 from voicefleet.evals.phases import Phases
@@ -17,6 +19,14 @@ SPEAK_FIRST_AFTER = 10.0
 CALLER_BEHIND_LIMIT = 0.5
 
 
+class Stall(NamedTuple):
+    """A second of the bot host's call in which its loop was held back (bot/loop_lag.py)."""
+
+    at: float  # the wall-clock second
+    late: float  # seconds its loop woke late in it
+    waited: float  # seconds its loop's thread waited for a CPU in it: its machine was busy
+
+
 @dataclass
 class TurnResult:
     said: str
@@ -24,6 +34,8 @@ class TurnResult:
     latency_ms: float | None
     problems: list[str]
     bot_heard: str = ""  # the bot's own transcript of the caller, where its RTVI events carry it
+    began_at: float | None = None  # the wall-clock second the caller began the turn (bot_behind.py)
+    replied_at: float | None = None  # the wall-clock second the answer's first audio reached the bot's caller
 
 
 @dataclass
@@ -39,6 +51,7 @@ class CallResult:
     interrupted: bool = False  # cut short by the run's interruption (Ctrl-C), not by the bot
     caller_behind: float = 0.0  # the most the caller's audio was behind real time at a turn's end of speech
     bot_latencies_ms: list[float] | None = None  # the bot host's own, from the session's end (bot_latency.py)
+    bot_stalls: list[Stall] | None = None  # where the bot host's machine held it back, from the session's end
 
     def keeps_time(self) -> bool:
         """Whether the caller kept real time: one that fell behind (a machine short of CPU) sent its
@@ -55,6 +68,11 @@ class CallResult:
                 as_heard = f" (the bot heard {turn.bot_heard!r})" if turn.bot_heard else ""
                 return f"turn {index} ({turn.said!r}): {turn.problems[0]}{as_heard}"
         return self.problems[0] if self.problems else ""
+
+
+def wall_clock(monotonic_at: float) -> float:
+    """A `time.monotonic()` instant as a wall-clock second, which the bot host's figures use."""
+    return time.time() - (time.monotonic() - monotonic_at)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import httpx
 
 from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
-from voicefleet.evals.outcome import CallResult, Target, TurnResult
+from voicefleet.evals.outcome import CallResult, Target, TurnResult, wall_clock
 from voicefleet.evals.phone_words import Heard, laid_on_turns, transcript_lines
 from voicefleet.evals.scenario import Scenario
 from voicefleet.evals.voice import speech_of
@@ -82,7 +82,7 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
     finally:
         await call.close()
     heard = await _words(target, http, result, scenario, call.first_audio_at(), began)
-    _judge_turns(scenario, heard, latencies, result)
+    _judge_turns(scenario, heard, latencies, began, result)
     if ended_at is not None:  # the first turn that failed once the bot had ended the call says why
         failed = next((n for n, t in enumerate(result.turns[ended_at - 1:], ended_at) if t.problems), None)
         if failed is not None and (reason := await ended_reason(target, http, result.session_id, failed,
@@ -104,7 +104,8 @@ async def _words(target: Target, http: httpx.AsyncClient, result: CallResult, sc
     return laid_on_turns(lines, first_audio_at, began)
 
 
-def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None], result: CallResult) -> None:
+def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None], began: list[float],
+                 result: CallResult) -> None:
     if scenario.call.greeting is not None and (problems := failures(scenario.call.greeting, Answer(heard.greeting,
                                                                                                   None))):
         result.problems.append(f"greeting: {problems[0]}")
@@ -115,7 +116,7 @@ def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None]
         latency = None if latencies[index] is None else latencies[index] * 1000  # type: ignore[operator]
         answer = Answer(heard.answers[index], latency, heard.caller[index])
         result.turns.append(TurnResult(turn.said, answer.text, latency, failures(turn.expect, answer),
-                                       answer.caller_as_heard))
+                                       answer.caller_as_heard, wall_clock(began[index])))
 
 
 async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within: float | None = None

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree
 
+from voicefleet.evals.bot_behind import behind_by_part
 from voicefleet.evals.outcome import CallResult
+from voicefleet.evals.verdict import DEFAULT_RULES, Rules, verdict_of
 from voicefleet.tables import printable
 
 
@@ -26,7 +28,7 @@ def by_scenario(results: Sequence[CallResult]) -> dict[str, list[CallResult]]:
     return grouped
 
 
-def summary(results: Sequence[CallResult]) -> dict[str, Any]:
+def summary(results: Sequence[CallResult], rules: Rules = DEFAULT_RULES) -> dict[str, Any]:
     scenarios = []
     run_began = min((r.phases.began for r in results), default=0.0)
     for name, runs in by_scenario(results).items():
@@ -41,9 +43,14 @@ def summary(results: Sequence[CallResult]) -> dict[str, Any]:
             "runs": len(runs),
             "turn_latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)},
             "bot_turn_latency_ms": {"p50": percentile(bot, 0.5), "p95": percentile(bot, 0.95)},
-            "failures": [{"session_id": r.session_id, "failure": r.first_failure()} for r in runs if not r.passed],
+            "failures": [{"session_id": r.session_id, "failure": r.first_failure()} for r in runs
+                         if rules.outcome(r) == "failed"],
+            # Failed where the bot's host fell behind real time (evals/verdict.py): not counted as failures.
+            "inconclusive": [{"session_id": r.session_id, "reason": reason, "failure": r.first_failure()}
+                             for r in runs if (reason := rules.reason(r)) is not None],
             "sessions": [r.session_id for r in runs],
-            "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began)} for r in runs],
+            "timings": [{"seconds": round(r.seconds, 3), **r.phases.as_dict(run_began),
+                         "bot_behind_s": _most_behind(r)} for r in runs],
         })
     return {
         "passed": sum(r.passed for r in results),
@@ -51,6 +58,7 @@ def summary(results: Sequence[CallResult]) -> dict[str, Any]:
         "scenarios": scenarios,
         "release": next((r.release for r in results if r.release), None),
         "inconclusive": inconclusive(results),
+        **verdict_of(results, rules).as_dict(),
     }
 
 
@@ -73,11 +81,13 @@ def inconclusive_line(results: Sequence[CallResult]) -> str | None:
             "are not the bot's alone. Run the suite where the caller has a core to itself")
 
 
-def table(results: Sequence[CallResult]) -> str:
+def table(results: Sequence[CallResult], rules: Rules = DEFAULT_RULES) -> str:
     rows = [("SCENARIO", "PASSED", "TURN P50", "TURN P95", "BOT P50", "BOT P95", "FIRST FAILURE")]
-    for entry in summary(results)["scenarios"]:
+    for entry in summary(results, rules)["scenarios"]:
         caller, bot = entry["turn_latency_ms"], entry["bot_turn_latency_ms"]
         failure = entry["failures"][0]["failure"] if entry["failures"] else ""
+        if not failure and entry["inconclusive"]:
+            failure = f"inconclusive: {entry['inconclusive'][0]['reason']}: {entry['inconclusive'][0]['failure']}"
         # A failure quotes what a bot said and an LLM judge's reason: shown, never run by the terminal.
         rows.append((printable(entry["scenario"]), f"{entry['passed']}/{entry['runs']}", _ms(caller["p50"]),
                      _ms(caller["p95"]), _ms(bot["p50"]), _ms(bot["p95"]), printable(failure)))
@@ -85,17 +95,21 @@ def table(results: Sequence[CallResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(columns)]
     lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:columns], widths, strict=True)), row[columns]]).rstrip()
              for row in rows]
-    return "\n".join([*lines, *filter(None, [inconclusive_line(results)])])
+    return "\n".join([*lines, *filter(None, [inconclusive_line(results), verdict_of(results, rules).line(rules)])])
 
 
-def junit(results: Sequence[CallResult]) -> str:
+def junit(results: Sequence[CallResult], rules: Rules = DEFAULT_RULES) -> str:
+    verdict = verdict_of(results, rules)
     suite = ElementTree.Element("testsuite", name="voicefleet eval", tests=str(len(results)),
-                                failures=str(sum(not r.passed for r in results)),
+                                failures=str(verdict.failed), skipped=str(verdict.inconclusive),
                                 time=f"{sum(r.seconds for r in results):.1f}")
     for index, result in enumerate(results):
         case = ElementTree.SubElement(suite, "testcase", classname=_xml_text(result.source or "scenario"),
                                       name=_xml_text(f"{result.scenario} [{index}]"), time=f"{result.seconds:.1f}")
-        if not result.passed:
+        if (reason := rules.reason(result)) is not None:  # CI shows it skipped, with why
+            ElementTree.SubElement(case, "skipped", message=_xml_text(f"inconclusive: {reason}: "
+                                                                      f"{result.first_failure()}"))
+        elif not result.passed:
             failure = ElementTree.SubElement(case, "failure", message=_xml_text(result.first_failure()))
             failure.text = _xml_text("\n".join([*result.problems, *(f"turn {i}: {p}" for i, t in
                                                                    enumerate(result.turns, 1) for p in t.problems),
@@ -110,6 +124,11 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def _xml_text(text: str) -> str:
     """`text` with each character XML 1.0 cannot hold (NUL, ESC, a lone surrogate) as its Python escape."""
     return _NOT_XML.sub(lambda found: repr(found.group())[1:-1], text)
+
+
+def _most_behind(result: CallResult) -> float | None:
+    """The most the call's bot host fell behind real time in a part of it (bot_behind.py); None without figures."""
+    return None if result.bot_stalls is None else round(max(behind_by_part(result)), 3)
 
 
 def _ms(value: float | None) -> str:

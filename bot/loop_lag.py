@@ -1,0 +1,77 @@
+"""Whether the bot host's machine let its pipeline keep real time: the time its event loop's thread
+was ready to run but waited for a CPU (the kernel's run-queue wait, `/proc/thread-self/schedstat`),
+and how late the loop woke meanwhile, reported with the session's end beside its turn latencies
+(bot/conversation.py).
+
+A bot slow by design (an LLM that thinks for 3 s, an `await asyncio.sleep(3)`) leaves its loop idle
+meanwhile, and a bot that blocks its own loop (a `time.sleep`, a blocking call) keeps it from
+running but waits for no CPU: neither makes the loop wait in the run queue. A host starved of CPU (a
+busy machine) does: its pipeline's work, audio included, runs late by as much. Each tick that waited
+is summed into its wall-clock second, `[second, seconds late, seconds waited for a CPU]`, so that an
+eval can tell which of its turns the bot's machine held back (it reads them on its own wall clock:
+docs/evals.md, "A bot whose machine was busy").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+from botchannel.conversation import MAX_STALLS
+
+TICK_SECONDS = 0.05
+# A tick that waited this long for a CPU, or woke this late, is noted: scheduler noise is below it.
+NOTE_SECONDS = 0.005
+# Notes are summed per wall-clock second (a starved loop waits tick after tick): an eval lays them on
+# turns of several seconds each.
+BUCKET_SECONDS = 1.0
+SCHEDSTAT = Path("/proc/thread-self/schedstat")  # run time, run-queue wait (ns), timeslices
+
+
+def waited_for_cpu() -> float | None:
+    """Seconds the calling thread has waited in the run queue in all; None where the kernel does not say."""
+    try:
+        return int(SCHEDSTAT.read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class LoopLag:
+    def __init__(self) -> None:
+        self.stalls: list[list[float]] = []  # [wall-clock second, seconds late, seconds waited for a CPU]
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Starts watching the running loop; idempotent."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch(), name="bot-loop-lag")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def note(self, at: float, late: float, waited: float) -> None:
+        """A tick that ended at wall second `at`, woke `late` and waited `waited` for a CPU: added to its
+        second's stall, or to the last one when the list is full (the call's last stalls stay
+        counted, if coarser)."""
+        second = at - at % BUCKET_SECONDS
+        if self.stalls and (self.stalls[-1][0] >= second or len(self.stalls) >= MAX_STALLS):
+            self.stalls[-1][1] += late
+            self.stalls[-1][2] += waited
+            return
+        self.stalls.append([second, late, waited])
+
+    def report(self) -> list[list[float]]:
+        return [[round(second, 3), round(late, 3), round(waited, 3)] for second, late, waited in self.stalls]
+
+    async def _watch(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                before, due = waited_for_cpu(), time.monotonic() + TICK_SECONDS
+                await asyncio.sleep(TICK_SECONDS)
+                after, late = waited_for_cpu(), max(0.0, time.monotonic() - due)
+                waited = 0.0 if before is None or after is None else max(0.0, after - before)
+                if late > NOTE_SECONDS or waited > NOTE_SECONDS:
+                    self.note(time.time(), late, waited)

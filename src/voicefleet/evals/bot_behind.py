@@ -1,0 +1,89 @@
+"""A failed call whose bot's machine held it back: inconclusive, not failed.
+
+The bot host reports, second by second, how late its event loop woke and how long its thread waited
+for a CPU (bot/loop_lag.py). The lesser of the two is how far its machine held it behind real time:
+a host starved of CPU runs its loop late, waiting for a CPU all the while (its answers play
+stretched, the caller is heard late); a bot slow by design keeps its loop on time, and one that
+blocks its own loop (`time.sleep`) runs it late without waiting for a CPU. (A loop that keeps up on a
+loaded host waits for a CPU often, a few ms at a time, yet wakes on time: the wait alone says little.)
+
+Each of the call's turns owns the seconds from the caller's start of it to the start of the next (the
+greeting, those before the first turn), laid on the caller's wall clock. A turn's failure is inconclusive
+- an answer that began too late (`within_ms`): when its bot was held behind, before the answer began,
+  at least as long as the answer was late by; without the wait it may have been in time, while a bot
+  slow by design is late by more than its machine held it back, and fails;
+- an answer not heard at all: when its bot was held behind more than `bot_behind_limit` seconds;
+- any other (words expected, not heard): when, as well, the bot did not hear the caller's words as
+  said (a sentence that reached it late and was split, its recogniser's transcript in its RTVI
+  events); a bot that heard them and answered wrong is wrong, however busy its machine.
+A call is inconclusive when every one of its failures is.
+"""
+
+from __future__ import annotations
+
+import math
+
+from voicefleet.evals.checks import late_by_ms, unheard, words
+from voicefleet.evals.outcome import CallResult, TurnResult
+
+# Seconds a turn's bot may be held behind before an answer not heard, or misheard words, prove nothing:
+# the booking line's calls that passed beside two busy processes on 2 cores (load 15-20) were held
+# 1-6 s in their worst turn, a starved test bot 13-14 s (docs/evals.md, "A bot whose machine was busy").
+DEFAULT_BOT_BEHIND_LIMIT = 2.0
+
+
+def behind_by_part(result: CallResult) -> list[float]:
+    """Seconds the bot's machine held it behind real time in each part of the call: before its first
+    turn, then each turn's."""
+    starts = [-math.inf, *(t.began_at if t.began_at is not None else math.inf for t in result.turns), math.inf]
+    behind = [0.0] * (len(starts) - 1)
+    for stall in result.bot_stalls or []:
+        index = next(i for i in range(len(behind)) if stall.at < starts[i + 1])
+        behind[index] += min(stall.late, stall.waited)
+    return behind
+
+
+def behind_until_reply(result: CallResult, turn: TurnResult) -> float:
+    """Seconds the bot's machine held it behind from the caller's start of the turn to its answer's
+    first audio: what may have delayed the answer (what came after it did not)."""
+    if turn.began_at is None or turn.replied_at is None:
+        return math.inf  # not known: the turn's whole part decides
+    return sum(min(s.late, s.waited) for s in result.bot_stalls or [] if turn.began_at <= s.at < turn.replied_at)
+
+
+def explained(problem: str, behind: float, limit: float, *, misheard: bool, until_reply: float = math.inf) -> bool:
+    """Whether a failure may be its bot's machine's, which held it `behind` seconds in its part of the
+    call (`until_reply` of them before its answer began)."""
+    if (late_ms := late_by_ms(problem)) is not None:
+        return late_ms <= min(behind, until_reply) * 1000
+    return behind > limit and (misheard or unheard(problem))
+
+
+def misheard(turn: TurnResult) -> bool:
+    """Whether the bot's own transcript of the caller's turn is not the words said (a recording's turn:
+    unknown, taken as heard)."""
+    if not turn.bot_heard:
+        return False
+    return "|" in turn.bot_heard or words(turn.bot_heard) != words(turn.said)  # " | " joins its transcripts
+
+
+def inconclusive_reason(result: CallResult, limit: float = DEFAULT_BOT_BEHIND_LIMIT) -> str | None:
+    """Why the failed call proves nothing of the bot, or None: it passed, or one of its failures is not
+    explained by its bot's machine (evals/verdict.py)."""
+    if result.passed or result.interrupted or not result.bot_stalls:
+        return None
+    parts = behind_by_part(result)
+    # The call's own checks: the greeting's before its first turn, the rest (the bot's hang-up, its
+    # session's error) after its last. Only a greeting not heard at all may be the machine's.
+    failing = [(0 if p.startswith("greeting:") else len(parts) - 1, p.removeprefix("greeting: "))
+               for p in result.problems]
+    if not all(explained(p, parts[n], limit, misheard=False) for n, p in failing):
+        return None
+    turns = [(n, p, t) for n, t in enumerate(result.turns, 1) for p in t.problems]
+    if not all(explained(p, parts[n], limit, misheard=misheard(t), until_reply=behind_until_reply(result, t))
+               for n, p, t in turns):
+        return None
+    failing += [(n, p) for n, p, _ in turns]
+    first = min(n for n, _ in failing)
+    where = "before the first turn" if first == 0 else f"in turn {first}"
+    return f"the bot's host fell behind real time by {parts[first]:.1f} s {where}: its machine was busy"
