@@ -3186,6 +3186,21 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="the model that judges the rubrics, as `--judge-model` does (with `VOICEFLEET_JUDGE_URL`)",
     ),
     Setting(
+        "VOICEFLEET_EVAL_BOT_BEHIND", "cli", NUMBER, minimum=0, maximum=3600, default="2.0",
+        meaning=(
+            "seconds: how far a bot's machine may hold it behind real time in a turn (its loop late, waiting for "
+            "a CPU) before a failure there is inconclusive in `voicefleet eval` and `voicefleet releases smoke "
+            "--suite` ([evals.md](evals.md#a-bot-whose-machine-was-busy))"
+        ),
+    ),
+    Setting(
+        "VOICEFLEET_EVAL_MAX_INCONCLUSIVE", "cli", NUMBER, minimum=0, maximum=1, default="0.1",
+        meaning=(
+            "the most of a run's calls (a share) that may be inconclusive for the run to pass; more make it "
+            "inconclusive (exit 4, no gate verdict recorded)"
+        ),
+    ),
+    Setting(
         "VOICEFLEET_JUDGE_API_KEY", "cli", STRING, secret=True,
         shown="unset",
         meaning="the judge's API key, sent as `Authorization: Bearer` to `VOICEFLEET_JUDGE_URL`; never a flag",
