@@ -131,6 +131,8 @@ class SipStack:
                 endpoint.libHandleEvents(EVENT_POLL_MS)
             self._forget_ended()
         finally:
+            for call in self.calls.values():  # here, not wherever Python drops them after the library is gone
+                call.release()
             self.calls.clear()
             self._accounts.clear()
             endpoint.libDestroy()
@@ -205,7 +207,8 @@ class SipStack:
             _run_work(heapq.heappop(self._later)[2])
 
     def _forget_ended(self) -> None:
-        """Drops PJSUA2's objects of calls that ended, once their callbacks have returned."""
+        """Drops the calls that ended (PJSUA2's call objects already went in their last callback) and
+        their media ports, once their callbacks have returned."""
         while self._ended:
             call = self._ended.pop()
             self._on_ended(call)
