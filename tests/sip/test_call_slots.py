@@ -18,10 +18,12 @@ import sys
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.edge import Edge
 from sipedge.playout import Playout
-from sipedge.stack import PJSUA_CALLS
+from sipedge.stack import PJSUA_CALLS, run_work
 from tests.support.ports import free_port, free_port_pair
 
 PROBE_SECONDS = 60
@@ -83,3 +85,11 @@ async def test_a_slot_given_again_before_its_ended_call_is_forgotten_keeps_the_s
             flow.cancel()
         await asyncio.gather(*edge._flows, return_exceptions=True)
         await edge.link.close()
+
+
+def test_work_that_fails_on_the_sip_thread_is_logged_and_the_thread_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    def on_a_released_call() -> None:  # what a PJSUA2 method of a call released at its end raises
+        raise TypeError("in method 'Call_answer', argument 1 of type 'pj::Call *'")
+
+    run_work(on_a_released_call)
+    assert "work on the SIP thread failed" in caplog.text
