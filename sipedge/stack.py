@@ -132,6 +132,8 @@ class SipStack:
             self._forget_ended()
         finally:
             for call in self.calls.values():  # here, not wherever Python drops them after the library is gone
+                if call.port is not None:
+                    call.port.release()
                 call.release()
             self.calls.clear()
             self._accounts.clear()
@@ -212,6 +214,8 @@ class SipStack:
         while self._ended:
             call = self._ended.pop()
             self._on_ended(call)
+            if call.port is not None:
+                call.port.release()
             call.port = None
             self.calls.pop(call.call_id, None)
 
