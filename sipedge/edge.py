@@ -41,7 +41,9 @@ class Edge:
         self.stack = SipStack(config, self._incoming, self._ended)
         self._flows: set[asyncio.Future[None]] = set()
         self.capacity = max(1, self.stack.max_calls() - SLOTS_FOR_REFUSALS)
-        self._admitted: set[int] = set()  # PJSUA's slots of the calls admitted and not yet ended
+        # The calls admitted and not yet ended: the calls themselves, not their PJSUA slots, which PJSUA
+        # may give to a new call before the ended one is forgotten (in the same round of SIP events).
+        self._admitted: set[SipCall] = set()
         # Alone, another trunk always finds a slot; a worker behind the front has others beside it.
         share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
         self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
@@ -63,7 +65,7 @@ class Edge:
             retry_after = DEFAULT_RETRY_SECONDS if status == 503 else None
             self.stack.after_hold(call, lambda: call.respond(status, retry_after))
             return
-        self._admitted.add(call.call_id)
+        self._admitted.add(call)
         self._limits.started(host)
         call.admitted_from = host
         trunk = decision.trunk
@@ -93,8 +95,8 @@ class Edge:
 
     def _ended(self, call: SipCall) -> None:
         """On the SIP thread, once PJSUA has ended `call`."""
-        if call.admitted_from is not None and call.call_id in self._admitted:
-            self._admitted.discard(call.call_id)
+        if call.admitted_from is not None and call in self._admitted:
+            self._admitted.discard(call)
             self._limits.ended(call.admitted_from)
 
     def _track(self, future: concurrent.futures.Future[None]) -> None:

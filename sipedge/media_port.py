@@ -31,6 +31,16 @@ class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]  # SWIG's class has no
         self._heard = heard
         self._playout = playout
 
+    def release(self) -> None:
+        """Takes the port out of the bridge now, while this object is whole (on the SIP thread). PJSIP's
+        clock calls the port on its own thread: a port left for Python to free had its C++ side
+        destroyed from inside the object's own deallocation, and a frame callback let in meanwhile
+        found an object with no attributes (AttributeError) or revived it and freed it twice (the
+        worker crashed). PJSUA2's methods on it raise TypeError after."""
+        if getattr(self, "this", None) is not None:
+            pj.AudioMediaPort.__swig_destroy__(self)
+            self.this = None
+
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802  (PJSUA2's name)
         if frame.type == pj.PJMEDIA_TYPE_AUDIO and frame.size:
             pcm = bytes(frame.buf)

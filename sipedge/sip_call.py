@@ -98,6 +98,18 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
             if self.events is not None:
                 self.events.hung_up(info.lastStatusCode)
             self._on_end(self)
+            self.release()  # before PJSUA, once this returns, gives the call's slot to the next INVITE
+
+    def release(self) -> None:
+        """Destroys PJSUA2's object of the call now, on the SIP thread (PJSUA2 allows it inside the
+        callback that tells the call ended). Left to Python, it would go wherever the last reference
+        is dropped, often a flow on the event loop seconds later, by when PJSUA may have given the
+        slot to a new call: PJSUA2's destructor unhooks whichever call has the slot and hangs it up,
+        from a thread PJSIP does not know (pjlib aborts the process). What stays is this Python
+        record of the call (`ended`, its slot, its trunk); PJSUA2's methods on it raise TypeError."""
+        if getattr(self, "this", None) is not None:
+            pj.Call.__swig_destroy__(self)
+            self.this = None
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         info = self.getInfo()  # kept: its media vector is freed with it

@@ -133,6 +133,10 @@ class SipStack:
                 endpoint.libHandleEvents(EVENT_POLL_MS)
             self._forget_ended()
         finally:
+            for call in self.calls.values():  # here, not wherever Python drops them after the library is gone
+                if call.port is not None:
+                    call.port.release()
+                call.release()
             self.calls.clear()
             self._accounts.clear()
             endpoint.libDestroy()
@@ -212,27 +216,34 @@ class SipStack:
                 work = self._work.get_nowait()
             except queue.Empty:
                 return
-            _run_work(work)
+            run_work(work)
 
     def _do_due(self) -> None:
         now = time.monotonic()
         while self._later and self._later[0][0] <= now:
-            _run_work(heapq.heappop(self._later)[2])
+            run_work(heapq.heappop(self._later)[2])
 
     def _forget_ended(self) -> None:
-        """Drops PJSUA2's objects of calls that ended, once their callbacks have returned."""
+        """Drops the calls that ended (PJSUA2's call objects already went in their last callback) and
+        their media ports, once their callbacks have returned."""
         while self._ended:
             call = self._ended.pop()
             self._on_ended(call)
+            if call.port is not None:
+                call.port.release()
             call.port = None
             self.calls.pop(call.call_id, None)
 
 
-def _run_work(work: Callable[[], None]) -> None:
+def run_work(work: Callable[[], None]) -> None:
+    """One piece of work on the SIP thread; its failure is logged, and the thread goes on with the
+    rest (a bug of one call's must not leave every later INVITE unanswered)."""
     try:
         work()
     except pj.Error as exc:  # a call already gone: nothing to do
         log.info("sipedge: %s", exc.info())
+    except Exception:
+        log.exception("sipedge: work on the SIP thread failed")
 
 
 def _host(registrar: str) -> str:

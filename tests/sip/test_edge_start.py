@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,10 +54,13 @@ def test_a_workers_port_another_process_holds_is_named_and_the_whole_edge_exits(
         config.write_text(f"sip_port = {free_port_pair(1)}\nrtp_port = {free_port_pair(16)}\nrtp_port_count = 16\n"
                           f"workers = 2\nworker_sip_port = {workers}\n\n[[trunk]]\n"
                           f'name = "t"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{NUMBER}" = "" }}\n')
-        done = start({**os.environ, "SIP_EDGE_CONFIG": str(config)})
+        # A temporary folder of its own: other edges on the host (other tests') have their fronts' folders.
+        temporary = tmp_path / "tmp"
+        temporary.mkdir()
+        done = start({**os.environ, "SIP_EDGE_CONFIG": str(config), "TMPDIR": str(temporary)})
     assert done.returncode == 1
     assert "sipedge: the edge did not start: worker 1 exited before it was ready" in done.stderr
     assert "the SIP stack did not start: Address already in use" in done.stderr  # the worker's own line
     assert f"SIP on udp 127.0.0.1:{workers + 1})" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not list(Path(tempfile.gettempdir()).glob("sipedge-front-*"))  # its folder went with it
+    assert not list(temporary.iterdir())  # its front's folder went with it

@@ -26,9 +26,9 @@ import httpx
 import pytest
 
 from tests.phone.conftest import ended_timeline, phone_env, wait_active_sessions, wait_for_idle_bot
-from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
-from tests.sip.sipp import SippRun, run_sipp
-from tests.sip.test_calls import next_answered_session, sip_ended
+from tests.sip.conftest import EdgeProcess, run_edge
+from tests.sip.sipp import SippRun
+from tests.sip.test_calls import answered_sipp_call, sip_ended
 from tests.support.http_client import api_client
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher, terminate
@@ -119,9 +119,8 @@ async def answered_call(dispatcher: DispatcherProcess, edge: EdgeProcess,
     """A SIPp call of `scenario` to a warm bot, under way once the edge answered it."""
     async with api_client(base_url=dispatcher.base_url, timeout=30) as api:
         await wait_for_idle_bot(api)
-        seen = len(re.findall(r"answered \(session", edge.log()))
-        calling = asyncio.create_task(asyncio.to_thread(run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir))
-        yield AnsweredCall(api, await next_answered_session(edge, seen), calling)
+        session_id, calling = await answered_sipp_call(edge, scenario)
+        yield AnsweredCall(api, session_id, calling)
 
 
 async def bye_received(calling: asyncio.Task[SippRun], edge: EdgeProcess) -> float:

@@ -29,7 +29,7 @@ from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.loopback_rtp import LoopbackRtp, can_capture
 from tests.sip.raw_sip import GOOD_SDP
 from tests.sip.sipp import run_sipp
-from tests.sip.test_calls import timeline
+from tests.sip.test_calls import answered_sipp_call, timeline
 from tests.support.audio import Pcm, echo_similarity
 from tests.support.http_client import api_client
 from tests.support.ports import free_port_pair
@@ -126,9 +126,9 @@ async def test_a_dead_workers_calls_end_their_sessions_and_it_is_started_again(
 ) -> None:
     async with api_client(base_url=echo_dispatcher.base_url, timeout=30) as api:
         before = await wait_for_workers(fronted_edge)
-        calling = asyncio.create_task(asyncio.to_thread(
-            run_sipp, "call_echo", NUMBER, fronted_edge.sip_port, fronted_edge.workdir, media_port=free_port_pair(2)))
-        holder = await answering_worker(fronted_edge, len(re.findall(ANSWERED, fronted_edge.log())))
+        answered_by, calling = await answered_sipp_call(fronted_edge, "call_echo", ANSWERED_BY,
+                                                        media_port=free_port_pair(2))
+        holder = int(answered_by)
         os.kill(before[holder], signal.SIGKILL)  # no BYE can come from it
         # Its call's stream closed with it: the session ended long before the caller's BYE (17 s in).
         assert await wait_active_sessions(api, 0, timeout=10) == 0, fronted_edge.log()[-6000:]
@@ -143,17 +143,7 @@ async def test_a_dead_workers_calls_end_their_sessions_and_it_is_started_again(
         assert await wait_active_sessions(api, 0) == 0
 
 
-ANSWERED = re.compile(r"\[worker (\d+)\] sipedge: call \S+ answered \(session \w+\)")
-
-
-async def answering_worker(edge: EdgeProcess, seen: int, timeout: float = 60.0) -> int:
-    """The worker that answered the edge's next call, after the `seen` answered already."""
-    for _ in range(int(timeout * 10)):
-        answered = ANSWERED.findall(edge.log())
-        if len(answered) > seen:
-            return int(answered[seen])
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no call answered within {timeout:g} s\n{edge.log()[-6000:]}")
+ANSWERED_BY = re.compile(r"\[worker (\d+)\] sipedge: call \S+ answered \(session \w+\)")  # which worker
 
 
 def invite_cancel_flood(target_port: int, source: str, seconds: float, per_second: int) -> int:
