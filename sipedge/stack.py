@@ -19,6 +19,7 @@ import pjsua2 as pj
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.rx_transport import came_over_tls
+from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
 from sipedge.worker_place import Place, place, true_source
@@ -162,7 +163,9 @@ class SipStack:
         transport.port = self.place.sip_port
         endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         if self.config.tls is not None:  # one process only (config.py): no front between it and the trunk
-            endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls_transport(self.config.tls, self.place.sip_host))
+            ciphers = forward_secret(endpoint.utilSslGetAvailableCiphers())
+            listener = tls_transport(self.config.tls, self.place.sip_host, ciphers)
+            endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, listener)
         endpoint.libStart()
         for codec in endpoint.codecEnum2():
             wanted = codec.codecId.rsplit("/", 1)[0] in CODECS
