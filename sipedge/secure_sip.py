@@ -2,9 +2,10 @@
 against OpenSSL 1.0.2k, so TLS 1.2 is the newest version it speaks, and the only one the edge allows.
 SRTP keys travel in the SDP (SDES, RFC 4568), readable by anyone who reads the signalling, so they
 are worth something over TLS only. PJSIP's rule for that (`srtpSecureSignaling`) refuses every call
-of an account that does not come over TLS (406), plain RTP included; the inbound account serves
-every trunk, so there the rule is the edge's, per trunk (sipedge/srtp_offer.py), and PJSIP's is
-kept for a trunk's outbound calls, which go over TLS whenever the trunk has SRTP (config.py)."""
+of an account that does not come over TLS (406), plain RTP included: it holds on the accounts of a
+`mandatory` trunk's numbers (sipedge/stack.py) and of a trunk's outbound calls, which go over TLS
+whenever the trunk has SRTP (config.py); the edge's own account, shared by every other number, keeps
+SRTP optional over any transport."""
 
 from __future__ import annotations
 

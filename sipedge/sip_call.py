@@ -16,6 +16,7 @@ from sipedge.playout import Playout
 from sipedge.reinvite import offer_refusal
 from sipedge.rx_transport import came_over_tls
 from sipedge.sip_end import SipEnd, disconnected
+from sipedge.srtp_offer import offers_srtp
 from sipedge.worker_place import HEAD_END
 
 # The media states in which the caller's audio reaches the edge: on hold (a=sendonly from the trunk) it still does.
@@ -65,6 +66,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self._offer_checked = False  # a trunk's re-INVITE whose offer PJSUA passes on next
         self.over_tls = False  # PJSIP received the INVITE on a TLS connection (sipedge/rx_transport.py)
         self.srtp_mandatory = False  # PJSUA gave it to a number's account whose SRTP is mandatory
+        self.keyed = False  # its INVITE offered SRTP, which PJSIP answers with SRTP or refuses
 
     def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None:
         if self.ended:
@@ -119,6 +121,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
             prm.statusCode = MEDIA_REFUSED
         elif self.left_tls(prm.rdata):  # the answer would carry the call's SRTP keys in the clear
             log.warning("sipedge: a re-INVITE of a call over TLS came without TLS: refused 488, the call goes on")
+            prm.statusCode = MEDIA_REFUSED
+        elif self.keyed and prm.offer.wholeSdp.strip() and not offers_srtp(prm.offer.wholeSdp):
+            log.warning("sipedge: a re-INVITE of a call with SRTP offered plain RTP: refused 488, the call goes on")
             prm.statusCode = MEDIA_REFUSED
         elif (refusal := offer_refusal(prm.offer.wholeSdp)) is not None:  # PJSIP's own answer would be 500
             prm.statusCode = refusal

@@ -6,9 +6,12 @@ INVITE is answered `488 Not Acceptable Here` before any session (RFC 4568 §7.5)
 
 from __future__ import annotations
 
+import re
+
 from sipedge.config import Srtp
 
 NOT_ACCEPTABLE = 488
+_AUDIO = re.compile(r"^m=audio[ \t]+(\d+)[ \t]+(\S+)", re.MULTILINE)
 
 
 def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool) -> str | None:
@@ -21,3 +24,13 @@ def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool) -> st
     if not srtp_mandatory_account:
         return "the trunk's SRTP is mandatory and the number has no SRTP account on this edge"
     return None
+
+
+def offers_srtp(sdp: str) -> bool:
+    """Whether an offer's first audio stream (not disabled with port 0) is SRTP (RTP/SAVP or RTP/SAVPF).
+    Only ever used to refuse: a call answered with SRTP keeps it (PJSIP refuses an SRTP offer it
+    cannot key), so a re-INVITE whose offer is plain RTP would drop it."""
+    for port, profile in _AUDIO.findall(sdp.replace("\r\n", "\n")):
+        if port != "0":
+            return profile.upper() in ("RTP/SAVP", "RTP/SAVPF")
+    return False

@@ -22,7 +22,8 @@ from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
-from sipedge.worker_place import Place, place, true_source
+from sipedge.srtp_offer import offers_srtp
+from sipedge.worker_place import HEAD_END, Place, place, true_source
 
 log = logging.getLogger("sipedge")
 
@@ -105,6 +106,7 @@ class SipStack:
         call.source_of = self.source_of
         call.over_tls = came_over_tls(prm.rdata)
         call.srtp_mandatory = getattr(account, "srtp_mandatory", False)
+        call.keyed = offers_srtp(HEAD_END.split(prm.rdata.wholeMsg, maxsplit=1)[-1])
         self.calls[prm.callId] = call
         try:
             self._on_incoming(call, self.source_of(prm.rdata), prm.rdata.wholeMsg)

@@ -13,7 +13,7 @@ from sipedge.config import ConfigError, Tls, load
 from sipedge.outbound_sip import target_uri
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import tls_transport
-from sipedge.srtp_offer import srtp_refusal
+from sipedge.srtp_offer import offers_srtp, srtp_refusal
 from tests.sip.certificates import TestCa
 from tests.sip.test_edge_parts import config
 
@@ -146,3 +146,15 @@ def test_a_mandatory_srtp_trunk_takes_calls_over_tls_on_its_numbers_account_only
     reason = srtp_refusal("mandatory", over_tls, own_account)
     assert reason is None if refused is None else refused in (reason or ""), reason
     assert srtp_refusal("optional", over_tls, own_account) is None and srtp_refusal("off", False, False) is None
+
+
+@pytest.mark.parametrize(("sdp", "srtp"), [
+    ("v=0\r\nm=audio 4000 RTP/SAVP 0\r\n", True),
+    ("v=0\r\nm=audio 4000 RTP/SAVPF 0\r\n", True),
+    ("v=0\r\nm=audio 4000 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n", False),
+    ("v=0\r\nm=audio 0 RTP/SAVP 0\r\nm=audio 4000 RTP/AVP 0\r\n", False),  # the disabled stream does not count
+    ("v=0\r\nm=video 4002 RTP/SAVP 31\r\nm=audio 4000 RTP/AVP 0\r\n", False),
+    ("", False),
+])
+def test_an_offer_is_srtp_by_its_first_live_audio_streams_profile(sdp: str, srtp: bool) -> None:
+    assert offers_srtp(sdp) is srtp
