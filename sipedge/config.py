@@ -212,6 +212,10 @@ def _tls(path: str, parsed: EdgeFile) -> Tls | None:
                           f"(mode {stat.S_IMODE(mode):o}): run `chmod 600 {parsed.tls_private_key_file}` as the "
                           "edge's user")
     _check_key_pair(where, parsed.tls_certificate_file, parsed.tls_private_key_file)
+    if parsed.tls_ca_file and (count := Path(parsed.tls_ca_file).read_bytes().count(_PEM_CERTIFICATE)) > MAX_TLS_CAS:
+        raise ConfigError(f"{where}: tls_ca_file: {parsed.tls_ca_file} holds {count} CAs, more than {MAX_TLS_CAS}: "
+                          "PJSIP names each to every TLS client, and with a system bundle's no handshake completes; "
+                          "give only your trunks' CAs (the one root each provider names)")
     # The trunks' servers are checked against tls_ca_file only: PJSIP's listener names each CA of its list
     # to every client, and with the system's whole bundle (~140) no handshake ever completed.
     calling = [t.name for t in parsed.trunk if _tls_uri(t.termination_uri)]
@@ -221,6 +225,12 @@ def _tls(path: str, parsed: EdgeFile) -> Tls | None:
                           "bundle): the edge never calls out unchecked")
     return Tls(parsed.tls_port, parsed.tls_certificate_file, parsed.tls_private_key_file, parsed.tls_ca_file,
                parsed.tls_verify_client)
+
+
+# PJSIP's listener sends the names of tls_ca_file's CAs to each client; measured on the wheel, 60 of
+# Debian's bundle still let handshakes complete and 90 stalled every one (docs/sip.md#tls-and-srtp).
+MAX_TLS_CAS = 32
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 def _check_key_pair(where: str, certificate: str, private_key: str) -> None:

@@ -158,3 +158,14 @@ def test_a_mandatory_srtp_trunk_takes_calls_over_tls_on_its_numbers_account_only
 ])
 def test_an_offer_is_srtp_by_its_first_live_audio_streams_profile(sdp: str, srtp: bool) -> None:
     assert offers_srtp(sdp) is srtp
+
+
+def test_a_ca_file_as_big_as_a_system_bundle_is_refused(tmp_path: Path) -> None:
+    """PJSIP would name every CA of it to each TLS client, and no handshake would complete."""
+    bundle = tmp_path / "bundle.pem"
+    issuer = TestCa(tmp_path)
+    bundle.write_bytes(issuer.certificate.read_bytes() * 33)
+    with pytest.raises(ConfigError, match=r"holds 33 CAs, more than 32: .* give only your trunks' CAs"):
+        load(config(tmp_path, files(tmp_path) + f'tls_ca_file = "{bundle}"\n' + TRUNK))
+    bundle.write_bytes(issuer.certificate.read_bytes() * 32)
+    assert load(config(tmp_path, files(tmp_path) + f'tls_ca_file = "{bundle}"\n' + TRUNK)).tls is not None
