@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -111,6 +112,9 @@ class EdgeFile(_Strict):
     tls_private_key_file: str | None = None
     tls_ca_file: str | None = None  # the CAs a client's certificate (tls_verify_client) must chain to
     tls_verify_client: bool = False
+    # The operator's word that only the trunks' ranges reach tls_port, with a connection cap: PJSIP's
+    # TLS listener takes any TCP connection, and churn of them aborts the process (docs/sip.md).
+    tls_port_firewalled: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,18 +221,51 @@ def _tls(path: str, parsed: EdgeFile) -> Tls | None:
         raise ConfigError(f"{where}: tls_port needs tls_certificate_file and tls_private_key_file (PEM files)")
     if parsed.tls_verify_client and not parsed.tls_ca_file:
         raise ConfigError(f"{where}: tls_verify_client needs tls_ca_file, the CAs a client's certificate chains to")
+    if not parsed.tls_port_firewalled:
+        raise ConfigError(f"{where}: tls_port needs tls_port_firewalled = true, once only the trunks' signalling "
+                          "ranges reach it, with a cap on connections (docs/sip.md#tls-and-srtp gives the nftables "
+                          "rule): PJSIP's TLS listener accepts anyone, and a few hundred bare connects abort the edge")
     if parsed.tls_port == parsed.sip_port:
         raise ConfigError(f"{where}: tls_port must differ from sip_port (5061 is TLS's usual port)")
     for name in ("tls_certificate_file", "tls_private_key_file", "tls_ca_file"):
         if (file := getattr(parsed, name)) and not os.access(file, os.R_OK):
             raise ConfigError(f"{where}: {name}: {file} cannot be read by the edge")
     mode = os.stat(parsed.tls_private_key_file).st_mode
-    if mode & stat.S_IRWXO:
-        raise ConfigError(f"{where}: tls_private_key_file: {parsed.tls_private_key_file} is open to every user "
-                          f"(mode {stat.S_IMODE(mode):o}): run `chmod o-rwx {parsed.tls_private_key_file}` "
-                          "(or chmod 600)")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{where}: tls_private_key_file: {parsed.tls_private_key_file} is open to other users "
+                          f"(mode {stat.S_IMODE(mode):o}): run `chmod 600 {parsed.tls_private_key_file}` as the "
+                          "edge's user")
+    _check_key_pair(where, parsed.tls_certificate_file, parsed.tls_private_key_file)
+    if parsed.tls_ca_file and (count := Path(parsed.tls_ca_file).read_bytes().count(_PEM_CERTIFICATE)) > MAX_TLS_CAS:
+        raise ConfigError(f"{where}: tls_ca_file: {parsed.tls_ca_file} holds {count} CAs, more than {MAX_TLS_CAS}: "
+                          "PJSIP names each to every TLS client, and with a system bundle's no handshake completes; "
+                          "give only your trunks' CAs (the one root each provider names)")
+    # The trunks' servers are checked against tls_ca_file only: PJSIP's listener names each CA of its list
+    # to every client, and with the system's whole bundle (~140) no handshake ever completed.
+    calling = [t.name for t in parsed.trunk if _tls_uri(t.termination_uri)]
+    if calling and not parsed.tls_ca_file:
+        raise ConfigError(f"{where}: trunk {calling[0]!r}: calls over TLS need tls_ca_file, the CA (PEM) the "
+                          "trunk's certificate chains to (the one root its provider names, not the system's "
+                          "bundle): the edge never calls out unchecked")
     return Tls(parsed.tls_port, parsed.tls_certificate_file, parsed.tls_private_key_file, parsed.tls_ca_file,
                parsed.tls_verify_client)
+
+
+# PJSIP's listener sends the names of tls_ca_file's CAs to each client; measured on the wheel, 60 of
+# Debian's bundle still let handshakes complete and 90 stalled every one (docs/sip.md#tls-and-srtp).
+MAX_TLS_CAS = 32
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
+def _check_key_pair(where: str, certificate: str, private_key: str) -> None:
+    """The certificate and its private key as PEM, matching and unencrypted (PJSIP is given no password),
+    read with Python's OpenSSL now rather than by PJSIP's at the first handshake, which fails unseen."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certificate, private_key, password="")
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{where}: tls_certificate_file {certificate} and tls_private_key_file {private_key} are "
+                          f"not a PEM certificate and its unencrypted private key ({exc.__class__.__name__}: "
+                          f"{getattr(exc, 'reason', None) or exc})") from None
 
 
 def _tls_uri(uri: str | None) -> bool:

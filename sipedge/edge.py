@@ -54,7 +54,9 @@ class Edge:
         info = call.getInfo()
         host = source_host(source)
         decision = admit(self.config.trunks, source, info.localUri)
-        if not isinstance(decision, Refused) and (insecure := srtp_refusal(decision.trunk.srtp, message)):
+        insecure = None if isinstance(decision, Refused) else srtp_refusal(decision.trunk.srtp, call.over_tls,
+                                                                            call.srtp_mandatory)
+        if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
         if not isinstance(decision, Refused) and over is None and len(self._admitted) >= self.capacity:

@@ -2,19 +2,17 @@
 against OpenSSL 1.0.2k, so TLS 1.2 is the newest version it speaks, and the only one the edge allows.
 SRTP keys travel in the SDP (SDES, RFC 4568), readable by anyone who reads the signalling, so they
 are worth something over TLS only. PJSIP's rule for that (`srtpSecureSignaling`) refuses every call
-of an account that does not come over TLS (406), plain RTP included; the inbound account serves
-every trunk, so there the rule is the edge's, per trunk (sipedge/srtp_offer.py), and PJSIP's is
-kept for a trunk's outbound calls, which go over TLS whenever the trunk has SRTP (config.py)."""
+of an account that does not come over TLS (406), plain RTP included: it holds on the accounts of a
+`mandatory` trunk's numbers (sipedge/stack.py) and of a trunk's outbound calls, which go over TLS
+whenever the trunk has SRTP (config.py); the edge's own account, shared by every other number, keeps
+SRTP optional over any transport."""
 
 from __future__ import annotations
-
-import os
 
 import pjsua2 as pj
 
 from sipedge.config import Srtp, Tls
 
-SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle: the trunks' servers the edge calls
 TLS_HANDSHAKE_MS = 5000
 # PJSIP's levels: 0 SDES over any transport, 1 TLS on the hop the INVITE takes (2: sips: end to end).
 SIGNALLING_ANY, SIGNALLING_TLS_HOP = 0, 1
@@ -22,8 +20,9 @@ _SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTION
              "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
 
 
-def tls_transport(tls: Tls, host: str) -> pj.TransportConfig:
-    """The TLS listener on `host`, which also carries the edge's own calls to a trunk over TLS."""
+def tls_transport(tls: Tls, host: str, ciphers: list[int]) -> pj.TransportConfig:
+    """The TLS listener on `host`, which also carries the edge's own calls to a trunk over TLS, with
+    `ciphers` only (PJSIP's ids)."""
     transport = pj.TransportConfig()
     transport.boundAddress = transport.publicAddress = host
     transport.port = tls.port
@@ -32,10 +31,13 @@ def tls_transport(tls: Tls, host: str) -> pj.TransportConfig:
     config.privKeyFile = tls.private_key_file
     config.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2
     config.msecTimeout = TLS_HANDSHAKE_MS
-    ca_file = tls.ca_file or (SYSTEM_CAS if os.path.exists(SYSTEM_CAS) else "")
-    config.CaListFile = ca_file
-    config.verifyServer = bool(ca_file)  # a trunk's certificate, when the edge calls it
+    # One list for both sides: PJSIP's listener names each of its CAs to every client (a CertificateRequest:
+    # with the system's ~140 no handshake completed), and checks by it the trunks the edge calls (config.py
+    # requires it then). Unset: no list, and no call out over TLS.
+    config.CaListFile = tls.ca_file or ""
+    config.verifyServer = True  # a trunk's certificate, when the edge calls it: never unchecked
     config.verifyClient = config.requireClientCert = tls.verify_client
+    config.ciphers = pj.IntVector(ciphers)
     return transport
 
 

@@ -14,7 +14,9 @@ import pjsua2 as pj
 from sipedge.media_port import MediaPort, audio_format
 from sipedge.playout import Playout
 from sipedge.reinvite import offer_refusal
+from sipedge.rx_transport import came_over_tls
 from sipedge.sip_end import SipEnd, disconnected
+from sipedge.srtp_offer import offers_srtp
 from sipedge.worker_place import HEAD_END
 
 # The media states in which the caller's audio reaches the edge: on hold (a=sendonly from the trunk) it still does.
@@ -62,6 +64,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.on_sip_end: Callable[[SipEnd], None] | None = None  # told how the call ended, before `hung_up`
         self._on_end = on_end
         self._offer_checked = False  # a trunk's re-INVITE whose offer PJSUA passes on next
+        self.over_tls = False  # PJSIP received the INVITE on a TLS connection (sipedge/rx_transport.py)
+        self.srtp_mandatory = False  # PJSUA gave it to a number's account whose SRTP is mandatory
+        self.keyed = False  # its INVITE offered SRTP, which PJSIP answers with SRTP or refuses
 
     def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None:
         if self.ended:
@@ -126,6 +131,12 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
         if not self.from_trunk(self.source_of(prm.rdata)):  # a stranger moving the call's media elsewhere
             prm.statusCode = MEDIA_REFUSED
+        elif self.left_tls(prm.rdata):  # the answer would carry the call's SRTP keys in the clear
+            log.warning("sipedge: a re-INVITE of a call over TLS came without TLS: refused 488, the call goes on")
+            prm.statusCode = MEDIA_REFUSED
+        elif self.keyed and prm.offer.wholeSdp.strip() and not offers_srtp(prm.offer.wholeSdp):
+            log.warning("sipedge: a re-INVITE of a call with SRTP offered plain RTP: refused 488, the call goes on")
+            prm.statusCode = MEDIA_REFUSED
         elif (refusal := offer_refusal(prm.offer.wholeSdp)) is not None:  # PJSIP's own answer would be 500
             prm.statusCode = refusal
         else:
@@ -147,10 +158,20 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 or state.tsx.role != pj.PJSIP_ROLE_UAS or state.tsx.method != "INVITE" or self.ended
                 or self.getInfo().state != pj.PJSIP_INV_STATE_CONFIRMED):
             return
-        if not self.from_trunk(self.source_of(state.src.rdata)) and not _has_body(state.src.rdata.wholeMsg):
+        if _has_body(state.src.rdata.wholeMsg):
+            return
+        if not self.from_trunk(self.source_of(state.src.rdata)):
             log.warning("sipedge: a re-INVITE without an offer from %s, not the call's trunk: the call is ended",
                         self.source_of(state.src.rdata))
             self.end()
+        elif self.left_tls(state.src.rdata):  # PJSIP's offer in its answer held the keys, sent in the clear
+            log.warning("sipedge: a re-INVITE without an offer of a call over TLS came without TLS: the call, "
+                        "whose SRTP keys went out in the clear, is ended")
+            self.end()
+
+    def left_tls(self, rdata: pj.SipRxData) -> bool:
+        """Whether an in-dialog request of a call that came over TLS came over another transport."""
+        return self.over_tls and not came_over_tls(rdata)
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         prm.statusCode = 603  # a REFER would have the edge call anyone the sender names: never

@@ -1,6 +1,8 @@
-"""A trunk whose SRTP is mandatory takes a call only over TLS with SRTP keys in its offer: the edge
-answers any other INVITE `488 Not Acceptable Here` before any session (RFC 4568 §7.5). PJSIP's
-account serves every trunk, so this per-trunk rule is the edge's."""
+"""A trunk whose SRTP is mandatory takes a call only over TLS, on its number's own account, where
+PJSIP's SRTP is MANDATORY (sipedge/stack.py): PJSIP itself answers 488 to an offer it cannot key, so
+the edge never judges an offer by its text. What the edge checks is where PJSIP received the INVITE
+(sipedge/rx_transport.py, never the Via the sender wrote) and which account took it; any other
+INVITE is answered `488 Not Acceptable Here` before any session (RFC 4568 §7.5)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,26 @@ import re
 from sipedge.config import Srtp
 
 NOT_ACCEPTABLE = 488
-_TOP_VIA = re.compile(r"^(?:Via|v)[ \t]*:[ \t]*SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*(\w+)", re.IGNORECASE | re.MULTILINE)
-_CRYPTO = re.compile(r"^a=crypto:", re.MULTILINE)
+_AUDIO = re.compile(r"^m=audio[ \t]+(\d+)[ \t]+(\S+)", re.MULTILINE)
 
 
-def srtp_refusal(srtp: Srtp, invite: str) -> str | None:
-    """Why an INVITE (as received) is refused 488 on a trunk with `srtp`; None when it is taken."""
+def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool) -> str | None:
+    """Why a request is refused 488 on a trunk with `srtp`, given whether PJSIP received it over TLS
+    and whether PJSIP's account for it has SRTP mandatory; None when it is taken."""
     if srtp != "mandatory":
         return None
-    via = _TOP_VIA.search(invite)
-    if via is None or via.group(1).upper() != "TLS":
-        return "the trunk's SRTP is mandatory and the INVITE came without TLS"
-    _, _, body = invite.replace("\r\n", "\n").partition("\n\n")
-    if not _CRYPTO.search(body):
-        return "the trunk's SRTP is mandatory and the offer holds no SRTP key (a=crypto)"
+    if not over_tls:
+        return "the trunk's SRTP is mandatory and the request came without TLS"
+    if not srtp_mandatory_account:
+        return "the trunk's SRTP is mandatory and the number has no SRTP account on this edge"
     return None
+
+
+def offers_srtp(sdp: str) -> bool:
+    """Whether an offer's first audio stream (not disabled with port 0) is SRTP (RTP/SAVP or RTP/SAVPF).
+    Only ever used to refuse: a call answered with SRTP keeps it (PJSIP refuses an SRTP offer it
+    cannot key), so a re-INVITE whose offer is plain RTP would drop it."""
+    for port, profile in _AUDIO.findall(sdp.replace("\r\n", "\n")):
+        if port != "0":
+            return profile.upper() in ("RTP/SAVP", "RTP/SAVPF")
+    return False

@@ -18,9 +18,12 @@ import pjsua2 as pj
 
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
+from sipedge.rx_transport import came_over_tls
+from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
-from sipedge.worker_place import Place, place, true_source
+from sipedge.srtp_offer import offers_srtp
+from sipedge.worker_place import HEAD_END, Place, place, true_source
 
 log = logging.getLogger("sipedge")
 
@@ -33,15 +36,17 @@ PJSIP_LOG_LEVEL = 1  # errors only: its warnings come per INVITE (a scanner woul
 # REFUSAL_HOLD_SECONDS, and PJSUA answers 486 itself, before any socket, once its PJSUA_CALLS slots
 # are taken: PJSUA_CALLS * 2 sockets live and as many closing at most (docs/sip.md#capacity).
 PJSUA_CALLS = 4  # the wheel's PJSUA_MAX_CALLS: PJSUA takes no more whatever maxCalls says
+PJSUA_ACCOUNTS = 8  # the wheel's PJSUA_MAX_ACC: the local one, registrars', outbound ones, SRTP numbers'
 REFUSAL_HOLD_SECONDS = 0.5
 Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
 Ended = Callable[[SipCall], None]
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type information
-    def __init__(self, stack: SipStack) -> None:
+    def __init__(self, stack: SipStack, srtp_mandatory: bool = False) -> None:
         super().__init__()
         self._stack = stack
+        self.srtp_mandatory = srtp_mandatory  # a number's own account: PJSIP's SRTP MANDATORY, over TLS only
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802  (PJSUA2's name)
         self._stack.incoming(self, prm)
@@ -99,6 +104,9 @@ class SipStack:
     def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
         call = SipCall(account, prm.callId, self._ended.append)
         call.source_of = self.source_of
+        call.over_tls = came_over_tls(prm.rdata)
+        call.srtp_mandatory = getattr(account, "srtp_mandatory", False)
+        call.keyed = offers_srtp(HEAD_END.split(prm.rdata.wholeMsg, maxsplit=1)[-1])
         self.calls[prm.callId] = call
         try:
             self._on_incoming(call, self.source_of(prm.rdata), prm.rdata.wholeMsg)
@@ -163,7 +171,9 @@ class SipStack:
         transport.port = self.place.sip_port
         endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         if self.config.tls is not None:  # one process only (config.py): no front between it and the trunk
-            endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, tls_transport(self.config.tls, self.place.sip_host))
+            ciphers = forward_secret(endpoint.utilSslGetAvailableCiphers())
+            listener = tls_transport(self.config.tls, self.place.sip_host, ciphers)
+            endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, listener)
         endpoint.libStart()
         for codec in endpoint.codecEnum2():
             wanted = codec.codecId.rsplit("/", 1)[0] in CODECS
@@ -178,11 +188,27 @@ class SipStack:
                                         registers=False)
                 self._accounts.append(account)
                 self.outbound_accounts[trunk.name] = account
+        for number in self._srtp_numbers():
+            self._accounts.append(self._account(f"sip:{number}@{self.place.sip_host}", None, srtp_mandatory=True))
         tls = f", tls port {self.config.tls.port}" if self.config.tls is not None else ""
         log.info("sipedge: SIP on udp %s:%d%s, RTP from port %d", self.place.sip_host, self.place.sip_port, tls,
                  self.place.rtp_port)
 
-    def _account(self, uri: str, trunk: Trunk | None, registers: bool = True) -> _Account:
+    def _srtp_numbers(self) -> list[str]:
+        """The numbers of trunks whose SRTP is mandatory: each gets an account of its own, which PJSUA
+        picks for an INVITE to it whatever transport it came on (its user part outscores the local
+        account, pjsua_acc_find_for_incoming), and on which PJSIP itself refuses a call that is not over
+        TLS or whose offer it cannot key (488), the initial INVITE's and every re-INVITE's."""
+        numbers = [n for t in self.config.trunks if t.srtp == "mandatory" for n in t.api_keys]
+        others = 1 + sum((t.registrar is not None) + (t.termination_uri is not None) for t in self.config.trunks)
+        if others + len(numbers) > PJSUA_ACCOUNTS:
+            raise pj.Error(0, "too many accounts", f"PJSUA keeps {PJSUA_ACCOUNTS} accounts and the edge needs "
+                           f"{others + len(numbers)}: one for each number of a trunk with srtp = \"mandatory\" "
+                           f"({len(numbers)}) and {others} others; move numbers to another edge", "", 0)
+        return numbers
+
+    def _account(self, uri: str, trunk: Trunk | None, registers: bool = True,
+                 srtp_mandatory: bool = False) -> _Account:
         config = pj.AccountConfig()
         config.idUri = uri
         rtp = config.mediaConfig.transportConfig
@@ -190,9 +216,11 @@ class SipStack:
         rtp.publicAddress = self.config.advertised  # what SDP names: the trunk sends RTP there
         rtp.port = self.place.rtp_port
         rtp.portRange = self.place.rtp_port_count
-        # Inbound calls of every trunk share the local account: SRTP optional there when any trunk wants
-        # it, and a trunk's "mandatory" (TLS and keys) is the edge's own check (sipedge/srtp_offer.py).
-        if trunk is not None:
+        # Inbound calls share the local account, SRTP optional there when any trunk wants it, except the
+        # numbers of trunks whose SRTP is mandatory: theirs is PJSIP's MANDATORY over TLS (_srtp_numbers).
+        if srtp_mandatory:
+            secure_media(config.mediaConfig, "mandatory", SIGNALLING_TLS_HOP)
+        elif trunk is not None:
             secure_media(config.mediaConfig, trunk.srtp, SIGNALLING_TLS_HOP)
         else:
             wanted = any(t.srtp != "off" for t in self.config.trunks)
@@ -202,8 +230,8 @@ class SipStack:
         if trunk is not None and trunk.digest_password is not None:
             config.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", trunk.digest_username, 0, trunk.digest_password))
-        account = _Account(self)
-        account.create(config, trunk is None)  # the local account is the default one
+        account = _Account(self, srtp_mandatory)
+        account.create(config, trunk is None and not srtp_mandatory)  # the local account is the default one
         return account
 
     def max_calls(self) -> int:

@@ -45,7 +45,7 @@ def tls_edge(parrot_dispatcher: DispatcherProcess, ca: TestCa,
     tls_port = free_port()
     settings = (f'tls_port = {tls_port}\ntls_certificate_file = "{server.certificate}"\n'
                 f'tls_private_key_file = "{server.private_key}"\ntls_ca_file = "{ca.certificate}"\n'
-                "tls_verify_client = true")
+                "tls_verify_client = true\ntls_port_firewalled = true")  # loopback only
     plain = f'[[trunk]]\nname = "plain"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{PLAIN_NUMBER}" = "" }}\n'
     with run_edge(parrot_dispatcher, tmp_path_factory.mktemp("sip-tls-edge"), settings=settings,
                   trunk_settings='srtp = "mandatory"', trunks=plain) as running:

@@ -50,7 +50,8 @@ def secure_trunk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureTru
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET}
     settings = (f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"\n'
                 f'tls_port = {free_port()}\ntls_certificate_file = "{server.certificate}"\n'
-                f'tls_private_key_file = "{server.private_key}"\ntls_ca_file = "{ca.certificate}"')
+                f'tls_private_key_file = "{server.private_key}"\ntls_ca_file = "{ca.certificate}"\n'
+                "tls_port_firewalled = true")  # loopback only
     trunks = "".join(f'\n[[trunk]]\nname = "{name}"\ntermination_uri = "sip:127.0.0.1:{port + 1};transport=tls"\n'
                      f'callers = ["local"]\ncaller_ids = ["{FROM}"]\ncps = 50\nsrtp = "mandatory"\n'
                      for name, port in ports.items())

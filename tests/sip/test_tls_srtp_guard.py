@@ -1,0 +1,88 @@
+"""A trunk whose SRTP is mandatory, held by PJSIP itself: an INVITE is judged by the transport PJSIP
+received it on (not the Via its sender wrote) and by the keys PJSIP can use (not the mere text
+`a=crypto`); a re-INVITE neither drops SRTP nor leaves TLS. Raw callers shape what baresip would
+never send, against the edge of tests/sip/test_tls.py (its dispatcher answers admitted calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sip.certificates import TestCa
+from tests.sip.conftest import NUMBER, EdgeProcess
+from tests.sip.raw_sip import status_of
+from tests.sip.secure_caller import AVP, AVP_KEY_ON_VIDEO, AVP_UNUSABLE_KEY, SAVP, Leg, SecureCall, keys_in
+from tests.sip.test_tls import PLAIN_NUMBER, ca, tls_edge  # noqa: F401  (its fixtures, shared)
+
+pytestmark = pytest.mark.slow  # a real dispatcher and the edge
+REFUSED = (406, 488)  # PJSIP's answers: an insecure transport for SRTP's keys, an offer it cannot key
+
+
+@pytest.fixture
+def tls_leg(tls_edge: tuple[EdgeProcess, int], ca: TestCa) -> Iterator[Leg]:  # noqa: F811
+    leg = Leg(tls_edge[1], "TLS", ca.issue("trunk"), ca)
+    yield leg
+    leg.close()
+
+
+@pytest.fixture
+def udp_leg(tls_edge: tuple[EdgeProcess, int]) -> Iterator[Leg]:  # noqa: F811
+    leg = Leg(tls_edge[0].sip_port, "TLS")  # plain UDP, its Via forged to say TLS
+    yield leg
+    leg.close()
+
+
+@pytest.mark.parametrize("sdp", [SAVP, AVP_UNUSABLE_KEY], ids=["keys", "unusable keys"])
+def test_an_invite_over_udp_whose_via_says_tls_is_refused_without_keys(
+    tls_edge: tuple[EdgeProcess, int], udp_leg: Leg, sdp: str,  # noqa: F811
+) -> None:
+    answers = SecureCall(NUMBER).invite(udp_leg, sdp)
+    assert status_of(answers[-1]) in REFUSED, f"{answers}\n{tls_edge[0].log()}"
+    assert keys_in(answers) == []  # the edge's SRTP key never goes out in the clear
+
+
+@pytest.mark.parametrize("sdp", [AVP_UNUSABLE_KEY, AVP_KEY_ON_VIDEO], ids=["unusable keys", "keys on video"])
+def test_an_offer_over_tls_whose_keys_pjsip_cannot_use_is_488(
+    tls_edge: tuple[EdgeProcess, int], tls_leg: Leg, sdp: str,  # noqa: F811
+) -> None:
+    answers = SecureCall(NUMBER).invite(tls_leg, sdp)
+    assert status_of(answers[-1]) == 488, f"{answers}\n{tls_edge[0].log()}"
+
+
+@pytest.mark.parametrize("over", ["tls", "udp"])
+def test_a_reinvite_that_drops_srtp_or_leaves_tls_is_488_and_the_call_goes_on(
+    tls_edge: tuple[EdgeProcess, int], tls_leg: Leg, udp_leg: Leg, over: str,  # noqa: F811
+) -> None:
+    call = SecureCall(NUMBER)
+    answered = call.invite(tls_leg, SAVP)
+    assert status_of(answered[-1]) == 200 and keys_in(answered), f"{answered}\n{tls_edge[0].log()}"
+    leg, sdp = (tls_leg, AVP) if over == "tls" else (udp_leg, SAVP)
+    refused = call.request(leg, "INVITE", sdp)
+    call.acknowledge(leg)
+    assert status_of(refused[-1]) == 488 and keys_in(refused) == [], f"{refused}\n{tls_edge[0].log()}"
+    kept = call.request(tls_leg, "INVITE", SAVP)  # the call is still up, still keyed, over TLS
+    call.acknowledge(tls_leg)
+    assert status_of(kept[-1]) == 200 and keys_in(kept), f"{kept}\n{tls_edge[0].log()}"
+    assert status_of(call.request(tls_leg, "BYE")[-1]) == 200
+
+
+def test_a_reinvite_that_drops_the_srtp_a_call_got_without_mandatory_is_488(
+    tls_edge: tuple[EdgeProcess, int],  # noqa: F811
+) -> None:
+    """The other trunk shares the edge's own account (SRTP optional there): a caller offering keys gets
+    SRTP, and may not drop it to plain RTP halfway through."""
+    leg = Leg(tls_edge[0].sip_port, "UDP")
+    try:
+        call = SecureCall(PLAIN_NUMBER)
+        answered = call.invite(leg, SAVP)
+        assert status_of(answered[-1]) == 200 and keys_in(answered), f"{answered}\n{tls_edge[0].log()}"
+        refused = call.request(leg, "INVITE", AVP)
+        call.acknowledge(leg)
+        assert status_of(refused[-1]) == 488, f"{refused}\n{tls_edge[0].log()}"
+        kept = call.request(leg, "INVITE", SAVP)
+        call.acknowledge(leg)
+        assert status_of(kept[-1]) == 200 and keys_in(kept), f"{kept}\n{tls_edge[0].log()}"
+        assert status_of(call.request(leg, "BYE")[-1]) == 200
+    finally:
+        leg.close()
