@@ -20,11 +20,13 @@ _SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTION
              "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
 
 
-def tls_transport(tls: Tls, host: str, ciphers: list[int]) -> pj.TransportConfig:
+def tls_transport(tls: Tls, host: str, ciphers: list[int], public: str) -> pj.TransportConfig:
     """The TLS listener on `host`, which also carries the edge's own calls to a trunk over TLS, with
-    `ciphers` only (PJSIP's ids)."""
+    `ciphers` only (PJSIP's ids); `public` is the address its Contact and Via name (config.py's
+    `advertised`: a cloud host's public address, translated by its provider to `host`)."""
     transport = pj.TransportConfig()
-    transport.boundAddress = transport.publicAddress = host
+    transport.boundAddress = host
+    transport.publicAddress = public
     transport.port = tls.port
     config = transport.tlsConfig
     config.certFile = tls.certificate_file

@@ -172,7 +172,7 @@ class SipStack:
         endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         if self.config.tls is not None:  # one process only (config.py): no front between it and the trunk
             ciphers = forward_secret(endpoint.utilSslGetAvailableCiphers())
-            listener = tls_transport(self.config.tls, self.place.sip_host, ciphers)
+            listener = tls_transport(self.config.tls, self.place.sip_host, ciphers, self.config.advertised)
             endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, listener)
         endpoint.libStart()
         for codec in endpoint.codecEnum2():

@@ -105,10 +105,19 @@ def test_the_listener_names_no_cas_when_tls_ca_file_is_unset_and_checks_servers_
     """PJSIP's listener sends its whole CA list to every client: with the system's, no handshake completed."""
     edge = load(config(tmp_path, files(tmp_path) + TRUNK))
     assert edge.tls is not None
-    transport = tls_transport(edge.tls, "127.0.0.1", [0xC02F])
+    transport = tls_transport(edge.tls, "127.0.0.1", [0xC02F], "127.0.0.1")
     listener = transport.tlsConfig  # SWIG's view into `transport`, which must outlive it
     assert (listener.CaListFile, listener.verifyServer, listener.verifyClient) == ("", True, False)
     assert list(listener.ciphers) == [0xC02F]
+
+
+def test_the_listener_binds_the_private_address_and_names_the_public_one(tmp_path: Path) -> None:
+    """On a cloud host the interface holds a private address its provider translates the public one to:
+    a trunk calling over TLS must be told the public one in Contact and Via, as over UDP."""
+    edge = load(config(tmp_path, files(tmp_path) + TRUNK))
+    assert edge.tls is not None
+    transport = tls_transport(edge.tls, "10.0.1.5", [0xC02F], "203.0.113.7")
+    assert (transport.boundAddress, transport.publicAddress) == ("10.0.1.5", "203.0.113.7")
 
 
 def test_the_edge_offers_forward_secret_suites_only() -> None:
