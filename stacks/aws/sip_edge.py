@@ -2,9 +2,10 @@
 SBC runs: RTP takes a port per call, which a load balancer's listeners do not pass, so the edge has
 an address of its own (docs/sip.md#in-the-cloud).
 
-Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, the RTP range from
-anywhere (a carrier's media comes from addresses other than its signalling's, and changes by call:
-Twilio publishes its media range as the whole of its regions' edges), and, when a trunk places calls,
+Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, the workers' RTP ports
+from the trunks' `mediaSources` only (a carrier's media comes from addresses other than its
+signalling's: Twilio publishes one media range, 168.86.128.0/18), each rule named by its network so a
+new one creates one rule and moves none, and, when a trunk places calls,
 the control API (TCP 5080) from the dispatcher's security group only; no SSH. Egress: UDP (RTP to the
 callers' media addresses, SIP to a trunk's termination URI, DNS), TCP 443 (the dispatcher's HTTPS
 API, ECR, Secrets Manager, PyPI) and TCP 80 (Debian's package mirror). The instance role may read
@@ -53,6 +54,12 @@ def _rule(name: str, group: pulumi.Input[str], rule: str, protocol: str, ports: 
          description=f"sip edge: {rule}{note}", opts=pulumi.ResourceOptions(parent=parent))
 
 
+def _slug(cidr: str) -> str:
+    """A rule's name part for its network (54.172.60.0/30 -> 54-172-60-0-30): a rule keeps its name
+    whatever other networks come and go."""
+    return cidr.replace(".", "-").replace("/", "-").replace(":", "-")
+
+
 class SipEdge(pulumi.ComponentResource):
     """Made in two steps: the address and its security group (before the dispatcher, which is told the
     control URL), then `run` the host (after it, whose URL the edge is told)."""
@@ -73,8 +80,12 @@ class SipEdge(pulumi.ComponentResource):
             # A rule open to all says why (a trunk's allowAnySource): the policy pack refuses one that does not.
             note = " (a trunk's allowAnySource)" if source in ANY else ""
             _rule(name, self._group.id, f"sip-{index}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source, note=note)
-        last = edge.rtp_port + edge.rtp_port_count - 1
-        _rule(name, self._group.id, "rtp", "udp", (edge.rtp_port, last), self, cidr="0.0.0.0/0")
+        for source, wide in edge.media_sources.items():
+            # The workers' ports only, from the trunks' media ranges only: PJSIP sends a call's audio to
+            # whoever last sent to its port (docs/sip.md#what-the-edge-defends-and-what-needs-a-firewall).
+            note = " (a trunk's allowAnyMediaSource)" if wide else ""
+            _rule(name, self._group.id, f"rtp-{_slug(source)}", "udp", edge.rtp_ports_used, self, cidr=source,
+                  note=note)
         for rule, protocol, ports in (("udp", "udp", (0, 65535)), ("https", "tcp", (443, 443)),
                                       ("apt", "tcp", (80, 80))):
             _rule(name, self._group.id, rule, protocol, ports, self, cidr="0.0.0.0/0", egress=True)

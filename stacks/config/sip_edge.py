@@ -43,6 +43,12 @@ CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), on i
 SIP_PORT = 5060
 DOCS = "docs/sip.md#in-the-cloud"
 ANY = ("0.0.0.0/0", "::/0")
+# Twilio's media range for Elastic SIP Trunking (all edges, UDP 10000-60000 at its end): the example a
+# trunk's mediaSources names (https://www.twilio.com/docs/sip-trunking/ip-addresses).
+TWILIO_MEDIA = "168.86.128.0/18"
+# The widest network a trunk's sources or mediaSources may name without its opt-in: a carrier's published
+# ranges are narrower (Twilio's media range is a /18), and 0.0.0.0/1 + 128.0.0.0/1 is the internet.
+WIDEST_PREFIX = 16
 _TRUNK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
 _ARM = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")  # Graviton families: c7g, t4g, m7gd, c7gn
@@ -63,6 +69,8 @@ class TrunkKey(_Key):
     name: str = Field(pattern=_TRUNK_NAME.pattern)
     sources: tuple[str, ...] = ()  # CIDRs the trunk's INVITEs come from
     allow_any_source: bool = Field(default=False, alias="allowAnySource")
+    media_sources: tuple[str, ...] = Field(default=(), alias="mediaSources")  # CIDRs its calls' RTP comes from
+    allow_any_media_source: bool = Field(default=False, alias="allowAnyMediaSource")
     numbers: dict[str, str] = Field(default_factory=dict)  # number -> the dispatcher API key's name
     registrar: str | None = None
     digest_username: str | None = Field(default=None, alias="digestUsername")
@@ -101,6 +109,24 @@ class SipEdgeSettings:
         """Every trunk's source networks: the only senders the SIP port's ingress admits."""
         return tuple(sorted({str(ipaddress.ip_network(s, strict=False)) for t in self.key.trunks
                              for s in t.sources}))
+
+    @property
+    def media_sources(self) -> dict[str, bool]:
+        """Every trunk's media networks (the only senders the RTP ports admit), each with whether a trunk's
+        allowAnyMediaSource asked for it (a network wider than WIDEST_PREFIX)."""
+        found: dict[str, bool] = {}
+        for trunk in self.key.trunks:
+            for source in trunk.media_sources:
+                network = ipaddress.ip_network(source, strict=False)
+                found[str(network)] = found.get(str(network), False) or network.prefixlen < WIDEST_PREFIX
+        return dict(sorted(found.items()))
+
+    @property
+    def rtp_ports_used(self) -> tuple[int, int]:
+        """The first and last RTP port the workers take: each an even share of the range
+        (sipedge/worker_place.py `rtp_share`), so a range that does not split evenly leaves a few unused."""
+        share = self.rtp_port_count // self.key.workers // 2 * 2 if self.key.workers > 1 else self.rtp_port_count
+        return self.rtp_port, self.rtp_port + self.key.workers * share - 1
 
     @property
     def calls(self) -> int:
@@ -180,17 +206,22 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
     for trunk in key.trunks:
         where = f"trunks.{trunk.name}"
         for source in trunk.sources:
-            try:
-                network = ipaddress.ip_network(source, strict=True)
-            except ValueError:
-                raise cfg.fail(KEY, f"{where}.sources: {source!r} is not a CIDR block such as 203.0.113.0/24 "
-                                    "(the trunk's published signalling addresses)") from None
+            network = _network(cfg, f"{where}.sources", source, "the trunk's published signalling addresses")
             if network.prefixlen == 0 and not trunk.allow_any_source:
                 raise cfg.fail(KEY, f"{where}.sources: {source} lets anyone send INVITEs to the edge's SIP port, "
                                     "and toll-fraud scanners do within minutes: list the trunk's published "
                                     "signalling ranges, or set allowAnySource: true on the trunk to mean it")
-            if network.version == 6:
-                raise cfg.fail(KEY, f"{where}.sources: {source} is IPv6; the edge's host has an IPv4 address only")
+        if not trunk.media_sources:
+            raise cfg.fail(KEY, f"{where}.mediaSources: list the networks the trunk's calls' RTP comes from (its "
+                                f"published media ranges: Twilio's is {TWILIO_MEDIA}); only they reach the edge's "
+                                "RTP ports")
+        for source in trunk.media_sources:
+            network = _network(cfg, f"{where}.mediaSources", source, "the trunk's published media addresses")
+            if network.prefixlen < WIDEST_PREFIX and not trunk.allow_any_media_source:
+                raise cfg.fail(KEY, f"{where}.mediaSources: {source} is wider than /{WIDEST_PREFIX}: anyone in it "
+                                    "can send RTP to a call's port, and PJSIP then sends the bot's side of the call "
+                                    "to them: list the trunk's published media ranges (Twilio's is "
+                                    f"{TWILIO_MEDIA}), or set allowAnyMediaSource: true on the trunk to mean it")
         for number, name in trunk.numbers.items():
             if not KEY_NAME.fullmatch(name):
                 raise cfg.fail(KEY, f"{where}.numbers.{number}: {name!r} must name a dispatcherApiKeys key "
@@ -198,6 +229,16 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
     names = [t.name for t in key.trunks]
     if len(set(names)) != len(names):
         raise cfg.fail(KEY, "trunks: names must differ (outbound calls name their trunk)")
+
+
+def _network(cfg: Reader, where: str, source: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        network = ipaddress.ip_network(source, strict=True)
+    except ValueError:
+        raise cfg.fail(KEY, f"{where}: {source!r} is not a CIDR block such as 203.0.113.0/24 ({what})") from None
+    if network.version == 6:
+        raise cfg.fail(KEY, f"{where}: {source} is IPv6; the edge's host has an IPv4 address only")
+    return network
 
 
 def _api_keys(cfg: Reader, key: SipEdgeKey, api_keys: pulumi.Output[str]) -> dict[str, pulumi.Output[str]]:

@@ -21,8 +21,11 @@ from tests.infra.helpers import ROOT, container
 API_KEY = "SENTINEL-team-a-key-0123456789"
 DIGEST = "SENTINEL-digest-password-42"
 TWILIO_SIGNALLING = ("54.172.60.0/30", "54.244.51.0/30")  # two of Twilio's published signalling ranges
+TWILIO_MEDIA = "168.86.128.0/18"  # Twilio's published media range
+PBX = {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.100.7/32"], "numbers": {"200": "team-a"}}
 EDGE: dict[str, Any] = {"enabled": True, "trunks": [
-    {"name": "twilio", "sources": list(TWILIO_SIGNALLING), "numbers": {"+14155550199": "team-a"},
+    {"name": "twilio", "sources": list(TWILIO_SIGNALLING), "mediaSources": [TWILIO_MEDIA],
+     "numbers": {"+14155550199": "team-a"},
      "terminationUri": "sip:example.pstn.twilio.com", "callers": ["team-a"], "digestUsername": "voicefleet"}]}
 EDGE_SECRETS = {**SECRETS, "voicefleet:dispatcherApiKeys": f"team-a:{API_KEY},SENTINEL-client-key-2",
                 "voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": DIGEST})}
@@ -47,11 +50,11 @@ def _rules(run: Run, typ: str, group: str) -> list[tuple[Any, ...]]:
                   if r.inputs["securityGroupId"] == group)
 
 
-def test_sip_comes_from_the_trunks_sources_only_rtp_from_anywhere_control_from_the_dispatcher(edge_run: Run) -> None:
+def test_sip_and_rtp_come_from_the_trunks_sources_only_control_from_the_dispatcher(edge_run: Run) -> None:
     ingress = _rules(edge_run, "securityGroupIngressRule", f"{NAME}-id")
     assert ingress == [("tcp", 5080, 5080, "voicefleet-aws-test-dispatcher-app-id"),
                        ("udp", 5060, 5060, TWILIO_SIGNALLING[0]), ("udp", 5060, 5060, TWILIO_SIGNALLING[1]),
-                       ("udp", 40000, 40399, "0.0.0.0/0")]
+                       ("udp", 40000, 40399, TWILIO_MEDIA)]
     assert _rules(edge_run, "securityGroupEgressRule", f"{NAME}-id") == [
         ("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"), ("udp", 0, 65535, "0.0.0.0/0")]
     # The dispatcher's tasks may open the control port of the edge's group, and no other new port.
@@ -61,8 +64,7 @@ def test_sip_comes_from_the_trunks_sources_only_rtp_from_anywhere_control_from_t
 
 def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_is_told_nothing(
         stack: StackRunner) -> None:
-    inbound = {"enabled": True, "trunks": [{"name": "pbx", "sources": ["198.51.100.7/32"],
-                                            "numbers": {"200": "team-a"}}]}
+    inbound = {"enabled": True, "trunks": [PBX]}
     run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
     assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
     dispatcher = container(run, "-dispatcher")
@@ -121,7 +123,7 @@ def test_the_edge_binds_its_private_address_and_names_the_public_one_the_stack_o
 
 def test_kamailio_is_installed_with_several_workers_only(stack: StackRunner) -> None:
     inbound = {"enabled": True, "workers": 17, "rtpPorts": "40000-40399",
-               "trunks": [{"name": "pbx", "sources": ["198.51.100.7/32"], "numbers": {"200": "team-a"}}]}
+               "trunks": [PBX]}
     several = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
     assert "install -y -qq --no-install-recommends kamailio" in unwrap(
         several.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
@@ -188,6 +190,28 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                         "allowAnySource": True}]})
     assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
+
+
+def test_rtp_opens_the_workers_ports_to_each_media_source_and_to_anyone_only_when_a_trunk_asks(
+        stack: StackRunner) -> None:
+    # 400 ports among 3 workers: 132 each (even), so 40396-40399 are no worker's and stay shut.
+    two = {"enabled": True, "workers": 3, "trunks": [PBX, {**PBX, "name": "carrier", "numbers": {"300": "team-a"},
+                                                           "mediaSources": ["203.0.113.0/24", "198.51.100.7/32"]}]}
+    run = run_with_edge(stack, two, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
+    rtp = [r for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id") if r[1] != 5060]
+    assert rtp == [("udp", 40000, 40395, "198.51.100.7/32"), ("udp", 40000, 40395, "203.0.113.0/24")]
+    anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "mediaSources": ["0.0.0.0/0"],
+                                                        "allowAnyMediaSource": True}]})
+    assert ("udp", 40000, 40399, "0.0.0.0/0") in _rules(anyone, "securityGroupIngressRule", f"{NAME}-id")
+    assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "0.0.0.0/1", "10.0.0.0/8"])
+def test_the_policy_pack_refuses_rtp_from_a_wide_network_no_trunk_asked_for(edge_run: Run, cidr: str) -> None:
+    rtp = {"ipProtocol": "udp", "fromPort": 40000, "toPort": 40399, "cidrIpv4": cidr,
+           "description": f"sip edge: rtp-{cidr}"}
+    (found,) = _policy_found(edge_run, rtp)
+    assert f"opens RTP to {cidr}" in found
 
 
 def test_the_edges_user_cannot_reach_the_metadata_service(edge_run: Run, tmp_path: Any) -> None:

@@ -18,10 +18,12 @@ from tests.infra.aws.test_sip_edge import API_KEY, EDGE, NAME, run_with_edge
 from tests.infra.conftest import K8S_SECRETS, StackRunner
 
 FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSeconds": 20, "trunks": [
-    {"name": "twilio", "sources": ["54.172.60.0/30"], "numbers": {"+14155550199": "team-a", "+14155550198": "ops"},
+    {"name": "twilio", "sources": ["54.172.60.0/30"], "mediaSources": ["168.86.128.0/18"],
+     "numbers": {"+14155550199": "team-a", "+14155550198": "ops"},
      "terminationUri": "sip:example.pstn.twilio.com", "cps": 2, "ringSeconds": 25, "callers": ["team-a"],
      "destinations": ["+1*"], "callerIds": ["+14155550199"], "digestUsername": "voicefleet"},
-    {"name": "pbx", "sources": ["198.51.100.7/32"], "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
+    {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.100.7/32"],
+     "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
      "digestUsername": "edge"}]}
 
 
@@ -62,6 +64,10 @@ def _trunk(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("edge", "said"), [
     (_trunk(sources=["0.0.0.0/0"]), "toll-fraud scanners do within minutes"),
+    (_trunk(mediaSources=[]), "mediaSources: list the networks the trunk's calls' RTP comes from"),
+    (_trunk(mediaSources=["0.0.0.0/0"]), "or set allowAnyMediaSource: true"),
+    (_trunk(mediaSources=["0.0.0.0/1", "128.0.0.0/1"]), "0.0.0.0/1 is wider than /16"),
+    (_trunk(mediaSources=["168.86.128.1/18"]), "is not a CIDR block"),
     (_trunk(sources=["54.172.60.1/30"]), "is not a CIDR block"),
     (_trunk(sources=["sip.twilio.com"]), "is not a CIDR block"),
     (_trunk(numbers={"+14155550199": "Team A"}), "must name a dispatcherApiKeys key"),

@@ -20,6 +20,8 @@ SET_WITH_PATH = """\
       - name: twilio
         sources:
           - 54.172.60.0/30
+        mediaSources:
+          - 168.86.128.0/18
         numbers:
           "+14155550199": team-a
         terminationUri: sip:example.pstn.twilio.com
