@@ -76,10 +76,11 @@ class SipEdge(pulumi.ComponentResource):
         tags = {"Name": name, "role": SIP_EDGE_TAG}
         self._group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION, tags=tags,
                                             opts=child)
-        for index, source in enumerate(edge.sources):
+        for source in edge.sources:
             # A rule open to all says why (a trunk's allowAnySource): the policy pack refuses one that does not.
             note = " (a trunk's allowAnySource)" if source in ANY else ""
-            _rule(name, self._group.id, f"sip-{index}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source, note=note)
+            _rule(name, self._group.id, f"sip-{_slug(source)}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source,
+                  note=note)
         for source, wide in edge.media_sources.items():
             # The workers' ports only, from the trunks' media ranges only: PJSIP sends a call's audio to
             # whoever last sent to its port (docs/sip.md#what-the-edge-defends-and-what-needs-a-firewall).

@@ -149,6 +149,19 @@ def test_a_second_up_replaces_nothing_and_a_re_created_stack_collides_with_nothi
     assert lifecycle.recreate_violations(first.registrations, run_with_edge(stack, generation=2).registrations) == []
 
 
+def test_a_new_source_creates_one_rule_and_changes_no_other(stack: StackRunner, edge_run: Run) -> None:
+    """A rule is named by its network: a source that sorts first moves no other rule's network onto another
+    resource (which AWS would refuse as a duplicate, or leave a live range out while `up` runs)."""
+    def rules(run: Run) -> dict[str, Any]:
+        return {r.name: unwrap(r.inputs) for r in run.registrations if r.name.startswith(f"{NAME}-in-")}
+
+    before = rules(edge_run)
+    twilio = EDGE["trunks"][0]
+    after = rules(run_with_edge(stack, {**EDGE, "trunks": [{**twilio, "sources": ["3.0.0.0/30", *twilio["sources"]]}]}))
+    assert {name: after[name] for name in before} == before  # every old rule as it was: no update
+    assert sorted(set(after) - set(before)) == [f"{NAME}-in-sip-3-0-0-0-30"]  # and one create
+
+
 def test_destroy_meets_nothing_protected_or_left_behind(edge_run: Run) -> None:
     mine = [r for r in edge_run.registrations if r.name.startswith(NAME)]
     assert mine and not any(r.protect or r.retain_on_delete for r in mine)
