@@ -137,6 +137,44 @@ def test_the_boot_script_is_valid_bash(edge_run: Run) -> None:
     assert checked.returncode == 0, checked.stderr
 
 
+def _boot_secrets(run: Run, tmp_path: Path, fetch: str) -> subprocess.CompletedProcess[str]:
+    """The rendered script's own secret lines, under its own `set -euo pipefail`, with `fetch` (the AWS
+    CLI's call) and `sleep` (logged, not slept) stood in for, then what the script does next."""
+    from stacks.shared import sip_edge_host
+
+    script = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    start = script.index(f"chmod 0644 {sip_edge_host.CONFIG}\n")  # the edge's file is written; its secrets next
+    section = script[start:script.index(f"cat > {sip_edge_host.FIREWALL}", start)].split("\n", 1)[1]
+    body = "\n".join(["set -euo pipefail", f"log={tmp_path}/log", 'sleep() { echo "slept $1" >> "$log"; }', fetch,
+                      section.replace(sip_edge_host.SECRETS, str(tmp_path / "secrets.env")),
+                      'echo "the unit is written and started"'])
+    return subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=30, check=False)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_a_secret_the_boot_cannot_read_fails_it_after_a_few_tries(edge_run: Run, tmp_path: Path) -> None:
+    denied = ("fetch() { echo 'An error occurred (AccessDeniedException) when calling the GetSecretValue "
+              "operation' >&2; return 254; }")
+    failed = _boot_secrets(edge_run, tmp_path, denied)
+    assert failed.returncode == 1 and "the unit is written" not in failed.stdout
+    assert "SIP_EDGE_API_KEY_TEAM_A could not be read; the edge is not started" in failed.stderr
+    assert (tmp_path / "log").read_text().split("\n")[:-1] == [f"slept {2 ** n}" for n in range(1, 6)]
+    assert (tmp_path / "secrets.env").read_text() == ""
+    empty = _boot_secrets(edge_run, tmp_path, "fetch() { echo; }")  # a secret with no value: the edge refuses it
+    assert empty.returncode == 1 and "the unit is written" not in empty.stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_a_secret_read_on_a_later_try_boots_the_edge(edge_run: Run, tmp_path: Path) -> None:
+    # The role is not usable for the first two tries (IAM propagating), then every secret reads.
+    flaky = (f'fetch() {{ n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n + 1)) > {tmp_path}/n; '
+             '[ "$n" -ge 2 ] || return 254; echo "value-of-$1"; }')
+    booted = _boot_secrets(edge_run, tmp_path, flaky)
+    assert booted.returncode == 0 and "the unit is written and started" in booted.stdout, booted.stderr
+    names = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_SECRET")
+    assert (tmp_path / "secrets.env").read_text() == "".join(f"{name}=value-of-{name}\n" for name in names)
+
+
 def test_a_second_up_replaces_nothing_and_a_re_created_stack_collides_with_nothing(stack: StackRunner) -> None:
     first = run_with_edge(stack)
     second = run_with_edge(stack, previous=unwrap(first.completed[first.one("voicefleet:aws:AwsStack").urn]))
