@@ -30,6 +30,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
+from sipedge.call_policy import ANY_NUMBER
 from stacks.config import made_secrets
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
@@ -79,6 +80,7 @@ class TrunkKey(_Key):
     ring_seconds: float | None = Field(default=None, alias="ringSeconds")
     callers: tuple[str, ...] = ()
     destinations: tuple[str, ...] | None = None
+    allow_any_destination: bool = Field(default=False, alias="allowAnyDestination")
     caller_ids: tuple[str, ...] | None = Field(default=None, alias="callerIds")
 
 
@@ -222,6 +224,7 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
                                     "can send RTP to a call's port, and PJSIP then sends the bot's side of the call "
                                     "to them: list the trunk's published media ranges (Twilio's is "
                                     f"{TWILIO_MEDIA}), or set allowAnyMediaSource: true on the trunk to mean it")
+        _check_destinations(cfg, where, trunk)
         for number, name in trunk.numbers.items():
             if not KEY_NAME.fullmatch(name):
                 raise cfg.fail(KEY, f"{where}.numbers.{number}: {name!r} must name a dispatcherApiKeys key "
@@ -229,6 +232,18 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
     names = [t.name for t in key.trunks]
     if len(set(names)) != len(names):
         raise cfg.fail(KEY, "trunks: names must differ (outbound calls name their trunk)")
+
+
+def _check_destinations(cfg: Reader, where: str, trunk: TrunkKey) -> None:
+    """A trunk that places calls names where to (the edge's default is any number on earth, premium-rate
+    ones included, so a leaked caller's key would be toll fraud), unless it says it means anywhere."""
+    if trunk.termination_uri is None or trunk.allow_any_destination:
+        return
+    if not trunk.destinations or ANY_NUMBER in trunk.destinations:
+        raise cfg.fail(KEY, f"{where}.destinations: a trunk with a terminationUri names the numbers its callers may "
+                            "call (E.164 patterns such as +1* or +14155550100); without them, or with "
+                            f"{ANY_NUMBER}, any caller key calls any number, premium-rate ones included: list them, "
+                            "or set allowAnyDestination: true on the trunk to mean it")
 
 
 def _network(cfg: Reader, where: str, source: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -26,7 +26,8 @@ PBX = {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.1
 EDGE: dict[str, Any] = {"enabled": True, "trunks": [
     {"name": "twilio", "sources": list(TWILIO_SIGNALLING), "mediaSources": [TWILIO_MEDIA],
      "numbers": {"+14155550199": "team-a"},
-     "terminationUri": "sip:example.pstn.twilio.com", "callers": ["team-a"], "digestUsername": "voicefleet"}]}
+     "terminationUri": "sip:example.pstn.twilio.com", "callers": ["team-a"], "destinations": ["+1*"],
+     "digestUsername": "voicefleet"}]}
 EDGE_SECRETS = {**SECRETS, "voicefleet:dispatcherApiKeys": f"team-a:{API_KEY},SENTINEL-client-key-2",
                 "voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": DIGEST})}
 NAME = "voicefleet-aws-test-sip-edge"

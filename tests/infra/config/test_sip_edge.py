@@ -52,6 +52,11 @@ def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: 
     assert pbx.destinations == ("+*",) and pbx.caller_ids == ("200",)  # the edge's own defaults, left unset
 
 
+def test_a_trunk_that_means_any_destination_says_so(stack: StackRunner) -> None:
+    run = run_with_edge(stack, _trunk(destinations=None, allowAnyDestination=True))
+    assert "destinations" not in unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]  # the edge's +*
+
+
 def _refused(stack: StackRunner, edge: dict[str, Any], **kwargs: Any) -> str:
     with pytest.raises(SettingsError) as refused:
         run_with_edge(stack, edge, **kwargs)
@@ -64,6 +69,8 @@ def _trunk(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("edge", "said"), [
     (_trunk(sources=["0.0.0.0/0"]), "toll-fraud scanners do within minutes"),
+    (_trunk(destinations=None), "twilio.destinations: a trunk with a terminationUri names the numbers"),
+    (_trunk(destinations=["+1*", "+*"]), "or set allowAnyDestination: true on the trunk to mean it"),
     (_trunk(mediaSources=[]), "mediaSources: list the networks the trunk's calls' RTP comes from"),
     (_trunk(mediaSources=["0.0.0.0/0"]), "or set allowAnyMediaSource: true"),
     (_trunk(mediaSources=["0.0.0.0/1", "128.0.0.0/1"]), "0.0.0.0/1 is wider than /16"),

@@ -27,6 +27,8 @@ SET_WITH_PATH = """\
         terminationUri: sip:example.pstn.twilio.com
         callers:
           - team-a
+        destinations:
+          - +1*
         digestUsername: voicefleet
   voicefleet:sipEdgeDigestPasswords:
     twilio:
