@@ -43,6 +43,7 @@ class SipEdgeArgs:
     subnet_id: pulumi.Input[str]
     region: str
     secrets: SecretStore
+    protect: bool = False  # the stack's `protect`: the address every trunk names, and its interface
 
 
 def _rule(name: str, group: pulumi.Input[str], rule: str, protocol: str, ports: tuple[int, int],
@@ -90,9 +91,12 @@ class SipEdge(pulumi.ComponentResource):
         for rule, protocol, ports in (("udp", "udp", (0, 65535)), ("https", "tcp", (443, 443)),
                                       ("apt", "tcp", (80, 80))):
             _rule(name, self._group.id, rule, protocol, ports, self, cidr="0.0.0.0/0", egress=True)
+        # Every trunk's origination URI names the Elastic IP: a protected stack keeps it (and the interface
+        # holding it) from an accidental replace or destroy, as it keeps its data.
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         self._interface = aws.ec2.NetworkInterface(name, subnet_id=args.subnet_id, security_groups=[self._group.id],
-                                                   description="voicefleet SIP edge", tags=tags, opts=child)
-        address = aws.ec2.Eip(name, domain="vpc", tags=tags, opts=child)
+                                                   description="voicefleet SIP edge", tags=tags, opts=kept)
+        address = aws.ec2.Eip(name, domain="vpc", tags=tags, opts=kept)
         aws.ec2.EipAssociation(name, network_interface_id=self._interface.id, allocation_id=address.allocation_id,
                                opts=child)
         self.public_ip = address.public_ip

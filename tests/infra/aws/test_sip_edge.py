@@ -209,6 +209,17 @@ def test_destroy_meets_nothing_protected_or_left_behind(edge_run: Run) -> None:
     assert interface.urn in edge_run.one("aws:ec2/instance:Instance", NAME).dependencies
 
 
+def test_a_protected_stack_keeps_the_edges_address_and_may_drop_its_secrets(stack: StackRunner) -> None:
+    """A protected (prod) stack: removing a trunk, re-mapping a number or turning the edge off deletes
+    secrets, which Pulumi refuses for a protected resource; the Elastic IP every trunk names is kept."""
+    run = run_with_edge(stack, protect="true")
+    edge_secrets = [r for r in run.of_type("aws:secretsmanager/secret:Secret") if "sip-edge" in r.name]
+    assert len(edge_secrets) == 3 and not any(r.protect for r in edge_secrets)
+    assert run.one("aws:ec2/eip:Eip", NAME).protect
+    assert run.one("aws:ec2/networkInterface:NetworkInterface", NAME).protect
+    assert not run.one("aws:ec2/instance:Instance", NAME).protect  # replaced when its boot script changes
+
+
 def _policy_found(run: Run, *extra: dict[str, Any]) -> list[str]:
     """The pack's check over the edge's group and its ingress rules as the stack declares them, plus `extra`."""
     from pulumi_policy import PolicyResource, StackValidationArgs
