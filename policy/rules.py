@@ -349,9 +349,9 @@ def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) 
 
 
 def sip_edge_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks narrower than the internet
-    (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from networks no wider than
-    a /16 (unless the rule says the trunk allows any media source), and the
+    """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks
+    no wider than a /16 (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from
+    networks no wider than a /16 (unless the rule says the trunk allows any media source), and the
     control API (TCP 5080) from another security group only; nothing else (no SSH)."""
     for resource in _ingress_into(args, SIP_EDGE_SG_DESCRIPTION):
         if (problem := _sip_edge_rule(resource.props)) is not None:
@@ -372,8 +372,8 @@ def _sip_edge_rule(props: Props) -> str | None:
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
         return None  # unknown at preview
     if protocol == "udp" and low == high == SIP_EDGE_SIP_PORT:
-        if cidr in ("0.0.0.0/0", None) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
-            return "opens SIP to the whole internet (toll-fraud scanners): the trunks' sources only"
+        if _wide(cidr) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
+            return f"opens SIP to {cidr or group} (toll-fraud scanners): the trunks' sources only"
         return None
     if protocol == "udp" and low >= 1024 and high != SIP_EDGE_SIP_PORT and not low <= SIP_EDGE_SIP_PORT <= high:
         if _wide(cidr) and SIP_EDGE_ANY_MEDIA_SOURCE not in str(props.get("description", "")):

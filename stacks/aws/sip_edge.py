@@ -29,7 +29,7 @@ import pulumi_aws as aws
 from stacks.aws.iam import assume_role_policy, policy_document, statement
 from stacks.aws.relay import debian_ami, debian_host, fetch_function
 from stacks.aws.secrets import SecretStore
-from stacks.config.sip_edge import ANY, CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.shared import sip_edge_host
 
 SIP_EDGE_TAG = "sip-edge"  # tag `role`
@@ -77,9 +77,9 @@ class SipEdge(pulumi.ComponentResource):
         tags = {"Name": name, "role": SIP_EDGE_TAG}
         self._group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION, tags=tags,
                                             opts=child)
-        for source in edge.sources:
-            # A rule open to all says why (a trunk's allowAnySource): the policy pack refuses one that does not.
-            note = " (a trunk's allowAnySource)" if source in ANY else ""
+        for source, wide in edge.sources.items():
+            # A rule wider than a /16 says why (a trunk's allowAnySource): the policy pack refuses one that does not.
+            note = " (a trunk's allowAnySource)" if wide else ""
             _rule(name, self._group.id, f"sip-{_slug(source)}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source,
                   note=note)
         for source, wide in edge.media_sources.items():

@@ -20,7 +20,7 @@ import ipaddress
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -107,21 +107,16 @@ class SipEdgeSettings:
         return any(t.termination_uri is not None for t in self.key.trunks)
 
     @property
-    def sources(self) -> tuple[str, ...]:
-        """Every trunk's source networks: the only senders the SIP port's ingress admits."""
-        return tuple(sorted({str(ipaddress.ip_network(s, strict=False)) for t in self.key.trunks
-                             for s in t.sources}))
+    def sources(self) -> dict[str, bool]:
+        """Every trunk's source networks (the only senders the SIP port admits), each with whether a trunk's
+        allowAnySource asked for it (a network wider than WIDEST_PREFIX)."""
+        return _networks(t.sources for t in self.key.trunks)
 
     @property
     def media_sources(self) -> dict[str, bool]:
         """Every trunk's media networks (the only senders the RTP ports admit), each with whether a trunk's
-        allowAnyMediaSource asked for it (a network wider than WIDEST_PREFIX)."""
-        found: dict[str, bool] = {}
-        for trunk in self.key.trunks:
-            for source in trunk.media_sources:
-                network = ipaddress.ip_network(source, strict=False)
-                found[str(network)] = found.get(str(network), False) or network.prefixlen < WIDEST_PREFIX
-        return dict(sorted(found.items()))
+        allowAnyMediaSource asked for it."""
+        return _networks(t.media_sources for t in self.key.trunks)
 
     @property
     def rtp_ports_used(self) -> tuple[int, int]:
@@ -137,6 +132,15 @@ class SipEdgeSettings:
 
     def secret_names(self) -> list[str]:
         return sorted(self.secrets)
+
+
+def _networks(lists: Iterable[tuple[str, ...]]) -> dict[str, bool]:
+    found: dict[str, bool] = {}
+    for sources in lists:
+        for source in sources:
+            network = ipaddress.ip_network(source, strict=False)
+            found[str(network)] = network.prefixlen < WIDEST_PREFIX
+    return dict(sorted(found.items()))
 
 
 def api_key_variable(name: str) -> str:
@@ -174,6 +178,13 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     if "linux/amd64" not in platforms or _ARM.match(key.instance_type):
         raise cfg.fail(KEY, f"runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep linux/amd64 "
                             f"in platforms and give it an x86_64 instanceType (c7i.large; got {key.instance_type})")
+    if cfg.optional("certificateArn") is None:  # the dispatcher's URL is plain HTTP (allowPlainHttp)
+        raise cfg.fail(KEY, "enabled: the edge calls the dispatcher through its public URL with each number's API "
+                            "key and the control secret, which a plain-HTTP stack (allowPlainHttp) sends across the "
+                            f"internet in clear: set certificateArn (HTTPS), or leave the edge off ({DOCS})")
+    if cfg.optional("dispatcherDomain") is None:  # the URL would be the ALB's own name, which no certificate covers
+        raise cfg.fail(KEY, "enabled: the edge verifies the dispatcher's certificate, which covers dispatcherDomain, "
+                            f"not the load balancer's own name: set dispatcherDomain ({DOCS})")
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
     secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
@@ -209,10 +220,17 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
         where = f"trunks.{trunk.name}"
         for source in trunk.sources:
             network = _network(cfg, f"{where}.sources", source, "the trunk's published signalling addresses")
-            if network.prefixlen == 0 and not trunk.allow_any_source:
-                raise cfg.fail(KEY, f"{where}.sources: {source} lets anyone send INVITEs to the edge's SIP port, "
-                                    "and toll-fraud scanners do within minutes: list the trunk's published "
-                                    "signalling ranges, or set allowAnySource: true on the trunk to mean it")
+            if network.prefixlen < WIDEST_PREFIX and not trunk.allow_any_source:
+                raise cfg.fail(KEY, f"{where}.sources: {source} is wider than /{WIDEST_PREFIX}: it lets anyone in it "
+                                    "send INVITEs to the edge's SIP port, and toll-fraud scanners do within minutes: "
+                                    "list the trunk's published signalling ranges, or set allowAnySource: true on "
+                                    "the trunk to mean it")
+        if not trunk.sources:
+            # A trunk that only places calls still hears from its far end: the callee's BYE comes minutes into a
+            # call, long after the security group's tracking of the edge's own INVITE has expired (30-180 s).
+            raise cfg.fail(KEY, f"{where}.sources: list the networks the trunk's SIP comes from (its published "
+                                "signalling ranges); a trunk that only places calls needs them too, or the far "
+                                "end's BYE is dropped and the call, its slot and its bot live on")
         if not trunk.media_sources:
             raise cfg.fail(KEY, f"{where}.mediaSources: list the networks the trunk's calls' RTP comes from (its "
                                 f"published media ranges: Twilio's is {TWILIO_MEDIA}); only they reach the edge's "

@@ -31,12 +31,15 @@ EDGE: dict[str, Any] = {"enabled": True, "trunks": [
 EDGE_SECRETS = {**SECRETS, "voicefleet:dispatcherApiKeys": f"team-a:{API_KEY},SENTINEL-client-key-2",
                 "voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": DIGEST})}
 NAME = "voicefleet-aws-test-sip-edge"
+# The edge refuses a plain-HTTP stack (its calls' API keys would cross the internet in clear).
+HTTPS = {"certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/test",
+         "dispatcherDomain": "voice.example.com"}
 
 
 def run_with_edge(stack: StackRunner, edge: dict[str, Any] | None = None, cloud: str = "aws",
                   secrets: dict[str, str] | None = None, **overrides: Any) -> Run:
     return stack(cloud, secrets={**EDGE_SECRETS, **(secrets or {})},
-                 **{"sipEdge": json.dumps(EDGE if edge is None else edge), **overrides})
+                 **{**HTTPS, "sipEdge": json.dumps(EDGE if edge is None else edge), **overrides})
 
 
 @pytest.fixture
@@ -113,7 +116,7 @@ def test_the_edge_binds_its_private_address_and_names_the_public_one_the_stack_o
     script = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
     config = script.split("<<'EDGE'\n", 1)[1].split("EDGE\n", 1)[0]
     assert 'sip_address = "10.0.0.10"\npublic_address = "203.0.113.10"\n' in config
-    assert 'dispatcher_url = "http://voicefleet-aws-test-' in config
+    assert 'dispatcher_url = "https://voice.example.com"' in config
     assert 'control_address = "10.0.0.10"' in config  # never the public address
     outputs = unwrap(edge_run.completed[edge_run.one("voicefleet:aws:AwsStack").urn])  # what the program exports
     assert outputs["sipEdgeAddress"] == "203.0.113.10"
@@ -249,10 +252,14 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
                 "description": "sip edge: sip-9"}
     control = {"ipProtocol": "tcp", "fromPort": 5080, "toPort": 5080, "cidrIpv4": "0.0.0.0/0"}
     found = _policy_found(edge_run, ssh, open_sip, control)
-    assert len(found) == 3 and "tcp 22-22" in found[0] and "whole internet" in found[1] and "tcp 5080" in found[2]
+    assert len(found) == 3 and "tcp 22-22" in found[0] and "tcp 5080" in found[2]
+    assert "opens SIP to 0.0.0.0/0" in found[1]
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                         "allowAnySource": True}]})
     assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
+    halves = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/1", "128.0.0.0/1"],
+                                                        "allowAnySource": True}]})
+    assert _policy_found(halves) == []
 
 
 def test_rtp_opens_the_workers_ports_to_each_media_source_and_to_anyone_only_when_a_trunk_asks(
@@ -270,11 +277,13 @@ def test_rtp_opens_the_workers_ports_to_each_media_source_and_to_anyone_only_whe
 
 
 @pytest.mark.parametrize("cidr", ["0.0.0.0/0", "0.0.0.0/1", "10.0.0.0/8"])
-def test_the_policy_pack_refuses_rtp_from_a_wide_network_no_trunk_asked_for(edge_run: Run, cidr: str) -> None:
-    rtp = {"ipProtocol": "udp", "fromPort": 40000, "toPort": 40399, "cidrIpv4": cidr,
-           "description": f"sip edge: rtp-{cidr}"}
-    (found,) = _policy_found(edge_run, rtp)
-    assert f"opens RTP to {cidr}" in found
+@pytest.mark.parametrize(("kind", "ports"), [("RTP", (40000, 40399)), ("SIP", (5060, 5060))])
+def test_the_policy_pack_refuses_sip_or_rtp_from_a_wide_network_no_trunk_asked_for(
+        edge_run: Run, cidr: str, kind: str, ports: tuple[int, int]) -> None:
+    rule = {"ipProtocol": "udp", "fromPort": ports[0], "toPort": ports[1], "cidrIpv4": cidr,
+            "description": f"sip edge: {kind.lower()}-{cidr}"}
+    (found,) = _policy_found(edge_run, rule)
+    assert f"opens {kind} to {cidr}" in found
 
 
 def test_the_edges_user_cannot_reach_the_metadata_service(edge_run: Run, tmp_path: Any) -> None:

@@ -15,6 +15,8 @@ from stacks.tools import plan as plan_module
 from stacks.tools.plan import main
 
 SET_WITH_PATH = """\
+  voicefleet:certificateArn: arn:aws:acm:us-east-1:123456789012:certificate/plan
+  voicefleet:dispatcherDomain: voice.example.com
   voicefleet:sipEdge:
     enabled: "true"
     workers: "{workers}"
