@@ -6,8 +6,8 @@ Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, t
 from the trunks' `mediaSources` only (a carrier's media comes from addresses other than its
 signalling's: Twilio publishes one media range, 168.86.128.0/18), each rule named by its network so a
 new one creates one rule and moves none, and, when a trunk places calls,
-the control API (TCP 5080) from the dispatcher's security group only; no SSH. Egress: UDP (RTP to the
-callers' media addresses, SIP to a trunk's termination URI, DNS), TCP 443 (the dispatcher's HTTPS
+the control API (TCP 5080) from the dispatcher's security group only; no SSH. Egress: UDP to the
+trunks' sources and mediaSources (SIP, RTP), DNS and NTP, TCP 443 (the dispatcher's HTTPS
 API, ECR, Secrets Manager, PyPI) and TCP 80 (Debian's package mirror). The instance role may read
 the edge's secrets and pull the dispatcher image, nothing else; IMDSv2 only.
 
@@ -88,8 +88,13 @@ class SipEdge(pulumi.ComponentResource):
             note = " (a trunk's allowAnyMediaSource)" if wide else ""
             _rule(name, self._group.id, f"rtp-{_slug(source)}", "udp", edge.rtp_ports_used, self, cidr=source,
                   note=note)
-        for rule, protocol, ports in (("udp", "udp", (0, 65535)), ("https", "tcp", (443, 443)),
-                                      ("apt", "tcp", (80, 80))):
+        # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
+        # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP
+        # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway).
+        for network in sorted({*edge.sources, *edge.media_sources}):
+            _rule(name, self._group.id, f"udp-{_slug(network)}", "udp", (0, 65535), self, cidr=network, egress=True)
+        for rule, protocol, ports in (("dns", "udp", (53, 53)), ("ntp", "udp", (123, 123)),
+                                      ("https", "tcp", (443, 443)), ("apt", "tcp", (80, 80))):
             _rule(name, self._group.id, rule, protocol, ports, self, cidr="0.0.0.0/0", egress=True)
         # Every trunk's origination URI names the Elastic IP: a protected stack keeps it (and the interface
         # holding it) from an accidental replace or destroy, as it keeps its data.

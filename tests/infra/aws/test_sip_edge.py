@@ -59,8 +59,11 @@ def test_sip_and_rtp_come_from_the_trunks_sources_only_control_from_the_dispatch
     assert ingress == [("tcp", 5080, 5080, "voicefleet-aws-test-dispatcher-app-id"),
                        ("udp", 5060, 5060, TWILIO_SIGNALLING[0]), ("udp", 5060, 5060, TWILIO_SIGNALLING[1]),
                        ("udp", 40000, 40399, TWILIO_MEDIA)]
+    # UDP out to the trunk's networks alone (its SIP and its media), and to anyone for DNS and NTP only.
     assert _rules(edge_run, "securityGroupEgressRule", f"{NAME}-id") == [
-        ("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"), ("udp", 0, 65535, "0.0.0.0/0")]
+        ("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"), ("udp", 0, 65535, TWILIO_MEDIA),
+        ("udp", 0, 65535, TWILIO_SIGNALLING[0]), ("udp", 0, 65535, TWILIO_SIGNALLING[1]),
+        ("udp", 53, 53, "0.0.0.0/0"), ("udp", 123, 123, "0.0.0.0/0")]
     # The dispatcher's tasks may open the control port of the edge's group, and no other new port.
     dispatcher_out = _rules(edge_run, "securityGroupEgressRule", "voicefleet-aws-test-dispatcher-app-id")
     assert dispatcher_out == [("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 5080, 5080, f"{NAME}-id")]
