@@ -3,6 +3,10 @@ range and its trunks, mapped one for one onto the edge's own TOML keys (sipedge/
 `render` writes and the check loads with the edge's own loader, so a stack never ships a file the
 edge would refuse at boot.
 
+What the edge's own file does not say is checked here too: each trunk's `sources` (its SIP) and
+`mediaSources` (its calls' RTP), the security group's only senders, no wider than a /16 without the
+trunk's opt-in; an outbound trunk's `destinations`; and an HTTPS dispatcher the edge can verify.
+
 The file holds no secret, and neither does the key: a number names the dispatcher API key its calls
 run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is a secret of
 `sipEdgeDigestPasswords` (by trunk name), and the control API's secret, shared with the dispatcher
@@ -43,7 +47,6 @@ MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
 CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), on its private address only
 SIP_PORT = 5060
 DOCS = "docs/sip.md#in-the-cloud"
-ANY = ("0.0.0.0/0", "::/0")
 # Twilio's media range for Elastic SIP Trunking (all edges, UDP 10000-60000 at its end): the example a
 # trunk's mediaSources names (https://www.twilio.com/docs/sip-trunking/ip-addresses).
 TWILIO_MEDIA = "168.86.128.0/18"
