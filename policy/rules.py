@@ -8,6 +8,7 @@ a preview (outputs not yet computed) are skipped rather than guessed at.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +43,8 @@ TURN_SG_DESCRIPTION = "voicefleet TURN relay: TURN ports only"
 SIP_EDGE_SG_DESCRIPTION = "voicefleet SIP edge: SIP from the trunks, RTP, control from the dispatcher"
 SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
+SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
+SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's opt-in
 # What keeps a TURN server from being an open relay into the network (coturn options).
 TURN_REQUIRED = ("use-auth-secret", "no-multicast-peers", "no-cli",
                  "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
@@ -346,12 +349,21 @@ def turn_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) 
 
 
 def sip_edge_sg_ports(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks narrower than the internet
-    (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from anywhere, and the
+    """Ingress on the SIP edge's security group: SIP (UDP 5060) from networks
+    no wider than a /16 (unless the rule says the trunk allows any source), RTP (UDP, above 1023) from
+    networks no wider than a /16 (unless the rule says the trunk allows any media source), and the
     control API (TCP 5080) from another security group only; nothing else (no SSH)."""
     for resource in _ingress_into(args, SIP_EDGE_SG_DESCRIPTION):
         if (problem := _sip_edge_rule(resource.props)) is not None:
             report_violation(f"{resource.name} {problem} on the SIP edge", resource.urn)
+
+
+def _wide(cidr: Any) -> bool:
+    """A network wider than SIP_EDGE_WIDEST_PREFIX, or none (a security group, unknown, refused as wide)."""
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).prefixlen < SIP_EDGE_WIDEST_PREFIX
+    except ValueError:
+        return True
 
 
 def _sip_edge_rule(props: Props) -> str | None:
@@ -360,11 +372,14 @@ def _sip_edge_rule(props: Props) -> str | None:
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
         return None  # unknown at preview
     if protocol == "udp" and low == high == SIP_EDGE_SIP_PORT:
-        if cidr in ("0.0.0.0/0", None) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
-            return "opens SIP to the whole internet (toll-fraud scanners): the trunks' sources only"
+        if _wide(cidr) and SIP_EDGE_ANY_SOURCE not in str(props.get("description", "")):
+            return f"opens SIP to {cidr or group} (toll-fraud scanners): the trunks' sources only"
         return None
     if protocol == "udp" and low >= 1024 and high != SIP_EDGE_SIP_PORT and not low <= SIP_EDGE_SIP_PORT <= high:
-        return None  # RTP
+        if _wide(cidr) and SIP_EDGE_ANY_MEDIA_SOURCE not in str(props.get("description", "")):
+            return (f"opens RTP to {cidr or group} (anyone there takes over a call's audio): the trunks' "
+                    "media ranges only")
+        return None
     if protocol == "tcp" and low == high == SIP_EDGE_CONTROL_PORT and cidr is None and group:
         return None
     return f"opens {protocol} {int(low)}-{int(high)} from {cidr or group} (SIP, RTP and the control API only)"

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stacks.aws.iam import policy_document, statement
-from stacks.shared.contract import REMOVABLE_SECRETS
+from stacks.shared.contract import removable_secret
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SecretStore(pulumi.ComponentResource):
                 # characters, which AWS reserves for its own ARN suffix.
                 name_prefix=f"{args.path}/{_slug(env_name)}-",
                 recovery_window_in_days=args.recovery_window_days,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect and env_name not in REMOVABLE_SECRETS),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect and not removable_secret(env_name)),
             )
             version = aws.secretsmanager.SecretVersion(f"{name}-{_slug(env_name)}", secret_id=secret.id,
                                                        secret_string=value, opts=pulumi.ResourceOptions(parent=self))

@@ -2,11 +2,12 @@
 SBC runs: RTP takes a port per call, which a load balancer's listeners do not pass, so the edge has
 an address of its own (docs/sip.md#in-the-cloud).
 
-Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, the RTP range from
-anywhere (a carrier's media comes from addresses other than its signalling's, and changes by call:
-Twilio publishes its media range as the whole of its regions' edges), and, when a trunk places calls,
-the control API (TCP 5080) from the dispatcher's security group only; no SSH. Egress: UDP (RTP to the
-callers' media addresses, SIP to a trunk's termination URI, DNS), TCP 443 (the dispatcher's HTTPS
+Ingress is exactly the edge's: SIP (UDP 5060) from the trunks' `sources` only, the workers' RTP ports
+from the trunks' `mediaSources` only (a carrier's media comes from addresses other than its
+signalling's: Twilio publishes one media range, 168.86.128.0/18), each rule named by its network so a
+new one creates one rule and moves none, and, when a trunk places calls,
+the control API (TCP 5080) from the dispatcher's security group only; no SSH. Egress: UDP to the
+trunks' sources and mediaSources (SIP, RTP), DNS and NTP, TCP 443 (the dispatcher's HTTPS
 API, ECR, Secrets Manager, PyPI) and TCP 80 (Debian's package mirror). The instance role may read
 the edge's secrets and pull the dispatcher image, nothing else; IMDSv2 only.
 
@@ -28,7 +29,7 @@ import pulumi_aws as aws
 from stacks.aws.iam import assume_role_policy, policy_document, statement
 from stacks.aws.relay import debian_ami, debian_host, fetch_function
 from stacks.aws.secrets import SecretStore
-from stacks.config.sip_edge import ANY, CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.shared import sip_edge_host
 
 SIP_EDGE_TAG = "sip-edge"  # tag `role`
@@ -42,6 +43,7 @@ class SipEdgeArgs:
     subnet_id: pulumi.Input[str]
     region: str
     secrets: SecretStore
+    protect: bool = False  # the stack's `protect`: the address every trunk names, and its interface
 
 
 def _rule(name: str, group: pulumi.Input[str], rule: str, protocol: str, ports: tuple[int, int],
@@ -51,6 +53,12 @@ def _rule(name: str, group: pulumi.Input[str], rule: str, protocol: str, ports: 
     kind(f"{name}-{'out' if egress else 'in'}-{rule}", security_group_id=group, ip_protocol=protocol,
          from_port=ports[0], to_port=ports[1], cidr_ipv4=cidr, referenced_security_group_id=other_group,
          description=f"sip edge: {rule}{note}", opts=pulumi.ResourceOptions(parent=parent))
+
+
+def _slug(cidr: str) -> str:
+    """A rule's name part for its network (54.172.60.0/30 -> 54-172-60-0-30): a rule keeps its name
+    whatever other networks come and go."""
+    return cidr.replace(".", "-").replace("/", "-").replace(":", "-")
 
 
 class SipEdge(pulumi.ComponentResource):
@@ -69,18 +77,31 @@ class SipEdge(pulumi.ComponentResource):
         tags = {"Name": name, "role": SIP_EDGE_TAG}
         self._group = aws.ec2.SecurityGroup(name, vpc_id=args.vpc_id, description=SG_DESCRIPTION, tags=tags,
                                             opts=child)
-        for index, source in enumerate(edge.sources):
-            # A rule open to all says why (a trunk's allowAnySource): the policy pack refuses one that does not.
-            note = " (a trunk's allowAnySource)" if source in ANY else ""
-            _rule(name, self._group.id, f"sip-{index}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source, note=note)
-        last = edge.rtp_port + edge.rtp_port_count - 1
-        _rule(name, self._group.id, "rtp", "udp", (edge.rtp_port, last), self, cidr="0.0.0.0/0")
-        for rule, protocol, ports in (("udp", "udp", (0, 65535)), ("https", "tcp", (443, 443)),
-                                      ("apt", "tcp", (80, 80))):
+        for source, wide in edge.sources.items():
+            # A rule wider than a /16 says why (a trunk's allowAnySource): the policy pack refuses one that does not.
+            note = " (a trunk's allowAnySource)" if wide else ""
+            _rule(name, self._group.id, f"sip-{_slug(source)}", "udp", (SIP_PORT, SIP_PORT), self, cidr=source,
+                  note=note)
+        for source, wide in edge.media_sources.items():
+            # The workers' ports only, from the trunks' media ranges only: PJSIP sends a call's audio to
+            # whoever last sent to its port (docs/sip.md#what-the-edge-defends-and-what-needs-a-firewall).
+            note = " (a trunk's allowAnyMediaSource)" if wide else ""
+            _rule(name, self._group.id, f"rtp-{_slug(source)}", "udp", edge.rtp_ports_used, self, cidr=source,
+                  note=note)
+        # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
+        # their media), so a compromised edge reaches no other UDP service, the VPC's included; DNS and NTP
+        # anywhere (the VPC's resolver and Amazon's time service pass any security group anyway).
+        for network in sorted({*edge.sources, *edge.media_sources}):
+            _rule(name, self._group.id, f"udp-{_slug(network)}", "udp", (0, 65535), self, cidr=network, egress=True)
+        for rule, protocol, ports in (("dns", "udp", (53, 53)), ("ntp", "udp", (123, 123)),
+                                      ("https", "tcp", (443, 443)), ("apt", "tcp", (80, 80))):
             _rule(name, self._group.id, rule, protocol, ports, self, cidr="0.0.0.0/0", egress=True)
+        # Every trunk's origination URI names the Elastic IP: a protected stack keeps it (and the interface
+        # holding it) from an accidental replace or destroy, as it keeps its data.
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
         self._interface = aws.ec2.NetworkInterface(name, subnet_id=args.subnet_id, security_groups=[self._group.id],
-                                                   description="voicefleet SIP edge", tags=tags, opts=child)
-        address = aws.ec2.Eip(name, domain="vpc", tags=tags, opts=child)
+                                                   description="voicefleet SIP edge", tags=tags, opts=kept)
+        address = aws.ec2.Eip(name, domain="vpc", tags=tags, opts=kept)
         aws.ec2.EipAssociation(name, network_interface_id=self._interface.id, allocation_id=address.allocation_id,
                                opts=child)
         self.public_ip = address.public_ip

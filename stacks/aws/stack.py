@@ -86,7 +86,7 @@ class AwsStack(pulumi.ComponentResource):
                                      opts=child) if settings.recording is not None else None
         sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
             edge=settings.sip_edge, vpc_id=network.vpc_id, subnet_id=network.public_subnet_ids[0], region=cfg.region,
-            secrets=secrets), opts=child) if settings.sip_edge is not None else None
+            secrets=secrets, protect=settings.protect), opts=child) if settings.sip_edge is not None else None
         dispatcher_args = self._dispatcher_args(
             images.dispatcher, registry.arn("dispatcher"), network, cluster, secrets, bot, webrtc_bot, turn_urls,
             store, releases)

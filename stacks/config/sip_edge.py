@@ -3,6 +3,10 @@ range and its trunks, mapped one for one onto the edge's own TOML keys (sipedge/
 `render` writes and the check loads with the edge's own loader, so a stack never ships a file the
 edge would refuse at boot.
 
+What the edge's own file does not say is checked here too: each trunk's `sources` (its SIP) and
+`mediaSources` (its calls' RTP), the security group's only senders, no wider than a /16 without the
+trunk's opt-in; an outbound trunk's `destinations`; and an HTTPS dispatcher the edge can verify.
+
 The file holds no secret, and neither does the key: a number names the dispatcher API key its calls
 run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is a secret of
 `sipEdgeDigestPasswords` (by trunk name), and the control API's secret, shared with the dispatcher
@@ -20,7 +24,7 @@ import ipaddress
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,6 +34,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
+from sipedge.call_policy import ANY_NUMBER
 from stacks.config import made_secrets
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
@@ -42,7 +47,12 @@ MADE_SECRET = "sip-edge-secret"  # noqa: S105 - a resource's name, not a secret
 CONTROL_PORT = 5080  # the edge's control API (docs/sip.md#outbound-calls), on its private address only
 SIP_PORT = 5060
 DOCS = "docs/sip.md#in-the-cloud"
-ANY = ("0.0.0.0/0", "::/0")
+# Twilio's media range for Elastic SIP Trunking (all edges, UDP 10000-60000 at its end): the example a
+# trunk's mediaSources names (https://www.twilio.com/docs/sip-trunking/ip-addresses).
+TWILIO_MEDIA = "168.86.128.0/18"
+# The widest network a trunk's sources or mediaSources may name without its opt-in: a carrier's published
+# ranges are narrower (Twilio's media range is a /18), and 0.0.0.0/1 + 128.0.0.0/1 is the internet.
+WIDEST_PREFIX = 16
 _TRUNK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
 _ARM = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")  # Graviton families: c7g, t4g, m7gd, c7gn
@@ -63,6 +73,8 @@ class TrunkKey(_Key):
     name: str = Field(pattern=_TRUNK_NAME.pattern)
     sources: tuple[str, ...] = ()  # CIDRs the trunk's INVITEs come from
     allow_any_source: bool = Field(default=False, alias="allowAnySource")
+    media_sources: tuple[str, ...] = Field(default=(), alias="mediaSources")  # CIDRs its calls' RTP comes from
+    allow_any_media_source: bool = Field(default=False, alias="allowAnyMediaSource")
     numbers: dict[str, str] = Field(default_factory=dict)  # number -> the dispatcher API key's name
     registrar: str | None = None
     digest_username: str | None = Field(default=None, alias="digestUsername")
@@ -71,6 +83,7 @@ class TrunkKey(_Key):
     ring_seconds: float | None = Field(default=None, alias="ringSeconds")
     callers: tuple[str, ...] = ()
     destinations: tuple[str, ...] | None = None
+    allow_any_destination: bool = Field(default=False, alias="allowAnyDestination")
     caller_ids: tuple[str, ...] | None = Field(default=None, alias="callerIds")
 
 
@@ -97,10 +110,23 @@ class SipEdgeSettings:
         return any(t.termination_uri is not None for t in self.key.trunks)
 
     @property
-    def sources(self) -> tuple[str, ...]:
-        """Every trunk's source networks: the only senders the SIP port's ingress admits."""
-        return tuple(sorted({str(ipaddress.ip_network(s, strict=False)) for t in self.key.trunks
-                             for s in t.sources}))
+    def sources(self) -> dict[str, bool]:
+        """Every trunk's source networks (the only senders the SIP port admits), each with whether a trunk's
+        allowAnySource asked for it (a network wider than WIDEST_PREFIX)."""
+        return _networks(t.sources for t in self.key.trunks)
+
+    @property
+    def media_sources(self) -> dict[str, bool]:
+        """Every trunk's media networks (the only senders the RTP ports admit), each with whether a trunk's
+        allowAnyMediaSource asked for it."""
+        return _networks(t.media_sources for t in self.key.trunks)
+
+    @property
+    def rtp_ports_used(self) -> tuple[int, int]:
+        """The first and last RTP port the workers take: each an even share of the range
+        (sipedge/worker_place.py `rtp_share`), so a range that does not split evenly leaves a few unused."""
+        share = self.rtp_port_count // self.key.workers // 2 * 2 if self.key.workers > 1 else self.rtp_port_count
+        return self.rtp_port, self.rtp_port + self.key.workers * share - 1
 
     @property
     def calls(self) -> int:
@@ -109,6 +135,15 @@ class SipEdgeSettings:
 
     def secret_names(self) -> list[str]:
         return sorted(self.secrets)
+
+
+def _networks(lists: Iterable[tuple[str, ...]]) -> dict[str, bool]:
+    found: dict[str, bool] = {}
+    for sources in lists:
+        for source in sources:
+            network = ipaddress.ip_network(source, strict=False)
+            found[str(network)] = network.prefixlen < WIDEST_PREFIX
+    return dict(sorted(found.items()))
 
 
 def api_key_variable(name: str) -> str:
@@ -146,6 +181,13 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     if "linux/amd64" not in platforms or _ARM.match(key.instance_type):
         raise cfg.fail(KEY, f"runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep linux/amd64 "
                             f"in platforms and give it an x86_64 instanceType (c7i.large; got {key.instance_type})")
+    if cfg.optional("certificateArn") is None:  # the dispatcher's URL is plain HTTP (allowPlainHttp)
+        raise cfg.fail(KEY, "enabled: the edge calls the dispatcher through its public URL with each number's API "
+                            "key and the control secret, which a plain-HTTP stack (allowPlainHttp) sends across the "
+                            f"internet in clear: set certificateArn (HTTPS), or leave the edge off ({DOCS})")
+    if cfg.optional("dispatcherDomain") is None:  # the URL would be the ALB's own name, which no certificate covers
+        raise cfg.fail(KEY, "enabled: the edge verifies the dispatcher's certificate, which covers dispatcherDomain, "
+                            f"not the load balancer's own name: set dispatcherDomain ({DOCS})")
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
     secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
@@ -180,17 +222,30 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
     for trunk in key.trunks:
         where = f"trunks.{trunk.name}"
         for source in trunk.sources:
-            try:
-                network = ipaddress.ip_network(source, strict=True)
-            except ValueError:
-                raise cfg.fail(KEY, f"{where}.sources: {source!r} is not a CIDR block such as 203.0.113.0/24 "
-                                    "(the trunk's published signalling addresses)") from None
-            if network.prefixlen == 0 and not trunk.allow_any_source:
-                raise cfg.fail(KEY, f"{where}.sources: {source} lets anyone send INVITEs to the edge's SIP port, "
-                                    "and toll-fraud scanners do within minutes: list the trunk's published "
-                                    "signalling ranges, or set allowAnySource: true on the trunk to mean it")
-            if network.version == 6:
-                raise cfg.fail(KEY, f"{where}.sources: {source} is IPv6; the edge's host has an IPv4 address only")
+            network = _network(cfg, f"{where}.sources", source, "the trunk's published signalling addresses")
+            if network.prefixlen < WIDEST_PREFIX and not trunk.allow_any_source:
+                raise cfg.fail(KEY, f"{where}.sources: {source} is wider than /{WIDEST_PREFIX}: it lets anyone in it "
+                                    "send INVITEs to the edge's SIP port, and toll-fraud scanners do within minutes: "
+                                    "list the trunk's published signalling ranges, or set allowAnySource: true on "
+                                    "the trunk to mean it")
+        if not trunk.sources:
+            # A trunk that only places calls still hears from its far end: the callee's BYE comes minutes into a
+            # call, long after the security group's tracking of the edge's own INVITE has expired (30-180 s).
+            raise cfg.fail(KEY, f"{where}.sources: list the networks the trunk's SIP comes from (its published "
+                                "signalling ranges); a trunk that only places calls needs them too, or the far "
+                                "end's BYE is dropped and the call, its slot and its bot live on")
+        if not trunk.media_sources:
+            raise cfg.fail(KEY, f"{where}.mediaSources: list the networks the trunk's calls' RTP comes from (its "
+                                f"published media ranges: Twilio's is {TWILIO_MEDIA}); only they reach the edge's "
+                                "RTP ports")
+        for source in trunk.media_sources:
+            network = _network(cfg, f"{where}.mediaSources", source, "the trunk's published media addresses")
+            if network.prefixlen < WIDEST_PREFIX and not trunk.allow_any_media_source:
+                raise cfg.fail(KEY, f"{where}.mediaSources: {source} is wider than /{WIDEST_PREFIX}: anyone in it "
+                                    "can send RTP to a call's port, and PJSIP then sends the bot's side of the call "
+                                    "to them: list the trunk's published media ranges (Twilio's is "
+                                    f"{TWILIO_MEDIA}), or set allowAnyMediaSource: true on the trunk to mean it")
+        _check_destinations(cfg, where, trunk)
         for number, name in trunk.numbers.items():
             if not KEY_NAME.fullmatch(name):
                 raise cfg.fail(KEY, f"{where}.numbers.{number}: {name!r} must name a dispatcherApiKeys key "
@@ -198,6 +253,28 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
     names = [t.name for t in key.trunks]
     if len(set(names)) != len(names):
         raise cfg.fail(KEY, "trunks: names must differ (outbound calls name their trunk)")
+
+
+def _check_destinations(cfg: Reader, where: str, trunk: TrunkKey) -> None:
+    """A trunk that places calls names where to (the edge's default is any number on earth, premium-rate
+    ones included, so a leaked caller's key would be toll fraud), unless it says it means anywhere."""
+    if trunk.termination_uri is None or trunk.allow_any_destination:
+        return
+    if not trunk.destinations or ANY_NUMBER in trunk.destinations:
+        raise cfg.fail(KEY, f"{where}.destinations: a trunk with a terminationUri names the numbers its callers may "
+                            "call (E.164 patterns such as +1* or +14155550100); without them, or with "
+                            f"{ANY_NUMBER}, any caller key calls any number, premium-rate ones included: list them, "
+                            "or set allowAnyDestination: true on the trunk to mean it")
+
+
+def _network(cfg: Reader, where: str, source: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        network = ipaddress.ip_network(source, strict=True)
+    except ValueError:
+        raise cfg.fail(KEY, f"{where}: {source!r} is not a CIDR block such as 203.0.113.0/24 ({what})") from None
+    if network.version == 6:
+        raise cfg.fail(KEY, f"{where}: {source} is IPv6; the edge's host has an IPv4 address only")
+    return network
 
 
 def _api_keys(cfg: Reader, key: SipEdgeKey, api_keys: pulumi.Output[str]) -> dict[str, pulumi.Output[str]]:

@@ -59,6 +59,15 @@ PROFILE_ENV: tuple[str, ...] = ("VOICEFLEET_PROFILE",)
 # placeholder while unset (stacks/azure/secrets.py: a deleted name stays taken for the vault's retention).
 REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS,
                                       REGION_ACCEPTED_SECRET_VARIABLE)
+# And the SIP edge's (stacks/config/sip_edge.py: SIP_EDGE_API_KEY_<name>, SIP_EDGE_DIGEST_<trunk>,
+# SIP_EDGE_SECRET), copies of other keys or made by the stack: removing a trunk, re-mapping a number
+# or turning the edge off deletes them.
+REMOVABLE_SECRET_PREFIXES: tuple[str, ...] = ("SIP_EDGE_",)
+
+
+def removable_secret(env_name: str) -> bool:
+    """A secret the stack may delete again, so never `protect`ed (REMOVABLE_SECRETS)."""
+    return env_name in REMOVABLE_SECRETS or env_name.startswith(REMOVABLE_SECRET_PREFIXES)
 
 # The releases a stack keeps and a new one's first share (stacks/config/releases.py): JSON, each
 # release's reference per transport (ECS: a task definition ARN with its revision; GCE an instance

@@ -70,11 +70,36 @@ table inet sipedge_metadata {{
 """
 
 
+SECRET_TRIES = 6
+
+
+def read_secrets_function() -> str:
+    """bash: `read_secret NAME` appends NAME=value to the env file, or fails the boot. A fetch's failure
+    inside `printf "$(fetch NAME)"` would not stop the script (set -e skips a substitution in a command's
+    arguments), and the edge would restart forever on an empty value; an assignment's status does stop it.
+    An instance role is often not yet usable seconds after it is made (IAM propagates), so each secret
+    is tried SECRET_TRIES times, 2, 4, 8, … s apart (~1 min in all), before the boot exits non-zero
+    (`cloud-init status`: error) with the edge's unit never written."""
+    return f"""read_secret() {{
+  local value try
+  for try in $(seq 1 {SECRET_TRIES}); do
+    if value=$(fetch "$1") && [ -n "$value" ]; then
+      printf '%s=%s\\n' "$1" "$value" >> {SECRETS}
+      return 0
+    fi
+    echo "sipedge boot: reading $1 from the secret store failed (try $try of {SECRET_TRIES})" >&2
+    [ "$try" -lt {SECRET_TRIES} ] && sleep $((2 ** try))
+  done
+  echo "sipedge boot: $1 could not be read; the edge is not started (the host's role, or the secret)" >&2
+  exit 1
+}}"""
+
+
 def boot_script(*, config: str, image: str, registry: str, region: str, fetch_function: str,
                 secrets: Sequence[str], kamailio: bool) -> str:
     """A root bash script: podman and the AWS CLI from Debian, the dispatcher image pulled (ECR's
     token through stdin), the edge's image built on it, its file and secrets written, its unit started."""
-    lines = "\n".join(f"printf '%s=%s\\n' {name} \"$(fetch {name})\" >> {SECRETS}" for name in secrets)
+    lines = "\n".join(f"read_secret {name}" for name in secrets)
     return f"""#!/bin/bash
 # voicefleet SIP edge: python -m sipedge from the dispatcher image, configured by the stack; secrets read at boot.
 set -euo pipefail
@@ -92,6 +117,7 @@ podman build --pull=never -t {IMAGE} /root/sipedge-build
 cat > {CONFIG} <<'EDGE'
 {config}EDGE
 chmod 0644 {CONFIG}
+{read_secrets_function()}
 : > {SECRETS}
 {lines}
 cat > {FIREWALL} <<'NFT'

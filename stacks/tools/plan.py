@@ -311,6 +311,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
     if overrides:
         found += immutable.violations(deployed, run.registrations, overrides)
         found += replacements.violations(deployed, run.registrations, overrides)
+        notes += replacements.host_notes(deployed, run.registrations)
     return render(stack, run.registrations, derivation(stack, overrides)), found, notes
 
 

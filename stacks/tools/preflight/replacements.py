@@ -15,13 +15,19 @@ keep its size anyway, so it is refused here as doing nothing.
 `python -m stacks.plan <stack> --config KEY=VALUE` compares the change with the
 stack file's own configuration, as preflight/immutable.py does, and refuses those before `pulumi up`
 does them (a moved namespace the program refuses itself too: stacks/k8s/last_outputs.py).
+
+An EC2 host made with `userDataReplaceOnChange` (the SIP edge, the TURN relay) is replaced when its boot
+script changes, and a changed `instanceType` stops and starts it in place (pulumi-aws's instance
+update): neither is refused (a new dispatcher image or a trunk's edit must go out), but `host_notes`
+says so in the plan, since `pulumi preview` shows the second as a mere update, and both end what runs
+on the host (for the SIP edge: every call in progress, and inbound calls until it has booted again).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from stacks.tools.mocks import Registration
+from stacks.tools.mocks import Registration, unwrap
 from stacks.tools.preflight.immutable import changed
 
 PROVIDER = "pulumi:providers:kubernetes"
@@ -57,3 +63,27 @@ def violations(deployed: Iterable[Registration], planned: Iterable[Registration]
             "`pulumi up` and `pulumi destroy`, then `up` the new value"
             for reg, path, old, new in changed(deployed, planned, REPLACING)
             if old != new and (reg.type != PROVIDER or (old is not None and new is not None))]
+
+
+INSTANCE = "aws:ec2/instance:Instance"
+# A host's `role` tag -> what stopping it ends (stacks/aws/sip_edge.py SIP_EDGE_TAG, stacks/aws/relay.py's).
+HOST_ROLES = {"sip-edge": "ends every call in progress on the SIP edge, and inbound calls get no answer until the "
+                          "new host has booted (minutes: the dispatcher image's pull and PJSIP's install)",
+              "turn": "ends every WebRTC session relayed through TURN"}
+
+
+def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]) -> list[str]:
+    """A note for each role-tagged EC2 host the change replaces (its boot script) or stops (its type)."""
+    notes = []
+    for reg, path, old, new in changed(deployed, planned, [(INSTANCE, "userData"), (INSTANCE, "instanceType")]):
+        role = (unwrap(reg.inputs).get("tags") or {}).get("role")
+        if old == new or role not in HOST_ROLES:
+            continue
+        if path == "userData" and unwrap(reg.inputs).get("userDataReplaceOnChange"):
+            how = "its boot script changes, which replaces the host (the old one deleted first)"
+        elif path == "instanceType":
+            how = f"its instanceType changes from {old} to {new}, which stops and starts the host"
+        else:
+            continue
+        notes.append(f"{reg.name}: {how}; this {HOST_ROLES[role]}: apply it when few are in progress")
+    return notes

@@ -21,18 +21,25 @@ from tests.infra.helpers import ROOT, container
 API_KEY = "SENTINEL-team-a-key-0123456789"
 DIGEST = "SENTINEL-digest-password-42"
 TWILIO_SIGNALLING = ("54.172.60.0/30", "54.244.51.0/30")  # two of Twilio's published signalling ranges
+TWILIO_MEDIA = "168.86.128.0/18"  # Twilio's published media range
+PBX = {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.100.7/32"], "numbers": {"200": "team-a"}}
 EDGE: dict[str, Any] = {"enabled": True, "trunks": [
-    {"name": "twilio", "sources": list(TWILIO_SIGNALLING), "numbers": {"+14155550199": "team-a"},
-     "terminationUri": "sip:example.pstn.twilio.com", "callers": ["team-a"], "digestUsername": "voicefleet"}]}
+    {"name": "twilio", "sources": list(TWILIO_SIGNALLING), "mediaSources": [TWILIO_MEDIA],
+     "numbers": {"+14155550199": "team-a"},
+     "terminationUri": "sip:example.pstn.twilio.com", "callers": ["team-a"], "destinations": ["+1*"],
+     "digestUsername": "voicefleet"}]}
 EDGE_SECRETS = {**SECRETS, "voicefleet:dispatcherApiKeys": f"team-a:{API_KEY},SENTINEL-client-key-2",
                 "voicefleet:sipEdgeDigestPasswords": json.dumps({"twilio": DIGEST})}
 NAME = "voicefleet-aws-test-sip-edge"
+# The edge refuses a plain-HTTP stack (its calls' API keys would cross the internet in clear).
+HTTPS = {"certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/test",
+         "dispatcherDomain": "voice.example.com"}
 
 
 def run_with_edge(stack: StackRunner, edge: dict[str, Any] | None = None, cloud: str = "aws",
                   secrets: dict[str, str] | None = None, **overrides: Any) -> Run:
     return stack(cloud, secrets={**EDGE_SECRETS, **(secrets or {})},
-                 **{"sipEdge": json.dumps(EDGE if edge is None else edge), **overrides})
+                 **{**HTTPS, "sipEdge": json.dumps(EDGE if edge is None else edge), **overrides})
 
 
 @pytest.fixture
@@ -47,13 +54,16 @@ def _rules(run: Run, typ: str, group: str) -> list[tuple[Any, ...]]:
                   if r.inputs["securityGroupId"] == group)
 
 
-def test_sip_comes_from_the_trunks_sources_only_rtp_from_anywhere_control_from_the_dispatcher(edge_run: Run) -> None:
+def test_sip_and_rtp_come_from_the_trunks_sources_only_control_from_the_dispatcher(edge_run: Run) -> None:
     ingress = _rules(edge_run, "securityGroupIngressRule", f"{NAME}-id")
     assert ingress == [("tcp", 5080, 5080, "voicefleet-aws-test-dispatcher-app-id"),
                        ("udp", 5060, 5060, TWILIO_SIGNALLING[0]), ("udp", 5060, 5060, TWILIO_SIGNALLING[1]),
-                       ("udp", 40000, 40399, "0.0.0.0/0")]
+                       ("udp", 40000, 40399, TWILIO_MEDIA)]
+    # UDP out to the trunk's networks alone (its SIP and its media), and to anyone for DNS and NTP only.
     assert _rules(edge_run, "securityGroupEgressRule", f"{NAME}-id") == [
-        ("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"), ("udp", 0, 65535, "0.0.0.0/0")]
+        ("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0"), ("udp", 0, 65535, TWILIO_MEDIA),
+        ("udp", 0, 65535, TWILIO_SIGNALLING[0]), ("udp", 0, 65535, TWILIO_SIGNALLING[1]),
+        ("udp", 53, 53, "0.0.0.0/0"), ("udp", 123, 123, "0.0.0.0/0")]
     # The dispatcher's tasks may open the control port of the edge's group, and no other new port.
     dispatcher_out = _rules(edge_run, "securityGroupEgressRule", "voicefleet-aws-test-dispatcher-app-id")
     assert dispatcher_out == [("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 5080, 5080, f"{NAME}-id")]
@@ -61,8 +71,7 @@ def test_sip_comes_from_the_trunks_sources_only_rtp_from_anywhere_control_from_t
 
 def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_is_told_nothing(
         stack: StackRunner) -> None:
-    inbound = {"enabled": True, "trunks": [{"name": "pbx", "sources": ["198.51.100.7/32"],
-                                            "numbers": {"200": "team-a"}}]}
+    inbound = {"enabled": True, "trunks": [PBX]}
     run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
     assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
     dispatcher = container(run, "-dispatcher")
@@ -110,7 +119,7 @@ def test_the_edge_binds_its_private_address_and_names_the_public_one_the_stack_o
     script = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
     config = script.split("<<'EDGE'\n", 1)[1].split("EDGE\n", 1)[0]
     assert 'sip_address = "10.0.0.10"\npublic_address = "203.0.113.10"\n' in config
-    assert 'dispatcher_url = "http://voicefleet-aws-test-' in config
+    assert 'dispatcher_url = "https://voice.example.com"' in config
     assert 'control_address = "10.0.0.10"' in config  # never the public address
     outputs = unwrap(edge_run.completed[edge_run.one("voicefleet:aws:AwsStack").urn])  # what the program exports
     assert outputs["sipEdgeAddress"] == "203.0.113.10"
@@ -121,7 +130,7 @@ def test_the_edge_binds_its_private_address_and_names_the_public_one_the_stack_o
 
 def test_kamailio_is_installed_with_several_workers_only(stack: StackRunner) -> None:
     inbound = {"enabled": True, "workers": 17, "rtpPorts": "40000-40399",
-               "trunks": [{"name": "pbx", "sources": ["198.51.100.7/32"], "numbers": {"200": "team-a"}}]}
+               "trunks": [PBX]}
     several = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
     assert "install -y -qq --no-install-recommends kamailio" in unwrap(
         several.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
@@ -133,6 +142,44 @@ def test_the_boot_script_is_valid_bash(edge_run: Run) -> None:
     script = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
     checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30, check=False)
     assert checked.returncode == 0, checked.stderr
+
+
+def _boot_secrets(run: Run, tmp_path: Path, fetch: str) -> subprocess.CompletedProcess[str]:
+    """The rendered script's own secret lines, under its own `set -euo pipefail`, with `fetch` (the AWS
+    CLI's call) and `sleep` (logged, not slept) stood in for, then what the script does next."""
+    from stacks.shared import sip_edge_host
+
+    script = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    start = script.index(f"chmod 0644 {sip_edge_host.CONFIG}\n")  # the edge's file is written; its secrets next
+    section = script[start:script.index(f"cat > {sip_edge_host.FIREWALL}", start)].split("\n", 1)[1]
+    body = "\n".join(["set -euo pipefail", f"log={tmp_path}/log", 'sleep() { echo "slept $1" >> "$log"; }', fetch,
+                      section.replace(sip_edge_host.SECRETS, str(tmp_path / "secrets.env")),
+                      'echo "the unit is written and started"'])
+    return subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=30, check=False)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_a_secret_the_boot_cannot_read_fails_it_after_a_few_tries(edge_run: Run, tmp_path: Path) -> None:
+    denied = ("fetch() { echo 'An error occurred (AccessDeniedException) when calling the GetSecretValue "
+              "operation' >&2; return 254; }")
+    failed = _boot_secrets(edge_run, tmp_path, denied)
+    assert failed.returncode == 1 and "the unit is written" not in failed.stdout
+    assert "SIP_EDGE_API_KEY_TEAM_A could not be read; the edge is not started" in failed.stderr
+    assert (tmp_path / "log").read_text().split("\n")[:-1] == [f"slept {2 ** n}" for n in range(1, 6)]
+    assert (tmp_path / "secrets.env").read_text() == ""
+    empty = _boot_secrets(edge_run, tmp_path, "fetch() { echo; }")  # a secret with no value: the edge refuses it
+    assert empty.returncode == 1 and "the unit is written" not in empty.stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_a_secret_read_on_a_later_try_boots_the_edge(edge_run: Run, tmp_path: Path) -> None:
+    # The role is not usable for the first two tries (IAM propagating), then every secret reads.
+    flaky = (f'fetch() {{ n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n + 1)) > {tmp_path}/n; '
+             '[ "$n" -ge 2 ] || return 254; echo "value-of-$1"; }')
+    booted = _boot_secrets(edge_run, tmp_path, flaky)
+    assert booted.returncode == 0 and "the unit is written and started" in booted.stdout, booted.stderr
+    names = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_SECRET")
+    assert (tmp_path / "secrets.env").read_text() == "".join(f"{name}=value-of-{name}\n" for name in names)
 
 
 def test_a_second_up_replaces_nothing_and_a_re_created_stack_collides_with_nothing(stack: StackRunner) -> None:
@@ -147,12 +194,36 @@ def test_a_second_up_replaces_nothing_and_a_re_created_stack_collides_with_nothi
     assert lifecycle.recreate_violations(first.registrations, run_with_edge(stack, generation=2).registrations) == []
 
 
+def test_a_new_source_creates_one_rule_and_changes_no_other(stack: StackRunner, edge_run: Run) -> None:
+    """A rule is named by its network: a source that sorts first moves no other rule's network onto another
+    resource (which AWS would refuse as a duplicate, or leave a live range out while `up` runs)."""
+    def rules(run: Run) -> dict[str, Any]:
+        return {r.name: unwrap(r.inputs) for r in run.registrations if r.name.startswith(f"{NAME}-in-")}
+
+    before = rules(edge_run)
+    twilio = EDGE["trunks"][0]
+    after = rules(run_with_edge(stack, {**EDGE, "trunks": [{**twilio, "sources": ["3.0.0.0/30", *twilio["sources"]]}]}))
+    assert {name: after[name] for name in before} == before  # every old rule as it was: no update
+    assert sorted(set(after) - set(before)) == [f"{NAME}-in-sip-3-0-0-0-30"]  # and one create
+
+
 def test_destroy_meets_nothing_protected_or_left_behind(edge_run: Run) -> None:
     mine = [r for r in edge_run.registrations if r.name.startswith(NAME)]
     assert mine and not any(r.protect or r.retain_on_delete for r in mine)
     interface = edge_run.one("aws:ec2/networkInterface:NetworkInterface", NAME)
     # The instance goes before the interface it holds (the engine deletes dependents first).
     assert interface.urn in edge_run.one("aws:ec2/instance:Instance", NAME).dependencies
+
+
+def test_a_protected_stack_keeps_the_edges_address_and_may_drop_its_secrets(stack: StackRunner) -> None:
+    """A protected (prod) stack: removing a trunk, re-mapping a number or turning the edge off deletes
+    secrets, which Pulumi refuses for a protected resource; the Elastic IP every trunk names is kept."""
+    run = run_with_edge(stack, protect="true")
+    edge_secrets = [r for r in run.of_type("aws:secretsmanager/secret:Secret") if "sip-edge" in r.name]
+    assert len(edge_secrets) == 3 and not any(r.protect for r in edge_secrets)
+    assert run.one("aws:ec2/eip:Eip", NAME).protect
+    assert run.one("aws:ec2/networkInterface:NetworkInterface", NAME).protect
+    assert not run.one("aws:ec2/instance:Instance", NAME).protect  # replaced when its boot script changes
 
 
 def _policy_found(run: Run, *extra: dict[str, Any]) -> list[str]:
@@ -184,10 +255,38 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
                 "description": "sip edge: sip-9"}
     control = {"ipProtocol": "tcp", "fromPort": 5080, "toPort": 5080, "cidrIpv4": "0.0.0.0/0"}
     found = _policy_found(edge_run, ssh, open_sip, control)
-    assert len(found) == 3 and "tcp 22-22" in found[0] and "whole internet" in found[1] and "tcp 5080" in found[2]
+    assert len(found) == 3 and "tcp 22-22" in found[0] and "tcp 5080" in found[2]
+    assert "opens SIP to 0.0.0.0/0" in found[1]
     anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
                                                         "allowAnySource": True}]})
     assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
+    halves = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/1", "128.0.0.0/1"],
+                                                        "allowAnySource": True}]})
+    assert _policy_found(halves) == []
+
+
+def test_rtp_opens_the_workers_ports_to_each_media_source_and_to_anyone_only_when_a_trunk_asks(
+        stack: StackRunner) -> None:
+    # 400 ports among 3 workers: 132 each (even), so 40396-40399 are no worker's and stay shut.
+    two = {"enabled": True, "workers": 3, "trunks": [PBX, {**PBX, "name": "carrier", "numbers": {"300": "team-a"},
+                                                           "mediaSources": ["203.0.113.0/24", "198.51.100.7/32"]}]}
+    run = run_with_edge(stack, two, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
+    rtp = [r for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id") if r[1] != 5060]
+    assert rtp == [("udp", 40000, 40395, "198.51.100.7/32"), ("udp", 40000, 40395, "203.0.113.0/24")]
+    anyone = run_with_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "mediaSources": ["0.0.0.0/0"],
+                                                        "allowAnyMediaSource": True}]})
+    assert ("udp", 40000, 40399, "0.0.0.0/0") in _rules(anyone, "securityGroupIngressRule", f"{NAME}-id")
+    assert _policy_found(anyone) == []  # the trunk asked for it, and the rule says so
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "0.0.0.0/1", "10.0.0.0/8"])
+@pytest.mark.parametrize(("kind", "ports"), [("RTP", (40000, 40399)), ("SIP", (5060, 5060))])
+def test_the_policy_pack_refuses_sip_or_rtp_from_a_wide_network_no_trunk_asked_for(
+        edge_run: Run, cidr: str, kind: str, ports: tuple[int, int]) -> None:
+    rule = {"ipProtocol": "udp", "fromPort": ports[0], "toPort": ports[1], "cidrIpv4": cidr,
+            "description": f"sip edge: {kind.lower()}-{cidr}"}
+    (found,) = _policy_found(edge_run, rule)
+    assert f"opens {kind} to {cidr}" in found
 
 
 def test_the_edges_user_cannot_reach_the_metadata_service(edge_run: Run, tmp_path: Any) -> None:

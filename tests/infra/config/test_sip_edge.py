@@ -14,14 +14,16 @@ from sipedge.config import load as load_edge
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, edge_environment, render
 from stacks.tools.mocks import unwrap
-from tests.infra.aws.test_sip_edge import API_KEY, EDGE, NAME, run_with_edge
+from tests.infra.aws.test_sip_edge import API_KEY, EDGE, EDGE_SECRETS, HTTPS, NAME, run_with_edge
 from tests.infra.conftest import K8S_SECRETS, StackRunner
 
 FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSeconds": 20, "trunks": [
-    {"name": "twilio", "sources": ["54.172.60.0/30"], "numbers": {"+14155550199": "team-a", "+14155550198": "ops"},
+    {"name": "twilio", "sources": ["54.172.60.0/30"], "mediaSources": ["168.86.128.0/18"],
+     "numbers": {"+14155550199": "team-a", "+14155550198": "ops"},
      "terminationUri": "sip:example.pstn.twilio.com", "cps": 2, "ringSeconds": 25, "callers": ["team-a"],
      "destinations": ["+1*"], "callerIds": ["+14155550199"], "digestUsername": "voicefleet"},
-    {"name": "pbx", "sources": ["198.51.100.7/32"], "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
+    {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.100.7/32"],
+     "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
      "digestUsername": "edge"}]}
 
 
@@ -50,6 +52,20 @@ def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: 
     assert pbx.destinations == ("+*",) and pbx.caller_ids == ("200",)  # the edge's own defaults, left unset
 
 
+def test_a_trunk_that_means_any_destination_says_so(stack: StackRunner) -> None:
+    run = run_with_edge(stack, _trunk(destinations=None, allowAnyDestination=True))
+    assert "destinations" not in unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]  # the edge's +*
+
+
+def test_a_plain_http_stack_refuses_the_edge(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError) as refused:
+        stack("aws", secrets=EDGE_SECRETS, sipEdge=json.dumps(EDGE))  # allowPlainHttp, no certificateArn
+    assert "sends across the internet in clear: set certificateArn" in str(refused.value)
+    with pytest.raises(SettingsError) as refused:
+        stack("aws", secrets=EDGE_SECRETS, sipEdge=json.dumps(EDGE), certificateArn=HTTPS["certificateArn"])
+    assert "not the load balancer's own name: set dispatcherDomain" in str(refused.value)
+
+
 def _refused(stack: StackRunner, edge: dict[str, Any], **kwargs: Any) -> str:
     with pytest.raises(SettingsError) as refused:
         run_with_edge(stack, edge, **kwargs)
@@ -62,6 +78,15 @@ def _trunk(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("edge", "said"), [
     (_trunk(sources=["0.0.0.0/0"]), "toll-fraud scanners do within minutes"),
+    (_trunk(destinations=None), "twilio.destinations: a trunk with a terminationUri names the numbers"),
+    (_trunk(destinations=["+1*", "+*"]), "or set allowAnyDestination: true on the trunk to mean it"),
+    (_trunk(sources=["0.0.0.0/1", "128.0.0.0/1"]), "0.0.0.0/1 is wider than /16"),
+    (_trunk(sources=["3.0.0.0/8"]), "or set allowAnySource: true on the trunk to mean it"),
+    (_trunk(sources=[], numbers={}), "a trunk that only places calls needs them too"),
+    (_trunk(mediaSources=[]), "mediaSources: list the networks the trunk's calls' RTP comes from"),
+    (_trunk(mediaSources=["0.0.0.0/0"]), "or set allowAnyMediaSource: true"),
+    (_trunk(mediaSources=["0.0.0.0/1", "128.0.0.0/1"]), "0.0.0.0/1 is wider than /16"),
+    (_trunk(mediaSources=["168.86.128.1/18"]), "is not a CIDR block"),
     (_trunk(sources=["54.172.60.1/30"]), "is not a CIDR block"),
     (_trunk(sources=["sip.twilio.com"]), "is not a CIDR block"),
     (_trunk(numbers={"+14155550199": "Team A"}), "must name a dispatcherApiKeys key"),
@@ -97,7 +122,8 @@ def test_digest_passwords_match_the_trunks_that_use_one(stack: StackRunner, pass
 def test_digest_passwords_in_plain_text_are_refused(stack: StackRunner) -> None:
     with pytest.raises(SettingsError, match="sipEdgeDigestPasswords is stored in plain text"):
         stack("aws", secrets={"voicefleet:dispatcherApiKeys": "team-a:k", **_admin()}, sipEdge=json.dumps(EDGE),
-              sipEdgeDigestPasswords=json.dumps({"twilio": "p"}), plaintext=("voicefleet:sipEdgeDigestPasswords",))
+              **HTTPS, sipEdgeDigestPasswords=json.dumps({"twilio": "p"}),
+              plaintext=("voicefleet:sipEdgeDigestPasswords",))
 
 
 def _admin() -> dict[str, str]:

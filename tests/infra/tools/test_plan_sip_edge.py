@@ -4,7 +4,9 @@ masked, it passes and says how many calls the edge holds; a file the edge would 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,8 @@ from stacks.tools import plan as plan_module
 from stacks.tools.plan import main
 
 SET_WITH_PATH = """\
+  voicefleet:certificateArn: arn:aws:acm:us-east-1:123456789012:certificate/plan
+  voicefleet:dispatcherDomain: voice.example.com
   voicefleet:sipEdge:
     enabled: "true"
     workers: "{workers}"
@@ -20,11 +24,15 @@ SET_WITH_PATH = """\
       - name: twilio
         sources:
           - 54.172.60.0/30
+        mediaSources:
+          - 168.86.128.0/18
         numbers:
           "+14155550199": team-a
         terminationUri: sip:example.pstn.twilio.com
         callers:
           - team-a
+        destinations:
+          - +1*
         digestUsername: voicefleet
   voicefleet:sipEdgeDigestPasswords:
     twilio:
@@ -53,3 +61,30 @@ def test_the_plan_refuses_what_the_edge_would(tmp_path: Path, monkeypatch: pytes
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main([_stack(tmp_path, monkeypatch, 2)]) == 2
     assert "outbound calls (control_port) need workers = 1" in capsys.readouterr().err
+
+
+EDGE: dict[str, Any] = {"enabled": True, "trunks": [
+    {"name": "twilio", "sources": ["54.172.60.0/30"], "mediaSources": ["168.86.128.0/18"],
+     "numbers": {"+14155550199": "team-a"}, "terminationUri": "sip:example.pstn.twilio.com", "callers": ["team-a"],
+     "destinations": ["+1*"], "digestUsername": "voicefleet"}]}
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"trunks": [{**EDGE["trunks"][0], "numbers": {"+14155550199": "team-a", "+14155550198": "team-a"}}]},
+     "voicefleet-aws-dev-sip-edge: its boot script changes, which replaces the host (the old one deleted first); "
+     "this ends every call in progress on the SIP edge"),
+    ({"instanceType": "c7i.xlarge"}, "voicefleet-aws-dev-sip-edge: its instanceType changes from c7i.large to "
+                                     "c7i.xlarge, which stops and starts the host; this ends every call in progress"),
+])
+def test_the_plan_says_a_change_that_replaces_or_stops_the_edges_host_ends_its_calls(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], change: dict[str, Any],
+        said: str) -> None:
+    stack = _stack(tmp_path, monkeypatch, 1)
+    assert main([stack, "--config", f"sipEdge={json.dumps({**EDGE, **change})}"]) == 0, capsys.readouterr().err
+    assert said in capsys.readouterr().err
+
+
+def test_the_plan_says_nothing_of_the_host_when_the_edge_stays_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([_stack(tmp_path, monkeypatch, 1), "--config", f"sipEdge={json.dumps(EDGE)}"]) == 0
+    assert "sip-edge: its" not in capsys.readouterr().err
