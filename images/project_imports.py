@@ -152,15 +152,17 @@ def _imports(tree: ast.Module, package: str) -> list[tuple[str, int]]:
     """(dotted module, line) of every import that is not optional; `from a import b` gives a.b and
     a (b may be a submodule). Relative imports are resolved against `package`."""
     found: list[tuple[str, int]] = []
-
-    def visit(node: ast.AST, optional: bool) -> None:
+    # A walk with a list of its own, not Python's stack: a hostile `x = ----…1` nests thousands deep,
+    # past the interpreter's recursion limit.
+    pending: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while pending:
+        node, optional = pending.pop()
         if isinstance(node, ast.Try):
             guarded = optional or any(_catches_import_errors(handler) for handler in node.handlers)
-            for statement in node.body:
-                visit(statement, guarded)
-            for other in [*node.handlers, *node.orelse, *node.finalbody]:
-                visit(other, optional)
-            return
+            pending.extend(reversed([*((statement, guarded) for statement in node.body),
+                                     *((other, optional) for other in [*node.handlers, *node.orelse,
+                                                                       *node.finalbody])]))
+            continue
         if not optional and isinstance(node, ast.Import):
             found.extend((alias.name, node.lineno) for alias in node.names)
         elif not optional and isinstance(node, ast.ImportFrom):
@@ -172,10 +174,7 @@ def _imports(tree: ast.Module, package: str) -> list[tuple[str, int]]:
                     found.append((base, node.lineno))
         elif not optional and isinstance(node, ast.Call) and (dynamic := _dynamic_import(node)) is not None:
             found.append((dynamic, node.lineno))
-        for child in ast.iter_child_nodes(node):
-            visit(child, optional)
-
-    visit(tree, False)
+        pending.extend(reversed([(child, optional) for child in ast.iter_child_nodes(node)]))
     return found
 
 

@@ -67,7 +67,9 @@ def frame_text(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_carrier_the_dispatcher_takes_is_a_scenario_transport_with_its_own_framing() -> None:
-    assert tuple(FRAMINGS) == CARRIERS == PHONE_TRANSPORTS
+    # A SIP call is RTP through the edge, which speaks a carrier's stream to the dispatcher itself: the
+    # scenario's caller frames nothing of its own for it.
+    assert tuple(FRAMINGS) == CARRIERS == tuple(name for name in PHONE_TRANSPORTS if name != "sip")
     assert len({type(framing) for framing in FRAMINGS.values()}) == len(CARRIERS)
 
 
