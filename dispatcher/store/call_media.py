@@ -7,11 +7,9 @@ hash of a secret of its own could present that secret at an honest replica, whic
 the call's frames to it, its caller's voice included. Without the key, nothing a store writer puts
 there opens a media socket, and a digest copied from another call does not match this one.
 
-The carrier's replica writes it before it tells the bot where its media goes, and renews it while
-the call lives (a lease, so a replica killed outright leaves nothing behind one lease later; one
-that ran out while the store was out of reach is written again, without the spent-once digest).
-The same record says where a client's or a bot's transfer of the call goes (dispatcher/phone/
-transfer_anywhere.py): the carrier's replica alone can update the call and hear its stream close.
+The carrier's replica writes it before it tells the bot where its media goes and renews it while the
+call lives (a lease; one that ran out while the store was unreachable is written again, without the
+spent digest). It also says where a transfer of the call goes (dispatcher/phone/transfer_anywhere.py).
 
 Through a load balancer the bot's media socket may reach any replica: that replica spends the
 secret here, atomically (the digest is deleted by the script that matches it), so a secret opens

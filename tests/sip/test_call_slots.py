@@ -48,13 +48,15 @@ class Ringing:
         self.call_id = slot
         self.playout = Playout()
         self.admitted_from: str | None = None
+        self.over_tls = False  # a UDP call to a trunk without SRTP, as SipCall reads it
+        self.srtp_mandatory = False
         self.info = SimpleNamespace(localUri="<sip:+14155550199@127.0.0.1>",
                                     remoteUri="<sip:+14155550100@127.0.0.1>", callIdString=f"call-{slot}")
 
     def getInfo(self) -> SimpleNamespace:  # noqa: N802  (PJSUA2's name)
         return self.info
 
-    def respond(self, status: int, retry_after: int | None = None) -> None: ...
+    def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None: ...
 
     def end(self) -> None: ...
 
