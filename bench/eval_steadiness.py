@@ -53,35 +53,37 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="eval-steadiness-"))
     out.mkdir(parents=True, exist_ok=True)
-    env = {"BOT_FILE": str(BOT_FILE), "RESERVE_MIN_IDLE": str(args.concurrency), "RECORDING_TRANSCRIPT": "on",
-           **PHONE}
     whole = 0
-    with tempfile.TemporaryDirectory() as logs, run_dispatcher(Path(logs), env) as dispatcher:
-        for run in range(1, args.runs + 1):
-            wait_for_reserve(dispatcher.base_url, args.concurrency)
-            load_before = os.getloadavg()[0]
-            code, wall, summary = one_run(dispatcher.base_url, args.repeat, args.concurrency)
-            (out / f"run{run:02d}.json").write_text(json.dumps(summary, indent=1))
-            whole += code == 0
-            late = summary.get("inconclusive") or {}
-            calls = summary.get("calls")
-            calls = calls if isinstance(calls, dict) else {}
-            print(f"run {run}: exit {code}, verdict {summary.get('verdict')}, {summary.get('passed')}/"
-                  f"{summary.get('runs')} calls passed, {calls.get('inconclusive')} inconclusive (bot host behind), "
-                  f"{calls.get('failed')} failed; caller behind in "
-                  f"{late.get('calls', 0) if isinstance(late, dict) else late}, wall {wall:.0f} s, "
-                  f"load average {load_before:.1f} → {os.getloadavg()[0]:.1f}", flush=True)
-            for scenario in summary.get("scenarios") or []:  # type: ignore[attr-defined]
-                for failure in scenario["failures"]:
-                    print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)
-                for call in scenario.get("inconclusive") or []:
-                    print(f"  inconclusive: {scenario['scenario']}: {call['reason']}: {call['failure']}", flush=True)
-                behind = [t["bot_behind_s"] for t in scenario.get("timings") or [] if t.get("bot_behind_s") is not None]
-                if behind:
-                    print(f"  {scenario['scenario']}: the bot host's most behind in a turn, per call: {behind}",
-                          flush=True)
-            if "error" in summary:
-                print(f"  no summary: {summary['error']}", flush=True)
+    with tempfile.TemporaryDirectory() as logs:
+        # The transcripts go beside the logs: by default a local dispatcher keeps them in ./recordings.
+        env = {"BOT_FILE": str(BOT_FILE), "RESERVE_MIN_IDLE": str(args.concurrency), "RECORDING_TRANSCRIPT": "on",
+               "RECORDING_DESTINATION": str(Path(logs) / "recordings"), **PHONE}
+        with run_dispatcher(Path(logs), env) as dispatcher:
+            for run in range(1, args.runs + 1):
+                wait_for_reserve(dispatcher.base_url, args.concurrency)
+                load_before = os.getloadavg()[0]
+                code, wall, summary = one_run(dispatcher.base_url, args.repeat, args.concurrency)
+                (out / f"run{run:02d}.json").write_text(json.dumps(summary, indent=1))
+                whole += code == 0
+                late = summary.get("inconclusive") or {}
+                calls = summary.get("calls")
+                calls = calls if isinstance(calls, dict) else {}
+                print(f"run {run}: exit {code}, verdict {summary.get('verdict')}, {summary.get('passed')}/"
+                      f"{summary.get('runs')} calls passed, {calls.get('inconclusive')} inconclusive (bot host behind), "
+                      f"{calls.get('failed')} failed; caller behind in "
+                      f"{late.get('calls', 0) if isinstance(late, dict) else late}, wall {wall:.0f} s, "
+                      f"load average {load_before:.1f} → {os.getloadavg()[0]:.1f}", flush=True)
+                for scenario in summary.get("scenarios") or []:  # type: ignore[attr-defined]
+                    for failure in scenario["failures"]:
+                        print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)
+                    for call in scenario.get("inconclusive") or []:
+                        print(f"  inconclusive: {scenario['scenario']}: {call['reason']}: {call['failure']}", flush=True)
+                    behind = [t["bot_behind_s"] for t in scenario.get("timings") or [] if t.get("bot_behind_s") is not None]
+                    if behind:
+                        print(f"  {scenario['scenario']}: the bot host's most behind in a turn, per call: {behind}",
+                              flush=True)
+                if "error" in summary:
+                    print(f"  no summary: {summary['error']}", flush=True)
     print(f"{whole} of {args.runs} runs passed whole; each run's --json in {out}", flush=True)
 
 
