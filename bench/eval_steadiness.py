@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.eval_suite import BOT_FILE, ROOT, run_arguments, wait_for_reserve
 from tests.support.processes import run_dispatcher
@@ -65,26 +66,32 @@ def main() -> None:
                 code, wall, summary = one_run(dispatcher.base_url, args.repeat, args.concurrency)
                 (out / f"run{run:02d}.json").write_text(json.dumps(summary, indent=1))
                 whole += code == 0
-                late = summary.get("inconclusive") or {}
-                calls = summary.get("calls")
-                calls = calls if isinstance(calls, dict) else {}
-                print(f"run {run}: exit {code}, verdict {summary.get('verdict')}, {summary.get('passed')}/"
-                      f"{summary.get('runs')} calls passed, {calls.get('inconclusive')} inconclusive (bot host behind), "
-                      f"{calls.get('failed')} failed; caller behind in "
-                      f"{late.get('calls', 0) if isinstance(late, dict) else late}, wall {wall:.0f} s, "
-                      f"load average {load_before:.1f} → {os.getloadavg()[0]:.1f}", flush=True)
-                for scenario in summary.get("scenarios") or []:  # type: ignore[attr-defined]
-                    for failure in scenario["failures"]:
-                        print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)
-                    for call in scenario.get("inconclusive") or []:
-                        print(f"  inconclusive: {scenario['scenario']}: {call['reason']}: {call['failure']}", flush=True)
-                    behind = [t["bot_behind_s"] for t in scenario.get("timings") or [] if t.get("bot_behind_s") is not None]
-                    if behind:
-                        print(f"  {scenario['scenario']}: the bot host's most behind in a turn, per call: {behind}",
-                              flush=True)
-                if "error" in summary:
-                    print(f"  no summary: {summary['error']}", flush=True)
+                _report(run, code, wall, summary, load_before)
     print(f"{whole} of {args.runs} runs passed whole; each run's --json in {out}", flush=True)
+
+
+
+def _report(run: int, code: int, wall: float, summary: dict[str, Any], load_before: float) -> None:
+    """One run's line, and each failed or inconclusive call's."""
+    late = summary.get("inconclusive") or {}
+    calls = summary.get("calls")
+    calls = calls if isinstance(calls, dict) else {}
+    print(f"run {run}: exit {code}, verdict {summary.get('verdict')}, {summary.get('passed')}/"
+          f"{summary.get('runs')} calls passed, {calls.get('inconclusive')} inconclusive (bot host behind), "
+          f"{calls.get('failed')} failed; caller behind in "
+          f"{late.get('calls', 0) if isinstance(late, dict) else late}, wall {wall:.0f} s, "
+          f"load average {load_before:.1f} → {os.getloadavg()[0]:.1f}", flush=True)
+    for scenario in summary.get("scenarios") or []:
+        for failure in scenario["failures"]:
+            print(f"  failed: {scenario['scenario']}: {failure['failure']}", flush=True)
+        for call in scenario.get("inconclusive") or []:
+            print(f"  inconclusive: {scenario['scenario']}: {call['reason']}: {call['failure']}", flush=True)
+        behind = [t["bot_behind_s"] for t in scenario.get("timings") or [] if t.get("bot_behind_s") is not None]
+        if behind:
+            print(f"  {scenario['scenario']}: the bot host's most behind in a turn, per call: {behind}",
+                  flush=True)
+    if "error" in summary:
+        print(f"  no summary: {summary['error']}", flush=True)
 
 
 if __name__ == "__main__":
