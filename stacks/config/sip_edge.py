@@ -24,7 +24,7 @@ import ipaddress
 import json
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -218,16 +218,22 @@ def _ports(cfg: Reader, text: str) -> tuple[int, int]:
     return low, high
 
 
+def _check_widths(cfg: Reader, where: str, ranges: Sequence[str], allowed_wide: bool, what: str, why: str) -> None:
+    """Each of `ranges` a network, none wider than WIDEST_PREFIX unless the trunk's opt-in says so."""
+    for source in ranges:
+        network = _network(cfg, where, source, what)
+        if network.prefixlen < WIDEST_PREFIX and not allowed_wide:
+            raise cfg.fail(KEY, f"{where}: {source} is wider than /{WIDEST_PREFIX}: {why}")
+
+
 def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
     for trunk in key.trunks:
         where = f"trunks.{trunk.name}"
-        for source in trunk.sources:
-            network = _network(cfg, f"{where}.sources", source, "the trunk's published signalling addresses")
-            if network.prefixlen < WIDEST_PREFIX and not trunk.allow_any_source:
-                raise cfg.fail(KEY, f"{where}.sources: {source} is wider than /{WIDEST_PREFIX}: it lets anyone in it "
-                                    "send INVITEs to the edge's SIP port, and toll-fraud scanners do within minutes: "
-                                    "list the trunk's published signalling ranges, or set allowAnySource: true on "
-                                    "the trunk to mean it")
+        _check_widths(cfg, f"{where}.sources", trunk.sources, trunk.allow_any_source,
+                      "the trunk's published signalling addresses",
+                      "it lets anyone in it send INVITEs to the edge's SIP port, and toll-fraud scanners do within "
+                      "minutes: list the trunk's published signalling ranges, or set allowAnySource: true on the "
+                      "trunk to mean it")
         if not trunk.sources:
             # A trunk that only places calls still hears from its far end: the callee's BYE comes minutes into a
             # call, long after the security group's tracking of the edge's own INVITE has expired (30-180 s).
@@ -238,13 +244,11 @@ def _check_trunks(cfg: Reader, key: SipEdgeKey) -> None:
             raise cfg.fail(KEY, f"{where}.mediaSources: list the networks the trunk's calls' RTP comes from (its "
                                 f"published media ranges: Twilio's is {TWILIO_MEDIA}); only they reach the edge's "
                                 "RTP ports")
-        for source in trunk.media_sources:
-            network = _network(cfg, f"{where}.mediaSources", source, "the trunk's published media addresses")
-            if network.prefixlen < WIDEST_PREFIX and not trunk.allow_any_media_source:
-                raise cfg.fail(KEY, f"{where}.mediaSources: {source} is wider than /{WIDEST_PREFIX}: anyone in it "
-                                    "can send RTP to a call's port, and PJSIP then sends the bot's side of the call "
-                                    "to them: list the trunk's published media ranges (Twilio's is "
-                                    f"{TWILIO_MEDIA}), or set allowAnyMediaSource: true on the trunk to mean it")
+        _check_widths(cfg, f"{where}.mediaSources", trunk.media_sources, trunk.allow_any_media_source,
+                      "the trunk's published media addresses",
+                      "anyone in it can send RTP to a call's port, and PJSIP then sends the bot's side of the call "
+                      f"to them: list the trunk's published media ranges (Twilio's is {TWILIO_MEDIA}), or set "
+                      "allowAnyMediaSource: true on the trunk to mean it")
         _check_destinations(cfg, where, trunk)
         for number, name in trunk.numbers.items():
             if not KEY_NAME.fullmatch(name):
