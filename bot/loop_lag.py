@@ -68,10 +68,12 @@ class LoopLag:
 
     async def _watch(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
+            before = waited_for_cpu()  # one read a tick: each tick's end is the next one's start
             while True:
-                before, due = waited_for_cpu(), time.monotonic() + TICK_SECONDS
+                due = time.monotonic() + TICK_SECONDS
                 await asyncio.sleep(TICK_SECONDS)
                 after, late = waited_for_cpu(), max(0.0, time.monotonic() - due)
                 waited = 0.0 if before is None or after is None else max(0.0, after - before)
+                before = after
                 if late > NOTE_SECONDS or waited > NOTE_SECONDS:
                     self.note(time.time(), late, waited)
