@@ -55,7 +55,7 @@ class Edge:
         host = source_host(source)
         decision = admit(self.config.trunks, source, info.localUri)
         insecure = None if isinstance(decision, Refused) else srtp_refusal(decision.trunk.srtp, call.over_tls,
-                                                                            call.srtp_mandatory)
+                                                                            call.srtp_mandatory, call.keyed)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
