@@ -14,6 +14,7 @@ import pytest
 from dispatcher.app import create_app
 from dispatcher.machines.base import LaunchResult, LaunchSpec
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.observability.whatsapp_call import whatsapp_of
 from dispatcher.settings import Settings
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes.server import serve
@@ -121,6 +122,13 @@ async def test_a_call_whose_bot_fails_to_start_is_rejected_not_left_ringing(
     events = (await meta.dispatcher.client.get(f"/sessions/{session}/timeline")).json()["events"]
     answer = next(e for e in events if e["event"] == "whatsapp_answer")
     assert answer["action"] == "reject"
+    # What the session's report.json and its `session.ended` webhook carry of the call.
+    told = whatsapp_of(events)
+    assert told is not None
+    assert {k: told[k] for k in ("call_id", "from", "phone_number_id")} == {
+        "call_id": call.call_id, "from": call.caller, "phone_number_id": PHONE_NUMBER_ID}
+    assert [w["call_event"] for w in told["webhooks"]] == ["connect"]
+    assert [a["action"] for a in told["answers"]] == ["reject"]
 
 
 async def test_a_call_whose_answer_meta_refuses_is_rejected_and_its_session_stopped(meta: Meta) -> None:
