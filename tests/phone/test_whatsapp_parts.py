@@ -8,6 +8,7 @@ import json
 import pytest
 
 from dispatcher.errors import ApiError
+from dispatcher.machines.bot_variables import dispatcher_own
 from dispatcher.settings import SettingsError
 from dispatcher.whatsapp.answer_sdp import for_whatsapp
 from dispatcher.whatsapp.events import call_events
@@ -91,3 +92,8 @@ def test_only_the_sha_256_fingerprint_of_an_answer_reaches_meta() -> None:
     assert kept.endswith("\r\n") and "\n" not in kept.replace("\r\n", "")
     with pytest.raises(ValueError, match="SHA-256"):
         for_whatsapp("v=0\r\na=fingerprint:sha-512 CD\r\n")
+
+
+@pytest.mark.parametrize("name", ["WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"])
+def test_meta_s_credentials_never_reach_a_bot(name: str) -> None:
+    assert dispatcher_own(name)  # not inherited by a local bot, refused in a stack's botSecrets
