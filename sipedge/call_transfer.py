@@ -76,18 +76,19 @@ async def hand_over(stack: SipStack, held: InboundCall, to: str) -> Handed:
         raise NotHanded(409, "transfer_no_route", f"trunk {held.trunk.name!r} has no termination_uri, so the edge has "
                         "no host to name a number at (a REFER's Refer-To) nor to call it through: give the trunk a "
                         "termination_uri, or transfer to a sip: URI")
+    number = not to.startswith(("sip:", "sips:"))
+    if number and not destination_allowed(held.trunk.destinations, to):  # the trunk pays for a REFER's call too
+        raise NotHanded(409, "target_not_routed", f"trunk {held.trunk.name!r} does not call {to} (its `destinations` "
+                        "in the edge's file): the call stays with the bot")
     taken = await _refer(stack, held, uri)
     if isinstance(taken, int):
         end = SipEnd("edge", "referred", taken, f"handed to {uri[:200]} by REFER")
         return Handed("referred", uri, taken, _once(lambda: stack.submit(lambda: held.call.end(end))))
     refused = taken
     log.warning("sipedge: session %s: REFER to %s not taken (%s)", held.flow.session_id, uri, refused)
-    if to.startswith(("sip:", "sips:")) or held.trunk.termination_uri is None:
+    if not number or held.trunk.termination_uri is None:
         raise NotHanded(409, "refer_refused", f"the caller's side did not take the REFER ({refused}), and only a "
                         "number can be bridged instead (through the trunk's termination): the call stays with the bot")
-    if not destination_allowed(held.trunk.destinations, to):
-        raise NotHanded(409, "refer_refused", f"the caller's side did not take the REFER ({refused}), and trunk "
-                        f"{held.trunk.name!r} does not call {to} (its `destinations`): the call stays with the bot")
     return await _bridge(stack, held, to, uri, refused)
 
 

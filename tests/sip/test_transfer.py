@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow  # a real dispatcher, the edge, two SIPps, a bot p
 
 EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
 DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
+ABROAD = "+4420790000"  # on PHONE_TRANSFER_TARGETS too, but not among the trunk's `destinations`
 ANSWERED_SECONDS = 60.0
 
 
@@ -49,30 +50,38 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
     control_port, person_port = free_port(), free_port(socket.SOCK_DGRAM)
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
-           "PHONE_TRANSFER_TARGETS": f"{DESK},pbx.example.com"}
+           "PHONE_TRANSFER_TARGETS": f"{DESK},{ABROAD},pbx.example.com"}
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
-    trunk = f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5'
+    trunk = f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]'
     with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("sip-transfer-edge"), settings=settings,
                    trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
         yield Line(dispatcher, edge, person_port, f"http://127.0.0.1:{control_port}")
 
 
+_seen: set[str] = set()  # the sessions earlier tests' calls had: one may still be listed active as it ends
+
+
 async def active_session(api: httpx.AsyncClient) -> str:
+    """The new call's session, once listed."""
     for _ in range(int(ANSWERED_SECONDS * 10)):
         listed = (await api.get("/sessions", params={"status": "active"})).json()["sessions"]
-        if listed:
-            return str(listed[0]["session_id"])
+        new = [str(s["session_id"]) for s in listed if s["session_id"] not in _seen]
+        if new:
+            _seen.add(new[0])
+            return new[0]
         await asyncio.sleep(0.1)
     raise AssertionError("the call's session is not listed")
 
 
 async def transfer_once_answered(api: httpx.AsyncClient, session_id: str, to: str) -> httpx.Response:
-    """`POST /sessions/{id}/transfer`, asked again while the call is not answered yet (409 no_live_call)."""
+    """`POST /sessions/{id}/transfer`, asked again while the call is not answered yet: its session listed
+    before its timeline has an event (404 not_found), its call not connected or answered (409 no_live_call)."""
     deadline = time.monotonic() + ANSWERED_SECONDS
     while True:
         answer = await api.post(f"/sessions/{session_id}/transfer", json={"to": to})
-        if answer.status_code != 409 or answer.json()["error"]["code"] != "no_live_call":
+        if (answer.status_code, answer.json()["error"]["code"] if answer.status_code >= 400 else "") not in (
+                (404, "not_found"), (409, "no_live_call")):
             return answer
         if time.monotonic() > deadline:
             return answer
@@ -186,6 +195,20 @@ async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: L
         assert not [e for e in events if e["event"] == "transferred"]
         assert await listed_end_reason(api, session_id) != "transferred"
         assert one(events, "sip_ended")["how"] == "bye"
+
+
+async def test_a_number_the_trunk_does_not_call_is_refused_before_any_refer(line: Line) -> None:
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        call = caller(line, "call_echo")
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, ABROAD)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "target_not_routed", answer.text
+        run = await call
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert "\nREFER " not in run.messages  # nothing changed: the call went on with its bot to its BYE
+        events = await ended_events(api, session_id)
+        assert not [e for e in events if e["event"] == "transferred"]
 
 
 async def test_the_edge_hands_calls_over_only_for_the_control_secret(line: Line, tmp_path: Path) -> None:
