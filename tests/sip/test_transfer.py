@@ -107,7 +107,8 @@ async def listed_end_reason(api: httpx.AsyncClient, session_id: str) -> str | No
         listed = (await api.get("/sessions", params={"status": "ended"})).json()["sessions"]
         mine = [s for s in listed if s["session_id"] == session_id]
         if mine:
-            return mine[0].get("end_reason")
+            reason = mine[0].get("end_reason")
+            return str(reason) if reason is not None else None
         await asyncio.sleep(0.1)
     raise AssertionError(f"session {session_id} is not listed ended")
 
@@ -118,15 +119,15 @@ def one(events: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return found[0]
 
 
-def caller(line: Line, scenario: str, media_port: int | None = None) -> asyncio.Task[SippRun]:
-    return asyncio.create_task(asyncio.to_thread(run_sipp, scenario, NUMBER, line.edge.sip_port, line.edge.workdir,
+def caller(edge: EdgeProcess, scenario: str, media_port: int | None = None) -> asyncio.Task[SippRun]:
+    return asyncio.create_task(asyncio.to_thread(run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir,
                                                  media_port=media_port))
 
 
 async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(line: Line) -> None:
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
-        call = caller(line, "call_refer_accepted")
+        call = caller(line.edge, "call_refer_accepted")
         session_id = await active_session(api)
         off_list = await transfer_once_answered(api, session_id, "+14155550999")
         assert off_list.status_code == 403 and off_list.json()["error"]["code"] == "target_not_allowed", off_list.text
@@ -157,7 +158,7 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trun
         try:
             person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
                                                            line.edge.workdir, media_port=person_media))
-            call = caller(line, "call_refer_refused", caller_media)
+            call = caller(line.edge, "call_refer_refused", caller_media)
             session_id = await active_session(api)
             answer = await transfer_once_answered(api, session_id, DESK)
             run, far = await call, await person
@@ -182,7 +183,7 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trun
 async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: Line) -> None:
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
-        call = caller(line, "call_refer_refused")
+        call = caller(line.edge, "call_refer_refused")
         session_id = await active_session(api)
         answer = await transfer_once_answered(api, session_id, "sip:desk@pbx.example.com")
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "refer_refused", answer.text
@@ -200,7 +201,7 @@ async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: L
 async def test_a_number_the_trunk_does_not_call_is_refused_before_any_refer(line: Line) -> None:
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
-        call = caller(line, "call_echo")
+        call = caller(line.edge, "call_echo")
         session_id = await active_session(api)
         answer = await transfer_once_answered(api, session_id, ABROAD)
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "target_not_routed", answer.text
@@ -223,3 +224,19 @@ async def test_the_edge_hands_calls_over_only_for_the_control_secret(line: Line,
         header = await edge.post("/calls/s1/transfer", headers=right,
                                  json={"to": "sip:a@b.example.com>\r\nX-Evil: 1", "request_id": "r2"})
         assert header.status_code == 422, header.text
+
+
+
+async def test_without_the_edges_control_api_a_sip_call_is_not_transferred(
+    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess,
+) -> None:
+    # tests/sip/conftest.py's pair: a dispatcher with no SIP_EDGE_URL, an edge with no control API.
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        call = caller(edge, "call_echo")
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, DESK)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "transfer_not_configured", answer.text
+        assert "SIP_EDGE_URL" in answer.json()["error"]["message"]
+        run = await call
+        assert run.returncode == 0, f"{run.output}\n{edge.log()}"
