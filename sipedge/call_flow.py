@@ -43,6 +43,14 @@ class CallFlow:
         self.sip_end: SipEnd | None = None  # how PJSUA ended the call, once it did (set before caller_gone)
         self.answered = False
         self.session_id: str | None = None  # the call's session, once the dispatcher made it: named in the 200 OK
+        # Handed to a person and bridged (sipedge/call_transfer.py): the bot's stream closes, the caller stays.
+        self.released = asyncio.Event()
+        self.handed: SipEnd | None = None
+
+    def release(self, end: SipEnd) -> None:
+        """The caller is bridged to a person: the bot's stream ends, the caller's leg is the bridge's now."""
+        self.handed = end
+        self.released.set()
 
     def heard(self, pcm: bytes) -> None:
         self._loop.call_soon_threadsafe(self._queue_heard, pcm)
@@ -105,13 +113,13 @@ async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, bo
         # The caller's end (or the edge's refusal) is told before the stream closes, so the session's
         # end (its webhook, its report) finds it: the bot ends only once the dispatcher took it (or,
         # the dispatcher not answering, its tries ran out: the stream to it is then likely gone too).
-        await _tell(link, api_key, token.session_id, refused[0] if refused else flow.sip_end)
+        await _tell(link, api_key, token.session_id, refused[0] if refused else flow.handed or flow.sip_end)
         await stream.close()
-        if not flow.caller_gone.is_set():
+        if not flow.caller_gone.is_set() and flow.handed is None:
             end()
             await _tell(link, api_key, token.session_id, edge_hung_up(flow.answered))
         log.info("sipedge: call %s (session %s) ended by the %s", body.get("call_id"), token.session_id,
-                 "caller" if flow.caller_gone.is_set() else "bot's side")
+                 "caller" if flow.caller_gone.is_set() else "transfer" if flow.handed else "bot's side")
 
 
 async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token: CallToken,
@@ -137,9 +145,10 @@ async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token
         flow.answered = True
         respond(200, None)
         log.info("sipedge: call %s answered (session %s)", body.get("call_id"), token.session_id)
-        gone = asyncio.create_task(flow.caller_gone.wait())
-        await asyncio.wait([tasks[0], gone], return_when=asyncio.FIRST_COMPLETED)
-        gone.cancel()
+        ends = [asyncio.create_task(flow.caller_gone.wait()), asyncio.create_task(flow.released.wait())]
+        await asyncio.wait([tasks[0], *ends], return_when=asyncio.FIRST_COMPLETED)
+        for end in ends:
+            end.cancel()
     finally:
         for task in tasks:
             task.cancel()

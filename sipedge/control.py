@@ -3,6 +3,11 @@
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
   `increment_seconds` (the call's session prices its minutes by them);
+- `POST /calls/{session_id}/transfer` `{to, request_id}`: the answered inbound call of that session
+  handed to a person (sipedge/call_transfer.py): `200` `{how: referred|bridged, to, sip_status}` once
+  done, `404` when the edge holds no answered call of the session, `409` naming why it was not handed
+  over (the call then stays with its bot). The same `request_id` again waits for the same outcome (a
+  retried request transfers nothing twice); another one while a transfer is under way is `409`;
 - `POST /calls` `{session_id, stream_url, to, from, trunk, caller}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
   placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
@@ -18,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sipedge.call_policy import refusal
 from sipedge.call_reports import CallReports
+from sipedge.call_transfer import Handed, NotHanded, hand_over
 from sipedge.config import Trunk
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
@@ -35,6 +41,9 @@ log = logging.getLogger("sipedge")
 E164 = r"^\+[1-9][0-9]{1,14}$"
 MAX_BODY_BYTES = 8192
 REMEMBERED_CALLS = 1000  # a retried hand-over comes within seconds: far fewer calls are taken meanwhile
+FINISH_SECONDS = 2.0  # a handed call's stream is let go this long after at most, answered or not
+# A person: a number, or a SIP URI (user@host[:port][;params], nothing that could end a header or start another).
+PERSON = r"^(\+[1-9][0-9]{1,14}|sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?(;[A-Za-z0-9_.=\-]+)*)$"
 
 
 class CallAsked(BaseModel):
@@ -48,9 +57,30 @@ class CallAsked(BaseModel):
     caller: str = Field(min_length=1, max_length=128)  # the name of the API key that asked for the call
 
 
+class TransferAsked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(pattern=PERSON, max_length=255)
+    request_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+Asked = TypeVar("Asked", bound=BaseModel)
+
+
+async def _read(request: web.Request, model: type[Asked], what: str) -> Asked | web.Response:
+    """The request's body as `model`, or the answer that says what is wrong with it."""
+    try:
+        return model.model_validate_json(await request.read())
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "body_too_large", f"{what} is at most {MAX_BODY_BYTES} bytes")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _error(422, "invalid_request", problems)
 
 
 class Control:
@@ -60,6 +90,7 @@ class Control:
         self.reports = CallReports(edge.config.dispatcher_url, secret)
         self.placing: set[asyncio.Task[None]] = set()
         self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
+        self._handing: dict[str, tuple[str, asyncio.Task[Handed]]] = {}  # session → its transfer (request, task)
         self._runner: web.AppRunner | None = None
 
     def outbound(self) -> dict[str, Trunk]:
@@ -69,6 +100,7 @@ class Control:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._authenticated])
         app.router.add_get("/trunks", self._trunks)
         app.router.add_post("/calls", self._calls)
+        app.router.add_post("/calls/{session_id}/transfer", self._transfer)
         return app
 
     async def start(self) -> None:
@@ -80,7 +112,7 @@ class Control:
                  self.edge.config.control_port)
 
     async def close(self) -> None:
-        for task in list(self.placing):
+        for task in [*self.placing, *(task for _, task in self._handing.values())]:
             task.cancel()
         await asyncio.gather(*self.placing, return_exceptions=True)
         if self._runner is not None:
@@ -103,13 +135,9 @@ class Control:
         return web.json_response({"trunks": trunks})
 
     async def _calls(self, request: web.Request) -> web.Response:
-        try:
-            asked = CallAsked.model_validate_json(await request.read())
-        except web.HTTPRequestEntityTooLarge:
-            return _error(413, "body_too_large", f"a call's hand-over is at most {MAX_BODY_BYTES} bytes")
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            return _error(422, "invalid_request", problems)
+        asked = await _read(request, CallAsked, "a call's hand-over")
+        if isinstance(asked, web.Response):
+            return asked
         trunks = self.outbound()
         trunk = trunks.get(asked.trunk)
         if trunk is None:
@@ -138,6 +166,48 @@ class Control:
         task.add_done_callback(self._done)
         log.info("sipedge: call to %s through trunk %s taken for session %s", asked.to, trunk.name, asked.session_id)
         return web.json_response({"session_id": asked.session_id}, status=202)
+
+    async def _transfer(self, request: web.Request) -> web.Response:
+        session_id = request.match_info["session_id"]
+        asked = await _read(request, TransferAsked, "a transfer")
+        if isinstance(asked, web.Response):
+            return asked
+        under_way = self._handing.get(session_id)
+        if under_way is not None and under_way[0] != asked.request_id and not under_way[1].done():
+            return _error(409, "already_transferring", "this call is already being handed to a person")
+        if under_way is None or under_way[0] != asked.request_id:
+            held = self.edge.answered(session_id)
+            if held is None:
+                return _error(404, "no_call", f"this edge holds no answered call of session {session_id[:128]!r} "
+                              "(not answered yet, over, or already handed over)")
+            task = asyncio.create_task(hand_over(self.edge.stack, held, asked.to))
+            under_way = self._handing[session_id] = (asked.request_id, task)
+            task.add_done_callback(lambda _: self._forget_transfer(session_id, task))
+        try:
+            handed = await asyncio.shield(under_way[1])  # a request that goes away leaves the transfer to finish
+        except NotHanded as refused:
+            return _error(refused.status, refused.code, refused.message)
+        except Exception:  # a bug of the edge's: said as such, the edge's log has the rest
+            return _error(500, "transfer_failed", "the edge failed handing the call over; its log says why")
+        answer = web.json_response({"session_id": session_id, "how": handed.how, "to": handed.to,
+                                    "sip_status": handed.sip_status})
+        await answer.prepare(request)
+        await answer.write_eof()
+        handed.finish()  # the answer is on its way: the stream's end now finds the transfer noted
+        return answer
+
+    def _forget_transfer(self, session_id: str, task: asyncio.Task[Handed]) -> None:
+        """A finished transfer is kept a while for its retried request, then dropped: `REMEMBERED_CALLS` at most.
+        A done one lets the bot's stream go within FINISH_SECONDS even if its answer never went out."""
+        if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), NotHanded):
+            log.error("sipedge: a transfer failed: %r", task.exception())
+        elif not task.cancelled() and task.exception() is None:
+            asyncio.get_running_loop().call_later(FINISH_SECONDS, task.result().finish)
+        while len(self._handing) > REMEMBERED_CALLS:
+            oldest = next(iter(self._handing))
+            if not self._handing[oldest][1].done():
+                break
+            self._handing.pop(oldest)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.placing.discard(task)

@@ -15,6 +15,7 @@ import signal
 from sipedge.admission import Refused, admit, source_host
 from sipedge.call_data import call_body
 from sipedge.call_flow import CallFlow, run_call
+from sipedge.call_transfer import InboundCall
 from sipedge.config import EdgeConfig
 from sipedge.dispatcher_link import DispatcherLink
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
@@ -40,6 +41,7 @@ class Edge:
         self.link = DispatcherLink(config.dispatcher_url, config.control_secret)
         self.stack = SipStack(config, self._incoming, self._ended)
         self._flows: set[asyncio.Future[None]] = set()
+        self._held: set[InboundCall] = set()  # the inbound calls whose flows run, on the event loop
         self.capacity = max(1, self.stack.max_calls() - SLOTS_FOR_REFUSALS)
         # The calls admitted and not yet ended: the calls themselves, not their PJSUA slots, which PJSUA
         # may give to a new call before the ended one is forgotten (in the same round of SIP events).
@@ -90,7 +92,16 @@ class Edge:
         future = asyncio.run_coroutine_threadsafe(
             run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),
                      self.config.answer_seconds, decision.release, line), self._loop)
-        self._loop.call_soon_threadsafe(self._track, future)
+        self._loop.call_soon_threadsafe(self._track, future, InboundCall(call, flow, trunk, decision.number))
+
+    def answered(self, session_id: str) -> InboundCall | None:
+        """The answered call of `session_id` whose bot still has it (on the event loop), or None."""
+        for held in self._held:
+            flow = held.flow
+            if (flow.session_id == session_id and flow.answered and not flow.caller_gone.is_set()
+                    and flow.handed is None):
+                return held
+        return None
 
     def calls_in_flight(self) -> int:
         """The inbound calls admitted and not yet ended."""
@@ -102,10 +113,12 @@ class Edge:
             self._admitted.discard(call)
             self._limits.ended(call.admitted_from)
 
-    def _track(self, future: concurrent.futures.Future[None]) -> None:
+    def _track(self, future: concurrent.futures.Future[None], held: InboundCall) -> None:
         wrapped = asyncio.wrap_future(future)
         self._flows.add(wrapped)
+        self._held.add(held)
         wrapped.add_done_callback(self._flows.discard)
+        wrapped.add_done_callback(lambda _: self._held.discard(held))
 
     async def run(self) -> None:
         stop = asyncio.Event()

@@ -26,7 +26,7 @@ from sipedge.call_flow import CallFlow, _bot_to_caller, _caller_to_bot
 from sipedge.call_reports import CallReports
 from sipedge.config import Trunk
 from sipedge.dispatcher_link import CallToken, DispatcherLink
-from sipedge.outbound_sip import place
+from sipedge.outbound_sip import OutboundEvents, place
 from sipedge.playout import Playout
 from sipedge.refusals import SipRefusal
 from sipedge.sip_call import SipCall
@@ -146,22 +146,29 @@ async def _invite(stack: SipStack, trunk: Trunk, order: CallOrder, flow: Outboun
     account = stack.outbound_accounts.get(trunk.name)
     if account is None:
         return f"trunk {trunk.name} has no termination_uri"
+    try:
+        call = await invite(stack, account, trunk, order.to, order.caller_id, flow)
+    except pj.Error as exc:
+        return f"PJSIP did not send the INVITE: {exc.reason}"
+    call.playout = flow.playout  # the bot's audio, once answered, plays to the callee
+    return call
+
+
+async def invite(stack: SipStack, account: pj.Account, trunk: Trunk, to: str, caller_id: str,
+                 events: OutboundEvents) -> SipCall:
+    """A call to `to` through `trunk` as `caller_id`, its INVITE sent on the SIP thread; `pj.Error` if PJSIP
+    would not send it."""
     sent: concurrent.futures.Future[SipCall] = concurrent.futures.Future()
 
     def send() -> None:
         try:
             sent.set_result(stack.outgoing(lambda on_end: place(
-                account, trunk, order.to, order.caller_id, stack.config.advertised, on_end, flow)))
+                account, trunk, to, caller_id, stack.config.advertised, on_end, events)))
         except pj.Error as exc:
             sent.set_exception(exc)
 
     stack.submit(send)
-    try:
-        call = await asyncio.wrap_future(sent)
-    except pj.Error as exc:
-        return f"PJSIP did not send the INVITE: {exc.reason}"
-    call.playout = flow.playout  # the bot's audio, once answered, plays to the callee
-    return call
+    return await asyncio.wrap_future(sent)
 
 
 async def _until_answered(flow: OutboundFlow, stack: SipStack, call: SipCall, ring_seconds: float) -> int:

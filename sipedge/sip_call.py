@@ -67,6 +67,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.over_tls = False  # PJSIP received the INVITE on a TLS connection (sipedge/rx_transport.py)
         self.srtp_mandatory = False  # PJSUA gave it to a number's account whose SRTP is mandatory
         self.keyed = False  # its INVITE offered SRTP, which PJSIP answers with SRTP or refuses
+        # The REFER's progress (sipedge/call_transfer.py): each status the transferee reports, and if it is final.
+        self.on_transfer_status: Callable[[int, bool], None] | None = None
+        self.bridged_to: SipCall | None = None  # the other leg once its audio and this one's are bridged
 
     def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None:
         if self.ended:
@@ -84,12 +87,12 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         else:
             self.answer(param)
 
-    def end(self) -> None:
-        """BYE once answered, else 503 to the ringing caller: the bot's side ended first."""
+    def end(self, why: SipEnd | None = None) -> None:
+        """BYE once answered, else 503 to the ringing caller: the bot's side ended first (or `why`)."""
         if not self.ended:
             param = pj.CallOpParam(True)
             param.statusCode = 503
-            self.edge_ended = SipEnd("edge", "bye") if self.confirmed else SipEnd("edge", "refused", 503)
+            self.edge_ended = why or (SipEnd("edge", "bye") if self.confirmed else SipEnd("edge", "refused", 503))
             self.hangup(param)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802  (PJSUA2's name)
@@ -121,12 +124,36 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status in _AUDIO_FLOWS:
                 audio = self.getAudioMedia(index)
+                if self.bridged_to is not None:  # handed to a person: a changed stream joins theirs, not the bot's
+                    self.bridged_to.join(audio)
+                    continue
                 if self.port is None:
                     self.port = MediaPort(self._heard, self.playout)
                     self.port.createPort(f"bot{self.call_id}", audio_format())
                 # Again after each re-INVITE: a changed stream (another codec) is a new port of the bridge.
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
+
+    def bridge(self, other: SipCall) -> None:
+        """This call's audio and `other`'s to each other in PJSUA's conference bridge, the bot's port out of
+        both (on the SIP thread): the edge keeps both legs, a person talks with the caller."""
+        self.bridged_to, other.bridged_to = other, self
+        for leg in (self, other):
+            if leg.port is not None:
+                audio = leg.getAudioMedia(-1)
+                audio.stopTransmit(leg.port)
+                leg.port.stopTransmit(audio)
+        other.join(self.getAudioMedia(-1))
+
+    def join(self, audio: pj.AudioMedia) -> None:
+        """`audio` (the other leg's) and this call's own, each to the other."""
+        mine = self.getAudioMedia(-1)
+        mine.startTransmit(audio)
+        audio.startTransmit(mine)
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        if self.on_transfer_status is not None:
+            self.on_transfer_status(int(prm.statusCode), bool(prm.finalNotify))
 
     def onCallRxReinvite(self, prm: pj.OnCallRxReinviteParam) -> None:  # noqa: N802
         if not self.from_trunk(self.source_of(prm.rdata)):  # a stranger moving the call's media elsewhere

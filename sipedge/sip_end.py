@@ -17,7 +17,9 @@ _REASON = re.compile(r"^Reason[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTI
 @dataclass(frozen=True)
 class SipEnd:
     by: str  # "caller" or "edge"
-    how: str  # "bye", "cancel", "refused" (the edge's final answer before the answer), "failed" (PJSIP's own end)
+    # "bye", "cancel", "refused" (the edge's final answer before the answer), "failed" (PJSIP's own end),
+    # "referred" (handed to a person by REFER), "bridged" (to a person the edge called: sipedge/call_transfer.py)
+    how: str
     status: int | None = None
     reason: str | None = None
 

@@ -14,10 +14,12 @@ from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
+from dispatcher.phone.sip_transfers import SipTransfers
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.phone.transfer_anywhere import TransfersAnywhere
 from dispatcher.phone.transfer_asks import bot_transfer
 from dispatcher.phone.transfers import Transfers
+from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.phone.twilio_calls import TwilioCalls
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
@@ -69,7 +71,9 @@ def build_phone_state(
         default_drain_seconds=settings.max_session_seconds,
     )
     twilio = TwilioCalls(phone.twilio_rest, phone.twilio_api_url) if phone.twilio_rest is not None else None
-    transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit)
+    edge = TrunkCallSettings.from_env(env)  # the SIP edge hands its calls over too (docs/sip.md)
+    transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
+                          sip=SipTransfers(edge) if edge is not None else None)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))

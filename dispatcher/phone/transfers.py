@@ -1,5 +1,6 @@
 """A live call handed to a person, cold: the carrier is told to ring `to` instead of streaming to the
-bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_calls.py), which ends
+bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_calls.py; for a call
+through the SIP edge: a REFER, or the edge's bridge, dispatcher/phone/sip_transfers.py), which ends
 the call's stream; the session then ends as `transferred`.
 
 The calls this replica relays are kept here while they last, with the carrier's id for each call.
@@ -30,6 +31,7 @@ from starlette.types import Message
 from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
+from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
 from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
 from dispatcher.phone.transfer_allow import TransferTargets
 from dispatcher.phone.transfer_target import TransferTarget
@@ -56,13 +58,16 @@ class LiveCall:
     transferring: bool = False
     transferred: dict[str, Any] | None = None
     held_hang_up: tuple[float, str] | None = None  # a hang-up heard while the transfer was under way
+    via_sip_edge: bool = False  # its stream is the SIP edge's (sipedge/stream_frames.py names it)
 
 
 class Transfers:
     def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None, targets: TransferTargets | None,
                  *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS,
-                 budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS) -> None:
+                 budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
+                 sip: SipTransfers | None = None) -> None:
         self._twilio = twilio
+        self._sip = sip
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
         self._time_limit = time_limit
@@ -74,9 +79,13 @@ class Transfers:
         """The call's bot is attached: its session may be transferred from now on, its CallSid read
         from the carrier's first messages (Twilio's `start`)."""
         call = LiveCall(session_id, carrier, signed_call)
-        said = _twilio_call_sid(handshake) if carrier == "twilio" else None
-        if said is not None and said == signed_call:
+        start = _start_of(handshake)
+        said = start.get("callSid") if carrier == "twilio" else None
+        if isinstance(said, str) and said == signed_call:
             call.call_sid = said
+        # Whoever holds a POST /start token could write this too: the edge then holds no call of the
+        # session and refuses (409), so the mark reaches nothing but a refusal.
+        call.via_sip_edge = carrier == "exotel" and start.get("account_sid") == SIP_EDGE_ACCOUNT
         self._live[session_id] = call
         return call
 
@@ -99,9 +108,11 @@ class Transfers:
 
     async def transfer(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
         """Hands the call to `target`: the answer's fields, or an `ApiError` (nothing changed, unless it says)."""
+        if call.via_sip_edge:
+            return await self._through_edge(call, target)
         if call.carrier != "twilio":
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
-                           "transfers work on Twilio media-stream calls (docs/phone.md)")
+                           "transfers work on Twilio media-stream calls and calls through the SIP edge (docs/phone.md)")
         if self._twilio is None:
             raise ApiError(409, "transfer_not_configured", "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or "
                            "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so the dispatcher can update Twilio calls")
@@ -110,30 +121,61 @@ class Transfers:
             raise ApiError(409, "call_not_verified", "this call's CallSid was not signed by Twilio: only a call "
                            "that came in through the webhook (POST /phone/twilio) can be transferred, since a "
                            "stream opened with a POST /start token could name any call of the account")
-        if call.transferring or call.transferred is not None:
-            raise ApiError(409, "already_transferring", "this call is already being transferred")
-        if call.ended.is_set():
-            raise ApiError(409, "call_over", "this call has ended")
+        self._check_transferable(call)
         call.transferring = True
         try:
             answer, reconciled = await self._update(call, target)
         except OutcomeUnknown:
             raise  # still `transferring`: Twilio may hold the first TwiML, a second one must not follow
         except BaseException:
-            call.transferring = False
-            if call.held_hang_up is not None and self._timeline is not None:
-                at, how = call.held_hang_up
-                self._timeline.note(call.session_id, CALLER_HUNG_UP, at=at, how=how, carrier=call.carrier)
+            self._not_transferred(call)
             raise
-        status = str(answer.get("status") or "unknown")
+        return self._transferred(call, target, "twilio", str(answer.get("status") or "unknown"),
+                                 reconciled=reconciled or None)
+
+    async def _through_edge(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
+        """A call through the SIP edge: REFER, or the edge's bridge (dispatcher/phone/sip_transfers.py)."""
+        if self._sip is None:
+            raise ApiError(409, "transfer_not_configured", "set SIP_EDGE_URL and SIP_EDGE_SECRET so the dispatcher "
+                           "can ask the SIP edge to hand its calls over (docs/sip.md)")
+        self._check_allowed(target)
+        self._check_transferable(call)
+        call.transferring = True
+        try:
+            handed = await self._sip.transfer(call.session_id, target)
+        except ApiError as exc:
+            if exc.code != "transfer_outcome_unknown":  # unknown: it stays `transferring`, never sent again
+                self._not_transferred(call)
+            raise
+        except BaseException:
+            self._not_transferred(call)
+            raise
+        return self._transferred(call, target, "sip", handed.how, sip_to=handed.to, sip_status=handed.sip_status)
+
+    def _check_transferable(self, call: LiveCall) -> None:
+        if call.transferring or call.transferred is not None:
+            raise ApiError(409, "already_transferring", "this call is already being transferred")
+        if call.ended.is_set():
+            raise ApiError(409, "call_over", "this call has ended")
+
+    def _not_transferred(self, call: LiveCall) -> None:
+        """A transfer that did not happen: the call is the bot's again, and a hang-up held meanwhile is noted."""
+        call.transferring = False
+        if call.held_hang_up is not None and self._timeline is not None:
+            at, how = call.held_hang_up
+            self._timeline.note(call.session_id, CALLER_HUNG_UP, at=at, how=how, carrier=call.carrier)
+
+    def _transferred(self, call: LiveCall, target: TransferTarget, carrier: str, status: str,
+                     **noted: Any) -> dict[str, Any]:
+        """The transfer done: kept on the call (its end reason), the timeline's `transferred`, the answer."""
         call.transferred = {"to": target.to, "mode": target.mode, "at": round(time.time(), 3),
-                            "carrier": call.carrier, "carrier_status": status}
+                            "carrier": carrier, "carrier_status": status}
         call.transferring = False
         if self._timeline is not None:
             self._timeline.note(call.session_id, TRANSFERRED, at=call.transferred["at"], to=target.to,
-                                mode=target.mode, carrier=call.carrier, carrier_status=status,
-                                reconciled=reconciled or None)
-        log.info("phone call %s: transferred (%s, Twilio: %s)", call.session_id, target.mode, status)
+                                mode=target.mode, carrier=carrier, carrier_status=status,
+                                **{k: v for k, v in noted.items() if v is not None})
+        log.info("phone call %s: transferred (%s, %s: %s)", call.session_id, target.mode, carrier, status)
         return {"session_id": call.session_id, **call.transferred, "status": TRANSFERRED}
 
     def _check_allowed(self, target: TransferTarget) -> None:
@@ -194,6 +236,8 @@ class Transfers:
     async def aclose(self) -> None:
         if self._twilio is not None:
             await self._twilio.aclose()
+        if self._sip is not None:
+            await self._sip.aclose()
 
 
 class OutcomeUnknown(ApiError):
@@ -231,8 +275,8 @@ def _refusal(exc: TwilioRefused, session_id: str) -> ApiError:
                     "Twilio's message)")
 
 
-def _twilio_call_sid(handshake: Iterable[Message]) -> str | None:
-    """The CallSid of Twilio's `start` message (`{"event": "start", "start": {"callSid": …}}`)."""
+def _start_of(handshake: Iterable[Message]) -> dict[str, Any]:
+    """A carrier's `start` message's own fields (`{"event": "start", "start": {…}}`), {} when none came."""
     for message in handshake:
         text = message.get("text")
         if text is None:
@@ -242,6 +286,5 @@ def _twilio_call_sid(handshake: Iterable[Message]) -> str | None:
         except ValueError:
             continue
         if isinstance(event, dict) and event.get("event") == "start" and isinstance(event.get("start"), dict):
-            sid = event["start"].get("callSid")
-            return sid if isinstance(sid, str) else None
-    return None
+            return dict(event["start"])
+    return {}

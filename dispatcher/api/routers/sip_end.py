@@ -23,9 +23,10 @@ class SipEnd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: Literal["caller", "edge"] = Field(description="who hung up: the caller (the trunk), or the edge")
-    how: Literal["bye", "cancel", "refused", "failed"] = Field(
+    how: Literal["bye", "cancel", "refused", "failed", "referred", "bridged"] = Field(
         description="`bye`; `cancel` while it rang; `refused`: the edge's final answer before the call was "
-                    "answered; `failed`: PJSIP ended it (a 200 OK never acknowledged)")
+                    "answered; `failed`: PJSIP ended it (a 200 OK never acknowledged); `referred`: handed to a "
+                    "person by REFER; `bridged`: handed to a person the edge called, the edge bridging the two")
     status: int | None = Field(default=None, ge=100, le=699, description="the SIP status, where there was one")
     reason: str | None = Field(default=None, max_length=256,
                                description="the BYE's or CANCEL's `Reason:` header, or the edge's own words")

@@ -1,0 +1,76 @@
+"""A SIP call handed to a person: the dispatcher asks the SIP edge holding it (`POST /calls/{id}/transfer`
+at SIP_EDGE_URL, with SIP_EDGE_SECRET), which sends the caller's side a REFER or, refused, bridges the
+caller to a call of its own to the person (sipedge/call_transfer.py, docs/sip.md).
+
+A transfer is not safe to send twice, so each carries a request id: the edge answers a retried request
+with the first one's outcome and never starts a second transfer. That makes a retry safe after a lost
+answer, a reset connection or an edge restarting (503), within one deadline under the transfer's budget
+(dispatcher/phone/transfers.py). An edge that never answers leaves the outcome unknown."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.outbound.http_client import HttpClient
+from dispatcher.outbound.retry import Backoff, Transient, send
+from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.trunk_calls import TrunkCallSettings
+
+# The edge's REFER wait (8 s) and a bridged call's ring (12 s at most) fit one try; retries share the deadline.
+REQUEST_SECONDS = 23.0
+BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=24.0)
+HANDED = ("referred", "bridged")
+SIP_EDGE_ACCOUNT = "sipedge"  # the account the edge's streams name in their `start` (sipedge/stream_frames.py)
+
+
+@dataclass(frozen=True)
+class SipHanded:
+    how: str  # "referred" or "bridged"
+    to: str  # the SIP URI the person was reached at
+    sip_status: int
+
+
+class SipTransfers:
+    def __init__(self, settings: TrunkCallSettings, client: HttpClient | None = None) -> None:
+        self._client = client or HttpClient(settings.edge_url, timeout=REQUEST_SECONDS, follow_redirects=False,
+                                            max_answer_bytes=16384,
+                                            headers={"Authorization": f"Bearer {settings.secret}"})
+
+    async def transfer(self, session_id: str, target: TransferTarget) -> SipHanded:
+        """The edge's outcome; an `ApiError` saying why the call stays with its bot (or that nobody knows)."""
+        body = {"to": target.to, "request_id": uuid.uuid4().hex}
+        try:
+            answer = await send(self._client, "POST", f"/calls/{session_id}/transfer", json=body,
+                                backoff=BACKOFF, timeout=REQUEST_SECONDS)
+        except Transient as exc:
+            if exc.status is not None and exc.status != 504:  # the edge answered: it did nothing
+                raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the transfer ({exc}): "
+                               "nothing was transferred, try again", retry_after=exc.retry_after or 1.0) from None
+            raise ApiError(504, "transfer_outcome_unknown", "the SIP edge did not answer the transfer: the call may "
+                           "have been handed over; it is not sent again (the edge's log says where the call went)",
+                           extra={"outcome": "unknown"}) from None
+        data = _json(answer)
+        if answer.status_code == 200 and isinstance(data, dict) and data.get("how") in HANDED:
+            return SipHanded(str(data["how"]), str(data.get("to", target.to)), int(data.get("sip_status") or 200))
+        error = data.get("error") if isinstance(data, dict) else None
+        code = str(error.get("code")) if isinstance(error, dict) else ""
+        message = str(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
+        if answer.status_code == 404:
+            raise ApiError(409, "no_live_call", "the SIP edge holds no answered call of this session (not answered "
+                           "yet, over, or already handed over)")
+        if answer.status_code == 409:
+            raise ApiError(409, code or "transfer_refused", message)
+        raise ApiError(502, "sip_edge_refused", f"the SIP edge refused the transfer: {message}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _json(answer: Any) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        return None

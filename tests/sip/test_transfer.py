@@ -1,0 +1,242 @@
+"""A SIP call handed to a person: a real local dispatcher (the parrot), `python -m sipedge` with a trunk that
+both brings calls in and places them (its termination is a second SIPp, the person), and SIPp as the
+trunk's caller. `POST /sessions/{id}/transfer` reaches the edge, which sends the caller's side a REFER:
+taken (202, then a NOTIFY whose sipfrag is 200), the session ends as transferred; refused (603), the
+edge calls the person through the trunk and bridges the caller to them, audio both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
+from tests.phone.test_parrot_websocket import voiced
+from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.loopback_rtp import LoopbackRtp, can_capture
+from tests.sip.sipp import SippRun, run_callee, run_sipp
+from tests.support.audio import Pcm, echo_similarity
+from tests.support.examples import PARROT
+from tests.support.http_client import api_client
+from tests.support.ports import free_port, free_port_pair
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+pytestmark = pytest.mark.slow  # a real dispatcher, the edge, two SIPps, a bot process importing Pipecat
+
+EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
+DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
+ABROAD = "+4420790000"  # on PHONE_TRANSFER_TARGETS too, but not among the trunk's `destinations`
+ANSWERED_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Line:
+    dispatcher: DispatcherProcess
+    edge: EdgeProcess
+    person_port: int
+    control: str
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    control_port, person_port = free_port(), free_port(socket.SOCK_DGRAM)
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
+           "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
+           "PHONE_TRANSFER_TARGETS": f"{DESK},{ABROAD},pbx.example.com"}
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    trunk = f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]'
+    with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
+          run_edge(dispatcher, tmp_path_factory.mktemp("sip-transfer-edge"), settings=settings,
+                   trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
+        yield Line(dispatcher, edge, person_port, f"http://127.0.0.1:{control_port}")
+
+
+_seen: set[str] = set()  # the sessions earlier tests' calls had: one may still be listed active as it ends
+
+
+async def active_session(api: httpx.AsyncClient) -> str:
+    """The new call's session, once listed."""
+    for _ in range(int(ANSWERED_SECONDS * 10)):
+        listed = (await api.get("/sessions", params={"status": "active"})).json()["sessions"]
+        new = [str(s["session_id"]) for s in listed if s["session_id"] not in _seen]
+        if new:
+            _seen.add(new[0])
+            return new[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError("the call's session is not listed")
+
+
+async def transfer_once_answered(api: httpx.AsyncClient, session_id: str, to: str) -> httpx.Response:
+    """`POST /sessions/{id}/transfer`, asked again while the call is not answered yet: its session listed
+    before its timeline has an event (404 not_found), its call not connected or answered (409 no_live_call)."""
+    deadline = time.monotonic() + ANSWERED_SECONDS
+    while True:
+        answer = await api.post(f"/sessions/{session_id}/transfer", json={"to": to})
+        if (answer.status_code, answer.json()["error"]["code"] if answer.status_code >= 400 else "") not in (
+                (404, "not_found"), (409, "no_live_call")):
+            return answer
+        if time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(0.3)
+
+
+async def events_of(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    return list((await api.get(f"/sessions/{session_id}/timeline")).json()["events"])
+
+
+async def ended_events(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    for _ in range(600):
+        events = await events_of(api, session_id)
+        if any(e["event"] == "ended" for e in events):
+            return events
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the session did not end: {[e['event'] for e in events]}")
+
+
+async def listed_end_reason(api: httpx.AsyncClient, session_id: str) -> str | None:
+    """The session's `end_reason` as `GET /sessions` lists it once ended."""
+    for _ in range(300):
+        listed = (await api.get("/sessions", params={"status": "ended"})).json()["sessions"]
+        mine = [s for s in listed if s["session_id"] == session_id]
+        if mine:
+            reason = mine[0].get("end_reason")
+            return str(reason) if reason is not None else None
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"session {session_id} is not listed ended")
+
+
+def one(events: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    found = [e for e in events if e["event"] == name]
+    assert found, [e["event"] for e in events]
+    return found[0]
+
+
+def caller(edge: EdgeProcess, scenario: str, media_port: int | None = None) -> asyncio.Task[SippRun]:
+    return asyncio.create_task(asyncio.to_thread(run_sipp, scenario, NUMBER, edge.sip_port, edge.workdir,
+                                                 media_port=media_port))
+
+
+async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(line: Line) -> None:
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        call = caller(line.edge, "call_refer_accepted")
+        session_id = await active_session(api)
+        off_list = await transfer_once_answered(api, session_id, "+14155550999")
+        assert off_list.status_code == 403 and off_list.json()["error"]["code"] == "target_not_allowed", off_list.text
+        answer = await transfer_once_answered(api, session_id, DESK)
+        run = await call
+        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
+        assert (answer.json()["status"], answer.json()["carrier"], answer.json()["carrier_status"]) == (
+            "transferred", "sip", "referred"), answer.json()
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        refer_to = [h for h in run.messages.splitlines() if h.lower().startswith("refer-to:")]
+        assert refer_to and f"sip:{DESK}@127.0.0.1:{line.person_port}" in refer_to[0], refer_to
+        assert run.messages.count("\nREFER ") == 1  # the one REFER; the off-list target sent none
+        events = await ended_events(api, session_id)
+        assert one(events, "transferred")["to"] == DESK
+        assert await listed_end_reason(api, session_id) == "transferred"
+        sip = one(events, "sip_ended")
+        assert (sip["by"], sip["how"], sip["status"]) == ("edge", "referred", 200), sip
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trunk(line: Line) -> None:
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    caller_media, person_media = free_port_pair(2), free_port_pair(2)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        to_caller, to_person = LoopbackRtp(caller_media), LoopbackRtp(person_media)
+        try:
+            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
+                                                           line.edge.workdir, media_port=person_media))
+            call = caller(line.edge, "call_refer_refused", caller_media)
+            session_id = await active_session(api)
+            answer = await transfer_once_answered(api, session_id, DESK)
+            run, far = await call, await person
+        finally:
+            to_caller.stop()
+            to_person.stop()
+        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
+        assert answer.json()["carrier_status"] == "bridged", answer.json()
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # answered, then the caller's end ended it
+        speech = voiced(Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000))
+        for heard, who in ((to_person, "the person"), (to_caller, "the caller")):
+            similarity = echo_similarity(speech, np.frombuffer(heard.pcm("ulaw"), dtype=np.int16), 8000)
+            assert similarity > 0.7, f"{who} heard the other at {similarity:.2f}\n{line.edge.log()}"
+        events = await ended_events(api, session_id)
+        assert await listed_end_reason(api, session_id) == "transferred"
+        sip = one(events, "sip_ended")
+        assert (sip["by"], sip["how"]) == ("edge", "bridged"), sip
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: Line) -> None:
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        call = caller(line.edge, "call_refer_refused")
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, "sip:desk@pbx.example.com")
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "refer_refused", answer.text
+        assert "603" in answer.json()["error"]["message"]
+        session = (await api.get(f"/sessions/{session_id}")).json()
+        assert session["status"] == "joined", session  # still the bot's
+        run = await call
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        events = await ended_events(api, session_id)
+        assert not [e for e in events if e["event"] == "transferred"]
+        assert await listed_end_reason(api, session_id) != "transferred"
+        assert one(events, "sip_ended")["how"] == "bye"
+
+
+async def test_a_number_the_trunk_does_not_call_is_refused_before_any_refer(line: Line) -> None:
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        call = caller(line.edge, "call_echo")
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, ABROAD)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "target_not_routed", answer.text
+        run = await call
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert "\nREFER " not in run.messages  # nothing changed: the call went on with its bot to its BYE
+        events = await ended_events(api, session_id)
+        assert not [e for e in events if e["event"] == "transferred"]
+
+
+async def test_the_edge_hands_calls_over_only_for_the_control_secret(line: Line, tmp_path: Path) -> None:
+    async with httpx.AsyncClient(base_url=line.control, timeout=10) as edge:
+        body = {"to": DESK, "request_id": "r1"}
+        assert (await edge.post("/calls/s1/transfer", json=body)).status_code == 401
+        wrong = {"Authorization": "Bearer " + "x" * len(EDGE_SECRET)}
+        assert (await edge.post("/calls/s1/transfer", json=body, headers=wrong)).status_code == 401
+        right = {"Authorization": f"Bearer {EDGE_SECRET}"}
+        unknown = await edge.post("/calls/s1/transfer", json=body, headers=right)
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "no_call", unknown.text
+        header = await edge.post("/calls/s1/transfer", headers=right,
+                                 json={"to": "sip:a@b.example.com>\r\nX-Evil: 1", "request_id": "r2"})
+        assert header.status_code == 422, header.text
+
+
+
+async def test_without_the_edges_control_api_a_sip_call_is_not_transferred(
+    parrot_dispatcher: DispatcherProcess, edge: EdgeProcess,
+) -> None:
+    # tests/sip/conftest.py's pair: a dispatcher with no SIP_EDGE_URL, an edge with no control API.
+    async with api_client(base_url=parrot_dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        call = caller(edge, "call_echo")
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, DESK)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "transfer_not_configured", answer.text
+        assert "SIP_EDGE_URL" in answer.json()["error"]["message"]
+        run = await call
+        assert run.returncode == 0, f"{run.output}\n{edge.log()}"
