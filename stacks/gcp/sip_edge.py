@@ -1,30 +1,23 @@
 """SipEdge (GCP): `python -m sipedge` on one Compute Engine VM with a static external address, as the
-AWS stack runs it (stacks/aws/sip_edge.py; docs/sip.md#in-the-cloud): RTP takes a port per call,
-which no load balancer in front of Cloud Run passes, so the edge has an address of its own.
+AWS stack runs it (stacks/aws/sip_edge.py): RTP takes a port per call, which no load balancer in front
+of Cloud Run passes, so the edge has an address of its own (docs/sip.md, "On GCP", has the why of each rule).
 
-Where it lives: a subnetwork of its own (EDGE_CIDR) in the dispatcher's egress network
-(stacks/gcp/egress_network.py), the one network Cloud Run's Direct VPC egress reaches. Cloud Run
-documents no network tag or service account in an ingress rule's source for that egress, and hands
-out its addresses anywhere in its subnetwork, so the control port (TCP 5080, with a trunk that places
-calls) admits exactly that subnetwork's range (EGRESS_CIDR), which holds nothing else that sends (the
-store's endpoints only answer). Every rule targets the edge's own service account, not a tag anyone
-who may edit a VM could add:
+Where it lives: a subnetwork of its own (EDGE_CIDR) in the dispatcher's egress network, the one network
+Cloud Run's Direct VPC egress reaches; Cloud Run's egress cannot be named by tag or service account in
+a rule, so the control port (TCP 5080) admits that subnetwork's range (EGRESS_CIDR) only. Every rule
+targets the edge's own service account, not a tag:
 - in: UDP 5060 from the trunks' `sources`, the workers' RTP ports from their `mediaSources`, one rule
-  each holding every network (a rule's ranges change in place, in one update: adding a source moves no
-  other one); nothing else (the network's implied deny), no SSH;
-- out: UDP to the trunks' networks, TCP 443 (the dispatcher's run.app URL, Secret Manager, Artifact
-  Registry, Debian's mirror over HTTPS, PyPI), then a deny of everything else. The metadata server
-  (the DNS resolver and NTP) is reached whatever the rules say.
+  each holding every network (changed in place); nothing else, no SSH;
+- out: UDP to the trunks' networks, TCP 443, then a deny of everything else (the metadata server, the
+  DNS resolver, is reached whatever the rules say).
 
-Its identity: a service account of its own that may read the edge's secrets (each by its own grant)
-and pull from the stack's repository, nothing project-wide; Shielded VM, OS Login and no project-wide
-SSH keys. The edge's user is kept from the metadata server (stacks/shared/sip_edge_host.py) but for DNS.
+Its identity: a service account of its own that may read the edge's secrets (a grant each) and pull
+from the stack's repository, nothing project-wide; Shielded VM, OS Login, no project-wide SSH keys; the
+edge's user kept from the metadata server but for DNS (stacks/shared/sip_edge_host.py).
 
-Its addresses: a reserved static external address (every trunk names it; `protect`ed on a protected
-stack) and a reserved internal one (the dispatcher's SIP_EDGE_URL), both made before the dispatcher
-and kept when the VM is replaced. A changed boot script (a new dispatcher image, a changed trunk)
-replaces the VM, the old one deleted first since an address is held by one VM at a time: its calls
-in flight end (docs/sip.md, "Not done yet"; the plan says so).
+Its addresses: a reserved static external address (`protect`ed on a protected stack) and a reserved
+internal one (the dispatcher's SIP_EDGE_URL), both kept when the VM is replaced. A changed boot script
+replaces the VM, the old one deleted first: its calls in flight end (the plan says so).
 """
 
 from __future__ import annotations

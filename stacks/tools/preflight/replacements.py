@@ -12,17 +12,13 @@ evictions, not deletes); a replaced agent-sandbox SandboxTemplate or SandboxWarm
 warm Sandboxes with it. A changed in-cluster store's claim template (`k8sStoreStorage`) would replace
 its StatefulSet, deleted first (a fixed name): the stack ignores that change, and the kept claim would
 keep its size anyway, so it is refused here as doing nothing.
-`python -m stacks.plan <stack> --config KEY=VALUE` compares the change with the
-stack file's own configuration, as preflight/immutable.py does, and refuses those before `pulumi up`
-does them (a moved namespace the program refuses itself too: stacks/k8s/last_outputs.py).
+`python -m stacks.plan <stack> --config KEY=VALUE` refuses those before `pulumi up` does them.
 
 An EC2 host made with `userDataReplaceOnChange` (the SIP edge, the TURN relay) is replaced when its boot
 script changes, and a changed `instanceType` stops and starts it in place (pulumi-aws's instance
 update); a Compute Engine VM's `metadataStartupScript` replaces it (ForceNew), and a changed
-`machineType` stops and starts it (`allowStoppingForUpdate`): neither is refused (a new dispatcher
-image or a trunk's edit must go out), but `host_notes`
-says so in the plan, since `pulumi preview` shows the second as a mere update, and both end what runs
-on the host (for the SIP edge: every call in progress, and inbound calls until it has booted again).
+`machineType` stops and starts it (`allowStoppingForUpdate`): neither is refused (a new image or a
+trunk's edit must go out), but `host_notes` says so in the plan: both end what runs on the host.
 """
 
 from __future__ import annotations
