@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from tests.fakes.carriers import CarrierCall
 from tests.fakes.server import serve
@@ -17,10 +18,12 @@ from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
 from tests.phone.conftest import phone_env, wait_for_idle_bot
 from tests.support.http_client import api_client
 from tests.support.processes import DispatcherProcess, run_dispatcher
+from voicefleet.main import voicefleet
 
 pytestmark = pytest.mark.slow  # real processes, Pipecat imports: seconds per call
 
-CALL = {"to": "+14155550100", "from": "+14155550199", "carrier": "twilio", "body": {"campaign": "renewals"}}
+TO, FROM = "+14155550100", "+14155550199"
+CALL = {"to": TO, "from": FROM, "carrier": "twilio", "body": {"campaign": "renewals"}}
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +70,22 @@ async def test_an_answered_call_streams_to_a_bot_that_talks(api: httpx.AsyncClie
         await asyncio.sleep(0.1)
     called = [(e.get("outcome"), e.get("call_sid")) for e in events if e["event"] == "call_outcome"]
     assert called == [("answered", sid)], events
+
+
+async def test_the_command_places_a_call_through_twilio_and_follows_it_to_its_outcome(
+        dispatcher: DispatcherProcess, twilio: FakeTwilioCalls) -> None:
+    before = len(twilio.placed)
+    command = asyncio.create_task(asyncio.to_thread(
+        CliRunner().invoke, voicefleet,
+        ["calls", "place", TO, "--from", FROM, "--carrier", "twilio", "--voicemail", "message",
+         "--wait", "60"],
+        env={"VOICEFLEET_URL": dispatcher.base_url, "VOICEFLEET_ADMIN_KEY": None, "VOICEFLEET_API_KEY": None}))
+    if not await FakeTwilioCalls.eventually(lambda: len(twilio.placed) > before, timeout=30):
+        raise AssertionError(f"no call reached Twilio: {(await command).output}")
+    placed = twilio.placed[-1]
+    assert placed.one("MachineDetection") == "DetectMessageEnd"  # `message`: the verdict at the beep
+    assert all(a.status_code == 204 for a in await twilio.finish(placed.sid, "busy"))
+    result = await command
+    session_id, said = result.output.splitlines()[:2]
+    assert len(session_id) == 24 and said == "busy", result.output
+    assert result.exit_code == 1, result.output  # not answered: a script can tell
