@@ -230,3 +230,18 @@ async def test_two_replicas_never_create_calls_faster_than_the_account_s_pace(re
     assert len(set(sids)) == 6 and len(created) == 6
     since_first = [at - created[0] for at in created]
     assert all(since >= 0.5 * n - 0.25 for n, since in enumerate(since_first)), since_first
+
+
+@pytest.mark.parametrize(("change", "status", "code"), [
+    ({"Record": "true", "Colour": "blue"}, 400, 20001), ({"From": "14155550199"}, 400, 21212),
+    ({"To": "+1415"}, 400, 21211), ({"Timeout": "soon"}, 400, 21208), ({"MachineDetection": "Maybe"}, 400, 20001)])
+async def test_the_fake_refuses_a_create_as_twilio_does(twilio: FakeTwilioCalls, change: dict[str, str], status: int,
+                                                      code: int) -> None:
+    """The fake is never more lenient than Twilio: what the dispatcher sends is held to the documented fields."""
+    form = {"To": "+14155550100", "From": "+14155550199", "Twiml": "<Response/>", **change}
+    async with httpx.AsyncClient(base_url=twilio.url, auth=(ACCOUNT_SID, AUTH_TOKEN)) as client:
+        answer = await client.post(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json", data=form)
+        good = await client.post(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+                                 data={"To": "+14155550100", "From": "+14155550199", "Twiml": "<Response/>"})
+    assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
+    assert good.status_code == 201 and good.json()["status"] == "queued"
