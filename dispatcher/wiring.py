@@ -49,6 +49,7 @@ from dispatcher.models.capacity import ModelServiceCapacity
 from dispatcher.models.settings import ModelServiceSettings
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.phone.state import build_phone_state
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.regions.budget_use import PeerBudgetUse
@@ -313,6 +314,7 @@ def build_state(
         capacity_floors=floors,
         model_service=sessions.model_service,
         trunk_calls=_trunk_calls(env, coordination),
+        sip_edge=EdgeSecret.from_env(env),
     )
 
 

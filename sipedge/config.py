@@ -44,6 +44,14 @@ class NumberFile(_Strict):
     release: str | None = Field(default=None, pattern=RELEASE_NAME)
 
 
+class PriceFile(_Strict):
+    """A trunk's price a minute by direction: carriers list inbound (origination) and outbound
+    (termination) minutes apart. A direction left out is not priced."""
+
+    inbound: float | None = Field(default=None, ge=0, le=10)
+    outbound: float | None = Field(default=None, ge=0, le=10)
+
+
 # Which form a number's entry takes, told apart by its type so an error names that form's fault alone.
 NumberEntry = Annotated[Annotated[str, Tag("variable")] | Annotated[NumberFile, Tag("table")],
                         Discriminator(lambda given: "variable" if isinstance(given, str) else "table")]
@@ -69,6 +77,18 @@ class TrunkFile(_Strict):
     destinations: tuple[str, ...] = (ANY_NUMBER,)  # E.164 patterns: `+1*`, `+14155550100`
     caller_ids: tuple[str, ...] | None = None  # the `from` numbers it shows; unset: its own `numbers`
     srtp: Srtp = "off"
+    # What its carrier charges a minute of an answered call (USD), both ways or `{inbound, outbound}`: the
+    # session's cost prices the call's minutes by it (docs/sip.md#what-a-call-costs). Unset: not priced.
+    usd_per_minute: float | PriceFile | None = Field(default=None, union_mode="left_to_right")
+    # The carrier's billing increment: each call's answered time is rounded up to it (Twilio: a whole minute).
+    billing_increment_seconds: int = Field(default=60, ge=1, le=60)
+
+    @field_validator("usd_per_minute")
+    @classmethod
+    def _price(cls, price: float | PriceFile | None) -> float | PriceFile | None:
+        if isinstance(price, float | int) and not 0 <= price <= 10:
+            raise ValueError(f"{price} is not a price a minute in USD (0 to 10)")
+        return price
 
     @field_validator("destinations")
     @classmethod
@@ -127,6 +147,23 @@ class Tls:
 
 
 @dataclass(frozen=True)
+class TrunkPrice:
+    """A trunk's minutes, in USD, each way (None: that way is not priced), billed in `increment_seconds`."""
+
+    inbound: float | None
+    outbound: float | None
+    increment_seconds: int = 60
+
+    def line(self, trunk: str, direction: str) -> dict[str, object] | None:
+        """The line the dispatcher keeps with a call's session (dispatcher/usage/trunk_line.py), or None."""
+        price = self.inbound if direction == "inbound" else self.outbound
+        if price is None:
+            return None
+        return {"trunk": trunk, "direction": direction, "usd_per_minute": price,
+                "increment_seconds": self.increment_seconds}
+
+
+@dataclass(frozen=True)
 class Trunk:
     name: str
     sources: tuple[Network, ...]
@@ -142,6 +179,7 @@ class Trunk:
     destinations: tuple[str, ...] = (ANY_NUMBER,)
     caller_ids: tuple[str, ...] = ()
     srtp: Srtp = "off"
+    price: TrunkPrice | None = None  # its minutes' price; None: not priced
 
 
 @dataclass(frozen=True)
@@ -299,11 +337,15 @@ def _check_workers(path: str, config: EdgeConfig) -> None:
 
 
 def _control_secret(parsed: EdgeFile, env: Mapping[str, str]) -> str | None:
-    if parsed.control_port is None:
+    """The secret the edge and the dispatcher share: for the control API, and to vouch for a trunk's price
+    on each inbound call's start (the dispatcher takes a price from the edge alone)."""
+    priced = next((t.name for t in parsed.trunk if t.usd_per_minute is not None), None)
+    if parsed.control_port is None and priced is None:
         return None
     if not parsed.control_secret_env:
-        raise ConfigError("control_port needs control_secret_env: the variable holding the secret the dispatcher "
-                          "presents (its SIP_EDGE_SECRET)")
+        needs = "control_port" if parsed.control_port is not None else f"trunk {priced!r}'s usd_per_minute"
+        raise ConfigError(f"{needs} needs control_secret_env: the variable holding the secret the dispatcher "
+                          "knows the edge by (its SIP_EDGE_SECRET)")
     secret = _secret(env, parsed.control_secret_env, "the control API's secret")
     if len(secret) < 32:
         raise ConfigError(f"the control API's secret ({parsed.control_secret_env}) must be at least 32 characters")
@@ -339,4 +381,14 @@ def _trunk(trunk: TrunkFile, env: Mapping[str, str]) -> Trunk:
     return Trunk(trunk.name, tuple(ipaddress.ip_network(s, strict=False) for s in trunk.sources), keys,
                  releases, trunk.registrar, trunk.digest_username, password, trunk.termination_uri, trunk.cps,
                  trunk.ring_seconds, trunk.callers, trunk.destinations,
-                 trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp)
+                 trunk.caller_ids if trunk.caller_ids is not None else tuple(trunk.numbers), trunk.srtp,
+                 _price(trunk))
+
+
+def _price(trunk: TrunkFile) -> TrunkPrice | None:
+    price = trunk.usd_per_minute
+    if price is None:
+        return None
+    if isinstance(price, PriceFile):
+        return TrunkPrice(price.inbound, price.outbound, trunk.billing_increment_seconds)
+    return TrunkPrice(float(price), float(price), trunk.billing_increment_seconds)

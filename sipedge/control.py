@@ -1,7 +1,8 @@
 """The edge's control API, where the dispatcher hands it outbound calls (docs/sip.md#outbound-calls):
 
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
-  replicas) and `ring_seconds`;
+  replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
+  `increment_seconds` (the call's session prices its minutes by them);
 - `POST /calls` `{session_id, stream_url, to, from, trunk, caller}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
   placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
@@ -97,8 +98,8 @@ class Control:
         return response
 
     async def _trunks(self, request: web.Request) -> web.Response:
-        trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds, "callers": list(t.callers)}
-                  for t in self.outbound().values()]
+        trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds, "callers": list(t.callers),
+                   **_price(t)} for t in self.outbound().values()]
         return web.json_response({"trunks": trunks})
 
     async def _calls(self, request: web.Request) -> web.Response:
@@ -142,3 +143,10 @@ class Control:
         self.placing.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("sipedge: an outbound call failed: %r", error)
+
+
+def _price(trunk: Trunk) -> dict[str, object]:
+    """Its outbound minutes' price, for the call's session's cost (dispatcher/phone/trunk_calls.py)."""
+    line = trunk.price.line(trunk.name, "outbound") if trunk.price is not None else None
+    return {} if line is None else {"usd_per_minute": line["usd_per_minute"],
+                                    "increment_seconds": line["increment_seconds"]}

@@ -4,7 +4,9 @@ token's WebSocket, then `GET /sessions/{id}` for the bot's `joined` (its media s
 call can be answered). Every request is bounded (REQUEST_SECONDS) and retried on a connection
 failure only, with backoff: a refusal is the dispatcher's answer, passed on to the trunk. A retried
 `POST /start` carries the first try's Idempotency-Key, so an answer lost on the way makes no second
-session."""
+session. A call through a priced trunk also names its trunk and price (`sip_trunk`), vouched for by
+the secret the edge shares with the dispatcher (`X-Voicefleet-Edge-Secret`): the dispatcher takes a
+price from the edge alone."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ REQUEST_SECONDS = 5.0
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
 POLL_SECONDS = 0.2
+EDGE_SECRET_HEADER = "X-Voicefleet-Edge-Secret"  # noqa: S105 - a header's name (the dispatcher's edge_secret.py HEADER)
 
 
 @dataclass(frozen=True)
@@ -33,19 +36,24 @@ class CallToken:
 
 
 class DispatcherLink:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, edge_secret: str | None = None) -> None:
         self.base_url = base_url
+        self._edge_secret = edge_secret  # the control secret: it vouches for a trunk's price
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS))
 
     async def close(self) -> None:
         await self._http.close()
 
-    async def call_token(self, api_key: str | None, body: dict[str, Any],
-                         release: str | None = None) -> CallToken | SipRefusal:
+    async def call_token(self, api_key: str | None, body: dict[str, Any], release: str | None = None,
+                         line: dict[str, Any] | None = None) -> CallToken | SipRefusal:
+        """`line`: the call's trunk and its inbound price (config.py `TrunkPrice.line`), for its cost."""
         payload: dict[str, Any] = {"transport": "exotel", "body": body}
         if release is not None:
             payload["release"] = release  # pinned: unknown there is 422 `unknown_release` (refusals.py)
         headers = {**_auth(api_key), "Idempotency-Key": uuid.uuid4().hex}
+        if line is not None and self._edge_secret is not None:
+            payload["sip_trunk"] = {k: v for k, v in line.items() if k != "direction"}
+            headers[EDGE_SECRET_HEADER] = self._edge_secret
         for attempt in range(ATTEMPTS):
             try:
                 async with self._http.post(f"{self.base_url}/start", json=payload, headers=headers) as answer:

@@ -37,7 +37,7 @@ class Edge:
     def __init__(self, config: EdgeConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self._loop = loop
-        self.link = DispatcherLink(config.dispatcher_url)
+        self.link = DispatcherLink(config.dispatcher_url, config.control_secret)
         self.stack = SipStack(config, self._incoming, self._ended)
         self._flows: set[asyncio.Future[None]] = set()
         self.capacity = max(1, self.stack.max_calls() - SLOTS_FOR_REFUSALS)
@@ -55,7 +55,7 @@ class Edge:
         host = source_host(source)
         decision = admit(self.config.trunks, source, info.localUri)
         insecure = None if isinstance(decision, Refused) else srtp_refusal(decision.trunk.srtp, call.over_tls,
-                                                                            call.srtp_mandatory)
+                                                                            call.srtp_mandatory, call.keyed)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
@@ -86,9 +86,10 @@ class Edge:
             else:
                 self.stack.submit(lambda: call.respond(status, retry_after, flow.session_id))
 
+        line = trunk.price.line(trunk.name, "inbound") if trunk.price is not None else None
         future = asyncio.run_coroutine_threadsafe(
             run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),
-                     self.config.answer_seconds, decision.release), self._loop)
+                     self.config.answer_seconds, decision.release, line), self._loop)
         self._loop.call_soon_threadsafe(self._track, future)
 
     def calls_in_flight(self) -> int:

@@ -2,7 +2,12 @@
 PJSIP's SRTP is MANDATORY (sipedge/stack.py): PJSIP itself answers 488 to an offer it cannot key, so
 the edge never judges an offer by its text. What the edge checks is where PJSIP received the INVITE
 (sipedge/rx_transport.py, never the Via the sender wrote) and which account took it; any other
-INVITE is answered `488 Not Acceptable Here` before any session (RFC 4568 §7.5)."""
+INVITE is answered `488 Not Acceptable Here` before any session (RFC 4568 §7.5).
+
+A trunk whose SRTP is `"off"` shares the edge's own account with every other number, and PJSIP sets
+SRTP per account: once another trunk has SRTP, that account's is optional, and PJSIP would answer an
+SRTP offer (RTP/SAVP) to the `"off"` trunk's number with keys. So such an offer is refused 488 here
+too: an `"off"` trunk's calls are plain RTP."""
 
 from __future__ import annotations
 
@@ -14,9 +19,12 @@ NOT_ACCEPTABLE = 488
 _AUDIO = re.compile(r"^m=audio[ \t]+(\d+)[ \t]+(\S+)", re.MULTILINE)
 
 
-def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool) -> str | None:
-    """Why a request is refused 488 on a trunk with `srtp`, given whether PJSIP received it over TLS
-    and whether PJSIP's account for it has SRTP mandatory; None when it is taken."""
+def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool, keyed: bool = False) -> str | None:
+    """Why a request is refused 488 on a trunk with `srtp`, given whether PJSIP received it over TLS,
+    whether PJSIP's account for it has SRTP mandatory and whether its offer is SRTP (`offers_srtp`);
+    None when it is taken."""
+    if srtp == "off" and keyed:
+        return "the trunk's SRTP is off and the offer is SRTP (RTP/SAVP): its calls are plain RTP"
     if srtp != "mandatory":
         return None
     if not over_tls:

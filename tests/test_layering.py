@@ -34,7 +34,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
     # table), counted above them (the count reads a session's timeline).
     ("dispatcher.usage.price_table", "dispatcher.usage.service_cost", "dispatcher.usage.rollups",
      "dispatcher.usage.key_metrics", "dispatcher.usage.relay_price", "dispatcher.usage.relay_cost",
-     "dispatcher.usage.service_bounds"),
+     "dispatcher.usage.service_bounds", "dispatcher.usage.trunk_line", "dispatcher.usage.telephony_cost"),
     ("dispatcher.sessions",),
     ("dispatcher.usage",),
     ("dispatcher.phone",),

@@ -1536,7 +1536,9 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset",
         meaning=(
             "the secret (≥ 32 characters) the dispatcher and the SIP edge present to each other: the edge's "
-            "`control_secret_env` names the variable holding the same value"
+            "`control_secret_env` names the variable holding the same value. Needed for outbound calls and for "
+            "a trunk's price on its calls' costs, which the dispatcher takes from the edge alone "
+            "([sip.md](sip.md#what-a-call-costs))"
         ),
     ),
     Setting(

@@ -20,6 +20,7 @@ from dispatcher.phone.settings import CARRIERS
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.tokens import MAX_TOKEN_BODY_BYTES, CallGrant
 from dispatcher.sessions.ids import Caller, new_session_id
+from dispatcher.usage.trunk_line import TrunkLine
 
 PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 
@@ -27,14 +28,16 @@ PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 def phone_start(
     state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller, region: str = "",
     handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
-    recording: Wanted | None = None, session_key: str | None = None,
+    recording: Wanted | None = None, session_key: str | None = None, line: TrunkLine | None = None,
 ) -> tuple[dict[str, Any], CallGrant]:
     """The answer and its token's grant. `handed_from`: (the region the start arrived at, why it
-    could not start it warm there): the token is a handed call's, whose place the caller holds."""
+    could not start it warm there): the token is a handed call's, whose place the caller holds. `line`:
+    a SIP call's trunk and price, as the SIP edge said it (dispatcher/usage/trunk_line.py)."""
     carrier = "generic" if transport == "websocket" else transport
     try:
         token, grant = state.tokens.mint(carrier, body, owner=who.id, handed_from=handed_from, release=release,
-                                         evaluation=evaluation, recording=recording, session_key=session_key)
+                                         evaluation=evaluation, recording=recording, session_key=session_key,
+                                         line=line)
     except ValueError:
         limit = MAX_TOKEN_BODY_BYTES
         raise ApiError(413, "body_too_large", f"a call's `body` rides in its token: at most {limit} bytes") from None

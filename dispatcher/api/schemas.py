@@ -27,6 +27,15 @@ class RecordingAsked(BaseModel):
     transcript: Literal["off", "consent", "on"] | None = None
 
 
+class SipTrunkAsked(BaseModel):
+    """An inbound SIP call's trunk and its price, which only the SIP edge may send (docs/sip.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    trunk: str = Field(min_length=1, max_length=64)
+    usd_per_minute: float = Field(ge=0, le=10)
+    increment_seconds: int = Field(default=60, ge=1, le=60)
+
+
 class StartRequest(BaseModel):
     """Pipecat's start request (the dev runner's and Pipecat Cloud's keys) plus the bot's data.
 
@@ -84,6 +93,11 @@ class StartRequest(BaseModel):
         description="The longest the caller will wait for a ready bot: with no warm bot free and a cold start "
         "quoted longer, the start is refused at once (503 `cold_start_too_slow`, `Retry-After`) and nothing starts.",
     )
+    sip_trunk: SipTrunkAsked | None = Field(
+        default=None,
+        description="The SIP edge's own: an inbound call's trunk and its price a minute, taken only with the edge's "
+        "`X-Voicefleet-Edge-Secret` (`SIP_EDGE_SECRET`); from anyone else, 403 `sip_edge_only`.",
+    )
     eval: bool | None = Field(
         default=None,
         description="`true`: an eval's call (docs/evals.md). It runs a known release: `release`, else the key's, "
@@ -135,6 +149,20 @@ class RelayCostOut(BaseModel):
     )
 
 
+class TelephonyCostOut(BaseModel):
+    """A SIP call's minutes at its trunk's price, as the SIP edge's file gives it (docs/sip.md)."""
+
+    trunk: str = Field(description="The trunk that carried the call (its `name` in the edge's file).")
+    direction: Literal["inbound", "outbound"] = Field(description="Who called: the trunk, or the edge through it.")
+    usd_per_minute: float = Field(description="The trunk's price a minute for this direction.")
+    increment_seconds: int = Field(description="The carrier's billing increment: answered time is rounded up to it.")
+    answered: bool = Field(description="`false`: never answered, so no minutes.")
+    seconds: float = Field(description="From the answer to the hang-up (or now, while the call is up).")
+    billed_minutes: float = Field(description="`seconds` rounded up to the increment, in minutes.")
+    usd: float = Field(description="`billed_minutes` × `usd_per_minute`.")
+    live: bool | None = Field(default=None, description="`true` while the call is up: priced until now.")
+
+
 class CostOut(BaseModel):
     """What the session cost (docs/operations.md, "What a call costs, and who used it"): its machine, its
     bot's services and a relayed WebRTC call's TURN relay. Without a price for the provider and size, the
@@ -142,7 +170,8 @@ class CostOut(BaseModel):
 
     currency: Literal["USD"] = "USD"
     total: float | None = Field(
-        default=None, description="`machine_usd` + the services' priced `usd` + the priced `relay_usd`."
+        default=None, description="`machine_usd` + the services' priced `usd` + the priced `relay_usd` + "
+        "`telephony_usd`."
     )
     machine_usd: float | None = Field(default=None, description="`session_usd` + `idle_usd`.")
     services: ServicesCostOut | None = Field(default=None, description="The bot's LLM, TTS and STT use, priced.")
@@ -152,6 +181,13 @@ class CostOut(BaseModel):
     )
     relay: RelayCostOut | None = Field(
         default=None, description="How the WebRTC call's media went, as its bot host measured it, and its relay priced."
+    )
+    telephony_usd: float | None = Field(
+        default=None, description="A SIP call through a priced trunk: its answered minutes at the trunk's price."
+    )
+    telephony: TelephonyCostOut | None = Field(
+        default=None, description="A SIP call's line: its trunk, direction, price a minute, answered seconds and "
+        "the minutes billed (rounded up to the trunk's increment)."
     )
     session_usd: float | None = Field(default=None, description="`session_seconds` × the price.")
     idle_usd: float | None = Field(default=None, description="`idle_seconds` × the price.")

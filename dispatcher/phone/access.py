@@ -34,6 +34,7 @@ from dispatcher.phone.tokens import CallTokens, TokenRefused
 from dispatcher.regions.config import Regions
 from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
+from dispatcher.usage.trunk_line import TrunkLine
 
 log = logging.getLogger("dispatcher.phone")
 MAX_QUERY_BODY_BYTES = 4096  # Pipecat Cloud's cap on `?body=`
@@ -55,6 +56,7 @@ class Admitted:
     evaluation: bool = False  # from a token: an eval's call
     recording: Wanted | None = None  # from a token: the recording its start asked for
     call: str | None = None  # from a webhook's token: the carrier's id for the call, as it signed it
+    line: TrunkLine | None = None  # from a SIP edge's token: the call's trunk and its price
 
 
 class Refused(Exception):
@@ -113,7 +115,8 @@ def admit_upgrade(
         except TokenRefused as exc:
             raise Refused(f"token_{exc.reason}") from None
         return Admitted("token", grant.session_key, grant.body, grant.token_id, grant.expires, grant.owner,
-                        grant.handed_from, grant.release, grant.evaluation, grant.recording, grant.call)
+                        grant.handed_from, grant.release, grant.evaluation, grant.recording, grant.call,
+                        grant.line)
     signature = headers.get("x-twilio-signature")
     if carrier == "twilio" and settings.twilio_auth_token and signature is not None:
         if not twilio_valid(settings.twilio_auth_token, url, (), signature):

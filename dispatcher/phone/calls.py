@@ -43,6 +43,7 @@ from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.key_share import KeyShare
 from dispatcher.sessions.timeline import CALLER_HUNG_UP
 from dispatcher.store.coordination import CallHandle, CallMedia, KeySessions, Rate
+from dispatcher.usage.trunk_line import TELEPHONY, TrunkLine
 
 log = logging.getLogger("dispatcher.phone")
 
@@ -136,12 +137,14 @@ class PhoneCalls:
         self, call: PhoneCall, carrier: str, session_key: str | None, body: Mapping[str, Any],
         owner: Caller | None = None, *, standing: bool = False, handed_from: tuple[str, str] | None = None,
         release: str | None = None, evaluation: bool = False, recording: Wanted | None = None,
+        line: TrunkLine | None = None,
     ) -> MediaSocket:
         """Starts the call's session and returns its bot's media socket (an `ApiError` otherwise).
         `owner`: the key that asked for the call (`POST /start`), else the phone path's own caller.
         `standing`: admitted by Exotel's standing credential (held to `StandingCap`).
         `handed_from`: (the region whose webhook handed the call here, why): its demand is that region's.
-        `release`, `evaluation`, `recording`: its start's pin, eval mark and recording wish, carried in its token."""
+        `release`, `evaluation`, `recording`: its start's pin, eval mark and recording wish, carried in its token;
+        `line`: a SIP call's trunk and price (its token's, as the SIP edge said it), kept on the session's timeline."""
         deadline = time.monotonic() + self._wait
         # The id is known before the start, so a caller who hangs up while it is under way still
         # has their machine stopped (`end`): a start is idempotent on its key, and so is a stop.
@@ -171,6 +174,8 @@ class PhoneCalls:
         if handed_from is not None:  # said once the session exists, also for a caller who hung up meanwhile
             call.starting.add_done_callback(lambda started: self._handed_off(started, carrier, *handed_from))
         started = await asyncio.shield(call.starting)
+        if line is not None and self._timeline is not None and getattr(started, "created", False):
+            self._timeline.note(session_id, TELEPHONY, **line.as_json())  # what its minutes cost (telephony_cost.py)
         call.release = started.machine.release or DEFAULT_RELEASE
         call.media, secret = self.links.expect(session_id)
         call.elsewhere = elsewhere = await self.media.open(session_id, secret)

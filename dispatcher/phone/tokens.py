@@ -5,7 +5,8 @@ Carriers cannot send headers or query strings with a media stream, so the path c
 (and `call`, the carrier's call id from a signed webhook)
 (with several regions also `rgn`, the region it opens a call in, and `via`, a call handed there; for
 a start that named them, `rel`, the release it is pinned to, `ev`, an eval's call, and `rec`, the
-recording it asked for, already checked against its key's policy).
+recording it asked for, already checked against its key's policy; for a SIP call through a priced
+trunk, `tel`, its line as the SIP edge said it: dispatcher/usage/trunk_line.py).
 The token is self-contained (any replica holding the key can check it) and names the session it
 opens, so `POST /start` can answer the `sessionId` before any machine exists. `own` names the API
 key that asked for the call by its caller id (`Caller.id`: a digest of the key's digest, already
@@ -32,6 +33,7 @@ from typing import Any
 from dispatcher.artifacts.rules import POLICIES
 from dispatcher.artifacts.wanted import Wanted
 from dispatcher.phone.signatures import Replays
+from dispatcher.usage.trunk_line import TrunkLine, line_of
 
 TOKEN_SECONDS = 300  # Pipecat Cloud's and the runner's: five minutes
 MAX_TOKEN_BODY_BYTES = 2048  # the body rides in the URL; carriers' URL limits are a few KB
@@ -63,6 +65,7 @@ class CallGrant:
     # this token must name the same call, and only then may the call be transferred (docs/phone.md).
     call: str | None = None
     recording: Wanted | None = None  # the start's `recording`: it lowers the session's policy, as a web start's
+    line: TrunkLine | None = None  # a SIP call's trunk and its price, as the SIP edge said it (trunk_line.py)
 
 
 class CallTokens:
@@ -83,6 +86,7 @@ class CallTokens:
         self, carrier: str, body: Mapping[str, Any] | None = None, owner: str | None = None,
         handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
         recording: Wanted | None = None, session_key: str | None = None, call: str | None = None,
+        line: TrunkLine | None = None,
     ) -> tuple[str, CallGrant]:
         """`session_key`: the session's idempotency key (`POST /calls`'s Idempotency-Key); else a fresh one."""
         grant = CallGrant(
@@ -97,6 +101,7 @@ class CallTokens:
             evaluation=evaluation,
             recording=recording,
             call=call,
+            line=line,
         )
         payload: dict[str, Any] = {
             "jti": grant.token_id, "exp": int(grant.expires), "carrier": carrier, "sid": grant.session_key,
@@ -115,6 +120,8 @@ class CallTokens:
             payload["ev"] = True
         if call is not None:
             payload["call"] = call
+        if line is not None:
+            payload["tel"] = line.as_json()
         if recording is not None:
             payload["rec"] = {name: value for name, value in (("audio", recording.audio),
                                                              ("transcript", recording.transcript)) if value}
@@ -155,6 +162,7 @@ class CallTokens:
             evaluation=payload.get("ev") is True,
             recording=_wanted(payload.get("rec")),
             call=payload["call"] if isinstance(payload.get("call"), str) else None,
+            line=line_of(payload.get("tel")),
         )
         if grant.expires <= self._clock():
             raise TokenRefused("expired")

@@ -10,7 +10,6 @@ bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
 from collections.abc import Mapping
@@ -21,14 +20,14 @@ from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.outbound.retry import Backoff, Transient, send
 from dispatcher.phone.call_pace import paced
-from dispatcher.settings import SettingsError
+from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.store.coordination import CreateLimits
+from dispatcher.usage.trunk_line import TrunkLine, line_of
 from voicefleet_settings.read import setting_float, setting_text
 
 REQUEST_SECONDS = 5.0
 BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=12.0)
 TRUNKS_SECONDS = 30.0  # how long the edge's list of trunks is trusted before it is asked again
-MIN_SECRET_CHARS = 32
 OUTCOMES = ("answered", "busy", "no_answer", "rejected", "not_placed")
 
 
@@ -40,13 +39,12 @@ class TrunkCallSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TrunkCallSettings | None:
-        url, secret = setting_text(env, "SIP_EDGE_URL"), setting_text(env, "SIP_EDGE_SECRET")
+        url = setting_text(env, "SIP_EDGE_URL")
         if not url:
             return None
-        if len(secret) < MIN_SECRET_CHARS:
-            raise SettingsError(f"SIP_EDGE_URL is set: SIP_EDGE_SECRET must be at least {MIN_SECRET_CHARS} characters "
-                             "(the value the edge's control_secret_env names)")
-        return cls(url.rstrip("/"), secret, setting_float(env, "SIP_CALL_MAX_WAIT_SECONDS"))
+        secret = EdgeSecret.from_env(env, needed_by="SIP_EDGE_URL")  # raises rather than answer None here
+        return cls(url.rstrip("/"), secret.secret if secret is not None else "",
+                   setting_float(env, "SIP_CALL_MAX_WAIT_SECONDS"))
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,7 @@ class TrunkInfo:
     name: str
     cps: float
     callers: tuple[str, ...] | None = None  # the key names it places calls for; None: the edge did not say
+    line: TrunkLine | None = None  # its outbound minutes' price, as the edge lists it; None: not priced
 
     def check_caller(self, caller: str) -> None:
         """403 before the trunk's pace is spent: a key the trunk's `callers` do not name (the edge checks it
@@ -65,8 +64,11 @@ class TrunkInfo:
 
 def _trunk_info(listed: Mapping[str, Any]) -> TrunkInfo:
     callers = listed.get("callers")
+    price = listed.get("usd_per_minute")
+    line = line_of({"trunk": listed["name"], "direction": "outbound", "usd_per_minute": price,
+                    "increment_seconds": listed.get("increment_seconds", 60)}) if price is not None else None
     return TrunkInfo(str(listed["name"]), float(listed["cps"]),
-                     tuple(str(c) for c in callers) if isinstance(callers, list) else None)
+                     tuple(str(c) for c in callers) if isinstance(callers, list) else None, line)
 
 
 class TrunkCalls:
@@ -83,8 +85,7 @@ class TrunkCalls:
 
     def is_edge(self, authorization: str | None) -> bool:
         """Whether a request presents the edge's secret (compared in constant time)."""
-        given = (authorization or "").removeprefix("Bearer ").encode()
-        return hmac.compare_digest(given, self.settings.secret.encode())
+        return EdgeSecret(self.settings.secret).presented(authorization)
 
     async def trunk(self, name: str) -> TrunkInfo:
         """The trunk `name` places calls through; 404 naming the trunks there are, 503 if the edge is away."""

@@ -3,7 +3,8 @@ deployment's provider and size (dispatcher/reserve/prices.py, the table the rese
 priced by), plus, for a bot claimed from the warm reserve, its idle share, plus its bot's services (LLM, TTS,
 STT) as its `ended` report's `usage` says, at the services' price table (dispatcher/usage/), plus the
 TURN relay's share of a relayed WebRTC call, as its `ended` report's `transport` says, at the relay's
-cloud's egress price (dispatcher/usage/relay_cost.py).
+cloud's egress price (dispatcher/usage/relay_cost.py), plus, for a SIP call through a priced trunk, its
+answered minutes at the trunk's price (dispatcher/usage/telephony_cost.py).
 
 From the session's timeline (dispatcher/sessions/timeline.py): its machine is paid from its
 `launched` or `claimed` event until its bot's `ended` report (a live session: until now; one that
@@ -33,6 +34,7 @@ from dispatcher.usage.price_table import PriceTable
 from dispatcher.usage.relay_cost import RelayCost, price_relay
 from dispatcher.usage.relay_price import RelayPrice
 from dispatcher.usage.service_cost import ServicesCost, price_usage
+from dispatcher.usage.telephony_cost import TelephonyCost, price_telephony
 
 CURRENCY = "USD"
 STARTS = ("claimed", "launched")  # the timeline's events that say the session's machine is paid from then
@@ -62,6 +64,7 @@ class SessionCost:
     not_counted: tuple[str, ...]
     services: ServicesCost | None = None  # its bot's services at the price table (dispatcher/usage/)
     relay: RelayCost | None = None  # the TURN relay's share (dispatcher/usage/relay_cost.py)
+    telephony: TelephonyCost | None = None  # a SIP call's minutes at its trunk's price (usage/telephony_cost.py)
 
     @property
     def machine_seconds(self) -> float:
@@ -85,23 +88,33 @@ class SessionCost:
         return None if self.relay is None else self.relay.usd
 
     @property
+    def telephony_usd(self) -> float | None:
+        """A SIP call's minutes at its trunk's price; None for a call with no priced trunk."""
+        return None if self.telephony is None else self.telephony.usd
+
+    @property
     def metered_usd(self) -> float:
         """What the bot's reports price beyond its machine: the priced services and the priced relay
         (a key's spend adds this: dispatcher/sessions/budget_usage.py)."""
         return (self.services.usd if self.services is not None else 0.0) + (self.relay_usd or 0.0)
 
     @property
+    def beyond_machine_usd(self) -> float:
+        """The bot's metered use and a SIP call's minutes: everything but the machine."""
+        return self.metered_usd + (self.telephony_usd or 0.0)
+
+    @property
     def billed_usd(self) -> float:
         """What the session is billed, the one figure of its spend: its priced machine (with a warm
         bot's idle share), services and relay, as `GET /usage` and the daily file sum its rows and
-        as its key's spend budget counts it (dispatcher/sessions/budget_usage.py)."""
-        return (self.machine_usd or 0.0) + self.metered_usd
+        as its key's spend budget counts it (dispatcher/sessions/budget_usage.py); a SIP call's minutes too."""
+        return (self.machine_usd or 0.0) + self.beyond_machine_usd
 
     @property
     def total(self) -> float | None:
-        """The machine, the priced services and the priced relay; None when the machine is not priced."""
+        """The machine, the priced services, relay and minutes; None when the machine is not priced."""
         machine = self.machine_usd
-        return None if machine is None else machine + self.metered_usd
+        return None if machine is None else machine + self.beyond_machine_usd
 
     def as_json(self) -> dict[str, Any]:
         """The answer's and the ended webhook's `cost`; without a price, its amounts are left out."""
@@ -113,6 +126,8 @@ class SessionCost:
             "services": self.services.as_json() if self.services is not None else None,
             "relay_usd": _usd(self.relay_usd),
             "relay": self.relay.as_json() if self.relay is not None else None,
+            "telephony_usd": _usd(self.telephony_usd),
+            "telephony": self.telephony.as_json() if self.telephony is not None else None,
             "session_usd": _usd(self.session_usd),
             "idle_usd": _usd(self.idle_usd),
             "machine_seconds": round(self.machine_seconds, 3),
@@ -208,8 +223,10 @@ class SessionCosts:
             not_counted.extend(relay.not_counted)
             if relay.measured and _transport(report) is None and not live:  # a bot killed before its end
                 not_counted.append(PARTIAL_RELAY)
+        telephony = price_telephony(events, now=self._clock(), running=running)
         return SessionCost(self.provider, self.price, seconds, max(0.0, idle or 0.0),
-                           estimated, tuple(not_counted), services, relay)
+                           estimated or (telephony is not None and telephony.live), tuple(not_counted), services,
+                           relay, telephony)
 
 
 def _machine_end(events: Sequence[dict[str, Any]]) -> float | None:

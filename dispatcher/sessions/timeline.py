@@ -7,7 +7,8 @@ Events are `{"event", "at" (epoch seconds, the replica's clock), "replica", ...}
 `reason`, `detail`, `exit_code`, its services' `usage`: botchannel/usage.py, and the call's
 `conversation` in figures: botchannel/conversation.py, and how its WebRTC media went, its
 `transport`: botchannel/transport_use.py), timed as they arrived (dispatcher/channel/bots.py),
-`caller_hung_up` (dispatcher/phone/hang_up.py), `sip_ended` (dispatcher/observability/sip_end.py) and
+`caller_hung_up` (dispatcher/phone/hang_up.py), `sip_ended` (dispatcher/observability/sip_end.py),
+`telephony` (a SIP call's trunk and price: dispatcher/usage/trunk_line.py) and
 `stop_requested`. They are kept in the
 coordination store (dispatcher/store/timelines.py: bounded length, a day), so any replica answers
 `GET /sessions/{id}/timeline`.

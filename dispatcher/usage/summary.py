@@ -1,7 +1,8 @@
 """Grouped usage sums (dispatcher/usage/rollups.py) as `GET /usage` answers them: one row per key,
 release, day or model, each with its sessions, minutes and cost, and their total.
 
-`cost_usd` is the machine, the priced services and the priced TURN relay; `not_priced` counts what it
+`cost_usd` is the machine, the priced services, the priced TURN relay and a SIP call's minutes at its
+trunk's price; `not_priced` counts what it
 leaves out (a machine with no price, a service's model with none, a relayed call's relay with none):
 never counted as 0 dollars without saying so.
 """
@@ -29,11 +30,12 @@ def _shown(sums: Mapping[str, float], by: str) -> dict[str, Any]:
         units = {name[len(SERVICE):]: _number(value) for name, value in sums.items()
                  if name.startswith(SERVICE) and name not in (SERVICE + "usd", SERVICE + "unpriced")}
         return {"cost_usd": round(services, 6), "not_priced": not_priced, "units": units}
-    machine, relay = sums.get("machine_usd", 0.0), sums.get("relay_usd", 0.0)
+    machine, relay, telephony = sums.get("machine_usd", 0.0), sums.get("relay_usd", 0.0), sums.get("telephony_usd", 0.0)
     shown: dict[str, Any] = {
         "sessions": int(sums.get("sessions", 0)), "minutes": round(sums.get("seconds", 0.0) / 60, 2),
         "machine_usd": round(machine, 6), "services_usd": round(services, 6), "relay_usd": round(relay, 6),
-        "cost_usd": round(machine + services + relay, 6), "not_priced": not_priced}
+        "telephony_usd": round(telephony, 6), "cost_usd": round(machine + services + relay + telephony, 6),
+        "not_priced": not_priced}
     if sums.get("eval_sessions"):  # of which evals: already in the figures above (an eval is billed)
         shown["eval"] = {"sessions": int(sums["eval_sessions"]),
                          "minutes": round(sums.get("eval_seconds", 0.0) / 60, 2),

@@ -122,7 +122,8 @@ class UsageCount:
 
 
 def amounts(cost: SessionCost) -> tuple[Amount, ...]:
-    """The session's row (model ""; its relay's share when it was relayed) and one row per service
+    """The session's row (model ""; its relay's share when it was relayed, a SIP call's minutes at its
+    trunk's price) and one row per service
     (`kind:model`)."""
     rows = [Amount("", "sessions", 1.0), Amount("", "seconds", cost.session_seconds)]
     machine = cost.machine_usd
@@ -130,6 +131,8 @@ def amounts(cost: SessionCost) -> tuple[Amount, ...]:
     if cost.relay is not None and cost.relay.relayed:  # a relayed call's TURN relay (usage/relay_cost.py)
         relay = cost.relay_usd
         rows.append(Amount("", "relay_usd", relay) if relay is not None else Amount("", "relay_unpriced", 1.0))
+    if cost.telephony_usd is not None:  # a SIP call's minutes at its trunk's price (usage/telephony_cost.py)
+        rows.append(Amount("", "telephony_usd", cost.telephony_usd))
     for row in cost.services.rows if cost.services is not None else ():
         model = f"{row.row.get('kind')}:{row.row.get('model') or row.row.get('processor')}"
         rows.append(Amount(model, "usd", row.usd) if row.usd is not None else Amount(model, "unpriced", 1.0))

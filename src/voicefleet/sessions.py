@@ -15,6 +15,7 @@ from voicefleet.moments import moment_option
 from voicefleet.options import common_options, print_json, target_of, wants_json
 from voicefleet.relay_line import relay_line
 from voicefleet.tables import moment, printable, table
+from voicefleet.telephony_line import telephony_line
 
 MAX_PAGE = 100
 MAX_ALL = 1000  # sessions `--all` gathers at most: a day of a busy deployment is for --json and jq
@@ -129,6 +130,8 @@ def show(session_id: str, transcript: bool) -> None:
             facts.append(("SERVICES", services_line(answer["cost"]["services"], str(answer.get("status")))))
         if (relay := relay_line(answer["cost"])) is not None:
             facts.append(("RELAY", relay))
+        if (minutes := telephony_line(answer["cost"])) is not None:
+            facts.append(("TELEPHONY", minutes))
     if (talk := conversation_line(timeline.get("events", []))) is not None:
         facts.append(("CONVERSATION", talk))
     width = max(len(label) for label, _ in facts)

@@ -69,6 +69,13 @@ class _Key(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class PriceKey(_Key):
+    """A trunk's price a minute by direction (the edge's `usd_per_minute = {inbound, outbound}`)."""
+
+    inbound: float | None = Field(default=None, ge=0, le=10)
+    outbound: float | None = Field(default=None, ge=0, le=10)
+
+
 class TrunkKey(_Key):
     name: str = Field(pattern=_TRUNK_NAME.pattern)
     sources: tuple[str, ...] = ()  # CIDRs the trunk's INVITEs come from
@@ -85,6 +92,9 @@ class TrunkKey(_Key):
     destinations: tuple[str, ...] | None = None
     allow_any_destination: bool = Field(default=False, alias="allowAnyDestination")
     caller_ids: tuple[str, ...] | None = Field(default=None, alias="callerIds")
+    # What its carrier charges a minute (USD), both ways or {inbound, outbound}; the calls' costs show it.
+    usd_per_minute: float | PriceKey | None = Field(default=None, alias="usdPerMinute", union_mode="left_to_right")
+    billing_increment_seconds: int | None = Field(default=None, alias="billingIncrementSeconds", ge=1, le=60)
 
 
 class SipEdgeKey(_Key):
@@ -108,6 +118,12 @@ class SipEdgeSettings:
     def outbound(self) -> bool:
         """A trunk places calls: the dispatcher hands them to the edge's control API."""
         return any(t.termination_uri is not None for t in self.key.trunks)
+
+    @property
+    def shares_secret(self) -> bool:
+        """The edge and the dispatcher share SIP_EDGE_SECRET: for the control API, or to vouch for a
+        trunk's price on its calls' starts (the dispatcher takes a price from the edge alone)."""
+        return self.outbound or any(t.usd_per_minute is not None for t in self.key.trunks)
 
     @property
     def sources(self) -> dict[str, bool]:
@@ -191,9 +207,9 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
     secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
-    if any(t.termination_uri is not None for t in key.trunks):  # the control API's, shared with the dispatcher
-        secrets[SECRET_VARIABLE] = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     found = SipEdgeSettings(key, low, high - low + 1, secrets)
+    if found.shares_secret:  # the control API's and a price's proof, shared with the dispatcher
+        secrets[SECRET_VARIABLE] = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     _check_with_the_edge(cfg, found)
     pulumi.log.info(capacity_note(found))
     return found
@@ -332,8 +348,9 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str, 
         lines.append(f"answer_seconds = {key.answer_seconds}")
     if settings.outbound:
         # On the private address: the dispatcher reaches it inside the VPC, and the SG admits it alone.
-        lines += [f"control_address = {_toml(sip_address)}", f"control_port = {CONTROL_PORT}",
-                  f"control_secret_env = {_toml(SECRET_VARIABLE)}"]
+        lines += [f"control_address = {_toml(sip_address)}", f"control_port = {CONTROL_PORT}"]
+    if settings.shares_secret:
+        lines.append(f"control_secret_env = {_toml(SECRET_VARIABLE)}")
     for trunk in key.trunks:
         lines += ["", "[[trunk]]", f"name = {_toml(trunk.name)}"]
         if trunk.sources:
@@ -346,9 +363,22 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str, 
             "digest_password_env": digest_variable(trunk.name) if trunk.digest_username is not None else None,
             "termination_uri": trunk.termination_uri, "cps": trunk.cps, "ring_seconds": trunk.ring_seconds,
             "callers": list(trunk.callers) or None, "destinations": _list(trunk.destinations),
-            "caller_ids": _list(trunk.caller_ids)}
+            "caller_ids": _list(trunk.caller_ids), "usd_per_minute": _price(trunk.usd_per_minute),
+            "billing_increment_seconds": trunk.billing_increment_seconds}
         lines += [f"{name} = {_toml(value)}" for name, value in optional.items() if value is not None]
     return "\n".join(lines) + "\n"
+
+
+def _price(price: float | PriceKey | None) -> object:
+    """The edge's `usd_per_minute`: a number, or an inline table of the directions priced."""
+    if isinstance(price, PriceKey):
+        return _Inline({name: value for name, value in (("inbound", price.inbound), ("outbound", price.outbound))
+                        if value is not None})
+    return price
+
+
+class _Inline(dict[str, float]):
+    """A TOML inline table (`{ inbound = 0.0085 }`), which `_toml` writes as such."""
 
 
 def _list(values: tuple[str, ...] | None) -> list[str] | None:
@@ -356,7 +386,10 @@ def _list(values: tuple[str, ...] | None) -> list[str] | None:
 
 
 def _toml(value: object) -> str:
-    """A TOML value: JSON's strings, numbers and arrays are TOML's too (basic strings, escapes alike)."""
+    """A TOML value: JSON's strings, numbers and arrays are TOML's too (basic strings, escapes alike);
+    an inline table's keys are bare words."""
+    if isinstance(value, _Inline):
+        return "{ " + ", ".join(f"{name} = {json.dumps(amount)}" for name, amount in value.items()) + " }"
     return json.dumps(value)
 
 

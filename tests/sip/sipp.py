@@ -28,10 +28,12 @@ class SippRun:
     def received_at(self, first_line: str) -> float | None:
         """When the first message whose first line starts with `first_line` (a request: "BYE ")
         arrived (epoch seconds), or None if none did."""
-        for stamp, line in RECEIVED.findall(self.messages):
-            if line.startswith(first_line):
-                return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()  # SIPp's local time
-        return None
+        return next(iter(self.all_received_at(first_line)), None)
+
+    def all_received_at(self, first_line: str) -> list[float]:
+        """When each message whose first line starts with `first_line` arrived (epoch seconds), in order."""
+        return [datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()  # SIPp's local time
+                for stamp, line in RECEIVED.findall(self.messages) if line.startswith(first_line)]
 
     def statuses(self) -> list[int]:
         return [int(code) for code in re.findall(r"^SIP/2\.0 (\d{3}) ", self.messages, re.MULTILINE)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import os
 import re
 import socket
@@ -42,6 +43,7 @@ from voicefleet.main import voicefleet
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, SIPp, a bot process importing Pipecat
 
 EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
+USD_PER_MINUTE = 0.6  # the far trunk's outbound minutes, billed by the second
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"outbound-webhook-secret-32-bytes").decode()
 DIGEST = ("carol", "digest-password-42")
 TO, FROM = "+14155550100", "+14155550199"
@@ -73,6 +75,7 @@ def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
     # The keyless local dispatcher's calls are the key "local"'s; `others` places calls for another team only.
     far = f'termination_uri = "sip:127.0.0.1:{callee_port}"\ncallers = ["local"]\ncaller_ids = ["{FROM}"]'
     trunks = (f'\n[[trunk]]\nname = "far"\n{far}\ncps = 50\nring_seconds = 3\n'
+              f'usd_per_minute = {{ outbound = {USD_PER_MINUTE} }}\nbilling_increment_seconds = 1\n'
               f'\n[[trunk]]\nname = "guarded"\n{far}\ncps = 50\ndigest_username = "{DIGEST[0]}"\n'
               'digest_password_env = "GUARDED_PASSWORD"\n'
               f'\n[[trunk]]\nname = "slow"\n{far}\ncps = 0.1\n'
@@ -190,6 +193,12 @@ async def test_an_answered_call_goes_out_once_its_bot_joined_and_the_callee_hear
         similarity = echo_similarity(voiced(speech), heard, 8000)
         assert similarity > 0.7, f"the callee's words came back at {similarity:.2f}\n{outbound.edge.log()}"
         assert await wait_active_sessions(api, 0) == 0
+        line = (await ended_webhook(outbound, session_id))["cost"]["telephony"]  # its minutes, from the answer
+        assert (line["trunk"], line["direction"], line["answered"]) == ("far", "outbound", True), line
+        answered = events["call_outcome"]
+        hung_up = min(events.get(end, math.inf) for end in ("caller_hung_up", "ended", "machine_ended"))
+        assert line["seconds"] == pytest.approx(hung_up - answered, abs=0.01), (line, events)
+        assert line["usd"] == pytest.approx(math.ceil(line["seconds"]) / 60 * USD_PER_MINUTE, abs=1e-6), line
 
 
 @pytest.mark.parametrize(("scenario", "reason", "sip_status"), [
@@ -209,6 +218,8 @@ async def test_a_call_not_answered_ends_its_session_with_the_outcome(
             assert rang is not None and cancelled is not None and 2.5 <= cancelled - rang <= 6, (rang, cancelled)
         assert time.monotonic() - started < OUTCOME_SECONDS
         await assert_ended_with(api, outbound, session_id, reason, sip_status)
+        line = (await ended_webhook(outbound, session_id))["cost"]["telephony"]  # never answered: no minutes
+        assert (line["trunk"], line["direction"], line["answered"], line["usd"]) == ("far", "outbound", False, 0), line
 
 
 async def test_a_trunk_s_digest_challenge_is_answered_with_its_credential(outbound: Outbound) -> None:

@@ -113,6 +113,19 @@ def test_an_rtp_offer_to_a_mandatory_srtp_trunk_gets_488(
         f"{closed}\n{edge.process.poll()}\n{edge.log()}\n{phone.log()}"
 
 
+def test_an_srtp_offer_to_the_trunk_whose_srtp_is_off_gets_488_not_srtp(
+    tls_edge: tuple[EdgeProcess, int], ca: TestCa, tmp_path: Path,
+) -> None:
+    """The `plain` trunk shares the edge's own account, whose SRTP is optional since `loopback` has
+    SRTP: PJSIP alone would answer baresip's RTP/SAVP offer over UDP with keys."""
+    edge, _ = tls_edge
+    write_caller_wav(tmp_path / "caller.wav")
+    with run_baresip(tmp_path, tmp_path / "caller.wav", tls_lines(tmp_path, ca, ca), SRTP) as phone:
+        closed = dial(phone, PLAIN_NUMBER, edge.sip_port)
+    assert closed["type"] == "CALL_CLOSED" and "488" in str(closed.get("param")), \
+        f"{closed}\n{edge.process.poll()}\n{edge.log()}\n{phone.log()}"
+
+
 def options_over_tls(port: int, ca: TestCa, client: Issued | None,
                      least: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> str:
     """An OPTIONS request over TLS (`least` its oldest version) presenting `client`'s certificate (or

@@ -157,6 +157,13 @@ def test_a_mandatory_srtp_trunk_takes_calls_over_tls_on_its_numbers_account_only
     assert srtp_refusal("optional", over_tls, own_account) is None and srtp_refusal("off", False, False) is None
 
 
+def test_an_srtp_offer_to_a_trunk_whose_srtp_is_off_is_refused_and_a_plain_one_taken() -> None:
+    for over_tls in (False, True):
+        assert "plain RTP" in (srtp_refusal("off", over_tls, False, keyed=True) or "")
+        assert srtp_refusal("off", over_tls, False, keyed=False) is None
+    assert srtp_refusal("optional", False, False, keyed=True) is None
+
+
 @pytest.mark.parametrize(("sdp", "srtp"), [
     ("v=0\r\nm=audio 4000 RTP/SAVP 0\r\n", True),
     ("v=0\r\nm=audio 4000 RTP/SAVPF 0\r\n", True),

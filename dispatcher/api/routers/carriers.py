@@ -129,7 +129,7 @@ async def _admitted_call(websocket: WebSocket, carrier: str, token: str | None, 
         bot = await state.calls.attach(call, carrier, admitted.session_key, body, owner,
                                        standing=admitted.how == "exotel_basic", handed_from=admitted.handed_from,
                                        release=admitted.release, evaluation=admitted.evaluation,
-                                       recording=admitted.recording)
+                                       recording=admitted.recording, line=admitted.line)
         if call.session_id is not None:
             live.append(state.transfers.opened(call.session_id, carrier, admitted.call, handshake))
         return bot

@@ -14,6 +14,7 @@ import dispatcher.observability.tracing as tracing
 from dispatcher.api.admin_access import READ, STOP, reachable_id
 from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
+from dispatcher.api.edge_line import edge_line
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import StartPlan, pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import kept, spilled_from, started_elsewhere, unknown_region
@@ -35,6 +36,7 @@ from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller, owned_by
 from dispatcher.sessions.ready_estimate import ReadyEstimate
 from dispatcher.sessions.service import Session
 from dispatcher.sessions.watch import Watch, changes
+from dispatcher.usage.trunk_line import TrunkLine
 
 
 async def authenticated(request: Request) -> Caller:
@@ -77,8 +79,11 @@ async def start(
         utf8_only(payload.model_dump(exclude_none=True), "the start's JSON")
     idempotency_key = request.headers.get("idempotency-key")
     state = app_state(request)
+    line = edge_line(request, state, payload)  # a SIP call's trunk price: the edge's alone
     if payload is not None and payload.transport in PHONE_TRANSPORTS:
-        return await _phone_token(request, state, payload, who)
+        return await _phone_token(request, state, payload, who, line)
+    if line is not None:
+        raise ApiError(422, "invalid_request", "`sip_trunk` is a SIP call's: only with `transport: exotel`")
     plan = plan_start(payload, state.settings.transports)
     recording = asked_recording(state, who, payload)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
@@ -182,14 +187,15 @@ async def launched(state: AppState, who: Caller, plan: StartPlan, response: Resp
 
 
 async def _phone_token(request: Request, state: AppState, payload: StartRequest,
-                       who: Caller) -> dict[str, Any] | Response:
+                       who: Caller, line: TrunkLine | None = None) -> dict[str, Any] | Response:
     """A call token (`transport: websocket` or a carrier's name). With several regions, one that could
     not start the call's bot warm within the caller's patience (`maxWaitSeconds`, else
     `PHONE_MAX_WAIT_SECONDS`) is relayed like any start; the region that takes it mints the token as
     a handed call's (a place held for it, its start counted where it arrived) with its own URL. Its
     `release` and `eval` ride in the token; an unknown release is refused now, not when the call comes,
     by the region that mints the token (a start relayed elsewhere is that region's to judge, as a web one).
-    A `recording` wish is checked here, as a web start's, and rides in the token to the session."""
+    A `recording` wish is checked here, as a web start's, and rides in the token to the session, as does
+    `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py)."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
@@ -200,7 +206,7 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
                                 state.settings.region, handed_from=placed, release=payload.release,
-                                evaluation=payload.eval is True, recording=recording)
+                                evaluation=payload.eval is True, recording=recording, line=line)
     if placed is not None:  # a place here for the call, within this key's share
         await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer

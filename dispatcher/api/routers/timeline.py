@@ -21,7 +21,8 @@ async def get_timeline(
     request: Request, session_id: str, who: Annotated[Caller, Depends(identified)]
 ) -> dict[str, Any]:
     """`requested`, `claimed`/`launched`, `machine_started`, `ready`, `joined`, `first_audio`, `error`,
-    `failed`, `sip_ended` (a SIP call's end, as its edge told it), `stop_requested`, `ended`,
+    `failed`, `telephony` (a SIP call's trunk and price), `sip_ended` (a SIP call's end, as its edge told
+    it), `stop_requested`, `ended`,
     `machine_ended` (the provider's word on its machine's end): each with `at` (epoch seconds) and the
     replica that saw it.
     Kept a day at most (another client key, or an unknown or forgotten session: 404)."""

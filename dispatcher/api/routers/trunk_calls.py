@@ -70,7 +70,8 @@ async def place_call(
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
     answer, grant = phone_start(state.phone, CARRIER if trunk is not None else carrier, bot_body, base, who,
-                                state.settings.region, session_key=session_key)
+                                state.settings.region, session_key=session_key,
+                                line=trunk.line if trunk is not None else None)
     session_id = str(answer["sessionId"])
     shown = {"session_id": session_id, "to": payload.to, "caller_id": payload.caller_id, "carrier": carrier, **route}
     attempt = 0

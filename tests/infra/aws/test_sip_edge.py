@@ -80,6 +80,19 @@ def test_without_outbound_trunks_the_control_port_stays_shut_and_the_dispatcher_
     assert "control_port" not in unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
 
 
+def test_a_priced_inbound_trunk_shares_the_secret_with_the_dispatcher_yet_keeps_the_control_port_shut(
+        stack: StackRunner) -> None:
+    inbound = {"enabled": True, "trunks": [{**PBX, "usdPerMinute": {"inbound": 0.0085}}]}
+    run = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
+    assert [r[1] for r in _rules(run, "securityGroupIngressRule", f"{NAME}-id")] == [5060, 40000]
+    dispatcher = container(run, "-dispatcher")
+    assert "SIP_EDGE_URL" not in {e["name"] for e in dispatcher["environment"]}
+    assert "SIP_EDGE_SECRET" in {s["name"] for s in dispatcher["secrets"]}  # it vouches for the edge's price
+    script = unwrap(run.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    assert 'control_secret_env = "SIP_EDGE_SECRET"' in script and "control_port" not in script
+    assert "usd_per_minute = { inbound = 0.0085 }" in script
+
+
 def test_the_host_reads_its_own_secrets_by_reference_with_imdsv2_and_pulls_one_image(edge_run: Run) -> None:
     instance = unwrap(edge_run.one("aws:ec2/instance:Instance", NAME).inputs)
     assert instance["metadataOptions"]["httpTokens"] == "required" and instance["rootBlockDevice"]["encrypted"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sipedge.config import TrunkPrice
 from sipedge.config import load as load_edge
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, edge_environment, render
@@ -21,10 +22,11 @@ FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSecon
     {"name": "twilio", "sources": ["54.172.60.0/30"], "mediaSources": ["168.86.128.0/18"],
      "numbers": {"+14155550199": "team-a", "+14155550198": "ops"},
      "terminationUri": "sip:example.pstn.twilio.com", "cps": 2, "ringSeconds": 25, "callers": ["team-a"],
-     "destinations": ["+1*"], "callerIds": ["+14155550199"], "digestUsername": "voicefleet"},
+     "destinations": ["+1*"], "callerIds": ["+14155550199"], "digestUsername": "voicefleet",
+     "usdPerMinute": {"inbound": 0.0085, "outbound": 0.013}, "billingIncrementSeconds": 6},
     {"name": "pbx", "sources": ["198.51.100.7/32"], "mediaSources": ["198.51.100.7/32"],
      "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
-     "digestUsername": "edge"}]}
+     "digestUsername": "edge", "usdPerMinute": 0.002}]}
 
 
 def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: Path) -> None:
@@ -50,6 +52,7 @@ def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: 
     assert (twilio.digest_username, twilio.digest_password, twilio.registrar) == ("voicefleet", "x" * 48, None)
     assert (pbx.registrar, pbx.digest_username, pbx.api_keys) == ("sip:pbx.example.com", "edge", {"200": "ops-key"})
     assert pbx.destinations == ("+*",) and pbx.caller_ids == ("200",)  # the edge's own defaults, left unset
+    assert twilio.price == TrunkPrice(0.0085, 0.013, 6) and pbx.price == TrunkPrice(0.002, 0.002, 60)
 
 
 def test_a_trunk_that_means_any_destination_says_so(stack: StackRunner) -> None:

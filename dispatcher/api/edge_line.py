@@ -1,0 +1,29 @@
+"""An inbound SIP call's trunk and price on its `POST /start` (`sip_trunk`), taken from the SIP edge
+alone: the number's API key that start carries is a client's key too, so the edge also presents
+`SIP_EDGE_SECRET` in `X-Voicefleet-Edge-Secret`. From anyone else the field is refused, never
+quietly dropped, so a client learns at once that it cannot set what its calls cost."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from dispatcher.api.schemas import StartRequest
+from dispatcher.api.state import AppState
+from dispatcher.errors import ApiError
+from dispatcher.phone.edge_secret import HEADER
+from dispatcher.usage.trunk_line import TrunkLine
+
+
+def edge_line(request: Request, state: AppState, payload: StartRequest | None) -> TrunkLine | None:
+    """The start's line, or None when it names none; 403 `sip_edge_only` when the edge did not send it."""
+    asked = payload.sip_trunk if payload is not None else None
+    if asked is None:
+        return None
+    if state.sip_edge is None:
+        raise ApiError(403, "sip_edge_only", "`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
+                       "edge, and this dispatcher has no SIP_EDGE_SECRET to know it by: set it to the value of the "
+                       "edge's control_secret_env (docs/sip.md#what-a-call-costs)")
+    if not state.sip_edge.presented(request.headers.get(HEADER)):
+        raise ApiError(403, "sip_edge_only", f"`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
+                       f"edge, with SIP_EDGE_SECRET in {HEADER}: leave it out of your start")
+    return TrunkLine(asked.trunk, "inbound", asked.usd_per_minute, asked.increment_seconds)

@@ -1,0 +1,112 @@
+"""A SIP call's minutes at its trunk's price (dispatcher/usage/telephony_cost.py): from its answer to
+its end on the dispatcher's own events, billed in the trunk's increment rounded up, nothing for a
+call never answered, a call still up priced until now; and the session's cost, its usage rows and
+`GET /usage`'s sums carrying the line beside the machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dispatcher.reserve.prices import BotPrice
+from dispatcher.sessions.cost import SessionCosts
+from dispatcher.usage.summary import summarise
+from dispatcher.usage.telephony_cost import price_telephony
+from dispatcher.usage.trunk_line import TrunkLine, line_of
+from dispatcher.usage.usage_count import amounts
+
+T0 = 1_800_000_000.0
+PRICE = BotPrice(730.0, "1 vCPU, 2 GB", "test")  # $1 an hour
+
+
+def line(direction: str = "inbound", usd: float = 0.6, increment: int = 60) -> dict[str, Any]:
+    return {"event": "telephony", "at": T0, "trunk": "twilio", "direction": direction, "usd_per_minute": usd,
+            "increment_seconds": increment}
+
+
+def at(event: str, seconds: float, **fields: Any) -> dict[str, Any]:
+    return {"event": event, "at": T0 + seconds, **fields}
+
+
+INBOUND = [at("launched", 0), line(), at("joined", 4.0), at("first_audio", 5.0), at("caller_hung_up", 64.5),
+           at("ended", 65.0, reason="completed")]
+
+
+def test_an_inbound_call_is_priced_from_its_bots_join_to_the_callers_hang_up_rounded_up_to_the_minute() -> None:
+    cost = price_telephony(INBOUND, now=T0 + 999, running=False)
+    assert cost is not None and cost.answered and not cost.live
+    assert cost.seconds == pytest.approx(60.5)
+    assert cost.billed_seconds == 120 and cost.usd == pytest.approx(1.2)  # two minutes at $0.60
+    assert cost.as_json() == {"trunk": "twilio", "direction": "inbound", "usd_per_minute": 0.6, "increment_seconds": 60,
+                              "answered": True, "seconds": 60.5, "billed_minutes": 2.0, "usd": 1.2}
+
+
+def test_a_carrier_billing_by_the_second_is_billed_the_seconds_rounded_up() -> None:
+    events = [line(increment=1) if e["event"] == "telephony" else e for e in INBOUND]
+    cost = price_telephony(events, now=T0, running=False)
+    assert cost is not None and cost.billed_seconds == 61 and cost.usd == pytest.approx(0.61)
+
+
+def test_an_outbound_call_is_priced_from_its_answer_not_from_its_bot_joining_before_it_rang() -> None:
+    events = [at("launched", 0), line("outbound"), at("joined", 1.0), at("call_outcome", 9.0, outcome="answered"),
+              at("ended", 39.0)]
+    cost = price_telephony(events, now=T0, running=False)
+    assert cost is not None and cost.seconds == pytest.approx(30.0) and cost.billed_seconds == 60
+
+
+def test_a_call_never_answered_costs_no_minutes() -> None:
+    events = [at("launched", 0), line("outbound"), at("joined", 1.0), at("call_outcome", 31.0, outcome="no_answer"),
+              at("ended", 31.0, reason="no_answer")]
+    cost = price_telephony(events, now=T0, running=False)
+    assert cost is not None and not cost.answered and cost.usd == 0.0
+    assert cost.as_json()["answered"] is False
+
+
+def test_a_call_still_up_is_priced_until_now_and_its_cost_is_estimated() -> None:
+    events = INBOUND[:4]
+    cost = price_telephony(events, now=T0 + 34.0, running=True)
+    assert cost is not None and cost.live and cost.seconds == pytest.approx(30.0)
+    session = SessionCosts("ecs", PRICE, clock=lambda: T0 + 34.0).of(events, running=True)
+    assert session is not None and session.estimated and session.as_json()["telephony"]["live"] is True
+
+
+def test_a_session_without_a_priced_trunk_has_no_line() -> None:
+    events = [e for e in INBOUND if e["event"] != "telephony"]
+    assert price_telephony(events, now=T0, running=False) is None
+    cost = SessionCosts("ecs", PRICE).of(events, running=False)
+    assert cost is not None and "telephony" not in cost.as_json() and "telephony_usd" not in cost.as_json()
+
+
+def test_the_sessions_cost_adds_the_minutes_to_its_total_its_bill_and_its_usage_rows() -> None:
+    cost = SessionCosts("ecs", PRICE).of(INBOUND, running=False)
+    assert cost is not None and cost.telephony_usd == pytest.approx(1.2)
+    machine = 65.0 / 3600
+    assert cost.total == pytest.approx(machine + 1.2) and cost.billed_usd == pytest.approx(machine + 1.2)
+    shown = cost.as_json()
+    assert shown["telephony_usd"] == 1.2 and shown["telephony"]["billed_minutes"] == 2.0
+    rows = {(a.model, a.measure): a.value for a in amounts(cost)}
+    assert rows[("", "telephony_usd")] == pytest.approx(1.2)
+    sums = {"sessions": 1.0, "seconds": 65.0, "machine_usd": machine, "telephony_usd": 1.2}
+    totals = summarise({"": sums, "acme": sums}, "key")["totals"]
+    assert totals["telephony_usd"] == 1.2 and totals["cost_usd"] == pytest.approx(round(machine + 1.2, 6))
+
+
+@pytest.mark.parametrize("given", [
+    {"trunk": "t", "direction": "sideways", "usd_per_minute": 0.01},
+    {"trunk": "t", "direction": "inbound", "usd_per_minute": -0.01},
+    {"trunk": "t", "direction": "inbound", "usd_per_minute": 11.0},
+    {"trunk": "t", "direction": "inbound", "usd_per_minute": True},
+    {"trunk": "t", "direction": "inbound", "usd_per_minute": float("nan")},
+    {"trunk": "", "direction": "inbound", "usd_per_minute": 0.01},
+    {"trunk": "t", "direction": "inbound", "usd_per_minute": 0.01, "increment_seconds": 0},
+    {"trunk": "t", "direction": "inbound", "usd_per_minute": 0.01, "increment_seconds": 6.5},
+    "twilio",
+])
+def test_a_line_of_any_other_shape_is_not_read(given: object) -> None:
+    assert line_of(given) is None
+
+
+def test_a_line_reads_back_as_it_was_written() -> None:
+    written = TrunkLine("twilio", "outbound", 0.013, 6)
+    assert line_of(written.as_json()) == written
