@@ -76,6 +76,7 @@ from dispatcher.reserve.releases import follow as follow_releases
 from dispatcher.sessions.budget_usage import LedgerUsage
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.cost_count import CostCount
+from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.machine_ends import MachineEnds
 from dispatcher.sessions.ready_estimate import ReadyEstimate, none_claimable
 from dispatcher.sessions.reaper import Reaper, ReaperSettings
@@ -97,6 +98,8 @@ from dispatcher.usage.build import build_usage
 from dispatcher.usage.files_build import build_usage_files
 from dispatcher.usage.price_table import load_prices
 from dispatcher.usage.relay_price import relay_price
+from dispatcher.whatsapp.calls import WhatsAppCalls
+from dispatcher.whatsapp.settings import WhatsAppSettings
 from voicefleet_settings.read import setting_text
 
 FROM_ENV = object()  # "build it from the environment", as opposed to an explicit None (no rooms)
@@ -315,6 +318,7 @@ def build_state(
         model_service=sessions.model_service,
         trunk_calls=_trunk_calls(env, coordination),
         sip_edge=EdgeSecret.from_env(env),
+        whatsapp=_whatsapp(env, settings, sessions, channels, replication, coordination, auth),
     )
 
 
@@ -439,3 +443,17 @@ def _trunk_calls(env: Mapping[str, str], coordination: Coordination) -> TrunkCal
     """`POST /calls` through the SIP edge, when SIP_EDGE_URL names one (docs/sip.md#outbound-calls)."""
     settings = TrunkCallSettings.from_env(env)
     return TrunkCalls(settings, coordination) if settings is not None else None
+
+
+def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionService, channels: BotChannels,
+              replication: Replication, coordination: Coordination, auth: Authenticator) -> WhatsAppCalls | None:
+    """WhatsApp Business calls, when WHATSAPP_NUMBERS and its credentials are set (docs/phone.md)."""
+    whatsapp = WhatsAppSettings.from_env(env, keyed=auth.enabled)
+    if whatsapp is None:
+        return None
+
+    def caller_for(key: str | None) -> Caller:  # a number's key by name; keyless: the one local caller
+        return auth.named(key) if key is not None else auth.identify(None)
+
+    return WhatsAppCalls(whatsapp, sessions, channels, replication.remote, coordination.webhooks, caller_for,
+                         start_wait_seconds=settings.start_wait_seconds)

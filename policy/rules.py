@@ -45,6 +45,7 @@ SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
 SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's opt-in
+SIP_EDGE_RULE = "sip edge: "  # how every rule of the edge's describes itself (stacks/gcp/sip_edge.py's firewall)
 # What keeps a TURN server from being an open relay into the network (coturn options).
 TURN_REQUIRED = ("use-auth-secret", "no-multicast-peers", "no-cli",
                  "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=172.16.0.0-172.31.255.255",
@@ -285,6 +286,38 @@ def azure_locked_down(resource_type: str, props: Props) -> Iterator[str]:
         yield "the store's database must speak TLS only (clientProtocol Encrypted)"
 
 
+def gcp_sip_edge_firewall(resource_type: str, props: Props) -> Iterator[str]:
+    """The GCP edge's ingress rules: what sip_edge_sg_ports takes on AWS, but the control API from a private
+    range (the dispatcher's egress subnetwork: Cloud Run's Direct VPC egress has no tag or account a rule
+    could name), each rule aimed at the edge itself, not at every VM of its network."""
+    if resource_type != "gcp:compute/firewall:Firewall" or props.get("direction", "INGRESS") != "INGRESS" \
+            or not str(props.get("description", "")).startswith(SIP_EDGE_RULE):
+        return
+    if not props.get("targetServiceAccounts") and not props.get("targetTags"):
+        yield "a SIP edge rule reaches every VM of its network: aim it at the edge's service account"
+    for allow in props.get("allows") or []:
+        for port in allow.get("ports") or ["0-65535"]:
+            low, _, high = str(port).partition("-")
+            if not low.isdigit() or not (high or low).isdigit():
+                yield f"the SIP edge's rule opens {allow} (SIP, RTP and the control API only)"
+                continue
+            for cidr in props.get("sourceRanges") or ["0.0.0.0/0"]:
+                rule = {"ipProtocol": allow.get("protocol"), "fromPort": int(low), "toPort": int(high or low),
+                        "cidrIpv4": cidr, "description": props.get("description")}
+                if rule["ipProtocol"] == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT \
+                        and _private(cidr):
+                    continue
+                if (problem := _sip_edge_rule(rule)) is not None:
+                    yield f"the SIP edge's rule {problem}"
+
+
+def _private(cidr: Any) -> bool:
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).is_private
+    except ValueError:
+        return False
+
+
 RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "no-iam-wildcard-actions": ("IAM policies name their actions", iam_wildcard_actions),
     "no-all-permission-roles": ("No GCP basic role and no Azure Owner, Contributor or access administrator role is "
@@ -298,6 +331,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
                                        channel_token_by_reference),
     "no-bot-sg-inline-ingress": ("The bot security group has no inline ingress", bot_sg_inline_ingress),
     "no-gcp-bot-ingress": ("No firewall rule lets traffic into bot VMs", gcp_bot_ingress),
+    "sip-edge-gcp-edge-ports-only": ("The GCP SIP edge's firewall opens SIP from the trunks, RTP and control only",
+                                     gcp_sip_edge_firewall),
     "turn-not-open-relay": ("A TURN relay authenticates, denies private/metadata peers and has quotas",
                             turn_not_open_relay),
     "turn-gcp-ingress-turn-ports-only": ("The TURN relay's firewall opens TURN ports only", turn_firewall_ports),

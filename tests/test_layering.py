@@ -37,7 +37,7 @@ DISPATCHER_LAYERS: list[tuple[str, ...]] = [
      "dispatcher.usage.service_bounds", "dispatcher.usage.trunk_line", "dispatcher.usage.telephony_cost"),
     ("dispatcher.sessions",),
     ("dispatcher.usage",),
-    ("dispatcher.phone",),
+    ("dispatcher.phone", "dispatcher.whatsapp"),
     ("dispatcher.api",),
     ("dispatcher.app", "dispatcher.wiring", "dispatcher.factory", "dispatcher.__main__", "dispatcher.serving",
      "dispatcher"),

@@ -1515,6 +1515,42 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "WHATSAPP_ACCESS_TOKEN", "phone", STRING, secret=True,
+        shown="unset",
+        meaning=(
+            "the WhatsApp Business token (a system user's, with `whatsapp_business_messaging`) the dispatcher "
+            "answers, rejects and hangs up calls with through the Graph API; set with the other three "
+            "`WHATSAPP_` settings or none ([phone.md](phone.md#whatsapp-calls)); no bot ever gets it"
+        ),
+    ),
+    Setting(
+        "WHATSAPP_APP_SECRET", "phone", STRING, secret=True,
+        shown="unset",
+        meaning="the Meta app's secret, which checks each webhook's `X-Hub-Signature-256` (unsigned: 401, badly signed: 403)",
+    ),
+    Setting(
+        "WHATSAPP_VERIFY_TOKEN", "phone", STRING, secret=True,
+        shown="unset",
+        meaning="the verify token typed in the Meta app's webhook settings (`GET /phone/whatsapp` answers its `hub.challenge`)",
+    ),
+    Setting(
+        "WHATSAPP_NUMBERS", "phone", STRING,
+        shown="unset",
+        example="`106540352242922=support@stable`",
+        meaning=(
+            "the business phone numbers whose calls are taken, comma-separated `PHONE_NUMBER_ID=KEY_NAME[@RELEASE]`: "
+            "each number's calls are sessions of that API key (by its name), pinned to that release (else the "
+            "key's default); a keyless local dispatcher takes a bare `PHONE_NUMBER_ID`"
+        ),
+    ),
+    Setting(
+        "WHATSAPP_GRAPH_URL", "phone", STRING, default="https://graph.facebook.com/v23.0",
+        meaning=(
+            "the Graph API and version calls are answered through (a test's fake: `http://` to a loopback host "
+            "only, since each request carries the WhatsApp token)"
+        ),
+    ),
+    Setting(
         "PHONE_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="3",
         meaning=(
             "with several regions: a carrier's webhook whose call's bot would start cold here past this many "

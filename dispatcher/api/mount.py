@@ -42,6 +42,7 @@ from dispatcher.api.routers import (
     twilio_dial,
     usage,
     webhooks,
+    whatsapp,
 )
 from dispatcher.api.state import AppState
 from dispatcher.artifacts.signed_paths import PART_PATH
@@ -49,7 +50,8 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
-           connect_hint.router, trunk_calls.router, twilio_dial.router, transfer.router, sip_end.router)
+           connect_hint.router, trunk_calls.router, twilio_dial.router, transfer.router, sip_end.router,
+           whatsapp.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -52,6 +52,7 @@ from dispatcher.store.audit_trail import MemoryTrail
 from dispatcher.store.coordination import AuditTrail
 from dispatcher.usage.daily_files import UsageFiles
 from dispatcher.usage.usage_count import UsageCount
+from dispatcher.whatsapp.calls import WhatsAppCalls
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class AppState:
     model_service: ModelServiceAdmission | None = None  # the converged bots' shared model (MODEL_SERVICE_URL)
     trunk_calls: TrunkCalls | None = None  # calls placed through the SIP edge's trunks (SIP_EDGE_URL)
     sip_edge: EdgeSecret | None = None  # SIP_EDGE_SECRET: the edge's proof on an inbound call's priced start
+    whatsapp: WhatsAppCalls | None = None  # WhatsApp Business calls (WHATSAPP_NUMBERS and its credentials)
 
     @property
     def releases(self) -> LiveReleases:
@@ -112,6 +114,8 @@ class AppState:
     async def aclose(self) -> None:
         if self.artifacts is not None:  # the uploads under way completed while the timeline still records
             await self.artifacts.aclose()
+        if self.whatsapp is not None:  # before the sessions: its calls' handling stops their sessions
+            await self.whatsapp.aclose()
         await self.sessions.aclose()
         if self.reserve is not None:
             await self.reserve.aclose()

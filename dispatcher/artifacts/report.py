@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dispatcher.observability.sip_end import sip_end_of
+from dispatcher.observability.whatsapp_call import whatsapp_of
 
 TIMED = ("requested", "claimed", "launched", "machine_started", "ready", "joined", "first_audio", "ended")
 NOT_HANDED_OVER = "not handed over"
@@ -35,7 +36,8 @@ def session_report(session_id: str, facts: Mapping[str, Any], events: list[dict[
         "seconds_from_request": {name: round(at - requested, 3) for name, at in timings.items()}
         if isinstance(requested, int | float) else {},
         "ended": {"how": why, "reason": ended.get("reason"), "detail": ended.get("detail"),
-                  "exit_code": ended.get("exit_code"), "sip": sip_end_of(events)},
+                  "exit_code": ended.get("exit_code"), "sip": sip_end_of(events),
+                  "whatsapp": whatsapp_of(events)},
         "errors": [str(e.get("detail") or e.get("reason")) for e in events if e.get("event") == "error"][:20]
         + errors[:10],
         "cost": dict(cost) if cost is not None else {"known": False, "why": "not reckoned"},

@@ -33,8 +33,10 @@ DISPATCHER_OWN = frozenset({
     MACHINE_ID_VARIABLE, IMAGE_VARIABLE, "MAX_SESSION_SECONDS", "DAILY_ROOM_URL", "DAILY_TOKEN", "LOCAL_BOT_ENV",
     "WEBHOOK_SECRET", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
 })  # fmt: skip
+# SIP_EDGE_: the edge's control secret and URL, the stack's secrets for the edge; WHATSAPP_: Meta's token and
+# app secret, which answer and hang up every call of the business's numbers (the dispatcher's alone).
 DISPATCHER_OWN_PREFIXES = ("REDIS_", "VOICEFLEET_SESSION", "VOICEFLEET_BODY", "VOICEFLEET_ICE_CONFIG",
-                           "SIP_EDGE_")  # the edge's control secret and URL, the stack's secrets for the edge
+                           "SIP_EDGE_", "WHATSAPP_")
 # What the bot image and the stacks set on every deployed bot (images/, stacks/gcp/bot_job.py), and the
 # prefixes of voicefleet's and its platforms' own variables (the ECS agent sets ECS_CONTAINER_METADATA_URI*).
 SET_ON_BOT = frozenset({"BOT_FILE", "BOT_TRANSPORT", "BOT_MODELS_DIR", "BOT_TURN_TRANSPORT", "PATH", "PYTHONPATH",

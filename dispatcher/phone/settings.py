@@ -11,7 +11,6 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
@@ -19,7 +18,7 @@ from dispatcher.phone.signatures import TelnyxKey
 from dispatcher.phone.tokens import derive_key
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.twilio_calls import TwilioCredentials
-from dispatcher.settings import SettingsError, is_loopback
+from dispatcher.settings import SettingsError, credentialed_url
 from voicefleet_settings.read import setting_bool, setting_float, setting_int, setting_text
 
 CARRIERS = ("twilio", "telnyx", "plivo", "exotel")
@@ -83,7 +82,8 @@ class PhoneSettings:
         if dialin is not None and (len(dialin) < 32 or not all(c.isalnum() or c in "-_" for c in dialin)):
             raise SettingsError("DAILY_DIALIN_SECRET must be at least 32 letters, digits, - or _ (it is a URL segment)")
         twilio_rest = _twilio_rest(env)
-        twilio_api_url = _twilio_api_url(setting_text(env, "TWILIO_API_URL").rstrip("/"))
+        twilio_api_url = credentialed_url("TWILIO_API_URL", setting_text(env, "TWILIO_API_URL").rstrip("/"),
+                                          "the account's credentials")
         try:
             transfer_targets = parse_transfer_targets(setting_text(env, "PHONE_TRANSFER_TARGETS"))
         except ValueError as exc:
@@ -121,16 +121,6 @@ class PhoneSettings:
         """EXOTEL_MAX_CALLS, else half of `carriers_share` (the sessions the calls carriers open may
         hold), at least one: a credential that never expires does not get all of it."""
         return self.exotel_max_calls or max(1, carriers_share // 2)
-
-
-def _twilio_api_url(url: str) -> str:
-    """https, since every request carries the account's Basic credentials; plain http only to a
-    loopback host (a test's fake on this machine)."""
-    parsed = urlsplit(url)
-    if parsed.scheme == "https" and parsed.hostname or parsed.scheme == "http" and is_loopback(parsed.hostname or ""):
-        return url
-    raise SettingsError(f"TWILIO_API_URL={url[:80]!r} must start with https:// (plain http:// only to a loopback "
-                        "host such as 127.0.0.1): each request carries the account's credentials")
 
 
 def _twilio_rest(env: Mapping[str, str]) -> TwilioCredentials | None:

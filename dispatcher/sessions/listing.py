@@ -107,6 +107,10 @@ class SessionListing:
         fields = {"status": status, "ended": record.get("at"), "error": code}
         self._spawn(session_id, self._index.closed(session_id, fields, failure=failure))
 
+    def called(self, session_id: str, call: dict[str, Any]) -> None:
+        """The call a session serves (a WhatsApp call's id and caller), listed with it as `whatsapp`."""
+        self._spawn(session_id, self._index.noted(session_id, {"whatsapp": call}, record="call"))
+
     async def page(self, caller: str | None, filters: Filters, limit: int,
                    below: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
         """`caller`'s sessions (None: every caller's), newest first, and where the next page starts."""
@@ -157,6 +161,8 @@ class SessionListing:
             status = "ended" if now - float(entry.get("created", 0)) > self._lasts else "active"
         status = shown_status(str(status), bool(entry.get("pipeline_error")))
         handed = {"end_reason": entry["end_reason"]} if entry.get("end_reason") else {}  # `transferred`
+        if entry.get("whatsapp"):  # the WhatsApp call it served (dispatcher/observability/whatsapp_call.py)
+            handed["whatsapp"] = entry["whatsapp"]
         return {**handed, "session_id": entry["session_id"], "status": status, "created": entry.get("created"),
                 "ended": entry.get("ended"), "release": entry.get("release"), "region": entry.get("region"),
                 "transport": entry.get("transport"), "error": entry.get("pipeline_error") or entry.get("error"),

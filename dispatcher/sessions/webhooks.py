@@ -40,6 +40,7 @@ from typing import Any
 
 from dispatcher.observability.log_text import shown
 from dispatcher.observability.sip_end import sip_end_of
+from dispatcher.observability.whatsapp_call import whatsapp_of
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
@@ -307,7 +308,8 @@ class LifecycleWebhooks:
             log.warning("webhook %s: the store did not answer after an attempt", message_id)
 
     async def _summary(self, data: dict[str, Any]) -> dict[str, Any]:
-        """An ended session's duration (since its request), its cost and a SIP call's `sip` end, from its
+        """An ended session's duration (since its request), its cost, a SIP call's `sip` end and a WhatsApp call's
+        `whatsapp` record, from its
         timeline; kept in the entry, so a retry sends what the first attempt did."""
         try:
             events = await self._read(str(data["session_id"]))
@@ -322,8 +324,10 @@ class LifecycleWebhooks:
         if self._costs is not None:
             cost = await self._costs.of_session(str(data["session_id"]), events, running=False, ended_at=ended)
         sip = sip_end_of(events)  # a SIP call's end as its edge told it (dispatcher/observability/sip_end.py)
+        whatsapp = whatsapp_of(events)  # a WhatsApp call's record and events (observability/whatsapp_call.py)
         return {"duration_seconds": duration, **({"cost": cost.as_json()} if cost is not None else {}),
-                **({"sip": sip} if sip is not None else {})}
+                **({"sip": sip} if sip is not None else {}),
+                **({"whatsapp": whatsapp} if whatsapp is not None else {})}
 
     async def aclose(self) -> None:
         if self._puts:  # this replica's last events reach the outbox, where another replica finds them

@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from voicefleet_settings.model import ENUM, LIST
 from voicefleet_settings.read import SettingsError as SettingsError  # defined beside its reader, raised by all
@@ -37,6 +38,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def credentialed_url(name: str, url: str, credential: str) -> str:
+    """`url` of the setting `name`, to which every request carries `credential`: https, or plain http only
+    to a loopback host (a test's fake on this machine)."""
+    parsed = urlsplit(url)
+    if parsed.scheme == "https" and parsed.hostname or parsed.scheme == "http" and is_loopback(parsed.hostname or ""):
+        return url
+    raise SettingsError(f"{name}={url[:80]!r} must start with https:// (plain http:// only to a loopback "
+                        f"host such as 127.0.0.1): each request carries {credential}")
 
 
 def require(env: Mapping[str, str], names: tuple[str, ...], machines: str) -> dict[str, str]:

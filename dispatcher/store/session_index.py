@@ -34,8 +34,9 @@ from dispatcher.store.together import together
 KEEP_SECONDS = 24 * 3600.0  # a day, as a session's timeline (dispatcher/store/timelines.py)
 MAX_ENTRIES = 50_000  # per set: a day of a busy deployment; an entry is ~300 bytes
 ALL = ""  # the deployment-wide set's caller (an admin's listing)
-# A session's notes: its first pipeline error, its cost once it ended, its call handed to a person.
-NOTES = ("noted", "costed", "transferred")
+# A session's notes: its first pipeline error, its cost once it ended, its call handed to a person, the
+# phone call it serves (a WhatsApp call's record).
+NOTES = ("noted", "costed", "transferred", "call")
 _RECORDS = 1 + len(NOTES) + 2  # a session's records in the store: its entry, its notes, its end and its failure
 
 Position = tuple[int, str]  # (the start's time in ms, session id): where a page stopped

@@ -136,9 +136,13 @@ class SipEdge(pulumi.ComponentResource):
             url, private_ip, public_ip, image_ref, flat = values[0], values[1], values[2], values[3], values[4:]
             pairs = {env: (flat[2 * i], flat[2 * i + 1]) for i, env in enumerate(names)}
             config = render(edge, dispatcher_url=url, sip_address=private_ip, public_address=public_ip)
-            return sip_edge_host.boot_script(
-                config=config, image=image_ref, registry=image_ref.split("/", 1)[0], region=args.region,
-                fetch_function=fetch_function(args.region, pairs), secrets=names, kamailio=edge.key.workers > 1)
+            registry = image_ref.split("/", 1)[0]
+            steps = sip_edge_host.HostSteps(
+                packages="awscli", fetch_function=fetch_function(args.region, pairs),
+                registry_login=f"aws ecr get-login-password --region {args.region} | podman login --username AWS "
+                               f"--password-stdin {registry}")
+            return sip_edge_host.boot_script(config=config, image=image_ref, steps=steps, secrets=names,
+                                             kamailio=edge.key.workers > 1)
 
         user_data = pulumi.Output.all(dispatcher_url, self.private_ip, self.public_ip, image, *refs).apply(script)
         aws.ec2.Instance(

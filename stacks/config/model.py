@@ -181,7 +181,7 @@ class Settings:
     azure: AzureSettings | None = None
     kubernetes: KubernetesSettings | None = None
     turn: TurnSettings | None = None  # a TURN relay for cloud SmallWebRTC sessions
-    sip_edge: SipEdgeSettings | None = None  # the SIP edge's host (AWS only: stacks/config/sip_edge.py)
+    sip_edge: SipEdgeSettings | None = None  # the SIP edge's host (AWS and GCP: stacks/config/sip_edge.py)
     # Before a destroy (docs/pulumi.md): no dispatcher runs, so nothing launches machines while
     # `python -m stacks.drain` removes the ones it launched.
     drain: bool = False

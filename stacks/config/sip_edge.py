@@ -13,9 +13,10 @@ run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is
 (its SIP_EDGE_SECRET), is made by the stack (stacks/config/made_secrets.py). All three reach the
 edge's host only through the stack's secret store, read at boot by the host's own role.
 
-Only AWS runs the edge (stacks/aws/sip_edge.py): RTP needs an address of its own per edge, a port
-range a load balancer's listeners do not pass; the other clouds refuse the key, saying how to run
-the edge yourself.
+AWS (stacks/aws/sip_edge.py) and GCP (stacks/gcp/sip_edge.py) run the edge on a host of its own: RTP
+needs an address of its own per edge, a port range a load balancer's listeners do not pass; the other
+clouds refuse the key, saying how to run the edge yourself. The host's size is the cloud's word for it:
+`instanceType` on AWS, `machineType` on GCP, each refused on the other cloud.
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ _TRUNK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _PORTS = re.compile(r"^(\d{4,5})-(\d{4,5})$")
 _ARM = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")  # Graviton families: c7g, t4g, m7gd, c7gn
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-# What each cloud but AWS says instead of running the edge.
+_MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")  # n2-standard-2, c2d-highcpu-4, custom-2-4096
+# Compute Engine's Arm series (Tau T2A, Axion C4A and N4A): PJSIP's wheel and the image are x86_64.
+_GCP_ARM = re.compile(r"^(t2a|c4a|n4a)-")
+HOSTS = ("aws", "gcp")  # the clouds whose stacks run the edge
+# What each other cloud says instead of running the edge.
 ELSEWHERE = {
-    "gcp": "the dispatcher runs on Cloud Run, which takes no inbound UDP, and this stack provisions no VM for SIP",
     "azure": "this stack provisions no VM for SIP",
     "k8s": "a Service's port range does not carry RTP (a port per call) and this stack runs no host network pod",
 }
@@ -99,7 +103,8 @@ class TrunkKey(_Key):
 
 class SipEdgeKey(_Key):
     enabled: bool = False
-    instance_type: str = Field(default="c7i.large", alias="instanceType", pattern=_INSTANCE_TYPE.pattern)
+    instance_type: str = Field(default="c7i.large", alias="instanceType", pattern=_INSTANCE_TYPE.pattern)  # AWS
+    machine_type: str = Field(default="n2-standard-2", alias="machineType", pattern=_MACHINE_TYPE.pattern)  # GCP
     workers: int = Field(default=1, ge=1, le=64)
     rtp_ports: str = Field(default="40000-40399", alias="rtpPorts")
     answer_seconds: float | None = Field(default=None, alias="answerSeconds")
@@ -113,6 +118,13 @@ class SipEdgeSettings:
     rtp_port_count: int
     # Secret store entries (variable -> value), none of them the dispatcher's but SIP_EDGE_SECRET.
     secrets: Mapping[str, pulumi.Output[str]] = field(repr=False)
+
+    cloud: str = "aws"  # the cloud whose stack runs the edge (HOSTS)
+
+    @property
+    def host_type(self) -> str:
+        """The host's size in its cloud's words: an EC2 instance type or a Compute Engine machine type."""
+        return self.key.machine_type if self.cloud == "gcp" else self.key.instance_type
 
     @property
     def outbound(self) -> bool:
@@ -190,24 +202,17 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
         raise cfg.fail(KEY, f"{problems} ({DOCS})") from None
     if not key.enabled:
         return None
-    if cloud != "aws":
-        raise cfg.fail(KEY, f"enabled: only an AWS stack runs the SIP edge; on {cloud} {ELSEWHERE[cloud]}. Run "
-                            "`python -m sipedge` on a VM of your own with a public address, its dispatcher_url "
+    if cloud not in HOSTS:
+        raise cfg.fail(KEY, f"enabled: only an AWS or GCP stack runs the SIP edge; on {cloud} {ELSEWHERE[cloud]}. "
+                            "Run `python -m sipedge` on a VM of your own with a public address, its dispatcher_url "
                             f"this stack's dispatcherUrl ({DOCS}, and docs/sip.md#configuration)")
-    if "linux/amd64" not in platforms or _ARM.match(key.instance_type):
-        raise cfg.fail(KEY, f"runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep linux/amd64 "
-                            f"in platforms and give it an x86_64 instanceType (c7i.large; got {key.instance_type})")
-    if cfg.optional("certificateArn") is None:  # the dispatcher's URL is plain HTTP (allowPlainHttp)
-        raise cfg.fail(KEY, "enabled: the edge calls the dispatcher through its public URL with each number's API "
-                            "key and the control secret, which a plain-HTTP stack (allowPlainHttp) sends across the "
-                            f"internet in clear: set certificateArn (HTTPS), or leave the edge off ({DOCS})")
-    if cfg.optional("dispatcherDomain") is None:  # the URL would be the ALB's own name, which no certificate covers
-        raise cfg.fail(KEY, "enabled: the edge verifies the dispatcher's certificate, which covers dispatcherDomain, "
-                            f"not the load balancer's own name: set dispatcherDomain ({DOCS})")
+    _check_host(cfg, key, cloud, platforms)
+    if cloud == "aws":
+        _check_https(cfg)  # a Cloud Run URL is HTTPS under Google's own certificate
     low, high = _ports(cfg, key.rtp_ports)
     _check_trunks(cfg, key)
     secrets = {**_api_keys(cfg, key, api_keys), **_digest_passwords(cfg, key)}
-    found = SipEdgeSettings(key, low, high - low + 1, secrets)
+    found = SipEdgeSettings(key, low, high - low + 1, secrets, cloud)
     if found.shares_secret:  # the control API's and a price's proof, shared with the dispatcher
         secrets[SECRET_VARIABLE] = made_secrets.made(MADE_SECRET, rotation.generation, rotation.ready)
     _check_with_the_edge(cfg, found)
@@ -215,12 +220,35 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     return found
 
 
+def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, ...]) -> None:
+    """The host's size in this cloud's words only, and an x86_64 one (the image's and PJSIP's wheel's build)."""
+    mine, other = ("machineType", "instanceType") if cloud == "gcp" else ("instanceType", "machineType")
+    if other in {SipEdgeKey.model_fields[f].alias for f in key.model_fields_set}:
+        raise cfg.fail(KEY, f"{other}: this {cloud} stack's edge has no such key; its host's size is {mine} ({DOCS})")
+    value, arm = (key.machine_type, _GCP_ARM) if cloud == "gcp" else (key.instance_type, _ARM)
+    if "linux/amd64" not in platforms or arm.match(value):
+        example = SipEdgeKey.model_fields["machine_type" if cloud == "gcp" else "instance_type"].default
+        raise cfg.fail(KEY, f"runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep linux/amd64 "
+                            f"in platforms and give it an x86_64 {mine} ({example}; got {value})")
+
+
+def _check_https(cfg: Reader) -> None:
+    """An AWS stack's dispatcher URL is HTTPS, under a certificate the edge can verify."""
+    if cfg.optional("certificateArn") is None:  # the dispatcher's URL is plain HTTP (allowPlainHttp)
+        raise cfg.fail(KEY, "enabled: the edge calls the dispatcher through its public URL with each number's API "
+                            "key and the control secret, which a plain-HTTP stack (allowPlainHttp) sends across the "
+                            f"internet in clear: set certificateArn (HTTPS), or leave the edge off ({DOCS})")
+    if cfg.optional("dispatcherDomain") is None:  # the URL would be the ALB's own name, which no certificate covers
+        raise cfg.fail(KEY, "enabled: the edge verifies the dispatcher's certificate, which covers dispatcherDomain, "
+                            f"not the load balancer's own name: set dispatcherDomain ({DOCS})")
+
+
 def capacity_note(edge: SipEdgeSettings) -> str:
     """What the plan says the edge holds (docs/sip.md#capacity: 3 calls a PJSIP process, 17 workers 50 calls
     at 1.2-1.8 % of a core a call and ~65 MB a worker)."""
     more = ("; more take workers (3 calls each; outbound calls need workers = 1) or a second edge"
             if edge.key.workers == 1 else "")
-    return (f"SIP edge: {edge.key.workers} worker(s) on one {edge.key.instance_type} hold {edge.calls} calls at "
+    return (f"SIP edge: {edge.key.workers} worker(s) on one {edge.host_type} hold {edge.calls} calls at "
             f"once (3 a worker, docs/sip.md#capacity), each ~2 % of a vCPU and ~65 MB a worker{more}; its "
             "address is the stack output sipEdgeOriginationUri, the trunk's origination URI")
 

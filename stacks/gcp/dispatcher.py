@@ -17,6 +17,7 @@ from botchannel.contract import CHANNEL_URL_VARIABLE
 from stacks.config.channel import CLOUD_RUN_VCPUS
 from stacks.config.observability import ObservabilitySettings
 from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
+from stacks.config.sip_edge import URL_VARIABLE
 from stacks.gcp.secrets import SecretStore
 from stacks.shared import contract, turn_server
 
@@ -56,8 +57,11 @@ class DispatcherArgs:
     observability: ObservabilitySettings = ObservabilitySettings()
     regions: bool = False  # several regions (stacks/config/regions.py): the front door asks if it is ready
     store_ca: pulumi.Input[str] | None = None
+    # Direct VPC egress (private ranges only) into this network: the store's endpoints, the SIP edge's control API.
     network_id: pulumi.Input[str] | None = None
     subnetwork_id: pulumi.Input[str] | None = None
+    # A SIP edge that places calls (stacks/gcp/sip_edge.py): its control API on its internal address.
+    sip_edge_url: pulumi.Input[str] | None = None
     # botRuntime cloudrun: the `cloudrun` provider's variables (stacks/gcp/bot_job.py) instead of the GCE_* ones
     cloudrun: Mapping[str, pulumi.Input[str]] | None = None
     releases: pulumi.Input[str] | None = None  # RELEASES: the kept releases and what each launches
@@ -86,6 +90,7 @@ def environment(args: DispatcherArgs) -> dict[str, pulumi.Input[str]]:
         **(store_environment(args) if args.store_url is not None else {}),
         **args.observability.dispatcher_environment(),
         **args.recording,
+        **({URL_VARIABLE: args.sip_edge_url} if args.sip_edge_url is not None else {}),
     }
 
 
@@ -127,10 +132,10 @@ class Dispatcher(pulumi.ComponentResource):
                 "service_account": args.service_account_email,
                 "scaling": {"min_instance_count": args.min_instances, "max_instance_count": args.max_instances},
                 "max_instance_request_concurrency": args.request_concurrency,
-                # Direct VPC egress to the store's private endpoint; the internet stays direct.
+                # Direct VPC egress to the store's private endpoint and the SIP edge; the internet stays direct.
                 **({"vpc_access": {"network_interfaces": [{"network": args.network_id,
                                                            "subnetwork": args.subnetwork_id}],
-                                   "egress": "PRIVATE_RANGES_ONLY"}} if args.store_url is not None else {}),
+                                   "egress": "PRIVATE_RANGES_ONLY"}} if args.network_id is not None else {}),
                 "timeout": f"{args.request_timeout_seconds}s",
                 "containers": [{
                     "name": contract.DISPATCHER_CONTAINER_NAME,

@@ -12,7 +12,8 @@ before. Delete the retained pair once Cloud Run has let go (docs/pulumi.md). A n
 never peered: its range cannot collide with the bots' subnetwork. Named, not generated: with
 generated names every destroy and `up` would leave one more network behind (a project holds 15
 VPC networks by default); with a fixed one, an `up` before the leftover is deleted stops with
-`alreadyExists`, naming it.
+`alreadyExists`, naming it. The SIP edge (stacks/gcp/sip_edge.py) has a subnetwork of its own in
+this network, the one its control API is reached in; a destroy deletes that one.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pulumi_gcp as gcp
 
 from stacks.config.turn import TurnSettings
 from stacks.gcp.secrets import SecretStore
-from stacks.gcp.startup import READ_AT_BOOT_FUNCTIONS
+from stacks.gcp.startup import fetch_function
 from stacks.shared import turn_server
 
 TURN_TAG = "voicefleet-turn"
@@ -36,16 +36,6 @@ class TurnRelayArgs:
     subnetwork_id: pulumi.Input[str]
     secrets: SecretStore
     secret_names: Sequence[str]  # TURN_SHARED_SECRET, then TURN_TLS_CERTIFICATE, TURN_TLS_PRIVATE_KEY
-
-
-def _fetch_function(refs: dict[str, str]) -> str:
-    cases = "\n".join(f"    {name}) secret '{ref}';;" for name, ref in refs.items())
-    return f"""{READ_AT_BOOT_FUNCTIONS}
-fetch() {{
-  case "$1" in
-{cases}
-  esac
-}}"""
 
 
 class TurnRelay(pulumi.ComponentResource):
@@ -80,7 +70,7 @@ class TurnRelay(pulumi.ComponentResource):
         def script(values: list[str]) -> str:
             public_ip, refs = values[0], dict(zip(args.secret_names, values[1:], strict=True))
             return turn_server.boot_script(turn, public_ip=public_ip, private_ip_command=_PRIVATE_IP,
-                                           fetch_function=_fetch_function(refs), secrets=list(args.secret_names))
+                                           fetch_function=fetch_function(refs), secrets=list(args.secret_names))
 
         gcp.compute.Instance(
             name,

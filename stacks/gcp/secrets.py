@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from stacks.shared.contract import REMOVABLE_SECRETS
+from stacks.shared.contract import removable_secret
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class SecretStore(pulumi.ComponentResource):
                 f"{name}-{_slug(env_name)}",
                 secret_id=f"{args.prefix}-{_slug(env_name)}",
                 replication={"auto": {}},
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect and env_name not in REMOVABLE_SECRETS,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect and not removable_secret(env_name),
                                             depends_on=list(args.depends_on)),
             )
             self.versions[env_name] = gcp.secretmanager.SecretVersion(

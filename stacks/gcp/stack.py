@@ -3,8 +3,9 @@
 APIs -> Artifact Registry -> images pinned by digest -> egress-only network -> secrets -> bot
 instance template (one VM per session), or with `botRuntime: cloudrun` the bot job (one Cloud Run
 execution per session, stacks/gcp/bot_job.py) -> TURN relay -> the dispatcher's identity -> coordination
-store -> its grants (the secrets its service references) -> Cloud Run dispatcher that may create
-VMs from that template and nothing more. Every child gets the explicit, default-labelled provider through its parent.
+store -> the SIP edge's addresses and firewall -> its grants (the secrets its service references) -> Cloud
+Run dispatcher that may create VMs from that template and nothing more -> the SIP edge's VM. Every child
+gets the explicit, default-labelled provider through its parent.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from stacks.config.model import Settings
 from stacks.config.regions import gcp_check
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
+from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
+from stacks.config.sip_edge import origination_uri
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.gcp.apis import enable_apis
 from stacks.gcp.bot_job import BotJob, BotJobArgs
 from stacks.gcp.bot_template import BOT_ROLE, WEBRTC_ROLE, BotTemplate, BotTemplateArgs
 from stacks.gcp.dispatcher import Dispatcher, DispatcherArgs
-from stacks.gcp.egress_network import EgressNetwork, EgressNetworkArgs
+from stacks.gcp.egress_network import EGRESS_CIDR, EgressNetwork, EgressNetworkArgs
 from stacks.gcp.naming import account_id, dispatcher_service_name, instance_prefix
 from stacks.gcp.network import Network, NetworkArgs
 from stacks.gcp.observability import Observability, ObservabilityArgs, metric_environment
@@ -38,6 +41,7 @@ from stacks.gcp.registry import Registry
 from stacks.gcp.relay import TurnRelay, TurnRelayArgs
 from stacks.gcp.releases import Releases, bot_images, registry_keeps
 from stacks.gcp.secrets import SecretStore, SecretStoreArgs
+from stacks.gcp.sip_edge import SipEdge, SipEdgeArgs
 from stacks.gcp.store import CoordinationStore, CoordinationStoreArgs
 from stacks.shared import contract, recording_last_up
 from stacks.shared.release_builds import BUILDS_OUTPUT, advance, remembered, up_time
@@ -92,10 +96,16 @@ class GcpStack(pulumi.ComponentResource):
         account = gcp.serviceaccount.Account(f"{name}-dispatcher", account_id=account_id(settings.stack, "dispatcher"),
                                              display_name="voicefleet dispatcher", opts=after_apis)
         member = pulumi.Output.concat("serviceAccount:", account.email)
+        # The dispatcher's egress network: its store's endpoints, and the SIP edge it may reach.
         egress = EgressNetwork(f"{name}-egress", EgressNetworkArgs(region=cfg.region, name=f"{settings.prefix}-egress",
                                                                   depends_on=apis),
-                               opts=child) if cfg.store else None
-        store = self._store(egress, member, apis, after_apis) if egress is not None else None
+                               opts=child) if cfg.store or settings.sip_edge is not None else None
+        store = self._store(egress, member, apis, after_apis) if egress is not None and cfg.store else None
+        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
+            edge=settings.sip_edge, project=cfg.project, region=cfg.region, zone=cfg.zone,
+            account_id=account_id(settings.stack, "sip"), network_id=egress.network_id, dispatcher_range=EGRESS_CIDR,
+            secrets=secrets, protect=settings.protect), opts=after_apis) \
+            if egress is not None and settings.sip_edge is not None else None
         # The launch grants come first: each release's job binds them (BotJob.grant_run).
         launch = bot.grant_launch("dispatcher", member) if isinstance(bot, BotTemplate) \
             else bot.grant_run("dispatcher", member)
@@ -104,8 +114,14 @@ class GcpStack(pulumi.ComponentResource):
                                   regions=settings.regions is not None))
         releases = Releases(before, builds, bot, settings.releases, self._job_image_role(images), now=now,
                             life=longest_bot)
-        args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls, egress,
-                                     store)
+        # A trunk that places calls: the dispatcher reaches the edge's control API through its egress network.
+        control_url = sip_edge.control_url if sip_edge is not None else None
+        args = self._dispatcher_args(images.dispatcher, account.email, bot, releases, secrets, turn_urls,
+                                     egress if store is not None or control_url is not None else None, store)
+        if control_url is not None:
+            args = replace(args, sip_edge_url=control_url)
+        if settings.sip_edge is not None and settings.sip_edge.shares_secret:  # the control API, a trunk's price
+            args = replace(args, secret_names=(*args.secret_names, SIP_EDGE_SECRET))
         recordings = RecordingBucket(
             f"{name}-recordings", settings.recording, bucket_name=f"{cfg.project}-{settings.stack}-rec",
             project=cfg.project, location=cfg.region, account=account,
@@ -119,6 +135,9 @@ class GcpStack(pulumi.ComponentResource):
         grants = self._dispatcher_grants(bot, launch, secrets, member, args.secret_names)
         dispatcher = Dispatcher(f"{name}-dispatcher", replace(args, depends_on=(*grants, *args.depends_on)),
                                 opts=after_apis)
+        if sip_edge is not None:
+            sip_edge.run(dispatcher_url=dispatcher.url, image=images.dispatcher,
+                         repository_id=registry.repository.repository_id)
         observability = Observability(f"{name}-observability", ObservabilityArgs(
             prefix=settings.prefix, project=cfg.project, namespace=settings.metric_namespace,
             service_name=dispatcher_service_name(settings.prefix), reserve=self._bot_channel_url is not None,
@@ -151,6 +170,9 @@ class GcpStack(pulumi.ComponentResource):
             "dashboardUrl": observability.dashboard_url,
             "alarmNames": observability.alert_policy_names,
             **({"turnUrls": turn_urls} if turn_urls is not None else {}),
+            # The trunk's origination URI (Twilio Elastic SIP Trunking, Telnyx): where its calls come in.
+            **({"sipEdgeAddress": sip_edge.public_ip,
+                "sipEdgeOriginationUri": sip_edge.public_ip.apply(origination_uri)} if sip_edge is not None else {}),
             **({"botChannelUrl": self._bot_channel_url} if self._bot_channel_url is not None else {}),
             **({"recordingBucket": recordings.name} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).

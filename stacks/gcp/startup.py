@@ -40,6 +40,20 @@ secret() { curl -sf --max-time 10 --retry 3 -H "Authorization: Bearer $(token)" 
   "https://secretmanager.googleapis.com/v1/$1:access" | sed -n 's/.*"data" *: *"\\([^"]*\\)".*/\\1/p' | base64 -d; }"""
 )
 
+
+
+def fetch_function(refs: dict[str, str]) -> str:
+    """bash: `fetch NAME` prints the secret at its pinned version (`refs`: NAME -> projects/P/secrets/S/versions/N),
+    read with the VM's own account (the TURN relay's and the SIP edge's boot)."""
+    cases = "\n".join(f"    {name}) secret '{ref}';;" for name, ref in refs.items())
+    return f"""{READ_AT_BOOT_FUNCTIONS}
+fetch() {{
+  case "$1" in
+{cases}
+  esac
+}}"""
+
+
 STARTUP_SCRIPT = f"""#!/bin/bash
 # voicefleet bot VM: one voice session, then delete this VM.
 set -euo pipefail

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -55,16 +56,19 @@ ENTRYPOINT ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
 """
 
 
-def metadata_firewall() -> str:
+def metadata_firewall(keep: Sequence[str] = ()) -> str:
     """nftables: the edge's user may not reach the instance metadata service. The container shares the
     host's network (its RTP range and the private address), so without this it could take the role's
-    credentials; the host's own boot, as root, still reads its secrets. Loaded at every start of the unit."""
+    credentials; the host's own boot, as root, still reads its secrets. Loaded at every start of the unit.
+    `keep`: what the edge's user may still ask the metadata address (nft matches, such as `udp dport 53`
+    where it is also the network's DNS resolver, as on Compute Engine)."""
+    kept = "".join(f"    meta skuid {EDGE_UID} ip daddr {METADATA} {match} accept\n" for match in keep)
     return f"""table inet sipedge_metadata
 delete table inet sipedge_metadata
 table inet sipedge_metadata {{
   chain out {{
     type filter hook output priority 0; policy accept;
-    meta skuid {EDGE_UID} ip daddr {METADATA} reject
+{kept}    meta skuid {EDGE_UID} ip daddr {METADATA} reject
   }}
 }}
 """
@@ -73,55 +77,100 @@ table inet sipedge_metadata {{
 SECRET_TRIES = 6
 
 
-def read_secrets_function() -> str:
+def _tried(attempt: str, done: str, failed: str, gave_up: str, tries: int) -> str:
+    """bash: `attempt` (a condition) tried `tries` times, 2, 4, 8, … s apart, `done` (lines) once it holds;
+    else `failed` said each time and `gave_up` at the end, and the boot exits non-zero."""
+    return f"""  for try in $(seq 1 {tries}); do
+    if {attempt}; then
+{done}      return 0
+    fi
+    echo "sipedge boot: {failed} (try $try of {tries})" >&2
+    [ "$try" -lt {tries} ] && sleep $((2 ** try))
+  done
+  echo "sipedge boot: {gave_up}" >&2
+  exit 1"""
+
+
+def pull_function(login: str, image: str, tries: int) -> str:
+    """bash: `pull_image` signs in to the registry (`login`, a pipeline handing podman a token through stdin)
+    and pulls `image`, tried as read_secret's reads are (a grant on the repository, made seconds before the
+    host, may not be usable yet), or fails the boot."""
+    loop = _tried(f"{login} && podman pull {image}", "", "pulling the dispatcher image failed",
+                  "the dispatcher image could not be pulled; the edge is not started (the host's grant)", tries)
+    return f"""pull_image() {{
+  local try
+{loop}
+}}
+pull_image"""
+
+
+# Debian's mirror over HTTPS, so the host needs no port 80 out: deb.debian.org serves both, and its
+# debian-security path is security.debian.org's archive.
+APT_OVER_HTTPS = r"""for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+  if [ -f "$list" ]; then
+    sed -i -e 's#http://deb\.debian\.org/#https://deb.debian.org/#g' \
+      -e 's#http://security\.debian\.org/#https://deb.debian.org/#g' "$list"
+  fi
+done
+"""
+
+
+def read_secrets_function(tries: int = SECRET_TRIES) -> str:
     """bash: `read_secret NAME` appends NAME=value to the env file, or fails the boot. A fetch's failure
     inside `printf "$(fetch NAME)"` would not stop the script (set -e skips a substitution in a command's
     arguments), and the edge would restart forever on an empty value; an assignment's status does stop it.
     An instance role is often not yet usable seconds after it is made (IAM propagates), so each secret
-    is tried SECRET_TRIES times, 2, 4, 8, … s apart (~1 min in all), before the boot exits non-zero
+    is tried `tries` times, 2, 4, 8, … s apart (SECRET_TRIES: ~1 min in all), before the boot exits non-zero
     (`cloud-init status`: error) with the edge's unit never written."""
+    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]', f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {SECRETS}\n",
+                  "reading $1 from the secret store failed",
+                  "$1 could not be read; the edge is not started (the host's role, or the secret)", tries)
     return f"""read_secret() {{
   local value try
-  for try in $(seq 1 {SECRET_TRIES}); do
-    if value=$(fetch "$1") && [ -n "$value" ]; then
-      printf '%s=%s\\n' "$1" "$value" >> {SECRETS}
-      return 0
-    fi
-    echo "sipedge boot: reading $1 from the secret store failed (try $try of {SECRET_TRIES})" >&2
-    [ "$try" -lt {SECRET_TRIES} ] && sleep $((2 ** try))
-  done
-  echo "sipedge boot: $1 could not be read; the edge is not started (the host's role, or the secret)" >&2
-  exit 1
+{loop}
 }}"""
 
 
-def boot_script(*, config: str, image: str, registry: str, region: str, fetch_function: str,
-                secrets: Sequence[str], kamailio: bool) -> str:
-    """A root bash script: podman and the AWS CLI from Debian, the dispatcher image pulled (ECR's
-    token through stdin), the edge's image built on it, its file and secrets written, its unit started."""
+@dataclass(frozen=True)
+class HostSteps:
+    """What a cloud's boot does its own way; the rest of the script is every cloud's."""
+    packages: str  # Debian packages beside podman (the cloud's CLI, or curl)
+    fetch_function: str  # bash: `fetch NAME` prints one secret's value from the cloud's store
+    registry_login: str  # bash: a pipeline that hands `podman login` the registry's token through stdin
+    secret_tries: int = SECRET_TRIES
+    pull_tries: int = 1  # above 1: the login and pull retried as the secrets are (pull_function)
+    metadata_keep: tuple[str, ...] = ()  # metadata_firewall's `keep`
+    apt_over_https: bool = False  # APT_OVER_HTTPS first: the host has no port 80 out
+
+
+def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[str], kamailio: bool) -> str:
+    """A root bash script: podman (and the cloud's `steps.packages`) from Debian, the dispatcher image
+    pulled (the registry's token through stdin), the edge's image built on it, its file and secrets
+    written, its unit started."""
     lines = "\n".join(f"read_secret {name}" for name in secrets)
+    pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
+        else f"{steps.registry_login}\npodman pull {image}"
     return f"""#!/bin/bash
 # voicefleet SIP edge: python -m sipedge from the dispatcher image, configured by the stack; secrets read at boot.
 set -euo pipefail
 umask 077
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends podman awscli ca-certificates nftables
-{fetch_function}
+{APT_OVER_HTTPS if steps.apt_over_https else ""}apt-get update -qq
+apt-get install -y -qq --no-install-recommends podman {steps.packages} ca-certificates nftables
+{steps.fetch_function}
 install -d -m 0700 {FOLDER} /root/sipedge-build
-aws ecr get-login-password --region {region} | podman login --username AWS --password-stdin {registry}
-podman pull {image}
+{pull}
 cat > /root/sipedge-build/Containerfile <<'CONTAINERFILE'
 {containerfile(image, kamailio=kamailio)}CONTAINERFILE
 podman build --pull=never -t {IMAGE} /root/sipedge-build
 cat > {CONFIG} <<'EDGE'
 {config}EDGE
 chmod 0644 {CONFIG}
-{read_secrets_function()}
+{read_secrets_function(steps.secret_tries)}
 : > {SECRETS}
 {lines}
 cat > {FIREWALL} <<'NFT'
-{metadata_firewall()}NFT
+{metadata_firewall(steps.metadata_keep)}NFT
 cat > {UNIT} <<'UNIT'
 [Unit]
 Description=voicefleet SIP edge

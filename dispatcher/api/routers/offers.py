@@ -16,8 +16,9 @@ import dispatcher.observability.tracing as tracing
 from dispatcher.api.dependencies import app_state, caller, identified, owned_id
 from dispatcher.api.schemas import ERRORS, CandidatesPatch, Offer
 from dispatcher.api.state import AppState
-from dispatcher.channel.signalling import Kind, signal_bot
+from dispatcher.channel.signalling import Kind
 from dispatcher.errors import ApiError, Utf8JSONResponse
+from dispatcher.sessions.session_signal import NO_SIGNALLING, signal_session
 
 router = APIRouter(dependencies=[Depends(caller)], responses=ERRORS)
 
@@ -48,7 +49,7 @@ def offer_payload(state: AppState, offer: Offer) -> dict[str, Any]:
 async def signal(request: Request, session_id: str, kind: Kind, payload: dict[str, Any]) -> dict[str, Any]:
     state = app_state(request)
     if "webrtc" not in state.settings.transports:  # known before any wait: every bot joins a Daily room
-        raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
+        raise ApiError(404, "no_signalling", NO_SIGNALLING)
     deadline = time.monotonic() + state.settings.start_wait_seconds
     who = await identified(request)
     session_id = await owned_id(state, session_id, who)
@@ -58,18 +59,8 @@ async def signal(request: Request, session_id: str, kind: Kind, payload: dict[st
         parent = tracing.session_traceparent(await state.sessions.timeline.read(session_id))
     with tracing.in_session(f"session.{kind}", parent, **{"voicefleet.session.id": session_id}) as span:
         try:
-            # An early offer waits for the bot.
-            machine = await state.sessions.wait_started(session_id)
-            if not machine.is_webrtc:
-                raise ApiError(404, "no_signalling", "this session's bot joins a room; there is no offer endpoint")
-            if not machine.state.is_active:
-                # Its cause too (the bot's own words, as GET /sessions/{id} has them): a client that shows
-                # only this answer must not send its user looking for why.
-                cause = f": {machine.detail}" if machine.detail else ""
-                raise ApiError(409, "session_ended", f"session {session_id} has {machine.state.value}{cause}")
-            answer = await signal_bot(state.channels, session_id, kind, payload, deadline=deadline,
-                                     remote=state.remote)
+            return await signal_session(state.sessions, state.channels, state.remote, session_id, kind, payload,
+                                        deadline=deadline)
         except ApiError as exc:
             tracing.failed(span, exc.code)
             raise
-    return dict(answer)

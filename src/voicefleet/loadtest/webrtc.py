@@ -231,8 +231,10 @@ class WebRTCClient:
         ice_loopback: bool | None = None,
         ice_config: dict[str, Any] | None = None,
         signal: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+        data_channel: bool = True,
     ) -> None:
         self.offer_url = offer_url
+        self.data_channel = data_channel  # False: audio alone, as WhatsApp's media servers offer
         self.connect_timeout = connect_timeout
         self.headers = headers or {}
         if ice_loopback is None:
@@ -277,17 +279,8 @@ class WebRTCClient:
         # The mic's packets are Opus (PacedMic): the only codec offered, so the only one answered.
         mic.setCodecPreferences([codec for codec in RTCRtpSender.getCapabilities("audio").codecs
                                  if codec.mimeType.lower() == "audio/opus"])
-        channel = self._channel = self.pc.createDataChannel("chat")
-
-        channel.on("open", self._channel_open.set)
-
-        @channel.on("message")
-        def _on_message(message: str | bytes) -> None:
-            with contextlib.suppress(ValueError, TypeError):
-                parsed = json.loads(message)
-                if isinstance(parsed, dict) and parsed.get("label") == "rtvi-ai":
-                    self.rtvi_messages.append(parsed)
-                    self._tasks.append(asyncio.create_task(self._notify_rtvi()))
+        if self.data_channel:
+            self._open_channel()
 
         @self.pc.on("track")
         def _on_track(track: MediaStreamTrack) -> None:
@@ -302,12 +295,27 @@ class WebRTCClient:
             elif self.pc.connectionState in ("closed", "failed"):
                 self._end()
 
-        self._tasks.append(asyncio.create_task(self._ping(channel)))
         await self.pc.setLocalDescription(await self.pc.createOffer())  # waits for ICE gathering
         answer = await self._signal({"sdp": self.pc.localDescription.sdp, "type": "offer"})
         self.pc_id = answer.get("pc_id")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+
+    def _open_channel(self) -> None:
+        """Pipecat's client's data channel: RTVI messages, and a ping every 0.5 s."""
+        channel = self._channel = self.pc.createDataChannel("chat")
+
+        channel.on("open", self._channel_open.set)
+
+        @channel.on("message")
+        def _on_message(message: str | bytes) -> None:
+            with contextlib.suppress(ValueError, TypeError):
+                parsed = json.loads(message)
+                if isinstance(parsed, dict) and parsed.get("label") == "rtvi-ai":
+                    self.rtvi_messages.append(parsed)
+                    self._tasks.append(asyncio.create_task(self._notify_rtvi()))
+
+        self._tasks.append(asyncio.create_task(self._ping(channel)))
 
     async def talk(
         self,

@@ -18,7 +18,9 @@ does them (a moved namespace the program refuses itself too: stacks/k8s/last_out
 
 An EC2 host made with `userDataReplaceOnChange` (the SIP edge, the TURN relay) is replaced when its boot
 script changes, and a changed `instanceType` stops and starts it in place (pulumi-aws's instance
-update): neither is refused (a new dispatcher image or a trunk's edit must go out), but `host_notes`
+update); a Compute Engine VM's `metadataStartupScript` replaces it (ForceNew), and a changed
+`machineType` stops and starts it (`allowStoppingForUpdate`): neither is refused (a new dispatcher
+image or a trunk's edit must go out), but `host_notes`
 says so in the plan, since `pulumi preview` shows the second as a mere update, and both end what runs
 on the host (for the SIP edge: every call in progress, and inbound calls until it has booted again).
 """
@@ -66,23 +68,33 @@ def violations(deployed: Iterable[Registration], planned: Iterable[Registration]
 
 
 INSTANCE = "aws:ec2/instance:Instance"
-# A host's `role` tag -> what stopping it ends (stacks/aws/sip_edge.py SIP_EDGE_TAG, stacks/aws/relay.py's).
+GCE_INSTANCE = "gcp:compute/instance:Instance"
+# A host's type -> its boot script's property, its size's, and where its `role` is (an EC2 tag, a GCE label).
+HOST_PROPERTIES = {INSTANCE: ("userData", "instanceType", "tags"),
+                   GCE_INSTANCE: ("metadataStartupScript", "machineType", "labels")}
+# A host's `role` -> what stopping it ends (stacks/aws/sip_edge.py SIP_EDGE_TAG, stacks/gcp/sip_edge.py
+# SIP_EDGE_ROLE, the relays' `turn`).
 HOST_ROLES = {"sip-edge": "ends every call in progress on the SIP edge, and inbound calls get no answer until the "
                           "new host has booted (minutes: the dispatcher image's pull and PJSIP's install)",
               "turn": "ends every WebRTC session relayed through TURN"}
 
 
 def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]) -> list[str]:
-    """A note for each role-tagged EC2 host the change replaces (its boot script) or stops (its type)."""
+    """A note for each role-tagged EC2 or Compute Engine host the change replaces (its boot script) or stops
+    (its size). GCE's `metadataStartupScript` always replaces the VM; EC2's `userData` does when
+    `userDataReplaceOnChange` says so."""
     notes = []
-    for reg, path, old, new in changed(deployed, planned, [(INSTANCE, "userData"), (INSTANCE, "instanceType")]):
-        role = (unwrap(reg.inputs).get("tags") or {}).get("role")
+    paths = [(typ, path) for typ, (script, size, _) in HOST_PROPERTIES.items() for path in (script, size)]
+    for reg, path, old, new in changed(deployed, planned, paths):
+        script, size, where = HOST_PROPERTIES[reg.type]
+        inputs = unwrap(reg.inputs)
+        role = (inputs.get(where) or {}).get("role")
         if old == new or role not in HOST_ROLES:
             continue
-        if path == "userData" and unwrap(reg.inputs).get("userDataReplaceOnChange"):
+        if path == script and (reg.type == GCE_INSTANCE or inputs.get("userDataReplaceOnChange")):
             how = "its boot script changes, which replaces the host (the old one deleted first)"
-        elif path == "instanceType":
-            how = f"its instanceType changes from {old} to {new}, which stops and starts the host"
+        elif path == size:
+            how = f"its {size} changes from {old} to {new}, which stops and starts the host"
         else:
             continue
         notes.append(f"{reg.name}: {how}; this {HOST_ROLES[role]}: apply it when few are in progress")

@@ -313,6 +313,11 @@ def test_the_edges_user_cannot_reach_the_metadata_service(edge_run: Run, tmp_pat
     assert f"ExecStartPre=/usr/sbin/nft -f {sip_edge_host.FIREWALL}\n" in script
     dockerfile = (ROOT / "images" / "dispatcher.Dockerfile").read_text()
     assert f"USER {sip_edge_host.EDGE_UID}:{sip_edge_host.EDGE_UID}" in dockerfile  # the user the rule names
+    assert_nft_takes(rules, tmp_path)
+
+
+def assert_nft_takes(rules: str, tmp_path: Path) -> None:
+    """nftables' own check (`nft -c`) takes the boot script's ruleset."""
     nft = shutil.which("nft") or "/usr/sbin/nft"
     if not Path(nft).exists():
         pytest.skip("nftables is not installed")

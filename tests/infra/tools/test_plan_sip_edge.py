@@ -40,13 +40,19 @@ SET_WITH_PATH = """\
 """
 
 
-def _stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> str:
-    original = paths.stack_file("aws-dev").read_text()
+def _stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, cloud: str = "aws") -> str:
+    """The cloud's dev stack file with the edge set; a GCP stack without the AWS stack's HTTPS keys (Cloud
+    Run's URL is HTTPS already)."""
+    stack = f"{cloud}-dev"
+    original = paths.stack_file(stack).read_text()
     edge = SET_WITH_PATH.format(workers=workers)
-    (tmp_path / "Pulumi.aws-dev.yaml").write_text(original.replace("config:\n", "config:\n" + edge, 1))
+    if cloud == "gcp":
+        edge = "".join(line for line in edge.splitlines(keepends=True)
+                       if "certificateArn" not in line and "dispatcherDomain" not in line)
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(original.replace("config:\n", "config:\n" + edge, 1))
     monkeypatch.setattr(paths, "STACK_FILES", tmp_path)
     monkeypatch.setattr(plan_module, "REPOSITORY", tmp_path)
-    return "aws-dev"
+    return stack
 
 
 def test_the_plan_says_how_many_calls_the_edge_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -69,22 +75,31 @@ EDGE: dict[str, Any] = {"enabled": True, "trunks": [
      "destinations": ["+1*"], "digestUsername": "voicefleet"}]}
 
 
-@pytest.mark.parametrize(("change", "said"), [
-    ({"trunks": [{**EDGE["trunks"][0], "numbers": {"+14155550199": "team-a", "+14155550198": "team-a"}}]},
-     "voicefleet-aws-dev-sip-edge: its boot script changes, which replaces the host (the old one deleted first); "
-     "this ends every call in progress on the SIP edge"),
-    ({"instanceType": "c7i.xlarge"}, "voicefleet-aws-dev-sip-edge: its instanceType changes from c7i.large to "
-                                     "c7i.xlarge, which stops and starts the host; this ends every call in progress"),
+NEW_NUMBER = {"trunks": [{**EDGE["trunks"][0], "numbers": {"+14155550199": "team-a", "+14155550198": "team-a"}}]}
+
+
+@pytest.mark.parametrize(("cloud", "change", "said"), [
+    ("aws", NEW_NUMBER, "voicefleet-aws-dev-sip-edge: its boot script changes, which replaces the host (the old one "
+                        "deleted first); this ends every call in progress on the SIP edge"),
+    ("aws", {"instanceType": "c7i.xlarge"}, "voicefleet-aws-dev-sip-edge: its instanceType changes from c7i.large to "
+                                            "c7i.xlarge, which stops and starts the host; this ends every call in "
+                                            "progress"),
+    ("gcp", NEW_NUMBER, "voicefleet-gcp-dev-sip-edge: its boot script changes, which replaces the host (the old one "
+                        "deleted first); this ends every call in progress on the SIP edge"),
+    ("gcp", {"machineType": "n2-standard-4"}, "voicefleet-gcp-dev-sip-edge: its machineType changes from "
+                                              "n2-standard-2 to n2-standard-4, which stops and starts the host; this "
+                                              "ends every call in progress"),
 ])
 def test_the_plan_says_a_change_that_replaces_or_stops_the_edges_host_ends_its_calls(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], change: dict[str, Any],
-        said: str) -> None:
-    stack = _stack(tmp_path, monkeypatch, 1)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str,
+        change: dict[str, Any], said: str) -> None:
+    stack = _stack(tmp_path, monkeypatch, 1, cloud)
     assert main([stack, "--config", f"sipEdge={json.dumps({**EDGE, **change})}"]) == 0, capsys.readouterr().err
     assert said in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
 def test_the_plan_says_nothing_of_the_host_when_the_edge_stays_as_it_is(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([_stack(tmp_path, monkeypatch, 1), "--config", f"sipEdge={json.dumps(EDGE)}"]) == 0
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str) -> None:
+    assert main([_stack(tmp_path, monkeypatch, 1, cloud), "--config", f"sipEdge={json.dumps(EDGE)}"]) == 0
     assert "sip-edge: its" not in capsys.readouterr().err

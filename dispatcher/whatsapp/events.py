@@ -1,0 +1,103 @@
+"""The call events in a Meta webhook: `object: whatsapp_business_account`, its `entry[].changes[]` whose
+`field` is `calls`, each change's `value.metadata.phone_number_id` and `value.calls[]`:
+
+    {"id": "wacid.…", "from": "<caller's wa_id>", "to": "<business number>", "event": "connect",
+     "timestamp": "1671644824", "session": {"sdp_type": "offer", "sdp": "<RFC 8866 SDP>"}}
+    {"id": "wacid.…", …, "event": "terminate", "status": "COMPLETED", "duration": 42}
+
+Meta sends every subscribed field to the one URL (messages, statuses…): a change of another field, or
+a call event of another kind (a business-initiated call's answer), is skipped, not refused. Fields Meta
+may add are ignored; a field read here of the wrong type is refused (`ValueError`), with its path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MAX_ID_CHARS = 256
+MAX_SDP_CHARS = 32_768  # an audio offer is a few KB; a bound before anything reads it
+
+EventKind = Literal["connect", "terminate"]
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    event: EventKind
+    call_id: str
+    phone_number_id: str
+    caller: str  # the WhatsApp user's wa_id (`from`)
+    business: str  # the number called (`to`)
+    timestamp: str
+    offer: str | None = None  # connect: the caller's SDP offer
+    status: str | None = None  # terminate: COMPLETED, FAILED, REJECTED…
+    duration: int | None = None  # terminate: seconds, for a call that was answered
+
+    def shown(self) -> dict[str, Any]:
+        """What the timeline keeps of it: never the SDP."""
+        fields: dict[str, Any] = {"call_id": self.call_id, "call_event": self.event, "timestamp": self.timestamp}
+        if self.status is not None:
+            fields["status"] = self.status
+        if self.duration is not None:
+            fields["duration"] = self.duration
+        return fields
+
+
+def call_events(payload: Any) -> list[CallEvent]:
+    if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
+        raise ValueError("object: expected whatsapp_business_account (a WhatsApp Business webhook)")
+    events: list[CallEvent] = []
+    for n, entry in enumerate(_list(payload, "entry", "")):
+        for m, change in enumerate(_list(_object(entry, f"entry[{n}]"), "changes", f"entry[{n}].")):
+            where = f"entry[{n}].changes[{m}]"
+            change = _object(change, where)
+            if change.get("field") != "calls":
+                continue
+            value = _object(change.get("value"), f"{where}.value")
+            number = _text(_object(value.get("metadata"), f"{where}.value.metadata"), "phone_number_id",
+                           f"{where}.value.metadata")
+            for k, call in enumerate(_list(value, "calls", f"{where}.value.")):
+                event = _event(_object(call, f"{where}.value.calls[{k}]"), number, f"{where}.value.calls[{k}]")
+                if event is not None:
+                    events.append(event)
+    return events
+
+
+def _event(call: Mapping[str, Any], number: str, where: str) -> CallEvent | None:
+    kind = call.get("event")
+    if kind not in ("connect", "terminate"):
+        return None
+    call_id, caller, business = _text(call, "id", where), _text(call, "from", where), _text(call, "to", where)
+    timestamp = _text(call, "timestamp", where)
+    if kind == "terminate":
+        status, duration = call.get("status"), call.get("duration")
+        return CallEvent("terminate", call_id, number, caller, business, timestamp,
+                         status=status if isinstance(status, str) else None,
+                         duration=duration if isinstance(duration, int) and not isinstance(duration, bool) else None)
+    session = _object(call.get("session"), f"{where}.session")
+    if session.get("sdp_type") != "offer":
+        return None  # a business-initiated call's answer: not a call to take
+    offer = session.get("sdp")
+    if not isinstance(offer, str) or not 0 < len(offer) <= MAX_SDP_CHARS:
+        raise ValueError(f"{where}.session.sdp: expected an SDP offer of at most {MAX_SDP_CHARS} characters")
+    return CallEvent("connect", call_id, number, caller, business, timestamp, offer=offer)
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected an object")
+    return value
+
+
+def _list(parent: Mapping[str, Any], name: str, where: str) -> list[Any]:
+    value = parent.get(name)
+    if not isinstance(value, list):
+        raise ValueError(f"{where}{name}: expected a list")
+    return value
+
+
+def _text(parent: Mapping[str, Any], name: str, where: str) -> str:
+    value = parent.get(name)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        raise ValueError(f"{where}.{name}: expected a string of 1 to {MAX_ID_CHARS} characters")
+    return value

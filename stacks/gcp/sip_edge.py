@@ -1,0 +1,180 @@
+"""SipEdge (GCP): `python -m sipedge` on one Compute Engine VM with a static external address, as the
+AWS stack runs it (stacks/aws/sip_edge.py; docs/sip.md#in-the-cloud): RTP takes a port per call,
+which no load balancer in front of Cloud Run passes, so the edge has an address of its own.
+
+Where it lives: a subnetwork of its own (EDGE_CIDR) in the dispatcher's egress network
+(stacks/gcp/egress_network.py), the one network Cloud Run's Direct VPC egress reaches. Cloud Run
+documents no network tag or service account in an ingress rule's source for that egress, and hands
+out its addresses anywhere in its subnetwork, so the control port (TCP 5080, with a trunk that places
+calls) admits exactly that subnetwork's range (EGRESS_CIDR), which holds nothing else that sends (the
+store's endpoints only answer). Every rule targets the edge's own service account, not a tag anyone
+who may edit a VM could add:
+- in: UDP 5060 from the trunks' `sources`, the workers' RTP ports from their `mediaSources`, one rule
+  each holding every network (a rule's ranges change in place, in one update: adding a source moves no
+  other one); nothing else (the network's implied deny), no SSH;
+- out: UDP to the trunks' networks, TCP 443 (the dispatcher's run.app URL, Secret Manager, Artifact
+  Registry, Debian's mirror over HTTPS, PyPI), then a deny of everything else. The metadata server
+  (the DNS resolver and NTP) is reached whatever the rules say.
+
+Its identity: a service account of its own that may read the edge's secrets (each by its own grant)
+and pull from the stack's repository, nothing project-wide; Shielded VM, OS Login and no project-wide
+SSH keys. The edge's user is kept from the metadata server (stacks/shared/sip_edge_host.py) but for DNS.
+
+Its addresses: a reserved static external address (every trunk names it; `protect`ed on a protected
+stack) and a reserved internal one (the dispatcher's SIP_EDGE_URL), both made before the dispatcher
+and kept when the VM is replaced. A changed boot script (a new dispatcher image, a changed trunk)
+replaces the VM, the old one deleted first since an address is held by one VM at a time: its calls
+in flight end (docs/sip.md, "Not done yet"; the plan says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.gcp.relay import DEBIAN_IMAGE
+from stacks.gcp.secrets import SecretStore
+from stacks.gcp.startup import fetch_function
+from stacks.shared import sip_edge_host
+
+SIP_EDGE_ROLE = "sip-edge"  # label `role` (stacks/tools/preflight/replacements.py HOST_ROLES)
+EDGE_CIDR = "10.200.1.0/28"  # beside the egress subnetwork's 10.200.0.0/24, in the same network
+DISK_GB = 16  # Debian, the dispatcher image and the edge's built on it
+# Allow and deny rules' priorities: the deny below every allow of the edge's.
+ALLOW_PRIORITY, DENY_PRIORITY = 1000, 65534
+# IAM grants take effect "typically [in] 2 minutes, potentially 7 minutes or longer"
+# (https://cloud.google.com/iam/docs/access-change-propagation): 9 tries, 2 to 256 s apart, ~8.5 min.
+TRIES = 9
+# The edge's user may still ask the metadata server for names: it is the VM's DNS resolver.
+METADATA_DNS = ("udp dport 53", "tcp dport 53")
+
+
+@dataclass(frozen=True)
+class SipEdgeArgs:
+    edge: SipEdgeSettings
+    project: str
+    region: str
+    zone: str
+    account_id: str
+    network_id: pulumi.Input[str]  # the dispatcher's egress network
+    dispatcher_range: str  # the subnetwork Cloud Run's Direct VPC egress sends from
+    secrets: SecretStore
+    protect: bool = False  # the stack's `protect`: the address every trunk names
+
+
+class SipEdge(pulumi.ComponentResource):
+    """Made in two steps, as on AWS: the addresses and firewall (before the dispatcher, which is told the
+    control URL), then `run` the VM (after it, whose URL the edge is told)."""
+
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    control_url: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:gcp:SipEdge", name, None, opts)
+        self._name, self._args = name, args
+        child = pulumi.ResourceOptions(parent=self)
+        edge = args.edge
+        self._account = gcp.serviceaccount.Account(name, account_id=args.account_id,
+                                                   display_name="voicefleet SIP edge", opts=child)
+        self._subnetwork = gcp.compute.Subnetwork(name, network=args.network_id, region=args.region,
+                                                  ip_cidr_range=EDGE_CIDR, description="voicefleet SIP edge",
+                                                  opts=child)
+        self._firewall(edge)
+        # Every trunk's origination URI names the external address: a protected stack keeps it from an
+        # accidental replace or destroy, as it keeps its data. The internal one the stack re-tells the
+        # dispatcher at every `up`.
+        self._external = gcp.compute.Address(name, region=args.region, address_type="EXTERNAL",
+                                             network_tier="PREMIUM", description="voicefleet SIP edge",
+                                             opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self._internal = gcp.compute.Address(f"{name}-internal", region=args.region, address_type="INTERNAL",
+                                             subnetwork=self._subnetwork.id,
+                                             description="voicefleet SIP edge: the dispatcher's SIP_EDGE_URL",
+                                             opts=child)
+        self.public_ip = self._external.address
+        self.private_ip = self._internal.address
+        self.control_url = (pulumi.Output.concat("http://", self.private_ip, f":{CONTROL_PORT}")
+                            if edge.outbound else None)
+
+    def _firewall(self, edge: SipEdgeSettings) -> None:
+        name, args = self._name, self._args
+        low, high = edge.rtp_ports_used
+        ingress = [("sip", "udp", [str(SIP_PORT)], sorted(edge.sources), "allowAnySource", edge.sources),
+                   ("rtp", "udp", [f"{low}-{high}"], sorted(edge.media_sources), "allowAnyMediaSource",
+                    edge.media_sources)]
+        if edge.outbound:  # the dispatcher's Cloud Run instances to the control API, and nothing else to it
+            ingress.append(("control", "tcp", [str(CONTROL_PORT)], [args.dispatcher_range], "", {}))
+        for rule, protocol, ports, ranges, opt_in, wide in ingress:
+            # A range wider than a /16 says why (a trunk's opt-in), as the AWS rule's description does.
+            note = f" (a trunk's {opt_in})" if any(wide.values()) else ""
+            gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="INGRESS",
+                                 priority=ALLOW_PRIORITY, source_ranges=ranges,
+                                 target_service_accounts=[self._account.email],
+                                 allows=[{"protocol": protocol, "ports": ports}],
+                                 description=f"sip edge: {rule}{note}", opts=pulumi.ResourceOptions(parent=self))
+        # UDP out to the trunks alone (SIP to a termination URI or registrar, among their sources; RTP to
+        # their media), HTTPS anywhere, nothing else: a compromised edge reaches no other service in the VPC.
+        Rule = tuple[str, int, list[str], list[gcp.compute.FirewallAllowArgsDict] | None,
+                     list[gcp.compute.FirewallDenyArgsDict] | None]
+        egress: list[Rule] = [("udp-out", ALLOW_PRIORITY, sorted({*edge.sources, *edge.media_sources}),
+                               [{"protocol": "udp"}], None),
+                              ("https-out", ALLOW_PRIORITY, ["0.0.0.0/0"], [{"protocol": "tcp", "ports": ["443"]}],
+                               None),
+                              ("deny-out", DENY_PRIORITY, ["0.0.0.0/0"], None, [{"protocol": "all"}])]
+        for rule, priority, ranges, allows, denies in egress:
+            gcp.compute.Firewall(f"{name}-{rule}", network=args.network_id, direction="EGRESS", priority=priority,
+                                 destination_ranges=ranges, target_service_accounts=[self._account.email],
+                                 allows=allows, denies=denies, description=f"sip edge: {rule}",
+                                 opts=pulumi.ResourceOptions(parent=self))
+
+    def run(self, *, dispatcher_url: pulumi.Input[str], image: pulumi.Input[str],
+            repository_id: pulumi.Input[str]) -> None:
+        """The VM: its grants, its boot script and the instance on the edge's two addresses."""
+        name, args, edge = self._name, self._args, self._args.edge
+        child = pulumi.ResourceOptions(parent=self)
+        member = pulumi.Output.concat("serviceAccount:", self._account.email)
+        names = edge.secret_names()
+        readable = args.secrets.grant_access("sip-edge", member, names)
+        # Artifact Registry grants a repository, not an image: the stack's one repository (the bots'
+        # images are in it too, and hold no secret: a bot's keys are Secret Manager's).
+        pull = gcp.artifactregistry.RepositoryIamMember(f"{name}-pull", repository=repository_id,
+                                                        location=args.region, role="roles/artifactregistry.reader",
+                                                        member=member, opts=child)
+        versions = [args.secrets.versions[env].name for env in names]
+
+        def script(values: list[str]) -> str:
+            url, private_ip, public_ip, image_ref, refs = values[0], values[1], values[2], values[3], values[4:]
+            config = render(edge, dispatcher_url=url, sip_address=private_ip, public_address=public_ip)
+            registry = image_ref.split("/", 1)[0]
+            steps = sip_edge_host.HostSteps(
+                packages="curl", fetch_function=fetch_function(dict(zip(names, refs, strict=True))),
+                registry_login=f"token | podman login --username oauth2accesstoken --password-stdin {registry}",
+                secret_tries=TRIES, pull_tries=TRIES, metadata_keep=METADATA_DNS, apt_over_https=True)
+            return sip_edge_host.boot_script(config=config, image=image_ref, steps=steps, secrets=names,
+                                             kamailio=edge.key.workers > 1)
+
+        startup = pulumi.Output.all(dispatcher_url, self.private_ip, self.public_ip, image, *versions).apply(script)
+        gcp.compute.Instance(
+            name,
+            zone=args.zone,
+            machine_type=edge.host_type,
+            boot_disk={"initialize_params": {"image": DEBIAN_IMAGE, "size": DISK_GB, "type": "pd-balanced"}},
+            network_interfaces=[{"subnetwork": self._subnetwork.id, "network_ip": self._internal.address,
+                                 "access_configs": [{"nat_ip": self._external.address, "network_tier": "PREMIUM"}]}],
+            service_account={"email": self._account.email, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]},
+            # The ForceNew form of the boot script, as the TURN relay's: a change re-creates the VM, which
+            # runs it (metadata['startup-script'] would change in place and never reach the running edge).
+            metadata_startup_script=startup,
+            metadata={"block-project-ssh-keys": "true", "enable-oslogin": "TRUE"},
+            labels={"role": SIP_EDGE_ROLE},
+            shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True,
+                                      "enable_integrity_monitoring": True},
+            allow_stopping_for_update=True,  # a new machineType stops and starts it (the plan says so)
+            # Each address is held by one VM at a time: the old edge goes first. It boots once its account
+            # may read its secrets and pull (the boot still retries while the grants propagate).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*readable, pull], delete_before_replace=True),
+        )
+        self.register_outputs({"public_ip": self.public_ip, "private_ip": self.private_ip})
