@@ -1585,6 +1585,31 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "TWILIO_CALLS_PER_SECOND", "phone", NUMBER, above=0, default="1",
+        meaning=(
+            "the calls a second `POST /calls` places through Twilio's API (the account's CPS, Twilio's default 1), "
+            "counted across replicas"
+        ),
+    ),
+    Setting(
+        "TWILIO_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
+        meaning=(
+            "how long `POST /calls` waits for the Twilio account's pace; a call that would wait longer is refused "
+            "`429` with `Retry-After`"
+        ),
+    ),
+    Setting(
+        "TWILIO_RING_SECONDS", "phone", INTEGER, minimum=5, maximum=120, default="30",
+        meaning="how long a call placed through Twilio rings before it is `no_answer` (the create's `Timeout`)",
+    ),
+    Setting(
+        "TWILIO_VOICEMAIL", "phone", ENUM, choices=("hang_up", "message", "flag"), default="hang_up",
+        meaning=(
+            "what a call placed through Twilio does when a machine answers, unless the call says (`voicemail`): "
+            "`hang_up`, `message` (the bot is told at the beep) or `flag` (the bot is told at once)"
+        ),
+    ),
+    Setting(
         "PHONE_DRAIN_SECONDS", "phone", INTEGER, minimum=0, shown="`MAX_SESSION_SECONDS`",
         meaning=(
             "on SIGTERM with calls in flight: how long they may go on before the dispatcher exits (new calls are "

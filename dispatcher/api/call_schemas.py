@@ -1,5 +1,5 @@
-"""`POST /calls`'s shapes: a call placed through a SIP trunk (docs/sip.md#outbound-calls), and the
-outcome the SIP edge reports for it."""
+"""`POST /calls`'s shapes: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or Twilio's
+Calls API (docs/phone.md#calling-out), and the outcome the SIP edge reports for it."""
 
 from __future__ import annotations
 
@@ -16,19 +16,28 @@ class CallRequest(BaseModel):
     to: str = Field(pattern=E164, description="The number called, E.164 (`+14155550100`).")
     caller_id: str = Field(alias="from", pattern=E164, description="The number the call comes from, E.164: one "
                            "the trunk lets you present.")
-    trunk: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
-                       description="The SIP edge's trunk the call goes out through (its `name`).")
+    trunk: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
+                              description="The SIP edge's trunk the call goes out through (its `name`).")
+    carrier: Literal["sip", "twilio"] | None = Field(
+        default=None, description="`sip` (through `trunk`) or `twilio` (its Calls API); unset: `sip` with a trunk, "
+        "else `twilio`.")
+    voicemail: Literal["hang_up", "message", "flag"] | None = Field(
+        default=None, description="Twilio only: what a machine's answer does (default TWILIO_VOICEMAIL): hang up, "
+        "let the bot leave its message after the beep, or tell the bot at once (`body['answered_by']`).")
     body: dict[str, Any] | None = Field(default=None, description="Passed to the bot as `runner_args.body['body']`.")
 
 
 class CallOut(BaseModel):
     session_id: str
-    status: str = Field(description="`starting`: the call is handed to the SIP edge; follow the session for its "
-                        "outcome (`GET /sessions/{id}/timeline`: `call_outcome`).")
+    status: str = Field(description="`starting`: the call is handed to the SIP edge (or Twilio); follow the "
+                        "session for its outcome (`GET /sessions/{id}/timeline`: `call_outcome`).")
     to: str
     caller_id: str = Field(serialization_alias="from")
-    trunk: str
-    paced_seconds: float | None = Field(default=None, description="How long the call waited for its trunk's pace.")
+    trunk: str | None = None
+    carrier: str = "sip"
+    call_sid: str | None = Field(default=None, description="Twilio's SID of the call (`carrier: twilio`).")
+    paced_seconds: float | None = Field(default=None, description="How long the call waited for its trunk's "
+                                         "(or Twilio account's) pace.")
 
 
 class CallOutcome(BaseModel):

@@ -39,6 +39,7 @@ from dispatcher.api.routers import (
     timeline,
     transfer,
     trunk_calls,
+    twilio_dial,
     usage,
     webhooks,
     whatsapp,
@@ -49,7 +50,8 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
-           connect_hint.router, trunk_calls.router, transfer.router, sip_end.router, whatsapp.router)
+           connect_hint.router, trunk_calls.router, twilio_dial.router, transfer.router, sip_end.router,
+           whatsapp.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +23,8 @@ from dispatcher.phone.transfer_asks import bot_transfer
 from dispatcher.phone.transfers import Transfers
 from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.phone.twilio_calls import TwilioCalls
+from dispatcher.phone.twilio_dial import TwilioDialSettings
+from dispatcher.phone.twilio_dialer import TwilioDialer
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination, HeldPlaces, OneTimeUse
@@ -40,6 +44,9 @@ class PhoneState:
     handed: HeldPlaces
     transfers: Transfers  # the calls relayed here, each of which may be handed to a person
     handing: TransfersAnywhere  # a call handed to a person at whichever replica holds it
+    # Calls placed through Twilio's Calls API (dispatcher/phone/twilio_dialer.py); None: why not, in `no_dialer`.
+    dialer: TwilioDialer | None = None
+    no_dialer: str = ""
     metrics: PhoneMetrics | None = None
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
@@ -76,6 +83,7 @@ def build_phone_state(
                           sip=SipTransfers(edge) if edge is not None else None)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
+    dialer, no_dialer = _dialer(env, phone, twilio, coordination)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,
@@ -91,6 +99,22 @@ def build_phone_state(
         handed=coordination.held_places,
         transfers=transfers,
         handing=handing,
+        dialer=dialer,
+        no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
         owners=owners,
     )
+
+
+def _dialer(env: Mapping[str, str], phone: PhoneSettings, twilio: TwilioCalls | None,
+            coordination: Coordination) -> tuple[TwilioDialer | None, str]:
+    """Calls out through Twilio need its REST credentials and its auth token (Twilio signs the calls'
+    callbacks with the account's auth token, whichever credential placed them)."""
+    settings = TwilioDialSettings.from_env(env)
+    if twilio is None or phone.twilio_rest is None:
+        return None, ("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or an API key: TWILIO_API_KEY_SID and "
+                      "TWILIO_API_KEY_SECRET, with TWILIO_AUTH_TOKEN to check the calls' callbacks)")
+    if not phone.twilio_auth_token:
+        return None, "set TWILIO_AUTH_TOKEN: the calls' status callbacks are signed with it and checked"
+    kept = coordination.session_values(hmac.new(phone.token_key, b"twilio calls kept", hashlib.sha256).digest())
+    return TwilioDialer(settings, twilio, phone.twilio_rest.account_sid, coordination, kept), ""

@@ -10,7 +10,6 @@ bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.outbound.retry import Backoff, Transient, send
+from dispatcher.phone.call_pace import paced
 from dispatcher.phone.edge_secret import EdgeSecret
 from dispatcher.store.coordination import CreateLimits
 from dispatcher.usage.trunk_line import TrunkLine, line_of
@@ -106,16 +106,8 @@ class TrunkCalls:
     async def pace(self, trunk: TrunkInfo) -> float:
         """Waits for the trunk's next turn (its `cps`, across every replica); the seconds waited. A call
         that would wait more than `max_wait_seconds` is refused 429 with the wait."""
-        limit = self._limits.create_limit(f"trunk:{trunk.name}:{trunk.cps:g}", trunk.cps, 1)
-        turn = await limit.cold(self.settings.max_wait_seconds)
-        if not turn.granted:
-            raise ApiError(429, "trunk_paced", f"trunk {trunk.name!r} takes {trunk.cps:g} calls a second: this call "
-                           f"would wait {turn.wait:.1f} s, more than SIP_CALL_MAX_WAIT_SECONDS "
-                           f"({self.settings.max_wait_seconds:g} s); try again after Retry-After",
-                           retry_after=max(1.0, math.ceil(turn.wait)))
-        if turn.wait > 0:
-            await asyncio.sleep(turn.wait)
-        return turn.wait
+        return await paced(self._limits, f"trunk:{trunk.name}", trunk.cps, self.settings.max_wait_seconds,
+                           code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS")
 
     async def hand_over(self, order: Mapping[str, Any]) -> None:
         """`POST /calls` at the edge: returns once it took the call; an `ApiError` saying why not."""

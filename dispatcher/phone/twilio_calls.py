@@ -1,6 +1,8 @@
-"""Twilio's Calls resource, the two requests a transfer needs: update a live call with new TwiML, and
-read a call back (https://www.twilio.com/docs/voice/api/call-resource).
+"""Twilio's Calls resource (https://www.twilio.com/docs/voice/api/call-resource): a transfer updates a
+live call with new TwiML and reads it back; a call placed out (dispatcher/phone/twilio_dial.py) is
+created, and ended or redirected once its answering machine is detected.
 
+    POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls.json             form: To, From, Twiml, …
     POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json   form: Twiml=<Response>…
     GET  {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json
 
@@ -8,8 +10,8 @@ HTTP Basic: the Account SID and its auth token, or an API key's SID and secret (
 alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, …), or an error body
 `{"code", "message", "more_info", "status"}` (20404: no such call; 21220: the call is not in progress).
 
-An update is retried on 429 and 5xx (nothing was done) within `Backoff`; an update that got no answer
-at all may have been done, so it is never sent again blind: `Unanswered` tells the caller to read the
+An update or a create is retried on 429 and 5xx (nothing was done) within `Backoff`; one that got no
+answer at all may have been done, so it is never sent again blind: `Unanswered` tells the caller to read the
 call back (dispatcher/phone/transfers.py). A read is safe to repeat and is retried on every failure.
 
 Twilio's rate limit is the account's: a 429 holds every request of this client (every call's) until
@@ -84,10 +86,22 @@ class TwilioCalls:
         pair = f"{self._credentials.user}:{self._credentials.secret}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
-    async def update(self, call_sid: str, twiml: str) -> dict[str, Any]:
-        """The call with `twiml` in force, as Twilio answers it; `TwilioRefused`, `Unanswered`."""
-        path = self._path(call_sid)
-        body = urlencode({"Twiml": twiml}).encode()
+    async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None) -> dict[str, Any]:
+        """The call with `twiml` in force (or ended: `status` `completed`), as Twilio answers it;
+        `TwilioRefused`, `Unanswered`."""
+        form = {"Twiml": twiml} if twiml is not None else {}
+        if status is not None:
+            form["Status"] = status
+        return await self._post(self._path(call_sid), list(form.items()))
+
+    async def create(self, form: list[tuple[str, str]]) -> dict[str, Any]:
+        """A new outgoing call (`POST .../Calls.json`): the call's JSON (`sid`, `status` `queued`);
+        `TwilioRefused` (nothing placed), `Unanswered` (it may have been placed)."""
+        return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form)
+
+    async def _post(self, path: str, form: list[tuple[str, str]]) -> dict[str, Any]:
+        """A form POST retried only where Twilio answered that it did nothing (429, 5xx)."""
+        body = urlencode(form).encode()
         headers = {**self._auth(), "Content-Type": "application/x-www-form-urlencoded"}
 
         async def once() -> HttpResponse:

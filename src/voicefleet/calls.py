@@ -1,7 +1,8 @@
-"""`voicefleet calls place NUMBER --from NUMBER --trunk NAME [--body JSON]`: a call placed through one
-of the SIP edge's trunks (`POST /calls`, docs/sip.md#outbound-calls) with the client's key, its
-session id printed at once, then its outcome followed on the session's timeline: `answered` exits
-0; `busy`, `no_answer`, `rejected` (with the SIP code) and `not_placed` exit 1, as a refusal."""
+"""`voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio) [--body JSON]`: a call
+placed through one of the SIP edge's trunks or Twilio's Calls API (`POST /calls`, docs/phone.md#calling-out)
+with the client's key, its session id printed at once, then its outcome followed on the session's timeline:
+`answered` exits 0; `busy`, `no_answer`, `rejected` (with the SIP code), `failed`, `canceled`, `voicemail`
+and `not_placed` exit 1, as a refusal."""
 
 from __future__ import annotations
 
@@ -22,20 +23,26 @@ POLL_SECONDS = 1.0
 @click.group()
 @common_options
 def calls() -> None:
-    """Calls placed through a SIP trunk: `voicefleet calls place NUMBER --from NUMBER --trunk NAME`."""
+    """Calls placed out: `voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio)`."""
 
 
 @calls.command("place")
 @click.argument("number", metavar="NUMBER")
 @click.option("--from", "caller_id", required=True, metavar="NUMBER", help="The number the call comes from (E.164).")
-@click.option("--trunk", required=True, metavar="NAME", help="The SIP edge's trunk it goes out through.")
+@click.option("--trunk", metavar="NAME", help="The SIP edge's trunk it goes out through.")
+@click.option("--carrier", type=click.Choice(["sip", "twilio"]),
+              help="`sip` (needs --trunk) or `twilio` (its Calls API); unset: sip with --trunk, else twilio.")
+@click.option("--voicemail", type=click.Choice(["hang_up", "message", "flag"]),
+              help="Twilio: what a machine's answer does (default: the dispatcher's TWILIO_VOICEMAIL).")
 @click.option("--body", metavar="JSON", help="A JSON object for the bot (`runner_args.body['body']`).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=120.0, show_default=True,
               help="How long to follow the call for its outcome; 0: print the session id and return.")
 @common_options
-def place(number: str, caller_id: str, trunk: str, body: str | None, wait_seconds: float) -> None:
+def place(number: str, caller_id: str, trunk: str | None, carrier: str | None, voicemail: str | None,
+          body: str | None, wait_seconds: float) -> None:
     """Place a call to NUMBER (E.164, `+14155550100`): its session id, then how the far end answered."""
-    request: dict[str, Any] = {"to": number, "from": caller_id, "trunk": trunk}
+    given = {"trunk": trunk, "carrier": carrier, "voicemail": voicemail}
+    request: dict[str, Any] = {"to": number, "from": caller_id, **{k: v for k, v in given.items() if v is not None}}
     if body is not None:
         request["body"] = _body(body)
     target = target_of(click.get_current_context())

@@ -1,5 +1,6 @@
-"""`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls), and the SIP edge's
-two routes for it (`SIP_EDGE_SECRET`, never a client's key): the session's status, and the outcome.
+"""`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or Twilio's Calls API
+(docs/phone.md#calling-out), and the SIP edge's two routes for it (`SIP_EDGE_SECRET`, never a client's
+key): the session's status, and the outcome. Twilio's callbacks: dispatcher/api/routers/twilio_dial.py.
 
 The call's session is a carrier stream's (`transport: exotel`, as an inbound SIP call's): the key
 that asked owns it. The edge opens its stream, so its bot is claimed and joins before the INVITE
@@ -15,12 +16,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
+from dispatcher.api.call_outcomes import ended_unstarted, open_timeline, record_outcome
 from dispatcher.api.call_schemas import CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
 from dispatcher.api.phone_start import phone_start
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
+from dispatcher.api.twilio_place import dialer_of, place_twilio
 from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import handed_out_base
@@ -39,13 +42,17 @@ def _calls(state: AppState) -> TrunkCalls:
     return state.trunk_calls
 
 
-@router.post("/calls", response_model=CallOut, status_code=201, summary="Place a call through a SIP trunk")
+@router.post("/calls", response_model=CallOut, status_code=201,
+             summary="Place a call through a SIP trunk or Twilio's Calls API")
 async def place_call(
     request: Request, response: Response, who: Annotated[Caller, Depends(authenticated)],
     payload: Annotated[CallRequest, Body()],
 ) -> dict[str, Any]:
     state = app_state(request)
-    calls = _calls(state)
+    carrier = _carrier(payload)
+    calls = _calls(state) if carrier == "sip" else None
+    if carrier == "twilio":
+        dialer_of(state)  # 503 naming the settings, before anything is counted
     utf8_only(payload.model_dump(exclude_none=True), "the call's JSON")
     user_body = payload.body or {}
     if len(json.dumps(user_body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
@@ -54,38 +61,65 @@ async def place_call(
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters")
     await state.start_limit.check(who.id)
-    trunk = await calls.trunk(payload.trunk)
     caller = who.name or who.id  # the key's name: the edge's trunks name the keys that may use them
-    trunk.check_caller(caller)
-    bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, "trunk": trunk.name,
-                "body": user_body}
+    trunk = await calls.trunk(str(payload.trunk)) if calls is not None else None
+    if trunk is not None:
+        trunk.check_caller(caller)
+    route: dict[str, Any] = {"trunk": trunk.name} if trunk is not None else {"carrier": carrier}
+    bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, **route, "body": user_body}
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
-    answer, grant = phone_start(state.phone, CARRIER, bot_body, base, who, state.settings.region,
-                                session_key=session_key, line=trunk.line)
+    answer, grant = phone_start(state.phone, CARRIER if trunk is not None else carrier, bot_body, base, who,
+                                state.settings.region, session_key=session_key,
+                                line=trunk.line if trunk is not None else None)
     session_id = str(answer["sessionId"])
-    shown = {"session_id": session_id, "to": payload.to, "caller_id": payload.caller_id, "trunk": trunk.name}
+    shown = {"session_id": session_id, "to": payload.to, "caller_id": payload.caller_id, "carrier": carrier, **route}
     attempt = 0
     if idempotency_key is not None:
         replayed, attempt = await _earlier(state, response, shown)
         if replayed is not None:
             return replayed
-    waited = await calls.pace(trunk)  # a call refused here was never asked for: its retry is a first try
+    # A call refused here was never asked for: its retry is a first try.
+    waited = await calls.pace(trunk) if calls is not None and trunk is not None else await dialer_of(state).pace()
     if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
             f"call:{session_id}:{attempt}", REPLAY_SECONDS):
         raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
                        "(or follow its session)", retry_after=1)
-    order = {"session_id": session_id, "stream_url": f"{answer['wsUrl']}/{answer['token']}", "to": payload.to,
-             "from": payload.caller_id, "trunk": trunk.name, "caller": caller}
+    stream_url = f"{answer['wsUrl']}/{answer['token']}"
     try:
-        await calls.hand_over(order)
-    except ApiError as exc:  # the session never ran, and ends here with why
-        # Its token spent now: an edge that took the call after all (its answer lost) cannot open it.
+        if calls is not None and trunk is not None:
+            await calls.hand_over({"session_id": session_id, "stream_url": stream_url, "to": payload.to,
+                                   "from": payload.caller_id, "trunk": trunk.name, "caller": caller})
+        else:
+            shown["call_sid"] = await place_twilio(state, request, dialer_of(state), payload, who, session_id,
+                                                   stream_url, bot_body)
+            await open_timeline(state, session_id, carrier=carrier, call_sid=shown["call_sid"])
+    except ApiError as exc:
+        if exc.code == "twilio_unanswered":  # it may ring yet: its stream stays open to it, and a retry is a replay
+            state.sessions.timeline.note(session_id, "requested", carrier=carrier, placed="unknown")
+            raise
+        # The session never ran, and ends here with why. Its token spent now: an edge (or Twilio) that took
+        # the call after all (its answer lost) cannot open it.
         await state.phone.spent.first_use(grant.token_id, grant.expires - time.time() + 60.0)
-        await ended_unstarted(state, session_id, trunk=trunk.name, detail=exc.message, handed_over=False)
+        await ended_unstarted(state, session_id, **route, detail=exc.message, handed_over=False)
         raise
     response.headers["Location"] = f"/sessions/{session_id}"
     return {**shown, "status": "starting", "paced_seconds": round(waited, 3) if waited else None}
+
+
+def _carrier(payload: CallRequest) -> str:
+    """`sip` with a trunk, else `twilio`: a trunk names the SIP edge's way out, and Twilio's API needs none."""
+    carrier = payload.carrier or ("sip" if payload.trunk else "twilio")
+    if carrier == "sip" and not payload.trunk:
+        raise ApiError(422, "trunk_required", "a call through the SIP edge names its `trunk` (or give "
+                       "`\"carrier\": \"twilio\"` to place it through Twilio's Calls API)")
+    if carrier == "twilio" and payload.trunk:
+        raise ApiError(422, "trunk_not_used", "a call through Twilio's Calls API takes no `trunk`: leave it out, "
+                       "or give `\"carrier\": \"sip\"`")
+    if carrier == "sip" and payload.voicemail:
+        raise ApiError(422, "voicemail_not_offered", "`voicemail` applies to calls through Twilio (its answering "
+                       "machine detection); leave it out of a SIP trunk's call")
+    return carrier
 
 
 async def _earlier(state: AppState, response: Response,
@@ -96,11 +130,13 @@ async def _earlier(state: AppState, response: Response,
     session = await state.sessions.get(shown["session_id"])
     events = await state.sessions.timeline.read(shown["session_id"]) if session is None else []
     ends = [e for e in events if e.get("event") == "ended"]
-    if session is None and (not ends or all(e.get("handed_over") is False for e in ends)):
+    unconfirmed = any(e.get("placed") == "unknown" for e in events)  # Twilio's create went unanswered
+    if session is None and not unconfirmed and (not ends or all(e.get("handed_over") is False for e in ends)):
         return None, len(ends)
     response.status_code = 200
     response.headers["Location"] = f"/sessions/{shown['session_id']}"
-    return {**shown, "status": session.machine.state.value if session is not None else "ended"}, 0
+    status = session.machine.state.value if session is not None else "ended" if ends else "starting"
+    return {**shown, "status": status}, 0
 
 
 def _edge(request: Request) -> AppState:
@@ -120,28 +156,13 @@ async def call_status(request: Request, session_id: str) -> dict[str, Any]:
     return {"session_id": session_id, "status": session.machine.state.value}
 
 
-async def ended_unstarted(state: AppState, session_id: str, **fields: Any) -> None:
-    """A call whose session never ran (its stream never opened): the session's timeline is opened here
-    (only a `requested` opens one), then ended `not_placed`, in that order, before the answer, so a
-    retry of the same Idempotency-Key and the `session.ended` webhook see it."""
-    timeline = state.sessions.timeline
-    timeline.note(session_id, "requested", trunk=fields.get("trunk"))
-    await timeline.settled()
-    timeline.note(session_id, "ended", reason="not_placed", **fields)
-    await timeline.settled()
-
-
 @router.post("/edge/calls/{session_id}/outcome", status_code=204, include_in_schema=False)
 async def call_outcome(request: Request, session_id: str, outcome: Annotated[CallOutcome, Body()]) -> Response:
     """What the far end answered. Not answered: the session ends, with the outcome as its reason."""
     state = _edge(request)
-    timeline = state.sessions.timeline
     fields = outcome.model_dump(exclude_none=True)
     if outcome.outcome == "not_placed" and await state.sessions.get(session_id) is None:
         await ended_unstarted(state, session_id, trunk=outcome.trunk, detail=outcome.detail)
         return Response(status_code=204)
-    timeline.note(session_id, "call_outcome", **fields)
-    if outcome.outcome != "answered":
-        timeline.note(session_id, "ended", reason=fields.pop("outcome"), **fields)
-        await state.sessions.stop(session_id)
+    await record_outcome(state, session_id, fields.pop("outcome"), **fields)
     return Response(status_code=204)

@@ -77,7 +77,7 @@ async def twilio_webhook(request: Request) -> Response:
             # The signature has no time in it: a captured webhook stays valid. One token per signature
             # (only the canonical base64 spelling compares equal in twilio_valid), whatever URL it
             # came on: a query can take in the form's first pairs and still sign the same text.
-            await _first_time(request, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
+            await first_time(request, f"twilio:{signature}", UNTIMED_SIGNATURE_SECONDS)
             signed_call = dict(params)["CallSid"]
         else:
             _keyless_only(state, "TWILIO_AUTH_TOKEN")
@@ -104,7 +104,7 @@ async def telnyx_webhook(request: Request) -> Response:
                 raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
             # Canonical base64 only (signatures.py), so the text is the signature.
             signature = request.headers.get("telnyx-signature-ed25519", "")
-            await _first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
+            await first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
     stream, recording = await _answer(request, "telnyx")
@@ -128,7 +128,7 @@ async def plivo_webhook(request: Request) -> Response:
             # Keyed on the signature that matched, not the nonce nor the URL as sent: the nonce follows
             # the body's last value after a `.` (a `.` in that value moves the boundary), and the
             # query is signed sorted without empty pairs (`?&`, re-ordered: the same signature).
-            await _first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
+            await first_time(request, f"plivo:{signature}", UNTIMED_SIGNATURE_SECONDS)
         else:
             _keyless_only(state, "PLIVO_AUTH_TOKEN")
     stream = await _stream_url(request, "plivo")
@@ -159,7 +159,7 @@ async def _read(request: Request) -> tuple[PhoneState, bytes, list[tuple[str, st
     return state, raw, params, public_base(state.settings, request.headers, request.url.scheme)
 
 
-async def _first_time(request: Request, key: str, seconds: float) -> None:
+async def first_time(request: Request, key: str, seconds: float) -> None:
     """A signed request seen before, at any replica (with several regions: of any region), is a replay."""
     if key.endswith(":"):
         raise ApiError(403, "replayed", "this webhook names no call to answer once")
@@ -237,7 +237,7 @@ async def carrier_recording_status(request: Request, carrier: str, session_id: s
             recording = recording_from_form(carrier, params)
         except CallbackRefused as exc:
             raise ApiError(400, "invalid_form", str(exc)) from None
-        await _first_time(request, f"{carrier}-recording:{signature}", seconds)
+        await first_time(request, f"{carrier}-recording:{signature}", seconds)
     app = app_state(request)
     timeline = app.sessions.timeline
     if recording.status == "completed":

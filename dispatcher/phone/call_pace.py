@@ -1,0 +1,28 @@
+"""A carrier's calls-per-second, paced across every replica: a trunk's `cps` (dispatcher/phone/trunk_calls.py)
+or a Twilio account's (dispatcher/phone/twilio_dial.py). Both take their turns from the store's
+deployment-wide bucket, the one a provider's create limit uses: a call may reserve the next turn and wait
+for it, at most `max_wait` seconds, else it is refused 429 with the wait, and nothing was asked of the
+carrier."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from dispatcher.errors import ApiError
+from dispatcher.store.coordination import CreateLimits
+
+
+async def paced(limits: CreateLimits, bucket: str, per_second: float, max_wait: float, *, code: str,
+                what: str, setting: str) -> float:
+    """Waits for the bucket's next turn; the seconds waited. `what` names the pace in the refusal
+    ("trunk 'far'"), `setting` the bound a team may raise."""
+    limit = limits.create_limit(f"{bucket}:{per_second:g}", per_second, 1)
+    turn = await limit.cold(max_wait)
+    if not turn.granted:
+        raise ApiError(429, code, f"{what} takes {per_second:g} calls a second: this call would wait "
+                       f"{turn.wait:.1f} s, more than {setting} ({max_wait:g} s); try again after Retry-After",
+                       retry_after=max(1.0, math.ceil(turn.wait)))
+    if turn.wait > 0:
+        await asyncio.sleep(turn.wait)
+    return turn.wait

@@ -1,0 +1,247 @@
+"""`POST /calls` through Twilio's Calls API: the dispatcher in-process, Twilio a strict fake on a real port
+(tests/fakes/twilio_outbound.py) whose signed callbacks reach the app through its ASGI transport. The
+create's fields, the outcomes of calls never answered, Twilio's refusals, answering machines with each
+choice, and the account's pace across two replicas on one real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dispatcher.app import create_app
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
+from dispatcher.phone.twilio_dial import TwilioDialSettings
+from dispatcher.phone.twilio_dialer import TwilioDialer
+from dispatcher.settings import Settings
+from dispatcher.store.client import DEFAULT_PREFIX
+from dispatcher.store.redis_coordination import RedisCoordination
+from tests.dispatcher.store.conftest import settings_for
+from tests.fakes.server import serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall, sign
+from tests.support.redis_server import RedisServer, redis_server
+
+PUBLIC = "https://calls.example.com"
+CALL = {"to": "+14155550100", "from": "+14155550199", "carrier": "twilio"}
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilioCalls]:
+    with serve(FakeTwilioCalls(create_per_second=50)) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
+           "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "50"}
+    app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+    await app.state.voicefleet.aclose()
+
+
+async def placed(api: httpx.AsyncClient, twilio: FakeTwilioCalls, **change: Any) -> tuple[str, PlacedCall]:
+    answer = await api.post("/calls", json={**CALL, **change})
+    assert answer.status_code == 201, answer.text
+    call = twilio.calls_by_sid[answer.json()["call_sid"]]
+    assert isinstance(call, PlacedCall)
+    return answer.json()["session_id"], call
+
+
+async def events(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    state = api.app.state.voicefleet  # type: ignore[attr-defined]
+    await state.sessions.timeline.settled()
+    return list(await state.sessions.timeline.read(session_id))
+
+
+def outcomes(timeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(e["event"], e.get("outcome") or e.get("reason")) for e in timeline
+            if e["event"] in ("call_outcome", "ended")]
+
+
+async def test_a_twilio_call_is_created_with_its_stream_its_signed_callbacks_and_async_amd(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    answer = await api.post("/calls", json=CALL)
+    assert answer.status_code == 201, answer.text
+    shown = answer.json()
+    assert shown["carrier"] == "twilio" and shown["status"] == "starting" and shown["call_sid"].startswith("CA")
+    call = twilio.placed[0]
+    assert call.one("To") == CALL["to"] and call.one("From") == CALL["from"] and call.one("Timeout") == "30"
+    assert call.stream_url.startswith("wss://calls.example.com/ws/twilio/")
+    callbacks = f"{PUBLIC}/phone/twilio/calls/{shown['session_id']}/"
+    assert (call.one("StatusCallback") or "").startswith(callbacks)
+    assert (call.one("AsyncAmdStatusCallback") or "").startswith(callbacks)
+    assert [v for k, v in call.form if k == "StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    assert (call.one("MachineDetection"), call.one("AsyncAmd")) == ("Enable", "true")  # the default: hang_up
+    assert "TWILIO" not in call.stream_url and AUTH_TOKEN not in call.stream_url
+
+
+@pytest.mark.parametrize(("status", "outcome"), [("busy", "busy"), ("no-answer", "no_answer"),
+                                                 ("failed", "failed"), ("canceled", "canceled")])
+async def test_a_call_never_answered_ends_its_session_with_the_outcome(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls, status: str, outcome: str) -> None:
+    session_id, call = await placed(api, twilio)
+    answers = await twilio.finish(call.sid, status)
+    assert answers and all(a.status_code == 204 for a in answers), [a.text for a in answers]
+    timeline = await events(api, session_id)
+    assert outcomes(timeline) == [("call_outcome", outcome), ("ended", outcome)], timeline
+    assert timeline[0]["event"] == "requested" and timeline[-1]["call_sid"] == call.sid
+
+
+async def test_an_answered_call_records_answered_and_its_session_goes_on(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    session_id, call = await placed(api, twilio)
+    assert all(a.status_code == 204 for a in await twilio.answer(call.sid))
+    assert outcomes(await events(api, session_id)) == [("call_outcome", "answered")]
+
+
+@pytest.mark.parametrize(("change", "code", "twilio_code"), [
+    ({"to": "+1415"}, "invalid_to", "21211"), ({"from": "+14155550111"}, "invalid_from", "21210")])
+async def test_a_number_twilio_refuses_is_422_with_its_error_and_the_session_ends_not_placed(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls, change: dict[str, str], code: str, twilio_code: str) -> None:
+    answer = await api.post("/calls", json={**CALL, **change}, headers={"Idempotency-Key": f"refused-{code}"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == code and twilio_code in answer.json()["error"]["message"]
+    assert twilio.placed == []
+
+
+async def test_twilio_s_429_is_answered_429_with_retry_after_and_not_retried_within_its_wait(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    twilio.create_per_second = 1  # the fake's CPS below the dispatcher's setting: Twilio refuses the second
+    await placed(api, twilio)
+    refused = await api.post("/calls", json=CALL)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "twilio_throttled" and int(refused.headers["Retry-After"]) >= 1
+    # Its retry, within Twilio's wait, was held back unsent: Twilio saw the two creates only.
+    assert len(twilio.calls_to("POST", "Calls.json")) == 2
+
+
+async def test_a_callback_not_signed_by_twilio_or_replayed_is_refused(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    session_id, call = await placed(api, twilio)
+    url = call.one("StatusCallback") or ""
+    form = [("AccountSid", ACCOUNT_SID), ("CallSid", call.sid), ("CallStatus", "busy")]
+    path = url.removeprefix(PUBLIC)
+    forged = await api.post(path, data=dict(form), headers={"X-Twilio-Signature": sign("not-the-token", url, form)})
+    assert forged.status_code == 403, forged.text
+    other = url.replace(session_id, session_id[:-1] + ("a" if session_id[-1] != "a" else "b"))
+    elsewhere = await api.post(other.removeprefix(PUBLIC), data=dict(form),
+                               headers={"X-Twilio-Signature": sign(AUTH_TOKEN, other, form)})
+    assert elsewhere.status_code == 403, elsewhere.text  # another session's URL: its MAC does not match
+    signed = {"X-Twilio-Signature": sign(AUTH_TOKEN, url, form)}
+    assert (await api.post(path, data=dict(form), headers=signed)).status_code == 204
+    assert (await api.post(path, data=dict(form), headers=signed)).status_code == 403  # the same again
+    assert outcomes(await events(api, session_id)) == [("call_outcome", "busy"), ("ended", "busy")]
+
+
+async def test_a_machine_with_hang_up_ends_the_call_at_twilio_and_records_voicemail(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    session_id, call = await placed(api, twilio)
+    await twilio.answer(call.sid)
+    answer = await twilio.detect(call.sid, "machine_start")
+    assert answer is not None
+    assert answer.status_code == 204, answer.text
+    assert call.status == "completed" and call.twiml == []
+    timeline = await events(api, session_id)
+    assert outcomes(timeline) == [("call_outcome", "answered"), ("call_outcome", "voicemail"), ("ended", "voicemail")]
+    assert [e["answered_by"] for e in timeline if e["event"] == "answered_by"] == ["machine_start"]
+
+
+async def test_a_person_answering_changes_nothing(api: httpx.AsyncClient, twilio: FakeTwilioCalls) -> None:
+    session_id, call = await placed(api, twilio)
+    await twilio.answer(call.sid)
+    assert (await twilio.detect(call.sid, "human")) is not None
+    assert call.status == "in-progress" and call.twiml == []
+    assert outcomes(await events(api, session_id)) == [("call_outcome", "answered")]
+
+
+@pytest.mark.parametrize(("voicemail", "mode", "verdict"), [("message", "DetectMessageEnd", "machine_end_beep"),
+                                                           ("flag", "Enable", "machine_start")])
+async def test_a_machine_with_message_or_flag_hands_the_call_to_a_bot_told_who_answered(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls, voicemail: str, mode: str, verdict: str) -> None:
+    session_id, call = await placed(api, twilio, voicemail=voicemail, body={"campaign": "renewals"})
+    assert call.one("MachineDetection") == mode
+    await twilio.answer(call.sid)
+    answer = await twilio.detect(call.sid, verdict)
+    assert answer is not None
+    assert answer.status_code == 204, answer.text
+    assert call.status == "in-progress" and len(call.twiml) == 1
+    token = call.twiml[0].split("/ws/twilio/")[1].split('"')[0]
+    assert token not in call.stream_url  # a new stream, with a token of its own
+    grant = api.app.state.voicefleet.phone.tokens.check(token, "twilio")  # type: ignore[attr-defined]
+    assert grant.body["answered_by"] == verdict and grant.body["body"] == {"campaign": "renewals"}
+    timeline = await events(api, session_id)
+    assert outcomes(timeline)[-2:] == [("call_outcome", "voicemail"), ("ended", "voicemail")]
+    assert timeline[-1]["continued_in"] != session_id
+
+
+async def test_without_twilio_s_credentials_a_twilio_call_says_which_settings_to_set() -> None:
+    app = create_app(Settings(), env={}, machines=LocalMachines(LocalSettings()), rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        answer = await client.post("/calls", json={k: v for k, v in CALL.items() if k != "carrier"})
+        mixed = await client.post("/calls", json={**CALL, "trunk": "far"})
+    await app.state.voicefleet.aclose()
+    assert answer.status_code == 503 and "TWILIO_ACCOUNT_SID" in answer.json()["error"]["message"], answer.text
+    assert mixed.status_code == 422 and mixed.json()["error"]["code"] == "trunk_not_used"
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as server:
+        yield server
+
+
+async def test_two_replicas_never_create_calls_faster_than_the_account_s_pace(redis: RedisServer) -> None:
+    """Two replicas on one redis-server, the account at 2 calls a second, six calls at once between them:
+    the n-th create Twilio saw came at least n half-seconds after the first (less the first's own delay
+    on its way, a quarter second of slack: unpaced, all six come within a few milliseconds)."""
+    prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
+    replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
+    settings = TwilioDialSettings(calls_per_second=2.0, max_wait_seconds=5.0)
+    with serve(FakeTwilioCalls(create_per_second=100)) as fake:  # Twilio queues past its CPS: times show it
+        clients = [TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), fake.url) for _ in replicas]
+        dialers = [TwilioDialer(settings, client, ACCOUNT_SID, c, c.session_values(b"k" * 32))
+                   for client, c in zip(clients, replicas, strict=True)]
+
+        async def place(n: int) -> str:
+            dialer = dialers[n % 2]
+            await dialer.pace()
+            form = [("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", "<Response/>")]
+            return await dialer.place(f"s{n}", form, {"owner": "x", "body": {}, "voicemail": "hang_up"})
+
+        try:
+            sids = await asyncio.gather(*(place(n) for n in range(6)))
+        finally:
+            for each in clients:
+                await each.aclose()
+            for coordination in replicas:
+                await coordination.aclose()
+        created = fake.created_at
+    assert len(set(sids)) == 6 and len(created) == 6
+    since_first = [at - created[0] for at in created]
+    assert all(since >= 0.5 * n - 0.25 for n, since in enumerate(since_first)), since_first
+
+
+@pytest.mark.parametrize(("change", "status", "code"), [
+    ({"Record": "true", "Colour": "blue"}, 400, 20001), ({"From": "14155550199"}, 400, 21212),
+    ({"To": "+1415"}, 400, 21211), ({"Timeout": "soon"}, 400, 21208), ({"MachineDetection": "Maybe"}, 400, 20001)])
+async def test_the_fake_refuses_a_create_as_twilio_does(twilio: FakeTwilioCalls, change: dict[str, str], status: int,
+                                                      code: int) -> None:
+    """The fake is never more lenient than Twilio: what the dispatcher sends is held to the documented fields."""
+    form = {"To": "+14155550100", "From": "+14155550199", "Twiml": "<Response/>", **change}
+    async with httpx.AsyncClient(base_url=twilio.url, auth=(ACCOUNT_SID, AUTH_TOKEN)) as client:
+        answer = await client.post(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json", data=form)
+        good = await client.post(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
+                                 data={"To": "+14155550100", "From": "+14155550199", "Twiml": "<Response/>"})
+    assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
+    assert good.status_code == 201 and good.json()["status"] == "queued"

@@ -1,0 +1,220 @@
+"""The strict Twilio fake (tests/fakes/twilio.py) with calls placed out: Calls create, its status
+callbacks and answering-machine detection (https://www.twilio.com/docs/voice/api/call-resource,
+https://www.twilio.com/docs/voice/answering-machine-detection).
+
+    POST /2010-04-01/Accounts/{AccountSid}/Calls.json   form: To, From, Twiml | Url, StatusCallback, …
+
+Strict where Twilio is: the documented create parameters only (anything else 400, 20001); `To` and
+`From` required; `To` not a dialable number is 400 with error 21211, `From` not a phone number 21212,
+`From` that is not one of the account's numbers 21210; `Timeout` a positive whole number (21208);
+`MachineDetection` `Enable` or `DetectMessageEnd`; `AsyncAmd` `true`/`false`; `StatusCallbackEvent`
+only `initiated`, `ringing`, `answered`, `completed`; the TwiML as an update's. Past `create_per_second`
+creates a second (its CPS), 429 with error 20429. Every create's time is kept (`created_at`, monotonic).
+
+The test plays the far end: `answer`, `finish` (busy, no-answer, failed, canceled, or completed after an
+answer) send the status callbacks the create asked for, and `detect` the asynchronous AMD verdict
+(`AnsweredBy`: with `Enable` human, machine_start, fax or unknown; with `DetectMessageEnd` human,
+machine_end_beep, machine_end_silence, machine_end_other, fax or unknown), each POSTed form-encoded and
+signed with `X-Twilio-Signature` as Twilio signs (HMAC-SHA1 of the URL and the sorted parameters, keyed
+with the auth token: written here, not the dispatcher's code).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.twilio import MAX_TWIML_CHARS, FakeCall, FakeTwilio, error
+
+CREATE_FIELDS = frozenset({
+    "To", "From", "Url", "Method", "Twiml", "ApplicationSid", "FallbackUrl", "FallbackMethod", "StatusCallback",
+    "StatusCallbackEvent", "StatusCallbackMethod", "SendDigits", "Timeout", "Record", "RecordingChannels",
+    "RecordingStatusCallback", "RecordingStatusCallbackMethod", "RecordingStatusCallbackEvent", "RecordingTrack",
+    "SipAuthUsername", "SipAuthPassword", "MachineDetection", "MachineDetectionTimeout",
+    "MachineDetectionSpeechThreshold", "MachineDetectionSpeechEndThreshold", "MachineDetectionSilenceTimeout",
+    "AsyncAmd", "AsyncAmdStatusCallback", "AsyncAmdStatusCallbackMethod", "Byoc", "CallReason", "CallToken",
+    "CallerId", "Trim", "TimeLimit"})
+EVENTS = ("initiated", "ringing", "answered", "completed")
+ANSWERED_BY = {"Enable": ("human", "machine_start", "fax", "unknown"),
+               "DetectMessageEnd": ("human", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax",
+                                    "unknown")}
+NOT_ANSWERED = ("busy", "no-answer", "failed", "canceled")
+DIALABLE = re.compile(r"\+[1-9][0-9]{7,14}")  # what the fake's network rings: E.164, 8 to 15 digits
+PHONE = re.compile(r"\+[1-9][0-9]{1,14}")
+STREAM_URL = re.compile(r'<Stream url="([^"]+)"')
+
+
+def sign(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
+    """Twilio's request signature: the URL, then each parameter's name and value, sorted by name."""
+    signed = url + "".join(key + value for key, value in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+
+
+@dataclass
+class PlacedCall(FakeCall):
+    form: list[tuple[str, str]] = field(default_factory=list)
+    sequence: int = 0
+
+    def one(self, name: str) -> str | None:
+        return next((value for key, value in self.form if key == name), None)
+
+    @property
+    def stream_url(self) -> str:
+        found = STREAM_URL.search(self.one("Twiml") or "")
+        assert found is not None, self.form
+        return found.group(1).replace("&amp;", "&")
+
+
+class FakeTwilioCalls(FakeTwilio):
+    def __init__(self, *, numbers: tuple[str, ...] = ("+14155550199",), create_per_second: float = 1.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.numbers = set(numbers)  # the account's own numbers: a call's From
+        self.create_per_second = create_per_second
+        self.created_at: list[float] = []  # time.monotonic() of every create Twilio took
+        self.placed: list[PlacedCall] = []
+        self._creates: list[float] = []
+        self._auth_token = next(secret for user, secret in self.logins if user == self.account_sid)
+        # How callbacks reach the dispatcher: over the network, or (an in-process app) its ASGI transport.
+        self.deliver: Callable[[], httpx.AsyncClient] = lambda: httpx.AsyncClient(timeout=10)
+
+    def routes(self) -> list[Route]:
+        return [Route("/2010-04-01/Accounts/{account}/Calls.json", self._create, methods=["POST"]), *super().routes()]
+
+    def _over_cps(self) -> bool:
+        now = time.monotonic()
+        self._creates = [t for t in self._creates if now - t < 1.0]
+        if len(self._creates) >= self.create_per_second:
+            return True
+        self._creates.append(now)
+        return False
+
+    async def _create(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return error(401, 20003, "Authenticate")
+        if request.path_params["account"] != self.account_sid:
+            return error(404, 20404, f"The requested resource {request.url.path} was not found")
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+            return error(400, 20001, "the request body must be application/x-www-form-urlencoded")
+        form = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        refused = _refusal(form, self.numbers)
+        if refused is not None:
+            return refused
+        if self._over_cps():
+            return error(429, 20429, "Too Many Requests")
+        call = PlacedCall(f"CA{len(self.calls_by_sid) + 1:032x}", status="queued", form=form)
+        self.calls_by_sid[call.sid] = call
+        self.placed.append(call)
+        self.created_at.append(time.monotonic())
+        return JSONResponse({**self._resource(call), "direction": "outbound-api", "to": call.one("To"),
+                             "from": call.one("From")}, status_code=201)
+
+    async def _callback(self, call: PlacedCall, url: str | None, params: dict[str, str]) -> httpx.Response | None:
+        if not url:
+            return None
+        form = [("AccountSid", self.account_sid), ("CallSid", call.sid), *params.items()]
+        async with self.deliver() as client:
+            signature = sign(self._auth_token, url, form)
+            return await client.post(url, data=dict(form), headers={"X-Twilio-Signature": signature})
+
+    async def _status(self, call: PlacedCall, event: str, status: str) -> httpx.Response | None:
+        asked = [value for key, value in call.form if key == "StatusCallbackEvent"] or ["completed"]
+        call.status = status
+        if event not in asked:
+            return None
+        call.sequence += 1
+        return await self._callback(call, call.one("StatusCallback"), {
+            "CallStatus": status, "CallbackSource": "call-progress-events", "Direction": "outbound-api",
+            "From": call.one("From") or "", "To": call.one("To") or "", "ApiVersion": "2010-04-01",
+            "SequenceNumber": str(call.sequence - 1), "Timestamp": time.strftime("%a, %d %b %Y %H:%M:%S +0000")})
+
+    async def answer(self, sid: str) -> list[httpx.Response]:
+        """The far end picks up: `initiated`, `ringing`, `answered` (CallStatus `in-progress`)."""
+        call = self._placed(sid)
+        sent = [await self._status(call, "initiated", "initiated"), await self._status(call, "ringing", "ringing"),
+                await self._status(call, "answered", "in-progress")]
+        return [s for s in sent if s is not None]
+
+    async def finish(self, sid: str, status: str) -> list[httpx.Response]:
+        """The call ends: never answered (`busy`, `no-answer`, `failed`, `canceled`), or `completed`."""
+        assert status in (*NOT_ANSWERED, "completed"), status
+        call = self._placed(sid)
+        sent = []
+        if status in NOT_ANSWERED and call.status == "queued":
+            sent.append(await self._status(call, "initiated", "initiated"))
+            if status != "failed":
+                sent.append(await self._status(call, "ringing", "ringing"))
+        sent.append(await self._status(call, "completed", status))
+        return [s for s in sent if s is not None]
+
+    async def detect(self, sid: str, answered_by: str) -> httpx.Response | None:
+        """The asynchronous AMD verdict, to `AsyncAmdStatusCallback`."""
+        call = self._placed(sid)
+        mode = call.one("MachineDetection")
+        assert mode is not None and call.one("AsyncAmd") == "true", "this call was placed without async AMD"
+        assert answered_by in ANSWERED_BY[mode], f"{mode} never answers {answered_by}"
+        return await self._callback(call, call.one("AsyncAmdStatusCallback"),
+                                    {"AnsweredBy": answered_by, "MachineDetectionDuration": "2400"})
+
+    def _placed(self, sid: str) -> PlacedCall:
+        call = self.calls_by_sid[sid]
+        assert isinstance(call, PlacedCall), sid
+        return call
+
+
+def _refusal(form: list[tuple[str, str]], numbers: set[str]) -> Response | None:
+    """Twilio's answer to a create it refuses, or None."""
+    names = {key for key, _ in form}
+    unknown = names - CREATE_FIELDS
+    if unknown:
+        return error(400, 20001, f"Unknown parameters: {', '.join(sorted(unknown))}")
+    single = {key: value for key, value in form if key != "StatusCallbackEvent"}
+    if len(single) != sum(1 for key, _ in form if key != "StatusCallbackEvent"):
+        return error(400, 20001, "a parameter was given twice")
+    to, sender = single.get("To"), single.get("From")
+    if not to:
+        return error(400, 21201, "No 'To' number is specified")
+    if not sender:
+        return error(400, 21213, "No 'From' number is specified")
+    if not DIALABLE.fullmatch(to):
+        return error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+    if not PHONE.fullmatch(sender):
+        return error(400, 21212, f"Invalid 'From' Phone Number: {sender}")
+    if sender not in numbers:
+        return error(400, 21210, f"The source phone number provided, {sender}, is not yet verified for your account")
+    if not {"Url", "Twiml", "ApplicationSid"} & names:
+        return error(400, 21205, "Url, Twiml or ApplicationSid is required")
+    if "Timeout" in single and not (single["Timeout"].isdigit() and int(single["Timeout"]) > 0):
+        return error(400, 21208, "Invalid Timeout")
+    if single.get("MachineDetection", "Enable") not in ANSWERED_BY:
+        return error(400, 20001, "MachineDetection must be Enable or DetectMessageEnd")
+    if single.get("AsyncAmd", "false") not in ("true", "false"):
+        return error(400, 20001, "AsyncAmd must be true or false")
+    if any(key == "StatusCallbackEvent" and value not in EVENTS for key, value in form):
+        return error(400, 20001, f"StatusCallbackEvent must be among {', '.join(EVENTS)}")
+    return _twiml_refusal(single.get("Twiml"))
+
+
+def _twiml_refusal(twiml: str | None) -> Response | None:
+    if twiml is None:
+        return None
+    if len(twiml) > MAX_TWIML_CHARS:
+        return error(400, 20001, f"Twiml exceeds {MAX_TWIML_CHARS} characters")
+    try:
+        root = ET.fromstring(twiml)  # noqa: S314 (the dispatcher's own output, under test)
+    except ET.ParseError:
+        return error(400, 20001, "Twiml is not a valid XML document")
+    return None if root.tag == "Response" else error(400, 20001, "Twiml must be a <Response> document")
