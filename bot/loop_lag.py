@@ -10,12 +10,19 @@ busy machine) does: its pipeline's work, audio included, runs late by as much. E
 is summed into its wall-clock second, `[second, seconds late, seconds waited for a CPU]`, so that an
 eval can tell which of its turns the bot's machine held back (it reads them on its own wall clock:
 docs/evals.md, "A bot whose machine was busy").
+
+The pipeline's work is not all on the loop's thread: Pipecat's VAD analyses audio in an executor of
+its own, and a recogniser or a voice that blocks (a local decoder, eSpeak) runs in a worker thread
+(`asyncio.to_thread`) while the loop, idle, keeps time. Such a thread waits for a CPU only while it
+has work to do, so each second it waited is a second its work (a transcript, an answer's audio) came
+late: a tick counts the longest wait of the process's other Python threads as late and waited both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from pathlib import Path
 
@@ -28,14 +35,41 @@ NOTE_SECONDS = 0.005
 # turns of several seconds each.
 BUCKET_SECONDS = 1.0
 SCHEDSTAT = Path("/proc/thread-self/schedstat")  # run time, run-queue wait (ns), timeslices
+TASKS = Path("/proc/self/task")  # each thread's own schedstat, by its native id
 
 
-def waited_for_cpu() -> float | None:
-    """Seconds the calling thread has waited in the run queue in all; None where the kernel does not say."""
+def waited_for_cpu(schedstat: Path = SCHEDSTAT) -> float | None:
+    """Seconds a thread (by default the calling one) has waited in the run queue in all; None where the
+    kernel does not say (or the thread has ended)."""
     try:
-        return int(SCHEDSTAT.read_text().split()[1]) / 1e9
+        return int(schedstat.read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return None
+
+
+class WorkerWaits:
+    """The run-queue wait of the process's Python threads other than the loop's, tick by tick."""
+
+    def __init__(self, loop_thread: int) -> None:
+        self._loop_thread = loop_thread
+        self._waited: dict[int, float] | None = None  # native thread id → its wait in all at the last tick
+
+    def longest(self) -> float:
+        """The longest any of them waited for a CPU since the last call; a thread started meanwhile (an
+        executor starts its threads as work comes) since it started; 0 on the first call."""
+        longest, waited = 0.0, {}
+        for thread in threading.enumerate():
+            tid = thread.native_id
+            if tid is None or tid == self._loop_thread:
+                continue
+            now = waited_for_cpu(TASKS / str(tid) / "schedstat")
+            if now is None:
+                continue
+            waited[tid] = now
+            if self._waited is not None:
+                longest = max(longest, now - self._waited.get(tid, 0.0))
+        self._waited = waited
+        return longest
 
 
 class LoopLag:
@@ -69,11 +103,15 @@ class LoopLag:
     async def _watch(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             before = waited_for_cpu()  # one read a tick: each tick's end is the next one's start
+            workers = WorkerWaits(threading.get_native_id())
+            workers.longest()
             while True:
                 due = time.monotonic() + TICK_SECONDS
                 await asyncio.sleep(TICK_SECONDS)
                 after, late = waited_for_cpu(), max(0.0, time.monotonic() - due)
                 waited = 0.0 if before is None or after is None else max(0.0, after - before)
                 before = after
+                worker = workers.longest()  # a worker's work was as late as it waited
+                late, waited = max(late, worker), max(waited, worker)
                 if late > NOTE_SECONDS or waited > NOTE_SECONDS:
                     self.note(time.time(), late, waited)

@@ -1,11 +1,14 @@
 """The bot host's own measure of whether its machine let it keep real time (bot/loop_lag.py), on the
 real kernel: a loop starved of CPU (its threads and seven busy processes on one core) runs late
-waiting for a CPU; a bot that awaits 3 s before answering keeps its loop on time, and one that blocks
-its loop with `time.sleep` runs it late without waiting for a CPU."""
+waiting for a CPU, and so does the work of a worker thread starved so while the loop keeps time (a
+recogniser decoding in `asyncio.to_thread`); a bot that awaits 3 s before answering keeps its loop on
+time, one that blocks its loop with `time.sleep` runs it late without waiting for a CPU, and a worker
+thread that waits 3 s (on a service) waits for no CPU."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +21,7 @@ from botchannel.conversation import MAX_STALLS, conversation_figures
 from voicefleet.evals.bot_behind import DEFAULT_BOT_BEHIND_LIMIT
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bots"))
-from cpu_starved import starved  # noqa: E402 - the test bots' folder, as a planted bot imports it
+from cpu_starved import starved, starved_worker  # noqa: E402 - the test bots' folder, as a planted bot imports it
 
 pytestmark = pytest.mark.skipif(waited_for_cpu() is None, reason="the kernel reports no run-queue wait here")
 
@@ -46,6 +49,22 @@ async def test_a_loop_starved_of_cpu_runs_late_waiting_for_one_and_a_slow_or_blo
     assert behind < DEFAULT_BOT_BEHIND_LIMIT, behind
     late, behind = await watched(blocked, 3.0)
     assert late >= 2.9 and behind < DEFAULT_BOT_BEHIND_LIMIT, (late, behind)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the loop keeps time on a core the hogs leave it")
+async def test_a_worker_thread_starved_of_cpu_holds_the_bot_back_as_long_as_it_waited() -> None:
+    waited: list[float] = []
+
+    async def decoding(seconds: float) -> None:  # a recogniser's turn, while the loop keeps time
+        waited.append(await starved_worker(seconds))
+
+    _, behind = await watched(decoding, 0.2)
+    assert waited[0] > DEFAULT_BOT_BEHIND_LIMIT and behind >= 0.9 * waited[0], (waited, behind)
+
+
+async def test_a_worker_thread_that_waits_on_a_service_does_not_hold_the_bot_back() -> None:
+    _, behind = await watched(lambda seconds: asyncio.to_thread(time.sleep, seconds), 3.0)
+    assert behind < DEFAULT_BOT_BEHIND_LIMIT, behind
 
 
 def test_stalls_are_summed_per_second_and_bounded_and_reach_the_channel_whole() -> None:

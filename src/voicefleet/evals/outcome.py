@@ -23,8 +23,8 @@ class Stall(NamedTuple):
     """A second of the bot host's call in which its loop was held back (bot/loop_lag.py)."""
 
     at: float  # the wall-clock second
-    late: float  # seconds its loop woke late in it
-    waited: float  # seconds its loop's thread waited for a CPU in it: its machine was busy
+    late: float  # seconds its loop woke late in it (or a worker thread's work ran late: its wait)
+    waited: float  # seconds its loop's thread (or a worker thread) waited for a CPU in it: its machine was busy
 
 
 @dataclass
