@@ -72,7 +72,8 @@ def load_stack(name: str, root: Path = ROOT) -> StackSettings:
     prefix = f"{NAMESPACE}:"
     values.update({key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)})
     size, profile = str(values.get("size") or ""), str(values.get("profile") or "")
-    found = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None)
+    found = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None,
+                    cloud=str(values.get("cloud", "")))
     for key, value in list(values.items()):
         if str(value) == "" and key in found:
             values[key] = found[key][0]

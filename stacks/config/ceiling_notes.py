@@ -131,7 +131,8 @@ def stack_notes(config: Mapping[str, str]) -> list[str]:
     if config.get(f"{NAMESPACE}:role") == "frontDoor":
         return []  # a front door runs no bots
     size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
-    from_size = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None)
+    from_size = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None,
+                        cloud=config.get(f"{NAMESPACE}:cloud", ""))
 
     def value(key: str) -> str:
         return config.get(f"{NAMESPACE}:{key}") or from_size.get(key, (str(DEFAULTS.get(key, "")), "default"))[0]

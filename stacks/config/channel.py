@@ -151,15 +151,24 @@ def cloud_run_concurrency(settings: Settings, min_instances: int) -> int:
     is lost, plus the API's own."""
     if not enabled(settings):
         return API_CONCURRENCY
-    return -(-held_requests(settings) // surviving_instances(min_instances)) + API_CONCURRENCY
+    return _concurrency(held_requests(settings), min_instances)
+
+
+def _concurrency(held: int, min_instances: int) -> int:
+    return -(-held // surviving_instances(min_instances)) + API_CONCURRENCY
 
 
 def held_requests(settings: Settings) -> int:
-    """Requests held open at the peak: every session's three (its bot's channel, and, relayed over a
-    WebSocket, the client's or carrier's socket and its bot's media socket, each a request on Cloud
-    Run: https://cloud.google.com/run/docs/triggering/websockets) and every idle or warming reserve
-    bot's channel. Daily sessions hold one, but any API key may make a session a relayed one."""
-    return SOCKETS_PER_RELAYED_CALL * settings.max_concurrent_sessions + settings.reserve.max_idle
+    """Requests held open at the peak (`_held`)."""
+    return _held(settings.max_concurrent_sessions, settings.reserve.max_idle)
+
+
+def _held(sessions: int, max_idle: int) -> int:
+    """Every session's three requests (its bot's channel, and, relayed over a WebSocket, the client's or
+    carrier's socket and its bot's media socket, each a request on Cloud Run:
+    https://cloud.google.com/run/docs/triggering/websockets) and every idle or warming reserve bot's
+    channel. Daily sessions hold one, but any API key may make a session a relayed one."""
+    return SOCKETS_PER_RELAYED_CALL * sessions + max_idle
 
 
 def relayed_cores(settings: Settings) -> Fraction:
@@ -167,28 +176,52 @@ def relayed_cores(settings: Settings) -> Fraction:
     return settings.max_concurrent_sessions * CORE_SHARE_PER_CALL
 
 
-def _minimum_fits(settings: Settings, min_instances: int) -> bool:
-    return (cloud_run_concurrency(settings, min_instances) <= CLOUD_RUN_MAX_CONCURRENCY
-            and surviving_instances(min_instances) * CLOUD_RUN_VCPUS * CPU_CEILING >= relayed_cores(settings))
+def _minimum_fits(held: int, cores: Fraction, min_instances: int) -> bool:
+    return (_concurrency(held, min_instances) <= CLOUD_RUN_MAX_CONCURRENCY
+            and surviving_instances(min_instances) * CLOUD_RUN_VCPUS * CPU_CEILING >= cores)
 
 
-def instances_needed(settings: Settings) -> int:
+def _instances_needed(held: int, cores: Fraction) -> int:
     """The least dispatcherMinInstances whose survivors hold every request beside the API's and
     relay every session's audio within `CPU_CEILING` of their vCPUs."""
-    for_requests = -(-held_requests(settings) // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
-    for_cpu = math.ceil(relayed_cores(settings) / (CLOUD_RUN_VCPUS * CPU_CEILING)) + 1
+    for_requests = -(-held // (CLOUD_RUN_MAX_CONCURRENCY - API_CONCURRENCY)) + 1
+    for_cpu = math.ceil(cores / (CLOUD_RUN_VCPUS * CPU_CEILING)) + 1
     return max(for_requests, for_cpu, 2)
 
 
 def scaling_needed(settings: Settings, min_instances: int) -> tuple[int, int]:
-    """The least (dispatcherMinInstances, dispatcherMaxInstances) for the peak: the minimum as given
-    if it fits, else `instances_needed`; the maximum at least that, and enough instances for the
-    autoscaler's 60 % target of concurrency and of CPU at that minimum's concurrency."""
-    minimum = min_instances if _minimum_fits(settings, min_instances) else instances_needed(settings)
-    concurrency = cloud_run_concurrency(settings, minimum)
-    maximum = max(minimum, 1, math.ceil(held_requests(settings) / (CLOUD_RUN_TARGET * concurrency)),
-                  math.ceil(relayed_cores(settings) / (CLOUD_RUN_TARGET * CLOUD_RUN_VCPUS)))
+    """`least_instances` for the stack's peak."""
+    return least_instances(settings.max_concurrent_sessions, settings.reserve.max_idle, min_instances)
+
+
+def least_instances(sessions: int, max_idle: int, min_instances: int) -> tuple[int, int]:
+    """The least (dispatcherMinInstances, dispatcherMaxInstances) for a peak of `sessions` and `max_idle`
+    reserve bots, with the channel: the minimum as given if it fits, else the least whose survivors hold
+    it; the maximum at least that, and enough instances for the autoscaler's 60 % target of
+    concurrency and of CPU at that minimum's concurrency."""
+    held, cores = _held(sessions, max_idle), sessions * CORE_SHARE_PER_CALL
+    minimum = min_instances if _minimum_fits(held, cores, min_instances) else _instances_needed(held, cores)
+    maximum = max(minimum, 1, math.ceil(held / (CLOUD_RUN_TARGET * _concurrency(held, minimum))),
+                  math.ceil(cores / (CLOUD_RUN_TARGET * CLOUD_RUN_VCPUS)))
     return minimum, maximum
+
+
+def unset_instances_risen(settings: Settings, minimum: int, maximum: int, *, min_set: bool,
+                          max_set: bool) -> tuple[int, int]:
+    """`risen_instances` for the stack's peak, with the channel (without it nothing rises)."""
+    if not enabled(settings):
+        return minimum, maximum
+    return risen_instances(settings.max_concurrent_sessions, settings.reserve.max_idle, minimum, maximum,
+                           min_set=min_set, max_set=max_set)
+
+
+def risen_instances(sessions: int, max_idle: int, minimum: int, maximum: int, *, min_set: bool,
+                    max_set: bool) -> tuple[int, int]:
+    """With the channel, an unset dispatcherMinInstances or dispatcherMaxInstances rises from its
+    default to the least the peak needs (`least_instances`); a default that holds the peak stays, and
+    so does a set value (`cloud_run_limits` refuses it below the least)."""
+    least_min, least_max = least_instances(sessions, max_idle, minimum)
+    return minimum if min_set else least_min, maximum if max_set else max(maximum, least_max)
 
 
 def cloud_run_limits(cfg: Reader, settings: Settings, min_instances: int, max_instances: int) -> None:

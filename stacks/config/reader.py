@@ -199,11 +199,11 @@ class Reader:
         return SettingsError(f"Invalid stack configuration: {self.key(name)} {problem}")
 
     def default(self, name: str) -> Any:
-        """An unset key's value: what the stack's size or profile derives, else DEFAULTS."""
+        """An unset key's value: what the stack's cloud, size or profile derives, else DEFAULTS."""
         if self.namespace == NAMESPACE and name in derived_keys():
             size = self.string("size", choices=SIZE_NAMES) if self.raw("size") else None
             profile = self.string("profile", choices=PROFILE_NAMES)
-            if (found := derived(size, profile).get(name)) is not None:
+            if (found := derived(size, profile, cloud=self.raw("cloud") or "").get(name)) is not None:
                 return found[0]
         return DEFAULTS[name]
 

@@ -364,6 +364,10 @@ def _gcp(cfg: Reader, settings: Settings) -> GcpSettings:
             raise cfg.fail("tags", f"{key}={value!r} is not a valid GCP label (lowercase, digits, - and _)")
     minimum = cfg.integer("dispatcherMinInstances", minimum=0, maximum=100)
     maximum = cfg.integer("dispatcherMaxInstances", minimum=1, maximum=1000)
+    # Unset, with the channel, they rise to the least the sessions need (stacks/config/derived.py shows it).
+    minimum, maximum = channel_settings.unset_instances_risen(
+        settings, minimum, maximum, min_set=cfg.raw("dispatcherMinInstances") is not None,
+        max_set=cfg.raw("dispatcherMaxInstances") is not None)
     # Before the plain order check: with the channel, one refusal names the least of both.
     channel_settings.cloud_run_limits(cfg, settings, minimum, maximum)
     if settings.regions is not None and minimum < 1:

@@ -104,8 +104,9 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
     itself (a resource's id, a fixed value). `pending`: pending_keys, read once for every setting."""
     cloud = config.get(f"{NAMESPACE}:cloud", "")
     size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
-    from_size = derived(size if size in SIZE_NAMES else None, None)
-    from_profile = derived(None, profile if profile in PROFILE_NAMES else None)
+    found = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None, cloud=cloud)
+    # What derived a key: `size: large`, `profile: prod`, `cloud: k8s` (stacks/config/derived.py).
+    by = {"size": f"size: {size}", "profile": f"profile: {profile or DEFAULT_PROFILE}", "cloud": f"cloud: {cloud}"}
     pending = pending_keys(stack, config) if pending is None else pending
     shown: list[str] = []
 
@@ -117,10 +118,8 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
             return f"stack key {key} (not in {stack_file(stack).name} yet: a placeholder, as the plan's)"
         if _full(key) in config:
             return f"stack key {key} ({where(key)})"
-        if key in from_size and from_size[key][1] == "size":
-            return f"stack key {key} (derived from size: {size})"
-        if key in from_profile:
-            return f"stack key {key} (derived from profile: {profile or DEFAULT_PROFILE})"
+        if key in found:
+            return f"stack key {key} (derived from {by[found[key][1]]})"
         return f"stack key {key}'s default (Pulumi.yaml)"
 
     for entry in keys_of(setting, cloud):
@@ -129,8 +128,8 @@ def source(setting: str, stack: str, config: Mapping[str, str], given: frozenset
             shown.append(f"stack key {entry.key} (not in {stack_file(stack).name} yet: a placeholder, as the plan's)")
         elif full in config:
             shown.append(f"stack key {entry.key} ({where(entry.key)})")
-        elif entry.key in from_size and from_size[entry.key][1] == "size":
-            shown.append(f"derived from size: {size} (stack key {entry.key})")  # which key the size set
+        elif entry.key in found:
+            shown.append(f"derived from {by[found[entry.key][1]]} (stack key {entry.key})")  # which key it set
         elif entry.key == "profile" and profile:
             shown.append(f"stack key profile ({where('profile')})")
         elif entry.how == SECRET:

@@ -58,7 +58,9 @@ def explain_key(key: str, stack: str, overrides: Mapping[str, str]) -> list[str]
               for name, value in (stack_document(stack).get("config") or {}).items()}
     size, profile = config.get(f"{NAMESPACE}:size"), config.get(f"{NAMESPACE}:profile")
     given = {name if ":" in name else f"{NAMESPACE}:{name}": value for name, value in overrides.items()}
-    by = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None).get(key)
+    cloud = config.get(f"{NAMESPACE}:cloud", "")
+    by = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None,
+                 cloud=cloud).get(key)
     if full in given:
         lines.append(f"  value: {given[full]} (--config)")
     elif full in config:
@@ -66,7 +68,8 @@ def explain_key(key: str, stack: str, overrides: Mapping[str, str]) -> list[str]
         shown = "(a secret, set)" if has_secure_value(value) else _shown(value)
         lines.append(f"  value: {shown} ({stack_file(stack).name})")
     elif by is not None:
-        lines.append(f"  value: {by[0]} (derived from {by[1]}: {size if by[1] == 'size' else profile or 'dev'})")
+        named = {"size": size, "cloud": cloud}.get(by[1], profile or "dev")
+        lines.append(f"  value: {by[0]} (derived from {by[1]}: {named})")
     else:
         lines.append(f"  value: unset in {stack_file(stack).name} (its default applies)")
     cloud = str(config.get(f"{NAMESPACE}:cloud", ""))

@@ -54,12 +54,14 @@ def documented_values(stack: str) -> dict[str, StackValue]:
 
 
 def effective(values: dict[str, StackValue], key: str) -> str:
-    """A key's value as the program reads it: set, else what the stack's size or profile derives, else
+    """A key's value as the program reads it: set, else what the stack's cloud, size or profile derives, else
     its default (an unknown size or profile is the program's error to name, not this check's)."""
     if (given := values.get(f"voicefleet:{key}")) is not None:
         return str(given.value)
     size, profile = (str(v.value) if (v := values.get(f"voicefleet:{name}")) else None for name in ("size", "profile"))
-    found = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None).get(key)
+    cloud = str(named.value) if (named := values.get("voicefleet:cloud")) else ""
+    found = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None,
+                    cloud=cloud).get(key)
     return found[0] if found is not None else str(DEFAULTS[key])
 
 

@@ -31,7 +31,8 @@ def planned(stack: str) -> tuple[DispatcherEnv, dict[str, str], str]:
     (env,) = stack_envs(stack)
     config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
     keys = {key.removeprefix("voicefleet:"): str(value) for key, value in config.items()}
-    sized = {key: value for key, (value, _) in derived(keys.get("size"), keys.get("profile")).items()}
+    sized = {key: value for key, (value, _) in derived(keys.get("size"), keys.get("profile"),
+                                                                 cloud=keys["cloud"]).items()}
     return env, {**sized, **keys}, keys["cloud"]
 
 

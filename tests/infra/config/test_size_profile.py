@@ -1,5 +1,5 @@
-"""A stack's `size` and `profile` derive the keys it leaves unset; a key it sets wins; a key nobody
-reads is refused with the nearest real one; the example production stacks stay short."""
+"""A stack's cloud, `size` and `profile` derive the keys it leaves unset; a key it sets wins; a key nobody
+reads is refused with the nearest real one (the example stacks stay short: test_stack_key_count.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import yaml
 
 from dispatcher.settings.derived import PROFILES, SIZES
 from stacks.azure.dispatcher import SECRETS_DIGEST_VARIABLE
-from stacks.config.derived import STACK_PROFILES, STACK_SIZES, derived_keys, markdown_table, sized
+from stacks.config.channel import risen_instances
+from stacks.config.derived import STACK_PROFILES, STACK_SIZES, derived, derived_keys, explain, markdown_table, sized
 from stacks.config.reader import DEFAULTS
 from stacks.config.settings import SettingsError
 from stacks.shared import contract
@@ -21,9 +22,6 @@ from tests.infra.helpers import ROOT
 
 BOT_TASK = "aws:ecs/taskDefinition:TaskDefinition"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-# The example stacks a reader copies for production (and the Kubernetes one), held short.
-EXAMPLE_STACKS = ("aws-prod", "gcp-prod", "azure-prod", "k8s-dev")
-MAX_EXAMPLE_KEYS = 15
 
 
 def test_a_size_derives_the_machines_and_a_profile_the_retention(stack: StackRunner) -> None:
@@ -90,11 +88,39 @@ def test_every_derived_key_is_one_the_program_reads() -> None:
     assert derived_keys() <= set(declared)
 
 
-def test_the_example_production_stacks_set_at_most_fifteen_keys() -> None:
-    counts = {name: len(yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())["config"])
-              for name in EXAMPLE_STACKS}
-    print("keys set per example stack:", counts)
-    assert all(count <= MAX_EXAMPLE_KEYS for count in counts.values()), counts
+def test_prod_holds_the_image_and_keeps_no_buffer_only_where_every_cold_start_pulls_it() -> None:
+    for cloud in ("aws", "gcp"):
+        found = derived(None, "prod", cloud=cloud)
+        assert (found["botImageBudgetMb"], found["reserveBuffer"]) == (("400", "profile"), ("0", "profile"))
+    for cloud in ("azure", "k8s"):
+        assert not {"botImageBudgetMb", "reserveBuffer"} & set(derived("large", "prod", cloud=cloud))
+
+
+def test_large_runs_three_to_six_azure_replicas_and_k8s_always_the_channel() -> None:
+    assert derived("large", None, cloud="azure")["dispatcherMinReplicas"] == ("3", "size")
+    assert derived("large", None, cloud="azure")["dispatcherMaxReplicas"] == ("6", "size")
+    assert "dispatcherMinReplicas" not in derived("large", None, cloud="aws")
+    assert derived(None, None, cloud="k8s")["botChannel"] == ("true", "cloud")
+    assert "botChannel" not in derived(None, None, cloud="aws")
+    assert explain({"voicefleet:cloud": "k8s"})[1] == "derived from cloud k8s: botChannel=true"
+
+
+def test_a_prod_stack_on_aws_gets_no_reserve_buffer_unless_it_sets_one(stack: StackRunner) -> None:
+    assert plain_environment("aws", stack("aws", profile="prod", **CHANNEL["aws"]))["RESERVE_BUFFER"] == "0.0"
+    run = stack("aws", profile="prod", reserveBuffer="0.1", **CHANNEL["aws"])
+    assert plain_environment("aws", run)["RESERVE_BUFFER"] == "0.1"
+
+
+def test_gcp_instances_rise_to_what_the_sessions_need_only_where_unset_and_too_few() -> None:
+    assert risen_instances(2500, 400, 0, 3, min_set=False, max_set=False) == (13, 18)
+    assert risen_instances(5, 2, 0, 3, min_set=False, max_set=False) == (0, 3)  # the defaults hold: kept
+    assert risen_instances(2500, 400, 20, 3, min_set=True, max_set=False) == (20, 27)  # 20 share less each
+    assert risen_instances(2500, 400, 2, 5, min_set=True, max_set=True) == (2, 5)  # set: cloud_run_limits refuses
+    config = {"voicefleet:cloud": "gcp", "voicefleet:profile": "prod", "voicefleet:maxConcurrentSessions": "2500",
+              "voicefleet:reserveMaxIdle": "400"}
+    assert "derived from maxConcurrentSessions and reserveMaxIdle: dispatcherMinInstances=13, " \
+           "dispatcherMaxInstances=18" in explain(config)
+    assert not any("dispatcherMinInstances" in line for line in explain({**config, "voicefleet:botChannel": "false"}))
 
 
 def test_the_pages_table_is_the_derivation_table() -> None:

@@ -52,16 +52,17 @@ def test_the_plan_passes_it_and_shows_no_key_value(tmp_path: Path, monkeypatch: 
     assert "K8S_BOT_SECRET" in said.out and "bot-keys-" in said.out  # the pods name the Secret
 
 
-def test_a_k8s_stack_without_its_channel_is_refused_by_the_stack_key(
+def test_a_k8s_stack_that_turns_its_channel_off_is_refused_by_the_stack_key(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A team's own stack file, whose header does not document botChannelToken (so no placeholder stands in for
-    it): the refusal names `botChannelToken`, the key a user sets, not the dispatcher's `BOT_CHANNEL_TOKEN and
-    BOT_CHANNEL_URL`."""
+    it), and which sets `botChannel: false` over what k8s derives (stacks/config/derived.py): the refusal names
+    the stack key a user sets, not the dispatcher's `BOT_CHANNEL_TOKEN and BOT_CHANNEL_URL`."""
     stack = with_bot_keys(tmp_path, monkeypatch, "k8s-dev", left_out="botChannelToken", bot_keys=())
     written = tmp_path / "stacks" / f"Pulumi.{stack}.yaml"
     written.write_text("".join(line for line in written.read_text().splitlines(keepends=True)
                                if not (line.startswith("#") and "botChannelToken" in line)
-                               and not line.strip().startswith("voicefleet:botChannel:")))
+                               and not line.strip().startswith("voicefleet:botChannel:"))
+                       + "  voicefleet:botChannel: false\n")
     assert config_check.main(["check", "--stack", stack]) == 1
     out = capsys.readouterr().out
     assert "botChannel must be true on k8s" in out and "pulumi config set botChannel true" in out, out
