@@ -22,6 +22,7 @@ import pytest
 from tests.bot.conftest import REPO, SPEECH_WAV
 from tests.bot.test_user_bots import SYNTAX_ERROR, first_loud_audio
 from tests.support.audio import BOT_AUDIO_RMS
+from tests.support.connect_until import connect_until
 from tests.support.ports import free_port
 from tests.support.webrtc_client import WebRTCClient
 
@@ -145,8 +146,8 @@ async def test_pipecats_runner_answers_the_bots_that_fail_in_their_session(
     with pipecat_runner(tmp_path / f"{name}.py") as (process, offer_url):
         said = OutputLines(process)
         client = WebRTCClient(offer_url, connect_timeout=5)
-        try:
-            await client.connect()  # the offer is answered: the runner loaded the file and called bot()
+        try:  # the offer answered: the runner loaded the file and called bot()
+            await connect_until(client, lambda: client.pc_id is not None)
         except TimeoutError:
             pass  # nothing runs the peer connection on the bot's side
         finally:
