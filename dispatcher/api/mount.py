@@ -35,6 +35,7 @@ from dispatcher.api.routers import (
     session_list,
     sessions,
     sip_end,
+    sip_eval_tokens,
     status,
     timeline,
     transfer,
@@ -48,7 +49,8 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
-           connect_hint.router, trunk_calls.router, transfer.router, sip_end.router)
+           connect_hint.router, trunk_calls.router, transfer.router, sip_end.router,
+           sip_eval_tokens.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:
