@@ -40,4 +40,4 @@ async def eval_mark(state: AppState, who: Caller, payload: StartRequest) -> Eval
     except EvalTokenRefused as refused:
         raise ApiError(403, "eval_token_refused", f"the call's X-Voicefleet-Eval token marks nothing: "
                        f"{_WHY.get(refused.reason, refused.reason)}", extra={"reason": refused.reason}) from None
-    return EvalMark(grant.release if grant.release is not None else payload.release, True)
+    return EvalMark(grant.release if grant.release is not None else payload.release, grant.evaluation)

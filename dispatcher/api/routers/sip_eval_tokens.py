@@ -26,6 +26,7 @@ class EvalTokenAsked(BaseModel):
 
     release: str | None = Field(default=None, max_length=128,
                                 description="the release the call runs; none: the key's, else the stable one")
+    eval: bool = Field(default=True, description="an eval's call; false: only pinned (a load test's)")
 
 
 class EvalTokenOut(BaseModel):
@@ -43,9 +44,10 @@ async def sip_eval_token(request: Request, who: Annotated[Caller, Depends(authen
     tokens = state.phone.eval_tokens
     if tokens is None:
         raise ApiError(503, "eval_tokens_unavailable", "this dispatcher makes no eval tokens", retry_after=5)
-    release = asked.release if asked is not None else None
+    asked = asked or EvalTokenAsked()
+    release = asked.release
     if release is not None:
         state.sessions.releases.choose("", pinned=release, caller_id=who.id)  # unknown: 422 unknown_release
-    token, grant = tokens.mint(who.id, release)
+    token, grant = tokens.mint(who.id, release, asked.eval)
     return {"token": token, "header": HEADER, "expires_in": max(0, int(grant.expires - time.time())),
             "release": release}

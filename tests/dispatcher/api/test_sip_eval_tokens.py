@@ -38,6 +38,14 @@ async def test_a_sip_start_with_its_keys_token_is_an_evals_call_pinned_to_the_to
     assert again.status_code == 403 and again.json()["error"]["reason"] == "replayed", again.text
 
 
+async def test_a_load_tests_token_pins_the_call_without_marking_it_an_evals(tmp_path: Path) -> None:
+    async with dispatcher(tmp_path) as (api, _):
+        asked = await api.post("/sip/eval_tokens", json={"release": "next", "eval": False}, headers=client())
+        started = await sip_start(api, asked.json()["token"])
+    claims = call_token_claims(started)
+    assert ("ev" in claims, claims.get("rel")) == (False, "next"), claims
+
+
 async def test_an_unknown_release_is_refused_when_the_token_is_asked_for(tmp_path: Path) -> None:
     async with dispatcher(tmp_path) as (api, _):
         asked = await api.post("/sip/eval_tokens", json={"release": "v99"}, headers=client())
