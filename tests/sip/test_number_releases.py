@@ -7,7 +7,9 @@ and runs the token's release; a forged token is refused 603 and starts nothing."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.phone.conftest import ECHO_BOT, phone_env
@@ -15,6 +17,7 @@ from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.sipp import run_sipp
 from tests.sip.test_calls import call_id_of, session_of
 from tests.sip.test_refusals import retry_after
+from tests.sip.test_sip_caller import loadtest, records
 from tests.support.http_client import api_client
 from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess, run_dispatcher
@@ -95,3 +98,14 @@ async def test_a_forged_eval_header_is_refused_603_and_marks_nothing(
         assert call.statuses()[-1] == 603 and retry_after(call.messages, 603) is None
         assert "eval_token_refused" in released_edge.log()
         assert (await api.get("/sessions")).json() == before
+
+
+def test_a_sip_load_test_with_release_runs_that_release_through_the_commands_own_caller(
+    released_dispatcher: DispatcherProcess, released_edge: EdgeProcess, tmp_path: Path,
+) -> None:
+    result = loadtest(released_dispatcher.base_url, f"sip:{NUMBER}@127.0.0.1:{released_edge.sip_port}", tmp_path,
+                      "--rate", "1/s", "--duration", "1s", "--turns", "0", "--release", "next")
+    (call,) = records(tmp_path)
+    assert call["session_id"], f"{result.output}\n{call}\n{released_edge.log()}"
+    session = httpx.get(f"{released_dispatcher.base_url}/sessions/{call['session_id']}", timeout=30).json()
+    assert (session["release"], "eval" in session) == ("next", False), session  # pinned, counted as a caller's
