@@ -3,8 +3,9 @@ not the caller, sends its start. The eval asks for one with its own API key (`PO
 sends it in its INVITE as `X-Voicefleet-Eval`, and the edge forwards it as the start's `eval_token`.
 A caller's SIP headers are anyone's to write, so the token proves itself: it is a call token
 (tokens.py, the one signing) under a key derived apart from the phone token key, binding the asking
-key's caller id, the release, the eval mark (a load test asks for a pin alone), a life of EVAL_TOKEN_SECONDS and a one-use id spent in the store's spent
-set (every replica sees it spent). The start it rides on must run as the same key (the number's)."""
+key's caller id, the release, the eval mark (a load test asks for a pin alone), a life of
+EVAL_TOKEN_SECONDS and a one-use id spent in the store's spent set (every replica sees it spent).
+The start it rides on must run as the same key (the number's)."""
 
 from __future__ import annotations
 
