@@ -76,13 +76,15 @@ class CallFlow:
 
 async def run_call(flow: CallFlow, link: DispatcherLink, api_key: str | None, body: dict[str, Any],
                    respond: Callable[[int, int | None], None], end: Callable[[], None],
-                   answer_seconds: float, release: str | None = None, line: dict[str, Any] | None = None) -> None:
+                   answer_seconds: float, release: str | None = None, line: dict[str, Any] | None = None,
+                   eval_token: str | None = None) -> None:
     """`respond(status, retry_after)` answers the INVITE, `end()` hangs up; both run on the SIP thread.
     `release`: the one the number's calls run (its start pins it); None: the dispatcher's choice.
-    `line`: the trunk's inbound price, which its start names for the session's cost; None: not priced."""
+    `line`: the trunk's inbound price, which its start names for the session's cost; None: not priced.
+    `eval_token`: the INVITE's `X-Voicefleet-Eval`, forwarded in the start (call_data.py)."""
     # Not given up at a CANCEL: the dispatcher may have made the session already, and only its
     # answer says which one to stop. The wait is bounded (REQUEST_SECONDS a try).
-    token = await link.call_token(api_key, body, release, line)
+    token = await link.call_token(api_key, body, release, line, eval_token)
     if isinstance(token, SipRefusal):
         if not flow.caller_gone.is_set():
             _refuse(respond, token, body)

@@ -45,11 +45,14 @@ class DispatcherLink:
         await self._http.close()
 
     async def call_token(self, api_key: str | None, body: dict[str, Any], release: str | None = None,
-                         line: dict[str, Any] | None = None) -> CallToken | SipRefusal:
-        """`line`: the call's trunk and its inbound price (config.py `TrunkPrice.line`), for its cost."""
+                         line: dict[str, Any] | None = None, eval_token: str | None = None) -> CallToken | SipRefusal:
+        """`line`: the call's trunk and its inbound price (config.py `TrunkPrice.line`), for its cost.
+        `eval_token`: the INVITE's `X-Voicefleet-Eval` (call_data.py), which the dispatcher checks."""
         payload: dict[str, Any] = {"transport": "exotel", "body": body}
         if release is not None:
             payload["release"] = release  # pinned: unknown there is 422 `unknown_release` (refusals.py)
+        if eval_token is not None:
+            payload["eval_token"] = eval_token  # refused there: 403 `eval_token_refused` (refusals.py)
         headers = {**_auth(api_key), "Idempotency-Key": uuid.uuid4().hex}
         if line is not None and self._edge_secret is not None:
             payload["sip_trunk"] = {k: v for k, v in line.items() if k != "direction"}

@@ -13,7 +13,7 @@ import logging
 import signal
 
 from sipedge.admission import Refused, admit, source_host
-from sipedge.call_data import call_body
+from sipedge.call_data import call_body, eval_token
 from sipedge.call_flow import CallFlow, run_call
 from sipedge.call_transfer import InboundCall
 from sipedge.config import EdgeConfig
@@ -91,7 +91,7 @@ class Edge:
         line = trunk.price.line(trunk.name, "inbound") if trunk.price is not None else None
         future = asyncio.run_coroutine_threadsafe(
             run_call(flow, self.link, decision.api_key, body, respond, lambda: self.stack.after_hold(call, call.end),
-                     self.config.answer_seconds, decision.release, line), self._loop)
+                     self.config.answer_seconds, decision.release, line, eval_token(message)), self._loop)
         self._loop.call_soon_threadsafe(self._track, future, InboundCall(call, flow, trunk, decision.number))
 
     def answered(self, session_id: str) -> InboundCall | None:

@@ -7,7 +7,14 @@ Retry-After says the server is out for that long), and not a 404, which says the
 nowhere and ends the call at the carrier. Anything else that stops the call before its bot is ready
 (the dispatcher full, draining, unreachable, the bot's start failed, the key refused) is `503
 Service Unavailable`, so the trunk tries its next route. 486 and 503 carry `Retry-After`: the
-dispatcher's own, else DEFAULT_RETRY_SECONDS."""
+dispatcher's own, else DEFAULT_RETRY_SECONDS.
+
+A call whose `X-Voicefleet-Eval` token the dispatcher refused (HTTP 403 `eval_token_refused`: forged,
+expired, spent, another key's) is `603 Decline`, without Retry-After: a 6xx tells the trunk not to try
+the call elsewhere (RFC 3261 §21.6), rightly, as every route reaches a dispatcher that refuses the same
+token; a 503 would mark the edge down, a 403 be taken for a source no trunk allows, and the caller's
+eval reads `sip_603` as its token refused. Only an eval sends the header, so a trunk's own calls never
+meet it unless its caller forged one."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 
 DEFAULT_RETRY_SECONDS = 5
 UNKNOWN_RELEASE = "unknown_release"
+EVAL_TOKEN_REFUSED = "eval_token_refused"  # noqa: S105 - an error code
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ def from_http(status: int, retry_after: str | None, code: str, release: str | No
     why = f"HTTP {status} {code}".strip()
     if code == UNKNOWN_RELEASE:
         return SipRefusal(500, None, f"{why}: the number's release {release!r} (the edge's file) is not live there")
+    if code == EVAL_TOKEN_REFUSED:
+        return SipRefusal(603, None, f"{why}: the INVITE's X-Voicefleet-Eval token was refused")
     seconds = DEFAULT_RETRY_SECONDS
     if retry_after is not None and retry_after.strip().isdigit():
         seconds = max(1, int(retry_after.strip()))

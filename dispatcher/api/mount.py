@@ -35,6 +35,7 @@ from dispatcher.api.routers import (
     session_list,
     sessions,
     sip_end,
+    sip_eval_tokens,
     status,
     timeline,
     transfer,
@@ -51,7 +52,7 @@ ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
            connect_hint.router, trunk_calls.router, twilio_dial.router, transfer.router, sip_end.router,
-           whatsapp.router)
+           whatsapp.router, sip_eval_tokens.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -106,6 +106,14 @@ class StartRequest(BaseModel):
         "(`GET /usage`, with `eval` as of which evals); `GET /sessions` shows it (`?eval=`). On a "
         "phone transport the call token carries it (and `release`) to the session the carrier's stream opens.",
     )
+    eval_token: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The SIP edge's: an inbound call's `X-Voicefleet-Eval` header, a token from `POST "
+        "/sip/eval_tokens` that marks the call an eval's and pins its release, as `eval` and `release` do for a "
+        "start a caller sends. Only with a phone transport, and only from the key that asked for it; forged, "
+        "expired, spent or another key's: 403 `eval_token_refused` (`error.reason`), and nothing starts.",
+    )
 
 
 class IceServerOut(BaseModel):

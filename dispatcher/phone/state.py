@@ -13,6 +13,7 @@ from botchannel.transfer import METHOD_CALL_TRANSFER
 from dispatcher.channel.bots import BotChannels
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
+from dispatcher.phone.eval_tokens import EvalTokens
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
@@ -48,6 +49,7 @@ class PhoneState:
     dialer: TwilioDialer | None = None
     no_dialer: str = ""
     metrics: PhoneMetrics | None = None
+    eval_tokens: EvalTokens | None = None  # a SIP eval's mark and pin (eval_tokens.py); None: refused
     active_calls: int = 0
     draining: bool = False  # a deploy is replacing this replica: calls in flight go on, new ones go elsewhere
     clock: Callable[[], float] = time.time  # epoch seconds: when a Daily dial-in call credential expires
@@ -102,6 +104,7 @@ def build_phone_state(
         dialer=dialer,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
+        eval_tokens=EvalTokens(phone.token_key, coordination.spent, region=settings.region),
         owners=owners,
     )
 

@@ -1,7 +1,6 @@
 """`voicefleet loadtest --transport sip`'s and `voicefleet eval`'s SIP options refused before any call,
 each naming the way: the edge's URI missing or malformed, given without `--transport sip`, off this
-machine without `--allow-remote`, or beside `--release`, which a SIP call cannot pin. No dispatcher
-is needed: nothing is sent."""
+machine without `--allow-remote`. No dispatcher is needed: nothing is sent."""
 
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ def loadtest(*args: str) -> Result:
     (["--transport", "sip", "--sip-uri", "+14155550199@127.0.0.1"], "write sip:NUMBER@HOST:PORT"),
     (["--transport", "sip", "--sip-uri", "sip:+14155550199@127.0.0.1:70000"], "write sip:NUMBER@HOST:PORT"),
     (["--transport", "sip", "--sip-uri", "sip:+14155550199@203.0.113.9:5060"], "Pass --allow-remote"),
-    (["--transport", "sip", "--sip-uri", "sip:+14155550199@127.0.0.1", "--release", "next"], "a SIP call sends none"),
 ])
 def test_bad_sip_options_are_usage_errors_naming_the_way(args: list[str], said: str) -> None:
     result = loadtest(*args)
@@ -47,7 +45,6 @@ def run_eval(suite: Path, *args: str) -> Result:
     ([], 'transport = "sip" calls the SIP edge: name it with sip_uri = "sip:'),
     (["--sip-uri", "127.0.0.1:5060"], "Invalid value for --sip-uri: '127.0.0.1:5060' is not a SIP URI"),
     (["--sip-uri", "sip:+14155550199@203.0.113.9"], "Pass --allow-remote"),
-    (["--sip-uri", "sip:+14155550199@127.0.0.1", "--release", "next"], "run the SIP scenarios without --release"),
 ])
 def test_an_eval_s_sip_scenarios_need_an_edge_on_this_machine(tmp_path: Path, args: list[str], said: str) -> None:
     suite = tmp_path / "keys.toml"

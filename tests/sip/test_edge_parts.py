@@ -11,7 +11,7 @@ from pipecat.runner.utils import _detect_transport_type_from_message
 
 from sipedge import stream_frames
 from sipedge.admission import Admitted, Refused, admit, dialled_number, source_host
-from sipedge.call_data import MAX_HEADERS, body_bytes, call_body
+from sipedge.call_data import MAX_EVAL_TOKEN, MAX_HEADERS, body_bytes, call_body, eval_token
 from sipedge.config import ConfigError, load
 from sipedge.playout import Playout
 from sipedge.refusal_log import RefusalLog
@@ -106,6 +106,21 @@ def test_the_bot_is_told_from_to_call_id_and_the_x_headers_only() -> None:
     assert (body["from"], body["to"], body["call_id"]) == ("<sip:+1415@carrier>", "<sip:200@edge>", "abc@carrier")
     assert list(body["headers"])[:2] == ["X-Ticket", "x-customer"] and body["headers"]["x-customer"] == "42"
     assert len(body["headers"]) == MAX_HEADERS and "Via" not in body["headers"]
+
+
+def test_an_evals_token_is_the_edges_to_forward_and_never_reaches_the_bot() -> None:
+    invite = "INVITE sip:200@edge SIP/2.0\r\nX-Ticket: T-1\r\nx-voicefleet-eval:  abc.def \r\nContent-Length: 0\r\n\r\n"
+    body = call_body("<sip:+1415@carrier>", "<sip:200@edge>", "abc@carrier", invite)
+    assert body["headers"] == {"X-Ticket": "T-1"}
+    assert eval_token(invite) == "abc.def"
+    assert eval_token(invite.replace("x-voicefleet-eval", "X-Other")) is None
+    assert len(eval_token(invite.replace("abc.def", "a" * 5000)) or "") == MAX_EVAL_TOKEN  # cut: fails as forged
+
+
+def test_a_refused_eval_token_is_603_so_the_trunk_tries_no_other_route() -> None:
+    refusal = from_http(403, None, "eval_token_refused")
+    assert (refusal.status, refusal.retry_after) == (603, None) and "X-Voicefleet-Eval" in refusal.why
+    assert from_http(403, None, "sip_edge_only").status == 503  # any other refusal: as before
 
 
 def test_pipecat_takes_the_edges_stream_for_a_carriers_and_reads_its_frames() -> None:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -53,7 +54,7 @@ def test_an_eval_over_sip_presses_keys_that_reach_the_bot_of_the_session_the_edg
         keypad_edge: EdgeProcess, keypad_dispatcher: DispatcherProcess, keys_seen: Path, tmp_path: Path) -> None:
     """`voicefleet eval` with two `transport = "sip"` scenarios, one pressing keys (RFC 4733 from the
     command's own SIP caller): both pass, and the keys are written down by the bot of the session the
-    edge's 200 OK named."""
+    edge's 200 OK named; each session is marked an eval's (the caller's X-Voicefleet-Eval token)."""
     uri = f"sip:{NUMBER}@127.0.0.1:{keypad_edge.sip_port}"
     (tmp_path / "keys.toml").write_text(f'name = "keys"\ntransport = "sip"\nsip_uri = "{uri}"\n'
                                         '[[turns]]\ndtmf = "12#"\nlisten_ms = 2000\nexpect = { silent = true }\n')
@@ -70,3 +71,6 @@ def test_an_eval_over_sip_presses_keys_that_reach_the_bot_of_the_session_the_edg
     pressed = keys_seen / f"{session}.keys"
     assert pressed in set(keys_seen.glob("*.keys")) - before
     assert pressed.read_text().split() == ["1", "2", "#"]
+    for shown in [httpx.get(f"{keypad_dispatcher.base_url}/sessions/{s}", timeout=30).json()
+                  for named in scenarios.values() for s in named["sessions"]]:
+        assert shown.get("eval") is True, shown

@@ -15,6 +15,7 @@ from dispatcher.api.admin_access import READ, STOP, reachable_id
 from dispatcher.api.call_handoff import hold_place
 from dispatcher.api.dependencies import app_state, identified, not_found, owned_id
 from dispatcher.api.edge_line import edge_line
+from dispatcher.api.eval_mark import eval_mark
 from dispatcher.api.phone_start import PHONE_TRANSPORTS, phone_start
 from dispatcher.api.pipecat import StartPlan, pipecat_names, plan_start, start_answer
 from dispatcher.api.region_choice import kept, spilled_from, started_elsewhere, unknown_region
@@ -84,6 +85,9 @@ async def start(
         return await _phone_token(request, state, payload, who, line)
     if line is not None:
         raise ApiError(422, "invalid_request", "`sip_trunk` is a SIP call's: only with `transport: exotel`")
+    if payload is not None and payload.eval_token is not None:
+        raise ApiError(422, "invalid_request", "`eval_token` is a SIP call's: only with `transport: exotel`; "
+                       "a web start marks itself with `eval` and `release`")
     plan = plan_start(payload, state.settings.transports)
     recording = asked_recording(state, who, payload)
     if len(json.dumps(plan.body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
@@ -201,12 +205,13 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
     if isinstance(placed, Response):
         return placed
-    if payload.release is not None:
-        state.sessions.releases.choose("", pinned=payload.release, caller_id=who.id)
+    mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
+    if mark.release is not None:
+        state.sessions.releases.choose("", pinned=mark.release, caller_id=who.id)
     base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
     answer, grant = phone_start(state.phone, str(payload.transport), payload.body or {}, base, who,
-                                state.settings.region, handed_from=placed, release=payload.release,
-                                evaluation=payload.eval is True, recording=recording, line=line)
+                                state.settings.region, handed_from=placed, release=mark.release,
+                                evaluation=mark.evaluation, recording=recording, line=line)
     if placed is not None:  # a place here for the call, within this key's share
         await hold_place(state, grant, (who.id, answer["sessionId"]))
     return answer

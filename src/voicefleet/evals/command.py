@@ -26,8 +26,6 @@ from voicefleet.settings import ADMIN_KEY_VARIABLE, API_KEY_VARIABLE, Target, ap
 from voicefleet.tables import printable
 
 MAX_CALLS = 1000
-NO_SIP_PIN = ("--release pins the start a caller sends, and a SIP call sends none (the SIP edge starts its session): "
-              "run the SIP scenarios without --release, against the deployment's current release")
 
 
 @click.command("eval")
@@ -74,8 +72,6 @@ def eval_command(suite: Path | None, release: str | None, repeat: int, concurren
     if suite is None:
         raise click.UsageError("name a scenario file or folder: voicefleet eval PATH (--schema prints their schema)")
     scenarios = sip_targets(loaded(suite, repeat), sip_uri, allow_remote)
-    if release and any(s.transport == "sip" for s in scenarios):
-        raise click.UsageError(NO_SIP_PIN)
     judge = judged(scenarios, judge_url, judge_model)
     rules = verdict_rules()
     target = target_of(ctx)

@@ -29,6 +29,7 @@ from voicefleet.loadtest.audio import first_reply, reply_heard
 from voicefleet.loadtest.carrier_frames import FRAMINGS
 from voicefleet.loadtest.lag import own_latency
 from voicefleet.loadtest.phone_line import PhoneCall, StreamClosed
+from voicefleet.loadtest.sip_eval_token import EvalTokenRefused, sip_eval_token
 from voicefleet.loadtest.sip_line import SIP_FRAMING, SipLine, SipRefused
 from voicefleet.loadtest.sip_uri import sip_uri
 
@@ -41,7 +42,14 @@ SIP_ANSWER_WAIT = 180.0  # INVITE → 200 OK: the edge answers once the bot join
 
 async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str, Any], http: httpx.AsyncClient,
                             result: CallResult) -> None:
-    line = SipLine(sip_uri(scenario.sip_uri), answer_seconds=SIP_ANSWER_WAIT) if scenario.sip_uri else None
+    line = None
+    if scenario.sip_uri:  # marked an eval's and pinned by the INVITE's token: the edge sends the start
+        try:
+            token = await sip_eval_token(http, target.base_url, target.headers(), target.release, evaluation=True)
+        except EvalTokenRefused as refused:
+            result.problems.append(f"the caller could not connect: {refused}"[:300])
+            return
+        line = SipLine(sip_uri(scenario.sip_uri), answer_seconds=SIP_ANSWER_WAIT, eval_token=token)
     call = PhoneCall(line.target.uri, SIP_FRAMING, open_line=line.open) if line is not None else \
         PhoneCall(f"{answer['wsUrl']}/{answer['token']}", FRAMINGS[scenario.transport])
     try:

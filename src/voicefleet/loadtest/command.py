@@ -90,9 +90,6 @@ def loadtest(per_second: float, concurrency: int, seconds: float, transport: str
                                f"deployment pays for. Pass --allow-remote to load-test it")
     plan = checked(Plan(per_second, concurrency, seconds, max_sessions))
     edge = sip_target(transport, sip_uri, allow_remote)
-    if edge is not None and release is not None:
-        raise click.UsageError("--release pins the start a caller sends, and a SIP call sends none (the SIP edge "
-                               "starts its session): load-test the SIP path without --release")
     key = api_key(os.environ)
     if key is not None and (warning := key_in_clear(target.url, API_KEY_VARIABLE)):
         click.echo(warning, err=True)

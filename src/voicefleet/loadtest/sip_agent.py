@@ -14,6 +14,7 @@ import argparse
 import base64
 import contextlib
 import json
+import os
 import queue
 import random
 import re
@@ -25,6 +26,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from voicefleet.loadtest.sip_eval_token import ENV
 from voicefleet.loadtest.sip_uri import SESSION_HEADER, SipUri, sip_uri
 
 RATE = 8000
@@ -40,6 +42,7 @@ CODECS = {"PCMU/8000": 255, "PCMA/8000": 254}  # G.711 only, as a trunk offers i
 RTP_PORTS = 64  # from a random even base, so that many callers on one machine seldom try the same ports
 _SESSION = re.compile(rf"^{SESSION_HEADER}:\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 _RETRY_AFTER = re.compile(r"^Retry-After:\s*([0-9]{1,6})\b", re.IGNORECASE | re.MULTILINE)
+EVAL_HEADER = "X-Voicefleet-Eval"  # the edge forwards it; the dispatcher checks it (docs/sip.md)
 _out = threading.Lock()
 
 
@@ -189,12 +192,23 @@ def main() -> None:
     commands: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
     threading.Thread(target=_read_stdin, args=(commands,), daemon=True).start()
     try:
-        call.makeCall(target.uri, pj.CallOpParam(True))
+        call.makeCall(target.uri, _invite())
         _serve(endpoint, call, commands, args.answer_seconds)
     except pj.Error as error:
         say("refused", status=0, reason=f"PJSIP: {error.info()}")
     finally:
         endpoint.libDestroy()
+
+
+def _invite() -> pj.CallOpParam:
+    """The INVITE's options: with the parent's eval token (its environment), its X-Voicefleet-Eval header."""
+    param = pj.CallOpParam(True)
+    token = os.environ.get(ENV)
+    if token:
+        header = pj.SipHeader()
+        header.hName, header.hValue = EVAL_HEADER, token
+        param.txOption.headers.append(header)
+    return param
 
 
 def _serve(endpoint: pj.Endpoint, call: Call, commands: queue.SimpleQueue[dict[str, Any] | None],

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ import numpy as np
 from websockets.exceptions import ConnectionClosedOK
 
 from voicefleet.loadtest.carrier_frames import CallIds, Framing, payload, pcm16
+from voicefleet.loadtest.sip_eval_token import ENV
 from voicefleet.loadtest.sip_uri import SESSION_HEADER, SipUri
 
 STDERR_LINES = 20  # the agent's last words, for a failure's message
@@ -30,7 +32,10 @@ WAY = {404: "no trunk of the edge serves this number: check the URI's number aga
        403: "the edge does not allow this machine's address: add it to a trunk's sources",
        486: "the number's API key is over its rate or share: retry later",
        503: "the edge or its dispatcher cannot take the call now (full, draining, the bot not ready)",
-       488: "the edge takes G.711 only", 408: "the edge did not answer: is it running at that address and port?",
+       488: "the edge takes G.711 only",
+       603: "the dispatcher refused the call's eval token (X-Voicefleet-Eval): is VOICEFLEET_API_KEY the "
+            "number's key? the edge's log says why",
+       408: "the edge did not answer: is it running at that address and port?",
        0: "check the URI's host and port"}
 
 
@@ -72,9 +77,11 @@ SIP_FRAMING = SipFraming()
 class SipLine:
     """The agent's process, as the caller's stream: `send`, iterate what it hears, `close`."""
 
-    def __init__(self, target: SipUri, *, answer_seconds: float) -> None:
+    def __init__(self, target: SipUri, *, answer_seconds: float, eval_token: str | None = None) -> None:
+        """`eval_token`: sent as the INVITE's X-Voicefleet-Eval (sip_eval_token.py), through the agent's environment."""
         self.target = target
         self.answer_seconds = answer_seconds
+        self.eval_token = eval_token
         self.session_id: str | None = None
         self.close_code: int | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -85,6 +92,7 @@ class SipLine:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "voicefleet.loadtest.sip_agent", self.target.uri,
             "--answer-seconds", str(self.answer_seconds), stdin=asyncio.subprocess.PIPE,
+            env={**os.environ, ENV: self.eval_token} if self.eval_token else None,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=MAX_LINE)
         self._drain = asyncio.create_task(self._keep_stderr())
         try:

@@ -14,13 +14,21 @@ import httpx
 from voicefleet.loadtest.phone_line import PhoneCall
 from voicefleet.loadtest.record import REFUSED, SessionRecord
 from voicefleet.loadtest.session import Call, first_audio, read_timeline, stop, take_turns
+from voicefleet.loadtest.sip_eval_token import EvalTokenRefused, sip_eval_token
 from voicefleet.loadtest.sip_line import SIP_FRAMING, SipLine, SipRefused
 
 
 async def run_sip_session(call: Call, http: httpx.AsyncClient, record: SessionRecord) -> None:
     assert call.sip_uri is not None
     began = time.monotonic()
-    line = SipLine(call.sip_uri, answer_seconds=call.ready_timeout)
+    token = None
+    if call.release is not None:  # the pin rides in the INVITE: the edge, not this caller, sends the start
+        try:
+            token = await sip_eval_token(http, call.base_url, call.headers(), call.release, evaluation=False)
+        except EvalTokenRefused as refused:
+            record.fail("eval_token_refused", str(refused)[:300])
+            return
+    line = SipLine(call.sip_uri, answer_seconds=call.ready_timeout, eval_token=token)
     caller = PhoneCall(call.sip_uri.uri, SIP_FRAMING, open_line=line.open)
     try:
         try:
