@@ -3235,6 +3235,15 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "VOICEFLEET_SIP_EVAL_TOKEN", "cli", STRING, secret=True,
+        shown="unset",
+        meaning=(
+            "set by `voicefleet eval` and `voicefleet loadtest` for their own SIP caller process alone (a call's "
+            "one-use eval token, sent as `X-Voicefleet-Eval`: [sip.md](sip.md#an-evals-call-marked-and-pinned)), "
+            "never a command line's; not yours to set"
+        ),
+    ),
+    Setting(
         "VOICEFLEET_JUDGE_URL", "cli", STRING,
         shown="unset",
         meaning=(
