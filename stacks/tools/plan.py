@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.config.derived import explain
+from stacks.config.derived_explain import explain
 from stacks.config.masked import PLACEHOLDER_PREFIX, mask
 from stacks.config.reader import SettingsError
 from stacks.config.settings import NAMESPACE, REQUIRED_SECRET_KEYS

@@ -11,7 +11,8 @@ import yaml
 from dispatcher.settings.derived import PROFILES, SIZES
 from stacks.azure.dispatcher import SECRETS_DIGEST_VARIABLE
 from stacks.config.channel import risen_instances
-from stacks.config.derived import STACK_PROFILES, STACK_SIZES, derived, derived_keys, explain, markdown_table, sized
+from stacks.config.derived import STACK_PROFILES, STACK_SIZES, derived, derived_keys, markdown_table, sized
+from stacks.config.derived_explain import explain
 from stacks.config.reader import DEFAULTS
 from stacks.config.settings import SettingsError
 from stacks.shared import contract
