@@ -365,18 +365,20 @@ def _digest_passwords(cfg: Reader, key: SipEdgeKey) -> dict[str, pulumi.Output[s
     return {digest_variable(name): pulumi.Output.secret(value) for name, value in sorted(values.items())}
 
 
-def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str, public_address: str) -> str:
-    """The edge's TOML file (sipedge/config.py's keys): addresses, ports and variable names, no secret."""
+def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str, public_address: str,
+           sip_port: int = SIP_PORT, control_port: int = CONTROL_PORT) -> str:
+    """The edge's TOML file (sipedge/config.py's keys): addresses, ports and variable names, no secret.
+    A stack keeps the fixed ports its firewall opens; a test on loopback passes free ones instead."""
     key = settings.key
     lines = [f"dispatcher_url = {_toml(dispatcher_url)}", f"sip_address = {_toml(sip_address)}",
-             f"public_address = {_toml(public_address)}", f"sip_port = {SIP_PORT}",
+             f"public_address = {_toml(public_address)}", f"sip_port = {sip_port}",
              f"rtp_port = {settings.rtp_port}", f"rtp_port_count = {settings.rtp_port_count}",
              f"workers = {key.workers}"]
     if key.answer_seconds is not None:
         lines.append(f"answer_seconds = {key.answer_seconds}")
     if settings.outbound:
         # On the private address: the dispatcher reaches it inside the VPC, and the SG admits it alone.
-        lines += [f"control_address = {_toml(sip_address)}", f"control_port = {CONTROL_PORT}"]
+        lines += [f"control_address = {_toml(sip_address)}", f"control_port = {control_port}"]
     if settings.shares_secret:
         lines.append(f"control_secret_env = {_toml(SECRET_VARIABLE)}")
     for trunk in key.trunks:

@@ -104,12 +104,8 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
     `numbers`: the trunk's TOML table of numbers (each to the variable holding its key: "" for none);
     `env`: those variables; `workers` > 1: Kamailio in front of that many PJSIP workers; `settings`:
     more top-level TOML lines, `trunks`: more `[[trunk]]` tables, `trunk_settings`: more lines of the first."""
-    if shutil.which("sipp") is None:
-        pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
     if workers > 1 and not os.access(KAMAILIO, os.X_OK):
         pytest.skip(f"Kamailio is not installed at {KAMAILIO} (Debian's kamailio: .ci/run installs it)")
-    for law in WAVE_FORMAT:
-        write_g711_wav(workdir / f"speech_{law}.wav", speech_8k(), law)
     sip_port = free_port(socket.SOCK_DGRAM)
     config = workdir / "edge.toml"
     url = dispatcher if isinstance(dispatcher, str) else dispatcher.base_url
@@ -121,6 +117,19 @@ def run_edge(dispatcher: DispatcherProcess | str, workdir: Path, numbers: str = 
         f"{settings}\n"
         f'[[trunk]]\nname = "loopback"\nsources = ["127.0.0.1/32"]\nnumbers = {{ {numbers} }}\n{trunk_settings}\n'
         f"{trunks}")
+    with started_edge(config, sip_port, workdir, env) as running:
+        yield running
+
+
+@contextmanager
+def started_edge(config: Path, sip_port: int, workdir: Path,
+                 env: dict[str, str] | None = None) -> Iterator[EdgeProcess]:
+    """`python -m sipedge` with the file `config` (its SIP port `sip_port`) and `env` added, once it is
+    ready; stopped (SIGTERM) on exit. SIPp's voice files are written into `workdir`."""
+    if shutil.which("sipp") is None:
+        pytest.skip("SIPp is not installed (Debian's sip-tester: .ci/run installs it)")
+    for law in WAVE_FORMAT:
+        write_g711_wav(workdir / f"speech_{law}.wav", speech_8k(), law)
     log_path = workdir / "edge.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "sipedge"], stdout=log, stderr=log,

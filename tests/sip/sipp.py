@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,11 +41,12 @@ class SippRun:
 
 
 def run_sipp(scenario: str, number: str, edge_port: int, workdir: Path, *, source: str = "127.0.0.1",
-             media_port: int | None = None, variables: dict[str, str] | None = None, calls: int = 1) -> SippRun:
+             media_port: int | None = None, variables: dict[str, str] | None = None, calls: int = 1,
+             edge_address: str = "127.0.0.1", command_prefix: Sequence[str] = ()) -> SippRun:
     """`calls` of `scenario` to the edge, SIPp the caller; > 1: that many at once (SIPp's -l), started as
-    fast as SIPp may."""
-    return _run(scenario, ["-s", number, "-i", source, "-p", "0", f"127.0.0.1:{edge_port}"], workdir,
-                media_port, variables, calls)
+    fast as SIPp may. `command_prefix` runs SIPp through a command that execs it (`ip netns exec NS`)."""
+    return _run(scenario, ["-s", number, "-i", source, "-p", "0", f"{edge_address}:{edge_port}"], workdir,
+                media_port, variables, calls, command_prefix)
 
 
 def run_callee(scenario: str, port: int, workdir: Path, *, media_port: int | None = None,
@@ -54,12 +56,12 @@ def run_callee(scenario: str, port: int, workdir: Path, *, media_port: int | Non
 
 
 def _run(scenario: str, where: list[str], workdir: Path, media_port: int | None,
-         variables: dict[str, str] | None, calls: int = 1) -> SippRun:
+         variables: dict[str, str] | None, calls: int = 1, command_prefix: Sequence[str] = ()) -> SippRun:
     trace = workdir / f"{scenario}.messages"
     trace.unlink(missing_ok=True)
-    command = ["sipp", "-sf", str(HERE / f"{scenario}.xml"), *where, "-m", str(calls), "-l", str(calls),
-               "-r", str(calls), "-nostdin", "-timeout", str(SIPP_SECONDS), "-timeout_error", "-trace_msg",
-               "-message_file", str(trace)]
+    command = [*command_prefix, "sipp", "-sf", str(HERE / f"{scenario}.xml"), *where, "-m", str(calls),
+               "-l", str(calls), "-r", str(calls), "-nostdin", "-timeout", str(SIPP_SECONDS), "-timeout_error",
+               "-trace_msg", "-message_file", str(trace)]
     if media_port is not None:
         command += ["-mp", str(media_port)]
     for name, value in (variables or {}).items():

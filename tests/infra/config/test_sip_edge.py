@@ -28,12 +28,14 @@ FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSecon
      "numbers": {"200": "ops"}, "registrar": "sip:pbx.example.com",
      "digestUsername": "edge", "usdPerMinute": 0.002}]}
 
+EDGE_VARIABLES = ("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_API_KEY_OPS", "SIP_EDGE_DIGEST_TWILIO", "SIP_EDGE_DIGEST_PBX",
+                  "SIP_EDGE_SECRET")  # what FULL's file names
+
 
 def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: Path) -> None:
     key = SipEdgeKey.model_validate(FULL)
     # The file names the variables only: the secrets' values (outputs in a stack) are not read here.
-    named: Any = dict.fromkeys(("SIP_EDGE_API_KEY_TEAM_A", "SIP_EDGE_API_KEY_OPS", "SIP_EDGE_DIGEST_TWILIO",
-                                "SIP_EDGE_DIGEST_PBX", "SIP_EDGE_SECRET"))
+    named: Any = dict.fromkeys(EDGE_VARIABLES)
     settings = SipEdgeSettings(key, 41000, 200, named)
     path = tmp_path / "edge.toml"
     path.write_text(render(settings, dispatcher_url="https://voice.example.com", sip_address="10.0.0.10",
@@ -53,6 +55,16 @@ def test_every_key_lands_on_the_edges_own_and_the_edge_loads_the_file(tmp_path: 
     assert (pbx.registrar, pbx.digest_username, pbx.api_keys) == ("sip:pbx.example.com", "edge", {"200": "ops-key"})
     assert pbx.destinations == ("+*",) and pbx.caller_ids == ("200",)  # the edge's own defaults, left unset
     assert twilio.price == TrunkPrice(0.0085, 0.013, 6) and pbx.price == TrunkPrice(0.002, 0.002, 60)
+
+
+def test_the_ports_a_stack_leaves_fixed_may_be_given_where_the_edge_runs_beside_others(tmp_path: Path) -> None:
+    named: Any = dict.fromkeys(EDGE_VARIABLES)
+    settings = SipEdgeSettings(SipEdgeKey.model_validate(FULL), 41000, 200, named)
+    path = tmp_path / "edge.toml"
+    path.write_text(render(settings, dispatcher_url="http://127.0.0.1:8080", sip_address="127.0.0.1",
+                           public_address="127.0.0.1", sip_port=15060, control_port=15080))
+    edge = load_edge({"SIP_EDGE_CONFIG": str(path), **edge_environment(settings)})
+    assert (edge.sip_port, edge.control_address, edge.control_port) == (15060, "127.0.0.1", 15080)
 
 
 def test_a_trunk_that_means_any_destination_says_so(stack: StackRunner) -> None:

@@ -1,0 +1,133 @@
+"""The edge an AWS or GCP stack boots, for real: the file those stacks render from their `sipEdge` key
+(stacks/config/sip_edge.py `render`, the same function and the same key set a stack holds: a carrier
+trunk with its sources, a number run as a dispatcher key read from its variable, a price, an outbound
+termination) run by `python -m sipedge` beside a real local dispatcher and its parrot.
+
+What a test must change to run here, and nothing else, is passed to `render` as a stack passes its own:
+free SIP and control ports instead of the fixed 5060 and 5080 the stack's firewall opens, the local
+dispatcher's URL, and the address of a link to a stranger's network namespace (tests/support/
+stranger_net.py) as the host's private and public address. The trunk's `sources` is loopback, so SIPp
+calling from 127.0.0.1 is the carrier: answered by the bot, priced, ended by its BYE; the same SIPp in
+the stranger's namespace is refused 403. A stack with several workers renders a file whose Kamailio
+front the edge writes, and Kamailio itself must accept it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sipedge.config import load as load_edge
+from sipedge.front_config import write_front
+from sipedge.supervisor import KAMAILIO
+from stacks.config.sip_edge import (
+    SECRET_VARIABLE,
+    SipEdgeKey,
+    SipEdgeSettings,
+    api_key_variable,
+    edge_environment,
+    render,
+)
+from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_bot
+from tests.sip.conftest import NUMBER, RTP_PORTS, started_edge
+from tests.sip.sipp import run_sipp
+from tests.sip.test_call_price import cost_once_ended
+from tests.sip.test_calls import call_id_of, session_of
+from tests.support.examples import PARROT
+from tests.support.http_client import api_client
+from tests.support.ports import free_port, free_port_pair
+from tests.support.processes import run_dispatcher
+from tests.support.session_api import METRICS_ADMIN
+from tests.support.stranger_net import StrangerNet, stranger_net, unavailable_reason
+
+pytestmark = pytest.mark.slow  # a real dispatcher, the edge, a bot process and SIPp twice
+
+KEY_NAME = "team-a"  # the dispatcherApiKeys name the number runs as: the edge reads its key from a variable
+KEY = "stack-rendered-edge-key-0123456789"
+SECRET = "stack-rendered-edge-secret-0123456789"  # SIP_EDGE_SECRET, the edge's and the dispatcher's
+USD_PER_MINUTE = 0.6  # inbound; billed by the edge's default increment, a whole minute
+
+
+def carrier_key(rtp_ports: str, **more: Any) -> SipEdgeKey:
+    """A `sipEdge` key as a stack holds it, its trunk's SIP from loopback (this test's carrier)."""
+    return SipEdgeKey.model_validate({"enabled": True, "rtpPorts": rtp_ports, "answerSeconds": 45, **more, "trunks": [
+        {"name": "carrier", "sources": ["127.0.0.0/8"], "mediaSources": ["127.0.0.0/8"],
+         "numbers": {NUMBER: KEY_NAME}, "terminationUri": "sip:voicefleet.pstn.example.com",
+         "destinations": ["+1*"], "usdPerMinute": {"inbound": USD_PER_MINUTE, "outbound": 0.9}}]})
+
+
+def settings_of(key: SipEdgeKey) -> SipEdgeSettings:
+    """The settings `stacks.config.sip_edge.load` makes of `key` (its secret store's variables by name)."""
+    low, high = (int(port) for port in key.rtp_ports.split("-"))
+    named: Any = dict.fromkeys((api_key_variable(KEY_NAME), SECRET_VARIABLE))
+    return SipEdgeSettings(key, low, high - low + 1, named)
+
+
+@pytest.fixture
+def stranger() -> Iterator[StrangerNet]:
+    if (why := unavailable_reason()) is not None:
+        pytest.skip(f"a caller from a source outside the trunk's needs a network namespace: {why}")
+    with stranger_net("sb") as net:
+        yield net
+
+
+async def test_the_edge_a_stack_renders_answers_its_carrier_and_refuses_a_stranger(
+        stranger: StrangerNet, tmp_path: Path) -> None:
+    free = free_port_pair(RTP_PORTS + 1)
+    rtp_port = free + free % 2  # even, as rtpPorts must start
+    key = carrier_key(f"{rtp_port}-{rtp_port + RTP_PORTS - 1}")
+    (tmp_path / "reports").mkdir()
+    env = {**phone_env(tmp_path / "reports"), "BOT_FILE": str(PARROT / "bot.py"), "DISPATCHER_API_KEYS": KEY,
+           "SIP_EDGE_SECRET": SECRET, **METRICS_ADMIN}
+    sip_port = free_port(socket.SOCK_DGRAM)
+    with run_dispatcher(tmp_path, env) as dispatcher:
+        config = tmp_path / "edge.toml"
+        config.write_text(render(settings_of(key), dispatcher_url=dispatcher.base_url,
+                                 sip_address=stranger.host_address, public_address=stranger.host_address,
+                                 sip_port=sip_port, control_port=free_port()))
+        secrets = {api_key_variable(KEY_NAME): KEY, SECRET_VARIABLE: SECRET}  # the stack's secret store's
+        with started_edge(config, sip_port, tmp_path, secrets) as edge:
+            async with api_client(base_url=dispatcher.base_url, timeout=30,
+                                  headers={"Authorization": f"Bearer {KEY}"}) as api:
+                await wait_for_idle_bot(api)
+                call = await asyncio.to_thread(run_sipp, "call_echo", NUMBER, sip_port, tmp_path,
+                                               edge_address=stranger.host_address, media_port=free_port_pair(2))
+                assert call.returncode == 0, f"{call.output}\n{call.messages[-3000:]}\n{edge.log()[-3000:]}"
+                assert call.statuses()[-1] == 200 and "BYE" in call.messages  # the caller's BYE, answered
+                session_id = session_of(edge, call_id_of(call.messages))
+                assert session_id is not None, edge.log()
+                cost = await cost_once_ended(api, session_id)  # the bot ran the call, the trunk's price on it
+                assert cost["telephony_usd"] == pytest.approx(USD_PER_MINUTE), cost
+                assert await wait_active_sessions(api, 0) == 0
+
+                refused = await asyncio.to_thread(
+                    run_sipp, "call_forbidden", NUMBER, sip_port, tmp_path, source=stranger.address,
+                    edge_address=stranger.host_address, command_prefix=stranger.exec_prefix)
+                assert refused.returncode == 0, f"{refused.output}\n{refused.messages[-3000:]}\n{edge.log()[-3000:]}"
+                assert 403 in refused.statuses() and 200 not in refused.statuses()
+                sessions = (await api.get("/sessions")).json()
+                assert len(sessions["sessions"]) == 1, sessions  # the carrier's call's: the stranger's asked for none
+
+
+@pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
+def test_kamailio_accepts_the_front_of_a_rendered_edge_with_several_workers(tmp_path: Path) -> None:
+    key = carrier_key("40000-40399", workers=3)
+    key = key.model_copy(update={"trunks": tuple(t.model_copy(update={"termination_uri": None, "destinations": None})
+                                                 for t in key.trunks)})  # outbound calls need workers = 1
+    settings = settings_of(key)
+    path = tmp_path / "edge.toml"
+    path.write_text(render(settings, dispatcher_url="https://voice.example.com", sip_address="127.0.0.1",
+                           public_address="203.0.113.10"))
+    edge = load_edge({"SIP_EDGE_CONFIG": str(path), **edge_environment(settings)})
+    files = write_front(edge, tmp_path, edge.workers)
+    checked = subprocess.run([KAMAILIO, "-c", "-f", str(files.config)], capture_output=True, text=True, timeout=30,
+                             check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = files.config.read_text()
+    assert "src_ip == 127.0.0.0/8" in text and "listen=udp:127.0.0.1:5060 advertise 203.0.113.10:5060\n" in text
