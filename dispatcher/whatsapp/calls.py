@@ -130,15 +130,18 @@ class WhatsAppCalls:
 
     async def _connect(self, event: CallEvent, route: NumberRoute) -> None:
         call = self._call(event, route)
+        if not self._live_key(route.key):  # as a carrier's call of a removed key: nothing starts, no timeline
+            log.warning("whatsapp: call %s to %s rejected: WHATSAPP_NUMBERS runs its calls as key %r, which no live "
+                        "key has (revoked or removed): name a live key there", call.call_id, route.phone_number_id,
+                        route.key)
+            await self._end_at_meta(call, "reject")
+            return
         self._live[call.call_id] = self._by_session[call.session_id] = call
         timeline = self._sessions.timeline
         record: dict[str, Any] = {"call_id": call.call_id, "from": event.caller, "to": event.business,
                                   "phone_number_id": route.phone_number_id}
         body = {"whatsapp": record}  # runner_args.body for a bot(runner_args); run_bot(connection) needs none
         try:
-            if not self._live_key(route.key):
-                raise ApiError(403, "key_revoked", f"WHATSAPP_NUMBERS runs {route.phone_number_id}'s calls as key "
-                               f"{route.key!r}, which no live key has (revoked or removed): name a live key there")
             try:
                 session = await self._sessions.start(
                     caller=call.caller, idempotency_key=session_key(call.call_id), body=body, wait=False,
@@ -204,12 +207,7 @@ class WhatsAppCalls:
         fields: dict[str, Any] = {"reason": reason, "detail": str(why)[:300]}
         if not over:
             action: Literal["reject", "terminate"] = "terminate" if call.maybe_accepted else "reject"
-            fields["action"] = action
-            try:
-                await self.graph.end(call.route.phone_number_id, call.call_id, action)
-            except GraphRefused as exc:
-                log.warning("whatsapp: call %s could not be given %s: %s", call.call_id, action, exc)
-                fields["refused"] = str(exc)[:300]
+            fields.update(action=action, refused=await self._end_at_meta(call, action))
         self._sessions.timeline.note(call.session_id, ANSWER, **fields)
         self._forget(call)
 
@@ -243,13 +241,18 @@ class WhatsAppCalls:
         self._spawn(self._hang_up(call))
 
     async def _hang_up(self, call: LiveCall) -> None:
-        fields: dict[str, Any] = {"action": "terminate", "reason": "session_ended"}
+        refused = await self._end_at_meta(call, "terminate")
+        self._sessions.timeline.note(call.session_id, ANSWER, action="terminate", reason="session_ended",
+                                     refused=refused)
+
+    async def _end_at_meta(self, call: LiveCall, action: Literal["reject", "terminate"]) -> str | None:
+        """Rejects or terminates the call at Meta; Meta's refusal, if it refused (logged)."""
         try:
-            await self.graph.end(call.route.phone_number_id, call.call_id, "terminate")
+            await self.graph.end(call.route.phone_number_id, call.call_id, action)
         except GraphRefused as exc:
-            log.warning("whatsapp: call %s not terminated: %s", call.call_id, exc)
-            fields["refused"] = str(exc)[:300]
-        self._sessions.timeline.note(call.session_id, ANSWER, **fields)
+            log.warning("whatsapp: call %s could not be given %s: %s", call.call_id, action, exc)
+            return str(exc)[:300]
+        return None
 
     def _forget(self, call: LiveCall) -> None:
         self._live.pop(call.call_id, None)
