@@ -42,8 +42,8 @@ log = logging.getLogger("dispatcher.whatsapp")
 
 # Meta retries an unanswered webhook for days: an event is taken once within this.
 ONCE_SECONDS = 8 * 86_400.0
-# A caller rings for at most 60 s ("30 to 60 seconds to pre-accept a call, otherwise it is terminated as Not
-# answered": https://docs.360dialog.com/partner/messaging/calling-api/user-initiated-whatsapp-calls); a connect
+# A caller rings for at most 60 s: a business has 30 to 60 s to pre-accept a call before Meta ends it as not
+# answered (https://docs.360dialog.com/partner/messaging/calling-api/user-initiated-whatsapp-calls). A connect
 # signed longer ago than that, plus 30 s for clocks that disagree, is a call already over or a replay.
 CONNECT_MAX_AGE_SECONDS = 60.0 + 30.0
 # A session's end, as its timeline tells it at this replica, hangs its call up.

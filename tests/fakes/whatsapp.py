@@ -17,8 +17,8 @@ before an accept, anything after the call ended) and an unknown call id are refu
 errors in Graph's shape `{"error": {"message", "type", "code", "fbtrace_id"}}`. Injected 429s and 5xx
 (`fail`) have that shape too (code 130429, Meta's throughput limit). `done_then_fail` models the worse
 fault: Meta did the action, then answered a 5xx. Any `terminate` webhook ends the call (whatever its
-status), and a call nobody pre-accepted within `ring_seconds` is over: Meta's partners give
-a business "30 to 60 seconds to pre-accept a call, otherwise it is terminated as Not answered"
+status), and a call nobody pre-accepted within `ring_seconds` is over: a business has 30 to 60 s to
+pre-accept a call before Meta ends it as not answered
 (https://docs.360dialog.com/partner/messaging/calling-api/user-initiated-whatsapp-calls); the fake takes
 the middle, 45 s, settable.
 
