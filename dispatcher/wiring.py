@@ -88,7 +88,7 @@ from dispatcher.sessions.start_reserve import start_reserve
 from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.sessions.webhook_outbox import webhook_outbox
 from dispatcher.sessions.webhooks import LifecycleWebhooks, WebhookSettings
-from dispatcher.settings import Settings
+from dispatcher.settings import Settings, SettingsError
 from dispatcher.store.budget_ledger import budget_ledger
 from dispatcher.store.client import Store
 from dispatcher.store.coordination import Coordination
@@ -452,8 +452,16 @@ def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionServi
     if whatsapp is None:
         return None
 
+    unknown = sorted({r.key for r in whatsapp.numbers.values() if r.key is not None} - auth.settings_names)
+    if auth.enabled and unknown:  # a typo would own calls no key holds: no budget, sessions no tenant sees
+        raise SettingsError(f"WHATSAPP_NUMBERS names {', '.join(unknown)}, which no key of DISPATCHER_API_KEYS is "
+                            "named: name a configured key (runtime keys cannot own a number: docs/phone.md)")
+
     def caller_for(key: str | None) -> Caller:  # a number's key by name; keyless: the one local caller
         return auth.named(key) if key is not None else auth.identify(None)
 
+    def live_key(key: str | None) -> bool:  # revoked at runtime since the boot: the number's calls are rejected
+        return key is None or not auth.enabled or auth.live_name(key)
+
     return WhatsAppCalls(whatsapp, sessions, channels, replication.remote, coordination.webhooks, caller_for,
-                         start_wait_seconds=settings.start_wait_seconds)
+                         live_key=live_key, start_wait_seconds=settings.start_wait_seconds)

@@ -133,6 +133,14 @@ class Authenticator:
         """The caller every key of `name` is (settings' or runtime's)."""
         return _named_caller(name, self._name_seed)
 
+    def live_name(self, name: str) -> bool:
+        """Whether some key of `name` still opens sessions: one of DISPATCHER_API_KEYS not revoked at
+        runtime, or a runtime key (whose revoked and removed secrets are no longer among its names)."""
+        if any(named == name and secret_id not in self.revoked_settings
+               for secret_id, named in self.settings_secrets().items()):
+            return True
+        return self.runtime is not None and name in self.runtime.names()
+
     def settings_secrets(self) -> dict[str, str | None]:
         """Each key of DISPATCHER_API_KEYS by its secret id: its name (None: a key with no `name:`)."""
         return {self._settings_ids[h]: (self._names.get(c.id) if c.name is not None else None)

@@ -3,14 +3,19 @@
 - `connect` (the caller's SDP offer): a session on the SmallWebRTC transport, owned by the number's API
   key and pinned to its release, its bot handed the offer as any offer reaches a bot
   (dispatcher/sessions/session_signal.py); the bot's answer goes to Meta (`pre_accept`, then `accept`).
-  A call whose bot could not start or answer is rejected, so the caller is not left ringing.
+  A call whose bot could not start or answer, or whose number's key is no live key, is rejected, so the
+  caller is not left ringing; once an `accept` may have reached Meta, it is terminated instead.
 - `terminate` (the caller hung up, or Meta ended the call): the session is stopped.
-- The session ends first (the bot hung up, a stop, its time limit): the call is terminated at Meta.
+- The session ends first (the bot hung up, a stop, its time limit): the call is terminated at Meta, or
+  rejected when it ends while the call is still being answered.
 
 Meta retries a webhook it got no 200 for, so each event is taken once across every replica (the store's
 one-time record, as carriers' webhooks are); the session's id is derived from the call's id, so a
 retried connect that got past it still finds the same session. The webhook is answered at once and the
-call handled in the background: a cold bot takes longer than Meta waits for a webhook's answer."""
+call handled in the background: a cold bot takes longer than Meta waits for a webhook's answer. A connect
+signed longer ago than a call rings is skipped (a replay after a restart, when the one-time record is
+gone), and an event that finds this replica handling MAX_TASKS others is refused (`CallsBusy`: a 503,
+which Meta retries) before its one-time record is spent."""
 
 from __future__ import annotations
 
@@ -37,10 +42,22 @@ log = logging.getLogger("dispatcher.whatsapp")
 
 # Meta retries an unanswered webhook for days: an event is taken once within this.
 ONCE_SECONDS = 8 * 86_400.0
+# A caller rings for at most 60 s: a business has 30 to 60 s to pre-accept a call before Meta ends it as not
+# answered (https://docs.360dialog.com/partner/messaging/calling-api/user-initiated-whatsapp-calls). A connect
+# signed longer ago than that, plus 30 s for clocks that disagree, is a call already over or a replay.
+CONNECT_MAX_AGE_SECONDS = 60.0 + 30.0
 # A session's end, as its timeline tells it at this replica, hangs its call up.
 SESSION_ENDS = frozenset({"ended", "machine_ended", "stop_requested", "failed"})
 ANSWERS: tuple[Literal["pre_accept", "accept"], ...] = ("pre_accept", "accept")  # in Meta's order
-MAX_TASKS = 1_000  # calls being answered or hung up at once, past which an event is logged and dropped
+MAX_TASKS = 1_000  # calls being answered or hung up at once, past which a webhook is refused (503)
+
+
+class CallsBusy(Exception):
+    """This replica handles MAX_TASKS calls already: the webhook is refused, for Meta to retry."""
+
+
+class SessionEnded(Exception):
+    """The call's session ended (a stop, its bot's exit, its time limit) while the call was being answered."""
 
 
 @dataclass
@@ -51,16 +68,21 @@ class LiveCall:
     caller: Caller
     answered: bool = False  # Meta took the bot's answer: the call is up
     over: bool = False  # hung up on either side (or refused): nothing more is sent to Meta for it
+    maybe_accepted: bool = False  # an `accept` may have reached Meta: ending the call takes `terminate`
+    session_ended: bool = False  # its session ended while the call was being answered
 
 
 class WhatsAppCalls:
     def __init__(self, settings: WhatsAppSettings, sessions: SessionService, channels: BotChannels, remote: Remote,
                  once: Any, caller_for: Callable[[str | None], Caller], *, start_wait_seconds: float,
-                 graph: GraphCalls | None = None) -> None:
+                 live_key: Callable[[str | None], bool] = lambda _key: True, graph: GraphCalls | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`caller_for`: a number's key's caller, by name; `live_key`: whether some key of that name still
+        opens sessions (not revoked, not removed): a call to a number whose key is not is rejected."""
         self.settings = settings
         self._sessions, self._channels, self._remote = sessions, channels, remote
         self._once = once  # OneTimeUse: the store's with several replicas
-        self._caller_for = caller_for
+        self._caller_for, self._live_key, self._clock = caller_for, live_key, clock
         self._start_wait = start_wait_seconds
         self.graph = graph or GraphCalls(settings.graph_url, settings.access_token)
         self._live: dict[str, LiveCall] = {}  # by Meta's call id, while this replica handles the call
@@ -70,7 +92,8 @@ class WhatsAppCalls:
 
     async def take(self, events: list[CallEvent]) -> int:
         """Starts handling each new event (a duplicate delivery is skipped); how many were new.
-        Raises `StoreUnavailable` when the store cannot say whether an event was seen: Meta retries."""
+        Raises `StoreUnavailable` when the store cannot say whether an event was seen, and `CallsBusy`
+        when this replica cannot take one more: Meta retries (the events taken are skipped then)."""
         taken = 0
         for event in events:
             route = self.settings.numbers.get(event.phone_number_id)
@@ -78,12 +101,27 @@ class WhatsAppCalls:
                 log.warning("whatsapp: a %s for phone number %s, which WHATSAPP_NUMBERS does not name: skipped",
                             event.event, event.phone_number_id)
                 continue
+            if event.event == "connect" and self._too_old(event):
+                continue
+            if len(self._tasks) >= MAX_TASKS:  # before its one-time record: Meta's retry must find it unspent
+                raise CallsBusy(f"{MAX_TASKS} calls being handled at once")
             if not await self._once.first_use(f"whatsapp:{event.call_id}:{event.event}", ONCE_SECONDS):
                 log.info("whatsapp: call %s: %s delivered again, skipped", event.call_id, event.event)
                 continue
             taken += 1
             self._spawn(self._connect(event, route) if event.event == "connect" else self._terminate(event, route))
         return taken
+
+    def _too_old(self, event: CallEvent) -> bool:
+        try:
+            age = self._clock() - int(event.timestamp)
+        except ValueError:
+            age = float("inf")
+        if age <= CONNECT_MAX_AGE_SECONDS:
+            return False
+        log.warning("whatsapp: call %s: a connect signed %s (%.0f s ago, longer than a call rings): skipped as over "
+                    "or replayed", event.call_id, event.timestamp[:20], age)
+        return True
 
     def _call(self, event: CallEvent, route: NumberRoute) -> LiveCall:
         caller = self._caller_for(route.key)
@@ -92,6 +130,12 @@ class WhatsAppCalls:
 
     async def _connect(self, event: CallEvent, route: NumberRoute) -> None:
         call = self._call(event, route)
+        if not self._live_key(route.key):  # as a carrier's call of a removed key: nothing starts, no timeline
+            log.warning("whatsapp: call %s to %s rejected: WHATSAPP_NUMBERS runs its calls as key %r, which no live "
+                        "key has (revoked or removed): name a live key there", call.call_id, route.phone_number_id,
+                        route.key)
+            await self._end_at_meta(call, "reject")
+            return
         self._live[call.call_id] = self._by_session[call.session_id] = call
         timeline = self._sessions.timeline
         record: dict[str, Any] = {"call_id": call.call_id, "from": event.caller, "to": event.business,
@@ -114,27 +158,56 @@ class WhatsAppCalls:
                 if call.over:  # the caller hung up meanwhile: a stop before the launch found nothing to stop
                     await self._stop(call)
                     return
-                await self.graph.answer(route.phone_number_id, call.call_id, action, sdp)
-            call.answered = True
-            timeline.note(call.session_id, ANSWER, action="accept", session_created=session.created)
-            log.info("whatsapp: call %s answered by session %s", call.call_id, call.session_id)
-        except (ApiError, GraphRefused, ValueError) as exc:
+                if call.session_ended:
+                    raise SessionEnded(f"session {call.session_id} ended before {action}")
+                await self._answer(call, action, sdp)
+        except (ApiError, GraphRefused, SessionEnded, ValueError) as exc:
             await self._refuse(call, exc)
+            return
+        if call.session_ended and not call.over:  # it ended during the accept: the call is up, with no bot
+            call.over = True
+            self._forget(call)
+            await self._hang_up(call)
+            return
+        call.answered = True
+        timeline.note(call.session_id, ANSWER, action="accept", session_created=session.created)
+        log.info("whatsapp: call %s answered by session %s", call.call_id, call.session_id)
+
+    async def _answer(self, call: LiveCall, action: Literal["pre_accept", "accept"], sdp: str) -> None:
+        """One answer to Meta. One that may have been done (a 5xx, no answer) is never sent again blindly:
+        after a `pre_accept`, the `accept` follows (Meta takes it from a ringing call too); an `accept` is
+        sent once more, and its refusal means the first one landed (the call is accepted already)."""
+        number = call.route.phone_number_id
+        if action == "accept":
+            call.maybe_accepted = True
+        try:
+            await self.graph.answer(number, call.call_id, action, sdp)
+        except GraphRefused as exc:
+            if not exc.maybe_done:
+                call.maybe_accepted = False  # Meta refused it: it did not accept the call
+                raise
+            log.warning("whatsapp: call %s: %s may have been done (%s): going on", call.call_id, action, exc)
+            if action == "pre_accept":
+                return
+            try:
+                await self.graph.answer(number, call.call_id, "accept", sdp)
+            except GraphRefused as again:
+                if again.maybe_done:
+                    raise
+                log.info("whatsapp: call %s: accept refused after one that may have landed (%s): it had",
+                         call.call_id, again)
 
     async def _refuse(self, call: LiveCall, why: Exception) -> None:
-        """The call could not be answered: its session stopped, the call rejected (unless it is over)."""
+        """The call could not be answered: its session stopped, the call rejected (terminated when an
+        `accept` may have reached Meta), unless it is over."""
         reason = why.code if isinstance(why, ApiError) else type(why).__name__
         log.warning("whatsapp: call %s not answered (%s): %s", call.call_id, reason, why)
         over, call.over = call.over, True
         await self._stop(call)
         fields: dict[str, Any] = {"reason": reason, "detail": str(why)[:300]}
         if not over:
-            try:
-                await self.graph.end(call.route.phone_number_id, call.call_id, "reject")
-                fields["action"] = "reject"
-            except GraphRefused as exc:
-                log.warning("whatsapp: call %s could not be rejected: %s", call.call_id, exc)
-                fields["action"], fields["refused"] = "reject", str(exc)[:300]
+            action: Literal["reject", "terminate"] = "terminate" if call.maybe_accepted else "reject"
+            fields.update(action=action, refused=await self._end_at_meta(call, action))
         self._sessions.timeline.note(call.session_id, ANSWER, **fields)
         self._forget(call)
 
@@ -153,34 +226,39 @@ class WhatsAppCalls:
             log.warning("whatsapp: call %s: its session %s not stopped: %s", call.call_id, call.session_id, exc)
 
     def _timeline_event(self, session_id: str, record: dict[str, Any]) -> None:
-        """A listener: the session of an answered call ended first, so the call is hung up at Meta."""
+        """A listener: the session of an answered call ended first, so the call is hung up at Meta; one
+        still being answered is marked, for its answering to end it (calls.py `_connect`)."""
         if record.get("event") not in SESSION_ENDS:
             return
         call = self._by_session.get(session_id)
-        if call is None or call.over or not call.answered:
-            return  # not ours, already over, or still being answered (its failure rejects it)
+        if call is None or call.over:
+            return  # not ours, or already over
+        if not call.answered:
+            call.session_ended = True
+            return
         call.over = True
         self._forget(call)
         self._spawn(self._hang_up(call))
 
     async def _hang_up(self, call: LiveCall) -> None:
-        fields: dict[str, Any] = {"action": "terminate", "reason": "session_ended"}
+        refused = await self._end_at_meta(call, "terminate")
+        self._sessions.timeline.note(call.session_id, ANSWER, action="terminate", reason="session_ended",
+                                     refused=refused)
+
+    async def _end_at_meta(self, call: LiveCall, action: Literal["reject", "terminate"]) -> str | None:
+        """Rejects or terminates the call at Meta; Meta's refusal, if it refused (logged)."""
         try:
-            await self.graph.end(call.route.phone_number_id, call.call_id, "terminate")
+            await self.graph.end(call.route.phone_number_id, call.call_id, action)
         except GraphRefused as exc:
-            log.warning("whatsapp: call %s not terminated: %s", call.call_id, exc)
-            fields["refused"] = str(exc)[:300]
-        self._sessions.timeline.note(call.session_id, ANSWER, **fields)
+            log.warning("whatsapp: call %s could not be given %s: %s", call.call_id, action, exc)
+            return str(exc)[:300]
+        return None
 
     def _forget(self, call: LiveCall) -> None:
         self._live.pop(call.call_id, None)
         self._by_session.pop(call.session_id, None)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        if len(self._tasks) >= MAX_TASKS:
-            log.warning("whatsapp: %d calls being handled at once: an event dropped", MAX_TASKS)
-            work.close()
-            return
         try:
             task = asyncio.get_running_loop().create_task(self._logged(work))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to send it with

@@ -5,16 +5,21 @@
      "timestamp": "1671644824", "session": {"sdp_type": "offer", "sdp": "<RFC 8866 SDP>"}}
     {"id": "wacid.…", …, "event": "terminate", "status": "COMPLETED", "duration": 42}
 
-Meta sends every subscribed field to the one URL (messages, statuses…): a change of another field, or
-a call event of another kind (a business-initiated call's answer), is skipped, not refused. Fields Meta
-may add are ignored; a field read here of the wrong type is refused (`ValueError`), with its path."""
+Meta sends every subscribed field to the one URL (messages, statuses…): a change of another field, a
+`calls` change without `calls[]` (a business-initiated call's `statuses[]`: RINGING, ACCEPTED…), or a call
+event of another kind (a business-initiated call's answer), is skipped, not refused. Fields Meta may add
+are ignored. A change or call event that is malformed is logged and skipped, never the whole delivery:
+Meta retries a refused delivery for days, and the calls batched with it would never be taken. Only a body
+that is no WhatsApp Business webhook at all is refused (`ValueError`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+log = logging.getLogger("dispatcher.whatsapp")
 MAX_ID_CHARS = 256
 MAX_SDP_CHARS = 32_768  # an audio offer is a few KB; a bound before anything reads it
 
@@ -47,20 +52,49 @@ def call_events(payload: Any) -> list[CallEvent]:
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         raise ValueError("object: expected whatsapp_business_account (a WhatsApp Business webhook)")
     events: list[CallEvent] = []
-    for n, entry in enumerate(_list(payload, "entry", "")):
-        for m, change in enumerate(_list(_object(entry, f"entry[{n}]"), "changes", f"entry[{n}].")):
-            where = f"entry[{n}].changes[{m}]"
-            change = _object(change, where)
-            if change.get("field") != "calls":
-                continue
-            value = _object(change.get("value"), f"{where}.value")
-            number = _text(_object(value.get("metadata"), f"{where}.value.metadata"), "phone_number_id",
-                           f"{where}.value.metadata")
-            for k, call in enumerate(_list(value, "calls", f"{where}.value.")):
-                event = _event(_object(call, f"{where}.value.calls[{k}]"), number, f"{where}.value.calls[{k}]")
-                if event is not None:
-                    events.append(event)
+    for where, change in _changes(payload):
+        try:
+            events.extend(_change_events(change, where))
+        except ValueError as exc:
+            log.warning("whatsapp: a malformed change skipped: %s", str(exc)[:300])
     return events
+
+
+def _changes(payload: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Each `calls` change with its path; a malformed entry or change is logged and skipped."""
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        log.warning("whatsapp: a webhook skipped: entry: expected a list")
+        return
+    for n, entry in enumerate(entries):
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            log.warning("whatsapp: entry[%d] skipped: expected an object with a list of changes", n)
+            continue
+        for m, change in enumerate(changes):
+            if not isinstance(change, dict):
+                log.warning("whatsapp: entry[%d].changes[%d] skipped: expected an object", n, m)
+            elif change.get("field") == "calls":
+                yield f"entry[{n}].changes[{m}]", change
+
+
+def _change_events(change: Mapping[str, Any], where: str) -> Iterator[CallEvent]:
+    value = _object(change.get("value"), f"{where}.value")
+    number = _text(_object(value.get("metadata"), f"{where}.value.metadata"), "phone_number_id",
+                   f"{where}.value.metadata")
+    if "statuses" in value:  # a business-initiated call's progress: this dispatcher places no calls
+        log.info("whatsapp: %s: call statuses for %s skipped", where, number)
+    calls = value.get("calls", [])
+    if not isinstance(calls, list):
+        raise ValueError(f"{where}.value.calls: expected a list")
+    for k, call in enumerate(calls):
+        try:
+            event = _event(_object(call, f"{where}.value.calls[{k}]"), number, f"{where}.value.calls[{k}]")
+        except ValueError as exc:
+            log.warning("whatsapp: a malformed call event skipped: %s", str(exc)[:300])
+            continue
+        if event is not None:
+            yield event
 
 
 def _event(call: Mapping[str, Any], number: str, where: str) -> CallEvent | None:
@@ -86,13 +120,6 @@ def _event(call: Mapping[str, Any], number: str, where: str) -> CallEvent | None
 def _object(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{where}: expected an object")
-    return value
-
-
-def _list(parent: Mapping[str, Any], name: str, where: str) -> list[Any]:
-    value = parent.get(name)
-    if not isinstance(value, list):
-        raise ValueError(f"{where}{name}: expected a list")
     return value
 
 

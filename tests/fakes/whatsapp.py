@@ -15,7 +15,12 @@ parameter); an answer must be an SDP answer with an audio section and SHA-256 DT
 (WhatsApp takes no other); an action the call's state does not allow (accept after a reject, terminate
 before an accept, anything after the call ended) and an unknown call id are refused with code 100;
 errors in Graph's shape `{"error": {"message", "type", "code", "fbtrace_id"}}`. Injected 429s and 5xx
-(`fail`) have that shape too (code 130429, Meta's throughput limit).
+(`fail`) have that shape too (code 130429, Meta's throughput limit). `done_then_fail` models the worse
+fault: Meta did the action, then answered a 5xx. Any `terminate` webhook ends the call (whatever its
+status), and a call nobody pre-accepted within `ring_seconds` is over: a business has 30 to 60 s to
+pre-accept a call before Meta ends it as not answered
+(https://docs.360dialog.com/partner/messaging/calling-api/user-initiated-whatsapp-calls); the fake takes
+the middle, 45 s, settable.
 
 A test plays Meta's media side with an aiortc peer: `ring()` makes the call and its signed webhook,
 `answer_of()` waits for the SDP answer the dispatcher accepted it with.
@@ -52,6 +57,8 @@ ANSWERS = frozenset({"pre_accept", "accept"})
 ALLOWED = {"pre_accept": {"ringing"}, "accept": {"ringing", "pre_accepted"},
            "reject": {"ringing", "pre_accepted"}, "terminate": {"accepted"}}
 AFTER = {"pre_accept": "pre_accepted", "accept": "accepted", "reject": "rejected", "terminate": "terminated"}
+RING_SECONDS = 45.0
+NOT_ANSWERED = "not_answered"  # the state of a call Meta ended because the business did not answer in time
 
 
 def graph_error(status: int, code: int, message: str, kind: str = "OAuthException") -> JSONResponse:
@@ -68,6 +75,7 @@ class FakeWhatsAppCall:
     state: str = "ringing"
     answer: str | None = None  # the SDP the call was accepted with
     actions: list[str] = field(default_factory=list)  # every action taken, in order
+    rang_at: float = field(default_factory=time.monotonic)
     accepted: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)  # rejected or terminated by the business
 
@@ -78,9 +86,11 @@ class FakeWhatsApp(FakeApi):
         "type": "OAuthException", "code": 130429 if status == 429 else 2, "fbtrace_id": "injected"}})
 
     def __init__(self, token: str = ACCESS_TOKEN, app_secret: str = APP_SECRET,
-                 numbers: tuple[str, ...] = (PHONE_NUMBER_ID,)) -> None:
+                 numbers: tuple[str, ...] = (PHONE_NUMBER_ID,), ring_seconds: float = RING_SECONDS) -> None:
         super().__init__()
         self.token, self.app_secret, self.numbers = token, app_secret, numbers
+        self.ring_seconds = ring_seconds
+        self.done_then_fail: dict[str, int] = {}  # action -> the 5xx answered once after doing it
         self.calls_by_id: dict[str, FakeWhatsAppCall] = {}
         self.refusals: list[dict[str, Any]] = []  # each refused request's error, for a test to read
 
@@ -112,8 +122,7 @@ class FakeWhatsApp(FakeApi):
                                  "timestamp": str(int(time.time())), "direction": "USER_INITIATED", "status": status}
         if call.state == "accepted":
             event["duration"] = 3
-        if status == "COMPLETED":
-            call.state = "terminated"
+        call.state = "terminated"  # whatever its status: Meta takes no action for the call after it
         return self.signed(self._envelope(call, event))
 
     def signed(self, payload: dict[str, Any], secret: str | None = None) -> tuple[bytes, dict[str, str]]:
@@ -173,6 +182,8 @@ class FakeWhatsApp(FakeApi):
         if call is None or call.number != number:
             return self._refused(400, 100, "(#100) Invalid parameter: call_id names no call of this number")
         action = body["action"]
+        if call.state == "ringing" and time.monotonic() - call.rang_at > self.ring_seconds:
+            call.state = NOT_ANSWERED  # Meta ended it meanwhile (its `terminate` webhook is the test's to send)
         if call.state not in ALLOWED[action]:
             return self._refused(400, 100, f"(#100) Invalid parameter: a call that is {call.state} cannot be "
                                  f"given {action}")
@@ -183,6 +194,9 @@ class FakeWhatsApp(FakeApi):
             call.accepted.set()
         if action in ("reject", "terminate"):
             call.ended.set()
+        if action in self.done_then_fail:
+            status = self.done_then_fail.pop(action)
+            return self._refused(status, 2, "An unexpected error has occurred. Please retry your request later.")
         return JSONResponse({"success": True})
 
 

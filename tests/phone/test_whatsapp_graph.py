@@ -1,5 +1,6 @@
 """The dispatcher's Graph API client against the strict fake of Meta's calling endpoint: what it sends
-is what Meta documents, a 429 or 5xx is tried again with backoff, Meta's refusals are not."""
+is what Meta documents, a 429 is tried again with backoff (and a 5xx for `reject` and `terminate`), an
+answer Meta may have taken (a 5xx) is not, nor are Meta's refusals."""
 
 from __future__ import annotations
 
@@ -95,3 +96,30 @@ async def test_the_fake_refuses_what_meta_refuses(meta: FakeWhatsApp, body: dict
     error = answer.json()["error"]
     assert error["code"] == 100 and refused in error["message"] and error["fbtrace_id"]
     assert call.state == "ringing"
+
+
+async def test_an_answer_graph_fails_with_a_5xx_is_not_sent_again_and_may_have_been_done(meta: FakeWhatsApp) -> None:
+    # Meta may have taken it before failing: the call's handling decides what follows (calls.py).
+    call = meta.ring(OFFER)
+    meta.fail(500, times=1)
+    client = graph(meta)
+    try:
+        with pytest.raises(GraphRefused) as refused:
+            await client.answer(PHONE_NUMBER_ID, call.call_id, "pre_accept", ANSWER)
+        await client.answer(PHONE_NUMBER_ID, call.call_id, "accept", ANSWER)
+    finally:
+        await client.aclose()
+    assert (refused.value.status, refused.value.maybe_done) == (500, True)
+    assert len(meta.calls_to("POST", "/calls")) == 2
+
+
+async def test_a_throttled_answer_is_sent_again(meta: FakeWhatsApp) -> None:
+    call = meta.ring(OFFER)
+    meta.fail(429, times=1, retry_after=0.1)
+    client = graph(meta)
+    try:
+        await client.answer(PHONE_NUMBER_ID, call.call_id, "accept", ANSWER)
+    finally:
+        await client.aclose()
+    assert [c.json()["action"] for c in meta.calls_to("POST", "/calls")] == ["accept", "accept"]
+    assert call.state == "accepted"

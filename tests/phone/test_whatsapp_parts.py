@@ -4,6 +4,7 @@ events, and what Meta takes of a bot's SDP answer."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -79,10 +80,30 @@ def test_a_connect_and_a_terminate_are_read_as_meta_sends_them() -> None:
         "metadata": {"phone_number_id": "1"}, "calls": [{"id": "c", "from": "1", "to": "2", "timestamp": "3",
                                                          "event": "connect", "session": {"sdp_type": "offer",
                                                                                          "sdp": 5}}]}}]}]}, "sdp"),
+    ({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "calls", "value": {
+        "calls": []}}]}]}, "value.metadata"),
 ])
-def test_a_malformed_call_event_is_refused_naming_where(payload: dict[str, object], where: str) -> None:
-    with pytest.raises(ValueError, match=where.replace("[", r"\[").replace("]", r"\]")):
-        call_events(payload)
+def test_a_malformed_call_event_is_skipped_and_logged_naming_where(
+        payload: dict[str, object], where: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Refusing the delivery would have Meta retry it for days, and the calls batched with it never taken.
+    with caplog.at_level(logging.WARNING, logger="dispatcher.whatsapp"):
+        assert call_events(payload) == []
+    assert where in caplog.text
+
+
+def test_a_call_status_change_is_skipped_and_the_connect_batched_with_it_is_read() -> None:
+    # A business-initiated call's progress, as Meta sends it to the same URL: `statuses[]`, no `calls`.
+    fake = FakeWhatsApp()
+    call = fake.ring(OFFER)
+    payload = json.loads(fake.connect_webhook(call)[0])
+    status = {"field": "calls", "value": {"messaging_product": "whatsapp", "metadata": {
+        "display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID}, "statuses": [{
+            "id": "wacid.other", "timestamp": "1671644824", "type": "call", "status": "RINGING",
+            "recipient_id": "16315553601"}]}}
+    malformed = {"field": "calls", "value": {"metadata": {"phone_number_id": PHONE_NUMBER_ID}, "calls": "x"}}
+    payload["entry"][0]["changes"][:0] = [status, malformed]
+    (connect,) = call_events(payload)
+    assert (connect.event, connect.call_id) == ("connect", call.call_id)
 
 
 def test_only_the_sha_256_fingerprint_of_an_answer_reaches_meta() -> None:

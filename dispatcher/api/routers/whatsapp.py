@@ -19,7 +19,7 @@ from botchannel.json_input import parse_json
 from dispatcher.api.dependencies import app_state
 from dispatcher.errors import ApiError, Utf8JSONResponse
 from dispatcher.store.client import StoreUnavailable
-from dispatcher.whatsapp.calls import WhatsAppCalls
+from dispatcher.whatsapp.calls import CallsBusy, WhatsAppCalls
 from dispatcher.whatsapp.events import call_events
 from dispatcher.whatsapp.signature import HEADER, check_signature
 
@@ -72,4 +72,8 @@ async def webhook(request: Request) -> Response:
         log.warning("whatsapp: a webhook was refused: the store did not answer, so a repeat could not be ruled out")
         raise ApiError(503, "store_unavailable", "this webhook cannot be checked against repeats right now",
                        retry_after=STORE_RETRY_SECONDS) from None
+    except CallsBusy as exc:
+        log.warning("whatsapp: a webhook was refused: %s", exc)
+        raise ApiError(503, "whatsapp_busy", "this replica is handling as many WhatsApp calls as it can: the webhook "
+                       "is retried", retry_after=STORE_RETRY_SECONDS) from None
     return Utf8JSONResponse({"events": len(events), "taken": taken})
