@@ -195,6 +195,42 @@ async def test_without_twilio_s_credentials_a_twilio_call_says_which_settings_to
     assert mixed.status_code == 422 and mixed.json()["error"]["code"] == "trunk_not_used"
 
 
+KEY = "vf_twilio_dial_key_0123456789abcdef"
+ELSEWHERE = {"Authorization": f"Bearer {KEY}", "Host": "attacker.example.net", "X-Forwarded-Proto": "https"}
+
+
+async def keyed_call(twilio: FakeTwilioCalls, **env: str) -> httpx.Response:
+    """`POST /calls` with an API key whose holder names a host of theirs (a keyless dispatcher takes
+    loopback names only)."""
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
+           "TWILIO_CALLS_PER_SECOND": "50", "DISPATCHER_API_KEYS": KEY, **env}
+    app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        answer = await client.post("/calls", json=CALL, headers=ELSEWHERE)
+    await app.state.voicefleet.aclose()
+    return answer
+
+
+async def test_without_phone_public_url_a_twilio_call_is_refused_whatever_host_the_client_names(
+        twilio: FakeTwilioCalls) -> None:
+    """The stream and callbacks would otherwise go to the request's Host: a key's holder would have the
+    callee's audio and the outcomes sent to a host of theirs, on the deployment's account."""
+    answer = await keyed_call(twilio)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "twilio_not_configured", answer.text
+    assert "PHONE_PUBLIC_URL" in answer.json()["error"]["message"]
+    assert twilio.calls_to("POST", "Calls.json") == []
+
+
+async def test_a_twilio_call_s_stream_and_callbacks_name_phone_public_url_not_the_request_s_host(
+        twilio: FakeTwilioCalls) -> None:
+    answer = await keyed_call(twilio, PHONE_PUBLIC_URL=PUBLIC)
+    assert answer.status_code == 201, answer.text
+    call = twilio.placed[0]
+    assert call.stream_url.startswith("wss://calls.example.com/ws/twilio/")
+    for name in ("StatusCallback", "AsyncAmdStatusCallback"):
+        assert (call.one(name) or "").startswith(f"{PUBLIC}/phone/twilio/calls/"), call.one(name)
+
+
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with redis_server(Path(tmp_path_factory.mktemp("redis"))) as server:
