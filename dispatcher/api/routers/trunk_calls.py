@@ -99,6 +99,7 @@ async def place_call(
     except ApiError as exc:
         if exc.code == "twilio_unanswered":  # it may ring yet: its stream stays open to it, and a retry is a replay
             state.sessions.timeline.note(session_id, "requested", carrier=carrier, placed="unknown")
+            await state.sessions.timeline.settled()  # written before the answer: a retry at once sees it
             raise
         # The session never ran, and ends here with why. Its token spent now: an edge (or Twilio) that took
         # the call after all (its answer lost) cannot open it.

@@ -195,6 +195,22 @@ async def test_without_twilio_s_credentials_a_twilio_call_says_which_settings_to
     assert mixed.status_code == 422 and mixed.json()["error"]["code"] == "trunk_not_used"
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_with_the_same_session(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls, status: int) -> None:
+    """Twilio takes no idempotency key on a create, and a 5xx does not prove that no call was queued:
+    the outcome is unknown, as a create with no answer at all."""
+    twilio.queued_but_answered = status
+    key = {"Idempotency-Key": f"queued-{status}"}
+    unsure = await api.post("/calls", json=CALL, headers=key)
+    assert unsure.status_code == 504 and unsure.json()["error"]["code"] == "twilio_unanswered", unsure.text
+    again = await api.post("/calls", json=CALL, headers=key)
+    assert again.status_code == 200, again.text  # the first session, not a second call
+    assert len(twilio.calls_to("POST", "Calls.json")) == 1 and len(twilio.placed) == 1
+    timeline = await events(api, again.json()["session_id"])
+    assert [e.get("placed") for e in timeline if e["event"] == "requested"][-1] == "unknown", timeline
+
+
 KEY = "vf_twilio_dial_key_0123456789abcdef"
 ELSEWHERE = {"Authorization": f"Bearer {KEY}", "Host": "attacker.example.net", "X-Forwarded-Proto": "https"}
 
