@@ -16,11 +16,13 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.call_pace import paced
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
 from dispatcher.phone.twilio_dial import TwilioDialSettings
 from dispatcher.phone.twilio_dialer import TwilioDialer
 from dispatcher.settings import Settings
 from dispatcher.store.client import DEFAULT_PREFIX
+from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
 from tests.fakes.server import serve
@@ -282,6 +284,32 @@ async def test_two_replicas_never_create_calls_faster_than_the_account_s_pace(re
     assert len(set(sids)) == 6 and len(created) == 6
     since_first = [at - created[0] for at in created]
     assert all(since >= 0.5 * n - 0.25 for n, since in enumerate(since_first)), since_first
+
+
+@pytest.mark.parametrize("bucket", ["twilio:AC1", "trunk:far"])
+async def test_replicas_with_different_rates_pace_one_account_from_one_bucket(redis: RedisServer, bucket: str) -> None:
+    """Mid-rollout one replica has 1 call a second, the other 2: both take turns from the account's (or the
+    trunk's) one bucket, each refilling it at its own rate, so the second call waits; with a bucket per
+    rate each would go at once and the account would get both rates added."""
+    prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
+    replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
+    try:
+        waits = [await paced(coordination, bucket, rate, 5.0, code="paced", what="the account", setting="X")
+                 for coordination, rate in zip(replicas, (1.0, 2.0), strict=True)]
+    finally:
+        for coordination in replicas:
+            await coordination.aclose()
+    assert waits[0] == 0.0 and waits[1] >= 0.5, waits  # the first call's turn (a second) is the second's wait
+
+
+async def test_a_rate_changed_in_one_process_refills_the_same_bucket_at_the_new_rate() -> None:
+    """A trunk's `cps` read anew from the edge paces from the bucket its calls took turns from: the call
+    right after the change waits out the turn the last call took (a second), the next, once that one has
+    gone, only half a second (2 a second now, not the 1 the bucket was made with)."""
+    store = LocalCoordination()
+    waits = [await paced(store, "trunk:far", rate, 5.0, code="paced", what="trunk 'far'", setting="X")
+             for rate in (1.0, 2.0, 2.0)]
+    assert waits[0] == 0.0 and 0.8 <= waits[1] <= 1.0 and 0.3 <= waits[2] <= 0.6, waits
 
 
 @pytest.mark.parametrize(("change", "status", "code"), [
