@@ -219,12 +219,16 @@ ELSEWHERE = {"Authorization": f"Bearer {KEY}", "Host": "attacker.example.net", "
 
 async def keyed_call(twilio: FakeTwilioCalls, **env: str) -> httpx.Response:
     """`POST /calls` with an API key whose holder names a host of theirs (a keyless dispatcher takes
-    loopback names only)."""
+    loopback names only); then, when it was placed, the call's busy signal from Twilio, whose answers
+    are the answer's `extensions["callbacks"]`."""
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
            "TWILIO_CALLS_PER_SECOND": "50", "DISPATCHER_API_KEYS": KEY, **env}
     app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         answer = await client.post("/calls", json=CALL, headers=ELSEWHERE)
+        if answer.status_code == 201:
+            answer.extensions["callbacks"] = await twilio.finish(answer.json()["call_sid"], "busy")
     await app.state.voicefleet.aclose()
     return answer
 
@@ -247,6 +251,22 @@ async def test_a_twilio_call_s_stream_and_callbacks_name_phone_public_url_not_th
     assert call.stream_url.startswith("wss://calls.example.com/ws/twilio/")
     for name in ("StatusCallback", "AsyncAmdStatusCallback"):
         assert (call.one(name) or "").startswith(f"{PUBLIC}/phone/twilio/calls/"), call.one(name)
+    assert {a.status_code for a in answer.extensions["callbacks"]} == {204}  # signed over that URL, and taken
+
+
+async def test_with_several_regions_a_twilio_call_s_stream_and_callbacks_name_this_region_s_url(
+        twilio: FakeTwilioCalls) -> None:
+    """Its values are kept in this region: the callbacks come here, not to a front door shared by every
+    region, and their signatures are checked over this region's URL."""
+    here = "https://us.example.com"
+    answer = await keyed_call(twilio, PHONE_PUBLIC_URL=PUBLIC, REGION="us", REGION_SECRET="s" * 32,
+                              REGIONS=f"us={here},eu=https://eu.example.com")
+    assert answer.status_code == 201, answer.text
+    call = twilio.placed[0]
+    assert call.stream_url.startswith("wss://us.example.com/ws/twilio/")
+    for name in ("StatusCallback", "AsyncAmdStatusCallback"):
+        assert (call.one(name) or "").startswith(f"{here}/phone/twilio/calls/"), call.one(name)
+    assert {a.status_code for a in answer.extensions["callbacks"]} == {204}  # signed over that URL, and taken
 
 
 @pytest.fixture(scope="module")
