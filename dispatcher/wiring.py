@@ -258,7 +258,7 @@ def build_state(
         return health["status"] == "ok" if "status" in health else None
 
     phone = build_phone_state(env, settings, sessions, channels, metrics, coordination, replication.remote,
-                              owners=auth.by_id, timeline=timeline)
+                              owners=auth.by_id, timeline=timeline, regions=regions)
     replication.attach_transfers(phone.handing)  # a transfer another replica relays here
     return AppState(
         settings=settings,

@@ -1395,7 +1395,8 @@ SETTINGS: tuple[Setting, ...] = (
         meaning=(
             "the dispatcher's public base URL as carriers were told it (`https://calls.example.com`); carriers' "
             "signatures cover it. With several regions stream URLs and call tokens name the region's own "
-            "`REGIONS` URL instead ([regions.md](regions.md#phone-calls-across-regions))"
+            "`REGIONS` URL instead ([regions.md](regions.md#phone-calls-across-regions)). Calls placed through "
+            "Twilio need it (or `REGIONS`): their stream and callbacks go there, never to a request's `Host`"
         ),
     ),
     Setting(

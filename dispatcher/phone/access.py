@@ -82,6 +82,13 @@ def handed_out_base(settings: PhoneSettings, headers: Mapping[str, str], scheme:
     return regions.urls[regions.here] if regions.several else public_base(settings, headers, scheme)
 
 
+def carrier_base(settings: PhoneSettings, regions: Regions) -> str | None:
+    """Where a carrier this dispatcher asks to call out (Twilio's create) streams the call and sends its
+    callbacks: this region's URL in `REGIONS`, else PHONE_PUBLIC_URL; None without either. Never a
+    request's Host: an API key's holder would pick where the callee's audio and the outcomes go."""
+    return regions.urls[regions.here] if regions.several else settings.public_url
+
+
 def websocket_url(base: str, path: str, query: str = "") -> str:
     scheme, _, rest = base.partition("://")
     url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"

@@ -15,9 +15,11 @@ from dispatcher.store.coordination import CreateLimits
 
 async def paced(limits: CreateLimits, bucket: str, per_second: float, max_wait: float, *, code: str,
                 what: str, setting: str) -> float:
-    """Waits for the bucket's next turn; the seconds waited. `what` names the pace in the refusal
-    ("trunk 'far'"), `setting` the bound a team may raise."""
-    limit = limits.create_limit(f"{bucket}:{per_second:g}", per_second, 1)
+    """Waits for the next turn of `bucket` (`twilio:<account>`, `trunk:<name>`); the seconds waited. `what`
+    names the pace in the refusal ("trunk 'far'"), `setting` the bound a team may raise."""
+    # Named by the carrier's account (or trunk) alone: replicas with different rates (mid-rollout) share
+    # its bucket, each refilling it at its own, so the carrier never gets their rates added.
+    limit = limits.create_limit(bucket, per_second, 1)
     turn = await limit.cold(max_wait)
     if not turn.granted:
         raise ApiError(429, code, f"{what} takes {per_second:g} calls a second: this call would wait "

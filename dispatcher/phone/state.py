@@ -26,6 +26,7 @@ from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.phone.twilio_calls import TwilioCalls
 from dispatcher.phone.twilio_dial import TwilioDialSettings
 from dispatcher.phone.twilio_dialer import TwilioDialer
+from dispatcher.regions.config import Regions
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination, HeldPlaces, OneTimeUse
@@ -70,6 +71,7 @@ def build_phone_state(
     owner_relay: OwnerRelay,
     owners: Callable[[str], Caller | None] = lambda _caller_id: None,
     timeline: Timeline | None = None,
+    regions: Regions | None = None,
 ) -> PhoneState:
     """`owner_relay` reaches the replica holding a bot's channel: with several replicas a call's two
     sockets may be at two of them."""
@@ -85,7 +87,7 @@ def build_phone_state(
                           sip=SipTransfers(edge) if edge is not None else None)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
-    dialer, no_dialer = _dialer(env, phone, twilio, coordination)
+    dialer, no_dialer = _dialer(env, phone, twilio, coordination, (regions or Regions()).several)
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,
@@ -110,14 +112,18 @@ def build_phone_state(
 
 
 def _dialer(env: Mapping[str, str], phone: PhoneSettings, twilio: TwilioCalls | None,
-            coordination: Coordination) -> tuple[TwilioDialer | None, str]:
-    """Calls out through Twilio need its REST credentials and its auth token (Twilio signs the calls'
-    callbacks with the account's auth token, whichever credential placed them)."""
+            coordination: Coordination, regions: bool) -> tuple[TwilioDialer | None, str]:
+    """Calls out through Twilio need its REST credentials, its auth token (Twilio signs the calls'
+    callbacks with the account's auth token, whichever credential placed them) and an address of this
+    dispatcher's own for the call's stream and callbacks (dispatcher/phone/access.py `carrier_base`)."""
     settings = TwilioDialSettings.from_env(env)
     if twilio is None or phone.twilio_rest is None:
         return None, ("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or an API key: TWILIO_API_KEY_SID and "
                       "TWILIO_API_KEY_SECRET, with TWILIO_AUTH_TOKEN to check the calls' callbacks)")
     if not phone.twilio_auth_token:
         return None, "set TWILIO_AUTH_TOKEN: the calls' status callbacks are signed with it and checked"
+    if not phone.public_url and not regions:
+        return None, ("set PHONE_PUBLIC_URL to the https:// address Twilio reaches this dispatcher at: a call's "
+                      "stream and callbacks go there, never to an address a request's Host header names")
     kept = coordination.session_values(hmac.new(phone.token_key, b"twilio calls kept", hashlib.sha256).digest())
     return TwilioDialer(settings, twilio, phone.twilio_rest.account_sid, coordination, kept), ""

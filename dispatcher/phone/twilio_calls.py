@@ -10,9 +10,11 @@ HTTP Basic: the Account SID and its auth token, or an API key's SID and secret (
 alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, …), or an error body
 `{"code", "message", "more_info", "status"}` (20404: no such call; 21220: the call is not in progress).
 
-An update or a create is retried on 429 and 5xx (nothing was done) within `Backoff`; one that got no
-answer at all may have been done, so it is never sent again blind: `Unanswered` tells the caller to read the
-call back (dispatcher/phone/transfers.py). A read is safe to repeat and is retried on every failure.
+An update is retried on 429 and 5xx within `Backoff`; one that got no answer at all may have been done,
+so it is never sent again blind: `Unanswered` tells the caller to read the call back
+(dispatcher/phone/transfers.py). A create is retried on 429 alone: Twilio takes no idempotency key on it,
+and a 5xx (a gateway's 504 above all) does not prove no call was queued, so a 5xx is `Unanswered` too,
+as is no answer, and never sent again. A read is safe to repeat and is retried on every failure.
 
 Twilio's rate limit is the account's: a 429 holds every request of this client (every call's) until
 its `Retry-After` has passed, refused unsent meanwhile, so callers retrying in a loop do not keep the
@@ -36,6 +38,7 @@ TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a s
 UPDATE_BACKOFF = Backoff(attempts=3, base=0.5, cap=4.0, deadline=15.0)
 THROTTLED_SECONDS = 1.0  # how long a 429 without Retry-After holds the account's requests
 PACING_SLACK_SECONDS = 0.01
+CREATE_RETRIED = frozenset({429})  # Twilio did nothing; any other answer to a create may have queued the call
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,13 @@ class TwilioCalls:
     async def create(self, form: list[tuple[str, str]]) -> dict[str, Any]:
         """A new outgoing call (`POST .../Calls.json`): the call's JSON (`sid`, `status` `queued`);
         `TwilioRefused` (nothing placed), `Unanswered` (it may have been placed)."""
-        return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form)
+        return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form,
+                                retried=CREATE_RETRIED)
 
-    async def _post(self, path: str, form: list[tuple[str, str]]) -> dict[str, Any]:
-        """A form POST retried only where Twilio answered that it did nothing (429, 5xx)."""
+    async def _post(self, path: str, form: list[tuple[str, str]], *,
+                    retried: frozenset[int] = RETRYABLE_STATUSES) -> dict[str, Any]:
+        """A form POST retried only where Twilio answered `retried` (it did nothing); a 5xx outside them is
+        `Unanswered`: it may have been done."""
         body = urlencode(form).encode()
         headers = {**self._auth(), "Content-Type": "application/x-www-form-urlencoded"}
 
@@ -111,9 +117,11 @@ class TwilioCalls:
             except HttpError as exc:
                 raise Unanswered(str(exc)) from None
             self._heard(response.status_code, retry_after_of(response.headers))
-            if response.status_code in RETRYABLE_STATUSES:
+            if response.status_code in retried:
                 raise Transient(f"POST {path}: HTTP {response.status_code}",
                                 retry_after=retry_after_of(response.headers), status=response.status_code)
+            if response.status_code >= 500 and response.status_code in RETRYABLE_STATUSES:
+                raise Unanswered(f"Twilio answered {response.status_code}: it may have been done")
             return response
 
         try:

@@ -197,7 +197,7 @@ class LocalCoordination:
         self.session_audit: AuditTrail = MemoryTrail()
         self.release_samples: ReleaseSamples = MemoryReleaseSamples()
         self.runtime: RuntimeBook = MemoryRuntimeBook()
-        self._create_limits: dict[str, CreateLimit] = {}
+        self._create_limits: dict[str, LocalCreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:
         return LocalLaunches()
@@ -209,9 +209,12 @@ class LocalCoordination:
         return LocalWeightedRate(per_second, burst)
 
     def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
-        if name not in self._create_limits:  # one bucket per limit: the provider's and the reserve's
-            self._create_limits[name] = LocalCreateLimit(per_second, burst)
-        return self._create_limits[name]
+        # One bucket per limit, the provider's and the reserve's, whatever rate refills it now.
+        limit = self._create_limits.get(name)
+        if limit is None or (limit.per_second, limit.burst) != (per_second, burst):
+            limit = LocalCreateLimit(per_second, burst) if limit is None else limit.retuned(per_second, burst)
+            self._create_limits[name] = limit
+        return limit
 
     def turn_credentials(self) -> CredentialCounts:
         return LocalCredentialCounts()

@@ -119,6 +119,21 @@ class LocalCreateLimit:
         self._clock = clock
         self._due = -math.inf  # the bucket's theoretical arrival time: all tokens back by then
 
+    @property
+    def per_second(self) -> float:
+        return 1.0 / self._interval
+
+    @property
+    def burst(self) -> int:
+        return self._burst
+
+    def retuned(self, per_second: float, burst: int) -> LocalCreateLimit:
+        """The same bucket at another rate (a trunk's `cps` changed, or a setting): the turns taken so far
+        still count."""
+        limit = LocalCreateLimit(per_second, burst, self._clock)
+        limit._due = self._due
+        return limit
+
     async def cold(self, max_wait: float) -> CreateTurn:
         return self._turn("cold", max_wait)
 

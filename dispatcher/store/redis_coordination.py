@@ -136,7 +136,7 @@ class RedisCoordination:
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple
         self._beating: asyncio.Task[None] | None = None
-        self._create_limits: dict[str, CreateLimit] = {}
+        self._create_limits: dict[str, tuple[LocalCreateLimit, CreateLimit]] = {}
 
     async def ask_owner(
         self, session_id: str, method: str, params: Mapping[str, Any], timeout: float
@@ -201,10 +201,15 @@ class RedisCoordination:
                                      LocalWeightedRate(per_second, burst))
 
     def create_limit(self, name: str, per_second: float, burst: int) -> CreateLimit:
-        if name not in self._create_limits:  # one per limit: its fallback count is this replica's
-            self._create_limits[name] = ForgivingCreateLimit(SharedCreateLimit(self.store, name, per_second, burst),
-                                                             LocalCreateLimit(per_second, burst))
-        return self._create_limits[name]
+        # One per limit, named without its rate: replicas with another rate (mid-rollout, or a trunk's `cps`
+        # read anew) take turns from the same bucket, each refilling it at its own. The fallback count is
+        # this replica's.
+        held = self._create_limits.get(name)
+        if held is None or (held[0].per_second, held[0].burst) != (per_second, burst):
+            alone = LocalCreateLimit(per_second, burst) if held is None else held[0].retuned(per_second, burst)
+            held = alone, ForgivingCreateLimit(SharedCreateLimit(self.store, name, per_second, burst), alone)
+            self._create_limits[name] = held
+        return held[1]
 
     def turn_credentials(self) -> CredentialCounts:
         return ForgivingCounts(SharedCredentialCounts(self.store), LocalCredentialCounts())

@@ -87,6 +87,8 @@ class FakeTwilioCalls(FakeTwilio):
         self.created_at: list[float] = []  # time.monotonic() of every create Twilio took
         self.placed: list[PlacedCall] = []
         self._creates: list[float] = []
+        # The next create's answer instead of its 201, the call queued all the same (a gateway that timed out).
+        self.queued_but_answered: int | None = None
         self._auth_token = next(secret for user, secret in self.logins if user == self.account_sid)
         # How callbacks reach the dispatcher: over the network, or (an in-process app) its ASGI transport.
         self.deliver: Callable[[], httpx.AsyncClient] = lambda: httpx.AsyncClient(timeout=10)
@@ -119,6 +121,9 @@ class FakeTwilioCalls(FakeTwilio):
         self.calls_by_sid[call.sid] = call
         self.placed.append(call)
         self.created_at.append(time.monotonic())
+        if self.queued_but_answered is not None:
+            status, self.queued_but_answered = self.queued_but_answered, None
+            return error(status, 20500, "the call was queued; its answer was lost")
         return JSONResponse({**self._resource(call), "direction": "outbound-api", "to": call.one("To"),
                              "from": call.one("From")}, status_code=201)
 

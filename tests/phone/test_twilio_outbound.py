@@ -17,6 +17,7 @@ from tests.fakes.server import serve
 from tests.fakes.twilio_outbound import FakeTwilioCalls, PlacedCall
 from tests.phone.conftest import phone_env, wait_for_idle_bot
 from tests.support.http_client import api_client
+from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher
 from voicefleet.main import voicefleet
 
@@ -35,9 +36,9 @@ def twilio() -> Iterator[FakeTwilioCalls]:
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory: pytest.TempPathFactory, twilio: FakeTwilioCalls) -> Iterator[DispatcherProcess]:
-    env = phone_env(tmp_path_factory.mktemp("calls"))
-    env.update(twilio.env())
-    with run_dispatcher(tmp_path_factory.mktemp("twilio-out"), env) as running:
+    port = free_port()  # Twilio is told the dispatcher's own address (PHONE_PUBLIC_URL), never a request's Host
+    env = {**phone_env(tmp_path_factory.mktemp("calls")), **twilio.env(), "PHONE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    with run_dispatcher(tmp_path_factory.mktemp("twilio-out"), env, port=port) as running:
         yield running
 
 

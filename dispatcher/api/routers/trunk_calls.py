@@ -23,7 +23,7 @@ from dispatcher.api.phone_start import phone_start
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
-from dispatcher.api.twilio_place import dialer_of, place_twilio
+from dispatcher.api.twilio_place import dialer_of, place_twilio, twilio_base
 from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import handed_out_base
@@ -67,7 +67,9 @@ async def place_call(
         trunk.check_caller(caller)
     route: dict[str, Any] = {"trunk": trunk.name} if trunk is not None else {"carrier": carrier}
     bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, **route, "body": user_body}
-    base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
+    # Twilio is told only this dispatcher's own address, never the request's Host (dispatcher/api/twilio_place.py).
+    base = (handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
+            if trunk is not None else twilio_base(state))
     session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
     answer, grant = phone_start(state.phone, CARRIER if trunk is not None else carrier, bot_body, base, who,
                                 state.settings.region, session_key=session_key,
@@ -91,12 +93,13 @@ async def place_call(
             await calls.hand_over({"session_id": session_id, "stream_url": stream_url, "to": payload.to,
                                    "from": payload.caller_id, "trunk": trunk.name, "caller": caller})
         else:
-            shown["call_sid"] = await place_twilio(state, request, dialer_of(state), payload, who, session_id,
+            shown["call_sid"] = await place_twilio(state, dialer_of(state), payload, who, session_id,
                                                    stream_url, bot_body)
             await open_timeline(state, session_id, carrier=carrier, call_sid=shown["call_sid"])
     except ApiError as exc:
         if exc.code == "twilio_unanswered":  # it may ring yet: its stream stays open to it, and a retry is a replay
             state.sessions.timeline.note(session_id, "requested", carrier=carrier, placed="unknown")
+            await state.sessions.timeline.settled()  # written before the answer: a retry at once sees it
             raise
         # The session never ran, and ends here with why. Its token spent now: an edge (or Twilio) that took
         # the call after all (its answer lost) cannot open it.

@@ -23,8 +23,8 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.phone_start import phone_start
 from dispatcher.api.routers.webhooks import UNTIMED_SIGNATURE_SECONDS, first_time
 from dispatcher.api.state import AppState
+from dispatcher.api.twilio_place import twilio_base
 from dispatcher.errors import ApiError
-from dispatcher.phone.access import handed_out_base, public_base
 from dispatcher.phone.signatures import twilio_valid
 from dispatcher.phone.twilio_calls import TwilioRefused, Unanswered
 from dispatcher.phone.twilio_dial import MACHINE, NOT_ANSWERED, mac_valid, voicemail_action
@@ -61,7 +61,7 @@ async def amd_verdict(request: Request, session_id: str, mac: str) -> Response:
     owner = state.phone.owners(str(kept.get("owner")))
     try:
         if action == "hand_to_bot" and owner is not None:
-            base = handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
+            base = twilio_base(state)
             body = {**kept.get("body", {}), "answered_by": answered_by}
             answer, _ = phone_start(state.phone, "twilio", body, base, owner, state.settings.region)
             await dialer.hand_over(call_sid, f"{answer['wsUrl']}/{answer['token']}")
@@ -85,7 +85,7 @@ async def _verified(request: Request, session_id: str,
         params = parse_qsl((await request.body()).decode(), keep_blank_values=True)
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_form", "the callback's body is not UTF-8 form data") from None
-    url = public_base(settings, request.headers, request.url.scheme) + request.url.path
+    url = twilio_base(state) + request.url.path  # the address the create gave Twilio, which it signed
     url += f"?{request.url.query}" if request.url.query else ""
     signature = request.headers.get("x-twilio-signature")
     if not twilio_valid(settings.twilio_auth_token, url, params, signature):

@@ -16,11 +16,13 @@ import pytest
 
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.phone.call_pace import paced
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
 from dispatcher.phone.twilio_dial import TwilioDialSettings
 from dispatcher.phone.twilio_dialer import TwilioDialer
 from dispatcher.settings import Settings
 from dispatcher.store.client import DEFAULT_PREFIX
+from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
 from tests.dispatcher.store.conftest import settings_for
 from tests.fakes.server import serve
@@ -195,6 +197,78 @@ async def test_without_twilio_s_credentials_a_twilio_call_says_which_settings_to
     assert mixed.status_code == 422 and mixed.json()["error"]["code"] == "trunk_not_used"
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_with_the_same_session(
+        api: httpx.AsyncClient, twilio: FakeTwilioCalls, status: int) -> None:
+    """Twilio takes no idempotency key on a create, and a 5xx does not prove that no call was queued:
+    the outcome is unknown, as a create with no answer at all."""
+    twilio.queued_but_answered = status
+    key = {"Idempotency-Key": f"queued-{status}"}
+    unsure = await api.post("/calls", json=CALL, headers=key)
+    assert unsure.status_code == 504 and unsure.json()["error"]["code"] == "twilio_unanswered", unsure.text
+    again = await api.post("/calls", json=CALL, headers=key)
+    assert again.status_code == 200, again.text  # the first session, not a second call
+    assert len(twilio.calls_to("POST", "Calls.json")) == 1 and len(twilio.placed) == 1
+    timeline = await events(api, again.json()["session_id"])
+    assert [e.get("placed") for e in timeline if e["event"] == "requested"][-1] == "unknown", timeline
+
+
+KEY = "vf_twilio_dial_key_0123456789abcdef"
+ELSEWHERE = {"Authorization": f"Bearer {KEY}", "Host": "attacker.example.net", "X-Forwarded-Proto": "https"}
+
+
+async def keyed_call(twilio: FakeTwilioCalls, **env: str) -> httpx.Response:
+    """`POST /calls` with an API key whose holder names a host of theirs (a keyless dispatcher takes
+    loopback names only); then, when it was placed, the call's busy signal from Twilio, whose answers
+    are the answer's `extensions["callbacks"]`."""
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
+           "TWILIO_CALLS_PER_SECOND": "50", "DISPATCHER_API_KEYS": KEY, **env}
+    app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        answer = await client.post("/calls", json=CALL, headers=ELSEWHERE)
+        if answer.status_code == 201:
+            answer.extensions["callbacks"] = await twilio.finish(answer.json()["call_sid"], "busy")
+    await app.state.voicefleet.aclose()
+    return answer
+
+
+async def test_without_phone_public_url_a_twilio_call_is_refused_whatever_host_the_client_names(
+        twilio: FakeTwilioCalls) -> None:
+    """The stream and callbacks would otherwise go to the request's Host: a key's holder would have the
+    callee's audio and the outcomes sent to a host of theirs, on the deployment's account."""
+    answer = await keyed_call(twilio)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "twilio_not_configured", answer.text
+    assert "PHONE_PUBLIC_URL" in answer.json()["error"]["message"]
+    assert twilio.calls_to("POST", "Calls.json") == []
+
+
+async def test_a_twilio_call_s_stream_and_callbacks_name_phone_public_url_not_the_request_s_host(
+        twilio: FakeTwilioCalls) -> None:
+    answer = await keyed_call(twilio, PHONE_PUBLIC_URL=PUBLIC)
+    assert answer.status_code == 201, answer.text
+    call = twilio.placed[0]
+    assert call.stream_url.startswith("wss://calls.example.com/ws/twilio/")
+    for name in ("StatusCallback", "AsyncAmdStatusCallback"):
+        assert (call.one(name) or "").startswith(f"{PUBLIC}/phone/twilio/calls/"), call.one(name)
+    assert {a.status_code for a in answer.extensions["callbacks"]} == {204}  # signed over that URL, and taken
+
+
+async def test_with_several_regions_a_twilio_call_s_stream_and_callbacks_name_this_region_s_url(
+        twilio: FakeTwilioCalls) -> None:
+    """Its values are kept in this region: the callbacks come here, not to a front door shared by every
+    region, and their signatures are checked over this region's URL."""
+    here = "https://us.example.com"
+    answer = await keyed_call(twilio, PHONE_PUBLIC_URL=PUBLIC, REGION="us", REGION_SECRET="s" * 32,
+                              REGIONS=f"us={here},eu=https://eu.example.com")
+    assert answer.status_code == 201, answer.text
+    call = twilio.placed[0]
+    assert call.stream_url.startswith("wss://us.example.com/ws/twilio/")
+    for name in ("StatusCallback", "AsyncAmdStatusCallback"):
+        assert (call.one(name) or "").startswith(f"{here}/phone/twilio/calls/"), call.one(name)
+    assert {a.status_code for a in answer.extensions["callbacks"]} == {204}  # signed over that URL, and taken
+
+
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with redis_server(Path(tmp_path_factory.mktemp("redis"))) as server:
@@ -230,6 +304,32 @@ async def test_two_replicas_never_create_calls_faster_than_the_account_s_pace(re
     assert len(set(sids)) == 6 and len(created) == 6
     since_first = [at - created[0] for at in created]
     assert all(since >= 0.5 * n - 0.25 for n, since in enumerate(since_first)), since_first
+
+
+@pytest.mark.parametrize("bucket", ["twilio:AC1", "trunk:far"])
+async def test_replicas_with_different_rates_pace_one_account_from_one_bucket(redis: RedisServer, bucket: str) -> None:
+    """Mid-rollout one replica has 1 call a second, the other 2: both take turns from the account's (or the
+    trunk's) one bucket, each refilling it at its own rate, so the second call waits; with a bucket per
+    rate each would go at once and the account would get both rates added."""
+    prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
+    replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
+    try:
+        waits = [await paced(coordination, bucket, rate, 5.0, code="paced", what="the account", setting="X")
+                 for coordination, rate in zip(replicas, (1.0, 2.0), strict=True)]
+    finally:
+        for coordination in replicas:
+            await coordination.aclose()
+    assert waits[0] == 0.0 and waits[1] >= 0.5, waits  # the first call's turn (a second) is the second's wait
+
+
+async def test_a_rate_changed_in_one_process_refills_the_same_bucket_at_the_new_rate() -> None:
+    """A trunk's `cps` read anew from the edge paces from the bucket its calls took turns from: the call
+    right after the change waits out the turn the last call took (a second), the next, once that one has
+    gone, only half a second (2 a second now, not the 1 the bucket was made with)."""
+    store = LocalCoordination()
+    waits = [await paced(store, "trunk:far", rate, 5.0, code="paced", what="trunk 'far'", setting="X")
+             for rate in (1.0, 2.0, 2.0)]
+    assert waits[0] == 0.0 and 0.8 <= waits[1] <= 1.0 and 0.3 <= waits[2] <= 0.6, waits
 
 
 @pytest.mark.parametrize(("change", "status", "code"), [
