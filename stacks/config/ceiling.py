@@ -12,7 +12,7 @@ quotas are the ceiling, in two shapes:
 
 Offline (the plan, `voicefleet config check`) each quota is the provider's documented default, not
 the account's, and says so; a value the stack states (`cloudRunExecutionQuota`) is used as stated, and
-one a preview read from the account (`accountQuotas`, AWS) as read.
+one a preview read from the account (`accountQuotas`: AWS's Fargate vCPUs, Compute Engine's CPUS) as read.
 Pure arithmetic: no Pulumi here (stacks/config/ceiling_notes.py says it).
 """
 
@@ -55,6 +55,9 @@ GCE_MUTATIONS_PER_SESSION = 2
 # Shared-core machine types and the vCPUs each counts against the CPUS quota.
 GCE_SHARED_CORE_VCPUS = {"e2-micro": 2, "e2-small": 2, "e2-medium": 2, "f1-micro": 1, "g1-small": 1}
 GCE_FAMILIES_ON_CPUS = ("e2", "n1", "f1", "g1")  # the others have a quota of their own (N2_CPUS, …)
+# Cloud Quotas' id of the CPUS metric's regional quota, as pulumi_gcp's cloudquota.get_s_quota_info documents
+# it; the other families' quotas (N2_CPUS, …) are not read, their ids being undocumented there.
+GCE_CPU_QUOTA_IDS = {"CPUS": "CPUS-per-project-region"}
 # Cloud Run publishes no rate for jobs.run: the dispatcher's pacing is the one counted. Running job
 # executions: 1,000 per project and region (cloud.google.com/run/quotas; stacks/config/cloud_run.py).
 # Azure Container Instances, per subscription and region: 100 container groups, 100 standard cores, and
@@ -72,6 +75,7 @@ STATED = "as the stack states it"
 FARGATE_SHARED = ("every Fargate task in the account and region takes from it, other stacks' and services' too, so "
                   "the stack holds fewer where they run")
 READ = "your account's, read from Service Quotas by this preview"
+READ_CLOUD_QUOTAS = "your project's, read from Cloud Quotas by this preview"
 
 
 @dataclass(frozen=True)
@@ -246,10 +250,10 @@ def gce_cpu_metric(machine_type: str) -> str:
 
 
 def gce(project: str, region: str, machine_type: str, call_minutes: float, bots: int, *,
-        paced: float = GCE_INSERT_RATE.per_second) -> Ceiling:
+        paced: float = GCE_INSERT_RATE.per_second, cpu_quota: float | None = None) -> Ceiling:
     """Compute Engine: the project's mutation rate (an insert and a delete a session) and the dispatcher's
-    insert pacing (`paced`); the region's CPU quota has no documented default, so what `bots` VMs need of
-    it is said instead."""
+    insert pacing (`paced`); the region's CPU quota has no documented default, so it counts only as a
+    preview read it (`cpu_quota`), and otherwise what `bots` VMs need of it is said instead."""
     launches = _rate_limit(
         "Compute Engine API mutation requests", "", GCE_MUTATIONS_PER_SECOND, paced, call_minutes,
         show="cloud.google.com/compute/docs/api-rate-limits", calls=(GCE_MUTATIONS_PER_SESSION, "mutations"),
@@ -258,11 +262,21 @@ def gce(project: str, region: str, machine_type: str, call_minutes: float, bots:
     vcpus = gce_vcpus(machine_type)
     show = (f"`gcloud compute regions describe {region} --project {project} --flatten=quotas "
             f"--filter=quotas.metric={metric} --format='value(quotas.limit,quotas.usage)'`")
+    raise_it = "a quota increase request in the console, IAM & Admin > Quotas (Compute Engine API, {quota}, {region})"
+    where = f"project {project}, {region}"
+    if cpu_quota is not None and vcpus is not None:
+        cpus = Limit(f"Compute Engine {metric} quota", metric, cpu_quota, "vCPUs", _cap(cpu_quota, 0, vcpus),
+                     rate=False, origin=READ_CLOUD_QUOTAS, per_bot=vcpus,
+                     how=f"{cpu_quota:,g} vCPUs ÷ {vcpus} vCPUs a bot ({machine_type}); every VM in the project and "
+                         "region on this quota takes from it, other stacks' too",
+                     show=show, raise_it=raise_it.format(quota=GCE_CPU_QUOTA_IDS.get(metric, metric), region=region)
+                     + " for {needed} vCPUs")
+        return Ceiling("Compute Engine", where, (launches, cpus))
     need = (f"{bots:,} bots × {vcpus} vCPUs ({machine_type}) = {bots * vcpus:,}" if vcpus is not None
             else f"{bots:,} bots' vCPUs ({machine_type})")
     needs = (f"Compute Engine's {metric} quota in {region} has no documented default (it varies by project): "
              f"it must hold {need}; yours: {show}; raise it in the console, IAM & Admin > Quotas",)
-    return Ceiling("Compute Engine", f"project {project}, {region}", (launches,), needs)
+    return Ceiling("Compute Engine", where, (launches,), needs)
 
 
 def aci(location: str, bot_cpu_units: int, call_minutes: float) -> Ceiling:

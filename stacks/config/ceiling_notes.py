@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import pulumi
 
 from dispatcher.settings import SettingsError
-from stacks.config import ceiling
+from stacks.config import ceiling, cloud_quotas
 from stacks.config.ceiling import (
     CALL_MINUTES_KEY,
     FARGATE_SPOT_VCPU_QUOTA_CODE,
@@ -26,7 +26,8 @@ from stacks.config.model import AwsSettings, Settings
 from stacks.config.reader import DEFAULTS, NAMESPACE, Reader
 
 MAX_CALL_MINUTES = 24 * 60
-# true: a preview reads the account's quota where the provider's Pulumi package can (AWS Service Quotas).
+# true: a preview reads the account's quota where the provider's Pulumi package can (AWS Service Quotas, GCP
+# Cloud Quotas; Azure's has no function for Container Instances' usages).
 ACCOUNT_QUOTAS_KEY = "accountQuotas"
 
 
@@ -84,7 +85,8 @@ def reserve_bots(settings: Settings) -> int:
 
 def check(cfg: Reader, settings: Settings) -> None:
     """The plan and a preview: the note, and a warning for each quota the stack goes past. With
-    `accountQuotas` on AWS, the account's Fargate vCPU quota as Service Quotas answers the preview."""
+    `accountQuotas`, on AWS the account's Fargate vCPU quota as Service Quotas answers the preview, and on
+    GCP's Compute Engine the region's CPUS quota as Cloud Quotas does."""
     found = of_settings(cfg, settings)
     if found is None:
         return
@@ -104,6 +106,20 @@ def check(cfg: Reader, settings: Settings) -> None:
 
         pulumi.Output.all(*(account_vcpu_quota(aws.region, code) for code in codes)).apply(read)
         return
+    if (gcp := settings.gcp) is not None and gcp.bot_runtime != "cloudrun" and cfg.boolean(ACCOUNT_QUOTAS_KEY):
+        quota_id = ceiling.GCE_CPU_QUOTA_IDS.get(ceiling.gce_cpu_metric(gcp.bot_machine_type))
+        if quota_id is not None:
+            minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
+
+            def read_cpus(value: float | None) -> None:
+                if value is None:  # the offline plan's mocks answer nothing: what the stack needs is said
+                    return _log(found, settings)
+                return _log(ceiling.gce(gcp.project, gcp.region, gcp.bot_machine_type, minutes,
+                                        settings.max_concurrent_sessions + reserve_bots(settings), cpu_quota=value),
+                            settings)
+
+            cloud_quotas.region_quota(gcp.project, gcp.region, quota_id).apply(read_cpus)
+            return
     _log(found, settings)
 
 

@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "maxConcurrentSessions": 10,
     "maxSessionSeconds": 1800,
     "expectedCallMinutes": 4,  # a session's expected length: the launch rate's ceiling (stacks/config/ceiling.py)
-    "accountQuotas": False,  # AWS, true: a preview reads the Fargate vCPU quota (stacks/config/ceiling_notes.py)
+    "accountQuotas": False,  # AWS and GCP, true: a preview reads the vCPU quota (stacks/config/ceiling_notes.py)
     "platforms": ["linux/amd64"],
     "buildOnPreview": True,
     "imageRetentionCount": 20,

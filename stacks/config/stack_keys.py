@@ -41,13 +41,14 @@ OTHER_PACKAGES = frozenset({"awsx"})
 CLOUD_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("vpcCidr", "azCount", "storeEcpuPerSecond", "ecsCapacityProviders", "albIdleTimeoutSeconds",
                      "keepAliveSeconds", "allowedCidrs", "containerInsights", "secretRecoveryDays", "alarmTopicArn",
-                     "turnInstanceType", "accountQuotas"), ("aws",)),
+                     "turnInstanceType"), ("aws",)),
     **dict.fromkeys(("gcpZone", "subnetCidr", "botRuntime", "cloudRunExecutionQuota", "botMachineType", "botDiskGb",
                      "dispatcherMinInstances", "dispatcherMaxInstances", "alarmNotificationChannels",
                      "alertPolicies", "turnMachineType"), ("gcp",)),
     **dict.fromkeys(("dispatcherMinReplicas", "dispatcherMaxReplicas", "alarmActionGroupId", "turnVmSize",
                      "turnSshPublicKey"), ("azure",)),
     **dict.fromkeys(("botCpu", "botMemory"), ("aws", "azure")),
+    "accountQuotas": ("aws", "gcp"),
 }
 # Keys the stacks once read and why they stopped, said in place of "no stack key".
 RETIRED = {

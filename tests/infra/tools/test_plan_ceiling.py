@@ -175,4 +175,86 @@ def test_a_denied_quota_read_fails_the_preview_so_the_key_names_both_permissions
     row = next(line for line in table if line.startswith("| `accountQuotas`"))
     for said_it in (described, row):
         assert "servicequotas:GetAWSDefaultServiceQuota" in said_it and "servicequotas:GetServiceQuota" in said_it
+        assert "cloudquotas.googleapis.com" in said_it and "cloudquotas.quotas.get" in said_it  # GCP's read
         assert "fails the preview" in said_it
+
+
+CLOUD_QUOTAS_TOKEN = "gcp:cloudquota/getSQuotaInfo:getSQuotaInfo"
+
+
+def _cloud_quotas(monkeypatch: pytest.MonkeyPatch, infos: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Cloud Quotas stands in for the project (an outside service): it answers a QuotaInfo's
+    dimensionsInfos, most specific first, as the API and pulumi_gcp's data source give them."""
+    asked: list[dict[str, object]] = []
+    answer = mocks.RecordingMocks.call
+
+    def cloud_quotas(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != CLOUD_QUOTAS_TOKEN:
+            return answer(self, args)
+        asked.append(dict(args.args))
+        return {"quotaId": args.args["quotaId"], "metric": "compute.googleapis.com/cpus", "dimensionsInfos": infos}
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", cloud_quotas)
+    return asked
+
+
+def test_account_quotas_reads_the_projects_cpus_quota_in_the_region_and_warns_past_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _cloud_quotas(monkeypatch, [
+        {"dimensions": {"region": "europe-west1"}, "details": [{"value": "3000"}],
+         "applicableLocations": ["europe-west1"]},
+        {"dimensions": {}, "details": [{"value": "24"}], "applicableLocations": ["us-central1", "europe-west4"]},
+    ])
+    _, problems, notes = checked_plan("gcp-prod", {"accountQuotas": "true", "expectedCallMinutes": "5"})
+    (note,), (warning,) = _ceiling(notes)
+    assert problems == []  # said, not refused
+    assert {"parent": "projects/voicefleet-prod", "service": "compute.googleapis.com",
+            "quotaId": "CPUS-per-project-region"}.items() <= asked[-1].items()
+    assert ("Compute Engine CPUS quota (CPUS) of 3,000 vCPUs (your project's, read from Cloud Quotas by this "
+            "preview)") in note and "has no documented default" not in note
+    # e2-standard-2 counts 2 vCPUs: 3,000 ÷ 2 = 1,500 bots, 400 of them the reserve's
+    assert note.startswith(f"{NOTE}Compute Engine, project voicefleet-prod, europe-west1): 1,100 sessions at once, "
+                           "set by the Compute Engine CPUS quota")
+    assert warning.startswith("maxConcurrentSessions=2,500 + reserveMaxIdle=400 = 2,900 bots is above the Compute "
+                              "Engine CPUS quota (CPUS) of 3,000 vCPUs")
+    assert "the stack needs 5800 vCPUs" in warning  # 2,900 bots × 2 vCPUs
+    assert "IAM & Admin > Quotas (Compute Engine API, CPUS-per-project-region, europe-west1)" in warning
+
+
+def test_account_quotas_on_gcp_takes_the_projects_default_where_no_entry_names_the_region(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _cloud_quotas(monkeypatch, [
+        {"dimensions": {"region": "us-east1"}, "details": [{"value": "9000"}], "applicableLocations": ["us-east1"]},
+        {"dimensions": {}, "details": [{"value": "24"}], "applicableLocations": ["us-central1", "europe-west1"]},
+    ])
+    _, _, notes = checked_plan("gcp-dev", {"accountQuotas": "true"})
+    (note,), warnings = _ceiling(notes)
+    assert "Compute Engine CPUS quota (CPUS) of 24 vCPUs (your project's" in note
+    assert note.startswith(f"{NOTE}Compute Engine, project voicefleet-dev, us-central1): 10 sessions at once")  # 12 - 2
+    assert warnings == []  # gcp-dev's 5 sessions fit in 12 e2-small VMs
+
+
+def test_account_quotas_on_gcp_offline_says_what_the_stack_needs_of_the_cpus_quota() -> None:
+    _, _, notes = checked_plan("gcp-prod", {"accountQuotas": "true"})  # the plan's mocks answer no quota
+    (note,), _ = _ceiling(notes)
+    assert "CPUS quota in europe-west1 has no documented default" in note and "Cloud Quotas" not in note
+
+
+def test_a_denied_cloud_quotas_read_fails_the_gcp_preview(monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = mocks.RecordingMocks.call
+
+    def denied(self: mocks.RecordingMocks, args: pulumi_mocks.MockCallArgs) -> dict[str, object]:
+        if args.token != CLOUD_QUOTAS_TOKEN:
+            return answer(self, args)
+        raise RuntimeError("Error 403: Permission 'cloudquotas.quotas.get' denied on resource")
+
+    monkeypatch.setattr(mocks.RecordingMocks, "call", denied)
+    with pytest.raises(Exception, match="cloudquotas.quotas.get"):
+        checked_plan("gcp-dev", {"accountQuotas": "true"})
+
+
+def test_config_check_takes_account_quotas_on_gcp_and_refuses_it_on_azure(capsys: pytest.CaptureFixture[str]) -> None:
+    config_check(["check", "--stack", "gcp-dev", "--config", "accountQuotas=true"])
+    assert "accountQuotas" not in capsys.readouterr().out
+    assert config_check(["check", "--stack", "azure-dev", "--config", "accountQuotas=true"]) == 1
+    assert "accountQuotas" in capsys.readouterr().out

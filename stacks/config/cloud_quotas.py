@@ -1,0 +1,44 @@
+"""A Compute Engine regional quota as Cloud Quotas answers a preview (`accountQuotas` on GCP).
+
+pulumi_gcp's `cloudquota.get_s_quota_info` returns a quota's QuotaInfo: `dimensionsInfos`, ordered from
+the most specific dimensions to the least, each with the locations it applies to and `details.value`, the
+value in force (a string; -1 where unlimited). A region's value is the first entry naming the region and
+no other dimension, or failing that the first with no dimension that applies there (the project's default)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+
+COMPUTE_SERVICE = "compute.googleapis.com"
+
+
+def region_value(dimensions_infos: Sequence[Mapping[str, Any]] | None, region: str) -> float | None:
+    """The value in force in `region`, or None where nothing applies there or it is unlimited (the
+    offline plan's mocks answer no entry at all)."""
+    for info in dimensions_infos or ():
+        dimensions = info.get("dimensions") or {}
+        places = info.get("applicable_locations") or info.get("applicableLocations") or ()
+        if dimensions.get("region", region) != region or (places and region not in places):
+            continue
+        if set(dimensions) - {"region"}:  # a service-specific dimension: a subset the stack's VMs are not known in
+            continue
+        for detail in info.get("details") or ():
+            value = float(detail["value"])
+            return None if value < 0 else value
+        return None
+    return None
+
+
+def region_quota(project: str, region: str, quota_id: str) -> pulumi.Output[float | None]:
+    """The Compute Engine quota `quota_id` in force in `project`'s `region`, read by the preview. The data
+    source calls the Cloud Quotas API before the stack makes anything, so the API must be on already
+    (`gcloud services enable cloudquotas.googleapis.com`) and the deployer needs cloudquotas.quotas.get;
+    a refused read fails the preview (docs/pulumi.md, accountQuotas)."""
+    import pulumi_gcp as gcp  # only the GCP program reads it
+
+    info = gcp.cloudquota.get_s_quota_info_output(parent=f"projects/{project}", service=COMPUTE_SERVICE,
+                                                  quota_id=quota_id)
+    return info.dimensions_infos.apply(lambda infos: region_value(infos, region))
