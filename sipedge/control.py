@@ -43,7 +43,11 @@ MAX_BODY_BYTES = 8192
 REMEMBERED_CALLS = 1000  # a retried hand-over comes within seconds: far fewer calls are taken meanwhile
 FINISH_SECONDS = 2.0  # a handed call's stream is let go this long after at most, answered or not
 # A person: a number, or a SIP URI (user@host[:port][;params], nothing that could end a header or start another).
-PERSON = r"^(\+[1-9][0-9]{1,14}|sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?(;[A-Za-z0-9_.=\-]+)*)$"
+# The dispatcher checked the host against its allow list; of the parameters only those that keep the REFER's
+# or the bridged call's request going to that host pass (RFC 3261 §19.1.1: `maddr` would send it elsewhere,
+# `method` make the transferee send another request), as the dispatcher's own check (transfer_target.py).
+PERSON = (r"^(\+[1-9][0-9]{1,14}|sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?"
+          r"(?i:(;(transport=(udp|tcp|tls|sctp)|user=(phone|ip)))*))$")
 
 
 class CallAsked(BaseModel):
