@@ -1,12 +1,20 @@
 """A caller handed to a person, cold (docs/sip.md#handing-a-call-to-a-person): the edge sends the caller's
-side a REFER (RFC 3515) whose Refer-To is the person, and follows the NOTIFYs' sipfrag. A 2xx there: the
-trunk has called the person and connected the caller, so the edge hangs its leg up and the bot's stream
-ends. A REFER refused (405, 501, 603, any final failure) or no final NOTIFY within REFER_SECONDS: where
-the person is a number and the trunk places calls, the edge calls them through the trunk's termination
-and bridges the two legs in PJSUA's conference bridge, releasing the bot (the edge then keeps both legs
-until either hangs up). Anything else is `NotHanded`, the call still with its bot, nothing changed.
+side a REFER (RFC 3515) whose Refer-To is the person, and follows the NOTIFYs' sipfrag.
 
-Runs on the event loop; PJSUA2's calls go to the SIP thread (`SipStack.submit`)."""
+- The REFER accepted (202, or a NOTIFY): the trunk calls the person, and its final NOTIFY comes when they
+  answer (or do not). The edge waits for it up to the person's ring time plus REFER_MARGIN_SECONDS: a 2xx,
+  it hangs its leg up and the bot's stream ends (`referred`); a failure, the call stays with its bot
+  (`refer_failed`); none in time, nobody knows where the call goes (`refer_outcome_unknown`: the edge still
+  hangs its leg up if a 2xx NOTIFY comes later). An accepted REFER is never followed by a call of the
+  edge's own: the person would be called twice.
+- The REFER refused (its own final answer 4xx-6xx: 405, 501, 603): where the person is a number and the
+  trunk places calls, the edge calls them through the trunk's termination and bridges the two legs in
+  PJSUA's conference bridge, releasing the bot. The person's leg holds one of the edge's call slots, and
+  the edge hangs both legs up after the transfer's `time_limit` (PHONE_TRANSFER_TIME_LIMIT_SECONDS), or
+  when either hangs up.
+
+Anything else is `NotHanded`, the call still with its bot, nothing changed. All of it answers within
+HAND_OVER_SECONDS. Runs on the event loop; PJSUA2's calls go to the SIP thread (`SipStack.submit`)."""
 
 from __future__ import annotations
 
@@ -14,6 +22,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -32,8 +42,17 @@ from sipedge.stack import SipStack
 log = logging.getLogger("sipedge")
 T = TypeVar("T")
 
-REFER_SECONDS = 8.0  # from the REFER to its final NOTIFY: a trunk that takes REFER answers within seconds
-PERSON_RING_SECONDS = 12.0  # bridged: how long the person may ring (the trunk's ring_seconds, if shorter)
+PERSON_RING_SECONDS = 12.0  # how long the person may ring (the trunk's ring_seconds, if shorter)
+# An accepted REFER's final NOTIFY: the trunk's call to the person rings, then is set up and reported back.
+REFER_MARGIN_SECONDS = 8.0
+# The whole hand-over, the dispatcher's request under it (dispatcher/phone/sip_transfers.py): the REFER's
+# wait, or a refused REFER (its answer comes at once) and the bridged call's ring. PJSIP gives up on an
+# unanswered REFER only after 32 s (Timer F), so within this any final answer to it is the trunk's own.
+HAND_OVER_SECONDS = 22.0
+MIN_RING_SECONDS = 4.0  # a person's phone rings a few seconds before anyone can answer
+DEFAULT_TIME_LIMIT_SECONDS = 3600  # a bridged transfer's longest when the dispatcher names none
+# The edge's own call to the person, counted against its capacity: `place` sends the INVITE (on the SIP thread).
+Legs = Callable[[Callable[[], SipCall]], SipCall]
 
 
 @dataclass(frozen=True, eq=False)  # one per call, told apart by identity
@@ -63,6 +82,13 @@ class NotHanded(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """What the dispatcher asked: the person, and how long a bridged transfer may last."""
+    to: str
+    time_limit: int = DEFAULT_TIME_LIMIT_SECONDS
+
+
 def person_uri(trunk: Trunk, to: str) -> str | None:
     """A sip: URI as given; a number at the trunk's termination host; None for a number with no termination."""
     if to.startswith(("sip:", "sips:")):
@@ -70,44 +96,70 @@ def person_uri(trunk: Trunk, to: str) -> str | None:
     return target_uri(trunk, to) if trunk.termination_uri is not None else None
 
 
-async def hand_over(stack: SipStack, held: InboundCall, to: str) -> Handed:
+async def hand_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: Legs) -> Handed:
+    to = asked.to
     uri = person_uri(held.trunk, to)
     if uri is None:
         raise NotHanded(409, "transfer_no_route", f"trunk {held.trunk.name!r} has no termination_uri, so the edge has "
                         "no host to name a number at (a REFER's Refer-To) nor to call it through: give the trunk a "
                         "termination_uri, or transfer to a sip: URI")
     number = not to.startswith(("sip:", "sips:"))
-    if number and not destination_allowed(held.trunk.destinations, to):  # the trunk pays for a REFER's call too
-        raise NotHanded(409, "target_not_routed", f"trunk {held.trunk.name!r} does not call {to} (its `destinations` "
-                        "in the edge's file): the call stays with the bot")
-    taken = await _refer(stack, held, uri)
+    dialled = to if number else _dialled_by_trunk(held.trunk, to)
+    if dialled is not None and not destination_allowed(held.trunk.destinations, dialled):  # it pays for a REFER's too
+        raise NotHanded(409, "target_not_routed", f"trunk {held.trunk.name!r} does not call {dialled[:40]} (its "
+                        "`destinations` in the edge's file): the call stays with the bot")
+    deadline = asyncio.get_running_loop().time() + HAND_OVER_SECONDS
+    ring = min(held.trunk.ring_seconds, PERSON_RING_SECONDS)
+    taken = await _refer(stack, held, uri, ring + REFER_MARGIN_SECONDS)
     if isinstance(taken, int):
         end = SipEnd("edge", "referred", taken, f"handed to {uri[:200]} by REFER")
         return Handed("referred", uri, taken, _once(lambda: stack.submit(lambda: held.call.end(end))))
     refused = taken
-    log.warning("sipedge: session %s: REFER to %s not taken (%s)", held.flow.session_id, uri, refused)
+    log.warning("sipedge: session %s: REFER to %s refused (%s)", held.flow.session_id, uri, refused)
     if not number or held.trunk.termination_uri is None:
-        raise NotHanded(409, "refer_refused", f"the caller's side did not take the REFER ({refused}), and only a "
+        raise NotHanded(409, "refer_refused", f"the caller's side refused the REFER ({refused}), and only a "
                         "number can be bridged instead (through the trunk's termination): the call stays with the bot")
-    return await _bridge(stack, held, to, uri, refused)
+    ring = min(ring, deadline - asyncio.get_running_loop().time())
+    if ring < MIN_RING_SECONDS:  # the refusal came late: no time left to ring the person within the answer's
+        raise NotHanded(409, "refer_refused", f"the caller's side refused the REFER ({refused}) too late to call "
+                        "the person instead: the call stays with the bot")
+    return await _bridge(stack, held, to, uri, refused, _Bridge(ring, asked.time_limit, legs))
 
 
-async def _refer(stack: SipStack, held: InboundCall, uri: str) -> int | str:
-    """The 2xx a NOTIFY said (the trunk has the call to the person); else why the REFER was not taken."""
+def _dialled_by_trunk(trunk: Trunk, uri: str) -> str | None:
+    """The number a SIP URI at the trunk's termination host has the trunk dial (its user part), None for a
+    URI elsewhere: `sip:+88216…@<termination host>` is the trunk's call as much as the number itself is."""
+    if trunk.termination_uri is None:
+        return None
+    user, _, host = uri.partition(":")[2].partition("@")
+    return user if _host_of(host) == _host_of(trunk.termination_uri.partition(":")[2].rpartition("@")[2]) else None
+
+
+def _host_of(hostport: str) -> str:
+    return re.split(r"[:;]", hostport, maxsplit=1)[0].lower()
+
+
+async def _refer(stack: SipStack, held: InboundCall, uri: str, wait: float) -> int | str:
+    """The 2xx the final NOTIFY said (the trunk connected the caller to the person); else, the REFER refused
+    by its own answer, why. `NotHanded` when the trunk took the REFER but reached nobody, or did not say."""
     loop = asyncio.get_running_loop()
-    progress: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
+    # ("answer", the REFER's final response) or ("notify", a sipfrag's status, whether it is the last)
+    progress: asyncio.Queue[tuple[str, int, bool]] = asyncio.Queue()
     sent: concurrent.futures.Future[None] = concurrent.futures.Future()
     call = held.call
 
     def told(status: int, final: bool) -> None:  # on the SIP thread
-        loop.call_soon_threadsafe(progress.put_nowait, (status, final))
+        loop.call_soon_threadsafe(progress.put_nowait, ("notify", status, final))
+
+    def answered(status: int) -> None:  # on the SIP thread
+        loop.call_soon_threadsafe(progress.put_nowait, ("answer", status, True))
 
     def refer() -> None:
         if call.ended:
             sent.set_exception(NotHanded(409, "call_over", "the caller hung up before the call was handed over"))
             return
         try:
-            call.on_transfer_status = told
+            call.on_transfer_status, call.on_refer_answer = told, answered
             call.xfer(uri, pj.CallOpParam(True))
             sent.set_result(None)
         except pj.Error as exc:
@@ -119,53 +171,96 @@ async def _refer(stack: SipStack, held: InboundCall, uri: str) -> int | str:
     except pj.Error as exc:
         stack.submit(_forget(call))
         return f"PJSIP did not send it: {exc.reason}"
+    heard = _Heard()
     try:
-        async with asyncio.timeout(REFER_SECONDS):
-            while True:
-                status, final = await _or_gone(held.flow, progress.get())
-                if status // 100 == 2:
-                    break
-                if final or status >= 300:
-                    stack.submit(_forget(call))
-                    return f"SIP {status}"
+        async with asyncio.timeout(wait):
+            while (outcome := heard.told(*await _or_gone(held.flow, progress.get()))) is None:
+                pass
     except TimeoutError:
-        stack.submit(_forget(call))  # a NOTIFY that comes later changes nothing: the call stays as it is
-        return f"no final NOTIFY within {REFER_SECONDS:g} s"
-    log.info("sipedge: session %s handed to %s by REFER (%d)", held.flow.session_id, uri, status)
-    return status
+        stack.submit(_late(call, uri))
+        raise NotHanded(409, "refer_outcome_unknown", f"the caller's side {heard.said()}, and within {wait:g} s said "
+                        "neither that the person answered nor that the call to them failed: the call may yet reach "
+                        "them (the edge hangs its leg up if the trunk says so later), and no second call is placed"
+                        ) from None
+    except BaseException:
+        stack.submit(_forget(call))
+        raise
+    stack.submit(_forget(call))
+    if isinstance(outcome, int) and outcome >= 300:
+        raise NotHanded(409, "refer_failed", f"the caller's side took the REFER but reached nobody (SIP {outcome}): "
+                        "the call stays with the bot")
+    if isinstance(outcome, int):
+        log.info("sipedge: session %s handed to %s by REFER (%d)", held.flow.session_id, uri, outcome)
+    return outcome
 
 
-async def _bridge(stack: SipStack, held: InboundCall, to: str, uri: str, refused: str) -> Handed:
+class _Heard:
+    """A REFER's progress as PJSUA tells it: the REFER's own answer (`onCallTsxState`) and each NOTIFY's
+    sipfrag (`onCallTransferStatus`, which also reports a refused REFER, as a final failure)."""
+
+    def __init__(self) -> None:
+        self.answer: int | None = None
+        self.notified = False  # a NOTIFY came: the trunk took the REFER, whatever its answer said
+        self.failed: int | None = None  # a final failure heard before the REFER's own answer
+
+    def told(self, kind: str, status: int, final: bool) -> int | str | None:
+        """The outcome: a final sipfrag's status, or the REFER's refusal ("SIP 603"); None while unknown."""
+        if kind == "answer":
+            if self.answer is not None:
+                return None
+            self.answer = status
+            if status >= 300 and not self.notified:
+                return f"SIP {status}"
+            return self.failed if status < 300 else None
+        if status // 100 == 2:  # the person answered; or a trunk that takes REFER with no subscription
+            return status
+        if final and status >= 300:
+            if self.notified or (self.answer is not None and self.answer < 300):
+                return status
+            self.failed = status  # PJSUA's report of the REFER's refusal, or a NOTIFY: its answer says which
+            return None
+        self.notified = True
+        return None
+
+    def said(self) -> str:
+        return "took the REFER" if self.notified or (self.answer or 0) // 100 == 2 else "did not answer the REFER"
+
+
+@dataclass(frozen=True)
+class _Bridge:
+    ring: float  # how long the person may ring
+    time_limit: int  # how long the bridged call may last
+    legs: Legs
+
+
+async def _bridge(stack: SipStack, held: InboundCall, to: str, uri: str, refused: str, how: _Bridge) -> Handed:
     """The person called through the trunk, then bridged with the caller; the bot's stream released."""
     account = stack.outbound_accounts.get(held.trunk.name)
     if account is None:
         raise NotHanded(409, "transfer_no_route", f"trunk {held.trunk.name!r} places no calls here")
-    if len(stack.calls) >= stack.max_calls() - 1:  # the last slot stays the refusals' (sipedge/edge.py)
-        raise NotHanded(503, "edge_full", f"the REFER was not taken ({refused}) and the edge has no call slot "
-                        "left for the person's call: the call stays with the bot")
     leg = PersonLeg(asyncio.get_running_loop(), stack, held.call)
     try:
-        person = await invite(stack, account, held.trunk, to, held.number, leg)
+        person = await invite(stack, account, held.trunk, to, held.number, leg, how.legs)
     except pj.Error as exc:
-        raise NotHanded(503, "transfer_failed", f"the REFER was not taken ({refused}) and the call to the person "
+        raise NotHanded(503, "transfer_failed", f"the REFER was refused ({refused}) and the call to the person "
                         f"could not be placed: {exc.reason}") from None
     try:
-        await _answered_and_joined(stack, held, person, leg, refused)
+        await _answered_and_joined(stack, held, person, leg, refused, how)
     except BaseException:
         stack.submit(person.end)  # the person's call never outlives a transfer that did not happen
         raise
-    log.info("sipedge: session %s bridged to %s (REFER %s)", held.flow.session_id, uri, refused)
+    log.info("sipedge: session %s bridged to %s (REFER %s) for %d s at most", held.flow.session_id, uri, refused,
+             how.time_limit)
     end = SipEnd("edge", "bridged", 200, f"bridged to {uri[:200]} (the REFER: {refused})")
     return Handed("bridged", uri, 200, _once(lambda: held.flow.release(end)))
 
 
 async def _answered_and_joined(stack: SipStack, held: InboundCall, person: SipCall, leg: PersonLeg,
-                               refused: str) -> None:
-    ring = min(held.trunk.ring_seconds, PERSON_RING_SECONDS)
-    status = await leg.answered(held.flow, ring)
+                               refused: str, how: _Bridge) -> None:
+    status = await leg.answered(held.flow, how.ring)
     if status != 200:
-        raise NotHanded(409, "person_unanswered", f"the REFER was not taken ({refused}) and the person did not "
-                        f"answer the bridged call (SIP {status}, {ring:g} s at most): the call stays with the bot")
+        raise NotHanded(409, "person_unanswered", f"the REFER was refused ({refused}) and the person did not "
+                        f"answer the bridged call (SIP {status}, {how.ring:g} s at most): the call stays with the bot")
     joined: concurrent.futures.Future[None] = concurrent.futures.Future()
 
     def bridge() -> None:  # on the SIP thread, where neither leg can end meanwhile
@@ -175,6 +270,7 @@ async def _answered_and_joined(stack: SipStack, held: InboundCall, person: SipCa
         try:
             held.call.bridge(person)
             held.call.events = _Ends(stack, person)  # from now on, either leg's end ends the other
+            stack.submit_at(time.monotonic() + how.time_limit, _time_up(held, person, how.time_limit))
             joined.set_result(None)
         except pj.Error as exc:
             joined.set_exception(NotHanded(503, "transfer_failed", f"the person answered but the audio could not "
@@ -182,6 +278,19 @@ async def _answered_and_joined(stack: SipStack, held: InboundCall, person: SipCa
 
     stack.submit(bridge)
     await asyncio.wrap_future(joined)
+
+
+def _time_up(held: InboundCall, person: SipCall, time_limit: int) -> Callable[[], None]:
+    """On the SIP thread, once the bridged call's time limit is up: both legs hung up (BYE)."""
+    def hang_up() -> None:
+        if held.call.ended and person.ended:
+            return
+        log.info("sipedge: session %s: the bridged call's time limit (%d s) is up: both legs hung up",
+                 held.flow.session_id, time_limit)
+        for call in (held.call, person):
+            with contextlib.suppress(pj.Error):
+                call.end()
+    return hang_up
 
 
 class PersonLeg:
@@ -259,8 +368,24 @@ def _once(work: Callable[[], None]) -> Callable[[], None]:
 
 def _forget(call: SipCall) -> Callable[[], None]:
     def forget() -> None:
-        call.on_transfer_status = None
+        call.on_transfer_status = call.on_refer_answer = None
     return forget
+
+
+def _late(call: SipCall, uri: str) -> Callable[[], None]:
+    """On the SIP thread, once the edge stopped waiting for an accepted REFER: a 2xx NOTIFY that comes later
+    still hangs the edge's leg up (the caller is with the person), any other final one just ends the wait."""
+    def late(status: int, final: bool) -> None:
+        if status // 100 == 2:
+            log.info("sipedge: a REFER to %s succeeded after the edge stopped waiting: its leg is hung up", uri)
+            call.end(SipEnd("edge", "referred", status, f"handed to {uri[:200]} by REFER (its NOTIFY came late)"))
+        if status // 100 == 2 or final:
+            _forget(call)()
+
+    def listen() -> None:
+        call.on_refer_answer = None
+        call.on_transfer_status = late
+    return listen
 
 
 async def _or_gone(flow: CallFlow, work: Awaitable[T]) -> T:

@@ -3,10 +3,12 @@
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
   `increment_seconds` (the call's session prices its minutes by them);
-- `POST /calls/{session_id}/transfer` `{to, request_id}`: the answered inbound call of that session
-  handed to a person (sipedge/call_transfer.py): `200` `{how: referred|bridged, to, sip_status}` once
-  done, `404` when the edge holds no answered call of the session, `409` naming why it was not handed
-  over (the call then stays with its bot). The same `request_id` again waits for the same outcome (a
+- `POST /calls/{session_id}/transfer` `{to, request_id, time_limit}`: the answered inbound call of that
+  session handed to a person (sipedge/call_transfer.py; a bridged one hung up after `time_limit` seconds):
+  `200` `{how: referred|bridged, to, sip_status}` once done, `404` when the edge holds no answered call of
+  the session, `409` naming why it was not handed over (the call then stays with its bot; its code
+  `refer_outcome_unknown`: the trunk took the REFER and did not say how it went), `503 edge_full` when a
+  bridge finds no call slot. The same `request_id` again waits for the same outcome (a
   retried request transfers nothing twice); another one while a transfer is under way is `409`;
 - `POST /calls` `{session_id, stream_url, to, from, trunk, caller}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
@@ -30,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sipedge.call_policy import refusal
 from sipedge.call_reports import CallReports
-from sipedge.call_transfer import Handed, NotHanded, hand_over
+from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, NotHanded, Transfer, hand_over
 from sipedge.config import Trunk
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
@@ -43,7 +45,11 @@ MAX_BODY_BYTES = 8192
 REMEMBERED_CALLS = 1000  # a retried hand-over comes within seconds: far fewer calls are taken meanwhile
 FINISH_SECONDS = 2.0  # a handed call's stream is let go this long after at most, answered or not
 # A person: a number, or a SIP URI (user@host[:port][;params], nothing that could end a header or start another).
-PERSON = r"^(\+[1-9][0-9]{1,14}|sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?(;[A-Za-z0-9_.=\-]+)*)$"
+# The dispatcher checked the host against its allow list; of the parameters only those that keep the REFER's
+# or the bridged call's request going to that host pass (RFC 3261 §19.1.1: `maddr` would send it elsewhere,
+# `method` make the transferee send another request), as the dispatcher's own check (transfer_target.py).
+PERSON = (r"^(\+[1-9][0-9]{1,14}|sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?"
+          r"(?i:(;(transport=(udp|tcp|tls|sctp)|user=(phone|ip)))*))$")
 
 
 class CallAsked(BaseModel):
@@ -62,6 +68,7 @@ class TransferAsked(BaseModel):
 
     to: str = Field(pattern=PERSON, max_length=255)
     request_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    time_limit: int = Field(default=DEFAULT_TIME_LIMIT_SECONDS, ge=1, le=86400)  # a bridged transfer's seconds
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
@@ -180,7 +187,8 @@ class Control:
             if held is None:
                 return _error(404, "no_call", f"this edge holds no answered call of session {session_id[:128]!r} "
                               "(not answered yet, over, or already handed over)")
-            task = asyncio.create_task(hand_over(self.edge.stack, held, asked.to))
+            task = asyncio.create_task(hand_over(self.edge.stack, held, Transfer(asked.to, asked.time_limit),
+                                                 self.edge.leg))
             under_way = self._handing[session_id] = (asked.request_id, task)
             task.add_done_callback(lambda _: self._forget_transfer(session_id, task))
         try:

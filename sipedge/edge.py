@@ -11,11 +11,12 @@ import concurrent.futures
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 from sipedge.admission import Refused, admit, source_host
 from sipedge.call_data import call_body, eval_token
 from sipedge.call_flow import CallFlow, run_call
-from sipedge.call_transfer import InboundCall
+from sipedge.call_transfer import InboundCall, NotHanded
 from sipedge.config import EdgeConfig
 from sipedge.dispatcher_link import DispatcherLink
 from sipedge.refusal_log import PERIOD_SECONDS, RefusalLog
@@ -46,6 +47,7 @@ class Edge:
         # The calls admitted and not yet ended: the calls themselves, not their PJSUA slots, which PJSUA
         # may give to a new call before the ended one is forgotten (in the same round of SIP events).
         self._admitted: set[SipCall] = set()
+        self._legs: set[SipCall] = set()  # the edge's own calls to a person a caller is bridged to, until they end
         # Alone, another trunk always finds a slot; a worker behind the front has others beside it.
         share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
         self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
@@ -61,7 +63,7 @@ class Edge:
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
-        if not isinstance(decision, Refused) and over is None and len(self._admitted) >= self.capacity:
+        if not isinstance(decision, Refused) and over is None and self.calls_in_flight() >= self.capacity:
             over = f"the edge's {self.capacity} calls are all taken"
         if isinstance(decision, Refused) or over is not None:
             status, why = (decision.status, decision.reason) if isinstance(decision, Refused) else (503, over or "")
@@ -104,11 +106,22 @@ class Edge:
         return None
 
     def calls_in_flight(self) -> int:
-        """The inbound calls admitted and not yet ended."""
-        return len(self._admitted)
+        """The inbound calls admitted and the bridged persons' calls, not yet ended."""
+        return len(self._admitted) + len(self._legs)
+
+    def leg(self, send: Callable[[], SipCall]) -> SipCall:
+        """On the SIP thread: the call to a person `send` places for a bridge, held against the edge's capacity
+        (with the PJSUA slot kept for refusals) until it ends; `NotHanded` (503 edge_full) when none is free."""
+        if self.calls_in_flight() >= self.capacity or len(self.stack.calls) >= self.capacity:
+            raise NotHanded(503, "edge_full", f"the edge's {self.capacity} calls are all taken, so it has no slot "
+                            "for the call to the person the REFER was refused for: the call stays with the bot")
+        call = send()
+        self._legs.add(call)
+        return call
 
     def _ended(self, call: SipCall) -> None:
         """On the SIP thread, once PJSUA has ended `call`."""
+        self._legs.discard(call)
         if call.admitted_from is not None and call in self._admitted:
             self._admitted.discard(call)
             self._limits.ended(call.admitted_from)

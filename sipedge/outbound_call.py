@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,16 +156,17 @@ async def _invite(stack: SipStack, trunk: Trunk, order: CallOrder, flow: Outboun
 
 
 async def invite(stack: SipStack, account: pj.Account, trunk: Trunk, to: str, caller_id: str,
-                 events: OutboundEvents) -> SipCall:
+                 events: OutboundEvents,
+                 counted: Callable[[Callable[[], SipCall]], SipCall] = lambda send: send()) -> SipCall:
     """A call to `to` through `trunk` as `caller_id`, its INVITE sent on the SIP thread; `pj.Error` if PJSIP
-    would not send it."""
+    would not send it. `counted` sends it there, within the edge's capacity (or raises why not)."""
     sent: concurrent.futures.Future[SipCall] = concurrent.futures.Future()
 
     def send() -> None:
         try:
-            sent.set_result(stack.outgoing(lambda on_end: place(
-                account, trunk, to, caller_id, stack.config.advertised, on_end, events)))
-        except pj.Error as exc:
+            sent.set_result(counted(lambda: stack.outgoing(lambda on_end: place(
+                account, trunk, to, caller_id, stack.config.advertised, on_end, events))))
+        except Exception as exc:  # (PJSIP's refusal, or `counted`'s: the awaiting side raises it)
             sent.set_exception(exc)
 
     stack.submit(send)

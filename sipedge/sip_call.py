@@ -69,6 +69,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.keyed = False  # its INVITE offered SRTP, which PJSIP answers with SRTP or refuses
         # The REFER's progress (sipedge/call_transfer.py): each status the transferee reports, and if it is final.
         self.on_transfer_status: Callable[[int, bool], None] | None = None
+        self.on_refer_answer: Callable[[int], None] | None = None  # the REFER's own final response
         self.bridged_to: SipCall | None = None  # the other leg once its audio and this one's are bridged
 
     def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None:
@@ -181,6 +182,12 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # can refuse it, and the sender's ACK would move the media. From a stranger, the call ends now
         # (anyone with the dialog's ids can end it with a BYE anyway; nobody may take it over).
         state = prm.e.body.tsxState
+        if (prm.e.type == pj.PJSIP_EVENT_TSX_STATE and state.tsx.role == pj.PJSIP_ROLE_UAC
+                and state.tsx.method == "REFER" and state.tsx.statusCode >= 200 and self.on_refer_answer is not None):
+            # The REFER's answer, which onCallTransferStatus does not tell apart from a NOTIFY's failure:
+            # refused, the trunk calls nobody; accepted (202), the trunk is calling the person.
+            self.on_refer_answer(int(state.tsx.statusCode))
+            return
         if (prm.e.type != pj.PJSIP_EVENT_TSX_STATE or state.type != pj.PJSIP_EVENT_RX_MSG
                 or state.tsx.role != pj.PJSIP_ROLE_UAS or state.tsx.method != "INVITE" or self.ended
                 or self.getInfo().state != pj.PJSIP_INV_STATE_CONFIRMED):

@@ -5,7 +5,11 @@ caller to a call of its own to the person (sipedge/call_transfer.py, docs/sip.md
 A transfer is not safe to send twice, so each carries a request id: the edge answers a retried request
 with the first one's outcome and never starts a second transfer. That makes a retry safe after a lost
 answer, a reset connection or an edge restarting (503), within one deadline under the transfer's budget
-(dispatcher/phone/transfers.py). An edge that never answers leaves the outcome unknown."""
+(dispatcher/phone/transfers.py). An edge that never answers leaves the outcome unknown, and so does a
+REFER the trunk accepted whose final NOTIFY the edge did not hear in time (the edge says so).
+
+A bridged transfer lasts at most `time_limit` seconds (PHONE_TRANSFER_TIME_LIMIT_SECONDS, as Twilio's
+`<Dial timeLimit>`): the edge then hangs up both legs."""
 
 from __future__ import annotations
 
@@ -19,9 +23,11 @@ from dispatcher.outbound.retry import Backoff, Transient, send
 from dispatcher.phone.transfer_target import TransferTarget
 from dispatcher.phone.trunk_calls import TrunkCallSettings
 
-# The edge's REFER wait (8 s) and a bridged call's ring (12 s at most) fit one try; retries share the deadline.
-REQUEST_SECONDS = 23.0
-BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=24.0)
+# The edge answers within its HAND_OVER_SECONDS (22 s: the REFER's final NOTIFY, or a refused REFER and a
+# bridged call's ring, sipedge/call_transfer.py); retries share the deadline, under the bot's 30 s wait.
+REQUEST_SECONDS = 24.0
+BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=25.0)
+OUTCOME_UNKNOWN = "refer_outcome_unknown"  # the edge's code: the trunk took the REFER, its outcome unheard
 HANDED = ("referred", "bridged")
 SIP_EDGE_ACCOUNT = "sipedge"  # the account the edge's streams name in their `start` (sipedge/stream_frames.py)
 
@@ -39,9 +45,9 @@ class SipTransfers:
                                             max_answer_bytes=16384,
                                             headers={"Authorization": f"Bearer {settings.secret}"})
 
-    async def transfer(self, session_id: str, target: TransferTarget) -> SipHanded:
+    async def transfer(self, session_id: str, target: TransferTarget, time_limit: int) -> SipHanded:
         """The edge's outcome; an `ApiError` saying why the call stays with its bot (or that nobody knows)."""
-        body = {"to": target.to, "request_id": uuid.uuid4().hex}
+        body = {"to": target.to, "request_id": uuid.uuid4().hex, "time_limit": time_limit}
         try:
             answer = await send(self._client, "POST", f"/calls/{session_id}/transfer", json=body,
                                 backoff=BACKOFF, timeout=REQUEST_SECONDS)
@@ -49,9 +55,8 @@ class SipTransfers:
             if exc.status is not None and exc.status != 504:  # the edge answered: it did nothing
                 raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the transfer ({exc}): "
                                "nothing was transferred, try again", retry_after=exc.retry_after or 1.0) from None
-            raise ApiError(504, "transfer_outcome_unknown", "the SIP edge did not answer the transfer: the call may "
-                           "have been handed over; it is not sent again (the edge's log says where the call went)",
-                           extra={"outcome": "unknown"}) from None
+            raise _unknown("the SIP edge did not answer the transfer: the call may have been handed over; it is "
+                           "not sent again (the edge's log says where the call went)") from None
         data = _json(answer)
         if answer.status_code == 200 and isinstance(data, dict) and data.get("how") in HANDED:
             return SipHanded(str(data["how"]), str(data.get("to", target.to)), int(data.get("sip_status") or 200))
@@ -61,12 +66,19 @@ class SipTransfers:
         if answer.status_code == 404:
             raise ApiError(409, "no_live_call", "the SIP edge holds no answered call of this session (not answered "
                            "yet, over, or already handed over)")
+        if answer.status_code == 409 and code == OUTCOME_UNKNOWN:
+            raise _unknown(message)
         if answer.status_code == 409:
             raise ApiError(409, code or "transfer_refused", message)
         raise ApiError(502, "sip_edge_refused", f"the SIP edge refused the transfer: {message}")
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _unknown(message: str) -> ApiError:
+    """Nobody knows where the call went: the call stays `transferring`, so no second transfer follows."""
+    return ApiError(504, "transfer_outcome_unknown", message, extra={"outcome": "unknown"})
 
 
 def _json(answer: Any) -> Any:

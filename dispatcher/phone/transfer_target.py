@@ -14,8 +14,13 @@ from xml.sax.saxutils import escape
 from dispatcher.errors import ApiError
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
-# user@host[:port][;params]: no spaces, quotes, angle brackets or XML-special characters.
-SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?(;[A-Za-z0-9_.=\-]+)*")
+# user@host[:port][;params]: no spaces, quotes, angle brackets or XML-special characters. Of RFC 3261's
+# URI parameters (§19.1.1) only those that keep the request going to `host` are taken: `transport` picks
+# how, `user=phone` what the user part is. `maddr` sends the request to another address (past the allow
+# list, which checks the host), `method` makes a REFER's target send another request, `ttl` and `lr` have
+# no use here; any other parameter means what the far end decides, so none is taken.
+SIP_PARAMS = r"(?:;(?:transport=(?:udp|tcp|tls|sctp)|user=(?:phone|ip)))*"
+SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?i:" + SIP_PARAMS + ")")
 MAX_TARGET_CHARS = 255
 COLD, WARM = "cold", "warm"
 
@@ -50,6 +55,10 @@ def transfer_target(to: object, mode: object) -> TransferTarget:
     if not isinstance(to, str) or not to:
         raise ApiError(422, "invalid_target", "to is required: a phone number in E.164 (\"+14155550100\") "
                        "or a SIP URI (\"sip:desk@pbx.example.com\")")
+    if to.startswith(("sip:", "sips:")) and ";" in to and len(to) <= MAX_TARGET_CHARS and not SIP_URI.fullmatch(to):
+        raise ApiError(422, "invalid_target", f"to {to[:60]!r}: a SIP URI's parameters may be only ;transport=udp, "
+                       "tcp, tls or sctp and ;user=phone or ip (others, as ;maddr=, could send the call to a host "
+                       "that is not on PHONE_TRANSFER_TARGETS): name the host itself, as sip:desk@pbx.example.com")
     if len(to) > MAX_TARGET_CHARS or not (E164.fullmatch(to) or SIP_URI.fullmatch(to)):
         raise ApiError(422, "invalid_target", f"to {to[:40]!r} is neither a phone number in E.164 (\"+\" then up "
                        "to 15 digits, as \"+14155550100\") nor a SIP URI (\"sip:desk@pbx.example.com\")")

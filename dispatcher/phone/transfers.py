@@ -142,7 +142,7 @@ class Transfers:
         self._check_transferable(call)
         call.transferring = True
         try:
-            handed = await self._sip.transfer(call.session_id, target)
+            handed = await self._sip.transfer(call.session_id, target, self._time_limit)
         except ApiError as exc:
             if exc.code != "transfer_outcome_unknown":  # unknown: it stays `transferring`, never sent again
                 self._not_transferred(call)

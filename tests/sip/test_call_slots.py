@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from sipedge.call_transfer import NotHanded
 from sipedge.config import EdgeConfig, Trunk
 from sipedge.edge import Edge
 from sipedge.playout import Playout
@@ -50,6 +51,7 @@ class Ringing:
         self.admitted_from: str | None = None
         self.over_tls = False  # a UDP call to a trunk without SRTP, as SipCall reads it
         self.srtp_mandatory = False
+        self.keyed = False  # its INVITE offered no SRTP
         self.info = SimpleNamespace(localUri="<sip:+14155550199@127.0.0.1>",
                                     remoteUri="<sip:+14155550100@127.0.0.1>", callIdString=f"call-{slot}")
 
@@ -95,3 +97,32 @@ def test_work_that_fails_on_the_sip_thread_is_logged_and_the_thread_goes_on(capl
 
     run_work(on_a_released_call)
     assert "work on the SIP thread failed" in caplog.text
+
+
+async def test_a_bridged_persons_call_holds_one_of_the_edges_slots_until_it_ends() -> None:
+    # Counted by call as admitted ones are: a bridge takes two slots, the caller's and the person's.
+    trunk = Trunk("loopback", (ipaddress.ip_network("127.0.0.0/24"),), {"+14155550199": None})
+    edge = Edge(EdgeConfig("http://127.0.0.1:9", "127.0.0.1", 5060, 20000, 2 * PJSUA_CALLS, 30.0, (trunk,)),
+                asyncio.get_running_loop())
+    invite = "INVITE sip:+14155550199@127.0.0.1 SIP/2.0\r\n\r\n"
+    try:
+        callers = [ringing(slot) for slot in range(edge.capacity - 1)]
+        for call in callers:
+            edge._incoming(call, "127.0.0.1:5070", invite)
+        edge.stack.calls = {call.call_id: call for call in callers}  # the SIP stack's, as PJSUA gave them
+        person = ringing(edge.capacity - 1)
+        assert edge.leg(lambda: person) is person
+        assert edge.calls_in_flight() == edge.capacity
+        edge._incoming(ringing(edge.capacity), "127.0.0.2:5070", invite)  # the person's call took the last slot
+        assert edge.calls_in_flight() == edge.capacity, "an INVITE was admitted into the person's slot"
+        with pytest.raises(NotHanded) as full:
+            edge.leg(lambda: pytest.fail("a person's call placed with no slot free"))
+        assert (full.value.status, full.value.code) == (503, "edge_full")
+        edge._ended(person)
+        assert edge.calls_in_flight() == edge.capacity - 1
+    finally:
+        await asyncio.sleep(0)  # the flows, tracked
+        for flow in list(edge._flows):
+            flow.cancel()
+        await asyncio.gather(*edge._flows, return_exceptions=True)
+        await edge.link.close()

@@ -1,8 +1,9 @@
 """A SIP call handed to a person: a real local dispatcher (the parrot), `python -m sipedge` with a trunk that
 both brings calls in and places them (its termination is a second SIPp, the person), and SIPp as the
 trunk's caller. `POST /sessions/{id}/transfer` reaches the edge, which sends the caller's side a REFER:
-taken (202, then a NOTIFY whose sipfrag is 200), the session ends as transferred; refused (603), the
-edge calls the person through the trunk and bridges the caller to them, audio both ways."""
+taken (202, NOTIFYs 100 and 180 while the person rings, 200 once they answer), the session ends as
+transferred; refused (603), the edge calls the person through the trunk and bridges the caller to them,
+audio both ways, for PHONE_TRANSFER_TIME_LIMIT_SECONDS at most."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
 DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
 ABROAD = "+4420790000"  # on PHONE_TRANSFER_TARGETS too, but not among the trunk's `destinations`
 ANSWERED_SECONDS = 60.0
+TIME_LIMIT_SECONDS = 15  # a bridged call's longest: past the bridged test's caller, who hangs up 11 s in
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
     control_port, person_port = free_port(), free_port(socket.SOCK_DGRAM)
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
-           "PHONE_TRANSFER_TARGETS": f"{DESK},{ABROAD},pbx.example.com"}
+           "PHONE_TRANSFER_TARGETS": f"{DESK},{ABROAD},pbx.example.com,127.0.0.1",  # the last: the trunk's
+           "PHONE_TRANSFER_TIME_LIMIT_SECONDS": str(TIME_LIMIT_SECONDS)}
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
     trunk = f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]'
     with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
@@ -127,6 +130,7 @@ def caller(edge: EdgeProcess, scenario: str, media_port: int | None = None) -> a
 async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(line: Line) -> None:
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
+        before = len(line.edge.log())
         call = caller(line.edge, "call_refer_accepted")
         session_id = await active_session(api)
         off_list = await transfer_once_answered(api, session_id, "+14155550999")
@@ -140,6 +144,10 @@ async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(lin
         refer_to = [h for h in run.messages.splitlines() if h.lower().startswith("refer-to:")]
         assert refer_to and f"sip:{DESK}@127.0.0.1:{line.person_port}" in refer_to[0], refer_to
         assert run.messages.count("\nREFER ") == 1  # the one REFER; the off-list target sent none
+        # The 180 NOTIFY left the person ringing for 10 s: the edge waited for the final one and never
+        # called the person itself (a second call to them).
+        edge_log = line.edge.log()[before:]
+        assert "handed to" in edge_log and "bridged" not in edge_log and "refused" not in edge_log, edge_log
         events = await ended_events(api, session_id)
         assert one(events, "transferred")["to"] == DESK
         assert await listed_end_reason(api, session_id) == "transferred"
@@ -180,6 +188,61 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trun
         assert await wait_active_sessions(api, 0) == 0
 
 
+async def test_a_bridged_call_is_hung_up_once_its_time_limit_is_up(line: Line) -> None:
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
+                                                       line.edge.workdir))
+        call = caller(line.edge, "call_refer_refused_stays")  # refuses the REFER, then waits for a BYE
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, DESK)
+        run, far = await call, await person
+        assert answer.status_code == 200 and answer.json()["carrier_status"] == "bridged", answer.text
+        # Each leg got the edge's BYE (neither scenario hangs up on its own), the time limit's.
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
+        assert f"time limit ({TIME_LIMIT_SECONDS} s) is up" in line.edge.log(), line.edge.log()
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_refer_taken_whose_call_to_the_person_fails_leaves_the_call_with_its_bot(line: Line) -> None:
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        before = len(line.edge.log())
+        call = caller(line.edge, "call_refer_fails")  # 202, NOTIFY 100, then NOTIFY 486
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, DESK)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "refer_failed", answer.text
+        assert "486" in answer.json()["error"]["message"]
+        assert (await api.get(f"/sessions/{session_id}")).json()["status"] == "joined"  # still the bot's
+        run = await call
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"  # its own BYE: the edge kept the call
+        assert "bridged" not in line.edge.log()[before:]  # the trunk tried the person: no second call to them
+        events = await ended_events(api, session_id)
+        assert not [e for e in events if e["event"] == "transferred"]
+
+
+async def test_a_refer_taken_whose_outcome_never_comes_is_an_unknown_outcome_never_sent_again(line: Line) -> None:
+    async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+        await wait_for_idle_bot(api)
+        before = len(line.edge.log())
+        call = caller(line.edge, "call_refer_unheard")  # 202, NOTIFY 100, then nothing until its BYE
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, DESK)
+        assert answer.status_code == 504, answer.text
+        error = answer.json()["error"]
+        assert (error["code"], error["outcome"]) == ("transfer_outcome_unknown", "unknown"), answer.text
+        assert "may yet reach" in error["message"], answer.text  # the edge's own words
+        again = await api.post(f"/sessions/{session_id}/transfer", json={"to": DESK})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "already_transferring", again.text
+        run = await call
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert run.messages.count("\nREFER ") == 1
+        assert "bridged" not in line.edge.log()[before:]
+        events = await ended_events(api, session_id)
+        assert not [e for e in events if e["event"] == "transferred"]
+
+
 async def test_a_refused_refer_to_a_sip_uri_leaves_the_call_with_its_bot(line: Line) -> None:
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
         await wait_for_idle_bot(api)
@@ -205,6 +268,10 @@ async def test_a_number_the_trunk_does_not_call_is_refused_before_any_refer(line
         session_id = await active_session(api)
         answer = await transfer_once_answered(api, session_id, ABROAD)
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "target_not_routed", answer.text
+        # The same number as a SIP URI at the trunk's termination host is a call the trunk places just as well.
+        at_trunk = f"sip:{ABROAD}@127.0.0.1:{line.person_port}"
+        uri = await api.post(f"/sessions/{session_id}/transfer", json={"to": at_trunk})
+        assert uri.status_code == 409 and uri.json()["error"]["code"] == "target_not_routed", uri.text
         run = await call
         assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
         assert "\nREFER " not in run.messages  # nothing changed: the call went on with its bot to its BYE

@@ -41,3 +41,21 @@ def test_the_twiml_dials_the_number_or_the_sip_uri_and_nothing_else_for_at_most_
     assert number.find("Dial").attrib == {"timeLimit": "600"}  # type: ignore[union-attr]
     sip = ET.fromstring(TransferTarget("sip:a&b@pbx.example.com").twiml(600))  # escaped, still one SIP URI
     assert [(e.tag, e.text) for e in sip.iter()][-1] == ("Sip", "sip:a&b@pbx.example.com")
+
+
+@pytest.mark.parametrize("to", ["sip:desk@pbx.example.com:5099;maddr=127.0.0.1",
+                                "sip:desk@pbx.example.com;transport=udp;MADDR=10.0.0.1",
+                                "sip:desk@pbx.example.com;method=BYE", "sip:desk@pbx.example.com;ttl=1",
+                                "sip:desk@pbx.example.com;lr", "sip:desk@pbx.example.com;x-route=elsewhere"])
+def test_a_sip_uri_parameter_that_could_send_the_call_elsewhere_is_a_422_naming_the_ones_taken(to: str) -> None:
+    # The allow list checks the host; RFC 3261's maddr overrides it as where the request goes.
+    with pytest.raises(ApiError) as refused:
+        transfer_target(to, "cold")
+    assert (refused.value.status, refused.value.code) == (422, "invalid_target")
+    assert ";transport=" in refused.value.message and "sip:desk@pbx.example.com" in refused.value.message
+
+
+@pytest.mark.parametrize("to", ["sip:+14155550123@pbx.example.com;user=phone",
+                                "sip:desk@pbx.example.com;TRANSPORT=tcp"])
+def test_the_harmless_sip_uri_parameters_are_taken(to: str) -> None:
+    assert transfer_target(to, "cold").to == to
