@@ -1447,7 +1447,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PHONE_TRANSFER_TIME_LIMIT_SECONDS", "phone", INTEGER, minimum=1, default="3600",
-        meaning="a transferred call's longest, in seconds (`<Dial timeLimit>`): Twilio then hangs up",
+        meaning=(
+            "a transferred call's longest, in seconds (`<Dial timeLimit>`): Twilio then hangs up, as the SIP edge "
+            "does both legs of a call it bridged"
+        ),
     ),
     Setting(
         "TWILIO_SIGNED_STREAMS", "phone", BOOLEAN, default="0",
