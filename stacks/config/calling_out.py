@@ -1,12 +1,15 @@
-"""Calls the dispatcher places through Twilio's Calls API (docs/phone.md, "Calling out"): the account's
-pace and how long a call may wait for it, and the public address Twilio's status and answering-machine
-callbacks come back to. Each key left unset leaves the dispatcher's own default (one call a second,
-five seconds' wait; no public URL: a request's own host). The pace is checked by the dispatcher's own
-parser, so a value it would refuse at start-up fails the preview with the key named.
+"""Calls the dispatcher places through Twilio's Calls API (docs/phone.md, "Calling out"): the account (its
+SID, plain: an identifier, whose credential is the secret twilioAuthToken), its pace and how long a call
+may wait for it, and the public address Twilio's status and answering-machine callbacks come back to.
+Each key left unset leaves the dispatcher's own default (no account: no calls placed through Twilio; one
+call a second, five seconds' wait; no public URL: a request's own host). The pace is checked by the
+dispatcher's own parser, so a value it would refuse at start-up fails the preview with the key named.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from dispatcher.phone.twilio_dial import TwilioDialSettings
@@ -18,11 +21,15 @@ PACE_KEYS = {"twilioCallsPerSecond": "TWILIO_CALLS_PER_SECOND",
              "twilioCallMaxWaitSeconds": "TWILIO_CALL_MAX_WAIT_SECONDS"}
 PUBLIC_URL_KEY = "phonePublicUrl"
 PUBLIC_URL_VARIABLE = "PHONE_PUBLIC_URL"
-KEYS = {**PACE_KEYS, PUBLIC_URL_KEY: PUBLIC_URL_VARIABLE}
+ACCOUNT_KEY = "twilioAccountSid"
+ACCOUNT_VARIABLE = "TWILIO_ACCOUNT_SID"
+KEYS = {**PACE_KEYS, PUBLIC_URL_KEY: PUBLIC_URL_VARIABLE, ACCOUNT_KEY: ACCOUNT_VARIABLE}
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")  # as the dispatcher checks it (dispatcher/phone/settings.py)
 
 
-def load(cfg: Reader) -> dict[str, str]:
-    """The settings of the keys that are set, variable -> value, as the dispatcher will read them."""
+def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
+    """The settings of the keys that are set, variable -> value, as the dispatcher will read them;
+    `secrets_set`: the phone secrets' variables the stack sets."""
     found = {variable: value for key, variable in PACE_KEYS.items() if (value := cfg.optional(key)) is not None}
     try:
         TwilioDialSettings.from_env(found)
@@ -34,7 +41,19 @@ def load(cfg: Reader) -> dict[str, str]:
                        f"is refused as the dispatcher would refuse it: {message}") from None
     if (url := cfg.optional(PUBLIC_URL_KEY)) is not None:
         found[PUBLIC_URL_VARIABLE] = _public_url(cfg, url)
+    if (account := cfg.optional(ACCOUNT_KEY)) is not None:
+        found[ACCOUNT_VARIABLE] = _account(cfg, account, secrets_set)
     return found
+
+
+def _account(cfg: Reader, account: str, secrets_set: Collection[str]) -> str:
+    """The account's SID, with the account's token the stack sets (its API keys are no stack keys)."""
+    if not _ACCOUNT_SID.fullmatch(account):
+        raise cfg.fail(ACCOUNT_KEY, f"must be the Twilio account's SID, AC and 32 hex digits (got {account[:40]!r})")
+    if "TWILIO_AUTH_TOKEN" not in secrets_set:
+        raise cfg.fail(ACCOUNT_KEY, "needs twilioAuthToken, the account's credential, to place and update calls: "
+                                    "pulumi config set --secret twilioAuthToken …")
+    return account
 
 
 def _public_url(cfg: Reader, url: str) -> str:

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "webhookUrl": "",  # "" = no lifecycle webhooks (stacks/config/observability.py)
     # Calls placed through Twilio (stacks/config/calling_out.py): "" = the dispatcher's own default
     "phonePublicUrl": "",
+    "twilioAccountSid": "",
     "twilioCallsPerSecond": "",
     "twilioCallMaxWaitSeconds": "",
     "otelExporterOtlpEndpoint": "",  # "" = no traces

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stacks.config.reader import SettingsError
+from stacks.tools.config_check import stack_envs
 from stacks.tools.dispatcher_env import dispatcher_envs
 from tests.images.test_bot_project import project
 from tests.infra.conftest import K8S_STACK_SECRETS, SECRETS, StackRunner
@@ -19,8 +20,10 @@ TOKEN, APP_SECRET, VERIFY = "SENTINEL-wa-token-5a1e", "SENTINEL-wa-app-secret-7c
 WHATSAPP = {"voicefleet:whatsappAccessToken": TOKEN, "voicefleet:whatsappAppSecret": APP_SECRET,
             "voicefleet:whatsappVerifyToken": VERIFY}
 NUMBERS = '{"106540352242922": "support@stable", "106540352242923": "sales"}'
+ACCOUNT = "AC" + "0123456789abcdef" * 2
 PLAIN = {"whatsappNumbers": NUMBERS, "twilioCallsPerSecond": "2.5", "twilioCallMaxWaitSeconds": "0",
-         "phonePublicUrl": "https://calls.example.com/"}
+         "phonePublicUrl": "https://calls.example.com/", "twilioAccountSid": ACCOUNT}
+TWILIO = {"voicefleet:twilioAuthToken": "SENTINEL-twilio-auth-3e8a"}
 # Where each cloud's dispatcher reads its secrets from: the only resource a secret's value may be in.
 STORE = {"aws": "aws:secretsmanager/secretVersion:SecretVersion",
          "gcp": "gcp:secretmanager/secretVersion:SecretVersion", "azure": "azure-native:keyvault:Secret",
@@ -34,13 +37,14 @@ def _secrets(cloud: str) -> dict[str, str]:
 @pytest.mark.parametrize("cloud", ["aws", "gcp", "azure", "k8s"])
 def test_every_clouds_dispatcher_and_no_bot_gets_whatsapp_and_twilio_calls_settings(stack: StackRunner,
                                                                                      cloud: str) -> None:
-    run = stack(cloud, secrets=_secrets(cloud), **PLAIN)
+    run = stack(cloud, secrets={**_secrets(cloud), **TWILIO}, **PLAIN)
     (env,) = dispatcher_envs(run.registrations)
     assert {name: env.plain.get(name) for name in ("WHATSAPP_NUMBERS", "TWILIO_CALLS_PER_SECOND",
-                                                   "TWILIO_CALL_MAX_WAIT_SECONDS", "PHONE_PUBLIC_URL")} == {
+                                                   "TWILIO_CALL_MAX_WAIT_SECONDS", "PHONE_PUBLIC_URL",
+                                                   "TWILIO_ACCOUNT_SID")} == {
         "WHATSAPP_NUMBERS": "106540352242922=support@stable,106540352242923=sales",
         "TWILIO_CALLS_PER_SECOND": "2.5", "TWILIO_CALL_MAX_WAIT_SECONDS": "0",
-        "PHONE_PUBLIC_URL": "https://calls.example.com"}
+        "PHONE_PUBLIC_URL": "https://calls.example.com", "TWILIO_ACCOUNT_SID": ACCOUNT}
     assert {"WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"} <= env.masked
     for value in (TOKEN, APP_SECRET, VERIFY):
         assert {r.type for r in holding(run, value)} == {STORE[cloud]}
@@ -90,8 +94,17 @@ def test_whatsapp_calls_need_no_websocket_extra_in_the_bot(stack: StackRunner, t
     ("twilioCallsPerSecond", "fast", "voicefleet:twilioCallsPerSecond=.*is not a number"),
     ("phonePublicUrl", "http://calls.example.com", "voicefleet:phonePublicUrl must be https://HOST"),
     ("phonePublicUrl", "https://calls.example.com/phone", "voicefleet:phonePublicUrl must be https://HOST"),
+    ("twilioAccountSid", "AC123", "voicefleet:twilioAccountSid must be the Twilio account's SID"),
+    ("twilioAccountSid", ACCOUNT, "voicefleet:twilioAccountSid needs twilioAuthToken.*--secret twilioAuthToken"),
 ])
 def test_twilio_calls_settings_the_dispatcher_would_refuse_fail_the_preview(
         stack: StackRunner, key: str, value: str, said: str) -> None:
     with pytest.raises(SettingsError, match=said):
         stack("aws", **{key: value})
+
+
+def test_config_check_of_a_stack_names_the_missing_whatsapp_keys() -> None:
+    """What `voicefleet config check --stack` runs: the stack file, the change, the program under mocks."""
+    with pytest.raises(SettingsError, match="whatsappAccessToken must be set with whatsappNumbers.*"
+                                            "whatsappAccessToken, whatsappAppSecret, whatsappVerifyToken missing"):
+        stack_envs("aws-dev", {"whatsappNumbers": "106540352242922=support"}, cached=False)
