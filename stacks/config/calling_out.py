@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from dispatcher.phone.twilio_dial import TwilioDialSettings
+from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES, TwilioDialSettings
 from dispatcher.settings import SettingsError as DispatcherSettingsError
 from stacks.config.reader import Reader
 
@@ -21,9 +21,13 @@ PACE_KEYS = {"twilioCallsPerSecond": "TWILIO_CALLS_PER_SECOND",
              "twilioCallMaxWaitSeconds": "TWILIO_CALL_MAX_WAIT_SECONDS"}
 PUBLIC_URL_KEY = "phonePublicUrl"
 PUBLIC_URL_VARIABLE = "PHONE_PUBLIC_URL"
+VOICEMAIL_KEY = "twilioVoicemail"  # what a call does when a machine answers, unless the call says
+VOICEMAIL_VARIABLE = "TWILIO_VOICEMAIL"
 ACCOUNT_KEY = "twilioAccountSid"
 ACCOUNT_VARIABLE = "TWILIO_ACCOUNT_SID"
-KEYS = {**PACE_KEYS, PUBLIC_URL_KEY: PUBLIC_URL_VARIABLE, ACCOUNT_KEY: ACCOUNT_VARIABLE}
+KEYS = {**PACE_KEYS, PUBLIC_URL_KEY: PUBLIC_URL_VARIABLE, ACCOUNT_KEY: ACCOUNT_VARIABLE,
+        VOICEMAIL_KEY: VOICEMAIL_VARIABLE}
+VOICEMAIL_OPTIONS = ("", *VOICEMAIL_CHOICES)  # "": the dispatcher's own (hang_up)
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")  # as the dispatcher checks it (dispatcher/phone/settings.py)
 
 
@@ -41,6 +45,8 @@ def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
                        f"is refused as the dispatcher would refuse it: {message}") from None
     if (url := cfg.optional(PUBLIC_URL_KEY)) is not None:
         found[PUBLIC_URL_VARIABLE] = _public_url(cfg, url)
+    if voicemail := cfg.string(VOICEMAIL_KEY, choices=VOICEMAIL_OPTIONS):
+        found[VOICEMAIL_VARIABLE] = voicemail
     if (account := cfg.optional(ACCOUNT_KEY)) is not None:
         found[ACCOUNT_VARIABLE] = _account(cfg, account, secrets_set)
     return found

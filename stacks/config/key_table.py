@@ -76,6 +76,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     k8s.CHANNEL_TLS_KEY: k8s.CHANNEL_TLS_CHOICES,
     k8s.STORE_KEY: (k8s.EXTERNAL, k8s.IN_CLUSTER),
     made_secrets.ROLL_KEY: made_secrets.ROLLS,
+    calling_out.VOICEMAIL_KEY: calling_out.VOICEMAIL_OPTIONS,
 }
 # The providers' keys a stack of each cloud sets (the SDKs read more; stacks/config/stack_keys.py knows them).
 PROVIDER_KEYS: dict[str, str] = {

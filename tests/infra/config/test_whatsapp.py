@@ -22,7 +22,7 @@ WHATSAPP = {"voicefleet:whatsappAccessToken": TOKEN, "voicefleet:whatsappAppSecr
 NUMBERS = '{"106540352242922": "support@stable", "106540352242923": "sales"}'
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 PLAIN = {"whatsappNumbers": NUMBERS, "twilioCallsPerSecond": "2.5", "twilioCallMaxWaitSeconds": "0",
-         "phonePublicUrl": "https://calls.example.com/", "twilioAccountSid": ACCOUNT}
+         "phonePublicUrl": "https://calls.example.com/", "twilioAccountSid": ACCOUNT, "twilioVoicemail": "message"}
 TWILIO = {"voicefleet:twilioAuthToken": "SENTINEL-twilio-auth-3e8a"}
 # Where each cloud's dispatcher reads its secrets from: the only resource a secret's value may be in.
 STORE = {"aws": "aws:secretsmanager/secretVersion:SecretVersion",
@@ -41,10 +41,10 @@ def test_every_clouds_dispatcher_and_no_bot_gets_whatsapp_and_twilio_calls_setti
     (env,) = dispatcher_envs(run.registrations)
     assert {name: env.plain.get(name) for name in ("WHATSAPP_NUMBERS", "TWILIO_CALLS_PER_SECOND",
                                                    "TWILIO_CALL_MAX_WAIT_SECONDS", "PHONE_PUBLIC_URL",
-                                                   "TWILIO_ACCOUNT_SID")} == {
+                                                   "TWILIO_ACCOUNT_SID", "TWILIO_VOICEMAIL")} == {
         "WHATSAPP_NUMBERS": "106540352242922=support@stable,106540352242923=sales",
         "TWILIO_CALLS_PER_SECOND": "2.5", "TWILIO_CALL_MAX_WAIT_SECONDS": "0",
-        "PHONE_PUBLIC_URL": "https://calls.example.com", "TWILIO_ACCOUNT_SID": ACCOUNT}
+        "PHONE_PUBLIC_URL": "https://calls.example.com", "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_VOICEMAIL": "message"}
     assert {"WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"} <= env.masked
     for value in (TOKEN, APP_SECRET, VERIFY):
         assert {r.type for r in holding(run, value)} == {STORE[cloud]}
@@ -94,6 +94,7 @@ def test_whatsapp_calls_need_no_websocket_extra_in_the_bot(stack: StackRunner, t
     ("twilioCallsPerSecond", "fast", "voicefleet:twilioCallsPerSecond=.*is not a number"),
     ("phonePublicUrl", "http://calls.example.com", "voicefleet:phonePublicUrl must be https://HOST"),
     ("phonePublicUrl", "https://calls.example.com/phone", "voicefleet:phonePublicUrl must be https://HOST"),
+    ("twilioVoicemail", "beep", "voicefleet:twilioVoicemail must be one of , hang_up, message, flag"),
     ("twilioAccountSid", "AC123", "voicefleet:twilioAccountSid must be the Twilio account's SID"),
     ("twilioAccountSid", ACCOUNT, "voicefleet:twilioAccountSid needs twilioAuthToken.*--secret twilioAuthToken"),
 ])
