@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from dispatcher.settings.derived import DEFAULT_PROFILE
-from stacks.config import channel, channel_capacity, phone, reserve, store, switches
+from stacks.config import calling_out, channel, channel_capacity, phone, reserve, store, switches, whatsapp
 from stacks.config.bot_env import OTLP_ENDPOINT
 from stacks.config.channel import CHANNEL_KEY
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
@@ -129,6 +129,11 @@ def _switch(setting: str) -> Value:
     return lambda settings: settings.switches.get(setting)
 
 
+def _phone(setting: str) -> Value:
+    """A plain phone setting: its key's value as the dispatcher reads it, when set (stacks/config/model.py phone)."""
+    return lambda settings: settings.phone.get(setting)
+
+
 def _turn_credentials(settings: Settings) -> str | None:
     return None if settings.turn is None else str(settings.turn.credentials_per_key)
 
@@ -183,6 +188,9 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT", value=_recording(lambda r: r.transcript)),
     KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS", value=_recording(lambda r: r.retention_days)),
     KeySetting("recordingRules", "RECORDING_RULES", value=_recording(lambda r: r.rules_text)),
+    *(KeySetting(key, setting, value=_phone(setting)) for key, setting in calling_out.KEYS.items()),
+    KeySetting(whatsapp.NUMBERS_KEY, whatsapp.NUMBERS_VARIABLE, "its phone number IDs' `ID=KEY_NAME[@RELEASE]`, "
+               "comma-separated", value=_phone(whatsapp.NUMBERS_VARIABLE)),
     KeySetting(USAGE_FILES_KEY, "USAGE_FILES", "its value when `recordings` (`off` is the dispatcher's default)",
                value=_usage_files),
     # AWS

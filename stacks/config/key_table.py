@@ -12,6 +12,7 @@ from dispatcher.artifacts.rules import POLICIES
 from dispatcher.machines.k8s.settings import MODES as K8S_MODES
 from stacks.config import (
     admin_keys,
+    calling_out,
     channel,
     front_door,
     k8s,
@@ -23,6 +24,7 @@ from stacks.config import (
     sip_edge,
     store,
     turn,
+    whatsapp,
 )
 from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES
 from stacks.config.reader import DEFAULTS
@@ -52,9 +54,10 @@ STRUCTURED: dict[str, tuple[str, ...]] = {
     front_door.REGIONS_KEY: ("object",),
     k8s_model.NODE_SELECTOR_KEY: ("object",),
     k8s_model.TOLERATIONS_KEY: ("array",),
+    whatsapp.NUMBERS_KEY: ("object", "string"),
 }
 # Decimals the checks parse from text (DEFAULTS holds them as strings: "0.1"); "" = the provider's own.
-DECIMALS = ("reserveBuffer", "reserveBurst", "reserveColdStartSeconds")
+DECIMALS = ("reserveBuffer", "reserveBurst", "reserveColdStartSeconds", *calling_out.PACE_KEYS)
 # Plain keys with no default of their own: unset is nothing (a cloud is required).
 WITHOUT_DEFAULT = ("cloud",)
 # A key's only values, as the checks take them.
@@ -73,6 +76,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     k8s.CHANNEL_TLS_KEY: k8s.CHANNEL_TLS_CHOICES,
     k8s.STORE_KEY: (k8s.EXTERNAL, k8s.IN_CLUSTER),
     made_secrets.ROLL_KEY: made_secrets.ROLLS,
+    calling_out.VOICEMAIL_KEY: calling_out.VOICEMAIL_OPTIONS,
 }
 # The providers' keys a stack of each cloud sets (the SDKs read more; stacks/config/stack_keys.py knows them).
 PROVIDER_KEYS: dict[str, str] = {

@@ -200,6 +200,9 @@ class Settings:
     recording_remove_store: bool = False
     # The dispatcher's feature switches that are on, setting -> "1" (stacks/config/switches.py).
     switches: Mapping[str, str] = field(default_factory=dict)
+    # The plain phone settings that are set, variable -> value: WhatsApp's numbers (stacks/config/whatsapp.py),
+    # Twilio's pace and the public URL its callbacks come back to (stacks/config/calling_out.py).
+    phone: Mapping[str, str] = field(default_factory=dict)
     # The made secrets' rotation step, which the stack exports for the next `up` (stacks/config/rotation_last_up.py).
     secrets_rotation: Mapping[str, object] = field(default_factory=dict)
     # Resolved once the last `up`'s rotation step allows this one's: every cloud's provider waits for it.

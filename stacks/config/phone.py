@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pulumi
 
+from stacks.config import whatsapp
 from stacks.config.reader import Reader
 
 # Secret stack config → the dispatcher's variable (docs/configuration.md, "Phone calls"). Each is
@@ -23,13 +24,16 @@ PHONE_SECRET_KEYS = {
     "exotelApiToken": "EXOTEL_API_TOKEN",
     "phoneTokenSecret": "PHONE_TOKEN_SECRET",
     "dailyDialinSecret": "DAILY_DIALIN_SECRET",
+    **whatsapp.SECRET_KEYS,
 }
 # The credentials that let a carrier's own requests (signed webhooks and streams) reach a bot over a
 # WebSocket; Daily's dial-in secret is not one: its calls come through a Daily room. None is needed
 # for `POST /start` with a WebSocket transport (or a carrier's name): any API key gets a one-time
 # token for it whatever is set here (dispatcher/phone/settings.py), so the stacks count those
-# sockets for every session (stacks/config/channel.py held_requests).
-CALL_CREDENTIALS = frozenset(env for key, env in PHONE_SECRET_KEYS.items() if key != "dailyDialinSecret")
+# sockets for every session (stacks/config/channel.py held_requests). WhatsApp's are not either: its
+# calls reach a bot over WebRTC, as a browser's do.
+CALL_CREDENTIALS = frozenset(env for key, env in PHONE_SECRET_KEYS.items()
+                             if key != "dailyDialinSecret" and key not in whatsapp.SECRET_KEYS)
 
 ALB_MAX_DEREGISTRATION_DELAY = 3600  # seconds (the target group attribute's maximum)
 FARGATE_MAX_STOP_TIMEOUT = 120  # seconds (ContainerDefinition.stopTimeout's maximum on Fargate)

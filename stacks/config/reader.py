@@ -45,6 +45,12 @@ DEFAULTS: dict[str, Any] = {
     "regionHoldForNeighbours": False,  # the dispatcher's REGION_HOLD_FOR_NEIGHBOURS
     "dashboardEnabled": False,  # the dispatcher's DASHBOARD_ENABLED (stacks/config/observability.py)
     "webhookUrl": "",  # "" = no lifecycle webhooks (stacks/config/observability.py)
+    # Calls placed through Twilio (stacks/config/calling_out.py): "" = the dispatcher's own default
+    "phonePublicUrl": "",
+    "twilioAccountSid": "",
+    "twilioVoicemail": "",
+    "twilioCallsPerSecond": "",
+    "twilioCallMaxWaitSeconds": "",
     "otelExporterOtlpEndpoint": "",  # "" = no traces
     # The bot control channel (stacks/config/channel.py): on with `profile: prod`, or with botChannelToken set
     "botChannel": False,

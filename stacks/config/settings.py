@@ -23,6 +23,7 @@ from stacks.config import (
     bot_env_reads,
     bot_permissions,
     bot_session_caps,
+    calling_out,
     ceiling_notes,
     channel_capacity,
     cloud_run,
@@ -32,6 +33,7 @@ from stacks.config import (
     made_secrets,
     stack_keys,
     switches,
+    whatsapp,
 )
 from stacks.config import azure as azure_settings
 from stacks.config import bot as bot_settings
@@ -176,6 +178,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
         recording=recording_settings.load(cfg, cloud),
         recording_remove_store=recording_settings.remove_store(cfg),
         switches=switches.load(cfg),
+        phone=_phone(cfg, secrets),
     )
     channel_settings.check(cfg, settings)
     turn_settings.warn_if_short(settings.turn, settings.max_concurrent_sessions)
@@ -210,6 +213,15 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
                      secrets_rotation=rotation.output(rolls), secrets_ready=rotation.ready)
     ceiling_notes.check(cfg, settings)  # the provider's quotas against the sessions: said, not refused
     return settings
+
+
+def _phone(cfg: Reader, secrets: Secrets) -> dict[str, str]:
+    """The plain phone settings the stack sets: WhatsApp's numbers (with its secrets, all or none) and the
+    settings of calls placed through Twilio."""
+    found = calling_out.load(cfg, secrets.phone)
+    if (numbers := whatsapp.numbers(cfg, secrets.phone)) is not None:
+        found[whatsapp.NUMBERS_VARIABLE] = numbers
+    return found
 
 
 def _stack_secret_keys(secrets: Secrets) -> dict[str, str]:

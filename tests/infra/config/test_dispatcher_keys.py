@@ -14,6 +14,7 @@ import yaml
 from stacks.config import dispatcher_keys
 from stacks.config.derived import derived
 from stacks.config.dispatcher_keys import ENTRIES, SECRET, KeySetting, keys_of, markdown_table
+from stacks.config.key_table import SECRET_KEYS
 from stacks.tools.config_check import stack_envs
 from stacks.tools.dispatcher_env import DispatcherEnv, dispatcher_envs
 from stacks.tools.mocks import run_program
@@ -110,15 +111,18 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("gcpZone", "GCE_ZONE"): ("gcp-prod", {}, "europe-west1-b", "europe-west1-c"),
     ("k8sMode", "K8S_MODE"): ("k8s-sandbox-dev", {"k8sAgentSandbox": "adopt"}, "pods", "agent-sandbox"),
     ("usageFiles", "USAGE_FILES"): ("gcp-prod", {"recording": "on"}, "off", "recordings"),
+    ("whatsappNumbers", "WHATSAPP_NUMBERS"): ("aws-prod", {"whatsappAccessToken": "t", "whatsappAppSecret": "a",
+                                                           "whatsappVerifyToken": "v"},
+                                              '{"106540352242922": "support"}', "106540352242922=sales@stable"),
 }
 
 
 def _setting(stack: str, overrides: dict[str, str], setting: str) -> str | None:
-    """`setting` in the stack's dispatcher environment with `overrides` (those named *Secret as secrets)."""
+    """`setting` in the stack's dispatcher environment with `overrides` (the secret keys' as secrets)."""
     config, secret_keys = stack_config(stack)
     for key, value in overrides.items():
         config[f"voicefleet:{key}"] = value
-        secret_keys += [f"voicefleet:{key}"] if key.endswith("Secret") else []
+        secret_keys += [f"voicefleet:{key}"] if key in SECRET_KEYS else []
     (env,) = dispatcher_envs(run_program(config, secret_keys, stack=stack).registrations)
     return env.plain.get(setting)
 
