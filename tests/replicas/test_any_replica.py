@@ -1,8 +1,13 @@
 """Any replica answers any request: start at one, status, offer and stop at the others; the same
-Idempotency-Key at two replicas at once gives one session and one bot."""
+Idempotency-Key at two replicas at once gives one session and one bot.
+
+The tests on three replicas share one fleet: each starts its own sessions (by its own keys, or
+none) and checks only those, and a session's start is warm or cold alike to them, so the reserve
+bot one test claims (refilled by the planner) changes nothing the next one checks."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,12 +15,14 @@ import pytest
 
 from tests.replicas.conftest import Fleet, call, delete, get, post, start_fleet
 from tests.support.processes import wait_gone
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, redis_server
 
 
-@pytest.fixture
-def three(tmp_path: Path, store: RedisServer):
-    with start_fleet(tmp_path, store, 3, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0") as fleet:
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    root = tmp_path_factory.mktemp("any-replica")
+    with redis_server(root) as store, \
+            start_fleet(root, store, 3, RESERVE_MIN_IDLE="1", RESERVE_BUFFER="0", RESERVE_BURST="0") as fleet:
         yield fleet
 
 
@@ -60,7 +67,7 @@ def test_a_session_started_at_one_replica_answers_status_offer_and_stop_at_the_o
 
 
 @pytest.mark.slow  # 100 keys, 100 bot processes: about a minute
-def test_the_same_key_at_two_replicas_at_once_gives_one_session_and_one_bot(tmp_path: Path, store: RedisServer):
+def test_the_same_key_at_two_replicas_at_once_gives_one_session_and_one_bot(tmp_path: Path, store: RedisServer) -> None:
     with start_fleet(tmp_path, store, 2, RESERVE_MAX_IDLE="0") as fleet:  # every start cold: bots are countable
         a, b = (r.base_url for r in fleet.replicas)
         with ThreadPoolExecutor(2) as pool:

@@ -3,7 +3,10 @@ stack's store user), set through the `voicefleet` CLI: a budget set at one repli
 next start at the other within 2 s, lifting it admits one there again; the sessions a key opens at
 either replica count against its budget of sessions at once; the 80 % and 100 % webhooks arrive once
 each, whichever replicas see the budget crossed, verified by a receiver with the Standard Webhooks
-library."""
+library.
+
+The tests share one fleet: each limits a key of its own (`team`, `other`), and counts only its own
+key's sessions and webhooks, so what one leaves running or delivered is no other's."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from click.testing import CliRunner
 from tests.replicas.conftest import TIMEOUT, replica_env
 from tests.support.ports import free_port
 from tests.support.processes import DispatcherProcess, run_dispatcher, terminate
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import redis_server
 from tests.support.waiting import wait_until
 from voicefleet.main import voicefleet
 
@@ -40,13 +43,15 @@ SECRET = "whsec_" + base64.b64encode(b"budget-replicas-webhook-secret-3").decode
 PROPAGATION_SECONDS = 2.0  # what a budget change is promised to take to reach every replica
 
 
-@pytest.fixture
-def hooked(tmp_path: Path, store: RedisServer) -> Iterator[tuple[list[DispatcherProcess], Path]]:
+@pytest.fixture(scope="module")
+def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[DispatcherProcess], Path]]:
+    tmp_path = tmp_path_factory.mktemp("key-budgets")
     port, out = free_port(), tmp_path / "received.jsonl"
     receiver = subprocess.Popen([sys.executable, "-m", "tests.replicas.webhook_receiver", str(port), str(out)],
                                 env={**os.environ, "WEBHOOK_SECRET": SECRET})
     try:
         with ExitStack() as stack:
+            store = stack.enter_context(redis_server(tmp_path))
             replicas = []
             for n in range(2):
                 (tmp_path / f"r{n}").mkdir()
@@ -126,7 +131,8 @@ def test_sessions_at_both_replicas_count_and_the_80_and_100_percent_webhooks_arr
                          timeout=30)
     assert "of 5 sessions at once used" in refused.json()["error"]["message"]
     time.sleep(3)  # both replicas read the usage three more times: nothing more is pushed
-    received = [d for d in deliveries(out) if str(d.get("type", "")).startswith("key.budget")]
+    received = [d for d in deliveries(out) if str(d.get("type", "")).startswith("key.budget")
+                and d["data"]["key"] == "other"]
     assert not [d for d in deliveries(out) if "invalid" in d]
     assert Counter(d["type"] for d in received) == {"key.budget.warning": 1, "key.budget.reached": 1}, received
     warning = next(d for d in received if d["type"] == "key.budget.warning")["data"]

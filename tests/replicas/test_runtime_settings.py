@@ -2,13 +2,18 @@
 redis-server (the AWS stack's store user), through the `voicefleet` CLI: a change at one replica is
 applied at the other and kept for a replica started after it; a key created at one starts a session at
 the other; a revoked one is refused there; a rotation keeps every session reachable, with no restart.
-Nothing is timed: each wait polls with a generous deadline."""
+Nothing is timed: each wait polls with a generous deadline.
+
+The tests share one pair of replicas: each makes and revokes a key name of its own, and the one that
+changes capacity reads only the capacity lines of the audit and sets back the cap it checks the
+other tests' starts against (its key's share applies to `team`, which only it uses)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,7 @@ from click.testing import CliRunner
 
 from tests.replicas.conftest import TIMEOUT, replica_env
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, redis_server
 from tests.support.waiting import wait_until
 from voicefleet.main import voicefleet
 
@@ -34,14 +39,28 @@ def env_of(store: RedisServer, tmp_path: Path, name: str) -> dict[str, str]:
                        DISPATCHER_ADMIN_KEYS=ADMIN_KEY, BOT_CHANNEL_TOKEN=TOKEN, RESERVE_MAX_IDLE="0")
 
 
-@pytest.fixture
-def pair(tmp_path: Path, store: RedisServer) -> Iterator[list[DispatcherProcess]]:
+@dataclass
+class Pair:
+    replicas: list[DispatcherProcess]
+    store: RedisServer
+    root: Path  # a replica started later keeps its logs here
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    tmp_path = tmp_path_factory.mktemp("runtime-settings")
     with ExitStack() as stack:
+        store = stack.enter_context(redis_server(tmp_path))
         replicas = []
         for n in range(2):
             (tmp_path / f"r{n}").mkdir()
             replicas.append(stack.enter_context(run_dispatcher(tmp_path / f"r{n}", env_of(store, tmp_path, f"r-{n}"))))
-        yield replicas
+        yield Pair(replicas, store, tmp_path)
+
+
+@pytest.fixture
+def pair(shared: Pair) -> list[DispatcherProcess]:
+    return shared.replicas
 
 
 def cli(replica: DispatcherProcess, *args: str) -> str:
@@ -67,30 +86,32 @@ def start(replica: DispatcherProcess, key: str) -> httpx.Response:
     return call("POST", replica, "/start?wait=started", key, json={"body": {}})
 
 
-def test_a_capacity_change_at_one_replica_is_applied_at_the_other_and_outlives_them(
-        pair: list[DispatcherProcess], tmp_path: Path, store: RedisServer) -> None:
-    here, there = pair
+def test_a_capacity_change_at_one_replica_is_applied_at_the_other_and_outlives_them(shared: Pair) -> None:
+    (here, there), store, tmp_path = shared.replicas, shared.store, shared.root
     cli(here, "capacity", "set", "sessions=1", "key.team=1")
-    wait_until(lambda: capacity(there)["sessions"]["value"] == 1, "the cap applied at the other replica",
-               timeout=DEADLINE, interval=0.1, detail=there.log)
-    assert capacity(there)["key.team"]["value"] == 1
-    first = start(there, TEAM_KEY)
-    assert first.status_code == 201, first.text
-    # Refused where the cap was applied, not where it was set. Not at `here`: two local replicas each
-    # list only their own processes, so a recount there may not see this session at all (a provider
-    # both replicas list, as ECS, counts it for the deployment: tests/replicas/ admission tests).
-    refused = start(there, TEAM_KEY)
-    assert refused.status_code == 429, refused.text
-    assert refused.json()["error"]["code"] == "at_capacity"
-    assert call("GET", here, f"/sessions/{first.json()['session_id']}", TEAM_KEY).json()["status"] == "started"
-    lines = json.loads(cli(there, "audit", "--runtime", "--json"))["lines"]
-    assert {(line["name"], line["old"], line["new"]) for line in lines} == {("sessions", None, 1),
-                                                                            ("key.team", None, 1.0)}
-    (tmp_path / "late").mkdir()
-    with run_dispatcher(tmp_path / "late", env_of(store, tmp_path, "r-late")) as late:
-        kept = capacity(late)["sessions"]  # read from the store before it served
-        assert (kept["value"], kept["setting"], kept["runtime"]) == (1, 500, 1)
-    cli(here, "capacity", "set", "sessions=default")
+    try:
+        wait_until(lambda: capacity(there)["sessions"]["value"] == 1, "the cap applied at the other replica",
+                   timeout=DEADLINE, interval=0.1, detail=there.log)
+        assert capacity(there)["key.team"]["value"] == 1
+        first = start(there, TEAM_KEY)
+        assert first.status_code == 201, first.text
+        # Refused where the cap was applied, not where it was set. Not at `here`: two local replicas each
+        # list only their own processes, so a recount there may not see this session at all (a provider
+        # both replicas list, as ECS, counts it for the deployment: tests/replicas/ admission tests).
+        refused = start(there, TEAM_KEY)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "at_capacity"
+        assert call("GET", here, f"/sessions/{first.json()['session_id']}", TEAM_KEY).json()["status"] == "started"
+        lines = [line for line in json.loads(cli(there, "audit", "--runtime", "--json"))["lines"]
+                 if line["action"] == "capacity.set"]  # the other tests' keys are made and revoked here too
+        assert {(line["name"], line["old"], line["new"]) for line in lines} == {("sessions", None, 1),
+                                                                                ("key.team", None, 1.0)}
+        (tmp_path / "late").mkdir()
+        with run_dispatcher(tmp_path / "late", env_of(store, tmp_path, "r-late")) as late:
+            kept = capacity(late)["sessions"]  # read from the store before it served
+            assert (kept["value"], kept["setting"], kept["runtime"]) == (1, 500, 1)
+    finally:  # set back however the test ends: the other tests start sessions on these replicas
+        cli(here, "capacity", "set", "sessions=default")
     wait_until(lambda: capacity(there)["sessions"]["value"] == 500, "the setting back at the other replica",
                timeout=DEADLINE, interval=0.1, detail=there.log)
     assert start(there, TEAM_KEY).status_code == 201
@@ -103,13 +124,13 @@ def secret_of(output: str) -> str:
 def test_a_key_made_at_one_replica_starts_a_session_at_the_other_and_is_refused_there_once_revoked(
         pair: list[DispatcherProcess]) -> None:
     here, there = pair
-    secret = secret_of(cli(here, "keys", "create", "acme"))
+    secret = secret_of(cli(here, "keys", "create", "acme-made"))
     answer = wait_until(lambda: (a := start(there, secret)).status_code == 201 and a,
                         "the new key taken at the other replica", timeout=DEADLINE, interval=0.1, detail=there.log)
     assert isinstance(answer, httpx.Response)
     session_id = answer.json()["session_id"]
-    assert "acme" in cli(here, "keys", "list")
-    cli(here, "keys", "revoke", "acme")
+    assert "acme-made" in cli(here, "keys", "list")
+    cli(here, "keys", "revoke", "acme-made")
     wait_until(lambda: call("GET", there, f"/sessions/{session_id}", secret).status_code == 401,
                "the revoked key refused at the other replica (its verified-secret cache too)", timeout=DEADLINE,
                interval=0.1, detail=there.log)
@@ -121,14 +142,14 @@ def test_a_key_made_at_one_replica_starts_a_session_at_the_other_and_is_refused_
 
 def test_a_rotation_keeps_every_session_reachable_without_a_restart(pair: list[DispatcherProcess]) -> None:
     here, there = pair
-    old = secret_of(cli(here, "keys", "create", "acme"))
+    old = secret_of(cli(here, "keys", "create", "acme-rotated"))
     old_id = old.split("_")[1]
     wait_until(lambda: call("GET", there, "/sessions", old).status_code == 200, "the key at the other replica",
                timeout=DEADLINE, interval=0.1, detail=there.log)
     started = start(there, old)
     assert started.status_code == 201, started.text
     session_id = started.json()["session_id"]
-    new = secret_of(cli(there, "keys", "create", "acme", "--another"))
+    new = secret_of(cli(there, "keys", "create", "acme-rotated", "--another"))
     wait_until(lambda: call("GET", here, "/sessions", new).status_code == 200, "the new secret at the first replica",
                timeout=DEADLINE, interval=0.1, detail=here.log)
     cli(here, "keys", "revoke", "--secret-id", old_id)
@@ -154,11 +175,11 @@ def test_a_secret_revoked_before_a_replica_ever_verified_it_is_told_revoked_ther
     """Its holder reads `api_key_revoked` at every replica, not only where it was verified: revoked
     alone (by its id) or with its whole name."""
     here, there = pair
-    first = secret_of(cli(here, "keys", "create", "acme"))
-    second = secret_of(cli(here, "keys", "create", "acme", "--another"))
+    first = secret_of(cli(here, "keys", "create", "acme-revoked"))
+    second = secret_of(cli(here, "keys", "create", "acme-revoked", "--another"))
     for secret in (first, second):  # verified at `here` only: `there` never checked either
         assert call("GET", here, "/sessions", secret).status_code == 200
-    for revoke, secret in ((("--secret-id", first.split("_")[1]), first), (("acme",), second)):
+    for revoke, secret in ((("--secret-id", first.split("_")[1]), first), (("acme-revoked",), second)):
         cli(here, "keys", "revoke", *revoke)
         secret_id = secret.split("_")[1]
         wait_until(lambda: not listed(there, secret_id), "the revocation read at the other replica",  # noqa: B023

@@ -83,3 +83,27 @@ async def test_a_keys_own_short_sessions_do_not_lower_it_so_a_burst_still_fits_t
     assert refused.reserved == pytest.approx(11.16 + 60 * FARGATE)
     error = refused.refusal()
     assert error.extra["reserved"] == refused.reserved and "held for its sessions still running" in error.message
+
+
+ROOM = 0.006  # a key's spend left, as tests/replicas/test_budget_bursts.py leaves it
+
+
+@pytest.mark.parametrize(("machine", "env", "admitted"), [
+    (FARGATE, {}, 1),  # by default: what a session can be billed at most as it starts
+    (None, {}, 1),  # no machine price (local bots, an unpriced GCE type or GPU): the services' bound still
+    (None, {SETTING: "0.002"}, 3),  # the setting a third of the room: three starts fit, not eight
+], ids=["fargate-price", "no-price", "reserve-set"])
+async def test_a_burst_at_a_real_machine_price_or_none_admits_only_the_starts_the_room_holds_reserves_for(
+        machine: float | None, env: dict[str, str], admitted: int) -> None:
+    # A minute of a real machine is a fraction of a cent (nothing without a price): a reserve of it
+    # let all 8 starts at once into $0.006 of room. The reserve as the dispatcher makes it
+    # (dispatcher/wiring.py), on the ledger two replicas share (the replicas' burst proves the wiring).
+    ledger, budgets = MemoryBudgetLedger(), Budgets()
+    usage = LedgerUsage(ledger, budgets, machine, clock=lambda: NOW,
+                        start_reserve=start_reserve(env, load_prices({}), machine))
+    budgets.limit({"budget.acme.spend-month": ROOM})
+    answers = [await usage.admit("acme", f"s-{n}", budgets.of("acme"), NOW) for n in range(8)]
+    assert [answer is True for answer in answers] == [True] * admitted + [False] * (8 - admitted), answers
+    refused = answers[admitted]
+    assert isinstance(refused, Over) and refused.used >= ROOM and refused.reserved >= ROOM, refused
+    assert "held for its sessions still running" in refused.refusal().message
