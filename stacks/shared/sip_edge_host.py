@@ -42,9 +42,21 @@ def pjsip_requirement() -> str:
     return f"{PJSIP_PACKAGE}=={package['version']} --hash={wheel['hash']}"
 
 
+# Debian's mirror over HTTPS, so nothing needs port 80 out: deb.debian.org serves both, and its
+# debian-security path is security.debian.org's archive. One line of POSIX sh: the host's script runs
+# it, and so does the Containerfile's RUN (/bin/sh).
+APT_OVER_HTTPS = ("for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; do if [ -f \"$list\" ]; then "
+                  "sed -i -e 's#http://deb\\.debian\\.org/#https://deb.debian.org/#g' "
+                  "-e 's#http://security\\.debian\\.org/#https://deb.debian.org/#g' \"$list\"; fi; done")
+
+
 def containerfile(image: str, *, kamailio: bool) -> str:
-    install = ("RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends kamailio "
-               "&& rm -rf /var/lib/apt/lists/*\n") if kamailio else ""
+    """The edge's image on the dispatcher's. Its apt-get runs inside that image, whose Debian lists name
+    http://deb.debian.org (every official Debian image's), and leaves through the host's network: the
+    lists are rewritten to HTTPS first, as the host's are, so the build needs no port 80 either."""
+    install = (f"RUN {APT_OVER_HTTPS} \\\n && apt-get update -qq "
+               "&& apt-get install -y -qq --no-install-recommends kamailio && rm -rf /var/lib/apt/lists/*\n"
+               ) if kamailio else ""
     return f"""FROM {image}
 USER root
 {install}RUN printf '%s\\n' '{pjsip_requirement()}' > /tmp/pjsip.txt \\
@@ -104,17 +116,6 @@ def pull_function(login: str, image: str, tries: int) -> str:
 pull_image"""
 
 
-# Debian's mirror over HTTPS, so the host needs no port 80 out: deb.debian.org serves both, and its
-# debian-security path is security.debian.org's archive.
-APT_OVER_HTTPS = r"""for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
-  if [ -f "$list" ]; then
-    sed -i -e 's#http://deb\.debian\.org/#https://deb.debian.org/#g' \
-      -e 's#http://security\.debian\.org/#https://deb.debian.org/#g' "$list"
-  fi
-done
-"""
-
-
 def read_secrets_function(tries: int = SECRET_TRIES) -> str:
     """bash: `read_secret NAME` appends NAME=value to the env file, or fails the boot. A fetch's failure
     inside `printf "$(fetch NAME)"` would not stop the script (set -e skips a substitution in a command's
@@ -148,6 +149,7 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
     pulled (the registry's token through stdin), the edge's image built on it, its file and secrets
     written, its unit started."""
     lines = "\n".join(f"read_secret {name}" for name in secrets)
+    https = f"{APT_OVER_HTTPS}\n" if steps.apt_over_https else ""
     pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
         else f"{steps.registry_login}\npodman pull {image}"
     return f"""#!/bin/bash
@@ -155,7 +157,7 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
 set -euo pipefail
 umask 077
 export DEBIAN_FRONTEND=noninteractive
-{APT_OVER_HTTPS if steps.apt_over_https else ""}apt-get update -qq
+{https}apt-get update -qq
 apt-get install -y -qq --no-install-recommends podman {steps.packages} ca-certificates nftables
 {steps.fetch_function}
 install -d -m 0700 {FOLDER} /root/sipedge-build
