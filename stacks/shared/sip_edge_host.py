@@ -26,6 +26,9 @@ WHEEL_TAG = "cp311-cp311-manylinux2014_x86_64"
 FOLDER = "/etc/sipedge"
 CONFIG = f"{FOLDER}/edge.toml"
 SECRETS = f"{FOLDER}/secrets.env"
+# Each boot's reads go here first, renamed over SECRETS once every one succeeded: Compute Engine reruns
+# the script at every boot, under an edge already enabled, which must never restart on a partial file.
+NEW_SECRETS = f"{SECRETS}.new"
 UNIT = "/etc/systemd/system/sipedge.service"
 IMAGE = "localhost/sipedge:host"
 EDGE_UID = 10001  # the dispatcher image's user (images/dispatcher.Dockerfile), which the edge runs as
@@ -117,13 +120,15 @@ pull_image"""
 
 
 def read_secrets_function(tries: int = SECRET_TRIES) -> str:
-    """bash: `read_secret NAME` appends NAME=value to the env file, or fails the boot. A fetch's failure
+    """bash: `read_secret NAME` appends NAME=value to the new env file, or fails the boot. A fetch's failure
     inside `printf "$(fetch NAME)"` would not stop the script (set -e skips a substitution in a command's
     arguments), and the edge would restart forever on an empty value; an assignment's status does stop it.
     An instance role is often not yet usable seconds after it is made (IAM propagates), so each secret
-    is tried `tries` times, 2, 4, 8, … s apart (SECRET_TRIES: ~1 min in all), before the boot exits non-zero
-    (`cloud-init status`: error) with the edge's unit never written."""
-    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]', f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {SECRETS}\n",
+    is tried `tries` times, 2, 4, 8, … s apart (SECRET_TRIES: ~1 min in all), before the boot exits non-zero:
+    on a first boot the edge's unit is never written; on a later one (Compute Engine reruns the script at
+    every boot) the edge keeps the env file of the last boot that read every secret (NEW_SECRETS)."""
+    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]',
+                  f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {NEW_SECRETS}\n",
                   "reading $1 from the secret store failed",
                   "$1 could not be read; the edge is not started (the host's role, or the secret)", tries)
     return f"""read_secret() {{
@@ -169,8 +174,9 @@ cat > {CONFIG} <<'EDGE'
 {config}EDGE
 chmod 0644 {CONFIG}
 {read_secrets_function(steps.secret_tries)}
-: > {SECRETS}
+: > {NEW_SECRETS}
 {lines}
+mv -f {NEW_SECRETS} {SECRETS}
 cat > {FIREWALL} <<'NFT'
 {metadata_firewall(steps.metadata_keep)}NFT
 cat > {UNIT} <<'UNIT'
