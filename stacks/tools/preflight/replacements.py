@@ -16,12 +16,10 @@ keep its size anyway, so it is refused here as doing nothing.
 
 An EC2 host made with `userDataReplaceOnChange` (the SIP edge, the TURN relay) is replaced when its boot
 script changes, and a changed `instanceType` stops and starts it in place (pulumi-aws's instance
-update); a Compute Engine VM is replaced when its `metadataStartupScript`, `zone` or `bootDisk`
-changes (ForceNew in the Google provider's google_compute_instance, which pulumi-gcp bridges: a new
-Debian image or disk size too), and stopped, if not replaced, when its `networkInterfaces` do (a new
-subnetwork or internal address); a changed `machineType` stops and starts it (`allowStoppingForUpdate`).
-None is refused (a new image or a trunk's edit must go out), but `host_notes` says so in the plan:
-each ends what runs on the host.
+update); a Compute Engine VM's `metadataStartupScript`, `zone` or `bootDisk` replaces it (ForceNew in
+the Google provider pulumi-gcp bridges), its `networkInterfaces` stop or replace it, its `machineType`
+stops and starts it (`allowStoppingForUpdate`). None is refused (a new image or a trunk's edit must go
+out), but `host_notes` says so in the plan: each ends what runs on the host.
 """
 
 from __future__ import annotations
