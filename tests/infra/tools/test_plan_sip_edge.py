@@ -117,3 +117,22 @@ def test_the_plan_says_a_new_zone_replaces_the_gcp_edges_host(
     stack = _stack(tmp_path, monkeypatch, 1, "gcp")
     assert main([stack, "--config", change]) == 0, capsys.readouterr().err
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("cloud", "address", "urn"), [
+    ("aws", "aws:ec2/eip:Eip voicefleet-aws-dev-sip-edge",
+     "voicefleet:aws:AwsStack$voicefleet:aws:SipEdge$aws:ec2/eip:Eip::voicefleet-aws-dev-sip-edge"),
+    ("gcp", "gcp:compute/address:Address voicefleet-gcp-dev-sip-edge",
+     "voicefleet:gcp:GcpStack$voicefleet:gcp:SipEdge$gcp:compute/address:Address::voicefleet-gcp-dev-sip-edge")])
+def test_the_plan_says_turning_a_protected_stacks_edge_off_needs_its_address_unprotected_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str,
+        address: str, urn: str) -> None:
+    stack = _stack(tmp_path, monkeypatch, 1, cloud)
+    file = tmp_path / f"Pulumi.{stack}.yaml"
+    file.write_text(file.read_text().replace("config:\n", 'config:\n  voicefleet:protect: "true"\n', 1))
+    assert main([stack, "--config", f"sipEdge={json.dumps({**EDGE, 'enabled': False})}"]) == 0, \
+        capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"{address} is protected, and this change deletes it, which `pulumi up` refuses" in said
+    # The engine's URN: the type qualified by every ancestor's (the stack's component's too).
+    assert f"`pulumi state unprotect -s {stack} 'urn:pulumi:{stack}::voicefleet::{urn}'`" in said
