@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,16 @@ def test_the_policy_pack_takes_the_edges_rules_and_refuses_ssh_or_sip_from_anyon
                                                        "allowAnySource": True, "mediaSources": ["0.0.0.0/0"],
                                                        "allowAnyMediaSource": True}]})
     assert _pack_found(*_firewall(anyone).values()) == []  # the trunk asked for it, and each rule says so
+
+
+def test_the_edges_container_holds_no_capability_and_binds_no_privileged_port(edge_run: Run) -> None:
+    """The edge runs as the image's user with every capability dropped and none to gain: it needs none,
+    since every port it binds (the edge's file, as rendered) is above 1023."""
+    script = _startup(edge_run)
+    unit = script[script.index("<<'UNIT'\n"):script.index("\nUNIT\n")].replace("\\\n", " ")
+    (run,) = [line.split()[1:] for line in unit.splitlines() if line.startswith("ExecStart=/usr/bin/podman run ")]
+    assert {"--cap-drop=all", "--security-opt=no-new-privileges"} <= set(run)
+    assert not any(arg.startswith(("--cap-add", "--privileged", "--user", "-u")) for arg in run)
+    edge = tomllib.loads(script[script.index("<<'EDGE'\n") + len("<<'EDGE'\n"):script.index("\nEDGE\n")])
+    ports = {key: value for key, value in edge.items() if key.endswith("_port")}  # SIP, RTP's first, control
+    assert {"sip_port", "rtp_port", "control_port"} <= set(ports) and min(ports.values()) > 1023, ports
