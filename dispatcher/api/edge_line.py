@@ -1,16 +1,20 @@
 """An inbound SIP call's trunk and price on its `POST /start` (`sip_trunk`), taken from the SIP edge
 alone: the number's API key that start carries is a client's key too, so the edge also presents
 `SIP_EDGE_SECRET` in `X-Voicefleet-Edge-Secret`. From anyone else the field is refused, never
-quietly dropped, so a client learns at once that it cannot set what its calls cost."""
+quietly dropped, so a client learns at once that it cannot set what its calls cost. A start another
+region relayed here is taken on that region's signed word that it checked its own edge's secret
+(`EDGE_VOUCHED`): each region's edge has a secret of its own, and a relay carries none."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
+from dispatcher.api.region_relay import relayed_by
 from dispatcher.api.schemas import StartRequest
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
 from dispatcher.phone.edge_secret import HEADER
+from dispatcher.regions.signing import EDGE_VOUCHED, HEADERS_MARK, NONCE
 from dispatcher.usage.trunk_line import TrunkLine
 
 
@@ -19,6 +23,12 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
     asked = payload.sip_trunk if payload is not None else None
     if asked is None:
         return None
+    line = TrunkLine(asked.trunk, "inbound", asked.usd_per_minute, asked.increment_seconds)
+    # The mark counts only on a relay whose signature this region checked, its nonce's digest covering
+    # the mark (a region of a release before this one's digest covers no mark, and sends none).
+    if relayed_by(request.scope) is not None and request.headers.get(EDGE_VOUCHED) == "1" \
+            and HEADERS_MARK in request.headers.get(NONCE, ""):
+        return line
     if state.sip_edge is None:
         raise ApiError(403, "sip_edge_only", "`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
                        "edge, and this dispatcher has no SIP_EDGE_SECRET to know it by: set it to the value of the "
@@ -26,4 +36,4 @@ def edge_line(request: Request, state: AppState, payload: StartRequest | None) -
     if not state.sip_edge.presented(request.headers.get(HEADER)):
         raise ApiError(403, "sip_edge_only", f"`sip_trunk` (a SIP call's trunk and price) is taken only from the SIP "
                        f"edge, with SIP_EDGE_SECRET in {HEADER}: leave it out of your start")
-    return TrunkLine(asked.trunk, "inbound", asked.usd_per_minute, asked.increment_seconds)
+    return line

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from dispatcher.api.region_relay import query_of, relay_to, request_headers
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
-from dispatcher.regions.signing import SPILLED
+from dispatcher.regions.signing import EDGE_VOUCHED, SPILLED
 from dispatcher.regions.spill import Here, spill_reason, spill_target
 
 
@@ -35,10 +35,11 @@ async def chosen_region(state: AppState, transport: str, max_wait_seconds: float
 
 async def started_elsewhere(request: Request, state: AppState, transport: str, max_wait_seconds: float | None,
                             pinned: str | None, caller_id: str, idempotency_key: str | None, *,
-                            standby_home: bool = False) -> Response | None:
+                            standby_home: bool = False, edge_vouched: bool = False) -> Response | None:
     """As the region a start arrived at (several regions): the answer of the region it goes to,
     relayed there as it came (marked spilled when it spills), or None when it starts here.
-    `standby_home`: a key's home that does not answer is stood in for (dispatcher/regions/home.py)."""
+    `standby_home`: a key's home that does not answer is stood in for (dispatcher/regions/home.py).
+    `edge_vouched`: this region checked the SIP edge's secret on the start (dispatcher/api/edge_line.py)."""
     target, reason = await chosen_region(state, transport, max_wait_seconds, pinned)
     if state.key_homes is not None and idempotency_key is not None:
         # One session per key in every region: where the key's home says it is held. Provisional
@@ -52,7 +53,9 @@ async def started_elsewhere(request: Request, state: AppState, transport: str, m
     # Only this region says a start spilled (the relay never passes a caller's own marker on: the
     # region the start goes to believes whatever a signed relay carries, its headers signed too).
     # A repeated header by its first value, as this region read it (its key, its Idempotency-Key).
-    marks = {SPILLED: f"{state.settings.region} {reason}"} if reason else None
+    marks = {SPILLED: f"{state.settings.region} {reason}"} if reason else {}
+    if edge_vouched:  # the region it goes to knows another SIP_EDGE_SECRET: this region vouches instead
+        marks[EDGE_VOUCHED] = "1"
     answer = await relay_to(state, target, "POST", request.scope["path"], request_headers(request.scope),
                             await request.body(), marks=marks, query=query_of(request.scope))
     if answer.status_code < 300 and not standby_home:

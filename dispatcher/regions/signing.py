@@ -42,9 +42,15 @@ SKEW_SECONDS = 30.0
 VERSION = "v1="
 RELAYED_BY = "voicefleet-relayed-by"  # set on a relayed request: it is never relayed again
 SPILLED = "voicefleet-spilled"  # "<region it arrived at> <why>", on a spilled start relayed to its region
+# "1", on a start whose SIP edge's secret the region it arrived at checked (each region's edge has its
+# own SIP_EDGE_SECRET): the region it is relayed to takes its `sip_trunk` on that word.
+EDGE_VOUCHED = "voicefleet-edge-vouched"
 # What a region reads off a relayed request besides its path and body: whose it is, its key, and
 # the regions' own word. (Not `traceparent`: a front door may rewrite it, and it grants nothing.)
 COVERED_HEADERS = ("authorization", "idempotency-key", SPILLED, RELAYED_BY)
+# Covered too, when sent: a region of the release before digests COVERED_HEADERS alone, so its
+# relays and this release's still check each other during a rolling deploy.
+COVERED_WHEN_SENT = (EDGE_VOUCHED,)
 HEADERS_MARK = ".h1-"
 MAX_TIME_DIGITS = 15  # unix milliseconds have 13 digits until the year 2286
 
@@ -64,11 +70,12 @@ def _mac(secret: bytes, sender: str, receiver: str, method: str, path: str, mill
 
 def headers_digest(headers: Mapping[str, str]) -> str:
     """The digest of `COVERED_HEADERS` (names in any case, a repeated one by its first value, a
-    missing one as empty) a nonce carries."""
+    missing one as empty), and of those of `COVERED_WHEN_SENT` present, a nonce carries."""
     named: dict[str, str] = {}
     for name, value in headers.items():
         named.setdefault(name.lower(), value)
     text = "\n".join(f"{name}:{named.get(name, '')}" for name in COVERED_HEADERS)
+    text += "".join(f"\n{name}:{named[name]}" for name in COVERED_WHEN_SENT if name in named)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

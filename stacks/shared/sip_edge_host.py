@@ -26,10 +26,17 @@ WHEEL_TAG = "cp311-cp311-manylinux2014_x86_64"
 FOLDER = "/etc/sipedge"
 CONFIG = f"{FOLDER}/edge.toml"
 SECRETS = f"{FOLDER}/secrets.env"
+# Each boot's reads go here first, renamed over SECRETS once every one succeeded: Compute Engine reruns
+# the script at every boot, under an edge already enabled, which must never restart on a partial file.
+NEW_SECRETS = f"{SECRETS}.new"
 UNIT = "/etc/systemd/system/sipedge.service"
 IMAGE = "localhost/sipedge:host"
 EDGE_UID = 10001  # the dispatcher image's user (images/dispatcher.Dockerfile), which the edge runs as
 METADATA = "169.254.169.254"
+# The edge runs as EDGE_UID and binds ports above 1023 only (SIP 5060, control 5080, RTP), so it needs no
+# capability: none is left it, and nothing it runs may gain one (a setuid binary included), so even a
+# process that became root inside the container could not lift the metadata rule or flush nftables.
+CONTAINER_HARDENING = ("--cap-drop=all", "--security-opt=no-new-privileges")
 FIREWALL = f"{FOLDER}/metadata.nft"
 
 
@@ -42,9 +49,21 @@ def pjsip_requirement() -> str:
     return f"{PJSIP_PACKAGE}=={package['version']} --hash={wheel['hash']}"
 
 
+# Debian's mirror over HTTPS, so nothing needs port 80 out: deb.debian.org serves both, and its
+# debian-security path is security.debian.org's archive. One line of POSIX sh: the host's script runs
+# it, and so does the Containerfile's RUN (/bin/sh).
+APT_OVER_HTTPS = ("for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; do if [ -f \"$list\" ]; then "
+                  "sed -i -e 's#http://deb\\.debian\\.org/#https://deb.debian.org/#g' "
+                  "-e 's#http://security\\.debian\\.org/#https://deb.debian.org/#g' \"$list\"; fi; done")
+
+
 def containerfile(image: str, *, kamailio: bool) -> str:
-    install = ("RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends kamailio "
-               "&& rm -rf /var/lib/apt/lists/*\n") if kamailio else ""
+    """The edge's image on the dispatcher's. Its apt-get runs inside that image, whose Debian lists name
+    http://deb.debian.org (every official Debian image's), and leaves through the host's network: the
+    lists are rewritten to HTTPS first, as the host's are, so the build needs no port 80 either."""
+    install = (f"RUN {APT_OVER_HTTPS} \\\n && apt-get update -qq "
+               "&& apt-get install -y -qq --no-install-recommends kamailio && rm -rf /var/lib/apt/lists/*\n"
+               ) if kamailio else ""
     return f"""FROM {image}
 USER root
 {install}RUN printf '%s\\n' '{pjsip_requirement()}' > /tmp/pjsip.txt \\
@@ -104,25 +123,16 @@ def pull_function(login: str, image: str, tries: int) -> str:
 pull_image"""
 
 
-# Debian's mirror over HTTPS, so the host needs no port 80 out: deb.debian.org serves both, and its
-# debian-security path is security.debian.org's archive.
-APT_OVER_HTTPS = r"""for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
-  if [ -f "$list" ]; then
-    sed -i -e 's#http://deb\.debian\.org/#https://deb.debian.org/#g' \
-      -e 's#http://security\.debian\.org/#https://deb.debian.org/#g' "$list"
-  fi
-done
-"""
-
-
 def read_secrets_function(tries: int = SECRET_TRIES) -> str:
-    """bash: `read_secret NAME` appends NAME=value to the env file, or fails the boot. A fetch's failure
+    """bash: `read_secret NAME` appends NAME=value to the new env file, or fails the boot. A fetch's failure
     inside `printf "$(fetch NAME)"` would not stop the script (set -e skips a substitution in a command's
     arguments), and the edge would restart forever on an empty value; an assignment's status does stop it.
     An instance role is often not yet usable seconds after it is made (IAM propagates), so each secret
-    is tried `tries` times, 2, 4, 8, … s apart (SECRET_TRIES: ~1 min in all), before the boot exits non-zero
-    (`cloud-init status`: error) with the edge's unit never written."""
-    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]', f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {SECRETS}\n",
+    is tried `tries` times, 2, 4, 8, … s apart (SECRET_TRIES: ~1 min in all), before the boot exits non-zero:
+    on a first boot the edge's unit is never written; on a later one (Compute Engine reruns the script at
+    every boot) the edge keeps the env file of the last boot that read every secret (NEW_SECRETS)."""
+    loop = _tried('value=$(fetch "$1") && [ -n "$value" ]',
+                  f"      printf '%s=%s\\n' \"$1\" \"$value\" >> {NEW_SECRETS}\n",
                   "reading $1 from the secret store failed",
                   "$1 could not be read; the edge is not started (the host's role, or the secret)", tries)
     return f"""read_secret() {{
@@ -148,6 +158,7 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
     pulled (the registry's token through stdin), the edge's image built on it, its file and secrets
     written, its unit started."""
     lines = "\n".join(f"read_secret {name}" for name in secrets)
+    https = f"{APT_OVER_HTTPS}\n" if steps.apt_over_https else ""
     pull = pull_function(steps.registry_login, image, steps.pull_tries) if steps.pull_tries > 1 \
         else f"{steps.registry_login}\npodman pull {image}"
     return f"""#!/bin/bash
@@ -155,7 +166,7 @@ def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[
 set -euo pipefail
 umask 077
 export DEBIAN_FRONTEND=noninteractive
-{APT_OVER_HTTPS if steps.apt_over_https else ""}apt-get update -qq
+{https}apt-get update -qq
 apt-get install -y -qq --no-install-recommends podman {steps.packages} ca-certificates nftables
 {steps.fetch_function}
 install -d -m 0700 {FOLDER} /root/sipedge-build
@@ -167,8 +178,9 @@ cat > {CONFIG} <<'EDGE'
 {config}EDGE
 chmod 0644 {CONFIG}
 {read_secrets_function(steps.secret_tries)}
-: > {SECRETS}
+: > {NEW_SECRETS}
 {lines}
+mv -f {NEW_SECRETS} {SECRETS}
 cat > {FIREWALL} <<'NFT'
 {metadata_firewall(steps.metadata_keep)}NFT
 cat > {UNIT} <<'UNIT'
@@ -181,7 +193,7 @@ Wants=network-online.target
 ExecStartPre=/usr/sbin/nft -f {FIREWALL}
 ExecStartPre=-/usr/bin/podman rm -f sipedge
 ExecStart=/usr/bin/podman run --rm --name sipedge --network host --env-file {SECRETS} \\
-  -v {CONFIG}:{CONFIG}:ro {IMAGE}
+  {" ".join(CONTAINER_HARDENING)} -v {CONFIG}:{CONFIG}:ro {IMAGE}
 ExecStop=/usr/bin/podman stop -t 10 sipedge
 Restart=always
 RestartSec=5

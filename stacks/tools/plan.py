@@ -46,6 +46,7 @@ from stacks.tools.preflight import (
     destroy,
     held_subnets,
     immutable,
+    protected_deletes,
     replacements,
     store_rotation,
 )
@@ -312,6 +313,7 @@ def checked_plan(stack: str, overrides: Mapping[str, str] | None = None) -> tupl
         found += immutable.violations(deployed, run.registrations, overrides)
         found += replacements.violations(deployed, run.registrations, overrides)
         notes += replacements.host_notes(deployed, run.registrations)
+        notes += protected_deletes.notes(deployed, run.registrations, stack)
     return render(stack, run.registrations, derivation(stack, overrides)), found, notes
 
 

@@ -202,7 +202,8 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
     `line`, a SIP call's trunk and price from the edge (dispatcher/api/edge_line.py)."""
     recording = asked_recording(state, who, payload)
     patience = payload.maxWaitSeconds if payload.maxWaitSeconds is not None else state.phone.settings.max_wait_seconds
-    placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None)
+    placed = await _placed(request, state, who, PHONE_TRANSPORT, patience, payload.region, None,
+                           edge_vouched=line is not None)
     if isinstance(placed, Response):
         return placed
     mark = await eval_mark(state, who, payload)  # a SIP eval's token: spent here, before the session
@@ -218,10 +219,12 @@ async def _phone_token(request: Request, state: AppState, payload: StartRequest,
 
 
 async def _placed(request: Request, state: AppState, who: Caller, transport: str, patience: float | None,
-                  pinned: str | None, idempotency_key: str | None) -> Response | tuple[str, str] | None:
+                  pinned: str | None, idempotency_key: str | None,
+                  edge_vouched: bool = False) -> Response | tuple[str, str] | None:
     """Where a start runs: another region's answer (relayed there: pinned, or spilled over because
     this region cannot start it warm within `patience`), or here, with (the region it spilled over
-    from, why) when one relayed it here. The key's start rate is taken where the start arrived."""
+    from, why) when one relayed it here. The key's start rate is taken where the start arrived.
+    `edge_vouched`: this region checked the SIP edge's secret, which a relay says for it."""
     if relayed_by(request.scope) is not None:  # its region was chosen where it arrived
         return spilled_from(request.headers) if state.peers.by_name else None
     await state.start_limit.check(who.id)
@@ -229,7 +232,8 @@ async def _placed(request: Request, state: AppState, who: Caller, transport: str
         if pinned is not None and pinned != state.settings.region:
             raise unknown_region(pinned, [])
         return None
-    return await started_elsewhere(request, state, transport, patience, pinned, who.id, idempotency_key)
+    return await started_elsewhere(request, state, transport, patience, pinned, who.id, idempotency_key,
+                                   edge_vouched=edge_vouched)
 
 
 @router.get(

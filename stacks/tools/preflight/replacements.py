@@ -16,9 +16,10 @@ keep its size anyway, so it is refused here as doing nothing.
 
 An EC2 host made with `userDataReplaceOnChange` (the SIP edge, the TURN relay) is replaced when its boot
 script changes, and a changed `instanceType` stops and starts it in place (pulumi-aws's instance
-update); a Compute Engine VM's `metadataStartupScript` replaces it (ForceNew), and a changed
-`machineType` stops and starts it (`allowStoppingForUpdate`): neither is refused (a new image or a
-trunk's edit must go out), but `host_notes` says so in the plan: both end what runs on the host.
+update); a Compute Engine VM's `metadataStartupScript`, `zone` or `bootDisk` replaces it (ForceNew in
+the Google provider pulumi-gcp bridges), its `networkInterfaces` stop or replace it, its `machineType`
+stops and starts it (`allowStoppingForUpdate`). None is refused (a new image or a trunk's edit must go
+out), but `host_notes` says so in the plan: each ends what runs on the host.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ GCE_INSTANCE = "gcp:compute/instance:Instance"
 # A host's type -> its boot script's property, its size's, and where its `role` is (an EC2 tag, a GCE label).
 HOST_PROPERTIES = {INSTANCE: ("userData", "instanceType", "tags"),
                    GCE_INSTANCE: ("metadataStartupScript", "machineType", "labels")}
+# A host's type -> its other properties whose change replaces or stops it, and how.
+HOST_REPLACING = {GCE_INSTANCE: {"zone": "replaces the host (the old one deleted first)",
+                                 "bootDisk": "replaces the host (the old one deleted first)",
+                                 "networkInterfaces": "replaces or stops the host"}}
 # A host's `role` -> what stopping it ends (stacks/aws/sip_edge.py SIP_EDGE_TAG, stacks/gcp/sip_edge.py
 # SIP_EDGE_ROLE, the relays' `turn`).
 HOST_ROLES = {"sip-edge": "ends every call in progress on the SIP edge, and inbound calls get no answer until the "
@@ -76,11 +81,12 @@ HOST_ROLES = {"sip-edge": "ends every call in progress on the SIP edge, and inbo
 
 
 def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]) -> list[str]:
-    """A note for each role-tagged EC2 or Compute Engine host the change replaces (its boot script) or stops
-    (its size). GCE's `metadataStartupScript` always replaces the VM; EC2's `userData` does when
-    `userDataReplaceOnChange` says so."""
+    """A note for each role-tagged EC2 or Compute Engine host the change replaces (its boot script, a VM's
+    zone, boot disk or network interface) or stops (its size). GCE's `metadataStartupScript` always
+    replaces the VM; EC2's `userData` does when `userDataReplaceOnChange` says so."""
     notes = []
     paths = [(typ, path) for typ, (script, size, _) in HOST_PROPERTIES.items() for path in (script, size)]
+    paths += [(typ, path) for typ, replacing in HOST_REPLACING.items() for path in replacing]
     for reg, path, old, new in changed(deployed, planned, paths):
         script, size, where = HOST_PROPERTIES[reg.type]
         inputs = unwrap(reg.inputs)
@@ -91,6 +97,8 @@ def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]
             how = "its boot script changes, which replaces the host (the old one deleted first)"
         elif path == size:
             how = f"its {size} changes from {old} to {new}, which stops and starts the host"
+        elif path in HOST_REPLACING.get(reg.type, {}):
+            how = f"its {path} changes, which {HOST_REPLACING[reg.type][path]}"
         else:
             continue
         notes.append(f"{reg.name}: {how}; this {HOST_ROLES[role]}: apply it when few are in progress")

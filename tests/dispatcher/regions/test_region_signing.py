@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from types import MappingProxyType
 
 import pytest
 
 from dispatcher.errors import ApiError
 from dispatcher.regions.config import Regions
-from dispatcher.regions.signing import RELAYED_BY, SIGNATURE, SPILLED, TIME, RegionSigner, RegionVerifier
+from dispatcher.regions.signing import (
+    COVERED_HEADERS,
+    EDGE_VOUCHED,
+    RELAYED_BY,
+    SIGNATURE,
+    SPILLED,
+    TIME,
+    RegionSigner,
+    RegionVerifier,
+    headers_digest,
+)
 from dispatcher.store.memory import LocalOnce
 
 URLS = MappingProxyType({"eu": "https://eu.example", "us": "https://us.example", "ap": "https://ap.example"})
@@ -163,6 +174,22 @@ async def test_the_headers_a_region_acts_on_are_signed_whatever_their_spelling(c
                                                         body=b"{}")
     lowered = {name.lower(): value for name, value in signed.items()}  # as the receiver's ASGI server reads them
     assert await check.sender("POST", "/start", lowered, b"{}") == "eu"
+
+
+async def test_a_regions_word_for_the_sip_edge_is_signed_and_absent_digests_as_the_release_before(
+        clock: Clock) -> None:
+    signer, check = RegionSigner(region("eu"), clock), verifier(clock)
+    sent = {"Authorization": "Bearer key-a", RELAYED_BY: "eu"}
+    plain = {**sent, **signer.headers("us", "POST", "/start", b"{}", sent)}
+    assert "changed after signing" in await refused(check, {**plain, EDGE_VOUCHED: "1"}, method="POST",
+                                                    path="/start", body=b"{}")
+    vouched = {**sent, EDGE_VOUCHED: "1"}
+    assert await check.sender("POST", "/start", {**vouched, **signer.headers("us", "POST", "/start", b"{}", vouched)},
+                              b"{}") == "eu"
+    # Without the mark, the digest is the release before's (COVERED_HEADERS alone): both still check each other.
+    named = {name.lower(): value for name, value in sent.items()}
+    before = "\n".join(f"{name}:{named.get(name, '')}" for name in COVERED_HEADERS)
+    assert headers_digest(sent) == hashlib.sha256(before.encode()).hexdigest()
 
 
 def test_a_part_this_dispatcher_lacks_is_answered_404_naming_why() -> None:

@@ -103,3 +103,36 @@ def test_the_plan_says_nothing_of_the_host_when_the_edge_stays_as_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str) -> None:
     assert main([_stack(tmp_path, monkeypatch, 1, cloud), "--config", f"sipEdge={json.dumps(EDGE)}"]) == 0
     assert "sip-edge: its" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ("gcpZone=us-central1-b", "voicefleet-gcp-dev-sip-edge: its zone changes, which replaces the host (the old one "
+                               "deleted first); this ends every call in progress on the SIP edge"),
+])
+def test_the_plan_says_a_new_zone_replaces_the_gcp_edges_host(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], change: str,
+        said: str) -> None:
+    """A zone is ForceNew on a Compute Engine instance, as its boot disk is: neither the boot script nor
+    the machine type changes, yet the VM is deleted, then made again."""
+    stack = _stack(tmp_path, monkeypatch, 1, "gcp")
+    assert main([stack, "--config", change]) == 0, capsys.readouterr().err
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("cloud", "address", "urn"), [
+    ("aws", "aws:ec2/eip:Eip voicefleet-aws-dev-sip-edge",
+     "voicefleet:aws:AwsStack$voicefleet:aws:SipEdge$aws:ec2/eip:Eip::voicefleet-aws-dev-sip-edge"),
+    ("gcp", "gcp:compute/address:Address voicefleet-gcp-dev-sip-edge",
+     "voicefleet:gcp:GcpStack$voicefleet:gcp:SipEdge$gcp:compute/address:Address::voicefleet-gcp-dev-sip-edge")])
+def test_the_plan_says_turning_a_protected_stacks_edge_off_needs_its_address_unprotected_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str,
+        address: str, urn: str) -> None:
+    stack = _stack(tmp_path, monkeypatch, 1, cloud)
+    file = tmp_path / f"Pulumi.{stack}.yaml"
+    file.write_text(file.read_text().replace("config:\n", 'config:\n  voicefleet:protect: "true"\n', 1))
+    assert main([stack, "--config", f"sipEdge={json.dumps({**EDGE, 'enabled': False})}"]) == 0, \
+        capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"{address} is protected, and this change deletes it, which `pulumi up` refuses" in said
+    # The engine's URN: the type qualified by every ancestor's (the stack's component's too).
+    assert f"`pulumi state unprotect -s {stack} 'urn:pulumi:{stack}::voicefleet::{urn}'`" in said
