@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from sipedge.call_policy import ANY_NUMBER, DESTINATION
+from sipedge.stream_address import origin
 
 CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
 MAX_WORKERS = 64
@@ -135,6 +137,16 @@ class EdgeFile(_Strict):
     # The operator's word that only the trunks' ranges reach tls_port, with a connection cap: PJSIP's
     # TLS listener takes any TCP connection, and churn of them aborts the process (docs/sip.md).
     tls_port_firewalled: bool = False
+
+    @field_validator("dispatcher_url")
+    @classmethod
+    def _dispatcher(cls, url: str) -> str:
+        # Outbound calls' streams open here (sipedge/stream_address.py): an origin that can be compared.
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or origin(url) is None or parts.query or parts.fragment:
+            raise ValueError("give the dispatcher's address as http(s)://host[:port], with no credentials, "
+                             "query or fragment")
+        return url
 
 
 @dataclass(frozen=True)

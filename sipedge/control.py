@@ -2,7 +2,8 @@
 
 - `GET /trunks`: the trunks that place calls, with their `cps` (the dispatcher paces each across its
   replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
-  `increment_seconds` (the call's session prices its minutes by them);
+  `increment_seconds` (the call's session prices its minutes by them); and `stream_path: true`, which
+  tells the dispatcher to hand a call's stream over as a path;
 - `POST /calls/{session_id}/transfer` `{to, request_id, time_limit}`: the answered inbound call of that
   session handed to a person (sipedge/call_transfer.py; a bridged one hung up after `time_limit` seconds):
   `200` `{how: referred|bridged, to, sip_status}` once done, `404` when the edge holds no answered call of
@@ -10,11 +11,13 @@
   `refer_outcome_unknown`: the trunk took the REFER and did not say how it went), `503 edge_full` when a
   bridge finds no call slot. The same `request_id` again waits for the same outcome (a
   retried request transfers nothing twice); another one while a transfer is under way is `409`;
-- `POST /calls` `{session_id, stream_url, to, from, trunk, caller}`: `202` once the call is taken (its
+- `POST /calls` `{session_id, stream_path, to, from, trunk, caller}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
   placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
   the key `caller` may not call `to` as `from` through it (sipedge/call_policy.py),
-  `503` with `Retry-After` while the edge is full or not ready.
+  `503` with `Retry-After` while the edge is full or not ready. The stream opens at the edge's own
+  `dispatcher_url` (sipedge/stream_address.py): an older dispatcher's whole `stream_url` instead of
+  `stream_path` is taken at that origin only, else `422 stream_not_at_dispatcher`.
 
 Every request presents the control secret (`Authorization: Bearer`, compared in constant time); it
 is served on `control_address` (loopback by default: put it on a private network, never the SIP
@@ -28,7 +31,7 @@ import logging
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sipedge.call_policy import refusal
 from sipedge.call_reports import CallReports
@@ -37,6 +40,7 @@ from sipedge.config import Trunk
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
+from sipedge.stream_address import STREAM_PATH, NotAtDispatcher, own_stream, stream_at
 
 log = logging.getLogger("sipedge")
 
@@ -56,11 +60,28 @@ class CallAsked(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     session_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")
-    stream_url: str = Field(pattern=r"^wss?://\S+$", max_length=4096)
+    # The stream's path, joined to the edge's own dispatcher_url (sipedge/stream_address.py); an older
+    # dispatcher's whole URL instead, taken only at that dispatcher's origin.
+    stream_path: str | None = Field(default=None, pattern=STREAM_PATH)
+    stream_url: str | None = Field(default=None, pattern=r"^wss?://\S+$", max_length=4096)
     to: str = Field(pattern=E164)
     caller_id: str = Field(alias="from", pattern=E164)
     trunk: str = Field(min_length=1, max_length=128)
     caller: str = Field(min_length=1, max_length=128)  # the name of the API key that asked for the call
+
+    @model_validator(mode="after")
+    def _one_stream(self) -> CallAsked:
+        if (self.stream_path is None) == (self.stream_url is None):
+            raise ValueError("give the call's stream as `stream_path` (or, from an older dispatcher, "
+                             "`stream_url`), one of them")
+        return self
+
+    def stream(self, dispatcher_url: str) -> str:
+        """Where the call's stream connects: at `dispatcher_url`, whatever the request says
+        (`NotAtDispatcher` for a whole URL elsewhere)."""
+        if self.stream_path is not None:
+            return stream_at(dispatcher_url, self.stream_path)
+        return own_stream(dispatcher_url, str(self.stream_url))
 
 
 class TransferAsked(BaseModel):
@@ -139,7 +160,8 @@ class Control:
     async def _trunks(self, request: web.Request) -> web.Response:
         trunks = [{"name": t.name, "cps": t.cps, "ring_seconds": t.ring_seconds, "callers": list(t.callers),
                    **_price(t)} for t in self.outbound().values()]
-        return web.json_response({"trunks": trunks})
+        # `stream_path`: a call's stream is handed over as a path (older edges took a whole URL).
+        return web.json_response({"trunks": trunks, "stream_path": True})
 
     async def _calls(self, request: web.Request) -> web.Response:
         asked = await _read(request, CallAsked, "a call's hand-over")
@@ -150,6 +172,11 @@ class Control:
         if trunk is None:
             return _error(404, "unknown_trunk", f"no trunk named {asked.trunk!r} places calls here; the edge's "
                           f"trunks: {', '.join(sorted(trunks)) or 'none (give a trunk a termination_uri)'}")
+        try:
+            stream_url = asked.stream(self.edge.config.dispatcher_url)
+        except NotAtDispatcher as exc:
+            log.warning("sipedge: call for session %s refused: %s", asked.session_id, exc)
+            return _error(422, "stream_not_at_dispatcher", str(exc))
         refused = refusal(trunk, asked.caller, asked.to, asked.caller_id)
         if refused is not None:
             log.warning("sipedge: call to %s through trunk %s refused: %s", asked.to, trunk.name, refused)
@@ -163,7 +190,7 @@ class Control:
         if self.edge.calls_in_flight() + len(self.placing) >= self.edge.capacity:
             return _error(503, "edge_full", f"the edge's {self.edge.capacity} calls are all taken",
                           DEFAULT_RETRY_SECONDS)
-        order = CallOrder(asked.session_id, asked.stream_url, asked.to, asked.caller_id, trunk.name)
+        order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
                                                 self.edge.config.answer_seconds))
         self.placing.add(task)

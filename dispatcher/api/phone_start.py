@@ -26,11 +26,12 @@ PHONE_TRANSPORTS = ("websocket", *CARRIERS)
 
 
 def phone_start(
-    state: PhoneState, transport: str, body: Mapping[str, Any], base: str, who: Caller, region: str = "",
+    state: PhoneState, transport: str, body: Mapping[str, Any], base: str | None, who: Caller, region: str = "",
     handed_from: tuple[str, str] | None = None, release: str | None = None, evaluation: bool = False,
     recording: Wanted | None = None, session_key: str | None = None, line: TrunkLine | None = None,
 ) -> tuple[dict[str, Any], CallGrant]:
-    """The answer and its token's grant. `handed_from`: (the region the start arrived at, why it
+    """The answer and its token's grant; with no `base`, its `wsUrl` is the stream's path alone (a SIP
+    edge's call: the edge opens it at its own dispatcher_url). `handed_from`: (the region the start arrived at, why it
     could not start it warm there): the token is a handed call's, whose place the caller holds. `line`:
     a SIP call's trunk and price, as the SIP edge said it (dispatcher/usage/trunk_line.py)."""
     carrier = "generic" if transport == "websocket" else transport
@@ -43,7 +44,7 @@ def phone_start(
         raise ApiError(413, "body_too_large", f"a call's `body` rides in its token: at most {limit} bytes") from None
     path = "/ws/generic/voicefleet" if carrier == "generic" else f"/ws/{carrier}"
     return {
-        "wsUrl": websocket_url(base, path),
+        "wsUrl": websocket_url(base, path) if base is not None else path,
         "token": token,
         "sessionId": new_session_id(who.owner_key, grant.session_key, region),
     }, grant

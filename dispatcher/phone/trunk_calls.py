@@ -4,8 +4,9 @@ The SIP edge (`python -m sipedge`) owns the trunks; the dispatcher asks it which
 and at what pace (`GET /trunks`, kept `TRUNKS_SECONDS`), paces each trunk's calls across every
 replica with the store's deployment-wide bucket (the one a provider's create limit uses: a call may
 reserve the next turn, waiting at most `max_wait_seconds`, else it is refused with the wait), and
-hands each call over (`POST /calls` with the session's stream URL). Every request to the edge is
-bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
+hands each call over (`POST /calls` with the session's stream path, which the edge opens at its own
+`dispatcher_url`: the dispatcher it trusts, never an address a client's request names). Every request
+to the edge is bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class TrunkCalls:
                                             max_answer_bytes=65536, headers=self._auth())
         self._trunks: dict[str, TrunkInfo] = {}
         self._trunks_at = -math.inf
+        self.joins_paths = False  # the edge's `GET /trunks` says it takes a call's stream as a path
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.secret}"}
@@ -97,11 +99,24 @@ class TrunkCalls:
             self._trunks = {str(t["name"]): _trunk_info(t) for t in listed
                             if isinstance(t, dict) and "name" in t and "cps" in t}
             self._trunks_at = time.monotonic()
+            self.joins_paths = answer.get("stream_path") is True
         found = self._trunks.get(name)
         if found is None:
             names = ", ".join(sorted(self._trunks)) or "none (give a trunk a termination_uri in the edge's file)"
             raise ApiError(404, "unknown_trunk", f"no trunk named {name!r} places calls; the trunks: {names}")
         return found
+
+    def stream_base(self, configured: str | None) -> str | None:
+        """Where a call's stream URL points, None for its path alone: the edge joins a path to its own
+        `dispatcher_url`. An older edge connects to the URL it is handed, which then names this dispatcher's
+        configured address (`carrier_base`), never a request's Host; without one, 503 naming the ways out."""
+        if self.joins_paths:
+            return None
+        if configured is None:
+            raise ApiError(503, "sip_edge_outdated", "the SIP edge is older than this dispatcher: it connects a "
+                           "call's stream wherever its URL says. Upgrade the edge (docs/sip.md#outbound-calls), "
+                           "or set PHONE_PUBLIC_URL to this dispatcher's address", retry_after=60)
+        return configured
 
     async def pace(self, trunk: TrunkInfo) -> float:
         """Waits for the trunk's next turn (its `cps`, across every replica); the seconds waited. A call

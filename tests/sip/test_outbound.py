@@ -124,10 +124,12 @@ async def events_of(api: httpx.AsyncClient, session_id: str) -> list[dict[str, A
     return list(answer.json()["events"]) if answer.status_code == 200 else []
 
 
-async def outcome_of(api: httpx.AsyncClient, out: Outbound, session_id: str) -> dict[str, Any]:
+async def outcome_of(api: httpx.AsyncClient, out: Outbound, session_id: str,
+                     events: tuple[str, ...] = ("call_outcome",)) -> dict[str, Any]:
+    """The session's first of `events` (a call never placed ends with no `call_outcome`: add `ended`)."""
     deadline = time.monotonic() + OUTCOME_SECONDS
     while time.monotonic() < deadline:
-        found = [e for e in await events_of(api, session_id) if e["event"] == "call_outcome"]
+        found = [e for e in await events_of(api, session_id) if e["event"] in events]
         if found:
             return found[0]
         await asyncio.sleep(0.2)
@@ -222,6 +224,41 @@ async def test_a_call_not_answered_ends_its_session_with_the_outcome(
         assert (line["trunk"], line["direction"], line["answered"], line["usd"]) == ("far", "outbound", False, 0), line
 
 
+class Trap:
+    """A server standing for a host the client names: whatever connects to it, its first line."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.heard.append((await reader.readline()).decode(errors="replace").strip())
+        writer.close()
+
+
+async def test_a_call_s_stream_goes_to_the_edge_s_own_dispatcher_whatever_host_the_client_names(
+        outbound: Outbound) -> None:
+    """The request's Host is the client's to choose (a keyless dispatcher takes loopback names only, a
+    keyed one any): were the edge handed a stream URL built from it, the callee's audio and the session's
+    token would go where the key's holder says, here a server of theirs on another port."""
+    trap = Trap()
+    server = await asyncio.start_server(trap, "127.0.0.1", 0)
+    named = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
+            callee = asyncio.create_task(asyncio.to_thread(run_callee, "callee_busy", outbound.callee_port,
+                                                           outbound.edge.workdir))
+            await asyncio.sleep(0.5)  # SIPp binds its port
+            answer = await api.post("/calls", json={"to": TO, "from": FROM, "trunk": "far"}, headers={"Host": named})
+            assert answer.status_code == 201, answer.text
+            outcome = await outcome_of(api, outbound, answer.json()["session_id"], ("call_outcome", "ended"))
+            assert trap.heard == [], f"the edge connected to the client's host: {trap.heard}"
+            assert (outcome.get("outcome"), outcome.get("sip_status")) == ("busy", 486), outcome
+            assert (await callee).returncode == 0
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_trunk_s_digest_challenge_is_answered_with_its_credential(outbound: Outbound) -> None:
     async with api_client(base_url=outbound.dispatcher.base_url, timeout=30) as api:
         session_id, callee = await place(api, outbound, "guarded", "callee_challenges")
@@ -274,7 +311,7 @@ async def test_a_call_over_its_trunk_s_pace_is_refused_with_the_wait(outbound: O
 
 
 async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outbound: Outbound) -> None:
-    order = {"session_id": "abc", "stream_url": "ws://127.0.0.1:9/ws/exotel/t", "to": TO, "from": FROM,
+    order = {"session_id": "abc", "stream_path": "/ws/exotel/t", "to": TO, "from": FROM,
              "trunk": "far", "caller": "local"}
     async with httpx.AsyncClient(base_url=outbound.control, timeout=10) as edge:
         for given in ({}, {"Authorization": "Bearer not-the-secret"}):
@@ -285,7 +322,7 @@ async def test_the_edge_s_control_api_takes_only_the_dispatcher_s_secret(outboun
         assert unknown.status_code == 404 and "far, guarded, others, slow" in unknown.json()["error"]["message"]
         bad = await edge.post("/calls", json={**order, "to": "12"}, headers=signed)
         assert bad.status_code == 422 and "to" in bad.json()["error"]["message"]
-        # A hand-over retried (its answer lost) places nothing twice. Its stream's URL leads nowhere:
+        # A hand-over retried (its answer lost) places nothing twice. Its stream's token is no call's:
         # the call is reported not placed.
         for _ in range(2):
             assert (await edge.post("/calls", json={**order, "session_id": "retried"}, headers=signed)).status_code \

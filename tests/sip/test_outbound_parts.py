@@ -124,7 +124,7 @@ async def test_a_retried_hand_over_is_taken_again_though_the_edge_is_full_now(
     edge.capacity = 1
     edge.stack.started.set()  # PJSIP itself is not started: no call goes out
     api = control.Control(edge, SECRET)
-    order = {"session_id": "s1", "stream_url": "wss://d/ws/exotel/t", "to": "+14155550100", "from": "+14155550199",
+    order = {"session_id": "s1", "stream_path": "/ws/exotel/t", "to": "+14155550100", "from": "+14155550199",
              "trunk": "twilio", "caller": "team-a"}
     async with TestClient(TestServer(api.app())) as client:
         signed = {"Authorization": f"Bearer {SECRET}"}

@@ -26,7 +26,7 @@ from dispatcher.api.state import AppState
 from dispatcher.api.twilio_place import dialer_of, place_twilio, twilio_base
 from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.errors import ApiError
-from dispatcher.phone.access import handed_out_base
+from dispatcher.phone.access import carrier_base
 from dispatcher.phone.trunk_calls import TrunkCalls
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
 
@@ -67,9 +67,10 @@ async def place_call(
         trunk.check_caller(caller)
     route: dict[str, Any] = {"trunk": trunk.name} if trunk is not None else {"carrier": carrier}
     bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, **route, "body": user_body}
-    # Twilio is told only this dispatcher's own address, never the request's Host (dispatcher/api/twilio_place.py).
-    base = (handed_out_base(state.phone.settings, request.headers, request.url.scheme, state.peers.regions)
-            if trunk is not None else twilio_base(state))
+    # Neither the edge nor Twilio is told the request's Host: a key's holder would pick where the callee's
+    # audio and the session's token go. The edge takes the stream's path (dispatcher/phone/trunk_calls.py).
+    base = (calls.stream_base(carrier_base(state.phone.settings, state.peers.regions))
+            if calls is not None else twilio_base(state))
     session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
     answer, grant = phone_start(state.phone, CARRIER if trunk is not None else carrier, bot_body, base, who,
                                 state.settings.region, session_key=session_key,
@@ -90,7 +91,8 @@ async def place_call(
     stream_url = f"{answer['wsUrl']}/{answer['token']}"
     try:
         if calls is not None and trunk is not None:
-            await calls.hand_over({"session_id": session_id, "stream_url": stream_url, "to": payload.to,
+            stream = {"stream_path" if base is None else "stream_url": stream_url}
+            await calls.hand_over({"session_id": session_id, **stream, "to": payload.to,
                                    "from": payload.caller_id, "trunk": trunk.name, "caller": caller})
         else:
             shown["call_sid"] = await place_twilio(state, dialer_of(state), payload, who, session_id,

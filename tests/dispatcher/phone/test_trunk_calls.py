@@ -31,6 +31,12 @@ SECRET = "edge-control-secret-for-the-tests-0123456789"
 GOOD = {"to": "+14155550100", "from": "+14155550199", "trunk": "far"}
 
 
+def listed(calls: TrunkCalls, *trunks: TrunkInfo) -> None:
+    """The trunks as an edge of this version listed them just now (it takes a call's stream as a path)."""
+    calls._trunks, calls._trunks_at = {t.name: t for t in trunks}, time.monotonic()
+    calls.joins_paths = True
+
+
 @pytest.fixture
 async def api() -> AsyncIterator[httpx.AsyncClient]:
     """A keyless local dispatcher whose SIP edge is at a port nothing listens on: every check below is
@@ -75,7 +81,7 @@ async def test_a_call_the_edge_never_took_ends_not_placed_and_its_retry_with_the
     app = create_app(Settings(), env={"SIP_EDGE_URL": "http://127.0.0.1:9", "SIP_EDGE_SECRET": SECRET},
                      machines=LocalMachines(LocalSettings()), rooms=None)
     calls = app.state.voicefleet.trunk_calls
-    calls._trunks, calls._trunks_at = {"far": TrunkInfo("far", 50.0)}, time.monotonic()
+    listed(calls, TrunkInfo("far", 50.0))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
         for _ in range(2):  # not a replay of the first (a session that never ran): asked of the edge again
             answer = await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "order-7"})
@@ -96,7 +102,7 @@ async def test_a_call_refused_for_its_trunk_s_pace_is_retried_with_the_same_key_
                                       "SIP_CALL_MAX_WAIT_SECONDS": "0"},
                      machines=LocalMachines(LocalSettings()), rooms=None)
     calls = app.state.voicefleet.trunk_calls
-    calls._trunks, calls._trunks_at = {"far": TrunkInfo("far", 0.01)}, time.monotonic()  # a turn a 100 s
+    listed(calls, TrunkInfo("far", 0.01))  # a turn a 100 s
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
         assert (await api.post("/calls", json=GOOD)).status_code == 503  # took the turn (the edge is away)
         statuses = [(await api.post("/calls", json=GOOD, headers={"Idempotency-Key": "order-8"})).status_code
@@ -176,8 +182,7 @@ async def test_a_key_the_trunk_does_not_name_is_refused_403_before_its_pace_is_s
                                       "SIP_CALL_MAX_WAIT_SECONDS": "0"},
                      machines=LocalMachines(LocalSettings()), rooms=None)
     calls = app.state.voicefleet.trunk_calls
-    calls._trunks = {"far": TrunkInfo("far", 0.01, ("team-a",)), "ours": TrunkInfo("ours", 0.01, ("local",))}
-    calls._trunks_at = time.monotonic()
+    listed(calls, TrunkInfo("far", 0.01, ("team-a",)), TrunkInfo("ours", 0.01, ("local",)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
         refused = [await api.post("/calls", json=GOOD) for _ in range(3)]
         ours = await api.post("/calls", json={**GOOD, "trunk": "ours"})
