@@ -86,9 +86,10 @@ def test_the_channel_is_required_in_either_mode_by_the_key_a_user_sets(stack: St
     """The dispatcher refuses MACHINES=k8s without its channel; the stack says so first, with its own key
     (not the dispatcher's `BOT_CHANNEL_TOKEN and BOT_CHANNEL_URL`)."""
     for mode in ({}, {"k8sMode": "agent-sandbox", "k8sDeployer": "ci@example.com"}):
-        message = error(stack, secrets=without("botChannelToken"), **mode)
+        message = error(stack, secrets=without("botChannelToken"), botChannel="false", **mode)
         assert "voicefleet:botChannel must be true on k8s" in message, message
         assert "pulumi config set botChannel true" in message and "BOT_CHANNEL" not in message
+    stack("k8s", secrets=without("botChannelToken"))  # left unset, k8s derives it (its token the stack's own)
 
 
 def test_a_store_password_is_refused_with_the_url_named(stack: StackRunner) -> None:
