@@ -58,6 +58,8 @@ class AwsStack(pulumi.ComponentResource):
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._settings, self._cfg = name, settings, cfg
+        if settings.quota_read is not None:  # accountQuotas: through this provider (defaults are disabled)
+            settings.quota_read(pulumi.InvokeOutputOptions(parent=self, provider=provider))
         self._bot_channel_url = self._channel_url()
 
         registry = Registry(name, prefix=settings.prefix, roles=("bot", "dispatcher", *self._webrtc_roles()),

@@ -13,6 +13,8 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+import pulumi
+
 from stacks.config import bot_permissions, limits
 from stacks.config import store as store_settings
 from stacks.config.reader import Reader
@@ -59,6 +61,8 @@ def load(cfg: Reader, settings: Settings) -> AzureSettings:
                                                     "Redis with the cache's own access key, which the stack keeps in "
                                                     f"Key Vault; pulumi config rm {store_settings.PASSWORD_KEY}")
     store = maximum > 1
+    if store and cfg.raw("dispatcherMaxReplicas") is None:
+        _warn_derived_store(cfg, minimum, maximum)
     if not store and settings.secrets.store_accepted_message_secret is not None:
         raise cfg.fail(store_settings.ACCEPTED_MESSAGE_SECRET_KEY,
                        f"is set but dispatcherMaxReplicas={maximum} has no coordination store: "
@@ -129,3 +133,14 @@ def _cidr(cfg: Reader, name: str) -> str:
         # consumption-only environment), the bots', and the store's private endpoint.
         raise cfg.fail(name, f"must be /20 or larger (Container Apps needs a /23 of it; got {value!r})")
     return str(network)
+
+
+def _warn_derived_store(cfg: Reader, minimum: int, maximum: int) -> None:
+    """`size: large` derives several replicas, so a store: a stack that ran one replica before gains an Azure
+    Managed Redis on its next `up`, with no key of its own changed. Said at every preview while the keys are
+    unset, since the program cannot tell a first `up` that wants it from an old stack that does not."""
+    pulumi.log.warn(f"size derives dispatcherMinReplicas={minimum} and dispatcherMaxReplicas={maximum} on azure: the "
+                    "replicas share an Azure Managed Redis store, which an `up` adds to a stack that ran one replica "
+                    "(protected with profile: prod, so taking it out again needs pulumi state unprotect). To keep one "
+                    "replica and no store: pulumi config set dispatcherMinReplicas 1; pulumi config set "
+                    "dispatcherMaxReplicas 1 (docs/pulumi.md, \"A stack made before these were derived\")")

@@ -34,7 +34,7 @@ _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")  # as the dispatcher checks it (
 def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
     """The settings of the keys that are set, variable -> value, as the dispatcher will read them;
     `secrets_set`: the phone secrets' variables the stack sets."""
-    found = {variable: value for key, variable in PACE_KEYS.items() if (value := cfg.optional(key)) is not None}
+    found = {variable: value for key, variable in PACE_KEYS.items() if (value := cfg.plain(key)) is not None}
     try:
         TwilioDialSettings.from_env(found)
     except DispatcherSettingsError as exc:
@@ -43,11 +43,11 @@ def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
             message = message.replace(f"{variable}=", f"{cfg.key(key)}=")
         raise cfg.fail(next(key for key, variable in PACE_KEYS.items() if variable in str(exc)),
                        f"is refused as the dispatcher would refuse it: {message}") from None
-    if (url := cfg.optional(PUBLIC_URL_KEY)) is not None:
+    if (url := cfg.plain(PUBLIC_URL_KEY)) is not None:
         found[PUBLIC_URL_VARIABLE] = _public_url(cfg, url)
     if voicemail := cfg.string(VOICEMAIL_KEY, choices=VOICEMAIL_OPTIONS):
         found[VOICEMAIL_VARIABLE] = voicemail
-    if (account := cfg.optional(ACCOUNT_KEY)) is not None:
+    if (account := cfg.plain(ACCOUNT_KEY)) is not None:
         found[ACCOUNT_VARIABLE] = _account(cfg, account, secrets_set)
     return found
 

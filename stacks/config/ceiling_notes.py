@@ -83,13 +83,19 @@ def reserve_bots(settings: Settings) -> int:
     return settings.reserve.max_idle if settings.secrets.bot_channel_token is not None else 0
 
 
-def check(cfg: Reader, settings: Settings) -> None:
+# The stack's quota read, made once its explicit provider exists (Pulumi.yaml disables the default ones, and the
+# engine refuses an invoke through a disabled default provider): the invoke's options name that provider.
+QuotaRead = Callable[[pulumi.InvokeOutputOptions], object]
+
+
+def check(cfg: Reader, settings: Settings) -> QuotaRead | None:
     """The plan and a preview: the note, and a warning for each quota the stack goes past. With
     `accountQuotas`, on AWS the account's Fargate vCPU quota as Service Quotas answers the preview, and on
-    GCP's Compute Engine the region's CPUS quota as Cloud Quotas does."""
+    GCP's Compute Engine the region's CPUS quota as Cloud Quotas does: returned as the read the stack makes
+    with its provider, which says the note once answered."""
     found = of_settings(cfg, settings)
     if found is None:
-        return
+        return None
     if (aws := settings.aws) is not None and cfg.boolean(ACCOUNT_QUOTAS_KEY):
         minutes = cfg.integer(CALL_MINUTES_KEY, minimum=1, maximum=MAX_CALL_MINUTES)
         codes = [FARGATE_VCPU_QUOTA_CODE]
@@ -104,8 +110,8 @@ def check(cfg: Reader, settings: Settings) -> None:
             quotas = ceiling.FargateQuotas(read_values[0], spot, origin=READ)
             return _log(_fargate(aws, minutes, quotas), settings)
 
-        pulumi.Output.all(*(account_vcpu_quota(aws.region, code) for code in codes)).apply(read)
-        return
+        return lambda invoke: pulumi.Output.all(
+            *(account_vcpu_quota(aws.region, code, invoke) for code in codes)).apply(read)
     if (gcp := settings.gcp) is not None and gcp.bot_runtime != "cloudrun" and cfg.boolean(ACCOUNT_QUOTAS_KEY):
         quota_id = ceiling.GCE_CPU_QUOTA_IDS.get(ceiling.gce_cpu_metric(gcp.bot_machine_type))
         if quota_id is not None:
@@ -118,19 +124,20 @@ def check(cfg: Reader, settings: Settings) -> None:
                                         settings.max_concurrent_sessions + reserve_bots(settings), cpu_quota=value),
                             settings)
 
-            cloud_quotas.region_quota(gcp.project, gcp.region, quota_id).apply(read_cpus)
-            return
+            return lambda invoke: cloud_quotas.region_quota(gcp.project, gcp.region, quota_id, invoke).apply(read_cpus)
     _log(found, settings)
+    return None
 
 
-def account_vcpu_quota(region: str, code: str) -> pulumi.Output[float | None]:
-    """The account's Fargate vCPU quota `code` in `region`, read by the preview. The provider's data source
-    calls servicequotas:GetAWSDefaultServiceQuota, then GetServiceQuota: the deployer needs both, and a
-    refused read fails the preview (docs/pulumi.md, accountQuotas). Under the offline plan's mocks nothing
-    answers: None."""
+def account_vcpu_quota(region: str, code: str, invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[float | None]:
+    """The account's Fargate vCPU quota `code` in `region`, read by the preview through the stack's provider
+    (`invoke`). The provider's data source calls servicequotas:GetAWSDefaultServiceQuota, then
+    GetServiceQuota: the deployer needs both, and a refused read fails the preview (docs/pulumi.md,
+    accountQuotas). Under the offline plan's mocks nothing answers: None."""
     import pulumi_aws as aws  # only the AWS program reads it
 
-    return aws.servicequotas.get_service_quota_output(service_code="fargate", quota_code=code, region=region).value
+    return aws.servicequotas.get_service_quota_output(service_code="fargate", quota_code=code, region=region,
+                                                      opts=invoke).value
 
 
 def _log(found: Ceiling, settings: Settings) -> None:

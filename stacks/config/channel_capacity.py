@@ -29,6 +29,7 @@ import pulumi
 
 from dispatcher.settings import Settings as DispatcherSettings
 from stacks.config import channel
+from stacks.config.phone import CALL_CREDENTIALS
 from stacks.config.reader import Reader
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def aws_limits(cfg: Reader, settings: Settings, count: int, dispatcher_cpu: int)
                                                 f"{CHANNELS_PER_REPLICA} channels each, so that losing one replica "
                                                 f"still serves every bot: set dispatcherCount to at least {fits} "
                                                 f"(got {settings.max_concurrent_sessions})")
-    if settings.secrets.phone:
+    if set(settings.secrets.phone) & CALL_CREDENTIALS:  # WhatsApp's calls reach the bot over WebRTC, not relayed
         cores = surviving_replicas(count) * dispatcher_cpu / 1024
         calls = int(cores / CORE_SHARE_PER_CALL)
         if settings.max_concurrent_sessions > calls:

@@ -32,13 +32,16 @@ def region_value(dimensions_infos: Sequence[Mapping[str, Any]] | None, region: s
     return None
 
 
-def region_quota(project: str, region: str, quota_id: str) -> pulumi.Output[float | None]:
-    """The Compute Engine quota `quota_id` in force in `project`'s `region`, read by the preview. The data
+def region_quota(project: str, region: str, quota_id: str,
+                 invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[float | None]:
+    """The Compute Engine quota `quota_id` in force in `project`'s `region`, read by the preview through the
+    stack's provider (`invoke`). Cloud Quotas bills the read to the credential's quota project, not to
+    `project`: the API must be on there too (docs/operations.md). The data
     source calls the Cloud Quotas API before the stack makes anything, so the API must be on already
     (`gcloud services enable cloudquotas.googleapis.com`) and the deployer needs cloudquotas.quotas.get;
     a refused read fails the preview (docs/pulumi.md, accountQuotas)."""
     import pulumi_gcp as gcp  # only the GCP program reads it
 
     info = gcp.cloudquota.get_s_quota_info_output(parent=f"projects/{project}", service=COMPUTE_SERVICE,
-                                                  quota_id=quota_id)
+                                                  quota_id=quota_id, opts=invoke)
     return info.dimensions_infos.apply(lambda infos: region_value(infos, region))

@@ -6,7 +6,7 @@ settings) can name these types without importing the loader back (imports point 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -207,6 +207,8 @@ class Settings:
     secrets_rotation: Mapping[str, object] = field(default_factory=dict)
     # Resolved once the last `up`'s rotation step allows this one's: every cloud's provider waits for it.
     secrets_ready: pulumi.Output[object] | None = None
+    # accountQuotas: the quota read the stack makes once its explicit provider exists (stacks/config/ceiling_notes.py).
+    quota_read: Callable[[pulumi.InvokeOutputOptions], object] | None = None
 
     @property
     def prefix(self) -> str:

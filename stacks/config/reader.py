@@ -234,6 +234,15 @@ class Reader:
     def optional(self, name: str) -> str | None:
         return self.raw(name)
 
+    def plain(self, name: str) -> str | None:
+        """A key the stack writes in plain text (the dispatcher's environment, the state, the preview's diff):
+        one set with --secret is refused rather than decrypted into it, as a secret key stored plain is."""
+        value = self.raw(name)
+        if value is not None and pulumi.runtime.is_config_secret(self.key(name)):
+            raise self.fail(name, "is set as a secret, but the stack passes it on in plain text (it is no credential):"
+                                  f" set it without --secret: pulumi config set {self.command_key(name)} …")
+        return value
+
     def structured(self, name: str) -> Any:
         """A key holding an object or list (`pulumi config set --path tags.team voice`), None when unset;
         read through here so the check for keys nobody reads (stacks/config/stack_keys.py) counts it."""

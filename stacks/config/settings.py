@@ -211,8 +211,8 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
     settings = _with(settings, secrets=store_settings.with_made(cfg, settings.secrets, rotation, store=store,
                                                                 password=password),
                      secrets_rotation=rotation.output(rolls), secrets_ready=rotation.ready)
-    ceiling_notes.check(cfg, settings)  # the provider's quotas against the sessions: said, not refused
-    return settings
+    # The provider's quotas against the sessions: said, not refused; an account's read waits for the stack's provider.
+    return _with(settings, quota_read=ceiling_notes.check(cfg, settings))
 
 
 def _phone(cfg: Reader, secrets: Secrets) -> dict[str, str]:

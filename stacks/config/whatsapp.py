@@ -52,7 +52,7 @@ def numbers(cfg: Reader, secrets_set: Collection[str]) -> str | None:
 def _listing(cfg: Reader) -> str | None:
     """The numbers as the dispatcher's `ID=KEY[@RELEASE],…`: a map (`pulumi config set --path
     'whatsappNumbers.106540352242922' support@stable`) or that text itself."""
-    raw = cfg.raw(NUMBERS_KEY)
+    raw = cfg.plain(NUMBERS_KEY)
     if raw is None:
         return None
     try:

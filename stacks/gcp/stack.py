@@ -68,6 +68,8 @@ class GcpStack(pulumi.ComponentResource):
                          pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])))
         child = pulumi.ResourceOptions(parent=self)
         self._name, self._settings, self._cfg = name, settings, cfg
+        if settings.quota_read is not None:  # accountQuotas: through this provider (defaults are disabled)
+            settings.quota_read(pulumi.InvokeOutputOptions(parent=self, provider=provider))
 
         apis = enable_apis(name, cfg.project, child, store=cfg.store)
         after_apis = pulumi.ResourceOptions(parent=self, depends_on=apis)

@@ -13,6 +13,7 @@ from dispatcher.machines import bot_environment as bot_contract
 from dispatcher.regions.config import ACCEPTED_SECRET_VARIABLE as REGION_ACCEPTED_SECRET_VARIABLE
 from dispatcher.reserve.policy import ReserveSettings
 from stacks.config.store import ACCEPTED_MESSAGE_SECRET_VARIABLE
+from stacks.config.whatsapp import SECRET_KEYS as WHATSAPP_SECRET_KEYS
 
 # Read by dispatcher/settings.py in every mode.
 COMMON_ENV: tuple[str, ...] = (
@@ -52,13 +53,14 @@ DASHBOARD_ENV: tuple[str, ...] = ("DASHBOARD_ENABLED",)
 PROFILE_ENV: tuple[str, ...] = ("VOICEFLEET_PROFILE",)
 # Secrets a stack is meant to drop again: the accepted message secret (step 3 of the rotation in
 # docs/pulumi.md removes it), the regions' accepted secret (likewise, docs/regions.md) and the
-# optional observability ones. Never `protect`ed: Pulumi refuses
+# optional observability ones, and WhatsApp's (credentials Meta reissues, not state: turning WhatsApp off
+# removes them). Never `protect`ed: Pulumi refuses
 # any deployment that would delete a protected resource ("Resource option: protect"), so removing
 # the key would fail `up`. Deleted, an AWS secret stays recoverable for its recovery window; a
 # Google Secret Manager secret's versions go at once. On Azure they are not deleted but hold a
 # placeholder while unset (stacks/azure/secrets.py: a deleted name stays taken for the vault's retention).
 REMOVABLE_SECRETS: tuple[str, ...] = (ACCEPTED_MESSAGE_SECRET_VARIABLE, *OTLP_SECRETS, *WEBHOOK_SECRETS,
-                                      REGION_ACCEPTED_SECRET_VARIABLE)
+                                      REGION_ACCEPTED_SECRET_VARIABLE, *WHATSAPP_SECRET_KEYS.values())
 # And the SIP edge's (stacks/config/sip_edge.py: SIP_EDGE_API_KEY_<name>, SIP_EDGE_DIGEST_<trunk>,
 # SIP_EDGE_SECRET), copies of other keys or made by the stack: removing a trunk, re-mapping a number
 # or turning the edge off deletes them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
 import json
 import runpy
@@ -21,13 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
 from stacks.aws.store_access import rendered
 from stacks.shared import releases
-from stacks.tools.paths import PROGRAM
+from stacks.tools.paths import PROGRAM, PROJECT_FILE
 
 CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 ACCOUNT = "123456789012"
@@ -60,6 +62,7 @@ class Registration:
 class Invoke:
     token: str  # package:module:function
     args: dict[str, Any]
+    provider: str = ""  # the explicit provider's reference; "" for the package's default provider
 
 
 def is_secret(value: Any) -> bool:
@@ -127,6 +130,21 @@ class Deployed:
                            and "cloud" in outputs)
 
 
+@functools.cache
+def disabled_default_providers() -> frozenset[str]:
+    """The packages whose default provider Pulumi.yaml's `pulumi:disable-default-providers` turns off."""
+    config = yaml.safe_load(PROJECT_FILE.read_text()).get("config", {})
+    return frozenset(config.get("pulumi:disable-default-providers", {}).get("value", ()))
+
+
+def refuse_default_provider(token: str, provider: str | None) -> None:
+    """As the engine refuses it: an invoke of a package whose default provider is disabled must name an
+    explicit provider (its own, or through its parent's providers), or the preview fails."""
+    package = token.split(":", 1)[0]
+    if not provider and package in disabled_default_providers():
+        raise RuntimeError(f"Default provider for '{package}' disabled. '{token}' must use an explicit provider.")
+
+
 class RecordingMocks(pulumi_mocks.Mocks):
     def __init__(self, region: str = "us-east-1", gcp_project: str = "voicefleet-test", generation: int = 1,
                  deployed: Deployed | None = None, preview: bool = False) -> None:
@@ -143,7 +161,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # Keys must be the engine's camelCase names, or the SDK silently reads None.
         invoked = args.token  # the function's token (package:module:function)
-        self.invokes.append(Invoke(invoked, dict(args.args)))
+        self.invokes.append(Invoke(invoked, dict(args.args), args.provider or ""))
+        refuse_default_provider(invoked, args.provider)
         if invoked == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abcdef"]
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)]}

@@ -26,3 +26,15 @@ def test_removing_the_accepted_or_an_optional_secret_deletes_nothing_protected(s
     assert [r.name for r in dropped if r.protect] == []
     kept = [r for r in after.registrations if r.type.endswith(":Secret")]
     assert kept and all(r.protect for r in kept)  # the long-lived ones still are
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_turning_whatsapp_off_deletes_nothing_protected(stack: StackRunner, cloud: str) -> None:
+    """Its four keys go together; its secrets are credentials Meta reissues, not state."""
+    from tests.infra.config.test_whatsapp import NUMBERS, WHATSAPP
+
+    during = stack(cloud, secrets={**SECRETS, **WHATSAPP}, protect="true", whatsappNumbers=NUMBERS)
+    after = stack(cloud, secrets=SECRETS, protect="true")
+    dropped = [r for r in during.registrations if r.urn not in {a.urn for a in after.registrations}]
+    assert any("whatsapp" in r.name for r in dropped if r.type.endswith(":Secret"))
+    assert [r.name for r in dropped if r.protect] == []

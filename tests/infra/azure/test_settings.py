@@ -42,3 +42,17 @@ def test_an_external_turn_service_needs_no_relay_and_no_key(stack: StackRunner) 
                                   "voicefleet:botChannelToken": "t" * 40},
                 turn="external", turnUrls="turn:turn.example.com:3478")
     assert not run.of_type("azure-native:compute:VirtualMachine")
+
+
+def test_a_large_stack_with_derived_replicas_is_told_it_gains_a_store_and_how_to_keep_one_replica(
+        stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr("pulumi.log.warn", lambda message, *args, **kwargs: warnings.append(str(message)))
+    stack("azure", size="large")
+    (said,) = [w for w in warnings if "dispatcherMaxReplicas" in w]
+    assert "dispatcherMinReplicas=3 and dispatcherMaxReplicas=6" in said and "Azure Managed Redis" in said
+    assert "pulumi config set dispatcherMinReplicas 1; pulumi config set dispatcherMaxReplicas 1" in said
+    warnings.clear()
+    stack("azure", size="large", dispatcherMinReplicas="1", dispatcherMaxReplicas="1")
+    stack("azure", size="large", dispatcherMinReplicas="3", dispatcherMaxReplicas="6")  # chosen: nothing to say
+    assert [w for w in warnings if "dispatcherMaxReplicas" in w] == []

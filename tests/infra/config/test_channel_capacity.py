@@ -63,3 +63,11 @@ def test_with_carriers_a_note_says_when_the_dispatchers_cpu_cannot_relay_every_s
     assert "maxConcurrentSessions=200" in note
     assert relay_notes(stack, monkeypatch, phone, maxConcurrentSessions="100", **size) == []
     assert relay_notes(stack, monkeypatch, SECRETS, maxConcurrentSessions="200", **size) == []
+
+
+def test_whatsapp_alone_relays_no_call_so_no_relay_note(stack: StackRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A WhatsApp call reaches its bot over WebRTC: the dispatcher relays no audio for it."""
+    from tests.infra.config.test_whatsapp import NUMBERS, WHATSAPP
+
+    size = {"dispatcherCpu": "512", "dispatcherMemory": "1024", "maxConcurrentSessions": "200"}
+    assert relay_notes(stack, monkeypatch, {**SECRETS, **WHATSAPP}, whatsappNumbers=NUMBERS, **size) == []

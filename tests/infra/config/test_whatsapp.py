@@ -109,3 +109,13 @@ def test_config_check_of_a_stack_names_the_missing_whatsapp_keys() -> None:
     with pytest.raises(SettingsError, match="whatsappAccessToken must be set with whatsappNumbers.*"
                                             "whatsappAccessToken, whatsappAppSecret, whatsappVerifyToken missing"):
         stack_envs("aws-dev", {"whatsappNumbers": "106540352242922=support"}, cached=False)
+
+
+@pytest.mark.parametrize("key", ["whatsappNumbers", "twilioAccountSid", "phonePublicUrl"])
+def test_a_plain_key_set_as_a_secret_is_refused_rather_than_decrypted_into_the_plain_environment(
+        stack: StackRunner, key: str) -> None:
+    secrets = {**_secrets("aws"), **TWILIO, f"voicefleet:{key}": PLAIN[key]}
+    plain = {name: value for name, value in PLAIN.items() if name != key}
+    with pytest.raises(SettingsError, match=f"voicefleet:{key} is set as a secret.*set it without --secret: "
+                                            f"pulumi config set {key}"):
+        stack("aws", secrets=secrets, **plain)
