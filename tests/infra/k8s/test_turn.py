@@ -88,7 +88,8 @@ def test_without_turn_the_dispatcher_offers_daily_alone(k8s: Run) -> None:
 def test_the_relay_needs_the_channel(k8s_stack: K8sRunner) -> None:
     secrets = {k: v for k, v in TURN_SECRETS.items() if k != "voicefleet:botChannelToken"}
     with pytest.raises(SettingsError, match="botChannel must be true with a TURN relay"):
-        k8s_stack(secrets=secrets, turn="external", turnUrls=URLS)
+        k8s_stack(secrets=secrets, turn="external", turnUrls=URLS, botChannel="false")
+    k8s_stack(secrets=secrets, turn="external", turnUrls=URLS)  # left unset, k8s derives the channel
 
 
 @pytest.mark.parametrize("urls", ["turn:10.0.4.2:3478?transport=udp", "turn:[2001:db8::1]:3478",
