@@ -25,7 +25,8 @@ from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, baresip, a bot process importing Pipecat and Silero
 
-PLAIN_NUMBER = "+14155550198"
+PLAIN_NUMBER = "+14155550198"  # a trunk whose SRTP is off
+OPTIONAL_NUMBER = "+14155550197"  # a trunk whose SRTP is optional
 # baresip offers RTP/SAVP with SDES keys and takes nothing else: its call is established only when the
 # edge answered with keys of its own (an edge without SRTP answers it 488).
 SRTP = ";mediaenc=srtp-mand"
@@ -46,7 +47,9 @@ def tls_edge(parrot_dispatcher: DispatcherProcess, ca: TestCa,
     settings = (f'tls_port = {tls_port}\ntls_certificate_file = "{server.certificate}"\n'
                 f'tls_private_key_file = "{server.private_key}"\ntls_ca_file = "{ca.certificate}"\n'
                 "tls_verify_client = true\ntls_port_firewalled = true")  # loopback only
-    plain = f'[[trunk]]\nname = "plain"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{PLAIN_NUMBER}" = "" }}\n'
+    plain = (f'[[trunk]]\nname = "plain"\nsources = ["127.0.0.1/32"]\nnumbers = {{ "{PLAIN_NUMBER}" = "" }}\n'
+             f'[[trunk]]\nname = "optional"\nsources = ["127.0.0.1/32"]\nsrtp = "optional"\n'
+             f'numbers = {{ "{OPTIONAL_NUMBER}" = "" }}\n')
     with run_edge(parrot_dispatcher, tmp_path_factory.mktemp("sip-tls-edge"), settings=settings,
                   trunk_settings='srtp = "mandatory"', trunks=plain) as running:
         yield running, tls_port

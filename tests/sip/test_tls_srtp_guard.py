@@ -13,7 +13,7 @@ from tests.sip.certificates import TestCa
 from tests.sip.conftest import NUMBER, EdgeProcess
 from tests.sip.raw_sip import status_of
 from tests.sip.secure_caller import AVP, AVP_KEY_ON_VIDEO, AVP_UNUSABLE_KEY, SAVP, Leg, SecureCall, keys_in
-from tests.sip.test_tls import PLAIN_NUMBER, ca, tls_edge  # noqa: F401  (its fixtures, shared)
+from tests.sip.test_tls import OPTIONAL_NUMBER, PLAIN_NUMBER, ca, tls_edge  # noqa: F401  (its fixtures, shared)
 
 pytestmark = pytest.mark.slow  # a real dispatcher and the edge
 REFUSED = (406, 488)  # PJSIP's answers: an insecure transport for SRTP's keys, an offer it cannot key
@@ -70,11 +70,11 @@ def test_a_reinvite_that_drops_srtp_or_leaves_tls_is_488_and_the_call_goes_on(
 def test_a_reinvite_that_drops_the_srtp_a_call_got_without_mandatory_is_488(
     tls_edge: tuple[EdgeProcess, int],  # noqa: F811
 ) -> None:
-    """The other trunk shares the edge's own account (SRTP optional there): a caller offering keys gets
-    SRTP, and may not drop it to plain RTP halfway through."""
+    """A trunk whose SRTP is optional shares the edge's own account: a caller offering keys gets SRTP,
+    and may not drop it to plain RTP halfway through."""
     leg = Leg(tls_edge[0].sip_port, "UDP")
     try:
-        call = SecureCall(PLAIN_NUMBER)
+        call = SecureCall(OPTIONAL_NUMBER)
         answered = call.invite(leg, SAVP)
         assert status_of(answered[-1]) == 200 and keys_in(answered), f"{answered}\n{tls_edge[0].log()}"
         refused = call.request(leg, "INVITE", AVP)
