@@ -3,7 +3,8 @@ as `pulumi up` would, read from its stack file as the plan reads it: the bot pro
 whether it has a TURN relay (so a SmallWebRTC image), one `name=value` line each for the shell.
 
 Read from the files, not the program: the build runs without Pulumi's packages (Pulumi.yaml's
-defaults stand for a key the stack file leaves out, as the CLI merges them).
+defaults stand for a key the stack file leaves out, as the CLI merges them), after what the stack's
+cloud, size and profile derive (stacks/config/derived.py), as the program's reader takes them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from stacks.config.derived import PROFILE_NAMES, SIZE_NAMES, derived
 from stacks.tools.paths import PROJECT_FILE, stack_document, stack_names
 
 KEYS = {"botProject": "bot_project", "botImageBudgetMb": "budget", "turn": "turn"}
@@ -24,11 +26,14 @@ def stack_values(stack: str) -> dict[str, str]:
     project: dict[str, Any] = yaml.safe_load(PROJECT_FILE.read_text())
     name = str(project["name"])
     config: dict[str, Any] = stack_document(stack).get("config") or {}
+    size, profile = config.get(f"{name}:size"), config.get(f"{name}:profile")
+    by_stack = derived(size if size in SIZE_NAMES else None, profile if profile in PROFILE_NAMES else None,
+                       cloud=str(config.get(f"{name}:cloud", "")))
     found: dict[str, str] = {}
     for key, variable in KEYS.items():
         spec = project["config"][key]
-        value = config.get(f"{name}:{key}", spec["default"] if isinstance(spec, dict) else spec)
-        found[variable] = str(value)
+        default = by_stack[key][0] if key in by_stack else spec["default"] if isinstance(spec, dict) else spec
+        found[variable] = str(config.get(f"{name}:{key}", default))
     budget = found["budget"]
     return {"bot_project": found["bot_project"], "budget": "" if budget in ("", "0") else budget,
             "webrtc": "no" if found["turn"] == "none" else "yes"}
