@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,14 +19,10 @@ import pytest
 import dispatcher.whatsapp.calls as whatsapp_calls
 import tests.fakes.whatsapp as fake_meta
 from dispatcher.app import create_app
-from dispatcher.machines.base import LaunchResult, LaunchSpec
-from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, SettingsError
-from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes.server import serve
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, FakeWhatsApp, FakeWhatsAppCall
-from tests.phone.test_whatsapp_webhook import OFFER, Meta
-from tests.support.dispatcher_server import in_process
+from tests.phone.test_whatsapp_webhook import OFFER, Meta, dispatcher
 
 KEY, ADMIN = "support-key-0123456789abcdef", "admin-key-0123456789abcdef"
 KEYED = {"DISPATCHER_API_KEYS": f"support:{KEY}", "DISPATCHER_ADMIN_KEYS": ADMIN,
@@ -40,24 +35,6 @@ def standin_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     strict: Callable[[Any], str | None] = fake_meta._invalid_answer
     monkeypatch.setattr(fake_meta, "_invalid_answer",
                         lambda sdp: strict(sdp.removeprefix("answer-to:") if isinstance(sdp, str) else sdp))
-
-
-@asynccontextmanager
-async def dispatcher(fake: FakeWhatsApp, numbers: str = PHONE_NUMBER_ID,
-                     keys: dict[str, str] | None = None) -> AsyncIterator[Meta]:
-    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2.0, bot_env=STANDIN_ENV))
-    launches: list[str] = []
-    launch = machines.launch
-
-    async def counted(spec: LaunchSpec) -> LaunchResult:
-        launches.append(spec.session_id)
-        return await launch(spec)
-
-    machines.launch = counted  # type: ignore[method-assign]
-    env = {**fake.env(numbers), **(keys or {})}
-    app = create_app(Settings.from_env(env) if keys else Settings(), env=env, machines=machines, rooms=None)
-    async with in_process(app) as running:
-        yield Meta(fake, running, launches)
 
 
 @pytest.fixture

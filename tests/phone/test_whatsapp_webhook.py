@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -36,22 +37,30 @@ class Meta:
     launches: list[str]
 
 
+@asynccontextmanager
+async def dispatcher(fake: FakeWhatsApp, numbers: str = PHONE_NUMBER_ID,
+                     keys: dict[str, str] | None = None) -> AsyncIterator[Meta]:
+    machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2.0, bot_env=STANDIN_ENV))
+    launches: list[str] = []
+    launch = machines.launch
+
+    async def counted(spec: LaunchSpec) -> LaunchResult:
+        launches.append(spec.session_id)
+        return await launch(spec)
+
+    machines.launch = counted  # type: ignore[method-assign]
+    env = {**fake.env(numbers), **(keys or {})}
+    app = create_app(Settings.from_env(env) if keys else Settings(), env=env, machines=machines, rooms=None)
+    async with in_process(app) as running:
+        yield Meta(fake, running, launches)
+
+
 @pytest.fixture
 async def meta(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Meta]:
     monkeypatch.setenv("STANDIN_MODE", "serve")
     with serve(FakeWhatsApp()) as fake:
-        machines = LocalMachines(LocalSettings(bot_command=STANDIN_BOT, stop_grace_seconds=2.0, bot_env=STANDIN_ENV))
-        launches: list[str] = []
-        launch = machines.launch
-
-        async def counted(spec: LaunchSpec) -> LaunchResult:
-            launches.append(spec.session_id)
-            return await launch(spec)
-
-        machines.launch = counted  # type: ignore[method-assign]
-        app = create_app(Settings(), env=fake.env(PHONE_NUMBER_ID), machines=machines, rooms=None)
-        async with in_process(app) as dispatcher:
-            yield Meta(fake, dispatcher, launches)
+        async with dispatcher(fake) as running:
+            yield running
 
 
 async def post(meta: Meta, webhook: tuple[bytes, dict[str, str]]) -> tuple[int, dict[str, object]]:
