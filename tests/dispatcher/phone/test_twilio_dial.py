@@ -243,15 +243,20 @@ async def test_without_phone_public_url_a_twilio_call_is_refused_whatever_host_t
     assert twilio.calls_to("POST", "Calls.json") == []
 
 
+def assert_named_at(twilio: FakeTwilioCalls, answer: httpx.Response, base: str) -> None:
+    """The placed call's stream and both callbacks are at `base`, and its callbacks were signed over it."""
+    assert answer.status_code == 201, answer.text
+    call = twilio.placed[0]
+    assert call.stream_url.startswith(base.replace("https://", "wss://", 1) + "/ws/twilio/")
+    for name in ("StatusCallback", "AsyncAmdStatusCallback"):
+        assert (call.one(name) or "").startswith(f"{base}/phone/twilio/calls/"), call.one(name)
+    assert {a.status_code for a in answer.extensions["callbacks"]} == {204}  # signed over that URL, and taken
+
+
 async def test_a_twilio_call_s_stream_and_callbacks_name_phone_public_url_not_the_request_s_host(
         twilio: FakeTwilioCalls) -> None:
     answer = await keyed_call(twilio, PHONE_PUBLIC_URL=PUBLIC)
-    assert answer.status_code == 201, answer.text
-    call = twilio.placed[0]
-    assert call.stream_url.startswith("wss://calls.example.com/ws/twilio/")
-    for name in ("StatusCallback", "AsyncAmdStatusCallback"):
-        assert (call.one(name) or "").startswith(f"{PUBLIC}/phone/twilio/calls/"), call.one(name)
-    assert {a.status_code for a in answer.extensions["callbacks"]} == {204}  # signed over that URL, and taken
+    assert_named_at(twilio, answer, PUBLIC)
 
 
 async def test_with_several_regions_a_twilio_call_s_stream_and_callbacks_name_this_region_s_url(
@@ -261,12 +266,7 @@ async def test_with_several_regions_a_twilio_call_s_stream_and_callbacks_name_th
     here = "https://us.example.com"
     answer = await keyed_call(twilio, PHONE_PUBLIC_URL=PUBLIC, REGION="us", REGION_SECRET="s" * 32,
                               REGIONS=f"us={here},eu=https://eu.example.com")
-    assert answer.status_code == 201, answer.text
-    call = twilio.placed[0]
-    assert call.stream_url.startswith("wss://us.example.com/ws/twilio/")
-    for name in ("StatusCallback", "AsyncAmdStatusCallback"):
-        assert (call.one(name) or "").startswith(f"{here}/phone/twilio/calls/"), call.one(name)
-    assert {a.status_code for a in answer.extensions["callbacks"]} == {204}  # signed over that URL, and taken
+    assert_named_at(twilio, answer, here)
 
 
 @pytest.fixture(scope="module")
