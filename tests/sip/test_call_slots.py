@@ -84,11 +84,16 @@ async def test_a_slot_given_again_before_its_ended_call_is_forgotten_keeps_the_s
             edge._incoming(ringing(slot), "127.0.0.1:5070", "INVITE sip:+14155550199@127.0.0.1 SIP/2.0\r\n\r\n")
         assert edge.calls_in_flight() == share, edge.refusals
     finally:
-        await asyncio.sleep(0)  # the flows, tracked
-        for flow in list(edge._flows):
-            flow.cancel()
-        await asyncio.gather(*edge._flows, return_exceptions=True)
-        await edge.link.close()
+        await wound_down(edge)
+
+
+async def wound_down(edge: Edge) -> None:
+    """The edge's call flows, tracked once the loop turns, cancelled; its link to the dispatcher closed."""
+    await asyncio.sleep(0)
+    for flow in list(edge._flows):
+        flow.cancel()
+    await asyncio.gather(*edge._flows, return_exceptions=True)
+    await edge.link.close()
 
 
 def test_work_that_fails_on_the_sip_thread_is_logged_and_the_thread_goes_on(caplog: pytest.LogCaptureFixture) -> None:
@@ -121,8 +126,4 @@ async def test_a_bridged_persons_call_holds_one_of_the_edges_slots_until_it_ends
         edge._ended(person)
         assert edge.calls_in_flight() == edge.capacity - 1
     finally:
-        await asyncio.sleep(0)  # the flows, tracked
-        for flow in list(edge._flows):
-            flow.cancel()
-        await asyncio.gather(*edge._flows, return_exceptions=True)
-        await edge.link.close()
+        await wound_down(edge)
