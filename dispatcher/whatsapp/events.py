@@ -125,6 +125,7 @@ def _object(value: Any, where: str) -> Mapping[str, Any]:
 
 def _text(parent: Mapping[str, Any], name: str, where: str) -> str:
     value = parent.get(name)
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
-        raise ValueError(f"{where}.{name}: expected a string of 1 to {MAX_ID_CHARS} characters")
+    # printable too: these ids reach the log and the timeline, where a control character could forge a line
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS or not value.isprintable():
+        raise ValueError(f"{where}.{name}: expected a string of 1 to {MAX_ID_CHARS} printable characters")
     return value

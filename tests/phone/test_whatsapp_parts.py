@@ -82,6 +82,9 @@ def test_a_connect_and_a_terminate_are_read_as_meta_sends_them() -> None:
                                                                                          "sdp": 5}}]}}]}]}, "sdp"),
     ({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "calls", "value": {
         "calls": []}}]}]}, "value.metadata"),
+    ({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "calls", "value": {
+        "metadata": {"phone_number_id": "1"}, "calls": [{"id": "c\nforged log line", "from": "1", "to": "2",
+                                                         "event": "terminate"}]}}]}]}, "calls[0].id"),
 ])
 def test_a_malformed_call_event_is_skipped_and_logged_naming_where(
         payload: dict[str, object], where: str, caplog: pytest.LogCaptureFixture) -> None:
