@@ -15,9 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.replicas.conftest import TIMEOUT
-from tests.replicas.test_runtime_settings import ADMIN_KEY, TEAM_KEY, env_of, pair  # noqa: F401 (the fixture)
+from tests.replicas.test_runtime_settings import ADMIN_KEY, TEAM_KEY, Pair, env_of, shared  # noqa: F401 (the fixture)
 from tests.support.processes import DispatcherProcess, run_dispatcher
-from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 from voicefleet.main import voicefleet
 
@@ -39,8 +38,8 @@ def read(replica: DispatcherProcess, key: str, session_id: str) -> int:
 
 
 def test_a_settings_key_is_rotated_and_revoked_at_runtime_at_every_replica(
-        pair: list[DispatcherProcess], tmp_path: Path, store: RedisServer) -> None:  # noqa: F811
-    here, there = pair
+        shared: Pair, tmp_path: Path) -> None:  # noqa: F811
+    (here, there), store = shared.replicas, shared.store
     started = httpx.post(f"{here.base_url}/start", json={"body": {}}, timeout=TIMEOUT,
                          headers={"Authorization": f"Bearer {OLD_KEY}"})
     assert started.status_code == 201, started.text
