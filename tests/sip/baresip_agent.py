@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.ports import free_port, free_port_pair
+from tests.support.ports import free_port_pair
 from tests.support.processes import terminate
 
 TEMPLATE = Path(__file__).parent / "baresip"
@@ -97,9 +97,11 @@ def run_baresip(folder: Path, caller_wav: Path, more_config: str = "", account_p
     `sip_port`: its SIP port (UDP and TCP; TLS on the next one), a free one when unset."""
     if shutil.which("baresip") is None:
         pytest.skip("baresip is not installed (Debian's baresip-core: .ci/run installs it)")
-    control_port = free_port()
+    # Ports below the ephemeral range: baresip binds its SIP port for UDP and TCP and the next for TLS,
+    # and a kernel-chosen UDP port may be handed to another test's TCP bind or connection meanwhile.
+    control_port = free_port_pair()
     first_rtp = free_port_pair(RTP_PORTS)
-    values = {"sip_port": str(sip_port or free_port(socket.SOCK_DGRAM)),
+    values = {"sip_port": str(sip_port or free_port_pair(2)),
               "rtp_ports": f"{first_rtp}-{first_rtp + RTP_PORTS - 1}",
               "caller_wav": str(caller_wav), "recordings": str(folder), "control_port": str(control_port),
               "more_config": more_config, "account_params": account_params}

@@ -6,7 +6,6 @@ end's certificate against `tls_ca_file`: a callee whose certificate another CA s
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from tests.sip.test_baresip import CALL_SECONDS, RATE, write_caller_wav
 from tests.support.audio import echo_similarity, read_wav
 from tests.support.examples import PARROT
 from tests.support.http_client import api_client
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_port_pair
 from tests.support.processes import DispatcherProcess, run_dispatcher
 
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, baresip, a bot process importing Pipecat
@@ -45,7 +44,9 @@ def secure_trunk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureTru
     ca = TestCa(tmp_path_factory.mktemp("ca"))
     server = ca.issue("edge")
     # A trunk, and a callee's port, for each test: a port just closed by the last callee may not be bound again.
-    control_port, ports = free_port(), {name: free_port(socket.SOCK_DGRAM) for name in ("secure", "pinned")}
+    # Ports below the ephemeral range (baresip binds UDP and TCP on one, TLS on the next): a port the kernel
+    # hands out could be another test's connection by the time the callee starts.
+    control_port, ports = free_port(), {name: free_port_pair(2) for name in ("secure", "pinned")}
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET}
     settings = (f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"\n'
