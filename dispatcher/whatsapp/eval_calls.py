@@ -5,7 +5,7 @@ The session starts as a connect's does: on SmallWebRTC, its bot given `body["wha
 shape (`call_id`, `from`, `to`, `phone_number_id`) and the caller's offer, its answer filtered as Meta
 takes it (answer_sdp.py); the answer goes back to the eval instead of to the Graph API. What keeps it
 from being a back door:
-- it is only a session the key could start anyway: authenticated, owned by that key, admitted and
+- it is only an eval's session, one the key could start anyway: authenticated, owned by that key, admitted and
   budgeted as its starts are, and only on a number WHATSAPP_NUMBERS runs as that same key;
 - it never reaches Meta (no Graph call is made for it, nor is it among the calls Meta's webhooks end),
   its call id is the dispatcher's own (`eval-…`, never one of Meta's `wacid.…`), and its timeline
@@ -15,6 +15,8 @@ from being a back door:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -36,7 +38,6 @@ class EvalCallAsked:
     offer: str  # the caller's SDP offer
     phone_number_id: str | None  # None: the key's one number
     release: str | None  # None: the number's release, else the key's, else the stable one
-    evaluation: bool  # an eval's call; False: only pinned (a load test's)
     caller: str  # `from`: the simulated caller's wa_id
     business: str  # `to`: the business number called
     body: dict[str, Any]  # the rest of the bot's body (an eval's marker)
@@ -53,14 +54,15 @@ async def eval_call(calls: WhatsAppCalls, who: Caller, asked: EvalCallAsked) -> 
                               "phone_number_id": route.phone_number_id}
     session = await sessions.start(caller=who, idempotency_key=None, body={**asked.body, "whatsapp": record},
                                    wait=False, transport="webrtc", release=asked.release or route.release,
-                                   eval_session=asked.evaluation)
+                                   eval_session=True)
     sessions.timeline.note(session.machine.session_id, CALL, simulated=True, **record)
     sessions.listing.called(session.machine.session_id, {"call_id": call_id, "from": asked.caller})
     try:
         sdp = await calls.bot_answer(session.machine.session_id, asked.offer)
-    except (ApiError, ValueError) as exc:
-        await sessions.stop(session.machine.session_id, caller=who.id)
-        if isinstance(exc, ApiError):
+    except BaseException as exc:  # the eval never learns the session's id: it is stopped here, even when cancelled
+        with contextlib.suppress(ApiError):
+            await asyncio.shield(sessions.stop(session.machine.session_id, caller=who.id))
+        if not isinstance(exc, ValueError):
             raise
         raise ApiError(502, "whatsapp_answer_refused", f"{exc}: a real WhatsApp call to this bot would be "
                        "rejected (docs/phone.md, WhatsApp calls)") from None

@@ -34,7 +34,6 @@ class EvalCallIn(BaseModel):
         "The business number called (WHATSAPP_NUMBERS); none: the key's one number"))
     release: str | None = Field(default=None, max_length=128, description=(
         "The release the call runs; none: the number's, else the key's, else the stable one"))
-    eval: bool = Field(default=True, description="an eval's call; false: only pinned (a load test's)")
     caller: str = Field(default="15555550100", pattern=DIGITS, description="`from`: the caller's wa_id")
     business: str = Field(default="15555550199", pattern=DIGITS, description="`to`: the business number")
     body: dict[str, Any] = Field(default_factory=dict, description=(
@@ -52,4 +51,4 @@ async def whatsapp_eval_call(request: Request, who: Annotated[Caller, Depends(au
     if len(json.dumps(asked.body, separators=(",", ":")).encode()) > limit:
         raise ApiError(413, "body_too_large", f"`body` exceeds {limit} bytes as JSON")
     return await eval_call(calls, who, EvalCallAsked(
-        asked.sdp, asked.phone_number_id, asked.release, asked.eval, asked.caller, asked.business, asked.body))
+        asked.sdp, asked.phone_number_id, asked.release, asked.caller, asked.business, asked.body))

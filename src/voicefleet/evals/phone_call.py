@@ -54,7 +54,7 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
     call: PhoneCall | WhatsAppLine
     if scenario.transport == "whatsapp":  # marked and pinned by the dispatcher's eval entry, which starts it
         call = WhatsAppLine(target.base_url, target.headers(), number=scenario.whatsapp_number,
-                            release=target.release, evaluation=True, body=answer.get("body") or {})
+                            release=target.release, body=answer.get("body") or {})
     elif line is not None:
         call = PhoneCall(line.target.uri, SIP_FRAMING, open_line=line.open)
     else:

@@ -26,8 +26,8 @@ class WhatsAppLine:
     """One eval's WhatsApp call to `number` (None: the key's one number) at `base_url`."""
 
     def __init__(self, base_url: str, headers: dict[str, str], *, number: str | None, release: str | None,
-                 evaluation: bool, body: dict[str, Any]) -> None:
-        self._asked: dict[str, Any] = {"eval": evaluation, "body": body}
+                 body: dict[str, Any]) -> None:
+        self._asked: dict[str, Any] = {"body": body}
         if number is not None:
             self._asked["phone_number_id"] = number
         if release is not None:
