@@ -26,7 +26,8 @@ from voicefleet.loadtest.sip_uri import sip_uri
 # through the SIP edge (loadtest/sip_line.py): G.711 RTP, its keys RFC 4733 events, its words the transcript.
 PHONE_TRANSPORTS = ("twilio", "telnyx", "plivo", "exotel", "sip")
 # A WhatsApp call: WebRTC with audio alone, as WhatsApp's media servers offer it, so no RTVI events either:
-# its words too come from the transcript (loadtest/whatsapp_line.py). It carries no keys.
+# its words too come from the transcript (loadtest/whatsapp_line.py). Its keys (RFC 4733 in
+# its audio) the caller does not send yet.
 AUDIO_ONLY = (*PHONE_TRANSPORTS, "whatsapp")
 TRANSPORTS = ("webrtc", *AUDIO_ONLY)
 MAX_TURNS = 50

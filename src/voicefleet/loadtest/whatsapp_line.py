@@ -88,7 +88,7 @@ class WhatsAppLine:
         return await reply_latency(self.times, self.levels, spoken, listen_seconds, self.closed)
 
     async def press(self, digits: str) -> None:
-        raise ValueError("a WhatsApp call carries no keys: the scenario's dtmf turns are for a phone call")
+        raise ValueError("this caller sends no keys on a WhatsApp call (RFC 4733 events): dtmf is a phone call's")
 
     async def close(self) -> None:
         await self.client.close()
