@@ -44,6 +44,7 @@ from dispatcher.api.routers import (
     usage,
     webhooks,
     whatsapp,
+    whatsapp_eval,
 )
 from dispatcher.api.state import AppState
 from dispatcher.artifacts.signed_paths import PART_PATH
@@ -52,7 +53,7 @@ ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
            connect_hint.router, trunk_calls.router, twilio_dial.router, transfer.router, sip_end.router,
-           whatsapp.router, sip_eval_tokens.router)
+           whatsapp.router, whatsapp_eval.router, sip_eval_tokens.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

@@ -124,7 +124,7 @@ class WhatsAppCalls:
         return True
 
     def _call(self, event: CallEvent, route: NumberRoute) -> LiveCall:
-        caller = self._caller_for(route.key)
+        caller = self.caller_of(route)
         session_id = self._sessions.session_id_for(caller.owner_key, session_key(event.call_id))
         return LiveCall(event.call_id, route, session_id, caller)
 
@@ -150,10 +150,7 @@ class WhatsAppCalls:
                 timeline.note(call.session_id, CALL, **record)
                 timeline.note(call.session_id, EVENT, **event.shown())
             self._sessions.listing.called(call.session_id, {"call_id": call.call_id, "from": event.caller})
-            deadline = time.monotonic() + self._start_wait
-            answer = await signal_session(self._sessions, self._channels, self._remote, call.session_id, "offer",
-                                          {"sdp": event.offer, "type": "offer"}, deadline=deadline)
-            sdp = for_whatsapp(str(answer.get("sdp") or ""))
+            sdp = await self.bot_answer(call.session_id, str(event.offer or ""))
             for action in ANSWERS:
                 if call.over:  # the caller hung up meanwhile: a stop before the launch found nothing to stop
                     await self._stop(call)
@@ -172,6 +169,22 @@ class WhatsAppCalls:
         call.answered = True
         timeline.note(call.session_id, ANSWER, action="accept", session_created=session.created)
         log.info("whatsapp: call %s answered by session %s", call.call_id, call.session_id)
+
+    @property
+    def sessions(self) -> SessionService:
+        return self._sessions
+
+    def caller_of(self, route: NumberRoute) -> Caller:
+        """Who a number's calls run as: the caller of its key."""
+        return self._caller_for(route.key)
+
+    async def bot_answer(self, session_id: str, offer: str) -> str:
+        """The session's bot's SDP answer to `offer`, as Meta takes it (answer_sdp.py): a cold bot is waited
+        for up to the start's wait. ApiError as signalling refuses; ValueError when Meta would refuse it."""
+        deadline = time.monotonic() + self._start_wait
+        answer = await signal_session(self._sessions, self._channels, self._remote, session_id, "offer",
+                                      {"sdp": offer, "type": "offer"}, deadline=deadline)
+        return for_whatsapp(str(answer.get("sdp") or ""))
 
     async def _answer(self, call: LiveCall, action: Literal["pre_accept", "accept"], sdp: str) -> None:
         """One answer to Meta. One that may have been done (a 5xx, no answer) is never sent again blindly:

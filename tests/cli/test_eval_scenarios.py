@@ -57,7 +57,8 @@ def test_a_suite_refuses_two_scenarios_of_one_name_and_an_empty_folder(tmp_path:
 def test_a_transport_the_caller_cannot_hear_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "a.toml", 'transport = "vonage"\n[[turns]]\nsay = "hi"\n')
     with pytest.raises(ScenarioError,
-                       match="transport: Input should be 'webrtc', 'twilio', 'telnyx', 'plivo', 'exotel' or 'sip'"):
+                       match="transport: Input should be 'webrtc', 'twilio', 'telnyx', 'plivo', 'exotel', 'sip' or "
+                             "'whatsapp'"):
         load_scenario(path)
 
 
@@ -164,3 +165,23 @@ def test_a_sip_scenario_names_its_edge_by_a_sip_uri_and_only_it_does(tmp_path: P
     web = write(tmp_path, "web.toml", 'sip_uri = "sip:+14155550199@127.0.0.1"\n[[turns]]\nsay = "hi"\n')
     with pytest.raises(ScenarioError, match='sip_uri is where a SIP call goes: set transport = "sip"'):
         load_scenario(web)
+
+
+
+def test_a_whatsapp_scenario_names_its_number_and_is_heard_as_a_phone_call_is(tmp_path: Path) -> None:
+    call = write(tmp_path, "wa.toml", 'transport = "whatsapp"\nwhatsapp_number = "106540352242922"\n'
+                 '[[turns]]\nsay = "hi"\n')
+    loaded = load_scenario(call)
+    assert loaded.whatsapp_number == "106540352242922" and loaded.on_phone  # its words: the transcript's
+
+
+@pytest.mark.parametrize(("text", "refusal"), [
+    ('whatsapp_number = "106540352242922"\n[[turns]]\nsay = "hi"\n',
+     'whatsapp_number is the number a WhatsApp call goes to: set transport = "whatsapp"'),
+    ('transport = "whatsapp"\n[[turns]]\ndtmf = "1#"\n', "dtmf is pressed on a phone call only"),
+    ('transport = "whatsapp"\nwhatsapp_number = "+1 555"\n[[turns]]\nsay = "hi"\n', "whatsapp_number: String should"),
+])
+def test_a_whatsapp_number_off_whatsapp_keys_on_it_or_a_number_not_an_id_are_refused(
+        tmp_path: Path, text: str, refusal: str) -> None:
+    with pytest.raises(ScenarioError, match=refusal):
+        load_scenario(write(tmp_path, "wa.toml", text))

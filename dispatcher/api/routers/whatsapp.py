@@ -29,7 +29,7 @@ log = logging.getLogger("dispatcher.whatsapp")
 router = APIRouter(tags=["phone"])
 
 
-def _calls(request: Request) -> WhatsAppCalls:
+def whatsapp_calls(request: Request) -> WhatsAppCalls:
     calls = app_state(request).whatsapp
     if calls is None:
         raise ApiError(404, "whatsapp_not_configured", "this dispatcher takes no WhatsApp calls: set "
@@ -40,7 +40,7 @@ def _calls(request: Request) -> WhatsAppCalls:
 
 @router.get("/phone/whatsapp", summary="WhatsApp webhook verification (Meta's hub.challenge)")
 async def verify(request: Request) -> Response:
-    calls = _calls(request)
+    calls = whatsapp_calls(request)
     query = request.query_params
     mode, token, challenge = query.get("hub.mode"), query.get("hub.verify_token"), query.get("hub.challenge")
     if mode != "subscribe" or not token or not challenge:
@@ -56,7 +56,7 @@ async def verify(request: Request) -> Response:
 
 @router.post("/phone/whatsapp", summary="WhatsApp calling webhook (Meta's signed call events)")
 async def webhook(request: Request) -> Response:
-    calls = _calls(request)
+    calls = whatsapp_calls(request)
     body = await request.body()
     check_signature(calls.settings.app_secret, body, request.headers.get(HEADER))
     try:

@@ -51,8 +51,9 @@ async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, 
     result = CallResult(scenario.name, scenario.source)
     phases = result.phases
     try:
-        with phases.timed("start"):  # a SIP call is its own start: the edge asks for the session
-            answer = {} if scenario.transport == "sip" else await _start(target, scenario, http, run_id, result)
+        with phases.timed("start"):  # a SIP call is its own start (the edge asks), a WhatsApp call's its offer
+            answer = {"body": eval_marker(run_id, scenario)} if scenario.transport in ("sip", "whatsapp") else \
+                await _start(target, scenario, http, run_id, result)
         if answer is not None:
             if scenario.on_phone:
                 await converse_by_phone(target, scenario, answer, http, result)
@@ -87,11 +88,16 @@ def _free(phases: Phases, talked: Callable[[], None]) -> None:
         talked()
 
 
+def eval_marker(run_id: str, scenario: Scenario) -> dict[str, Any]:
+    """What tells the bot which run and scenario it serves (its body's `eval`)."""
+    return {"eval": {"run": run_id, "scenario": scenario.name}}
+
+
 async def _start(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
                  result: CallResult) -> dict[str, Any] | None:
     # `eval`: the dispatcher keeps the session out of the rollback's judge and the cost figures; the
     # body's marker tells the bot which run and scenario it serves.
-    body: dict[str, Any] = {"body": {"eval": {"run": run_id, "scenario": scenario.name}}, "eval": True}
+    body: dict[str, Any] = {"body": eval_marker(run_id, scenario), "eval": True}
     # Named, not left to the deployment's default: a Daily-first one still starts a WebRTC session for
     # this caller, and one without WebRTC says so (TRANSPORTS) instead of making a room nobody joins.
     # A phone call's token carries the mark and the pin to the session the stream opens.

@@ -32,6 +32,7 @@ from voicefleet.loadtest.phone_line import PhoneCall, StreamClosed
 from voicefleet.loadtest.sip_eval_token import EvalTokenRefused, sip_eval_token
 from voicefleet.loadtest.sip_line import SIP_FRAMING, SipLine, SipRefused
 from voicefleet.loadtest.sip_uri import sip_uri
+from voicefleet.loadtest.whatsapp_line import WhatsAppLine, WhatsAppRefused
 
 GREETING_WAIT = 30.0
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
@@ -50,17 +51,25 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
             result.problems.append(f"the caller could not connect: {refused}"[:300])
             return
         line = SipLine(sip_uri(scenario.sip_uri), answer_seconds=SIP_ANSWER_WAIT, eval_token=token)
-    call = PhoneCall(line.target.uri, SIP_FRAMING, open_line=line.open) if line is not None else \
-        PhoneCall(f"{answer['wsUrl']}/{answer['token']}", FRAMINGS[scenario.transport])
+    call: PhoneCall | WhatsAppLine
+    if scenario.transport == "whatsapp":  # marked and pinned by the dispatcher's eval entry, which starts it
+        call = WhatsAppLine(target.base_url, target.headers(), number=scenario.whatsapp_number,
+                            release=target.release, body=answer.get("body") or {})
+    elif line is not None:
+        call = PhoneCall(line.target.uri, SIP_FRAMING, open_line=line.open)
+    else:
+        call = PhoneCall(f"{answer['wsUrl']}/{answer['token']}", FRAMINGS[scenario.transport])
     try:
         await call.connect()
-    except Exception as error:  # a socket refused or never upgraded, an INVITE refused: the call's failure
-        why = str(error) if isinstance(error, SipRefused) else f"{type(error).__name__}: {error}"
+    except Exception as error:  # a socket refused or never upgraded, an INVITE or a call refused: its failure
+        why = str(error) if isinstance(error, SipRefused | WhatsAppRefused) else f"{type(error).__name__}: {error}"
         result.problems.append(f"the caller could not connect: {why}"[:300])
         await call.close()
         return
     if line is not None:  # named in the edge's 200 OK: the session's transcript, its stop
         result.session_id = line.session_id
+    elif isinstance(call, WhatsAppLine):  # named in the eval entry's answer
+        result.session_id, result.release = call.session_id, call.release
     began: list[float] = []
     latencies: list[float | None] = []
     ended: bool | None = None
@@ -127,7 +136,7 @@ def _judge_turns(scenario: Scenario, heard: Heard, latencies: list[float | None]
                                        answer.caller_as_heard, wall_clock(began[index])))
 
 
-async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within: float | None = None
+async def _answer(call: PhoneCall | WhatsAppLine, *, after: float, listen: float, begin_within: float | None = None
                   ) -> float | None:
     """Waits until the bot answered what ended at `after` (monotonic) and fell quiet, or `listen` seconds
     (or `begin_within` seconds, when it has not begun by then); the answer's latency in seconds (less
@@ -136,7 +145,7 @@ async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within:
     deadline = began + listen
     while time.monotonic() < deadline and not reply_heard(call.times, call.levels, after, time.monotonic(),
                                                           quiet_after=QUIET_AFTER):
-        if call.ws is not None and call.ws.close_code is not None:
+        if call.closed():
             break
         if begin_within is not None and time.monotonic() - began > begin_within and first_reply(
                 call.times, call.levels, after) is None:
@@ -146,10 +155,10 @@ async def _answer(call: PhoneCall, *, after: float, listen: float, begin_within:
     return None if reply is None else own_latency(call.lag, after, reply.start)
 
 
-async def _bot_hung_up(call: PhoneCall) -> bool:
+async def _bot_hung_up(call: PhoneCall | WhatsAppLine) -> bool:
     deadline = time.monotonic() + HANG_UP_WAIT
     while time.monotonic() < deadline:
-        if call.ws is not None and call.ws.close_code is not None:
+        if call.closed():
             return True
         await asyncio.sleep(0.1)
     return False

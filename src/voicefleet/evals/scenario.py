@@ -25,7 +25,11 @@ from voicefleet.loadtest.sip_uri import sip_uri
 # the keys a caller presses, as `dtmf` events on its bidirectional stream (docs/evals.md). And a SIP call
 # through the SIP edge (loadtest/sip_line.py): G.711 RTP, its keys RFC 4733 events, its words the transcript.
 PHONE_TRANSPORTS = ("twilio", "telnyx", "plivo", "exotel", "sip")
-TRANSPORTS = ("webrtc", *PHONE_TRANSPORTS)
+# A WhatsApp call: WebRTC with audio alone, as WhatsApp's media servers offer it, so no RTVI events either:
+# its words too come from the transcript (loadtest/whatsapp_line.py). Its keys (RFC 4733 in
+# its audio) the caller does not send yet.
+AUDIO_ONLY = (*PHONE_TRANSPORTS, "whatsapp")
+TRANSPORTS = ("webrtc", *AUDIO_ONLY)
 MAX_TURNS = 50
 MAX_SCENARIOS = 500
 MAX_RUBRIC = 2000
@@ -111,12 +115,15 @@ class CallExpect(Strict):
 
 class Scenario(Strict):
     name: str = Field(min_length=1, max_length=120)
-    transport: Literal["webrtc", "twilio", "telnyx", "plivo", "exotel", "sip"] = Field(default="webrtc", description=(
-        "How the call is placed: webrtc, or a carrier's media stream as that carrier opens it: twilio (Media "
-        "Streams), telnyx (media streaming), plivo (audio streams) or exotel (the Voicebot applet); or sip, a "
-        "SIP call through the SIP edge at sip_uri."))
+    transport: Literal["webrtc", "twilio", "telnyx", "plivo", "exotel", "sip", "whatsapp"] = Field(
+        default="webrtc", description=(
+            "How the call is placed: webrtc, or a carrier's media stream as that carrier opens it: twilio (Media "
+            "Streams), telnyx (media streaming), plivo (audio streams) or exotel (the Voicebot applet); sip, a "
+            "SIP call through the SIP edge at sip_uri; or whatsapp, a WhatsApp call to whatsapp_number."))
     sip_uri: str | None = Field(default=None, description=(
         "transport = \"sip\": the SIP edge and a number its trunk serves, sip:NUMBER@HOST:PORT (or --sip-uri)."))
+    whatsapp_number: Annotated[str, Field(pattern=r"^[0-9]{1,32}$")] | None = Field(default=None, description=(
+        "transport = \"whatsapp\": the phone number ID called (WHATSAPP_NUMBERS); default: the API key's one number."))
     turns: list[Turn] = Field(min_length=1, max_length=MAX_TURNS)
     call: CallExpect = Field(default_factory=CallExpect)
     source: str = Field(default="", exclude=True, description="The file it was read from (set by the loader).")
@@ -139,9 +146,17 @@ class Scenario(Strict):
             raise ValueError('sip_uri is where a SIP call goes: set transport = "sip", or leave sip_uri out')
         return self
 
+    @model_validator(mode="after")
+    def _whatsapp_number_for_whatsapp(self) -> Scenario:
+        if self.whatsapp_number is not None and self.transport != "whatsapp":
+            raise ValueError('whatsapp_number is the number a WhatsApp call goes to: set transport = "whatsapp", '
+                             "or leave whatsapp_number out")
+        return self
+
     @property
     def on_phone(self) -> bool:
-        return self.transport in PHONE_TRANSPORTS
+        """Whether the call carries audio alone (a phone line, a WhatsApp call): words from the transcript."""
+        return self.transport in AUDIO_ONLY
 
     def reads_words(self) -> bool:
         """Whether a check needs the bot's words, not only its audio (contains, matches, a rubric)."""

@@ -41,6 +41,19 @@ class Line(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
+async def reply_latency(times: list[float], levels: list[float], spoken: float, listen_seconds: float,
+                        closed: Callable[[], bool]) -> float | None:
+    """Listens until a whole reply to speech that ended at `spoken` was heard in the bot's audio (at most
+    `listen_seconds`, or until the call closes): the reply's latency, or None without one."""
+    deadline = time.monotonic() + listen_seconds
+    while time.monotonic() < deadline and not closed():  # a hang-up ends the answer
+        if reply_heard(times, levels, spoken, time.monotonic()):
+            break
+        await asyncio.sleep(0.05)
+    reply = first_reply(times, levels, spoken)
+    return None if reply is None else reply.start - spoken
+
+
 class StreamClosed(ConnectionError):
     """The call's stream closed (the bot hung up) before the caller's speech or keys were all sent."""
 
@@ -105,13 +118,7 @@ class PhoneCall:
         spoken = self.last_speech_at if self.last_speech_at is not None and self.last_speech_at >= began \
             else time.monotonic()
         self.spoken_at = spoken
-        deadline = time.monotonic() + listen_seconds
-        while time.monotonic() < deadline and not self.closed():  # a hang-up ends the answer
-            if reply_heard(self.times, self.levels, spoken, time.monotonic()):
-                break
-            await asyncio.sleep(0.05)
-        reply = first_reply(self.times, self.levels, spoken)
-        return None if reply is None else reply.start - spoken
+        return await reply_latency(self.times, self.levels, spoken, listen_seconds, self.closed)
 
     async def _sent(self, timeout: float) -> None:
         """Until the line has sent the speech; StreamClosed as soon as the stream closes first (the line
