@@ -32,7 +32,6 @@ ACCOUNT_SID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
 CALL_SID = re.compile(r"v[0-9]:[A-Za-z0-9_-]{1,200}")  # `v3:` and URL-safe base64, as Telnyx's examples
 CALL_ID = re.compile(f"(?:{ACCOUNT_SID.pattern})/(?:{CALL_SID.pattern})")
 DIAL_TIME_LIMITS = (60, 14400)  # seconds, TeXML's `<Dial timeLimit>` (its texml-verbs/dial page)
-CALL_GONE_CODES = frozenset({10005, 90018})  # resource not found; call has already ended
 
 
 def call_id(account_sid: str, call_sid: str) -> str | None:
@@ -44,6 +43,7 @@ def call_id(account_sid: str, call_sid: str) -> str | None:
 class TelnyxCalls(CallsResource):
     carrier = "Telnyx"
     document_field = "Texml"
+    gone_codes = frozenset({10005, 90018})  # resource not found; call has already ended
 
     def __init__(self, api_key: str, base_url: str = TELNYX_API_URL, *, timeout: float = TIMEOUT_SECONDS,
                  backoff: Backoff = UPDATE_BACKOFF) -> None:

@@ -35,7 +35,6 @@ from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
-from dispatcher.phone.telnyx_calls import CALL_GONE_CODES as TELNYX_GONE_CODES
 from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
 from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
 from dispatcher.phone.transfer_allow import TransferTargets
@@ -210,7 +209,7 @@ class Transfers:
             async with asyncio.timeout_at(deadline - self._settle - self._read):
                 return await rest.update(call.call_sid, target.twiml(rest.dial_time_limit(self._time_limit))), False
         except TwilioRefused as exc:
-            raise _refusal(exc, call.session_id, rest.carrier) from None
+            raise _refusal(exc, call.session_id, rest) from None
         except (Unanswered, TimeoutError) as exc:
             log.warning("phone call %s: %s did not answer the transfer (%s); reading the call back once "
                         "its stream closes", call.session_id, rest.carrier, str(exc) or "out of time")
@@ -227,8 +226,8 @@ class Transfers:
             async with asyncio.timeout_at(deadline):
                 now = await rest.fetch(call.call_sid)
         except TwilioRefused as exc:
-            if _call_gone(exc):
-                raise _refusal(exc, call.session_id, rest.carrier) from None
+            if _call_gone(exc, rest):
+                raise _refusal(exc, call.session_id, rest) from None
             log.warning("phone call %s: reading the call back failed (%s)", call.session_id, exc)
             raise OutcomeUnknown(rest.carrier) from None
         except (Unanswered, TimeoutError) as exc:
@@ -270,17 +269,18 @@ CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_AP
                "Telnyx": "TELNYX_API_KEY"}
 
 
-def _call_gone(exc: TwilioRefused) -> bool:
-    return exc.status == 404 or exc.code in (20404, 21220) or exc.code in TELNYX_GONE_CODES
+def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:
+    return exc.status == 404 or exc.code in rest.gone_codes
 
 
-def _refusal(exc: TwilioRefused, session_id: str, carrier: str) -> ApiError:
+def _refusal(exc: TwilioRefused, session_id: str, rest: CallsResource) -> ApiError:
     """The carrier's refusal as this API's answer: the caller's doing (the call is over) or the deployment's.
     The carrier's own text is logged, never answered: it names the account (`/Accounts/…`), which is no
     business of a client's or a bot's (for Twilio, half of the Basic pair); its status and code say enough."""
     log.warning("phone call %s: the transfer was refused: %s", session_id, exc)
+    carrier = rest.carrier
     said = f"{carrier} answered {exc.status}" + (f", error {exc.code}" if exc.code else "")
-    if _call_gone(exc):
+    if _call_gone(exc, rest):
         return ApiError(409, "call_over", f"{carrier} no longer has this call in progress ({said})")
     if exc.status == 429:
         return ApiError(503, "carrier_throttled", f"{carrier} is throttling this account's API requests: try again",

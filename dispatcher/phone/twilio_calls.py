@@ -68,6 +68,7 @@ class CallsResource:
 
     carrier = "Twilio"
     document_field = "Twiml"  # the update's field for the call's new XML document
+    gone_codes = frozenset({20404, 21220})  # error codes of a call that is over: no such call; not in progress
 
     def __init__(self, base_url: str, *, timeout: float = TIMEOUT_SECONDS, backoff: Backoff = UPDATE_BACKOFF) -> None:
         self._backoff = backoff
