@@ -1487,6 +1487,22 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="Telnyx's Ed25519 public key, which checks its signed webhooks",
     ),
     Setting(
+        "TELNYX_API_KEY", "phone", STRING, secret=True,
+        shown="unset",
+        meaning=(
+            "a Telnyx API key the dispatcher updates its Telnyx calls with to transfer them "
+            "([phone.md](phone.md#handing-a-call-to-a-person)), with `TELNYX_PUBLIC_KEY`; unset, Telnyx "
+            "transfers are refused"
+        ),
+    ),
+    Setting(
+        "TELNYX_API_URL", "phone", STRING, default="https://api.telnyx.com",
+        meaning=(
+            "where Telnyx's REST API is reached for transfers (a test's fake): `https://`, or `http://` to a "
+            "loopback host only, since each request carries the API key"
+        ),
+    ),
+    Setting(
         "PLIVO_AUTH_TOKEN", "phone", STRING, secret=True,
         shown="unset",
         meaning="checks Plivo's V3 signatures",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
+from dispatcher.phone.telnyx_calls import TELNYX_API_URL
 from dispatcher.phone.tokens import derive_key
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.twilio_calls import TwilioCredentials
@@ -37,6 +38,9 @@ class PhoneSettings:
     transfer_targets: TransferTargets | None = None
     transfer_time_limit: int = 3600  # a transferred call's longest, in seconds (`<Dial timeLimit>`)
     telnyx_key: TelnyxKey | None = field(default=None, repr=False)
+    # The API key a transfer updates Telnyx calls with (dispatcher/phone/telnyx_calls.py): None, no transfers.
+    telnyx_api_key: str | None = field(default=None, repr=False)
+    telnyx_api_url: str = TELNYX_API_URL
     plivo_auth_token: str | None = field(default=None, repr=False)
     exotel_basic: str | None = field(default=None, repr=False)  # "API_KEY:API_TOKEN"
     daily_dialin_secret: str | None = field(default=None, repr=False)  # the path segment of room_creation_api
@@ -84,6 +88,9 @@ class PhoneSettings:
         twilio_rest = _twilio_rest(env)
         twilio_api_url = credentialed_url("TWILIO_API_URL", setting_text(env, "TWILIO_API_URL").rstrip("/"),
                                           "the account's credentials")
+        telnyx_api_key = setting_text(env, "TELNYX_API_KEY") or None
+        telnyx_api_url = credentialed_url("TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"),
+                                          "the API key")
         try:
             transfer_targets = parse_transfer_targets(setting_text(env, "PHONE_TRANSFER_TARGETS"))
         except ValueError as exc:
@@ -104,6 +111,8 @@ class PhoneSettings:
             transfer_targets=transfer_targets,
             transfer_time_limit=setting_int(env, "PHONE_TRANSFER_TIME_LIMIT_SECONDS"),
             telnyx_key=telnyx_key,
+            telnyx_api_key=telnyx_api_key,
+            telnyx_api_url=telnyx_api_url,
             plivo_auth_token=setting_text(env, "PLIVO_AUTH_TOKEN") or None,
             exotel_basic=f"{exotel_key}:{exotel_token}" if exotel_key else None,
             twilio_signed_streams=setting_bool(env, "TWILIO_SIGNED_STREAMS"),

@@ -18,6 +18,7 @@ from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.sip_transfers import SipTransfers
+from dispatcher.phone.telnyx_calls import TelnyxCalls
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.phone.transfer_anywhere import TransfersAnywhere
 from dispatcher.phone.transfer_asks import bot_transfer
@@ -83,8 +84,11 @@ def build_phone_state(
     )
     twilio = TwilioCalls(phone.twilio_rest, phone.twilio_api_url) if phone.twilio_rest is not None else None
     edge = TrunkCallSettings.from_env(env)  # the SIP edge hands its calls over too (docs/sip.md)
+    # Telnyx calls are named by their signed webhook alone: no key to check it, no Telnyx transfers.
+    telnyx = (TelnyxCalls(phone.telnyx_api_key, phone.telnyx_api_url)
+              if phone.telnyx_api_key is not None and phone.telnyx_key is not None else None)
     transfers = Transfers(twilio, timeline, phone.transfer_targets, time_limit=phone.transfer_time_limit,
-                          sip=SipTransfers(edge) if edge is not None else None)
+                          sip=SipTransfers(edge) if edge is not None else None, telnyx=telnyx)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
     dialer, no_dialer = _dialer(env, phone, twilio, coordination, (regions or Regions()).several)

@@ -1,12 +1,15 @@
 """A live call handed to a person, cold: the carrier is told to ring `to` instead of streaming to the
-bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_calls.py; for a call
+bot (for Twilio: the call updated with `<Dial>` TwiML, dispatcher/phone/twilio_calls.py; for Telnyx, the
+same with TeXML through its Twilio-shaped TeXML REST API, dispatcher/phone/telnyx_calls.py; for a call
 through the SIP edge: a REFER, or the edge's bridge, dispatcher/phone/sip_transfers.py), which ends
 the call's stream; the session then ends as `transferred`.
 
 The calls this replica relays are kept here while they last, with the carrier's id for each call.
 A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
 the same call: the stream's own `start` message could name any call of the account (whoever holds a
-`POST /start` token writes it), and the update redirects whichever call it names.
+`POST /start` token writes it), and the update redirects whichever call it names. A Telnyx call's ids
+are taken from its token alone (a webhook Telnyx signed minted it): its stream's `start` names the
+call's `call_control_id`, which Telnyx's docs do not promise to be the TeXML CallSid the REST API takes.
 
 An update that got no answer may have been done, so it is never sent again: the call is read back once
 its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
@@ -32,10 +35,11 @@ from botchannel.json_input import parse_json
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import Timeline
 from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
+from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
 from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
 from dispatcher.phone.transfer_allow import TransferTargets
 from dispatcher.phone.transfer_target import TransferTarget
-from dispatcher.phone.twilio_calls import CALL_SID, TwilioCalls, TwilioRefused, Unanswered
+from dispatcher.phone.twilio_calls import CALL_SID, CallsResource, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
 
 log = logging.getLogger("dispatcher.phone")
@@ -45,7 +49,14 @@ SETTLE_SECONDS = 3.0  # after an unanswered update, how long a stream that took 
 # One request, all of it: the update (5 s a try), the settle and one read back, under the bot's 30 s.
 BUDGET_SECONDS = 25.0
 READ_SECONDS = 6.0  # of the budget, kept for the read back after an unanswered update
-CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})  # Twilio's ended statuses
+CALL_OVER = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})  # Twilio's, Telnyx's ended statuses
+CALL_IDS = {"twilio": CALL_SID, "telnyx": TELNYX_CALL_ID}  # the REST-updated carriers, and their calls' ids
+NOT_CONFIGURED = {
+    "twilio": "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so "
+              "the dispatcher can update Twilio calls",
+    "telnyx": "set TELNYX_API_KEY (and TELNYX_PUBLIC_KEY, which verifies the webhooks its calls come in by) so the "
+              "dispatcher can update Telnyx calls",
+}
 
 
 @dataclass
@@ -53,7 +64,7 @@ class LiveCall:
     session_id: str
     carrier: str
     signed_call: str | None  # the CallSid the webhook signed (its token carries it), else None
-    call_sid: str | None = None  # the stream's own, once its `start` matched the signed one
+    call_sid: str | None = None  # Twilio: the stream's own, once its `start` matched the signed one; Telnyx: the signed
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     transferring: bool = False
     transferred: dict[str, Any] | None = None
@@ -65,8 +76,8 @@ class Transfers:
     def __init__(self, twilio: TwilioCalls | None, timeline: Timeline | None, targets: TransferTargets | None,
                  *, time_limit: int = TIME_LIMIT_SECONDS, settle_seconds: float = SETTLE_SECONDS,
                  budget_seconds: float = BUDGET_SECONDS, read_seconds: float = READ_SECONDS,
-                 sip: SipTransfers | None = None) -> None:
-        self._twilio = twilio
+                 sip: SipTransfers | None = None, telnyx: CallsResource | None = None) -> None:
+        self._rest: dict[str, CallsResource | None] = {"twilio": twilio, "telnyx": telnyx}
         self._sip = sip
         self._budget, self._read = budget_seconds, read_seconds
         self._targets = targets
@@ -83,6 +94,8 @@ class Transfers:
         said = start.get("callSid") if carrier == "twilio" else None
         if isinstance(said, str) and said == signed_call:
             call.call_sid = said
+        if carrier == "telnyx":  # only a signed webhook mints a token that names the call
+            call.call_sid = signed_call
         # Whoever holds a POST /start token could write this too: the edge then holds no call of the
         # session and refuses (409), so the mark reaches nothing but a refusal.
         call.via_sip_edge = carrier == "exotel" and start.get("account_sid") == SIP_EDGE_ACCOUNT
@@ -110,27 +123,28 @@ class Transfers:
         """Hands the call to `target`: the answer's fields, or an `ApiError` (nothing changed, unless it says)."""
         if call.via_sip_edge:
             return await self._through_edge(call, target)
-        if call.carrier != "twilio":
+        if call.carrier not in CALL_IDS:
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
-                           "transfers work on Twilio media-stream calls and calls through the SIP edge (docs/phone.md)")
-        if self._twilio is None:
-            raise ApiError(409, "transfer_not_configured", "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or "
-                           "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so the dispatcher can update Twilio calls")
+                           "transfers work on Twilio and Telnyx media-stream calls and calls through the SIP edge "
+                           "(docs/phone.md)")
+        rest = self._rest[call.carrier]
+        if rest is None:
+            raise ApiError(409, "transfer_not_configured", NOT_CONFIGURED[call.carrier])
         self._check_allowed(target)
-        if call.call_sid is None or not CALL_SID.fullmatch(call.call_sid):
-            raise ApiError(409, "call_not_verified", "this call's CallSid was not signed by Twilio: only a call "
-                           "that came in through the webhook (POST /phone/twilio) can be transferred, since a "
-                           "stream opened with a POST /start token could name any call of the account")
+        if call.call_sid is None or not CALL_IDS[call.carrier].fullmatch(call.call_sid):
+            raise ApiError(409, "call_not_verified", f"this call's id was not signed by {rest.carrier}: only a call "
+                           f"that came in through the signed webhook (POST /phone/{call.carrier}) can be transferred, "
+                           "since a stream opened with a POST /start token could name any call of the account")
         self._check_transferable(call)
         call.transferring = True
         try:
-            answer, reconciled = await self._update(call, target)
+            answer, reconciled = await self._update(rest, call, target)
         except OutcomeUnknown:
-            raise  # still `transferring`: Twilio may hold the first TwiML, a second one must not follow
+            raise  # still `transferring`: the carrier may hold the first TwiML, a second one must not follow
         except BaseException:
             self._not_transferred(call)
             raise
-        return self._transferred(call, target, "twilio", str(answer.get("status") or "unknown"),
+        return self._transferred(call, target, call.carrier, str(answer.get("status") or "unknown"),
                                  reconciled=reconciled or None)
 
     async def _through_edge(self, call: LiveCall, target: TransferTarget) -> dict[str, Any]:
@@ -187,46 +201,46 @@ class Transfers:
             raise ApiError(403, "target_not_allowed", f"{target.to[:40]!r} is not on {TARGETS_SETTING}, the "
                            "numbers and SIP hosts this deployment hands calls to")
 
-    async def _update(self, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
-        """Twilio's answer to the update, and whether it was found by reading the call back."""
-        assert self._twilio is not None and call.call_sid is not None
+    async def _update(self, rest: CallsResource, call: LiveCall, target: TransferTarget) -> tuple[dict[str, Any], bool]:
+        """The carrier's answer to the update, and whether it was found by reading the call back."""
+        assert call.call_sid is not None
         deadline = asyncio.get_running_loop().time() + self._budget
         try:
             async with asyncio.timeout_at(deadline - self._settle - self._read):
-                return await self._twilio.update(call.call_sid, target.twiml(self._time_limit)), False
+                return await rest.update(call.call_sid, target.twiml(rest.dial_time_limit(self._time_limit))), False
         except TwilioRefused as exc:
-            raise _refusal(exc, call.session_id) from None
+            raise _refusal(exc, call.session_id, rest) from None
         except (Unanswered, TimeoutError) as exc:
-            log.warning("phone call %s: Twilio did not answer the transfer (%s); reading the call back once "
-                        "its stream closes", call.session_id, str(exc) or "out of time")
-        return await self._reconcile(call, deadline), True
+            log.warning("phone call %s: %s did not answer the transfer (%s); reading the call back once "
+                        "its stream closes", call.session_id, rest.carrier, str(exc) or "out of time")
+        return await self._reconcile(rest, call, deadline), True
 
-    async def _reconcile(self, call: LiveCall, deadline: float) -> dict[str, Any]:
+    async def _reconcile(self, rest: CallsResource, call: LiveCall, deadline: float) -> dict[str, Any]:
         """After an unanswered update, the call read back once its stream closed (or `settle` passed): its
         resource when the update took; `ApiError` when the caller left or it did not take, `OutcomeUnknown`
-        when Twilio cannot say."""
-        assert self._twilio is not None and call.call_sid is not None
+        when the carrier cannot say."""
+        assert call.call_sid is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.ended.wait(), self._settle)
         try:
             async with asyncio.timeout_at(deadline):
-                now = await self._twilio.fetch(call.call_sid)
+                now = await rest.fetch(call.call_sid)
         except TwilioRefused as exc:
-            if _call_gone(exc):
-                raise _refusal(exc, call.session_id) from None
+            if _call_gone(exc, rest):
+                raise _refusal(exc, call.session_id, rest) from None
             log.warning("phone call %s: reading the call back failed (%s)", call.session_id, exc)
-            raise OutcomeUnknown() from None
+            raise OutcomeUnknown(rest.carrier) from None
         except (Unanswered, TimeoutError) as exc:
             log.warning("phone call %s: reading the call back went unanswered (%s)", call.session_id,
                         str(exc) or "out of time")
-            raise OutcomeUnknown() from None
+            raise OutcomeUnknown(rest.carrier) from None
         if str(now.get("status")) in CALL_OVER:
-            raise ApiError(409, "call_over", f"the caller hung up before the call was transferred (Twilio: "
+            raise ApiError(409, "call_over", f"the caller hung up before the call was transferred ({rest.carrier}: "
                            f"{now['status']})")
         if call.ended.is_set():
             return now
-        raise ApiError(504, "carrier_unanswered", "Twilio did not answer the transfer and the call still streams "
-                       "to the bot: it was not transferred; ask again", retry_after=1.0,
+        raise ApiError(504, "carrier_unanswered", f"{rest.carrier} did not answer the transfer and the call still "
+                       "streams to the bot: it was not transferred; ask again", retry_after=1.0,
                        extra={"outcome": "not_transferred"})
 
     def end_reason(self, call: LiveCall | None, reason: str) -> str:
@@ -234,45 +248,51 @@ class Transfers:
         return TRANSFERRED if call is not None and call.transferred is not None else reason
 
     async def aclose(self) -> None:
-        if self._twilio is not None:
-            await self._twilio.aclose()
+        for rest in self._rest.values():
+            if rest is not None:
+                await rest.aclose()
         if self._sip is not None:
             await self._sip.aclose()
 
 
 class OutcomeUnknown(ApiError):
-    """Twilio answered neither the update nor the read back: the call may or may not be with the person."""
+    """The carrier answered neither the update nor the read back: the call may or may not be with the person."""
 
-    def __init__(self) -> None:
-        super().__init__(504, "transfer_outcome_unknown", "Twilio answered neither the transfer nor a read of the "
-                         "call: it may have been transferred. It is not sent again, and a new transfer of this "
-                         "call is refused while its stream lasts (Twilio's console shows where the call went)",
+    def __init__(self, carrier: str = "Twilio") -> None:
+        super().__init__(504, "transfer_outcome_unknown", f"{carrier} answered neither the transfer nor a read of "
+                         "the call: it may have been transferred. It is not sent again, and a new transfer of this "
+                         f"call is refused while its stream lasts ({carrier}'s console shows where the call went)",
                          extra={"outcome": "unknown"})
 
 
-def _call_gone(exc: TwilioRefused) -> bool:
-    return exc.status == 404 or exc.code in (20404, 21220)
+CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)",
+               "Telnyx": "TELNYX_API_KEY"}
 
 
-def _refusal(exc: TwilioRefused, session_id: str) -> ApiError:
-    """Twilio's refusal as this API's answer: the caller's doing (the call is over) or the deployment's.
-    Twilio's own text is logged, never answered: it names the account (`/Accounts/AC…`), which is half of
-    the Basic pair and no business of a client's or a bot's; its status and error code say enough."""
+def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:
+    return exc.status == 404 or exc.code in rest.gone_codes
+
+
+def _refusal(exc: TwilioRefused, session_id: str, rest: CallsResource) -> ApiError:
+    """The carrier's refusal as this API's answer: the caller's doing (the call is over) or the deployment's.
+    The carrier's own text is logged, never answered: it names the account (`/Accounts/…`), which is no
+    business of a client's or a bot's (for Twilio, half of the Basic pair); its status and code say enough."""
     log.warning("phone call %s: the transfer was refused: %s", session_id, exc)
-    said = f"Twilio answered {exc.status}" + (f", error {exc.code}" if exc.code else "")
-    if _call_gone(exc):
-        return ApiError(409, "call_over", f"Twilio no longer has this call in progress ({said})")
+    carrier = rest.carrier
+    said = f"{carrier} answered {exc.status}" + (f", error {exc.code}" if exc.code else "")
+    if _call_gone(exc, rest):
+        return ApiError(409, "call_over", f"{carrier} no longer has this call in progress ({said})")
     if exc.status == 429:
-        return ApiError(503, "carrier_throttled", "Twilio is throttling this account's API requests: try again",
+        return ApiError(503, "carrier_throttled", f"{carrier} is throttling this account's API requests: try again",
                         retry_after=exc.retry_after or 1.0)
     if exc.status in (401, 403):
-        return ApiError(502, "carrier_refused", "Twilio refused the dispatcher's credentials: check "
-                        "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)")
+        return ApiError(502, "carrier_refused", f"{carrier} refused the dispatcher's credentials: check "
+                        f"{CREDENTIALS[carrier]}")
     if exc.status >= 500:
-        return ApiError(503, "carrier_unavailable", f"Twilio did not take the transfer ({said}): try again",
+        return ApiError(503, "carrier_unavailable", f"{carrier} did not take the transfer ({said}): try again",
                         retry_after=exc.retry_after or 1.0)
-    return ApiError(502, "carrier_refused", f"Twilio refused the transfer ({said}; the dispatcher's log has "
-                    "Twilio's message)")
+    return ApiError(502, "carrier_refused", f"{carrier} refused the transfer ({said}; the dispatcher's log has "
+                    f"{carrier}'s message)")
 
 
 def _start_of(handshake: Iterable[Message]) -> dict[str, Any]:

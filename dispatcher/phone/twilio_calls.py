@@ -49,10 +49,12 @@ class TwilioCredentials:
 
 
 class TwilioRefused(Exception):
-    """Twilio answered with an error: its HTTP status, its error code (20404, 21220, …) and message."""
+    """The carrier answered with an error: its HTTP status, its error code (20404, 21220, …) and message.
+    Telnyx's Twilio-compatible resource (dispatcher/phone/telnyx_calls.py) raises it too, `carrier` saying so."""
 
-    def __init__(self, status: int, code: int | None, message: str, retry_after: float | None = None) -> None:
-        super().__init__(f"Twilio answered {status}" + (f" (error {code})" if code else "") + f": {message}")
+    def __init__(self, status: int, code: int | None, message: str, retry_after: float | None = None,
+                 carrier: str = "Twilio") -> None:
+        super().__init__(f"{carrier} answered {status}" + (f" (error {code})" if code else "") + f": {message}")
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
@@ -60,53 +62,61 @@ class Unanswered(Exception):
     """No answer to an update (timed out, connection lost): it may or may not have been done."""
 
 
-class TwilioCalls:
-    def __init__(self, credentials: TwilioCredentials, base_url: str, *, timeout: float = TIMEOUT_SECONDS,
-                 backoff: Backoff = UPDATE_BACKOFF) -> None:
-        self._credentials = credentials
+class CallsResource:
+    """A Twilio-shaped Calls resource: a live call's update and read, form posts paced by the carrier's
+    429s. A subclass says where a call lives (`_path`), how to sign in (`_auth`), and how its errors read."""
+
+    carrier = "Twilio"
+    document_field = "Twiml"  # the update's field for the call's new XML document
+    gone_codes = frozenset({20404, 21220})  # error codes of a call that is over: no such call; not in progress
+
+    def __init__(self, base_url: str, *, timeout: float = TIMEOUT_SECONDS, backoff: Backoff = UPDATE_BACKOFF) -> None:
         self._backoff = backoff
         self._timeout = timeout
         self._client = HttpClient(base_url, timeout=timeout, follow_redirects=False, max_answer_bytes=1 << 20)
-        self._throttled_until = 0.0  # time.monotonic(): Twilio's last 429 asked for quiet until then
+        self._throttled_until = 0.0  # time.monotonic(): the carrier's last 429 asked for quiet until then
+
+    def _path(self, call_sid: str) -> str:
+        raise NotImplementedError
+
+    def dial_time_limit(self, seconds: int) -> int:
+        """`<Dial timeLimit>` as this carrier takes it."""
+        return seconds
+
+    def _auth(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _error_of(self, error: dict[str, Any]) -> tuple[int | None, str]:
+        """The error code and message of an error body: Twilio's `{code, message, more_info, status}`."""
+        code = error.get("code") if isinstance(error.get("code"), int) else None
+        return code, str(error.get("message") or "")
+
+    def _refused(self, status: int, code: int | None, message: str, retry_after: float | None = None) -> TwilioRefused:
+        return TwilioRefused(status, code, message, retry_after=retry_after, carrier=self.carrier)
 
     def _paced(self) -> None:
-        """`TwilioRefused` (429, unsent) while Twilio's last 429 holds."""
+        """`TwilioRefused` (429, unsent) while the carrier's last 429 holds."""
         wait = self._throttled_until - time.monotonic()
         if wait > PACING_SLACK_SECONDS:  # a retry that slept out the Retry-After may wake a hair early
-            raise TwilioRefused(429, None, "not sent: Twilio is throttling this account", retry_after=wait)
+            raise self._refused(429, None, f"not sent: {self.carrier} is throttling this account", retry_after=wait)
 
     def _heard(self, status: int | None, retry_after: float | None) -> None:
         if status == 429:
             until = time.monotonic() + (retry_after or THROTTLED_SECONDS)
             self._throttled_until = max(self._throttled_until, until)
 
-    def _path(self, call_sid: str) -> str:
-        if not CALL_SID.fullmatch(call_sid):  # it names a URL path: nothing but a SID goes there
-            raise ValueError("not a Twilio call SID")
-        return f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls/{call_sid}.json"
-
-    def _auth(self) -> dict[str, str]:
-        pair = f"{self._credentials.user}:{self._credentials.secret}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-
     async def update(self, call_sid: str, twiml: str | None = None, *, status: str | None = None) -> dict[str, Any]:
-        """The call with `twiml` in force (or ended: `status` `completed`), as Twilio answers it;
+        """The call with `twiml` in force (or ended: `status` `completed`), as the carrier answers it;
         `TwilioRefused`, `Unanswered`."""
-        form = {"Twiml": twiml} if twiml is not None else {}
+        form = {self.document_field: twiml} if twiml is not None else {}
         if status is not None:
             form["Status"] = status
         return await self._post(self._path(call_sid), list(form.items()))
 
-    async def create(self, form: list[tuple[str, str]]) -> dict[str, Any]:
-        """A new outgoing call (`POST .../Calls.json`): the call's JSON (`sid`, `status` `queued`);
-        `TwilioRefused` (nothing placed), `Unanswered` (it may have been placed)."""
-        return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form,
-                                retried=CREATE_RETRIED)
-
     async def _post(self, path: str, form: list[tuple[str, str]], *,
                     retried: frozenset[int] = RETRYABLE_STATUSES) -> dict[str, Any]:
-        """A form POST retried only where Twilio answered `retried` (it did nothing); a 5xx outside them is
-        `Unanswered`: it may have been done."""
+        """A form POST retried only where the carrier answered `retried` (it did nothing); a 5xx outside
+        them is `Unanswered`: it may have been done."""
         body = urlencode(form).encode()
         headers = {**self._auth(), "Content-Type": "application/x-www-form-urlencoded"}
 
@@ -121,18 +131,18 @@ class TwilioCalls:
                 raise Transient(f"POST {path}: HTTP {response.status_code}",
                                 retry_after=retry_after_of(response.headers), status=response.status_code)
             if response.status_code >= 500 and response.status_code in RETRYABLE_STATUSES:
-                raise Unanswered(f"Twilio answered {response.status_code}: it may have been done")
+                raise Unanswered(f"{self.carrier} answered {response.status_code}: it may have been done")
             return response
 
         try:
             response = await with_retries(once, self._backoff)
         except Transient as exc:
-            raise TwilioRefused(exc.status or 503, None, "Twilio kept answering " + str(exc.status),
+            raise self._refused(exc.status or 503, None, f"{self.carrier} kept answering {exc.status}",
                                 retry_after=exc.retry_after) from None
-        return _answer(response)
+        return self._answer(response)
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
-        """The call as Twilio has it now; `TwilioRefused`, or `Unanswered` once every try went unanswered."""
+        """The call as the carrier has it now; `TwilioRefused`, or `Unanswered` once every try went unanswered."""
         self._paced()
         try:
             response = await send(self._client, "GET", self._path(call_sid), backoff=self._backoff,
@@ -140,23 +150,43 @@ class TwilioCalls:
         except Transient as exc:
             self._heard(exc.status, exc.retry_after)
             if exc.status is not None:
-                raise TwilioRefused(exc.status, None, "Twilio kept answering " + str(exc.status),
+                raise self._refused(exc.status, None, f"{self.carrier} kept answering {exc.status}",
                                     retry_after=exc.retry_after) from None
             raise Unanswered(str(exc)) from None
-        return _answer(response)
+        return self._answer(response)
+
+    def _answer(self, response: HttpResponse) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if 200 <= response.status_code < 300 and isinstance(data, dict):
+            return data
+        code, message = self._error_of(data if isinstance(data, dict) else {})
+        message = (message or response.text[:200] or "no message")[:300]
+        raise self._refused(response.status_code, code, message, retry_after=retry_after_of(response.headers))
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def _answer(response: HttpResponse) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if 200 <= response.status_code < 300 and isinstance(data, dict):
-        return data
-    error = data if isinstance(data, dict) else {}
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    message = str(error.get("message") or response.text[:200] or "no message")[:300]
-    raise TwilioRefused(response.status_code, code, message, retry_after=retry_after_of(response.headers))
+class TwilioCalls(CallsResource):
+    def __init__(self, credentials: TwilioCredentials, base_url: str, *, timeout: float = TIMEOUT_SECONDS,
+                 backoff: Backoff = UPDATE_BACKOFF) -> None:
+        super().__init__(base_url, timeout=timeout, backoff=backoff)
+        self._credentials = credentials
+
+    def _path(self, call_sid: str) -> str:
+        if not CALL_SID.fullmatch(call_sid):  # it names a URL path: nothing but a SID goes there
+            raise ValueError("not a Twilio call SID")
+        return f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls/{call_sid}.json"
+
+    def _auth(self) -> dict[str, str]:
+        pair = f"{self._credentials.user}:{self._credentials.secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    async def create(self, form: list[tuple[str, str]]) -> dict[str, Any]:
+        """A new outgoing call (`POST .../Calls.json`): the call's JSON (`sid`, `status` `queued`);
+        `TwilioRefused` (nothing placed), `Unanswered` (it may have been placed)."""
+        return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form,
+                                retried=CREATE_RETRIED)

@@ -61,6 +61,15 @@ class FakeTwilio(FakeApi):
     error_body = staticmethod(lambda status: {
         "code": 20429 if status == 429 else 20500, "message": "Too Many Requests" if status == 429 else "injected",
         "more_info": "https://www.twilio.com/docs/errors/20429", "status": status})
+    update_fields = UPDATE_FIELDS
+    document = "Twiml"  # the update's field for the new XML
+    # Each refusal's HTTP status and the carrier's error code (FakeTelnyx has its own).
+    refusals = {"throttled": (429, 20429), "unauthenticated": (401, 20003), "no_call": (404, 20404),
+                "invalid": (400, 20001), "not_in_progress": (400, 21220)}
+
+    def refuse(self, kind: str, message: str) -> JSONResponse:
+        status, code = self.refusals[kind]
+        return error(status, code, message)
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
                  api_key: tuple[str, str] | None = None, max_per_second: float = 10.0) -> None:
@@ -115,35 +124,35 @@ class FakeTwilio(FakeApi):
 
     async def _call(self, request: Request) -> Response:
         if self._over_rate():
-            return error(429, 20429, "Too Many Requests")
+            return self.refuse("throttled", "Too Many Requests")
         if not self._authorized(request):
-            return error(401, 20003, "Authenticate")
+            return self.refuse("unauthenticated", "Authenticate")
         account, sid = request.path_params["account"], request.path_params["sid"]
         call = self.calls_by_sid.get(sid) if account == self.account_sid else None
         if call is None:
-            return error(404, 20404, f"The requested resource {request.url.path} was not found")
+            return self.refuse("no_call", f"The requested resource {request.url.path} was not found")
         if request.method == "GET":
             return JSONResponse(self._resource(call))
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-            return error(400, 20001, "the request body must be application/x-www-form-urlencoded")
+            return self.refuse("invalid", "the request body must be application/x-www-form-urlencoded")
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
-        unknown = set(form) - UPDATE_FIELDS
+        unknown = set(form) - self.update_fields
         if unknown:
-            return error(400, 20001, f"Unknown parameters: {', '.join(sorted(unknown))}")
-        if not {"Url", "Twiml", "Status"} & set(form):
-            return error(400, 20001, "Url, Twiml or Status is required")
-        twiml = form.get("Twiml")
+            return self.refuse("invalid", f"Unknown parameters: {', '.join(sorted(unknown))}")
+        if not {"Url", self.document, "Status"} & set(form):
+            return self.refuse("invalid", f"Url, {self.document} or Status is required")
+        twiml = form.get(self.document)
         if twiml is not None:
             if len(twiml) > MAX_TWIML_CHARS:
-                return error(400, 20001, f"Twiml exceeds {MAX_TWIML_CHARS} characters")
+                return self.refuse("invalid", f"{self.document} exceeds {MAX_TWIML_CHARS} characters")
             try:
                 root = ET.fromstring(twiml)  # noqa: S314 (the test's own input)
             except ET.ParseError:
-                return error(400, 20001, "Twiml is not a valid XML document")
+                return self.refuse("invalid", f"{self.document} is not a valid XML document")
             if root.tag != "Response":
-                return error(400, 20001, "Twiml must be a <Response> document")
+                return self.refuse("invalid", f"{self.document} must be a <Response> document")
             if call.status != "in-progress":
-                return error(400, 21220, "Call is not in-progress. Cannot redirect.")
+                return self.refuse("not_in_progress", "Call is not in-progress. Cannot redirect.")
             call.twiml.append(twiml)
             call.redirected.set()
             gate = self._lost.pop(sid, None)
@@ -152,7 +161,7 @@ class FakeTwilio(FakeApi):
         status = form.get("Status")
         if status is not None:
             if status not in ("completed", "canceled"):
-                return error(400, 20001, "Status must be completed or canceled")
+                return self.refuse("invalid", "Status must be completed or canceled")
             if call.status in LIVE:
                 call.status = status
         return JSONResponse(self._resource(call))

@@ -1,12 +1,15 @@
 """A live call handed to a person, cold: a real dispatcher, a real bot (tests/phone/echo_bot.py), a
 Twilio-shaped stream (tests/fakes/carriers.py) that came in through the signed webhook, and a strict
-fake of Twilio's Calls resource (tests/fakes/twilio.py) that the dispatcher updates."""
+fake of Twilio's Calls resource (tests/fakes/twilio.py) that the dispatcher updates; the same for a
+Telnyx call (its signed TeXML webhook, tests/fakes/telnyx.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from dispatcher.phone.signatures import twilio_signature
 from tests.fakes.carriers import CarrierCall
 from tests.fakes.server import serve
+from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import AUTH_TOKEN, FakeCall, FakeTwilio
 from tests.phone.conftest import phone_env, wait_active_sessions
 from tests.support.http_client import api_client
@@ -40,12 +46,24 @@ def twilio() -> Iterator[FakeTwilio]:
 
 
 @pytest.fixture(scope="module")
+def telnyx() -> Iterator[FakeTelnyx]:
+    with serve(FakeTelnyx()) as fake:
+        yield fake
+
+
+TELNYX_SIGNER = Ed25519PrivateKey.generate()  # Telnyx's webhook key, as its portal would show the public half
+
+
+@pytest.fixture(scope="module")
 def dispatcher(
-    tmp_path_factory: pytest.TempPathFactory, twilio: FakeTwilio,
+    tmp_path_factory: pytest.TempPathFactory, twilio: FakeTwilio, telnyx: FakeTelnyx,
 ) -> Iterator[tuple[DispatcherProcess, Path]]:
     reports = tmp_path_factory.mktemp("calls")
     env = phone_env(reports)
     env.update(twilio.env())
+    env.update(telnyx.env())
+    env["TELNYX_PUBLIC_KEY"] = base64.b64encode(
+        TELNYX_SIGNER.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     env.update({"DISPATCHER_API_KEYS": KEY, "DISPATCHER_ADMIN_KEYS": METRICS_KEY,
                 "PHONE_TEST_TRANSFER_LINE": LINE, "PHONE_TEST_TRANSFER_TO": DESK,
                 "PHONE_TRANSFER_TARGETS": f"{DESK},pbx.example.com"})
@@ -215,9 +233,10 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
     assert at_twilio.twiml == []
     await call.hang_up()
 
-    # A stream opened with a POST /start token names a CallSid no signature vouches for; a Telnyx call
-    # is not transferred yet. The team's own calls, refused for what they are.
-    for carrier, code in (("twilio", "call_not_verified"), ("telnyx", "transfer_unsupported")):
+    # A stream opened with a POST /start token names a call no signature vouches for; Plivo's calls are
+    # not transferred yet. The team's own calls, refused for what they are.
+    for carrier, code in (("twilio", "call_not_verified"), ("telnyx", "call_not_verified"),
+                          ("plivo", "transfer_unsupported")):
         start = (await api.post("/start", json={"transport": carrier}, headers=TEAM)).json()
         own = CarrierCall(carrier, f"{start['wsUrl']}/{start['token']}", call_id="CA" + "f" * 32)
         await own.open()
@@ -227,3 +246,40 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
         assert (refused.status_code, refused.json()["error"]["code"]) == (409, code), refused.text
         await own.hang_up()
     assert await wait_active_sessions(api, 0, timeout=60) == 0
+
+
+async def telnyx_webhook_call(api: httpx.AsyncClient, telnyx: FakeTelnyx) -> tuple[CarrierCall, FakeCall, str]:
+    """A call as Telnyx answers it with TeXML: the signed webhook, the stream its TeXML names (whose
+    `start` carries the call's control id), then the bot's greeting; its call at the fake, its session."""
+    sid = f"v3:telnyx-call-{next(_calls)}_x"
+    body = urlencode({"AccountSid": telnyx.account_sid, "CallSid": sid, "From": "+14155550100",
+                      "To": "+14155550199", "CallStatus": "ringing"}).encode()
+    sent = str(int(time.time()))
+    signature = base64.b64encode(TELNYX_SIGNER.sign(sent.encode() + b"|" + body)).decode()
+    answer = await api.post("/phone/telnyx", content=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "telnyx-signature-ed25519": signature,
+        "telnyx-timestamp": sent})
+    assert answer.status_code == 200, answer.text
+    match = STREAM_URL.search(answer.text)
+    assert match is not None, answer.text
+    call = CarrierCall("telnyx", match.group(1).replace("&amp;", "&"), call_id=sid)
+    await call.open()
+    await call.handshake()
+    at_telnyx = telnyx.live_call(sid)
+    return call, at_telnyx, await session_of(api, call)
+
+
+async def test_a_telnyx_call_is_handed_over_with_texml_and_ends_the_session_as_transferred(
+    api: httpx.AsyncClient, telnyx: FakeTelnyx,
+) -> None:
+    call, at_telnyx, session_id = await telnyx_webhook_call(api, telnyx)
+    answer = await transfer_by_api(api, session_id, call, at_telnyx, {"to": "sip:desk@pbx.example.com"})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["carrier"], answer.json()["carrier_status"]) == ("telnyx", "in-progress")
+    assert at_telnyx.twiml == ['<Response><Dial timeLimit="3600"><Sip>sip:desk@pbx.example.com</Sip></Dial></Response>']
+    update = telnyx.calls_to("POST", at_telnyx.sid)[-1]
+    assert update.path == f"/v2/texml/Accounts/{telnyx.account_sid}/Calls/{at_telnyx.sid}"
+    events = await ended_transferred(api, session_id)
+    transferred = [e for e in events if e["event"] == "transferred"]
+    assert transferred and transferred[0]["carrier"] == "telnyx" and transferred[0]["to"] == "sip:desk@pbx.example.com"
+    assert not [e for e in events if e["event"] == "caller_hung_up"], events  # Telnyx's stop was the transfer

@@ -24,12 +24,12 @@ async def transfer_session(
     to: Annotated[Any, Body(description="`+14155550100` (E.164) or `sip:desk@pbx.example.com`")] = None,
     mode: Annotated[Any, Body(description="`cold` (the only mode yet; `warm` is answered 422)")] = "cold",
 ) -> dict[str, Any]:
-    """Twilio rings `to` and connects the caller when they answer; a call through the SIP edge is handed
+    """Twilio (or Telnyx) rings `to` and connects the caller when they answer; a call through the SIP edge is handed
     over by a REFER to the caller's side, or where that is refused, the edge calls `to` through its trunk
     and bridges the two. The call's stream to the bot ends and the session ends as `transferred` (its
     timeline's `transferred`, the `session.transferred` webhook). Any replica answers: the one holding
     the call's stream does the transfer. Refused before anything changes: 422 for a bad `to` or a `warm`
-    mode, 409 for a session with no live Twilio or SIP call (a WebRTC or Daily session, another carrier,
+    mode, 409 for a session with no live Twilio, Telnyx or SIP call (a WebRTC or Daily session, another carrier,
     a call over) or a SIP call that could be handed neither way (the code names why), 503 while the
     replicas' store cannot say where the call is. A 504 with `outcome: unknown` may have been done: it
     is never tried again."""
@@ -49,8 +49,8 @@ async def _no_live_call(request: Request, session_id: str) -> ApiError:
         return not_found(session_id)
     transport = session.machine.transport
     if transport != PHONE_TRANSPORT:
-        return ApiError(409, "transfer_unsupported", f"a {transport or 'daily'} session has no phone line to "
-                        "hand over: transfers work on Twilio media-stream calls and calls through the SIP edge")
+        return ApiError(409, "transfer_unsupported", f"a {transport or 'daily'} session has no phone line to hand "
+                        "over: transfers work on Twilio and Telnyx media-stream calls and calls through the SIP edge")
     if not session.machine.state.is_active:
         return ApiError(409, "call_over", "this session's call has ended")
     return ApiError(409, "no_live_call", "this session's call is not connected to the dispatcher (not yet, or "

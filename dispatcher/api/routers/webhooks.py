@@ -49,6 +49,7 @@ from dispatcher.phone.carrier_recording import (
 )
 from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
+from dispatcher.phone.telnyx_calls import call_id as telnyx_call_id
 from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
 
@@ -94,7 +95,8 @@ async def twilio_webhook(request: Request) -> Response:
 
 @router.post("/telnyx", summary="Telnyx TeXML webhook: TeXML that streams the call here")
 async def telnyx_webhook(request: Request) -> Response:
-    state, raw, _, _ = await _read(request)
+    state, raw, params, _ = await _read(request)
+    signed_call: str | None = None  # the call's AccountSid/CallSid, vouched for by the signature (transfers)
     with _verifying("telnyx"):
         if state.settings.telnyx_key is not None:
             why = state.settings.telnyx_key.valid(
@@ -105,9 +107,12 @@ async def telnyx_webhook(request: Request) -> Response:
             # Canonical base64 only (signatures.py), so the text is the signature.
             signature = request.headers.get("telnyx-signature-ed25519", "")
             await first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
+            fields = dict(params)
+            # Ids of another shape still get the call answered: it just cannot be transferred.
+            signed_call = telnyx_call_id(fields.get("AccountSid", ""), fields.get("CallSid", ""))
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
-    stream, recording = await _answer(request, "telnyx")
+    stream, recording = await _answer(request, "telnyx", call=signed_call)
     return _xml(
         f'<Response>{recording}<Connect><Stream url={quoteattr(stream)} bidirectionalMode="rtp"></Stream></Connect>'
         "</Response>"

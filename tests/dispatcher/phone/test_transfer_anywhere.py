@@ -67,11 +67,11 @@ async def test_a_refusal_at_the_calls_replica_comes_back_unchanged_with_its_retr
     at_b = TransfersAnywhere(Transfers(None, None, None), pair[1])  # B holds no call and no Twilio credential
     off_list = await refusal(at_b, setup.call.session_id, "+882123456789")
     assert (off_list.status, off_list.code) == (403, "target_not_allowed")
-    twilio.lose_answer(setup.at_twilio.sid)  # done, unanswered, and its stream goes on: not transferred
+    twilio.lose_answer(setup.at_carrier.sid)  # done, unanswered, and its stream goes on: not transferred
     unanswered = await refusal(at_b, setup.call.session_id)
     assert (unanswered.status, unanswered.code) == (504, "carrier_unanswered")
     assert unanswered.retry_after == 1.0 and unanswered.extra == {"outcome": "not_transferred"}
-    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+    assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1
 
 
 async def test_a_relay_that_times_out_is_an_unknown_outcome_and_no_second_dial_follows(
@@ -79,7 +79,7 @@ async def test_a_relay_that_times_out_is_an_unknown_outcome_and_no_second_dial_f
 ) -> None:
     setup = make(timeout=2.0, settle_seconds=2.0)  # A's transfer takes seconds: Twilio's answer is lost
     await call_at_a(pair, setup)
-    gate = twilio.lose_answer(setup.at_twilio.sid)
+    gate = twilio.lose_answer(setup.at_carrier.sid)
     impatient = TransfersAnywhere(Transfers(None, None, None), pair[1], relay_seconds=0.5)
     unknown = await refusal(impatient, setup.call.session_id)
     assert (unknown.status, unknown.code, unknown.extra) == (504, "transfer_outcome_unknown", {"outcome": "unknown"})
@@ -88,7 +88,7 @@ async def test_a_relay_that_times_out_is_an_unknown_outcome_and_no_second_dial_f
     assert (again.status, again.code) == (409, "already_transferring")
     gate.set()
     assert await FakeTwilio.eventually(lambda: not setup.call.transferring, timeout=30)
-    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1  # one update, whatever B was told
+    assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1  # one update, whatever B was told
 
 
 async def test_a_call_no_replica_holds_is_none_here_and_in_one_process(pair: Pair) -> None:

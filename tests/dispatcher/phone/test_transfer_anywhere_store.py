@@ -66,7 +66,7 @@ async def test_a_publish_whose_reply_is_late_is_an_unknown_outcome_never_try_aga
         assert told(unknown) == UNKNOWN, unknown.message
         assert "try again" not in unknown.message
         assert await FakeTwilio.eventually(lambda: setup.call.transferred is not None, timeout=30)
-        assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+        assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1
 
 
 async def test_a_request_lost_in_flight_is_unknown_without_promising_a_refusal_and_the_next_one_transfers(
@@ -80,18 +80,18 @@ async def test_a_request_lost_in_flight_is_unknown_without_promising_a_refusal_a
         # What B knows: the request may not have arrived, so no refusal of a new one is promised.
         assert "refused while its stream lasts" not in unknown.message
         assert "If it did reach" in unknown.message
-        assert not setup.call.transferring and not twilio.calls_to("POST", setup.at_twilio.sid)
+        assert not setup.call.transferring and not twilio.calls_to("POST", setup.at_carrier.sid)
         proxy.normal()
         done = await at_b.transfer(setup.call.session_id, TransferTarget(DESK))
         assert done is not None and setup.call.transferred is not None
-        assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+        assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1
 
 
 async def test_a_slow_store_comes_out_of_the_relays_budget_so_the_answer_is_never_later(
     redis: RedisServer, prefix: str, make: Callable[..., Setup], twilio: FakeTwilio,  # noqa: F811
 ) -> None:
     setup = make(timeout=20.0, settle_seconds=0.3)
-    gate = twilio.lose_answer(setup.at_twilio.sid)  # A's transfer waits on Twilio: busy past B's budget
+    gate = twilio.lose_answer(setup.at_carrier.sid)  # A's transfer waits on Twilio: busy past B's budget
     async with a_direct_b_proxied(redis, prefix, setup, b_timeout=5.0) as (proxy, at_b):
         proxy.slow(1.5)  # each of B's look-up and PUBLISH takes 1.5 s, under B's REDIS_TIMEOUT_SECONDS
         started = time.monotonic()
@@ -116,7 +116,7 @@ async def test_a_look_up_that_outlasts_the_budget_sent_nothing_and_says_try_agai
         assert (down.status, down.code) == (503, "store_unavailable") and down.retry_after
         proxy.normal()
         await asyncio.sleep(1.5)  # anything B might have sent would have reached A by now
-        assert not setup.call.transferring and not twilio.calls_to("POST", setup.at_twilio.sid)
+        assert not setup.call.transferring and not twilio.calls_to("POST", setup.at_carrier.sid)
 
 
 async def test_a_call_at_a_replica_of_the_previous_version_is_a_retryable_503_naming_the_deploy_not_a_bad_request(
@@ -134,4 +134,4 @@ async def test_a_call_at_a_replica_of_the_previous_version_is_a_retryable_503_na
         outdated = await refusal(TransfersAnywhere(Transfers(None, None, None), b), setup.call.session_id)
         assert (outdated.status, outdated.code) == (503, "replica_outdated") and outdated.retry_after
         assert "deploy" in outdated.message
-        assert not twilio.calls_to("POST", setup.at_twilio.sid)
+        assert not twilio.calls_to("POST", setup.at_carrier.sid)

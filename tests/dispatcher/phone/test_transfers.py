@@ -49,7 +49,7 @@ _sids = iter(range(1, 1000))
 class Setup:
     transfers: Transfers
     call: LiveCall
-    at_twilio: FakeCall
+    at_carrier: FakeCall
     notes: Notes
 
 
@@ -65,11 +65,11 @@ async def make(twilio: FakeTwilio) -> AsyncIterator[Callable[..., Setup]]:
         transfers = Transfers(calls, notes, targets, **{"settle_seconds": 0.5, **kwargs})
         made.append(transfers)
         sid = f"CA{next(_sids):032x}"
-        at_twilio = twilio.live_call(sid)
+        at_carrier = twilio.live_call(sid)
         start = {"event": "start", "start": {"callSid": sid, "streamSid": "MZ1"}}
         call = transfers.opened(f"session-{sid[-4:]}", "twilio", sid,
                                 [{"type": "websocket.receive", "text": json.dumps(start)}])
-        return Setup(transfers, call, at_twilio, notes)
+        return Setup(transfers, call, at_carrier, notes)
 
     yield setup
     twilio.reset_knobs()
@@ -91,7 +91,7 @@ async def refused(transfers: Transfers, call: LiveCall, to: str) -> ApiError:
 async def test_a_listed_target_is_dialled_for_at_most_the_time_limit(setup: Setup) -> None:
     answer = await setup.transfers.transfer(setup.call, TransferTarget(DESK))
     assert answer["status"] == "transferred"
-    assert setup.at_twilio.twiml == [f'<Response><Dial timeLimit="3600"><Number>{DESK}</Number></Dial></Response>']
+    assert setup.at_carrier.twiml == [f'<Response><Dial timeLimit="3600"><Number>{DESK}</Number></Dial></Response>']
 
 
 @pytest.mark.parametrize("to", ["+882123456789", "+19005550100", "sip:+19005550100@203.0.113.7:5080"])
@@ -124,28 +124,28 @@ async def when(condition: Callable[[], bool]) -> None:
 async def test_an_update_taken_whose_answer_was_lost_is_read_back_once_the_stream_closed(
     setup: Setup, twilio: FakeTwilio,
 ) -> None:
-    twilio.lose_answer(setup.at_twilio.sid)
+    twilio.lose_answer(setup.at_carrier.sid)
     asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
-    await when(setup.at_twilio.redirected.is_set)
+    await when(setup.at_carrier.redirected.is_set)
     twilio_ends_the_stream(setup)
     answer = await asking
-    assert answer["status"] == "transferred" and len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+    assert answer["status"] == "transferred" and len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1
     assert [f.get("reconciled") for e, f in setup.notes.events if e == "transferred"] == [True]
 
 
 async def test_a_when_neither_the_update_nor_the_read_is_answered_nothing_is_sent_again(
     setup: Setup, twilio: FakeTwilio,
 ) -> None:
-    twilio.lose_answer(setup.at_twilio.sid)
-    twilio.hold(method="GET", path_contains=setup.at_twilio.sid, times=99)
+    twilio.lose_answer(setup.at_carrier.sid)
+    twilio.hold(method="GET", path_contains=setup.at_carrier.sid, times=99)
     asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
-    await when(setup.at_twilio.redirected.is_set)
+    await when(setup.at_carrier.redirected.is_set)
     twilio_ends_the_stream(setup)
     with pytest.raises(ApiError) as unknown:
         await asking
     assert (unknown.value.status, unknown.value.code) == (504, "transfer_outcome_unknown")
     assert unknown.value.extra == {"outcome": "unknown"}
-    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1 and len(setup.at_twilio.twiml) == 1
+    assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1 and len(setup.at_carrier.twiml) == 1
     assert setup.call.transferring  # no second transfer of this call can start
     assert not [e for e, _ in setup.notes.events if e == "caller_hung_up"]  # not known to be a hang-up
 
@@ -153,25 +153,25 @@ async def test_a_when_neither_the_update_nor_the_read_is_answered_nothing_is_sen
 async def test_b_a_read_answered_503_leaves_the_outcome_unknown_and_a_retry_is_refused(
     setup: Setup, twilio: FakeTwilio,
 ) -> None:
-    twilio.lose_answer(setup.at_twilio.sid)
-    twilio.fail(503, method="GET", path_contains=setup.at_twilio.sid, times=99)
+    twilio.lose_answer(setup.at_carrier.sid)
+    twilio.fail(503, method="GET", path_contains=setup.at_carrier.sid, times=99)
     with pytest.raises(ApiError) as unknown:
         await setup.transfers.transfer(setup.call, TransferTarget(DESK))
     assert (unknown.value.status, unknown.value.code) == (504, "transfer_outcome_unknown")
     again = await refused(setup.transfers, setup.call, "sip:desk@pbx.example.com")
     assert (again.status, again.code) == (409, "already_transferring")
-    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+    assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1
 
 
 async def test_c_a_caller_who_hangs_up_after_the_update_went_unanswered_is_not_counted_transferred(
     make: Callable[..., Setup], twilio: FakeTwilio,
 ) -> None:
     setup = make(settle_seconds=10.0)  # the stream closing, not the settle, ends the wait
-    twilio.hold(method="POST", path_contains=setup.at_twilio.sid)  # never reaches Twilio's call
+    twilio.hold(method="POST", path_contains=setup.at_carrier.sid)  # never reaches Twilio's call
     asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
-    await when(lambda: bool(twilio.calls_to("POST", setup.at_twilio.sid)))
+    await when(lambda: bool(twilio.calls_to("POST", setup.at_carrier.sid)))
     await asyncio.sleep(0.5)  # past the update's 0.3 s: the dispatcher is waiting for the stream to close
-    setup.at_twilio.status = "completed"  # the caller hangs up: Twilio ends the call and its stream
+    setup.at_carrier.status = "completed"  # the caller hangs up: Twilio ends the call and its stream
     twilio_ends_the_stream(setup)
     with pytest.raises(ApiError) as over:
         await asking
@@ -183,26 +183,26 @@ async def test_c_a_caller_who_hangs_up_after_the_update_went_unanswered_is_not_c
 async def test_an_update_not_taken_while_the_call_still_streams_is_not_sent_again_and_may_be_asked_again(
     setup: Setup, twilio: FakeTwilio,
 ) -> None:
-    twilio.hold(method="POST", path_contains=setup.at_twilio.sid)
+    twilio.hold(method="POST", path_contains=setup.at_carrier.sid)
     with pytest.raises(ApiError) as not_taken:
         await setup.transfers.transfer(setup.call, TransferTarget(DESK))
     assert (not_taken.value.status, not_taken.value.code) == (504, "carrier_unanswered")
     assert not_taken.value.extra == {"outcome": "not_transferred"} and not setup.call.transferring
-    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+    assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1
 
 
 async def test_d_a_hanging_twilio_is_answered_within_the_budget_whatever_each_request_waits(
     make: Callable[..., Setup], twilio: FakeTwilio,
 ) -> None:
     setup = make(timeout=TIMEOUT_SECONDS, budget_seconds=1.5, read_seconds=0.5, settle_seconds=0.3)
-    twilio.hold(method="POST", path_contains=setup.at_twilio.sid)
-    twilio.hold(method="GET", path_contains=setup.at_twilio.sid, times=99)
+    twilio.hold(method="POST", path_contains=setup.at_carrier.sid)
+    twilio.hold(method="GET", path_contains=setup.at_carrier.sid, times=99)
     started = time.monotonic()
     with pytest.raises(ApiError) as unknown:
         await setup.transfers.transfer(setup.call, TransferTarget(DESK))
     assert unknown.value.code == "transfer_outcome_unknown"
     assert time.monotonic() - started < TIMEOUT_SECONDS  # cut by the budget, not by one request's timeout
-    assert len(twilio.calls_to("POST", setup.at_twilio.sid)) == 1
+    assert len(twilio.calls_to("POST", setup.at_carrier.sid)) == 1
 
 
 def test_the_budget_holds_an_update_a_settle_and_a_read_and_ends_before_the_bot_stops_waiting() -> None:
@@ -212,7 +212,7 @@ def test_the_budget_holds_an_update_a_settle_and_a_read_and_ends_before_the_bot_
 async def test_twilios_error_text_which_names_the_account_is_logged_and_not_answered(
     setup: Setup, twilio: FakeTwilio, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    del twilio.calls_by_sid[setup.at_twilio.sid]  # Twilio: 20404, "The requested resource /…/Accounts/AC…"
+    del twilio.calls_by_sid[setup.at_carrier.sid]  # Twilio: 20404, "The requested resource /…/Accounts/AC…"
     gone = await refused(setup.transfers, setup.call, DESK)
     assert (gone.status, gone.code) == (409, "call_over") and "20404" in gone.message
     twilio.fail(400, body={"code": 13223, "message": f"Dial: Invalid phone number format ({ACCOUNT_SID})",

@@ -1,0 +1,72 @@
+"""Telnyx's TeXML Calls resource, the REST side of a call Telnyx answered with this dispatcher's TeXML
+(https://developers.telnyx.com/api-reference/texml-rest-commands/update-call): Twilio's Calls resource
+in shape, so a transfer updates the call with new TeXML and reads it back as it does Twilio's
+(dispatcher/phone/twilio_calls.py `CallsResource`, dispatcher/phone/transfers.py).
+
+    POST {TELNYX_API_URL}/v2/texml/Accounts/{AccountSid}/Calls/{CallSid}   form: Texml=<Response>…
+    GET  {TELNYX_API_URL}/v2/texml/Accounts/{AccountSid}/Calls/{CallSid}
+
+A TeXML call is steered by TeXML, not by Call Control's `actions/transfer` (that is for calls a Call
+Control application answered), so the new TeXML's `<Dial>` is what hands it over: Telnyx ends the call's
+`<Stream>` and rings the person (https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/dial).
+
+Bearer auth with the account's API key (TELNYX_API_KEY, the dispatcher's alone: a bot is never given
+it for this). Telnyx answers the call resource (`status`: `in-progress`, `completed`, …), or its error
+body `{"errors": [{"code": "10005", "title": …, "detail": …}]}` (10005: no such resource; 90018: the call
+has already ended).
+
+The call's ids come from the TeXML webhook Telnyx signed (Ed25519): `AccountSid` and `CallSid`, carried
+in the stream's one-time token as one value (`call_id`), and checked here before they name a URL path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dispatcher.outbound.retry import Backoff
+from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, UPDATE_BACKOFF, CallsResource
+
+TELNYX_API_URL = "https://api.telnyx.com"
+ACCOUNT_SID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+CALL_SID = re.compile(r"v[0-9]:[A-Za-z0-9_-]{1,200}")  # `v3:` and URL-safe base64, as Telnyx's examples
+CALL_ID = re.compile(f"(?:{ACCOUNT_SID.pattern})/(?:{CALL_SID.pattern})")
+DIAL_TIME_LIMITS = (60, 14400)  # seconds, TeXML's `<Dial timeLimit>` (its texml-verbs/dial page)
+
+
+def call_id(account_sid: str, call_sid: str) -> str | None:
+    """The account's and the call's SIDs as one id (`AccountSid/CallSid`), None unless both are well formed."""
+    joined = f"{account_sid}/{call_sid}"
+    return joined if CALL_ID.fullmatch(joined) else None
+
+
+class TelnyxCalls(CallsResource):
+    carrier = "Telnyx"
+    document_field = "Texml"
+    gone_codes = frozenset({10005, 90018})  # resource not found; call has already ended
+
+    def __init__(self, api_key: str, base_url: str = TELNYX_API_URL, *, timeout: float = TIMEOUT_SECONDS,
+                 backoff: Backoff = UPDATE_BACKOFF) -> None:
+        super().__init__(base_url, timeout=timeout, backoff=backoff)
+        self._api_key = api_key
+
+    def _path(self, call_sid: str) -> str:
+        if not CALL_ID.fullmatch(call_sid):  # it names a URL path: nothing but the two SIDs goes there
+            raise ValueError("not a Telnyx AccountSid/CallSid pair")
+        account, call = call_sid.split("/", 1)
+        return f"/v2/texml/Accounts/{account}/Calls/{call}"
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def dial_time_limit(self, seconds: int) -> int:
+        """Within the 60 to 14,400 seconds TeXML's `<Dial timeLimit>` takes."""
+        return min(max(seconds, DIAL_TIME_LIMITS[0]), DIAL_TIME_LIMITS[1])
+
+    def _error_of(self, error: dict[str, Any]) -> tuple[int | None, str]:
+        """Telnyx's first error: its code (a string of digits) as a number, its title and detail."""
+        errors = error.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        code = str(first.get("code") or "")
+        message = " ".join(str(first[key]) for key in ("title", "detail") if first.get(key))
+        return (int(code) if code.isdigit() else None), message
