@@ -76,6 +76,8 @@ class Edge:
         call.admitted_from = host
         trunk = decision.trunk
         call.from_trunk = lambda source: not isinstance(admit((trunk,), source, info.localUri), Refused)
+        call.stranger_request = lambda source, method: self.refusals.ignored(
+            source_host(source), method, f"not from the call's trunk {trunk.name!r}")
         flow = CallFlow(self._loop, call.playout)
         call.events = flow
         call.on_sip_end = flow.sip_ended

@@ -151,9 +151,7 @@ class SipStack:
 
     def _start(self, endpoint: pj.Endpoint) -> None:
         config = pj.EpConfig()
-        config.uaConfig.threadCnt = 0  # SIP events run here, in libHandleEvents
-        config.uaConfig.mainThreadOnly = False
-        config.uaConfig.maxCalls = self.max_calls()
+        ua_config(config.uaConfig, self.max_calls())
         config.logConfig.level = config.logConfig.consoleLevel = PJSIP_LOG_LEVEL
         self._writer = _Log()
         config.logConfig.writer = self._writer
@@ -261,6 +259,16 @@ class SipStack:
                 call.port.release()
             call.port = None
             self.calls.pop(call.call_id, None)
+
+
+def ua_config(ua: pj.UaConfig, max_calls: int) -> None:
+    """PJSUA's user agent as the edge runs it. PJSUA answers an unsolicited NOTIFY outside any dialog (a
+    voicemail summary, `Event: message-summary`) 200 from anyone by default; the edge subscribes to none,
+    so PJSIP leaves it unanswered, as every other request outside a dialog but an INVITE or OPTIONS."""
+    ua.threadCnt = 0  # SIP events run on the SIP thread, in libHandleEvents
+    ua.mainThreadOnly = False
+    ua.maxCalls = max_calls
+    ua.mwiUnsolicitedEnabled = False
 
 
 def run_work(work: Callable[[], None]) -> None:
