@@ -52,14 +52,17 @@ class Edge:
         share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
         self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
         self.refusals = RefusalLog()
+        # The edge's own account, which "off" trunks' numbers share, has SRTP once any trunk has (stack.py).
+        self.shared_account_keys = any(trunk.srtp != "off" for trunk in config.trunks)
 
     def _incoming(self, call: SipCall, source: str, message: str) -> None:
         """On the SIP thread."""
         info = call.getInfo()
         host = source_host(source)
         decision = admit(self.config.trunks, source, info.localUri)
-        insecure = None if isinstance(decision, Refused) else srtp_refusal(decision.trunk.srtp, call.over_tls,
-                                                                            call.srtp_mandatory, call.keyed)
+        insecure = None if isinstance(decision, Refused) else srtp_refusal(
+            decision.trunk.srtp, call.over_tls, call.srtp_mandatory, call.keyed, call.keys_offered,
+            self.shared_account_keys)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
