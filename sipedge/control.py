@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -213,7 +214,7 @@ class Control:
                 return _error(404, "no_call", f"this edge holds no answered call of session {session_id[:128]!r} "
                               "(not answered yet, over, or already handed over)")
             task = asyncio.create_task(hand_over(self.edge.stack, held, Transfer(asked.to, asked.time_limit),
-                                                 self.edge.leg))
+                                                 self.edge.leg, partial(self.reports.bridged, session_id)))
             under_way = self._handing[session_id] = (asked.request_id, task)
             task.add_done_callback(lambda _: self._forget_transfer(session_id, task))
         try:
