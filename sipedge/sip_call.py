@@ -224,8 +224,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         source = self.source_of(state.src.rdata)
         if self.from_trunk(source):
             return False
-        log.warning("sipedge: a NOTIFY from %s, not the call's trunk: ignored", source)
-        self.stranger_request(source, "NOTIFY")
+        self.stranger_request(source, "NOTIFY")  # logged there, bounded as refusals are: a flood costs a few lines
         return True
 
     def left_tls(self, rdata: pj.SipRxData) -> bool:
