@@ -1,6 +1,8 @@
 """The edge's side of an outbound call's reports to the dispatcher, signed with the control secret
 (the edge holds no client's API key): `GET /edge/calls/{id}` for the session's status (its bot
-`joined`: the INVITE may go) and `POST /edge/calls/{id}/outcome` for what the far end answered.
+`joined`: the INVITE may go), `POST /edge/calls/{id}/outcome` for what the far end answered, and
+`POST /edge/calls/{id}/bridged` when the person of a bridged transfer answered and hung up (their
+leg's minutes, at the trunk's outbound price, join the session's telephony line).
 Every request is bounded (REQUEST_SECONDS) and retried with backoff when the dispatcher cannot be
 reached or answers 5xx; an outcome that still cannot be told is logged, and the edge closes the
 call's stream, which ends the session anyway."""
@@ -47,21 +49,27 @@ class CallReports:
 
     async def outcome(self, session_id: str, report: dict[str, Any]) -> bool:
         """True once the dispatcher took the outcome."""
+        return await self._post(session_id, "outcome", report, str(report.get("outcome")))
+
+    async def bridged(self, session_id: str, report: dict[str, Any]) -> bool:
+        """True once the dispatcher took the bridged person's leg's `answered` or `ended`."""
+        return await self._post(session_id, "bridged", report, f"bridged leg {report.get('event')}")
+
+    async def _post(self, session_id: str, path: str, report: dict[str, Any], what: str) -> bool:
         for attempt in range(ATTEMPTS):
             try:
-                async with self._http.post(f"{self._url(session_id)}/outcome", json=report,
+                async with self._http.post(f"{self._url(session_id)}/{path}", json=report,
                                            headers=self._headers) as answer:
                     if answer.status < 500:
                         if answer.status >= 300:
-                            log.warning("sipedge: the dispatcher refused session %s's outcome: HTTP %d",
-                                        session_id, answer.status)
+                            log.warning("sipedge: the dispatcher refused session %s's %s: HTTP %d",
+                                        session_id, what, answer.status)
                         return answer.status < 300
             except (aiohttp.ClientError, TimeoutError):
                 pass
             if attempt + 1 < ATTEMPTS:
                 await asyncio.sleep(BACKOFF_SECONDS * 2**attempt)
-        log.warning("sipedge: session %s's outcome (%s) could not be told to the dispatcher", session_id,
-                    report.get("outcome"))
+        log.warning("sipedge: session %s's %s could not be told to the dispatcher", session_id, what)
         return False
 
     def _url(self, session_id: str) -> str:

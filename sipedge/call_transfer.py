@@ -11,7 +11,8 @@ side a REFER (RFC 3515) whose Refer-To is the person, and follows the NOTIFYs' s
   trunk places calls, the edge calls them through the trunk's termination and bridges the two legs in
   PJSUA's conference bridge, releasing the bot. The person's leg holds one of the edge's call slots, and
   the edge hangs both legs up after the transfer's `time_limit` (PHONE_TRANSFER_TIME_LIMIT_SECONDS), or
-  when either hangs up.
+  when either hangs up. The person's answer and hang-up are told to the dispatcher (`tell`), which prices
+  that leg's minutes on the session's telephony line at the trunk's outbound price.
 
 Anything else is `NotHanded`, the call still with its bot, nothing changed. All of it answers within
 HAND_OVER_SECONDS. Runs on the event loop; PJSUA2's calls go to the SIP thread (`SipStack.submit`)."""
@@ -26,7 +27,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pjsua2 as pj
 
@@ -53,6 +54,9 @@ MIN_RING_SECONDS = 4.0  # a person's phone rings a few seconds before anyone can
 DEFAULT_TIME_LIMIT_SECONDS = 3600  # a bridged transfer's longest when the dispatcher names none
 # The edge's own call to the person, counted against its capacity: `place` sends the INVITE (on the SIP thread).
 Legs = Callable[[Callable[[], SipCall]], SipCall]
+# Tells the dispatcher of the bridged person's leg (sipedge/call_reports.py): its minutes are the session's.
+Tell = Callable[[dict[str, Any]], Awaitable[bool]]
+_billing: set[asyncio.Task[None]] = set()  # the bridged legs' reports under way, kept from the collector
 
 
 @dataclass(frozen=True, eq=False)  # one per call, told apart by identity
@@ -96,7 +100,8 @@ def person_uri(trunk: Trunk, to: str) -> str | None:
     return target_uri(trunk, to) if trunk.termination_uri is not None else None
 
 
-async def hand_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: Legs) -> Handed:
+async def hand_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: Legs, tell: Tell | None = None
+                    ) -> Handed:
     to = asked.to
     uri = person_uri(held.trunk, to)
     if uri is None:
@@ -123,7 +128,7 @@ async def hand_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: L
     if ring < MIN_RING_SECONDS:  # the refusal came late: no time left to ring the person within the answer's
         raise NotHanded(409, "refer_refused", f"the caller's side refused the REFER ({refused}) too late to call "
                         "the person instead: the call stays with the bot")
-    return await _bridge(stack, held, to, uri, refused, _Bridge(ring, asked.time_limit, legs))
+    return await _bridge(stack, held, to, uri, refused, _Bridge(ring, asked.time_limit, legs, tell))
 
 
 def _dialled_by_trunk(trunk: Trunk, uri: str) -> str | None:
@@ -231,6 +236,7 @@ class _Bridge:
     ring: float  # how long the person may ring
     time_limit: int  # how long the bridged call may last
     legs: Legs
+    tell: Tell | None = None  # the dispatcher told of the person's leg, for the session's telephony line
 
 
 async def _bridge(stack: SipStack, held: InboundCall, to: str, uri: str, refused: str, how: _Bridge) -> Handed:
@@ -251,8 +257,22 @@ async def _bridge(stack: SipStack, held: InboundCall, to: str, uri: str, refused
         raise
     log.info("sipedge: session %s bridged to %s (REFER %s) for %d s at most", held.flow.session_id, uri, refused,
              how.time_limit)
+    line = held.trunk.price.line(held.trunk.name, "outbound") if held.trunk.price is not None else None
+    if line is not None and how.tell is not None:
+        task = asyncio.create_task(_bill_leg(how.tell, line, leg, how.time_limit))
+        _billing.add(task)
+        task.add_done_callback(_billing.discard)
     end = SipEnd("edge", "bridged", 200, f"bridged to {uri[:200]} (the REFER: {refused})")
     return Handed("bridged", uri, 200, _once(lambda: held.flow.release(end)))
+
+
+async def _bill_leg(tell: Tell, line: dict[str, object], leg: PersonLeg, time_limit: int) -> None:
+    """The person's leg told to the dispatcher as answered (now: it was just bridged), then as ended once it
+    hangs up: the dispatcher prices the time between on its own clock, at the trunk's outbound price, as
+    the session's. The limit bounds a leg whose end could not be told."""
+    await tell({"event": "answered", **line, "time_limit_seconds": time_limit})
+    await leg.gone.wait()
+    await tell({"event": "ended", "trunk": line["trunk"]})
 
 
 async def _answered_and_joined(stack: SipStack, held: InboundCall, person: SipCall, leg: PersonLeg,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -116,7 +117,6 @@ class Control:
         self.edge = edge
         self._secret = secret.encode()
         self.reports = CallReports(edge.config.dispatcher_url, secret)
-        self.placing: set[asyncio.Task[None]] = set()
         self._taken: dict[str, None] = {}  # the sessions whose calls were taken, oldest first
         self._handing: dict[str, tuple[str, asyncio.Task[Handed]]] = {}  # session → its transfer (request, task)
         self._runner: web.AppRunner | None = None
@@ -140,9 +140,9 @@ class Control:
                  self.edge.config.control_port)
 
     async def close(self) -> None:
-        for task in [*self.placing, *(task for _, task in self._handing.values())]:
+        for task in [*self.edge.placing, *(task for _, task in self._handing.values())]:
             task.cancel()
-        await asyncio.gather(*self.placing, return_exceptions=True)
+        await asyncio.gather(*self.edge.placing, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
         await self.reports.close()
@@ -187,13 +187,12 @@ class Control:
             return web.json_response({"session_id": asked.session_id}, status=202)
         if not self.edge.stack.started.is_set() or self.edge.stack.failed is not None:
             return _error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
-        if self.edge.calls_in_flight() + len(self.placing) >= self.edge.capacity:
-            return _error(503, "edge_full", f"the edge's {self.edge.capacity} calls are all taken",
-                          DEFAULT_RETRY_SECONDS)
+        if (full := self.edge.full()) is not None:
+            return _error(503, "edge_full", full, DEFAULT_RETRY_SECONDS)
         order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
                                                 self.edge.config.answer_seconds))
-        self.placing.add(task)
+        self.edge.placing.add(task)
         self._taken[asked.session_id] = None
         while len(self._taken) > REMEMBERED_CALLS:
             self._taken.pop(next(iter(self._taken)))
@@ -215,7 +214,7 @@ class Control:
                 return _error(404, "no_call", f"this edge holds no answered call of session {session_id[:128]!r} "
                               "(not answered yet, over, or already handed over)")
             task = asyncio.create_task(hand_over(self.edge.stack, held, Transfer(asked.to, asked.time_limit),
-                                                 self.edge.leg))
+                                                 self.edge.leg, partial(self.reports.bridged, session_id)))
             under_way = self._handing[session_id] = (asked.request_id, task)
             task.add_done_callback(lambda _: self._forget_transfer(session_id, task))
         try:
@@ -245,7 +244,7 @@ class Control:
             self._handing.pop(oldest)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self.placing.discard(task)
+        self.edge.placing.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("sipedge: an outbound call failed: %r", error)
 

@@ -48,23 +48,29 @@ class Edge:
         # may give to a new call before the ended one is forgotten (in the same round of SIP events).
         self._admitted: set[SipCall] = set()
         self._legs: set[SipCall] = set()  # the edge's own calls to a person a caller is bridged to, until they end
+        # The outbound calls taken from the dispatcher (sipedge/control.py), until their flows end: each holds a
+        # PJSUA slot once its INVITE goes out, so inbound admission counts them as the control API does.
+        self.placing: set[asyncio.Task[None]] = set()
         # Alone, another trunk always finds a slot; a worker behind the front has others beside it.
         share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
         self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
         self.refusals = RefusalLog()
+        # The edge's own account, which "off" trunks' numbers share, has SRTP once any trunk has (stack.py).
+        self.shared_account_keys = any(trunk.srtp != "off" for trunk in config.trunks)
 
     def _incoming(self, call: SipCall, source: str, message: str) -> None:
         """On the SIP thread."""
         info = call.getInfo()
         host = source_host(source)
         decision = admit(self.config.trunks, source, info.localUri)
-        insecure = None if isinstance(decision, Refused) else srtp_refusal(decision.trunk.srtp, call.over_tls,
-                                                                            call.srtp_mandatory, call.keyed)
+        insecure = None if isinstance(decision, Refused) else srtp_refusal(
+            decision.trunk.srtp, call.over_tls, call.srtp_mandatory, call.keyed, call.keys_offered,
+            self.shared_account_keys)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
-        if not isinstance(decision, Refused) and over is None and self.calls_in_flight() >= self.capacity:
-            over = f"the edge's {self.capacity} calls are all taken"
+        if not isinstance(decision, Refused) and over is None:
+            over = self.full()
         if isinstance(decision, Refused) or over is not None:
             status, why = (decision.status, decision.reason) if isinstance(decision, Refused) else (503, over or "")
             self.refusals.refused(host, info.localUri, status, why)
@@ -76,6 +82,8 @@ class Edge:
         call.admitted_from = host
         trunk = decision.trunk
         call.from_trunk = lambda source: not isinstance(admit((trunk,), source, info.localUri), Refused)
+        call.stranger_request = lambda source, method: self.refusals.ignored(
+            source_host(source), method, f"not from the call's trunk {trunk.name!r}")
         flow = CallFlow(self._loop, call.playout)
         call.events = flow
         call.on_sip_end = flow.sip_ended
@@ -106,15 +114,27 @@ class Edge:
         return None
 
     def calls_in_flight(self) -> int:
-        """The inbound calls admitted and the bridged persons' calls, not yet ended."""
-        return len(self._admitted) + len(self._legs)
+        """Both directions: the inbound calls admitted, the bridged persons' calls and the outbound calls taken,
+        not yet ended."""
+        return len(self._admitted) + len(self._legs) + len(self.placing)
+
+    def full(self) -> str | None:
+        """Why the edge takes no call now, in either direction, naming the limit and what holds it; None while
+        it has room."""
+        if self.calls_in_flight() < self.capacity:
+            return None
+        whose = "this worker's" if self.config.worker is not None else "the edge's"
+        return (f"{whose} {self.capacity} calls, inbound and outbound together, are all taken: "
+                f"{len(self._admitted)} inbound, {len(self._legs)} bridged to a person, {len(self.placing)} outbound")
 
     def leg(self, send: Callable[[], SipCall]) -> SipCall:
         """On the SIP thread: the call to a person `send` places for a bridge, held against the edge's capacity
         (with the PJSUA slot kept for refusals) until it ends; `NotHanded` (503 edge_full) when none is free."""
-        if self.calls_in_flight() >= self.capacity or len(self.stack.calls) >= self.capacity:
-            raise NotHanded(503, "edge_full", f"the edge's {self.capacity} calls are all taken, so it has no slot "
-                            "for the call to the person the REFER was refused for: the call stays with the bot")
+        full = self.full() or (None if len(self.stack.calls) < self.capacity else
+                               f"PJSUA's {self.capacity} slots for calls are all taken")
+        if full is not None:
+            raise NotHanded(503, "edge_full", f"{full}, so there is no slot for the call to the person the REFER "
+                            "was refused for: the call stays with the bot")
         call = send()
         self._legs.add(call)
         return call

@@ -1,6 +1,6 @@
-"""Refused INVITEs in the edge's log, bounded: the first of each source and answer in a period is
-logged in full, the rest only counted, and each period ends with one line of totals. A scanner's
-thousands of INVITEs cost a few lines, not one each."""
+"""Refused INVITEs, and in-dialog requests ignored as a stranger's, in the edge's log, bounded: the
+first of each source and answer in a period is logged in full, the rest only counted, and each period
+ends with one line of totals. A scanner's thousands of INVITEs cost a few lines, not one each."""
 
 from __future__ import annotations
 
@@ -21,21 +21,31 @@ class RefusalLog:
         self._clock = clock
         self._lock = threading.Lock()  # the SIP thread counts, the event loop's timer ends periods
         self._started = clock()
-        self._seen: set[tuple[str, int]] = set()
-        self._by_status: Counter[int] = Counter()
+        self._seen: set[tuple[str, int | str]] = set()
+        self._by_status: Counter[int | str] = Counter()  # an INVITE's status, or "NOTIFY ignored"
         self.total = 0  # every refusal since the edge started
 
     def refused(self, host: str, to_uri: str, status: int, reason: str) -> None:
-        with self._lock:
-            self.total += 1
-            self._by_status[status] += 1
-            first = (host, status) not in self._seen and len(self._seen) < LOGGED_PER_PERIOD
-            if first:
-                self._seen.add((host, status))
-        if first:
+        if self._first(host, status):
             # The To URI is the caller's text: repr() keeps control characters out of the log.
             log.warning("sipedge: INVITE from %s to %r refused %d: %s (more from it this period are only counted)",
                         host, to_uri[:120], status, reason)
+
+    def ignored(self, host: str, method: str, reason: str) -> None:
+        """An in-dialog request the edge acted on none of (PJSIP answered it itself), as a refusal."""
+        if self._first(host, f"{method} ignored"):
+            log.warning("sipedge: %s from %s ignored: %s (more from it this period are only counted)",
+                        method, host, reason)
+
+    def _first(self, host: str, answer: int | str) -> bool:
+        """Counts one; whether it is the first of `host` and `answer` this period to be logged."""
+        with self._lock:
+            self.total += 1
+            self._by_status[answer] += 1
+            first = (host, answer) not in self._seen and len(self._seen) < LOGGED_PER_PERIOD
+            if first:
+                self._seen.add((host, answer))
+        return first
 
     def end_period(self) -> None:
         with self._lock:
@@ -45,6 +55,6 @@ class RefusalLog:
             self._seen.clear()
             self._by_status.clear()
         if counts:
-            log.warning("sipedge: %d INVITEs refused in the last %.0f s (by answer: %s), from %s sources",
+            log.warning("sipedge: %d requests refused in the last %.0f s (by answer: %s), from %s sources",
                         sum(counts.values()), seconds, counts,
                         sources if sources < LOGGED_PER_PERIOD else f"{LOGGED_PER_PERIOD} or more")

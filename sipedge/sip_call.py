@@ -55,6 +55,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.from_trunk: Callable[[str], bool] = lambda source: False
         # A request's source as "host:port": the trunk's, also when the edge's front relayed it.
         self.source_of: Callable[[pj.SipRxData], str] = lambda rdata: str(rdata.srcAddress)
+        # Told of an in-dialog request from a source that is not the call's trunk, which the edge ignores.
+        self.stranger_request: Callable[[str, str], None] = lambda source, method: None
+        # The request PJSUA handles next (a NOTIFY, reported to onCallTransferStatus) came from a stranger.
+        self._stranger_notify = False
         self.port: MediaPort | None = None
         # Set once PJSUA says the call is over: work queued for it since does nothing, since PJSUA may
         # already have given its slot to a new call.
@@ -67,6 +71,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.over_tls = False  # PJSIP received the INVITE on a TLS connection (sipedge/rx_transport.py)
         self.srtp_mandatory = False  # PJSUA gave it to a number's account whose SRTP is mandatory
         self.keyed = False  # its INVITE offered SRTP, which PJSIP answers with SRTP or refuses
+        self.keys_offered = False  # its INVITE's offer carries SDES keys, SRTP's or best effort beside RTP/AVP
         # The REFER's progress (sipedge/call_transfer.py): each status the transferee reports, and if it is final.
         self.on_transfer_status: Callable[[int, bool], None] | None = None
         self.on_refer_answer: Callable[[int], None] | None = None  # the REFER's own final response
@@ -153,6 +158,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         audio.startTransmit(mine)
 
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        if self._stranger_notify:  # a forged sipfrag: a 200 would have the edge hang its caller up
+            self._stranger_notify = False
+            prm.cont = True  # its "terminated" ends no wait for the trunk's own NOTIFYs
+            return
         if self.on_transfer_status is not None:
             self.on_transfer_status(int(prm.statusCode), bool(prm.finalNotify))
 
@@ -182,6 +191,8 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         # can refuse it, and the sender's ACK would move the media. From a stranger, the call ends now
         # (anyone with the dialog's ids can end it with a BYE anyway; nobody may take it over).
         state = prm.e.body.tsxState
+        if prm.e.type == pj.PJSIP_EVENT_TSX_STATE and state.type == pj.PJSIP_EVENT_RX_MSG:
+            self._stranger_notify = self._notify_from_stranger(state)
         if (prm.e.type == pj.PJSIP_EVENT_TSX_STATE and state.tsx.role == pj.PJSIP_ROLE_UAC
                 and state.tsx.method == "REFER" and state.tsx.statusCode >= 200 and self.on_refer_answer is not None):
             # The REFER's answer, which onCallTransferStatus does not tell apart from a NOTIFY's failure:
@@ -202,6 +213,19 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
             log.warning("sipedge: a re-INVITE without an offer of a call over TLS came without TLS: the call, "
                         "whose SRTP keys went out in the clear, is ended")
             self.end()
+
+    def _notify_from_stranger(self, state: pj.TsxStateEvent) -> bool:
+        """Whether a received message is a NOTIFY from outside the call's trunk. PJSIP matches it to the
+        call by the dialog's ids alone and its REFER subscription reports its sipfrag next: PJSUA calls this
+        callback before the subscription's, for each message received in the dialog."""
+        tsx = state.tsx
+        if tsx.role != pj.PJSIP_ROLE_UAS or tsx.method != "NOTIFY" or tsx.state != pj.PJSIP_TSX_STATE_TRYING:
+            return False
+        source = self.source_of(state.src.rdata)
+        if self.from_trunk(source):
+            return False
+        self.stranger_request(source, "NOTIFY")  # logged there, bounded as refusals are: a flood costs a few lines
+        return True
 
     def left_tls(self, rdata: pj.SipRxData) -> bool:
         """Whether an in-dialog request of a call that came over TLS came over another transport."""

@@ -7,7 +7,11 @@ INVITE is answered `488 Not Acceptable Here` before any session (RFC 4568 §7.5)
 A trunk whose SRTP is `"off"` shares the edge's own account with every other number, and PJSIP sets
 SRTP per account: once another trunk has SRTP, that account's is optional, and PJSIP would answer an
 SRTP offer (RTP/SAVP) to the `"off"` trunk's number with keys. So such an offer is refused 488 here
-too: an `"off"` trunk's calls are plain RTP."""
+too: an `"off"` trunk's calls are plain RTP. So is a best-effort offer there (RTP/AVP with `a=crypto`,
+which PJSIP's optional SRTP answers with keys of its own): the right answer, plain RTP without
+`a=crypto`, cannot be had per call, since PJSUA2 never asks the edge about a call's SRTP (PJSUA's
+`on_create_media_transport_srtp` is not wired to it). On an edge where no trunk has SRTP, PJSIP's
+account keys nothing and answers such an offer with plain RTP itself."""
 
 from __future__ import annotations
 
@@ -19,12 +23,18 @@ NOT_ACCEPTABLE = 488
 _AUDIO = re.compile(r"^m=audio[ \t]+(\d+)[ \t]+(\S+)", re.MULTILINE)
 
 
-def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool, keyed: bool = False) -> str | None:
+def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool, keyed: bool = False,
+                 keys: bool = False, account_keys: bool = False) -> str | None:
     """Why a request is refused 488 on a trunk with `srtp`, given whether PJSIP received it over TLS,
-    whether PJSIP's account for it has SRTP mandatory and whether its offer is SRTP (`offers_srtp`);
-    None when it is taken."""
+    whether PJSIP's account for it has SRTP mandatory, whether its offer is SRTP (`offers_srtp`), whether
+    it carries keys (`offers_keys`) and whether the edge's shared account would answer keys with its own
+    (another trunk has SRTP); None when it is taken."""
     if srtp == "off" and keyed:
         return "the trunk's SRTP is off and the offer is SRTP (RTP/SAVP): its calls are plain RTP"
+    if srtp == "off" and keys and account_keys:
+        return ("the trunk's SRTP is off and the offer carries SRTP keys (a=crypto beside RTP/AVP, best effort), "
+                "which PJSIP would answer with SRTP, as another trunk of the edge has SRTP: have the trunk offer "
+                "plain RTP without a=crypto, or give it srtp = \"optional\"")
     if srtp != "mandatory":
         return None
     if not over_tls:
@@ -41,4 +51,15 @@ def offers_srtp(sdp: str) -> bool:
     for port, profile in _AUDIO.findall(sdp.replace("\r\n", "\n")):
         if port != "0":
             return profile.upper() in ("RTP/SAVP", "RTP/SAVPF")
+    return False
+
+
+def offers_keys(sdp: str) -> bool:
+    """Whether an offer's first audio stream (not disabled with port 0) carries SDES keys (`a=crypto`),
+    whatever its profile: RTP/AVP with keys is best-effort SRTP, which an SRTP-optional PJSIP keys."""
+    sections = re.split(r"^(?=m=)", sdp.replace("\r\n", "\n"), flags=re.MULTILINE)
+    for section in sections:
+        found = _AUDIO.match(section)
+        if found is not None and found.group(1) != "0":
+            return re.search(r"^a=crypto:", section, re.MULTILINE) is not None
     return False

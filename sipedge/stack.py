@@ -22,7 +22,7 @@ from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
-from sipedge.srtp_offer import offers_srtp
+from sipedge.srtp_offer import offers_keys, offers_srtp
 from sipedge.worker_place import HEAD_END, Place, place, true_source
 
 log = logging.getLogger("sipedge")
@@ -106,7 +106,8 @@ class SipStack:
         call.source_of = self.source_of
         call.over_tls = came_over_tls(prm.rdata)
         call.srtp_mandatory = getattr(account, "srtp_mandatory", False)
-        call.keyed = offers_srtp(HEAD_END.split(prm.rdata.wholeMsg, maxsplit=1)[-1])
+        offer = HEAD_END.split(prm.rdata.wholeMsg, maxsplit=1)[-1]
+        call.keyed, call.keys_offered = offers_srtp(offer), offers_keys(offer)
         self.calls[prm.callId] = call
         try:
             self._on_incoming(call, self.source_of(prm.rdata), prm.rdata.wholeMsg)
@@ -151,9 +152,7 @@ class SipStack:
 
     def _start(self, endpoint: pj.Endpoint) -> None:
         config = pj.EpConfig()
-        config.uaConfig.threadCnt = 0  # SIP events run here, in libHandleEvents
-        config.uaConfig.mainThreadOnly = False
-        config.uaConfig.maxCalls = self.max_calls()
+        ua_config(config.uaConfig, self.max_calls())
         config.logConfig.level = config.logConfig.consoleLevel = PJSIP_LOG_LEVEL
         self._writer = _Log()
         config.logConfig.writer = self._writer
@@ -261,6 +260,16 @@ class SipStack:
                 call.port.release()
             call.port = None
             self.calls.pop(call.call_id, None)
+
+
+def ua_config(ua: pj.UaConfig, max_calls: int) -> None:
+    """PJSUA's user agent as the edge runs it. PJSUA answers an unsolicited NOTIFY outside any dialog (a
+    voicemail summary, `Event: message-summary`) 200 from anyone by default; the edge subscribes to none,
+    so PJSIP leaves it unanswered, as every other request outside a dialog but an INVITE or OPTIONS."""
+    ua.threadCnt = 0  # SIP events run on the SIP thread, in libHandleEvents
+    ua.mainThreadOnly = False
+    ua.maxCalls = max_calls
+    ua.mwiUnsolicitedEnabled = False
 
 
 def run_work(work: Callable[[], None]) -> None:

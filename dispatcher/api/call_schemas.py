@@ -49,3 +49,18 @@ class CallOutcome(BaseModel):
     trunk: str = Field(max_length=128)
     sip_status: int | None = Field(default=None, ge=100, le=699)
     detail: str | None = Field(default=None, max_length=256)
+
+
+class BridgedLeg(BaseModel):
+    """What the SIP edge reports of a bridged transfer's person's leg (docs/sip.md#handing-a-call-to-a-person):
+    answered, with the trunk's outbound price; then ended. The dispatcher prices the time between, on its own
+    clock, on the session's telephony line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["answered", "ended"]
+    trunk: str = Field(min_length=1, max_length=64)
+    direction: Literal["outbound"] | None = None
+    usd_per_minute: float | None = Field(default=None, ge=0, le=10)
+    increment_seconds: int | None = Field(default=None, ge=1, le=60)
+    time_limit_seconds: int | None = Field(default=None, ge=1, le=86_400)

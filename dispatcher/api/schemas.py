@@ -157,8 +157,8 @@ class RelayCostOut(BaseModel):
     )
 
 
-class TelephonyCostOut(BaseModel):
-    """A SIP call's minutes at its trunk's price, as the SIP edge's file gives it (docs/sip.md)."""
+class TelephonyLegOut(BaseModel):
+    """One call leg's minutes at its trunk's price, as the SIP edge's file gives it (docs/sip.md)."""
 
     trunk: str = Field(description="The trunk that carried the call (its `name` in the edge's file).")
     direction: Literal["inbound", "outbound"] = Field(description="Who called: the trunk, or the edge through it.")
@@ -169,6 +169,14 @@ class TelephonyCostOut(BaseModel):
     billed_minutes: float = Field(description="`seconds` rounded up to the increment, in minutes.")
     usd: float = Field(description="`billed_minutes` × `usd_per_minute`.")
     live: bool | None = Field(default=None, description="`true` while the call is up: priced until now.")
+
+
+class TelephonyCostOut(TelephonyLegOut):
+    """A SIP call's minutes at its trunk's price, and a bridged transfer's leg to the person (docs/sip.md)."""
+
+    bridged: TelephonyLegOut | None = Field(
+        default=None, description="A cold transfer the edge bridged: its call to the person through the trunk, "
+        "from their answer to the hang-up, at the trunk's outbound price; its `usd` is in `telephony_usd`.")
 
 
 class CostOut(BaseModel):

@@ -225,7 +225,7 @@ class SessionCosts:
                 not_counted.append(PARTIAL_RELAY)
         telephony = price_telephony(events, now=self._clock(), running=running)
         return SessionCost(self.provider, self.price, seconds, max(0.0, idle or 0.0),
-                           estimated or (telephony is not None and telephony.live), tuple(not_counted), services,
+                           estimated or (telephony is not None and telephony.any_live), tuple(not_counted), services,
                            relay, telephony)
 
 

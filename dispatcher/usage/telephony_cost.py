@@ -8,6 +8,12 @@ whichever came first, as the edge answers `200 OK` on either); the end (the firs
 hang-up as the dispatcher's relay saw it, the bot's `ended`, the machine's `machine_ended`). A call
 never answered costs no minutes: carriers bill answered time only. The answered seconds are billed in
 whole increments, rounded up (Twilio bills each call's minutes rounded up to the next whole minute).
+
+A cold transfer the edge bridges (docs/sip.md#handing-a-call-to-a-person) adds a leg of its own: the edge's
+call to the person through the trunk, told by the edge (with its secret) as `bridged_leg` events after the
+session ended `transferred`: `answered`, with the trunk's outbound price, then `ended`. Its minutes, from
+the one to the other on the dispatcher's clock and billed in the same increments, join the line as
+`bridged`; a leg whose end was never told is priced until now, at most its time limit.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from typing import Any
 from dispatcher.usage.trunk_line import TELEPHONY, TrunkLine, line_of
 
 ENDS = ("caller_hung_up", "ended", "machine_ended")
+BRIDGED_LEG = "bridged_leg"  # the timeline's event: a bridged transfer's person's leg, `answered` or `ended`
 INBOUND_ANSWERS = ("joined", "first_audio")
 
 
 @dataclass(frozen=True)
-class TelephonyCost:
+class LegCost:
+    """One call leg's answered minutes at its line's price."""
     line: TrunkLine
     answered: bool
     seconds: float  # from the answer to the end (or now, for a call still up)
@@ -36,13 +44,30 @@ class TelephonyCost:
         return math.ceil(round(self.seconds, 3) / increment) * increment
 
     @property
-    def usd(self) -> float:
+    def own_usd(self) -> float:
         return self.billed_seconds / 60 * self.line.usd_per_minute
 
-    def as_json(self) -> dict[str, Any]:
+    def leg_json(self) -> dict[str, Any]:
         return {**self.line.as_json(), "answered": self.answered, "seconds": round(self.seconds, 3),
-                "billed_minutes": round(self.billed_seconds / 60, 4), "usd": round(self.usd, 6),
+                "billed_minutes": round(self.billed_seconds / 60, 4), "usd": round(self.own_usd, 6),
                 **({"live": True} if self.live else {})}
+
+
+@dataclass(frozen=True)
+class TelephonyCost(LegCost):
+    """The session's own call, and the person's leg of a transfer the edge bridged, if any."""
+    bridged: LegCost | None = None
+
+    @property
+    def usd(self) -> float:
+        return self.own_usd + (self.bridged.own_usd if self.bridged is not None else 0.0)
+
+    @property
+    def any_live(self) -> bool:
+        return self.live or (self.bridged is not None and self.bridged.live)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.leg_json(), **({"bridged": self.bridged.leg_json()} if self.bridged is not None else {})}
 
 
 def price_telephony(events: Sequence[dict[str, Any]], *, now: float, running: bool) -> TelephonyCost | None:
@@ -52,15 +77,35 @@ def price_telephony(events: Sequence[dict[str, Any]], *, now: float, running: bo
     line = next((found for e in events if e.get("event") == TELEPHONY and (found := line_of(e)) is not None), None)
     if line is None:
         return None
+    bridged = _bridged(events, now)
     answered_at = _answer(events, line.direction)
     if answered_at is None:
-        return TelephonyCost(line, False, 0.0, False)
+        return TelephonyCost(line, False, 0.0, False, bridged)
     end = min((at for e in events if e.get("event") in ENDS and (at := _time(e.get("at"))) is not None
                and at >= answered_at), default=None)
     live = end is None and running
     if end is None:
-        end = now if running else max((_time(e.get("at")) or answered_at for e in events), default=answered_at)
-    return TelephonyCost(line, True, max(0.0, end - answered_at), live)
+        end = now if running else max((_time(e.get("at")) or answered_at for e in events
+                                       if e.get("event") != BRIDGED_LEG), default=answered_at)
+    return TelephonyCost(line, True, max(0.0, end - answered_at), live, bridged)
+
+
+def _bridged(events: Sequence[dict[str, Any]], now: float) -> LegCost | None:
+    """The bridged person's leg, from the edge's first `answered` (its line) to its first `ended` after it; one
+    not ended yet is priced until now, at most its time limit."""
+    answered = next((e for e in events if e.get("event") == BRIDGED_LEG and e.get("leg") == "answered"), None)
+    line = line_of(answered) if answered is not None else None
+    answered_at = _time(answered.get("at")) if answered is not None else None
+    if answered is None or line is None or answered_at is None:
+        return None
+    end = min((at for e in events if e.get("event") == BRIDGED_LEG and e.get("leg") == "ended"
+               and (at := _time(e.get("at"))) is not None and at >= answered_at), default=None)
+    limit = answered.get("time_limit_seconds")
+    longest = float(limit) if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else math.inf
+    if end is not None:
+        return LegCost(line, True, min(end - answered_at, longest), False)
+    seconds = max(0.0, now - answered_at)
+    return LegCost(line, True, min(seconds, longest), seconds < longest)
 
 
 def _answer(events: Sequence[dict[str, Any]], direction: str) -> float | None:

@@ -18,6 +18,8 @@ KEY = "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
 SDP_HEAD = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
 SAVP = f"m=audio 30000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n"
 AVP = "m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+# Best-effort SRTP: plain RTP offered, with keys beside it for an answerer that would take SRTP.
+AVP_BEST_EFFORT = f"m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n"
 # Keys PJSIP cannot use (an unknown suite) beside plain RTP, and keys on another, disabled m= line.
 AVP_UNUSABLE_KEY = f"m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 NO_SUCH_SUITE {KEY}\r\n"
 AVP_KEY_ON_VIDEO = (f"m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 0 RTP/SAVP 31\r\n"

@@ -52,6 +52,7 @@ class Ringing:
         self.over_tls = False  # a UDP call to a trunk without SRTP, as SipCall reads it
         self.srtp_mandatory = False
         self.keyed = False  # its INVITE offered no SRTP
+        self.keys_offered = False
         self.info = SimpleNamespace(localUri="<sip:+14155550199@127.0.0.1>",
                                     remoteUri="<sip:+14155550100@127.0.0.1>", callIdString=f"call-{slot}")
 

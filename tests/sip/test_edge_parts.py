@@ -201,5 +201,19 @@ def test_thousands_of_refusals_cost_a_line_each_source_and_one_line_a_period(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 4, lines
     assert "\x1b" not in "".join(lines)  # the caller's text is escaped
-    assert lines[-1].startswith("sipedge: 3000 INVITEs refused in the last") and "{403: 3000}" in lines[-1]
+    assert lines[-1].startswith("sipedge: 3000 requests refused in the last") and "{403: 3000}" in lines[-1]
     assert refusals.total == 3000
+
+
+def test_a_strangers_ignored_notify_is_counted_and_logged_as_a_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    refusals = RefusalLog()
+    with caplog.at_level(logging.WARNING, logger="sipedge"):
+        refusals.refused("192.0.2.7", "<sip:+14155550199@edge>", 403, "no trunk allows this source")
+        for _ in range(3):
+            refusals.ignored("192.0.2.7", "NOTIFY", "not from the call's trunk 'twilio'")
+        refusals.end_period()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[1] == ("sipedge: NOTIFY from 192.0.2.7 ignored: not from the call's trunk 'twilio' (more from it "
+                        "this period are only counted)"), lines
+    assert len(lines) == 3 and "{403: 1, 'NOTIFY ignored': 3}" in lines[-1], lines
+    assert refusals.total == 4

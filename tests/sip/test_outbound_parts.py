@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from sipedge.config import ConfigError, load
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, outcome_of
 from sipedge.outbound_sip import target_uri
+from tests.sip.test_call_slots import ringing, wound_down
 
 OUT = """
 control_port = 5080
@@ -135,3 +137,46 @@ async def test_a_retried_hand_over_is_taken_again_though_the_edge_is_full_now(
     await edge.link.close()
     assert statuses == [202, 202]
     assert ringing == ["s1"]  # placed once
+
+
+async def test_outbound_calls_count_toward_the_edges_capacity_both_ways(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A burst of outbound calls cannot push the edge past the calls it holds: an inbound INVITE finds the slots
+    they hold taken (503 with Retry-After), and each refusal names the limit and what holds it."""
+    async def rings(order: CallOrder, *args: object) -> None:  # the SIP call itself: not tested here
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(control, "run_outbound", rings)
+    text = OUT + ('callers = ["team-a"]\ncaller_ids = ["+14155550199"]\nsources = ["127.0.0.1/32"]\n'
+                  'numbers = { "+14155550199" = "" }\n')
+    edge = Edge(load(config(tmp_path, text, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")),
+                asyncio.get_running_loop())
+    edge.capacity = 2
+    edge.stack.started.set()  # PJSIP itself is not started: no call goes out
+    edge.stack.after_hold = lambda call, work: work()  # type: ignore[method-assign]
+    answered: list[tuple[int, int | None]] = []
+    refused = ringing(1)
+    refused.respond = lambda status, retry_after=None, session_id=None: answered.append((status, retry_after))
+    api = control.Control(edge, SECRET)
+    invite = "INVITE sip:+14155550199@127.0.0.1 SIP/2.0\r\n\r\n"
+    order = {"session_id": "s1", "stream_path": "/ws/exotel/t", "to": "+14155550100", "from": "+14155550199",
+             "trunk": "twilio", "caller": "team-a"}
+    try:
+        async with TestClient(TestServer(api.app())) as client:
+            signed = {"Authorization": f"Bearer {SECRET}"}
+            edge._incoming(ringing(0), "127.0.0.1:5070", invite)  # one inbound call admitted
+            assert (await client.post("/calls", json=order, headers=signed)).status == 202
+            assert edge.calls_in_flight() == 2
+            with caplog.at_level(logging.WARNING, logger="sipedge"):
+                edge._incoming(refused, "127.0.0.1:5070", invite)  # the outbound call holds the last slot
+            assert answered == [(503, 5)] and edge.refusals.total == 1
+            assert "refused 503: the edge's 2 calls, inbound and outbound together, are all taken: 1 inbound" \
+                in caplog.text
+            outbound = await client.post("/calls", json={**order, "session_id": "s2"}, headers=signed)
+            error = (await outbound.json())["error"]
+            assert (outbound.status, error["code"], outbound.headers.get("Retry-After")) == (503, "edge_full", "5")
+            assert error["message"] == ("the edge's 2 calls, inbound and outbound together, are all taken: "
+                                        "1 inbound, 0 bridged to a person, 1 outbound"), error
+    finally:
+        await api.close()
+        await wound_down(edge)

@@ -13,7 +13,7 @@ from sipedge.config import ConfigError, Tls, load
 from sipedge.outbound_sip import target_uri
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import tls_transport
-from sipedge.srtp_offer import offers_srtp, srtp_refusal
+from sipedge.srtp_offer import offers_keys, offers_srtp, srtp_refusal
 from tests.sip.certificates import TestCa
 from tests.sip.test_edge_parts import config
 
@@ -174,6 +174,25 @@ def test_an_srtp_offer_to_a_trunk_whose_srtp_is_off_is_refused_and_a_plain_one_t
 ])
 def test_an_offer_is_srtp_by_its_first_live_audio_streams_profile(sdp: str, srtp: bool) -> None:
     assert offers_srtp(sdp) is srtp
+
+
+def test_a_best_effort_offer_to_an_off_trunk_is_refused_only_where_the_shared_account_would_key_it() -> None:
+    assert "best effort" in (srtp_refusal("off", False, False, keys=True, account_keys=True) or "")
+    assert srtp_refusal("off", False, False, keys=True, account_keys=False) is None  # PJSIP answers plain RTP
+    assert srtp_refusal("optional", False, False, keys=True, account_keys=True) is None
+
+
+@pytest.mark.parametrize(("sdp", "keys"), [
+    ("v=0\r\nm=audio 4000 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n", True),
+    ("v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n", True),
+    ("v=0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", False),
+    ("v=0\r\nm=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 31\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n",
+     False),  # keys on another stream: not the audio's
+    ("v=0\r\nm=audio 0 RTP/AVP 0\r\na=crypto:1 X inline:x\r\nm=audio 4000 RTP/AVP 0\r\n", False),
+    ("", False),
+])
+def test_an_offer_carries_keys_by_its_first_live_audio_stream(sdp: str, keys: bool) -> None:
+    assert offers_keys(sdp) is keys
 
 
 def test_a_ca_file_as_big_as_a_system_bundle_is_refused(tmp_path: Path) -> None:

@@ -6,14 +6,25 @@ never send, against the edge of tests/sip/test_tls.py (its dispatcher answers ad
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.sip.certificates import TestCa
-from tests.sip.conftest import NUMBER, EdgeProcess
+from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.raw_sip import status_of
-from tests.sip.secure_caller import AVP, AVP_KEY_ON_VIDEO, AVP_UNUSABLE_KEY, SAVP, Leg, SecureCall, keys_in
+from tests.sip.secure_caller import (
+    AVP,
+    AVP_BEST_EFFORT,
+    AVP_KEY_ON_VIDEO,
+    AVP_UNUSABLE_KEY,
+    SAVP,
+    Leg,
+    SecureCall,
+    keys_in,
+)
 from tests.sip.test_tls import OPTIONAL_NUMBER, PLAIN_NUMBER, ca, tls_edge  # noqa: F401  (its fixtures, shared)
+from tests.support.processes import DispatcherProcess
 
 pytestmark = pytest.mark.slow  # a real dispatcher and the edge
 REFUSED = (406, 488)  # PJSIP's answers: an insecure transport for SRTP's keys, an offer it cannot key
@@ -86,3 +97,34 @@ def test_a_reinvite_that_drops_the_srtp_a_call_got_without_mandatory_is_488(
         assert status_of(call.request(leg, "BYE")[-1]) == 200
     finally:
         leg.close()
+
+
+def test_a_best_effort_srtp_offer_to_the_trunk_whose_srtp_is_off_is_488_not_keyed(
+    tls_edge: tuple[EdgeProcess, int],  # noqa: F811
+) -> None:
+    """The `plain` trunk shares the edge's own account, whose SRTP is optional since other trunks have SRTP:
+    PJSIP alone would answer an RTP/AVP offer carrying `a=crypto` with keys of its own, SRTP on a trunk that
+    has none."""
+    leg = Leg(tls_edge[0].sip_port, "UDP")
+    try:
+        answers = SecureCall(PLAIN_NUMBER).invite(leg, AVP_BEST_EFFORT)
+        assert status_of(answers[-1]) == 488 and keys_in(answers) == [], f"{answers}\n{tls_edge[0].log()}"
+        assert "offer carries SRTP keys" in tls_edge[0].log()
+    finally:
+        leg.close()
+
+
+def test_a_best_effort_srtp_offer_to_an_edge_without_srtp_is_answered_with_plain_rtp(
+    parrot_dispatcher: DispatcherProcess, tmp_path: Path,
+) -> None:
+    """No trunk has SRTP: PJSIP's account keys nothing, and takes the plain RTP the caller offered."""
+    with run_edge(parrot_dispatcher, tmp_path) as edge:
+        leg = Leg(edge.sip_port, "UDP")
+        try:
+            call = SecureCall(NUMBER)
+            answered = call.invite(leg, AVP_BEST_EFFORT)
+            assert status_of(answered[-1]) == 200, f"{answered}\n{edge.log()}"
+            assert keys_in(answered) == [] and "RTP/AVP" in answered[-1], answered[-1]
+            assert status_of(call.request(leg, "BYE")[-1]) == 200
+        finally:
+            leg.close()

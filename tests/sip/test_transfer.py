@@ -8,6 +8,7 @@ audio both ways, for PHONE_TRANSFER_TIME_LIMIT_SECONDS at most."""
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
 ABROAD = "+4420790000"  # on PHONE_TRANSFER_TARGETS too, but not among the trunk's `destinations`
 ANSWERED_SECONDS = 60.0
 TIME_LIMIT_SECONDS = 15  # a bridged call's longest: past the bridged test's caller, who hangs up 11 s in
+INBOUND_USD, OUTBOUND_USD = 0.0085, 0.013  # the trunk's prices a minute, billed by the second
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
            "PHONE_TRANSFER_TARGETS": f"{DESK},{ABROAD},pbx.example.com,127.0.0.1",  # the last: the trunk's
            "PHONE_TRANSFER_TIME_LIMIT_SECONDS": str(TIME_LIMIT_SECONDS)}
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
-    trunk = f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]'
+    trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]\n'
+             f"usd_per_minute = {{ inbound = {INBOUND_USD}, outbound = {OUTBOUND_USD} }}\n"
+             "billing_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("sip-transfer-edge"), settings=settings,
                    trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
@@ -114,6 +118,17 @@ async def listed_end_reason(api: httpx.AsyncClient, session_id: str) -> str | No
             return str(reason) if reason is not None else None
         await asyncio.sleep(0.1)
     raise AssertionError(f"session {session_id} is not listed ended")
+
+
+async def bridged_line(api: httpx.AsyncClient, session_id: str, edge: EdgeProcess) -> dict[str, Any]:
+    """The session's telephony line once the bridged leg's end is priced (the edge tells it after the session ended)."""
+    telephony: dict[str, Any] = {}
+    for _ in range(200):
+        telephony = (await api.get(f"/sessions/{session_id}")).json()["cost"].get("telephony") or {}
+        if "bridged" in telephony and not telephony["bridged"].get("live"):
+            return telephony
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no ended bridged leg on the session's line: {telephony}\n{edge.log()}")
 
 
 def one(events: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -186,6 +201,16 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trun
         sip = one(events, "sip_ended")
         assert (sip["by"], sip["how"]) == ("edge", "bridged"), sip
         assert await wait_active_sessions(api, 0) == 0
+        # The person's leg, from their answer to the caller's hang-up that ended it, is the session's too.
+        telephony = await bridged_line(api, session_id, line.edge)
+        legs = {e.get("leg"): e["at"] for e in await events_of(api, session_id) if e["event"] == "bridged_leg"}
+        assert telephony["bridged"]["seconds"] == pytest.approx(legs["ended"] - legs["answered"], abs=0.01)
+        assert 2.0 < telephony["bridged"]["seconds"] < 11.0, telephony  # the caller hangs up 11 s in
+        assert (telephony["bridged"]["direction"], telephony["bridged"]["usd_per_minute"]) == ("outbound", OUTBOUND_USD)
+        own, leg = telephony["usd"], telephony["bridged"]["usd"]
+        assert leg == pytest.approx(math.ceil(telephony["bridged"]["seconds"]) / 60 * OUTBOUND_USD, abs=1e-6)
+        cost = (await api.get(f"/sessions/{session_id}")).json()["cost"]
+        assert cost["telephony_usd"] == pytest.approx(own + leg, abs=1e-6), cost
 
 
 async def test_a_bridged_call_is_hung_up_once_its_time_limit_is_up(line: Line) -> None:

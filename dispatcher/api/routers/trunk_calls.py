@@ -1,6 +1,7 @@
 """`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or Twilio's Calls API
 (docs/phone.md#calling-out), and the SIP edge's two routes for it (`SIP_EDGE_SECRET`, never a client's
-key): the session's status, and the outcome. Twilio's callbacks: dispatcher/api/routers/twilio_dial.py.
+key): the session's status, the outcome, and a bridged transfer's person's leg (answered, ended), which the
+session's telephony line prices. Twilio's callbacks: dispatcher/api/routers/twilio_dial.py.
 
 The call's session is a carrier stream's (`transport: exotel`, as an inbound SIP call's): the key
 that asked owns it. The edge opens its stream, so its bot is claimed and joins before the INVITE
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from dispatcher.api.call_outcomes import ended_unstarted, open_timeline, record_outcome
-from dispatcher.api.call_schemas import CallOut, CallOutcome, CallRequest
+from dispatcher.api.call_schemas import BridgedLeg, CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
 from dispatcher.api.phone_start import phone_start
 from dispatcher.api.routers.sessions import authenticated
@@ -29,6 +30,7 @@ from dispatcher.errors import ApiError
 from dispatcher.phone.access import carrier_base
 from dispatcher.phone.trunk_calls import TrunkCalls
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
+from dispatcher.usage.telephony_cost import BRIDGED_LEG
 
 router = APIRouter(responses=ERRORS)
 REPLAY_SECONDS = 86_400.0  # an Idempotency-Key's call is placed once within a day
@@ -170,4 +172,17 @@ async def call_outcome(request: Request, session_id: str, outcome: Annotated[Cal
         await ended_unstarted(state, session_id, trunk=outcome.trunk, detail=outcome.detail)
         return Response(status_code=204)
     await record_outcome(state, session_id, fields.pop("outcome"), **fields)
+    return Response(status_code=204)
+
+
+@router.post("/edge/calls/{session_id}/bridged", status_code=204, include_in_schema=False)
+async def bridged_leg(request: Request, session_id: str, leg: Annotated[BridgedLeg, Body()]) -> Response:
+    """A bridged transfer's person answered, or hung up: on the session's timeline, after its end (the session
+    ended `transferred` at the bridge), so that its cost prices the leg's minutes (usage/telephony_cost.py)."""
+    state = _edge(request)
+    if not await state.sessions.timeline.read(session_id):
+        raise not_found(session_id)
+    fields = leg.model_dump(exclude_none=True)
+    state.sessions.timeline.note(session_id, BRIDGED_LEG, leg=fields.pop("event"), **fields)
+    await state.sessions.timeline.settled()
     return Response(status_code=204)

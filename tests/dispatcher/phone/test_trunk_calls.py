@@ -125,6 +125,16 @@ async def test_the_edge_s_routes_refuse_a_request_without_its_secret(api: httpx.
         answer = await api.post("/edge/calls/abc/outcome", json={"outcome": "busy", "trunk": "far"}, headers=given)
         assert answer.status_code == 401, answer.text
         assert (await api.get("/edge/calls/abc", headers=given)).status_code == 401
+        leg = {"event": "answered", "trunk": "far", "direction": "outbound", "usd_per_minute": 0.01}
+        assert (await api.post("/edge/calls/abc/bridged", json=leg, headers=given)).status_code == 401
+
+
+async def test_a_bridged_leg_is_taken_from_the_edge_for_a_known_session_only(api: httpx.AsyncClient) -> None:
+    signed = {"Authorization": f"Bearer {SECRET}"}
+    unknown = await api.post("/edge/calls/abc/bridged", json={"event": "ended", "trunk": "far"}, headers=signed)
+    assert unknown.status_code == 404, unknown.text
+    priced_too_high = {"event": "answered", "trunk": "far", "usd_per_minute": 25.0}
+    assert (await api.post("/edge/calls/abc/bridged", json=priced_too_high, headers=signed)).status_code == 422
 
 
 def test_a_short_edge_secret_is_refused_at_start() -> None:

@@ -110,3 +110,34 @@ def test_a_line_of_any_other_shape_is_not_read(given: object) -> None:
 def test_a_line_reads_back_as_it_was_written() -> None:
     written = TrunkLine("twilio", "outbound", 0.013, 6)
     assert line_of(written.as_json()) == written
+
+
+def bridged(leg: str, seconds: float, **fields: Any) -> dict[str, Any]:
+    priced = {"trunk": "twilio", "direction": "outbound", "usd_per_minute": 1.2, "increment_seconds": 60,
+              "time_limit_seconds": 600} if leg == "answered" else {"trunk": "twilio"}
+    return at("bridged_leg", seconds, leg=leg, **{**priced, **fields})
+
+
+def test_a_bridged_transfers_leg_to_the_person_is_priced_at_the_outbound_price_beside_the_callers_minutes() -> None:
+    # The session ended `transferred` at the bridge (65 s); the edge then told the person's leg: up 120.2 s.
+    events = [*INBOUND, bridged("answered", 64.9), bridged("ended", 185.1)]
+    cost = price_telephony(events, now=T0 + 999, running=False)
+    assert cost is not None and cost.seconds == pytest.approx(60.5) and not cost.any_live  # the caller's: as before
+    assert cost.bridged is not None and cost.bridged.seconds == pytest.approx(120.2)
+    assert cost.usd == pytest.approx(1.2 + 3 * 1.2)  # two minutes at $0.60, three at the outbound $1.20
+    assert cost.as_json()["bridged"] == {"trunk": "twilio", "direction": "outbound", "usd_per_minute": 1.2,
+                                         "increment_seconds": 60, "answered": True, "seconds": 120.2,
+                                         "billed_minutes": 3.0, "usd": 3.6}
+    assert cost.as_json()["usd"] == 1.2  # the caller's own line's figure; the sum is the cost's telephony_usd
+    session = SessionCosts("ecs", PRICE, clock=lambda: T0 + 999).of(events, running=False)
+    assert session is not None and session.telephony_usd == pytest.approx(4.8) and not session.estimated
+
+
+def test_a_bridged_leg_whose_end_is_not_told_is_priced_until_now_at_most_its_time_limit() -> None:
+    events = [*INBOUND, bridged("answered", 65.0)]
+    cost = price_telephony(events, now=T0 + 125.0, running=False)
+    assert cost is not None and cost.bridged is not None and cost.bridged.live and cost.any_live
+    assert cost.bridged.seconds == pytest.approx(60.0)
+    capped = price_telephony(events, now=T0 + 65.0 + 3600, running=False)
+    assert capped is not None and capped.bridged is not None and not capped.bridged.live
+    assert capped.bridged.seconds == pytest.approx(600.0)  # the edge hangs both legs up at the limit
