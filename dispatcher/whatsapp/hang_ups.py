@@ -35,7 +35,9 @@ OVER_SECONDS = CALL_SECONDS  # the call's one-time "over" record, as long
 # A hang-up being sent is owed this far ahead: longer than the Graph API's retries take (graph.py's
 # BACKOFF deadline plus one request), so the sweep only sends what its replica could not.
 SENDING_SECONDS = 30.0
-RETRY_SECONDS = (5.0, 15.0, 60.0, 300.0)  # after each unanswered try, then the last again
+# After an unanswered try, it is sent again after as long as it has been owed (backoff that doubles),
+# within these bounds.
+FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS = 5.0, 300.0
 GIVE_UP_SECONDS = 3_600.0  # Meta ends a call whose media stopped long before this
 SWEEP_SECONDS = 5.0
 SWEEP_MOST = 50  # owed hang-ups one sweep takes
@@ -107,7 +109,7 @@ class HangUps:
             if owed and exc.unanswered:  # Meta may never have had it: the sweep sends it again
                 log.warning("whatsapp: call %s: %s unanswered (%s): owed, to be sent again", call.call_id, action,
                             exc)
-                await self._owe(session_id, self._clock() + RETRY_SECONDS[0])
+                await self._owe(session_id, self._clock() + FIRST_RETRY_SECONDS)
                 return str(exc)[:300]
             log.warning("whatsapp: call %s could not be given %s: %s", call.call_id, action, exc)
             refused: str | None = str(exc)[:300]
@@ -158,8 +160,7 @@ class HangUps:
                 await self._graph.end(call.phone_number_id, call.call_id, "terminate")
             except GraphRefused as exc:
                 if exc.unanswered:
-                    tries = sum(1 for step in RETRY_SECONDS if step <= owed_for) + 1
-                    await self._owe(session_id, now + RETRY_SECONDS[min(tries, len(RETRY_SECONDS) - 1)])
+                    await self._owe(session_id, now + min(MAX_RETRY_SECONDS, max(FIRST_RETRY_SECONDS, owed_for)))
                     continue
                 log.info("whatsapp: call %s: an owed terminate refused (%s): the call was over", call.call_id, exc)
             await self.close(session_id)

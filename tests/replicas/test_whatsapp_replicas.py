@@ -13,6 +13,7 @@ judges after that prefix (tests/phone/test_whatsapp_faults.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,19 @@ def meta() -> Iterator[FakeWhatsApp]:
         yield fake
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly, meta: FakeWhatsApp) -> Iterator[Fleet]:
+@contextmanager
+def whatsapp_fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly, meta: FakeWhatsApp,
+                   replicas: int) -> Iterator[Fleet]:
     # The number's calls run as the fleet's key, named; no idle bots: each call's bot is launched for it.
     whatsapp = {**meta.env(f"{PHONE_NUMBER_ID}=support"), "DISPATCHER_API_KEYS": f"support:{KEY}",
                 "RESERVE_MAX_IDLE": "0"}
-    with fly_fleet(tmp_path, store, fake_fly, [whatsapp, whatsapp]) as running:
+    with fly_fleet(tmp_path, store, fake_fly, [whatsapp] * replicas) as running:
+        yield running
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, store: RedisServer, fake_fly: FakeFly, meta: FakeWhatsApp) -> Iterator[Fleet]:
+    with whatsapp_fleet(tmp_path, store, fake_fly, meta, 2) as running:
         yield running
 
 
@@ -141,3 +149,24 @@ def test_a_terminate_meta_never_answered_is_sent_again_until_it_is(fleet: Fleet,
     until("the reconciled hang-up on the timeline",
           lambda: any(e["event"] == "whatsapp_answer" and e.get("reason") == "reconciled"
                       for e in timeline(bots_replica, session_id)), lambda: logs(fleet))
+
+
+def test_a_terminate_whose_replica_died_sending_it_is_sent_by_another(
+        tmp_path: Path, store: RedisServer, fake_fly: FakeFly, meta: FakeWhatsApp) -> None:
+    with whatsapp_fleet(tmp_path, store, fake_fly, meta, 3) as fleet:
+        (bots_replica, answering, survivor), _, _, _ = fleet
+        call, session_id = answered_at(fleet, meta, answering)
+        answering.process.kill()  # so the end is seen, and the hang-up sent, at the bots' replica alone
+        answering.process.wait(DEADLINE)
+        held = meta.hold(path_contains="/calls", times=1)  # Meta never answers the first terminate…
+        stopped = httpx.delete(f"{bots_replica.base_url}/sessions/{session_id}", headers=AUTH, timeout=DEADLINE)
+        assert stopped.status_code in (202, 204), stopped.text
+        until("the first terminate sent", lambda: held.caught == 1, lambda: logs(fleet))
+        bots_replica.process.kill()  # …and the replica that sent it dies waiting
+        bots_replica.process.wait(DEADLINE)
+        until("the call hung up at Meta", lambda: call.state == "terminated", lambda: logs(fleet))
+        held.release()  # the lost request lands late: Meta refuses it, the call being over
+        assert call.actions == ["pre_accept", "accept", "terminate"]
+        assert sent(meta, "terminate") == 2  # the one lost with its replica, and the survivor's sweep
+        assert any(e["event"] == "whatsapp_answer" and e.get("reason") == "reconciled"
+                   for e in timeline(survivor, session_id))
