@@ -358,6 +358,9 @@ async def running(state: AppState) -> AsyncIterator[None]:
     # The daily usage files, today's and yesterday's rewritten from the rollups (USAGE_FILES).
     filing = asyncio.create_task(state.usage_files.run(), name="usage-files") \
         if state.usage_files is not None else None
+    # WhatsApp hang-ups Meta never answered, sent again from any replica.
+    reconciling = asyncio.create_task(state.whatsapp.reconcile(), name="whatsapp-hang-ups") \
+        if state.whatsapp is not None else None
     try:
         yield
     finally:
@@ -384,6 +387,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
             budgeting.cancel()
         if model_reading is not None:
             model_reading.cancel()
+        if reconciling is not None:
+            reconciling.cancel()
         if filing is not None and state.usage_files is not None:
             filing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -463,5 +468,8 @@ def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionServi
     def live_key(key: str | None) -> bool:  # revoked at runtime since the boot: the number's calls are rejected
         return key is None or not auth.enabled or auth.live_name(key)
 
+    # A call's end is decided once across replicas, forgiven while the store is out (a second terminate
+    # is refused by Meta, which changes nothing; none at all would leave the caller on an open line).
     return WhatsAppCalls(whatsapp, sessions, channels, replication.remote, coordination.webhooks, caller_for,
-                         live_key=live_key, start_wait_seconds=settings.start_wait_seconds)
+                         live_key=live_key, start_wait_seconds=settings.start_wait_seconds,
+                         book=coordination.whatsapp_calls, ends=coordination.spent)

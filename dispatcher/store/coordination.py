@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # annotations only: the Pulumi program imports the providers'
 
     from dispatcher.store.media_bus import CallLine
     from dispatcher.store.relay import Handler
+    from dispatcher.store.whatsapp_book import WhatsAppBook
 
 
 class AtCapacity(Exception):
@@ -539,6 +540,7 @@ class Coordination(Protocol):
     session_audit: AuditTrail
     release_samples: ReleaseSamples  # the automatic rollback's sample of each release (not forgiven)
     runtime: RuntimeBook  # capacity and API keys an admin changes at runtime (not forgiven: the last read is kept)
+    whatsapp_calls: WhatsAppBook  # WhatsApp calls, for a hang-up at Meta from any replica (dispatcher/whatsapp/)
 
     def launches(self, keep_seconds: float) -> Launches:
         """Admission's tally (one per admission: it holds this replica's own count)."""

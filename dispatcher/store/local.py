@@ -64,6 +64,7 @@ from dispatcher.store.secrets_vault import MemoryVault
 from dispatcher.store.session_index import MemorySessionIndex
 from dispatcher.store.timelines import MemoryTimelines
 from dispatcher.store.weighted_rates import LocalWeightedRate
+from dispatcher.store.whatsapp_book import MemoryWhatsAppBook, WhatsAppBook
 
 LOCAL_REPLICA = "local"
 
@@ -197,6 +198,7 @@ class LocalCoordination:
         self.session_audit: AuditTrail = MemoryTrail()
         self.release_samples: ReleaseSamples = MemoryReleaseSamples()
         self.runtime: RuntimeBook = MemoryRuntimeBook()
+        self.whatsapp_calls: WhatsAppBook = MemoryWhatsAppBook()
         self._create_limits: dict[str, LocalCreateLimit] = {}
 
     def launches(self, keep_seconds: float) -> Launches:

@@ -90,6 +90,12 @@ from dispatcher.store.spent import Remembered, SpentOnce
 from dispatcher.store.starts import StartLeases
 from dispatcher.store.timelines import ForgivingTimelines, MemoryTimelines, StoreTimelines
 from dispatcher.store.weighted_rates import ForgivingWeightedRate, LocalWeightedRate, SharedWeightedRate
+from dispatcher.store.whatsapp_book import (
+    ForgivingWhatsAppBook,
+    MemoryWhatsAppBook,
+    StoreWhatsAppBook,
+    WhatsAppBook,
+)
 
 log = logging.getLogger("dispatcher.store")
 
@@ -132,6 +138,8 @@ class RedisCoordination:
         self.release_samples: ReleaseSamples = StoreReleaseSamples(self.store)
         self.runtime_book = StoreRuntimeBook(self.store)
         self.runtime: RuntimeBook = self.runtime_book
+        self.whatsapp_calls: WhatsAppBook = ForgivingWhatsAppBook(StoreWhatsAppBook(self.store, self.seal),
+                                                                  MemoryWhatsAppBook())
         self.relay: Relay | None = None
         self.state: State = "serving"
         self._held: Callable[[], Iterable[str]] = tuple

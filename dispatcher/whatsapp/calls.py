@@ -6,8 +6,9 @@
   A call whose bot could not start or answer, or whose number's key is no live key, is rejected, so the
   caller is not left ringing; once an `accept` may have reached Meta, it is terminated instead.
 - `terminate` (the caller hung up, or Meta ended the call): the session is stopped.
-- The session ends first (the bot hung up, a stop, its time limit): the call is terminated at Meta, or
-  rejected when it ends while the call is still being answered.
+- The session ends first (the bot hung up, a stop, its time limit), at this replica or another: the call
+  is terminated at Meta, or rejected when it ends while the call is still being answered. The call is
+  recorded in the book every replica shares, and its end decided once across them (hang_ups.py).
 
 Meta retries a webhook it got no 200 for, so each event is taken once across every replica (the store's
 one-time record, as carriers' webhooks are); the session's id is derived from the call's id, so a
@@ -33,9 +34,12 @@ from dispatcher.observability.whatsapp_call import ANSWER, CALL, EVENT
 from dispatcher.sessions.ids import Caller
 from dispatcher.sessions.service import SessionService
 from dispatcher.sessions.session_signal import signal_session
+from dispatcher.store.coordination import OneTimeUse
+from dispatcher.store.whatsapp_book import BookedCall, MemoryWhatsAppBook, WhatsAppBook
 from dispatcher.whatsapp.answer_sdp import for_whatsapp
 from dispatcher.whatsapp.events import CallEvent
 from dispatcher.whatsapp.graph import GraphCalls, GraphRefused
+from dispatcher.whatsapp.hang_ups import HangUps
 from dispatcher.whatsapp.settings import NumberRoute, WhatsAppSettings
 
 log = logging.getLogger("dispatcher.whatsapp")
@@ -46,7 +50,7 @@ ONCE_SECONDS = 8 * 86_400.0
 # answered (https://docs.360dialog.com/partner/messaging/calling-api/user-initiated-whatsapp-calls). A connect
 # signed longer ago than that, plus 30 s for clocks that disagree, is a call already over or a replay.
 CONNECT_MAX_AGE_SECONDS = 60.0 + 30.0
-# A session's end, as its timeline tells it at this replica, hangs its call up.
+# A session's end, as its timeline tells it at any replica, hangs its call up.
 SESSION_ENDS = frozenset({"ended", "machine_ended", "stop_requested", "failed"})
 ANSWERS: tuple[Literal["pre_accept", "accept"], ...] = ("pre_accept", "accept")  # in Meta's order
 MAX_TASKS = 1_000  # calls being answered or hung up at once, past which a webhook is refused (503)
@@ -71,20 +75,27 @@ class LiveCall:
     maybe_accepted: bool = False  # an `accept` may have reached Meta: ending the call takes `terminate`
     session_ended: bool = False  # its session ended while the call was being answered
 
+    def booked(self, *, answered: bool = False) -> BookedCall:
+        return BookedCall(self.call_id, self.route.phone_number_id, answered=answered)
+
 
 class WhatsAppCalls:
     def __init__(self, settings: WhatsAppSettings, sessions: SessionService, channels: BotChannels, remote: Remote,
                  once: Any, caller_for: Callable[[str | None], Caller], *, start_wait_seconds: float,
                  live_key: Callable[[str | None], bool] = lambda _key: True, graph: GraphCalls | None = None,
+                 book: WhatsAppBook | None = None, ends: OneTimeUse | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """`caller_for`: a number's key's caller, by name; `live_key`: whether some key of that name still
-        opens sessions (not revoked, not removed): a call to a number whose key is not is rejected."""
+        opens sessions (not revoked, not removed): a call to a number whose key is not is rejected.
+        `book`: the calls every replica sees (the store's with several); `ends`: each call's end, decided
+        once (the store's one-time record; `once` when not given)."""
         self.settings = settings
         self._sessions, self._channels, self._remote = sessions, channels, remote
         self._once = once  # OneTimeUse: the store's with several replicas
         self._caller_for, self._live_key, self._clock = caller_for, live_key, clock
         self._start_wait = start_wait_seconds
         self.graph = graph or GraphCalls(settings.graph_url, settings.access_token)
+        self.hang_ups = HangUps(book or MemoryWhatsAppBook(), ends or once, self.graph, sessions.timeline)
         self._live: dict[str, LiveCall] = {}  # by Meta's call id, while this replica handles the call
         self._by_session: dict[str, LiveCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -137,6 +148,7 @@ class WhatsAppCalls:
             await self._end_at_meta(call, "reject")
             return
         self._live[call.call_id] = self._by_session[call.session_id] = call
+        await self.hang_ups.book(call.session_id, call.call_id, route.phone_number_id)  # before its session
         timeline = self._sessions.timeline
         record: dict[str, Any] = {"call_id": call.call_id, "from": event.caller, "to": event.business,
                                   "phone_number_id": route.phone_number_id}
@@ -161,13 +173,14 @@ class WhatsAppCalls:
         except (ApiError, GraphRefused, SessionEnded, ValueError) as exc:
             await self._refuse(call, exc)
             return
-        if call.session_ended and not call.over:  # it ended during the accept: the call is up, with no bot
-            call.over = True
-            self._forget(call)
-            await self._hang_up(call)
-            return
         call.answered = True
+        self._forget(call)  # the book holds it from now on: its session's end, seen anywhere, hangs it up
         timeline.note(call.session_id, ANSWER, action="accept", session_created=session.created)
+        # Marked answered in the step that reads whether its session ended meanwhile, at any replica.
+        booked = await self.hang_ups.mark(call.session_id, "answered")
+        if not call.over and (call.session_ended or (booked is not None and booked.ended)):
+            await self.hang_ups.hang_up(call.session_id, booked or call.booked(answered=True))
+            return
         log.info("whatsapp: call %s answered by session %s", call.call_id, call.session_id)
 
     @property
@@ -225,11 +238,14 @@ class WhatsAppCalls:
         self._forget(call)
 
     async def _terminate(self, event: CallEvent, route: NumberRoute) -> None:
-        """Meta ended the call: its session is stopped, at whichever replica this webhook reached."""
+        """Meta ended the call: its session is stopped, at whichever replica this webhook reached, and
+        nobody hangs it up at Meta again (its end is taken before the stop that others see)."""
         call = self._live.get(event.call_id) or self._call(event, route)
         call.over = True
         self._sessions.timeline.note(call.session_id, EVENT, **event.shown())
+        await self.hang_ups.first_to_end(call.call_id)
         await self._stop(call)
+        await self.hang_ups.close(call.session_id)
         self._forget(call)
 
     async def _stop(self, call: LiveCall) -> None:
@@ -239,33 +255,23 @@ class WhatsAppCalls:
             log.warning("whatsapp: call %s: its session %s not stopped: %s", call.call_id, call.session_id, exc)
 
     def _timeline_event(self, session_id: str, record: dict[str, Any]) -> None:
-        """A listener: the session of an answered call ended first, so the call is hung up at Meta; one
-        still being answered is marked, for its answering to end it (calls.py `_connect`)."""
+        """A listener, at every replica: a session ended. A call still being answered here is marked, for
+        its answering to end it (`_connect`); the book is told, so an answered call is hung up at Meta
+        wherever it was answered (hang_ups.py)."""
         if record.get("event") not in SESSION_ENDS:
             return
         call = self._by_session.get(session_id)
-        if call is None or call.over:
-            return  # not ours, or already over
-        if not call.answered:
+        if call is not None and not call.over:
             call.session_ended = True
-            return
-        call.over = True
-        self._forget(call)
-        self._spawn(self._hang_up(call))
-
-    async def _hang_up(self, call: LiveCall) -> None:
-        refused = await self._end_at_meta(call, "terminate")
-        self._sessions.timeline.note(call.session_id, ANSWER, action="terminate", reason="session_ended",
-                                     refused=refused)
+        if not self.hang_ups.seen_end(session_id):
+            self._spawn(self.hang_ups.session_ended(session_id))
 
     async def _end_at_meta(self, call: LiveCall, action: Literal["reject", "terminate"]) -> str | None:
-        """Rejects or terminates the call at Meta; Meta's refusal, if it refused (logged)."""
-        try:
-            await self.graph.end(call.route.phone_number_id, call.call_id, action)
-        except GraphRefused as exc:
-            log.warning("whatsapp: call %s could not be given %s: %s", call.call_id, action, exc)
-            return str(exc)[:300]
-        return None
+        """Rejects or terminates the call at Meta, unless its end was decided elsewhere already; Meta's
+        refusal, if it refused (logged)."""
+        if not await self.hang_ups.first_to_end(call.call_id):
+            return "the call was over already"
+        return await self.hang_ups.send(call.session_id, call.booked(), action)
 
     def _forget(self, call: LiveCall) -> None:
         self._live.pop(call.call_id, None)
@@ -291,6 +297,10 @@ class WhatsAppCalls:
         """Waits for the events being handled (a test; a closing dispatcher)."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+
+    async def reconcile(self) -> None:
+        """Owed hang-ups sent again until Meta answers: every replica runs it (until cancelled)."""
+        await self.hang_ups.reconcile()
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

@@ -36,6 +36,11 @@ class GraphRefused(Exception):
                          f"{f' (code {code})' if code is not None else ''}: {message}")
         self.status, self.code, self.maybe_done = status, code, maybe_done
 
+    @property
+    def unanswered(self) -> bool:
+        """Meta gave no answer of its own (unreachable, throttled or failing past the retries): not a refusal."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
 
 class GraphCalls:
     def __init__(self, graph_url: str, token: str, client: HttpClient | None = None) -> None:

@@ -1,0 +1,260 @@
+"""WhatsApp calls as every replica sees them: which Meta call a session carries, whether the call was
+answered and whether its session ended, and the hang-ups at Meta still owed.
+
+The replica that takes a call's `connect` answers it; its session may end anywhere (its bot's channel
+or a stop at another replica, its time limit, a restart of the answering replica), and the replica
+that sees the end must be able to hang the call up at Meta. So the call is recorded here under its
+session (`whatsapp:call:<session id>`, a hash): `call`, the call's id and number, sealed with the
+replicas' record key (dispatcher/store/message_seal.py), so whoever may write the store cannot have
+a replica hang up a call it names; `answered` and `ended`, each set in one step that reads the other,
+so whichever of "the accept went through" and "the session ended" comes second sees the first.
+
+A hang-up Meta never answered (unreachable, 5xx past the retries; or a replica that died between
+deciding it and sending it) is owed (`whatsapp:owed`, by due time): every replica's sweep claims due
+ones by moving them a claim ahead in one step, so two replicas never retry one at once, and a replica
+that dies holding a claim only delays it. With one process, or while the store does not answer, the
+same records are kept in this process's memory (`MemoryWhatsAppBook`, `ForgivingWhatsAppBook`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Literal, Protocol
+
+from dispatcher.store.client import Store, StoreUnavailable
+from dispatcher.store.message_seal import MessageSeal
+
+log = logging.getLogger("dispatcher.store.whatsapp_book")
+
+Mark = Literal["answered", "ended"]
+MAX_REMEMBERED = 10_000  # calls one process keeps at once (each is a few ids)
+
+# Only the commands the dispatcher's store user is granted (stacks/shared/store_access.py), all in scripts:
+# each step is one round trip, and atomic.
+_OPEN = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'call', ARGV[1])
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+_FIELDS = "return {redis.call('HGET', KEYS[1], 'call'), redis.call('HGET', KEYS[1], 'answered'), " \
+          "redis.call('HGET', KEYS[1], 'ended'), redis.call('HGET', KEYS[1], 'owed')}"
+# ARGV: the mark. No record, no mark (the end of a session that carries no call writes nothing).
+_MARK = """
+if not redis.call('HGET', KEYS[1], 'call') then
+  return false
+end
+redis.call('HSET', KEYS[1], ARGV[1], '1')
+""" + _FIELDS
+# ARGV: due, now, session id.
+_OWE = """
+if not redis.call('HGET', KEYS[1], 'call') then
+  return 0
+end
+if not redis.call('HGET', KEYS[1], 'owed') then
+  redis.call('HSET', KEYS[1], 'owed', ARGV[2])
+end
+return redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+"""
+# Due entries are claimed by moving them a claim ahead: ARGV now, the claim's end, how many at most.
+_DUE = """
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+end
+return due
+"""
+_CLOSE = """
+redis.call('DEL', KEYS[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+
+
+@dataclass(frozen=True)
+class BookedCall:
+    call_id: str
+    phone_number_id: str
+    answered: bool = False
+    ended: bool = False
+    owed_since: float | None = None  # when a hang-up of it was first owed (epoch seconds)
+
+
+class WhatsAppBook(Protocol):
+    async def open(self, session_id: str, call_id: str, phone_number_id: str, seconds: float) -> None:
+        """Records the call of `session_id`, kept `seconds` (longer than a call lives)."""
+        ...
+
+    async def mark(self, session_id: str, mark: Mark) -> BookedCall | None:
+        """Marks the call answered, or its session ended, and reads it back in the same step; None when
+        `session_id` carries no call recorded here."""
+        ...
+
+    async def owe(self, session_id: str, due: float) -> None:
+        """A hang-up of the call is owed from `due` (epoch seconds), unless it is recorded no longer."""
+        ...
+
+    async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
+        """At most `most` owed hang-ups due by `now`, claimed until `claim_until`, each with its call
+        (None: its record ran out)."""
+        ...
+
+    async def close(self, session_id: str) -> None:
+        """The call is over at Meta: its record and any hang-up owed are gone."""
+        ...
+
+
+class MemoryWhatsAppBook:
+    """One process's book: at most `most` calls, those recorded first forgotten first."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, most: int = MAX_REMEMBERED) -> None:
+        self._clock, self._most = clock, most
+        self._calls: OrderedDict[str, tuple[BookedCall, float]] = OrderedDict()  # session → (call, until)
+        self._owed: dict[str, float] = {}  # session → due
+
+    def _get(self, session_id: str) -> BookedCall | None:
+        held = self._calls.get(session_id)
+        if held is None:
+            return None
+        if held[1] <= self._clock():
+            self._calls.pop(session_id, None)
+            return None
+        return held[0]
+
+    async def open(self, session_id: str, call_id: str, phone_number_id: str, seconds: float) -> None:
+        while len(self._calls) >= self._most:
+            forgotten, _ = self._calls.popitem(last=False)
+            self._owed.pop(forgotten, None)
+        self._calls[session_id] = (BookedCall(call_id, phone_number_id), self._clock() + seconds)
+
+    async def mark(self, session_id: str, mark: Mark) -> BookedCall | None:
+        call = self._get(session_id)
+        if call is None:
+            return None
+        call = replace(call, answered=True) if mark == "answered" else replace(call, ended=True)
+        self._calls[session_id] = (call, self._calls[session_id][1])
+        return call
+
+    async def owe(self, session_id: str, due: float) -> None:
+        call = self._get(session_id)
+        if call is None:
+            return
+        if call.owed_since is None:
+            self._calls[session_id] = (replace(call, owed_since=self._clock()), self._calls[session_id][1])
+        self._owed[session_id] = due
+
+    async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
+        found = sorted((due, session_id) for session_id, due in self._owed.items() if due <= now)[:most]
+        for _, session_id in found:
+            self._owed[session_id] = claim_until
+        return [(session_id, self._get(session_id)) for _, session_id in found]
+
+    async def close(self, session_id: str) -> None:
+        self._calls.pop(session_id, None)
+        self._owed.pop(session_id, None)
+
+
+class StoreWhatsAppBook:
+    def __init__(self, store: Store, seal: MessageSeal) -> None:
+        self._store, self._seal = store, seal
+        self._owed_key = store.key("whatsapp", "owed")
+        self._open = store.redis.register_script(_OPEN)
+        self._fields = store.redis.register_script(_FIELDS)
+        self._mark = store.redis.register_script(_MARK)
+        self._owe = store.redis.register_script(_OWE)
+        self._due = store.redis.register_script(_DUE)
+        self._close = store.redis.register_script(_CLOSE)
+
+    def _key(self, session_id: str) -> str:
+        return self._store.key("whatsapp", "call", session_id)
+
+    async def open(self, session_id: str, call_id: str, phone_number_id: str, seconds: float) -> None:
+        key = self._key(session_id)
+        sealed = self._seal.seal_record(key, json.dumps([call_id, phone_number_id]).encode()).decode()
+        args: list[str | int] = [sealed, max(1, int(seconds * 1000))]
+        await self._store.call(lambda: self._open(keys=[key], args=args))
+
+    async def mark(self, session_id: str, mark: Mark) -> BookedCall | None:
+        key = self._key(session_id)
+        fields = await self._store.call(lambda: self._mark(keys=[key], args=[mark]))
+        return self._opened(key, fields) if fields else None
+
+    async def owe(self, session_id: str, due: float) -> None:
+        keys = [self._key(session_id), self._owed_key]
+        await self._store.call(lambda: self._owe(keys=keys, args=[due, time.time(), session_id]))
+
+    async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
+        members = await self._store.call(lambda: self._due(keys=[self._owed_key], args=[now, claim_until, most]))
+        found: list[tuple[str, BookedCall | None]] = []
+        for member in members:
+            session_id = str(member)
+            key = self._key(session_id)
+            fields = await self._store.call(partial(self._fields, keys=[key], args=[]))
+            found.append((session_id, self._opened(key, fields)))
+        return found
+
+    async def close(self, session_id: str) -> None:
+        keys = [self._key(session_id), self._owed_key]
+        await self._store.call(lambda: self._close(keys=keys, args=[session_id]))
+
+    def _opened(self, key: str, fields: list[Any]) -> BookedCall | None:
+        """The record's call, or None: not a replica's (counted by the seal), or gone."""
+        sealed, answered, ended, owed = (list(fields) + [None] * 4)[:4]
+        if not sealed:
+            return None
+        opened = self._seal.open_record("whatsapp", key, str(sealed).encode())
+        if opened is None:
+            return None
+        try:
+            call_id, number = json.loads(opened)
+        except ValueError:
+            return None
+        return BookedCall(str(call_id), str(number), answered=answered == "1", ended=ended == "1",
+                          owed_since=float(owed) if owed else None)
+
+
+class ForgivingWhatsAppBook:
+    """The store's book; while the store does not answer, this process's (what one process would do)."""
+
+    def __init__(self, shared: StoreWhatsAppBook, alone: MemoryWhatsAppBook) -> None:
+        self._shared, self._alone = shared, alone
+
+    async def open(self, session_id: str, call_id: str, phone_number_id: str, seconds: float) -> None:
+        await self._alone.open(session_id, call_id, phone_number_id, seconds)  # a later outage still finds it
+        try:
+            await self._shared.open(session_id, call_id, phone_number_id, seconds)
+        except StoreUnavailable:
+            log.warning("whatsapp: session %s: its call is recorded at this replica only (the store did not "
+                        "answer): an end seen elsewhere will not hang it up", session_id)
+
+    async def mark(self, session_id: str, mark: Mark) -> BookedCall | None:
+        here = await self._alone.mark(session_id, mark)
+        try:
+            return await self._shared.mark(session_id, mark)
+        except StoreUnavailable:
+            return here
+
+    async def owe(self, session_id: str, due: float) -> None:
+        try:
+            await self._shared.owe(session_id, due)
+        except StoreUnavailable:
+            await self._alone.owe(session_id, due)
+
+    async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
+        found = await self._alone.due(now, claim_until, most)
+        try:
+            found += await self._shared.due(now, claim_until, most)
+        except StoreUnavailable:
+            pass
+        return found
+
+    async def close(self, session_id: str) -> None:
+        await self._alone.close(session_id)
+        try:
+            await self._shared.close(session_id)
+        except StoreUnavailable:
+            log.warning("whatsapp: session %s: its call's record stays in the store until it runs out", session_id)

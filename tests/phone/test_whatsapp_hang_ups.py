@@ -1,0 +1,86 @@
+"""A WhatsApp call's hang-up decided once and owed until Meta answers, in one process's book
+(dispatcher/whatsapp/hang_ups.py, dispatcher/store/whatsapp_book.py) against Meta's strict fake, on a
+clock the test moves: the store's book and real replicas: tests/replicas/test_whatsapp_replicas.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dispatcher.sessions.timeline import SessionTimeline
+from dispatcher.store.memory import LocalOnce
+from dispatcher.store.timelines import MemoryTimelines
+from dispatcher.store.whatsapp_book import MemoryWhatsAppBook
+from dispatcher.whatsapp.graph import BACKOFF, GraphCalls
+from dispatcher.whatsapp.hang_ups import FIRST_RETRY_SECONDS, GIVE_UP_SECONDS, HangUps
+from tests.fakes.server import serve
+from tests.fakes.whatsapp import PHONE_NUMBER_ID, VERSION, FakeWhatsApp, FakeWhatsAppCall
+from tests.phone.test_whatsapp_webhook import OFFER
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Line:
+    """Meta's fake with one accepted call, and the hang-ups of one process."""
+
+    def __init__(self, meta: FakeWhatsApp) -> None:
+        self.meta, self.clock = meta, Clock()
+        self.book = MemoryWhatsAppBook(clock=self.clock)
+        self.graph = GraphCalls(f"{meta.url}/{VERSION}", meta.token)
+        self.hang_ups = HangUps(self.book, LocalOnce(), self.graph, SessionTimeline(MemoryTimelines(), "r-test"),
+                                clock=self.clock)
+        self.call: FakeWhatsAppCall = meta.ring(OFFER)
+        self.call.state = "accepted"  # answered (how is tests/phone/test_whatsapp_faults.py's)
+
+    def terminates(self) -> int:
+        return sum(1 for c in self.meta.calls_to("POST", "/calls") if (c.json() or {}).get("action") == "terminate")
+
+
+@pytest.fixture
+async def line() -> AsyncIterator[Line]:
+    with serve(FakeWhatsApp()) as meta:
+        made = Line(meta)
+        await made.hang_ups.book("s-1", made.call.call_id, PHONE_NUMBER_ID)
+        yield made
+        await made.graph.aclose()
+
+
+async def test_a_session_that_ended_before_its_accept_was_marked_is_found_by_the_accept(line: Line) -> None:
+    await line.hang_ups.session_ended("s-1")  # seen at some replica while the call was being answered
+    assert line.terminates() == 0  # not answered yet: nothing to hang up
+    booked = await line.hang_ups.mark("s-1", "answered")
+    assert booked is not None and booked.ended  # the accept's mark reads the end
+
+
+async def test_an_answered_call_is_terminated_once_however_often_its_session_s_end_is_seen(line: Line) -> None:
+    await line.hang_ups.mark("s-1", "answered")
+    for _ in range(3):  # its stop, its bot's `ended`, its machine's end
+        await line.hang_ups.session_ended("s-1")
+    assert (line.call.state, line.call.actions, line.terminates()) == ("terminated", ["terminate"], 1)
+    await line.hang_ups.sweep()
+    assert line.terminates() == 1  # nothing was owed once Meta answered
+
+
+async def test_a_terminate_meta_never_answers_is_swept_with_backoff_then_given_up(line: Line) -> None:
+    await line.hang_ups.mark("s-1", "answered")
+    line.meta.fail(503, times=1_000, path_contains="/calls")
+    await line.hang_ups.session_ended("s-1")
+    assert line.terminates() == BACKOFF.attempts
+    await line.hang_ups.sweep()
+    assert line.terminates() == BACKOFF.attempts  # not due yet
+    line.clock.now += FIRST_RETRY_SECONDS
+    await line.hang_ups.sweep()
+    assert line.terminates() == 2 * BACKOFF.attempts  # sent again (with its own tries); Meta still failing
+    line.clock.now += GIVE_UP_SECONDS + 1
+    await line.hang_ups.sweep()
+    assert line.terminates() == 2 * BACKOFF.attempts  # given up: not sent an hour on
+    line.clock.now += GIVE_UP_SECONDS
+    await line.hang_ups.sweep()
+    assert line.terminates() == 2 * BACKOFF.attempts  # and forgotten
