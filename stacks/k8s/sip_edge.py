@@ -1,0 +1,183 @@
+"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes).
+
+RTP takes a port per call, which a Service's ports do not carry (no port ranges), so the pod runs with
+`hostNetwork` on the nodes the team keeps for it (`sipEdge.nodeSelector`, and `nodeTaint` to keep others
+off), and its calls reach it at `sipEdge.publicAddress`, the node's external or static address, which
+the stack cannot learn. A Deployment of one replica, `Recreate`: two pods never hold the same node ports
+(a rolling update's second pod would never schedule, or take another node's address).
+
+What the pod runs: the dispatcher's image (its `sipedge/` and dependencies) with the edge's command, and
+PJSIP's wheel, which that image leaves out, installed by an init container with the image's own pip into
+a volume the edge reads (the lock's version and sha256, as the AWS and GCP hosts install it). One worker
+only: several need Kamailio, which the image does not hold.
+
+Its file, rendered by the stack (stacks/config/sip_edge.py `render`), sits in a Secret beside the edge's
+secrets (the numbers' API keys, the digest passwords, SIP_EDGE_SECRET), which reach the container as
+`secretKeyRef`s: the file names no address of the node's, only the variable holding it (the downward
+API's status.hostIP), which the edge binds SIP, RTP and its control API to. The Secret is named by
+Pulumi, so a changed file or secret is a new Secret and a new pod.
+
+Its identity: a ServiceAccount of its own with no role and no token mounted (it calls nothing in the
+cluster), non-root (the image's uid 10001), a read-only root file system, every capability dropped, no
+privilege escalation, seccomp RuntimeDefault.
+
+The dispatcher reaches the control API through a ClusterIP Service (a stable name wherever the pod
+runs: the Service's endpoint is the pod's address, its node's), and the edge reaches the dispatcher at
+its public HTTPS URL, as on AWS and GCP: a hostNetwork pod's requests come from its node's address,
+which the dispatcher's NetworkPolicy does not admit, and inside the cluster the traffic would be plain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
+from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement
+
+NAME = "sip-edge"
+CONTROL_SERVICE = f"{NAME}-control"
+CONFIG_KEY = "edge.toml"
+CONFIG_FOLDER = "/etc/sipedge"
+PJSIP_FOLDER = "/opt/pjsip"
+SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, the one writable folder but PJSIP_FOLDER
+# Per call and per worker (docs/sip.md#capacity: 1.2-1.8 % of a core a call, ~65 MB a worker), with room
+# for Python and PJSIP's own threads. The CPU limit is a whole core: a throttled media thread is heard.
+CPU_BASE_MILLICORES, CPU_CALL_MILLICORES, CPU_LIMIT = 200, 20, "1"
+MEMORY_WORKER_MIB = 256
+# A stop ends the calls in flight (nothing drains them): the edge's own BYEs go out in this time.
+GRACE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class SipEdgeArgs:
+    edge: SipEdgeSettings
+    namespace: pulumi.Input[str]  # the dispatcher's
+    image: pulumi.Input[str]  # the dispatcher's, by digest
+    dispatcher_url: pulumi.Input[str]  # its public HTTPS URL
+    labels: dict[str, str]
+    pull_secret: pulumi.Input[str] | None = None  # the dispatcher namespace's registry Secret, if the stack has one
+
+
+def node_firewall(edge: SipEdgeSettings) -> list[str]:
+    """What the edge's nodes' firewall (their security group, VPC firewall or host rules) must hold: a
+    NetworkPolicy does not reach a pod on its node's network with most network plugins, so the stack
+    makes none, and says what to make instead."""
+    low, high = edge.rtp_ports_used
+    rules = [f"in: UDP {SIP_PORT} from {', '.join(edge.sources)} only (the trunks' signalling)",
+             f"in: UDP {low}-{high} from {', '.join(edge.media_sources)} only (the trunks' media)"]
+    if edge.outbound:
+        rules.append(f"in: TCP {CONTROL_PORT} from the cluster's pod and node ranges only, never the internet "
+                     "(the control API)")
+    rules.append(f"out: uid {EDGE_UID} to 169.254.169.254 refused (the node's cloud credentials), as the nftables "
+                 "table in docs/sip.md#on-kubernetes does")
+    return rules
+
+
+def resources(edge: SipEdgeSettings) -> dict[str, dict[str, str]]:
+    memory = f"{MEMORY_WORKER_MIB * edge.key.workers}Mi"
+    cpu = f"{CPU_BASE_MILLICORES + CPU_CALL_MILLICORES * edge.calls}m"
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": CPU_LIMIT, "memory": memory}}
+
+
+def node_placement(edge: SipEdgeSettings) -> dict[str, Any]:
+    """The team's nodes (and x86_64 Linux ones: PJSIP's wheel and the image are), tolerating their taint."""
+    found = taint(edge.key.node_taint)
+    return {"node_selector": {**edge.key.node_selector, "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"},
+            **({"tolerations": [found.toleration()]} if found is not None else {})}
+
+
+def container_hardening() -> dict[str, Any]:
+    return {"allow_privilege_escalation": False, "read_only_root_filesystem": True, "run_as_non_root": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def pjsip_install() -> list[str]:
+    """The init container's command: PJSIP's wheel by the lock's hash into the volume the edge reads."""
+    script = (f"printf '%s\\n' '{pjsip_requirement()}' > {SCRATCH}/pjsip.txt && /usr/local/bin/python -m pip install "
+              f"--no-cache-dir --no-deps --require-hashes --disable-pip-version-check --target {PJSIP_FOLDER} "
+              f"-r {SCRATCH}/pjsip.txt")
+    return ["/bin/sh", "-c", script]
+
+
+class SipEdge(pulumi.ComponentResource):
+    control_url: pulumi.Output[str] | None
+    secret_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:SipEdge", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        edge = args.edge
+        assert edge.key.public_address is not None  # stacks/config/sip_edge_nodes.py requires it
+        pulumi.log.info("SIP edge: the firewall of the nodes labelled "
+                        + ", ".join(f"{k}={v}" for k, v in sorted(edge.key.node_selector.items()))
+                        + " must hold (the stack cannot make it): " + "; ".join(node_firewall(edge)))
+        selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": args.labels["voicefleet.io/stack"]}
+        labels = {**args.labels, **selector}
+        account = k8s.core.v1.ServiceAccount(
+            name, metadata={"name": NAME, "namespace": args.namespace, "labels": labels},
+            automount_service_account_token=False,
+            image_pull_secrets=None if args.pull_secret is None else [{"name": args.pull_secret}], opts=child)
+        config = pulumi.Output.from_input(args.dispatcher_url).apply(lambda url: render(
+            edge, dispatcher_url=url, sip_address=None, public_address=str(edge.key.public_address),
+            address_variable=NODE_ADDRESS_VARIABLE))
+        # Named by Pulumi: a changed file or secret is a new Secret, and so a new pod that reads it.
+        data: dict[str, pulumi.Input[str]] = {CONFIG_KEY: config, **{
+            variable: pulumi.Output.secret(value) for variable, value in sorted(edge.secrets.items())}}
+        secret = k8s.core.v1.Secret(name, metadata={"namespace": args.namespace, "labels": labels}, type="Opaque",
+                                    string_data=data, opts=child)
+        self.secret_name = secret.metadata.name
+        env = [{"name": "SIP_EDGE_CONFIG", "value": f"{CONFIG_FOLDER}/{CONFIG_KEY}"},
+               {"name": "PYTHONPATH", "value": PJSIP_FOLDER},
+               {"name": NODE_ADDRESS_VARIABLE, "value_from": {"field_ref": {"field_path": "status.hostIP"}}},
+               *({"name": variable, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": variable}}}
+                 for variable in sorted(edge.secrets))]
+        ports = [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"},
+                 *([{"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}] if edge.outbound else [])]
+        scratch = {"name": "tmp", "mount_path": SCRATCH}
+        pod = {
+            "service_account_name": account.metadata.name,
+            "automount_service_account_token": False,
+            "host_network": True,
+            # The cluster's resolver, as the dispatcher's pods have it (a hostNetwork pod's default is the node's).
+            "dns_policy": "ClusterFirstWithHostNet",
+            "enable_service_links": False,
+            "termination_grace_period_seconds": GRACE_SECONDS,
+            "security_context": {"run_as_non_root": True, "run_as_user": EDGE_UID, "run_as_group": EDGE_UID,
+                                 "seccomp_profile": {"type": "RuntimeDefault"}},
+            **node_placement(edge),
+            "volumes": [{"name": "config", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
+                                                      "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]}},
+                        {"name": "pjsip", "empty_dir": {"size_limit": "256Mi"}},
+                        {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
+            "init_containers": [{
+                "name": "pjsip", "image": args.image, "command": pjsip_install(),
+                "env": [{"name": "HOME", "value": SCRATCH}],
+                "volume_mounts": [{"name": "pjsip", "mount_path": PJSIP_FOLDER}, scratch],
+                "resources": resources(edge), "security_context": container_hardening()}],
+            "containers": [{
+                "name": NAME, "image": args.image, "command": ["/usr/bin/tini", "--", "python", "-m", "sipedge"],
+                "env": env, "ports": ports, "resources": resources(edge),
+                "volume_mounts": [{"name": "config", "mount_path": CONFIG_FOLDER, "read_only": True},
+                                  {"name": "pjsip", "mount_path": PJSIP_FOLDER, "read_only": True}, scratch],
+                "security_context": container_hardening()}],
+        }
+        k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": args.namespace, "labels": labels},
+                               spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
+                                   "replicas": 1, "selector": {"match_labels": selector},
+                                   "strategy": {"type": "Recreate"},
+                                   "template": {"metadata": {"labels": labels}, "spec": pod}}), opts=child)
+        self.control_url = None
+        if edge.outbound:
+            service = k8s.core.v1.Service(f"{name}-control", metadata={
+                "name": CONTROL_SERVICE, "namespace": args.namespace, "labels": labels}, spec={
+                "type": "ClusterIP", "selector": selector,
+                "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
+                opts=child)
+            self.control_url = pulumi.Output.concat(
+                "http://", service.metadata.name, ".", service.metadata.namespace, f".svc:{CONTROL_PORT}")
+        self.register_outputs({})
