@@ -17,6 +17,9 @@ secrets (the numbers' API keys, the digest passwords, SIP_EDGE_SECRET), which re
 API's status.hostIP), which the edge binds SIP, RTP and its control API to. The Secret is named by
 Pulumi, so a changed file or secret is a new Secret and a new pod.
 
+Its namespace: one of its own, `<dispatcher namespace>-sip-edge`, whose Pod Security level is `privileged`
+(the only one that admits hostNetwork; the stack's namespaces enforce `restricted`), audited as `restricted`.
+
 Its identity: a ServiceAccount of its own with no role and no token mounted (it calls nothing in the
 cluster), non-root (the image's uid 10001), a read-only root file system, every capability dropped, no
 privilege escalation, seccomp RuntimeDefault.
@@ -37,6 +40,7 @@ import pulumi_kubernetes as k8s
 
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
+from stacks.k8s.pull_secret import PullSecrets
 from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement
 
 NAME = "sip-edge"
@@ -56,11 +60,15 @@ GRACE_SECONDS = 30
 @dataclass(frozen=True)
 class SipEdgeArgs:
     edge: SipEdgeSettings
-    namespace: pulumi.Input[str]  # the dispatcher's
+    namespace: str  # its own (namespace_of): Pod Security `restricted`, enforced on the stack's, refuses hostNetwork
     image: pulumi.Input[str]  # the dispatcher's, by digest
     dispatcher_url: pulumi.Input[str]  # its public HTTPS URL
     labels: dict[str, str]
-    pull_secret: pulumi.Input[str] | None = None  # the dispatcher namespace's registry Secret, if the stack has one
+    pull_secrets: PullSecrets | None = None  # the registry's credentials, when the stack has them
+
+
+def namespace_of(dispatcher_namespace: str) -> str:
+    return f"{dispatcher_namespace}-{NAME}"
 
 
 def node_firewall(edge: SipEdgeSettings) -> list[str]:
@@ -118,17 +126,23 @@ class SipEdge(pulumi.ComponentResource):
                         + " must hold (the stack cannot make it): " + "; ".join(node_firewall(edge)))
         selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": args.labels["voicefleet.io/stack"]}
         labels = {**args.labels, **selector}
+        # A namespace of its own: hostNetwork is allowed by Pod Security's `privileged` level alone, and the stack's
+        # namespaces enforce `restricted`; audited against `restricted` still, so the exception stays in sight.
+        namespace = k8s.core.v1.Namespace(name, metadata={"name": args.namespace, "labels": {
+            **args.labels, "pod-security.kubernetes.io/enforce": "privileged",
+            "pod-security.kubernetes.io/audit": "restricted"}}, opts=child).metadata.name
+        pull = None if args.pull_secrets is None else args.pull_secrets.another(NAME, namespace)
         account = k8s.core.v1.ServiceAccount(
-            name, metadata={"name": NAME, "namespace": args.namespace, "labels": labels},
-            automount_service_account_token=False,
-            image_pull_secrets=None if args.pull_secret is None else [{"name": args.pull_secret}], opts=child)
+            name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
+            automount_service_account_token=False, image_pull_secrets=None if pull is None else [{"name": pull}],
+            opts=child)
         config = pulumi.Output.from_input(args.dispatcher_url).apply(lambda url: render(
             edge, dispatcher_url=url, sip_address=None, public_address=str(edge.key.public_address),
             address_variable=NODE_ADDRESS_VARIABLE))
         # Named by Pulumi: a changed file or secret is a new Secret, and so a new pod that reads it.
         data: dict[str, pulumi.Input[str]] = {CONFIG_KEY: config, **{
             variable: pulumi.Output.secret(value) for variable, value in sorted(edge.secrets.items())}}
-        secret = k8s.core.v1.Secret(name, metadata={"namespace": args.namespace, "labels": labels}, type="Opaque",
+        secret = k8s.core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
                                     string_data=data, opts=child)
         self.secret_name = secret.metadata.name
         env = [{"name": "SIP_EDGE_CONFIG", "value": f"{CONFIG_FOLDER}/{CONFIG_KEY}"},
@@ -166,7 +180,7 @@ class SipEdge(pulumi.ComponentResource):
                                   {"name": "pjsip", "mount_path": PJSIP_FOLDER, "read_only": True}, scratch],
                 "security_context": container_hardening()}],
         }
-        k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": args.namespace, "labels": labels},
+        k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
                                spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
                                    "replicas": 1, "selector": {"match_labels": selector},
                                    "strategy": {"type": "Recreate"},
@@ -174,7 +188,7 @@ class SipEdge(pulumi.ComponentResource):
         self.control_url = None
         if edge.outbound:
             service = k8s.core.v1.Service(f"{name}-control", metadata={
-                "name": CONTROL_SERVICE, "namespace": args.namespace, "labels": labels}, spec={
+                "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels}, spec={
                 "type": "ClusterIP", "selector": selector,
                 "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
                 opts=child)

@@ -70,6 +70,7 @@ from stacks.k8s.recordings import (
 from stacks.k8s.release_pools import longest_bot_seconds, release_pools
 from stacks.k8s.secrets import DispatcherSecret
 from stacks.k8s.sip_edge import SipEdge, SipEdgeArgs, node_firewall
+from stacks.k8s.sip_edge import namespace_of as sip_edge_namespace
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
 from stacks.k8s.web_identity import ROLE_ANNOTATION
@@ -280,9 +281,9 @@ class K8sStack(pulumi.ComponentResource):
                                   labels, opts=child)
         # The SIP edge on its nodes' network (stacks/k8s/sip_edge.py), calling the dispatcher at its public URL.
         sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
-            edge=edge, namespace=namespaces.dispatcher, image=dispatcher_image,
-            dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels,
-            pull_secret=pulls.dispatcher if pulls is not None else None), opts=child) if edge is not None else None
+            edge=edge, namespace=sip_edge_namespace(cfg.dispatcher_namespace), image=dispatcher_image,
+            dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels, pull_secrets=pulls),
+            opts=child) if edge is not None else None
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
             BotSecretKeys(f"{name}-bot-secret-keys", settings.prefix, cfg.bot_namespace, labels, opts=child)

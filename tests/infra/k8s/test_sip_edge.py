@@ -24,7 +24,7 @@ PUBLIC = "198.51.100.20"
 K8S_EDGE: dict[str, Any] = {**EDGE, "nodeSelector": NODES, "nodeTaint": "voicefleet.io/sip-edge=true:NoSchedule",
                             "publicAddress": PUBLIC}
 DEPLOYMENT, SECRET, SERVICE = "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Secret", "kubernetes:core/v1:Service"
-NAMESPACE = "voicefleet"  # the dispatcher's (the mocks' name of the namespace the stack makes)
+NAMESPACE = "voicefleet-sip-edge"  # its own, beside the dispatcher's (`voicefleet`)
 
 
 def run_k8s_edge(stack: StackRunner, edge: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
@@ -65,6 +65,18 @@ def test_one_pod_on_its_nodes_network_only_on_the_teams_nodes_and_never_two_at_o
     assert pod["nodeSelector"] == {**NODES, "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}
     assert pod["tolerations"] == [{"key": "voicefleet.io/sip-edge", "operator": "Equal", "value": "true",
                                    "effect": "NoSchedule"}]
+
+
+def test_the_pod_runs_in_a_namespace_of_its_own_the_only_one_whose_pod_security_admits_host_network(
+        edge_run: Run) -> None:
+    labels = unwrap(_named(edge_run, "kubernetes:core/v1:Namespace", NAMESPACE).inputs)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+    for typ in (DEPLOYMENT, SECRET, SERVICE, "kubernetes:core/v1:ServiceAccount"):
+        assert {unwrap(r.inputs)["metadata"]["namespace"] for r in edge_run.of_type(typ) if "sip-edge" in r.name} \
+            == {NAMESPACE}
+    dispatcher = unwrap(_named(edge_run, "kubernetes:core/v1:Namespace", "voicefleet").inputs)["metadata"]["labels"]
+    assert dispatcher["pod-security.kubernetes.io/enforce"] == "restricted"  # unchanged
 
 
 def test_the_pod_runs_hardened_as_an_account_with_no_token(edge_run: Run) -> None:
