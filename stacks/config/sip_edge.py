@@ -245,7 +245,7 @@ def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, 
         if "linux/amd64" not in platforms:
             raise cfg.fail(KEY, "runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep "
                                 "linux/amd64 in platforms")
-        check_nodes(cfg, key)
+        check_nodes(cfg, key.node_selector, key.node_taint, key.public_address, key.workers)
         return
     mine = CLOUD_KEYS[cloud][0]
     value, arm = (key.machine_type, _GCP_ARM) if cloud == "gcp" else (key.instance_type, _ARM)

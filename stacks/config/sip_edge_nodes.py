@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from stacks.config.reader import Reader
-
-if TYPE_CHECKING:
-    from stacks.config.sip_edge import SipEdgeKey
 
 KEY = "sipEdge"
 DOCS = "docs/sip.md#on-kubernetes"
@@ -49,28 +46,29 @@ def taint(text: str | None) -> Taint | None:
     return None if found is None else Taint(found["key"], found["value"], found["effect"])
 
 
-def check_nodes(cfg: Reader, key: SipEdgeKey) -> None:
+def check_nodes(cfg: Reader, node_selector: Mapping[str, str], node_taint: str | None, public_address: str | None,
+                workers: int) -> None:
     """The nodes named (labels, a taint of kubectl's form), one worker, and a public address of the nodes'."""
-    if not key.node_selector:
+    if not node_selector:
         raise cfg.fail(KEY, "nodeSelector: the edge's pod takes its node's own ports (SIP 5060, the RTP range, the "
                             "control API), so it runs only on nodes kept for it, whose firewall admits the trunks "
                             f"and whose address is publicAddress: label them (kubectl label nodes NODE "
                             f"{EXAMPLE_LABEL}) and name the label, e.g. nodeSelector: {{voicefleet.io/sip-edge: "
                             f"\"true\"}} ({DOCS})")
-    for label, value in key.node_selector.items():
+    for label, value in node_selector.items():
         if not _LABEL_KEY.match(label) or not isinstance(value, str) or not _LABEL_VALUE.match(value):
             raise cfg.fail(KEY, f"nodeSelector: {label}={value} is not a node label (a key such as "
                                 "voicefleet.io/sip-edge, a value of up to 63 letters, digits, '-', '_' or '.'; "
                                 f"{DOCS})")
-    if key.node_taint is not None and taint(key.node_taint) is None:
-        raise cfg.fail(KEY, f"nodeTaint: {key.node_taint!r} is not a taint as kubectl writes it, "
+    if node_taint is not None and taint(node_taint) is None:
+        raise cfg.fail(KEY, f"nodeTaint: {node_taint!r} is not a taint as kubectl writes it, "
                             "key[=value]:NoSchedule (or PreferNoSchedule, NoExecute), the taint kept on the edge's "
                             f"nodes ({DOCS})")
-    if key.workers > 1:
+    if workers > 1:
         raise cfg.fail(KEY, "workers: a Kubernetes stack's edge runs one worker (3 calls): several need Kamailio, "
                             "which the dispatcher image the pod runs does not hold; run a second stack's edge on "
                             f"other nodes, or the edge on a VM of your own ({DOCS})")
-    _check_public_address(cfg, key.public_address)
+    _check_public_address(cfg, public_address)
 
 
 def _check_public_address(cfg: Reader, given: str | None) -> None:

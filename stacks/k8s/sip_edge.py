@@ -1,33 +1,24 @@
-"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes).
+"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes
+has the why of each choice).
 
-RTP takes a port per call, which a Service's ports do not carry (no port ranges), so the pod runs with
-`hostNetwork` on the nodes the team keeps for it (`sipEdge.nodeSelector`, and `nodeTaint` to keep others
-off), and its calls reach it at `sipEdge.publicAddress`, the node's external or static address, which
-the stack cannot learn. A Deployment of one replica, `Recreate`: two pods never hold the same node ports
-(a rolling update's second pod would never schedule, or take another node's address).
+RTP takes a port per call, which a Service's ports do not carry, so the pod runs with `hostNetwork` on
+the nodes the team keeps for it (`sipEdge.nodeSelector`, `nodeTaint`), its calls sent to
+`sipEdge.publicAddress`, which the stack cannot learn. One replica, `Recreate`: two pods never hold the
+same node ports. Its namespace is its own, at Pod Security's `privileged` level (the only one that admits
+hostNetwork; the stack's others enforce `restricted`).
 
-What the pod runs: the dispatcher's image (its `sipedge/` and dependencies) with the edge's command, and
-PJSIP's wheel, which that image leaves out, installed by an init container with the image's own pip into
-a volume the edge reads (the lock's version and sha256, as the AWS and GCP hosts install it). One worker
-only: several need Kamailio, which the image does not hold.
+It runs the dispatcher's image with the edge's command; PJSIP's wheel, which that image leaves out, is
+installed by an init container (the lock's version and sha256) into a volume the edge reads. One worker:
+several need Kamailio, which the image does not hold.
 
-Its file, rendered by the stack (stacks/config/sip_edge.py `render`), sits in a Secret beside the edge's
-secrets (the numbers' API keys, the digest passwords, SIP_EDGE_SECRET), which reach the container as
-`secretKeyRef`s: the file names no address of the node's, only the variable holding it (the downward
-API's status.hostIP), which the edge binds SIP, RTP and its control API to. The Secret is named by
-Pulumi, so a changed file or secret is a new Secret and a new pod.
-
-Its namespace: one of its own, `<dispatcher namespace>-sip-edge`, whose Pod Security level is `privileged`
-(the only one that admits hostNetwork; the stack's namespaces enforce `restricted`), audited as `restricted`.
-
-Its identity: a ServiceAccount of its own with no role and no token mounted (it calls nothing in the
-cluster), non-root (the image's uid 10001), a read-only root file system, every capability dropped, no
-privilege escalation, seccomp RuntimeDefault.
+Its file (stacks/config/sip_edge.py `render`) sits in a Secret beside the edge's secrets, which reach the
+container as `secretKeyRef`s; the file names only the variable the node's address arrives in (the
+downward API's status.hostIP). A ServiceAccount of its own, no token mounted, non-root, read-only root
+file system, no capability, seccomp RuntimeDefault.
 
 The dispatcher reaches the control API through a ClusterIP Service (a stable name wherever the pod
-runs: the Service's endpoint is the pod's address, its node's), and the edge reaches the dispatcher at
-its public HTTPS URL, as on AWS and GCP: a hostNetwork pod's requests come from its node's address,
-which the dispatcher's NetworkPolicy does not admit, and inside the cluster the traffic would be plain.
+runs), and the edge the dispatcher at its public HTTPS URL: a hostNetwork pod sends from its node's
+address, which the dispatcher's NetworkPolicy does not admit, and in the cluster the call would be plain.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret (and with b
 stacks/k8s/bot_secret.py, before every bot and the dispatcher, beside the last `up`'s while its replicas drain:
 stacks/k8s/bot_secret_generations.py) -> the NetworkPolicies -> with
 `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment, disruption budget, Service
-and Ingress. The images are built by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
+and Ingress; with `sipEdge`, the SIP edge on its nodes' network, in a namespace of its own
+(stacks/k8s/sip_edge.py), before the dispatcher, which is told its control API. The images are built
+by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
 the registry's pull Secrets when the stack signs in to it (stacks/k8s/pull_secret.py), or built
 elsewhere and named by digest; the replicas' store is external (`k8sStoreUrl`) unless the stack runs it
 (stacks/k8s/store.py). The bots' admission policy, in either mode, comes before anything that makes a
