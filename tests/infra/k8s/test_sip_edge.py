@@ -12,6 +12,7 @@ import pytest
 
 from sipedge.config import load as load_edge
 from stacks.config.reader import SettingsError
+from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, capacity_note
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
 from stacks.tools.mocks import Registration, Run, unwrap
 from tests.fakes.k8s_schema import schema_problems
@@ -143,6 +144,12 @@ def test_the_plan_names_the_address_and_the_firewall_the_nodes_need(edge_run: Ru
     assert rules[0] == f"in: UDP 5060 from {', '.join(TWILIO_SIGNALLING)} only (the trunks' signalling)"
     assert rules[1] == f"in: UDP 40000-40399 from {TWILIO_MEDIA} only (the trunks' media)"
     assert "TCP 5080" in rules[2] and "169.254.169.254" in rules[3]
+
+
+def test_the_plans_capacity_note_names_the_nodes_and_no_workers_the_stack_refuses() -> None:
+    note = capacity_note(SipEdgeSettings(SipEdgeKey.model_validate(K8S_EDGE), 40000, 400, {}, "k8s"))
+    assert "1 worker(s) on one node labelled voicefleet.io/sip-edge=true hold 3 calls" in note
+    assert "more take workers" not in note and "another stack's edge on other nodes" in note
 
 
 def test_the_manifests_are_valid_for_the_api_server(edge_run: Run) -> None:
