@@ -14,10 +14,10 @@ from sipedge.config import load as load_edge
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, capacity_note
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
-from stacks.tools.mocks import Registration, Run, unwrap
+from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from tests.fakes.k8s_schema import schema_problems
 from tests.infra.aws.test_sip_edge import API_KEY, DIGEST, EDGE, EDGE_SECRETS, PBX, TWILIO_MEDIA, TWILIO_SIGNALLING
-from tests.infra.conftest import K8S_STACK_SECRETS, StackRunner
+from tests.infra.conftest import K8S_STACK_SECRETS, StackRunner, config_for
 from tests.infra.k8s.conftest import container_env, pod_spec
 
 NODES = {"voicefleet.io/sip-edge": "true"}
@@ -182,3 +182,15 @@ def test_an_edge_without_its_nodes_or_their_address_is_refused_naming_the_fix(
     with pytest.raises(SettingsError) as refused:
         run_k8s_edge(stack, edge)
     assert said in str(refused.value) and "docs/sip.md#on-kubernetes" in str(refused.value)
+
+
+def test_with_the_registrys_credentials_the_edges_account_pulls_with_a_copy_in_its_namespace() -> None:
+    from tests.infra.k8s.test_images import ACCOUNT, BUILT, CREDENTIALS, USER, pull_secret_names
+
+    secrets = {**K8S_STACK_SECRETS, **CREDENTIALS, **EDGE_SECRETS}
+    config = config_for("k8s", {**BUILT, "k8sRegistryUsername": USER, "sipEdge": json.dumps(K8S_EDGE)}, secrets)
+    run = run_program(config, list(secrets), stack="k8s-test", deployed=Deployed())
+    pulls = pull_secret_names(run)
+    assert sorted(pulls) == ["voicefleet", "voicefleet-bots", NAMESPACE]
+    account = unwrap(_named(run, ACCOUNT, "sip-edge").inputs)
+    assert account["imagePullSecrets"] == [{"name": pulls[NAMESPACE]}]
