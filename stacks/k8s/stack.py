@@ -284,7 +284,8 @@ class K8sStack(pulumi.ComponentResource):
         # The SIP edge on its nodes' network (stacks/k8s/sip_edge.py), calling the dispatcher at its public URL.
         sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
             edge=edge, namespace=sip_edge_namespace(cfg.dispatcher_namespace), image=dispatcher_image,
-            dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels, pull_secrets=pulls),
+            dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels, pull_secrets=pulls,
+            bots_kept_from=cfg.bot_egress_except),
             opts=child) if edge is not None else None
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
@@ -372,7 +373,7 @@ class K8sStack(pulumi.ComponentResource):
             # The address every trunk sends to, and what the nodes' firewall must hold (the stack cannot make it).
             **({"sipEdgeAddress": edge.key.public_address,
                 "sipEdgeOriginationUri": origination_uri(str(edge.key.public_address)),
-                "sipEdgeNodeFirewall": node_firewall(edge)} if edge is not None else {}),
+                "sipEdgeNodeFirewall": node_firewall(edge, cfg.bot_egress_except)} if edge is not None else {}),
             **({"modelServiceUrl": model.url, last_outputs.MODEL_NAMESPACE: cfg.model.namespace,
                 last_outputs.MODEL_REPLICAS: cfg.model.replicas} if model is not None and cfg.model is not None
                else {}),
