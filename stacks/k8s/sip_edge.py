@@ -31,6 +31,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
 from stacks.k8s.pull_secret import PullSecrets
@@ -48,6 +49,7 @@ CPU_BASE_MILLICORES, CPU_CALL_MILLICORES, CPU_LIMIT = 200, 20, "1"
 MEMORY_WORKER_MIB = 256
 # A stop ends the calls in flight (nothing drains them): the edge's own BYEs go out in this time.
 GRACE_SECONDS = 30
+NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,13 @@ class SipEdgeArgs:
 
 
 def namespace_of(dispatcher_namespace: str) -> str:
-    return f"{dispatcher_namespace}-{NAME}"
+    """`<dispatcher namespace>-sip-edge`, refused at preview past a namespace's 63 characters."""
+    name = f"{dispatcher_namespace}-{NAME}"
+    if len(name) > NAMESPACE_LIMIT:
+        raise SettingsError(f"Invalid stack configuration: k8sDispatcherNamespace: the SIP edge's namespace, {name}, "
+                            f"is longer than a namespace's {NAMESPACE_LIMIT} characters: shorten it to "
+                            f"{NAMESPACE_LIMIT - len(NAME) - 1} or fewer (docs/sip.md#on-kubernetes)")
+    return name
 
 
 def node_firewall(edge: SipEdgeSettings, bot_egress_except: Sequence[str] = ()) -> list[str]:

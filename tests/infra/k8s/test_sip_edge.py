@@ -202,3 +202,8 @@ def test_with_the_registrys_credentials_the_edges_account_pulls_with_a_copy_in_i
     assert sorted(pulls) == ["voicefleet", "voicefleet-bots", NAMESPACE]
     account = unwrap(_named(run, ACCOUNT, "sip-edge").inputs)
     assert account["imagePullSecrets"] == [{"name": pulls[NAMESPACE]}]
+
+
+def test_a_dispatcher_namespace_too_long_for_the_edges_beside_it_is_refused(stack: StackRunner) -> None:
+    with pytest.raises(SettingsError, match="shorten it to 54 or fewer"):
+        run_k8s_edge(stack, k8sDispatcherNamespace="d" * 55)
