@@ -111,6 +111,9 @@ class TrunkFile(_Strict):
 class EdgeFile(_Strict):
     dispatcher_url: str = "http://127.0.0.1:8080"
     sip_address: str = "127.0.0.1"  # where SIP (UDP) and RTP are bound
+    # The variable holding sip_address instead, for a host whose address is known only as the edge starts
+    # (a Kubernetes pod on its node's network: the downward API's status.hostIP).
+    sip_address_env: str | None = None
     # What SDP, Contact and Via name instead (a cloud host's public address, which its interface does
     # not hold: the provider translates it to `sip_address`); unset: `sip_address` itself.
     public_address: str | None = None
@@ -126,6 +129,7 @@ class EdgeFile(_Strict):
     trunk: tuple[TrunkFile, ...] = Field(min_length=1)
     # The control API the dispatcher hands outbound calls to (sipedge/control.py); unset: none.
     control_address: str = "127.0.0.1"
+    control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = Field(default=None, ge=1, le=65535)
     control_secret_env: str | None = None  # the variable holding the secret the dispatcher presents
     # SIP over TLS (docs/sip.md#tls-and-srtp): unset, none; the certificate and key are PEM files.
@@ -207,6 +211,7 @@ class EdgeConfig:
     worker_sip_port: int = 0  # the first worker's SIP port on loopback; 0 with one worker
     worker: int | None = None  # which worker this process is (sipedge/worker_place.py); None: the edge itself
     control_address: str = "127.0.0.1"
+    control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = None
     control_secret: str | None = field(default=None, repr=False)
     tls: Tls | None = None
@@ -237,14 +242,32 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
     names = [t.name for t in parsed.trunk]
     if len(set(names)) != len(names):
         raise ConfigError(f"{CONFIG_VARIABLE}={path}: trunk names must differ (outbound calls name their trunk)")
-    config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), parsed.sip_address, parsed.sip_port, parsed.rtp_port,
+    sip_address = _address(path, parsed, env, "sip_address")
+    config = EdgeConfig(parsed.dispatcher_url.rstrip("/"), sip_address, parsed.sip_port, parsed.rtp_port,
                         parsed.rtp_port_count, parsed.answer_seconds, tuple(_trunk(t, env) for t in parsed.trunk),
                         workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
-                        control_address=parsed.control_address, control_port=parsed.control_port,
-                        control_secret=_control_secret(parsed, env), tls=_tls(path, parsed),
-                        public_address=parsed.public_address or parsed.sip_address)
+                        control_address=_address(path, parsed, env, "control_address"),
+                        control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
+                        tls=_tls(path, parsed), public_address=parsed.public_address or sip_address)
     _check_workers(path, config)
     return config
+
+
+def _address(path: str, parsed: EdgeFile, env: Mapping[str, str], key: str) -> str:
+    """`key`'s address: the file's, or the one its `key`_env variable holds (an IP address, checked now
+    rather than when PJSIP or the control API fails to bind it)."""
+    variable: str | None = getattr(parsed, f"{key}_env")
+    if variable is None:
+        return str(getattr(parsed, key))
+    if key in parsed.model_fields_set:
+        raise ConfigError(f"{CONFIG_VARIABLE}={path}: give {key} or {key}_env, not both")
+    value = _secret(env, variable, f"{key}_env")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{key}_env: the environment variable {variable} holds {value!r}, not an IP address "
+                          "of this host") from None
+    return value
 
 
 def _tls(path: str, parsed: EdgeFile) -> Tls | None:

@@ -14,9 +14,12 @@ run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is
 edge's host only through the stack's secret store, read at boot by the host's own role.
 
 AWS (stacks/aws/sip_edge.py) and GCP (stacks/gcp/sip_edge.py) run the edge on a host of its own: RTP
-needs an address of its own per edge, a port range a load balancer's listeners do not pass; the other
-clouds refuse the key, saying how to run the edge yourself. The host's size is the cloud's word for it:
-`instanceType` on AWS, `machineType` on GCP, each refused on the other cloud.
+needs an address of its own per edge, a port range a load balancer's listeners do not pass; Kubernetes
+(stacks/k8s/sip_edge.py) runs it as a pod on its node's network, on the nodes the team keeps for it
+(`nodeSelector`, `nodeTaint`: stacks/config/sip_edge_nodes.py), told the address the trunks reach them by
+(`publicAddress`); Azure refuses the key, saying how to run the edge yourself. Each cloud's own keys
+(the host's size, `instanceType` on AWS and `machineType` on GCP; the nodes on Kubernetes) are refused
+on the others.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from sipedge.call_policy import ANY_NUMBER
 from stacks.config import made_secrets
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
+from stacks.config.sip_edge_nodes import DOCS as NODES_DOCS
+from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, check_nodes
 
 KEY = "sipEdge"
 DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"
@@ -61,12 +66,11 @@ _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")  # n2-standard-2, c2d-highcpu-4, custom-2-4096
 # Compute Engine's Arm series (Tau T2A, Axion C4A and N4A): PJSIP's wheel and the image are x86_64.
 _GCP_ARM = re.compile(r"^(t2a|c4a|n4a)-")
-HOSTS = ("aws", "gcp")  # the clouds whose stacks run the edge
+HOSTS = ("aws", "gcp", "k8s")  # the clouds whose stacks run the edge
 # What each other cloud says instead of running the edge.
-ELSEWHERE = {
-    "azure": "this stack provisions no VM for SIP",
-    "k8s": "a Service's port range does not carry RTP (a port per call) and this stack runs no host network pod",
-}
+ELSEWHERE = {"azure": "this stack provisions no VM for SIP"}
+# The keys only one cloud's edge has: the host's size on AWS and GCP, the nodes and their address on Kubernetes.
+CLOUD_KEYS = {"aws": ("instanceType",), "gcp": ("machineType",), "k8s": ("nodeSelector", "nodeTaint", "publicAddress")}
 
 
 class _Key(BaseModel):
@@ -109,6 +113,11 @@ class SipEdgeKey(_Key):
     rtp_ports: str = Field(default="40000-40399", alias="rtpPorts")
     answer_seconds: float | None = Field(default=None, alias="answerSeconds")
     trunks: tuple[TrunkKey, ...] = Field(default=(), min_length=1)
+    # Kubernetes: the nodes the edge's pod may run on (their labels, and the taint that keeps others off),
+    # and the address the trunks reach them by (stacks/config/sip_edge_nodes.py).
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    node_taint: str | None = Field(default=None, alias="nodeTaint")
+    public_address: str | None = Field(default=None, alias="publicAddress")
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,10 @@ class SipEdgeSettings:
 
     @property
     def host_type(self) -> str:
-        """The host's size in its cloud's words: an EC2 instance type or a Compute Engine machine type."""
+        """The host's size in its cloud's words: an EC2 instance type, a Compute Engine machine type, or
+        on Kubernetes the nodes the pod is kept to."""
+        if self.cloud == "k8s":
+            return "node labelled " + ", ".join(f"{k}={v}" for k, v in sorted(self.key.node_selector.items()))
         return self.key.machine_type if self.cloud == "gcp" else self.key.instance_type
 
     @property
@@ -221,10 +233,21 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
 
 
 def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, ...]) -> None:
-    """The host's size in this cloud's words only, and an x86_64 one (the image's and PJSIP's wheel's build)."""
-    mine, other = ("machineType", "instanceType") if cloud == "gcp" else ("instanceType", "machineType")
-    if other in {SipEdgeKey.model_fields[f].alias for f in key.model_fields_set}:
-        raise cfg.fail(KEY, f"{other}: this {cloud} stack's edge has no such key; its host's size is {mine} ({DOCS})")
+    """The host in this cloud's words only, and an x86_64 one (the image's and PJSIP's wheel's build)."""
+    given = {SipEdgeKey.model_fields[f].alias or f for f in key.model_fields_set}
+    for other, keys in CLOUD_KEYS.items():
+        if other != cloud and (found := sorted(given & set(keys))):
+            mine = ("its nodes are nodeSelector and nodeTaint, its address publicAddress" if cloud == "k8s"
+                    else f"its host's size is {CLOUD_KEYS[cloud][0]}")
+            raise cfg.fail(KEY, f"{found[0]}: this {cloud} stack's edge has no such key; {mine} "
+                                f"({NODES_DOCS if cloud == 'k8s' else DOCS})")
+    if cloud == "k8s":
+        if "linux/amd64" not in platforms:
+            raise cfg.fail(KEY, "runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep "
+                                "linux/amd64 in platforms")
+        check_nodes(cfg, key.node_selector, key.node_taint, key.public_address, key.workers)
+        return
+    mine = CLOUD_KEYS[cloud][0]
     value, arm = (key.machine_type, _GCP_ARM) if cloud == "gcp" else (key.instance_type, _ARM)
     if "linux/amd64" not in platforms or arm.match(value):
         example = SipEdgeKey.model_fields["machine_type" if cloud == "gcp" else "instance_type"].default
@@ -246,7 +269,8 @@ def _check_https(cfg: Reader) -> None:
 def capacity_note(edge: SipEdgeSettings) -> str:
     """What the plan says the edge holds (docs/sip.md#capacity: 3 calls a PJSIP process, 17 workers 50 calls
     at 1.2-1.8 % of a core a call and ~65 MB a worker)."""
-    more = ("; more take workers (3 calls each; outbound calls need workers = 1) or a second edge"
+    more = ("; more take another stack's edge on other nodes (a Kubernetes edge runs one worker)" if edge.cloud == "k8s"
+            else "; more take workers (3 calls each; outbound calls need workers = 1) or a second edge"
             if edge.key.workers == 1 else "")
     return (f"SIP edge: {edge.key.workers} worker(s) on one {edge.host_type} hold {edge.calls} calls at "
             f"once (3 a worker, docs/sip.md#capacity), each ~2 % of a vCPU and ~65 MB a worker{more}; its "
@@ -365,12 +389,16 @@ def _digest_passwords(cfg: Reader, key: SipEdgeKey) -> dict[str, pulumi.Output[s
     return {digest_variable(name): pulumi.Output.secret(value) for name, value in sorted(values.items())}
 
 
-def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str, public_address: str,
-           sip_port: int = SIP_PORT, control_port: int = CONTROL_PORT) -> str:
+def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str | None, public_address: str,
+           sip_port: int = SIP_PORT, control_port: int = CONTROL_PORT, address_variable: str | None = None) -> str:
     """The edge's TOML file (sipedge/config.py's keys): addresses, ports and variable names, no secret.
-    A stack keeps the fixed ports its firewall opens; a test on loopback passes free ones instead."""
+    A stack keeps the fixed ports its firewall opens; a test on loopback passes free ones instead.
+    `address_variable` instead of `sip_address`: the variable that holds the host's address as the edge
+    starts (a pod on its node's network), for SIP, RTP and the control API alike."""
     key = settings.key
-    lines = [f"dispatcher_url = {_toml(dispatcher_url)}", f"sip_address = {_toml(sip_address)}",
+    address = (f"sip_address = {_toml(sip_address)}" if address_variable is None
+               else f"sip_address_env = {_toml(address_variable)}")
+    lines = [f"dispatcher_url = {_toml(dispatcher_url)}", address,
              f"public_address = {_toml(public_address)}", f"sip_port = {sip_port}",
              f"rtp_port = {settings.rtp_port}", f"rtp_port_count = {settings.rtp_port_count}",
              f"workers = {key.workers}"]
@@ -378,7 +406,9 @@ def render(settings: SipEdgeSettings, *, dispatcher_url: str, sip_address: str, 
         lines.append(f"answer_seconds = {key.answer_seconds}")
     if settings.outbound:
         # On the private address: the dispatcher reaches it inside the VPC, and the SG admits it alone.
-        lines += [f"control_address = {_toml(sip_address)}", f"control_port = {control_port}"]
+        control = (f"control_address = {_toml(sip_address)}" if address_variable is None
+                   else f"control_address_env = {_toml(address_variable)}")
+        lines += [control, f"control_port = {control_port}"]
     if settings.shares_secret:
         lines.append(f"control_secret_env = {_toml(SECRET_VARIABLE)}")
     for trunk in key.trunks:
@@ -424,8 +454,23 @@ def _toml(value: object) -> str:
 
 
 def edge_environment(settings: SipEdgeSettings) -> dict[str, str]:
-    """Every variable the rendered file names, with a stand-in value of the right shape."""
-    return {name: "x" * 48 for name in settings.secrets}
+    """Every variable the rendered file names, with a stand-in value of the right shape (on Kubernetes the
+    node's address among them)."""
+    node = {NODE_ADDRESS_VARIABLE: STAND_IN_PRIVATE} if settings.cloud == "k8s" else {}
+    return {**{name: "x" * 48 for name in settings.secrets}, **node}
+
+
+STAND_IN_PRIVATE, STAND_IN_PUBLIC = "10.0.0.10", "203.0.113.10"
+
+
+def render_stand_in(settings: SipEdgeSettings) -> str:
+    """The file as this cloud's stack renders it, with stand-in addresses where the stack's come later."""
+    if settings.cloud == "k8s":
+        return render(settings, dispatcher_url="https://dispatcher.example.com", sip_address=None,
+                      public_address=settings.key.public_address or STAND_IN_PUBLIC,
+                      address_variable=NODE_ADDRESS_VARIABLE)
+    return render(settings, dispatcher_url="https://dispatcher.example.com", sip_address=STAND_IN_PRIVATE,
+                  public_address=STAND_IN_PUBLIC)
 
 
 def _check_with_the_edge(cfg: Reader, settings: SipEdgeSettings) -> None:
@@ -433,8 +478,7 @@ def _check_with_the_edge(cfg: Reader, settings: SipEdgeSettings) -> None:
     from sipedge.config import CONFIG_VARIABLE, ConfigError
     from sipedge.config import load as load_edge
 
-    text = render(settings, dispatcher_url="https://dispatcher.example.com", sip_address="10.0.0.10",
-                  public_address="203.0.113.10")
+    text = render_stand_in(settings)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "edge.toml"
         path.write_text(text)

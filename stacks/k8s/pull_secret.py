@@ -50,7 +50,14 @@ class PullSecrets(pulumi.ComponentResource):
                                    opts=pulumi.ResourceOptions(parent=self))
                 for role, namespace in zip(("dispatcher", "bots"), namespaces, strict=True)]
         self.dispatcher, self.bots = (secret.metadata.name for secret in made)
+        self._name, self._config, self._labels = name, config, labels
         self.register_outputs({"dispatcher": self.dispatcher, "bots": self.bots})
+
+    def another(self, role: str, namespace: pulumi.Input[str]) -> pulumi.Output[str]:
+        """The same credentials in one more namespace (the SIP edge's), by the Secret's name."""
+        return k8s.core.v1.Secret(f"{self._name}-{role}", metadata={"namespace": namespace, "labels": self._labels},
+                                  type=DOCKER_CONFIG_TYPE, string_data={DOCKER_CONFIG_KEY: self._config},
+                                  opts=pulumi.ResourceOptions(parent=self)).metadata.name
 
 
 def pull_secrets(name: str, registry: K8sRegistry | None, namespaces: tuple[pulumi.Input[str], pulumi.Input[str]],

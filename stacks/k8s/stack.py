@@ -6,7 +6,9 @@ ServiceAccounts and the dispatcher's RBAC -> the dispatcher's Secret (and with b
 stacks/k8s/bot_secret.py, before every bot and the dispatcher, beside the last `up`'s while its replicas drain:
 stacks/k8s/bot_secret_generations.py) -> the NetworkPolicies -> with
 `k8sStore: in-cluster` the replicas' Valkey -> the dispatcher's Deployment, disruption budget, Service
-and Ingress. The images are built by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
+and Ingress; with `sipEdge`, the SIP edge on its nodes' network, in a namespace of its own
+(stacks/k8s/sip_edge.py), before the dispatcher, which is told its control API. The images are built
+by the stack and pushed to `k8sRegistry` (stacks/k8s/images.py), with
 the registry's pull Secrets when the stack signs in to it (stacks/k8s/pull_secret.py), or built
 elsewhere and named by digest; the replicas' store is external (`k8sStoreUrl`) unless the stack runs it
 (stacks/k8s/store.py). The bots' admission policy, in either mode, comes before anything that makes a
@@ -37,6 +39,9 @@ from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.releases import VARIABLE as RELEASES_VARIABLE
 from stacks.config.releases import StackRelease, catalogue
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
+from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
+from stacks.config.sip_edge import URL_VARIABLE as SIP_EDGE_URL
+from stacks.config.sip_edge import origination_uri
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s import bot_secret, last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
@@ -66,6 +71,8 @@ from stacks.k8s.recordings import (
 )
 from stacks.k8s.release_pools import longest_bot_seconds, release_pools
 from stacks.k8s.secrets import DispatcherSecret
+from stacks.k8s.sip_edge import SipEdge, SipEdgeArgs, node_firewall
+from stacks.k8s.sip_edge import namespace_of as sip_edge_namespace
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
 from stacks.k8s.web_identity import ROLE_ANNOTATION
@@ -267,10 +274,19 @@ class K8sStack(pulumi.ComponentResource):
         # password the stack's storePassword.
         external_url = {URL_VARIABLE: cfg.store_url} if cfg.store_url is not None else {}
         stored = {**stored_secrets(settings, store=True, store_password=store is not None), **external_url}
+        edge = settings.sip_edge
+        # The edge's control API's and a trunk's price's proof, shared with the dispatcher: none of its other secrets.
+        shared = (SIP_EDGE_SECRET,) if edge is not None and edge.shares_secret else ()
         # The table's secrets (stacks/config/dispatcher_keys.py), each a key of the Secret, by reference (valueFrom).
         secret = DispatcherSecret(f"{name}-dispatcher", namespaces.dispatcher,
-                                  {key: stored[key] for key in dispatcher_secret_names(settings, stored)}, labels,
-                                  opts=child)
+                                  {key: stored[key] for key in dispatcher_secret_names(settings, stored, *shared)},
+                                  labels, opts=child)
+        # The SIP edge on its nodes' network (stacks/k8s/sip_edge.py), calling the dispatcher at its public URL.
+        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
+            edge=edge, namespace=sip_edge_namespace(cfg.dispatcher_namespace), image=dispatcher_image,
+            dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels, pull_secrets=pulls,
+            bots_kept_from=cfg.bot_egress_except),
+            opts=child) if edge is not None else None
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
             BotSecretKeys(f"{name}-bot-secret-keys", settings.prefix, cfg.bot_namespace, labels, opts=child)
@@ -330,6 +346,8 @@ class K8sStack(pulumi.ComponentResource):
             environment={**environment, "BOT_IMAGE": bot_image, **releases,
                          **({bot_secret.VARIABLE: keys.after(keys_name)} if keys_name is not None else {}),
                          **({URL_VARIABLE: store.url} if store is not None else {}),
+                         **({SIP_EDGE_URL: sip_edge.control_url}
+                            if sip_edge is not None and sip_edge.control_url is not None else {}),
                          **recording_environment(settings)},
             secret_env=[*secret.env(), *(recording.env() if recording is not None else [])],
             replicas=cfg.dispatcher_replicas,
@@ -352,6 +370,10 @@ class K8sStack(pulumi.ComponentResource):
             "botImage": bot_image,
             "machinesEnvironment": contract.machines_environment({**environment, "BOT_IMAGE": bot_image}),
             "drained": settings.drain,
+            # The address every trunk sends to, and what the nodes' firewall must hold (the stack cannot make it).
+            **({"sipEdgeAddress": edge.key.public_address,
+                "sipEdgeOriginationUri": origination_uri(str(edge.key.public_address)),
+                "sipEdgeNodeFirewall": node_firewall(edge, cfg.bot_egress_except)} if edge is not None else {}),
             **({"modelServiceUrl": model.url, last_outputs.MODEL_NAMESPACE: cfg.model.namespace,
                 last_outputs.MODEL_REPLICAS: cfg.model.replicas} if model is not None and cfg.model is not None
                else {}),

@@ -56,6 +56,27 @@ def test_a_configuration_that_cannot_work_says_what_to_change(
         load(config(tmp_path, text, **env))
 
 
+NODE_ADDRESSES = 'sip_address_env = "NODE_IP"\ncontrol_address_env = "NODE_IP"\npublic_address = "203.0.113.7"\n'
+
+
+def test_a_hosts_address_known_only_at_start_is_read_from_the_variable_the_file_names(tmp_path: Path) -> None:
+    edge = load(config(tmp_path, NODE_ADDRESSES + TRUNK, SALES_KEY="k", NODE_IP="10.1.2.3"))
+    assert (edge.sip_address, edge.control_address, edge.advertised) == ("10.1.2.3", "10.1.2.3", "203.0.113.7")
+
+
+@pytest.mark.parametrize(("text", "env", "said"), [
+    (NODE_ADDRESSES + TRUNK, {}, "sip_address_env: the environment variable NODE_IP is unset"),
+    (NODE_ADDRESSES + TRUNK, {"NODE_IP": "node-1"}, "NODE_IP holds 'node-1', not an IP address"),
+    ('sip_address = "10.0.0.1"\n' + NODE_ADDRESSES + TRUNK, {"NODE_IP": "10.1.2.3"},
+     "give sip_address or sip_address_env, not both"),
+])
+def test_an_address_variable_unset_not_an_address_or_beside_the_address_is_refused(
+    tmp_path: Path, text: str, env: dict[str, str], said: str,
+) -> None:
+    with pytest.raises(ConfigError, match=said):
+        load(config(tmp_path, text, SALES_KEY="k", **env))
+
+
 PINNED = TRUNK.replace('"200" = ""', '"200" = { key = "SALES_KEY", release = "canary-v2" }, "201" = { key = "" }')
 
 

@@ -45,6 +45,22 @@ def test_a_sip_port_another_process_holds_is_named_and_the_edge_exits(tmp_path: 
     assert "Traceback" not in done.stderr
 
 
+def test_an_edge_whose_file_names_its_address_variable_binds_the_address_it_holds(tmp_path: Path) -> None:
+    """As a Kubernetes pod on its node's network starts: the node's address arrives in a variable (here
+    127.0.0.2, not the file's default 127.0.0.1), and PJSIP binds it, as the port held there shows."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.2", 0))
+        port = taken.getsockname()[1]
+        config = tmp_path / "edge.toml"
+        config.write_text(f'sip_address_env = "NODE_ADDRESS"\nsip_port = {port}\nrtp_port = {free_port_pair(4)}\n'
+                          f'rtp_port_count = 4\n\n[[trunk]]\nname = "t"\nsources = ["127.0.0.1/32"]\n'
+                          f'numbers = {{ "{NUMBER}" = "" }}\n')
+        done = start({**os.environ, "SIP_EDGE_CONFIG": str(config), "NODE_ADDRESS": "127.0.0.2"})
+    assert done.returncode == 1
+    assert f"SIP on udp 127.0.0.2:{port}" in done.stderr and "Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
 def test_a_workers_port_another_process_holds_is_named_and_the_whole_edge_exits(tmp_path: Path) -> None:
     workers = free_port_pair(2)

@@ -1,4 +1,4 @@
-"""The edge an AWS or GCP stack boots, for real: the file those stacks render from their `sipEdge` key
+"""The edge an AWS, GCP or Kubernetes stack boots, for real: the file those stacks render from their `sipEdge` key
 (stacks/config/sip_edge.py `render`, the same function and the same key set a stack holds: a carrier
 trunk with its sources, a number run as a dispatcher key read from its variable, a price, an outbound
 termination) run by `python -m sipedge` beside a real local dispatcher and its parrot.
@@ -34,6 +34,7 @@ from stacks.config.sip_edge import (
     edge_environment,
     render,
 )
+from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
 from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_bot
 from tests.sip.conftest import NUMBER, RTP_PORTS, started_edge
 from tests.sip.sipp import run_sipp
@@ -77,8 +78,14 @@ def stranger() -> Iterator[StrangerNet]:
         yield net
 
 
+# How the stack tells the edge its host's address: in the file (a VM's, AWS and GCP), or in the variable the
+# file names, which the pod's node address arrives in (Kubernetes, the downward API's status.hostIP).
+FORMS = ("in-file", "node-variable")
+
+
+@pytest.mark.parametrize("form", FORMS)
 async def test_the_edge_a_stack_renders_answers_its_carrier_and_refuses_a_stranger(
-        stranger: StrangerNet, tmp_path: Path) -> None:
+        stranger: StrangerNet, tmp_path: Path, form: str) -> None:
     free = free_port_pair(RTP_PORTS + 1)
     rtp_port = free + free % 2  # even, as rtpPorts must start
     key = carrier_key(f"{rtp_port}-{rtp_port + RTP_PORTS - 1}")
@@ -88,10 +95,14 @@ async def test_the_edge_a_stack_renders_answers_its_carrier_and_refuses_a_strang
     sip_port = free_port(socket.SOCK_DGRAM)
     with run_dispatcher(tmp_path, env) as dispatcher:
         config = tmp_path / "edge.toml"
+        variable = NODE_ADDRESS_VARIABLE if form == "node-variable" else None
         config.write_text(render(settings_of(key), dispatcher_url=dispatcher.base_url,
-                                 sip_address=stranger.host_address, public_address=stranger.host_address,
-                                 sip_port=sip_port, control_port=free_port()))
-        secrets = {api_key_variable(KEY_NAME): KEY, SECRET_VARIABLE: SECRET}  # the stack's secret store's
+                                 sip_address=None if variable else stranger.host_address,
+                                 public_address=stranger.host_address, sip_port=sip_port, control_port=free_port(),
+                                 address_variable=variable))
+        assert ("sip_address_env" in config.read_text()) == (variable is not None)
+        secrets = {api_key_variable(KEY_NAME): KEY, SECRET_VARIABLE: SECRET,  # the stack's secret store's
+                   **({variable: stranger.host_address} if variable else {})}
         with started_edge(config, sip_port, tmp_path, secrets) as edge:
             async with api_client(base_url=dispatcher.base_url, timeout=30,
                                   headers={"Authorization": f"Bearer {KEY}"}) as api:

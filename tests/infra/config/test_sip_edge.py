@@ -16,7 +16,7 @@ from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, edge_environment, render
 from stacks.tools.mocks import unwrap
 from tests.infra.aws.test_sip_edge import API_KEY, EDGE, EDGE_SECRETS, HTTPS, NAME, run_with_edge
-from tests.infra.conftest import K8S_SECRETS, StackRunner
+from tests.infra.conftest import StackRunner
 
 FULL: dict[str, Any] = {"enabled": True, "rtpPorts": "41000-41199", "answerSeconds": 20, "trunks": [
     {"name": "twilio", "sources": ["54.172.60.0/30"], "mediaSources": ["168.86.128.0/18"],
@@ -157,13 +157,18 @@ def test_a_number_runs_as_a_key_the_dispatcher_holds(stack: StackRunner) -> None
     assert unwrap(version.inputs["secretString"]) == API_KEY  # the key itself, not the dispatcher's whole list
 
 
-@pytest.mark.parametrize(("cloud", "said"), [
-    ("azure", "provisions no VM for SIP"),
-    ("k8s", "does not carry RTP")])
-def test_other_clouds_refuse_the_edge_and_say_how_to_run_it(stack: StackRunner, cloud: str, said: str) -> None:
-    extra = K8S_SECRETS if cloud == "k8s" else {}
-    refused = _refused(stack, EDGE, cloud=cloud, secrets=extra)
-    assert said in refused and "python -m sipedge" in refused and "docs/sip.md#in-the-cloud" in refused
+def test_azure_refuses_the_edge_and_says_how_to_run_it(stack: StackRunner) -> None:
+    refused = _refused(stack, EDGE, cloud="azure")
+    assert "provisions no VM for SIP" in refused and "python -m sipedge" in refused
+    assert "docs/sip.md#in-the-cloud" in refused
+
+
+@pytest.mark.parametrize("key", ["nodeSelector", "nodeTaint", "publicAddress"])
+def test_a_vm_hosted_edge_refuses_the_kubernetes_nodes_keys(stack: StackRunner, key: str) -> None:
+    value = {"nodeSelector": {"voicefleet.io/sip-edge": "true"}, "nodeTaint": "voicefleet.io/sip-edge:NoSchedule",
+             "publicAddress": "198.51.100.20"}[key]
+    refused = _refused(stack, {**EDGE, key: value})
+    assert f"{key}: this aws stack's edge has no such key; its host's size is instanceType" in refused
 
 
 def test_an_edge_left_disabled_changes_nothing(stack: StackRunner) -> None:

@@ -1,0 +1,203 @@
+"""SipEdge (Kubernetes): `python -m sipedge` as one pod on its node's network (docs/sip.md#on-kubernetes
+has the why of each choice).
+
+RTP takes a port per call, which a Service's ports do not carry, so the pod runs with `hostNetwork` on
+the nodes the team keeps for it (`sipEdge.nodeSelector`, `nodeTaint`), its calls sent to
+`sipEdge.publicAddress`, which the stack cannot learn. One replica, `Recreate`: two pods never hold the
+same node ports. Its namespace is its own, at Pod Security's `privileged` level (the only one that admits
+hostNetwork; the stack's others enforce `restricted`).
+
+It runs the dispatcher's image with the edge's command; PJSIP's wheel, which that image leaves out, is
+installed by an init container (the lock's version and sha256) into a volume the edge reads. One worker:
+several need Kamailio, which the image does not hold.
+
+Its file (stacks/config/sip_edge.py `render`) sits in a Secret beside the edge's secrets, which reach the
+container as `secretKeyRef`s; the file names only the variable the node's address arrives in (the
+downward API's status.hostIP). A ServiceAccount of its own, no token mounted, non-root, read-only root
+file system, no capability, seccomp RuntimeDefault.
+
+The dispatcher reaches the control API through a ClusterIP Service (a stable name wherever the pod
+runs), and the edge the dispatcher at its public HTTPS URL: a hostNetwork pod sends from its node's
+address, which the dispatcher's NetworkPolicy does not admit, and in the cluster the call would be plain.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks.config.reader import SettingsError
+from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
+from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
+from stacks.k8s.pull_secret import PullSecrets
+from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement
+
+NAME = "sip-edge"
+CONTROL_SERVICE = f"{NAME}-control"
+CONFIG_KEY = "edge.toml"
+CONFIG_FOLDER = "/etc/sipedge"
+PJSIP_FOLDER = "/opt/pjsip"
+SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, the one writable folder but PJSIP_FOLDER
+# Per call and per worker (docs/sip.md#capacity: 1.2-1.8 % of a core a call, ~65 MB a worker), with room
+# for Python and PJSIP's own threads. The CPU limit is a whole core: a throttled media thread is heard.
+CPU_BASE_MILLICORES, CPU_CALL_MILLICORES, CPU_LIMIT = 200, 20, "1"
+MEMORY_WORKER_MIB = 256
+# A stop ends the calls in flight (nothing drains them): the edge's own BYEs go out in this time.
+GRACE_SECONDS = 30
+NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
+
+
+@dataclass(frozen=True)
+class SipEdgeArgs:
+    edge: SipEdgeSettings
+    namespace: str  # its own (namespace_of): Pod Security `restricted`, enforced on the stack's, refuses hostNetwork
+    image: pulumi.Input[str]  # the dispatcher's, by digest
+    dispatcher_url: pulumi.Input[str]  # its public HTTPS URL
+    labels: dict[str, str]
+    pull_secrets: PullSecrets | None = None  # the registry's credentials, when the stack has them
+    bots_kept_from: Sequence[str] = ()  # k8sBotEgressExcept
+
+
+def namespace_of(dispatcher_namespace: str) -> str:
+    """`<dispatcher namespace>-sip-edge`, refused at preview past a namespace's 63 characters."""
+    name = f"{dispatcher_namespace}-{NAME}"
+    if len(name) > NAMESPACE_LIMIT:
+        raise SettingsError(f"Invalid stack configuration: k8sDispatcherNamespace: the SIP edge's namespace, {name}, "
+                            f"is longer than a namespace's {NAMESPACE_LIMIT} characters: shorten it to "
+                            f"{NAMESPACE_LIMIT - len(NAME) - 1} or fewer (docs/sip.md#on-kubernetes)")
+    return name
+
+
+def node_firewall(edge: SipEdgeSettings, bot_egress_except: Sequence[str] = ()) -> list[str]:
+    """What the edge's nodes' firewall (their security group, VPC firewall or host rules) must hold: a
+    NetworkPolicy does not reach a pod on its node's network with most network plugins, so the stack
+    makes none, and says what to make instead; and, unless `k8sBotEgressExcept` covers the edge's public
+    address already, that it should (the bots' egress is the public internet, the edge's address in it)."""
+    low, high = edge.rtp_ports_used
+    rules = [f"in: UDP {SIP_PORT} from {', '.join(edge.sources)} only (the trunks' signalling)",
+             f"in: UDP {low}-{high} from {', '.join(edge.media_sources)} only (the trunks' media)"]
+    if edge.outbound:
+        rules.append(f"in: TCP {CONTROL_PORT} from the cluster's pod and node ranges only, never the internet "
+                     "(the control API)")
+    rules.append(f"out: uid {EDGE_UID} to 169.254.169.254 refused (the node's cloud credentials), as the nftables "
+                 "table in docs/sip.md#on-kubernetes does")
+    address = ipaddress.ip_address(str(edge.key.public_address))
+    if not any(address in ipaddress.ip_network(cidr, strict=False) for cidr in bot_egress_except):
+        rules.append(f"k8sBotEgressExcept: add {address}/32, so the stack's bots cannot send to the edge's ports")
+    return rules
+
+
+def resources(edge: SipEdgeSettings) -> dict[str, dict[str, str]]:
+    memory = f"{MEMORY_WORKER_MIB * edge.key.workers}Mi"
+    cpu = f"{CPU_BASE_MILLICORES + CPU_CALL_MILLICORES * edge.calls}m"
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": CPU_LIMIT, "memory": memory}}
+
+
+def node_placement(edge: SipEdgeSettings) -> dict[str, Any]:
+    """The team's nodes (and x86_64 Linux ones: PJSIP's wheel and the image are), tolerating their taint."""
+    found = taint(edge.key.node_taint)
+    return {"node_selector": {**edge.key.node_selector, "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"},
+            **({"tolerations": [found.toleration()]} if found is not None else {})}
+
+
+def container_hardening() -> dict[str, Any]:
+    return {"allow_privilege_escalation": False, "read_only_root_filesystem": True, "run_as_non_root": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def pjsip_install() -> list[str]:
+    """The init container's command: PJSIP's wheel by the lock's hash into the volume the edge reads."""
+    script = (f"printf '%s\\n' '{pjsip_requirement()}' > {SCRATCH}/pjsip.txt && /usr/local/bin/python -m pip install "
+              f"--no-cache-dir --no-deps --require-hashes --disable-pip-version-check --target {PJSIP_FOLDER} "
+              f"-r {SCRATCH}/pjsip.txt")
+    return ["/bin/sh", "-c", script]
+
+
+class SipEdge(pulumi.ComponentResource):
+    control_url: pulumi.Output[str] | None
+    secret_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("voicefleet:k8s:SipEdge", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        edge = args.edge
+        assert edge.key.public_address is not None  # stacks/config/sip_edge_nodes.py requires it
+        nodes = ", ".join(f"{k}={v}" for k, v in sorted(edge.key.node_selector.items()))
+        pulumi.log.info(f"SIP edge: the firewall of the nodes labelled {nodes} must hold (the stack cannot make it): "
+                        + "; ".join(node_firewall(edge, args.bots_kept_from)))
+        selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": args.labels["voicefleet.io/stack"]}
+        labels = {**args.labels, **selector}
+        # A namespace of its own: hostNetwork is allowed by Pod Security's `privileged` level alone, and the stack's
+        # namespaces enforce `restricted`; audited against `restricted` still, so the exception stays in sight.
+        namespace = k8s.core.v1.Namespace(name, metadata={"name": args.namespace, "labels": {
+            **args.labels, "pod-security.kubernetes.io/enforce": "privileged",
+            "pod-security.kubernetes.io/audit": "restricted"}}, opts=child).metadata.name
+        pull = None if args.pull_secrets is None else args.pull_secrets.another(NAME, namespace)
+        account = k8s.core.v1.ServiceAccount(
+            name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
+            automount_service_account_token=False, image_pull_secrets=None if pull is None else [{"name": pull}],
+            opts=child)
+        config = pulumi.Output.from_input(args.dispatcher_url).apply(lambda url: render(
+            edge, dispatcher_url=url, sip_address=None, public_address=str(edge.key.public_address),
+            address_variable=NODE_ADDRESS_VARIABLE))
+        # Named by Pulumi: a changed file or secret is a new Secret, and so a new pod that reads it.
+        data: dict[str, pulumi.Input[str]] = {CONFIG_KEY: config, **{
+            variable: pulumi.Output.secret(value) for variable, value in sorted(edge.secrets.items())}}
+        secret = k8s.core.v1.Secret(name, metadata={"namespace": namespace, "labels": labels}, type="Opaque",
+                                    string_data=data, opts=child)
+        self.secret_name = secret.metadata.name
+        env = [{"name": "SIP_EDGE_CONFIG", "value": f"{CONFIG_FOLDER}/{CONFIG_KEY}"},
+               {"name": "PYTHONPATH", "value": PJSIP_FOLDER},
+               {"name": NODE_ADDRESS_VARIABLE, "value_from": {"field_ref": {"field_path": "status.hostIP"}}},
+               *({"name": variable, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": variable}}}
+                 for variable in sorted(edge.secrets))]
+        ports = [{"name": "sip", "container_port": SIP_PORT, "protocol": "UDP"},
+                 *([{"name": "control", "container_port": CONTROL_PORT, "protocol": "TCP"}] if edge.outbound else [])]
+        scratch = {"name": "tmp", "mount_path": SCRATCH}
+        pod = {
+            "service_account_name": account.metadata.name,
+            "automount_service_account_token": False,
+            "host_network": True,
+            # The cluster's resolver, as the dispatcher's pods have it (a hostNetwork pod's default is the node's).
+            "dns_policy": "ClusterFirstWithHostNet",
+            "enable_service_links": False,
+            "termination_grace_period_seconds": GRACE_SECONDS,
+            "security_context": {"run_as_non_root": True, "run_as_user": EDGE_UID, "run_as_group": EDGE_UID,
+                                 "seccomp_profile": {"type": "RuntimeDefault"}},
+            **node_placement(edge),
+            "volumes": [{"name": "config", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
+                                                      "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]}},
+                        {"name": "pjsip", "empty_dir": {"size_limit": "256Mi"}},
+                        {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
+            "init_containers": [{
+                "name": "pjsip", "image": args.image, "command": pjsip_install(),
+                "env": [{"name": "HOME", "value": SCRATCH}],
+                "volume_mounts": [{"name": "pjsip", "mount_path": PJSIP_FOLDER}, scratch],
+                "resources": resources(edge), "security_context": container_hardening()}],
+            "containers": [{
+                "name": NAME, "image": args.image, "command": ["/usr/bin/tini", "--", "python", "-m", "sipedge"],
+                "env": env, "ports": ports, "resources": resources(edge),
+                "volume_mounts": [{"name": "config", "mount_path": CONFIG_FOLDER, "read_only": True},
+                                  {"name": "pjsip", "mount_path": PJSIP_FOLDER, "read_only": True}, scratch],
+                "security_context": container_hardening()}],
+        }
+        k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
+                               spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
+                                   "replicas": 1, "selector": {"match_labels": selector},
+                                   "strategy": {"type": "Recreate"},
+                                   "template": {"metadata": {"labels": labels}, "spec": pod}}), opts=child)
+        self.control_url = None
+        if edge.outbound:
+            service = k8s.core.v1.Service(f"{name}-control", metadata={
+                "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels}, spec={
+                "type": "ClusterIP", "selector": selector,
+                "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
+                opts=child)
+            self.control_url = pulumi.Output.concat(
+                "http://", service.metadata.name, ".", service.metadata.namespace, f".svc:{CONTROL_PORT}")
+        self.register_outputs({})
