@@ -23,6 +23,9 @@ busy machine fails them as "Unreliable test timings" though nothing is wrong. Bo
 
 A test leaves the root logger as it found it: a handler left on a test's captured stream (closed after
 the test) turns every later test's log line in that worker into "--- Logging error ---" on stderr.
+
+The two workers get the test files longest first, from the seconds of an earlier run
+(`tests/support/longest_first.py`), so that they finish together.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from collections.abc import Generator, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["tests.support.longest_first"]
 
 settings.register_profile("busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("busy-machine")

@@ -5,9 +5,13 @@ own reason, naming the scenario and the turn; no call is left running."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import wave
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,6 +31,8 @@ SUITE = BOOKING / "scenarios"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SYNTHESIS = "            pcm = await asyncio.to_thread(self._engine.synthesise, text)\n"
 STARVED = (SYNTHESIS, "            if '?' in text:\n                await asyncio.sleep(5.0)\n" + SYNTHESIS)
+UNSET = ("VOICEFLEET_URL", "VOICEFLEET_API_KEY", "VOICEFLEET_ADMIN_KEY")  # the runs' own: no deployment of the user's
+EVAL_TIMEOUT = 300  # a safety net for one run of a scenario on a loaded machine, never what a test checks
 SLEEP_FIRST = "        await __import__('asyncio').sleep(2.5)\n        await self.start_processing_metrics()\n"
 
 
@@ -58,7 +64,34 @@ def with_releases(releases: dict[str, Path]) -> dict[str, str]:
 
 def run_eval(url: str, *args: str) -> Result:
     return CliRunner().invoke(voicefleet, ["eval", *args, "--url", url], prog_name="voicefleet",
-                              env={"VOICEFLEET_URL": None, "VOICEFLEET_API_KEY": None, "VOICEFLEET_ADMIN_KEY": None})
+                              env=dict.fromkeys(UNSET))
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """What one `voicefleet eval` process gave: as much of click's `Result` as these tests read."""
+
+    exit_code: int
+    stdout: str
+    output: str
+
+
+def evals_at_once(url: str, *runs: list[str]) -> list[EvalRun]:
+    """Each of `runs` (the arguments after `voicefleet eval`) as a process of its own, all at once:
+    click's CliRunner swaps the process's own stdout, so two cannot run in one process."""
+    env = {name: value for name, value in os.environ.items() if name not in UNSET}
+    command = "from voicefleet.main import voicefleet; voicefleet(prog_name='voicefleet')"
+    processes = [subprocess.Popen([sys.executable, "-c", command,
+                                   "eval", *run, "--url", url], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for run in runs]
+    done = []
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=EVAL_TIMEOUT)
+        finally:
+            process.kill()  # a run past its bound (or a failure reading another) leaves no process behind
+        done.append(EvalRun(process.returncode, stdout, stdout + stderr))
+    return done
 
 
 def silence_after_a_turn(folder: Path, transport: str = "webrtc") -> Path:
@@ -76,7 +109,7 @@ def silence_after_a_turn(folder: Path, transport: str = "webrtc") -> Path:
     return path
 
 
-def failures_of(result: Result) -> dict[str, str]:
+def failures_of(result: Result | EvalRun) -> dict[str, str]:
     summary = json.loads(result.stdout)
     return {s["scenario"]: s["failures"][0]["failure"] for s in summary["scenarios"] if s["failures"]}
 
@@ -86,7 +119,7 @@ def running(dispatcher: DispatcherProcess) -> list[str]:
     return [s["session_id"] for s in listed.get("sessions", []) if s.get("status") not in ("ended", "failed")]
 
 
-def evals_listed(dispatcher: DispatcherProcess, result: Result) -> dict[str, object]:
+def evals_listed(dispatcher: DispatcherProcess, result: Result | EvalRun) -> dict[str, object]:
     """Each of the result's sessions as `GET /sessions?eval=true` lists it: its release, by id."""
     listed = httpx.get(f"{dispatcher.base_url}/sessions", params={"eval": "true", "limit": 100}, timeout=30).json()
     releases = {s["session_id"]: s["release"] for s in listed["sessions"] if s["eval"] is True}
@@ -107,17 +140,17 @@ def test_the_booking_lines_suite_passes_and_writes_junit(dispatcher: DispatcherP
 
 
 def test_each_planted_fault_fails_its_scenario_at_its_turn(dispatcher: DispatcherProcess, tmp_path: Path) -> None:
-    wrong = run_eval(dispatcher.base_url, str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json")
+    # Three runs of the command at once, each its own process: one call each, on releases of their own.
+    wrong, mute, crash = evals_at_once(
+        dispatcher.base_url, [str(SUITE / "opening_hours.toml"), "--release", "wrong", "--json"],
+        [str(SUITE / "cancel_without_booking.toml"), "--release", "mute", "--json"],
+        [str(SUITE / "book_a_table.toml"), "--release", "crash", "--json"])
     assert wrong.exit_code == 1, wrong.output
     assert failures_of(wrong)["opening hours"].startswith(
         "turn 1 ('What are your opening hours'): expected 'open every day', heard 'We are closed")
-
-    mute = run_eval(dispatcher.base_url, str(SUITE / "cancel_without_booking.toml"), "--release", "mute", "--json")
     assert mute.exit_code == 1, mute.output
     assert "turn 1 ('I want to cancel my booking'): expected an answer, heard nothing" in failures_of(mute)[
         "cancel without a booking"]
-
-    crash = run_eval(dispatcher.base_url, str(SUITE / "book_a_table.toml"), "--release", "crash", "--json")
     assert crash.exit_code == 1, crash.output
     assert failures_of(crash)["book a table"].startswith("turn 2 ('Yes please'): expected an answer, heard nothing")
     for result, release in ((wrong, "wrong"), (mute, "mute"), (crash, "crash")):
