@@ -12,7 +12,7 @@ network interface:
 - out: UDP to the trunks' networks, TCP 443 to the internet (the registry, Debian's mirror) and to the
   private endpoints' subnet (Key Vault), then a deny of everything else (the virtual network included).
 Azure's host addresses (the instance metadata service 169.254.169.254, the wireserver 168.63.129.16)
-are not subject to security groups: the host's nftables keeps the edge's user from both, but for DNS on
+pass a group's ordinary rules (only their service tags' rules would cut them, for the boot too): the host's nftables keeps the edge's user from both, but for DNS on
 the wireserver, the network's resolver (stacks/shared/sip_edge_host.py).
 
 Its identity: a user-assigned managed identity of its own with Key Vault Secrets User on each of the
