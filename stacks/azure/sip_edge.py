@@ -12,8 +12,9 @@ network interface:
 - out: UDP to the trunks' networks, TCP 443 to the internet (the registry, Debian's mirror) and to the
   private endpoints' subnet (Key Vault), then a deny of everything else (the virtual network included).
 Azure's host addresses (the instance metadata service 169.254.169.254, the wireserver 168.63.129.16)
-pass a group's ordinary rules (only their service tags' rules would cut them, for the boot too): the host's nftables keeps the edge's user from both, but for DNS on
-the wireserver, the network's resolver (stacks/shared/sip_edge_host.py).
+pass a group's ordinary rules (only their service tags' rules would cut them, for the boot too): the
+host's nftables keeps the edge's user from both, but for DNS on the wireserver, the network's resolver
+(stacks/shared/sip_edge_host.py).
 
 Its identity: a user-assigned managed identity of its own with Key Vault Secrets User on each of the
 edge's secrets (a grant a secret, as the dispatcher's: the vault holds the dispatcher's and bots'
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -82,17 +84,23 @@ def security_rules(edge: SipEdgeSettings, dispatcher_range: str, vault_range: st
     low, high = edge.rtp_ports_used
 
     def rule(name: str, priority: int, direction: str, access: str, protocol: str, ports: str,
-             sources: list[str] | None = None, destinations: list[str] | None = None) -> dict[str, Any]:
+             sources: list[str] | None = None, destinations: list[str] | None = None,
+             wide: Mapping[str, bool] | None = None, opt_in: str = "") -> dict[str, Any]:
+        # A network wider than a /16 says why (a trunk's opt-in), which the policy pack reads.
+        note = f" (a trunk's {opt_in})" if wide and any(wide.values()) else ""
         found: dict[str, Any] = {"name": name, "priority": priority, "direction": direction, "access": access,
-                                 "protocol": protocol, "source_port_range": "*", "destination_port_range": ports}
+                                 "protocol": protocol, "source_port_range": "*", "destination_port_range": ports,
+                                 "description": f"sip edge: {name}{note}"}
         # One network is a prefix, several are prefixes (ARM takes one form or the other).
         for side, ranges in (("source", sources or ["*"]), ("destination", destinations or ["*"])):
             found |= ({f"{side}_address_prefix": ranges[0]} if len(ranges) == 1
                       else {f"{side}_address_prefixes": ranges})
         return found
 
-    inbound = [rule("sip-in", 100, "Inbound", "Allow", "Udp", str(SIP_PORT), sources=sorted(edge.sources)),
-               rule("rtp-in", 110, "Inbound", "Allow", "Udp", f"{low}-{high}", sources=sorted(edge.media_sources))]
+    inbound = [rule("sip-in", 100, "Inbound", "Allow", "Udp", str(SIP_PORT), sources=sorted(edge.sources),
+                    wide=edge.sources, opt_in="allowAnySource"),
+               rule("rtp-in", 110, "Inbound", "Allow", "Udp", f"{low}-{high}", sources=sorted(edge.media_sources),
+                    wide=edge.media_sources, opt_in="allowAnyMediaSource")]
     if edge.outbound:  # the dispatcher's calls to the control API, and nothing else to it
         inbound.append(rule("control-in", 120, "Inbound", "Allow", "Tcp", str(CONTROL_PORT),
                             sources=[dispatcher_range]))

@@ -282,3 +282,30 @@ def test_the_edges_container_holds_no_capability_and_binds_no_privileged_port(ed
     edge = tomllib.loads(script[script.index("<<'EDGE'\n") + len("<<'EDGE'\n"):script.index("\nEDGE\n")])
     ports = {key: value for key, value in edge.items() if key.endswith("_port")}
     assert {"sip_port", "rtp_port", "control_port"} <= set(ports) and min(ports.values()) > 1023, ports
+
+
+def _pack_found(group: dict[str, Any]) -> list[str]:
+    from policy import rules as pack
+
+    _, check = pack.RESOURCE_CHECKS["sip-edge-azure-edge-ports-only"]
+    return list(check(NSG, group))
+
+
+def test_the_policy_pack_takes_the_edges_group_and_refuses_ssh_or_sip_from_anyone(
+        stack: StackRunner, edge_run: Run) -> None:
+    group = unwrap(edge_run.one(NSG, NAME).inputs)
+    assert _pack_found(group) == []
+    sip = _rules(edge_run)["sip-in"]
+    ssh = {**sip, "name": "ssh", "protocol": "Tcp", "destinationPortRange": "22",
+           "sourceAddressPrefixes": ["203.0.113.0/24"]}
+    open_sip = {**sip, "name": "open", "sourceAddressPrefixes": ["0.0.0.0/1"]}
+    open_control = {**sip, "name": "control", "protocol": "Tcp", "destinationPortRange": "5080",
+                    "sourceAddressPrefixes": None, "sourceAddressPrefix": "Internet"}
+    found = _pack_found({**group, "securityRules": [ssh, open_sip, open_control]})
+    assert len(found) == 3 and "tcp 22-22" in found[0] and "opens SIP to 0.0.0.0/1" in found[1]
+    assert "tcp 5080-5080 from 0.0.0.0/0" in found[2]
+    anyone = run_azure_edge(stack, {**EDGE, "trunks": [{**EDGE["trunks"][0], "sources": ["0.0.0.0/0"],
+                                                         "allowAnySource": True, "mediaSources": ["0.0.0.0/0"],
+                                                         "allowAnyMediaSource": True}]})
+    assert _pack_found(unwrap(anyone.one(NSG, NAME).inputs)) == []  # the trunk asked for it, and each rule says so
+    assert "allowAnySource" in _rules(anyone)["sip-in"]["description"]
