@@ -192,6 +192,9 @@ class SipEdge(pulumi.ComponentResource):
             os_profile={"computer_name": "sip-edge", "admin_username": ADMIN, "custom_data": custom_data,
                         "linux_configuration": {"disable_password_authentication": True, "ssh": {"public_keys": [{
                             "path": f"/home/{ADMIN}/.ssh/authorized_keys", "key_data": key.public_key_openssh}]}}},
+            # Boot diagnostics in a managed account: the serial log names a secret or image the boot could not
+            # read (never a value), the only place a failed boot says so.
+            diagnostics_profile={"boot_diagnostics": {"enabled": True}},
             security_profile={"security_type": "TrustedLaunch",
                               "uefi_settings": {"secure_boot_enabled": True, "v_tpm_enabled": True}},
             storage_profile={"image_reference": DEBIAN,

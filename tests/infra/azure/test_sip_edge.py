@@ -155,6 +155,7 @@ def test_the_vm_is_trusted_launch_without_password_or_ssh_and_holds_no_secret(ed
     assert key["keyData"].startswith("ssh-rsa ")  # the stack's own, whose private half nothing uses
     assert not any(rule["destinationPortRange"] == "22" for rule in _rules(edge_run).values())
     assert vm["tags"]["role"] == "sip-edge" and vm["hardwareProfile"]["vmSize"] == "Standard_D2s_v5"
+    assert vm["diagnosticsProfile"] == {"bootDiagnostics": {"enabled": True}}  # where a failed boot says why
     script = _script(edge_run)
     made = next(unwrap(r.inputs)["properties"]["value"] for r in edge_run.of_type("azure-native:keyvault:Secret")
                 if r.name == "voicefleet-azure-test-sip-edge-secret")
@@ -255,9 +256,9 @@ def test_fetch_sends_the_token_through_stdin_and_fails_on_a_refusal(edge_run: Ru
 def test_a_second_up_replaces_nothing(stack: StackRunner) -> None:
     first = run_azure_edge(stack)
     second = run_azure_edge(stack, previous=unwrap(first.completed[first.one("voicefleet:azure:AzureStack").urn]))
-    mine = {r.urn: r.inputs for r in first.registrations if r.name.startswith(NAME) and r.type != VM}
-    assert mine and mine == {r.urn: r.inputs for r in second.registrations if r.name.startswith(NAME)
-                             and r.type != VM}
+    mine = {r.urn: r.inputs for r in first.registrations if r.name.startswith(NAME)}
+    assert VM in {r.type for r in first.registrations if r.name == NAME}
+    assert mine and mine == {r.urn: r.inputs for r in second.registrations if r.name.startswith(NAME)}
 
 
 @pytest.mark.parametrize(("edge", "said"), [
