@@ -45,6 +45,7 @@ SIP_EDGE_SIP_PORT, SIP_EDGE_CONTROL_PORT = 5060, 5080
 SIP_EDGE_ANY_SOURCE = "allowAnySource"  # in a SIP rule's description: the trunk asked for any source
 SIP_EDGE_ANY_MEDIA_SOURCE = "allowAnyMediaSource"  # in an RTP rule's: the trunk asked for media from anyone
 SIP_EDGE_WIDEST_PREFIX = 16  # a wider network (0.0.0.0/1 too) needs the trunk's opt-in
+SIP_EDGE_ROLE = "sip-edge"  # the Azure edge's tag `role` (stacks/azure/sip_edge.py)
 SIP_EDGE_RULE = "sip edge: "  # how every rule of the edge's describes itself (stacks/gcp/sip_edge.py's firewall)
 # What keeps a TURN server from being an open relay into the network (coturn options).
 TURN_REQUIRED = ("use-auth-secret", "no-multicast-peers", "no-cli",
@@ -311,6 +312,30 @@ def gcp_sip_edge_firewall(resource_type: str, props: Props) -> Iterator[str]:
                     yield f"the SIP edge's rule {problem}"
 
 
+def azure_sip_edge_rules(resource_type: str, props: Props) -> Iterator[str]:
+    """The Azure edge's network security group (tag `role: sip-edge`): the GCP edge's rules, each inbound allow
+    of the group read as one rule per source network."""
+    if resource_type != "azure-native:network:NetworkSecurityGroup" \
+            or (props.get("tags") or {}).get("role") != SIP_EDGE_ROLE:
+        return
+    for found in props.get("securityRules") or []:
+        if found.get("direction") != "Inbound" or found.get("access") != "Allow":
+            continue
+        protocol, port = str(found.get("protocol", "")).lower(), str(found.get("destinationPortRange", "*"))
+        low, _, high = port.partition("-")
+        if protocol not in ("udp", "tcp") or not low.isdigit() or not (high or low).isdigit():
+            yield f"the SIP edge's rule opens {protocol} {port} (SIP, RTP and the control API only)"
+            continue
+        for cidr in found.get("sourceAddressPrefixes") or [found.get("sourceAddressPrefix", "*")]:
+            rule = {"ipProtocol": protocol, "fromPort": int(low), "toPort": int(high or low),
+                    "cidrIpv4": "0.0.0.0/0" if cidr in ("*", "Internet") else cidr,
+                    "description": found.get("description")}
+            if protocol == "tcp" and int(low) == int(high or low) == SIP_EDGE_CONTROL_PORT and _private(cidr):
+                continue
+            if (problem := _sip_edge_rule(rule)) is not None:
+                yield f"the SIP edge's rule {problem}"
+
+
 def _private(cidr: Any) -> bool:
     try:
         return ipaddress.ip_network(str(cidr), strict=False).is_private
@@ -333,6 +358,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Check]] = {
     "no-gcp-bot-ingress": ("No firewall rule lets traffic into bot VMs", gcp_bot_ingress),
     "sip-edge-gcp-edge-ports-only": ("The GCP SIP edge's firewall opens SIP from the trunks, RTP and control only",
                                      gcp_sip_edge_firewall),
+    "sip-edge-azure-edge-ports-only": ("The Azure SIP edge's security group opens SIP from the trunks, RTP and "
+                                       "control only", azure_sip_edge_rules),
     "turn-not-open-relay": ("A TURN relay authenticates, denies private/metadata peers and has quotas",
                             turn_not_open_relay),
     "turn-gcp-ingress-turn-ports-only": ("The TURN relay's firewall opens TURN ports only", turn_firewall_ports),

@@ -7,7 +7,10 @@
   gateway with a static address for that egress (subnets made after Azure retired default outbound
   access have none).
 - `store`: the private endpoints, Key Vault's (stacks/azure/secrets.py) and the store's
-  (stacks/azure/store.py); `turn`: the TURN relay's VM (stacks/azure/relay.py), behind its own rules.
+  (stacks/azure/store.py); `turn`: the TURN relay's VM (stacks/azure/relay.py), behind its own rules;
+  `sip`: the SIP edge's VM (stacks/azure/sip_edge.py), behind its own rules. Made whether or not the
+  edge is on: a subnet that went with the edge would be taken out of the network while the edge's
+  network interface still held it (Pulumi updates before it deletes), which Azure refuses.
 
 Subnets are declared inside the virtual network, not as resources of their own: a network
 declared without them would remove them on its next update (pulumi/pulumi-azure-native#611).
@@ -32,7 +35,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_azure_native as azure
 
-SUBNETS = ("dispatcher", "bots", "store", "turn")
+SUBNETS = ("dispatcher", "bots", "store", "turn", "sip")
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,15 @@ class NetworkArgs:
 
 
 def subnet_ranges(cidr: str) -> dict[str, str]:
-    """/23 for Container Apps, /22 for the bots, /24 for the private endpoints, /24 for the TURN relay."""
+    """/23 for Container Apps, /22 for the bots, /24 for the private endpoints, /24 for the TURN relay, /28
+    for the SIP edge (its one VM: Azure keeps a subnet's first four addresses and its last)."""
     network = ipaddress.ip_network(cidr)
     base = int(network.network_address)
     return {"dispatcher": str(ipaddress.ip_network((base, 23))),
             "bots": str(ipaddress.ip_network((base + 4 * 256, 22))),
             "store": str(ipaddress.ip_network((base + 8 * 256, 24))),
-            "turn": str(ipaddress.ip_network((base + 9 * 256, 24)))}
+            "turn": str(ipaddress.ip_network((base + 9 * 256, 24))),
+            "sip": str(ipaddress.ip_network((base + 10 * 256, 28)))}
 
 
 def bot_rules() -> list[azure.network.SecurityRuleArgsDict]:
@@ -98,6 +103,7 @@ class Network(pulumi.ComponentResource):
                  "delegations": [{"name": "aci", "service_name": "Microsoft.ContainerInstance/containerGroups"}]},
                 {"name": "store", "address_prefix": ranges["store"]},
                 {"name": "turn", "address_prefix": ranges["turn"]},
+                {"name": "sip", "address_prefix": ranges["sip"], "default_outbound_access": False},
             ]),
             **common,
             opts=kept,

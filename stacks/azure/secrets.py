@@ -35,7 +35,7 @@ import pulumi_azure_native as azure
 from stacks.azure import naming
 from stacks.azure.identity import KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, built_in_role
 from stacks.azure.private_link import PrivateLinkArgs, private_link
-from stacks.shared.contract import REMOVABLE_SECRETS
+from stacks.shared.contract import removable_secret
 
 PRIVATE_ZONE = "privatelink.vaultcore.azure.net"
 UNSET_VALUE = "unset: this stack's configuration holds no value for it"
@@ -135,7 +135,7 @@ class SecretStore(pulumi.ComponentResource):
                 properties={"value": pulumi.Output.secret(value)},
                 tags={**args.tags, UNSET_TAG: "true"} if env_name in unset else args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[officer],
-                                            protect=args.protect and env_name not in REMOVABLE_SECRETS),
+                                            protect=args.protect and not removable_secret(env_name)),
             )
             self.secrets[env_name] = secret
             self.ids[env_name] = secret.id

@@ -2,9 +2,10 @@
 
 Resource group -> Container Registry -> images pinned by digest -> virtual network -> identities
 and their roles -> coordination store (several replicas) -> Key Vault (private endpoint) -> the
-dispatcher's secret grants -> Log Analytics -> the launch policy -> Container Apps dispatcher, which
-may create container groups (the bots, `MACHINES=aci`) in this resource group only, and only such as
-the launch policy admits (stacks/azure/launch_policy.py). With `protect`, delete locks on the
+dispatcher's secret grants -> Log Analytics -> the launch policy -> the SIP edge's addresses, rules and
+identity -> Container Apps dispatcher, which may create container groups (the bots, `MACHINES=aci`) in this
+resource group only, and only such as the launch policy admits (stacks/azure/launch_policy.py) -> the SIP
+edge's VM (stacks/azure/sip_edge.py). With `protect`, delete locks on the
 registry, vault and store (stacks/azure/locks.py). Azure's provider has no default tags: every resource
 is given the stack's tags itself, and every resource goes through the explicit provider.
 """
@@ -30,6 +31,7 @@ from stacks.azure.recordings import RecordingStore
 from stacks.azure.registry import Registry
 from stacks.azure.relay import TurnRelay, TurnRelayArgs
 from stacks.azure.secrets import SecretStore, SecretStoreArgs
+from stacks.azure.sip_edge import SipEdge, SipEdgeArgs
 from stacks.azure.store import CoordinationStore, CoordinationStoreArgs
 from stacks.config import rotation_last_up
 from stacks.config.bot import image_args, web_transports
@@ -39,6 +41,9 @@ from stacks.config.model import Settings
 from stacks.config.releases import OUTPUT as RELEASES_OUTPUT
 from stacks.config.releases import catalogue
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
+from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
+from stacks.config.sip_edge import URL_VARIABLE as SIP_EDGE_URL
+from stacks.config.sip_edge import origination_uri
 from stacks.config.store import PASSWORD_VARIABLE, URL_VARIABLE
 from stacks.config.turn import TurnSettings, relay_secret_names
 from stacks.shared import contract, recording_last_up, turn_server
@@ -114,6 +119,16 @@ class AzureStack(pulumi.ComponentResource):
         bot_secret_names = tuple(sorted({*settings.secrets.bot, *settings.observability.bot_secret_names()}))
         # The table's secrets the vault holds, and the managed store's own key (a resource's, no stack key).
         dispatcher_secrets = dispatcher_secret_names(settings, values, *([PASSWORD_VARIABLE] if store else []))
+        edge = settings.sip_edge
+        if edge is not None and edge.shares_secret and SIP_EDGE_SECRET not in dispatcher_secrets:
+            dispatcher_secrets = (*dispatcher_secrets, SIP_EDGE_SECRET)  # the control API's, a trunk's price's
+        ranges = subnet_ranges(cfg.vnet_cidr)
+        sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
+            edge=edge, subscription_id=cfg.subscription_id, resource_group=group.name, location=cfg.location,
+            subnet_id=network.subnet_ids["sip"], subnet_range=ranges["sip"], dispatcher_range=ranges["dispatcher"],
+            vault_range=ranges["store"], secrets=secrets, identity_name=f"{settings.prefix}-sip-edge", tags=tags,
+            protect=settings.protect), opts=child) if edge is not None else None
+        edge_url = {SIP_EDGE_URL: sip_edge.control_url} if sip_edge is not None and sip_edge.control_url else {}
         # The dispatcher reads its own secrets and, to hand them to each bot, the bots' (by reference).
         grants = secrets.grant_access("dispatcher", identities.dispatcher.principal_id,
                                       tuple(sorted({*dispatcher_secrets, *bot_secret_names})))
@@ -141,7 +156,8 @@ class AzureStack(pulumi.ComponentResource):
             subnet_id=network.subnet_ids["dispatcher"], workspace_id=observability.workspace_id,
             image=images.dispatcher, registry=registry.login_server, identity_id=identities.dispatcher.id,
             environment=lambda host: {**self._environment(settings, target, store, host, turn),
-                                       **self._recording_environment(settings, recordings)}, secrets=secrets,
+                                       **self._recording_environment(settings, recordings), **edge_url},
+            secrets=secrets,
             secret_names=dispatcher_secrets, cpu=cfg.dispatcher_cpu,
             memory_mib=settings.dispatcher_memory, min_replicas=cfg.dispatcher_min_replicas,
             max_replicas=cfg.dispatcher_max_replicas, max_session_seconds=settings.max_session_seconds, tags=tags,
@@ -151,6 +167,9 @@ class AzureStack(pulumi.ComponentResource):
                         *(store.ready if store is not None else ()),
                         *(recordings.grants if recordings is not None else ())),
             drain=settings.drain), opts=child)
+        if sip_edge is not None:
+            sip_edge.run(dispatcher_url=dispatcher.url, image=images.dispatcher, registry_id=registry.id,
+                         registry=registry.login_server)
         self.outputs = {
             "cloud": "azure",
             # Read back by the next `up` (stacks/config/rotation_last_up.py), once the dispatcher took this step.
@@ -174,6 +193,9 @@ class AzureStack(pulumi.ComponentResource):
             "workspaceId": observability.workspace_id,
             "alarmNames": observability.alert_names,
             **({"turnUrls": turn} if turn is not None else {}),
+            # The trunk's origination URI (Twilio Elastic SIP Trunking, Telnyx): where its calls come in.
+            **({"sipEdgeAddress": sip_edge.public_ip,
+                "sipEdgeOriginationUri": sip_edge.public_ip.apply(origination_uri)} if sip_edge is not None else {}),
             **({"recordingAccount": recordings.account_name} if recordings is not None else {}),
             # Read back by the next `up` (stacks/shared/recording_last_up.py).
             **({recording_last_up.OUTPUT: recording_last_up.store_output(settings.recording, last_store,

@@ -13,13 +13,12 @@ run as (a `name` of dispatcherApiKeys' `name:key`), a trunk's digest password is
 (its SIP_EDGE_SECRET), is made by the stack (stacks/config/made_secrets.py). All three reach the
 edge's host only through the stack's secret store, read at boot by the host's own role.
 
-AWS (stacks/aws/sip_edge.py) and GCP (stacks/gcp/sip_edge.py) run the edge on a host of its own: RTP
-needs an address of its own per edge, a port range a load balancer's listeners do not pass; Kubernetes
-(stacks/k8s/sip_edge.py) runs it as a pod on its node's network, on the nodes the team keeps for it
-(`nodeSelector`, `nodeTaint`: stacks/config/sip_edge_nodes.py), told the address the trunks reach them by
-(`publicAddress`); Azure refuses the key, saying how to run the edge yourself. Each cloud's own keys
-(the host's size, `instanceType` on AWS and `machineType` on GCP; the nodes on Kubernetes) are refused
-on the others.
+AWS (stacks/aws/sip_edge.py), GCP (stacks/gcp/sip_edge.py) and Azure (stacks/azure/sip_edge.py) run the edge
+on a host of its own: RTP needs an address of its own per edge, a port range a load balancer's listeners do
+not pass; Kubernetes (stacks/k8s/sip_edge.py) runs it as a pod on its node's network, on the nodes the team
+keeps for it (`nodeSelector`, `nodeTaint`: stacks/config/sip_edge_nodes.py), told the address the trunks
+reach them by (`publicAddress`). Each cloud's own keys (the host's size, `instanceType` on AWS,
+`machineType` on GCP, `vmSize` on Azure; the nodes on Kubernetes) are refused on the others.
 """
 
 from __future__ import annotations
@@ -66,11 +65,16 @@ _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")  # n2-standard-2, c2d-highcpu-4, custom-2-4096
 # Compute Engine's Arm series (Tau T2A, Axion C4A and N4A): PJSIP's wheel and the image are x86_64.
 _GCP_ARM = re.compile(r"^(t2a|c4a|n4a)-")
-HOSTS = ("aws", "gcp", "k8s")  # the clouds whose stacks run the edge
-# What each other cloud says instead of running the edge.
-ELSEWHERE = {"azure": "this stack provisions no VM for SIP"}
-# The keys only one cloud's edge has: the host's size on AWS and GCP, the nodes and their address on Kubernetes.
-CLOUD_KEYS = {"aws": ("instanceType",), "gcp": ("machineType",), "k8s": ("nodeSelector", "nodeTaint", "publicAddress")}
+_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+# Azure's Arm sizes carry a `p` among their features (Standard_D2ps_v5, Standard_E4pds_v6, Standard_B2pts_v2).
+_AZURE_ARM = re.compile(r"^Standard_[A-Z]+\d+[a-oq-z]*p[a-z]*_")
+HOSTS = ("aws", "gcp", "azure", "k8s")  # the clouds whose stacks run the edge
+# The host's size key on each VM cloud, and the pattern of its Arm sizes (PJSIP's wheel and the image are x86_64).
+SIZE_KEYS = {"aws": ("instanceType", "instance_type", _ARM), "gcp": ("machineType", "machine_type", _GCP_ARM),
+             "azure": ("vmSize", "vm_size", _AZURE_ARM)}
+# The keys only one cloud's edge has: the host's size on a VM cloud, the nodes and their address on Kubernetes.
+CLOUD_KEYS = {**{cloud: (size[0],) for cloud, size in SIZE_KEYS.items()},
+              "k8s": ("nodeSelector", "nodeTaint", "publicAddress")}
 
 
 class _Key(BaseModel):
@@ -109,6 +113,8 @@ class SipEdgeKey(_Key):
     enabled: bool = False
     instance_type: str = Field(default="c7i.large", alias="instanceType", pattern=_INSTANCE_TYPE.pattern)  # AWS
     machine_type: str = Field(default="n2-standard-2", alias="machineType", pattern=_MACHINE_TYPE.pattern)  # GCP
+    # Azure: 2 vCPUs, 8 GiB, x86_64, Trusted Launch
+    vm_size: str = Field(default="Standard_D2s_v5", alias="vmSize", pattern=_VM_SIZE.pattern)
     workers: int = Field(default=1, ge=1, le=64)
     rtp_ports: str = Field(default="40000-40399", alias="rtpPorts")
     answer_seconds: float | None = Field(default=None, alias="answerSeconds")
@@ -132,11 +138,11 @@ class SipEdgeSettings:
 
     @property
     def host_type(self) -> str:
-        """The host's size in its cloud's words: an EC2 instance type, a Compute Engine machine type, or
-        on Kubernetes the nodes the pod is kept to."""
+        """The host's size in its cloud's words: an EC2 instance type, a Compute Engine machine type, an
+        Azure VM size, or on Kubernetes the nodes the pod is kept to."""
         if self.cloud == "k8s":
             return "node labelled " + ", ".join(f"{k}={v}" for k, v in sorted(self.key.node_selector.items()))
-        return self.key.machine_type if self.cloud == "gcp" else self.key.instance_type
+        return str(getattr(self.key, SIZE_KEYS[self.cloud][1]))
 
     @property
     def outbound(self) -> bool:
@@ -215,7 +221,7 @@ def load(cfg: Reader, cloud: str, api_keys: pulumi.Output[str], rotation: made_s
     if not key.enabled:
         return None
     if cloud not in HOSTS:
-        raise cfg.fail(KEY, f"enabled: only an AWS or GCP stack runs the SIP edge; on {cloud} {ELSEWHERE[cloud]}. "
+        raise cfg.fail(KEY, f"enabled: an AWS, GCP, Azure or Kubernetes stack runs the SIP edge, not a {cloud} one. "
                             "Run `python -m sipedge` on a VM of your own with a public address, its dispatcher_url "
                             f"this stack's dispatcherUrl ({DOCS}, and docs/sip.md#configuration)")
     _check_host(cfg, key, cloud, platforms)
@@ -247,10 +253,10 @@ def _check_host(cfg: Reader, key: SipEdgeKey, cloud: str, platforms: tuple[str, 
                                 "linux/amd64 in platforms")
         check_nodes(cfg, key.node_selector, key.node_taint, key.public_address, key.workers)
         return
-    mine = CLOUD_KEYS[cloud][0]
-    value, arm = (key.machine_type, _GCP_ARM) if cloud == "gcp" else (key.instance_type, _ARM)
+    mine, field_name, arm = SIZE_KEYS[cloud]
+    value = str(getattr(key, field_name))
     if "linux/amd64" not in platforms or arm.match(value):
-        example = SipEdgeKey.model_fields["machine_type" if cloud == "gcp" else "instance_type"].default
+        example = SipEdgeKey.model_fields[field_name].default
         raise cfg.fail(KEY, f"runs the dispatcher image's x86_64 build (with PJSIP's x86_64 wheel): keep linux/amd64 "
                             f"in platforms and give it an x86_64 {mine} ({example}; got {value})")
 

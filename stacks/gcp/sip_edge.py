@@ -42,7 +42,7 @@ ALLOW_PRIORITY, DENY_PRIORITY = 1000, 65534
 # (https://cloud.google.com/iam/docs/access-change-propagation): 9 tries, 2 to 256 s apart, ~8.5 min.
 TRIES = 9
 # The edge's user may still ask the metadata server for names: it is the VM's DNS resolver.
-METADATA_DNS = ("udp dport 53", "tcp dport 53")
+METADATA_DNS = tuple(f"ip daddr {sip_edge_host.METADATA} {port}" for port in ("udp dport 53", "tcp dport 53"))
 
 
 @dataclass(frozen=True)

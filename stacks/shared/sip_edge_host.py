@@ -75,20 +75,21 @@ ENTRYPOINT ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
 """
 
 
-def metadata_firewall(keep: Sequence[str] = ()) -> str:
+def metadata_firewall(keep: Sequence[str] = (), blocked: Sequence[str] = (METADATA,)) -> str:
     """nftables: the edge's user may not reach the instance metadata service. The container shares the
     host's network (its RTP range and the private address), so without this it could take the role's
     credentials; the host's own boot, as root, still reads its secrets. Loaded at every start of the unit.
-    `keep`: what the edge's user may still ask the metadata address (nft matches, such as `udp dport 53`
-    where it is also the network's DNS resolver, as on Compute Engine)."""
-    kept = "".join(f"    meta skuid {EDGE_UID} ip daddr {METADATA} {match} accept\n" for match in keep)
+    `blocked`: the cloud's host addresses (the metadata service, and Azure's wireserver too);
+    `keep`: what the edge's user may still ask them (nft matches, such as `ip daddr 169.254.169.254 udp
+    dport 53` where the metadata address is also the network's DNS resolver, as on Compute Engine)."""
+    kept = "".join(f"    meta skuid {EDGE_UID} {match} accept\n" for match in keep)
+    refused = "".join(f"    meta skuid {EDGE_UID} ip daddr {address} reject\n" for address in blocked)
     return f"""table inet sipedge_metadata
 delete table inet sipedge_metadata
 table inet sipedge_metadata {{
   chain out {{
     type filter hook output priority 0; policy accept;
-{kept}    meta skuid {EDGE_UID} ip daddr {METADATA} reject
-  }}
+{kept}{refused}  }}
 }}
 """
 
@@ -150,6 +151,7 @@ class HostSteps:
     secret_tries: int = SECRET_TRIES
     pull_tries: int = 1  # above 1: the login and pull retried as the secrets are (pull_function)
     metadata_keep: tuple[str, ...] = ()  # metadata_firewall's `keep`
+    metadata_blocked: tuple[str, ...] = (METADATA,)  # metadata_firewall's `blocked`
     apt_over_https: bool = False  # APT_OVER_HTTPS first: the host has no port 80 out
 
 
@@ -182,7 +184,7 @@ chmod 0644 {CONFIG}
 {lines}
 mv -f {NEW_SECRETS} {SECRETS}
 cat > {FIREWALL} <<'NFT'
-{metadata_firewall(steps.metadata_keep)}NFT
+{metadata_firewall(steps.metadata_keep, steps.metadata_blocked)}NFT
 cat > {UNIT} <<'UNIT'
 [Unit]
 Description=voicefleet SIP edge

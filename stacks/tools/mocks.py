@@ -320,7 +320,8 @@ def _tls_state(typ: str, logical: str, inputs: dict[str, Any], generation: int) 
     body = _digest(f"{generation}:{typ}:{logical}")[:48]
     if typ == "tls:index/privateKey:PrivateKey":
         return {"privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n",
-                "publicKeyPem": f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n"}
+                "publicKeyPem": f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n",
+                "publicKeyOpenssh": f"ssh-rsa {body}\n"}
     if typ == "tls:index/certRequest:CertRequest":
         return {"certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n"}
     hours = int(inputs.get("validityPeriodHours") or 0)

@@ -16,7 +16,9 @@ keep its size anyway, so it is refused here as doing nothing.
 
 An EC2 host made with `userDataReplaceOnChange` (the SIP edge, the TURN relay) is replaced when its boot
 script changes, and a changed `instanceType` stops and starts it in place (pulumi-aws's instance
-update); a Compute Engine VM's `metadataStartupScript`, `zone` or `bootDisk` replaces it (ForceNew in
+update); an Azure VM's `osProfile.customData` replaces it (the stacks' `replace_on_changes`: ARM never
+changes it in place) and its `hardwareProfile.vmSize` restarts it (a resize); a Compute Engine VM's
+`metadataStartupScript`, `zone` or `bootDisk` replaces it (ForceNew in
 the Google provider pulumi-gcp bridges), its `networkInterfaces` stop or replace it, its `machineType`
 stops and starts it (`allowStoppingForUpdate`). None is refused (a new image or a trunk's edit must go
 out), but `host_notes` says so in the plan: each ends what runs on the host.
@@ -66,9 +68,12 @@ def violations(deployed: Iterable[Registration], planned: Iterable[Registration]
 
 INSTANCE = "aws:ec2/instance:Instance"
 GCE_INSTANCE = "gcp:compute/instance:Instance"
-# A host's type -> its boot script's property, its size's, and where its `role` is (an EC2 tag, a GCE label).
+AZURE_VM = "azure-native:compute:VirtualMachine"
+# A host's type -> its boot script's property, its size's, and where its `role` is (an EC2 or Azure tag, a GCE
+# label).
 HOST_PROPERTIES = {INSTANCE: ("userData", "instanceType", "tags"),
-                   GCE_INSTANCE: ("metadataStartupScript", "machineType", "labels")}
+                   GCE_INSTANCE: ("metadataStartupScript", "machineType", "labels"),
+                   AZURE_VM: ("osProfile.customData", "hardwareProfile.vmSize", "tags")}
 # A host's type -> its other properties whose change replaces or stops it, and how.
 HOST_REPLACING = {GCE_INSTANCE: {"zone": "replaces the host (the old one deleted first)",
                                  "bootDisk": "replaces the host (the old one deleted first)",
@@ -81,9 +86,9 @@ HOST_ROLES = {"sip-edge": "ends every call in progress on the SIP edge, and inbo
 
 
 def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]) -> list[str]:
-    """A note for each role-tagged EC2 or Compute Engine host the change replaces (its boot script, a VM's
-    zone, boot disk or network interface) or stops (its size). GCE's `metadataStartupScript` always
-    replaces the VM; EC2's `userData` does when `userDataReplaceOnChange` says so."""
+    """A note for each role-tagged EC2, Compute Engine or Azure host the change replaces (its boot script, a VM's
+    zone, boot disk or network interface) or stops (its size). GCE's `metadataStartupScript`
+    and Azure's `customData` always replace the VM; EC2's `userData` does when `userDataReplaceOnChange` says so."""
     notes = []
     paths = [(typ, path) for typ, (script, size, _) in HOST_PROPERTIES.items() for path in (script, size)]
     paths += [(typ, path) for typ, replacing in HOST_REPLACING.items() for path in replacing]
@@ -93,7 +98,7 @@ def host_notes(deployed: Iterable[Registration], planned: Iterable[Registration]
         role = (inputs.get(where) or {}).get("role")
         if old == new or role not in HOST_ROLES:
             continue
-        if path == script and (reg.type == GCE_INSTANCE or inputs.get("userDataReplaceOnChange")):
+        if path == script and (reg.type in (GCE_INSTANCE, AZURE_VM) or inputs.get("userDataReplaceOnChange")):
             how = "its boot script changes, which replaces the host (the old one deleted first)"
         elif path == size:
             how = f"its {size} changes from {old} to {new}, which stops and starts the host"

@@ -157,12 +157,6 @@ def test_a_number_runs_as_a_key_the_dispatcher_holds(stack: StackRunner) -> None
     assert unwrap(version.inputs["secretString"]) == API_KEY  # the key itself, not the dispatcher's whole list
 
 
-def test_azure_refuses_the_edge_and_says_how_to_run_it(stack: StackRunner) -> None:
-    refused = _refused(stack, EDGE, cloud="azure")
-    assert "provisions no VM for SIP" in refused and "python -m sipedge" in refused
-    assert "docs/sip.md#in-the-cloud" in refused
-
-
 @pytest.mark.parametrize("key", ["nodeSelector", "nodeTaint", "publicAddress"])
 def test_a_vm_hosted_edge_refuses_the_kubernetes_nodes_keys(stack: StackRunner, key: str) -> None:
     value = {"nodeSelector": {"voicefleet.io/sip-edge": "true"}, "nodeTaint": "voicefleet.io/sip-edge:NoSchedule",

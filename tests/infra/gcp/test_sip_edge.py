@@ -41,10 +41,16 @@ MEMBER = f"serviceAccount:{ACCOUNT}"
 EGRESS_NETWORK = "projects/vf-test/voicefleet-gcp-test-egress"  # the mocks' id of the egress network
 
 
+def run_cloud_edge(stack: StackRunner, cloud: str, edge: dict[str, Any] | None = None,
+                   secrets: dict[str, str] | None = None, **overrides: Any) -> Run:
+    """A stack of `cloud` with the edge set (EDGE by default): a cloud whose dispatcher URL is HTTPS already."""
+    return stack(cloud, secrets={**EDGE_SECRETS, **(secrets or {})},
+                 **{"sipEdge": json.dumps(EDGE if edge is None else edge), **overrides})
+
+
 def run_gcp_edge(stack: StackRunner, edge: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
                  **overrides: Any) -> Run:
-    return stack("gcp", secrets={**EDGE_SECRETS, **(secrets or {})},
-                 **{"sipEdge": json.dumps(EDGE if edge is None else edge), **overrides})
+    return run_cloud_edge(stack, "gcp", edge, secrets, **overrides)
 
 
 @pytest.fixture

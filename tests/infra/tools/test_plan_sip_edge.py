@@ -41,12 +41,12 @@ SET_WITH_PATH = """\
 
 
 def _stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, cloud: str = "aws") -> str:
-    """The cloud's dev stack file with the edge set; a GCP stack without the AWS stack's HTTPS keys (Cloud
-    Run's URL is HTTPS already)."""
+    """The cloud's dev stack file with the edge set; a GCP or Azure stack without the AWS stack's HTTPS keys
+    (Cloud Run's and Container Apps' URLs are HTTPS already)."""
     stack = f"{cloud}-dev"
     original = paths.stack_file(stack).read_text()
     edge = SET_WITH_PATH.format(workers=workers)
-    if cloud == "gcp":
+    if cloud != "aws":
         edge = "".join(line for line in edge.splitlines(keepends=True)
                        if "certificateArn" not in line and "dispatcherDomain" not in line)
     (tmp_path / f"Pulumi.{stack}.yaml").write_text(original.replace("config:\n", "config:\n" + edge, 1))
@@ -89,6 +89,11 @@ NEW_NUMBER = {"trunks": [{**EDGE["trunks"][0], "numbers": {"+14155550199": "team
     ("gcp", {"machineType": "n2-standard-4"}, "voicefleet-gcp-dev-sip-edge: its machineType changes from "
                                               "n2-standard-2 to n2-standard-4, which stops and starts the host; this "
                                               "ends every call in progress"),
+    ("azure", NEW_NUMBER, "voicefleet-azure-dev-sip-edge: its boot script changes, which replaces the host (the old "
+                          "one deleted first); this ends every call in progress on the SIP edge"),
+    ("azure", {"vmSize": "Standard_D4s_v5"}, "voicefleet-azure-dev-sip-edge: its hardwareProfile.vmSize changes from "
+                                             "Standard_D2s_v5 to Standard_D4s_v5, which stops and starts the host; "
+                                             "this ends every call in progress"),
 ])
 def test_the_plan_says_a_change_that_replaces_or_stops_the_edges_host_ends_its_calls(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str,
@@ -98,7 +103,7 @@ def test_the_plan_says_a_change_that_replaces_or_stops_the_edges_host_ends_its_c
     assert said in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_the_plan_says_nothing_of_the_host_when_the_edge_stays_as_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str) -> None:
     assert main([_stack(tmp_path, monkeypatch, 1, cloud), "--config", f"sipEdge={json.dumps(EDGE)}"]) == 0
@@ -123,7 +128,10 @@ def test_the_plan_says_a_new_zone_replaces_the_gcp_edges_host(
     ("aws", "aws:ec2/eip:Eip voicefleet-aws-dev-sip-edge",
      "voicefleet:aws:AwsStack$voicefleet:aws:SipEdge$aws:ec2/eip:Eip::voicefleet-aws-dev-sip-edge"),
     ("gcp", "gcp:compute/address:Address voicefleet-gcp-dev-sip-edge",
-     "voicefleet:gcp:GcpStack$voicefleet:gcp:SipEdge$gcp:compute/address:Address::voicefleet-gcp-dev-sip-edge")])
+     "voicefleet:gcp:GcpStack$voicefleet:gcp:SipEdge$gcp:compute/address:Address::voicefleet-gcp-dev-sip-edge"),
+    ("azure", "azure-native:network:PublicIPAddress voicefleet-azure-dev-sip-edge",
+     "voicefleet:azure:AzureStack$voicefleet:azure:SipEdge$azure-native:network:PublicIPAddress::"
+     "voicefleet-azure-dev-sip-edge")])
 def test_the_plan_says_turning_a_protected_stacks_edge_off_needs_its_address_unprotected_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cloud: str,
         address: str, urn: str) -> None:
