@@ -1,29 +1,22 @@
-"""Network (Azure): one virtual network, three subnets, the bots' egress rules and a NAT gateway.
+"""Network (Azure): one virtual network, its subnets, the bots' egress rules and a NAT gateway.
 
 - `dispatcher`: Container Apps' infrastructure subnet (a /23, delegated to Microsoft.App/environments).
 - `bots`: the bots' container groups (delegated to Microsoft.ContainerInstance/containerGroups), behind a
   network security group that allows egress UDP and TCP 443 and denies other egress and every
-  inbound flow from the internet (Azure's default rules otherwise allow all outbound), and a NAT
-  gateway with a static address for that egress (subnets made after Azure retired default outbound
-  access have none).
-- `store`: the private endpoints, Key Vault's (stacks/azure/secrets.py) and the store's
-  (stacks/azure/store.py); `turn`: the TURN relay's VM (stacks/azure/relay.py), behind its own rules;
-  `sip`: the SIP edge's VM (stacks/azure/sip_edge.py), behind its own rules. Made whether or not the
-  edge is on: a subnet that went with the edge would be taken out of the network while the edge's
-  network interface still held it (Pulumi updates before it deletes), which Azure refuses.
+  inbound flow from the internet, and a NAT gateway with a static address for that egress.
+- `store`: the private endpoints (Key Vault's, the store's); `turn`: the TURN relay's VM; `sip`: the SIP
+  edge's VM (stacks/azure/sip_edge.py), made whether or not the edge is on: a subnet that went with the
+  edge would be removed while the edge's network interface still held it, which Azure refuses.
 
 Subnets are declared inside the virtual network, not as resources of their own: a network
 declared without them would remove them on its next update (pulumi/pulumi-azure-native#611).
 
 `pulumi destroy` leaves the network behind (`retain_on_delete`), with what its subnets hold on to
-(the bots' security group, the NAT gateway and its address) and the resource group around them
-(stacks/azure/stack.py): a delegated subnet can stay held by its service association link for hours,
-at times days, after the Container Apps environment or the last container group is deleted
-(microsoft/azure-container-apps#974, microsoft-foundry/foundry-samples#153; ACI's `acisal`:
-MicrosoftDocs/azure-docs#20577), and deleting the network then fails, with the rest of the destroy
-behind it. The resource group goes too only when nothing is left in it: pulumi-azure-native deletes
-a group with whatever it holds (pulumi/pulumi-azure-native#2522), which would meet the same held
-subnet. The operator deletes the group later (`az group delete`, docs/pulumi.md; the plan prints it).
+and the resource group around them (stacks/azure/stack.py): a delegated subnet can stay held by its
+service association link for hours after the environment or the last container group is deleted
+(microsoft/azure-container-apps#974, MicrosoftDocs/azure-docs#20577), and deleting the network then
+fails, with the rest of the destroy behind it. The operator deletes the group later (`az group
+delete`, docs/pulumi.md; the plan prints it).
 """
 
 from __future__ import annotations

@@ -1,30 +1,24 @@
 """SipEdge (Azure): `python -m sipedge` on one Linux VM with a Standard static public address, as the AWS
 and GCP stacks run it (stacks/aws/sip_edge.py, stacks/gcp/sip_edge.py): RTP takes a port per call, which
-no load balancer in front of Container Apps passes, so the edge has an address of its own (docs/sip.md,
-"On Azure", has the why of each rule).
+no load balancer in front of Container Apps passes (docs/sip.md, "On Azure", has the why of each rule).
 
-Where it lives: the stack network's `sip` subnet (stacks/azure/network.py), the network Container Apps'
-environment is injected into: an app's calls to a private address leave from the `dispatcher` subnet, so
-the control port (TCP 5080) admits that subnet's range only. The network security group, on the edge's
-network interface:
-- in: UDP 5060 from the trunks' `sources`, the workers' RTP ports from their `mediaSources`, one rule each
-  holding every network (the group changes in place); then a deny of everything else, no SSH;
-- out: UDP to the trunks' networks, TCP 443 to the internet (the registry, Debian's mirror) and to the
-  private endpoints' subnet (Key Vault), then a deny of everything else (the virtual network included).
-Azure's host addresses (the instance metadata service 169.254.169.254, the wireserver 168.63.129.16)
-pass a group's ordinary rules (only their service tags' rules would cut them, for the boot too): the
-host's nftables keeps the edge's user from both, but for DNS on the wireserver, the network's resolver
-(stacks/shared/sip_edge_host.py).
+Where it lives: the stack network's `sip` subnet (stacks/azure/network.py); an app's calls to a private
+address leave from the `dispatcher` subnet, so the control port (TCP 5080) admits that range only. The
+network security group, on the edge's network interface:
+- in: UDP 5060 from the trunks' `sources`, the workers' RTP ports from their `mediaSources`, then a deny
+  of everything else, no SSH;
+- out: UDP to the trunks' networks, TCP 443 to the internet and to the private endpoints' subnet (Key
+  Vault), then a deny of everything else.
+Azure's host addresses (169.254.169.254, 168.63.129.16) pass a group's ordinary rules: the host's
+nftables keeps the edge's user from both, but for DNS on the wireserver (stacks/shared/sip_edge_host.py).
 
-Its identity: a user-assigned managed identity of its own with Key Vault Secrets User on each of the
-edge's secrets (a grant a secret, as the dispatcher's: the vault holds the dispatcher's and bots'
-secrets too, and a vault-wide grant would read them) and AcrPull on the stack's registry, nothing else.
-Trusted Launch (secure boot, vTPM), no password, no SSH rule: Azure still requires a credential on a
-Linux VM, so the stack makes an SSH key (pulumi-tls) whose private half only the state holds and
-which nothing can use.
+Its identity: a user-assigned managed identity with Key Vault Secrets User on each of the edge's secrets
+(the vault holds the dispatcher's and bots' secrets too) and AcrPull on the stack's registry, nothing
+else. Trusted Launch, no password, no SSH rule; the SSH key Azure requires is made by pulumi-tls and
+held only by the state.
 
 Its addresses: a Standard static public IP (`protect`ed on a protected stack) and a static private one
-(the dispatcher's SIP_EDGE_URL), both on a network interface of their own, kept when the VM is replaced.
+(the dispatcher's SIP_EDGE_URL), on a network interface of their own, kept when the VM is replaced.
 Azure never changes a VM's `customData`, so a changed boot script replaces the VM, the old one deleted
 first: its calls in flight end (the plan says so).
 """

@@ -1,27 +1,22 @@
 """Kubernetes objects a planned config change would replace, where a replacement takes down what runs.
 
-pulumi-kubernetes replaces, never updates, an object of any kind (a custom resource's too) whose
-`.metadata.name` or `.metadata.namespace` changes, and a Deployment whose `.spec.selector` does
-(`forceNewProperties`, provider/pkg/provider/diff.go in pulumi/pulumi-kubernetes: `metadataForceNewProperties`
-for every kind, then `deployment`), and a StatefulSet whose `.spec.volumeClaimTemplates` does (`statefulSet`,
-the same file); and the provider itself, with every object made through it, when its
-`clusterIdentifier` changes. Three of those cut sessions or warm bots: a replaced Namespace is deleted
-with everything in it (the bots' running pods, or the dispatcher); a replaced Deployment is deleted
-before or beside its successor with every replica at once, past the disruption budget (a budget limits
-evictions, not deletes); a replaced agent-sandbox SandboxTemplate or SandboxWarmPool takes the pool's
-warm Sandboxes with it. A changed in-cluster store's claim template (`k8sStoreStorage`) would replace
-its StatefulSet, deleted first (a fixed name): the stack ignores that change, and the kept claim would
-keep its size anyway, so it is refused here as doing nothing.
+pulumi-kubernetes replaces, never updates, an object whose `.metadata.name` or `.metadata.namespace`
+changes, a Deployment whose `.spec.selector` does and a StatefulSet whose `.spec.volumeClaimTemplates`
+does (`forceNewProperties`, provider/pkg/provider/diff.go in pulumi/pulumi-kubernetes), and the provider
+itself, with every object made through it, when its `clusterIdentifier` changes. Three of those cut
+sessions or warm bots: a replaced Namespace is deleted with everything in it; a replaced Deployment is
+deleted with every replica at once, past the disruption budget; a replaced agent-sandbox
+SandboxTemplate or SandboxWarmPool takes the pool's warm Sandboxes with it. A changed in-cluster
+store's claim template (`k8sStoreStorage`) is refused as doing nothing (the stack ignores it).
 `python -m stacks.plan <stack> --config KEY=VALUE` refuses those before `pulumi up` does them.
 
-An EC2 host made with `userDataReplaceOnChange` (the SIP edge, the TURN relay) is replaced when its boot
-script changes, and a changed `instanceType` stops and starts it in place (pulumi-aws's instance
-update); an Azure VM's `osProfile.customData` replaces it (the stacks' `replace_on_changes`: ARM never
-changes it in place) and its `hardwareProfile.vmSize` restarts it (a resize); a Compute Engine VM's
-`metadataStartupScript`, `zone` or `bootDisk` replaces it (ForceNew in
-the Google provider pulumi-gcp bridges), its `networkInterfaces` stop or replace it, its `machineType`
-stops and starts it (`allowStoppingForUpdate`). None is refused (a new image or a trunk's edit must go
-out), but `host_notes` says so in the plan: each ends what runs on the host.
+VM hosts (the SIP edge, the TURN relay): an EC2 host made with `userDataReplaceOnChange` is replaced
+when its boot script changes and stopped and started by a changed `instanceType`; an Azure VM's
+`osProfile.customData` replaces it (ARM never changes it in place) and its `hardwareProfile.vmSize`
+restarts it; a Compute Engine VM's `metadataStartupScript`, `zone` or `bootDisk` replaces it (ForceNew),
+its `networkInterfaces` stop or replace it, its `machineType` stops and starts it. None is refused (a new
+image or a trunk's edit must go out), but `host_notes` says so in the plan: each ends what runs on the
+host (docs/sip.md and docs/pulumi.md say which change does which).
 """
 
 from __future__ import annotations
