@@ -43,11 +43,16 @@ class EvalCallAsked:
     body: dict[str, Any]  # the rest of the bot's body (an eval's marker)
 
 
-async def eval_call(calls: WhatsAppCalls, who: Caller, asked: EvalCallAsked) -> dict[str, Any]:
-    """The bot's answer to the eval's offer, with the session it runs in; the session is stopped when
-    there is no usable answer (ApiError, as the session's start or signalling refused)."""
+def eval_route(calls: WhatsAppCalls, who: Caller, asked: EvalCallAsked) -> NumberRoute:
+    """The number the eval's call goes to, once its offer was checked: what a call is refused for before
+    anything is counted against its key (ApiError)."""
     _check_offer(asked.offer)
-    route = own_number(calls, who, asked.phone_number_id)
+    return own_number(calls, who, asked.phone_number_id)
+
+
+async def eval_call(calls: WhatsAppCalls, who: Caller, asked: EvalCallAsked, route: NumberRoute) -> dict[str, Any]:
+    """The bot's answer to the eval's offer on `route` (eval_route's), with the session it runs in; the session
+    is stopped when there is no usable answer (ApiError, as the session's start or signalling refused)."""
     sessions = calls.sessions
     call_id = f"eval-{secrets.token_hex(12)}"
     record: dict[str, Any] = {"call_id": call_id, "from": asked.caller, "to": asked.business,

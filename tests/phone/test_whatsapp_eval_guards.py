@@ -1,0 +1,43 @@
+"""The eval entry (`POST /phone/whatsapp/eval_calls`) held to what a start is held to, on a keyed in-process
+dispatcher whose bots are the stand-in (tests/dispatcher/standin_bot.py): the key's start rate, one answer
+for every number that is not the key's, an offer of one audio m-line however its lines are broken, and a
+body UTF-8 can hold. Meta's side is the strict fake, which must hear nothing of any of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.server import serve
+from tests.fakes.whatsapp import PHONE_NUMBER_ID, FakeWhatsApp
+from tests.phone.test_whatsapp_webhook import OFFER, Meta, dispatcher
+
+ROUTE = "/phone/whatsapp/eval_calls"
+KEY = "support-key-0123456789abcdef"
+OTHER_NUMBER = "106540352242999"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+KEYS = {"DISPATCHER_API_KEYS": f"support:{KEY},other:other-key-0123456789abcdef00",
+        "BOT_CHANNEL_TOKEN": "chan-token-0123456789abcdef0123456789"}
+
+
+@pytest.fixture
+async def meta(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Meta]:
+    monkeypatch.setenv("STANDIN_MODE", "serve")
+    with serve(FakeWhatsApp(numbers=(PHONE_NUMBER_ID, OTHER_NUMBER))) as fake:
+        async with dispatcher(fake, numbers=f"{PHONE_NUMBER_ID}=support,{OTHER_NUMBER}=other",
+                              keys={**KEYS, "START_RATE_PER_KEY": "0.001", "START_BURST_PER_KEY": "1"}) as running:
+            yield running
+        assert fake.calls == []  # nothing of an eval's call reaches Meta
+
+
+async def test_the_keys_start_rate_holds_for_eval_calls_and_a_refused_call_spends_none_of_it(meta: Meta) -> None:
+    client = meta.dispatcher.client
+    refused = await client.post(ROUTE, json={"sdp": OFFER.replace("m=audio", "m=video")}, headers=AUTH)
+    assert refused.status_code == 422, refused.text
+    first = await client.post(ROUTE, json={"sdp": OFFER}, headers=AUTH)
+    assert first.status_code == 200, first.text
+    second = await client.post(ROUTE, json={"sdp": OFFER}, headers=AUTH)
+    assert second.status_code == 429 and second.json()["error"]["code"] == "rate_limited", second.text
+    assert "retry-after" in second.headers
+    assert len(meta.launches) == 1  # the refused start launched nothing
