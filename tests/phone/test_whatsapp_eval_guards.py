@@ -5,6 +5,7 @@ body UTF-8 can hold. Meta's side is the strict fake, which must hear nothing of 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,6 +18,7 @@ ROUTE = "/phone/whatsapp/eval_calls"
 KEY = "support-key-0123456789abcdef"
 OTHER_NUMBER = "106540352242999"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+JSON = "application/json"
 KEYS = {"DISPATCHER_API_KEYS": f"support:{KEY},other:other-key-0123456789abcdef00",
         "BOT_CHANNEL_TOKEN": "chan-token-0123456789abcdef0123456789"}
 
@@ -41,3 +43,11 @@ async def test_the_keys_start_rate_holds_for_eval_calls_and_a_refused_call_spend
     assert second.status_code == 429 and second.json()["error"]["code"] == "rate_limited", second.text
     assert "retry-after" in second.headers
     assert len(meta.launches) == 1  # the refused start launched nothing
+
+
+async def test_a_body_utf8_cannot_hold_is_refused_as_a_starts_is(meta: Meta) -> None:
+    lone = json.dumps({"sdp": OFFER, "body": {"note": "HALF"}}).replace("HALF", "\\ud800")  # JSON allows half a pair
+    refused = await meta.dispatcher.client.post(ROUTE, content=lone, headers={**AUTH, "content-type": JSON})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_json", refused.text
+    assert "lone surrogate" in refused.json()["error"]["message"]
+    assert meta.launches == []

@@ -15,6 +15,7 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.routers.whatsapp import whatsapp_calls
 from dispatcher.api.schemas import ERRORS
+from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
 from dispatcher.whatsapp.eval_calls import EvalCallAsked, eval_call, eval_route
@@ -46,6 +47,7 @@ async def whatsapp_eval_call(request: Request, who: Annotated[Caller, Depends(au
     calls = whatsapp_calls(request)
     state = app_state(request)
     limit = state.settings.max_body_bytes
+    utf8_only(asked.model_dump(exclude_none=True), "the call's JSON")  # as /start: the bot's body is UTF-8
     if "whatsapp" in asked.body:
         raise ApiError(422, "invalid_request", "`body.whatsapp` is the call's own record, written by the "
                        "dispatcher: leave it out")
