@@ -88,15 +88,12 @@ def own_number(calls: WhatsAppCalls, who: Caller, phone_number_id: str | None) -
                            f"key: place the eval with the key a number names ({WHERE})")
         raise ApiError(422, "whatsapp_number_needed", f"this key runs the calls of {', '.join(own)}: name the one "
                        f"to call (phone_number_id; a scenario's whatsapp_number) ({WHERE})")
-    route = numbers.get(phone_number_id)
-    if route is None:
+    if phone_number_id not in own:  # another key's number or none at all: the same answer, so none is told apart
         mine = f"this key's: {', '.join(own)}" if own else "this key has none"
-        raise ApiError(404, "unknown_whatsapp_number", f"WHATSAPP_NUMBERS names no number {phone_number_id[:40]!r} "
-                       f"({mine}) ({WHERE})")
-    if phone_number_id not in own:
-        raise ApiError(403, "whatsapp_number_foreign", f"number {phone_number_id}'s calls run as another API key: "
-                       f"place the eval with the key WHATSAPP_NUMBERS names for it ({WHERE})")
-    return route
+        raise ApiError(404, "unknown_whatsapp_number", f"no number {phone_number_id[:40]!r} of WHATSAPP_NUMBERS "
+                       f"runs its calls as this API key ({mine}): name one of its numbers, or place the eval with "
+                       f"the key WHATSAPP_NUMBERS names for the number ({WHERE})")
+    return numbers[phone_number_id]
 
 
 def _check_offer(sdp: str) -> None:

@@ -17,6 +17,7 @@ from tests.phone.test_whatsapp_webhook import OFFER, Meta, dispatcher
 ROUTE = "/phone/whatsapp/eval_calls"
 KEY = "support-key-0123456789abcdef"
 OTHER_NUMBER = "106540352242999"
+UNKNOWN_NUMBER = "106540352242000"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 JSON = "application/json"
 KEYS = {"DISPATCHER_API_KEYS": f"support:{KEY},other:other-key-0123456789abcdef00",
@@ -50,4 +51,15 @@ async def test_a_body_utf8_cannot_hold_is_refused_as_a_starts_is(meta: Meta) -> 
     refused = await meta.dispatcher.client.post(ROUTE, content=lone, headers={**AUTH, "content-type": JSON})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_json", refused.text
     assert "lone surrogate" in refused.json()["error"]["message"]
+    assert meta.launches == []
+
+
+async def test_a_number_not_the_keys_gets_one_answer_whether_another_key_runs_it_or_none_does(meta: Meta) -> None:
+    told = []
+    for number in (OTHER_NUMBER, UNKNOWN_NUMBER):  # the other key's, then one WHATSAPP_NUMBERS lacks
+        answer = await meta.dispatcher.client.post(ROUTE, json={"sdp": OFFER, "phone_number_id": number}, headers=AUTH)
+        assert answer.status_code == 404, answer.text
+        told.append({**answer.json()["error"], "message": answer.json()["error"]["message"].replace(number, "N")})
+    assert told[0] == told[1] and told[0]["code"] == "unknown_whatsapp_number", told
+    assert PHONE_NUMBER_ID in told[0]["message"]  # the key's own numbers, named so the fix is plain
     assert meta.launches == []
