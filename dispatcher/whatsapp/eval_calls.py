@@ -10,14 +10,13 @@ from being a back door:
 - it never reaches Meta (no Graph call is made for it, nor is it among the calls Meta's webhooks end),
   its call id is the dispatcher's own (`eval-…`, never one of Meta's `wacid.…`), and its timeline
   says `simulated`, so it passes for no real caller's call;
-- the offer is audio alone, as WhatsApp's media servers make it: a bot that leans on a data channel
-  fails here as it would on a real call."""
+- the offer is audio alone, one audio m-line, as WhatsApp's media servers make it: a bot that leans on a data
+  channel fails here as it would on a real call."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,8 @@ from dispatcher.whatsapp.calls import WhatsAppCalls
 from dispatcher.whatsapp.events import MAX_SDP_CHARS
 from dispatcher.whatsapp.settings import NumberRoute
 
-MEDIA_LINE = re.compile(r"^m=(\w+)", re.MULTILINE)
+# WhatsApp's media servers offer one audio m-line; so must an eval's caller (more is refused, not counted).
+MAX_MEDIA_LINES = 1
 WHERE = "docs/evals.md, WhatsApp calls"
 
 
@@ -97,7 +97,10 @@ def own_number(calls: WhatsAppCalls, who: Caller, phone_number_id: str | None) -
 
 
 def _check_offer(sdp: str) -> None:
-    media = MEDIA_LINE.findall(sdp)
-    if len(sdp) > MAX_SDP_CHARS or "audio" not in media or any(kind != "audio" for kind in media):
-        raise ApiError(422, "invalid_offer", f"expected an SDP offer of audio alone (at most {MAX_SDP_CHARS} "
-                       "characters), as WhatsApp's media servers make it: offer no data channel or video")
+    # The m-lines as the bot's aiortc reads them: its parser splits with str.splitlines, which breaks at \r,
+    # \x0b, \x85, \u2028 and more, so a `^m=` pattern that sees only \n would miss a data channel behind a \r.
+    media = [line[2:].split(" ")[0] for line in sdp.splitlines() if line.startswith("m=")]
+    if len(sdp) > MAX_SDP_CHARS or media != ["audio"] * MAX_MEDIA_LINES:
+        raise ApiError(422, "invalid_offer", f"expected an SDP offer of audio alone ({MAX_MEDIA_LINES} audio "
+                       f"m-line, at most {MAX_SDP_CHARS} characters), as WhatsApp's media servers make it: offer no "
+                       "data channel, video or second audio stream")

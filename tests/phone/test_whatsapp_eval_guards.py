@@ -63,3 +63,17 @@ async def test_a_number_not_the_keys_gets_one_answer_whether_another_key_runs_it
     assert told[0] == told[1] and told[0]["code"] == "unknown_whatsapp_number", told
     assert PHONE_NUMBER_ID in told[0]["message"]  # the key's own numbers, named so the fix is plain
     assert meta.launches == []
+
+
+DATA_CHANNEL = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel"
+
+
+@pytest.mark.parametrize("offer", [
+    OFFER.replace("a=fingerprint", f"a=x\r{DATA_CHANNEL}\r\na=fingerprint"),  # a line broken by \r alone
+    OFFER.replace("a=fingerprint", f"a=x\u2028{DATA_CHANNEL}\r\na=fingerprint"),  # ... by a line separator
+    OFFER + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\n",  # a second audio stream
+], ids=["cr", "u2028", "two-audio"])
+async def test_an_offer_is_read_as_the_bots_aiortc_reads_it_one_audio_m_line_alone(meta: Meta, offer: str) -> None:
+    refused = await meta.dispatcher.client.post(ROUTE, json={"sdp": offer}, headers=AUTH)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_offer", refused.text
+    assert meta.launches == []
