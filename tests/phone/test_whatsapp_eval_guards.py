@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from dispatcher.observability.whatsapp_call import whatsapp_of
 from tests.fakes.server import serve
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, FakeWhatsApp
 from tests.phone.test_whatsapp_webhook import OFFER, Meta, dispatcher
@@ -77,3 +78,11 @@ async def test_an_offer_is_read_as_the_bots_aiortc_reads_it_one_audio_m_line_alo
     refused = await meta.dispatcher.client.post(ROUTE, json={"sdp": offer}, headers=AUTH)
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_offer", refused.text
     assert meta.launches == []
+
+
+async def test_the_calls_record_that_leaves_the_dispatcher_says_it_was_simulated(meta: Meta) -> None:
+    answer = await meta.dispatcher.client.post(ROUTE, json={"sdp": OFFER}, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    timeline = await meta.dispatcher.client.get(f"/sessions/{answer.json()['session_id']}/timeline", headers=AUTH)
+    told = whatsapp_of(timeline.json()["events"])  # as report.json and the `session.ended` webhook carry it
+    assert told is not None and told["call_id"] == answer.json()["call_id"] and told["simulated"] is True, told
