@@ -3,7 +3,7 @@
 events for it (`whatsapp_event`) and each of the dispatcher's answers to Meta (`whatsapp_answer`:
 accepted, rejected, terminated, or why not). `GET /sessions` lists the record as the session's
 `whatsapp`; the session's report.json and its `session.ended` webhook carry `whatsapp_of` (the record
-with its events), as a SIP call's carry `sip`."""
+with its events, and `simulated`: an eval's call, which no WhatsApp user placed), as a SIP call's carry `sip`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def whatsapp_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     if record is None:
         return None
     return {**{name: record.get(name) for name in RECORD_FIELDS},
+            "simulated": record.get("simulated") is True,  # an eval's call (whatsapp/eval_calls.py), no caller's
             "webhooks": [_shown(e) for e in events if e.get("event") == EVENT],
             "answers": [_shown(e) for e in events if e.get("event") == ANSWER]}
 

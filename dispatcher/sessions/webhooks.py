@@ -43,6 +43,7 @@ from dispatcher.observability.sip_end import sip_end_of
 from dispatcher.observability.whatsapp_call import whatsapp_of
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
 from dispatcher.sessions.cost import SessionCosts
+from dispatcher.sessions.timeline import is_eval
 from dispatcher.sessions.webhook_outbox import Entry, MemoryOutbox, Outbox
 from dispatcher.settings import SettingsError
 from dispatcher.store.client import StoreUnavailable
@@ -130,6 +131,11 @@ def _refused(answer: HttpResponse) -> str:
         return (f"answered {answer.status_code} to {where!r}: redirects are not followed, "
                 "set WEBHOOK_URL to the final URL")
     return f"answered {answer.status_code}"
+
+
+def _unsummed(kind: str, data: dict[str, Any]) -> bool:
+    """A `session.ended` not yet given its duration, cost and calls' records (a retry keeps the first's)."""
+    return kind == "session.ended" and "duration_seconds" not in data
 
 
 def keep_seconds(settings: WebhookSettings) -> float:
@@ -279,8 +285,8 @@ class LifecycleWebhooks:
         kind, data = str(entry["kind"]), dict(entry["data"])
         if isinstance(data.get("at"), float) and not math.isfinite(data["at"]):
             del data["at"]  # strict JSON has no NaN or Infinity for a receiver to parse
-        if kind == "session.ended" and "duration_seconds" not in data:
-            data.update(await self._summary(data))
+        if kind.startswith("session.") and ("eval" not in data or _unsummed(kind, data)):
+            data.update(await self._from_timeline(kind, data))
         body = json.dumps({"type": kind, "timestamp": occurred(data.get("at")), "data": data},
                           separators=(",", ":")).encode()
         now = int(time.time())
@@ -307,14 +313,20 @@ class LifecycleWebhooks:
         except StoreUnavailable:  # its lease runs out and it is tried again, here or elsewhere
             log.warning("webhook %s: the store did not answer after an attempt", message_id)
 
-    async def _summary(self, data: dict[str, Any]) -> dict[str, Any]:
-        """An ended session's duration (since its request), its cost, a SIP call's `sip` end and a WhatsApp call's
-        `whatsapp` record, from its
-        timeline; kept in the entry, so a retry sends what the first attempt did."""
+    async def _from_timeline(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """What a session's event carries from its timeline: whether it is an eval's (`eval`), and an ended one's
+        summary; kept in the entry, so a retry sends what the first attempt did. A timeline not read: the event
+        goes without them (`eval` is read again at its next attempt)."""
+        unsummed = _unsummed(kind, data)
         try:
             events = await self._read(str(data["session_id"]))
         except Exception:  # the store: the event goes without its duration and cost
-            return {"duration_seconds": None}
+            return {"duration_seconds": None} if unsummed else {}
+        return {"eval": is_eval(events), **(await self._summary(data, events) if unsummed else {})}
+
+    async def _summary(self, data: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+        """An ended session's duration (since its request), its cost, a SIP call's `sip` end and a WhatsApp call's
+        `whatsapp` record."""
         began = next((e.get("at") for e in events if e.get("event") == "requested"), None)
         ended = data.get("at")
         duration = None

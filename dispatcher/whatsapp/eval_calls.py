@@ -10,14 +10,13 @@ from being a back door:
 - it never reaches Meta (no Graph call is made for it, nor is it among the calls Meta's webhooks end),
   its call id is the dispatcher's own (`eval-…`, never one of Meta's `wacid.…`), and its timeline
   says `simulated`, so it passes for no real caller's call;
-- the offer is audio alone, as WhatsApp's media servers make it: a bot that leans on a data channel
-  fails here as it would on a real call."""
+- the offer is audio alone, one audio m-line, as WhatsApp's media servers make it: a bot that leans on a data
+  channel fails here as it would on a real call."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,8 @@ from dispatcher.whatsapp.calls import WhatsAppCalls
 from dispatcher.whatsapp.events import MAX_SDP_CHARS
 from dispatcher.whatsapp.settings import NumberRoute
 
-MEDIA_LINE = re.compile(r"^m=(\w+)", re.MULTILINE)
+# WhatsApp's media servers offer one audio m-line; so must an eval's caller (more is refused, not counted).
+MAX_MEDIA_LINES = 1
 WHERE = "docs/evals.md, WhatsApp calls"
 
 
@@ -43,11 +43,16 @@ class EvalCallAsked:
     body: dict[str, Any]  # the rest of the bot's body (an eval's marker)
 
 
-async def eval_call(calls: WhatsAppCalls, who: Caller, asked: EvalCallAsked) -> dict[str, Any]:
-    """The bot's answer to the eval's offer, with the session it runs in; the session is stopped when
-    there is no usable answer (ApiError, as the session's start or signalling refused)."""
+def eval_route(calls: WhatsAppCalls, who: Caller, asked: EvalCallAsked) -> NumberRoute:
+    """The number the eval's call goes to, once its offer was checked: what a call is refused for before
+    anything is counted against its key (ApiError)."""
     _check_offer(asked.offer)
-    route = own_number(calls, who, asked.phone_number_id)
+    return own_number(calls, who, asked.phone_number_id)
+
+
+async def eval_call(calls: WhatsAppCalls, who: Caller, asked: EvalCallAsked, route: NumberRoute) -> dict[str, Any]:
+    """The bot's answer to the eval's offer on `route` (eval_route's), with the session it runs in; the session
+    is stopped when there is no usable answer (ApiError, as the session's start or signalling refused)."""
     sessions = calls.sessions
     call_id = f"eval-{secrets.token_hex(12)}"
     record: dict[str, Any] = {"call_id": call_id, "from": asked.caller, "to": asked.business,
@@ -83,19 +88,19 @@ def own_number(calls: WhatsAppCalls, who: Caller, phone_number_id: str | None) -
                            f"key: place the eval with the key a number names ({WHERE})")
         raise ApiError(422, "whatsapp_number_needed", f"this key runs the calls of {', '.join(own)}: name the one "
                        f"to call (phone_number_id; a scenario's whatsapp_number) ({WHERE})")
-    route = numbers.get(phone_number_id)
-    if route is None:
+    if phone_number_id not in own:  # another key's number or none at all: the same answer, so none is told apart
         mine = f"this key's: {', '.join(own)}" if own else "this key has none"
-        raise ApiError(404, "unknown_whatsapp_number", f"WHATSAPP_NUMBERS names no number {phone_number_id[:40]!r} "
-                       f"({mine}) ({WHERE})")
-    if phone_number_id not in own:
-        raise ApiError(403, "whatsapp_number_foreign", f"number {phone_number_id}'s calls run as another API key: "
-                       f"place the eval with the key WHATSAPP_NUMBERS names for it ({WHERE})")
-    return route
+        raise ApiError(404, "unknown_whatsapp_number", f"no number {phone_number_id[:40]!r} of WHATSAPP_NUMBERS "
+                       f"runs its calls as this API key ({mine}): name one of its numbers, or place the eval with "
+                       f"the key WHATSAPP_NUMBERS names for the number ({WHERE})")
+    return numbers[phone_number_id]
 
 
 def _check_offer(sdp: str) -> None:
-    media = MEDIA_LINE.findall(sdp)
-    if len(sdp) > MAX_SDP_CHARS or "audio" not in media or any(kind != "audio" for kind in media):
-        raise ApiError(422, "invalid_offer", f"expected an SDP offer of audio alone (at most {MAX_SDP_CHARS} "
-                       "characters), as WhatsApp's media servers make it: offer no data channel or video")
+    # The m-lines as the bot's aiortc reads them: its parser splits with str.splitlines, which breaks at \r,
+    # \x0b, \x85, \u2028 and more, so a `^m=` pattern that sees only \n would miss a data channel behind a \r.
+    media = [line[2:].split(" ")[0] for line in sdp.splitlines() if line.startswith("m=")]
+    if len(sdp) > MAX_SDP_CHARS or media != ["audio"] * MAX_MEDIA_LINES:
+        raise ApiError(422, "invalid_offer", f"expected an SDP offer of audio alone ({MAX_MEDIA_LINES} audio "
+                       f"m-line, at most {MAX_SDP_CHARS} characters), as WhatsApp's media servers make it: offer no "
+                       "data channel, video or second audio stream")

@@ -84,5 +84,5 @@ def test_a_whatsapp_scenario_run_with_another_key_is_refused_naming_the_numbers_
     result = run_eval(dispatcher.base_url, OTHER_KEY, str(over_whatsapp(tmp_path)), "--json")
     assert result.exit_code == 1, result.output
     failure = json.loads(result.stdout)["scenarios"][0]["failures"][0]["failure"]
-    assert "whatsapp_number_foreign" in failure and "WHATSAPP_NUMBERS" in failure, failure
+    assert "unknown_whatsapp_number" in failure and "WHATSAPP_NUMBERS" in failure, failure
     assert sessions_of(dispatcher, OTHER_KEY) == []  # nothing started for it

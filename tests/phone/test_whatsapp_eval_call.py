@@ -92,7 +92,7 @@ async def test_the_numbers_key_places_an_eval_call_the_bot_answers_as_a_whatsapp
 
 
 @pytest.mark.parametrize(("key", "asked", "status", "code"), [
-    (OTHER_KEY, {"phone_number_id": PHONE_NUMBER_ID}, 403, "whatsapp_number_foreign"),
+    (OTHER_KEY, {"phone_number_id": PHONE_NUMBER_ID}, 404, "unknown_whatsapp_number"),  # as one not configured
     (None, {}, 401, None),
     (KEY, {"phone_number_id": "999"}, 404, "unknown_whatsapp_number"),
 ])

@@ -15,9 +15,10 @@ from dispatcher.api.dependencies import app_state
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.routers.whatsapp import whatsapp_calls
 from dispatcher.api.schemas import ERRORS
+from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.errors import ApiError
 from dispatcher.sessions.ids import Caller
-from dispatcher.whatsapp.eval_calls import EvalCallAsked, eval_call
+from dispatcher.whatsapp.eval_calls import EvalCallAsked, eval_call, eval_route
 from dispatcher.whatsapp.events import MAX_SDP_CHARS
 from dispatcher.whatsapp.settings import MAX_ID_DIGITS
 
@@ -44,11 +45,17 @@ class EvalCallIn(BaseModel):
 async def whatsapp_eval_call(request: Request, who: Annotated[Caller, Depends(authenticated)],
                              asked: EvalCallIn) -> dict[str, Any]:
     calls = whatsapp_calls(request)
-    limit = app_state(request).settings.max_body_bytes
+    state = app_state(request)
+    limit = state.settings.max_body_bytes
+    utf8_only(asked.model_dump(exclude_none=True), "the call's JSON")  # as /start: the bot's body is UTF-8
     if "whatsapp" in asked.body:
         raise ApiError(422, "invalid_request", "`body.whatsapp` is the call's own record, written by the "
                        "dispatcher: leave it out")
     if len(json.dumps(asked.body, separators=(",", ":")).encode()) > limit:
         raise ApiError(413, "body_too_large", f"`body` exceeds {limit} bytes as JSON")
-    return await eval_call(calls, who, EvalCallAsked(
-        asked.sdp, asked.phone_number_id, asked.release, asked.caller, asked.business, asked.body))
+    call = EvalCallAsked(asked.sdp, asked.phone_number_id, asked.release, asked.caller, asked.business, asked.body)
+    route = eval_route(calls, who, call)  # refused before the key's start rate is taken
+    # A start as /start's: its key's start rate taken (START_RATE_PER_KEY). Not `voicefleet keys list`'s count:
+    # that is a runtime key's, and only a key of DISPATCHER_API_KEYS may own a number.
+    await state.start_limit.check(who.id)
+    return await eval_call(calls, who, call, route)

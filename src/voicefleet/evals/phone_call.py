@@ -66,10 +66,8 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
         result.problems.append(f"the caller could not connect: {why}"[:300])
         await call.close()
         return
-    if line is not None:  # named in the edge's 200 OK: the session's transcript, its stop
-        result.session_id = line.session_id
-    elif isinstance(call, WhatsAppLine):  # named in the eval entry's answer
-        result.session_id, result.release = call.session_id, call.release
+    finally:  # named even when the connection then failed or was cancelled: the run's end stops it (call.py)
+        _named(result, line, call)
     began: list[float] = []
     latencies: list[float | None] = []
     ended: bool | None = None
@@ -108,6 +106,14 @@ async def converse_by_phone(target: Target, scenario: Scenario, answer: dict[str
     if ended is not None and ended != scenario.call.bot_ends and not (ended and result.turns[-1].problems):
         result.problems.append("the bot ended the call, which it should not" if ended
                                else "expected the bot to end the call after its last answer")
+
+
+def _named(result: CallResult, line: SipLine | None, call: PhoneCall | WhatsAppLine) -> None:
+    """The call's session, once the line knows it: the edge's 200 OK names it, or the eval entry's answer."""
+    if line is not None:
+        result.session_id = line.session_id
+    elif isinstance(call, WhatsAppLine):
+        result.session_id, result.release = call.session_id, call.release
 
 
 async def _words(target: Target, http: httpx.AsyncClient, result: CallResult, scenario: Scenario,

@@ -174,6 +174,18 @@ async def test_a_failed_start_is_pushed_as_session_failed(standin_mode):
     assert failed["timestamp"].endswith("Z") and abs(occurred.timestamp() - failed["data"]["at"]) < 0.001
 
 
+async def test_every_session_event_says_whether_its_session_is_an_evals(standin_mode):
+    standin_mode("pipeline-error")  # started, ready, then its pipeline fails and it ends
+    received: list[dict] = []
+    async with hook_receiver(verified_into(received)) as url, in_process(app_with(url)) as running:
+        evaluated = (await running.client.post("/start", json={"eval": True})).json()["session_id"]
+        called = (await running.client.post("/start", json={})).json()["session_id"]
+        assert await within(lambda: sum(e["type"] == "session.ended" for e in received) == 2, timeout=30)
+    marks = {(e["data"]["session_id"], e["type"]): e["data"].get("eval") for e in received}
+    for kind in ("session.started", "session.ready", "session.ended"):
+        assert (marks[(evaluated, kind)], marks[(called, kind)]) == (True, False), marks
+
+
 def lone_webhooks(url: str, max_queue: int = 1_000) -> LifecycleWebhooks:
     """The deliverer alone, on this replica's memory (as without a store)."""
     async def no_timeline(session_id: str) -> list[dict]:
@@ -320,7 +332,7 @@ async def test_a_sessions_recording_outcome_is_pushed_signed():
         await hooks.aclose()
     by_type = {event["type"]: event["data"] for event in received}
     partial = by_type["session.recording.partial"]
-    assert partial == {"session_id": "s1", "at": partial["at"], "reason": "killed", "seconds": 12.5}
+    assert partial == {"session_id": "s1", "at": partial["at"], "reason": "killed", "seconds": 12.5, "eval": False}
     assert by_type["session.recording.ready"]["session_id"] == "s2"
 
 
