@@ -77,6 +77,22 @@ async def test_an_update_whose_answer_was_lost_is_read_back_and_not_sent_twice(
     assert [f.get("reconciled") for e, f in setup.notes.events if e == "transferred"] == [True]
 
 
+@pytest.mark.parametrize("gateway", [500, 502, 504])
+async def test_an_update_done_but_answered_with_a_5xx_is_read_back_and_not_sent_twice(
+    make: Callable[..., Setup], telnyx: FakeTelnyx, gateway: int,
+) -> None:
+    setup = make()
+    telnyx.answer_done_update_with(setup.at_carrier.sid, gateway)  # the person's phone is already ringing
+    asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
+    await when(setup.at_carrier.redirected.is_set)
+    setup.transfers.heard_hang_up(setup.call, 0.0, "stop")
+    setup.transfers.closed(setup.call)
+    answer = await asking
+    assert answer["carrier"] == "telnyx" and len(setup.at_carrier.twiml) == 1  # one `<Dial>`: rung once
+    assert len(telnyx.calls_to("POST", setup.at_carrier.sid)) == 1
+    assert [f.get("reconciled") for e, f in setup.notes.events if e == "transferred"] == [True]
+
+
 async def test_telnyxs_refusals_say_what_happened_in_this_apis_words(
     make: Callable[..., Setup], telnyx: FakeTelnyx,
 ) -> None:
