@@ -8,8 +8,9 @@ The calls this replica relays are kept here while they last, with the carrier's 
 A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
 the same call: the stream's own `start` message could name any call of the account (whoever holds a
 `POST /start` token writes it), and the update redirects whichever call it names. A Telnyx call's ids
-are taken from its token alone (a webhook Telnyx signed minted it): its stream's `start` names the
-call's `call_control_id`, which Telnyx's docs do not promise to be the TeXML CallSid the REST API takes.
+are taken from its token alone (a webhook Telnyx signed minted it): Telnyx's callback pages call the
+TeXML CallSid the call's `call_control_id`, the id its stream's `start` names, but that `start` is the
+word of whoever opened the stream, and only the token carries the AccountSid the REST path needs.
 
 An update that got no answer may have been done, so it is never sent again: the call is read back once
 its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
