@@ -270,8 +270,13 @@ CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_AP
                "Telnyx": "TELNYX_API_KEY"}
 
 
+API_URLS = {"Twilio": "TWILIO_API_URL", "Telnyx": "TELNYX_API_URL"}
+
+
 def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:
-    return exc.status == 404 or exc.code in rest.gone_codes
+    """Only the carrier's own codes for a call that is over: a bare 404 comes as well from a wrong API
+    URL or another account's key, while the call goes on with its bot."""
+    return exc.code in rest.gone_codes
 
 
 def _refusal(exc: TwilioRefused, session_id: str, rest: CallsResource) -> ApiError:
@@ -289,6 +294,10 @@ def _refusal(exc: TwilioRefused, session_id: str, rest: CallsResource) -> ApiErr
     if exc.status in (401, 403):
         return ApiError(502, "carrier_refused", f"{carrier} refused the dispatcher's credentials: check "
                         f"{CREDENTIALS[carrier]}")
+    if exc.status == 404:
+        return ApiError(502, "carrier_refused", f"{carrier} has no such address ({said}), though the call is live: "
+                        f"check {API_URLS[carrier]} and that {CREDENTIALS[carrier]} are of the account that owns "
+                        "the number")
     if exc.status >= 500:
         return ApiError(503, "carrier_unavailable", f"{carrier} did not take the transfer ({said}): try again",
                         retry_after=exc.retry_after or 1.0)

@@ -29,12 +29,13 @@ _sids = iter(range(1, 1000))
 
 @pytest.fixture
 async def make(telnyx: FakeTelnyx) -> AsyncIterator[Callable[..., Setup]]:
-    """Transfers over a live Telnyx call whose webhook was signed: `make(api_key=…, signed=False, …)`."""
+    """Transfers over a live Telnyx call whose webhook was signed: `make(api_key=…, signed=False, api_url=…)`."""
     made: list[Transfers] = []
 
-    def setup(api_key: str = API_KEY, signed: bool = True, **kwargs: Any) -> Setup:
+    def setup(api_key: str = API_KEY, signed: bool = True, api_url: str = "", **kwargs: Any) -> Setup:
         notes = Notes()
-        transfers = Transfers(None, notes, ALLOWED, telnyx=TelnyxCalls(api_key, telnyx.url, timeout=0.3, backoff=QUICK),
+        rest = TelnyxCalls(api_key, api_url or telnyx.url, timeout=0.3, backoff=QUICK)
+        transfers = Transfers(None, notes, ALLOWED, telnyx=rest,
                               **{"settle_seconds": 0.5, **kwargs})
         made.append(transfers)
         sid = f"v3:call-{next(_sids)}_Ab-9"
@@ -105,6 +106,13 @@ async def test_telnyxs_refusals_say_what_happened_in_this_apis_words(
     del telnyx.calls_by_sid[setup.at_carrier.sid]  # 404, error 10005
     gone = await refused(setup.transfers, setup.call, DESK)
     assert (gone.status, gone.code) == (409, "call_over") and "10005" in gone.message
+
+    # A 404 without Telnyx's codes for a gone call (here: an API URL with Telnyx's `/v2` twice) says what
+    # to check, never that the live call is over.
+    wrong_url = make(api_url=telnyx.url + "/v2")
+    lost = await refused(wrong_url.transfers, wrong_url.call, DESK)
+    assert (lost.status, lost.code) == (502, "carrier_refused") and "TELNYX_API_URL" in lost.message
+    assert not wrong_url.call.transferring and wrong_url.at_carrier.twiml == []
 
     wrong_key = make(api_key="KEY0-revoked")
     denied = await refused(wrong_key.transfers, wrong_key.call, DESK)
