@@ -89,7 +89,7 @@ class PhoneSettings:
         twilio_rest = _twilio_rest(env)
         twilio_api_url = credentialed_url("TWILIO_API_URL", setting_text(env, "TWILIO_API_URL").rstrip("/"),
                                           "the account's credentials")
-        telnyx_api_key = setting_text(env, "TELNYX_API_KEY") or None
+        telnyx_api_key = setting_text(env, "TELNYX_TRANSFER_API_KEY") or None
         telnyx_api_url = server_only("TELNYX_API_URL", credentialed_url(
             "TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"), "the API key"))
         try:

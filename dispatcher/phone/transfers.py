@@ -55,8 +55,8 @@ CALL_IDS = {"twilio": CALL_SID, "telnyx": TELNYX_CALL_ID}  # the REST-updated ca
 NOT_CONFIGURED = {
     "twilio": "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so "
               "the dispatcher can update Twilio calls",
-    "telnyx": "set TELNYX_API_KEY (and TELNYX_PUBLIC_KEY, which verifies the webhooks its calls come in by) so the "
-              "dispatcher can update Telnyx calls",
+    "telnyx": "set TELNYX_TRANSFER_API_KEY (and TELNYX_PUBLIC_KEY, which verifies the webhooks its calls come in "
+              "by) so the dispatcher can update Telnyx calls",
 }
 
 
@@ -267,7 +267,7 @@ class OutcomeUnknown(ApiError):
 
 
 CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)",
-               "Telnyx": "TELNYX_API_KEY"}
+               "Telnyx": "TELNYX_TRANSFER_API_KEY"}
 
 
 API_URLS = {"Twilio": "TWILIO_API_URL", "Telnyx": "TELNYX_API_URL"}

@@ -116,7 +116,7 @@ async def test_telnyxs_refusals_say_what_happened_in_this_apis_words(
 
     wrong_key = make(api_key="KEY0-revoked")
     denied = await refused(wrong_key.transfers, wrong_key.call, DESK)
-    assert (denied.status, denied.code) == (502, "carrier_refused") and "TELNYX_API_KEY" in denied.message
+    assert (denied.status, denied.code) == (502, "carrier_refused") and "TELNYX_TRANSFER_API_KEY" in denied.message
     for error in (over, gone, denied):
         assert ACCOUNT_SID not in error.message
 
@@ -131,7 +131,7 @@ async def test_a_call_no_signed_webhook_named_or_a_dispatcher_without_the_key_is
     keyless = Transfers(None, Notes(), ALLOWED)
     call = keyless.opened("s-keyless", "telnyx", call_id(ACCOUNT_SID, "v3:x"), [])
     error = await refused(keyless, call, DESK)
-    assert (error.status, error.code) == (409, "transfer_not_configured") and "TELNYX_API_KEY" in error.message
+    assert (error.status, error.code) == (409, "transfer_not_configured") and "TELNYX_TRANSFER_API_KEY" in error.message
     assert not telnyx.calls_to("POST")
 
 
