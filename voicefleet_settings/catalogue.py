@@ -1487,19 +1487,21 @@ SETTINGS: tuple[Setting, ...] = (
         meaning="Telnyx's Ed25519 public key, which checks its signed webhooks",
     ),
     Setting(
-        "TELNYX_API_KEY", "phone", STRING, secret=True,
+        "TELNYX_TRANSFER_API_KEY", "phone", STRING, secret=True,
         shown="unset",
         meaning=(
             "a Telnyx API key the dispatcher updates its Telnyx calls with to transfer them "
             "([phone.md](phone.md#handing-a-call-to-a-person)), with `TELNYX_PUBLIC_KEY`; unset, Telnyx "
-            "transfers are refused"
+            "transfers are refused. The dispatcher's alone: no bot is given it (`LOCAL_BOT_ENV` and a stack's "
+            "bot secrets refuse the name); a bot's own `TELNYX_API_KEY`, for Pipecat's hang-up, is another key"
         ),
     ),
     Setting(
         "TELNYX_API_URL", "phone", STRING, default="https://api.telnyx.com",
         meaning=(
-            "where Telnyx's REST API is reached for transfers (a test's fake): `https://`, or `http://` to a "
-            "loopback host only, since each request carries the API key"
+            "where Telnyx's REST API is reached for transfers (a test's fake): the server alone, without "
+            "Telnyx's `/v2` (the dispatcher adds the path); `https://`, or `http://` to a loopback host only, "
+            "since each request carries the API key"
         ),
     ),
     Setting(

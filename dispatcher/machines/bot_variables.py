@@ -31,7 +31,7 @@ DISPATCHER_OWN = frozenset({
     "DISPATCHER_API_KEYS", "DISPATCHER_ADMIN_KEYS", CHANNEL_TOKEN_VARIABLE, CHANNEL_URL_VARIABLE,
     "TURN_SHARED_SECRET", "PHONE_TOKEN_SECRET", "DAILY_API_KEY", "DAILY_DIALIN_SECRET", "FLY_API_TOKEN",
     MACHINE_ID_VARIABLE, IMAGE_VARIABLE, "MAX_SESSION_SECONDS", "DAILY_ROOM_URL", "DAILY_TOKEN", "LOCAL_BOT_ENV",
-    "WEBHOOK_SECRET", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
+    "WEBHOOK_SECRET", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET", "TELNYX_TRANSFER_API_KEY",
 })  # fmt: skip
 # SIP_EDGE_: the edge's control secret and URL, the stack's secrets for the edge; WHATSAPP_: Meta's token and
 # app secret, which answer and hang up every call of the business's numbers (the dispatcher's alone).

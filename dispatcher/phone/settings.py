@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
@@ -88,9 +89,9 @@ class PhoneSettings:
         twilio_rest = _twilio_rest(env)
         twilio_api_url = credentialed_url("TWILIO_API_URL", setting_text(env, "TWILIO_API_URL").rstrip("/"),
                                           "the account's credentials")
-        telnyx_api_key = setting_text(env, "TELNYX_API_KEY") or None
-        telnyx_api_url = credentialed_url("TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"),
-                                          "the API key")
+        telnyx_api_key = setting_text(env, "TELNYX_TRANSFER_API_KEY") or None
+        telnyx_api_url = server_only("TELNYX_API_URL", credentialed_url(
+            "TELNYX_API_URL", setting_text(env, "TELNYX_API_URL").rstrip("/"), "the API key"))
         try:
             transfer_targets = parse_transfer_targets(setting_text(env, "PHONE_TRANSFER_TARGETS"))
         except ValueError as exc:
@@ -152,3 +153,13 @@ def _twilio_rest(env: Mapping[str, str]) -> TwilioCredentials | None:
         raise SettingsError("TWILIO_ACCOUNT_SID needs TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and "
                             "TWILIO_API_KEY_SECRET, to update calls")
     return TwilioCredentials(account, account, token)
+
+
+def server_only(name: str, url: str) -> str:
+    """`url` with no path: the dispatcher adds the API's own (`/v2/texml/…`), so Telnyx's documented
+    server base `https://api.telnyx.com/v2` would make every request a 404."""
+    parsed = urlsplit(url)
+    if parsed.path or parsed.query or parsed.fragment:
+        raise SettingsError(f"{name}={url[:80]!r} must be the server alone, such as "
+                            f"{parsed.scheme}://{parsed.netloc}: the dispatcher adds the API's path itself")
+    return url

@@ -10,10 +10,13 @@ A TeXML call is steered by TeXML, not by Call Control's `actions/transfer` (that
 Control application answered), so the new TeXML's `<Dial>` is what hands it over: Telnyx ends the call's
 `<Stream>` and rings the person (https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/dial).
 
-Bearer auth with the account's API key (TELNYX_API_KEY, the dispatcher's alone: a bot is never given
-it for this). Telnyx answers the call resource (`status`: `in-progress`, `completed`, …), or its error
-body `{"errors": [{"code": "10005", "title": …, "detail": …}]}` (10005: no such resource; 90018: the call
-has already ended).
+Bearer auth with an API key of the account under a name of the dispatcher's alone
+(TELNYX_TRANSFER_API_KEY, never given to a bot: dispatcher/machines/bot_variables.py), not TELNYX_API_KEY,
+the name Pipecat's serializer reads in a bot for its hang-up, which a local bot may be handed.
+
+Telnyx answers the call resource (`status`: `in-progress`, `completed`, …), or its error body
+`{"errors": [{"code": "10005", "title": …, "detail": …}]}` (10005: no such resource; 90018: the call
+has already ended): only those codes say the call is over, never a bare 404.
 
 The call's ids come from the TeXML webhook Telnyx signed (Ed25519): `AccountSid` and `CallSid`, carried
 in the stream's one-time token as one value (`call_id`), and checked here before they name a URL path.
@@ -38,6 +41,15 @@ def call_id(account_sid: str, call_sid: str) -> str | None:
     """The account's and the call's SIDs as one id (`AccountSid/CallSid`), None unless both are well formed."""
     joined = f"{account_sid}/{call_sid}"
     return joined if CALL_ID.fullmatch(joined) else None
+
+
+def is_first_voice_request(fields: dict[str, str]) -> bool:
+    """Whether a signed body has the shape of Telnyx's first request for a call's TeXML (the call
+    ringing), not of a status callback (`CallbackSource`), a recording's (`Recording…`) or a verb's
+    action callback (no `CallStatus`, or the call in progress): all are signed with the same key."""
+    if "CallbackSource" in fields or any(name.startswith("Recording") for name in fields):
+        return False
+    return fields.get("CallStatus") == "ringing"
 
 
 class TelnyxCalls(CallsResource):

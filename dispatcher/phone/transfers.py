@@ -8,8 +8,9 @@ The calls this replica relays are kept here while they last, with the carrier's 
 A Twilio CallSid is trusted only when the call's token came from Twilio's signed webhook and named
 the same call: the stream's own `start` message could name any call of the account (whoever holds a
 `POST /start` token writes it), and the update redirects whichever call it names. A Telnyx call's ids
-are taken from its token alone (a webhook Telnyx signed minted it): its stream's `start` names the
-call's `call_control_id`, which Telnyx's docs do not promise to be the TeXML CallSid the REST API takes.
+are taken from its token alone (a webhook Telnyx signed minted it): Telnyx's callback pages call the
+TeXML CallSid the call's `call_control_id`, the id its stream's `start` names, but that `start` is the
+word of whoever opened the stream, and only the token carries the AccountSid the REST path needs.
 
 An update that got no answer may have been done, so it is never sent again: the call is read back once
 its stream closed (Twilio ends the stream when new TwiML takes over), or after `settle_seconds`.
@@ -54,8 +55,8 @@ CALL_IDS = {"twilio": CALL_SID, "telnyx": TELNYX_CALL_ID}  # the REST-updated ca
 NOT_CONFIGURED = {
     "twilio": "set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET) so "
               "the dispatcher can update Twilio calls",
-    "telnyx": "set TELNYX_API_KEY (and TELNYX_PUBLIC_KEY, which verifies the webhooks its calls come in by) so the "
-              "dispatcher can update Telnyx calls",
+    "telnyx": "set TELNYX_TRANSFER_API_KEY (and TELNYX_PUBLIC_KEY, which verifies the webhooks its calls come in "
+              "by) so the dispatcher can update Telnyx calls",
 }
 
 
@@ -266,11 +267,16 @@ class OutcomeUnknown(ApiError):
 
 
 CREDENTIALS = {"Twilio": "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET)",
-               "Telnyx": "TELNYX_API_KEY"}
+               "Telnyx": "TELNYX_TRANSFER_API_KEY"}
+
+
+API_URLS = {"Twilio": "TWILIO_API_URL", "Telnyx": "TELNYX_API_URL"}
 
 
 def _call_gone(exc: TwilioRefused, rest: CallsResource) -> bool:
-    return exc.status == 404 or exc.code in rest.gone_codes
+    """Only the carrier's own codes for a call that is over: a bare 404 comes as well from a wrong API
+    URL or another account's key, while the call goes on with its bot."""
+    return exc.code in rest.gone_codes
 
 
 def _refusal(exc: TwilioRefused, session_id: str, rest: CallsResource) -> ApiError:
@@ -288,6 +294,10 @@ def _refusal(exc: TwilioRefused, session_id: str, rest: CallsResource) -> ApiErr
     if exc.status in (401, 403):
         return ApiError(502, "carrier_refused", f"{carrier} refused the dispatcher's credentials: check "
                         f"{CREDENTIALS[carrier]}")
+    if exc.status == 404:
+        return ApiError(502, "carrier_refused", f"{carrier} has no such address ({said}), though the call is live: "
+                        f"check {API_URLS[carrier]} and that {CREDENTIALS[carrier]} are of the account that owns "
+                        "the number")
     if exc.status >= 500:
         return ApiError(503, "carrier_unavailable", f"{carrier} did not take the transfer ({said}): try again",
                         retry_after=exc.retry_after or 1.0)

@@ -10,11 +10,11 @@ HTTP Basic: the Account SID and its auth token, or an API key's SID and secret (
 alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, …), or an error body
 `{"code", "message", "more_info", "status"}` (20404: no such call; 21220: the call is not in progress).
 
-An update is retried on 429 and 5xx within `Backoff`; one that got no answer at all may have been done,
-so it is never sent again blind: `Unanswered` tells the caller to read the call back
-(dispatcher/phone/transfers.py). A create is retried on 429 alone: Twilio takes no idempotency key on it,
-and a 5xx (a gateway's 504 above all) does not prove no call was queued, so a 5xx is `Unanswered` too,
-as is no answer, and never sent again. A read is safe to repeat and is retried on every failure.
+An update or a create is retried on 429 alone, within `Backoff`: the carrier did nothing. A 5xx (a
+gateway's 502 or 504 above all) does not prove the backend did nothing: an update resent after it would
+dial the person again, and a create has no idempotency key. So a 5xx is `Unanswered`, as is no answer at
+all, and never sent again blind: the caller reads the call back (dispatcher/phone/transfers.py). A read
+is safe to repeat and is retried on every failure.
 
 Twilio's rate limit is the account's: a 429 holds every request of this client (every call's) until
 its `Retry-After` has passed, refused unsent meanwhile, so callers retrying in a loop do not keep the
@@ -38,7 +38,7 @@ TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a s
 UPDATE_BACKOFF = Backoff(attempts=3, base=0.5, cap=4.0, deadline=15.0)
 THROTTLED_SECONDS = 1.0  # how long a 429 without Retry-After holds the account's requests
 PACING_SLACK_SECONDS = 0.01
-CREATE_RETRIED = frozenset({429})  # Twilio did nothing; any other answer to a create may have queued the call
+POST_RETRIED = frozenset({429})  # the carrier did nothing; any other answer to a POST may have been acted on
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,9 @@ class CallsResource:
             form["Status"] = status
         return await self._post(self._path(call_sid), list(form.items()))
 
-    async def _post(self, path: str, form: list[tuple[str, str]], *,
-                    retried: frozenset[int] = RETRYABLE_STATUSES) -> dict[str, Any]:
-        """A form POST retried only where the carrier answered `retried` (it did nothing); a 5xx outside
-        them is `Unanswered`: it may have been done."""
+    async def _post(self, path: str, form: list[tuple[str, str]]) -> dict[str, Any]:
+        """A form POST retried only where the carrier answered 429 (it did nothing); a 5xx is `Unanswered`:
+        it may have been done."""
         body = urlencode(form).encode()
         headers = {**self._auth(), "Content-Type": "application/x-www-form-urlencoded"}
 
@@ -127,7 +126,7 @@ class CallsResource:
             except HttpError as exc:
                 raise Unanswered(str(exc)) from None
             self._heard(response.status_code, retry_after_of(response.headers))
-            if response.status_code in retried:
+            if response.status_code in POST_RETRIED:
                 raise Transient(f"POST {path}: HTTP {response.status_code}",
                                 retry_after=retry_after_of(response.headers), status=response.status_code)
             if response.status_code >= 500 and response.status_code in RETRYABLE_STATUSES:
@@ -188,5 +187,4 @@ class TwilioCalls(CallsResource):
     async def create(self, form: list[tuple[str, str]]) -> dict[str, Any]:
         """A new outgoing call (`POST .../Calls.json`): the call's JSON (`sid`, `status` `queued`);
         `TwilioRefused` (nothing placed), `Unanswered` (it may have been placed)."""
-        return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form,
-                                retried=CREATE_RETRIED)
+        return await self._post(f"/2010-04-01/Accounts/{self._credentials.account_sid}/Calls.json", form)

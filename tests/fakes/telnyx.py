@@ -54,7 +54,7 @@ class FakeTelnyx(FakeTwilio):
 
     def env(self) -> dict[str, str]:
         """What points the dispatcher's Telnyx transfers at this fake."""
-        return {"TELNYX_API_KEY": self.api_key, "TELNYX_API_URL": self.url}
+        return {"TELNYX_TRANSFER_API_KEY": self.api_key, "TELNYX_API_URL": self.url}
 
     def routes(self) -> list[Route]:
         return [Route("/v2/texml/Accounts/{account}/Calls/{sid}", self._call, methods=["GET", "POST"])]

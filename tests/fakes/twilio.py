@@ -81,6 +81,7 @@ class FakeTwilio(FakeApi):
         self._seen: list[float] = []
         self._lost: dict[str, threading.Event] = {}  # by call, the gate its next update's answer waits on
         self._gates: list[threading.Event] = []  # every gate, opened by reset_knobs
+        self._gateway_errors: dict[str, int] = {}  # by call, the 5xx its next update is answered after it is done
 
     def lose_answer(self, sid: str) -> threading.Event:
         """The next update of call `sid` is done, its answer held until the returned event is set."""
@@ -88,12 +89,18 @@ class FakeTwilio(FakeApi):
         self._gates.append(gate)
         return gate
 
+    def answer_done_update_with(self, sid: str, status: int) -> None:
+        """The next update of call `sid` is done, then answered `status` (a gateway's 502 or 504 that gave up
+        on a backend that went on)."""
+        self._gateway_errors[sid] = status
+
     def reset_knobs(self) -> None:
         super().reset_knobs()
         for gate in self._gates:
             gate.set()
         self._lost.clear()
         self._gates.clear()
+        self._gateway_errors.clear()
 
     def env(self) -> dict[str, str]:
         """What points the dispatcher's transfers at this fake."""
@@ -158,6 +165,9 @@ class FakeTwilio(FakeApi):
             gate = self._lost.pop(sid, None)
             while gate is not None and not gate.is_set():  # the fake's loop runs in its own thread: poll
                 await asyncio.sleep(0.02)
+            gateway = self._gateway_errors.pop(sid, None)
+            if gateway is not None:
+                return JSONResponse(self.error_body(gateway), status_code=gateway)
         status = form.get("Status")
         if status is not None:
             if status not in ("completed", "canceled"):

@@ -50,6 +50,7 @@ from dispatcher.phone.carrier_recording import (
 from dispatcher.phone.signatures import TELNYX_TOLERANCE_SECONDS, plivo_valid, twilio_valid
 from dispatcher.phone.state import PhoneState
 from dispatcher.phone.telnyx_calls import call_id as telnyx_call_id
+from dispatcher.phone.telnyx_calls import is_first_voice_request
 from dispatcher.sessions.ids import Caller
 from dispatcher.store.client import StoreUnavailable
 
@@ -107,9 +108,7 @@ async def telnyx_webhook(request: Request) -> Response:
             # Canonical base64 only (signatures.py), so the text is the signature.
             signature = request.headers.get("telnyx-signature-ed25519", "")
             await first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
-            fields = dict(params)
-            # Ids of another shape still get the call answered: it just cannot be transferred.
-            signed_call = telnyx_call_id(fields.get("AccountSid", ""), fields.get("CallSid", ""))
+            signed_call = await _telnyx_vouched_call(request, dict(params))
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
     stream, recording = await _answer(request, "telnyx", call=signed_call)
@@ -168,20 +167,37 @@ async def first_time(request: Request, key: str, seconds: float) -> None:
     """A signed request seen before, at any replica (with several regions: of any region), is a replay."""
     if key.endswith(":"):
         raise ApiError(403, "replayed", "this webhook names no call to answer once")
+    if not await _seen_first(request, key, seconds):
+        raise ApiError(403, "replayed", "this webhook was already answered")
+
+
+async def _seen_first(request: Request, key: str, seconds: float) -> bool:
+    """Whether `key` is recorded here for the first time at every replica; 503 if the store cannot say."""
     app, digest = app_state(request), hashlib.sha256(key.encode()).hexdigest()
     # Its home region first (dispatcher/regions/sightings.py): a captured webhook is as valid at
     # every region, whose own records each take it once.
     if app.webhook_sightings is not None and await app.webhook_sightings.first_at_home(digest, seconds) is False:
-        raise ApiError(403, "replayed", "this webhook was already answered")
+        return False
     try:
-        first = await app.phone.webhooks.first_use("webhook:" + digest, seconds)
+        return await app.phone.webhooks.first_use("webhook:" + digest, seconds)
     except StoreUnavailable:
         log.warning("a %s webhook was refused: the store did not answer, so a replay could not be ruled out",
                     key.split(":", 1)[0])
         raise ApiError(503, "store_unavailable", "this webhook cannot be checked against replays right now",
                        retry_after=STORE_RETRY_SECONDS) from None
-    if not first:
-        raise ApiError(403, "replayed", "this webhook was already answered")
+
+
+async def _telnyx_vouched_call(request: Request, fields: dict[str, str]) -> str | None:
+    """The call (`AccountSid/CallSid`) a signed Telnyx body vouches for, so that it can be transferred.
+
+    Ed25519 signs the body, not the URL it was sent to: Telnyx signs a call's status and recording
+    callbacks with the same key, and whoever reads one could post it here. So only the first voice
+    request's shape vouches, and only once per call; anything else is still answered, not transferable.
+    The record outlives every body of that shape: each is signed as the call starts."""
+    call = telnyx_call_id(fields.get("AccountSid", ""), fields.get("CallSid", ""))
+    if call is None or not is_first_voice_request(fields):
+        return None
+    return call if await _seen_first(request, f"telnyx-call:{call}", TELNYX_SECONDS) else None
 
 
 def _keyless_only(state: PhoneState, variable: str) -> None:

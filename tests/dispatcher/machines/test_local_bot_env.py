@@ -64,7 +64,7 @@ def test_a_variable_reaches_a_local_bot_only_when_allowed_or_named(monkeypatch: 
 @pytest.mark.parametrize("name", ["REDIS_URL", "REDIS_MESSAGE_SECRET",
                                   "BOT_CHANNEL_TOKEN", "DISPATCHER_API_KEYS", "PHONE_TOKEN_SECRET",
                                   "TURN_SHARED_SECRET", "VOICEFLEET_BODY", "DAILY_TOKEN", "WEBHOOK_SECRET",
-                                  "NOT-A-NAME"])
+                                  "TWILIO_API_KEY_SECRET", "TELNYX_TRANSFER_API_KEY", "NOT-A-NAME"])
 def test_local_bot_env_cannot_name_the_dispatchers_own_variables(name: str) -> None:
     with pytest.raises(SettingsError, match="LOCAL_BOT_ENV"):
         LocalSettings.from_env({"LOCAL_BOT_ENV": f"DEEPGRAM_API_KEY,{name}"})

@@ -32,3 +32,20 @@ def test_transfer_targets_are_read_and_a_bad_one_is_named() -> None:
     assert targets is not None and targets.numbers == {"+14155550123"} and targets.prefixes == ("+1415",)
     with pytest.raises(SettingsError, match="PHONE_TRANSFER_TARGETS.*'4155550123'"):
         phone(PHONE_TRANSFER_TARGETS="4155550123")
+
+
+@pytest.mark.parametrize(("url", "server"), [
+    ("https://api.telnyx.com/v2", "https://api.telnyx.com"), ("https://api.telnyx.com/v2/", "https://api.telnyx.com"),
+    ("http://127.0.0.1:8123/x", "http://127.0.0.1:8123"), ("https://api.telnyx.com?x=1", "https://api.telnyx.com"),
+])
+def test_a_telnyx_api_url_with_a_path_is_refused_naming_the_server_alone(url: str, server: str) -> None:
+    assert phone(TELNYX_API_URL="https://api.telnyx.com/").telnyx_api_url == "https://api.telnyx.com"
+    with pytest.raises(SettingsError, match=f"TELNYX_API_URL.*server alone, such as {server}:"):
+        phone(TELNYX_API_URL=url)
+
+
+def test_the_telnyx_transfer_key_has_a_name_no_bot_is_given() -> None:
+    """TELNYX_API_KEY is what Pipecat's serializer reads in a bot (a local bot may be handed it): the
+    dispatcher's key, which redirects any call of the account, is read under its own name alone."""
+    assert phone(TELNYX_API_KEY="the-bots-key").telnyx_api_key is None
+    assert phone(TELNYX_TRANSFER_API_KEY="the-dispatchers-key").telnyx_api_key == "the-dispatchers-key"

@@ -29,12 +29,13 @@ _sids = iter(range(1, 1000))
 
 @pytest.fixture
 async def make(telnyx: FakeTelnyx) -> AsyncIterator[Callable[..., Setup]]:
-    """Transfers over a live Telnyx call whose webhook was signed: `make(api_key=…, signed=False, …)`."""
+    """Transfers over a live Telnyx call whose webhook was signed: `make(api_key=…, signed=False, api_url=…)`."""
     made: list[Transfers] = []
 
-    def setup(api_key: str = API_KEY, signed: bool = True, **kwargs: Any) -> Setup:
+    def setup(api_key: str = API_KEY, signed: bool = True, api_url: str = "", **kwargs: Any) -> Setup:
         notes = Notes()
-        transfers = Transfers(None, notes, ALLOWED, telnyx=TelnyxCalls(api_key, telnyx.url, timeout=0.3, backoff=QUICK),
+        rest = TelnyxCalls(api_key, api_url or telnyx.url, timeout=0.3, backoff=QUICK)
+        transfers = Transfers(None, notes, ALLOWED, telnyx=rest,
                               **{"settle_seconds": 0.5, **kwargs})
         made.append(transfers)
         sid = f"v3:call-{next(_sids)}_Ab-9"
@@ -77,6 +78,22 @@ async def test_an_update_whose_answer_was_lost_is_read_back_and_not_sent_twice(
     assert [f.get("reconciled") for e, f in setup.notes.events if e == "transferred"] == [True]
 
 
+@pytest.mark.parametrize("gateway", [500, 502, 504])
+async def test_an_update_done_but_answered_with_a_5xx_is_read_back_and_not_sent_twice(
+    make: Callable[..., Setup], telnyx: FakeTelnyx, gateway: int,
+) -> None:
+    setup = make()
+    telnyx.answer_done_update_with(setup.at_carrier.sid, gateway)  # the person's phone is already ringing
+    asking = asyncio.create_task(setup.transfers.transfer(setup.call, TransferTarget(DESK)))
+    await when(setup.at_carrier.redirected.is_set)
+    setup.transfers.heard_hang_up(setup.call, 0.0, "stop")
+    setup.transfers.closed(setup.call)
+    answer = await asking
+    assert answer["carrier"] == "telnyx" and len(setup.at_carrier.twiml) == 1  # one `<Dial>`: rung once
+    assert len(telnyx.calls_to("POST", setup.at_carrier.sid)) == 1
+    assert [f.get("reconciled") for e, f in setup.notes.events if e == "transferred"] == [True]
+
+
 async def test_telnyxs_refusals_say_what_happened_in_this_apis_words(
     make: Callable[..., Setup], telnyx: FakeTelnyx,
 ) -> None:
@@ -90,9 +107,16 @@ async def test_telnyxs_refusals_say_what_happened_in_this_apis_words(
     gone = await refused(setup.transfers, setup.call, DESK)
     assert (gone.status, gone.code) == (409, "call_over") and "10005" in gone.message
 
+    # A 404 without Telnyx's codes for a gone call (here: an API URL with Telnyx's `/v2` twice) says what
+    # to check, never that the live call is over.
+    wrong_url = make(api_url=telnyx.url + "/v2")
+    lost = await refused(wrong_url.transfers, wrong_url.call, DESK)
+    assert (lost.status, lost.code) == (502, "carrier_refused") and "TELNYX_API_URL" in lost.message
+    assert not wrong_url.call.transferring and wrong_url.at_carrier.twiml == []
+
     wrong_key = make(api_key="KEY0-revoked")
     denied = await refused(wrong_key.transfers, wrong_key.call, DESK)
-    assert (denied.status, denied.code) == (502, "carrier_refused") and "TELNYX_API_KEY" in denied.message
+    assert (denied.status, denied.code) == (502, "carrier_refused") and "TELNYX_TRANSFER_API_KEY" in denied.message
     for error in (over, gone, denied):
         assert ACCOUNT_SID not in error.message
 
@@ -107,7 +131,7 @@ async def test_a_call_no_signed_webhook_named_or_a_dispatcher_without_the_key_is
     keyless = Transfers(None, Notes(), ALLOWED)
     call = keyless.opened("s-keyless", "telnyx", call_id(ACCOUNT_SID, "v3:x"), [])
     error = await refused(keyless, call, DESK)
-    assert (error.status, error.code) == (409, "transfer_not_configured") and "TELNYX_API_KEY" in error.message
+    assert (error.status, error.code) == (409, "transfer_not_configured") and "TELNYX_TRANSFER_API_KEY" in error.message
     assert not telnyx.calls_to("POST")
 
 
