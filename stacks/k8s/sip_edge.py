@@ -167,8 +167,10 @@ class SipEdge(pulumi.ComponentResource):
             "dns_policy": "ClusterFirstWithHostNet",
             "enable_service_links": False,
             "termination_grace_period_seconds": GRACE_SECONDS,
+            # fsGroup: the kubelet writes a Secret volume's files as root, and gives them the pod's group only for
+            # an fsGroup; without it the edge could not read its 0440 file.
             "security_context": {"run_as_non_root": True, "run_as_user": EDGE_UID, "run_as_group": EDGE_UID,
-                                 "seccomp_profile": {"type": "RuntimeDefault"}},
+                                 "fs_group": EDGE_UID, "seccomp_profile": {"type": "RuntimeDefault"}},
             **node_placement(edge),
             "volumes": [{"name": "config", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
                                                       "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]}},

@@ -86,7 +86,7 @@ def test_the_pod_runs_hardened_as_an_account_with_no_token(edge_run: Run) -> Non
     account = unwrap(_named(edge_run, "kubernetes:core/v1:ServiceAccount", "sip-edge").inputs)
     assert pod["serviceAccountName"] == "sip-edge" and account["automountServiceAccountToken"] is False
     assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                                      "seccompProfile": {"type": "RuntimeDefault"}}
+                                      "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
     (init,), (edge,) = pod["initContainers"], pod["containers"]
     for container in (init, edge):
         assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -100,6 +100,26 @@ def test_the_pod_runs_hardened_as_an_account_with_no_token(edge_run: Run) -> Non
     assert "--require-hashes" in init["command"][2] and "pjsua2-python==" in init["command"][2]
     assert {m["mountPath"]: m.get("readOnly", False) for m in edge["volumeMounts"]} == {
         "/etc/sipedge": True, "/opt/pjsip": True, "/tmp": False}
+
+
+def _readable_by_the_pod(pod: dict[str, Any], volume: dict[str, Any]) -> bool:
+    """As the kubelet writes a Secret volume: its files root's, their group the pod's fsGroup only when it
+    has one (else root's), their mode the volume's defaultMode (0644 unless given)."""
+    context = pod["securityContext"]
+    mode = int(volume["secret"].get("defaultMode", 0o644))  # a number in JSON
+    owner, group = 0, context.get("fsGroup", 0)
+    groups = {context.get("runAsGroup", 0), *context.get("supplementalGroups", ()),
+              *([context["fsGroup"]] if "fsGroup" in context else [])}
+    if context["runAsUser"] == owner:
+        return bool(mode & 0o400)
+    return bool(mode & 0o040) if group in groups else bool(mode & 0o004)
+
+
+def test_the_edge_can_read_its_file_as_the_pods_user(edge_run: Run) -> None:
+    pod = _pod(edge_run)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "config"]
+    assert int(volume["secret"]["defaultMode"]) & 0o004 == 0  # not every user's: the pod's group's
+    assert _readable_by_the_pod(pod, volume)
 
 
 def test_every_secret_reaches_the_edge_by_reference_and_none_is_in_the_pod_spec(edge_run: Run) -> None:
