@@ -119,7 +119,7 @@ def pjsip_install() -> list[str]:
 
 
 class SipEdge(pulumi.ComponentResource):
-    control_url: pulumi.Output[str] | None
+    control_url: str | None
     secret_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -195,11 +195,14 @@ class SipEdge(pulumi.ComponentResource):
                                    "template": {"metadata": {"labels": labels}, "spec": pod}}), opts=child)
         self.control_url = None
         if edge.outbound:
-            service = k8s.core.v1.Service(f"{name}-control", metadata={
-                "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels}, spec={
+            # Not awaited (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's
+            # pod is Ready, which the Deployment's own await reports already.
+            k8s.core.v1.Service(f"{name}-control", metadata={
+                "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels,
+                "annotations": {"pulumi.com/skipAwait": "true"}}, spec={
                 "type": "ClusterIP", "selector": selector,
                 "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
                 opts=child)
-            self.control_url = pulumi.Output.concat(
-                "http://", service.metadata.name, ".", service.metadata.namespace, f".svc:{CONTROL_PORT}")
+            # From the names, known before anything exists: the dispatcher's deploy does not wait on the Service.
+            self.control_url = f"http://{CONTROL_SERVICE}.{args.namespace}.svc:{CONTROL_PORT}"
         self.register_outputs({})

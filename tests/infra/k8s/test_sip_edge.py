@@ -157,6 +157,14 @@ def test_the_dispatcher_reaches_the_control_api_through_a_service_and_knows_its_
     assert not any(name.startswith(("SIP_EDGE_API_KEY", "SIP_EDGE_DIGEST")) for name in env)
 
 
+def test_the_dispatchers_deploy_does_not_wait_on_the_edges_service(edge_run: Run) -> None:
+    service = _named(edge_run, SERVICE, "sip-edge-control")
+    dispatcher = _named(edge_run, DEPLOYMENT, "dispatcher")
+    assert service.urn not in dispatcher.dependencies
+    # Nor does the `up` wait on the Service's endpoints: the edge's Deployment reports its pod.
+    assert unwrap(service.inputs)["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
 def test_the_plan_names_the_address_and_the_firewall_the_nodes_need(edge_run: Run) -> None:
     outputs = unwrap(edge_run.completed[edge_run.one("voicefleet:k8s:K8sStack").urn])
     assert outputs["sipEdgeOriginationUri"] == f"sip:{PUBLIC}:5060"
