@@ -23,8 +23,6 @@ address, which the dispatcher's NetworkPolicy does not admit, and in the cluster
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -60,7 +58,6 @@ class SipEdgeArgs:
     dispatcher_url: pulumi.Input[str]  # its public HTTPS URL
     labels: dict[str, str]
     pull_secrets: PullSecrets | None = None  # the registry's credentials, when the stack has them
-    bots_kept_from: Sequence[str] = ()  # k8sBotEgressExcept
 
 
 def namespace_of(dispatcher_namespace: str) -> str:
@@ -73,11 +70,15 @@ def namespace_of(dispatcher_namespace: str) -> str:
     return name
 
 
-def node_firewall(edge: SipEdgeSettings, bot_egress_except: Sequence[str] = ()) -> list[str]:
+def sip_edge_ranges(edge: SipEdgeSettings | None) -> list[str]:
+    """The edge's public address as a range the bots' egress leaves out (their egress is the internet)."""
+    return [] if edge is None or edge.key.public_address is None else [f"{edge.key.public_address}/32"]
+
+
+def node_firewall(edge: SipEdgeSettings) -> list[str]:
     """What the edge's nodes' firewall (their security group, VPC firewall or host rules) must hold: a
     NetworkPolicy does not reach a pod on its node's network with most network plugins, so the stack
-    makes none, and says what to make instead; and, unless `k8sBotEgressExcept` covers the edge's public
-    address already, that it should (the bots' egress is the public internet, the edge's address in it)."""
+    makes none, and says what to make instead."""
     low, high = edge.rtp_ports_used
     rules = [f"in: UDP {SIP_PORT} from {', '.join(edge.sources)} only (the trunks' signalling)",
              f"in: UDP {low}-{high} from {', '.join(edge.media_sources)} only (the trunks' media)"]
@@ -86,9 +87,6 @@ def node_firewall(edge: SipEdgeSettings, bot_egress_except: Sequence[str] = ()) 
                      "(the control API)")
     rules.append(f"out: uid {EDGE_UID} to 169.254.169.254 refused (the node's cloud credentials), as the nftables "
                  "table in docs/sip.md#on-kubernetes does")
-    address = ipaddress.ip_address(str(edge.key.public_address))
-    if not any(address in ipaddress.ip_network(cidr, strict=False) for cidr in bot_egress_except):
-        rules.append(f"k8sBotEgressExcept: add {address}/32, so the stack's bots cannot send to the edge's ports")
     return rules
 
 
@@ -129,7 +127,7 @@ class SipEdge(pulumi.ComponentResource):
         assert edge.key.public_address is not None  # stacks/config/sip_edge_nodes.py requires it
         nodes = ", ".join(f"{k}={v}" for k, v in sorted(edge.key.node_selector.items()))
         pulumi.log.info(f"SIP edge: the firewall of the nodes labelled {nodes} must hold (the stack cannot make it): "
-                        + "; ".join(node_firewall(edge, args.bots_kept_from)))
+                        + "; ".join(node_firewall(edge)))
         selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": args.labels["voicefleet.io/stack"]}
         labels = {**args.labels, **selector}
         # A namespace of its own: hostNetwork is allowed by Pod Security's `privileged` level alone, and the stack's

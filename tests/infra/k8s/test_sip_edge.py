@@ -172,14 +172,23 @@ def test_the_plan_names_the_address_and_the_firewall_the_nodes_need(edge_run: Ru
     assert rules[0] == f"in: UDP 5060 from {', '.join(TWILIO_SIGNALLING)} only (the trunks' signalling)"
     assert rules[1] == f"in: UDP 40000-40399 from {TWILIO_MEDIA} only (the trunks' media)"
     assert "TCP 5080" in rules[2] and "169.254.169.254" in rules[3]
-    # The bots' egress is the public internet, the edge's address in it: the plan says to leave it out.
-    assert rules[4] == f"k8sBotEgressExcept: add {PUBLIC}/32, so the stack's bots cannot send to the edge's ports"
+    assert not any("k8sBotEgressExcept" in rule for rule in rules)  # the stack keeps the bots off itself
 
 
-def test_a_bot_egress_exception_covering_the_edge_is_not_asked_for_again(stack: StackRunner) -> None:
-    run = run_k8s_edge(stack, k8sBotEgressExcept=json.dumps(["198.51.100.0/24"]))
-    rules = unwrap(run.completed[run.one("voicefleet:k8s:K8sStack").urn])["sipEdgeNodeFirewall"]
-    assert not any("k8sBotEgressExcept" in rule for rule in rules)
+def _bots_internet_except(run: Run) -> list[str]:
+    (bots,) = [r for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+               if unwrap(r.inputs)["metadata"]["name"] == "voicefleet-bots"]
+    (internet,) = [to["ipBlock"] for rule in unwrap(bots.inputs)["spec"]["egress"] for to in rule["to"]
+                   if to.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"]
+    return list(internet["except"])
+
+
+def test_the_bots_egress_leaves_out_the_edges_public_address(edge_run: Run, stack: StackRunner) -> None:
+    # The bots' egress is the public internet, the edge's address in it: no bot sends to its SIP or RTP ports.
+    assert f"{PUBLIC}/32" in _bots_internet_except(edge_run)
+    listed = run_k8s_edge(stack, k8sBotEgressExcept=json.dumps(["203.0.113.0/24", f"{PUBLIC}/32"]))
+    excepted = _bots_internet_except(listed)
+    assert "203.0.113.0/24" in excepted and excepted.count(f"{PUBLIC}/32") == 1
 
 
 def test_the_plans_capacity_note_names_the_nodes_and_no_workers_the_stack_refuses() -> None:
