@@ -8,7 +8,9 @@ same node ports. Its namespace is its own, at Pod Security's `privileged` level 
 hostNetwork; the stack's others enforce `restricted`).
 
 It runs the dispatcher's image with the edge's command; PJSIP's wheel, which that image leaves out, is
-installed by an init container (the lock's version and sha256) into a volume the edge reads. One worker:
+installed by an init container (the lock's version and sha256) into a volume the edge reads; before it, a
+first one (sipedge/node_fence.py) stops the pod on a node whose credentials or daemons the edge's user reaches,
+as the nftables table in docs/sip.md#on-kubernetes refuses them. One worker:
 several need Kamailio, which the image does not hold.
 
 Its file (stacks/config/sip_edge.py `render`) sits in a Secret beside the edge's secrets, which reach the
@@ -45,6 +47,7 @@ SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, the one writable 
 # for Python and PJSIP's own threads. The CPU limit is a whole core: a throttled media thread is heard.
 CPU_BASE_MILLICORES, CPU_CALL_MILLICORES, CPU_LIMIT = 200, 20, "1"
 MEMORY_WORKER_MIB = 256
+FENCE_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
 # A stop ends the calls in flight (nothing drains them): the edge's own BYEs go out in this time.
 GRACE_SECONDS = 30
 NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
@@ -85,8 +88,9 @@ def node_firewall(edge: SipEdgeSettings) -> list[str]:
     if edge.outbound:
         rules.append(f"in: TCP {CONTROL_PORT} from the cluster's pod and node ranges only, never the internet "
                      "(the control API)")
-    rules.append(f"out: uid {EDGE_UID} to 169.254.169.254 refused (the node's cloud credentials), as the nftables "
-                 "table in docs/sip.md#on-kubernetes does")
+    rules.append(f"out: uid {EDGE_UID} to 169.254.169.254, 168.63.129.16, 127.0.0.0/8, fd00:ec2::254 and ::1 refused "
+                 "(the node's cloud credentials and daemons), as the nftables table in docs/sip.md#on-kubernetes does: "
+                 "the edge's pod does not start on a node where any answers")
     return rules
 
 
@@ -106,6 +110,12 @@ def node_placement(edge: SipEdgeSettings) -> dict[str, Any]:
 def container_hardening() -> dict[str, Any]:
     return {"allow_privilege_escalation": False, "read_only_root_filesystem": True, "run_as_non_root": True,
             "capabilities": {"drop": ["ALL"]}}
+
+
+def node_fence() -> list[str]:
+    """The first init container's command: sipedge/node_fence.py, which exits non-zero, naming the nftables
+    table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers."""
+    return ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
 
 
 def pjsip_install() -> list[str]:
@@ -175,6 +185,9 @@ class SipEdge(pulumi.ComponentResource):
                         {"name": "pjsip", "empty_dir": {"size_limit": "256Mi"}},
                         {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
             "init_containers": [{
+                # First, as the edge's user on its node's network: no edge on a node whose credentials it reaches.
+                "name": "node-fence", "image": args.image, "command": node_fence(),
+                "resources": FENCE_RESOURCES, "security_context": container_hardening()}, {
                 "name": "pjsip", "image": args.image, "command": pjsip_install(),
                 "env": [{"name": "HOME", "value": SCRATCH}],
                 "volume_mounts": [{"name": "pjsip", "mount_path": PJSIP_FOLDER}, scratch],
