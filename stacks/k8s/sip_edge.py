@@ -35,10 +35,13 @@ from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
 from stacks.k8s.pull_secret import PullSecrets
+from stacks.k8s.sip_edge_admission import SipEdgeAdmission
+from stacks.k8s.sip_edge_admission import policy_spec as admission_spec
 from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement
 
 NAME = "sip-edge"
 CONTROL_SERVICE = f"{NAME}-control"
+EDGE_COMMAND = ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
 CONFIG_KEY = "edge.toml"
 CONFIG_FOLDER = "/etc/sipedge"
 PJSIP_FOLDER = "/opt/pjsip"
@@ -193,12 +196,17 @@ class SipEdge(pulumi.ComponentResource):
                 "volume_mounts": [{"name": "pjsip", "mount_path": PJSIP_FOLDER}, scratch],
                 "resources": resources(edge), "security_context": container_hardening()}],
             "containers": [{
-                "name": NAME, "image": args.image, "command": ["/usr/bin/tini", "--", "python", "-m", "sipedge"],
+                "name": NAME, "image": args.image, "command": EDGE_COMMAND,
                 "env": env, "ports": ports, "resources": resources(edge),
                 "volume_mounts": [{"name": "config", "mount_path": CONFIG_FOLDER, "read_only": True},
                                   {"name": "pjsip", "mount_path": PJSIP_FOLDER, "read_only": True}, scratch],
                 "security_context": container_hardening()}],
         }
+        # Nothing else runs in the privileged namespace: admission holds its pods to this one's spec.
+        commands = [EDGE_COMMAND, node_fence(), pjsip_install()]
+        SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
+            args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID)),
+            labels, opts=child)
         k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
                                spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
                                    "replicas": 1, "selector": {"match_labels": selector},
