@@ -8,7 +8,9 @@ same node ports. Its namespace is its own, at Pod Security's `privileged` level 
 hostNetwork; the stack's others enforce `restricted`).
 
 It runs the dispatcher's image with the edge's command; PJSIP's wheel, which that image leaves out, is
-installed by an init container (the lock's version and sha256) into a volume the edge reads. One worker:
+installed by an init container (the lock's version and sha256) into a volume the edge reads; before it, a
+first one (sipedge/node_fence.py) stops the pod on a node whose credentials or daemons the edge's user reaches,
+as the nftables table in docs/sip.md#on-kubernetes refuses them. One worker:
 several need Kamailio, which the image does not hold.
 
 Its file (stacks/config/sip_edge.py `render`) sits in a Secret beside the edge's secrets, which reach the
@@ -23,8 +25,6 @@ address, which the dispatcher's NetworkPolicy does not admit, and in the cluster
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -35,10 +35,13 @@ from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import CONTROL_PORT, SIP_PORT, SipEdgeSettings, render
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, taint
 from stacks.k8s.pull_secret import PullSecrets
+from stacks.k8s.sip_edge_admission import SipEdgeAdmission
+from stacks.k8s.sip_edge_admission import policy_spec as admission_spec
 from stacks.shared.sip_edge_host import EDGE_UID, pjsip_requirement
 
 NAME = "sip-edge"
 CONTROL_SERVICE = f"{NAME}-control"
+EDGE_COMMAND = ["/usr/bin/tini", "--", "python", "-m", "sipedge"]
 CONFIG_KEY = "edge.toml"
 CONFIG_FOLDER = "/etc/sipedge"
 PJSIP_FOLDER = "/opt/pjsip"
@@ -47,6 +50,7 @@ SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, the one writable 
 # for Python and PJSIP's own threads. The CPU limit is a whole core: a throttled media thread is heard.
 CPU_BASE_MILLICORES, CPU_CALL_MILLICORES, CPU_LIMIT = 200, 20, "1"
 MEMORY_WORKER_MIB = 256
+FENCE_RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}
 # A stop ends the calls in flight (nothing drains them): the edge's own BYEs go out in this time.
 GRACE_SECONDS = 30
 NAMESPACE_LIMIT = 63  # a namespace's name is a DNS label
@@ -60,7 +64,6 @@ class SipEdgeArgs:
     dispatcher_url: pulumi.Input[str]  # its public HTTPS URL
     labels: dict[str, str]
     pull_secrets: PullSecrets | None = None  # the registry's credentials, when the stack has them
-    bots_kept_from: Sequence[str] = ()  # k8sBotEgressExcept
 
 
 def namespace_of(dispatcher_namespace: str) -> str:
@@ -73,22 +76,24 @@ def namespace_of(dispatcher_namespace: str) -> str:
     return name
 
 
-def node_firewall(edge: SipEdgeSettings, bot_egress_except: Sequence[str] = ()) -> list[str]:
+def sip_edge_ranges(edge: SipEdgeSettings | None) -> list[str]:
+    """The edge's public address as a range the bots' egress leaves out (their egress is the internet)."""
+    return [] if edge is None or edge.key.public_address is None else [f"{edge.key.public_address}/32"]
+
+
+def node_firewall(edge: SipEdgeSettings) -> list[str]:
     """What the edge's nodes' firewall (their security group, VPC firewall or host rules) must hold: a
     NetworkPolicy does not reach a pod on its node's network with most network plugins, so the stack
-    makes none, and says what to make instead; and, unless `k8sBotEgressExcept` covers the edge's public
-    address already, that it should (the bots' egress is the public internet, the edge's address in it)."""
+    makes none, and says what to make instead."""
     low, high = edge.rtp_ports_used
     rules = [f"in: UDP {SIP_PORT} from {', '.join(edge.sources)} only (the trunks' signalling)",
              f"in: UDP {low}-{high} from {', '.join(edge.media_sources)} only (the trunks' media)"]
     if edge.outbound:
         rules.append(f"in: TCP {CONTROL_PORT} from the cluster's pod and node ranges only, never the internet "
                      "(the control API)")
-    rules.append(f"out: uid {EDGE_UID} to 169.254.169.254 refused (the node's cloud credentials), as the nftables "
-                 "table in docs/sip.md#on-kubernetes does")
-    address = ipaddress.ip_address(str(edge.key.public_address))
-    if not any(address in ipaddress.ip_network(cidr, strict=False) for cidr in bot_egress_except):
-        rules.append(f"k8sBotEgressExcept: add {address}/32, so the stack's bots cannot send to the edge's ports")
+    rules.append(f"out: uid {EDGE_UID} to 169.254.169.254, 168.63.129.16, 127.0.0.0/8, fd00:ec2::254 and ::1 refused "
+                 "(the node's cloud credentials and daemons), as the nftables table in docs/sip.md#on-kubernetes does: "
+                 "the edge's pod does not start on a node where any answers")
     return rules
 
 
@@ -110,6 +115,12 @@ def container_hardening() -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]}}
 
 
+def node_fence() -> list[str]:
+    """The first init container's command: sipedge/node_fence.py, which exits non-zero, naming the nftables
+    table in docs/sip.md#on-kubernetes, if the node's metadata service, wireserver or a loopback daemon answers."""
+    return ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
+
+
 def pjsip_install() -> list[str]:
     """The init container's command: PJSIP's wheel by the lock's hash into the volume the edge reads."""
     script = (f"printf '%s\\n' '{pjsip_requirement()}' > {SCRATCH}/pjsip.txt && /usr/local/bin/python -m pip install "
@@ -119,7 +130,7 @@ def pjsip_install() -> list[str]:
 
 
 class SipEdge(pulumi.ComponentResource):
-    control_url: pulumi.Output[str] | None
+    control_url: str | None
     secret_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SipEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -129,7 +140,7 @@ class SipEdge(pulumi.ComponentResource):
         assert edge.key.public_address is not None  # stacks/config/sip_edge_nodes.py requires it
         nodes = ", ".join(f"{k}={v}" for k, v in sorted(edge.key.node_selector.items()))
         pulumi.log.info(f"SIP edge: the firewall of the nodes labelled {nodes} must hold (the stack cannot make it): "
-                        + "; ".join(node_firewall(edge, args.bots_kept_from)))
+                        + "; ".join(node_firewall(edge)))
         selector = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/instance": args.labels["voicefleet.io/stack"]}
         labels = {**args.labels, **selector}
         # A namespace of its own: hostNetwork is allowed by Pod Security's `privileged` level alone, and the stack's
@@ -167,25 +178,35 @@ class SipEdge(pulumi.ComponentResource):
             "dns_policy": "ClusterFirstWithHostNet",
             "enable_service_links": False,
             "termination_grace_period_seconds": GRACE_SECONDS,
+            # fsGroup: the kubelet writes a Secret volume's files as root, and gives them the pod's group only for
+            # an fsGroup; without it the edge could not read its 0440 file.
             "security_context": {"run_as_non_root": True, "run_as_user": EDGE_UID, "run_as_group": EDGE_UID,
-                                 "seccomp_profile": {"type": "RuntimeDefault"}},
+                                 "fs_group": EDGE_UID, "seccomp_profile": {"type": "RuntimeDefault"}},
             **node_placement(edge),
             "volumes": [{"name": "config", "secret": {"secret_name": secret.metadata.name, "default_mode": 0o440,
                                                       "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]}},
                         {"name": "pjsip", "empty_dir": {"size_limit": "256Mi"}},
                         {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
             "init_containers": [{
+                # First, as the edge's user on its node's network: no edge on a node whose credentials it reaches.
+                "name": "node-fence", "image": args.image, "command": node_fence(),
+                "resources": FENCE_RESOURCES, "security_context": container_hardening()}, {
                 "name": "pjsip", "image": args.image, "command": pjsip_install(),
                 "env": [{"name": "HOME", "value": SCRATCH}],
                 "volume_mounts": [{"name": "pjsip", "mount_path": PJSIP_FOLDER}, scratch],
                 "resources": resources(edge), "security_context": container_hardening()}],
             "containers": [{
-                "name": NAME, "image": args.image, "command": ["/usr/bin/tini", "--", "python", "-m", "sipedge"],
+                "name": NAME, "image": args.image, "command": EDGE_COMMAND,
                 "env": env, "ports": ports, "resources": resources(edge),
                 "volume_mounts": [{"name": "config", "mount_path": CONFIG_FOLDER, "read_only": True},
                                   {"name": "pjsip", "mount_path": PJSIP_FOLDER, "read_only": True}, scratch],
                 "security_context": container_hardening()}],
         }
+        # Nothing else runs in the privileged namespace: admission holds its pods to this one's spec.
+        commands = [EDGE_COMMAND, node_fence(), pjsip_install()]
+        SipEdgeAdmission(f"{name}-admission", f"{args.namespace}-own-pod-only", pulumi.Output.from_input(
+            args.image).apply(lambda image: admission_spec(args.namespace, image, commands, EDGE_UID)),
+            labels, opts=child)
         k8s.apps.v1.Deployment(name, metadata={"name": NAME, "namespace": namespace, "labels": labels},
                                spec=cast(k8s.apps.v1.DeploymentSpecArgsDict, {
                                    "replicas": 1, "selector": {"match_labels": selector},
@@ -193,11 +214,14 @@ class SipEdge(pulumi.ComponentResource):
                                    "template": {"metadata": {"labels": labels}, "spec": pod}}), opts=child)
         self.control_url = None
         if edge.outbound:
-            service = k8s.core.v1.Service(f"{name}-control", metadata={
-                "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels}, spec={
+            # Not awaited (pulumi-kubernetes' `pulumi.com/skipAwait`): its await would hold the `up` until the edge's
+            # pod is Ready, which the Deployment's own await reports already.
+            k8s.core.v1.Service(f"{name}-control", metadata={
+                "name": CONTROL_SERVICE, "namespace": namespace, "labels": labels,
+                "annotations": {"pulumi.com/skipAwait": "true"}}, spec={
                 "type": "ClusterIP", "selector": selector,
                 "ports": [{"name": "control", "port": CONTROL_PORT, "target_port": "control", "protocol": "TCP"}]},
                 opts=child)
-            self.control_url = pulumi.Output.concat(
-                "http://", service.metadata.name, ".", service.metadata.namespace, f".svc:{CONTROL_PORT}")
+            # From the names, known before anything exists: the dispatcher's deploy does not wait on the Service.
+            self.control_url = f"http://{CONTROL_SERVICE}.{args.namespace}.svc:{CONTROL_PORT}"
         self.register_outputs({})

@@ -41,7 +41,7 @@ from stacks.config.releases import StackRelease, catalogue
 from stacks.config.secrets import dispatcher_secret_names, stored_secrets
 from stacks.config.sip_edge import SECRET_VARIABLE as SIP_EDGE_SECRET
 from stacks.config.sip_edge import URL_VARIABLE as SIP_EDGE_URL
-from stacks.config.sip_edge import origination_uri
+from stacks.config.sip_edge import SipEdgeSettings, origination_uri
 from stacks.config.store import URL_VARIABLE
 from stacks.k8s import bot_secret, last_outputs
 from stacks.k8s.access import BOT_ACCOUNT, DISPATCHER_ACCOUNT, Access, AccessArgs
@@ -71,7 +71,7 @@ from stacks.k8s.recordings import (
 )
 from stacks.k8s.release_pools import longest_bot_seconds, release_pools
 from stacks.k8s.secrets import DispatcherSecret
-from stacks.k8s.sip_edge import SipEdge, SipEdgeArgs, node_firewall
+from stacks.k8s.sip_edge import SipEdge, SipEdgeArgs, node_firewall, sip_edge_ranges
 from stacks.k8s.sip_edge import namespace_of as sip_edge_namespace
 from stacks.k8s.store import InClusterStore, InClusterStoreArgs
 from stacks.k8s.warm_pool import WarmPool, WarmPoolArgs
@@ -142,10 +142,12 @@ def bot_pods(settings: Settings) -> int:
 DEFAULT_POOL_REPLICAS = 0
 
 
-def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
-    """`k8sBotEgressExcept` and the API server's address when the kubeconfig names it by one: the
-    address is not a secret, though the kubeconfig it is read from is (so the policy's diff shows it)."""
+def bot_egress_except(cfg: KubernetesSettings, edge: SipEdgeSettings | None = None) -> pulumi.Output[list[str]]:
+    """`k8sBotEgressExcept`, the SIP edge's public address (the bots' egress is the internet, the edge's
+    ports in it), and the API server's address when the kubeconfig names it by one: the address is not a
+    secret, though the kubeconfig it is read from is (so the policy's diff shows it)."""
     server = cfg.kubeconfig.apply(lambda kubeconfig: api_server_address(kubeconfig, cfg.context))
+    listed = [*cfg.bot_egress_except, *sip_edge_ranges(edge)]
 
     def left_out(address: str | None) -> list[str]:
         if address is None or not ipaddress.IPv4Address(address).is_global:
@@ -155,8 +157,8 @@ def bot_egress_except(cfg: KubernetesSettings) -> pulumi.Output[list[str]]:
                 pulumi.log.warn("the kubeconfig names its API server not by a public IPv4 address: if it has a public "
                                 "endpoint, list that endpoint's addresses in k8sBotEgressExcept, or bots can reach it "
                                 "(docs/kubernetes.md, \"The bots' egress\")")
-            return list(cfg.bot_egress_except)
-        return list(dict.fromkeys([*cfg.bot_egress_except, f"{address}/32"]))
+            return list(dict.fromkeys(listed))
+        return list(dict.fromkeys([*listed, f"{address}/32"]))
 
     return pulumi.Output.unsecret(server).apply(left_out)
 
@@ -209,7 +211,7 @@ class K8sStack(pulumi.ComponentResource):
         metadata = {"labels": labels, "release": settings.releases.name, "releasesKept": settings.releases.kept}
         # Their egress as the templates carry it (the mesh's port among it), from the configured namespace names:
         # the namespaces' own outputs wait on the provider, which waits on this digest.
-        egress_except = bot_egress_except(cfg)
+        egress_except = bot_egress_except(cfg, settings.sip_edge)
         egress = pulumi.Output.from_input(bot_egress(NetworkPoliciesArgs(
             dispatcher_namespace=cfg.dispatcher_namespace, bot_namespace=cfg.bot_namespace,
             ingress_namespace=cfg.ingress_namespace, dispatcher_selector=selector, labels=labels,
@@ -284,8 +286,7 @@ class K8sStack(pulumi.ComponentResource):
         # The SIP edge on its nodes' network (stacks/k8s/sip_edge.py), calling the dispatcher at its public URL.
         sip_edge = SipEdge(f"{name}-sip-edge", SipEdgeArgs(
             edge=edge, namespace=sip_edge_namespace(cfg.dispatcher_namespace), image=dispatcher_image,
-            dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels, pull_secrets=pulls,
-            bots_kept_from=cfg.bot_egress_except),
+            dispatcher_url=f"https://{cfg.dispatcher_host}", labels=labels, pull_secrets=pulls),
             opts=child) if edge is not None else None
         recording = recording_secret(name, settings, namespaces.dispatcher, labels, child)
         if cfg.bot_secret is not None:  # the team's Secret: its keys are held to botSecrets' names as it is written
@@ -373,7 +374,7 @@ class K8sStack(pulumi.ComponentResource):
             # The address every trunk sends to, and what the nodes' firewall must hold (the stack cannot make it).
             **({"sipEdgeAddress": edge.key.public_address,
                 "sipEdgeOriginationUri": origination_uri(str(edge.key.public_address)),
-                "sipEdgeNodeFirewall": node_firewall(edge, cfg.bot_egress_except)} if edge is not None else {}),
+                "sipEdgeNodeFirewall": node_firewall(edge)} if edge is not None else {}),
             **({"modelServiceUrl": model.url, last_outputs.MODEL_NAMESPACE: cfg.model.namespace,
                 last_outputs.MODEL_REPLICAS: cfg.model.replicas} if model is not None and cfg.model is not None
                else {}),

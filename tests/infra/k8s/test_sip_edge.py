@@ -4,6 +4,7 @@ dispatcher told the control API's Service, and a stack without the nodes or thei
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,14 @@ from typing import Any
 import pytest
 
 from sipedge.config import load as load_edge
+from sipedge.node_fence import ENDPOINTS
 from stacks.config.reader import SettingsError
 from stacks.config.sip_edge import SipEdgeKey, SipEdgeSettings, capacity_note
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE
 from stacks.tools.mocks import Deployed, Registration, Run, run_program, unwrap
 from tests.fakes.k8s_schema import schema_problems
 from tests.infra.aws.test_sip_edge import API_KEY, DIGEST, EDGE, EDGE_SECRETS, PBX, TWILIO_MEDIA, TWILIO_SIGNALLING
+from tests.infra.aws.test_sip_edge import assert_nft_takes as nft_takes
 from tests.infra.conftest import K8S_STACK_SECRETS, StackRunner, config_for
 from tests.infra.k8s.conftest import container_env, pod_spec
 
@@ -86,11 +89,12 @@ def test_the_pod_runs_hardened_as_an_account_with_no_token(edge_run: Run) -> Non
     account = unwrap(_named(edge_run, "kubernetes:core/v1:ServiceAccount", "sip-edge").inputs)
     assert pod["serviceAccountName"] == "sip-edge" and account["automountServiceAccountToken"] is False
     assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                                      "seccompProfile": {"type": "RuntimeDefault"}}
-    (init,), (edge,) = pod["initContainers"], pod["containers"]
-    for container in (init, edge):
+                                      "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+    (fence, init), (edge,) = pod["initContainers"], pod["containers"]
+    for container in (fence, init, edge):
         assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                                  "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    for container in (init, edge):
         # 3 calls at ~2 % of a core each on 200m, a whole core's limit (a throttled media thread is heard)
         assert container["resources"] == {"requests": {"cpu": "260m", "memory": "256Mi"},
                                           "limits": {"cpu": "1", "memory": "256Mi"}}
@@ -100,6 +104,46 @@ def test_the_pod_runs_hardened_as_an_account_with_no_token(edge_run: Run) -> Non
     assert "--require-hashes" in init["command"][2] and "pjsua2-python==" in init["command"][2]
     assert {m["mountPath"]: m.get("readOnly", False) for m in edge["volumeMounts"]} == {
         "/etc/sipedge": True, "/opt/pjsip": True, "/tmp": False}
+
+
+def _readable_by_the_pod(pod: dict[str, Any], volume: dict[str, Any]) -> bool:
+    """As the kubelet writes a Secret volume: its files root's, their group the pod's fsGroup only when it
+    has one (else root's), their mode the volume's defaultMode (0644 unless given)."""
+    context = pod["securityContext"]
+    mode = int(volume["secret"].get("defaultMode", 0o644))  # a number in JSON
+    owner, group = 0, context.get("fsGroup", 0)
+    groups = {context.get("runAsGroup", 0), *context.get("supplementalGroups", ()),
+              *([context["fsGroup"]] if "fsGroup" in context else [])}
+    if context["runAsUser"] == owner:
+        return bool(mode & 0o400)
+    return bool(mode & 0o040) if group in groups else bool(mode & 0o004)
+
+
+def test_the_edge_can_read_its_file_as_the_pods_user(edge_run: Run) -> None:
+    pod = _pod(edge_run)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "config"]
+    assert int(volume["secret"]["defaultMode"]) & 0o004 == 0  # not every user's: the pod's group's
+    assert _readable_by_the_pod(pod, volume)
+
+
+def test_the_edge_starts_only_after_its_user_reaches_none_of_the_nodes_credentials(edge_run: Run) -> None:
+    pod = _pod(edge_run)
+    fence = pod["initContainers"][0]  # before the wheel's install and the edge: a failed fence stops both
+    assert fence["name"] == "node-fence" and fence["command"] == ["/usr/local/bin/python", "-m", "sipedge.node_fence"]
+    assert fence["image"] == container_image(edge_run)  # the image whose sipedge/node_fence.py it runs
+    # As the edge's user (the pod's), on the node's network; with nothing mounted and no secret.
+    assert pod["hostNetwork"] is True and pod["securityContext"]["runAsUser"] == 10001
+    assert "runAsUser" not in fence["securityContext"] and not fence.get("volumeMounts") and not fence.get("env")
+
+
+def test_the_documented_table_refuses_every_endpoint_the_fence_tries(tmp_path: Path) -> None:
+    section = (Path(__file__).parents[3] / "docs" / "sip.md").read_text().split("### On Kubernetes", 1)[1]
+    table = "table inet sipedge_metadata" + section.split("```\ntable inet sipedge_metadata", 1)[1].split("```", 1)[0]
+    nft_takes(table, tmp_path)
+    refused = [ipaddress.ip_network(cidr.strip()) for line in table.splitlines() if "skuid 10001" in line
+               for cidr in line.split("daddr", 1)[1].split("reject", 1)[0].strip(" {}").split(",")]
+    for host, _ in ENDPOINTS:
+        assert any(ipaddress.ip_address(host) in network for network in refused), host
 
 
 def test_every_secret_reaches_the_edge_by_reference_and_none_is_in_the_pod_spec(edge_run: Run) -> None:
@@ -137,21 +181,40 @@ def test_the_dispatcher_reaches_the_control_api_through_a_service_and_knows_its_
     assert not any(name.startswith(("SIP_EDGE_API_KEY", "SIP_EDGE_DIGEST")) for name in env)
 
 
+def test_the_dispatchers_deploy_does_not_wait_on_the_edges_service(edge_run: Run) -> None:
+    service = _named(edge_run, SERVICE, "sip-edge-control")
+    dispatcher = _named(edge_run, DEPLOYMENT, "dispatcher")
+    assert service.urn not in dispatcher.dependencies
+    # Nor does the `up` wait on the Service's endpoints: the edge's Deployment reports its pod.
+    assert unwrap(service.inputs)["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
 def test_the_plan_names_the_address_and_the_firewall_the_nodes_need(edge_run: Run) -> None:
     outputs = unwrap(edge_run.completed[edge_run.one("voicefleet:k8s:K8sStack").urn])
     assert outputs["sipEdgeOriginationUri"] == f"sip:{PUBLIC}:5060"
     rules = outputs["sipEdgeNodeFirewall"]
     assert rules[0] == f"in: UDP 5060 from {', '.join(TWILIO_SIGNALLING)} only (the trunks' signalling)"
     assert rules[1] == f"in: UDP 40000-40399 from {TWILIO_MEDIA} only (the trunks' media)"
-    assert "TCP 5080" in rules[2] and "169.254.169.254" in rules[3]
-    # The bots' egress is the public internet, the edge's address in it: the plan says to leave it out.
-    assert rules[4] == f"k8sBotEgressExcept: add {PUBLIC}/32, so the stack's bots cannot send to the edge's ports"
+    assert "TCP 5080" in rules[2]
+    assert all(address in rules[3] for address in ("169.254.169.254", "168.63.129.16", "127.0.0.0/8",
+                                                  "fd00:ec2::254", "::1"))
+    assert not any("k8sBotEgressExcept" in rule for rule in rules)  # the stack keeps the bots off itself
 
 
-def test_a_bot_egress_exception_covering_the_edge_is_not_asked_for_again(stack: StackRunner) -> None:
-    run = run_k8s_edge(stack, k8sBotEgressExcept=json.dumps(["198.51.100.0/24"]))
-    rules = unwrap(run.completed[run.one("voicefleet:k8s:K8sStack").urn])["sipEdgeNodeFirewall"]
-    assert not any("k8sBotEgressExcept" in rule for rule in rules)
+def _bots_internet_except(run: Run) -> list[str]:
+    (bots,) = [r for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+               if unwrap(r.inputs)["metadata"]["name"] == "voicefleet-bots"]
+    (internet,) = [to["ipBlock"] for rule in unwrap(bots.inputs)["spec"]["egress"] for to in rule["to"]
+                   if to.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"]
+    return list(internet["except"])
+
+
+def test_the_bots_egress_leaves_out_the_edges_public_address(edge_run: Run, stack: StackRunner) -> None:
+    # The bots' egress is the public internet, the edge's address in it: no bot sends to its SIP or RTP ports.
+    assert f"{PUBLIC}/32" in _bots_internet_except(edge_run)
+    listed = run_k8s_edge(stack, k8sBotEgressExcept=json.dumps(["203.0.113.0/24", f"{PUBLIC}/32"]))
+    excepted = _bots_internet_except(listed)
+    assert "203.0.113.0/24" in excepted and excepted.count(f"{PUBLIC}/32") == 1
 
 
 def test_the_plans_capacity_note_names_the_nodes_and_no_workers_the_stack_refuses() -> None:
