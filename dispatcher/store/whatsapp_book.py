@@ -260,8 +260,8 @@ class ForgivingWhatsAppBook:
 
     async def mark(self, session_id: str, mark: Mark) -> BookedCall | None:
         here = await self._alone.mark(session_id, mark)
-        try:
-            return await self._shared.mark(session_id, mark)
+        try:  # a call booked while the store blinked is in this process's memory only: still found there
+            return (await self._shared.mark(session_id, mark)) or here
         except StoreUnavailable:
             return here
 

@@ -3,6 +3,7 @@ store writer without the message secret can and cannot make a replica do, and th
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -92,3 +93,14 @@ async def test_an_owed_value_a_store_writer_spoils_stops_no_other_hang_up(replic
     replica.writer.zadd(OWED, {"s-1": 0, "s-2": 0})
     await replica.hang_ups.sweep()
     assert (spoiled.state, other.state) == ("accepted", "terminated")
+
+
+async def test_a_call_booked_while_the_store_stalled_is_hung_up_by_its_replica(replica: Replica) -> None:
+    call = replica.live_call()
+    replica.server.admin().execute_command("CLIENT", "PAUSE", "800", "ALL")  # past the client's timeout
+    await replica.hang_ups.book("s-1", call.call_id, PHONE_NUMBER_ID)  # kept in this replica's memory
+    await asyncio.sleep(1.0)  # the store answers again
+    booked = await replica.hang_ups.mark("s-1", "answered")
+    assert booked is not None and booked.answered
+    await replica.hang_ups.session_ended("s-1")
+    assert call.state == "terminated"
