@@ -5,7 +5,9 @@ The replica that takes a call's `connect` answers it; its session may end anywhe
 or a stop at another replica, its time limit, a restart of the answering replica), and the replica
 that sees the end must be able to hang the call up at Meta. So the call is recorded here under its
 session (`whatsapp:call:<session id>`, a hash): `call`, the call's id and number, sealed with the
-replicas' record key (dispatcher/store/message_seal.py); `answered` and `ended`, each set in one step
+replicas' record key (dispatcher/store/message_seal.py); `accepting`, set before Meta is sent the
+`accept` (a session that ends then, with its answering replica dead, still gets its call hung up);
+`answered` and `ended`, each set in one step
 that reads the other, so whichever of "the accept went through" and "the session ended" comes second
 sees the first; `owed`, when a hang-up was first owed. The marks and `owed` are sealed too, each for its
 own field: whoever may write the store (without the message secret) cannot mark a live call ended nor
@@ -35,7 +37,7 @@ from dispatcher.store.message_seal import MessageSeal
 
 log = logging.getLogger("dispatcher.store.whatsapp_book")
 
-Mark = Literal["answered", "ended"]
+Mark = Literal["accepting", "answered", "ended"]
 MAX_REMEMBERED = 10_000  # calls one process keeps at once (each is a few ids)
 
 # Only the commands the dispatcher's store user is granted (stacks/shared/store_access.py), all in scripts:
@@ -46,7 +48,8 @@ redis.call('HSET', KEYS[1], 'call', ARGV[1])
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 _FIELDS = "return {redis.call('HGET', KEYS[1], 'call'), redis.call('HGET', KEYS[1], 'answered'), " \
-          "redis.call('HGET', KEYS[1], 'ended'), redis.call('HGET', KEYS[1], 'owed')}"
+          "redis.call('HGET', KEYS[1], 'ended'), redis.call('HGET', KEYS[1], 'owed'), " \
+          "redis.call('HGET', KEYS[1], 'accepting')}"
 # ARGV: the mark, its sealed value. No record, no mark (the end of a session that carries no call writes
 # nothing).
 _MARK = """
@@ -86,6 +89,7 @@ class BookedCall:
     phone_number_id: str
     answered: bool = False
     ended: bool = False
+    accepting: bool = False  # Meta is being (or was) sent its `accept`
     owed_since: float | None = None  # when a hang-up of it was first owed (epoch seconds)
 
 
@@ -140,7 +144,10 @@ class MemoryWhatsAppBook:
         call = self._get(session_id)
         if call is None:
             return None
-        call = replace(call, answered=True) if mark == "answered" else replace(call, ended=True)
+        if mark == "accepting":
+            call = replace(call, accepting=True)
+        else:
+            call = replace(call, answered=True) if mark == "answered" else replace(call, ended=True)
         self._calls[session_id] = (call, self._calls[session_id][1])
         return call
 
@@ -228,7 +235,7 @@ class StoreWhatsAppBook:
     def _opened(self, key: str, fields: list[Any]) -> BookedCall | None:
         """The record's call, or None: not a replica's (counted by the seal), or gone. A mark or `owed`
         that does not open reads as unset."""
-        sealed, answered, ended, owed = (list(fields) + [None] * 4)[:4]
+        sealed, answered, ended, owed, accepting = (list(fields) + [None] * 5)[:5]
         if not sealed:
             return None
         opened = self._seal.open_record("whatsapp", key, str(sealed).encode())
@@ -241,7 +248,8 @@ class StoreWhatsAppBook:
         except ValueError:
             return None
         return BookedCall(str(call_id), str(number), answered=self._open_field(key, "answered", answered) == b"1",
-                          ended=self._open_field(key, "ended", ended) == b"1", owed_since=owed_since)
+                          ended=self._open_field(key, "ended", ended) == b"1", owed_since=owed_since,
+                          accepting=self._open_field(key, "accepting", accepting) == b"1")
 
 
 class ForgivingWhatsAppBook:

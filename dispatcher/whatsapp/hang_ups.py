@@ -86,10 +86,16 @@ class HangUps:
 
     async def session_ended(self, session_id: str) -> None:
         """A session's end, seen at this replica: its call, if answered, is hung up (answered later, the
-        accept's own mark finds this one: calls.py)."""
+        accept's own mark finds this one: calls.py). One whose `accept` is being sent is owed a hang-up
+        once that accept is done or given up: its answering replica, alive, hangs it up itself and clears
+        it; dead (killed while Meta took the accept), the sweep sends it."""
         call = await self.mark(session_id, "ended")
-        if call is not None and call.answered:
+        if call is None:
+            return
+        if call.answered:
             await self.hang_up(session_id, call)
+        elif call.accepting:
+            await self._owe(session_id, self._clock() + SENDING_SECONDS)
 
     async def hang_up(self, session_id: str, call: BookedCall) -> None:
         """The answered call of a session that ended: terminated at Meta, unless its end was decided already."""

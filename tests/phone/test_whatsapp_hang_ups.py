@@ -13,7 +13,7 @@ from dispatcher.store.memory import LocalOnce
 from dispatcher.store.timelines import MemoryTimelines
 from dispatcher.store.whatsapp_book import MemoryWhatsAppBook
 from dispatcher.whatsapp.graph import BACKOFF, GraphCalls
-from dispatcher.whatsapp.hang_ups import FIRST_RETRY_SECONDS, GIVE_UP_SECONDS, HangUps
+from dispatcher.whatsapp.hang_ups import FIRST_RETRY_SECONDS, GIVE_UP_SECONDS, SENDING_SECONDS, HangUps
 from tests.fakes.server import serve
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, VERSION, FakeWhatsApp, FakeWhatsAppCall
 from tests.phone.test_whatsapp_webhook import OFFER
@@ -84,3 +84,23 @@ async def test_a_terminate_meta_never_answers_is_swept_with_backoff_then_given_u
     line.clock.now += GIVE_UP_SECONDS
     await line.hang_ups.sweep()
     assert line.terminates() == 2 * BACKOFF.attempts  # and forgotten
+
+
+async def test_a_session_that_ended_while_its_accept_was_sent_is_hung_up_if_its_replica_died(line: Line) -> None:
+    await line.hang_ups.mark("s-1", "accepting")  # then its replica is killed while Meta takes the accept
+    await line.hang_ups.session_ended("s-1")  # seen at another replica
+    assert line.terminates() == 0  # the accept may still be under way
+    line.clock.now += SENDING_SECONDS
+    await line.hang_ups.sweep()
+    assert (line.call.state, line.terminates()) == ("terminated", 1)
+
+
+async def test_the_answering_replica_alive_hangs_up_a_call_whose_session_ended_while_accepting(line: Line) -> None:
+    await line.hang_ups.mark("s-1", "accepting")
+    await line.hang_ups.session_ended("s-1")
+    booked = await line.hang_ups.mark("s-1", "answered")  # the accept's own mark reads the end
+    assert booked is not None and booked.ended
+    await line.hang_ups.hang_up("s-1", booked)
+    line.clock.now += SENDING_SECONDS
+    await line.hang_ups.sweep()
+    assert line.terminates() == 1  # the owed one cleared by its hang-up
