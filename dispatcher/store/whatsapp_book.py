@@ -271,6 +271,8 @@ class ForgivingWhatsAppBook:
         try:  # a call booked while the store blinked is in this process's memory only: still found there
             return (await self._shared.mark(session_id, mark)) or here
         except StoreUnavailable:
+            if here is None:  # not known here, not known to be absent there: the caller may ask again
+                raise
             return here
 
     async def owe(self, session_id: str, due: float) -> None:

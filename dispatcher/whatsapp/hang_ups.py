@@ -88,8 +88,15 @@ class HangUps:
         """A session's end, seen at this replica: its call, if answered, is hung up (answered later, the
         accept's own mark finds this one: calls.py). One whose `accept` is being sent is owed a hang-up
         once that accept is done or given up: its answering replica, alive, hangs it up itself and clears
-        it; dead (killed while Meta took the accept), the sweep sends it."""
-        call = await self.mark(session_id, "ended")
+        it; dead (killed while Meta took the accept), the sweep sends it. Unmarked (the store did not
+        answer), the session's next end event looks it up again."""
+        try:
+            call = await self._book.mark(session_id, "ended")
+        except StoreUnavailable:
+            log.warning("whatsapp: session %s: its call not marked ended (the store did not answer): its next end "
+                        "event looks again", session_id)
+            self._seen.pop(session_id, None)
+            return
         if call is None:
             return
         if call.answered:

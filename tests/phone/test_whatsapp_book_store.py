@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,10 @@ class Replica:
         call.state, call.actions = "accepted", ["pre_accept", "accept"]
         return call
 
+    def stall(self, seconds: float) -> None:
+        """The store stops answering for `seconds`, past the client's timeout (a failover, a slow node)."""
+        self.server.admin().client_pause(int(seconds * 1000), all=True)
+
     async def answered(self, session_id: str) -> FakeWhatsAppCall:
         call = self.live_call()
         await self.hang_ups.book(session_id, call.call_id, PHONE_NUMBER_ID)
@@ -49,21 +54,28 @@ class Replica:
         return call
 
 
+@asynccontextmanager
+async def hang_ups_of(server: RedisServer, meta: FakeWhatsApp, name: str) -> AsyncIterator[HangUps]:
+    """One replica's hang-ups, as wiring.py builds them."""
+    store = Store(StoreSettings(url=server.url, password=server.password, replica_id=name))
+    book = ForgivingWhatsAppBook(StoreWhatsAppBook(store, MessageSeal(server.message_secret)), MemoryWhatsAppBook())
+    graph = GraphCalls(f"{meta.url}/{VERSION}", meta.token)
+    try:
+        once = ForgivingOnce(SpentOnce(store), LocalOnce())
+        yield HangUps(book, once, graph, SessionTimeline(MemoryTimelines(), name))
+    finally:
+        await graph.aclose()
+        await store.aclose()
+
+
 @pytest.fixture
 async def replica() -> AsyncIterator[Replica]:
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as server, serve(FakeWhatsApp()) as meta:
-        store = Store(StoreSettings(url=server.url, password=server.password, replica_id="r-0"))
-        book = ForgivingWhatsAppBook(StoreWhatsAppBook(store, MessageSeal(server.message_secret)),
-                                     MemoryWhatsAppBook())
-        graph = GraphCalls(f"{meta.url}/{VERSION}", meta.token)
-        hang_ups = HangUps(book, ForgivingOnce(SpentOnce(store), LocalOnce()), graph,
-                           SessionTimeline(MemoryTimelines(), "r-0"))
         writer = redis.Redis(host="127.0.0.1", port=server.port, username="voicefleet", password=server.password,
                              decode_responses=True)
-        yield Replica(server, meta, hang_ups, writer)
+        async with hang_ups_of(server, meta, "r-0") as hang_ups:
+            yield Replica(server, meta, hang_ups, writer)
         writer.close()
-        await graph.aclose()
-        await store.aclose()
 
 
 async def test_an_owed_entry_a_store_writer_adds_hangs_up_nothing(replica: Replica) -> None:
@@ -97,10 +109,27 @@ async def test_an_owed_value_a_store_writer_spoils_stops_no_other_hang_up(replic
 
 async def test_a_call_booked_while_the_store_stalled_is_hung_up_by_its_replica(replica: Replica) -> None:
     call = replica.live_call()
-    replica.server.admin().execute_command("CLIENT", "PAUSE", "800", "ALL")  # past the client's timeout
+    replica.stall(0.8)
     await replica.hang_ups.book("s-1", call.call_id, PHONE_NUMBER_ID)  # kept in this replica's memory
     await asyncio.sleep(1.0)  # the store answers again
     booked = await replica.hang_ups.mark("s-1", "answered")
     assert booked is not None and booked.answered
     await replica.hang_ups.session_ended("s-1")
+    assert call.state == "terminated"
+
+
+async def end_seen(hang_ups: HangUps, session_id: str) -> None:
+    """One of a session's end events at a replica (calls.py, _timeline_event)."""
+    if not hang_ups.seen_end(session_id):
+        await hang_ups.session_ended(session_id)
+
+
+async def test_an_end_seen_while_the_store_stalled_is_looked_up_again_at_the_next(replica: Replica) -> None:
+    call = await replica.answered("s-1")  # then its replica dies
+    async with hang_ups_of(replica.server, replica.meta, "r-1") as other:
+        replica.stall(1.2)
+        await end_seen(other, "s-1")  # its stop, at another replica: the store does not answer
+        assert call.state == "accepted"
+        await asyncio.sleep(1.5)  # the store answers again
+        await end_seen(other, "s-1")  # its bot's `ended`
     assert call.state == "terminated"
