@@ -4,6 +4,7 @@ clock the test moves: the store's book and real replicas: tests/replicas/test_wh
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -104,3 +105,29 @@ async def test_the_answering_replica_alive_hangs_up_a_call_whose_session_ended_w
     line.clock.now += SENDING_SECONDS
     await line.hang_ups.sweep()
     assert line.terminates() == 1  # the owed one cleared by its hang-up
+
+
+class DiesAfterTaking:
+    """A replica killed the moment the call's one-time end is taken (SIGKILL, OOM, node loss)."""
+
+    def __init__(self, once: LocalOnce) -> None:
+        self.once = once
+
+    async def first_use(self, what: str, seconds: float) -> bool:
+        await self.once.first_use(what, seconds)
+        raise asyncio.CancelledError("replica killed")
+
+
+async def test_a_replica_killed_right_after_taking_a_call_s_end_leaves_its_hang_up_owed(line: Line) -> None:
+    await line.hang_ups.mark("s-1", "answered")
+    once = LocalOnce()  # the store's one-time records, shared by both replicas
+    timeline = SessionTimeline(MemoryTimelines(), "r-test")
+    dying = HangUps(line.book, DiesAfterTaking(once), line.graph, timeline, clock=line.clock)
+    survivor = HangUps(line.book, once, line.graph, timeline, clock=line.clock)
+    with pytest.raises(asyncio.CancelledError):
+        await dying.session_ended("s-1")  # its stop
+    await survivor.session_ended("s-1")  # its bot's `ended`, elsewhere: the end is taken already
+    assert line.terminates() == 0
+    line.clock.now += SENDING_SECONDS
+    await survivor.sweep()
+    assert (line.call.state, line.terminates()) == ("terminated", 1)
