@@ -204,22 +204,32 @@ class StoreWhatsAppBook:
         await self._store.call(lambda: self._owe(keys=keys, args=[due, since, session_id]))
 
     async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
-        members = await self._store.call(lambda: self._due(keys=[self._owed_key], args=[now, claim_until, most]))
         found: list[tuple[str, BookedCall | None]] = []
-        for member in members:
-            session_id = str(member)
-            key = self._key(session_id)
-            fields = await self._store.call(partial(self._fields, keys=[key], args=[]))
-            if not fields or not fields[0]:
-                found.append((session_id, None))  # its record ran out
-                continue
-            call = self._opened(key, fields)
-            if call is None or call.owed_since is None:  # not owed by a replica: dropped, the record kept
-                log.warning("whatsapp: session %s: an owed hang-up no replica sealed was dropped", session_id)
-                await self._store.call(partial(self._forget_owed, keys=[self._owed_key], args=[session_id]))
-                continue
-            found.append((session_id, call))
+        while len(found) < most:  # claimed again past the entries dropped (each leaves the set)
+            claim = partial(self._due, keys=[self._owed_key], args=[now, claim_until, most - len(found)])
+            members = await self._store.call(claim)
+            if not members:
+                break
+            for member in members:
+                session_id = str(member)
+                entry = await self._claimed(session_id)
+                if entry is not None:
+                    found.append(entry)
         return found
+
+    async def _claimed(self, session_id: str) -> tuple[str, BookedCall | None] | None:
+        """A claimed entry with its call (None: its record ran out), or None: not owed by a replica, dropped
+        (the record kept)."""
+        key = self._key(session_id)
+        fields = await self._store.call(partial(self._fields, keys=[key], args=[]))
+        if not fields or not fields[0]:
+            return session_id, None
+        call = self._opened(key, fields)
+        if call is None or call.owed_since is None:
+            log.warning("whatsapp: session %s: an owed hang-up no replica sealed was dropped", session_id)
+            await self._store.call(partial(self._forget_owed, keys=[self._owed_key], args=[session_id]))
+            return None
+        return session_id, call
 
     async def close(self, session_id: str) -> None:
         keys = [self._key(session_id), self._owed_key]

@@ -5,7 +5,9 @@ clock the test moves: the store's book and real replicas: tests/replicas/test_wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from itertools import pairwise
+from typing import cast
 
 import pytest
 
@@ -13,7 +15,7 @@ from dispatcher.sessions.timeline import SessionTimeline
 from dispatcher.store.memory import LocalOnce
 from dispatcher.store.timelines import MemoryTimelines
 from dispatcher.store.whatsapp_book import MemoryWhatsAppBook
-from dispatcher.whatsapp.graph import BACKOFF, GraphCalls
+from dispatcher.whatsapp.graph import BACKOFF, GraphCalls, GraphRefused
 from dispatcher.whatsapp.hang_ups import FIRST_RETRY_SECONDS, GIVE_UP_SECONDS, SENDING_SECONDS, HangUps
 from tests.fakes.server import serve
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, VERSION, FakeWhatsApp, FakeWhatsAppCall
@@ -131,3 +133,46 @@ async def test_a_replica_killed_right_after_taking_a_call_s_end_leaves_its_hang_
     line.clock.now += SENDING_SECONDS
     await survivor.sweep()
     assert (line.call.state, line.terminates()) == ("terminated", 1)
+
+
+class SlowDeadMeta:
+    """Meta out: each terminate unanswered after `seconds` of its tries (on the test's clock); `meanwhile`
+    runs while one is in flight (another replica's sweep)."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock, self.seconds = clock, seconds
+        self.sends: dict[str, list[tuple[float, float]]] = {}
+        self.in_flight: set[str] = set()
+        self.overlaps: list[str] = []
+        self.meanwhile: Callable[[], Awaitable[None]] | None = None
+
+    async def end(self, phone_number_id: str, call_id: str, action: str) -> None:
+        if call_id in self.in_flight:
+            self.overlaps.append(call_id)
+        self.in_flight.add(call_id)
+        start = self.clock.now
+        self.clock.now += self.seconds
+        if self.meanwhile is not None:
+            await self.meanwhile()
+        self.in_flight.discard(call_id)
+        self.sends.setdefault(call_id, []).append((start, self.clock.now))
+        raise GraphRefused(0, None, f"{action} not taken after retries (timeout)")
+
+
+async def test_two_replicas_sweeping_while_meta_is_out_never_send_one_hang_up_at_once() -> None:
+    clock = Clock()
+    book, once, timeline = MemoryWhatsAppBook(clock=clock), LocalOnce(), SessionTimeline(MemoryTimelines(), "r")
+    slow, quick = SlowDeadMeta(clock, 12.0), SlowDeadMeta(clock, 0.0)
+    first = HangUps(book, once, cast(GraphCalls, slow), timeline, clock=clock)
+    second = HangUps(book, once, cast(GraphCalls, quick), timeline, clock=clock)
+    for n in range(3):  # three answered calls whose terminates are owed
+        await book.open(f"s-{n}", f"wacid.{n}", PHONE_NUMBER_ID, 3_600)
+        await book.owe(f"s-{n}", clock.now)
+    quick.in_flight = slow.in_flight  # one Meta: a call in flight from either replica
+    slow.meanwhile = second.sweep
+    await first.sweep()
+    await first.sweep()
+    assert slow.overlaps == [] and quick.overlaps == []
+    for call_id in {*slow.sends, *quick.sends}:  # each sent again no sooner than the backoff after its last try
+        tries = sorted(slow.sends.get(call_id, []) + quick.sends.get(call_id, []))
+        assert all(after[0] - before[1] >= FIRST_RETRY_SECONDS for before, after in pairwise(tries)), tries
