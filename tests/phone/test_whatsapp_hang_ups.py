@@ -176,3 +176,29 @@ async def test_two_replicas_sweeping_while_meta_is_out_never_send_one_hang_up_at
     for call_id in {*slow.sends, *quick.sends}:  # each sent again no sooner than the backoff after its last try
         tries = sorted(slow.sends.get(call_id, []) + quick.sends.get(call_id, []))
         assert all(after[0] - before[1] >= FIRST_RETRY_SECONDS for before, after in pairwise(tries)), tries
+
+
+
+class BrokenForOneCall:
+    """Meta's client raising something unforeseen for one call, taking every other call's terminate."""
+
+    def __init__(self, broken: str) -> None:
+        self.broken = broken
+        self.ended: list[str] = []
+
+    async def end(self, phone_number_id: str, call_id: str, action: str) -> None:
+        if call_id == self.broken:
+            raise RuntimeError("unforeseen")
+        self.ended.append(call_id)
+
+
+async def test_one_owed_hang_up_that_cannot_be_swept_stops_no_other() -> None:
+    clock = Clock()
+    book, graph = MemoryWhatsAppBook(clock=clock), BrokenForOneCall("wacid.0")
+    hang_ups = HangUps(book, LocalOnce(), cast(GraphCalls, graph), SessionTimeline(MemoryTimelines(), "r"),
+                       clock=clock)
+    for n in range(2):
+        await book.open(f"s-{n}", f"wacid.{n}", PHONE_NUMBER_ID, 3_600)
+        await book.owe(f"s-{n}", clock.now)
+    await hang_ups.sweep()
+    assert graph.ended == ["wacid.1"]
