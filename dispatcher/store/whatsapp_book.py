@@ -5,9 +5,14 @@ The replica that takes a call's `connect` answers it; its session may end anywhe
 or a stop at another replica, its time limit, a restart of the answering replica), and the replica
 that sees the end must be able to hang the call up at Meta. So the call is recorded here under its
 session (`whatsapp:call:<session id>`, a hash): `call`, the call's id and number, sealed with the
-replicas' record key (dispatcher/store/message_seal.py), so whoever may write the store cannot have
-a replica hang up a call it names; `answered` and `ended`, each set in one step that reads the other,
-so whichever of "the accept went through" and "the session ended" comes second sees the first.
+replicas' record key (dispatcher/store/message_seal.py); `accepting`, set before Meta is sent the
+`accept` (a session that ends then, with its answering replica dead, still gets its call hung up);
+`answered` and `ended`, each set in one step
+that reads the other, so whichever of "the accept went through" and "the session ended" comes second
+sees the first; `owed`, when a hang-up was first owed. The marks and `owed` are sealed too, each for its
+own field: whoever may write the store (without the message secret) cannot mark a live call ended nor
+owe its hang-up, so no replica hangs up a call on their word (an owed entry whose seal does not open is
+dropped; the record stays).
 
 A hang-up Meta never answered (unreachable, 5xx past the retries; or a replica that died between
 deciding it and sending it) is owed (`whatsapp:owed`, by due time): every replica's sweep claims due
@@ -32,7 +37,7 @@ from dispatcher.store.message_seal import MessageSeal
 
 log = logging.getLogger("dispatcher.store.whatsapp_book")
 
-Mark = Literal["answered", "ended"]
+Mark = Literal["accepting", "answered", "ended"]
 MAX_REMEMBERED = 10_000  # calls one process keeps at once (each is a few ids)
 
 # Only the commands the dispatcher's store user is granted (stacks/shared/store_access.py), all in scripts:
@@ -43,15 +48,17 @@ redis.call('HSET', KEYS[1], 'call', ARGV[1])
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 _FIELDS = "return {redis.call('HGET', KEYS[1], 'call'), redis.call('HGET', KEYS[1], 'answered'), " \
-          "redis.call('HGET', KEYS[1], 'ended'), redis.call('HGET', KEYS[1], 'owed')}"
-# ARGV: the mark. No record, no mark (the end of a session that carries no call writes nothing).
+          "redis.call('HGET', KEYS[1], 'ended'), redis.call('HGET', KEYS[1], 'owed'), " \
+          "redis.call('HGET', KEYS[1], 'accepting')}"
+# ARGV: the mark, its sealed value. No record, no mark (the end of a session that carries no call writes
+# nothing).
 _MARK = """
 if not redis.call('HGET', KEYS[1], 'call') then
   return false
 end
-redis.call('HSET', KEYS[1], ARGV[1], '1')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 """ + _FIELDS
-# ARGV: due, now, session id.
+# ARGV: due, when it was first owed (sealed), session id.
 _OWE = """
 if not redis.call('HGET', KEYS[1], 'call') then
   return 0
@@ -69,6 +76,7 @@ for _, member in ipairs(due) do
 end
 return due
 """
+_FORGET_OWED = "return redis.call('ZREM', KEYS[1], ARGV[1])"
 _CLOSE = """
 redis.call('DEL', KEYS[1])
 return redis.call('ZREM', KEYS[2], ARGV[1])
@@ -81,6 +89,7 @@ class BookedCall:
     phone_number_id: str
     answered: bool = False
     ended: bool = False
+    accepting: bool = False  # Meta is being (or was) sent its `accept`
     owed_since: float | None = None  # when a hang-up of it was first owed (epoch seconds)
 
 
@@ -135,7 +144,10 @@ class MemoryWhatsAppBook:
         call = self._get(session_id)
         if call is None:
             return None
-        call = replace(call, answered=True) if mark == "answered" else replace(call, ended=True)
+        if mark == "accepting":
+            call = replace(call, accepting=True)
+        else:
+            call = replace(call, answered=True) if mark == "answered" else replace(call, ended=True)
         self._calls[session_id] = (call, self._calls[session_id][1])
         return call
 
@@ -168,6 +180,7 @@ class StoreWhatsAppBook:
         self._owe = store.redis.register_script(_OWE)
         self._due = store.redis.register_script(_DUE)
         self._close = store.redis.register_script(_CLOSE)
+        self._forget_owed = store.redis.register_script(_FORGET_OWED)
 
     def _key(self, session_id: str) -> str:
         return self._store.key("whatsapp", "call", session_id)
@@ -180,30 +193,59 @@ class StoreWhatsAppBook:
 
     async def mark(self, session_id: str, mark: Mark) -> BookedCall | None:
         key = self._key(session_id)
-        fields = await self._store.call(lambda: self._mark(keys=[key], args=[mark]))
+        sealed = self._seal_field(key, mark, b"1")
+        fields = await self._store.call(lambda: self._mark(keys=[key], args=[mark, sealed]))
         return self._opened(key, fields) if fields else None
 
     async def owe(self, session_id: str, due: float) -> None:
-        keys = [self._key(session_id), self._owed_key]
-        await self._store.call(lambda: self._owe(keys=keys, args=[due, time.time(), session_id]))
+        key = self._key(session_id)
+        since = self._seal_field(key, "owed", repr(time.time()).encode())
+        keys = [key, self._owed_key]
+        await self._store.call(lambda: self._owe(keys=keys, args=[due, since, session_id]))
 
     async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
-        members = await self._store.call(lambda: self._due(keys=[self._owed_key], args=[now, claim_until, most]))
         found: list[tuple[str, BookedCall | None]] = []
-        for member in members:
-            session_id = str(member)
-            key = self._key(session_id)
-            fields = await self._store.call(partial(self._fields, keys=[key], args=[]))
-            found.append((session_id, self._opened(key, fields)))
+        while len(found) < most:  # claimed again past the entries dropped (each leaves the set)
+            claim = partial(self._due, keys=[self._owed_key], args=[now, claim_until, most - len(found)])
+            members = await self._store.call(claim)
+            if not members:
+                break
+            for member in members:
+                session_id = str(member)
+                entry = await self._claimed(session_id)
+                if entry is not None:
+                    found.append(entry)
         return found
+
+    async def _claimed(self, session_id: str) -> tuple[str, BookedCall | None] | None:
+        """A claimed entry with its call (None: its record ran out), or None: not owed by a replica, dropped
+        (the record kept)."""
+        key = self._key(session_id)
+        fields = await self._store.call(partial(self._fields, keys=[key], args=[]))
+        if not fields or not fields[0]:
+            return session_id, None
+        call = self._opened(key, fields)
+        if call is None or call.owed_since is None:
+            log.warning("whatsapp: session %s: an owed hang-up no replica sealed was dropped", session_id)
+            await self._store.call(partial(self._forget_owed, keys=[self._owed_key], args=[session_id]))
+            return None
+        return session_id, call
 
     async def close(self, session_id: str) -> None:
         keys = [self._key(session_id), self._owed_key]
         await self._store.call(lambda: self._close(keys=keys, args=[session_id]))
 
+    def _seal_field(self, key: str, field: str, value: bytes) -> str:
+        return self._seal.seal_record(f"{key}:{field}", value).decode()
+
+    def _open_field(self, key: str, field: str, sealed: Any) -> bytes | None:
+        """A field's value as a replica sealed it, or None: unset, or not a replica's (counted by the seal)."""
+        return self._seal.open_record("whatsapp", f"{key}:{field}", str(sealed).encode()) if sealed else None
+
     def _opened(self, key: str, fields: list[Any]) -> BookedCall | None:
-        """The record's call, or None: not a replica's (counted by the seal), or gone."""
-        sealed, answered, ended, owed = (list(fields) + [None] * 4)[:4]
+        """The record's call, or None: not a replica's (counted by the seal), or gone. A mark or `owed`
+        that does not open reads as unset."""
+        sealed, answered, ended, owed, accepting = (list(fields) + [None] * 5)[:5]
         if not sealed:
             return None
         opened = self._seal.open_record("whatsapp", key, str(sealed).encode())
@@ -211,10 +253,13 @@ class StoreWhatsAppBook:
             return None
         try:
             call_id, number = json.loads(opened)
+            owed_at = self._open_field(key, "owed", owed)
+            owed_since = float(owed_at) if owed_at is not None else None
         except ValueError:
             return None
-        return BookedCall(str(call_id), str(number), answered=answered == "1", ended=ended == "1",
-                          owed_since=float(owed) if owed else None)
+        return BookedCall(str(call_id), str(number), answered=self._open_field(key, "answered", answered) == b"1",
+                          ended=self._open_field(key, "ended", ended) == b"1", owed_since=owed_since,
+                          accepting=self._open_field(key, "accepting", accepting) == b"1")
 
 
 class ForgivingWhatsAppBook:
@@ -233,9 +278,11 @@ class ForgivingWhatsAppBook:
 
     async def mark(self, session_id: str, mark: Mark) -> BookedCall | None:
         here = await self._alone.mark(session_id, mark)
-        try:
-            return await self._shared.mark(session_id, mark)
+        try:  # a call booked while the store blinked is in this process's memory only: still found there
+            return (await self._shared.mark(session_id, mark)) or here
         except StoreUnavailable:
+            if here is None:  # not known here, not known to be absent there: the caller may ask again
+                raise
             return here
 
     async def owe(self, session_id: str, due: float) -> None:

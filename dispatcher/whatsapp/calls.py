@@ -206,6 +206,9 @@ class WhatsAppCalls:
         number = call.route.phone_number_id
         if action == "accept":
             call.maybe_accepted = True
+            # Before it is sent: this replica may die while Meta takes it, and an end seen elsewhere
+            # must then still hang the call up (hang_ups.py, session_ended).
+            await self.hang_ups.mark(call.session_id, "accepting")
         try:
             await self.graph.answer(number, call.call_id, action, sdp)
         except GraphRefused as exc:

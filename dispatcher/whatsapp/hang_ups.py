@@ -40,7 +40,7 @@ SENDING_SECONDS = 30.0
 FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS = 5.0, 300.0
 GIVE_UP_SECONDS = 3_600.0  # Meta ends a call whose media stopped long before this
 SWEEP_SECONDS = 5.0
-SWEEP_MOST = 50  # owed hang-ups one sweep takes
+SWEEP_MOST = 50  # owed hang-ups one sweep takes, one claim at a time
 SEEN_ENDS = 10_000  # sessions whose end this replica already looked up
 
 
@@ -86,13 +86,29 @@ class HangUps:
 
     async def session_ended(self, session_id: str) -> None:
         """A session's end, seen at this replica: its call, if answered, is hung up (answered later, the
-        accept's own mark finds this one: calls.py)."""
-        call = await self.mark(session_id, "ended")
-        if call is not None and call.answered:
+        accept's own mark finds this one: calls.py). One whose `accept` is being sent is owed a hang-up
+        once that accept is done or given up: its answering replica, alive, hangs it up itself and clears
+        it; dead (killed while Meta took the accept), the sweep sends it. Unmarked (the store did not
+        answer), the session's next end event looks it up again."""
+        try:
+            call = await self._book.mark(session_id, "ended")
+        except StoreUnavailable:
+            log.warning("whatsapp: session %s: its call not marked ended (the store did not answer): its next end "
+                        "event looks again", session_id)
+            self._seen.pop(session_id, None)
+            return
+        if call is None:
+            return
+        if call.answered:
             await self.hang_up(session_id, call)
+        elif call.accepting:
+            await self._owe(session_id, self._clock() + SENDING_SECONDS)
 
     async def hang_up(self, session_id: str, call: BookedCall) -> None:
-        """The answered call of a session that ended: terminated at Meta, unless its end was decided already."""
+        """The answered call of a session that ended: terminated at Meta, unless its end was decided already.
+        Owed before its end is taken: a replica killed between the two leaves it owed, for the sweep (the
+        replica that decided the end clears it once Meta answers)."""
+        await self._owe(session_id, self._clock() + SENDING_SECONDS)
         if await self.first_to_end(call.call_id):
             refused = await self.send(session_id, call, "terminate")
             self._timeline.note(session_id, ANSWER, action="terminate", reason="session_ended", refused=refused)
@@ -141,27 +157,41 @@ class HangUps:
                 log.exception("whatsapp: the sweep of owed hang-ups failed")
 
     async def sweep(self) -> None:
-        now = self._clock()
-        try:
-            due = await self._book.due(now, now + SENDING_SECONDS, SWEEP_MOST)
-        except StoreUnavailable:
-            return
-        for session_id, call in due:
-            if call is None:  # its record ran out: nothing left to say to Meta
-                await self.close(session_id)
-                continue
-            owed_for = now - (call.owed_since or now)
-            if owed_for > GIVE_UP_SECONDS:
-                log.error("whatsapp: call %s: Meta never answered its terminate in %.0f s: given up", call.call_id,
-                          owed_for)
-                await self.close(session_id)
-                continue
+        """Owed hang-ups due, each claimed just before it is sent, on the clock then: a claim outlasts the
+        one send it covers (SENDING_SECONDS), so two replicas never send one at once. One that fails is
+        logged and left to its claim's end; the others go on."""
+        for _ in range(SWEEP_MOST):
+            now = self._clock()
             try:
-                await self._graph.end(call.phone_number_id, call.call_id, "terminate")
-            except GraphRefused as exc:
-                if exc.unanswered:
-                    await self._owe(session_id, now + min(MAX_RETRY_SECONDS, max(FIRST_RETRY_SECONDS, owed_for)))
-                    continue
-                log.info("whatsapp: call %s: an owed terminate refused (%s): the call was over", call.call_id, exc)
+                due = await self._book.due(now, now + SENDING_SECONDS, 1)
+            except StoreUnavailable:
+                return
+            if not due:
+                return
+            for session_id, call in due:
+                try:
+                    await self._settle(session_id, call, now)
+                except Exception:  # one bad entry never stops the sweep; its cause is logged
+                    log.exception("whatsapp: session %s: an owed hang-up could not be swept", session_id)
+
+    async def _settle(self, session_id: str, call: BookedCall | None, claimed_at: float) -> None:
+        """One owed hang-up, claimed at `claimed_at`: sent again, given up, or forgotten."""
+        if call is None:  # its record ran out: nothing left to say to Meta
             await self.close(session_id)
-            self._timeline.note(session_id, ANSWER, action="terminate", reason="reconciled")
+            return
+        owed_for = claimed_at - (call.owed_since or claimed_at)
+        if owed_for > GIVE_UP_SECONDS:
+            log.error("whatsapp: call %s: Meta never answered its terminate in %.0f s: given up", call.call_id,
+                      owed_for)
+            await self.close(session_id)
+            return
+        try:
+            await self._graph.end(call.phone_number_id, call.call_id, "terminate")
+        except GraphRefused as exc:
+            if exc.unanswered:  # backoff from the end of this try (a try takes up to SENDING_SECONDS)
+                retry = min(MAX_RETRY_SECONDS, max(FIRST_RETRY_SECONDS, owed_for))
+                await self._owe(session_id, self._clock() + retry)
+                return
+            log.info("whatsapp: call %s: an owed terminate refused (%s): the call was over", call.call_id, exc)
+        await self.close(session_id)
+        self._timeline.note(session_id, ANSWER, action="terminate", reason="reconciled")
