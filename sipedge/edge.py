@@ -55,6 +55,7 @@ class Edge:
         share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
         self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
         self.refusals = RefusalLog()
+        self.stack.on_unplayable = lambda source, uri, why: self.refusals.refused(source_host(source), uri, 480, why)
         # The edge's own account, which "off" trunks' numbers share, has SRTP once any trunk has (stack.py).
         self.shared_account_keys = any(trunk.srtp != "off" for trunk in config.trunks)
 

@@ -44,6 +44,22 @@ def srtp_refusal(srtp: Srtp, over_tls: bool, srtp_mandatory_account: bool, keyed
     return None
 
 
+# The RTP profiles PJSIP 2.15.1 (the pjsua2 wheel's) can make a media channel for. For any other audio
+# profile (UDP/TLS/RTP/SAVP, DTLS-SRTP's) its media init fails, and once a `pj.Call` exists for that
+# INVITE the process dies in libHandleEvents (SIGSEGV); with no `pj.Call` PJSUA answers 480 and lives.
+PLAYABLE_PROFILES = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
+_ANY_AUDIO = re.compile(r"^m=audio[ \t]+\S+[ \t]+(\S+)", re.MULTILINE | re.IGNORECASE)
+
+
+def unplayable_profile(body: str) -> str | None:
+    """The first audio profile anywhere in an INVITE's body that PJSIP cannot make media for (matched
+    without regard to case), or None when every audio m-line is RTP/AVP, RTP/AVPF, RTP/SAVP or RTP/SAVPF."""
+    for profile in _ANY_AUDIO.findall(body.replace("\r\n", "\n")):
+        if profile.upper() not in PLAYABLE_PROFILES:
+            return str(profile)
+    return None
+
+
 def offers_srtp(sdp: str) -> bool:
     """Whether an offer's first audio stream (not disabled with port 0) is SRTP (RTP/SAVP or RTP/SAVPF).
     Only ever used to refuse: a call answered with SRTP keeps it (PJSIP refuses an SRTP offer it
