@@ -128,10 +128,22 @@ class Edge:
         return (f"{whose} {self.capacity} calls, inbound and outbound together, are all taken: "
                 f"{len(self._admitted)} inbound, {len(self._legs)} bridged to a person, {len(self.placing)} outbound")
 
+    def outbound_full(self) -> str | None:
+        """Why the edge places no call now (an outbound call, a bridged person's): `full()`, or the calls it places
+        already hold all but one of its calls, the one kept for the trunks' INVITEs; None while it may."""
+        if (full := self.full()) is not None:
+            return full
+        placed, most = len(self.placing) + len(self._legs), max(1, self.capacity - 1)
+        if placed < most:
+            return None
+        whose = "this worker's" if self.config.worker is not None else "the edge's"
+        return (f"{whose} outbound calls hold {most} of its {self.capacity} calls, the most they may: the rest is "
+                f"kept for the trunks' INVITEs ({len(self.placing)} outbound, {len(self._legs)} bridged to a person)")
+
     def leg(self, send: Callable[[], SipCall]) -> SipCall:
         """On the SIP thread: the call to a person `send` places for a bridge, held against the edge's capacity
         (with the PJSUA slot kept for refusals) until it ends; `NotHanded` (503 edge_full) when none is free."""
-        full = self.full() or (None if len(self.stack.calls) < self.capacity else
+        full = self.outbound_full() or (None if len(self.stack.calls) < self.capacity else
                                f"PJSUA's {self.capacity} slots for calls are all taken")
         if full is not None:
             raise NotHanded(503, "edge_full", f"{full}, so there is no slot for the call to the person the REFER "
