@@ -66,7 +66,7 @@ class Edge:
         decision = admit(self.config.trunks, source, info.localUri)
         insecure = None if isinstance(decision, Refused) else srtp_refusal(
             decision.trunk.srtp, call.over_tls, call.srtp_mandatory, call.keyed, call.keys_offered,
-            self.shared_account_keys)
+            self.shared_account_keys, call.keys_doubt)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)

@@ -72,6 +72,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.srtp_mandatory = False  # PJSUA gave it to a number's account whose SRTP is mandatory
         self.keyed = False  # its INVITE offered SRTP, which PJSIP answers with SRTP or refuses
         self.keys_offered = False  # its INVITE's offer carries SDES keys, SRTP's or best effort beside RTP/AVP
+        self.keys_doubt: str | None = None  # why PJSIP might key its offer beyond what those two read
         # The REFER's progress (sipedge/call_transfer.py): each status the transferee reports, and if it is final.
         self.on_transfer_status: Callable[[int, bool], None] | None = None
         self.on_refer_answer: Callable[[int], None] | None = None  # the REFER's own final response

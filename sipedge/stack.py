@@ -22,7 +22,7 @@ from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
-from sipedge.srtp_offer import offers_keys, offers_srtp, unplayable_profile
+from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
 from sipedge.worker_place import HEAD_END, Place, place, true_source
 
 log = logging.getLogger("sipedge")
@@ -117,6 +117,7 @@ class SipStack:
         call.over_tls = came_over_tls(prm.rdata)
         call.srtp_mandatory = getattr(account, "srtp_mandatory", False)
         call.keyed, call.keys_offered = offers_srtp(offer), offers_keys(offer)
+        call.keys_doubt = keys_doubt(prm.rdata.wholeMsg)
         self.calls[prm.callId] = call
         try:
             self._on_incoming(call, self.source_of(prm.rdata), prm.rdata.wholeMsg)
