@@ -161,7 +161,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
         if self._stranger_notify:  # a forged sipfrag: a 200 would have the edge hang its caller up
             self._stranger_notify = False
-            prm.cont = True  # its "terminated" ends no wait for the trunk's own NOTIFYs
+            # Only its sipfrag is kept from the transfer: PJSIP's subscription has already applied its
+            # Subscription-State, so a "terminated" ends it, the trunk's own NOTIFYs are then answered 481,
+            # and the transfer ends refer_outcome_unknown (docs/sip.md). PJSUA2 cannot refuse it earlier.
+            prm.cont = True
             return
         if self.on_transfer_status is not None:
             self.on_transfer_status(int(prm.statusCode), bool(prm.finalNotify))
