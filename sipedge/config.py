@@ -59,8 +59,13 @@ NumberEntry = Annotated[Annotated[str, Tag("variable")] | Annotated[NumberFile, 
                         Discriminator(lambda given: "variable" if isinstance(given, str) else "table")]
 
 
+# The dispatcher takes a trunk's name in its price lines (usage, bridged legs) up to this long
+# (dispatcher/usage/trunk_line.py MAX_TRUNK_CHARS): a longer one would make every report of its calls 422.
+MAX_TRUNK_NAME_CHARS = 64
+
+
 class TrunkFile(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_TRUNK_NAME_CHARS)
     # The addresses the trunk's INVITEs come from (CIDR): any other source is answered 403.
     sources: tuple[str, ...] = ()
     # The number (To's user part) → the environment variable holding the API key its calls run as

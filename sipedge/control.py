@@ -187,7 +187,7 @@ class Control:
             return web.json_response({"session_id": asked.session_id}, status=202)
         if not self.edge.stack.started.is_set() or self.edge.stack.failed is not None:
             return _error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
-        if (full := self.edge.full()) is not None:
+        if (full := self.edge.outbound_full()) is not None:
             return _error(503, "edge_full", full, DEFAULT_RETRY_SECONDS)
         order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,

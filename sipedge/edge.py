@@ -55,6 +55,7 @@ class Edge:
         share = self.capacity if config.worker is not None else max(1, self.capacity - 1)
         self._limits = SourceLimits(SOURCE_INVITES, SOURCE_PERIOD_SECONDS, SOURCE_COOL_DOWN_SECONDS, share)
         self.refusals = RefusalLog()
+        self.stack.on_unplayable = lambda source, uri, why: self.refusals.refused(source_host(source), uri, 480, why)
         # The edge's own account, which "off" trunks' numbers share, has SRTP once any trunk has (stack.py).
         self.shared_account_keys = any(trunk.srtp != "off" for trunk in config.trunks)
 
@@ -65,7 +66,7 @@ class Edge:
         decision = admit(self.config.trunks, source, info.localUri)
         insecure = None if isinstance(decision, Refused) else srtp_refusal(
             decision.trunk.srtp, call.over_tls, call.srtp_mandatory, call.keyed, call.keys_offered,
-            self.shared_account_keys)
+            self.shared_account_keys, call.keys_doubt)
         if insecure is not None:
             decision = Refused(NOT_ACCEPTABLE, insecure)
         over = self._limits.check(host)
@@ -127,10 +128,22 @@ class Edge:
         return (f"{whose} {self.capacity} calls, inbound and outbound together, are all taken: "
                 f"{len(self._admitted)} inbound, {len(self._legs)} bridged to a person, {len(self.placing)} outbound")
 
+    def outbound_full(self) -> str | None:
+        """Why the edge places no call now (an outbound call, a bridged person's): `full()`, or the calls it places
+        already hold all but one of its calls, the one kept for the trunks' INVITEs; None while it may."""
+        if (full := self.full()) is not None:
+            return full
+        placed, most = len(self.placing) + len(self._legs), max(1, self.capacity - 1)
+        if placed < most:
+            return None
+        whose = "this worker's" if self.config.worker is not None else "the edge's"
+        return (f"{whose} outbound calls hold {most} of its {self.capacity} calls, the most they may: the rest is "
+                f"kept for the trunks' INVITEs ({len(self.placing)} outbound, {len(self._legs)} bridged to a person)")
+
     def leg(self, send: Callable[[], SipCall]) -> SipCall:
         """On the SIP thread: the call to a person `send` places for a bridge, held against the edge's capacity
         (with the PJSUA slot kept for refusals) until it ends; `NotHanded` (503 edge_full) when none is free."""
-        full = self.full() or (None if len(self.stack.calls) < self.capacity else
+        full = self.outbound_full() or (None if len(self.stack.calls) < self.capacity else
                                f"PJSUA's {self.capacity} slots for calls are all taken")
         if full is not None:
             raise NotHanded(503, "edge_full", f"{full}, so there is no slot for the call to the person the REFER "

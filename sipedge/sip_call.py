@@ -72,6 +72,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.srtp_mandatory = False  # PJSUA gave it to a number's account whose SRTP is mandatory
         self.keyed = False  # its INVITE offered SRTP, which PJSIP answers with SRTP or refuses
         self.keys_offered = False  # its INVITE's offer carries SDES keys, SRTP's or best effort beside RTP/AVP
+        self.keys_doubt: str | None = None  # why PJSIP might key its offer beyond what those two read
         # The REFER's progress (sipedge/call_transfer.py): each status the transferee reports, and if it is final.
         self.on_transfer_status: Callable[[int, bool], None] | None = None
         self.on_refer_answer: Callable[[int], None] | None = None  # the REFER's own final response
@@ -160,7 +161,10 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
         if self._stranger_notify:  # a forged sipfrag: a 200 would have the edge hang its caller up
             self._stranger_notify = False
-            prm.cont = True  # its "terminated" ends no wait for the trunk's own NOTIFYs
+            # Only its sipfrag is kept from the transfer: PJSIP's subscription has already applied its
+            # Subscription-State, so a "terminated" ends it, the trunk's own NOTIFYs are then answered 481,
+            # and the transfer ends refer_outcome_unknown (docs/sip.md). PJSUA2 cannot refuse it earlier.
+            prm.cont = True
             return
         if self.on_transfer_status is not None:
             self.on_transfer_status(int(prm.statusCode), bool(prm.finalNotify))

@@ -22,7 +22,7 @@ from sipedge.rx_transport import came_over_tls
 from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
-from sipedge.srtp_offer import offers_keys, offers_srtp
+from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
 from sipedge.worker_place import HEAD_END, Place, place, true_source
 
 log = logging.getLogger("sipedge")
@@ -40,6 +40,7 @@ PJSUA_ACCOUNTS = 8  # the wheel's PJSUA_MAX_ACC: the local one, registrars', out
 REFUSAL_HOLD_SECONDS = 0.5
 Incoming = Callable[[SipCall, str, str], None]  # the call, its source address, the INVITE as received
 Ended = Callable[[SipCall], None]
+Unplayable = Callable[[str, str, str], None]  # the source address, the request URI, why
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG's class has no type information
@@ -63,6 +64,8 @@ class SipStack:
         self.place: Place = place(config, config.worker)
         self._on_incoming = on_incoming
         self._on_ended = on_ended
+        self.on_unplayable: Unplayable = lambda source, uri, why: log.warning(
+            "sipedge: INVITE from %s to %r refused 480: %s", source, uri[:120], why)
         self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._later: list[tuple[float, int, Callable[[], None]]] = []  # (when, order, work), a heap
         self._order = itertools.count()
@@ -102,12 +105,19 @@ class SipStack:
         return call
 
     def incoming(self, account: pj.Account, prm: pj.OnIncomingCallParam) -> None:
+        offer = HEAD_END.split(prm.rdata.wholeMsg, maxsplit=1)[-1]
+        profile = unplayable_profile(offer)
+        if profile is not None:  # no pj.Call for it: PJSIP 2.15.1 crashes on one (srtp_offer.py); PJSUA answers 480
+            request_uri = (prm.rdata.wholeMsg.split(None, 2) + ["", ""])[1]
+            self.on_unplayable(self.source_of(prm.rdata), request_uri,
+                               f"the offer's audio profile {profile} is not RTP/AVP(F) or RTP/SAVP(F)")
+            return
         call = SipCall(account, prm.callId, self._ended.append)
         call.source_of = self.source_of
         call.over_tls = came_over_tls(prm.rdata)
         call.srtp_mandatory = getattr(account, "srtp_mandatory", False)
-        offer = HEAD_END.split(prm.rdata.wholeMsg, maxsplit=1)[-1]
         call.keyed, call.keys_offered = offers_srtp(offer), offers_keys(offer)
+        call.keys_doubt = keys_doubt(prm.rdata.wholeMsg)
         self.calls[prm.callId] = call
         try:
             self._on_incoming(call, self.source_of(prm.rdata), prm.rdata.wholeMsg)

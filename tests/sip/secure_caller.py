@@ -91,11 +91,12 @@ class SecureCall:
     contact: str = ""
     cseq: int = 0
 
-    def request(self, leg: Leg, method: str, sdp: str = "") -> list[str]:
-        """Sends `method` over `leg`; the answers to an INVITE until its final one (none to an ACK)."""
+    def request(self, leg: Leg, method: str, sdp: str = "", content_type: str = "application/sdp") -> list[str]:
+        """Sends `method` over `leg`; the answers to an INVITE until its final one (none to an ACK). A body of
+        another `content_type` than SDP is sent as given."""
         if method != "ACK":
             self.cseq += 1
-        body = SDP_HEAD + sdp if sdp else ""
+        body = SDP_HEAD + sdp if sdp and content_type == "application/sdp" else sdp
         local = leg._sock.getsockname()
         transport = "tls" if leg.streamed else "udp"
         uri = self.contact or f"sip:{self.number}@127.0.0.1:{leg.port};transport={transport}"
@@ -105,7 +106,7 @@ class SecureCall:
                  f"Max-Forwards: 70\r\nFrom: <sip:+14155550100@127.0.0.1>;tag={self.from_tag}\r\n"
                  f"To: <sip:{self.number}@127.0.0.1>{to_tag}\r\nCall-ID: {self.call_id}\r\n"
                  f"CSeq: {self.cseq} {method}\r\nContact: <sip:caller@{local[0]}:{local[1]};transport={transport}>\r\n"
-                 + ("Content-Type: application/sdp\r\n" if body else "")
+                 + (f"Content-Type: {content_type}\r\n" if body else "")
                  + f"Content-Length: {len(body)}\r\n\r\n{body}")
         if method == "ACK":
             return []
@@ -114,9 +115,9 @@ class SecureCall:
             answers.append(leg.receive())
         return answers
 
-    def invite(self, leg: Leg, sdp: str) -> list[str]:
+    def invite(self, leg: Leg, sdp: str, content_type: str = "application/sdp") -> list[str]:
         """The INVITE's answers; a final one is ACKed, and a 200 OK makes this call's dialog."""
-        answers = self.request(leg, "INVITE", sdp)
+        answers = self.request(leg, "INVITE", sdp, content_type)
         final = answers[-1]
         tag = re.search(r"^(?:To|t)\s*:.*;tag=([^;\s]+)", final, re.IGNORECASE | re.MULTILINE)
         self.to_tag = tag.group(1) if tag else ""

@@ -53,6 +53,7 @@ class Ringing:
         self.srtp_mandatory = False
         self.keyed = False  # its INVITE offered no SRTP
         self.keys_offered = False
+        self.keys_doubt = None
         self.info = SimpleNamespace(localUri="<sip:+14155550199@127.0.0.1>",
                                     remoteUri="<sip:+14155550100@127.0.0.1>", callIdString=f"call-{slot}")
 

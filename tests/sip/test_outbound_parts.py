@@ -139,10 +139,9 @@ async def test_a_retried_hand_over_is_taken_again_though_the_edge_is_full_now(
     assert ringing == ["s1"]  # placed once
 
 
-async def test_outbound_calls_count_toward_the_edges_capacity_both_ways(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """A burst of outbound calls cannot push the edge past the calls it holds: an inbound INVITE finds the slots
-    they hold taken (503 with Retry-After), and each refusal names the limit and what holds it."""
+def ringing_edge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Edge:
+    """An edge with one trunk that places calls (key team-a) and takes them from 127.0.0.1, its outbound calls
+    ringing 30 s and no SIP call going out (PJSIP itself is not started); its refusals answered at once."""
     async def rings(order: CallOrder, *args: object) -> None:  # the SIP call itself: not tested here
         await asyncio.sleep(30)
 
@@ -151,9 +150,17 @@ async def test_outbound_calls_count_toward_the_edges_capacity_both_ways(
                   'numbers = { "+14155550199" = "" }\n')
     edge = Edge(load(config(tmp_path, text, EDGE_SECRET=SECRET, TWILIO_SIP_PASSWORD="pw")),
                 asyncio.get_running_loop())
-    edge.capacity = 2
-    edge.stack.started.set()  # PJSIP itself is not started: no call goes out
+    edge.stack.started.set()
     edge.stack.after_hold = lambda call, work: work()  # type: ignore[method-assign]
+    return edge
+
+
+async def test_outbound_calls_count_toward_the_edges_capacity_both_ways(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A burst of outbound calls cannot push the edge past the calls it holds: an inbound INVITE finds the slots
+    they hold taken (503 with Retry-After), and each refusal names the limit and what holds it."""
+    edge = ringing_edge(tmp_path, monkeypatch)
+    edge.capacity = 2
     answered: list[tuple[int, int | None]] = []
     refused = ringing(1)
     refused.respond = lambda status, retry_after=None, session_id=None: answered.append((status, retry_after))
@@ -177,6 +184,32 @@ async def test_outbound_calls_count_toward_the_edges_capacity_both_ways(
             assert (outbound.status, error["code"], outbound.headers.get("Retry-After")) == (503, "edge_full", "5")
             assert error["message"] == ("the edge's 2 calls, inbound and outbound together, are all taken: "
                                         "1 inbound, 0 bridged to a person, 1 outbound"), error
+    finally:
+        await api.close()
+        await wound_down(edge)
+
+
+async def test_outbound_calls_of_one_key_leave_the_trunks_a_slot(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calls the edge places hold at most all but one of its calls: a key placing calls as fast as it may
+    gets `503 edge_full` for the last one, and a trunk's INVITE still finds it."""
+    edge = ringing_edge(tmp_path, monkeypatch)
+    answered: list[int] = []
+    trunks = ringing(0)
+    trunks.respond = lambda status, retry_after=None, session_id=None: answered.append(status)
+    api = control.Control(edge, SECRET)
+    try:
+        async with TestClient(TestServer(api.app())) as client:
+            signed = {"Authorization": f"Bearer {SECRET}"}
+            statuses = []
+            for n in range(edge.capacity):
+                order = {"session_id": f"s{n}", "stream_path": "/ws/exotel/t", "to": "+14155550100",
+                         "from": "+14155550199", "trunk": "twilio", "caller": "team-a"}
+                placed = await client.post("/calls", json=order, headers=signed)
+                statuses.append((placed.status, (await placed.json()).get("error", {}).get("code")))
+            assert statuses == [(202, None)] * (edge.capacity - 1) + [(503, "edge_full")]
+            edge._incoming(trunks, "127.0.0.1:5070", "INVITE sip:+14155550199@127.0.0.1 SIP/2.0\r\n\r\n")
+            assert 503 not in answered and edge.calls_in_flight() == edge.capacity  # admitted into the kept slot
     finally:
         await api.close()
         await wound_down(edge)

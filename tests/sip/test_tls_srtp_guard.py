@@ -18,7 +18,9 @@ from tests.sip.secure_caller import (
     AVP_BEST_EFFORT,
     AVP_KEY_ON_VIDEO,
     AVP_UNUSABLE_KEY,
+    KEY,
     SAVP,
+    SDP_HEAD,
     Leg,
     SecureCall,
     keys_in,
@@ -110,6 +112,36 @@ def test_a_best_effort_srtp_offer_to_the_trunk_whose_srtp_is_off_is_488_not_keye
         answers = SecureCall(PLAIN_NUMBER).invite(leg, AVP_BEST_EFFORT)
         assert status_of(answers[-1]) == 488 and keys_in(answers) == [], f"{answers}\n{tls_edge[0].log()}"
         assert "offer carries SRTP keys" in tls_edge[0].log()
+    finally:
+        leg.close()
+
+
+CRYPTO = f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n"
+PCMU = "a=rtpmap:0 PCMU/8000\r\n"
+MULTIPART = ("--b1\r\nContent-Type: text/plain\r\n\r\nm=audio 1 RTP/AVP 0\r\n"
+             f"--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP_HEAD}m=audio 30000 RTP/SAVP 0\r\n{PCMU}{CRYPTO}"
+             "--b1--\r\n")
+# Offers PJSIP reads as SRTP with keys where the first audio line's text says plain RTP or nothing.
+DOUBTFUL = {
+    "plain line then an SRTP one": (f"m=audio 30000 RTP/AVP 0\r\n{PCMU}m=audio 30002 RTP/SAVP 0\r\n{PCMU}{CRYPTO}",
+                                    "application/sdp"),
+    "port/count": (f"m=audio 30000/1 RTP/SAVP 0\r\n{PCMU}{CRYPTO}", "application/sdp"),
+    "keys in upper case": (f"m=audio 30000 RTP/AVP 0\r\n{PCMU}{CRYPTO.replace('a=crypto', 'a=CRYPTO')}",
+                           "application/sdp"),
+    "multipart": (MULTIPART, "multipart/mixed;boundary=b1"),
+}
+
+
+@pytest.mark.parametrize("shape", DOUBTFUL)
+def test_an_offer_pjsip_might_key_to_the_trunk_whose_srtp_is_off_is_488(
+    tls_edge: tuple[EdgeProcess, int], shape: str,  # noqa: F811
+) -> None:
+    """PJSIP reads every m= line of every body part, in any case; an "off" trunk's offer it might key is refused."""
+    body, content_type = DOUBTFUL[shape]
+    leg = Leg(tls_edge[0].sip_port, "UDP")
+    try:
+        answers = SecureCall(PLAIN_NUMBER).invite(leg, body, content_type)
+        assert status_of(answers[-1]) == 488 and keys_in(answers) == [], f"{answers}\n{tls_edge[0].log()[-3000:]}"
     finally:
         leg.close()
 

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from dispatcher.usage.trunk_line import MAX_TRUNK_CHARS
 from sipedge.config import ConfigError, TrunkPrice, load
 from sipedge.control import _price
 from sipedge.dispatcher_link import DispatcherLink
@@ -39,6 +40,13 @@ def test_a_trunks_price_loads_both_ways_or_each_way(tmp_path: Path, lines: str, 
     edge = load(config(tmp_path, f"{PRICED}{lines}\n", EDGE_SECRET=SECRET))
     assert edge.trunks[0].price == price
     assert edge.control_secret == (SECRET if price is not None else None)  # read only when something needs it
+
+
+def test_a_trunk_name_longer_than_the_dispatcher_takes_is_refused_at_start(tmp_path: Path) -> None:
+    assert len(load(config(tmp_path, PRICED.replace("twilio", "t" * MAX_TRUNK_CHARS), EDGE_SECRET=SECRET))
+               .trunks[0].name) == MAX_TRUNK_CHARS
+    with pytest.raises(ConfigError, match=r"name.*at most 64 characters"):
+        load(config(tmp_path, PRICED.replace("twilio", "t" * (MAX_TRUNK_CHARS + 1)), EDGE_SECRET=SECRET))
 
 
 def test_a_line_names_its_trunk_and_direction_and_a_direction_not_priced_has_none() -> None:
