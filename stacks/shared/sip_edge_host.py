@@ -50,11 +50,16 @@ def pjsip_requirement() -> str:
 
 
 # Debian's mirror over HTTPS, so nothing needs port 80 out: deb.debian.org serves both, and its
-# debian-security path is security.debian.org's archive. One line of POSIX sh: the host's script runs
-# it, and so does the Containerfile's RUN (/bin/sh).
+# debian-security path is security.debian.org's archive. Cloud images also point apt at mirror lists
+# (`URIs: mirror+file:///etc/apt/mirrors/debian.list`), which cloud-init fills at first boot with the
+# cloud's own plain-HTTP mirror (Azure's: http://azure.deb.debian.cloud/debian): each of their lines
+# keeps its path (/debian, /debian-security) and moves to deb.debian.org over HTTPS. One line of POSIX
+# sh: the host's script runs it, and so does the Containerfile's RUN (/bin/sh).
 APT_OVER_HTTPS = ("for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; do if [ -f \"$list\" ]; then "
                   "sed -i -e 's#http://deb\\.debian\\.org/#https://deb.debian.org/#g' "
-                  "-e 's#http://security\\.debian\\.org/#https://deb.debian.org/#g' \"$list\"; fi; done")
+                  "-e 's#http://security\\.debian\\.org/#https://deb.debian.org/#g' \"$list\"; fi; done; "
+                  "for list in /etc/apt/mirrors/*.list; do if [ -f \"$list\" ]; then "
+                  "sed -i -e 's#^http://[^/]*/#https://deb.debian.org/#' \"$list\"; fi; done")
 
 
 def containerfile(image: str, *, kamailio: bool) -> str:
