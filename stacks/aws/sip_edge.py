@@ -141,10 +141,12 @@ class SipEdge(pulumi.ComponentResource):
                 packages="awscli", fetch_function=fetch_function(args.region, pairs),
                 registry_login=f"aws ecr get-login-password --region {args.region} | podman login --username AWS "
                                f"--password-stdin {registry}")
-            return sip_edge_host.boot_script(config=config, image=image_ref, steps=steps, secrets=names,
-                                             kamailio=edge.key.workers > 1)
+            return sip_edge_host.edge_boot_script(edge, "aws", config=config, image=image_ref, steps=steps,
+                                                    secrets=names)
 
-        user_data = pulumi.Output.all(dispatcher_url, self.private_ip, self.public_ip, image, *refs).apply(script)
+        values = [dispatcher_url, self.private_ip, self.public_ip, image, *refs]
+        sip_edge_host.refused_now(script, len(values))
+        user_data = pulumi.Output.all(*values).apply(script)
         aws.ec2.Instance(
             name,
             **debian_host(ami, volume_gb=16),  # the dispatcher image and the edge's built on it

@@ -26,6 +26,7 @@ import pulumi
 import pulumi_azure_native as azure
 
 from stacks.azure.secrets import SecretStore
+from stacks.azure.vault_read import vault_read
 from stacks.config.turn import TurnSettings
 from stacks.shared import turn_server
 
@@ -50,9 +51,7 @@ def fetch_function(uris: dict[str, str], client_id: str) -> str:
     '{IMDS}/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net'\\
 '&client_id={client_id}' \\
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  curl -sf --max-time 15 --retry 20 --retry-all-errors --retry-delay 15 -H "Authorization: Bearer $token" \\
-    "$uri?api-version=7.4" \\
-    | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["value"])'
+  {vault_read("--retry 20 --retry-all-errors --retry-delay 15")}
 }}"""
 
 

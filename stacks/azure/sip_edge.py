@@ -171,12 +171,13 @@ class SipEdge(pulumi.ComponentResource):
                 registry_login=registry_login(server), secret_tries=TRIES, pull_tries=TRIES,
                 metadata_keep=WIRESERVER_DNS, metadata_blocked=(sip_edge_host.METADATA, WIRESERVER),
                 apt_over_https=True)
-            text = sip_edge_host.boot_script(config=config, image=image_ref, steps=steps, secrets=names,
-                                             kamailio=edge.key.workers > 1)
+            text = sip_edge_host.edge_boot_script(edge, "azure", config=config, image=image_ref, steps=steps,
+                                                    secrets=names)
             return base64.b64encode(text.encode()).decode()
 
-        custom_data = pulumi.Output.all(dispatcher_url, self.public_ip, image, registry, self._identity.client_id,
-                                        *uris).apply(script)
+        values = [dispatcher_url, self.public_ip, image, registry, self._identity.client_id, *uris]
+        sip_edge_host.refused_now(script, len(values))
+        custom_data = pulumi.Output.all(*values).apply(script)
         # Azure requires a credential on a Linux VM; no rule admits SSH and no one holds this key but the state.
         key = tls.PrivateKey(f"{name}-ssh", algorithm="RSA", rsa_bits=3072, opts=child)
         profiles: dict[str, Any] = dict(

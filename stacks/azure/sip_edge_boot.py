@@ -12,12 +12,11 @@ of the all-zero user.
 from __future__ import annotations
 
 from stacks.azure.registry_login import USERNAME
+from stacks.azure.vault_read import JSON_FIELD, vault_read
 from stacks.shared.sip_edge_host import METADATA
 
 WIRESERVER = "168.63.129.16"  # Azure's host address: DNS, and the VM agent's wireserver
 IMDS = f"http://{METADATA}/metadata"
-KEY_VAULT_API = "7.4"
-_FIELD = "python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)[sys.argv[1]])'"
 
 
 def boot_functions(uris: dict[str, str], client_id: str, registry: str) -> str:
@@ -26,7 +25,8 @@ def boot_functions(uris: dict[str, str], client_id: str, registry: str) -> str:
     cases = "\n".join(f"    {name}) uri='{uri}';;" for name, uri in uris.items())
     return f"""imds_token() {{
   curl -sf --max-time 10 -H Metadata:true \\
-    '{IMDS}/identity/oauth2/token?api-version=2018-02-01&client_id={client_id}'"&resource=$1" | {_FIELD} access_token
+    '{IMDS}/identity/oauth2/token?api-version=2018-02-01&client_id={client_id}'"&resource=$1" \\
+    | {JSON_FIELD} access_token
 }}
 fetch() {{
   local uri token
@@ -35,15 +35,14 @@ fetch() {{
     *) return 1;;
   esac
   token=$(imds_token https%3A%2F%2Fvault.azure.net) || return 1
-  printf 'Authorization: Bearer %s\\n' "$token" | curl -sf --max-time 15 -H @- "$uri?api-version={KEY_VAULT_API}" \\
-    | {_FIELD} value
+  {vault_read()}
 }}
 acr_token() {{
   local token
   token=$(imds_token https%3A%2F%2Fmanagement.azure.com%2F) || return 1
   printf '%s' "$token" | curl -sf --max-time 15 --data-urlencode grant_type=access_token \\
     --data-urlencode service={registry} --data-urlencode access_token@- 'https://{registry}/oauth2/exchange' \\
-    | {_FIELD} refresh_token
+    | {JSON_FIELD} refresh_token
 }}"""
 
 

@@ -146,10 +146,12 @@ class SipEdge(pulumi.ComponentResource):
                 packages="curl", fetch_function=fetch_function(dict(zip(names, refs, strict=True))),
                 registry_login=f"token | podman login --username oauth2accesstoken --password-stdin {registry}",
                 secret_tries=TRIES, pull_tries=TRIES, metadata_keep=METADATA_DNS, apt_over_https=True)
-            return sip_edge_host.boot_script(config=config, image=image_ref, steps=steps, secrets=names,
-                                             kamailio=edge.key.workers > 1)
+            return sip_edge_host.edge_boot_script(edge, "gcp", config=config, image=image_ref, steps=steps,
+                                                    secrets=names)
 
-        startup = pulumi.Output.all(dispatcher_url, self.private_ip, self.public_ip, image, *versions).apply(script)
+        values = [dispatcher_url, self.private_ip, self.public_ip, image, *versions]
+        sip_edge_host.refused_now(script, len(values))
+        startup = pulumi.Output.all(*values).apply(script)
         gcp.compute.Instance(
             name,
             zone=args.zone,

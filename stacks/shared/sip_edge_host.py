@@ -14,10 +14,13 @@ that podman hands the container; nothing is written to a command line.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from stacks.config.reader import SettingsError
+from stacks.config.sip_edge import SipEdgeSettings
 
 LOCK = Path(__file__).resolve().parents[2] / "uv.lock"
 PJSIP_PACKAGE = "pjsua2-python"
@@ -50,11 +53,16 @@ def pjsip_requirement() -> str:
 
 
 # Debian's mirror over HTTPS, so nothing needs port 80 out: deb.debian.org serves both, and its
-# debian-security path is security.debian.org's archive. One line of POSIX sh: the host's script runs
-# it, and so does the Containerfile's RUN (/bin/sh).
+# debian-security path is security.debian.org's archive. Cloud images also point apt at mirror lists
+# (`URIs: mirror+file:///etc/apt/mirrors/debian.list`), which cloud-init fills at first boot with the
+# cloud's own plain-HTTP mirror (Azure's: http://azure.deb.debian.cloud/debian): each of their lines
+# keeps its path (/debian, /debian-security) and moves to deb.debian.org over HTTPS. One line of POSIX
+# sh: the host's script runs it, and so does the Containerfile's RUN (/bin/sh).
 APT_OVER_HTTPS = ("for list in /etc/apt/sources.list /etc/apt/sources.list.d/*; do if [ -f \"$list\" ]; then "
                   "sed -i -e 's#http://deb\\.debian\\.org/#https://deb.debian.org/#g' "
-                  "-e 's#http://security\\.debian\\.org/#https://deb.debian.org/#g' \"$list\"; fi; done")
+                  "-e 's#http://security\\.debian\\.org/#https://deb.debian.org/#g' \"$list\"; fi; done; "
+                  "for list in /etc/apt/mirrors/*.list; do if [ -f \"$list\" ]; then "
+                  "sed -i -e 's#^http://[^/]*/#https://deb.debian.org/#' \"$list\"; fi; done")
 
 
 def containerfile(image: str, *, kamailio: bool) -> str:
@@ -153,6 +161,40 @@ class HostSteps:
     metadata_keep: tuple[str, ...] = ()  # metadata_firewall's `keep`
     metadata_blocked: tuple[str, ...] = (METADATA,)  # metadata_firewall's `blocked`
     apt_over_https: bool = False  # APT_OVER_HTTPS first: the host has no port 80 out
+
+
+# Each cloud's limit on the decoded boot script, from its API reference: Azure's customData "maximum length
+# of the binary array is 65535 bytes"; EC2's "User data is limited to 16 KB, in raw form, before it is
+# base64-encoded"; a Compute Engine metadata value's "size must be less than or equal to 262144 bytes".
+BOOT_LIMITS = {"azure": ("customData", 65_535), "aws": ("user data", 16_384), "gcp": ("startup-script", 262_144)}
+
+
+def fitting(script: str, *, cloud: str, edge: SipEdgeSettings) -> str:
+    """`script`, refused when over `cloud`'s limit: the VM is deleted before its replacement is created, so
+    a script the cloud would refuse must stop the program before that (at preview, or before the VM's step)."""
+    field, limit = BOOT_LIMITS[cloud]
+    numbers = sum(len(trunk.numbers) for trunk in edge.key.trunks)
+    size = len(script.encode())
+    if size > limit:
+        raise SettingsError(f"Invalid stack configuration: sipEdge makes a boot script of {size:,} bytes, over "
+                            f"{cloud}'s {limit:,}-byte {field} limit; its trunks map {numbers:,} numbers (each "
+                            "line of the edge's file): map fewer numbers to this stack's edge, or give part of "
+                            "them to another stack's edge")
+    return script
+
+
+def edge_boot_script(edge: SipEdgeSettings, cloud: str, *, config: str, image: str, steps: HostSteps,
+                     secrets: Sequence[str]) -> str:
+    """boot_script for `edge` (Kamailio with several workers), refused past `cloud`'s limit (fitting)."""
+    return fitting(boot_script(config=config, image=image, steps=steps, secrets=secrets,
+                               kamailio=edge.key.workers > 1), cloud=cloud, edge=edge)
+
+
+def refused_now(script: Callable[[list[str]], str], count: int) -> None:
+    """`script` (a cloud's boot script from its outputs' values, which `fitting` checks) run once now on the
+    shortest stand-ins: at a preview that builds a new image those values are unknown and the script is never
+    made, yet a script over the limit on stand-ins is over it on any values, and must be refused then."""
+    script(["https://x", "10.0.0.1", "10.0.0.1", "x"] + ["x"] * (count - 4))
 
 
 def boot_script(*, config: str, image: str, steps: HostSteps, secrets: Sequence[str], kamailio: bool) -> str:

@@ -6,6 +6,7 @@ before apt-get reads them, on both clouds (one Containerfile); the GCP host, who
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -30,8 +31,29 @@ Suites: trixie-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.pgp
 """
+# A Debian 12 Azure image's lists (debian-cloud-images, config_space/bookworm): sources.list only points
+# on; debian.sources reads mirror lists, which cloud-init writes at first boot, before the boot script
+# runs, from the image's AZURE package_mirrors failsafe (01_debian_cloud.cfg: generate_mirrorlists).
+AZURE_IMAGE_APT = {
+    "sources.list": "# See /etc/apt/sources.list.d/debian.sources\n",
+    "sources.list.d/debian.sources": """Types: deb deb-src
+URIs: mirror+file:///etc/apt/mirrors/debian.list
+Suites: bookworm bookworm-updates bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb deb-src
+URIs: mirror+file:///etc/apt/mirrors/debian-security.list
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+""",
+    "mirrors/debian.list": "http://azure.deb.debian.cloud/debian\n",
+    "mirrors/debian-security.list": "http://azure.deb.debian.cloud/debian-security\n",
+}
 BOOT = {"aws": ("aws:ec2/instance:Instance", "userData"),
-        "gcp": ("gcp:compute/instance:Instance", "metadataStartupScript")}
+        "gcp": ("gcp:compute/instance:Instance", "metadataStartupScript"),
+        "azure": ("azure-native:compute:VirtualMachine", "osProfile")}
 # Inbound only: outbound calls need one worker.
 SEVERAL_WORKERS = {"enabled": True, "workers": 4, "trunks": [PBX]}
 
@@ -40,20 +62,34 @@ def _boot_script(stack: StackRunner, cloud: str) -> str:
     kind, field = BOOT[cloud]
     run = run_with_edge(stack, SEVERAL_WORKERS, cloud=cloud, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
     (instance,) = [r for r in run.of_type(kind) if r.name.endswith("-sip-edge")]
+    if cloud == "azure":  # customData: base64, as ARM takes it
+        return base64.b64decode(unwrap(instance.inputs)[field]["customData"]).decode()
     return str(unwrap(instance.inputs)[field])
 
 
-def _sources_apt_reads(before_update: str, tmp_path: Path) -> list[str]:
-    """The URIs apt-get would read after `before_update` (what runs before its `apt-get update`) has run
-    in bash on a copy of Debian's lists."""
+def _host_before_update(script: str) -> str:
+    """What the host's boot runs before its own apt-get update."""
+    return script.split("\napt-get update", 1)[0].split("export DEBIAN_FRONTEND=noninteractive\n", 1)[1]
+
+
+def _run_on_lists(before_update: str, tmp_path: Path, files: dict[str, str]) -> Path:
+    """`before_update` (what runs before an `apt-get update`) run in bash on a copy of `files` (paths
+    under /etc/apt); the copy's /etc/apt."""
     lists = tmp_path / "etc" / "apt"
     shutil.rmtree(lists, ignore_errors=True)
-    (lists / "sources.list.d").mkdir(parents=True)
-    (lists / "sources.list.d" / "debian.sources").write_text(DEBIAN_SOURCES)
+    for name, text in files.items():
+        (lists / name).parent.mkdir(parents=True, exist_ok=True)
+        (lists / name).write_text(text)
     command = before_update.replace("/etc/apt/", f"{lists}/")
     ran = subprocess.run(["bash", "-euo", "pipefail", "-c", command], capture_output=True, text=True,
                          timeout=30, check=False)
     assert ran.returncode == 0, ran.stderr
+    return lists
+
+
+def _sources_apt_reads(before_update: str, tmp_path: Path) -> list[str]:
+    """The URIs apt-get would read after `before_update` has run on a copy of Debian's lists."""
+    lists = _run_on_lists(before_update, tmp_path, {"sources.list.d/debian.sources": DEBIAN_SOURCES})
     text = "".join(p.read_text() for p in sorted(lists.rglob("*")) if p.is_file())
     return re.findall(r"^URIs: (\S+)", text, re.MULTILINE)
 
@@ -78,6 +114,17 @@ def test_the_edges_image_build_fetches_kamailio_over_https(stack: StackRunner, c
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
 def test_the_gcp_host_fetches_its_packages_over_https(stack: StackRunner, tmp_path: Path) -> None:
     script = _boot_script(stack, "gcp")
-    host = script.split("\napt-get update", 1)[0].split("export DEBIAN_FRONTEND=noninteractive\n", 1)[1]
-    uris = _sources_apt_reads(host, tmp_path)
+    uris = _sources_apt_reads(_host_before_update(script), tmp_path)
     assert uris == ["https://deb.debian.org/debian", "https://deb.debian.org/debian-security"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_the_azure_host_fetches_its_packages_over_https_on_debians_azure_image(stack: StackRunner,
+                                                                                tmp_path: Path) -> None:
+    """Azure's network lets only HTTPS out: the boot's rewrite reaches the mirror lists cloud-init wrote."""
+    lists = _run_on_lists(_host_before_update(_boot_script(stack, "azure")), tmp_path, AZURE_IMAGE_APT)
+    text = {str(p.relative_to(lists)): p.read_text() for p in lists.rglob("*") if p.is_file()}
+    assert not [name for name, body in text.items() if "http://" in body]
+    assert text["mirrors/debian.list"] == "https://deb.debian.org/debian\n"
+    assert text["mirrors/debian-security.list"] == "https://deb.debian.org/debian-security\n"
+    assert text["sources.list.d/debian.sources"] == AZURE_IMAGE_APT["sources.list.d/debian.sources"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +83,24 @@ def test_an_open_relay_in_an_azure_vms_boot_script_is_a_violation(relay: Run) ->
     props["osProfile"]["customData"] = base64.b64encode(opened.encode()).decode()
     found = list(rules.turn_not_open_relay(VM, props))
     assert any("use-auth-secret" in line for line in found) and any("no-auth" in line for line in found)
+
+
+# curl stood in for: each call's argv and stdin recorded; the metadata service answers a token, Key Vault a value.
+CURL = """curl() {
+  printf '%s\\n' "$*" >> "$CALLS/argv"; cat >> "$CALLS/stdin"
+  case "$*" in *Metadata:true*) echo '{"access_token": "TOKEN-SENTINEL"}';; *) echo '{"value": "read"}';; esac
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash")
+def test_the_relays_key_vault_token_reaches_curl_through_stdin_never_its_argv(relay: Run, tmp_path: Path) -> None:
+    script = boot_script(relay)
+    fetch = script[script.index("fetch() {"):script.index("\n}\n", script.index("fetch() {")) + 3]
+    (name,) = [line.split(")", 1)[0].strip() for line in fetch.splitlines() if "uri='" in line]
+    ran = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{CURL}{fetch}fetch {name}"], capture_output=True,
+                         stdin=subprocess.DEVNULL, text=True, timeout=30, check=False,
+                         env={"CALLS": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert ran.returncode == 0 and ran.stdout == "read", ran.stderr
+    assert "TOKEN-SENTINEL" not in (tmp_path / "argv").read_text()
+    assert "Authorization: Bearer TOKEN-SENTINEL" in (tmp_path / "stdin").read_text()
