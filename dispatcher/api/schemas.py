@@ -162,12 +162,22 @@ class TelephonyLegOut(BaseModel):
 
     trunk: str = Field(description="The trunk that carried the call (its `name` in the edge's file).")
     direction: Literal["inbound", "outbound"] = Field(description="Who called: the trunk, or the edge through it.")
-    usd_per_minute: float = Field(description="The trunk's price a minute for this direction.")
-    increment_seconds: int = Field(description="The carrier's billing increment: answered time is rounded up to it.")
+    usd_per_minute: float | None = Field(
+        default=None, description="The trunk's price a minute for this direction; left out when it has none "
+        "(`priced`, `why`).")
+    increment_seconds: int | None = Field(
+        default=None, description="The carrier's billing increment: answered time is rounded up to it; left out "
+        "when not priced.")
     answered: bool = Field(description="`false`: never answered, so no minutes.")
     seconds: float = Field(description="From the answer to the hang-up (or now, while the call is up).")
-    billed_minutes: float = Field(description="`seconds` rounded up to the increment, in minutes.")
-    usd: float = Field(description="`billed_minutes` × `usd_per_minute`.")
+    billed_minutes: float | None = Field(
+        default=None, description="`seconds` rounded up to the increment, in minutes; left out when not priced.")
+    usd: float | None = Field(
+        default=None, description="`billed_minutes` × `usd_per_minute`; left out when not priced, never 0 then.")
+    priced: Literal["not priced"] | None = Field(
+        default=None, description="The session's own call on a trunk with no price for its direction, whose "
+        "bridged leg to a person is priced: its minutes are not in `telephony_usd` (`not_counted` says so).")
+    why: str | None = Field(default=None, description="With `priced`: the trunk and the price it lacks.")
     live: bool | None = Field(default=None, description="`true` while the call is up: priced until now.")
 
 
@@ -199,7 +209,8 @@ class CostOut(BaseModel):
         default=None, description="How the WebRTC call's media went, as its bot host measured it, and its relay priced."
     )
     telephony_usd: float | None = Field(
-        default=None, description="A SIP call through a priced trunk: its answered minutes at the trunk's price."
+        default=None, description="A SIP call through a priced trunk: its answered minutes at the trunk's price, "
+        "and a bridged transfer's leg to the person at the outbound price (the priced legs' sum)."
     )
     telephony: TelephonyCostOut | None = Field(
         default=None, description="A SIP call's line: its trunk, direction, price a minute, answered seconds and "

@@ -224,6 +224,8 @@ class SessionCosts:
             if relay.measured and _transport(report) is None and not live:  # a bot killed before its end
                 not_counted.append(PARTIAL_RELAY)
         telephony = price_telephony(events, now=self._clock(), running=running)
+        if telephony is not None:
+            not_counted.extend(telephony.not_counted)
         return SessionCost(self.provider, self.price, seconds, max(0.0, idle or 0.0),
                            estimated or (telephony is not None and telephony.any_live), tuple(not_counted), services,
                            relay, telephony)

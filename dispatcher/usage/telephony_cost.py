@@ -13,7 +13,9 @@ A cold transfer the edge bridges (docs/sip.md#handing-a-call-to-a-person) adds a
 call to the person through the trunk, told by the edge (with its secret) as `bridged_leg` events after the
 session ended `transferred`: `answered`, with the trunk's outbound price, then `ended`. Its minutes, from
 the one to the other on the dispatcher's clock and billed in the same increments, join the line as
-`bridged`; a leg whose end was never told is priced until now, at most its time limit.
+`bridged`; a leg whose end was never told is priced until now, at most its time limit. A trunk priced for
+outbound calls only bridges a priced leg from an inbound call it gave no price: the leg is priced all the
+same, and the session's own minutes are told as not priced, never as free.
 """
 
 from __future__ import annotations
@@ -54,40 +56,83 @@ class LegCost:
 
 
 @dataclass(frozen=True)
-class TelephonyCost(LegCost):
+class UnpricedLeg:
+    """The session's own call on a trunk with no price for its direction, beside a bridged leg that has one: its
+    answered time is told, its minutes are not priced (and never shown as costing 0)."""
+    trunk: str
+    direction: str
+    answered: bool
+    seconds: float
+    live: bool
+
+    @property
+    def why(self) -> str:
+        return f"trunk {self.trunk} has no {self.direction} price in the SIP edge's file"
+
+    def leg_json(self) -> dict[str, Any]:
+        return {"trunk": self.trunk, "direction": self.direction, "answered": self.answered,
+                "seconds": round(self.seconds, 3), "priced": "not priced", "why": self.why,
+                **({"live": True} if self.live else {})}
+
+
+@dataclass(frozen=True)
+class TelephonyCost:
     """The session's own call, and the person's leg of a transfer the edge bridged, if any."""
+    own: LegCost | UnpricedLeg
     bridged: LegCost | None = None
 
     @property
     def usd(self) -> float:
-        return self.own_usd + (self.bridged.own_usd if self.bridged is not None else 0.0)
+        """The priced legs' sum: the session's `telephony_usd`."""
+        own = self.own.own_usd if isinstance(self.own, LegCost) else 0.0
+        return own + (self.bridged.own_usd if self.bridged is not None else 0.0)
 
     @property
     def any_live(self) -> bool:
-        return self.live or (self.bridged is not None and self.bridged.live)
+        return self.own.live or (self.bridged is not None and self.bridged.live)
+
+    @property
+    def not_counted(self) -> tuple[str, ...]:
+        """What `usd` leaves out: the session's own minutes, on a trunk with no price for their direction."""
+        return (f"the SIP call's own minutes: {self.own.why}",) if isinstance(self.own, UnpricedLeg) else ()
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.leg_json(), **({"bridged": self.bridged.leg_json()} if self.bridged is not None else {})}
+        return {**self.own.leg_json(), **({"bridged": self.bridged.leg_json()} if self.bridged is not None else {})}
 
 
 def price_telephony(events: Sequence[dict[str, Any]], *, now: float, running: bool) -> TelephonyCost | None:
-    """The line's cost, or None for a session with no `telephony` event (no SIP call, or a trunk with no
-    price). `running`: the session's machine is still up, so an answered call with no end yet is
-    priced until `now`; one not running with no end recorded is priced until its last event."""
+    """The line's cost, or None for a session with neither a `telephony` event nor a priced bridged leg (no SIP
+    call, or a trunk with no price). `running`: the session's machine is still up, so an answered call with no
+    end yet is priced until `now`; one not running with no end recorded is priced until its last event.
+
+    A trunk priced one way only (`usd_per_minute = {outbound = …}`) gives an inbound call no `telephony` event,
+    yet prices the leg it bridges: that leg is priced, and the session's own leg is told as not priced."""
     line = next((found for e in events if e.get("event") == TELEPHONY and (found := line_of(e)) is not None), None)
-    if line is None:
-        return None
     bridged = _bridged(events, now)
-    answered_at = _answer(events, line.direction)
+    if line is not None:
+        return TelephonyCost(LegCost(line, *_answered_time(events, line.direction, now, running)), bridged)
+    if bridged is None:
+        return None
+    # The bridge goes through the session's own trunk; an outbound call's session has its `call_outcome`.
+    direction = "outbound" if any(e.get("event") == "call_outcome" for e in events) else "inbound"
+    return TelephonyCost(UnpricedLeg(bridged.line.trunk, direction, *_answered_time(events, direction, now, running)),
+                         bridged)
+
+
+def _answered_time(events: Sequence[dict[str, Any]], direction: str, now: float,
+                   running: bool) -> tuple[bool, float, bool]:
+    """The session's own call: whether it was answered, its seconds from the answer to its end, and whether it
+    is still up (priced until now)."""
+    answered_at = _answer(events, direction)
     if answered_at is None:
-        return TelephonyCost(line, False, 0.0, False, bridged)
+        return False, 0.0, False
     end = min((at for e in events if e.get("event") in ENDS and (at := _time(e.get("at"))) is not None
                and at >= answered_at), default=None)
     live = end is None and running
     if end is None:
         end = now if running else max((_time(e.get("at")) or answered_at for e in events
                                        if e.get("event") != BRIDGED_LEG), default=answered_at)
-    return TelephonyCost(line, True, max(0.0, end - answered_at), live, bridged)
+    return True, max(0.0, end - answered_at), live
 
 
 def _bridged(events: Sequence[dict[str, Any]], now: float) -> LegCost | None:

@@ -12,6 +12,7 @@ import math
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,13 @@ class Line:
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    with running_line(tmp_path_factory, f"{{ inbound = {INBOUND_USD}, outbound = {OUTBOUND_USD} }}") as started:
+        yield started
+
+
+@contextmanager
+def running_line(tmp_path_factory: pytest.TempPathFactory, usd_per_minute: str) -> Iterator[Line]:
+    """The dispatcher and the edge, its trunk priced `usd_per_minute` (the edge file's TOML value)."""
     control_port, person_port = free_port(), free_port(socket.SOCK_DGRAM)
     env = {**phone_env(tmp_path_factory.mktemp("calls")), "BOT_FILE": str(PARROT / "bot.py"),
            "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
@@ -58,7 +66,7 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
            "PHONE_TRANSFER_TIME_LIMIT_SECONDS": str(TIME_LIMIT_SECONDS)}
     settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
     trunk = (f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]\n'
-             f"usd_per_minute = {{ inbound = {INBOUND_USD}, outbound = {OUTBOUND_USD} }}\n"
+             f"usd_per_minute = {usd_per_minute}\n"
              "billing_increment_seconds = 1")
     with (run_dispatcher(tmp_path_factory.mktemp("sip-transfer-dispatcher"), env) as dispatcher,
           run_edge(dispatcher, tmp_path_factory.mktemp("sip-transfer-edge"), settings=settings,
@@ -171,31 +179,38 @@ async def test_a_refer_the_caller_side_takes_ends_the_session_as_transferred(lin
         assert await wait_active_sessions(api, 0) == 0
 
 
+async def bridged_call(api: httpx.AsyncClient, line: Line) -> str:
+    """A call whose REFER the caller's side refuses, bridged to the person (audio both ways) until the caller
+    hangs up 11 s in: its session."""
+    await wait_for_idle_bot(api)
+    caller_media, person_media = free_port_pair(2), free_port_pair(2)
+    to_caller, to_person = LoopbackRtp(caller_media), LoopbackRtp(person_media)
+    try:
+        person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
+                                                       line.edge.workdir, media_port=person_media))
+        call = caller(line.edge, "call_refer_refused", caller_media)
+        session_id = await active_session(api)
+        answer = await transfer_once_answered(api, session_id, DESK)
+        run, far = await call, await person
+    finally:
+        to_caller.stop()
+        to_person.stop()
+    assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
+    assert answer.json()["carrier_status"] == "bridged", answer.json()
+    assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+    assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # answered, then the caller's end ended it
+    speech = voiced(Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000))
+    for heard, who in ((to_person, "the person"), (to_caller, "the caller")):
+        similarity = echo_similarity(speech, np.frombuffer(heard.pcm("ulaw"), dtype=np.int16), 8000)
+        assert similarity > 0.7, f"{who} heard the other at {similarity:.2f}\n{line.edge.log()}"
+    return session_id
+
+
 async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trunk(line: Line) -> None:
     if (why := can_capture()) is not None:
         pytest.skip(why)
-    caller_media, person_media = free_port_pair(2), free_port_pair(2)
     async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
-        await wait_for_idle_bot(api)
-        to_caller, to_person = LoopbackRtp(caller_media), LoopbackRtp(person_media)
-        try:
-            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
-                                                           line.edge.workdir, media_port=person_media))
-            call = caller(line.edge, "call_refer_refused", caller_media)
-            session_id = await active_session(api)
-            answer = await transfer_once_answered(api, session_id, DESK)
-            run, far = await call, await person
-        finally:
-            to_caller.stop()
-            to_person.stop()
-        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
-        assert answer.json()["carrier_status"] == "bridged", answer.json()
-        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
-        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # answered, then the caller's end ended it
-        speech = voiced(Pcm(np.frombuffer(speech_8k(), dtype=np.int16), 8000))
-        for heard, who in ((to_person, "the person"), (to_caller, "the caller")):
-            similarity = echo_similarity(speech, np.frombuffer(heard.pcm("ulaw"), dtype=np.int16), 8000)
-            assert similarity > 0.7, f"{who} heard the other at {similarity:.2f}\n{line.edge.log()}"
+        session_id = await bridged_call(api, line)
         events = await ended_events(api, session_id)
         assert await listed_end_reason(api, session_id) == "transferred"
         sip = one(events, "sip_ended")
@@ -211,6 +226,30 @@ async def test_a_refused_refer_bridges_the_caller_to_the_person_through_the_trun
         assert leg == pytest.approx(math.ceil(telephony["bridged"]["seconds"]) / 60 * OUTBOUND_USD, abs=1e-6)
         cost = (await api.get(f"/sessions/{session_id}")).json()["cost"]
         assert cost["telephony_usd"] == pytest.approx(own + leg, abs=1e-6), cost
+
+
+async def test_a_trunk_priced_outbound_only_prices_the_bridged_leg_and_says_the_callers_own_is_not_priced(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`usd_per_minute = { outbound = … }`: the edge gives the inbound call no price, yet bridges the person at
+    the outbound one; the session's cost carries that leg, and the caller's own as not priced (never $0)."""
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    with running_line(tmp_path_factory, f"{{ outbound = {OUTBOUND_USD} }}") as line:
+        async with api_client(base_url=line.dispatcher.base_url, timeout=60) as api:
+            session_id = await bridged_call(api, line)
+            await ended_events(api, session_id)
+            assert not [e for e in await events_of(api, session_id) if e["event"] == "telephony"]
+            telephony = await bridged_line(api, session_id, line.edge)
+            cost = (await api.get(f"/sessions/{session_id}")).json()["cost"]
+    leg = telephony["bridged"]
+    assert 2.0 < leg["seconds"] < 11.0 and leg["usd"] == pytest.approx(math.ceil(leg["seconds"]) / 60 * OUTBOUND_USD,
+                                                                       abs=1e-6), telephony
+    assert (telephony["direction"], telephony["answered"], telephony["priced"]) == ("inbound", True, "not priced")
+    assert "usd" not in telephony and "usd_per_minute" not in telephony, telephony
+    assert cost["telephony_usd"] == leg["usd"] and cost["total"] == pytest.approx(
+        cost["machine_usd"] + cost.get("services", {}).get("usd", 0.0) + cost.get("relay_usd", 0.0) + leg["usd"],
+        abs=2e-6), cost
+    assert any(said.startswith("the SIP call's own minutes: trunk ") for said in cost["not_counted"]), cost
 
 
 async def test_a_bridged_call_is_hung_up_once_its_time_limit_is_up(line: Line) -> None:
