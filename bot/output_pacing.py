@@ -13,19 +13,29 @@ The pipeline's next chunk also comes only after the last was taken, a few task h
 host, later than the 10 ms the track waits, and the track filled the gap with silence in the middle of
 a word. A track that has just sent the pipeline's audio waits up to `HOLD_SECONDS` for more before it
 sends silence (the bot's speech then ends with a pause of that much in its packets, once).
+
+Once the output transport says the bot stopped speaking (`BotStoppedSpeakingFrame`, pushed after its
+last chunk was taken), no chunk is coming: `SpeechEnd` ends the hold then, and silence follows the
+speech at once. Held to its end, the track sent nothing for 0.2 s after every answer, and a caller's
+jitter buffer (aiortc's holds 4 packets) kept the answer's last 80 ms until the stream resumed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
+
+from pipecat.frames.frames import BotStoppedSpeakingFrame
+from pipecat.observers.base_observer import BaseObserver, FramePushed
 
 MAX_BEHIND_SECONDS = 0.1  # a late wake-up this short is caught up, as Pipecat does; past it, skipped
 HOLD_SECONDS = 0.2  # how long a track that is sending the bot's speech waits for its next chunk
 POLL_SECONDS = 0.002
 _MARK = "voicefleet_paced"
 _SPEAKING = "_voicefleet_speaking"
+_tracks: weakref.WeakSet[Any] = weakref.WeakSet()  # the process's tracks that have sent (one session's)
 
 
 def install() -> None:
@@ -37,6 +47,7 @@ def install() -> None:
         return
 
     async def recv(track: RawAudioTrack) -> Any:
+        _tracks.add(track)
         keep_real_time(track)
         await until_due(track)
         if getattr(track, _SPEAKING, False) and not track._chunk_queue:
@@ -71,5 +82,20 @@ async def until_due(track: Any) -> None:
 async def hold(track: Any) -> None:
     # Pipecat's queue is a deque that signals nothing: polled, as Pipecat's own recv polls it.
     deadline = time.monotonic() + HOLD_SECONDS
-    while not track._chunk_queue and time.monotonic() < deadline:  # noqa: ASYNC110
+    while not track._chunk_queue and getattr(track, _SPEAKING, False) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(POLL_SECONDS)
+
+
+def speech_ended() -> None:
+    """The bot's speech is all sent: a track holding for its next chunk sends silence instead."""
+    for track in _tracks:
+        setattr(track, _SPEAKING, False)
+
+
+class SpeechEnd(BaseObserver):
+    """Ends the hold when the output transport pushes `BotStoppedSpeakingFrame` (observed on every
+    hop of its way: ending it again is harmless)."""
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        if isinstance(data.frame, BotStoppedSpeakingFrame):
+            speech_ended()

@@ -30,6 +30,7 @@ from bot.ice import loopback_requested, use_loopback_candidates
 from bot.jitter import audio_prefetch, install
 from bot.lazy_imports import materialized
 from bot.lifecycle import EndReason, SessionLifecycle
+from bot.output_pacing import SpeechEnd
 from bot.output_pacing import install as keep_output_in_real_time
 from bot.runner_args import webrtc_arguments
 from bot.signalling import SignallingServer
@@ -71,6 +72,7 @@ async def serve(config: BotConfig, user_bot: UserBot, events: EventWriter) -> Se
     watch.install()
     meter = watch.transport = TransportMeter()  # the call's ICE pair and bytes, for its relay's cost
     keep_output_in_real_time()
+    watch.observers.append(SpeechEnd())  # the output's hold ends with the bot's speech
     with lifecycle.signals_end_session():
         prepare_to_answer()
         session = UserBotSession(user_bot, lifecycle, watch)

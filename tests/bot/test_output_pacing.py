@@ -6,12 +6,24 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
+from av import AudioFrame
+from pipecat.frames.frames import BotStoppedSpeakingFrame
+from pipecat.observers.base_observer import FramePushed
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.smallwebrtc.transport import RawAudioTrack
 
-from bot.output_pacing import MAX_BEHIND_SECONDS, install, keep_real_time
+from bot import output_pacing
+from bot.output_pacing import MAX_BEHIND_SECONDS, SpeechEnd, install, keep_real_time
 
 RATE = 16000
 CHUNK = RATE * 2 // 50  # 20 ms of 16-bit mono, as the output transport writes it
+
+
+async def received(track: RawAudioTrack) -> AudioFrame:
+    """The track's next 10 ms, as aiortc's sender asks for it (Pipecat's `recv` is untyped)."""
+    frame: AudioFrame = await track.recv()  # type: ignore[no-untyped-call]
+    return frame
 
 
 async def sent_by(track: RawAudioTrack, chunks: int, hop: float = 0.002) -> list[bool]:
@@ -28,7 +40,7 @@ async def sent_by(track: RawAudioTrack, chunks: int, hop: float = 0.002) -> list
     loud: list[bool] = []
     # aiortc's sender: one recv after another, a loop turn between; for 3x the audio's length
     for _ in range(chunks * 2 * 3):
-        frame = await track.recv()
+        frame = await received(track)
         loud.append(bool(frame.to_ndarray().any()))
         await asyncio.sleep(0)
     writer.cancel()
@@ -63,3 +75,26 @@ def test_a_track_a_little_late_catches_up_and_one_far_behind_skips_the_time() ->
     assert track._start == start  # a late wake-up: caught up by not waiting
     keep_real_time(track, now=start + 3.0)
     assert track._start == start + 2.0  # its next 10 ms is due now
+
+
+async def test_a_track_holding_for_more_speech_sends_silence_once_the_bot_stopped_speaking(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the last chunk the track held for the next one, which never comes: nothing went out for
+    the hold's length after every answer, and a caller's jitter buffer kept the answer's last packets
+    until the stream resumed. The output's BotStoppedSpeakingFrame ends the hold (here a hold of 60 s,
+    so only that can end it within the test's wait)."""
+    monkeypatch.setattr(output_pacing, "HOLD_SECONDS", 60.0)
+    install()
+    track = RawAudioTrack(RATE)
+    await received(track)  # the first recv: the track's clock starts
+    writing = asyncio.ensure_future(track.add_audio_bytes(np.full(CHUNK // 4, 8000, dtype=np.int16).tobytes()))
+    assert (await received(track)).to_ndarray().any()  # the answer's last 10 ms
+    await writing
+    after = asyncio.ensure_future(received(track))  # held: the pipeline may have more
+    await asyncio.sleep(0.05)
+    assert not after.done()
+    processor = FrameProcessor()
+    await SpeechEnd().on_push_frame(FramePushed(processor, processor, BotStoppedSpeakingFrame(),
+                                                FrameDirection.UPSTREAM, 0))
+    frame = await asyncio.wait_for(after, 10.0)
+    assert not frame.to_ndarray().any()  # silence, at once
