@@ -5,7 +5,6 @@ digest is unknown, naming the count and the fix."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
