@@ -272,6 +272,8 @@ class WhatsAppCalls:
     async def _end_at_meta(self, call: LiveCall, action: Literal["reject", "terminate"]) -> str | None:
         """Rejects or terminates the call at Meta, unless its end was decided elsewhere already; Meta's
         refusal, if it refused (logged)."""
+        if action == "terminate":  # owed before its end is taken, as hang_ups.hang_up: a crash between is swept
+            await self.hang_ups.owe(call.session_id)
         if not await self.hang_ups.first_to_end(call.call_id):
             return "the call was over already"
         return await self.hang_ups.send(call.session_id, call.booked(), action)

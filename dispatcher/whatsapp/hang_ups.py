@@ -104,11 +104,16 @@ class HangUps:
         elif call.accepting:
             await self._owe(session_id, self._clock() + SENDING_SECONDS)
 
+    async def owe(self, session_id: str) -> None:
+        """The call's `terminate` owed from SENDING_SECONDS ahead, before its end is taken: the sweep sends it
+        unless the replica that takes the end gets Meta's answer first (and clears it)."""
+        await self._owe(session_id, self._clock() + SENDING_SECONDS)
+
     async def hang_up(self, session_id: str, call: BookedCall) -> None:
         """The answered call of a session that ended: terminated at Meta, unless its end was decided already.
         Owed before its end is taken: a replica killed between the two leaves it owed, for the sweep (the
         replica that decided the end clears it once Meta answers)."""
-        await self._owe(session_id, self._clock() + SENDING_SECONDS)
+        await self.owe(session_id)
         if await self.first_to_end(call.call_id):
             refused = await self.send(session_id, call, "terminate")
             self._timeline.note(session_id, ANSWER, action="terminate", reason="session_ended", refused=refused)
