@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from dispatcher.channel.bots import BotChannels
@@ -53,6 +54,7 @@ CONNECT_MAX_AGE_SECONDS = 60.0 + 30.0
 # A session's end, as its timeline tells it at any replica, hangs its call up.
 SESSION_ENDS = frozenset({"ended", "machine_ended", "stop_requested", "failed"})
 ANSWERS: tuple[Literal["pre_accept", "accept"], ...] = ("pre_accept", "accept")  # in Meta's order
+CLOSE_SECONDS = 5.0  # what a closing replica waits for its calls' tasks
 MAX_TASKS = 1_000  # calls being answered or hung up at once, past which a webhook is refused (503)
 
 
@@ -99,6 +101,8 @@ class WhatsAppCalls:
         self._live: dict[str, LiveCall] = {}  # by Meta's call id, while this replica handles the call
         self._by_session: dict[str, LiveCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ending: dict[asyncio.Task[None], str] = {}  # hang-up tasks, by their session
+        self._closing = False
         sessions.timeline.listeners.append(self._timeline_event)
 
     async def take(self, events: list[CallEvent]) -> int:
@@ -120,7 +124,7 @@ class WhatsAppCalls:
                 log.info("whatsapp: call %s: %s delivered again, skipped", event.call_id, event.event)
                 continue
             taken += 1
-            self._spawn(self._connect(event, route) if event.event == "connect" else self._terminate(event, route))
+            self._spawn(partial(self._connect if event.event == "connect" else self._terminate, event, route))
         return taken
 
     def _too_old(self, event: CallEvent) -> bool:
@@ -267,7 +271,15 @@ class WhatsAppCalls:
         if call is not None and not call.over:
             call.session_ended = True
         if not self.hang_ups.seen_end(session_id):
-            self._spawn(self.hang_ups.session_ended(session_id))
+            self._spawn_end(session_id)
+
+    def _spawn_end(self, session_id: str) -> None:
+        """The hang-up a session's end may call for; while this replica shuts down, only owed (`aclose`)."""
+        task = self._spawn(partial(self.hang_ups.owe_end if self._closing else self.hang_ups.session_ended,
+                                   session_id))
+        if task is not None:
+            self._ending[task] = session_id
+            task.add_done_callback(lambda done: self._ending.pop(done, None))
 
     async def _end_at_meta(self, call: LiveCall, action: Literal["reject", "terminate"]) -> str | None:
         """Rejects or terminates the call at Meta, unless its end was decided elsewhere already; Meta's
@@ -282,19 +294,21 @@ class WhatsAppCalls:
         self._live.pop(call.call_id, None)
         self._by_session.pop(call.session_id, None)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None] | None:
+        """`work` called in a task of its own. Called there, not here: a task cancelled before it starts (at
+        shutdown) then leaves no coroutine that was never awaited."""
         try:
             task = asyncio.get_running_loop().create_task(self._logged(work))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to send it with
-            work.close()
-            return
+            return None
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @staticmethod
-    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+    async def _logged(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         try:
-            await work
+            await work()
         except Exception:  # a call's handling never takes the dispatcher down; its cause is logged
             log.exception("whatsapp: a call event failed")
 
@@ -308,11 +322,25 @@ class WhatsAppCalls:
         await self.hang_ups.reconcile()
 
     async def aclose(self) -> None:
+        """The calls being handled are cancelled; a session end seen from now on (its hang-up cancelled here, or
+        its session stopped as the dispatcher closes) is owed in the book, for the next sweep of any replica
+        (`owed_at_shutdown` waits for those)."""
+        self._closing = True
+        cut_short = [session_id for task, session_id in self._ending.items() if not task.done()]
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5.0)
+            await asyncio.wait(set(self._tasks), timeout=CLOSE_SECONDS)
+        for session_id in cut_short:
+            self._spawn_end(session_id)
+        await self.owed_at_shutdown()
         await self.graph.aclose()
+
+    async def owed_at_shutdown(self) -> None:
+        """Waits (CLOSE_SECONDS at most) for the hang-ups owed as this replica shuts down: after its sessions
+        were stopped too."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=CLOSE_SECONDS)
 
 
 def session_key(call_id: str) -> str:

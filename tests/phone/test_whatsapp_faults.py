@@ -9,8 +9,10 @@ prefix, so a call can be accepted (everything else about the fake is as strict a
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -208,3 +210,22 @@ async def test_a_replica_killed_as_it_takes_the_end_of_a_call_it_could_not_accep
     store_answers.set()
     await settled(meta)
 
+
+async def test_a_session_end_seen_as_the_dispatcher_shuts_down_leaves_its_hang_up_owed(meta: Meta) -> None:
+    call = meta.fake.ring(OFFER)
+    await deliver(meta, meta.fake.connect_webhook(call))
+    assert call.state == "accepted"
+    calls = meta.dispatcher.state.whatsapp
+    assert calls is not None
+    session_id = meta.launches[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calls.sessions.timeline.note(session_id, "stop_requested")  # its end, seen just as the replica closes
+        await calls.aclose()
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    assert sent(meta) == ["pre_accept", "accept"]  # nothing sent while closing…
+    book = meta.dispatcher.state.replication.coordination.whatsapp_calls
+    owed = await book.due(time.time() + 1, time.time() + SENDING_SECONDS, 10)
+    assert [(owed_session, booked.call_id if booked else None) for owed_session, booked in owed] == [
+        (session_id, call.call_id)]  # …owed, for the next replica's sweep
