@@ -121,6 +121,14 @@ class HangUps:
         if call is not None and (call.answered or call.accepting):
             await self._owe(session_id, self._clock())
 
+    async def holds(self, session_id: str) -> bool | None:
+        """Whether this region holds the call of `session_id` (took its `connect`, and it is not over);
+        None when the store cannot say."""
+        try:
+            return await self._book.holds(session_id)
+        except StoreUnavailable:
+            return None
+
     async def hang_up(self, session_id: str, call: BookedCall) -> None:
         """The answered call of a session that ended: terminated at Meta, unless its end was decided already.
         Owed before its end is taken: a replica killed between the two leaves it owed, for the sweep (the
