@@ -99,6 +99,7 @@ from dispatcher.usage.files_build import build_usage_files
 from dispatcher.usage.price_table import load_prices
 from dispatcher.usage.relay_price import relay_price
 from dispatcher.whatsapp.calls import WhatsAppCalls
+from dispatcher.whatsapp.elsewhere import RegionsElsewhere
 from dispatcher.whatsapp.settings import WhatsAppSettings
 from voicefleet_settings.read import setting_text
 
@@ -228,6 +229,7 @@ def build_state(
                        deadline_seconds=smoke_deadline(env))
     timeline.listeners.append(smoke.timeline_event)
     peers = Peers(regions)
+    region_relay = RegionRelay(regions, connections=settings.session_waits + 200)  # requests for their sessions
     if regions.several:  # a key's budgets hold for the deployment: the peers' use added at each check
         budget_usage.other_regions = PeerBudgetUse(peers)
     if reserve is not None and regions.several:  # its planner leans on busier neighbours' spare bots
@@ -296,7 +298,7 @@ def build_state(
         turn_quota=_turn_quota(turn, coordination),
         phone=phone,
         peers=peers,  # one region unless REGION, REGIONS and REGION_SECRET are set
-        region_relay=RegionRelay(regions, connections=settings.session_waits + 200),
+        region_relay=region_relay,
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
@@ -318,7 +320,8 @@ def build_state(
         model_service=sessions.model_service,
         trunk_calls=_trunk_calls(env, coordination),
         sip_edge=EdgeSecret.from_env(env),
-        whatsapp=_whatsapp(env, settings, sessions, channels, replication, coordination, auth),
+        whatsapp=_whatsapp(env, settings, sessions, channels, replication, coordination, auth,
+                           RegionsElsewhere(peers, region_relay) if regions.several else None),
     )
 
 
@@ -451,7 +454,8 @@ def _trunk_calls(env: Mapping[str, str], coordination: Coordination) -> TrunkCal
 
 
 def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionService, channels: BotChannels,
-              replication: Replication, coordination: Coordination, auth: Authenticator) -> WhatsAppCalls | None:
+              replication: Replication, coordination: Coordination, auth: Authenticator,
+              elsewhere: RegionsElsewhere | None) -> WhatsAppCalls | None:
     """WhatsApp Business calls, when WHATSAPP_NUMBERS and its credentials are set (docs/phone.md)."""
     whatsapp = WhatsAppSettings.from_env(env, keyed=auth.enabled)
     if whatsapp is None:
@@ -472,4 +476,4 @@ def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionServi
     # is refused by Meta, which changes nothing; none at all would leave the caller on an open line).
     return WhatsAppCalls(whatsapp, sessions, channels, replication.remote, coordination.webhooks, caller_for,
                          live_key=live_key, start_wait_seconds=settings.start_wait_seconds,
-                         book=coordination.whatsapp_calls, ends=coordination.spent)
+                         book=coordination.whatsapp_calls, ends=coordination.spent, elsewhere=elsewhere)

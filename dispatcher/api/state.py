@@ -117,6 +117,8 @@ class AppState:
         if self.whatsapp is not None:  # before the sessions: its calls' handling stops their sessions
             await self.whatsapp.aclose()
         await self.sessions.aclose()
+        if self.whatsapp is not None:  # the hang-ups its sessions' ends owe, for another replica's sweep
+            await self.whatsapp.owed_at_shutdown()
         if self.reserve is not None:
             await self.reserve.aclose()
         if self.pool_sizing is not None:

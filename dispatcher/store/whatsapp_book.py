@@ -107,6 +107,10 @@ class WhatsAppBook(Protocol):
         """A hang-up of the call is owed from `due` (epoch seconds), unless it is recorded no longer."""
         ...
 
+    async def holds(self, session_id: str) -> bool:
+        """Whether a call of `session_id` is recorded here (its region took its `connect`, and it is not over)."""
+        ...
+
     async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
         """At most `most` owed hang-ups due by `now`, claimed until `claim_until`, each with its call
         (None: its record ran out)."""
@@ -159,6 +163,9 @@ class MemoryWhatsAppBook:
             self._calls[session_id] = (replace(call, owed_since=self._clock()), self._calls[session_id][1])
         self._owed[session_id] = due
 
+    async def holds(self, session_id: str) -> bool:
+        return self._get(session_id) is not None
+
     async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
         found = sorted((due, session_id) for session_id, due in self._owed.items() if due <= now)[:most]
         for _, session_id in found:
@@ -202,6 +209,11 @@ class StoreWhatsAppBook:
         since = self._seal_field(key, "owed", repr(time.time()).encode())
         keys = [key, self._owed_key]
         await self._store.call(lambda: self._owe(keys=keys, args=[due, since, session_id]))
+
+    async def holds(self, session_id: str) -> bool:
+        key = self._key(session_id)
+        fields = await self._store.call(partial(self._fields, keys=[key], args=[]))
+        return bool(fields) and self._opened(key, fields) is not None
 
     async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
         found: list[tuple[str, BookedCall | None]] = []
@@ -290,6 +302,11 @@ class ForgivingWhatsAppBook:
             await self._shared.owe(session_id, due)
         except StoreUnavailable:
             await self._alone.owe(session_id, due)
+
+    async def holds(self, session_id: str) -> bool:
+        if await self._alone.holds(session_id):
+            return True
+        return await self._shared.holds(session_id)  # StoreUnavailable: not known here, maybe there
 
     async def due(self, now: float, claim_until: float, most: int) -> list[tuple[str, BookedCall | None]]:
         found = await self._alone.due(now, claim_until, most)

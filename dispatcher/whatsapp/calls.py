@@ -5,7 +5,8 @@
   (dispatcher/sessions/session_signal.py); the bot's answer goes to Meta (`pre_accept`, then `accept`).
   A call whose bot could not start or answer, or whose number's key is no live key, is rejected, so the
   caller is not left ringing; once an `accept` may have reached Meta, it is terminated instead.
-- `terminate` (the caller hung up, or Meta ended the call): the session is stopped.
+- `terminate` (the caller hung up, or Meta ended the call): the session is stopped. One that lands in a region
+  that does not hold the call is sent on to the others, which take it once if they hold it (elsewhere.py).
 - The session ends first (the bot hung up, a stop, its time limit), at this replica or another: the call
   is terminated at Meta, or rejected when it ends while the call is still being answered. The call is
   recorded in the book every replica shares, and its end decided once across them (hang_ups.py).
@@ -25,7 +26,8 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, Protocol
 
 from dispatcher.channel.bots import BotChannels
 from dispatcher.channel.signalling import Remote
@@ -53,7 +55,16 @@ CONNECT_MAX_AGE_SECONDS = 60.0 + 30.0
 # A session's end, as its timeline tells it at any replica, hangs its call up.
 SESSION_ENDS = frozenset({"ended", "machine_ended", "stop_requested", "failed"})
 ANSWERS: tuple[Literal["pre_accept", "accept"], ...] = ("pre_accept", "accept")  # in Meta's order
+CLOSE_SECONDS = 5.0  # what a closing replica waits for its calls' tasks
 MAX_TASKS = 1_000  # calls being answered or hung up at once, past which a webhook is refused (503)
+
+
+class Elsewhere(Protocol):
+    """The other regions (elsewhere.py's `RegionsElsewhere`)."""
+
+    async def send(self, event: CallEvent) -> None:
+        """`event` sent to every other region, which takes it if it holds the call."""
+        ...
 
 
 class CallsBusy(Exception):
@@ -84,11 +95,11 @@ class WhatsAppCalls:
                  once: Any, caller_for: Callable[[str | None], Caller], *, start_wait_seconds: float,
                  live_key: Callable[[str | None], bool] = lambda _key: True, graph: GraphCalls | None = None,
                  book: WhatsAppBook | None = None, ends: OneTimeUse | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 elsewhere: Elsewhere | None = None, clock: Callable[[], float] = time.time) -> None:
         """`caller_for`: a number's key's caller, by name; `live_key`: whether some key of that name still
         opens sessions (not revoked, not removed): a call to a number whose key is not is rejected.
         `book`: the calls every replica sees (the store's with several); `ends`: each call's end, decided
-        once (the store's one-time record; `once` when not given)."""
+        once (the store's one-time record; `once` when not given); `elsewhere`: the other regions, with several."""
         self.settings = settings
         self._sessions, self._channels, self._remote = sessions, channels, remote
         self._once = once  # OneTimeUse: the store's with several replicas
@@ -98,15 +109,23 @@ class WhatsAppCalls:
         self.hang_ups = HangUps(book or MemoryWhatsAppBook(), ends or once, self.graph, sessions.timeline)
         self._live: dict[str, LiveCall] = {}  # by Meta's call id, while this replica handles the call
         self._by_session: dict[str, LiveCall] = {}
+        self._elsewhere = elsewhere
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ending: dict[asyncio.Task[None], str] = {}  # hang-up tasks, by their session
+        self._closing = False
         sessions.timeline.listeners.append(self._timeline_event)
 
-    async def take(self, events: list[CallEvent]) -> int:
+    async def take(self, events: list[CallEvent], relayed_from: str | None = None) -> int:
         """Starts handling each new event (a duplicate delivery is skipped); how many were new.
         Raises `StoreUnavailable` when the store cannot say whether an event was seen, and `CallsBusy`
-        when this replica cannot take one more: Meta retries (the events taken are skipped then)."""
+        when this replica cannot take one more: Meta retries (the events taken are skipped then).
+        `relayed_from`: the region that sent these on (a connect never is; they are never sent on again)."""
         taken = 0
         for event in events:
+            if relayed_from is not None and event.event == "connect":
+                log.warning("whatsapp: call %s: a connect relayed by region %s skipped (the region Meta sent it "
+                            "to takes it)", event.call_id, relayed_from)
+                continue
             route = self.settings.numbers.get(event.phone_number_id)
             if route is None:
                 log.warning("whatsapp: a %s for phone number %s, which WHATSAPP_NUMBERS does not name: skipped",
@@ -120,7 +139,10 @@ class WhatsAppCalls:
                 log.info("whatsapp: call %s: %s delivered again, skipped", event.call_id, event.event)
                 continue
             taken += 1
-            self._spawn(self._connect(event, route) if event.event == "connect" else self._terminate(event, route))
+            if event.event == "connect":
+                self._spawn(partial(self._connect, event, route))
+            else:
+                self._spawn(partial(self._terminate, event, route, relayed_from))
         return taken
 
     def _too_old(self, event: CallEvent) -> bool:
@@ -240,10 +262,19 @@ class WhatsAppCalls:
         self._sessions.timeline.note(call.session_id, ANSWER, **fields)
         self._forget(call)
 
-    async def _terminate(self, event: CallEvent, route: NumberRoute) -> None:
+    async def _terminate(self, event: CallEvent, route: NumberRoute, relayed_from: str | None = None) -> None:
         """Meta ended the call: its session is stopped, at whichever replica this webhook reached, and
-        nobody hangs it up at Meta again (its end is taken before the stop that others see)."""
+        nobody hangs it up at Meta again (its end is taken before the stop that others see). A region that
+        does not hold the call sends the event on to the others (`relayed_from`: one that did so)."""
         call = self._live.get(event.call_id) or self._call(event, route)
+        held = self._elsewhere is None or event.call_id in self._live or await self.hang_ups.holds(call.session_id)
+        if held is not True and self._elsewhere is not None and relayed_from is None:
+            self._spawn(partial(self._elsewhere.send, event))  # beside this region's own handling, if any
+        if held is False:  # another region's call: nothing of it here
+            if relayed_from is not None:
+                log.info("whatsapp: call %s: a %s relayed by region %s is for a call not held here", call.call_id,
+                         event.event, relayed_from)
+            return
         call.over = True
         self._sessions.timeline.note(call.session_id, EVENT, **event.shown())
         await self.hang_ups.first_to_end(call.call_id)
@@ -267,11 +298,21 @@ class WhatsAppCalls:
         if call is not None and not call.over:
             call.session_ended = True
         if not self.hang_ups.seen_end(session_id):
-            self._spawn(self.hang_ups.session_ended(session_id))
+            self._spawn_end(session_id)
+
+    def _spawn_end(self, session_id: str) -> None:
+        """The hang-up a session's end may call for; while this replica shuts down, only owed (`aclose`)."""
+        task = self._spawn(partial(self.hang_ups.owe_end if self._closing else self.hang_ups.session_ended,
+                                   session_id))
+        if task is not None:
+            self._ending[task] = session_id
+            task.add_done_callback(lambda done: self._ending.pop(done, None))
 
     async def _end_at_meta(self, call: LiveCall, action: Literal["reject", "terminate"]) -> str | None:
         """Rejects or terminates the call at Meta, unless its end was decided elsewhere already; Meta's
         refusal, if it refused (logged)."""
+        if action == "terminate":  # owed before its end is taken, as hang_ups.hang_up: a crash between is swept
+            await self.hang_ups.owe(call.session_id)
         if not await self.hang_ups.first_to_end(call.call_id):
             return "the call was over already"
         return await self.hang_ups.send(call.session_id, call.booked(), action)
@@ -280,19 +321,21 @@ class WhatsAppCalls:
         self._live.pop(call.call_id, None)
         self._by_session.pop(call.session_id, None)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None] | None:
+        """`work` called in a task of its own. Called there, not here: a task cancelled before it starts (at
+        shutdown) then leaves no coroutine that was never awaited."""
         try:
             task = asyncio.get_running_loop().create_task(self._logged(work))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to send it with
-            work.close()
-            return
+            return None
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @staticmethod
-    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+    async def _logged(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         try:
-            await work
+            await work()
         except Exception:  # a call's handling never takes the dispatcher down; its cause is logged
             log.exception("whatsapp: a call event failed")
 
@@ -306,11 +349,25 @@ class WhatsAppCalls:
         await self.hang_ups.reconcile()
 
     async def aclose(self) -> None:
+        """The calls being handled are cancelled; a session end seen from now on (its hang-up cancelled here, or
+        its session stopped as the dispatcher closes) is owed in the book, for the next sweep of any replica
+        (`owed_at_shutdown` waits for those)."""
+        self._closing = True
+        cut_short = [session_id for task, session_id in self._ending.items() if not task.done()]
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5.0)
+            await asyncio.wait(set(self._tasks), timeout=CLOSE_SECONDS)
+        for session_id in cut_short:
+            self._spawn_end(session_id)
+        await self.owed_at_shutdown()
         await self.graph.aclose()
+
+    async def owed_at_shutdown(self) -> None:
+        """Waits (CLOSE_SECONDS at most) for the hang-ups owed as this replica shuts down: after its sessions
+        were stopped too."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=CLOSE_SECONDS)
 
 
 def session_key(call_id: str) -> str:

@@ -48,6 +48,17 @@ class CallEvent:
         return fields
 
 
+def one_event_webhook(event: CallEvent) -> dict[str, Any]:
+    """A webhook carrying `event` alone, as `call_events` reads it back: what a region relays of a later event
+    (never a connect's offer)."""
+    call: dict[str, Any] = {"id": event.call_id, "from": event.caller, "to": event.business, "event": event.event,
+                            "timestamp": event.timestamp}
+    call.update({name: value for name, value in (("status", event.status), ("duration", event.duration))
+                 if value is not None})
+    value = {"metadata": {"phone_number_id": event.phone_number_id}, "calls": [call]}
+    return {"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "calls", "value": value}]}]}
+
+
 def call_events(payload: Any) -> list[CallEvent]:
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         raise ValueError("object: expected whatsapp_business_account (a WhatsApp Business webhook)")

@@ -104,11 +104,36 @@ class HangUps:
         elif call.accepting:
             await self._owe(session_id, self._clock() + SENDING_SECONDS)
 
+    async def owe(self, session_id: str) -> None:
+        """The call's `terminate` owed from SENDING_SECONDS ahead, before its end is taken: the sweep sends it
+        unless the replica that takes the end gets Meta's answer first (and clears it)."""
+        await self._owe(session_id, self._clock() + SENDING_SECONDS)
+
+    async def owe_end(self, session_id: str) -> None:
+        """A session's end seen as this replica shuts down: its call, answered or being accepted, is owed a
+        hang-up due now, for the next sweep of any replica; nothing is sent to Meta from here."""
+        try:
+            call = await self._book.mark(session_id, "ended")
+        except StoreUnavailable:
+            log.warning("whatsapp: session %s ended at shutdown: its call not marked ended (the store did not "
+                        "answer)", session_id)
+            return
+        if call is not None and (call.answered or call.accepting):
+            await self._owe(session_id, self._clock())
+
+    async def holds(self, session_id: str) -> bool | None:
+        """Whether this region holds the call of `session_id` (took its `connect`, and it is not over);
+        None when the store cannot say."""
+        try:
+            return await self._book.holds(session_id)
+        except StoreUnavailable:
+            return None
+
     async def hang_up(self, session_id: str, call: BookedCall) -> None:
         """The answered call of a session that ended: terminated at Meta, unless its end was decided already.
         Owed before its end is taken: a replica killed between the two leaves it owed, for the sweep (the
         replica that decided the end clears it once Meta answers)."""
-        await self._owe(session_id, self._clock() + SENDING_SECONDS)
+        await self.owe(session_id)
         if await self.first_to_end(call.call_id):
             refused = await self.send(session_id, call, "terminate")
             self._timeline.note(session_id, ANSWER, action="terminate", reason="session_ended", refused=refused)

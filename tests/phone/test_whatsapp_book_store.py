@@ -133,3 +133,18 @@ async def test_an_end_seen_while_the_store_stalled_is_looked_up_again_at_the_nex
         await asyncio.sleep(1.5)  # the store answers again
         await end_seen(other, "s-1")  # its bot's `ended`
     assert call.state == "terminated"
+
+
+async def test_whether_a_region_holds_a_call_is_read_from_every_replica_and_not_from_a_store_writer(
+        replica: Replica) -> None:
+    call = replica.live_call()
+    async with hang_ups_of(replica.server, replica.meta, "r-1") as other:
+        assert await other.holds("s-1") is False
+        await replica.hang_ups.book("s-1", call.call_id, PHONE_NUMBER_ID)
+        assert await other.holds("s-1") is True  # booked at r-0: a terminate landing at r-1 is this region's
+        replica.writer.hset("{voicefleet}:whatsapp:call:s-2", "call", "[\"wacid.forged\", \"1\"]")
+        assert await other.holds("s-2") is False  # unsealed: not a call any replica booked
+        await replica.hang_ups.close("s-1")
+        assert await other.holds("s-1") is False
+        replica.stall(1.5)
+        assert await other.holds("s-1") is None  # the store cannot say

@@ -9,8 +9,10 @@ prefix, so a call can be accepted (everything else about the fake is as strict a
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,6 +22,8 @@ import dispatcher.whatsapp.calls as whatsapp_calls
 import tests.fakes.whatsapp as fake_meta
 from dispatcher.app import create_app
 from dispatcher.settings import Settings, SettingsError
+from dispatcher.store.memory import LocalOnce
+from dispatcher.whatsapp.hang_ups import SENDING_SECONDS, HangUps
 from tests.fakes.server import serve
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, FakeWhatsApp, FakeWhatsAppCall
 from tests.phone.test_whatsapp_webhook import OFFER, Meta, dispatcher
@@ -166,3 +170,62 @@ def test_any_terminate_from_meta_ends_the_fake_s_call() -> None:
         call: FakeWhatsAppCall = fake.ring(OFFER)
         fake.terminate_webhook(call, status)
         assert call.state == "terminated"
+
+
+async def test_a_replica_killed_as_it_takes_the_end_of_a_call_it_could_not_accept_leaves_its_terminate_owed(
+        meta: Meta, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = meta.dispatcher.state.whatsapp
+    assert calls is not None
+    hang_ups = calls.hang_ups
+    taking, looking_up = hang_ups.first_to_end, hang_ups.session_ended
+    killed, store_answers = asyncio.Event(), asyncio.Event()
+
+    async def killed_once_taken(call_id: str) -> bool:  # SIGKILL, OOM, node loss, the moment the end is its own
+        await taking(call_id)
+        killed.set()
+        raise asyncio.CancelledError("replica killed")
+
+    async def slow_store(session_id: str) -> None:  # the session's end looked up in a store slow to answer
+        await store_answers.wait()
+        await looking_up(session_id)
+
+    monkeypatch.setattr(hang_ups, "first_to_end", killed_once_taken)
+    monkeypatch.setattr(hang_ups, "session_ended", slow_store)
+    meta.fake.hold(path_contains="/calls", times=1).release()  # the pre_accept passes…
+    held = meta.fake.hold(path_contains="/calls", times=1)  # …the accept is held, then answered 503, as its retry
+    call = meta.fake.ring(OFFER)
+    body, headers = meta.fake.connect_webhook(call)
+    assert (await meta.dispatcher.client.post("/phone/whatsapp", content=body, headers=headers)).status_code == 200
+    assert await meta.fake.eventually(lambda: held.caught == 1)
+    meta.fake.fail(503, times=2, path_contains="/calls")
+    held.release()
+    await asyncio.wait_for(killed.wait(), 30)
+    assert sent(meta) == ["pre_accept", "accept", "accept"]  # the accept may have landed: a terminate is due
+    # Another replica's sweep, once the owed terminate's claim ran out, sends it.
+    book = meta.dispatcher.state.replication.coordination.whatsapp_calls
+    survivor = HangUps(book, LocalOnce(), calls.graph, calls.sessions.timeline,
+                       clock=lambda: time.time() + SENDING_SECONDS + 1)
+    await survivor.sweep()
+    assert sent(meta) == ["pre_accept", "accept", "accept", "terminate"]
+    store_answers.set()
+    await settled(meta)
+
+
+async def test_a_session_end_seen_as_the_dispatcher_shuts_down_leaves_its_hang_up_owed(meta: Meta) -> None:
+    call = meta.fake.ring(OFFER)
+    await deliver(meta, meta.fake.connect_webhook(call))
+    assert call.state == "accepted"
+    calls = meta.dispatcher.state.whatsapp
+    assert calls is not None
+    session_id = meta.launches[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calls.sessions.timeline.note(session_id, "stop_requested")  # its end, seen just as the replica closes
+        await calls.aclose()
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    assert sent(meta) == ["pre_accept", "accept"]  # nothing sent while closing…
+    book = meta.dispatcher.state.replication.coordination.whatsapp_calls
+    owed = await book.due(time.time() + 1, time.time() + SENDING_SECONDS, 10)
+    assert [(owed_session, booked.call_id if booked else None) for owed_session, booked in owed] == [
+        (session_id, call.call_id)]  # …owed, for the next replica's sweep

@@ -4,8 +4,10 @@
     POST /phone/whatsapp   Meta's events, signed X-Hub-Signature-256 with the app secret
 
 The signature is checked on the raw body before anything is read from it: unsigned is 401, badly
-signed 403, and nothing has started. Each call event is taken once across replicas (Meta retries a
-webhook until it gets a 200); the answer comes at once, the call being handled in the background."""
+signed 403, and nothing has started. A later event another region sent on (it does not hold the call:
+dispatcher/whatsapp/elsewhere.py) carries that region's signature instead, checked before it gets
+here. Each call event is taken once across replicas (Meta retries a webhook until it gets a 200);
+the answer comes at once, the call being handled in the background."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from botchannel.json_input import parse_json
 from dispatcher.api.dependencies import app_state
+from dispatcher.api.region_relay import relayed_by
 from dispatcher.errors import ApiError, Utf8JSONResponse
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.whatsapp.calls import CallsBusy, WhatsAppCalls
@@ -58,7 +61,9 @@ async def verify(request: Request) -> Response:
 async def webhook(request: Request) -> Response:
     calls = whatsapp_calls(request)
     body = await request.body()
-    check_signature(calls.settings.app_secret, body, request.headers.get(HEADER))
+    relayed_from = relayed_by(request.scope)  # a region's signature, checked (dispatcher/api/region_relay.py)
+    if relayed_from is None:
+        check_signature(calls.settings.app_secret, body, request.headers.get(HEADER))
     try:
         events = call_events(parse_json(body.decode("utf-8")))
     except ValueError as exc:  # UnicodeDecodeError and JSON's errors are ValueErrors too
@@ -67,7 +72,7 @@ async def webhook(request: Request) -> Response:
         raise ApiError(503, "draining", "this replica is being replaced: the webhook is retried elsewhere",
                        retry_after=STORE_RETRY_SECONDS)
     try:
-        taken = await calls.take(events)
+        taken = await calls.take(events, relayed_from)
     except StoreUnavailable:
         log.warning("whatsapp: a webhook was refused: the store did not answer, so a repeat could not be ruled out")
         raise ApiError(503, "store_unavailable", "this webhook cannot be checked against repeats right now",
