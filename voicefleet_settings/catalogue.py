@@ -1530,9 +1530,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "TELNYX_API_URL", "phone", STRING, default="https://api.telnyx.com",
         meaning=(
-            "where Telnyx's REST API is reached for transfers (a test's fake): the server alone, without "
-            "Telnyx's `/v2` (the dispatcher adds the path); `https://`, or `http://` to a loopback host only, "
-            "since each request carries the API key"
+            "where Telnyx's REST API is reached for transfers and calls out (a test's fake): the server alone, "
+            "without Telnyx's `/v2` (the dispatcher adds the path); `https://`, or `http://` to a loopback host "
+            "only, since each request carries the API key"
         ),
     ),
     Setting(

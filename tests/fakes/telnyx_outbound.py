@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.telnyx import FakeTelnyx
+from tests.fakes.telnyx import FakeTelnyx, telnyx_error
 from tests.fakes.twilio_outbound import DIALABLE, EVENTS, FakeTwilioCalls, PlacedCall, twiml_refusal
 
 APPLICATION_SID = "1293384261075731499"
@@ -99,6 +99,9 @@ class FakeTelnyxCalls(FakeTelnyx, FakeTwilioCalls):
         self.placed.append(call)
         self.documents.append(document)
         self.created_at.append(time.monotonic())
+        if self.queued_but_answered is not None:  # the call queued all the same (a gateway that timed out)
+            status, self.queued_but_answered = self.queued_but_answered, None
+            return telnyx_error(status, "10007", "the call was queued; its answer was lost")
         return JSONResponse({"from": document["From"], "to": document["To"], "status": "queued"})
 
     def _refusal(self, document: Any) -> Response | None:

@@ -18,7 +18,7 @@ import pytest
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, SettingsError
-from tests.dispatcher.phone.placed_calls import events, outcomes
+from tests.dispatcher.phone.placed_calls import events, outcomes, placed_once_though_unanswered
 from tests.fakes.server import serve
 from tests.fakes.telnyx import ACCOUNT_SID, API_KEY
 from tests.fakes.telnyx_outbound import APPLICATION_SID, FakeTelnyxCalls
@@ -180,6 +180,15 @@ async def test_telnyx_calls_are_paced_at_the_account_s_calls_a_second(telnyx: Fa
     assert [a.status_code for a in answers] == [201] * 3, [a.text for a in answers]
     since_first = [at - telnyx.created_at[0] for at in telnyx.created_at]
     assert all(since >= 0.5 * n - 0.25 for n, since in enumerate(since_first)), since_first
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_telnyx_create_answered_5xx_is_never_sent_again_and_its_key_answers_with_the_same_session(
+        api: httpx.AsyncClient, telnyx: FakeTelnyxCalls, status: int) -> None:
+    """A 5xx does not prove that Telnyx queued no call: the outcome is unknown, as a create with no answer."""
+    telnyx.queued_but_answered = status
+    await placed_once_though_unanswered(api, CALL, status, "telnyx_unanswered")
+    assert len(telnyx.calls_to("POST", f"/v2/texml/Accounts/{ACCOUNT_SID}/Calls")) == 1 and len(telnyx.placed) == 1
 
 
 @pytest.mark.parametrize(("drop", "named"), [("TELNYX_APPLICATION_SID", "TELNYX_APPLICATION_SID"),

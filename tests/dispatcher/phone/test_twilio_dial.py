@@ -24,7 +24,7 @@ from dispatcher.settings import Settings
 from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
-from tests.dispatcher.phone.placed_calls import events, outcomes
+from tests.dispatcher.phone.placed_calls import events, outcomes, placed_once_though_unanswered
 from tests.dispatcher.store.conftest import settings_for
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -193,13 +193,9 @@ async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_wit
     """Twilio takes no idempotency key on a create, and a 5xx does not prove that no call was queued:
     the outcome is unknown, as a create with no answer at all."""
     twilio.queued_but_answered = status
-    key = {"Idempotency-Key": f"queued-{status}"}
-    unsure = await api.post("/calls", json=CALL, headers=key)
-    assert unsure.status_code == 504 and unsure.json()["error"]["code"] == "twilio_unanswered", unsure.text
-    again = await api.post("/calls", json=CALL, headers=key)
-    assert again.status_code == 200, again.text  # the first session, not a second call
+    session_id = await placed_once_though_unanswered(api, CALL, status, "twilio_unanswered")
     assert len(twilio.calls_to("POST", "Calls.json")) == 1 and len(twilio.placed) == 1
-    timeline = await events(api, again.json()["session_id"])
+    timeline = await events(api, session_id)
     assert [e.get("placed") for e in timeline if e["event"] == "requested"][-1] == "unknown", timeline
 
 
@@ -277,7 +273,7 @@ async def test_two_replicas_never_create_calls_faster_than_the_account_s_pace(re
         dialers = [TwilioDialer(settings, client, ACCOUNT_SID, c, c.session_values(b"k" * 32))
                    for client, c in zip(clients, replicas, strict=True)]
 
-        async def place(n: int) -> str:
+        async def place(n: int) -> str | None:
             dialer = dialers[n % 2]
             await dialer.pace()
             form = [("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", "<Response/>")]
