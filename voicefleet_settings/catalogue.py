@@ -408,6 +408,36 @@ CLOSING = """\
 
 """
 
+
+def _calls_out(prefix: str, carrier: str, through: str) -> tuple[Setting, ...]:
+    """A carrier's calls placed out by `POST /calls`: its pace, the wait for it, ring time and voicemail choice
+    (one reader: dispatcher/phone/twilio_dial.py `DialSettings`)."""
+    return (
+        Setting(
+            f"{prefix}_CALLS_PER_SECOND", "phone", NUMBER, above=0, default="1",
+            meaning=f"the calls a second `POST /calls` places {through}, counted across replicas",
+        ),
+        Setting(
+            f"{prefix}_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
+            meaning=(
+                f"how long `POST /calls` waits for the {carrier} account's pace; a call that would wait longer is "
+                "refused `429` with `Retry-After`"
+            ),
+        ),
+        Setting(
+            f"{prefix}_RING_SECONDS", "phone", INTEGER, minimum=5, maximum=120, default="30",
+            meaning=f"how long a call placed through {carrier} rings before it is `no_answer` (the create's `Timeout`)",
+        ),
+        Setting(
+            f"{prefix}_VOICEMAIL", "phone", ENUM, choices=("hang_up", "message", "flag"), default="hang_up",
+            meaning=(
+                f"what a call placed through {carrier} does when a machine answers, unless the call says "
+                "(`voicemail`): `hang_up`, `message` (the bot is told at the beep) or `flag` (the bot is told at once)"
+            ),
+        ),
+    )
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "VOICEFLEET_CONFIG", "sources", STRING,
@@ -1491,17 +1521,18 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset",
         meaning=(
             "a Telnyx API key the dispatcher updates its Telnyx calls with to transfer them "
-            "([phone.md](phone.md#handing-a-call-to-a-person)), with `TELNYX_PUBLIC_KEY`; unset, Telnyx "
-            "transfers are refused. The dispatcher's alone: no bot is given it (`LOCAL_BOT_ENV` and a stack's "
+            "([phone.md](phone.md#handing-a-call-to-a-person)) and places calls out with "
+            "([phone.md](phone.md#calling-out)), with `TELNYX_PUBLIC_KEY`; unset, Telnyx "
+            "transfers and calls out are refused. The dispatcher's alone: no bot is given it (`LOCAL_BOT_ENV` and a stack's "
             "bot secrets refuse the name); a bot's own `TELNYX_API_KEY`, for Pipecat's hang-up, is another key"
         ),
     ),
     Setting(
         "TELNYX_API_URL", "phone", STRING, default="https://api.telnyx.com",
         meaning=(
-            "where Telnyx's REST API is reached for transfers (a test's fake): the server alone, without "
-            "Telnyx's `/v2` (the dispatcher adds the path); `https://`, or `http://` to a loopback host only, "
-            "since each request carries the API key"
+            "where Telnyx's REST API is reached for transfers and calls out (a test's fake): the server alone, "
+            "without Telnyx's `/v2` (the dispatcher adds the path); `https://`, or `http://` to a loopback host "
+            "only, since each request carries the API key"
         ),
     ),
     Setting(
@@ -1606,31 +1637,26 @@ SETTINGS: tuple[Setting, ...] = (
             "that would wait longer is refused `429` with `Retry-After`"
         ),
     ),
+    *_calls_out("TWILIO", "Twilio", "through Twilio's API (the account's CPS, Twilio's default 1)"),
     Setting(
-        "TWILIO_CALLS_PER_SECOND", "phone", NUMBER, above=0, default="1",
+        "TELNYX_ACCOUNT_SID", "phone", STRING,
+        shown="unset",
         meaning=(
-            "the calls a second `POST /calls` places through Twilio's API (the account's CPS, Twilio's default 1), "
-            "counted across replicas"
+            "the Telnyx account (its id, a UUID) `POST /calls` places calls through with `carrier: telnyx` "
+            "([phone.md](phone.md#calling-out)), with `TELNYX_APPLICATION_SID`, `TELNYX_TRANSFER_API_KEY` and "
+            "`TELNYX_PUBLIC_KEY`; unset, such calls are refused `503`"
         ),
     ),
     Setting(
-        "TWILIO_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
+        "TELNYX_APPLICATION_SID", "phone", STRING,
+        shown="unset",
         meaning=(
-            "how long `POST /calls` waits for the Twilio account's pace; a call that would wait longer is refused "
-            "`429` with `Retry-After`"
+            "the TeXML application a call placed through Telnyx goes out with (its outbound voice profile "
+            "places it): the create's `ApplicationSid`"
         ),
     ),
-    Setting(
-        "TWILIO_RING_SECONDS", "phone", INTEGER, minimum=5, maximum=120, default="30",
-        meaning="how long a call placed through Twilio rings before it is `no_answer` (the create's `Timeout`)",
-    ),
-    Setting(
-        "TWILIO_VOICEMAIL", "phone", ENUM, choices=("hang_up", "message", "flag"), default="hang_up",
-        meaning=(
-            "what a call placed through Twilio does when a machine answers, unless the call says (`voicemail`): "
-            "`hang_up`, `message` (the bot is told at the beep) or `flag` (the bot is told at once)"
-        ),
-    ),
+    *_calls_out("TELNYX", "Telnyx", "through Telnyx's TeXML API (what the account's outbound voice profile "
+                "allows)"),
     Setting(
         "PHONE_DRAIN_SECONDS", "phone", INTEGER, minimum=0, shown="`MAX_SESSION_SECONDS`",
         meaning=(

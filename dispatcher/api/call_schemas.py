@@ -1,5 +1,5 @@
-"""`POST /calls`'s shapes: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or Twilio's
-Calls API (docs/phone.md#calling-out), and the outcome the SIP edge reports for it."""
+"""`POST /calls`'s shapes: a call placed through a SIP trunk (docs/sip.md#outbound-calls), Twilio's Calls API
+or Telnyx's TeXML Calls API (docs/phone.md#calling-out), and the outcome the SIP edge reports for it."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ class CallRequest(BaseModel):
                            "the trunk lets you present.")
     trunk: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
                               description="The SIP edge's trunk the call goes out through (its `name`).")
-    carrier: Literal["sip", "twilio"] | None = Field(
-        default=None, description="`sip` (through `trunk`) or `twilio` (its Calls API); unset: `sip` with a trunk, "
-        "else `twilio`.")
+    carrier: Literal["sip", "twilio", "telnyx"] | None = Field(
+        default=None, description="`sip` (through `trunk`), `twilio` (its Calls API) or `telnyx` (its TeXML Calls "
+        "API); unset: `sip` with a trunk, else `twilio`.")
     voicemail: Literal["hang_up", "message", "flag"] | None = Field(
-        default=None, description="Twilio only: what a machine's answer does (default TWILIO_VOICEMAIL): hang up, "
-        "let the bot leave its message after the beep, or tell the bot at once (`body['answered_by']`).")
+        default=None, description="Twilio and Telnyx only: what a machine's answer does (default TWILIO_VOICEMAIL, "
+        "TELNYX_VOICEMAIL): hang up, let the bot leave its message after the beep, or tell the bot at once "
+        "(`body['answered_by']`).")
     body: dict[str, Any] | None = Field(default=None, description="Passed to the bot as `runner_args.body['body']`.")
 
 
@@ -35,9 +36,10 @@ class CallOut(BaseModel):
     caller_id: str = Field(serialization_alias="from")
     trunk: str | None = None
     carrier: str = "sip"
-    call_sid: str | None = Field(default=None, description="Twilio's SID of the call (`carrier: twilio`).")
+    call_sid: str | None = Field(default=None, description="Twilio's SID of the call (`carrier: twilio`); a "
+                                 "Telnyx call's comes with its first callback, on the session's timeline.")
     paced_seconds: float | None = Field(default=None, description="How long the call waited for its trunk's "
-                                         "(or Twilio account's) pace.")
+                                         "(or carrier account's) pace.")
 
 
 class CallOutcome(BaseModel):

@@ -37,6 +37,7 @@ from dispatcher.api.routers import (
     sip_end,
     sip_eval_tokens,
     status,
+    telnyx_dial,
     timeline,
     transfer,
     trunk_calls,
@@ -52,8 +53,8 @@ from dispatcher.artifacts.signed_paths import PART_PATH
 ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.router, bots.router, carriers.router,
            webhooks.router, daily_dialin.router, ops.router, regions.router, releases.router, status.router,
            session_list.router, audit.router, artifacts.router, capacity.router, keys.router, usage.router,
-           connect_hint.router, trunk_calls.router, twilio_dial.router, transfer.router, sip_end.router,
-           whatsapp.router, whatsapp_eval.router, sip_eval_tokens.router)
+           connect_hint.router, trunk_calls.router, twilio_dial.router, telnyx_dial.router, transfer.router,
+           sip_end.router, whatsapp.router, whatsapp_eval.router, sip_eval_tokens.router)
 
 
 def mount_api(app: FastAPI, state: AppState) -> None:

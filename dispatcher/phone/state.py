@@ -13,24 +13,27 @@ from botchannel.transfer import METHOD_CALL_TRANSFER
 from dispatcher.channel.bots import BotChannels
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.calls import OwnerRelay, PhoneCalls, Sessions, StandingCap, Timeline
+from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.eval_tokens import EvalTokens
 from dispatcher.phone.media_links import MediaLinks
 from dispatcher.phone.metrics import PhoneMetrics
 from dispatcher.phone.settings import PhoneSettings
 from dispatcher.phone.sip_transfers import SipTransfers
-from dispatcher.phone.telnyx_calls import TelnyxCalls
+from dispatcher.phone.telnyx_calls import ACCOUNT_SID, TelnyxCalls
+from dispatcher.phone.telnyx_dial import TelnyxDialer
 from dispatcher.phone.tokens import CallTokens
 from dispatcher.phone.transfer_anywhere import TransfersAnywhere
 from dispatcher.phone.transfer_asks import bot_transfer
 from dispatcher.phone.transfers import Transfers
 from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.phone.twilio_calls import TwilioCalls
-from dispatcher.phone.twilio_dial import TwilioDialSettings
+from dispatcher.phone.twilio_dial import dial_settings_from_env
 from dispatcher.phone.twilio_dialer import TwilioDialer
 from dispatcher.regions.config import Regions
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
 from dispatcher.store.coordination import Coordination, HeldPlaces, OneTimeUse
+from voicefleet_settings.read import SettingsError, setting_text
 
 
 @dataclass
@@ -47,9 +50,10 @@ class PhoneState:
     handed: HeldPlaces
     transfers: Transfers  # the calls relayed here, each of which may be handed to a person
     handing: TransfersAnywhere  # a call handed to a person at whichever replica holds it
-    # Calls placed through Twilio's Calls API (dispatcher/phone/twilio_dialer.py); None: why not, in `no_dialer`.
-    dialer: TwilioDialer | None = None
-    no_dialer: str = ""
+    # Calls placed through a carrier's Calls API (dispatcher/phone/dialer.py), by carrier (`twilio`,
+    # `telnyx`); a carrier missing here: why not, in `no_dialer`.
+    dialers: dict[str, Dialer] = field(default_factory=dict)
+    no_dialer: dict[str, str] = field(default_factory=dict)
     metrics: PhoneMetrics | None = None
     eval_tokens: EvalTokens | None = None  # a SIP eval's mark and pin (eval_tokens.py); None: refused
     active_calls: int = 0
@@ -91,7 +95,15 @@ def build_phone_state(
                           sip=SipTransfers(edge) if edge is not None else None, telnyx=telnyx)
     handing = TransfersAnywhere(transfers, coordination)
     channels.methods[METHOD_CALL_TRANSFER] = bot_transfer(handing)
-    dialer, no_dialer = _dialer(env, phone, twilio, coordination, (regions or Regions()).several)
+    several = (regions or Regions()).several
+    dialers: dict[str, Dialer] = {}
+    no_dialer: dict[str, str] = {}
+    for carrier, (dialer, why_not) in (("twilio", _dialer(env, phone, twilio, coordination, several)),
+                                       ("telnyx", _telnyx_dialer(env, phone, telnyx, coordination, several))):
+        if dialer is not None:
+            dialers[carrier] = dialer
+        else:
+            no_dialer[carrier] = why_not
     carriers_share = max(1, math.floor(settings.key_session_share * settings.max_concurrent_sessions))
     return PhoneState(
         settings=phone,
@@ -107,7 +119,7 @@ def build_phone_state(
         handed=coordination.held_places,
         transfers=transfers,
         handing=handing,
-        dialer=dialer,
+        dialers=dialers,
         no_dialer=no_dialer,
         metrics=PhoneMetrics(metrics.registry, metrics.provider),
         eval_tokens=EvalTokens(phone.token_key, coordination.spent, region=settings.region),
@@ -120,7 +132,7 @@ def _dialer(env: Mapping[str, str], phone: PhoneSettings, twilio: TwilioCalls | 
     """Calls out through Twilio need its REST credentials, its auth token (Twilio signs the calls'
     callbacks with the account's auth token, whichever credential placed them) and an address of this
     dispatcher's own for the call's stream and callbacks (dispatcher/phone/access.py `carrier_base`)."""
-    settings = TwilioDialSettings.from_env(env)
+    settings = dial_settings_from_env(env, "TWILIO")
     if twilio is None or phone.twilio_rest is None:
         return None, ("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or an API key: TWILIO_API_KEY_SID and "
                       "TWILIO_API_KEY_SECRET, with TWILIO_AUTH_TOKEN to check the calls' callbacks)")
@@ -131,3 +143,26 @@ def _dialer(env: Mapping[str, str], phone: PhoneSettings, twilio: TwilioCalls | 
                       "stream and callbacks go there, never to an address a request's Host header names")
     kept = coordination.session_values(hmac.new(phone.token_key, b"twilio calls kept", hashlib.sha256).digest())
     return TwilioDialer(settings, twilio, phone.twilio_rest.account_sid, coordination, kept), ""
+
+
+def _telnyx_dialer(env: Mapping[str, str], phone: PhoneSettings, telnyx: TelnyxCalls | None,
+                   coordination: Coordination, regions: bool) -> tuple[TelnyxDialer | None, str]:
+    """Calls out through Telnyx's TeXML API need the dispatcher's Telnyx API key and Telnyx's public key
+    (the calls' callbacks are Ed25519-signed and checked), the account and the TeXML application that
+    places them, and an address of this dispatcher's own, as Twilio's calls do."""
+    settings = dial_settings_from_env(env, "TELNYX")
+    account, application = setting_text(env, "TELNYX_ACCOUNT_SID"), setting_text(env, "TELNYX_APPLICATION_SID")
+    if account and not ACCOUNT_SID.fullmatch(account):  # it names the create's URL path
+        raise SettingsError(f"TELNYX_ACCOUNT_SID={account[:40]!r} must be the Telnyx account's id, a UUID "
+                            "(Mission Control Portal, account settings)")
+    if telnyx is None:
+        return None, ("set TELNYX_TRANSFER_API_KEY (the dispatcher's Telnyx API key) and TELNYX_PUBLIC_KEY (the "
+                      "calls' callbacks are signed with Telnyx's key and checked)")
+    if not account or not application:
+        return None, ("set TELNYX_ACCOUNT_SID (the account's id) and TELNYX_APPLICATION_SID (the TeXML "
+                      "application whose outbound voice profile places the calls)")
+    if not phone.public_url and not regions:
+        return None, ("set PHONE_PUBLIC_URL to the https:// address Telnyx reaches this dispatcher at: a call's "
+                      "stream and callbacks go there, never to an address a request's Host header names")
+    kept = coordination.session_values(hmac.new(phone.token_key, b"telnyx calls kept", hashlib.sha256).digest())
+    return TelnyxDialer(settings, telnyx, account, coordination, kept, application_sid=application), ""

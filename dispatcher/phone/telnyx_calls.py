@@ -5,6 +5,11 @@ in shape, so a transfer updates the call with new TeXML and reads it back as it 
 
     POST {TELNYX_API_URL}/v2/texml/Accounts/{AccountSid}/Calls/{CallSid}   form: Texml=<Response>…
     GET  {TELNYX_API_URL}/v2/texml/Accounts/{AccountSid}/Calls/{CallSid}
+    POST {TELNYX_API_URL}/v2/texml/Accounts/{AccountSid}/Calls             JSON: a call placed out
+
+A call placed out (dispatcher/phone/telnyx_dial.py) is created with JSON, not a form
+(https://developers.telnyx.com/api-reference/texml-rest-commands/initiate-an-outbound-call); its answer
+is documented as `{from, to, status}` alone: the call's SID comes with its signed callbacks.
 
 A TeXML call is steered by TeXML, not by Call Control's `actions/transfer` (that is for calls a Call
 Control application answered), so the new TeXML's `<Dial>` is what hands it over: Telnyx ends the call's
@@ -61,6 +66,13 @@ class TelnyxCalls(CallsResource):
                  backoff: Backoff = UPDATE_BACKOFF) -> None:
         super().__init__(base_url, timeout=timeout, backoff=backoff)
         self._api_key = api_key
+
+    async def create(self, account_sid: str, document: dict[str, Any]) -> dict[str, Any]:
+        """A new outgoing call: Telnyx's answer (`status` `queued`); `TwilioRefused` (nothing placed),
+        `Unanswered` (it may have been placed)."""
+        if not ACCOUNT_SID.fullmatch(account_sid):  # it names a URL path
+            raise ValueError("not a Telnyx AccountSid")
+        return await self._post_json(f"/v2/texml/Accounts/{account_sid}/Calls", document)
 
     def _path(self, call_sid: str) -> str:
         if not CALL_ID.fullmatch(call_sid):  # it names a URL path: nothing but the two SIDs goes there

@@ -24,6 +24,7 @@ account throttled, and with it Pipecat's own hang-ups, which share that account'
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -114,10 +115,15 @@ class CallsResource:
         return await self._post(self._path(call_sid), list(form.items()))
 
     async def _post(self, path: str, form: list[tuple[str, str]]) -> dict[str, Any]:
-        """A form POST retried only where the carrier answered 429 (it did nothing); a 5xx is `Unanswered`:
+        return await self._send(path, urlencode(form).encode(), "application/x-www-form-urlencoded")
+
+    async def _post_json(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
+        return await self._send(path, json.dumps(document, separators=(",", ":")).encode(), "application/json")
+
+    async def _send(self, path: str, body: bytes, content_type: str) -> dict[str, Any]:
+        """A POST retried only where the carrier answered 429 (it did nothing); a 5xx is `Unanswered`:
         it may have been done."""
-        body = urlencode(form).encode()
-        headers = {**self._auth(), "Content-Type": "application/x-www-form-urlencoded"}
+        headers = {**self._auth(), "Content-Type": content_type}
 
         async def once() -> HttpResponse:
             self._paced()

@@ -28,37 +28,45 @@ from voicefleet_settings.read import setting_choice, setting_float, setting_int
 
 VOICEMAIL_CHOICES = ("hang_up", "message", "flag")
 MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other")
-# Twilio's final CallStatus of a call never answered → the outcome the trunk path records too.
+# The final CallStatus (Twilio's, and Telnyx's TeXML, which copies it) of a call never answered → the outcome
+# the trunk path records too.
 NOT_ANSWERED = {"busy": "busy", "no-answer": "no_answer", "failed": "failed", "canceled": "canceled"}
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
-CALLBACK_PATH = "/phone/twilio/calls/{session_id}/{mac}/{what}"
-KEPT_SECONDS = 26 * 3600.0  # past Twilio's longest call (24 h): a late AMD verdict still finds its call
+CALLBACK_PATH = "/phone/{carrier}/calls/{session_id}/{mac}/{what}"
+KEPT_SECONDS = 26 * 3600.0  # past Twilio's longest call (24 h; Telnyx's: 4 h): a late AMD verdict finds its call
 
 
 @dataclass(frozen=True)
-class TwilioDialSettings:
+class DialSettings:
+    """A carrier's calls out: its pace, ring time, voicemail choice and pace wait (`TWILIO_CALLS_PER_SECOND`,
+    `TELNYX_CALLS_PER_SECOND`, …)."""
+
     calls_per_second: float = 1.0
     ring_seconds: int = 30
     voicemail: str = "hang_up"
     max_wait_seconds: float = 5.0
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> TwilioDialSettings:
-        return cls(setting_float(env, "TWILIO_CALLS_PER_SECOND"), setting_int(env, "TWILIO_RING_SECONDS"),
-                   setting_choice(env, "TWILIO_VOICEMAIL"), setting_float(env, "TWILIO_CALL_MAX_WAIT_SECONDS"))
+
+def dial_settings_from_env(env: Mapping[str, str], prefix: str) -> DialSettings:
+    """`prefix` `TWILIO` or `TELNYX`: `TWILIO_CALLS_PER_SECOND`, … (a name of its own: the settings' test
+    follows the names it builds to each caller's prefix)."""
+    return DialSettings(setting_float(env, f"{prefix}_CALLS_PER_SECOND"), setting_int(env, f"{prefix}_RING_SECONDS"),
+                        setting_choice(env, f"{prefix}_VOICEMAIL"),
+                        setting_float(env, f"{prefix}_CALL_MAX_WAIT_SECONDS"))
 
 
-def callback_mac(key: bytes, session_id: str) -> str:
-    digest = hmac.new(key, f"twilio-outbound|{session_id}".encode(), hashlib.sha256).digest()
+def callback_mac(key: bytes, session_id: str, carrier: str = "twilio") -> str:
+    digest = hmac.new(key, f"{carrier}-outbound|{session_id}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
-def callback_url(base: str, key: bytes, session_id: str, what: str) -> str:
-    return base + CALLBACK_PATH.format(session_id=session_id, mac=callback_mac(key, session_id), what=what)
+def callback_url(base: str, key: bytes, session_id: str, what: str, carrier: str = "twilio") -> str:
+    mac = callback_mac(key, session_id, carrier)
+    return base + CALLBACK_PATH.format(carrier=carrier, session_id=session_id, mac=mac, what=what)
 
 
-def mac_valid(key: bytes, session_id: str, presented: str) -> bool:
-    return hmac.compare_digest(callback_mac(key, session_id).encode(), presented.encode())
+def mac_valid(key: bytes, session_id: str, presented: str, carrier: str = "twilio") -> bool:
+    return hmac.compare_digest(callback_mac(key, session_id, carrier).encode(), presented.encode())
 
 
 def stream_twiml(stream_url: str) -> str:

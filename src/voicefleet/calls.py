@@ -1,5 +1,6 @@
-"""`voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio) [--body JSON]`: a call
-placed through one of the SIP edge's trunks or Twilio's Calls API (`POST /calls`, docs/phone.md#calling-out)
+"""`voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio|telnyx) [--body JSON]`: a call
+placed through one of the SIP edge's trunks, Twilio's Calls API or Telnyx's TeXML Calls API (`POST /calls`,
+docs/phone.md#calling-out)
 with the client's key, its session id printed at once, then its outcome followed on the session's timeline:
 `answered` exits 0; `busy`, `no_answer`, `rejected` (with the SIP code), `failed`, `canceled`, `voicemail`
 and `not_placed` exit 1, as a refusal."""
@@ -23,17 +24,19 @@ POLL_SECONDS = 1.0
 @click.group()
 @common_options
 def calls() -> None:
-    """Calls placed out: `voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio)`."""
+    """Calls placed out: `voicefleet calls place NUMBER --from NUMBER (--trunk NAME | --carrier twilio|telnyx)`."""
 
 
 @calls.command("place")
 @click.argument("number", metavar="NUMBER")
 @click.option("--from", "caller_id", required=True, metavar="NUMBER", help="The number the call comes from (E.164).")
 @click.option("--trunk", metavar="NAME", help="The SIP edge's trunk it goes out through.")
-@click.option("--carrier", type=click.Choice(["sip", "twilio"]),
-              help="`sip` (needs --trunk) or `twilio` (its Calls API); unset: sip with --trunk, else twilio.")
+@click.option("--carrier", type=click.Choice(["sip", "twilio", "telnyx"]),
+              help="`sip` (needs --trunk), `twilio` (its Calls API) or `telnyx` (its TeXML Calls API); unset: sip "
+                   "with --trunk, else twilio.")
 @click.option("--voicemail", type=click.Choice(["hang_up", "message", "flag"]),
-              help="Twilio: what a machine's answer does (default: the dispatcher's TWILIO_VOICEMAIL).")
+              help="Twilio or Telnyx: what a machine's answer does (default: the dispatcher's TWILIO_VOICEMAIL or "
+                   "TELNYX_VOICEMAIL).")
 @click.option("--body", metavar="JSON", help="A JSON object for the bot (`runner_args.body['body']`).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=120.0, show_default=True,
               help="How long to follow the call for its outcome; 0: print the session id and return.")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES, TwilioDialSettings
+from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES, dial_settings_from_env
 from dispatcher.settings import SettingsError as DispatcherSettingsError
 from stacks.config.reader import Reader
 
@@ -36,7 +36,7 @@ def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
     `secrets_set`: the phone secrets' variables the stack sets."""
     found = {variable: value for key, variable in PACE_KEYS.items() if (value := cfg.plain(key)) is not None}
     try:
-        TwilioDialSettings.from_env(found)
+        dial_settings_from_env(found, "TWILIO")
     except DispatcherSettingsError as exc:
         message = str(exc)
         for key, variable in PACE_KEYS.items():

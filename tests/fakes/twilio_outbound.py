@@ -73,7 +73,7 @@ class PlacedCall(FakeCall):
 
     @property
     def stream_url(self) -> str:
-        found = STREAM_URL.search(self.one("Twiml") or "")
+        found = STREAM_URL.search(self.one("Twiml") or self.one("Texml") or "")  # Telnyx's TeXML: the same
         assert found is not None, self.form
         return found.group(1).replace("&amp;", "&")
 
@@ -142,9 +142,13 @@ class FakeTwilioCalls(FakeTwilio):
             return None
         call.sequence += 1
         return await self._callback(call, call.one("StatusCallback"), {
-            "CallStatus": status, "CallbackSource": "call-progress-events", "Direction": "outbound-api",
-            "From": call.one("From") or "", "To": call.one("To") or "", "ApiVersion": "2010-04-01",
-            "SequenceNumber": str(call.sequence - 1), "Timestamp": time.strftime("%a, %d %b %Y %H:%M:%S +0000")})
+            "CallStatus": status, "CallbackSource": "call-progress-events", "From": call.one("From") or "",
+            "To": call.one("To") or "", "SequenceNumber": str(call.sequence - 1), **self._status_fields()})
+
+    def _status_fields(self) -> dict[str, str]:
+        """What this carrier's status callbacks carry besides the call's status and numbers."""
+        return {"Direction": "outbound-api", "ApiVersion": "2010-04-01",
+                "Timestamp": time.strftime("%a, %d %b %Y %H:%M:%S +0000")}
 
     async def answer(self, sid: str) -> list[httpx.Response]:
         """The far end picks up: `initiated`, `ringing`, `answered` (CallStatus `in-progress`)."""
@@ -210,10 +214,10 @@ def _refusal(form: list[tuple[str, str]], numbers: set[str]) -> Response | None:
         return error(400, 20001, "AsyncAmd must be true or false")
     if any(key == "StatusCallbackEvent" and value not in EVENTS for key, value in form):
         return error(400, 20001, f"StatusCallbackEvent must be among {', '.join(EVENTS)}")
-    return _twiml_refusal(single.get("Twiml"))
+    return twiml_refusal(single.get("Twiml"))
 
 
-def _twiml_refusal(twiml: str | None) -> Response | None:
+def twiml_refusal(twiml: str | None) -> Response | None:
     if twiml is None:
         return None
     if len(twiml) > MAX_TWIML_CHARS:

@@ -1,7 +1,8 @@
-"""`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or Twilio's Calls API
-(docs/phone.md#calling-out), and the SIP edge's two routes for it (`SIP_EDGE_SECRET`, never a client's
-key): the session's status, the outcome, and a bridged transfer's person's leg (answered, ended), which the
-session's telephony line prices. Twilio's callbacks: dispatcher/api/routers/twilio_dial.py.
+"""`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or a carrier's Calls API
+(Twilio's, Telnyx's TeXML: docs/phone.md#calling-out), and the SIP edge's two routes for it
+(`SIP_EDGE_SECRET`, never a client's key): the session's status, the outcome, and a bridged transfer's
+person's leg (answered, ended), which the session's telephony line prices. The carriers' callbacks:
+dispatcher/api/routers/twilio_dial.py, telnyx_dial.py.
 
 The call's session is a carrier stream's (`transport: exotel`, as an inbound SIP call's): the key
 that asked owns it. The edge opens its stream, so its bot is claimed and joins before the INVITE
@@ -18,16 +19,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from dispatcher.api.call_outcomes import ended_unstarted, open_timeline, record_outcome
+from dispatcher.api.call_place import dialer_of, place_out, placed_base
 from dispatcher.api.call_schemas import BridgedLeg, CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
 from dispatcher.api.phone_start import phone_start
 from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
-from dispatcher.api.twilio_place import dialer_of, place_twilio, twilio_base
 from dispatcher.api.utf8_bodies import utf8_only
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import carrier_base
+from dispatcher.phone.dialer import UNANSWERED
 from dispatcher.phone.trunk_calls import TrunkCalls
 from dispatcher.sessions.ids import IDEMPOTENCY_KEY, Caller
 from dispatcher.usage.telephony_cost import BRIDGED_LEG
@@ -45,7 +47,7 @@ def _calls(state: AppState) -> TrunkCalls:
 
 
 @router.post("/calls", response_model=CallOut, status_code=201,
-             summary="Place a call through a SIP trunk or Twilio's Calls API")
+             summary="Place a call through a SIP trunk, Twilio's Calls API or Telnyx's TeXML Calls API")
 async def place_call(
     request: Request, response: Response, who: Annotated[Caller, Depends(authenticated)],
     payload: Annotated[CallRequest, Body()],
@@ -53,8 +55,8 @@ async def place_call(
     state = app_state(request)
     carrier = _carrier(payload)
     calls = _calls(state) if carrier == "sip" else None
-    if carrier == "twilio":
-        dialer_of(state)  # 503 naming the settings, before anything is counted
+    if carrier != "sip":
+        dialer_of(state, carrier)  # 503 naming the settings, before anything is counted
     utf8_only(payload.model_dump(exclude_none=True), "the call's JSON")
     user_body = payload.body or {}
     if len(json.dumps(user_body, separators=(",", ":")).encode()) > state.settings.max_body_bytes:
@@ -69,10 +71,10 @@ async def place_call(
         trunk.check_caller(caller)
     route: dict[str, Any] = {"trunk": trunk.name} if trunk is not None else {"carrier": carrier}
     bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, **route, "body": user_body}
-    # Neither the edge nor Twilio is told the request's Host: a key's holder would pick where the callee's
+    # Neither the edge nor a carrier is told the request's Host: a key's holder would pick where the callee's
     # audio and the session's token go. The edge takes the stream's path (dispatcher/phone/trunk_calls.py).
     base = (calls.stream_base(carrier_base(state.phone.settings, state.peers.regions))
-            if calls is not None else twilio_base(state))
+            if calls is not None else placed_base(state, carrier))
     session_key = f"call-{idempotency_key}" if idempotency_key is not None else None
     answer, grant = phone_start(state.phone, CARRIER if trunk is not None else carrier, bot_body, base, who,
                                 state.settings.region, session_key=session_key,
@@ -85,7 +87,8 @@ async def place_call(
         if replayed is not None:
             return replayed
     # A call refused here was never asked for: its retry is a first try.
-    waited = await calls.pace(trunk) if calls is not None and trunk is not None else await dialer_of(state).pace()
+    waited = (await calls.pace(trunk) if calls is not None and trunk is not None
+              else await dialer_of(state, carrier).pace())
     if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
             f"call:{session_id}:{attempt}", REPLAY_SECONDS):
         raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
@@ -97,15 +100,15 @@ async def place_call(
             await calls.hand_over({"session_id": session_id, **stream, "to": payload.to,
                                    "from": payload.caller_id, "trunk": trunk.name, "caller": caller})
         else:
-            shown["call_sid"] = await place_twilio(state, dialer_of(state), payload, who, session_id,
-                                                   stream_url, bot_body)
+            shown["call_sid"] = await place_out(state, dialer_of(state, carrier), payload, who, session_id,
+                                                stream_url, bot_body)
             await open_timeline(state, session_id, carrier=carrier, call_sid=shown["call_sid"])
     except ApiError as exc:
-        if exc.code == "twilio_unanswered":  # it may ring yet: its stream stays open to it, and a retry is a replay
+        if exc.code.endswith(UNANSWERED):  # it may ring yet: its stream stays open to it, and a retry is a replay
             state.sessions.timeline.note(session_id, "requested", carrier=carrier, placed="unknown")
             await state.sessions.timeline.settled()  # written before the answer: a retry at once sees it
             raise
-        # The session never ran, and ends here with why. Its token spent now: an edge (or Twilio) that took
+        # The session never ran, and ends here with why. Its token spent now: an edge (or a carrier) that took
         # the call after all (its answer lost) cannot open it.
         await state.phone.spent.first_use(grant.token_id, grant.expires - time.time() + 60.0)
         await ended_unstarted(state, session_id, **route, detail=exc.message, handed_over=False)
@@ -115,17 +118,17 @@ async def place_call(
 
 
 def _carrier(payload: CallRequest) -> str:
-    """`sip` with a trunk, else `twilio`: a trunk names the SIP edge's way out, and Twilio's API needs none."""
+    """`sip` with a trunk, else `twilio`: a trunk names the SIP edge's way out, and a carrier's API needs none."""
     carrier = payload.carrier or ("sip" if payload.trunk else "twilio")
     if carrier == "sip" and not payload.trunk:
         raise ApiError(422, "trunk_required", "a call through the SIP edge names its `trunk` (or give "
-                       "`\"carrier\": \"twilio\"` to place it through Twilio's Calls API)")
-    if carrier == "twilio" and payload.trunk:
-        raise ApiError(422, "trunk_not_used", "a call through Twilio's Calls API takes no `trunk`: leave it out, "
-                       "or give `\"carrier\": \"sip\"`")
+                       "`\"carrier\": \"twilio\"` or `\"telnyx\"` to place it through that carrier's Calls API)")
+    if carrier != "sip" and payload.trunk:
+        raise ApiError(422, "trunk_not_used", f"a call through {carrier}'s Calls API takes no `trunk`: leave it "
+                       "out, or give `\"carrier\": \"sip\"`")
     if carrier == "sip" and payload.voicemail:
-        raise ApiError(422, "voicemail_not_offered", "`voicemail` applies to calls through Twilio (its answering "
-                       "machine detection); leave it out of a SIP trunk's call")
+        raise ApiError(422, "voicemail_not_offered", "`voicemail` applies to calls through Twilio or Telnyx (their "
+                       "answering machine detection); leave it out of a SIP trunk's call")
     return carrier
 
 

@@ -18,12 +18,13 @@ from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.phone.call_pace import paced
 from dispatcher.phone.twilio_calls import TwilioCalls, TwilioCredentials
-from dispatcher.phone.twilio_dial import TwilioDialSettings
+from dispatcher.phone.twilio_dial import DialSettings
 from dispatcher.phone.twilio_dialer import TwilioDialer
 from dispatcher.settings import Settings
 from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
+from tests.dispatcher.phone.placed_calls import events, outcomes, placed_once_though_unanswered
 from tests.dispatcher.store.conftest import settings_for
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -58,17 +59,6 @@ async def placed(api: httpx.AsyncClient, twilio: FakeTwilioCalls, **change: Any)
     call = twilio.calls_by_sid[answer.json()["call_sid"]]
     assert isinstance(call, PlacedCall)
     return answer.json()["session_id"], call
-
-
-async def events(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
-    state = api.app.state.voicefleet  # type: ignore[attr-defined]
-    await state.sessions.timeline.settled()
-    return list(await state.sessions.timeline.read(session_id))
-
-
-def outcomes(timeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    return [(e["event"], e.get("outcome") or e.get("reason")) for e in timeline
-            if e["event"] in ("call_outcome", "ended")]
 
 
 async def test_a_twilio_call_is_created_with_its_stream_its_signed_callbacks_and_async_amd(
@@ -203,13 +193,9 @@ async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_wit
     """Twilio takes no idempotency key on a create, and a 5xx does not prove that no call was queued:
     the outcome is unknown, as a create with no answer at all."""
     twilio.queued_but_answered = status
-    key = {"Idempotency-Key": f"queued-{status}"}
-    unsure = await api.post("/calls", json=CALL, headers=key)
-    assert unsure.status_code == 504 and unsure.json()["error"]["code"] == "twilio_unanswered", unsure.text
-    again = await api.post("/calls", json=CALL, headers=key)
-    assert again.status_code == 200, again.text  # the first session, not a second call
+    session_id = await placed_once_though_unanswered(api, CALL, status, "twilio_unanswered")
     assert len(twilio.calls_to("POST", "Calls.json")) == 1 and len(twilio.placed) == 1
-    timeline = await events(api, again.json()["session_id"])
+    timeline = await events(api, session_id)
     assert [e.get("placed") for e in timeline if e["event"] == "requested"][-1] == "unknown", timeline
 
 
@@ -281,13 +267,13 @@ async def test_two_replicas_never_create_calls_faster_than_the_account_s_pace(re
     on its way, a quarter second of slack: unpaced, all six come within a few milliseconds)."""
     prefix = f"{DEFAULT_PREFIX}t-{secrets.token_hex(4)}:"
     replicas = [RedisCoordination(settings_for(redis, name, prefix)) for name in ("r-a", "r-b")]
-    settings = TwilioDialSettings(calls_per_second=2.0, max_wait_seconds=5.0)
+    settings = DialSettings(calls_per_second=2.0, max_wait_seconds=5.0)
     with serve(FakeTwilioCalls(create_per_second=100)) as fake:  # Twilio queues past its CPS: times show it
         clients = [TwilioCalls(TwilioCredentials(ACCOUNT_SID, ACCOUNT_SID, AUTH_TOKEN), fake.url) for _ in replicas]
         dialers = [TwilioDialer(settings, client, ACCOUNT_SID, c, c.session_values(b"k" * 32))
                    for client, c in zip(clients, replicas, strict=True)]
 
-        async def place(n: int) -> str:
+        async def place(n: int) -> str | None:
             dialer = dialers[n % 2]
             await dialer.pace()
             form = [("To", "+14155550100"), ("From", "+14155550199"), ("Twiml", "<Response/>")]

@@ -1,0 +1,59 @@
+"""What a placed call's callbacks do, once their carrier's signature, the URL's MAC of the session and their
+first sighting are checked (Twilio's: dispatcher/api/routers/twilio_dial.py; Telnyx's TeXML:
+dispatcher/api/routers/telnyx_dial.py). Both carriers speak Twilio's words (`CallStatus`, `AnsweredBy`), so
+one implementation records the outcome as the trunk path records it (dispatcher/api/call_outcomes.py), and
+does what a machine's answer asks: hang up; or hand the call to a fresh stream whose bot finds `answered_by`
+in its body (`message`: at the beep; `flag`: at once), the first session ending `voicemail`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatcher.api.call_outcomes import record_outcome
+from dispatcher.api.call_place import placed_base
+from dispatcher.api.phone_start import phone_start
+from dispatcher.api.state import AppState
+from dispatcher.errors import ApiError
+from dispatcher.phone.dialer import Dialer
+from dispatcher.phone.twilio_calls import TwilioRefused, Unanswered
+from dispatcher.phone.twilio_dial import MACHINE, NOT_ANSWERED, voicemail_action
+
+ANSWERED_BY = ("human", *MACHINE, "fax", "unknown")
+
+
+async def status_event(state: AppState, dialer: Dialer, session_id: str, form: dict[str, str],
+                       call_sid: str) -> None:
+    """The call's progress: answered, or its end without an answer (the session ends with it)."""
+    status = form.get("CallStatus", "")
+    fields = {"carrier": dialer.carrier, "call_sid": call_sid}
+    if status == "in-progress":
+        await record_outcome(state, session_id, "answered", **fields)
+    elif status in NOT_ANSWERED:
+        await record_outcome(state, session_id, NOT_ANSWERED[status], **fields)
+
+
+async def amd_event(state: AppState, dialer: Dialer, session_id: str, form: dict[str, str], call_sid: str,
+                    kept: dict[str, Any], *, updated_as: str | None = None) -> None:
+    """Who answered, by the carrier's asynchronous answering-machine detection. `updated_as`: the call as
+    the carrier's update names it where that is not its `call_sid` (Telnyx's: `AccountSid/CallSid`)."""
+    answered_by = form.get("AnsweredBy", "")
+    if answered_by not in ANSWERED_BY:
+        raise ApiError(400, "invalid_form", f"AnsweredBy is one of {', '.join(ANSWERED_BY)}")
+    carrier = dialer.carrier
+    state.sessions.timeline.note(session_id, "answered_by", answered_by=answered_by, carrier=carrier)
+    action = voicemail_action(str(kept.get("voicemail")), answered_by)
+    fields: dict[str, Any] = {"carrier": carrier, "call_sid": call_sid, "answered_by": answered_by}
+    owner = state.phone.owners(str(kept.get("owner")))
+    try:
+        if action == "hand_to_bot" and owner is not None:
+            base = placed_base(state, carrier)
+            body = {**kept.get("body", {}), "answered_by": answered_by}
+            answer, _ = phone_start(state.phone, carrier, body, base, owner, state.settings.region)
+            await dialer.hand_over(updated_as or call_sid, f"{answer['wsUrl']}/{answer['token']}")
+            fields["continued_in"] = answer["sessionId"]
+        elif action is not None:  # hang_up (or a key removed since: no bot may take the call)
+            await dialer.hang_up(updated_as or call_sid)
+    except (TwilioRefused, Unanswered) as exc:
+        raise ApiError(502, f"{carrier}_refused", f"the call could not be changed at {dialer.title}: {exc}") from None
+    if action is not None:
+        await record_outcome(state, session_id, "voicemail", **fields)

@@ -1,0 +1,71 @@
+"""Telnyx's callbacks for a call placed through its TeXML Calls API (dispatcher/phone/telnyx_dial.py):
+
+    POST /phone/telnyx/calls/{session_id}/{mac}/status   CallStatus: in-progress (answered), busy, …
+    POST /phone/telnyx/calls/{session_id}/{mac}/amd      AnsweredBy: human, machine_start, …, fax, unknown
+
+Each is checked before it counts: Telnyx's Ed25519 signature of its timestamp and body (TELNYX_PUBLIC_KEY;
+older than its tolerance: refused), the URL's MAC of the session (handed out with this call's create only:
+the signature covers the body, not the URL), the account being this dispatcher's, and once across every
+replica. What each then does: dispatcher/api/placed_call_events.py, the code Twilio's calls use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+
+from dispatcher.api.dependencies import app_state
+from dispatcher.api.placed_call_events import amd_event, status_event
+from dispatcher.api.routers.webhooks import TELNYX_SECONDS, first_time
+from dispatcher.api.state import AppState
+from dispatcher.errors import ApiError
+from dispatcher.phone.dialer import Dialer
+from dispatcher.phone.telnyx_calls import call_id
+from dispatcher.phone.twilio_dial import mac_valid
+
+router = APIRouter(prefix="/phone/telnyx/calls", include_in_schema=False)
+
+
+@router.post("/{session_id}/{mac}/status")
+async def call_status(request: Request, session_id: str, mac: str) -> Response:
+    state, form, _, dialer, _ = await _verified(request, session_id, mac)
+    await status_event(state, dialer, session_id, form, form["CallSid"])
+    return Response(status_code=204)
+
+
+@router.post("/{session_id}/{mac}/amd")
+async def amd_verdict(request: Request, session_id: str, mac: str) -> Response:
+    state, form, kept, dialer, call = await _verified(request, session_id, mac)
+    await amd_event(state, dialer, session_id, form, form["CallSid"], kept, updated_as=call)
+    return Response(status_code=204)
+
+
+async def _verified(request: Request, session_id: str,
+                    mac: str) -> tuple[AppState, dict[str, str], dict[str, Any], Dialer, str]:
+    """The callback's form, the call's kept values, the dialer and the call (`AccountSid/CallSid`)."""
+    state = app_state(request)
+    dialer, key = state.phone.dialers.get("telnyx"), state.phone.settings.telnyx_key
+    if dialer is None or key is None:
+        raise ApiError(404, "not_found", "this dispatcher places no calls through Telnyx")
+    raw = await request.body()
+    signature = request.headers.get("telnyx-signature-ed25519")
+    why = key.valid(raw, signature, request.headers.get("telnyx-timestamp"))
+    if why is not None:
+        raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
+    if not mac_valid(state.phone.settings.token_key, session_id, mac, "telnyx"):
+        raise ApiError(403, "callback_forged", "this callback URL was not handed out for that session")
+    try:
+        form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_form", "the callback's body is not UTF-8 form data") from None
+    call = call_id(form.get("AccountSid", ""), form.get("CallSid", ""))
+    if call is None or form["AccountSid"] != dialer.account:
+        raise ApiError(400, "invalid_form", "AccountSid is not this dispatcher's Telnyx account, or CallSid is not "
+                       "a Telnyx call SID")
+    await first_time(request, f"telnyx-placed:{signature}", TELNYX_SECONDS)  # canonical base64 only: one text
+    kept = await dialer.kept_call(session_id)
+    if kept is None:
+        raise ApiError(404, "not_found", f"no call placed through Telnyx is known for session {session_id}")
+    return state, form, kept, dialer, call

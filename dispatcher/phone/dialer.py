@@ -1,0 +1,100 @@
+"""A carrier's Calls API, seen from the dispatcher's side of a call placed out (Twilio's: twilio_dialer.py;
+Telnyx's TeXML: telnyx_dialer.py): its pace, its create, what its callbacks read back, and the two changes
+an answering machine may make (hang up; hand the call to a fresh stream whose bot is told who answered).
+One implementation; a carrier says how its create is sent, how its refusals read, and its stream's XML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatcher.errors import ApiError
+from dispatcher.phone.call_pace import paced
+from dispatcher.phone.twilio_calls import CallsResource, TwilioRefused, Unanswered
+from dispatcher.phone.twilio_dial import KEPT_SECONDS, DialSettings
+from dispatcher.store.coordination import CreateLimits, SessionValues
+from dispatcher.store.secrets_vault import VaultFull
+
+UNANSWERED = "_unanswered"  # the ending of the code of a create whose answer never came: it may ring yet
+
+
+class Dialer:
+    carrier = "twilio"  # as `POST /calls` names it
+    title = "Twilio"  # as people read it
+    setting_prefix = "TWILIO"
+    credentials_named = "TWILIO_ACCOUNT_SID and its credentials"  # what a 401 from the carrier asks to check
+
+    def __init__(self, settings: DialSettings, resource: CallsResource, account_sid: str, limits: CreateLimits,
+                 kept: SessionValues) -> None:
+        self.settings = settings
+        self._resource = resource
+        self.account = account_sid
+        self._limits = limits
+        self._kept = kept
+
+    async def pace(self) -> float:
+        """Waits for the account's next turn (its calls a second, across every replica); 429 past the bound."""
+        return await paced(self._limits, f"{self.carrier}:{self.account}", self.settings.calls_per_second,
+                           self.settings.max_wait_seconds, code=f"{self.carrier}_paced",
+                           what=f"the {self.title} account {self.account}",
+                           setting=f"{self.setting_prefix}_CALL_MAX_WAIT_SECONDS")
+
+    async def place(self, session_id: str, create: Any, kept: dict[str, Any]) -> str | None:
+        """Creates the call, its values kept first (a callback may come before the create's answer); the
+        call's SID where the answer names one. `ApiError` when it was not placed, or (504) when the
+        carrier's answer never came."""
+        try:
+            await self._kept.put(self._kept_key(session_id), kept, KEPT_SECONDS)
+        except VaultFull:
+            raise ApiError(503, "calls_full", f"too many calls are waiting on {self.title} right now; try again",
+                           retry_after=5) from None
+        try:
+            answer = await self._create(create)
+        except TwilioRefused as exc:
+            raise self._refusal(exc) from None
+        except Unanswered:
+            raise ApiError(504, self.carrier + UNANSWERED, f"{self.title} did not answer the create: the call may "
+                           "have been placed; follow its session before placing it again") from None
+        return self._sid_of(answer)
+
+    async def kept_call(self, session_id: str) -> dict[str, Any] | None:
+        return await self._kept.get(self._kept_key(session_id))
+
+    async def hang_up(self, call_sid: str) -> None:
+        """Ends a live call (`Status=completed`); a call already over is left as it is."""
+        try:
+            await self._resource.update(call_sid, status="completed")
+        except TwilioRefused as exc:
+            if exc.code not in self._resource.gone_codes:
+                raise
+
+    async def hand_over(self, call_sid: str, stream_url: str) -> None:
+        """The live call's media moved to a new stream (the carrier ends the first one)."""
+        await self._resource.update(call_sid, self.stream_document(stream_url))
+
+    def stream_document(self, stream_url: str) -> str:
+        raise NotImplementedError
+
+    def create_for(self, *, to: str, caller_id: str, stream_url: str, status_url: str, amd_url: str,
+                   voicemail: str) -> Any:
+        """The create's parameters, as this carrier takes them."""
+        raise NotImplementedError
+
+    def _kept_key(self, session_id: str) -> str:
+        return f"{self.carrier}-call:{session_id}"
+
+    async def _create(self, create: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _sid_of(self, answer: dict[str, Any]) -> str | None:
+        return str(answer.get("sid", "")) or None
+
+    def _refusal(self, exc: TwilioRefused) -> ApiError:
+        """The API's own error for a refused create: a throttle, the dispatcher's credential, or the carrier's
+        words. A carrier names its refusals of the numbers in its `_refusal`."""
+        detail = f"{self.title} refused the call: {exc.message}" + (f" (error {exc.code})" if exc.code else "")
+        if exc.status == 429:
+            return ApiError(429, f"{self.carrier}_throttled", detail + "; try again after Retry-After",
+                            retry_after=max(1.0, exc.retry_after or 1.0))
+        if exc.status in (401, 403):
+            return ApiError(502, f"{self.carrier}_refused", detail + f"; check {self.credentials_named}")
+        return ApiError(502, f"{self.carrier}_refused", detail)

@@ -1,0 +1,31 @@
+"""What the tests of calls placed through a carrier's Calls API read back (test_twilio_dial.py,
+test_telnyx_dial.py): the session's timeline, once written, and its outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+async def events(api: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    state = api.app.state.voicefleet  # type: ignore[attr-defined]
+    await state.sessions.timeline.settled()
+    return list(await state.sessions.timeline.read(session_id))
+
+
+def outcomes(timeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(e["event"], e.get("outcome") or e.get("reason")) for e in timeline
+            if e["event"] in ("call_outcome", "ended")]
+
+
+async def placed_once_though_unanswered(api: httpx.AsyncClient, call: dict[str, Any], status: int,
+                                        code: str) -> str:
+    """A create the carrier's fake answers `status` (a 5xx) though it queued the call: the dispatcher's `504`
+    (`code`), then the same Idempotency-Key again, answered `200` with the first session; that session's id."""
+    key = {"Idempotency-Key": f"queued-{status}"}
+    unsure = await api.post("/calls", json=call, headers=key)
+    assert unsure.status_code == 504 and unsure.json()["error"]["code"] == code, unsure.text
+    again = await api.post("/calls", json=call, headers=key)
+    assert again.status_code == 200, again.text  # the first session, not a second call
+    return str(again.json()["session_id"])
