@@ -7,24 +7,15 @@ in shape, so a transfer updates the call with new TeXML and reads it back as it 
     GET  {TELNYX_API_URL}/v2/texml/Accounts/{AccountSid}/Calls/{CallSid}
     POST {TELNYX_API_URL}/v2/texml/Accounts/{AccountSid}/Calls             JSON: a call placed out
 
-A call placed out (dispatcher/phone/telnyx_dial.py) is created with JSON, not a form
-(https://developers.telnyx.com/api-reference/texml-rest-commands/initiate-an-outbound-call); its answer
-is documented as `{from, to, status}` alone: the call's SID comes with its signed callbacks.
+A call placed out (dispatcher/phone/telnyx_dial.py) is created with JSON; its answer is `{from, to,
+status}` alone: the call's SID comes with its signed callbacks. A TeXML call is steered by TeXML, not
+by Call Control's `actions/transfer`: the new TeXML's `<Dial>` hands it over (docs/phone.md).
 
-A TeXML call is steered by TeXML, not by Call Control's `actions/transfer` (that is for calls a Call
-Control application answered), so the new TeXML's `<Dial>` is what hands it over: Telnyx ends the call's
-`<Stream>` and rings the person (https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/dial).
-
-Bearer auth with an API key of the account under a name of the dispatcher's alone
-(TELNYX_TRANSFER_API_KEY, never given to a bot: dispatcher/machines/bot_variables.py), not TELNYX_API_KEY,
-the name Pipecat's serializer reads in a bot for its hang-up, which a local bot may be handed.
-
-Telnyx answers the call resource (`status`: `in-progress`, `completed`, …), or its error body
-`{"errors": [{"code": "10005", "title": …, "detail": …}]}` (10005: no such resource; 90018: the call
-has already ended): only those codes say the call is over, never a bare 404.
-
-The call's ids come from the TeXML webhook Telnyx signed (Ed25519): `AccountSid` and `CallSid`, carried
-in the stream's one-time token as one value (`call_id`), and checked here before they name a URL path.
+Bearer auth with an API key under a name of the dispatcher's alone (TELNYX_TRANSFER_API_KEY, never
+given to a bot: dispatcher/machines/bot_variables.py), not TELNYX_API_KEY, which Pipecat's serializer
+reads in a bot. Only Telnyx's codes 10005 (no such resource) and 90018 (the call has already ended)
+say the call is over, never a bare 404. The call's ids come from the TeXML webhook Telnyx signed
+(Ed25519), carried in the stream's one-time token, and are checked here before they name a URL path.
 """
 
 from __future__ import annotations

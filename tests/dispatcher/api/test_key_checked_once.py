@@ -32,6 +32,7 @@ from dispatcher.api.routers import (
     sip_end,
     sip_eval_tokens,
     status,
+    telnyx_dial,
     timeline,
     transfer,
     trunk_calls,
@@ -78,10 +79,10 @@ KEY_ROUTERS = (sessions.router, timeline.router, offers.router, runner_offer.rou
 # artifacts, checked in the route; their files and a bot's recording parts: a signed path,
 # dispatcher/artifacts/signed_paths.py), a client's key or the SIP edge's secret (`POST /calls`, the key in
 # its route; the edge's routes for its calls, SIP_EDGE_SECRET), Meta's signature (WhatsApp's webhook), Twilio's
-# signature and the session's MAC in the URL (the callbacks of a call placed through Twilio).
+# or Telnyx's signature and the session's MAC in the URL (the callbacks of a call placed through them).
 OTHERWISE = (bots.router, carriers.router, webhooks.router, daily_dialin.router, ops.router, regions.router,
              releases.router, status.router, session_list.router, audit.router, artifacts.router, capacity.router,
-             keys.router, usage.router, trunk_calls.router, whatsapp.router, twilio_dial.router)
+             keys.router, usage.router, trunk_calls.router, whatsapp.router, twilio_dial.router, telnyx_dial.router)
 
 
 def _asks_for_the_key(dependency: Dependant) -> bool:
