@@ -64,13 +64,12 @@ def test_a_pause_between_two_sentences_is_waited_out_while_words_are_unspoken() 
 def test_a_done_answer_is_over_once_the_frames_behind_the_callers_jitter_buffer_came_in() -> None:
     """aiortc's jitter buffer hands a frame on once 4 later ones have come: the bot's last words reach
     the recording only with the frames that follow them, and an answer ended before they did lost its
-    last 80 ms. Once they came (with the answer's last packet, and one more: its sender encodes off the
-    loop, so that packet can leave just after the event), nothing of the answer is left to wait for."""
+    last 80 ms. Once they came, nothing of the answer is left to wait for."""
     done = quiet_needed(events(*REPLY, "bot-stopped-speaking"))
     assert done == QUIET_WHEN_DONE
     assert not heard_out(done, frames_since=0)
-    assert not heard_out(done, frames_since=5)  # the jitter buffer's 4, and the answer's last packet
-    assert heard_out(done, frames_since=FRAMES_AFTER_DONE) and FRAMES_AFTER_DONE == 6
+    assert not heard_out(done, frames_since=4)  # the last 4 may still be the answer's
+    assert heard_out(done, frames_since=FRAMES_AFTER_DONE) and FRAMES_AFTER_DONE == 5
     # A bot whose events do not say it is done gets its whole quiet, whatever audio comes meanwhile.
     still = quiet_needed(events("bot-llm-started", "bot-tts-started", "bot-started-speaking", "bot-tts-stopped",
                                 "bot-stopped-speaking"))
@@ -78,13 +77,12 @@ def test_a_done_answer_is_over_once_the_frames_behind_the_callers_jitter_buffer_
     assert not heard_out(QUIET_UNSPOKEN, frames_since=100)
 
 
-async def test_the_frames_awaited_are_two_more_than_the_callers_jitter_buffer_holds() -> None:
-    """FRAMES_AFTER_DONE is aiortc's audio prefetch (the packets its receiver holds back) plus two: the
-    answer's last packet, and one its sender may still have been encoding as the bot's event left.
-    An aiortc that held more would leave the answer's last words out again."""
+async def test_the_frames_awaited_are_one_more_than_the_callers_jitter_buffer_holds() -> None:
+    """FRAMES_AFTER_DONE is aiortc's audio prefetch (the packets its receiver holds back) plus one:
+    an aiortc that held more would leave the answer's last words out again."""
     pc = RTCPeerConnection()
     try:
         receiver = pc.addTransceiver("audio").receiver
-        assert FRAMES_AFTER_DONE == receiver._RTCRtpReceiver__jitter_buffer._prefetch + 2  # type: ignore[attr-defined]
+        assert FRAMES_AFTER_DONE == receiver._RTCRtpReceiver__jitter_buffer._prefetch + 1  # type: ignore[attr-defined]
     finally:
         await pc.close()

@@ -16,13 +16,11 @@ QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking wit
 # the answer, not a pause between sentences. 0.5 s less per answer: about 2 s of a 4-turn call.
 QUIET_WHEN_DONE = 0.2
 # ... but no longer than it takes the bot's last packets to reach the recording: the caller's jitter
-# buffer (aiortc's) hands a packet on once 4 later ones have come, and the packet with the answer's
-# last 10 ms can leave the bot just after its event (its sender makes 20 ms packets, encoded off the
-# loop), so once this many frames have arrived since the bot said it is done, the answer has been
-# heard (with 5, 1 answer in 17 had its last loud frame come in after its end). The bot host sends
+# buffer (aiortc's) hands a packet on once 4 later ones have come, so once this many frames have arrived
+# since the bot said it is done, the audio it sent before saying so has been heard. The bot host sends
 # silence right after its speech (bot/output_pacing.py), so they follow at once; a bot that pauses its
 # stream instead is heard out for QUIET_WHEN_DONE.
-FRAMES_AFTER_DONE = 6
+FRAMES_AFTER_DONE = 5
 # ... or this long while the response's text (bot-llm-text) holds words no spoken bot-output has said:
 # the voice has more to say, however long it pauses for a core (a pause of 1-2 s at a load of 13-40).
 QUIET_UNSPOKEN = 5.0
