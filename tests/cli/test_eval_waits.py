@@ -11,7 +11,7 @@ from typing import Any, SupportsIndex
 import httpx
 import pytest
 
-from voicefleet.evals import answer_end, call, run
+from voicefleet.evals import call, run
 from voicefleet.evals.outcome import CallResult, Target
 from voicefleet.evals.phases import Phases
 from voicefleet.evals.scenario import Scenario, Turn
@@ -78,27 +78,6 @@ async def test_an_answer_is_read_when_the_bots_events_arrive_not_on_a_poll() -> 
         await client.close()
     assert answer.text == ""
     assert messages.reads <= len(ANSWER) + 1 + 5, f"read {messages.reads} times"
-
-
-async def test_a_done_answer_ends_once_its_last_frames_came_in_not_after_its_whole_quiet(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bot said it is done; the frames that follow flush the caller's jitter buffer, and the answer
-    ends with them. Its quiet is made 60 s here, so only the frames can end it within the test's wait."""
-    monkeypatch.setattr(answer_end, "QUIET_WHEN_DONE", 60.0)
-    client = WebRTCClient("http://127.0.0.1:9/api/offer")
-    for kind in [*ANSWER, "bot-stopped-speaking"]:
-        client.rtvi_messages.append({"label": "rtvi-ai", "type": kind})
-    hearing = asyncio.ensure_future(call._hear(client, since=0, listen=120.0, phases=Phases()))
-    try:
-        await asyncio.sleep(0.3)
-        assert not hearing.done()  # no frames yet: its last words may still be in the jitter buffer
-        for _ in range(answer_end.FRAMES_AFTER_DONE):
-            client.recording.times.append(asyncio.get_running_loop().time())
-            client.recording.levels.append(0.0)
-        await asyncio.wait_for(hearing, 10.0)
-    finally:
-        hearing.cancel()
-        await client.close()
 
 
 async def test_a_hang_up_is_seen_when_the_connection_closes(monkeypatch: pytest.MonkeyPatch) -> None:

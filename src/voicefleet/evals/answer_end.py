@@ -1,8 +1,7 @@
 """When the WebRTC caller takes a bot's answer to be over, from the bot's RTVI events since the turn:
-once it stopped speaking and stayed quiet, for less time when its events say nothing more is coming
-(and only until its last audio has come in behind the caller's jitter buffer), and for longer while
-its LLM has said words its voice has not yet spoken (a starved bot's pause between two sentences is
-not the answer's end)."""
+once it stopped speaking and stayed quiet, for less time when its events say nothing more is coming,
+and for longer while its LLM has said words its voice has not yet spoken (a starved bot's pause
+between two sentences is not the answer's end)."""
 
 from __future__ import annotations
 
@@ -15,12 +14,6 @@ QUIET_AFTER = 0.7  # an answer ends this long after the bot stopped speaking wit
 # its TTS synthesised all of it (RTVI's bot-llm-stopped and bot-tts-stopped), so the quiet is the end of
 # the answer, not a pause between sentences. 0.5 s less per answer: about 2 s of a 4-turn call.
 QUIET_WHEN_DONE = 0.2
-# ... but no longer than it takes the bot's last packets to reach the recording: the caller's jitter
-# buffer (aiortc's) hands a packet on once 4 later ones have come, so once this many frames have arrived
-# since the bot said it is done, the audio it sent before saying so has been heard. The bot host sends
-# silence right after its speech (bot/output_pacing.py), so they follow at once; a bot that pauses its
-# stream instead is heard out for QUIET_WHEN_DONE.
-FRAMES_AFTER_DONE = 5
 # ... or this long while the response's text (bot-llm-text) holds words no spoken bot-output has said:
 # the voice has more to say, however long it pauses for a core (a pause of 1-2 s at a load of 13-40).
 QUIET_UNSPOKEN = 5.0
@@ -38,18 +31,6 @@ def quiet_needed(messages: list[dict[str, Any]]) -> float | None:
     if generated and unspoken(messages):
         return QUIET_UNSPOKEN
     return QUIET_WHEN_DONE if synthesised and generated else QUIET_AFTER
-
-
-def heard_out(quiet: float, frames_since: int) -> bool:
-    """Whether a quiet bot's answer has all reached the caller before its quiet is over: the bot said
-    it is done and FRAMES_AFTER_DONE frames came since."""
-    return ends_on_frames(quiet) and frames_since >= FRAMES_AFTER_DONE
-
-
-def ends_on_frames(quiet: float) -> bool:
-    """Whether the frames that come in can end this quiet: only the quiet of a bot that said it is done
-    (`quiet_needed` gave QUIET_WHEN_DONE), never a pause's."""
-    return quiet == QUIET_WHEN_DONE
 
 
 def unspoken(messages: list[dict[str, Any]]) -> bool:

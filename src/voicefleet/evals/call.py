@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from voicefleet.evals.answer_end import ends_on_frames, heard_out, quiet_needed, texts
+from voicefleet.evals.answer_end import quiet_needed, texts
 from voicefleet.evals.bot_latency import bot_figures
 from voicefleet.evals.call_end import ended_reason, not_taken
 from voicefleet.evals.checks import Answer, failures
@@ -38,7 +38,6 @@ CONNECT_TIMEOUT = 60.0  # a cold bot answers the offer once it runs
 GREETING_WAIT = 30.0
 START_AFTER_CANCEL = 10.0  # a start under way when the run is interrupted: its answer awaited this long
 HANG_UP_WAIT = 15.0  # the bot's own end of the call, after its last answer
-FRAME_SECONDS = 0.02  # the bot's audio frames: a quiet bot that said it is done is looked at this often
 
 
 async def run_call(target: Target, scenario: Scenario, http: httpx.AsyncClient, run_id: str,
@@ -225,27 +224,21 @@ async def _hear(client: WebRTCClient, *, since: int, listen: float, phases: Phas
     deadline = spoke_at + listen
     begin_by = None if begin_within is None else spoke_at + begin_within
     quiet_since: float | None = None
-    frames_then = 0  # the frames received when the quiet began
     began_speaking: float | None = None
-    read, quiet = -1, None  # the messages read so far, and the quiet they ask for
     # Woken by each RTVI event, or when the quiet is over: a poll every 50 ms ended each answer up to
     # 50 ms late, and read the messages 20 times a second through every answer.
     while (now := time.monotonic()) < deadline and not client.ended.is_set():  # a hang-up ends the answer
         count = len(client.rtvi_messages)
-        if count != read:  # only an event changes what they say: a wake-up to count frames reads nothing
-            read, messages = count, client.rtvi_messages[since:count]
-            if began_speaking is None and any(m.get("type") == "bot-started-speaking" for m in messages):
-                began_speaking = now
-            quiet = quiet_needed(messages)
+        messages = client.rtvi_messages[since:count]
+        if began_speaking is None and any(m.get("type") == "bot-started-speaking" for m in messages):
+            began_speaking = now
+        quiet = quiet_needed(messages)
         wake = deadline
         if quiet is not None:
-            if quiet_since is None:
-                quiet_since, frames_then = now, len(client.recording.times)
-            if now - quiet_since >= quiet or heard_out(quiet, len(client.recording.times) - frames_then):
+            quiet_since = quiet_since or now
+            if now - quiet_since >= quiet:
                 break
             wake = min(deadline, quiet_since + quiet)
-            if ends_on_frames(quiet):  # frames wake nothing (50 a second): counted at their pace
-                wake = min(wake, now + FRAME_SECONDS)
         else:
             quiet_since = None
         if began_speaking is None and begin_by is not None:
