@@ -5,6 +5,7 @@ client or the status page's machinery that a running dispatcher builds from them
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,5 +22,5 @@ def test_the_check_imports_no_server_part(machines: str) -> None:
               f"configuration_problems({{'MACHINES': {machines!r}, 'REDIS_URL': 'redis://:pw@store:6379/0'}})\n"
               f"print(json.dumps([name for name in {NOT_FOR_A_CHECK!r} if name in sys.modules]))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120, check=True)
+                          env=dict(os.environ) | {"PYTHONPATH": str(ROOT)}, timeout=120, check=True)
     assert json.loads(done.stdout) == []
