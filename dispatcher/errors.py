@@ -14,6 +14,7 @@ import pydantic_core
 from fastapi.responses import JSONResponse
 
 from botchannel.utf8_text import utf8_strings
+from dispatcher.api_error import ApiError as ApiError  # its callers import it here too
 
 
 class Utf8JSONResponse(JSONResponse):
@@ -27,24 +28,6 @@ class Utf8JSONResponse(JSONResponse):
             return pydantic_core.to_json(content, inf_nan_mode="null")
         except pydantic_core.PydanticSerializationError:  # rare: the walk only when the fast write refused
             return pydantic_core.to_json(utf8_strings(content), inf_nan_mode="null")
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-        self.extra = extra or {}
 
 
 def error_response(

@@ -8,18 +8,19 @@ import the factory that imports them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from dispatcher.machines.base import Machines
 from dispatcher.machines.gpu import gpu_problem
-from dispatcher.media.rooms import Rooms
 from dispatcher.media.turn import TurnCredentials, TurnSettings
 from dispatcher.releases.catalogue import Catalogue
 from dispatcher.settings import Settings, SettingsError
-from dispatcher.store.client import StoreSettings
-from dispatcher.store.coordination import Coordination
-from dispatcher.store.local import LocalCoordination
-from dispatcher.store.redis_coordination import RedisCoordination
+from dispatcher.store.store_settings import StoreSettings
 from voicefleet_settings.read import setting_choice, setting_text
+
+if TYPE_CHECKING:  # `configuration_problems` (`voicefleet config check`) builds none of them: no store client
+    from dispatcher.machines.base import Machines
+    from dispatcher.media.rooms import Rooms
+    from dispatcher.store.coordination import Coordination
 
 
 def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coordination) -> Machines:
@@ -114,6 +115,9 @@ def build_machines(settings: Settings, env: Mapping[str, str], coordination: Coo
 
 def build_coordination(env: Mapping[str, str]) -> Coordination:
     """Chosen once: several replicas on the store that REDIS_URL names, else this one process."""
+    from dispatcher.store.local import LocalCoordination
+    from dispatcher.store.redis_coordination import RedisCoordination
+
     settings = StoreSettings.from_env(env)
     return LocalCoordination() if settings is None else RedisCoordination(settings)
 
@@ -209,7 +213,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
 def _app_settings(env: Mapping[str, str], machines: str) -> list[Callable[[], object]]:
     """What the app's wiring reads as it is built (dispatcher/wiring.py): checked here, so a start refuses
     them with the rest at once, and `voicefleet config check`, which runs this same list, reports them."""
-    from dispatcher.api.status_view import dashboard_enabled
+    from dispatcher.api.dashboard_setting import dashboard_enabled  # not the view: its reserve and store
     from dispatcher.artifacts.settings import ArtifactSettings
     from dispatcher.models.settings import ModelServiceSettings
     from dispatcher.reserve.policy import ReserveSettings

@@ -20,6 +20,7 @@ from typing import Any
 
 from dispatcher.api import runtime_entries
 from dispatcher.api.auth import Authenticator
+from dispatcher.api.dashboard_setting import dashboard_enabled
 from dispatcher.api.key_limits import PerKeyLimit
 from dispatcher.api.replication import Replication
 from dispatcher.api.runtime_capacity import Floors
@@ -29,7 +30,7 @@ from dispatcher.api.runtime_keys import RuntimeKeys
 from dispatcher.api.runtime_settings import RuntimeSettings
 from dispatcher.api.settings_key_ids import revoked_ids
 from dispatcher.api.state import AppState
-from dispatcher.api.status_view import StatusView, dashboard_enabled
+from dispatcher.api.status_view import StatusView
 from dispatcher.api.stream_slots import StreamSlots
 from dispatcher.api.usage_days import BURST_DAYS, DAYS_PER_MINUTE, USAGE_DAYS, UsageDays
 from dispatcher.artifacts.building import build_artifacts

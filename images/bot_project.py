@@ -37,7 +37,7 @@ from images.bot_transports import (
     leaves_out,
     transports_built,
 )
-from images.lock_closure import needing
+from images.lock_closure import needing, packages_of
 from images.project_imports import ModuleImport, imported_modules
 from images.source_file import MAX_DEPENDENCIES_BYTES, MAX_LOCK_BYTES, SourceRefused, read_project_file
 
@@ -203,9 +203,12 @@ def _toml(path: Path) -> dict[str, object]:
 
 def _uv_lock_packages(path: Path) -> dict[str, Version]:
     packages: dict[str, Version] = {}
-    entries = _toml(path).get("package")
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("version"), str):
+    try:  # the parse images/lock_closure.py keeps: the plan's later reads of this lock (exclude-packages) reuse it
+        entries = packages_of(_text(path).encode("utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise BotProjectError(f"{path} is not valid TOML: {error}") from None
+    for entry in entries:
+        if isinstance(entry.get("name"), str) and isinstance(entry.get("version"), str):
             try:
                 packages[canonicalize_name(entry["name"])] = Version(entry["version"])
             except InvalidVersion:

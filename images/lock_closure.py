@@ -24,11 +24,12 @@ def locked_packages(lock: Path) -> tuple[Mapping[str, Any], ...]:
     read several times by one plan (its exclude-packages, each image's size); parsed once per content,
     so an edited lock is parsed again, whatever its size or time. Raises OSError,
     tomllib.TOMLDecodeError or UnicodeDecodeError as reading it would."""
-    return _parsed(lock.read_bytes())
+    return packages_of(lock.read_bytes())
 
 
 @lru_cache(maxsize=8)
-def _parsed(content: bytes) -> tuple[Mapping[str, Any], ...]:
+def packages_of(content: bytes) -> tuple[Mapping[str, Any], ...]:
+    """The [[package]] tables of a lock's content (bytes as read: the key of the shared parse)."""
     packages = tomllib.loads(content.decode("utf-8")).get("package", [])
     return tuple(p for p in packages if isinstance(p, dict)) if isinstance(packages, list) else ()
 

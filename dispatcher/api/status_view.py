@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dispatcher.api.replica_roll import ReplicaRoll
@@ -28,7 +28,6 @@ from dispatcher.reserve.reserve import Reserve
 from dispatcher.store.coordination import Coordination, ReplicaPool
 from dispatcher.store.live_sessions import PUBLISH_SECONDS, StoreLiveSessions
 from dispatcher.store.unavailable import StoreUnavailable
-from voicefleet_settings.read import setting_bool
 
 log = logging.getLogger("dispatcher.api.status")
 
@@ -38,12 +37,6 @@ SAMPLE_SECONDS = 2 * SLOT_SECONDS  # the charts' sessions and idle bots: two sam
 RUNNING_TIERS = ("idle", "warming", "resuming")  # reserve bots whose machine runs (and costs compute)
 RETIRING = "(retiring)"  # a reserve bot of an image no release with traffic has
 ONE_REGION = "default"  # the region's name without REGION (one region)
-
-
-def dashboard_enabled(env: Mapping[str, str], *, local: bool) -> bool:
-    """DASHBOARD_ENABLED: true serves GET /dashboard, false does not; unset, a local dispatcher serves it
-    and a cloud one does not (the data behind it needs the admin key either way)."""
-    return setting_bool(env, "DASHBOARD_ENABLED", default=local)  # the mode, which the catalogue cannot hold
 
 
 class StatusView:

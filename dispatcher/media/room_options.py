@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.errors import ApiError
+from dispatcher.api_error import ApiError
 
 # Daily REST room property → the JSON type it must have.
 ROOM_FLAGS = (

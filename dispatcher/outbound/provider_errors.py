@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TypeVar
 
-from dispatcher.errors import ApiError
+from dispatcher.api_error import ApiError
 
 log = logging.getLogger("dispatcher.providers")
 

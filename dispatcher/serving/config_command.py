@@ -31,6 +31,9 @@ from voicefleet_settings.read import setting_choice, setting_int, setting_text
 
 USAGE = "usage: voicefleet config check | explain NAME | diff [--stack NAME]"
 STACK_TOOL = "stacks.tools.config_check"
+# The tool answers once and ends: run without Python's garbage collector and exit tear-down, which
+# cost a third of a first check's CPU and buy it nothing (stacks/tools/one_shot.py).
+ONE_SHOT = "stacks.tools.one_shot"
 INFRA_COMMAND = "uv run --group infra voicefleet config"  # what works in a checkout that has not synced that group
 # `--config` items travel as a JSON list on the child's stdin: a command line is readable by every
 # user of the machine (/proc/<pid>/cmdline, ps), and a mistaken secret must never be on one.
@@ -162,8 +165,9 @@ def stack_check(argv: list[str], stdin: TextIO = sys.stdin) -> int:
               f"{' '.join(rest)} (or `uv sync --group infra` once)", file=sys.stderr)
         return 2
     try:
-        return subprocess.run([sys.executable, "-m", STACK_TOOL, *rest, CONFIG_STDIN], input=json.dumps(items),
-                              text=True, timeout=STACK_TIMEOUT_SECONDS, check=False).returncode
+        return subprocess.run([sys.executable, "-m", ONE_SHOT, STACK_TOOL, *rest, CONFIG_STDIN],
+                              input=json.dumps(items), text=True, timeout=STACK_TIMEOUT_SECONDS,
+                              check=False).returncode
     except subprocess.TimeoutExpired:
         print(f"reading the stack took over {STACK_TIMEOUT_SECONDS} s", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ def check(settings: Settings) -> None:
     found = settings.bot_project
     if found is None:
         return
-    for cap in over_cap(settings.max_session_seconds, found.project.path):
+    for cap in over_cap(settings.max_session_seconds, found.project.path, imported=found.project.imports):
         message = said(cap, settings.max_session_seconds, found.location)
         (pulumi.log.info if cap.pipecat_continues else pulumi.log.warn)(message)
 

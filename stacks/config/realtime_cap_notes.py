@@ -7,15 +7,18 @@ No Pulumi here: the plan (stacks/config/bot_session_caps.py) and a local `voicef
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
 
 from images.project_imports import imported_modules, own_modules
 from stacks.config.realtime_caps import RealtimeCap, caps_of
 
 
-def over_cap(max_session_seconds: int, project: Path, entry: str = "bot.py") -> list[RealtimeCap]:
-    """The caps of the bot's realtime services that `maxSessionSeconds` exceeds and its code does not lift."""
-    modules = set(imported_modules(project, entry))
+def over_cap(max_session_seconds: int, project: Path, entry: str = "bot.py",
+             imported: Iterable[str] | None = None) -> list[RealtimeCap]:
+    """The caps of the bot's realtime services that `maxSessionSeconds` exceeds and its code does not lift.
+    `imported`: the modules the project imports, where its reader has them already (images/bot_project.py)."""
+    modules = set(imported_modules(project, entry) if imported is None else imported)
     return [cap for cap in caps_of(modules) if max_session_seconds > cap.cap_seconds
             and not (cap.lifted_by and uses_keyword(project, cap.lifted_by, entry))]
 

@@ -18,12 +18,10 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from dispatcher.settings.typos import edits, nearest
+from stacks.config.project_file import PROJECT_FILE, project_config
 from stacks.config.reader import DEFAULTS, NAMESPACE
 
-PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
 # The provider SDKs the stacks use; each one's config/vars.py names its namespace and the keys it reads.
 PROVIDER_PACKAGES = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native", "pulumi_kubernetes", "pulumi_tls",
                      "pulumi_docker_build")
@@ -68,7 +66,7 @@ _KEY_READ = re.compile(r"""__config__\.get\w*\(['"](\w+)['"]""")
 def known() -> frozenset[str]:
     """Every key of the project's namespace the program reads (Pulumi.yaml declares every key of
     stacks/config/key_table.py: tests/infra/config/test_stack_schema.py holds it to that)."""
-    declared = yaml.safe_load(PROJECT_FILE.read_text()).get("config") or {}
+    declared = project_config(PROJECT_FILE)
     own = {key.split(":", 1)[1] if key.startswith(NAMESPACE + ":") else key for key in declared if
            ":" not in key or key.startswith(NAMESPACE + ":")}
     return frozenset(own | set(DEFAULTS))
@@ -170,7 +168,7 @@ def clouds_of(full: str) -> tuple[str, ...]:
 def project_defaults() -> dict[str, str]:
     """What `pulumi up` hands the program for each key Pulumi.yaml declares a default of and the stack
     leaves unset: a scalar as Go's `%v` writes it, a list or map as JSON."""
-    declared = yaml.safe_load(PROJECT_FILE.read_text()).get("config") or {}
+    declared = project_config(PROJECT_FILE)
 
     def handed(default: object) -> str:
         if isinstance(default, bool):

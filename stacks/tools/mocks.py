@@ -22,12 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from images.docker_build_model import image_context_hash
 from stacks.aws.store_access import rendered
+from stacks.config.project_file import project_config
 from stacks.shared import releases
 from stacks.tools.paths import PROGRAM, PROJECT_FILE
 
@@ -133,7 +133,7 @@ class Deployed:
 @functools.cache
 def disabled_default_providers() -> frozenset[str]:
     """The packages whose default provider Pulumi.yaml's `pulumi:disable-default-providers` turns off."""
-    config = yaml.safe_load(PROJECT_FILE.read_text()).get("config", {})
+    config = project_config(PROJECT_FILE)
     return frozenset(config.get("pulumi:disable-default-providers", {}).get("value", ()))
 
 

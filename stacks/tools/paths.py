@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ def stack_document(stack: str) -> dict[str, Any]:
     (its gopkg.in/yaml.v3), where `recording: off` is the word `off`, not YAML 1.1's false."""
     name = stack_file(stack).name
     try:
-        document = yaml_1_2(stack_file(stack).read_text()) or {}
+        document = copy.deepcopy(_parsed(stack_file(stack).read_text())) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -36,6 +38,13 @@ def stack_document(stack: str) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
         raise SettingsError(f"{name} must be a mapping with a `config:` mapping of KEY: VALUE")
     return document
+
+
+@lru_cache(maxsize=8)
+def _parsed(text: str) -> Any:
+    """A stack file's text as YAML 1.2, parsed once per content: a check reads its stack file six times
+    (the plan's config, its placeholders, the check's own keys); each reader gets its own copy."""
+    return yaml_1_2(text)
 
 
 def stack_names() -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dispatcher.api.status_view import dashboard_enabled
+from dispatcher.api.dashboard_setting import dashboard_enabled
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, SettingsError, hash_api_key

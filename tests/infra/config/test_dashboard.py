@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from dispatcher.api.status_view import dashboard_enabled
+from dispatcher.api.dashboard_setting import dashboard_enabled
 from stacks.azure.dispatcher import SECRETS_DIGEST_VARIABLE
 from stacks.shared import contract
 from stacks.tools.mocks import Run, unwrap

@@ -144,6 +144,24 @@ def test_a_changed_build_context_misses(tree: Path, tmp_path: Path) -> None:
     assert config_cache.load("one", _config(tree), {}) is None
 
 
+def test_a_build_context_edited_while_the_program_ran_misses(tree: Path, tmp_path: Path) -> None:
+    """The entry holds the context hash the run's image had (the mocks', at registration): a file of the
+    context edited after that, before the answer is kept, is no input of the kept answer."""
+    from images.docker_build_model import image_context_hash
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (context / "bot.py").write_text("print('one')\n")
+    inputs = {"context": {"location": str(context)}}
+    image = Registration(urn="urn:image", type=config_cache.IMAGE_TYPE, name="bot", inputs=inputs, custom=True,
+                         provider="", parent="", protect=False,
+                         outputs={"contextHash": image_context_hash(inputs, tmp_path)})
+    (context / "bot.py").write_text("print('two')\n")  # after the run, before its answer is kept
+    config_cache.store("one", _config(tree), {}, ENVS, [image])
+    assert config_cache.load("one", _config(tree), {}) is None
+
+
 def test_another_installed_sdk_misses(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A venv not synced to uv.lock: the SDK that would run is not the one the entry was made with."""
     config_cache.store("one", _config(tree), {}, ENVS)

@@ -1,0 +1,26 @@
+"""What the configuration check (dispatcher/factory.py `configuration_problems`, which `voicefleet config
+check` runs, a stack's check among them) imports: the settings' parsers, not the web framework, the store's
+client or the status page's machinery that a running dispatcher builds from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOT_FOR_A_CHECK = ("fastapi", "starlette", "redis", "dispatcher.store.client", "dispatcher.api.status_view")
+
+
+@pytest.mark.parametrize("machines", ["ecs", "local"])
+def test_the_check_imports_no_server_part(machines: str) -> None:
+    script = (f"import json, sys\nfrom dispatcher.factory import configuration_problems\n"
+              f"configuration_problems({{'MACHINES': {machines!r}, 'REDIS_URL': 'redis://:pw@store:6379/0'}})\n"
+              f"print(json.dumps([name for name in {NOT_FOR_A_CHECK!r} if name in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ) | {"PYTHONPATH": str(ROOT)}, timeout=120, check=True)
+    assert json.loads(done.stdout) == []
