@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from stacks.config.key_table import CHOICES, PROVIDER_KEYS, SECRET_KEYS, SECRET_MAPS, keys, kinds
+from stacks.config.project_file import PROJECT_FILE
 from stacks.config.reader import NAMESPACE
-from stacks.config.stack_keys import PROJECT_FILE
 
 SCHEMA_ID = "https://github.com/voicefleet/voicefleet/docs/reference/stack.schema.json"
 SECURE = {"type": "object", "required": ["secure"], "additionalProperties": False,
