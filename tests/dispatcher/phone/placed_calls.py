@@ -29,3 +29,10 @@ async def placed_once_though_unanswered(api: httpx.AsyncClient, call: dict[str, 
     again = await api.post("/calls", json=call, headers=key)
     assert again.status_code == 200, again.text  # the first session, not a second call
     return str(again.json()["session_id"])
+
+
+def calls_allowed(carrier: str, numbers: tuple[str, ...] = ("+14155550199",), caller: str = "local") -> dict[str, str]:
+    """The settings that let the key named `caller` (a keyless dispatcher's: `local`) place calls through
+    `carrier` as `numbers`: without them every such call is refused (voicefleet_settings/call_policy.py)."""
+    prefix = carrier.upper()
+    return {f"{prefix}_CALLERS": caller, f"{prefix}_CALLER_IDS": ",".join(numbers)}

@@ -18,7 +18,7 @@ import pytest
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, SettingsError
-from tests.dispatcher.phone.placed_calls import events, outcomes, placed_once_though_unanswered
+from tests.dispatcher.phone.placed_calls import calls_allowed, events, outcomes, placed_once_though_unanswered
 from tests.fakes.server import serve
 from tests.fakes.telnyx import ACCOUNT_SID, API_KEY
 from tests.fakes.telnyx_outbound import APPLICATION_SID, FakeTelnyxCalls
@@ -35,7 +35,8 @@ def telnyx() -> Iterator[FakeTelnyxCalls]:
 
 
 def app_for(telnyx: FakeTelnyxCalls, **env: str) -> Any:
-    env = {**telnyx.env(), "PHONE_PUBLIC_URL": PUBLIC, "TELNYX_CALLS_PER_SECOND": "50", **env}
+    env = {**telnyx.env(), "PHONE_PUBLIC_URL": PUBLIC, "TELNYX_CALLS_PER_SECOND": "50",
+           **calls_allowed("telnyx", ("+14155550199", "+14155550111")), **env}  # the second: Telnyx's refusal
     app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     telnyx.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     return app
