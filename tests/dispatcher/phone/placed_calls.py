@@ -21,8 +21,9 @@ def outcomes(timeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
 
 async def placed_once_though_unanswered(api: httpx.AsyncClient, call: dict[str, Any], status: int,
                                         code: str) -> str:
-    """A create the carrier's fake answers `status` (a 5xx) though it queued the call: the dispatcher's `504`
-    (`code`), then the same Idempotency-Key again, answered `200` with the first session; that session's id."""
+    """A create the carrier's fake answers `status` (a 5xx, or a 2xx page not its JSON) though it queued the
+    call: the dispatcher's `504` (`code`), then the same Idempotency-Key again, answered `200` with the first
+    session; that session's id."""
     key = {"Idempotency-Key": f"queued-{status}"}
     unsure = await api.post("/calls", json=call, headers=key)
     assert unsure.status_code == 504 and unsure.json()["error"]["code"] == code, unsure.text

@@ -183,7 +183,7 @@ async def test_telnyx_calls_are_paced_at_the_account_s_calls_a_second(telnyx: Fa
     assert all(since >= 0.5 * n - 0.25 for n, since in enumerate(since_first)), since_first
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("status", [500, 501, 502, 503, 504, 505, 520, 200, 201])  # 2xx: a proxy's page
 async def test_a_telnyx_create_answered_5xx_is_never_sent_again_and_its_key_answers_with_the_same_session(
         api: httpx.AsyncClient, telnyx: FakeTelnyxCalls, status: int) -> None:
     """A 5xx does not prove that Telnyx queued no call: the outcome is unknown, as a create with no answer."""

@@ -188,7 +188,7 @@ async def test_without_twilio_s_credentials_a_twilio_call_says_which_settings_to
     assert mixed.status_code == 422 and mixed.json()["error"]["code"] == "trunk_not_used"
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("status", [500, 501, 502, 503, 504, 505, 520, 200, 201])  # 2xx: a proxy's page
 async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_with_the_same_session(
         api: httpx.AsyncClient, twilio: FakeTwilioCalls, status: int) -> None:
     """Twilio takes no idempotency key on a create, and a 5xx does not prove that no call was queued:
