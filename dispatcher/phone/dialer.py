@@ -50,7 +50,9 @@ class Dialer:
             raise self._refusal(exc) from None
         except Unanswered:
             raise ApiError(504, self.carrier + UNANSWERED, f"{self.title} did not answer the create: the call may "
-                           "have been placed; follow its session before placing it again") from None
+                           f"have been placed; follow its session {session_id} (`GET /sessions/{session_id}`) before "
+                           "placing it again, or ask again with the same Idempotency-Key",
+                           extra={"session_id": session_id}) from None
         return self._sid_of(answer)
 
     async def kept_call(self, session_id: str) -> dict[str, Any] | None:

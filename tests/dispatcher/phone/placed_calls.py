@@ -29,6 +29,9 @@ async def placed_once_though_unanswered(api: httpx.AsyncClient, call: dict[str, 
     assert unsure.status_code == 504 and unsure.json()["error"]["code"] == code, unsure.text
     again = await api.post("/calls", json=call, headers=key)
     assert again.status_code == 200, again.text  # the first session, not a second call
+    # The 504 names the session to follow, for a client that would otherwise place the call again.
+    assert unsure.json()["error"]["session_id"] == again.json()["session_id"], unsure.text
+    assert again.json()["session_id"] in unsure.json()["error"]["message"]
     return str(again.json()["session_id"])
 
 
