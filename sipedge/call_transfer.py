@@ -32,13 +32,13 @@ from typing import Any, TypeVar
 import pjsua2 as pj
 
 from sipedge.call_flow import CallFlow
-from sipedge.call_policy import destination_allowed
 from sipedge.config import Trunk
 from sipedge.outbound_call import invite
 from sipedge.outbound_sip import target_uri
 from sipedge.sip_call import SipCall
 from sipedge.sip_end import SipEnd
 from sipedge.stack import SipStack
+from voicefleet_settings.call_policy import destination_allowed
 
 log = logging.getLogger("sipedge")
 T = TypeVar("T")

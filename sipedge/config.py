@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
-from sipedge.call_policy import ANY_NUMBER, DESTINATION
 from sipedge.stream_address import origin
+from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
 
 CONFIG_VARIABLE = "SIP_EDGE_CONFIG"
 MAX_WORKERS = 64
@@ -79,7 +79,7 @@ class TrunkFile(_Strict):
     termination_uri: str | None = Field(default=None, pattern=r"^sips?:[^\s]+$")
     cps: float = Field(default=1.0, gt=0, le=1000)
     ring_seconds: float = Field(default=30.0, gt=0, le=300)
-    # Who may place calls through it (sipedge/call_policy.py): API key names; none: it places no calls.
+    # Who may place calls through it (voicefleet_settings/call_policy.py): API key names; none: it places no calls.
     callers: tuple[str, ...] = ()
     destinations: tuple[str, ...] = (ANY_NUMBER,)  # E.164 patterns: `+1*`, `+14155550100`
     caller_ids: tuple[str, ...] | None = None  # the `from` numbers it shows; unset: its own `numbers`

@@ -14,7 +14,7 @@
 - `POST /calls` `{session_id, stream_path, to, from, trunk, caller}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
   placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
-  the key `caller` may not call `to` as `from` through it (sipedge/call_policy.py),
+  the key `caller` may not call `to` as `from` through it (voicefleet_settings/call_policy.py),
   `503` with `Retry-After` while the edge is full or not ready. The stream opens at the edge's own
   `dispatcher_url` (sipedge/stream_address.py): an older dispatcher's whole `stream_url` instead of
   `stream_path` is taken at that origin only, else `422 stream_not_at_dispatcher`.
@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sipedge.call_policy import refusal
 from sipedge.call_reports import CallReports
 from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, NotHanded, Transfer, hand_over
 from sipedge.config import Trunk
@@ -42,6 +41,7 @@ from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.stream_address import STREAM_PATH, NotAtDispatcher, own_stream, stream_at
+from voicefleet_settings.call_policy import refusal
 
 log = logging.getLogger("sipedge")
 

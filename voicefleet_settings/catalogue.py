@@ -410,8 +410,8 @@ CLOSING = """\
 
 
 def _calls_out(prefix: str, carrier: str, through: str) -> tuple[Setting, ...]:
-    """A carrier's calls placed out by `POST /calls`: its pace, the wait for it, ring time and voicemail choice
-    (one reader: dispatcher/phone/twilio_dial.py `DialSettings`)."""
+    """A carrier's calls placed out by `POST /calls`: its pace, the wait for it, ring time, who may call where as
+    whom, and voicemail choice (one reader: dispatcher/phone/twilio_dial.py `DialSettings`)."""
     return (
         Setting(
             f"{prefix}_CALLS_PER_SECOND", "phone", NUMBER, above=0, default="1",
@@ -427,6 +427,32 @@ def _calls_out(prefix: str, carrier: str, through: str) -> tuple[Setting, ...]:
         Setting(
             f"{prefix}_RING_SECONDS", "phone", INTEGER, minimum=5, maximum=120, default="30",
             meaning=f"how long a call placed through {carrier} rings before it is `no_answer` (the create's `Timeout`)",
+        ),
+        Setting(
+            f"{prefix}_CALLERS", "phone", LIST,
+            shown="none", example="`support-bot,sales-bot`",
+            meaning=(
+                f"the API key names (`DISPATCHER_API_KEYS`' `name:`) that may place calls through {carrier}: the "
+                "account pays for every call, so unset, no key may and such calls are refused `403` "
+                "([phone.md](phone.md#who-may-call-out))"
+            ),
+        ),
+        Setting(
+            f"{prefix}_DESTINATIONS", "phone", LIST, default="+*",
+            example="`+1*,+44*`",
+            meaning=(
+                f"the numbers a call placed through {carrier} may go to, E.164 patterns (`+1*`: any number starting "
+                "+1; no `*`: that number alone); premium-rate, satellite and emergency numbers (`+1900`, `+882`, "
+                "`+911`, …) only when a pattern names them at least as closely; others are refused `403`"
+            ),
+        ),
+        Setting(
+            f"{prefix}_CALLER_IDS", "phone", LIST,
+            shown="none", example="`+14155550199`",
+            meaning=(
+                f"the numbers (E.164) a call placed through {carrier} may show as `from`: the account's numbers the "
+                "dispatcher's keys may use; unset, every call is refused `403`"
+            ),
         ),
         Setting(
             f"{prefix}_VOICEMAIL", "phone", ENUM, choices=("hang_up", "message", "flag"), default="hang_up",

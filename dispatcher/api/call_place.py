@@ -13,6 +13,7 @@ from dispatcher.phone.access import carrier_base
 from dispatcher.phone.dialer import Dialer
 from dispatcher.phone.twilio_dial import callback_url, kept_call
 from dispatcher.sessions.ids import Caller
+from voicefleet_settings.call_policy import Wording, policy_refusal
 
 TITLES = {"twilio": "Twilio", "telnyx": "Telnyx"}
 
@@ -34,6 +35,18 @@ def dialer_of(state: AppState, carrier: str) -> Dialer:
         raise ApiError(503, f"{carrier}_not_configured", f"no {TITLES[carrier]} account places calls for this "
                        f"dispatcher: {why} (docs/phone.md#calling-out)", retry_after=60)
     return dialer
+
+
+def check_policy(dialer: Dialer, caller: str, to: str, caller_id: str) -> None:
+    """403 before the pace is spent: the key may not call out through this carrier, or not to `to`, or not as
+    `caller_id` (the SIP trunk's policy, from `TWILIO_CALLERS`, `…_DESTINATIONS`, `…_CALLER_IDS`)."""
+    prefix = dialer.setting_prefix
+    words = Wording(TITLES[dialer.carrier], f"{prefix}_CALLERS (no key places calls through {TITLES[dialer.carrier]}"
+                    " until it is named there: docs/phone.md#who-may-call-out)",
+                    f"{prefix}_DESTINATIONS", f"{prefix}_CALLER_IDS (the account's numbers its keys may show)")
+    refused = policy_refusal(dialer.settings, words, caller, to, caller_id)
+    if refused is not None:
+        raise ApiError(403, "call_not_allowed", refused)
 
 
 async def place_out(state: AppState, dialer: Dialer, payload: CallRequest, who: Caller,

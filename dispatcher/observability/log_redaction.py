@@ -11,10 +11,11 @@ some paths carry a secret: the Daily dial-in webhook's `/phone/daily/dialin/{sec
 a carrier's `/ws/{carrier}/{token}` and `/ws/generic/{service}/{token}` (one-time, but its payload
 is the client's `body`), the same token as `?token=` (Pipecat's WebSocket client's form), and a
 keyless `/ws/generic/...?body=`, and the local folder store's signed download and part paths
-(`/recordings/files/{token}`, `/bots/recordings/parts/{token}`). Those segments are masked; a query
-parameter by its decoded name, as the dispatcher reads it (`?%74oken=` is `?token=`, and logged as
-sent). The exported
-spans are masked by these same rules (dispatcher/observability/span_redaction.py).
+(`/recordings/files/{token}`, `/bots/recordings/parts/{token}`), and the MAC in a carrier's callback
+URLs (`/phone/{carrier}/calls/{session}/{mac}/…`, `/phone/{carrier}/recordings/{session}/{mac}`). Those
+segments are masked; a query parameter by its decoded name, as the dispatcher reads it (`?%74oken=` is
+`?token=`, and logged as sent). The exported spans are masked by these same rules
+(dispatcher/observability/span_redaction.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ SECRET_PATHS = (  # (prefix kept)(secret masked); every route with a secret in i
     # token reads an object or writes a part for as long as it lives (a download's up to a week).
     re.compile(r"(/recordings/files/)[^?#\s\"]+"),
     re.compile(r"(/bots/recordings/parts/)[^?#\s\"]+"),
+    # A placed call's and a carrier recording's callback URL: its MAC of the session stands in for the
+    # carrier's signature where that does not cover the URL (Telnyx's); the session id is kept.
+    re.compile(rf"(/phone/{_SEGMENT}/(?:calls|recordings)/{_SEGMENT}/)[^/?#\s\"]+"),
 )
 SECRET_QUERY_NAMES = frozenset({"body", "token"})
 _QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s\"]*)=([^&#\s\"]*)")

@@ -14,6 +14,7 @@ from dispatcher.phone.twilio_dial import KEPT_SECONDS, DialSettings
 from dispatcher.store.coordination import CreateLimits, SessionValues
 from dispatcher.store.secrets_vault import VaultFull
 
+CALL_SID_KEPT = "call_sid"  # a kept call's own SID, where its first signed callback named it (Telnyx's)
 UNANSWERED = "_unanswered"  # the ending of the code of a create whose answer never came: it may ring yet
 
 
@@ -42,22 +43,28 @@ class Dialer:
         """Creates the call, its values kept first (a callback may come before the create's answer); the
         call's SID where the answer names one. `ApiError` when it was not placed, or (504) when the
         carrier's answer never came."""
-        try:
-            await self._kept.put(self._kept_key(session_id), kept, KEPT_SECONDS)
-        except VaultFull:
-            raise ApiError(503, "calls_full", f"too many calls are waiting on {self.title} right now; try again",
-                           retry_after=5) from None
+        await self.keep_call(session_id, kept)
         try:
             answer = await self._create(create)
         except TwilioRefused as exc:
             raise self._refusal(exc) from None
         except Unanswered:
             raise ApiError(504, self.carrier + UNANSWERED, f"{self.title} did not answer the create: the call may "
-                           "have been placed; follow its session before placing it again") from None
+                           f"have been placed; follow its session {session_id} (`GET /sessions/{session_id}`) before "
+                           "placing it again, or ask again with the same Idempotency-Key",
+                           extra={"session_id": session_id}) from None
         return self._sid_of(answer)
 
     async def kept_call(self, session_id: str) -> dict[str, Any] | None:
         return await self._kept.get(self._kept_key(session_id))
+
+    async def keep_call(self, session_id: str, kept: dict[str, Any]) -> None:
+        """The call's values, kept for the call's life (again, changed, once its SID is known)."""
+        try:
+            await self._kept.put(self._kept_key(session_id), kept, KEPT_SECONDS)
+        except VaultFull:
+            raise ApiError(503, "calls_full", f"too many calls are waiting on {self.title} right now; try again",
+                           retry_after=5) from None
 
     async def hang_up(self, call_sid: str) -> None:
         """Ends a live call (`Status=completed`); a call already over is left as it is."""

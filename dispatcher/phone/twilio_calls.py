@@ -12,9 +12,10 @@ alone). Twilio answers the call's JSON (`status`: `in-progress`, `completed`, â€
 
 An update or a create is retried on 429 alone, within `Backoff`: the carrier did nothing. A 5xx (a
 gateway's 502 or 504 above all) does not prove the backend did nothing: an update resent after it would
-dial the person again, and a create has no idempotency key. So a 5xx is `Unanswered`, as is no answer at
-all, and never sent again blind: the caller reads the call back (dispatcher/phone/transfers.py). A read
-is safe to repeat and is retried on every failure.
+dial the person again, and a create has no idempotency key. So any 5xx is `Unanswered`, as are a 2xx
+whose body is not the API's JSON object (a proxy's page) and no answer at all, and never sent again
+blind: the caller reads the call back (dispatcher/phone/transfers.py). A read is safe to repeat and is
+retried on every failure.
 
 Twilio's rate limit is the account's: a 429 holds every request of this client (every call's) until
 its `Retry-After` has passed, refused unsent meanwhile, so callers retrying in a loop do not keep the
@@ -32,7 +33,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dispatcher.outbound.http_client import HttpClient, HttpError, HttpResponse
-from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send, with_retries
+from dispatcher.outbound.retry import Backoff, Transient, retry_after_of, send, with_retries
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 TIMEOUT_SECONDS = 5.0  # one request; Twilio answers an update in well under a second
@@ -135,7 +136,7 @@ class CallsResource:
             if response.status_code in POST_RETRIED:
                 raise Transient(f"POST {path}: HTTP {response.status_code}",
                                 retry_after=retry_after_of(response.headers), status=response.status_code)
-            if response.status_code >= 500 and response.status_code in RETRYABLE_STATUSES:
+            if response.status_code >= 500:  # any of them (501, 505, a CDN's 520â€¦): none proves nothing was done
                 raise Unanswered(f"{self.carrier} answered {response.status_code}: it may have been done")
             return response
 
@@ -144,6 +145,9 @@ class CallsResource:
         except Transient as exc:
             raise self._refused(exc.status or 503, None, f"{self.carrier} kept answering {exc.status}",
                                 retry_after=exc.retry_after) from None
+        if 200 <= response.status_code < 300 and not isinstance(_json_of(response), dict):
+            # A success that is not the API's JSON (a proxy's page): it was taken, but what it did is unknown.
+            raise Unanswered(f"{self.carrier} answered {response.status_code} without its JSON: it may have been done")
         return self._answer(response)
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
@@ -161,10 +165,7 @@ class CallsResource:
         return self._answer(response)
 
     def _answer(self, response: HttpResponse) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        data = _json_of(response)
         if 200 <= response.status_code < 300 and isinstance(data, dict):
             return data
         code, message = self._error_of(data if isinstance(data, dict) else {})
@@ -173,6 +174,13 @@ class CallsResource:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _json_of(response: HttpResponse) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 class TwilioCalls(CallsResource):

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from voicefleet_settings.read import setting_choice, setting_float, setting_int
+from dispatcher.phone.transfer_target import E164
+from voicefleet_settings.call_policy import ANY_NUMBER, DESTINATION
+from voicefleet_settings.read import SettingsError, setting_choice, setting_float, setting_int, setting_list
 
 VOICEMAIL_CHOICES = ("hang_up", "message", "flag")
 MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other")
@@ -39,20 +41,33 @@ KEPT_SECONDS = 26 * 3600.0  # past Twilio's longest call (24 h; Telnyx's: 4 h): 
 @dataclass(frozen=True)
 class DialSettings:
     """A carrier's calls out: its pace, ring time, voicemail choice and pace wait (`TWILIO_CALLS_PER_SECOND`,
-    `TELNYX_CALLS_PER_SECOND`, …)."""
+    `TELNYX_CALLS_PER_SECOND`, …), and who may call where as whom (voicefleet_settings/call_policy.py: no
+    key by default, as a SIP trunk's)."""
 
     calls_per_second: float = 1.0
     ring_seconds: int = 30
     voicemail: str = "hang_up"
     max_wait_seconds: float = 5.0
+    callers: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = (ANY_NUMBER,)
+    caller_ids: tuple[str, ...] = ()
 
 
 def dial_settings_from_env(env: Mapping[str, str], prefix: str) -> DialSettings:
     """`prefix` `TWILIO` or `TELNYX`: `TWILIO_CALLS_PER_SECOND`, … (a name of its own: the settings' test
     follows the names it builds to each caller's prefix)."""
+    destinations = setting_list(env, f"{prefix}_DESTINATIONS")
+    caller_ids = setting_list(env, f"{prefix}_CALLER_IDS")
+    for name, values, shape, what in ((f"{prefix}_DESTINATIONS", destinations, DESTINATION, "E.164 patterns "
+                                       "(`+1*`, `+14155550100`)"),
+                                      (f"{prefix}_CALLER_IDS", caller_ids, E164, "E.164 numbers (`+14155550199`)")):
+        wrong = [value for value in values if not shape.fullmatch(value)]
+        if wrong:
+            raise SettingsError(f"{name}: {wrong[0][:40]!r} is not one of {what}")
     return DialSettings(setting_float(env, f"{prefix}_CALLS_PER_SECOND"), setting_int(env, f"{prefix}_RING_SECONDS"),
                         setting_choice(env, f"{prefix}_VOICEMAIL"),
-                        setting_float(env, f"{prefix}_CALL_MAX_WAIT_SECONDS"))
+                        setting_float(env, f"{prefix}_CALL_MAX_WAIT_SECONDS"),
+                        setting_list(env, f"{prefix}_CALLERS"), destinations, caller_ids)
 
 
 def callback_mac(key: bytes, session_id: str, carrier: str = "twilio") -> str:

@@ -74,9 +74,9 @@ class Api:
         self._client.close()
 
     def call(self, method: str, route: str, body: dict[str, Any] | None = None,
-             params: dict[str, Any] | None = None) -> dict[str, Any]:
+             params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
         """The answer's JSON object; Refused for any other answer, Unreachable when none came."""
-        answer = self._answer(method, route, body, params)
+        answer = self._answer(method, route, body, params, headers)
         body = _json_of(answer)
         if not isinstance(body, dict):  # every answer of the dispatcher's is a JSON object
             raise Refused(answer.status_code, "not_a_dispatcher", f"{self.target.url + route} answered with no "
@@ -89,11 +89,11 @@ class Api:
         return self._answer(method, route, None, None).status_code
 
     def _answer(self, method: str, route: str, body: dict[str, Any] | None,
-                params: dict[str, Any] | None) -> httpx.Response:
+                params: dict[str, Any] | None, headers: dict[str, str] | None = None) -> httpx.Response:
         where = self.target.url + route
         http = _httpx()
         try:
-            answer = self._client.request(method, route, json=body, params=params)
+            answer = self._client.request(method, route, json=body, params=params, headers=headers)
         except (http.ConnectError, http.ConnectTimeout) as error:  # nothing was sent
             raise Unreachable(f"cannot reach the dispatcher at {self.target.url} ({error or type(error).__name__}): "
                               f"start it (`uv run python -m dispatcher`) or point the command at it with "

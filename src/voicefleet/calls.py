@@ -8,6 +8,7 @@ and `not_placed` exit 1, as a refusal."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any
 
@@ -38,19 +39,23 @@ def calls() -> None:
               help="Twilio or Telnyx: what a machine's answer does (default: the dispatcher's TWILIO_VOICEMAIL or "
                    "TELNYX_VOICEMAIL).")
 @click.option("--body", metavar="JSON", help="A JSON object for the bot (`runner_args.body['body']`).")
+@click.option("--idempotency-key", "idempotency_key", metavar="KEY",
+              help="The call's Idempotency-Key (default: a new random one each run): the same KEY again answers "
+                   "with the first call's session instead of placing another.")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=120.0, show_default=True,
               help="How long to follow the call for its outcome; 0: print the session id and return.")
 @common_options
 def place(number: str, caller_id: str, trunk: str | None, carrier: str | None, voicemail: str | None,
-          body: str | None, wait_seconds: float) -> None:
+          body: str | None, idempotency_key: str | None, wait_seconds: float) -> None:
     """Place a call to NUMBER (E.164, `+14155550100`): its session id, then how the far end answered."""
+    key = idempotency_key or f"cli-{secrets.token_urlsafe(18)}"
     given = {"trunk": trunk, "carrier": carrier, "voicemail": voicemail}
     request: dict[str, Any] = {"to": number, "from": caller_id, **{k: v for k, v in given.items() if v is not None}}
     if body is not None:
         request["body"] = _body(body)
     target = target_of(click.get_current_context())
     with Api(target, client=True) as api:
-        placed = api.call("POST", "/calls", request)
+        placed = _placed(api, request, key)
         session_id = str(placed["session_id"])
         if not wants_json(click.get_current_context()):
             click.echo(session_id)
@@ -61,6 +66,19 @@ def place(number: str, caller_id: str, trunk: str | None, carrier: str | None, v
         click.echo(printable(_said(outcome)))
     if outcome is not None and outcome.get("outcome") != "answered":
         raise Failed(f"the call was not answered: {_said(outcome)} (`voicefleet session {session_id}`)")
+
+
+def _placed(api: Api, request: dict[str, Any], key: str) -> dict[str, Any]:
+    """`POST /calls` with its Idempotency-Key. A carrier that never answered the create may ring the call
+    yet: the refusal names the key that asks again without placing a second call."""
+    try:
+        return api.call("POST", "/calls", request, headers={"Idempotency-Key": key})
+    except Refused as refused:
+        if not refused.code.endswith("_unanswered"):
+            raise
+        raise Refused(refused.status, refused.code, refused.message, "the call may ring yet: follow its session "
+                      "(`voicefleet session SESSION_ID`), or run the command again with `--idempotency-key "
+                      f"{key}` to get its session instead of placing another call") from None
 
 
 def _body(text: str) -> dict[str, Any]:

@@ -37,12 +37,12 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dispatcher.settings import KEY_NAME, KEY_NAME_RULE
-from sipedge.call_policy import ANY_NUMBER
 from stacks.config import made_secrets
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 from stacks.config.sip_edge_nodes import DOCS as NODES_DOCS
 from stacks.config.sip_edge_nodes import NODE_ADDRESS_VARIABLE, check_nodes
+from voicefleet_settings.call_policy import ANY_NUMBER
 
 KEY = "sipEdge"
 DIGEST_PASSWORDS_KEY = "sipEdgeDigestPasswords"

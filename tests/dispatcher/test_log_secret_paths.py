@@ -23,3 +23,13 @@ def test_the_unhandled_error_line_masks_the_dialin_secret_in_its_path() -> None:
     finally:
         root.removeHandler(handler)
     assert SECRET not in out.getvalue(), out.getvalue()
+
+
+def test_a_carrier_callback_s_mac_is_masked_and_its_session_kept() -> None:
+    """The MAC in a placed call's or a recording's callback URL speaks for the session wherever the carrier's
+    signature does not cover the URL (Telnyx's): a log reader could post another signed body there."""
+    mac = "c2Vzc2lvbi1tYWMtb2YtMThi"
+    for path in (f"/phone/telnyx/calls/s-1/{mac}/status", f"/phone/twilio/calls/s-1/{mac}/amd",
+                 f"/phone/telnyx/recordings/s-1/{mac}"):
+        shown = log_redaction.mask_secret_paths(f'"POST {path} HTTP/1.1" 204')
+        assert mac not in shown and "/s-1/[redacted]" in shown, shown

@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.telnyx import FakeTelnyx, telnyx_error
-from tests.fakes.twilio_outbound import DIALABLE, EVENTS, FakeTwilioCalls, PlacedCall, twiml_refusal
+from tests.fakes.twilio_outbound import DIALABLE, EVENTS, FakeTwilioCalls, PlacedCall, lost_answer, twiml_refusal
 
 APPLICATION_SID = "1293384261075731499"
 CONNECTION_ID = "1684641123236054244"
@@ -101,7 +101,7 @@ class FakeTelnyxCalls(FakeTelnyx, FakeTwilioCalls):
         self.created_at.append(time.monotonic())
         if self.queued_but_answered is not None:  # the call queued all the same (a gateway that timed out)
             status, self.queued_but_answered = self.queued_but_answered, None
-            return telnyx_error(status, "10007", "the call was queued; its answer was lost")
+            return lost_answer(status) or telnyx_error(status, "10007", "the call was queued; its answer was lost")
         return JSONResponse({"from": document["From"], "to": document["To"], "status": "queued"})
 
     def _refusal(self, document: Any) -> Response | None:

@@ -87,7 +87,8 @@ class FakeTwilioCalls(FakeTwilio):
         self.created_at: list[float] = []  # time.monotonic() of every create Twilio took
         self.placed: list[PlacedCall] = []
         self._creates: list[float] = []
-        # The next create's answer instead of its 201, the call queued all the same (a gateway that timed out).
+        # The next create's answer instead of its 201, the call queued all the same (a gateway that timed out;
+        # a 2xx: a proxy's page, not the API's JSON).
         self.queued_but_answered: int | None = None
         self._auth_token = next(secret for user, secret in self.logins if user == self.account_sid)
         # How callbacks reach the dispatcher: over the network, or (an in-process app) its ASGI transport.
@@ -123,7 +124,7 @@ class FakeTwilioCalls(FakeTwilio):
         self.created_at.append(time.monotonic())
         if self.queued_but_answered is not None:
             status, self.queued_but_answered = self.queued_but_answered, None
-            return error(status, 20500, "the call was queued; its answer was lost")
+            return lost_answer(status) or error(status, 20500, "the call was queued; its answer was lost")
         return JSONResponse({**self._resource(call), "direction": "outbound-api", "to": call.one("To"),
                              "from": call.one("From")}, status_code=201)
 
@@ -182,6 +183,11 @@ class FakeTwilioCalls(FakeTwilio):
         call = self.calls_by_sid[sid]
         assert isinstance(call, PlacedCall), sid
         return call
+
+
+def lost_answer(status: int) -> Response | None:
+    """A 2xx `queued_but_answered`: a proxy's page in the API's place (not its JSON), the call queued behind it."""
+    return Response("<html><body>OK</body></html>", status, media_type="text/html") if status < 300 else None
 
 
 def _refusal(form: list[tuple[str, str]], numbers: set[str]) -> Response | None:

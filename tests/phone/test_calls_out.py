@@ -13,6 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from tests.dispatcher.phone.placed_calls import calls_allowed
 from tests.fakes.carriers import CarrierCall
 from tests.fakes.server import serve
 from tests.fakes.telnyx_outbound import FakeTelnyxCalls
@@ -41,7 +42,7 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory,
                carrier: tuple[str, FakeTwilioCalls]) -> Iterator[DispatcherProcess]:
     port = free_port()  # the carrier is told the dispatcher's own address (PHONE_PUBLIC_URL), never a request's Host
     env = {**phone_env(tmp_path_factory.mktemp("calls")), **carrier[1].env(),
-           "PHONE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+           "PHONE_PUBLIC_URL": f"http://127.0.0.1:{port}", **calls_allowed(carrier[0], (FROM,))}
     with run_dispatcher(tmp_path_factory.mktemp(f"{carrier[0]}-out"), env, port=port) as running:
         yield running
 

@@ -1,9 +1,10 @@
 """A signed Telnyx body vouches for its call only when it is the call's first TeXML request, and once.
 
 Ed25519 signs `timestamp|body`, not the URL: Telnyx signs a call's status and recording callbacks with
-the account's key too, often sent to another service. Posted to /phone/telnyx by whoever read one, such a
-body is still answered (it is signed), but its stream names no call, so no transfer can redirect the
-live call it is about.
+the account's key too, often sent to another service. Posted to /phone/telnyx by whoever read one, a
+status or answering-machine callback (`CallbackSource`, `AnsweredBy`) is refused; any other such body
+is still answered (it is signed), but its stream names no call, so no transfer can redirect the live
+call it is about.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ async def vouched_call(phone: Phone, fields: dict[str, str], sent: int | None = 
 @pytest.mark.parametrize("callback", [
     {"CallStatus": "in-progress", "CallbackSource": "call-progress-events", "SequenceNumber": "2"},  # answered
     {"CallStatus": "ringing", "CallbackSource": "call-progress-events", "SequenceNumber": "1"},  # ringing
+    {"AnsweredBy": "human", "MachineDetectionDuration": "2400"},  # an answering-machine verdict
+])
+async def test_a_signed_status_or_amd_callback_is_refused_and_spends_nothing(
+    keyed: Phone, callback: dict[str, str],
+) -> None:
+    sid = "v3:victim-call_x"
+    body = urlencode({**{k: v for k, v in FIRST_REQUEST.items() if k != "CallStatus"}, "CallSid": sid,
+                      **callback}).encode()
+    answer = await keyed.api.post("/phone/telnyx", content=body, headers=telnyx_headers(keyed, body, int(time.time())))
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "not_a_new_call", answer.text
+    assert await vouched_call(keyed, {**FIRST_REQUEST, "CallSid": sid}) == f"{ACCOUNT_SID}/{sid}"
+
+
+@pytest.mark.parametrize("callback", [
     {"CallStatus": "in-progress", "RecordingSid": "r-1", "RecordingUrl": "https://x.example/r.wav"},
     {"CallStatus": "in-progress"},  # a verb's action request, mid-call
     {},  # an HttpRequest's action callback: no CallStatus at all

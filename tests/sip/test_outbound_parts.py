@@ -12,12 +12,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sipedge import control
-from sipedge.call_policy import refusal
 from sipedge.config import ConfigError, load
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, outcome_of
 from sipedge.outbound_sip import target_uri
 from tests.sip.test_call_slots import ringing, wound_down
+from voicefleet_settings.call_policy import refusal
 
 OUT = """
 control_port = 5080

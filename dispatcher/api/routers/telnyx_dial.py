@@ -5,8 +5,9 @@
 
 Each is checked before it counts: Telnyx's Ed25519 signature of its timestamp and body (TELNYX_PUBLIC_KEY;
 older than its tolerance: refused), the URL's MAC of the session (handed out with this call's create only:
-the signature covers the body, not the URL), the account being this dispatcher's, and once across every
-replica. What each then does: dispatcher/api/placed_call_events.py, the code Twilio's calls use.
+the signature covers the body, not the URL), the account being this dispatcher's, once across every
+replica and every Telnyx-signed route, and the call being the one the session's first callback named.
+What each then does: dispatcher/api/placed_call_events.py, the code Twilio's calls use.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from fastapi import APIRouter, Request, Response
 
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.placed_call_events import amd_event, status_event
-from dispatcher.api.routers.webhooks import TELNYX_SECONDS, first_time
+from dispatcher.api.routers.webhooks import TELNYX_SECONDS, first_time, telnyx_once
 from dispatcher.api.state import AppState
 from dispatcher.errors import ApiError
-from dispatcher.phone.dialer import Dialer
+from dispatcher.phone.dialer import CALL_SID_KEPT, Dialer
 from dispatcher.phone.telnyx_calls import call_id
-from dispatcher.phone.twilio_dial import mac_valid
+from dispatcher.phone.twilio_dial import KEPT_SECONDS, mac_valid
 
 router = APIRouter(prefix="/phone/telnyx/calls", include_in_schema=False)
 
@@ -64,8 +65,27 @@ async def _verified(request: Request, session_id: str,
     if call is None or form["AccountSid"] != dialer.account:
         raise ApiError(400, "invalid_form", "AccountSid is not this dispatcher's Telnyx account, or CallSid is not "
                        "a Telnyx call SID")
-    await first_time(request, f"telnyx-placed:{signature}", TELNYX_SECONDS)  # canonical base64 only: one text
+    await first_time(request, telnyx_once(signature), TELNYX_SECONDS)  # spent at every Telnyx-signed route
     kept = await dialer.kept_call(session_id)
     if kept is None:
         raise ApiError(404, "not_found", f"no call placed through Telnyx is known for session {session_id}")
+    await _same_call(state, dialer, session_id, kept, form["CallSid"])
     return state, form, kept, dialer, call
+
+
+async def _same_call(state: AppState, dialer: Dialer, session_id: str, kept: dict[str, Any], call_sid: str) -> None:
+    """The session's call is the one its first callback named. The URL's MAC binds the session, not the call,
+    and Telnyx's signature does not cover the URL: a signed body of another call of the account, posted at
+    this session's URL, is refused. The first callback claims the session once across replicas."""
+    bound = kept.get(CALL_SID_KEPT)
+    if bound is None and await state.replication.coordination.spent.first_use(f"telnyx-call-of:{session_id}",
+                                                                              KEPT_SECONDS):
+        await dialer.keep_call(session_id, {**kept, CALL_SID_KEPT: call_sid})
+        return
+    if bound is None:  # another replica's first callback is keeping its call right now
+        bound = (await dialer.kept_call(session_id) or {}).get(CALL_SID_KEPT)
+    if bound is None:
+        raise ApiError(409, "callback_early", "this session's first callback is being recorded: send it again",
+                       retry_after=1)
+    if bound != call_sid:
+        raise ApiError(403, "callback_forged", "this callback names another call than the one placed for that session")

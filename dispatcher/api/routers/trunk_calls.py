@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from dispatcher.api.call_outcomes import ended_unstarted, open_timeline, record_outcome
-from dispatcher.api.call_place import dialer_of, place_out, placed_base
+from dispatcher.api.call_place import check_policy, dialer_of, place_out, placed_base
 from dispatcher.api.call_schemas import BridgedLeg, CallOut, CallOutcome, CallRequest
 from dispatcher.api.dependencies import app_state, not_found
 from dispatcher.api.phone_start import phone_start
@@ -69,6 +69,8 @@ async def place_call(
     trunk = await calls.trunk(str(payload.trunk)) if calls is not None else None
     if trunk is not None:
         trunk.check_caller(caller)
+    else:
+        check_policy(dialer_of(state, carrier), caller, payload.to, payload.caller_id)
     route: dict[str, Any] = {"trunk": trunk.name} if trunk is not None else {"carrier": carrier}
     bot_body = {"direction": "outbound", "from": payload.caller_id, "to": payload.to, **route, "body": user_body}
     # Neither the edge nor a carrier is told the request's Host: a key's holder would pick where the callee's

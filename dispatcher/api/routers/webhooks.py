@@ -57,6 +57,8 @@ from dispatcher.store.client import StoreUnavailable
 log = logging.getLogger("dispatcher.phone")
 XML = "application/xml"
 UNTIMED_SIGNATURE_SECONDS = SIGNED_STREAM_MEMORY_SECONDS  # Twilio's, Plivo's: past Twilio's longest call
+# A placed call's callbacks name these (dispatcher/api/routers/telnyx_dial.py); a call's first request never does.
+PLACED_CALL_FIELDS = frozenset({"CallbackSource", "AnsweredBy"})
 TELNYX_SECONDS = 2 * TELNYX_TOLERANCE_SECONDS + 60.0  # the tolerance either side of now, and clock skew
 STORE_RETRY_SECONDS = 5.0
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")  # Twilio's SID: a two-letter prefix and 32 hex digits
@@ -97,6 +99,10 @@ async def twilio_webhook(request: Request) -> Response:
 @router.post("/telnyx", summary="Telnyx TeXML webhook: TeXML that streams the call here")
 async def telnyx_webhook(request: Request) -> Response:
     state, raw, params, _ = await _read(request)
+    if PLACED_CALL_FIELDS & {name for name, _ in params}:
+        raise ApiError(400, "not_a_new_call", "this body is a placed call's status or answering-machine callback "
+                       "(it names CallbackSource or AnsweredBy): Telnyx sends those to the URL the call was created "
+                       "with, never here")
     signed_call: str | None = None  # the call's AccountSid/CallSid, vouched for by the signature (transfers)
     with _verifying("telnyx"):
         if state.settings.telnyx_key is not None:
@@ -105,9 +111,7 @@ async def telnyx_webhook(request: Request) -> Response:
             )
             if why is not None:
                 raise ApiError(403, f"signature_{why}", "the Telnyx signature is missing, forged or expired")
-            # Canonical base64 only (signatures.py), so the text is the signature.
-            signature = request.headers.get("telnyx-signature-ed25519", "")
-            await first_time(request, f"telnyx:{signature}", TELNYX_SECONDS)
+            await first_time(request, telnyx_once(request.headers.get("telnyx-signature-ed25519")), TELNYX_SECONDS)
             signed_call = await _telnyx_vouched_call(request, dict(params))
         else:
             _keyless_only(state, "TELNYX_PUBLIC_KEY")
@@ -161,6 +165,13 @@ async def _read(request: Request) -> tuple[PhoneState, bytes, list[tuple[str, st
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_form", "the webhook body is not UTF-8 form data") from None
     return state, raw, params, public_base(state.settings, request.headers, request.url.scheme)
+
+
+def telnyx_once(signature: str | None) -> str:
+    """The once-only key of a Telnyx-signed body, the same at every route: Telnyx signs the timestamp and body,
+    never the URL, so a body taken at one route is spent at all. Canonical base64 only (signatures.py), so
+    the text is the signature."""
+    return f"telnyx:{signature or ''}"
 
 
 async def first_time(request: Request, key: str, seconds: float) -> None:
@@ -258,7 +269,8 @@ async def carrier_recording_status(request: Request, carrier: str, session_id: s
             recording = recording_from_form(carrier, params)
         except CallbackRefused as exc:
             raise ApiError(400, "invalid_form", str(exc)) from None
-        await first_time(request, f"{carrier}-recording:{signature}", seconds)
+        await first_time(request, telnyx_once(signature) if carrier == "telnyx" else f"twilio-recording:{signature}",
+                         seconds)
     app = app_state(request)
     timeline = app.sessions.timeline
     if recording.status == "completed":

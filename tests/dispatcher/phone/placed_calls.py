@@ -21,11 +21,22 @@ def outcomes(timeline: list[dict[str, Any]]) -> list[tuple[str, Any]]:
 
 async def placed_once_though_unanswered(api: httpx.AsyncClient, call: dict[str, Any], status: int,
                                         code: str) -> str:
-    """A create the carrier's fake answers `status` (a 5xx) though it queued the call: the dispatcher's `504`
-    (`code`), then the same Idempotency-Key again, answered `200` with the first session; that session's id."""
+    """A create the carrier's fake answers `status` (a 5xx, or a 2xx page not its JSON) though it queued the
+    call: the dispatcher's `504` (`code`), then the same Idempotency-Key again, answered `200` with the first
+    session; that session's id."""
     key = {"Idempotency-Key": f"queued-{status}"}
     unsure = await api.post("/calls", json=call, headers=key)
     assert unsure.status_code == 504 and unsure.json()["error"]["code"] == code, unsure.text
     again = await api.post("/calls", json=call, headers=key)
     assert again.status_code == 200, again.text  # the first session, not a second call
+    # The 504 names the session to follow, for a client that would otherwise place the call again.
+    assert unsure.json()["error"]["session_id"] == again.json()["session_id"], unsure.text
+    assert again.json()["session_id"] in unsure.json()["error"]["message"]
     return str(again.json()["session_id"])
+
+
+def calls_allowed(carrier: str, numbers: tuple[str, ...] = ("+14155550199",), caller: str = "local") -> dict[str, str]:
+    """The settings that let the key named `caller` (a keyless dispatcher's: `local`) place calls through
+    `carrier` as `numbers`: without them every such call is refused (voicefleet_settings/call_policy.py)."""
+    prefix = carrier.upper()
+    return {f"{prefix}_CALLERS": caller, f"{prefix}_CALLER_IDS": ",".join(numbers)}

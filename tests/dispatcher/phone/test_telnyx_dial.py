@@ -18,7 +18,7 @@ import pytest
 from dispatcher.app import create_app
 from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.settings import Settings, SettingsError
-from tests.dispatcher.phone.placed_calls import events, outcomes, placed_once_though_unanswered
+from tests.dispatcher.phone.placed_calls import calls_allowed, events, outcomes, placed_once_though_unanswered
 from tests.fakes.server import serve
 from tests.fakes.telnyx import ACCOUNT_SID, API_KEY
 from tests.fakes.telnyx_outbound import APPLICATION_SID, FakeTelnyxCalls
@@ -35,7 +35,8 @@ def telnyx() -> Iterator[FakeTelnyxCalls]:
 
 
 def app_for(telnyx: FakeTelnyxCalls, **env: str) -> Any:
-    env = {**telnyx.env(), "PHONE_PUBLIC_URL": PUBLIC, "TELNYX_CALLS_PER_SECOND": "50", **env}
+    env = {**telnyx.env(), "PHONE_PUBLIC_URL": PUBLIC, "TELNYX_CALLS_PER_SECOND": "50",
+           **calls_allowed("telnyx", ("+14155550199", "+14155550111")), **env}  # the second: Telnyx's refusal
     app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     telnyx.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     return app
@@ -125,6 +126,48 @@ async def test_a_callback_not_signed_by_telnyx_old_elsewhere_another_account_s_o
     assert outcomes(await events(api, session_id)) == [("call_outcome", "busy"), ("ended", "busy")]
 
 
+async def test_a_signed_body_is_taken_once_across_every_telnyx_route(api: httpx.AsyncClient,
+                                                                     telnyx: FakeTelnyxCalls) -> None:
+    """Telnyx signs the timestamp and body, never the URL: a placed call's callback taken at its own URL is
+    spent at `POST /phone/telnyx` too, which would otherwise answer it with a fresh stream token."""
+    _, call = await placed(api, telnyx)
+    path = (call.one("StatusCallback") or "").removeprefix(PUBLIC)
+    body = urlencode({"AccountSid": ACCOUNT_SID, "CallSid": call.sid, "CallStatus": "ringing"}).encode()
+    headers = signed(telnyx, body)
+    assert (await api.post(path, content=body, headers=headers)).status_code == 204
+    again = await api.post("/phone/telnyx", content=body, headers=headers)
+    assert again.status_code == 403 and again.json()["error"]["code"] == "replayed", again.text
+
+
+async def test_a_placed_call_s_callbacks_are_refused_as_a_new_call(api: httpx.AsyncClient,
+                                                                   telnyx: FakeTelnyxCalls) -> None:
+    """A status or answering-machine callback (`CallbackSource`, `AnsweredBy`) is never a call's first
+    request: `POST /phone/telnyx` refuses it before it is spent, unanswered by any stream."""
+    _, call = await placed(api, telnyx)
+    for extra in ({"CallbackSource": "call-progress-events", "CallStatus": "answered"}, {"AnsweredBy": "human"}):
+        body = urlencode({"AccountSid": ACCOUNT_SID, "CallSid": call.sid, **extra}).encode()
+        answer = await api.post("/phone/telnyx", content=body, headers=signed(telnyx, body))
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "not_a_new_call", answer.text
+        assert "Stream" not in answer.text
+
+
+async def test_a_session_s_callbacks_name_the_call_its_first_callback_named(api: httpx.AsyncClient,
+                                                                            telnyx: FakeTelnyxCalls) -> None:
+    """The URL's MAC binds the session, never the call: a signed body of call A posted at session B's URL
+    (after B's own first callback) is refused, and B goes on."""
+    a, call_a = await placed(api, telnyx)
+    b, call_b = await placed(api, telnyx)
+    assert len(await telnyx.answer(call_b.sid)) == 3  # B's initiated, ringing, answered: B is bound to its call
+    body = urlencode({"AccountSid": ACCOUNT_SID, "CallSid": call_a.sid, "CallStatus": "busy",
+                      "CallbackSource": "call-progress-events"}).encode()
+    at_b = await api.post((call_b.one("StatusCallback") or "").removeprefix(PUBLIC), content=body,
+                          headers=signed(telnyx, body))
+    assert at_b.status_code == 403 and at_b.json()["error"]["code"] == "callback_forged", at_b.text
+    assert outcomes(await events(api, b)) == [("call_outcome", "answered")]
+    assert all(answer.status_code == 204 for answer in await telnyx.finish(call_a.sid, "busy"))  # A's own: taken
+    assert outcomes(await events(api, a)) == [("call_outcome", "busy"), ("ended", "busy")]
+
+
 async def test_a_machine_with_hang_up_ends_the_call_at_telnyx_and_records_voicemail(
         api: httpx.AsyncClient, telnyx: FakeTelnyxCalls) -> None:
     session_id, call = await placed(api, telnyx)
@@ -182,7 +225,7 @@ async def test_telnyx_calls_are_paced_at_the_account_s_calls_a_second(telnyx: Fa
     assert all(since >= 0.5 * n - 0.25 for n, since in enumerate(since_first)), since_first
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("status", [500, 501, 502, 503, 504, 505, 520, 200, 201])  # 2xx: a proxy's page
 async def test_a_telnyx_create_answered_5xx_is_never_sent_again_and_its_key_answers_with_the_same_session(
         api: httpx.AsyncClient, telnyx: FakeTelnyxCalls, status: int) -> None:
     """A 5xx does not prove that Telnyx queued no call: the outcome is unknown, as a create with no answer."""

@@ -24,7 +24,7 @@ from dispatcher.settings import Settings
 from dispatcher.store.client import DEFAULT_PREFIX
 from dispatcher.store.local import LocalCoordination
 from dispatcher.store.redis_coordination import RedisCoordination
-from tests.dispatcher.phone.placed_calls import events, outcomes, placed_once_though_unanswered
+from tests.dispatcher.phone.placed_calls import calls_allowed, events, outcomes, placed_once_though_unanswered
 from tests.dispatcher.store.conftest import settings_for
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -44,7 +44,8 @@ def twilio() -> Iterator[FakeTwilioCalls]:
 @pytest.fixture
 async def api(twilio: FakeTwilioCalls) -> AsyncIterator[httpx.AsyncClient]:
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
-           "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "50"}
+           "PHONE_PUBLIC_URL": PUBLIC, "TWILIO_CALLS_PER_SECOND": "50",
+           **calls_allowed("twilio", ("+14155550199", "+14155550111"))}  # the second: Twilio's refusal of it
     app = create_app(Settings(), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
@@ -187,7 +188,7 @@ async def test_without_twilio_s_credentials_a_twilio_call_says_which_settings_to
     assert mixed.status_code == 422 and mixed.json()["error"]["code"] == "trunk_not_used"
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("status", [500, 501, 502, 503, 504, 505, 520, 200, 201])  # 2xx: a proxy's page
 async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_with_the_same_session(
         api: httpx.AsyncClient, twilio: FakeTwilioCalls, status: int) -> None:
     """Twilio takes no idempotency key on a create, and a 5xx does not prove that no call was queued:
@@ -200,6 +201,7 @@ async def test_a_create_answered_5xx_is_never_sent_again_and_its_key_answers_wit
 
 
 KEY = "vf_twilio_dial_key_0123456789abcdef"
+KEYS = f"dialer:{KEY}"
 ELSEWHERE = {"Authorization": f"Bearer {KEY}", "Host": "attacker.example.net", "X-Forwarded-Proto": "https"}
 
 
@@ -208,7 +210,8 @@ async def keyed_call(twilio: FakeTwilioCalls, **env: str) -> httpx.Response:
     loopback names only); then, when it was placed, the call's busy signal from Twilio, whose answers
     are the answer's `extensions["callbacks"]`."""
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_API_URL": twilio.url,
-           "TWILIO_CALLS_PER_SECOND": "50", "DISPATCHER_API_KEYS": KEY, **env}
+           "TWILIO_CALLS_PER_SECOND": "50", "DISPATCHER_API_KEYS": KEYS,
+           **calls_allowed("twilio", caller="dialer"), **env}
     app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
     twilio.deliver = lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
