@@ -6,7 +6,8 @@
   A call whose bot could not start or answer, or whose number's key is no live key, is rejected, so the
   caller is not left ringing; once an `accept` may have reached Meta, it is terminated instead.
 - `terminate` (the caller hung up, or Meta ended the call): the session is stopped. One that lands in a region
-  that does not hold the call is sent on to the others, which take it once if they hold it (elsewhere.py).
+  that does not hold the call, and did not end it, is sent on to the others, which take it once if they hold
+  it (elsewhere.py).
 - The session ends first (the bot hung up, a stop, its time limit), at this replica or another: the call
   is terminated at Meta, or rejected when it ends while the call is still being answered. The call is
   recorded in the book every replica shares, and its end decided once across them (hang_ups.py).
@@ -265,11 +266,16 @@ class WhatsAppCalls:
     async def _terminate(self, event: CallEvent, route: NumberRoute, relayed_from: str | None = None) -> None:
         """Meta ended the call: its session is stopped, at whichever replica this webhook reached, and
         nobody hangs it up at Meta again (its end is taken before the stop that others see). A region that
-        does not hold the call sends the event on to the others (`relayed_from`: one that did so)."""
+        does not hold the call sends the event on to the others (`relayed_from`: one that did so), unless
+        it ended the call itself or was told its end already: Meta sends its `terminate` for every end,
+        whoever ended the call, and the region that ended it has closed its record by then."""
         call = self._live.get(event.call_id) or self._call(event, route)
         held = self._elsewhere is None or event.call_id in self._live or await self.hang_ups.holds(call.session_id)
+        first: bool | None = None  # whether this region took the call's end here (None: not asked yet)
         if held is not True and self._elsewhere is not None and relayed_from is None:
-            self._spawn(partial(self._elsewhere.send, event))  # beside this region's own handling, if any
+            first = await self.hang_ups.first_to_end(call.call_id)
+            if first:  # beside this region's own handling, if any
+                self._spawn(partial(self._elsewhere.send, event))
         if held is False:  # another region's call: nothing of it here
             if relayed_from is not None:
                 log.info("whatsapp: call %s: a %s relayed by region %s is for a call not held here", call.call_id,
@@ -277,7 +283,8 @@ class WhatsAppCalls:
             return
         call.over = True
         self._sessions.timeline.note(call.session_id, EVENT, **event.shown())
-        await self.hang_ups.first_to_end(call.call_id)
+        if first is None:
+            await self.hang_ups.first_to_end(call.call_id)
         await self._stop(call)
         await self.hang_ups.close(call.session_id)
         self._forget(call)

@@ -1,0 +1,105 @@
+"""Which of Meta's `terminate` webhooks a region sends on to the others (dispatcher/whatsapp/calls.py): only
+one for a call it neither ended nor was told the end of. Meta sends its `terminate` for every end,
+whoever ended the call, so the region that hung a call up or rejected it, and has closed its record,
+asks nobody.
+
+One in-process dispatcher as region `eu` of two (`us` named in REGIONS); what eu would send its peers is
+recorded in place of the peers (the relay itself, with real regions: tests/regions/test_whatsapp_across_regions.py).
+Meta is its strict fake; the bots are the stand-in, whose answers the fake judges after `answer-to:`."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from dispatcher.whatsapp.calls import WhatsAppCalls
+from dispatcher.whatsapp.events import CallEvent
+from tests.fakes.server import serve
+from tests.fakes.whatsapp import PHONE_NUMBER_ID, FakeWhatsApp
+from tests.phone.test_whatsapp_faults import sent, standin_answers
+from tests.phone.test_whatsapp_webhook import OFFER, Meta, dispatcher
+
+__all__ = ["standin_answers"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+REGIONS = {"REGION": "eu", "REGIONS": f"eu=http://127.0.0.1:{free_port()},us=http://127.0.0.1:{free_port()}",
+           "REGION_SECRET": "ends-elsewhere-region-secret-0123456789"}
+
+
+class Peers:
+    """Stands in for the other regions: the events eu sends them."""
+
+    def __init__(self) -> None:
+        self.events: list[CallEvent] = []
+
+    async def send(self, event: CallEvent) -> None:
+        self.events.append(event)
+
+    def asked_about(self, call_id: str) -> int:
+        return sum(1 for event in self.events if event.call_id == call_id)
+
+
+@pytest.fixture
+async def eu() -> AsyncIterator[tuple[Meta, Peers]]:
+    with serve(FakeWhatsApp()) as fake:
+        async with dispatcher(fake, PHONE_NUMBER_ID, REGIONS) as running:
+            peers = Peers()
+            whatsapp(running)._elsewhere = peers
+            yield running, peers
+
+
+def whatsapp(meta: Meta) -> WhatsAppCalls:
+    calls: WhatsAppCalls | None = meta.dispatcher.state.whatsapp
+    assert calls is not None
+    return calls
+
+
+async def deliver(meta: Meta, webhook: tuple[bytes, dict[str, str]]) -> dict[str, Any]:
+    body, headers = webhook
+    answer = await meta.dispatcher.client.post("/phone/whatsapp", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    await whatsapp(meta).settled()
+    return dict(answer.json())
+
+
+async def test_meta_s_terminate_for_a_call_the_region_hung_up_is_sent_to_no_other_region(
+        eu: tuple[Meta, Peers]) -> None:
+    meta, peers = eu
+    call = meta.fake.ring(OFFER)
+    await deliver(meta, meta.fake.connect_webhook(call))
+    assert call.state == "accepted"
+    whatsapp(meta).sessions.timeline.note(meta.launches[0], "ended", reason="bot_hung_up")
+    await whatsapp(meta).settled()
+    assert sent(meta) == ["pre_accept", "accept", "terminate"]
+    assert (await deliver(meta, meta.fake.terminate_webhook(call)))["taken"] == 1  # Meta's, for the end eu sent
+    assert peers.events == []
+
+
+async def test_meta_s_terminate_for_a_call_the_region_rejected_is_sent_to_no_other_region(
+        eu: tuple[Meta, Peers], monkeypatch: pytest.MonkeyPatch) -> None:
+    meta, peers = eu
+    monkeypatch.setenv("STANDIN_MODE", "fail-start")
+    call = meta.fake.ring(OFFER)
+    await deliver(meta, meta.fake.connect_webhook(call))
+    assert call.state == "rejected"
+    assert (await deliver(meta, meta.fake.terminate_webhook(call, "REJECTED")))["taken"] == 1
+    assert peers.events == []
+
+
+async def test_meta_s_terminate_for_a_call_the_region_never_took_is_sent_to_the_others_once(
+        eu: tuple[Meta, Peers]) -> None:
+    meta, peers = eu
+    call = meta.fake.ring(OFFER)  # its connect went to another region
+    terminate = meta.fake.terminate_webhook(call)
+    assert (await deliver(meta, terminate))["taken"] == 1
+    assert (await deliver(meta, terminate))["taken"] == 0  # Meta's retry: taken once
+    assert peers.asked_about(call.call_id) == 1
