@@ -276,11 +276,15 @@ class WhatsAppCalls:
             first = await self.hang_ups.first_to_end(call.call_id)
             if first:  # beside this region's own handling, if any
                 self._spawn(partial(self._elsewhere.send, event))
-        if held is False:  # another region's call: nothing of it here
-            if relayed_from is not None:
-                log.info("whatsapp: call %s: a %s relayed by region %s is for a call not held here", call.call_id,
-                         event.event, relayed_from)
+        if held is False and relayed_from is not None:  # another region's call: nothing of it here
+            log.info("whatsapp: call %s: a %s relayed by region %s is for a call not held here", call.call_id,
+                     event.event, relayed_from)
             return
+        if held is False and first is False:  # ended here already: its session was ended with it
+            return
+        # Held, or not as far as the book says: Meta's own event still stops the session its call id gives
+        # here, as a call whose record never reached the shared book (the store blinked as it was booked)
+        # may run at another replica of this region (another region's session is none here: a stop finds none).
         call.over = True
         self._sessions.timeline.note(call.session_id, EVENT, **event.shown())
         if first is None:

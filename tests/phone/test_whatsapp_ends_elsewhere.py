@@ -103,3 +103,21 @@ async def test_meta_s_terminate_for_a_call_the_region_never_took_is_sent_to_the_
     assert (await deliver(meta, terminate))["taken"] == 1
     assert (await deliver(meta, terminate))["taken"] == 0  # Meta's retry: taken once
     assert peers.asked_about(call.call_id) == 1
+
+
+async def test_meta_s_terminate_stops_a_call_the_shared_book_missed_and_is_sent_to_the_others_too(
+        eu: tuple[Meta, Peers]) -> None:
+    """The store blinked as the call was booked (a forgiving book keeps it in its replica's memory only), and
+    Meta's terminate reaches another replica of the region: the book says the region does not hold the call,
+    yet the session its call id gives here is stopped (and the other regions are asked, as it may be theirs)."""
+    meta, peers = eu
+    call = meta.fake.ring(OFFER)
+    await deliver(meta, meta.fake.connect_webhook(call))
+    assert call.state == "accepted"
+    session_id = meta.launches[0]
+    await whatsapp(meta).hang_ups.close(session_id)  # in no shared book; answered, the call is in no `_live`
+    await deliver(meta, meta.fake.terminate_webhook(call))  # the caller hung up
+    session = (await meta.dispatcher.client.get(f"/sessions/{session_id}")).json()
+    assert session["status"] in ("stopping", "ended"), session
+    assert peers.asked_about(call.call_id) == 1
+    assert sent(meta) == ["pre_accept", "accept"]  # Meta ended it: nothing hung up
