@@ -67,6 +67,10 @@ class Elsewhere(Protocol):
         """`event` sent to every other region, which takes it if it holds the call."""
         ...
 
+    async def aclose(self) -> None:
+        """Its connections closed, once nothing is being sent."""
+        ...
+
 
 class CallsBusy(Exception):
     """This replica handles MAX_TASKS calls already: the webhook is refused, for Meta to retry."""
@@ -373,6 +377,8 @@ class WhatsAppCalls:
             self._spawn_end(session_id)
         await self.owed_at_shutdown()
         await self.graph.aclose()
+        if self._elsewhere is not None:
+            await self._elsewhere.aclose()
 
     async def owed_at_shutdown(self) -> None:
         """Waits (CLOSE_SECONDS at most) for the hang-ups owed as this replica shuts down: after its sessions

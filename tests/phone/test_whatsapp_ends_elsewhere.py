@@ -44,6 +44,9 @@ class Peers:
     async def send(self, event: CallEvent) -> None:
         self.events.append(event)
 
+    async def aclose(self) -> None:
+        pass
+
     def asked_about(self, call_id: str) -> int:
         return sum(1 for event in self.events if event.call_id == call_id)
 
