@@ -58,6 +58,9 @@ SESSION_ENDS = frozenset({"ended", "machine_ended", "stop_requested", "failed"})
 ANSWERS: tuple[Literal["pre_accept", "accept"], ...] = ("pre_accept", "accept")  # in Meta's order
 CLOSE_SECONDS = 5.0  # what a closing replica waits for its calls' tasks
 MAX_TASKS = 1_000  # calls being answered or hung up at once, past which a webhook is refused (503)
+# Terminates being sent on to the other regions at once, apart from MAX_TASKS: a region down or slow holds
+# each for its tries, and must not make this one refuse its own calls. Past it, one is dropped (logged).
+MAX_RELAYS = 1_000
 
 
 class Elsewhere(Protocol):
@@ -116,6 +119,7 @@ class WhatsAppCalls:
         self._by_session: dict[str, LiveCall] = {}
         self._elsewhere = elsewhere
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relays: set[asyncio.Task[None]] = set()  # events being sent on to the other regions
         self._ending: dict[asyncio.Task[None], str] = {}  # hang-up tasks, by their session
         self._closing = False
         sessions.timeline.listeners.append(self._timeline_event)
@@ -279,7 +283,7 @@ class WhatsAppCalls:
         if held is not True and self._elsewhere is not None and relayed_from is None:
             first = await self.hang_ups.first_to_end(call.call_id)
             if first:  # beside this region's own handling, if any
-                self._spawn(partial(self._elsewhere.send, event))
+                self._relay(self._elsewhere, event)
         if held is False and relayed_from is not None:  # another region's call: nothing of it here
             log.info("whatsapp: call %s: a %s relayed by region %s is for a call not held here", call.call_id,
                      event.event, relayed_from)
@@ -336,15 +340,25 @@ class WhatsAppCalls:
         self._live.pop(call.call_id, None)
         self._by_session.pop(call.session_id, None)
 
-    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None] | None:
-        """`work` called in a task of its own. Called there, not here: a task cancelled before it starts (at
-        shutdown) then leaves no coroutine that was never awaited."""
+    def _relay(self, elsewhere: Elsewhere, event: CallEvent) -> None:
+        """`event` sent on to the other regions, in a task of the relays' own bound (MAX_RELAYS)."""
+        if len(self._relays) >= MAX_RELAYS:
+            log.warning("whatsapp: call %s: its %s not sent on to the other regions: %d are being sent already "
+                        "(a region slow or down holds each for its tries)", event.call_id, event.event, MAX_RELAYS)
+            return
+        self._spawn(partial(elsewhere.send, event), self._relays)
+
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]],
+               tasks: set[asyncio.Task[None]] | None = None) -> asyncio.Task[None] | None:
+        """`work` called in a task of its own, kept in `tasks` (the calls' by default). Called there, not here:
+        a task cancelled before it starts (at shutdown) then leaves no coroutine that was never awaited."""
         try:
             task = asyncio.get_running_loop().create_task(self._logged(work))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to send it with
             return None
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        kept = self._tasks if tasks is None else tasks
+        kept.add(task)
+        task.add_done_callback(kept.discard)
         return task
 
     @staticmethod
@@ -355,9 +369,9 @@ class WhatsAppCalls:
             log.exception("whatsapp: a call event failed")
 
     async def settled(self) -> None:
-        """Waits for the events being handled (a test; a closing dispatcher)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        """Waits for the events being handled and sent on (a test; a closing dispatcher)."""
+        while self._tasks or self._relays:
+            await asyncio.wait(self._tasks | self._relays)
 
     async def reconcile(self) -> None:
         """Owed hang-ups sent again until Meta answers: every replica runs it (until cancelled)."""
@@ -369,10 +383,10 @@ class WhatsAppCalls:
         (`owed_at_shutdown` waits for those)."""
         self._closing = True
         cut_short = [session_id for task, session_id in self._ending.items() if not task.done()]
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._relays]:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=CLOSE_SECONDS)
+        if self._tasks or self._relays:
+            await asyncio.wait(self._tasks | self._relays, timeout=CLOSE_SECONDS)
         for session_id in cut_short:
             self._spawn_end(session_id)
         await self.owed_at_shutdown()

@@ -9,12 +9,15 @@ Meta is its strict fake; the bots are the stand-in, whose answers the fake judge
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+import dispatcher.whatsapp.calls as whatsapp_calls
 from dispatcher.whatsapp.calls import WhatsAppCalls
 from dispatcher.whatsapp.events import CallEvent
 from tests.fakes.server import serve
@@ -36,13 +39,17 @@ REGIONS = {"REGION": "eu", "REGIONS": f"eu=http://127.0.0.1:{free_port()},us=htt
 
 
 class Peers:
-    """Stands in for the other regions: the events eu sends them."""
+    """Stands in for the other regions: the events eu sends them, each answered once `answering` is set (a
+    region down or hanging holds each for its tries)."""
 
     def __init__(self) -> None:
         self.events: list[CallEvent] = []
+        self.answering = asyncio.Event()
+        self.answering.set()
 
     async def send(self, event: CallEvent) -> None:
         self.events.append(event)
+        await self.answering.wait()
 
     async def aclose(self) -> None:
         pass
@@ -67,10 +74,17 @@ def whatsapp(meta: Meta) -> WhatsAppCalls:
 
 
 async def deliver(meta: Meta, webhook: tuple[bytes, dict[str, str]]) -> dict[str, Any]:
+    """`webhook` answered 200 (what it said), and its handling done."""
+    answer = await deliver_only(meta, webhook)
+    await whatsapp(meta).settled()
+    return answer
+
+
+async def deliver_only(meta: Meta, webhook: tuple[bytes, dict[str, str]]) -> dict[str, Any]:
+    """`webhook` answered 200 (what it said), its handling left under way."""
     body, headers = webhook
     answer = await meta.dispatcher.client.post("/phone/whatsapp", content=body, headers=headers)
     assert answer.status_code == 200, answer.text
-    await whatsapp(meta).settled()
     return dict(answer.json())
 
 
@@ -124,3 +138,26 @@ async def test_meta_s_terminate_stops_a_call_the_shared_book_missed_and_is_sent_
     assert session["status"] in ("stopping", "ended"), session
     assert peers.asked_about(call.call_id) == 1
     assert sent(meta) == ["pre_accept", "accept"]  # Meta ended it: nothing hung up
+
+
+async def test_terminates_sent_on_to_a_hanging_region_hold_no_room_of_this_region_s_calls(
+        eu: tuple[Meta, Peers], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Bounds lowered so the test is short (both are 1,000): room for three calls, two relays at once."""
+    meta, peers = eu
+    calls = whatsapp(meta)
+    monkeypatch.setattr(whatsapp_calls, "MAX_TASKS", 3)
+    monkeypatch.setattr(whatsapp_calls, "MAX_RELAYS", 2)
+    peers.answering.clear()  # the other region hangs
+    strays = [meta.fake.ring(OFFER) for _ in range(3)]  # calls other regions took
+    for stray in strays:
+        await deliver_only(meta, meta.fake.terminate_webhook(stray))
+        assert await meta.fake.eventually(lambda: not calls._tasks)  # handled here; its relay may wait on
+    assert [peers.asked_about(stray.call_id) for stray in strays] == [1, 1, 0]  # the third dropped
+    assert any("not sent on to the other regions" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)
+    call = meta.fake.ring(OFFER)  # this region's own call still answered
+    await deliver_only(meta, meta.fake.connect_webhook(call))
+    assert await meta.fake.eventually(lambda: call.state == "accepted")
+    peers.answering.set()
+    await calls.settled()
+
