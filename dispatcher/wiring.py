@@ -322,7 +322,7 @@ def build_state(
         trunk_calls=_trunk_calls(env, coordination),
         sip_edge=EdgeSecret.from_env(env),
         whatsapp=_whatsapp(env, settings, sessions, channels, replication, coordination, auth,
-                           RegionsElsewhere(peers, region_relay) if regions.several else None),
+                           RegionsElsewhere(peers) if regions.several else None),
     )
 
 

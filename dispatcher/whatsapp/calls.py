@@ -6,7 +6,8 @@
   A call whose bot could not start or answer, or whose number's key is no live key, is rejected, so the
   caller is not left ringing; once an `accept` may have reached Meta, it is terminated instead.
 - `terminate` (the caller hung up, or Meta ended the call): the session is stopped. One that lands in a region
-  that does not hold the call is sent on to the others, which take it once if they hold it (elsewhere.py).
+  that does not hold the call, and did not end it, is sent on to the others, which take it once if they hold
+  it (elsewhere.py).
 - The session ends first (the bot hung up, a stop, its time limit), at this replica or another: the call
   is terminated at Meta, or rejected when it ends while the call is still being answered. The call is
   recorded in the book every replica shares, and its end decided once across them (hang_ups.py).
@@ -57,6 +58,9 @@ SESSION_ENDS = frozenset({"ended", "machine_ended", "stop_requested", "failed"})
 ANSWERS: tuple[Literal["pre_accept", "accept"], ...] = ("pre_accept", "accept")  # in Meta's order
 CLOSE_SECONDS = 5.0  # what a closing replica waits for its calls' tasks
 MAX_TASKS = 1_000  # calls being answered or hung up at once, past which a webhook is refused (503)
+# Terminates being sent on to the other regions at once, apart from MAX_TASKS: a region down or slow holds
+# each for its tries, and must not make this one refuse its own calls. Past it, one is dropped (logged).
+MAX_RELAYS = 1_000
 
 
 class Elsewhere(Protocol):
@@ -64,6 +68,10 @@ class Elsewhere(Protocol):
 
     async def send(self, event: CallEvent) -> None:
         """`event` sent to every other region, which takes it if it holds the call."""
+        ...
+
+    async def aclose(self) -> None:
+        """Its connections closed, once nothing is being sent."""
         ...
 
 
@@ -111,6 +119,7 @@ class WhatsAppCalls:
         self._by_session: dict[str, LiveCall] = {}
         self._elsewhere = elsewhere
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relays: set[asyncio.Task[None]] = set()  # events being sent on to the other regions
         self._ending: dict[asyncio.Task[None], str] = {}  # hang-up tasks, by their session
         self._closing = False
         sessions.timeline.listeners.append(self._timeline_event)
@@ -265,19 +274,29 @@ class WhatsAppCalls:
     async def _terminate(self, event: CallEvent, route: NumberRoute, relayed_from: str | None = None) -> None:
         """Meta ended the call: its session is stopped, at whichever replica this webhook reached, and
         nobody hangs it up at Meta again (its end is taken before the stop that others see). A region that
-        does not hold the call sends the event on to the others (`relayed_from`: one that did so)."""
+        does not hold the call sends the event on to the others (`relayed_from`: one that did so), unless
+        it ended the call itself or was told its end already: Meta sends its `terminate` for every end,
+        whoever ended the call, and the region that ended it has closed its record by then."""
         call = self._live.get(event.call_id) or self._call(event, route)
         held = self._elsewhere is None or event.call_id in self._live or await self.hang_ups.holds(call.session_id)
+        first: bool | None = None  # whether this region took the call's end here (None: not asked yet)
         if held is not True and self._elsewhere is not None and relayed_from is None:
-            self._spawn(partial(self._elsewhere.send, event))  # beside this region's own handling, if any
-        if held is False:  # another region's call: nothing of it here
-            if relayed_from is not None:
-                log.info("whatsapp: call %s: a %s relayed by region %s is for a call not held here", call.call_id,
-                         event.event, relayed_from)
+            first = await self.hang_ups.first_to_end(call.call_id)
+            if first:  # beside this region's own handling, if any
+                self._relay(self._elsewhere, event)
+        if held is False and relayed_from is not None:  # another region's call: nothing of it here
+            log.info("whatsapp: call %s: a %s relayed by region %s is for a call not held here", call.call_id,
+                     event.event, relayed_from)
             return
+        if held is False and first is False:  # ended here already: its session was ended with it
+            return
+        # Held, or not as far as the book says: Meta's own event still stops the session its call id gives
+        # here, as a call whose record never reached the shared book (the store blinked as it was booked)
+        # may run at another replica of this region (another region's session is none here: a stop finds none).
         call.over = True
         self._sessions.timeline.note(call.session_id, EVENT, **event.shown())
-        await self.hang_ups.first_to_end(call.call_id)
+        if first is None:
+            await self.hang_ups.first_to_end(call.call_id)
         await self._stop(call)
         await self.hang_ups.close(call.session_id)
         self._forget(call)
@@ -321,15 +340,25 @@ class WhatsAppCalls:
         self._live.pop(call.call_id, None)
         self._by_session.pop(call.session_id, None)
 
-    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None] | None:
-        """`work` called in a task of its own. Called there, not here: a task cancelled before it starts (at
-        shutdown) then leaves no coroutine that was never awaited."""
+    def _relay(self, elsewhere: Elsewhere, event: CallEvent) -> None:
+        """`event` sent on to the other regions, in a task of the relays' own bound (MAX_RELAYS)."""
+        if len(self._relays) >= MAX_RELAYS:
+            log.warning("whatsapp: call %s: its %s not sent on to the other regions: %d are being sent already "
+                        "(a region slow or down holds each for its tries)", event.call_id, event.event, MAX_RELAYS)
+            return
+        self._spawn(partial(elsewhere.send, event), self._relays)
+
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]],
+               tasks: set[asyncio.Task[None]] | None = None) -> asyncio.Task[None] | None:
+        """`work` called in a task of its own, kept in `tasks` (the calls' by default). Called there, not here:
+        a task cancelled before it starts (at shutdown) then leaves no coroutine that was never awaited."""
         try:
             task = asyncio.get_running_loop().create_task(self._logged(work))
         except RuntimeError:  # no loop (a synchronous caller at shutdown): nothing to send it with
             return None
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        kept = self._tasks if tasks is None else tasks
+        kept.add(task)
+        task.add_done_callback(kept.discard)
         return task
 
     @staticmethod
@@ -340,9 +369,9 @@ class WhatsAppCalls:
             log.exception("whatsapp: a call event failed")
 
     async def settled(self) -> None:
-        """Waits for the events being handled (a test; a closing dispatcher)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        """Waits for the events being handled and sent on (a test; a closing dispatcher)."""
+        while self._tasks or self._relays:
+            await asyncio.wait(self._tasks | self._relays)
 
     async def reconcile(self) -> None:
         """Owed hang-ups sent again until Meta answers: every replica runs it (until cancelled)."""
@@ -354,14 +383,16 @@ class WhatsAppCalls:
         (`owed_at_shutdown` waits for those)."""
         self._closing = True
         cut_short = [session_id for task, session_id in self._ending.items() if not task.done()]
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._relays]:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=CLOSE_SECONDS)
+        if self._tasks or self._relays:
+            await asyncio.wait(self._tasks | self._relays, timeout=CLOSE_SECONDS)
         for session_id in cut_short:
             self._spawn_end(session_id)
         await self.owed_at_shutdown()
         await self.graph.aclose()
+        if self._elsewhere is not None:
+            await self._elsewhere.aclose()
 
     async def owed_at_shutdown(self) -> None:
         """Waits (CLOSE_SECONDS at most) for the hang-ups owed as this replica shuts down: after its sessions

@@ -110,8 +110,11 @@ class HangUps:
         await self._owe(session_id, self._clock() + SENDING_SECONDS)
 
     async def owe_end(self, session_id: str) -> None:
-        """A session's end seen as this replica shuts down: its call, answered or being accepted, is owed a
-        hang-up due now, for the next sweep of any replica; nothing is sent to Meta from here."""
+        """A session's end seen as this replica shuts down: its call is owed a hang-up for the next sweep of
+        any replica; nothing is sent to Meta from here. Answered, it is due now; being accepted, once that
+        accept is done or given up (as `session_ended` owes it): Meta refuses a terminate before the accept,
+        which would close the record, and the accept landing then would leave the call up with nobody owing
+        its end."""
         try:
             call = await self._book.mark(session_id, "ended")
         except StoreUnavailable:
@@ -119,7 +122,7 @@ class HangUps:
                         "answer)", session_id)
             return
         if call is not None and (call.answered or call.accepting):
-            await self._owe(session_id, self._clock())
+            await self._owe(session_id, self._clock() if call.answered else self._clock() + SENDING_SECONDS)
 
     async def holds(self, session_id: str) -> bool | None:
         """Whether this region holds the call of `session_id` (took its `connect`, and it is not over);

@@ -109,6 +109,20 @@ async def test_the_answering_replica_alive_hangs_up_a_call_whose_session_ended_w
     assert line.terminates() == 1  # the owed one cleared by its hang-up
 
 
+async def test_an_end_seen_at_shutdown_while_another_replica_accepts_waits_for_the_accept(line: Line) -> None:
+    line.call.state = "pre_accepted"  # Meta took the pre_accept; another replica is sending the accept
+    await line.hang_ups.mark("s-1", "accepting")
+    await line.hang_ups.owe_end("s-1")  # the session's end, seen at a replica shutting down
+    await line.hang_ups.sweep()  # any replica's next sweep, before the accept lands
+    assert line.terminates() == 0  # Meta would refuse it (not accepted yet), and the record would be closed
+    line.call.state = "accepted"  # the accept lands: its replica's mark reads the end
+    booked = await line.hang_ups.mark("s-1", "answered")
+    assert booked is not None and booked.ended
+    line.clock.now += SENDING_SECONDS  # that replica killed before hanging it up: the sweep does
+    await line.hang_ups.sweep()
+    assert (line.call.state, line.terminates()) == ("terminated", 1)
+
+
 class DiesAfterTaking:
     """A replica killed the moment the call's one-time end is taken (SIGKILL, OOM, node loss)."""
 

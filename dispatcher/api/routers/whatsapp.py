@@ -6,8 +6,8 @@
 The signature is checked on the raw body before anything is read from it: unsigned is 401, badly
 signed 403, and nothing has started. A later event another region sent on (it does not hold the call:
 dispatcher/whatsapp/elsewhere.py) carries that region's signature instead, checked before it gets
-here. Each call event is taken once across replicas (Meta retries a webhook until it gets a 200);
-the answer comes at once, the call being handled in the background."""
+here, and is answered signed. Each call event is taken once across replicas (Meta retries a webhook
+until it gets a 200); the answer comes at once, the call being handled in the background."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 from botchannel.json_input import parse_json
 from dispatcher.api.dependencies import app_state
 from dispatcher.api.region_relay import relayed_by
+from dispatcher.api.routers.regions import signed_answer
 from dispatcher.errors import ApiError, Utf8JSONResponse
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.whatsapp.calls import CallsBusy, WhatsAppCalls
@@ -81,4 +82,7 @@ async def webhook(request: Request) -> Response:
         log.warning("whatsapp: a webhook was refused: %s", exc)
         raise ApiError(503, "whatsapp_busy", "this replica is handling as many WhatsApp calls as it can: the webhook "
                        "is retried", retry_after=STORE_RETRY_SECONDS) from None
-    return Utf8JSONResponse({"events": len(events), "taken": taken})
+    answer = {"events": len(events), "taken": taken}
+    if relayed_from is not None:  # the relaying region believes an answer only signed by a region
+        return signed_answer(request, app_state(request), answer)
+    return Utf8JSONResponse(answer)
