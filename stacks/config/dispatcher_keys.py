@@ -188,7 +188,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT", value=_recording(lambda r: r.transcript)),
     KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS", value=_recording(lambda r: r.retention_days)),
     KeySetting("recordingRules", "RECORDING_RULES", value=_recording(lambda r: r.rules_text)),
-    *(KeySetting(key, setting, value=_phone(setting)) for key, setting in calling_out.KEYS.items()),
+    *(KeySetting(key, setting, "its list, comma-separated" if key in calling_out.POLICY_KEYS else AS_IS,
+                 value=_phone(setting)) for key, setting in calling_out.KEYS.items()),
     KeySetting(whatsapp.NUMBERS_KEY, whatsapp.NUMBERS_VARIABLE, "its phone number IDs' `ID=KEY_NAME[@RELEASE]`, "
                "comma-separated", value=_phone(whatsapp.NUMBERS_VARIABLE)),
     KeySetting(USAGE_FILES_KEY, "USAGE_FILES", "its value when `recordings` (`off` is the dispatcher's default)",

@@ -55,6 +55,7 @@ STRUCTURED: dict[str, tuple[str, ...]] = {
     k8s_model.NODE_SELECTOR_KEY: ("object",),
     k8s_model.TOLERATIONS_KEY: ("array",),
     whatsapp.NUMBERS_KEY: ("object", "string"),
+    **dict.fromkeys(calling_out.POLICY_KEYS, ("array",)),
 }
 # Decimals the checks parse from text (DEFAULTS holds them as strings: "0.1"); "" = the provider's own.
 DECIMALS = ("reserveBuffer", "reserveBurst", "reserveColdStartSeconds", *calling_out.PACE_KEYS)

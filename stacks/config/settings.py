@@ -218,7 +218,7 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
 def _phone(cfg: Reader, secrets: Secrets) -> dict[str, str]:
     """The plain phone settings the stack sets: WhatsApp's numbers (with its secrets, all or none) and the
     settings of calls placed through Twilio."""
-    found = calling_out.load(cfg, secrets.phone)
+    found = calling_out.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
     if (numbers := whatsapp.numbers(cfg, secrets.phone)) is not None:
         found[whatsapp.NUMBERS_VARIABLE] = numbers
     return found

@@ -1,0 +1,74 @@
+"""Who may call out through Twilio on a stack (stacks/config/call_callers.py, calling_out.py): the lists
+twilioCallers, twilioDestinations and twilioCallerIds reach every cloud's dispatcher as the settings its
+own parser reads back; what it would refuse, or a caller no key of dispatcherApiKeys is named, fails the
+preview with the key and the fix named, never showing a key."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from dispatcher.phone.twilio_dial import dial_settings_from_env
+from stacks.tools.dispatcher_env import dispatcher_envs
+from tests.infra.config.test_settings import error
+from tests.infra.conftest import K8S_STACK_SECRETS, SECRETS, StackRunner
+
+NAMED_KEYS = {"voicefleet:dispatcherApiKeys": "renewals-bot:SENTINEL-key-7f1a,support-bot:SENTINEL-key-2c9d,"
+                                              "SENTINEL-unnamed-key-4b0e"}
+POLICY = {"twilioCallers": json.dumps(["renewals-bot", "support-bot"]),
+          "twilioDestinations": json.dumps(["+1*", "+44*", "+1900*"]),
+          "twilioCallerIds": json.dumps(["+14155550199"])}
+
+
+def _secrets(cloud: str) -> dict[str, str]:
+    return {**(K8S_STACK_SECRETS if cloud == "k8s" else SECRETS), **NAMED_KEYS}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure", "k8s"])
+def test_every_clouds_dispatcher_reads_the_policy_its_own_parser_takes(stack: StackRunner, cloud: str) -> None:
+    (env,) = dispatcher_envs(stack(cloud, secrets=_secrets(cloud), **POLICY).registrations)
+    assert {name: env.plain.get(name) for name in ("TWILIO_CALLERS", "TWILIO_DESTINATIONS", "TWILIO_CALLER_IDS")} == {
+        "TWILIO_CALLERS": "renewals-bot,support-bot", "TWILIO_DESTINATIONS": "+1*,+44*,+1900*",
+        "TWILIO_CALLER_IDS": "+14155550199"}
+    read = dial_settings_from_env(env.plain, "TWILIO")
+    assert (read.callers, read.destinations, read.caller_ids) == (
+        ("renewals-bot", "support-bot"), ("+1*", "+44*", "+1900*"), ("+14155550199",))
+
+
+def test_pulumi_yamls_empty_lists_leave_the_dispatchers_own_policy(stack: StackRunner) -> None:
+    """`pulumi up` hands every unset key its declared default, `[]`: no key may call out, as unset."""
+    (env,) = dispatcher_envs(stack("aws", **dict.fromkeys(POLICY, "[]")).registrations)
+    assert not {name for name in env.plain if name.startswith("TWILIO_")}
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("twilioDestinations", ["1*"], r"voicefleet:twilioDestinations is refused as the dispatcher would refuse it: "
+                                   r"voicefleet:twilioDestinations: '1\*' is not one of E.164 patterns"),
+    ("twilioDestinations", ["+1*4"], r"voicefleet:twilioDestinations: '\+1\*4' is not one of E.164 patterns"),
+    ("twilioCallerIds", ["4155550199"], r"voicefleet:twilioCallerIds: '4155550199' is not one of E.164 numbers"),
+    ("twilioCallerIds", [14155550199], r"voicefleet:twilioCallerIds must be a list of strings.*quoted.*"
+                                       r"pulumi config set --path 'twilioCallerIds\[0\]'"),
+    ("twilioCallers", "support-bot", r"voicefleet:twilioCallers must be a list of strings"),
+    ("twilioCallers", ["a,b"], r"voicefleet:twilioCallers must be a list of strings, each without ','"),
+])
+def test_a_policy_the_dispatcher_would_refuse_fails_the_preview_naming_the_key(
+        stack: StackRunner, key: str, value: object, said: str) -> None:
+    message = error(stack, "aws", secrets=_secrets("aws"), **{key: value if isinstance(value, str)
+                                                               else json.dumps(value)})
+    assert re.search(said, message), message
+
+
+@pytest.mark.parametrize(("keys", "unknown", "names"), [
+    (NAMED_KEYS["voicefleet:dispatcherApiKeys"], "'sales-bot'", "renewals-bot, support-bot"),
+    ("SENTINEL-a,SENTINEL-b", "'support-bot', 'sales-bot'", "none"),  # unnamed keys have no name to list
+])
+def test_a_caller_no_key_is_named_is_refused_without_showing_a_key(stack: StackRunner, keys: str, unknown: str,
+                                                                    names: str) -> None:
+    message = error(stack, "gcp", secrets={**SECRETS, "voicefleet:dispatcherApiKeys": keys},
+                    twilioCallers=json.dumps(["support-bot", "sales-bot"]))
+    assert (f"voicefleet:twilioCallers names {unknown}, which is no key's name in voicefleet:dispatcherApiKeys "
+            f"(its names: {names})") in message, message
+    assert "pulumi config set --secret dispatcherApiKeys" in message
+    assert "SENTINEL" not in message
