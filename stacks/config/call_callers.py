@@ -4,13 +4,15 @@ rendered to the dispatcher's comma-separated `TWILIO_CALLERS`, `TWILIO_DESTINATI
 Unset (or Pulumi.yaml's `[]`), the dispatcher's own: no key may call out, to any number but the risky
 ones. The values are checked by the dispatcher's own parser with the carrier's pace
 (stacks/config/calling_out.py); a caller must be one of `dispatcherApiKeys`' names, which the preview
-checks once the secret is known, as a caller no key has would leave every call of its bot refused.
+checks once the secret is known (not offline, which sees a stand-in), as a caller no key has would leave
+every call of its bot refused.
 """
 
 from __future__ import annotations
 
 import pulumi
 
+from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 
 CLIENT_KEYS = "dispatcherApiKeys"
@@ -46,7 +48,10 @@ def key_names(text: str) -> set[str]:
 
 
 def _check_named(cfg: Reader, key: str, callers: list[str], client_keys: str) -> None:
-    """Only the keys' names reach the message, never a key."""
+    """Only the keys' names reach the message, never a key. An offline run (`voicefleet config check
+    --stack`, the plan) sees a stand-in for the secret, never its names: `pulumi up` checks them."""
+    if is_stand_in(client_keys):
+        return
     names = key_names(client_keys)
     if unknown := [caller for caller in callers if caller not in names]:
         raise cfg.fail(key, f"names {', '.join(map(repr, unknown))}, which is no key's name in "

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from dispatcher.phone.twilio_dial import dial_settings_from_env
+from stacks.tools.config_check import stack_envs
 from stacks.tools.dispatcher_env import dispatcher_envs
 from tests.infra.config.test_settings import error
 from tests.infra.conftest import K8S_STACK_SECRETS, SECRETS, StackRunner
@@ -72,3 +73,10 @@ def test_a_caller_no_key_is_named_is_refused_without_showing_a_key(stack: StackR
             f"(its names: {names})") in message, message
     assert "pulumi config set --secret dispatcherApiKeys" in message
     assert "SENTINEL" not in message
+
+
+def test_the_offline_check_of_a_stack_file_leaves_the_callers_to_pulumi_up() -> None:
+    """`voicefleet config check --stack` sees dispatcherApiKeys' ciphertext, never its names: the callers
+    pass it, and `pulumi up`, which reads the keys, checks them."""
+    (env,) = stack_envs("aws-dev", {"twilioCallers": '["support-bot"]'}, cached=False)
+    assert env.plain["TWILIO_CALLERS"] == "support-bot"
