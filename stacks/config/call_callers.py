@@ -10,14 +10,19 @@ every call of its bot refused.
 
 from __future__ import annotations
 
+import re
+
 import pulumi
 
+from dispatcher.phone.twilio_dial import dial_settings_from_env
+from dispatcher.settings import SettingsError as DispatcherSettingsError
 from stacks.config.masked import is_stand_in
 from stacks.config.reader import Reader
 
 CLIENT_KEYS = "dispatcherApiKeys"
 # The policy's stack keys of a carrier -> its dispatcher variables, by the key's suffix.
 _POLICY = {"Callers": "CALLERS", "Destinations": "DESTINATIONS", "CallerIds": "CALLER_IDS"}
+POLICY_SUFFIXES = tuple(_POLICY)
 
 
 def policy_keys(carrier: str, prefix: str) -> dict[str, str]:
@@ -26,6 +31,24 @@ def policy_keys(carrier: str, prefix: str) -> dict[str, str]:
 
 
 TWILIO_KEYS = policy_keys("twilio", "TWILIO")
+
+
+def dial_settings(cfg: Reader, prefix: str, pace_keys: dict[str, str], keys: dict[str, str],
+                  client_keys: pulumi.Output[str]) -> dict[str, str]:
+    """A carrier's pace (`pace_keys`) and policy (`keys`) that are set, variable -> value, checked by the
+    dispatcher's own parser (`prefix` `TWILIO`, `TELNYX`) with its variables named by their keys."""
+    found = {variable: value for key, variable in pace_keys.items() if (value := cfg.plain(key)) is not None}
+    found |= rendered(cfg, keys)
+    try:
+        dial_settings_from_env(found, prefix)
+    except DispatcherSettingsError as exc:
+        named = {variable: key for key, variable in {**pace_keys, **keys}.items()}
+        pattern = re.compile(r"\b(" + "|".join(named) + r")\b")
+        message = pattern.sub(lambda match: cfg.key(named[match[1]]), str(exc))
+        raise cfg.fail(named[found_in[1]] if (found_in := pattern.search(str(exc))) else next(iter(named.values())),
+                       f"is refused as the dispatcher would refuse it: {message}") from None
+    check_callers(cfg, keys, found, client_keys)
+    return found
 
 
 def rendered(cfg: Reader, keys: dict[str, str]) -> dict[str, str]:

@@ -16,9 +16,8 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES, dial_settings_from_env
-from dispatcher.settings import SettingsError as DispatcherSettingsError
-from stacks.config.call_callers import TWILIO_KEYS, check_callers, rendered
+from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES
+from stacks.config.call_callers import TWILIO_KEYS, dial_settings
 from stacks.config.reader import Reader
 
 # Plain stack config -> the dispatcher's variable.
@@ -33,7 +32,6 @@ ACCOUNT_KEY = "twilioAccountSid"
 ACCOUNT_VARIABLE = "TWILIO_ACCOUNT_SID"
 KEYS = {**PACE_KEYS, PUBLIC_URL_KEY: PUBLIC_URL_VARIABLE, ACCOUNT_KEY: ACCOUNT_VARIABLE,
         VOICEMAIL_KEY: VOICEMAIL_VARIABLE, **POLICY_KEYS}
-_PARSED = {**PACE_KEYS, **POLICY_KEYS}  # what the dispatcher's parser reads here
 VOICEMAIL_OPTIONS = ("", *VOICEMAIL_CHOICES)  # "": the dispatcher's own (hang_up)
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")  # as the dispatcher checks it (dispatcher/phone/settings.py)
 
@@ -42,17 +40,7 @@ def load(cfg: Reader, secrets_set: Collection[str], client_keys: pulumi.Output[s
     """The settings of the keys that are set, variable -> value, as the dispatcher will read them;
     `secrets_set`: the phone secrets' variables the stack sets; `client_keys`: dispatcherApiKeys, whose
     names the callers must be."""
-    found = {variable: value for key, variable in PACE_KEYS.items() if (value := cfg.plain(key)) is not None}
-    found |= rendered(cfg, POLICY_KEYS)
-    try:
-        dial_settings_from_env(found, "TWILIO")
-    except DispatcherSettingsError as exc:
-        named = {variable: key for key, variable in _PARSED.items()}
-        pattern = re.compile(r"\b(" + "|".join(named) + r")\b")
-        message = pattern.sub(lambda match: cfg.key(named[match[1]]), str(exc))
-        raise cfg.fail(named[found_in[1]] if (found_in := pattern.search(str(exc))) else next(iter(_PARSED)),
-                       f"is refused as the dispatcher would refuse it: {message}") from None
-    check_callers(cfg, POLICY_KEYS, found, client_keys)
+    found = dial_settings(cfg, "TWILIO", PACE_KEYS, POLICY_KEYS, client_keys)
     if (url := cfg.plain(PUBLIC_URL_KEY)) is not None:
         found[PUBLIC_URL_VARIABLE] = _public_url(cfg, url)
     if voicemail := cfg.string(VOICEMAIL_KEY, choices=VOICEMAIL_OPTIONS):

@@ -1,7 +1,8 @@
-"""Who may call out through Twilio on a stack (stacks/config/call_callers.py, calling_out.py): the lists
-twilioCallers, twilioDestinations and twilioCallerIds reach every cloud's dispatcher as the settings its
-own parser reads back; what it would refuse, or a caller no key of dispatcherApiKeys is named, fails the
-preview with the key and the fix named, never showing a key."""
+"""Who may call out through Twilio and Telnyx on a stack (stacks/config/call_callers.py, calling_out.py,
+calling_out_telnyx.py): the lists twilioCallers, twilioDestinations and twilioCallerIds (and Telnyx's)
+reach every cloud's dispatcher as the settings its own parser reads back, Telnyx's account and API key
+with them; what it would refuse, or a caller no key of dispatcherApiKeys is named, fails the preview
+with the key and the fix named, never showing a key."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from stacks.tools.config_check import stack_envs
 from stacks.tools.dispatcher_env import dispatcher_envs
 from tests.infra.config.test_settings import error
 from tests.infra.conftest import K8S_STACK_SECRETS, SECRETS, StackRunner
+from tests.infra.helpers import holding
 
 NAMED_KEYS = {"voicefleet:dispatcherApiKeys": "renewals-bot:SENTINEL-key-7f1a,support-bot:SENTINEL-key-2c9d,"
                                               "SENTINEL-unnamed-key-4b0e"}
@@ -80,3 +82,48 @@ def test_the_offline_check_of_a_stack_file_leaves_the_callers_to_pulumi_up() -> 
     pass it, and `pulumi up`, which reads the keys, checks them."""
     (env,) = stack_envs("aws-dev", {"twilioCallers": '["support-bot"]'}, cached=False)
     assert env.plain["TWILIO_CALLERS"] == "support-bot"
+
+
+TELNYX_ACCOUNT = "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
+TELNYX_SECRETS = {"voicefleet:telnyxTransferApiKey": "SENTINEL-telnyx-api-key-8d3e",
+                  "voicefleet:telnyxPublicKey": "SENTINEL-telnyx-public-key-1f0c"}
+TELNYX = {"telnyxAccountSid": TELNYX_ACCOUNT, "telnyxApplicationSid": "1293384261075731499",
+          "telnyxCallsPerSecond": "4", "telnyxVoicemail": "flag", "telnyxCallers": json.dumps(["support-bot"]),
+          "telnyxDestinations": json.dumps(["+49*"]), "telnyxCallerIds": json.dumps(["+4930901820"])}
+STORE = {"aws": "aws:secretsmanager/secretVersion:SecretVersion", "k8s": "kubernetes:core/v1:Secret"}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "k8s"])
+def test_a_stack_places_calls_through_telnyx_with_its_api_key_the_dispatchers_alone(stack: StackRunner,
+                                                                                    cloud: str) -> None:
+    run = stack(cloud, secrets={**_secrets(cloud), **TELNYX_SECRETS}, **TELNYX)
+    (env,) = dispatcher_envs(run.registrations)
+    assert {name: value for name, value in env.plain.items() if name.startswith("TELNYX_")} == {
+        "TELNYX_ACCOUNT_SID": TELNYX_ACCOUNT, "TELNYX_APPLICATION_SID": "1293384261075731499",
+        "TELNYX_CALLS_PER_SECOND": "4", "TELNYX_VOICEMAIL": "flag", "TELNYX_CALLERS": "support-bot",
+        "TELNYX_DESTINATIONS": "+49*", "TELNYX_CALLER_IDS": "+4930901820"}
+    read = dial_settings_from_env(env.plain, "TELNYX")
+    assert (read.calls_per_second, read.callers, read.destinations) == (4.0, ("support-bot",), ("+49*",))
+    assert {"TELNYX_TRANSFER_API_KEY", "TELNYX_PUBLIC_KEY"} <= env.masked
+    assert {r.type for r in holding(run, "SENTINEL-telnyx-api-key-8d3e")} == {STORE[cloud]}
+    assert {r.name for r in holding(run, "TELNYX_TRANSFER_API_KEY")} == {env.resource}  # no bot's
+
+
+@pytest.mark.parametrize(("overrides", "secrets", "said"), [
+    ({"telnyxAccountSid": TELNYX_ACCOUNT}, TELNYX_SECRETS,
+     "voicefleet:telnyxApplicationSid is set together with telnyxAccountSid and telnyxApplicationSid"),
+    ({"telnyxAccountSid": "AC0123", "telnyxApplicationSid": "1"}, TELNYX_SECRETS,
+     "voicefleet:telnyxAccountSid must be the Telnyx account's id, a UUID"),
+    ({"telnyxAccountSid": TELNYX_ACCOUNT, "telnyxApplicationSid": "1"}, {},
+     "voicefleet:telnyxAccountSid needs telnyxTransferApiKey and telnyxPublicKey .*"
+     "pulumi config set --secret telnyxTransferApiKey"),
+    ({"telnyxCallsPerSecond": "0"}, {}, "voicefleet:telnyxCallsPerSecond=0 must be "),
+    ({"telnyxVoicemail": "beep"}, {}, "voicefleet:telnyxVoicemail must be one of , hang_up, message, flag"),
+    ({"telnyxCallerIds": '["+49 30"]'}, {}, r"voicefleet:telnyxCallerIds: '\+49 30' is not one of E.164 numbers"),
+    ({"telnyxCallers": '["sales-bot"]'}, {}, "voicefleet:telnyxCallers names 'sales-bot', which is no key's name"),
+])
+def test_telnyx_calls_settings_the_dispatcher_would_refuse_fail_the_preview(
+        stack: StackRunner, overrides: dict[str, str], secrets: dict[str, str], said: str) -> None:
+    message = error(stack, "aws", secrets={**_secrets("aws"), **secrets}, **overrides)
+    assert re.search(said, message), message
+    assert "SENTINEL" not in message

@@ -118,6 +118,10 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
                                           '["support"]', '["support", "sales"]'),
     ("twilioDestinations", "TWILIO_DESTINATIONS"): ("aws-prod", {}, '["+1*"]', '["+1*", "+44*"]'),
     ("twilioCallerIds", "TWILIO_CALLER_IDS"): ("gcp-prod", {}, '["+14155550199"]', '["+14155550199", "+442071838750"]'),
+    ("telnyxCallers", "TELNYX_CALLERS"): ("gcp-prod", {"dispatcherApiKeys": "support:a-client-key,sales:b-client-key"},
+                                          '["sales"]', '["support", "sales"]'),
+    ("telnyxDestinations", "TELNYX_DESTINATIONS"): ("azure-prod", {}, '["+49*"]', '["+49*", "+33*"]'),
+    ("telnyxCallerIds", "TELNYX_CALLER_IDS"): ("aws-prod", {}, '["+4930901820"]', '["+4930901821"]'),
 }
 
 
