@@ -1,9 +1,11 @@
 """Calls the dispatcher places through Twilio's Calls API (docs/phone.md, "Calling out"): the account (its
 SID, plain: an identifier, whose credential is the secret twilioAuthToken), its pace and how long a call
 may wait for it, and the public address Twilio's status and answering-machine callbacks come back to.
-Each key left unset leaves the dispatcher's own default (no account: no calls placed through Twilio; one
-call a second, five seconds' wait; no public URL: a request's own host). The pace is checked by the
-dispatcher's own parser, so a value it would refuse at start-up fails the preview with the key named.
+Who may call out, where and as whom are the policy's keys (stacks/config/call_callers.py). Each key left
+unset leaves the dispatcher's own default (no account: no calls placed through Twilio; one call a second,
+five seconds' wait; no public URL: a request's own host; no caller: no key may). The pace and the policy
+are checked by the dispatcher's own parser, so a value it would refuse at start-up fails the preview with
+the key named.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import re
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES, dial_settings_from_env
-from dispatcher.settings import SettingsError as DispatcherSettingsError
+import pulumi
+
+from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES
+from stacks.config.call_callers import TWILIO_KEYS, dial_settings
 from stacks.config.reader import Reader
 
 # Plain stack config -> the dispatcher's variable.
+POLICY_KEYS = TWILIO_KEYS  # who may call out, where and as whom (lists)
 PACE_KEYS = {"twilioCallsPerSecond": "TWILIO_CALLS_PER_SECOND",
              "twilioCallMaxWaitSeconds": "TWILIO_CALL_MAX_WAIT_SECONDS"}
 PUBLIC_URL_KEY = "phonePublicUrl"
@@ -26,23 +31,16 @@ VOICEMAIL_VARIABLE = "TWILIO_VOICEMAIL"
 ACCOUNT_KEY = "twilioAccountSid"
 ACCOUNT_VARIABLE = "TWILIO_ACCOUNT_SID"
 KEYS = {**PACE_KEYS, PUBLIC_URL_KEY: PUBLIC_URL_VARIABLE, ACCOUNT_KEY: ACCOUNT_VARIABLE,
-        VOICEMAIL_KEY: VOICEMAIL_VARIABLE}
+        VOICEMAIL_KEY: VOICEMAIL_VARIABLE, **POLICY_KEYS}
 VOICEMAIL_OPTIONS = ("", *VOICEMAIL_CHOICES)  # "": the dispatcher's own (hang_up)
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")  # as the dispatcher checks it (dispatcher/phone/settings.py)
 
 
-def load(cfg: Reader, secrets_set: Collection[str]) -> dict[str, str]:
+def load(cfg: Reader, secrets_set: Collection[str], client_keys: pulumi.Output[str]) -> dict[str, str]:
     """The settings of the keys that are set, variable -> value, as the dispatcher will read them;
-    `secrets_set`: the phone secrets' variables the stack sets."""
-    found = {variable: value for key, variable in PACE_KEYS.items() if (value := cfg.plain(key)) is not None}
-    try:
-        dial_settings_from_env(found, "TWILIO")
-    except DispatcherSettingsError as exc:
-        message = str(exc)
-        for key, variable in PACE_KEYS.items():
-            message = message.replace(f"{variable}=", f"{cfg.key(key)}=")
-        raise cfg.fail(next(key for key, variable in PACE_KEYS.items() if variable in str(exc)),
-                       f"is refused as the dispatcher would refuse it: {message}") from None
+    `secrets_set`: the phone secrets' variables the stack sets; `client_keys`: dispatcherApiKeys, whose
+    names the callers must be."""
+    found = dial_settings(cfg, "TWILIO", PACE_KEYS, POLICY_KEYS, client_keys)
     if (url := cfg.plain(PUBLIC_URL_KEY)) is not None:
         found[PUBLIC_URL_VARIABLE] = _public_url(cfg, url)
     if voicemail := cfg.string(VOICEMAIL_KEY, choices=VOICEMAIL_OPTIONS):

@@ -17,8 +17,19 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dispatcher.machines.k8s.settings import AGENT_SANDBOX
 from dispatcher.settings.derived import DEFAULT_PROFILE
-from stacks.config import calling_out, channel, channel_capacity, phone, reserve, store, switches, whatsapp
+from stacks.config import (
+    calling_out,
+    calling_out_telnyx,
+    channel,
+    channel_capacity,
+    phone,
+    reserve,
+    store,
+    switches,
+    whatsapp,
+)
 from stacks.config.bot_env import OTLP_ENDPOINT
+from stacks.config.call_callers import POLICY_SUFFIXES
 from stacks.config.channel import CHANNEL_KEY
 from stacks.config.channel import TOKEN_KEY as CHANNEL_TOKEN_KEY
 from stacks.config.observability import DASHBOARD_ENABLED, PROFILE, WEBHOOK_SECRET, WEBHOOK_URL
@@ -188,7 +199,8 @@ ENTRIES: tuple[KeySetting, ...] = (
     KeySetting("recordingTranscript", "RECORDING_TRANSCRIPT", value=_recording(lambda r: r.transcript)),
     KeySetting("recordingRetentionDays", "RECORDING_RETENTION_DAYS", value=_recording(lambda r: r.retention_days)),
     KeySetting("recordingRules", "RECORDING_RULES", value=_recording(lambda r: r.rules_text)),
-    *(KeySetting(key, setting, value=_phone(setting)) for key, setting in calling_out.KEYS.items()),
+    *(KeySetting(key, setting, "its list, comma-separated" if key.endswith(POLICY_SUFFIXES) else AS_IS,
+                 value=_phone(setting)) for key, setting in {**calling_out.KEYS, **calling_out_telnyx.KEYS}.items()),
     KeySetting(whatsapp.NUMBERS_KEY, whatsapp.NUMBERS_VARIABLE, "its phone number IDs' `ID=KEY_NAME[@RELEASE]`, "
                "comma-separated", value=_phone(whatsapp.NUMBERS_VARIABLE)),
     KeySetting(USAGE_FILES_KEY, "USAGE_FILES", "its value when `recordings` (`off` is the dispatcher's default)",

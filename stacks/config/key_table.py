@@ -13,6 +13,7 @@ from dispatcher.machines.k8s.settings import MODES as K8S_MODES
 from stacks.config import (
     admin_keys,
     calling_out,
+    calling_out_telnyx,
     channel,
     front_door,
     k8s,
@@ -55,9 +56,11 @@ STRUCTURED: dict[str, tuple[str, ...]] = {
     k8s_model.NODE_SELECTOR_KEY: ("object",),
     k8s_model.TOLERATIONS_KEY: ("array",),
     whatsapp.NUMBERS_KEY: ("object", "string"),
+    **dict.fromkeys({**calling_out.POLICY_KEYS, **calling_out_telnyx.POLICY_KEYS}, ("array",)),
 }
 # Decimals the checks parse from text (DEFAULTS holds them as strings: "0.1"); "" = the provider's own.
-DECIMALS = ("reserveBuffer", "reserveBurst", "reserveColdStartSeconds", *calling_out.PACE_KEYS)
+DECIMALS = ("reserveBuffer", "reserveBurst", "reserveColdStartSeconds", *calling_out.PACE_KEYS,
+            *calling_out_telnyx.PACE_KEYS)
 # Plain keys with no default of their own: unset is nothing (a cloud is required).
 WITHOUT_DEFAULT = ("cloud",)
 # A key's only values, as the checks take them.
@@ -77,6 +80,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     k8s.STORE_KEY: (k8s.EXTERNAL, k8s.IN_CLUSTER),
     made_secrets.ROLL_KEY: made_secrets.ROLLS,
     calling_out.VOICEMAIL_KEY: calling_out.VOICEMAIL_OPTIONS,
+    calling_out_telnyx.VOICEMAIL_KEY: calling_out_telnyx.VOICEMAIL_OPTIONS,
 }
 # The providers' keys a stack of each cloud sets (the SDKs read more; stacks/config/stack_keys.py knows them).
 PROVIDER_KEYS: dict[str, str] = {

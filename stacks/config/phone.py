@@ -19,6 +19,7 @@ from stacks.config.reader import Reader
 PHONE_SECRET_KEYS = {
     "twilioAuthToken": "TWILIO_AUTH_TOKEN",
     "telnyxPublicKey": "TELNYX_PUBLIC_KEY",
+    "telnyxTransferApiKey": "TELNYX_TRANSFER_API_KEY",  # the dispatcher's Telnyx API key: calls out, transfers
     "plivoAuthToken": "PLIVO_AUTH_TOKEN",
     "exotelApiKey": "EXOTEL_API_KEY",
     "exotelApiToken": "EXOTEL_API_TOKEN",
@@ -31,9 +32,10 @@ PHONE_SECRET_KEYS = {
 # for `POST /start` with a WebSocket transport (or a carrier's name): any API key gets a one-time
 # token for it whatever is set here (dispatcher/phone/settings.py), so the stacks count those
 # sockets for every session (stacks/config/channel.py held_requests). WhatsApp's are not either: its
-# calls reach a bot over WebRTC, as a browser's do.
+# calls reach a bot over WebRTC, as a browser's do; nor Telnyx's API key, which the dispatcher calls with.
 CALL_CREDENTIALS = frozenset(env for key, env in PHONE_SECRET_KEYS.items()
-                             if key != "dailyDialinSecret" and key not in whatsapp.SECRET_KEYS)
+                             if key not in ("dailyDialinSecret", "telnyxTransferApiKey")
+                             and key not in whatsapp.SECRET_KEYS)
 
 ALB_MAX_DEREGISTRATION_DELAY = 3600  # seconds (the target group attribute's maximum)
 FARGATE_MAX_STOP_TIMEOUT = 120  # seconds (ContainerDefinition.stopTimeout's maximum on Fargate)

@@ -51,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     "twilioVoicemail": "",
     "twilioCallsPerSecond": "",
     "twilioCallMaxWaitSeconds": "",
+    # Calls placed through Telnyx (stacks/config/calling_out_telnyx.py): "" = the dispatcher's own default
+    "telnyxAccountSid": "",
+    "telnyxApplicationSid": "",
+    "telnyxVoicemail": "",
+    "telnyxCallsPerSecond": "",
+    "telnyxCallMaxWaitSeconds": "",
     "otelExporterOtlpEndpoint": "",  # "" = no traces
     # The bot control channel (stacks/config/channel.py): on with `profile: prod`, or with botChannelToken set
     "botChannel": False,

@@ -24,6 +24,7 @@ from stacks.config import (
     bot_permissions,
     bot_session_caps,
     calling_out,
+    calling_out_telnyx,
     ceiling_notes,
     channel_capacity,
     cloud_run,
@@ -217,8 +218,9 @@ def _load(cfg: Reader, environ: Mapping[str, str]) -> Settings:
 
 def _phone(cfg: Reader, secrets: Secrets) -> dict[str, str]:
     """The plain phone settings the stack sets: WhatsApp's numbers (with its secrets, all or none) and the
-    settings of calls placed through Twilio."""
-    found = calling_out.load(cfg, secrets.phone)
+    settings of calls placed through Twilio and Telnyx."""
+    found = calling_out.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
+    found |= calling_out_telnyx.load(cfg, secrets.phone, secrets.dispatcher_api_keys)
     if (numbers := whatsapp.numbers(cfg, secrets.phone)) is not None:
         found[whatsapp.NUMBERS_VARIABLE] = numbers
     return found

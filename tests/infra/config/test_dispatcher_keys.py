@@ -114,6 +114,14 @@ DERIVED_PROBES: dict[tuple[str, str], tuple[str, dict[str, str], str, str]] = {
     ("whatsappNumbers", "WHATSAPP_NUMBERS"): ("aws-prod", {"whatsappAccessToken": "t", "whatsappAppSecret": "a",
                                                            "whatsappVerifyToken": "v"},
                                               '{"106540352242922": "support"}', "106540352242922=sales@stable"),
+    ("twilioCallers", "TWILIO_CALLERS"): ("aws-prod", {"dispatcherApiKeys": "support:a-client-key,sales:b-client-key"},
+                                          '["support"]', '["support", "sales"]'),
+    ("twilioDestinations", "TWILIO_DESTINATIONS"): ("aws-prod", {}, '["+1*"]', '["+1*", "+44*"]'),
+    ("twilioCallerIds", "TWILIO_CALLER_IDS"): ("gcp-prod", {}, '["+14155550199"]', '["+14155550199", "+442071838750"]'),
+    ("telnyxCallers", "TELNYX_CALLERS"): ("gcp-prod", {"dispatcherApiKeys": "support:a-client-key,sales:b-client-key"},
+                                          '["sales"]', '["support", "sales"]'),
+    ("telnyxDestinations", "TELNYX_DESTINATIONS"): ("azure-prod", {}, '["+49*"]', '["+49*", "+33*"]'),
+    ("telnyxCallerIds", "TELNYX_CALLER_IDS"): ("aws-prod", {}, '["+4930901820"]', '["+4930901821"]'),
 }
 
 
