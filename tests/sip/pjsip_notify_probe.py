@@ -19,6 +19,7 @@ import pjsua2 as pj
 
 from sipedge.sip_call import SipCall
 from sipedge.stack import ua_config
+from tests.sip.pjsip_pump import pump
 
 TRUNK, STRANGER = "127.0.0.20", "127.0.0.99"
 
@@ -55,16 +56,6 @@ def main(port: int) -> None:
     account_config.idUri = "sip:edge@127.0.0.1"
     account.create(account_config, True)
 
-    def pump(sock: socket.socket, seconds: float) -> list[str]:
-        got, deadline = [], time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            endpoint.libHandleEvents(20)
-            try:
-                got.append(sock.recv(65535).decode())
-            except OSError:
-                pass
-        return got
-
     def send(sock: socket.socket, lines: list[str], body: str = "") -> None:
         sock.sendto(("\r\n".join([*lines, f"Content-Length: {len(body)}"]) + "\r\n\r\n" + body).encode(),
                     ("127.0.0.1", port))
@@ -93,36 +84,37 @@ def main(port: int) -> None:
     sdp = (f"v=0\r\no=- 1 1 IN IP4 {TRUNK}\r\ns=-\r\nc=IN IP4 {TRUNK}\r\nt=0 0\r\n"
            "m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
     request(trunk, "INVITE", 1, None, sdp, ("Content-Type: application/sdp",))
-    ok = next(a for a in pump(trunk, 1.5) if a.startswith("SIP/2.0 200"))
+    ok = next(a for a in pump(endpoint, trunk, 1.5) if a.startswith("SIP/2.0 200"))
     found = re.search(r"^To:.*;tag=([^;\r\n]+)", ok, re.M | re.I)
     assert found is not None
     tag = found.group(1)
     request(trunk, "ACK", 1, tag)
-    pump(trunk, 0.3)
+    pump(endpoint, trunk, 0.3)
     call = calls[0]
     call.on_transfer_status = lambda status, final: told.append([status, final])
     # Before any REFER: no subscription takes it. Without a Contact, which PJSIP would take as the call's new
     # address whoever sent it (docs/sip.md), so that the REFER below still goes to the trunk.
     notify(stranger, 2, tag, "200 OK", "terminated", contact=False)
     unsolicited: dict[str, object] = {"step": "stranger NOTIFY before a REFER",
-                                      "answers": first_lines(pump(stranger, 0.5)),
+                                      "answers": first_lines(pump(endpoint, stranger, 0.5)),
                                       "told": list(told)}
     call.xfer("sip:+14155550123@127.0.0.20", pj.CallOpParam(True))
-    refer = next(m for m in pump(trunk, 1.0) if m.startswith("REFER "))
+    refer = next(m for m in pump(endpoint, trunk, 1.0) if m.startswith("REFER "))
     send(trunk, ["SIP/2.0 202 Accepted", *[line for line in refer.split("\r\n")
                                            if line.lower().startswith(("via:", "from:", "to:", "call-id:", "cseq:"))]])
-    pump(trunk, 0.3)
+    pump(endpoint, trunk, 0.3)
     steps: list[dict[str, object]] = [unsolicited, {"step": "REFER accepted", "told": list(told)}]
     for who, sock, cseq, status, state in (("stranger", stranger, 3, "200 OK", "active;expires=60"),
                                            ("trunk", trunk, 4, "180 Ringing", "active;expires=60"),
                                            ("trunk", trunk, 5, "200 OK", "terminated;reason=noresource")):
         del told[:]
         notify(sock, cseq, tag, status, state)
-        steps.append({"step": f"{who} NOTIFY {status}", "answers": first_lines(pump(sock, 0.5)), "told": list(told)})
+        answers = first_lines(pump(endpoint, sock, 0.5))
+        steps.append({"step": f"{who} NOTIFY {status}", "answers": answers, "told": list(told)})
     request(stranger, "NOTIFY", 1, None, "Messages-Waiting: yes\r\n",
             ("Event: message-summary", "Subscription-State: active",
              "Content-Type: application/simple-message-summary"))
-    steps.append({"step": "stranger NOTIFY outside a dialog", "answers": first_lines(pump(stranger, 0.8))})
+    steps.append({"step": "stranger NOTIFY outside a dialog", "answers": first_lines(pump(endpoint, stranger, 0.8))})
     steps.append({"step": "counted", "ignored": ignored, "ended": call.ended})
     print(json.dumps(steps), flush=True)
     os._exit(0)  # PJSUA's teardown with a call object in Python's hands is not what is probed here

@@ -16,6 +16,7 @@ import time
 import pjsua2 as pj
 
 from sipedge.sip_call import SipCall
+from tests.sip.pjsip_pump import pump
 
 TRUNK, STRANGER = "127.0.0.20", "127.0.0.99"
 
@@ -48,16 +49,6 @@ def main(port: int) -> None:
     account_config.idUri = "sip:edge@127.0.0.1"
     account.create(account_config)
 
-    def pump(sock: socket.socket, seconds: float) -> list[str]:
-        got, deadline = [], time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            endpoint.libHandleEvents(20)
-            try:
-                got.append(sock.recv(65535).decode())
-            except OSError:
-                pass
-        return got
-
     def sdp(host: str, rtp: int) -> str:
         return (f"v=0\r\no=- 1 {rtp} IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
                 f"m=audio {rtp} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
@@ -85,12 +76,12 @@ def main(port: int) -> None:
         sock.bind((host, 0))
         sock.settimeout(0.02)
     request(trunk, "INVITE", 1, None, sdp(TRUNK, 30000))
-    ok = next(a for a in pump(trunk, 1.5) if a.startswith("SIP/2.0 200"))
+    ok = next(a for a in pump(endpoint, trunk, 1.5) if a.startswith("SIP/2.0 200"))
     found = re.search(r"^To:.*;tag=([^;\r\n]+)", ok, re.M | re.I)
     assert found is not None
     tag = found.group(1)
     request(trunk, "ACK", 1, tag)
-    pump(trunk, 0.5)
+    pump(endpoint, trunk, 0.5)
     steps: list[dict[str, object]] = [{"step": "answered", "rtp": rtp_to()}]
     cseq = 2
     for who, sock, method, body in (("trunk", trunk, "INVITE", sdp(TRUNK, 30010)),
@@ -98,10 +89,10 @@ def main(port: int) -> None:
                                     ("stranger", stranger, "INVITE", sdp(STRANGER, 31000)),
                                     ("stranger", stranger, "INVITE", "")):
         branch = request(sock, method, cseq, tag, body)
-        answers = [a.split("\r\n", 1)[0] for a in pump(sock, 1.0)]
+        answers = [a.split("\r\n", 1)[0] for a in pump(endpoint, sock, 1.0)]
         if method == "INVITE" and any(a.startswith("SIP/2.0 200") for a in answers):
             request(sock, "ACK", cseq, tag, "" if body else sdp(STRANGER, 33000))  # an offerless one's answer
-            answers += [a.split("\r\n", 1)[0] for a in pump(sock, 0.8)]
+            answers += [a.split("\r\n", 1)[0] for a in pump(endpoint, sock, 0.8)]
         elif method == "INVITE":
             request(sock, "ACK", cseq, tag, branch=branch)  # a refusal's ACK: its INVITE's branch
         steps.append({"step": f"{who} {method}{'' if body else ' without an offer'}", "answers": answers,
