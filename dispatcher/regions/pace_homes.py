@@ -117,8 +117,10 @@ class RegionPaces:
                                       ASK_SECONDS)
         granted = data.get("granted") if isinstance(data, Mapping) else None
         wait = data.get("wait") if isinstance(data, Mapping) else None
-        if isinstance(granted, bool) and isinstance(wait, (int, float)) and math.isfinite(wait) and wait >= 0:
-            return granted, float(wait)
+        # A turn past the longest wait asked for is no answer (a call would sleep on it), nor a refusal's
+        # wait past any bound (its Retry-After).
+        if isinstance(granted, bool) and _number(wait, 0.0, max_wait + 0.01 if granted else MAX_WAIT_SECONDS):
+            return granted, float(wait)  # type: ignore[arg-type]  # a number, checked
         self._resting[peer.name] = self._clock() + REST_SECONDS  # logged once per rest, not once per call
         log.warning("regions: %s, home of the pace %s, did not give a turn (%s): this region takes its share "
                     "(%g calls a second) alone for %g s", peer.name, bucket, why,

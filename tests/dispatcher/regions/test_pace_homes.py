@@ -28,7 +28,7 @@ from dispatcher.machines.local.provider import LocalMachines, LocalSettings
 from dispatcher.regions.config import Regions
 from dispatcher.regions.pace_homes import HANDOVER_SECONDS, PACE_PATH, RegionPaces, pace_home
 from dispatcher.regions.peers import Peers
-from dispatcher.regions.signing import RegionSigner
+from dispatcher.regions.signing import ANSWER_SIGNATURE, SIGNATURE, RegionSigner, answer_signature
 from dispatcher.store.local import LocalCoordination
 from tests.dispatcher.conftest import STANDIN_BOT, STANDIN_ENV
 from tests.fakes.server import FakeServer
@@ -91,7 +91,15 @@ async def failing(_request: Request) -> Response:
     return JSONResponse({"error": {"code": "store_unavailable"}}, status_code=503)
 
 
-@pytest.mark.parametrize("answer", [unsigned, hanging, failing], ids=["unsigned", "hanging", "5xx"])
+async def signed_past_the_wait(request: Request) -> Response:
+    """Signed as a region signs, a turn an hour away: a call would sleep on it."""
+    body = json.dumps({"granted": True, "wait": 3600}).encode()
+    mac = answer_signature(SECRET.encode(), request.headers.get(SIGNATURE, ""), body)
+    return Response(body, media_type="application/json", headers={ANSWER_SIGNATURE: mac})
+
+
+@pytest.mark.parametrize("answer", [unsigned, hanging, failing, signed_past_the_wait],
+                         ids=["unsigned", "hanging", "5xx", "past_the_wait"])
 async def test_a_home_that_cannot_be_asked_is_asked_once_then_this_region_paces_its_share(answer: Any) -> None:
     clock = Clock()
     with home_answering(answer) as (url, asked):
