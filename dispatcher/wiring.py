@@ -58,6 +58,7 @@ from dispatcher.regions.calls import CallHandoffs
 from dispatcher.regions.capacity import neighbours_of
 from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
+from dispatcher.regions.pace_homes import RegionPaces
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.releases import RegionalReleases
@@ -260,8 +261,9 @@ def build_state(
         health = coordination.health()
         return health["status"] == "ok" if "status" in health else None
 
+    paces = RegionPaces(peers, coordination) if regions.several else None  # calls out paced across the regions
     phone = build_phone_state(env, settings, sessions, channels, metrics, coordination, replication.remote,
-                              owners=auth.by_id, timeline=timeline, regions=regions)
+                              owners=auth.by_id, timeline=timeline, regions=regions, paces=paces)
     replication.attach_transfers(phone.handing)  # a transfer another replica relays here
     return AppState(
         settings=settings,
@@ -303,6 +305,7 @@ def build_state(
         key_homes=KeyHomes(peers, coordination.key_holders) if regions.several else None,
         call_handoffs=CallHandoffs(peers) if regions.several else None,
         webhook_sightings=WebhookSightings(peers) if regions.several else None,
+        region_paces=paces,
         release_health=watch.view,
         release_watch=watch,
         smoke=smoke,
@@ -319,7 +322,7 @@ def build_state(
         runtime=runtime,
         capacity_floors=floors,
         model_service=sessions.model_service,
-        trunk_calls=_trunk_calls(env, coordination),
+        trunk_calls=_trunk_calls(env, paces or coordination),
         sip_edge=EdgeSecret.from_env(env),
         whatsapp=_whatsapp(env, settings, sessions, channels, replication, coordination, auth,
                            RegionsElsewhere(peers) if regions.several else None),
@@ -448,10 +451,10 @@ def _live_sessions(coordination: Coordination) -> StoreLiveSessions | None:
     return StoreLiveSessions(store) if isinstance(store, Store) else None
 
 
-def _trunk_calls(env: Mapping[str, str], coordination: Coordination) -> TrunkCalls | None:
+def _trunk_calls(env: Mapping[str, str], paces: Coordination | RegionPaces) -> TrunkCalls | None:
     """`POST /calls` through the SIP edge, when SIP_EDGE_URL names one (docs/sip.md#outbound-calls)."""
     settings = TrunkCallSettings.from_env(env)
-    return TrunkCalls(settings, coordination) if settings is not None else None
+    return TrunkCalls(settings, paces) if settings is not None else None
 
 
 def _whatsapp(env: Mapping[str, str], settings: Settings, sessions: SessionService, channels: BotChannels,

@@ -415,7 +415,7 @@ def _calls_out(prefix: str, carrier: str, through: str) -> tuple[Setting, ...]:
     return (
         Setting(
             f"{prefix}_CALLS_PER_SECOND", "phone", NUMBER, above=0, default="1",
-            meaning=f"the calls a second `POST /calls` places {through}, counted across replicas",
+            meaning=f"the calls a second `POST /calls` places {through}, counted across replicas and regions",
         ),
         Setting(
             f"{prefix}_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
@@ -1659,8 +1659,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SIP_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
         meaning=(
-            "how long `POST /calls` waits for its trunk's pace (the trunk's `cps`, counted across replicas); a call "
-            "that would wait longer is refused `429` with `Retry-After`"
+            "how long `POST /calls` waits for its trunk's pace (the trunk's `cps`, counted across replicas and "
+            "regions); a call that would wait longer is refused `429` with `Retry-After`"
         ),
     ),
     *_calls_out("TWILIO", "Twilio", "through Twilio's API (the account's CPS, Twilio's default 1)"),

@@ -34,6 +34,7 @@ from dispatcher.phone.trunk_calls import TrunkCalls
 from dispatcher.regions.calls import CallHandoffs
 from dispatcher.regions.config import Regions
 from dispatcher.regions.home import KeyHomes
+from dispatcher.regions.pace_homes import RegionPaces
 from dispatcher.regions.peers import Peers
 from dispatcher.regions.relay import RegionRelay
 from dispatcher.regions.releases import RegionalReleases
@@ -82,6 +83,7 @@ class AppState:
     key_homes: KeyHomes | None = None  # where an Idempotency-Key's session is held (several regions)
     call_handoffs: CallHandoffs | None = None  # a carrier's call handed to another region (several regions)
     webhook_sightings: WebhookSightings | None = None  # a webhook answered once in every region (several)
+    region_paces: RegionPaces | None = None  # calls out paced across the regions, each pace at its home (several)
     region_releases: RegionalReleases | None = None  # the releases' traffic read before serving, sent to peers
     region_runtime: RegionalRuntime | None = None  # the runtime settings sent to peers, read from them
     # How each release does for its callers, as `GET /releases` shows it (None: not judged).
@@ -136,6 +138,8 @@ class AppState:
             await self.call_handoffs.aclose()
         if self.webhook_sightings is not None:
             await self.webhook_sightings.aclose()
+        if self.region_paces is not None:
+            await self.region_paces.aclose()
         if self.region_releases is not None:
             await self.region_releases.aclose()
         if self.region_runtime is not None:

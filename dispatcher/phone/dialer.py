@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.phone.call_pace import paced
+from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.twilio_calls import CallsResource, TwilioRefused, Unanswered
 from dispatcher.phone.twilio_dial import KEPT_SECONDS, DialSettings
+from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits, SessionValues
 from dispatcher.store.secrets_vault import VaultFull
 
@@ -24,7 +25,8 @@ class Dialer:
     setting_prefix = "TWILIO"
     credentials_named = "TWILIO_ACCOUNT_SID and its credentials"  # what a 401 from the carrier asks to check
 
-    def __init__(self, settings: DialSettings, resource: CallsResource, account_sid: str, limits: CreateLimits,
+    def __init__(self, settings: DialSettings, resource: CallsResource, account_sid: str,
+                 limits: CreateLimits | RegionPaces,
                  kept: SessionValues) -> None:
         self.settings = settings
         self._resource = resource
@@ -32,9 +34,10 @@ class Dialer:
         self._limits = limits
         self._kept = kept
 
-    async def pace(self) -> float:
-        """Waits for the account's next turn (its calls a second, across every replica); 429 past the bound."""
-        return await paced(self._limits, f"{self.carrier}:{self.account}", self.settings.calls_per_second,
+    async def pace(self) -> PaceTurn:
+        """Waits for the account's next turn (its calls a second, across every replica and region); 429 past
+        the bound."""
+        return await pace_turn(self._limits, f"{self.carrier}:{self.account}", self.settings.calls_per_second,
                            self.settings.max_wait_seconds, code=f"{self.carrier}_paced",
                            what=f"the {self.title} account {self.account}",
                            setting=f"{self.setting_prefix}_CALL_MAX_WAIT_SECONDS")

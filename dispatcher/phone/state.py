@@ -30,9 +30,10 @@ from dispatcher.phone.twilio_calls import TwilioCalls
 from dispatcher.phone.twilio_dial import dial_settings_from_env
 from dispatcher.phone.twilio_dialer import TwilioDialer
 from dispatcher.regions.config import Regions
+from dispatcher.regions.pace_homes import RegionPaces
 from dispatcher.sessions.ids import Caller
 from dispatcher.settings import Settings
-from dispatcher.store.coordination import Coordination, HeldPlaces, OneTimeUse
+from dispatcher.store.coordination import Coordination, CreateLimits, HeldPlaces, OneTimeUse
 from voicefleet_settings.read import SettingsError, setting_text
 
 
@@ -77,6 +78,7 @@ def build_phone_state(
     owners: Callable[[str], Caller | None] = lambda _caller_id: None,
     timeline: Timeline | None = None,
     regions: Regions | None = None,
+    paces: RegionPaces | None = None,
 ) -> PhoneState:
     """`owner_relay` reaches the replica holding a bot's channel: with several replicas a call's two
     sockets may be at two of them."""
@@ -98,8 +100,9 @@ def build_phone_state(
     several = (regions or Regions()).several
     dialers: dict[str, Dialer] = {}
     no_dialer: dict[str, str] = {}
-    for carrier, (dialer, why_not) in (("twilio", _dialer(env, phone, twilio, coordination, several)),
-                                       ("telnyx", _telnyx_dialer(env, phone, telnyx, coordination, several))):
+    limits = paces or coordination  # with several regions, a carrier account's pace is held across them
+    for carrier, (dialer, why_not) in (("twilio", _dialer(env, phone, twilio, coordination, limits, several)),
+                                       ("telnyx", _telnyx_dialer(env, phone, telnyx, coordination, limits, several))):
         if dialer is not None:
             dialers[carrier] = dialer
         else:
@@ -128,7 +131,8 @@ def build_phone_state(
 
 
 def _dialer(env: Mapping[str, str], phone: PhoneSettings, twilio: TwilioCalls | None,
-            coordination: Coordination, regions: bool) -> tuple[TwilioDialer | None, str]:
+            coordination: Coordination, limits: CreateLimits | RegionPaces,
+            regions: bool) -> tuple[TwilioDialer | None, str]:
     """Calls out through Twilio need its REST credentials, its auth token (Twilio signs the calls'
     callbacks with the account's auth token, whichever credential placed them) and an address of this
     dispatcher's own for the call's stream and callbacks (dispatcher/phone/access.py `carrier_base`)."""
@@ -142,11 +146,12 @@ def _dialer(env: Mapping[str, str], phone: PhoneSettings, twilio: TwilioCalls | 
         return None, ("set PHONE_PUBLIC_URL to the https:// address Twilio reaches this dispatcher at: a call's "
                       "stream and callbacks go there, never to an address a request's Host header names")
     kept = coordination.session_values(hmac.new(phone.token_key, b"twilio calls kept", hashlib.sha256).digest())
-    return TwilioDialer(settings, twilio, phone.twilio_rest.account_sid, coordination, kept), ""
+    return TwilioDialer(settings, twilio, phone.twilio_rest.account_sid, limits, kept), ""
 
 
 def _telnyx_dialer(env: Mapping[str, str], phone: PhoneSettings, telnyx: TelnyxCalls | None,
-                   coordination: Coordination, regions: bool) -> tuple[TelnyxDialer | None, str]:
+                   coordination: Coordination, limits: CreateLimits | RegionPaces,
+                   regions: bool) -> tuple[TelnyxDialer | None, str]:
     """Calls out through Telnyx's TeXML API need the dispatcher's Telnyx API key and Telnyx's public key
     (the calls' callbacks are Ed25519-signed and checked), the account and the TeXML application that
     places them, and an address of this dispatcher's own, as Twilio's calls do."""
@@ -165,4 +170,4 @@ def _telnyx_dialer(env: Mapping[str, str], phone: PhoneSettings, telnyx: TelnyxC
         return None, ("set PHONE_PUBLIC_URL to the https:// address Telnyx reaches this dispatcher at: a call's "
                       "stream and callbacks go there, never to an address a request's Host header names")
     kept = coordination.session_values(hmac.new(phone.token_key, b"telnyx calls kept", hashlib.sha256).digest())
-    return TelnyxDialer(settings, telnyx, account, coordination, kept, application_sid=application), ""
+    return TelnyxDialer(settings, telnyx, account, limits, kept, application_sid=application), ""

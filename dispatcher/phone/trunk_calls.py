@@ -20,8 +20,9 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.outbound.retry import Backoff, Transient, send
-from dispatcher.phone.call_pace import paced
+from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.edge_secret import EdgeSecret
+from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits
 from dispatcher.usage.trunk_line import TrunkLine, line_of
 from voicefleet_settings.read import setting_float, setting_text
@@ -73,7 +74,8 @@ def _trunk_info(listed: Mapping[str, Any]) -> TrunkInfo:
 
 
 class TrunkCalls:
-    def __init__(self, settings: TrunkCallSettings, limits: CreateLimits, client: HttpClient | None = None) -> None:
+    def __init__(self, settings: TrunkCallSettings, limits: CreateLimits | RegionPaces,
+                 client: HttpClient | None = None) -> None:
         self.settings = settings
         self._limits = limits
         self._client = client or HttpClient(settings.edge_url, timeout=REQUEST_SECONDS, follow_redirects=False,
@@ -118,10 +120,10 @@ class TrunkCalls:
                            "or set PHONE_PUBLIC_URL to this dispatcher's address", retry_after=60)
         return configured
 
-    async def pace(self, trunk: TrunkInfo) -> float:
-        """Waits for the trunk's next turn (its `cps`, across every replica); the seconds waited. A call
-        that would wait more than `max_wait_seconds` is refused 429 with the wait."""
-        return await paced(self._limits, f"trunk:{trunk.name}", trunk.cps, self.settings.max_wait_seconds,
+    async def pace(self, trunk: TrunkInfo) -> PaceTurn:
+        """Waits for the trunk's next turn (its `cps`, across every replica and region); the turn waited. A
+        call that would wait more than `max_wait_seconds` is refused 429 with the wait."""
+        return await pace_turn(self._limits, f"trunk:{trunk.name}", trunk.cps, self.settings.max_wait_seconds,
                            code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS")
 
     async def hand_over(self, order: Mapping[str, Any]) -> None:

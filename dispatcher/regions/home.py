@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
@@ -47,10 +47,17 @@ def home_region(regions: Regions, caller_id: str, idempotency_key: str) -> str:
 
 def homes_in_order(regions: Regions, caller_id: str, idempotency_key: str) -> list[str]:
     """Every region, the key's home first, then who stands in for it (rendezvous order)."""
-    def weight(name: str) -> bytes:
-        return hashlib.sha256("\0".join((name, caller_id, idempotency_key)).encode()).digest()
+    return rendezvous_order(regions.urls, caller_id, idempotency_key)
 
-    return sorted(regions.urls, key=weight, reverse=True)
+
+def rendezvous_order(names: Iterable[str], *key: str) -> list[str]:
+    """`names` (regions), the one whose turn `key` is first: the highest `sha256(name, *key)` (NUL
+    between the parts). Every region computes the same order without asking; adding or removing a
+    region moves only what was its turn. An Idempotency-Key's home, a webhook signature's, a pace's."""
+    def weight(name: str) -> bytes:
+        return hashlib.sha256("\0".join((name, *key)).encode()).digest()
+
+    return sorted(names, key=weight, reverse=True)
 
 
 def key_digest(caller_id: str, idempotency_key: str) -> str:

@@ -14,7 +14,6 @@ calls elsewhere. docs/regions.md ("Phone calls across regions").
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -24,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.regions.calls import REST_SECONDS
+from dispatcher.regions.home import rendezvous_order
 from dispatcher.regions.peers import ANSWER_SECONDS, Peers, region_client, signed_post
 from dispatcher.regions.signing import RegionSigner
 
@@ -39,7 +39,7 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 def sighting_home(candidates: list[str], digest: str) -> str:
     """Where `digest` is recorded, among `candidates` (region names)."""
-    return max(candidates, key=lambda name: hashlib.sha256(f"{name}\0{digest}".encode()).digest())
+    return rendezvous_order(candidates, digest)[0]
 
 
 class WebhookSightings:

@@ -9,6 +9,7 @@
                           (dispatcher/regions/sightings.py)
     POST /regions/releases  a change of the releases' traffic made in the asking region: kept when
                           newer, else 409 (dispatcher/regions/releases.py)
+    POST /regions/pace    as a pace bucket's home: the asking region's call's turn (dispatcher/regions/pace_homes.py)
     POST /regions/runtime   runtime settings changed in the asking region: merged (dispatcher/regions/runtime.py)
     GET  /regions/runtime   every runtime settings entry this region holds, read when its digest differs
 
@@ -38,6 +39,7 @@ from dispatcher.phone.calls import PHONE_TRANSPORT
 from dispatcher.regions.budget_use import FIELD as BUDGET_USE_FIELD
 from dispatcher.regions.calls import CALLS_PATH
 from dispatcher.regions.home import KEYS_PATH
+from dispatcher.regions.pace_homes import PACE_PATH, PACING_ALONE
 from dispatcher.regions.peers import STATE_PATH, Capacity
 from dispatcher.regions.releases import RELEASES_PATH, STATE_FIELD
 from dispatcher.regions.runtime import RUNTIME_PATH
@@ -54,7 +56,8 @@ Part = TypeVar("Part")
 
 
 class Offers(Protocol):
-    """What takes a change made in another region (dispatcher/regions/releases.py, runtime.py)."""
+    """What takes a change made in another region (dispatcher/regions/releases.py, runtime.py), or its
+    ask of a pace's turn (pace_homes.py)."""
 
     async def offered(self, sender: str, payload: object) -> dict[str, Any]: ...
 
@@ -126,6 +129,8 @@ async def region_state(request: Request) -> Response:
         answer[STATE_FIELD] = traffic  # how a region that missed a pushed change gets it
     if state.region_runtime is not None:
         answer[RUNTIME_FIELD] = state.region_runtime.state()  # the same for the runtime settings
+    if state.region_paces is not None and (alone := state.region_paces.alone()):
+        answer[PACING_ALONE] = alone  # the paces' homes set this region's share aside while it paces alone
     # Each budgeted key's use here, which the peers add to theirs at a start (one budget for the deployment).
     if (budget_use := state.sessions.budgets.usage.shared(time.time())) is not None:
         answer[BUDGET_USE_FIELD] = budget_use
@@ -156,6 +161,11 @@ async def key_holder(request: Request) -> Response:
     homes = present(state.key_homes, ONE_REGION)
     digest, region, how = homes.parse_record(await json_body(request))
     return signed_answer(request, state, {"holder": await homes.record(digest, region, how)})
+
+
+@router.post(PACE_PATH, include_in_schema=False)
+async def pace_turn(request: Request) -> Response:
+    return await offered_change(request, lambda state: state.region_paces, ONE_REGION)
 
 
 @router.post(CALLS_PATH, include_in_schema=False)

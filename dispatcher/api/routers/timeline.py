@@ -23,7 +23,9 @@ async def get_timeline(
     """`requested`, `claimed`/`launched`, `machine_started`, `ready`, `joined`, `first_audio`, `error`,
     `failed`, `telephony` (a SIP call's trunk and price), `sip_ended` (a SIP call's end, as its edge told
     it), `stop_requested`, `ended`,
-    `machine_ended` (the provider's word on its machine's end): each with `at` (epoch seconds) and the
+    `machine_ended` (the provider's word on its machine's end), `paced` (a call placed out with several
+    regions: `by` whose turn of the pace it took, the home region's or this region's share): each with `at`
+    (epoch seconds) and the
     replica that saw it.
     Kept a day at most (another client key, or an unknown or forgotten session: 404)."""
     state = app_state(request)

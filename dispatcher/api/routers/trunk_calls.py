@@ -89,8 +89,8 @@ async def place_call(
         if replayed is not None:
             return replayed
     # A call refused here was never asked for: its retry is a first try.
-    waited = (await calls.pace(trunk) if calls is not None and trunk is not None
-              else await dialer_of(state, carrier).pace())
+    turn = (await calls.pace(trunk) if calls is not None and trunk is not None
+            else await dialer_of(state, carrier).pace())
     if idempotency_key is not None and not await state.replication.coordination.spent.first_use(
             f"call:{session_id}:{attempt}", REPLAY_SECONDS):
         raise ApiError(409, "call_in_progress", "this Idempotency-Key's call is being placed; ask again in a moment "
@@ -115,8 +115,10 @@ async def place_call(
         await state.phone.spent.first_use(grant.token_id, grant.expires - time.time() + 60.0)
         await ended_unstarted(state, session_id, **route, detail=exc.message, handed_over=False)
         raise
+    if turn.by:  # several regions: whose turn it was, the home's or this region's share of the pace
+        state.sessions.timeline.note(session_id, "paced", by=turn.by, waited=round(turn.wait, 3))
     response.headers["Location"] = f"/sessions/{session_id}"
-    return {**shown, "status": "starting", "paced_seconds": round(waited, 3) if waited else None}
+    return {**shown, "status": "starting", "paced_seconds": round(turn.wait, 3) if turn.wait else None}
 
 
 def _carrier(payload: CallRequest) -> str:

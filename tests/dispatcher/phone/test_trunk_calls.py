@@ -147,8 +147,8 @@ async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refus
     trunk = TrunkInfo("far", cps=2.0)  # a turn every 0.5 s
     try:
         began = time.monotonic()
-        assert await calls.pace(trunk) == 0  # the first goes at once
-        waited = await calls.pace(trunk)  # the next waits for its turn
+        assert (await calls.pace(trunk)).wait == 0  # the first goes at once
+        waited = (await calls.pace(trunk)).wait  # the next waits for its turn
         assert 0.3 <= waited <= 0.5 and time.monotonic() - began >= 0.3
         # Two at once: one takes the next turn (0.5 s), the other's (1 s) is past the bound.
         results = await asyncio.gather(calls.pace(trunk), calls.pace(trunk), return_exceptions=True)
@@ -156,7 +156,7 @@ async def test_a_trunk_s_calls_wait_for_its_pace_and_one_past_the_bound_is_refus
         assert len(refused) == 1 and refused[0].status == 429, results
         assert refused[0].retry_after is not None and refused[0].retry_after >= 1
         assert "would wait" in refused[0].message
-        assert await calls.pace(TrunkInfo("other", cps=2.0)) == 0  # each trunk has its own pace
+        assert (await calls.pace(TrunkInfo("other", cps=2.0))).wait == 0  # each trunk has its own pace
     finally:
         await calls.aclose()
 
@@ -175,7 +175,7 @@ async def test_two_replicas_pace_a_trunk_s_calls_from_one_bucket_in_the_store(re
     calls = [TrunkCalls(TrunkCallSettings("http://127.0.0.1:9", SECRET, max_wait_seconds=1.0), c) for c in replicas]
     trunk = TrunkInfo("twilio", cps=0.1)
     try:
-        assert await calls[0].pace(trunk) == 0
+        assert (await calls[0].pace(trunk)).wait == 0
         with pytest.raises(ApiError) as refused:
             await calls[1].pace(trunk)  # the other replica: the same bucket
         assert refused.value.status == 429 and refused.value.retry_after is not None
