@@ -18,23 +18,28 @@ from dispatcher.sessions.ids import Caller
 router = APIRouter(responses=ERRORS)
 
 
-@router.post("/sessions/{session_id}/transfer", summary="Hand a live phone call to a person (cold)")
+@router.post("/sessions/{session_id}/transfer", summary="Hand a live phone call to a person (cold or warm)")
 async def transfer_session(
     request: Request, session_id: str, who: Annotated[Caller, Depends(identified)],
     to: Annotated[Any, Body(description="`+14155550100` (E.164) or `sip:desk@pbx.example.com`")] = None,
-    mode: Annotated[Any, Body(description="`cold` (the only mode yet; `warm` is answered 422)")] = "cold",
+    mode: Annotated[Any, Body(description="`cold`, or `warm` (SIP trunk calls: the bot briefs the person)")] = "cold",
+    summary: Annotated[Any, Body(description="warm only: what the bot says to the person (≤ 1,000 characters); "
+                                 "left out, the bot's own briefing")] = None,
 ) -> dict[str, Any]:
     """Twilio (or Telnyx) rings `to` and connects the caller when they answer; a call through the SIP edge is handed
     over by a REFER to the caller's side, or where that is refused, the edge calls `to` through its trunk
     and bridges the two. The call's stream to the bot ends and the session ends as `transferred` (its
     timeline's `transferred`, the `session.transferred` webhook). Any replica answers: the one holding
-    the call's stream does the transfer. Refused before anything changes: 422 for a bad `to` or a `warm`
-    mode, 409 for a session with no live Twilio, Telnyx or SIP call (a WebRTC or Daily session, another carrier,
-    a call over) or a SIP call that could be handed neither way (the code names why), 503 while the
+    the call's stream does the transfer. `warm` (a call through the SIP edge whose trunk has a termination_uri):
+    the caller hears hold music while the person rings, the bot says `summary` (or its own briefing) to them,
+    then the two are bridged; unanswered, the caller is back with the bot (409 `person_unanswered`).
+    Refused before anything changes: 422 for a bad `to`, `mode` or `summary`, 409 for a session with no
+    live Twilio, Telnyx or SIP call (a WebRTC or Daily session, another carrier, a call over), a warm one
+    elsewhere than the SIP edge, or a SIP call that could be handed neither way (the code names why), 503 while the
     replicas' store cannot say where the call is. A 504 with `outcome: unknown` may have been done: it
     is never tried again."""
     state = app_state(request)
-    target = transfer_target(to, mode)  # a bad request is answered before any look-up
+    target = transfer_target(to, mode, summary)  # a bad request is answered before any look-up
     reached = await reachable_id(request, session_id, who, TRANSFER, exists=state.sessions.ever_existed)
     answer = await state.phone.handing.transfer(reached, target)  # at whichever replica holds the call
     if answer is None:
