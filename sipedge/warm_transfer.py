@@ -202,6 +202,11 @@ class Hold:
         tone.play(_hold_tones(), True)
         tone.startTransmit(audio)
         self.tone = tone
+        caller.on_hold = self._held  # a re-INVITE's new stream: the tones again, never the bot
+
+    def _held(self, audio: pj.AudioMedia) -> None:
+        if self.tone is not None:
+            self.tone.startTransmit(audio)
 
     def consult(self, person: SipCall) -> None:
         """The bot hears and speaks to the person (the caller's port, whose audio is the bot's stream)."""
@@ -242,6 +247,7 @@ class Hold:
 
     def _bot_again(self) -> None:
         caller = self.caller
+        caller.on_hold = None
         if caller.ended or caller.port is None:
             return
         audio = caller.getAudioMedia(-1)

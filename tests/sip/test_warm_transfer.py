@@ -173,3 +173,47 @@ async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which
             f"{loudness(back):.0f} {share_at(back, BRIEFING_HZ):.2f}\n{line.edge.log()}")
         events = await ended_events(api, session_id)
         assert not [e for e in events if e["event"] == "transferred"]
+
+
+def first_invite_at(capture: LoopbackUdp, cseq: int) -> float:
+    """When the first INVITE of CSeq `cseq` crossed lo, among the captured datagrams."""
+    for datagram in list(capture.datagrams):
+        if datagram.payload.startswith(b"INVITE ") and f"CSeq: {cseq} INVITE".encode() in datagram.payload:
+            return datagram.at
+    raise AssertionError(f"no INVITE of CSeq {cseq} was captured")
+
+
+async def test_a_reinvite_during_the_hold_keeps_the_caller_on_the_tones_not_the_briefing(line: Line) -> None:
+    """The trunk's re-INVITE while the person rings gives the caller's call a new stream: it joins the hold
+    tones again, never the bot's port, so the caller does not overhear the bot briefing the person."""
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        await wait_for_idle_bot(api)
+        caller_media = free_port_pair(2)
+        to_caller, signalling = LoopbackUdp({caller_media}), LoopbackUdp({line.edge.sip_port, line.person_port})
+        try:
+            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers_late", line.person_port,
+                                                           line.edge.workdir))
+            call = caller(line.edge, "call_warm_reinvite", caller_media)
+            session_id = await active_session(api)
+            answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
+            bridged = time.time()
+            run, far = await call, await person
+        finally:
+            to_caller.stop()
+            signalling.stop()
+        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
+        consulting = one(await events_of(api, session_id), "transfer_consulting")["at"]
+        rung, moved = first_invite_at(signalling, 1), first_invite_at(signalling, 2)
+        person_rung = [d.at for d in list(signalling.datagrams)
+                       if d.destination_port == line.person_port and d.payload.startswith(b"INVITE ")]
+        assert person_rung and person_rung[0] < moved < consulting, (  # the re-INVITE came during the hold
+            f"call {rung:.2f}, person rung {person_rung[:1]}, re-INVITE {moved:.2f}, consulting {consulting:.2f}")
+        on_hold = heard(to_caller, caller_media, consulting, bridged - 0.2)
+        assert loudness(on_hold) > 300, f"the caller heard silence on hold ({loudness(on_hold):.0f})\n{line.edge.log()}"
+        assert share_at(on_hold, BRIEFING_HZ) < 0.2, (
+            f"the caller overheard the briefing ({share_at(on_hold, BRIEFING_HZ):.2f})\n{line.edge.log()}")
+        assert await wait_active_sessions(api, 0) == 0
