@@ -12,7 +12,7 @@ from dispatcher.api.dependencies import app_state, identified, not_found
 from dispatcher.api.schemas import ERRORS
 from dispatcher.errors import ApiError
 from dispatcher.phone.calls import PHONE_TRANSPORT
-from dispatcher.phone.transfer_target import transfer_target
+from dispatcher.phone.transfer_target import WARM, WARM_WHERE, TransferTarget, transfer_target
 from dispatcher.sessions.ids import Caller
 
 router = APIRouter(responses=ERRORS)
@@ -43,19 +43,21 @@ async def transfer_session(
     reached = await reachable_id(request, session_id, who, TRANSFER, exists=state.sessions.ever_existed)
     answer = await state.phone.handing.transfer(reached, target)  # at whichever replica holds the call
     if answer is None:
-        raise await _no_live_call(request, reached)
+        raise await _no_live_call(request, reached, target)
     return answer
 
 
-async def _no_live_call(request: Request, session_id: str) -> ApiError:
+async def _no_live_call(request: Request, session_id: str, target: TransferTarget) -> ApiError:
     """Why this session has no call to transfer here, said before anything changed."""
     session = await app_state(request).sessions.get(session_id)
     if session is None:
         return not_found(session_id)
     transport = session.machine.transport
     if transport != PHONE_TRANSPORT:
+        where = (WARM_WHERE if target.mode == WARM else "transfers work on Twilio and Telnyx media-stream calls and "
+                 "calls through the SIP edge")
         return ApiError(409, "transfer_unsupported", f"a {transport or 'daily'} session has no phone line to hand "
-                        "over: transfers work on Twilio and Telnyx media-stream calls and calls through the SIP edge")
+                        f"over: {where}")
     if not session.machine.state.is_active:
         return ApiError(409, "call_over", "this session's call has ended")
     return ApiError(409, "no_live_call", "this session's call is not connected to the dispatcher (not yet, or "
