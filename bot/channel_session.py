@@ -46,6 +46,7 @@ from bot.ice import CONFIG_VARIABLE, TURN_TRANSPORT_VARIABLE, IceSettings, ice_s
 from bot.identity import MachineIdentity
 from bot.lifecycle import EndReason, SessionLifecycle
 from bot.transfer import serve_transfers
+from bot.warm_steps import warm_handler
 from botchannel.contract import (
     CLOUD_RUN_EXECUTION_VARIABLE,
     FIRST_DIAL_DELAYS_SECONDS,
@@ -59,11 +60,13 @@ from botchannel.contract import (
     Hello,
     RequestFailed,
 )
+from botchannel.transfer import METHOD_WARM_TRANSFER
 from voicefleet_settings.read import setting_text
 
 if TYPE_CHECKING:
     from bot.conversation import ConversationWatch
     from bot.recording.recorder import Recorder
+    from bot.warm_speech import Queue, SpeechWatch
     from bot.watch import SessionWatch
 
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ~1 min, then the session goes on alone
@@ -88,6 +91,14 @@ def _watch() -> SessionWatch | None:
     from bot import watch
 
     return watch.current()
+
+
+def _speech() -> tuple[SpeechWatch, Queue] | None:
+    """The session's pipeline, to say a warm transfer's line into, once it runs."""
+    session_watch = _watch()
+    if session_watch is None or not session_watch.workers:
+        return None
+    return session_watch.speech, session_watch.queue
 
 
 def machine_identity(env: Mapping[str, str]) -> tuple[str, str]:
@@ -120,6 +131,7 @@ class ChannelSession:
         self.machine_id = machine_id
         cold = self.config.session_id if self.settings.cold else None
         handlers = {METHOD_ASSIGN: self._assign, METHOD_FREEZE: self._freeze, METHOD_STOP: self._stop,
+                    METHOD_WARM_TRANSFER: warm_handler(_speech),  # a warm transfer's lines (bot/warm_speech.py)
                     **{m: self._guarded(h) for m, h in self.signalling.items()}}
         self.channel = BotChannel(
             self.settings.url,

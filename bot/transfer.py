@@ -3,6 +3,14 @@
     from bot.transfer import transfer_call
 
     await transfer_call("+14155550100")              # or "sip:desk@pbx.example.com"
+    await transfer_call("+14155550100", mode="warm", summary="Ana, order 1042, wants a refund.")
+
+A warm transfer (calls through the SIP edge): the caller hears hold music while the person rings; once
+they answer, this bot hears them and says `summary` to them (or, without one, what your
+`on_warm_transfer` handler returns for the `brief` step, else a default line), then the caller and the
+person are bridged. Unanswered, the caller is back with this bot, which says so (the `failed` step:
+your handler's line, else a default one) and `transfer_call` raises `TransferFailed`
+(`person_unanswered`, `person_busy`, `person_declined`).
 
 The dispatcher does it with the carrier's credentials it holds (the bot holds none for this): Twilio
 rings the person, the call's stream to this bot ends, and the session ends as `transferred`. Do not
@@ -13,14 +21,54 @@ the stream's close ends the pipeline as a hang-up does.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botchannel.contract import RequestFailed
-from botchannel.transfer import METHOD_CALL_TRANSFER, TRANSFER_TIMEOUT_SECONDS
+from botchannel.transfer import METHOD_CALL_TRANSFER, TRANSFER_TIMEOUT_SECONDS, WARM_TRANSFER_TIMEOUT_SECONDS
 
 Ask = Callable[[str, Mapping[str, Any], float], Awaitable[Mapping[str, Any]]]
 _ask: list[Ask] = []  # this process's channel to the dispatcher: one bot, one session
+DEFAULT_BRIEFING = "Hello, I have a caller for you who asked to speak with a person. I'm connecting you now."
+DEFAULT_FAILED = "I'm sorry, nobody could take your call right now. I'm still here: how can I help?"
+
+
+@dataclass(frozen=True)
+class WarmStep:
+    """A warm transfer's step: `brief` (the person answered: what to tell them) or `failed` (they did not:
+    what to tell the caller, `reason` says why)."""
+    event: str
+    to: str | None = None
+    reason: str | None = None
+
+
+WarmHandler = Callable[[WarmStep], "Awaitable[str | None] | str | None"]
+_warm: list[WarmHandler] = []
+
+
+def on_warm_transfer(handler: WarmHandler) -> WarmHandler:
+    """Registers what this bot says at a warm transfer's steps: the text (None: the default line). Usable
+    as a decorator; a later one replaces an earlier one."""
+    _warm[:] = [handler]
+    return handler
+
+
+async def warm_line(step: WarmStep, summary: str | None = None) -> str:
+    """What to say at `step`: the request's summary, else the bot's handler's text, else the default."""
+    if step.event == "brief" and summary:
+        return summary
+    said = _warm[0](step) if _warm else None
+    if inspect.isawaitable(said):
+        said = await said
+    if isinstance(said, str) and said.strip():
+        return said
+    return default_line(step.event)
+
+
+def default_line(event: str) -> str:
+    return DEFAULT_BRIEFING if event == "brief" else DEFAULT_FAILED
 
 
 class TransferFailed(Exception):
@@ -36,13 +84,16 @@ def serve_transfers(ask: Ask) -> None:
     _ask[:] = [ask]
 
 
-async def transfer_call(to: str, mode: str = "cold") -> dict[str, Any]:
+async def transfer_call(to: str, mode: str = "cold", summary: str | None = None) -> dict[str, Any]:
     """Hands this bot's call to `to` (E.164 or a sip: URI): the dispatcher's answer (`status`:
-    `transferred`, `carrier_status`), or `TransferFailed` saying why (the call then goes on with the bot)."""
+    `transferred`, `carrier_status`), or `TransferFailed` saying why (the call then goes on with the bot).
+    `mode="warm"`: this bot briefs the person first (`summary`, else its `on_warm_transfer` line)."""
     if not _ask:
         raise TransferFailed(503, "no_channel", "this bot is not running under voicefleet's bot host "
                              "(python -m bot), so there is no dispatcher to ask")
     try:
-        return dict(await _ask[0](METHOD_CALL_TRANSFER, {"to": to, "mode": mode}, TRANSFER_TIMEOUT_SECONDS))
+        asked: dict[str, Any] = {"to": to, "mode": mode, **({"summary": summary} if summary is not None else {})}
+        wait = WARM_TRANSFER_TIMEOUT_SECONDS if mode == "warm" else TRANSFER_TIMEOUT_SECONDS
+        return dict(await _ask[0](METHOD_CALL_TRANSFER, asked, wait))
     except RequestFailed as exc:
         raise TransferFailed(exc.status, exc.code, exc.message) from None

@@ -33,6 +33,7 @@ from bot.slow_answer import SlowAnswers
 from bot.usage_meter import UsageMeter, with_usage_metrics
 from bot.vendor_end import GEMINI_LOGGER, VendorEnd, VendorWatch
 from bot.vendor_goodbye import Goodbye
+from bot.warm_speech import SpeechWatch
 
 if TYPE_CHECKING:  # aiortc's: a phone-only bot host may not have it
     from bot.transport_meter import TransportMeter
@@ -53,6 +54,7 @@ class SessionWatch:
         self.on_transport_failed: Callable[[str], None] | None = None
         self.errors = 0
         self.observers: list[BaseObserver] = []  # the host's own, added to each worker (the recording's tap)
+        self.speech = SpeechWatch()  # the bot's speaking, for a warm transfer's lines (bot/warm_speech.py)
         self.usage = UsageMeter()  # the services' usage metrics, summed for the `ended` report
         self.transport: TransportMeter | None = None  # a WebRTC call's connection (bot/transport_meter.py)
         self._reports: set[asyncio.Task[None]] = set()  # crash reports under way, held until done
@@ -82,7 +84,7 @@ class SessionWatch:
                 original(worker, *args, **kwargs)
                 return
             kwargs["observers"] = [*(kwargs.get("observers") or []), _FirstAudio(watch), watch.usage,
-                                   watch.goodbye, watch.slow, watch.again, *watch.observers]
+                                   watch.goodbye, watch.slow, watch.again, watch.speech, *watch.observers]
             with_usage_metrics(kwargs)  # the services count their use (bot/usage_meter.py)
             original(worker, *args, **kwargs)
             watch.workers.append(worker)
@@ -91,6 +93,10 @@ class SessionWatch:
 
         init.watched = True  # type: ignore[attr-defined]
         PipelineWorker.__init__ = init  # type: ignore[method-assign,assignment]
+
+    async def queue(self, frame: Frame) -> None:
+        """`frame` into each of the session's pipelines (a warm transfer's line: bot/warm_speech.py)."""
+        await self._queue(frame)
 
     async def _queue(self, frame: Frame) -> None:
         for worker in self.workers:

@@ -1,6 +1,12 @@
 """A bot asks the dispatcher to hand its own call to a person: one request on its channel.
 
-    bot → dispatcher   request  call.transfer {to, mode}   →   reply {session_id, to, mode, at, status, …}
+    bot → dispatcher   request  call.transfer {to, mode, summary?}   →   reply {session_id, to, mode, at, status, …}
+    dispatcher → bot   request  call.warm_transfer {event: "brief", summary?}   →   reply {spoken: bool}
+    dispatcher → bot   request  call.warm_transfer {event: "failed", reason}    →   reply {spoken: bool}
+
+A warm transfer's person answered: the bot now hears them and speaks to them (the caller on hold), and
+says its briefing (`summary`, else its own); once it answers, the edge bridges caller and person. The
+person did not answer: the caller is back with the bot, which says so.
 
 The dispatcher answers it for the session of the bot that asks (its channel names it) and nothing
 else, with the carrier's credentials it holds itself: the bot holds none for this (docs/phone.md).
@@ -12,3 +18,8 @@ METHOD_CALL_TRANSFER = "call.transfer"
 # The dispatcher's answer comes once the carrier took the update, or after reading the call back when
 # the update went unanswered: its retries and that read fit in this.
 TRANSFER_TIMEOUT_SECONDS = 30.0
+METHOD_WARM_TRANSFER = "call.warm_transfer"
+BRIEF_SECONDS = 20.0  # the bot's briefing, said: past this the edge bridges the two anyway
+FAILED_SECONDS = 5.0  # the bot told that the person did not answer (its line said in the background)
+# A warm transfer's answer: the person's ring (12 s), the briefing and the bridge (the edge's WARM_SECONDS).
+WARM_TRANSFER_TIMEOUT_SECONDS = 48.0

@@ -2,7 +2,9 @@
 (the edge holds no client's API key): `GET /edge/calls/{id}` for the session's status (its bot
 `joined`: the INVITE may go), `POST /edge/calls/{id}/outcome` for what the far end answered, and
 `POST /edge/calls/{id}/bridged` when the person of a bridged transfer answered and hung up (their
-leg's minutes, at the trunk's outbound price, join the session's telephony line).
+leg's minutes, at the trunk's outbound price, join the session's telephony line), and
+`POST /edge/calls/{id}/warm` for a warm transfer's steps (the bot told to brief the person, or that they did
+not answer).
 Every request is bounded (REQUEST_SECONDS) and retried with backoff when the dispatcher cannot be
 reached or answers 5xx; an outcome that still cannot be told is logged, and the edge closes the
 call's stream, which ends the session anyway."""
@@ -21,6 +23,7 @@ REQUEST_SECONDS = 5.0
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.2  # doubled after each failed attempt
 POLL_SECONDS = 0.2
+WARM_STEP_SECONDS = 23.0  # the bot's briefing (its BRIEF_SECONDS, botchannel/transfer.py) and the way there
 
 
 class CallReports:
@@ -54,6 +57,19 @@ class CallReports:
     async def bridged(self, session_id: str, report: dict[str, Any]) -> bool:
         """True once the dispatcher took the bridged person's leg's `answered` or `ended`."""
         return await self._post(session_id, "bridged", report, f"bridged leg {report.get('event')}")
+
+    async def warm(self, session_id: str, step: dict[str, Any]) -> bool:
+        """A warm transfer's step told (`brief`, `failed`), once: the bot must not say it twice. True once the
+        bot said its line, as the dispatcher answers; False when it did not, or no answer came in time."""
+        try:
+            async with self._http.post(f"{self._url(session_id)}/warm", json=step, headers=self._headers,
+                                       timeout=aiohttp.ClientTimeout(total=WARM_STEP_SECONDS)) as answer:
+                said = await answer.json(content_type=None) if answer.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("sipedge: session %s's warm transfer step %s went unanswered: %r", session_id,
+                        step.get("event"), exc)
+            return False
+        return isinstance(said, dict) and said.get("spoken") is True
 
     async def _post(self, session_id: str, path: str, report: dict[str, Any], what: str) -> bool:
         for attempt in range(ATTEMPTS):

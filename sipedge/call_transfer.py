@@ -91,6 +91,8 @@ class Transfer:
     """What the dispatcher asked: the person, and how long a bridged transfer may last."""
     to: str
     time_limit: int = DEFAULT_TIME_LIMIT_SECONDS
+    mode: str = "cold"  # or "warm" (sipedge/warm_transfer.py)
+    summary: str | None = None  # warm: the bot's briefing, else its own
 
 
 def person_uri(trunk: Trunk, to: str) -> str | None:
@@ -109,7 +111,7 @@ async def hand_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: L
                         "no host to name a number at (a REFER's Refer-To) nor to call it through: give the trunk a "
                         "termination_uri, or transfer to a sip: URI")
     number = not to.startswith(("sip:", "sips:"))
-    dialled = to if number else _dialled_by_trunk(held.trunk, to)
+    dialled = to if number else dialled_by_trunk(held.trunk, to)
     if dialled is not None and not destination_allowed(held.trunk.destinations, dialled):  # it pays for a REFER's too
         raise NotHanded(409, "target_not_routed", f"trunk {held.trunk.name!r} does not call {dialled[:40]} (its "
                         "`destinations` in the edge's file): the call stays with the bot")
@@ -118,7 +120,7 @@ async def hand_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: L
     taken = await _refer(stack, held, uri, ring + REFER_MARGIN_SECONDS)
     if isinstance(taken, int):
         end = SipEnd("edge", "referred", taken, f"handed to {uri[:200]} by REFER")
-        return Handed("referred", uri, taken, _once(lambda: stack.submit(lambda: held.call.end(end))))
+        return Handed("referred", uri, taken, once(lambda: stack.submit(lambda: held.call.end(end))))
     refused = taken
     log.warning("sipedge: session %s: REFER to %s refused (%s)", held.flow.session_id, uri, refused)
     if not number or held.trunk.termination_uri is None:
@@ -131,7 +133,7 @@ async def hand_over(stack: SipStack, held: InboundCall, asked: Transfer, legs: L
     return await _bridge(stack, held, to, uri, refused, _Bridge(ring, asked.time_limit, legs, tell))
 
 
-def _dialled_by_trunk(trunk: Trunk, uri: str) -> str | None:
+def dialled_by_trunk(trunk: Trunk, uri: str) -> str | None:
     """The number a SIP URI at the trunk's termination host has the trunk dial (its user part), None for a
     URI elsewhere: `sip:+88216…@<termination host>` is the trunk's call as much as the number itself is."""
     if trunk.termination_uri is None:
@@ -179,7 +181,7 @@ async def _refer(stack: SipStack, held: InboundCall, uri: str, wait: float) -> i
     heard = _Heard()
     try:
         async with asyncio.timeout(wait):
-            while (outcome := heard.told(*await _or_gone(held.flow, progress.get()))) is None:
+            while (outcome := heard.told(*await or_gone(held.flow, progress.get()))) is None:
                 pass
     except TimeoutError:
         stack.submit(_late(call, uri))
@@ -257,13 +259,18 @@ async def _bridge(stack: SipStack, held: InboundCall, to: str, uri: str, refused
         raise
     log.info("sipedge: session %s bridged to %s (REFER %s) for %d s at most", held.flow.session_id, uri, refused,
              how.time_limit)
+    start_billing(held, leg, how.time_limit, how.tell)
+    end = SipEnd("edge", "bridged", 200, f"bridged to {uri[:200]} (the REFER: {refused})")
+    return Handed("bridged", uri, 200, once(lambda: held.flow.release(end)))
+
+
+def start_billing(held: InboundCall, leg: PersonLeg, time_limit: int, tell: Tell | None) -> None:
+    """The bridged person's leg told to the dispatcher, in the background, where the trunk prices it."""
     line = held.trunk.price.line(held.trunk.name, "outbound") if held.trunk.price is not None else None
-    if line is not None and how.tell is not None:
-        task = asyncio.create_task(_bill_leg(how.tell, line, leg, how.time_limit))
+    if line is not None and tell is not None:
+        task = asyncio.create_task(_bill_leg(tell, line, leg, time_limit))
         _billing.add(task)
         task.add_done_callback(_billing.discard)
-    end = SipEnd("edge", "bridged", 200, f"bridged to {uri[:200]} (the REFER: {refused})")
-    return Handed("bridged", uri, 200, _once(lambda: held.flow.release(end)))
 
 
 async def _bill_leg(tell: Tell, line: dict[str, object], leg: PersonLeg, time_limit: int) -> None:
@@ -288,9 +295,7 @@ async def _answered_and_joined(stack: SipStack, held: InboundCall, person: SipCa
             joined.set_exception(NotHanded(409, "call_over", "a leg hung up as the two were being bridged"))
             return
         try:
-            held.call.bridge(person)
-            held.call.events = _Ends(stack, person)  # from now on, either leg's end ends the other
-            stack.submit_at(time.monotonic() + how.time_limit, _time_up(held, person, how.time_limit))
+            join_legs(stack, held, person, how.time_limit)
             joined.set_result(None)
         except pj.Error as exc:
             joined.set_exception(NotHanded(503, "transfer_failed", f"the person answered but the audio could not "
@@ -298,6 +303,14 @@ async def _answered_and_joined(stack: SipStack, held: InboundCall, person: SipCa
 
     stack.submit(bridge)
     await asyncio.wrap_future(joined)
+
+
+def join_legs(stack: SipStack, held: InboundCall, person: SipCall, time_limit: int) -> None:
+    """On the SIP thread: the caller and the person bridged, each one's end ending the other, both hung up
+    once `time_limit` is up."""
+    held.call.bridge(person)
+    held.call.events = _Ends(stack, person)  # from now on, either leg's end ends the other
+    stack.submit_at(time.monotonic() + time_limit, _time_up(held, person, time_limit))
 
 
 def _time_up(held: InboundCall, person: SipCall, time_limit: int) -> Callable[[], None]:
@@ -344,7 +357,7 @@ class PersonLeg:
         """200 once the person answered; else their final status (487: rang out, cancelled)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ring_seconds):
-                await _or_gone(flow, self._settled())
+                await or_gone(flow, self._settled())
         if self.picked.is_set() and not self.gone.is_set():
             return 200
         return self.status or 487
@@ -376,7 +389,7 @@ class _Ends:
         pass
 
 
-def _once(work: Callable[[], None]) -> Callable[[], None]:
+def once(work: Callable[[], None]) -> Callable[[], None]:
     done: list[bool] = []
 
     def once() -> None:
@@ -408,7 +421,7 @@ def _late(call: SipCall, uri: str) -> Callable[[], None]:
     return listen
 
 
-async def _or_gone(flow: CallFlow, work: Awaitable[T]) -> T:
+async def or_gone(flow: CallFlow, work: Awaitable[T]) -> T:
     """`work`'s result; `NotHanded` (409 call_over) once the caller hung up first."""
     task = asyncio.ensure_future(work)
     gone = asyncio.create_task(flow.caller_gone.wait())
@@ -418,6 +431,6 @@ async def _or_gone(flow: CallFlow, work: Awaitable[T]) -> T:
         gone.cancel()
         if not task.done():
             task.cancel()
-    if task.cancelled():
+    if not task.done() or task.cancelled():  # a task told to cancel is done only once it has run again
         raise NotHanded(409, "call_over", "the caller hung up before the call was handed over")
     return task.result()

@@ -4,13 +4,13 @@
   replicas), `ring_seconds`, and, for a priced trunk, its outbound `usd_per_minute` and
   `increment_seconds` (the call's session prices its minutes by them); and `stream_path: true`, which
   tells the dispatcher to hand a call's stream over as a path;
-- `POST /calls/{session_id}/transfer` `{to, request_id, time_limit}`: the answered inbound call of that
-  session handed to a person (sipedge/call_transfer.py; a bridged one hung up after `time_limit` seconds):
-  `200` `{how: referred|bridged, to, sip_status}` once done, `404` when the edge holds no answered call of
-  the session, `409` naming why it was not handed over (the call then stays with its bot; its code
-  `refer_outcome_unknown`: the trunk took the REFER and did not say how it went), `503 edge_full` when a
-  bridge finds no call slot. The same `request_id` again waits for the same outcome (a
-  retried request transfers nothing twice); another one while a transfer is under way is `409`;
+- `POST /calls/{session_id}/transfer` `{to, request_id, time_limit, mode, summary}`: the answered inbound call
+  of that session handed to a person (sipedge/call_transfer.py; `mode: warm`, sipedge/warm_transfer.py; a
+  bridged one hung up after `time_limit` seconds): `200` `{how: referred|bridged|warm, to, sip_status}` once
+  done, `404` when the edge holds no answered call of the session, `409` naming why it was not handed over
+  (the call then stays with its bot; its code `refer_outcome_unknown`: the trunk took the REFER and did not
+  say how it went), `503 edge_full` when a bridge finds no call slot. The same `request_id` again waits for
+  the same outcome (a retried request transfers nothing twice); another one while one is under way is `409`;
 - `POST /calls` `{session_id, stream_path, to, from, trunk, caller}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
   placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
@@ -28,19 +28,21 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Coroutine
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sipedge.call_reports import CallReports
-from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, NotHanded, Transfer, hand_over
+from sipedge.call_transfer import DEFAULT_TIME_LIMIT_SECONDS, Handed, InboundCall, NotHanded, Transfer, hand_over
 from sipedge.config import Trunk
 from sipedge.edge import Edge
 from sipedge.outbound_call import CallOrder, run_outbound
 from sipedge.refusals import DEFAULT_RETRY_SECONDS
 from sipedge.stream_address import STREAM_PATH, NotAtDispatcher, own_stream, stream_at
+from sipedge.warm_transfer import warm_over
 from voicefleet_settings.call_policy import refusal
 
 log = logging.getLogger("sipedge")
@@ -91,6 +93,9 @@ class TransferAsked(BaseModel):
     to: str = Field(pattern=PERSON, max_length=255)
     request_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     time_limit: int = Field(default=DEFAULT_TIME_LIMIT_SECONDS, ge=1, le=86400)  # a bridged transfer's seconds
+    mode: Literal["cold", "warm"] = "cold"
+    # A warm transfer's briefing, passed back to the dispatcher for the bot to say (no control characters).
+    summary: str | None = Field(default=None, min_length=1, max_length=1000, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
 
 
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
@@ -213,8 +218,7 @@ class Control:
             if held is None:
                 return _error(404, "no_call", f"this edge holds no answered call of session {session_id[:128]!r} "
                               "(not answered yet, over, or already handed over)")
-            task = asyncio.create_task(hand_over(self.edge.stack, held, Transfer(asked.to, asked.time_limit),
-                                                 self.edge.leg, partial(self.reports.bridged, session_id)))
+            task = asyncio.create_task(self._hand_over(session_id, held, asked))
             under_way = self._handing[session_id] = (asked.request_id, task)
             task.add_done_callback(lambda _: self._forget_transfer(session_id, task))
         try:
@@ -229,6 +233,14 @@ class Control:
         await answer.write_eof()
         handed.finish()  # the answer is on its way: the stream's end now finds the transfer noted
         return answer
+
+    def _hand_over(self, session_id: str, held: InboundCall, asked: TransferAsked) -> Coroutine[Any, Any, Handed]:
+        transfer = Transfer(asked.to, asked.time_limit, asked.mode, asked.summary)
+        tell = partial(self.reports.bridged, session_id)
+        if asked.mode == "warm":
+            brief = partial(self.reports.warm, session_id)
+            return warm_over(self.edge.stack, held, transfer, self.edge.leg, brief, tell)
+        return hand_over(self.edge.stack, held, transfer, self.edge.leg, tell)
 
     def _forget_transfer(self, session_id: str, task: asyncio.Task[Handed]) -> None:
         """A finished transfer is kept a while for its retried request, then dropped: `REMEMBERED_CALLS` at most.

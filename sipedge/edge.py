@@ -146,8 +146,8 @@ class Edge:
         full = self.outbound_full() or (None if len(self.stack.calls) < self.capacity else
                                f"PJSUA's {self.capacity} slots for calls are all taken")
         if full is not None:
-            raise NotHanded(503, "edge_full", f"{full}, so there is no slot for the call to the person the REFER "
-                            "was refused for: the call stays with the bot")
+            raise NotHanded(503, "edge_full", f"{full}, so there is no slot for the edge's own call to the person "
+                            "(a bridge, or a warm transfer): the call stays with the bot")
         call = send()
         self._legs.add(call)
         return call

@@ -77,6 +77,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.on_transfer_status: Callable[[int, bool], None] | None = None
         self.on_refer_answer: Callable[[int], None] | None = None  # the REFER's own final response
         self.bridged_to: SipCall | None = None  # the other leg once its audio and this one's are bridged
+        # A warm transfer's hold (sipedge/warm_transfer.py): a changed stream joins the hold tones, not the bot,
+        # so a re-INVITE cannot let the caller hear the bot brief the person.
+        self.on_hold: Callable[[pj.AudioMedia], None] | None = None
 
     def respond(self, status: int, retry_after: int | None = None, session_id: str | None = None) -> None:
         if self.ended:
@@ -133,6 +136,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 audio = self.getAudioMedia(index)
                 if self.bridged_to is not None:  # handed to a person: a changed stream joins theirs, not the bot's
                     self.bridged_to.join(audio)
+                    continue
+                if self.on_hold is not None and self.port is not None:
+                    self.on_hold(audio)
                     continue
                 if self.port is None:
                     self.port = MediaPort(self._heard, self.playout)

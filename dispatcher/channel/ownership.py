@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from botchannel.contract import METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_OFFER, METHOD_STOP
+from botchannel.transfer import METHOD_WARM_TRANSFER
 from dispatcher.channel.bots import BotChannels, BotLink
 from dispatcher.errors import ApiError
 from dispatcher.store.coordination import Coordination
@@ -26,9 +27,10 @@ from dispatcher.store.relay import NotHere
 log = logging.getLogger("dispatcher.channel.ownership")
 
 # What another replica may relay to a bot here: signalling, and where a phone call's media is (the
-# call's carrier socket at the asking replica), and a stop where the platform has none (Cerebrium).
+# call's carrier socket at the asking replica), a stop where the platform has none (Cerebrium), and a warm
+# transfer's step (the SIP edge's report reached another replica).
 # `assign` is only ever sent by the replica holding the bot.
-RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_STOP})
+RELAYABLE = frozenset({METHOD_OFFER, METHOD_ICE, METHOD_MEDIA_ATTACH, METHOD_STOP, METHOD_WARM_TRANSFER})
 MAX_PENDING_WRITES = 10_000
 
 

@@ -24,9 +24,10 @@ class StoreRemote:
     def __init__(self, coordination: Coordination) -> None:
         self._coordination = coordination
 
-    async def ask(self, session_id: str, method: str, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    async def ask(self, session_id: str, method: str, params: Mapping[str, Any],
+                  timeout: float = RELAY_TIMEOUT_SECONDS) -> Mapping[str, Any] | None:
         try:
-            return await self._coordination.ask_owner(session_id, method, params, RELAY_TIMEOUT_SECONDS)
+            return await self._coordination.ask_owner(session_id, method, params, timeout)
         except TimeoutError:
             raise ApiError(502, "bot_timeout", "the replica holding the session's bot did not answer") from None
         except StoreUnavailable:

@@ -8,6 +8,9 @@ answer, a reset connection or an edge restarting (503), within one deadline unde
 (dispatcher/phone/transfers.py). An edge that never answers leaves the outcome unknown, and so does a
 REFER the trunk accepted whose final NOTIFY the edge did not hear in time (the edge says so).
 
+A warm transfer (`mode: warm`) waits longer: the person's ring, the bot's briefing (the edge asks for it at
+`POST /edge/calls/{id}/warm`, dispatcher/phone/warm_briefing.py) and the bridge, WARM_EXTRA_SECONDS more.
+
 A bridged transfer lasts at most `time_limit` seconds (PHONE_TRANSFER_TIME_LIMIT_SECONDS, as Twilio's
 `<Dial timeLimit>`): the edge then hangs up both legs."""
 
@@ -20,21 +23,24 @@ from typing import Any
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.outbound.retry import Backoff, Transient, send
-from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.phone.trunk_calls import TrunkCallSettings
 
 # The edge answers within its HAND_OVER_SECONDS (22 s: the REFER's final NOTIFY, or a refused REFER and a
 # bridged call's ring, sipedge/call_transfer.py); retries share the deadline, under the bot's 30 s wait.
 REQUEST_SECONDS = 24.0
 BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=25.0)
+# A warm one's edge answers within its WARM_SECONDS (36 s: a 12 s ring, a 20 s briefing, the bridge).
+WARM_EXTRA_SECONDS = 14.0
+WARM_BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=25.0 + WARM_EXTRA_SECONDS)
 OUTCOME_UNKNOWN = "refer_outcome_unknown"  # the edge's code: the trunk took the REFER, its outcome unheard
-HANDED = ("referred", "bridged")
+HANDED = ("referred", "bridged", "warm")
 SIP_EDGE_ACCOUNT = "sipedge"  # the account the edge's streams name in their `start` (sipedge/stream_frames.py)
 
 
 @dataclass(frozen=True)
 class SipHanded:
-    how: str  # "referred" or "bridged"
+    how: str  # "referred", "bridged" or "warm"
     to: str  # the SIP URI the person was reached at
     sip_status: int
 
@@ -47,10 +53,14 @@ class SipTransfers:
 
     async def transfer(self, session_id: str, target: TransferTarget, time_limit: int) -> SipHanded:
         """The edge's outcome; an `ApiError` saying why the call stays with its bot (or that nobody knows)."""
-        body = {"to": target.to, "request_id": uuid.uuid4().hex, "time_limit": time_limit}
+        body: dict[str, Any] = {"to": target.to, "request_id": uuid.uuid4().hex, "time_limit": time_limit}
+        warm = target.mode == WARM
+        if warm:
+            body.update(mode=WARM, **({"summary": target.summary} if target.summary is not None else {}))
         try:
             answer = await send(self._client, "POST", f"/calls/{session_id}/transfer", json=body,
-                                backoff=BACKOFF, timeout=REQUEST_SECONDS)
+                                backoff=WARM_BACKOFF if warm else BACKOFF,
+                                timeout=REQUEST_SECONDS + (WARM_EXTRA_SECONDS if warm else 0.0))
         except Transient as exc:
             if exc.status is not None and exc.status != 504:  # the edge answered: it did nothing
                 raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the transfer ({exc}): "

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS
+from botchannel.transfer import TRANSFER_TIMEOUT_SECONDS, WARM_TRANSFER_TIMEOUT_SECONDS
 from dispatcher.errors import ApiError
-from dispatcher.phone.transfer_target import TransferTarget, transfer_target
+from dispatcher.phone.sip_transfers import WARM_EXTRA_SECONDS
+from dispatcher.phone.transfer_target import WARM, TransferTarget, transfer_target
 from dispatcher.phone.transfers import BUDGET_SECONDS, Transfers
 from dispatcher.store.client import StoreUnavailable
 from dispatcher.store.coordination import Coordination
@@ -38,6 +39,7 @@ STORE_RETRY_SECONDS = 2.0
 _NOT_RELAYED = (400, "invalid_request")
 DEPLOY_RETRY_SECONDS = 10.0
 assert BUDGET_SECONDS < RELAY_SECONDS < TRANSFER_TIMEOUT_SECONDS
+assert RELAY_SECONDS + WARM_EXTRA_SECONDS < WARM_TRANSFER_TIMEOUT_SECONDS
 
 
 class TransfersAnywhere:
@@ -54,8 +56,9 @@ class TransfersAnywhere:
         if call is not None:
             return await self._transfers.transfer(call, target)
         try:
-            answer = await self._coordination.ask_call(session_id, METHOD_RELAYED_TRANSFER,
-                                                       {"to": target.to, "mode": target.mode}, self._relay_seconds)
+            asked = {"to": target.to, "mode": target.mode, "summary": target.summary}
+            wait = self._relay_seconds + (WARM_EXTRA_SECONDS if target.mode == WARM else 0.0)
+            answer = await self._coordination.ask_call(session_id, METHOD_RELAYED_TRANSFER, asked, wait)
         except StoreUnavailable:
             raise ApiError(503, "store_unavailable", "the replicas' store is unreachable: cannot find the replica "
                            "holding this call; nothing was transferred, try again", retry_after=STORE_RETRY_SECONDS
@@ -81,4 +84,5 @@ class TransfersAnywhere:
         call = self._transfers.live(session_id)
         if call is None:
             raise NotHere(session_id)
-        return await self._transfers.transfer(call, transfer_target(params.get("to"), params.get("mode")))
+        target = transfer_target(params.get("to"), params.get("mode"), params.get("summary"))
+        return await self._transfers.transfer(call, target)

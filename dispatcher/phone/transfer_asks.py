@@ -20,7 +20,7 @@ def bot_transfer(
 ) -> Callable[[BotLink, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]:
     async def answer(link: BotLink, params: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
-            target = transfer_target(params.get("to"), params.get("mode"))
+            target = transfer_target(params.get("to"), params.get("mode"), params.get("summary"))
             answer = await transfers.transfer(str(link.session_id), target)
             if answer is None:
                 raise ApiError(409, "no_live_call", "this session has no live phone call at any of the dispatcher's "

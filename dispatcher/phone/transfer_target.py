@@ -22,13 +22,17 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 SIP_PARAMS = r"(?:;(?:transport=(?:udp|tcp|tls|sctp)|user=(?:phone|ip)))*"
 SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+\-]+@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?i:" + SIP_PARAMS + ")")
 MAX_TARGET_CHARS = 255
+MAX_SUMMARY_CHARS = 1000  # what the bot says to the person of a warm transfer: a few sentences
 COLD, WARM = "cold", "warm"
+WARM_WHERE = ("a warm transfer (hold music for the caller, the bot briefs the person, then the two are bridged) "
+              "works only on calls through the SIP edge whose trunk has a termination_uri (docs/sip.md)")
 
 
 @dataclass(frozen=True)
 class TransferTarget:
     to: str
     mode: str = COLD
+    summary: str | None = None  # a warm transfer's briefing, else the bot's own (bot/transfer.py)
 
     @property
     def is_sip(self) -> bool:
@@ -42,16 +46,20 @@ class TransferTarget:
         return f'<Response><Dial timeLimit="{int(time_limit)}"><{noun}>{escape(self.to)}</{noun}></Dial></Response>'
 
 
-def transfer_target(to: object, mode: object) -> TransferTarget:
+def transfer_target(to: object, mode: object, summary: object = None) -> TransferTarget:
     """The request's target, or a 422 that says what is accepted."""
     if mode is None:
         mode = COLD
-    if mode == WARM:
-        raise ApiError(422, "mode_not_supported", "a warm transfer (the bot briefs the person before the caller "
-                       "joins) is not supported yet: use \"mode\": \"cold\", which rings the person and connects "
-                       "the caller when they answer")
-    if mode != COLD:
-        raise ApiError(422, "invalid_mode", f"mode must be \"cold\" (or, later, \"warm\"), not {str(mode)[:40]!r}")
+    if mode not in (COLD, WARM):
+        raise ApiError(422, "invalid_mode", f"mode must be \"cold\" or \"warm\", not {str(mode)[:40]!r}")
+    if summary is not None and mode != WARM:
+        raise ApiError(422, "invalid_summary", "summary is the briefing of a warm transfer: send it with "
+                       "\"mode\": \"warm\", or leave it out")
+    if summary is not None and (not isinstance(summary, str) or not summary.strip()
+                                or len(summary) > MAX_SUMMARY_CHARS or not _speakable(summary)):
+        raise ApiError(422, "invalid_summary", f"summary must be text of 1 to {MAX_SUMMARY_CHARS} characters, no "
+                       "control characters but line breaks (what the bot says to the person before the caller "
+                       "joins), or left out for the bot's own")
     if not isinstance(to, str) or not to:
         raise ApiError(422, "invalid_target", "to is required: a phone number in E.164 (\"+14155550100\") "
                        "or a SIP URI (\"sip:desk@pbx.example.com\")")
@@ -62,4 +70,9 @@ def transfer_target(to: object, mode: object) -> TransferTarget:
     if len(to) > MAX_TARGET_CHARS or not (E164.fullmatch(to) or SIP_URI.fullmatch(to)):
         raise ApiError(422, "invalid_target", f"to {to[:40]!r} is neither a phone number in E.164 (\"+\" then up "
                        "to 15 digits, as \"+14155550100\") nor a SIP URI (\"sip:desk@pbx.example.com\")")
-    return TransferTarget(to, COLD)
+    return TransferTarget(to, str(mode), summary if isinstance(summary, str) else None)
+
+
+def _speakable(text: str) -> bool:
+    """Printable text and line breaks, as UTF-8 can carry it (no lone surrogate)."""
+    return all(c in "\n\t" or (c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF) for c in text)

@@ -39,7 +39,7 @@ from dispatcher.phone.sip_transfers import SIP_EDGE_ACCOUNT, SipTransfers
 from dispatcher.phone.telnyx_calls import CALL_ID as TELNYX_CALL_ID
 from dispatcher.phone.transfer_allow import SETTING as TARGETS_SETTING
 from dispatcher.phone.transfer_allow import TransferTargets
-from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.transfer_target import WARM, WARM_WHERE, TransferTarget
 from dispatcher.phone.twilio_calls import CALL_SID, CallsResource, TwilioCalls, TwilioRefused, Unanswered
 from dispatcher.sessions.timeline import CALLER_HUNG_UP, TRANSFERRED
 
@@ -124,6 +124,9 @@ class Transfers:
         """Hands the call to `target`: the answer's fields, or an `ApiError` (nothing changed, unless it says)."""
         if call.via_sip_edge:
             return await self._through_edge(call, target)
+        if target.mode == WARM:
+            raise ApiError(409, "warm_unsupported", f"this is a {call.carrier} call: {WARM_WHERE}; a cold transfer "
+                           "(\"mode\": \"cold\") works here")
         if call.carrier not in CALL_IDS:
             raise ApiError(409, "transfer_unsupported", f"a {call.carrier} call cannot be transferred yet: "
                            "transfers work on Twilio and Telnyx media-stream calls and calls through the SIP edge "

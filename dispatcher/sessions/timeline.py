@@ -43,6 +43,8 @@ MAX_TEXT_CHARS = 512  # a provider's message or a bot's detail, as the channel b
 CALLER_HUNG_UP = "caller_hung_up"
 # A phone call handed to a person (dispatcher/phone/transfers.py): an event, and the session's end reason.
 TRANSFERRED = "transferred"
+# A warm transfer's person answered and hears the bot's briefing, the caller on hold (dispatcher/api/warm_briefing.py).
+TRANSFER_CONSULTING = "transfer_consulting"
 
 
 class SessionTimeline:

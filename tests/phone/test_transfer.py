@@ -215,8 +215,6 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
     call, at_twilio, session_id = await answered_call(api, twilio)
     path = f"/sessions/{session_id}/transfer"
 
-    warm = await api.post(path, json={"to": DESK, "mode": "warm"}, headers=ADMIN)
-    assert (warm.status_code, warm.json()["error"]["code"]) == (422, "mode_not_supported")
     for bad in ("4155550123", "+0123", "sip:no-host", "<Play>x</Play>", None, "+1" + "2" * 20):
         answer = await api.post(path, json={"to": bad}, headers=ADMIN)
         assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid_target"), bad
@@ -225,6 +223,12 @@ async def test_refusals_change_nothing(api: httpx.AsyncClient, twilio: FakeTwili
         assert (answer.status_code, answer.json()["error"]["code"]) == (403, "target_not_allowed"), off_list
     # The webhook's call belongs to the dispatcher: a team's key does not reach it.
     assert (await api.post(path, json={"to": DESK}, headers=TEAM)).status_code == 404
+    # Warm works through the SIP edge only; a summary is bounded before anything is looked up.
+    warm = await api.post(path, json={"to": DESK, "mode": "warm"}, headers=ADMIN)
+    assert (warm.status_code, warm.json()["error"]["code"]) == (409, "warm_unsupported"), warm.text
+    assert "SIP edge" in warm.json()["error"]["message"]
+    long = await api.post(path, json={"to": DESK, "mode": "warm", "summary": "x" * 1001}, headers=ADMIN)
+    assert (long.status_code, long.json()["error"]["code"]) == (422, "invalid_summary"), long.text
     assert not twilio.calls_to("POST", at_twilio.sid)  # nothing was sent to Twilio
 
     at_twilio.status = "completed"  # the caller hung up at Twilio's end an instant ago

@@ -1,7 +1,8 @@
 """`POST /calls`: a call placed through a SIP trunk (docs/sip.md#outbound-calls) or a carrier's Calls API
 (Twilio's, Telnyx's TeXML: docs/phone.md#calling-out), and the SIP edge's two routes for it
 (`SIP_EDGE_SECRET`, never a client's key): the session's status, the outcome, and a bridged transfer's
-person's leg (answered, ended), which the session's telephony line prices. The carriers' callbacks:
+person's leg (answered, ended), which the session's telephony line prices, and a warm transfer's steps
+(dispatcher/api/warm_briefing.py). The carriers' callbacks:
 dispatcher/api/routers/twilio_dial.py, telnyx_dial.py.
 
 The call's session is a carrier stream's (`transport: exotel`, as an inbound SIP call's): the key
@@ -27,6 +28,7 @@ from dispatcher.api.routers.sessions import authenticated
 from dispatcher.api.schemas import ERRORS
 from dispatcher.api.state import AppState
 from dispatcher.api.utf8_bodies import utf8_only
+from dispatcher.api.warm_briefing import WarmStep, tell_bot
 from dispatcher.errors import ApiError
 from dispatcher.phone.access import carrier_base
 from dispatcher.phone.dialer import UNANSWERED
@@ -180,6 +182,16 @@ async def call_outcome(request: Request, session_id: str, outcome: Annotated[Cal
         return Response(status_code=204)
     await record_outcome(state, session_id, fields.pop("outcome"), **fields)
     return Response(status_code=204)
+
+
+@router.post("/edge/calls/{session_id}/warm", include_in_schema=False)
+async def warm_step(request: Request, session_id: str, step: Annotated[WarmStep, Body()]) -> dict[str, Any]:
+    """A warm transfer's step (dispatcher/api/warm_briefing.py): the bot told to brief the person, or that the
+    person did not answer; `{"spoken": bool}` once it has said its line (or could not)."""
+    state = _edge(request)
+    if await state.sessions.get(session_id) is None:
+        raise not_found(session_id)
+    return await tell_bot(state, session_id, step)
 
 
 @router.post("/edge/calls/{session_id}/bridged", status_code=204, include_in_schema=False)

@@ -26,13 +26,28 @@ def test_anything_else_is_a_422_naming_both_forms(to: object) -> None:
     assert "E.164" in refused.value.message and "sip:" in refused.value.message
 
 
-def test_warm_is_a_422_that_says_to_use_cold_and_an_unknown_mode_is_its_own_422() -> None:
-    with pytest.raises(ApiError) as warm:
-        transfer_target("+14155550123", "warm")
-    assert (warm.value.status, warm.value.code) == (422, "mode_not_supported") and '"cold"' in warm.value.message
+def test_warm_is_taken_with_or_without_a_summary_and_an_unknown_mode_is_a_422() -> None:
+    assert transfer_target("+14155550123", "warm") == TransferTarget("+14155550123", "warm")
+    said = "Ana, order 1042:\nwants a refund."
+    assert transfer_target("+14155550123", "warm", said) == TransferTarget("+14155550123", "warm", said)
+    assert transfer_target("+14155550123", "warm", "x" * 1000).summary == "x" * 1000
     with pytest.raises(ApiError) as other:
         transfer_target("+14155550123", "blind")
-    assert other.value.code == "invalid_mode"
+    assert other.value.code == "invalid_mode" and '"warm"' in other.value.message
+
+
+@pytest.mark.parametrize("summary", ["", "   ", "x" * 1001, 42, ["a"], "ring\x07me", "a\x1b[2Jb", "half \ud800"])
+def test_a_summary_that_is_not_short_speakable_text_is_a_422(summary: object) -> None:
+    with pytest.raises(ApiError) as refused:
+        transfer_target("+14155550123", "warm", summary)
+    assert (refused.value.status, refused.value.code) == (422, "invalid_summary")
+    assert "1000" in refused.value.message
+
+
+def test_a_summary_with_a_cold_transfer_is_a_422_naming_warm() -> None:
+    with pytest.raises(ApiError) as refused:
+        transfer_target("+14155550123", "cold", "hello")
+    assert refused.value.code == "invalid_summary" and '"warm"' in refused.value.message
 
 
 def test_the_twiml_dials_the_number_or_the_sip_uri_and_nothing_else_for_at_most_the_time_limit() -> None:

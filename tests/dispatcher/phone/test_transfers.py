@@ -104,6 +104,17 @@ async def test_a_target_off_the_list_is_refused_before_twilio_hears_of_it(
     await setup.transfers.transfer(setup.call, TransferTarget("sip:desk@pbx.example.com"))  # still transferable
 
 
+async def test_a_warm_transfer_of_a_twilio_call_is_refused_naming_where_warm_works(
+    setup: Setup, twilio: FakeTwilio,
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        await setup.transfers.transfer(setup.call, TransferTarget(DESK, "warm", "Ana wants a refund."))
+    assert (caught.value.status, caught.value.code) == (409, "warm_unsupported")
+    assert "SIP edge" in caught.value.message and "termination_uri" in caught.value.message
+    assert not twilio.calls_to("POST") and not setup.call.transferring
+    await setup.transfers.transfer(setup.call, TransferTarget(DESK))  # cold still works
+
+
 async def test_with_no_list_no_call_is_transferred(make: Callable[..., Setup], twilio: FakeTwilio) -> None:
     setup = make(targets=None)
     error = await refused(setup.transfers, setup.call, DESK)

@@ -1,0 +1,70 @@
+"""A user's phone bot in Pipecat's shape for warm transfers: its "TTS" (the vendor's service stood in for,
+frames as a TTS service sends them) plays each line it is given (a `TTSSpeakFrame`, as the bot host
+queues a warm transfer's line) as a BRIEFING_HZ tone of
+LINE_SECONDS and writes the text down, one line each, to `PHONE_TEST_REPORTS/{session}.said`. It
+names its own line for a transfer the person did not answer (`on_warm_transfer`)."""
+
+import math
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSSpeakFrame, TTSStartedFrame, TTSStoppedFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.runner.utils import create_transport
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
+from pipecat.workers.runner import WorkerRunner
+
+from bot.transfer import WarmStep, on_warm_transfer
+
+RATE = 8000
+BRIEFING_HZ = 1400  # no note of the edge's hold tones (sipedge/warm_transfer.py)
+LINE_SECONDS = 1.6
+UNANSWERED_LINE = "Sorry, the desk did not pick up. I am still here."
+
+
+@on_warm_transfer
+def line(step: WarmStep) -> str | None:
+    return UNANSWERED_LINE if step.event == "failed" else None
+
+
+class ToneVoice(FrameProcessor):
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._path = path
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if not isinstance(frame, TTSSpeakFrame):
+            await self.push_frame(frame, direction)
+            return
+        with self._path.open("a") as said:
+            said.write(frame.text.replace("\n", " ") + "\n")
+        samples = int(RATE * LINE_SECONDS)
+        tone = b"".join(struct.pack("<h", int(9000 * math.sin(2 * math.pi * BRIEFING_HZ * n / RATE)))
+                        for n in range(samples))
+        await self.push_frame(TTSStartedFrame())  # as a TTS service speaks: the output transport says it spoke
+        await self.push_frame(TTSAudioRawFrame(audio=tone, sample_rate=RATE, num_channels=1))
+        await self.push_frame(TTSStoppedFrame())
+
+
+def params() -> FastAPIWebsocketParams:
+    return FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True)
+
+
+async def bot(runner_args: Any) -> None:
+    transport = await create_transport(runner_args, {"exotel": params})
+    said = Path(os.environ["PHONE_TEST_REPORTS"], f"{runner_args.session_id}.said")
+    task = PipelineWorker(Pipeline([transport.input(), ToneVoice(said), transport.output()]),
+                          params=PipelineParams(audio_in_sample_rate=RATE, audio_out_sample_rate=RATE))
+
+    @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]  # Pipecat's has no types
+    async def on_disconnected(transport: Any, client: Any) -> None:
+        await task.cancel()
+
+    runner = WorkerRunner(handle_sigint=runner_args.handle_sigint)
+    await runner.add_workers(task)
+    await runner.run()

@@ -1,0 +1,77 @@
+"""A warm transfer's checks at the edge, without a call: which people a trunk can call warm, what its control
+API takes, how the person's answer is named; and the bot's line for each step (bot/transfer.py)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bot.transfer import DEFAULT_BRIEFING, DEFAULT_FAILED, WarmStep, on_warm_transfer, warm_line
+from bot.warm_steps import warm_handler
+from botchannel.contract import RequestFailed
+from sipedge.call_transfer import NotHanded
+from sipedge.config import Trunk
+from sipedge.control import TransferAsked
+from sipedge.warm_transfer import unanswered_code, warm_number
+
+TRUNK = Trunk("carrier", (), {}, termination_uri="sip:sip.carrier.example.com:5060", destinations=("+1*",))
+
+
+def test_a_number_or_a_uri_at_the_trunks_host_is_called_warm_through_the_trunk() -> None:
+    assert warm_number(TRUNK, "+14155550123") == "+14155550123"
+    assert warm_number(TRUNK, "sip:+14155550123@sip.carrier.example.com") == "+14155550123"
+
+
+@pytest.mark.parametrize(("trunk", "to", "code"), [
+    (Trunk("bare", (), {}), "+14155550123", "warm_no_route"),  # no termination_uri: nothing to call through
+    (TRUNK, "sip:desk@pbx.example.com", "warm_no_route"),  # another host: only a cold transfer (REFER) goes there
+    (TRUNK, "+4420790000", "target_not_routed"),  # not among the trunk's destinations
+    (TRUNK, "sip:+4420790000@sip.carrier.example.com", "target_not_routed"),
+])
+def test_a_person_the_trunk_cannot_call_is_refused_naming_why(trunk: Trunk, to: str, code: str) -> None:
+    with pytest.raises(NotHanded) as refused:
+        warm_number(trunk, to)
+    assert (refused.value.status, refused.value.code) == (409, code)
+    if code == "warm_no_route":
+        assert "cold transfer" in refused.value.message
+
+
+def test_the_persons_answer_is_named_busy_declined_or_unanswered() -> None:
+    assert [unanswered_code(s) for s in (486, 600, 603, 487, 480, 408, 500)] == [
+        "person_busy", "person_busy", "person_declined", "person_unanswered", "person_unanswered",
+        "person_unanswered", "person_unanswered"]
+
+
+def test_the_control_api_takes_a_warm_mode_and_a_short_summary_without_control_characters() -> None:
+    asked = TransferAsked.model_validate({"to": "+14155550123", "request_id": "r1", "mode": "warm",
+                                          "summary": "Ana, order 1042.\nWants a refund."})
+    assert (asked.mode, asked.summary) == ("warm", "Ana, order 1042.\nWants a refund.")
+    assert TransferAsked.model_validate({"to": "+14155550123", "request_id": "r1"}).mode == "cold"
+    for wrong in ({"mode": "blind"}, {"mode": "warm", "summary": "x" * 1001}, {"mode": "warm", "summary": ""},
+                  {"mode": "warm", "summary": "a\x1b[2Jb"}):
+        with pytest.raises(ValidationError):
+            TransferAsked.model_validate({"to": "+14155550123", "request_id": "r1", **wrong})
+
+
+async def test_the_bots_line_is_the_summary_then_its_handlers_then_the_default() -> None:
+    brief, failed = WarmStep("brief", to="+14155550123"), WarmStep("failed", reason="SIP 486")
+    on_warm_transfer(lambda step: None)
+    assert await warm_line(brief) == DEFAULT_BRIEFING and await warm_line(failed) == DEFAULT_FAILED
+    assert await warm_line(brief, "Ana wants a refund.") == "Ana wants a refund."
+
+    @on_warm_transfer
+    async def lines(step: WarmStep) -> str | None:
+        return f"{step.event}: {step.to or step.reason}"
+
+    assert await warm_line(brief) == "brief: +14155550123"
+    assert await warm_line(failed) == "failed: SIP 486"
+    assert await warm_line(brief, "Ana wants a refund.") == "Ana wants a refund."  # the request's text first
+    on_warm_transfer(lambda step: None)
+
+
+async def test_the_bot_host_refuses_an_unknown_step_and_says_nothing_without_a_running_pipeline() -> None:
+    answer = warm_handler(lambda: None)
+    with pytest.raises(RequestFailed) as refused:
+        await answer({"event": "shout"})
+    assert refused.value.status == 400
+    assert await answer({"event": "brief", "summary": "Ana wants a refund."}) == {"spoken": False}

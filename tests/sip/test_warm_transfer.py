@@ -1,0 +1,219 @@
+"""A SIP call handed to a person warm: a real local dispatcher running a bot that briefs (tests/sip/briefing_bot.py:
+its "voice" is a BRIEFING_HZ tone, its lines written down), `python -m sipedge` with a trunk that both brings
+calls in and places them (its termination is a second SIPp, the person), and SIPp as the trunk's caller.
+`POST /sessions/{id}/transfer` with `mode: warm`: the caller hears the hold tones while the person rings, the
+person hears the bot's briefing before the bridge, then the caller's voice; a person who does not answer
+leaves the caller with the bot, which says so."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.phone.conftest import phone_env, speech_8k, wait_active_sessions, wait_for_idle_bot
+from tests.phone.test_parrot_websocket import voiced
+from tests.sip.briefing_bot import BRIEFING_HZ, UNANSWERED_LINE
+from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.loopback_rtp import RTP_HEADER, can_capture, decode, rtp_payload
+from tests.sip.loopback_udp import LoopbackUdp
+from tests.sip.sipp import run_callee
+from tests.sip.test_transfer import EDGE_SECRET, active_session, caller, ended_events, events_of, one
+from tests.support.audio import Pcm, echo_similarity
+from tests.support.http_client import api_client
+from tests.support.ports import free_port, free_port_pair
+from tests.support.processes import DispatcherProcess, run_dispatcher
+
+pytestmark = pytest.mark.slow  # a real dispatcher, the edge, two SIPps, a bot process importing Pipecat
+
+BRIEFING_BOT = Path(__file__).with_name("briefing_bot.py")
+DESK = "+14155550123"  # the person, on PHONE_TRANSFER_TARGETS
+SUMMARY = "Ana Lopez, order 1042, wants a refund for a broken lamp."
+ANSWERED_SECONDS = 60.0
+RATE = 8000
+
+
+@dataclass(frozen=True)
+class Line:
+    dispatcher: DispatcherProcess
+    edge: EdgeProcess
+    person_port: int
+    reports: Path
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+    control_port, person_port = free_port(), free_port(socket.SOCK_DGRAM)
+    reports = tmp_path_factory.mktemp("warm-calls")
+    env = {**phone_env(reports), "BOT_FILE": str(BRIEFING_BOT),
+           "SIP_EDGE_URL": f"http://127.0.0.1:{control_port}", "SIP_EDGE_SECRET": EDGE_SECRET,
+           "PHONE_TRANSFER_TARGETS": f"{DESK},127.0.0.1", "PHONE_TRANSFER_TIME_LIMIT_SECONDS": "60"}
+    settings = f'control_port = {control_port}\ncontrol_secret_env = "EDGE_SECRET"'
+    trunk = f'termination_uri = "sip:127.0.0.1:{person_port}"\nring_seconds = 5\ndestinations = ["+1*"]'
+    with (run_dispatcher(tmp_path_factory.mktemp("warm-dispatcher"), env) as dispatcher,
+          run_edge(dispatcher, tmp_path_factory.mktemp("warm-edge"), settings=settings,
+                   trunk_settings=trunk, env={"EDGE_SECRET": EDGE_SECRET}) as edge):
+        yield Line(dispatcher, edge, person_port, reports)
+
+
+async def warm_once_answered(api: httpx.AsyncClient, session_id: str, body: dict[str, Any]) -> httpx.Response:
+    """The warm transfer, asked again while the call is not answered yet (404 not_found, 409 no_live_call)."""
+    deadline = time.monotonic() + ANSWERED_SECONDS
+    while True:
+        answer = await api.post(f"/sessions/{session_id}/transfer", json={"mode": "warm", **body})
+        code = answer.json()["error"]["code"] if answer.status_code >= 400 else ""
+        if (answer.status_code, code) not in ((404, "not_found"), (409, "no_live_call")) or time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(0.3)
+
+
+def heard(capture: LoopbackUdp, port: int, start: float, end: float) -> np.ndarray:
+    """What the edge sent to `port` between two epoch seconds (as lo carried it), as 8 kHz PCM."""
+    payloads = [rtp_payload(d.payload) for d in list(capture.datagrams)
+                if d.destination_port == port and len(d.payload) >= RTP_HEADER and start <= d.at <= end]
+    return np.frombuffer(decode(b"".join(payloads), "ulaw"), dtype=np.int16)
+
+
+def loudness(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
+
+
+def share_at(pcm: np.ndarray, hz: float) -> float:
+    """The share of `pcm`'s energy within 60 Hz of `hz`."""
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(pcm), 1 / RATE)
+    return float(spectrum[np.abs(freqs - hz) < 60].sum() / max(spectrum.sum(), 1e-9))
+
+
+def said(line: Line, session_id: str) -> list[str]:
+    path = line.reports / f"{session_id}.said"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def test_a_warm_transfer_holds_the_caller_briefs_the_person_then_bridges_them(line: Line) -> None:
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        await wait_for_idle_bot(api)
+        caller_media, person_media = free_port_pair(2), free_port_pair(2)
+        to_caller, to_person = LoopbackUdp({caller_media}), LoopbackUdp({person_media})
+        try:
+            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers", line.person_port,
+                                                           line.edge.workdir, media_port=person_media))
+            call = caller(line.edge, "call_warm", caller_media)
+            session_id = await active_session(api)
+            asked = time.time()
+            answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
+            bridged = time.time()
+            run, far = await call, await person
+        finally:
+            to_caller.stop()
+            to_person.stop()
+        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}\n{line.dispatcher.log()[-6000:]}"
+        assert (answer.json()["mode"], answer.json()["carrier_status"]) == ("warm", "warm"), answer.json()
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
+        invite = far.messages.split("\nINVITE ", 1)[1]
+        assert f"From: <sip:{NUMBER}@" in invite, invite[:600]  # the number the caller dialled
+        # While the person rang (they answer 0.5 s after their INVITE), the caller heard the hold tones.
+        consulting = one(await events_of(api, session_id), "transfer_consulting")["at"]
+        hold = heard(to_caller, caller_media, asked + 0.3, consulting)
+        assert loudness(hold) > 300, f"the caller heard silence on hold ({loudness(hold):.0f})\n{line.edge.log()}"
+        assert share_at(hold, BRIEFING_HZ) < 0.2  # the tones, not the bot's voice
+        # Before the bridge the person heard the bot's briefing: its voice, and the request's summary said.
+        briefing = heard(to_person, person_media, consulting, bridged - 0.2)
+        assert loudness(briefing) > 300 and share_at(briefing, BRIEFING_HZ) > 0.5, (
+            f"{loudness(briefing):.0f} {share_at(briefing, BRIEFING_HZ):.2f}\n{line.edge.log()}")
+        assert said(line, session_id) == [SUMMARY]
+        # Then the caller's voice reached the person.
+        speech = voiced(Pcm(np.frombuffer(speech_8k(), dtype=np.int16), RATE))
+        similarity = echo_similarity(speech, heard(to_person, person_media, bridged, time.time()), RATE)
+        assert similarity > 0.7, f"the person heard the caller at {similarity:.2f}\n{line.edge.log()}"
+        events = await ended_events(api, session_id)
+        transferred = one(events, "transferred")
+        assert (transferred["mode"], transferred["carrier_status"], transferred["to"]) == ("warm", "warm", DESK)
+        assert one(events, "sip_ended")["how"] == "bridged"
+        assert await wait_active_sessions(api, 0) == 0
+
+
+async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_bot_which_says_so(line: Line) -> None:
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        await wait_for_idle_bot(api)
+        caller_media = free_port_pair(2)
+        to_caller = LoopbackUdp({caller_media})
+        try:
+            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_rings", line.person_port,
+                                                           line.edge.workdir))
+            call = caller(line.edge, "call_warm", caller_media)
+            session_id = await active_session(api)
+            answer = await warm_once_answered(api, session_id, {"to": DESK})
+            answered = time.time()
+            assert answer.status_code == 409, f"{answer.text}\n{line.edge.log()}"
+            assert answer.json()["error"]["code"] == "person_unanswered", answer.text
+            assert (await api.get(f"/sessions/{session_id}")).json()["status"] == "joined"  # still the bot's
+            run, far = await call, await person
+        finally:
+            to_caller.stop()
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"  # its own BYE: the edge kept the call
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"  # rang, then the edge's CANCEL
+        # The bot was told, said its own line for it, and the caller heard it.
+        assert said(line, session_id) == [UNANSWERED_LINE]
+        back = heard(to_caller, caller_media, answered, answered + 4.0)
+        assert loudness(back) > 300 and share_at(back, BRIEFING_HZ) > 0.5, (
+            f"{loudness(back):.0f} {share_at(back, BRIEFING_HZ):.2f}\n{line.edge.log()}")
+        events = await ended_events(api, session_id)
+        assert not [e for e in events if e["event"] == "transferred"]
+
+
+def first_invite_at(capture: LoopbackUdp, cseq: int) -> float:
+    """When the first INVITE of CSeq `cseq` crossed lo, among the captured datagrams."""
+    for datagram in list(capture.datagrams):
+        if datagram.payload.startswith(b"INVITE ") and f"CSeq: {cseq} INVITE".encode() in datagram.payload:
+            return datagram.at
+    raise AssertionError(f"no INVITE of CSeq {cseq} was captured")
+
+
+async def test_a_reinvite_during_the_hold_keeps_the_caller_on_the_tones_not_the_briefing(line: Line) -> None:
+    """The trunk's re-INVITE while the person rings gives the caller's call a new stream: it joins the hold
+    tones again, never the bot's port, so the caller does not overhear the bot briefing the person."""
+    if (why := can_capture()) is not None:
+        pytest.skip(why)
+    async with api_client(base_url=line.dispatcher.base_url, timeout=90) as api:
+        await wait_for_idle_bot(api)
+        caller_media = free_port_pair(2)
+        to_caller, signalling = LoopbackUdp({caller_media}), LoopbackUdp({line.edge.sip_port, line.person_port})
+        try:
+            person = asyncio.create_task(asyncio.to_thread(run_callee, "callee_answers_late", line.person_port,
+                                                           line.edge.workdir))
+            call = caller(line.edge, "call_warm_reinvite", caller_media)
+            session_id = await active_session(api)
+            answer = await warm_once_answered(api, session_id, {"to": DESK, "summary": SUMMARY})
+            bridged = time.time()
+            run, far = await call, await person
+        finally:
+            to_caller.stop()
+            signalling.stop()
+        assert answer.status_code == 200, f"{answer.text}\n{line.edge.log()}"
+        assert run.returncode == 0, f"{run.output}\n{line.edge.log()}"
+        assert far.returncode == 0, f"{far.output}\n{line.edge.log()}"
+        consulting = one(await events_of(api, session_id), "transfer_consulting")["at"]
+        rung, moved = first_invite_at(signalling, 1), first_invite_at(signalling, 2)
+        person_rung = [d.at for d in list(signalling.datagrams)
+                       if d.destination_port == line.person_port and d.payload.startswith(b"INVITE ")]
+        assert person_rung and person_rung[0] < moved < consulting, (  # the re-INVITE came during the hold
+            f"call {rung:.2f}, person rung {person_rung[:1]}, re-INVITE {moved:.2f}, consulting {consulting:.2f}")
+        on_hold = heard(to_caller, caller_media, consulting, bridged - 0.2)
+        assert loudness(on_hold) > 300, f"the caller heard silence on hold ({loudness(on_hold):.0f})\n{line.edge.log()}"
+        assert share_at(on_hold, BRIEFING_HZ) < 0.2, (
+            f"the caller overheard the briefing ({share_at(on_hold, BRIEFING_HZ):.2f})\n{line.edge.log()}")
+        assert await wait_active_sessions(api, 0) == 0
