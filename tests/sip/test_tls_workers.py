@@ -20,6 +20,8 @@ from tests.phone.conftest import wait_for_idle_bot
 from tests.sip.baresip_agent import run_baresip
 from tests.sip.certificates import TestCa
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
+from tests.sip.raw_sip import status_of
+from tests.sip.secure_caller import SAVP, SDP_HEAD
 from tests.sip.test_baresip import CALL_SECONDS, write_caller_wav
 from tests.sip.test_tls import (  # noqa: F401  (ca: its fixture, shared)
     PLAIN_NUMBER,
@@ -38,6 +40,8 @@ pytestmark = pytest.mark.slow  # a real dispatcher, Kamailio, three PJSIP worker
 
 WORKERS = 3
 HANDSHAKE_SECONDS = 10
+STRANGER = "127.0.0.2"  # loopback too, but no trunk allows it
+CHURN = 400  # bare connects, more than the front's cap of connections at once (sipedge/front_tls.py)
 
 
 def tls_settings(authority: TestCa, tls_port: int) -> str:
@@ -173,3 +177,50 @@ async def test_the_edges_bye_reaches_a_tls_caller_on_its_connection(
         # libre ends a session on the peer's BYE with ECONNRESET (sipsess's BYE handler); a TLS connection
         # that merely closed leaves the session up, and its own WAV's end would say "end of file".
         assert closed.get("param") == "Connection reset by peer", f"{closed}\n{edge.log()}\n{phone.log()}"
+
+
+def stranger_invite_over_tls(port: int, authority: TestCa) -> int:
+    """An INVITE over TLS from 127.0.0.2, which no trunk's sources allow, with a certificate the edge
+    trusts: the front's final answer."""
+    trunk = authority.issue("stranger-with-a-good-certificate")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(authority.certificate)
+    context.load_cert_chain(trunk.certificate, trunk.private_key)
+    body = SDP_HEAD + SAVP
+    with socket.create_connection(("127.0.0.1", port), timeout=HANDSHAKE_SECONDS,
+                                  source_address=(STRANGER, 0)) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        local = tls.getsockname()
+        tls.sendall((f"INVITE sip:{NUMBER}@127.0.0.1:{port};transport=tls SIP/2.0\r\n"
+                     f"Via: SIP/2.0/TLS {local[0]}:{local[1]};branch=z9hG4bK-stranger;rport\r\nMax-Forwards: 70\r\n"
+                     f"From: <sip:+14155550100@{STRANGER}>;tag=s\r\nTo: <sip:{NUMBER}@127.0.0.1>\r\n"
+                     "Call-ID: stranger-tls\r\nCSeq: 1 INVITE\r\n"
+                     f"Contact: <sip:s@{local[0]}:{local[1]};transport=tls>\r\n"
+                     f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
+        received = ""
+        while not any(200 <= status_of(m) for m in received.split("\r\n\r\n") if m.startswith("SIP/2.0")):
+            chunk = tls.recv(65535).decode(errors="replace")
+            if not chunk:
+                return 0
+            received += chunk
+        return max(status_of(m) for m in received.split("\r\n\r\n") if m.startswith("SIP/2.0"))
+
+
+def test_a_stranger_over_tls_is_refused_403_as_over_udp(
+    fronted_tls_edge: tuple[EdgeProcess, int], ca: TestCa,  # noqa: F811
+) -> None:
+    edge, tls_port = fronted_tls_edge
+    assert stranger_invite_over_tls(tls_port, ca) == 403, edge.log()
+
+
+def test_a_churn_of_bare_connects_leaves_the_front_answering(
+    fronted_tls_edge: tuple[EdgeProcess, int], ca: TestCa,  # noqa: F811
+) -> None:
+    """A few hundred connects opened and closed (what aborts one PJSIP process's TLS listener): the
+    front lives, and a trunk's TLS request is answered after them."""
+    edge, tls_port = fronted_tls_edge
+    for _ in range(CHURN):
+        with socket.create_connection(("127.0.0.1", tls_port), timeout=HANDSHAKE_SECONDS):
+            pass
+    answer = options_over_tls(tls_port, ca, ca.issue("trunk-after-churn"))
+    assert "SIP/2.0 200" in answer and edge.process.poll() is None, f"{answer}\n{edge.log()}"
