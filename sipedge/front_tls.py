@@ -13,10 +13,13 @@ from sipedge.config import EdgeConfig, Tls
 # TLS 1.2's suites: ECDHE or DHE with AES-GCM or ChaCha20 (TLS 1.3's are all of that kind already).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!SHA1"
 METHOD = "TLSv1.2+"  # TLS 1.2 and 1.3; 1.0 and 1.1 refused at the handshake
-# All TLS connections at once: the trunks' few, with room; a flood of bare connects is refused past it.
-MAX_CONNECTIONS = 256
+# All TLS connections at once (Kamailio's default): past it a connect is refused, and the front lives on.
+# One source's share is the firewall's to cap (tls_port_firewalled): Kamailio counts all sources together.
+MAX_CONNECTIONS = 2048
 SILENT_SECONDS = 10  # a connection that has carried nothing (no handshake) by then is closed: a bare connect
-IDLE_SECONDS = 600  # a connection no request or reply used for that long is closed
+# A connection nothing used for that long is closed: a call's longest, as the worker's BYE at its end goes
+# on the connection its INVITE came by, however quiet the call was.
+IDLE_SECONDS = 4 * 3600  # sipedge/front_config.py's CALL_SECONDS
 MODULES = ("tls", "nathelper")
 
 

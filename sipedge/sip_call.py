@@ -209,7 +209,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 or state.tsx.role != pj.PJSIP_ROLE_UAS or state.tsx.method != "INVITE" or self.ended
                 or self.getInfo().state != pj.PJSIP_INV_STATE_CONFIRMED):
             return
-        if _has_body(state.src.rdata.wholeMsg):
+        # The re-INVITE itself: not the ACK of a refusal, which the transaction takes too, and which the
+        # edge's front sends itself (hop by hop), without the lines that name the trunk and its hop.
+        if _has_body(state.src.rdata.wholeMsg) or not state.src.rdata.wholeMsg.startswith("INVITE "):
             return
         if not self.from_trunk(self.source_of(state.src.rdata)):
             log.warning("sipedge: a re-INVITE without an offer from %s, not the call's trunk: the call is ended",

@@ -21,7 +21,7 @@ from tests.sip.baresip_agent import run_baresip
 from tests.sip.certificates import TestCa
 from tests.sip.conftest import NUMBER, EdgeProcess, run_edge
 from tests.sip.raw_sip import status_of
-from tests.sip.secure_caller import SAVP, SDP_HEAD
+from tests.sip.secure_caller import AVP, SAVP, SDP_HEAD, Leg, SecureCall, keys_in
 from tests.sip.test_baresip import CALL_SECONDS, write_caller_wav
 from tests.sip.test_tls import (  # noqa: F401  (ca: its fixture, shared)
     PLAIN_NUMBER,
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow  # a real dispatcher, Kamailio, three PJSIP worker
 WORKERS = 3
 HANDSHAKE_SECONDS = 10
 STRANGER = "127.0.0.2"  # loopback too, but no trunk allows it
-CHURN = 400  # bare connects, more than the front's cap of connections at once (sipedge/front_tls.py)
+CHURN = 400  # bare connects opened and closed: a few hundred abort one PJSIP process's TLS listener (docs/sip.md)
 
 
 def tls_settings(authority: TestCa, tls_port: int) -> str:
@@ -224,3 +224,27 @@ def test_a_churn_of_bare_connects_leaves_the_front_answering(
             pass
     answer = options_over_tls(tls_port, ca, ca.issue("trunk-after-churn"))
     assert "SIP/2.0 200" in answer and edge.process.poll() is None, f"{answer}\n{edge.log()}"
+
+
+@pytest.mark.parametrize("over", ["tls", "udp"])
+def test_a_reinvite_through_the_front_that_drops_srtp_or_leaves_tls_is_488_and_the_call_goes_on(
+    fronted_tls_edge: tuple[EdgeProcess, int], ca: TestCa, over: str,  # noqa: F811
+) -> None:
+    """The worker hears both over loopback UDP: it tells them apart by the hop the front reports."""
+    edge, tls_port = fronted_tls_edge
+    tls_leg, udp_leg = Leg(tls_port, "TLS", ca.issue("trunk"), ca), Leg(edge.sip_port, "TLS")  # UDP, Via forged
+    try:
+        call = SecureCall(NUMBER)
+        answered = call.invite(tls_leg, SAVP)
+        assert status_of(answered[-1]) == 200 and keys_in(answered), f"{answered}\n{edge.log()}"
+        leg, sdp = (tls_leg, AVP) if over == "tls" else (udp_leg, SAVP)
+        refused = call.request(leg, "INVITE", sdp)
+        call.acknowledge(leg)
+        assert status_of(refused[-1]) == 488 and keys_in(refused) == [], f"{refused}\n{edge.log()}"
+        kept = call.request(tls_leg, "INVITE", SAVP)  # the call is still up, still keyed, over TLS
+        call.acknowledge(tls_leg)
+        assert status_of(kept[-1]) == 200 and keys_in(kept), f"{kept}\n{edge.log()}"
+        assert status_of(call.request(tls_leg, "BYE")[-1]) == 200
+    finally:
+        tls_leg.close()
+        udp_leg.close()
