@@ -143,8 +143,9 @@ class EdgeFile(_Strict):
     tls_private_key_file: str | None = None
     tls_ca_file: str | None = None  # the CAs a client's certificate (tls_verify_client) must chain to
     tls_verify_client: bool = False
-    # The operator's word that only the trunks' ranges reach tls_port, with a connection cap: PJSIP's
-    # TLS listener takes any TCP connection, and churn of them aborts the process (docs/sip.md).
+    # The operator's word that only the trunks' ranges reach tls_port, with a connection cap per source: PJSIP's
+    # TLS listener takes any TCP connection, and churn of them aborts the process; Kamailio's (workers > 1)
+    # caps them all together only, so one source could take every slot (docs/sip.md).
     tls_port_firewalled: bool = False
 
     @field_validator("dispatcher_url")
@@ -292,9 +293,6 @@ def _tls(path: str, parsed: EdgeFile) -> Tls | None:
             raise ConfigError(f"{where}: trunk {secured[0]!r}: SRTP and a sips:/transport=tls termination_uri need "
                               "tls_port: PJSIP sends SRTP keys (in the SDP) only over TLS signalling")
         return None
-    if parsed.workers > 1:
-        raise ConfigError(f"{where}: tls_port needs workers = 1: the workers' front (Kamailio) has no TLS module "
-                          "here, so TLS is taken by a lone PJSIP process (docs/sip.md#tls-and-srtp)")
     if not (parsed.tls_certificate_file and parsed.tls_private_key_file):
         raise ConfigError(f"{where}: tls_port needs tls_certificate_file and tls_private_key_file (PEM files)")
     if parsed.tls_verify_client and not parsed.tls_ca_file:

@@ -4,15 +4,19 @@ front of its PJSIP workers on loopback. Before any worker sees a request it drop
 403 itself, then sends an INVITE to the worker with the most free slots (dispatcher's call-load
 algorithm, each worker's `maxload` its capacity), and on to the next when a worker is full (503),
 dead (408) or out of slots (486). The trunk's source travels to the worker in SOURCE_HEADER.
-The file holds no secret: addresses, ports and limits only."""
+With tls_port, Kamailio also takes SIP over TLS there (sipedge/front_tls.py) and tells each worker
+which hop a request came by in TRANSPORT_HEADER. The file holds no secret: addresses, ports, limits
+and the paths of the TLS files only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from sipedge.config import EdgeConfig
-from sipedge.worker_place import SOURCE_HEADER, WORKER_HOST
+from sipedge.config import EdgeConfig, Tls
+from sipedge.front_tls import MODULES as TLS_MODULES
+from sipedge.front_tls import tls_globals, tls_params
+from sipedge.worker_place import SOURCE_HEADER, TRANSPORT_HEADER, WORKER_HOST
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 WORKER_SET = 1  # the dispatcher set of the workers
@@ -41,14 +45,15 @@ def worker_capacity() -> int:
     return PJSUA_CALLS - SLOTS_FOR_REFUSALS
 
 
-def write_front(config: EdgeConfig, folder: Path, capacity: int) -> FrontFiles:
-    """kamailio.cfg and the workers' dispatcher list, written into `folder` (the caller's private one)."""
+def write_front(config: EdgeConfig, folder: Path, capacity: int, tls: Tls | None = None) -> FrontFiles:
+    """kamailio.cfg and the workers' dispatcher list, written into `folder` (the caller's private one);
+    Kamailio reads the TLS files by `tls`'s paths (unset: the configuration's own)."""
     workers = folder / "workers.list"
     workers.write_text("".join(
         f"{WORKER_SET} sip:{WORKER_HOST}:{config.worker_sip_port + index} 0 0 duid=w{index};maxload={capacity}\n"
         for index in range(config.workers)))
     cfg = folder / "kamailio.cfg"
-    cfg.write_text(render(config, workers))
+    cfg.write_text(render(config, workers, tls or config.tls))
     return FrontFiles(cfg, workers)
 
 
@@ -99,9 +104,30 @@ def _advertise(config: EdgeConfig) -> str:
     return f" advertise {config.advertised}:{config.sip_port}"
 
 
-def render(config: EdgeConfig, workers: Path) -> str:
+def _transport(config: EdgeConfig) -> str:
+    """kamailio.cfg's core lines on transports: UDP's listener, and TLS's when the edge has tls_port."""
+    udp = f"listen=udp:{config.sip_address}:{config.sip_port}{_advertise(config)}"
+    if config.tls is None:
+        return f"{udp}\ndisable_tcp=yes"
+    return f"{udp}\n{tls_globals(config, config.tls)}"
+
+
+def _hops(config: EdgeConfig) -> tuple[str, str]:
+    """The request route's lines for a trunk's request over TLS, and for a worker's to the trunk: a trunk's
+    Contact is marked with the connection it came on (nathelper's alias), and a worker's request to it goes
+    on that connection only, never a new one (Kamailio would not check the trunk's certificate)."""
+    if config.tls is None:
+        return "", ""
+    return ('    if (proto == TLS && is_present_hf("Contact")) { add_contact_alias(); }\n',
+            '        if ($(ru{uri.param,alias}) != "") { handle_ruri_alias(); }\n'
+            '        set_forward_no_connect();\n')
+
+
+def render(config: EdgeConfig, workers: Path, tls: Tls | None = None) -> str:
     modules = ("tm", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity", "pike", "pipelimit",
-               "dispatcher", "htable", "ipops")
+               "dispatcher", "htable", "ipops", *(TLS_MODULES if config.tls is not None else ()))
+    tls_lines = "" if config.tls is None else f"\n{tls_params(tls or config.tls)}"
+    from_trunk, to_trunk = _hops(config)
     loads = "\n".join(f'loadmodule "{name}.so"' for name in modules)
     retry = f'append_to_reply("Retry-After: {RETRY_AFTER_SECONDS}\\r\\n");'
     return f"""#!KAMAILIO
@@ -110,8 +136,7 @@ debug=2
 log_stderror=yes
 log_prefix="kamailio: "
 children=2
-listen=udp:{config.sip_address}:{config.sip_port}{_advertise(config)}
-disable_tcp=yes
+{_transport(config)}
 auto_aliases=no
 server_signature=no
 sip_warning=0
@@ -134,7 +159,7 @@ modparam("dispatcher", "ds_ping_interval", {PROBE_SECONDS})
 modparam("dispatcher", "ds_probing_mode", 1)
 modparam("dispatcher", "ds_probing_threshold", 1)
 modparam("dispatcher", "ds_inactive_threshold", 2)
-modparam("dispatcher", "ds_ping_from", "sip:front@{config.sip_address}")
+modparam("dispatcher", "ds_ping_from", "sip:front@{config.sip_address}"){tls_lines}
 
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
@@ -142,12 +167,14 @@ request_route {{
     if (ds_is_from_list("{WORKER_SET}")) {{ route(FROM_WORKER); exit; }}
     route(LIMIT_SOURCE);
     remove_hf("{SOURCE_HEADER}");
-    if (has_body() && search_body("{_any_case(SOURCE_HEADER)}")) {{
+    remove_hf("{TRANSPORT_HEADER}");
+    if (has_body() && (search_body("{_any_case(SOURCE_HEADER)}") || search_body("{_any_case(TRANSPORT_HEADER)}"))) {{
         # Where a worker might take the body for the head (bare-LF lines): refused, never passed on.
         sl_send_reply("400", "Bad Request"); exit;
     }}
     append_hf("{SOURCE_HEADER}: $si\\r\\n");
-    if (has_totag()) {{ route(IN_DIALOG); exit; }}
+    append_hf("{TRANSPORT_HEADER}: $pr\\r\\n");
+{from_trunk}    if (has_totag()) {{ route(IN_DIALOG); exit; }}
     if (is_method("CANCEL")) {{
         if (t_check_trans()) {{ ds_load_update(); t_relay(); }}
         exit;
@@ -216,7 +243,7 @@ route[FROM_WORKER] {{
     if (!is_method("ACK")) {{ t_check_trans(); }}
     if (is_method("BYE")) {{ ds_load_update(); }}
     if (has_totag() && loose_route()) {{
-        route(NEXT_HOP);
+{to_trunk}        route(NEXT_HOP);
         if ($sht(calls=>$ci) == $null || !is_in_subnet("$(var(next){{uri.host}})", "{_trunk_networks(config)}")) {{
             xlog("L_WARN", "$rm $ci from worker $si:$sp refused 403: $var(next) is not a trunk of a call here\n");
             sl_send_reply("403", "Forbidden");

@@ -55,6 +55,8 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
         self.from_trunk: Callable[[str], bool] = lambda source: False
         # A request's source as "host:port": the trunk's, also when the edge's front relayed it.
         self.source_of: Callable[[pj.SipRxData], str] = lambda rdata: str(rdata.srcAddress)
+        # Whether a request reached the edge over TLS (sipedge/stack.py: PJSIP's own, or the front's).
+        self.came_secure: Callable[[pj.SipRxData], bool] = came_over_tls
         # Told of an in-dialog request from a source that is not the call's trunk, which the edge ignores.
         self.stranger_request: Callable[[str, str], None] = lambda source, method: None
         # The request PJSUA handles next (a NOTIFY, reported to onCallTransferStatus) came from a stranger.
@@ -213,7 +215,9 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
                 or state.tsx.role != pj.PJSIP_ROLE_UAS or state.tsx.method != "INVITE" or self.ended
                 or self.getInfo().state != pj.PJSIP_INV_STATE_CONFIRMED):
             return
-        if _has_body(state.src.rdata.wholeMsg):
+        # The re-INVITE itself: not the ACK of a refusal, which the transaction takes too, and which the
+        # edge's front sends itself (hop by hop), without the lines that name the trunk and its hop.
+        if _has_body(state.src.rdata.wholeMsg) or not state.src.rdata.wholeMsg.startswith("INVITE "):
             return
         if not self.from_trunk(self.source_of(state.src.rdata)):
             log.warning("sipedge: a re-INVITE without an offer from %s, not the call's trunk: the call is ended",
@@ -239,7 +243,7 @@ class SipCall(pj.Call):  # type: ignore[misc]  # SWIG's class has no type inform
 
     def left_tls(self, rdata: pj.SipRxData) -> bool:
         """Whether an in-dialog request of a call that came over TLS came over another transport."""
-        return self.over_tls and not came_over_tls(rdata)
+        return self.over_tls and not self.came_secure(rdata)
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         prm.statusCode = 603  # a REFER would have the edge call anyone the sender names: never

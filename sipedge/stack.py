@@ -23,7 +23,7 @@ from sipedge.secure_ciphers import forward_secret
 from sipedge.secure_sip import SIGNALLING_ANY, SIGNALLING_TLS_HOP, secure_media, tls_transport
 from sipedge.sip_call import SipCall
 from sipedge.srtp_offer import keys_doubt, offers_keys, offers_srtp, unplayable_profile
-from sipedge.worker_place import HEAD_END, Place, place, true_source
+from sipedge.worker_place import HEAD_END, Place, front_hop_was_tls, place, true_source
 
 log = logging.getLogger("sipedge")
 
@@ -113,8 +113,8 @@ class SipStack:
                                f"the offer's audio profile {profile} is not RTP/AVP(F) or RTP/SAVP(F)")
             return
         call = SipCall(account, prm.callId, self._ended.append)
-        call.source_of = self.source_of
-        call.over_tls = came_over_tls(prm.rdata)
+        call.source_of, call.came_secure = self.source_of, self.came_secure
+        call.over_tls = self.came_secure(prm.rdata)
         call.srtp_mandatory = getattr(account, "srtp_mandatory", False)
         call.keyed, call.keys_offered = offers_srtp(offer), offers_keys(offer)
         call.keys_doubt = keys_doubt(prm.rdata.wholeMsg)
@@ -128,6 +128,13 @@ class SipStack:
     def source_of(self, rdata: pj.SipRxData) -> str:
         """Who sent a request: the trunk's address, also when the edge's front relayed it."""
         return true_source(rdata.srcAddress, rdata.wholeMsg, self.place.front)
+
+    def came_secure(self, rdata: pj.SipRxData) -> bool:
+        """Whether a request reached the edge over TLS: PJSIP's own TLS listener, or the front's (a worker's
+        PJSIP hears the front over loopback UDP; the front says which hop the trunk used)."""
+        if self.place.front is None:
+            return came_over_tls(rdata)
+        return front_hop_was_tls(rdata.srcAddress, rdata.wholeMsg, self.place.front)
 
     def _run(self) -> None:
         endpoint = pj.Endpoint()
@@ -179,7 +186,7 @@ class SipStack:
         transport.publicAddress = self.config.advertised if self.place.front is None else self.place.sip_host
         transport.port = self.place.sip_port
         endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
-        if self.config.tls is not None:  # one process only (config.py): no front between it and the trunk
+        if self.config.tls is not None and self.place.front is None:  # behind a front, Kamailio takes TLS
             ciphers = forward_secret(endpoint.utilSslGetAvailableCiphers())
             listener = tls_transport(self.config.tls, self.place.sip_host, ciphers, self.config.advertised)
             endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, listener)
@@ -227,8 +234,11 @@ class SipStack:
         rtp.portRange = self.place.rtp_port_count
         # Inbound calls share the local account, SRTP optional there when any trunk wants it, except the
         # numbers of trunks whose SRTP is mandatory: theirs is PJSIP's MANDATORY over TLS (_srtp_numbers).
+        # A worker hears every request over loopback UDP from the front, so PJSIP's own TLS check would refuse
+        # them all: there the edge's check (srtp_offer.py, by the hop the front reports) stands alone.
+        signalling = SIGNALLING_TLS_HOP if self.place.front is None else SIGNALLING_ANY
         if srtp_mandatory:
-            secure_media(config.mediaConfig, "mandatory", SIGNALLING_TLS_HOP)
+            secure_media(config.mediaConfig, "mandatory", signalling)
         elif trunk is not None:
             secure_media(config.mediaConfig, trunk.srtp, SIGNALLING_TLS_HOP)
         else:

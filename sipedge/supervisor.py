@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sipedge.config import EdgeConfig
 from sipedge.front_config import write_front
+from sipedge.front_key import HandedFiles, hand_over
 from sipedge.worker_place import WORKER_VARIABLE
 
 log = logging.getLogger("sipedge")
@@ -49,8 +50,9 @@ def _die_with_parent() -> None:
 class Child:
     """One supervised process: Kamailio or a worker."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[Child], Awaitable[None]]):
-        self.name, self.argv, self.env = name, argv, env
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Callable[[Child], Awaitable[None]],
+                 pass_fds: tuple[int, ...] = ()):
+        self.name, self.argv, self.env, self.pass_fds = name, argv, env, pass_fds
         self._ready = ready
         self.process: asyncio.subprocess.Process | None = None
         self.failures = 0
@@ -58,7 +60,7 @@ class Child:
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent)
+            preexec_fn=_die_with_parent, pass_fds=self.pass_fds)
         await self._ready(self)
 
     async def stop(self) -> None:
@@ -81,6 +83,7 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self.failed: str | None = None
         self._relays: set[asyncio.Task[None]] = set()  # the children's output, passed on to ours
+        self._tls: HandedFiles | None = None  # the TLS files' descriptors, handed to Kamailio (sipedge/front_key.py)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         """Holds `task` until it ends: the loop itself keeps only a weak reference."""
@@ -89,10 +92,14 @@ class Supervisor:
 
     def _children(self) -> list[Child]:
         from sipedge.front_config import worker_capacity
-        files = write_front(self.config, self._folder, worker_capacity())
+        if self.config.tls is not None:
+            self._tls = hand_over(self.config.tls)
+        files = write_front(self.config, self._folder, worker_capacity(),
+                            None if self._tls is None else self._tls.tls)
         argv = [KAMAILIO, "-f", str(files.config), "-DD", "-E", "-Y", str(self._folder), "-w", str(self._folder),
                 *_unprivileged()]
-        kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready)
+        kamailio = Child("kamailio", argv, front_env(os.environ), self._front_ready,
+                         () if self._tls is None else self._tls.descriptors)
         workers = [Child(f"worker {index}", [sys.executable, "-m", "sipedge"],
                          {**os.environ, WORKER_VARIABLE: str(index)}, self._worker_ready)
                    for index in range(self.config.workers)]
@@ -116,6 +123,8 @@ class Supervisor:
             await asyncio.gather(*(child.stop() for child in children[:-1]), return_exceptions=True)
             await children[-1].stop()
             shutil.rmtree(self._folder, ignore_errors=True)
+            if self._tls is not None:
+                self._tls.close()
         if self.failed is not None:
             raise SystemExit(f"sipedge: {self.failed}")
 
@@ -133,8 +142,9 @@ class Supervisor:
                 self.failed = f"the edge did not start: {error}"
                 return
             print("sipedge: ready", flush=True)
-            log.info("sipedge: Kamailio on udp %s:%d in front of %d workers", self.config.sip_address,
-                     self.config.sip_port, self.config.workers)
+            tls = f", tls {self.config.tls.port}" if self.config.tls is not None else ""
+            log.info("sipedge: Kamailio on udp %s:%d%s in front of %d workers", self.config.sip_address,
+                     self.config.sip_port, tls, self.config.workers)
             watchers = [asyncio.create_task(self._watch(child)) for child in children]
             await asyncio.wait([stop, *watchers], return_when=asyncio.FIRST_COMPLETED)
             for task in watchers:

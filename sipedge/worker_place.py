@@ -15,8 +15,10 @@ from sipedge.config import ConfigError, EdgeConfig
 WORKER_VARIABLE = "SIP_EDGE_WORKER"  # set by the edge for each worker it starts: the worker's index
 WORKER_HOST = "127.0.0.1"
 SOURCE_HEADER = "P-Edge-Source"  # not an X- header: those reach the bot's body (sipedge/call_data.py)
+TRANSPORT_HEADER = "P-Edge-Transport"  # the trunk's hop to the front: "udp" or "tls" (sipedge/front_tls.py)
 # Lines may end in CRLF or a bare LF (Kamailio and PJSIP take both), and so may the head.
 _SOURCE = re.compile(rf"^{SOURCE_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+_TRANSPORT = re.compile(rf"^{TRANSPORT_HEADER}:[ \t]*(\S+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 HEAD_END = re.compile(r"\r?\n\r?\n")
 
 
@@ -52,12 +54,24 @@ def worker_index(env: Mapping[str, str], config: EdgeConfig) -> int | None:
     return int(raw)
 
 
+def _front_line(pattern: re.Pattern[str], received_from: str, message: str, front: str | None) -> str | None:
+    """The value of the front's own header line `pattern` names, when the front sent `message`."""
+    if front is None or received_from != front:
+        return None
+    head = HEAD_END.split(message, maxsplit=1)[0]  # the front's line is the head's last; the body is the sender's
+    found = pattern.findall(head)
+    return str(found[-1]) if found else None
+
+
+def front_hop_was_tls(received_from: str, message: str, front: str | None) -> bool:
+    """Whether the front received `message` from the trunk over TLS (it says so in TRANSPORT_HEADER, having
+    removed any the trunk wrote); False for a message the front did not send."""
+    return (_front_line(_TRANSPORT, received_from, message, front) or "").lower() == "tls"
+
+
 def true_source(received_from: str, message: str, front: str | None) -> str:
     """The address a request came from: the front's SOURCE_HEADER when the front sent it."""
-    if front is None or received_from != front:
+    found = _front_line(_SOURCE, received_from, message, front)
+    if found is None:
         return received_from
-    head = HEAD_END.split(message, maxsplit=1)[0]  # the front's line is the head's last; the body is the sender's
-    found = _SOURCE.findall(head)
-    if not found:
-        return received_from
-    return f"[{found[-1]}]:0" if ":" in found[-1] else f"{found[-1]}:0"  # PJSIP's "host:port" form
+    return f"[{found}]:0" if ":" in found else f"{found}:0"  # PJSIP's "host:port" form

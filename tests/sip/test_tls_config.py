@@ -53,7 +53,6 @@ def test_tls_and_a_trunks_srtp_load(tmp_path: Path) -> None:
     ('tls_port = 5061\n', "", "tls_port needs tls_certificate_file and tls_private_key_file"),
     ('tls_certificate_file = "/etc/hostname"\n', "", "tls_certificate_file need tls_port"),
     ("FILES tls_verify_client = true\n", "", "tls_verify_client needs tls_ca_file"),
-    ("FILES workers = 2\n", "", "tls_port needs workers = 1"),
     ("FILES tls_ca_file = \"/nonexistent/ca.pem\"\n", "", "tls_ca_file: /nonexistent/ca.pem cannot be read"),
     ("FILES tls_cipher = \"x\"\n", "", "tls_cipher: Extra inputs are not permitted"),
     ("FILES", 'termination_uri = "sip:pbx.example.com"\nsrtp = "optional"\n',

@@ -145,8 +145,9 @@ def test_kamailio_is_installed_with_several_workers_only(stack: StackRunner) -> 
     inbound = {"enabled": True, "workers": 17, "rtpPorts": "40000-40399",
                "trunks": [PBX]}
     several = run_with_edge(stack, inbound, secrets={"voicefleet:sipEdgeDigestPasswords": "{}"})
-    assert "install -y -qq --no-install-recommends kamailio" in unwrap(
-        several.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    user_data = unwrap(several.one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
+    # Its TLS module too: the front takes SIP over TLS when the edge has tls_port (sipedge/front_tls.py).
+    assert "install -y -qq --no-install-recommends kamailio kamailio-tls-modules" in user_data
     assert "kamailio" not in unwrap(run_with_edge(stack).one("aws:ec2/instance:Instance", NAME).inputs)["userData"]
 
 
