@@ -29,6 +29,7 @@ from tests.support.audio import BOT_AUDIO_RMS, Pcm, echo_similarity, rms
 from tests.support.http_client import api_client
 from tests.support.ports import free_port_pair
 from tests.support.processes import DispatcherProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow  # a real dispatcher, the edge, a bot process importing Pipecat and Silero
 
@@ -177,12 +178,16 @@ async def test_a_call_cancelled_while_its_bot_starts_frees_its_session(
 async def test_the_bot_is_told_the_calls_from_to_call_id_and_x_headers(
     cold_dispatcher: DispatcherProcess, cold_edge: EdgeProcess, cold_reports: Path,
 ) -> None:
-    call = run_sipp("call_echo", NUMBER, cold_edge.sip_port, cold_edge.workdir, media_port=free_port_pair(2))
+    call = run_sipp("call_answered", NUMBER, cold_edge.sip_port, cold_edge.workdir, media_port=free_port_pair(2))
     assert call.returncode == 0, f"{call.output}\n{cold_edge.log()}"
     call_id = call_id_of(call.messages)
     session_id = session_of(cold_edge, call_id)
     assert session_id is not None, cold_edge.log()
-    told = json.loads((cold_reports / f"{session_id}.json").read_text())
+    # The bot writes what it was told as it starts, beside the edge's answer: a call a second long may
+    # end before the file is there.
+    report = cold_reports / f"{session_id}.json"
+    told = json.loads(wait_until(lambda: report.read_text() if report.exists() else "", f"the bot's report {report}",
+                                 detail=cold_edge.log))
     assert told["body"] == {"from": '"Caller" <sip:+14155550100@127.0.0.1>', "to": f"<sip:{NUMBER}@127.0.0.1>",
                             "call_id": call_id, "headers": {"X-Ticket": "T-1042"}}
     assert told["call_data"]["call_id"] == call_id  # Pipecat read the stream's start as a carrier's

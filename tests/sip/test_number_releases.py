@@ -49,7 +49,7 @@ def released_edge(released_dispatcher: DispatcherProcess,
 async def test_a_numbers_calls_run_the_release_its_entry_names(
     released_dispatcher: DispatcherProcess, released_edge: EdgeProcess, number: str, release: str,
 ) -> None:
-    call = run_sipp("call_echo", number, released_edge.sip_port, released_edge.workdir,
+    call = run_sipp("call_answered", number, released_edge.sip_port, released_edge.workdir,
                     media_port=free_port_pair(2))
     assert call.returncode == 0, f"{call.output}\n{released_edge.log()}"
     session_id = session_of(released_edge, call_id_of(call.messages))

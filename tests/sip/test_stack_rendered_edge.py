@@ -1,7 +1,8 @@
 """The edge an AWS, GCP or Kubernetes stack boots, for real: the file those stacks render from their `sipEdge` key
 (stacks/config/sip_edge.py `render`, the same function and the same key set a stack holds: a carrier
 trunk with its sources, a number run as a dispatcher key read from its variable, a price, an outbound
-termination) run by `python -m sipedge` beside a real local dispatcher and its parrot.
+termination) run by `python -m sipedge` beside a real local dispatcher and its parrot (one for the
+module).
 
 What a test must change to run here, and nothing else, is passed to `render` as a stack passes its own:
 free SIP and control ports instead of the fixed 5060 and 5080 the stack's firewall opens, the local
@@ -39,11 +40,11 @@ from tests.phone.conftest import phone_env, wait_active_sessions, wait_for_idle_
 from tests.sip.conftest import NUMBER, RTP_PORTS, started_edge
 from tests.sip.sipp import run_sipp
 from tests.sip.test_call_price import cost_once_ended
-from tests.sip.test_calls import call_id_of, session_of
+from tests.sip.test_calls import call_id_of, session_ids, session_of
 from tests.support.examples import PARROT
 from tests.support.http_client import api_client
 from tests.support.ports import free_port, free_port_pair
-from tests.support.processes import run_dispatcher
+from tests.support.processes import DispatcherProcess, run_dispatcher
 from tests.support.session_api import METRICS_ADMIN
 from tests.support.stranger_net import StrangerNet, stranger_net, unavailable_reason
 
@@ -83,47 +84,56 @@ def stranger() -> Iterator[StrangerNet]:
 FORMS = ("in-file", "node-variable")
 
 
+@pytest.fixture(scope="module")
+def key_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DispatcherProcess]:
+    """The local dispatcher and its parrot, knowing the number's key and the edge's secret: one for
+    both forms (each call its own session)."""
+    reports = tmp_path_factory.mktemp("reports")
+    env = {**phone_env(reports), "BOT_FILE": str(PARROT / "bot.py"), "DISPATCHER_API_KEYS": KEY,
+           "SIP_EDGE_SECRET": SECRET, **METRICS_ADMIN}
+    with run_dispatcher(tmp_path_factory.mktemp("stack-rendered-dispatcher"), env) as running:
+        yield running
+
+
 @pytest.mark.parametrize("form", FORMS)
 async def test_the_edge_a_stack_renders_answers_its_carrier_and_refuses_a_stranger(
-        stranger: StrangerNet, tmp_path: Path, form: str) -> None:
+        key_dispatcher: DispatcherProcess, stranger: StrangerNet, tmp_path: Path, form: str) -> None:
     free = free_port_pair(RTP_PORTS + 1)
     rtp_port = free + free % 2  # even, as rtpPorts must start
     key = carrier_key(f"{rtp_port}-{rtp_port + RTP_PORTS - 1}")
-    (tmp_path / "reports").mkdir()
-    env = {**phone_env(tmp_path / "reports"), "BOT_FILE": str(PARROT / "bot.py"), "DISPATCHER_API_KEYS": KEY,
-           "SIP_EDGE_SECRET": SECRET, **METRICS_ADMIN}
     sip_port = free_port(socket.SOCK_DGRAM)
-    with run_dispatcher(tmp_path, env) as dispatcher:
-        config = tmp_path / "edge.toml"
-        variable = NODE_ADDRESS_VARIABLE if form == "node-variable" else None
-        config.write_text(render(settings_of(key), dispatcher_url=dispatcher.base_url,
-                                 sip_address=None if variable else stranger.host_address,
-                                 public_address=stranger.host_address, sip_port=sip_port, control_port=free_port(),
-                                 address_variable=variable))
-        assert ("sip_address_env" in config.read_text()) == (variable is not None)
-        secrets = {api_key_variable(KEY_NAME): KEY, SECRET_VARIABLE: SECRET,  # the stack's secret store's
-                   **({variable: stranger.host_address} if variable else {})}
-        with started_edge(config, sip_port, tmp_path, secrets) as edge:
-            async with api_client(base_url=dispatcher.base_url, timeout=30,
-                                  headers={"Authorization": f"Bearer {KEY}"}) as api:
-                await wait_for_idle_bot(api)
-                call = await asyncio.to_thread(run_sipp, "call_echo", NUMBER, sip_port, tmp_path,
-                                               edge_address=stranger.host_address, media_port=free_port_pair(2))
-                assert call.returncode == 0, f"{call.output}\n{call.messages[-3000:]}\n{edge.log()[-3000:]}"
-                assert call.statuses()[-1] == 200 and "BYE" in call.messages  # the caller's BYE, answered
-                session_id = session_of(edge, call_id_of(call.messages))
-                assert session_id is not None, edge.log()
-                cost = await cost_once_ended(api, session_id)  # the bot ran the call, the trunk's price on it
-                assert cost["telephony_usd"] == pytest.approx(USD_PER_MINUTE), cost
-                assert await wait_active_sessions(api, 0) == 0
+    dispatcher = key_dispatcher
+    config = tmp_path / "edge.toml"
+    variable = NODE_ADDRESS_VARIABLE if form == "node-variable" else None
+    config.write_text(render(settings_of(key), dispatcher_url=dispatcher.base_url,
+                             sip_address=None if variable else stranger.host_address,
+                             public_address=stranger.host_address, sip_port=sip_port, control_port=free_port(),
+                             address_variable=variable))
+    assert ("sip_address_env" in config.read_text()) == (variable is not None)
+    secrets = {api_key_variable(KEY_NAME): KEY, SECRET_VARIABLE: SECRET,  # the stack's secret store's
+               **({variable: stranger.host_address} if variable else {})}
+    with started_edge(config, sip_port, tmp_path, secrets) as edge:
+        async with api_client(base_url=dispatcher.base_url, timeout=30,
+                              headers={"Authorization": f"Bearer {KEY}"}) as api:
+            await wait_for_idle_bot(api)
+            call = await asyncio.to_thread(run_sipp, "call_answered", NUMBER, sip_port, tmp_path,
+                                           edge_address=stranger.host_address, media_port=free_port_pair(2))
+            assert call.returncode == 0, f"{call.output}\n{call.messages[-3000:]}\n{edge.log()[-3000:]}"
+            assert call.statuses()[-1] == 200 and "BYE" in call.messages  # the caller's BYE, answered
+            session_id = session_of(edge, call_id_of(call.messages))
+            assert session_id is not None, edge.log()
+            cost = await cost_once_ended(api, session_id)  # the bot ran the call, the trunk's price on it
+            assert cost["telephony_usd"] == pytest.approx(USD_PER_MINUTE), cost
+            assert await wait_active_sessions(api, 0) == 0
 
-                refused = await asyncio.to_thread(
-                    run_sipp, "call_forbidden", NUMBER, sip_port, tmp_path, source=stranger.address,
-                    edge_address=stranger.host_address, command_prefix=stranger.exec_prefix)
-                assert refused.returncode == 0, f"{refused.output}\n{refused.messages[-3000:]}\n{edge.log()[-3000:]}"
-                assert 403 in refused.statuses() and 200 not in refused.statuses()
-                sessions = (await api.get("/sessions")).json()
-                assert len(sessions["sessions"]) == 1, sessions  # the carrier's call's: the stranger's asked for none
+            before = await session_ids(api)
+            refused = await asyncio.to_thread(
+                run_sipp, "call_forbidden", NUMBER, sip_port, tmp_path, source=stranger.address,
+                edge_address=stranger.host_address, command_prefix=stranger.exec_prefix)
+            assert refused.returncode == 0, f"{refused.output}\n{refused.messages[-3000:]}\n{edge.log()[-3000:]}"
+            assert 403 in refused.statuses() and 200 not in refused.statuses()
+            assert session_id in before  # the carrier's call's
+            assert await session_ids(api) == before  # the stranger's asked for none
 
 
 @pytest.mark.skipif(not os.access(KAMAILIO, os.X_OK), reason="Kamailio is not installed (.ci/run installs it)")
