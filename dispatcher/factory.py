@@ -151,15 +151,15 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
         machines = ""
     checks: list[Callable[[], object]] = []
     if machines == "ecs":
-        from dispatcher.machines.ecs.provider import EcsSettings
+        from dispatcher.machines.ecs.settings import EcsSettings  # the settings alone: no client
 
         checks.append(lambda: EcsSettings.from_env(env))
     elif machines == "gce":
-        from dispatcher.machines.gce.provider import GceSettings
+        from dispatcher.machines.gce.settings import GceSettings  # the settings alone: no client
 
         checks.append(lambda: GceSettings.from_env(env))
     elif machines == "cloudrun":
-        from dispatcher.machines.cloudrun.provider import CloudRunSettings
+        from dispatcher.machines.cloudrun.settings import CloudRunSettings  # the settings alone: no client
 
         checks.append(lambda: CloudRunSettings.from_env(env))
     elif machines == "fly":
@@ -189,7 +189,7 @@ def configuration_problems(env: Mapping[str, str]) -> list[str]:
     cloud = ("ecs", "gce", "fly", "cerebrium", "cloudrun", "modal", "aci", "k8s")
     offers_daily = "daily" in settings.transports if settings is not None else machines in cloud
     if offers_daily:  # local too: TRANSPORTS=webrtc,daily makes its rooms with DAILY_API_KEY
-        from dispatcher.media.daily import DailySettings
+        from dispatcher.media.daily_settings import DailySettings  # the settings alone: no client
 
         checks.append(lambda: DailySettings.from_env(env))
     if settings is not None:

@@ -12,8 +12,6 @@ import asyncio
 import ssl
 from urllib.parse import urlsplit
 
-import aiohttp
-
 
 def shown_target(url: str) -> str:
     """`https://api.daily.co/v1/rooms`: the URL without its query, fragment or user information."""
@@ -34,6 +32,10 @@ def cause(exc: BaseException) -> str:
 
 
 def _words(exc: BaseException) -> str:
+    # Imported here: a failed call has loaded aiohttp already, and the settings that show a target
+    # (dispatcher/models/settings.py, read by `voicefleet config check`) need no HTTP client.
+    import aiohttp
+
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return "no answer within the timeout"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from dispatcher.phone.carrier_recording import parse_carrier_recording
 from dispatcher.phone.relay import MAX_FRAMES_PER_SECOND
 from dispatcher.phone.signatures import TelnyxKey
-from dispatcher.phone.telnyx_calls import TELNYX_API_URL
+from dispatcher.phone.telnyx_ids import TELNYX_API_URL
 from dispatcher.phone.tokens import derive_key
 from dispatcher.phone.transfer_allow import TransferTargets, parse_transfer_targets
 from dispatcher.phone.twilio_calls import TwilioCredentials

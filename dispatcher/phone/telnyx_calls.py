@@ -20,16 +20,14 @@ say the call is over, never a bare 404. The call's ids come from the TeXML webho
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from dispatcher.outbound.retry import Backoff
+from dispatcher.phone.telnyx_ids import ACCOUNT_SID as ACCOUNT_SID  # its importers name them here
+from dispatcher.phone.telnyx_ids import CALL_ID as CALL_ID
+from dispatcher.phone.telnyx_ids import TELNYX_API_URL as TELNYX_API_URL
 from dispatcher.phone.twilio_calls import TIMEOUT_SECONDS, UPDATE_BACKOFF, CallsResource
 
-TELNYX_API_URL = "https://api.telnyx.com"
-ACCOUNT_SID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-CALL_SID = re.compile(r"v[0-9]:[A-Za-z0-9_-]{1,200}")  # `v3:` and URL-safe base64, as Telnyx's examples
-CALL_ID = re.compile(f"(?:{ACCOUNT_SID.pattern})/(?:{CALL_SID.pattern})")
 DIAL_TIME_LIMITS = (60, 14400)  # seconds, TeXML's `<Dial timeLimit>` (its texml-verbs/dial page)
 
 

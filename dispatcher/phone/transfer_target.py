@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from dispatcher.errors import ApiError
+from dispatcher.api_error import ApiError  # not dispatcher.errors: no FastAPI for `voicefleet config check`
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 # user@host[:port][;params]: no spaces, quotes, angle brackets or XML-special characters. Of RFC 3261's

@@ -29,6 +29,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from prometheus_client import Counter
 
+from dispatcher.store.store_settings import MIN_SECRET_CHARACTERS as MIN_SECRET_CHARACTERS  # named here too
+
 log = logging.getLogger("dispatcher.store.messages")
 
 VERSION = b"v2"  # v1 carried bodies in clear: a replica of that version is refused as malformed
@@ -36,7 +38,6 @@ WINDOW_SECONDS = 30.0  # clock skew between replicas plus the store's delivery, 
 REPLAY_BITS = 4096  # a sender's messages may arrive this far out of order (the relay publishes on a pool)
 MAX_SENDERS = 1024  # replica processes heard from within a window (each restart is a new sender)
 LOG_EVERY_SECONDS = 60.0
-MIN_SECRET_CHARACTERS = 32
 _HEADER_FIELDS = 5  # version, sender, counter, time, mac
 NONCE_BYTES = 12  # AES-GCM's standard nonce, random per message
 

@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dispatcher.settings import SettingsError
-from dispatcher.store.message_seal import MIN_SECRET_CHARACTERS
 from voicefleet_settings.read import setting_choice, setting_float, setting_int, setting_text
 
 # One hash tag for every key: a cluster-mode store (ElastiCache Serverless, Memorystore for Valkey)
 # keeps them in one slot, so the multi-key scripts run there unchanged.
 DEFAULT_PREFIX = "{voicefleet}:"
+# The shortest message secret (REDIS_MESSAGE_SECRET) the seal takes: here, not in message_seal.py, whose
+# AES-GCM and metrics the settings' check has no use for.
+MIN_SECRET_CHARACTERS = 32
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 import pulumi
 
-from dispatcher.phone.telnyx_calls import ACCOUNT_SID
+from dispatcher.phone.telnyx_ids import ACCOUNT_SID
 from dispatcher.phone.twilio_dial import VOICEMAIL_CHOICES
 from stacks.config.call_callers import dial_settings, policy_keys
 from stacks.config.reader import Reader

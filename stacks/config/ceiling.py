@@ -23,10 +23,10 @@ import re
 from dataclasses import dataclass
 
 from dispatcher.machines.aci.settings import DEFAULT_CREATE_RATE as ACI_CREATE_RATE
-from dispatcher.machines.cloudrun.provider import DEFAULT_RUN_RATE as CLOUD_RUN_RUN_RATE
-from dispatcher.machines.ecs.provider import DEFAULT_RUN_TASK_RATE as ECS_RUN_TASK_RATE
-from dispatcher.machines.ecs.provider import parse_capacity_providers
-from dispatcher.machines.gce.provider import DEFAULT_INSERT_RATE as GCE_INSERT_RATE
+from dispatcher.machines.cloudrun.settings import DEFAULT_RUN_RATE as CLOUD_RUN_RUN_RATE
+from dispatcher.machines.ecs.settings import DEFAULT_RUN_TASK_RATE as ECS_RUN_TASK_RATE
+from dispatcher.machines.ecs.settings import parse_capacity_providers
+from dispatcher.machines.gce.settings import DEFAULT_INSERT_RATE as GCE_INSERT_RATE
 
 CALL_MINUTES_KEY = "expectedCallMinutes"
 DEFAULT_CALL_MINUTES = 4

@@ -23,16 +23,12 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from botchannel.contract import IDENTITY_VARIABLE
 from dispatcher.channel.access import ChannelAccess
-from dispatcher.channel.identity import identity_audience
 from dispatcher.machines.base import LaunchResult, LaunchSpec, Machine, MachinesError
 from dispatcher.machines.bot_environment import SESSION_ID, bot_environment
-from dispatcher.machines.call_timings import call_timings
-from dispatcher.machines.cloudrun import GRACE_SECONDS
 from dispatcher.machines.cloudrun.errors import failed, is_quota, status_of
 from dispatcher.machines.cloudrun.executions import (
     BODY_DIGEST,
@@ -43,88 +39,26 @@ from dispatcher.machines.cloudrun.executions import (
     execution_env,
     to_machine,
 )
-from dispatcher.machines.cloudrun.identity import DEFAULT_CERTS_URL, CloudRunIdentity
+from dispatcher.machines.cloudrun.identity import CloudRunIdentity
+from dispatcher.machines.cloudrun.settings import CLOUD_PLATFORM_SCOPE
+from dispatcher.machines.cloudrun.settings import DEFAULT_API_URL as DEFAULT_API_URL  # its importers name it here
+from dispatcher.machines.cloudrun.settings import DEFAULT_RUN_RATE as DEFAULT_RUN_RATE  # so do theirs
+from dispatcher.machines.cloudrun.settings import CloudRunSettings as CloudRunSettings  # and the settings too
 from dispatcher.machines.creates import Creates
 from dispatcher.machines.gce.auth import GceAuth
 from dispatcher.machines.lost_creates import LostCreates
 from dispatcher.machines.polling import poll_until_started
 from dispatcher.machines.recent import Recent
-from dispatcher.machines.releases import ReleaseImageMissing, release_references
+from dispatcher.machines.releases import ReleaseImageMissing
 from dispatcher.outbound.http_client import HttpClient, HttpResponse
-from dispatcher.outbound.ratelimit import Rate
 from dispatcher.outbound.retry import Backoff, create_request, provider_request
 from dispatcher.releases.names import DEFAULT_RELEASE
-from dispatcher.settings import api_endpoint, require
 from dispatcher.store.coordination import CreateLimits
-from voicefleet_settings.read import setting_int, setting_text
 
 log = logging.getLogger("dispatcher.machines.cloudrun")
 
-DEFAULT_API_URL = "https://run.googleapis.com/v2"
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-# Google publishes no number for `jobs.run` requests per minute (the quotas page has Admin API
-# rows whose values vary by project; machines_apis.md §3.2): one run a second, five at once,
-# counted once for the deployment (dispatcher/machines/creates.py) until CLOUDRUN_RUN_RATE/_BURST
-# set the project's own.
-DEFAULT_RUN_RATE = Rate(per_second=1.0, burst=5)
 MAX_TIMEOUT_SECONDS = 168 * 3600  # a task's longest timeout (more than 24 h is Preview)
 PAGE_SIZE = 100
-
-
-@dataclass(frozen=True)
-class CloudRunSettings:
-    project: str
-    region: str
-    job: str
-    container: str = "bot"  # the job's container the overrides name
-    api_url: str = DEFAULT_API_URL
-    grace_seconds: int = GRACE_SECONDS  # timeout = max session + this (boot, goodbye)
-    anonymous: bool = False  # CLOUDRUN_AUTH=none: tests against a local fake only
-    timeout: float = 15.0
-    retry_deadline: float = 15.0
-    poll_seconds: float = 1.0
-    run_rate: Rate = DEFAULT_RUN_RATE
-    # The bots' identity tokens (cloudrun/identity.py): the audience they name, the unique id of
-    # the bots' own service account, and where Google publishes its signing keys.
-    identity_audience: str | None = None
-    bot_service_account_id: str | None = None
-    identity_certs_url: str = DEFAULT_CERTS_URL
-    release_jobs: tuple[str, ...] = ()  # the jobs the deployment's releases name (RELEASES)
-
-    @property
-    def job_path(self) -> str:
-        return self.path_of(self.job)
-
-    def path_of(self, job: str) -> str:
-        """A job's API path: a bare name is a job of this project and region; a path is kept."""
-        if "/" in job:
-            return "/" + job.strip("/")
-        return f"/projects/{self.project}/locations/{self.region}/jobs/{job}"
-
-    @property
-    def jobs(self) -> tuple[str, ...]:
-        """Every job whose executions are this deployment's: its own and its releases'."""
-        return tuple(dict.fromkeys((self.job_path, *map(self.path_of, self.release_jobs))))
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CloudRunSettings:
-        required = require(env, ("CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB"), "cloudrun")
-        api_url, auth = api_endpoint(env, "CLOUDRUN_API_URL", DEFAULT_API_URL, "CLOUDRUN_AUTH")
-        return cls(
-            project=required["CLOUDRUN_PROJECT"],
-            region=required["CLOUDRUN_REGION"],
-            job=required["CLOUDRUN_JOB"],
-            container=setting_text(env, "CLOUDRUN_CONTAINER"),
-            api_url=api_url,
-            grace_seconds=setting_int(env, "CLOUDRUN_GRACE_SECONDS"),
-            anonymous=auth == "none",
-            **call_timings(env, "CLOUDRUN"),
-            run_rate=Rate.from_env(env, "CLOUDRUN_RUN"),
-            identity_audience=identity_audience(env),
-            bot_service_account_id=setting_text(env, "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID") or None,
-            identity_certs_url=setting_text(env, "CLOUDRUN_IDENTITY_CERTS_URL"),
-            release_jobs=release_references(env),
-        )
 
 
 class CloudRunMachines:

@@ -31,10 +31,10 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.id_tokens import IdentityRefused
 from dispatcher.channel.identity import ProofSeen
 from dispatcher.machines.base import MachinesError
+from dispatcher.machines.ecs.settings import TaskRole
 from dispatcher.observability.log_text import shown
 from dispatcher.outbound.http_client import proxy_for
 from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, with_retries
-from dispatcher.settings import SettingsError
 
 STS_VERSION = "2011-06-15"
 MAX_PRESIGN_SECONDS = 120  # bots presign for a minute; more would make a captured URL live longer
@@ -51,7 +51,6 @@ BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=8.0)
 REQUIRED = ("Action", "Version", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
             "X-Amz-SignedHeaders", "X-Amz-Signature")
 ALLOWED = frozenset((*REQUIRED, "X-Amz-Security-Token"))
-_ROLE_ARN = re.compile(r"arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?:[^/]+/)*(?P<name>[^/]+)")
 _ASSUMED = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<name>[^/]+)/(?P<session>.+)")
 
@@ -63,31 +62,6 @@ class Presign:
     query: str
     signature: str
     valid_until: float  # epoch seconds: X-Amz-Date + X-Amz-Expires
-
-
-@dataclass(frozen=True)
-class TaskRole:
-    partition: str
-    account: str
-    name: str
-
-
-def task_roles(raw: str) -> tuple[TaskRole, ...]:
-    """`ECS_BOT_TASK_ROLE_ARNS`: the bots' task role ARNs, comma-separated."""
-    roles = []
-    for arn in (a.strip() for a in raw.split(",") if a.strip()):
-        if (match := _ROLE_ARN.fullmatch(arn)) is None:
-            raise SettingsError(
-                f"ECS_BOT_TASK_ROLE_ARNS: {arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-        roles.append(TaskRole(match["partition"], match["account"], match["name"]))
-    return tuple(roles)
-
-
-def sts_endpoint(env: Mapping[str, str], region: str) -> str:
-    """As the AWS SDKs pick it: STS's own override, the global one, else the regional endpoint."""
-    override = env.get("AWS_ENDPOINT_URL_STS", "").strip() or env.get("AWS_ENDPOINT_URL", "").strip()
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return (override or f"https://sts.{region}.{domain}").rstrip("/")
 
 
 class EcsTaskIdentity:

@@ -24,8 +24,10 @@ from dispatcher.channel.credentials import BotGrant
 from dispatcher.channel.id_tokens import IdentityRefused, JsonWebKeys, mismatch, token_seen, verified_claims
 from dispatcher.channel.identity import ProofSeen
 from dispatcher.machines.gce.labels import IDLE_INFIX
+from dispatcher.machines.gce.settings import (
+    DEFAULT_CERTS_URL as DEFAULT_CERTS_URL,  # Cloud Run's identity names it here
+)
 
-DEFAULT_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")  # as google-auth's id_token accepts
 
 

@@ -1,0 +1,82 @@
+"""`MACHINES=cloudrun` settings (CloudRunSettings), apart from the Cloud Run client (provider.py) so
+that reading them, as `voicefleet config check` does, imports no HTTP client or token verifier
+(aiohttp, google-auth, cryptography).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dispatcher.channel.identity import identity_audience
+from dispatcher.machines.call_timings import call_timings
+from dispatcher.machines.cloudrun import GRACE_SECONDS
+from dispatcher.machines.gce.settings import DEFAULT_CERTS_URL
+from dispatcher.machines.releases import release_references
+from dispatcher.outbound.ratelimit import Rate
+from dispatcher.settings import api_endpoint, require
+from voicefleet_settings.read import setting_int, setting_text
+
+DEFAULT_API_URL = "https://run.googleapis.com/v2"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Google publishes no number for `jobs.run` requests per minute (the quotas page has Admin API
+# rows whose values vary by project; machines_apis.md §3.2): one run a second, five at once,
+# counted once for the deployment (dispatcher/machines/creates.py) until CLOUDRUN_RUN_RATE/_BURST
+# set the project's own.
+DEFAULT_RUN_RATE = Rate(per_second=1.0, burst=5)
+
+
+@dataclass(frozen=True)
+class CloudRunSettings:
+    project: str
+    region: str
+    job: str
+    container: str = "bot"  # the job's container the overrides name
+    api_url: str = DEFAULT_API_URL
+    grace_seconds: int = GRACE_SECONDS  # timeout = max session + this (boot, goodbye)
+    anonymous: bool = False  # CLOUDRUN_AUTH=none: tests against a local fake only
+    timeout: float = 15.0
+    retry_deadline: float = 15.0
+    poll_seconds: float = 1.0
+    run_rate: Rate = DEFAULT_RUN_RATE
+    # The bots' identity tokens (cloudrun/identity.py): the audience they name, the unique id of
+    # the bots' own service account, and where Google publishes its signing keys.
+    identity_audience: str | None = None
+    bot_service_account_id: str | None = None
+    identity_certs_url: str = DEFAULT_CERTS_URL
+    release_jobs: tuple[str, ...] = ()  # the jobs the deployment's releases name (RELEASES)
+
+    @property
+    def job_path(self) -> str:
+        return self.path_of(self.job)
+
+    def path_of(self, job: str) -> str:
+        """A job's API path: a bare name is a job of this project and region; a path is kept."""
+        if "/" in job:
+            return "/" + job.strip("/")
+        return f"/projects/{self.project}/locations/{self.region}/jobs/{job}"
+
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        """Every job whose executions are this deployment's: its own and its releases'."""
+        return tuple(dict.fromkeys((self.job_path, *map(self.path_of, self.release_jobs))))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CloudRunSettings:
+        required = require(env, ("CLOUDRUN_PROJECT", "CLOUDRUN_REGION", "CLOUDRUN_JOB"), "cloudrun")
+        api_url, auth = api_endpoint(env, "CLOUDRUN_API_URL", DEFAULT_API_URL, "CLOUDRUN_AUTH")
+        return cls(
+            project=required["CLOUDRUN_PROJECT"],
+            region=required["CLOUDRUN_REGION"],
+            job=required["CLOUDRUN_JOB"],
+            container=setting_text(env, "CLOUDRUN_CONTAINER"),
+            api_url=api_url,
+            grace_seconds=setting_int(env, "CLOUDRUN_GRACE_SECONDS"),
+            anonymous=auth == "none",
+            **call_timings(env, "CLOUDRUN"),
+            run_rate=Rate.from_env(env, "CLOUDRUN_RUN"),
+            identity_audience=identity_audience(env),
+            bot_service_account_id=setting_text(env, "CLOUDRUN_BOT_SERVICE_ACCOUNT_ID") or None,
+            identity_certs_url=setting_text(env, "CLOUDRUN_IDENTITY_CERTS_URL"),
+            release_jobs=release_references(env),
+        )
