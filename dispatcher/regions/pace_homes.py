@@ -48,8 +48,8 @@ PASS_OVER_FAILURES = 3  # asks failed in a row before a home its polls still rea
 # A home passed over stays listed this long after, so one that fails now and then is not handed
 # over again (and this region's calls refused through a hand-over) each time.
 LINGER_SECONDS = 3 * REST_SECONDS
-# Asks in flight to one home at once: well under the client's connections, so an ask's deadline
-# never counts a wait for a connection (a burst would make a healthy home look dead).
+# Asks in flight to one home at once, each with a connection of its own, so an ask's deadline never
+# counts a wait for a connection (a burst would make a healthy home look dead).
 ASKS_PER_HOME = 32
 SLOT_SECONDS = ASK_SECONDS  # a call waits this long for an ask's slot, else it alone is refused
 KINDS = ("twilio", "telnyx", "trunk")
@@ -184,7 +184,8 @@ class RegionPaces:
 
     async def _asked(self, peer: Peer, bucket: str, per_second: float,
                      max_wait: float) -> tuple[tuple[bool, float] | None, str]:
-        self._client = self._client or region_client(ASK_SECONDS)
+        # A slot per ask in flight to each home: one never waits for a connection another home's asks hold.
+        self._client = self._client or region_client(ASK_SECONDS, connections=ASKS_PER_HOME * len(self._peers.by_name))
         data, why = await signed_post(self._client, self._signer, self._regions, peer.name, peer.url, PACE_PATH,
                                       {"bucket": bucket, "per_second": per_second, "max_wait": max_wait},
                                       ASK_SECONDS)

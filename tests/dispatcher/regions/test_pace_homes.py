@@ -242,6 +242,33 @@ async def test_a_burst_of_calls_waits_for_its_own_slots_and_never_passes_a_healt
     assert after.by == "home eu" and after.wait == 6.0
 
 
+async def test_each_home_s_asks_have_connections_of_their_own() -> None:
+    """Four homes, each asked by a burst at once: every home's slots reach it, so more asks are in flight
+    than one pool of 100 connections held (one home's burst never waits for another's connections)."""
+    flight = [0, 0]  # now, most
+
+    async def held(request: Request) -> Response:
+        flight[0] += 1
+        flight[1] = max(flight)
+        until = time.monotonic() + 0.7
+        while flight[1] <= 100 and time.monotonic() < until:  # answers once more than 100 are in, or late
+            await asyncio.sleep(0.01)
+        flight[0] -= 1
+        return signed(request, {"granted": True, "wait": 0})
+
+    with home_answering(held) as (url, _):
+        urls = {"us": "http://127.0.0.1:1", **{name: url for name in ("eu", "ap", "sa", "af")}}
+        paces = paces_at("us", urls)
+        for peer in paces._peers.by_name.values():
+            peer.reachable = True
+        try:
+            buckets = [bucket_at(home, urls) for home in ("eu", "ap", "sa", "af")]
+            await asyncio.gather(*(paces.turn(b, 1000.0, MAX_WAIT) for b in buckets for _ in range(ASKS_PER_HOME)))
+        finally:
+            await paces.aclose()
+    assert flight[1] > 100, flight
+
+
 async def test_a_refusal_of_the_ask_itself_refuses_that_call_and_leaves_the_home_asked() -> None:
     """A 4xx (the route's bounds: a setting the home refuses) says the home is up."""
     async def refusing(_request: Request) -> Response:
