@@ -51,6 +51,7 @@ from dispatcher.models.settings import ModelServiceSettings
 from dispatcher.observability.metric_lines import MetricLines, MetricLineSettings
 from dispatcher.observability.metrics import Metrics
 from dispatcher.phone.edge_secret import EdgeSecret
+from dispatcher.phone.own_paces import own_rates
 from dispatcher.phone.state import build_phone_state
 from dispatcher.phone.trunk_calls import TrunkCalls, TrunkCallSettings
 from dispatcher.regions.budget_use import PeerBudgetUse
@@ -265,6 +266,9 @@ def build_state(
     phone = build_phone_state(env, settings, sessions, channels, metrics, coordination, replication.remote,
                               owners=auth.by_id, timeline=timeline, regions=regions, paces=paces)
     replication.attach_transfers(phone.handing)  # a transfer another replica relays here
+    trunk_calls = _trunk_calls(env, paces or coordination)
+    if paces is not None:  # as a pace's home, its own settings bound what another region asks
+        paces.own_rate = own_rates(phone.dialers, trunk_calls)
     return AppState(
         settings=settings,
         machines=machines,
@@ -322,7 +326,7 @@ def build_state(
         runtime=runtime,
         capacity_floors=floors,
         model_service=sessions.model_service,
-        trunk_calls=_trunk_calls(env, paces or coordination),
+        trunk_calls=trunk_calls,
         sip_edge=EdgeSecret.from_env(env),
         whatsapp=_whatsapp(env, settings, sessions, channels, replication, coordination, auth,
                            RegionsElsewhere(peers) if regions.several else None),

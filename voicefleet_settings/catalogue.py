@@ -414,11 +414,11 @@ def _calls_out(prefix: str, carrier: str, through: str) -> tuple[Setting, ...]:
     whom, and voicemail choice (one reader: dispatcher/phone/twilio_dial.py `DialSettings`)."""
     return (
         Setting(
-            f"{prefix}_CALLS_PER_SECOND", "phone", NUMBER, above=0, default="1",
+            f"{prefix}_CALLS_PER_SECOND", "phone", NUMBER, above=0, maximum=1000, default="1",
             meaning=f"the calls a second `POST /calls` places {through}, counted across replicas and regions",
         ),
         Setting(
-            f"{prefix}_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
+            f"{prefix}_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, maximum=3600, default="5",
             meaning=(
                 f"how long `POST /calls` waits for the {carrier} account's pace; a call that would wait longer is "
                 "refused `429` with `Retry-After`"
@@ -1657,7 +1657,7 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "SIP_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, default="5",
+        "SIP_CALL_MAX_WAIT_SECONDS", "phone", NUMBER, minimum=0, maximum=3600, default="5",
         meaning=(
             "how long `POST /calls` waits for its trunk's pace (the trunk's `cps`, counted across replicas and "
             "regions); a call that would wait longer is refused `429` with `Retry-After`"

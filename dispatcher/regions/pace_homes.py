@@ -2,47 +2,63 @@
 
 Each pace bucket (`twilio:<account>`, `telnyx:<account>`, `trunk:<name>`) has one home: the region
 first in rendezvous order of the bucket's name (dispatcher/regions/home.py). The home takes turns
-from its own store's bucket, as one region does; another region asks it for each turn, signed
-(`POST /regions/pace`), within `ASK_SECONDS`, and never asks twice for one turn (an ask whose answer
-never came may have spent one: it counts as spent). A home that cannot be asked (down, slow, 5xx,
-401, an unsigned answer) is passed over for `REST_SECONDS`, and the asking region takes its turns
-from its own store at its share of the pace (the rate ÷ the number of regions, bucket
-`<bucket>@share`). So the sum never exceeds the pace while regions cannot talk: the home paces
-only the share of the regions it hears from and that do not say they pace alone (`PACING_ALONE` in
-their state), and a region that starts pacing alone waits `HANDOVER_SECONDS` and its longest wait
-first (refused 429 meanwhile), the time the home takes to learn it and for the turns it already
-gave at the full rate to pass. docs/phone.md ("Pace"), docs/regions.md.
+from its own store's bucket at the lower of the asker's rate and its own setting; another region
+asks it for each turn, signed (`POST /regions/pace`), within `ASK_SECONDS`, at most `ASKS_PER_HOME`
+at once, and never twice for one turn (an ask whose answer never came counts as spent: that call
+alone is refused 429). A home whose asks fail `PASS_OVER_FAILURES` times in a row (at once when
+the polls find it unreachable too) is passed over for `REST_SECONDS`, and the asking region takes
+its turns from its own store at its share (the rate ÷ the regions, bucket `<bucket>@share`). The
+sum stays within the pace: the home paces only the share of the regions it hears from and that do
+not list it in `PACING_ALONE` (their state), which lists a home while passed over, `LINGER_SECONDS`
+after, and while share turns are due; a region first waits `HANDOVER_SECONDS` and its longest wait
+from when its listing began (refused 429), for the home to learn it and its full-rate turns to
+pass. While the regions' `REGIONS` differ (a change deployed one region at a time), every bucket
+is paced alone at the rate ÷ every region named anywhere. docs/phone.md ("Pace"), docs/regions.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.errors import ApiError
 from dispatcher.outbound.http_client import HttpClient
 from dispatcher.regions.calls import REST_SECONDS
+from dispatcher.regions.config import parse_regions
 from dispatcher.regions.home import rendezvous_order
 from dispatcher.regions.peers import ANSWER_SECONDS, POLL_SECONDS, Peer, Peers, region_client, signed_post
 from dispatcher.regions.signing import RegionSigner
+from dispatcher.settings import SettingsError
 from dispatcher.store.coordination import CreateLimits
 
 log = logging.getLogger("dispatcher.regions")
 
 PACE_PATH = "/regions/pace"
 PACING_ALONE = "pacing_alone"  # in a region's state: the homes it takes its share without, now
-ASK_SECONDS = ANSWER_SECONDS  # a call waits this long at most on a home that hangs, once per REST_SECONDS
+ASK_SECONDS = ANSWER_SECONDS  # a call waits this long at most on a home that hangs
 # How long a home takes to learn that a region paces alone: its poll that fails, or that reads the
 # region's PACING_ALONE (one poll's interval, a poll in flight and the next).
 HANDOVER_SECONDS = POLL_SECONDS + 2 * ANSWER_SECONDS
+PASS_OVER_FAILURES = 3  # asks failed in a row before a home its polls still reach is passed over
+# A home passed over stays listed this long after, so one that fails now and then is not handed
+# over again (and this region's calls refused through a hand-over) each time.
+LINGER_SECONDS = 3 * REST_SECONDS
+# Asks in flight to one home at once, each with a connection of its own, so an ask's deadline never
+# counts a wait for a connection (a burst would make a healthy home look dead).
+ASKS_PER_HOME = 32
+SLOT_SECONDS = ASK_SECONDS  # a call waits this long for an ask's slot, else it alone is refused
 KINDS = ("twilio", "telnyx", "trunk")
 MAX_NAME_CHARS = 64  # a trunk's name (sipedge/config.py MAX_TRUNK_NAME_CHARS); accounts' ids are shorter
 MAX_PER_SECOND = 1000.0  # a trunk's `cps` bound
+MIN_PER_SECOND = 1 / 3600  # one call an hour: a turn never blocks the bucket longer
 MAX_WAIT_SECONDS = 3600.0
+# The home's own rate for a bucket, where it knows one (its own account's setting, its edge's trunk).
+OwnRate = Callable[[str], Awaitable[float | None]]
 
 
 @dataclass(frozen=True)
@@ -71,10 +87,15 @@ class RegionPaces:
         self._signer = RegionSigner(self._regions)
         self._client = client
         self._clock = clock
-        self._resting: dict[str, float] = {}  # a home that did not answer → when it is asked again
-        self._alone_since: dict[str, float] = {}  # a home passed over → since when (until it answers)
-        self._alone_until: dict[str, float] = {}  # a home → when this region's last share turn is due
+        self.own_rate: OwnRate | None = None  # set once the carriers and the edge are built (wiring)
+        self._failures: dict[str, int] = {}  # a home → its asks failed in a row
+        self._slots: dict[str, asyncio.Semaphore] = {}  # a home → its asks in flight
+        self._resting: dict[str, float] = {}  # a home passed over → when it is asked again
+        self._listed_since: dict[str, float] = {}  # a home listed in PACING_ALONE → since when
+        self._listed_until: dict[str, float] = {}  # … → until when
         self._alone_at: dict[str, frozenset[str]] = {}  # a peer → the homes it said it paces alone from
+        self._named_by: dict[str, frozenset[str]] = {}  # a peer → the regions its REGIONS names
+        self._warned: set[tuple[str, str]] = set()
         if self._regions.several:
             peers.answer_listeners.append(self._heard)
 
@@ -87,13 +108,14 @@ class RegionPaces:
             granted, wait = await self.serve(bucket, per_second, max_wait)
             return PaceTurn(granted, wait, f"home {home}")
         peer = self._peers.peer(home)
-        # Asked whatever its polls say (a poll slow under load is no reason to pace alone); passed over
-        # only for REST_SECONDS after an ask of its own failed.
-        if peer is not None and self._resting.get(home, 0.0) <= self._clock():
-            answered = await self._ask(peer, bucket, per_second, max_wait)
-            if answered is not None:
-                self._alone_since.pop(home, None)
-                return PaceTurn(*answered, by=f"home {home}")
+        now = self._clock()
+        if self.differing():  # two regions may each be this bucket's home: no one is asked
+            self._list(home, now, now + LINGER_SECONDS)
+        elif peer is not None and self._resting.get(home, 0.0) <= now:
+            # Asked whatever its polls say (a poll slow under load is no reason to pace alone).
+            asked = await self._ask(peer, bucket, per_second, max_wait)
+            if asked is not None:
+                return asked
         return await self._share(bucket, per_second, max_wait, home)
 
     async def serve(self, bucket: str, per_second: float, max_wait: float) -> tuple[bool, float]:
@@ -101,17 +123,69 @@ class RegionPaces:
         one, and each peer heard from that does not pace alone from it)."""
         asking = 1 + sum(1 for peer in self._peers.by_name.values()
                          if peer.reachable and self._regions.here not in self._alone_at.get(peer.name, ()))
-        rate = per_second * asking / len(self._regions.urls)
+        rate = per_second * asking / len(self.named())
         turn = await self._limits.create_limit(bucket, rate, 1).cold(max_wait)
         return turn.granted, turn.wait
 
-    def alone(self) -> list[str]:
-        """The homes this replica takes its share without, now or for share turns still due."""
-        now = self._clock()
-        return sorted({*self._alone_since, *(home for home, until in self._alone_until.items() if until > now)})
+    def named(self) -> frozenset[str]:
+        """Every region named by this region's `REGIONS` or a peer's, as last heard."""
+        return frozenset(self._regions.urls).union(*self._named_by.values())
 
-    async def _ask(self, peer: Peer, bucket: str, per_second: float, max_wait: float) -> tuple[bool, float] | None:
-        self._client = self._client or region_client(ASK_SECONDS)
+    def differing(self) -> bool:
+        """Whether a peer's `REGIONS`, as last heard, names other regions than this one's."""
+        return any(names != frozenset(self._regions.urls) for names in self._named_by.values())
+
+    def alone(self) -> list[str]:
+        """The homes this replica takes its share without: passed over (and a while after), with share
+        turns still due, or every other region while the regions' `REGIONS` differ."""
+        now = self._clock()
+        listed = {home for home, until in self._listed_until.items() if until > now}
+        if self.differing():
+            listed |= self.named() - {self._regions.here}
+        return sorted(listed)
+
+    def _list(self, home: str, now: float, until: float) -> None:
+        """Lists `home` in PACING_ALONE until `until`; its hand-over begins now unless it is listed already."""
+        if self._listed_until.get(home, 0.0) <= now:
+            self._listed_since[home] = now
+        self._listed_until[home] = max(self._listed_until.get(home, 0.0), until)
+
+    async def _ask(self, peer: Peer, bucket: str, per_second: float, max_wait: float) -> PaceTurn | None:
+        """The home's answer; this call's own refusal when the ask found no slot, was refused or not
+        answered; None when the home is passed over now."""
+        by = f"home {peer.name}"
+        slots = self._slots.setdefault(peer.name, asyncio.Semaphore(ASKS_PER_HOME))
+        try:
+            async with asyncio.timeout(SLOT_SECONDS):
+                await slots.acquire()
+        except TimeoutError:  # this region's own burst, not the home's fault
+            return PaceTurn(False, SLOT_SECONDS, by, f"more than {ASKS_PER_HOME} of this region's calls are asking "
+                            f"its home region {peer.name} for a turn at once")
+        try:
+            answer, why = await self._asked(peer, bucket, per_second, max_wait)
+        finally:
+            slots.release()
+        if answer is not None:
+            self._failures.pop(peer.name, None)
+            return PaceTurn(*answer, by=by)
+        if _refused_the_call(why):  # the home is up: it refused this ask itself
+            return PaceTurn(False, ASK_SECONDS, by, f"its home region {peer.name} refused this call's turn ({why})")
+        failures = self._failures[peer.name] = self._failures.get(peer.name, 0) + 1
+        if failures < PASS_OVER_FAILURES and peer.reachable:
+            return PaceTurn(False, ASK_SECONDS, by, f"its home region {peer.name} did not answer this call's ask "
+                            f"({why}); the turn it asked for counts as spent")
+        now = self._clock()
+        self._resting[peer.name] = now + REST_SECONDS
+        self._list(peer.name, now, now + REST_SECONDS + LINGER_SECONDS)
+        log.warning("regions: %s, home of the pace %s, did not give a turn %d times in a row (%s): this region "
+                    "takes its share (%g calls a second) alone for %g s", peer.name, bucket, failures, why,
+                    per_second / len(self.named()), REST_SECONDS)  # once per rest, not once per call
+        return None
+
+    async def _asked(self, peer: Peer, bucket: str, per_second: float,
+                     max_wait: float) -> tuple[tuple[bool, float] | None, str]:
+        # A slot per ask in flight to each home: one never waits for a connection another home's asks hold.
+        self._client = self._client or region_client(ASK_SECONDS, connections=ASKS_PER_HOME * len(self._peers.by_name))
         data, why = await signed_post(self._client, self._signer, self._regions, peer.name, peer.url, PACE_PATH,
                                       {"bucket": bucket, "per_second": per_second, "max_wait": max_wait},
                                       ASK_SECONDS)
@@ -120,34 +194,42 @@ class RegionPaces:
         # A turn past the longest wait asked for is no answer (a call would sleep on it), nor a refusal's
         # wait past any bound (its Retry-After).
         if isinstance(granted, bool) and _number(wait, 0.0, max_wait + 0.01 if granted else MAX_WAIT_SECONDS):
-            return granted, float(wait)  # type: ignore[arg-type]  # a number, checked
-        self._resting[peer.name] = self._clock() + REST_SECONDS  # logged once per rest, not once per call
-        log.warning("regions: %s, home of the pace %s, did not give a turn (%s): this region takes its share "
-                    "(%g calls a second) alone for %g s", peer.name, bucket, why,
-                    per_second / len(self._regions.urls), REST_SECONDS)
-        return None
+            return (granted, float(wait)), why  # type: ignore[arg-type]  # a number, checked
+        return None, why if data is None else "answered no turn"
 
     async def _share(self, bucket: str, per_second: float, max_wait: float, home: str) -> PaceTurn:
         now = self._clock()
-        since = self._alone_since.setdefault(home, now)
+        since = self._listed_since.get(home, now)
         by = f"share of this region while home {home} does not answer"
         embargo = since + HANDOVER_SECONDS + max_wait - now
         if embargo > 0:  # the home's turns at the full rate may still be due, and it has not heard yet
             return PaceTurn(False, embargo, by, f"its home region {home} does not answer: this region takes its "
                             f"share of the pace alone in {embargo:.1f} s")
-        share = per_second / len(self._regions.urls)
+        share = per_second / len(self.named())
         turn = await self._limits.create_limit(f"{bucket}@share", share, 1).cold(max_wait)
         if turn.granted:
-            self._alone_until[home] = max(self._alone_until.get(home, 0.0), now + turn.wait)
+            self._list(home, now, now + turn.wait)
         return PaceTurn(turn.granted, turn.wait, by)
 
     async def _heard(self, peer: Peer, answer: Mapping[str, Any]) -> None:
         homes = answer.get(PACING_ALONE)
         self._alone_at[peer.name] = frozenset(str(h) for h in homes[:64]) if isinstance(homes, list) else frozenset()
+        try:
+            self._named_by[peer.name] = frozenset(parse_regions(str(answer.get("regions", ""))))
+        except SettingsError:  # a conflict the polls report; nothing to count here
+            pass
 
     async def offered(self, sender: str, payload: object) -> dict[str, Any]:
-        """As the home: the asking region's turn (`POST /regions/pace`), `{"granted", "wait"}`."""
-        granted, wait = await self.serve(*self.parse_ask(payload))
+        """As the home: the asking region's turn (`POST /regions/pace`), `{"granted", "wait"}`, at the
+        lower of its rate and this region's own, where this region has one."""
+        bucket, rate, wait = self.parse_ask(payload)
+        own = await self.own_rate(bucket) if self.own_rate is not None else None
+        if own is not None and not math.isclose(own, rate) and (sender, bucket) not in self._warned:
+            self._warned.add((sender, bucket))
+            log.warning("regions: %s paces %s at %g calls a second, this region at %g: the lower holds. A pace is "
+                        "the whole deployment's, every region's setting the same (docs/sip.md, upgrading to "
+                        "several regions)", sender, bucket, rate, own)
+        granted, wait = await self.serve(bucket, rate if own is None else min(rate, own), wait)
         return {"granted": granted, "wait": round(wait, 3)}
 
     def parse_ask(self, data: object) -> tuple[str, float, float]:
@@ -158,9 +240,9 @@ class RegionPaces:
         wait = data.get("max_wait") if isinstance(data, Mapping) else None
         kind, _, name = bucket.partition(":") if isinstance(bucket, str) else ("", "", "")
         if (kind not in KINDS or not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable()
-                or not _number(rate, 0.0, MAX_PER_SECOND) or rate == 0 or not _number(wait, 0.0, MAX_WAIT_SECONDS)):
+                or not _number(rate, MIN_PER_SECOND, MAX_PER_SECOND) or not _number(wait, 0.0, MAX_WAIT_SECONDS)):
             raise ApiError(400, "invalid_request", "expected {\"bucket\": \"twilio|telnyx|trunk:<name of at most "
-                           f"{MAX_NAME_CHARS} characters>\", \"per_second\": (0, {MAX_PER_SECOND:g}], "
+                           f"{MAX_NAME_CHARS} characters>\", \"per_second\": [1/3600, {MAX_PER_SECOND:g}], "
                            f"\"max_wait\": [0, {MAX_WAIT_SECONDS:g}]}}")
         if pace_home(self._regions.urls, str(bucket)) != self._regions.here:
             raise ApiError(409, "not_pace_home", "this region is not the pace's home by its REGIONS: make every "
@@ -170,6 +252,13 @@ class RegionPaces:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+
+def _refused_the_call(why: str) -> bool:
+    """Whether the home answered this ask `4xx` (as `signed_post` says it): refused for what it asked,
+    so up; bar 401 (no region's signature: not believed) and 409 (its `REGIONS` differ from this one's)."""
+    status = why.removeprefix("answered ")
+    return status.isdigit() and 400 <= int(status) < 500 and status not in ("401", "409")
 
 
 def _number(value: object, low: float, high: float) -> bool:

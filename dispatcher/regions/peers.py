@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispatcher.outbound.http_client import HttpClient, HttpError
+from dispatcher.outbound.http_client import DEFAULT_CONNECTIONS, HttpClient, HttpError
 from dispatcher.regions.config import Regions, parse_regions
 from dispatcher.regions.signing import RegionSigner, answer_is_signed
 from dispatcher.settings import SettingsError
@@ -35,11 +35,12 @@ MAX_ANSWER_BYTES = 64 * 1024  # a region's answer is a few hundred bytes
 STATE_ANSWER_BYTES = 256 * 1024  # its state with up to 500 keys' budget use (dispatcher/regions/budget_use.py)
 
 
-def region_client(timeout: float = ANSWER_SECONDS, max_answer_bytes: int = MAX_ANSWER_BYTES) -> HttpClient:
+def region_client(timeout: float = ANSWER_SECONDS, max_answer_bytes: int = MAX_ANSWER_BYTES,
+                  connections: int = DEFAULT_CONNECTIONS) -> HttpClient:
     """For what regions ask each other: no redirect followed (a 3xx is an answer, never a request
     sent on), the answer read as sent and bounded."""
     return HttpClient(timeout=timeout, connect_timeout=timeout, follow_redirects=False,
-                      max_answer_bytes=max_answer_bytes)
+                      max_answer_bytes=max_answer_bytes, connections=connections)
 
 
 async def signed_post(client: HttpClient, signer: RegionSigner, regions: Regions, peer: str, url: str, path: str,
