@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SPEECH
 from tests.e2e.test_local_session import status_becomes
 from tests.support.http_client import api_client
 from tests.support.processes import run_dispatcher
+from tests.support.speech_pauses import first_phrase
 from tests.support.webrtc_client import WebRTCClient
 
 pytestmark = pytest.mark.slow  # the real bot, real WebRTC and real speech: tens of seconds
@@ -33,14 +33,15 @@ async def test_a_call_on_the_canary_keeps_talking_through_the_rollback(tmp_path:
             assert session["release"] == "next"
             async with WebRTCClient(dispatcher.base_url + session["offer_url"], connect_timeout=30) as client:
                 assert await status_becomes(api, session["session_id"], "joined")
-                before = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
+                phrase = first_phrase()  # a turn answered is what is checked, not a long one
+                before = await client.talk(phrase, listen_seconds=30.0, until_reply=True)
                 assert before.replied, before.summary()
 
                 rolled = await api.post("/releases/rollback")
                 assert rolled.status_code == 200, rolled.text
                 assert {r["name"]: r["weight"] for r in rolled.json()["releases"]} == {"stable": 100, "next": 0}
 
-                after = await client.talk(SPEECH, listen_seconds=30.0, until_reply=True)
+                after = await client.talk(phrase, listen_seconds=30.0, until_reply=True)
                 assert after.replied, after.summary()  # the same call, the canary's bot, still talking
                 status = (await api.get(f"/sessions/{session['session_id']}")).json()
                 assert status["release"] == "next" and status["status"] == "joined", status

@@ -9,9 +9,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from dispatcher.releases.health import SHORT_SESSION_SECONDS
+
+if TYPE_CHECKING:  # aiortc's import is the callers' tests' own, not the benches' that share this module
+    from tests.support.webrtc_client import WebRTCClient
 
 ADMIN_KEY = "releases-admin-key-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -61,12 +66,16 @@ def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
         time.sleep(0.02)
 
 
-def rollback_env(stable_bot: Path, canary_bot: Path) -> dict[str, str]:
+def rollback_env(stable_bot: Path, canary_bot: Path, *, warm: int = 0) -> dict[str, str]:
     """A dispatcher whose canary `next` (`canary_bot`) takes half the starts beside `stable`
-    (`stable_bot`), judged by the automatic rollback; cold starts only, so each session runs its
-    release's bot file in a process of its own."""
+    (`stable_bot`), judged by the automatic rollback; each session runs its release's bot file in a
+    process of its own. With `warm`, the reserve keeps that many idle bots, split between the two
+    releases by weight (dispatcher/reserve/releases.py), so a bot imports Pipecat while the calls
+    before it talk, not while its caller waits; else (0) every start is cold."""
+    reserve = {"RESERVE_MIN_IDLE": str(warm), "RESERVE_MAX_IDLE": str(warm), "RESERVE_BUFFER": "0",
+               "RESERVE_BURST": "0"} if warm else {"RESERVE_MAX_IDLE": "0"}
     return {"BOT_RELEASES": f"stable={stable_bot},next={canary_bot}", "RELEASE_WEIGHTS": "stable=50,next=50",
-            "RESERVE_MAX_IDLE": "0", "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "100"}
+            **reserve, "VOICEFLEET_ICE_LOOPBACK": "1", "MAX_CONCURRENT_SESSIONS": "100"}
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +110,17 @@ async def session_over(api: httpx.AsyncClient, session_id: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"session {session_id} never ended")
         await asyncio.sleep(0.5)
+
+
+# A caller on the line this long from connecting has a session past SHORT_SESSION_SECONDS from its
+# start request: a shorter one counts as failed, and the canary would breach on failures instead.
+ON_LINE_SECONDS = SHORT_SESSION_SECONDS + 0.5
+
+
+async def stay_past_short_session(client: WebRTCClient) -> None:
+    """Keeps `client`'s caller on the line until ON_LINE_SECONDS after it connected (at once if it was)."""
+    assert client.connected_at is not None, "not connected"
+    await asyncio.sleep(ON_LINE_SECONDS - (time.monotonic() - client.connected_at))
 
 
 def canary_weight(base_url: str) -> int:

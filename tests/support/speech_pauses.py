@@ -2,7 +2,8 @@
 
 `speech_pause300ms16k.wav` is one sentence with a 300 ms pause in the middle; `two_sentences16k.wav`
 is two sentences 600 ms apart. Each pause is digital silence (exact zeros, no dither), the only
-long run of zeros in the file, so `with_pause` can make the same speech with any other pause.
+long run of zeros in the file, so `with_pause` can make the same speech with any other pause, and
+`first_phrase` can cut the sentence's first phrase out of it.
 """
 
 from __future__ import annotations
@@ -38,3 +39,10 @@ def with_pause(pcm: Pcm, seconds: float) -> Pcm:
 def load(path: Path, pause_seconds: float | None = None) -> Pcm:
     pcm = read_wav(path)
     return pcm if pause_seconds is None else with_pause(pcm, pause_seconds)
+
+
+def first_phrase() -> Pcm:
+    """Real speech, one short turn: the paused sentence's first phrase, up to its pause (1.5 s). A test
+    that needs a turn answered, not a long one, saves its length twice: spoken, then echoed."""
+    sentence = read_wav(PAUSED_SENTENCE)
+    return Pcm(sentence.samples[:pause_span(sentence.samples)[0]], sentence.sample_rate)
