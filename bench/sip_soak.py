@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,11 +199,11 @@ def fake_ends(folder: Path) -> Ends:
                 {sys.maxsize: Counter({f"fake: {status}": n for status, n in statuses.items()})})
 
 
-async def soak(minutes: int, calls: int, workers: int, fake: bool) -> None:
+async def soak(minutes: int, calls: int, workers: int, fake: bool, keep: Path | None = None) -> None:
     if shutil.which("sipp") is None:
         raise SystemExit("SIPp is not installed (Debian's sip-tester)")
     no_capture = can_capture()
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() if keep is None else nullcontext(str(keep)) as scratch:
         folder = Path(scratch)
         env = {**phone_env(folder), "LOCAL_BOT_COMMAND": f"{sys.executable} {ECHO_HOST}",
                "MAX_CONCURRENT_SESSIONS": str(calls + 20)}
@@ -336,9 +336,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=18, help="3 calls each; one spare for a call still closing")
     parser.add_argument("--fake-dispatcher", action="store_true",
                         help="bench/sip_capacity.py's fake dispatcher instead of a real one and its bots")
+    parser.add_argument("--keep", type=Path, help="a folder for the run's files (the edge's, SIPp's and the "
+                        "dispatcher's logs), kept after it; by default they go with a temporary folder")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)  # the fake's own process
     args = parser.parse_args()
-    asyncio.run(serve_fake() if args.serve_fake else soak(args.minutes, args.calls, args.workers, args.fake_dispatcher))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    asyncio.run(serve_fake() if args.serve_fake
+                else soak(args.minutes, args.calls, args.workers, args.fake_dispatcher, args.keep))
 
 
 if __name__ == "__main__":
