@@ -61,6 +61,11 @@ class FakeDispatcher:
         app.router.add_delete("/sessions/{session}", self._stop)
         self.runner = web.AppRunner(app, access_log=None)
 
+    @property
+    def sessions(self) -> dict[str, str]:
+        """Each session's status now: starting, joined (its stream open) or ended."""
+        return self._sessions
+
     async def __aenter__(self) -> FakeDispatcher:
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
