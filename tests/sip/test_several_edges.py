@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 from dispatcher.app import create_app
@@ -33,10 +34,12 @@ from dispatcher.phone.transfers import Transfers
 from dispatcher.phone.trunk_calls import TrunkCallSettings
 from dispatcher.settings import Settings, SettingsError
 from sipedge import control, stream_frames
+from sipedge.call_reports import CallReports
 from sipedge.call_transfer import InboundCall
 from sipedge.config import load
+from sipedge.dispatcher_link import DispatcherLink
 from sipedge.edge import Edge
-from sipedge.outbound_call import CallOrder
+from sipedge.outbound_call import CallOrder, run_outbound
 from tests.support.ports import free_port
 
 EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
@@ -189,12 +192,63 @@ async def test_an_edge_that_never_answers_is_not_followed_by_a_second_call_at_an
     assert other.taken == []  # the hung edge may ring the callee: nobody else does
 
 
+@asynccontextmanager
+async def stand_in_dispatcher() -> AsyncIterator[tuple[str, list[str], list[dict[str, object]]]]:
+    """The dispatcher as an outbound call's flow meets it: its URL, the text frames the call's stream sent
+    (the stream is closed after the handshake's two, before any bot joins) and the outcomes reported."""
+    frames: list[str] = []
+    outcomes: list[dict[str, object]] = []
+
+    async def stream(request: web.Request) -> web.WebSocketResponse:
+        socket_ = web.WebSocketResponse()
+        await socket_.prepare(request)
+        async for message in socket_:
+            if message.type == WSMsgType.TEXT:
+                frames.append(message.data)
+            if len(frames) == 2:
+                await socket_.close()
+        return socket_
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response({"status": "starting"})
+
+    async def outcome(request: web.Request) -> web.Response:
+        outcomes.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/ws/exotel/{token}", stream)
+    app.router.add_get("/edge/calls/{session_id}", status)
+    app.router.add_post("/edge/calls/{session_id}/outcome", outcome)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/"), frames, outcomes
+
+
+async def test_an_outbound_call_s_stream_names_the_edge_the_dispatcher_handed_it_to(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE_FILE.format(control_url=""))
+    edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": EDGE_SECRET}), asyncio.get_running_loop())
+    async with stand_in_dispatcher() as (dispatcher, frames, outcomes):
+        link, reports = DispatcherLink(dispatcher), CallReports(dispatcher, EDGE_SECRET)
+        order = CallOrder("session-b", f"{dispatcher.replace('http', 'ws')}/ws/exotel/tok.en", CALL["to"],
+                          CALL["from"], "far", "http://10.0.1.6:5080")
+        try:
+            await asyncio.wait_for(run_outbound(order, edge.config.trunks[0], edge.stack, link, reports, 5.0), 20)
+        finally:
+            await link.close()
+            await reports.close()
+            await edge.link.close()
+    start = json.loads(frames[1])
+    assert start["event"] == "start" and start["start"]["edge_url"] == "http://10.0.1.6:5080", frames
+    assert [o["outcome"] for o in outcomes] == ["not_placed"]  # the stream closed before a bot joined
+
+
 async def test_a_transfer_goes_to_the_edge_whose_stream_named_itself(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with real_edges(tmp_path, monkeypatch, 2) as (a, b):
         settings = TrunkCallSettings((a.url, b.url), EDGE_SECRET)
         transfers = Transfers(None, None, parse_transfer_targets(DESK), sip=SipTransfers(settings))
-        # The frames edge B's outbound call opens its stream with, the dispatcher having named it B.
+        # The frames edge B's outbound call opens its stream with (as the test above shows), named B.
         frames = stream_frames.handshake("stream-1", "call-1", CALL["from"], CALL["to"], b.url)
         call = transfers.opened("session-b", "exotel", None, [{"type": "websocket.receive", "text": f}
                                                                for f in frames])
