@@ -130,7 +130,7 @@ async def _call(flow: CallFlow, link: DispatcherLink, api_key: str | None, token
     """`refused` gets the edge's refusal, if it refused the call before its answer."""
     stream_id = uuid.uuid4().hex
     for frame in stream_frames.handshake(stream_id, str(body.get("call_id", "")), str(body.get("from", "")),
-                                         str(body.get("to", ""))):
+                                         str(body.get("to", "")), link.edge_url):
         await stream.send(frame)
     spoke = asyncio.Event()
     tasks = [asyncio.create_task(_bot_to_caller(stream, flow.playout, spoke)),

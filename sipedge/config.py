@@ -137,6 +137,9 @@ class EdgeFile(_Strict):
     control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = Field(default=None, ge=1, le=65535)
     control_secret_env: str | None = None  # the variable holding the secret the dispatcher presents
+    # This edge's control API as the dispatcher's SIP_EDGE_URL lists it (several edges): its calls' streams
+    # name it, so that a transfer comes here. Unset: the dispatcher knows it only with one edge.
+    control_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$", max_length=512)
     # SIP over TLS (docs/sip.md#tls-and-srtp): unset, none; the certificate and key are PEM files.
     tls_port: int | None = Field(default=None, ge=1, le=65535)
     tls_certificate_file: str | None = None
@@ -220,6 +223,7 @@ class EdgeConfig:
     control_address_env: str | None = None  # the variable holding control_address instead, as sip_address_env
     control_port: int | None = None
     control_secret: str | None = field(default=None, repr=False)
+    control_url: str | None = None  # this edge in the dispatcher's SIP_EDGE_URL, for its calls' transfers
     tls: Tls | None = None
     public_address: str = ""  # what SDP, Contact and Via name; `sip_address` when the file leaves it unset
 
@@ -254,6 +258,7 @@ def load(env: Mapping[str, str]) -> EdgeConfig:
                         workers=parsed.workers, worker_sip_port=_worker_sip_port(parsed),
                         control_address=_address(path, parsed, env, "control_address"),
                         control_port=parsed.control_port, control_secret=_control_secret(parsed, env),
+                        control_url=parsed.control_url.rstrip("/") if parsed.control_url else None,
                         tls=_tls(path, parsed), public_address=parsed.public_address or sip_address)
     _check_workers(path, config)
     return config

@@ -11,7 +11,7 @@
   (the call then stays with its bot; its code `refer_outcome_unknown`: the trunk took the REFER and did not
   say how it went), `503 edge_full` when a bridge finds no call slot. The same `request_id` again waits for
   the same outcome (a retried request transfers nothing twice); another one while one is under way is `409`;
-- `POST /calls` `{session_id, stream_path, to, from, trunk, caller}`: `202` once the call is taken (its
+- `POST /calls` `{session_id, stream_path, to, from, trunk, caller, edge_url?}`: `202` once the call is taken (its
   flow, sipedge/outbound_call.py, then reports the outcome; the same session again: `202`, nothing
   placed twice), `404` naming the trunks for an unknown one, `403` naming the trunk's setting when
   the key `caller` may not call `to` as `from` through it (voicefleet_settings/call_policy.py),
@@ -71,6 +71,8 @@ class CallAsked(BaseModel):
     caller_id: str = Field(alias="from", pattern=E164)
     trunk: str = Field(min_length=1, max_length=128)
     caller: str = Field(min_length=1, max_length=128)  # the name of the API key that asked for the call
+    # This edge as the dispatcher lists it (several edges): the call's stream names it, for its transfers.
+    edge_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$", max_length=512)
 
     @model_validator(mode="after")
     def _one_stream(self) -> CallAsked:
@@ -194,7 +196,7 @@ class Control:
             return _error(503, "not_ready", "the edge's SIP stack is not up yet", DEFAULT_RETRY_SECONDS)
         if (full := self.edge.outbound_full()) is not None:
             return _error(503, "edge_full", full, DEFAULT_RETRY_SECONDS)
-        order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name)
+        order = CallOrder(asked.session_id, stream_url, asked.to, asked.caller_id, trunk.name, asked.edge_url)
         task = asyncio.create_task(run_outbound(order, trunk, self.edge.stack, self.edge.link, self.reports,
                                                 self.edge.config.answer_seconds))
         self.edge.placing.add(task)

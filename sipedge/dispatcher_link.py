@@ -36,8 +36,9 @@ class CallToken:
 
 
 class DispatcherLink:
-    def __init__(self, base_url: str, edge_secret: str | None = None) -> None:
+    def __init__(self, base_url: str, edge_secret: str | None = None, edge_url: str | None = None) -> None:
         self.base_url = base_url
+        self.edge_url = edge_url  # the file's `control_url`: named in each call's stream, for its transfers
         self._edge_secret = edge_secret  # the control secret: it vouches for a trunk's price
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS))
 

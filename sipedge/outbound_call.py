@@ -49,6 +49,7 @@ class CallOrder:
     to: str
     caller_id: str  # the number the call comes from
     trunk: str
+    edge_url: str | None = None  # this edge as the dispatcher named it, for the stream's `start`
 
 
 def outcome_of(status: int) -> str:
@@ -90,7 +91,8 @@ async def run_outbound(order: CallOrder, trunk: Trunk, stack: SipStack, link: Di
     stream_id = uuid.uuid4().hex
     tasks: list[asyncio.Task[None]] = []
     try:
-        for frame in stream_frames.handshake(stream_id, order.session_id, order.caller_id, order.to):
+        for frame in stream_frames.handshake(stream_id, order.session_id, order.caller_id, order.to,
+                                             order.edge_url or link.edge_url):
             await stream.send(frame)
         spoke = asyncio.Event()
         tasks = [asyncio.create_task(_bot_to_caller(stream, flow.playout, spoke)),

@@ -18,10 +18,12 @@ from typing import Any
 EDGE_ACCOUNT = "sipedge"  # Exotel's account_sid: Pipecat's detection wants one; the bot sees this
 
 
-def handshake(stream_id: str, call_id: str, from_uri: str, to_uri: str) -> list[str]:
-    """The two frames a carrier opens with: the dispatcher waits for both before it claims a bot."""
+def handshake(stream_id: str, call_id: str, from_uri: str, to_uri: str, edge_url: str | None = None) -> list[str]:
+    """The two frames a carrier opens with: the dispatcher waits for both before it claims a bot. `edge_url`:
+    this edge's control API as the dispatcher lists it, so that it sends the call's transfer here."""
     start = {"stream_sid": stream_id, "call_sid": call_id, "account_sid": EDGE_ACCOUNT,
-             "from": from_uri, "to": to_uri, "media_format": {"encoding": "raw/slin", "sample_rate": "8000"}}
+             "from": from_uri, "to": to_uri, "media_format": {"encoding": "raw/slin", "sample_rate": "8000"},
+             **({"edge_url": edge_url} if edge_url else {})}
     return [json.dumps({"event": "connected"}),
             json.dumps({"event": "start", "sequence_number": 1, "stream_sid": stream_id, "start": start})]
 

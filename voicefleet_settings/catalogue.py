@@ -1643,7 +1643,9 @@ SETTINGS: tuple[Setting, ...] = (
         shown="unset",
         meaning=(
             "the SIP edge's control API (`http://10.0.1.5:5080`, its `control_port`): `POST /calls` hands it the "
-            "calls to place through its trunks ([sip.md](sip.md#outbound-calls)); unset: `POST /calls` answers 503"
+            "calls to place through its trunks ([sip.md](sip.md#outbound-calls)); several edges comma-separated, "
+            "each with the same `SIP_EDGE_SECRET`: a call goes to the first that takes it, a transfer to the edge "
+            "holding the call ([sip.md](sip.md#several-edges)); unset: `POST /calls` answers 503"
         ),
     ),
     Setting(

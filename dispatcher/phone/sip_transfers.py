@@ -1,5 +1,5 @@
 """A SIP call handed to a person: the dispatcher asks the SIP edge holding it (`POST /calls/{id}/transfer`
-at SIP_EDGE_URL, with SIP_EDGE_SECRET), which sends the caller's side a REFER or, refused, bridges the
+at that edge of SIP_EDGE_URL's, with SIP_EDGE_SECRET), which sends the caller's side a REFER or, refused, bridges the
 caller to a call of its own to the person (sipedge/call_transfer.py, docs/sip.md).
 
 A transfer is not safe to send twice, so each carries a request id: the edge answers a retried request
@@ -12,7 +12,12 @@ A warm transfer (`mode: warm`) waits longer: the person's ring, the bot's briefi
 `POST /edge/calls/{id}/warm`, dispatcher/phone/warm_briefing.py) and the bridge, WARM_EXTRA_SECONDS more.
 
 A bridged transfer lasts at most `time_limit` seconds (PHONE_TRANSFER_TIME_LIMIT_SECONDS, as Twilio's
-`<Dial timeLimit>`): the edge then hangs up both legs."""
+`<Dial timeLimit>`): the edge then hangs up both legs.
+
+With several edges, the one holding the call is the one its stream's `start` names (`edge_url`: the
+dispatcher told it at an outbound call's hand-over, and an edge's `control_url` says it for inbound ones),
+if SIP_EDGE_URL lists it; the request goes there alone, never to every edge. A call that names none of them
+is not transferred (409 naming the edge's setting)."""
 
 from __future__ import annotations
 
@@ -21,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.outbound.http_client import HttpClient
 from dispatcher.outbound.retry import Backoff, Transient, send
+from dispatcher.phone.sip_edges import SipEdges, json_of
 from dispatcher.phone.transfer_target import WARM, TransferTarget
 from dispatcher.phone.trunk_calls import TrunkCallSettings
 
@@ -46,19 +51,27 @@ class SipHanded:
 
 
 class SipTransfers:
-    def __init__(self, settings: TrunkCallSettings, client: HttpClient | None = None) -> None:
-        self._client = client or HttpClient(settings.edge_url, timeout=REQUEST_SECONDS, follow_redirects=False,
-                                            max_answer_bytes=16384,
-                                            headers={"Authorization": f"Bearer {settings.secret}"})
+    def __init__(self, settings: TrunkCallSettings) -> None:
+        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=16384)
 
-    async def transfer(self, session_id: str, target: TransferTarget, time_limit: int) -> SipHanded:
-        """The edge's outcome; an `ApiError` saying why the call stays with its bot (or that nobody knows)."""
+    def holding(self, named: object) -> str:
+        """The edge that holds a call whose stream named `named` as its edge; 409 when none listed is named."""
+        edge = self.edges.holding(named)
+        if edge is None:
+            raise ApiError(409, "sip_edge_unknown", "this call's stream did not name its SIP edge as SIP_EDGE_URL "
+                           "lists it, so the dispatcher cannot tell which of the edges holds it: set each edge's "
+                           "`control_url` to its address in SIP_EDGE_URL (docs/sip.md#outbound-calls)")
+        return edge
+
+    async def transfer(self, session_id: str, target: TransferTarget, time_limit: int, edge: str) -> SipHanded:
+        """The outcome at `edge` (the one holding the call); an `ApiError` saying why the call stays with its
+        bot (or that nobody knows)."""
         body: dict[str, Any] = {"to": target.to, "request_id": uuid.uuid4().hex, "time_limit": time_limit}
         warm = target.mode == WARM
         if warm:
             body.update(mode=WARM, **({"summary": target.summary} if target.summary is not None else {}))
         try:
-            answer = await send(self._client, "POST", f"/calls/{session_id}/transfer", json=body,
+            answer = await send(self.edges.client(edge), "POST", f"/calls/{session_id}/transfer", json=body,
                                 backoff=WARM_BACKOFF if warm else BACKOFF,
                                 timeout=REQUEST_SECONDS + (WARM_EXTRA_SECONDS if warm else 0.0))
         except Transient as exc:
@@ -67,7 +80,7 @@ class SipTransfers:
                                "nothing was transferred, try again", retry_after=exc.retry_after or 1.0) from None
             raise _unknown("the SIP edge did not answer the transfer: the call may have been handed over; it is "
                            "not sent again (the edge's log says where the call went)") from None
-        data = _json(answer)
+        data = json_of(answer)
         if answer.status_code == 200 and isinstance(data, dict) and data.get("how") in HANDED:
             return SipHanded(str(data["how"]), str(data.get("to", target.to)), int(data.get("sip_status") or 200))
         error = data.get("error") if isinstance(data, dict) else None
@@ -83,16 +96,10 @@ class SipTransfers:
         raise ApiError(502, "sip_edge_refused", f"the SIP edge refused the transfer: {message}")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.edges.aclose()
 
 
 def _unknown(message: str) -> ApiError:
     """Nobody knows where the call went: the call stays `transferring`, so no second transfer follows."""
     return ApiError(504, "transfer_outcome_unknown", message, extra={"outcome": "unknown"})
 
-
-def _json(answer: Any) -> Any:
-    try:
-        return answer.json()
-    except ValueError:
-        return None

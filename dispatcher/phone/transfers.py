@@ -71,6 +71,7 @@ class LiveCall:
     transferred: dict[str, Any] | None = None
     held_hang_up: tuple[float, str] | None = None  # a hang-up heard while the transfer was under way
     via_sip_edge: bool = False  # its stream is the SIP edge's (sipedge/stream_frames.py names it)
+    sip_edge: object = None  # the edge holding it, as its stream's `start` named it (`edge_url`), unchecked
 
 
 class Transfers:
@@ -100,6 +101,7 @@ class Transfers:
         # Whoever holds a POST /start token could write this too: the edge then holds no call of the
         # session and refuses (409), so the mark reaches nothing but a refusal.
         call.via_sip_edge = carrier == "exotel" and start.get("account_sid") == SIP_EDGE_ACCOUNT
+        call.sip_edge = start.get("edge_url") if call.via_sip_edge else None  # a listed edge's alone is asked
         self._live[session_id] = call
         return call
 
@@ -158,9 +160,10 @@ class Transfers:
                            "can ask the SIP edge to hand its calls over (docs/sip.md)")
         self._check_allowed(target)
         self._check_transferable(call)
+        edge = self._sip.holding(call.sip_edge)
         call.transferring = True
         try:
-            handed = await self._sip.transfer(call.session_id, target, self._time_limit)
+            handed = await self._sip.transfer(call.session_id, target, self._time_limit, edge)
         except ApiError as exc:
             if exc.code != "transfer_outcome_unknown":  # unknown: it stays `transferring`, never sent again
                 self._not_transferred(call)

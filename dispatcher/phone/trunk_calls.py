@@ -7,21 +7,28 @@ reserve the next turn, waiting at most `max_wait_seconds`, else it is refused wi
 hands each call over (`POST /calls` with the session's stream path, which the edge opens at its own
 `dispatcher_url`: the dispatcher it trusts, never an address a client's request names). Every request
 to the edge is bounded and retried with backoff; both sides present `SIP_EDGE_SECRET`.
+
+With several edges (dispatcher/phone/sip_edges.py) a call goes to the first listed that takes it, and to
+the next only when one provably placed nothing: its connection refused, or its answer `503` full or not
+ready. A timeout or a lost answer stops there, since that edge may ring the callee (the session then ends
+as a call the edge never took does, its token spent); a second edge would ring them twice. The pace is
+the trunk's (`trunk:<name>`) whichever edge places the call.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.errors import ApiError
-from dispatcher.outbound.http_client import HttpClient
-from dispatcher.outbound.retry import Backoff, Transient, send
+from dispatcher.outbound.http_client import HttpError, HttpResponse
+from dispatcher.outbound.retry import RETRYABLE_STATUSES, Backoff, Transient, retry_after_of, send
 from dispatcher.phone.call_pace import pace_turn
 from dispatcher.phone.edge_secret import EdgeSecret
+from dispatcher.phone.sip_edges import SipEdges, connection_refused, edge_urls, json_of
 from dispatcher.regions.pace_homes import PaceTurn, RegionPaces
 from dispatcher.store.coordination import CreateLimits
 from dispatcher.usage.trunk_line import TrunkLine, line_of
@@ -31,11 +38,12 @@ REQUEST_SECONDS = 5.0
 BACKOFF = Backoff(attempts=3, base=0.2, cap=1.0, deadline=12.0)
 TRUNKS_SECONDS = 30.0  # how long the edge's list of trunks is trusted before it is asked again
 OUTCOMES = ("answered", "busy", "no_answer", "rejected", "not_placed")
+PLACED_NOTHING = ("edge_full", "not_ready")  # an edge's 503 codes for a call it did not take
 
 
 @dataclass(frozen=True)
 class TrunkCallSettings:
-    edge_url: str
+    edge_urls: tuple[str, ...]  # each edge's control API, in the order calls go to them
     secret: str = field(repr=False)
     max_wait_seconds: float = 5.0
 
@@ -45,7 +53,7 @@ class TrunkCallSettings:
         if not url:
             return None
         secret = EdgeSecret.from_env(env, needed_by="SIP_EDGE_URL")  # raises rather than answer None here
-        return cls(url.rstrip("/"), secret.secret if secret is not None else "",
+        return cls(edge_urls(url), secret.secret if secret is not None else "",
                    setting_float(env, "SIP_CALL_MAX_WAIT_SECONDS"))
 
 
@@ -74,18 +82,13 @@ def _trunk_info(listed: Mapping[str, Any]) -> TrunkInfo:
 
 
 class TrunkCalls:
-    def __init__(self, settings: TrunkCallSettings, limits: CreateLimits | RegionPaces,
-                 client: HttpClient | None = None) -> None:
+    def __init__(self, settings: TrunkCallSettings, limits: CreateLimits | RegionPaces) -> None:
         self.settings = settings
         self._limits = limits
-        self._client = client or HttpClient(settings.edge_url, timeout=REQUEST_SECONDS, follow_redirects=False,
-                                            max_answer_bytes=65536, headers=self._auth())
+        self.edges = SipEdges(settings.edge_urls, settings.secret, timeout=REQUEST_SECONDS, max_answer_bytes=65536)
         self._trunks: dict[str, TrunkInfo] = {}
         self._trunks_at = -math.inf
         self.joins_paths = False  # the edge's `GET /trunks` says it takes a call's stream as a path
-
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.settings.secret}"}
 
     def is_edge(self, authorization: str | None) -> bool:
         """Whether a request presents the edge's secret (compared in constant time)."""
@@ -126,30 +129,86 @@ class TrunkCalls:
         return await pace_turn(self._limits, f"trunk:{trunk.name}", trunk.cps, self.settings.max_wait_seconds,
                            code="trunk_paced", what=f"trunk {trunk.name!r}", setting="SIP_CALL_MAX_WAIT_SECONDS")
 
-    async def hand_over(self, order: Mapping[str, Any]) -> None:
-        """`POST /calls` at the edge: returns once it took the call; an `ApiError` saying why not."""
-        await self._request("POST", "/calls", json=dict(order))
+    async def hand_over(self, order: Mapping[str, Any]) -> str:
+        """`POST /calls` at the first edge that takes the call: that edge's URL; an `ApiError` saying why not."""
+        several = len(self.edges.urls) > 1  # an edge is told its own name only then (older edges refuse the field)
+        url, _ = await self._at_first("POST", "/calls", lambda url: {**order, "edge_url": url} if several
+                                      else dict(order))
+        return url
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(self, method: str, path: str) -> Any:
+        return (await self._at_first(method, path))[1]
+
+    async def _at_first(self, method: str, path: str,
+                        body: Callable[[str], dict[str, Any]] | None = None) -> tuple[str, Any]:
+        """The first edge that did something with the request, and its answer's JSON. An edge that provably did
+        nothing (its connection refused, its answer `503` full or not ready) passes the request to the next."""
+        nothing: ApiError | None = None
+        edges = list(self.edges.in_turn())
+        for url in edges:
+            try:
+                answer = await self._answer(url, method, path, json=body(url) if body is not None else None,
+                                            last=url == edges[-1])
+                return url, self._read(answer, path)
+            except _NothingPlaced as exc:
+                nothing = exc.error
+        assert nothing is not None  # noqa: S101 - there is at least one edge
+        raise nothing
+
+    async def _answer(self, url: str, method: str, path: str, *, last: bool, **kwargs: Any) -> HttpResponse:
+        """The edge's answer. A first try that may have reached it (a timeout, a reset, a 5xx other than
+        full) is retried with backoff at this edge alone, as it takes a session's call once; so is one
+        refused at the `last` edge to ask (it may be restarting)."""
+        client = self.edges.client(url)
         try:
-            answer = await send(self._client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, **kwargs)
+            answer = await client.request(method, path, timeout=REQUEST_SECONDS, **kwargs)
+        except HttpError as exc:
+            if connection_refused(exc):
+                self.edges.refused(url)
+                if not last:
+                    raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"a SIP edge could not be reached "
+                                                  f"({exc}); try again", retry_after=5.0)) from None
+        else:
+            self.edges.answered(url)
+            if answer.status_code not in RETRYABLE_STATUSES or _code(answer) in PLACED_NOTHING:
+                return answer
+        try:
+            return await send(client, method, path, backoff=BACKOFF, timeout=REQUEST_SECONDS, **kwargs)
         except Transient as exc:
             retry = exc.retry_after if exc.retry_after is not None else 5.0
             raise ApiError(503, "sip_edge_unavailable", f"the SIP edge did not take the request ({exc}); try again",
                            retry_after=retry) from None
-        try:
-            data = answer.json()
-        except ValueError:
-            data = None
+
+    def _read(self, answer: HttpResponse, path: str) -> Any:
+        data = json_of(answer)
         if answer.status_code == 404 and path == "/calls":  # the edge's list changed since it was read
             self._trunks_at = -math.inf
         if answer.status_code >= 300:
             error = data.get("error") if isinstance(data, dict) else None
             message = str(error.get("message")) if isinstance(error, dict) else f"HTTP {answer.status_code}"
+            if answer.status_code == 503 and _code(answer) in PLACED_NOTHING:
+                raise _NothingPlaced(ApiError(503, "sip_edge_unavailable", f"no SIP edge took the call ({message}); "
+                                              "try again", retry_after=retry_after_of(answer.headers) or 5.0))
             status = answer.status_code if answer.status_code in (403, 404, 422) else 502
             code = "call_not_allowed" if status == 403 else "sip_edge_refused"
             raise ApiError(status, code, f"the SIP edge refused the call: {message}")
         return data
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.edges.aclose()
+
+
+class _NothingPlaced(Exception):
+    """An edge said (or its refused connection proves) that it took nothing: another may be asked."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+
+def _code(answer: HttpResponse) -> str:
+    """The code of an edge's error answer (`{"error": {"code", "message"}}`), else ""."""
+    data = json_of(answer)
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error.get("code")) if isinstance(error, dict) else ""

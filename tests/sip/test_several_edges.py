@@ -1,0 +1,278 @@
+"""A region's several SIP edges (`SIP_EDGE_URL` a list): a call placed through a trunk goes to an edge that
+takes it, and to the next only when one provably placed nothing (its connection refused, its answer `503
+edge_full`), never after a timeout or a lost answer; a transfer goes to the edge holding the call, the one
+its stream's `start` names. Each edge is the edge's real control API (sipedge/control.py) on a port of its
+own, PJSIP not started (the far end's answers: tests/sip/test_outbound.py), so the orders each edge took are
+what is checked; a down edge is a port nothing listens on, a hung one a socket that never answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
+
+from dispatcher.app import create_app
+from dispatcher.errors import ApiError
+from dispatcher.machines.local.provider import LocalMachines, LocalSettings
+from dispatcher.outbound.retry import Backoff
+from dispatcher.phone import trunk_calls
+from dispatcher.phone.sip_edges import edge_urls
+from dispatcher.phone.sip_transfers import SipTransfers
+from dispatcher.phone.transfer_allow import parse_transfer_targets
+from dispatcher.phone.transfer_target import TransferTarget
+from dispatcher.phone.transfers import Transfers
+from dispatcher.phone.trunk_calls import TrunkCallSettings
+from dispatcher.settings import Settings, SettingsError
+from sipedge import control, stream_frames
+from sipedge.call_reports import CallReports
+from sipedge.call_transfer import InboundCall
+from sipedge.config import load
+from sipedge.dispatcher_link import DispatcherLink
+from sipedge.edge import Edge
+from sipedge.outbound_call import CallOrder, run_outbound
+from tests.support.ports import free_port
+
+EDGE_SECRET = "edge-control-secret-for-the-tests-0123456789"
+KEY = "vf_several_edges_key_0123456789abcdef"
+CALL = {"to": "+14155550100", "from": "+14155550199", "trunk": "far"}
+EDGE_FILE = """
+dispatcher_url = "http://dispatcher.internal:8080"
+control_port = 5080
+control_secret_env = "EDGE_SECRET"
+{control_url}
+[[trunk]]
+name = "far"
+termination_uri = "sip:127.0.0.1:9"
+callers = ["team-a"]
+caller_ids = ["+14155550199"]
+"""
+DESK = "+14155550123"
+
+
+@dataclass
+class RealEdge:
+    """One edge's control API: its URL, the edge, the calls it took and the sessions asked to be handed over."""
+    url: str
+    edge: Edge
+    taken: list[CallOrder] = field(default_factory=list)
+    asked_to_transfer: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def real_edges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int) -> AsyncIterator[list[RealEdge]]:
+    """`count` edges' control APIs, each its own Edge and port; the SIP call itself is not placed."""
+    edges: list[RealEdge] = []
+
+    async def rings(order: CallOrder, *args: object) -> None:
+        next(e for e in edges if e.url == order.edge_url or len(edges) == 1).taken.append(order)
+
+    monkeypatch.setattr(control, "run_outbound", rings)
+    async with AsyncExitStack() as stack:
+        for index in range(count):
+            path = tmp_path / f"edge{index}.toml"
+            path.write_text(EDGE_FILE.format(control_url=""))
+            edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": EDGE_SECRET}), asyncio.get_running_loop())
+            edge.stack.started.set()  # PJSIP itself is not started: no call goes out
+            api = control.Control(edge, EDGE_SECRET)
+            server = await stack.enter_async_context(TestServer(api.app(), host="127.0.0.1"))
+            stack.push_async_callback(edge.link.close)
+            stack.push_async_callback(api.close)
+            real = RealEdge(str(server.make_url("")).rstrip("/"), edge)
+            monkeypatch.setattr(edge, "answered", asked_noted(real, edge.answered))
+            edges.append(real)
+        try:
+            yield edges
+        finally:
+            for real in edges:
+                for task in real.edge.placing:
+                    task.cancel()
+
+
+def asked_noted(real: RealEdge, held: Callable[[str], InboundCall | None]) -> Callable[[str], InboundCall | None]:
+    """The edge's own look-up of the call a transfer names, noting that it was asked."""
+    def answered(session_id: str) -> InboundCall | None:
+        real.asked_to_transfer.append(session_id)
+        return held(session_id)
+    return answered
+
+
+def fill(real: RealEdge) -> None:
+    """The edge's outbound calls take every call it may place (each a flow that rings on)."""
+    real.edge.placing.update(asyncio.create_task(rings_on()) for _ in range(real.edge.capacity))
+
+
+async def rings_on() -> None:
+    await asyncio.Event().wait()
+
+
+@contextmanager
+def down_edge() -> Iterator[str]:
+    """An edge that is down: a port nothing listens on (its connection is refused)."""
+    yield f"http://127.0.0.1:{free_port()}"
+
+
+@contextmanager
+def hung_edge() -> Iterator[str]:
+    """An edge that takes the connection and never answers: the request may have reached it."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+
+async def place(edges: str, times: int = 1) -> list[httpx.Response]:
+    """`POST /calls` `times`, at a keyed dispatcher whose SIP_EDGE_URL is `edges`; the trunks as the edges list."""
+    env = {"SIP_EDGE_URL": edges, "SIP_EDGE_SECRET": EDGE_SECRET, "DISPATCHER_API_KEYS": f"team-a:{KEY}"}
+    app = create_app(Settings.from_env(env), env=env, machines=LocalMachines(LocalSettings()), rooms=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        answers = [await client.post("/calls", json=CALL, headers={"Authorization": f"Bearer {KEY}"})
+                   for _ in range(times)]
+    await app.state.voicefleet.aclose()
+    return answers
+
+
+def test_sip_edge_url_lists_each_edge_s_control_api_and_refuses_one_that_is_not() -> None:
+    assert edge_urls("http://10.0.1.5:5080, https://edge-b.internal:5080/") == (
+        "http://10.0.1.5:5080", "https://edge-b.internal:5080")
+    for bad in ("http://10.0.1.5:5080,", "ftp://edge:5080", "http://edge:5080/calls", "http://me:pw@edge:5080",
+                "edge:5080", "http://edge:5080,http://edge:5080"):
+        with pytest.raises(SettingsError, match="SIP_EDGE_URL"):
+            TrunkCallSettings.from_env({"SIP_EDGE_URL": bad, "SIP_EDGE_SECRET": EDGE_SECRET})
+
+
+async def test_with_one_edge_down_calls_go_through_the_other_and_the_down_one_is_logged_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "dispatcher.phone")
+    async with real_edges(tmp_path, monkeypatch, 1) as (up,):
+        with down_edge() as down:
+            answers = await place(f"{down},{up.url}", times=2)
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    assert [o.session_id for o in up.taken] == [a.json()["session_id"] for a in answers]
+    assert {o.edge_url for o in up.taken} == {up.url}  # the edge is told its name, for its calls' streams
+    assert [r.getMessage() for r in caplog.records if down in r.getMessage()] == [
+        f"SIP edge {down} refused a connection: the other edges are tried first for 10 s"]
+
+
+async def test_a_full_edge_passes_the_call_to_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with real_edges(tmp_path, monkeypatch, 2) as (full, free):
+        fill(full)
+        (answer,) = await place(f"{full.url},{free.url}")
+    assert answer.status_code == 201, answer.text
+    assert full.taken == [] and [o.session_id for o in free.taken] == [answer.json()["session_id"]]
+
+
+async def test_every_edge_full_is_503_with_retry_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with real_edges(tmp_path, monkeypatch, 2) as edges:
+        for real in edges:
+            fill(real)
+        (answer,) = await place(",".join(e.url for e in edges))
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "sip_edge_unavailable", answer.text
+    assert "are all taken" in answer.json()["error"]["message"]  # the edge's own words
+    assert int(answer.headers["Retry-After"]) >= 1
+
+
+async def test_an_edge_that_never_answers_is_not_followed_by_a_second_call_at_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trunk_calls, "REQUEST_SECONDS", 0.3)  # the hung edge's wait, short for the test
+    monkeypatch.setattr(trunk_calls, "BACKOFF", Backoff(attempts=2, base=0.05, cap=0.05, deadline=1.0))
+    async with real_edges(tmp_path, monkeypatch, 1) as (other,):
+        with hung_edge() as hung:
+            (answer,) = await place(f"{hung},{other.url}")
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "sip_edge_unavailable", answer.text
+    assert other.taken == []  # the hung edge may ring the callee: nobody else does
+
+
+@asynccontextmanager
+async def stand_in_dispatcher() -> AsyncIterator[tuple[str, list[str], list[dict[str, object]]]]:
+    """The dispatcher as an outbound call's flow meets it: its URL, the text frames the call's stream sent
+    (the stream is closed after the handshake's two, before any bot joins) and the outcomes reported."""
+    frames: list[str] = []
+    outcomes: list[dict[str, object]] = []
+
+    async def stream(request: web.Request) -> web.WebSocketResponse:
+        socket_ = web.WebSocketResponse()
+        await socket_.prepare(request)
+        async for message in socket_:
+            if message.type == WSMsgType.TEXT:
+                frames.append(message.data)
+            if len(frames) == 2:
+                await socket_.close()
+        return socket_
+
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response({"status": "starting"})
+
+    async def outcome(request: web.Request) -> web.Response:
+        outcomes.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/ws/exotel/{token}", stream)
+    app.router.add_get("/edge/calls/{session_id}", status)
+    app.router.add_post("/edge/calls/{session_id}/outcome", outcome)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/"), frames, outcomes
+
+
+async def test_an_outbound_call_s_stream_names_the_edge_the_dispatcher_handed_it_to(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE_FILE.format(control_url=""))
+    edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": EDGE_SECRET}), asyncio.get_running_loop())
+    async with stand_in_dispatcher() as (dispatcher, frames, outcomes):
+        link, reports = DispatcherLink(dispatcher), CallReports(dispatcher, EDGE_SECRET)
+        order = CallOrder("session-b", f"{dispatcher.replace('http', 'ws')}/ws/exotel/tok.en", CALL["to"],
+                          CALL["from"], "far", "http://10.0.1.6:5080")
+        try:
+            await asyncio.wait_for(run_outbound(order, edge.config.trunks[0], edge.stack, link, reports, 5.0), 20)
+        finally:
+            await link.close()
+            await reports.close()
+            await edge.link.close()
+    start = json.loads(frames[1])
+    assert start["event"] == "start" and start["start"]["edge_url"] == "http://10.0.1.6:5080", frames
+    assert [o["outcome"] for o in outcomes] == ["not_placed"]  # the stream closed before a bot joined
+
+
+async def test_a_transfer_goes_to_the_edge_whose_stream_named_itself(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with real_edges(tmp_path, monkeypatch, 2) as (a, b):
+        settings = TrunkCallSettings((a.url, b.url), EDGE_SECRET)
+        transfers = Transfers(None, None, parse_transfer_targets(DESK), sip=SipTransfers(settings))
+        # The frames edge B's outbound call opens its stream with (as the test above shows), named B.
+        frames = stream_frames.handshake("stream-1", "call-1", CALL["from"], CALL["to"], b.url)
+        call = transfers.opened("session-b", "exotel", None, [{"type": "websocket.receive", "text": f}
+                                                               for f in frames])
+        with pytest.raises(ApiError) as refused:
+            await transfers.transfer(call, TransferTarget(DESK))
+        forged = transfers.opened("session-x", "exotel", None, [
+            {"type": "websocket.receive", "text": f}
+            for f in stream_frames.handshake("s", "c", "+1", "+2", "http://attacker.example:5080")])
+        with pytest.raises(ApiError) as unknown:
+            await transfers.transfer(forged, TransferTarget(DESK))
+        await transfers._sip.aclose()  # type: ignore[union-attr]
+    assert b.asked_to_transfer == ["session-b"] and a.asked_to_transfer == []
+    assert refused.value.code == "no_live_call"  # B's answer: it holds no answered call here
+    assert unknown.value.code == "sip_edge_unknown"  # an unlisted edge is never asked
+    assert "control_url" in unknown.value.message
+
+
+async def test_an_edge_s_control_url_is_named_in_its_calls_streams(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE_FILE.format(control_url='control_url = "http://10.0.1.6:5080/"'))
+    edge = Edge(load({"SIP_EDGE_CONFIG": str(path), "EDGE_SECRET": EDGE_SECRET}), asyncio.get_running_loop())
+    await edge.link.close()
+    assert edge.link.edge_url == "http://10.0.1.6:5080"  # what an inbound call's `start` names (call_flow.py)
+    (_, start) = stream_frames.handshake("s", "c", "+1", "+2", edge.link.edge_url)
+    assert json.loads(start)["start"]["edge_url"] == "http://10.0.1.6:5080"
+    (_, plain) = stream_frames.handshake("s", "c", "+1", "+2")
+    assert "edge_url" not in json.loads(plain)["start"]  # one edge: nothing to name
